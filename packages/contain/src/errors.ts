@@ -1,0 +1,48 @@
+/** The closed set of reasons the contain package refuses or fails. */
+export type ContainErrorCode =
+  /** The policy file could not be read (missing, unreadable, not text). */
+  | 'CONTAIN_POLICY_UNREADABLE'
+  /** The policy parsed but broke the schema; `issues` lists every problem. */
+  | 'CONTAIN_POLICY_INVALID'
+  /** A granted path does not exist or cannot be resolved on this host. */
+  | 'CONTAIN_PATH_UNRESOLVABLE'
+  /** The policy asks for a protection this host cannot enforce (and did not say `onUnenforceable: warn`). */
+  | 'CONTAIN_UNENFORCEABLE'
+  /** A tool the backend needs (bubblewrap, socat) is missing. */
+  | 'CONTAIN_BACKEND_UNAVAILABLE'
+  /** The sandbox could not be started. */
+  | 'CONTAIN_SPAWN_FAILED'
+  /** The command line given to run is unusable (empty argv, …). */
+  | 'CONTAIN_BAD_COMMAND'
+  /** The runner was used after close(). */
+  | 'CONTAIN_CLOSED';
+
+/** One problem in a policy document, located for a human. */
+export interface PolicyIssue {
+  /** The policy file, or '<inline>' for a policy given as an object. */
+  file: string;
+  /** 1-based line in the file, when the document has one for this field. */
+  line?: number;
+  /** The field path in dotted form, e.g. `filesystem.readwrite[0]`. */
+  field: string;
+  /** What was wrong and what is allowed. */
+  message: string;
+}
+
+export class ContainError extends Error {
+  override readonly name = 'ContainError';
+  readonly code: ContainErrorCode;
+  readonly issues: readonly PolicyIssue[];
+
+  constructor(code: ContainErrorCode, message: string, options: { cause?: unknown; issues?: PolicyIssue[] } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.issues = options.issues ?? [];
+  }
+}
+
+/** Formats an issue the way compilers do: `file:line: field: message`. */
+export function formatIssue(issue: PolicyIssue): string {
+  const where = issue.line === undefined ? issue.file : `${issue.file}:${issue.line}`;
+  return `${where}: ${issue.field || '(top level)'}: ${issue.message}`;
+}

@@ -1,0 +1,128 @@
+import { isIP } from 'node:net';
+
+/**
+ * One egress grant: a destination pattern and the ports it opens.
+ *
+ * Written as `HOST:PORTS` where HOST is a domain (`api.example.com`), a
+ * wildcard domain (`*.example.com`: any name below it, not the apex), an IP
+ * address (`10.0.0.5`, `[fd00::1]`) or a CIDR block (`10.0.0.0/8`,
+ * `[fd00::]/8`), and PORTS is a port (`443`), a range (`8000-8100`) or `*`.
+ */
+export type EgressRule =
+  | { kind: 'domain'; domain: string; ports: PortRange; source: string }
+  | { kind: 'wildcard'; suffix: string; ports: PortRange; source: string }
+  | { kind: 'cidr'; family: 4 | 6; network: bigint; prefix: number; ports: PortRange; source: string };
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+const DOMAIN_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Parses one rule; returns the rule or a sentence saying what is wrong. */
+export function parseEgressRule(text: string): EgressRule | string {
+  const source = text.trim();
+  const split = splitHostPort(source);
+  if (typeof split === 'string') return split;
+  const ports = parsePorts(split.port);
+  if (typeof ports === 'string') return ports;
+  const host = split.host.toLowerCase();
+
+  const slash = host.indexOf('/');
+  if (slash !== -1 || isIP(host) !== 0) {
+    const address = slash === -1 ? host : host.slice(0, slash);
+    const family = isIP(address);
+    if (family === 0) return `'${address}' is not an IP address (a CIDR block is ADDRESS/PREFIX, e.g. 10.0.0.0/8)`;
+    const bits = family === 4 ? 32 : 128;
+    const prefixText = slash === -1 ? String(bits) : host.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) {
+      return `'/${prefixText}' is not a prefix length for IPv${family} (0 to ${bits})`;
+    }
+    const prefix = Number(prefixText);
+    const network = ipToBigInt(address) & prefixMask(family, prefix);
+    return { kind: 'cidr', family, network, prefix, ports, source };
+  }
+
+  const wildcard = host.startsWith('*.');
+  const domain = wildcard ? host.slice(2) : host;
+  const labels = domain.split('.');
+  if (domain.length > 253 || labels.some((l) => !DOMAIN_LABEL.test(l))) {
+    return `'${split.host}' is not a domain name, '*.' wildcard, IP address or CIDR block`;
+  }
+  if (wildcard && labels.length < 2) return `'${split.host}' would match a whole top-level domain; name at least two labels after '*.'`;
+  return wildcard ? { kind: 'wildcard', suffix: domain, ports, source } : { kind: 'domain', domain, ports, source };
+}
+
+function splitHostPort(source: string): { host: string; port: string } | string {
+  const missingPort = `'${source}' has no port: write HOST:PORT, e.g. '${source}:443' (or '${source}:*' for every port)`;
+  if (source.startsWith('[')) {
+    // [v6]:port or [v6]/prefix:port
+    const close = source.indexOf(']');
+    if (close === -1) return `'${source}' opens '[' without closing it`;
+    const address = source.slice(1, close);
+    let rest = source.slice(close + 1);
+    let prefix = '';
+    const prefixMatch = /^\/(\d{1,3})/.exec(rest);
+    if (prefixMatch) {
+      prefix = `/${prefixMatch[1]}`;
+      rest = rest.slice(prefixMatch[0].length);
+    }
+    if (!rest.startsWith(':')) return missingPort;
+    if (isIP(address) !== 6) return `'${address}' is not an IPv6 address`;
+    return { host: address + prefix, port: rest.slice(1) };
+  }
+  const colon = source.lastIndexOf(':');
+  if (colon === -1) return missingPort;
+  const host = source.slice(0, colon);
+  if (host.includes(':')) return `'${source}': write IPv6 addresses in brackets, e.g. '[fd00::1]:443'`;
+  if (host === '') return `'${source}' has no host before the port`;
+  return { host, port: source.slice(colon + 1) };
+}
+
+function parsePorts(text: string): PortRange | string {
+  if (text === '*') return { from: 1, to: 65535 };
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m) return `'${text}' is not a port: use a number (443), a range (8000-8100) or '*'`;
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from < 1 || to > 65535 || from > to) return `port range '${text}' must lie within 1-65535, low to high`;
+  return { from, to };
+}
+
+/** An IP address as an unsigned integer (IPv4 in 32 bits, IPv6 in 128). Precondition: isIP(address) !== 0. */
+export function ipToBigInt(address: string): bigint {
+  if (isIP(address) === 4) {
+    return address.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+  }
+  let text = address;
+  // An IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4?.[1]) {
+    const n = ipToBigInt(v4[1]);
+    text = `${text.slice(0, -v4[1].length)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+function prefixMask(family: 4 | 6, prefix: number): bigint {
+  const bits = family === 4 ? 32 : 128;
+  if (prefix === 0) return 0n;
+  return ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
+}
+
+/** True when `address` (an IP literal) lies in the rule's CIDR block. */
+export function cidrContains(rule: Extract<EgressRule, { kind: 'cidr' }>, address: string): boolean {
+  const family = isIP(address);
+  if (family !== rule.family) return false;
+  return (ipToBigInt(address) & prefixMask(rule.family, rule.prefix)) === rule.network;
+}
+
+/** True when the port lies in the range. */
+export function portAllowed(range: PortRange, port: number): boolean {
+  return port >= range.from && port <= range.to;
+}

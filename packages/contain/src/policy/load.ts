@@ -1,0 +1,156 @@
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
+import type { z } from 'zod';
+import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
+import { ContainerPolicySchema, type ContainerPolicy } from './schema.ts';
+
+/** A validated policy and where it came from (relative paths resolve against `baseDir`). */
+export interface LoadedPolicy {
+  policy: ContainerPolicy;
+  /** The file it was read from, or '<inline>'. */
+  source: string;
+  /** The folder relative paths in the policy are taken from: the policy file's folder. */
+  baseDir: string;
+}
+
+/**
+ * Reads and validates a container policy file (YAML or JSON; JSON is read as
+ * YAML 1.2, of which it is a subset).
+ *
+ * @throws ContainError `CONTAIN_POLICY_UNREADABLE` when the file cannot be read,
+ *   `CONTAIN_POLICY_INVALID` with every issue located by line and field.
+ */
+export async function loadPolicyFile(file: string, baseDir: string): Promise<LoadedPolicy> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
+    throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, { cause });
+  }
+  return { policy: parsePolicyText(text, file), source: file, baseDir };
+}
+
+/**
+ * Parses and validates policy text. `file` names the source in error messages.
+ *
+ * @throws ContainError `CONTAIN_POLICY_INVALID`
+ */
+export function parsePolicyText(text: string, file = '<inline>'): ContainerPolicy {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((e): PolicyIssue => ({
+      file,
+      line: e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line,
+      field: '',
+      message: `not valid YAML or JSON: ${e.message.split('\n')[0]}`,
+    }));
+    throw invalid(file, issues);
+  }
+  const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  if (!isMap(doc.contents) && doc.contents !== null) {
+    throw invalid(file, [{ file, line: 1, field: '', message: 'a policy is a mapping of fields (runtime, filesystem, network, process, ui, environment, workingDirectory)' }]);
+  }
+  return validatePolicy(value, file, doc, lines);
+}
+
+/**
+ * Validates a policy given as a plain object.
+ *
+ * @throws ContainError `CONTAIN_POLICY_INVALID`
+ */
+export function validatePolicy(value: unknown, file = '<inline>', doc?: Document, lines?: LineCounter): ContainerPolicy {
+  const result = ContainerPolicySchema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  throw invalid(file, result.error.issues.map((issue) => describeIssue(issue, file, doc, lines)));
+}
+
+function invalid(file: string, issues: PolicyIssue[]): ContainError {
+  issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  const head = issues.length === 1 ? 'policy is invalid' : `policy has ${issues.length} problems`;
+  return new ContainError('CONTAIN_POLICY_INVALID', `${head}; the command was not started:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
+    issues,
+  });
+}
+
+function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, lines?: LineCounter): PolicyIssue {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  let field = fieldName(path);
+  let message = issue.message;
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = allowedKeys(path);
+      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${allowed ? `; allowed here: ${allowed.join(', ')}` : ''}`;
+      path.push(issue.keys[0] ?? '');
+      field = fieldName(path);
+      break;
+    }
+    case 'invalid_type':
+      message = `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+      break;
+    case 'invalid_value':
+      message = `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describeValue(issue.input)}`;
+      break;
+    case 'invalid_union':
+      message = `expected 'none' or { allow: [HOST:PORT, …] }, got ${describeValue(issue.input)}`;
+      break;
+    case 'too_small':
+      message = issue.origin === 'array' ? issue.message : `must be at least ${String(issue.minimum)}`;
+      break;
+    case 'too_big':
+      message = `must be at most ${String(issue.maximum)}`;
+      break;
+    default:
+      break;
+  }
+  const line = doc && lines ? lineOf(doc, lines, path) : undefined;
+  return line === undefined ? { file, field, message } : { file, line, field, message };
+}
+
+function fieldName(path: readonly (string | number)[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function allowedKeys(path: readonly (string | number)[]): string[] | undefined {
+  let schema: unknown = ContainerPolicySchema;
+  for (const p of path) {
+    schema = unwrap(schema);
+    const shape = (schema as { shape?: Record<string, unknown> }).shape;
+    if (!shape || typeof p !== 'string') return undefined;
+    schema = shape[p];
+  }
+  const shape = (unwrap(schema) as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape).filter((k) => k !== '$schema') : undefined;
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { def?: { innerType?: unknown; options?: unknown[] } } | undefined;
+  for (let i = 0; i < 8 && s?.def; i++) {
+    if (s.def.innerType) s = s.def.innerType as typeof s;
+    else if (s.def.options) s = s.def.options.find((o) => (o as { shape?: unknown }).shape) as typeof s;
+    else break;
+  }
+  return s;
+}
+
+/** The line of the deepest node along `path` that exists in the document. */
+function lineOf(doc: Document, lines: LineCounter, path: readonly (string | number)[]): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
+    if (node?.range) {
+      // A mapping's own range starts at its first key; for a missing child, point at the parent's key instead.
+      return lines.linePos(node.range[0]).line;
+    }
+    if (depth === 0 && doc.contents && 'range' in doc.contents && doc.contents.range) return lines.linePos(doc.contents.range[0]).line;
+  }
+  return undefined;
+}

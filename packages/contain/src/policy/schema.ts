@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { parseEgressRule } from '../net/egress-rule.ts';
+
+/**
+ * The container policy: what a contained command may touch. Default deny in
+ * every dimension — an empty policy runs a command that sees no files beyond a
+ * private /tmp, /proc and /dev basics, has no network, no display, and the
+ * default resource limits below.
+ *
+ * The shape follows Microsoft MXC's v1 ContainerRequest (filesystem
+ * readwrite/readonly/denied, network egress/ingress, ui, timeout, working
+ * directory, exact environment) so one policy can target either backend.
+ */
+
+const pathList = z.array(z.string().min(1, 'a path cannot be empty')).default([]);
+
+const egressRule = z.string().superRefine((value, ctx) => {
+  const parsed = parseEgressRule(value);
+  if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+});
+
+const port = z.int().min(1).max(65535);
+
+export const RUNTIME_PRESETS = ['shell', 'node', 'python'] as const;
+
+/** The defaults a policy gets for each resource it leaves unset. */
+export const PROCESS_DEFAULTS = {
+  maxProcesses: 64,
+  memoryMB: 512,
+  cpus: 1,
+  timeoutMs: 60_000,
+  maxOutputBytes: 16 * 1024 * 1024,
+} as const;
+
+export const ContainerPolicySchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('Editors may point this at the published JSON Schema.'),
+    version: z.literal(1).default(1).describe('Policy format version.'),
+    runtime: z
+      .array(z.enum(RUNTIME_PRESETS))
+      .default([])
+      .describe('Named presets granting the read-only system paths a shell, Node or Python needs.'),
+    filesystem: z
+      .strictObject({
+        readwrite: pathList.describe('Paths the command may read and write.'),
+        readonly: pathList.describe('Paths the command may read.'),
+        denied: pathList.describe('Paths hidden even inside a granted tree; a deny always wins.'),
+      })
+      .default({ readwrite: [], readonly: [], denied: [] }),
+    network: z
+      .strictObject({
+        egress: z
+          .union([
+            z.literal('none'),
+            z.strictObject({
+              allow: z.array(egressRule).min(1, 'list at least one HOST:PORT, or write egress: none'),
+            }),
+          ])
+          .default('none')
+          .describe("'none', or { allow: ['api.example.com:443', '*.corp.example:443', '10.0.0.0/8:5432'] }"),
+        ingress: z
+          .array(
+            z.strictObject({
+              port: port.describe('The port the contained server listens on (inside, on its loopback).'),
+              hostPort: z.int().min(0).max(65535).default(0).describe('Host loopback port to publish on; 0 picks a free one.'),
+            }),
+          )
+          .default([]),
+      })
+      .default({ egress: 'none', ingress: [] }),
+    process: z
+      .strictObject({
+        maxProcesses: z.int().min(1).max(65536).default(PROCESS_DEFAULTS.maxProcesses),
+        memoryMB: z.int().min(8).max(1_048_576).default(PROCESS_DEFAULTS.memoryMB),
+        cpus: z.number().min(0.01).max(1024).default(PROCESS_DEFAULTS.cpus),
+        timeoutMs: z.int().min(1).max(7 * 24 * 3600 * 1000).default(PROCESS_DEFAULTS.timeoutMs),
+        maxOutputBytes: z.int().min(0).max(2 ** 40).default(PROCESS_DEFAULTS.maxOutputBytes),
+      })
+      .default({ ...PROCESS_DEFAULTS }),
+    ui: z
+      .strictObject({
+        display: z.boolean().default(false).describe("Reach the invoking user's X11/Wayland display."),
+        clipboard: z.enum(['none', 'read', 'write', 'all']).default('none'),
+        inputInjection: z.boolean().default(false),
+      })
+      .default({ display: false, clipboard: 'none', inputInjection: false }),
+    environment: z
+      .strictObject({
+        set: z
+          .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _'), z.string())
+          .default({}),
+        pass: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _')).default([]),
+      })
+      .default({ set: {}, pass: [] }),
+    workingDirectory: z.string().min(1).optional(),
+    onUnenforceable: z
+      .enum(['refuse', 'warn'])
+      .default('refuse')
+      .describe('What to do when the host cannot enforce a requested protection: refuse to start (default) or warn and go on.'),
+  })
+  .describe('Corral container policy');
+
+/** A policy as written in a file (every field optional). */
+export type ContainerPolicyInput = z.input<typeof ContainerPolicySchema>;
+/** A validated policy with every default filled in. */
+export type ContainerPolicy = z.output<typeof ContainerPolicySchema>;
+
+/** The JSON Schema published beside the package (schema/container-policy.schema.json). */
+export function containerPolicyJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ContainerPolicySchema, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;
+  return { $id: 'https://corral.dev/schema/container-policy/v1.json', title: 'Corral container policy', ...schema };
+}

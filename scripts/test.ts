@@ -1,0 +1,32 @@
+// The project's test command: type check, then every *.test.ts under packages/
+// with Node's own runner. `--typecheck-only` stops after the type check; any
+// other arguments are test file paths or globs that replace the default set.
+import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const typecheckOnly = args.includes('--typecheck-only');
+const files = args.filter((a) => !a.startsWith('--'));
+
+function step(title: string, cmd: string, argv: string[]): void {
+  process.stderr.write(`\n== ${title}\n`);
+  const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) {
+    process.stderr.write(`\n== ${title} failed (exit ${r.status ?? r.signal})\n`);
+    process.exit(r.status || 1);
+  }
+}
+
+step('type check (tsc --noEmit)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
+if (typecheckOnly) process.exit(0);
+
+const concurrency = String(Math.max(2, availableParallelism()));
+step('tests (node --test)', process.execPath, [
+  '--test',
+  `--test-concurrency=${concurrency}`,
+  '--test-reporter=spec',
+  ...(files.length > 0 ? files : ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts']),
+]);
