@@ -1,0 +1,22 @@
+/**
+ * What `corral` exit codes mean. A contained command's own exit code passes
+ * through unchanged (0–125); Corral's own outcomes use codes a shell reserves
+ * for the launcher (126–127) or that follow the 128+signal convention.
+ */
+export const EXIT = {
+  ok: 0,
+  /** A check failed: a verification found damage, a token is invalid, a policy test failed. */
+  failed: 1,
+  /** Bad usage or bad input (unknown flag, invalid policy file). */
+  usage: 2,
+  /** The host lacks what is needed (bubblewrap missing, protection unenforceable). */
+  environment: 3,
+  /** Corral refused to start the command (policy or enforcement). */
+  refused: 126,
+  /** The command was not found inside the sandbox. */
+  notFound: 127,
+  /** The command ran past its wall-clock timeout and was killed with its whole tree. */
+  timeout: 124,
+  /** A resource limit (memory, processes, output) was hit and the command was stopped. */
+  limit: 125,
+} as const;
