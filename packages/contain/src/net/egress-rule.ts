@@ -32,7 +32,7 @@ export function parseEgressRule(text: string): EgressRule | string {
   const slash = host.indexOf('/');
   if (slash !== -1 || isIP(host) !== 0) {
     const address = slash === -1 ? host : host.slice(0, slash);
-    const family = isIP(address);
+    const family = isIP(address) as 0 | 4 | 6;
     if (family === 0) return `'${address}' is not an IP address (a CIDR block is ADDRESS/PREFIX, e.g. 10.0.0.0/8)`;
     const bits = family === 4 ? 32 : 128;
     const prefixText = slash === -1 ? String(bits) : host.slice(slash + 1);
