@@ -15,7 +15,7 @@ const MIN_NODE_MAJOR = 24;
 const [task = 'corral', ...rest] = process.argv.slice(2);
 
 const TASKS = {
-  start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'examples/invoice-intake/summarise.sh', ...rest] },
+  start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
   test: { system: ['bwrap', 'socat'], argv: ['scripts/test.ts', ...rest] },
   bench: { system: ['bwrap', 'socat', 'rg'], argv: ['bench/run.ts', ...rest] },
   typecheck: { system: [], argv: ['scripts/test.ts', '--typecheck-only'] },

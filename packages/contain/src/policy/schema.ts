@@ -23,7 +23,7 @@ const port = z.int().min(1).max(65535);
 
 export const RUNTIME_PRESETS = ['shell', 'node', 'python'] as const;
 
-/** The defaults a policy gets for each resource it leaves unset. */
+/** The limits a policy gets for each resource it leaves unset (applied where the host can enforce them). */
 export const PROCESS_DEFAULTS = {
   maxProcesses: 64,
   memoryMB: 512,
@@ -70,13 +70,14 @@ export const ContainerPolicySchema = z
       .default({ egress: 'none', ingress: [] }),
     process: z
       .strictObject({
-        maxProcesses: z.int().min(1).max(65536).default(PROCESS_DEFAULTS.maxProcesses),
-        memoryMB: z.int().min(8).max(1_048_576).default(PROCESS_DEFAULTS.memoryMB),
-        cpus: z.number().min(0.01).max(1024).default(PROCESS_DEFAULTS.cpus),
-        timeoutMs: z.int().min(1).max(7 * 24 * 3600 * 1000).default(PROCESS_DEFAULTS.timeoutMs),
-        maxOutputBytes: z.int().min(0).max(2 ** 40).default(PROCESS_DEFAULTS.maxOutputBytes),
+        maxProcesses: z.int().min(1).max(65536).optional(),
+        memoryMB: z.int().min(8).max(1_048_576).optional(),
+        cpus: z.number().min(0.01).max(1024).optional(),
+        timeoutMs: z.int().min(1).max(7 * 24 * 3600 * 1000).optional(),
+        maxOutputBytes: z.int().min(0).max(2 ** 40).optional(),
       })
-      .default({ ...PROCESS_DEFAULTS }),
+      .default({})
+      .describe('Resource limits. A limit written here must be enforced (or the command refused); an omitted one gets its default, applied where the host can.'),
     ui: z
       .strictObject({
         display: z.boolean().default(false).describe("Reach the invoking user's X11/Wayland display."),

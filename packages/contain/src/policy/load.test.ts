@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { ContainError } from '../errors.ts';
+import { loadPolicyFile, parsePolicyText, validatePolicy } from './load.ts';
+
+function invalid(text: string, file = 'policy.yaml'): ContainError {
+  try {
+    parsePolicyText(text, file);
+  } catch (error) {
+    assert.ok(error instanceof ContainError);
+    assert.equal(error.code, 'CONTAIN_POLICY_INVALID');
+    return error;
+  }
+  assert.fail('the policy was accepted');
+}
+
+describe('loading a container policy', () => {
+  describe('when the policy is empty', () => {
+    it('denies everything: no paths, no network, no display, default limits', () => {
+      const policy = parsePolicyText('');
+      assert.deepEqual(policy.filesystem, { readwrite: [], readonly: [], denied: [] });
+      assert.equal(policy.network.egress, 'none');
+      assert.deepEqual(policy.network.ingress, []);
+      assert.deepEqual(policy.ui, { display: false, clipboard: 'none', inputInjection: false });
+      assert.deepEqual(policy.environment, { set: {}, pass: [] });
+      assert.deepEqual(policy.runtime, []);
+      assert.deepEqual(policy.process, {});
+      assert.equal(policy.onUnenforceable, 'refuse');
+    });
+  });
+
+  describe('when the policy uses the documented key names', () => {
+    it('accepts the shape other tools write', () => {
+      const policy = parsePolicyText(`
+runtime: [shell]
+filesystem:
+  readwrite: [./work]
+  readonly: [./inbox]
+  denied: [./inbox/private]
+network:
+  egress: { allow: ["api.example.com:443", "*.corp.example:443"] }
+process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
+`);
+      assert.deepEqual(policy.filesystem.denied, ['./inbox/private']);
+      assert.deepEqual(policy.network.egress, { allow: ['api.example.com:443', '*.corp.example:443'] });
+      assert.equal(policy.process.maxProcesses, 32);
+    });
+
+    it('reads JSON as well as YAML', () => {
+      const policy = parsePolicyText('{"runtime": ["node"], "network": {"egress": "none"}}', 'p.json');
+      assert.deepEqual(policy.runtime, ['node']);
+    });
+  });
+
+  describe('when a field is misspelt', () => {
+    it('names the file, the line, the field and the allowed names', () => {
+      const error = invalid('filesystem:\n  readwrite: [./a]\n  readonyl: [./b]\n');
+      assert.equal(error.issues.length, 1);
+      assert.deepEqual({ ...error.issues[0], message: undefined }, { file: 'policy.yaml', line: 3, field: 'filesystem.readonyl', message: undefined });
+      assert.match(error.issues[0]!.message, /readwrite, readonly, denied/);
+    });
+  });
+
+  describe('when values have the wrong type or range', () => {
+    it('reports every problem at once, each with its line', () => {
+      const error = invalid('runtime: [shell, perl]\nprocess: { maxProcesses: 0, memoryMB: "big" }\nnetwork: { egress: all }\n');
+      const byField = Object.fromEntries(error.issues.map((i) => [i.field, i.line]));
+      assert.deepEqual(byField, { 'runtime[1]': 1, 'process.maxProcesses': 2, 'process.memoryMB': 2, 'network.egress': 3 });
+    });
+
+    it('explains an egress rule without a port', () => {
+      const error = invalid('network:\n  egress:\n    allow:\n      - api.example.com\n');
+      assert.equal(error.issues[0]?.field, 'network.egress.allow[0]');
+      assert.equal(error.issues[0]?.line, 4);
+      assert.match(error.issues[0]!.message, /api\.example\.com:443/);
+    });
+
+    it('refuses an empty allow list rather than reading it as no network', () => {
+      const error = invalid('network: { egress: { allow: [] } }');
+      assert.equal(error.issues[0]?.field, 'network.egress.allow');
+    });
+  });
+
+  describe('when the text is not YAML or JSON', () => {
+    it('refuses with the line of the syntax error', () => {
+      const error = invalid('runtime: [shell\nfilesystem: {', 'p.yaml');
+      assert.ok(error.issues[0]?.line !== undefined);
+    });
+
+    it('refuses a document that is a list, not a mapping', () => {
+      invalid('- shell\n- node\n');
+    });
+
+    it('refuses duplicate keys instead of letting the last one win', () => {
+      invalid('runtime: [shell]\nruntime: [node]\n');
+    });
+  });
+
+  describe('when the file cannot be read', () => {
+    it('says so with its own code', async () => {
+      await assert.rejects(loadPolicyFile('/nonexistent/policy.yaml', '/'), { code: 'CONTAIN_POLICY_UNREADABLE' });
+    });
+
+    it('keeps the folder for relative paths', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'corral-load-'));
+      writeFileSync(join(dir, 'p.yaml'), 'runtime: [shell]\n');
+      const loaded = await loadPolicyFile(join(dir, 'p.yaml'), dir);
+      assert.equal(loaded.baseDir, dir);
+    });
+  });
+
+  describe('for any input text', () => {
+    it('either returns a policy or throws CONTAIN_POLICY_INVALID, never a foreign error', () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => stringify(v))), (text) => {
+          try {
+            parsePolicyText(text);
+          } catch (error) {
+            return error instanceof ContainError && error.code === 'CONTAIN_POLICY_INVALID';
+          }
+          return true;
+        }),
+        { numRuns: 400 },
+      );
+    });
+  });
+
+  describe('for any valid policy', () => {
+    const arbitraryPolicy = fc.record(
+      {
+        runtime: fc.uniqueArray(fc.constantFrom('shell', 'node', 'python')),
+        filesystem: fc.record({ readwrite: fc.array(fc.string({ minLength: 1 })), readonly: fc.array(fc.string({ minLength: 1 })) }),
+        process: fc.record({ maxProcesses: fc.integer({ min: 1, max: 65536 }), timeoutMs: fc.integer({ min: 1, max: 3_600_000 }) }, { requiredKeys: [] }),
+        network: fc.record({
+          egress: fc.oneof(
+            fc.constant('none'),
+            fc.record({ allow: fc.array(fc.tuple(fc.domain(), fc.integer({ min: 1, max: 65535 })).map(([d, p]) => `${d}:${p}`), { minLength: 1 }) }),
+          ),
+        }),
+      },
+      { requiredKeys: [] },
+    );
+
+    it('reads the same from YAML, from JSON and from an object', () => {
+      fc.assert(
+        fc.property(arbitraryPolicy, (policy) => {
+          const fromObject = validatePolicy(policy);
+          assert.deepEqual(parsePolicyText(stringify(policy)), fromObject);
+          assert.deepEqual(parsePolicyText(JSON.stringify(policy)), fromObject);
+        }),
+        { numRuns: 200 },
+      );
+    });
+  });
+});

@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ContainError } from '../errors.ts';
+import { validatePolicy } from './load.ts';
+import { planSandbox, type SandboxPlan } from './plan.ts';
+
+function workspace(): string {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-plan-')));
+  for (const d of ['work', 'inbox/private', 'inbox/public']) mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(join(dir, 'inbox/secret.txt'), 'x');
+  return dir;
+}
+
+function plan(dir: string, policy: unknown, env: NodeJS.ProcessEnv = {}): SandboxPlan {
+  return planSandbox({ policy: validatePolicy(policy), source: join(dir, 'policy.yaml'), baseDir: dir }, env);
+}
+
+function unresolvable(fn: () => unknown): ContainError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ContainError);
+    assert.equal(error.code, 'CONTAIN_PATH_UNRESOLVABLE');
+    return error;
+  }
+  assert.fail('the plan was made');
+}
+
+describe('planning a sandbox', () => {
+  describe('when paths are relative', () => {
+    it("resolves them against the policy file's folder", () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['./work'], readonly: ['inbox'] } });
+      assert.deepEqual(
+        p.mounts.map((m) => [m.kind, m.path]),
+        [
+          ['ro', join(dir, 'inbox')],
+          ['rw', join(dir, 'work')],
+        ],
+      );
+    });
+  });
+
+  describe('when a path climbs with ..', () => {
+    it('grants the folder it lands in, not the one it names', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readonly: ['./work/../inbox'] } });
+      assert.deepEqual(p.mounts, [{ kind: 'ro', path: join(dir, 'inbox') }]);
+    });
+  });
+
+  describe('when a granted path is a symlink', () => {
+    it('grants its target, so a deny on the target still applies', () => {
+      const dir = workspace();
+      symlinkSync(join(dir, 'inbox'), join(dir, 'link'));
+      const p = plan(dir, { filesystem: { readonly: ['./link'], denied: ['./inbox/private'] } });
+      assert.deepEqual(p.mounts, [
+        { kind: 'ro', path: join(dir, 'inbox') },
+        { kind: 'deny', path: join(dir, 'inbox/private'), directory: true },
+      ]);
+    });
+
+    it('resolves a symlinked deny to its target too', () => {
+      const dir = workspace();
+      symlinkSync(join(dir, 'inbox/private'), join(dir, 'hidden'));
+      const p = plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./hidden'] } });
+      assert.ok(p.mounts.some((m) => m.kind === 'deny' && m.path === join(dir, 'inbox/private')));
+    });
+  });
+
+  describe('when a deny lies inside a granted tree', () => {
+    it('masks it after the grants, file or folder', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/private', './inbox/secret.txt'] } });
+      assert.deepEqual(p.mounts.slice(1), [
+        { kind: 'deny', path: join(dir, 'inbox/private'), directory: true },
+        { kind: 'deny', path: join(dir, 'inbox/secret.txt'), directory: false },
+      ]);
+    });
+
+    it('drops a grant the deny covers entirely', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readonly: ['./inbox', './inbox/private'], denied: ['./inbox/private'] } });
+      assert.ok(!p.mounts.some((m) => m.kind === 'ro' && m.path === join(dir, 'inbox/private')));
+    });
+  });
+
+  describe('when a deny lies outside every grant', () => {
+    it('needs no mask: the path is not there at all', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readonly: ['./work'], denied: ['./inbox'] } });
+      assert.deepEqual(p.mounts, [{ kind: 'ro', path: join(dir, 'work') }]);
+    });
+  });
+
+  describe('when grants nest', () => {
+    it('mounts the outer tree first and lets read-only win over read-write for the same path', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['./inbox/public', '.', './work'], readonly: ['./inbox', './work'] } });
+      assert.deepEqual(
+        p.mounts.map((m) => [m.kind, m.path]),
+        [
+          ['rw', dir],
+          ['ro', join(dir, 'inbox')],
+          ['ro', join(dir, 'work')],
+          ['rw', join(dir, 'inbox/public')],
+        ],
+      );
+    });
+  });
+
+  describe('when a granted path does not exist', () => {
+    it('refuses, naming the field and the path', () => {
+      const dir = workspace();
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./work', './missing'] } }));
+      assert.equal(error.issues[0]?.field, 'filesystem.readwrite[1]');
+      assert.match(error.issues[0]!.message, /missing/);
+    });
+  });
+
+  describe('when a policy grants a path the sandbox builds itself', () => {
+    for (const path of ['/', '/etc', '/proc', '/dev', '/sys', '/tmp', '/etc/../']) {
+      it(`refuses ${path}`, () => {
+        unresolvable(() => plan(workspace(), { filesystem: { readonly: [path] } }));
+      });
+    }
+  });
+
+  describe('when a path starts with ~', () => {
+    it("reads it from the invoking user's home", () => {
+      const dir = workspace();
+      const error = unresolvable(() => plan(dir, { filesystem: { readonly: ['~/corral-surely-missing-folder'] } }));
+      assert.match(error.issues[0]!.message, new RegExp(homedir()));
+    });
+  });
+
+  describe('the working directory', () => {
+    it('defaults to the first read-write folder', () => {
+      const dir = workspace();
+      assert.equal(plan(dir, { filesystem: { readwrite: ['./work'] } }).cwd, join(dir, 'work'));
+      assert.equal(plan(dir, {}).cwd, '/tmp');
+    });
+
+    it('must lie inside a grant and outside every deny', () => {
+      const dir = workspace();
+      unresolvable(() => plan(dir, { filesystem: { readonly: ['./work'] }, workingDirectory: './inbox' }));
+      unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] }, workingDirectory: './inbox/private' }));
+      assert.equal(plan(dir, { filesystem: { readonly: ['./inbox'] }, workingDirectory: './inbox/public' }).cwd, join(dir, 'inbox/public'));
+    });
+  });
+
+  describe('the environment', () => {
+    it('holds only what the policy sets or passes, over a minimal base', () => {
+      const dir = workspace();
+      const p = plan(dir, { environment: { set: { LANG: 'de_DE.UTF-8', TOKEN_HINT: 'x' }, pass: ['TERM', 'ABSENT'] } }, { TERM: 'xterm', AWS_SECRET_ACCESS_KEY: 'leak', HOME: '/root' });
+      assert.deepEqual(Object.keys(p.env).sort(), ['HOME', 'LANG', 'PATH', 'TERM', 'TMPDIR', 'TOKEN_HINT']);
+      assert.equal(p.env.LANG, 'de_DE.UTF-8');
+      assert.equal(p.env.HOME, '/tmp');
+      assert.equal(p.env.TERM, 'xterm');
+    });
+  });
+
+  describe('limits', () => {
+    it('marks the ones the policy wrote as explicit and fills the rest with defaults', () => {
+      const p = plan(workspace(), { process: { memoryMB: 64 } });
+      assert.deepEqual(p.limits.memoryMB, { value: 64, explicit: true });
+      assert.equal(p.limits.maxProcesses.explicit, false);
+      assert.ok(p.limits.timeoutMs.value > 0);
+    });
+  });
+
+  describe('the policy digest', () => {
+    it('is the same for the same policy written in another key order, and differs otherwise', () => {
+      const dir = workspace();
+      const a = plan(dir, { runtime: ['shell'], process: { memoryMB: 64, timeoutMs: 1000 } });
+      const b = plan(dir, { process: { timeoutMs: 1000, memoryMB: 64 }, runtime: ['shell'] });
+      const c = plan(dir, { runtime: ['shell'], process: { memoryMB: 65, timeoutMs: 1000 } });
+      assert.equal(a.policyDigest, b.policyDigest);
+      assert.notEqual(a.policyDigest, c.policyDigest);
+      assert.match(a.policyDigest, /^[0-9a-f]{64}$/);
+    });
+  });
+
+  describe('runtime presets', () => {
+    it('grant system library and binary folders read-only, never / or /etc', () => {
+      const p = plan(workspace(), { runtime: ['shell', 'node', 'python'] });
+      const paths = p.mounts.filter((m) => m.kind === 'ro').map((m) => m.path);
+      assert.ok(paths.includes('/usr/bin'));
+      assert.ok(paths.includes(realpathSync(process.execPath)));
+      assert.ok(!paths.includes('/') && !paths.includes('/etc') && !paths.some((x) => x.startsWith('/etc/') && !/^\/etc\/(ld\.so|alternatives)/.test(x)));
+      assert.ok(p.mounts.every((m) => m.kind !== 'rw'));
+      assert.ok(p.env.PATH?.includes('/usr/bin'));
+    });
+  });
+});

@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { realpathSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, resolve, sep } from 'node:path';
+import { ContainError, type PolicyIssue } from '../errors.ts';
+import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
+import type { LoadedPolicy } from './load.ts';
+import { presetGrant } from './presets.ts';
+import { PROCESS_DEFAULTS, type ContainerPolicy } from './schema.ts';
+
+/** One mount of the sandbox, in the order it is applied. */
+export type Mount =
+  | { kind: 'ro' | 'rw'; path: string }
+  | { kind: 'symlink'; path: string; target: string }
+  /** A path inside a granted tree that the policy denies: masked by an empty, unreadable stand-in. */
+  | { kind: 'deny'; path: string; directory: boolean };
+
+export type LimitName = keyof typeof PROCESS_DEFAULTS;
+
+/** A resource limit with whether the policy wrote it (a written limit must be enforced). */
+export interface Limit {
+  value: number;
+  explicit: boolean;
+}
+
+/**
+ * Everything a backend needs to build the sandbox, with every path resolved
+ * on this host. Plans are pure data: building one starts nothing.
+ */
+export interface SandboxPlan {
+  /** SHA-256 of the validated policy (canonical JSON): what the audit log records. */
+  policyDigest: string;
+  policy: ContainerPolicy;
+  source: string;
+  mounts: Mount[];
+  /** The exact environment of the contained command (before Corral's own proxy variables). */
+  env: Record<string, string>;
+  cwd: string;
+  limits: Record<LimitName, Limit>;
+  /** null: no network at all. */
+  egress: EgressRule[] | null;
+  ingress: { port: number; hostPort: number }[];
+  warnings: string[];
+}
+
+// Paths the sandbox builds itself; granting the host's would defeat it.
+const RESERVED = ['/', '/proc', '/dev', '/sys', '/tmp', '/etc', '/run'];
+const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+/**
+ * Resolves a validated policy into a sandbox plan: `~` and relative paths
+ * (against the policy's folder), `..` and symlinks resolved before anything is
+ * matched, presets expanded, denies placed inside the grants they cut into.
+ *
+ * @param hostEnv the invoking environment, read only for `environment.pass`.
+ * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, or is a reserved system path).
+ */
+export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env): SandboxPlan {
+  const { policy, source, baseDir } = loaded;
+  const issues: PolicyIssue[] = [];
+  const warnings: string[] = [];
+
+  const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
+    const expanded = raw === '~' ? homedir() : raw.startsWith('~/') ? `${homedir()}${raw.slice(1)}` : raw;
+    const absolute = isAbsolute(expanded) ? resolve(expanded) : resolve(baseDir, expanded);
+    let real: string;
+    try {
+      real = realpathSync(absolute);
+    } catch {
+      if (mustExist) issues.push({ file: source, field, message: `${absolute} does not exist on this host; create it or remove it from the policy` });
+      return undefined;
+    }
+    if (RESERVED.includes(real)) {
+      issues.push({ file: source, field, message: `${real} cannot be granted: the sandbox provides its own ${real === '/' ? 'root' : real}; name the folders the command needs` });
+      return undefined;
+    }
+    return real;
+  };
+
+  const preset = presetGrant(policy.runtime);
+  const grants = new Map<string, 'ro' | 'rw'>();
+  for (const p of preset.readonly) grants.set(p, 'ro');
+  policy.filesystem.readwrite.forEach((raw, i) => {
+    const p = resolvePath(raw, `filesystem.readwrite[${i}]`, true);
+    if (p && grants.get(p) !== 'ro') grants.set(p, 'rw');
+  });
+  policy.filesystem.readonly.forEach((raw, i) => {
+    // Named both read-write and read-only: the narrower grant wins.
+    const p = resolvePath(raw, `filesystem.readonly[${i}]`, true);
+    if (p) grants.set(p, 'ro');
+  });
+  const denied = policy.filesystem.denied
+    .map((raw, i) => resolvePath(raw, `filesystem.denied[${i}]`, false))
+    .filter((p): p is string => p !== undefined);
+
+  let cwd = '/tmp';
+  if (policy.workingDirectory !== undefined) {
+    const p = resolvePath(policy.workingDirectory, 'workingDirectory', true);
+    if (p) {
+      if (!isGranted(p, grants, denied)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
+      cwd = p;
+    }
+  } else {
+    const firstRw = [...grants].find(([, mode]) => mode === 'rw')?.[0];
+    if (firstRw && statSync(firstRw).isDirectory()) cwd = firstRw;
+  }
+
+  if (issues.length > 0) {
+    throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${issues.map((i) => `  ${i.file}: ${i.field}: ${i.message}`).join('\n')}`, {
+      issues,
+    });
+  }
+
+  const mounts: Mount[] = [];
+  for (const link of preset.symlinks) mounts.push({ kind: 'symlink', path: link.path, target: link.target });
+  // Shallower first, so a nested grant lands on top of the tree that holds it.
+  const ordered = [...grants].filter(([p]) => !denied.some((d) => within(p, d))).sort(([a], [b]) => depth(a) - depth(b) || a.localeCompare(b));
+  for (const [path, kind] of ordered) mounts.push({ kind, path });
+  for (const d of denied) {
+    // A deny outside every grant is already invisible; inside one, it is masked.
+    if (ordered.some(([p]) => within(d, p) && d !== p)) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
+  }
+
+  const env: Record<string, string> = { PATH: [...preset.path, ...(preset.path.length ? [] : DEFAULT_PATH.split(':'))].join(':'), HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8' };
+  for (const name of policy.environment.pass) {
+    const value = hostEnv[name];
+    if (value !== undefined) env[name] = value;
+  }
+  Object.assign(env, policy.environment.set);
+
+  const limits = Object.fromEntries(
+    (Object.keys(PROCESS_DEFAULTS) as LimitName[]).map((name) => {
+      const written = policy.process[name];
+      return [name, written === undefined ? { value: PROCESS_DEFAULTS[name], explicit: false } : { value: written, explicit: true }];
+    }),
+  ) as Record<LimitName, Limit>;
+
+  const egress = policy.network.egress === 'none' ? null : policy.network.egress.allow.map((r) => parseEgressRule(r) as EgressRule);
+
+  return {
+    policyDigest: createHash('sha256').update(canonicalJson(policy)).digest('hex'),
+    policy,
+    source,
+    mounts,
+    env,
+    cwd,
+    limits,
+    egress,
+    ingress: policy.network.ingress.map((i) => ({ port: i.port, hostPort: i.hostPort })),
+    warnings,
+  };
+}
+
+/** Reads `path` as granted when a grant holds it and no deny covers it. */
+function isGranted(path: string, grants: Map<string, 'ro' | 'rw'>, denied: string[]): boolean {
+  return [...grants.keys()].some((g) => within(path, g)) && !denied.some((d) => within(path, d));
+}
+
+/** True when `path` is `root` or lies below it (both already resolved). */
+export function within(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+function depth(path: string): number {
+  return path.split(sep).length;
+}
+
+/** Deterministic JSON with sorted keys: stable digests of policies. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
