@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { DecisionKind, DecisionPoint } from './decision-point.ts';
+import { PolicyError } from './errors.ts';
+import { isPlainObject } from './schema.ts';
+
+/** One example request and the decision the policy set must reach for it. */
+export interface PolicyCase {
+  name: string;
+  request: { principal: unknown; action: unknown; resource: unknown; context?: unknown };
+  expect: DecisionKind;
+  /** For `ask`: the quorum expected, when given. */
+  quorum?: number;
+  /** The deciding policy ids expected, when given (order does not matter). */
+  policies?: string[];
+}
+
+export interface PolicyCases {
+  /** Entities in Cedar JSON form (inline, or loaded from the file the cases name). */
+  entities: unknown[];
+  cases: PolicyCase[];
+}
+
+export interface CaseResult {
+  name: string;
+  passed: boolean;
+  expected: { decision: DecisionKind; quorum?: number; policies?: string[] };
+  actual: { decision: DecisionKind | 'error'; quorum?: number; policies: readonly string[]; reason: string; code?: string };
+}
+
+const DECISIONS = new Set(['allow', 'deny', 'ask']);
+
+/**
+ * Parses a cases file (YAML or JSON):
+ * `{ entities?: FILE | [...], cases: [{ name, principal, action, resource, context?, expect, quorum?, policies? }] }`.
+ * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID, POLICY_UNREADABLE.
+ */
+export function loadCases(path: string): PolicyCases {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new PolicyError('POLICY_UNREADABLE', `cannot read ${path}`, { cause: error });
+  }
+  return parseCases(text, (file) => {
+    const full = resolve(dirname(path), file);
+    try {
+      return JSON.parse(readFileSync(full, 'utf8')) as unknown;
+    } catch (error) {
+      throw new PolicyError('POLICY_CASES_INVALID', `cannot read entities from ${file}`, { cause: error });
+    }
+  });
+}
+
+/** Parses cases text; `readEntities` loads an entities file named in it. Throws POLICY_CASES_INVALID. */
+export function parseCases(text: string, readEntities: (file: string) => unknown = () => {
+  throw new PolicyError('POLICY_CASES_INVALID', 'this cases text cannot name an entities file');
+}): PolicyCases {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 100 });
+  } catch (error) {
+    throw new PolicyError('POLICY_CASES_INVALID', 'the cases file is not valid YAML', { cause: error });
+  }
+  if (!isPlainObject(doc)) throw new PolicyError('POLICY_CASES_INVALID', 'the cases file must be a mapping with a `cases` list');
+  let entities: unknown = doc.entities ?? [];
+  if (typeof entities === 'string') entities = readEntities(entities);
+  if (!Array.isArray(entities)) throw new PolicyError('POLICY_CASES_INVALID', '`entities` must be a list or a file name');
+  if (!Array.isArray(doc.cases) || doc.cases.length === 0) throw new PolicyError('POLICY_CASES_INVALID', '`cases` must be a non-empty list');
+  const cases = doc.cases.map((raw, i): PolicyCase => {
+    const where = `cases[${i}]`;
+    if (!isPlainObject(raw)) throw new PolicyError('POLICY_CASES_INVALID', `${where} must be a mapping`);
+    const name = typeof raw.name === 'string' && raw.name !== '' ? raw.name : where;
+    if (typeof raw.expect !== 'string' || !DECISIONS.has(raw.expect)) {
+      throw new PolicyError('POLICY_CASES_INVALID', `${where} (${name}): expect must be allow, deny or ask`);
+    }
+    const c: PolicyCase = {
+      name,
+      request: { principal: raw.principal, action: raw.action, resource: raw.resource, ...(raw.context !== undefined ? { context: raw.context } : {}) },
+      expect: raw.expect as DecisionKind,
+    };
+    if (raw.quorum !== undefined) {
+      if (!Number.isSafeInteger(raw.quorum)) throw new PolicyError('POLICY_CASES_INVALID', `${where} (${name}): quorum must be a whole number`);
+      c.quorum = raw.quorum as number;
+    }
+    if (raw.policies !== undefined) {
+      if (!Array.isArray(raw.policies) || !raw.policies.every((p) => typeof p === 'string')) {
+        throw new PolicyError('POLICY_CASES_INVALID', `${where} (${name}): policies must be a list of policy ids`);
+      }
+      c.policies = raw.policies as string[];
+    }
+    return c;
+  });
+  return { entities, cases };
+}
+
+/** Runs every case against the decision point's active set and entities. A request the schema refuses fails its case. */
+export function runCases(pdp: DecisionPoint, cases: readonly PolicyCase[]): CaseResult[] {
+  return cases.map((c) => {
+    const expected = { decision: c.expect, ...(c.quorum !== undefined ? { quorum: c.quorum } : {}), ...(c.policies ? { policies: c.policies } : {}) };
+    try {
+      const d = pdp.decide(c.request);
+      const passed =
+        d.decision === c.expect &&
+        (c.quorum === undefined || d.quorum === c.quorum) &&
+        (c.policies === undefined || sameSet(c.policies, d.policies));
+      return { name: c.name, passed, expected, actual: { decision: d.decision, ...(d.quorum !== undefined ? { quorum: d.quorum } : {}), policies: d.policies, reason: d.reason } };
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      return { name: c.name, passed: false, expected, actual: { decision: 'error', policies: [], reason: error.message, code: error.code } };
+    }
+  });
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const x = new Set(a);
+  const y = new Set(b);
+  return x.size === y.size && [...x].every((v) => y.has(v));
+}

@@ -1,0 +1,340 @@
+import { compilePolicy, scopeMatches, type CompiledPolicy, type Env, type ScopeConstraint } from './compile.ts';
+import { EntityStore } from './entities.ts';
+import { PolicyError } from './errors.ts';
+import { cedar, describeCedarError } from './lib/cedar.ts';
+import { CedarRecord, EntityRef, EvalError, Unsupported, entityKey, fromJson } from './lib/values.ts';
+import { loadPolicyDir, type LoadedPolicy, type PolicySet } from './load.ts';
+import { parseRequest, type DecisionRequest } from './request.ts';
+import { corralSchema, type CorralSchema } from './schema.ts';
+
+/** A decision: allow, deny, or ask a human. */
+export type DecisionKind = 'allow' | 'deny' | 'ask';
+
+export interface Decision {
+  readonly decision: DecisionKind;
+  /** The ids of the policies that made this decision (empty for default deny). */
+  readonly policies: readonly string[];
+  /** One sentence for a human. */
+  readonly reason: string;
+  /** For `ask`: how many distinct approvers must approve. */
+  readonly quorum?: number;
+  /** Policies whose evaluation failed (Cedar skips such a permit; Corral denies on such a forbid). */
+  readonly errors: readonly { policyId: string; message: string }[];
+  /** Which evaluator answered: Corral's compiled predicates or cedar-wasm. */
+  readonly engine: 'compiled' | 'cedar';
+  /** The fingerprint of the policy set that decided. */
+  readonly policySet: string;
+}
+
+/** What Cedar semantics say about a request: which forbids and permits are satisfied, which policies errored. */
+export interface Evaluation {
+  forbids: string[];
+  permits: string[];
+  errors: { policyId: string; message: string }[];
+}
+
+interface Entry {
+  policy: LoadedPolicy;
+  compiled: CompiledPolicy | undefined;
+}
+
+interface Bucket {
+  byKey: Map<string, Entry[]>;
+  byType: Map<string, Entry[]>;
+  any: Entry[];
+}
+
+interface Active {
+  set: PolicySet;
+  byId: Map<string, LoadedPolicy>;
+  buckets: Map<string, Bucket>;
+  /** Preparsed cedar-wasm sets, for the fallback path. */
+  cedarForbids: string;
+  cedarPermits: string;
+  uncompiled: number;
+}
+
+const ANY_ACTION = '*';
+let generation = 0;
+
+/**
+ * Corral's policy decision point. Holds one active policy set and one entity
+ * store; `decide` is synchronous. Policies are sliced by action and principal
+ * so a decision evaluates only the policies whose scope can match, compiled
+ * to JavaScript where possible, with cedar-wasm as the fallback.
+ */
+export class DecisionPoint {
+  readonly schema: CorralSchema;
+  #active: Active | undefined;
+  #entities: EntityStore;
+  #now: () => number;
+
+  constructor(options: { schema?: CorralSchema; now?: () => number } = {}) {
+    this.schema = options.schema ?? corralSchema();
+    this.#entities = new EntityStore(this.schema, []);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The active set's fingerprint, or undefined before the first load. */
+  get policySet(): PolicySet | undefined {
+    return this.#active?.set;
+  }
+
+  get entities(): EntityStore {
+    return this.#entities;
+  }
+
+  /** Policies the compiler did not cover (evaluated by cedar-wasm when they apply). */
+  get uncompiledCount(): number {
+    return this.#active?.uncompiled ?? 0;
+  }
+
+  /** Makes `set` active. The swap is atomic: decisions in flight keep the set they started with. */
+  load(set: PolicySet): void {
+    this.#active = buildActive(set, this.schema);
+  }
+
+  /**
+   * Loads a directory and makes it active. A set that fails to load throws
+   * (POLICY_UNREADABLE, POLICY_SET_INVALID with file and line) and the
+   * previously active set stays active.
+   */
+  reload(dir: string): PolicySet {
+    const set = loadPolicyDir(dir, this.schema);
+    this.load(set);
+    return set;
+  }
+
+  /** Replaces the entity data (Cedar JSON entity array). Throws POLICY_ENTITIES_INVALID and keeps the old data. */
+  setEntities(entities: unknown): void {
+    this.#entities = new EntityStore(this.schema, entities, this.#entities.version + 1);
+  }
+
+  /**
+   * Decides one request. Throws POLICY_NOT_LOADED before any load,
+   * POLICY_REQUEST_INVALID for a request that does not fit the schema.
+   */
+  decide(input: unknown): Decision {
+    const active = this.#active;
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    const request = parseRequest(input, this.schema, this.#now());
+    const store = this.#entities;
+    const compiled = evaluateCompiled(active, request, store);
+    if (compiled) return combine(compiled, active, request, 'compiled');
+    return combine(evaluateCedar(active, request, store), active, request, 'cedar');
+  }
+
+  /**
+   * The raw Cedar outcome for a request, from one evaluator: 'compiled'
+   * (undefined when it must defer to cedar-wasm) or 'cedar'. For tests and tools.
+   */
+  evaluate(input: unknown, engine: 'compiled' | 'cedar'): Evaluation | undefined {
+    const active = this.#active;
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    const request = parseRequest(input, this.schema, this.#now());
+    return engine === 'compiled' ? evaluateCompiled(active, request, this.#entities) : evaluateCedar(active, request, this.#entities);
+  }
+}
+
+function buildActive(set: PolicySet, schema: CorralSchema): Active {
+  const buckets = new Map<string, Bucket>();
+  const byId = new Map<string, LoadedPolicy>();
+  let uncompiled = 0;
+  const forbids: Record<string, string> = {};
+  const permits: Record<string, string> = {};
+  for (const policy of set.policies) {
+    byId.set(policy.id, policy);
+    (policy.effect === 'forbid' ? forbids : permits)[policy.id] = policy.text;
+    const compiled = compilePolicy(policy.json);
+    if (!compiled) uncompiled++;
+    const entry: Entry = { policy, compiled };
+    const actionScope = compiled?.action ?? scopeOf(policy.json.action);
+    const principalScope = compiled?.principal ?? scopeOf(policy.json.principal);
+    for (const actionKey of actionKeys(actionScope, schema)) {
+      let bucket = buckets.get(actionKey);
+      if (!bucket) buckets.set(actionKey, (bucket = { byKey: new Map(), byType: new Map(), any: [] }));
+      addToBucket(bucket, principalScope, entry);
+    }
+  }
+  const id = ++generation;
+  const cedarForbids = `corral-forbids-${id}`;
+  const cedarPermits = `corral-permits-${id}`;
+  for (const [name, policies] of [[cedarForbids, forbids], [cedarPermits, permits]] as const) {
+    const answer = cedar.preparsePolicySet(name, { staticPolicies: policies });
+    if (answer.type !== 'success') {
+      throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated policy set: ${answer.errors.map(describeCedarError).join('; ')}`);
+    }
+  }
+  return { set, byId, buckets, cedarForbids, cedarPermits, uncompiled };
+}
+
+/** The scope of a policy the compiler did not cover, for indexing only (templates' slots index as All). */
+function scopeOf(json: unknown): ScopeConstraint {
+  const s = json as { op: string; entity?: { type: string; id: string }; entities?: { type: string; id: string }[]; entity_type?: string };
+  if (s.op === '==' && s.entity) return { op: '==', key: entityKey(s.entity.type, s.entity.id) };
+  if (s.op === 'in' && s.entity) return { op: 'in', keys: [entityKey(s.entity.type, s.entity.id)] };
+  if (s.op === 'in' && s.entities) return { op: 'in', keys: s.entities.map((e) => entityKey(e.type, e.id)) };
+  if (s.op === 'is' && s.entity_type) return { op: 'is', type: s.entity_type };
+  return { op: 'All' };
+}
+
+function actionKeys(scope: ScopeConstraint, schema: CorralSchema): string[] {
+  if (scope.op === 'All' || scope.op === 'is') return [ANY_ACTION];
+  const wanted = scope.op === '==' ? [scope.key] : scope.keys;
+  const keys = new Set<string>();
+  for (const action of schema.actions.values()) {
+    const self = entityKey('Action', action.id);
+    const groups = action.groups.map((g) => entityKey('Action', g));
+    if (wanted.some((w) => w === self || groups.includes(w))) keys.add(self);
+  }
+  return [...keys];
+}
+
+function addToBucket(bucket: Bucket, scope: ScopeConstraint, entry: Entry): void {
+  const push = (map: Map<string, Entry[]>, key: string) => {
+    const list = map.get(key);
+    if (list) list.push(entry);
+    else map.set(key, [entry]);
+  };
+  switch (scope.op) {
+    case 'All':
+      bucket.any.push(entry);
+      return;
+    case '==':
+      push(bucket.byKey, scope.key);
+      return;
+    case 'in':
+      if (scope.keys.length === 1) push(bucket.byKey, scope.keys[0]!);
+      else bucket.any.push(entry);
+      return;
+    case 'is':
+      push(bucket.byType, scope.type);
+      return;
+  }
+}
+
+/** The policies whose principal and action scope can match the request. */
+function candidates(active: Active, request: DecisionRequest, principal: EntityRef, store: EntityStore): Entry[] {
+  const out: Entry[] = [];
+  const ancestors = store.ancestors(principal.key);
+  for (const actionKey of [entityKey('Action', request.action), ANY_ACTION]) {
+    const bucket = active.buckets.get(actionKey);
+    if (!bucket) continue;
+    const own = bucket.byKey.get(principal.key);
+    if (own) out.push(...own);
+    if (bucket.byKey.size > 0) {
+      for (const a of ancestors) {
+        const list = bucket.byKey.get(a);
+        if (list) out.push(...list);
+      }
+    }
+    const typed = bucket.byType.get(principal.type);
+    if (typed) out.push(...typed);
+    if (bucket.any.length > 0) out.push(...bucket.any);
+  }
+  return out;
+}
+
+/** Evaluates with compiled predicates; undefined when any candidate needs cedar-wasm. */
+function evaluateCompiled(active: Active, request: DecisionRequest, store: EntityStore): Evaluation | undefined {
+  const principal = new EntityRef(request.principal.type, request.principal.id);
+  const resource = new EntityRef(request.resource.type, request.resource.id);
+  const action = new EntityRef('Action', request.action);
+  let context: CedarRecord;
+  try {
+    const value = fromJson(request.context);
+    if (!(value instanceof CedarRecord)) return undefined;
+    context = value;
+  } catch (error) {
+    if (error instanceof Unsupported) return undefined;
+    throw error;
+  }
+  const env: Env = { principal, action, resource, context, store };
+  const result: Evaluation = { forbids: [], permits: [], errors: [] };
+  for (const { policy, compiled } of candidates(active, request, principal, store)) {
+    if (!compiled) return undefined;
+    if (!scopeMatches(compiled.principal, principal, store)) continue;
+    if (!scopeMatches(compiled.action, action, store)) continue;
+    if (!scopeMatches(compiled.resource, resource, store)) continue;
+    try {
+      if (!compiled.conditions(env)) continue;
+    } catch (error) {
+      if (error instanceof Unsupported) return undefined;
+      if (error instanceof EvalError) {
+        result.errors.push({ policyId: policy.id, message: error.message });
+        continue;
+      }
+      throw error;
+    }
+    (policy.effect === 'forbid' ? result.forbids : result.permits).push(policy.id);
+  }
+  return result;
+}
+
+/** Evaluates the whole active set with cedar-wasm: forbids and permits separately, so every satisfied policy is known. */
+function evaluateCedar(active: Active, request: DecisionRequest, store: EntityStore): Evaluation {
+  const result: Evaluation = { forbids: [], permits: [], errors: [] };
+  for (const [setId, into] of [[active.cedarForbids, result.forbids], [active.cedarPermits, result.permits]] as const) {
+    const answer = cedar.statefulIsAuthorized({
+      principal: request.principal,
+      action: { type: 'Action', id: request.action },
+      resource: request.resource,
+      context: request.context as Record<string, never>,
+      preparsedPolicySetId: setId,
+      entities: store.json as never,
+    });
+    if (answer.type !== 'success') {
+      throw new PolicyError('POLICY_REQUEST_INVALID', `cedar-wasm refused the request: ${answer.errors.map(describeCedarError).join('; ')}`);
+    }
+    into.push(...answer.response.diagnostics.reason);
+    for (const e of answer.response.diagnostics.errors) result.errors.push({ policyId: e.policyId, message: e.error.message });
+  }
+  return result;
+}
+
+/**
+ * Corral's decision from a Cedar evaluation: a satisfied (or unevaluable)
+ * forbid denies; no satisfied permit denies; a satisfied permit with
+ * @approval("required") asks — unless the context says enough distinct
+ * approvers already approved — and otherwise the request is allowed.
+ */
+export function combine(evaluation: Evaluation, active: { set: PolicySet; byId: ReadonlyMap<string, LoadedPolicy> }, request: DecisionRequest, engine: 'compiled' | 'cedar'): Decision {
+  const base = { errors: evaluation.errors, engine, policySet: active.set.fingerprint };
+  const sorted = (ids: string[]) => [...ids].sort();
+  const why = (ids: string[]) => ids.map((id) => active.byId.get(id)?.reason).filter((r): r is string => r !== undefined);
+  const brokenForbids = evaluation.errors.filter((e) => active.byId.get(e.policyId)?.effect === 'forbid').map((e) => e.policyId);
+  if (evaluation.forbids.length > 0) {
+    const ids = sorted(evaluation.forbids);
+    return { ...base, decision: 'deny', policies: ids, reason: sentence(`forbidden by ${list(ids)}`, why(ids)) };
+  }
+  if (brokenForbids.length > 0) {
+    const ids = sorted(brokenForbids);
+    return { ...base, decision: 'deny', policies: ids, reason: `forbid ${list(ids)} could not be evaluated, so Corral denies` };
+  }
+  const what = `${request.principal.type}::"${request.principal.id}" ${request.action} ${request.resource.type}::"${request.resource.id}"`;
+  if (evaluation.permits.length === 0) {
+    return { ...base, decision: 'deny', policies: [], reason: `no policy permits ${what}` };
+  }
+  const asking = sorted(evaluation.permits.filter((id) => active.byId.get(id)?.approval));
+  if (asking.length > 0) {
+    const quorum = Math.max(...asking.map((id) => active.byId.get(id)?.quorum ?? 1));
+    const approval = request.context.approval as { state: string; approvers: number };
+    if (approval.state === 'denied') {
+      return { ...base, decision: 'deny', policies: asking, reason: `an approver denied ${what}` };
+    }
+    if (approval.state === 'approved' && approval.approvers >= quorum) {
+      return { ...base, decision: 'allow', policies: asking, reason: sentence(`approved by ${approval.approvers} of ${quorum} required approver${quorum === 1 ? '' : 's'} under ${list(asking)}`, why(asking)) };
+    }
+    return { ...base, decision: 'ask', policies: asking, quorum, reason: sentence(`needs approval by ${quorum} distinct approver${quorum === 1 ? '' : 's'} under ${list(asking)}`, why(asking)) };
+  }
+  const ids = sorted(evaluation.permits);
+  return { ...base, decision: 'allow', policies: ids, reason: sentence(`permitted by ${list(ids)}`, why(ids)) };
+}
+
+function list(ids: readonly string[]): string {
+  return ids.map((id) => `"${id}"`).join(', ');
+}
+
+function sentence(head: string, reasons: string[]): string {
+  return reasons.length === 0 ? head : `${head}: ${reasons.join('; ')}`;
+}

@@ -1,0 +1,103 @@
+import { PolicyError } from './errors.ts';
+import type { EntityJson } from './lib/cedar.ts';
+import { EntityRef, Opaque, Unsupported, entityKey, fromJson, type Value } from './lib/values.ts';
+import { isPlainObject, type CorralSchema } from './schema.ts';
+
+interface StoredEntity {
+  readonly uid: EntityRef;
+  /** Attribute values, parsed once; Opaque where Corral does not model the value. */
+  readonly attrs: ReadonlyMap<string, Value>;
+  readonly parents: readonly string[];
+}
+
+/**
+ * The entities decisions are made about (agents, humans, groups, nodes, files …),
+ * parsed once. Immutable: a change is a new store with a new `version`.
+ * Action entities and their groups come from the schema.
+ */
+export class EntityStore {
+  readonly version: number;
+  /** The entities in Cedar's JSON form, as handed to cedar-wasm on the fallback path. */
+  readonly json: readonly EntityJson[];
+  readonly #byKey = new Map<string, StoredEntity>();
+  readonly #ancestors = new Map<string, ReadonlySet<string>>();
+
+  /** Throws POLICY_ENTITIES_INVALID on malformed input or a duplicate uid. */
+  constructor(schema: CorralSchema, entities: unknown, version = 0) {
+    if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
+    const json: EntityJson[] = [];
+    for (const [index, raw] of entities.entries()) {
+      const entity = snapshotEntity(raw, index);
+      const uid = new EntityRef(entity.uid.type, entity.uid.id);
+      if (this.#byKey.has(uid.key)) throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key} appears twice`);
+      if (uid.type === 'Action') throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key}: actions come from the schema`);
+      const attrs = new Map<string, Value>();
+      for (const [k, v] of Object.entries(entity.attrs)) {
+        try {
+          attrs.set(k, fromJson(v));
+        } catch (error) {
+          if (!(error instanceof Unsupported)) throw error;
+          attrs.set(k, new Opaque());
+        }
+      }
+      this.#byKey.set(uid.key, { uid, attrs, parents: entity.parents.map((p) => entityKey(p.type, p.id)) });
+      json.push(entity as EntityJson);
+    }
+    for (const action of schema.actions.values()) {
+      const uid = new EntityRef('Action', action.id);
+      const parents = action.groups.map((g) => ({ type: 'Action', id: g }));
+      this.#byKey.set(uid.key, { uid, attrs: new Map(), parents: parents.map((p) => entityKey(p.type, p.id)) });
+      json.push({ uid: { type: 'Action', id: action.id }, attrs: {}, parents });
+    }
+    this.json = json;
+    this.version = version;
+  }
+
+  get(key: string): StoredEntity | undefined {
+    return this.#byKey.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.#byKey.has(key);
+  }
+
+  /** Every entity `key` is in, transitively (not including itself). Memoised. */
+  ancestors(key: string): ReadonlySet<string> {
+    const known = this.#ancestors.get(key);
+    if (known) return known;
+    const seen = new Set<string>();
+    const queue = [...(this.#byKey.get(key)?.parents ?? [])];
+    while (queue.length > 0) {
+      const k = queue.pop()!;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      queue.push(...(this.#byKey.get(k)?.parents ?? []));
+    }
+    this.#ancestors.set(key, seen);
+    return seen;
+  }
+
+  /** Cedar's `in`: equal, or an ancestor. */
+  isIn(key: string, ancestorKey: string): boolean {
+    return key === ancestorKey || this.ancestors(key).has(ancestorKey);
+  }
+}
+
+function snapshotEntity(raw: unknown, index: number): { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[] } {
+  const where = `entities[${index}]`;
+  if (!isPlainObject(raw)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where} must be an object`);
+  const uid = snapshotUid(raw.uid, `${where}.uid`);
+  const attrs = raw.attrs ?? {};
+  if (!isPlainObject(attrs)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.attrs must be an object`);
+  const parents = raw.parents ?? [];
+  if (!Array.isArray(parents)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.parents must be an array`);
+  return { uid, attrs: { ...attrs }, parents: parents.map((p, i) => snapshotUid(p, `${where}.parents[${i}]`)) };
+}
+
+function snapshotUid(raw: unknown, where: string): { type: string; id: string } {
+  const inner = isPlainObject(raw) && isPlainObject(raw.__entity) ? raw.__entity : raw;
+  if (!isPlainObject(inner) || typeof inner.type !== 'string' || typeof inner.id !== 'string' || inner.type === '') {
+    throw new PolicyError('POLICY_ENTITIES_INVALID', `${where} must be {"type", "id"} strings`);
+  }
+  return { type: inner.type, id: inner.id };
+}

@@ -1,0 +1,17 @@
+export { PolicyError, formatPolicyIssue } from './errors.ts';
+export type { PolicyErrorCode, PolicyIssue } from './errors.ts';
+export { corralSchema, parseSchema } from './schema.ts';
+export type { ActionInfo, CorralSchema } from './schema.ts';
+export { loadPolicies, loadPolicyDir } from './load.ts';
+export type { LoadedPolicy, PolicySet, PolicySource } from './load.ts';
+export { parseRequest } from './request.ts';
+export type { DecisionRequest, DecisionRequestInput, EntityUid } from './request.ts';
+export { EntityStore } from './entities.ts';
+export { DecisionPoint } from './decision-point.ts';
+export type { Decision, DecisionKind, Evaluation } from './decision-point.ts';
+export { watchPolicyDir } from './watch.ts';
+export type { PolicyWatcher } from './watch.ts';
+export { loadCases, parseCases, runCases } from './cases.ts';
+export type { CaseResult, PolicyCase, PolicyCases } from './cases.ts';
+export { replay } from './replay.ts';
+export type { RecordedDecision, ReplayChange, ReplayReport } from './replay.ts';

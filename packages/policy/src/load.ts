@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { PolicyError, type PolicyIssue } from './errors.ts';
+import { cedar, describeCedarError, lineAt, type DetailedError, type PolicyJson } from './lib/cedar.ts';
+import { corralSchema, type CorralSchema } from './schema.ts';
+
+/** One Cedar policy as loaded: where it came from, what it says, how Corral reads its annotations. */
+export interface LoadedPolicy {
+  /** `@id("…")` when given, else `file:line`. Unique in its set. */
+  readonly id: string;
+  readonly file: string;
+  readonly line: number;
+  readonly text: string;
+  readonly effect: 'permit' | 'forbid';
+  /** `@approval("required")`: a satisfied permit asks a human instead of allowing. */
+  readonly approval: boolean;
+  /** `@quorum("N")`: distinct approvers needed (1 unless given). */
+  readonly quorum: number;
+  /** `@reason("…")`: the sentence a decision made by this policy shows. */
+  readonly reason?: string;
+  readonly json: PolicyJson;
+}
+
+/** A validated, immutable set of policies. */
+export interface PolicySet {
+  readonly policies: readonly LoadedPolicy[];
+  /** SHA-256 over ids, files and texts: changes whenever any policy does. */
+  readonly fingerprint: string;
+}
+
+/** A policy source: a file's name (relative, for messages) and its text. */
+export interface PolicySource {
+  file: string;
+  text: string;
+}
+
+/**
+ * Reads every `*.cedar` file under `dir` (recursively, sorted) and loads them
+ * as one set. Throws POLICY_UNREADABLE, or POLICY_SET_INVALID with every issue.
+ */
+export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()): PolicySet {
+  let files: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
+    files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.cedar')).sort();
+  } catch (error) {
+    if (error instanceof PolicyError) throw error;
+    throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
+  }
+  const sources: PolicySource[] = [];
+  for (const f of files) {
+    const path = join(dir, f);
+    try {
+      sources.push({ file: relative(dir, path), text: readFileSync(path, 'utf8') });
+    } catch (error) {
+      throw new PolicyError('POLICY_UNREADABLE', `cannot read ${f}`, { cause: error });
+    }
+  }
+  return loadPolicies(sources, schema);
+}
+
+const ANNOTATIONS = new Set(['id', 'approval', 'quorum', 'reason']);
+const MAX_QUORUM = 10;
+
+/**
+ * Parses, checks annotations of, and validates (Cedar strict mode, against
+ * `schema`) the given sources as one policy set. Nothing is returned unless
+ * everything is valid: throws POLICY_SET_INVALID listing every issue with
+ * file and line.
+ */
+export function loadPolicies(sources: readonly PolicySource[], schema: CorralSchema = corralSchema()): PolicySet {
+  const issues: PolicyIssue[] = [];
+  const policies: LoadedPolicy[] = [];
+  const ids = new Map<string, LoadedPolicy>();
+  const offsets = new Map<string, { text: string; offset: number; source: PolicySource }>();
+
+  for (const source of sources) {
+    const split = cedar.policySetTextToParts(source.text);
+    if (split.type !== 'success') {
+      const check = cedar.checkParsePolicySet({ staticPolicies: source.text });
+      const errors = check.type === 'failure' ? check.errors : split.errors;
+      for (const e of errors) issues.push(located(source.file, source.text, 0, e));
+      continue;
+    }
+    if (split.policy_templates.length > 0) {
+      issues.push({ file: source.file, message: 'policy templates are not supported; write static policies' });
+    }
+    let cursor = 0;
+    for (const text of split.policies) {
+      const found = source.text.indexOf(text, cursor);
+      const offset = found >= 0 ? found : cursor;
+      cursor = found >= 0 ? found + text.length : cursor;
+      const byteOffset = Buffer.byteLength(source.text.slice(0, offset), 'utf8');
+      const { line } = lineAt(source.text, byteOffset);
+      const parsed = cedar.policyToJson(text);
+      if (parsed.type !== 'success') {
+        for (const e of parsed.errors) issues.push(located(source.file, source.text, byteOffset, e));
+        continue;
+      }
+      const annotations = parsed.json.annotations ?? {};
+      const problem = (message: string) => issues.push({ file: source.file, line, message });
+      for (const name of Object.keys(annotations)) {
+        if (!ANNOTATIONS.has(name)) problem(`unknown annotation @${name} (Corral reads @id, @approval, @quorum, @reason)`);
+      }
+      const id = annotations.id ?? `${source.file}:${line}`;
+      if (id === '') problem('@id must not be empty');
+      const approvalValue = annotations.approval;
+      if (approvalValue !== undefined && approvalValue !== 'required') problem(`@approval must be "required", not "${approvalValue}"`);
+      const approval = approvalValue === 'required';
+      let quorum = 1;
+      if (annotations.quorum !== undefined) {
+        if (!/^[1-9][0-9]?$/.test(annotations.quorum) || Number(annotations.quorum) > MAX_QUORUM) {
+          problem(`@quorum must be a whole number from 1 to ${MAX_QUORUM}, not "${annotations.quorum}"`);
+        } else if (!approval) {
+          problem('@quorum needs @approval("required") on the same policy');
+        } else {
+          quorum = Number(annotations.quorum);
+        }
+      }
+      if (parsed.json.effect === 'forbid' && approval) problem('@approval applies to permit policies only; a forbid always denies');
+      const policy: LoadedPolicy = {
+        id,
+        file: source.file,
+        line,
+        text,
+        effect: parsed.json.effect,
+        approval,
+        quorum,
+        ...(annotations.reason !== undefined ? { reason: annotations.reason } : {}),
+        json: parsed.json,
+      };
+      const clash = ids.get(id);
+      if (clash) {
+        problem(`policy id "${id}" is already used at ${clash.file}:${clash.line}`);
+        continue;
+      }
+      ids.set(id, policy);
+      offsets.set(id, { text, offset: byteOffset, source });
+      policies.push(policy);
+    }
+  }
+
+  if (issues.length === 0 && policies.length > 0) {
+    const staticPolicies: Record<string, string> = {};
+    for (const p of policies) staticPolicies[p.id] = p.text;
+    const answer = cedar.validate({ schema: schema.text, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+    if (answer.type === 'failure') {
+      for (const e of answer.errors) issues.push({ file: '<schema>', message: describeCedarError(e) });
+    } else {
+      for (const v of answer.validationErrors) {
+        const at = offsets.get(v.policyId);
+        if (!at) {
+          issues.push({ file: '<inline>', policyId: v.policyId, message: describeCedarError(v.error) });
+          continue;
+        }
+        const start = v.error.sourceLocations?.[0]?.start ?? 0;
+        const { line, column } = lineAt(at.source.text, at.offset + start);
+        issues.push({ file: at.source.file, line, column, policyId: v.policyId, message: describeCedarError(v.error) });
+      }
+    }
+  }
+
+  if (issues.length > 0) {
+    issues.sort((a, b) => a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0));
+    throw new PolicyError('POLICY_SET_INVALID', `the policy set is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'})`, { issues });
+  }
+  return { policies, fingerprint: fingerprint(policies) };
+}
+
+function located(file: string, text: string, baseByteOffset: number, e: DetailedError): PolicyIssue {
+  const start = e.sourceLocations?.[0]?.start;
+  if (start === undefined) return { file, message: describeCedarError(e) };
+  const { line, column } = lineAt(text, baseByteOffset + start);
+  return { file, line, column, message: describeCedarError(e) };
+}
+
+function fingerprint(policies: readonly LoadedPolicy[]): string {
+  const h = createHash('sha256');
+  for (const p of policies) h.update(`${p.id}\u0000${p.file}\u0000${p.text}\u0001`);
+  return h.digest('hex');
+}

@@ -1,0 +1,52 @@
+import type { Decision, DecisionKind, DecisionPoint } from './decision-point.ts';
+import { PolicyError } from './errors.ts';
+
+/** A decision Corral made in the past: the request as it was decided, and the outcome. */
+export interface RecordedDecision {
+  /** Where the record is (an audit sequence number, an event id), echoed in the report. */
+  ref?: string | number;
+  /** When the decision was made (ISO 8601), echoed in the report. */
+  at?: string;
+  request: { principal: unknown; action: unknown; resource: unknown; context?: unknown };
+  decision: DecisionKind;
+}
+
+export interface ReplayChange {
+  ref?: string | number;
+  at?: string;
+  request: RecordedDecision['request'];
+  before: DecisionKind;
+  after: Decision;
+}
+
+export interface ReplayReport {
+  total: number;
+  unchanged: number;
+  changed: ReplayChange[];
+  /** Records the candidate's schema refuses (e.g. an action it no longer knows). */
+  refused: { ref?: string | number; code: string; message: string }[];
+}
+
+/**
+ * Runs `history` through `candidate` (a decision point with the candidate set
+ * and the entities to judge with) and lists every past decision it would
+ * change. Reads the iterable once, in order; keeps only the changes.
+ */
+export function replay(candidate: DecisionPoint, history: Iterable<RecordedDecision>): ReplayReport {
+  const report: ReplayReport = { total: 0, unchanged: 0, changed: [], refused: [] };
+  for (const record of history) {
+    report.total++;
+    const where = { ...(record.ref !== undefined ? { ref: record.ref } : {}), ...(record.at !== undefined ? { at: record.at } : {}) };
+    let after: Decision;
+    try {
+      after = candidate.decide(record.request);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      report.refused.push({ ...where, code: error.code, message: error.message });
+      continue;
+    }
+    if (after.decision === record.decision) report.unchanged++;
+    else report.changed.push({ ...where, request: record.request, before: record.decision, after });
+  }
+  return report;
+}
