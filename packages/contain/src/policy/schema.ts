@@ -109,5 +109,5 @@ export type ContainerPolicy = z.output<typeof ContainerPolicySchema>;
 /** The JSON Schema published beside the package (schema/container-policy.schema.json). */
 export function containerPolicyJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(ContainerPolicySchema, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;
-  return { $id: 'https://corral.dev/schema/container-policy/v1.json', title: 'Corral container policy', ...schema };
+  return { $id: 'urn:corral:container-policy:v1', title: 'Corral container policy', ...schema };
 }
