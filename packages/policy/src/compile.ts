@@ -138,8 +138,8 @@ function arith(result: number, exact: () => bigint): number {
 function inOp(left: Value, right: Value, store: EntityStore): boolean {
   const l = entity(left);
   if (right instanceof EntityRef) return store.isIn(l.key, right.key);
-  const r = set(right);
-  for (const item of r.items) if (store.isIn(l.key, entity(item).key)) return true;
+  const targets = set(right).items.map(entity); // every element must be an entity, even after a match
+  for (const t of targets) if (store.isIn(l.key, t.key)) return true;
   return false;
 }
 

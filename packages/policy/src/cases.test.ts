@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { loadCases, parseCases, runCases } from './cases.ts';
+import { DecisionPoint } from './decision-point.ts';
+import { PolicyError } from './errors.ts';
+import { loadPolicies, loadPolicyDir } from './load.ts';
+import { replay, type RecordedDecision } from './replay.ts';
+
+const EXAMPLE = new URL('../../../examples/invoice-intake/cedar', import.meta.url).pathname;
+
+describe('policy cases', () => {
+  it('passes every case of the invoice-intake example', () => {
+    const pdp = new DecisionPoint();
+    pdp.reload(EXAMPLE);
+    const cases = loadCases(`${EXAMPLE}/cases.yaml`);
+    pdp.setEntities(cases.entities);
+    const results = runCases(pdp, cases.cases);
+    assert.ok(results.length >= 10);
+    assert.deepEqual(results.filter((r) => !r.passed).map((r) => r.name), []);
+  });
+
+  it('fails a case whose expected decision differs, and one whose request is refused', () => {
+    const pdp = new DecisionPoint();
+    pdp.load(loadPolicies([{ file: 'a.cedar', text: '@id("all") permit(principal, action, resource);' }]));
+    const { cases } = parseCases(`
+cases:
+  - name: expects deny
+    principal: { type: Agent, id: a }
+    action: record.read
+    resource: { type: Record, id: r }
+    expect: deny
+  - name: bad action
+    principal: { type: Agent, id: a }
+    action: nope
+    resource: { type: Record, id: r }
+    expect: deny
+  - name: expects allow by all
+    principal: { type: Agent, id: a }
+    action: record.read
+    resource: { type: Record, id: r }
+    expect: allow
+    policies: [all]
+`);
+    const results = runCases(pdp, cases);
+    assert.deepEqual(results.map((r) => r.passed), [false, false, true]);
+    assert.equal(results[1]?.actual.code, 'POLICY_REQUEST_INVALID');
+  });
+
+  for (const [name, text] of [
+    ['YAML that does not parse', 'cases: [ {'],
+    ['a document that is a list', '- a'],
+    ['no cases', 'cases: []'],
+    ['an expectation that is not a decision', 'cases:\n  - { principal: {type: Agent, id: a}, action: x, resource: {type: R, id: r}, expect: maybe }'],
+    ['a quorum that is not a number', 'cases:\n  - { expect: ask, quorum: two }'],
+  ] as const) {
+    it(`refuses ${name} with POLICY_CASES_INVALID`, () => {
+      assert.throws(() => parseCases(text), { code: 'POLICY_CASES_INVALID' });
+    });
+  }
+
+  it('never lets a foreign exception out of the cases parser (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (text) => {
+        try {
+          parseCases(text);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, String(error));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('replay', () => {
+  const history: RecordedDecision[] = [
+    { ref: 1, request: { principal: { type: 'Agent', id: 'bot' }, action: 'payment.create', resource: { type: 'Record', id: 'p' }, context: { amount: 50_000 } }, decision: 'allow' },
+    { ref: 2, request: { principal: { type: 'Agent', id: 'bot' }, action: 'payment.create', resource: { type: 'Record', id: 'p' }, context: { amount: 500_000 } }, decision: 'allow' },
+    { ref: 3, request: { principal: { type: 'Agent', id: 'bot' }, action: 'record.read', resource: { type: 'Record', id: 'r' } }, decision: 'allow' },
+    { ref: 4, request: { principal: { type: 'Agent', id: 'bot' }, action: 'retired.action', resource: { type: 'Record', id: 'r' } }, decision: 'deny' },
+  ];
+
+  it('lists exactly the past decisions a candidate set would change', () => {
+    const candidate = new DecisionPoint();
+    candidate.load(loadPolicies([{ file: 'c.cedar', text: `
+      @id("read") permit(principal, action == Action::"record.read", resource);
+      @id("pay") permit(principal, action == Action::"payment.create", resource) when { context has amount && context.amount <= 100000 };
+      @id("pay-big") @approval("required") permit(principal, action == Action::"payment.create", resource) when { context has amount && context.amount > 100000 };
+    ` }]));
+    const report = replay(candidate, history);
+    assert.equal(report.total, 4);
+    assert.equal(report.unchanged, 2);
+    assert.deepEqual(report.changed.map((c) => [c.ref, c.before, c.after.decision, c.after.policies]), [[2, 'allow', 'ask', ['pay-big']]]);
+    assert.deepEqual(report.refused.map((r) => [r.ref, r.code]), [[4, 'POLICY_REQUEST_INVALID']]);
+  });
+
+  it('reports no change when the candidate is the set that decided', () => {
+    const pdp = new DecisionPoint();
+    pdp.reload(EXAMPLE);
+    const cases = loadCases(`${EXAMPLE}/cases.yaml`);
+    pdp.setEntities(cases.entities);
+    const recorded = cases.cases.map((c) => ({ request: c.request, decision: pdp.decide(c.request).decision }));
+    const candidate = new DecisionPoint();
+    candidate.load(loadPolicyDir(EXAMPLE));
+    candidate.setEntities(cases.entities);
+    const report = replay(candidate, recorded);
+    assert.deepEqual([report.total, report.unchanged, report.changed.length], [recorded.length, recorded.length, 0]);
+  });
+});

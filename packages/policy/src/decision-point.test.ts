@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DecisionPoint } from './decision-point.ts';
+import { PolicyError } from './errors.ts';
+import { loadPolicies } from './load.ts';
+
+const ENTITIES = [
+  { uid: { type: 'Group', id: 'finance' }, attrs: {}, parents: [] },
+  { uid: { type: 'Agent', id: 'bot' }, attrs: { owner: 'a@example.com', process: 'invoice-intake', status: 'active', scopes: [] }, parents: [{ type: 'Group', id: 'finance' }] },
+  { uid: { type: 'Collection', id: 'payments' }, attrs: {}, parents: [] },
+  { uid: { type: 'Record', id: 'p1' }, attrs: { kind: 'payment', classification: 'internal' }, parents: [{ type: 'Collection', id: 'payments' }] },
+];
+
+function pdpWith(text: string): DecisionPoint {
+  const pdp = new DecisionPoint({ now: () => Date.UTC(2026, 10, 25, 9) });
+  pdp.load(loadPolicies([{ file: 'test.cedar', text }]));
+  pdp.setEntities(ENTITIES);
+  return pdp;
+}
+
+const pay = (context: Record<string, unknown> = {}) => ({ principal: { type: 'Agent', id: 'bot' }, action: 'payment.create', resource: { type: 'Record', id: 'p1' }, context });
+
+describe('DecisionPoint.decide', () => {
+  it('denies when no permit matches, naming no policy', () => {
+    const d = pdpWith('@id("read") permit(principal, action == Action::"record.read", resource);').decide(pay());
+    assert.equal(d.decision, 'deny');
+    assert.deepEqual(d.policies, []);
+    assert.match(d.reason, /no policy permits/);
+  });
+
+  it('allows with the deciding permit ids and its @reason', () => {
+    const d = pdpWith('@id("pay") @reason("finance pays") permit(principal in Group::"finance", action, resource in Collection::"payments");').decide(pay());
+    assert.deepEqual([d.decision, d.policies, d.engine], ['allow', ['pay'], 'compiled']);
+    assert.match(d.reason, /finance pays/);
+  });
+
+  it('lets a forbid win over any number of permits', () => {
+    const d = pdpWith(`
+      @id("p1") permit(principal, action, resource);
+      @id("p2") permit(principal in Group::"finance", action, resource);
+      @id("stop") forbid(principal, action == Action::"payment.create", resource) when { context has amount && context.amount > 5 };
+    `).decide(pay({ amount: 6 }));
+    assert.deepEqual([d.decision, d.policies], ['deny', ['stop']]);
+  });
+
+  it('asks when a satisfied permit needs approval, even beside a plain permit', () => {
+    const d = pdpWith(`
+      @id("plain") permit(principal, action, resource);
+      @id("ask") @approval("required") permit(principal, action == Action::"payment.create", resource);
+    `).decide(pay());
+    assert.deepEqual([d.decision, d.policies, d.quorum], ['ask', ['ask'], 1]);
+  });
+
+  it('asks for the largest quorum among the asking permits', () => {
+    const pdp = pdpWith(`
+      @id("one") @approval("required") permit(principal, action, resource);
+      @id("two") @approval("required") @quorum("2") permit(principal, action, resource) when { context has amount && context.amount > 100 };
+    `);
+    assert.equal(pdp.decide(pay({ amount: 50 })).quorum, 1);
+    const d = pdp.decide(pay({ amount: 500 }));
+    assert.deepEqual([d.decision, d.quorum, d.policies], ['ask', 2, ['one', 'two']]);
+  });
+
+  it('allows once enough distinct approvers approved, and not before', () => {
+    const pdp = pdpWith('@id("two") @approval("required") @quorum("2") permit(principal, action, resource);');
+    assert.equal(pdp.decide(pay({ approval: { state: 'approved', approvers: 1 } })).decision, 'ask');
+    assert.equal(pdp.decide(pay({ approval: { state: 'pending', approvers: 2 } })).decision, 'ask');
+    assert.equal(pdp.decide(pay({ approval: { state: 'approved', approvers: 2 } })).decision, 'allow');
+    assert.equal(pdp.decide(pay({ approval: { state: 'denied', approvers: 0 } })).decision, 'deny');
+  });
+
+  it('fails closed when a forbid cannot be evaluated (an unknown principal has no attributes)', () => {
+    const pdp = pdpWith(`
+      @id("all") permit(principal, action, resource);
+      @id("inactive") forbid(principal is Agent, action, resource) when { principal.status != "active" };
+    `);
+    const d = pdp.decide({ ...pay(), principal: { type: 'Agent', id: 'ghost' } });
+    assert.deepEqual([d.decision, d.policies], ['deny', ['inactive']]);
+    assert.equal(d.errors[0]?.policyId, 'inactive');
+    assert.equal(pdp.decide(pay()).decision, 'allow');
+  });
+
+  it('skips a permit that cannot be evaluated, as Cedar does', () => {
+    const d = pdpWith('@id("p") permit(principal is Agent, action, resource) when { principal.status == "active" };').decide({ ...pay(), principal: { type: 'Agent', id: 'ghost' } });
+    assert.deepEqual([d.decision, d.errors.map((e) => e.policyId)], ['deny', ['p']]);
+  });
+
+  it('matches a group permit through the entity hierarchy, and sees entity updates', () => {
+    const pdp = pdpWith('@id("g") permit(principal in Group::"finance", action, resource);');
+    assert.equal(pdp.decide(pay()).decision, 'allow');
+    pdp.setEntities(ENTITIES.map((e) => (e.uid.id === 'bot' ? { ...e, parents: [] } : e)));
+    assert.equal(pdp.decide(pay()).decision, 'deny');
+  });
+
+  it('fills the time into the context for time-of-day policies', () => {
+    const pdp = pdpWith('@id("office") permit(principal, action, resource) when { context.time.hour >= 8 && context.time.hour < 18 };');
+    assert.equal(pdp.decide(pay()).decision, 'allow');
+    assert.equal(pdp.decide(pay({ time: { epoch: 0, hour: 23, weekday: 4 } })).decision, 'deny');
+  });
+});
+
+describe('DecisionPoint refuses bad requests', () => {
+  const pdp = pdpWith('permit(principal, action, resource);');
+  for (const [name, request] of [
+    ['an unknown action', { ...pay(), action: 'launch.missiles' }],
+    ['an action group instead of an action', { ...pay(), action: 'connector.operation' }],
+    ['a principal type the action does not apply to', { ...pay(), principal: { type: 'Node', id: 'n' } }],
+    ['a resource type the action does not apply to', { ...pay(), resource: { type: 'File', id: 'f' } }],
+    ['a context field outside the schema', pay({ sneaky: true })],
+    ['an amount that is not an integer', pay({ amount: 1.5 })],
+    ['an amount as a string', pay({ amount: '100' })],
+    ['a principal without an id', { ...pay(), principal: { type: 'Agent' } }],
+    ['a request that is not an object', 'allow me'],
+  ] as const) {
+    it(`refuses ${name} with POLICY_REQUEST_INVALID`, () => {
+      assert.throws(() => pdp.decide(request), { code: 'POLICY_REQUEST_INVALID' });
+    });
+  }
+
+  it('refuses to decide before any policy set is loaded', () => {
+    assert.throws(() => new DecisionPoint().decide(pay()), { code: 'POLICY_NOT_LOADED' });
+  });
+
+  it('refuses entity data with a duplicate uid and keeps the old data', () => {
+    const p = pdpWith('@id("g") permit(principal in Group::"finance", action, resource);');
+    assert.throws(() => p.setEntities([...ENTITIES, ENTITIES[0]]), { code: 'POLICY_ENTITIES_INVALID' });
+    assert.equal(p.decide(pay()).decision, 'allow');
+  });
+
+  it('never lets a foreign exception out of request parsing, whatever the JSON (property)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), fc.record({ principal: fc.jsonValue(), action: fc.oneof(fc.string(), fc.constantFrom('payment.create', 'Action::"payment.create"', 'Action::"x')), resource: fc.jsonValue(), context: fc.jsonValue() })), (input) => {
+        try {
+          pdp.decide(input);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, String(error));
+          assert.equal(error.code, 'POLICY_REQUEST_INVALID');
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
