@@ -15,7 +15,9 @@ export type ContainErrorCode =
   /** The command line given to run is unusable (empty argv, …). */
   | 'CONTAIN_BAD_COMMAND'
   /** The runner was used after close(). */
-  | 'CONTAIN_CLOSED';
+  | 'CONTAIN_CLOSED'
+  /** A seccomp BPF program could not be assembled (a bad label, jump or operand: a bug in Corral, never the user's input). */
+  | 'CONTAIN_SECCOMP_INVALID';
 
 /** One problem in a policy document, located for a human. */
 export interface PolicyIssue {
