@@ -84,12 +84,6 @@ function interpret(program: readonly SockFilter[], data: SeccompData): number {
       case 0x15:
         pc += acc === k ? jt : jf;
         break;
-      case 0x25:
-        pc += acc > k ? jt : jf;
-        break;
-      case 0x35:
-        pc += acc >= k ? jt : jf;
-        break;
       case 0x45:
         pc += (acc & k) !== 0 ? jt : jf;
         break;

@@ -25,8 +25,6 @@ const BPF = {
   ALU_AND_K: 0x54, // BPF_ALU | BPF_AND | BPF_K: A &= k
   JA: 0x05, // BPF_JMP | BPF_JA: pc += k
   JEQ_K: 0x15, // BPF_JMP | BPF_JEQ | BPF_K: A == k ? jt : jf
-  JGT_K: 0x25, // BPF_JMP | BPF_JGT | BPF_K: A > k ? jt : jf
-  JGE_K: 0x35, // BPF_JMP | BPF_JGE | BPF_K: A >= k ? jt : jf
   JSET_K: 0x45, // BPF_JMP | BPF_JSET | BPF_K: (A & k) != 0 ? jt : jf
   RET_K: 0x06, // BPF_RET | BPF_K: return k
 } as const;
@@ -272,16 +270,6 @@ export class BpfAssembler {
     return this.#jump(BPF.JEQ_K, k, jt, jf);
   }
 
-  /** If A > k (unsigned) go to `jt`, else to `jf`. */
-  jgt(k: number, jt: Target, jf: Target = NEXT): this {
-    return this.#jump(BPF.JGT_K, k, jt, jf);
-  }
-
-  /** If A >= k (unsigned) go to `jt`, else to `jf`. */
-  jge(k: number, jt: Target, jf: Target = NEXT): this {
-    return this.#jump(BPF.JGE_K, k, jt, jf);
-  }
-
   /** If A & k is not zero go to `jt`, else to `jf`. */
   jset(k: number, jt: Target, jf: Target = NEXT): this {
     return this.#jump(BPF.JSET_K, k, jt, jf);
@@ -314,11 +302,9 @@ export class BpfAssembler {
           const target = side === 'T' ? item.jt : item.jf;
           const isLong = side === 'T' ? item.longT : item.longF;
           if (isLong || target === NEXT) continue;
-          const offset = resolve(labels, target, length) - (pcs[i]! + 1);
-          if (resolve(labels, target, length) < end) {
-            throw new ContainError('CONTAIN_SECCOMP_INVALID', `jump to label ${target} goes backwards`);
-          }
-          if (offset > 255) {
+          const to = resolve(labels, target, length);
+          if (to < end) throw new ContainError('CONTAIN_SECCOMP_INVALID', `jump to label ${target} goes backwards`);
+          if (to - (pcs[i]! + 1) > 255) {
             if (side === 'T') item.longT = true;
             else item.longF = true;
             widened = true;
