@@ -16,6 +16,10 @@ export type ContainErrorCode =
   | 'CONTAIN_BAD_COMMAND'
   /** The runner was used after close(). */
   | 'CONTAIN_CLOSED'
+  /** The egress proxy could not be set up or could not open a channel (bad option, socket path too long, listen failed). */
+  | 'CONTAIN_PROXY_FAILED'
+  /** A value given as an IP address is not one. */
+  | 'CONTAIN_BAD_ADDRESS'
   /** A seccomp BPF program could not be assembled (a bad label, jump or operand: a bug in Corral, never the user's input). */
   | 'CONTAIN_SECCOMP_INVALID';
 

@@ -45,7 +45,9 @@ export function parseEgressRule(text: string): EgressRule | string {
   }
 
   const wildcard = host.startsWith('*.');
-  const domain = wildcard ? host.slice(2) : host;
+  // A fully qualified name's trailing dot names the same host: 'example.com.' is 'example.com'.
+  const bare = wildcard ? host.slice(2) : host;
+  const domain = bare.endsWith('.') ? bare.slice(0, -1) : bare;
   const labels = domain.split('.');
   if (domain.length > 253 || labels.some((l) => !DOMAIN_LABEL.test(l))) {
     return `'${split.host}' is not a domain name, '*.' wildcard, IP address or CIDR block`;
@@ -109,7 +111,35 @@ export function ipToBigInt(address: string): bigint {
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
 }
 
-function prefixMask(family: 4 | 6, prefix: number): bigint {
+/** The text of an IP address held as an integer: dotted quad for IPv4, RFC 5952 form (lowercase, longest zero run as '::', v4-mapped with a dotted tail) for IPv6. */
+export function formatIp(family: 4 | 6, value: bigint): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 0xffn)).join('.');
+  // RFC 5952 section 5: a v4-mapped address keeps its IPv4 tail in dotted form.
+  if (value >> 32n === 0xffffn) return `::ffff:${formatIp(4, value & 0xffff_ffffn)}`;
+  const groups: number[] = [];
+  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(Number((value >> shift) & 0xffffn));
+  let bestStart = -1;
+  let bestLength = 1; // RFC 5952 4.2.2: a single zero group is not shortened
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  if (bestStart === -1) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+}
+
+/** The mask keeping the first `prefix` bits of an address of the family. */
+export function prefixMask(family: 4 | 6, prefix: number): bigint {
   const bits = family === 4 ? 32 : 128;
   if (prefix === 0) return 0n;
   return ((1n << BigInt(prefix)) - 1n) << BigInt(bits - prefix);
