@@ -24,6 +24,6 @@ try "read inbox/private/bank-details.txt" cat inbox/private/bank-details.txt
 try "write into the read-only inbox"      sh -c 'echo x > inbox/forged.txt'
 try "read /etc/shadow"                    cat /etc/shadow
 try "list the host's home folders"        ls /root /home
-try "see the host's processes"            sh -c 'test "$(ls /proc | grep -c "^[0-9]")" -gt 5'
+try "see the host's processes"            sh -c 'for p in /proc/[0-9]*; do [ "${p#/proc/}" -gt 100 ] && exit 0; done; exit 1'
 try "look up example.com (DNS)"           getent ahosts example.com
 exit 0

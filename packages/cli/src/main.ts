@@ -9,6 +9,7 @@ import { registerDoctor } from './commands/doctor.ts';
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
   .option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)')
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride();
 

@@ -1,0 +1,119 @@
+import type { Mount, SandboxPlan } from '../policy/plan.ts';
+
+/** Host files Corral writes itself and binds read-only in place of the host's /etc. */
+export interface SyntheticEtc {
+  dir: string;
+  files: readonly string[];
+}
+
+/** Where the run's proxy and ingress sockets sit inside the sandbox. */
+export const SANDBOX_RUN_DIR = '/run/corral';
+export const SANDBOX_EGRESS_SOCKET = `${SANDBOX_RUN_DIR}/egress.sock`;
+/** Where the launcher's own shell and forwarder are bound inside the sandbox. */
+export const LAUNCHER_SH = '/.corral/sh';
+export const LAUNCHER_SOCAT = '/.corral/socat';
+/** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY). */
+export const SANDBOX_PROXY_PORT = 3128;
+
+export interface BwrapInputs {
+  plan: SandboxPlan;
+  etc: SyntheticEtc;
+  /** The mounts to make, in order: the plan's, plus any the launcher needs. */
+  mounts: readonly Mount[];
+  /** Host files bound read-only at other paths inside (the launcher's own binaries). */
+  launcherBinds: readonly { source: string; dest: string }[];
+  /** Host path of this run's egress socket, bound at SANDBOX_EGRESS_SOCKET. */
+  egressSocket?: string;
+  /** Host folder bound read-write at /run/corral/ingress for ingress sockets. */
+  ingressDir?: string;
+  /** Child fd numbers for bubblewrap's --seccomp, --info-fd and --block-fd. */
+  fds: { seccomp?: number; info?: number; block?: number };
+}
+
+/**
+ * The bubblewrap argument list for a plan (everything before `--`): every
+ * namespace new, only granted paths mounted, a private /tmp and /proc, a
+ * minimal /dev, no new privileges (bubblewrap always sets it), a new session
+ * (no terminal injection into the caller's tty) and death with the parent.
+ */
+export function bwrapArgs(input: BwrapInputs): string[] {
+  const { plan, etc, fds } = input;
+  const args = [
+    '--unshare-all',
+    // bubblewrap keeps capabilities when started by root; a contained command never has any.
+    '--cap-drop',
+    'ALL',
+    '--die-with-parent',
+    '--new-session',
+    '--hostname',
+    'corral',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--perms',
+    '1777',
+    '--tmpfs',
+    '/tmp',
+    '--dir',
+    '/etc',
+  ];
+  for (const name of etc.files) args.push('--ro-bind', `${etc.dir}/${name}`, `/etc/${name}`);
+  for (const { source, dest } of input.launcherBinds) args.push('--ro-bind', source, dest);
+  for (const m of input.mounts) {
+    switch (m.kind) {
+      case 'symlink':
+        args.push('--symlink', m.target, m.path);
+        break;
+      case 'ro':
+        args.push('--ro-bind', m.path, m.path);
+        break;
+      case 'rw':
+        args.push('--bind', m.path, m.path);
+        break;
+      case 'deny':
+        // An empty stand-in nobody inside may read: a mode-000 tmpfs for a folder, /dev/null for a file.
+        if (m.directory) args.push('--perms', '0000', '--tmpfs', m.path, '--remount-ro', m.path);
+        else args.push('--ro-bind', '/dev/null', m.path);
+        break;
+    }
+  }
+  if (input.egressSocket) args.push('--ro-bind', input.egressSocket, SANDBOX_EGRESS_SOCKET);
+  if (input.ingressDir) args.push('--bind', input.ingressDir, `${SANDBOX_RUN_DIR}/ingress`);
+  // The sandbox's own root (a tmpfs holding the mount points) is read-only too.
+  args.push('--remount-ro', '/', '--chdir', plan.cwd);
+  if (fds.seccomp !== undefined) args.push('--seccomp', String(fds.seccomp));
+  if (fds.info !== undefined) args.push('--info-fd', String(fds.info));
+  if (fds.block !== undefined) args.push('--block-fd', String(fds.block));
+  return args;
+}
+
+/**
+ * The launcher script run as the sandbox's first program when the policy grants
+ * network: it starts the forwarders (the egress proxy on 127.0.0.1:3128, each
+ * ingress port's unix socket), waits until the proxy port listens, then execs the
+ * command. Only shell built-ins run in the wait loop.
+ */
+export function launcherScript(plan: SandboxPlan, socat = LAUNCHER_SOCAT): string {
+  const lines = ['set -e'];
+  if (plan.egress) {
+    lines.push(`${socat} -lf/dev/null TCP4-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:${SANDBOX_EGRESS_SOCKET} &`);
+  }
+  for (const { port } of plan.ingress) {
+    lines.push(`${socat} -lf/dev/null UNIX-LISTEN:${SANDBOX_RUN_DIR}/ingress/${port}.sock,fork,mode=600 TCP4:127.0.0.1:${port} &`);
+  }
+  if (plan.egress) {
+    // /proc/net/tcp lists `sl local_address rem_address st …`; st 0A is LISTEN.
+    const hexPort = SANDBOX_PROXY_PORT.toString(16).toUpperCase().padStart(4, '0');
+    lines.push(
+      `listening() { while read -r _ l _ st _; do case "$l:$st" in *:${hexPort}:0A) return 0;; esac; done < /proc/net/tcp; return 1; }`,
+      'n=0',
+      'until listening; do n=$((n+1)); [ "$n" -lt 20000 ] || { echo "corral: the egress forwarder did not start" >&2; exit 125; }; done',
+    );
+  }
+  for (const { port } of plan.ingress) {
+    lines.push(`n=0; until [ -S ${SANDBOX_RUN_DIR}/ingress/${port}.sock ]; do n=$((n+1)); [ "$n" -lt 20000 ] || exit 125; done`);
+  }
+  lines.push('exec "$@"');
+  return lines.join('\n');
+}

@@ -1,0 +1,206 @@
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CgroupController, CgroupPlace } from './host.ts';
+
+/** The limits one run asks of its cgroups (only those with a controller here are set). */
+export interface CgroupLimits {
+  memoryBytes?: number;
+  maxProcesses?: number;
+  cpus?: number;
+}
+
+export interface CgroupReport {
+  peakMemoryBytes: number | null;
+  memoryLimitHit: boolean;
+  processLimitHit: boolean;
+}
+
+type Groups = Partial<Record<CgroupController, { dir: string; version: 1 | 2 }>>;
+
+const CPU_PERIOD_US = 100_000;
+const POOL_LIMIT = 8;
+
+/**
+ * The cgroups of one contained run: one group per controller (v1) or one
+ * group holding all (v2), made under the runner's own group.
+ */
+export class RunCgroups {
+  readonly groups: Groups;
+  // Event counters only grow: a reused group reports what happened since it was handed out.
+  #baseline = { oomKills: 0, pidsMax: 0 };
+
+  constructor(groups: Groups) {
+    this.groups = groups;
+  }
+
+  get #dirs(): string[] {
+    return [...new Set(Object.values(this.groups).map((g) => g.dir))];
+  }
+
+  /** Writes the limits (a reused group gets its new run's limits). */
+  async configure(limits: CgroupLimits): Promise<void> {
+    const { memory, pids, cpu } = this.groups;
+    if (memory && limits.memoryBytes !== undefined) {
+      if (memory.version === 1) {
+        // memsw must stay ≥ the memory limit: order the writes so each one is valid.
+        const memsw = join(memory.dir, 'memory.memsw.limit_in_bytes');
+        const current = Number(await readText(join(memory.dir, 'memory.limit_in_bytes')));
+        if (limits.memoryBytes > current) await writeFile(memsw, String(limits.memoryBytes)).catch(() => undefined);
+        await writeFile(join(memory.dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        // Swap counts too where the kernel accounts it: no escaping the limit by swapping.
+        await writeFile(memsw, String(limits.memoryBytes)).catch(() => undefined);
+        await writeFile(join(memory.dir, 'memory.max_usage_in_bytes'), '0');
+      } else {
+        await writeFile(join(memory.dir, 'memory.max'), String(limits.memoryBytes));
+        await writeFile(join(memory.dir, 'memory.swap.max'), '0').catch(() => undefined);
+      }
+    }
+    if (pids && limits.maxProcesses !== undefined) await writeFile(join(pids.dir, 'pids.max'), String(limits.maxProcesses));
+    if (cpu && limits.cpus !== undefined) {
+      const quota = Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US));
+      if (cpu.version === 1) {
+        await writeFile(join(cpu.dir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+        await writeFile(join(cpu.dir, 'cpu.cfs_quota_us'), String(quota));
+      } else {
+        await writeFile(join(cpu.dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
+      }
+    }
+    this.#baseline = { oomKills: await this.#oomKills(), pidsMax: await this.#pidsMax() };
+  }
+
+  /** Moves a process (and so everything it later forks) into every group. */
+  async adopt(pid: number): Promise<void> {
+    for (const dir of this.#dirs) await writeFile(join(dir, 'cgroup.procs'), String(pid));
+  }
+
+  /** What the groups saw since configure(): peak memory and whether a limit was reached. */
+  async report(): Promise<CgroupReport> {
+    const out: CgroupReport = { peakMemoryBytes: null, memoryLimitHit: false, processLimitHit: false };
+    const mem = this.groups.memory;
+    if (mem) {
+      const peakFile = mem.version === 1 ? 'memory.max_usage_in_bytes' : 'memory.peak';
+      out.peakMemoryBytes = Number(await readText(join(mem.dir, peakFile))) || null;
+      out.memoryLimitHit = (await this.#oomKills()) > this.#baseline.oomKills;
+    }
+    if (this.groups.pids) out.processLimitHit = (await this.#pidsMax()) > this.#baseline.pidsMax;
+    return out;
+  }
+
+  /** True once no process is left in any group. */
+  async empty(): Promise<boolean> {
+    for (const dir of this.#dirs) if ((await readText(join(dir, 'cgroup.procs'))).trim() !== '') return false;
+    return true;
+  }
+
+  /** Removes the groups, retrying briefly while the kernel reaps the last processes. */
+  async dispose(): Promise<void> {
+    for (const dir of this.#dirs) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await rmdir(dir);
+          break;
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT' || code !== 'EBUSY' || attempt >= 100) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }
+  }
+
+  async #oomKills(): Promise<number> {
+    const mem = this.groups.memory;
+    if (!mem) return 0;
+    const text = await readText(join(mem.dir, mem.version === 1 ? 'memory.oom_control' : 'memory.events'));
+    const kills = /oom_kill (\d+)/.exec(text);
+    if (kills) return Number(kills[1]);
+    return mem.version === 1 ? Number(await readText(join(mem.dir, 'memory.failcnt'))) || 0 : 0;
+  }
+
+  async #pidsMax(): Promise<number> {
+    const pids = this.groups.pids;
+    return pids ? Number(/max (\d+)/.exec(await readText(join(pids.dir, 'pids.events')))?.[1] ?? 0) : 0;
+  }
+}
+
+/**
+ * Keeps emptied v1 groups for the next run: making and removing cgroups costs
+ * more than the sandbox itself, and a run's groups are reset before reuse.
+ */
+export class CgroupPool {
+  readonly #places: Partial<Record<CgroupController, CgroupPlace>>;
+  readonly #prefix: string;
+  readonly #idle: RunCgroups[] = [];
+  readonly #pending = new Set<Promise<void>>();
+  #made = 0;
+
+  constructor(places: Partial<Record<CgroupController, CgroupPlace>>, prefix: string) {
+    this.#places = places;
+    this.#prefix = prefix;
+  }
+
+  /** A group set configured with `limits`, reused when one is idle. */
+  async acquire(limits: CgroupLimits): Promise<RunCgroups> {
+    const reused = this.#idle.pop();
+    const groups = reused ?? (await this.#make());
+    try {
+      await groups.configure(limits);
+    } catch (error) {
+      await groups.dispose();
+      throw error;
+    }
+    return groups;
+  }
+
+  /** Takes back a run's groups once they are empty; in the background, so the run's result is not held up. */
+  release(groups: RunCgroups): void {
+    const work = (async () => {
+      for (let i = 0; i < 200 && !(await groups.empty()); i++) await new Promise((r) => setTimeout(r, 5));
+      const reusable = Object.values(groups.groups).every((g) => g.version === 1) && (await groups.empty()) && this.#idle.length < POOL_LIMIT;
+      if (reusable) {
+        const mem = groups.groups.memory;
+        // Drop the last run's page cache so the next run starts from nothing.
+        if (mem) await writeFile(join(mem.dir, 'memory.force_empty'), '0').catch(() => undefined);
+        this.#idle.push(groups);
+      } else {
+        await groups.dispose();
+      }
+    })();
+    this.#pending.add(work);
+    void work.finally(() => this.#pending.delete(work));
+  }
+
+  /** Waits for releases in flight and removes every group the pool made. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+    await Promise.allSettled(this.#idle.splice(0).map((g) => g.dispose()));
+    for (const place of new Set(Object.values(this.#places).map((p) => join(p.parent, 'corral', this.#prefix)))) await rmdir(place).catch(() => undefined);
+  }
+
+  async #make(): Promise<RunCgroups> {
+    const name = String(++this.#made);
+    const groups: Groups = {};
+    for (const controller of ['memory', 'pids', 'cpu'] as const) {
+      const place = this.#places[controller];
+      if (!place) continue;
+      const dir = join(place.parent, 'corral', this.#prefix, name);
+      await mkdir(dir, { recursive: true });
+      if (place.version === 2) {
+        // cgroup v2 hands a controller down one level at a time.
+        for (const level of [join(place.parent, 'corral'), join(place.parent, 'corral', this.#prefix)]) {
+          await writeFile(join(level, 'cgroup.subtree_control'), `+${controller}`);
+        }
+      }
+      groups[controller] = { dir, version: place.version };
+    }
+    return new RunCgroups(groups);
+  }
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,160 @@
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+
+/** One protection and whether this host can enforce it, in words. */
+export interface Capability {
+  available: boolean;
+  detail: string;
+}
+
+export type CgroupController = 'memory' | 'pids' | 'cpu';
+
+/** Where Corral may create per-run cgroups for one controller. */
+export interface CgroupPlace {
+  version: 1 | 2;
+  /** The directory under which per-run groups are made (the runner's own group). */
+  parent: string;
+}
+
+export interface HostCapabilities {
+  bwrap: Capability & { path?: string; version?: string };
+  socat: Capability & { path?: string };
+  userNamespaces: Capability;
+  seccomp: Capability;
+  landlock: Capability;
+  cgroups: Capability & { version?: 1 | 2; controllers: Partial<Record<CgroupController, CgroupPlace>> };
+  rlimits: Capability & { prlimit?: string };
+}
+
+let cached: HostCapabilities | undefined;
+
+/** Probes what this host can enforce. Cached for the process: hosts do not change under a runner. */
+export function hostCapabilities(refresh = false): HostCapabilities {
+  if (cached && !refresh) return cached;
+  const bwrapPath = which('bwrap');
+  let bwrapVersion: string | undefined;
+  let userns: Capability = { available: false, detail: 'bubblewrap is not installed' };
+  if (bwrapPath) {
+    try {
+      bwrapVersion = execFileSync(bwrapPath, ['--version'], { encoding: 'utf8' }).trim().replace(/^bubblewrap /, '');
+      execFileSync(bwrapPath, ['--unshare-all', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '/usr/bin/true'], { stdio: 'pipe' });
+      userns = { available: true, detail: 'user, PID, network, IPC, UTS, mount and cgroup namespaces can be created' };
+    } catch (error) {
+      const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
+      userns = { available: false, detail: `bubblewrap cannot create namespaces here: ${stderr || (error as Error).message}` };
+    }
+  }
+  const socatPath = which('socat');
+  const prlimit = which('prlimit');
+  const config = kernelConfig();
+  const seccompOn = /^Seccomp:\s*\d/m.test(readText('/proc/self/status') ?? '') && (config === undefined || /^CONFIG_SECCOMP_FILTER=y/m.test(config));
+  const lsm = readText('/sys/kernel/security/lsm') ?? /^CONFIG_LSM="([^"]*)"/m.exec(config ?? '')?.[1];
+  const landlockBuilt = config === undefined ? undefined : /^CONFIG_SECURITY_LANDLOCK=y/m.test(config);
+  const landlockActive = lsm?.split(',').includes('landlock');
+  cached = {
+    bwrap: bwrapPath
+      ? { available: true, path: bwrapPath, version: bwrapVersion, detail: `bubblewrap ${bwrapVersion ?? '(unknown version)'} at ${bwrapPath}` }
+      : { available: false, detail: "bubblewrap is not installed (Debian: apt-get install bubblewrap); nothing can be contained" },
+    socat: socatPath
+      ? { available: true, path: socatPath, detail: `socat at ${socatPath} (forwards the sandbox's proxy and ingress ports)` }
+      : { available: false, detail: 'socat is not installed (Debian: apt-get install socat); egress and ingress cannot be granted' },
+    userNamespaces: userns,
+    seccomp: seccompOn
+      ? { available: true, detail: 'seccomp filters can be installed (Corral loads its own BPF filter through bubblewrap)' }
+      : { available: false, detail: 'this kernel has no seccomp filter support' },
+    landlock:
+      landlockBuilt && landlockActive
+        ? { available: true, detail: 'Landlock is built in and active (not needed by the bubblewrap backend: its mount namespace already hides ungranted paths)' }
+        : { available: false, detail: landlockBuilt === false ? 'Landlock is not built into this kernel' : landlockBuilt ? 'Landlock is built in but not in the active LSM list' : 'cannot tell (no kernel config readable)' },
+    cgroups: probeCgroups(),
+    rlimits: prlimit
+      ? { available: true, prlimit, detail: `rlimits through ${prlimit}: memory (address space) and process count as a fallback where cgroups are missing` }
+      : { available: false, detail: 'prlimit (util-linux) is not installed; no rlimit fallback' },
+  };
+  return cached;
+}
+
+function probeCgroups(): HostCapabilities['cgroups'] {
+  const lines = (readText('/proc/self/cgroup') ?? '').trim().split('\n');
+  const controllers: Partial<Record<CgroupController, CgroupPlace>> = {};
+  let version: 1 | 2 | undefined;
+  // cgroup v1: one hierarchy per controller, `ID:controller[,controller]:/path`.
+  for (const line of lines) {
+    const [, names = '', path = '/'] = line.split(':');
+    for (const name of names.split(',')) {
+      if (name !== 'memory' && name !== 'pids' && name !== 'cpu') continue;
+      const mount = findMount('cgroup', name);
+      if (!mount) continue;
+      const parent = join(mount, path);
+      if (writable(parent)) {
+        controllers[name] = { version: 1, parent };
+        version = 1;
+      }
+    }
+  }
+  // cgroup v2: `0::/path` in the unified hierarchy, controllers listed in cgroup.controllers.
+  const unified = lines.find((l) => l.startsWith('0::'));
+  const v2mount = findMount('cgroup2');
+  if (unified && v2mount) {
+    const parent = join(v2mount, unified.slice(3));
+    // Usable only where the service manager delegated the controller to this group's children.
+    const available = (readText(join(parent, 'cgroup.subtree_control')) ?? '').split(/\s+/);
+    for (const name of ['memory', 'pids', 'cpu'] as const) {
+      if (!controllers[name] && available.includes(name) && writable(parent)) {
+        controllers[name] = { version: 2, parent };
+        version ??= 2;
+      }
+    }
+  }
+  const names = Object.keys(controllers);
+  return names.length > 0
+    ? { available: true, version, controllers, detail: `cgroup v${version}: ${names.map((n) => `${n} (v${controllers[n as CgroupController]!.version})`).join(', ')} writable` }
+    : { available: false, controllers, detail: 'no writable cgroup for memory, pids or cpu (run as root, or under a delegated cgroup v2 subtree)' };
+}
+
+function findMount(type: 'cgroup' | 'cgroup2', option?: string): string | undefined {
+  for (const line of (readText('/proc/self/mounts') ?? '').split('\n')) {
+    const [, target, fsType, options = ''] = line.split(' ');
+    if (fsType !== type || !target) continue;
+    if (option === undefined || options.split(',').includes(option)) return target;
+  }
+  return undefined;
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function kernelConfig(): string | undefined {
+  try {
+    return gunzipSync(readFileSync('/proc/config.gz')).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The full path of `cmd` on PATH (plus the system folders), or undefined. */
+export function which(cmd: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
+  for (const dir of dirs) {
+    if (!dir) continue;
+    const candidate = join(dir, cmd);
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}

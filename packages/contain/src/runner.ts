@@ -1,0 +1,447 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, connect, type Server } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ContainError } from './errors.ts';
+import { bwrapArgs, LAUNCHER_SH, LAUNCHER_SOCAT, launcherScript, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
+import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
+import { seccompProgram } from './linux/seccomp.ts';
+import { EgressProxy, type ConnectionRecord, type EgressChannel, type EgressProxyOptions } from './net/proxy.ts';
+import type { LimitName, Mount, SandboxPlan } from './policy/plan.ts';
+import { libraryGrant } from './policy/presets.ts';
+
+/** A limit Corral stopped the command for. */
+export type LimitHit = 'timeout' | 'memory' | 'processes' | 'output';
+
+/** Something the sandbox refused that Corral saw happen. */
+export type RefusedAccess =
+  | { kind: 'network'; host: string; port: number; reason: string; at: string }
+  | { kind: 'limit'; limit: LimitHit; detail: string };
+
+/** What happened to one contained command. */
+export interface RunResult {
+  /** The command's exit code; null when Corral killed it or it died of a signal. */
+  exitCode: number | null;
+  /** The signal that ended it, when one did. */
+  signal: NodeJS.Signals | null;
+  /** The command could not be started inside the sandbox (not found, not executable). */
+  notFound: boolean;
+  durationMs: number;
+  /** Peak memory of the whole sandbox, from its cgroup; null where no memory cgroup is available. */
+  peakMemoryBytes: number | null;
+  limitsHit: LimitHit[];
+  refused: RefusedAccess[];
+  connections: ConnectionRecord[];
+  /** Host loopback ports the policy's ingress entries were published on. */
+  ingress: { port: number; hostPort: number }[];
+  warnings: string[];
+  policyDigest: string;
+  stdoutBytes: number;
+  stderrBytes: number;
+}
+
+export interface RunOptions {
+  /** Standard input: nothing (default), the caller's, or a stream. */
+  stdin?: 'ignore' | 'inherit' | Readable;
+  /** Where output goes as it comes; when absent it is collected into `ContainedProcess.output`. */
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Aborting kills the whole sandbox. */
+  signal?: AbortSignal;
+  /** Told of each network connection as the proxy decides it. */
+  onConnection?: (record: ConnectionRecord) => void;
+}
+
+export interface RunnerOptions {
+  /** Options for the runner's egress proxy (a test may inject a DNS lookup). */
+  proxy?: EgressProxyOptions;
+  /** Capabilities to assume instead of probing the host (tests use it to simulate a poorer host). */
+  capabilities?: HostCapabilities;
+}
+
+/** A running contained command. */
+export interface ContainedProcess {
+  /** Resolves when the sandbox is gone, with everything observed. Never rejects for the command's own failure. */
+  readonly result: Promise<RunResult>;
+  /** Published ingress ports, once the sandbox started. */
+  readonly ready: Promise<{ port: number; hostPort: number }[]>;
+  /** Collected output when no stdout/stderr stream was given. */
+  readonly output: { stdout: Buffer[]; stderr: Buffer[] };
+  /** Kills the whole sandbox now. */
+  kill(): void;
+}
+
+let runnerCounter = 0;
+
+/**
+ * Runs commands contained by container policies. Long-lived: one egress proxy,
+ * one seccomp program and one set of synthetic /etc files serve every run.
+ */
+export class Runner {
+  readonly #caps: HostCapabilities;
+  readonly #dir: string;
+  readonly #seccompFile: string;
+  readonly #etc: SyntheticEtc;
+  readonly #proxyOptions: EgressProxyOptions | undefined;
+  readonly #cgroups: CgroupPool;
+  #proxy: EgressProxy | undefined;
+  #closed = false;
+  readonly #live = new Set<ContainedProcess>();
+
+  constructor(options: RunnerOptions = {}) {
+    this.#caps = options.capabilities ?? hostCapabilities();
+    this.#proxyOptions = options.proxy;
+    this.#dir = mkdtempSync(join(tmpdir(), 'corral-'));
+    this.#seccompFile = join(this.#dir, 'seccomp.bpf');
+    writeFileSync(this.#seccompFile, seccompProgram(), { mode: 0o600 });
+    this.#etc = writeSyntheticEtc(join(this.#dir, 'etc'));
+    this.#cgroups = new CgroupPool(this.#caps.cgroups.controllers, `runner-${process.pid}-${++runnerCounter}`);
+  }
+
+  /**
+   * Starts `argv` in a sandbox built from `plan`.
+   *
+   * @throws ContainError `CONTAIN_UNENFORCEABLE` (the plan asks for what this
+   *   host cannot enforce), `CONTAIN_BACKEND_UNAVAILABLE`, `CONTAIN_BAD_COMMAND`, `CONTAIN_CLOSED`.
+   */
+  spawn(plan: SandboxPlan, argv: readonly string[], options: RunOptions = {}): ContainedProcess {
+    if (this.#closed) throw new ContainError('CONTAIN_CLOSED', 'this runner was closed');
+    if (argv.length === 0 || argv[0] === '') throw new ContainError('CONTAIN_BAD_COMMAND', 'no command given to run');
+    const enforcement = checkEnforceable(plan, this.#caps);
+    const proc = this.#start(plan, [...argv], options, enforcement);
+    this.#live.add(proc);
+    void proc.result.finally(() => this.#live.delete(proc));
+    return proc;
+  }
+
+  /** Runs `argv` to the end; output is collected unless streams are given. */
+  async run(plan: SandboxPlan, argv: readonly string[], options: RunOptions = {}): Promise<RunResult & { stdout: string; stderr: string }> {
+    const proc = this.spawn(plan, argv, options);
+    const result = await proc.result;
+    return { ...result, stdout: Buffer.concat(proc.output.stdout).toString(), stderr: Buffer.concat(proc.output.stderr).toString() };
+  }
+
+  /** Kills what still runs, stops the proxy and removes the runner's files. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const proc of this.#live) proc.kill();
+    await Promise.allSettled([...this.#live].map((p) => p.result));
+    await this.#proxy?.close();
+    await this.#cgroups.close();
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  #egressProxy(): EgressProxy {
+    this.#proxy ??= new EgressProxy(this.#proxyOptions);
+    return this.#proxy;
+  }
+
+  #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement): ContainedProcess {
+    const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    let child: ChildProcess | undefined;
+    let killedBy: LimitHit | 'abort' | undefined;
+    const limitsHit = new Set<LimitHit>();
+    const kill = (why: LimitHit | 'abort') => {
+      killedBy ??= why;
+      if (why !== 'abort') limitsHit.add(why);
+      child?.kill('SIGKILL');
+    };
+    let markReady: (ports: { port: number; hostPort: number }[]) => void = () => undefined;
+    const ready = new Promise<{ port: number; hostPort: number }[]>((resolve) => (markReady = resolve));
+
+    const result = (async (): Promise<RunResult> => {
+      const started = performance.now();
+      const network = plan.egress !== null && enforcement.network;
+      const ingress = plan.ingress.length > 0 && enforcement.network;
+      let channel: EgressChannel | undefined;
+      let cgroups: RunCgroups | undefined;
+      let runDir: string | undefined;
+      const servers: Server[] = [];
+      let seccompFd: number | undefined;
+      try {
+        if (network) channel = await this.#egressProxy().openChannel(plan.egress!, { onConnection: options.onConnection });
+        if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
+        if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
+
+        const launcher = network || ingress;
+        const mounts: Mount[] = launcher ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const env: Record<string, string> = { ...plan.env };
+        if (network) Object.assign(env, proxyEnvironment());
+        const fds = { seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
+        const args = bwrapArgs({
+          plan,
+          etc: this.#etc,
+          mounts,
+          launcherBinds: launcher ? [{ source: realpathSync('/bin/sh'), dest: LAUNCHER_SH }, { source: realpathSync(this.#caps.socat.path!), dest: LAUNCHER_SOCAT }] : [],
+          egressSocket: channel?.socketPath,
+          ingressDir: runDir,
+          fds,
+        });
+        const command = launcher ? [LAUNCHER_SH, '-c', launcherScript(plan), 'corral-launcher', ...argv] : argv;
+        const stdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
+        if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
+        const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...command];
+        const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
+        child = spawn(executable!, rest, {
+          env,
+          stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore'],
+        });
+        if (seccompFd !== undefined) {
+          closeSync(seccompFd);
+          seccompFd = undefined;
+        }
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+          child!.once('error', (error) => resolve({ code: null, signal: null, error }));
+          child!.once('close', (code, signal) => resolve({ code, signal }));
+        });
+        if (stdinMode === 'pipe') (options.stdin as Readable).pipe(child.stdin!).on('error', () => undefined);
+
+        let outBytes = 0;
+        let errBytes = 0;
+        const max = plan.limits.maxOutputBytes.value;
+        const forward = (chunk: Buffer, which: 'stdout' | 'stderr') => {
+          const total = outBytes + errBytes;
+          if (total >= max) {
+            if (chunk.length > 0) kill('output');
+            return;
+          }
+          const room = max - total;
+          const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+          if (which === 'stdout') outBytes += part.length;
+          else errBytes += part.length;
+          const sink = which === 'stdout' ? options.stdout : options.stderr;
+          if (sink) sink.write(part);
+          else output[which].push(part);
+          if (chunk.length > room) kill('output');
+        };
+        child.stdout!.on('data', (c: Buffer) => forward(c, 'stdout'));
+        child.stderr!.on('data', (c: Buffer) => forward(c, 'stderr'));
+
+        const timer = setTimeout(() => kill('timeout'), plan.limits.timeoutMs.value);
+        const onAbort = () => kill('abort');
+        options.signal?.addEventListener('abort', onAbort, { once: true });
+        if (options.signal?.aborted) onAbort();
+
+        if (cgroups) {
+          // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
+          // so the whole tree starts inside its cgroups: no fork can slip out.
+          const extra = child.stdio as unknown as (Readable | Writable | null)[];
+          const info = await readAll(extra[4] as Readable);
+          const childPid = Number(/"child-pid":\s*(\d+)/.exec(info)?.[1]);
+          if (Number.isInteger(childPid) && childPid > 0) {
+            await cgroups.adopt(childPid);
+            (extra[5] as Writable).end('x');
+          } else {
+            kill('abort');
+          }
+        }
+        for (const { port, hostPort } of plan.ingress) {
+          if (!runDir) break;
+          servers.push(await publish(hostPort, join(runDir, `${port}.sock`)));
+        }
+        const published = plan.ingress.map((entry, i) => ({ port: entry.port, hostPort: (servers[i]?.address() as { port: number } | null)?.port ?? 0 }));
+        markReady(published);
+
+        const exit = await exited;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
+
+        const report = cgroups ? await cgroups.report() : undefined;
+        if (report?.memoryLimitHit) limitsHit.add('memory');
+        if (report?.processLimitHit) limitsHit.add('processes');
+        const connections = channel?.connections() ?? [];
+        const stderrHead = (output.stderr[0] ?? Buffer.alloc(0)).subarray(0, 200).toString();
+        const notFound = exit.code === 1 && killedBy === undefined && /^bwrap: execvp /.test(stderrHead);
+        const refused: RefusedAccess[] = [
+          ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),
+          ...[...limitsHit].map((limit): RefusedAccess => ({ kind: 'limit', limit, detail: limitDetail(limit, plan) })),
+        ];
+        const byCorral = killedBy !== undefined;
+        return {
+          exitCode: byCorral ? null : exit.code,
+          signal: byCorral ? 'SIGKILL' : exit.signal,
+          notFound,
+          durationMs: performance.now() - started,
+          peakMemoryBytes: report?.peakMemoryBytes ?? null,
+          limitsHit: [...limitsHit],
+          refused,
+          connections,
+          ingress: published,
+          warnings: [...plan.warnings, ...enforcement.warnings],
+          policyDigest: plan.policyDigest,
+          stdoutBytes: outBytes,
+          stderrBytes: errBytes,
+        };
+      } catch (error) {
+        child?.kill('SIGKILL');
+        markReady([]);
+        if (error instanceof ContainError) throw error;
+        throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start the sandbox: ${(error as Error).message}`, { cause: error });
+      } finally {
+        if (seccompFd !== undefined) closeSync(seccompFd);
+        for (const s of servers) s.close();
+        await channel?.close();
+        if (cgroups) this.#cgroups.release(cgroups);
+        if (runDir) await rm(runDir, { recursive: true, force: true });
+      }
+    })();
+    return { result, ready, output, kill: () => kill('abort') };
+  }
+}
+
+interface Enforcement {
+  seccomp: boolean;
+  network: boolean;
+  cgroupLimits: CgroupLimits | undefined;
+  /** prlimit(1) options for the limits no cgroup can hold here. */
+  rlimits: string[];
+  warnings: string[];
+}
+
+/**
+ * Decides how each protection of the plan is enforced on this host. A
+ * protection the policy asks for that the host cannot enforce refuses the run,
+ * unless the policy says `onUnenforceable: warn`; defaults the host cannot
+ * apply only warn.
+ */
+function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcement {
+  if (!caps.bwrap.available || !caps.userNamespaces.available) {
+    throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `cannot contain anything on this host: ${caps.bwrap.available ? caps.userNamespaces.detail : caps.bwrap.detail}`);
+  }
+  const refuse: string[] = [];
+  const warnings: string[] = [];
+  const lenient = plan.policy.onUnenforceable === 'warn';
+  const requested = (what: string, explicit: boolean) => (explicit && !lenient ? refuse : warnings).push(what);
+
+  const seccomp = caps.seccomp.available;
+  if (!seccomp) requested(`the seccomp system-call filter (${caps.seccomp.detail})`, true);
+
+  const needsNetwork = plan.egress !== null || plan.ingress.length > 0;
+  const network = needsNetwork && caps.socat.available;
+  if (needsNetwork && !network) requested(`network grants: ${caps.socat.detail}; the command would run with no network`, true);
+
+  const ui = plan.policy.ui;
+  if (ui.display) requested('ui.display: the bubblewrap backend cannot grant a display while still refusing its clipboard and input injection; it runs without one', true);
+
+  // cgroups first; where a controller is missing, an rlimit set by prlimit(1) before bubblewrap starts.
+  // RLIMIT_NPROC counts every process of the user, and root is exempt from it: no fallback for root.
+  const controllers = caps.cgroups.controllers;
+  const cgroupLimits: CgroupLimits = {};
+  const rlimits: string[] = [];
+  const rlimitsUsable = caps.rlimits.available;
+  const memoryBytes = plan.limits.memoryMB.value * 1024 * 1024;
+  if (controllers.memory) cgroupLimits.memoryBytes = memoryBytes;
+  else if (rlimitsUsable) rlimits.push(`--as=${memoryBytes}`);
+  else requested(`process.memoryMB: no writable memory cgroup and no prlimit on this host (${caps.cgroups.detail})`, plan.limits.memoryMB.explicit);
+  if (controllers.pids) cgroupLimits.maxProcesses = plan.limits.maxProcesses.value;
+  else if (rlimitsUsable && process.getuid?.() !== 0) rlimits.push(`--nproc=${plan.limits.maxProcesses.value}`);
+  else requested(`process.maxProcesses: no writable pids cgroup on this host (${caps.cgroups.detail}), and RLIMIT_NPROC does not bind root`, plan.limits.maxProcesses.explicit);
+  if (controllers.cpu) cgroupLimits.cpus = plan.limits.cpus.value;
+  else requested(`process.cpus: no writable cpu cgroup on this host (${caps.cgroups.detail}); no rlimit limits a CPU share`, plan.limits.cpus.explicit);
+  if (refuse.length > 0) {
+    throw new ContainError(
+      'CONTAIN_UNENFORCEABLE',
+      `this host cannot enforce what the policy asks, so the command was not started:\n${refuse.map((r) => `  - ${r}`).join('\n')}\nFix the host (see 'corral doctor'), or set 'onUnenforceable: warn' in the policy to run without them.`,
+    );
+  }
+  return {
+    seccomp,
+    network,
+    cgroupLimits: Object.keys(cgroupLimits).length > 0 ? cgroupLimits : undefined,
+    rlimits,
+    warnings: warnings.map((w) => `not enforced: ${w}`),
+  };
+}
+
+function limitDetail(limit: LimitHit, plan: SandboxPlan): string {
+  switch (limit) {
+    case 'timeout':
+      return `ran past timeoutMs ${plan.limits.timeoutMs.value}; the whole process tree was killed`;
+    case 'memory':
+      return `reached memoryMB ${plan.limits.memoryMB.value}; the kernel killed a process`;
+    case 'processes':
+      return `reached maxProcesses ${plan.limits.maxProcesses.value}; further forks failed`;
+    case 'output':
+      return `wrote more than maxOutputBytes ${plan.limits.maxOutputBytes.value}; the whole process tree was killed`;
+  }
+}
+
+function proxyEnvironment(): Record<string, string> {
+  const url = `http://127.0.0.1:${SANDBOX_PROXY_PORT}`;
+  return {
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    ALL_PROXY: url,
+    NO_PROXY: 'localhost,127.0.0.1,::1',
+    no_proxy: 'localhost,127.0.0.1,::1',
+    // Node's own fetch and http honour the variables only when asked to.
+    NODE_USE_ENV_PROXY: '1',
+  };
+}
+
+function libraryMounts(): Mount[] {
+  const g = libraryGrant();
+  return [...g.symlinks.map((s): Mount => ({ kind: 'symlink', path: s.path, target: s.target })), ...g.readonly.map((path): Mount => ({ kind: 'ro', path }))];
+}
+
+/** The launcher's library mounts plus the plan's, each path once (the plan's own kind wins). */
+function mergeMounts(extra: Mount[], planned: readonly Mount[]): Mount[] {
+  const taken = new Set(planned.map((m) => m.path));
+  const kept = extra.filter((m) => !taken.has(m.path));
+  const symlinks = [...kept, ...planned].filter((m) => m.kind === 'symlink');
+  const rest = [...kept.filter((m) => m.kind !== 'symlink'), ...planned.filter((m) => m.kind !== 'symlink')];
+  const depth = (p: string) => p.split('/').length;
+  const grants = rest.filter((m) => m.kind !== 'deny').sort((a, b) => depth(a.path) - depth(b.path));
+  return [...symlinks, ...grants, ...rest.filter((m) => m.kind === 'deny')];
+}
+
+/** Listens on host loopback and pipes each connection to the sandbox's ingress socket. */
+function publish(hostPort: number, socketPath: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((client) => {
+      const upstream = connect(socketPath);
+      client.pipe(upstream).pipe(client);
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    server.once('error', (error) => reject(new ContainError('CONTAIN_SPAWN_FAILED', `cannot publish ingress on 127.0.0.1:${hostPort}: ${error.message}`, { cause: error })));
+    server.listen(hostPort, '127.0.0.1', () => resolve(server));
+  });
+}
+
+function readAll(stream: Readable): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (c: string) => (text += c));
+    stream.once('end', () => resolve(text));
+    stream.once('error', () => resolve(text));
+  });
+}
+
+/** /etc files the sandbox sees instead of the host's: no host users, no resolver. */
+function writeSyntheticEtc(dir: string): SyntheticEtc {
+  const { uid, gid } = userInfo();
+  const files: Record<string, string> = {
+    passwd: `root:x:0:0:root:/tmp:/bin/sh\n${uid === 0 ? '' : `corral:x:${uid}:${gid}:contained command:/tmp:/bin/sh\n`}nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    group: `root:x:0:\n${gid === 0 ? '' : `corral:x:${gid}:\n`}nogroup:x:65534:\n`,
+    hosts: '127.0.0.1\tlocalhost corral\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+    hostname: 'corral\n',
+    'nsswitch.conf': 'passwd: files\ngroup: files\nhosts: files\n',
+  };
+  mkdirSync(dir, { mode: 0o755 });
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text, { mode: 0o644 });
+  return { dir, files: Object.keys(files) };
+}
