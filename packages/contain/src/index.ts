@@ -4,5 +4,13 @@ export { ContainerPolicySchema, containerPolicyJsonSchema, PROCESS_DEFAULTS, RUN
 export type { ContainerPolicy, ContainerPolicyInput } from './policy/schema.ts';
 export { loadPolicyFile, parsePolicyText, validatePolicy } from './policy/load.ts';
 export type { LoadedPolicy } from './policy/load.ts';
+export { planSandbox } from './policy/plan.ts';
+export type { Limit, LimitName, Mount, SandboxPlan } from './policy/plan.ts';
+export { parseEgressRule } from './net/egress-rule.ts';
+export type { EgressRule, PortRange } from './net/egress-rule.ts';
+export { hostCapabilities } from './linux/host.ts';
+export type { Capability, HostCapabilities } from './linux/host.ts';
+export { Runner } from './runner.ts';
+export type { ContainedProcess, LimitHit, RefusedAccess, RunOptions, RunResult, RunnerOptions } from './runner.ts';
 export { REFUSED_SYSCALLS, SECCOMP_RULES, seccompProgram } from './linux/seccomp.ts';
 export type { SeccompArch, SeccompResult, SeccompRule } from './linux/seccomp.ts';
