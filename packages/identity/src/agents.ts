@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { IdentityError } from './errors.ts';
+
+export type AgentStatus = 'active' | 'suspended' | 'retired';
+
+/** An agent's managed identity. */
+export interface Agent {
+  /** Stable id, `agt_` + 20 hex digits; the `sub` of its tokens. */
+  id: string;
+  /** Unique, lowercase: what operators type. */
+  name: string;
+  displayName: string;
+  /** The business process the agent serves, e.g. `invoice-intake`. */
+  process: string;
+  /** The accountable human's email. */
+  owner: string;
+  scopes: string[];
+  status: AgentStatus;
+  /** Bumped when the agent is suspended or retired: tokens of an older generation are dead. */
+  tokenGeneration: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewAgent {
+  name: string;
+  process: string;
+  owner: string;
+  displayName?: string;
+  scopes?: string[];
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const PROCESS = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const EMAIL = /^[^\s@<>()",;:]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$/;
+const SCOPE = /^[A-Za-z0-9][A-Za-z0-9:._*/-]{0,127}$/;
+
+interface Row {
+  id: string;
+  name: string;
+  display_name: string;
+  process: string;
+  owner: string;
+  scopes: string;
+  status: AgentStatus;
+  token_generation: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The agent registry, in identity.db. */
+export class AgentRegistry {
+  readonly #db: DatabaseSync;
+  readonly #byRef: StatementSync;
+  readonly #now: () => number;
+
+  constructor(db: DatabaseSync, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+    this.#byRef = db.prepare('SELECT * FROM agents WHERE name = ? OR id = ?');
+  }
+
+  /** Creates an active agent. Throws IDENTITY_INPUT_INVALID, IDENTITY_AGENT_EXISTS. */
+  create(input: NewAgent): Agent {
+    if (typeof input.name !== 'string' || !NAME.test(input.name)) throw invalid('name must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit');
+    if (typeof input.process !== 'string' || !PROCESS.test(input.process)) throw invalid('process must be 1-63 lowercase letters, digits, dots, dashes or underscores');
+    if (typeof input.owner !== 'string' || !EMAIL.test(input.owner)) throw invalid('owner must be an email address');
+    const scopes = [...new Set(input.scopes ?? [])];
+    for (const s of scopes) if (typeof s !== 'string' || !SCOPE.test(s)) throw invalid(`scope "${String(s).slice(0, 40)}" is malformed`);
+    const displayName = input.displayName ?? input.name;
+    if (typeof displayName !== 'string' || displayName.length > 200) throw invalid('display name must be at most 200 characters');
+    const now = this.#now();
+    const id = `agt_${randomBytes(10).toString('hex')}`;
+    try {
+      this.#db
+        .prepare('INSERT INTO agents (id, name, display_name, process, owner, scopes, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, input.name, displayName, input.process, input.owner, JSON.stringify(scopes), 'active', now, now);
+    } catch (error) {
+      if (String((error as Error).message).includes('UNIQUE')) throw new IdentityError('IDENTITY_AGENT_EXISTS', `an agent named ${input.name} already exists`);
+      throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot store the agent', { cause: error });
+    }
+    return this.get(id);
+  }
+
+  /** By name or id. Throws IDENTITY_AGENT_NOT_FOUND. */
+  get(ref: string): Agent {
+    const row = this.#byRef.get(ref, ref) as Row | undefined;
+    if (!row) throw new IdentityError('IDENTITY_AGENT_NOT_FOUND', `no agent named ${String(ref).slice(0, 80)}`);
+    return fromRow(row);
+  }
+
+  /** By name or id, or undefined. */
+  find(ref: string): Agent | undefined {
+    const row = this.#byRef.get(ref, ref) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  list(): Agent[] {
+    return (this.#db.prepare('SELECT * FROM agents ORDER BY name').all() as unknown as Row[]).map(fromRow);
+  }
+
+  /** Active → suspended. Every token issued so far stops verifying at once. */
+  suspend(ref: string): Agent {
+    return this.#transition(ref, 'suspended', ['active'], true);
+  }
+
+  /** Suspended → active. Tokens from before the suspension stay dead; issue new ones. */
+  resume(ref: string): Agent {
+    return this.#transition(ref, 'active', ['suspended'], false);
+  }
+
+  /** Active or suspended → retired, for good. */
+  retire(ref: string): Agent {
+    return this.#transition(ref, 'retired', ['active', 'suspended'], true);
+  }
+
+  #transition(ref: string, to: AgentStatus, from: AgentStatus[], bump: boolean): Agent {
+    const agent = this.get(ref);
+    if (!from.includes(agent.status)) {
+      throw new IdentityError('IDENTITY_AGENT_STATE', `agent ${agent.name} is ${agent.status}; it cannot become ${to}`);
+    }
+    this.#db
+      .prepare('UPDATE agents SET status = ?, token_generation = token_generation + ?, updated_at = ? WHERE id = ? AND status = ?')
+      .run(to, bump ? 1 : 0, this.#now(), agent.id, agent.status);
+    return this.get(agent.id);
+  }
+}
+
+function fromRow(row: Row): Agent {
+  return {
+    id: row.id,
+    name: row.name,
+    displayName: row.display_name,
+    process: row.process,
+    owner: row.owner,
+    scopes: JSON.parse(row.scopes) as string[],
+    status: row.status,
+    tokenGeneration: row.token_generation,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function invalid(message: string): IdentityError {
+  return new IdentityError('IDENTITY_INPUT_INVALID', message);
+}

@@ -1,0 +1,79 @@
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { IdentityError } from './errors.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS agents (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  display_name TEXT NOT NULL,
+  process TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'retired')),
+  token_generation INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS signing_keys (
+  kid TEXT PRIMARY KEY,
+  private_jwk TEXT,
+  public_jwk TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('active', 'retiring', 'retired')),
+  created_at INTEGER NOT NULL,
+  retire_after INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS used_tokens (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS nodes (
+  device_id TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  display_name TEXT NOT NULL,
+  platform TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'paired', 'revoked')),
+  requested_at INTEGER NOT NULL,
+  paired_at INTEGER,
+  paired_by TEXT
+) STRICT;
+CREATE TABLE IF NOT EXISTS humans (
+  issuer TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  email TEXT,
+  name TEXT,
+  roles TEXT NOT NULL,
+  last_login_at INTEGER NOT NULL,
+  PRIMARY KEY (issuer, subject)
+) STRICT;
+`;
+
+/**
+ * Opens (creating if needed) `identity.db` in the state directory. The
+ * directory is made 0700 and the database file 0600 before SQLite first
+ * writes it (SQLite gives its -wal and -shm files the same mode), because
+ * the database holds the token-signing private keys.
+ */
+export function openIdentityDb(stateDir: string): DatabaseSync {
+  const path = join(stateDir, 'identity.db');
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+    const db = new DatabaseSync(path);
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    db.exec(SCHEMA);
+    return db;
+  } catch (error) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store in ${stateDir}`, { cause: error });
+  }
+}
+
+export function getMeta(db: DatabaseSync, key: string): string | undefined {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+  return row?.value;
+}
+
+export function setMetaIfAbsent(db: DatabaseSync, key: string, value: string): string {
+  db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  return getMeta(db, key)!;
+}

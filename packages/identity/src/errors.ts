@@ -1,0 +1,86 @@
+/**
+ * The closed set of reasons the identity package refuses or fails.
+ * A forged thing (bad signature, unknown key, no signature) and a refused
+ * thing (valid signature, but expired, revoked, for someone else) have
+ * different codes; neither message ever holds a token, key or secret.
+ */
+export type IdentityErrorCode =
+  // ---- tokens: forged or unreadable
+  /** Not a compact JWS: wrong shape, bad base64url, header or payload not JSON. */
+  | 'IDENTITY_TOKEN_MALFORMED'
+  /** `alg: none`: an unsigned token. */
+  | 'IDENTITY_TOKEN_UNSIGNED'
+  /** A signature algorithm other than the configured one (EdDSA). */
+  | 'IDENTITY_TOKEN_ALGORITHM'
+  /** The `kid` names no key in Corral's published key set (forged, or a key retired long ago). */
+  | 'IDENTITY_TOKEN_KEY_UNKNOWN'
+  /** The signature does not verify: the token was tampered with or forged. */
+  | 'IDENTITY_TOKEN_SIGNATURE_INVALID'
+  // ---- tokens: genuine but refused
+  | 'IDENTITY_TOKEN_EXPIRED'
+  | 'IDENTITY_TOKEN_NOT_YET_VALID'
+  /** `aud` is not this verifier's configured audience. */
+  | 'IDENTITY_TOKEN_AUDIENCE'
+  /** `iss` is not the configured issuer. */
+  | 'IDENTITY_TOKEN_ISSUER'
+  /** A required claim is missing or has the wrong type; `typ` is not `at+jwt`. */
+  | 'IDENTITY_TOKEN_CLAIMS_INVALID'
+  /** The agent was suspended or retired after the token was issued (the kill switch). */
+  | 'IDENTITY_TOKEN_REVOKED'
+  /** A single-use token presented a second time. */
+  | 'IDENTITY_TOKEN_REPLAYED'
+  // ---- agents
+  | 'IDENTITY_AGENT_NOT_FOUND'
+  | 'IDENTITY_AGENT_EXISTS'
+  /** The requested change is not allowed from the agent's status (e.g. resuming a retired agent, a token for a suspended one). */
+  | 'IDENTITY_AGENT_STATE'
+  /** A name, email, process, scope, TTL or option is malformed. */
+  | 'IDENTITY_INPUT_INVALID'
+  // ---- nodes (device identity, OpenClaw's scheme)
+  | 'IDENTITY_DEVICE_PUBLIC_KEY_INVALID'
+  | 'IDENTITY_DEVICE_ID_MISMATCH'
+  | 'IDENTITY_DEVICE_SIGNATURE_EXPIRED'
+  | 'IDENTITY_DEVICE_NONCE_REQUIRED'
+  | 'IDENTITY_DEVICE_NONCE_MISMATCH'
+  | 'IDENTITY_DEVICE_SIGNATURE_INVALID'
+  /** A genuine device that an operator has not paired (yet). */
+  | 'IDENTITY_NODE_NOT_PAIRED'
+  /** A device whose pairing was revoked. */
+  | 'IDENTITY_NODE_REVOKED'
+  | 'IDENTITY_NODE_NOT_FOUND'
+  // ---- humans (OpenID Connect)
+  /** Discovery failed, or the issuer's metadata names another issuer. */
+  | 'IDENTITY_OIDC_DISCOVERY_FAILED'
+  /** The callback's `state` is not the one this login started with (CSRF or a mixed-up login). */
+  | 'IDENTITY_OIDC_STATE_MISMATCH'
+  /** The issuer returned an error, or no code, to the callback. */
+  | 'IDENTITY_OIDC_AUTHORIZATION_FAILED'
+  /** The token endpoint refused the code exchange. */
+  | 'IDENTITY_OIDC_EXCHANGE_FAILED'
+  /** The ID token failed verification (signature, issuer, audience, expiry, nonce). */
+  | 'IDENTITY_OIDC_ID_TOKEN_INVALID'
+  /** The person signed in but no group or role claim maps to a Corral role. */
+  | 'IDENTITY_OIDC_NO_ROLE'
+  // ---- configuration and storage
+  /** A required option is missing (issuer, audience, client id …); named in the message. */
+  | 'IDENTITY_CONFIG_MISSING'
+  | 'IDENTITY_STORE_FAILED';
+
+export class IdentityError extends Error {
+  override readonly name = 'IdentityError';
+  readonly code: IdentityErrorCode;
+
+  constructor(code: IdentityErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}
+
+/** Codes meaning the credential itself is not genuine (forged, tampered, unsigned, unreadable). */
+export const FORGED_TOKEN_CODES: ReadonlySet<IdentityErrorCode> = new Set([
+  'IDENTITY_TOKEN_MALFORMED',
+  'IDENTITY_TOKEN_UNSIGNED',
+  'IDENTITY_TOKEN_ALGORITHM',
+  'IDENTITY_TOKEN_KEY_UNKNOWN',
+  'IDENTITY_TOKEN_SIGNATURE_INVALID',
+]);

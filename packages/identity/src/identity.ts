@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+import { AgentRegistry } from './agents.ts';
+import { getMeta, openIdentityDb, setMetaIfAbsent } from './db.ts';
+import { IdentityError } from './errors.ts';
+import { HumanRegistry } from './humans.ts';
+import { KeyRing, type PublicJwk } from './keys.ts';
+import { NodeRegistry } from './nodes.ts';
+import { issueAgentToken, verifyAgentToken, type AgentTokenClaims, type TokenRefusal, type TokenSettings } from './tokens.ts';
+
+export interface IdentityOptions {
+  /** The token issuer, fixed when the store is created (default `urn:corral:install:<random>`). */
+  issuer?: string;
+  /** The token audience, fixed when the store is created (default `corral`). */
+  audience?: string;
+  /** Default token lifetime in seconds (default 600: ten minutes). */
+  defaultTtlSeconds?: number;
+  /** Longest token lifetime a caller may ask for (default 3600). */
+  maxTtlSeconds?: number;
+  /** Clock for tests. */
+  now?: () => number;
+}
+
+/**
+ * Corral's identity store for one state directory: agents and their tokens,
+ * the signing keys and their JWKS, nodes, and humans who signed in.
+ */
+export class Identity {
+  readonly agents: AgentRegistry;
+  readonly keys: KeyRing;
+  readonly nodes: NodeRegistry;
+  readonly humans: HumanRegistry;
+  readonly settings: Readonly<TokenSettings>;
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+
+  private constructor(db: DatabaseSync, settings: TokenSettings, now: () => number) {
+    this.#db = db;
+    this.#now = now;
+    this.settings = settings;
+    this.agents = new AgentRegistry(db, now);
+    this.keys = new KeyRing(db, now);
+    this.nodes = new NodeRegistry(db, now);
+    this.humans = new HumanRegistry(db, now);
+  }
+
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED, IDENTITY_INPUT_INVALID. */
+  static open(stateDir: string, options: IdentityOptions = {}): Identity {
+    const now = options.now ?? Date.now;
+    const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;
+    const maxTtlSeconds = options.maxTtlSeconds ?? 3600;
+    if (!Number.isSafeInteger(defaultTtlSeconds) || !Number.isSafeInteger(maxTtlSeconds) || defaultTtlSeconds < 1 || defaultTtlSeconds > maxTtlSeconds) {
+      throw new IdentityError('IDENTITY_INPUT_INVALID', 'token lifetimes must be whole seconds with the default no longer than the maximum');
+    }
+    const db = openIdentityDb(stateDir);
+    const issuer = setMetaIfAbsent(db, 'issuer', options.issuer ?? `urn:corral:install:${randomBytes(8).toString('hex')}`);
+    const audience = setMetaIfAbsent(db, 'audience', options.audience ?? 'corral');
+    if (options.issuer !== undefined && options.issuer !== issuer) {
+      db.close();
+      throw new IdentityError('IDENTITY_INPUT_INVALID', 'this state directory already has another issuer');
+    }
+    return new Identity(db, { issuer, audience, defaultTtlSeconds, maxTtlSeconds, clockToleranceSeconds: 5 }, now);
+  }
+
+  /** A short-lived EdDSA JWT for an active agent. */
+  issueToken(agent: string, options: { ttlSeconds?: number } = {}): Promise<{ token: string; claims: AgentTokenClaims }> {
+    return issueAgentToken({ agents: this.agents, keys: this.keys, settings: this.settings, now: this.#now }, agent, options);
+  }
+
+  /** Verifies an agent token (see verifyAgentToken for the codes). */
+  verifyToken(token: unknown, options: { singleUse?: boolean; log?: (refusal: TokenRefusal) => void } = {}): Promise<AgentTokenClaims> {
+    return verifyAgentToken({ agents: this.agents, keys: this.keys, settings: this.settings, db: this.#db, now: this.#now }, token, options);
+  }
+
+  /** The published key set. */
+  jwks(): Promise<{ keys: PublicJwk[] }> {
+    return this.keys.jwks();
+  }
+
+  /** Rotates the signing key; the old key keeps verifying for the longest token lifetime plus clock tolerance, unless `overlapMs` says otherwise. */
+  rotateKeys(overlapMs: number = (this.settings.maxTtlSeconds + this.settings.clockToleranceSeconds) * 1000): Promise<string> {
+    return this.keys.rotate(overlapMs);
+  }
+
+  /** The install's fixed settings, as stored. */
+  describe(): { issuer: string; audience: string } {
+    return { issuer: getMeta(this.#db, 'issuer')!, audience: getMeta(this.#db, 'audience')! };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,150 @@
+import { generateKeyPairSync } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+import { calculateJwkThumbprint, importJWK, type CryptoKey, type JWK } from 'jose';
+import { IdentityError } from './errors.ts';
+
+/** A public key as published in Corral's JWKS. */
+export interface PublicJwk {
+  kty: 'OKP';
+  crv: 'Ed25519';
+  x: string;
+  kid: string;
+  alg: 'EdDSA';
+  use: 'sig';
+}
+
+export interface SigningKeyInfo {
+  kid: string;
+  state: 'active' | 'retiring' | 'retired';
+  createdAt: string;
+  /** For a retiring key: when it leaves the JWKS. */
+  retireAfter?: string;
+}
+
+interface Row {
+  kid: string;
+  private_jwk: string | null;
+  public_jwk: string;
+  state: 'active' | 'retiring' | 'retired';
+  created_at: number;
+  retire_after: number | null;
+}
+
+/**
+ * Corral's token-signing keys (Ed25519), kept in identity.db (file mode 0600).
+ * One key is active and signs; after a rotation the previous key is
+ * "retiring": still published and accepted for `overlapMs`, so tokens signed
+ * just before the rotation keep verifying until they expire. Then it is
+ * retired: unpublished, and its private half erased.
+ */
+export class KeyRing {
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+  readonly #imported = new Map<string, Promise<CryptoKey>>();
+  #active: { value: { kid: string; key: CryptoKey }; until: number } | undefined;
+
+  constructor(db: DatabaseSync, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+  }
+
+  /** The active signing key, created on first use. */
+  async signingKey(): Promise<{ kid: string; key: CryptoKey }> {
+    const cached = this.#active;
+    if (cached && cached.until > this.#now()) return cached.value;
+    this.#expire();
+    let row = this.#db.prepare("SELECT * FROM signing_keys WHERE state = 'active'").get() as Row | undefined;
+    if (!row) {
+      await this.#create();
+      row = this.#db.prepare("SELECT * FROM signing_keys WHERE state = 'active'").get() as unknown as Row;
+    }
+    const kid = row.kid;
+    let key = this.#imported.get(`private:${kid}`);
+    if (!key) {
+      key = importJWK(JSON.parse(row.private_jwk!) as JWK, 'EdDSA') as Promise<CryptoKey>;
+      this.#imported.set(`private:${kid}`, key);
+    }
+    const value = { kid, key: await key };
+    // Another process may rotate: look again within a second (the old key stays valid through its overlap).
+    this.#active = { value, until: this.#now() + 1000 };
+    return value;
+  }
+
+  /** The public key for `kid` if it is published (active or retiring within its overlap), else undefined. */
+  async verificationKey(kid: string): Promise<CryptoKey | undefined> {
+    const row = this.#db.prepare("SELECT * FROM signing_keys WHERE kid = ? AND state != 'retired'").get(kid) as Row | undefined;
+    if (!row) return undefined;
+    if (row.state === 'retiring' && row.retire_after !== null && row.retire_after <= this.#now()) return undefined;
+    let key = this.#imported.get(`public:${kid}`);
+    if (!key) {
+      key = importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA') as Promise<CryptoKey>;
+      this.#imported.set(`public:${kid}`, key);
+    }
+    return key;
+  }
+
+  /** The published key set: `{ keys: [...] }`, active key first. */
+  async jwks(): Promise<{ keys: PublicJwk[] }> {
+    await this.signingKey();
+    const rows = this.#db.prepare("SELECT * FROM signing_keys WHERE state != 'retired' ORDER BY state = 'active' DESC, created_at DESC").all() as unknown as Row[];
+    return { keys: rows.map((r) => JSON.parse(r.public_jwk) as PublicJwk) };
+  }
+
+  list(): SigningKeyInfo[] {
+    this.#expire();
+    const rows = this.#db.prepare("SELECT * FROM signing_keys ORDER BY state = 'active' DESC, created_at DESC").all() as unknown as Row[];
+    return rows.map((r) => ({
+      kid: r.kid,
+      state: r.state,
+      createdAt: new Date(r.created_at).toISOString(),
+      ...(r.retire_after !== null ? { retireAfter: new Date(r.retire_after).toISOString() } : {}),
+    }));
+  }
+
+  /**
+   * Makes a new active key; the old one keeps verifying for `overlapMs`
+   * (choose at least the longest token lifetime). Returns the new kid.
+   */
+  async rotate(overlapMs: number): Promise<string> {
+    if (!Number.isSafeInteger(overlapMs) || overlapMs < 0) throw new IdentityError('IDENTITY_INPUT_INVALID', 'overlap must be a non-negative number of milliseconds');
+    const material = await newKeyMaterial();
+    const now = this.#now();
+    this.#active = undefined;
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      this.#db.prepare("UPDATE signing_keys SET state = 'retiring', retire_after = ? WHERE state = 'active'").run(now + overlapMs);
+      this.#db
+        .prepare("INSERT INTO signing_keys (kid, private_jwk, public_jwk, state, created_at) VALUES (?, ?, ?, 'active', ?)")
+        .run(material.kid, material.privateJwk, material.publicJwk, now);
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot rotate the signing key', { cause: error });
+    }
+    return material.kid;
+  }
+
+  /** The first key; a no-op when another process created one meanwhile. */
+  async #create(): Promise<void> {
+    const material = await newKeyMaterial();
+    this.#db
+      .prepare("INSERT INTO signing_keys (kid, private_jwk, public_jwk, state, created_at) SELECT ?, ?, ?, 'active', ? WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE state = 'active')")
+      .run(material.kid, material.privateJwk, material.publicJwk, this.#now());
+  }
+
+  /** Retires keys whose overlap has ended and erases their private half. */
+  #expire(): void {
+    const due = this.#db.prepare("SELECT 1 FROM signing_keys WHERE state = 'retiring' AND retire_after <= ? LIMIT 1").get(this.#now());
+    if (!due) return;
+    this.#db.prepare("UPDATE signing_keys SET state = 'retired', private_jwk = NULL WHERE state = 'retiring' AND retire_after <= ?").run(this.#now());
+  }
+}
+
+async function newKeyMaterial(): Promise<{ kid: string; privateJwk: string; publicJwk: string }> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const priv = privateKey.export({ format: 'jwk' });
+  const pub = publicKey.export({ format: 'jwk' });
+  const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: pub.x! });
+  const published: PublicJwk = { kty: 'OKP', crv: 'Ed25519', x: pub.x!, kid, alg: 'EdDSA', use: 'sig' };
+  return { kid, privateJwk: JSON.stringify({ ...priv, kid, alg: 'EdDSA' }), publicJwk: JSON.stringify(published) };
+}

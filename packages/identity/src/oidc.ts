@@ -1,0 +1,190 @@
+// Human single sign-on: OpenID Connect authorization code flow with PKCE
+// (RFC 7636, S256) against any standard issuer — Microsoft Entra ID,
+// Okta, Keycloak, Google — by configuration alone.
+import { createHash, randomBytes } from 'node:crypto';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { IdentityError } from './errors.ts';
+
+export const CORRAL_ROLES = ['admin', 'approver', 'auditor', 'viewer'] as const;
+export type CorralRole = (typeof CORRAL_ROLES)[number];
+
+export interface OidcSettings {
+  /** The issuer URL exactly as its discovery document states it (Entra: `https://login.microsoftonline.com/TENANT/v2.0`). */
+  issuer: string;
+  clientId: string;
+  /** For a confidential client (client_secret_basic); leave out for a public client (PKCE only). */
+  clientSecret?: string;
+  /** Where the issuer sends the browser back; must be registered with the issuer. */
+  redirectUri: string;
+  /** Default `openid profile email`. */
+  scopes?: string[];
+  /** The claim holding groups or roles. Default `groups` (Entra: `groups` for group object ids, `roles` for app roles). */
+  roleClaim?: string;
+  /** Claim values that grant each Corral role. */
+  roleMap: Partial<Record<CorralRole, string[]>>;
+  /** Accepted ID token algorithms. Default RS256 (what Entra ID and most issuers sign with). */
+  idTokenAlgorithms?: string[];
+  /** Clock skew tolerated on ID token times (seconds). Default 60. */
+  clockToleranceSeconds?: number;
+  fetch?: typeof fetch;
+}
+
+/** What `startLogin` hands back: the URL to send the browser to, and secrets to keep until the callback. */
+export interface PendingLogin {
+  url: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+}
+
+/** A person as Corral knows them after signing in. */
+export interface HumanIdentity {
+  issuer: string;
+  subject: string;
+  email?: string;
+  name?: string;
+  /** The raw values of the role claim. */
+  groups: string[];
+  roles: CorralRole[];
+}
+
+interface Discovery {
+  issuer: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  jwks_uri: string;
+}
+
+/** Maps role-claim values to Corral roles, in Corral's order (admin first). */
+export function mapRoles(values: readonly string[], roleMap: OidcSettings['roleMap']): CorralRole[] {
+  const have = new Set(values);
+  return CORRAL_ROLES.filter((role) => (roleMap[role] ?? []).some((v) => have.has(v)));
+}
+
+export class OidcClient {
+  readonly settings: Readonly<OidcSettings>;
+  readonly #discovery: Discovery;
+  readonly #jwks: ReturnType<typeof createRemoteJWKSet>;
+
+  private constructor(settings: OidcSettings, discovery: Discovery) {
+    this.settings = settings;
+    this.#discovery = discovery;
+    this.#jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
+  }
+
+  /**
+   * Checks the settings, reads the issuer's discovery document and checks it
+   * names the same issuer. Throws IDENTITY_CONFIG_MISSING, IDENTITY_OIDC_DISCOVERY_FAILED.
+   */
+  static async discover(settings: OidcSettings): Promise<OidcClient> {
+    for (const name of ['issuer', 'clientId', 'redirectUri'] as const) {
+      if (typeof settings[name] !== 'string' || settings[name] === '') throw new IdentityError('IDENTITY_CONFIG_MISSING', `OIDC setting ${name} is required`);
+    }
+    if (!settings.roleMap || Object.keys(settings.roleMap).length === 0) throw new IdentityError('IDENTITY_CONFIG_MISSING', 'OIDC setting roleMap is required');
+    const doFetch = settings.fetch ?? fetch;
+    const url = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    let doc: Record<string, unknown>;
+    try {
+      const res = await doFetch(url, { headers: { accept: 'application/json' }, redirect: 'error' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      doc = (await res.json()) as Record<string, unknown>;
+    } catch (error) {
+      throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `cannot read ${url}`, { cause: error });
+    }
+    if (doc.issuer !== settings.issuer) throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', 'the discovery document names another issuer');
+    for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const) {
+      if (typeof doc[k] !== 'string') throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `the discovery document has no ${k}`);
+    }
+    return new OidcClient(settings, doc as unknown as Discovery);
+  }
+
+  /** Starts a login: fresh state, nonce and PKCE verifier; the URL carries only the S256 challenge. */
+  startLogin(): PendingLogin {
+    const state = randomBytes(24).toString('base64url');
+    const nonce = randomBytes(24).toString('base64url');
+    const codeVerifier = randomBytes(48).toString('base64url');
+    const url = new URL(this.#discovery.authorization_endpoint);
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('client_id', this.settings.clientId);
+    url.searchParams.set('redirect_uri', this.settings.redirectUri);
+    url.searchParams.set('scope', (this.settings.scopes ?? ['openid', 'profile', 'email']).join(' '));
+    url.searchParams.set('state', state);
+    url.searchParams.set('nonce', nonce);
+    url.searchParams.set('code_challenge', createHash('sha256').update(codeVerifier).digest('base64url'));
+    url.searchParams.set('code_challenge_method', 'S256');
+    return { url: url.toString(), state, nonce, codeVerifier };
+  }
+
+  /**
+   * Completes a login from the callback URL the browser arrived at: checks
+   * state, exchanges the code with the PKCE verifier, verifies the ID token
+   * (signature from the issuer's JWKS, issuer, audience, expiry, nonce) and
+   * maps its role claim. Throws IDENTITY_OIDC_STATE_MISMATCH,
+   * _AUTHORIZATION_FAILED, _EXCHANGE_FAILED, _ID_TOKEN_INVALID, _NO_ROLE.
+   */
+  async finishLogin(callbackUrl: string, pending: PendingLogin): Promise<HumanIdentity> {
+    let params: URLSearchParams;
+    try {
+      params = new URL(callbackUrl).searchParams;
+    } catch (error) {
+      throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback URL is malformed', { cause: error });
+    }
+    const state = params.get('state');
+    if (state === null || state !== pending.state) throw new IdentityError('IDENTITY_OIDC_STATE_MISMATCH', 'the callback is not for this login');
+    const issuerParam = params.get('iss');
+    if (issuerParam !== null && issuerParam !== this.settings.issuer) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback came from another issuer');
+    if (params.get('error') !== null) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', `the issuer refused the login (${params.get('error')!.slice(0, 64)})`);
+    const code = params.get('code');
+    if (!code) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback carries no code');
+
+    const body = new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: this.settings.redirectUri, code_verifier: pending.codeVerifier });
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    if (this.settings.clientSecret) {
+      const id = encodeURIComponent(this.settings.clientId);
+      const secret = encodeURIComponent(this.settings.clientSecret);
+      headers.authorization = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+    } else {
+      body.set('client_id', this.settings.clientId);
+    }
+    let tokens: Record<string, unknown>;
+    try {
+      const res = await (this.settings.fetch ?? fetch)(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
+      tokens = (await res.json()) as Record<string, unknown>;
+      if (!res.ok) throw new Error(`HTTP ${res.status} ${typeof tokens.error === 'string' ? tokens.error : ''}`);
+    } catch (error) {
+      throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer refused the code exchange', { cause: error });
+    }
+    if (typeof tokens.id_token !== 'string') throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer returned no ID token');
+
+    let claims: JWTPayload;
+    try {
+      const result = await jwtVerify(tokens.id_token, this.#jwks, {
+        issuer: this.settings.issuer,
+        audience: this.settings.clientId,
+        algorithms: this.settings.idTokenAlgorithms ?? ['RS256'],
+        clockTolerance: this.settings.clockToleranceSeconds ?? 60,
+        requiredClaims: ['sub', 'iat', 'exp'],
+      });
+      claims = result.payload;
+    } catch (error) {
+      const why = error instanceof joseErrors.JOSEError ? error.code : 'unreadable';
+      throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', `the ID token does not verify (${why})`, { cause: error });
+    }
+    if (claims.nonce !== pending.nonce) throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token is for another login (nonce)');
+    if (typeof claims.sub !== 'string') throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token has no subject');
+
+    const raw = claims[this.settings.roleClaim ?? 'groups'];
+    const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
+    const roles = mapRoles(groups, this.settings.roleMap);
+    if (roles.length === 0) throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
+    const email = typeof claims.email === 'string' ? claims.email : typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined;
+    return {
+      issuer: this.settings.issuer,
+      subject: claims.sub,
+      ...(email !== undefined ? { email } : {}),
+      ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
+      groups,
+      roles,
+    };
+  }
+}

@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { SignJWT, importJWK, type JWK } from 'jose';
+import { IdentityError, FORGED_TOKEN_CODES } from './errors.ts';
+import { Identity } from './identity.ts';
+import type { TokenRefusal } from './tokens.ts';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'corral-identity-'));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Signs arbitrary claims with the store's own active private key: a genuine signature on whatever we like. */
+async function signWithStoreKey(dir: string, claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+  const db = new DatabaseSync(join(dir, 'identity.db'));
+  const row = db.prepare("SELECT kid, private_jwk FROM signing_keys WHERE state = 'active'").get() as { kid: string; private_jwk: string };
+  db.close();
+  const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'EdDSA');
+  return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: row.kid, ...header }).sign(key);
+}
+
+function b64(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+describe('agent tokens', () => {
+  let dir: string;
+  let id: Identity;
+  let clock = Date.UTC(2026, 10, 25, 12);
+  before(() => {
+    dir = tempDir();
+    id = Identity.open(dir, { issuer: 'https://corral.example.com', now: () => clock });
+    id.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com', scopes: ['records:read', 'payments:create'] });
+  });
+  after(() => id.close());
+
+  it('issues an EdDSA JWT that verifies, with sub, process, scopes and a ten-minute default expiry', async () => {
+    const { token, claims } = await id.issueToken('invoice-bot');
+    const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString());
+    assert.equal(header.alg, 'EdDSA');
+    assert.equal(header.typ, 'at+jwt');
+    assert.equal(claims.exp - claims.iat, 600);
+    const verified = await id.verifyToken(token);
+    assert.equal(verified.sub, id.agents.get('invoice-bot').id);
+    assert.equal(verified.process, 'invoice-intake');
+    assert.equal(verified.scope, 'records:read payments:create');
+    assert.equal(verified.iss, 'https://corral.example.com');
+  });
+
+  it('publishes the verification key in the JWKS with its kid, and no private part', async () => {
+    const { token } = await id.issueToken('invoice-bot');
+    const kid = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid;
+    const jwks = await id.jwks();
+    assert.equal(jwks.keys[0]?.kid, kid);
+    assert.equal(jwks.keys[0]?.crv, 'Ed25519');
+    assert.ok(!('d' in jwks.keys[0]!));
+  });
+
+  it('keeps identity.db readable by its owner only', () => {
+    assert.equal(statSync(join(dir, 'identity.db')).mode & 0o777, 0o600);
+  });
+
+  it('refuses a TTL above the maximum, and a token for an unknown agent', async () => {
+    await assert.rejects(id.issueToken('invoice-bot', { ttlSeconds: 3601 }), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(id.issueToken('nobody'), { code: 'IDENTITY_AGENT_NOT_FOUND' });
+  });
+
+  describe('refuses bad tokens, each with its own code', () => {
+    const now = () => Math.floor(clock / 1000);
+    const good = () => ({ iss: 'https://corral.example.com', aud: 'corral', sub: id.agents.get('invoice-bot').id, jti: 'j1', iat: now(), nbf: now(), exp: now() + 300, agent: 'invoice-bot', process: 'invoice-intake', scope: '', gen: 1 });
+
+    it('an expired token: IDENTITY_TOKEN_EXPIRED', async () => {
+      const { token } = await id.issueToken('invoice-bot', { ttlSeconds: 60 });
+      clock += 120_000;
+      try {
+        await assert.rejects(id.verifyToken(token), { code: 'IDENTITY_TOKEN_EXPIRED' });
+      } finally {
+        clock -= 120_000;
+      }
+    });
+
+    it('a token not valid yet: IDENTITY_TOKEN_NOT_YET_VALID', async () => {
+      const token = await signWithStoreKey(dir, { ...good(), nbf: now() + 600, iat: now(), exp: now() + 900 });
+      await assert.rejects(id.verifyToken(token), { code: 'IDENTITY_TOKEN_NOT_YET_VALID' });
+    });
+
+    it('a token for another audience: IDENTITY_TOKEN_AUDIENCE', async () => {
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), aud: 'someone-else' })), { code: 'IDENTITY_TOKEN_AUDIENCE' });
+    });
+
+    it('a token from another issuer: IDENTITY_TOKEN_ISSUER', async () => {
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), iss: 'https://evil.example' })), { code: 'IDENTITY_TOKEN_ISSUER' });
+    });
+
+    it('an unsigned token (alg none): IDENTITY_TOKEN_UNSIGNED', async () => {
+      const token = `${b64({ alg: 'none', typ: 'at+jwt' })}.${b64(good())}.`;
+      await assert.rejects(id.verifyToken(token), { code: 'IDENTITY_TOKEN_UNSIGNED' });
+    });
+
+    it('a tampered payload (longer expiry) on a genuine signature: IDENTITY_TOKEN_SIGNATURE_INVALID', async () => {
+      const { token } = await id.issueToken('invoice-bot');
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      const forged = `${h}.${b64({ ...claims, exp: claims.exp + 86_400 })}.${s}`;
+      await assert.rejects(id.verifyToken(forged), { code: 'IDENTITY_TOKEN_SIGNATURE_INVALID' });
+    });
+
+    it('a token signed by another key under a published kid: IDENTITY_TOKEN_SIGNATURE_INVALID', async () => {
+      const { token } = await id.issueToken('invoice-bot');
+      const kid = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid;
+      const { privateKey } = generateKeyPairSync('ed25519');
+      const forged = await new SignJWT(good()).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid }).sign(privateKey);
+      await assert.rejects(id.verifyToken(forged), { code: 'IDENTITY_TOKEN_SIGNATURE_INVALID' });
+    });
+
+    it('a token naming a key Corral never published: IDENTITY_TOKEN_KEY_UNKNOWN', async () => {
+      const { privateKey } = generateKeyPairSync('ed25519');
+      const forged = await new SignJWT(good()).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: 'made-up' }).sign(privateKey);
+      await assert.rejects(id.verifyToken(forged), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+    });
+
+    it('an HS256 token keyed with the public key (algorithm confusion): IDENTITY_TOKEN_ALGORITHM', async () => {
+      const jwks = await id.jwks();
+      const secret = new TextEncoder().encode(JSON.stringify(jwks.keys[0]));
+      const forged = await new SignJWT(good()).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: jwks.keys[0]!.kid }).sign(secret);
+      await assert.rejects(id.verifyToken(forged), { code: 'IDENTITY_TOKEN_ALGORITHM' });
+    });
+
+    it('an ID token or other JWT type: IDENTITY_TOKEN_CLAIMS_INVALID', async () => {
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, good(), { typ: 'JWT' })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' });
+    });
+
+    it('a genuine token living longer than Corral issues: IDENTITY_TOKEN_CLAIMS_INVALID', async () => {
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), exp: now() + 86_400 })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' });
+    });
+
+    it('a single-use token presented twice: IDENTITY_TOKEN_REPLAYED', async () => {
+      const { token } = await id.issueToken('invoice-bot');
+      await id.verifyToken(token, { singleUse: true });
+      await assert.rejects(id.verifyToken(token, { singleUse: true }), { code: 'IDENTITY_TOKEN_REPLAYED' });
+    });
+
+    it('garbage: IDENTITY_TOKEN_MALFORMED', async () => {
+      for (const t of ['', 'a.b', 'a.b.c.d', '!!.??.x', `${b64([1])}.${b64({})}.sig`, 'eyJ.eyJ.sig', 42, null]) {
+        await assert.rejects(id.verifyToken(t), { code: 'IDENTITY_TOKEN_MALFORMED' }, String(t));
+      }
+    });
+  });
+
+  it('logs each refusal with its code and never the token or any key material', async () => {
+    const log: TokenRefusal[] = [];
+    const { token } = await id.issueToken('invoice-bot');
+    const [h, p] = token.split('.') as [string, string, string];
+    const forged = `${h}.${p}.${'A'.repeat(86)}`;
+    await assert.rejects(id.verifyToken(forged, { log: (r) => log.push(r) }), { code: 'IDENTITY_TOKEN_SIGNATURE_INVALID' });
+    assert.equal(log.length, 1);
+    assert.equal(log[0]?.code, 'IDENTITY_TOKEN_SIGNATURE_INVALID');
+    const text = JSON.stringify(log);
+    const db = new DatabaseSync(join(dir, 'identity.db'));
+    const secrets = (db.prepare('SELECT private_jwk FROM signing_keys WHERE private_jwk IS NOT NULL').all() as { private_jwk: string }[]).map((r) => (JSON.parse(r.private_jwk) as { d: string }).d);
+    db.close();
+    for (const piece of [token, forged, p, token.split('.')[2]!, ...secrets]) assert.ok(!text.includes(piece));
+    for (const e of [await id.verifyToken(forged).catch((x: unknown) => x)]) {
+      assert.ok(e instanceof IdentityError);
+      assert.ok(!e.message.includes(p) && !secrets.some((s) => e.message.includes(s)));
+    }
+  });
+
+  it('classes forged codes apart from refused ones', () => {
+    assert.ok(FORGED_TOKEN_CODES.has('IDENTITY_TOKEN_SIGNATURE_INVALID'));
+    assert.ok(!FORGED_TOKEN_CODES.has('IDENTITY_TOKEN_EXPIRED'));
+    assert.ok(!FORGED_TOKEN_CODES.has('IDENTITY_TOKEN_REVOKED'));
+  });
+
+  it('never lets a foreign exception out of the token parser, whatever the input (property)', async () => {
+    const segment = fc.oneof(fc.string({ maxLength: 40 }), fc.jsonValue().map(b64), fc.constant(b64({ alg: 'EdDSA', typ: 'at+jwt', kid: 'x' })), fc.constant(b64({ alg: 'none' })));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 300 }), fc.tuple(segment, segment, segment).map((s) => s.join('.'))), async (text) => {
+        try {
+          await id.verifyToken(text);
+          assert.fail('a random token verified');
+        } catch (error) {
+          assert.ok(error instanceof IdentityError, String(error));
+          assert.ok(FORGED_TOKEN_CODES.has(error.code) || error.code === 'IDENTITY_TOKEN_CLAIMS_INVALID', error.code);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
+
+describe('the kill switch', () => {
+  it('makes every token of a suspended agent useless at once, also in another process handle on the same store, and for good after resume', async () => {
+    const dir = tempDir();
+    const issuer = Identity.open(dir);
+    const verifier = Identity.open(dir); // a second handle, as another Corral process would have
+    try {
+      issuer.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'bob@example.com' });
+      const { token } = await issuer.issueToken('payroll-bot');
+      await verifier.verifyToken(token);
+      const t0 = performance.now();
+      issuer.agents.suspend('payroll-bot');
+      await assert.rejects(verifier.verifyToken(token), { code: 'IDENTITY_TOKEN_REVOKED' });
+      assert.ok(performance.now() - t0 < 1000);
+      await assert.rejects(issuer.issueToken('payroll-bot'), { code: 'IDENTITY_AGENT_STATE' });
+      issuer.agents.resume('payroll-bot');
+      await assert.rejects(verifier.verifyToken(token), { code: 'IDENTITY_TOKEN_REVOKED' });
+      const fresh = await issuer.issueToken('payroll-bot');
+      await verifier.verifyToken(fresh.token);
+      issuer.agents.retire('payroll-bot');
+      await assert.rejects(verifier.verifyToken(fresh.token), { code: 'IDENTITY_TOKEN_REVOKED' });
+      assert.throws(() => issuer.agents.resume('payroll-bot'), { code: 'IDENTITY_AGENT_STATE' });
+    } finally {
+      issuer.close();
+      verifier.close();
+    }
+  });
+});
+
+describe('key rotation', () => {
+  it('keeps tokens signed by the previous key valid through the overlap, then refuses them as unknown-key', async () => {
+    const dir = tempDir();
+    let clock = Date.UTC(2026, 10, 25, 12);
+    const id = Identity.open(dir, { now: () => clock });
+    try {
+      id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      const old = await id.issueToken('bot', { ttlSeconds: 900 });
+      const newKid = await id.rotateKeys(15 * 60_000);
+      const fresh = await id.issueToken('bot');
+      assert.equal(JSON.parse(Buffer.from(fresh.token.split('.')[0]!, 'base64url').toString()).kid, newKid);
+      assert.equal((await id.jwks()).keys.length, 2);
+      await id.verifyToken(old.token);
+      clock += 15 * 60_000 + 1;
+      await assert.rejects(id.verifyToken(old.token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+      assert.equal((await id.jwks()).keys.length, 1);
+      assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retired']);
+    } finally {
+      id.close();
+    }
+  });
+});
