@@ -203,6 +203,7 @@ export class Runner {
 
         let outBytes = 0;
         let errBytes = 0;
+        let errHead = Buffer.alloc(0);
         const max = plan.limits.maxOutputBytes.value;
         const forward = (chunk: Buffer, which: 'stdout' | 'stderr') => {
           const total = outBytes + errBytes;
@@ -213,7 +214,11 @@ export class Runner {
           const room = max - total;
           const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
           if (which === 'stdout') outBytes += part.length;
-          else errBytes += part.length;
+          else {
+            errBytes += part.length;
+            // bubblewrap writes its own messages in pieces: keep the head whole, wherever stderr goes.
+            if (errHead.length < 200) errHead = Buffer.concat([errHead, part]).subarray(0, 200);
+          }
           const sink = which === 'stdout' ? options.stdout : options.stderr;
           if (sink) sink.write(part);
           else output[which].push(part);
@@ -256,7 +261,7 @@ export class Runner {
         if (report?.memoryLimitHit) limitsHit.add('memory');
         if (report?.processLimitHit) limitsHit.add('processes');
         const connections = channel?.connections() ?? [];
-        const stderrHead = (output.stderr[0] ?? Buffer.alloc(0)).subarray(0, 200).toString();
+        const stderrHead = errHead.toString();
         const notFound = exit.code === 1 && killedBy === undefined && /^bwrap: execvp /.test(stderrHead);
         const refused: RefusedAccess[] = [
           ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),

@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
+import { validatePolicy } from './policy/load.ts';
+import { planSandbox, type SandboxPlan } from './policy/plan.ts';
+import type { ContainerPolicyInput } from './policy/schema.ts';
+import { Runner } from './runner.ts';
+
+const node = realpathSync(process.execPath);
+
+function plan(policy: ContainerPolicyInput, baseDir = '/tmp'): SandboxPlan {
+  return planSandbox({ policy: validatePolicy(policy), source: 'test', baseDir });
+}
+
+/** This host as it is, but without the given cgroup controllers. */
+function without(...controllers: ('memory' | 'pids' | 'cpu')[]): HostCapabilities {
+  const caps = hostCapabilities();
+  const kept = Object.fromEntries(Object.entries(caps.cgroups.controllers).filter(([c]) => !controllers.includes(c as 'memory')));
+  return { ...caps, cgroups: { ...caps.cgroups, controllers: kept } };
+}
+
+describe('the runner', () => {
+  let runner: Runner;
+  let dir: string;
+  let server: Server;
+  let serverPort: number;
+  before(async () => {
+    runner = new Runner({
+      proxy: {
+        lookup: async (name) => {
+          if (name === 'shop.test.example') return [{ address: '127.0.0.1', family: 4 }];
+          throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+        },
+      },
+    });
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-runner-')));
+    mkdirSync(join(dir, 'work'));
+    mkdirSync(join(dir, 'inbox'));
+    writeFileSync(join(dir, 'inbox/a.txt'), 'granted content\n');
+    server = createServer((req, res) => res.end(`shop says hi to ${req.method} ${req.url}`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    serverPort = (server.address() as { port: number }).port;
+  });
+  after(async () => {
+    await runner.close();
+    server.close();
+  });
+
+  describe('with granted paths', () => {
+    it('reads a read-only grant and writes a read-write grant that lands on the host', async () => {
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['./work'], readonly: ['./inbox'] } }, dir);
+      const r = await runner.run(p, ['/bin/sh', '-c', 'cat ../inbox/a.txt && echo written > out.txt && pwd']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, `granted content\n${join(dir, 'work')}\n`);
+      assert.equal(readFileSync(join(dir, 'work/out.txt'), 'utf8'), 'written\n');
+    });
+  });
+
+  describe('the exit', () => {
+    it("passes the command's exit code through", async () => {
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', 'exit 7']);
+      assert.equal(r.exitCode, 7);
+      assert.equal(r.signal, null);
+      assert.deepEqual(r.limitsHit, []);
+    });
+
+    it('says when the command does not exist inside the sandbox', async () => {
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/usr/bin/no-such-command']);
+      assert.equal(r.notFound, true);
+    });
+
+    it('reports the peak memory from the cgroup', async () => {
+      const r = await runner.run(plan({ runtime: ['node'] }), [node, '-e', 'globalThis.b = Buffer.alloc(64 * 2 ** 20, 1)']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.ok((r.peakMemoryBytes ?? 0) > 64 * 2 ** 20, `peak ${r.peakMemoryBytes}`);
+    });
+  });
+
+  describe('the environment', () => {
+    it('holds exactly the policy environment', async () => {
+      process.env.CORRAL_RUNNER_TEST_SECRET = 'must-not-pass';
+      const r = await runner.run(plan({ runtime: ['shell'], environment: { set: { GREETING: 'hello' }, pass: ['CORRAL_RUNNER_PASSED'] } }), ['/usr/bin/env'], {});
+      delete process.env.CORRAL_RUNNER_TEST_SECRET;
+      const names = r.stdout.trim().split('\n').map((l) => l.split('=')[0]).sort();
+      assert.deepEqual(names, ['GREETING', 'HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']);
+    });
+  });
+
+  describe('standard input', () => {
+    it('feeds a stream to the command', async () => {
+      const input = new PassThrough();
+      input.end('from the caller\n');
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/cat'], { stdin: input });
+      assert.equal(r.stdout, 'from the caller\n');
+    });
+  });
+
+  describe('the wall-clock timeout', () => {
+    it('kills the whole tree, background children included, soon after the limit', async () => {
+      const r = await runner.run(plan({ runtime: ['shell'], process: { timeoutMs: 300 } }), ['/bin/sh', '-c', 'sleep 30 & sleep 30 & wait']);
+      assert.deepEqual(r.limitsHit, ['timeout']);
+      assert.equal(r.exitCode, null);
+      assert.ok(r.durationMs < 3000, `took ${r.durationMs} ms`);
+    });
+  });
+
+  describe('an abort from the caller', () => {
+    it('kills the sandbox without calling it a limit', async () => {
+      const controller = new AbortController();
+      const proc = runner.spawn(plan({ runtime: ['shell'] }), ['/bin/sleep', '30'], { signal: controller.signal });
+      setTimeout(() => controller.abort(), 100);
+      const r = await proc.result;
+      assert.equal(r.signal, 'SIGKILL');
+      assert.deepEqual(r.limitsHit, []);
+    });
+  });
+
+  describe('egress through the proxy', () => {
+    it("reaches an allowed name, with the tool's own proxy support, and records the connection", async () => {
+      const p = plan({ runtime: ['node'], network: { egress: { allow: [`shop.test.example:${serverPort}`, `127.0.0.1/32:${serverPort}`] } } });
+      const r = await runner.run(p, [node, '-e', `fetch('http://shop.test.example:${serverPort}/price').then(r => r.text()).then(t => console.log(t))`]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout.trim(), 'shop says hi to GET /price');
+      assert.equal(r.connections.length, 1);
+      assert.equal(r.connections[0]?.allowed, true);
+      assert.equal(r.connections[0]?.host, 'shop.test.example');
+      assert.ok((r.connections[0]?.bytesReceived ?? 0) > 0);
+    });
+
+    it('refuses the same server when the policy does not list its address', async () => {
+      const p = plan({ runtime: ['node'], network: { egress: { allow: [`shop.test.example:${serverPort}`] } } });
+      const r = await runner.run(p, [node, '-e', `fetch('http://shop.test.example:${serverPort}/').then(r => console.log(r.status), () => console.log('failed'))`]);
+      assert.equal(r.stdout.trim(), 'failed');
+      assert.deepEqual(
+        r.refused.map((x) => x.kind === 'network' && x.reason),
+        ['private-address'],
+      );
+    });
+  });
+
+  describe('ingress', () => {
+    it('publishes a contained server on a host loopback port', async () => {
+      const p = plan({ runtime: ['node'], network: { ingress: [{ port: 8080 }] }, process: { timeoutMs: 20_000 } });
+      const proc = runner.spawn(p, [node, '-e', "require('http').createServer((q, s) => s.end('from inside')).listen(8080, '127.0.0.1')"]);
+      const [published] = await proc.ready;
+      assert.ok(published && published.hostPort > 0);
+      let body = '';
+      for (let i = 0; i < 100 && body === ''; i++) {
+        body = await fetch(`http://127.0.0.1:${published.hostPort}/`).then(
+          (r) => r.text(),
+          () => new Promise<string>((r) => setTimeout(() => r(''), 50)),
+        );
+      }
+      proc.kill();
+      await proc.result;
+      assert.equal(body, 'from inside');
+    });
+  });
+
+  describe('on a host without cgroups', () => {
+    it('refuses a limit the policy wrote, naming it', async () => {
+      const poor = new Runner({ capabilities: without('memory', 'pids', 'cpu') });
+      try {
+        assert.throws(() => poor.spawn(plan({ runtime: ['shell'], process: { cpus: 0.5 } }), ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_UNENFORCEABLE' && /process\.cpus/.test(e.message));
+      } finally {
+        await poor.close();
+      }
+    });
+
+    it('runs with a warning when the policy says onUnenforceable: warn', async () => {
+      const poor = new Runner({ capabilities: without('cpu') });
+      try {
+        const r = await poor.run(plan({ runtime: ['shell'], process: { cpus: 0.5 }, onUnenforceable: 'warn' }), ['/bin/true']);
+        assert.equal(r.exitCode, 0);
+        assert.ok(r.warnings.some((w) => w.includes('process.cpus')));
+      } finally {
+        await poor.close();
+      }
+    });
+
+    it('falls back to an address-space rlimit for memory', async () => {
+      const poor = new Runner({ capabilities: without('memory') });
+      try {
+        const r = await poor.run(plan({ runtime: ['shell'], process: { memoryMB: 100 } }), ['/bin/sh', '-c', 'ulimit -v']);
+        assert.equal(r.stdout.trim(), String(100 * 1024));
+      } finally {
+        await poor.close();
+      }
+    });
+  });
+
+  describe('misuse', () => {
+    it('refuses an empty command', () => {
+      assert.throws(() => runner.spawn(plan({}), []), { code: 'CONTAIN_BAD_COMMAND' });
+    });
+
+    it('refuses to run after close', async () => {
+      const r = new Runner();
+      await r.close();
+      assert.throws(() => r.spawn(plan({}), ['/bin/true']), { code: 'CONTAIN_CLOSED' });
+    });
+  });
+});
