@@ -1,0 +1,812 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { dirname } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { parseEgressRule, type EgressRule } from './egress-rule.ts';
+import { EgressProxy, type ConnectionRecord, type EgressChannel, type EgressLookup } from './proxy.ts';
+
+// Every server here listens on 127.0.0.1 and every name the proxy resolves
+// comes from this table: no test can reach beyond loopback. Names that lead
+// to non-loopback addresses exist only to be refused before any connection.
+const NAMES: Record<string, string[]> = {
+  'api.test.corral': ['127.0.0.1'],
+  'other.test.corral': ['127.0.0.1'],
+  'svc.wild.test.corral': ['127.0.0.1'],
+  'deep.svc.wild.test.corral': ['127.0.0.1'],
+  'wild.test.corral': ['127.0.0.1'],
+  'loop.evil.test': ['127.0.0.1'],
+  'mapped.evil.test': ['::ffff:127.0.0.1'],
+  'ten.evil.test': ['10.1.2.3'],
+  'meta.evil.test': ['169.254.169.254'],
+  'mixed.test.corral': ['10.0.0.1', '169.254.169.254', '127.0.0.1'],
+  'empty.test.corral': [],
+};
+const looked: string[] = [];
+const lookup: EgressLookup = async (hostname) => {
+  looked.push(hostname);
+  if (hostname === 'slow.test.corral') return new Promise(() => undefined);
+  if (hostname === 'junk.test.corral') return [{ address: 'not an address', family: 4 }];
+  const found = NAMES[hostname];
+  if (found === undefined) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+  return found.map((address) => ({ address, family: net.isIP(address) }));
+};
+
+function rules(...texts: string[]): EgressRule[] {
+  return texts.map((t) => {
+    const rule = parseEgressRule(t);
+    if (typeof rule === 'string') throw new TypeError(rule);
+    return rule;
+  });
+}
+
+// ---- upstream servers on loopback
+
+const block = Buffer.alloc(64 * 1024, 0x61);
+
+function upstreamHttp(): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://upstream');
+    if (url.pathname === '/echo') {
+      let bodyBytes = 0;
+      req.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
+      req.on('end', () => res.end(JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, bodyBytes })));
+      return;
+    }
+    if (url.pathname === '/bytes') {
+      let left = Number(url.searchParams.get('n'));
+      const chunked = url.searchParams.has('chunked');
+      res.writeHead(200, chunked ? {} : { 'Content-Length': left });
+      const pump = () => {
+        while (left > 0) {
+          const piece = block.subarray(0, Math.min(left, block.length));
+          left -= piece.length;
+          if (!res.write(piece)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return;
+    }
+    if (url.pathname === '/reset') {
+      res.writeHead(200, { 'Content-Length': 100_000 });
+      res.write(block.subarray(0, 1000), () => req.socket.resetAndDestroy());
+      return;
+    }
+    res.writeHead(404).end();
+  });
+}
+
+/** Reads until the client's FIN, then answers twice as many bytes and ends: a half-close check and a byte count. */
+function doubler(): net.Server {
+  return net.createServer({ allowHalfOpen: true }, (socket) => {
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.on('end', () => socket.end(Buffer.alloc(received * 2, 0x62)));
+    socket.on('error', () => undefined);
+  });
+}
+
+function echo(): net.Server {
+  return net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.pipe(socket);
+  });
+}
+
+/** Sends without end and ignores the client's FIN: only a torn-down connection stops it. */
+const firehoseEvents = new EventEmitter();
+function firehose(): net.Server {
+  return net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.on('close', () => firehoseEvents.emit('closed'));
+    const pump = () => {
+      while (!socket.destroyed && socket.write(block));
+      if (!socket.destroyed) socket.once('drain', pump);
+    };
+    pump();
+  });
+}
+
+/** Accepts, and on the first byte resets the connection. */
+function resetter(): net.Server {
+  return net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.resetAndDestroy());
+  });
+}
+
+async function listen(server: net.Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+// ---- clients
+
+interface Head {
+  status: number;
+  headers: Record<string, string>;
+  rest: Buffer;
+}
+
+function readHead(socket: net.Socket): Promise<Head> {
+  return new Promise((resolve, reject) => {
+    let buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      cleanup();
+      socket.pause();
+      const [statusLine = '', ...lines] = buffer.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, rest: buffer.subarray(end + 4) });
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error(`connection closed before an answer (${buffer.length} bytes)`));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('error', onEnd);
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('error', onEnd);
+  });
+}
+
+async function readAll(socket: net.Socket, first: Buffer = Buffer.alloc(0)): Promise<Buffer> {
+  const chunks = [first];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.resume();
+  await Promise.race([once(socket, 'end'), once(socket, 'close')]);
+  return Buffer.concat(chunks);
+}
+
+/** Sends raw request text to the channel and reads the whole answer (the proxy closes after its own answers). */
+async function rawExchange(channel: EgressChannel, text: string): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const socket = net.connect(channel.socketPath);
+  socket.on('error', () => undefined);
+  socket.write(text);
+  const head = await readHead(socket);
+  const length = Number(head.headers['content-length'] ?? 0);
+  let body = head.rest;
+  if (body.length < length) body = await readAll(socket, body);
+  socket.destroy();
+  return { status: head.status, headers: head.headers, body: body.subarray(0, length).toString() };
+}
+
+/** Opens a CONNECT tunnel; resolves with the answer and, on 200, the tunnelled socket. */
+async function tunnel(channel: EgressChannel, authority: string, early?: Buffer): Promise<{ status: number; headers: Record<string, string>; body: string; socket: net.Socket }> {
+  const socket = net.connect(channel.socketPath);
+  socket.on('error', () => undefined);
+  socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Basic c2VjcmV0LXRva2Vu\r\n\r\n`);
+  if (early) socket.write(early);
+  const head = await readHead(socket);
+  if (head.status === 200) {
+    if (head.rest.length > 0) socket.unshift(head.rest);
+    socket.resume();
+    return { status: 200, headers: head.headers, body: '', socket };
+  }
+  const length = Number(head.headers['content-length'] ?? 0);
+  let body = head.rest;
+  if (body.length < length) body = await readAll(socket, body);
+  return { status: head.status, headers: head.headers, body: body.subarray(0, length).toString(), socket };
+}
+
+interface Got {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  reused: boolean;
+}
+
+function viaHttp(channel: EgressChannel, url: string, options: { method?: string; headers?: Record<string, string>; body?: Buffer; agent?: http.Agent } = {}): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: channel.socketPath, path: url, method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: req.reusedSocket }));
+    });
+    req.end(options.body);
+  });
+}
+
+async function until<T>(probe: () => T | undefined, what: string, ms = 3000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function finished(channel: EgressChannel, count: number): Promise<ConnectionRecord[]> {
+  return until(() => {
+    const all = channel.connections();
+    return all.length >= count && all.every((r) => !r.open) ? all : undefined;
+  }, `${count} finished records`);
+}
+
+// ---- the suite
+
+const servers: net.Server[] = [];
+let proxy: EgressProxy;
+let httpPort: number;
+let doublerPort: number;
+let echoPort: number;
+let resetPort: number;
+let closedPort: number;
+let firehosePort: number;
+
+before(async () => {
+  const h = upstreamHttp();
+  const d = doubler();
+  const e = echo();
+  const r = resetter();
+  const f = firehose();
+  servers.push(h, d, e, r, f);
+  [httpPort, doublerPort, echoPort, resetPort, firehosePort] = await Promise.all([listen(h), listen(d), listen(e), listen(r), listen(f)]);
+  const gone = net.createServer();
+  closedPort = await listen(gone);
+  await new Promise((res) => gone.close(res));
+  proxy = new EgressProxy({ lookup, headerTimeoutMs: 300, dnsTimeoutMs: 200, connectTimeoutMs: 2000, maxHeaderSize: 8192 });
+});
+
+after(async () => {
+  await proxy.close();
+  for (const s of servers) {
+    if (s instanceof http.Server) s.closeAllConnections();
+    s.close();
+  }
+});
+
+async function open(...texts: string[]): Promise<EgressChannel> {
+  return proxy.openChannel(rules(...texts));
+}
+
+describe('EgressProxy', () => {
+  describe('when a rule names the host and a CIDR rule lists the loopback address it resolves to', () => {
+    let channel: EgressChannel;
+    before(async () => {
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(() => channel.close());
+
+    it('tunnels CONNECT and records the name rule and the address rule', async () => {
+      const t = await tunnel(channel, `api.test.corral:${httpPort}`);
+      assert.equal(t.status, 200);
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request({ createConnection: () => t.socket, path: '/echo', headers: { Host: 'api.test.corral' } }, resolve);
+        req.on('error', reject);
+        req.end();
+      });
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      assert.equal(JSON.parse(Buffer.concat(chunks).toString()).url, '/echo');
+      t.socket.destroy();
+      const [record] = await finished(channel, 1);
+      assert.equal(record?.method, 'CONNECT');
+      assert.equal(record?.host, 'api.test.corral');
+      assert.equal(record?.port, httpPort);
+      assert.equal(record?.address, '127.0.0.1');
+      assert.equal(record?.allowed, true);
+      assert.equal(record?.rule, 'api.test.corral:*');
+      assert.equal(record?.addressRule, '127.0.0.1/32:*');
+      assert.equal(record?.special, 'loopback');
+      assert.equal(record?.status, 200);
+    });
+
+    it('forwards plain HTTP in absolute form, with Host taken from the URI', async () => {
+      const got = await viaHttp(channel, `http://API.test.corral:${httpPort}/echo?q=1`, { headers: { Host: 'somewhere.else' } });
+      assert.equal(got.status, 200);
+      const seen = JSON.parse(got.body.toString());
+      assert.equal(seen.url, '/echo?q=1');
+      const host = seen.rawHeaders[seen.rawHeaders.findIndex((h: string) => h.toLowerCase() === 'host') + 1];
+      assert.equal(host, `api.test.corral:${httpPort}`);
+      const record = (await finished(channel, 2)).at(-1);
+      assert.equal(record?.method, 'HTTP');
+      assert.equal(record?.httpMethod, 'GET');
+      assert.equal(record?.allowed, true);
+      assert.equal(record?.status, 200);
+    });
+  });
+
+  describe('bytes', () => {
+    it('counts both ways through a tunnel, early data and half-close included', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const opened = await tunnel(channel, `api.test.corral:${doublerPort}`, Buffer.alloc(100, 1));
+      assert.equal(opened.status, 200);
+      opened.socket.end(Buffer.alloc(900, 1));
+      const back = await readAll(opened.socket);
+      assert.equal(back.length, 2000);
+      const [record] = await finished(channel, 1);
+      assert.equal(record?.bytesSent, 1000);
+      assert.equal(record?.bytesReceived, 2000);
+      assert.equal(record?.aborted, undefined);
+    });
+
+    it('counts both ways for plain HTTP, streaming a 1 MiB upload and a 4 MiB chunked download', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const up = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { method: 'POST', body: Buffer.alloc(1 << 20, 2) });
+      assert.equal(JSON.parse(up.body.toString()).bodyBytes, 1 << 20);
+      const down = await viaHttp(channel, `http://api.test.corral:${httpPort}/bytes?n=${4 << 20}&chunked`);
+      assert.equal(down.body.length, 4 << 20);
+      const [upload, download] = await finished(channel, 2);
+      assert.ok((upload?.bytesSent ?? 0) > 1 << 20 && (upload?.bytesSent ?? 0) < (1 << 20) + 2000, `sent ${upload?.bytesSent}`);
+      assert.ok((download?.bytesReceived ?? 0) > 4 << 20, `received ${download?.bytesReceived}`);
+    });
+  });
+
+  describe('when no rule names the host (api.evil.com)', () => {
+    let channel: EgressChannel;
+    before(async () => {
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(() => channel.close());
+
+    it('refuses CONNECT with 403, a plain-text reason and X-Corral-Refused, and never resolves the name', async () => {
+      const t = await tunnel(channel, 'api.evil.com:443');
+      assert.equal(t.status, 403);
+      assert.equal(t.headers['x-corral-refused'], 'not-allowed');
+      assert.equal(t.body, 'corral egress: refused api.evil.com:443 (not-allowed)\n');
+      assert.ok(!looked.includes('api.evil.com'), 'the name was sent to the resolver');
+      const record = (await finished(channel, 1)).at(-1);
+      assert.deepEqual([record?.host, record?.port, record?.allowed, record?.reason], ['api.evil.com', 443, false, 'not-allowed']);
+    });
+
+    it('refuses plain HTTP with 403 and keeps the client connection usable', async (t) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      t.after(() => agent.destroy());
+      const first = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { agent });
+      const refused = await viaHttp(channel, 'http://api.evil.com/steal', { agent });
+      const third = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { agent });
+      assert.equal(first.status, 200);
+      assert.equal(refused.status, 403);
+      assert.equal(refused.headers['x-corral-refused'], 'not-allowed');
+      assert.equal(refused.body.toString(), 'corral egress: refused api.evil.com:80 (not-allowed)\n');
+      assert.equal(third.status, 200);
+      assert.equal(refused.reused && third.reused, true, 'the three requests shared one client connection');
+    });
+  });
+
+  describe('when a rule names the host but not the port', () => {
+    it('refuses port-not-allowed', async (t) => {
+      const channel = await open('api.test.corral:443', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const answer = await tunnel(channel, `api.test.corral:${httpPort}`);
+      assert.equal(answer.status, 403);
+      assert.equal(answer.headers['x-corral-refused'], 'port-not-allowed');
+      const [record] = await finished(channel, 1);
+      assert.equal(record?.reason, 'port-not-allowed');
+    });
+  });
+
+  describe('when a name resolves to a special address', () => {
+    const cases: [string, string, string][] = [
+      ['loop.evil.test', 'loopback', '127.0.0.1'],
+      ['mapped.evil.test', 'loopback', '127.0.0.1'],
+      ['ten.evil.test', 'private', '10.1.2.3'],
+      ['meta.evil.test', 'metadata', '169.254.169.254'],
+    ];
+    for (const [name, kind, address] of cases) {
+      it(`refuses ${name} (${address}) and records private-address, ${kind}`, async (t) => {
+        // A broad link-local rule and the whole IPv4 space do not list these addresses explicitly.
+        const channel = await open(`${name}:*`, '169.254.0.0/16:*', '0.0.0.0/0:*');
+        t.after(() => channel.close());
+        const answer = await tunnel(channel, `${name}:${httpPort}`);
+        assert.equal(answer.status, 403);
+        assert.equal(answer.headers['x-corral-refused'], 'private-address');
+        const [record] = await finished(channel, 1);
+        assert.deepEqual([record?.allowed, record?.reason, record?.special, record?.address], [false, 'private-address', kind, address]);
+      });
+    }
+
+    it('connects when a CIDR rule lists the loopback address itself', async (t) => {
+      const channel = await open('loop.evil.test:*', `127.0.0.1/32:${httpPort}`);
+      t.after(() => channel.close());
+      const got = await viaHttp(channel, `http://loop.evil.test:${httpPort}/echo`);
+      assert.equal(got.status, 200);
+    });
+
+    it('connects only to the permitted address of a mixed answer', async (t) => {
+      const channel = await open('mixed.test.corral:*', '127.0.0.1/32:*', '169.254.0.0/16:*');
+      t.after(() => channel.close());
+      const got = await viaHttp(channel, `http://mixed.test.corral:${httpPort}/echo`);
+      assert.equal(got.status, 200);
+      const [record] = await finished(channel, 1);
+      assert.equal(record?.address, '127.0.0.1');
+    });
+  });
+
+  describe('when the client names an IP literal', () => {
+    it('refuses not-allowed when only a name rule matches the server', async (t) => {
+      const channel = await open('api.test.corral:*');
+      t.after(() => channel.close());
+      const answer = await tunnel(channel, `127.0.0.1:${httpPort}`);
+      assert.equal(answer.headers['x-corral-refused'], 'not-allowed');
+      const v6 = await tunnel(channel, `[::1]:${httpPort}`);
+      assert.equal(v6.headers['x-corral-refused'], 'not-allowed');
+      assert.equal(v6.body, `corral egress: refused [::1]:${httpPort} (not-allowed)\n`);
+    });
+    it('refuses private-address under 0.0.0.0/0', async (t) => {
+      const channel = await open('0.0.0.0/0:*');
+      t.after(() => channel.close());
+      const answer = await viaHttp(channel, `http://127.0.0.1:${httpPort}/echo`);
+      assert.equal(answer.status, 403);
+      assert.equal(answer.headers['x-corral-refused'], 'private-address');
+    });
+    it('connects when a CIDR rule lists it, v4-mapped spelling included', async (t) => {
+      const channel = await open(`127.0.0.1/32:${httpPort}`);
+      t.after(() => channel.close());
+      assert.equal((await viaHttp(channel, `http://127.0.0.1:${httpPort}/echo`)).status, 200);
+      assert.equal((await viaHttp(channel, `http://[::ffff:127.0.0.1]:${httpPort}/echo`)).status, 200);
+      const records = await finished(channel, 2);
+      assert.deepEqual(
+        records.map((r) => [r.address, r.rule]),
+        [
+          ['127.0.0.1', `127.0.0.1/32:${httpPort}`],
+          ['127.0.0.1', `127.0.0.1/32:${httpPort}`],
+        ],
+      );
+    });
+  });
+
+  describe('when a wildcard rule is given', () => {
+    it('allows names below it and refuses its apex without resolving it', async (t) => {
+      const channel = await open('*.wild.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      assert.equal((await viaHttp(channel, `http://svc.wild.test.corral:${httpPort}/echo`)).status, 200);
+      assert.equal((await viaHttp(channel, `http://deep.svc.wild.test.corral:${httpPort}/echo`)).status, 200);
+      const before = looked.filter((n) => n === 'wild.test.corral').length;
+      const apex = await viaHttp(channel, `http://wild.test.corral:${httpPort}/echo`);
+      assert.equal(apex.status, 403);
+      assert.equal(looked.filter((n) => n === 'wild.test.corral').length, before);
+    });
+  });
+
+  describe('when resolution fails', () => {
+    for (const [name, why] of [
+      ['nowhere.test.corral', 'the resolver throws'],
+      ['slow.test.corral', 'the resolver never answers'],
+      ['empty.test.corral', 'the answer is empty'],
+      ['junk.test.corral', 'the answer holds no address'],
+    ]) {
+      it(`answers 502 dns-failed when ${why}`, async (t) => {
+        const channel = await open('*.test.corral:*', '127.0.0.1/32:*');
+        t.after(() => channel.close());
+        const answer = await tunnel(channel, `${name}:443`);
+        assert.equal(answer.status, 502);
+        assert.equal(answer.headers['x-corral-refused'], 'dns-failed');
+        const [record] = await finished(channel, 1);
+        assert.deepEqual([record?.allowed, record?.reason], [false, 'dns-failed']);
+      });
+    }
+  });
+
+  describe('when nothing listens on the allowed port', () => {
+    it('answers 502 connect-failed', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const answer = await viaHttp(channel, `http://api.test.corral:${closedPort}/`);
+      assert.equal(answer.status, 502);
+      assert.equal(answer.headers['x-corral-refused'], 'connect-failed');
+      const [record] = await finished(channel, 1);
+      assert.deepEqual([record?.allowed, record?.reason, record?.address], [false, 'connect-failed', '127.0.0.1']);
+    });
+  });
+
+  describe('when the request is hostile or malformed', () => {
+    let channel: EgressChannel;
+    before(async () => {
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(() => channel.close());
+
+    const cases: [string, string, number, string][] = [
+      ['a garbage request line', 'GARBAGE\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT to a non-numeric port', 'CONNECT api.test.corral:https HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT to port 0', 'CONNECT api.test.corral:0 HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT to port 70000', 'CONNECT api.test.corral:70000 HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT without a port', 'CONNECT api.test.corral HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT to IPv6 without brackets', 'CONNECT ::1:443 HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['CONNECT to an absurdly long host', `CONNECT ${'a'.repeat(4000)}.test:443 HTTP/1.1\r\n\r\n`, 400, 'bad-request'],
+      ['a host with a percent-encoded dot', 'GET http://api%2etest.corral/ HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['an inet_aton host (2130706433)', 'GET http://2130706433/ HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['an origin-form request (the proxy is not a server)', 'GET /echo HTTP/1.1\r\nHost: api.test.corral\r\n\r\n', 400, 'bad-request'],
+      ['an https:// absolute-form request', 'GET https://api.test.corral/ HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['userinfo in the URI', 'GET http://user:hunter2@api.test.corral/ HTTP/1.1\r\n\r\n', 400, 'bad-request'],
+      ['a head over the size limit', `GET http://api.test.corral/ HTTP/1.1\r\nX-Pad: ${'p'.repeat(10_000)}\r\n\r\n`, 431, 'header-too-large'],
+    ];
+    for (const [why, text, status, reason] of cases) {
+      it(`answers ${status} ${reason} to ${why}`, async () => {
+        const answer = await rawExchange(channel, text);
+        assert.equal(answer.status, status);
+        assert.equal(answer.headers['x-corral-refused'], reason);
+        assert.ok(!answer.body.includes('hunter2'));
+        const record = channel.connections().at(-1);
+        assert.deepEqual([record?.allowed, record?.reason], [false, reason]);
+      });
+    }
+
+    it('answers 408 header-timeout to a client that sends its head slowly (slowloris)', async () => {
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      socket.write('CONNECT api.test.corral:443 HTTP/1.1\r\nX-Slow: ');
+      const started = Date.now();
+      const drip = setInterval(() => socket.write('a'), 50);
+      try {
+        const head = await readHead(socket);
+        assert.equal(head.status, 408);
+        assert.equal(head.headers['x-corral-refused'], 'header-timeout');
+        assert.ok(Date.now() - started < 2000);
+      } finally {
+        clearInterval(drip);
+        socket.destroy();
+      }
+    });
+  });
+
+  describe('secrets and hop-by-hop fields', () => {
+    it('never forwards, records or echoes Proxy-Authorization, and drops hop-by-hop fields', async (t) => {
+      const seen: ConnectionRecord[] = [];
+      const channel = await proxy.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'), { onConnection: (r) => seen.push(r) });
+      t.after(() => channel.close());
+      const headers = {
+        'Proxy-Authorization': 'Bearer sk-live-secret',
+        'Proxy-Connection': 'keep-alive',
+        Connection: 'X-Hop',
+        'X-Hop': 'hop',
+        TE: 'trailers',
+        'X-End': 'kept',
+      };
+      const got = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { headers });
+      const names = (JSON.parse(got.body.toString()).rawHeaders as string[]).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      for (const dropped of ['proxy-authorization', 'proxy-connection', 'x-hop', 'te']) assert.ok(!names.includes(dropped), `${dropped} was forwarded`);
+      assert.ok(names.includes('x-end'));
+      const refused = await viaHttp(channel, 'http://api.evil.com/', { headers });
+      assert.ok(!refused.body.toString().includes('sk-live-secret'));
+      await finished(channel, 2);
+      const tunnelled = await tunnel(channel, 'api.evil.com:443');
+      assert.ok(!tunnelled.body.includes('c2VjcmV0'));
+      await until(() => seen.length >= 3 || undefined, 'three reports');
+      assert.ok(!JSON.stringify([seen, channel.connections()]).includes('secret'));
+      assert.ok(!JSON.stringify(channel.connections()).includes('c2VjcmV0'));
+    });
+  });
+
+  describe('when a side ends a connection abnormally', () => {
+    let channel: EgressChannel;
+    before(async () => {
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(() => channel.close());
+
+    it('passes an upstream reset mid-response on to the plain-HTTP client and records aborted upstream', async () => {
+      await assert.rejects(async () => {
+        const got = await viaHttp(channel, `http://api.test.corral:${httpPort}/reset`);
+        if (got.body.length < 100_000) throw new Error('truncated');
+      });
+      const record = (await finished(channel, 1)).at(-1);
+      assert.equal(record?.aborted, 'upstream');
+      assert.equal(record?.allowed, true);
+    });
+
+    it('closes the tunnel when the upstream resets it, and records aborted upstream', async () => {
+      const before = channel.connections().length;
+      const t = await tunnel(channel, `api.test.corral:${resetPort}`);
+      t.socket.write('hello');
+      await once(t.socket, 'close');
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.equal(record?.aborted, 'upstream');
+    });
+
+    it('closes the upstream side when the client goes away mid-tunnel, and records aborted client', async () => {
+      const before = channel.connections().length;
+      const t = await tunnel(channel, `api.test.corral:${firehosePort}`);
+      await once(t.socket, 'data');
+      const upstreamClosed = once(firehoseEvents, 'closed');
+      t.socket.destroy();
+      await upstreamClosed;
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.equal(record?.aborted, 'client');
+    });
+
+    it('keeps a tunnel open beyond the header timeout', async () => {
+      const t = await tunnel(channel, `api.test.corral:${echoPort}`);
+      await new Promise((r) => setTimeout(r, 500));
+      t.socket.write('still here');
+      const [reply] = (await once(t.socket, 'data')) as [Buffer];
+      assert.equal(reply.toString(), 'still here');
+      t.socket.destroy();
+    });
+  });
+
+  describe('many concurrent tunnels', () => {
+    it('carries 50 tunnels at once, each its own bytes', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const results = await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          const opened = await tunnel(channel, `api.test.corral:${doublerPort}`);
+          opened.socket.end(Buffer.alloc(i + 1, 1));
+          return (await readAll(opened.socket)).length;
+        }),
+      );
+      assert.deepEqual(
+        results,
+        Array.from({ length: 50 }, (_, i) => 2 * (i + 1)),
+      );
+      const records = await finished(channel, 50);
+      assert.equal(records.filter((r) => r.allowed && r.aborted === undefined).length, 50);
+    });
+  });
+
+  describe('when the channel closes', () => {
+    it('ends its open tunnels, records aborted channel, and removes the socket', async () => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      const t = await tunnel(channel, `api.test.corral:${echoPort}`);
+      const closed = once(t.socket, 'close');
+      assert.equal(channel.connections()[0]?.open, true);
+      await channel.close();
+      await closed;
+      const [record] = await finished(channel, 1);
+      assert.equal(record?.aborted, 'channel');
+      assert.equal(existsSync(channel.socketPath), false);
+      const late = net.connect(channel.socketPath);
+      const [err] = (await once(late, 'error')) as [NodeJS.ErrnoException];
+      assert.equal(err.code, 'ENOENT');
+      await channel.close();
+    });
+  });
+
+  describe('when two runs share the proxy', () => {
+    it('applies each channel’s rules to its own socket only', async (t) => {
+      const a = await open('api.test.corral:*', '127.0.0.1/32:*');
+      const b = await open('other.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => Promise.all([a.close(), b.close()]));
+      assert.notEqual(a.socketPath, b.socketPath);
+      assert.equal((await viaHttp(a, `http://api.test.corral:${httpPort}/echo`)).status, 200);
+      assert.equal((await viaHttp(a, `http://other.test.corral:${httpPort}/echo`)).status, 403);
+      assert.equal((await viaHttp(b, `http://other.test.corral:${httpPort}/echo`)).status, 200);
+      assert.equal((await viaHttp(b, `http://api.test.corral:${httpPort}/echo`)).status, 403);
+      const hostsOf = async (c: EgressChannel) => (await finished(c, 2)).map((r) => [r.host, r.allowed]);
+      assert.deepEqual(await hostsOf(a), [
+        ['api.test.corral', true],
+        ['other.test.corral', false],
+      ]);
+      assert.deepEqual(await hostsOf(b), [
+        ['other.test.corral', true],
+        ['api.test.corral', false],
+      ]);
+    });
+
+    it('keeps the rules given at opening even if the caller changes its array later', async (t) => {
+      const list = rules('api.test.corral:*', '127.0.0.1/32:*');
+      const channel = await proxy.openChannel(list);
+      t.after(() => channel.close());
+      list.push(...rules('other.test.corral:*'));
+      assert.equal((await viaHttp(channel, `http://other.test.corral:${httpPort}/echo`)).status, 403);
+    });
+  });
+
+  describe('reporting', () => {
+    it('reports each final record once, and survives a callback that throws', async (t) => {
+      const reported: number[] = [];
+      const channel = await proxy.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'), {
+        onConnection: (r) => {
+          reported.push(r.id);
+          throw new Error('a broken reporter');
+        },
+      });
+      t.after(() => channel.close());
+      await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`);
+      await viaHttp(channel, 'http://api.evil.com/');
+      await until(() => reported.length === 2 || undefined, 'two reports');
+      assert.deepEqual(reported, [1, 2]);
+      assert.equal((await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`)).status, 200);
+    });
+
+    it('keeps at most maxRecords, counting the dropped ones', async (t) => {
+      const channel = await proxy.openChannel(rules('api.test.corral:*'), { maxRecords: 2 });
+      t.after(() => channel.close());
+      for (let i = 0; i < 3; i++) await viaHttp(channel, 'http://api.evil.com/');
+      assert.deepEqual(
+        channel.connections().map((r) => r.id),
+        [2, 3],
+      );
+      assert.equal(channel.droppedRecords, 1);
+    });
+  });
+
+  describe('with curl through a TCP-to-unix forwarder (as the sandbox reaches it)', () => {
+    it('fetches plain HTTP and through a CONNECT tunnel, and is refused elsewhere', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      const forwarder = net.createServer((client) => {
+        const upstream = net.connect(channel.socketPath);
+        client.on('error', () => upstream.destroy());
+        upstream.on('error', () => client.destroy());
+        client.pipe(upstream).pipe(client);
+      });
+      const port = await listen(forwarder);
+      t.after(async () => {
+        forwarder.close();
+        await channel.close();
+      });
+      const curl = promisify(execFile);
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+      const proxyArgs = ['-sS', '--max-time', '5', '--proxy', `http://127.0.0.1:${port}`];
+      const plain = await curl('curl', [...proxyArgs, `http://api.test.corral:${httpPort}/echo`], { env });
+      assert.equal(JSON.parse(plain.stdout).url, '/echo');
+      const tunnelled = await curl('curl', [...proxyArgs, '--proxytunnel', `http://api.test.corral:${httpPort}/echo`], { env });
+      assert.equal(JSON.parse(tunnelled.stdout).url, '/echo');
+      const refused = await curl('curl', [...proxyArgs, '-o', '/dev/null', '-w', '%{http_code}', 'http://api.evil.com/'], { env });
+      assert.equal(refused.stdout, '403');
+      const records = await finished(channel, 3);
+      assert.deepEqual(
+        records.map((r) => [r.method, r.allowed]),
+        [
+          ['HTTP', true],
+          ['CONNECT', true],
+          ['HTTP', false],
+        ],
+      );
+    });
+  });
+
+  describe('lifecycle and configuration', () => {
+    it('puts each socket in a private 0700 folder, the socket itself 0600', async (t) => {
+      const channel = await open('api.test.corral:443');
+      t.after(() => channel.close());
+      assert.equal(statSync(dirname(channel.socketPath)).mode & 0o777, 0o700);
+      assert.equal(statSync(channel.socketPath).mode & 0o777, 0o600);
+      assert.ok(Buffer.byteLength(channel.socketPath) <= 107);
+    });
+
+    it('removes its folder on close and then refuses new channels with CONTAIN_CLOSED', async () => {
+      const own = new EgressProxy({ lookup });
+      const channel = await own.openChannel(rules('api.test.corral:443'));
+      await own.close();
+      assert.equal(existsSync(dirname(channel.socketPath)), false);
+      await assert.rejects(own.openChannel([]), { code: 'CONTAIN_CLOSED' });
+    });
+
+    it('refuses a rule given as text with CONTAIN_PROXY_FAILED', async () => {
+      await assert.rejects(proxy.openChannel(['api.test.corral:443'] as unknown as EgressRule[]), { code: 'CONTAIN_PROXY_FAILED' });
+    });
+
+    it('refuses a folder whose socket path would overflow sun_path with CONTAIN_PROXY_FAILED', async () => {
+      const own = new EgressProxy({ lookup, directory: `/tmp/${'d'.repeat(120)}` });
+      await assert.rejects(own.openChannel([]), { code: 'CONTAIN_PROXY_FAILED' });
+      await own.close();
+    });
+
+    for (const [option, value] of [
+      ['connectTimeoutMs', 0],
+      ['headerTimeoutMs', -1],
+      ['maxHeaderSize', 1.5],
+      ['lookup', 'dns'],
+    ] as const) {
+      it(`refuses option ${option}=${String(value)} with CONTAIN_PROXY_FAILED`, () => {
+        assert.throws(() => new EgressProxy({ [option]: value } as never), { code: 'CONTAIN_PROXY_FAILED' });
+      });
+    }
+  });
+});

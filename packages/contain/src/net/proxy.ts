@@ -1,0 +1,900 @@
+// The egress proxy: the only way out of a contained command's network
+// namespace. It runs in the Corral process, outside the sandbox; each sandbox
+// run gets its own channel, a unix socket bound into the sandbox, with the
+// run's allowlist. Every connection attempt becomes a ConnectionRecord.
+import { lookup as systemLookup } from 'node:dns/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream';
+import { ContainError } from '../errors.ts';
+import { checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
+import type { EgressRule } from './egress-rule.ts';
+import type { SpecialAddressKind } from './special-addresses.ts';
+
+/** One answer of a resolver, as `dns.lookup(name, { all: true })` gives it. */
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/**
+ * Resolves a name to every address it has. `dns.promises.lookup` fits; tests
+ * inject a table so that a name can stand for a loopback test server.
+ */
+export type EgressLookup = (hostname: string, options: { all: true; order: 'verbatim' }) => Promise<readonly ResolvedAddress[]>;
+
+export interface EgressProxyOptions {
+  /** The resolver; default `dns.promises.lookup` (the host's getaddrinfo). */
+  lookup?: EgressLookup;
+  /** Milliseconds to wait for the resolver before answering `dns-failed`; default 5000. */
+  dnsTimeoutMs?: number;
+  /** Milliseconds to wait for one upstream TCP connection; default 10000. */
+  connectTimeoutMs?: number;
+  /** Milliseconds a client has to send a complete request head; default 10000. */
+  headerTimeoutMs?: number;
+  /** Largest request head accepted, in bytes; default 16384. */
+  maxHeaderSize?: number;
+  /** Client connections one channel holds open at once; beyond, new ones are closed unanswered. Default 256. */
+  maxConnectionsPerChannel?: number;
+  /** Folder in which the proxy makes its private 0700 folder of sockets; default `os.tmpdir()`. */
+  directory?: string;
+}
+
+export interface EgressChannelOptions {
+  /** Called once for each connection attempt, when its record is final (refused, failed, or closed). Exceptions are swallowed. */
+  onConnection?: (record: ConnectionRecord) => void;
+  /** Records `connections()` keeps (the oldest are dropped beyond); default 100000. `onConnection` sees every one. */
+  maxRecords?: number;
+}
+
+/**
+ * Why a connection attempt did not go through.
+ * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
+ * - the request itself (400, 431, 408): `bad-request`, `header-too-large`, `header-timeout`;
+ * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
+ * - `channel-closed` (503): the run ended while the attempt was under way.
+ */
+export type ConnectionRefusal =
+  | AllowlistRefusal
+  | 'bad-request'
+  | 'header-too-large'
+  | 'header-timeout'
+  | 'dns-failed'
+  | 'connect-failed'
+  | 'connect-timeout'
+  | 'channel-closed';
+
+/**
+ * One connection attempt. Never holds a path, query, header or body: those
+ * may carry secrets.
+ */
+export interface ConnectionRecord {
+  /** 1, 2, 3, … within the channel. */
+  id: number;
+  /** When the request arrived, ISO-8601. */
+  startedAt: string;
+  /** `CONNECT` for a tunnel, `HTTP` for a plain-HTTP request forwarded by the proxy. */
+  method: 'CONNECT' | 'HTTP';
+  /** For `HTTP`: the request method (GET, POST, …). */
+  httpMethod?: string;
+  /** The host as the client named it, normalised (lower case, no trailing dot, IPv6 canonical without brackets); '' when unreadable. */
+  host: string;
+  /** The port asked for; 0 when unreadable. */
+  port: number;
+  /** The address connected to, or the address that was refused or could not be reached. */
+  address?: string;
+  /** True when the proxy connected upstream. */
+  allowed: boolean;
+  /** The rule that named the destination (`source` text): for a refused one, the name rule matched before its address was refused. */
+  rule?: string;
+  /** The CIDR rule that let a name reach a special address. */
+  addressRule?: string;
+  /** Why it did not go through (absent when allowed). */
+  reason?: ConnectionRefusal;
+  /** The special range of `address`, when it lies in one. */
+  special?: SpecialAddressKind;
+  /** The HTTP status answered: the upstream's for plain HTTP, 200 for an open tunnel, or the proxy's own refusal. */
+  status?: number;
+  /** For an allowed connection that ended abnormally: who ended it (`channel`: the run's channel was closed). */
+  aborted?: 'client' | 'upstream' | 'channel';
+  /** Bytes written upstream (the tunnelled bytes, or the forwarded request head and body). */
+  bytesSent: number;
+  /** Bytes read from upstream. */
+  bytesReceived: number;
+  /** Milliseconds from the request to the end of the connection (so far, while open). */
+  durationMs: number;
+  /** True while the connection is in progress. */
+  open: boolean;
+}
+
+/** A run's way out: a unix socket speaking HTTP proxy, with the run's allowlist. */
+export interface EgressChannel {
+  /** The unix socket to bind into the sandbox (an in-sandbox forwarder connects to it). */
+  readonly socketPath: string;
+  /** Every connection attempt so far, oldest first (copies). */
+  connections(): ConnectionRecord[];
+  /** Records dropped from `connections()` because of `maxRecords`. */
+  readonly droppedRecords: number;
+  /** Stops accepting, ends every open tunnel and request, removes the socket. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Linux `sun_path` holds 108 bytes, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+const DEFAULTS = {
+  dnsTimeoutMs: 5000,
+  connectTimeoutMs: 10_000,
+  headerTimeoutMs: 10_000,
+  maxHeaderSize: 16_384,
+  maxConnectionsPerChannel: 256,
+  maxRecords: 100_000,
+} as const;
+
+interface Settings {
+  lookup: EgressLookup;
+  dnsTimeoutMs: number;
+  connectTimeoutMs: number;
+  headerTimeoutMs: number;
+  maxHeaderSize: number;
+  maxConnectionsPerChannel: number;
+  directory: string;
+}
+
+/**
+ * The egress proxy: one per runner, shared by every sandbox run. Each run
+ * opens its own channel with its own rules; no channel sees another's rules,
+ * connections or records.
+ *
+ * Speaks HTTP CONNECT (tunnels, for HTTPS and any other TCP protocol) and
+ * plain HTTP with absolute-form requests (`GET http://host:port/path`).
+ * Decides with `matchName` / `checkAddress` / `checkResolved`: a name is
+ * resolved only when a rule names it, and the proxy connects only to an
+ * address it checked, never resolving twice. Nothing is logged.
+ */
+export class EgressProxy {
+  readonly #settings: Settings;
+  readonly #channels = new Set<Channel>();
+  #directory: Promise<string> | undefined;
+  #closing: Promise<void> | undefined;
+  #nextSocket = 0;
+
+  /** @throws ContainError `CONTAIN_PROXY_FAILED` naming an unusable option. */
+  constructor(options: EgressProxyOptions = {}) {
+    this.#settings = readOptions(options);
+  }
+
+  /**
+   * Opens a channel for one run: a fresh unix socket in the proxy's private
+   * folder, enforcing `rules` (copied now; later changes to the array do
+   * not reach the channel).
+   *
+   * @throws ContainError `CONTAIN_CLOSED` after close(); `CONTAIN_PROXY_FAILED`
+   *   when a rule is not a parsed EgressRule, the socket path would not fit
+   *   `sun_path`, or the socket cannot be made.
+   */
+  async openChannel(rules: readonly EgressRule[], options: EgressChannelOptions = {}): Promise<EgressChannel> {
+    if (this.#closing !== undefined) throw new ContainError('CONTAIN_CLOSED', 'the egress proxy is closed');
+    const snapshot = snapshotRules(rules);
+    const maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
+    if (!Number.isSafeInteger(maxRecords) || maxRecords < 0) throw optionError('maxRecords', 'a whole number, 0 or more');
+    if (options.onConnection !== undefined && typeof options.onConnection !== 'function') throw optionError('onConnection', 'a function');
+
+    const directory = await this.#ensureDirectory();
+    if (this.#closing !== undefined) throw new ContainError('CONTAIN_CLOSED', 'the egress proxy is closed');
+    const socketPath = join(directory, `${++this.#nextSocket}.sock`);
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+      throw new ContainError('CONTAIN_PROXY_FAILED', `the channel socket path is ${Buffer.byteLength(socketPath)} bytes, over the ${MAX_SOCKET_PATH_BYTES} a unix socket allows; choose a shorter 'directory'`);
+    }
+    const channel = new Channel(socketPath, snapshot, this.#settings, options.onConnection, maxRecords, () => this.#channels.delete(channel));
+    this.#channels.add(channel);
+    try {
+      await channel.listen();
+    } catch (cause) {
+      await channel.close();
+      throw new ContainError('CONTAIN_PROXY_FAILED', 'cannot listen on the channel socket', { cause });
+    }
+    return channel;
+  }
+
+  /** Closes every channel and removes the proxy's folder. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([...this.#channels].map((c) => c.close()));
+      const directory = await this.#directory?.catch(() => undefined);
+      if (directory !== undefined) await rm(directory, { recursive: true, force: true }).catch(() => undefined);
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #ensureDirectory(): Promise<string> {
+    this.#directory ??= (async () => {
+      try {
+        const directory = await mkdtemp(join(this.#settings.directory, 'corral-egress-'));
+        await chmod(directory, 0o700);
+        return directory;
+      } catch (cause) {
+        throw new ContainError('CONTAIN_PROXY_FAILED', 'cannot make the egress proxy folder', { cause });
+      }
+    })();
+    // A failed attempt is not cached: the next openChannel tries again.
+    this.#directory.catch(() => {
+      this.#directory = undefined;
+    });
+    return this.#directory;
+  }
+}
+
+function optionError(name: string, expected: string): ContainError {
+  return new ContainError('CONTAIN_PROXY_FAILED', `egress proxy option '${name}' must be ${expected}`);
+}
+
+function readOptions(options: EgressProxyOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw optionError('options', 'an object');
+  const positive = (name: keyof typeof DEFAULTS, value: number | undefined): number => {
+    const v = value ?? DEFAULTS[name];
+    if (!Number.isSafeInteger(v) || v <= 0) throw optionError(name, 'a whole number above 0');
+    return v;
+  };
+  const lookup = options.lookup ?? ((hostname, opts) => systemLookup(hostname, opts));
+  if (typeof lookup !== 'function') throw optionError('lookup', 'a function like dns.promises.lookup');
+  const directory = options.directory ?? tmpdir();
+  if (typeof directory !== 'string' || directory === '') throw optionError('directory', 'a folder path');
+  return {
+    lookup,
+    dnsTimeoutMs: positive('dnsTimeoutMs', options.dnsTimeoutMs),
+    connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs),
+    headerTimeoutMs: positive('headerTimeoutMs', options.headerTimeoutMs),
+    maxHeaderSize: positive('maxHeaderSize', options.maxHeaderSize),
+    maxConnectionsPerChannel: positive('maxConnectionsPerChannel', options.maxConnectionsPerChannel),
+    directory,
+  };
+}
+
+/** Copies the rules once into frozen objects, checking each is a parsed rule. */
+function snapshotRules(rules: readonly EgressRule[]): readonly EgressRule[] {
+  if (!Array.isArray(rules)) throw optionError('rules', 'an array of parsed egress rules (parseEgressRule)');
+  return Object.freeze(
+    rules.map((rule, i) => {
+      const kind = (rule as { kind?: unknown } | null)?.kind;
+      if (kind !== 'domain' && kind !== 'wildcard' && kind !== 'cidr') {
+        throw optionError(`rules[${i}]`, 'a parsed egress rule (parseEgressRule), not text or another object');
+      }
+      return Object.freeze(structuredClone(rule));
+    }),
+  );
+}
+
+interface Entry {
+  record: ConnectionRecord;
+  started: number;
+  upstream?: net.Socket;
+  done: boolean;
+}
+
+interface Target {
+  destination: Destination;
+  /** The host as records and answers show it (IPv6 without brackets). */
+  host: string;
+  port: number;
+}
+
+interface HttpTarget extends Target {
+  /** origin-form path and query sent upstream. */
+  path: string;
+  /** The Host header sent upstream: the request URI's authority (RFC 9112 section 3.2.2). */
+  authority: string;
+}
+
+type Outcome = Exclude<ConnectionRefusal, 'bad-request' | 'header-too-large' | 'header-timeout'>;
+
+const STATUS: Record<ConnectionRefusal, number> = {
+  'not-allowed': 403,
+  'port-not-allowed': 403,
+  'private-address': 403,
+  'bad-address': 403,
+  'bad-request': 400,
+  'header-too-large': 431,
+  'header-timeout': 408,
+  'dns-failed': 502,
+  'connect-failed': 502,
+  'connect-timeout': 504,
+  'channel-closed': 503,
+};
+
+const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+class Channel implements EgressChannel {
+  readonly socketPath: string;
+  readonly #rules: readonly EgressRule[];
+  readonly #settings: Settings;
+  readonly #onConnection: ((record: ConnectionRecord) => void) | undefined;
+  readonly #maxRecords: number;
+  readonly #forget: () => void;
+  readonly #server: http.Server;
+  readonly #records: Entry[] = [];
+  readonly #open = new Set<Entry>();
+  readonly #clients = new Set<net.Socket>();
+  readonly #upstreams = new Set<net.Socket>();
+  readonly #abort = new AbortController();
+  #closing: Promise<void> | undefined;
+  #nextId = 0;
+  #dropped = 0;
+
+  constructor(
+    socketPath: string,
+    rules: readonly EgressRule[],
+    settings: Settings,
+    onConnection: ((record: ConnectionRecord) => void) | undefined,
+    maxRecords: number,
+    forget: () => void,
+  ) {
+    this.socketPath = socketPath;
+    this.#rules = rules;
+    this.#settings = settings;
+    this.#onConnection = onConnection;
+    this.#maxRecords = maxRecords;
+    this.#forget = forget;
+    this.#server = http.createServer({
+      maxHeaderSize: settings.maxHeaderSize,
+      headersTimeout: settings.headerTimeoutMs,
+      // A request body may stream for as long as the run lasts; only the head is timed.
+      requestTimeout: 0,
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(settings.headerTimeoutMs / 4))),
+      requireHostHeader: false,
+      insecureHTTPParser: false,
+    });
+    this.#server.maxConnections = settings.maxConnectionsPerChannel;
+    this.#server.on('connection', (socket: net.Socket) => {
+      this.#clients.add(socket);
+      socket.once('close', () => this.#clients.delete(socket));
+    });
+    this.#server.on('request', (req, res) => this.#forward(req, res));
+    this.#server.on('connect', (req, socket: net.Socket, head: Buffer) => this.#tunnel(req, socket, head));
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.#clientError(err, socket));
+  }
+
+  get droppedRecords(): number {
+    return this.#dropped;
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    // Accept failures (EMFILE) must not take the Corral process down.
+    this.#server.on('error', () => undefined);
+    await chmod(this.socketPath, 0o600);
+  }
+
+  connections(): ConnectionRecord[] {
+    return this.#records.map((entry) => this.#snapshot(entry));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#abort.abort();
+      for (const entry of this.#open) if (entry.record.allowed) entry.record.aborted ??= 'channel';
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      for (const socket of this.#upstreams) socket.destroy();
+      for (const socket of this.#clients) socket.destroy();
+      await closed;
+      await rm(this.socketPath, { force: true }).catch(() => undefined);
+      this.#forget();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- records
+
+  #begin(method: 'CONNECT' | 'HTTP', httpMethod?: string): Entry {
+    const record: ConnectionRecord = {
+      id: ++this.#nextId,
+      startedAt: new Date().toISOString(),
+      method,
+      host: '',
+      port: 0,
+      allowed: false,
+      bytesSent: 0,
+      bytesReceived: 0,
+      durationMs: 0,
+      open: true,
+    };
+    if (httpMethod !== undefined) record.httpMethod = httpMethod;
+    const entry: Entry = { record, started: performance.now(), done: false };
+    if (this.#records.length >= this.#maxRecords) {
+      this.#records.shift();
+      this.#dropped++;
+    }
+    if (this.#maxRecords > 0) this.#records.push(entry);
+    this.#open.add(entry);
+    return entry;
+  }
+
+  #snapshot(entry: Entry): ConnectionRecord {
+    const copy = { ...entry.record };
+    if (!entry.done) {
+      copy.durationMs = performance.now() - entry.started;
+      if (entry.upstream !== undefined) {
+        copy.bytesSent = entry.upstream.bytesWritten;
+        copy.bytesReceived = entry.upstream.bytesRead;
+      }
+    }
+    return copy;
+  }
+
+  #finish(entry: Entry): void {
+    if (entry.done) return;
+    entry.done = true;
+    this.#open.delete(entry);
+    const record = entry.record;
+    record.durationMs = performance.now() - entry.started;
+    if (entry.upstream !== undefined) {
+      record.bytesSent = entry.upstream.bytesWritten;
+      record.bytesReceived = entry.upstream.bytesRead;
+    }
+    record.open = false;
+    if (this.#onConnection === undefined) return;
+    try {
+      this.#onConnection({ ...record });
+    } catch {
+      // A reporting callback must not break the proxy.
+    }
+  }
+
+  #refused(entry: Entry, reason: ConnectionRefusal): void {
+    entry.record.allowed = false;
+    entry.record.reason = reason;
+    entry.record.status = STATUS[reason];
+    this.#finish(entry);
+  }
+
+  // ---- requests
+
+  #clientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    const code = err.code;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const reason: ConnectionRefusal =
+      code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header-timeout' : 'bad-request';
+    this.#refused(this.#begin('HTTP'), reason);
+    endWith(socket, rawAnswer(reason, undefined));
+  }
+
+  #tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
+    client.setTimeout(0);
+    const entry = this.#begin('CONNECT');
+    const target = parseAuthority(req.url ?? '');
+    if (target === null) {
+      this.#refused(entry, 'bad-request');
+      endWith(client, rawAnswer('bad-request', undefined));
+      return;
+    }
+    entry.record.host = target.host;
+    entry.record.port = target.port;
+    void this.#connect(entry, target)
+      .then((upstream) => this.#splice(entry, target, client, head, upstream))
+      .catch(() => {
+        entry.upstream?.destroy();
+        client.destroy();
+        this.#finish(entry);
+      });
+  }
+
+  /** Joins the client to the upstream connection, or answers the refusal. */
+  #splice(entry: Entry, target: Target, client: net.Socket, head: Buffer, upstream: net.Socket | Outcome): void {
+    if (typeof upstream === 'string') {
+      this.#refused(entry, upstream);
+      endWith(client, rawAnswer(upstream, target));
+      return;
+    }
+    entry.upstream = upstream;
+    entry.record.status = 200;
+    if (client.destroyed || !client.writable) {
+      entry.record.aborted = 'client';
+      upstream.destroy();
+      this.#finish(entry);
+      return;
+    }
+    let open = 2;
+    const settle = () => {
+      if (--open === 0) this.#finish(entry);
+    };
+    client.once('close', settle);
+    upstream.once('close', settle);
+    client.on('error', () => {
+      entry.record.aborted ??= 'client';
+    });
+    client.write(ESTABLISHED);
+    if (head.length > 0) upstream.write(head);
+    // Each direction ends on its own (half-close is passed on); an error in either tears down both.
+    pipeline(client, upstream, (err) => {
+      if (err) upstream.destroy();
+    });
+    pipeline(upstream, client, (err) => {
+      if (err) client.destroy();
+    });
+  }
+
+  #forward(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const entry = this.#begin('HTTP', req.method);
+    const target = parseAbsoluteHttp(req.url ?? '');
+    if (target === null) {
+      this.#refused(entry, 'bad-request');
+      answer(res, 'bad-request', undefined);
+      return;
+    }
+    entry.record.host = target.host;
+    entry.record.port = target.port;
+    void this.#connect(entry, target)
+      .then((upstream) => {
+        if (typeof upstream === 'string') {
+          this.#refused(entry, upstream);
+          answer(res, upstream, target);
+          return;
+        }
+        entry.upstream = upstream;
+        if (res.destroyed || req.destroyed) {
+          entry.record.aborted = 'client';
+          upstream.destroy();
+          this.#finish(entry);
+          return;
+        }
+        this.#relay(req, res, entry, upstream, target);
+      })
+      .catch(() => {
+        entry.upstream?.destroy();
+        res.destroy();
+        this.#finish(entry);
+      });
+  }
+
+  /** Sends one plain-HTTP request upstream over `upstream` and streams the answer back. */
+  #relay(req: http.IncomingMessage, res: http.ServerResponse, entry: Entry, upstream: net.Socket, target: HttpTarget): void {
+    let open = 2;
+    const settle = () => {
+      if (--open === 0) this.#finish(entry);
+    };
+    upstream.once('close', settle);
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        entry.record.aborted ??= 'client';
+        upstream.destroy();
+      }
+      settle();
+    });
+
+    const outgoing = http.request({
+      createConnection: () => upstream,
+      method: req.method,
+      path: target.path,
+      headers: requestHeaders(req, target.authority),
+    });
+    outgoing.on('response', (incoming) => {
+      entry.record.status = incoming.statusCode;
+      res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders(incoming.rawHeaders));
+      pipeline(incoming, res, (err) => {
+        if (err) {
+          entry.record.aborted ??= 'upstream';
+          upstream.destroy();
+          res.destroy();
+        }
+      });
+    });
+    outgoing.on('error', () => {
+      entry.record.aborted ??= 'upstream';
+      upstream.destroy();
+      if (res.headersSent) res.destroy();
+      else {
+        entry.record.status = 502;
+        answer(res, 'upstream-failed', target);
+      }
+    });
+    pipeline(req, outgoing, (err) => {
+      if (err) {
+        entry.record.aborted ??= 'client';
+        upstream.destroy();
+      }
+    });
+  }
+
+  // ---- decisions and connections
+
+  /**
+   * Decides the destination and connects to the first address that passes,
+   * trying the next permitted one when a connection fails. Never rejects.
+   */
+  async #connect(entry: Entry, target: Target): Promise<net.Socket | Outcome> {
+    const record = entry.record;
+    try {
+      let candidates: AllowedAddress[];
+      const destination = target.destination;
+      if (destination.kind === 'address') {
+        const verdict = checkAddress(this.#rules, destination.address, target.port);
+        record.address = verdict.address;
+        if (verdict.special !== null) record.special = verdict.special.kind;
+        if (!verdict.allowed) return verdict.reason;
+        record.rule = verdict.rule.source;
+        candidates = [verdict];
+      } else {
+        const verdict = matchName(this.#rules, destination.name, target.port);
+        if (!verdict.allowed) return verdict.reason;
+        record.rule = verdict.rule.source;
+        const addresses = await this.#resolve(destination.name);
+        if (this.#closing !== undefined) return 'channel-closed';
+        if (addresses === null) return 'dns-failed';
+        const { permitted, refused } = checkResolved(this.#rules, verdict.rule, addresses, target.port);
+        if (permitted.length === 0) {
+          const first = refused[0];
+          if (first === undefined) return 'dns-failed';
+          record.address = first.address;
+          if (first.special !== null) record.special = first.special.kind;
+          return first.reason;
+        }
+        candidates = permitted;
+      }
+
+      let failure: Outcome = 'connect-failed';
+      for (const candidate of candidates) {
+        record.address = candidate.address;
+        if (candidate.special === null) delete record.special;
+        else record.special = candidate.special.kind;
+        if (candidate.addressRule === undefined) delete record.addressRule;
+        else record.addressRule = candidate.addressRule.source;
+        const result = await this.#dial(entry, candidate, target.port);
+        if (typeof result !== 'string') {
+          record.allowed = true;
+          return result;
+        }
+        failure = result;
+        if (result === 'channel-closed') break;
+      }
+      return failure;
+    } catch {
+      return 'connect-failed';
+    }
+  }
+
+  /** The resolver's addresses (copied once), or null on failure, timeout or an unusable answer. */
+  async #resolve(name: string): Promise<string[] | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), this.#settings.dnsTimeoutMs);
+    });
+    try {
+      const answer = await Promise.race([this.#settings.lookup(name, { all: true, order: 'verbatim' }), timeout]);
+      if (!Array.isArray(answer)) return null;
+      const addresses: string[] = [];
+      for (const item of answer as unknown[]) {
+        const address = (item as { address?: unknown } | null)?.address;
+        if (typeof address === 'string') addresses.push(address);
+      }
+      return addresses;
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One TCP connection to a checked address. The address is a literal: nothing is resolved. */
+  #dial(entry: Entry, candidate: AllowedAddress, port: number): Promise<net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed'> {
+    const signal = this.#abort.signal;
+    return new Promise((resolve) => {
+      if (signal.aborted) {
+        resolve('channel-closed');
+        return;
+      }
+      const socket = net.connect({
+        host: candidate.address,
+        port,
+        family: candidate.family,
+        allowHalfOpen: true,
+        noDelay: true,
+        lookup: refuseLookup,
+      });
+      this.#upstreams.add(socket);
+      socket.once('close', () => this.#upstreams.delete(socket));
+      const settle = (outcome: net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed') => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        socket.off('connect', onConnect);
+        socket.off('error', onError);
+        if (typeof outcome === 'string') {
+          socket.destroy();
+        } else {
+          // From here on an upstream error ends the connection: say who ended it.
+          socket.on('error', () => {
+            entry.record.aborted ??= 'upstream';
+          });
+        }
+        resolve(outcome);
+      };
+      const onConnect = () => settle(socket);
+      const onError = () => settle('connect-failed');
+      const onAbort = () => settle('channel-closed');
+      const timer = setTimeout(() => settle('connect-timeout'), this.#settings.connectTimeoutMs);
+      socket.once('connect', onConnect);
+      socket.once('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** net.connect's lookup hook: the proxy dials literals only, so any call would mean a second resolution. */
+function refuseLookup(_hostname: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(new ContainError('CONTAIN_PROXY_FAILED', 'the egress proxy never resolves a name twice'), '', 0);
+}
+
+// ---- request parsing
+
+const PORT = /^\d{1,5}$/;
+
+function readPort(text: string): number | null {
+  if (!PORT.test(text)) return null;
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : null;
+}
+
+function target(hostText: string, port: number): Target | null {
+  const destination = parseHost(hostText);
+  if (destination === null) return null;
+  return { destination, host: destination.kind === 'name' ? destination.name : destination.address, port };
+}
+
+/** CONNECT's authority-form: `host:port` or `[v6]:port`, the port required (RFC 9110 section 9.3.6). */
+function parseAuthority(text: string): Target | null {
+  const m = /^(\[[^\]]*\]|[^:[\]]+):([^:]*)$/.exec(text);
+  if (m === null) return null;
+  const port = readPort(m[2] as string);
+  return port === null ? null : target(m[1] as string, port);
+}
+
+/** An absolute-form `http://` request target; no userinfo, no fragment, port defaults to 80. */
+function parseAbsoluteHttp(url: string): HttpTarget | null {
+  const m = /^http:\/\/([^/?#]*)([/?][^#]*)?$/i.exec(url);
+  if (m === null) return null;
+  const authority = m[1] as string;
+  const a = /^(\[[^\]]*\]|[^:@[\]]+)(?::([^:]*))?$/.exec(authority);
+  if (a === null) return null;
+  const portText = a[2];
+  const port = portText === undefined || portText === '' ? 80 : readPort(portText);
+  if (port === null) return null;
+  const found = target(a[1] as string, port);
+  if (found === null) return null;
+  const rest = m[2] ?? '/';
+  const shownHost = found.destination.kind === 'address' && found.destination.family === 6 ? `[${found.host}]` : found.host;
+  return { ...found, path: rest.startsWith('?') ? `/${rest}` : rest, authority: port === 80 ? shownHost : `${shownHost}:${port}` };
+}
+
+// ---- headers
+
+/** Hop-by-hop fields (RFC 9110 section 7.6.1), and fields the proxy sets itself. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'host',
+  'expect',
+  'content-length',
+]);
+
+/** Names the Connection field lists as hop-by-hop for this message. */
+function connectionOptions(raw: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() !== 'connection') continue;
+    for (const token of (raw[i + 1] as string).split(',')) names.add(token.trim().toLowerCase());
+  }
+  return names;
+}
+
+function endToEnd(raw: readonly string[]): string[] {
+  const dropped = connectionOptions(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || dropped.has(lower)) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  return out;
+}
+
+/**
+ * The forwarded request's fields: end-to-end fields only (no Proxy-*, no
+ * hop-by-hop), Host from the request URI, and the body's framing restated
+ * by the proxy itself so that no field the client sends can change where
+ * the upstream sees the body end.
+ */
+function requestHeaders(req: http.IncomingMessage, authority: string): string[] {
+  const out = ['Host', authority, ...endToEnd(req.rawHeaders)];
+  const length = req.headers['content-length'];
+  if (length !== undefined) out.push('Content-Length', length);
+  else if (req.headers['transfer-encoding'] !== undefined) out.push('Transfer-Encoding', 'chunked');
+  return out;
+}
+
+/** The answer's fields: end-to-end fields only; Content-Length kept (the proxy re-frames anything else). */
+function responseHeaders(raw: readonly string[]): string[] {
+  const out = endToEnd(raw);
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'content-length') {
+      out.push('Content-Length', raw[i + 1] as string);
+      break;
+    }
+  }
+  return out;
+}
+
+// ---- the proxy's own answers
+
+function answerText(reason: ConnectionRefusal | 'upstream-failed', target: Target | undefined): string {
+  if (target === undefined) return `corral egress: refused (${reason})\n`;
+  const host = target.destination.kind === 'address' && target.destination.family === 6 ? `[${target.host}]` : target.host;
+  return `corral egress: refused ${host}:${target.port} (${reason})\n`;
+}
+
+/** A complete answer written straight to a socket (CONNECT refusals, unreadable requests). */
+function rawAnswer(reason: ConnectionRefusal, target: Target | undefined): string {
+  const status = STATUS[reason];
+  const body = answerText(reason, target);
+  return (
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Refused'}\r\n` +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    `X-Corral-Refused: ${reason}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/** Answers a plain-HTTP request on the proxy's behalf; the client's connection stays usable. */
+function answer(res: http.ServerResponse, reason: ConnectionRefusal | 'upstream-failed', target: Target | undefined): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const status = reason === 'upstream-failed' ? 502 : STATUS[reason];
+  const body = answerText(reason, target);
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Corral-Refused': reason,
+  });
+  res.end(body);
+}
+
+/** Writes a final answer, reads and discards whatever the client still sends, and lets go after a grace period. */
+function endWith(socket: net.Socket, text: string): void {
+  if (socket.destroyed) return;
+  socket.on('error', () => undefined);
+  socket.resume();
+  socket.end(text);
+  const timer = setTimeout(() => socket.destroy(), 2000);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
