@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { corral } from '../../test/corral.ts';
+
+function policyFile(text: string, name = 'policy.yaml'): string {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-run-')));
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
+
+describe('corral run', () => {
+  describe('when the policy is invalid', () => {
+    it('exits 2 naming file, line and field, without a stack trace, and runs nothing', async () => {
+      const file = policyFile('runtime: [shell]\nfilesystem:\n  readonyl: [./x]\n');
+      const r = await corral(['run', '--policy', file, '--', '/bin/sh', '-c', 'echo ran']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, new RegExp(`${file}:3: filesystem\\.readonyl: unknown field`));
+      assert.doesNotMatch(r.stderr, NO_STACK);
+      assert.equal(r.stdout, '');
+    });
+
+    it('exits 2 when the policy file does not exist', async () => {
+      const r = await corral(['run', '--policy', '/nonexistent/p.yaml', '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /cannot read policy \/nonexistent\/p\.yaml: no such file/);
+    });
+
+    it('exits 2 when a granted path is missing, naming the field', async () => {
+      const file = policyFile('filesystem: { readonly: [./missing] }\n');
+      const r = await corral(['run', '--policy', file, '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /filesystem\.readonly\[0\]: .*missing does not exist/);
+    });
+  });
+
+  describe('when the command runs', () => {
+    it("streams its output and exits with its exit code", async () => {
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo out; echo err >&2; exit 3']);
+      assert.equal(r.code, 3);
+      assert.equal(r.stdout, 'out\n');
+      assert.equal(r.stderr, 'err\n');
+    });
+
+    it('passes its own options through untouched', async () => {
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/echo', '--json', '-p']);
+      assert.equal(r.stdout, '--json -p\n');
+    });
+
+    it('feeds it standard input', async () => {
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/cat'], { input: 'piped in\n' });
+      assert.equal(r.stdout, 'piped in\n');
+    });
+  });
+
+  describe('with --json', () => {
+    it("prints one summary object on stdout and the command's output on stderr", async () => {
+      const r = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo hello; exit 4']);
+      assert.equal(r.code, 4);
+      assert.equal(r.stderr, 'hello\n');
+      const summary = JSON.parse(r.stdout) as Record<string, unknown>;
+      assert.equal(summary.exit, 4);
+      assert.deepEqual(summary.command, ['/bin/sh', '-c', 'echo hello; exit 4']);
+      assert.match((summary.policy as { digest: string }).digest, /^[0-9a-f]{64}$/);
+      for (const key of ['signal', 'durationMs', 'peakMemoryBytes', 'limitsHit', 'refused', 'connections']) assert.ok(key in summary, key);
+    });
+  });
+
+  describe('documented exit codes', () => {
+    it('124 when the timeout killed it', async () => {
+      const r = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\nprocess: { timeoutMs: 200 }\n'), '--', '/bin/sleep', '10']);
+      assert.equal(r.code, 124);
+      assert.deepEqual(JSON.parse(r.stdout).limitsHit, ['timeout']);
+    });
+
+    it('125 when a limit stopped it', async () => {
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\nprocess: { maxOutputBytes: 1000 }\n'), '--', '/usr/bin/yes']);
+      assert.equal(r.code, 125);
+      assert.equal(r.stdout.length, 1000);
+      assert.match(r.stderr, /maxOutputBytes 1000/);
+    });
+
+    it('126 when the host cannot enforce what the policy asks', async () => {
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\nui: { display: true }\n'), '--', '/bin/true']);
+      assert.equal(r.code, 126);
+      assert.match(r.stderr, /ui\.display/);
+    });
+
+    it('127 when the command does not exist inside the sandbox', async () => {
+      const r = await corral(['run', '--policy', policyFile('{}\n', 'empty.json'), '--', '/bin/sh']);
+      assert.equal(r.code, 127);
+    });
+
+    it('2 for bad usage', async () => {
+      const r = await corral(['run', '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /--policy/);
+    });
+  });
+});
+
+describe('corral doctor', () => {
+  it('says in words what this host can enforce', async () => {
+    const r = await corral(['doctor']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /bubblewrap/);
+    assert.match(r.stdout, /Corral can contain commands on this host/);
+  });
+
+  it('prints the same as one JSON object with --json', async () => {
+    const r = await corral(['doctor', '--json']);
+    const report = JSON.parse(r.stdout) as { canContain: boolean; seccompRefuses: string[]; cgroups: { controllers: Record<string, unknown> } };
+    assert.equal(report.canContain, true);
+    assert.ok(report.seccompRefuses.includes('ptrace'));
+    assert.ok('landlock' in report && 'userNamespaces' in report);
+  });
+});
