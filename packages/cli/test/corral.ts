@@ -20,8 +20,8 @@ export function corral(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?:
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     if (options.input !== undefined) child.stdin!.end(options.input);
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
