@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { NewAgent } from './agents.ts';
+import { Identity } from './identity.ts';
+import { parseTtl } from './ttl.ts';
+
+describe('agent registry', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-agents-'));
+  const id = Identity.open(dir);
+  after(() => {
+    id.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates an active agent with an owner, a process and scopes, and finds it by name or id', () => {
+    const a = id.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com', scopes: ['records:read', 'records:read'] });
+    assert.match(a.id, /^agt_[0-9a-f]{20}$/);
+    assert.deepEqual([a.status, a.scopes, a.tokenGeneration], ['active', ['records:read'], 1]);
+    assert.equal(id.agents.get(a.id).name, 'invoice-bot');
+    assert.deepEqual(id.agents.list().map((x) => x.name), ['invoice-bot']);
+  });
+
+  it('refuses a second agent with the same name', () => {
+    assert.throws(() => id.agents.create({ name: 'invoice-bot', process: 'p', owner: 'a@example.com' }), { code: 'IDENTITY_AGENT_EXISTS' });
+  });
+
+  for (const [what, input] of [
+    ['an uppercase name', { name: 'Bot', process: 'p', owner: 'a@example.com' }],
+    ['a name with a slash', { name: 'a/b', process: 'p', owner: 'a@example.com' }],
+    ['an owner that is not an email', { name: 'x', process: 'p', owner: 'alice' }],
+    ['an empty process', { name: 'x', process: '', owner: 'a@example.com' }],
+    ['a scope with spaces', { name: 'x', process: 'p', owner: 'a@example.com', scopes: ['a b'] }],
+  ] as const) {
+    it(`refuses ${what}: IDENTITY_INPUT_INVALID`, () => assert.throws(() => id.agents.create(input as NewAgent), { code: 'IDENTITY_INPUT_INVALID' }));
+  }
+
+  it('moves through suspend, resume and retire, and refuses the moves its status forbids', () => {
+    id.agents.create({ name: 'b', process: 'p', owner: 'a@example.com' });
+    assert.throws(() => id.agents.resume('b'), { code: 'IDENTITY_AGENT_STATE' });
+    assert.equal(id.agents.suspend('b').status, 'suspended');
+    assert.throws(() => id.agents.suspend('b'), { code: 'IDENTITY_AGENT_STATE' });
+    assert.equal(id.agents.resume('b').tokenGeneration, 2);
+    assert.equal(id.agents.retire('b').status, 'retired');
+    assert.throws(() => id.agents.suspend('b'), { code: 'IDENTITY_AGENT_STATE' });
+    assert.throws(() => id.agents.get('nobody'), { code: 'IDENTITY_AGENT_NOT_FOUND' });
+  });
+
+  it('keeps the issuer fixed for the life of the state directory', () => {
+    const again = Identity.open(dir);
+    assert.equal(again.settings.issuer, id.settings.issuer);
+    again.close();
+    assert.throws(() => Identity.open(dir, { issuer: 'https://other.example' }), { code: 'IDENTITY_INPUT_INVALID' });
+  });
+});
+
+describe('parseTtl', () => {
+  it('reads seconds, minutes and hours', () => {
+    assert.deepEqual(['90', '90s', '10m', '1h'].map(parseTtl), [90, 90, 600, 3600]);
+  });
+  for (const bad of ['', '0', '-5m', '10x', '1.5h', '10 m']) {
+    it(`refuses "${bad}"`, () => assert.throws(() => parseTtl(bad), { code: 'IDENTITY_INPUT_INVALID' }));
+  }
+});

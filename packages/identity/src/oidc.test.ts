@@ -1,0 +1,145 @@
+// End to end against a real OpenID Connect provider (oidc-provider) on
+// loopback: authorization code + PKCE, ID token verification, role mapping.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import Provider from 'oidc-provider';
+import { OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
+
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const ACCOUNTS: Record<string, string[]> = {
+  alice: ['corral-admins', 'finance'],
+  bob: ['finance-approvers'],
+  carol: ['marketing'],
+};
+
+let server: Server;
+let issuer: string;
+
+before(async () => {
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
+  server = createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const provider = new Provider(issuer, {
+    clients: [
+      { client_id: 'corral', client_secret: 'a-client-secret-for-tests', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
+      { client_id: 'corral-public', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+    ],
+    jwks: { keys: [{ ...signingKey, kid: 'test-rs256', alg: 'RS256', use: 'sig' }] },
+    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
+    conformIdTokenClaims: false,
+    cookies: { keys: ['corral-test-cookie-key'] },
+    features: { devInteractions: { enabled: true } },
+    findAccount: (_ctx: unknown, sub: string) => (ACCOUNTS[sub] ? { accountId: sub, claims: () => ({ sub, email: `${sub}@example.com`, name: sub, groups: ACCOUNTS[sub] }) } : undefined),
+  });
+  const callback = provider.callback();
+  handler = (req, res) => void callback(req, res);
+});
+
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+/** Plays the browser: follows redirects, signs in as `user` on the provider's login page, consents, and returns the callback URL. */
+async function browse(url: string, user: string): Promise<string> {
+  const cookies = new Map<string, string>();
+  let next = url;
+  let init: RequestInit = {};
+  for (let step = 0; step < 20; step++) {
+    const res = await fetch(next, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair!.indexOf('=');
+      cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+    const location = res.headers.get('location');
+    if (location) {
+      const target = new URL(location, next).toString();
+      if (target.startsWith(REDIRECT)) return target;
+      next = target;
+      init = {};
+      continue;
+    }
+    const html = await res.text();
+    assert.equal(res.status, 200, html.slice(0, 500));
+    const action = /action="([^"]+)"/.exec(html)?.[1];
+    assert.ok(action, 'a form on the page');
+    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
+    next = new URL(action, next).toString();
+    const body = new URLSearchParams(prompt === 'login' ? { prompt, login: user, password: 'any' } : { prompt: prompt ?? 'consent' });
+    init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+  }
+  assert.fail('the login did not finish in 20 steps');
+}
+
+const roleMap: OidcSettings['roleMap'] = { admin: ['corral-admins'], approver: ['finance-approvers'], viewer: ['finance'] };
+
+describe('OpenID Connect sign-in against oidc-provider', () => {
+  it('signs alice in with code + PKCE and maps her groups to admin and viewer', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const url = new URL(pending.url);
+    assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
+    assert.ok(!pending.url.includes(pending.codeVerifier));
+    const human = await client.finishLogin(await browse(pending.url, 'alice'), pending);
+    assert.deepEqual([human.subject, human.email, human.roles], ['alice', 'alice@example.com', ['admin', 'viewer']]);
+  });
+
+  it('signs bob in as a public client (PKCE alone) and maps him to approver', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral-public', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const human = await client.finishLogin(await browse(pending.url, 'bob'), pending);
+    assert.deepEqual(human.roles, ['approver']);
+  });
+
+  it('refuses carol, whose groups map to no Corral role: IDENTITY_OIDC_NO_ROLE', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    await assert.rejects(client.finishLogin(await browse(pending.url, 'carol'), pending), { code: 'IDENTITY_OIDC_NO_ROLE' });
+  });
+
+  it('refuses a callback carrying another login’s state (CSRF): IDENTITY_OIDC_STATE_MISMATCH', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const victim = client.startLogin();
+    const attacker = client.startLogin();
+    const callback = await browse(attacker.url, 'alice');
+    await assert.rejects(client.finishLogin(callback, victim), { code: 'IDENTITY_OIDC_STATE_MISMATCH' });
+  });
+
+  it('refuses a stolen code redeemed without the right PKCE verifier: IDENTITY_OIDC_EXCHANGE_FAILED', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const callback = await browse(pending.url, 'alice');
+    const forged: PendingLogin = { ...pending, codeVerifier: client.startLogin().codeVerifier };
+    await assert.rejects(client.finishLogin(callback, forged), { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
+  });
+
+  it('refuses an ID token minted for another login (nonce): IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const callback = await browse(pending.url, 'alice');
+    await assert.rejects(client.finishLogin(callback, { ...pending, nonce: 'another-login' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+  });
+
+  it('refuses ID tokens signed with an algorithm outside the allow-list: IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap, idTokenAlgorithms: ['EdDSA'] });
+    const pending = client.startLogin();
+    await assert.rejects(client.finishLogin(await browse(pending.url, 'alice'), pending), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+  });
+
+  it('refuses a discovery document naming another issuer, and missing settings', async () => {
+    await assert.rejects(OidcClient.discover({ issuer: `${issuer}/`, clientId: 'corral', redirectUri: REDIRECT, roleMap }), { code: 'IDENTITY_OIDC_DISCOVERY_FAILED' });
+    await assert.rejects(OidcClient.discover({ issuer, clientId: '', redirectUri: REDIRECT, roleMap }), { code: 'IDENTITY_CONFIG_MISSING' });
+    await assert.rejects(OidcClient.discover({ issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap: {} }), { code: 'IDENTITY_CONFIG_MISSING' });
+  });
+});
+
+describe('mapRoles', () => {
+  it('maps Entra-style group object ids to roles in Corral’s order', () => {
+    const map = { approver: ['2f6c-approvers'], admin: ['9a1b-admins'], auditor: ['77aa-audit'] };
+    assert.deepEqual(mapRoles(['77aa-audit', '9a1b-admins'], map), ['admin', 'auditor']);
+    assert.deepEqual(mapRoles([], map), []);
+  });
+});
