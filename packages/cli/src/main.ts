@@ -5,6 +5,10 @@ import { EXIT } from './exit-codes.ts';
 import { CliFailure } from './output.ts';
 import { registerRun } from './commands/run.ts';
 import { registerDoctor } from './commands/doctor.ts';
+import { registerAgents } from './commands/agents.ts';
+import { registerTokens } from './commands/tokens.ts';
+import { registerIdentity } from './commands/identity.ts';
+import { registerPolicy } from './commands/policy.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -14,7 +18,7 @@ const program = new Command('corral')
   .exitOverride();
 
 // Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor]) register(program);
+for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy]) register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { Identity, IdentityError, parseTtl, type Agent } from '@corral/identity';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { stateDir } from '../state-dir.ts';
+
+/** Opens the identity store of the command's state directory for one action. */
+export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T): Promise<T> {
+  const identity = Identity.open(stateDir(command.optsWithGlobals().stateDir as string | undefined));
+  try {
+    return await action(identity);
+  } catch (error) {
+    if (error instanceof IdentityError && error.code === 'IDENTITY_INPUT_INVALID') throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
+    throw error;
+  } finally {
+    identity.close();
+  }
+}
+
+function describeAgent(a: Agent): string {
+  return [
+    `name:     ${a.name}`,
+    `id:       ${a.id}`,
+    `status:   ${a.status}`,
+    `process:  ${a.process}`,
+    `owner:    ${a.owner}`,
+    `scopes:   ${a.scopes.join(' ') || '(none)'}`,
+    `created:  ${a.createdAt}`,
+    `updated:  ${a.updatedAt}`,
+  ].join('\n');
+}
+
+/** `corral agents …`: managed agent identities and their tokens. */
+export function registerAgents(program: Command): void {
+  const agents = program.command('agents').description("manage agents' identities (create, suspend, retire) and issue their tokens");
+
+  agents
+    .command('create')
+    .description('create an agent identity for one business process, owned by a human')
+    .argument('<name>', 'lowercase name, e.g. invoice-bot')
+    .requiredOption('--process <process>', 'the business process it serves, e.g. invoice-intake')
+    .requiredOption('--owner <email>', 'the accountable human')
+    .option('--scope <scope...>', 'scopes written into its tokens')
+    .option('--display-name <text>', 'a name for people')
+    .option('--json', 'print the agent as JSON')
+    .action(async (name: string, opts: { process: string; owner: string; scope?: string[]; displayName?: string; json?: boolean }, command: Command) => {
+      const agent = await withIdentity(command, (id) =>
+        id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }),
+      );
+      if (opts.json) printJson(agent);
+      else process.stdout.write(`created agent ${agent.name} (${agent.id})\n`);
+    });
+
+  agents
+    .command('list')
+    .description('list agents')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const list = await withIdentity(command, (id) => id.agents.list());
+      if (opts.json) return printJson(list);
+      if (list.length === 0) return void process.stdout.write('no agents\n');
+      const rows = list.map((a) => [a.name, a.status, a.process, a.owner, a.id]);
+      const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['NAME', 'STATUS', 'PROCESS', 'OWNER'][i]!.length));
+      const line = (r: string[]) => `${r.slice(0, 4).map((c, i) => c.padEnd(widths[i]!)).join('  ')}  ${r[4]}\n`;
+      process.stdout.write(line(['NAME', 'STATUS', 'PROCESS', 'OWNER', 'ID']) + rows.map(line).join(''));
+    });
+
+  agents
+    .command('show')
+    .description('show one agent')
+    .argument('<name>', 'name or id')
+    .option('--json', 'print the agent as JSON')
+    .action(async (name: string, opts: { json?: boolean }, command: Command) => {
+      const agent = await withIdentity(command, (id) => id.agents.get(name));
+      if (opts.json) printJson(agent);
+      else process.stdout.write(`${describeAgent(agent)}\n`);
+    });
+
+  for (const [verb, description] of [
+    ['suspend', 'suspend an agent: every token it holds stops working at once (the kill switch)'],
+    ['resume', 'resume a suspended agent (its old tokens stay dead; issue new ones)'],
+    ['retire', 'retire an agent for good'],
+  ] as const) {
+    agents
+      .command(verb)
+      .description(description)
+      .argument('<name>', 'name or id')
+      .option('--json', 'print the agent as JSON')
+      .action(async (name: string, opts: { json?: boolean }, command: Command) => {
+        const agent = await withIdentity(command, (id) => id.agents[verb](name));
+        if (opts.json) printJson(agent);
+        else process.stdout.write(`agent ${agent.name} is ${agent.status}\n`);
+      });
+  }
+
+  agents
+    .command('token')
+    .description('issue a short-lived signed token (JWT) for an active agent; prints the token alone')
+    .argument('<name>', 'name or id')
+    .option('--ttl <duration>', 'lifetime, e.g. 90s, 10m, 1h (default 10m)')
+    .option('--json', 'print { token, claims } as JSON')
+    .action(async (name: string, opts: { ttl?: string; json?: boolean }, command: Command) => {
+      const issued = await withIdentity(command, (id) => id.issueToken(name, opts.ttl === undefined ? {} : { ttlSeconds: parseTtl(opts.ttl) }));
+      if (opts.json) printJson(issued);
+      else process.stdout.write(`${issued.token}\n`);
+    });
+}

@@ -1,0 +1,139 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { IdentityError, OidcClient, parseTtl, type OidcSettings } from '@corral/identity';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { stateDir } from '../state-dir.ts';
+import { withIdentity } from './agents.ts';
+
+/** `corral identity …`: the published key set, key rotation, nodes, human sign-in. */
+export function registerIdentity(program: Command): void {
+  const identity = program.command('identity').description("this install's signing keys, nodes and humans");
+
+  identity
+    .command('jwks')
+    .description('print the published JSON Web Key Set that verifies agent tokens')
+    .option('--json', 'the output is JSON either way')
+    .action(async (_opts: unknown, command: Command) => {
+      printJson(await withIdentity(command, (id) => id.jwks()));
+    });
+
+  identity
+    .command('rotate')
+    .description('make a new signing key; the previous one keeps verifying through the overlap')
+    .option('--overlap <duration>', 'how long the previous key keeps verifying (default: the longest token lifetime)')
+    .option('--json', 'print { kid, keys } as JSON')
+    .action(async (opts: { overlap?: string; json?: boolean }, command: Command) => {
+      const result = await withIdentity(command, async (id) => {
+        const kid = await (opts.overlap === undefined ? id.rotateKeys() : id.rotateKeys(parseTtl(opts.overlap) * 1000));
+        return { kid, keys: id.keys.list() };
+      });
+      if (opts.json) printJson(result);
+      else process.stdout.write(`new signing key ${result.kid}\n`);
+    });
+
+  identity
+    .command('keys')
+    .description('list signing keys and their state (active, retiring, retired)')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const keys = await withIdentity(command, (id) => id.keys.list());
+      if (opts.json) return printJson(keys);
+      for (const k of keys) process.stdout.write(`${k.kid}  ${k.state}${k.retireAfter ? ` until ${k.retireAfter}` : ''}  created ${k.createdAt}\n`);
+    });
+
+  const nodes = identity.command('nodes').description('nodes (machines) known by their Ed25519 device key, and their pairing');
+  nodes
+    .command('list')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const list = await withIdentity(command, (id) => id.nodes.list());
+      if (opts.json) return printJson(list);
+      if (list.length === 0) return void process.stdout.write('no nodes\n');
+      for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}\n`);
+    });
+  for (const verb of ['pair', 'revoke'] as const) {
+    nodes
+      .command(verb)
+      .description(verb === 'pair' ? 'pair a pending node so it may connect' : 'unpair a node; it must come back with a new key')
+      .argument('<device-id>', 'the device id, or a unique prefix of at least 8 hex digits')
+      .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+      .option('--json', 'print the node as JSON')
+      .action(async (deviceId: string, opts: { by: string; json?: boolean }, command: Command) => {
+        const node = await withIdentity(command, (id) => (verb === 'pair' ? id.nodes.pair(deviceId, opts.by) : id.nodes.revoke(deviceId)));
+        if (opts.json) printJson(node);
+        else process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
+      });
+  }
+
+  identity
+    .command('humans')
+    .description('people who signed in, with the Corral roles their groups map to')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const list = await withIdentity(command, (id) => id.humans.list());
+      if (opts.json) return printJson(list);
+      for (const h of list) process.stdout.write(`${h.email ?? h.subject}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
+    });
+
+  identity
+    .command('login')
+    .description('sign a person in through the OpenID Connect issuer (authorization code + PKCE, loopback redirect)')
+    .option('--config <file>', 'OIDC settings as JSON (default: STATE_DIR/oidc.json)')
+    .option('--timeout <duration>', 'how long to wait for the browser', '5m')
+    .option('--json', 'print the signed-in person as JSON')
+    .action(async (opts: { config?: string; timeout: string; json?: boolean }, command: Command) => {
+      const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
+      const settings = readSettings(file);
+      const redirect = new URL(settings.redirectUri);
+      if (redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
+        throw new CliFailure(`${file}: redirectUri must be a loopback URL with a port, e.g. http://127.0.0.1:8765/callback`, EXIT.usage);
+      }
+      const client = await OidcClient.discover(settings);
+      const pending = client.startLogin();
+      const timeoutMs = parseTtl(opts.timeout) * 1000;
+      const callbackUrl = await new Promise<string>((resolve, reject) => {
+        const server = createServer((req, res) => {
+          const url = new URL(req.url ?? '/', settings.redirectUri);
+          if (url.pathname !== redirect.pathname) {
+            res.writeHead(404).end();
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('Corral: you can close this window.\n');
+          clearTimeout(timer);
+          server.close();
+          resolve(url.toString());
+        });
+        const timer = setTimeout(() => {
+          server.close();
+          reject(new CliFailure('no sign-in arrived before the timeout', EXIT.failed));
+        }, timeoutMs);
+        server.once('error', (error) => {
+          clearTimeout(timer);
+          reject(new CliFailure(`cannot listen on ${redirect.host}: ${error.message}`, EXIT.environment));
+        });
+        server.listen(Number(redirect.port), redirect.hostname.replace(/^\[|\]$/g, ''), () => {
+          process.stderr.write(`corral: open this URL in a browser to sign in:\n${pending.url}\n`);
+        });
+      });
+      const human = await client.finishLogin(callbackUrl, pending);
+      const record = await withIdentity(command, (id) => id.humans.record(human));
+      if (opts.json) printJson(record);
+      else process.stdout.write(`signed in ${record.email ?? record.subject} as ${record.roles.join(', ')}\n`);
+    });
+}
+
+function readSettings(file: string): OidcSettings {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new CliFailure(`cannot read OIDC settings from ${file}: ${(error as Error).message}`, EXIT.usage);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new CliFailure(`${file} must hold a JSON object`, EXIT.usage);
+  const s = parsed as OidcSettings;
+  if (typeof s.redirectUri !== 'string') throw new IdentityError('IDENTITY_CONFIG_MISSING', `OIDC setting redirectUri is required (${file})`);
+  return s;
+}

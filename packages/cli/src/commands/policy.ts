@@ -1,0 +1,231 @@
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Identity, type Agent, type HumanRecord } from '@corral/identity';
+import {
+  DecisionPoint,
+  PolicyError,
+  formatPolicyIssue,
+  loadCases,
+  loadPolicyDir,
+  replay,
+  runCases,
+  type Decision,
+  type PolicySet,
+  type RecordedDecision,
+} from '@corral/policy';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { stateDir } from '../state-dir.ts';
+
+/** Turns a policy package refusal into a CLI failure that prints each issue as `file:line:column: message`. */
+async function policyStep<T>(step: () => Promise<T> | T): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof PolicyError)) throw error;
+    const lines = [`${error.message} [${error.code}]`, ...error.issues.map(formatPolicyIssue)];
+    const exit = error.code === 'POLICY_ENGINE_FAILED' ? EXIT.failed : EXIT.usage;
+    throw new CliFailure(lines.join('\n'), exit);
+  }
+}
+
+function readJson(file: string, what: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new CliFailure(`cannot read ${what} from ${file}: ${(error as Error).message}`, EXIT.usage);
+  }
+}
+
+/**
+ * The entities decisions are made about: the agents (and their processes as
+ * groups) and humans of this install's identity store, then those of an
+ * entities file, which win on the same uid.
+ */
+export function composeEntities(dir: string, file?: string): unknown[] {
+  const byUid = new Map<string, unknown>();
+  const put = (e: { uid: { type: string; id: string } }) => byUid.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
+  if (existsSync(join(dir, 'identity.db'))) {
+    const identity = Identity.open(dir);
+    try {
+      for (const a of identity.agents.list()) {
+        put({ uid: { type: 'Group', id: a.process }, attrs: {}, parents: [] } as never);
+        put(agentEntity(a));
+      }
+      for (const h of identity.humans.list()) put(humanEntity(h));
+    } finally {
+      identity.close();
+    }
+  }
+  if (file !== undefined) {
+    const extra = readJson(file, 'entities');
+    if (!Array.isArray(extra)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
+    for (const e of extra) {
+      const uid = (e as { uid?: { type?: unknown; id?: unknown } })?.uid;
+      if (typeof uid?.type !== 'string' || typeof uid.id !== 'string') throw new CliFailure(`${file}: every entity needs uid.type and uid.id`, EXIT.usage);
+      put(e as { uid: { type: string; id: string } });
+    }
+  }
+  return [...byUid.values()];
+}
+
+function agentEntity(a: Agent) {
+  return {
+    uid: { type: 'Agent', id: a.name },
+    attrs: { owner: a.owner, process: a.process, status: a.status, scopes: a.scopes },
+    parents: [{ type: 'Group', id: a.process }],
+  };
+}
+
+function humanEntity(h: HumanRecord) {
+  return { uid: { type: 'Human', id: h.email ?? h.subject }, attrs: { email: h.email ?? '', roles: h.roles }, parents: [] };
+}
+
+function policiesDir(command: Command, given: string | undefined): string {
+  return given !== undefined ? resolve(given) : join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'policies');
+}
+
+function where(set: PolicySet, id: string): string {
+  const p = set.policies.find((x) => x.id === id);
+  return p ? `${id} (${p.file}:${p.line})` : id;
+}
+
+function describeDecision(d: Decision, set: PolicySet): string {
+  const head = d.decision === 'ask' ? `ask (quorum ${d.quorum})` : d.decision;
+  const lines = [`decision: ${head}`, `policies: ${d.policies.map((id) => where(set, id)).join(', ') || '(none)'}`, `reason:   ${d.reason}`];
+  for (const e of d.errors) lines.push(`error:    ${e.policyId}: ${e.message}`);
+  return lines.join('\n');
+}
+
+/** `corral policy …`: validate, test, explain and replay Cedar authorization policy. */
+export function registerPolicy(program: Command): void {
+  const policy = program.command('policy').description('Cedar authorization policy: validate, test, explain, replay');
+
+  policy
+    .command('validate')
+    .description("parse every *.cedar file in DIR and validate it against Corral's schema")
+    .argument('<dir>', 'the policy directory')
+    .option('--json', 'print { valid, policies } or { valid, issues } as JSON')
+    .action(async (dir: string, opts: { json?: boolean }) => {
+      try {
+        const set = loadPolicyDir(resolve(dir));
+        if (opts.json) printJson({ valid: true, fingerprint: set.fingerprint, policies: set.policies.map(({ id, file, line, effect, approval, quorum }) => ({ id, file, line, effect, approval, quorum })) });
+        else process.stdout.write(`${set.policies.length} ${set.policies.length === 1 ? 'policy' : 'policies'} valid\n`);
+      } catch (error) {
+        if (!(error instanceof PolicyError) || !opts.json) return policyStep(() => Promise.reject(error));
+        printJson({ valid: false, code: error.code, message: error.message, issues: error.issues });
+        process.exitCode = EXIT.usage;
+      }
+    });
+
+  policy
+    .command('test')
+    .description('check the decisions DIR makes for the example requests in CASES (YAML)')
+    .argument('<dir>', 'the policy directory')
+    .argument('<cases>', 'the cases file')
+    .option('--json', 'print every result as JSON')
+    .action(async (dir: string, casesFile: string, opts: { json?: boolean }, command: Command) => {
+      const pdp = new DecisionPoint();
+      await policyStep(() => pdp.reload(resolve(dir)));
+      const cases = await policyStep(() => loadCases(resolve(casesFile)));
+      const fromState = composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
+      await policyStep(() => pdp.setEntities(mergeEntities(fromState, cases.entities)));
+      const results = runCases(pdp, cases.cases);
+      const failed = results.filter((r) => !r.passed);
+      if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
+      else {
+        for (const r of results) {
+          process.stdout.write(`${r.passed ? 'ok  ' : 'FAIL'} ${r.name}\n`);
+          if (!r.passed) {
+            const want = `${r.expected.decision}${r.expected.quorum !== undefined ? ` (quorum ${r.expected.quorum})` : ''}${r.expected.policies ? ` by [${r.expected.policies.join(', ')}]` : ''}`;
+            const got = `${r.actual.decision}${r.actual.quorum !== undefined ? ` (quorum ${r.actual.quorum})` : ''} by [${r.actual.policies.join(', ')}]`;
+            process.stdout.write(`     expected ${want}\n     got      ${got}: ${r.actual.reason}\n`);
+          }
+        }
+        process.stdout.write(`${results.length - failed.length} passed, ${failed.length} failed\n`);
+      }
+      if (failed.length > 0) process.exitCode = EXIT.failed;
+    });
+
+  policy
+    .command('explain')
+    .description('decide one request and say which policies decided it and why')
+    .requiredOption('--request <file>', 'the request as JSON: { principal, action, resource, context }')
+    .option('--policies <dir>', 'the policy directory (default: STATE_DIR/policies)')
+    .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
+    .option('--json', 'print the decision as JSON')
+    .action(async (opts: { request: string; policies?: string; entities?: string; json?: boolean }, command: Command) => {
+      const pdp = new DecisionPoint();
+      const set = await policyStep(() => pdp.reload(policiesDir(command, opts.policies)));
+      const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
+      await policyStep(() => pdp.setEntities(composeEntities(dir, opts.entities && resolve(opts.entities))));
+      const request = readJson(resolve(opts.request), 'the request');
+      const decision = await policyStep(() => pdp.decide(request));
+      if (opts.json) printJson(decision);
+      else process.stdout.write(`${describeDecision(decision, set)}\n`);
+    });
+
+  policy
+    .command('replay')
+    .description('run a candidate policy set over recorded decisions and list every one it would change')
+    .requiredOption('--candidate <dir>', 'the candidate policy directory')
+    .option('--history <file>', 'recorded decisions as JSON lines: { ref?, at?, request, decision } per line')
+    .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
+      const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
+      const pdp = new DecisionPoint();
+      await policyStep(() => pdp.reload(resolve(opts.candidate)));
+      await policyStep(() => pdp.setEntities(composeEntities(dir, opts.entities && resolve(opts.entities))));
+      const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : await auditHistory(dir);
+      const report = replay(pdp, history);
+      if (opts.json) return printJson(report);
+      for (const c of report.changed) {
+        const r = c.request as { principal?: { type?: string; id?: string }; action?: unknown; resource?: { type?: string; id?: string } };
+        const what = `${r.principal?.type}::"${r.principal?.id}" ${String(r.action)} ${r.resource?.type}::"${r.resource?.id}"`;
+        process.stdout.write(`${c.ref ?? ''}${c.at ? ` ${c.at}` : ''}  ${what}: ${c.before} -> ${c.after.decision} (${c.after.reason})\n`);
+      }
+      for (const r of report.refused) process.stdout.write(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]\n`);
+      process.stdout.write(`${report.total} recorded decisions: ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.refused.length} not decidable\n`);
+    });
+}
+
+function mergeEntities(first: unknown[], second: unknown[]): unknown[] {
+  const byUid = new Map<string, unknown>();
+  for (const e of [...first, ...second]) {
+    const uid = (e as { uid?: { type?: unknown; id?: unknown } })?.uid;
+    byUid.set(`${String(uid?.type)}::${JSON.stringify(uid?.id)}`, e);
+  }
+  return [...byUid.values()];
+}
+
+/** Reads recorded decisions from a JSON-lines file, lazily, line by line. */
+function* readHistory(file: string): Generator<RecordedDecision> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliFailure(`cannot read history from ${file}: ${(error as Error).message}`, EXIT.usage);
+  }
+  let n = 0;
+  for (const line of text.split('\n')) {
+    n++;
+    if (line.trim() === '') continue;
+    let record: RecordedDecision;
+    try {
+      record = JSON.parse(line) as RecordedDecision;
+    } catch {
+      throw new CliFailure(`${file}:${n}: not JSON`, EXIT.usage);
+    }
+    if (!['allow', 'deny', 'ask'].includes(record?.decision) || typeof record.request !== 'object' || record.request === null) {
+      throw new CliFailure(`${file}:${n}: a recorded decision needs request and decision (allow, deny or ask)`, EXIT.usage);
+    }
+    yield { ref: record.ref ?? n, ...(record.at !== undefined ? { at: record.at } : {}), request: record.request, decision: record.decision };
+  }
+}
+
+/** The recorded decisions of the audit log in the state directory. */
+async function auditHistory(_dir: string): Promise<Iterable<RecordedDecision>> {
+  throw new CliFailure('reading history from the audit log is not available yet; pass --history FILE (JSON lines of { request, decision })', EXIT.usage);
+}
