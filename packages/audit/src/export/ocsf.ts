@@ -1,0 +1,116 @@
+// OCSF 1.8.0 events for SIEMs, shaped the way NVIDIA OpenShell exports them
+// (one JSON object per line; class, activity, type, severity, status and
+// action/disposition each as id + caption; metadata.version "1.8.0"). Process
+// runs map to Process Activity [1007], network connections to Network
+// Activity [4001], everything else (tool calls, approvals, policy decisions)
+// to API Activity [6003]. The whole Corral record rides in `unmapped.corral`.
+import type { JsonValue } from '../record/canonical.ts';
+import type { AuditEvent, Principal } from '../record/event.ts';
+
+export const OCSF_VERSION = '1.8.0';
+export const PRODUCT = { name: 'Corral', vendor_name: 'Corral', version: '0.1.0' } as const;
+
+interface ClassInfo {
+  class_uid: number;
+  class_name: string;
+  category_uid: number;
+  category_name: string;
+  activity_id: number;
+  activity_name: string;
+}
+
+/** A record as the OCSF mapper needs it. */
+export interface OcsfInput {
+  seq: number;
+  hash: string;
+  prev: string;
+  event: AuditEvent;
+}
+
+function classify(action: string): ClassInfo {
+  const [noun, verb = ''] = action.split('.');
+  if (noun === 'run' || noun === 'process') {
+    const terminate = verb === 'exit' || verb === 'end' || verb === 'terminate';
+    return { class_uid: 1007, class_name: 'Process Activity', category_uid: 1, category_name: 'System Activity', activity_id: terminate ? 2 : 1, activity_name: terminate ? 'Terminate' : 'Launch' };
+  }
+  if (noun === 'net' || noun === 'network') {
+    const refused = verb === 'refuse' || verb === 'deny';
+    return { class_uid: 4001, class_name: 'Network Activity', category_uid: 4, category_name: 'Network Activity', activity_id: refused ? 5 : 1, activity_name: refused ? 'Refuse' : 'Open' };
+  }
+  const crud: Record<string, [number, string]> = { create: [1, 'Create'], read: [2, 'Read'], update: [3, 'Update'], delete: [4, 'Delete'] };
+  const [id, name] = crud[action.split('.').at(-1) ?? ''] ?? [99, 'Other'];
+  return { class_uid: 6003, class_name: 'API Activity', category_uid: 6, category_name: 'Application Activity', activity_id: id, activity_name: name };
+}
+
+const USER_TYPE: Record<Principal['kind'], [number, string]> = { human: [1, 'User'], agent: [99, 'Other'], node: [3, 'System'], service: [3, 'System'] };
+
+function user(p: Principal): Record<string, JsonValue> {
+  const [type_id, type] = USER_TYPE[p.kind];
+  return { uid: p.id, name: p.id, type_id, type };
+}
+
+/** Maps one Corral record to an OCSF 1.8.0 event object. */
+export function toOcsf(r: OcsfInput): Record<string, JsonValue> {
+  const e = r.event;
+  const cls = classify(e.action);
+  const effect = e.decision?.effect;
+  const severity: [number, string] = effect === 'deny' ? [3, 'Medium'] : effect === 'ask' ? [2, 'Low'] : [1, 'Informational'];
+  const status: [number, string] =
+    e.outcome?.status === 'success' ? [1, 'Success'] : e.outcome?.status === 'failure' || effect === 'deny' ? [2, 'Failure'] : effect === 'allow' && !e.outcome ? [1, 'Success'] : [0, 'Unknown'];
+  const action: [number, string] = effect === 'allow' ? [1, 'Allowed'] : effect === 'deny' ? [2, 'Denied'] : effect === 'ask' ? [99, 'Other'] : [0, 'Unknown'];
+  const disposition: [number, string] =
+    effect === 'allow' ? (e.decision?.approval ? [8, 'Approved'] : [1, 'Allowed']) : effect === 'deny' ? [2, 'Blocked'] : effect === 'ask' ? [14, 'Delayed'] : [0, 'Unknown'];
+
+  const actor: Record<string, JsonValue> = {};
+  if (e.actor.kind === 'human') actor.user = user(e.actor);
+  else {
+    actor.app_name = e.actor.id;
+    actor.app_uid = `${e.actor.kind}:${e.actor.id}`;
+    if (e.actor.onBehalfOf) actor.user = user(e.actor.onBehalfOf);
+  }
+  if (e.decision?.policies) actor.authorizations = e.decision.policies.map((p) => ({ decision: effect ?? 'unknown', policy: { name: p } }));
+
+  const out: Record<string, JsonValue> = {
+    ...cls,
+    type_uid: cls.class_uid * 100 + cls.activity_id,
+    type_name: `${cls.class_name}: ${cls.activity_name}`,
+    time: Date.parse(e.time),
+    severity_id: severity[0],
+    severity: severity[1],
+    status_id: status[0],
+    status: status[1],
+    message: `${e.action} ${effect ?? 'recorded'} ${e.resource.kind} ${e.resource.id}`,
+    metadata: {
+      version: OCSF_VERSION,
+      product: { ...PRODUCT },
+      uid: r.hash,
+      sequence: r.seq,
+      log_name: 'corral-audit',
+      ...(e.trace ? { correlation_uid: e.trace } : {}),
+    },
+    action_id: action[0],
+    action: action[1],
+    disposition_id: disposition[0],
+    disposition: disposition[1],
+    actor,
+  };
+  if (e.outcome?.detail ?? e.decision?.reason) out.status_detail = (e.outcome?.detail ?? e.decision?.reason) as string;
+  if (e.node) out.device = { hostname: e.node, type_id: 0, type: 'Unknown' };
+
+  const details = e.details ?? {};
+  if (cls.class_uid === 1007) {
+    const argv = Array.isArray(details.argv) ? (details.argv as JsonValue[]).map(String) : null;
+    out.process = { name: argv?.[0] ?? e.resource.id, cmd_line: argv ? argv.join(' ') : e.resource.id };
+    if (e.outcome?.exitCode !== undefined) out.exit_code = e.outcome.exitCode;
+    out.device ??= { hostname: 'unknown', type_id: 0, type: 'Unknown' };
+  } else if (cls.class_uid === 4001) {
+    const m = /^(.*):(\d+)$/.exec(e.resource.id);
+    out.dst_endpoint = m ? { domain: m[1] as string, port: Number(m[2]) } : { domain: e.resource.id };
+  } else {
+    out.api = { operation: e.action };
+    out.src_endpoint = e.node ? { hostname: e.node } : { hostname: 'unknown' };
+    out.resources = [{ type: e.resource.kind, uid: e.resource.id }];
+  }
+  out.unmapped = { corral: { seq: r.seq, hash: r.hash, prev: r.prev, event: e as unknown as JsonValue } };
+  return out;
+}

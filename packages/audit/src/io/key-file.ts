@@ -1,0 +1,71 @@
+// The checkpoint-signing key on disk: created on first use under the state
+// directory, owner-only (0600), and refused when others can read it.
+import type { KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
+import { AuditError } from '../errors.ts';
+
+export const KEY_FILE = 'audit-signing-key.pem';
+export const PUBLIC_KEY_FILE = 'audit-signing-key.pub.pem';
+
+export interface SigningKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  keyId: string;
+  path: string;
+}
+
+/** Loads the signing key from `stateDir`, creating it (and the directory, 0700) when absent. */
+export function loadOrCreateSigningKey(stateDir: string): SigningKey {
+  const path = join(stateDir, KEY_FILE);
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const { privateKey, publicKey } = generateSigningKey();
+    writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flag: 'wx' });
+    chmodSync(path, 0o600);
+    writeFileSync(join(stateDir, PUBLIC_KEY_FILE), publicKeyPem(publicKey), { mode: 0o644 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot create the audit signing key at ${path}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return loadSigningKey(stateDir);
+}
+
+/**
+ * Loads the signing key from `stateDir`.
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing, unreadable, readable by others, or not Ed25519.
+ */
+export function loadSigningKey(stateDir: string): SigningKey {
+  const path = join(stateDir, KEY_FILE);
+  let pem: string;
+  try {
+    const mode = statSync(path).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit signing key ${path} is readable by others (mode ${mode.toString(8)}); make it owner-only: chmod 600 ${path}`);
+    }
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    if (error instanceof AuditError) throw error;
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `no audit signing key at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  const privateKey = privateKeyFromPem(pem, path);
+  const publicKey = createPublicKey(privateKey);
+  return { privateKey, publicKey, keyId: keyIdOf(publicKey), path };
+}
+
+/**
+ * Loads a public key an auditor was given (SPKI PEM).
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing or not an Ed25519 public key.
+ */
+export function loadPublicKeyFile(path: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot read the public key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  return publicKeyFromPem(pem, path);
+}

@@ -1,0 +1,249 @@
+// The API other packages call: open a log, append events (acknowledged only
+// once durable, batched by group commit), close (seals a checkpoint).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { publicKeyPem } from '../checkpoint/key.ts';
+import { signCheckpoint } from '../checkpoint/sign.ts';
+import { AuditError } from '../errors.ts';
+import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
+import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts';
+import { CompactRange } from '../merkle/compact-range.ts';
+import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
+import { recordBytes } from '../record/envelope.ts';
+import { canonicalEvent, normalizeEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
+import { PostgresStore } from '../store/postgres.ts';
+import { SqliteStore } from '../store/sqlite.ts';
+import { STORE_FORMAT, type AuditStore, type LogHead, type StoredRecord } from '../store/store.ts';
+import { storedRootAt, type AuditRecord } from './reader.ts';
+
+export const DB_FILE = 'audit.db';
+
+export interface OpenAuditLogOptions {
+  /** State directory: holds the signing key, the witness, and (without postgresUrl) audit.db. */
+  stateDir: string;
+  /** Use this PostgreSQL database instead of SQLite (several writers may share it). */
+  postgresUrl?: string;
+  /** Sign a checkpoint at least every this many records (default 1000). */
+  checkpointEvery?: number;
+  /** …and when records have waited this long unsealed, in ms (default 10 000). */
+  checkpointIntervalMs?: number;
+  /** Most appends committed in one transaction (default 5000). */
+  maxBatch?: number;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+interface Pending {
+  body: string;
+  event: AuditEvent;
+  timeMs: number;
+  resolve: (r: AuditRecord) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Opens (creating on first use) the audit log of a state directory: SQLite
+ * `audit.db` there, or the PostgreSQL database at `postgresUrl`. The signing
+ * key is created on first use as `audit-signing-key.pem` (0600).
+ *
+ * Refuses a log signed by another key, a foreign database, and a log that is
+ * behind the checkpoint this state directory witnessed (a rollback).
+ *
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE, AUDIT_STORE_FOREIGN,
+ *   AUDIT_STORE_UNAVAILABLE, AUDIT_ROLLED_BACK.
+ */
+export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
+  if (typeof options.stateDir !== 'string' || options.stateDir === '') throw new AuditError('AUDIT_BAD_ARGUMENT', 'openAuditLog needs a stateDir');
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const key = loadOrCreateSigningKey(options.stateDir);
+  const store: AuditStore = options.postgresUrl ? await PostgresStore.connect({ url: options.postgresUrl }) : new SqliteStore({ path: join(options.stateDir, DB_FILE) });
+  try {
+    const meta = await store.init({ format: STORE_FORMAT, keyId: key.keyId, createdAt: new Date().toISOString() });
+    if (meta.keyId !== key.keyId) {
+      throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit log at ${store.where} is signed by key ${meta.keyId}, but the key at ${key.path} is ${key.keyId}`);
+    }
+    const witnessFile = witnessPath(options.stateDir);
+    const witness = readWitness(witnessFile);
+    if (witness) await checkNotRolledBack(store, witness);
+    return new AuditLog(store, key, witnessFile, options);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+async function checkNotRolledBack(store: AuditStore, witness: SignedCheckpoint): Promise<void> {
+  const head = await store.head();
+  if (head.size < witness.size) {
+    throw new AuditError('AUDIT_ROLLED_BACK', `the audit log at ${store.where} has ${head.size} records but this state directory saw a checkpoint for ${witness.size}: it was rolled back; run 'corral audit verify'`);
+  }
+  if (witness.size > 0 && !hashesEqual(await storedRootAt(store, witness.size), witness.root)) {
+    throw new AuditError('AUDIT_ROLLED_BACK', `the audit log at ${store.where} does not extend the checkpoint witnessed at size ${witness.size}: it was rolled back and rewritten; run 'corral audit verify'`);
+  }
+}
+
+export class AuditLog {
+  readonly store: AuditStore;
+  readonly #key: SigningKey;
+  readonly #witnessFile: string;
+  readonly #every: number;
+  readonly #intervalMs: number;
+  readonly #maxBatch: number;
+  readonly #now: () => Date;
+  readonly #timer: NodeJS.Timeout;
+  #queue: Pending[] = [];
+  #draining: Promise<void> | null = null;
+  #closed = false;
+  #pendingWitness: SignedCheckpoint | null = null;
+
+  constructor(store: AuditStore, key: SigningKey, witnessFile: string, options: OpenAuditLogOptions) {
+    this.store = store;
+    this.#key = key;
+    this.#witnessFile = witnessFile;
+    this.#every = options.checkpointEvery ?? 1000;
+    this.#intervalMs = options.checkpointIntervalMs ?? 10_000;
+    this.#maxBatch = options.maxBatch ?? 5000;
+    this.#now = options.now ?? (() => new Date());
+    if (!(this.#every >= 1) || !(this.#intervalMs >= 1) || !(this.#maxBatch >= 1)) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpointEvery, checkpointIntervalMs and maxBatch must be positive');
+    this.#timer = setInterval(() => void this.#sealIfDue().catch(() => {}), Math.max(50, Math.floor(this.#intervalMs / 4)));
+    this.#timer.unref();
+  }
+
+  /** Id of the key that signs this log's checkpoints. */
+  get keyId(): string {
+    return this.#key.keyId;
+  }
+
+  /** The checkpoint-signing public key (SPKI PEM) an auditor takes away. */
+  get publicKeyPem(): string {
+    return publicKeyPem(this.#key.publicKey);
+  }
+
+  get publicKey() {
+    return this.#key.publicKey;
+  }
+
+  /**
+   * Appends one event. Resolves with the record (its seq and hashes) once it
+   * is durably committed; concurrent appends share one commit.
+   *
+   * @throws AuditError AUDIT_EVENT_INVALID (bad event), AUDIT_CLOSED, or the
+   *   store's error when the commit failed (then nothing of the batch was written).
+   */
+  append(input: AuditEventInput): Promise<AuditRecord> {
+    if (this.#closed) return Promise.reject(new AuditError('AUDIT_CLOSED', 'the audit log is closed'));
+    let event: AuditEvent;
+    let body: string;
+    try {
+      event = normalizeEvent(input, this.#now);
+      body = canonicalEvent(event);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ body, event, timeMs: Date.parse(event.time), resolve, reject });
+      this.#kick();
+    });
+  }
+
+  /** Signs a checkpoint now if records were appended since the last one; returns it (or null). */
+  async checkpoint(): Promise<SignedCheckpoint | null> {
+    await this.#settle();
+    const c = await this.#commit([], 'now');
+    this.#flushWitness();
+    return c;
+  }
+
+  /** Waits for pending appends, seals a final checkpoint, and closes the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      await this.#settle();
+      await this.#commit([], 'now');
+      this.#flushWitness();
+    } finally {
+      await this.store.close();
+    }
+  }
+
+  async #settle(): Promise<void> {
+    while (this.#draining) await this.#draining;
+  }
+
+  #kick(): void {
+    if (this.#draining) return;
+    this.#draining = (async () => {
+      // Yield once so appends issued in the same tick share the commit.
+      await new Promise<void>((r) => setImmediate(r));
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        try {
+          await this.#commit(batch, 'due');
+          this.#flushWitness();
+        } catch (error) {
+          for (const p of batch) p.reject(error);
+        }
+      }
+    })().finally(() => {
+      this.#draining = null;
+      if (this.#queue.length > 0) this.#kick();
+    });
+  }
+
+  async #sealIfDue(): Promise<void> {
+    if (this.#closed || this.#draining) return;
+    this.#draining = this.#commit([], 'timer')
+      .then(() => this.#flushWitness())
+      .finally(() => {
+        this.#draining = null;
+        if (this.#queue.length > 0) this.#kick();
+      });
+    await this.#draining;
+  }
+
+  /** One transaction: the batch's records, the new head, and a checkpoint when one is due. */
+  async #commit(batch: Pending[], seal: 'due' | 'timer' | 'now'): Promise<SignedCheckpoint | null> {
+    let written: StoredRecord[] = [];
+    let checkpoint: SignedCheckpoint | null = null;
+    await this.store.append((head: LogHead) => {
+      written = [];
+      checkpoint = null;
+      const range = new CompactRange(sha256Hasher, head.size, head.frontier);
+      let prev = head.lastHash;
+      for (const p of batch) {
+        const seq = range.size;
+        const hash = sha256Hasher.leaf(recordBytes(seq, prev, p.body));
+        const nodes = range.append(hash);
+        written.push({ seq, prev, body: p.body, hash, nodes, timeMs: p.timeMs });
+        prev = hash;
+      }
+      const next: LogHead = { size: range.size, lastHash: prev, frontier: range.hashes, checkpointSize: head.checkpointSize, checkpointTimeMs: head.checkpointTimeMs };
+      const nowMs = this.#now().getTime();
+      const unsealed = next.size - head.checkpointSize;
+      const due =
+        unsealed > 0 &&
+        (seal === 'now' || unsealed >= this.#every || (seal === 'timer' && nowMs - head.checkpointTimeMs >= this.#intervalMs));
+      if (due) {
+        checkpoint = signCheckpoint(this.#key.privateKey, { size: next.size, root: range.root(), time: new Date(nowMs).toISOString(), keyId: this.#key.keyId });
+        next.checkpointSize = next.size;
+        next.checkpointTimeMs = nowMs;
+      }
+      return { records: written, head: next, ...(checkpoint ? { checkpoint } : {}) };
+    });
+    batch.forEach((p, i) => {
+      const r = written[i] as StoredRecord;
+      p.resolve({ seq: r.seq, prev: r.prev, hash: r.hash, event: p.event, canonical: recordBytes(r.seq, r.prev, r.body) });
+    });
+    if (checkpoint) this.#pendingWitness = checkpoint;
+    return checkpoint;
+  }
+
+  #flushWitness(): void {
+    const c = this.#pendingWitness;
+    this.#pendingWitness = null;
+    if (c) advanceWitness(this.#witnessFile, c);
+  }
+}

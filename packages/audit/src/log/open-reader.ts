@@ -1,0 +1,55 @@
+// Opening a log to read it (CLI tail, show, verify, proofs, export) without
+// creating anything: no database or key is made by reading.
+import type { KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import { AuditError } from '../errors.ts';
+import { loadPublicKeyFile, loadSigningKey } from '../io/key-file.ts';
+import { PostgresStore } from '../store/postgres.ts';
+import { SqliteStore } from '../store/sqlite.ts';
+import type { AuditStore, LogMeta } from '../store/store.ts';
+import { DB_FILE } from './audit-log.ts';
+
+export interface OpenAuditReaderOptions {
+  stateDir: string;
+  postgresUrl?: string;
+  /** Trust this public key file instead of the state directory's signing key. */
+  publicKeyFile?: string;
+}
+
+export interface AuditReader {
+  store: AuditStore;
+  meta: LogMeta;
+  /** Resolves the trusted public key (loaded on first use). @throws AuditError AUDIT_KEY_UNAVAILABLE */
+  publicKey(): KeyObject;
+  close(): Promise<void>;
+}
+
+/**
+ * @throws AuditError AUDIT_STORE_UNAVAILABLE (no log there), AUDIT_STORE_FOREIGN.
+ */
+export async function openAuditReader(options: OpenAuditReaderOptions): Promise<AuditReader> {
+  const store: AuditStore = options.postgresUrl
+    ? await PostgresStore.connect({ url: options.postgresUrl })
+    : new SqliteStore({ path: join(options.stateDir, DB_FILE), create: false });
+  let meta: LogMeta | null;
+  try {
+    meta = await store.readMeta();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  if (!meta) {
+    await store.close();
+    throw new AuditError('AUDIT_STORE_UNAVAILABLE', `no audit log in ${store.where} yet`);
+  }
+  let key: KeyObject | undefined;
+  return {
+    store,
+    meta,
+    publicKey() {
+      key ??= options.publicKeyFile ? loadPublicKeyFile(options.publicKeyFile) : loadSigningKey(options.stateDir).publicKey;
+      return key;
+    },
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,118 @@
+// Reading a log: records, proofs against its checkpoints, full verification.
+import type { KeyObject } from 'node:crypto';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { AuditError } from '../errors.ts';
+import { sha256Hasher } from '../merkle/hasher.ts';
+import { consistencyProof, inclusionProof, rootAt } from '../merkle/prover.ts';
+import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
+import type { AuditStore, StoredRecord } from '../store/store.ts';
+import type { VerifyReport } from '../verify/report.ts';
+import { LogVerifier } from '../verify/verifier.ts';
+
+/** A record as callers see it. */
+export interface AuditRecord {
+  seq: number;
+  prev: string;
+  /** Leaf hash: SHA-256(0x00 || record bytes), hex. */
+  hash: string;
+  event: AuditEvent;
+  /** The record's canonical bytes (what `hash` covers, after the 0x00 prefix). */
+  canonical: string;
+}
+
+export interface InclusionProofResult {
+  seq: number;
+  leafHash: string;
+  treeSize: number;
+  root: string;
+  proof: string[];
+  /** The signed checkpoint whose root the proof leads to. */
+  checkpoint: SignedCheckpoint;
+}
+
+export interface ConsistencyProofResult {
+  size1: number;
+  size2: number;
+  root1: string;
+  root2: string;
+  proof: string[];
+  checkpoint1: SignedCheckpoint;
+  checkpoint2: SignedCheckpoint;
+}
+
+export function toAuditRecord(r: StoredRecord): AuditRecord {
+  let event: AuditEvent;
+  try {
+    event = JSON.parse(r.body) as AuditEvent;
+  } catch (error) {
+    throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not JSON`, { cause: error });
+  }
+  return { seq: r.seq, prev: r.prev, hash: r.hash, event, canonical: `{"event":${r.body},"prev":"${r.prev}","seq":${r.seq},"v":${RECORD_VERSION}}` };
+}
+
+/** Record `seq`. @throws AuditError AUDIT_NOT_FOUND */
+export async function readRecord(store: AuditStore, seq: number): Promise<AuditRecord> {
+  const r = await store.record(seq);
+  if (!r) throw new AuditError('AUDIT_NOT_FOUND', `there is no record ${seq} in ${store.where}`);
+  return toAuditRecord(r);
+}
+
+/** The smallest checkpoint covering `size` leaves, or the exact one when `exact`. */
+async function checkpointCovering(store: AuditStore, size: number, exact: boolean): Promise<SignedCheckpoint> {
+  const found = await store.checkpointFor(size, exact);
+  if (!found) throw new AuditError('AUDIT_NOT_FOUND', exact ? `there is no checkpoint at size ${size}` : `no checkpoint covers seq ${size - 1} yet`);
+  return found;
+}
+
+/**
+ * Proof that record `seq` is in the tree signed by a checkpoint: the given
+ * `treeSize`'s checkpoint, else the smallest checkpoint covering it.
+ */
+export async function proveInclusion(store: AuditStore, seq: number, treeSize?: number): Promise<InclusionProofResult> {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new AuditError('AUDIT_BAD_ARGUMENT', 'seq must be a non-negative integer');
+  const record = await readRecord(store, seq);
+  const checkpoint = await checkpointCovering(store, treeSize ?? seq + 1, treeSize !== undefined);
+  if (checkpoint.size <= seq) throw new AuditError('AUDIT_BAD_ARGUMENT', `checkpoint size ${checkpoint.size} does not cover seq ${seq}`);
+  const fetch = (ids: Parameters<AuditStore['nodes']>[0]) => store.nodes(ids);
+  const proof = await inclusionProof(sha256Hasher, fetch, seq, checkpoint.size);
+  return { seq, leafHash: record.hash, treeSize: checkpoint.size, root: checkpoint.root, proof, checkpoint };
+}
+
+/** Proof that the checkpoint at `size2` extends the one at `size1` (both must exist). */
+export async function proveConsistency(store: AuditStore, size1: number, size2: number): Promise<ConsistencyProofResult> {
+  if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 <= 0 || size2 < size1) {
+    throw new AuditError('AUDIT_BAD_ARGUMENT', 'sizes must satisfy 0 < OLD <= NEW');
+  }
+  const checkpoint1 = await checkpointCovering(store, size1, true);
+  const checkpoint2 = await checkpointCovering(store, size2, true);
+  const proof = await consistencyProof(sha256Hasher, (ids) => store.nodes(ids), size1, size2);
+  return { size1, size2, root1: checkpoint1.root, root2: checkpoint2.root, proof, checkpoint1, checkpoint2 };
+}
+
+/** The Merkle root of the first `size` records, from stored nodes. */
+export async function storedRootAt(store: AuditStore, size: number): Promise<string> {
+  return size === 0 ? sha256Hasher.emptyRoot() : rootAt(sha256Hasher, (ids) => store.nodes(ids), size);
+}
+
+/**
+ * Recomputes everything in the store: every leaf hash and link of the chain,
+ * the root at every checkpoint and each checkpoint's signature, against
+ * `publicKey` and, when given, a checkpoint witnessed earlier.
+ * Reports damage; never throws for damage and never changes the store.
+ */
+export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+  const head = await store.head();
+  const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints: await store.checkpoints(), ...(witness ? { witness } : {}) });
+  // Scan past the head too: rows beyond it were not appended through the head.
+  for await (const rows of store.scanChain(0, Number.MAX_SAFE_INTEGER)) {
+    for (const r of rows) verifier.record({ seq: r.seq, prev: r.prev, body: r.body, storedHash: r.hash });
+  }
+  const report = verifier.finish();
+  if (report.ok && head.size !== report.verified) {
+    report.ok = false;
+    const seq = Math.min(head.size, report.verified);
+    report.damage.push({ kind: head.size > report.verified ? 'truncated' : 'inserted', seq, message: `the log's head says ${head.size} records but ${report.verified} are present` });
+    report.firstBadSeq = seq;
+  }
+  return report;
+}

@@ -1,0 +1,262 @@
+// The scale-out store: PostgreSQL through `pg`. Several writers (processes,
+// machines) append to one log: each batch takes the head row FOR UPDATE, so
+// sequence numbers and the hash chain stay gapless and linear; a commit is
+// acknowledged once PostgreSQL has made it durable (synchronous_commit on).
+import pg from 'pg';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { AuditError } from '../errors.ts';
+import { nodeKey } from '../merkle/prover.ts';
+import type { NodeId } from '../merkle/tree.ts';
+import { GENESIS_PREV } from '../record/envelope.ts';
+import { bytesToHashes, hashesToBytes, toHex } from './codec.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type BatchBuilder, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, last_hash BYTEA NOT NULL, frontier BYTEA NOT NULL, checkpoint_size BIGINT NOT NULL, checkpoint_time BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_records (seq BIGINT PRIMARY KEY, time_ms BIGINT NOT NULL, prev BYTEA NOT NULL, hash BYTEA NOT NULL, nodes BYTEA NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (size BIGINT PRIMARY KEY, root BYTEA NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
+`;
+/** Advisory lock key that serialises schema creation between writers. */
+const INIT_LOCK = 0x636f7272616c;
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/database */
+  url: string;
+  /** Connections kept (default 4). */
+  poolSize?: number;
+}
+
+type Row = Record<string, unknown>;
+
+export class PostgresStore implements AuditStore {
+  readonly kind = 'postgres' as const;
+  readonly where: string;
+  readonly #pool: pg.Pool;
+
+  private constructor(pool: pg.Pool, where: string) {
+    this.#pool = pool;
+    this.where = where;
+  }
+
+  /**
+   * Connects (and checks the connection works).
+   * @throws AuditError AUDIT_STORE_UNAVAILABLE naming host and database, never the password.
+   */
+  static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
+    let where = 'postgresql';
+    try {
+      const u = new URL(options.url);
+      where = `postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`;
+    } catch (error) {
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', 'the PostgreSQL URL is not a URL', { cause: error });
+    }
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 4 });
+    pool.on('error', () => {});
+    const store = new PostgresStore(pool, where);
+    await store.#run(async (c) => c.query('SELECT 1'));
+    return store;
+  }
+
+  async #run<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `cannot connect to the audit log at ${this.where}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      return await work(client);
+    } catch (error) {
+      if (error instanceof AuditError) throw error;
+      const code = (error as { code?: string }).code;
+      if (code === '42P01' || code === '42703') throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}`, { cause: error });
+    } finally {
+      client.release();
+    }
+  }
+
+  async #tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.#run(async (client) => {
+      await client.query('BEGIN');
+      try {
+        const out = await work(client);
+        await client.query('COMMIT');
+        return out;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  async init(meta: LogMeta): Promise<LogMeta> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [INIT_LOCK]);
+      const existing = await readMeta(c, this.where);
+      if (existing) return existing;
+      await c.query(SCHEMA);
+      await c.query('INSERT INTO audit_meta (id, format, key_id, created_at) VALUES (1, $1, $2, $3)', [meta.format, meta.keyId, meta.createdAt]);
+      await c.query("INSERT INTO audit_head VALUES (1, 0, decode($1, 'hex'), ''::bytea, 0, 0)", [GENESIS_PREV]);
+      return meta;
+    });
+  }
+
+  async readMeta(): Promise<LogMeta | null> {
+    return this.#run((c) => readMeta(c, this.where));
+  }
+
+  async head(): Promise<LogHead> {
+    return this.#run(async (c) => headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1'), this.where));
+  }
+
+  async append(build: BatchBuilder): Promise<void> {
+    await this.#tx(async (c) => {
+      const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1 FOR UPDATE'), this.where);
+      const out = build(head);
+      const rs = out.records;
+      if (rs.length > 0) {
+        await c.query(
+          `INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
+           SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(s, t, p, h, n, b)`,
+          [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)],
+        );
+      }
+      const h = out.head;
+      await c.query(
+        "UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1",
+        [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs],
+      );
+      if (out.checkpoint) {
+        const k = out.checkpoint;
+        await c.query("INSERT INTO audit_checkpoints (size, root, time, key_id, signature) VALUES ($1, decode($2, 'hex'), $3, $4, $5)", [k.size, k.root, k.time, k.keyId, k.signature]);
+      }
+    });
+  }
+
+  async record(seq: number): Promise<StoredRecord | null> {
+    return this.#run(async (c) => {
+      const r = await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1', [seq]);
+      return r.rows[0] ? fromRow(r.rows[0] as Row) : null;
+    });
+  }
+
+  async *scan(from: number, to: number, batch = 5000): AsyncIterable<StoredRecord[]> {
+    let next = from;
+    while (next < to) {
+      const rows = await this.#run(async (c) => (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3', [next, to, batch])).rows as Row[]);
+      if (rows.length === 0) return;
+      const out = rows.map(fromRow);
+      yield out;
+      next = (out[out.length - 1] as StoredRecord).seq + 1;
+    }
+  }
+
+  async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
+    let next = from;
+    while (next < to) {
+      const rows = await this.#run(
+        async (c) =>
+          (await c.query({ text: "SELECT seq, encode(prev, 'hex'), encode(hash, 'hex'), body FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3", values: [next, to, batch], rowMode: 'array' }))
+            .rows as [string, string, string, string][],
+      );
+      if (rows.length === 0) return;
+      const out = rows.map((r) => ({ seq: Number(r[0]), prev: r[1], hash: r[2], body: r[3] }));
+      yield out;
+      next = (out[out.length - 1] as ChainRow).seq + 1;
+    }
+  }
+
+  async checkpointFor(size: number, exact: boolean): Promise<SignedCheckpoint | null> {
+    const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = $1' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT 1';
+    return this.#run(async (c) => {
+      const r = (await c.query(sql, [size])).rows[0] as Row | undefined;
+      return r ? checkpointFrom(r) : null;
+    });
+  }
+
+  async seqRangeForTime(sinceMs: number, untilMs: number): Promise<{ from: number; to: number } | null> {
+    return this.#run(async (c) => {
+      const r = (await c.query('SELECT min(seq) AS lo, max(seq) AS hi FROM audit_records WHERE time_ms >= $1 AND time_ms <= $2', [sinceMs, untilMs])).rows[0] as Row;
+      return r.lo === null ? null : { from: Number(r.lo), to: Number(r.hi) + 1 };
+    });
+  }
+
+  async checkpoints(): Promise<SignedCheckpoint[]> {
+    return this.#run(async (c) =>
+      ((await c.query('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size')).rows as Row[]).map(checkpointFrom),
+    );
+  }
+
+  async nodes(ids: NodeId[]): Promise<Map<string, string>> {
+    const seqs = [...new Set(ids.map((id) => nodeLocation(id).seq))];
+    const rows = await this.#run(async (c) => (await c.query('SELECT seq, hash, nodes FROM audit_records WHERE seq = ANY($1::bigint[])', [seqs])).rows as Row[]);
+    const bySeq = new Map(rows.map((r) => [Number(r.seq), r]));
+    const out = new Map<string, string>();
+    for (const id of ids) {
+      const { seq, offset } = nodeLocation(id);
+      const row = bySeq.get(seq);
+      if (!row) throw new AuditError('AUDIT_NOT_FOUND', `tree node ${nodeKey(id)} is not in the log (record ${seq} missing)`);
+      const hash = offset < 0 ? toHex(row.hash as Uint8Array) : bytesToHashes(row.nodes as Uint8Array)[offset];
+      if (hash === undefined) throw new AuditError('AUDIT_STORE_FOREIGN', `record ${seq} lacks tree node ${nodeKey(id)}`);
+      out.set(nodeKey(id), hash);
+    }
+    return out;
+  }
+
+  async bytesOnDisk(): Promise<number | null> {
+    return this.#run(async (c) => {
+      const r = await c.query(
+        "SELECT pg_total_relation_size('audit_records') + pg_total_relation_size('audit_checkpoints') + pg_total_relation_size('audit_head') + pg_total_relation_size('audit_meta') AS n",
+      );
+      return Number((r.rows[0] as Row).n);
+    });
+  }
+
+  /** For tests of tampering and concurrency: run SQL directly. */
+  async query(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return this.#run(async (c) => (await c.query(sql, params)).rows as Row[]);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => {});
+  }
+}
+
+async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null> {
+  const has = await c.query("SELECT to_regclass('audit_meta') IS NOT NULL AS present");
+  if (!(has.rows[0] as Row).present) return null;
+  const r = (await c.query('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1')).rows[0] as Row | undefined;
+  if (!r) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has an empty audit_meta table`);
+  if (Number(r.format) !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} is an audit log of format ${String(r.format)}; this Corral reads format ${STORE_FORMAT}`);
+  return { format: Number(r.format), keyId: String(r.key_id), createdAt: String(r.created_at) };
+}
+
+function headFrom(result: pg.QueryResult, where: string): LogHead {
+  const r = result.rows[0] as Row | undefined;
+  if (!r) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has no audit_head row`);
+  return {
+    size: Number(r.size),
+    lastHash: toHex(r.last_hash as Uint8Array),
+    frontier: bytesToHashes(r.frontier as Uint8Array),
+    checkpointSize: Number(r.checkpoint_size),
+    checkpointTimeMs: Number(r.checkpoint_time),
+  };
+}
+
+function checkpointFrom(r: Row): SignedCheckpoint {
+  return { size: Number(r.size), root: toHex(r.root as Uint8Array), time: String(r.time), keyId: String(r.key_id), signature: String(r.signature) };
+}
+
+function fromRow(row: Row): StoredRecord {
+  return {
+    seq: Number(row.seq),
+    timeMs: Number(row.time_ms),
+    prev: toHex(row.prev as Uint8Array),
+    hash: toHex(row.hash as Uint8Array),
+    nodes: bytesToHashes(row.nodes as Uint8Array),
+    body: String(row.body),
+  };
+}

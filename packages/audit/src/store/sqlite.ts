@@ -1,0 +1,291 @@
+// The embedded store: one SQLite file (WAL, synchronous=FULL) through Node's
+// built-in node:sqlite. Appends from several processes serialise on SQLite's
+// write lock (BEGIN IMMEDIATE); the head row carries the chain tip.
+import { existsSync, statSync } from 'node:fs';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { AuditError } from '../errors.ts';
+import { nodeKey } from '../merkle/prover.ts';
+import type { NodeId } from '../merkle/tree.ts';
+import { GENESIS_PREV } from '../record/envelope.ts';
+import { bytesToHashes, hashesToBytes, toBytes, toHex } from './codec.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type BatchBuilder, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL, last_hash BLOB NOT NULL, frontier BLOB NOT NULL, checkpoint_size INTEGER NOT NULL, checkpoint_time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_records (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, nodes BLOB NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
+`;
+
+export interface SqliteStoreOptions {
+  /** Path of the database file. */
+  path: string;
+  /** Create the file when missing (writers); readers pass false. */
+  create?: boolean;
+}
+
+type Row = Record<string, unknown>;
+
+const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
+const ROWS_PER_INSERT = 64;
+
+export class SqliteStore implements AuditStore {
+  readonly kind = 'sqlite' as const;
+  readonly where: string;
+  readonly #db: DatabaseSync;
+  readonly #stmts = new Map<string, StatementSync>();
+
+  /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
+  constructor(options: SqliteStoreOptions) {
+    this.where = options.path;
+    if (options.create === false && !existsSync(options.path)) {
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `no audit log at ${options.path}`);
+    }
+    try {
+      this.#db = new DatabaseSync(options.path);
+      this.#db.exec('PRAGMA busy_timeout = 30000');
+      this.#db.exec('PRAGMA cache_size = -32768');
+    } catch (error) {
+      const message = (error as Error).message;
+      const code = /not a database|malformed|encrypted/i.test(message) ? 'AUDIT_STORE_FOREIGN' : 'AUDIT_STORE_UNAVAILABLE';
+      throw new AuditError(code, `cannot open the audit log at ${options.path}: ${message}`, { cause: error });
+    }
+  }
+
+  #stmt(sql: string): StatementSync {
+    let s = this.#stmts.get(sql);
+    if (!s) {
+      s = this.#guard(() => this.#db.prepare(sql));
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs SQLite work, turning "not a database" and missing tables into coded errors. */
+  #guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof AuditError) throw error;
+      const message = (error as Error).message ?? String(error);
+      if (/not a database|malformed|no such table|no such column|file is encrypted/i.test(message)) {
+        throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is not a Corral audit log (or is corrupt): ${message}`, { cause: error });
+      }
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${message}`, { cause: error });
+    }
+  }
+
+  async init(meta: LogMeta): Promise<LogMeta> {
+    return this.#guard(() => {
+      this.#db.exec('PRAGMA journal_mode = WAL');
+      this.#db.exec('PRAGMA synchronous = FULL');
+      const existing = this.#readMetaSync();
+      if (existing) return existing;
+      const tables = this.#db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as Row;
+      if (Number(tables.n) > 0) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is a SQLite database but not a Corral audit log`);
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const raced = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").get();
+        if (raced) {
+          // Another process created the log between our check and our lock.
+          this.#db.exec('COMMIT');
+          return this.#readMetaSync() as LogMeta;
+        }
+        this.#db.exec(SCHEMA);
+        this.#db.prepare('INSERT INTO audit_meta (id, format, key_id, created_at) VALUES (1, ?, ?, ?)').run(meta.format, meta.keyId, meta.createdAt);
+        this.#db.prepare('INSERT INTO audit_head VALUES (1, 0, ?, ?, 0, 0)').run(toBytes(GENESIS_PREV), Buffer.alloc(0));
+        this.#db.exec('COMMIT');
+      } catch (error) {
+        this.#db.exec('ROLLBACK');
+        throw error;
+      }
+      return meta;
+    });
+  }
+
+  #readMetaSync(): LogMeta | null {
+    const has = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").get();
+    if (!has) return null;
+    const row = this.#db.prepare('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1').get() as Row | undefined;
+    if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} has an empty audit_meta table`);
+    if (row.format !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is an audit log of format ${String(row.format)}; this Corral reads format ${STORE_FORMAT}`);
+    return { format: Number(row.format), keyId: String(row.key_id), createdAt: String(row.created_at) };
+  }
+
+  async readMeta(): Promise<LogMeta | null> {
+    return this.#guard(() => {
+      const meta = this.#readMetaSync();
+      if (!meta) {
+        const tables = this.#db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as Row;
+        if (Number(tables.n) > 0) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is a SQLite database but not a Corral audit log`);
+      }
+      return meta;
+    });
+  }
+
+  #headSync(): LogHead {
+    const row = this.#stmt('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1').get() as Row | undefined;
+    if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} has no audit_head row`);
+    return {
+      size: Number(row.size),
+      lastHash: toHex(row.last_hash as Uint8Array),
+      frontier: bytesToHashes(row.frontier as Uint8Array),
+      checkpointSize: Number(row.checkpoint_size),
+      checkpointTimeMs: Number(row.checkpoint_time),
+    };
+  }
+
+  async head(): Promise<LogHead> {
+    return this.#guard(() => this.#headSync());
+  }
+
+  async append(build: BatchBuilder): Promise<void> {
+    this.#guard(() => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = build(this.#headSync());
+        this.#insert(out.records);
+        const h = out.head;
+        this.#stmt('UPDATE audit_head SET size = ?, last_hash = ?, frontier = ?, checkpoint_size = ?, checkpoint_time = ? WHERE id = 1').run(
+          h.size,
+          toBytes(h.lastHash),
+          hashesToBytes(h.frontier),
+          h.checkpointSize,
+          h.checkpointTimeMs,
+        );
+        if (out.checkpoint) {
+          const c = out.checkpoint;
+          this.#stmt('INSERT INTO audit_checkpoints (size, root, time, key_id, signature) VALUES (?, ?, ?, ?, ?)').run(c.size, toBytes(c.root), c.time, c.keyId, c.signature);
+        }
+        this.#db.exec('COMMIT');
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  }
+
+  /** Inserts rows ROWS_PER_INSERT at a time: fewer calls into SQLite per record. */
+  #insert(records: StoredRecord[]): void {
+    const many = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${Array(ROWS_PER_INSERT).fill(ROW).join(',')}`);
+    const one = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${ROW}`);
+    let i = 0;
+    const args: (string | number)[] = [];
+    for (; i + ROWS_PER_INSERT <= records.length; i += ROWS_PER_INSERT) {
+      args.length = 0;
+      for (let j = i; j < i + ROWS_PER_INSERT; j++) {
+        const r = records[j] as StoredRecord;
+        args.push(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
+      }
+      many.run(...args);
+    }
+    for (; i < records.length; i++) {
+      const r = records[i] as StoredRecord;
+      one.run(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
+    }
+  }
+
+  async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
+    const stmt = this.#stmt('SELECT seq, lower(hex(prev)), lower(hex(hash)), body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?');
+    stmt.setReturnArrays(true);
+    let next = from;
+    while (next < to) {
+      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as [number, string, string, string][]);
+      if (rows.length === 0) return;
+      const out: ChainRow[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i] as [number, string, string, string];
+        out[i] = { seq: r[0], prev: r[1], hash: r[2], body: r[3] };
+      }
+      yield out;
+      next = (out[out.length - 1] as ChainRow).seq + 1;
+    }
+  }
+
+  async checkpointFor(size: number, exact: boolean): Promise<SignedCheckpoint | null> {
+    return this.#guard(() => {
+      const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = ?' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT 1';
+      const r = this.#stmt(sql).get(size) as Row | undefined;
+      return r ? checkpointFrom(r) : null;
+    });
+  }
+
+  async record(seq: number): Promise<StoredRecord | null> {
+    return this.#guard(() => {
+      const row = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?').get(seq) as Row | undefined;
+      return row ? fromRow(row) : null;
+    });
+  }
+
+  async *scan(from: number, to: number, batch = 5000): AsyncIterable<StoredRecord[]> {
+    let next = from;
+    while (next < to) {
+      const rows = this.#guard(() => this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?').all(next, to, batch) as Row[]);
+      if (rows.length === 0) return;
+      const out = rows.map(fromRow);
+      yield out;
+      next = (out[out.length - 1] as StoredRecord).seq + 1;
+    }
+  }
+
+  async seqRangeForTime(sinceMs: number, untilMs: number): Promise<{ from: number; to: number } | null> {
+    return this.#guard(() => {
+      const row = this.#stmt('SELECT min(seq) AS lo, max(seq) AS hi FROM audit_records WHERE time_ms >= ? AND time_ms <= ?').get(sinceMs, untilMs) as Row;
+      return row.lo === null ? null : { from: Number(row.lo), to: Number(row.hi) + 1 };
+    });
+  }
+
+  async checkpoints(): Promise<SignedCheckpoint[]> {
+    return this.#guard(() =>
+      (this.#stmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map(checkpointFrom),
+    );
+  }
+
+  async nodes(ids: NodeId[]): Promise<Map<string, string>> {
+    return this.#guard(() => {
+      const out = new Map<string, string>();
+      const stmt = this.#stmt('SELECT hash, nodes FROM audit_records WHERE seq = ?');
+      for (const id of ids) {
+        const { seq, offset } = nodeLocation(id);
+        const row = stmt.get(seq) as Row | undefined;
+        if (!row) throw new AuditError('AUDIT_NOT_FOUND', `tree node ${nodeKey(id)} is not in the log (record ${seq} missing)`);
+        const hash = offset < 0 ? toHex(row.hash as Uint8Array) : bytesToHashes(row.nodes as Uint8Array)[offset];
+        if (hash === undefined) throw new AuditError('AUDIT_STORE_FOREIGN', `record ${seq} lacks tree node ${nodeKey(id)}`);
+        out.set(nodeKey(id), hash);
+      }
+      return out;
+    });
+  }
+
+  async bytesOnDisk(): Promise<number | null> {
+    this.#guard(() => this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)'));
+    let total = 0;
+    for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.where + suffix)) total += statSync(this.where + suffix).size;
+    return total;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** For tests of tampering: the raw database handle. */
+  get database(): DatabaseSync {
+    return this.#db;
+  }
+}
+
+function checkpointFrom(r: Row): SignedCheckpoint {
+  return { size: Number(r.size), root: toHex(r.root as Uint8Array), time: String(r.time), keyId: String(r.key_id), signature: String(r.signature) };
+}
+
+function fromRow(row: Row): StoredRecord {
+  return {
+    seq: Number(row.seq),
+    timeMs: Number(row.time_ms),
+    prev: toHex(row.prev as Uint8Array),
+    hash: toHex(row.hash as Uint8Array),
+    nodes: bytesToHashes(row.nodes as Uint8Array),
+    body: String(row.body),
+  };
+}

@@ -1,0 +1,94 @@
+// The one interface both stores (SQLite, PostgreSQL) implement, and the one
+// test suite (store.suite.ts) runs against both.
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import type { NodeId } from '../merkle/tree.ts';
+
+/** Format version of the tables; a store of another version is refused. */
+export const STORE_FORMAT = 1;
+
+/** One record as stored: its parts, its leaf hash and the tree nodes it completed. */
+export interface StoredRecord {
+  seq: number;
+  /** Predecessor's leaf hash (hex), as written into the record. */
+  prev: string;
+  /** Canonical JSON of the event. */
+  body: string;
+  /** Leaf hash of the record bytes (hex), as computed when appended. */
+  hash: string;
+  /** Interior nodes completed by this leaf, level 1 upward (hex). */
+  nodes: string[];
+  /** Event time in milliseconds since the epoch (for --since/--until). */
+  timeMs: number;
+}
+
+/** What verification reads of a record. */
+export interface ChainRow {
+  seq: number;
+  prev: string;
+  hash: string;
+  body: string;
+}
+
+/** The log's tip, read and written under the store's append lock. */
+export interface LogHead {
+  size: number;
+  /** Leaf hash of seq size-1 (GENESIS_PREV when empty). */
+  lastHash: string;
+  /** Compact-range hashes of [0, size), largest subtree first. */
+  frontier: string[];
+  /** Size of the latest checkpoint, and when it was signed (ms). */
+  checkpointSize: number;
+  checkpointTimeMs: number;
+}
+
+/** What identifies a log: written once when the store is created. */
+export interface LogMeta {
+  format: number;
+  keyId: string;
+  createdAt: string;
+}
+
+/** Builds a batch inside the append transaction, from the head it read under lock. */
+export type BatchBuilder = (head: LogHead) => { records: StoredRecord[]; head: LogHead; checkpoint?: SignedCheckpoint };
+
+export interface AuditStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the log lives, for messages (a path, or host/database). */
+  readonly where: string;
+  /**
+   * Creates the tables and meta row if the store is empty; otherwise checks it
+   * is a Corral audit log of this format signed by `keyId`.
+   * @throws AuditError AUDIT_STORE_FOREIGN, AUDIT_STORE_UNAVAILABLE.
+   */
+  init(meta: LogMeta): Promise<LogMeta>;
+  /** The meta row, or null when the store holds no audit log. @throws AUDIT_STORE_FOREIGN */
+  readMeta(): Promise<LogMeta | null>;
+  /**
+   * Runs `build` under the append lock with the current head and durably
+   * writes what it returns (records, new head, optional checkpoint) in one
+   * transaction. Resolves only after the commit is durable.
+   */
+  append(build: BatchBuilder): Promise<void>;
+  head(): Promise<LogHead>;
+  record(seq: number): Promise<StoredRecord | null>;
+  /** The parts verification needs (no tree nodes), from ≤ seq < to, in seq order, `batch` at a time. */
+  scanChain(from: number, to: number, batch?: number): AsyncIterable<ChainRow[]>;
+  /** Records with from ≤ seq < to, in seq order, `batch` at a time. */
+  scan(from: number, to: number, batch?: number): AsyncIterable<StoredRecord[]>;
+  /** First and last seq whose event time lies in [sinceMs, untilMs], or null. */
+  seqRangeForTime(sinceMs: number, untilMs: number): Promise<{ from: number; to: number } | null>;
+  /** The smallest checkpoint of at least `size` records, or with exactly `size` when `exact`. */
+  checkpointFor(size: number, exact: boolean): Promise<SignedCheckpoint | null>;
+  /** Every checkpoint, smallest size first. */
+  checkpoints(): Promise<SignedCheckpoint[]>;
+  /** Hashes of perfect subtrees; only subtrees inside [0, size) exist. */
+  nodes(ids: NodeId[]): Promise<Map<string, string>>;
+  /** Bytes the store occupies on disk (for the bench), when known. */
+  bytesOnDisk(): Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/** The record row holding perfect subtree (level, index) and its offset in `nodes`. */
+export function nodeLocation(id: NodeId): { seq: number; offset: number } {
+  return { seq: (id.index + 1) * 2 ** id.level - 1, offset: id.level - 1 };
+}

@@ -1,0 +1,242 @@
+// Verifies a log from its records and checkpoints, streaming: recompute every
+// leaf hash and the hash chain, recompute the Merkle root at every checkpoint
+// and compare it with the signed one. On the first broken link it looks at
+// the records around it to name the first bad seq and the kind of damage.
+// No I/O here: stores and export readers feed it.
+import type { KeyObject } from 'node:crypto';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { keyIdOf } from '../checkpoint/key.ts';
+import { verifyCheckpointSignature } from '../checkpoint/verify.ts';
+import { CompactRange } from '../merkle/compact-range.ts';
+import { hashesEqual, type MerkleHasher } from '../merkle/hasher.ts';
+import { GENESIS_PREV, recordBytes } from '../record/envelope.ts';
+import type { Damage, VerifyReport } from './report.ts';
+
+/** One record as the verifier sees it. */
+export interface VerifiableRecord {
+  seq: number;
+  prev: string;
+  /** Canonical JSON of the event. */
+  body: string;
+  /** The leaf hash the store recorded at append time, when it has one. */
+  storedHash?: string;
+  /** 1-based line in an export file. */
+  line?: number;
+}
+
+/** Where verification starts: the empty log, or (for a partial export) a known tip. */
+export interface VerifyStart {
+  size: number;
+  lastHash: string;
+  frontier: string[];
+}
+
+export interface VerifierOptions {
+  hasher: MerkleHasher;
+  /** The trusted checkpoint-signing public key. */
+  publicKey: KeyObject;
+  /** Every checkpoint the log or export holds (any order). */
+  checkpoints: readonly SignedCheckpoint[];
+  /** A checkpoint seen earlier (by an auditor or the writer): the log must not be behind or forked from it. */
+  witness?: SignedCheckpoint;
+  start?: VerifyStart;
+  /** Records kept after the first broken link to diagnose it. */
+  lookahead?: number;
+}
+
+interface Seen {
+  seq: number;
+  prev: string;
+  hash: string;
+  storedHash?: string;
+  body: string;
+  line?: number;
+}
+
+export class LogVerifier {
+  readonly #h: MerkleHasher;
+  readonly #range: CompactRange;
+  readonly #checks: SignedCheckpoint[] = [];
+  readonly #damage: Damage[] = [];
+  readonly #witness: SignedCheckpoint | undefined;
+  readonly #lookahead: number;
+  readonly #start: number;
+  #checkIndex = 0;
+  #records = 0;
+  #last: string;
+  #lastGood: Seen | undefined;
+  #sealed = 0;
+  #valid = 0;
+  #total: number;
+  /** Set at the first broken link: the records from there on, for diagnosis. */
+  #broken: Seen[] | undefined;
+  #rootMismatch: SignedCheckpoint | undefined;
+
+  constructor(options: VerifierOptions) {
+    this.#h = options.hasher;
+    const start = options.start ?? { size: 0, lastHash: GENESIS_PREV, frontier: [] };
+    this.#start = start.size;
+    this.#sealed = start.size;
+    this.#range = new CompactRange(options.hasher, start.size, start.frontier);
+    this.#last = start.lastHash;
+    this.#lookahead = options.lookahead ?? 100_000;
+    this.#total = options.checkpoints.length;
+    const keyId = keyIdOf(options.publicKey);
+    for (const c of options.checkpoints) {
+      try {
+        verifyCheckpointSignature(options.publicKey, c);
+        this.#checks.push(c);
+        this.#valid++;
+      } catch {
+        const other = c.keyId !== keyId ? ` (signed by key ${c.keyId}, not the trusted ${keyId})` : '';
+        this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: c.size, message: `checkpoint at size ${c.size} is not validly signed by the trusted key${other}` });
+      }
+    }
+    this.#checks.sort((a, b) => a.size - b.size);
+    while (this.#checks[this.#checkIndex] && (this.#checks[this.#checkIndex] as SignedCheckpoint).size < start.size) this.#checkIndex++;
+    if (options.witness) {
+      try {
+        verifyCheckpointSignature(options.publicKey, options.witness);
+        this.#witness = options.witness;
+      } catch {
+        this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: options.witness.size, message: `the witnessed checkpoint at size ${options.witness.size} is not validly signed by the trusted key` });
+      }
+    }
+    this.#checkpointsAt(start.size);
+  }
+
+  /** Feeds the next record in log order. */
+  record(r: VerifiableRecord): void {
+    this.#records++;
+    const hash = this.#h.leaf(recordBytes(r.seq, r.prev, r.body));
+    if (this.#broken) {
+      if (this.#broken.length < this.#lookahead) this.#broken.push(seen(r, hash));
+      return;
+    }
+    const expected = this.#range.size;
+    if (r.seq === expected && r.prev === this.#last && (r.storedHash === undefined || r.storedHash === hash)) {
+      this.#range.append(hash);
+      this.#last = hash;
+      this.#lastGood = seen(r, hash);
+      this.#checkpointsAt(expected + 1);
+      return;
+    }
+    this.#broken = [seen(r, hash)];
+  }
+
+  /** Records a record that could not be read at all (bad JSON, wrong shape). */
+  malformed(message: string, line?: number): void {
+    this.#records++;
+    if (this.#broken) return;
+    this.#broken = [];
+    this.#damage.push({ kind: 'malformed', seq: this.#range.size, ...(line === undefined ? {} : { line }), message: `record expected at seq ${this.#range.size} cannot be read: ${message}` });
+  }
+
+  finish(): VerifyReport {
+    let precise: Damage | undefined;
+    if (this.#broken && this.#broken.length > 0) this.#damage.push((precise = this.#diagnose(this.#broken)));
+    const verified = this.#range.size;
+    const intact = !this.#broken;
+    const explained = precise !== undefined && this.#rootMismatch !== undefined && (precise.seq as number) < this.#rootMismatch.size;
+    if (this.#rootMismatch && !explained) {
+      const c = this.#rootMismatch;
+      this.#damage.push({
+        kind: 'edited',
+        seq: this.#sealedBefore(c.size),
+        throughSeq: c.size - 1,
+        checkpointSize: c.size,
+        message: `records ${this.#sealedBefore(c.size)}–${c.size - 1} do not hash to the root signed at size ${c.size}: they were rewritten`,
+      });
+    }
+    if (intact) {
+      const beyond = this.#checks.slice(this.#checkIndex).filter((c) => c.size > verified);
+      const largest = beyond.at(-1);
+      if (largest) {
+        this.#damage.push({ kind: 'truncated', seq: verified, checkpointSize: largest.size, message: `the log ends at ${verified} records but a signed checkpoint covers ${largest.size}: seq ${verified}–${largest.size - 1} are missing` });
+      }
+      const w = this.#witness;
+      if (w && w.size > verified && !largest) {
+        this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message: `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back` });
+      }
+    }
+    this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
+    const first = this.#damage.find((d) => d.seq !== null);
+    return {
+      ok: this.#damage.length === 0,
+      records: this.#records,
+      verified: verified - this.#start,
+      sealed: this.#sealed,
+      checkpoints: { total: this.#total, valid: this.#valid },
+      root: this.#range.root(),
+      damage: this.#damage,
+      firstBadSeq: first ? (first.seq as number) : null,
+    };
+  }
+
+  #checkpointsAt(size: number): void {
+    let root: string | undefined;
+    while (this.#checkIndex < this.#checks.length && (this.#checks[this.#checkIndex] as SignedCheckpoint).size === size) {
+      const c = this.#checks[this.#checkIndex++] as SignedCheckpoint;
+      root ??= this.#range.root();
+      if (hashesEqual(root, c.root)) this.#sealed = Math.max(this.#sealed, size);
+      else this.#rootMismatch ??= c;
+    }
+    const w = this.#witness;
+    if (w && w.size === size) {
+      root ??= this.#range.root();
+      if (!hashesEqual(root, w.root)) {
+        this.#damage.push({
+          kind: 'rolled-back',
+          seq: this.#sealedBefore(size),
+          checkpointSize: w.size,
+          message: `the log's first ${size} records do not match the checkpoint witnessed earlier for that size: it was rolled back and rewritten (forked)`,
+        });
+      }
+    }
+  }
+
+  /** The largest size sealed by a good checkpoint below `size` (damage starts at or after it). */
+  #sealedBefore(size: number): number {
+    let best = this.#start;
+    for (const c of this.#checks) if (c.size < size && c.size <= this.#sealed && c.size > best) best = c.size;
+    return best;
+  }
+
+  #diagnose(rest: Seen[]): Damage {
+    const e = this.#range.size;
+    const r = rest[0] as Seen;
+    const next = rest[1];
+    const last = this.#lastGood;
+    const P = this.#last;
+    const at = (kind: Damage['kind'], seq: number, message: string, line = r.line): Damage => ({ kind, seq, ...(line === undefined ? {} : { line }), message });
+    const laterFollowsP = rest.slice(1).some((x) => x.prev === P);
+    const laterHasSeq = (s: number) => rest.slice(1).some((x) => x.seq === s);
+    const witnessHash = (x: Seen, seq: number) => this.#h.leaf(recordBytes(seq, x.prev, x.body));
+    const originalAt = (seq: number) => {
+      const h = witnessHash(r, seq);
+      return h === r.storedHash || (next !== undefined && next.prev === h);
+    };
+
+    if (r.seq > e) {
+      if (laterHasSeq(e) || laterFollowsP) return at('reordered', e, `seq ${e} is out of place: seq ${r.seq} comes where ${e} should`);
+      return at('deleted', e, r.seq - 1 === e ? `seq ${e} is missing` : `seq ${e}–${r.seq - 1} are missing`);
+    }
+    if (r.seq < e) {
+      if (last && r.prev === last.prev) return at('inserted', r.seq, `two records claim seq ${r.seq}: one was inserted`);
+      return at('inserted', e, `a record claiming seq ${r.seq} sits where seq ${e} should be: it was inserted`);
+    }
+    // r.seq === e
+    if (r.prev === P) return at('edited', e, `seq ${e} was edited: its content no longer hashes to the hash recorded when it was appended`);
+    if (laterFollowsP) return at('reordered', e, `seq ${e} is out of place: the record that follows seq ${e - 1} comes later`);
+    if (last && r.prev === last.prev) return at('inserted', last.seq, `seq ${last.seq} was inserted: it and the next record claim the same predecessor`, last.line);
+    if (originalAt(r.seq + 1)) return at('deleted', e, `seq ${e} is missing: the records after it were renumbered`);
+    if (originalAt(r.seq - 1) && last) return at('inserted', last.seq, `seq ${last.seq} was inserted: the records after it were renumbered`, last.line);
+    const rConsistent = next !== undefined ? next.prev === r.hash : this.#rootMismatch !== undefined && this.#rootMismatch.size <= e;
+    if (last && rConsistent) return at('edited', last.seq, `seq ${last.seq} was edited: seq ${e} records a different hash for it`, last.line);
+    return at('edited', e, `seq ${e} was edited: its predecessor hash does not match seq ${e - 1}`);
+  }
+}
+
+function seen(r: VerifiableRecord, hash: string): Seen {
+  return { seq: r.seq, prev: r.prev, hash, body: r.body, ...(r.storedHash === undefined ? {} : { storedHash: r.storedHash }), ...(r.line === undefined ? {} : { line: r.line }) };
+}

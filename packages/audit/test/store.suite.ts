@@ -1,0 +1,315 @@
+// The one behaviour suite every store passes (SQLite and PostgreSQL run it).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, describe, it } from 'node:test';
+import { signCheckpoint } from '../src/checkpoint/sign.ts';
+import { generateSigningKey, keyIdOf } from '../src/checkpoint/key.ts';
+import { exportJsonl } from '../src/export/jsonl.ts';
+import { verifyExportFile } from '../src/io/export-file.ts';
+import { readWitness, witnessPath } from '../src/io/witness-file.ts';
+import { openAuditLog, type AuditLog, type OpenAuditLogOptions } from '../src/log/audit-log.ts';
+import { openAuditReader } from '../src/log/open-reader.ts';
+import { proveConsistency, proveInclusion, readRecord, verifyStore } from '../src/log/reader.ts';
+import { verifyConsistency } from '../src/merkle/consistency.ts';
+import { sha256Hasher } from '../src/merkle/hasher.ts';
+import { verifyInclusion } from '../src/merkle/inclusion.ts';
+import { recordBytes } from '../src/record/envelope.ts';
+import { refInclusion, refRoot } from './reference-merkle.ts';
+import { sampleEvent } from './fixtures.ts';
+
+/** What a store's test file provides to the suite. */
+export interface StoreHarness {
+  name: string;
+  /** Options for a fresh, empty log (its own state dir and database). */
+  fresh(): Promise<{ options: OpenAuditLogOptions; sql: (statement: string) => Promise<void>; blob: (hex: string) => string; plantForeign: () => Promise<void> }>;
+}
+
+export function storeSuite(h: StoreHarness): void {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()?.();
+  });
+
+  async function setup(extra: Partial<OpenAuditLogOptions> = {}) {
+    const f = await h.fresh();
+    const options = { ...f.options, ...extra };
+    const log = await openAuditLog(options);
+    cleanups.push(() => log.close());
+    return { ...f, options, log };
+  }
+  async function filled(n: number, extra: Partial<OpenAuditLogOptions> = {}) {
+    const s = await setup({ checkpointEvery: 10, ...extra });
+    for (let i = 0; i < n; i++) await s.log.append(sampleEvent(i));
+    await s.log.checkpoint();
+    return s;
+  }
+  const report = (log: AuditLog) => verifyStore(log.store, log.publicKey);
+
+  describe(`the ${h.name} store`, () => {
+    describe('when the log is empty', () => {
+      it('verifies with no records and no damage', async () => {
+        const { log } = await setup();
+        const r = await report(log);
+        assert.equal(r.ok, true);
+        assert.equal(r.records, 0);
+      });
+      it('has no record 0', async () => {
+        const { log } = await setup();
+        await assert.rejects(readRecord(log.store, 0), { code: 'AUDIT_NOT_FOUND' });
+      });
+    });
+
+    describe('appending', () => {
+      it('acknowledges records 0, 1, 2 chained by predecessor hash', async () => {
+        const { log } = await setup();
+        const a = await log.append(sampleEvent(0));
+        const b = await log.append(sampleEvent(1));
+        const c = await log.append(sampleEvent(2));
+        assert.deepEqual([a.seq, b.seq, c.seq], [0, 1, 2]);
+        assert.equal(a.prev, '0'.repeat(64));
+        assert.equal(b.prev, a.hash);
+        assert.equal(c.prev, b.hash);
+        assert.equal(sha256Hasher.leaf(c.canonical), c.hash);
+        const back = await readRecord(log.store, 1);
+        assert.deepEqual(back, b);
+      });
+      it('keeps seq gapless when 300 appends race in one process', async () => {
+        const { log } = await setup();
+        const records = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(sampleEvent(i))));
+        assert.deepEqual(records.map((r) => r.seq).sort((x, y) => x - y), Array.from({ length: 300 }, (_, i) => i));
+        assert.equal((await report(log)).ok, true);
+      });
+      it('refuses an invalid event with AUDIT_EVENT_INVALID and writes nothing', async () => {
+        const { log } = await setup();
+        await assert.rejects(log.append({ ...sampleEvent(0), action: 'Not A Verb' }), { code: 'AUDIT_EVENT_INVALID' });
+        assert.equal((await log.store.head()).size, 0);
+      });
+      it('refuses appends after close with AUDIT_CLOSED', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        await log.close();
+        await assert.rejects(log.append(sampleEvent(0)), { code: 'AUDIT_CLOSED' });
+      });
+    });
+
+    describe('checkpoints', () => {
+      it('are signed every 10 records and on close', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog({ ...f.options, checkpointEvery: 10 });
+        for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+        await log.close();
+        const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+        cleanups.push(() => reader.close());
+        assert.deepEqual((await reader.store.checkpoints()).map((c) => c.size), [10, 20, 25]);
+        const r = await verifyStore(reader.store, reader.publicKey());
+        assert.equal(r.ok, true);
+        assert.equal(r.sealed, 25);
+        assert.equal(readWitness(witnessPath(f.options.stateDir))?.size, 25);
+      });
+      it('are signed after the interval when records wait unsealed', async () => {
+        const { log } = await setup({ checkpointEvery: 1000, checkpointIntervalMs: 60 });
+        await log.append(sampleEvent(0));
+        const deadline = Date.now() + 5000;
+        while ((await log.store.checkpoints()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        assert.deepEqual((await log.store.checkpoints()).map((c) => c.size), [1]);
+      });
+    });
+
+    describe('proofs', () => {
+      it('prove every record of 37 is included, matching the reference tree', async () => {
+        const { log } = await filled(37);
+        const leaves: Buffer[] = [];
+        for (let i = 0; i < 37; i++) leaves.push(Buffer.from((await readRecord(log.store, i)).hash, 'hex'));
+        for (let seq = 0; seq < 37; seq++) {
+          const p = await proveInclusion(log.store, seq);
+          verifyInclusion(sha256Hasher, seq, p.treeSize, p.leafHash, p.proof, p.root);
+          assert.deepEqual(p.proof, refInclusion(seq, leaves.slice(0, p.treeSize)).map((b) => b.toString('hex')));
+          assert.equal(p.root, refRoot(leaves.slice(0, p.treeSize)).toString('hex'));
+        }
+      });
+      it('prove each checkpoint extends every earlier one', async () => {
+        const { log } = await filled(37);
+        const sizes = (await log.store.checkpoints()).map((c) => c.size);
+        for (const a of sizes) for (const b of sizes.filter((s) => s >= a)) {
+          const p = await proveConsistency(log.store, a, b);
+          verifyConsistency(sha256Hasher, a, b, p.proof, p.root1, p.root2);
+        }
+      });
+      it('name AUDIT_NOT_FOUND for a consistency proof to a size never signed', async () => {
+        const { log } = await filled(12);
+        await assert.rejects(proveConsistency(log.store, 10, 11), { code: 'AUDIT_NOT_FOUND' });
+      });
+    });
+
+    describe('verify', () => {
+      it('passes an untouched log of 45 records', async () => {
+        const { log } = await filled(45);
+        const r = await report(log);
+        assert.equal(r.ok, true, JSON.stringify(r.damage));
+        assert.equal(r.verified, 45);
+        assert.equal(r.sealed, 45);
+      });
+      describe('when a record is edited in the database', () => {
+        it('names seq 7 as edited', async () => {
+          const { log, sql } = await filled(30);
+          await sql(`UPDATE audit_records SET body = replace(body, 'invoice-7.pdf', 'invoice-X.pdf') WHERE seq = 7`);
+          const r = await report(log);
+          assert.equal(r.ok, false);
+          assert.equal(r.firstBadSeq, 7);
+          assert.equal(r.damage[0]?.kind, 'edited');
+        });
+      });
+      describe('when a record is deleted from the database', () => {
+        it('names seq 5 as deleted', async () => {
+          const { log, sql } = await filled(30);
+          await sql('DELETE FROM audit_records WHERE seq = 5');
+          const r = await report(log);
+          assert.equal(r.firstBadSeq, 5);
+          assert.equal(r.damage[0]?.kind, 'deleted');
+        });
+      });
+      describe('when two records swap places', () => {
+        it('names seq 3 as reordered', async () => {
+          const { log, sql, blob } = await filled(30);
+          const a = await log.store.record(3);
+          const b = await log.store.record(4);
+          await sql('DELETE FROM audit_records WHERE seq IN (3, 4)');
+          const put = (seq: number, r: NonNullable<typeof a>) =>
+            sql(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES (${seq}, ${r.timeMs}, ${blob(r.prev)}, ${blob(r.hash)}, ${blob(r.nodes.join(''))}, '${r.body.replaceAll("'", "''")}')`);
+          await put(3, b as NonNullable<typeof a>);
+          await put(4, a as NonNullable<typeof a>);
+          const r = await report(log);
+          assert.equal(r.firstBadSeq, 3);
+          assert.equal(r.damage[0]?.kind, 'reordered');
+        });
+      });
+      describe('when a forged record is inserted and the rest renumbered', () => {
+        it('names seq 5 as inserted', async () => {
+          const { log, sql, blob } = await filled(30);
+          const before = (await log.store.record(4))!;
+          await sql('UPDATE audit_records SET seq = -seq - 1 WHERE seq >= 5');
+          await sql('UPDATE audit_records SET seq = -seq WHERE seq < 0');
+          const body = (await log.store.record(6))!.body.replace('invoice-5', 'invoice-forged');
+          const hash = sha256Hasher.leaf(recordBytes(5, before.hash, body));
+          await sql(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES (5, 0, ${blob(before.hash)}, ${blob(hash)}, ${blob('')}, '${body}')`);
+          const r = await report(log);
+          assert.equal(r.firstBadSeq, 5);
+          assert.equal(r.damage[0]?.kind, 'inserted');
+        });
+      });
+      describe('when the tail is cut off', () => {
+        it('names seq 20 as the first missing record', async () => {
+          const { log, sql } = await filled(30);
+          await sql('DELETE FROM audit_records WHERE seq >= 20');
+          const r = await report(log);
+          assert.equal(r.firstBadSeq, 20);
+          assert.equal(r.damage[0]?.kind, 'truncated');
+        });
+      });
+      describe('when a checkpoint is forged', () => {
+        it('reports the checkpoint at size 10', async () => {
+          const { log, sql, blob } = await filled(30);
+          await sql(`UPDATE audit_checkpoints SET root = ${blob('00'.repeat(32))} WHERE size = 10`);
+          const r = await report(log);
+          assert.equal(r.ok, false);
+          assert.deepEqual(r.damage.map((d) => [d.kind, d.checkpointSize]), [['checkpoint-forged', 10]]);
+        });
+      });
+      describe('when records are rewritten and every checkpoint re-signed with another key', () => {
+        it('reports every checkpoint as forged', async () => {
+          const { log, sql } = await filled(20);
+          await sql(`UPDATE audit_records SET body = replace(body, 'invoice-3.pdf', 'invoice-Y.pdf') WHERE seq = 3`);
+          const other = generateSigningKey();
+          const cps = await log.store.checkpoints();
+          for (const c of cps) {
+            const s = signCheckpoint(other.privateKey, { ...c, keyId: keyIdOf(other.publicKey) });
+            await sql(`UPDATE audit_checkpoints SET key_id = '${s.keyId}', signature = '${s.signature}' WHERE size = ${c.size}`);
+          }
+          const r = await report(log);
+          assert.equal(r.damage.filter((d) => d.kind === 'checkpoint-forged').length, cps.length);
+          assert.equal(r.firstBadSeq, 3);
+        });
+      });
+      describe('when the log is rolled back to an earlier state', () => {
+        it('reports rolled-back against the witness and the writer refuses to reopen it', async () => {
+          const f = await h.fresh();
+          const log = await openAuditLog({ ...f.options, checkpointEvery: 10 });
+          for (let i = 0; i < 30; i++) await log.append(sampleEvent(i));
+          await log.close();
+          const witness = readWitness(witnessPath(f.options.stateDir));
+          assert.equal(witness?.size, 30);
+          await f.sql('DELETE FROM audit_records WHERE seq >= 20');
+          await f.sql('DELETE FROM audit_checkpoints WHERE size > 20');
+          await f.sql('UPDATE audit_head SET size = 20');
+          const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+          cleanups.push(() => reader.close());
+          const r = await verifyStore(reader.store, reader.publicKey(), witness);
+          assert.equal(r.firstBadSeq, 20);
+          assert.equal(r.damage[0]?.kind, 'rolled-back');
+          await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_ROLLED_BACK' });
+        });
+      });
+    });
+
+    describe('bad input', () => {
+      it('refuses a foreign database with AUDIT_STORE_FOREIGN', async () => {
+        const f = await h.fresh();
+        await f.plantForeign();
+        await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_STORE_FOREIGN' });
+      });
+      it('refuses a log signed by another key with AUDIT_KEY_UNAVAILABLE', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        await log.append(sampleEvent(0));
+        await log.close();
+        rmSync(join(f.options.stateDir, 'audit-signing-key.pem'));
+        rmSync(witnessPath(f.options.stateDir));
+        const other = mkdtempSync(join(tmpdir(), 'corral-audit-other-'));
+        cleanups.push(() => rmSync(other, { recursive: true, force: true }));
+        if (!f.options.postgresUrl) return; // SQLite: the database lives in the state dir; covered below.
+        await assert.rejects(openAuditLog({ ...f.options, stateDir: other }), { code: 'AUDIT_KEY_UNAVAILABLE' });
+      });
+      it('refuses a missing signing key when reading with AUDIT_KEY_UNAVAILABLE', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        await log.append(sampleEvent(0));
+        await log.close();
+        rmSync(join(f.options.stateDir, 'audit-signing-key.pem'));
+        const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+        cleanups.push(() => reader.close());
+        assert.throws(() => reader.publicKey(), { code: 'AUDIT_KEY_UNAVAILABLE' });
+      });
+    });
+
+    describe('export', () => {
+      it('writes a JSON-lines export that verifies offline with only the public key', async () => {
+        const { log, options } = await filled(33);
+        const file = join(options.stateDir, 'export.jsonl');
+        const lines: string[] = [];
+        for await (const l of exportJsonl(log.store, log.keyId)) lines.push(l);
+        writeFileSync(file, `${lines.join('\n')}\n`);
+        const r = await verifyExportFile(file, log.publicKey);
+        assert.equal(r.ok, true, JSON.stringify(r.damage));
+        assert.equal(r.verified, 33);
+        assert.equal(r.sealed, 33);
+      });
+      it('writes a partial export (seq 7–24) whose checkpoints still verify', async () => {
+        const { log, options } = await filled(33);
+        const file = join(options.stateDir, 'part.jsonl');
+        const lines: string[] = [];
+        for await (const l of exportJsonl(log.store, log.keyId, { from: 7, to: 25 })) lines.push(l);
+        writeFileSync(file, `${lines.join('\n')}\n`);
+        const r = await verifyExportFile(file, log.publicKey);
+        assert.equal(r.ok, true, JSON.stringify(r.damage));
+        assert.equal(r.verified, 18);
+        assert.equal(r.sealed, 20);
+      });
+    });
+  });
+
+  after(async () => {
+    while (cleanups.length) await cleanups.pop()?.();
+  });
+}
