@@ -239,7 +239,7 @@ export class Runner {
           const info = await readAll(extra[4] as Readable);
           const childPid = Number(/"child-pid":\s*(\d+)/.exec(info)?.[1]);
           if (Number.isInteger(childPid) && childPid > 0) {
-            await cgroups.adopt(childPid);
+            cgroups.adopt(childPid);
             (extra[5] as Writable).end('x');
           } else {
             kill('abort');
@@ -257,7 +257,7 @@ export class Runner {
         options.signal?.removeEventListener('abort', onAbort);
         if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
 
-        const report = cgroups ? await cgroups.report() : undefined;
+        const report = cgroups?.report();
         if (report?.memoryLimitHit) limitsHit.add('memory');
         if (report?.processLimitHit) limitsHit.add('processes');
         const connections = channel?.connections() ?? [];

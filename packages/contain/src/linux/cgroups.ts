@@ -1,4 +1,5 @@
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { CgroupController, CgroupPlace } from './host.ts';
 
@@ -38,57 +39,57 @@ export class RunCgroups {
   }
 
   /** Writes the limits (a reused group gets its new run's limits). */
-  async configure(limits: CgroupLimits): Promise<void> {
+  configure(limits: CgroupLimits): void {
     const { memory, pids, cpu } = this.groups;
     if (memory && limits.memoryBytes !== undefined) {
       if (memory.version === 1) {
         // memsw must stay ≥ the memory limit: order the writes so each one is valid.
         const memsw = join(memory.dir, 'memory.memsw.limit_in_bytes');
-        const current = Number(await readText(join(memory.dir, 'memory.limit_in_bytes')));
-        if (limits.memoryBytes > current) await writeFile(memsw, String(limits.memoryBytes)).catch(() => undefined);
-        await writeFile(join(memory.dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        const current = Number(readText(join(memory.dir, 'memory.limit_in_bytes')));
+        if (limits.memoryBytes > current) writeOptional(memsw, String(limits.memoryBytes));
+        writeFileSync(join(memory.dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
         // Swap counts too where the kernel accounts it: no escaping the limit by swapping.
-        await writeFile(memsw, String(limits.memoryBytes)).catch(() => undefined);
-        await writeFile(join(memory.dir, 'memory.max_usage_in_bytes'), '0');
+        writeOptional(memsw, String(limits.memoryBytes));
+        writeFileSync(join(memory.dir, 'memory.max_usage_in_bytes'), '0');
       } else {
-        await writeFile(join(memory.dir, 'memory.max'), String(limits.memoryBytes));
-        await writeFile(join(memory.dir, 'memory.swap.max'), '0').catch(() => undefined);
+        writeFileSync(join(memory.dir, 'memory.max'), String(limits.memoryBytes));
+        writeOptional(join(memory.dir, 'memory.swap.max'), '0');
       }
     }
-    if (pids && limits.maxProcesses !== undefined) await writeFile(join(pids.dir, 'pids.max'), String(limits.maxProcesses));
+    if (pids && limits.maxProcesses !== undefined) writeFileSync(join(pids.dir, 'pids.max'), String(limits.maxProcesses));
     if (cpu && limits.cpus !== undefined) {
       const quota = Math.max(1000, Math.round(limits.cpus * CPU_PERIOD_US));
       if (cpu.version === 1) {
-        await writeFile(join(cpu.dir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
-        await writeFile(join(cpu.dir, 'cpu.cfs_quota_us'), String(quota));
+        writeFileSync(join(cpu.dir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+        writeFileSync(join(cpu.dir, 'cpu.cfs_quota_us'), String(quota));
       } else {
-        await writeFile(join(cpu.dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
+        writeFileSync(join(cpu.dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`);
       }
     }
-    this.#baseline = { oomKills: await this.#oomKills(), pidsMax: await this.#pidsMax() };
+    this.#baseline = { oomKills: this.#oomKills(), pidsMax: this.#pidsMax() };
   }
 
   /** Moves a process (and so everything it later forks) into every group. */
-  async adopt(pid: number): Promise<void> {
-    for (const dir of this.#dirs) await writeFile(join(dir, 'cgroup.procs'), String(pid));
+  adopt(pid: number): void {
+    for (const dir of this.#dirs) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
   }
 
   /** What the groups saw since configure(): peak memory and whether a limit was reached. */
-  async report(): Promise<CgroupReport> {
+  report(): CgroupReport {
     const out: CgroupReport = { peakMemoryBytes: null, memoryLimitHit: false, processLimitHit: false };
     const mem = this.groups.memory;
     if (mem) {
       const peakFile = mem.version === 1 ? 'memory.max_usage_in_bytes' : 'memory.peak';
-      out.peakMemoryBytes = Number(await readText(join(mem.dir, peakFile))) || null;
-      out.memoryLimitHit = (await this.#oomKills()) > this.#baseline.oomKills;
+      out.peakMemoryBytes = Number(readText(join(mem.dir, peakFile))) || null;
+      out.memoryLimitHit = (this.#oomKills()) > this.#baseline.oomKills;
     }
-    if (this.groups.pids) out.processLimitHit = (await this.#pidsMax()) > this.#baseline.pidsMax;
+    if (this.groups.pids) out.processLimitHit = (this.#pidsMax()) > this.#baseline.pidsMax;
     return out;
   }
 
   /** True once no process is left in any group. */
-  async empty(): Promise<boolean> {
-    for (const dir of this.#dirs) if ((await readText(join(dir, 'cgroup.procs'))).trim() !== '') return false;
+  empty(): boolean {
+    for (const dir of this.#dirs) if ((readText(join(dir, 'cgroup.procs'))).trim() !== '') return false;
     return true;
   }
 
@@ -97,29 +98,28 @@ export class RunCgroups {
     for (const dir of this.#dirs) {
       for (let attempt = 0; ; attempt++) {
         try {
-          await rmdir(dir);
+          rmdirSync(dir);
           break;
         } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' || code !== 'EBUSY' || attempt >= 100) break;
-          await new Promise((r) => setTimeout(r, 10));
+          if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 100) break;
+          await sleep(10);
         }
       }
     }
   }
 
-  async #oomKills(): Promise<number> {
+  #oomKills(): number {
     const mem = this.groups.memory;
     if (!mem) return 0;
-    const text = await readText(join(mem.dir, mem.version === 1 ? 'memory.oom_control' : 'memory.events'));
+    const text = readText(join(mem.dir, mem.version === 1 ? 'memory.oom_control' : 'memory.events'));
     const kills = /oom_kill (\d+)/.exec(text);
     if (kills) return Number(kills[1]);
-    return mem.version === 1 ? Number(await readText(join(mem.dir, 'memory.failcnt'))) || 0 : 0;
+    return mem.version === 1 ? Number(readText(join(mem.dir, 'memory.failcnt'))) || 0 : 0;
   }
 
-  async #pidsMax(): Promise<number> {
+  #pidsMax(): number {
     const pids = this.groups.pids;
-    return pids ? Number(/max (\d+)/.exec(await readText(join(pids.dir, 'pids.events')))?.[1] ?? 0) : 0;
+    return pids ? Number(/max (\d+)/.exec(readText(join(pids.dir, 'pids.events')))?.[1] ?? 0) : 0;
   }
 }
 
@@ -141,10 +141,9 @@ export class CgroupPool {
 
   /** A group set configured with `limits`, reused when one is idle. */
   async acquire(limits: CgroupLimits): Promise<RunCgroups> {
-    const reused = this.#idle.pop();
-    const groups = reused ?? (await this.#make());
+    const groups = this.#idle.pop() ?? this.#make();
     try {
-      await groups.configure(limits);
+      groups.configure(limits);
     } catch (error) {
       await groups.dispose();
       throw error;
@@ -155,12 +154,12 @@ export class CgroupPool {
   /** Takes back a run's groups once they are empty; in the background, so the run's result is not held up. */
   release(groups: RunCgroups): void {
     const work = (async () => {
-      for (let i = 0; i < 200 && !(await groups.empty()); i++) await new Promise((r) => setTimeout(r, 5));
-      const reusable = Object.values(groups.groups).every((g) => g.version === 1) && (await groups.empty()) && this.#idle.length < POOL_LIMIT;
+      for (let i = 0; i < 200 && !groups.empty(); i++) await sleep(5);
+      const reusable = Object.values(groups.groups).every((g) => g.version === 1) && groups.empty() && this.#idle.length < POOL_LIMIT;
       if (reusable) {
         const mem = groups.groups.memory;
         // Drop the last run's page cache so the next run starts from nothing.
-        if (mem) await writeFile(join(mem.dir, 'memory.force_empty'), '0').catch(() => undefined);
+        if (mem) writeOptional(join(mem.dir, 'memory.force_empty'), '0');
         this.#idle.push(groups);
       } else {
         await groups.dispose();
@@ -174,21 +173,27 @@ export class CgroupPool {
   async close(): Promise<void> {
     await Promise.allSettled([...this.#pending]);
     await Promise.allSettled(this.#idle.splice(0).map((g) => g.dispose()));
-    for (const place of new Set(Object.values(this.#places).map((p) => join(p.parent, 'corral', this.#prefix)))) await rmdir(place).catch(() => undefined);
+    for (const place of new Set(Object.values(this.#places).map((p) => join(p.parent, 'corral', this.#prefix)))) {
+      try {
+        rmdirSync(place);
+      } catch {
+        // Never made (no run needed a cgroup), or another runner's group still lives there.
+      }
+    }
   }
 
-  async #make(): Promise<RunCgroups> {
+  #make(): RunCgroups {
     const name = String(++this.#made);
     const groups: Groups = {};
     for (const controller of ['memory', 'pids', 'cpu'] as const) {
       const place = this.#places[controller];
       if (!place) continue;
       const dir = join(place.parent, 'corral', this.#prefix, name);
-      await mkdir(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true });
       if (place.version === 2) {
         // cgroup v2 hands a controller down one level at a time.
         for (const level of [join(place.parent, 'corral'), join(place.parent, 'corral', this.#prefix)]) {
-          await writeFile(join(level, 'cgroup.subtree_control'), `+${controller}`);
+          writeFileSync(join(level, 'cgroup.subtree_control'), `+${controller}`);
         }
       }
       groups[controller] = { dir, version: place.version };
@@ -197,9 +202,18 @@ export class CgroupPool {
   }
 }
 
-async function readText(file: string): Promise<string> {
+/** Writes a control file the kernel may not have (swap accounting off, an older kernel). */
+function writeOptional(file: string, value: string): void {
   try {
-    return await readFile(file, 'utf8');
+    writeFileSync(file, value);
+  } catch {
+    // Absent here: the protection it adds is not available on this host.
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
   } catch {
     return '';
   }
