@@ -1,11 +1,13 @@
 import type { Command } from 'commander';
-import { Identity, IdentityError, parseTtl, type Agent } from '@corral/identity';
+import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
 /** Opens the identity store of the command's state directory for one action. */
 export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T): Promise<T> {
+  // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
+  const { Identity, IdentityError } = await import('@corral/identity');
   const identity = Identity.open(stateDir(command.optsWithGlobals().stateDir as string | undefined));
   try {
     return await action(identity);
@@ -100,6 +102,7 @@ export function registerAgents(program: Command): void {
     .option('--ttl <duration>', 'lifetime, e.g. 90s, 10m, 1h (default 10m)')
     .option('--json', 'print { token, claims } as JSON')
     .action(async (name: string, opts: { ttl?: string; json?: boolean }, command: Command) => {
+      const { parseTtl } = await import('@corral/identity');
       const issued = await withIdentity(command, (id) => id.issueToken(name, opts.ttl === undefined ? {} : { ttlSeconds: parseTtl(opts.ttl) }));
       if (opts.json) printJson(issued);
       else process.stdout.write(`${issued.token}\n`);

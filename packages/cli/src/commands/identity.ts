@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { IdentityError, OidcClient, parseTtl, type OidcSettings } from '@corral/identity';
+import type { OidcSettings } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
@@ -27,6 +27,7 @@ export function registerIdentity(program: Command): void {
     .option('--json', 'print { kid, keys } as JSON')
     .action(async (opts: { overlap?: string; json?: boolean }, command: Command) => {
       const result = await withIdentity(command, async (id) => {
+        const { parseTtl } = await import('@corral/identity');
         const kid = await (opts.overlap === undefined ? id.rotateKeys() : id.rotateKeys(parseTtl(opts.overlap) * 1000));
         return { kid, keys: id.keys.list() };
       });
@@ -86,6 +87,7 @@ export function registerIdentity(program: Command): void {
     .option('--json', 'print the signed-in person as JSON')
     .action(async (opts: { config?: string; timeout: string; json?: boolean }, command: Command) => {
       const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
+      const { OidcClient, parseTtl } = await import('@corral/identity');
       const settings = readSettings(file);
       const redirect = new URL(settings.redirectUri);
       if (redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
@@ -134,6 +136,8 @@ function readSettings(file: string): OidcSettings {
   }
   if (typeof parsed !== 'object' || parsed === null) throw new CliFailure(`${file} must hold a JSON object`, EXIT.usage);
   const s = parsed as OidcSettings;
-  if (typeof s.redirectUri !== 'string') throw new IdentityError('IDENTITY_CONFIG_MISSING', `OIDC setting redirectUri is required (${file})`);
+  if (typeof s.redirectUri !== 'string') throw new CliFailure(`${file}: OIDC setting redirectUri is required`, EXIT.usage);
+  // The client secret may stay out of the file.
+  if (s.clientSecret === undefined && process.env.CORRAL_OIDC_CLIENT_SECRET) s.clientSecret = process.env.CORRAL_OIDC_CLIENT_SECRET;
   return s;
 }

@@ -1,25 +1,15 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Identity, type Agent, type HumanRecord } from '@corral/identity';
-import {
-  DecisionPoint,
-  PolicyError,
-  formatPolicyIssue,
-  loadCases,
-  loadPolicyDir,
-  replay,
-  runCases,
-  type Decision,
-  type PolicySet,
-  type RecordedDecision,
-} from '@corral/policy';
+import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
+import type { Decision, PolicySet, RecordedDecision } from '@corral/policy';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
 /** Turns a policy package refusal into a CLI failure that prints each issue as `file:line:column: message`. */
 async function policyStep<T>(step: () => Promise<T> | T): Promise<T> {
+  const { PolicyError, formatPolicyIssue } = await policyPackage();
   try {
     return await step();
   } catch (error) {
@@ -43,11 +33,12 @@ function readJson(file: string, what: string): unknown {
  * groups) and humans of this install's identity store, then those of an
  * entities file, which win on the same uid.
  */
-export function composeEntities(dir: string, file?: string): unknown[] {
+export async function composeEntities(dir: string, file?: string): Promise<unknown[]> {
   const byUid = new Map<string, unknown>();
   const put = (e: { uid: { type: string; id: string } }) => byUid.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
   if (existsSync(join(dir, 'identity.db'))) {
-    const identity = Identity.open(dir);
+    const { Identity } = await import('@corral/identity');
+    const identity: IdentityStore = Identity.open(dir);
     try {
       for (const a of identity.agents.list()) {
         put({ uid: { type: 'Group', id: a.process }, attrs: {}, parents: [] } as never);
@@ -98,6 +89,11 @@ function describeDecision(d: Decision, set: PolicySet): string {
   return lines.join('\n');
 }
 
+/** The policy package, loaded on use: cedar-wasm costs start-up time other command families should not pay. */
+function policyPackage() {
+  return import('@corral/policy');
+}
+
 /** `corral policy …`: validate, test, explain and replay Cedar authorization policy. */
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('Cedar authorization policy: validate, test, explain, replay');
@@ -108,6 +104,7 @@ export function registerPolicy(program: Command): void {
     .argument('<dir>', 'the policy directory')
     .option('--json', 'print { valid, policies } or { valid, issues } as JSON')
     .action(async (dir: string, opts: { json?: boolean }) => {
+      const { PolicyError, loadPolicyDir } = await policyPackage();
       try {
         const set = loadPolicyDir(resolve(dir));
         if (opts.json) printJson({ valid: true, fingerprint: set.fingerprint, policies: set.policies.map(({ id, file, line, effect, approval, quorum }) => ({ id, file, line, effect, approval, quorum })) });
@@ -126,10 +123,11 @@ export function registerPolicy(program: Command): void {
     .argument('<cases>', 'the cases file')
     .option('--json', 'print every result as JSON')
     .action(async (dir: string, casesFile: string, opts: { json?: boolean }, command: Command) => {
+      const { DecisionPoint, loadCases, runCases } = await policyPackage();
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
-      const fromState = composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
+      const fromState = await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
       await policyStep(() => pdp.setEntities(mergeEntities(fromState, cases.entities)));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
@@ -156,10 +154,12 @@ export function registerPolicy(program: Command): void {
     .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
     .option('--json', 'print the decision as JSON')
     .action(async (opts: { request: string; policies?: string; entities?: string; json?: boolean }, command: Command) => {
+      const { DecisionPoint } = await policyPackage();
       const pdp = new DecisionPoint();
       const set = await policyStep(() => pdp.reload(policiesDir(command, opts.policies)));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
-      await policyStep(() => pdp.setEntities(composeEntities(dir, opts.entities && resolve(opts.entities))));
+      const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
+      await policyStep(() => pdp.setEntities(entities));
       const request = readJson(resolve(opts.request), 'the request');
       const decision = await policyStep(() => pdp.decide(request));
       if (opts.json) printJson(decision);
@@ -174,10 +174,12 @@ export function registerPolicy(program: Command): void {
     .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
+      const { DecisionPoint, replay } = await policyPackage();
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
-      await policyStep(() => pdp.setEntities(composeEntities(dir, opts.entities && resolve(opts.entities))));
+      const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
+      await policyStep(() => pdp.setEntities(entities));
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : await auditHistory(dir);
       const report = replay(pdp, history);
       if (opts.json) return printJson(report);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { IdentityError, FORGED_TOKEN_CODES } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { withIdentity } from './agents.ts';
@@ -14,6 +13,7 @@ export function registerTokens(program: Command): void {
     .option('--single-use', 'also refuse the token if it was presented before (and mark it presented)')
     .option('--json', 'print { valid, claims } or { valid, code, reason } as JSON')
     .action(async (raw: string, opts: { singleUse?: boolean; json?: boolean }, command: Command) => {
+      const { IdentityError, FORGED_TOKEN_CODES } = await import('@corral/identity');
       const token = raw === '-' ? (await readStdin()).trim() : raw;
       try {
         const claims = await withIdentity(command, (id) => id.verifyToken(token, { singleUse: opts.singleUse ?? false }));

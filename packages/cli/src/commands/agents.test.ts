@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { corral } from '../../test/corral.ts';
+
+const state = mkdtempSync(join(tmpdir(), 'corral-cli-agents-'));
+after(() => rmSync(state, { recursive: true, force: true }));
+const run = (...args: string[]) => corral(['--state-dir', state, ...args]);
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+describe('corral agents and tokens', () => {
+  it('creates, lists and shows an agent, as text and as JSON', async () => {
+    const created = await run('agents', 'create', 'invoice-bot', '--process', 'invoice-intake', '--owner', 'alice@example.com', '--scope', 'records:read', 'payments:create', '--json');
+    assert.equal(created.code, 0, created.stderr);
+    const agent = JSON.parse(created.stdout);
+    assert.deepEqual([agent.name, agent.status, agent.scopes], ['invoice-bot', 'active', ['records:read', 'payments:create']]);
+    const list = await run('agents', 'list', '--json');
+    assert.deepEqual(JSON.parse(list.stdout).map((a: { name: string }) => a.name), ['invoice-bot']);
+    const show = await run('agents', 'show', 'invoice-bot');
+    assert.match(show.stdout, /owner: +alice@example\.com/);
+  });
+
+  it('prints the token alone on stdout, and tokens verify accepts it with its claims', async () => {
+    const issued = await run('agents', 'token', 'invoice-bot', '--ttl', '5m');
+    assert.equal(issued.code, 0, issued.stderr);
+    assert.match(issued.stdout, /^[^\n]+\n$/);
+    const token = issued.stdout.trim();
+    assert.match(token, JWT);
+    const verified = await run('tokens', 'verify', token, '--json');
+    assert.equal(verified.code, 0, verified.stderr);
+    const out = JSON.parse(verified.stdout);
+    assert.equal(out.valid, true);
+    assert.equal(out.claims.agent, 'invoice-bot');
+    assert.equal(out.claims.exp - out.claims.iat, 300);
+  });
+
+  it('refuses a tampered token with a non-zero exit and the forged code, never echoing the token', async () => {
+    const token = (await run('agents', 'token', 'invoice-bot')).stdout.trim();
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, scope: 'everything' })).toString('base64url')}.${s}`;
+    const r = await run('tokens', 'verify', forged);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /\[IDENTITY_TOKEN_SIGNATURE_INVALID\]/);
+    assert.ok(!r.stderr.includes(s) && !r.stdout.includes(s));
+  });
+
+  it('is the kill switch: after suspend, a token that verified is refused by the next verification', async () => {
+    const token = (await run('agents', 'token', 'invoice-bot')).stdout.trim();
+    assert.equal((await run('tokens', 'verify', token)).code, 0);
+    assert.equal((await run('agents', 'suspend', 'invoice-bot')).code, 0);
+    const refused = await run('tokens', 'verify', token, '--json');
+    assert.equal(refused.code, 1);
+    assert.deepEqual([JSON.parse(refused.stdout).code, JSON.parse(refused.stdout).kind], ['IDENTITY_TOKEN_REVOKED', 'refused']);
+    const noToken = await run('agents', 'token', 'invoice-bot');
+    assert.equal(noToken.code, 1);
+    assert.equal(noToken.stdout, '');
+    assert.match(noToken.stderr, /IDENTITY_AGENT_STATE/);
+    assert.equal((await run('agents', 'resume', 'invoice-bot')).code, 0);
+    assert.equal((await run('tokens', 'verify', token)).code, 1);
+  });
+
+  it('refuses a malformed TTL as bad usage (exit 2)', async () => {
+    const r = await run('agents', 'token', 'invoice-bot', '--ttl', 'forever');
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+  });
+
+  it('publishes the JWKS, and takes the state directory from CORRAL_STATE_DIR too', async () => {
+    const r = await corral(['identity', 'jwks'], { env: { CORRAL_STATE_DIR: state } });
+    assert.equal(r.code, 0, r.stderr);
+    const jwks = JSON.parse(r.stdout);
+    assert.equal(jwks.keys[0].alg, 'EdDSA');
+    assert.ok(!('d' in jwks.keys[0]));
+  });
+});

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { corral } from '../../test/corral.ts';
+
+const EXAMPLE = fileURLToPath(new URL('../../../../examples/invoice-intake/cedar', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-policy-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const state = join(tmp, 'state');
+const run = (...args: string[]) => corral(['--state-dir', state, ...args]);
+
+describe('corral policy', () => {
+  it('validates the example set', async () => {
+    const r = await run('policy', 'validate', EXAMPLE, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).policies.some((p: { id: string; quorum: number }) => p.id === 'intake-pays-large' && p.quorum === 2));
+  });
+
+  it('refuses a bad set with exit 2, naming file, line and reason', async () => {
+    const bad = join(tmp, 'bad');
+    cpSync(EXAMPLE, bad, { recursive: true });
+    writeFileSync(join(bad, 'typo.cedar'), '// a typo on line 3\n@id("typo")\npermit(principal is Agent, action, resource) when { principal.stauts == "active" };\n');
+    const r = await run('policy', 'validate', bad);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /typo\.cedar:3:\d+: \[typo\] .*stauts/);
+    const j = await run('policy', 'validate', bad, '--json');
+    assert.equal(j.code, 2);
+    assert.deepEqual([JSON.parse(j.stdout).valid, JSON.parse(j.stdout).issues[0].line], [false, 3]);
+  });
+
+  it('passes the example cases, and fails (exit 1) a case that expects otherwise', async () => {
+    const ok = await run('policy', 'test', EXAMPLE, join(EXAMPLE, 'cases.yaml'));
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /16 passed, 0 failed/);
+    const cases = join(tmp, 'wrong.yaml');
+    writeFileSync(cases, `entities: ${join(EXAMPLE, 'entities.json')}\ncases:\n  - name: ssh is fine\n    principal: { type: Agent, id: invoice-bot }\n    action: file.read\n    resource: { type: File, id: /home/agent/.ssh/id_ed25519 }\n    expect: allow\n`);
+    const bad = await run('policy', 'test', EXAMPLE, cases);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /FAIL ssh is fine\n +expected allow\n +got +deny by \[no-ssh-keys\]/);
+  });
+
+  it('explains a decision for an agent of the identity store: ask with a quorum of two, naming the policy and its line', async () => {
+    assert.equal((await run('agents', 'create', 'invoice-bot', '--process', 'invoice-intake', '--owner', 'alice@example.com')).code, 0);
+    const request = join(tmp, 'req.json');
+    writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount: 2_500_000 } }));
+    const entities = join(tmp, 'records.json');
+    writeFileSync(entities, JSON.stringify([
+      { uid: { type: 'Collection', id: 'payments' }, attrs: {}, parents: [] },
+      { uid: { type: 'Record', id: 'PAY-7' }, attrs: { kind: 'payment', classification: 'internal' }, parents: [{ type: 'Collection', id: 'payments' }] },
+    ]));
+    const r = await run('policy', 'explain', '--request', request, '--policies', EXAMPLE, '--entities', entities);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /decision: ask \(quorum 2\)\npolicies: intake-pays-large \(invoice-intake\.cedar:\d+\)\nreason: +needs approval by 2 distinct approvers/);
+    // the same agent, suspended in the identity store, is denied by the guardrail
+    assert.equal((await run('agents', 'suspend', 'invoice-bot')).code, 0);
+    const j = await run('policy', 'explain', '--request', request, '--policies', EXAMPLE, '--entities', entities, '--json');
+    assert.deepEqual([JSON.parse(j.stdout).decision, JSON.parse(j.stdout).policies], ['deny', ['no-suspended-agents']]);
+  });
+
+  it('refuses a request outside the schema with exit 2', async () => {
+    const request = join(tmp, 'bad-req.json');
+    writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'x' }, action: 'launch.missiles', resource: { type: 'Record', id: 'r' } }));
+    const r = await run('policy', 'explain', '--request', request, '--policies', EXAMPLE);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /POLICY_REQUEST_INVALID/);
+  });
+
+  it('replays recorded history through a candidate set and lists what would change', async () => {
+    const history = join(tmp, 'history.jsonl');
+    const req = (amount: number) => ({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount } });
+    writeFileSync(history, [
+      { ref: 41, at: '2026-10-01T09:00:00Z', request: req(50_000), decision: 'allow' },
+      { ref: 42, at: '2026-10-02T09:00:00Z', request: req(420_000), decision: 'allow' },
+    ].map((x) => JSON.stringify(x)).join('\n'));
+    const r = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', history, '--entities', join(EXAMPLE, 'entities.json'), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual([report.total, report.unchanged, report.changed.map((c: { ref: number; after: { decision: string } }) => [c.ref, c.after.decision])], [2, 1, [[42, 'ask']]]);
+  });
+});
