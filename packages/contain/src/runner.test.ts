@@ -194,6 +194,25 @@ describe('the runner', () => {
     });
   });
 
+  describe('a granted display', () => {
+    const hostEnv = () => {
+      mkdirSync('/tmp/.X11-unix', { recursive: true });
+      writeFileSync('/tmp/.X11-unix/X94', '');
+      return { DISPLAY: ':94' };
+    };
+
+    it('is there inside when the policy grants what X11 cannot withhold', async () => {
+      const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], ui: { display: true, clipboard: 'all', inputInjection: true } }), source: 'test', baseDir: '/tmp' }, hostEnv());
+      const r = await runner.run(p, ['/bin/sh', '-c', 'test -e /tmp/.X11-unix/X94 && echo "display $DISPLAY"']);
+      assert.equal(r.stdout, 'display :94\n');
+    });
+
+    it('is refused when the policy would keep the clipboard or input injection from it', () => {
+      const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], ui: { display: true } }), source: 'test', baseDir: '/tmp' }, hostEnv());
+      assert.throws(() => runner.spawn(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_UNENFORCEABLE' && /ui\.clipboard/.test(e.message) && /ui\.inputInjection/.test(e.message));
+    });
+  });
+
   describe('misuse', () => {
     it('refuses an empty command', () => {
       assert.throws(() => runner.spawn(plan({}), []), { code: 'CONTAIN_BAD_COMMAND' });

@@ -331,8 +331,11 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
   const network = needsNetwork && caps.socat.available;
   if (needsNetwork && !network) requested(`network grants: ${caps.socat.detail}; the command would run with no network`, true);
 
+  // A display socket carries its clipboard with it, and X11 its input injection (XTEST): a policy that
+  // grants the display but refuses those asks for what this backend cannot separate.
   const ui = plan.policy.ui;
-  if (ui.display) requested('ui.display: the bubblewrap backend cannot grant a display while still refusing its clipboard and input injection; it runs without one', true);
+  if (plan.display && ui.clipboard !== 'all') requested(`ui.clipboard '${ui.clipboard}': a granted display gives its clipboard to every client; grant clipboard: all or no display`, true);
+  if (plan.display?.x11 && !ui.inputInjection) requested('ui.inputInjection false: an X11 display lets every client inject input; grant inputInjection: true or no display', true);
 
   // cgroups first; where a controller is missing, an rlimit set by prlimit(1) before bubblewrap starts.
   // RLIMIT_NPROC counts every process of the user, and root is exempt from it: no fallback for root.

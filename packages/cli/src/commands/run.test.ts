@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -86,9 +86,11 @@ describe('corral run', () => {
     });
 
     it('126 when the host cannot enforce what the policy asks', async () => {
-      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\nui: { display: true }\n'), '--', '/bin/true']);
+      mkdirSync('/tmp/.X11-unix', { recursive: true });
+      writeFileSync('/tmp/.X11-unix/X95', '');
+      const r = await corral(['run', '--policy', policyFile('runtime: [shell]\nui: { display: true }\n'), '--', '/bin/true'], { env: { DISPLAY: ':95' } });
       assert.equal(r.code, 126);
-      assert.match(r.stderr, /ui\.display/);
+      assert.match(r.stderr, /ui\.clipboard/);
     });
 
     it('127 when the command does not exist inside the sandbox', async () => {

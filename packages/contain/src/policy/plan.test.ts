@@ -196,3 +196,42 @@ describe('planning a sandbox', () => {
     });
   });
 });
+
+describe('granting a display', () => {
+  const fakeX11 = (n: number) => {
+    mkdirSync('/tmp/.X11-unix', { recursive: true });
+    writeFileSync(`/tmp/.X11-unix/X${n}`, '');
+    return `:${n}`;
+  };
+
+  it('is refused with a reason when the caller has no display', () => {
+    const error = unresolvable(() => plan(workspace(), { ui: { display: true } }, {}));
+    assert.equal(error.issues[0]?.field, 'ui.display');
+  });
+
+  it("binds the caller's X11 socket and cookie and points DISPLAY at them", () => {
+    const dir = workspace();
+    writeFileSync(join(dir, 'cookie'), 'x');
+    const p = plan(dir, { ui: { display: true } }, { DISPLAY: `${fakeX11(91)}.0`, XAUTHORITY: join(dir, 'cookie') });
+    assert.deepEqual(p.display, { paths: ['/tmp/.X11-unix/X91', join(dir, 'cookie')], env: { DISPLAY: ':91', XAUTHORITY: join(dir, 'cookie') }, x11: true });
+    assert.ok(p.mounts.some((m) => m.kind === 'ro' && m.path === '/tmp/.X11-unix/X91'));
+    assert.equal(p.env.DISPLAY, ':91');
+  });
+
+  it('binds a Wayland socket from the runtime folder', () => {
+    const dir = workspace();
+    writeFileSync(join(dir, 'wayland-1'), '');
+    const p = plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir });
+    assert.deepEqual(p.display, { paths: [join(dir, 'wayland-1')], env: { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir }, x11: false });
+  });
+
+  it('refuses a remote X11 display', () => {
+    unresolvable(() => plan(workspace(), { ui: { display: true } }, { DISPLAY: 'attacker.example:0' }));
+  });
+
+  it('grants nothing of the display when the policy does not ask, whatever the caller has', () => {
+    const p = plan(workspace(), {}, { DISPLAY: fakeX11(92), WAYLAND_DISPLAY: 'wayland-0', XDG_RUNTIME_DIR: '/run/user/0' });
+    assert.equal(p.display, null);
+    assert.equal(p.env.DISPLAY, undefined);
+  });
+});

@@ -5,6 +5,7 @@ import { isAbsolute, resolve, sep } from 'node:path';
 import { ContainError, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
 import type { LoadedPolicy } from './load.ts';
+import { displayGrant, type DisplayGrant } from './display.ts';
 import { presetGrant } from './presets.ts';
 import { PROCESS_DEFAULTS, type ContainerPolicy } from './schema.ts';
 
@@ -40,6 +41,8 @@ export interface SandboxPlan {
   /** null: no network at all. */
   egress: EgressRule[] | null;
   ingress: { port: number; hostPort: number }[];
+  /** The display granted by `ui.display`, or null. */
+  display: DisplayGrant | null;
   warnings: string[];
 }
 
@@ -105,6 +108,13 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     if (firstRw && statSync(firstRw).isDirectory()) cwd = firstRw;
   }
 
+  let display: DisplayGrant | null = null;
+  if (policy.ui.display) {
+    const found = displayGrant(hostEnv);
+    if (typeof found === 'string') issues.push({ file: source, field: 'ui.display', message: found });
+    else display = found;
+  }
+
   if (issues.length > 0) {
     throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${issues.map((i) => `  ${i.file}: ${i.field}: ${i.message}`).join('\n')}`, {
       issues,
@@ -116,6 +126,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   // Shallower first, so a nested grant lands on top of the tree that holds it.
   const ordered = [...grants].filter(([p]) => !denied.some((d) => within(p, d))).sort(([a], [b]) => depth(a) - depth(b) || a.localeCompare(b));
   for (const [path, kind] of ordered) mounts.push({ kind, path });
+  for (const path of display?.paths ?? []) mounts.push({ kind: 'ro', path });
   for (const d of denied) {
     // A deny outside every grant is already invisible; inside one, it is masked.
     if (ordered.some(([p]) => within(d, p) && d !== p)) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
@@ -126,7 +137,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const value = hostEnv[name];
     if (value !== undefined) env[name] = value;
   }
-  Object.assign(env, policy.environment.set);
+  Object.assign(env, display?.env, policy.environment.set);
 
   const limits = Object.fromEntries(
     (Object.keys(PROCESS_DEFAULTS) as LimitName[]).map((name) => {
@@ -147,6 +158,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     limits,
     egress,
     ingress: policy.network.ingress.map((i) => ({ port: i.port, hostPort: i.hostPort })),
+    display,
     warnings,
   };
 }
