@@ -1,5 +1,8 @@
 // Runs the real `corral` command as a child process, the way a user or a script would.
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CORRAL_BIN = fileURLToPath(new URL('../bin/corral', import.meta.url));
@@ -10,12 +13,20 @@ export interface CorralRun {
   stderr: string;
 }
 
-/** Runs `corral ARGS` with Node 24 first on PATH; resolves when it exits. */
+/** A fresh, empty state directory. */
+export function tempStateDir(): string {
+  return mkdtempSync(join(tmpdir(), 'corral-state-'));
+}
+
+/**
+ * Runs `corral ARGS` on this Node; resolves when it exits. Unless the caller
+ * names one, each call gets its own empty state directory: tests never touch ~/.corral.
+ */
 export function corral(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CorralRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(CORRAL_BIN, args, {
       cwd: options.cwd,
-      env: { ...process.env, CORRAL_NODE: process.execPath, ...options.env },
+      env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir(), ...options.env },
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { corral } from '../../test/corral.ts';
+import { openAuditReader, readRecord } from '@corral/audit';
+import { corral, tempStateDir } from '../../test/corral.ts';
 
 function policyFile(text: string, name = 'policy.yaml'): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-run-')));
@@ -103,6 +105,62 @@ describe('corral run', () => {
       assert.equal(r.code, 2);
       assert.match(r.stderr, /--policy/);
     });
+  });
+});
+
+describe('the audit record of corral run', () => {
+  async function records(stateDir: string) {
+    const reader = await openAuditReader({ stateDir });
+    try {
+      const head = await reader.store.head();
+      const out = [];
+      for (let seq = 0; seq < head.size; seq++) out.push(await readRecord(reader.store, seq));
+      return out;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  it('records the policy digest, the command, the exit, the limits hit and the output digests', async () => {
+    const stateDir = tempStateDir();
+    const policy = policyFile('runtime: [shell]\nprocess: { timeoutMs: 300 }\n');
+    const ok = await corral(['--state-dir', stateDir, 'run', '--json', '--policy', policy, '--', '/bin/sh', '-c', 'echo hello']);
+    await corral(['--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/sleep', '5']);
+    const [first, second] = await records(stateDir);
+    assert.equal(first?.event.action, 'run.exec');
+    assert.equal(first?.event.decision?.effect, 'allow');
+    assert.deepEqual(first?.event.details?.argv, ['/bin/sh', '-c', 'echo hello']);
+    assert.equal(first?.event.context?.inputs?.policy, `sha256:${JSON.parse(ok.stdout).policy.digest}`);
+    assert.equal(first?.event.context?.outputs?.stdout, `sha256:${createHash('sha256').update('hello\n').digest('hex')}`);
+    assert.deepEqual(first?.event.outcome, { status: 'success', exitCode: 0 });
+    assert.deepEqual(second?.event.details?.limitsHit, ['timeout']);
+    assert.equal(second?.event.outcome?.status, 'failure');
+  });
+
+  it('records a run Corral refused to start as a deny', async () => {
+    const stateDir = tempStateDir();
+    mkdirSync('/tmp/.X11-unix', { recursive: true });
+    writeFileSync('/tmp/.X11-unix/X96', '');
+    const r = await corral(['--state-dir', stateDir, 'run', '--policy', policyFile('runtime: [shell]\nui: { display: true }\n'), '--', '/bin/true'], { env: { DISPLAY: ':96' } });
+    assert.equal(r.code, 126);
+    const [refused] = await records(stateDir);
+    assert.equal(refused?.event.decision?.effect, 'deny');
+    assert.match(refused?.event.decision?.reason ?? '', /ui\.clipboard/);
+  });
+
+  it('runs without a record only when told --no-audit', async () => {
+    const stateDir = tempStateDir();
+    const r = await corral(['--state-dir', stateDir, 'run', '--no-audit', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/true']);
+    assert.equal(r.code, 0);
+    await assert.rejects(records(stateDir), { code: 'AUDIT_STORE_UNAVAILABLE' });
+  });
+
+  it('refuses to run when the audit log cannot be opened, and says how to go on', async () => {
+    const notADir = policyFile('x');
+    const r = await corral(['--state-dir', notADir, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo ran']);
+    assert.equal(r.code, 3);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /--no-audit/);
   });
 });
 

@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
-import { ContainError, loadPolicyFile, planSandbox, Runner, type RunResult } from '@corral/contain';
+import { openAuditLog, type AuditLog } from '@corral/audit';
+import { ContainError, loadPolicyFile, planSandbox, Runner, type RunResult, type SandboxPlan } from '@corral/contain';
 import { dirname, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
+import { stateDir } from '../state-dir.ts';
+import { DigestingSink, refusedRunEvent, runEvent } from './run-record.ts';
 
 /** `corral run --policy FILE [--json] -- CMD ARGS...`: one command, contained. */
 export function registerRun(program: Command): void {
@@ -11,6 +14,7 @@ export function registerRun(program: Command): void {
     .description('run one command inside a container defined by a policy')
     .requiredOption('-p, --policy <file>', 'container policy (YAML or JSON)')
     .option('--json', "print one summary object on stdout at the end (the command's own output goes to stderr)")
+    .option('--no-audit', 'do not record the run in the audit log of the state directory')
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .passThroughOptions()
     .addHelpText(
@@ -24,30 +28,53 @@ Exit codes: the command's own (0-123), or
     2 the policy is invalid (file, line and field are printed)
     3 the host cannot contain anything (see 'corral doctor')`,
     )
-    .action(async (argv: string[], opts: { policy: string; json?: boolean }) => {
+    .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
       const file = resolve(opts.policy);
       const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file))));
+      const audit = opts.audit ? await openAudit(stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir)) : undefined;
       const runner = await refuseBadPolicy(async () => new Runner());
       try {
-        const proc = await refuseBadPolicy(async () =>
-          runner.spawn(plan, argv, {
-            stdin: process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore',
-            stdout: opts.json ? process.stderr : process.stdout,
-            stderr: process.stderr,
-          }),
-        );
-        const interrupt = () => proc.kill();
-        process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
-        const result = await refuseBadPolicy(() => proc.result);
-        process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+        const result = await runContained(runner, plan, argv, file, opts.json === true, audit);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
         if (opts.json) printJson(summary(result, argv, file));
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
         process.exitCode = exitCode(result);
       } finally {
         await runner.close();
+        await audit?.close();
       }
     });
+}
+
+/** Runs the command, streaming its output, and records the run (or Corral's refusal to start it). */
+async function runContained(runner: Runner, plan: SandboxPlan, argv: string[], file: string, json: boolean, audit: AuditLog | undefined): Promise<RunResult> {
+  const stdout = new DigestingSink(json ? process.stderr : process.stdout);
+  const stderr = new DigestingSink(process.stderr);
+  let result: RunResult;
+  try {
+    const proc = runner.spawn(plan, argv, { stdin: process.stdin.isTTY || !json ? 'inherit' : 'ignore', stdout, stderr });
+    const interrupt = () => proc.kill();
+    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    try {
+      result = await proc.result;
+    } finally {
+      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+    }
+  } catch (error) {
+    if (error instanceof ContainError && error.code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, error.message));
+    return refuseBadPolicy(() => Promise.reject(error));
+  }
+  await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }));
+  return result;
+}
+
+async function openAudit(dir: string): Promise<AuditLog> {
+  try {
+    return await openAuditLog({ stateDir: dir });
+  } catch (error) {
+    const reason = (error as Error).message;
+    throw new CliFailure(`cannot open the audit log in ${dir}: ${reason}\nFix the state directory (--state-dir or CORRAL_STATE_DIR), or run with --no-audit to run without a record.`, EXIT.environment);
+  }
 }
 
 async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
