@@ -176,9 +176,10 @@ export class AuditLog {
   #kick(): void {
     if (this.#draining) return;
     this.#draining = (async () => {
-      // Yield once so appends issued in the same tick share the commit.
-      await new Promise<void>((r) => setImmediate(r));
       while (this.#queue.length > 0) {
+        // Yield to the event loop before each commit: appends issued meanwhile
+        // share it, and timers and I/O are never starved by a busy writer.
+        await new Promise<void>((r) => setImmediate(r));
         const batch = this.#queue.splice(0, this.#maxBatch);
         try {
           await this.#commit(batch, 'due');
