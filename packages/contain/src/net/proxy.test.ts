@@ -469,6 +469,39 @@ describe('EgressProxy', () => {
     });
   });
 
+  describe('when the destination is IPv6 loopback', () => {
+    it('connects to [::1] when a CIDR rule lists it, and to a name resolving to ::1 with the same rule', async (t) => {
+      const v6 = echo();
+      v6.listen(0, '::1');
+      await once(v6, 'listening');
+      const port = (v6.address() as net.AddressInfo).port;
+      const channel = await proxy.openChannel(rules('v6.test.corral:*', `[::1]:${port}`), {});
+      t.after(async () => {
+        await channel.close();
+        v6.close();
+      });
+      NAMES['v6.test.corral'] = ['::1'];
+      t.after(() => delete NAMES['v6.test.corral']);
+      for (const authority of [`[::1]:${port}`, `[0:0::1]:${port}`, `v6.test.corral:${port}`]) {
+        const opened = await tunnel(channel, authority);
+        assert.equal(opened.status, 200, authority);
+        opened.socket.write('six');
+        const [reply] = (await once(opened.socket, 'data')) as [Buffer];
+        assert.equal(reply.toString(), 'six');
+        opened.socket.destroy();
+      }
+      const records = await finished(channel, 3);
+      assert.deepEqual(
+        records.map((r) => [r.host, r.address, r.special]),
+        [
+          ['::1', '::1', 'loopback'],
+          ['::1', '::1', 'loopback'],
+          ['v6.test.corral', '::1', 'loopback'],
+        ],
+      );
+    });
+  });
+
   describe('when a wildcard rule is given', () => {
     it('allows names below it and refuses its apex without resolving it', async (t) => {
       const channel = await open('*.wild.test.corral:*', '127.0.0.1/32:*');
@@ -607,6 +640,16 @@ describe('EgressProxy', () => {
       const record = (await finished(channel, 1)).at(-1);
       assert.equal(record?.aborted, 'upstream');
       assert.equal(record?.allowed, true);
+    });
+
+    it('answers 502 upstream-failed when the upstream resets before answering a plain-HTTP request', async () => {
+      const before = channel.connections().length;
+      const got = await viaHttp(channel, `http://api.test.corral:${resetPort}/`);
+      assert.equal(got.status, 502);
+      assert.equal(got.headers['x-corral-refused'], 'upstream-failed');
+      assert.equal(got.body.toString(), `corral egress: cannot reach api.test.corral:${resetPort} (upstream-failed)\n`);
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.deepEqual([record?.allowed, record?.aborted, record?.status], [true, 'upstream', 502]);
     });
 
     it('closes the tunnel when the upstream resets it, and records aborted upstream', async () => {

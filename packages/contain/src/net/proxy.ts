@@ -448,6 +448,8 @@ class Channel implements EgressChannel {
     if (entry.upstream !== undefined) {
       record.bytesSent = entry.upstream.bytesWritten;
       record.bytesReceived = entry.upstream.bytesRead;
+      // Kept records must not keep their sockets alive.
+      delete entry.upstream;
     }
     record.open = false;
     if (this.#onConnection === undefined) return;
@@ -590,7 +592,16 @@ class Channel implements EgressChannel {
     });
     outgoing.on('response', (incoming) => {
       entry.record.status = incoming.statusCode;
-      res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders(incoming.rawHeaders));
+      try {
+        res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders(incoming.rawHeaders));
+      } catch {
+        // A head Node will not re-send (an invalid field): the answer cannot be passed on.
+        entry.record.aborted ??= 'upstream';
+        entry.record.status = 502;
+        upstream.destroy();
+        answer(res, 'upstream-failed', target);
+        return;
+      }
       pipeline(incoming, res, (err) => {
         if (err) {
           entry.record.aborted ??= 'upstream';
@@ -855,7 +866,8 @@ function responseHeaders(raw: readonly string[]): string[] {
 function answerText(reason: ConnectionRefusal | 'upstream-failed', target: Target | undefined): string {
   if (target === undefined) return `corral egress: refused (${reason})\n`;
   const host = target.destination.kind === 'address' && target.destination.family === 6 ? `[${target.host}]` : target.host;
-  return `corral egress: refused ${host}:${target.port} (${reason})\n`;
+  const verb = reason === 'upstream-failed' || STATUS[reason] >= 500 ? 'cannot reach' : 'refused';
+  return `corral egress: ${verb} ${host}:${target.port} (${reason})\n`;
 }
 
 /** A complete answer written straight to a socket (CONNECT refusals, unreadable requests). */
