@@ -24,6 +24,8 @@ export interface Decision {
   readonly engine: 'compiled' | 'cedar';
   /** The fingerprint of the policy set that decided. */
   readonly policySet: string;
+  /** How many policies were evaluated: the slice that could apply, or the whole set on the cedar-wasm path. */
+  readonly evaluated: number;
 }
 
 /** What Cedar semantics say about a request: which forbids and permits are satisfied, which policies errored. */
@@ -31,6 +33,8 @@ export interface Evaluation {
   forbids: string[];
   permits: string[];
   errors: { policyId: string; message: string }[];
+  /** Policies evaluated. */
+  evaluated?: number;
 }
 
 interface Entry {
@@ -250,8 +254,9 @@ function evaluateCompiled(active: Active, request: DecisionRequest, store: Entit
     throw error;
   }
   const env: Env = { principal, action, resource, context, store };
-  const result: Evaluation = { forbids: [], permits: [], errors: [] };
-  for (const { policy, compiled } of candidates(active, request, principal, store)) {
+  const slice = candidates(active, request, principal, store);
+  const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: slice.length };
+  for (const { policy, compiled } of slice) {
     if (!compiled) return undefined;
     if (!scopeMatches(compiled.principal, principal, store)) continue;
     if (!scopeMatches(compiled.action, action, store)) continue;
@@ -273,7 +278,7 @@ function evaluateCompiled(active: Active, request: DecisionRequest, store: Entit
 
 /** Evaluates the whole active set with cedar-wasm: forbids and permits separately, so every satisfied policy is known. */
 function evaluateCedar(active: Active, request: DecisionRequest, store: EntityStore): Evaluation {
-  const result: Evaluation = { forbids: [], permits: [], errors: [] };
+  const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: active.set.policies.length };
   for (const [setId, into] of [[active.cedarForbids, result.forbids], [active.cedarPermits, result.permits]] as const) {
     const answer = cedar.statefulIsAuthorized({
       principal: request.principal,
@@ -299,7 +304,7 @@ function evaluateCedar(active: Active, request: DecisionRequest, store: EntitySt
  * approvers already approved — and otherwise the request is allowed.
  */
 export function combine(evaluation: Evaluation, active: { set: PolicySet; byId: ReadonlyMap<string, LoadedPolicy> }, request: DecisionRequest, engine: 'compiled' | 'cedar'): Decision {
-  const base = { errors: evaluation.errors, engine, policySet: active.set.fingerprint };
+  const base = { errors: evaluation.errors, engine, policySet: active.set.fingerprint, evaluated: evaluation.evaluated ?? 0 };
   const sorted = (ids: string[]) => [...ids].sort();
   const why = (ids: string[]) => ids.map((id) => active.byId.get(id)?.reason).filter((r): r is string => r !== undefined);
   const brokenForbids = evaluation.errors.filter((e) => active.byId.get(e.policyId)?.effect === 'forbid').map((e) => e.policyId);

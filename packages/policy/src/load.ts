@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PolicyError, type PolicyIssue } from './errors.ts';
-import { cedar, describeCedarError, lineAt, type DetailedError, type PolicyJson } from './lib/cedar.ts';
+import { cedar, describeCedarError, lineIndex, type DetailedError, type PolicyJson } from './lib/cedar.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
 /** One Cedar policy as loaded: where it came from, what it says, how Corral reads its annotations. */
@@ -87,27 +87,35 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
   const ids = new Map<string, LoadedPolicy>();
   const offsets = new Map<string, { text: string; offset: number; source: PolicySource }>();
 
+  const indexes = new Map<PolicySource, ReturnType<typeof lineIndex>>();
+  const lineAt = (source: PolicySource, byteOffset: number) => {
+    let index = indexes.get(source);
+    if (!index) indexes.set(source, (index = lineIndex(source.text)));
+    return index(byteOffset);
+  };
   for (const source of sources) {
     const split = cedar.policySetTextToParts(source.text);
     if (split.type !== 'success') {
       const check = cedar.checkParsePolicySet({ staticPolicies: source.text });
       const errors = check.type === 'failure' ? check.errors : split.errors;
-      for (const e of errors) issues.push(located(source.file, source.text, 0, e));
+      for (const e of errors) issues.push(located(source, 0, e, lineAt));
       continue;
     }
     if (split.policy_templates.length > 0) {
       issues.push({ file: source.file, message: 'policy templates are not supported; write static policies' });
     }
     let cursor = 0;
+    let byteCursor = 0;
     for (const text of split.policies) {
       const found = source.text.indexOf(text, cursor);
       const offset = found >= 0 ? found : cursor;
+      const byteOffset = byteCursor + Buffer.byteLength(source.text.slice(cursor, offset), 'utf8');
+      byteCursor = found >= 0 ? byteOffset + Buffer.byteLength(text, 'utf8') : byteOffset;
       cursor = found >= 0 ? found + text.length : cursor;
-      const byteOffset = Buffer.byteLength(source.text.slice(0, offset), 'utf8');
-      const { line } = lineAt(source.text, byteOffset);
+      const { line } = lineAt(source, byteOffset);
       const parsed = cedar.policyToJson(text);
       if (parsed.type !== 'success') {
-        for (const e of parsed.errors) issues.push(located(source.file, source.text, byteOffset, e));
+        for (const e of parsed.errors) issues.push(located(source, byteOffset, e, lineAt));
         continue;
       }
       const annotations = parsed.json.annotations ?? {};
@@ -167,7 +175,7 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
           continue;
         }
         const start = v.error.sourceLocations?.[0]?.start ?? 0;
-        const { line, column } = lineAt(at.source.text, at.offset + start);
+        const { line, column } = lineAt(at.source, at.offset + start);
         issues.push({ file: at.source.file, line, column, policyId: v.policyId, message: describeCedarError(v.error) });
       }
     }
@@ -180,11 +188,11 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
   return { policies, fingerprint: fingerprint(policies) };
 }
 
-function located(file: string, text: string, baseByteOffset: number, e: DetailedError): PolicyIssue {
+function located(source: PolicySource, baseByteOffset: number, e: DetailedError, lineAt: (s: PolicySource, o: number) => { line: number; column: number }): PolicyIssue {
   const start = e.sourceLocations?.[0]?.start;
-  if (start === undefined) return { file, message: describeCedarError(e) };
-  const { line, column } = lineAt(text, baseByteOffset + start);
-  return { file, line, column, message: describeCedarError(e) };
+  if (start === undefined) return { file: source.file, message: describeCedarError(e) };
+  const { line, column } = lineAt(source, baseByteOffset + start);
+  return { file: source.file, line, column, message: describeCedarError(e) };
 }
 
 function fingerprint(policies: readonly LoadedPolicy[]): string {

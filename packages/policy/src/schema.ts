@@ -88,47 +88,52 @@ export function parseSchema(text: string): CorralSchema {
  * explicit `{"__entity": {type, id}}` form.
  */
 export function checkValue(schema: CorralSchema, type: TypeJson, value: unknown, path: string): string | undefined {
+  return check(schema, type, value, () => path);
+}
+
+/** `path` is built only when a problem is reported: the decision hot path checks every request. */
+function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () => string): string | undefined {
   const t = resolve(schema, type);
   switch (t.type) {
     case 'String':
-      return typeof value === 'string' ? undefined : `${path} must be a string`;
+      return typeof value === 'string' ? undefined : `${path()} must be a string`;
     case 'Long':
-      return Number.isSafeInteger(value) ? undefined : `${path} must be an integer`;
-    case 'Bool':
+      return Number.isSafeInteger(value) ? undefined : `${path()} must be an integer`;
     case 'Boolean':
-      return typeof value === 'boolean' ? undefined : `${path} must be true or false`;
+      return typeof value === 'boolean' ? undefined : `${path()} must be true or false`;
     case 'Set': {
-      if (!Array.isArray(value)) return `${path} must be an array`;
+      if (!Array.isArray(value)) return `${path()} must be an array`;
       for (let i = 0; i < value.length; i++) {
-        const bad = checkValue(schema, t.element!, value[i], `${path}[${i}]`);
+        const bad = check(schema, t.element!, value[i], () => `${path()}[${i}]`);
         if (bad) return bad;
       }
       return undefined;
     }
     case 'Record': {
-      if (!isPlainObject(value)) return `${path} must be an object`;
+      if (!isPlainObject(value)) return `${path()} must be an object`;
       const attributes = t.attributes ?? {};
-      for (const key of Object.keys(value)) {
-        if (!Object.hasOwn(attributes, key)) return `${path}.${key} is not in the schema`;
+      for (const key in value) {
+        if (!Object.hasOwn(attributes, key)) return `${path()}.${key} is not in the schema`;
       }
-      for (const [key, attr] of Object.entries(attributes)) {
+      for (const key in attributes) {
+        const attr = attributes[key]!;
         if (!Object.hasOwn(value, key)) {
           if (attr.required === false) continue;
-          return `${path}.${key} is required`;
+          return `${path()}.${key} is required`;
         }
-        const bad = checkValue(schema, attr, value[key], `${path}.${key}`);
+        const bad = check(schema, attr, value[key], () => `${path()}.${key}`);
         if (bad) return bad;
       }
       return undefined;
     }
     case 'Entity': {
-      if (!isPlainObject(value) || !isPlainObject(value.__entity)) return `${path} must be {"__entity": {"type", "id"}}`;
+      if (!isPlainObject(value) || !isPlainObject(value.__entity)) return `${path()} must be {"__entity": {"type", "id"}}`;
       const e = value.__entity;
-      if (e.type !== t.name || typeof e.id !== 'string') return `${path} must be an entity of type ${t.name}`;
+      if (e.type !== t.name || typeof e.id !== 'string') return `${path()} must be an entity of type ${t.name}`;
       return undefined;
     }
     default:
-      return `${path} has a type Corral does not check (${t.type})`;
+      return `${path()} has a type Corral does not check (${t.type})`;
   }
 }
 

@@ -14,9 +14,26 @@ export type {
 
 /** UTF-8 byte offset in `text` → 1-based line and column (Cedar reports byte offsets). */
 export function lineAt(text: string, byteOffset: number): { line: number; column: number } {
-  const before = Buffer.from(text, 'utf8').subarray(0, Math.max(0, byteOffset)).toString('utf8');
-  const lines = before.split('\n');
-  return { line: lines.length, column: (lines.at(-1) ?? '').length + 1 };
+  return lineIndex(text)(byteOffset);
+}
+
+/** Indexes `text` once; the returned function maps UTF-8 byte offsets to 1-based line and column. */
+export function lineIndex(text: string): (byteOffset: number) => { line: number; column: number } {
+  const bytes = Buffer.from(text, 'utf8');
+  const starts = [0];
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a) starts.push(i + 1);
+  return (byteOffset) => {
+    const at = Math.max(0, Math.min(byteOffset, bytes.length));
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    const column = bytes.subarray(starts[lo]!, at).toString('utf8').length + 1;
+    return { line: lo + 1, column };
+  };
 }
 
 /** Cedar's error and its related errors as one line of text. */
