@@ -17,13 +17,15 @@ const [task = 'corral', ...rest] = process.argv.slice(2);
 const TASKS = {
   start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
   test: { system: ['bwrap', 'socat'], argv: ['scripts/test.ts', ...rest] },
-  bench: { system: ['bwrap', 'socat', 'rg'], argv: ['bench/run.ts', ...rest] },
+  // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
+  // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
+  bench: { system: ['bwrap', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip'], argv: ['bench/run.ts', ...rest] },
   typecheck: { system: [], argv: ['scripts/test.ts', '--typecheck-only'] },
   corral: { system: [], argv: ['packages/cli/src/main.ts', ...rest] },
 };
 
 // Debian package that provides each command Corral's sandbox or benchmarks use.
-const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep' };
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2' };
 
 function say(line) {
   process.stderr.write(`corral: ${line}\n`);
