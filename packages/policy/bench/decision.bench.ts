@@ -108,7 +108,7 @@ for (const size of [10, 100, 1000]) {
   for (const p of set.policies) staticPolicies[p.id] = p.text;
   const pre = cedar.preparsePolicySet(naiveId, { staticPolicies });
   if (pre.type !== 'success') throw new Error('cedar-wasm refused the bench set');
-  const all = pdp.entities.json as { uid: { type: string; id: string } }[];
+  const all = pdp.entities.json as readonly { uid: { type: string; id: string } }[];
   const byKey = new Map(all.map((e) => [`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e]));
   const actions = all.filter((e) => e.uid.type === 'Action');
   /** The entities one request touches, as a careful caller of cedar-wasm would pass them. */
