@@ -9,6 +9,7 @@ import { registerAgents } from './commands/agents.ts';
 import { registerTokens } from './commands/tokens.ts';
 import { registerIdentity } from './commands/identity.ts';
 import { registerPolicy } from './commands/policy.ts';
+import { registerAudit } from './commands/audit.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -18,7 +19,7 @@ const program = new Command('corral')
   .exitOverride();
 
 // Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy]) register(program);
+for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit]) register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,269 @@
+// `corral audit …`: read, prove, verify and export the tamper-evident audit log.
+import {
+  advanceWitness,
+  exportJsonl,
+  loadPublicKeyFile,
+  openAuditReader,
+  parseCheckpoint,
+  proveConsistency,
+  proveInclusion,
+  publicKeyPem,
+  readRecord,
+  readWitness,
+  sha256Hasher,
+  toAuditRecord,
+  toOcsf,
+  verifyConsistency,
+  verifyExportFile,
+  verifyInclusion,
+  verifyStore,
+  witnessPath,
+  type AuditReader,
+  type AuditRecord,
+  type SignedCheckpoint,
+  type VerifyReport,
+} from '@corral/audit';
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { stateDir } from '../state-dir.ts';
+
+interface Globals {
+  stateDir?: string;
+  postgres?: string;
+}
+
+function where(command: Command): { stateDir: string; postgresUrl?: string } {
+  const g = command.optsWithGlobals<Globals>();
+  const postgresUrl = g.postgres ?? process.env.CORRAL_AUDIT_POSTGRES_URL;
+  return { stateDir: stateDir(g.stateDir), ...(postgresUrl ? { postgresUrl } : {}) };
+}
+
+async function withReader<T>(command: Command, work: (reader: AuditReader) => Promise<T>, publicKeyFile?: string): Promise<T> {
+  const reader = await openAuditReader({ ...where(command), ...(publicKeyFile ? { publicKeyFile } : {}) });
+  try {
+    return await work(reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+function seqArg(text: string, name: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new CliFailure(`${name} must be a non-negative integer, got '${text}'`, EXIT.usage);
+  return Number(text);
+}
+
+function timeArg(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new CliFailure(`${name} must be a date or ISO 8601 time, got '${text}'`, EXIT.usage);
+  return ms;
+}
+
+function line(r: AuditRecord): string {
+  const e = r.event;
+  const who = e.actor.onBehalfOf ? `${e.actor.kind}:${e.actor.id} (for ${e.actor.onBehalfOf.kind}:${e.actor.onBehalfOf.id})` : `${e.actor.kind}:${e.actor.id}`;
+  const effect = e.decision ? ` ${e.decision.effect}` : '';
+  const outcome = e.outcome ? ` → ${e.outcome.status}${e.outcome.exitCode === undefined ? '' : ` (exit ${e.outcome.exitCode})`}` : '';
+  return `#${r.seq}  ${e.time}  ${who}  ${e.action}${effect}  ${e.resource.kind}:${e.resource.id}${outcome}`;
+}
+
+function recordJson(r: AuditRecord): Record<string, unknown> {
+  return { seq: r.seq, hash: r.hash, prev: r.prev, event: r.event };
+}
+
+function printReport(report: VerifyReport, json: boolean, subject: string): void {
+  if (json) printJson({ subject, ...report });
+  else if (report.ok) {
+    process.stdout.write(`ok: ${subject}: ${report.verified} records verified, ${report.sealed} sealed by ${report.checkpoints.valid} signed checkpoint(s)\n  root ${report.root}\n`);
+    if (report.verified > report.sealed) process.stdout.write(`  note: the last ${report.verified - report.sealed} record(s) are not yet covered by a checkpoint\n`);
+  } else {
+    process.stdout.write(`DAMAGED: ${subject}: first bad seq ${report.firstBadSeq ?? '(none: a checkpoint is bad)'}\n`);
+    for (const d of report.damage) process.stdout.write(`  ${d.kind}${d.seq === null ? '' : ` at seq ${d.seq}`}${d.line === undefined ? '' : ` (line ${d.line})`}: ${d.message}\n`);
+  }
+  if (!report.ok) process.exitCode = EXIT.failed;
+}
+
+/** A reader that stopped reading (`| head`) ends the output, not with a stack trace. */
+function quietOnClosedPipe(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT.ok);
+    throw error;
+  });
+}
+
+export function registerAudit(program: Command): void {
+  const audit = program
+    .command('audit')
+    .description('Read, prove, verify and export the tamper-evident audit log.')
+    .option('--postgres <url>', 'use the audit log in this PostgreSQL database (default: $CORRAL_AUDIT_POSTGRES_URL, else audit.db in the state directory)');
+
+  audit
+    .command('tail')
+    .description('Show the latest records; -f keeps printing new ones.')
+    .option('-n, --lines <n>', 'how many records', '10')
+    .option('-f, --follow', 'keep printing records as they are appended')
+    .option('--json', 'one JSON object per record')
+    .action(async (opts: { lines: string; follow?: boolean; json?: boolean }, command: Command) => {
+      const n = seqArg(opts.lines, '--lines');
+      quietOnClosedPipe();
+      await withReader(command, async (reader) => {
+        const print = (r: AuditRecord) => process.stdout.write(`${opts.json ? JSON.stringify(recordJson(r)) : line(r)}\n`);
+        let next = Math.max(0, (await reader.store.head()).size - n);
+        const drain = async () => {
+          const size = (await reader.store.head()).size;
+          for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(toAuditRecord(r));
+          next = size;
+        };
+        await drain();
+        if (!opts.follow) return;
+        let stop = false;
+        const onSignal = () => (stop = true);
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        while (!stop) {
+          await new Promise((r) => setTimeout(r, 250));
+          await drain();
+        }
+      });
+    });
+
+  audit
+    .command('show')
+    .description('Show one record, its hash and its predecessor hash.')
+    .argument('<seq>', 'sequence number')
+    .option('--json', 'print JSON')
+    .action(async (seqText: string, opts: { json?: boolean }, command: Command) => {
+      const seq = seqArg(seqText, 'SEQ');
+      await withReader(command, async (reader) => {
+        const r = await readRecord(reader.store, seq);
+        if (opts.json) printJson({ ...recordJson(r), canonical: r.canonical });
+        else process.stdout.write(`${line(r)}\n  hash ${r.hash}\n  prev ${r.prev}\n${JSON.stringify(r.event, null, 2).replace(/^/gm, '  ')}\n`);
+      });
+    });
+
+  audit
+    .command('verify')
+    .description('Recompute every hash, the chain and every signed checkpoint; name the first bad record.')
+    .option('--export <file>', 'verify an export file offline instead of the live log')
+    .option('--public-key <file>', 'trust this public key (required with --export)')
+    .option('--checkpoint <file>', 'a checkpoint kept from earlier: the log must extend it (detects a rollback)')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { export?: string; publicKey?: string; checkpoint?: string; json?: boolean }, command: Command) => {
+      let witness: SignedCheckpoint | null = null;
+      if (opts.checkpoint) {
+        let text: string;
+        try {
+          text = readFileSync(opts.checkpoint, 'utf8');
+        } catch (error) {
+          throw new CliFailure(`cannot read the checkpoint ${opts.checkpoint}: ${(error as NodeJS.ErrnoException).code}`, EXIT.usage);
+        }
+        const raw = JSON.parse(text) as { checkpoint?: unknown };
+        witness = parseCheckpoint(raw.checkpoint ?? raw);
+      }
+      if (opts.export) {
+        if (!opts.publicKey) throw new CliFailure('--export needs --public-key FILE: the key you trust (from `corral audit public-key`)', EXIT.usage);
+        const report = await verifyExportFile(opts.export, loadPublicKeyFile(opts.publicKey), witness);
+        printReport(report, opts.json === true, opts.export);
+        return;
+      }
+      const { stateDir: dir } = where(command);
+      witness ??= readWitness(witnessPath(dir));
+      await withReader(
+        command,
+        async (reader) => {
+          const report = await verifyStore(reader.store, reader.publicKey(), witness);
+          printReport(report, opts.json === true, reader.store.where);
+          if (report.ok) {
+            const last = (await reader.store.checkpoints()).at(-1);
+            if (last && last.size <= report.sealed) advanceWitness(witnessPath(dir), last);
+          }
+        },
+        opts.publicKey,
+      );
+    });
+
+  const proof = audit.command('proof').description('Merkle proofs against signed checkpoints.');
+  proof
+    .command('inclusion')
+    .description('Prove record SEQ is in the log, against the first checkpoint covering it.')
+    .argument('<seq>', 'sequence number')
+    .option('--size <n>', 'prove against the checkpoint of this tree size')
+    .option('--json', 'print JSON')
+    .action(async (seqText: string, opts: { size?: string; json?: boolean }, command: Command) => {
+      const seq = seqArg(seqText, 'SEQ');
+      const size = opts.size === undefined ? undefined : seqArg(opts.size, '--size');
+      await withReader(command, async (reader) => {
+        const p = await proveInclusion(reader.store, seq, size);
+        verifyInclusion(sha256Hasher, p.seq, p.treeSize, p.leafHash, p.proof, p.root);
+        if (opts.json) printJson(p);
+        else process.stdout.write(`record ${p.seq} (leaf ${p.leafHash}) is in the tree of ${p.treeSize} records with root ${p.root}, signed ${p.checkpoint.time}\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
+      });
+    });
+  proof
+    .command('consistency')
+    .description('Prove the checkpoint at NEW extends the one at OLD (the log only grew).')
+    .argument('<old>', 'earlier checkpoint size')
+    .argument('<new>', 'later checkpoint size')
+    .option('--json', 'print JSON')
+    .action(async (oldText: string, newText: string, opts: { json?: boolean }, command: Command) => {
+      const size1 = seqArg(oldText, 'OLD');
+      const size2 = seqArg(newText, 'NEW');
+      await withReader(command, async (reader) => {
+        const p = await proveConsistency(reader.store, size1, size2);
+        verifyConsistency(sha256Hasher, p.size1, p.size2, p.proof, p.root1, p.root2);
+        if (opts.json) printJson(p);
+        else process.stdout.write(`the tree of ${p.size2} records (root ${p.root2}) extends the tree of ${p.size1} (root ${p.root1})\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
+      });
+    });
+
+  audit
+    .command('export')
+    .description('Write the log to stdout: jsonl (verifiable with `audit verify --export`) or ocsf (OCSF 1.8.0 for SIEMs).')
+    .requiredOption('--format <format>', 'jsonl or ocsf')
+    .option('--since <time>', 'only records at or after this time')
+    .option('--until <time>', 'only records at or before this time')
+    .option('--json', 'accepted for symmetry: both formats are JSON lines')
+    .action(async (opts: { format: string; since?: string; until?: string }, command: Command) => {
+      if (opts.format !== 'jsonl' && opts.format !== 'ocsf') throw new CliFailure(`--format must be jsonl or ocsf, got '${opts.format}'`, EXIT.usage);
+      const since = timeArg(opts.since, '--since');
+      quietOnClosedPipe();
+      const until = timeArg(opts.until, '--until');
+      await withReader(command, async (reader) => {
+        let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
+        if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? 0, until ?? 8.64e15);
+        const write = async (text: string) => {
+          if (!process.stdout.write(`${text}\n`)) await new Promise((r) => process.stdout.once('drain', r));
+        };
+        if (opts.format === 'jsonl') {
+          if (!range) range = { from: 0, to: 0 };
+          for await (const l of exportJsonl(reader.store, reader.meta.keyId, range)) await write(l);
+          return;
+        }
+        if (!range) return;
+        for await (const rows of reader.store.scan(range.from, range.to)) {
+          for (const r of rows) {
+            const rec = toAuditRecord(r);
+            const t = Date.parse(rec.event.time);
+            if ((since !== undefined && t < since) || (until !== undefined && t > until)) continue;
+            await write(JSON.stringify(toOcsf(rec)));
+          }
+        }
+      });
+    });
+
+  audit
+    .command('public-key')
+    .description('Print the checkpoint-signing public key (PEM) an auditor takes away.')
+    .option('--json', 'print JSON with the key id')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      await withReader(command, async (reader) => {
+        const key = reader.publicKey();
+        const pem = publicKeyPem(key);
+        if (opts.json) printJson({ keyId: reader.meta.keyId, publicKey: pem });
+        else process.stdout.write(pem);
+      });
+    });
+}
+
