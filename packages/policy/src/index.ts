@@ -13,5 +13,5 @@ export { watchPolicyDir } from './watch.ts';
 export type { PolicyWatcher } from './watch.ts';
 export { loadCases, parseCases, runCases } from './cases.ts';
 export type { CaseResult, PolicyCase, PolicyCases } from './cases.ts';
-export { replay } from './replay.ts';
+export { replay, replayAsync } from './replay.ts';
 export type { RecordedDecision, ReplayChange, ReplayReport } from './replay.ts';

@@ -34,7 +34,19 @@ export interface ReplayReport {
  */
 export function replay(candidate: DecisionPoint, history: Iterable<RecordedDecision>): ReplayReport {
   const report: ReplayReport = { total: 0, unchanged: 0, changed: [], refused: [] };
-  for (const record of history) {
+  for (const record of history) replayOne(candidate, record, report);
+  return report;
+}
+
+/** `replay` over a history read asynchronously (an audit log scanned in batches). */
+export async function replayAsync(candidate: DecisionPoint, history: AsyncIterable<RecordedDecision> | Iterable<RecordedDecision>): Promise<ReplayReport> {
+  const report: ReplayReport = { total: 0, unchanged: 0, changed: [], refused: [] };
+  for await (const record of history) replayOne(candidate, record, report);
+  return report;
+}
+
+function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: ReplayReport): void {
+  {
     report.total++;
     const where = { ...(record.ref !== undefined ? { ref: record.ref } : {}), ...(record.at !== undefined ? { at: record.at } : {}) };
     let after: Decision;
@@ -43,10 +55,9 @@ export function replay(candidate: DecisionPoint, history: Iterable<RecordedDecis
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
       report.refused.push({ ...where, code: error.code, message: error.message });
-      continue;
+      return;
     }
     if (after.decision === record.decision) report.unchanged++;
     else report.changed.push({ ...where, request: record.request, before: record.decision, after });
   }
-  return report;
 }

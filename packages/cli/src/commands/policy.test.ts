@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { openAuditLog } from '@corral/audit';
+import { Identity } from '@corral/identity';
 import { corral } from '../../test/corral.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/invoice-intake/cedar', import.meta.url));
@@ -79,5 +81,33 @@ describe('corral policy', () => {
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.deepEqual([report.total, report.unchanged, report.changed.map((c: { ref: number; after: { decision: string } }) => [c.ref, c.after.decision])], [2, 1, [[42, 'ask']]]);
+  });
+
+  it('replays the decisions recorded in the audit log of the state directory', async () => {
+    const dir = join(tmp, 'audited');
+    const identity = Identity.open(dir);
+    const agent = identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com' });
+    identity.close();
+    const log = await openAuditLog({ stateDir: dir });
+    const pay = (amount: number, effect: 'allow' | 'deny' | 'ask') =>
+      log.append({ time: '2026-10-02T09:00:00.000Z', actor: { kind: 'agent', id: agent.id }, action: 'payment.create', resource: { kind: 'record', id: 'PAY-7' }, decision: { effect, policies: ['old-policy'] }, details: { context: { amount, classification: 'internal' } } });
+    await pay(50_000, 'allow');
+    await pay(420_000, 'allow');
+    await log.append({ actor: { kind: 'agent', id: agent.id }, action: 'run.exec', resource: { kind: 'command', id: '/bin/true' }, outcome: { status: 'success' } });
+    await pay(5_000_000, 'deny');
+    await log.close();
+    const r = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.total, 3);
+    assert.deepEqual(report.changed.map((c: { ref: number; before: string; after: { decision: string; quorum?: number } }) => [c.ref, c.before, c.after.decision, c.after.quorum]), [[1, 'allow', 'ask', 1], [3, 'deny', 'ask', 2]]);
+    const text = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json')]);
+    assert.match(text.stdout, /3 recorded decisions: 2 would change, 1 unchanged, 0 not decidable/);
+  });
+
+  it('says where to look when there is no audit log to replay', async () => {
+    const r = await corral(['--state-dir', join(tmp, 'empty'), 'policy', 'replay', '--candidate', EXAMPLE]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--history/);
   });
 });

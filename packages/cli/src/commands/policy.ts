@@ -168,20 +168,20 @@ export function registerPolicy(program: Command): void {
 
   policy
     .command('replay')
-    .description('run a candidate policy set over recorded decisions and list every one it would change')
+    .description("run a candidate policy set over the audit log's recorded decisions and list every one it would change")
     .requiredOption('--candidate <dir>', 'the candidate policy directory')
-    .option('--history <file>', 'recorded decisions as JSON lines: { ref?, at?, request, decision } per line')
+    .option('--history <file>', 'read recorded decisions from JSON lines ({ ref?, at?, request, decision } per line) instead of the audit log')
     .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
-      const { DecisionPoint, replay } = await policyPackage();
+      const { DecisionPoint, replayAsync } = await policyPackage();
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
       const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
       await policyStep(() => pdp.setEntities(entities));
-      const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : await auditHistory(dir);
-      const report = replay(pdp, history);
+      const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
+      const report = await replayAsync(pdp, history);
       if (opts.json) return printJson(report);
       for (const c of report.changed) {
         const r = c.request as { principal?: { type?: string; id?: string }; action?: unknown; resource?: { type?: string; id?: string } };
@@ -227,7 +227,60 @@ function* readHistory(file: string): Generator<RecordedDecision> {
   }
 }
 
-/** The recorded decisions of the audit log in the state directory. */
-async function auditHistory(_dir: string): Promise<Iterable<RecordedDecision>> {
-  throw new CliFailure('reading history from the audit log is not available yet; pass --history FILE (JSON lines of { request, decision })', EXIT.usage);
+const CEDAR_PRINCIPAL: Record<string, string> = { agent: 'Agent', human: 'Human', node: 'Node' };
+
+/**
+ * The decisions recorded in the audit log of the state directory, oldest
+ * first, read in batches: every event that carries a decision becomes a
+ * request — the actor (an agent by its name in the identity store), the
+ * action, the resource (its kind as a Cedar type: `record` → `Record`), the
+ * Cedar context the decision point recorded in `details.context`, and the
+ * event's time as `context.time` — with the decision that was made.
+ */
+async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
+  const audit = await import('@corral/audit');
+  let reader: Awaited<ReturnType<typeof audit.openAuditReader>>;
+  try {
+    reader = await audit.openAuditReader({ stateDir: dir });
+  } catch (error) {
+    if (error instanceof audit.AuditError) throw new CliFailure(`cannot read the audit log: ${error.message} [${error.code}]; pass --history FILE to replay recorded decisions from a file`, EXIT.usage);
+    throw error;
+  }
+  const names = new Map<string, string>();
+  if (existsSync(join(dir, 'identity.db'))) {
+    const { Identity } = await import('@corral/identity');
+    const identity: IdentityStore = Identity.open(dir);
+    try {
+      for (const a of identity.agents.list()) names.set(a.id, a.name);
+    } finally {
+      identity.close();
+    }
+  }
+  try {
+    const head = await reader.store.head();
+    for await (const batch of reader.store.scan(0, head.size, 500)) {
+      for (const stored of batch) {
+        const { seq, event } = audit.toAuditRecord(stored);
+        if (!event.decision) continue;
+        const type = CEDAR_PRINCIPAL[event.actor.kind];
+        if (!type) continue;
+        const id = event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id;
+        const kind = event.resource.kind;
+        const recorded = event.details?.context;
+        const context: Record<string, unknown> = recorded && typeof recorded === 'object' && !Array.isArray(recorded) ? { ...recorded } : {};
+        if (context.time === undefined) {
+          const at = new Date(event.time);
+          context.time = { epoch: Math.floor(at.getTime() / 1000), hour: at.getUTCHours(), weekday: at.getUTCDay() };
+        }
+        yield {
+          ref: seq,
+          at: event.time,
+          request: { principal: { type, id }, action: event.action, resource: { type: kind.charAt(0).toUpperCase() + kind.slice(1), id: event.resource.id }, context },
+          decision: event.decision.effect,
+        };
+      }
+    }
+  } finally {
+    await reader.close();
+  }
 }
