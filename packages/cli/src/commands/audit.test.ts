@@ -1,0 +1,178 @@
+// `corral audit …` run as a user would: the real command, a temp state directory.
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import { openAuditLog, sha256Hasher, verifyConsistency, verifyInclusion, type AuditEventInput } from '@corral/audit';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+
+const event = (i: number): AuditEventInput => ({
+  time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+  actor: { kind: 'agent', id: 'agent:invoice-intake', onBehalfOf: { kind: 'human', id: 'alice@example.com' } },
+  action: i % 2 ? 'net.connect' : 'run.exec',
+  resource: i % 2 ? { kind: 'endpoint', id: 'api.example.com:443' } : { kind: 'command', id: '/bin/sh' },
+  decision: { effect: i === 7 ? 'deny' : 'allow', policies: ['invoice-intake'] },
+  outcome: { status: 'success', exitCode: 0 },
+  details: { argv: ['/bin/sh', '-c', `echo ${i}`] },
+  node: 'node-1',
+});
+
+let dir: string;
+const cleanup: string[] = [];
+const run = (args: string[]) => corral(['--state-dir', dir, 'audit', ...args]);
+
+before(async () => {
+  dir = tempStateDir();
+  cleanup.push(dir);
+  const log = await openAuditLog({ stateDir: dir, checkpointEvery: 5 });
+  for (let i = 0; i < 12; i++) await log.append(event(i));
+  await log.close();
+});
+after(() => cleanup.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('corral audit', () => {
+  it('tail -n 3 --json prints the last three records', async () => {
+    const r = await run(['tail', '-n', '3', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).seq), [9, 10, 11]);
+  });
+  it('show 4 --json prints record 4 with its hashes', async () => {
+    const r = await run(['show', '4', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const rec = JSON.parse(r.stdout);
+    assert.equal(rec.seq, 4);
+    assert.equal(sha256Hasher.leaf(rec.canonical), rec.hash);
+  });
+  it('show 99 fails naming the missing record', async () => {
+    const r = await run(['show', '99']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /AUDIT_NOT_FOUND/);
+  });
+  it('show with a non-number is a usage error', async () => {
+    assert.equal((await run(['show', 'abc'])).code, 2);
+  });
+  it('verify --json passes the untouched log', async () => {
+    const r = await run(['verify', '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(report.sealed, 12);
+  });
+  it('proof inclusion 6 --json gives a proof that verifies against the signed root', async () => {
+    const p = JSON.parse((await run(['proof', 'inclusion', '6', '--json'])).stdout);
+    verifyInclusion(sha256Hasher, 6, p.treeSize, p.leafHash, p.proof, p.root);
+    assert.equal(p.treeSize, 10);
+  });
+  it('proof consistency 5 12 --json gives a proof that verifies', async () => {
+    const p = JSON.parse((await run(['proof', 'consistency', '5', '12', '--json'])).stdout);
+    verifyConsistency(sha256Hasher, 5, 12, p.proof, p.root1, p.root2);
+  });
+  it('export --format ocsf writes OCSF 1.8.0 events, one per line', async () => {
+    const r = await run(['export', '--format', 'ocsf']);
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(events.length, 12);
+    assert.deepEqual([...new Set(events.map((e) => e.class_uid))].sort(), [1007, 4001]);
+    assert.ok(events.every((e) => e.metadata.version === '1.8.0' && e.type_uid === e.class_uid * 100 + e.activity_id));
+    assert.equal(events[7].action, 'Denied');
+  });
+  it('export --since/--until selects records by time', async () => {
+    const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01T00:00:03Z', '--until', '2026-01-01T00:00:05Z']);
+    assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4, 5]);
+  });
+  it('export --format xml is a usage error', async () => {
+    assert.equal((await run(['export', '--format', 'xml'])).code, 2);
+  });
+
+  describe('an auditor verifying an export offline with only the public key', () => {
+    let file: string;
+    let key: string;
+    before(async () => {
+      file = join(dir, 'export.jsonl');
+      key = join(dir, 'auditor.pem');
+      writeFileSync(file, (await run(['export', '--format', 'jsonl'])).stdout);
+      writeFileSync(key, (await run(['public-key'])).stdout);
+    });
+    it('passes the export as written', async () => {
+      const r = await corral(['audit', 'verify', '--export', file, '--public-key', key, '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(JSON.parse(r.stdout).verified, 12);
+    });
+    describe('when the export drops a record', () => {
+      it('names seq 8 as the first bad record and exits 1', async () => {
+        const cut = join(dir, 'cut.jsonl');
+        writeFileSync(cut, readFileSync(file, 'utf8').split('\n').filter((l) => !l.endsWith('"seq":8,"v":1}')).join('\n'));
+        const r = await corral(['audit', 'verify', '--export', cut, '--public-key', key, '--json']);
+        assert.equal(r.code, 1);
+        const report = JSON.parse(r.stdout);
+        assert.equal(report.firstBadSeq, 8);
+        assert.equal(report.damage[0].kind, 'deleted');
+      });
+    });
+    it('refuses --export without --public-key as a usage error', async () => {
+      assert.equal((await corral(['audit', 'verify', '--export', file])).code, 2);
+    });
+    it('names a missing public key file', async () => {
+      const r = await corral(['audit', 'verify', '--export', file, '--public-key', join(dir, 'nope.pem')]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /AUDIT_KEY_UNAVAILABLE/);
+    });
+  });
+
+  describe('when the live database is edited', () => {
+    it('verify names seq 2 as edited and exits 1', async () => {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy });
+      for (let i = 0; i < 6; i++) await log.append(event(i));
+      await log.close();
+      const db = new DatabaseSync(join(copy, 'audit.db'));
+      db.exec(`UPDATE audit_records SET body = replace(body, 'echo 2', 'echo X') WHERE seq = 2`);
+      db.close();
+      const r = await corral(['--state-dir', copy, 'audit', 'verify', '--json']);
+      assert.equal(r.code, 1);
+      const report = JSON.parse(r.stdout);
+      assert.equal(report.firstBadSeq, 2);
+      assert.equal(report.damage[0].kind, 'edited');
+    });
+  });
+
+  describe('bad input', () => {
+    it('names the missing log of an empty state directory', async () => {
+      const r = await corral(['audit', 'tail']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no audit log at .*audit\.db \[AUDIT_STORE_UNAVAILABLE\]/);
+    });
+    it('names a foreign database', async () => {
+      const other = tempStateDir();
+      cleanup.push(other);
+      writeFileSync(join(other, 'audit.db'), 'not sqlite at all\n'.repeat(100));
+      const r = await corral(['--state-dir', other, 'audit', 'verify']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /AUDIT_STORE_FOREIGN/);
+    });
+  });
+
+  it('tail -f prints a record appended after it started', async () => {
+    const child = spawn(CORRAL_BIN, ['--state-dir', dir, 'audit', 'tail', '-n', '1', '-f', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const waitFor = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`tail -f never printed ${text}: ${out}`)), 15_000);
+        const check = () => out.includes(text) && (clearTimeout(timer), resolve());
+        child.stdout.on('data', (c: Buffer) => ((out += c.toString()), check()));
+        check();
+      });
+    try {
+      await waitFor('"seq":11');
+      const log = await openAuditLog({ stateDir: dir });
+      await log.append(event(12));
+      await log.close();
+      await waitFor('"seq":12');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
