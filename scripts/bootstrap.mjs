@@ -6,7 +6,7 @@
 //   node scripts/bootstrap.mjs start|test|bench|typecheck|corral [args...]
 import { spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,16 +16,17 @@ const [task = 'corral', ...rest] = process.argv.slice(2);
 
 const TASKS = {
   start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
-  test: { system: ['bwrap', 'socat'], argv: ['scripts/test.ts', ...rest] },
+  test: { system: ['bwrap', 'socat', 'initdb'], argv: ['scripts/test.ts', ...rest] },
   // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
   // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
-  bench: { system: ['bwrap', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip'], argv: ['bench/run.ts', ...rest] },
+  bench: { system: ['bwrap', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip', 'initdb'], argv: ['bench/run.ts', ...rest] },
   typecheck: { system: [], argv: ['scripts/test.ts', '--typecheck-only'] },
   corral: { system: [], argv: ['packages/cli/src/main.ts', ...rest] },
 };
 
 // Debian package that provides each command Corral's sandbox or benchmarks use.
-const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2' };
+// initdb: the audit log's PostgreSQL tests and benches start a throwaway cluster with it (scripts/testing/postgres.ts).
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql' };
 
 function say(line) {
   process.stderr.write(`corral: ${line}\n`);
@@ -41,8 +42,18 @@ function onPath(cmd) {
   return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, cmd)));
 }
 
+// Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin.
+function postgresInstalled() {
+  const base = '/usr/lib/postgresql';
+  return existsSync(base) && readdirSync(base).some((v) => existsSync(join(base, v, 'bin', 'initdb')));
+}
+
+function present(cmd) {
+  return cmd === 'initdb' ? postgresInstalled() : onPath(cmd);
+}
+
 function ensureSystemPackages(commands) {
-  const missing = commands.filter((c) => !onPath(c)).map((c) => DEBIAN_PACKAGE[c]);
+  const missing = commands.filter((c) => !present(c)).map((c) => DEBIAN_PACKAGE[c]);
   if (missing.length === 0) return;
   const canApt = process.getuid?.() === 0 && onPath('apt-get');
   if (!canApt) {
