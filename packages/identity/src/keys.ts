@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { calculateJwkThumbprint, importJWK, type CryptoKey, type JWK } from 'jose';
 import { IdentityError } from './errors.ts';
 
@@ -42,10 +42,13 @@ export class KeyRing {
   readonly #now: () => number;
   readonly #imported = new Map<string, Promise<CryptoKey>>();
   #active: { value: { kid: string; key: CryptoKey }; until: number } | undefined;
+  readonly #published = new Map<string, { row: Row | undefined; until: number }>();
+  readonly #byKid: StatementSync;
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
     this.#db = db;
     this.#now = now;
+    this.#byKid = db.prepare("SELECT * FROM signing_keys WHERE kid = ? AND state != 'retired'");
   }
 
   /** The active signing key, created on first use. */
@@ -70,11 +73,23 @@ export class KeyRing {
     return value;
   }
 
-  /** The public key for `kid` if it is published (active or retiring within its overlap), else undefined. */
+  /**
+   * The public key for `kid` if it is published (active, or retiring within
+   * its overlap), else undefined. A key's row is re-read at least every
+   * second, so a rotation by another process is seen within a second.
+   */
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
-    const row = this.#db.prepare("SELECT * FROM signing_keys WHERE kid = ? AND state != 'retired'").get(kid) as Row | undefined;
-    if (!row) return undefined;
-    if (row.state === 'retiring' && row.retire_after !== null && row.retire_after <= this.#now()) return undefined;
+    const now = this.#now();
+    let known = this.#published.get(kid);
+    if (!known || known.until <= now) {
+      const row = this.#byKid.get(kid) as Row | undefined;
+      if (this.#published.size > 64) this.#published.clear();
+      known = { row, until: now + 1000 };
+      this.#published.set(kid, known);
+    }
+    const row = known.row;
+    if (!row || row.state === 'retired') return undefined;
+    if (row.state === 'retiring' && row.retire_after !== null && row.retire_after <= now) return undefined;
     let key = this.#imported.get(`public:${kid}`);
     if (!key) {
       key = importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA') as Promise<CryptoKey>;
@@ -110,6 +125,7 @@ export class KeyRing {
     const material = await newKeyMaterial();
     const now = this.#now();
     this.#active = undefined;
+    this.#published.clear();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       this.#db.prepare("UPDATE signing_keys SET state = 'retiring', retire_after = ? WHERE state = 'active'").run(now + overlapMs);
