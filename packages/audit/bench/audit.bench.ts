@@ -1,0 +1,140 @@
+// The audit log's numbers (issue 3): durable appends per second with 1 and 8
+// writer processes on SQLite and PostgreSQL; p99 acknowledgement latency at
+// half the target rate; full verification rate; inclusion and consistency
+// proof time and bytes per record at 1,000,000 records.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { distribution, ms, report } from '../../../bench/lib/stats.ts';
+import { startPostgres } from '../../../scripts/testing/postgres.ts';
+import { openAuditLog } from '../src/log/audit-log.ts';
+import { proveConsistency, proveInclusion, verifyStore } from '../src/log/reader.ts';
+import { sha256Hasher } from '../src/merkle/hasher.ts';
+import { verifyConsistency } from '../src/merkle/consistency.ts';
+import { verifyInclusion } from '../src/merkle/inclusion.ts';
+import { sampleEvent } from '../test/fixtures.ts';
+
+const WRITER = join(import.meta.dirname, 'writer.ts');
+const DURATION_MS = 4000;
+const MILLION = 1_000_000;
+const dirs: string[] = [];
+const temp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'corral-audit-bench-'));
+  dirs.push(d);
+  return d;
+};
+
+/** Runs `n` writer processes against one log at once; appends per second across all of them. */
+async function writers(n: number, config: { stateDir: string; postgresUrl?: string }, inflight: number): Promise<number> {
+  await (await openAuditLog(config)).close(); // create the log and its key once
+  const procs = Array.from({ length: n }, () => spawn(process.execPath, [WRITER, JSON.stringify({ ...config, durationMs: DURATION_MS, inflight })], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const outputs = procs.map((p) => {
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    return { ready: () => out.includes('ready\n'), done: new Promise<string>((resolve) => p.on('close', () => resolve(out))) };
+  });
+  while (!outputs.every((o) => o.ready())) await new Promise((r) => setTimeout(r, 20));
+  for (const p of procs) p.stdin.write('go\n');
+  const results = (await Promise.all(outputs.map((o) => o.done))).map((out) => JSON.parse(out.trim().split('\n').at(-1) as string) as { acked: number; ms: number });
+  const total = results.reduce((s, r) => s + r.acked, 0);
+  const elapsed = Math.max(...results.map((r) => r.ms));
+  return (total / elapsed) * 1000;
+}
+
+/** Open-loop load at `rate` appends/s for `seconds`: the latency of every acknowledgement, ms. */
+async function latencyAt(config: { stateDir: string; postgresUrl?: string }, rate: number, seconds: number): Promise<number[]> {
+  const log = await openAuditLog(config);
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const perTick = rate / 1000;
+  const t0 = performance.now();
+  let issued = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    const due = Math.floor((performance.now() - t0) * perTick) - issued;
+    for (let k = 0; k < due; k++) {
+      const start = performance.now();
+      pending.push(log.append(sampleEvent(issued + k)).then(() => void latencies.push(performance.now() - start)));
+    }
+    issued += Math.max(0, due);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  await log.close();
+  return latencies.slice(Math.floor(latencies.length * 0.1)); // drop the warm-up tenth
+}
+
+const figures: Record<string, unknown> = {};
+const lines: string[] = [];
+const pg = await startPostgres();
+try {
+  // Appends per second.
+  const sqlite1 = await writers(1, { stateDir: temp() }, 2000);
+  const sqlite8 = await writers(8, { stateDir: temp() }, 500);
+  const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 256);
+  const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 64);
+  Object.assign(figures, { appendsPerSecond: { sqlite: { writers1: sqlite1, writers8: sqlite8 }, postgres: { writers1: pg1, writers8: pg8 } } });
+  lines.push(`durable appends/s, SQLite: ${sqlite1.toFixed(0)} (1 writer), ${sqlite8.toFixed(0)} (8 writer processes)  [target ≥ 100,000]`);
+  lines.push(`durable appends/s, PostgreSQL: ${pg1.toFixed(0)} (1 writer), ${pg8.toFixed(0)} (8 writer processes)  [target ≥ 10,000]`);
+
+  // Acknowledgement latency at half the target rate.
+  const sqliteLat = distribution(await latencyAt({ stateDir: temp() }, 50_000, 3));
+  const pgLat = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lat') }, 5_000, 3));
+  Object.assign(figures, { ackLatencyMs: { sqliteAt50k: sqliteLat, postgresAt5k: pgLat } });
+  lines.push(`ack latency, SQLite at 50,000/s: p50 ${ms(sqliteLat.p50)}, p99 ${ms(sqliteLat.p99)}  [target p99 ≤ 5 ms]`);
+  lines.push(`ack latency, PostgreSQL at 5,000/s: p50 ${ms(pgLat.p50)}, p99 ${ms(pgLat.p99)}  [target p99 ≤ 5 ms]`);
+} finally {
+  pg.stop();
+}
+
+// One million records on SQLite: verification, proofs, storage.
+const bigDir = temp();
+{
+  const log = await openAuditLog({ stateDir: bigDir });
+  const t0 = performance.now();
+  for (let done = 0; done < MILLION; ) {
+    const batch = Math.min(5000, MILLION - done);
+    await Promise.all(Array.from({ length: batch }, (_, k) => log.append(sampleEvent(done + k))));
+    done += batch;
+  }
+  const fill = (MILLION / (performance.now() - t0)) * 1000;
+  await log.close();
+  lines.push(`filled 1,000,000 records at ${fill.toFixed(0)}/s`);
+  figures.fillPerSecond = fill;
+}
+{
+  const log = await openAuditLog({ stateDir: bigDir });
+  const t0 = performance.now();
+  const r = await verifyStore(log.store, log.publicKey);
+  const rate = (r.verified / (performance.now() - t0)) * 1000;
+  if (!r.ok || r.verified !== MILLION) throw new Error(`verification of the bench log failed: ${JSON.stringify(r.damage.slice(0, 3))}`);
+  figures.verifyPerSecond = rate;
+  lines.push(`full verification: ${rate.toFixed(0)} records/s over ${MILLION} records  [target ≥ 300,000]`);
+
+  const sizes = (await log.store.checkpoints()).map((c) => c.size);
+  const incl: number[] = [];
+  const cons: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const seq = Math.floor(Math.random() * (MILLION - 1));
+    let t = performance.now();
+    const p = await proveInclusion(log.store, seq, MILLION);
+    incl.push(performance.now() - t);
+    verifyInclusion(sha256Hasher, seq, p.treeSize, p.leafHash, p.proof, p.root);
+    const a = sizes[Math.floor(Math.random() * (sizes.length - 1))] as number;
+    t = performance.now();
+    const c = await proveConsistency(log.store, a, MILLION);
+    cons.push(performance.now() - t);
+    verifyConsistency(sha256Hasher, a, MILLION, c.proof, c.root1, c.root2);
+  }
+  const inclusion = distribution(incl.slice(20));
+  const consistency = distribution(cons.slice(20));
+  figures.proofMsAtMillion = { inclusion, consistency };
+  lines.push(`inclusion proof at 1,000,000: p50 ${ms(inclusion.p50)}, p99 ${ms(inclusion.p99)}  [target ≤ 1 ms]`);
+  lines.push(`consistency proof at 1,000,000: p50 ${ms(consistency.p50)}, p99 ${ms(consistency.p99)}  [target ≤ 1 ms]`);
+  const bytes = (await log.store.bytesOnDisk()) ?? 0;
+  figures.bytesPerRecordAtMillion = bytes / MILLION;
+  lines.push(`storage: ${(bytes / MILLION).toFixed(0)} bytes per record at 1,000,000 records (SQLite, ${(bytes / 1e6).toFixed(0)} MB)`);
+  await log.close();
+}
+dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+report('audit', figures, lines);
