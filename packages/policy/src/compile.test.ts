@@ -13,7 +13,7 @@ const ENTITIES = [
   { uid: { type: 'Agent', id: 'a1' }, attrs: { owner: 'alice@example.com', process: 'invoice-intake', status: 'active', scopes: ['records:read', 'payments:create'] }, parents: [{ type: 'Group', id: 'g1' }] },
   { uid: { type: 'Agent', id: 'a2' }, attrs: { owner: 'bob@example.com', process: 'payroll', status: 'suspended', scopes: [] }, parents: [] },
   { uid: { type: 'Human', id: 'h1' }, attrs: { email: 'carol@example.com', roles: ['approver'] }, parents: [{ type: 'Group', id: 'g0' }] },
-  { uid: { type: 'File', id: 'f1' }, attrs: { path: '/home/a/.ssh/id_ed25519', classification: 'restricted' }, parents: [] },
+  { uid: { type: 'File', id: 'f1' }, attrs: { path: '/home/a/.ssh/id_ed25519', classification: 'restricted', owner: { __entity: { type: 'Agent', id: 'a1' } }, meta: { size: 4096, tags: ['key', 'secret'], by: { __entity: { type: 'Group', id: 'g1' } } } }, parents: [] },
   { uid: { type: 'File', id: 'f2' }, attrs: { path: '/srv/invoices/inbox/1.pdf', classification: 'internal' }, parents: [] },
   { uid: { type: 'Collection', id: 'c1' }, attrs: {}, parents: [] },
   { uid: { type: 'Record', id: 'r1' }, attrs: { kind: 'invoice', classification: 'confidential' }, parents: [{ type: 'Collection', id: 'c1' }] },
@@ -21,7 +21,7 @@ const ENTITIES = [
 ];
 
 const str = fc.constantFrom('"active"', '"suspended"', '"alice@example.com"', '"restricted"', '""', '"a\\"b"', '"é"');
-const entityLit = fc.constantFrom('principal', 'resource', 'Group::"g0"', 'Group::"g1"', 'Agent::"a1"', 'Agent::"a9"', 'File::"f1"', 'Collection::"c1"', 'Action::"file.read"', 'action');
+const entityLit = fc.constantFrom('principal', 'resource', 'Group::"g0"', 'Group::"g1"', 'Agent::"a1"', 'Agent::"a9"', 'File::"f1"', 'Collection::"c1"', 'Action::"file.read"', 'action', 'resource.owner', 'resource.meta.by');
 const bigLong = fc.constantFrom('0', '1', '-1', '100000', '9007199254740991', '4611686018427387904', '9223372036854775807', '-9223372036854775808');
 const strExpr = fc.oneof(str, fc.constantFrom('principal.owner', 'principal.status', 'resource.path', 'context.classification', 'principal.email', 'resource.name'));
 const { bool } = fc.letrec<{ bool: string; long: string; set: string; any: string }>((tie) => ({
@@ -29,18 +29,18 @@ const { bool } = fc.letrec<{ bool: string; long: string; set: string; any: strin
     { depthSize: 'small', withCrossShrink: true },
     bigLong,
     fc.integer({ min: -1000, max: 1000 }).map(String),
-    fc.constantFrom('context.amount', 'context.approval.approvers', 'context.time.hour', 'principal.owner'),
+    fc.constantFrom('context.amount', 'context.approval.approvers', 'context.time.hour', 'principal.owner', 'resource.meta.size'),
     fc.tuple(tie('long'), fc.constantFrom('+', '-', '*'), tie('long')).map(([a, o, b]) => `(${a} ${o} ${b})`),
     tie('long').map((a) => `(-${a})`),
   ),
   set: fc.oneof(
-    fc.constantFrom('principal.scopes', 'context.argv', 'principal.roles', '["records:read"]', '[]', '[Group::"g1", Group::"g0"]', '[1, "x"]'),
+    fc.constantFrom('principal.scopes', 'context.argv', 'principal.roles', '["records:read"]', '[]', '[Group::"g1", Group::"g0"]', '[1, "x"]', 'resource.meta.tags', '[resource.owner, principal]'),
     fc.array(str, { maxLength: 3 }).map((xs) => `[${xs.join(', ')}]`),
   ),
   any: fc.oneof(strExpr, tie('long'), entityLit, tie('set'), fc.constantFrom('{a: 1, b: "x"}', '{a: 1}', 'context.approval', 'true')),
   bool: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
-    fc.constantFrom('true', 'false', 'context has amount', 'principal has status', 'resource has path', 'context has approval.state', 'principal is Agent', 'resource is File in Node::"n1"'),
+    fc.constantFrom('true', 'false', 'context has amount', 'principal has status', 'resource has path', 'context has approval.state', 'principal is Agent', 'resource is File in Node::"n1"', 'resource has meta.size', 'resource has meta.nope', 'resource.owner has owner'),
     fc.tuple(tie('long'), fc.constantFrom('<', '<=', '>', '>=', '==', '!='), tie('long')).map(([a, o, b]) => `(${a} ${o} ${b})`),
     fc.tuple(tie('any'), fc.constantFrom('==', '!='), tie('any')).map(([a, o, b]) => `(${a} ${o} ${b})`),
     fc.tuple(entityLit, fc.oneof(entityLit, fc.constantFrom('[Group::"g1", Group::"g0"]', '[Group::"g1", 3]', '[]'))).map(([a, b]) => `(${a} in ${b})`),
@@ -121,7 +121,8 @@ describe('the compiled evaluator', () => {
           assert.equal(pdp.decide(input).engine, 'compiled');
         }
       }),
-      { numRuns: 300 },
+      // CORRAL_FC_RUNS=5000 for a longer hunt; 300 keeps the suite to seconds.
+      { numRuns: Number(process.env.CORRAL_FC_RUNS ?? 300) },
     );
     assert.ok(compared > 300, `only ${compared} requests were compared`);
     // not vacuous: policies were satisfied and policies errored
