@@ -18,7 +18,10 @@ export function registerTokens(program: Command): void {
       try {
         const claims = await withIdentity(command, (id) => id.verifyToken(token, { singleUse: opts.singleUse ?? false }));
         if (opts.json) printJson({ valid: true, claims });
-        else process.stdout.write(`valid token for agent ${claims.agent} (${claims.sub}), process ${claims.process}, expires ${new Date(claims.exp * 1000).toISOString()}\n`);
+        else {
+          const lines = [`valid token for agent ${claims.agent}`, ...Object.entries(claims).map(([k, v]) => `${k.padEnd(8)} ${k === 'iat' || k === 'nbf' || k === 'exp' ? `${v} (${new Date((v as number) * 1000).toISOString()})` : String(v)}`)];
+          process.stdout.write(`${lines.join('\n')}\n`);
+        }
       } catch (error) {
         if (!(error instanceof IdentityError)) throw error;
         const kind = FORGED_TOKEN_CODES.has(error.code) ? 'forged' : 'refused';
