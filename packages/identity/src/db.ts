@@ -60,7 +60,7 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
     const db = new DatabaseSync(path);
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     return db;
   } catch (error) {
