@@ -20,11 +20,89 @@ const MAX_DEPTH = 64;
  */
 export function canonicalize(value: unknown): string {
   try {
-    return write(value, 0);
+    // Fast path: once every object's members are in RFC 8785 order, ECMAScript's
+    // JSON.stringify writes exactly the RFC 8785 bytes (the RFC builds on it).
+    // Integer-like member names defeat that (ECMAScript lists them first), so
+    // those values take the member-by-member writer.
+    const ordered = order(value, 0);
+    return ordered === INTEGER_KEYS ? write(value, 0) : JSON.stringify(ordered);
   } catch (error) {
     if (error instanceof Refusal) throw new AuditError('AUDIT_NOT_CANONICALIZABLE', `cannot canonicalise $${error.path}: ${error.message}`);
     throw error;
   }
+}
+
+const INTEGER_KEYS = Symbol('integer keys');
+const INTEGER_LIKE = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Checks `value` against the preconditions and returns it with every object's
+ * members in UTF-16 code unit order (the value itself when already so, else a
+ * sorted copy), or INTEGER_KEYS when some member name is integer-like.
+ */
+function order(value: unknown, depth: number): unknown {
+  if (depth > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH}`);
+  switch (typeof value) {
+    case 'string':
+      if (!value.isWellFormed()) refuse('string holds a lone surrogate');
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) refuse(`${value} is not a finite number`);
+      return value;
+    case 'boolean':
+      return value;
+    case 'object':
+      if (value === null) return null;
+      break;
+    default:
+      refuse(`${typeof value} is not JSON`);
+  }
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const o = typeof item === 'object' && item !== null ? at(`[${i}]`, () => order(item, depth + 1)) : scalarOrder(item, `[${i}]`, depth);
+      if (o === INTEGER_KEYS) return INTEGER_KEYS;
+      if (o !== item) (copy ??= value.slice())[i] = o;
+    }
+    return copy ?? value;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) refuse('not a plain object');
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  let sorted = true;
+  let changed = false;
+  const members: unknown[] = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (!key.isWellFormed()) refuse('member name holds a lone surrogate');
+    if (INTEGER_LIKE.test(key)) return INTEGER_KEYS;
+    if (i > 0 && (keys[i - 1] as string) > key) sorted = false;
+    const member = record[key];
+    const o = typeof member === 'object' && member !== null ? at(`.${key}`, () => order(member, depth + 1)) : scalarOrder(member, `.${key}`, depth);
+    if (o === INTEGER_KEYS) return INTEGER_KEYS;
+    if (o !== member) changed = true;
+    members[i] = o;
+  }
+  if (sorted && !changed) return value;
+  const index = keys.map((_, i) => i);
+  if (!sorted) index.sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
+  const copy: Record<string, unknown> = {};
+  for (const i of index) copy[keys[i] as string] = members[i];
+  return copy;
+}
+
+function scalarOrder(value: unknown, segment: string, depth: number): unknown {
+  if (typeof value === 'string' && value.isWellFormed()) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'boolean') return value;
+  if (value === undefined) {
+    const r = new Refusal('undefined is not JSON');
+    r.path = segment;
+    throw r;
+  }
+  return at(segment, () => order(value, depth + 1));
 }
 
 /** A refusal on its way up; each level prepends its member name or index to `path`. */

@@ -117,7 +117,7 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     const p = v as Record<string, unknown>;
     if (typeof p.kind !== 'string' || !PRINCIPAL_KINDS.includes(p.kind)) bad(`${field}.kind`, `must be one of ${PRINCIPAL_KINDS.join(', ')}`);
     const id = text(`${field}.id`, p.id, 512);
-    return { kind: p.kind as PrincipalKind, id: id as string };
+    return { id: id as string, kind: p.kind as PrincipalKind };
   };
   const digests = (field: string, v: unknown): Record<string, string> | undefined => {
     if (v === undefined) return undefined;
@@ -156,26 +156,12 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   if (typeof resIn !== 'object' || resIn === null) bad('resource', 'must be an object with kind and id');
   else {
     const r = resIn as Record<string, unknown>;
-    resource = { kind: text('resource.kind', r.kind, 128) ?? '', id: text('resource.id', r.id) ?? '' };
+    resource = { id: text('resource.id', r.id) ?? '', kind: text('resource.kind', r.kind, 128) ?? '' };
   }
 
-  const event: AuditEvent = { time, actor: actor ?? { kind: 'agent', id: '' }, action: input.action, resource };
-
-  if (input.decision !== undefined) {
-    const d = input.decision as unknown as Record<string, unknown>;
-    if (typeof d !== 'object' || d === null) bad('decision', 'must be an object');
-    else {
-      const decision: Decision = { effect: d.effect as Effect };
-      if (typeof d.effect !== 'string' || !EFFECTS.includes(d.effect)) bad('decision.effect', `must be one of ${EFFECTS.join(', ')}`);
-      if (d.policies !== undefined) {
-        if (!Array.isArray(d.policies)) bad('decision.policies', 'must be a list of policy ids');
-        else decision.policies = d.policies.map((p, i) => text(`decision.policies[${i}]`, p, 512) ?? '');
-      }
-      if (d.approval !== undefined) decision.approval = text('decision.approval', d.approval, 512) ?? '';
-      if (d.reason !== undefined) decision.reason = text('decision.reason', d.reason) ?? '';
-      event.decision = decision;
-    }
-  }
+  // Members are added in RFC 8785 order (action, actor, context, decision,
+  // details, node, outcome, resource, time, trace) so canonicalising is cheap.
+  const event = { action: input.action, actor: actor ?? { id: '', kind: 'agent' } } as AuditEvent;
 
   if (input.context !== undefined) {
     const c = input.context as unknown as Record<string, unknown>;
@@ -203,25 +189,47 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     }
   }
 
-  if (input.outcome !== undefined) {
-    const o = input.outcome as unknown as Record<string, unknown>;
-    if (typeof o !== 'object' || o === null) bad('outcome', 'must be an object');
+  if (input.decision !== undefined) {
+    const d = input.decision as unknown as Record<string, unknown>;
+    if (typeof d !== 'object' || d === null) bad('decision', 'must be an object');
     else {
-      const outcome: Outcome = { status: o.status as OutcomeStatus };
-      if (typeof o.status !== 'string' || !STATUSES.includes(o.status)) bad('outcome.status', `must be one of ${STATUSES.join(', ')}`);
-      if (o.exitCode !== undefined) {
-        if (!Number.isSafeInteger(o.exitCode)) bad('outcome.exitCode', 'must be an integer');
-        else outcome.exitCode = o.exitCode as number;
+      const decision = {} as Decision;
+      if (d.approval !== undefined) decision.approval = text('decision.approval', d.approval, 512) ?? '';
+      decision.effect = d.effect as Effect;
+      if (typeof d.effect !== 'string' || !EFFECTS.includes(d.effect)) bad('decision.effect', `must be one of ${EFFECTS.join(', ')}`);
+      if (d.policies !== undefined) {
+        if (!Array.isArray(d.policies)) bad('decision.policies', 'must be a list of policy ids');
+        else decision.policies = d.policies.map((p, i) => text(`decision.policies[${i}]`, p, 512) ?? '');
       }
-      if (o.detail !== undefined) outcome.detail = text('outcome.detail', o.detail) ?? '';
-      event.outcome = outcome;
+      if (d.reason !== undefined) decision.reason = text('decision.reason', d.reason) ?? '';
+      event.decision = decision;
     }
   }
+
   if (input.details !== undefined) {
     if (typeof input.details !== 'object' || input.details === null || Array.isArray(input.details)) bad('details', 'must be an object');
     else event.details = input.details;
   }
   if (input.node !== undefined) event.node = text('node', input.node, 512) ?? '';
+  let outcome_: Outcome | undefined;
+  if (input.outcome !== undefined) {
+    const o = input.outcome as unknown as Record<string, unknown>;
+    if (typeof o !== 'object' || o === null) bad('outcome', 'must be an object');
+    else {
+      const outcome = {} as Outcome;
+      if (o.detail !== undefined) outcome.detail = text('outcome.detail', o.detail) ?? '';
+      if (o.exitCode !== undefined) {
+        if (!Number.isSafeInteger(o.exitCode)) bad('outcome.exitCode', 'must be an integer');
+        else outcome.exitCode = o.exitCode as number;
+      }
+      outcome.status = o.status as OutcomeStatus;
+      if (typeof o.status !== 'string' || !STATUSES.includes(o.status)) bad('outcome.status', `must be one of ${STATUSES.join(', ')}`);
+      outcome_ = outcome;
+    }
+  }
+  if (outcome_) event.outcome = outcome_;
+  event.resource = resource;
+  event.time = time;
   if (input.trace !== undefined) {
     if (typeof input.trace !== 'string' || !TRACE.test(input.trace)) bad('trace', 'must be a W3C trace id (32 lowercase hex)');
     else event.trace = input.trace;

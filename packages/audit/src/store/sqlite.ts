@@ -244,14 +244,19 @@ export class SqliteStore implements AuditStore {
 
   async nodes(ids: NodeId[]): Promise<Map<string, string>> {
     return this.#guard(() => {
+      // One query for all the rows a proof needs (O(log n) of them).
+      const seqs = [...new Set(ids.map((id) => nodeLocation(id).seq))];
+      const stmt = this.#stmt('SELECT seq, lower(hex(hash)), lower(hex(nodes)) FROM audit_records WHERE seq IN (SELECT value FROM json_each(?))');
+      stmt.setReturnArrays(true);
+      const rows = stmt.all(JSON.stringify(seqs)) as unknown as [number, string, string][];
+      const bySeq = new Map(rows.map((r) => [r[0], r]));
       const out = new Map<string, string>();
-      const stmt = this.#stmt('SELECT hash, nodes FROM audit_records WHERE seq = ?');
       for (const id of ids) {
         const { seq, offset } = nodeLocation(id);
-        const row = stmt.get(seq) as Row | undefined;
+        const row = bySeq.get(seq);
         if (!row) throw new AuditError('AUDIT_NOT_FOUND', `tree node ${nodeKey(id)} is not in the log (record ${seq} missing)`);
-        const hash = offset < 0 ? toHex(row.hash as Uint8Array) : bytesToHashes(row.nodes as Uint8Array)[offset];
-        if (hash === undefined) throw new AuditError('AUDIT_STORE_FOREIGN', `record ${seq} lacks tree node ${nodeKey(id)}`);
+        const hash = offset < 0 ? row[1] : row[2].slice(offset * 64, offset * 64 + 64);
+        if (hash.length !== 64) throw new AuditError('AUDIT_STORE_FOREIGN', `record ${seq} lacks tree node ${nodeKey(id)}`);
         out.set(nodeKey(id), hash);
       }
       return out;

@@ -42,6 +42,8 @@ export interface VerifierOptions {
   start?: VerifyStart;
   /** Records kept after the first broken link to diagnose it. */
   lookahead?: number;
+  /** This is a leading slice of the log: do not judge how the log ends (truncation, rollback). */
+  partial?: boolean;
 }
 
 interface Seen {
@@ -61,10 +63,13 @@ export class LogVerifier {
   readonly #witness: SignedCheckpoint | undefined;
   readonly #lookahead: number;
   readonly #start: number;
+  readonly #partial: boolean;
   #checkIndex = 0;
   #records = 0;
   #last: string;
-  #lastGood: Seen | undefined;
+  /** The last good record's own prev, and its export line. */
+  #previousPrev: string | undefined;
+  #lastLine: number | undefined;
   #sealed = 0;
   #valid = 0;
   #total: number;
@@ -80,6 +85,7 @@ export class LogVerifier {
     this.#range = new CompactRange(options.hasher, start.size, start.frontier);
     this.#last = start.lastHash;
     this.#lookahead = options.lookahead ?? 100_000;
+    this.#partial = options.partial === true;
     this.#total = options.checkpoints.length;
     const keyId = keyIdOf(options.publicKey);
     for (const c of options.checkpoints) {
@@ -107,21 +113,27 @@ export class LogVerifier {
 
   /** Feeds the next record in log order. */
   record(r: VerifiableRecord): void {
+    this.add(r.seq, r.prev, r.body, r.storedHash, r.line);
+  }
+
+  /** Feeds the next record in log order, as separate parts (no object per record on the hot path). */
+  add(seq: number, prev: string, body: string, storedHash?: string, line?: number): void {
     this.#records++;
-    const hash = this.#h.leaf(recordBytes(r.seq, r.prev, r.body));
+    const hash = this.#h.leaf(recordBytes(seq, prev, body));
     if (this.#broken) {
-      if (this.#broken.length < this.#lookahead) this.#broken.push(seen(r, hash));
+      if (this.#broken.length < this.#lookahead) this.#broken.push(seen(seq, prev, body, hash, storedHash, line));
       return;
     }
     const expected = this.#range.size;
-    if (r.seq === expected && r.prev === this.#last && (r.storedHash === undefined || r.storedHash === hash)) {
+    if (seq === expected && prev === this.#last && (storedHash === undefined || storedHash === hash)) {
       this.#range.append(hash);
+      this.#previousPrev = prev;
       this.#last = hash;
-      this.#lastGood = seen(r, hash);
-      this.#checkpointsAt(expected + 1);
+      this.#lastLine = line;
+      if (this.#checkIndex < this.#checks.length || this.#witness) this.#checkpointsAt(expected + 1);
       return;
     }
-    this.#broken = [seen(r, hash)];
+    this.#broken = [seen(seq, prev, body, hash, storedHash, line)];
   }
 
   /** Records a record that could not be read at all (bad JSON, wrong shape). */
@@ -148,7 +160,7 @@ export class LogVerifier {
         message: `records ${this.#sealedBefore(c.size)}–${c.size - 1} do not hash to the root signed at size ${c.size}: they were rewritten`,
       });
     }
-    if (intact) {
+    if (intact && !this.#partial) {
       const beyond = this.#checks.slice(this.#checkIndex).filter((c) => c.size > verified);
       const largest = beyond.at(-1);
       if (largest) {
@@ -171,6 +183,11 @@ export class LogVerifier {
       damage: this.#damage,
       firstBadSeq: first ? (first.seq as number) : null,
     };
+  }
+
+  /** Where verification stands: the tree and chain tip of the records verified so far. */
+  state(): VerifyStart {
+    return { size: this.#range.size, lastHash: this.#last, frontier: this.#range.hashes };
   }
 
   #checkpointsAt(size: number): void {
@@ -206,7 +223,7 @@ export class LogVerifier {
     const e = this.#range.size;
     const r = rest[0] as Seen;
     const next = rest[1];
-    const last = this.#lastGood;
+    const last = this.#previousPrev === undefined ? undefined : { seq: e - 1, prev: this.#previousPrev, line: this.#lastLine };
     const P = this.#last;
     const at = (kind: Damage['kind'], seq: number, message: string, line = r.line): Damage => ({ kind, seq, ...(line === undefined ? {} : { line }), message });
     const laterFollowsP = rest.slice(1).some((x) => x.prev === P);
@@ -237,6 +254,6 @@ export class LogVerifier {
   }
 }
 
-function seen(r: VerifiableRecord, hash: string): Seen {
-  return { seq: r.seq, prev: r.prev, hash, body: r.body, ...(r.storedHash === undefined ? {} : { storedHash: r.storedHash }), ...(r.line === undefined ? {} : { line: r.line }) };
+function seen(seq: number, prev: string, body: string, hash: string, storedHash: string | undefined, line: number | undefined): Seen {
+  return { seq, prev, hash, body, ...(storedHash === undefined ? {} : { storedHash }), ...(line === undefined ? {} : { line }) };
 }

@@ -1,0 +1,24 @@
+// A worker thread verifying one slice of a SQLite log (see verify-parallel.ts).
+import { createPublicKey } from 'node:crypto';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { sha256Hasher } from '../merkle/hasher.ts';
+import { SqliteStore } from '../store/sqlite.ts';
+import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
+
+const job = workerData as { path: string; publicKeyPem: string; from: number; to: number; start: VerifyStart; checkpoints: SignedCheckpoint[]; witness?: SignedCheckpoint; partial: boolean };
+const store = new SqliteStore({ path: job.path, create: false });
+try {
+  const verifier = new LogVerifier({
+    hasher: sha256Hasher,
+    publicKey: createPublicKey(job.publicKeyPem),
+    checkpoints: job.checkpoints,
+    start: job.start,
+    partial: job.partial,
+    ...(job.witness ? { witness: job.witness } : {}),
+  });
+  for await (const rows of store.scanChain(job.from, job.to)) for (const r of rows) verifier.add(r.seq, r.prev, r.body, r.hash);
+  parentPort?.postMessage({ report: verifier.finish(), state: verifier.state() });
+} finally {
+  await store.close();
+}
