@@ -98,7 +98,13 @@ ensureSystemPackages(spec.system);
 ensureDependencies();
 const node = node24();
 // Children that call `node` (tests spawning the CLI, tools inside sandboxes) get the same runtime.
-const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}`, CORRAL_NODE: node };
+const env = {
+  ...process.env,
+  PATH: `${dirname(node)}:${process.env.PATH ?? ''}`,
+  CORRAL_NODE: node,
+  // Compiled and type-stripped modules are kept between runs: every Node process started here starts faster.
+  NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(root, 'node_modules', '.cache', 'corral-node'),
+};
 const r = spawnSync(node, spec.argv, { stdio: 'inherit', cwd: root, env });
 if (r.error) {
   say(`could not start ${node}: ${r.error.message}`);
