@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { openAuditReader, toAuditRecord } from '@corral/audit';
 import { corral } from '../../test/corral.ts';
 
 const state = mkdtempSync(join(tmpdir(), 'corral-cli-agents-'));
@@ -74,5 +75,17 @@ describe('corral agents and tokens', () => {
     const jwks = JSON.parse(r.stdout);
     assert.equal(jwks.keys[0].alg, 'EdDSA');
     assert.ok(!('d' in jwks.keys[0]));
+  });
+
+  it('records each identity change in the audit log of the state directory', async () => {
+    const reader = await openAuditReader({ stateDir: state });
+    try {
+      const head = await reader.store.head();
+      const actions: string[] = [];
+      for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) actions.push(toAuditRecord(r).event.action);
+      assert.deepEqual(actions.filter((a) => a.startsWith('agent.')), ['agent.create', 'agent.suspend', 'agent.resume']);
+    } finally {
+      await reader.close();
+    }
   });
 });

@@ -3,12 +3,13 @@ import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
+import { recordIdentityEvent } from './identity-record.ts';
 
 /** Opens the identity store of the command's state directory for one action. */
 export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T): Promise<T> {
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
   const { Identity, IdentityError } = await import('@corral/identity');
-  const identity = Identity.open(stateDir(command.optsWithGlobals().stateDir as string | undefined));
+  const identity = Identity.open(dirOf(command));
   try {
     return await action(identity);
   } catch (error) {
@@ -17,6 +18,10 @@ export async function withIdentity<T>(command: Command, action: (identity: Ident
   } finally {
     identity.close();
   }
+}
+
+export function dirOf(command: Command): string {
+  return stateDir(command.optsWithGlobals().stateDir as string | undefined);
 }
 
 function describeAgent(a: Agent): string {
@@ -49,6 +54,7 @@ export function registerAgents(program: Command): void {
       const agent = await withIdentity(command, (id) =>
         id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }),
       );
+      await recordIdentityEvent(dirOf(command), { action: 'agent.create', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, process: agent.process, owner: agent.owner, scopes: agent.scopes } });
       if (opts.json) printJson(agent);
       else process.stdout.write(`created agent ${agent.name} (${agent.id})\n`);
     });
@@ -90,6 +96,7 @@ export function registerAgents(program: Command): void {
       .option('--json', 'print the agent as JSON')
       .action(async (name: string, opts: { json?: boolean }, command: Command) => {
         const agent = await withIdentity(command, (id) => id.agents[verb](name));
+        await recordIdentityEvent(dirOf(command), { action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
         if (opts.json) printJson(agent);
         else process.stdout.write(`agent ${agent.name} is ${agent.status}\n`);
       });

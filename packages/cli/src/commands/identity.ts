@@ -6,7 +6,8 @@ import type { OidcSettings } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { withIdentity } from './agents.ts';
+import { dirOf, withIdentity } from './agents.ts';
+import { recordIdentityEvent } from './identity-record.ts';
 
 /** `corral identity …`: the published key set, key rotation, nodes, human sign-in. */
 export function registerIdentity(program: Command): void {
@@ -31,6 +32,7 @@ export function registerIdentity(program: Command): void {
         const kid = await (opts.overlap === undefined ? id.rotateKeys() : id.rotateKeys(parseTtl(opts.overlap) * 1000));
         return { kid, keys: id.keys.list() };
       });
+      await recordIdentityEvent(dirOf(command), { action: 'identity.key.rotate', resource: { kind: 'signing-key', id: result.kid } });
       if (opts.json) printJson(result);
       else process.stdout.write(`new signing key ${result.kid}\n`);
     });
@@ -64,6 +66,7 @@ export function registerIdentity(program: Command): void {
       .option('--json', 'print the node as JSON')
       .action(async (deviceId: string, opts: { by: string; json?: boolean }, command: Command) => {
         const node = await withIdentity(command, (id) => (verb === 'pair' ? id.nodes.pair(deviceId, opts.by) : id.nodes.revoke(deviceId)));
+        await recordIdentityEvent(dirOf(command), { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status } });
         if (opts.json) printJson(node);
         else process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
       });
@@ -122,6 +125,12 @@ export function registerIdentity(program: Command): void {
       });
       const human = await client.finishLogin(callbackUrl, pending);
       const record = await withIdentity(command, (id) => id.humans.record(human));
+      await recordIdentityEvent(dirOf(command), {
+        actor: { kind: 'human', id: record.email ?? record.subject },
+        action: 'human.login',
+        resource: { kind: 'issuer', id: record.issuer },
+        details: { roles: record.roles },
+      });
       if (opts.json) printJson(record);
       else process.stdout.write(`signed in ${record.email ?? record.subject} as ${record.roles.join(', ')}\n`);
     });

@@ -94,13 +94,14 @@ describe('corral policy', () => {
     await pay(50_000, 'allow');
     await pay(420_000, 'allow');
     await log.append({ actor: { kind: 'agent', id: agent.id }, action: 'run.exec', resource: { kind: 'command', id: '/bin/true' }, outcome: { status: 'success' } });
+    await log.append({ actor: { kind: 'human', id: 'ops@host' }, action: 'run.exec', resource: { kind: 'command', id: '/bin/true' }, decision: { effect: 'allow', policies: ['container:sha256:00'] } });
     await pay(5_000_000, 'deny');
     await log.close();
     const r = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json'), '--json']);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.total, 3);
-    assert.deepEqual(report.changed.map((c: { ref: number; before: string; after: { decision: string; quorum?: number } }) => [c.ref, c.before, c.after.decision, c.after.quorum]), [[1, 'allow', 'ask', 1], [3, 'deny', 'ask', 2]]);
+    assert.deepEqual(report.changed.map((c: { ref: number; before: string; after: { decision: string; quorum?: number } }) => [c.ref, c.before, c.after.decision, c.after.quorum]), [[1, 'allow', 'ask', 1], [4, 'deny', 'ask', 2]]);
     const text = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json')]);
     assert.match(text.stdout, /3 recorded decisions: 2 would change, 1 unchanged, 0 not decidable/);
   });

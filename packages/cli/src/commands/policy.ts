@@ -231,8 +231,8 @@ const CEDAR_PRINCIPAL: Record<string, string> = { agent: 'Agent', human: 'Human'
 
 /**
  * The decisions recorded in the audit log of the state directory, oldest
- * first, read in batches: every event that carries a decision becomes a
- * request — the actor (an agent by its name in the identity store), the
+ * first, read in batches: every event that carries a decision on one of the
+ * schema's actions becomes a request — the actor (an agent by its name in the identity store), the
  * action, the resource (its kind as a Cedar type: `record` → `Record`), the
  * Cedar context the decision point recorded in `details.context`, and the
  * event's time as `context.time` — with the decision that was made.
@@ -256,12 +256,15 @@ async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
       identity.close();
     }
   }
+  // Other records (a contained run, an agent suspended) are not authorization decisions.
+  const { corralSchema } = await policyPackage();
+  const actions = corralSchema().actions;
   try {
     const head = await reader.store.head();
     for await (const batch of reader.store.scan(0, head.size, 500)) {
       for (const stored of batch) {
         const { seq, event } = audit.toAuditRecord(stored);
-        if (!event.decision) continue;
+        if (!event.decision || !actions.get(event.action)?.principalTypes.length) continue;
         const type = CEDAR_PRINCIPAL[event.actor.kind];
         if (!type) continue;
         const id = event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id;
