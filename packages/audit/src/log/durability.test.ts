@@ -80,7 +80,7 @@ describe('durability', () => {
     it('keeps every acknowledged record and still verifies after restart', async () => {
       const stateDir = tempDir();
       const postgresUrl = cluster.createDatabase('killed');
-      const { acked, signal } = await writer({ stateDir, postgresUrl, count: 1e9, inflight: 64, tag: 'pg' }, 1500);
+      const { acked, signal } = await writer({ stateDir, postgresUrl, count: 1e9, inflight: 64, tag: 'pg' }, 1000);
       assert.equal(signal, 'SIGKILL');
       await checkAfterCrash({ stateDir, postgresUrl }, acked);
     });
@@ -88,28 +88,28 @@ describe('durability', () => {
 });
 
 describe('several writer processes on one PostgreSQL log', () => {
-  it('get a gapless, linear sequence and chain (4 processes × 250 records)', async () => {
+  it('get a gapless, linear sequence and chain (4 processes × 200 records)', async () => {
     const stateDir = tempDir();
     const postgresUrl = cluster.createDatabase('shared');
     // Create the log (and its key) once, so the writers share one signing key.
     await (await openAuditLog({ stateDir, postgresUrl })).close();
-    const runs = await Promise.all([0, 1, 2, 3].map((w) => writer({ stateDir, postgresUrl, count: 250, inflight: 8, tag: `w${w}` })));
+    const runs = await Promise.all([0, 1, 2, 3].map((w) => writer({ stateDir, postgresUrl, count: 200, inflight: 8, tag: `w${w}` })));
     const all = new Map<number, string>();
     for (const r of runs) {
       assert.equal(r.code, 0);
-      assert.equal(r.acked.size, 250);
+      assert.equal(r.acked.size, 200);
       for (const [seq, hash] of r.acked) {
         assert.ok(!all.has(seq), `seq ${seq} acknowledged twice`);
         all.set(seq, hash);
       }
     }
-    assert.deepEqual([...all.keys()].sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual([...all.keys()].sort((a, b) => a - b), Array.from({ length: 800 }, (_, i) => i));
     const log = await openAuditLog({ stateDir, postgresUrl });
     try {
       const report = await verifyStore(log.store, log.publicKey);
       assert.equal(report.ok, true, JSON.stringify(report.damage));
-      assert.equal(report.verified, 1000);
-      assert.equal(report.sealed, 1000);
+      assert.equal(report.verified, 800);
+      assert.equal(report.sealed, 800);
     } finally {
       await log.close();
     }
