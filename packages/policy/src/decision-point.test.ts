@@ -100,6 +100,22 @@ describe('DecisionPoint.decide', () => {
   });
 });
 
+describe('DecisionPoint on the cedar-wasm path', () => {
+  it('decides with the set loaded last, across many reloads, and keeps it when a load fails', () => {
+    const pdp = new DecisionPoint();
+    pdp.setEntities(ENTITIES);
+    const loopback = '@id("ext") permit(principal, action, resource) when { ip("127.0.0.1").isLoopback() };';
+    for (let i = 0; i < 5; i++) {
+      pdp.load(loadPolicies([{ file: 'a.cedar', text: loopback }]));
+      assert.deepEqual([pdp.decide(pay()).decision, pdp.decide(pay()).engine], ['allow', 'cedar']);
+      pdp.load(loadPolicies([{ file: 'b.cedar', text: `${loopback}\n@id("stop") forbid(principal, action, resource) when { ip("10.0.0.1").isInRange(ip("10.0.0.0/8")) };` }]));
+      assert.deepEqual([pdp.decide(pay()).decision, pdp.decide(pay()).policies], ['deny', ['stop']]);
+    }
+    assert.throws(() => pdp.load(loadPolicies([{ file: 'c.cedar', text: 'permit(principal, action, resource) when { nope };' }])), { code: 'POLICY_SET_INVALID' });
+    assert.deepEqual(pdp.decide(pay()).policies, ['stop']);
+  });
+});
+
 describe('DecisionPoint refuses bad requests', () => {
   const pdp = pdpWith('permit(principal, action, resource);');
   for (const [name, request] of [

@@ -59,7 +59,7 @@ interface Active {
 }
 
 const ANY_ACTION = '*';
-let generation = 0;
+let instances = 0;
 
 /**
  * Corral's policy decision point. Holds one active policy set and one entity
@@ -72,6 +72,9 @@ export class DecisionPoint {
   #active: Active | undefined;
   #entities: EntityStore;
   #now: () => number;
+  /** cedar-wasm keeps pre-parsed sets by name: two slots per decision point, the active one and the one a load fills. */
+  readonly #instance = ++instances;
+  #slot = 0;
 
   constructor(options: { schema?: CorralSchema; now?: () => number } = {}) {
     this.schema = options.schema ?? corralSchema();
@@ -95,7 +98,9 @@ export class DecisionPoint {
 
   /** Makes `set` active. The swap is atomic: decisions in flight keep the set they started with. */
   load(set: PolicySet): void {
-    this.#active = buildActive(set, this.schema);
+    const slot = this.#slot ^ 1;
+    this.#active = buildActive(set, this.schema, `corral-${this.#instance}-${slot}`);
+    this.#slot = slot;
   }
 
   /**
@@ -140,7 +145,7 @@ export class DecisionPoint {
   }
 }
 
-function buildActive(set: PolicySet, schema: CorralSchema): Active {
+function buildActive(set: PolicySet, schema: CorralSchema, name: string): Active {
   const buckets = new Map<string, Bucket>();
   const byId = new Map<string, LoadedPolicy>();
   let uncompiled = 0;
@@ -160,9 +165,8 @@ function buildActive(set: PolicySet, schema: CorralSchema): Active {
       addToBucket(bucket, principalScope, entry);
     }
   }
-  const id = ++generation;
-  const cedarForbids = `corral-forbids-${id}`;
-  const cedarPermits = `corral-permits-${id}`;
+  const cedarForbids = `${name}-forbids`;
+  const cedarPermits = `${name}-permits`;
   for (const [name, policies] of [[cedarForbids, forbids], [cedarPermits, permits]] as const) {
     const answer = cedar.preparsePolicySet(name, { staticPolicies: policies });
     if (answer.type !== 'success') {
