@@ -171,6 +171,9 @@ export class OidcClient {
       throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', `the ID token does not verify (${why})`, { cause: error });
     }
     if (claims.nonce !== pending.nonce) throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token is for another login (nonce)');
+    if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.settings.clientId) {
+      throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token names several audiences but was not issued to Corral (azp)');
+    }
     if (typeof claims.sub !== 'string') throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token has no subject');
 
     const raw = claims[this.settings.roleClaim ?? 'groups'];
