@@ -1,0 +1,78 @@
+/**
+ * The closed set of reasons the gateway refuses or fails. A forged thing
+ * (wrong token, a device proof that does not verify) and a refused thing
+ * (a genuine peer that lacks a scope, a node not yet paired) have different
+ * codes. No message ever holds a token, key or secret.
+ */
+export type GatewayErrorCode =
+  // ---- frames
+  /** A frame that is not JSON, not a known frame shape, or not valid for its method. */
+  | 'GATEWAY_FRAME_INVALID'
+  /** A frame larger than the limit of its phase (64 KiB before hello-ok). */
+  | 'GATEWAY_FRAME_TOO_LARGE'
+  /** A frame the protocol does not allow at this point (anything but `connect` first, a second `connect`, a client `res`). */
+  | 'GATEWAY_FRAME_OUT_OF_ORDER'
+  // ---- handshake
+  /** No `connect` before the handshake deadline. */
+  | 'GATEWAY_HANDSHAKE_TIMEOUT'
+  /** The client's protocol range does not include one this gateway speaks. */
+  | 'GATEWAY_PROTOCOL_UNSUPPORTED'
+  /** The shared token is missing or wrong. */
+  | 'GATEWAY_AUTH_TOKEN_MISMATCH'
+  /** The device proof does not verify (bad key, id, signature, stale, other nonce). */
+  | 'GATEWAY_DEVICE_AUTH_INVALID'
+  /** A node connected without a device proof. */
+  | 'GATEWAY_DEVICE_REQUIRED'
+  /** A genuine device waiting for an operator to pair it. */
+  | 'GATEWAY_NOT_PAIRED'
+  /** A device whose pairing was revoked. */
+  | 'GATEWAY_DEVICE_REVOKED'
+  /** A role other than operator or node. */
+  | 'GATEWAY_ROLE_INVALID'
+  // ---- requests
+  /** A method this gateway does not serve. */
+  | 'GATEWAY_METHOD_UNKNOWN'
+  /** The method is for the other role (a node calling operator methods, or the reverse). */
+  | 'GATEWAY_ROLE_FORBIDDEN'
+  /** The connection lacks a scope the method needs. */
+  | 'GATEWAY_SCOPE_MISSING'
+  /** Params do not match the method's schema. */
+  | 'GATEWAY_PARAMS_INVALID'
+  /** Too many requests in flight on one connection. */
+  | 'GATEWAY_BUSY'
+  /** A handler failed unexpectedly. */
+  | 'GATEWAY_INTERNAL'
+  // ---- client side
+  /** The connection closed, or could not be opened. */
+  | 'GATEWAY_CONNECTION_CLOSED'
+  /** The peer answered a request with an error. */
+  | 'GATEWAY_REQUEST_FAILED'
+  /** A request got no answer in time. */
+  | 'GATEWAY_TIMEOUT'
+  /** Start-up configuration is missing or wrong (no token, bad bind address). */
+  | 'GATEWAY_CONFIG_INVALID';
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  readonly code: GatewayErrorCode;
+  /**
+   * The protocol error shape on the wire: on the client side the peer's error
+   * (GATEWAY_REQUEST_FAILED); on the server side what a handler wants sent.
+   */
+  readonly wire: WireError | undefined;
+
+  constructor(code: GatewayErrorCode, message: string, options: { cause?: unknown; wire?: WireError } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.wire = options.wire;
+  }
+}
+
+/** The protocol's error shape: `{ code, message, details?, retryable?, retryAfterMs? }`. */
+export interface WireError {
+  code: string;
+  message: string;
+  details?: unknown;
+  retryable?: boolean;
+  retryAfterMs?: number;
+}

@@ -1,0 +1,75 @@
+// Frames of the OpenClaw gateway protocol, checked with upstream's own
+// schemas and validators (`@openclaw/gateway-protocol`, pinned 2026.9.1).
+// Every inbound frame is parsed once into a fresh object, validated, and used
+// only in that form; no exception from JSON.parse or a validator escapes.
+import {
+  HelloOkSchema,
+  formatValidationErrors,
+  validateConnectParams,
+  validateRequestFrame,
+  type ConnectParams,
+  type HelloOk,
+  type RequestFrame,
+} from '@openclaw/gateway-protocol';
+import { isGatewayEventFrame, isGatewayResponseFrame, type EventFrame, type ResponseFrame } from '@openclaw/gateway-protocol/frame-guards';
+import { Compile } from 'typebox/compile';
+import { GatewayError, type WireError } from '../errors.ts';
+
+export type { ConnectParams, EventFrame, HelloOk, RequestFrame, ResponseFrame };
+
+
+const helloOkCheck = Compile(HelloOkSchema);
+
+/** Parses frame text as JSON. Throws GATEWAY_FRAME_INVALID for anything that is not a JSON object. */
+export function parseJson(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new GatewayError('GATEWAY_FRAME_INVALID', 'the frame is not JSON', { cause: error });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GatewayError('GATEWAY_FRAME_INVALID', 'the frame is not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+/**
+ * A client's frame as the gateway receives it: only `req` frames are valid
+ * from a client. Throws GATEWAY_FRAME_INVALID (bad JSON or shape) or
+ * GATEWAY_FRAME_OUT_OF_ORDER (a `res` or `event` frame, which a client never sends).
+ */
+export function parseClientFrame(text: string): RequestFrame {
+  const value = parseJson(text);
+  if (value.type === 'res' || value.type === 'event') throw new GatewayError('GATEWAY_FRAME_OUT_OF_ORDER', `a client does not send ${String(value.type)} frames`);
+  if (!validateRequestFrame(value)) throw new GatewayError('GATEWAY_FRAME_INVALID', `invalid request frame: ${formatValidationErrors(validateRequestFrame.errors)}`);
+  return value;
+}
+
+/** Validates `connect` params with upstream's ConnectParams schema (closed object). Throws GATEWAY_FRAME_INVALID. */
+export function checkConnectParams(params: unknown): ConnectParams {
+  if (!validateConnectParams(params)) throw new GatewayError('GATEWAY_FRAME_INVALID', `invalid connect params: ${formatValidationErrors(validateConnectParams.errors)}`);
+  return params;
+}
+
+/** A server's frame as a client receives it: `res` or `event`. Throws GATEWAY_FRAME_INVALID. */
+export function parseServerFrame(text: string): ResponseFrame | EventFrame {
+  const value = parseJson(text);
+  if (isGatewayResponseFrame(value) || isGatewayEventFrame(value)) return value;
+  throw new GatewayError('GATEWAY_FRAME_INVALID', 'not a response or event frame');
+}
+
+/** Whether a hello-ok payload matches upstream's HelloOk schema. */
+export function isHelloOk(value: unknown): value is HelloOk {
+  return helloOkCheck.Check(value);
+}
+
+export function responseOk(id: string, payload: unknown): string {
+  return JSON.stringify({ type: 'res', id, ok: true, payload });
+}
+
+export function responseError(id: string, error: WireError): string {
+  return JSON.stringify({ type: 'res', id, ok: false, error });
+}
+
+export function eventFrame(event: string, payload: unknown, seq?: number): string {
+  return JSON.stringify(seq === undefined ? { type: 'event', event, payload } : { type: 'event', event, payload, seq });
+}

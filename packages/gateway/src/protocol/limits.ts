@@ -1,0 +1,28 @@
+// Numbers the OpenClaw gateway protocol fixes or advertises
+// (docs/gateway/protocol/transport.md; src/gateway/server-constants.ts upstream).
+
+/** Frames before hello-ok are capped at 64 KiB (upstream MAX_PREAUTH_PAYLOAD_BYTES). */
+export const MAX_PREAUTH_PAYLOAD_BYTES = 64 * 1024;
+/** After hello-ok: `policy.maxPayload` (upstream default 25 MiB). */
+export const MAX_PAYLOAD_BYTES = 25 * 1024 * 1024;
+/** `policy.maxBufferedBytes` (upstream default 50 MiB): a client slower than this is dropped. */
+export const MAX_BUFFERED_BYTES = 50 * 1024 * 1024;
+/** `policy.tickIntervalMs` (upstream default 15 s). */
+export const TICK_INTERVAL_MS = 15_000;
+/** A connection must complete `connect` within this (upstream 15 s). */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+/** Requests one connection may have in flight before new ones get a retryable UNAVAILABLE. */
+export const MAX_IN_FLIGHT = 64;
+
+/** WebSocket close codes the gateway uses (RFC 6455 §7.4.1). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  /** A frame that breaks the protocol: malformed or out of order. */
+  protocolError: 1002,
+  /** Authentication or policy refusal (upstream closes device-proof failures with 1008). */
+  policyViolation: 1008,
+  /** A frame over the size limit of its phase. */
+  tooBig: 1009,
+  internal: 1011,
+} as const;

@@ -1,0 +1,74 @@
+// One WebSocket connection to the gateway: its phase (waiting for `connect`,
+// authenticated), its role and scopes, its own event sequence.
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import type { ConnectParams } from '../protocol/frames.ts';
+import { eventFrame } from '../protocol/frames.ts';
+import { CLOSE } from '../protocol/limits.ts';
+import type { OperatorScope, Role } from '../protocol/scopes.ts';
+
+export type ConnectionPhase = 'challenge' | 'connecting' | 'ready' | 'closed';
+
+/** Who is on the other end, once `connect` succeeded. */
+export interface Peer {
+  role: Role;
+  scopes: OperatorScope[];
+  /** The verified device id (required for nodes, optional for operators). */
+  deviceId: string | undefined;
+  client: ConnectParams['client'];
+  /** What a node declared it serves. */
+  commands: string[];
+  caps: string[];
+  protocol: number;
+  connectedAt: number;
+  remoteAddress: string;
+}
+
+export class Connection {
+  readonly id = randomUUID();
+  readonly socket: WebSocket;
+  readonly nonce: string;
+  readonly remoteAddress: string;
+  phase: ConnectionPhase = 'challenge';
+  peer: Peer | undefined;
+  inFlight = 0;
+  #seq = 0;
+  readonly #maxBufferedBytes: number;
+
+  constructor(socket: WebSocket, nonce: string, remoteAddress: string, maxBufferedBytes: number) {
+    this.socket = socket;
+    this.nonce = nonce;
+    this.remoteAddress = remoteAddress;
+    this.#maxBufferedBytes = maxBufferedBytes;
+  }
+
+  /** Sends frame text; drops a peer that lets more than maxBufferedBytes pile up. Returns whether it was sent. */
+  send(text: string): boolean {
+    if (this.phase === 'closed' || this.socket.readyState !== this.socket.OPEN) return false;
+    if (this.socket.bufferedAmount > this.#maxBufferedBytes) {
+      this.close(CLOSE.policyViolation, 'slow consumer');
+      return false;
+    }
+    this.socket.send(text);
+    return true;
+  }
+
+  /** An event with this connection's next sequence number (each socket has its own sequence). */
+  event(name: string, payload: unknown): boolean {
+    if (this.phase !== 'ready') return this.send(eventFrame(name, payload));
+    this.#seq += 1;
+    return this.send(eventFrame(name, payload, this.#seq));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    try {
+      this.socket.close(code, reason.slice(0, 120));
+    } catch {
+      this.socket.terminate();
+    }
+    // A peer that does not answer the close handshake is cut off.
+    setTimeout(() => this.socket.terminate(), 2_000).unref();
+  }
+}

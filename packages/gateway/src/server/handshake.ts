@@ -1,0 +1,126 @@
+// The `connect` request: protocol range, shared token, device proof, role
+// and scopes (docs/gateway/protocol/handshake.md and auth.md upstream).
+// Guard clauses in the order the protocol states them; each refusal carries
+// upstream's detail code for the client and a GatewayError code for the log.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { MIN_CLIENT_PROTOCOL_VERSION, MIN_NODE_PROTOCOL_VERSION, PROTOCOL_VERSION } from '@openclaw/gateway-protocol';
+import { buildPairingConnectErrorDetails, buildPairingConnectErrorMessage } from '@openclaw/gateway-protocol/connect-error-details';
+import { IdentityError, verifyDeviceProof, type Identity } from '@corral/identity';
+import { GatewayError } from '../errors.ts';
+import type { ConnectParams } from '../protocol/frames.ts';
+import { grantScopes, type Role } from '../protocol/scopes.ts';
+import type { Peer } from './connection.ts';
+
+/**
+ * Authenticates one `connect`. Returns the peer, or throws GatewayError with
+ * `wire` set to what the client is told. `nonce` is this connection's challenge.
+ */
+export function authenticateConnect(
+  params: ConnectParams,
+  context: { nonce: string; token: string; identity: Identity; remoteAddress: string; now: number },
+): Peer {
+  const role = roleOf(params.role);
+  const protocol = negotiate(params, role);
+  const presented = params.auth?.token ?? params.auth?.password;
+  if (presented === undefined || presented === '') {
+    throw refusal('GATEWAY_AUTH_TOKEN_MISMATCH', 'unauthorized: gateway token missing', { code: 'AUTH_TOKEN_MISSING', canRetryWithDeviceToken: false, recommendedNextStep: 'update_auth_configuration' });
+  }
+  if (!sameSecret(presented, context.token)) {
+    throw refusal('GATEWAY_AUTH_TOKEN_MISMATCH', 'unauthorized: gateway token mismatch', { code: 'AUTH_TOKEN_MISMATCH', canRetryWithDeviceToken: false, recommendedNextStep: 'update_auth_credentials' });
+  }
+  if (role === 'node' && params.device === undefined) {
+    throw refusal('GATEWAY_DEVICE_REQUIRED', 'device identity required', { code: 'DEVICE_IDENTITY_REQUIRED' });
+  }
+  let deviceId: string | undefined;
+  if (params.device !== undefined) {
+    // The token the device signed: `auth.token ?? auth.deviceToken ?? auth.bootstrapToken ?? ""`.
+    const signedToken = params.auth?.token ?? params.auth?.deviceToken ?? params.auth?.bootstrapToken ?? '';
+    const client = {
+      id: params.client.id,
+      mode: params.client.mode,
+      ...(params.client.platform !== undefined ? { platform: params.client.platform } : {}),
+      ...(params.client.deviceFamily !== undefined ? { deviceFamily: params.client.deviceFamily } : {}),
+      ...(params.client.displayName !== undefined ? { displayName: params.client.displayName } : {}),
+    };
+    try {
+      if (role === 'node') {
+        deviceId = context.identity.nodes.authenticate({ device: params.device, client, role, scopes: params.scopes ?? [], token: signedToken }, context.nonce).deviceId;
+      } else {
+        verifyDeviceProof(params.device, {
+          clientId: client.id,
+          clientMode: client.mode,
+          role,
+          scopes: params.scopes ?? [],
+          token: signedToken,
+          ...(client.platform !== undefined ? { platform: client.platform } : {}),
+          ...(client.deviceFamily !== undefined ? { deviceFamily: client.deviceFamily } : {}),
+          expectedNonce: context.nonce,
+          now: context.now,
+        });
+        deviceId = params.device.id;
+      }
+    } catch (error) {
+      throw deviceRefusal(error, params.device.id, role);
+    }
+  }
+  return {
+    role,
+    scopes: grantScopes(role, params.scopes),
+    deviceId,
+    client: params.client,
+    commands: role === 'node' ? [...new Set(params.commands ?? [])] : [],
+    caps: [...new Set(params.caps ?? [])],
+    protocol,
+    connectedAt: context.now,
+    remoteAddress: context.remoteAddress,
+  };
+}
+
+function roleOf(role: string | undefined): Role {
+  if (role === undefined || role === 'operator') return 'operator';
+  if (role === 'node') return 'node';
+  throw refusal('GATEWAY_ROLE_INVALID', 'unknown role', undefined);
+}
+
+/** Operators must include the current protocol; nodes (client mode node) may use one version older. */
+function negotiate(params: ConnectParams, role: Role): number {
+  const floor = role === 'node' && params.client.mode === 'node' ? MIN_NODE_PROTOCOL_VERSION : MIN_CLIENT_PROTOCOL_VERSION;
+  const version = Math.min(params.maxProtocol, PROTOCOL_VERSION);
+  if (version < floor || version < params.minProtocol) {
+    throw refusal('GATEWAY_PROTOCOL_UNSUPPORTED', 'protocol mismatch', { code: 'PROTOCOL_MISMATCH', expectedProtocol: PROTOCOL_VERSION });
+  }
+  return version;
+}
+
+const DEVICE_DETAIL: Record<string, string> = {
+  IDENTITY_DEVICE_PUBLIC_KEY_INVALID: 'DEVICE_AUTH_PUBLIC_KEY_INVALID',
+  IDENTITY_DEVICE_ID_MISMATCH: 'DEVICE_AUTH_DEVICE_ID_MISMATCH',
+  IDENTITY_DEVICE_SIGNATURE_EXPIRED: 'DEVICE_AUTH_SIGNATURE_EXPIRED',
+  IDENTITY_DEVICE_NONCE_REQUIRED: 'DEVICE_AUTH_NONCE_REQUIRED',
+  IDENTITY_DEVICE_NONCE_MISMATCH: 'DEVICE_AUTH_NONCE_MISMATCH',
+  IDENTITY_DEVICE_SIGNATURE_INVALID: 'DEVICE_AUTH_SIGNATURE_INVALID',
+};
+
+function deviceRefusal(error: unknown, deviceId: string, role: Role): GatewayError {
+  if (!(error instanceof IdentityError)) return new GatewayError('GATEWAY_INTERNAL', 'device check failed', { cause: error, wire: { code: 'UNAVAILABLE', message: 'device check failed', retryable: true } });
+  if (error.code === 'IDENTITY_NODE_NOT_PAIRED') {
+    const details = buildPairingConnectErrorDetails({ reason: 'not-paired', requestId: deviceId, deviceId, requestedRole: role, recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false });
+    return new GatewayError('GATEWAY_NOT_PAIRED', 'the node waits for an operator to pair it', { cause: error, wire: { code: 'NOT_PAIRED', message: buildPairingConnectErrorMessage('not-paired'), details, retryable: true } });
+  }
+  if (error.code === 'IDENTITY_NODE_REVOKED') {
+    return new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired', { cause: error, wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked', details: { code: 'PAIRING_REQUIRED', reason: 'revoked', recommendedNextStep: 'review_auth_configuration' } } });
+  }
+  const detail = DEVICE_DETAIL[error.code] ?? 'DEVICE_AUTH_INVALID';
+  return new GatewayError('GATEWAY_DEVICE_AUTH_INVALID', 'device authentication failed', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'device authentication failed', details: { code: detail } } });
+}
+
+function refusal(code: GatewayError['code'], message: string, details: Record<string, unknown> | undefined): GatewayError {
+  return new GatewayError(code, message, { wire: { code: 'INVALID_REQUEST', message, ...(details ? { details } : {}) } });
+}
+
+/** Constant-time comparison of two secrets of any length (compares their SHA-256). */
+export function sameSecret(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a, 'utf8').digest();
+  const y = createHash('sha256').update(b, 'utf8').digest();
+  return timingSafeEqual(x, y);
+}

@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
+import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
+
+function operator(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<GatewayClient> {
+  return GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'operator', scopes: ['operator.read'], ...extra });
+}
+
+async function pairedNode(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<{ client: GatewayClient; device: DeviceIdentity }> {
+  const device = createDeviceIdentity();
+  const options: GatewayClientOptions = { url: gw.server.url, token: gw.token, role: 'node', device, commands: ['system.which'], ...extra };
+  await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+  gw.identity.nodes.pair(device.deviceId, 'test');
+  return { client: await GatewayClient.connect(options), device };
+}
+
+/** Completes a raw handshake as an operator; returns the peer after hello-ok. */
+async function rawOperator(gw: TestGateway): Promise<RawPeer> {
+  const peer = await RawPeer.open(gw.server.url);
+  const challenge = await peer.next();
+  const { nonce, ts } = challenge.payload as { nonce: string; ts: number };
+  peer.send({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: ['operator.read'] }, nonce, ts) });
+  const hello = await peer.next();
+  assert.equal(hello.ok, true);
+  return peer;
+}
+
+describe('gateway handshake', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({ tickIntervalMs: 100 });
+  });
+  after(() => gw.stop());
+
+  it('listens on 127.0.0.1 unless told otherwise', () => {
+    assert.equal(gw.server.host, '127.0.0.1');
+  });
+
+  it('sends connect.challenge first, then hello-ok that matches upstream HelloOk schema', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    const challenge = await peer.next();
+    assert.equal(challenge.type, 'event');
+    assert.equal(challenge.event, 'connect.challenge');
+    const { nonce, ts } = challenge.payload as { nonce: string; ts: number };
+    assert.ok(nonce.length >= 16 && Number.isSafeInteger(ts));
+    peer.send({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: ['operator.read', 'operator.pairing', 'operator.root'] }, nonce, ts) });
+    const res = await peer.next();
+    assert.equal(res.ok, true);
+    assert.ok(isHelloOk(res.payload));
+    const hello = res.payload as { protocol: number; auth: { role: string; scopes: string[] }; policy: { tickIntervalMs: number } };
+    assert.equal(hello.protocol, 4);
+    assert.deepEqual(hello.auth, { role: 'operator', scopes: ['operator.read', 'operator.pairing'] });
+    await peer.close();
+  });
+
+  it('refuses a wrong token with AUTH_TOKEN_MISMATCH and closes 1008', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    const { nonce, ts } = (await peer.next()).payload as { nonce: string; ts: number };
+    peer.send({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: 'x'.repeat(32), role: 'operator' }, nonce, ts) });
+    const res = await peer.next();
+    assert.equal(res.ok, false);
+    assert.equal((res.error as { details: { code: string } }).details.code, 'AUTH_TOKEN_MISMATCH');
+    assert.equal((await peer.closed).code, 1008);
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_AUTH_TOKEN_MISMATCH'));
+  });
+
+  it('refuses a connection with no token, on loopback too (AUTH_TOKEN_MISSING)', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    const { nonce, ts } = (await peer.next()).payload as { nonce: string; ts: number };
+    const params = connectParams({ url: '', token: '', role: 'operator' }, nonce, ts);
+    delete params.auth;
+    peer.send({ type: 'req', id: 'c1', method: 'connect', params });
+    const res = await peer.next();
+    assert.equal((res.error as { details: { code: string } }).details.code, 'AUTH_TOKEN_MISSING');
+    assert.equal((await peer.closed).code, 1008);
+  });
+
+  it('refuses a node without a device proof (DEVICE_IDENTITY_REQUIRED)', async () => {
+    await assert.rejects(GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'node' }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'DEVICE_IDENTITY_REQUIRED');
+  });
+
+  it('holds a new node as a pending pairing request until an operator pairs it', async () => {
+    const device = createDeviceIdentity();
+    const options: GatewayClientOptions = { url: gw.server.url, token: gw.token, role: 'node', device, client: { displayName: 'build-01' } };
+    await assert.rejects(GatewayClient.connect(options), (e: { code: string; wire?: { code: string; details?: { code?: string; requestId?: string } } }) => {
+      assert.equal(e.code, 'GATEWAY_REQUEST_FAILED');
+      assert.equal(e.wire?.code, 'NOT_PAIRED');
+      assert.equal(e.wire?.details?.code, 'PAIRING_REQUIRED');
+      assert.equal(e.wire?.details?.requestId, device.deviceId);
+      return true;
+    });
+    assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
+    gw.identity.nodes.pair(device.deviceId, 'alice');
+    const node = await GatewayClient.connect(options);
+    assert.deepEqual(node.hello.auth, { role: 'node', scopes: [] });
+    await node.close();
+  });
+
+  it('refuses a revoked node', async () => {
+    const { client, device } = await pairedNode(gw);
+    await client.close();
+    gw.identity.nodes.revoke(device.deviceId);
+    await assert.rejects(GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'node', device }), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_DEVICE_REVOKED'));
+  });
+
+  it('refuses a replayed handshake: a captured connect signed for another challenge (DEVICE_AUTH_NONCE_MISMATCH)', async () => {
+    const device = createDeviceIdentity();
+    const first = await RawPeer.open(gw.server.url);
+    const { nonce, ts } = (await first.next()).payload as { nonce: string; ts: number };
+    const captured = connectParams({ url: '', token: gw.token, role: 'node', device }, nonce, ts);
+    await first.close();
+    const second = await RawPeer.open(gw.server.url);
+    await second.next();
+    second.send({ type: 'req', id: 'c1', method: 'connect', params: captured });
+    const res = await second.next();
+    assert.equal((res.error as { details: { code: string } }).details.code, 'DEVICE_AUTH_NONCE_MISMATCH');
+    assert.equal((await second.closed).code, 1008);
+  });
+
+  it('refuses a node claiming a paired node\'s id with its own key (DEVICE_AUTH_DEVICE_ID_MISMATCH)', async () => {
+    const { client, device: victim } = await pairedNode(gw);
+    const attacker = createDeviceIdentity();
+    const forged: DeviceIdentity = { ...attacker, deviceId: victim.deviceId };
+    await assert.rejects(GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'node', device: forged }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'DEVICE_AUTH_DEVICE_ID_MISMATCH');
+    await client.close();
+  });
+
+  it('refuses a node presenting a paired node\'s public key without its private key (DEVICE_AUTH_SIGNATURE_INVALID)', async () => {
+    const { client, device: victim } = await pairedNode(gw);
+    const attacker = createDeviceIdentity();
+    const forged: DeviceIdentity = { deviceId: victim.deviceId, publicKey: victim.publicKey, privateKeyPem: attacker.privateKeyPem };
+    await assert.rejects(GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'node', device: forged }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'DEVICE_AUTH_SIGNATURE_INVALID');
+    await client.close();
+  });
+
+  it('refuses an operator whose range excludes protocol 4, and lets a node host use protocol 3', async () => {
+    await assert.rejects(operator(gw, { minProtocol: 3, maxProtocol: 3 }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'PROTOCOL_MISMATCH');
+    const { client } = await pairedNode(gw, { minProtocol: 3, maxProtocol: 3 });
+    assert.equal(client.hello.protocol, 3);
+    await client.close();
+  });
+});
+
+describe('gateway roles and scopes', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway();
+    gw.server.method('test.pairing', { role: 'operator', scopes: ['operator.pairing'], handler: () => ({ done: true }) });
+    gw.server.method('test.node', { role: 'node', handler: (_p, ctx) => ({ deviceId: ctx.peer.deviceId }) });
+  });
+  after(() => gw.stop());
+
+  it('answers FORBIDDEN with MISSING_SCOPE when an operator lacks the scope', async () => {
+    const client = await operator(gw, { scopes: ['operator.read'] });
+    await assert.rejects(client.request('test.pairing'), (e: { wire?: { code: string; details?: { code?: string; missingScope?: string } } }) => {
+      assert.equal(e.wire?.code, 'FORBIDDEN');
+      assert.equal(e.wire?.details?.code, 'MISSING_SCOPE');
+      assert.equal(e.wire?.details?.missingScope, 'operator.pairing');
+      return true;
+    });
+    const admin = await operator(gw, { scopes: ['operator.admin'] });
+    assert.deepEqual(await admin.request('test.pairing'), { done: true });
+    await client.close();
+    await admin.close();
+  });
+
+  it('gives a node no scopes even when it asks for operator.admin, and refuses it operator methods', async () => {
+    const { client } = await pairedNode(gw, { scopes: ['operator.admin'] });
+    assert.deepEqual(client.hello.auth.scopes, []);
+    await assert.rejects(client.request('test.pairing'), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');
+    await assert.rejects(client.request('health'), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');
+    await client.close();
+  });
+
+  it('refuses an operator node-role methods', async () => {
+    const client = await operator(gw, { scopes: ['operator.admin'] });
+    await assert.rejects(client.request('test.node'), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');
+    await client.close();
+  });
+
+  it('answers an unknown method with INVALID_REQUEST and keeps the connection', async () => {
+    const client = await operator(gw);
+    await assert.rejects(client.request('no.such.method'), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    assert.deepEqual(Object.keys((await client.request('health')) as object).sort(), ['ok', 'ts']);
+    await client.close();
+  });
+
+  it('answers a retryable UNAVAILABLE past the in-flight limit', async () => {
+    const limited = await startTestGateway({ maxInFlight: 2 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    limited.server.method('test.slow', { role: 'operator', handler: () => gate.then(() => 'done') });
+    const client = await operator(limited);
+    const slow = [client.request('test.slow'), client.request('test.slow')];
+    await assert.rejects(client.request('test.slow'), (e: { wire?: { code: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true);
+    release();
+    assert.deepEqual(await Promise.all(slow), ['done', 'done']);
+    await client.close();
+    await limited.stop();
+  });
+});
+
+describe('gateway frames', () => {
+  let gw: TestGateway;
+  let bystander: GatewayClient;
+  before(async () => {
+    gw = await startTestGateway({ handshakeTimeoutMs: 300, tickIntervalMs: 50 });
+    bystander = await operator(gw);
+  });
+  after(async () => {
+    await bystander.close();
+    await gw.stop();
+  });
+
+  /** Every fault test ends by checking a healthy connection was not disturbed. */
+  async function bystanderStillServed(): Promise<void> {
+    assert.equal(((await bystander.request('health')) as { ok: boolean }).ok, true);
+  }
+
+  it('closes a connection whose first frame is not JSON with 1002, and no other', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send('{not json');
+    assert.equal((await peer.closed).code, 1002);
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_FRAME_INVALID'));
+    await bystanderStillServed();
+  });
+
+  it('closes a connection whose frame has unknown fields (upstream closed schema)', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send({ type: 'req', id: '1', method: 'connect', params: {}, extra: true });
+    assert.equal((await peer.closed).code, 1002);
+    await bystanderStillServed();
+  });
+
+  it('refuses connect params that break upstream ConnectParams schema and closes', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send({ type: 'req', id: '1', method: 'connect', params: { minProtocol: 4, maxProtocol: 4, client: { id: 'not-a-client', version: '1', platform: 'linux', mode: 'cli' } } });
+    const res = await peer.next();
+    assert.equal((res.error as { code: string }).code, 'INVALID_REQUEST');
+    assert.equal((await peer.closed).code, 1008);
+    await bystanderStillServed();
+  });
+
+  it('closes with 1009 a frame over 64 KiB before hello-ok', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send(JSON.stringify({ type: 'req', id: '1', method: 'connect', params: { pad: 'x'.repeat(80 * 1024) } }));
+    assert.equal((await peer.closed).code, 1009);
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_FRAME_TOO_LARGE'));
+    await bystanderStillServed();
+  });
+
+  it('cuts off a multi-megabyte frame before hello-ok while it arrives', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send('x'.repeat(4 * 1024 * 1024));
+    const { code } = await peer.closed;
+    assert.ok(code === 1006 || code === 1009, `closed with ${code}`);
+    await bystanderStillServed();
+  });
+
+  it('closes a connection whose first request is not connect', async () => {
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    peer.send({ type: 'req', id: '1', method: 'health' });
+    const res = await peer.next();
+    assert.equal(res.ok, false);
+    assert.equal((await peer.closed).code, 1002);
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_FRAME_OUT_OF_ORDER'));
+    await bystanderStillServed();
+  });
+
+  it('closes a connection that sends connect a second time', async () => {
+    const peer = await rawOperator(gw);
+    peer.send({ type: 'req', id: 'c2', method: 'connect', params: {} });
+    await peer.until((f) => f.type === 'res');
+    assert.equal((await peer.closed).code, 1002);
+    await bystanderStillServed();
+  });
+
+  it('closes a connection that sends a res frame (clients never answer)', async () => {
+    const peer = await rawOperator(gw);
+    peer.send({ type: 'res', id: 'x', ok: true });
+    assert.equal((await peer.closed).code, 1002);
+    await bystanderStillServed();
+  });
+
+  it('closes a connection that sends a binary frame', async () => {
+    const peer = await rawOperator(gw);
+    peer.send(Buffer.from('{"type":"req"}'));
+    assert.equal((await peer.closed).code, 1002);
+    await bystanderStillServed();
+  });
+
+  it('closes a slow-loris connection that never sends connect when the handshake deadline passes', async () => {
+    const started = Date.now();
+    const peer = await RawPeer.open(gw.server.url);
+    await peer.next();
+    assert.equal((await peer.closed).code, 1008);
+    assert.ok(Date.now() - started >= 250);
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_HANDSHAKE_TIMEOUT'));
+    await bystanderStillServed();
+  });
+
+  it('sends tick events to authenticated connections with a per-connection increasing seq', async () => {
+    const seqs: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      const stop = bystander.on('tick', (payload, seq) => {
+        assert.ok(Number.isSafeInteger((payload as { ts: number }).ts));
+        seqs.push(seq!);
+        if (seqs.length === 3) {
+          stop();
+          resolve();
+        }
+      });
+    });
+    await done;
+    assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!);
+  });
+});
+
+describe('gateway start-up', () => {
+  it('refuses to start without a token (GATEWAY_CONFIG_INVALID)', async () => {
+    const gw = await startTestGateway();
+    await assert.rejects(GatewayServer.start({ token: '', identity: gw.identity, port: 0 }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await gw.stop();
+  });
+
+  it('reports a port in use as GATEWAY_CONFIG_INVALID', async () => {
+    const gw = await startTestGateway();
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: gw.server.port }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await gw.stop();
+  });
+});

@@ -1,0 +1,341 @@
+// The gateway's WebSocket server, speaking the OpenClaw gateway protocol:
+// `connect.challenge` → `connect` → hello-ok, then requests dispatched to
+// registered methods by role and scope, events with a per-connection
+// sequence, and ticks. A bad frame closes only its own connection.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-protocol';
+import type { Identity } from '@corral/identity';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { GatewayError, type WireError } from '../errors.ts';
+import { checkConnectParams, parseClientFrame, responseError, responseOk, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
+import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
+import { hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
+import { Connection, type Peer } from './connection.ts';
+import { authenticateConnect } from './handshake.ts';
+
+export const GATEWAY_VERSION = '0.1.0';
+
+/** What a method handler gets besides its params. */
+export interface MethodContext {
+  connection: Connection;
+  peer: Peer;
+  server: GatewayServer;
+}
+
+/** A method the gateway serves: the role allowed to call it, the scopes it needs, its params check, its handler. */
+export interface MethodSpec {
+  role: Role;
+  /** Every one is required (operators only). */
+  scopes?: readonly OperatorScope[];
+  /** Upstream's validator for the params, when it has one. */
+  validate?: ((data: unknown) => boolean) & { errors?: unknown };
+  /** Returns the response payload, or throws GatewayError whose `wire` is sent. */
+  handler: (params: unknown, context: MethodContext) => unknown;
+}
+
+/** A line for the gateway's log: refusals and protocol faults with their codes; never a token or key. */
+export interface GatewayLogEntry {
+  event: 'connected' | 'refused' | 'protocol-error' | 'closed' | 'handler-failed';
+  connId: string;
+  code?: string;
+  role?: Role;
+  deviceId?: string;
+  remoteAddress?: string;
+}
+
+export interface GatewayServerOptions {
+  /** The shared gateway token every connection must present. Required. */
+  token: string;
+  identity: Identity;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 18789; 0 picks a free port. */
+  port?: number;
+  tickIntervalMs?: number;
+  handshakeTimeoutMs?: number;
+  maxPayload?: number;
+  maxBufferedBytes?: number;
+  /** Requests one connection may have in flight. */
+  maxInFlight?: number;
+  log?: (entry: GatewayLogEntry) => void;
+  /** HTTP requests that are not WebSocket upgrades. */
+  http?: (request: IncomingMessage, response: ServerResponse) => void;
+  now?: () => number;
+}
+
+interface Settings {
+  token: string;
+  tickIntervalMs: number;
+  handshakeTimeoutMs: number;
+  maxPayload: number;
+  maxBufferedBytes: number;
+  maxInFlight: number;
+}
+
+export class GatewayServer {
+  readonly #http: Server;
+  readonly #wss: WebSocketServer;
+  readonly #identity: Identity;
+  readonly #settings: Settings;
+  readonly #methods = new Map<string, MethodSpec>();
+  readonly #connections = new Set<Connection>();
+  readonly #listeners = { ready: new Set<(c: Connection) => void>(), closed: new Set<(c: Connection) => void>() };
+  readonly #log: (entry: GatewayLogEntry) => void;
+  readonly #now: () => number;
+  readonly #startedAt: number;
+  #tick: NodeJS.Timeout | undefined;
+
+  private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings) {
+    this.#http = http;
+    this.#wss = wss;
+    this.#identity = options.identity;
+    this.#settings = settings;
+    this.#log = options.log ?? (() => {});
+    this.#now = options.now ?? Date.now;
+    this.#startedAt = this.#now();
+    this.method('health', { role: 'operator', handler: () => ({ ok: true, ts: this.#now() }) });
+  }
+
+  /**
+   * Starts listening. Throws GATEWAY_CONFIG_INVALID for a missing token or
+   * bad limits; the listen error (EADDRINUSE…) as GATEWAY_CONFIG_INVALID with its cause.
+   */
+  static async start(options: GatewayServerOptions): Promise<GatewayServer> {
+    if (typeof options.token !== 'string' || options.token.length < 16) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway token is required and must be at least 16 characters');
+    const settings: Settings = {
+      token: options.token,
+      tickIntervalMs: options.tickIntervalMs ?? TICK_INTERVAL_MS,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      maxPayload: options.maxPayload ?? MAX_PAYLOAD_BYTES,
+      maxBufferedBytes: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
+      maxInFlight: options.maxInFlight ?? MAX_IN_FLIGHT,
+    };
+    for (const [name, value] of Object.entries(settings)) {
+      if (name !== 'token' && (!Number.isSafeInteger(value) || (value as number) < 1)) throw new GatewayError('GATEWAY_CONFIG_INVALID', `${name} must be a positive integer`);
+    }
+    const fallback = options.http ?? ((_req: IncomingMessage, res: ServerResponse) => res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required\n'));
+    const http = createServer(fallback);
+    const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false });
+    const server = new GatewayServer(http, wss, options, settings);
+    wss.on('connection', (socket, request) => server.#accept(socket, request));
+    // ws re-emits the HTTP server's errors; the listen promise below reports them.
+    wss.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', (error) => reject(new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway could not listen', { cause: error })));
+      http.listen(options.port ?? 18789, options.host ?? '127.0.0.1', () => resolve());
+    });
+    server.#tick = setInterval(() => server.#sendTicks(), settings.tickIntervalMs);
+    server.#tick.unref();
+    return server;
+  }
+
+  get port(): number {
+    return (this.#http.address() as AddressInfo).port;
+  }
+
+  get host(): string {
+    return (this.#http.address() as AddressInfo).address;
+  }
+
+  get url(): string {
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `ws://${host}:${this.port}`;
+  }
+
+  get identity(): Identity {
+    return this.#identity;
+  }
+
+  /** Registers (or replaces) a method. */
+  method(name: string, spec: MethodSpec): void {
+    this.#methods.set(name, spec);
+  }
+
+  /** The methods served, for hello-ok's `features.methods`. */
+  methods(): string[] {
+    return [...this.#methods.keys()].sort();
+  }
+
+  /** Authenticated connections. */
+  connections(): Connection[] {
+    return [...this.#connections].filter((c) => c.phase === 'ready');
+  }
+
+  /** Called when a connection completes its handshake, and when an authenticated connection closes. */
+  on(event: 'ready' | 'closed', listener: (connection: Connection) => void): void {
+    this.#listeners[event].add(listener);
+  }
+
+  /** Sends an event to every authenticated connection the filter accepts. */
+  broadcast(event: string, payload: unknown, filter: (peer: Peer) => boolean = () => true): void {
+    for (const connection of this.#connections) if (connection.phase === 'ready' && filter(connection.peer!)) connection.event(event, payload);
+  }
+
+  /** Tells every client the gateway is stopping, closes every connection, and stops listening. */
+  async close(): Promise<void> {
+    clearInterval(this.#tick);
+    for (const connection of this.#connections) {
+      connection.event('shutdown', { reason: 'gateway stopping' });
+      connection.close(CLOSE.goingAway, 'gateway stopping');
+    }
+    const deadline = Date.now() + 2_000;
+    while ([...this.#connections].some((c) => c.socket.readyState !== c.socket.CLOSED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const connection of this.#connections) connection.socket.terminate();
+    await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeAllConnections();
+  }
+
+  #accept(socket: WebSocket, request: IncomingMessage): void {
+    const { nonce, ts } = this.#identity.nodes.challenge();
+    const remoteAddress = request.socket.remoteAddress ?? '';
+    const connection = new Connection(socket, nonce, remoteAddress, this.#settings.maxBufferedBytes);
+    this.#connections.add(connection);
+
+    // Before hello-ok a peer may send at most 64 KiB a frame; count raw bytes
+    // too, so a huge frame is cut off while it arrives rather than buffered.
+    let preauthBytes = 0;
+    const countPreauth = (chunk: Buffer): void => {
+      preauthBytes += chunk.length;
+      if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) {
+        this.#log({ event: 'protocol-error', connId: connection.id, code: 'GATEWAY_FRAME_TOO_LARGE', remoteAddress });
+        connection.phase = 'closed';
+        request.socket.destroy();
+      }
+    };
+    request.socket.on('data', countPreauth);
+    const handshakeTimer = setTimeout(() => {
+      if (connection.phase === 'ready' || connection.phase === 'closed') return;
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_HANDSHAKE_TIMEOUT', remoteAddress });
+      connection.close(CLOSE.policyViolation, 'handshake timeout');
+    }, this.#settings.handshakeTimeoutMs);
+    handshakeTimer.unref();
+
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (connection.phase === 'ready' && preauthBytes >= 0) {
+        request.socket.off('data', countPreauth);
+        preauthBytes = -1;
+      }
+      this.#onMessage(connection, data, isBinary);
+    });
+    socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
+    socket.on('close', () => {
+      clearTimeout(handshakeTimer);
+      request.socket.off('data', countPreauth);
+      const wasReady = connection.peer !== undefined;
+      connection.phase = 'closed';
+      this.#connections.delete(connection);
+      if (wasReady) {
+        this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}) });
+        for (const listener of this.#listeners.closed) listener(connection);
+      }
+    });
+    connection.event('connect.challenge', { nonce, ts });
+  }
+
+  #onMessage(connection: Connection, data: RawData, isBinary: boolean): void {
+    if (connection.phase === 'closed') return;
+    if (isBinary) return this.#fault(connection, 'GATEWAY_FRAME_INVALID', CLOSE.protocolError, 'text frames only');
+    const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    if (connection.phase !== 'ready' && bytes > MAX_PREAUTH_PAYLOAD_BYTES) return this.#fault(connection, 'GATEWAY_FRAME_TOO_LARGE', CLOSE.tooBig, 'frame too large before hello-ok');
+    let frame: RequestFrame;
+    try {
+      frame = parseClientFrame(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8'));
+    } catch (error) {
+      const code = error instanceof GatewayError ? error.code : 'GATEWAY_FRAME_INVALID';
+      return this.#fault(connection, code, CLOSE.protocolError, code === 'GATEWAY_FRAME_OUT_OF_ORDER' ? 'unexpected frame' : 'invalid frame');
+    }
+    if (connection.phase === 'challenge') return this.#connect(connection, frame);
+    if (connection.phase === 'connecting' || frame.method === 'connect') {
+      connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'connect is only valid as the first request' }));
+      return this.#fault(connection, 'GATEWAY_FRAME_OUT_OF_ORDER', CLOSE.protocolError, 'unexpected connect');
+    }
+    void this.#dispatch(connection, frame);
+  }
+
+  #connect(connection: Connection, frame: RequestFrame): void {
+    if (frame.method !== 'connect') {
+      connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'the first request must be connect' }));
+      return this.#fault(connection, 'GATEWAY_FRAME_OUT_OF_ORDER', CLOSE.protocolError, 'first request must be connect');
+    }
+    connection.phase = 'connecting';
+    let peer: Peer;
+    try {
+      const params = checkConnectParams(frame.params);
+      peer = authenticateConnect(params, { nonce: connection.nonce, token: this.#settings.token, identity: this.#identity, remoteAddress: connection.remoteAddress, now: this.#now() });
+    } catch (error) {
+      const failure = error instanceof GatewayError ? error : new GatewayError('GATEWAY_INTERNAL', 'connect failed', { cause: error });
+      const wire: WireError = failure.wire ?? { code: 'INVALID_REQUEST', message: failure.code === 'GATEWAY_FRAME_INVALID' ? 'invalid connect params' : 'connect failed' };
+      this.#log({ event: 'refused', connId: connection.id, code: failure.code, remoteAddress: connection.remoteAddress });
+      connection.send(responseError(frame.id, wire));
+      connection.close(CLOSE.policyViolation, wire.message);
+      return;
+    }
+    // One live connection per node device: a reconnect replaces the old one.
+    if (peer.role === 'node') {
+      for (const other of this.#connections) {
+        if (other !== connection && other.phase === 'ready' && other.peer?.role === 'node' && other.peer.deviceId === peer.deviceId) other.close(CLOSE.policyViolation, 'replaced by a newer connection');
+      }
+    }
+    connection.peer = peer;
+    connection.phase = 'ready';
+    const hello: HelloOk = {
+      type: 'hello-ok',
+      protocol: peer.protocol,
+      server: { version: GATEWAY_VERSION, connId: connection.id },
+      features: { methods: this.methods(), events: ['connect.challenge', 'tick', 'shutdown', 'node.invoke.request', 'node.pair.requested', 'node.pair.resolved', 'exec.approval.requested', 'exec.approval.resolved'] },
+      snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: Math.max(0, this.#now() - this.#startedAt), authMode: 'token' },
+      auth: { role: peer.role, scopes: [...peer.scopes] },
+      policy: { maxPayload: this.#settings.maxPayload, maxBufferedBytes: this.#settings.maxBufferedBytes, tickIntervalMs: this.#settings.tickIntervalMs },
+    };
+    connection.send(responseOk(frame.id, hello));
+    this.#log({ event: 'connected', connId: connection.id, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), remoteAddress: connection.remoteAddress });
+    for (const listener of this.#listeners.ready) listener(connection);
+  }
+
+  async #dispatch(connection: Connection, frame: RequestFrame): Promise<void> {
+    const peer = connection.peer!;
+    const spec = this.#methods.get(frame.method);
+    if (!spec) return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `unknown method: ${frame.method.slice(0, 100)}` }));
+    if (spec.role !== peer.role) {
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_ROLE_FORBIDDEN', role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}) });
+      return void connection.send(responseError(frame.id, { code: 'FORBIDDEN', message: `unauthorized role: ${peer.role}` }));
+    }
+    for (const scope of spec.scopes ?? []) {
+      if (!hasScope(peer.scopes, scope)) {
+        this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_SCOPE_MISSING', role: peer.role });
+        return void connection.send(responseError(frame.id, missingScopeErrorShape({ missingScope: scope, requiredScopes: [...(spec.scopes ?? [])] }) as WireError));
+      }
+    }
+    const params = frame.params ?? {};
+    if (spec.validate && !spec.validate(params)) return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `invalid ${frame.method} params` }));
+    if (connection.inFlight >= this.#settings.maxInFlight) return void connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'too many requests in flight', retryable: true, retryAfterMs: 100 }));
+    connection.inFlight += 1;
+    try {
+      const payload = await spec.handler(params, { connection, peer, server: this });
+      connection.send(responseOk(frame.id, payload ?? {}));
+    } catch (error) {
+      if (error instanceof GatewayError && error.wire) {
+        connection.send(responseError(frame.id, error.wire));
+      } else {
+        this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
+        connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
+      }
+    } finally {
+      connection.inFlight -= 1;
+    }
+  }
+
+  #fault(connection: Connection, code: GatewayError['code'], closeCode: number, reason: string): void {
+    this.#log({ event: 'protocol-error', connId: connection.id, code, remoteAddress: connection.remoteAddress });
+    connection.close(closeCode, reason);
+  }
+
+  #sendTicks(): void {
+    const ts = this.#now();
+    for (const connection of this.#connections) if (connection.phase === 'ready') connection.event('tick', { ts });
+  }
+}
+
+export { PROTOCOL_VERSION };
