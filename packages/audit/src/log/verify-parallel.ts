@@ -6,6 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { AuditError } from '../errors.ts';
 import { publicKeyPem } from '../checkpoint/key.ts';
 import { frontierNodes } from '../merkle/compact-range.ts';
 import { nodeKey } from '../merkle/prover.ts';
@@ -24,7 +25,7 @@ function slice(job: object): Promise<SliceResult> {
     const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: job });
     worker.once('message', (m: SliceResult) => resolve(m));
     worker.once('error', reject);
-    worker.once('exit', (code) => code !== 0 && reject(new Error(`verification worker exited with ${code}`)));
+    worker.once('exit', (code) => code !== 0 && reject(new AuditError('AUDIT_STORE_UNAVAILABLE', `a verification thread exited with code ${code}`)));
   });
 }
 

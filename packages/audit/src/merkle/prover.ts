@@ -1,6 +1,7 @@
 // Building proofs from stored perfect-subtree hashes: a proof for a tree of
 // n leaves needs O(log n) of them, whatever n is. The store fetches; this
 // module only plans and folds.
+import { AuditError } from '../errors.ts';
 import type { MerkleHasher } from './hasher.ts';
 import { consistencySpans, inclusionSpans, perfectCover, type NodeId, type Span } from './tree.ts';
 
@@ -25,7 +26,7 @@ export function hashSpans(hasher: MerkleHasher, spans: readonly Span[], nodes: R
     const cover = perfectCover(span);
     const get = (id: NodeId) => {
       const h = nodes.get(nodeKey(id));
-      if (h === undefined) throw new RangeError(`node ${nodeKey(id)} was not fetched`);
+      if (h === undefined) throw new AuditError('AUDIT_NOT_FOUND', `tree node ${nodeKey(id)} was not fetched`);
       return h;
     };
     let r = get(cover[cover.length - 1] as NodeId);
