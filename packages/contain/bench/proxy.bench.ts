@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { distribution, report, sampleInterleaved } from '../../../bench/lib/stats.ts';
@@ -32,6 +33,11 @@ interface Job {
 function serve(): void {
   const block = Buffer.alloc(1024 * 1024, 0x61);
   const server = http.createServer((_req, res) => {
+    const before = process.threadCpuUsage();
+    res.once('finish', () => {
+      const used = process.threadCpuUsage(before);
+      parentPort?.postMessage({ cpuMs: (used.user + used.system) / 1000 });
+    });
     res.writeHead(200, { 'Content-Length': BYTES, 'Content-Type': 'application/octet-stream' });
     let left = BYTES / block.length;
     const pump = () => {
@@ -96,8 +102,12 @@ async function download(job: Job): Promise<number> {
 
 function client(): void {
   parentPort?.on('message', (job: Job) => {
+    const before = process.threadCpuUsage();
     download(job).then(
-      (bytes) => parentPort?.postMessage({ bytes }),
+      (bytes) => {
+        const used = process.threadCpuUsage(before);
+        parentPort?.postMessage({ bytes, cpuMs: (used.user + used.system) / 1000 });
+      },
       (err: Error) => parentPort?.postMessage({ error: err.message }),
     );
   });
@@ -111,11 +121,13 @@ function worker(role: 'server' | 'client'): Worker {
   return w;
 }
 
-function ask(w: Worker, job: Job): Promise<void> {
+/** Asks the client worker for one download; resolves with the client thread's CPU milliseconds. */
+function ask(w: Worker, job: Job): Promise<number> {
   w.postMessage(job);
-  return once(w, 'message').then(([answer]: [{ bytes?: number; error?: string }]) => {
+  return once(w, 'message').then(([answer]: [{ bytes?: number; cpuMs?: number; error?: string }]) => {
     if (answer.error !== undefined) throw new Error(answer.error);
     if (answer.bytes !== BYTES) throw new Error(`downloaded ${answer.bytes} bytes, expected ${BYTES}`);
+    return answer.cpuMs ?? 0;
   });
 }
 
@@ -130,6 +142,8 @@ async function freePort(): Promise<number> {
 async function main(): Promise<void> {
   const server = worker('server');
   const [port] = (await once(server, 'message')) as [number];
+  const serverCpu: number[] = [];
+  server.on('message', (m: { cpuMs: number }) => serverCpu.push(m.cpuMs));
   const downloader = worker('client');
 
   const proxy = new EgressProxy({ lookup: async () => [{ address: '127.0.0.1', family: 4 }] });
@@ -140,9 +154,10 @@ async function main(): Promise<void> {
   // The main thread's CPU time during each download: what the proxy itself costs,
   // apart from waiting for a core that the server and client threads also want.
   const busy: Record<string, number[]> = { direct: [], connect: [], http: [] };
+  const clientCpu: number[] = [];
   const timed = (mode: Mode) => async () => {
     const before = process.threadCpuUsage();
-    await ask(downloader, job(mode));
+    clientCpu.push(await ask(downloader, job(mode)));
     const used = process.threadCpuUsage(before);
     busy[mode]?.push((used.user + used.system) / 1000);
   };
@@ -197,11 +212,23 @@ async function main(): Promise<void> {
     }
   };
   describe(samples, 'direct');
+  // CPU per 64 MiB of each thread, and the throughput ratio those costs allow on this
+  // many cores when server, client and proxy all share them (each thread runs on one core).
+  const p50 = (xs: number[]) => distribution(xs).p50;
+  const serverMs = p50(serverCpu);
+  const clientMs = p50(clientCpu);
+  const cores = availableParallelism();
+  const bound = (threads: number[]) => Math.max(...threads, threads.reduce((a, b) => a + b, 0) / cores);
+  lines.push(`CPU per 64 MiB (p50): server thread ${serverMs.toFixed(0)} ms, client thread ${clientMs.toFixed(0)} ms`);
+  figures.cpuMsPerRound = { server: distribution(serverCpu), client: distribution(clientCpu) };
   for (const mode of ['connect', 'http'] as const) {
-    const ms = distribution(busy[mode] as number[]);
-    const capacity = BYTES / 1e6 / (ms.p50 / 1000);
-    figures[`${mode} proxy cpu`] = { msPerRound: ms, mbPerCpuSecond: capacity };
-    lines.push(`${mode.padEnd(7)} proxy thread CPU p50 ${ms.p50.toFixed(0)} ms per 64 MiB: ${capacity.toFixed(0)} MB per CPU-second`);
+    const proxyMs = p50(busy[mode] as number[]);
+    const ceiling = bound([serverMs, clientMs]) / bound([serverMs, clientMs, proxyMs]);
+    figures[`${mode} proxy cpu`] = { msPerRound: distribution(busy[mode] as number[]), mbPerCpuSecond: BYTES / 1e6 / (proxyMs / 1000), ratioCeilingOnTheseCores: ceiling };
+    lines.push(
+      `${mode.padEnd(7)} proxy thread ${proxyMs.toFixed(0)} ms per 64 MiB (${(BYTES / 1e6 / (proxyMs / 1000)).toFixed(0)} MB per CPU-second); ` +
+        `with ${cores} cores shared by 3 threads the ratio cannot pass ${(ceiling * 100).toFixed(0)} %`,
+    );
   }
   if (curlSamples) describe(curlSamples, 'curl direct');
   const worst = Math.min(...['connect', 'http'].map((n) => (figures[n] as { ratioToDirect: { p50: number } }).ratioToDirect.p50));

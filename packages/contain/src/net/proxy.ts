@@ -277,7 +277,25 @@ interface Entry {
   record: ConnectionRecord;
   started: number;
   upstream?: net.Socket;
+  /** For a tunnel: the client socket the upstream's bytes go to, once the tunnel is established. */
+  client?: net.Socket;
   done: boolean;
+}
+
+// The download direction of a tunnel reads into pooled buffers and writes them
+// straight to the client, returning each buffer when its write is done: no
+// allocation and no garbage per chunk on the path that carries most bytes.
+// Only the bytes a read filled are ever written (`subarray(0, n)`).
+const READ_BUFFER_BYTES = 64 * 1024;
+const POOLED_BUFFERS = 128;
+const readBuffers: Buffer[] = [];
+
+function takeReadBuffer(): Buffer {
+  return readBuffers.pop() ?? Buffer.alloc(READ_BUFFER_BYTES);
+}
+
+function returnReadBuffer(buffer: Buffer): void {
+  if (readBuffers.length < POOLED_BUFFERS) readBuffers.push(buffer);
 }
 
 interface Target {
@@ -492,7 +510,7 @@ class Channel implements EgressChannel {
     }
     entry.record.host = target.host;
     entry.record.port = target.port;
-    void this.#connect(entry, target)
+    void this.#connect(entry, target, true)
       .then((upstream) => this.#splice(entry, target, client, head, upstream))
       .catch(() => {
         entry.upstream?.destroy();
@@ -525,15 +543,18 @@ class Channel implements EgressChannel {
     client.on('error', () => {
       entry.record.aborted ??= 'client';
     });
+    entry.client = client;
     client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     // Each direction ends on its own (half-close is passed on); an error in either tears down both.
     pipeline(client, upstream, (err) => {
       if (err) upstream.destroy();
     });
-    pipeline(upstream, client, (err) => {
-      if (err) client.destroy();
+    upstream.once('end', () => client.end());
+    upstream.once('close', () => {
+      if (!client.writableEnded) client.destroy();
     });
+    upstream.resume();
   }
 
   #forward(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -546,7 +567,7 @@ class Channel implements EgressChannel {
     }
     entry.record.host = target.host;
     entry.record.port = target.port;
-    void this.#connect(entry, target)
+    void this.#connect(entry, target, false)
       .then((upstream) => {
         if (typeof upstream === 'string') {
           this.#refused(entry, upstream);
@@ -633,7 +654,7 @@ class Channel implements EgressChannel {
    * Decides the destination and connects to the first address that passes,
    * trying the next permitted one when a connection fails. Never rejects.
    */
-  async #connect(entry: Entry, target: Target): Promise<net.Socket | Outcome> {
+  async #connect(entry: Entry, target: Target, tunnel: boolean): Promise<net.Socket | Outcome> {
     const record = entry.record;
     try {
       let candidates: AllowedAddress[];
@@ -670,7 +691,7 @@ class Channel implements EgressChannel {
         else record.special = candidate.special.kind;
         if (candidate.addressRule === undefined) delete record.addressRule;
         else record.addressRule = candidate.addressRule.source;
-        const result = await this.#dial(entry, candidate, target.port);
+        const result = await this.#dial(entry, candidate, target.port, tunnel);
         if (typeof result !== 'string') {
           record.allowed = true;
           return result;
@@ -706,22 +727,40 @@ class Channel implements EgressChannel {
     }
   }
 
-  /** One TCP connection to a checked address. The address is a literal: nothing is resolved. */
-  #dial(entry: Entry, candidate: AllowedAddress, port: number): Promise<net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed'> {
+  /** Writes one read of a tunnel's upstream to its client; pauses the upstream while the client is slow. */
+  #deliver(entry: Entry, n: number, buffer: Uint8Array): boolean {
+    const client = entry.client;
+    const upstream = entry.upstream;
+    const chunk = buffer as Buffer;
+    if (client === undefined || upstream === undefined || client.destroyed) {
+      returnReadBuffer(chunk);
+      return false;
+    }
+    if (!client.write(chunk.subarray(0, n), () => returnReadBuffer(chunk)) && !upstream.isPaused()) {
+      upstream.pause();
+      client.once('drain', () => upstream.resume());
+    }
+    return true;
+  }
+
+  /**
+   * One TCP connection to a checked address. The address is a literal:
+   * nothing is resolved. A tunnel's socket starts paused and delivers what it
+   * reads to `entry.client` (see #splice); a plain-HTTP one is an ordinary
+   * stream for the HTTP client.
+   */
+  #dial(entry: Entry, candidate: AllowedAddress, port: number, tunnel: boolean): Promise<net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed'> {
     const signal = this.#abort.signal;
     return new Promise((resolve) => {
       if (signal.aborted) {
         resolve('channel-closed');
         return;
       }
-      const socket = net.connect({
-        host: candidate.address,
-        port,
-        family: candidate.family,
-        allowHalfOpen: true,
-        noDelay: true,
-        lookup: refuseLookup,
-      });
+      const options: net.NetConnectOpts = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup };
+      if (tunnel) options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => this.#deliver(entry, n, buffer) };
+      const socket = net.connect(options);
+      // A tunnel reads nothing until the client has its 200: a server that speaks first waits.
+      if (tunnel) socket.pause();
       this.#upstreams.add(socket);
       socket.once('close', () => this.#upstreams.delete(socket));
       const settle = (outcome: net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed') => {
