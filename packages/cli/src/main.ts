@@ -10,6 +10,8 @@ import { registerTokens } from './commands/tokens.ts';
 import { registerIdentity } from './commands/identity.ts';
 import { registerPolicy } from './commands/policy.ts';
 import { registerAudit } from './commands/audit.ts';
+import { registerGateway } from './commands/gateway.ts';
+import { registerNodes } from './commands/nodes.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -19,7 +21,7 @@ const program = new Command('corral')
   .exitOverride();
 
 // Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit]) register(program);
+for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes]) register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@ import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-prot
 import type { Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
-import { checkConnectParams, parseClientFrame, responseError, responseOk, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
+import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
 import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
 import { hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
@@ -42,6 +42,16 @@ export interface GatewayLogEntry {
   role?: Role;
   deviceId?: string;
   remoteAddress?: string;
+}
+
+/** A genuine device that asked to connect as a node before an operator paired it. */
+export interface PairingRequest {
+  deviceId: string;
+  displayName: string;
+  platform: string;
+  commands: string[];
+  caps: string[];
+  remoteAddress: string;
 }
 
 export interface GatewayServerOptions {
@@ -81,6 +91,7 @@ export class GatewayServer {
   readonly #methods = new Map<string, MethodSpec>();
   readonly #connections = new Set<Connection>();
   readonly #listeners = { ready: new Set<(c: Connection) => void>(), closed: new Set<(c: Connection) => void>() };
+  readonly #pairingListeners = new Set<(request: PairingRequest) => void>();
   readonly #log: (entry: GatewayLogEntry) => void;
   readonly #now: () => number;
   readonly #startedAt: number;
@@ -165,6 +176,11 @@ export class GatewayServer {
   /** Called when a connection completes its handshake, and when an authenticated connection closes. */
   on(event: 'ready' | 'closed', listener: (connection: Connection) => void): void {
     this.#listeners[event].add(listener);
+  }
+
+  /** Called when a genuine but unpaired node connects (it is refused with NOT_PAIRED and retries). */
+  onPairingRequest(listener: (request: PairingRequest) => void): void {
+    this.#pairingListeners.add(listener);
   }
 
   /** Sends an event to every authenticated connection the filter accepts. */
@@ -261,14 +277,26 @@ export class GatewayServer {
     }
     connection.phase = 'connecting';
     let peer: Peer;
+    let params: ConnectParams | undefined;
     try {
-      const params = checkConnectParams(frame.params);
+      params = checkConnectParams(frame.params);
       peer = authenticateConnect(params, { nonce: connection.nonce, token: this.#settings.token, identity: this.#identity, remoteAddress: connection.remoteAddress, now: this.#now() });
     } catch (error) {
       const failure = error instanceof GatewayError ? error : new GatewayError('GATEWAY_INTERNAL', 'connect failed', { cause: error });
       const wire: WireError = failure.wire ?? { code: 'INVALID_REQUEST', message: failure.code === 'GATEWAY_FRAME_INVALID' ? 'invalid connect params' : 'connect failed' };
       this.#log({ event: 'refused', connId: connection.id, code: failure.code, remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, wire));
+      if (failure.code === 'GATEWAY_NOT_PAIRED' && params?.device) {
+        const request: PairingRequest = {
+          deviceId: params.device.id,
+          displayName: params.client.displayName ?? params.device.id.slice(0, 12),
+          platform: params.client.platform,
+          commands: [...new Set(params.commands ?? [])],
+          caps: [...new Set(params.caps ?? [])],
+          remoteAddress: connection.remoteAddress,
+        };
+        for (const listener of this.#pairingListeners) listener(request);
+      }
       connection.close(CLOSE.policyViolation, wire.message);
       return;
     }

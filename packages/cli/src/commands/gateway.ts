@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { dirOf } from './agents.ts';
+
+export const GATEWAY_TOKEN_FILE = 'gateway-token';
+
+/** `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated (mode 0600) on first use. */
+function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
+  const fromEnv = process.env.CORRAL_GATEWAY_TOKEN;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv.length < 16) throw new CliFailure('CORRAL_GATEWAY_TOKEN must be at least 16 characters', EXIT.usage);
+    return { token: fromEnv, source: 'env' };
+  }
+  const path = join(dir, GATEWAY_TOKEN_FILE);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  }
+  return { token: readFileSync(path, 'utf8').trim(), source: 'file' };
+}
+
+/** `corral gateway [--port --bind]` and `corral gateway token`. */
+export function registerGateway(program: Command): void {
+  const gateway = program
+    .command('gateway')
+    .description('run the control plane: the OpenClaw gateway protocol for operators and nodes')
+    .option('--port <port>', 'port to listen on', '18789')
+    .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
+    .action(async (opts: { port: string; bind: string }, command: Command) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliFailure('--port must be a port number', EXIT.usage);
+      if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
+      const dir = dirOf(command);
+      const { token } = gatewayToken(dir);
+      const { Gateway } = await import('@corral/gateway');
+      const running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port });
+      process.stdout.write(`corral gateway listening on ${running.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await running.close();
+    });
+  gateway
+    .command('token')
+    .description('print the gateway token (from CORRAL_GATEWAY_TOKEN, else the state directory, generated on first use)')
+    .option('--json', 'print {"token", "source"}')
+    .action((opts: { json?: boolean }, command: Command) => {
+      const result = gatewayToken(dirOf(command));
+      if (opts.json) return printJson(result);
+      process.stdout.write(`${result.token}\n`);
+    });
+}

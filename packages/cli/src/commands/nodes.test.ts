@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createDeviceIdentity } from '@corral/identity';
+import { GatewayClient } from '@corral/gateway';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+
+const state = tempStateDir();
+const children: ChildProcess[] = [];
+after(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(state, { recursive: true, force: true });
+});
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => corral(['--state-dir', state, ...args], { env });
+
+/** Starts `corral gateway --port 0` and resolves with its URL once it listens. */
+function startGateway(env: NodeJS.ProcessEnv = {}): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null> }> {
+  const child = spawn(CORRAL_BIN, ['--state-dir', state, 'gateway', '--port', '0'], { env: { ...process.env, CORRAL_NODE: process.execPath, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${err}`)), 15_000);
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const match = /listening on (ws:\/\/\S+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1]!, child, exited });
+      }
+    });
+    child.once('exit', () => reject(new Error(`gateway exited: ${err}`)));
+  });
+}
+
+describe('corral gateway token', () => {
+  it('generates a token into the state directory (mode 0600) once, and prints the same one after', async () => {
+    const first = await run(['gateway', 'token']);
+    assert.equal(first.code, 0, first.stderr);
+    const second = await run(['gateway', 'token', '--json']);
+    assert.deepEqual(JSON.parse(second.stdout), { token: first.stdout.trim(), source: 'file' });
+    assert.equal(statSync(join(state, 'gateway-token')).mode & 0o777, 0o600);
+  });
+
+  it('prefers CORRAL_GATEWAY_TOKEN', async () => {
+    const shown = await run(['gateway', 'token'], { CORRAL_GATEWAY_TOKEN: 'an-operator-chosen-token' });
+    assert.equal(shown.stdout.trim(), 'an-operator-chosen-token');
+  });
+});
+
+describe('corral nodes with a running corral gateway', () => {
+  it('shows a connecting node as pending, pairs it so it connects, lists it, and revokes it', async () => {
+    const token = (await run(['gateway', 'token'])).stdout.trim();
+    const gateway = await startGateway();
+    assert.match(gateway.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    const device = createDeviceIdentity();
+    const options = { url: gateway.url, token, role: 'node' as const, device, client: { displayName: 'build-07' }, commands: ['system.which'] };
+    await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+
+    const pending = await run(['nodes', 'pending', '--json']);
+    assert.equal(pending.code, 0, pending.stderr);
+    const rows = JSON.parse(pending.stdout) as Array<{ deviceId: string; displayName: string; commands: string[] }>;
+    assert.deepEqual(rows.map((r) => [r.deviceId, r.displayName, r.commands]), [[device.deviceId, 'build-07', ['system.which']]]);
+
+    const paired = await run(['nodes', 'pair', device.deviceId.slice(0, 12), '--json']);
+    assert.equal(paired.code, 0, paired.stderr);
+    assert.equal(JSON.parse(paired.stdout).status, 'paired');
+    const node = await GatewayClient.connect(options);
+
+    const list = await run(['nodes', 'list', '--json']);
+    assert.deepEqual((JSON.parse(list.stdout) as Array<{ status: string }>).map((n) => n.status), ['paired']);
+    const revoked = await run(['nodes', 'revoke', device.deviceId]);
+    assert.match(revoked.stdout, /is revoked/);
+    await node.close();
+    await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0);
+  });
+
+  it('refuses a --bind that is not an address', async () => {
+    const bad = await run(['gateway', '--bind', 'everywhere']);
+    assert.equal(bad.code, 2);
+  });
+});

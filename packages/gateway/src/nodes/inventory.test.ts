@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { Gateway, GatewayClient, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
+
+const token = randomBytes(24).toString('base64url');
+
+function nodeOptions(gw: Gateway, device: DeviceIdentity, name: string): GatewayClientOptions {
+  return { url: gw.url, token, role: 'node', device, client: { displayName: name }, commands: ['system.run', 'system.which'] };
+}
+
+async function refusedAsPending(options: GatewayClientOptions): Promise<void> {
+  await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+}
+
+function waitFor(client: GatewayClient, event: string): Promise<unknown> {
+  return new Promise((resolve) => {
+    const stop = client.on(event, (payload) => {
+      stop();
+      resolve(payload);
+    });
+  });
+}
+
+describe('node pairing over the protocol', () => {
+  let stateDir: string;
+  let gw: Gateway;
+  let admin: GatewayClient;
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    gw = await Gateway.start({ stateDir, token, port: 0 });
+    admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  });
+  after(async () => {
+    await admin.close();
+    await gw.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('lists a new node as a pending request with its declared commands, and announces it once', async () => {
+    const device = createDeviceIdentity();
+    const announced = waitFor(admin, 'node.pair.requested');
+    await refusedAsPending(nodeOptions(gw, device, 'build-01'));
+    assert.equal(((await announced) as PairingEntry).requestId, device.deviceId);
+    const { pending } = (await admin.request('node.pair.list', {})) as { pending: PairingEntry[] };
+    const entry = pending.find((p) => p.nodeId === device.deviceId);
+    assert.deepEqual(entry?.commands, ['system.run', 'system.which']);
+    assert.equal(entry?.displayName, 'build-01');
+  });
+
+  it('needs operator.admin to approve a node that declares system.run (pairing scope alone is refused)', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-02'));
+    const pairer = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.pairing'] });
+    await assert.rejects(pairer.request('node.pair.approve', { requestId: device.deviceId }), (e: { wire?: { code: string; details?: { missingScope?: string } } }) => e.wire?.code === 'FORBIDDEN' && e.wire.details?.missingScope === 'operator.admin');
+    assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
+    await pairer.close();
+  });
+
+  it('lets an approved node connect, and lists it as connected with its commands', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-03'));
+    const resolved = waitFor(admin, 'node.pair.resolved');
+    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    assert.equal(((await resolved) as { decision: string }).decision, 'approved');
+    const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-03'));
+    const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
+    const row = nodes.find((n) => n.nodeId === device.deviceId);
+    assert.equal(row?.connected, true);
+    assert.deepEqual(row?.commands, ['system.run', 'system.which']);
+    const described = (await admin.request('node.describe', { nodeId: 'build-03' })) as NodeListEntry;
+    assert.equal(described.nodeId, device.deviceId);
+    await node.close();
+  });
+
+  it('keeps a rejected node out', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-04'));
+    await admin.request('node.pair.reject', { requestId: device.deviceId });
+    await refusedAsPending(nodeOptions(gw, device, 'build-04'));
+    assert.equal(gw.identity.nodes.get(device.deviceId).status, 'revoked');
+  });
+
+  it('disconnects a removed node and keeps it out', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-05'));
+    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-05'));
+    await admin.request('node.pair.remove', { nodeId: device.deviceId });
+    assert.equal((await node.closed).code, 1008);
+    await refusedAsPending(nodeOptions(gw, device, 'build-05'));
+  });
+
+  it('cuts off a connected node revoked outside the gateway (as corral nodes revoke does) at its next use', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-06'));
+    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-06'));
+    const outside = Identity.open(stateDir);
+    outside.nodes.revoke(device.deviceId);
+    outside.close();
+    assert.throws(() => gw.inventory.route(device.deviceId), { code: 'GATEWAY_NOT_PAIRED' });
+    assert.equal((await node.closed).code, 1008);
+  });
+});
+
+describe('node inventory across a gateway restart', () => {
+  it('keeps paired nodes paired and pending requests pending', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    const paired = createDeviceIdentity();
+    const waiting = createDeviceIdentity();
+    let gw = await Gateway.start({ stateDir, token, port: 0 });
+    await refusedAsPending(nodeOptions(gw, paired, 'kept'));
+    await refusedAsPending(nodeOptions(gw, waiting, 'waiting'));
+    gw.identity.nodes.pair(paired.deviceId, 'test');
+    await gw.close();
+
+    gw = await Gateway.start({ stateDir, token, port: 0 });
+    const node = await GatewayClient.connect(nodeOptions(gw, paired, 'kept'));
+    const admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.pairing'] });
+    const { pending } = (await admin.request('node.pair.list', {})) as { pending: PairingEntry[] };
+    assert.deepEqual(pending.map((p) => p.nodeId), [waiting.deviceId]);
+    assert.deepEqual(pending[0]!.commands, ['system.run', 'system.which']);
+    await node.close();
+    await admin.close();
+    await gw.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+});

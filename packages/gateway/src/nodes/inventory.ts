@@ -1,0 +1,222 @@
+// Node inventory and pairing over the protocol: `node.list`, `node.describe`,
+// `node.pair.list|approve|reject|remove`, the `node.pair.requested|resolved`
+// events, and the live route to each connected node. Pairing state is
+// packages/identity's NodeRegistry (SQLite in the state directory), so it
+// survives a restart and `corral nodes pair` works with or without a gateway.
+import {
+  validateNodeDescribeParams,
+  validateNodeListParams,
+  validateNodePairApproveParams,
+  validateNodePairListParams,
+  validateNodePairRejectParams,
+  validateNodePairRemoveParams,
+} from '@openclaw/gateway-protocol';
+import { IdentityError, type NodeRecord } from '@corral/identity';
+import { GatewayError } from '../errors.ts';
+import { CLOSE } from '../protocol/limits.ts';
+import { hasScope } from '../protocol/scopes.ts';
+import type { Connection } from '../server/connection.ts';
+import type { GatewayServer } from '../server/server.ts';
+import type { SurfaceStore } from '../store/store.ts';
+
+/** Declared commands that let an operator run programs on the node: approving such a node needs operator.admin (as upstream). */
+export const ADMIN_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'browser.proxy', 'browser.proxy.upload.v1', 'fs.listDir', 'system.execApprovals.get', 'system.execApprovals.set'];
+
+/** One row of `node.list`. */
+export interface NodeListEntry {
+  nodeId: string;
+  displayName: string;
+  platform: string;
+  paired: boolean;
+  status: NodeRecord['status'];
+  connected: boolean;
+  commands: string[];
+  caps: string[];
+  connectedAtMs?: number;
+  lastSeenAtMs?: number;
+  pairedAtMs?: number;
+  remoteIp?: string;
+}
+
+/** One pending pairing request of `node.pair.list`. */
+export interface PairingEntry {
+  requestId: string;
+  nodeId: string;
+  displayName: string;
+  platform: string;
+  commands: string[];
+  ts: number;
+  remoteIp?: string;
+}
+
+export class NodeInventory {
+  readonly #server: GatewayServer;
+  readonly #surfaces: SurfaceStore;
+  readonly #live = new Map<string, Connection>();
+  readonly #now: () => number;
+
+  constructor(server: GatewayServer, surfaces: SurfaceStore, now: () => number = Date.now) {
+    this.#server = server;
+    this.#surfaces = surfaces;
+    this.#now = now;
+    server.on('ready', (connection) => this.#attach(connection));
+    server.on('closed', (connection) => {
+      const deviceId = connection.peer?.deviceId;
+      if (connection.peer?.role === 'node' && deviceId && this.#live.get(deviceId) === connection) this.#live.delete(deviceId);
+    });
+    server.onPairingRequest((request) => {
+      const known = this.#surfaces.get(request.deviceId);
+      this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now() });
+      // Announce a request once, not on every reconnect attempt.
+      if (!known) server.broadcast('node.pair.requested', this.#pairingEntry(request.deviceId), (peer) => hasScope(peer.scopes, 'operator.pairing'));
+    });
+    this.#register();
+  }
+
+  /**
+   * The live connection of a paired node, re-checking its pairing (a node
+   * revoked from the CLI while connected is cut off here). Throws
+   * GATEWAY_NOT_PAIRED (with wire NOT_PAIRED) or GATEWAY_CONNECTION_CLOSED (wire UNAVAILABLE).
+   */
+  route(nodeRef: string): { connection: Connection; node: NodeRecord } {
+    const node = this.#find(nodeRef);
+    if (!node) throw new GatewayError('GATEWAY_NOT_PAIRED', 'unknown node', { wire: { code: 'INVALID_REQUEST', message: 'unknown node' } });
+    const connection = this.#live.get(node.deviceId);
+    if (node.status !== 'paired') {
+      connection?.close(CLOSE.policyViolation, 'device pairing was revoked');
+      throw new GatewayError('GATEWAY_NOT_PAIRED', 'the node is not paired', { wire: { code: 'NOT_PAIRED', message: 'node is not paired' } });
+    }
+    if (!connection || connection.phase !== 'ready') throw new GatewayError('GATEWAY_CONNECTION_CLOSED', 'the node is not connected', { wire: { code: 'UNAVAILABLE', message: 'node not connected', retryable: true } });
+    return { connection, node };
+  }
+
+  /** Every known node with its live state. */
+  list(): NodeListEntry[] {
+    return this.#server.identity.nodes.list().map((node) => this.#entry(node));
+  }
+
+  #attach(connection: Connection): void {
+    const peer = connection.peer!;
+    if (peer.role !== 'node' || !peer.deviceId) return;
+    this.#live.set(peer.deviceId, connection);
+    const node = this.#server.identity.nodes.get(peer.deviceId);
+    this.#surfaces.record({ deviceId: peer.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt: this.#now() });
+  }
+
+  #find(ref: unknown): NodeRecord | undefined {
+    if (typeof ref !== 'string') return undefined;
+    const byId = this.#server.identity.nodes.find(ref);
+    if (byId) return byId;
+    // By display name, when exactly one node has it.
+    const named = this.list().filter((n) => n.displayName === ref);
+    return named.length === 1 ? this.#server.identity.nodes.find(named[0]!.nodeId) : undefined;
+  }
+
+  #entry(node: NodeRecord): NodeListEntry {
+    const surface = this.#surfaces.get(node.deviceId);
+    const live = this.#live.get(node.deviceId);
+    const connected = live !== undefined && live.phase === 'ready' && node.status === 'paired';
+    return {
+      nodeId: node.deviceId,
+      displayName: surface?.displayName ?? node.displayName,
+      platform: surface?.platform ?? node.platform,
+      paired: node.status === 'paired',
+      status: node.status,
+      connected,
+      commands: surface?.commands ?? [],
+      caps: surface?.caps ?? [],
+      ...(connected ? { connectedAtMs: live.peer!.connectedAt, remoteIp: live.remoteAddress } : {}),
+      ...(surface ? { lastSeenAtMs: surface.lastSeenAt } : {}),
+      ...(node.pairedAt ? { pairedAtMs: Date.parse(node.pairedAt) } : {}),
+    };
+  }
+
+  #pairingEntry(deviceId: string): PairingEntry {
+    const node = this.#server.identity.nodes.get(deviceId);
+    const surface = this.#surfaces.get(deviceId);
+    return {
+      requestId: node.deviceId,
+      nodeId: node.deviceId,
+      displayName: surface?.displayName ?? node.displayName,
+      platform: surface?.platform ?? node.platform,
+      commands: surface?.commands ?? [],
+      ts: Date.parse(node.requestedAt),
+    };
+  }
+
+  #pending(ref: unknown): NodeRecord {
+    const node = this.#find(ref);
+    if (!node || node.status !== 'pending') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
+    return node;
+  }
+
+  #register(): void {
+    const server = this.#server;
+    server.method('node.list', { role: 'operator', scopes: ['operator.read'], validate: validateNodeListParams, handler: () => ({ ts: this.#now(), nodes: this.list().filter((n) => n.status === 'paired') }) });
+    server.method('node.describe', {
+      role: 'operator',
+      scopes: ['operator.read'],
+      validate: validateNodeDescribeParams,
+      handler: (params) => {
+        const node = this.#find((params as { nodeId: string }).nodeId);
+        if (!node) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'unknown node', { wire: { code: 'INVALID_REQUEST', message: 'unknown nodeId' } });
+        return { ts: this.#now(), ...this.#entry(node) };
+      },
+    });
+    server.method('node.pair.list', {
+      role: 'operator',
+      scopes: ['operator.pairing'],
+      validate: validateNodePairListParams,
+      handler: () => {
+        const all = server.identity.nodes.list();
+        return {
+          pending: all.filter((n) => n.status === 'pending').map((n) => this.#pairingEntry(n.deviceId)),
+          paired: all.filter((n) => n.status === 'paired').map((n) => this.#entry(n)),
+        };
+      },
+    });
+    server.method('node.pair.approve', {
+      role: 'operator',
+      scopes: ['operator.pairing'],
+      validate: validateNodePairApproveParams,
+      handler: (params, { peer }) => {
+        const node = this.#pending((params as { requestId: string }).requestId);
+        const commands = this.#surfaces.get(node.deviceId)?.commands ?? [];
+        const needsAdmin = commands.some((c) => ADMIN_COMMANDS.includes(c));
+        if (needsAdmin && !hasScope(peer.scopes, 'operator.admin')) {
+          throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
+        }
+        const paired = server.identity.nodes.pair(node.deviceId, peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`);
+        server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision: 'approved', ts: this.#now() }, (p) => hasScope(p.scopes, 'operator.pairing'));
+        return { requestId: node.deviceId, node: this.#entry(paired) };
+      },
+    });
+    server.method('node.pair.reject', {
+      role: 'operator',
+      scopes: ['operator.pairing'],
+      validate: validateNodePairRejectParams,
+      handler: (params) => {
+        const node = this.#pending((params as { requestId: string }).requestId);
+        server.identity.nodes.revoke(node.deviceId);
+        server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision: 'rejected', ts: this.#now() }, (p) => hasScope(p.scopes, 'operator.pairing'));
+        return { requestId: node.deviceId, nodeId: node.deviceId };
+      },
+    });
+    server.method('node.pair.remove', {
+      role: 'operator',
+      scopes: ['operator.pairing'],
+      validate: validateNodePairRemoveParams,
+      handler: (params) => {
+        const node = this.#find((params as { nodeId: string }).nodeId);
+        if (!node) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'unknown node', { wire: { code: 'INVALID_REQUEST', message: 'unknown nodeId' } });
+        try {
+          server.identity.nodes.revoke(node.deviceId);
+        } catch (error) {
+          if (!(error instanceof IdentityError)) throw error;
+        }
+        this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
+        return { nodeId: node.deviceId, removed: true };
+      },
+    });
+  }
+}

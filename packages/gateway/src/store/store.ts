@@ -1,0 +1,73 @@
+// The gateway's own state in the state directory: `gateway.db` (SQLite, WAL).
+// Nodes' identities and pairing live in packages/identity's store; this holds
+// what the gateway learns about them (declared commands, last seen) and,
+// later, approvals.
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { GatewayError } from '../errors.ts';
+
+export const GATEWAY_DB_FILE = 'gateway.db';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS node_surface (
+  device_id TEXT PRIMARY KEY,
+  display_name TEXT NOT NULL,
+  platform TEXT NOT NULL,
+  commands TEXT NOT NULL,
+  caps TEXT NOT NULL,
+  last_seen_at INTEGER NOT NULL
+);
+`;
+
+/** Opens (creating, mode 0600) `STATE_DIR/gateway.db`. Throws GATEWAY_CONFIG_INVALID when it cannot. */
+export function openGatewayDb(stateDir: string): DatabaseSync {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const path = join(stateDir, GATEWAY_DB_FILE);
+    const db = new DatabaseSync(path);
+    chmodSync(path, 0o600);
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    db.exec(SCHEMA);
+    return db;
+  } catch (error) {
+    throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway state could not be opened', { cause: error });
+  }
+}
+
+export interface NodeSurface {
+  deviceId: string;
+  displayName: string;
+  platform: string;
+  commands: string[];
+  caps: string[];
+  lastSeenAt: number;
+}
+
+interface SurfaceRow {
+  device_id: string;
+  display_name: string;
+  platform: string;
+  commands: string;
+  caps: string;
+  last_seen_at: number;
+}
+
+/** What each node last declared when it connected (or asked to be paired). */
+export class SurfaceStore {
+  readonly #db: DatabaseSync;
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  record(surface: NodeSurface): void {
+    this.#db
+      .prepare('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at')
+      .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt);
+  }
+
+  get(deviceId: string): NodeSurface | undefined {
+    const row = this.#db.prepare('SELECT * FROM node_surface WHERE device_id = ?').get(deviceId) as SurfaceRow | undefined;
+    return row ? { deviceId: row.device_id, displayName: row.display_name, platform: row.platform, commands: JSON.parse(row.commands) as string[], caps: JSON.parse(row.caps) as string[], lastSeenAt: row.last_seen_at } : undefined;
+  }
+}
