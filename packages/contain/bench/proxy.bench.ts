@@ -124,7 +124,8 @@ function worker(role: 'server' | 'client'): Worker {
 /** Asks the client worker for one download; resolves with the client thread's CPU milliseconds. */
 function ask(w: Worker, job: Job): Promise<number> {
   w.postMessage(job);
-  return once(w, 'message').then(([answer]: [{ bytes?: number; cpuMs?: number; error?: string }]) => {
+  return once(w, 'message').then((args) => {
+    const answer = args[0] as { bytes?: number; cpuMs?: number; error?: string };
     if (answer.error !== undefined) throw new Error(answer.error);
     if (answer.bytes !== BYTES) throw new Error(`downloaded ${answer.bytes} bytes, expected ${BYTES}`);
     return answer.cpuMs ?? 0;

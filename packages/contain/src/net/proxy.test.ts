@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import * as http from 'node:http';
@@ -109,6 +110,24 @@ function firehose(): net.Server {
       if (!socket.destroyed) socket.once('drain', pump);
     };
     pump();
+  });
+}
+
+/** Speaks first, as SMTP or SSH servers do. */
+function greeter(): net.Server {
+  return net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.write('220 corral-test ready\r\n');
+    socket.pipe(socket);
+  });
+}
+
+/** Sends the same 8 MiB of random bytes to every client, then ends. */
+const payload = randomBytes(8 << 20);
+function sender(): net.Server {
+  return net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(payload);
   });
 }
 
@@ -253,6 +272,8 @@ let echoPort: number;
 let resetPort: number;
 let closedPort: number;
 let firehosePort: number;
+let greeterPort: number;
+let senderPort: number;
 
 before(async () => {
   const h = upstreamHttp();
@@ -260,8 +281,18 @@ before(async () => {
   const e = echo();
   const r = resetter();
   const f = firehose();
-  servers.push(h, d, e, r, f);
-  [httpPort, doublerPort, echoPort, resetPort, firehosePort] = await Promise.all([listen(h), listen(d), listen(e), listen(r), listen(f)]);
+  const g = greeter();
+  const p = sender();
+  servers.push(h, d, e, r, f, g, p);
+  [httpPort, doublerPort, echoPort, resetPort, firehosePort, greeterPort, senderPort] = await Promise.all([
+    listen(h),
+    listen(d),
+    listen(e),
+    listen(r),
+    listen(f),
+    listen(g),
+    listen(p),
+  ]);
   const gone = net.createServer();
   closedPort = await listen(gone);
   await new Promise((res) => gone.close(res));
@@ -679,6 +710,52 @@ describe('EgressProxy', () => {
       const [reply] = (await once(t.socket, 'data')) as [Buffer];
       assert.equal(reply.toString(), 'still here');
       t.socket.destroy();
+    });
+  });
+
+  describe('when the upstream speaks first', () => {
+    it('delivers its greeting after the 200 line, not before', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      socket.write(`CONNECT api.test.corral:${greeterPort} HTTP/1.1\r\n\r\n`);
+      const head = await readHead(socket);
+      assert.equal(head.status, 200);
+      socket.unshift(head.rest);
+      socket.resume();
+      let text = '';
+      socket.setEncoding('latin1');
+      for await (const chunk of socket) {
+        text += chunk;
+        if (text.includes('\r\n')) break;
+      }
+      assert.equal(text, '220 corral-test ready\r\n');
+      socket.destroy();
+    });
+  });
+
+  describe('when tunnels share the read buffers', () => {
+    it('delivers 8 MiB intact to each of four concurrent slow readers', async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const expected = createHash('sha256').update(payload).digest('hex');
+      const digests = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => {
+          const opened = await tunnel(channel, `api.test.corral:${senderPort}`);
+          const hash = createHash('sha256');
+          let chunks = 0;
+          for await (const chunk of opened.socket) {
+            hash.update(chunk as Buffer);
+            // Stall now and then, so that the proxy pauses the upstream and buffers wait for writes.
+            if (++chunks % (8 + i) === 0) await new Promise((r) => setTimeout(r, 2));
+          }
+          return hash.digest('hex');
+        }),
+      );
+      assert.deepEqual(digests, [expected, expected, expected, expected]);
+      const records = await finished(channel, 4);
+      assert.ok(records.every((r) => r.bytesReceived === payload.length));
     });
   });
 

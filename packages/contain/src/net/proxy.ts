@@ -728,12 +728,14 @@ class Channel implements EgressChannel {
   }
 
   /** Writes one read of a tunnel's upstream to its client; pauses the upstream while the client is slow. */
-  #deliver(entry: Entry, n: number, buffer: Uint8Array): boolean {
+  #deliver(entry: Entry, upstream: net.Socket, n: number, buffer: Uint8Array): boolean {
     const client = entry.client;
-    const upstream = entry.upstream;
     const chunk = buffer as Buffer;
-    if (client === undefined || upstream === undefined || client.destroyed) {
+    if (client === undefined || client.destroyed) {
+      // Nowhere to deliver: the tunnel is gone, or (were the socket read before #splice —
+      // it starts paused so that this cannot happen) bytes would be lost. Fail closed.
       returnReadBuffer(chunk);
+      upstream.destroy();
       return false;
     }
     if (!client.write(chunk.subarray(0, n), () => returnReadBuffer(chunk)) && !upstream.isPaused()) {
@@ -757,7 +759,7 @@ class Channel implements EgressChannel {
         return;
       }
       const options: net.NetConnectOpts = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup };
-      if (tunnel) options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => this.#deliver(entry, n, buffer) };
+      if (tunnel) options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => this.#deliver(entry, socket, n, buffer) };
       const socket = net.connect(options);
       // A tunnel reads nothing until the client has its 200: a server that speaks first waits.
       if (tunnel) socket.pause();
