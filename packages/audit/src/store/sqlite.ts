@@ -8,7 +8,8 @@ import { AuditError } from '../errors.ts';
 import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
-import { bytesToHashes, hashesToBytes, toBytes, toHex } from './codec.ts';
+import { bytesToHashes, toBytes, toHex } from './codec.ts';
+import { BatchWriter } from './sqlite-write.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type BatchBuilder, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
@@ -27,14 +28,14 @@ export interface SqliteStoreOptions {
 
 type Row = Record<string, unknown>;
 
-const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
-const ROWS_PER_INSERT = 64;
-
 export class SqliteStore implements AuditStore {
   readonly kind = 'sqlite' as const;
   readonly where: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
+  readonly #batchWriter: BatchWriter;
+  /** The head as of our last commit; a batch built on a stale one is refused and rebuilt. */
+  #cachedHead: LogHead | undefined;
 
   /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
   constructor(options: SqliteStoreOptions) {
@@ -46,6 +47,7 @@ export class SqliteStore implements AuditStore {
       this.#db = new DatabaseSync(options.path);
       this.#db.exec('PRAGMA busy_timeout = 30000');
       this.#db.exec('PRAGMA cache_size = -32768');
+      this.#batchWriter = new BatchWriter(this.#db);
     } catch (error) {
       const message = (error as Error).message;
       const code = /not a database|malformed|encrypted/i.test(message) ? 'AUDIT_STORE_FOREIGN' : 'AUDIT_STORE_UNAVAILABLE';
@@ -141,48 +143,29 @@ export class SqliteStore implements AuditStore {
   }
 
   async append(build: BatchBuilder): Promise<void> {
-    this.#guard(() => {
-      this.#db.exec('BEGIN IMMEDIATE');
-      try {
-        const out = build(this.#headSync());
-        this.#insert(out.records);
-        const h = out.head;
-        this.#stmt('UPDATE audit_head SET size = ?, last_hash = ?, frontier = ?, checkpoint_size = ?, checkpoint_time = ? WHERE id = 1').run(
-          h.size,
-          toBytes(h.lastHash),
-          hashesToBytes(h.frontier),
-          h.checkpointSize,
-          h.checkpointTimeMs,
-        );
-        if (out.checkpoint) {
-          const c = out.checkpoint;
-          this.#stmt('INSERT INTO audit_checkpoints (size, root, time, key_id, signature) VALUES (?, ?, ?, ?, ?)').run(c.size, toBytes(c.root), c.time, c.keyId, c.signature);
+    for (;;) {
+      const head = this.#cachedHead ?? this.#guard(() => this.#headSync());
+      this.#cachedHead = undefined;
+      const batch = build(head);
+      this.#guard(() => {
+        this.#db.exec('BEGIN IMMEDIATE');
+        try {
+          // Built on a cached head: commit only if no other process appended since.
+          const tip = this.#batchWriter.headTip();
+          if (tip.size !== head.size || tip.lastHash !== head.lastHash) {
+            this.#db.exec('ROLLBACK');
+            return;
+          }
+          this.#batchWriter.write(batch);
+          this.#db.exec('COMMIT');
+          this.#cachedHead = batch.head;
+        } catch (error) {
+          if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+          throw error;
         }
-        this.#db.exec('COMMIT');
-      } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-        throw error;
-      }
-    });
-  }
-
-  /** Inserts rows ROWS_PER_INSERT at a time: fewer calls into SQLite per record. */
-  #insert(records: StoredRecord[]): void {
-    const many = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${Array(ROWS_PER_INSERT).fill(ROW).join(',')}`);
-    const one = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${ROW}`);
-    let i = 0;
-    const args: (string | number)[] = [];
-    for (; i + ROWS_PER_INSERT <= records.length; i += ROWS_PER_INSERT) {
-      args.length = 0;
-      for (let j = i; j < i + ROWS_PER_INSERT; j++) {
-        const r = records[j] as StoredRecord;
-        args.push(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
-      }
-      many.run(...args);
-    }
-    for (; i < records.length; i++) {
-      const r = records[i] as StoredRecord;
-      one.run(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
+      });
+      if (this.#cachedHead) return;
+      // Another process appended: rebuild the batch on the fresh head.
     }
   }
 
