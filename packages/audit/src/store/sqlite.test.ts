@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { openAuditLog } from '../log/audit-log.ts';
+import { verifyStore } from '../log/reader.ts';
+import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 
 const dirs: string[] = [];
@@ -30,4 +34,24 @@ storeSuite({
       },
     };
   },
+});
+
+describe('two writers on one SQLite file', () => {
+  it('interleave without a gap or a fork: a batch built on a stale head is rebuilt', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-two-'));
+    dirs.push(stateDir);
+    const a = await openAuditLog({ stateDir });
+    const b = await openAuditLog({ stateDir });
+    const seqs: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const [x, y] = await Promise.all([a.append(sampleEvent(2 * i)), b.append(sampleEvent(2 * i + 1))]);
+      seqs.push(x.seq, y.seq);
+    }
+    assert.deepEqual(seqs.sort((p, q) => p - q), Array.from({ length: 40 }, (_, i) => i));
+    await a.close();
+    const report = await verifyStore(b.store, b.publicKey);
+    assert.equal(report.ok, true, JSON.stringify(report.damage));
+    assert.equal(report.verified, 40);
+    await b.close();
+  });
 });

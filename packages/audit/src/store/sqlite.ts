@@ -151,8 +151,7 @@ export class SqliteStore implements AuditStore {
         this.#db.exec('BEGIN IMMEDIATE');
         try {
           // Built on a cached head: commit only if no other process appended since.
-          const tip = this.#batchWriter.headTip();
-          if (tip.size !== head.size || tip.lastHash !== head.lastHash) {
+          if (!this.#batchWriter.headIs(head)) {
             this.#db.exec('ROLLBACK');
             return;
           }
