@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { openAuditLog, sha256Hasher, verifyConsistency, verifyInclusion, type AuditEventInput } from '@corral/audit';
+import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 const event = (i: number): AuditEventInput => ({
@@ -174,5 +175,28 @@ describe('corral audit', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  });
+});
+
+describe('corral audit --postgres', () => {
+  let cluster: TestPostgres;
+  before(async () => {
+    cluster = await startPostgres();
+  });
+  after(() => cluster?.stop());
+
+  it('tails and verifies a PostgreSQL log', async () => {
+    const state = tempStateDir();
+    cleanup.push(state);
+    const url = cluster.createDatabase('cli_audit');
+    const log = await openAuditLog({ stateDir: state, postgresUrl: url });
+    for (let i = 0; i < 5; i++) await log.append(event(i));
+    await log.close();
+    const tail = await corral(['--state-dir', state, 'audit', '--postgres', url, 'tail', '--json']);
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.equal(tail.stdout.trim().split('\n').length, 5);
+    const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json'], { env: { CORRAL_AUDIT_POSTGRES_URL: url } });
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.equal(JSON.parse(verify.stdout).sealed, 5);
   });
 });
