@@ -42,6 +42,16 @@ export type GatewayErrorCode =
   | 'GATEWAY_BUSY'
   /** A handler failed unexpectedly. */
   | 'GATEWAY_INTERNAL'
+  // ---- governed commands and approvals
+  /** Policy denied the command (or could not be asked: then it is denied too). */
+  | 'GATEWAY_POLICY_DENIED'
+  | 'GATEWAY_APPROVAL_NOT_FOUND'
+  /** The approval's expiry passed before it was resolved or used. */
+  | 'GATEWAY_APPROVAL_EXPIRED'
+  /** The approval was already resolved (or used, for allow-once). */
+  | 'GATEWAY_APPROVAL_RESOLVED'
+  /** The approval is for a different action than the one presented: never replayable. */
+  | 'GATEWAY_APPROVAL_MISMATCH'
   // ---- client side
   /** The connection closed, or could not be opened. */
   | 'GATEWAY_CONNECTION_CLOSED'

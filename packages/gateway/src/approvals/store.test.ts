@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openGatewayDb } from '../store/store.ts';
+import { ApprovalStore } from './store.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const digestOf = (text: string) => createHash('sha256').update(text).digest('hex');
+
+function store(now: () => number = Date.now): ApprovalStore {
+  return new ApprovalStore(openGatewayDb(dir), now);
+}
+
+describe('approvals', () => {
+  it('allows once: usable for its own digest exactly once', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('ls'), action: { argv: ['ls'] }, quorum: 1 });
+    assert.equal(approvals.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
+    assert.equal(approvals.consume(a.id, digestOf('ls')).status, 'used');
+    assert.throws(() => approvals.consume(a.id, digestOf('ls')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+  });
+
+  it('is never replayable for a different command (GATEWAY_APPROVAL_MISMATCH)', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('ls'), action: {}, quorum: 1 });
+    approvals.resolve(a.id, 'allow-once', 'alice');
+    assert.throws(() => approvals.consume(a.id, digestOf('ls | rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    assert.equal(approvals.get(a.id).status, 'allowed');
+  });
+
+  it('needs a quorum of distinct approvers: one approver twice does not count twice', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('git push'), action: {}, quorum: 2 });
+    assert.equal(approvals.resolve(a.id, 'allow-once', 'alice').status, 'pending');
+    assert.equal(approvals.resolve(a.id, 'allow-once', 'alice').status, 'pending');
+    const done = approvals.resolve(a.id, 'allow-once', 'bob');
+    assert.equal(done.status, 'allowed');
+    assert.deepEqual(done.approvers, ['alice', 'bob']);
+  });
+
+  it('denies on any approver\'s deny, and cannot then be allowed', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('rm'), action: {}, quorum: 2 });
+    approvals.resolve(a.id, 'allow-once', 'alice');
+    assert.equal(approvals.resolve(a.id, 'deny', 'bob').status, 'denied');
+    assert.throws(() => approvals.resolve(a.id, 'allow-once', 'carol'), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+    assert.throws(() => approvals.consume(a.id, digestOf('rm')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+  });
+
+  it('records allow-always as a standing grant for that digest only', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });
+    approvals.resolve(a.id, 'allow-always', 'alice');
+    assert.equal(approvals.granted(digestOf('make test')), true);
+    assert.equal(approvals.granted(digestOf('make test; rm -rf /')), false);
+  });
+
+  it('expires: a pending approval past its expiry can be neither resolved nor used', () => {
+    let now = 1_000_000;
+    const approvals = store(() => now);
+    const a = approvals.create({ digest: digestOf('late'), action: {}, quorum: 1, ttlMs: 1_000 });
+    now += 1_001;
+    assert.equal(approvals.get(a.id).status, 'expired');
+    assert.throws(() => approvals.resolve(a.id, 'allow-once', 'alice'), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+    assert.throws(() => approvals.consume(a.id, digestOf('late')), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+  });
+
+  it('survives a restart: pending approvals are there when the store is opened again', () => {
+    const first = store();
+    const a = first.create({ digest: digestOf('after restart'), action: { argv: ['x'] }, quorum: 1 });
+    const reopened = store();
+    assert.equal(reopened.get(a.id).status, 'pending');
+    assert.ok(reopened.list({ status: 'pending' }).some((p) => p.id === a.id));
+    assert.equal(reopened.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
+  });
+
+  it('answers an unknown id with GATEWAY_APPROVAL_NOT_FOUND and a bad decision with GATEWAY_PARAMS_INVALID', () => {
+    const approvals = store();
+    assert.throws(() => approvals.get('nope'), { code: 'GATEWAY_APPROVAL_NOT_FOUND' });
+    const a = approvals.create({ digest: digestOf('x'), action: {}, quorum: 1 });
+    assert.throws(() => approvals.resolve(a.id, 'allow-forever' as 'deny', 'alice'), { code: 'GATEWAY_PARAMS_INVALID' });
+  });
+});

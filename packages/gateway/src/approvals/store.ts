@@ -1,0 +1,183 @@
+// Approvals for governed actions, kept in gateway.db so pending requests
+// survive a restart. Each approval is bound to the digest of one exact action
+// (exec/canonical.ts actionDigest), has an expiry, may need a quorum of
+// distinct approvers, and resolves allow-once (usable once, for that digest
+// only), allow-always (a standing grant for that digest) or deny.
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { DatabaseSync } from 'node:sqlite';
+import { GatewayError } from '../errors.ts';
+
+export type ApprovalStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'used';
+export type ApprovalDecision = 'allow-once' | 'allow-always' | 'deny';
+
+export interface Approval {
+  id: string;
+  digest: string;
+  /** What the approver is shown: principal, node, argv, cwd, env, every command, the policy reason. */
+  action: Record<string, unknown>;
+  status: ApprovalStatus;
+  decision: ApprovalDecision | null;
+  quorum: number;
+  approvers: string[];
+  createdAtMs: number;
+  expiresAtMs: number;
+  resolvedAtMs: number | null;
+}
+
+interface Row {
+  id: string;
+  digest: string;
+  action: string;
+  status: ApprovalStatus;
+  decision: ApprovalDecision | null;
+  quorum: number;
+  approvers: string;
+  created_at: number;
+  expires_at: number;
+  resolved_at: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS approvals (
+  id TEXT PRIMARY KEY,
+  digest TEXT NOT NULL,
+  action TEXT NOT NULL,
+  status TEXT NOT NULL,
+  decision TEXT,
+  quorum INTEGER NOT NULL,
+  approvers TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  resolved_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
+CREATE TABLE IF NOT EXISTS approval_grants (
+  digest TEXT PRIMARY KEY,
+  approval_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+`;
+
+export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
+
+export class ApprovalStore {
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+
+  constructor(db: DatabaseSync, now: () => number = Date.now) {
+    this.#db = db;
+    this.#now = now;
+    db.exec(SCHEMA);
+  }
+
+  /** A new pending approval for one action. */
+  create(input: { digest: string; action: Record<string, unknown>; quorum: number; ttlMs?: number }): Approval {
+    if (!/^[0-9a-f]{64}$/.test(input.digest)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the digest must be 64 hex digits');
+    const quorum = Math.min(Math.max(1, Math.floor(input.quorum)), 16);
+    const now = this.#now();
+    const id = randomUUID();
+    this.#db
+      .prepare("INSERT INTO approvals (id, digest, action, status, decision, quorum, approvers, created_at, expires_at) VALUES (?, ?, ?, 'pending', NULL, ?, '[]', ?, ?)")
+      .run(id, input.digest, JSON.stringify(input.action), quorum, now, now + (input.ttlMs ?? DEFAULT_APPROVAL_TTL_MS));
+    return this.get(id);
+  }
+
+  /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval past its expiry is reported (and stored) as expired. */
+  get(id: string): Approval {
+    const row = typeof id === 'string' ? (this.#db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined) : undefined;
+    if (!row) throw new GatewayError('GATEWAY_APPROVAL_NOT_FOUND', 'no such approval', { wire: { code: 'APPROVAL_NOT_FOUND', message: 'unknown approval id' } });
+    return this.#expireIfDue(fromRow(row));
+  }
+
+  list(filter: { status?: ApprovalStatus } = {}): Approval[] {
+    const rows = (filter.status ? this.#db.prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at').all(filter.status) : this.#db.prepare('SELECT * FROM approvals ORDER BY created_at').all()) as unknown as Row[];
+    const out = rows.map((r) => this.#expireIfDue(fromRow(r)));
+    return filter.status ? out.filter((a) => a.status === filter.status) : out;
+  }
+
+  /**
+   * One approver's decision. A deny from anyone denies. Allows count distinct
+   * approvers; at the quorum the approval is allowed (allow-always also
+   * records a standing grant for its digest). Throws GATEWAY_APPROVAL_NOT_FOUND,
+   * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
+   */
+  resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
+    if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
+    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const approval = this.get(id);
+      if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
+      if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
+      const now = this.#now();
+      if (decision === 'deny') {
+        this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
+      } else {
+        const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
+        if (approvers.length >= approval.quorum) {
+          this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
+          if (decision === 'allow-always') this.#db.prepare('INSERT OR IGNORE INTO approval_grants (digest, approval_id, created_at) VALUES (?, ?, ?)').run(approval.digest, id, now);
+        } else {
+          this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
+        }
+      }
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+    return this.get(id);
+  }
+
+  /**
+   * Spends an allowed approval on the action it was granted for. An
+   * allow-once approval is used up; the digest presented must equal the one
+   * approved. Throws GATEWAY_APPROVAL_MISMATCH (another action: never
+   * replayable), GATEWAY_APPROVAL_RESOLVED (denied or already used),
+   * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_NOT_FOUND.
+   */
+  consume(id: string, digest: string): Approval {
+    const approval = this.get(id);
+    if (!sameHex(approval.digest, digest)) throw new GatewayError('GATEWAY_APPROVAL_MISMATCH', 'the approval is for another action', { wire: { code: 'INVALID_REQUEST', message: 'approval does not match this command' } });
+    if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired');
+    if (approval.status !== 'allowed') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval is ${approval.status}`);
+    if (approval.decision === 'allow-once') {
+      const changed = this.#db.prepare("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
+      if (Number(changed) !== 1) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already used');
+    }
+    return this.get(id);
+  }
+
+  /** Whether an allow-always grant covers exactly this digest. */
+  granted(digest: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM approval_grants WHERE digest = ?').get(digest) !== undefined;
+  }
+
+  #expireIfDue(approval: Approval): Approval {
+    if (approval.status !== 'pending' && approval.status !== 'allowed') return approval;
+    if (approval.status === 'allowed' && approval.decision === 'allow-always') return approval;
+    if (this.#now() <= approval.expiresAtMs) return approval;
+    this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status);
+    return { ...approval, status: 'expired' };
+  }
+}
+
+function fromRow(r: Row): Approval {
+  return {
+    id: r.id,
+    digest: r.digest,
+    action: JSON.parse(r.action) as Record<string, unknown>,
+    status: r.status,
+    decision: r.decision,
+    quorum: r.quorum,
+    approvers: JSON.parse(r.approvers) as string[],
+    createdAtMs: r.created_at,
+    expiresAtMs: r.expires_at,
+    resolvedAtMs: r.resolved_at,
+  };
+}
+
+function sameHex(a: string, b: string): boolean {
+  if (typeof b !== 'string' || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DecisionPoint, loadPolicies } from '@corral/policy';
+import { actionDigest, canonicalRun } from './canonical.ts';
+import { decideRun } from './decide.ts';
+
+const POLICY = `
+@id("ls-allowed")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"ls");
+
+@id("echo-allowed")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"echo");
+
+@id("git-asks")
+@approval("required")
+@quorum("2")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"git");
+
+@id("sh-allowed")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"sh");
+`;
+
+function decisionPoint(): DecisionPoint {
+  const point = new DecisionPoint();
+  point.load(loadPolicies([{ file: 'test.cedar', text: POLICY }]));
+  return point;
+}
+
+const alice = { type: 'Human' as const, id: 'alice' };
+
+function decide(command: string[], env?: Record<string, string>) {
+  const point = decisionPoint();
+  return decideRun((input) => point.decide(input), alice, canonicalRun({ command, ...(env ? { env } : {}) }));
+}
+
+describe('canonicalRun', () => {
+  it('keeps a plain argv as one command', () => {
+    const run = canonicalRun({ command: ['ls', '-la', '/tmp'], cwd: '/srv', env: { B: '2', A: '1' } });
+    assert.deepEqual(run.commands, [['ls', '-la', '/tmp']]);
+    assert.deepEqual(Object.keys(run.env), ['A', 'B']);
+    assert.equal(run.opaque, false);
+  });
+
+  it('looks through sh -c and yields every command of a pipe, ;, &&, || and newline chain', () => {
+    const run = canonicalRun({ command: ['/bin/sh', '-lc', "ls -l | rm -rf /; echo 'a b' && git push || true\nid"] });
+    assert.deepEqual(run.commands, [['ls', '-l'], ['rm', '-rf', '/'], ['echo', 'a b'], ['git', 'push'], ['true'], ['id']]);
+  });
+
+  it('moves env VAR=value prefixes into env and decides on the program behind them', () => {
+    const run = canonicalRun({ command: ['env', 'FOO=1', '/usr/bin/rm', '-rf', '/'] });
+    assert.deepEqual(run.argv, ['/usr/bin/rm', '-rf', '/']);
+    assert.deepEqual(run.env, { FOO: '1' });
+    assert.deepEqual(run.commands, [['/usr/bin/rm', '-rf', '/']]);
+  });
+
+  for (const [name, payload] of [
+    ['command substitution $(…)', 'ls $(rm -rf /)'],
+    ['backticks', 'ls `rm -rf /`'],
+    ['a variable expansion', 'ls $HOME'],
+    ['a redirection', 'ls > /etc/passwd'],
+    ['a subshell', '(rm -rf /)'],
+    ['an expansion inside double quotes', 'echo "$(id)"'],
+    ['eval', 'eval rm -rf /'],
+    ['an assignment prefix', 'PATH=/tmp ls'],
+  ] as const) {
+    it(`marks a shell payload with ${name} opaque`, () => {
+      assert.equal(canonicalRun({ command: ['sh', '-c', payload] }).opaque, true);
+    });
+  }
+
+  it('marks wrappers that run another program (sudo, xargs, timeout, nohup) opaque', () => {
+    for (const wrapper of [['sudo', 'rm'], ['xargs', 'rm'], ['timeout', '5', 'rm'], ['nohup', 'rm']]) assert.equal(canonicalRun({ command: wrapper }).opaque, true, wrapper.join(' '));
+  });
+
+  it('refuses an argv that is empty, not strings, or holds NUL (GATEWAY_PARAMS_INVALID)', () => {
+    assert.throws(() => canonicalRun({ command: [] }), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => canonicalRun({ command: ['ls', 1 as unknown as string] }), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => canonicalRun({ command: ['ls\0rm'] }), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => canonicalRun({ command: ['ls'], env: { 'BAD NAME': 'x' } }), { code: 'GATEWAY_PARAMS_INVALID' });
+  });
+});
+
+describe('actionDigest', () => {
+  const digest = (command: string[], extra: { nodeId?: string; cwd?: string; env?: Record<string, string> } = {}) =>
+    actionDigest({ principal: 'Human::alice', nodeId: extra.nodeId ?? 'n1', command: 'system.run', run: canonicalRun({ command, ...(extra.cwd ? { cwd: extra.cwd } : {}), ...(extra.env ? { env: extra.env } : {}) }) });
+
+  it('is stable for the same action and changes with argv, cwd, env and node', () => {
+    const base = digest(['ls', '-l']);
+    assert.equal(digest(['ls', '-l']), base);
+    assert.notEqual(digest(['ls', '-la']), base);
+    assert.notEqual(digest(['ls', '-l'], { cwd: '/etc' }), base);
+    assert.notEqual(digest(['ls', '-l'], { env: { LD_PRELOAD: '/tmp/x.so' } }), base);
+    assert.notEqual(digest(['ls', '-l'], { nodeId: 'n2' }), base);
+  });
+
+  it('differs between a command and the same command with another chained to it', () => {
+    assert.notEqual(digest(['sh', '-c', 'ls']), digest(['sh', '-c', 'ls | rm -rf /']));
+    assert.notEqual(digest(['sh', '-c', 'ls']), digest(['sh', '-c', 'ls\nrm -rf /']));
+  });
+});
+
+describe('decideRun', () => {
+  it('allows a command every part of which policy allows', () => {
+    assert.equal(decide(['ls', '-l']).decision, 'allow');
+    assert.equal(decide(['sh', '-c', 'ls -l && echo done']).decision, 'allow');
+  });
+
+  it('denies an allowed command with a pipe to one policy does not allow (upstream #128470)', () => {
+    const verdict = decide(['sh', '-c', 'ls | rm -rf /']);
+    assert.equal(verdict.decision, 'deny');
+    assert.deepEqual(verdict.commands.map((c) => c.decision), ['allow', 'deny']);
+  });
+
+  for (const [name, payload] of [
+    [';', 'ls; rm -rf /'],
+    ['&&', 'ls && rm -rf /'],
+    ['||', 'ls || rm -rf /'],
+    ['a newline', 'ls\nrm -rf /'],
+    ['&', 'ls & rm -rf /'],
+    ['$(…)', 'ls $(rm -rf /)'],
+    ['backticks', 'ls `rm -rf /`'],
+  ] as const) {
+    it(`denies an allowed command chained with ${name} to another`, () => {
+      assert.equal(decide(['sh', '-c', payload]).decision, 'deny');
+    });
+  }
+
+  it('denies an env wrapper around a command policy does not allow, even though env itself is harmless', () => {
+    assert.equal(decide(['env', 'X=1', 'rm', '-rf', '/']).decision, 'deny');
+    assert.equal(decide(['env', 'X=1', 'ls']).decision, 'allow');
+  });
+
+  it('asks with the quorum of the strictest policy when one command needs approval', () => {
+    const verdict = decide(['sh', '-c', 'ls && git push']);
+    assert.equal(verdict.decision, 'ask');
+    assert.equal(verdict.quorum, 2);
+  });
+
+  it('denies when the decision point throws (control plane cannot decide)', () => {
+    const verdict = decideRun(() => {
+      throw new Error('unreachable');
+    }, alice, canonicalRun({ command: ['ls'] }));
+    assert.equal(verdict.decision, 'deny');
+  });
+
+  it('denies by default a command no policy names', () => {
+    assert.equal(decide(['curl', 'http://example.com']).decision, 'deny');
+  });
+});

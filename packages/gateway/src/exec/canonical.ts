@@ -1,0 +1,233 @@
+// The canonical form of a `system.run`: what will actually run, so that the
+// policy decision and any approval are about every program in it and never
+// about a prefix. A shell wrapper (`sh -c '…'`) is looked through; `env`
+// prefixes are unwrapped; a payload chaining commands with `|`, `;`, `&&`,
+// `||`, `&` or a newline yields each of them; anything the analysis cannot
+// see through (command substitution `$(…)`, backticks, process substitution,
+// redirections, quoting it does not model) is marked opaque and is never
+// allowed by a rule or an approval for something else.
+import { createHash } from 'node:crypto';
+import { canonicalize } from '@corral/audit';
+import { GatewayError } from '../errors.ts';
+
+/** A `system.run` request as the protocol carries it (SystemRunParams, the parts that decide what runs). */
+export interface RunRequest {
+  /** argv. */
+  command: string[];
+  cwd?: string | null;
+  env?: Record<string, string>;
+}
+
+export interface CanonicalRun {
+  /** The argv as sent (after `env` prefixes are moved into env). */
+  argv: string[];
+  cwd: string | null;
+  /** Caller-set environment, keys sorted. */
+  env: Record<string, string>;
+  /** Every simple command that will run, in order, each as argv. */
+  commands: string[][];
+  /** True when part of what would run cannot be determined (then only an explicit deny or a refusal applies). */
+  opaque: boolean;
+  /** Why it is opaque, for the log and the approver. */
+  opaqueReason?: string;
+}
+
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busybox']);
+/** Programs whose arguments name another program to run: deciding on them alone would decide nothing. */
+const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox']);
+const MAX_ARGS = 4096;
+const MAX_ARG_BYTES = 128 * 1024;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Canonicalizes a run request. Throws GATEWAY_PARAMS_INVALID for a request
+ * that is not an argv of strings, has an empty program, or is too large.
+ */
+export function canonicalRun(request: RunRequest): CanonicalRun {
+  const argv = snapshotArgv(request.command);
+  const env = snapshotEnv(request.env);
+  const cwd = request.cwd === undefined || request.cwd === null ? null : String(request.cwd);
+  const unwrapped = unwrapEnv(argv, env);
+  const { commands, opaqueReason } = expand(unwrapped.argv, 0);
+  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands, opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
+}
+
+/**
+ * The digest an approval is bound to: SHA-256 of the RFC 8785 canonical JSON
+ * of principal, node, command name and the canonical run (argv, cwd, env,
+ * every command). Any difference in what would run changes the digest.
+ */
+export function actionDigest(action: { principal: string; nodeId: string; command: string; run: CanonicalRun }): string {
+  const body = { principal: action.principal, nodeId: action.nodeId, command: action.command, argv: action.run.argv, cwd: action.run.cwd, env: action.run.env, commands: action.run.commands, opaque: action.run.opaque };
+  return createHash('sha256').update(canonicalize(body), 'utf8').digest('hex');
+}
+
+function snapshotArgv(raw: unknown): string[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'command must be a non-empty argv');
+  if (raw.length > MAX_ARGS) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'too many arguments');
+  let bytes = 0;
+  const out: string[] = [];
+  for (const arg of raw) {
+    if (typeof arg !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'every argument must be a string');
+    if (arg.includes('\0')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'an argument contains NUL');
+    bytes += Buffer.byteLength(arg);
+    out.push(arg);
+  }
+  if (bytes > MAX_ARG_BYTES) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the command line is too long');
+  if (out[0] === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the program name is empty');
+  return out;
+}
+
+function snapshotEnv(raw: unknown): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'env must be an object of strings');
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (!ENV_NAME.test(key) || typeof value !== 'string' || value.includes('\0')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'env must map variable names to strings');
+    out[key] = value;
+  }
+  return out;
+}
+
+function sortKeys(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function base(program: string): string {
+  return program.slice(program.lastIndexOf('/') + 1);
+}
+
+/** `env [-i] [-u NAME] [NAME=value]… program args…` → program args…, with the assignments in env. Options it does not know make it opaque later (the env program stays argv[0]). */
+function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+  let current = argv;
+  let vars = { ...env };
+  for (let depth = 0; depth < 8 && base(current[0]!) === 'env'; depth += 1) {
+    let i = 1;
+    const next = { ...vars };
+    let clear = false;
+    for (; i < current.length; i += 1) {
+      const arg = current[i]!;
+      if (arg === '-i' || arg === '--ignore-environment' || arg === '-') clear = true;
+      else if (arg === '--') {
+        i += 1;
+        break;
+      } else if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(arg)) {
+        const eq = arg.indexOf('=');
+        next[arg.slice(0, eq)] = arg.slice(eq + 1);
+      } else if (arg.startsWith('-')) return { argv: current, env: vars }; // an option we do not model: stays opaque
+      else break;
+    }
+    if (i >= current.length) return { argv: current, env: vars };
+    vars = clear ? Object.fromEntries(Object.entries(next).filter(([k]) => !(k in env) || next[k] !== env[k])) : next;
+    current = current.slice(i);
+  }
+  return { argv: current, env: vars };
+}
+
+/** Every simple command an argv will run, looking through shell wrappers. */
+function expand(argv: string[], depth: number): { commands: string[][]; opaqueReason?: string } {
+  const program = base(argv[0]!);
+  if (program === 'env') return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
+  if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  if (!SHELLS.has(program)) return { commands: [argv] };
+  if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
+  // sh [-e|-x|-l…] -c PAYLOAD [name [args…]]
+  let i = 1;
+  let payload: string | undefined;
+  for (; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (/^-[a-zA-Z]*c[a-zA-Z]*$/.test(arg)) {
+      payload = argv[i + 1];
+      break;
+    }
+    if (/^[-+][a-zA-Z]+$/.test(arg)) continue;
+    // A script file or stdin: what runs is not in the request.
+    return { commands: [argv], opaqueReason: 'a shell running a script or stdin' };
+  }
+  if (payload === undefined) return { commands: [argv], opaqueReason: 'a shell with no -c payload' };
+  const split = splitShell(payload);
+  if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
+  const commands: string[][] = [];
+  for (const words of split.commands) {
+    const inner = expand(unwrapEnv(words, {}).argv, depth + 1);
+    commands.push(...inner.commands);
+    if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
+  }
+  if (commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
+  return { commands };
+}
+
+/**
+ * Splits a shell payload into simple commands on `;`, `&`, `|`, `&&`, `||`
+ * and newlines, honouring single and double quotes and backslashes. Any
+ * expansion or construct that could run something not written out as a word
+ * (`$(…)`, backticks, `<(…)`, `$VAR` in command position, redirections,
+ * subshells, braces, heredocs, globs in command position) makes it opaque.
+ */
+export function splitShell(payload: string): { commands: string[][]; opaqueReason?: string } {
+  const commands: string[][] = [];
+  let words: string[] = [];
+  let word = '';
+  let inWord = false;
+  const endWord = (): void => {
+    if (inWord) words.push(word);
+    word = '';
+    inWord = false;
+  };
+  const endCommand = (): void => {
+    endWord();
+    if (words.length > 0) commands.push(words);
+    words = [];
+  };
+  for (let i = 0; i < payload.length; i += 1) {
+    const c = payload[i]!;
+    if (c === "'") {
+      const close = payload.indexOf("'", i + 1);
+      if (close < 0) return { commands, opaqueReason: 'an unterminated quote' };
+      word += payload.slice(i + 1, close);
+      inWord = true;
+      i = close;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < payload.length && payload[j] !== '"'; j += 1) {
+        const d = payload[j]!;
+        if (d === '$' || d === '`') return { commands, opaqueReason: 'an expansion inside double quotes' };
+        if (d === '\\') {
+          j += 1;
+          if (j < payload.length) word += payload[j]!;
+          continue;
+        }
+        word += d;
+      }
+      if (j >= payload.length) return { commands, opaqueReason: 'an unterminated quote' };
+      inWord = true;
+      i = j;
+    } else if (c === '\\') {
+      if (payload[i + 1] === '\n') {
+        i += 1;
+        continue;
+      }
+      if (i + 1 < payload.length) word += payload[i + 1]!;
+      inWord = true;
+      i += 1;
+    } else if (c === '$' || c === '`') {
+      return { commands, opaqueReason: c === '`' ? 'command substitution (backticks)' : 'a shell expansion ($…)' };
+    } else if (c === ';' || c === '&' || c === '|' || c === '\n') {
+      endCommand();
+    } else if (c === ' ' || c === '\t') {
+      endWord();
+    } else if ('<>(){}'.includes(c)) {
+      return { commands, opaqueReason: 'redirection, subshell or group in a shell payload' };
+    } else if ((c === '*' || c === '?' || c === '[' || c === '~' || c === '#' || c === '!') && !inWord && words.length === 0) {
+      return { commands, opaqueReason: 'a glob, comment, tilde or negation in command position' };
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  endCommand();
+  for (const command of commands) {
+    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(command[0]!)) return { commands, opaqueReason: 'a variable assignment prefix in a shell payload' };
+  }
+  return { commands };
+}
