@@ -25,3 +25,5 @@ export { decideRun } from './exec/decide.ts';
 export type { PrincipalRef, RunDecision } from './exec/decide.ts';
 export { ApprovalStore, DEFAULT_APPROVAL_TTL_MS } from './approvals/store.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
+export { NodeInvoker } from './exec/invoke.ts';
+export type { InvokerOptions } from './exec/invoke.ts';

@@ -148,6 +148,12 @@ export class ApprovalStore {
     return this.get(id);
   }
 
+  /** The newest approval for exactly this digest that is still pending or allowed and unused (a retry after a restart finds it). */
+  open(digest: string): Approval | undefined {
+    const rows = this.#db.prepare("SELECT * FROM approvals WHERE digest = ? AND status IN ('pending', 'allowed') ORDER BY created_at DESC LIMIT 8").all(digest) as unknown as Row[];
+    return rows.map((r) => this.#expireIfDue(fromRow(r))).find((a) => a.status === 'pending' || a.status === 'allowed');
+  }
+
   /** Whether an allow-always grant covers exactly this digest. */
   granted(digest: string): boolean {
     return this.#db.prepare('SELECT 1 FROM approval_grants WHERE digest = ?').get(digest) !== undefined;

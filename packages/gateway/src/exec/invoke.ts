@@ -1,0 +1,292 @@
+// The governed path for one node command: `node.invoke` from an operator (or
+// an agent through the gateway) → canonical form → policy decision → approval
+// when policy asks → `node.invoke.request` event to the node →
+// `node.invoke.result` → the caller; each step appended to the audit log.
+// Also the approval methods (`exec.approval.list|get|resolve`).
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  validateExecApprovalGetParams,
+  validateExecApprovalResolveParams,
+  validateNodeInvokeParams,
+  validateNodeInvokeResultParams,
+} from '@openclaw/gateway-protocol';
+import type { AuditEventInput } from '@corral/audit';
+import type { Decision } from '@corral/policy';
+import type { ApprovalStore, Approval, ApprovalDecision } from '../approvals/store.ts';
+import { GatewayError, type WireError } from '../errors.ts';
+import type { NodeInventory } from '../nodes/inventory.ts';
+import { hasScope } from '../protocol/scopes.ts';
+import type { Connection, Peer } from '../server/connection.ts';
+import type { GatewayServer } from '../server/server.ts';
+import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
+import { decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
+
+/** Commands a raw `node.invoke` may never carry (upstream relays them through exec.approvals.node.*). */
+const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
+/** Commands decided by policy and approvals before they reach a node. */
+const GOVERNED = new Set(['system.run', 'system.run.prepare']);
+const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
+const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
+
+export interface InvokerOptions {
+  approvals: ApprovalStore;
+  /** The policy decision point's `decide`; absent (or throwing) means deny. */
+  decide?: (input: unknown) => Decision;
+  /** Where events go (packages/audit's `append`); a failed append fails the command closed. */
+  audit?: (event: AuditEventInput) => Promise<unknown>;
+  /** The human principal an operator connection acts as (default `Human::"operator"`). */
+  operatorPrincipal?: (peer: Peer) => PrincipalRef;
+  /** How long an approval may wait (default 15 min). */
+  approvalTtlMs?: number;
+  /** How often to look for an approval resolved by another process (the CLI); default 250 ms. */
+  approvalPollMs?: number;
+}
+
+type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout };
+
+interface InvokeResult {
+  ok: boolean;
+  payload?: unknown;
+  payloadJSON?: string | null;
+  error?: { code?: string; message?: string } | null;
+}
+
+export class NodeInvoker {
+  readonly #server: GatewayServer;
+  readonly #inventory: NodeInventory;
+  readonly #options: InvokerOptions;
+  readonly #waiting = new Map<string, Waiter>();
+  readonly #approvalListeners = new Map<string, Set<() => void>>();
+
+  constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
+    this.#server = server;
+    this.#inventory = inventory;
+    this.#options = options;
+    server.on('closed', (connection) => {
+      for (const [id, waiter] of this.#waiting) {
+        if (waiter.connection !== connection) continue;
+        this.#waiting.delete(id);
+        clearTimeout(waiter.timer);
+        waiter.reject(new GatewayError('GATEWAY_CONNECTION_CLOSED', 'the node disconnected mid-command', { wire: { code: 'UNAVAILABLE', message: 'node disconnected before it answered', details: { code: 'NODE_DISCONNECTED' } } }));
+      }
+    });
+    this.#register();
+  }
+
+  /** Resolves an approval (CLI, HTTP API, RPC all come here or to the store directly) and wakes whoever waits for it. */
+  resolveApproval(id: string, decision: ApprovalDecision, approver: string): Approval {
+    const approval = this.#options.approvals.resolve(id, decision, approver);
+    void this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } });
+    if (approval.status !== 'pending') {
+      this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
+      for (const wake of this.#approvalListeners.get(id) ?? []) wake();
+    }
+    return approval;
+  }
+
+  #register(): void {
+    const server = this.#server;
+    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#invoke(params as InvokeParams, ctx.peer) });
+    server.method('node.invoke.result', {
+      role: 'node',
+      validate: validateNodeInvokeResultParams,
+      handler: (params, { connection, peer }) => {
+        const p = params as { id: string; nodeId: string; ok: boolean; payload?: unknown; payloadJSON?: string | null; error?: { code?: string; message?: string } | null };
+        const waiter = this.#waiting.get(p.id);
+        // Only the node the request went to, on the connection it went to, may answer it.
+        if (!waiter || waiter.connection !== connection || p.nodeId !== peer.deviceId) return { ok: true, ignored: true };
+        this.#waiting.delete(p.id);
+        clearTimeout(waiter.timer);
+        waiter.resolve({ ok: p.ok, ...(p.payload !== undefined ? { payload: p.payload } : {}), ...(p.payloadJSON !== undefined ? { payloadJSON: p.payloadJSON } : {}), ...(p.error ? { error: p.error } : {}) });
+        return { ok: true };
+      },
+    });
+    server.method('exec.approval.list', { role: 'operator', scopes: ['operator.approvals'], handler: () => ({ approvals: this.#options.approvals.list({ status: 'pending' }).map(view) }) });
+    server.method('exec.approval.get', { role: 'operator', scopes: ['operator.approvals'], validate: validateExecApprovalGetParams, handler: (params) => view(this.#options.approvals.get((params as { id: string }).id)) });
+    server.method('exec.approval.resolve', {
+      role: 'operator',
+      scopes: ['operator.approvals'],
+      validate: validateExecApprovalResolveParams,
+      handler: (params, { peer }) => {
+        const p = params as { id: string; decision: string; reviewer?: string };
+        const approver = peer.deviceId ? `device:${peer.deviceId}` : `operator:${p.reviewer ?? peer.client.displayName ?? peer.client.id}`;
+        try {
+          return view(this.resolveApproval(p.id, p.decision as ApprovalDecision, approver));
+        } catch (error) {
+          if (error instanceof GatewayError && !error.wire) throw new GatewayError(error.code, error.message, { wire: { code: 'INVALID_REQUEST', message: error.message } });
+          throw error;
+        }
+      },
+    });
+  }
+
+  async #invoke(params: InvokeParams, peer: Peer): Promise<unknown> {
+    if (RESERVED.has(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `${params.command} is reserved; use exec.approvals.node.*` });
+    const { connection, node } = this.#inventory.route(params.nodeId);
+    const declared = connection.peer!.commands;
+    if (!declared.includes(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'node command not allowed: the node did not declare it' });
+    const timeoutMs = clampTimeout(params.timeoutMs);
+    let commandParams: unknown = params.params ?? null;
+    let approvalId: string | undefined;
+    const principal = this.#principal(peer, params.params);
+
+    if (GOVERNED.has(params.command)) {
+      let run: CanonicalRun;
+      try {
+        run = canonicalRun((params.params ?? {}) as { command: string[] });
+      } catch (error) {
+        throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${params.command} params` }, error);
+      }
+      const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId: node.deviceId, command: params.command, run });
+      const verdict = this.#decide(principal, run);
+      const subject = { argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId: node.deviceId, principal: `${principal.type}::${principal.id}` };
+      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: run.argv[0]! }, node: node.deviceId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { command: params.command, digest, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) } });
+      if (verdict.decision === 'deny') throw denied(verdict.reason);
+      if (verdict.decision === 'ask' && !this.#options.approvals.granted(digest)) {
+        // The same exact action already waiting (or approved and unused, e.g. across a restart) is reused, never duplicated.
+        let approval = this.#options.approvals.open(digest);
+        if (!approval) {
+          approval = this.#options.approvals.create({ digest, action: { ...subject, command: params.command, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+          this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
+          await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: node.deviceId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
+        }
+        const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
+        if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
+        if (settled.status !== 'allowed') throw denied(settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+        try {
+          this.#options.approvals.consume(approval.id, digest);
+        } catch (error) {
+          throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: approval not usable', details: { code: 'SYSTEM_RUN_DENIED' } }, error);
+        }
+        approvalId = approval.id;
+      }
+      // The node gets exactly the canonical argv that was decided, never the raw text.
+      commandParams = { ...(params.params as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env, runId: randomUUID(), approved: verdict.decision === 'ask', ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
+    }
+
+    const id = randomUUID();
+    const sent = connection.event('node.invoke.request', { id, nodeId: node.deviceId, command: params.command, paramsJSON: commandParams === null ? null : JSON.stringify(commandParams), timeoutMs, idempotencyKey: params.idempotencyKey });
+    if (!sent) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'node not connected', retryable: true });
+    let result: InvokeResult;
+    try {
+      result = await new Promise<InvokeResult>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          this.#waiting.delete(id);
+          reject(new GatewayError('GATEWAY_TIMEOUT', 'the node did not answer in time', { wire: { code: 'UNAVAILABLE', message: 'node invoke timed out', details: { code: 'TIMEOUT' } } }));
+        }, timeoutMs + 1_000);
+        this.#waiting.set(id, { connection, nodeId: node.deviceId, resolve, reject, timer });
+      });
+    } catch (error) {
+      await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } });
+      throw error;
+    }
+    const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
+    const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
+    await this.#audit({
+      actor: actor(principal),
+      action: 'node.invoke',
+      resource: { kind: 'command', id: params.command },
+      node: node.deviceId,
+      ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
+      outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+      ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
+      details: { invokeId: id },
+    });
+    if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
+    return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+  }
+
+  #principal(peer: Peer, commandParams: unknown): PrincipalRef {
+    const agentId = (commandParams as { agentId?: unknown } | null)?.agentId;
+    if (typeof agentId === 'string' && agentId !== '') {
+      const agent = this.#server.identity.agents.find(agentId);
+      if (agent && agent.status === 'active') return { type: 'Agent', id: agent.name };
+      throw denied('the requesting agent is unknown or not active');
+    }
+    return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
+  }
+
+  #decide(principal: PrincipalRef, run: CanonicalRun): RunDecision {
+    const decide = this.#options.decide;
+    if (!decide) return { decision: 'deny', reason: 'no policy is loaded', quorum: 0, policies: [], commands: [] };
+    return decideRun(decide, principal, run);
+  }
+
+  #waitForApproval(id: string, ms: number): Promise<Approval> {
+    const approvals = this.#options.approvals;
+    return new Promise((resolve) => {
+      let set = this.#approvalListeners.get(id);
+      if (!set) this.#approvalListeners.set(id, (set = new Set()));
+      const check = (): boolean => {
+        const current = approvals.get(id);
+        if (current.status === 'pending') return false;
+        finish(current);
+        return true;
+      };
+      const finish = (approval: Approval): void => {
+        clearTimeout(deadline);
+        clearInterval(poll);
+        set!.delete(wake);
+        if (set!.size === 0) this.#approvalListeners.delete(id);
+        resolve(approval);
+      };
+      const wake = (): void => void check();
+      const deadline = setTimeout(() => finish(approvals.get(id)), Math.max(0, ms));
+      // Approvals resolved by `corral approvals approve` land in the database from another process.
+      const poll = setInterval(wake, this.#options.approvalPollMs ?? 250);
+      set.add(wake);
+      check();
+    });
+  }
+
+  async #audit(event: AuditEventInput): Promise<void> {
+    if (!this.#options.audit) return;
+    try {
+      await this.#options.audit(event);
+    } catch (error) {
+      throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { cause: error, wire: { code: 'UNAVAILABLE', message: 'audit unavailable', retryable: true } });
+    }
+  }
+}
+
+interface InvokeParams {
+  nodeId: string;
+  command: string;
+  params?: unknown;
+  timeoutMs?: number;
+  idempotencyKey: string;
+}
+
+function clampTimeout(value: number | undefined): number {
+  if (value === undefined || !Number.isFinite(value) || value <= 0) return DEFAULT_INVOKE_TIMEOUT_MS;
+  return Math.min(Math.floor(value), MAX_INVOKE_TIMEOUT_MS);
+}
+
+function parsePayload(text: string | null | undefined): unknown {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function actor(principal: PrincipalRef): AuditEventInput['actor'] {
+  return { kind: principal.type === 'Agent' ? 'agent' : principal.type === 'Node' ? 'node' : 'human', id: principal.id };
+}
+
+function wire(code: GatewayError['code'], shape: WireError, cause?: unknown): GatewayError {
+  return new GatewayError(code, shape.message, { wire: shape, ...(cause !== undefined ? { cause } : {}) });
+}
+
+function denied(reason: string, approvalId?: string): GatewayError {
+  return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `SYSTEM_RUN_DENIED: ${reason}`, details: { code: 'SYSTEM_RUN_DENIED', reason, ...(approvalId ? { approvalId } : {}) } });
+}
+
+function view(approval: Approval): Record<string, unknown> {
+  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

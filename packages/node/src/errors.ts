@@ -1,0 +1,23 @@
+/** The closed set of reasons the node refuses or fails. */
+export type NodeErrorCode =
+  /** The node's device key file is unreadable or malformed. */
+  | 'NODE_DEVICE_INVALID'
+  /** The local policy file is unreadable or malformed. */
+  | 'NODE_POLICY_INVALID'
+  /** A remote change would loosen the local policy, or was based on an old version (baseHash). */
+  | 'NODE_POLICY_CHANGE_REFUSED'
+  /** The local policy refuses the command. */
+  | 'NODE_RUN_DENIED'
+  /** Containment is not available here, so nothing runs (never uncontained). */
+  | 'NODE_CONTAINMENT_UNAVAILABLE'
+  /** Start-up options are missing or wrong. */
+  | 'NODE_CONFIG_INVALID';
+
+export class NodeError extends Error {
+  override readonly name = 'NodeError';
+  readonly code: NodeErrorCode;
+  constructor(code: NodeErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}

@@ -1,0 +1,219 @@
+// The governed path end to end, on loopback: operator → gateway → policy →
+// approval → node → contain → result, with the audit log.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openAuditReader, toAuditRecord } from '@corral/audit';
+import { Gateway, GatewayClient } from '@corral/gateway';
+import { NodeHost } from '../src/index.ts';
+
+const POLICY = `
+@id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
+@id("sh") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sh");
+@id("sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
+@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
+`;
+
+const token = randomBytes(24).toString('base64url');
+const dirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function gatewayState(): string {
+  const state = tempDir('corral-gov-gw-');
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+  return state;
+}
+
+/** A node host, paired with the gateway, connected. */
+async function pairedHost(gw: Gateway, requests: string[] = []): Promise<NodeHost> {
+  const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-gov-node-'), name: 'runner-1', maxBackoffMs: 200, onRequest: (r) => requests.push(r.command) });
+  const connected = host.start();
+  const deadline = Date.now() + 5_000;
+  while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  gw.identity.nodes.pair(host.device.deviceId, 'test');
+  await connected;
+  return host;
+}
+
+function run(client: GatewayClient, nodeId: string, command: string[], timeoutMs = 10_000): Promise<{ payload: { exitCode: number; stdout: string; success: boolean; contained: { policyDigest: string } } }> {
+  return client.request('node.invoke', { nodeId, command: 'system.run', params: { command }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 }) as never;
+}
+
+const deniedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
+
+describe('a governed system.run', () => {
+  let state: string;
+  let gw: Gateway;
+  let host: NodeHost;
+  let operator: GatewayClient;
+  const requests: string[] = [];
+  before(async () => {
+    state = gatewayState();
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 50 });
+    host = await pairedHost(gw, requests);
+    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  });
+  after(async () => {
+    await operator.close();
+    await host.close();
+    await gw.close();
+  });
+
+  it('runs a command policy allows, contained, and returns its output', async () => {
+    const result = await run(operator, host.device.deviceId, ['echo', 'hello']);
+    assert.equal(result.payload.exitCode, 0);
+    assert.equal(result.payload.stdout, 'hello\n');
+    assert.match(result.payload.contained.policyDigest, /\S/);
+  });
+
+  it('denies a command policy does not allow, and the node never sees it', async () => {
+    const before = requests.length;
+    await assert.rejects(run(operator, host.device.deviceId, ['rm', '-rf', '/tmp']), deniedWith('SYSTEM_RUN_DENIED'));
+    assert.equal(requests.length, before);
+  });
+
+  it('denies an allowed command piped into one policy does not allow (upstream #128470)', async () => {
+    const before = requests.length;
+    await assert.rejects(run(operator, host.device.deviceId, ['sh', '-c', 'echo hi | rm -rf /tmp']), deniedWith('SYSTEM_RUN_DENIED'));
+    await assert.rejects(run(operator, host.device.deviceId, ['sh', '-c', 'echo $(rm -rf /tmp)']), deniedWith('SYSTEM_RUN_DENIED'));
+    assert.equal(requests.length, before);
+  });
+
+  it('asks when policy says ask; runs once an approver allows it once, and asks again next time', async () => {
+    const pending = run(operator, host.device.deviceId, ['printf', 'approved']);
+    const requested = await new Promise<{ id: string }>((resolve) => {
+      const stop = operator.on('exec.approval.requested', (p) => {
+        stop();
+        resolve(p as { id: string });
+      });
+    });
+    const listed = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
+    assert.deepEqual(listed.approvals.find((a) => a.id === requested.id)?.request.argv, ['printf', 'approved']);
+    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'allow-once' });
+    assert.equal((await pending).payload.stdout, 'approved');
+    await assert.rejects(run(operator, host.device.deviceId, ['printf', 'approved'], 300), deniedWith('APPROVAL_PENDING'));
+  });
+
+  it('never lets an approval for one command cover another', async () => {
+    await assert.rejects(run(operator, host.device.deviceId, ['printf', 'one'], 200), deniedWith('APPROVAL_PENDING'));
+    const [one] = gw.approvals.list({ status: 'pending' }).filter((a) => (a.action.argv as string[])[1] === 'one');
+    gw.invoker.resolveApproval(one!.id, 'allow-once', 'alice');
+    // A different command gets its own request, not the approved one.
+    await assert.rejects(run(operator, host.device.deviceId, ['printf', 'two'], 200), deniedWith('APPROVAL_PENDING'));
+    assert.equal(gw.approvals.get(one!.id).status, 'allowed');
+    assert.equal((await run(operator, host.device.deviceId, ['printf', 'one'])).payload.stdout, 'one');
+  });
+
+  it('denies when an approver denies', async () => {
+    const pending = run(operator, host.device.deviceId, ['printf', 'no']);
+    const requested = await new Promise<{ id: string }>((resolve) => {
+      const stop = operator.on('exec.approval.requested', (p) => {
+        stop();
+        resolve(p as { id: string });
+      });
+    });
+    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'deny' });
+    await assert.rejects(pending, deniedWith('SYSTEM_RUN_DENIED'));
+  });
+
+  it('records allow-always as a grant: the same command then runs without asking', async () => {
+    await assert.rejects(run(operator, host.device.deviceId, ['printf', 'always'], 200), deniedWith('APPROVAL_PENDING'));
+    const [always] = gw.approvals.list({ status: 'pending' }).filter((a) => (a.action.argv as string[])[1] === 'always');
+    gw.invoker.resolveApproval(always!.id, 'allow-always', 'alice');
+    assert.equal((await run(operator, host.device.deviceId, ['printf', 'always'])).payload.stdout, 'always');
+    assert.equal((await run(operator, host.device.deviceId, ['printf', 'always'])).payload.stdout, 'always');
+  });
+
+  it('refuses a command the node did not declare, and system.execApprovals.* through raw node.invoke', async () => {
+    await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'camera.snap', idempotencyKey: randomUUID() }), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.execApprovals.set', params: {}, idempotencyKey: randomUUID() }), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+  });
+
+  it('answers system.which', async () => {
+    const result = (await operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.which', params: { bins: ['sh', 'no-such-program-here'] }, idempotencyKey: randomUUID() })) as { payload: { bins: Record<string, string> } };
+    assert.deepEqual(Object.keys(result.payload.bins), ['sh']);
+  });
+
+  it('appends decisions, approvals and results to the audit log', async () => {
+    const reader = await openAuditReader({ stateDir: state });
+    try {
+      const actions = new Set<string>();
+      const head = await reader.store.head();
+      for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) actions.add(toAuditRecord(r).event.action);
+      for (const action of ['node.invoke.decide', 'approval.request', 'approval.resolve', 'node.invoke']) assert.ok(actions.has(action), action);
+    } finally {
+      await reader.close();
+    }
+  });
+});
+
+describe('governed system.run faults', () => {
+  it('tells the caller clearly when the node vanishes mid-command, and records the failure', async () => {
+    const state = gatewayState();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = await pairedHost(gw);
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const outcome = assert.rejects(run(operator, host.device.deviceId, ['sleep', '5']), deniedWith('NODE_DISCONNECTED'));
+    await new Promise((r) => setTimeout(r, 300));
+    await host.close();
+    await outcome;
+    await operator.close();
+    await gw.close();
+    const reader = await openAuditReader({ stateDir: state });
+    const head = await reader.store.head();
+    const failures: unknown[] = [];
+    for await (const batch of reader.store.scan(0, head.size)) {
+      for (const r of batch) {
+        const event = toAuditRecord(r).event;
+        if (event.action === 'node.invoke' && event.outcome?.status === 'failure') failures.push(event.outcome.detail);
+      }
+    }
+    await reader.close();
+    assert.deepEqual(failures, ['GATEWAY_CONNECTION_CLOSED']);
+  });
+
+  it('denies every governed command when no policy is loaded (control plane cannot decide)', async () => {
+    const state = tempDir('corral-gov-gw-');
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = await pairedHost(gw);
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi']), deniedWith('SYSTEM_RUN_DENIED'));
+    await operator.close();
+    await host.close();
+    await gw.close();
+  });
+
+  it('keeps a pending approval across a gateway restart; the retried command runs once it is approved', async () => {
+    const state = gatewayState();
+    let gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = await pairedHost(gw);
+    let operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    await assert.rejects(run(operator, host.device.deviceId, ['printf', 'restart'], 200), deniedWith('APPROVAL_PENDING'));
+    await operator.close();
+    const port = gw.server.port;
+    await gw.close();
+
+    gw = await Gateway.start({ stateDir: state, token, port });
+    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const { approvals } = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
+    assert.equal(approvals.length, 1);
+    await operator.request('exec.approval.resolve', { id: approvals[0]!.id, decision: 'allow-once' });
+    const deadline = Date.now() + 5_000;
+    while (!gw.inventory.list().some((n) => n.connected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await run(operator, host.device.deviceId, ['printf', 'restart'])).payload.stdout, 'restart');
+    await operator.close();
+    await host.close();
+    await gw.close();
+  });
+});

@@ -1,0 +1,263 @@
+// `corral node run`: a node host speaking OpenClaw's node role to a gateway
+// (Corral's or upstream's). It keeps its Ed25519 device key in its state
+// directory, waits while the gateway holds it as a pending pairing request,
+// and serves `system.run` (local policy, then the sandbox — never
+// uncontained), `system.which`, and `system.execApprovals.get|set`.
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { ContainError, planSandbox, Runner, validatePolicy, type SandboxPlan } from '@corral/contain';
+import { canonicalRun, GatewayClient, GatewayError } from '@corral/gateway';
+import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { NodeError } from './errors.ts';
+import { LocalPolicy, localAllows } from './local-policy.ts';
+
+export const DEVICE_FILE = 'node-device.json';
+/** Output kept per stream (upstream's OUTPUT_CAP). */
+export const OUTPUT_CAP = 200_000;
+export const NODE_COMMANDS = ['system.run', 'system.which', 'system.execApprovals.get', 'system.execApprovals.set'];
+
+/** The sandbox a command gets when its agent's profile names none: shell runtime, no network, nothing writable but its own /tmp. */
+export const DEFAULT_CONTAINER_POLICY = { version: 1, runtime: ['shell'], network: { egress: 'none' }, process: { timeoutMs: 60_000 } };
+
+export interface NodeHostOptions {
+  /** `ws://host:port`. */
+  gateway: string;
+  token: string;
+  name?: string;
+  /** Holds the device key and the local policy. */
+  stateDir: string;
+  /** Container policies by agent id (`*` for any), as parsed documents; relative paths are taken from `baseDir`. */
+  containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
+  /** Injected runner (tests); default: a new Runner. */
+  runner?: Runner;
+  /** Called with what the host does: connected, waiting for pairing, disconnected. */
+  onStatus?: (status: { state: 'connected' | 'pending-pairing' | 'disconnected' | 'refused'; detail?: string }) => void;
+  /** Told of every request the gateway sends, before it is handled. */
+  onRequest?: (request: { id: string; command: string }) => void;
+  /** Longest wait between reconnects (default 30 s, as upstream). */
+  maxBackoffMs?: number;
+}
+
+/** Reads the device key, creating it (mode 0600) the first time. Throws NODE_DEVICE_INVALID. */
+export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
+  const path = join(stateDir, DEVICE_FILE);
+  if (!existsSync(path)) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const device = createDeviceIdentity();
+    writeFileSync(path, `${JSON.stringify(device)}\n`, { mode: 0o600, flag: 'wx' });
+    return device;
+  }
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<DeviceIdentity>;
+    if (typeof raw.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new Error('missing fields');
+    return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
+  } catch (error) {
+    throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} is unreadable`, { cause: error });
+  }
+}
+
+interface InvokeRequest {
+  id: string;
+  nodeId: string;
+  command: string;
+  paramsJSON?: string | null;
+  timeoutMs?: number | null;
+}
+
+export class NodeHost {
+  readonly device: DeviceIdentity;
+  readonly policy: LocalPolicy;
+  readonly #options: NodeHostOptions;
+  readonly #runner: Runner;
+  readonly #ownsRunner: boolean;
+  readonly #plans = new Map<string, SandboxPlan>();
+  #client: GatewayClient | undefined;
+  #stopped = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(options: NodeHostOptions) {
+    if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
+    if (typeof options.token !== 'string' || options.token === '') throw new NodeError('NODE_CONFIG_INVALID', 'a gateway token is required');
+    this.#options = options;
+    this.device = loadOrCreateDevice(options.stateDir);
+    this.policy = new LocalPolicy(options.stateDir);
+    this.#ownsRunner = options.runner === undefined;
+    this.#runner = options.runner ?? new Runner();
+    const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
+    for (const [agent, { policy, baseDir }] of Object.entries(policies)) {
+      this.#plans.set(agent, planSandbox({ policy: validatePolicy(policy), source: `<${agent}>`, baseDir }));
+    }
+    if (!this.#plans.has('*')) this.#plans.set('*', planSandbox({ policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir }));
+  }
+
+  /** Connects and keeps reconnecting (with backoff) until `close()`. Resolves once the first connection is up. */
+  start(): Promise<void> {
+    let first!: () => void;
+    const connected = new Promise<void>((resolve) => (first = resolve));
+    this.#loop = this.#run(first);
+    return connected;
+  }
+
+  /** Whether a connection is up. */
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#client?.close();
+    await this.#loop;
+    if (this.#ownsRunner) await this.#runner.close();
+  }
+
+  async #run(firstConnected: () => void): Promise<void> {
+    let backoff = 250;
+    const maxBackoff = this.#options.maxBackoffMs ?? 30_000;
+    while (!this.#stopped) {
+      try {
+        const client = await GatewayClient.connect({
+          url: this.#options.gateway,
+          token: this.#options.token,
+          role: 'node',
+          device: this.device,
+          client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform },
+          commands: NODE_COMMANDS,
+          caps: [],
+          minProtocol: 3,
+          maxProtocol: 4,
+        });
+        if (this.#stopped) {
+          await client.close();
+          break;
+        }
+        this.#client = client;
+        backoff = 250;
+        client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
+        this.#options.onStatus?.({ state: 'connected' });
+        firstConnected();
+        await client.closed;
+        this.#client = undefined;
+        if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected' });
+      } catch (error) {
+        const wire = error instanceof GatewayError ? error.wire : undefined;
+        if (wire?.code === 'NOT_PAIRED') this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId });
+        else this.#options.onStatus?.({ state: 'refused', detail: wire?.code ?? (error as { code?: string }).code ?? 'error' });
+      }
+      if (this.#stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoff);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      backoff = Math.min(backoff * 2, maxBackoff);
+    }
+  }
+
+  async #serve(client: GatewayClient, request: InvokeRequest): Promise<void> {
+    if (typeof request?.id !== 'string' || typeof request.command !== 'string') return;
+    this.#options.onRequest?.({ id: request.id, command: request.command });
+    let params: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = request.paramsJSON ? JSON.parse(request.paramsJSON) : {};
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) params = parsed as Record<string, unknown>;
+    } catch {
+      return this.#answer(client, request, { ok: false, error: { code: 'INVALID_REQUEST', message: 'paramsJSON is not JSON' } });
+    }
+    try {
+      const payload = await this.#handle(request, params);
+      await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
+    } catch (error) {
+      const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
+      const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
+      await this.#answer(client, request, { ok: false, error: { code, message } });
+    }
+  }
+
+  async #handle(request: InvokeRequest, params: Record<string, unknown>): Promise<unknown> {
+    switch (request.command) {
+      case 'system.which':
+        return { bins: which(params.bins) };
+      case 'system.execApprovals.get':
+        return this.policy.snapshot();
+      case 'system.execApprovals.set':
+        this.policy.replace(params.file, params.baseHash);
+        return this.policy.snapshot();
+      case 'system.run':
+        return this.#systemRun(params, request.timeoutMs ?? undefined);
+      default:
+        throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
+    }
+  }
+
+  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined): Promise<unknown> {
+    const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, ...(params.env ? { env: params.env as Record<string, string> } : {}) });
+    if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
+    const agentId = typeof params.agentId === 'string' ? params.agentId : undefined;
+    const local = localAllows(this.policy.current, run.commands, agentId);
+    if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
+    const plan = (agentId && this.#plans.get(agentId)) || this.#plans.get('*')!;
+    const controller = new AbortController();
+    const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
+    let result;
+    try {
+      result = await this.#runner.run(plan, run.argv, { signal: controller.signal });
+    } catch (error) {
+      if (error instanceof ContainError) throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error });
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    const timedOut = controller.signal.aborted || result.limitsHit.includes('timeout');
+    const stdout = cap(result.stdout);
+    const stderr = cap(result.stderr);
+    return {
+      exitCode: result.exitCode,
+      timedOut,
+      success: result.exitCode === 0 && !timedOut,
+      stdout: stdout.text,
+      stderr: stderr.text,
+      truncated: stdout.truncated || stderr.truncated,
+      error: result.notFound ? 'command not found' : null,
+      runId: typeof params.runId === 'string' ? params.runId : randomUUID(),
+      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs },
+    };
+  }
+
+  async #answer(client: GatewayClient, request: InvokeRequest, result: { ok: boolean; payloadJSON?: string; error?: { code: string; message: string } }): Promise<void> {
+    try {
+      await client.request('node.invoke.result', { id: request.id, nodeId: this.device.deviceId, ...result });
+    } catch {
+      // The gateway went away; it reports the command as failed to its caller.
+    }
+  }
+}
+
+function cap(text: string): { text: string; truncated: boolean } {
+  return Buffer.byteLength(text) <= OUTPUT_CAP ? { text, truncated: false } : { text: Buffer.from(text).subarray(0, OUTPUT_CAP).toString(), truncated: true };
+}
+
+/** `system.which`: absolute paths of the named programs found on PATH (names only, no paths). */
+function which(bins: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(bins)) return out;
+  const dirs = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).filter((d) => d.startsWith('/'));
+  for (const bin of bins.slice(0, 64)) {
+    if (typeof bin !== 'string' || bin === '' || bin.includes('/') || bin.length > 255) continue;
+    for (const dir of dirs) {
+      const candidate = join(dir, bin);
+      try {
+        accessSync(candidate, constants.X_OK);
+        out[bin] = candidate;
+        break;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return out;
+}

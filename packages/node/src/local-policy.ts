@@ -1,0 +1,134 @@
+// The node's own policy for `system.run`, in the shape of upstream's exec
+// approvals file (`{ version: 1, defaults: { security, ask }, agents: { "*":
+// { allowlist: [{ pattern }] } } }`), stored in the node's state directory.
+// The gateway's yes is necessary, never sufficient: this is checked as well.
+// A remote change (`system.execApprovals.set`) must name the current hash and
+// may only make the policy stricter.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NodeError } from './errors.ts';
+
+export type Security = 'deny' | 'allowlist' | 'full';
+export type Ask = 'off' | 'on-miss' | 'always';
+
+export interface LocalPolicyFile {
+  version: 1;
+  defaults: { security: Security; ask?: Ask };
+  agents?: { [agent: string]: { allowlist?: Array<{ pattern: string }> } };
+}
+
+export const LOCAL_POLICY_FILE = 'node-policy.json';
+/** Upstream's node-host default: full, no prompt. Every command still runs contained. */
+export const DEFAULT_LOCAL_POLICY: LocalPolicyFile = { version: 1, defaults: { security: 'full', ask: 'off' } };
+
+const SECURITY_RANK: Record<Security, number> = { deny: 0, allowlist: 1, full: 2 };
+const ASK_RANK: Record<Ask, number> = { off: 0, 'on-miss': 1, always: 2 };
+
+/** Validates an untrusted policy document into a fresh object. Throws NODE_POLICY_INVALID. */
+export function parseLocalPolicy(value: unknown): LocalPolicyFile {
+  const bad = (why: string): NodeError => new NodeError('NODE_POLICY_INVALID', `local policy: ${why}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('must be an object');
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) if (!['version', 'defaults', 'agents'].includes(key)) throw bad(`unknown field ${key.slice(0, 40)}`);
+  if (v.version !== 1) throw bad('version must be 1');
+  const d = v.defaults as Record<string, unknown> | undefined;
+  if (typeof d !== 'object' || d === null) throw bad('defaults is required');
+  for (const key of Object.keys(d)) if (!['security', 'ask'].includes(key)) throw bad(`unknown defaults field ${key.slice(0, 40)}`);
+  if (typeof d.security !== 'string' || !(d.security in SECURITY_RANK)) throw bad('defaults.security must be deny, allowlist or full');
+  if (d.ask !== undefined && (typeof d.ask !== 'string' || !(d.ask in ASK_RANK))) throw bad('defaults.ask must be off, on-miss or always');
+  const out: LocalPolicyFile = { version: 1, defaults: { security: d.security as Security, ...(d.ask !== undefined ? { ask: d.ask as Ask } : {}) } };
+  if (v.agents !== undefined) {
+    if (typeof v.agents !== 'object' || v.agents === null || Array.isArray(v.agents)) throw bad('agents must be an object');
+    out.agents = {};
+    for (const [agent, entry] of Object.entries(v.agents as Record<string, unknown>)) {
+      const e = entry as { allowlist?: unknown } | null;
+      if (typeof e !== 'object' || e === null) throw bad('each agent entry must be an object');
+      const list = e.allowlist ?? [];
+      if (!Array.isArray(list) || list.length > 1000) throw bad('allowlist must be an array');
+      out.agents[agent] = { allowlist: list.map((p: unknown) => {
+        const pattern = (p as { pattern?: unknown } | null)?.pattern;
+        if (typeof pattern !== 'string' || pattern === '' || pattern.length > 4096) throw bad('each allowlist entry needs a pattern');
+        return { pattern };
+      }) };
+    }
+  }
+  return out;
+}
+
+export function policyHash(policy: LocalPolicyFile): string {
+  return createHash('sha256').update(JSON.stringify(policy), 'utf8').digest('hex');
+}
+
+/** Whether the local policy lets every command (argv) run, for this agent. */
+export function localAllows(policy: LocalPolicyFile, commands: readonly (readonly string[])[], agentId?: string): { allowed: boolean; reason: string } {
+  if (policy.defaults.security === 'deny') return { allowed: false, reason: 'local policy denies every command' };
+  if (policy.defaults.security === 'full') return { allowed: true, reason: 'local policy allows commands' };
+  const patterns = [...(policy.agents?.['*']?.allowlist ?? []), ...(agentId ? policy.agents?.[agentId]?.allowlist ?? [] : [])].map((p) => p.pattern);
+  for (const argv of commands) {
+    const program = argv[0] ?? '';
+    const name = program.slice(program.lastIndexOf('/') + 1);
+    if (!patterns.some((p) => p === program || (!p.includes('/') && p === name))) return { allowed: false, reason: `${name} is not on the node's allowlist` };
+  }
+  return { allowed: true, reason: 'every command is on the node allowlist' };
+}
+
+/** Whether `next` is at least as strict as `current` in every respect. */
+export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): boolean {
+  if (SECURITY_RANK[next.defaults.security] > SECURITY_RANK[current.defaults.security]) return false;
+  if (ASK_RANK[next.defaults.ask ?? 'off'] < ASK_RANK[current.defaults.ask ?? 'off']) return false;
+  if (next.defaults.security === 'allowlist' && current.defaults.security === 'allowlist') {
+    for (const [agent, entry] of Object.entries(next.agents ?? {})) {
+      const allowed = new Set([...(current.agents?.[agent]?.allowlist ?? []), ...(current.agents?.['*']?.allowlist ?? [])].map((p) => p.pattern));
+      for (const p of entry.allowlist ?? []) if (!allowed.has(p.pattern)) return false;
+    }
+  }
+  return true;
+}
+
+/** The node's policy file in its state directory. */
+export class LocalPolicy {
+  readonly path: string;
+  #policy: LocalPolicyFile;
+  readonly #exists: boolean;
+
+  constructor(stateDir: string) {
+    this.path = join(stateDir, LOCAL_POLICY_FILE);
+    this.#exists = existsSync(this.path);
+    if (!this.#exists) {
+      this.#policy = DEFAULT_LOCAL_POLICY;
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch (error) {
+      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is not JSON`, { cause: error });
+    }
+    this.#policy = parseLocalPolicy(raw);
+  }
+
+  get current(): LocalPolicyFile {
+    return this.#policy;
+  }
+
+  /** The snapshot `system.execApprovals.get` returns: `{ path, exists, hash, file }`. */
+  snapshot(): { path: string; exists: boolean; hash: string; file: LocalPolicyFile } {
+    return { path: this.path, exists: this.#exists || existsSync(this.path), hash: policyHash(this.#policy), file: this.#policy };
+  }
+
+  /**
+   * A remote change: compare-and-swap on `baseHash`, and only ever stricter.
+   * Throws NODE_POLICY_CHANGE_REFUSED, NODE_POLICY_INVALID.
+   */
+  replace(file: unknown, baseHash: unknown): { hash: string } {
+    if (typeof baseHash !== 'string' || baseHash !== policyHash(this.#policy)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
+    const next = parseLocalPolicy(file);
+    if (!isTighter(this.#policy, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
+    const tmp = `${this.path}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, this.path);
+    this.#policy = next;
+    return { hash: policyHash(next) };
+  }
+}
