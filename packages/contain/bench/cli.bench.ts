@@ -88,7 +88,7 @@ const d = Object.fromEntries(Object.entries(samples).map(([n, s]) => [n, distrib
 const p50 = d.corral.p50 / d.srt.p50;
 const p99 = d.corral.p99 / d.srt.p99;
 const TARGET = 0.5;
-const fewer = runs < MAX_RUNS ? ` (fewer than ${MAX_RUNS}: a run costs ${ms(d.corral.p50)}–${ms(d.srt.p50)}, over 300 ms, and the bench keeps to about ${BUDGET_MS / 60_000} minutes)` : '';
+const fewer = runs < MAX_RUNS ? ` (fewer than ${MAX_RUNS}: a run costs over 300 ms — corral ${ms(d.corral.p50)}, srt ${ms(d.srt.p50)} at p50 — and the bench keeps to about ${BUDGET_MS / 60_000} minutes)` : '';
 const lines = [
   `${runs} runs each after ${WARMUP} warm-up rounds, interleaved${fewer}; load average before ${fmtLoad(before.loadavg)}, after ${fmtLoad(hostFacts().loadavg)}; ${wallSeconds.toFixed(0)} s`,
   `corral run --policy P -- /bin/true         p50 ${ms(d.corral.p50).padStart(10)}  p99 ${ms(d.corral.p99).padStart(10)}`,
