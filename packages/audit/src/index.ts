@@ -26,7 +26,7 @@ export type { Damage, DamageKind, VerifyReport } from './verify/report.ts';
 
 export type { AuditStore, LogHead, LogMeta, StoredRecord, ChainRow } from './store/store.ts';
 export { SqliteStore } from './store/sqlite.ts';
-export { PostgresStore } from './store/postgres.ts';
+export { PostgresStore, postgresWhere } from './store/postgres.ts';
 
 export { openAuditLog, AuditLog, DB_FILE } from './log/audit-log.ts';
 export type { OpenAuditLogOptions } from './log/audit-log.ts';

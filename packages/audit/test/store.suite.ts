@@ -8,7 +8,8 @@ import { signCheckpoint } from '../src/checkpoint/sign.ts';
 import { generateSigningKey, keyIdOf } from '../src/checkpoint/key.ts';
 import { exportJsonl } from '../src/export/jsonl.ts';
 import { verifyExportFile } from '../src/io/export-file.ts';
-import { readWitness, witnessPath } from '../src/io/witness-file.ts';
+import { readWitness, witnessPath as witnessFile } from '../src/io/witness-file.ts';
+import { postgresWhere } from '../src/store/postgres.ts';
 import { openAuditLog, type AuditLog, type OpenAuditLogOptions } from '../src/log/audit-log.ts';
 import { openAuditReader } from '../src/log/open-reader.ts';
 import { proveConsistency, proveInclusion, readRecord, verifyStore } from '../src/log/reader.ts';
@@ -24,6 +25,11 @@ export interface StoreHarness {
   name: string;
   /** Options for a fresh, empty log (its own state dir and database). */
   fresh(): Promise<{ options: OpenAuditLogOptions; sql: (statement: string) => Promise<void>; blob: (hex: string) => string; plantForeign: () => Promise<void> }>;
+}
+
+/** The witness file of the log these options open. */
+function witnessPath(stateDir: string, postgresUrl?: string): string {
+  return witnessFile(stateDir, postgresUrl ? postgresWhere(postgresUrl) : undefined);
 }
 
 export function storeSuite(h: StoreHarness): void {
@@ -106,7 +112,7 @@ export function storeSuite(h: StoreHarness): void {
         const r = await verifyStore(reader.store, reader.publicKey());
         assert.equal(r.ok, true);
         assert.equal(r.sealed, 25);
-        assert.equal(readWitness(witnessPath(f.options.stateDir))?.size, 25);
+        assert.equal(readWitness(witnessPath(f.options.stateDir, f.options.postgresUrl))?.size, 25);
       });
       it('are signed after the interval when records wait unsealed', async () => {
         const { log } = await setup({ checkpointEvery: 1000, checkpointIntervalMs: 60 });
@@ -238,7 +244,7 @@ export function storeSuite(h: StoreHarness): void {
           const log = await openAuditLog({ ...f.options, checkpointEvery: 10 });
           for (let i = 0; i < 30; i++) await log.append(sampleEvent(i));
           await log.close();
-          const witness = readWitness(witnessPath(f.options.stateDir));
+          const witness = readWitness(witnessPath(f.options.stateDir, f.options.postgresUrl));
           assert.equal(witness?.size, 30);
           await f.sql('DELETE FROM audit_records WHERE seq >= 20');
           await f.sql('DELETE FROM audit_checkpoints WHERE size > 20');
@@ -250,6 +256,26 @@ export function storeSuite(h: StoreHarness): void {
           assert.equal(r.damage[0]?.kind, 'rolled-back');
           await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_ROLLED_BACK' });
         });
+      });
+    });
+
+    describe('reopening a damaged log to append', () => {
+      it('refuses with AUDIT_CHAIN_BROKEN when the last record was edited', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        for (let i = 0; i < 5; i++) await log.append(sampleEvent(i));
+        await log.close();
+        await f.sql(`UPDATE audit_records SET body = replace(body, 'invoice-4.pdf', 'invoice-Z.pdf') WHERE seq = 4`);
+        await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_CHAIN_BROKEN' });
+      });
+      it('refuses with AUDIT_CHAIN_BROKEN when a record sits beyond the head', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        for (let i = 0; i < 5; i++) await log.append(sampleEvent(i));
+        await log.close();
+        await f.sql('UPDATE audit_head SET size = 4');
+        rmSync(witnessPath(f.options.stateDir, f.options.postgresUrl)); // else the witness reports a rollback first
+        await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_CHAIN_BROKEN' });
       });
     });
 
@@ -265,7 +291,7 @@ export function storeSuite(h: StoreHarness): void {
         await log.append(sampleEvent(0));
         await log.close();
         rmSync(join(f.options.stateDir, 'audit-signing-key.pem'));
-        rmSync(witnessPath(f.options.stateDir));
+        rmSync(witnessPath(f.options.stateDir, f.options.postgresUrl));
         const other = mkdtempSync(join(tmpdir(), 'corral-audit-other-'));
         cleanups.push(() => rmSync(other, { recursive: true, force: true }));
         if (!f.options.postgresUrl) return; // SQLite: the database lives in the state dir; covered below.

@@ -1,5 +1,6 @@
 // The witness: the latest checkpoint this machine has seen, kept outside the
 // database so that restoring an older database (a rollback) is noticed.
+import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -40,6 +41,11 @@ function readWitnessQuietly(path: string): SignedCheckpoint | null {
   }
 }
 
-export function witnessPath(stateDir: string): string {
-  return join(stateDir, WITNESS_FILE);
+/**
+ * The witness file of a log: `audit-witness.json` for the state directory's
+ * SQLite log, and one per PostgreSQL database (named by a digest of where it is).
+ */
+export function witnessPath(stateDir: string, postgresWhere?: string): string {
+  if (!postgresWhere) return join(stateDir, WITNESS_FILE);
+  return join(stateDir, `audit-witness-${createHash('sha256').update(postgresWhere).digest('hex').slice(0, 16)}.json`);
 }

@@ -63,9 +63,10 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
     if (meta.keyId !== key.keyId) {
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit log at ${store.where} is signed by key ${meta.keyId}, but the key at ${key.path} is ${key.keyId}`);
     }
-    const witnessFile = witnessPath(options.stateDir);
+    const witnessFile = witnessPath(options.stateDir, store.kind === 'postgres' ? store.where : undefined);
     const witness = readWitness(witnessFile);
     if (witness) await checkNotRolledBack(store, witness);
+    await checkTip(store);
     return new AuditLog(store, key, witnessFile, options);
   } catch (error) {
     await store.close();
@@ -81,6 +82,16 @@ async function checkNotRolledBack(store: AuditStore, witness: SignedCheckpoint):
   if (witness.size > 0 && !hashesEqual(await storedRootAt(store, witness.size), witness.root)) {
     throw new AuditError('AUDIT_ROLLED_BACK', `the audit log at ${store.where} does not extend the checkpoint witnessed at size ${witness.size}: it was rolled back and rewritten; run 'corral audit verify'`);
   }
+}
+
+/** Refuses to extend a log whose last record does not match its head (the tip was tampered with). */
+async function checkTip(store: AuditStore): Promise<void> {
+  const { head, last, beyond } = await store.tip();
+  const broken = (why: string) => new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${store.where}: ${why}; run 'corral audit verify'`);
+  if (beyond) throw broken(`a record ${head.size} exists beyond the head`);
+  if (head.size === 0) return;
+  if (!last) throw broken(`its last record ${head.size - 1} is missing`);
+  if (last.hash !== head.lastHash || sha256Hasher.leaf(recordBytes(last.seq, last.prev, last.body)) !== last.hash) throw broken(`its last record ${head.size - 1} does not match the chain`);
 }
 
 export class AuditLog {

@@ -44,13 +44,7 @@ export class PostgresStore implements AuditStore {
    * @throws AuditError AUDIT_STORE_UNAVAILABLE naming host and database, never the password.
    */
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
-    let where = 'postgresql';
-    try {
-      const u = new URL(options.url);
-      where = `postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`;
-    } catch (error) {
-      throw new AuditError('AUDIT_STORE_UNAVAILABLE', 'the PostgreSQL URL is not a URL', { cause: error });
-    }
+    const where = postgresWhere(options.url);
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 4 });
     pool.on('error', () => {});
     const store = new PostgresStore(pool, where);
@@ -109,6 +103,20 @@ export class PostgresStore implements AuditStore {
 
   async head(): Promise<LogHead> {
     return this.#run(async (c) => headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1'), this.where));
+  }
+
+  async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
+    return this.#run(async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1'), this.where);
+        const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
+        const last = rows.find((r) => Number(r.seq) === head.size - 1);
+        return { head, last: last ? fromRow(last) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
+      } finally {
+        await c.query('COMMIT').catch(() => {});
+      }
+    });
   }
 
   async append(build: BatchBuilder): Promise<void> {
@@ -222,6 +230,20 @@ export class PostgresStore implements AuditStore {
 
   async close(): Promise<void> {
     await this.#pool.end().catch(() => {});
+  }
+}
+
+/**
+ * How a PostgreSQL log is named in messages and witness files: scheme, host,
+ * port and database — never the user or password.
+ * @throws AuditError AUDIT_STORE_UNAVAILABLE when `url` is not a URL.
+ */
+export function postgresWhere(url: string): string {
+  try {
+    const u = new URL(url);
+    return `postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch (error) {
+    throw new AuditError('AUDIT_STORE_UNAVAILABLE', 'the PostgreSQL URL is not a URL', { cause: error });
   }
 }
 

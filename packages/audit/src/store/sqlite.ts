@@ -142,6 +142,21 @@ export class SqliteStore implements AuditStore {
     return this.#guard(() => this.#headSync());
   }
 
+  async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
+    return this.#guard(() => {
+      this.#db.exec('BEGIN');
+      try {
+        const head = this.#headSync();
+        const get = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?');
+        const last = head.size > 0 ? ((get.get(head.size - 1) as Row | undefined) ?? null) : null;
+        const beyond = get.get(head.size) !== undefined;
+        return { head, last: last ? fromRow(last) : null, beyond };
+      } finally {
+        this.#db.exec('COMMIT');
+      }
+    });
+  }
+
   async append(build: BatchBuilder): Promise<void> {
     for (;;) {
       const head = this.#cachedHead ?? this.#guard(() => this.#headSync());

@@ -70,6 +70,8 @@ export interface AuditStore {
    */
   append(build: BatchBuilder): Promise<void>;
   head(): Promise<LogHead>;
+  /** The head, its last record and whether a record exists beyond it, read in one snapshot. */
+  tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }>;
   record(seq: number): Promise<StoredRecord | null>;
   /** The parts verification needs (no tree nodes), from ≤ seq < to, in seq order, `batch` at a time. */
   scanChain(from: number, to: number, batch?: number): AsyncIterable<ChainRow[]>;

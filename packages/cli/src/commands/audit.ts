@@ -169,15 +169,15 @@ export function registerAudit(program: Command): void {
         return;
       }
       const { stateDir: dir } = where(command);
-      witness ??= readWitness(witnessPath(dir));
       await withReader(
         command,
         async (reader) => {
-          const report = await verifyStore(reader.store, reader.publicKey(), witness);
+          const file = witnessPath(dir, reader.store.kind === 'postgres' ? reader.store.where : undefined);
+          const report = await verifyStore(reader.store, reader.publicKey(), witness ?? readWitness(file));
           printReport(report, opts.json === true, reader.store.where);
           if (report.ok) {
             const last = (await reader.store.checkpoints()).at(-1);
-            if (last && last.size <= report.sealed) advanceWitness(witnessPath(dir), last);
+            if (last && last.size <= report.sealed) advanceWitness(file, last);
           }
         },
         opts.publicKey,
