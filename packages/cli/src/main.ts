@@ -12,6 +12,8 @@ import { registerPolicy } from './commands/policy.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerNodes } from './commands/nodes.ts';
+import { registerApprovals } from './commands/approvals.ts';
+import { registerNode } from './commands/node.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -21,7 +23,7 @@ const program = new Command('corral')
   .exitOverride();
 
 // Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes]) register(program);
+for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes, registerApprovals, registerNode]) register(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,6 +8,8 @@ import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit
 import { Identity } from '@corral/identity';
 import { DecisionPoint, type Decision } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
+import { GatewayError } from './errors.ts';
+import { approvalsApi } from './http/api.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
@@ -46,6 +48,11 @@ export class Gateway {
     this.#audit = parts.audit;
   }
 
+  /** The HTTP API's base URL (`/api/approvals`…). */
+  get httpUrl(): string {
+    return this.url.replace(/^ws/, 'http');
+  }
+
   /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED, policy's POLICY_SET_INVALID, audit's AUDIT_*. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     const identity = Identity.open(options.stateDir, options.now ? { now: options.now } : {});
@@ -56,7 +63,17 @@ export class Gateway {
       const decide = options.decide ?? loadDecide(options.policyDir ?? join(options.stateDir, 'policies'));
       if (options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, ...serverOptions } = options;
-      const server = await GatewayServer.start({ ...serverOptions, identity });
+      let invokerRef: NodeInvoker | undefined;
+      let approvalsRef: ApprovalStore | undefined;
+      const http = approvalsApi({
+        token: options.token,
+        approvals: () => approvalsRef,
+        resolve: (id, decision, approver) => {
+          if (!invokerRef) throw new GatewayError('GATEWAY_INTERNAL', 'not ready');
+          return invokerRef.resolveApproval(id, decision, approver);
+        },
+      });
+      const server = await GatewayServer.start({ ...serverOptions, identity, http });
       const inventory = new NodeInventory(server, new SurfaceStore(db), options.now);
       const approvals = new ApprovalStore(db, options.now);
       const log = audit;
@@ -68,6 +85,8 @@ export class Gateway {
         ...(approvalPollMs ? { approvalPollMs } : {}),
         ...(operatorPrincipal ? { operatorPrincipal } : {}),
       });
+      invokerRef = invoker;
+      approvalsRef = approvals;
       return new Gateway({ server, inventory, invoker, approvals, identity, db, audit });
     } catch (error) {
       await audit?.close();

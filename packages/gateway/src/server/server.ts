@@ -199,8 +199,9 @@ export class GatewayServer {
     while ([...this.#connections].some((c) => c.socket.readyState !== c.socket.CLOSED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const connection of this.#connections) connection.socket.terminate();
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
-    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeAllConnections();
+    await closed;
   }
 
   #accept(socket: WebSocket, request: IncomingMessage): void {

@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import type { Approval } from '@corral/gateway';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { dirOf } from './agents.ts';
+import { recordIdentityEvent } from './identity-record.ts';
+
+async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T): Promise<T> {
+  const { ApprovalStore, GatewayError, openGatewayDb } = await import('@corral/gateway');
+  const db = openGatewayDb(dirOf(command));
+  try {
+    return action(new ApprovalStore(db));
+  } catch (error) {
+    if (error instanceof GatewayError && (error.code === 'GATEWAY_APPROVAL_NOT_FOUND' || error.code === 'GATEWAY_PARAMS_INVALID')) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
+    throw error;
+  } finally {
+    db.close();
+  }
+}
+
+function describe(a: Approval): string {
+  const argv = Array.isArray(a.action.argv) ? (a.action.argv as string[]).join(' ') : '';
+  const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
+  return `${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}`;
+}
+
+/** `corral approvals list|approve ID|deny ID`: human decisions on governed actions. */
+export function registerApprovals(program: Command): void {
+  const approvals = program.command('approvals').description('approval requests for governed actions (node commands), bound to the exact action');
+  approvals
+    .command('list')
+    .description('pending approvals (all of them with --all)')
+    .option('--all', 'every approval, resolved ones too')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { all?: boolean; json?: boolean }, command: Command) => {
+      const list = await withApprovals(command, (store) => store.list(opts.all ? {} : { status: 'pending' }));
+      if (opts.json) return printJson(list);
+      if (list.length === 0) return void process.stdout.write(opts.all ? 'no approvals\n' : 'no pending approvals\n');
+      for (const a of list) process.stdout.write(`${describe(a)}\n`);
+    });
+  for (const verb of ['approve', 'deny'] as const) {
+    const cmd = approvals
+      .command(verb)
+      .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
+      .argument('<id>', 'the approval id')
+      .option('--by <who>', 'the approver (recorded; distinct approvers count toward a quorum)', process.env.USER ?? 'operator')
+      .option('--json', 'print the approval as JSON');
+    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
+    cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
+      const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
+      const approval = await withApprovals(command, (store) => store.resolve(id, decision, opts.by));
+      await recordIdentityEvent(dirOf(command), {
+        actor: { kind: 'human', id: opts.by },
+        action: 'approval.resolve',
+        resource: { kind: 'approval', id: approval.id },
+        decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: approval.id },
+        details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers },
+      });
+      if (opts.json) return printJson(approval);
+      process.stdout.write(`${describe(approval)}\n`);
+    });
+  }
+}
