@@ -232,9 +232,13 @@ async function main(): Promise<void> {
     );
   }
   if (curlSamples) describe(curlSamples, 'curl direct');
-  const worst = Math.min(...['connect', 'http'].map((n) => (figures[n] as { ratioToDirect: { p50: number } }).ratioToDirect.p50));
-  figures.target = { ratio: 0.8, met: worst >= 0.8 };
-  lines.push(`target: proxy ≥ 80 % of direct (node client) — ${worst >= 0.8 ? 'met' : 'NOT met'} (${(worst * 100).toFixed(0)} %)`);
+  const met: Record<string, boolean> = {};
+  for (const mode of ['connect', 'http'] as const) {
+    const ratio = (figures[mode] as { ratioToDirect: { p50: number } }).ratioToDirect.p50;
+    met[mode] = ratio >= 0.8;
+    lines.push(`target proxy ≥ 80 % of direct, ${mode}: ${met[mode] ? 'met' : 'NOT met'} (${(ratio * 100).toFixed(0)} %)`);
+  }
+  figures.target = { ratio: 0.8, met };
   report('proxy', figures, lines);
 }
 
