@@ -466,9 +466,10 @@ class Channel implements EgressChannel {
     if (entry.upstream !== undefined) {
       record.bytesSent = entry.upstream.bytesWritten;
       record.bytesReceived = entry.upstream.bytesRead;
-      // Kept records must not keep their sockets alive.
-      delete entry.upstream;
     }
+    // Kept records must not keep their sockets alive.
+    delete entry.upstream;
+    delete entry.client;
     record.open = false;
     if (this.#onConnection === undefined) return;
     try {
