@@ -47,9 +47,9 @@ export async function* exportJsonl(store: AuditStore, keyId: string, range: Expo
   const checkpoints = (await store.checkpoints()).filter((c) => c.size > from && c.size <= to);
   let k = 0;
   for await (const rows of store.scanChain(from, to)) {
-    for (const r of rows) {
-      yield recordBytes(r.seq, r.prev, r.body);
-      while (k < checkpoints.length && (checkpoints[k] as SignedCheckpoint).size <= r.seq + 1) yield JSON.stringify({ checkpoint: checkpointJson(checkpoints[k++] as SignedCheckpoint) });
+    for (const [seq, prev, , body] of rows) {
+      yield recordBytes(seq, prev, body);
+      while (k < checkpoints.length && (checkpoints[k] as SignedCheckpoint).size <= seq + 1) yield JSON.stringify({ checkpoint: checkpointJson(checkpoints[k++] as SignedCheckpoint) });
     }
   }
 }

@@ -120,7 +120,7 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, ...(witness ? { witness } : {}) });
   // Scan past the head too: rows beyond it were not appended through the head.
   for await (const rows of store.scanChain(0, Number.MAX_SAFE_INTEGER)) {
-    for (const r of rows) verifier.add(r.seq, r.prev, r.body, r.hash);
+    for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
   }
   const report = verifier.finish();
   if (report.ok && head.size !== report.verified) {

@@ -17,7 +17,7 @@ try {
     partial: job.partial,
     ...(job.witness ? { witness: job.witness } : {}),
   });
-  for await (const rows of store.scanChain(job.from, job.to)) for (const r of rows) verifier.add(r.seq, r.prev, r.body, r.hash);
+  for await (const rows of store.scanChain(job.from, job.to)) for (const [seq, prev, hash, body] of rows) verifier.add(seq, prev, body, hash);
   parentPort?.postMessage({ report: verifier.finish(), state: verifier.state() });
 } finally {
   await store.close();

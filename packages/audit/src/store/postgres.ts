@@ -171,9 +171,9 @@ export class PostgresStore implements AuditStore {
             .rows as [string, string, string, string][],
       );
       if (rows.length === 0) return;
-      const out = rows.map((r) => ({ seq: Number(r[0]), prev: r[1], hash: r[2], body: r[3] }));
+      const out = rows.map((r): ChainRow => [Number(r[0]), r[1], r[2], r[3]]);
       yield out;
-      next = (out[out.length - 1] as ChainRow).seq + 1;
+      next = (out[out.length - 1] as ChainRow)[0] + 1;
     }
   }
 

@@ -188,15 +188,10 @@ export class SqliteStore implements AuditStore {
     stmt.setReturnArrays(true);
     let next = from;
     while (next < to) {
-      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as [number, string, string, string][]);
+      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as ChainRow[]);
       if (rows.length === 0) return;
-      const out: ChainRow[] = new Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const r = rows[i] as [number, string, string, string];
-        out[i] = { seq: r[0], prev: r[1], hash: r[2], body: r[3] };
-      }
-      yield out;
-      next = (out[out.length - 1] as ChainRow).seq + 1;
+      yield rows;
+      next = (rows[rows.length - 1] as ChainRow)[0] + 1;
     }
   }
 

@@ -21,13 +21,11 @@ export interface StoredRecord {
   timeMs: number;
 }
 
-/** What verification reads of a record. */
-export interface ChainRow {
-  seq: number;
-  prev: string;
-  hash: string;
-  body: string;
-}
+/**
+ * What verification reads of a record, as a tuple: millions of them are read
+ * per verification, and a tuple straight from the driver saves an object each.
+ */
+export type ChainRow = readonly [seq: number, prev: string, hash: string, body: string];
 
 /** The log's tip, read and written under the store's append lock. */
 export interface LogHead {
