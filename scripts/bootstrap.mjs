@@ -15,18 +15,18 @@ const MIN_NODE_MAJOR = 24;
 const [task = 'corral', ...rest] = process.argv.slice(2);
 
 const TASKS = {
-  start: { system: ['bwrap', 'socat'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
-  test: { system: ['bwrap', 'socat', 'initdb'], argv: ['scripts/test.ts', ...rest] },
+  start: { system: ['bwrap', 'cc'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
+  test: { system: ['bwrap', 'cc', 'initdb'], argv: ['scripts/test.ts', ...rest] },
   // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
   // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
-  bench: { system: ['bwrap', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip', 'initdb'], argv: ['bench/run.ts', ...rest] },
+  bench: { system: ['bwrap', 'cc', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip', 'initdb'], argv: ['bench/run.ts', ...rest] },
   typecheck: { system: [], argv: ['scripts/test.ts', '--typecheck-only'] },
   corral: { system: [], argv: ['packages/cli/src/main.ts', ...rest] },
 };
 
 // Debian package that provides each command Corral's sandbox or benchmarks use.
 // initdb: the audit log's PostgreSQL tests and benches start a throwaway cluster with it (scripts/testing/postgres.ts).
-const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql' };
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', cc: 'gcc', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql' };
 
 function say(line) {
   process.stderr.write(`corral: ${line}\n`);

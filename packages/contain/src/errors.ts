@@ -8,7 +8,7 @@ export type ContainErrorCode =
   | 'CONTAIN_PATH_UNRESOLVABLE'
   /** The policy asks for a protection this host cannot enforce (and did not say `onUnenforceable: warn`). */
   | 'CONTAIN_UNENFORCEABLE'
-  /** A tool the backend needs (bubblewrap, socat) is missing. */
+  /** A tool the backend needs (bubblewrap, a C compiler for its forwarder) is missing. */
   | 'CONTAIN_BACKEND_UNAVAILABLE'
   /** The sandbox could not be started. */
   | 'CONTAIN_SPAWN_FAILED'

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
-import { bwrapArgs, LAUNCHER_SH, LAUNCHER_SOCAT, launcherScript, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { bwrapArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
@@ -169,7 +169,9 @@ export class Runner {
         if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
 
         const launcher = network || ingress;
-        const mounts: Mount[] = launcher ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const forwarder = this.#caps.forwarder;
+        // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
+        const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
         const env: Record<string, string> = { ...plan.env };
         if (network) Object.assign(env, proxyEnvironment());
         const fds = { seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
@@ -177,12 +179,12 @@ export class Runner {
           plan,
           etc: this.#etc,
           mounts,
-          launcherBinds: launcher ? [{ source: realpathSync('/bin/sh'), dest: LAUNCHER_SH }, { source: realpathSync(this.#caps.socat.path!), dest: LAUNCHER_SOCAT }] : [],
+          launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
           egressSocket: channel?.socketPath,
           ingressDir: runDir,
           fds,
         });
-        const command = launcher ? [LAUNCHER_SH, '-c', launcherScript(plan), 'corral-launcher', ...argv] : argv;
+        const command = launcher ? launcherArgv(plan, argv) : argv;
         const stdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
         if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
         const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...command];
@@ -262,7 +264,7 @@ export class Runner {
         if (report?.processLimitHit) limitsHit.add('processes');
         const connections = channel?.connections() ?? [];
         const stderrHead = errHead.toString();
-        const notFound = exit.code === 1 && killedBy === undefined && /^bwrap: execvp /.test(stderrHead);
+        const notFound = (exit.code === 1 || exit.code === 127) && killedBy === undefined && /^(bwrap|corral-forward): execvp /.test(stderrHead);
         const refused: RefusedAccess[] = [
           ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),
           ...[...limitsHit].map((limit): RefusedAccess => ({ kind: 'limit', limit, detail: limitDetail(limit, plan) })),
@@ -328,8 +330,8 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
   if (!seccomp) requested(`the seccomp system-call filter (${caps.seccomp.detail})`, true);
 
   const needsNetwork = plan.egress !== null || plan.ingress.length > 0;
-  const network = needsNetwork && caps.socat.available;
-  if (needsNetwork && !network) requested(`network grants: ${caps.socat.detail}; the command would run with no network`, true);
+  const network = needsNetwork && caps.forwarder.available;
+  if (needsNetwork && !network) requested(`network grants: ${caps.forwarder.detail}; the command would run with no network`, true);
 
   // A display socket carries its clipboard with it, and X11 its input injection (XTEST): a policy that
   // grants the display but refuses those asks for what this backend cannot separate.

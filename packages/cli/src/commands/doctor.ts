@@ -22,7 +22,7 @@ export function registerDoctor(program: Command): void {
           ['cgroups', caps.cgroups],
           ['rlimits', caps.rlimits],
           ['Landlock', caps.landlock],
-          ['egress forwarder', caps.socat],
+          ['network forwarder', caps.forwarder],
         ];
         for (const [name, cap] of rows) process.stdout.write(`${cap.available ? 'ok  ' : 'no  '} ${name.padEnd(17)} ${cap.detail}\n`);
         const limits = (['memory', 'pids', 'cpu'] as const).map((c) => `${c}: ${caps.cgroups.controllers[c] ? 'enforced' : 'NOT enforced'}`).join(', ');

@@ -9,9 +9,8 @@ export interface SyntheticEtc {
 /** Where the run's proxy and ingress sockets sit inside the sandbox. */
 export const SANDBOX_RUN_DIR = '/run/corral';
 export const SANDBOX_EGRESS_SOCKET = `${SANDBOX_RUN_DIR}/egress.sock`;
-/** Where the launcher's own shell and forwarder are bound inside the sandbox. */
-export const LAUNCHER_SH = '/.corral/sh';
-export const LAUNCHER_SOCAT = '/.corral/socat';
+/** Where Corral's forwarder is bound inside the sandbox. */
+export const LAUNCHER_FORWARD = '/.corral/forward';
 /** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY). */
 export const SANDBOX_PROXY_PORT = 3128;
 
@@ -89,31 +88,13 @@ export function bwrapArgs(input: BwrapInputs): string[] {
 }
 
 /**
- * The launcher script run as the sandbox's first program when the policy grants
- * network: it starts the forwarders (the egress proxy on 127.0.0.1:3128, each
- * ingress port's unix socket), waits until the proxy port listens, then execs the
- * command. Only shell built-ins run in the wait loop.
+ * The command line that starts a run with network grants: Corral's forwarder
+ * (native/corral-forward.c) opens the proxy port (127.0.0.1:3128) and each
+ * ingress port's unix socket, detaches its relay, then execs the command.
  */
-export function launcherScript(plan: SandboxPlan, socat = LAUNCHER_SOCAT): string {
-  const lines = ['set -e'];
-  if (plan.egress) {
-    lines.push(`${socat} -lf/dev/null TCP4-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:${SANDBOX_EGRESS_SOCKET} &`);
-  }
-  for (const { port } of plan.ingress) {
-    lines.push(`${socat} -lf/dev/null UNIX-LISTEN:${SANDBOX_RUN_DIR}/ingress/${port}.sock,fork,mode=600 TCP4:127.0.0.1:${port} &`);
-  }
-  if (plan.egress) {
-    // /proc/net/tcp lists `sl local_address rem_address st …`; st 0A is LISTEN.
-    const hexPort = SANDBOX_PROXY_PORT.toString(16).toUpperCase().padStart(4, '0');
-    lines.push(
-      `listening() { while read -r _ l _ st _; do case "$l:$st" in *:${hexPort}:0A) return 0;; esac; done < /proc/net/tcp; return 1; }`,
-      'n=0',
-      'until listening; do n=$((n+1)); [ "$n" -lt 20000 ] || { echo "corral: the egress forwarder did not start" >&2; exit 125; }; done',
-    );
-  }
-  for (const { port } of plan.ingress) {
-    lines.push(`n=0; until [ -S ${SANDBOX_RUN_DIR}/ingress/${port}.sock ]; do n=$((n+1)); [ "$n" -lt 20000 ] || exit 125; done`);
-  }
-  lines.push('exec "$@"');
-  return lines.join('\n');
+export function launcherArgv(plan: SandboxPlan, argv: readonly string[]): string[] {
+  const out = [LAUNCHER_FORWARD];
+  if (plan.egress) out.push('-e', `${SANDBOX_PROXY_PORT}:${SANDBOX_EGRESS_SOCKET}`);
+  for (const { port } of plan.ingress) out.push('-i', `${SANDBOX_RUN_DIR}/ingress/${port}.sock:${port}`);
+  return [...out, '--', ...argv];
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { forwarderBinary } from './native.ts';
 
 /** One protection and whether this host can enforce it, in words. */
 export interface Capability {
@@ -20,7 +21,8 @@ export interface CgroupPlace {
 
 export interface HostCapabilities {
   bwrap: Capability & { path?: string; version?: string };
-  socat: Capability & { path?: string };
+  /** Corral's in-sandbox forwarder (built from native/corral-forward.c): needed for network grants. */
+  forwarder: Capability & { path?: string; static?: boolean };
   userNamespaces: Capability;
   seccomp: Capability;
   landlock: Capability;
@@ -46,7 +48,7 @@ export function hostCapabilities(refresh = false): HostCapabilities {
       userns = { available: false, detail: `bubblewrap cannot create namespaces here: ${stderr || (error as Error).message}` };
     }
   }
-  const socatPath = which('socat');
+  const forwarder = probeForwarder();
   const prlimit = which('prlimit');
   const config = kernelConfig();
   const seccompOn = /^Seccomp:\s*\d/m.test(readText('/proc/self/status') ?? '') && (config === undefined || /^CONFIG_SECCOMP_FILTER=y/m.test(config));
@@ -57,9 +59,7 @@ export function hostCapabilities(refresh = false): HostCapabilities {
     bwrap: bwrapPath
       ? { available: true, path: bwrapPath, version: bwrapVersion, detail: `bubblewrap ${bwrapVersion ?? '(unknown version)'} at ${bwrapPath}` }
       : { available: false, detail: "bubblewrap is not installed (Debian: apt-get install bubblewrap); nothing can be contained" },
-    socat: socatPath
-      ? { available: true, path: socatPath, detail: `socat at ${socatPath} (forwards the sandbox's proxy and ingress ports)` }
-      : { available: false, detail: 'socat is not installed (Debian: apt-get install socat); egress and ingress cannot be granted' },
+    forwarder,
     userNamespaces: userns,
     seccomp: seccompOn
       ? { available: true, detail: 'seccomp filters can be installed (Corral loads its own BPF filter through bubblewrap)' }
@@ -74,6 +74,15 @@ export function hostCapabilities(refresh = false): HostCapabilities {
       : { available: false, detail: 'prlimit (util-linux) is not installed; no rlimit fallback' },
   };
   return cached;
+}
+
+function probeForwarder(): HostCapabilities['forwarder'] {
+  try {
+    const built = forwarderBinary();
+    return { available: true, path: built.path, static: built.static, detail: `corral-forward at ${built.path} (${built.static ? 'static' : 'dynamically linked'}): carries the sandbox's proxy and ingress ports` };
+  } catch (error) {
+    return { available: false, detail: `${(error as Error).message}; egress and ingress cannot be granted` };
+  }
 }
 
 function probeCgroups(): HostCapabilities['cgroups'] {

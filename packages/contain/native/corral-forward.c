@@ -1,0 +1,227 @@
+/*
+ * corral-forward: the first program of a contained command whose policy grants
+ * network access. It opens the sandbox's side of Corral's network plumbing,
+ * detaches a relay process, and then becomes the command itself:
+ *
+ *   corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... -- COMMAND [ARG]...
+ *
+ *   -e PORT:SOCKET  listen on 127.0.0.1:PORT inside the sandbox and relay each
+ *                   connection to the unix SOCKET (Corral's egress proxy, bound
+ *                   in from the host);
+ *   -i SOCKET:PORT  listen on the unix SOCKET (reached from the host's published
+ *                   port) and relay each connection to 127.0.0.1:PORT inside.
+ *
+ * Every listener exists before COMMAND starts, so COMMAND may connect at once.
+ * The relay is reparented to the sandbox's init, so COMMAND never waits for it.
+ * It enforces nothing: the policy is enforced by the proxy outside the sandbox.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_LISTENERS 64
+#define BUFFER_SIZE 65536
+
+struct listener {
+  int fd;
+  int to_unix;              /* 1: relay to the unix socket `path`; 0: to 127.0.0.1:`port` */
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  int port;
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static int count;
+
+static void fail(const char *what, const char *detail) {
+  fprintf(stderr, "corral-forward: %s%s%s: %s\n", what, detail ? " " : "", detail ? detail : "", strerror(errno));
+  _exit(125);
+}
+
+static int parse_port(const char *text) {
+  char *end;
+  long port = strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || port < 1 || port > 65535) {
+    errno = EINVAL;
+    fail("bad port", text);
+  }
+  return (int)port;
+}
+
+static void copy_path(char *dest, const char *text) {
+  if (strlen(text) >= sizeof(listeners[0].path)) {
+    errno = ENAMETOOLONG;
+    fail("socket path too long", text);
+  }
+  strcpy(dest, text);
+}
+
+static int tcp_socket(int port, int do_listen) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (do_listen) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 128) < 0) return close(fd), -1;
+  } else if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    return close(fd), -1;
+  }
+  return fd;
+}
+
+static int unix_socket(const char *path, int do_listen) {
+  if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  strcpy(addr.sun_path, path);
+  if (do_listen) {
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(path, 0600) < 0 || listen(fd, 128) < 0) return close(fd), -1;
+  } else if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    return close(fd), -1;
+  }
+  return fd;
+}
+
+/* Writes all of buf; 0 on success. */
+static int write_all(int fd, const char *buf, ssize_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, (size_t)len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    buf += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Copies both ways until both sides have finished; half-closes pass through. */
+static void relay(int a, int b) {
+  static char buf[BUFFER_SIZE];
+  int open_a = 1, open_b = 1;
+  while (open_a || open_b) {
+    struct pollfd fds[2] = {{.fd = open_a ? a : -1, .events = POLLIN}, {.fd = open_b ? b : -1, .events = POLLIN}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      int from = i == 0 ? a : b, to = i == 0 ? b : a;
+      ssize_t n = read(from, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        shutdown(to, SHUT_WR);
+        if (i == 0) open_a = 0; else open_b = 0;
+        if (n < 0) return;
+      } else if (write_all(to, buf, n) < 0) {
+        return;
+      }
+    }
+  }
+}
+
+/* Serves the listeners until the command (process `command`) has exited. */
+static void serve(pid_t command) {
+  struct pollfd fds[MAX_LISTENERS + 1];
+  for (int i = 0; i < count; i++) fds[i] = (struct pollfd){.fd = listeners[i].fd, .events = POLLIN};
+  /* A pidfd turns readable when the command exits; without one (kernel < 5.3) the sandbox's end stops the relay. */
+  int pidfd = (int)syscall(SYS_pidfd_open, command, 0);
+  nfds_t watched = (nfds_t)count;
+  if (pidfd >= 0) fds[watched++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+  /* The relay prints nothing and must not hold the command's output open. */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  signal(SIGCHLD, SIG_IGN); /* per-connection relays are reaped by the kernel */
+  for (;;) {
+    if (poll(fds, watched, -1) < 0) {
+      if (errno == EINTR) continue;
+      _exit(125);
+    }
+    if (pidfd >= 0 && (fds[count].revents & POLLIN)) _exit(0);
+    for (int i = 0; i < count; i++) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      int client = accept4(listeners[i].fd, NULL, NULL, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      pid_t pid = fork();
+      if (pid == 0) {
+        for (int j = 0; j < count; j++) close(listeners[j].fd);
+        int upstream = listeners[i].to_unix ? unix_socket(listeners[i].path, 0) : tcp_socket(listeners[i].port, 0);
+        if (upstream >= 0) relay(client, upstream);
+        _exit(0);
+      }
+      close(client);
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (count == MAX_LISTENERS || i + 1 >= argc || (strcmp(argv[i], "-e") != 0 && strcmp(argv[i], "-i") != 0)) {
+      fprintf(stderr, "usage: corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... -- COMMAND [ARG]...\n");
+      return 125;
+    }
+    int egress = argv[i][1] == 'e';
+    char *spec = argv[++i];
+    char *colon = egress ? strchr(spec, ':') : strrchr(spec, ':');
+    if (colon == NULL) {
+      errno = EINVAL;
+      fail("bad listener", spec);
+    }
+    *colon = '\0';
+    struct listener *l = &listeners[count++];
+    if (egress) {
+      l->to_unix = 1;
+      copy_path(l->path, colon + 1);
+      l->fd = tcp_socket(parse_port(spec), 1);
+      if (l->fd < 0) fail("cannot listen on 127.0.0.1 port", spec);
+    } else {
+      l->to_unix = 0;
+      l->port = parse_port(colon + 1);
+      l->fd = unix_socket(spec, 1);
+      if (l->fd < 0) fail("cannot listen on", spec);
+    }
+  }
+  if (i + 1 >= argc) {
+    fprintf(stderr, "corral-forward: no command after --\n");
+    return 125;
+  }
+  if (count > 0) {
+    pid_t command = getpid();
+    pid_t child = fork();
+    if (child < 0) fail("fork", NULL);
+    if (child == 0) {
+      /* Fork again and let the middle process exit: the relay is adopted by the sandbox's init. */
+      if (fork() == 0) serve(command);
+      _exit(0);
+    }
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  execvp(argv[i + 1], &argv[i + 1]);
+  fprintf(stderr, "corral-forward: execvp %s: %s\n", argv[i + 1], strerror(errno));
+  return errno == ENOENT ? 127 : 126;
+}

@@ -1,0 +1,78 @@
+// Corral's few helper programs written in C, built from source on first use.
+//
+// Each binary is cached by a hash of its source, compiler, flags and
+// architecture, so it is rebuilt only when one of them changes. It is linked
+// statically when the host has a static libc (then it needs nothing mounted in
+// a sandbox), dynamically otherwise.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ContainError } from '../errors.ts';
+import { which } from './host.ts';
+
+const COMPILERS = ['cc', 'gcc', 'clang'];
+const FLAGS = ['-O2', '-Wall', '-Wextra', '-Werror'];
+
+export interface NativeBinary {
+  path: string;
+  /** True when linked statically: it runs in a sandbox that mounts no libraries. */
+  static: boolean;
+}
+
+/** Where built helpers are kept: the install's node_modules/.cache, else a per-user temp folder. */
+function cacheDir(): string {
+  const inInstall = fileURLToPath(new URL('../../../../node_modules/.cache/corral-native/', import.meta.url));
+  try {
+    mkdirSync(inInstall, { recursive: true });
+    return inInstall;
+  } catch {
+    const fallback = join(tmpdir(), `corral-native-${process.getuid?.() ?? 'user'}`);
+    mkdirSync(fallback, { recursive: true, mode: 0o700 });
+    return fallback;
+  }
+}
+
+/**
+ * Returns the built program for a C source file, compiling it first when the
+ * cache has none for the current source.
+ *
+ * @throws ContainError `CONTAIN_BACKEND_UNAVAILABLE` when no C compiler is on
+ *   PATH or the source does not compile (the message carries the compiler's output).
+ */
+export function buildNative(source: string): NativeBinary {
+  const name = basename(source, '.c');
+  const compiler = COMPILERS.map((c) => which(c)).find((p) => p !== undefined);
+  const text = readFileSync(source);
+  const hash = createHash('sha256').update(text).update(`\0${compiler ?? ''}\0${FLAGS.join(' ')}\0${process.arch}`).digest('hex').slice(0, 16);
+  const dir = cacheDir();
+  for (const linkage of ['static', 'dynamic'] as const) {
+    const built = join(dir, `${name}-${hash}-${linkage}`);
+    if (existsSync(built)) return { path: built, static: linkage === 'static' };
+  }
+  if (compiler === undefined) {
+    throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `building ${name} needs a C compiler, and none of ${COMPILERS.join(', ')} is on PATH (Debian: apt-get install gcc libc6-dev)`);
+  }
+  const failures: string[] = [];
+  for (const linkage of ['static', 'dynamic'] as const) {
+    const built = join(dir, `${name}-${hash}-${linkage}`);
+    // Build under a private name and rename, so a concurrent process never runs a half-written binary.
+    const partial = `${built}.${process.pid}.tmp`;
+    const flags = [...FLAGS, ...(linkage === 'static' ? ['-static'] : [])];
+    const r = spawnSync(compiler, [...flags, '-o', partial, source], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status === 0) {
+      renameSync(partial, built);
+      return { path: built, static: linkage === 'static' };
+    }
+    rmSync(partial, { force: true });
+    failures.push(`${compiler} ${flags.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
+  }
+  throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `could not compile ${source}:\n${failures.join('\n')}`);
+}
+
+/** The in-sandbox forwarder (native/corral-forward.c): the first program of a run with network grants. */
+export function forwarderBinary(): NativeBinary {
+  return buildNative(fileURLToPath(new URL('../../native/corral-forward.c', import.meta.url)));
+}
