@@ -3,7 +3,7 @@
 // measured interleaved round by round. The server and the client each run in
 // their own worker thread, the proxy on the main thread, as in Corral where
 // the proxy lives in the Corral process and client and server are elsewhere.
-// A second pair runs curl, direct and through socat → unix socket → proxy:
+// A second pair runs curl, direct and through Corral's forwarder → unix socket → proxy:
 // the path a contained command takes.
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { distribution, report, sampleInterleaved } from '../../../bench/lib/stats.ts';
 import { parseEgressRule, type EgressRule } from '../src/net/egress-rule.ts';
+import { forwarderBinary } from '../src/linux/native.ts';
 import { EgressProxy } from '../src/net/proxy.ts';
 
 const BYTES = 64 * 1024 * 1024;
@@ -165,12 +166,12 @@ async function main(): Promise<void> {
   const samples = await sampleInterleaved({ direct: timed('direct'), connect: timed('connect'), http: timed('http') }, ROUNDS, WARMUP);
   for (const mode of Object.keys(busy)) busy[mode] = (busy[mode] as number[]).slice(WARMUP);
 
-  // curl, direct and through socat (TCP → the channel's unix socket), as inside the sandbox.
+  // curl, direct and through Corral's forwarder (TCP → the channel's unix socket), as inside the sandbox.
   const curl = promisify(execFile);
-  const socatPort = await freePort();
+  const forwardPort = await freePort();
   const { spawn } = await import('node:child_process');
-  // socat's default 8 KiB block costs four times the system calls of a 64 KiB one.
-  const socat = spawn('socat', ['-b', '65536', `TCP-LISTEN:${socatPort},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${channel.socketPath}`], { stdio: 'ignore' });
+  // The forwarder relays for as long as its command runs: a sleep stands in for the contained command.
+  const forwarder = spawn(forwarderBinary().path, ['-e', `${forwardPort}:${channel.socketPath}`, '--', 'sleep', '3600'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 200));
   const curlArgs = ['-sS', '-o', '/dev/null', '--noproxy', ''];
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -180,15 +181,15 @@ async function main(): Promise<void> {
     curlSamples = await sampleInterleaved(
       {
         'curl direct': viaCurl([], `http://127.0.0.1:${port}/64m`),
-        'curl via socat -b 64K + CONNECT': viaCurl(['--proxy', `http://127.0.0.1:${socatPort}`, '--proxytunnel'], `http://${NAME}:${port}/64m`),
+        'curl via corral-forward + CONNECT': viaCurl(['--proxy', `http://127.0.0.1:${forwardPort}`, '--proxytunnel'], `http://${NAME}:${port}/64m`),
       },
       Math.max(3, Math.floor(ROUNDS / 2)),
       1,
     );
   } catch (err) {
-    process.stdout.write(`  (curl/socat pair skipped: ${(err as Error).message.split('\n')[0]})\n`);
+    process.stdout.write(`  (curl/forwarder pair skipped: ${(err as Error).message.split('\n')[0]})\n`);
   } finally {
-    socat.kill();
+    forwarder.kill();
   }
 
   await channel.close();
