@@ -126,7 +126,7 @@ report(
       bare: { what: label.bare, argv: ['/bin/true'], stdio: 'stdout and stderr piped, as Corral and MXC collect them' },
       rawBwrap: { what: label.rawBwrap, argv: rawArgv },
       corral: { what: label.corral, policy: plan.policy, note: 'one long-lived Runner; seccomp filter, cgroup limits (memory, pids, cpu) and the info/block-fd handshake on every run' },
-      corralEgress: { what: label.corralEgress, policy: egressPlan.policy, note: 'egress proxy started during the warm-up; each run opens a proxy channel and starts Corral's forwarder inside the sandbox' },
+      corralEgress: { what: label.corralEgress, policy: egressPlan.policy, note: 'egress proxy started during the warm-up; each run opens a proxy channel and starts the corral-forward relay inside the sandbox' },
       mxc: { what: label.mxc, sdk: '@microsoft/mxc-sdk 1.0.1', request: mxcRequest },
       ...(mxcProxyWorks ? { mxcProxy: { what: label.mxcProxy, sdk: '@microsoft/mxc-sdk 1.0.1', request: mxcProxyRequest, note: 'for scale beside corralEgress; no target' } } : {}),
     },
