@@ -6,7 +6,7 @@ import { AuditError } from '../errors.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof, rootAt } from '../merkle/prover.ts';
 import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
-import type { AuditStore, StoredRecord } from '../store/store.ts';
+import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
 import type { VerifyReport } from '../verify/report.ts';
 import { LogVerifier } from '../verify/verifier.ts';
 import { SqliteStore } from '../store/sqlite.ts';
@@ -16,6 +16,9 @@ import { verifySqliteInParallel } from './verify-parallel.ts';
  * Logs at least this large verify on two threads (SQLite) — on hosts with
  * four or more cores; on two shared cores the bench measured one thread faster.
  */
+/** Records per read when scanning (the store's default batch). */
+const SCAN_BATCH = 10_000;
+
 const PARALLEL_FROM = availableParallelism() >= 4 ? 300_000 : Number.POSITIVE_INFINITY;
 
 /** A record as callers see it. */
@@ -119,8 +122,33 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   }
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, ...(witness ? { witness } : {}) });
   // Scan past the head too: rows beyond it were not appended through the head.
-  for await (const rows of store.scanChain(0, Number.MAX_SAFE_INTEGER)) {
-    for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
+  let next = 0;
+  try {
+    for await (const rows of store.scanChain(0, Number.MAX_SAFE_INTEGER)) {
+      for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
+      next = (rows[rows.length - 1] as ChainRow)[0] + 1;
+    }
+  } catch (error) {
+    // A store that breaks mid-scan (a corrupt page) is damage to report, not a
+    // crash: read on record by record to name the first one that cannot be read.
+    if (!(error instanceof AuditError) || error.code !== 'AUDIT_STORE_FOREIGN') throw error;
+    for (let seq = next; seq < next + SCAN_BATCH; seq++) {
+      let r: StoredRecord | null;
+      try {
+        r = await store.record(seq);
+      } catch (inner) {
+        verifier.malformed(`record ${seq} cannot be read from the store: ${(inner as Error).message}`);
+        break;
+      }
+      if (!r) {
+        verifier.malformed(`record ${seq} cannot be read from the store, which is corrupt from here on`);
+        break;
+      }
+      verifier.add(r.seq, r.prev, r.body, r.hash);
+    }
+    const report = verifier.finish();
+    report.ok = false;
+    return report;
   }
   const report = verifier.finish();
   if (report.ok && head.size !== report.verified) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { openAuditLog } from '../log/audit-log.ts';
 import { verifyStore } from '../log/reader.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
+import { SqliteStore } from './sqlite.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -53,5 +54,28 @@ describe('two writers on one SQLite file', () => {
     assert.equal(report.ok, true, JSON.stringify(report.damage));
     assert.equal(report.verified, 40);
     await b.close();
+  });
+});
+
+describe('when pages of the SQLite file are overwritten', () => {
+  it('verify reports the records it cannot read as malformed instead of crashing', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-corrupt-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(sampleEvent(i))));
+    const { publicKey } = log;
+    await log.close();
+    const fd = openSync(join(stateDir, 'audit.db'), 'r+');
+    writeSync(fd, Buffer.alloc(16_384, 0x5a), 0, 16_384, 400_000);
+    closeSync(fd);
+    const store = new SqliteStore({ path: join(stateDir, 'audit.db'), create: false });
+    try {
+      const report = await verifyStore(store, publicKey);
+      assert.equal(report.ok, false);
+      assert.equal(report.damage[0]?.kind, 'malformed', JSON.stringify(report.damage));
+      assert.ok((report.firstBadSeq ?? -1) > 0, 'the records before the broken page still verify');
+    } finally {
+      await store.close();
+    }
   });
 });
