@@ -90,11 +90,12 @@ const lines: string[] = [];
 const pg = await startPostgres();
 try {
   // Appends per second.
+  // Every case keeps 2,000 appends outstanding in all: one writer with 2,000, or eight with 250 each.
   const sqlite1 = await writers(1, { stateDir: temp() }, 2000);
-  const sqlite8 = await writers(8, { stateDir: temp() }, 500);
+  const sqlite8 = await writers(8, { stateDir: temp() }, 250);
   const sqlite8InProcess = await inProcessWriters(8, { stateDir: temp() }, 250);
-  const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 256);
-  const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 64);
+  const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 2000);
+  const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 250);
   Object.assign(figures, { appendsPerSecond: { sqlite: { writers1: sqlite1, writers8Processes: sqlite8, writers8InOneProcess: sqlite8InProcess }, postgres: { writers1: pg1, writers8: pg8 } } });
   lines.push(`durable appends/s, SQLite: ${sqlite1.toFixed(0)} (1 writer), ${sqlite8.toFixed(0)} (8 writer processes), ${sqlite8InProcess.toFixed(0)} (8 writers in one process)  [target ≥ 100,000]`);
   lines.push(`durable appends/s, PostgreSQL: ${pg1.toFixed(0)} (1 writer), ${pg8.toFixed(0)} (8 writer processes)  [target ≥ 10,000]`);
