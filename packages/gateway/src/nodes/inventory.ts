@@ -5,6 +5,9 @@
 // survives a restart and `corral nodes pair` works with or without a gateway.
 import {
   validateNodeDescribeParams,
+  validateNodeEventParams,
+  validateNodePendingAckParams,
+  validateNodePendingDrainParams,
   validateNodeListParams,
   validateNodePairApproveParams,
   validateNodePairListParams,
@@ -152,6 +155,17 @@ export class NodeInventory {
 
   #register(): void {
     const server = this.#server;
+    // Node-role housekeeping upstream node hosts call; Corral records nothing from them yet.
+    server.method('node.event', {
+      role: 'node',
+      validate: validateNodeEventParams,
+      handler: (params) => ({ ok: true, event: (params as { event: string }).event, handled: false, reason: 'not used by Corral' }),
+    });
+    server.method('node.pending.drain', { role: 'node', validate: validateNodePendingDrainParams, handler: (_p, { peer }) => ({ nodeId: peer.deviceId ?? '', revision: 0, items: [], hasMore: false }) });
+    server.method('node.pending.pull', { role: 'node', handler: (_p, { peer }) => ({ nodeId: peer.deviceId ?? '', revision: 0, items: [], hasMore: false }) });
+    server.method('node.pending.ack', { role: 'node', validate: validateNodePendingAckParams, handler: () => ({ ok: true }) });
+    server.method('skills.bins', { role: 'node', handler: () => ({ bins: [] }) });
+    for (const name of ['node.pluginTools.update', 'node.skills.update', 'node.pluginSurface.refresh', 'node.runnerInventory.update']) server.method(name, { role: 'node', handler: () => ({ ok: true }) });
     server.method('node.list', { role: 'operator', scopes: ['operator.read'], validate: validateNodeListParams, handler: () => ({ ts: this.#now(), nodes: this.list().filter((n) => n.status === 'paired') }) });
     server.method('node.describe', {
       role: 'operator',

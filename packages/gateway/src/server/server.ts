@@ -42,6 +42,8 @@ export interface GatewayLogEntry {
   role?: Role;
   deviceId?: string;
   remoteAddress?: string;
+  /** For GATEWAY_METHOD_UNKNOWN: the method asked for (at most 100 characters). */
+  method?: string;
 }
 
 /** A genuine device that asked to connect as a node before an operator paired it. */
@@ -326,7 +328,10 @@ export class GatewayServer {
   async #dispatch(connection: Connection, frame: RequestFrame): Promise<void> {
     const peer = connection.peer!;
     const spec = this.#methods.get(frame.method);
-    if (!spec) return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `unknown method: ${frame.method.slice(0, 100)}` }));
+    if (!spec) {
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_METHOD_UNKNOWN', role: peer.role, method: frame.method.slice(0, 100) });
+      return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `unknown method: ${frame.method.slice(0, 100)}` }));
+    }
     if (spec.role !== peer.role) {
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_ROLE_FORBIDDEN', role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}) });
       return void connection.send(responseError(frame.id, { code: 'FORBIDDEN', message: `unauthorized role: ${peer.role}` }));

@@ -1,0 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gateway } from '../src/index.ts';
+const stateDir = mkdtempSync(join(tmpdir(), 'corral-scratch-'));
+const gw = await Gateway.start({ stateDir, token: 'scratch-token-0123456789', port: Number(process.env.PORT ?? 28789), log: (e) => console.log('LOG', JSON.stringify(e)) });
+console.log('listening', gw.url, stateDir);
+gw.server.on('ready', (c) => console.log('READY', JSON.stringify(c.peer)));
+gw.server.onPairingRequest((r) => { console.log('PAIRREQ', JSON.stringify(r)); if (process.env.AUTOPAIR) gw.identity.nodes.pair(r.deviceId, 'auto'); });
+setTimeout(async () => { await gw.close(); process.exit(0); }, Number(process.env.LIFE ?? 40000));
