@@ -211,7 +211,7 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     else event.details = input.details;
   }
   if (input.node !== undefined) event.node = text('node', input.node, 512) ?? '';
-  let outcome_: Outcome | undefined;
+  let checkedOutcome: Outcome | undefined;
   if (input.outcome !== undefined) {
     const o = input.outcome as unknown as Record<string, unknown>;
     if (typeof o !== 'object' || o === null) bad('outcome', 'must be an object');
@@ -224,10 +224,10 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
       }
       outcome.status = o.status as OutcomeStatus;
       if (typeof o.status !== 'string' || !STATUSES.includes(o.status)) bad('outcome.status', `must be one of ${STATUSES.join(', ')}`);
-      outcome_ = outcome;
+      checkedOutcome = outcome;
     }
   }
-  if (outcome_) event.outcome = outcome_;
+  if (checkedOutcome) event.outcome = checkedOutcome;
   event.resource = resource;
   event.time = time;
   if (input.trace !== undefined) {
