@@ -107,6 +107,7 @@ export class AuditLog {
   #draining: Promise<void> | null = null;
   #closed = false;
   #pendingWitness: SignedCheckpoint | null = null;
+  #witnessWrittenAt = 0;
 
   constructor(store: AuditStore, key: SigningKey, witnessFile: string, options: OpenAuditLogOptions) {
     this.store = store;
@@ -194,7 +195,8 @@ export class AuditLog {
         const batch = this.#queue.splice(0, this.#maxBatch);
         try {
           await this.#commit(batch, 'due');
-          this.#flushWitness();
+          // Under heavy appending, keep the witness at most a second behind.
+          if (Date.now() - this.#witnessWrittenAt >= 1000) this.#flushWitness();
         } catch (error) {
           for (const p of batch) p.reject(error);
         }
@@ -257,6 +259,7 @@ export class AuditLog {
     const c = this.#pendingWitness;
     this.#pendingWitness = null;
     if (!c) return;
+    this.#witnessWrittenAt = Date.now();
     try {
       advanceWitness(this.#witnessFile, c);
     } catch {

@@ -61,7 +61,12 @@ function order(value: unknown, depth: number): unknown {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      const o = typeof item === 'object' && item !== null ? at(`[${i}]`, () => order(item, depth + 1)) : scalarOrder(item, `[${i}]`, depth);
+      let o: unknown;
+      try {
+        o = member(item, depth);
+      } catch (error) {
+        throw within(error, i);
+      }
       if (o === INTEGER_KEYS) return INTEGER_KEYS;
       if (o !== item) (copy ??= value.slice())[i] = o;
     }
@@ -79,10 +84,15 @@ function order(value: unknown, depth: number): unknown {
     if (!key.isWellFormed()) refuse('member name holds a lone surrogate');
     if (INTEGER_LIKE.test(key)) return INTEGER_KEYS;
     if (i > 0 && (keys[i - 1] as string) > key) sorted = false;
-    const member = record[key];
-    const o = typeof member === 'object' && member !== null ? at(`.${key}`, () => order(member, depth + 1)) : scalarOrder(member, `.${key}`, depth);
+    const item = record[key];
+    let o: unknown;
+    try {
+      o = member(item, depth);
+    } catch (error) {
+      throw within(error, key);
+    }
     if (o === INTEGER_KEYS) return INTEGER_KEYS;
-    if (o !== member) changed = true;
+    if (o !== item) changed = true;
     members[i] = o;
   }
   if (sorted && !changed) return value;
@@ -93,16 +103,28 @@ function order(value: unknown, depth: number): unknown {
   return copy;
 }
 
-function scalarOrder(value: unknown, segment: string, depth: number): unknown {
-  if (typeof value === 'string' && value.isWellFormed()) return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'boolean') return value;
-  if (value === undefined) {
-    const r = new Refusal('undefined is not JSON');
-    r.path = segment;
-    throw r;
+/** An array item or member value: scalars checked here, containers by order(). */
+function member(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+      if (!value.isWellFormed()) refuse('string holds a lone surrogate');
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) refuse(`${value} is not a finite number`);
+      return value;
+    case 'boolean':
+      return value;
+    case 'undefined':
+      return refuse('undefined is not JSON');
+    default:
+      return order(value, depth + 1);
   }
-  return at(segment, () => order(value, depth + 1));
+}
+
+/** Adds an array index or member name to the path of a refusal passing up through it. */
+function within(error: unknown, step: string | number): unknown {
+  if (error instanceof Refusal) error.path = (typeof step === 'number' ? `[${step}]` : `.${step}`) + error.path;
+  return error;
 }
 
 /** A refusal on its way up; each level prepends its member name or index to `path`. */
