@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,6 +210,15 @@ describe('the runner', () => {
     it('is refused when the policy would keep the clipboard or input injection from it', () => {
       const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], ui: { display: true } }), source: 'test', baseDir: '/tmp' }, hostEnv());
       assert.throws(() => runner.spawn(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_UNENFORCEABLE' && /ui\.clipboard/.test(e.message) && /ui\.inputInjection/.test(e.message));
+    });
+  });
+
+  describe('when bubblewrap cannot build the sandbox', () => {
+    it('fails with its reason instead of reporting a command exit', async () => {
+      const gone = mkdtempSync(join(tmpdir(), 'corral-gone-'));
+      const p = plan({ runtime: ['shell'], filesystem: { readonly: [gone] } });
+      rmSync(gone, { recursive: true });
+      await assert.rejects(runner.run(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes(gone));
     });
   });
 

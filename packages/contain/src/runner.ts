@@ -77,6 +77,9 @@ export interface ContainedProcess {
 
 let runnerCounter = 0;
 
+// bubblewrap's own refusals before the command runs: no namespaces, a mount it could not make.
+const SETUP_FAILURE = /^bwrap: (?!execvp )/;
+
 /**
  * Runs commands contained by container policies. Long-lived: one egress proxy,
  * one seccomp program and one set of synthetic /etc files serve every run.
@@ -114,7 +117,8 @@ export class Runner {
     const enforcement = checkEnforceable(plan, this.#caps);
     const proc = this.#start(plan, [...argv], options, enforcement);
     this.#live.add(proc);
-    void proc.result.finally(() => this.#live.delete(proc));
+    const forget = () => void this.#live.delete(proc);
+    proc.result.then(forget, forget);
     return proc;
   }
 
@@ -197,6 +201,8 @@ export class Runner {
           closeSync(seccompFd);
           seccompFd = undefined;
         }
+        // A sandbox that dies early resets its pipes; that is told by its exit, never by a crash here.
+        for (const stream of child.stdio as unknown as (NodeJS.EventEmitter | null)[]) stream?.on('error', () => undefined);
         const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
           child!.once('error', (error) => resolve({ code: null, signal: null, error }));
           child!.once('close', (code, signal) => resolve({ code, signal }));
@@ -265,6 +271,9 @@ export class Runner {
         const connections = channel?.connections() ?? [];
         const stderrHead = errHead.toString();
         const notFound = (exit.code === 1 || exit.code === 127) && killedBy === undefined && /^(bwrap|corral-forward): execvp /.test(stderrHead);
+        if (!notFound && exit.code === 1 && killedBy === undefined && outBytes === 0 && SETUP_FAILURE.test(stderrHead)) {
+          throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox could not be set up on this host (see 'corral doctor'): ${stderrHead.split('\n')[0]}`);
+        }
         const refused: RefusedAccess[] = [
           ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),
           ...[...limitsHit].map((limit): RefusedAccess => ({ kind: 'limit', limit, detail: limitDetail(limit, plan) })),
@@ -318,9 +327,8 @@ interface Enforcement {
  * apply only warn.
  */
 function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcement {
-  if (!caps.bwrap.available || !caps.userNamespaces.available) {
-    throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `cannot contain anything on this host: ${caps.bwrap.available ? caps.userNamespaces.detail : caps.bwrap.detail}`);
-  }
+  // Whether namespaces can be made is learnt from the first sandbox itself (see SETUP_FAILURE): no trial run per process.
+  if (!caps.bwrap.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `cannot contain anything on this host: ${caps.bwrap.detail}`);
   const refuse: string[] = [];
   const warnings: string[] = [];
   const lenient = plan.policy.onUnenforceable === 'warn';

@@ -20,7 +20,7 @@ export interface CgroupPlace {
 }
 
 export interface HostCapabilities {
-  bwrap: Capability & { path?: string; version?: string };
+  bwrap: Capability & { path?: string };
   /** Corral's in-sandbox forwarder (built from native/corral-forward.c): needed for network grants. */
   forwarder: Capability & { path?: string; static?: boolean };
   userNamespaces: Capability;
@@ -32,48 +32,68 @@ export interface HostCapabilities {
 
 let cached: HostCapabilities | undefined;
 
-/** Probes what this host can enforce. Cached for the process: hosts do not change under a runner. */
+/**
+ * What this host can enforce. Cached for the process: hosts do not change
+ * under a runner. The costly probes (a trial sandbox, the kernel's config,
+ * building the forwarder) run only when their answer is first read, so a
+ * command that needs none of them starts without them.
+ */
 export function hostCapabilities(refresh = false): HostCapabilities {
   if (cached && !refresh) return cached;
   const bwrapPath = which('bwrap');
-  let bwrapVersion: string | undefined;
-  let userns: Capability = { available: false, detail: 'bubblewrap is not installed' };
-  if (bwrapPath) {
-    try {
-      bwrapVersion = execFileSync(bwrapPath, ['--version'], { encoding: 'utf8' }).trim().replace(/^bubblewrap /, '');
-      execFileSync(bwrapPath, ['--unshare-all', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '/usr/bin/true'], { stdio: 'pipe' });
-      userns = { available: true, detail: 'user, PID, network, IPC, UTS, mount and cgroup namespaces can be created' };
-    } catch (error) {
-      const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
-      userns = { available: false, detail: `bubblewrap cannot create namespaces here: ${stderr || (error as Error).message}` };
-    }
-  }
-  const forwarder = probeForwarder();
   const prlimit = which('prlimit');
-  const config = kernelConfig();
-  const seccompOn = /^Seccomp:\s*\d/m.test(readText('/proc/self/status') ?? '') && (config === undefined || /^CONFIG_SECCOMP_FILTER=y/m.test(config));
-  const lsm = readText('/sys/kernel/security/lsm') ?? /^CONFIG_LSM="([^"]*)"/m.exec(config ?? '')?.[1];
-  const landlockBuilt = config === undefined ? undefined : /^CONFIG_SECURITY_LANDLOCK=y/m.test(config);
-  const landlockActive = lsm?.split(',').includes('landlock');
+  const seccompOn = /^Seccomp:\s*\d/m.test(readText('/proc/self/status') ?? '');
+  let userns: Capability | undefined;
+  let landlock: Capability | undefined;
+  let forwarder: HostCapabilities['forwarder'] | undefined;
   cached = {
     bwrap: bwrapPath
-      ? { available: true, path: bwrapPath, version: bwrapVersion, detail: `bubblewrap ${bwrapVersion ?? '(unknown version)'} at ${bwrapPath}` }
-      : { available: false, detail: "bubblewrap is not installed (Debian: apt-get install bubblewrap); nothing can be contained" },
-    forwarder,
-    userNamespaces: userns,
+      ? { available: true, path: bwrapPath, detail: `bubblewrap at ${bwrapPath}` }
+      : { available: false, detail: 'bubblewrap is not installed (Debian: apt-get install bubblewrap); nothing can be contained' },
+    get forwarder() {
+      forwarder ??= probeForwarder();
+      return forwarder;
+    },
+    get userNamespaces() {
+      userns ??= probeNamespaces(bwrapPath);
+      return userns;
+    },
     seccomp: seccompOn
       ? { available: true, detail: 'seccomp filters can be installed (Corral loads its own BPF filter through bubblewrap)' }
       : { available: false, detail: 'this kernel has no seccomp filter support' },
-    landlock:
-      landlockBuilt && landlockActive
-        ? { available: true, detail: 'Landlock is built in and active (not needed by the bubblewrap backend: its mount namespace already hides ungranted paths)' }
-        : { available: false, detail: landlockBuilt === false ? 'Landlock is not built into this kernel' : landlockBuilt ? 'Landlock is built in but not in the active LSM list' : 'cannot tell (no kernel config readable)' },
+    get landlock() {
+      landlock ??= probeLandlock();
+      return landlock;
+    },
     cgroups: probeCgroups(),
     rlimits: prlimit
       ? { available: true, prlimit, detail: `rlimits through ${prlimit}: memory (address space) and process count as a fallback where cgroups are missing` }
       : { available: false, detail: 'prlimit (util-linux) is not installed; no rlimit fallback' },
   };
   return cached;
+}
+
+/** Starts a trial sandbox with every namespace new. */
+function probeNamespaces(bwrapPath: string | undefined): Capability {
+  if (!bwrapPath) return { available: false, detail: 'bubblewrap is not installed' };
+  try {
+    const version = execFileSync(bwrapPath, ['--version'], { encoding: 'utf8' }).trim();
+    execFileSync(bwrapPath, ['--unshare-all', '--ro-bind', '/usr', '/usr', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '/usr/bin/true'], { stdio: 'pipe' });
+    return { available: true, detail: `${version} creates user, PID, network, IPC, UTS, mount and cgroup namespaces here` };
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
+    return { available: false, detail: `bubblewrap cannot create namespaces here: ${stderr || (error as Error).message}` };
+  }
+}
+
+function probeLandlock(): Capability {
+  const config = kernelConfig();
+  const lsm = readText('/sys/kernel/security/lsm') ?? /^CONFIG_LSM="([^"]*)"/m.exec(config ?? '')?.[1];
+  const built = config === undefined ? undefined : /^CONFIG_SECURITY_LANDLOCK=y/m.test(config);
+  if (built && lsm?.split(',').includes('landlock')) {
+    return { available: true, detail: 'Landlock is built in and active (not needed by the bubblewrap backend: its mount namespace already hides ungranted paths)' };
+  }
+  return { available: false, detail: built === false ? 'Landlock is not built into this kernel' : built ? 'Landlock is built in but not in the active LSM list' : 'cannot tell (no kernel config readable)' };
 }
 
 function probeForwarder(): HostCapabilities['forwarder'] {
