@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { hostCapabilities, REFUSED_SYSCALLS } from '@corral/contain';
 import { EXIT } from '../exit-codes.ts';
 import { printJson } from '../output.ts';
 
@@ -9,7 +8,8 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('show what this host can enforce: namespaces, bubblewrap, seccomp, cgroups, Landlock')
     .option('--json', 'print one JSON object')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      const { hostCapabilities, REFUSED_SYSCALLS } = await import('@corral/contain');
       const caps = hostCapabilities();
       const canContain = caps.bwrap.available && caps.userNamespaces.available && caps.seccomp.available;
       if (opts.json) {

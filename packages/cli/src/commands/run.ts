@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { openAuditLog, type AuditLog } from '@corral/audit';
-import { ContainError, loadPolicyFile, planSandbox, Runner, type RunResult, type SandboxPlan } from '@corral/contain';
+import type { AuditLog } from '@corral/audit';
+import type { ContainError as ContainErrorClass, Runner, RunResult, SandboxPlan } from '@corral/contain';
 import { dirname, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
@@ -29,6 +29,8 @@ Exit codes: the command's own (0-123), or
     3 the host cannot contain anything (see 'corral doctor')`,
     )
     .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
+      // Loaded on use: other commands do not pay for the sandbox and the audit log.
+      const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain');
       const file = resolve(opts.policy);
       const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file))));
       const audit = opts.audit ? await openAudit(stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir)) : undefined;
@@ -61,7 +63,7 @@ async function runContained(runner: Runner, plan: SandboxPlan, argv: string[], f
       process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
     }
   } catch (error) {
-    if (error instanceof ContainError && error.code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, error.message));
+    if ((error as ContainErrorClass).code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
     return refuseBadPolicy(() => Promise.reject(error));
   }
   await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }));
@@ -70,6 +72,7 @@ async function runContained(runner: Runner, plan: SandboxPlan, argv: string[], f
 
 async function openAudit(dir: string): Promise<AuditLog> {
   try {
+    const { openAuditLog } = await import('@corral/audit');
     return await openAuditLog({ stateDir: dir });
   } catch (error) {
     const reason = (error as Error).message;
@@ -81,14 +84,15 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (error) {
-    if (!(error instanceof ContainError)) throw error;
+    if ((error as Error)?.name !== 'ContainError') throw error;
+    const { code: reason, message } = error as ContainErrorClass;
     const code =
-      error.code === 'CONTAIN_POLICY_INVALID' || error.code === 'CONTAIN_POLICY_UNREADABLE' || error.code === 'CONTAIN_PATH_UNRESOLVABLE' || error.code === 'CONTAIN_BAD_COMMAND'
+      reason === 'CONTAIN_POLICY_INVALID' || reason === 'CONTAIN_POLICY_UNREADABLE' || reason === 'CONTAIN_PATH_UNRESOLVABLE' || reason === 'CONTAIN_BAD_COMMAND'
         ? EXIT.usage
-        : error.code === 'CONTAIN_UNENFORCEABLE'
+        : reason === 'CONTAIN_UNENFORCEABLE'
           ? EXIT.refused
           : EXIT.environment;
-    throw new CliFailure(error.message, code);
+    throw new CliFailure(message, code);
   }
 }
 
