@@ -214,6 +214,25 @@ export function storeSuite(h: StoreHarness): void {
           assert.equal(r.damage[0]?.kind, 'truncated');
         });
       });
+      describe('when a record is rewritten and the chain after it recomputed (but not re-signed)', () => {
+        it('names seq 13 within a two-record range from the tree nodes stored at append time', async () => {
+          const { log, sql, blob } = await filled(30);
+          let prev = (await log.store.record(12))!.hash;
+          for (let seq = 13; seq < 30; seq++) {
+            const r = (await log.store.record(seq))!;
+            const body = seq === 13 ? r.body.replace('invoice-13.pdf', 'invoice-31.pdf') : r.body;
+            const hash = sha256Hasher.leaf(recordBytes(seq, prev, body));
+            await sql(`UPDATE audit_records SET body = '${body}', prev = ${blob(prev)}, hash = ${blob(hash)} WHERE seq = ${seq}`);
+            prev = hash;
+          }
+          await sql(`UPDATE audit_head SET last_hash = ${blob(prev)}`);
+          const r = await report(log);
+          assert.equal(r.ok, false);
+          const d = r.damage[0]!;
+          assert.equal(d.kind, 'edited');
+          assert.ok((d.seq as number) <= 13 && 13 <= (d.throughSeq as number) && (d.throughSeq as number) - (d.seq as number) <= 1, JSON.stringify(d));
+        });
+      });
       describe('when a checkpoint is forged', () => {
         it('reports the checkpoint at size 10', async () => {
           const { log, sql, blob } = await filled(30);

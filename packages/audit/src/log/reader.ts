@@ -8,7 +8,10 @@ import { consistencyProof, inclusionProof, rootAt } from '../merkle/prover.ts';
 import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
 import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
 import type { VerifyReport } from '../verify/report.ts';
-import { LogVerifier } from '../verify/verifier.ts';
+import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
+import type { Damage } from '../verify/report.ts';
+import { CompactRange } from '../merkle/compact-range.ts';
+import { recordBytes } from '../record/envelope.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { verifySqliteInParallel } from './verify-parallel.ts';
 
@@ -108,6 +111,32 @@ export async function storedRootAt(store: AuditStore, size: number): Promise<str
 }
 
 /**
+ * A consistent rewrite (records and their chain recomputed, but not re-signed)
+ * shows only as a signed root that no longer matches. The interior nodes
+ * stored when each record was appended still hold the original hashes unless
+ * they were rewritten too: the first one that differs from the recomputed
+ * tree bounds the first rewritten record to its subtree.
+ */
+async function narrowRewrite(store: AuditStore, start: VerifyStart, damage: Damage, report: VerifyReport): Promise<void> {
+  const range = new CompactRange(sha256Hasher, start.size, start.frontier);
+  for await (const rows of store.scan(start.size, Number.MAX_SAFE_INTEGER)) {
+    for (const r of rows) {
+      if (r.seq !== range.size) return;
+      const completed = range.append(sha256Hasher.leaf(recordBytes(r.seq, r.prev, r.body)));
+      const level = completed.findIndex((h, i) => h !== r.nodes[i]);
+      if (level < 0) continue;
+      const first = Math.max(start.size, r.seq - 2 ** (level + 1) + 1);
+      damage.seq = first;
+      damage.throughSeq = r.seq;
+      damage.message = `the records were rewritten (chain recomputed, checkpoint at size ${damage.checkpointSize} no longer matches); the tree nodes stored at append time place the first rewritten record in seq ${first}–${r.seq}`;
+      report.damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
+      report.firstBadSeq = report.damage.find((d) => d.seq !== null)?.seq ?? null;
+      return;
+    }
+  }
+}
+
+/**
  * Recomputes everything in the store: every leaf hash and link of the chain,
  * the root at every checkpoint and each checkpoint's signature, against
  * `publicKey` and, when given, a checkpoint witnessed earlier.
@@ -151,6 +180,8 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
     return report;
   }
   const report = verifier.finish();
+  const rewrite = report.damage.find((d) => d.kind === 'edited' && d.throughSeq !== undefined);
+  if (rewrite) await narrowRewrite(store, verifier.sealedState(), rewrite, report);
   if (report.ok && head.size !== report.verified) {
     report.ok = false;
     const seq = Math.min(head.size, report.verified);

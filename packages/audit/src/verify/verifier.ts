@@ -76,6 +76,8 @@ export class LogVerifier {
   /** Set at the first broken link: the records from there on, for diagnosis. */
   #broken: Seen[] | undefined;
   #rootMismatch: SignedCheckpoint | undefined;
+  /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
+  #sealedState: VerifyStart;
 
   constructor(options: VerifierOptions) {
     this.#h = options.hasher;
@@ -84,6 +86,7 @@ export class LogVerifier {
     this.#sealed = start.size;
     this.#range = new CompactRange(options.hasher, start.size, start.frontier);
     this.#last = start.lastHash;
+    this.#sealedState = { size: start.size, lastHash: start.lastHash, frontier: [...start.frontier] };
     this.#lookahead = options.lookahead ?? 100_000;
     this.#partial = options.partial === true;
     this.#total = options.checkpoints.length;
@@ -185,6 +188,11 @@ export class LogVerifier {
     };
   }
 
+  /** The tree at the last checkpoint whose root matched before any mismatch. */
+  sealedState(): VerifyStart {
+    return { ...this.#sealedState, frontier: [...this.#sealedState.frontier] };
+  }
+
   /** Where verification stands: the tree and chain tip of the records verified so far. */
   state(): VerifyStart {
     return { size: this.#range.size, lastHash: this.#last, frontier: this.#range.hashes };
@@ -195,8 +203,10 @@ export class LogVerifier {
     while (this.#checkIndex < this.#checks.length && (this.#checks[this.#checkIndex] as SignedCheckpoint).size === size) {
       const c = this.#checks[this.#checkIndex++] as SignedCheckpoint;
       root ??= this.#range.root();
-      if (hashesEqual(root, c.root)) this.#sealed = Math.max(this.#sealed, size);
-      else this.#rootMismatch ??= c;
+      if (hashesEqual(root, c.root)) {
+        this.#sealed = Math.max(this.#sealed, size);
+        if (!this.#rootMismatch) this.#sealedState = this.state();
+      } else this.#rootMismatch ??= c;
     }
     const w = this.#witness;
     if (w && w.size === size) {
