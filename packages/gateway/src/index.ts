@@ -9,7 +9,7 @@ export type { GatewayClientOptions } from './client/client.ts';
 export { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from './protocol/limits.ts';
 export { OPERATOR_SCOPES, grantScopes, hasScope } from './protocol/scopes.ts';
 export type { OperatorScope, Role } from './protocol/scopes.ts';
-export { checkConnectParams, isHelloOk, parseClientFrame, parseServerFrame } from './protocol/frames.ts';
+export { acceptsHelloOk, checkConnectParams, isHelloOk, parseClientFrame, parseServerFrame } from './protocol/frames.ts';
 export type { ConnectParams, HelloOk } from './protocol/frames.ts';
 export { Gateway } from './gateway.ts';
 export type { GatewayOptions } from './gateway.ts';

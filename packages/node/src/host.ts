@@ -136,10 +136,20 @@ export class NodeHost {
         this.#client = client;
         backoff = 250;
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
+        // A gateway that approves this node's command surface while it is connected
+        // (upstream's second pairing stage) serves it on the next connection.
+        client.on('node.pair.resolved', (payload) => {
+          const p = payload as { nodeId?: unknown; decision?: unknown } | undefined;
+          if (p?.nodeId === this.device.deviceId && p.decision === 'approved') {
+            backoff = 0;
+            void client.close();
+          }
+        });
         this.#options.onStatus?.({ state: 'connected' });
         firstConnected();
         await client.closed;
         this.#client = undefined;
+        if (backoff === 0) continue;
         if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected' });
       } catch (error) {
         const wire = error instanceof GatewayError ? error.wire : undefined;

@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION } from '@openclaw/gateway-protocol';
 import { signDeviceAuth, type DeviceIdentity } from '@corral/identity';
 import WebSocket from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
-import { isHelloOk, parseServerFrame, type ConnectParams, type HelloOk } from '../protocol/frames.ts';
+import { acceptsHelloOk, parseServerFrame, type ConnectParams, type HelloOk } from '../protocol/frames.ts';
 
 export interface GatewayClientOptions {
   /** `ws://host:port`. */
@@ -36,6 +36,7 @@ export class GatewayClient {
   readonly #pending: Map<string, Pending>;
   readonly #listeners = new Map<string, Set<(payload: unknown, seq: number | undefined) => void>>();
   readonly #requestTimeoutMs: number;
+  readonly #any = new Set<(event: string, payload: unknown) => void>();
 
   private constructor(socket: WebSocket, hello: HelloOk, pending: Map<string, Pending>, closed: Promise<{ code: number; reason: string }>, requestTimeoutMs: number) {
     this.#socket = socket;
@@ -99,7 +100,7 @@ export class GatewayClient {
         }
         if (frame.id === connectId && !client) {
           if (!frame.ok) return fail(new GatewayError('GATEWAY_REQUEST_FAILED', `connect refused: ${frame.error?.code ?? 'error'}`, { wire: (frame.error ?? { code: 'UNAVAILABLE', message: 'refused' }) as WireError }));
-          if (!isHelloOk(frame.payload)) return fail(new GatewayError('GATEWAY_FRAME_INVALID', 'hello-ok does not match the protocol schema'));
+          if (!acceptsHelloOk(frame.payload)) return fail(new GatewayError('GATEWAY_FRAME_INVALID', 'hello-ok does not match the protocol schema'));
           clearTimeout(timer);
           socket.off('error', onError);
           socket.on('error', () => {});
@@ -149,8 +150,15 @@ export class GatewayClient {
     clearTimeout(timer);
   }
 
+  /** Listens for every event, with its name. */
+  onAny(listener: (event: string, payload: unknown) => void): () => void {
+    this.#any.add(listener);
+    return () => this.#any.delete(listener);
+  }
+
   #emit(event: string, payload: unknown, seq: number | undefined): void {
     for (const listener of this.#listeners.get(event) ?? []) listener(payload, seq);
+    for (const listener of this.#any) listener(event, payload);
   }
 }
 

@@ -57,9 +57,20 @@ export function parseServerFrame(text: string): ResponseFrame | EventFrame {
   throw new GatewayError('GATEWAY_FRAME_INVALID', 'not a response or event frame');
 }
 
-/** Whether a hello-ok payload matches upstream's HelloOk schema. */
+/** Whether a hello-ok payload matches upstream's HelloOk schema exactly (what Corral's gateway sends). */
 export function isHelloOk(value: unknown): value is HelloOk {
   return helloOkCheck.Check(value);
+}
+
+/**
+ * Whether a peer's hello-ok is acceptable: it matches the schema except for
+ * fields a newer gateway added (upstream 2026.9.6 sends fields the 2026.9.1
+ * schema does not list). Every field the schema requires is still checked.
+ */
+export function acceptsHelloOk(value: unknown): value is HelloOk {
+  if (helloOkCheck.Check(value)) return true;
+  const errors = [...helloOkCheck.Errors(value)];
+  return errors.length > 0 && errors.every((e) => e.keyword === 'additionalProperties');
 }
 
 export function responseOk(id: string, payload: unknown): string {

@@ -1,0 +1,89 @@
+// Interop with the real upstream: a Corral node under OpenClaw's own gateway
+// (npm openclaw@2026.9.6), paired and driven with OpenClaw's operator CLI.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { GatewayClient } from '@corral/gateway';
+import { ensureOpenclaw, openclaw, openclawHome, startOpenclaw } from '../../gateway/test/openclaw.ts';
+import { LOCAL_POLICY_FILE, NodeHost } from './index.ts';
+
+const unavailable = ensureOpenclaw();
+const token = randomBytes(24).toString('base64url');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailable }, () => {
+  const dirs: string[] = [];
+  let port: number;
+  let gateway: ReturnType<typeof startOpenclaw>;
+  let host: NodeHost;
+  const requests: string[] = [];
+  const cli = (args: string[]) => {
+    const home = openclawHome();
+    dirs.push(home);
+    return openclaw([...args, '--url', `ws://127.0.0.1:${port}`, '--token', token], { home });
+  };
+
+  before(async () => {
+    port = await freePort();
+    const home = openclawHome();
+    dirs.push(home);
+    gateway = startOpenclaw(['gateway', 'run', '--allow-unconfigured', '--bind', 'loopback', '--port', String(port), '--auth', 'token', '--token', token], { home });
+    await gateway.waitFor(/\[gateway\]\S* \S*ready/, 90_000);
+    const state = mkdtempSync(join(tmpdir(), 'corral-node-up-'));
+    dirs.push(state);
+    // The node's own policy: only echo and sh may run, whatever the gateway says.
+    writeFileSync(join(state, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }] } } }));
+    host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, onRequest: (r) => requests.push(r.command) });
+    await host.start();
+  });
+  after(async () => {
+    await host?.close();
+    await gateway?.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('connects with its device proof and is paired with openclaw nodes approve', async () => {
+    const pending = await cli(['nodes', 'pending', '--json']);
+    assert.equal(pending.code, 0, pending.stderr);
+    const entry = (JSON.parse(pending.stdout) as Array<{ requestId: string; nodeId: string; commands: string[] }>).find((p) => p.nodeId === host.device.deviceId);
+    assert.ok(entry, pending.stdout);
+    assert.ok(entry.commands.includes('system.run'));
+    const approved = await cli(['nodes', 'approve', entry.requestId]);
+    assert.equal(approved.code, 0, approved.stderr);
+  });
+
+  it('answers system.which through openclaw nodes invoke', async () => {
+    let result = await cli(['nodes', 'invoke', '--node', 'corral-node', '--command', 'system.which', '--params', '{"bins":["sh"]}']);
+    // The node reconnects once its command surface is approved; give it that moment.
+    if (result.code !== 0 && /pairing changed|not connected/.test(result.stdout + result.stderr)) result = await cli(['nodes', 'invoke', '--node', 'corral-node', '--command', 'system.which', '--params', '{"bins":["sh"]}']);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /"sh":\s*"\/[^"]*\/sh"/);
+  });
+
+  it('serves system.run from the upstream gateway under its local policy and containment, and refuses what that policy does not allow', async () => {
+    const operator = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token, role: 'operator', scopes: ['operator.admin'], client: { id: 'cli', mode: 'cli' } });
+    try {
+      const ran = (await operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'contained'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 })) as { payload?: { stdout?: string; contained?: unknown }; payloadJSON?: string };
+      const payload = ran.payload ?? JSON.parse(ran.payloadJSON ?? '{}');
+      assert.equal(payload.stdout, 'contained');
+      assert.ok(payload.contained, 'ran through the sandbox');
+      const before = requests.length;
+      await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['id'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED/.test(e.wire?.message ?? ''));
+      assert.ok(requests.length > before, 'the node saw the request and refused it itself');
+    } finally {
+      await operator.close();
+    }
+  });
+});
