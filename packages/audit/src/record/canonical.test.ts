@@ -50,6 +50,10 @@ describe('canonicalize (RFC 8785)', () => {
     for (const [bits, text] of table) it(`writes 0x${bits} as ${text}`, () => assert.equal(canonicalize(fromBits(bits)), text));
   });
 
+  it('keeps a member named __proto__ (regression: a sorted copy dropped it)', () => {
+    assert.equal(canonicalize(JSON.parse('{"b":1,"__proto__":{"x":2}}')), '{"__proto__":{"x":2},"b":1}');
+  });
+
   describe('when the value is not I-JSON', () => {
     for (const [name, value] of [
       ['NaN', Number.NaN],

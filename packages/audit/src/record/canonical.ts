@@ -98,7 +98,8 @@ function order(value: unknown, depth: number): unknown {
   if (sorted && !changed) return value;
   const index = keys.map((_, i) => i);
   if (!sorted) index.sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
-  const copy: Record<string, unknown> = {};
+  // A null-prototype copy: a member named "__proto__" stays a member.
+  const copy = Object.create(null) as Record<string, unknown>;
   for (const i of index) copy[keys[i] as string] = members[i];
   return copy;
 }
