@@ -122,8 +122,12 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   const digests = (field: string, v: unknown): Record<string, string> | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(field, 'must map names to sha256:<hex> digests'), undefined;
-    const out = Object.create(null) as Record<string, string>; // a name "__proto__" stays a name
+    const out: Record<string, string> = {};
     for (const [k, d] of Object.entries(v)) {
+      if (k === '__proto__') {
+        bad(`${field}.${k}`, 'is not a usable name');
+        continue;
+      }
       if (typeof d !== 'string' || !DIGEST.test(d)) bad(`${field}.${k}`, 'must be sha256:<64 lowercase hex>');
       else out[k] = d;
     }
