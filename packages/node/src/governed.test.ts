@@ -156,6 +156,17 @@ describe('a governed system.run', () => {
       await reader.close();
     }
   });
+  it('lets an operator tighten the node policy remotely (exec.approvals.node.set with baseHash), never loosen it', async () => {
+    const snapshot = (await operator.request('exec.approvals.node.get', { nodeId: host.device.deviceId })) as { hash: string; file: { defaults: { security: string } } };
+    assert.equal(snapshot.file.defaults.security, 'full');
+    const tighter = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } };
+    const after = (await operator.request('exec.approvals.node.set', { nodeId: host.device.deviceId, file: tighter, baseHash: snapshot.hash })) as { hash: string };
+    await assert.rejects(operator.request('exec.approvals.node.set', { nodeId: host.device.deviceId, file: tighter, baseHash: snapshot.hash }), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    await assert.rejects(operator.request('exec.approvals.node.set', { nodeId: host.device.deviceId, file: { version: 1, defaults: { security: 'full' } }, baseHash: after.hash }), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    // The gateway's policy allows sleep; the node's own policy now does not.
+    await assert.rejects(run(operator, host.device.deviceId, ['sleep', '0']), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED/.test(e.wire?.message ?? ''));
+    assert.equal((await run(operator, host.device.deviceId, ['echo', 'still'])).payload.stdout, 'still\n');
+  });
 });
 
 describe('governed system.run faults', () => {

@@ -7,6 +7,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import {
   validateExecApprovalGetParams,
   validateExecApprovalResolveParams,
+  validateExecApprovalsNodeGetParams,
+  validateExecApprovalsNodeSetParams,
   validateNodeInvokeParams,
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
@@ -101,6 +103,8 @@ export class NodeInvoker {
         return { ok: true };
       },
     });
+    server.method('exec.approvals.node.get', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeGetParams, handler: (params, { peer }) => this.#nodePolicy('get', params as { nodeId: string }, peer) });
+    server.method('exec.approvals.node.set', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeSetParams, handler: (params, { peer }) => this.#nodePolicy('set', params as { nodeId: string; file?: unknown; baseHash?: unknown }, peer) });
     server.method('exec.approval.list', { role: 'operator', scopes: ['operator.approvals'], handler: () => ({ approvals: this.#options.approvals.list({ status: 'pending' }).map(view) }) });
     server.method('exec.approval.get', { role: 'operator', scopes: ['operator.approvals'], validate: validateExecApprovalGetParams, handler: (params) => view(this.#options.approvals.get((params as { id: string }).id)) });
     server.method('exec.approval.resolve', {
@@ -165,17 +169,9 @@ export class NodeInvoker {
     }
 
     const id = randomUUID();
-    const sent = connection.event('node.invoke.request', { id, nodeId: node.deviceId, command: params.command, paramsJSON: commandParams === null ? null : JSON.stringify(commandParams), timeoutMs, idempotencyKey: params.idempotencyKey });
-    if (!sent) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'node not connected', retryable: true });
     let result: InvokeResult;
     try {
-      result = await new Promise<InvokeResult>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.#waiting.delete(id);
-          reject(new GatewayError('GATEWAY_TIMEOUT', 'the node did not answer in time', { wire: { code: 'UNAVAILABLE', message: 'node invoke timed out', details: { code: 'TIMEOUT' } } }));
-        }, timeoutMs + 1_000);
-        this.#waiting.set(id, { connection, nodeId: node.deviceId, resolve, reject, timer });
-      });
+      result = await this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
     } catch (error) {
       await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } });
       throw error;
@@ -194,6 +190,33 @@ export class NodeInvoker {
     });
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
     return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+  }
+
+  /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
+  #send(connection: Connection, nodeId: string, id: string, command: string, commandParams: unknown, timeoutMs: number, idempotencyKey: string): Promise<InvokeResult> {
+    const sent = connection.event('node.invoke.request', { id, nodeId, command, paramsJSON: commandParams === null ? null : JSON.stringify(commandParams), timeoutMs, idempotencyKey });
+    if (!sent) return Promise.reject(wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'node not connected', retryable: true }));
+    return new Promise<InvokeResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(id);
+        reject(new GatewayError('GATEWAY_TIMEOUT', 'the node did not answer in time', { wire: { code: 'UNAVAILABLE', message: 'node invoke timed out', details: { code: 'TIMEOUT' } } }));
+      }, timeoutMs + 1_000);
+      this.#waiting.set(id, { connection, nodeId, resolve, reject, timer });
+    });
+  }
+
+  /** `exec.approvals.node.get|set`: the node's local policy, relayed; a set is audited and the node itself refuses anything but a tightening. */
+  async #nodePolicy(verb: 'get' | 'set', params: { nodeId: string; file?: unknown; baseHash?: unknown }, peer: Peer): Promise<unknown> {
+    const { connection, node } = this.#inventory.route(params.nodeId);
+    const command = verb === 'get' ? 'system.execApprovals.get' : 'system.execApprovals.set';
+    if (!connection.peer!.commands.includes(command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'the node does not expose its exec approvals' });
+    const result = await this.#send(connection, node.deviceId, randomUUID(), command, verb === 'get' ? {} : { file: params.file, baseHash: params.baseHash }, DEFAULT_INVOKE_TIMEOUT_MS, randomUUID());
+    if (verb === 'set') {
+      const principal = this.#options.operatorPrincipal?.(peer) ?? { type: 'Human' as const, id: 'operator' };
+      await this.#audit({ actor: actor(principal), action: 'node.policy.set', resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: result.ok ? 'success' : 'failure', ...(result.error?.code ? { detail: result.error.code } : {}) } });
+    }
+    if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node refused' });
+    return result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
   }
 
   #principal(peer: Peer, commandParams: unknown): PrincipalRef {
