@@ -7,21 +7,21 @@ import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof, rootAt } from '../merkle/prover.ts';
 import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
 import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
-import type { VerifyReport } from '../verify/report.ts';
+import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
-import type { Damage } from '../verify/report.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { verifySqliteInParallel } from './verify-parallel.ts';
 
-/**
- * Logs at least this large verify on two threads (SQLite) — on hosts with
- * four or more cores; on two shared cores the bench measured one thread faster.
- */
 /** Records per read when scanning (the store's default batch). */
 const SCAN_BATCH = 10_000;
 
+/**
+ * Logs at least this large verify on two threads (SQLite) on hosts with four
+ * or more cores; on this project's two shared cores the bench found neither
+ * way reliably faster, so there they verify on one.
+ */
 const PARALLEL_FROM = availableParallelism() >= 4 ? 300_000 : Number.POSITIVE_INFINITY;
 
 /** A record as callers see it. */
