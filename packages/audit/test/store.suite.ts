@@ -81,6 +81,15 @@ export function storeSuite(h: StoreHarness): void {
         const back = await readRecord(log.store, 1);
         assert.deepEqual(back, b);
       });
+      it('stores awkward text byte for byte: backslashes, escapes, tabs, newlines, emoji', async () => {
+        const { log } = await setup();
+        const details = { path: 'C:\\Users\\a\\b', text: 'line\nbreak\ttab\r\u2028 "quoted" \\n not-a-newline 🐄', nul: '\u0000', many: '\\'.repeat(40) };
+        const written = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append({ ...sampleEvent(i), details })));
+        const back = await readRecord(log.store, 150);
+        assert.deepEqual(back.event.details, details);
+        assert.equal(back.hash, written[150]?.hash);
+        assert.equal((await report(log)).ok, true);
+      });
       it('keeps seq gapless when 300 appends race in one process', async () => {
         const { log } = await setup();
         const records = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(sampleEvent(i))));
