@@ -3,7 +3,7 @@
 // directory, waits while the gateway holds it as a pending pairing request,
 // and serves `system.run` (local policy, then the sandbox — never
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type SandboxPlan } from '@corral/contain';
@@ -33,6 +33,13 @@ export interface NodeHostOptions {
   runner?: Runner;
   /** Called with what the host does: connected, waiting for pairing, disconnected. */
   onStatus?: (status: { state: 'connected' | 'pending-pairing' | 'disconnected' | 'refused'; detail?: string }) => void;
+  /**
+   * The Corral control plane this node asks before running a `system.run`
+   * that arrives from another gateway (upstream OpenClaw). Unreachable, or
+   * not yet paired there: the command is denied. `agents` maps upstream agent
+   * ids to Corral agent names.
+   */
+  controlPlane?: { url: string; token: string; agents?: Record<string, string> };
   /** Told of every request the gateway sends, before it is handled. */
   onRequest?: (request: { id: string; command: string }) => void;
   /** Longest wait between reconnects (default 30 s, as upstream). */
@@ -73,6 +80,7 @@ export class NodeHost {
   readonly #ownsRunner: boolean;
   readonly #plans = new Map<string, SandboxPlan>();
   #client: GatewayClient | undefined;
+  #governance: Promise<GatewayClient> | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -94,6 +102,8 @@ export class NodeHost {
 
   /** Connects and keeps reconnecting (with backoff) until `close()`. Resolves once the first connection is up. */
   start(): Promise<void> {
+    // Announce this node to the control plane early, so it can be paired there before its first command.
+    if (this.#governed()) void this.#controlPlane().catch(() => {});
     let first!: () => void;
     const connected = new Promise<void>((resolve) => (first = resolve));
     this.#loop = this.#run(first);
@@ -109,6 +119,8 @@ export class NodeHost {
     this.#stopped = true;
     this.#wake?.();
     await this.#client?.close();
+    const governance = await this.#governance?.catch(() => undefined);
+    await governance?.close();
     await this.#loop;
     if (this.#ownsRunner) await this.#runner.close();
   }
@@ -210,6 +222,8 @@ export class NodeHost {
     const agentId = typeof params.agentId === 'string' ? params.agentId : undefined;
     const local = localAllows(this.policy.current, run.commands, agentId);
     if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
+    let authorization: { digest: string; approvalId?: string } | undefined;
+    if (this.#governed()) authorization = await this.#authorize(run, agentId, timeoutMs);
     const plan = (agentId && this.#plans.get(agentId)) || this.#plans.get('*')!;
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
@@ -225,6 +239,7 @@ export class NodeHost {
     const timedOut = controller.signal.aborted || result.limitsHit.includes('timeout');
     const stdout = cap(result.stdout);
     const stderr = cap(result.stderr);
+    if (authorization) await this.#report(authorization, result.exitCode, `${stdout.text}\u0000${stderr.text}`);
     return {
       exitCode: result.exitCode,
       timedOut,
@@ -236,6 +251,48 @@ export class NodeHost {
       runId: typeof params.runId === 'string' ? params.runId : randomUUID(),
       contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs },
     };
+  }
+
+  /** Whether commands from the serving gateway must also be decided by a separate Corral control plane. */
+  #governed(): boolean {
+    return this.#options.controlPlane !== undefined && this.#options.controlPlane.url !== this.#options.gateway;
+  }
+
+  #controlPlane(): Promise<GatewayClient> {
+    const cp = this.#options.controlPlane!;
+    if (!this.#governance) {
+      const connecting = GatewayClient.connect({ url: cp.url, token: cp.token, role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
+      this.#governance = connecting;
+      connecting.then(
+        (client) => void client.closed.then(() => this.#governance === connecting && (this.#governance = undefined)),
+        () => this.#governance === connecting && (this.#governance = undefined),
+      );
+    }
+    return this.#governance;
+  }
+
+  /** Asks the control plane; anything but an allow (unreachable, not paired, denied, no approval) denies. */
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, agentId: string | undefined, timeoutMs: number | undefined): Promise<{ digest: string; approvalId?: string }> {
+    const mapped = agentId ? (this.#options.controlPlane!.agents?.[agentId] ?? agentId) : undefined;
+    try {
+      const client = await this.#controlPlane();
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params: { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env }, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: string };
+      if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new Error('not allowed');
+      return { digest: answer.digest, ...(answer.approvalId ? { approvalId: answer.approvalId } : {}) };
+    } catch (error) {
+      const wire = error instanceof GatewayError ? error.wire : undefined;
+      const why = wire?.code === 'NOT_PAIRED' ? 'has not paired this node' : wire ? `refused: ${wire.message.replace(/^SYSTEM_RUN_DENIED: /, '') || wire.code}` : 'unreachable';
+      throw new NodeError('NODE_RUN_DENIED', `control plane ${why}`, { cause: error });
+    }
+  }
+
+  async #report(authorization: { digest: string; approvalId?: string }, exitCode: number | null, output: string): Promise<void> {
+    try {
+      const client = await this.#controlPlane();
+      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}) }, { timeoutMs: 10_000 });
+    } catch {
+      // The decision record is already in the control plane's log; a lost report is visible there as a decision without a result.
+    }
   }
 
   async #answer(client: GatewayClient, request: InvokeRequest, result: { ok: boolean; payloadJSON?: string; error?: { code: string; message: string } }): Promise<void> {

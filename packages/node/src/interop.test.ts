@@ -2,14 +2,14 @@
 // (npm openclaw@2026.9.6), paired and driven with OpenClaw's operator CLI.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GatewayClient } from '@corral/gateway';
+import { Gateway, GatewayClient } from '@corral/gateway';
 import { ensureOpenclaw, openclaw, openclawHome, startOpenclaw } from '../../gateway/test/openclaw.ts';
-import { LOCAL_POLICY_FILE, NodeHost } from './index.ts';
+import { LOCAL_POLICY_FILE, NodeHost, loadOrCreateDevice } from './index.ts';
 
 const unavailable = ensureOpenclaw();
 const token = randomBytes(24).toString('base64url');
@@ -28,6 +28,7 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
   let port: number;
   let gateway: ReturnType<typeof startOpenclaw>;
   let host: NodeHost;
+  let corralGateway: Gateway;
   const requests: string[] = [];
   const cli = (args: string[]) => {
     const home = openclawHome();
@@ -45,12 +46,23 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     dirs.push(state);
     // The node's own policy: only echo and sh may run, whatever the gateway says.
     writeFileSync(join(state, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }] } } }));
-    host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, onRequest: (r) => requests.push(r.command) });
+    // The Corral control plane this node asks before it runs anything the upstream gateway sends.
+    const controlState = mkdtempSync(join(tmpdir(), 'corral-control-'));
+    dirs.push(controlState);
+    mkdirSync(join(controlState, 'policies'));
+    const deviceId = loadOrCreateDevice(state).deviceId;
+    writeFileSync(join(controlState, 'policies', 'run.cedar'), `@id("printf") permit (principal == Node::"${deviceId}", action == Action::"system.run", resource == Command::"printf");\n`);
+    corralGateway = await Gateway.start({ stateDir: controlState, token, port: 0 });
+    const announced = new Promise<void>((resolve) => corralGateway.server.onPairingRequest(() => resolve()));
+    host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, controlPlane: { url: corralGateway.url, token }, onRequest: (r) => requests.push(r.command) });
     await host.start();
+    await announced;
+    corralGateway.identity.nodes.pair(deviceId, 'test');
   });
   after(async () => {
     await host?.close();
     await gateway?.stop();
+    await corralGateway?.close().catch(() => {});
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -72,7 +84,7 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     assert.match(result.stdout, /"sh":\s*"\/[^"]*\/sh"/);
   });
 
-  it('serves system.run from the upstream gateway under its local policy and containment, and refuses what that policy does not allow', async () => {
+  it('serves system.run from the upstream gateway only when its local policy and the Corral control plane both allow it, contained; control plane unreachable means deny', async () => {
     const operator = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token, role: 'operator', scopes: ['operator.admin'], client: { id: 'cli', mode: 'cli' } });
     try {
       const ran = (await operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'contained'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 })) as { payload?: { stdout?: string; contained?: unknown }; payloadJSON?: string };
@@ -82,6 +94,11 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
       const before = requests.length;
       await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['id'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED/.test(e.wire?.message ?? ''));
       assert.ok(requests.length > before, 'the node saw the request and refused it itself');
+      // Allowed by the node's own policy, but not by the Corral control plane's.
+      await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'ungoverned'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: control plane/.test(e.wire?.message ?? ''));
+      // The control plane unreachable: nothing runs.
+      await corralGateway.close();
+      await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'contained'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: control plane unreachable/.test(e.wire?.message ?? ''));
     } finally {
       await operator.close();
     }

@@ -14,11 +14,13 @@ export function registerNode(program: Command): void {
     .requiredOption('--gateway <url>', 'the gateway, ws://HOST:PORT')
     .option('--token <token>', 'the gateway token (default: $CORRAL_GATEWAY_TOKEN)')
     .option('--name <name>', 'the name operators see', process.env.HOSTNAME ?? 'corral-node')
+    .option('--control-plane <url>', 'a Corral gateway, ws://HOST:PORT, that decides every system.run arriving from another gateway (same token); unreachable means deny')
     .option('--policy <file>', 'container policy (JSON) every command runs under (default: shell runtime, no network)')
-    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string }, command: Command) => {
+    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string }, command: Command) => {
       const token = opts.token ?? process.env.CORRAL_GATEWAY_TOKEN;
       if (!token) throw new CliFailure('a gateway token is needed: --token or CORRAL_GATEWAY_TOKEN', EXIT.usage);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
+      if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
       let containerPolicies: Record<string, { policy: unknown; baseDir: string }> | undefined;
       if (opts.policy) {
         const file = resolve(opts.policy);
@@ -35,6 +37,7 @@ export function registerNode(program: Command): void {
         name: opts.name,
         stateDir: dirOf(command),
         ...(containerPolicies ? { containerPolicies } : {}),
+        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, token } } : {}),
         onStatus: (s) => {
           if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}\n`);
           else process.stdout.write(`${s.state}${s.detail ? ` (${s.detail})` : ''}\n`);

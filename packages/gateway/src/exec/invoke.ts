@@ -103,6 +103,34 @@ export class NodeInvoker {
         return { ok: true };
       },
     });
+    // A Corral node serving another gateway (upstream OpenClaw) asks here before it runs anything.
+    server.method('corral.run.authorize', {
+      role: 'node',
+      handler: async (params, { peer }) => {
+        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown };
+        const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
+        const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#principal(peer, { agentId: p.agentId }) : { type: 'Node', id: peer.deviceId! };
+        const authorized = await this.#authorize(principal, peer.deviceId!, command, p.params, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
+        return { decision: 'allow', digest: authorized.digest, argv: authorized.run.argv, cwd: authorized.run.cwd, env: authorized.run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}) };
+      },
+    });
+    server.method('corral.run.report', {
+      role: 'node',
+      handler: async (params, { peer }) => {
+        const p = (params ?? {}) as { digest?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; approvalId?: unknown; error?: unknown };
+        await this.#audit({
+          actor: { kind: 'node', id: peer.deviceId! },
+          action: 'node.invoke',
+          resource: { kind: 'command', id: 'system.run' },
+          node: peer.deviceId!,
+          ...(typeof p.approvalId === 'string' ? { decision: { effect: 'allow' as const, approval: p.approvalId.slice(0, 100) } } : {}),
+          outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
+          ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
+          details: { ...(typeof p.digest === 'string' ? { digest: p.digest.slice(0, 64) } : {}), via: 'another gateway' },
+        });
+        return { ok: true };
+      },
+    });
     server.method('exec.approvals.node.get', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeGetParams, handler: (params, { peer }) => this.#nodePolicy('get', params as { nodeId: string }, peer) });
     server.method('exec.approvals.node.set', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeSetParams, handler: (params, { peer }) => this.#nodePolicy('set', params as { nodeId: string; file?: unknown; baseHash?: unknown }, peer) });
     server.method('exec.approval.list', { role: 'operator', scopes: ['operator.approvals'], handler: () => ({ approvals: this.#options.approvals.list({ status: 'pending' }).map(view) }) });
@@ -135,37 +163,11 @@ export class NodeInvoker {
     const principal = this.#principal(peer, params.params);
 
     if (GOVERNED.has(params.command)) {
-      let run: CanonicalRun;
-      try {
-        run = canonicalRun((params.params ?? {}) as { command: string[] });
-      } catch (error) {
-        throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${params.command} params` }, error);
-      }
-      const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId: node.deviceId, command: params.command, run });
-      const verdict = this.#decide(principal, run);
-      const subject = { argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId: node.deviceId, principal: `${principal.type}::${principal.id}` };
-      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: run.argv[0]! }, node: node.deviceId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { command: params.command, digest, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) } });
-      if (verdict.decision === 'deny') throw denied(verdict.reason);
-      if (verdict.decision === 'ask' && !this.#options.approvals.granted(digest)) {
-        // The same exact action already waiting (or approved and unused, e.g. across a restart) is reused, never duplicated.
-        let approval = this.#options.approvals.open(digest);
-        if (!approval) {
-          approval = this.#options.approvals.create({ digest, action: { ...subject, command: params.command, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
-          this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
-          await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: node.deviceId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
-        }
-        const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
-        if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
-        if (settled.status !== 'allowed') throw denied(settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
-        try {
-          this.#options.approvals.consume(approval.id, digest);
-        } catch (error) {
-          throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: approval not usable', details: { code: 'SYSTEM_RUN_DENIED' } }, error);
-        }
-        approvalId = approval.id;
-      }
+      const authorized = await this.#authorize(principal, node.deviceId, params.command, params.params, timeoutMs);
+      approvalId = authorized.approvalId;
+      const run = authorized.run;
       // The node gets exactly the canonical argv that was decided, never the raw text.
-      commandParams = { ...(params.params as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env, runId: randomUUID(), approved: verdict.decision === 'ask', ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
+      commandParams = { ...(params.params as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env, runId: randomUUID(), approved: authorized.verdict.decision === 'ask', ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
     }
 
     const id = randomUUID();
@@ -190,6 +192,43 @@ export class NodeInvoker {
     });
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
     return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+  }
+
+  /**
+   * Decides one governed command for `principal` on `nodeId`: canonical form,
+   * policy, and when policy asks, an approval bound to the exact action
+   * (reused if one is already open for it), waited for up to `timeoutMs`.
+   * Audits the decision. Throws SYSTEM_RUN_DENIED (wire), APPROVAL_PENDING.
+   */
+  async #authorize(principal: PrincipalRef, nodeId: string, command: string, rawParams: unknown, timeoutMs: number): Promise<{ run: CanonicalRun; digest: string; verdict: RunDecision; approvalId: string | undefined }> {
+    let run: CanonicalRun;
+    try {
+      run = canonicalRun((rawParams ?? {}) as { command: string[] });
+    } catch (error) {
+      throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
+    }
+    const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId, command, run });
+    const verdict = this.#decide(principal, run);
+    const subject = { argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: `${principal.type}::${principal.id}` };
+    await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: run.argv[0]! }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { command, digest, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) } });
+    if (verdict.decision === 'deny') throw denied(verdict.reason);
+    if (verdict.decision !== 'ask' || this.#options.approvals.granted(digest)) return { run, digest, verdict, approvalId: undefined };
+    // The same exact action already waiting (or approved and unused, e.g. across a restart) is reused, never duplicated.
+    let approval = this.#options.approvals.open(digest);
+    if (!approval) {
+      approval = this.#options.approvals.create({ digest, action: { ...subject, command, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+      this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
+      await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
+    }
+    const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
+    if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
+    if (settled.status !== 'allowed') throw denied(settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+    try {
+      this.#options.approvals.consume(approval.id, digest);
+    } catch (error) {
+      throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: approval not usable', details: { code: 'SYSTEM_RUN_DENIED' } }, error);
+    }
+    return { run, digest, verdict, approvalId: approval.id };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
