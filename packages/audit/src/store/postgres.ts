@@ -127,7 +127,8 @@ export class PostgresStore implements AuditStore {
       const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1 FOR UPDATE'), this.where);
       const out = build(head);
       const rs = out.records;
-      if (rs.length > 0) await copyRecords(c, rs);
+      if (rs.length >= COPY_FROM) await copyRecords(c, rs);
+      else if (rs.length > 0) await insertRecords(c, rs);
       const h = out.head;
       await c.query(
         "UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1",
@@ -241,6 +242,18 @@ export function postgresWhere(url: string): string {
   } catch (error) {
     throw new AuditError('AUDIT_STORE_UNAVAILABLE', 'the PostgreSQL URL is not a URL', { cause: error });
   }
+}
+
+/** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
+const COPY_FROM = 128;
+
+async function insertRecords(client: pg.PoolClient, rs: readonly StoredRecord[]): Promise<void> {
+  await client.query(
+    `INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
+     SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
+     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(s, t, p, h, n, b)`,
+    [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)],
+  );
 }
 
 /**
