@@ -27,6 +27,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_NOT_PAIRED'
   /** A device whose pairing was revoked. */
   | 'GATEWAY_DEVICE_REVOKED'
+  /** An agent identity token (`auth.agentRuntimeIdentityToken`) that does not verify, or on a node connection. */
+  | 'GATEWAY_AGENT_TOKEN_INVALID'
   /** A role other than operator or node. */
   | 'GATEWAY_ROLE_INVALID'
   // ---- requests

@@ -14,6 +14,7 @@ const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
 @id("sh") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sh");
 @id("sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
+@id("agent-echo") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"echo");
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 `;
 
@@ -166,6 +167,32 @@ describe('a governed system.run', () => {
     // The gateway's policy allows sleep; the node's own policy now does not.
     await assert.rejects(run(operator, host.device.deviceId, ['sleep', '0']), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED/.test(e.wire?.message ?? ''));
     assert.equal((await run(operator, host.device.deviceId, ['echo', 'still'])).payload.stdout, 'still\n');
+  });
+});
+
+describe('an agent through the gateway', () => {
+  it('acts as the agent its token names; a forged token is refused; an operator cannot claim an agent; suspension stops it at once', async () => {
+    const state = gatewayState();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = await pairedHost(gw);
+    gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
+    const agentToken = (await gw.identity.issueToken('builder')).token;
+    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken });
+    assert.equal((await run(agent, host.device.deviceId, ['echo', 'as builder'])).payload.stdout, 'as builder\n');
+    // echo is allowed for the agent only: the same command as the operator is denied.
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    await assert.rejects(
+      operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], agentId: 'builder' }, idempotencyKey: randomUUID() }),
+      deniedWith('SYSTEM_RUN_DENIED'),
+    );
+    const forged = `${agentToken.slice(0, -4)}AAAA`;
+    await assert.rejects(GatewayClient.connect({ url: gw.url, token, role: 'operator', agentToken: forged }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_UNAUTHORIZED');
+    gw.identity.agents.suspend('builder');
+    await assert.rejects(run(agent, host.device.deviceId, ['echo', 'after suspension']), deniedWith('SYSTEM_RUN_DENIED'));
+    await agent.close();
+    await operator.close();
+    await host.close();
+    await gw.close();
   });
 });
 

@@ -20,6 +20,8 @@ export interface GatewayClientOptions {
   client?: { id?: ConnectParams['client']['id']; mode?: ConnectParams['client']['mode']; displayName?: string; version?: string; platform?: string; deviceFamily?: string };
   commands?: string[];
   caps?: string[];
+  /** A Corral agent token: the operator connection then acts as that agent (`auth.agentRuntimeIdentityToken`). */
+  agentToken?: string;
   minProtocol?: number;
   maxProtocol?: number;
   /** Default 15 s for the handshake, 30 s a request. */
@@ -182,7 +184,7 @@ export function connectParams(options: GatewayClientOptions, nonce: string, chal
     scopes,
     caps: options.caps ?? [],
     ...(role === 'node' ? { commands: options.commands ?? [] } : {}),
-    auth: { token: options.token },
+    auth: { token: options.token, ...(options.agentToken !== undefined ? { agentRuntimeIdentityToken: options.agentToken } : {}) },
   };
   if (options.device) {
     const signedAt = challengeTs;

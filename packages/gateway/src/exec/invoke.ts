@@ -109,7 +109,7 @@ export class NodeInvoker {
       handler: async (params, { peer }) => {
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
-        const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#principal(peer, { agentId: p.agentId }) : { type: 'Node', id: peer.deviceId! };
+        const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
         const authorized = await this.#authorize(principal, peer.deviceId!, command, p.params, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
         return { decision: 'allow', digest: authorized.digest, argv: authorized.run.argv, cwd: authorized.run.cwd, env: authorized.run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}) };
       },
@@ -188,7 +188,7 @@ export class NodeInvoker {
       ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
       outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-      details: { invokeId: id },
+      details: { invokeId: id, ...containedFacts(payload) },
     });
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
     return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
@@ -258,14 +258,29 @@ export class NodeInvoker {
     return result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
   }
 
+  /**
+   * The principal a `node.invoke` is decided for: the agent its connection
+   * authenticated as (checked live: a suspended agent is refused at once), else
+   * the operator. An `agentId` in the params must name that same agent; an
+   * operator cannot claim one.
+   */
   #principal(peer: Peer, commandParams: unknown): PrincipalRef {
     const agentId = (commandParams as { agentId?: unknown } | null)?.agentId;
-    if (typeof agentId === 'string' && agentId !== '') {
-      const agent = this.#server.identity.agents.find(agentId);
-      if (agent && agent.status === 'active') return { type: 'Agent', id: agent.name };
-      throw denied('the requesting agent is unknown or not active');
+    if (peer.agent) {
+      const agent = this.#server.identity.agents.find(peer.agent.name);
+      if (!agent || agent.id !== peer.agent.id || agent.status !== 'active') throw denied('the agent is suspended or retired');
+      if (typeof agentId === 'string' && agentId !== '' && agentId !== agent.name && agentId !== agent.id) throw denied('agentId is not the authenticated agent');
+      return { type: 'Agent', id: agent.name };
     }
+    if (typeof agentId === 'string' && agentId !== '') throw denied('an agent must connect with its own agent token');
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
+  }
+
+  /** A Corral agent named by a paired node's mapping of its gateway's agents; must be active. */
+  #agentPrincipal(name: string): PrincipalRef {
+    const agent = this.#server.identity.agents.find(name);
+    if (!agent || agent.status !== 'active') throw denied('the requesting agent is unknown or not active');
+    return { type: 'Agent', id: agent.name };
   }
 
   #decide(principal: PrincipalRef, run: CanonicalRun): RunDecision {
@@ -351,4 +366,15 @@ function view(approval: Approval): Record<string, unknown> {
 
 function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** What the node reported of the sandbox: the policy digest, counts of refused accesses and network connections, duration. */
+function containedFacts(payload: unknown): Record<string, string | number | boolean> {
+  const contained = (payload as { contained?: Record<string, unknown> } | undefined)?.contained;
+  const out: Record<string, string | number | boolean> = {};
+  if (typeof (payload as { timedOut?: unknown } | undefined)?.timedOut === 'boolean') out.timedOut = (payload as { timedOut: boolean }).timedOut;
+  if (!contained || typeof contained !== 'object') return out;
+  if (typeof contained.policyDigest === 'string') out.containerPolicy = contained.policyDigest.slice(0, 100);
+  for (const key of ['refused', 'connections', 'durationMs'] as const) if (typeof contained[key] === 'number') out[key] = contained[key] as number;
+  return out;
 }

@@ -16,6 +16,8 @@ export interface Peer {
   /** The verified device id (required for nodes, optional for operators). */
   deviceId: string | undefined;
   client: ConnectParams['client'];
+  /** The Corral agent this operator connection acts as, from a verified agent token. */
+  agent?: { id: string; name: string };
   /** What a node declared it serves. */
   commands: string[];
   caps: string[];

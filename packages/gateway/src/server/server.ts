@@ -303,6 +303,31 @@ export class GatewayServer {
       connection.close(CLOSE.policyViolation, wire.message);
       return;
     }
+    const agentToken = params?.auth?.agentRuntimeIdentityToken;
+    if (agentToken !== undefined) {
+      void this.#verifyAgent(connection, frame, peer, agentToken);
+      return;
+    }
+    this.#accepted(connection, frame, peer);
+  }
+
+  /** An operator connection that carries a Corral agent token acts as that agent; a token that does not verify refuses the connection. */
+  async #verifyAgent(connection: Connection, frame: RequestFrame, peer: Peer, token: string): Promise<void> {
+    try {
+      if (peer.role !== 'operator') throw new Error('agent tokens are for operator connections');
+      const claims = await this.#identity.verifyToken(token);
+      peer.agent = { id: claims.sub, name: claims.agent };
+    } catch {
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
+      connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'unauthorized: agent identity token rejected', details: { code: 'AUTH_UNAUTHORIZED' } }));
+      connection.close(CLOSE.policyViolation, 'unauthorized');
+      return;
+    }
+    if (connection.phase !== 'connecting') return;
+    this.#accepted(connection, frame, peer);
+  }
+
+  #accepted(connection: Connection, frame: RequestFrame, peer: Peer): void {
     // One live connection per node device: a reconnect replaces the old one.
     if (peer.role === 'node') {
       for (const other of this.#connections) {
