@@ -28,13 +28,6 @@ export class BatchWriter {
     return s;
   }
 
-  /** True when the head row is still `head` (call inside the write transaction). */
-  headIs(head: LogHead): boolean {
-    const s = this.#stmt('SELECT size, lower(hex(last_hash)) AS h, checkpoint_size AS c FROM audit_head WHERE id = 1');
-    const row = s.get() as { size: number; h: string; c: number } | undefined;
-    return row !== undefined && Number(row.size) === head.size && row.h === head.lastHash && Number(row.c) === head.checkpointSize;
-  }
-
   /** Inserts the batch's rows, updates the head, adds the checkpoint (inside a transaction). */
   write(batch: Batch): void {
     const records = batch.records;

@@ -34,8 +34,6 @@ export class SqliteStore implements AuditStore {
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   readonly #batchWriter: BatchWriter;
-  /** The head as of our last commit; a batch built on a stale one is refused and rebuilt. */
-  #cachedHead: LogHead | undefined;
 
   /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
   constructor(options: SqliteStoreOptions) {
@@ -45,7 +43,8 @@ export class SqliteStore implements AuditStore {
     }
     try {
       this.#db = new DatabaseSync(options.path);
-      this.#db.exec('PRAGMA busy_timeout = 30000');
+      // Short: waiting for another process's write lock happens in #lock(), off the event loop.
+      this.#db.exec('PRAGMA busy_timeout = 2');
       this.#db.exec('PRAGMA cache_size = -32768');
       this.#batchWriter = new BatchWriter(this.#db);
     } catch (error) {
@@ -79,14 +78,18 @@ export class SqliteStore implements AuditStore {
   }
 
   async init(meta: LogMeta): Promise<LogMeta> {
-    return this.#guard(() => {
+    const existing = this.#guard(() => {
       this.#db.exec('PRAGMA journal_mode = WAL');
       this.#db.exec('PRAGMA synchronous = FULL');
-      const existing = this.#readMetaSync();
-      if (existing) return existing;
+      const found = this.#readMetaSync();
+      if (found) return found;
       const tables = this.#db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as Row;
       if (Number(tables.n) > 0) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is a SQLite database but not a Corral audit log`);
-      this.#db.exec('BEGIN IMMEDIATE');
+      return null;
+    });
+    if (existing) return existing;
+    await this.#lock();
+    return this.#guard(() => {
       try {
         const raced = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").get();
         if (raced) {
@@ -99,11 +102,30 @@ export class SqliteStore implements AuditStore {
         this.#db.prepare('INSERT INTO audit_head VALUES (1, 0, ?, ?, 0, 0)').run(toBytes(GENESIS_PREV), Buffer.alloc(0));
         this.#db.exec('COMMIT');
       } catch (error) {
-        this.#db.exec('ROLLBACK');
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
         throw error;
       }
       return meta;
     });
+  }
+
+  /**
+   * Takes the database's write lock (BEGIN IMMEDIATE). While another process
+   * holds it, waits with timers — a few milliseconds at a time, up to 30 s —
+   * instead of sleeping inside SQLite, which would block this process.
+   */
+  async #lock(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 8)) {
+      try {
+        this.#db.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (error) {
+        const busy = (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message);
+        if (!busy || Date.now() > deadline) this.#guard(() => { throw error; });
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 
   #readMetaSync(): LogMeta | null {
@@ -158,29 +180,16 @@ export class SqliteStore implements AuditStore {
   }
 
   async append(build: BatchBuilder): Promise<void> {
-    for (;;) {
-      const head = this.#cachedHead ?? this.#guard(() => this.#headSync());
-      this.#cachedHead = undefined;
-      const batch = build(head);
-      this.#guard(() => {
-        this.#db.exec('BEGIN IMMEDIATE');
-        try {
-          // Built on a cached head: commit only if no other process appended since.
-          if (!this.#batchWriter.headIs(head)) {
-            this.#db.exec('ROLLBACK');
-            return;
-          }
-          this.#batchWriter.write(batch);
-          this.#db.exec('COMMIT');
-          this.#cachedHead = batch.head;
-        } catch (error) {
-          if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-          throw error;
-        }
-      });
-      if (this.#cachedHead) return;
-      // Another process appended: rebuild the batch on the fresh head.
-    }
+    await this.#lock();
+    this.#guard(() => {
+      try {
+        this.#batchWriter.write(build(this.#headSync()));
+        this.#db.exec('COMMIT');
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw error;
+      }
+    });
   }
 
   async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
