@@ -221,17 +221,21 @@ export class AuditLog {
   /** One transaction: the batch's records, the new head, and a checkpoint when one is due. */
   async #commit(batch: Pending[], seal: 'due' | 'timer' | 'now'): Promise<SignedCheckpoint | null> {
     let written: StoredRecord[] = [];
+    let canonical: string[] = [];
     let checkpoint: SignedCheckpoint | null = null;
     await this.store.append((head: LogHead) => {
       written = [];
+      canonical = [];
       checkpoint = null;
       const range = new CompactRange(sha256Hasher, head.size, head.frontier);
       let prev = head.lastHash;
       for (const p of batch) {
         const seq = range.size;
-        const hash = sha256Hasher.leaf(recordBytes(seq, prev, p.body));
+        const bytes = recordBytes(seq, prev, p.body);
+        const hash = sha256Hasher.leaf(bytes);
         const nodes = range.append(hash);
         written.push({ seq, prev, body: p.body, hash, nodes, timeMs: p.timeMs });
+        canonical.push(bytes);
         prev = hash;
       }
       const next: LogHead = { size: range.size, lastHash: prev, frontier: range.hashes, checkpointSize: head.checkpointSize, checkpointTimeMs: head.checkpointTimeMs };
@@ -249,7 +253,7 @@ export class AuditLog {
     });
     batch.forEach((p, i) => {
       const r = written[i] as StoredRecord;
-      p.resolve({ seq: r.seq, prev: r.prev, hash: r.hash, event: p.event, canonical: recordBytes(r.seq, r.prev, r.body) });
+      p.resolve({ seq: r.seq, prev: r.prev, hash: r.hash, event: p.event, canonical: canonical[i] as string });
     });
     if (checkpoint) this.#pendingWitness = checkpoint;
     return checkpoint;
