@@ -39,6 +39,7 @@ export class GatewayClient {
   readonly #listeners = new Map<string, Set<(payload: unknown, seq: number | undefined) => void>>();
   readonly #requestTimeoutMs: number;
   readonly #any = new Set<(event: string, payload: unknown) => void>();
+  #lastHeard = Date.now();
 
   private constructor(socket: WebSocket, hello: HelloOk, pending: Map<string, Pending>, closed: Promise<{ code: number; reason: string }>, requestTimeoutMs: number) {
     this.#socket = socket;
@@ -90,6 +91,7 @@ export class GatewayClient {
           return fail(error as GatewayError);
         }
         if (frame.type === 'event') {
+          if (client) client.#lastHeard = Date.now();
           if (frame.event === 'connect.challenge' && !client) {
             const challenge = frame.payload as { nonce?: unknown; ts?: unknown } | undefined;
             if (typeof challenge?.nonce !== 'string' || !Number.isSafeInteger(challenge.ts)) return fail(new GatewayError('GATEWAY_FRAME_INVALID', 'bad challenge'));
@@ -108,10 +110,12 @@ export class GatewayClient {
           socket.on('error', () => {});
           socket.off('close', onClose);
           client = new GatewayClient(socket, frame.payload, pending, closed, options.requestTimeoutMs ?? 30_000);
+          client.#watchSilence(frame.payload.policy.tickIntervalMs);
           resolve(client);
           for (const e of early) client.#emit(e.event, e.payload, e.seq);
           return;
         }
+        if (client) client.#lastHeard = Date.now();
         const waiting = pending.get(frame.id);
         if (!waiting) return;
         pending.delete(frame.id);
@@ -150,6 +154,20 @@ export class GatewayClient {
     const timer = setTimeout(() => this.#socket.terminate(), 2_000);
     await this.closed;
     clearTimeout(timer);
+  }
+
+  /** A gateway silent for more than two tick intervals is gone: close with 4000 (as upstream's client does), so a caller can reconnect. */
+  #watchSilence(tickIntervalMs: number): void {
+    if (!Number.isSafeInteger(tickIntervalMs) || tickIntervalMs <= 0) return;
+    this.#socket.on('ping', () => (this.#lastHeard = Date.now()));
+    const timer = setInterval(() => {
+      if (Date.now() - this.#lastHeard <= 2 * tickIntervalMs) return;
+      clearInterval(timer);
+      this.#socket.close(4000, 'tick timeout');
+      setTimeout(() => this.#socket.terminate(), 1_000).unref();
+    }, Math.max(50, Math.floor(tickIntervalMs / 2)));
+    timer.unref();
+    void this.closed.then(() => clearInterval(timer));
   }
 
   /** Listens for every event, with its name. */

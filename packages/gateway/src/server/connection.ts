@@ -34,6 +34,8 @@ export class Connection {
   phase: ConnectionPhase = 'challenge';
   peer: Peer | undefined;
   inFlight = 0;
+  /** Whether the peer answered the last WebSocket ping. */
+  alive = true;
   #seq = 0;
   readonly #maxBufferedBytes: number;
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { WebSocketServer } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
@@ -308,6 +309,18 @@ describe('gateway frames', () => {
     await bystanderStillServed();
   });
 
+  it('cuts off a connection that stops answering pings (a dead peer) within two tick intervals', async () => {
+    const peer = await rawOperator(gw);
+    peer.socket.pause(); // reads nothing more, so it answers no ping
+    const cut = () => gw.log.some((e) => e.event === 'closed' && e.code === 'GATEWAY_TIMEOUT');
+    const deadline = Date.now() + 1_000;
+    while (!cut() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(cut(), 'the gateway cut the silent peer off');
+    peer.socket.resume();
+    assert.equal((await peer.closed).code, 1006);
+    await bystanderStillServed();
+  });
+
   it('sends tick events to authenticated connections with a per-connection increasing seq', async () => {
     const seqs: number[] = [];
     const done = new Promise<void>((resolve) => {
@@ -322,6 +335,25 @@ describe('gateway frames', () => {
     });
     await done;
     assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!);
+  });
+});
+
+describe('gateway client', () => {
+  it('closes with 4000 when the gateway falls silent for two tick intervals', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (socket) => {
+      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n'.repeat(32), ts: Date.now() } }));
+      socket.on('message', (data) => {
+        const req = JSON.parse(data.toString()) as { id: string };
+        const hello = { type: 'hello-ok', protocol: 4, server: { version: 'silent', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, tickIntervalMs: 50 } };
+        socket.send(JSON.stringify({ type: 'res', id: req.id, ok: true, payload: hello }));
+      });
+    });
+    const { port } = wss.address() as { port: number };
+    const client = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token: 't'.repeat(20), role: 'operator' });
+    assert.equal((await client.closed).code, 4000);
+    await new Promise((r) => wss.close(r));
   });
 });
 

@@ -238,6 +238,9 @@ export class GatewayServer {
       }
       this.#onMessage(connection, data, isBinary);
     });
+    socket.on('pong', () => {
+      connection.alive = true;
+    });
     socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
@@ -391,9 +394,28 @@ export class GatewayServer {
     connection.close(closeCode, reason);
   }
 
+  /**
+   * Every tick interval: a `tick` event to each authenticated connection, and a
+   * WebSocket ping; a peer that did not answer the previous ping is cut off.
+   */
   #sendTicks(): void {
     const ts = this.#now();
-    for (const connection of this.#connections) if (connection.phase === 'ready') connection.event('tick', { ts });
+    for (const connection of this.#connections) {
+      if (connection.phase !== 'ready') continue;
+      if (!connection.alive) {
+        this.#log({ event: 'closed', connId: connection.id, code: 'GATEWAY_TIMEOUT', role: connection.peer!.role });
+        connection.phase = 'closed';
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      try {
+        connection.socket.ping();
+      } catch {
+        // closing already
+      }
+      connection.event('tick', { ts });
+    }
   }
 }
 
