@@ -150,9 +150,20 @@ describe('a governed system.run', () => {
     const reader = await openAuditReader({ stateDir: state });
     try {
       const actions = new Set<string>();
+      const receipts: Array<{ approvers: string[]; digest: string }> = [];
       const head = await reader.store.head();
-      for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) actions.add(toAuditRecord(r).event.action);
+      for await (const batch of reader.store.scan(0, head.size)) {
+        for (const r of batch) {
+          const event = toAuditRecord(r).event;
+          actions.add(event.action);
+          const receipt = event.details?.approvalReceipt as { approvers: string[]; digest: string } | undefined;
+          if (event.action === 'node.invoke' && receipt) receipts.push(receipt);
+        }
+      }
       for (const action of ['node.invoke.decide', 'approval.request', 'approval.resolve', 'node.invoke']) assert.ok(actions.has(action), action);
+      // Each run an approval allowed carries its receipt: who approved which exact action.
+      assert.ok(receipts.length >= 2);
+      assert.ok(receipts.some((r) => r.approvers.includes('alice') && /^[0-9a-f]{64}$/.test(r.digest)));
     } finally {
       await reader.close();
     }

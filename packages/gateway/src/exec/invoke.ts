@@ -188,7 +188,7 @@ export class NodeInvoker {
       ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
       outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-      details: { invokeId: id, ...containedFacts(payload) },
+      details: { invokeId: id, ...containedFacts(payload), ...(approvalId ? { approvalReceipt: this.#receipt(approvalId) } : {}) },
     });
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
     return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
@@ -274,6 +274,12 @@ export class NodeInvoker {
     }
     if (typeof agentId === 'string' && agentId !== '') throw denied('an agent must connect with its own agent token');
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
+  }
+
+  /** The approval as it allowed this run: who approved which exact action, when. Sealed into the audit record (hash chain, signed checkpoints). */
+  #receipt(id: string): { id: string; digest: string; decision: string; approvers: string[]; quorum: number; resolvedAtMs: number } {
+    const a = this.#options.approvals.get(id);
+    return { id: a.id, digest: a.digest, decision: a.decision ?? 'allow-once', approvers: a.approvers, quorum: a.quorum, resolvedAtMs: a.resolvedAtMs ?? 0 };
   }
 
   /** A Corral agent named by a paired node's mapping of its gateway's agents; must be active. */
