@@ -12,7 +12,7 @@
  *                   port) and relay each connection to 127.0.0.1:PORT inside.
  *
  * Every listener exists before COMMAND starts, so COMMAND may connect at once.
- * The relay is reparented to the sandbox's init, so COMMAND never waits for it.
+ * The relay is a child of the sandbox's init, so COMMAND never waits for it.
  * It enforces nothing: the policy is enforced by the proxy outside the sandbox.
  */
 #define _GNU_SOURCE
@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,14 +212,20 @@ int main(int argc, char **argv) {
   }
   if (count > 0) {
     pid_t command = getpid();
-    pid_t child = fork();
-    if (child < 0) fail("fork", NULL);
-    if (child == 0) {
-      /* Fork again and let the middle process exit: the relay is adopted by the sandbox's init. */
-      if (fork() == 0) serve(command);
-      _exit(0);
-    }
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    /* The relay is made a sibling of the command (a child of the sandbox's init, which reaps it),
+       so the command never waits for it and starts without waiting for it either. */
+    pid_t relay_pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+    if (relay_pid == 0) serve(command);
+    if (relay_pid < 0) {
+      /* CLONE_PARENT is refused to a namespace's init: fork twice and let the middle process exit. */
+      pid_t child = fork();
+      if (child < 0) fail("fork", NULL);
+      if (child == 0) {
+        if (fork() == 0) serve(command);
+        _exit(0);
+      }
+      while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+      }
     }
   }
   execvp(argv[i + 1], &argv[i + 1]);
