@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -219,6 +220,19 @@ describe('the runner', () => {
       const p = plan({ runtime: ['shell'], filesystem: { readonly: [gone] } });
       rmSync(gone, { recursive: true });
       await assert.rejects(runner.run(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes(gone));
+    });
+  });
+
+  describe('cgroups left by a runner that died without closing', () => {
+    it('are removed by the next runner', async () => {
+      const pids = hostCapabilities().cgroups.controllers.pids;
+      assert.ok(pids, 'this host has a writable pids cgroup');
+      const dead = spawnSync('/bin/true').pid;
+      const abandoned = join(pids.parent, 'corral', `runner-${dead}-1`);
+      mkdirSync(join(abandoned, '1'), { recursive: true });
+      const next = new Runner();
+      await next.close();
+      assert.equal(existsSync(abandoned), false);
     });
   });
 

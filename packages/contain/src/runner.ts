@@ -10,7 +10,7 @@ import { bwrapArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type Syn
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
-import { EgressProxy, type ConnectionRecord, type EgressChannel, type EgressProxyOptions } from './net/proxy.ts';
+import type { ConnectionRecord, EgressChannel, EgressProxy, EgressProxyOptions } from './net/proxy.ts';
 import type { LimitName, Mount, SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
 
@@ -94,6 +94,7 @@ export class Runner {
   #proxy: EgressProxy | undefined;
   #closed = false;
   readonly #live = new Set<ContainedProcess>();
+  readonly #cleanups = new Set<Promise<void>>();
 
   constructor(options: RunnerOptions = {}) {
     this.#caps = options.capabilities ?? hostCapabilities();
@@ -135,14 +136,29 @@ export class Runner {
     this.#closed = true;
     for (const proc of this.#live) proc.kill();
     await Promise.allSettled([...this.#live].map((p) => p.result));
+    await Promise.allSettled([...this.#cleanups]);
     await this.#proxy?.close();
     await this.#cgroups.close();
     rmSync(this.#dir, { recursive: true, force: true });
   }
 
-  #egressProxy(): EgressProxy {
-    this.#proxy ??= new EgressProxy(this.#proxyOptions);
+  async #egressProxy(): Promise<EgressProxy> {
+    // Loaded on first use: runs without network never pay for the HTTP stack.
+    if (!this.#proxy) {
+      const { EgressProxy } = await import('./net/proxy.ts');
+      this.#proxy ??= new EgressProxy(this.#proxyOptions);
+    }
     return this.#proxy;
+  }
+
+  /** Cleans up after a run without holding up its result; close() waits for it. */
+  #afterwards(work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#cleanups.add(tracked);
+    void tracked.then(() => this.#cleanups.delete(tracked));
   }
 
   #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement): ContainedProcess {
@@ -168,7 +184,7 @@ export class Runner {
       const servers: Server[] = [];
       let seccompFd: number | undefined;
       try {
-        if (network) channel = await this.#egressProxy().openChannel(plan.egress!, { onConnection: options.onConnection });
+        if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: options.onConnection });
         if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
         if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
 
@@ -302,9 +318,9 @@ export class Runner {
       } finally {
         if (seccompFd !== undefined) closeSync(seccompFd);
         for (const s of servers) s.close();
-        await channel?.close();
+        if (channel) this.#afterwards(channel.close());
         if (cgroups) this.#cgroups.release(cgroups);
-        if (runDir) await rm(runDir, { recursive: true, force: true });
+        if (runDir) this.#afterwards(rm(runDir, { recursive: true, force: true }));
       }
     })();
     return { result, ready, output, kill: () => kill('abort') };

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { CgroupController, CgroupPlace } from './host.ts';
@@ -137,6 +137,7 @@ export class CgroupPool {
   constructor(places: Partial<Record<CgroupController, CgroupPlace>>, prefix: string) {
     this.#places = places;
     this.#prefix = prefix;
+    sweepAbandoned(places);
   }
 
   /** A group set configured with `limits`, reused when one is idle. */
@@ -199,6 +200,42 @@ export class CgroupPool {
       groups[controller] = { dir, version: place.version };
     }
     return new RunCgroups(groups);
+  }
+}
+
+/**
+ * Removes the pools of runners that died without closing (named
+ * `runner-PID-N`, PID no longer alive): their groups are empty, since every
+ * sandbox dies with its runner.
+ */
+function sweepAbandoned(places: Partial<Record<CgroupController, CgroupPlace>>): void {
+  for (const root of new Set(Object.values(places).map((p) => join(p.parent, 'corral')))) {
+    let pools: string[];
+    try {
+      pools = readdirSync(root).filter((name) => /^runner-\d+-\d+$/.test(name));
+    } catch {
+      continue;
+    }
+    for (const pool of pools) {
+      const pid = Number(pool.split('-')[1]);
+      if (processAlive(pid)) continue;
+      const dir = join(root, pool);
+      try {
+        for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) rmdirSync(join(dir, entry.name));
+        rmdirSync(dir);
+      } catch {
+        // Still busy or not ours to remove: left for a later sweep.
+      }
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
