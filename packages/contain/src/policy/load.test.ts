@@ -96,6 +96,17 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       invalid('- shell\n- node\n');
     });
 
+    it('refuses an alias to an anchor that does not exist (found by the property test below)', () => {
+      invalid('*missing');
+      invalid('runtime: *missing\n');
+    });
+
+    it('refuses aliases that fan out into a huge document', () => {
+      const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+      for (let i = 1; i < 9; i++) laughs.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+      invalid(laughs.join('\n'));
+    });
+
     it('refuses duplicate keys instead of letting the last one win', () => {
       invalid('runtime: [shell]\nruntime: [node]\n');
     });
@@ -125,7 +136,7 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
           }
           return true;
         }),
-        { numRuns: 400 },
+        { numRuns: 3000 },
       );
     });
   });

@@ -48,7 +48,13 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
     }));
     throw invalid(file, issues);
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  let value: unknown;
+  try {
+    // An alias to a missing anchor, or aliases fanning out past the limit (a "billion laughs"), throw here.
+    value = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (cause) {
+    throw invalid(file, [{ file, line: 1, field: '', message: `not valid YAML: ${(cause as Error).message.split('\n')[0]}` }]);
+  }
   if (!isMap(doc.contents) && doc.contents !== null) {
     throw invalid(file, [{ file, line: 1, field: '', message: 'a policy is a mapping of fields (runtime, filesystem, network, process, ui, environment, workingDirectory)' }]);
   }
