@@ -2,7 +2,7 @@
 // cache folder the tests own (node_modules/.cache/corral-openclaw), reused
 // when present, and run on this Node 24 in temporary homes.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,17 +18,20 @@ const nodeBin = process.execPath;
  * first time). Returns the reason it is not available, or undefined.
  */
 export function ensureOpenclaw(): string | undefined {
-  const pkg = join(OPENCLAW_CACHE, 'node_modules', 'openclaw', 'package.json');
-  if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version === OPENCLAW_VERSION) return undefined;
+  // Test files run in parallel: one installs under a lock while the others wait, and the
+  // marker is written only once the install is whole (npm writes package.json early).
+  const marker = join(OPENCLAW_CACHE, `installed-${OPENCLAW_VERSION}`);
+  if (existsSync(marker) && existsSync(entry)) return undefined;
   mkdirSync(OPENCLAW_CACHE, { recursive: true });
   if (!existsSync(join(OPENCLAW_CACHE, 'package.json'))) writeFileSync(join(OPENCLAW_CACHE, 'package.json'), '{"name":"corral-openclaw-cache","private":true}\n');
   const npm = join(dirname(nodeBin), 'npm');
-  const result = spawnSync(existsSync(npm) ? npm : 'npm', ['install', '--prefix', OPENCLAW_CACHE, `openclaw@${OPENCLAW_VERSION}`, '--no-audit', '--no-fund'], {
+  const install = `test -f '${marker}' || { '${existsSync(npm) ? npm : 'npm'}' install --prefix '${OPENCLAW_CACHE}' openclaw@${OPENCLAW_VERSION} --no-audit --no-fund && touch '${marker}'; }`;
+  const result = spawnSync('flock', [join(OPENCLAW_CACHE, '.install.lock'), 'sh', '-c', install], {
     env: { ...process.env, PATH: `${dirname(nodeBin)}:${process.env.PATH ?? ''}` },
     stdio: 'ignore',
     timeout: 600_000,
   });
-  if (result.status !== 0 || !existsSync(entry)) return `could not install openclaw@${OPENCLAW_VERSION} into ${OPENCLAW_CACHE}`;
+  if (result.status !== 0 || !existsSync(marker) || !existsSync(entry)) return `could not install openclaw@${OPENCLAW_VERSION} into ${OPENCLAW_CACHE}`;
   return undefined;
 }
 
