@@ -125,7 +125,7 @@ export function parsePublicKey(text: string): Buffer {
   if (text.includes('-----BEGIN')) {
     try {
       const key = createPublicKey(text);
-      if (key.asymmetricKeyType !== 'ed25519') throw new Error('not ed25519');
+      if (key.asymmetricKeyType !== 'ed25519') throw new IdentityError('IDENTITY_DEVICE_PUBLIC_KEY_INVALID', 'the device public key is not an Ed25519 key');
       return rawPublicKey(key);
     } catch (error) {
       throw new IdentityError('IDENTITY_DEVICE_PUBLIC_KEY_INVALID', 'the device public key is not an Ed25519 key', { cause: error });

@@ -86,7 +86,7 @@ export class OidcClient {
     let doc: Record<string, unknown>;
     try {
       const res = await doFetch(url, { headers: { accept: 'application/json' }, redirect: 'error' });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `the issuer answered HTTP ${res.status}`);
       doc = (await res.json()) as Record<string, unknown>;
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `cannot read ${url}`, { cause: error });
@@ -150,7 +150,7 @@ export class OidcClient {
     try {
       const res = await (this.settings.fetch ?? fetch)(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
       tokens = (await res.json()) as Record<string, unknown>;
-      if (!res.ok) throw new Error(`HTTP ${res.status} ${typeof tokens.error === 'string' ? tokens.error : ''}`);
+      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof tokens.error === 'string' ? tokens.error : ''}`.trim());
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer refused the code exchange', { cause: error });
     }

@@ -62,7 +62,7 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   if (size === 0) return {};
   try {
     const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not an object');
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body is not a JSON object');
     return value as Record<string, unknown>;
   } catch (error) {
     throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body is not a JSON object', { cause: error });

@@ -317,7 +317,7 @@ export class GatewayServer {
   /** An operator connection that carries a Corral agent token acts as that agent; a token that does not verify refuses the connection. */
   async #verifyAgent(connection: Connection, frame: RequestFrame, peer: Peer, token: string): Promise<void> {
     try {
-      if (peer.role !== 'operator') throw new Error('agent tokens are for operator connections');
+      if (peer.role !== 'operator') throw new GatewayError('GATEWAY_AGENT_TOKEN_INVALID', 'agent tokens are for operator connections');
       const claims = await this.#identity.verifyToken(token);
       peer.agent = { id: claims.sub, name: claims.agent };
     } catch {
