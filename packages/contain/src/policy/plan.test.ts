@@ -9,7 +9,7 @@ import { planSandbox, type SandboxPlan } from './plan.ts';
 
 function workspace(): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-plan-')));
-  for (const d of ['work', 'inbox/private', 'inbox/public']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['outbox', 'inbox/private', 'inbox/public']) mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(join(dir, 'inbox/secret.txt'), 'x');
   return dir;
 }
@@ -33,12 +33,12 @@ describe('planning a sandbox', () => {
   describe('when paths are relative', () => {
     it("resolves them against the policy file's folder", () => {
       const dir = workspace();
-      const p = plan(dir, { filesystem: { readwrite: ['./work'], readonly: ['inbox'] } });
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['inbox'] } });
       assert.deepEqual(
         p.mounts.map((m) => [m.kind, m.path]),
         [
           ['ro', join(dir, 'inbox')],
-          ['rw', join(dir, 'work')],
+          ['rw', join(dir, 'outbox')],
         ],
       );
     });
@@ -47,7 +47,7 @@ describe('planning a sandbox', () => {
   describe('when a path climbs with ..', () => {
     it('grants the folder it lands in, not the one it names', () => {
       const dir = workspace();
-      const p = plan(dir, { filesystem: { readonly: ['./work/../inbox'] } });
+      const p = plan(dir, { filesystem: { readonly: ['./outbox/../inbox'] } });
       assert.deepEqual(p.mounts, [{ kind: 'ro', path: join(dir, 'inbox') }]);
     });
   });
@@ -91,21 +91,21 @@ describe('planning a sandbox', () => {
   describe('when a deny lies outside every grant', () => {
     it('needs no mask: the path is not there at all', () => {
       const dir = workspace();
-      const p = plan(dir, { filesystem: { readonly: ['./work'], denied: ['./inbox'] } });
-      assert.deepEqual(p.mounts, [{ kind: 'ro', path: join(dir, 'work') }]);
+      const p = plan(dir, { filesystem: { readonly: ['./outbox'], denied: ['./inbox'] } });
+      assert.deepEqual(p.mounts, [{ kind: 'ro', path: join(dir, 'outbox') }]);
     });
   });
 
   describe('when grants nest', () => {
     it('mounts the outer tree first and lets read-only win over read-write for the same path', () => {
       const dir = workspace();
-      const p = plan(dir, { filesystem: { readwrite: ['./inbox/public', '.', './work'], readonly: ['./inbox', './work'] } });
+      const p = plan(dir, { filesystem: { readwrite: ['./inbox/public', '.', './outbox'], readonly: ['./inbox', './outbox'] } });
       assert.deepEqual(
         p.mounts.map((m) => [m.kind, m.path]),
         [
           ['rw', dir],
           ['ro', join(dir, 'inbox')],
-          ['ro', join(dir, 'work')],
+          ['ro', join(dir, 'outbox')],
           ['rw', join(dir, 'inbox/public')],
         ],
       );
@@ -115,7 +115,7 @@ describe('planning a sandbox', () => {
   describe('when a granted path does not exist', () => {
     it('refuses, naming the field and the path', () => {
       const dir = workspace();
-      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./work', './missing'] } }));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox', './missing'] } }));
       assert.equal(error.issues[0]?.field, 'filesystem.readwrite[1]');
       assert.match(error.issues[0]!.message, /missing/);
     });
@@ -140,13 +140,13 @@ describe('planning a sandbox', () => {
   describe('the working directory', () => {
     it('defaults to the first read-write folder', () => {
       const dir = workspace();
-      assert.equal(plan(dir, { filesystem: { readwrite: ['./work'] } }).cwd, join(dir, 'work'));
+      assert.equal(plan(dir, { filesystem: { readwrite: ['./outbox'] } }).cwd, join(dir, 'outbox'));
       assert.equal(plan(dir, {}).cwd, '/tmp');
     });
 
     it('must lie inside a grant and outside every deny', () => {
       const dir = workspace();
-      unresolvable(() => plan(dir, { filesystem: { readonly: ['./work'] }, workingDirectory: './inbox' }));
+      unresolvable(() => plan(dir, { filesystem: { readonly: ['./outbox'] }, workingDirectory: './inbox' }));
       unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] }, workingDirectory: './inbox/private' }));
       assert.equal(plan(dir, { filesystem: { readonly: ['./inbox'] }, workingDirectory: './inbox/public' }).cwd, join(dir, 'inbox/public'));
     });

@@ -8,7 +8,7 @@ import type { ContainerPolicyInput } from '../../src/policy/schema.ts';
 
 /** What a case needs from the world around the sandbox. */
 export interface EscapeWorld {
-  /** A temp folder holding work/ (granted read-write), inbox/ (read-only, with inbox/private denied) and victim/ (never granted). */
+  /** A temp folder holding outbox/ (granted read-write), inbox/ (read-only, with inbox/private denied) and victim/ (never granted). */
   dir: string;
   /** The syscall probe binary (packages/contain/test/probes), granted read-only where a case uses it. */
   probe: string;
@@ -46,7 +46,7 @@ const shell: ContainerPolicyInput = { runtime: ['shell'] };
 const sh = (script: string) => () => ['/bin/sh', '-c', script];
 const withWork = (w: EscapeWorld): ContainerPolicyInput => ({
   runtime: ['shell'],
-  filesystem: { readwrite: [`${w.dir}/work`], readonly: [`${w.dir}/inbox`], denied: [`${w.dir}/inbox/private`] },
+  filesystem: { readwrite: [`${w.dir}/outbox`], readonly: [`${w.dir}/inbox`], denied: [`${w.dir}/inbox/private`] },
   process: { timeoutMs: 20_000 },
 });
 const withProbe = (w: EscapeWorld): ContainerPolicyInput => ({ runtime: ['shell'], filesystem: { readonly: [w.probe] } });
@@ -71,15 +71,15 @@ export const ESCAPE_CASES: EscapeCase[] = [
   { id: 'write-readonly', category: 'filesystem', title: 'modify a file in a read-only grant', policy: withWork, argv: (w) => ['/bin/sh', '-c', `echo forged >> "${w.dir}/inbox/invoice.txt" && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/inbox/invoice.txt`)).includes('forged') },
   { id: 'create-in-readonly', category: 'filesystem', title: 'create a file in a read-only grant', policy: withWork, argv: (w) => ['/bin/sh', '-c', `echo x > "${w.dir}/inbox/new.txt" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/inbox/new.txt`) },
   { id: 'write-outside-grants', category: 'filesystem', title: 'write next to the granted folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `mkdir -p "${w.dir}/victim" 2>/dev/null; echo x > "${w.dir}/victim/planted.txt"; exit 0`], hostEffect: (w) => exists(`${w.dir}/victim/planted.txt`) },
-  { id: 'write-dotdot', category: 'filesystem', title: 'write outside the grant through ..', policy: withWork, argv: (w) => ['/bin/sh', '-c', `echo x > "${w.dir}/work/../planted.txt"; exit 0`], hostEffect: (w) => exists(`${w.dir}/planted.txt`) },
+  { id: 'write-dotdot', category: 'filesystem', title: 'write outside the grant through ..', policy: withWork, argv: (w) => ['/bin/sh', '-c', `echo x > "${w.dir}/outbox/../planted.txt"; exit 0`], hostEffect: (w) => exists(`${w.dir}/planted.txt`) },
   { id: 'write-host-tmp', category: 'filesystem', title: "write into the host's /tmp", policy: () => shell, argv: sh('echo x > /tmp/corral-escape-marker && test -f /tmp/corral-escape-marker && echo tmp-is-private'), hostEffect: () => exists('/tmp/corral-escape-marker') },
-  { id: 'symlink-to-secret', category: 'filesystem', title: 'plant a symlink to a host secret and read through it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf /etc/shadow "${w.dir}/work/s" && cat "${w.dir}/work/s" && echo ESCAPED; ln -sf "${w.dir}/victim/secret.txt" "${w.dir}/work/v" && cat "${w.dir}/work/v" && echo ESCAPED`] },
-  { id: 'symlink-planted-by-host', category: 'filesystem', title: 'follow a symlink inside the grant that points outside it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `cat "${w.dir}/work/link-to-victim" && echo ESCAPED`] },
-  { id: 'symlink-swap-write', category: 'filesystem', title: 'write through a symlink that points outside the grant', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf "${w.dir}/victim/out.txt" "${w.dir}/work/w" && echo x > "${w.dir}/work/w" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/victim/out.txt`) },
-  { id: 'hardlink-readonly-into-rw', category: 'filesystem', title: 'hard-link a read-only file into the writable folder and modify it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln "${w.dir}/inbox/invoice.txt" "${w.dir}/work/h" && echo forged >> "${w.dir}/work/h" && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/inbox/invoice.txt`)).includes('forged') },
-  { id: 'hardlink-secret', category: 'filesystem', title: 'hard-link /etc/shadow into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln /etc/shadow "${w.dir}/work/shadow" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/work/shadow`) },
+  { id: 'symlink-to-secret', category: 'filesystem', title: 'plant a symlink to a host secret and read through it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf /etc/shadow "${w.dir}/outbox/s" && cat "${w.dir}/outbox/s" && echo ESCAPED; ln -sf "${w.dir}/victim/secret.txt" "${w.dir}/outbox/v" && cat "${w.dir}/outbox/v" && echo ESCAPED`] },
+  { id: 'symlink-planted-by-host', category: 'filesystem', title: 'follow a symlink inside the grant that points outside it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `cat "${w.dir}/outbox/link-to-victim" && echo ESCAPED`] },
+  { id: 'symlink-swap-write', category: 'filesystem', title: 'write through a symlink that points outside the grant', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf "${w.dir}/victim/out.txt" "${w.dir}/outbox/w" && echo x > "${w.dir}/outbox/w" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/victim/out.txt`) },
+  { id: 'hardlink-readonly-into-rw', category: 'filesystem', title: 'hard-link a read-only file into the writable folder and modify it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln "${w.dir}/inbox/invoice.txt" "${w.dir}/outbox/h" && echo forged >> "${w.dir}/outbox/h" && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/inbox/invoice.txt`)).includes('forged') },
+  { id: 'hardlink-secret', category: 'filesystem', title: 'hard-link /etc/shadow into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln /etc/shadow "${w.dir}/outbox/shadow" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/outbox/shadow`) },
   { id: 'proc-self-root', category: 'filesystem', title: 'read the host root through /proc/self/root', policy: () => shell, argv: sh('cat /proc/self/root/etc/shadow && echo ESCAPED; ls /proc/1/root/root 2>/dev/null | grep -q . && echo ESCAPED') },
-  { id: 'bind-mount', category: 'filesystem', title: 'bind-mount the root into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `mkdir -p "${w.dir}/work/m" && mount --bind / "${w.dir}/work/m" && echo ESCAPED`] },
+  { id: 'bind-mount', category: 'filesystem', title: 'bind-mount the root into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `mkdir -p "${w.dir}/outbox/m" && mount --bind / "${w.dir}/outbox/m" && echo ESCAPED`] },
   { id: 'sysfs-and-devices', category: 'filesystem', title: 'reach /sys, block devices or kernel memory', policy: () => shell, argv: sh('ls /sys/class/net 2>/dev/null | grep -q . && echo ESCAPED; ls /dev | grep -Eq "^(sd|vd|nvme|xvd|mem|kmem|port)" && echo ESCAPED; head -c1 /dev/mem >/dev/null 2>&1 && echo ESCAPED') },
   { id: 'cgroupfs-write', category: 'filesystem', title: 'raise its own limits through the cgroup filesystem', policy: () => shell, argv: sh('ls /sys/fs/cgroup 2>/dev/null | grep -q . && echo ESCAPED') },
 

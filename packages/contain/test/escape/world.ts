@@ -20,11 +20,11 @@ export interface LiveWorld extends EscapeWorld {
 
 export async function buildWorld(): Promise<LiveWorld> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-escape-')));
-  for (const d of ['work', 'inbox/private', 'victim']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['outbox', 'inbox/private', 'victim']) mkdirSync(join(dir, d), { recursive: true });
   writeFileSync(join(dir, 'inbox/invoice.txt'), 'vendor: Northwind\namount: 120\n');
   writeFileSync(join(dir, 'inbox/private/secret.txt'), 'the denied secret\n');
   writeFileSync(join(dir, 'victim/secret.txt'), 'the ungranted secret\n');
-  symlinkSync(join(dir, 'victim/secret.txt'), join(dir, 'work/link-to-victim'));
+  symlinkSync(join(dir, 'victim/secret.txt'), join(dir, 'outbox/link-to-victim'));
   rmSync('/tmp/corral-escape-marker', { force: true });
 
   let accepted = 0;
