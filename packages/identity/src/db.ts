@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS humans (
   last_login_at INTEGER NOT NULL,
   PRIMARY KEY (issuer, subject)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS local_users (
+  username TEXT PRIMARY KEY,
+  password_hash TEXT NOT NULL,
+  roles TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
 `;
 
 /**

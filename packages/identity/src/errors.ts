@@ -61,6 +61,9 @@ export type IdentityErrorCode =
   | 'IDENTITY_OIDC_ID_TOKEN_INVALID'
   /** The person signed in but no group or role claim maps to a Corral role. */
   | 'IDENTITY_OIDC_NO_ROLE'
+  // ---- local users (console sign-in without single sign-on)
+  | 'IDENTITY_USER_EXISTS'
+  | 'IDENTITY_USER_NOT_FOUND'
   // ---- configuration and storage
   /** A required option is missing (issuer, audience, client id …); named in the message. */
   | 'IDENTITY_CONFIG_MISSING'

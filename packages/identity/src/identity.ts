@@ -5,6 +5,7 @@ import { getMeta, openIdentityDb, setMetaIfAbsent } from './db.ts';
 import { IdentityError } from './errors.ts';
 import { HumanRegistry } from './humans.ts';
 import { KeyRing, type PublicJwk } from './keys.ts';
+import { LocalUsers } from './local-users.ts';
 import { NodeRegistry } from './nodes.ts';
 import { issueAgentToken, verifyAgentToken, type AgentTokenClaims, type TokenRefusal, type TokenSettings } from './tokens.ts';
 
@@ -23,13 +24,15 @@ export interface IdentityOptions {
 
 /**
  * Corral's identity store for one state directory: agents and their tokens,
- * the signing keys and their JWKS, nodes, and humans who signed in.
+ * the signing keys and their JWKS, nodes, humans who signed in, and local
+ * users who sign in with a password.
  */
 export class Identity {
   readonly agents: AgentRegistry;
   readonly keys: KeyRing;
   readonly nodes: NodeRegistry;
   readonly humans: HumanRegistry;
+  readonly localUsers: LocalUsers;
   readonly settings: Readonly<TokenSettings>;
   readonly #db: DatabaseSync;
   readonly #now: () => number;
@@ -42,6 +45,7 @@ export class Identity {
     this.keys = new KeyRing(db, now);
     this.nodes = new NodeRegistry(db, now);
     this.humans = new HumanRegistry(db, now);
+    this.localUsers = new LocalUsers(db, now);
   }
 
   /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED, IDENTITY_INPUT_INVALID. */

@@ -23,5 +23,7 @@ export type { NodeConnect, NodeRecord, NodeStatus } from './nodes.ts';
 export { CORRAL_ROLES, OidcClient, mapRoles } from './oidc.ts';
 export type { CorralRole, HumanIdentity, OidcSettings, PendingLogin } from './oidc.ts';
 export { HumanRegistry } from './humans.ts';
+export { LocalUsers } from './local-users.ts';
+export type { LocalUser } from './local-users.ts';
 export type { HumanRecord } from './humans.ts';
 export { parseTtl } from './ttl.ts';

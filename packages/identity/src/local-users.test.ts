@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import { Identity } from './identity.ts';
+
+describe('local users', () => {
+  let dir: string;
+  let identity: Identity;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-users-'));
+    identity = Identity.open(dir);
+  });
+  after(() => {
+    identity.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a user and verifies the right password, giving back the user without any hash', async () => {
+    const user = await identity.localUsers.create('admin', 'correct horse battery', ['admin']);
+    assert.deepEqual({ id: user.id, username: user.username, roles: user.roles }, { id: 'local:admin', username: 'admin', roles: ['admin'] });
+    const verified = await identity.localUsers.verify('admin', 'correct horse battery');
+    assert.equal(verified?.id, 'local:admin');
+    assert.equal(JSON.stringify(verified).includes('scrypt'), false);
+  });
+
+  it('answers null alike for a wrong password, an unknown user and input that is not text', async () => {
+    assert.equal(await identity.localUsers.verify('admin', 'correct horse battery!'), null);
+    assert.equal(await identity.localUsers.verify('nobody', 'correct horse battery'), null);
+    assert.equal(await identity.localUsers.verify({ username: 'admin' }, ['x']), null);
+    assert.equal(await identity.localUsers.verify('ADMIN', 'correct horse battery'), null);
+  });
+
+  it('stores a salted scrypt hash: two users with one password get different hashes', async () => {
+    await identity.localUsers.create('alice', 'same password here', ['approver']);
+    await identity.localUsers.create('bob', 'same password here', ['auditor']);
+    const db = new DatabaseSync(join(dir, 'identity.db'), { readOnly: true });
+    const rows = db.prepare("SELECT password_hash FROM local_users WHERE username IN ('alice', 'bob')").all() as { password_hash: string }[];
+    db.close();
+    assert.equal(rows.length, 2);
+    assert.match(rows[0]!.password_hash, /^scrypt\$32768\$8\$1\$/);
+    assert.notEqual(rows[0]!.password_hash, rows[1]!.password_hash);
+    assert.equal(rows.some((r) => r.password_hash.includes('same password')), false);
+  });
+
+  it('refuses a malformed username, a short password, an unknown role and a second user of one name', async () => {
+    await assert.rejects(identity.localUsers.create('Bad Name', 'long enough pw', ['admin']), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(identity.localUsers.create('../etc', 'long enough pw', ['admin']), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(identity.localUsers.create('carol', 'short', ['admin']), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(identity.localUsers.create('carol', 'long enough pw', ['root' as 'admin']), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(identity.localUsers.create('carol', 'long enough pw', []), { code: 'IDENTITY_INPUT_INVALID' });
+    await assert.rejects(identity.localUsers.create('admin', 'long enough pw', ['admin']), { code: 'IDENTITY_USER_EXISTS' });
+  });
+
+  it('lists users by name, and a new password replaces the old one', async () => {
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), ['admin', 'alice', 'bob']);
+    await identity.localUsers.setPassword('alice', 'a brand new password');
+    assert.equal(await identity.localUsers.verify('alice', 'same password here'), null);
+    assert.equal((await identity.localUsers.verify('alice', 'a brand new password'))?.username, 'alice');
+    await assert.rejects(identity.localUsers.setPassword('nobody', 'a brand new password'), { code: 'IDENTITY_USER_NOT_FOUND' });
+  });
+});
