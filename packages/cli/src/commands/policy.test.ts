@@ -36,7 +36,7 @@ describe('corral policy', () => {
   it('passes the example cases, and fails (exit 1) a case that expects otherwise', async () => {
     const ok = await run('policy', 'test', EXAMPLE, join(EXAMPLE, 'cases.yaml'));
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stdout, /16 passed, 0 failed/);
+    assert.match(ok.stdout, /19 passed, 0 failed/);
     const cases = join(tmp, 'wrong.yaml');
     writeFileSync(cases, `entities: ${join(EXAMPLE, 'entities.json')}\ncases:\n  - name: ssh is fine\n    principal: { type: Agent, id: invoice-bot }\n    action: file.read\n    resource: { type: File, id: /home/agent/.ssh/id_ed25519 }\n    expect: allow\n`);
     const bad = await run('policy', 'test', EXAMPLE, cases);
