@@ -6,16 +6,18 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { ContainError, planSandbox, Runner, validatePolicy, type SandboxPlan } from '@corral/contain';
+import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { NodeError } from './errors.ts';
 import { LocalPolicy, localAllows } from './local-policy.ts';
 
 export const DEVICE_FILE = 'node-device.json';
 /** Output kept per stream (upstream's OUTPUT_CAP). */
 export const OUTPUT_CAP = 200_000;
-export const NODE_COMMANDS = ['system.run', 'system.which', 'system.execApprovals.get', 'system.execApprovals.set'];
+/** What the node serves; upstream's exec tool needs `system.run.prepare` before any `system.run` on a node. */
+export const NODE_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'system.execApprovals.get', 'system.execApprovals.set'];
 
 /** The sandbox a command gets when its agent's profile names none: shell runtime, no network, nothing writable but its own /tmp. */
 export const DEFAULT_CONTAINER_POLICY = { version: 1, runtime: ['shell'], network: { egress: 'none' }, process: { timeoutMs: 60_000 } };
@@ -27,7 +29,11 @@ export interface NodeHostOptions {
   name?: string;
   /** Holds the device key and the local policy. */
   stateDir: string;
-  /** Container policies by agent id (`*` for any), as parsed documents; relative paths are taken from `baseDir`. */
+  /**
+   * Container policies by Corral agent name (`*` for any other), as parsed
+   * documents; relative paths are taken from `baseDir`. A policy's
+   * `environment.pass` also names the variables a request may set.
+   */
   containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
   /** Injected runner (tests); default: a new Runner. */
   runner?: Runner;
@@ -37,9 +43,9 @@ export interface NodeHostOptions {
    * The Corral control plane this node asks before running a `system.run`
    * that arrives from another gateway (upstream OpenClaw). Unreachable, or
    * not yet paired there: the command is denied. `agents` maps upstream agent
-   * ids to Corral agent names.
+   * ids to Corral agent names; a command from an agent it does not name is denied.
    */
-  controlPlane?: { url: string; token: string; agents?: Record<string, string> };
+  controlPlane?: { url: string; token: string; agents?: AgentMap };
   /** Told of every request the gateway sends, before it is handled. */
   onRequest?: (request: { id: string; command: string }) => void;
   /** Longest wait between reconnects (default 30 s, as upstream). */
@@ -78,7 +84,7 @@ export class NodeHost {
   readonly #options: NodeHostOptions;
   readonly #runner: Runner;
   readonly #ownsRunner: boolean;
-  readonly #plans = new Map<string, SandboxPlan>();
+  readonly #policies = new Map<string, LoadedPolicy>();
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   #stopped = false;
@@ -95,9 +101,11 @@ export class NodeHost {
     this.#runner = options.runner ?? new Runner();
     const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
     for (const [agent, { policy, baseDir }] of Object.entries(policies)) {
-      this.#plans.set(agent, planSandbox({ policy: validatePolicy(policy), source: `<${agent}>`, baseDir }));
+      const loaded = { policy: validatePolicy(policy), source: `<${agent}>`, baseDir };
+      planSandbox(loaded); // paths that cannot be used fail at start, not at the first command
+      this.#policies.set(agent, loaded);
     }
-    if (!this.#plans.has('*')) this.#plans.set('*', planSandbox({ policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir }));
+    if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
   }
 
   /** Connects and keeps reconnecting (with backoff) until `close()`. Resolves once the first connection is up. */
@@ -209,6 +217,8 @@ export class NodeHost {
       case 'system.execApprovals.set':
         this.policy.replace(params.file, params.baseHash);
         return this.policy.snapshot();
+      case 'system.run.prepare':
+        return this.#prepare(params);
       case 'system.run':
         return this.#systemRun(params, request.timeoutMs ?? undefined);
       default:
@@ -216,21 +226,50 @@ export class NodeHost {
     }
   }
 
+  /**
+   * `system.run.prepare`: the plan upstream's exec tool binds before it sends
+   * `system.run` — the argv, cwd, command text and requester exactly as they
+   * will be decided, and this node's policy as upstream's `execPolicy`. Runs
+   * nothing and decides nothing: the decision is made when `system.run` comes.
+   */
+  #prepare(params: Record<string, unknown>): unknown {
+    const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null });
+    const agentId = requestingAgent(params);
+    const rawCommand = typeof params.rawCommand === 'string' && params.rawCommand.trim() !== '' ? params.rawCommand : run.argv.join(' ');
+    const { security, ask } = this.policy.current.defaults;
+    return {
+      plan: { argv: run.argv, cwd: run.cwd, commandText: rawCommand, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null },
+      execPolicy: { security, ask: ask ?? 'off' },
+      // Corral grants come from its own policy and approvals, never from upstream's allow-always.
+      allowAlwaysCoverage: { complete: false, patterns: [] },
+    };
+  }
+
   async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined): Promise<unknown> {
-    const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, ...(params.env ? { env: params.env as Record<string, string> } : {}) });
+    const upstreamAgent = requestingAgent(params);
+    // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
+    const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
+    const loaded = (agent !== undefined ? this.#policies.get(agent) : undefined) ?? this.#policies.get('*')!;
+    const { env, dropped } = allowedEnv(params.env, loaded.policy.environment.pass);
+    const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, env });
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
-    const agentId = typeof params.agentId === 'string' ? params.agentId : undefined;
-    const local = localAllows(this.policy.current, run.commands, agentId);
+    const local = localAllows(this.policy.current, run.commands, agent);
     if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
     let authorization: { digest: string; approvalId?: string } | undefined;
-    if (this.#governed()) authorization = await this.#authorize(run, agentId, timeoutMs);
-    const plan = (agentId && this.#plans.get(agentId)) || this.#plans.get('*')!;
+    if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
+    let plan: SandboxPlan;
+    try {
+      plan = planSandbox(loaded, { ...passFromHost(loaded.policy.environment.pass), ...run.env });
+    } catch (error) {
+      throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
+    }
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     let result;
     try {
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal });
     } catch (error) {
+      if (authorization) await this.#report(authorization, null, '', error instanceof ContainError ? error.code : 'error');
       if (error instanceof ContainError) throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error });
       throw error;
     } finally {
@@ -249,7 +288,7 @@ export class NodeHost {
       truncated: stdout.truncated || stderr.truncated,
       error: result.notFound ? 'command not found' : null,
       runId: typeof params.runId === 'string' ? params.runId : randomUUID(),
-      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs },
+      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
   }
 
@@ -272,8 +311,7 @@ export class NodeHost {
   }
 
   /** Asks the control plane; anything but an allow (unreachable, not paired, denied, no approval) denies. */
-  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, agentId: string | undefined, timeoutMs: number | undefined): Promise<{ digest: string; approvalId?: string }> {
-    const mapped = agentId ? (this.#options.controlPlane!.agents?.[agentId] ?? agentId) : undefined;
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<{ digest: string; approvalId?: string }> {
     try {
       const client = await this.#controlPlane();
       const answer = (await client.request('corral.run.authorize', { command: 'system.run', params: { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env }, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: string };
@@ -286,10 +324,10 @@ export class NodeHost {
     }
   }
 
-  async #report(authorization: { digest: string; approvalId?: string }, exitCode: number | null, output: string): Promise<void> {
+  async #report(authorization: { digest: string; approvalId?: string }, exitCode: number | null, output: string, error?: string): Promise<void> {
     try {
       const client = await this.#controlPlane();
-      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}) }, { timeoutMs: 10_000 });
+      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
     } catch {
       // The decision record is already in the control plane's log; a lost report is visible there as a decision without a result.
     }
@@ -302,6 +340,25 @@ export class NodeHost {
       // The gateway went away; it reports the command as failed to its caller.
     }
   }
+}
+
+/** The request's environment, kept to the names the agent's container policy lets through (`environment.pass`). */
+function allowedEnv(raw: unknown, pass: readonly string[]): { env: Record<string, string>; dropped: string[] } {
+  const env: Record<string, string> = {};
+  const dropped: string[] = [];
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { env, dropped };
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (pass.includes(name) && typeof value === 'string') env[name] = value;
+    else dropped.push(name.slice(0, 64));
+  }
+  return { env, dropped };
+}
+
+/** The node's own values of the variables a policy passes (a request's values win). */
+function passFromHost(pass: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of pass) if (process.env[name] !== undefined) out[name] = process.env[name]!;
+  return out;
 }
 
 function cap(text: string): { text: string; truncated: boolean } {

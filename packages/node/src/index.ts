@@ -1,4 +1,6 @@
 // @corral/node: the per-machine node host.
+export { corralAgentFor, parseAgentMap, requestingAgent } from './agent-map.ts';
+export type { AgentMap } from './agent-map.ts';
 export { NodeError } from './errors.ts';
 export type { NodeErrorCode } from './errors.ts';
 export { DEFAULT_CONTAINER_POLICY, DEVICE_FILE, NODE_COMMANDS, NodeHost, OUTPUT_CAP, loadOrCreateDevice } from './host.ts';
