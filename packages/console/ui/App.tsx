@@ -1,0 +1,98 @@
+// The console's shell: who is signed in, the navigation their roles allow,
+// and the page for the current path.
+import { useCallback, useEffect, useState } from 'react';
+import { api, onSignedOut } from './api/client.ts';
+import type { User } from './api/types.ts';
+import { canRead, type PageName } from './common/roles.ts';
+import { navigate, usePath } from './hooks/use-route.ts';
+import { Activity } from './pages/activity/Activity.tsx';
+import { AgentsAndNodes } from './pages/agents/AgentsAndNodes.tsx';
+import { Approvals } from './pages/approvals/Approvals.tsx';
+import { AuditExplorer } from './pages/audit/AuditExplorer.tsx';
+import { Policies } from './pages/policies/Policies.tsx';
+import { SignIn } from './pages/signin/SignIn.tsx';
+
+const PAGES: Array<{ name: PageName; path: string; title: string }> = [
+  { name: 'activity', path: '/activity', title: 'Live activity' },
+  { name: 'approvals', path: '/approvals', title: 'Approvals' },
+  { name: 'audit', path: '/audit', title: 'Audit' },
+  { name: 'agents', path: '/agents', title: 'Agents and nodes' },
+  { name: 'policies', path: '/policies', title: 'Policies' },
+];
+
+type SessionState = { kind: 'checking' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User };
+
+export function App() {
+  const [session, setSession] = useState<SessionState>({ kind: 'checking' });
+  const path = usePath();
+
+  useEffect(() => {
+    api.session().then(
+      (s) => setSession({ kind: 'signed-in', user: s.user }),
+      () => setSession({ kind: 'signed-out' }),
+    );
+    return onSignedOut(() => setSession({ kind: 'signed-out' }));
+  }, []);
+
+  const signOut = useCallback(() => {
+    void api.signOut().finally(() => setSession({ kind: 'signed-out' }));
+  }, []);
+
+  if (session.kind === 'checking') return <p className="loading">Loading…</p>;
+  if (session.kind === 'signed-out') return <SignIn onSignedIn={(user) => setSession({ kind: 'signed-in', user })} />;
+
+  const user = session.user;
+  const allowed = PAGES.filter((p) => canRead(user, p.name));
+  const current = allowed.find((p) => path === p.path || path.startsWith(`${p.path}/`)) ?? allowed[0];
+
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="top">
+        <span className="brand">Corral</span>
+        <nav aria-label="Console">
+          {allowed.map((p) => (
+            <a
+              key={p.name}
+              href={p.path}
+              aria-current={current?.name === p.name ? 'page' : undefined}
+              onClick={(event) => {
+                if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+                event.preventDefault();
+                navigate(p.path);
+              }}
+            >
+              {p.title}
+            </a>
+          ))}
+        </nav>
+        <span className="who">
+          {user.name} <span className="muted">({user.roles.join(', ')})</span>
+        </span>
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {current ? <Page name={current.name} path={path} user={user} /> : <p>Your account has no role that can use the console.</p>}
+      </main>
+    </>
+  );
+}
+
+function Page({ name, path, user }: { name: PageName; path: string; user: User }) {
+  switch (name) {
+    case 'activity':
+      return <Activity />;
+    case 'approvals':
+      return <Approvals />;
+    case 'audit':
+      return <AuditExplorer path={path} />;
+    case 'agents':
+      return <AgentsAndNodes user={user} />;
+    case 'policies':
+      return <Policies user={user} />;
+  }
+}

@@ -1,0 +1,192 @@
+// The shapes of docs/http-api.md, as the console reads them. The gateway is
+// trusted to send these; the console still renders every field as text.
+
+export type Role = 'admin' | 'approver' | 'auditor';
+
+export interface User {
+  id: string;
+  name: string;
+  roles: Role[];
+}
+
+export interface Session {
+  user: User;
+  csrf: string;
+}
+
+export interface Providers {
+  local: boolean;
+  oidc: { name: string } | null;
+}
+
+export type Effect = 'allow' | 'deny' | 'ask';
+
+export interface Actor {
+  kind: string;
+  id: string;
+  name?: string;
+  onBehalfOf?: string;
+}
+
+/** One audit record summarised for people. */
+export interface ActivityEvent {
+  seq: number;
+  time: string;
+  actor: Actor;
+  action: string;
+  resource: { kind: string; id: string };
+  effect: Effect | null;
+  policies: string[];
+  approval: string | null;
+  node: string | null;
+  outcome: { status: string; exitCode?: number } | null;
+  summary: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextBefore: number | null;
+}
+
+export type ApprovalStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'used';
+
+/** What the approver must see; every field optional because older gateways send fewer. */
+export interface ApprovalAction {
+  principal?: string;
+  node?: string;
+  nodeId?: string;
+  command?: string;
+  argv?: string[];
+  cwd?: string;
+  env?: string[] | Record<string, unknown>;
+  commands?: unknown[];
+  cedarAction?: string;
+  context?: { amount?: number; currency?: string; payee?: string; [key: string]: unknown };
+  policies?: string[];
+  reason?: string;
+  [key: string]: unknown;
+}
+
+export interface Approval {
+  id: string;
+  digest: string;
+  status: ApprovalStatus;
+  decision: 'allow-once' | 'allow-always' | 'deny' | null;
+  quorum: number;
+  approvers: string[];
+  createdAtMs: number;
+  expiresAtMs: number;
+  resolvedAtMs: number | null;
+  action: ApprovalAction;
+  reason?: string;
+}
+
+export interface AuditPage {
+  records: ActivityEvent[];
+  nextBefore: number | null;
+  size: number;
+}
+
+export interface InclusionProof {
+  leafIndex: number;
+  treeSize: number;
+  rootHash: string;
+  path: string[];
+  checkpoint: unknown;
+  verified: boolean;
+}
+
+export interface AuditRecordDetail {
+  record: Record<string, unknown>;
+  proof: InclusionProof;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  records: number;
+  checkpoints: number;
+  firstBad: number | null;
+  damage: string | null;
+  message: string;
+  verifiedAtMs: number;
+  durationMs: number;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  process: string;
+  owner: string;
+  status: string;
+  scopes: string[];
+  profile?: string;
+  createdAt: string;
+  running: number;
+}
+
+export interface NodeEntry {
+  nodeId: string;
+  displayName: string;
+  platform: string;
+  connected: boolean;
+  paired: boolean;
+  commands: string[];
+  remoteIp?: string;
+  lastSeenMs: number;
+}
+
+export interface PairingRequest {
+  requestId: string;
+  nodeId: string;
+  displayName: string;
+  platform: string;
+  remoteIp: string;
+  ts: number;
+}
+
+export interface PolicyFile {
+  name: string;
+  text: string;
+}
+
+export interface PolicySet {
+  hash: string;
+  files: PolicyFile[];
+  schema: string;
+}
+
+export interface PolicyIssue {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+export interface Validation {
+  ok: boolean;
+  issues: PolicyIssue[];
+}
+
+export interface TestRun extends Validation {
+  results: Array<{ name: string; expected: string; actual: string; pass: boolean }>;
+}
+
+export interface Replay {
+  replayed: number;
+  changed: Array<{ seq: number; action: string; principal: string; was: string; now: string }>;
+}
+
+export interface Status {
+  version: string;
+  gateway: { url: string };
+  nodes: { connected: number; paired: number; pending: number };
+  agents: { active: number; suspended: number };
+  approvals: { pending: number };
+  audit: { size: number; checkpoint: { treeSize: number; rootHash: string; time: string } | null };
+}
+
+export interface ActivityFilter {
+  agent?: string;
+  node?: string;
+  effect?: Effect | '';
+}

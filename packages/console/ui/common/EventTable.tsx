@@ -1,0 +1,63 @@
+// Audit events as a dense table, shared by live activity and the audit explorer.
+import type { ActivityEvent } from '../api/types.ts';
+import { formatTime } from '../format.ts';
+import { EffectBadge } from './EffectBadge.tsx';
+
+function actorText(event: ActivityEvent): string {
+  const name = event.actor.name ?? event.actor.id;
+  const who = `${event.actor.kind}:${name}`;
+  return event.actor.onBehalfOf ? `${who} for ${event.actor.onBehalfOf}` : who;
+}
+
+function outcomeText(event: ActivityEvent): string {
+  if (!event.outcome) return '';
+  return event.outcome.exitCode === undefined ? event.outcome.status : `${event.outcome.status} (exit ${event.outcome.exitCode})`;
+}
+
+export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[]; caption: string; onOpen?: (seq: number) => void }) {
+  return (
+    <table className="grid">
+      <caption className="visually-hidden">{caption}</caption>
+      <thead>
+        <tr>
+          <th scope="col">Seq</th>
+          <th scope="col">Time</th>
+          <th scope="col">Actor</th>
+          <th scope="col">Action</th>
+          <th scope="col">Resource</th>
+          <th scope="col">Effect</th>
+          <th scope="col">Node</th>
+          <th scope="col">Outcome</th>
+          <th scope="col">Summary</th>
+        </tr>
+      </thead>
+      <tbody>
+        {events.map((event) => (
+          <tr key={event.seq} data-seq={event.seq}>
+            <td className="num">
+              {onOpen ? (
+                <button type="button" className="link" onClick={() => onOpen(event.seq)} aria-label={`Open record ${event.seq}`}>
+                  {event.seq}
+                </button>
+              ) : (
+                event.seq
+              )}
+            </td>
+            <td className="nowrap">{formatTime(event.time)}</td>
+            <td>{actorText(event)}</td>
+            <td className="mono">{event.action}</td>
+            <td className="mono">
+              {event.resource.kind}:{event.resource.id}
+            </td>
+            <td>
+              <EffectBadge effect={event.effect} />
+            </td>
+            <td className="mono">{event.node ?? ''}</td>
+            <td>{outcomeText(event)}</td>
+            <td>{event.summary}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

@@ -1,0 +1,81 @@
+// Every decision as it happens: the latest page of activity, then each new
+// record from the gateway's event stream, filtered by agent, node and effect.
+import { useCallback, useEffect, useState } from 'react';
+import { api } from '../../api/client.ts';
+import type { ActivityEvent, ActivityFilter } from '../../api/types.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { EventTable } from '../../common/EventTable.tsx';
+import { useEventStream } from '../../hooks/use-event-stream.ts';
+import { ActivityFilters } from './ActivityFilters.tsx';
+
+/** Keeps the newest first and each sequence number once. */
+function merge(newer: ActivityEvent[], older: ActivityEvent[]): ActivityEvent[] {
+  const seen = new Set<number>();
+  const out: ActivityEvent[] = [];
+  for (const event of [...newer, ...older]) {
+    if (seen.has(event.seq)) continue;
+    seen.add(event.seq);
+    out.push(event);
+  }
+  return out.sort((a, b) => b.seq - a.seq);
+}
+
+export function Activity() {
+  const [filter, setFilter] = useState<ActivityFilter>({ agent: '', node: '', effect: '' });
+  const [events, setEvents] = useState<ActivityEvent[]>([]);
+  const [nextBefore, setNextBefore] = useState<number | null>(null);
+  const [error, setError] = useState<Error>();
+  const [ready, setReady] = useState(false);
+
+  useEffect(() => {
+    let current = true;
+    setReady(false);
+    api.activity(filter).then(
+      (page) => {
+        if (!current) return;
+        setEvents((live) => merge(live, page.items));
+        setNextBefore(page.nextBefore);
+        setError(undefined);
+        setReady(true);
+      },
+      (failure: Error) => current && setError(failure),
+    );
+    return () => {
+      current = false;
+      setEvents([]);
+    };
+  }, [filter]);
+
+  const onRecord = useCallback((event: ActivityEvent) => setEvents((shown) => merge([event], shown)), []);
+  const stream = useEventStream<ActivityEvent>(api.activityStreamUrl(filter), 'record', onRecord);
+
+  async function older() {
+    if (nextBefore === null) return;
+    try {
+      const page = await api.activity(filter, nextBefore);
+      setEvents((shown) => merge(shown, page.items));
+      setNextBefore(page.nextBefore);
+    } catch (failure) {
+      setError(failure as Error);
+    }
+  }
+
+  return (
+    <section aria-labelledby="activity-title">
+      <div className="page-head">
+        <h1 id="activity-title">Live activity</h1>
+        <span className={`stream stream-${stream}`} role="status" aria-live="polite">
+          {stream === 'open' ? 'live' : stream}
+        </span>
+      </div>
+      <ActivityFilters value={filter} onChange={setFilter} />
+      <ErrorNote error={error} />
+      {ready && events.length === 0 ? <p className="muted">No activity matches.</p> : <EventTable events={events} caption="Activity, newest first" />}
+      {nextBefore !== null && (
+        <button type="button" onClick={older}>
+          Older
+        </button>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,60 @@
+import { api } from '../../api/client.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { useAction } from '../../common/useAction.ts';
+import { formatTime } from '../../format.ts';
+import { useLoad } from '../../hooks/use-load.ts';
+
+export function NodesTable({ admin }: { admin: boolean }) {
+  const nodes = useLoad(() => api.nodes(), []);
+  const action = useAction(nodes.reload);
+
+  return (
+    <>
+      <h2>Nodes</h2>
+      <ErrorNote error={nodes.error ?? action.error} />
+      {nodes.data && nodes.data.length === 0 && <p className="muted">No nodes.</p>}
+      {nodes.data && nodes.data.length > 0 && (
+        <table className="grid">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Node id</th>
+              <th scope="col">Platform</th>
+              <th scope="col">Connected</th>
+              <th scope="col">Paired</th>
+              <th scope="col">Commands</th>
+              <th scope="col">Address</th>
+              <th scope="col">Last seen</th>
+              {admin && <th scope="col">Pairing</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {nodes.data.map((node) => (
+              <tr key={node.nodeId}>
+                <th scope="row">{node.displayName}</th>
+                <td className="mono small" title={node.nodeId}>
+                  {node.nodeId.slice(0, 16)}
+                </td>
+                <td>{node.platform}</td>
+                <td>{node.connected ? 'yes' : 'no'}</td>
+                <td>{node.paired ? 'yes' : 'no'}</td>
+                <td className="mono small">{node.commands.join(' ')}</td>
+                <td className="mono">{node.remoteIp ?? ''}</td>
+                <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
+                {admin && (
+                  <td>
+                    {node.paired && (
+                      <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${node.displayName}`}>
+                        Revoke
+                      </button>
+                    )}
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,52 @@
+import { api } from '../../api/client.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { useAction } from '../../common/useAction.ts';
+import { formatTime } from '../../format.ts';
+import { useLoad } from '../../hooks/use-load.ts';
+
+/** Nodes asking to be paired: a node runs nothing until an admin approves it here. */
+export function PairingRequests({ admin }: { admin: boolean }) {
+  const pending = useLoad(() => api.pendingNodes(), []);
+  const action = useAction(pending.reload);
+  if (pending.data && pending.data.length === 0 && !action.error) return null;
+
+  return (
+    <>
+      <h2>Pairing requests</h2>
+      <ErrorNote error={pending.error ?? action.error} />
+      <table className="grid">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Node id</th>
+            <th scope="col">Platform</th>
+            <th scope="col">Address</th>
+            <th scope="col">Asked</th>
+            {admin && <th scope="col">Decision</th>}
+          </tr>
+        </thead>
+        <tbody>
+          {(pending.data ?? []).map((request) => (
+            <tr key={request.requestId}>
+              <th scope="row">{request.displayName}</th>
+              <td className="mono small">{request.nodeId.slice(0, 16)}</td>
+              <td>{request.platform}</td>
+              <td className="mono">{request.remoteIp}</td>
+              <td className="nowrap">{formatTime(request.ts)}</td>
+              {admin && (
+                <td className="actions">
+                  <button type="button" className="primary" disabled={action.busy} onClick={() => void action.run(() => api.approvePairing(request.requestId))}>
+                    Approve
+                  </button>
+                  <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.rejectPairing(request.requestId))}>
+                    Reject
+                  </button>
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}

@@ -1,0 +1,94 @@
+import type { ApprovalAction } from '../../api/types.ts';
+import { formatMoney } from '../../format.ts';
+import { chained, envNames } from './action.ts';
+
+/** Everything the approver is shown about the exact action, as a definition list. */
+export function ActionDetails({ action }: { action: ApprovalAction }) {
+  const env = envNames(action.env);
+  const commands = chained(action.commands);
+  const context = action.context ?? {};
+  const { amount, currency, payee, ...otherContext } = context;
+  const node = action.node ?? action.nodeId;
+  const policies = Array.isArray(action.policies) ? action.policies : [];
+  return (
+    <dl className="facts">
+      <dt>Who asks</dt>
+      <dd className="mono">{action.principal ?? 'unknown'}</dd>
+      {node && (
+        <>
+          <dt>Node</dt>
+          <dd className="mono">{node}</dd>
+        </>
+      )}
+      {Array.isArray(action.argv) && (
+        <>
+          <dt>Arguments</dt>
+          <dd>
+            <ol className="argv">
+              {action.argv.map((arg, i) => (
+                <li key={i} className="mono">
+                  {String(arg)}
+                </li>
+              ))}
+            </ol>
+          </dd>
+        </>
+      )}
+      {commands.length > 1 && (
+        <>
+          <dt>Every command</dt>
+          <dd>
+            <ul>
+              {commands.map((c, i) => (
+                <li key={i} className="mono">
+                  {c}
+                </li>
+              ))}
+            </ul>
+          </dd>
+        </>
+      )}
+      {action.cwd && (
+        <>
+          <dt>Working directory</dt>
+          <dd className="mono">{action.cwd}</dd>
+        </>
+      )}
+      {env.length > 0 && (
+        <>
+          <dt>Environment</dt>
+          <dd className="mono">{env.join(' ')}</dd>
+        </>
+      )}
+      {(action.cedarAction || action.command) && (
+        <>
+          <dt>Action</dt>
+          <dd className="mono">{action.cedarAction ?? action.command}</dd>
+        </>
+      )}
+      {typeof amount === 'number' && (
+        <>
+          <dt>Amount</dt>
+          <dd className="amount">{formatMoney(amount, currency)}</dd>
+        </>
+      )}
+      {typeof payee === 'string' && (
+        <>
+          <dt>Payee</dt>
+          <dd>{payee}</dd>
+        </>
+      )}
+      {Object.keys(otherContext).length > 0 && (
+        <>
+          <dt>Context</dt>
+          <dd className="mono small">{JSON.stringify(otherContext)}</dd>
+        </>
+      )}
+      <dt>Asked by policy</dt>
+      <dd>
+        {policies.length > 0 ? <span className="mono">{policies.join(', ')}</span> : <span className="muted">unnamed</span>}
+        {action.reason && <span> — {action.reason}</span>}
+      </dd>
+    </dl>
+  );
+}

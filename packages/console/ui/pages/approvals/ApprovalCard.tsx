@@ -1,0 +1,110 @@
+// One approval request: the exact action, who asks, which policy asked and
+// why, quorum progress, the time left, and the three ways to answer.
+import { useState, type FormEvent } from 'react';
+import { api } from '../../api/client.ts';
+import type { Approval } from '../../api/types.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { formatCountdown, formatMoney, formatTime } from '../../format.ts';
+import { useNow } from '../../hooks/use-now.ts';
+import { ActionDetails } from './ActionDetails.tsx';
+import { actionTitle } from './action.ts';
+
+export function ApprovalCard({ approval, onResolved }: { approval: Approval; onResolved: () => void }) {
+  const now = useNow();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error>();
+  const [denying, setDenying] = useState(false);
+  const [reason, setReason] = useState('');
+  const pending = approval.status === 'pending' && approval.expiresAtMs > now;
+  const titleId = `approval-${approval.id}`;
+  const amount = approval.action.context?.amount;
+
+  async function act(run: () => Promise<unknown>) {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await run();
+      onResolved();
+    } catch (failure) {
+      setError(failure as Error);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function deny(event: FormEvent) {
+    event.preventDefault();
+    void act(() => api.deny(approval.id, reason.trim()));
+  }
+
+  return (
+    <article className={`card approval approval-${approval.status}`} aria-labelledby={titleId} data-approval={approval.id}>
+      <header>
+        <h2 id={titleId} className="mono">
+          {actionTitle(approval.action)}
+        </h2>
+        {typeof amount === 'number' && <span className="amount">{formatMoney(amount, approval.action.context?.currency)}</span>}
+        <span className={`status status-${approval.status}`}>{approval.status}</span>
+      </header>
+      <ActionDetails action={approval.action} />
+      <dl className="facts">
+        <dt>Quorum</dt>
+        <dd>
+          <progress max={approval.quorum} value={approval.approvers.length} aria-hidden="true" />{' '}
+          <span className="quorum">
+            {approval.approvers.length} of {approval.quorum}
+          </span>
+          {approval.approvers.length > 0 && <span className="muted"> — {approval.approvers.join(', ')}</span>}
+        </dd>
+        <dt>Requested</dt>
+        <dd>{formatTime(approval.createdAtMs)}</dd>
+        {approval.status === 'pending' ? (
+          <>
+            <dt>Expires in</dt>
+            <dd className="countdown" aria-label={`expires ${formatTime(approval.expiresAtMs)}`}>
+              {formatCountdown(approval.expiresAtMs - now)}
+            </dd>
+          </>
+        ) : (
+          <>
+            <dt>Resolved</dt>
+            <dd>
+              {approval.decision ?? approval.status} {formatTime(approval.resolvedAtMs)}
+              {approval.reason ? ` — ${approval.reason}` : ''}
+            </dd>
+          </>
+        )}
+        <dt>Digest</dt>
+        <dd className="mono small">{approval.digest}</dd>
+      </dl>
+      <ErrorNote error={error} />
+      {pending && !denying && (
+        <div className="actions">
+          <button type="button" className="primary" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))}>
+            Approve once
+          </button>
+          <button type="button" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))}>
+            Approve always
+          </button>
+          <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>
+            Deny…
+          </button>
+        </div>
+      )}
+      {pending && denying && (
+        <form className="actions" onSubmit={deny}>
+          <label>
+            Reason for denying
+            <input value={reason} onChange={(e) => setReason(e.target.value)} required autoFocus maxLength={500} />
+          </label>
+          <button type="submit" className="danger" disabled={busy || reason.trim() === ''}>
+            Deny
+          </button>
+          <button type="button" onClick={() => setDenying(false)}>
+            Cancel
+          </button>
+        </form>
+      )}
+    </article>
+  );
+}

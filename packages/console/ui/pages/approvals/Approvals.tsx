@@ -1,0 +1,48 @@
+// The approvals inbox: pending requests first, each with everything the
+// approver needs to decide. Reloads when the audit stream shows an approval
+// being requested or resolved, and every 10 s in case the stream is down.
+import { useCallback, useEffect, useState } from 'react';
+import { api } from '../../api/client.ts';
+import type { ActivityEvent } from '../../api/types.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { useEventStream } from '../../hooks/use-event-stream.ts';
+import { useLoad } from '../../hooks/use-load.ts';
+import { ApprovalCard } from './ApprovalCard.tsx';
+
+const POLL_MS = 10_000;
+
+export function Approvals() {
+  const [showAll, setShowAll] = useState(false);
+  const approvals = useLoad(() => api.approvals(showAll ? 'all' : 'pending'), [showAll]);
+  const { reload } = approvals;
+
+  useEffect(() => {
+    const timer = setInterval(reload, POLL_MS);
+    return () => clearInterval(timer);
+  }, [reload]);
+  const onRecord = useCallback((event: ActivityEvent) => event.action.startsWith('approval.') && reload(), [reload]);
+  useEventStream<ActivityEvent>(api.activityStreamUrl({}), 'record', onRecord);
+
+  const list = approvals.data ?? [];
+  const sorted = [...list].sort((a, b) => Number(b.status === 'pending') - Number(a.status === 'pending') || b.createdAtMs - a.createdAtMs);
+
+  return (
+    <section aria-labelledby="approvals-title">
+      <div className="page-head">
+        <h1 id="approvals-title">Approvals</h1>
+        <label className="inline">
+          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show resolved
+        </label>
+      </div>
+      <ErrorNote error={approvals.error} />
+      {approvals.data && sorted.length === 0 && <p className="muted">Nothing is waiting for approval.</p>}
+      <ul className="cards">
+        {sorted.map((approval) => (
+          <li key={approval.id}>
+            <ApprovalCard approval={approval} onResolved={reload} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

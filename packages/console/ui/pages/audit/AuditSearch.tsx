@@ -1,0 +1,61 @@
+import { useState, type FormEvent } from 'react';
+
+export interface Search {
+  q?: string;
+  actor?: string;
+  action?: string;
+  effect?: string;
+  since?: string;
+  until?: string;
+}
+
+/** The audit search form: free text plus actor, action, effect and a time range. */
+export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }) {
+  const [q, setQ] = useState('');
+  const [actor, setActor] = useState('');
+  const [action, setAction] = useState('');
+  const [effect, setEffect] = useState('');
+  const [since, setSince] = useState('');
+  const [until, setUntil] = useState('');
+
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    const iso = (local: string) => (local === '' ? '' : new Date(local).toISOString());
+    onSearch({ q: q.trim(), actor: actor.trim(), action: action.trim(), effect, since: iso(since), until: iso(until) });
+  }
+
+  return (
+    <form className="filters" role="search" onSubmit={submit} aria-label="Search the audit log">
+      <label className="grow">
+        Search
+        <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="actor, action, resource or summary" />
+      </label>
+      <label>
+        Actor
+        <input value={actor} onChange={(e) => setActor(e.target.value)} />
+      </label>
+      <label>
+        Action
+        <input value={action} onChange={(e) => setAction(e.target.value)} />
+      </label>
+      <label>
+        Effect
+        <select value={effect} onChange={(e) => setEffect(e.target.value)}>
+          <option value="">any</option>
+          <option value="allow">allow</option>
+          <option value="deny">deny</option>
+          <option value="ask">ask</option>
+        </select>
+      </label>
+      <label>
+        Since
+        <input type="datetime-local" value={since} onChange={(e) => setSince(e.target.value)} />
+      </label>
+      <label>
+        Until
+        <input type="datetime-local" value={until} onChange={(e) => setUntil(e.target.value)} />
+      </label>
+      <button type="submit">Search</button>
+    </form>
+  );
+}

@@ -1,0 +1,122 @@
+// The active policy set, and a candidate edited beside it: validate it, run
+// the test cases, replay recorded decisions to see what would change, then
+// activate it over the exact set it was edited from (baseHash).
+import { useEffect, useState } from 'react';
+import { ApiError, api } from '../../api/client.ts';
+import type { PolicyFile, User } from '../../api/types.ts';
+import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { isAdmin } from '../../common/roles.ts';
+import { shortHash } from '../../format.ts';
+import { useLoad } from '../../hooks/use-load.ts';
+import { CheckResults, type Result } from './CheckResults.tsx';
+
+export function Policies({ user }: { user: User }) {
+  const active = useLoad(() => api.policies(), []);
+  const [candidate, setCandidate] = useState<PolicyFile[]>([]);
+  const [selected, setSelected] = useState(0);
+  const [result, setResult] = useState<Result>();
+  const [error, setError] = useState<Error>();
+  const [busy, setBusy] = useState(false);
+  const admin = isAdmin(user);
+
+  useEffect(() => {
+    if (active.data) setCandidate(active.data.files.map((f) => ({ ...f })));
+  }, [active.data]);
+
+  const changed = active.data !== undefined && candidate.some((f, i) => f.text !== active.data?.files[i]?.text);
+  const file = candidate[selected];
+
+  async function check(run: () => Promise<Result>) {
+    setBusy(true);
+    setError(undefined);
+    setResult(undefined);
+    try {
+      setResult(await run());
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.status === 409) setError(new Error('The active policies changed since this page loaded them. Reload, then apply your edit again.'));
+      else setError(failure as Error);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="policies-title">
+      <div className="page-head">
+        <h1 id="policies-title">Policies</h1>
+        {active.data && (
+          <span className="muted">
+            active set <span className="mono">{shortHash(active.data.hash)}</span>
+          </span>
+        )}
+      </div>
+      <ErrorNote error={active.error} />
+      {active.data && (
+        <div className="policy-editor">
+          <nav aria-label="Policy files" className="file-list">
+            <ul>
+              {candidate.map((f, i) => (
+                <li key={f.name}>
+                  <button type="button" aria-current={i === selected ? 'true' : undefined} onClick={() => setSelected(i)}>
+                    {f.name}
+                    {f.text !== active.data?.files[i]?.text ? ' •' : ''}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </nav>
+          <div className="editor">
+            {file && (
+              <label>
+                {admin ? `Candidate ${file.name}` : file.name}
+                <textarea
+                  spellCheck={false}
+                  readOnly={!admin}
+                  value={file.text}
+                  rows={Math.min(30, Math.max(10, file.text.split('\n').length + 1))}
+                  onChange={(e) => {
+                    const text = e.target.value;
+                    setCandidate((files) => files.map((f, i) => (i === selected ? { ...f, text } : f)));
+                    setResult(undefined);
+                  }}
+                />
+              </label>
+            )}
+            {admin && (
+              <div className="actions">
+                <button type="button" disabled={busy} onClick={() => void check(async () => ({ kind: 'validate', value: await api.validatePolicies(candidate) }))}>
+                  Validate
+                </button>
+                <button type="button" disabled={busy} onClick={() => void check(async () => ({ kind: 'test', value: await api.testPolicies(candidate) }))}>
+                  Test
+                </button>
+                <button type="button" disabled={busy} onClick={() => void check(async () => ({ kind: 'replay', value: await api.replayPolicies(candidate) }))}>
+                  Replay
+                </button>
+                <button
+                  type="button"
+                  className="primary"
+                  disabled={busy || !changed}
+                  onClick={() =>
+                    void check(async () => {
+                      const activated = await api.activatePolicies(candidate, active.data?.hash ?? '');
+                      active.reload();
+                      return { kind: 'activated', hash: activated.hash };
+                    })
+                  }
+                >
+                  Activate
+                </button>
+                <button type="button" disabled={busy || !changed} onClick={() => active.data && setCandidate(active.data.files.map((f) => ({ ...f })))}>
+                  Discard changes
+                </button>
+              </div>
+            )}
+            <ErrorNote error={error} />
+            {result && <CheckResults result={result} />}
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}

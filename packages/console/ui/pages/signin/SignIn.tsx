@@ -1,0 +1,81 @@
+// Sign-in with a local username and password, and single sign-on when the
+// gateway has an OIDC provider configured.
+import { useEffect, useState, type FormEvent } from 'react';
+import { ApiError, api } from '../../api/client.ts';
+import type { Providers, User } from '../../api/types.ts';
+
+const SIGNIN_ERRORS: Record<string, string> = {
+  invalid_credentials: 'Wrong username or password.',
+  too_many_attempts: 'Too many failed attempts for this username.',
+};
+
+function describe(error: unknown): string {
+  if (error instanceof ApiError) {
+    const known = SIGNIN_ERRORS[error.error];
+    if (error.retryAfterS !== undefined) return `${known ?? error.message} Try again in ${error.retryAfterS} s.`;
+    return known ?? error.message;
+  }
+  return 'The gateway did not answer. Is it running?';
+}
+
+export function SignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
+  const [providers, setProviders] = useState<Providers>();
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  // A failed single sign-on comes back as /?signin_error=…
+  const [error, setError] = useState(() => new URLSearchParams(window.location.search).get('signin_error') ?? '');
+
+  useEffect(() => {
+    api.providers().then(setProviders, () => setProviders({ local: true, oidc: null }));
+  }, []);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      const session = await api.signIn(username, password);
+      setPassword('');
+      onSignedIn(session.user);
+    } catch (failure) {
+      setError(describe(failure));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <main className="signin" id="main">
+      <h1>Corral</h1>
+      <p className="muted">Sign in to review approvals, activity and the audit log.</p>
+      {error !== '' && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {providers?.local !== false && (
+        <form onSubmit={submit} aria-label="Sign in">
+          <label>
+            Username
+            <input name="username" autoComplete="username" required value={username} onChange={(e) => setUsername(e.target.value)} autoFocus />
+          </label>
+          <label>
+            Password
+            <input name="password" type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
+          </label>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Signing in…' : 'Sign in'}
+          </button>
+        </form>
+      )}
+      {providers?.oidc && (
+        <p>
+          <a className="button" href="/api/auth/oidc/start">
+            Sign in with SSO ({providers.oidc.name})
+          </a>
+        </p>
+      )}
+    </main>
+  );
+}
