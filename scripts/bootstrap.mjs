@@ -16,7 +16,7 @@ const [task = 'corral', ...rest] = process.argv.slice(2);
 
 const TASKS = {
   start: { system: ['bwrap', 'cc'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
-  test: { system: ['bwrap', 'cc', 'initdb'], argv: ['scripts/test.ts', ...rest] },
+  test: { system: ['bwrap', 'cc', 'initdb', 'chromium'], argv: ['scripts/test.ts', ...rest] },
   // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
   // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
   bench: { system: ['bwrap', 'cc', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip', 'initdb'], argv: ['bench/run.ts', ...rest] },
@@ -26,7 +26,8 @@ const TASKS = {
 
 // Debian package that provides each command Corral's sandbox or benchmarks use.
 // initdb: the audit log's PostgreSQL tests and benches start a throwaway cluster with it (scripts/testing/postgres.ts).
-const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', cc: 'gcc', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql' };
+// chromium: the console's browser tests (packages/console/test) drive it headless through playwright-core.
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', cc: 'gcc', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql', chromium: 'chromium' };
 
 function say(line) {
   process.stderr.write(`corral: ${line}\n`);

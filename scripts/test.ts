@@ -1,5 +1,6 @@
-// The project's test command: type check, then every *.test.ts under packages/
-// with Node's own runner. `--typecheck-only` stops after the type check; any
+// The project's test command: type check (the Node packages, then the
+// console's browser code with its own DOM/JSX settings), build the console,
+// then every *.test.ts under packages/ with Node's own runner. `--typecheck-only` stops after the type check; any
 // other arguments are test file paths or globs that replace the default set.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -21,7 +22,11 @@ function step(title: string, cmd: string, argv: string[]): void {
 }
 
 step('type check (tsc --noEmit)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
+step('type check the console (tsc --noEmit -p packages/console)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', join(root, 'packages/console')]);
 if (typecheckOnly) process.exit(0);
+
+// Built once here so that parallel test files find it ready (buildConsole() skips a fresh build).
+step('build the console (vite)', process.execPath, ['--input-type=module', '-e', "await (await import('@corral/console')).buildConsole()"]);
 
 const concurrency = String(Math.max(2, availableParallelism()));
 step('tests (node --test)', process.execPath, [

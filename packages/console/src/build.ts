@@ -1,0 +1,90 @@
+// A built console for the gateway to serve: `corral up` and the tests call
+// buildConsole(), which runs Vite only when dist/ is missing or older than the
+// sources. Several processes may ask at once (parallel test files), so a
+// build happens under a lock file, into a fresh folder that is then swapped in.
+import { closeSync, existsSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConsoleError } from './errors.ts';
+
+const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SOURCES = [join(PACKAGE_DIR, 'ui'), join(PACKAGE_DIR, 'vite.config.ts'), join(PACKAGE_DIR, 'package.json')];
+const LOCK = join(PACKAGE_DIR, '.build.lock');
+/** Longer than any build on these machines; a lock older than this was left by a process that died. */
+const STALE_LOCK_MS = 120_000;
+
+/** The folder the built console lives in (`index.html` and `assets/`); it may not be built yet. */
+export function consoleDir(): string {
+  return join(PACKAGE_DIR, 'dist');
+}
+
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = stat.mtimeMs;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+/** True when dist/ holds a build at least as new as every source file. */
+export function consoleIsFresh(): boolean {
+  const index = join(consoleDir(), 'index.html');
+  if (!existsSync(index)) return false;
+  return statSync(index).mtimeMs >= Math.max(...SOURCES.map(newestMtime));
+}
+
+async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + STALE_LOCK_MS;
+  for (;;) {
+    try {
+      closeSync(openSync(LOCK, 'wx'));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > STALE_LOCK_MS) rmSync(LOCK, { force: true });
+      else if (Date.now() > deadline) throw new ConsoleError('CONSOLE_BUILD_LOCKED', `another process has held ${LOCK} too long`);
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK, { force: true });
+  }
+}
+
+async function viteBuild(): Promise<void> {
+  const staging = join(PACKAGE_DIR, `dist.${process.pid}.${Date.now()}`);
+  try {
+    const { build } = await import('vite');
+    await build({ configFile: join(PACKAGE_DIR, 'vite.config.ts'), logLevel: 'warn', build: { outDir: staging, emptyOutDir: true } });
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new ConsoleError('CONSOLE_BUILD_FAILED', 'vite could not build the console', { cause: error });
+  }
+  const old = `${staging}.old`;
+  if (existsSync(consoleDir())) renameSync(consoleDir(), old);
+  renameSync(staging, consoleDir());
+  rmSync(old, { recursive: true, force: true });
+}
+
+let pending: Promise<string> | undefined;
+
+/**
+ * Builds the console unless dist/ is already fresh, and returns consoleDir().
+ * Concurrent callers in one process share one build; across processes a lock
+ * file serialises them. Throws CONSOLE_BUILD_FAILED, CONSOLE_BUILD_LOCKED.
+ */
+export function buildConsole(): Promise<string> {
+  pending ??= (async () => {
+    if (consoleIsFresh()) return consoleDir();
+    await withLock(async () => {
+      if (!consoleIsFresh()) await viteBuild();
+    });
+    return consoleDir();
+  })().finally(() => {
+    pending = undefined;
+  });
+  return pending;
+}
