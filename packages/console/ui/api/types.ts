@@ -25,7 +25,7 @@ export interface Actor {
   kind: string;
   id: string;
   name?: string;
-  onBehalfOf?: string;
+  onBehalfOf?: { kind: string; id: string };
 }
 
 /** One audit record summarised for people. */

@@ -6,7 +6,8 @@ import { EffectBadge } from './EffectBadge.tsx';
 function actorText(event: ActivityEvent): string {
   const name = event.actor.name ?? event.actor.id;
   const who = `${event.actor.kind}:${name}`;
-  return event.actor.onBehalfOf ? `${who} for ${event.actor.onBehalfOf}` : who;
+  const behalf = event.actor.onBehalfOf;
+  return behalf ? `${who} for ${behalf.kind}:${behalf.id}` : who;
 }
 
 function outcomeText(event: ActivityEvent): string {
