@@ -1,15 +1,19 @@
 // Corral's control plane on one machine: the protocol server, the node
 // inventory, the governed node-command path with its approvals, the policy
 // decision point and the audit log, with their state in the state directory.
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
-import { DecisionPoint, type Decision } from '@corral/policy';
+import type { Decision } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
-import { GatewayError } from './errors.ts';
-import { approvalsApi } from './http/api.ts';
+import { HttpApi } from './http/api.ts';
+import { AuditFeed } from './http/feed.ts';
+import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
+import { PolicyControl } from './http/policy-control.ts';
+import { Sessions } from './http/sessions.ts';
+import { ConsoleFiles } from './http/static.ts';
+import { SignInThrottle } from './http/throttle.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
@@ -27,6 +31,10 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   approvalTtlMs?: number;
   approvalPollMs?: number;
   operatorPrincipal?: InvokerOptions['operatorPrincipal'];
+  /** The web console's built files (index.html beside its assets), served at `/` with the HTTP API. */
+  consoleDir?: string;
+  /** OpenID Connect single sign-on for the console (authorization code + PKCE); local users sign in either way. */
+  oidc?: ConsoleOidcSettings;
 }
 
 export class Gateway {
@@ -60,33 +68,49 @@ export class Gateway {
     let audit: AuditLog | undefined;
     try {
       db = openGatewayDb(options.stateDir);
-      const decide = options.decide ?? loadDecide(options.policyDir ?? join(options.stateDir, 'policies'));
+      const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
+      const policies = options.decide ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'));
+      const decide = options.decide ?? ((input: unknown) => policies!.decide(input));
       if (options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
-      const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, ...serverOptions } = options;
-      let invokerRef: NodeInvoker | undefined;
-      let approvalsRef: ApprovalStore | undefined;
-      const http = approvalsApi({
-        token: options.token,
-        approvals: () => approvalsRef,
-        resolve: (id, decision, approver) => {
-          if (!invokerRef) throw new GatewayError('GATEWAY_INTERNAL', 'not ready');
-          return invokerRef.resolveApproval(id, decision, approver);
-        },
-      });
-      const server = await GatewayServer.start({ ...serverOptions, identity, http });
+      const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
+      const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
+      const server = await GatewayServer.start({ ...serverOptions, identity, http: http.handle });
       const inventory = new NodeInventory(server, new SurfaceStore(db), options.now);
       const approvals = new ApprovalStore(db, options.now);
       const log = audit;
+      // Every record this gateway appends is also told to the live activity feed.
+      const feed = new AuditFeed();
+      const append = async (event: AuditEventInput) => {
+        const record = await log!.append(event);
+        feed.notify(record);
+        return record;
+      };
       const invoker = new NodeInvoker(server, inventory, {
         approvals,
-        ...(decide ? { decide } : {}),
-        ...(log ? { audit: (event: AuditEventInput) => log.append(event) } : {}),
+        decide,
+        ...(log ? { audit: append } : {}),
         ...(approvalTtlMs ? { approvalTtlMs } : {}),
         ...(approvalPollMs ? { approvalPollMs } : {}),
         ...(operatorPrincipal ? { operatorPrincipal } : {}),
       });
-      invokerRef = invoker;
-      approvalsRef = approvals;
+      const now = options.now ?? Date.now;
+      http.attach({
+        token: options.token,
+        stateDir: options.stateDir,
+        identity,
+        server,
+        inventory,
+        invoker,
+        approvals,
+        audit: log,
+        record: async (event) => void (log ? await append(event) : undefined),
+        feed,
+        policies,
+        sessions: new Sessions(now),
+        throttle: new SignInThrottle(now),
+        oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
+        now,
+      });
       return new Gateway({ server, inventory, invoker, approvals, identity, db, audit });
     } catch (error) {
       await audit?.close();
@@ -106,13 +130,4 @@ export class Gateway {
     this.#db.close();
     this.identity.close();
   }
-}
-
-function loadDecide(dir: string): ((input: unknown) => Decision) | undefined {
-  if (!existsSync(dir)) return undefined;
-  const point = new DecisionPoint();
-  point.reload(dir);
-  const entities = join(dir, 'entities.json');
-  if (existsSync(entities)) point.setEntities(JSON.parse(readFileSync(entities, 'utf8')));
-  return (input) => point.decide(input);
 }

@@ -23,11 +23,11 @@ describe('the approvals HTTP API', () => {
   const call = (path: string, init: RequestInit = {}, bearer: string | null = token) =>
     fetch(`${gw.httpUrl}${path}`, { ...init, headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), 'content-type': 'application/json' } });
 
-  it('answers 401 invalid_token without the gateway token, or with a wrong one', async () => {
+  it('answers 401 unauthenticated without the gateway token, or with a wrong one', async () => {
     assert.equal((await call('/api/approvals', {}, null)).status, 401);
     const wrong = await call('/api/approvals', {}, 'x'.repeat(40));
     assert.equal(wrong.status, 401);
-    assert.deepEqual(await wrong.json(), { error: 'invalid_token' });
+    assert.deepEqual(await wrong.json(), { error: 'unauthenticated' });
   });
 
   it('lists pending approvals, approves one with a named approver, and refuses to resolve it twice', async () => {

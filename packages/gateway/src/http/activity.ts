@@ -1,0 +1,92 @@
+// Live activity: recent decisions newest first, and an event stream of each
+// new audit record as this gateway appends it (`Last-Event-ID` resumes).
+import type { AuditRecord } from '@corral/audit';
+import { toAuditRecord } from '@corral/audit';
+import { SECURITY_HEADERS } from './respond.ts';
+import type { ApiContext } from './context.ts';
+import { matchesFilter, toEvent } from './event.ts';
+import { failure, reply } from './respond.ts';
+import type { Route } from './router.ts';
+import { intParam, pageBackwards } from './scan.ts';
+
+const KEEPALIVE_MS = 15_000;
+/** Most missed records a resumed stream catches up on. */
+const MAX_RESUME = 1000;
+const EFFECTS = new Set(['allow', 'deny', 'ask']);
+
+function filterOf(url: URL): { agent: string | null; node: string | null; effect: string | null } | undefined {
+  const effect = url.searchParams.get('effect') || null;
+  if (effect !== null && !EFFECTS.has(effect)) return undefined;
+  return { agent: url.searchParams.get('agent') || null, node: url.searchParams.get('node') || null, effect };
+}
+
+export function agentNames(api: ApiContext): Map<string, string> {
+  return new Map(api.identity.agents.list().map((a) => [a.id, a.name]));
+}
+
+export function activityRoutes(api: ApiContext): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/activity',
+      access: 'activity.read',
+      handle: async ({ url }) => {
+        const filter = filterOf(url);
+        const limit = intParam(url, 'limit', 100, 1, 500);
+        if (!filter || Number.isNaN(limit)) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask; limit 1 to 500' });
+        if (!api.audit) return reply(200, { events: [], nextBefore: null });
+        const head = await api.audit.store.head();
+        const before = intParam(url, 'before', head.size, 0, head.size);
+        if (Number.isNaN(before)) return failure(400, 'invalid_request', { message: 'before must be a sequence number in the log' });
+        const names = agentNames(api);
+        const page = await pageBackwards(api.audit.store, { before, limit }, (record) => {
+          const event = toEvent(record, names);
+          return matchesFilter(event, filter) ? event : undefined;
+        });
+        return reply(200, { events: page.items, nextBefore: page.nextBefore });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/activity/stream',
+      access: 'activity.read',
+      handle: async ({ url, request, response, caller }) => {
+        const filter = filterOf(url);
+        if (!filter) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });
+        const lastId = request.headers['last-event-id'];
+        const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;
+        response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+        response.write(': corral activity\n\n');
+        let names = agentNames(api);
+        let sent = resumeAfter ?? -1;
+        const emit = (record: AuditRecord): void => {
+          if (record.seq <= sent) return;
+          sent = record.seq;
+          if (record.event.actor.kind === 'agent' && !names.has(record.event.actor.id)) names = agentNames(api);
+          const event = toEvent(record, names);
+          if (matchesFilter(event, filter)) response.write(`event: record\nid: ${record.seq}\ndata: ${JSON.stringify(event)}\n\n`);
+        };
+        // Listen first and hold live records while the missed ones are read, so none falls in between.
+        let backlog: AuditRecord[] | undefined = [];
+        const unsubscribe = api.feed.subscribe((record) => (backlog ? backlog.push(record) : emit(record)));
+        const keepalive = setInterval(() => {
+          if (caller?.kind === 'session' && !api.sessions.get(caller.token)) return void response.end();
+          response.write(': keepalive\n\n');
+        }, KEEPALIVE_MS);
+        keepalive.unref();
+        const stop = (): void => {
+          clearInterval(keepalive);
+          unsubscribe();
+        };
+        response.on('close', stop);
+        if (resumeAfter !== undefined && api.audit) {
+          const head = await api.audit.store.head();
+          for await (const rows of api.audit.store.scan(Math.max(resumeAfter + 1, head.size - MAX_RESUME), head.size, 500)) for (const r of rows) emit(toAuditRecord(r));
+        }
+        const held = backlog;
+        backlog = undefined;
+        for (const record of held) emit(record);
+      },
+    },
+  ];
+}

@@ -1,0 +1,74 @@
+// Agents: their identities and status, and the kill switch. Suspending an
+// agent stops its tokens verifying and every decision for it denying
+// (@corral/identity), and tells every connected Corral node to stop the
+// agent's running containers; each node reports what it stopped
+// (`corral.agent.stopped`), and the audit log records it.
+import type { Agent } from '@corral/identity';
+import { GatewayError } from '../errors.ts';
+import { actingHuman } from './auth.ts';
+import type { ApiContext } from './context.ts';
+import { reply } from './respond.ts';
+import type { Route } from './router.ts';
+import type { RunningCommands } from './running.ts';
+
+/** The event a node receives when an agent is suspended. */
+export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
+const MAX_REASON = 500;
+
+export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] {
+  const view = (a: Agent) => ({ id: a.id, name: a.name, displayName: a.displayName, process: a.process, owner: a.owner, status: a.status, scopes: a.scopes, createdAt: a.createdAt, updatedAt: a.updatedAt, running: running.count(a.id) });
+  return [
+    { method: 'GET', path: '/api/agents', access: 'agents.read', handle: () => reply(200, { agents: api.identity.agents.list().map(view) }) },
+    {
+      method: 'POST',
+      path: '/api/agents/:name/suspend',
+      access: 'agents.write',
+      handle: async ({ params, caller, body }) => {
+        const input = await body();
+        if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON || !input.reason.isWellFormed())) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
+        const reason = typeof input.reason === 'string' ? input.reason : '';
+        const agent = api.identity.agents.suspend(params.name!);
+        await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...(reason ? { reason } : {}) } });
+        api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
+        return reply(200, view(agent));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/api/agents/:name/resume',
+      access: 'agents.write',
+      handle: async ({ params, caller }) => {
+        const agent = api.identity.agents.resume(params.name!);
+        await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'agent.resume', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        return reply(200, view(agent));
+      },
+    },
+  ];
+}
+
+/** Most runs one report names. */
+const MAX_RUN_IDS = 100;
+
+/**
+ * `corral.agent.stopped` (node role): a node reports the containers it
+ * stopped for a suspended agent; each report is one audit record.
+ */
+export function registerStopReports(api: ApiContext): void {
+  api.server.method('corral.agent.stopped', {
+    role: 'node',
+    handler: async (params, { peer }) => {
+      const p = (params ?? {}) as { agentId?: unknown; name?: unknown; runIds?: unknown };
+      if (typeof p.agentId !== 'string' || p.agentId === '' || p.agentId.length > 100) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'agentId is required', { wire: { code: 'INVALID_REQUEST', message: 'invalid corral.agent.stopped params' } });
+      const runIds = Array.isArray(p.runIds) ? p.runIds.filter((r): r is string => typeof r === 'string' && r.length <= 100).slice(0, MAX_RUN_IDS) : [];
+      await api.record({
+        actor: { kind: 'node', id: peer.deviceId! },
+        action: 'agent.containers.stop',
+        resource: { kind: 'agent', id: p.agentId },
+        node: peer.deviceId!,
+        outcome: { status: 'success' },
+        details: { stopped: runIds.length, runIds, ...(typeof p.name === 'string' ? { name: p.name.slice(0, 100) } : {}) },
+      });
+      return { ok: true };
+    },
+  });
+}

@@ -1,0 +1,70 @@
+// Approvals: the inbox and its decisions. Resolving goes through the
+// invoker's resolveApproval, so a command waiting on the approval wakes and
+// the audit log records who decided. With a session the approver is the
+// signed-in human; with the gateway token the body names them.
+import type { Approval, ApprovalDecision } from '../approvals/store.ts';
+import { GatewayError } from '../errors.ts';
+import { actingHuman, type Caller } from './auth.ts';
+import type { ApiContext } from './context.ts';
+import { failure, reply } from './respond.ts';
+import type { Route } from './router.ts';
+
+const MAX_REASON = 500;
+
+/** An approval as people see it: the environment by names only (values may hold secrets). */
+export function approvalView(approval: Approval): Approval {
+  const env = approval.action.env;
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) return approval;
+  return { ...approval, action: { ...approval.action, env: Object.keys(env) } };
+}
+
+function approverOf(caller: Caller, body: Record<string, unknown>): string {
+  if (caller.kind === 'session') {
+    if (body.approver !== undefined) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver is the signed-in human; do not name one');
+    return actingHuman(caller);
+  }
+  if (typeof body.approver !== 'string' || body.approver === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'with the gateway token, name the approver');
+  return body.approver;
+}
+
+function reasonOf(body: Record<string, unknown>): string | undefined {
+  if (body.reason === undefined) return undefined;
+  if (typeof body.reason !== 'string' || body.reason.length > MAX_REASON || !body.reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
+  return body.reason;
+}
+
+export function approvalRoutes(api: ApiContext): Route[] {
+  const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
+    const approver = approverOf(caller, body);
+    const reason = reasonOf(body);
+    const approval = api.invoker.resolveApproval(id, decision, approver);
+    // The invoker records the decision; a reason the human gave is recorded beside it.
+    if (reason !== undefined) await api.record({ actor: { kind: 'human', id: approver }, action: 'approval.comment', resource: { kind: 'approval', id }, details: { decision, reason } });
+    return reply(200, approvalView(approval));
+  };
+  return [
+    {
+      method: 'GET',
+      path: '/api/approvals',
+      access: 'approvals.read',
+      handle: ({ url }) => {
+        const status = url.searchParams.get('status') ?? 'pending';
+        if (status !== 'pending' && status !== 'all') return failure(400, 'invalid_request', { message: 'status must be pending or all' });
+        return reply(200, { approvals: api.approvals.list(status === 'all' ? {} : { status }).map(approvalView) });
+      },
+    },
+    { method: 'GET', path: '/api/approvals/:id', access: 'approvals.read', handle: ({ params }) => reply(200, approvalView(api.approvals.get(params.id!))) },
+    {
+      method: 'POST',
+      path: '/api/approvals/:id/approve',
+      access: 'approvals.resolve',
+      handle: async ({ params, caller, body }) => {
+        const input = await body();
+        const decision = input.decision ?? 'allow-once';
+        if (decision !== 'allow-once' && decision !== 'allow-always') return failure(400, 'invalid_request', { message: 'decision must be allow-once or allow-always' });
+        return resolve(params.id!, decision, caller!, input);
+      },
+    },
+    { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body }) => resolve(params.id!, 'deny', caller!, await body()) },
+  ];
+}

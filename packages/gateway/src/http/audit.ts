@@ -1,0 +1,133 @@
+// The audit explorer: search and page through the log, one record with its
+// inclusion proof against a signed checkpoint, and whole-log verification —
+// the same checks `corral audit show|prove|verify` make, through @corral/audit.
+import { AuditError, proveInclusion, readRecord, readWitness, sha256Hasher, verifyCheckpointSignature, verifyInclusion, verifyStore, witnessPath, checkpointJson, type AuditLog } from '@corral/audit';
+import { agentNames } from './activity.ts';
+import type { ApiContext } from './context.ts';
+import { toEvent, type ActivityEvent } from './event.ts';
+import { failure, reply } from './respond.ts';
+import type { Route } from './router.ts';
+import { intParam, pageBackwards } from './scan.ts';
+
+const EFFECTS = new Set(['allow', 'deny', 'ask']);
+
+interface Search {
+  q: string | null;
+  actor: string | null;
+  action: string | null;
+  effect: string | null;
+}
+
+function matches(event: ActivityEvent, search: Search): boolean {
+  if (search.actor && event.actor.id !== search.actor && event.actor.name !== search.actor) return false;
+  if (search.action && event.action !== search.action && !event.action.startsWith(`${search.action}.`)) return false;
+  if (search.effect && event.effect !== search.effect) return false;
+  if (search.q) {
+    const text = `${event.actor.id} ${event.actor.name ?? ''} ${event.action} ${event.resource.kind} ${event.resource.id} ${event.summary}`.toLowerCase();
+    if (!text.includes(search.q)) return false;
+  }
+  return true;
+}
+
+function timeParam(url: URL, name: string): number | undefined | null {
+  const text = url.searchParams.get(name);
+  if (text === null || text === '') return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** The proof for one record, sealing a checkpoint first when none covers it yet. */
+async function proofFor(log: AuditLog, seq: number) {
+  try {
+    return await proveInclusion(log.store, seq);
+  } catch (error) {
+    if (!(error instanceof AuditError) || error.code !== 'AUDIT_NOT_FOUND' || (await log.store.record(seq)) === null) throw error;
+    await log.checkpoint();
+    return proveInclusion(log.store, seq);
+  }
+}
+
+function verifies(check: () => void): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function auditRoutes(api: ApiContext): Route[] {
+  const noLog = () => failure(404, 'not_found', { message: 'this gateway keeps no audit log' });
+  return [
+    {
+      method: 'GET',
+      path: '/api/audit',
+      access: 'audit.read',
+      handle: async ({ url }) => {
+        const limit = intParam(url, 'limit', 50, 1, 500);
+        const since = timeParam(url, 'since');
+        const until = timeParam(url, 'until');
+        const effect = url.searchParams.get('effect') || null;
+        if (Number.isNaN(limit) || since === null || until === null || (effect !== null && !EFFECTS.has(effect))) return failure(400, 'invalid_request', { message: 'limit 1 to 500; since and until ISO 8601; effect allow, deny or ask' });
+        if (!api.audit) return noLog();
+        const store = api.audit.store;
+        const head = await store.head();
+        let before = intParam(url, 'before', head.size, 0, head.size);
+        if (Number.isNaN(before)) return failure(400, 'invalid_request', { message: 'before must be a sequence number in the log' });
+        let floor = 0;
+        if (since !== undefined || until !== undefined) {
+          const range = await store.seqRangeForTime(since ?? 0, until ?? Number.MAX_SAFE_INTEGER);
+          if (!range) return reply(200, { records: [], nextBefore: null, size: head.size });
+          floor = range.from;
+          before = Math.min(before, range.to + 1);
+        }
+        const search: Search = { q: url.searchParams.get('q')?.toLowerCase().slice(0, 200) || null, actor: url.searchParams.get('actor') || null, action: url.searchParams.get('action') || null, effect };
+        const names = agentNames(api);
+        const page = await pageBackwards(store, { before, limit, floor }, (record) => {
+          const event = toEvent(record, names);
+          return matches(event, search) ? event : undefined;
+        });
+        return reply(200, { records: page.items, nextBefore: page.nextBefore, size: head.size });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/audit/verify',
+      access: 'audit.read',
+      handle: async () => {
+        if (!api.audit) return noLog();
+        const started = performance.now();
+        const report = await verifyStore(api.audit.store, api.audit.publicKey, readWitness(witnessPath(api.stateDir)));
+        const first = report.damage[0];
+        return reply(200, {
+          ok: report.ok,
+          records: report.records,
+          checkpoints: report.checkpoints.total,
+          firstBad: report.firstBadSeq,
+          damage: first?.kind ?? null,
+          message: first?.message ?? `${report.records} records and ${report.checkpoints.valid} signed checkpoints verify`,
+          verifiedAtMs: api.now(),
+          durationMs: Math.round(performance.now() - started),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/audit/:seq',
+      access: 'audit.read',
+      handle: async ({ params }) => {
+        if (!/^\d{1,15}$/.test(params.seq!)) return failure(400, 'invalid_request', { message: 'seq must be a non-negative integer' });
+        if (!api.audit) return noLog();
+        const log = api.audit;
+        const seq = Number(params.seq);
+        const record = await readRecord(log.store, seq);
+        const p = await proofFor(log, seq);
+        const verified = verifies(() => verifyCheckpointSignature(log.publicKey, p.checkpoint)) && verifies(() => verifyInclusion(sha256Hasher, p.seq, p.treeSize, p.leafHash, p.proof, p.root));
+        return reply(200, {
+          record: { seq: record.seq, hash: record.hash, prev: record.prev, event: record.event, canonical: record.canonical },
+          proof: { leafIndex: p.seq, leafHash: p.leafHash, treeSize: p.treeSize, rootHash: p.root, path: p.proof, checkpoint: checkpointJson(p.checkpoint), verified },
+        });
+      },
+    },
+  ];
+}

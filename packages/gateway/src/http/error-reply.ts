@@ -1,0 +1,67 @@
+// The one error mapper: a package's coded error becomes an HTTP status and
+// the API's error shape. Refusals keep their own (coded, secret-free)
+// message; anything unexpected is a bare `500 internal_error` and its code goes to the log.
+import { AuditError } from '@corral/audit';
+import { IdentityError } from '@corral/identity';
+import { PolicyError } from '@corral/policy';
+import { GatewayError } from '../errors.ts';
+import { failure, type Reply } from './respond.ts';
+
+export function errorReply(error: unknown): { reply: Reply; unexpected: boolean } {
+  const known = (status: number, name: string, extra: { issues?: unknown[] } = {}) => {
+    const e = error as { code: string; message: string };
+    return { reply: failure(status, name, { message: e.message, code: e.code, ...extra }), unexpected: false };
+  };
+  if (error instanceof GatewayError) {
+    switch (error.code) {
+      case 'GATEWAY_PARAMS_INVALID':
+        return known(400, 'invalid_request');
+      case 'GATEWAY_APPROVAL_NOT_FOUND':
+        return known(404, 'not_found');
+      case 'GATEWAY_CONFIG_INVALID':
+        return known(503, 'unavailable');
+      case 'GATEWAY_APPROVAL_EXPIRED':
+      case 'GATEWAY_APPROVAL_RESOLVED':
+      case 'GATEWAY_APPROVAL_MISMATCH':
+        return known(409, 'conflict');
+    }
+  }
+  if (error instanceof IdentityError) {
+    switch (error.code) {
+      case 'IDENTITY_INPUT_INVALID':
+        return known(400, 'invalid_request');
+      case 'IDENTITY_AGENT_NOT_FOUND':
+      case 'IDENTITY_NODE_NOT_FOUND':
+      case 'IDENTITY_USER_NOT_FOUND':
+        return known(404, 'not_found');
+      case 'IDENTITY_AGENT_STATE':
+      case 'IDENTITY_NODE_REVOKED':
+      case 'IDENTITY_USER_EXISTS':
+        return known(409, 'conflict');
+    }
+  }
+  if (error instanceof PolicyError) {
+    switch (error.code) {
+      case 'POLICY_SET_INVALID':
+      case 'POLICY_CASES_INVALID':
+      case 'POLICY_ENTITIES_INVALID':
+      case 'POLICY_REQUEST_INVALID':
+        return known(400, 'invalid_policy', { issues: error.issues.map((i) => ({ file: i.file, line: i.line ?? null, column: i.column ?? null, message: i.message })) });
+    }
+  }
+  if (error instanceof AuditError) {
+    switch (error.code) {
+      case 'AUDIT_NOT_FOUND':
+        return known(404, 'not_found');
+      case 'AUDIT_BAD_ARGUMENT':
+        return known(400, 'invalid_request');
+    }
+  }
+  return { reply: failure(500, 'internal_error'), unexpected: true };
+}
+
+/** The code to log for an error (never its message, which may quote input). */
+export function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z_]{3,64}$/.test(code) ? code : 'GATEWAY_INTERNAL';
+}

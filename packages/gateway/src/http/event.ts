@@ -1,0 +1,56 @@
+// An audit record summarised for people: the `Event` of the activity feed and
+// the audit explorer's list (docs/http-api.md).
+import type { AuditRecord } from '@corral/audit';
+
+export interface ActivityEvent {
+  seq: number;
+  time: string;
+  actor: { kind: string; id: string; name?: string; onBehalfOf?: { kind: string; id: string } };
+  action: string;
+  resource: { kind: string; id: string };
+  effect: 'allow' | 'deny' | 'ask' | null;
+  policies: string[];
+  approval: string | null;
+  node: string | null;
+  outcome: { status: string; exitCode?: number } | null;
+  summary: string;
+}
+
+/** `names` maps agent ids to their names (the log records agents by id). */
+export function toEvent(record: AuditRecord, names: ReadonlyMap<string, string> = new Map()): ActivityEvent {
+  const e = record.event;
+  const name = e.actor.kind === 'agent' ? names.get(e.actor.id) : undefined;
+  const actor = { kind: e.actor.kind, id: e.actor.id, ...(name ? { name } : {}), ...(e.actor.onBehalfOf ? { onBehalfOf: { kind: e.actor.onBehalfOf.kind, id: e.actor.onBehalfOf.id } } : {}) };
+  const outcome = e.outcome ? { status: e.outcome.status, ...(e.outcome.exitCode !== undefined ? { exitCode: e.outcome.exitCode } : {}) } : null;
+  return {
+    seq: record.seq,
+    time: e.time,
+    actor,
+    action: e.action,
+    resource: { kind: e.resource.kind, id: e.resource.id },
+    effect: e.decision?.effect ?? null,
+    policies: e.decision?.policies ?? [],
+    approval: e.decision?.approval ?? null,
+    node: e.node ?? null,
+    outcome,
+    summary: summarise(record, name),
+  };
+}
+
+function summarise(record: AuditRecord, name: string | undefined): string {
+  const e = record.event;
+  const who = `${e.actor.kind} ${name ?? e.actor.id}`;
+  const argv = Array.isArray(e.details?.argv) ? (e.details.argv as unknown[]).map(String).join(' ') : undefined;
+  const what = argv ? `${e.action} ${argv}` : `${e.action} ${e.resource.kind} ${e.resource.id}`;
+  const effect = e.decision ? `: ${e.decision.effect}${e.decision.reason ? ` (${e.decision.reason})` : ''}` : '';
+  const outcome = e.outcome ? ` → ${e.outcome.status}${e.outcome.exitCode !== undefined ? ` exit ${e.outcome.exitCode}` : ''}` : '';
+  return `${who} ${what}${effect}${outcome}`.slice(0, 300);
+}
+
+/** Whether an event passes the activity filters (`agent` matches id or name). */
+export function matchesFilter(event: ActivityEvent, filter: { agent?: string | null; node?: string | null; effect?: string | null }): boolean {
+  if (filter.agent && !(event.actor.kind === 'agent' && (event.actor.id === filter.agent || event.actor.name === filter.agent))) return false;
+  if (filter.node && event.node !== filter.node) return false;
+  if (filter.effect && event.effect !== filter.effect) return false;
+  return true;
+}

@@ -1,0 +1,170 @@
+// The active policy set: the policy directory's Cedar files (with
+// `entities.json` and `cases.yaml` beside them), the decision point the
+// gateway decides with, and activation of a candidate. Activation writes the
+// candidate as a new version directory and swaps a symbolic link to it with
+// one rename(2), so a reader sees the old set or the new one, never a mix;
+// the decision point is swapped the same way (one reference), so decisions
+// in flight finish under the set they started with.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { DecisionPoint, loadPolicies, PolicyError, type Decision, type PolicyIssue } from '@corral/policy';
+import { GatewayError } from '../errors.ts';
+
+export interface PolicyFile {
+  name: string;
+  text: string;
+}
+
+/** A candidate that validated: its files, hash, and a decision point holding it. */
+export interface Candidate {
+  files: PolicyFile[];
+  hash: string;
+  point: DecisionPoint;
+}
+
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,3}$/;
+const KINDS = ['.cedar', '.json', '.yaml', '.yml'];
+const MAX_FILES = 200;
+export const MAX_SET_BYTES = 1024 * 1024;
+
+/** SHA-256 over the files, sorted by name: what `baseHash` is compared with. */
+export function hashFiles(files: readonly PolicyFile[]): string {
+  const hash = createHash('sha256');
+  for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : 1))) hash.update(`${Buffer.byteLength(f.name)}:${f.name}${Buffer.byteLength(f.text)}:${f.text}`);
+  return hash.digest('hex');
+}
+
+/**
+ * Checks a candidate's file list as it arrived (untrusted): a list of at most
+ * 200 `{name, text}` with relative names of `.cedar`, `.json`, `.yaml` files,
+ * no duplicates, 1 MiB in all. Throws GATEWAY_PARAMS_INVALID.
+ */
+export function parseFiles(input: unknown): PolicyFile[] {
+  if (!Array.isArray(input)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'files must be a list of {name, text}');
+  if (input.length > MAX_FILES) throw new GatewayError('GATEWAY_PARAMS_INVALID', `at most ${MAX_FILES} files`);
+  const files: PolicyFile[] = [];
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const [i, raw] of input.entries()) {
+    const f = raw as { name?: unknown; text?: unknown } | null;
+    const name = f?.name;
+    const text = f?.text;
+    if (typeof name !== 'string' || !FILE_NAME.test(name) || !KINDS.some((k) => name.endsWith(k))) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}].name must be a relative .cedar, .json or .yaml file name`);
+    if (typeof text !== 'string' || !text.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}].text must be text`);
+    if (seen.has(name)) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}]: ${name} is listed twice`);
+    seen.add(name);
+    bytes += Buffer.byteLength(text);
+    if (bytes > MAX_SET_BYTES) throw new GatewayError('GATEWAY_PARAMS_INVALID', `the files hold more than ${MAX_SET_BYTES} bytes`);
+    files.push({ name, text });
+  }
+  return files;
+}
+
+/** Every issue that keeps a candidate from validating; empty when it is valid. */
+export function candidateIssues(error: unknown): PolicyIssue[] | undefined {
+  if (!(error instanceof PolicyError)) return undefined;
+  return error.issues.length > 0 ? [...error.issues] : [{ file: error.code === 'POLICY_ENTITIES_INVALID' ? 'entities.json' : '<set>', message: error.message }];
+}
+
+/**
+ * Builds a decision point holding `files`. Throws POLICY_SET_INVALID (with
+ * issues), POLICY_ENTITIES_INVALID (entities.json not JSON or not valid entities).
+ */
+export function compileCandidate(files: PolicyFile[]): Candidate {
+  const point = new DecisionPoint();
+  point.load(loadPolicies(files.filter((f) => f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text })), point.schema));
+  const entities = files.find((f) => f.name === 'entities.json');
+  if (entities) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(entities.text);
+    } catch (error) {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities.json is not JSON', { cause: error, issues: [{ file: 'entities.json', message: 'not JSON' }] });
+    }
+    point.setEntities(parsed);
+  }
+  return { files, hash: hashFiles(files), point };
+}
+
+export class PolicyControl {
+  readonly dir: string;
+  #active: Candidate | undefined;
+
+  private constructor(dir: string, active: Candidate | undefined) {
+    this.dir = dir;
+    this.#active = active;
+  }
+
+  /** Loads the directory when it exists. Throws POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE. */
+  static open(dir: string): PolicyControl {
+    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined);
+  }
+
+  /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none. */
+  decide(input: unknown): Decision {
+    if (!this.#active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    return this.#active.point.decide(input);
+  }
+
+  /** The active files and their hash (no files: the empty set's hash). */
+  active(): { hash: string; files: PolicyFile[] } {
+    const files = this.#active?.files ?? [];
+    return { hash: this.#active?.hash ?? hashFiles([]), files };
+  }
+
+  /**
+   * Makes a validated candidate active when `baseHash` is the hash of what is
+   * active now (on disk and in memory), and returns whether it did.
+   */
+  activate(candidate: Candidate, baseHash: string): boolean {
+    const onDisk = existsSync(this.dir) ? hashFiles(readFiles(this.dir)) : hashFiles([]);
+    if (baseHash !== this.active().hash || baseHash !== onDisk) return false;
+    swapDirectory(this.dir, candidate);
+    this.#active = candidate;
+    return true;
+  }
+}
+
+function readFiles(dir: string): PolicyFile[] {
+  try {
+    if (!statSync(dir).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
+    const names = (readdirSync(dir, { recursive: true }) as string[]).filter((n) => KINDS.some((k) => n.endsWith(k)) && statSync(join(dir, n)).isFile()).sort();
+    return names.map((name) => ({ name: name.split('\\').join('/'), text: readFileSync(join(dir, name), 'utf8') }));
+  } catch (error) {
+    if (error instanceof PolicyError) throw error;
+    throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
+  }
+}
+
+/**
+ * Writes the candidate to `<dir>.versions/<hash>` and points `<dir>` at it.
+ * The first activation of a plain directory moves it into the versions
+ * directory first (the one moment `<dir>` is briefly absent).
+ */
+function swapDirectory(dir: string, candidate: Candidate): void {
+  const versions = `${dir}.versions`;
+  mkdirSync(versions, { recursive: true, mode: 0o700 });
+  const target = join(versions, candidate.hash);
+  if (!existsSync(target)) {
+    const staging = join(versions, `.staging-${randomBytes(6).toString('hex')}`);
+    for (const f of candidate.files) {
+      mkdirSync(dirname(join(staging, f.name)), { recursive: true, mode: 0o700 });
+      writeFileSync(join(staging, f.name), f.text, { mode: 0o600 });
+    }
+    mkdirSync(staging, { recursive: true, mode: 0o700 });
+    renameSync(staging, target);
+  }
+  if (existsSync(dir) && !lstatSync(dir).isSymbolicLink()) {
+    const previous = join(versions, `previous-${Date.now()}`);
+    renameSync(dir, previous);
+  }
+  const link = `${dir}.link-${randomBytes(6).toString('hex')}`;
+  symlinkSync(join(basename(versions), candidate.hash), link);
+  try {
+    renameSync(link, dir);
+  } catch (error) {
+    rmSync(link, { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,32 @@
+// How every HTTP answer leaves the gateway: JSON with `cache-control:
+// no-store`, and the same security headers on everything (static files too).
+import type { ServerResponse } from 'node:http';
+
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+/** What a route hands back; `body` undefined sends no body. */
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string | string[]>;
+}
+
+export function reply(status: number, body?: unknown, headers?: Record<string, string | string[]>): Reply {
+  return { status, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) };
+}
+
+/** The error shape of the API: `{error, message?, code?, issues?}`. */
+export function failure(status: number, error: string, extra: { message?: string; code?: string; issues?: unknown[]; retryAfterS?: number } = {}): Reply {
+  return reply(status, { error, ...extra });
+}
+
+export function send(response: ServerResponse, answer: Reply): void {
+  if (response.headersSent) return void response.end();
+  const headers: Record<string, string | string[]> = { ...SECURITY_HEADERS, 'cache-control': 'no-store', ...answer.headers };
+  if (answer.body === undefined) return void response.writeHead(answer.status, headers).end();
+  response.writeHead(answer.status, { 'content-type': 'application/json', ...headers }).end(`${JSON.stringify(answer.body)}\n`);
+}

@@ -1,0 +1,81 @@
+// A tiny router: exact segments and `:name` parameters, one route per method
+// and pattern, and the permission each route needs (checked before its handler runs).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Caller } from './auth.ts';
+import type { Permission } from './roles.ts';
+import type { Reply } from './respond.ts';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+export interface RequestContext {
+  request: IncomingMessage;
+  response: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  /** Undefined only on public routes. */
+  caller: Caller | undefined;
+  /** The body as a JSON object, read once with the route's size limit. */
+  body: () => Promise<Record<string, unknown>>;
+}
+
+export interface Route {
+  method: Method;
+  /** `/api/agents/:name/suspend` */
+  path: string;
+  /** `public` routes need no credentials, `signed-in` any caller; others a caller whose roles grant this. */
+  access: Permission | 'public' | 'signed-in';
+  /** Body limit in bytes (default MAX_BODY_BYTES). */
+  bodyLimit?: number;
+  /** A Reply to send, or nothing when the handler answered itself (an event stream, a redirect it wrote). */
+  handle: (context: RequestContext) => Promise<Reply | void> | Reply | void;
+}
+
+export type Match = { route: Route; params: Record<string, string> } | { methodNotAllowed: true } | undefined;
+
+export class Router {
+  readonly #routes: Array<{ route: Route; segments: string[] }> = [];
+
+  add(routes: readonly Route[]): this {
+    for (const route of routes) this.#routes.push({ route, segments: route.path.split('/').filter(Boolean) });
+    return this;
+  }
+
+  /** Every route, for tests that walk them all. */
+  get routes(): readonly Route[] {
+    return this.#routes.map((r) => r.route);
+  }
+
+  match(method: string, pathname: string): Match {
+    const parts = pathname.split('/').filter(Boolean);
+    let pathMatched = false;
+    for (const { route, segments } of this.#routes) {
+      const params = matchSegments(segments, parts);
+      if (!params) continue;
+      if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
+      pathMatched = true;
+    }
+    return pathMatched ? { methodNotAllowed: true } : undefined;
+  }
+}
+
+function matchSegments(segments: readonly string[], parts: readonly string[]): Record<string, string> | undefined {
+  if (segments.length !== parts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const want = segments[i]!;
+    const got = parts[i]!;
+    if (want.startsWith(':')) {
+      let value: string;
+      try {
+        value = decodeURIComponent(got);
+      } catch {
+        return undefined;
+      }
+      if (value === '' || value.length > 200) return undefined;
+      params[want.slice(1)] = value;
+    } else if (want !== got) {
+      return undefined;
+    }
+  }
+  return params;
+}

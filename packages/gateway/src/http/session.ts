@@ -1,0 +1,116 @@
+// Sign-in and sign-out: `/api/session` for local users, `/api/auth/*` for
+// the providers on offer and the OpenID Connect round trip.
+import type { HumanIdentity } from '@corral/identity';
+import type { ApiContext } from './context.ts';
+import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
+import { failure, reply } from './respond.ts';
+import type { Route } from './router.ts';
+import { cookie, readCookie, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
+import { SECURITY_HEADERS } from './respond.ts';
+
+function sessionBody(session: Session): unknown {
+  return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
+}
+
+/** Why an OIDC sign-in failed, as the console shows it (`/?signin_error=…`). */
+function signinError(code: unknown): string {
+  switch (code) {
+    case 'IDENTITY_OIDC_NO_ROLE':
+      return 'no_role';
+    case 'IDENTITY_OIDC_STATE_MISMATCH':
+      return 'state';
+    case 'IDENTITY_OIDC_DISCOVERY_FAILED':
+      return 'unavailable';
+    default:
+      return 'failed';
+  }
+}
+
+function oidcUser(human: HumanIdentity): SessionUser {
+  return { id: `oidc:${human.issuer}#${human.subject}`, name: human.email ?? human.subject, roles: human.roles };
+}
+
+export function sessionRoutes(api: ApiContext): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/api/session',
+      access: 'public',
+      handle: async ({ request, body }) => {
+        const input = await body();
+        const username = typeof input.username === 'string' ? input.username : '';
+        const wait = api.throttle.retryAfterS(username);
+        if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
+        const user = await api.identity.localUsers.verify(username, input.password);
+        if (!user) {
+          api.throttle.fail(username);
+          return failure(401, 'invalid_credentials');
+        }
+        api.throttle.succeed(username);
+        const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles });
+        await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
+        return reply(200, sessionBody(session), { 'set-cookie': cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/session',
+      access: 'signed-in',
+      handle: ({ caller }) => (caller?.kind === 'session' ? reply(200, sessionBody(caller.session)) : reply(200, { user: { id: 'token', name: 'operator', roles: ['admin'] }, csrf: null })),
+    },
+    {
+      method: 'DELETE',
+      path: '/api/session',
+      access: 'signed-in',
+      handle: ({ request, caller }) => {
+        if (caller?.kind === 'session') api.sessions.delete(caller.token);
+        return reply(204, undefined, { 'set-cookie': cookie(request, SESSION_COOKIE, '', 0) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/auth/providers',
+      access: 'public',
+      handle: () => reply(200, { local: true, oidc: api.oidc ? { name: api.oidc.name } : null }),
+    },
+    {
+      method: 'GET',
+      path: '/api/auth/oidc/start',
+      access: 'public',
+      handle: async ({ request, response }) => {
+        if (!api.oidc) return failure(404, 'not_found');
+        let location: string;
+        const headers: Record<string, string> = {};
+        try {
+          const login = await api.oidc.start();
+          location = login.url;
+          headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.state, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
+        } catch (error) {
+          location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+        }
+        response.writeHead(302, { ...SECURITY_HEADERS, 'cache-control': 'no-store', location, ...headers }).end();
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/auth/oidc/callback',
+      access: 'public',
+      handle: async ({ request, response }) => {
+        if (!api.oidc) return failure(404, 'not_found');
+        const cookies = [cookie(request, OIDC_COOKIE, '', 0, 'Lax', '/api/auth/oidc')];
+        let location = '/';
+        try {
+          const human = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookie(request, OIDC_COOKIE));
+          api.identity.humans.record(human);
+          const user = oidcUser(human);
+          const { token } = api.sessions.create(user);
+          cookies.push(cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000));
+          await api.record({ actor: { kind: 'human', id: user.name }, action: 'console.sign-in', resource: { kind: 'session', id: 'oidc' }, outcome: { status: 'success' } });
+        } catch (error) {
+          location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+        }
+        response.writeHead(302, { ...SECURITY_HEADERS, 'cache-control': 'no-store', location, 'set-cookie': cookies }).end();
+      },
+    },
+  ];
+}
