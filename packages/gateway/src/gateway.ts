@@ -43,15 +43,18 @@ export class Gateway {
   readonly invoker: NodeInvoker;
   readonly approvals: ApprovalStore;
   readonly identity: Identity;
+  /** The HTTP API and console files (docs/http-api.md). */
+  readonly http: HttpApi;
   readonly #db: DatabaseSync;
   readonly #audit: AuditLog | undefined;
 
-  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; db: DatabaseSync; audit: AuditLog | undefined }) {
+  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined }) {
     this.server = parts.server;
     this.inventory = parts.inventory;
     this.invoker = parts.invoker;
     this.approvals = parts.approvals;
     this.identity = parts.identity;
+    this.http = parts.http;
     this.#db = parts.db;
     this.#audit = parts.audit;
   }
@@ -111,7 +114,7 @@ export class Gateway {
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
-      return new Gateway({ server, inventory, invoker, approvals, identity, db, audit });
+      return new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit });
     } catch (error) {
       await audit?.close();
       db?.close();

@@ -1,0 +1,90 @@
+// Every route of the API, walked without credentials, with a wrong token,
+// with a session of a role that must not reach it, and (for changes) without
+// the CSRF header: none of them may answer anything but a refusal.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { CorralRole } from '@corral/identity';
+import type { HttpApi } from './api.ts';
+import { rolesGrant } from './roles.ts';
+import type { Route } from './router.ts';
+import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+const concrete = (path: string) => path.replace(/:[a-zA-Z]+/g, 'x1');
+
+describe('authentication and roles on every route', () => {
+  let t: TestGateway;
+  let routes: readonly Route[];
+  const clients = new Map<CorralRole, ApiClient>();
+  before(async () => {
+    t = await startTestGateway();
+    routes = t.gw.http.router?.routes ?? [];
+    for (const role of ['approver', 'auditor', 'viewer'] as const) clients.set(role, await t.as(`a-${role}`, [role]));
+  });
+  after(() => t.close());
+
+  it('knows every route group of the document', () => {
+    const groups = new Set(routes.map((r) => r.path.split('/')[2]));
+    assert.deepEqual([...groups].sort(), ['activity', 'agents', 'approvals', 'audit', 'auth', 'nodes', 'policies', 'session', 'status']);
+  });
+
+  it('answers 401 unauthenticated on every non-public route without credentials', async () => {
+    for (const route of routes.filter((r) => r.access !== 'public')) {
+      const answer = await t.anonymous().call(route.method, concrete(route.path), route.method === 'GET' ? undefined : {});
+      assert.equal(answer.status, 401, `${route.method} ${route.path}`);
+      assert.deepEqual(answer.body, { error: 'unauthenticated' }, `${route.method} ${route.path}`);
+    }
+  });
+
+  it('answers 401 for a wrong bearer token and for a forged session cookie', async () => {
+    for (const route of routes.filter((r) => r.access !== 'public')) {
+      const wrong = t.anonymous();
+      wrong.bearer = 'x'.repeat(32);
+      assert.equal((await wrong.call(route.method, concrete(route.path), route.method === 'GET' ? undefined : {})).status, 401, `${route.method} ${route.path}`);
+      const forged = t.anonymous();
+      forged.cookie = 'corral_session=forged-session-token';
+      forged.csrf = 'forged';
+      assert.equal((await forged.call(route.method, concrete(route.path), route.method === 'GET' ? undefined : {})).status, 401, `${route.method} ${route.path}`);
+    }
+  });
+
+  it('answers 403 forbidden to a signed-in human whose role does not grant the route', async () => {
+    let refused = 0;
+    for (const route of routes) {
+      if (route.access === 'public' || route.access === 'signed-in') continue;
+      for (const [role, client] of clients) {
+        if (rolesGrant([role], route.access)) continue;
+        const answer = await client.call(route.method, concrete(route.path), route.method === 'GET' ? undefined : {});
+        assert.equal(answer.status, 403, `${role} ${route.method} ${route.path}`);
+        assert.deepEqual(answer.body, { error: 'forbidden' });
+        refused++;
+      }
+    }
+    assert.ok(refused > 20, `${refused} refusals checked`);
+  });
+
+  it('answers 403 csrf to a session that changes anything without the x-corral-csrf header, or with another session’s', async () => {
+    const admin = await t.as('root', ['admin']);
+    const other = await t.as('other-admin', ['admin']);
+    for (const route of routes.filter((r) => r.method !== 'GET' && r.access !== 'public')) {
+      const missing = await admin.call(route.method, concrete(route.path), {}, { 'x-corral-csrf': '' });
+      assert.deepEqual([missing.status, missing.body], [403, { error: 'csrf' }], `${route.method} ${route.path}`);
+      const foreign = await admin.call(route.method, concrete(route.path), {}, { 'x-corral-csrf': other.csrf! });
+      assert.deepEqual([foreign.status, foreign.body], [403, { error: 'csrf' }], `${route.method} ${route.path}`);
+    }
+  });
+
+  it('sends the security headers and no-store on API answers, refusals included', async () => {
+    const answer = await t.anonymous().get('/api/status');
+    assert.equal(answer.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(answer.headers.get('referrer-policy'), 'no-referrer');
+    assert.match(answer.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+    assert.equal(answer.headers.get('cache-control'), 'no-store');
+  });
+
+  it('answers 404 for an unknown API path and 405 for a known path with another method, both without a stack trace', async () => {
+    const admin = await t.as('root', ['admin']);
+    const unknown = await admin.get('/api/nothing-here');
+    assert.deepEqual([unknown.status, unknown.body], [404, { error: 'not_found' }]);
+    assert.equal((await admin.call('PUT', '/api/status', {})).status, 405);
+  });
+});

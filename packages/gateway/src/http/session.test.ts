@@ -1,0 +1,192 @@
+// Signing in to the console: local users (cookie, CSRF, expiry, sign-out,
+// throttled failures) and OpenID Connect against a real oidc-provider.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import Provider from 'oidc-provider';
+import { ApiClient, startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
+
+describe('local sign-in', () => {
+  let t: TestGateway;
+  let clock = Date.now();
+  before(async () => {
+    t = await startTestGateway({ now: () => clock });
+    await t.gw.identity.localUsers.create('alice', TEST_PASSWORD, ['approver']);
+    await t.gw.identity.localUsers.create('mallory', TEST_PASSWORD, ['viewer']);
+  });
+  after(() => t.close());
+
+  it('signs alice in: her user and roles, a CSRF value, and an HttpOnly SameSite=Strict cookie that is not Secure over plain HTTP', async () => {
+    const client = t.anonymous();
+    const answer = await client.signIn('alice');
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.body.user, { id: 'local:alice', name: 'alice', roles: ['approver'] });
+    assert.match(answer.body.csrf, /^[A-Za-z0-9_-]{32}$/);
+    const cookie = answer.headers.getSetCookie()[0]!;
+    assert.match(cookie, /^corral_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
+    const current = await client.get('/api/session');
+    assert.deepEqual(current.body, answer.body);
+  });
+
+  it('gives the same 401 invalid_credentials for a wrong password, an unknown user and a malformed body', async () => {
+    for (const body of [{ username: 'alice', password: 'wrong password!' }, { username: 'nobody', password: TEST_PASSWORD }, { username: ['alice'], password: 7 }]) {
+      const answer = await t.anonymous().post('/api/session', body);
+      assert.deepEqual([answer.status, answer.body], [401, { error: 'invalid_credentials' }]);
+      assert.equal(answer.headers.getSetCookie().length, 0);
+    }
+    assert.equal((await t.anonymous().post('/api/session', 'not json')).status, 400);
+  });
+
+  it('refuses a sixth try within five minutes after five failures with 429 and retryAfterS, even with the right password, until the window passes', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await t.anonymous().post('/api/session', { username: 'mallory', password: `guess ${i} wrong` })).status, 401);
+    const refused = await t.anonymous().post('/api/session', { username: 'mallory', password: TEST_PASSWORD });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error, 'too_many_attempts');
+    assert.ok(refused.body.retryAfterS > 0 && refused.body.retryAfterS <= 300);
+    assert.equal((await t.anonymous().signIn('alice')).status, 200, 'another username is not held up');
+    clock += 5 * 60_000 + 1000;
+    assert.equal((await t.anonymous().signIn('mallory')).status, 200);
+  });
+
+  it('signs out: 204, the cookie cleared, and the old cookie no longer works', async () => {
+    const client = t.anonymous();
+    await client.signIn('alice');
+    const cookie = client.cookie;
+    const out = await client.call('DELETE', '/api/session');
+    assert.equal(out.status, 204);
+    assert.match(out.headers.getSetCookie()[0]!, /^corral_session=; .*Max-Age=0/);
+    const stale = new ApiClient(client.base);
+    stale.cookie = cookie;
+    assert.equal((await stale.get('/api/session')).status, 401);
+  });
+
+  it('ends a session after an hour without use, and any session after twelve hours', async () => {
+    const idle = t.anonymous();
+    await idle.signIn('alice');
+    clock += 61 * 60_000;
+    assert.equal((await idle.get('/api/session')).status, 401);
+    const busy = t.anonymous();
+    await busy.signIn('alice');
+    for (let h = 0; h < 13; h++) {
+      clock += 55 * 60_000;
+      assert.equal((await busy.get('/api/session')).status, 200, `after ${h + 1} uses`);
+    }
+    clock += 10 * 60_000;
+    assert.equal((await busy.get('/api/session')).status, 401);
+  });
+
+  it('lists the providers without credentials: local only when no OIDC is configured', async () => {
+    assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: null });
+    assert.equal((await t.anonymous().get('/api/auth/oidc/start')).status, 404);
+  });
+});
+
+describe('OpenID Connect sign-in', () => {
+  let issuerServer: Server;
+  let t: TestGateway;
+  before(async () => {
+    let handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, s) => s.end();
+    issuerServer = createServer((req, res) => handler(req, res));
+    await new Promise<void>((r) => issuerServer.listen(0, '127.0.0.1', r));
+    const issuer = `http://127.0.0.1:${(issuerServer.address() as AddressInfo).port}`;
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
+    const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+    const groups: Record<string, string[]> = { bob: ['finance-approvers'], carol: ['marketing'] };
+    const provider = new Provider(issuer, {
+      clients: [{ client_id: 'corral-console', redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' }],
+      jwks: { keys: [{ ...key, kid: 'k1', alg: 'RS256', use: 'sig' }] },
+      claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
+      conformIdTokenClaims: false,
+      cookies: { keys: ['corral-test-cookie-key'] },
+      features: { devInteractions: { enabled: true } },
+      findAccount: (_ctx: unknown, sub: string) => (groups[sub] ? { accountId: sub, claims: () => ({ sub, email: `${sub}@example.com`, name: sub, groups: groups[sub] }) } : undefined),
+    });
+    const callback = provider.callback();
+    handler = (req, res) => void callback(req, res);
+    t = await startTestGateway({ port, oidc: { name: 'Example SSO', issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
+  });
+  after(async () => {
+    await t.close();
+    await new Promise<void>((r) => issuerServer.close(() => r()));
+  });
+
+  it('names the provider on the sign-in page', async () => {
+    assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: { name: 'Example SSO' } });
+  });
+
+  it('signs bob in with code + PKCE: the callback sets the session cookie and sends him to /, where he is an approver', async () => {
+    const browser = t.anonymous();
+    const start = await browser.get('/api/auth/oidc/start');
+    assert.equal(start.status, 302);
+    const location = new URL(start.headers.get('location')!);
+    assert.equal(location.searchParams.get('code_challenge_method'), 'S256');
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(location.toString(), 'bob');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    assert.equal(back.status, 302);
+    assert.equal(back.headers.get('location'), '/');
+    browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+    const session = await browser.get('/api/session');
+    assert.equal(session.status, 200);
+    assert.deepEqual(session.body.user.roles, ['approver']);
+    assert.equal(session.body.user.name, 'bob@example.com');
+  });
+
+  it('refuses a callback arriving in another browser (no binding cookie) with /?signin_error=state', async () => {
+    const start = await t.anonymous().get('/api/auth/oidc/start');
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
+    const back = await fetch(callback, { redirect: 'manual' });
+    assert.equal(back.headers.get('location'), '/?signin_error=state');
+    assert.equal(back.headers.getSetCookie().some((c) => c.startsWith('corral_session=') && !c.startsWith('corral_session=;')), false);
+  });
+
+  it('refuses carol, whose groups map to no Corral role, with /?signin_error=no_role', async () => {
+    const start = await t.anonymous().get('/api/auth/oidc/start');
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'carol');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    assert.equal(back.headers.get('location'), '/?signin_error=no_role');
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Plays the browser at the issuer: signs in as `user`, consents, and returns the URL it sends the browser back to. */
+async function signInAtIssuer(url: string, user: string): Promise<string> {
+  const cookies = new Map<string, string>();
+  let next = url;
+  let init: RequestInit = {};
+  for (let step = 0; step < 20; step++) {
+    const res = await fetch(next, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair!.indexOf('=');
+      cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+    const location = res.headers.get('location');
+    if (location) {
+      const target = new URL(location, next).toString();
+      if (target.includes('/api/auth/oidc/callback')) return target;
+      next = target;
+      init = {};
+      continue;
+    }
+    const html = await res.text();
+    const action = /action="([^"]+)"/.exec(html)?.[1];
+    assert.ok(action, `a form on the issuer's page: ${html.slice(0, 200)}`);
+    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
+    next = new URL(action, next).toString();
+    init = { method: 'POST', body: new URLSearchParams(prompt === 'login' ? { prompt, login: user, password: 'any' } : { prompt: prompt ?? 'consent' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+  }
+  assert.fail('the sign-in did not finish in 20 steps');
+}

@@ -1,0 +1,102 @@
+// Test support for the HTTP API's tests: a real gateway in a temporary state
+// directory, local users in it, and a small client that keeps a session's
+// cookie and CSRF value the way the console does.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CorralRole } from '@corral/identity';
+import { Gateway, type GatewayOptions } from '../gateway.ts';
+
+export const TEST_PASSWORD = 'a password for tests';
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+export class ApiClient {
+  readonly base: string;
+  cookie: string | undefined;
+  csrf: string | undefined;
+  bearer: string | undefined;
+
+  constructor(base: string, auth: { bearer?: string } = {}) {
+    this.base = base;
+    this.bearer = auth.bearer;
+  }
+
+  async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      redirect: 'manual',
+      headers: {
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(this.cookie ? { cookie: this.cookie } : {}),
+        ...(this.csrf && method !== 'GET' ? { 'x-corral-csrf': this.csrf } : {}),
+        ...(this.bearer ? { authorization: `Bearer ${this.bearer}` } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, headers: res.headers, body: parsed };
+  }
+
+  get = (path: string, headers?: Record<string, string>) => this.call('GET', path, undefined, headers);
+  post = (path: string, body: unknown = {}, headers?: Record<string, string>) => this.call('POST', path, body, headers);
+
+  /** Signs in with a local user's password; keeps the cookie and the CSRF value. */
+  async signIn(username: string, password = TEST_PASSWORD): Promise<Answer> {
+    const answer = await this.post('/api/session', { username, password });
+    const set = answer.headers.getSetCookie().find((c) => c.startsWith('corral_session='));
+    if (set) this.cookie = set.split(';')[0];
+    if (answer.status === 200) this.csrf = answer.body.csrf;
+    return answer;
+  }
+}
+
+export interface TestGateway {
+  gw: Gateway;
+  state: string;
+  token: string;
+  /** A client with no credentials. */
+  anonymous(): ApiClient;
+  /** A client with the gateway token. */
+  tool(): ApiClient;
+  /** A client signed in as this user (created with these roles on first use). */
+  as(username: string, roles: CorralRole[]): Promise<ApiClient>;
+  close(): Promise<void>;
+}
+
+export async function startTestGateway(options: Partial<GatewayOptions> = {}): Promise<TestGateway> {
+  const state = options.stateDir ?? mkdtempSync(join(tmpdir(), 'corral-http-'));
+  const token = randomBytes(24).toString('base64url');
+  const gw = await Gateway.start({ stateDir: state, token, port: 0, ...options });
+  const base = gw.httpUrl;
+  return {
+    gw,
+    state,
+    token,
+    anonymous: () => new ApiClient(base),
+    tool: () => new ApiClient(base, { bearer: token }),
+    async as(username, roles) {
+      if (!gw.identity.localUsers.list().some((u) => u.username === username)) await gw.identity.localUsers.create(username, TEST_PASSWORD, roles);
+      const client = new ApiClient(base);
+      const answer = await client.signIn(username);
+      if (answer.status !== 200) throw new Error(`sign-in as ${username} answered ${answer.status}`);
+      return client;
+    },
+    async close() {
+      await gw.close();
+      if (!options.stateDir) rmSync(state, { recursive: true, force: true });
+    },
+  };
+}
