@@ -1,0 +1,96 @@
+// Live activity: the newest records first with paging and filters, and the
+// event stream that sends each new record as the gateway appends it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+/** Reads an event stream until `count` records arrived (or `waitMs` passed); returns them with their ids. */
+async function readRecords(response: Response, count: number, waitMs = 10_000): Promise<Array<{ id: number; event: { seq: number; action: string; actor: { id: string; name?: string } } }>> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  const out: Array<{ id: number; event: { seq: number; action: string; actor: { id: string; name?: string } } }> = [];
+  let buffer = '';
+  const deadline = setTimeout(() => void reader.cancel(), waitMs);
+  try {
+    while (out.length < count) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+        if (fields.event === 'record') out.push({ id: Number(fields.id), event: JSON.parse(fields.data!) });
+      }
+    }
+  } finally {
+    clearTimeout(deadline);
+    await reader.cancel().catch(() => {});
+  }
+  return out;
+}
+
+describe('live activity', () => {
+  let t: TestGateway;
+  let admin: ApiClient;
+  let viewer: ApiClient;
+  before(async () => {
+    t = await startTestGateway();
+    admin = await t.as('root', ['admin']);
+    viewer = await t.as('vera', ['viewer']);
+    t.gw.identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'owner@example.com' });
+  });
+  after(() => t.close());
+
+  const stream = (query = '', headers: Record<string, string> = {}) => fetch(`${t.gw.httpUrl}/api/activity/stream${query}`, { headers: { cookie: viewer.cookie!, ...headers } });
+
+  it('streams a record to a signed-in viewer as soon as the gateway appends it, with its sequence number as the event id', async () => {
+    const response = await stream();
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type')!, /^text\/event-stream/);
+    const received = readRecords(response, 1);
+    const suspended = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'testing the stream' });
+    assert.equal(suspended.status, 200);
+    const [first] = await received;
+    assert.equal(first!.event.action, 'agent.suspend');
+    assert.equal(first!.event.actor.id, 'root');
+    assert.equal(first!.id, first!.event.seq);
+  });
+
+  it('sends only what matches the filter', async () => {
+    const filtered = readRecords(await stream('?agent=nobody-at-all'), 1, 1000);
+    const unfiltered = readRecords(await stream(), 1);
+    await admin.post('/api/agents/invoice-bot/resume');
+    assert.equal((await unfiltered)[0]?.event.action, 'agent.resume');
+    assert.deepEqual(await filtered, []);
+  });
+
+  it('resumes after Last-Event-ID with the records it missed', async () => {
+    const list = await viewer.get('/api/activity?limit=500');
+    const oldest = list.body.events.at(-1).seq as number;
+    const response = await stream('', { 'last-event-id': String(oldest) });
+    const missed = await readRecords(response, list.body.events.length - 1);
+    assert.deepEqual(missed.map((r) => r.id), list.body.events.slice(0, -1).map((e: { seq: number }) => e.seq).reverse());
+  });
+
+  it('lists the newest first and pages with nextBefore', async () => {
+    const all = (await viewer.get('/api/activity?limit=500')).body.events as Array<{ seq: number }>;
+    assert.ok(all.length >= 4);
+    assert.deepEqual(all.map((e) => e.seq), [...all.map((e) => e.seq)].sort((a, b) => b - a));
+    const page = await viewer.get('/api/activity?limit=2');
+    assert.deepEqual(page.body.events.map((e: { seq: number }) => e.seq), all.slice(0, 2).map((e) => e.seq));
+    const next = await viewer.get(`/api/activity?limit=2&before=${page.body.nextBefore}`);
+    assert.deepEqual(next.body.events.map((e: { seq: number }) => e.seq), all.slice(2, 4).map((e) => e.seq));
+  });
+
+  it('filters by agent (its name or id) and refuses an unknown effect and a bad limit', async () => {
+    const agent = t.gw.identity.agents.get('invoice-bot');
+    const byName = await viewer.get('/api/activity?agent=invoice-bot');
+    const byId = await viewer.get(`/api/activity?agent=${agent.id}`);
+    assert.deepEqual(byName.body, byId.body);
+    assert.equal((await viewer.get('/api/activity?effect=maybe')).status, 400);
+    assert.equal((await viewer.get('/api/activity?limit=100000')).status, 400);
+    assert.equal((await viewer.get('/api/activity/stream?effect=maybe')).status, 400);
+  });
+});

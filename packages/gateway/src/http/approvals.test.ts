@@ -1,0 +1,105 @@
+// Approving from the console: the approver is the signed-in human, a waiting
+// command wakes when the quorum is reached, the audit log records who, and
+// the same human approving twice counts once.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { GatewayClient } from '../client/client.ts';
+import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+const POLICY = `
+@id("pay-needs-two") @approval("required") @quorum("2")
+permit (principal, action == Action::"system.run", resource == Command::"pay");
+@id("wipe-needs-one") @approval("required")
+permit (principal, action == Action::"system.run", resource == Command::"wipe");
+`;
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const found = await probe();
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('approvals from a signed-in session', () => {
+  let state: string;
+  let t: TestGateway;
+  let node: NodePeer;
+  let operator: GatewayClient;
+  let alice: ApiClient;
+  let bob: ApiClient;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-http-approvals-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), POLICY);
+    t = await startTestGateway({ stateDir: state });
+    node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run']);
+    operator = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.admin'] });
+    alice = await t.as('alice', ['approver']);
+    bob = await t.as('bob', ['approver']);
+  });
+  after(async () => {
+    await operator.close();
+    await node.close();
+    await t.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const invoke = (argv: string[]) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv, env: { PAYMENT_TOKEN: 'secret-value' } }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 25_000 });
+  const pendingFor = (command: string) =>
+    waitFor(`a pending approval for ${command}`, async () => {
+      const list = await alice.get('/api/approvals');
+      return (list.body.approvals as Array<{ id: string; action: { argv: string[] } }>).find((a) => a.action.argv[0] === command);
+    });
+
+  it('wakes the waiting command once two distinct humans approve; alice approving twice counts once; the log names both', async () => {
+    const running = invoke(['pay', '100']);
+    const pending = await pendingFor('pay');
+    assert.deepEqual((pending.action as unknown as { env: unknown }).env, ['PAYMENT_TOKEN'], 'environment values never leave the gateway');
+    const first = await alice.post(`/api/approvals/${pending.id}/approve`, { decision: 'allow-once' });
+    assert.deepEqual([first.status, first.body.status, first.body.approvers], [200, 'pending', ['alice']]);
+    const again = await alice.post(`/api/approvals/${pending.id}/approve`, {});
+    assert.deepEqual([again.status, again.body.status, again.body.approvers], [200, 'pending', ['alice']]);
+    assert.equal(node.received.length, 0, 'nothing ran before the quorum');
+    const second = await bob.post(`/api/approvals/${pending.id}/approve`, {});
+    assert.deepEqual([second.body.status, second.body.approvers], ['allowed', ['alice', 'bob']]);
+    const result = (await running) as { ok: boolean };
+    assert.equal(result.ok, true);
+    assert.deepEqual(node.received.map((r) => (r.params.command as string[])[0]), ['pay']);
+    // resolveApproval does not wait for its audit append: read until the records land.
+    const resolved = await waitFor('the approval.resolve records', async () => {
+      const found = (await auditEvents(state)).filter((e) => e.action === 'approval.resolve' && e.resource.id === pending.id);
+      return found.length >= 3 ? found : undefined;
+    });
+    assert.deepEqual(resolved.map((e) => e.actor), [{ kind: 'human', id: 'alice' }, { kind: 'human', id: 'alice' }, { kind: 'human', id: 'bob' }]);
+  });
+
+  it('refuses an approver named in the body of a session request (400), and a second decision on a resolved approval (409)', async () => {
+    const running = invoke(['wipe']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    const named = await alice.post(`/api/approvals/${pending.id}/approve`, { approver: 'someone-else' });
+    assert.equal(named.status, 400);
+    const denied = await bob.post(`/api/approvals/${pending.id}/deny`, { reason: 'not today' });
+    assert.deepEqual([denied.status, denied.body.status], [200, 'denied']);
+    const late = await alice.post(`/api/approvals/${pending.id}/approve`, {});
+    assert.deepEqual([late.status, late.body.error, late.body.code], [409, 'conflict', 'GATEWAY_APPROVAL_RESOLVED']);
+    const failure = (await running) as { wire?: { message?: string } };
+    assert.match(failure.wire?.message ?? '', /denied/);
+    assert.equal((await alice.get('/api/approvals/no-such-id')).status, 404);
+    assert.equal((await alice.get('/api/approvals?status=bogus')).status, 400);
+  });
+
+  it('keeps the bearer-token form: the body names the approver', async () => {
+    const approval = t.gw.approvals.create({ digest: 'a'.repeat(64), action: { argv: ['ls'] }, quorum: 1 });
+    const tool = t.tool();
+    assert.equal((await tool.post(`/api/approvals/${approval.id}/approve`, {})).status, 400);
+    const answer = await tool.post(`/api/approvals/${approval.id}/approve`, { approver: 'carol' });
+    assert.deepEqual(answer.body.approvers, ['carol']);
+  });
+});
