@@ -21,15 +21,17 @@ export function formatCountdown(ms: number): string {
   return `${m}m ${String(sec).padStart(2, '0')}s`;
 }
 
-/** An ISO time or epoch milliseconds as local date and time to the second. */
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** An ISO time or epoch milliseconds as local "YYYY-MM-DD HH:MM:SS": sortable, the same in every locale. */
 export function formatTime(at: string | number | null | undefined): string {
   if (at === null || at === undefined || at === '') return '—';
-  const date = new Date(at);
-  if (Number.isNaN(date.getTime())) return String(at);
-  return date.toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return String(at);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-/** A long hex hash shortened for tables: first 12 characters. */
+/** A long hash or id shortened for tables: its first 12 characters (the full one goes in a title). */
 export function shortHash(hash: string): string {
   return hash.length > 16 ? `${hash.slice(0, 12)}…` : hash;
 }

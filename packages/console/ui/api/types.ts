@@ -61,7 +61,10 @@ export interface ApprovalAction {
   env?: string[] | Record<string, unknown>;
   commands?: unknown[];
   cedarAction?: string;
-  context?: { amount?: number; currency?: string; payee?: string; [key: string]: unknown };
+  /** A named command's checked params (`payment.create`: amount in cents, currency, payee). */
+  params?: Record<string, unknown>;
+  /** The Cedar context, where the gateway sends it apart from the params. */
+  context?: Record<string, unknown>;
   policies?: string[];
   reason?: string;
   [key: string]: unknown;

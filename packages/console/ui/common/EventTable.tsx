@@ -1,6 +1,6 @@
 // Audit events as a dense table, shared by live activity and the audit explorer.
 import type { ActivityEvent } from '../api/types.ts';
-import { formatTime } from '../format.ts';
+import { formatTime, shortHash } from '../format.ts';
 import { EffectBadge } from './EffectBadge.tsx';
 
 function actorText(event: ActivityEvent): string {
@@ -47,15 +47,17 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
             <td className="nowrap">{formatTime(event.time)}</td>
             <td>{actorText(event)}</td>
             <td className="mono">{event.action}</td>
-            <td className="mono">
-              {event.resource.kind}:{event.resource.id}
+            <td className="mono" title={event.resource.id}>
+              {event.resource.kind}:{shortHash(event.resource.id)}
             </td>
             <td>
               <EffectBadge effect={event.effect} />
             </td>
-            <td className="mono">{event.node ?? ''}</td>
+            <td className="mono" title={event.node ?? undefined}>
+              {event.node ? shortHash(event.node) : ''}
+            </td>
             <td>{outcomeText(event)}</td>
-            <td>{event.summary}</td>
+            <td className="summary">{event.summary}</td>
           </tr>
         ))}
       </tbody>

@@ -1,13 +1,13 @@
 import type { ApprovalAction } from '../../api/types.ts';
 import { formatMoney } from '../../format.ts';
-import { chained, envNames } from './action.ts';
+import { chained, envNames, paymentOf } from './action.ts';
 
 /** Everything the approver is shown about the exact action, as a definition list. */
 export function ActionDetails({ action }: { action: ApprovalAction }) {
   const env = envNames(action.env);
   const commands = chained(action.commands);
-  const context = action.context ?? {};
-  const { amount, currency, payee, ...otherContext } = context;
+  const payment = paymentOf(action);
+  const otherFields = payment ? payment.rest : (action.context ?? action.params ?? {});
   const node = action.node ?? action.nodeId;
   const policies = Array.isArray(action.policies) ? action.policies : [];
   return (
@@ -66,28 +66,28 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
           <dd className="mono">{action.cedarAction ?? action.command}</dd>
         </>
       )}
-      {typeof amount === 'number' && (
+      {payment && (
         <>
           <dt>Amount</dt>
-          <dd className="amount">{formatMoney(amount, currency)}</dd>
+          <dd className="amount">{formatMoney(payment.amount, payment.currency)}</dd>
         </>
       )}
-      {typeof payee === 'string' && (
+      {payment?.payee !== undefined && (
         <>
           <dt>Payee</dt>
-          <dd>{payee}</dd>
+          <dd>{payment.payee}</dd>
         </>
       )}
-      {Object.keys(otherContext).length > 0 && (
+      {Object.keys(otherFields).length > 0 && (
         <>
-          <dt>Context</dt>
-          <dd className="mono small">{JSON.stringify(otherContext)}</dd>
+          <dt>Parameters</dt>
+          <dd className="mono small">{JSON.stringify(otherFields)}</dd>
         </>
       )}
-      <dt>Asked by policy</dt>
+      <dt>Why it asks</dt>
       <dd>
-        {policies.length > 0 ? <span className="mono">{policies.join(', ')}</span> : <span className="muted">unnamed</span>}
-        {action.reason && <span> — {action.reason}</span>}
+        {policies.length > 0 && <span className="mono">{policies.join(', ')}: </span>}
+        {action.reason ?? <span className="muted">no reason given</span>}
       </dd>
     </dl>
   );

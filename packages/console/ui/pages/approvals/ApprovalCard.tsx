@@ -7,7 +7,7 @@ import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { formatCountdown, formatMoney, formatTime } from '../../format.ts';
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
-import { actionTitle } from './action.ts';
+import { actionTitle, paymentOf } from './action.ts';
 
 export function ApprovalCard({ approval, onResolved }: { approval: Approval; onResolved: () => void }) {
   const now = useNow();
@@ -17,7 +17,7 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
   const [reason, setReason] = useState('');
   const pending = approval.status === 'pending' && approval.expiresAtMs > now;
   const titleId = `approval-${approval.id}`;
-  const amount = approval.action.context?.amount;
+  const payment = paymentOf(approval.action);
 
   async function act(run: () => Promise<unknown>) {
     setBusy(true);
@@ -43,7 +43,7 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
         <h2 id={titleId} className="mono">
           {actionTitle(approval.action)}
         </h2>
-        {typeof amount === 'number' && <span className="amount">{formatMoney(amount, approval.action.context?.currency)}</span>}
+        {payment && <span className="amount">{formatMoney(payment.amount, payment.currency)}</span>}
         <span className={`status status-${approval.status}`}>{approval.status}</span>
       </header>
       <ActionDetails action={approval.action} />

@@ -20,6 +20,22 @@ export function actionTitle(action: ApprovalAction): string {
   return action.cedarAction ?? action.command ?? 'action';
 }
 
+export interface Payment {
+  amount: number;
+  currency: string | undefined;
+  payee: string | undefined;
+  /** Every other field of the params or context, shown as given. */
+  rest: Record<string, unknown>;
+}
+
+/** The money in an action (`payment.create` and the like): amount in cents from its context or params. */
+export function paymentOf(action: ApprovalAction): Payment | undefined {
+  const fields = action.context ?? action.params;
+  if (!fields || typeof fields.amount !== 'number') return undefined;
+  const { amount, currency, payee, ...rest } = fields;
+  return { amount, currency: typeof currency === 'string' ? currency : undefined, payee: typeof payee === 'string' ? payee : undefined, rest };
+}
+
 /** Environment variable names only, whether the gateway sends a list or an object. */
 export function envNames(env: ApprovalAction['env']): string[] {
   if (Array.isArray(env)) return env.map(String);

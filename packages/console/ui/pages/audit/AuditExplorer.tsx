@@ -31,6 +31,7 @@ export function AuditExplorer({ path }: { path: string }) {
         <h1 id="audit-title">Audit log</h1>
         <VerifyBadge />
       </div>
+      {open !== null && <RecordDetail seq={open} onClose={() => navigate('/audit')} />}
       <AuditSearch
         onSearch={(next) => {
           setSearch(next);
@@ -54,7 +55,6 @@ export function AuditExplorer({ path }: { path: string }) {
           </div>
         </>
       )}
-      {open !== null && <RecordDetail seq={open} onClose={() => navigate('/audit')} />}
     </section>
   );
 }

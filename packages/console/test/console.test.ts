@@ -1,0 +1,148 @@
+// The console end to end in real headless Chromium against a real gateway and
+// a real Corral node: sign in, see a pending approval with its exact command,
+// approve it, see the command run in live activity, find it in the audit
+// explorer with a proof that verifies, and verify the whole log.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, runOnNode, startStack, type Stack } from './stack.ts';
+
+const SEEN_MS = 15_000;
+
+/** A command's outcome, caught at once: a command the test expects to be denied must not count as an unhandled rejection while the browser clicks. */
+function outcome<T>(running: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: { wire?: { details?: { code?: string } } } }> {
+  return running.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error: error as { wire?: { details?: { code?: string } } } }),
+  );
+}
+
+describe('the console in Chromium', () => {
+  let stack: Stack;
+  let browser: Browser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+
+  before(async () => {
+    stack = await startStack();
+    browser = await launchChromium();
+    page = await browser.newPage();
+    page.setDefaultTimeout(SEEN_MS);
+    // A CSP violation (an inline script or style, a font from elsewhere) shows up here. The browser
+    // also logs each 4xx answer (401 before sign-in, the wrong password): those are the API working.
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(message.text())) consoleErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => consoleErrors.push(error.message));
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  describe('sign-in', () => {
+    it('answers a wrong password with the same words as an unknown user, and stays signed out', async () => {
+      const response = await page.goto(`${stack.url}/`);
+      assert.match(response?.headers()['content-security-policy'] ?? '', /default-src 'self'/);
+      await page.getByLabel('Username').fill(stack.admin.username);
+      await page.getByLabel('Password').fill(`${stack.admin.password}-wrong`);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: 'Wrong username or password.' }).waitFor();
+      assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 0);
+    });
+
+    it('signs the local admin in and shows every page an admin may use', async () => {
+      await page.getByLabel('Password').fill(stack.admin.password);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      const nav = page.getByRole('navigation', { name: 'Console' });
+      await nav.waitFor();
+      assert.deepEqual(await nav.getByRole('link').allTextContents(), ['Live activity', 'Approvals', 'Audit', 'Agents and nodes', 'Policies']);
+    });
+  });
+
+  describe('approvals', () => {
+    it('shows a pending command with its exact arguments, who asks, quorum progress and time left', async () => {
+      const running = outcome(runOnNode(stack, ['printf', 'invoice 4711 paid']));
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: "printf 'invoice 4711 paid'" });
+      await card.waitFor();
+      assert.match(await card.locator('.quorum').innerText(), /^0 of 1$/);
+      assert.match(await card.locator('.countdown').innerText(), /^\d+m \d{2}s$/);
+      assert.deepEqual(await card.locator('ol.argv li').allInnerTexts(), ['printf', 'invoice 4711 paid']);
+      assert.match(await card.innerText(), /Human::operator/);
+
+      const id = await card.getAttribute('data-approval');
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      const result = await running;
+      assert.ok(result.ok, 'the approved command ran');
+      assert.equal(result.value.payload.stdout, 'invoice 4711 paid');
+      const approval = stack.gateway.approvals.get(id!);
+      assert.equal(approval.status, 'used');
+      assert.equal(approval.approvers.length, 1);
+      assert.match(approval.approvers[0]!, /admin/);
+    });
+
+    it('denies with the reason the approver typed, and the command never runs', async () => {
+      const running = outcome(runOnNode(stack, ['printf', 'pay twice']));
+      const card = page.locator('article[data-approval]', { hasText: "printf 'pay twice'" });
+      await card.waitFor();
+      await card.getByRole('button', { name: 'Deny…' }).click();
+      await card.getByLabel('Reason for denying').fill('already paid');
+      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      const result = await running;
+      assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
+      await page.getByText('Nothing is waiting for approval.').waitFor();
+    });
+  });
+
+  describe('live activity', () => {
+    it('lists the approved command as it ran, with its outcome', async () => {
+      await page.getByRole('link', { name: 'Live activity' }).click();
+      await page.locator('tr', { hasText: 'printf invoice 4711 paid' }).first().waitFor();
+      await page.locator('tr', { hasText: 'node.invoke' }).filter({ hasText: 'success (exit 0)' }).first().waitFor();
+    });
+
+    it('shows a new decision from the event stream without a reload', async () => {
+      await page.getByRole('status').filter({ hasText: 'live' }).waitFor();
+      const rows = await page.locator('tbody tr').count();
+      await runOnNode(stack, ['echo', 'streamed-now']);
+      await page.locator('tr', { hasText: 'echo streamed-now' }).first().waitFor();
+      assert.ok((await page.locator('tbody tr').count()) > rows);
+    });
+
+    it('filters by effect', async () => {
+      await page.getByLabel('Effect').selectOption('deny');
+      await page.locator('tr', { hasText: 'approval.resolve' }).first().waitFor();
+      const effects = await page.locator('tbody tr .badge').allInnerTexts();
+      assert.ok(effects.length > 0 && effects.every((e) => e === 'deny'), `effects shown: ${effects.join(', ')}`);
+    });
+  });
+
+  describe('audit explorer', () => {
+    it('finds the approved command, opens it with an inclusion proof that verifies, and verifies the whole log', async () => {
+      await page.getByRole('link', { name: 'Audit' }).click();
+      await page.getByRole('status').filter({ hasText: /^log verified: \d+ records/ }).waitFor();
+      await page.getByRole('searchbox', { name: 'Search' }).fill('invoice 4711');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      const row = page.locator('tbody tr', { hasText: 'printf invoice 4711 paid' }).first();
+      await row.waitFor();
+      const seq = await row.getAttribute('data-seq');
+      await row.getByRole('button', { name: `Open record ${seq}` }).click();
+      await page.getByRole('heading', { name: `Record ${seq}` }).waitFor();
+      await page.getByText('proof verified', { exact: true }).waitFor();
+      assert.match(new URL(page.url()).pathname, new RegExp(`^/audit/${seq}$`));
+      assert.match(await page.locator('pre.json').first().innerText(), /invoice 4711 paid/);
+    });
+
+    it('opens the same record from its address after a reload', async () => {
+      const at = page.url();
+      await page.reload();
+      await page.getByRole('heading', { name: /^Record \d+$/ }).waitFor();
+      assert.equal(page.url(), at);
+    });
+  });
+
+  it('loads without a single console error (no CSP violation, no failed script)', () => {
+    assert.deepEqual(consoleErrors, []);
+  });
+});

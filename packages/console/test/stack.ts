@@ -1,0 +1,100 @@
+// Everything the console's browser tests and screenshots need, all real: a
+// Corral gateway serving the built console in a temp state directory, a local
+// admin, a paired Corral node on loopback, an operator client that sends
+// governed commands, and headless Chromium.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Gateway, GatewayClient } from '@corral/gateway';
+import { NodeHost } from '@corral/node';
+import { chromium, type Browser } from 'playwright-core';
+import { buildConsole } from '../src/index.ts';
+
+/** Debian's chromium, which scripts/bootstrap.mjs installs for the test task. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+const POLICY = `
+@id("echo-allowed")
+@reason("operators may echo")
+permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
+
+@id("printf-needs-approval")
+@approval("required")
+@reason("printing to the invoice printer needs one approver")
+permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
+
+@id("outbox-writes-need-two")
+@approval("required")
+@quorum("2")
+@reason("writing a payment file to the outbox needs two distinct approvers")
+permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"tee");
+`;
+
+export interface Stack {
+  gateway: Gateway;
+  node: NodeHost;
+  operator: GatewayClient;
+  /** The console's base URL, `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The gateway token (nodes and tools). */
+  token: string;
+  admin: { username: string; password: string };
+  stateDir: string;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway with the console, a local admin and a paired node. */
+export async function startStack(): Promise<Stack> {
+  const root = mkdtempSync(join(tmpdir(), 'corral-console-'));
+  const stateDir = join(root, 'state');
+  mkdirSync(join(stateDir, 'policies'), { recursive: true });
+  writeFileSync(join(stateDir, 'policies', 'run.cedar'), POLICY);
+  const token = randomBytes(24).toString('base64url');
+  const gateway = await Gateway.start({ stateDir, token, port: 0, consoleDir: await buildConsole(), approvalPollMs: 50 });
+  const admin = { username: 'admin', password: randomBytes(12).toString('base64url') };
+  await gateway.identity.localUsers.create(admin.username, admin.password, ['admin']);
+  const node = new NodeHost({ gateway: gateway.url, token, stateDir: join(root, 'node'), name: 'runner-1', maxBackoffMs: 200 });
+  const connected = node.start();
+  const deadline = Date.now() + 10_000;
+  while (!gateway.identity.nodes.find(node.device.deviceId)) {
+    if (Date.now() > deadline) throw new Error('the node never asked to pair');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  gateway.identity.nodes.pair(node.device.deviceId, 'console test');
+  await connected;
+  const operator = await GatewayClient.connect({ url: gateway.url, token, role: 'operator', scopes: ['operator.admin'] });
+  return {
+    gateway,
+    node,
+    operator,
+    url: gateway.httpUrl,
+    token,
+    admin,
+    stateDir,
+    async close() {
+      await operator.close();
+      await node.close();
+      await gateway.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunResult {
+  payload: { exitCode: number; stdout: string; success: boolean };
+}
+
+/** A governed `system.run` of `argv` on the stack's node, as the operator. */
+export function runOnNode(stack: Stack, argv: string[], timeoutMs = 20_000): Promise<RunResult> {
+  const params = { nodeId: stack.node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() };
+  return stack.operator.request('node.invoke', params, { timeoutMs: timeoutMs + 5_000 }) as Promise<RunResult>;
+}
+
+/**
+ * Headless Chromium. `--no-sandbox` only because the tests run as root in CI,
+ * where Chromium refuses to start its own sandbox; never use it for browsing.
+ */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+}
