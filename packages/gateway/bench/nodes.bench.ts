@@ -25,7 +25,7 @@ if (process.argv[2] === 'clients') {
   const connectAll = async (): Promise<GatewayClient[]> => {
     const clients: GatewayClient[] = [];
     for (let i = 0; i < devices.length; i += 50) {
-      const batch = await Promise.allSettled(devices.slice(i, i + 50).map((device) => GatewayClient.connect({ url, token, role: 'node', device, commands: ['bench.echo'], client: { displayName: `n${device.deviceId.slice(0, 6)}` } })));
+      const batch = await Promise.allSettled(devices.slice(i, i + 50).map((device) => GatewayClient.connect({ url, token, role: 'node', device, commands: ['system.which'], client: { displayName: `n${device.deviceId.slice(0, 6)}` } })));
       for (const r of batch) if (r.status === 'fulfilled') clients.push(r.value);
     }
     return clients;
@@ -54,7 +54,7 @@ if (process.argv[2] === 'clients') {
         while (performance.now() < deadline) {
           const device = devices[k++ % devices.length]!;
           const t = performance.now();
-          await operator.request('node.invoke', { nodeId: device.deviceId, command: 'bench.echo', params: {}, idempotencyKey: randomUUID() });
+          await operator.request('node.invoke', { nodeId: device.deviceId, command: 'system.which', params: {}, idempotencyKey: randomUUID() });
           latencies.push(performance.now() - t);
         }
       };

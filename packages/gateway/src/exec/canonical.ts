@@ -54,11 +54,13 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
 
 /**
  * The digest an approval is bound to: SHA-256 of the RFC 8785 canonical JSON
- * of principal, node, command name and the canonical run (argv, cwd, env,
- * every command). Any difference in what would run changes the digest.
+ * of principal, node, command name and what the command does: for a run, the
+ * canonical run (argv, cwd, env, every command); for a named command, its
+ * snapshotted params. Any difference in what would happen changes the digest.
  */
-export function actionDigest(action: { principal: string; nodeId: string; command: string; run: CanonicalRun }): string {
-  const body = { principal: action.principal, nodeId: action.nodeId, command: action.command, argv: action.run.argv, cwd: action.run.cwd, env: action.run.env, commands: action.run.commands, opaque: action.run.opaque };
+export function actionDigest(action: { principal: string; nodeId: string; command: string; run: CanonicalRun } | { principal: string; nodeId: string; command: string; params: Record<string, unknown> }): string {
+  const what = 'run' in action ? { argv: action.run.argv, cwd: action.run.cwd, env: action.run.env, commands: action.run.commands, opaque: action.run.opaque } : { params: action.params };
+  const body = { principal: action.principal, nodeId: action.nodeId, command: action.command, ...what };
   return createHash('sha256').update(canonicalize(body), 'utf8').digest('hex');
 }
 

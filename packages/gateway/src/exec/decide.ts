@@ -4,6 +4,7 @@
 // (no policy loaded, unreachable) denies.
 import type { Decision } from '@corral/policy';
 import type { CanonicalRun } from './canonical.ts';
+import type { NamedRule } from './rules.ts';
 
 export interface RunDecision {
   decision: 'allow' | 'deny' | 'ask';
@@ -52,4 +53,20 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
     }
   }
   return { decision: verdict, reason, quorum: verdict === 'ask' ? Math.max(1, quorum) : 0, policies: [...policies], commands };
+}
+
+/**
+ * Decides a named command (`payment.create`): one Cedar request whose action
+ * is the command's name, on the rule's resource, with the context the rule
+ * takes from the snapshotted params. A request the schema refuses, or a
+ * decision point that throws, denies. Never throws.
+ */
+export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>): RunDecision {
+  let decision: Decision;
+  try {
+    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: rule.context(params) });
+  } catch {
+    return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: [] };
+  }
+  return { decision: decision.decision, reason: decision.reason, quorum: decision.decision === 'ask' ? Math.max(1, decision.quorum ?? 1) : 0, policies: [...decision.policies], commands: [] };
 }

@@ -21,12 +21,11 @@ import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
-import { decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
+import { decideNamed, decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
+import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
 /** Commands a raw `node.invoke` may never carry (upstream relays them through exec.approvals.node.*). */
 const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
-/** Commands decided by policy and approvals before they reach a node. */
-const GOVERNED = new Set(['system.run', 'system.run.prepare']);
 const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
 const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
 
@@ -110,8 +109,12 @@ export class NodeInvoker {
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
-        const authorized = await this.#authorize(principal, peer.deviceId!, command, p.params, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
-        return { decision: 'allow', digest: authorized.digest, argv: authorized.run.argv, cwd: authorized.run.cwd, env: authorized.run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}) };
+        const assessed = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
+        const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
+        // This node runs as soon as it reads the answer: the decision must be durable first.
+        await authorized.recorded;
+        const run = assessed.run!;
+        return { decision: 'allow', digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}) };
       },
     });
     server.method('corral.run.report', {
@@ -158,16 +161,23 @@ export class NodeInvoker {
     const declared = connection.peer!.commands;
     if (!declared.includes(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'node command not allowed: the node did not declare it' });
     const timeoutMs = clampTimeout(params.timeoutMs);
+    const principal = this.#principal(peer, params.command, params.params);
+    const governance = governanceOf(params.command);
     let commandParams: unknown = params.params ?? null;
     let approvalId: string | undefined;
-    const principal = this.#principal(peer, params.params);
+    let recorded: Promise<void> = Promise.resolve();
 
-    if (GOVERNED.has(params.command)) {
-      const authorized = await this.#authorize(principal, node.deviceId, params.command, params.params, timeoutMs);
+    if (!governance) {
+      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
+      throw denied(params.command, 'no rule governs this command');
+    }
+    if (governance.kind !== 'read-only') {
+      const assessed = this.#assess(principal, node.deviceId, params.command, governance, params.params);
+      const authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
       approvalId = authorized.approvalId;
-      const run = authorized.run;
-      // The node gets exactly the canonical argv that was decided, never the raw text.
-      commandParams = { ...(params.params as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env, runId: randomUUID(), approved: authorized.verdict.decision === 'ask', ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
+      recorded = authorized.recorded;
+      // The node gets exactly what was decided, never the raw request.
+      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
     }
 
     const id = randomUUID();
@@ -175,60 +185,100 @@ export class NodeInvoker {
     try {
       result = await this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
     } catch (error) {
-      await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } });
+      await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
       throw error;
     }
     const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
     const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
-    await this.#audit({
-      actor: actor(principal),
-      action: 'node.invoke',
-      resource: { kind: 'command', id: params.command },
-      node: node.deviceId,
-      ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
-      outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
-      ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-      details: { invokeId: id, ...containedFacts(payload), ...(approvalId ? { approvalReceipt: this.#receipt(approvalId) } : {}) },
-    });
+    // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
+    await Promise.all([
+      recorded,
+      this.#audit({
+        actor: actor(principal),
+        action: 'node.invoke',
+        resource: { kind: 'command', id: params.command },
+        node: node.deviceId,
+        ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
+        outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+        ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
+        details: { invokeId: id, ...containedFacts(payload), ...(approvalId ? { approvalReceipt: this.#receipt(approvalId) } : {}) },
+      }),
+    ]);
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
     return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
   }
 
   /**
-   * Decides one governed command for `principal` on `nodeId`: canonical form,
-   * policy, and when policy asks, an approval bound to the exact action
-   * (reused if one is already open for it), waited for up to `timeoutMs`.
-   * Audits the decision. Throws SYSTEM_RUN_DENIED (wire), APPROVAL_PENDING.
+   * What one governed command would do, decided: its snapshot (a canonical
+   * run, or a named command's checked params), the digest an approval binds
+   * to, the policy's verdict, and the params the node will get. Throws
+   * GATEWAY_PARAMS_INVALID (wire INVALID_REQUEST) for params that do not fit.
    */
-  async #authorize(principal: PrincipalRef, nodeId: string, command: string, rawParams: unknown, timeoutMs: number): Promise<{ run: CanonicalRun; digest: string; verdict: RunDecision; approvalId: string | undefined }> {
+  #assess(principal: PrincipalRef, nodeId: string, command: string, governance: Exclude<Governance, { kind: 'read-only' }>, rawParams: unknown): Assessed {
+    const who = `${principal.type}::${principal.id}`;
+    if (governance.kind === 'named') {
+      let params: Record<string, unknown>;
+      try {
+        params = governance.rule.params(rawParams);
+      } catch (error) {
+        throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
+      }
+      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params) : NO_POLICY;
+      return { digest: actionDigest({ principal: who, nodeId, command, params }), verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
+    }
     let run: CanonicalRun;
     try {
       run = canonicalRun((rawParams ?? {}) as { command: string[] });
     } catch (error) {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
     }
-    const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId, command, run });
-    const verdict = this.#decide(principal, run);
-    const subject = { argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: `${principal.type}::${principal.id}` };
-    await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: run.argv[0]! }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { command, digest, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) } });
-    if (verdict.decision === 'deny') throw denied(verdict.reason);
-    if (verdict.decision !== 'ask' || this.#options.approvals.granted(digest)) return { run, digest, verdict, approvalId: undefined };
+    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run) : NO_POLICY;
+    return {
+      digest: actionDigest({ principal: who, nodeId, command, run }),
+      verdict,
+      resource: run.argv[0]!,
+      subject: { command, argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: who },
+      auditDetails: { command, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) },
+      forward: { ...(rawParams as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env },
+      run,
+    };
+  }
+
+  /**
+   * Clears one assessed command for `principal` on `nodeId`: the verdict, and
+   * when policy asks, an approval bound to the exact action (reused if one is
+   * already open for it), waited for up to `timeoutMs`. Audits the decision.
+   * Throws the command's denial (wire details SYSTEM_RUN_DENIED or
+   * COMMAND_DENIED), APPROVAL_PENDING.
+   */
+  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number): Promise<Authorized> {
+    const { digest, verdict } = assessed;
+    const recorded = this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } });
+    // An allow is recorded while the command is on its way to the node: the
+    // caller awaits `recorded` before it sees any result (and fails closed if
+    // the append failed), so the decision is durable before anything is
+    // reported, without an fsync on the way in. Observed here so that an
+    // early failure is not an unhandled rejection.
+    recorded.catch(() => {});
+    if (verdict.decision === 'allow' || (verdict.decision === 'ask' && this.#options.approvals.granted(digest))) return { approvalId: undefined, recorded };
+    await recorded;
+    if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     // The same exact action already waiting (or approved and unused, e.g. across a restart) is reused, never duplicated.
     let approval = this.#options.approvals.open(digest);
     if (!approval) {
-      approval = this.#options.approvals.create({ digest, action: { ...subject, command, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+      approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
       await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
     }
     const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
-    if (settled.status !== 'allowed') throw denied(settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+    if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
     try {
       this.#options.approvals.consume(approval.id, digest);
     } catch (error) {
-      throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: approval not usable', details: { code: 'SYSTEM_RUN_DENIED' } }, error);
+      throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
-    return { run, digest, verdict, approvalId: approval.id };
+    return { approvalId: approval.id, recorded };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -264,15 +314,15 @@ export class NodeInvoker {
    * the operator. An `agentId` in the params must name that same agent; an
    * operator cannot claim one.
    */
-  #principal(peer: Peer, commandParams: unknown): PrincipalRef {
+  #principal(peer: Peer, command: string, commandParams: unknown): PrincipalRef {
     const agentId = (commandParams as { agentId?: unknown } | null)?.agentId;
     if (peer.agent) {
       const agent = this.#server.identity.agents.find(peer.agent.name);
-      if (!agent || agent.id !== peer.agent.id || agent.status !== 'active') throw denied('the agent is suspended or retired');
-      if (typeof agentId === 'string' && agentId !== '' && agentId !== agent.name && agentId !== agent.id) throw denied('agentId is not the authenticated agent');
+      if (!agent || agent.id !== peer.agent.id || agent.status !== 'active') throw denied(command, 'the agent is suspended or retired');
+      if (typeof agentId === 'string' && agentId !== '' && agentId !== agent.name && agentId !== agent.id) throw denied(command, 'agentId is not the authenticated agent');
       return { type: 'Agent', id: agent.name };
     }
-    if (typeof agentId === 'string' && agentId !== '') throw denied('an agent must connect with its own agent token');
+    if (typeof agentId === 'string' && agentId !== '') throw denied(command, 'an agent must connect with its own agent token');
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
   }
 
@@ -285,14 +335,8 @@ export class NodeInvoker {
   /** A Corral agent named by a paired node's mapping of its gateway's agents; must be active. */
   #agentPrincipal(name: string): PrincipalRef {
     const agent = this.#server.identity.agents.find(name);
-    if (!agent || agent.status !== 'active') throw denied('the requesting agent is unknown or not active');
+    if (!agent || agent.status !== 'active') throw denied('system.run', 'the requesting agent is unknown or not active');
     return { type: 'Agent', id: agent.name };
-  }
-
-  #decide(principal: PrincipalRef, run: CanonicalRun): RunDecision {
-    const decide = this.#options.decide;
-    if (!decide) return { decision: 'deny', reason: 'no policy is loaded', quorum: 0, policies: [], commands: [] };
-    return decideRun(decide, principal, run);
   }
 
   #waitForApproval(id: string, ms: number): Promise<Approval> {
@@ -332,6 +376,29 @@ export class NodeInvoker {
   }
 }
 
+/** One governed command, assessed: see NodeInvoker#assess. */
+interface Assessed {
+  digest: string;
+  verdict: RunDecision;
+  /** The audit record's resource id: the program, or the named command. */
+  resource: string;
+  /** What an approver is shown. */
+  subject: Record<string, unknown>;
+  /** What the decision record holds besides the digest (env names, never values). */
+  auditDetails: Record<string, unknown>;
+  /** The params the node gets. */
+  forward: Record<string, unknown>;
+  run?: CanonicalRun;
+}
+
+/** A governed command cleared to run: the approval it spends, and the decision record's append (awaited before any result is reported). */
+interface Authorized {
+  approvalId: string | undefined;
+  recorded: Promise<void>;
+}
+
+const NO_POLICY: RunDecision = { decision: 'deny', reason: 'no policy is loaded', quorum: 0, policies: [], commands: [] };
+
 interface InvokeParams {
   nodeId: string;
   command: string;
@@ -362,8 +429,14 @@ function wire(code: GatewayError['code'], shape: WireError, cause?: unknown): Ga
   return new GatewayError(code, shape.message, { wire: shape, ...(cause !== undefined ? { cause } : {}) });
 }
 
-function denied(reason: string, approvalId?: string): GatewayError {
-  return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `SYSTEM_RUN_DENIED: ${reason}`, details: { code: 'SYSTEM_RUN_DENIED', reason, ...(approvalId ? { approvalId } : {}) } });
+/** The refusal code upstream callers know for a run (SYSTEM_RUN_DENIED), and Corral's for any other command. */
+function denialCode(command: string): 'SYSTEM_RUN_DENIED' | 'COMMAND_DENIED' {
+  return RUN_COMMANDS.has(command) ? 'SYSTEM_RUN_DENIED' : 'COMMAND_DENIED';
+}
+
+function denied(command: string, reason: string, approvalId?: string): GatewayError {
+  const code = denialCode(command);
+  return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `${code}: ${reason}`, details: { code, reason, ...(approvalId ? { approvalId } : {}) } });
 }
 
 function view(approval: Approval): Record<string, unknown> {
