@@ -41,7 +41,9 @@ function summarise(record: AuditRecord, name: string | undefined): string {
   const e = record.event;
   const who = `${e.actor.kind} ${name ?? e.actor.id}`;
   const argv = Array.isArray(e.details?.argv) ? (e.details.argv as unknown[]).map(String).join(' ') : undefined;
-  const what = argv ? `${e.action} ${argv}` : `${e.action} ${e.resource.kind} ${e.resource.id}`;
+  // Agents are recorded by id; the records about them carry the name people know.
+  const target = typeof e.details?.name === 'string' ? e.details.name : e.resource.id;
+  const what = argv ? `${e.action} ${argv}` : `${e.action} ${e.resource.kind} ${target}`;
   const effect = e.decision ? `: ${e.decision.effect}${e.decision.reason ? ` (${e.decision.reason})` : ''}` : '';
   const outcome = e.outcome ? ` → ${e.outcome.status}${e.outcome.exitCode !== undefined ? ` exit ${e.outcome.exitCode}` : ''}` : '';
   return `${who} ${what}${effect}${outcome}`.slice(0, 300);
