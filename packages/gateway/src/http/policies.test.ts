@@ -1,0 +1,120 @@
+// Policies from the console: the active set, a candidate validated, tested
+// and replayed against the recorded decisions, and activation with a
+// compare-and-swap on the active hash, an atomic directory swap and a hot reload.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { GatewayClient } from '../client/client.ts';
+import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+const ALLOW_ECHO = '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n';
+const FORBID_ECHO = '@id("no-echo")\nforbid (principal, action == Action::"system.run", resource == Command::"echo");\n';
+const CASES = `cases:
+  - name: operator may echo
+    principal: { type: Human, id: operator }
+    action: system.run
+    resource: { type: Command, id: echo }
+    context: { argv: [echo, hi] }
+    expect: allow
+`;
+
+describe('policies', () => {
+  let state: string;
+  let t: TestGateway;
+  let node: NodePeer;
+  let operator: GatewayClient;
+  let admin: ApiClient;
+  let auditor: ApiClient;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-http-policies-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), ALLOW_ECHO);
+    writeFileSync(join(state, 'policies', 'cases.yaml'), CASES);
+    t = await startTestGateway({ stateDir: state });
+    node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run']);
+    operator = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.admin'] });
+    admin = await t.as('root', ['admin']);
+    auditor = await t.as('audrey', ['auditor']);
+  });
+  after(async () => {
+    await operator.close();
+    await node.close();
+    await t.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const run = (argv: string[]) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, idempotencyKey: randomUUID() }).then(
+    () => 'ran' as const,
+    () => 'refused' as const,
+  );
+
+  it('shows the active set: its files, their hash and the schema', async () => {
+    const active = await auditor.get('/api/policies');
+    assert.equal(active.status, 200);
+    assert.deepEqual(active.body.files.map((f: { name: string }) => f.name), ['cases.yaml', 'main.cedar']);
+    assert.match(active.body.hash, /^[0-9a-f]{64}$/);
+    assert.match(active.body.schema, /action "system.run"/);
+  });
+
+  it('validates a candidate, naming the file and line of each issue', async () => {
+    const good = await auditor.post('/api/policies/validate', { files: [{ name: 'main.cedar', text: FORBID_ECHO }] });
+    assert.deepEqual(good.body, { ok: true, issues: [] });
+    const bad = await auditor.post('/api/policies/validate', { files: [{ name: 'main.cedar', text: `${ALLOW_ECHO}\npermit (principal, action == Action::"no.such.action", resource);\n` }] });
+    assert.equal(bad.body.ok, false);
+    assert.equal(bad.body.issues[0].file, 'main.cedar');
+    assert.equal(bad.body.issues[0].line, 4);
+    const hostile = await auditor.post('/api/policies/validate', { files: [{ name: '../../etc/passwd.cedar', text: '' }] });
+    assert.equal(hostile.status, 400);
+  });
+
+  it('tests a candidate against the active cases, and against cases sent with it', async () => {
+    const kept = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }] });
+    assert.deepEqual(kept.body.results.map((r: { name: string; pass: boolean }) => [r.name, r.pass]), [['operator may echo', true]]);
+    const broken = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }] });
+    assert.equal(broken.body.ok, false);
+    assert.deepEqual(broken.body.results.map((r: { expected: string; actual: string }) => [r.expected, r.actual]), [['allow', 'deny']]);
+    const sent = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], cases: CASES.replace('expect: allow', 'expect: deny') });
+    assert.equal(sent.body.ok, true);
+  });
+
+  it('replays the recorded decisions under a candidate and lists each one it would change', async () => {
+    assert.equal(await run(['echo', 'recorded']), 'ran');
+    const replay = await auditor.post('/api/policies/replay', { files: [{ name: 'main.cedar', text: FORBID_ECHO }] });
+    assert.equal(replay.status, 200);
+    assert.ok(replay.body.replayed >= 1);
+    const change = replay.body.changed.find((c: { action: string }) => c.action === 'system.run');
+    assert.deepEqual([change.principal, change.was, change.now], ['Human::"operator"', 'allow', 'deny']);
+    const same = await auditor.post('/api/policies/replay', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }] });
+    assert.deepEqual(same.body.changed, []);
+  });
+
+  it('keeps the active set when the candidate does not validate (400 with issues), and refuses a stale baseHash (409)', async () => {
+    const before = (await admin.get('/api/policies')).body;
+    const invalid = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: 'permit (principal, action, resource' }], baseHash: before.hash });
+    assert.equal(invalid.status, 400);
+    assert.ok(invalid.body.issues.length > 0);
+    const stale = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], baseHash: 'f'.repeat(64) });
+    assert.deepEqual([stale.status, stale.body.error], [409, 'conflict']);
+    assert.equal((await admin.get('/api/policies')).body.hash, before.hash);
+    assert.equal(await run(['echo', 'still allowed']), 'ran');
+  });
+
+  it('activates a candidate: the directory is swapped at once, decisions follow it without a restart, and the log records who', async () => {
+    const before = (await admin.get('/api/policies')).body;
+    const activated = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], baseHash: before.hash });
+    assert.equal(activated.status, 200);
+    assert.notEqual(activated.body.hash, before.hash);
+    assert.equal(lstatSync(join(state, 'policies')).isSymbolicLink(), true);
+    assert.equal(readFileSync(join(state, 'policies', 'main.cedar'), 'utf8'), FORBID_ECHO);
+    assert.equal((await admin.get('/api/policies')).body.hash, activated.body.hash);
+    assert.equal(await run(['echo', 'now forbidden']), 'refused');
+    const again = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], baseHash: before.hash });
+    assert.equal(again.status, 409, 'the old base hash is stale now');
+    const record = (await auditEvents(state)).find((e) => e.action === 'policy.activate');
+    assert.deepEqual([record?.actor, record?.resource.id], [{ kind: 'human', id: 'root' }, activated.body.hash]);
+  });
+});
