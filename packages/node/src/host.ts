@@ -10,6 +10,7 @@ import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, t
 import { canonicalRun, GatewayClient, GatewayError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
+import { AgentRuns } from './agent-runs.ts';
 import { NodeError } from './errors.ts';
 import { LocalPolicy, localAllows } from './local-policy.ts';
 
@@ -85,6 +86,7 @@ export class NodeHost {
   readonly #runner: Runner;
   readonly #ownsRunner: boolean;
   readonly #policies = new Map<string, LoadedPolicy>();
+  readonly #agentRuns = new AgentRuns();
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   #stopped = false;
@@ -156,6 +158,7 @@ export class NodeHost {
         this.#client = client;
         backoff = 250;
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
+        this.#agentRuns.watch(client);
         // A gateway that approves this node's command surface while it is connected
         // (upstream's second pairing stage) serves it on the next connection.
         client.on('node.pair.resolved', (payload) => {
@@ -265,6 +268,8 @@ export class NodeHost {
     }
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
+    const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
+    const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
     let result;
     try {
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal });
@@ -274,6 +279,7 @@ export class NodeHost {
       throw error;
     } finally {
       clearTimeout(timer);
+      untrack();
     }
     const timedOut = controller.signal.aborted || result.limitsHit.includes('timeout');
     const stdout = cap(result.stdout);
@@ -287,7 +293,7 @@ export class NodeHost {
       stderr: stderr.text,
       truncated: stdout.truncated || stderr.truncated,
       error: result.notFound ? 'command not found' : null,
-      runId: typeof params.runId === 'string' ? params.runId : randomUUID(),
+      runId,
       contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
   }
@@ -303,7 +309,10 @@ export class NodeHost {
       const connecting = GatewayClient.connect({ url: cp.url, token: cp.token, role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
       this.#governance = connecting;
       connecting.then(
-        (client) => void client.closed.then(() => this.#governance === connecting && (this.#governance = undefined)),
+        (client) => {
+          this.#agentRuns.watch(client);
+          void client.closed.then(() => this.#governance === connecting && (this.#governance = undefined));
+        },
         () => this.#governance === connecting && (this.#governance = undefined),
       );
     }

@@ -1,0 +1,90 @@
+// The kill switch reaching a node: suspending an agent from the console stops
+// that agent's running container on the node at once, leaves other runs
+// alone, and the audit log records the stop. Real gateway, node and sandbox.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { openAuditReader, toAuditRecord, type AuditEvent } from '@corral/audit';
+import { Gateway, GatewayClient } from '@corral/gateway';
+import { NodeHost } from './host.ts';
+
+const POLICY = `
+@id("agent-sleep") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"sleep");
+@id("operator-sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
+`;
+const token = randomBytes(24).toString('base64url');
+const dirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function events(state: string): Promise<AuditEvent[]> {
+  const reader = await openAuditReader({ stateDir: state });
+  const out: AuditEvent[] = [];
+  try {
+    const head = await reader.store.head();
+    for await (const rows of reader.store.scan(0, head.size)) for (const r of rows) out.push(toAuditRecord(r).event);
+  } finally {
+    await reader.close();
+  }
+  return out;
+}
+
+describe('suspending an agent', () => {
+  it('stops its running container on the node within seconds, not the operator’s, and the log records the stop', async () => {
+    const state = tempDir('corral-stop-gw-');
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-stop-node-'), name: 'runner-1', maxBackoffMs: 200 });
+    const connected = host.start();
+    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    await connected;
+    gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
+    await gw.identity.localUsers.create('root', 'a password for tests', ['admin']);
+    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('builder')).token });
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const sleep = (client: GatewayClient, params: Record<string, unknown>) =>
+      client.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['sleep', '20'], ...params }, timeoutMs: 30_000, idempotencyKey: randomUUID() }, { timeoutMs: 35_000 }).then((r) => (r as { payload: { exitCode: number | null } }).payload);
+    try {
+      const agentRun = sleep(agent, { agentId: 'builder' });
+      const operatorRun = sleep(operator, {});
+      await new Promise((r) => setTimeout(r, 1500));
+      const signIn = await fetch(`${gw.httpUrl}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'root', password: 'a password for tests' }) });
+      const { csrf } = (await signIn.json()) as { csrf: string };
+      const cookie = signIn.headers.getSetCookie()[0]!.split(';')[0]!;
+      const started = Date.now();
+      const suspended = await fetch(`${gw.httpUrl}/api/agents/builder/suspend`, { method: 'POST', headers: { cookie, 'x-corral-csrf': csrf, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'kill switch test' }) });
+      assert.equal(suspended.status, 200);
+      const payload = await agentRun;
+      assert.ok(Date.now() - started < 10_000, 'the agent’s run ended long before its 20 s');
+      assert.notEqual(payload.exitCode, 0);
+      let stop: AuditEvent | undefined;
+      for (let i = 0; i < 100 && !stop; i++) {
+        stop = (await events(state)).find((e) => e.action === 'agent.containers.stop');
+        if (!stop) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(stop?.actor.kind, 'node');
+      assert.equal(stop?.actor.id, host.device.deviceId);
+      assert.equal(stop?.details?.stopped, 1);
+      assert.equal(stop?.resource.id, gw.identity.agents.get('builder').id);
+      const stillRunning = await Promise.race([operatorRun.then(() => 'ended'), new Promise((r) => setTimeout(() => r('running'), 200))]);
+      assert.equal(stillRunning, 'running', 'the operator’s run was not stopped');
+      void operatorRun.catch(() => {});
+    } finally {
+      await agent.close();
+      await operator.close();
+      await host.close();
+      await gw.close();
+    }
+  });
+});
