@@ -14,10 +14,12 @@ const KEEPALIVE_MS = 15_000;
 const MAX_RESUME = 1000;
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
 
-function filterOf(url: URL): { agent: string | null; node: string | null; effect: string | null } | undefined {
+function filterOf(api: ApiContext, url: URL): { agent: string[] | null; node: string | null; effect: string | null } | undefined {
   const effect = url.searchParams.get('effect') || null;
   if (effect !== null && !EFFECTS.has(effect)) return undefined;
-  return { agent: url.searchParams.get('agent') || null, node: url.searchParams.get('node') || null, effect };
+  const ref = url.searchParams.get('agent') || null;
+  const known = ref ? api.identity.agents.find(ref) : undefined;
+  return { agent: ref ? (known ? [known.id, known.name] : [ref]) : null, node: url.searchParams.get('node') || null, effect };
 }
 
 export function agentNames(api: ApiContext): Map<string, string> {
@@ -31,7 +33,7 @@ export function activityRoutes(api: ApiContext): Route[] {
       path: '/api/activity',
       access: 'activity.read',
       handle: async ({ url }) => {
-        const filter = filterOf(url);
+        const filter = filterOf(api, url);
         const limit = intParam(url, 'limit', 100, 1, 500);
         if (!filter || Number.isNaN(limit)) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask; limit 1 to 500' });
         if (!api.audit) return reply(200, { events: [], nextBefore: null });
@@ -51,7 +53,7 @@ export function activityRoutes(api: ApiContext): Route[] {
       path: '/api/activity/stream',
       access: 'activity.read',
       handle: async ({ url, request, response, caller }) => {
-        const filter = filterOf(url);
+        const filter = filterOf(api, url);
         if (!filter) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });
         const lastId = request.headers['last-event-id'];
         const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;

@@ -16,7 +16,7 @@ export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
 const MAX_REASON = 500;
 
 export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] {
-  const view = (a: Agent) => ({ id: a.id, name: a.name, displayName: a.displayName, process: a.process, owner: a.owner, status: a.status, scopes: a.scopes, createdAt: a.createdAt, updatedAt: a.updatedAt, running: running.count(a.id) });
+  const view = (a: Agent) => ({ id: a.id, name: a.name, displayName: a.displayName, process: a.process, owner: a.owner, status: a.status, scopes: a.scopes, createdAt: a.createdAt, updatedAt: a.updatedAt, running: running.count(a) });
   return [
     { method: 'GET', path: '/api/agents', access: 'agents.read', handle: () => reply(200, { agents: api.identity.agents.list().map(view) }) },
     {

@@ -49,9 +49,9 @@ function summarise(record: AuditRecord, name: string | undefined): string {
   return `${who} ${what}${effect}${outcome}`.slice(0, 300);
 }
 
-/** Whether an event passes the activity filters (`agent` matches id or name). */
-export function matchesFilter(event: ActivityEvent, filter: { agent?: string | null; node?: string | null; effect?: string | null }): boolean {
-  if (filter.agent && !(event.actor.kind === 'agent' && (event.actor.id === filter.agent || event.actor.name === filter.agent))) return false;
+/** Whether an event passes the activity filters; `agent` lists the agent's id and name (records use either). */
+export function matchesFilter(event: ActivityEvent, filter: { agent?: readonly string[] | null; node?: string | null; effect?: string | null }): boolean {
+  if (filter.agent && !(event.actor.kind === 'agent' && filter.agent.includes(event.actor.id))) return false;
   if (filter.node && event.node !== filter.node) return false;
   if (filter.effect && event.effect !== filter.effect) return false;
   return true;

@@ -18,9 +18,9 @@ export class RunningCommands {
     feed.subscribe((record) => this.#see(record));
   }
 
-  /** Running commands of the agent with this id. */
-  count(agentId: string): number {
-    return this.#byAgent.get(agentId) ?? 0;
+  /** Running commands of the agent (records name agents by id or by name: both are counted). */
+  count(agent: { id: string; name: string }): number {
+    return (this.#byAgent.get(agent.id) ?? 0) + (this.#byAgent.get(agent.name) ?? 0);
   }
 
   #see({ event }: AuditRecord): void {
@@ -35,13 +35,13 @@ export class RunningCommands {
     } else if (event.action === 'node.invoke') {
       const agent = (digest && this.#digests.get(digest)) || (event.actor.kind === 'agent' ? event.actor.id : undefined);
       if (digest) this.#digests.delete(digest);
-      if (agent) this.#byAgent.set(agent, Math.max(0, this.count(agent) - 1));
+      if (agent) this.#byAgent.set(agent, Math.max(0, (this.#byAgent.get(agent) ?? 0) - 1));
     }
   }
 
   #start(agent: string, digest: string): void {
     remember(this.#digests, digest, agent);
-    this.#byAgent.set(agent, this.count(agent) + 1);
+    this.#byAgent.set(agent, (this.#byAgent.get(agent) ?? 0) + 1);
   }
 }
 

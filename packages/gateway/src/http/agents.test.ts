@@ -1,0 +1,67 @@
+// Agents: the list with each one's running commands, and the kill switch
+// (suspend and resume) with its audit records and its event to nodes.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { GatewayClient } from '../client/client.ts';
+import { AGENT_SUSPENDED_EVENT } from './agents.ts';
+import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+describe('agents', () => {
+  let state: string;
+  let t: TestGateway;
+  let admin: ApiClient;
+  let approver: ApiClient;
+  let node: NodePeer;
+  let agent: GatewayClient;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-http-agents-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"sleep");\n');
+    t = await startTestGateway({ stateDir: state });
+    admin = await t.as('root', ['admin']);
+    approver = await t.as('alice', ['approver']);
+    t.gw.identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'owner@example.com' });
+    // A node that holds every command until told to finish.
+    node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never');
+    agent = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.write'], agentToken: (await t.gw.identity.issueToken('invoice-bot')).token });
+  });
+  after(async () => {
+    await agent.close();
+    await node.close();
+    await t.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  it('lists agents with the commands each has running now', async () => {
+    void agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['sleep', '5'] }, timeoutMs: 60_000, idempotencyKey: randomUUID() }, { timeoutMs: 65_000 }).catch(() => {});
+    for (let i = 0; i < 100 && node.received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const list = await approver.get('/api/agents');
+    assert.equal(list.status, 200);
+    const bot = list.body.agents.find((a: { name: string }) => a.name === 'invoice-bot');
+    assert.deepEqual([bot.status, bot.process, bot.owner, bot.running], ['active', 'invoice-intake', 'owner@example.com', 1]);
+  });
+
+  it('suspends an agent: its status, a record naming who and why, and an event to every connected node', async () => {
+    const heard = new Promise<unknown>((resolve) => node.client.on(AGENT_SUSPENDED_EVENT, resolve));
+    const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'invoices look wrong' });
+    assert.deepEqual([answer.status, answer.body.status], [200, 'suspended']);
+    assert.deepEqual(await heard, { agentId: answer.body.id, name: 'invoice-bot', reason: 'invoices look wrong' });
+    const record = (await auditEvents(state)).find((e) => e.action === 'agent.suspend');
+    assert.deepEqual([record?.actor, record?.details?.reason], [{ kind: 'human', id: 'root' }, 'invoices look wrong']);
+    await assert.rejects(t.gw.identity.issueToken('invoice-bot'), { code: 'IDENTITY_AGENT_STATE' });
+  });
+
+  it('answers 409 for suspending a suspended agent, 404 for an unknown one, and resumes', async () => {
+    const twice = await admin.post('/api/agents/invoice-bot/suspend', {});
+    assert.deepEqual([twice.status, twice.body.code], [409, 'IDENTITY_AGENT_STATE']);
+    assert.equal((await admin.post('/api/agents/nobody/suspend', {})).status, 404);
+    assert.equal((await admin.post('/api/agents/invoice-bot/suspend', { reason: 42 })).status, 400);
+    const resumed = await admin.post('/api/agents/invoice-bot/resume');
+    assert.deepEqual([resumed.status, resumed.body.status], [200, 'active']);
+  });
+});

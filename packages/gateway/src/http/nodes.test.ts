@@ -1,0 +1,54 @@
+// Nodes: the inventory, pairing requests with the address they came from,
+// approving and rejecting them, and revoking a connected node.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createDeviceIdentity } from '@corral/identity';
+import { GatewayClient } from '../client/client.ts';
+import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+describe('nodes', () => {
+  let t: TestGateway;
+  let admin: ApiClient;
+  let approver: ApiClient;
+  const ask = (device: ReturnType<typeof createDeviceIdentity>, displayName: string) =>
+    GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'node', device, client: { displayName }, commands: ['system.run'] }).then(
+      (c) => c,
+      () => undefined,
+    );
+  before(async () => {
+    t = await startTestGateway();
+    admin = await t.as('root', ['admin']);
+    approver = await t.as('alice', ['approver']);
+  });
+  after(() => t.close());
+
+  it('lists a pairing request with the address it came from, approves it, and the node connects', async () => {
+    const device = createDeviceIdentity();
+    assert.equal(await ask(device, 'runner-a'), undefined);
+    const pending = await approver.get('/api/nodes/pending');
+    const request = pending.body.requests.find((r: { nodeId: string }) => r.nodeId === device.deviceId);
+    assert.deepEqual([request.displayName, request.remoteIp, request.commands], ['runner-a', '127.0.0.1', ['system.run']]);
+    assert.equal((await approver.post(`/api/nodes/pending/${request.requestId}/approve`)).status, 403, 'approvers read nodes; admins pair them');
+    const approved = await admin.post(`/api/nodes/pending/${request.requestId}/approve`);
+    assert.deepEqual([approved.status, approved.body.status], [200, 'paired']);
+    const client = await ask(device, 'runner-a');
+    assert.ok(client, 'the paired node connects');
+    const listed = (await approver.get('/api/nodes')).body.nodes.find((n: { nodeId: string }) => n.nodeId === device.deviceId);
+    assert.deepEqual([listed.connected, listed.paired, listed.remoteIp], [true, true, '127.0.0.1']);
+    const closed = client!.closed.then(() => 'closed');
+    const revoked = await admin.post(`/api/nodes/${device.deviceId}/revoke`);
+    assert.deepEqual([revoked.status, revoked.body.status], [200, 'revoked']);
+    assert.equal(await closed, 'closed', 'a revoked node is cut off at once');
+    const actions = (await auditEvents(t.state)).filter((e) => e.resource.id === device.deviceId).map((e) => e.action);
+    assert.deepEqual(actions, ['node.pair.approve', 'node.revoke']);
+  });
+
+  it('rejects a request; a request id that is not pending answers 404', async () => {
+    const device = createDeviceIdentity();
+    await ask(device, 'runner-b');
+    const rejected = await admin.post(`/api/nodes/pending/${device.deviceId}/reject`);
+    assert.deepEqual([rejected.status, rejected.body.status], [200, 'revoked']);
+    assert.equal((await admin.post(`/api/nodes/pending/${device.deviceId}/approve`)).status, 404);
+    assert.equal((await admin.post('/api/nodes/no-such-node/revoke')).status, 404);
+  });
+});
