@@ -1,0 +1,331 @@
+// The upstream OpenClaw gateway, run inside a Corral container, with its exec
+// tool wired to a Corral node. OpenClaw keeps its agents, channels and
+// models; every command an agent runs on a machine reaches the Corral node,
+// which asks the Corral control plane, waits for approvals, runs the command
+// contained and reports to the audit log.
+//
+// The container: OpenClaw's home (its state and config) read-write, its
+// install and the Node binary read-only, egress only to the model providers
+// its configuration names, its gateway port published on host loopback. The
+// Corral node's own state (its device key, paired with the control plane)
+// and the Corral gateway token stay outside it: OpenClaw gets its own token.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProcess, type EgressLookup } from '@corral/contain';
+import type { NodeHost } from '@corral/node';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure } from '../output.ts';
+
+/** The OpenClaw release Corral is tested against. */
+export const OPENCLAW_VERSION = '2026.9.6';
+/** Port the gateway listens on inside its container (published on a free host loopback port). */
+const INSIDE_PORT = 18789;
+/** The provider id Corral configures for `modelBaseUrl`. */
+export const MODEL_PROVIDER = 'corral-model';
+const READY = /\[gateway\]\S* \S*ready/;
+
+export interface StartOpenClawOptions {
+  /** Corral's state directory: OpenClaw's home is STATE/openclaw, the node's state STATE/openclaw-node. */
+  stateDir: string;
+  /** Where `openclaw` is installed: the folder holding node_modules/openclaw (default $CORRAL_OPENCLAW_DIR). */
+  installDir?: string;
+  /** The Corral control plane the node asks, ws://127.0.0.1:PORT, and its token (never given to OpenClaw). */
+  corralGatewayUrl: string;
+  token: string;
+  /** Pairs the node's device with the control plane (the caller owns it); called with the node's device id once the node has started announcing itself there. */
+  pairOnControlPlane: (deviceId: string) => Promise<void> | void;
+  /** The name the node has in OpenClaw; the exec tool is bound to it. */
+  nodeName: string;
+  /** Upstream agent id → Corral agent name; commands from other agents are denied. */
+  agentMap: Readonly<Record<string, string>>;
+  /** Container policies for the agents' commands, by Corral agent name (see NodeHostOptions). */
+  containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
+  /** An OpenAI-compatible chat-completions endpoint (`http://host:port/v1`) configured as the agents' model. */
+  modelBaseUrl?: string;
+  /** The model id at that endpoint (default `default`). */
+  modelId?: string;
+  /**
+   * Names the egress proxy resolves to fixed addresses, like /etc/hosts — to
+   * reach a model served on this machine's loopback under a name (OpenClaw
+   * connects to loopback addresses directly, and its container has none of the host's).
+   */
+  egressHosts?: Readonly<Record<string, string>>;
+  onProgress?: (message: string) => void;
+  /** How long the upstream gateway may take to be ready (default 120 s). */
+  readyTimeoutMs?: number;
+}
+
+export interface OpenClaw {
+  /** The upstream gateway, ws://127.0.0.1:PORT (published from the container). */
+  url: string;
+  /** OpenClaw's own gateway token (not Corral's). */
+  token: string;
+  /** From start to the upstream gateway answering, contained. */
+  readyMs: number;
+  /** The Corral node serving OpenClaw's exec tool. */
+  node: NodeHost;
+  /** What OpenClaw wrote to stdout and stderr. */
+  log: () => string;
+  close(): Promise<void>;
+}
+
+/** The install's entry point, or a CliFailure saying how to install it. */
+export function openclawEntry(installDir: string | undefined): { entry: string; modules: string } {
+  const dir = installDir ?? process.env.CORRAL_OPENCLAW_DIR;
+  const entry = dir ? join(dir, 'node_modules', 'openclaw', 'openclaw.mjs') : undefined;
+  if (!dir || !entry || !existsSync(entry)) {
+    throw new CliFailure(`OpenClaw is not installed${dir ? ` in ${dir}` : ''}: run \`npm install --prefix DIR openclaw@${OPENCLAW_VERSION}\` and set CORRAL_OPENCLAW_DIR=DIR`, EXIT.environment);
+  }
+  return { entry, modules: join(dir, 'node_modules') };
+}
+
+/**
+ * OpenClaw's configuration as Corral runs it: the gateway local on loopback
+ * with token auth, the model provider (when given) reached through the
+ * container's egress proxy, and the exec tool on host=node, bound to the
+ * Corral node.
+ */
+export function openclawConfig(options: { port: number; token: string; nodeName: string; modelBaseUrl?: string; modelId?: string }): Record<string, unknown> {
+  const modelId = options.modelId ?? 'default';
+  return {
+    gateway: { mode: 'local', bind: 'loopback', port: options.port, auth: { mode: 'token', token: options.token } },
+    ...(options.modelBaseUrl
+      ? {
+          models: {
+            mode: 'merge',
+            providers: {
+              [MODEL_PROVIDER]: {
+                baseUrl: options.modelBaseUrl,
+                apiKey: 'corral',
+                api: 'openai-completions',
+                models: [{ id: modelId, name: modelId, input: ['text'], contextWindow: 128_000, maxTokens: 8_192 }],
+              },
+            },
+          },
+          agents: { defaults: { model: { primary: `${MODEL_PROVIDER}/${modelId}` } } },
+        }
+      : {}),
+    tools: { exec: { host: 'node', node: options.nodeName } },
+    // All of OpenClaw's egress goes through the container's egress proxy (upstream's managed proxy
+    // routing), which lets out only what the container policy allows; its own loopback stays direct.
+    proxy: { proxyUrl: '${HTTP_PROXY}', loopbackMode: 'gateway-only' },
+  };
+}
+
+/**
+ * The egress rules for what a configuration names: each model provider's
+ * `baseUrl` origin (host:port; a literal IP as a /32 or /128 rule, which is
+ * how a loopback or private address must be named). Channel hosts would go
+ * here too; Corral configures no channels.
+ */
+export function egressFor(config: Record<string, unknown>, hosts: Readonly<Record<string, string>> = {}): string[] {
+  const providers = ((config.models as { providers?: Record<string, { baseUrl?: unknown }> } | undefined)?.providers ?? {}) as Record<string, { baseUrl?: unknown }>;
+  const rules = new Set<string>();
+  for (const [id, provider] of Object.entries(providers)) {
+    let url: URL;
+    try {
+      url = new URL(String(provider.baseUrl));
+    } catch {
+      throw new CliFailure(`OpenClaw's model provider ${id} has no usable baseUrl`, EXIT.usage);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new CliFailure(`OpenClaw's model provider ${id}: baseUrl must be http(s)`, EXIT.usage);
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const literal = /^\d+\.\d+\.\d+\.\d+$/.test(host) ? `${host}/32` : host.includes(':') ? `${host}/128` : host;
+    rules.add(`${literal}:${port}`);
+    // A name pinned to a loopback or private address needs that address named as well.
+    const pinned = Object.hasOwn(hosts, host) ? hosts[host]! : undefined;
+    if (pinned) rules.add(`${pinned}/${pinned.includes(':') ? 128 : 32}:${port}`);
+  }
+  return [...rules];
+}
+
+/** The container policy OpenClaw's gateway runs under. */
+export function openclawContainerPolicy(options: { home: string; modules: string; egress: string[] }): Record<string, unknown> {
+  return {
+    version: 1,
+    runtime: ['node', 'shell'],
+    workingDirectory: options.home,
+    filesystem: { readwrite: [options.home], readonly: [options.modules] },
+    network: { egress: options.egress.length > 0 ? { allow: options.egress } : 'none', ingress: [{ port: INSIDE_PORT, hostPort: 0 }] },
+    // A long-lived server: a week before the wall clock stops it; room for its worker threads.
+    process: { maxProcesses: 1024, memoryMB: 4096, timeoutMs: 604_800_000 },
+    environment: {
+      set: { HOME: options.home, OPENCLAW_HOME: options.home, OPENCLAW_NO_AUTO_UPDATE: '1', NODE_COMPILE_CACHE: join(options.home, '.compile-cache') },
+    },
+  };
+}
+
+/**
+ * Starts OpenClaw's gateway inside a Corral container, then a Corral node
+ * under it: paired with the control plane (`pairOnControlPlane`) and with
+ * OpenClaw (through upstream's own `openclaw nodes approve`), serving its exec
+ * tool. Throws a CliFailure (exit 3) naming the protection this host cannot
+ * enforce: OpenClaw never runs uncontained.
+ */
+export async function startOpenClaw(options: StartOpenClawOptions): Promise<OpenClaw> {
+  const progress = options.onProgress ?? (() => {});
+  const { entry, modules } = openclawEntry(options.installDir);
+  const home = join(options.stateDir, 'openclaw');
+  const nodeState = join(options.stateDir, 'openclaw-node');
+  mkdirSync(join(home, '.openclaw'), { recursive: true, mode: 0o700 });
+  mkdirSync(nodeState, { recursive: true, mode: 0o700 });
+  const token = openclawToken(home);
+  const config = openclawConfig({ port: INSIDE_PORT, token, nodeName: options.nodeName, ...(options.modelBaseUrl ? { modelBaseUrl: options.modelBaseUrl } : {}), ...(options.modelId ? { modelId: options.modelId } : {}) });
+  writeFileSync(join(home, '.openclaw', 'openclaw.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  const hosts = options.egressHosts ?? {};
+  const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home, modules, egress: egressFor(config, hosts) })), source: '<openclaw>', baseDir: home });
+
+  const started = performance.now();
+  progress('starting OpenClaw in a container');
+  const runner = new Runner({ proxy: { lookup: pinnedLookup(hosts) } });
+  const output = new PassThrough();
+  let log = '';
+  output.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-1_000_000)));
+  let proc: ContainedProcess;
+  try {
+    proc = runner.spawn(plan, [process.execPath, entry, 'gateway', 'run', '--bind', 'loopback', '--port', String(INSIDE_PORT), '--auth', 'token'], { stdout: output, stderr: output });
+  } catch (error) {
+    await runner.close();
+    if (error instanceof ContainError) throw new CliFailure(`OpenClaw was not started, because it cannot be contained here: ${error.message}`, EXIT.environment);
+    throw error;
+  }
+  let node: NodeHost | undefined;
+  const close = async (): Promise<void> => {
+    await node?.close();
+    proc.kill();
+    await proc.result.catch(() => undefined);
+    await runner.close();
+  };
+  try {
+    const [published] = await Promise.race([proc.ready, proc.result.then((r) => Promise.reject(exited(r.exitCode, log)))]);
+    const url = `ws://127.0.0.1:${published!.hostPort}`;
+    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 120_000);
+    const readyMs = Math.round(performance.now() - started);
+    progress(`OpenClaw ready at ${url} in ${readyMs} ms`);
+
+    const { NodeHost } = await import('@corral/node');
+    node = new NodeHost({
+      gateway: url,
+      token,
+      name: options.nodeName,
+      stateDir: nodeState,
+      maxBackoffMs: 1_000,
+      controlPlane: { url: options.corralGatewayUrl, token: options.token, agents: options.agentMap },
+      ...(options.containerPolicies ? { containerPolicies: options.containerPolicies } : {}),
+    });
+    await node.start();
+    await options.pairOnControlPlane(node.device.deviceId);
+    progress('pairing the Corral node with OpenClaw');
+    await approveNode({ entry, url, token, deviceId: node.device.deviceId });
+    await waitForExecNode(entry, url, token, node.device.deviceId);
+    progress('the Corral node serves OpenClaw');
+    return { url, token, readyMs, node, log: () => log, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** The host's resolver, except for the pinned names. */
+function pinnedLookup(hosts: Readonly<Record<string, string>>): EgressLookup {
+  return async (hostname, options) => {
+    const pinned = Object.hasOwn(hosts, hostname) ? hosts[hostname] : undefined;
+    if (pinned) return [{ address: pinned, family: pinned.includes(':') ? 6 : 4 }];
+    return lookup(hostname, options);
+  };
+}
+
+/** OpenClaw's own gateway token, kept in its home (mode 0600), made the first time. */
+function openclawToken(home: string): string {
+  const file = join(home, 'corral-gateway-token');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+function exited(code: number | null, log: string): CliFailure {
+  return new CliFailure(`OpenClaw's gateway exited (code ${code}) before it was ready:\n${log.slice(-2_000)}`, EXIT.failed);
+}
+
+async function waitForLog(log: () => string, pattern: RegExp, proc: ContainedProcess, ms: number): Promise<void> {
+  let gone = false;
+  void proc.result.then(() => (gone = true));
+  const deadline = performance.now() + ms;
+  while (!pattern.test(log())) {
+    if (gone) throw exited(null, log());
+    if (performance.now() > deadline) throw new CliFailure(`OpenClaw's gateway was not ready within ${ms} ms:\n${log().slice(-2_000)}`, EXIT.failed);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs upstream's own operator CLI against the gateway, from a throwaway home. */
+async function operatorCli(entry: string, url: string, token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const home = await mkdtemp(join(tmpdir(), 'corral-openclaw-cli-'));
+  try {
+    return await new Promise((resolve) => {
+      const child = spawn(process.execPath, [entry, ...args, '--url', url, '--token', token], {
+        cwd: home,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, OPENCLAW_HOME: home, OPENCLAW_NO_AUTO_UPDATE: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** Approves the node's command surface with `openclaw nodes approve`, once its request is pending. */
+async function approveNode(options: { entry: string; url: string; token: string; deviceId: string }): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    const pending = await operatorCli(options.entry, options.url, options.token, ['nodes', 'pending', '--json']);
+    let requests: Array<{ requestId?: string; nodeId?: string }> = [];
+    try {
+      requests = JSON.parse(pending.stdout) as typeof requests;
+    } catch {
+      // not JSON: an error, reported below when time runs out
+    }
+    const request = Array.isArray(requests) ? requests.find((r) => r.nodeId === options.deviceId) : undefined;
+    if (request?.requestId) {
+      const approved = await operatorCli(options.entry, options.url, options.token, ['nodes', 'approve', request.requestId]);
+      if (approved.code === 0) return;
+      throw new CliFailure(`openclaw nodes approve failed: ${(approved.stderr || approved.stdout).slice(-500)}`, EXIT.failed);
+    }
+    if (performance.now() > deadline) throw new CliFailure(`the Corral node never appeared in openclaw nodes pending: ${(pending.stderr || pending.stdout).slice(-500)}`, EXIT.failed);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Waits until OpenClaw lists the node as connected with system.run (it reconnects once approved). */
+async function waitForExecNode(entry: string, url: string, token: string, deviceId: string): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  for (;;) {
+    const status = await operatorCli(entry, url, token, ['nodes', 'status', '--json']);
+    try {
+      const parsed = JSON.parse(status.stdout) as { nodes?: Array<{ nodeId?: string; connected?: boolean; commands?: string[] }> } | Array<{ nodeId?: string; connected?: boolean; commands?: string[] }>;
+      const nodes = Array.isArray(parsed) ? parsed : (parsed.nodes ?? []);
+      if (nodes.some((n) => n.nodeId === deviceId && n.connected === true && n.commands?.includes('system.run'))) return;
+    } catch {
+      // not JSON yet
+    }
+    if (performance.now() > deadline) throw new CliFailure(`OpenClaw does not list the Corral node as connected: ${(status.stderr || status.stdout).slice(-500)}`, EXIT.failed);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
