@@ -25,7 +25,7 @@ import { CliFailure } from '../output.ts';
 /** The OpenClaw release Corral is tested against. */
 export const OPENCLAW_VERSION = '2026.9.6';
 /** Port the gateway listens on inside its container (published on a free host loopback port). */
-const INSIDE_PORT = 18789;
+export const INSIDE_PORT = 18789;
 /** The provider id Corral configures for `modelBaseUrl`. */
 export const MODEL_PROVIDER = 'corral-model';
 const READY = /\[gateway\]\S* \S*ready/;
@@ -59,6 +59,8 @@ export interface StartOpenClawOptions {
   onProgress?: (message: string) => void;
   /** How long the upstream gateway may take to be ready (default 120 s). */
   readyTimeoutMs?: number;
+  /** The runner that contains it (default: a new one, resolving `egressHosts`). */
+  runner?: Runner;
 }
 
 export interface OpenClaw {
@@ -180,39 +182,18 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   const config = openclawConfig({ port: INSIDE_PORT, token, nodeName: options.nodeName, ...(options.modelBaseUrl ? { modelBaseUrl: options.modelBaseUrl } : {}), ...(options.modelId ? { modelId: options.modelId } : {}) });
   writeFileSync(join(home, '.openclaw', 'openclaw.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   const hosts = options.egressHosts ?? {};
-  const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home, modules, egress: egressFor(config, hosts) })), source: '<openclaw>', baseDir: home });
-
-  const started = performance.now();
   progress('starting OpenClaw in a container');
-  const runner = new Runner({ proxy: { lookup: pinnedLookup(hosts) } });
-  const output = new PassThrough();
-  let log = '';
-  output.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-1_000_000)));
-  let proc: ContainedProcess;
-  try {
-    proc = runner.spawn(plan, [process.execPath, entry, 'gateway', 'run', '--bind', 'loopback', '--port', String(INSIDE_PORT), '--auth', 'token'], { stdout: output, stderr: output });
-  } catch (error) {
-    await runner.close();
-    if (error instanceof ContainError) throw new CliFailure(`OpenClaw was not started, because it cannot be contained here: ${error.message}`, EXIT.environment);
-    throw error;
-  }
+  const gateway = await startContainedGateway({ home, modules, entry, config, hosts, ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
+  progress(`OpenClaw ready at ${gateway.url} in ${gateway.readyMs} ms`);
   let node: NodeHost | undefined;
   const close = async (): Promise<void> => {
     await node?.close();
-    proc.kill();
-    await proc.result.catch(() => undefined);
-    await runner.close();
+    await gateway.close();
   };
   try {
-    const [published] = await Promise.race([proc.ready, proc.result.then((r) => Promise.reject(exited(r.exitCode, log)))]);
-    const url = `ws://127.0.0.1:${published!.hostPort}`;
-    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 120_000);
-    const readyMs = Math.round(performance.now() - started);
-    progress(`OpenClaw ready at ${url} in ${readyMs} ms`);
-
     const { NodeHost } = await import('@corral/node');
     node = new NodeHost({
-      gateway: url,
+      gateway: gateway.url,
       token,
       name: options.nodeName,
       stateDir: nodeState,
@@ -223,10 +204,56 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
     await node.start();
     await options.pairOnControlPlane(node.device.deviceId);
     progress('pairing the Corral node with OpenClaw');
-    await approveNode({ entry, url, token, deviceId: node.device.deviceId });
-    await waitForExecNode(entry, url, token, node.device.deviceId);
+    await approveNode({ entry, url: gateway.url, token, deviceId: node.device.deviceId });
+    await waitForExecNode(entry, gateway.url, token, node.device.deviceId);
     progress('the Corral node serves OpenClaw');
-    return { url, token, readyMs, node, log: () => log, close };
+    return { url: gateway.url, token, readyMs: gateway.readyMs, node, log: gateway.log, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+export interface ContainedGateway {
+  /** ws://127.0.0.1:PORT, published from the container. */
+  url: string;
+  /** From spawning the container to the gateway's "ready". */
+  readyMs: number;
+  log: () => string;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs `openclaw gateway run` for the home `home` (its configuration already
+ * written) inside a Corral container, until it says it is ready. Throws a
+ * CliFailure (exit 3) naming the protection this host cannot enforce, or
+ * (exit 1) with the tail of its log when it exits or is not ready in time.
+ */
+export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; runner?: Runner; readyTimeoutMs?: number }): Promise<ContainedGateway> {
+  const hosts = options.hosts ?? {};
+  const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home: options.home, modules: options.modules, egress: egressFor(options.config, hosts) })), source: '<openclaw>', baseDir: options.home });
+  const started = performance.now();
+  const runner = options.runner ?? new Runner({ proxy: { lookup: pinnedLookup(hosts) } });
+  const output = new PassThrough();
+  let log = '';
+  output.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-1_000_000)));
+  let proc: ContainedProcess;
+  try {
+    proc = runner.spawn(plan, [process.execPath, options.entry, 'gateway', 'run', '--bind', 'loopback', '--port', String(INSIDE_PORT), '--auth', 'token'], { stdout: output, stderr: output });
+  } catch (error) {
+    await runner.close();
+    if (error instanceof ContainError) throw new CliFailure(`OpenClaw was not started, because it cannot be contained here: ${error.message}`, EXIT.environment);
+    throw error;
+  }
+  const close = async (): Promise<void> => {
+    proc.kill();
+    await proc.result.catch(() => undefined);
+    await runner.close();
+  };
+  try {
+    const [published] = await Promise.race([proc.ready, proc.result.then((r) => Promise.reject(exited(r.exitCode, log)))]);
+    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 120_000);
+    return { url: `ws://127.0.0.1:${published!.hostPort}`, readyMs: Math.round(performance.now() - started), log: () => log, close };
   } catch (error) {
     await close();
     throw error;

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { hostCapabilities, Runner, validatePolicy } from '@corral/contain';
+import { ensureOpenclaw, OPENCLAW_CACHE } from '../../../gateway/test/openclaw.ts';
+import { egressFor, INSIDE_PORT, MODEL_PROVIDER, openclawConfig, openclawContainerPolicy, startOpenClaw } from './openclaw.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("OpenClaw's configuration", () => {
+  it('puts the gateway on loopback with token auth and the exec tool on the Corral node', () => {
+    const config = openclawConfig({ port: INSIDE_PORT, token: 't', nodeName: 'corral-node' }) as { gateway: unknown; tools: unknown; models?: unknown };
+    assert.deepEqual(config.gateway, { mode: 'local', bind: 'loopback', port: INSIDE_PORT, auth: { mode: 'token', token: 't' } });
+    assert.deepEqual(config.tools, { exec: { host: 'node', node: 'corral-node' } });
+    assert.equal(config.models, undefined, 'no model provider unless one is given');
+  });
+
+  it('names the model provider as an OpenAI-compatible endpoint and makes it the default model', () => {
+    const config = openclawConfig({ port: 1, token: 't', nodeName: 'n', modelBaseUrl: 'https://llm.example.com/v1', modelId: 'm1' }) as { models: { providers: Record<string, { baseUrl: string; api: string }> }; agents: unknown };
+    assert.equal(config.models.providers[MODEL_PROVIDER]!.baseUrl, 'https://llm.example.com/v1');
+    assert.equal(config.models.providers[MODEL_PROVIDER]!.api, 'openai-completions');
+    assert.deepEqual(config.agents, { defaults: { model: { primary: `${MODEL_PROVIDER}/m1` } } });
+  });
+});
+
+describe('the egress of OpenClaw’s container', () => {
+  const withProvider = (baseUrl: unknown) => ({ models: { providers: { p: { baseUrl } } } });
+
+  it('lets out only the origins of the model providers its configuration names', () => {
+    assert.deepEqual(egressFor(withProvider('https://llm.example.com/v1')), ['llm.example.com:443']);
+    assert.deepEqual(egressFor(withProvider('http://10.0.0.5:8000/v1')), ['10.0.0.5/32:8000']);
+    assert.deepEqual(egressFor({}), []);
+  });
+
+  it('names the address a pinned name resolves to, so a loopback model can be reached by name and nothing else on loopback', () => {
+    assert.deepEqual(egressFor(withProvider('http://model.test:9000/v1'), { 'model.test': '127.0.0.1' }), ['model.test:9000', '127.0.0.1/32:9000']);
+  });
+
+  it('refuses a provider without a usable http(s) baseUrl', () => {
+    assert.throws(() => egressFor(withProvider('not a url')), { name: 'CliFailure' });
+    assert.throws(() => egressFor(withProvider('file:///etc/passwd')), { name: 'CliFailure' });
+  });
+
+  it('is a valid container policy: home read-write, install read-only, the gateway port published', () => {
+    const policy = validatePolicy(openclawContainerPolicy({ home: '/srv/claw', modules: '/opt/claw/node_modules', egress: ['llm.example.com:443'] }));
+    assert.deepEqual(policy.filesystem.readwrite, ['/srv/claw']);
+    assert.deepEqual(policy.filesystem.readonly, ['/opt/claw/node_modules']);
+    assert.deepEqual(policy.network.ingress, [{ port: INSIDE_PORT, hostPort: 0 }]);
+    assert.deepEqual(policy.network.egress, { allow: ['llm.example.com:443'] });
+    assert.equal(policy.onUnenforceable, 'refuse');
+  });
+});
+
+describe('startOpenClaw on a host that cannot contain it', { skip: ensureOpenclaw() }, () => {
+  it('fails closed, naming the missing protection, and starts nothing', async () => {
+    const real = hostCapabilities();
+    const runner = new Runner({ capabilities: { ...real, forwarder: { available: false, detail: 'no forwarder on this host' } } });
+    const state = mkdtempSync(join(tmpdir(), 'corral-claw-closed-'));
+    dirs.push(state);
+    mkdirSync(state, { recursive: true });
+    let paired = false;
+    await assert.rejects(
+      startOpenClaw({ stateDir: state, installDir: OPENCLAW_CACHE, corralGatewayUrl: 'ws://127.0.0.1:1', token: 't', nodeName: 'n', agentMap: {}, runner, pairOnControlPlane: () => void (paired = true) }),
+      (error: { name?: string; exitCode?: number; message?: string }) => error.name === 'CliFailure' && error.exitCode === 3 && /cannot be contained here/.test(error.message ?? '') && /network grants: no forwarder on this host/.test(error.message ?? ''),
+    );
+    assert.equal(paired, false);
+  });
+});
