@@ -4,17 +4,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { publicKeyPem } from '../checkpoint/key.ts';
-import { signCheckpoint } from '../checkpoint/sign.ts';
 import { AuditError } from '../errors.ts';
 import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
 import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts';
-import { CompactRange } from '../merkle/compact-range.ts';
 import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { canonicalEvent, normalizeEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { SqliteStore } from '../store/sqlite.ts';
-import { STORE_FORMAT, type AuditStore, type LogHead, type StoredRecord } from '../store/store.ts';
+import type { Seal } from '../store/batch.ts';
+import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
 import { storedRootAt, type AuditRecord } from './reader.ts';
 
 export const DB_FILE = 'audit.db';
@@ -28,9 +27,7 @@ export interface OpenAuditLogOptions {
   checkpointEvery?: number;
   /** …and when records have waited this long unsealed, in ms (default 10 000). */
   checkpointIntervalMs?: number;
-  /** Most appends committed in one transaction (default 5000). */
-  maxBatch?: number;
-  /** Clock, for tests. */
+  /** Clock for events given without a time, for tests. */
   now?: () => Date;
 }
 
@@ -55,6 +52,9 @@ interface Pending {
  */
 export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
   if (typeof options.stateDir !== 'string' || options.stateDir === '') throw new AuditError('AUDIT_BAD_ARGUMENT', 'openAuditLog needs a stateDir');
+  const every = options.checkpointEvery ?? 1000;
+  const intervalMs = options.checkpointIntervalMs ?? 10_000;
+  if (!(every >= 1) || !(intervalMs >= 1)) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpointEvery and checkpointIntervalMs must be positive');
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const key = loadOrCreateSigningKey(options.stateDir);
   const store: AuditStore = options.postgresUrl ? await PostgresStore.connect({ url: options.postgresUrl }) : new SqliteStore({ path: join(options.stateDir, DB_FILE) });
@@ -67,6 +67,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
     const witness = readWitness(witnessFile);
     if (witness) await checkNotRolledBack(store, witness);
     await checkTip(store);
+    await store.openWriter({ privateKey: key.privateKey, keyId: key.keyId, every, intervalMs });
     return new AuditLog(store, key, witnessFile, options);
   } catch (error) {
     await store.close();
@@ -94,17 +95,26 @@ async function checkTip(store: AuditStore): Promise<void> {
   if (last.hash !== head.lastHash || sha256Hasher.leaf(recordBytes(last.seq, last.prev, last.body)) !== last.hash) throw broken(`its last record ${head.size - 1} does not match the chain`);
 }
 
+/**
+ * Most appends handed to the store in one request. Small enough that the
+ * store starts on the first ones while later ones are still being checked
+ * and canonicalised; the store commits every request waiting for it in one
+ * transaction, so this does not bound the batch (group commit happens there).
+ */
+const REQUEST_SIZE = 256;
+
 export class AuditLog {
   readonly store: AuditStore;
   readonly #key: SigningKey;
   readonly #witnessFile: string;
-  readonly #every: number;
-  readonly #intervalMs: number;
-  readonly #maxBatch: number;
   readonly #now: () => Date;
   readonly #timer: NodeJS.Timeout;
   #queue: Pending[] = [];
-  #draining: Promise<void> | null = null;
+  #flushScheduled = false;
+  /** Requests the store has not answered yet. */
+  readonly #inflight = new Set<Promise<unknown>>();
+  /** The checkpoint interval may have passed: the next request checks it under the lock. */
+  #timerDue = false;
   #closed = false;
   #pendingWitness: SignedCheckpoint | null = null;
   #witnessWrittenAt = 0;
@@ -113,12 +123,9 @@ export class AuditLog {
     this.store = store;
     this.#key = key;
     this.#witnessFile = witnessFile;
-    this.#every = options.checkpointEvery ?? 1000;
-    this.#intervalMs = options.checkpointIntervalMs ?? 10_000;
-    this.#maxBatch = options.maxBatch ?? 5000;
+    const intervalMs = options.checkpointIntervalMs ?? 10_000;
     this.#now = options.now ?? (() => new Date());
-    if (!(this.#every >= 1) || !(this.#intervalMs >= 1) || !(this.#maxBatch >= 1)) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpointEvery, checkpointIntervalMs and maxBatch must be positive');
-    this.#timer = setInterval(() => void this.#sealIfDue().catch(() => {}), Math.max(50, Math.floor(this.#intervalMs / 4)));
+    this.#timer = setInterval(() => this.#sealIfDue(), Math.max(50, Math.floor(intervalMs / 4)));
     this.#timer.unref();
   }
 
@@ -155,14 +162,22 @@ export class AuditLog {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ body, event, timeMs: Date.parse(event.time), resolve, reject });
-      this.#kick();
+      if (this.#queue.length >= REQUEST_SIZE) this.#flush();
+      else if (!this.#flushScheduled) {
+        // Appends issued in the same turn of the event loop share a commit.
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.#flush();
+        });
+      }
     });
   }
 
   /** Signs a checkpoint now if records were appended since the last one; returns it (or null). */
   async checkpoint(): Promise<SignedCheckpoint | null> {
     await this.#settle();
-    const c = await this.#commit([], 'now');
+    const c = await this.#send([], 'now');
     this.#flushWitness();
     return c;
   }
@@ -174,7 +189,7 @@ export class AuditLog {
     clearInterval(this.#timer);
     try {
       await this.#settle();
-      await this.#commit([], 'now');
+      await this.#send([], 'now');
       this.#flushWitness();
     } finally {
       await this.store.close();
@@ -182,81 +197,58 @@ export class AuditLog {
   }
 
   async #settle(): Promise<void> {
-    while (this.#draining) await this.#draining;
+    while (this.#queue.length > 0 || this.#inflight.size > 0) {
+      this.#flush();
+      await Promise.allSettled(this.#inflight);
+    }
   }
 
-  #kick(): void {
-    if (this.#draining) return;
-    this.#draining = (async () => {
-      while (this.#queue.length > 0) {
-        // Yield to the event loop before each commit: appends issued meanwhile
-        // share it, and timers and I/O are never starved by a busy writer.
-        await new Promise<void>((r) => setImmediate(r));
-        const batch = this.#queue.splice(0, this.#maxBatch);
-        try {
-          await this.#commit(batch, 'due');
-          // Under heavy appending, keep the witness at most a second behind.
-          if (Date.now() - this.#witnessWrittenAt >= 1000) this.#flushWitness();
-        } catch (error) {
-          for (const p of batch) p.reject(error);
-        }
-      }
-    })().finally(() => {
-      this.#draining = null;
-      if (this.#queue.length > 0) this.#kick();
-    });
+  /** Hands the queued appends to the store. */
+  #flush(): void {
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#send(batch, 'due').catch(() => {}); // each append's promise carries the error
   }
 
-  async #sealIfDue(): Promise<void> {
-    if (this.#closed || this.#draining) return;
-    this.#draining = this.#commit([], 'timer')
-      .then(() => this.#flushWitness())
-      .finally(() => {
-        this.#draining = null;
-        if (this.#queue.length > 0) this.#kick();
-      });
-    await this.#draining;
+  #sealIfDue(): void {
+    if (this.#closed) return;
+    if (this.#queue.length > 0 || this.#inflight.size > 0) this.#timerDue = true;
+    else this.#send([], 'timer').catch(() => {});
   }
 
   /** One transaction: the batch's records, the new head, and a checkpoint when one is due. */
-  async #commit(batch: Pending[], seal: 'due' | 'timer' | 'now'): Promise<SignedCheckpoint | null> {
-    let written: StoredRecord[] = [];
-    let canonical: string[] = [];
-    let checkpoint: SignedCheckpoint | null = null;
-    await this.store.append((head: LogHead) => {
-      written = [];
-      canonical = [];
-      checkpoint = null;
-      const range = new CompactRange(sha256Hasher, head.size, head.frontier);
-      let prev = head.lastHash;
-      for (const p of batch) {
-        const seq = range.size;
-        const bytes = recordBytes(seq, prev, p.body);
-        const hash = sha256Hasher.leaf(bytes);
-        const nodes = range.append(hash);
-        written.push({ seq, prev, body: p.body, hash, nodes, timeMs: p.timeMs });
-        canonical.push(bytes);
-        prev = hash;
-      }
-      const next: LogHead = { size: range.size, lastHash: prev, frontier: range.hashes, checkpointSize: head.checkpointSize, checkpointTimeMs: head.checkpointTimeMs };
-      const nowMs = this.#now().getTime();
-      const unsealed = next.size - head.checkpointSize;
-      const due =
-        unsealed > 0 &&
-        (seal === 'now' || unsealed >= this.#every || (seal === 'timer' && nowMs - head.checkpointTimeMs >= this.#intervalMs));
-      if (due) {
-        checkpoint = signCheckpoint(this.#key.privateKey, { size: next.size, root: range.root(), time: new Date(nowMs).toISOString(), keyId: this.#key.keyId });
-        next.checkpointSize = next.size;
-        next.checkpointTimeMs = nowMs;
-      }
-      return { records: written, head: next, ...(checkpoint ? { checkpoint } : {}) };
-    });
-    batch.forEach((p, i) => {
-      const r = written[i] as StoredRecord;
-      p.resolve({ seq: r.seq, prev: r.prev, hash: r.hash, event: p.event, canonical: canonical[i] as string });
-    });
-    if (checkpoint) this.#pendingWitness = checkpoint;
-    return checkpoint;
+  #send(batch: Pending[], seal: Seal): Promise<SignedCheckpoint | null> {
+    if (seal === 'due' && this.#timerDue) seal = 'timer';
+    this.#timerDue = false;
+    const bodies = new Array<string>(batch.length);
+    const timesMs = new Array<number>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      bodies[i] = batch[i]!.body;
+      timesMs[i] = batch[i]!.timeMs;
+    }
+    const done = this.store.append({ bodies, timesMs, seal }).then(
+      (result) => {
+        for (let i = 0; i < batch.length; i++) {
+          const p = batch[i]!;
+          const seq = result.firstSeq + i;
+          const prev = i === 0 ? result.prev : result.hashes[i - 1]!;
+          p.resolve({ seq, prev, hash: result.hashes[i]!, event: p.event, canonical: recordBytes(seq, prev, p.body) });
+        }
+        if (result.checkpoint) this.#pendingWitness = result.checkpoint;
+        // Under heavy appending, keep the witness at most a second behind.
+        if (Date.now() - this.#witnessWrittenAt >= 1000) this.#flushWitness();
+        return result.checkpoint;
+      },
+      (error: unknown) => {
+        for (const p of batch) p.reject(error);
+        throw error;
+      },
+    );
+    this.#inflight.add(done);
+    const settled = () => void this.#inflight.delete(done);
+    done.then(settled, settled);
+    return done;
   }
 
   #flushWitness(): void {

@@ -11,8 +11,9 @@ import { AuditError } from '../errors.ts';
 import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
+import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type WriterConfig } from './batch.ts';
 import { bytesToHashes, hashesToBytes, toHex } from './codec.ts';
-import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type BatchBuilder, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -31,11 +32,16 @@ export interface PostgresStoreOptions {
 }
 
 type Row = Record<string, unknown>;
+type WaitingAppend = { request: AppendRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
 
 export class PostgresStore implements AuditStore {
   readonly kind = 'postgres' as const;
   readonly where: string;
   readonly #pool: pg.Pool;
+  #writer: WriterConfig | null = null;
+  /** Requests waiting for the transaction under way to end; the next one takes them all (group commit). */
+  #waiting: WaitingAppend[] = [];
+  #committing = false;
 
   private constructor(pool: pg.Pool, where: string) {
     this.#pool = pool;
@@ -122,10 +128,42 @@ export class PostgresStore implements AuditStore {
     });
   }
 
-  async append(build: BatchBuilder): Promise<void> {
-    await this.#tx(async (c) => {
+  async openWriter(config: WriterConfig): Promise<void> {
+    if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
+    this.#writer = config;
+  }
+
+  append(request: AppendRequest): Promise<AppendResult> {
+    if (!this.#writer) return Promise.reject(new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is not open for writing`));
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ request, resolve, reject });
+      if (!this.#committing) void this.#commitWaiting();
+    });
+  }
+
+  async #commitWaiting(): Promise<void> {
+    this.#committing = true;
+    while (this.#waiting.length > 0) {
+      let n = 0;
+      for (let records = 0; n < this.#waiting.length && records < MAX_TRANSACTION; n++) records += (this.#waiting[n] as WaitingAppend).request.bodies.length;
+      const jobs = this.#waiting.splice(0, n);
+      const requests = jobs.map((j) => j.request);
+      try {
+        const parts = splitResult(await this.#appendOne(mergeRequests(requests)), requests);
+        jobs.forEach((j, i) => j.resolve(parts[i] as AppendResult));
+      } catch (error) {
+        for (const j of jobs) j.reject(error);
+      }
+    }
+    this.#committing = false;
+  }
+
+  async #appendOne(request: AppendRequest): Promise<AppendResult> {
+    const config = this.#writer;
+    if (!config) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
+    return this.#tx(async (c) => {
       const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1 FOR UPDATE'), this.where);
-      const out = build(head);
+      const { batch: out, result } = buildBatch(head, request, config, Date.now());
       const rs = out.records;
       if (rs.length >= COPY_FROM) await copyRecords(c, rs);
       else if (rs.length > 0) await insertRecords(c, rs);
@@ -138,6 +176,7 @@ export class PostgresStore implements AuditStore {
         const k = out.checkpoint;
         await c.query("INSERT INTO audit_checkpoints (size, root, time, key_id, signature) VALUES ($1, decode($2, 'hex'), $3, $4, $5)", [k.size, k.root, k.time, k.keyId, k.signature]);
       }
+      return result;
     });
   }
 
@@ -226,6 +265,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async close(): Promise<void> {
+    this.#writer = null;
     await this.#pool.end().catch(() => {});
   }
 }

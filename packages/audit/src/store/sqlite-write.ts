@@ -1,25 +1,55 @@
-// Writing one batch into an open SQLite audit database, inside the caller's
-// transaction, with prepared multi-row inserts.
+// Appending to an open SQLite audit database: take the write lock, read the
+// head under it, write one batch with prepared multi-row inserts, commit.
+// The writer thread (sqlite-writer-thread.ts) runs this; the store's reads
+// share the head decoding and the error mapping.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
-import type { LogHead, StoredRecord } from './store.ts';
+import { AuditError } from '../errors.ts';
+import type { Batch } from './batch.ts';
+import { bytesToHashes, toHex } from './codec.ts';
+import type { LogHead } from './store.ts';
+
+export const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
 
 const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
 const ROWS_PER_INSERT = 64;
+/** How long a writer waits for another process's write lock before giving up. */
+const LOCK_TIMEOUT_MS = 30_000;
 
-/** A batch as written: records, the head after them, and a checkpoint when one was signed. */
-export interface Batch {
-  records: StoredRecord[];
-  head: LogHead;
-  checkpoint?: SignedCheckpoint;
+/** The head row, decoded. @throws AuditError AUDIT_STORE_FOREIGN when there is none. */
+export function headFromRow(row: Record<string, unknown> | undefined, where: string): LogHead {
+  if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has no audit_head row`);
+  return {
+    size: Number(row.size),
+    lastHash: toHex(row.last_hash as Uint8Array),
+    frontier: bytesToHashes(row.frontier as Uint8Array),
+    checkpointSize: Number(row.checkpoint_size),
+    checkpointTimeMs: Number(row.checkpoint_time),
+  };
+}
+
+/** A SQLite failure as the package's coded error: a file that is not (or no longer) an audit log, or one that cannot be used now. */
+export function sqliteError(where: string, error: unknown): AuditError {
+  if (error instanceof AuditError) return error;
+  const message = (error as Error).message ?? String(error);
+  if (/not a database|malformed|no such table|no such column|file is encrypted/i.test(message)) {
+    return new AuditError('AUDIT_STORE_FOREIGN', `${where} is not a Corral audit log (or is corrupt): ${message}`, { cause: error });
+  }
+  return new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${where}: ${message}`, { cause: error });
+}
+
+export function isBusy(error: unknown): boolean {
+  return (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message ?? '');
 }
 
 export class BatchWriter {
   readonly #db: DatabaseSync;
+  readonly #where: string;
   readonly #stmts = new Map<string, StatementSync>();
+  readonly #pause = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, where: string) {
     this.#db = db;
+    this.#where = where;
   }
 
   #stmt(sql: string): StatementSync {
@@ -28,25 +58,56 @@ export class BatchWriter {
     return s;
   }
 
-  /** Inserts the batch's rows, updates the head, adds the checkpoint (inside a transaction). */
+  /**
+   * Runs `work` inside a write transaction (BEGIN IMMEDIATE) and commits it;
+   * rolls back when it throws. While another process holds the write lock,
+   * waits a fraction of a millisecond at a time (this thread does nothing
+   * else), up to LOCK_TIMEOUT_MS.
+   */
+  transaction<T>(work: (head: LogHead) => T): T {
+    const deadline = Date.now() + LOCK_TIMEOUT_MS;
+    for (let wait = 0.1; ; wait = Math.min(wait * 2, 2)) {
+      try {
+        this.#db.exec('BEGIN IMMEDIATE');
+        break;
+      } catch (error) {
+        if (!isBusy(error) || Date.now() > deadline) throw sqliteError(this.#where, error);
+      }
+      Atomics.wait(this.#pause, 0, 0, wait);
+    }
+    try {
+      const out = work(headFromRow(this.#stmt(HEAD_SQL).get() as Record<string, unknown> | undefined, this.#where));
+      this.#db.exec('COMMIT');
+      return out;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw sqliteError(this.#where, error);
+    }
+  }
+
+  /** Inserts the batch's rows, updates the head, adds the checkpoint (inside transaction()). */
   write(batch: Batch): void {
     const records = batch.records;
     let i = 0;
     if (records.length >= ROWS_PER_INSERT) {
       const many = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${Array(ROWS_PER_INSERT).fill(ROW).join(',')}`);
-      const args: (string | number)[] = [];
+      const args: (string | number)[] = new Array(ROWS_PER_INSERT * 6);
       for (; i + ROWS_PER_INSERT <= records.length; i += ROWS_PER_INSERT) {
-        args.length = 0;
-        for (let j = i; j < i + ROWS_PER_INSERT; j++) {
-          const r = records[j] as StoredRecord;
-          args.push(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
+        for (let j = 0, k = 0; j < ROWS_PER_INSERT; j++) {
+          const r = records[i + j]!;
+          args[k++] = r.seq;
+          args[k++] = r.timeMs;
+          args[k++] = r.prev;
+          args[k++] = r.hash;
+          args[k++] = r.nodes.length === 1 ? r.nodes[0]! : r.nodes.join('');
+          args[k++] = r.body;
         }
         many.run(...args);
       }
     }
     const one = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${ROW}`);
     for (; i < records.length; i++) {
-      const r = records[i] as StoredRecord;
+      const r = records[i]!;
       one.run(r.seq, r.timeMs, r.prev, r.hash, r.nodes.join(''), r.body);
     }
     const h = batch.head;

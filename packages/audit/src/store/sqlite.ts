@@ -1,6 +1,8 @@
 // The embedded store: one SQLite file (WAL, synchronous=FULL) through Node's
-// built-in node:sqlite. Appends from several processes serialise on SQLite's
-// write lock (BEGIN IMMEDIATE); the head row carries the chain tip.
+// built-in node:sqlite. Reads run on the caller's thread; appends run on a
+// writer thread with its own connection (sqlite-writer.ts). Appends from
+// several processes serialise on SQLite's write lock (BEGIN IMMEDIATE); the
+// head row carries the chain tip.
 import { existsSync, statSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -8,9 +10,11 @@ import { AuditError } from '../errors.ts';
 import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
+import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { bytesToHashes, toBytes, toHex } from './codec.ts';
-import { BatchWriter } from './sqlite-write.ts';
-import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type BatchBuilder, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+import { HEAD_SQL, headFromRow, isBusy, sqliteError } from './sqlite-write.ts';
+import { SqliteWriter } from './sqlite-writer.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -33,7 +37,7 @@ export class SqliteStore implements AuditStore {
   readonly where: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
-  readonly #batchWriter: BatchWriter;
+  #writer: SqliteWriter | null = null;
 
   /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
   constructor(options: SqliteStoreOptions) {
@@ -46,7 +50,6 @@ export class SqliteStore implements AuditStore {
       // Short: waiting for another process's write lock happens in #lock(), off the event loop.
       this.#db.exec('PRAGMA busy_timeout = 2');
       this.#db.exec('PRAGMA cache_size = -32768');
-      this.#batchWriter = new BatchWriter(this.#db);
     } catch (error) {
       const message = (error as Error).message;
       const code = /not a database|malformed|encrypted/i.test(message) ? 'AUDIT_STORE_FOREIGN' : 'AUDIT_STORE_UNAVAILABLE';
@@ -68,17 +71,15 @@ export class SqliteStore implements AuditStore {
     try {
       return work();
     } catch (error) {
-      if (error instanceof AuditError) throw error;
-      const message = (error as Error).message ?? String(error);
-      if (/not a database|malformed|no such table|no such column|file is encrypted/i.test(message)) {
-        throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is not a Corral audit log (or is corrupt): ${message}`, { cause: error });
-      }
-      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${message}`, { cause: error });
+      throw sqliteError(this.where, error);
     }
   }
 
   async init(meta: LogMeta): Promise<LogMeta> {
     const existing = this.#guard(() => {
+      // 16 KiB pages: a batch of records is written (and fsynced) in a quarter of
+      // the page writes 4 KiB pages take. Only a new, empty file takes it.
+      this.#db.exec('PRAGMA page_size = 16384');
       this.#db.exec('PRAGMA journal_mode = WAL');
       this.#db.exec('PRAGMA synchronous = FULL');
       const found = this.#readMetaSync();
@@ -121,8 +122,7 @@ export class SqliteStore implements AuditStore {
         this.#db.exec('BEGIN IMMEDIATE');
         return;
       } catch (error) {
-        const busy = (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message);
-        if (!busy || Date.now() > deadline) this.#guard(() => { throw error; });
+        if (!isBusy(error) || Date.now() > deadline) this.#guard(() => { throw error; });
       }
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
@@ -149,15 +149,7 @@ export class SqliteStore implements AuditStore {
   }
 
   #headSync(): LogHead {
-    const row = this.#stmt('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1').get() as Row | undefined;
-    if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} has no audit_head row`);
-    return {
-      size: Number(row.size),
-      lastHash: toHex(row.last_hash as Uint8Array),
-      frontier: bytesToHashes(row.frontier as Uint8Array),
-      checkpointSize: Number(row.checkpoint_size),
-      checkpointTimeMs: Number(row.checkpoint_time),
-    };
+    return headFromRow(this.#stmt(HEAD_SQL).get() as Row | undefined, this.where);
   }
 
   async head(): Promise<LogHead> {
@@ -179,17 +171,15 @@ export class SqliteStore implements AuditStore {
     });
   }
 
-  async append(build: BatchBuilder): Promise<void> {
-    await this.#lock();
-    this.#guard(() => {
-      try {
-        this.#batchWriter.write(build(this.#headSync()));
-        this.#db.exec('COMMIT');
-      } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-        throw error;
-      }
-    });
+  async openWriter(config: WriterConfig): Promise<void> {
+    if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
+    if (!this.#db.isOpen) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
+    this.#writer = await SqliteWriter.start(this.where, config);
+  }
+
+  append(request: AppendRequest): Promise<AppendResult> {
+    if (!this.#writer) return Promise.reject(new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is not open for writing`));
+    return this.#writer.append(request);
   }
 
   async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
@@ -272,6 +262,9 @@ export class SqliteStore implements AuditStore {
   }
 
   async close(): Promise<void> {
+    const writer = this.#writer;
+    this.#writer = null;
+    await writer?.close();
     if (this.#db.isOpen) this.#db.close();
   }
 

@@ -2,6 +2,7 @@
 // test suite (store.suite.ts) runs against both.
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import type { NodeId } from '../merkle/tree.ts';
+import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 
 /** Format version of the tables; a store of another version is refused. */
 export const STORE_FORMAT = 1;
@@ -46,9 +47,6 @@ export interface LogMeta {
   createdAt: string;
 }
 
-/** Builds a batch inside the append transaction, from the head it read under lock. */
-export type BatchBuilder = (head: LogHead) => { records: StoredRecord[]; head: LogHead; checkpoint?: SignedCheckpoint };
-
 export interface AuditStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Where the log lives, for messages (a path, or host/database). */
@@ -62,11 +60,21 @@ export interface AuditStore {
   /** The meta row, or null when the store holds no audit log. @throws AUDIT_STORE_FOREIGN */
   readMeta(): Promise<LogMeta | null>;
   /**
-   * Runs `build` under the append lock with the current head and durably
-   * writes what it returns (records, new head, optional checkpoint) in one
-   * transaction. Resolves only after the commit is durable.
+   * Makes this store a writer: keeps the checkpoint key and policy (SQLite
+   * also starts the thread that writes). Call once, before append().
+   * @throws AuditError AUDIT_STORE_UNAVAILABLE.
    */
-  append(build: BatchBuilder): Promise<void>;
+  openWriter(config: WriterConfig): Promise<void>;
+  /**
+   * Under the append lock, builds the request's records on the current head
+   * (buildBatch) and durably writes them, the new head and a checkpoint when
+   * one is due, in one transaction. Resolves only after the commit is
+   * durable. Calls may overlap; each is its own transaction, in lock order.
+   * @throws AuditError AUDIT_CLOSED before openWriter() or after close();
+   *   AUDIT_STORE_UNAVAILABLE or AUDIT_STORE_FOREIGN when the commit failed
+   *   (then nothing of the request was written).
+   */
+  append(request: AppendRequest): Promise<AppendResult>;
   head(): Promise<LogHead>;
   /** The head, its last record and whether a record exists beyond it, read in one snapshot. */
   tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }>;

@@ -1,0 +1,67 @@
+// The SQLite writer thread: owns the connection that appends. Hashing a batch,
+// inserting it and waiting for its fsync happen here, beside the event loop
+// of the process that asked, so that process keeps accepting (and
+// canonicalising) the next appends meanwhile. Group commit: every request
+// that arrived while the last transaction committed goes into the next one.
+import { DatabaseSync } from 'node:sqlite';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type WriterConfig } from './batch.ts';
+import { BatchWriter, sqliteError } from './sqlite-write.ts';
+import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
+
+const { path, config } = workerData as { path: string; config: WriterConfig };
+const port = parentPort!;
+
+let writer: BatchWriter;
+let db: DatabaseSync;
+try {
+  db = new DatabaseSync(path);
+  // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
+  db.exec('PRAGMA synchronous = FULL');
+  db.exec('PRAGMA cache_size = -32768');
+  writer = new BatchWriter(db, path);
+  port.postMessage({ ready: true } satisfies WriterReply);
+} catch (error) {
+  const e = sqliteError(path, error);
+  port.postMessage({ ready: false, error: { code: e.code, message: e.message } } satisfies WriterReply);
+  port.close();
+}
+
+port.on('message', (first: WriterMessage) => {
+  const ids: number[] = [];
+  const requests: AppendRequest[] = [];
+  let closing = false;
+  let records = 0;
+  for (let m: WriterMessage | undefined = first; m !== undefined; ) {
+    if (m === 'close') {
+      closing = true;
+      break;
+    }
+    ids.push(m.id);
+    requests.push(m.request);
+    records += m.request.bodies.length;
+    if (records >= MAX_TRANSACTION) break;
+    m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
+  }
+  if (requests.length > 0) commit(ids, requests);
+  if (closing) {
+    db.close();
+    port.close();
+  }
+});
+
+function commit(ids: number[], requests: AppendRequest[]): void {
+  try {
+    const merged = mergeRequests(requests);
+    const result = writer.transaction((head) => {
+      const { batch, result } = buildBatch(head, merged, config, Date.now());
+      writer.write(batch);
+      return result;
+    });
+    const parts = splitResult(result, requests);
+    port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
+  } catch (error) {
+    const e = sqliteError(path, error);
+    port.postMessage({ replies: ids.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
+  }
+}
