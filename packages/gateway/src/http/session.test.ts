@@ -190,3 +190,17 @@ async function signInAtIssuer(url: string, user: string): Promise<string> {
   }
   assert.fail('the sign-in did not finish in 20 steps');
 }
+
+describe('a sign-in posted by a form on another site', () => {
+  it('is refused: the body must be sent as application/json', async () => {
+    const t = await startTestGateway();
+    try {
+      await t.gw.identity.localUsers.create('alice', TEST_PASSWORD, ['admin']);
+      const res = await fetch(`${t.gw.httpUrl}/api/session`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ username: 'alice', password: TEST_PASSWORD }) });
+      assert.equal(res.status, 400);
+      assert.equal(res.headers.getSetCookie().length, 0);
+    } finally {
+      await t.close();
+    }
+  });
+});
