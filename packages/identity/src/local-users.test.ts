@@ -62,3 +62,18 @@ describe('local users', () => {
     await assert.rejects(identity.localUsers.setPassword('nobody', 'a brand new password'), { code: 'IDENTITY_USER_NOT_FOUND' });
   });
 });
+
+describe('many sign-ins at once', () => {
+  it('answers each of 12 concurrent checks correctly, queued for the hasher', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-users-'));
+    const identity = Identity.open(dir);
+    try {
+      await identity.localUsers.create('carol', 'carol password 1', ['viewer']);
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => identity.localUsers.verify('carol', i % 2 === 0 ? 'carol password 1' : 'wrong password')));
+      assert.deepEqual(answers.map((a) => a?.username ?? null), Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? 'carol' : null)));
+    } finally {
+      identity.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -50,6 +50,14 @@ describe('local sign-in', () => {
     assert.equal((await t.anonymous().signIn('mallory')).status, 200);
   });
 
+  it('refuses an address that failed 30 times in five minutes, whatever username it tries next', async () => {
+    for (let i = 0; i < 30; i++) assert.equal((await t.anonymous().post('/api/session', { username: `guess-${i}`, password: 'wrong password!' })).status, 401);
+    const refused = await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD });
+    assert.equal(refused.status, 429);
+    clock += 5 * 60_000 + 1000;
+    assert.equal((await t.anonymous().signIn('alice')).status, 200);
+  });
+
   it('signs out: 204, the cookie cleared, and the old cookie no longer works', async () => {
     const client = t.anonymous();
     await client.signIn('alice');

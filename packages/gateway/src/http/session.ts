@@ -39,11 +39,12 @@ export function sessionRoutes(api: ApiContext): Route[] {
       handle: async ({ request, body }) => {
         const input = await body();
         const username = typeof input.username === 'string' ? input.username : '';
-        const wait = api.throttle.retryAfterS(username);
+        const address = request.socket.remoteAddress ?? '';
+        const wait = api.throttle.retryAfterS(username, address);
         if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
         const user = await api.identity.localUsers.verify(username, input.password);
         if (!user) {
-          api.throttle.fail(username);
+          api.throttle.fail(username, address);
           return failure(401, 'invalid_credentials');
         }
         api.throttle.succeed(username);

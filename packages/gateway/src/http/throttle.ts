@@ -1,8 +1,11 @@
-// Failed sign-ins, counted per username: after 5 failures in 5 minutes that
+// Failed sign-ins: after 5 failures for one username in 5 minutes that
 // username is refused until the oldest failure leaves the window, whoever
-// tries and whatever the password. Unknown usernames are counted alike.
+// tries and whatever the password (unknown usernames are counted alike);
+// after 30 failures from one address in 5 minutes, that address is refused
+// for any username (guessing many names from one place).
 const WINDOW_MS = 5 * 60_000;
-const MAX_FAILURES = 5;
+const PER_USERNAME = 5;
+const PER_ADDRESS = 30;
 const MAX_KEYS = 10_000;
 
 export class SignInThrottle {
@@ -13,26 +16,34 @@ export class SignInThrottle {
     this.#now = now;
   }
 
-  /** Seconds to wait before trying this username again, or 0 when a try is allowed. */
-  retryAfterS(username: string): number {
-    const recent = this.#recent(username);
-    if (recent.length < MAX_FAILURES) return 0;
-    return Math.max(1, Math.ceil((recent[0]! + WINDOW_MS - this.#now()) / 1000));
+  /** Seconds to wait before this username may be tried from this address, or 0 when a try is allowed. */
+  retryAfterS(username: string, address: string): number {
+    return Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${address}`, PER_ADDRESS));
   }
 
-  fail(username: string): void {
-    const key = keyOf(username);
-    if (!this.#failures.has(key) && this.#failures.size >= MAX_KEYS) this.#failures.delete(this.#failures.keys().next().value!);
-    this.#failures.set(key, [...this.#recent(username), this.#now()].slice(-MAX_FAILURES));
+  fail(username: string, address: string): void {
+    this.#add(`user:${keyOf(username)}`, PER_USERNAME);
+    this.#add(`addr:${address}`, PER_ADDRESS);
   }
 
   succeed(username: string): void {
-    this.#failures.delete(keyOf(username));
+    this.#failures.delete(`user:${keyOf(username)}`);
   }
 
-  #recent(username: string): number[] {
+  #wait(key: string, max: number): number {
+    const recent = this.#recent(key);
+    if (recent.length < max) return 0;
+    return Math.max(1, Math.ceil((recent[recent.length - max]! + WINDOW_MS - this.#now()) / 1000));
+  }
+
+  #add(key: string, max: number): void {
+    if (!this.#failures.has(key) && this.#failures.size >= MAX_KEYS) this.#failures.delete(this.#failures.keys().next().value!);
+    this.#failures.set(key, [...this.#recent(key), this.#now()].slice(-max));
+  }
+
+  #recent(key: string): number[] {
     const since = this.#now() - WINDOW_MS;
-    return (this.#failures.get(keyOf(username)) ?? []).filter((t) => t > since);
+    return (this.#failures.get(key) ?? []).filter((t) => t > since);
   }
 }
 
