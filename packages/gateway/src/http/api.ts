@@ -70,6 +70,7 @@ export class HttpApi {
     const api = this.#api;
     const router = this.#router;
     if (!api || !router) return send(response, failure(503, 'unavailable'));
+    if (!hostAllowed(api.server.host, request.headers.host)) return send(response, failure(421, 'misdirected_request'));
     const match = router.match(request.method ?? 'GET', url.pathname);
     if (!match) return send(response, failure(404, 'not_found'));
     if ('methodNotAllowed' in match) return send(response, failure(405, 'method_not_allowed'));
@@ -90,4 +91,16 @@ export class HttpApi {
       send(response, reply);
     }
   }
+}
+
+const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$/i;
+
+/**
+ * A gateway bound to loopback answers only requests addressed to a loopback
+ * name: a page on another site whose name was made to resolve to 127.0.0.1
+ * (DNS rebinding) sends its own name as Host and is refused.
+ */
+function hostAllowed(bound: string, host: string | undefined): boolean {
+  const loopback = bound === '::1' || bound.startsWith('127.') || bound === 'localhost';
+  return !loopback || (typeof host === 'string' && LOOPBACK_NAMES.test(host));
 }

@@ -2,6 +2,7 @@
 // with a session of a role that must not reach it, and (for changes) without
 // the CSRF header: none of them may answer anything but a refusal.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { CorralRole } from '@corral/identity';
 import type { HttpApi } from './api.ts';
@@ -79,6 +80,22 @@ describe('authentication and roles on every route', () => {
     assert.equal(answer.headers.get('referrer-policy'), 'no-referrer');
     assert.match(answer.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
     assert.equal(answer.headers.get('cache-control'), 'no-store');
+  });
+
+  it('answers 421 to a request addressed to another name (DNS rebinding), even with the gateway token', async () => {
+    const url = new URL(t.gw.httpUrl);
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        request({ host: url.hostname, port: url.port, path: '/api/status', headers: { host, authorization: `Bearer ${t.token}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+          .on('error', reject)
+          .end();
+      });
+    assert.equal(await status(`attacker.example:${url.port}`), 421);
+    assert.equal(await status(`localhost:${url.port}`), 200);
+    assert.equal(await status(`127.0.0.1:${url.port}`), 200);
   });
 
   it('answers 404 for an unknown API path and 405 for a known path with another method, both without a stack trace', async () => {
