@@ -5,6 +5,7 @@ import { AuditError } from '@corral/audit';
 import { IdentityError } from '@corral/identity';
 import { PolicyError } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
+import { issueView } from './policy-control.ts';
 import { failure, type Reply } from './respond.ts';
 
 export function errorReply(error: unknown): { reply: Reply; unexpected: boolean } {
@@ -46,7 +47,7 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
       case 'POLICY_CASES_INVALID':
       case 'POLICY_ENTITIES_INVALID':
       case 'POLICY_REQUEST_INVALID':
-        return known(400, 'invalid_policy', { issues: error.issues.map((i) => ({ file: i.file, line: i.line ?? null, column: i.column ?? null, message: i.message })) });
+        return known(400, 'invalid_policy', { issues: error.issues.map(issueView) });
     }
   }
   if (error instanceof AuditError) {

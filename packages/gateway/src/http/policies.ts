@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateIssues, compileCandidate, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { candidateIssues, compileCandidate, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { auditHistory } from './replay-history.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
@@ -16,7 +16,7 @@ const BODY_LIMIT = MAX_SET_BYTES + 256 * 1024;
 const DEFAULT_REPLAY = 10_000;
 const MAX_REPLAY = 200_000;
 
-type Issue = { file: string; line: number | null; column: number | null; message: string };
+type Issue = ReturnType<typeof issueView>;
 
 /** The candidate, or the issues that keep it from validating. */
 function compile(files: PolicyFile[]): Candidate | Issue[] {
@@ -25,7 +25,7 @@ function compile(files: PolicyFile[]): Candidate | Issue[] {
   } catch (error) {
     const issues = candidateIssues(error);
     if (!issues) throw error;
-    return issues.map((i) => ({ file: i.file, line: i.line ?? null, column: i.column ?? null, message: i.message }));
+    return issues.map(issueView);
   }
 }
 

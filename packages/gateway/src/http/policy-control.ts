@@ -61,6 +61,11 @@ export function parseFiles(input: unknown): PolicyFile[] {
   return files;
 }
 
+/** An issue as the API sends it: file and message, line and column when known. */
+export function issueView(i: PolicyIssue): { file: string; line?: number; column?: number; message: string } {
+  return { file: i.file, ...(i.line !== undefined ? { line: i.line } : {}), ...(i.column !== undefined ? { column: i.column } : {}), message: i.message };
+}
+
 /** Every issue that keeps a candidate from validating; empty when it is valid. */
 export function candidateIssues(error: unknown): PolicyIssue[] | undefined {
   if (!(error instanceof PolicyError)) return undefined;
