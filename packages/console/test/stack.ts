@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { NodeHost } from '@corral/node';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildConsole } from '../src/index.ts';
 
 /** Debian's chromium, which scripts/bootstrap.mjs installs for the test task. */
@@ -97,4 +97,13 @@ export function runOnNode(stack: Stack, argv: string[], timeoutMs = 20_000): Pro
  */
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+}
+
+/** Signs in from the sign-in page with the keyboard only (type, Enter), and waits for the console's navigation. */
+export async function signIn(page: Page, stack: Stack, username: string, password: string): Promise<void> {
+  await page.goto(`${stack.url}/`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByLabel('Password').press('Enter');
+  await page.getByRole('navigation', { name: 'Console' }).waitFor();
 }

@@ -35,3 +35,9 @@ export function formatTime(at: string | number | null | undefined): string {
 export function shortHash(hash: string): string {
   return hash.length > 16 ? `${hash.slice(0, 12)}…` : hash;
 }
+
+/** Where a policy problem is, as far as the gateway said: "run.cedar:3:14", "run.cedar", "entities.json". */
+export function issueText(issue: { file: string; line?: number; column?: number; message: string }): string {
+  const at = [issue.file, issue.line, issue.line !== undefined ? issue.column : undefined].filter((part) => part !== undefined && part !== '').join(':');
+  return `${at} ${issue.message}`;
+}

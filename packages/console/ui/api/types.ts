@@ -131,11 +131,13 @@ export interface NodeEntry {
   nodeId: string;
   displayName: string;
   platform: string;
+  /** `paired`, `pending` or `revoked`. */
+  status?: string;
   connected: boolean;
   paired: boolean;
   commands: string[];
   remoteIp?: string;
-  lastSeenMs: number;
+  lastSeenMs: number | null;
 }
 
 export interface PairingRequest {
@@ -160,8 +162,8 @@ export interface PolicySet {
 
 export interface PolicyIssue {
   file: string;
-  line: number;
-  column: number;
+  line?: number;
+  column?: number;
   message: string;
 }
 

@@ -1,4 +1,5 @@
 import { ApiError } from '../api/client.ts';
+import { issueText } from '../format.ts';
 
 /** A failure as one line people can act on; the gateway's code when it gave one. */
 export function ErrorNote({ error }: { error: Error | undefined }) {
@@ -12,8 +13,8 @@ export function ErrorNote({ error }: { error: Error | undefined }) {
       {issues.length > 0 && (
         <ul>
           {issues.map((issue, i) => (
-            <li key={i}>
-              {issue.file}:{issue.line}:{issue.column} {issue.message}
+            <li key={i} className="mono">
+              {issueText(issue)}
             </li>
           ))}
         </ul>

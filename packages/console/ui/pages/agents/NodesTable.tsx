@@ -1,11 +1,12 @@
 import { api } from '../../api/client.ts';
+import type { NodeEntry } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../common/useAction.ts';
 import { formatTime } from '../../format.ts';
-import { useLoad } from '../../hooks/use-load.ts';
+import type { Loaded } from '../../hooks/use-load.ts';
 
-export function NodesTable({ admin }: { admin: boolean }) {
-  const nodes = useLoad(() => api.nodes(), []);
+/** Paired and known nodes; `nodes` is loaded by the page, which also reloads it when a pairing is decided. */
+export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<NodeEntry[]> }) {
   const action = useAction(nodes.reload);
 
   return (
@@ -21,11 +22,11 @@ export function NodesTable({ admin }: { admin: boolean }) {
               <th scope="col">Node id</th>
               <th scope="col">Platform</th>
               <th scope="col">Connected</th>
-              <th scope="col">Paired</th>
+              <th scope="col">Pairing</th>
               <th scope="col">Commands</th>
               <th scope="col">Address</th>
               <th scope="col">Last seen</th>
-              {admin && <th scope="col">Pairing</th>}
+              {admin && <th scope="col">Revoke</th>}
             </tr>
           </thead>
           <tbody>
@@ -37,7 +38,9 @@ export function NodesTable({ admin }: { admin: boolean }) {
                 </td>
                 <td>{node.platform}</td>
                 <td>{node.connected ? 'yes' : 'no'}</td>
-                <td>{node.paired ? 'yes' : 'no'}</td>
+                <td>
+                  <span className={`status status-${node.status ?? (node.paired ? 'paired' : 'pending')}`}>{node.status ?? (node.paired ? 'paired' : 'not paired')}</span>
+                </td>
                 <td className="mono small">{node.commands.join(' ')}</td>
                 <td className="mono">{node.remoteIp ?? ''}</td>
                 <td className="nowrap">{formatTime(node.lastSeenMs)}</td>

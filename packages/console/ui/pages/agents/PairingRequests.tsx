@@ -5,9 +5,12 @@ import { formatTime } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 
 /** Nodes asking to be paired: a node runs nothing until an admin approves it here. */
-export function PairingRequests({ admin }: { admin: boolean }) {
+export function PairingRequests({ admin, onDecided }: { admin: boolean; onDecided: () => void }) {
   const pending = useLoad(() => api.pendingNodes(), []);
-  const action = useAction(pending.reload);
+  const action = useAction(() => {
+    pending.reload();
+    onDecided();
+  });
   if (pending.data && pending.data.length === 0 && !action.error) return null;
 
   return (

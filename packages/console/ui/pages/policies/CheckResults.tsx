@@ -1,5 +1,5 @@
 import type { PolicyIssue, Replay, TestRun, Validation } from '../../api/types.ts';
-import { shortHash } from '../../format.ts';
+import { issueText, shortHash } from '../../format.ts';
 
 /** What one of the page's checks answered. */
 export type Result = { kind: 'validate'; value: Validation } | { kind: 'test'; value: TestRun } | { kind: 'replay'; value: Replay } | { kind: 'activated'; hash: string };
@@ -10,7 +10,7 @@ function Issues({ issues }: { issues: PolicyIssue[] }) {
     <ul className="issues">
       {issues.map((issue, i) => (
         <li key={i} className="mono">
-          {issue.file}:{issue.line}:{issue.column} {issue.message}
+          {issueText(issue)}
         </li>
       ))}
     </ul>

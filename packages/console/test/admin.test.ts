@@ -1,0 +1,128 @@
+// The console's admin pages in headless Chromium against a real gateway:
+// the kill switch, node pairing and revocation, policy validation, replay and
+// activation, and what each role is shown.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { NodeHost } from '@corral/node';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+
+const SEEN_MS = 15_000;
+
+describe('the console for admins, approvers and auditors', () => {
+  let stack: Stack;
+  let browser: Browser;
+  let page: Page;
+  let stranger: NodeHost;
+  let strangerConnected: Promise<void>;
+  const password = 'a long enough password';
+
+  before(async () => {
+    stack = await startStack();
+    stack.gateway.identity.agents.create({ name: 'invoice-intake', process: 'invoice-intake', owner: 'finance@example.com', scopes: ['records:read'] });
+    await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
+    await stack.gateway.identity.localUsers.create('audra', password, ['auditor']);
+    stranger = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'stranger'), name: 'build-runner-2', maxBackoffMs: 200 });
+    strangerConnected = stranger.start();
+    strangerConnected.catch(() => {});
+    browser = await launchChromium();
+    page = await browser.newPage();
+    page.setDefaultTimeout(SEEN_MS);
+    await signIn(page, stack, stack.admin.username, stack.admin.password);
+  });
+  after(async () => {
+    await browser?.close();
+    await stranger?.close();
+    await stack?.close();
+  });
+
+  describe('agents and nodes', () => {
+    it('suspends an agent with the reason given (the kill switch), then resumes it', async () => {
+      await page.getByRole('link', { name: 'Agents and nodes' }).click();
+      const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'invoice-intake' }) });
+      await row.getByRole('button', { name: 'Suspend…' }).click();
+      await row.getByLabel('Reason').fill('invoices paid twice');
+      await row.getByRole('button', { name: 'Suspend invoice-intake' }).click();
+      await row.locator('.status', { hasText: 'suspended' }).waitFor();
+      assert.equal(stack.gateway.identity.agents.get('invoice-intake').status, 'suspended');
+      await row.getByRole('button', { name: 'Resume' }).click();
+      await row.locator('.status', { hasText: 'active' }).waitFor();
+      assert.equal(stack.gateway.identity.agents.get('invoice-intake').status, 'active');
+    });
+
+    it('approves a node waiting to pair, which then connects', async () => {
+      const request = page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).filter({ has: page.getByRole('button', { name: 'Approve' }) });
+      await request.getByRole('button', { name: 'Approve' }).click();
+      await strangerConnected;
+      assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'paired');
+    });
+
+    it('revokes a paired node', async () => {
+      await page.getByRole('button', { name: 'Revoke build-runner-2' }).click();
+      await page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).locator('.status', { hasText: 'revoked' }).waitFor();
+      assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'revoked');
+    });
+  });
+
+  describe('policies', () => {
+    const withoutEcho = (text: string) => text.replace(/@id\("echo-allowed"\)[\s\S]*?Command::"echo"\);/, '');
+
+    it('shows where an invalid candidate is wrong, and refuses to activate it', async () => {
+      await page.getByRole('link', { name: 'Policies' }).click();
+      const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
+      await editor.fill(`${await editor.inputValue()}\npermit (principal, action, resource`);
+      await page.getByRole('button', { name: 'Validate' }).click();
+      await page.getByRole('status').filter({ hasText: /problem/ }).locator('li', { hasText: 'run.cedar' }).first().waitFor();
+      const before = await fetchPolicyHash(stack);
+      await page.getByRole('button', { name: 'Activate' }).click();
+      await page.getByRole('alert').first().waitFor();
+      assert.equal(await fetchPolicyHash(stack), before);
+      await page.getByRole('button', { name: 'Discard changes' }).click();
+    });
+
+    it('replays recorded decisions under the candidate and shows which would change', async () => {
+      await runOnNode(stack, ['echo', 'recorded']);
+      const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
+      await editor.fill(withoutEcho(await editor.inputValue()));
+      await page.getByRole('button', { name: 'Replay' }).click();
+      const changed = page.locator('.results tbody tr', { hasText: 'allow' });
+      await changed.first().waitFor();
+      assert.deepEqual(await changed.first().locator('td').allInnerTexts().then((cells) => cells.slice(3)), ['allow', 'deny']);
+    });
+
+    it('activates the candidate over the set it was edited from; the gateway then decides by it', async () => {
+      await page.getByRole('button', { name: 'Activate' }).click();
+      await page.getByText(/^Activated\./).waitFor();
+      await assert.rejects(runOnNode(stack, ['echo', 'after activation']), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
+    });
+  });
+
+  describe('roles', () => {
+    it('shows an auditor activity, the audit log and policies, read-only', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await signIn(page, stack, 'audra', password);
+      assert.deepEqual(await page.getByRole('navigation', { name: 'Console' }).getByRole('link').allTextContents(), ['Live activity', 'Audit', 'Policies']);
+      await page.getByRole('link', { name: 'Policies' }).click();
+      const editor = page.getByRole('textbox', { name: 'run.cedar' });
+      await editor.waitFor();
+      assert.equal(await editor.getAttribute('readonly'), '');
+      assert.equal(await page.getByRole('button', { name: 'Activate' }).count(), 0);
+    });
+
+    it('shows an approver activity, approvals, agents and nodes, without the kill switch', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await signIn(page, stack, 'alice', password);
+      assert.deepEqual(await page.getByRole('navigation', { name: 'Console' }).getByRole('link').allTextContents(), ['Live activity', 'Approvals', 'Agents and nodes']);
+      await page.getByRole('link', { name: 'Agents and nodes' }).click();
+      await page.getByRole('rowheader', { name: 'invoice-intake' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: /Suspend/ }).count(), 0);
+    });
+  });
+});
+
+/** The active policy set's hash, through the HTTP API with the gateway token. */
+async function fetchPolicyHash(stack: Stack): Promise<string> {
+  const response = await fetch(`${stack.url}/api/policies`, { headers: { authorization: `Bearer ${stack.token}` } });
+  return ((await response.json()) as { hash: string }).hash;
+}

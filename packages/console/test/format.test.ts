@@ -1,0 +1,89 @@
+// How the console writes what approvers decide on: amounts, time left,
+// command lines, payments. Runs the console's own modules under Node.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { formatCountdown, formatMoney, issueText, shortHash } from '../ui/format.ts';
+import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
+
+describe('formatMoney', () => {
+  it('reads the amount as cents', () => {
+    assert.match(formatMoney(125_000, 'EUR'), /1,250\.00/);
+    assert.match(formatMoney(1, 'USD'), /0\.01/);
+  });
+
+  it('still shows the number and the code for a currency Intl does not know', () => {
+    assert.equal(formatMoney(1999, 'not-a-currency'), '19.99 not-a-currency');
+  });
+});
+
+describe('formatCountdown', () => {
+  it('counts minutes and seconds below an hour, hours and minutes above', () => {
+    assert.equal(formatCountdown(14 * 60_000 + 5_000), '14m 05s');
+    assert.equal(formatCountdown(2 * 3_600_000 + 3 * 60_000 + 59_000), '2h 03m');
+  });
+
+  it('says expired at zero and below', () => {
+    assert.equal(formatCountdown(0), 'expired');
+    assert.equal(formatCountdown(-1), 'expired');
+  });
+});
+
+describe('shellQuote', () => {
+  it('leaves plain words alone', () => {
+    assert.equal(commandLine(['ls', '-la', '/srv/invoices/inbox']), 'ls -la /srv/invoices/inbox');
+  });
+
+  it('quotes an argument with a space, so two arguments never look like one', () => {
+    assert.notEqual(commandLine(['printf', 'a b']), commandLine(['printf', 'a', 'b']));
+    assert.equal(commandLine(['printf', 'a b']), "printf 'a b'");
+  });
+
+  it('quotes a single quote inside an argument so the line cannot be closed early', () => {
+    assert.equal(shellQuote("it's; rm -rf /"), `'it'\\''s; rm -rf /'`);
+  });
+
+  it('quotes the empty argument', () => {
+    assert.equal(shellQuote(''), "''");
+  });
+});
+
+describe('an approval action', () => {
+  it('is titled by its command line, else by its named command', () => {
+    assert.equal(actionTitle({ argv: ['printf', 'x y'] }), "printf 'x y'");
+    assert.equal(actionTitle({ command: 'payment.create', params: { amount: 5 } }), 'payment.create');
+  });
+
+  it('finds the payment in a named command\'s params, amount in cents', () => {
+    const payment = paymentOf({ command: 'payment.create', params: { amount: 250_000, currency: 'EUR', payee: 'ACME GmbH', reference: 'INV-7' } });
+    assert.deepEqual(payment, { amount: 250_000, currency: 'EUR', payee: 'ACME GmbH', rest: { reference: 'INV-7' } });
+  });
+
+  it('has no payment when the amount is not a number', () => {
+    assert.equal(paymentOf({ params: { amount: '250000' } }), undefined);
+    assert.equal(paymentOf({ argv: ['ls'] }), undefined);
+  });
+
+  it('shows environment names only, from a list or an object', () => {
+    assert.deepEqual(envNames(['LANG', 'TZ']), ['LANG', 'TZ']);
+    assert.deepEqual(envNames({ API_KEY: 'secret-value' }), ['API_KEY']);
+    assert.deepEqual(envNames(undefined), []);
+  });
+
+  it('writes every chained command as its own line', () => {
+    assert.deepEqual(chained([['echo', 'hi'], ['rm', '-rf', '/tmp/x y']]), ['echo hi', "rm -rf '/tmp/x y'"]);
+  });
+});
+
+describe('issueText', () => {
+  it('names the file, line and column the gateway gave, and no more', () => {
+    assert.equal(issueText({ file: 'run.cedar', line: 3, column: 14, message: 'unexpected token' }), 'run.cedar:3:14 unexpected token');
+    assert.equal(issueText({ file: 'entities.json', message: 'not JSON' }), 'entities.json not JSON');
+  });
+});
+
+describe('shortHash', () => {
+  it('keeps short ids whole and cuts long ones to 12 characters', () => {
+    assert.equal(shortHash('abc'), 'abc');
+    assert.equal(shortHash('a'.repeat(64)), `${'a'.repeat(12)}…`);
+  });
+});
