@@ -50,7 +50,7 @@ export function policyRoutes(api: ApiContext): Route[] {
       method: 'GET',
       path: '/api/policies',
       access: 'policies.read',
-      handle: () => reply(200, { ...control().active(), schema: corralSchema().text }),
+      handle: () => reply(200, { ...control().refresh(), schema: corralSchema().text }),
     },
     {
       method: 'POST',

@@ -119,12 +119,31 @@ export class PolicyControl {
   }
 
   /**
-   * Makes a validated candidate active when `baseHash` is the hash of what is
-   * active now (on disk and in memory), and returns whether it did.
+   * Adopts the directory's set when it was changed by hand and still
+   * validates (an invalid edit is ignored: the set in use stays). Returns the active set.
+   */
+  refresh(): { hash: string; files: PolicyFile[] } {
+    let files: PolicyFile[];
+    try {
+      files = existsSync(this.dir) ? readFiles(this.dir) : [];
+    } catch {
+      return this.active();
+    }
+    if (hashFiles(files) === this.active().hash) return this.active();
+    try {
+      this.#active = compileCandidate(files);
+    } catch {
+      // An edit that does not validate never replaces the set in use.
+    }
+    return this.active();
+  }
+
+  /**
+   * Makes a validated candidate active when `baseHash` is the hash of the
+   * active set (after adopting a valid edit made by hand), and returns whether it did.
    */
   activate(candidate: Candidate, baseHash: string): boolean {
-    const onDisk = existsSync(this.dir) ? hashFiles(readFiles(this.dir)) : hashFiles([]);
-    if (baseHash !== this.active().hash || baseHash !== onDisk) return false;
+    if (baseHash !== this.refresh().hash) return false;
     swapDirectory(this.dir, candidate);
     this.#active = candidate;
     return true;

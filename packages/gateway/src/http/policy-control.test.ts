@@ -1,0 +1,78 @@
+// The active policy set on disk: activation swaps the directory for a link to
+// a version directory, a restart reads the activated set, and a stale base
+// hash or a valid hand edit since the base hash is refused.
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { compileCandidate, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
+
+const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
+const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
+const request = { principal: { type: 'Human', id: 'operator' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function policyDir(): string {
+  const state = mkdtempSync(join(tmpdir(), 'corral-policy-control-'));
+  dirs.push(state);
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'main.cedar'), PERMIT);
+  return join(state, 'policies');
+}
+
+describe('activating a policy set', () => {
+  it('moves a plain directory aside, links the new version, and a fresh load decides with it', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    assert.equal(control.decide(request).decision, 'allow');
+    const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }]));
+    assert.equal(control.activate(candidate, control.active().hash), true);
+    assert.equal(control.decide(request).decision, 'deny');
+    assert.equal(lstatSync(dir).isSymbolicLink(), true);
+    assert.equal(readFileSync(join(dir, 'main.cedar'), 'utf8'), FORBID);
+    const versions = readdirSync(`${dir}.versions`);
+    assert.ok(versions.includes(candidate.hash));
+    assert.ok(versions.some((v) => v.startsWith('previous-')), 'the original directory is kept');
+    assert.equal(PolicyControl.open(dir).active().hash, candidate.hash, 'a restart reads the activated set');
+  });
+
+  it('swaps one link for another on the second activation, leaving no stray links behind', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    for (const text of [FORBID, PERMIT, FORBID]) assert.equal(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text }])), control.active().hash), true);
+    assert.equal(control.decide(request).decision, 'deny');
+    assert.deepEqual(readdirSync(join(dir, '..')).filter((n) => n.includes('.link-')), []);
+  });
+
+  it('refuses a base hash that is not the active one, and one made before a valid edit by hand, which it adopts', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }]));
+    assert.equal(control.activate(candidate, hashFiles([])), false);
+    const base = control.active().hash;
+    writeFileSync(join(dir, 'main.cedar'), `${PERMIT}// edited by hand\n`);
+    assert.equal(control.activate(candidate, base), false);
+    assert.equal(control.active().files[0]!.text.endsWith('// edited by hand\n'), true);
+    assert.equal(control.decide(request).decision, 'allow');
+  });
+
+  it('keeps the set in use when the directory is edited into an invalid set, and lets a candidate replace it', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    const base = control.active().hash;
+    writeFileSync(join(dir, 'main.cedar'), 'permit (principal, action, resource');
+    assert.equal(control.refresh().hash, base);
+    assert.equal(control.decide(request).decision, 'allow');
+    assert.equal(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), base), true);
+    assert.equal(control.decide(request).decision, 'deny');
+  });
+
+  it('refuses file names that leave the directory or are not policy files, and duplicates', () => {
+    for (const name of ['../x.cedar', '/etc/x.cedar', 'a/../../x.cedar', 'x.sh', '.hidden.cedar', 'a\\b.cedar']) assert.throws(() => parseFiles([{ name, text: '' }]), { code: 'GATEWAY_PARAMS_INVALID' }, name);
+    assert.throws(() => parseFiles([{ name: 'a.cedar', text: '' }, { name: 'a.cedar', text: '' }]), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => parseFiles({ name: 'a.cedar' }), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => compileCandidate(parseFiles([{ name: 'entities.json', text: '{not json' }])), { code: 'POLICY_ENTITIES_INVALID' });
+  });
+});
