@@ -4,7 +4,7 @@
 // canonicalising) the next appends meanwhile. Group commit: every request
 // that arrived while the last transaction committed goes into the next one.
 import { DatabaseSync } from 'node:sqlite';
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
@@ -12,6 +12,9 @@ import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 const { path, config } = workerData as { path: string; config: WriterConfig };
 const port = parentPort!;
 
+/** Shared with the checkpointer: [records committed, closing]. */
+const checkpointState = new Int32Array(new SharedArrayBuffer(8));
+let checkpointer: Worker;
 let writer: BatchWriter;
 let db: DatabaseSync;
 try {
@@ -19,7 +22,11 @@ try {
   // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
   db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -32768');
+  // The checkpointer thread copies the log into the file; the writer checkpoints
+  // only if that thread falls far behind.
+  db.exec('PRAGMA wal_autocheckpoint = 8192');
   writer = new BatchWriter(db, path);
+  checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, shared: checkpointState.buffer } });
   port.postMessage({ ready: true } satisfies WriterReply);
 } catch (error) {
   const e = sqliteError(path, error);
@@ -45,8 +52,12 @@ port.on('message', (first: WriterMessage) => {
   }
   if (requests.length > 0) commit(ids, requests);
   if (closing) {
-    db.close();
-    port.close();
+    Atomics.store(checkpointState, 1, 1);
+    Atomics.notify(checkpointState, 0);
+    checkpointer.once('exit', () => {
+      db.close();
+      port.close();
+    });
   }
 });
 
@@ -58,6 +69,8 @@ function commit(ids: number[], requests: AppendRequest[]): void {
       writer.write(batch);
       return result;
     });
+    Atomics.add(checkpointState, 0, merged.bodies.length);
+    Atomics.notify(checkpointState, 0);
     const parts = splitResult(result, requests);
     port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
   } catch (error) {
