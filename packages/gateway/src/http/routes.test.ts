@@ -104,4 +104,18 @@ describe('authentication and roles on every route', () => {
     assert.deepEqual([unknown.status, unknown.body], [404, { error: 'not_found' }]);
     assert.equal((await admin.call('PUT', '/api/status', {})).status, 405);
   });
+
+  it('answers hostile requests with a coded 4xx, never a crash: bad escapes, long ids, oversized and non-object bodies', async () => {
+    const admin = await t.as('root', ['admin']);
+    assert.equal((await admin.get('/api/approvals/%E0%A4%A')).status, 404);
+    assert.equal((await admin.get(`/api/approvals/${'a'.repeat(300)}`)).status, 404);
+    const big = await admin.post('/api/agents/x/suspend', { reason: 'x'.repeat(20_000) });
+    assert.deepEqual([big.status, big.body.error], [400, 'invalid_request']);
+    for (const body of ['[1,2]', '"text"', 'null', '{"a":']) {
+      const answer = await admin.post('/api/agents/x/suspend', body);
+      assert.deepEqual([answer.status, answer.body.error], [400, 'invalid_request'], body);
+      assert.doesNotMatch(JSON.stringify(answer.body), /\n\s+at |\.ts:\d+/, 'no stack trace');
+    }
+    assert.equal((await admin.get('/api/status')).status, 200, 'still serving');
+  });
 });
