@@ -116,7 +116,8 @@ export function openclawConfig(options: { port: number; token: string; nodeName:
     tools: { exec: { host: 'node', node: options.nodeName } },
     // All of OpenClaw's egress goes through the container's egress proxy (upstream's managed proxy
     // routing), which lets out only what the container policy allows; its own loopback stays direct.
-    proxy: { proxyUrl: '${HTTP_PROXY}', loopbackMode: 'gateway-only' },
+    // With nothing to reach, the container has no network and no proxy.
+    ...(options.modelBaseUrl ? { proxy: { proxyUrl: '${HTTP_PROXY}', loopbackMode: 'gateway-only' } } : {}),
   };
 }
 
