@@ -82,13 +82,14 @@ describe('the console in Chromium', () => {
       assert.match(approval.approvers[0]!, /admin/);
     });
 
-    it('denies with the reason the approver typed, and the command never runs', async () => {
+    it('denies from the keyboard alone with the reason the approver typed, and the command never runs', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'pay twice']));
       const card = page.locator('article[data-approval]', { hasText: "printf 'pay twice'" });
       await card.waitFor();
-      await card.getByRole('button', { name: 'Deny…' }).click();
-      await card.getByLabel('Reason for denying').fill('already paid');
-      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      await card.getByRole('button', { name: 'Deny…' }).press('Enter');
+      // The reason field takes focus; Enter submits the denial.
+      await page.keyboard.type('already paid');
+      await page.keyboard.press('Enter');
       const result = await running;
       assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
       await page.getByText('Nothing is waiting for approval.').waitFor();
@@ -140,6 +141,12 @@ describe('the console in Chromium', () => {
       await page.getByRole('heading', { name: /^Record \d+$/ }).waitFor();
       assert.equal(page.url(), at);
     });
+  });
+
+  it('goes back to sign-in when the session is gone', async () => {
+    await page.context().clearCookies();
+    await page.getByRole('link', { name: 'Approvals' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
   });
 
   it('loads without a single console error (no CSP violation, no failed script)', () => {

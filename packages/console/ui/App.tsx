@@ -1,6 +1,6 @@
 // The console's shell: who is signed in, the navigation their roles allow,
 // and the page for the current path.
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, onSignedOut } from './api/client.ts';
 import type { User } from './api/types.ts';
 import { canRead, type PageName } from './common/roles.ts';
@@ -41,9 +41,20 @@ export function App() {
   if (session.kind === 'checking') return <p className="loading">Loading…</p>;
   if (session.kind === 'signed-out') return <SignIn onSignedIn={(user) => setSession({ kind: 'signed-in', user })} />;
 
-  const user = session.user;
+  return <Shell user={session.user} path={path} onSignOut={signOut} />;
+}
+
+function Shell({ user, path, onSignOut }: { user: User; path: string; onSignOut: () => void }) {
+  // After moving to another page, focus goes to the page itself, so a keyboard
+  // or screen-reader user starts there rather than back in the navigation.
+  const main = useRef<HTMLElement>(null);
+  const shown = useRef<PageName | undefined>(undefined);
   const allowed = PAGES.filter((p) => canRead(user, p.name));
   const current = allowed.find((p) => path === p.path || path.startsWith(`${p.path}/`)) ?? allowed[0];
+  useEffect(() => {
+    if (shown.current !== undefined && shown.current !== current?.name) main.current?.focus();
+    shown.current = current?.name;
+  }, [current?.name]);
 
   return (
     <>
@@ -71,11 +82,11 @@ export function App() {
         <span className="who">
           {user.name} <span className="muted">({user.roles.join(', ')})</span>
         </span>
-        <button type="button" onClick={signOut}>
+        <button type="button" onClick={onSignOut}>
           Sign out
         </button>
       </header>
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={main}>
         {current ? <Page name={current.name} path={path} user={user} /> : <p>Your account has no role that can use the console.</p>}
       </main>
     </>

@@ -72,7 +72,8 @@ async function call<T>(method: Method, path: string, body?: unknown): Promise<T>
   }
   if (!response.ok) {
     const error = new ApiError(response.status, (parsed ?? {}) as Record<string, unknown>);
-    if (response.status === 401 && path !== '/api/session') for (const listener of signedOutListeners) listener();
+    // A refused sign-in is a 401 too; any other 401 means the session ended.
+    if (response.status === 401 && !(method === 'POST' && path === '/api/session')) for (const listener of signedOutListeners) listener();
     throw error;
   }
   return parsed as T;

@@ -83,12 +83,15 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
           <button type="button" className="primary" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))}>
             Approve once
           </button>
-          <button type="button" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))}>
+          <button type="button" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
             Approve always
           </button>
           <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>
             Deny…
           </button>
+          <span id={`${titleId}-always`} className="muted small">
+            Approve always lets this exact action run again without asking.
+          </span>
         </div>
       )}
       {pending && denying && (
