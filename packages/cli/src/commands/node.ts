@@ -15,29 +15,52 @@ export function registerNode(program: Command): void {
     .option('--token <token>', 'the gateway token (default: $CORRAL_GATEWAY_TOKEN)')
     .option('--name <name>', 'the name operators see', process.env.HOSTNAME ?? 'corral-node')
     .option('--control-plane <url>', 'a Corral gateway, ws://HOST:PORT, that decides every system.run arriving from another gateway (same token); unreachable means deny')
-    .option('--policy <file>', 'container policy (JSON) every command runs under (default: shell runtime, no network)')
-    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string }, command: Command) => {
+    .option('--policy <file>', 'container policy (YAML or JSON) every command runs under (default: shell runtime, no network)')
+    .option('--agent-map <upstream=corral...>', "with --control-plane: the Corral agent each upstream OpenClaw agent runs as (e.g. main=invoice-bot); commands from other agents are denied")
+    .option('--agent-policy <corral=file...>', "the container policy one Corral agent's commands run under, instead of --policy")
+    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; agentMap?: string[]; agentPolicy?: string[] }, command: Command) => {
       const token = opts.token ?? process.env.CORRAL_GATEWAY_TOKEN;
       if (!token) throw new CliFailure('a gateway token is needed: --token or CORRAL_GATEWAY_TOKEN', EXIT.usage);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
-      let containerPolicies: Record<string, { policy: unknown; baseDir: string }> | undefined;
-      if (opts.policy) {
-        const file = resolve(opts.policy);
+      if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
+      const { parsePolicyText } = await import('@corral/contain');
+      const readPolicy = (path: string): { policy: unknown; baseDir: string } => {
+        const file = resolve(path);
+        let text: string;
         try {
-          containerPolicies = { '*': { policy: JSON.parse(readFileSync(file, 'utf8')), baseDir: dirname(file) } };
+          text = readFileSync(file, 'utf8');
         } catch {
-          throw new CliFailure(`cannot read the container policy ${file} as JSON`, EXIT.usage);
+          throw new CliFailure(`cannot read the container policy ${file}`, EXIT.usage);
         }
+        try {
+          return { policy: parsePolicyText(text, file), baseDir: dirname(file) };
+        } catch (error) {
+          throw new CliFailure((error as Error).message, EXIT.usage);
+        }
+      };
+      const containerPolicies: Record<string, { policy: unknown; baseDir: string }> = {};
+      if (opts.policy) containerPolicies['*'] = readPolicy(opts.policy);
+      for (const entry of opts.agentPolicy ?? []) {
+        const eq = entry.indexOf('=');
+        if (eq < 1 || eq === entry.length - 1) throw new CliFailure(`--agent-policy ${entry}: expected corralAgent=FILE`, EXIT.usage);
+        containerPolicies[entry.slice(0, eq)] = readPolicy(entry.slice(eq + 1));
       }
-      const { NodeHost } = await import('@corral/node');
+      const { NodeError, NodeHost, parseAgentMap } = await import('@corral/node');
+      let agents;
+      try {
+        agents = parseAgentMap(opts.agentMap ?? []);
+      } catch (error) {
+        if (error instanceof NodeError) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
+        throw error;
+      }
       const host = new NodeHost({
         gateway: opts.gateway,
         token,
         name: opts.name,
         stateDir: dirOf(command),
-        ...(containerPolicies ? { containerPolicies } : {}),
-        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, token } } : {}),
+        ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
+        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, token, agents } } : {}),
         onStatus: (s) => {
           if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}\n`);
           else process.stdout.write(`${s.state}${s.detail ? ` (${s.detail})` : ''}\n`);
