@@ -4,7 +4,7 @@
 // hand over to Node 24, which Corral needs (node:sqlite, type stripping).
 //
 //   node scripts/bootstrap.mjs start|test|bench|typecheck|corral [args...]
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +15,8 @@ const MIN_NODE_MAJOR = 24;
 const [task = 'corral', ...rest] = process.argv.slice(2);
 
 const TASKS = {
-  start: { system: ['bwrap', 'cc'], argv: ['packages/cli/src/main.ts', 'run', '--policy', 'examples/invoice-intake/policy.yaml', '--', '/bin/sh', 'summarise.sh', ...rest] },
+  // `corral up`: gateway, console, this machine's node and the invoice-intake example; the console is built first.
+  start: { system: ['bwrap', 'cc'], argv: ['packages/cli/src/main.ts', 'up', ...rest], buildConsole: true },
   test: { system: ['bwrap', 'cc', 'initdb', 'chromium'], argv: ['scripts/test.ts', ...rest] },
   // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
   // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
@@ -106,9 +107,20 @@ const env = {
   // Compiled and type-stripped modules are kept between runs: every Node process started here starts faster.
   NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? join(root, 'node_modules', '.cache', 'corral-node'),
 };
-const r = spawnSync(node, spec.argv, { stdio: 'inherit', cwd: root, env });
-if (r.error) {
-  say(`could not start ${node}: ${r.error.message}`);
-  process.exit(3);
+// The web console is a Vite build, rebuilt only when its sources changed; `corral up` serves the API alone when there is none.
+if (spec.buildConsole && existsSync(join(root, 'packages', 'console', 'package.json'))) {
+  if (run(node, ['--input-type=module', '-e', "await (await import('@corral/console')).buildConsole()"], { env }) !== 0) {
+    say('the console did not build (see above)');
+    process.exit(3);
+  }
 }
-process.exit(r.status ?? 128 + (constants.signals[r.signal] ?? 0));
+const child = spawn(node, spec.argv, { stdio: 'inherit', cwd: root, env });
+// Ctrl-C reaches the child from the terminal itself; this process only waits for it to finish stopping.
+// A SIGTERM sent to this process alone is passed on.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => child.kill('SIGTERM'));
+child.once('error', (error) => {
+  say(`could not start ${node}: ${error.message}`);
+  process.exit(3);
+});
+child.once('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));

@@ -14,6 +14,8 @@ import { registerGateway } from './commands/gateway.ts';
 import { registerNodes } from './commands/nodes.ts';
 import { registerApprovals } from './commands/approvals.ts';
 import { registerNode } from './commands/node.ts';
+import { registerUp } from './commands/up.ts';
+import { registerUsers } from './commands/users.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -23,7 +25,7 @@ const program = new Command('corral')
   .exitOverride();
 
 // Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes, registerApprovals, registerNode]) register(program);
+for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes, registerApprovals, registerNode, registerUp, registerUsers]) register(program);
 
 try {
   await program.parseAsync(process.argv);

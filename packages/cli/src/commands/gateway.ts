@@ -10,7 +10,7 @@ import { dirOf } from './agents.ts';
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
 
 /** `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated (mode 0600) on first use. */
-function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
+export function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
   const fromEnv = process.env.CORRAL_GATEWAY_TOKEN;
   if (fromEnv !== undefined && fromEnv !== '') {
     if (fromEnv.length < 16) throw new CliFailure('CORRAL_GATEWAY_TOKEN must be at least 16 characters', EXIT.usage);

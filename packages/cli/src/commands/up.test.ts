@@ -1,0 +1,228 @@
+// `corral up` as a user runs it: a real process on a free port, in a fresh
+// state directory; then what it serves, the governed path through its node,
+// a clean stop that seals the audit log, a second start, and the failures a
+// user meets first.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { GatewayClient } from '@corral/gateway';
+import { Identity } from '@corral/identity';
+import { corral } from '../../test/corral.ts';
+import { freePort, startUp, type UpProcess } from '../../test/corral-up.ts';
+
+const root = join(tmpdir(), `corral-up-test-${randomUUID().slice(0, 8)}`);
+mkdirSync(root);
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const URL_LINE = /^(http:\/\/127\.0\.0\.1:\d+\/)$/m;
+const PASSWORD = /password: (\S+)\n/;
+
+/** Opens the identity store of a state directory for one look. */
+function withIdentity<T>(state: string, look: (identity: Identity) => T | Promise<T>): Promise<T> {
+  const identity = Identity.open(state);
+  return Promise.resolve(look(identity)).finally(() => identity.close());
+}
+
+describe('corral up', () => {
+  const state = join(root, 'state');
+  let port: number;
+  let upProcess: UpProcess;
+  let url: string;
+  let password: string;
+  let token: string;
+
+  before(async () => {
+    port = await freePort();
+    upProcess = startUp(state, ['--port', String(port)]);
+    url = (await upProcess.waitFor(URL_LINE))[1]!;
+    password = (await upProcess.waitFor(PASSWORD))[1]!;
+    token = readFileSync(join(state, 'gateway-token'), 'utf8').trim();
+  });
+  after(async () => {
+    await upProcess.stop('SIGKILL');
+  });
+
+  describe('on a fresh state directory', () => {
+    it('prints the loopback URL on a line of its own, and the console and its API answer there', async () => {
+      assert.equal(url, `http://127.0.0.1:${port}/`);
+      const page = await fetch(url);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<html/i);
+      assert.equal((await fetch(`${url}api/status`)).status, 401);
+      const status = (await (await fetch(`${url}api/status`, { headers: { authorization: `Bearer ${token}` } })).json()) as { nodes: { connected: number; paired: number }; agents: { active: number } };
+      assert.deepEqual([status.nodes.connected, status.nodes.paired, status.agents.active], [1, 1, 1]);
+    });
+
+    it('shows progress on stderr, as plain lines when stderr is not a terminal', () => {
+      assert.match(upProcess.stderr(), /^corral: ok: gateway \(ws:\/\/127\.0\.0\.1:\d+\)/m);
+      assert.match(upProcess.stderr(), /^corral: ok: node paired and connected/m);
+      assert.doesNotMatch(upProcess.stderr(), /\x1b\[/);
+    });
+
+    it('creates an admin login whose printed password signs in to the console, stored only as a hash', async () => {
+      assert.ok(password.length >= 20);
+      const signIn = (pw: string) => fetch(`${url}api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: pw }) });
+      const session = await signIn(password);
+      assert.equal(session.status, 200);
+      assert.deepEqual(((await session.json()) as { user: { roles: string[] } }).user.roles, ['admin']);
+      assert.equal((await signIn(`${password}x`)).status, 401);
+      for (const file of ['identity.db', 'gateway.db', 'audit.db', 'up.json', 'gateway-token']) {
+        if (existsSync(join(state, file))) assert.ok(!readFileSync(join(state, file)).includes(password), file);
+      }
+      assert.doesNotMatch(upProcess.stderr(), new RegExp(password));
+    });
+
+    it('pairs the node of this machine itself, and it is connected', async () => {
+      const nodes = await withIdentity(state, (identity) => identity.nodes.list());
+      assert.equal(nodes.length, 1);
+      assert.deepEqual([nodes[0]!.status, nodes[0]!.pairedBy], ['paired', 'corral up']);
+      const operator = await GatewayClient.connect({ url: url.replace(/^http/, 'ws').replace(/\/$/, ''), token, role: 'operator', scopes: ['operator.read'] });
+      try {
+        const { nodes: listed } = (await operator.request('node.list', {})) as { nodes: Array<{ nodeId: string; connected: boolean }> };
+        assert.deepEqual(listed.map((n) => [n.nodeId, n.connected]), [[nodes[0]!.deviceId, true]]);
+      } finally {
+        await operator.close();
+      }
+    });
+
+    it('sets up the invoice-intake example: its agent, its Cedar rules in STATE/policies, its container policy and profile', async () => {
+      const agent = await withIdentity(state, (identity) => identity.agents.find('invoice-bot'));
+      assert.deepEqual([agent?.process, agent?.status], ['invoice-intake', 'active']);
+      assert.ok(existsSync(join(state, 'policies', 'invoice-intake.cedar')));
+      assert.ok(existsSync(join(state, 'policies', 'guardrails.cedar')));
+      assert.match(readFileSync(join(state, 'processes', 'invoice-intake', 'policy.yaml'), 'utf8'), /api\.invoices\.example:443/);
+      assert.deepEqual(JSON.parse(readFileSync(join(state, 'profiles', 'invoice-bot.json'), 'utf8')), { agent: 'invoice-bot', containerPolicy: 'processes/invoice-intake/policy.yaml' });
+      const cases = await corral(['--state-dir', state, 'policy', 'test', join(state, 'policies'), join(state, 'policies', 'cases.yaml')]);
+      assert.equal(cases.code, 0, cases.stdout + cases.stderr);
+    });
+
+    describe('a system.run from the invoice-intake agent', () => {
+      let agent: GatewayClient;
+      let nodeId: string;
+      before(async () => {
+        const agentToken = await withIdentity(state, async (identity) => (await identity.issueToken('invoice-bot')).token);
+        nodeId = (await withIdentity(state, (identity) => identity.nodes.list()))[0]!.deviceId;
+        agent = await GatewayClient.connect({ url: url.replace(/^http/, 'ws').replace(/\/$/, ''), token, role: 'operator', scopes: ['operator.write'], agentToken });
+      });
+      after(() => agent.close());
+      const run = (command: string[]) =>
+        agent.request('node.invoke', { nodeId, command: 'system.run', params: { command, agentId: 'invoice-bot' }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }) as Promise<{
+          payload: { exitCode: number; stdout: string; contained: { policyDigest: string } };
+        }>;
+
+      it('runs contained in its workspace, under its container policy', async () => {
+        const result = await run(['cat', 'inbox/invoice-0001.txt']);
+        assert.equal(result.payload.exitCode, 0);
+        assert.match(result.payload.stdout, /Northwind Traders/);
+        assert.match(result.payload.contained.policyDigest, /\S/);
+      });
+
+      it('cannot read what its container policy denies, though Cedar allows cat', async () => {
+        const result = await run(['cat', 'inbox/private/bank-details.txt']);
+        assert.notEqual(result.payload.exitCode, 0);
+        assert.doesNotMatch(result.payload.stdout, /IBAN/);
+      });
+
+      it('is denied by policy for a program its rules do not name, and for ~/.ssh', async () => {
+        const denied = (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED';
+        await assert.rejects(run(['curl', 'https://api.invoices.example/']), denied);
+        await assert.rejects(run(['cat', '~/.ssh']), denied);
+      });
+    });
+
+    it('on SIGINT stops with exit 0, and the audit log verifies with a checkpoint sealed at shutdown', async () => {
+      assert.equal(await upProcess.stop('SIGINT'), 0);
+      const sealed = /audit checkpoint sealed at (\d+) records/.exec(upProcess.stderr());
+      assert.ok(sealed, upProcess.stderr());
+      const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json']);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      const report = JSON.parse(verify.stdout) as { verified: number; sealed: number };
+      assert.equal(report.verified, Number(sealed[1]));
+      assert.equal(report.sealed, report.verified);
+      const actions = (await corral(['--state-dir', state, 'audit', 'tail', '--lines', '1000', '--json'])).stdout;
+      for (const action of ['corral.up.init', 'node.pair', 'corral.up.start', 'node.invoke.decide', 'corral.up.stop']) assert.match(actions, new RegExp(`"${action.replace(/\./g, '\\.')}"`), action);
+    });
+  });
+
+  describe('a second start on the same state directory', () => {
+    let second: UpProcess;
+    before(async () => {
+      second = startUp(state, ['--port', String(port)]);
+      await second.waitFor(/^sign in as admin.*\n/m);
+    });
+    after(() => second.stop('SIGKILL'));
+
+    it('reuses everything: no new password, and says how to set one', async () => {
+      assert.doesNotMatch(second.stdout(), PASSWORD);
+      assert.match(second.stdout(), /corral users passwd admin/);
+      const url2 = (await second.waitFor(URL_LINE))[1]!;
+      const session = await fetch(`${url2}api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+      assert.equal(session.status, 200);
+      const [agents, nodes] = await withIdentity(state, (identity) => [identity.agents.list(), identity.nodes.list()] as const);
+      assert.equal(agents.length, 1);
+      assert.equal(nodes.length, 1);
+      assert.equal(nodes[0]!.status, 'paired');
+    });
+
+    it('stops cleanly again', async () => {
+      assert.equal(await second.stop('SIGTERM'), 0);
+      const verify = await corral(['--state-dir', state, 'audit', 'verify']);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    });
+
+    it('corral users passwd admin prints a new password once; the old one stops working', async () => {
+      const r = await corral(['--state-dir', state, 'users', 'passwd', 'admin', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const fresh = (JSON.parse(r.stdout) as { password: string }).password;
+      assert.notEqual(fresh, password);
+      assert.ok(await withIdentity(state, (identity) => identity.localUsers.verify('admin', fresh)));
+      assert.equal(await withIdentity(state, (identity) => identity.localUsers.verify('admin', password)), null);
+      const unknown = await corral(['--state-dir', state, 'users', 'passwd', 'nobody']);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /IDENTITY_USER_NOT_FOUND/);
+    });
+  });
+});
+
+describe('corral up, when it cannot start', () => {
+  it('names the port in use and what to do, exits 3, and creates nothing', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = blocker.address() as { port: number };
+    const state = join(root, 'port-in-use');
+    try {
+      const r = startUp(state, ['--port', String(port)]);
+      assert.equal(await r.exited, 3, r.stderr());
+      assert.match(r.stderr(), new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use.*--port`));
+      assert.doesNotMatch(r.stderr(), /\n\s+at /);
+      assert.equal(existsSync(state), false);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('names a state directory it cannot write, exits 3', async () => {
+    const file = join(root, 'a-file');
+    writeFileSync(file, '');
+    const r = startUp(join(file, 'state'), ['--port', String(await freePort())]);
+    assert.equal(await r.exited, 3, r.stderr());
+    assert.match(r.stderr(), /cannot write the state directory .*a-file\/state.*--state-dir/);
+  });
+
+  it('names broken policies and how to find the problem, exits 2, and keeps the state as it was', async () => {
+    const state = join(root, 'broken');
+    const first = startUp(state, ['--port', String(await freePort())]);
+    await first.waitFor(URL_LINE);
+    assert.equal(await first.stop(), 0);
+    writeFileSync(join(state, 'policies', 'typo.cedar'), '@id("typo")\npermit(principal, action, resource) when { principal.stauts == };\n');
+    const r = startUp(state, ['--port', String(await freePort())]);
+    assert.equal(await r.exited, 2, r.stderr());
+    assert.match(r.stderr(), /policies in .*broken\/policies do not load.*\n.*corral policy validate/);
+    assert.ok(existsSync(join(state, 'up.json')));
+    assert.ok(existsSync(join(state, 'identity.db')));
+  });
+});

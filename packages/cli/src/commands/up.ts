@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { isIP } from 'node:net';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure } from '../output.ts';
+import { dirOf } from './agents.ts';
+
+/** `corral up [--port 18789] [--bind 127.0.0.1] [--no-console] [--json]`: gateway, node, console and the example process, on this machine. */
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('start Corral on this machine: the gateway and its console, a node for this machine, and on first start an admin login and the invoice-intake example')
+    .option('--port <port>', 'port of the gateway, its HTTP API and the console', '18789')
+    .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
+    .option('--no-console', 'serve the HTTP API without the web console')
+    .option('--json', 'print one JSON document when ready: url, node, agent, admin')
+    .addHelpText(
+      'after',
+      `
+Prints the console's URL on a line of its own once it answers; on the first
+start, also the admin password, once (keep it: only its hash is stored).
+Progress goes to stderr. Ctrl-C (or SIGTERM) stops everything and seals an
+audit checkpoint, exit 0.
+
+Exit codes:
+    0 stopped cleanly
+    2 bad usage, or the policies or a container policy in the state directory do not load
+    3 the port is in use, or the state directory cannot be written`,
+    )
+    .action(async (opts: { port: string; bind: string; console: boolean; json?: boolean }, command: Command) => {
+      const port = Number(opts.port);
+      if (!/^\d+$/.test(opts.port) || !Number.isInteger(port) || port > 65535) throw new CliFailure('--port must be a port number (0-65535)', EXIT.usage);
+      if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
+      const { up } = await import('../up/up.ts');
+      process.exitCode = await up({ stateDir: dirOf(command), port, bind: opts.bind, console: opts.console, json: opts.json === true });
+    });
+}

@@ -1,0 +1,96 @@
+// The state directory as `corral up` finds and leaves it: checked writable
+// before anything is made; on first creation every entry it adds is noted, so
+// a start that fails halfway (port taken, policy broken) removes them again
+// and leaves nothing half-created; `up.json` marks a completed first start.
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure } from '../output.ts';
+
+export const UP_MARKER = 'up.json';
+
+export interface UpMarker {
+  createdAt: string;
+  /** The example process installed on first start. */
+  example: string;
+}
+
+/** The completed first start recorded in this state directory, if any. */
+export function readMarker(dir: string): UpMarker | undefined {
+  const path = join(dir, UP_MARKER);
+  if (!existsSync(path)) return undefined;
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<UpMarker>;
+    if (typeof raw.createdAt !== 'string' || typeof raw.example !== 'string') throw new Error('fields missing');
+    return { createdAt: raw.createdAt, example: raw.example };
+  } catch {
+    throw new CliFailure(`${path} is damaged: remove it to set up the example process again`, EXIT.usage);
+  }
+}
+
+export function writeMarker(dir: string, marker: UpMarker): void {
+  writeFileSync(join(dir, UP_MARKER), `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600 });
+}
+
+/**
+ * Makes sure `dir` exists (mode 0700) and can be written. Returns what to
+ * remove to undo it: the entries that were not there before. Throws a
+ * CliFailure (exit 3) naming the directory and what to do.
+ */
+export function claimStateDir(dir: string): StateSnapshot {
+  const existed = existsSync(dir);
+  try {
+    if (existed && !statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new CliFailure(`cannot write the state directory ${dir} (${code}): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR`, EXIT.environment);
+  }
+  return new StateSnapshot(dir, existed ? readdirSync(dir) : undefined);
+}
+
+/** What a state directory held before `corral up` touched it. */
+export class StateSnapshot {
+  readonly dir: string;
+  /** Entries present before; undefined when the directory itself was new. */
+  readonly #before: Set<string> | undefined;
+
+  constructor(dir: string, before: string[] | undefined) {
+    this.dir = dir;
+    this.#before = before ? new Set(before) : undefined;
+  }
+
+  /** Removes what was added since (the directory too, if it was new). */
+  rollback(): void {
+    if (!this.#before) {
+      rmSync(this.dir, { recursive: true, force: true });
+      return;
+    }
+    for (const entry of readdirSync(this.dir)) if (!this.#before.has(entry)) rmSync(join(this.dir, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Fails early, before anything is created, when `host:port` cannot be
+ * listened on. The gateway binds it again moments later; a race lost there is
+ * reported the same way.
+ */
+export async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error) => reject(portFailure(host, port, error) ?? error));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+/** The CliFailure for a listen error on `host:port`, or undefined if `error` is not one. */
+export function portFailure(host: string, port: number, error: unknown): CliFailure | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code ?? (error as { cause?: NodeJS.ErrnoException } | undefined)?.cause?.code;
+  if (code === 'EADDRINUSE') return new CliFailure(`port ${port} on ${host} is already in use (another 'corral up' or 'corral gateway'?): stop it, or choose another port with --port`, EXIT.environment);
+  if (code === 'EACCES') return new CliFailure(`not allowed to listen on ${host}:${port}: choose a port above 1023 with --port`, EXIT.environment);
+  if (code === 'EADDRNOTAVAIL') return new CliFailure(`${host} is not an address of this machine: choose another with --bind`, EXIT.environment);
+  return undefined;
+}

@@ -1,0 +1,234 @@
+// `corral up`: everything a company needs on one machine, started together —
+// the gateway (protocol, HTTP API, console), a node for this machine paired by
+// `corral up` itself, and on first start the state directory with keys, an
+// admin login and the invoice-intake example process. Ready means: the
+// console answers and the node is connected. Stops on SIGINT/SIGTERM, sealing
+// an audit checkpoint.
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { AuditLog, SignedCheckpoint } from '@corral/audit';
+import type { Runner } from '@corral/contain';
+import type { Gateway } from '@corral/gateway';
+import type { NodeHost } from '@corral/node';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
+import { gatewayToken } from '../commands/gateway.ts';
+import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
+import { findConsole } from './console.ts';
+import { ensureExampleAgent, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
+import { Progress } from './progress.ts';
+import { readProfiles } from './profiles.ts';
+import { checkPortFree, claimStateDir, portFailure, readMarker, writeMarker } from './state.ts';
+
+export interface UpOptions {
+  stateDir: string;
+  port: number;
+  bind: string;
+  console: boolean;
+  json: boolean;
+}
+
+/** Who `corral up` is in the audit log. */
+const UP_ACTOR = { kind: 'service', id: 'corral-up' } as const;
+/** The node's own state (device key, local policy), apart from the gateway's. */
+const NODE_STATE = 'node';
+const NODE_READY_TIMEOUT_MS = 15_000;
+
+/** What is running, for shutdown; filled in as parts start. */
+interface Running {
+  gateway?: Gateway;
+  host?: NodeHost;
+  runner?: Runner;
+  audit?: AuditLog;
+}
+
+interface Ready {
+  url: string;
+  console: boolean;
+  nodeId: string;
+  agent?: { id: string; name: string; status: string };
+  admin: { username: string; password?: string };
+}
+
+/** Starts everything, reports it, runs until SIGINT or SIGTERM, stops. Resolves with the exit code. */
+export async function up(options: UpOptions): Promise<number> {
+  const started = performance.now();
+  const progress = new Progress(process.stderr);
+  const running: Running = {};
+  const ready = await start(options, progress, running);
+  const readyMs = Math.round(performance.now() - started);
+  report(ready, options, readyMs, running.gateway!.url);
+  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; Ctrl-C stops`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  // A second signal while stopping: stop waiting.
+  const force = (): never => process.exit(EXIT.failed);
+  process.once('SIGINT', force);
+  process.once('SIGTERM', force);
+  progress.note(`${signal}: stopping`);
+  const sealed = await stop(running, signal);
+  progress.note(sealed ? `stopped; audit checkpoint sealed at ${sealed.size} records` : 'stopped');
+  return EXIT.ok;
+}
+
+/**
+ * Checks what can be checked before creating anything (the state directory
+ * is writable, the port is free), then starts the parts. On a first start
+ * that fails, everything it created is removed again.
+ */
+async function start(options: UpOptions, progress: Progress, running: Running): Promise<Ready> {
+  const dir = options.stateDir;
+  await progress.step(`port ${options.bind}:${options.port} free`, () => checkPortFree(options.bind, options.port));
+  const snapshot = await progress.step(`state directory ${dir}`, () => claimStateDir(dir));
+  const fresh = readMarker(dir) === undefined;
+  try {
+    if (fresh) await progress.step(`example process ${INVOICE_INTAKE.process}`, () => installExampleFiles(dir));
+    const { token } = gatewayToken(dir);
+    const consoleDir = options.console ? await findConsole() : undefined;
+    // Independent parts start side by side: the gateway, the audit log `corral up` writes to, the node's sandbox runner and policies.
+    const [gateway, audit, sandbox] = await allStarted([
+      progress.step('gateway', () => startGateway(dir, options, token, consoleDir), (g) => g.url).then((g) => (running.gateway = g)),
+      import('@corral/audit').then(({ openAuditLog }) => openAuditLog({ stateDir: dir })).then((a) => (running.audit = a)),
+      progress.step('sandbox runner', () => prepareSandbox(dir)).then((s) => ((running.runner = s.runner), s)),
+    ] as const);
+    const agent = fresh ? ensureExampleAgent(gateway.identity) : gateway.identity.agents.find(INVOICE_INTAKE.agent.name);
+    // Hashing the admin password (scrypt) runs off the main thread while the node connects.
+    const [admin, host] = await allStarted([
+      progress.step('admin login', () => ensureAdmin(gateway.identity), (a) => (a.password ? 'created' : 'kept')),
+      progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, audit, running), (h) => h.device.deviceId.slice(0, 12)),
+    ] as const);
+    if (fresh) {
+      await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin.username, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
+    }
+    const url = `${gateway.httpUrl}/`;
+    await progress.step(consoleDir ? 'console answers' : 'HTTP API answers', () => answers(url));
+    if (fresh) writeMarker(dir, { createdAt: new Date().toISOString(), example: INVOICE_INTAKE.process });
+    await audit.append({ actor: UP_ACTOR, action: 'corral.up.start', resource: { kind: 'gateway', id: gateway.url }, node: host.device.deviceId, outcome: { status: 'success' }, details: { console: consoleDir !== undefined } });
+    return { url, console: consoleDir !== undefined, nodeId: host.device.deviceId, admin, ...(agent ? { agent: { id: agent.id, name: agent.name, status: agent.status } } : {}) };
+  } catch (error) {
+    await stop(running).catch(() => undefined);
+    if (fresh) snapshot.rollback();
+    throw translate(error, options);
+  }
+}
+
+async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
+  const { Gateway } = await import('@corral/gateway');
+  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}) });
+}
+
+/** The sandbox runner and each agent's container policy (from its profile), read before the node connects. */
+async function prepareSandbox(dir: string): Promise<{ runner: Runner; containerPolicies: Record<string, { policy: unknown; baseDir: string }> }> {
+  const { loadPolicyFile, Runner } = await import('@corral/contain');
+  const containerPolicies: Record<string, { policy: unknown; baseDir: string }> = {};
+  for (const profile of readProfiles(dir)) {
+    const loaded = await loadPolicyFile(profile.policyFile, dirname(profile.policyFile));
+    containerPolicies[profile.agent] = { policy: loaded.policy, baseDir: loaded.baseDir };
+  }
+  return { runner: new Runner(), containerPolicies };
+}
+
+/**
+ * Starts this machine's node and waits until it is connected. The first time,
+ * the gateway holds it as a pending pairing request; `corral up` pairs it
+ * (it is this machine) and records that in the audit log. A node an operator
+ * unpaired stays unpaired.
+ */
+async function connectNode(gateway: Gateway, token: string, sandbox: { runner: Runner; containerPolicies: Record<string, { policy: unknown; baseDir: string }> }, dir: string, audit: AuditLog, running: Running): Promise<NodeHost> {
+  const { NodeHost } = await import('@corral/node');
+  let refused: string | undefined;
+  const host = new NodeHost({
+    gateway: gateway.url,
+    token,
+    name: hostname(),
+    stateDir: join(dir, NODE_STATE),
+    runner: sandbox.runner,
+    containerPolicies: sandbox.containerPolicies,
+    maxBackoffMs: 2_000,
+    onStatus: (s) => {
+      if (s.state === 'refused') refused = s.detail;
+    },
+  });
+  running.host = host;
+  let pairing: Promise<unknown> = Promise.resolve();
+  gateway.server.onPairingRequest((request) => {
+    if (request.deviceId !== host.device.deviceId) return;
+    gateway.identity.nodes.pair(request.deviceId, 'corral up');
+    pairing = audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: request.deviceId }, node: request.deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason: 'the node of the machine corral up runs on', displayName: request.displayName } });
+  });
+  const revoked = gateway.identity.nodes.find(host.device.deviceId)?.status === 'revoked';
+  if (revoked) throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.refused);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CliFailure(`the node did not connect to the gateway within ${NODE_READY_TIMEOUT_MS / 1000} s${refused ? ` (refused: ${refused})` : ''}`, EXIT.environment)), NODE_READY_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([host.start(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  await pairing;
+  return host;
+}
+
+/** Like Promise.all, but waits for every part to settle, so that a part that started after another failed is stopped too. */
+async function allStarted<T extends readonly unknown[]>(parts: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(parts);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+/** Resolves once `url` answers HTTP at all (any status): the listener is up and serving. */
+async function answers(url: string): Promise<void> {
+  const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5_000) });
+  await response.body?.cancel();
+}
+
+/** Stops what runs, in reverse order; the gateway's close seals its checkpoint, then `corral up`'s own record seals the last one. */
+async function stop(running: Running, signal?: NodeJS.Signals): Promise<SignedCheckpoint | null> {
+  const url = running.gateway?.url ?? '';
+  await running.host?.close();
+  await running.gateway?.close();
+  await running.runner?.close();
+  const audit = running.audit;
+  if (!audit) return null;
+  try {
+    if (signal) await audit.append({ actor: UP_ACTOR, action: 'corral.up.stop', resource: { kind: 'gateway', id: url }, outcome: { status: 'success' }, details: { signal } });
+    return await audit.checkpoint();
+  } finally {
+    await audit.close();
+  }
+}
+
+/** The user-facing failure for what went wrong while starting. */
+function translate(error: unknown, options: UpOptions): unknown {
+  if (error instanceof CliFailure) return error;
+  const port = portFailure(options.bind, options.port, (error as { cause?: unknown }).cause ?? error);
+  if (port) return port;
+  const coded = error as { code?: string; message?: string };
+  if (coded.code === 'POLICY_SET_INVALID' || coded.code?.startsWith('POLICY_')) {
+    const policies = join(options.stateDir, POLICIES_DIR);
+    return new CliFailure(`the policies in ${policies} do not load: ${coded.message}\nfix them (corral policy validate ${policies} names each problem) and run corral up again`, EXIT.usage);
+  }
+  if (coded.code?.startsWith('CONTAIN_POLICY')) return new CliFailure(`an agent's container policy does not load: ${coded.message}\nfix it (the file is named above) and run corral up again`, EXIT.usage);
+  return error;
+}
+
+function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: string): void {
+  if (options.json) {
+    printJson({ url: ready.url, gateway: gatewayUrl, stateDir: options.stateDir, console: ready.console, node: { deviceId: ready.nodeId }, agent: ready.agent ?? null, admin: ready.admin, readyMs });
+    return;
+  }
+  process.stdout.write(`${ready.url}\n`);
+  if (!ready.console) process.stdout.write('(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n');
+  if (ready.admin.password) {
+    process.stdout.write(`sign in as ${ready.admin.username} with password: ${ready.admin.password}\n`);
+    process.stdout.write(`Keep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`);
+  } else {
+    process.stdout.write(`sign in as ${ADMIN_USERNAME} (its password was shown at the first start; to set a new one: corral users passwd ${ADMIN_USERNAME})\n`);
+  }
+}
