@@ -1,11 +1,9 @@
 // Live activity: recent decisions newest first, and an event stream of each
 // new audit record as this gateway appends it (`Last-Event-ID` resumes).
-import type { AuditRecord } from '@corral/audit';
-import { toAuditRecord } from '@corral/audit';
-import { SECURITY_HEADERS } from './respond.ts';
+import { toAuditRecord, type AuditRecord } from '@corral/audit';
 import type { ApiContext } from './context.ts';
 import { matchesFilter, toEvent } from './event.ts';
-import { failure, reply } from './respond.ts';
+import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam, pageBackwards } from './scan.ts';
 

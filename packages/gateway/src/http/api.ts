@@ -8,7 +8,7 @@ import { agentRoutes, registerStopReports } from './agents.ts';
 import { activityRoutes } from './activity.ts';
 import { approvalRoutes } from './approvals.ts';
 import { auditRoutes } from './audit.ts';
-import { authenticate } from './auth.ts';
+import { authenticate, type Caller } from './auth.ts';
 import { readJson } from './body.ts';
 import type { ApiContext } from './context.ts';
 import { errorCode, errorReply } from './error-reply.ts';
@@ -75,10 +75,13 @@ export class HttpApi {
     if (!match) return send(response, failure(404, 'not_found'));
     if ('methodNotAllowed' in match) return send(response, failure(405, 'method_not_allowed'));
     const { route, params } = match;
-    let caller;
+    let caller: Caller | undefined;
     if (route.access !== 'public') {
       const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.token);
-      if ('status' in who) return send(response, who);
+      if ('status' in who) {
+        this.#log({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: request.socket.remoteAddress ?? '' });
+        return send(response, who);
+      }
       caller = who;
     }
     let body: Promise<Record<string, unknown>> | undefined;

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { CorralRole } from '@corral/identity';
 import type { HttpApi } from './api.ts';
 import { rolesGrant } from './roles.ts';
+import type { GatewayLogEntry } from '../server/server.ts';
 import type { Route } from './router.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
@@ -16,8 +17,9 @@ describe('authentication and roles on every route', () => {
   let t: TestGateway;
   let routes: readonly Route[];
   const clients = new Map<CorralRole, ApiClient>();
+  const log: GatewayLogEntry[] = [];
   before(async () => {
-    t = await startTestGateway();
+    t = await startTestGateway({ log: (entry) => log.push(entry) });
     routes = t.gw.http.router?.routes ?? [];
     for (const role of ['approver', 'auditor', 'viewer'] as const) clients.set(role, await t.as(`a-${role}`, [role]));
   });
@@ -46,6 +48,14 @@ describe('authentication and roles on every route', () => {
       forged.csrf = 'forged';
       assert.equal((await forged.call(route.method, concrete(route.path), route.method === 'GET' ? undefined : {})).status, 401, `${route.method} ${route.path}`);
     }
+  });
+
+  it('logs each refusal by its code and address, never a token or cookie', () => {
+    const refused = log.filter((e) => e.connId === 'http' && e.event === 'refused');
+    assert.ok(refused.some((e) => e.code === 'http_unauthenticated' && e.remoteAddress === '127.0.0.1'));
+    const text = JSON.stringify(log);
+    assert.equal(text.includes(t.token), false);
+    assert.equal(text.includes('forged-session-token'), false);
   });
 
   it('answers 403 forbidden to a signed-in human whose role does not grant the route', async () => {

@@ -3,10 +3,9 @@
 import type { HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
-import { failure, reply } from './respond.ts';
+import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
 import { cookie, readCookie, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
-import { SECURITY_HEADERS } from './respond.ts';
 
 function sessionBody(session: Session): unknown {
   return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
