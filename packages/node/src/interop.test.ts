@@ -54,7 +54,7 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     writeFileSync(join(controlState, 'policies', 'run.cedar'), `@id("printf") permit (principal == Node::"${deviceId}", action == Action::"system.run", resource == Command::"printf");\n`);
     corralGateway = await Gateway.start({ stateDir: controlState, token, port: 0 });
     const announced = new Promise<void>((resolve) => corralGateway.server.onPairingRequest(() => resolve()));
-    host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, controlPlane: { url: corralGateway.url, token }, onRequest: (r) => requests.push(r.command) });
+    host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, controlPlane: { url: corralGateway.url, token, agents: { main: 'invoice-bot' } }, onRequest: (r) => requests.push(r.command) });
     await host.start();
     await announced;
     corralGateway.identity.nodes.pair(deviceId, 'test');
@@ -96,11 +96,30 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
       assert.ok(requests.length > before, 'the node saw the request and refused it itself');
       // Allowed by the node's own policy, but not by the Corral control plane's.
       await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'ungoverned'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: control plane/.test(e.wire?.message ?? ''));
+      // An upstream agent the node's map does not name runs nothing, whatever the rules say.
+      await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'contained'], agentId: 'stranger', sessionKey: 'agent:stranger:main' }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: upstream agent stranger is not mapped/.test(e.wire?.message ?? ''));
       // The control plane unreachable: nothing runs.
       await corralGateway.close();
       await assert.rejects(operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'contained'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: control plane unreachable/.test(e.wire?.message ?? ''));
     } finally {
       await operator.close();
     }
+  });
+  it("maps upstream's openclaw approvals get|set --node onto its local policy: tightened with the current hash, never loosened", async () => {
+    const got = await cli(['approvals', 'get', '--node', 'corral-node', '--json']);
+    assert.equal(got.code, 0, got.stdout + got.stderr);
+    assert.match(got.stdout, /"security":\s*"allowlist"/);
+    const files = mkdtempSync(join(tmpdir(), 'corral-node-approvals-'));
+    dirs.push(files);
+    const tighter = join(files, 'tighter.json');
+    const looser = join(files, 'looser.json');
+    writeFileSync(tighter, JSON.stringify({ version: 1, defaults: { security: 'deny', ask: 'always' } }));
+    writeFileSync(looser, JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'off' } }));
+    const refused = await cli(['approvals', 'set', '--node', 'corral-node', '--file', looser]);
+    assert.notEqual(refused.code, 0, 'a remote change may not loosen the node policy');
+    assert.equal(host.policy.current.defaults.security, 'allowlist');
+    const set = await cli(['approvals', 'set', '--node', 'corral-node', '--file', tighter]);
+    assert.equal(set.code, 0, set.stdout + set.stderr);
+    assert.deepEqual(host.policy.current.defaults, { security: 'deny', ask: 'always' });
   });
 });
