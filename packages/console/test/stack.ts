@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway, GatewayClient } from '@corral/gateway';
+import { Gateway, GatewayClient, type GatewayOptions } from '@corral/gateway';
 import { NodeHost } from '@corral/node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildConsole } from '../src/index.ts';
@@ -44,38 +44,38 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** Starts the gateway with the console, a local admin and a paired node. */
-export async function startStack(): Promise<Stack> {
+/** Starts the gateway with the console, a local admin and a paired node; `extra` adds to the gateway's options (a fixed port, OIDC). */
+export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc'> = {}): Promise<Stack> {
   const root = mkdtempSync(join(tmpdir(), 'corral-console-'));
   const stateDir = join(root, 'state');
   mkdirSync(join(stateDir, 'policies'), { recursive: true });
   writeFileSync(join(stateDir, 'policies', 'run.cedar'), POLICY);
   const token = randomBytes(24).toString('base64url');
-  const gateway = await Gateway.start({ stateDir, token, port: 0, consoleDir: await buildConsole(), approvalPollMs: 50 });
+  const gw = await Gateway.start({ stateDir, token, port: 0, ...extra, consoleDir: await buildConsole(), approvalPollMs: 50 });
   const admin = { username: 'admin', password: randomBytes(12).toString('base64url') };
-  await gateway.identity.localUsers.create(admin.username, admin.password, ['admin']);
-  const node = new NodeHost({ gateway: gateway.url, token, stateDir: join(root, 'node'), name: 'runner-1', maxBackoffMs: 200 });
+  await gw.identity.localUsers.create(admin.username, admin.password, ['admin']);
+  const node = new NodeHost({ gateway: gw.url, token, stateDir: join(root, 'node'), name: 'runner-1', maxBackoffMs: 200 });
   const connected = node.start();
   const deadline = Date.now() + 10_000;
-  while (!gateway.identity.nodes.find(node.device.deviceId)) {
+  while (!gw.identity.nodes.find(node.device.deviceId)) {
     if (Date.now() > deadline) throw new Error('the node never asked to pair');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  gateway.identity.nodes.pair(node.device.deviceId, 'console test');
+  gw.identity.nodes.pair(node.device.deviceId, 'console test');
   await connected;
-  const operator = await GatewayClient.connect({ url: gateway.url, token, role: 'operator', scopes: ['operator.admin'] });
+  const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
   return {
-    gateway,
+    gateway: gw,
     node,
     operator,
-    url: gateway.httpUrl,
+    url: gw.httpUrl,
     token,
     admin,
     stateDir,
     async close() {
       await operator.close();
       await node.close();
-      await gateway.close();
+      await gw.close();
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -9,6 +9,20 @@ const SIGNIN_ERRORS: Record<string, string> = {
   too_many_attempts: 'Too many failed attempts for this username.',
 };
 
+/** Why single sign-on sent the browser back without a session (`/?signin_error=…`). */
+const SSO_ERRORS: Record<string, string> = {
+  no_role: 'Single sign-on worked, but none of your groups gives you a role in Corral. Ask an admin.',
+  state: 'The single sign-on answer did not match this browser’s request. Try again.',
+  unavailable: 'The single sign-on provider could not be reached. Try again later.',
+  failed: 'Single sign-on failed. Try again.',
+};
+
+function ssoError(): string {
+  const code = new URLSearchParams(window.location.search).get('signin_error');
+  if (code === null) return '';
+  return SSO_ERRORS[code] ?? SSO_ERRORS.failed ?? '';
+}
+
 function describe(error: unknown): string {
   if (error instanceof ApiError) {
     const known = SIGNIN_ERRORS[error.error];
@@ -23,11 +37,12 @@ export function SignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
-  // A failed single sign-on comes back as /?signin_error=…
-  const [error, setError] = useState(() => new URLSearchParams(window.location.search).get('signin_error') ?? '');
+  const [error, setError] = useState(ssoError);
 
   useEffect(() => {
     api.providers().then(setProviders, () => setProviders({ local: true, oidc: null }));
+    // The error is shown; a reload or the next sign-in should not show it again.
+    if (window.location.search.includes('signin_error')) window.history.replaceState(null, '', window.location.pathname);
   }, []);
 
   async function submit(event: FormEvent) {
