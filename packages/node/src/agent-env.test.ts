@@ -1,0 +1,50 @@
+// The environment a command gets: only the variables its agent's container
+// policy lets through (`environment.pass`), whatever the request sets.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Gateway, GatewayClient } from '@corral/gateway';
+import { DEFAULT_CONTAINER_POLICY, NodeHost } from './index.ts';
+
+const token = randomBytes(24).toString('base64url');
+const dirs: string[] = [];
+const temp = (prefix: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("a command's environment", () => {
+  it("keeps the variables the agent's container policy passes and drops the rest, saying which", async () => {
+    const state = temp('corral-env-gw-');
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("env") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"printenv");\n');
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
+    const nodeState = temp('corral-env-node-');
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'env-node', maxBackoffMs: 200, containerPolicies: { builder: { policy: { ...DEFAULT_CONTAINER_POLICY, environment: { pass: ['GREETING'] } }, baseDir: nodeState } } });
+    const connected = host.start();
+    const deadline = Date.now() + 5_000;
+    while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    await connected;
+    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('builder')).token });
+    try {
+      const result = (await agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printenv'], agentId: 'builder', env: { GREETING: 'hello', LD_PRELOAD: '/tmp/evil.so', SECRET_TOKEN: 'x' } }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 })) as { payload: { stdout: string; contained: { envDropped?: string[]; agent?: string } } };
+      assert.match(result.payload.stdout, /^GREETING=hello$/m);
+      assert.doesNotMatch(result.payload.stdout, /LD_PRELOAD|SECRET_TOKEN/);
+      assert.deepEqual(result.payload.contained.envDropped, ['LD_PRELOAD', 'SECRET_TOKEN']);
+      assert.equal(result.payload.contained.agent, 'builder');
+    } finally {
+      await agent.close();
+      await host.close();
+      await gw.close();
+    }
+  });
+});
