@@ -6,47 +6,45 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NodeHost } from '@corral/node';
 import type { Page } from 'playwright-core';
-import { launchChromium, runOnNode, startStack, type Stack } from '../test/stack.ts';
+import { createPayment, launchChromium, runOnNode, startStack, type Stack } from '../test/stack.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const outDir = resolve(process.argv[2] ?? join(ROOT, 'docs', 'screenshots'));
 
-/** Activity worth looking at: allowed, denied, approved and pending commands, an agent, a node asking to pair. */
+/** Activity worth looking at: allowed, denied, approved and pending commands and payments, agents, a node asking to pair. */
 async function seed(stack: Stack): Promise<NodeHost> {
   const identity = stack.gateway.identity;
-  identity.agents.create({ name: 'invoice-intake', process: 'invoice-intake', owner: 'finance@example.com', scopes: ['records:read', 'payments:create'] });
   identity.agents.create({ name: 'report-writer', process: 'monthly-report', owner: 'controller@example.com', scopes: ['records:read'] });
   identity.agents.suspend('report-writer');
   await runOnNode(stack, ['echo', 'invoice-0001 summarised']);
   await runOnNode(stack, ['rm', '-rf', '/srv/invoices']).catch(() => {});
+  await createPayment(stack, { amount: 25_000, currency: 'EUR', payee: 'Office Supplies Ltd' });
   const printed = runOnNode(stack, ['printf', 'invoice-0002 paid']);
-  const once = await waitForPending(stack, 'printf');
-  stack.gateway.invoker.resolveApproval(once, 'allow-once', 'local:alice');
+  stack.gateway.invoker.resolveApproval(await waitForPending(stack, (a) => a.argv?.[0] === 'printf'), 'allow-once', 'local:alice');
   await printed;
   // Left pending with one of its two approvals: the inbox shows "1 of 2".
-  void runOnNode(stack, ['tee', '/srv/invoices/outbox/payment-4711.txt'], 600_000).catch(() => {});
-  const two = await waitForPending(stack, 'tee');
-  stack.gateway.invoker.resolveApproval(two, 'allow-once', 'local:alice');
+  void createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Big Supplier AG' }, 600_000).catch(() => {});
+  stack.gateway.invoker.resolveApproval(await waitForPending(stack, (a) => a.command === 'payment.create'), 'allow-once', 'local:alice');
   void runOnNode(stack, ['printf', 'invoice-0003 paid'], 600_000).catch(() => {});
-  await waitForPending(stack, 'printf');
+  await waitForPending(stack, (a) => a.argv?.[0] === 'printf');
   // A second machine asking to be paired.
   const stranger = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'node-2'), name: 'build-runner-2', maxBackoffMs: 200 });
   void stranger.start().catch(() => {});
   return stranger;
 }
 
-async function waitForPending(stack: Stack, program: string): Promise<string> {
+async function waitForPending(stack: Stack, match: (action: { argv?: string[]; command?: string }) => boolean): Promise<string> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const found = stack.gateway.approvals.list({ status: 'pending' }).find((a) => (a.action.argv as string[] | undefined)?.[0] === program);
+    const found = stack.gateway.approvals.list({ status: 'pending' }).find((a) => match(a.action as { argv?: string[]; command?: string }));
     if (found) return found.id;
-    if (Date.now() > deadline) throw new Error(`no approval for ${program} appeared`);
+    if (Date.now() > deadline) throw new Error('the approval did not appear');
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-async function shoot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(outDir, `${name}.png`) });
+async function shoot(page: Page, name: string, fullPage = false): Promise<void> {
+  await page.screenshot({ path: join(outDir, `${name}.png`), fullPage });
   process.stdout.write(`${join(outDir, `${name}.png`)}\n`);
 }
 
@@ -71,7 +69,8 @@ try {
 
   await page.getByRole('link', { name: 'Approvals' }).click();
   await page.locator('.quorum', { hasText: '1 of 2' }).waitFor();
-  await shoot(page, 'approvals');
+  await page.locator('article[data-approval]').nth(1).waitFor();
+  await shoot(page, 'approvals', true);
 
   await page.getByRole('link', { name: 'Audit' }).click();
   await page.getByRole('status').filter({ hasText: /^log verified/ }).waitFor();
@@ -81,11 +80,12 @@ try {
   await shoot(page, 'audit');
 
   await page.getByRole('link', { name: 'Agents and nodes' }).click();
-  await page.getByRole('cell', { name: 'invoice-intake' }).or(page.getByRole('rowheader', { name: 'invoice-intake' })).first().waitFor();
+  await page.getByRole('rowheader', { name: 'invoice-bot' }).waitFor();
   await page.getByRole('heading', { name: 'Pairing requests' }).waitFor();
   await shoot(page, 'agents');
 
   await page.getByRole('link', { name: 'Policies' }).click();
+  await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: 'run.cedar' }).click();
   const editor = page.getByRole('textbox', { name: /Candidate/ });
   await editor.waitFor();
   await editor.fill((await editor.inputValue()).replace('@approval("required")\n@reason("printing', '@reason("printing'));

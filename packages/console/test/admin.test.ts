@@ -70,6 +70,7 @@ describe('the console for admins, approvers and auditors', () => {
 
     it('shows where an invalid candidate is wrong, and refuses to activate it', async () => {
       await page.getByRole('link', { name: 'Policies' }).click();
+      await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: 'run.cedar' }).click();
       const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
       await editor.fill(`${await editor.inputValue()}\npermit (principal, action, resource`);
       await page.getByRole('button', { name: 'Validate' }).click();
@@ -104,6 +105,7 @@ describe('the console for admins, approvers and auditors', () => {
       await signIn(page, stack, 'audra', password);
       assert.deepEqual(await page.getByRole('navigation', { name: 'Console' }).getByRole('link').allTextContents(), ['Live activity', 'Audit', 'Policies']);
       await page.getByRole('link', { name: 'Policies' }).click();
+      await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: 'run.cedar' }).click();
       const editor = page.getByRole('textbox', { name: 'run.cedar' });
       await editor.waitFor();
       assert.equal(await editor.getAttribute('readonly'), '');

@@ -1,11 +1,11 @@
 // The console end to end in real headless Chromium against a real gateway and
-// a real Corral node: sign in, see a pending approval with its exact command,
-// approve it, see the command run in live activity, find it in the audit
-// explorer with a proof that verifies, and verify the whole log.
+// a real Corral node: sign in, approve a pending payment and a pending command,
+// see the command run in live activity, find it in the audit explorer with a
+// proof that verifies, and verify the whole log.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, runOnNode, startStack, type Stack } from './stack.ts';
+import { createPayment, launchChromium, runOnNode, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
 
@@ -61,6 +61,24 @@ describe('the console in Chromium', () => {
   });
 
   describe('approvals', () => {
+    it('shows a payment the agent asks for with its amount, payee and the policy that asked; approving it sends the payment', async () => {
+      const paying = outcome(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'ACME GmbH' }));
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: 'ACME GmbH' });
+      await card.waitFor();
+      assert.equal(await card.getByRole('heading').innerText(), 'payment.create');
+      assert.match(await card.locator('header .amount').innerText(), /^€4,200\.00$/);
+      assert.match(await card.innerText(), /Agent::/);
+      assert.match(await card.innerText(), /payments above 1,000\.00 need one approver/);
+      assert.match(await card.locator('.quorum').innerText(), /^0 of 1$/);
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      const result = await paying;
+      assert.ok(result.ok, 'the approved payment went through');
+      assert.equal(stack.payments.received.length, 1);
+      const { amount, currency, payee } = stack.payments.received[0]!;
+      assert.deepEqual({ amount, currency, payee }, { amount: 420_000, currency: 'EUR', payee: 'ACME GmbH' });
+    });
+
     it('shows a pending command with its exact arguments, who asks, quorum progress and time left', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'invoice 4711 paid']));
       await page.getByRole('link', { name: 'Approvals' }).click();

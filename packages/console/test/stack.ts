@@ -1,15 +1,20 @@
 // Everything the console's browser tests and screenshots need, all real: a
-// Corral gateway serving the built console in a temp state directory, a local
-// admin, a paired Corral node on loopback, an operator client that sends
-// governed commands, and headless Chromium.
+// Corral gateway serving the built console in a temp state directory, with the
+// invoice-intake example's Cedar policies; a local admin; a paired Corral node
+// on loopback; an operator client that sends governed commands; the
+// invoice-intake agent, which creates payments through a payments node; and
+// headless Chromium.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gateway, GatewayClient, type GatewayOptions } from '@corral/gateway';
+import { createDeviceIdentity } from '@corral/identity';
 import { NodeHost } from '@corral/node';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildConsole } from '../src/index.ts';
+
+const EXAMPLE_POLICIES = join(import.meta.dirname, '..', '..', '..', 'examples', 'invoice-intake', 'cedar');
 
 /** Debian's chromium, which scripts/bootstrap.mjs installs for the test task. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -35,6 +40,9 @@ export interface Stack {
   gateway: Gateway;
   node: NodeHost;
   operator: GatewayClient;
+  /** The invoice-intake agent (`invoice-bot`), connected with its own identity token. */
+  agent: GatewayClient;
+  payments: PaymentsNode;
   /** The console's base URL, `http://127.0.0.1:PORT`. */
   url: string;
   /** The gateway token (nodes and tools). */
@@ -50,6 +58,7 @@ export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc'> = 
   const stateDir = join(root, 'state');
   mkdirSync(join(stateDir, 'policies'), { recursive: true });
   writeFileSync(join(stateDir, 'policies', 'run.cedar'), POLICY);
+  for (const f of readdirSync(EXAMPLE_POLICIES)) if (f.endsWith('.cedar') || f === 'entities.json') copyFileSync(join(EXAMPLE_POLICIES, f), join(stateDir, 'policies', f));
   const token = randomBytes(24).toString('base64url');
   const gw = await Gateway.start({ stateDir, token, port: 0, ...extra, consoleDir: await buildConsole(), approvalPollMs: 50 });
   const admin = { username: 'admin', password: randomBytes(12).toString('base64url') };
@@ -64,21 +73,61 @@ export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc'> = 
   gw.identity.nodes.pair(node.device.deviceId, 'console test');
   await connected;
   const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  const payments = await startPaymentsNode(gw, token);
+  gw.identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com', scopes: ['records:read', 'payments:create'] });
+  const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('invoice-bot')).token });
   return {
     gateway: gw,
     node,
     operator,
+    agent,
+    payments,
     url: gw.httpUrl,
     token,
     admin,
     stateDir,
     async close() {
+      await agent.close();
+      await payments.close();
       await operator.close();
       await node.close();
       await gw.close();
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/** A node that stands for the company's payment system: it declares `payment.create` and records each payment that reaches it. */
+export interface PaymentsNode {
+  nodeId: string;
+  received: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+async function startPaymentsNode(gateway: Gateway, token: string): Promise<PaymentsNode> {
+  const device = createDeviceIdentity();
+  const options = { url: gateway.url, token, role: 'node' as const, device, client: { displayName: 'payments' }, commands: ['payment.create'] };
+  // The first connection asks to pair (and is refused until paired), as `corral nodes pair` expects.
+  await GatewayClient.connect(options).then(
+    (client) => client.close(),
+    () => undefined,
+  );
+  gateway.identity.nodes.pair(device.deviceId, 'console test');
+  const client = await GatewayClient.connect(options);
+  const received: Array<Record<string, unknown>> = [];
+  client.on('node.invoke.request', (payload) => {
+    const request = payload as { id: string; nodeId: string; paramsJSON?: string | null };
+    const params = request.paramsJSON ? (JSON.parse(request.paramsJSON) as Record<string, unknown>) : {};
+    received.push(params);
+    void client.request('node.invoke.result', { id: request.id, nodeId: request.nodeId, ok: true, payloadJSON: JSON.stringify({ paymentId: `PAY-${received.length}` }) }).catch(() => {});
+  });
+  return { nodeId: device.deviceId, received, close: () => client.close() };
+}
+
+/** `payment.create` as the invoice-intake agent: amount in cents. */
+export function createPayment(stack: Stack, params: { amount: number; currency: string; payee: string }, timeoutMs = 20_000): Promise<{ payload: { paymentId: string } }> {
+  const request = { nodeId: stack.payments.nodeId, command: 'payment.create', params, timeoutMs, idempotencyKey: randomUUID() };
+  return stack.agent.request('node.invoke', request, { timeoutMs: timeoutMs + 5_000 }) as Promise<{ payload: { paymentId: string } }>;
 }
 
 export interface RunResult {
