@@ -40,7 +40,7 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
       closeSync(openSync(LOCK, 'wx'));
       break;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConsoleError('CONSOLE_BUILD_FAILED', `cannot create the build lock ${LOCK}`, { cause: error });
       const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
       if (age > STALE_LOCK_MS) rmSync(LOCK, { force: true });
       else if (Date.now() > deadline) throw new ConsoleError('CONSOLE_BUILD_LOCKED', `another process has held ${LOCK} too long`);
@@ -64,8 +64,13 @@ async function viteBuild(): Promise<void> {
     throw new ConsoleError('CONSOLE_BUILD_FAILED', 'vite could not build the console', { cause: error });
   }
   const old = `${staging}.old`;
-  if (existsSync(consoleDir())) renameSync(consoleDir(), old);
-  renameSync(staging, consoleDir());
+  try {
+    if (existsSync(consoleDir())) renameSync(consoleDir(), old);
+    renameSync(staging, consoleDir());
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new ConsoleError('CONSOLE_BUILD_FAILED', `cannot put the new build in ${consoleDir()}`, { cause: error });
+  }
   rmSync(old, { recursive: true, force: true });
 }
 
@@ -74,7 +79,8 @@ let pending: Promise<string> | undefined;
 /**
  * Builds the console unless dist/ is already fresh, and returns consoleDir().
  * Concurrent callers in one process share one build; across processes a lock
- * file serialises them. Throws CONSOLE_BUILD_FAILED, CONSOLE_BUILD_LOCKED.
+ * file serialises them. Throws CONSOLE_BUILD_FAILED (Vite failed, or the
+ * package folder is not writable), CONSOLE_BUILD_LOCKED.
  */
 export function buildConsole(): Promise<string> {
   pending ??= (async () => {
