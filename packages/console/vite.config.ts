@@ -20,7 +20,7 @@ export default defineConfig({
     target: 'es2022',
   },
   server: {
-    // `npm run dev -w @corral/console` against a gateway on its default port.
+    // `npm run dev -w @corral/console`: the console with hot reload, its API calls sent to a gateway on its default port.
     proxy: { '/api': 'http://127.0.0.1:18789' },
   },
 });
