@@ -42,7 +42,7 @@ export function AuditExplorer({ path }: { path: string }) {
       {result.data && (
         <>
           <p className="muted" role="status">
-            {result.data.records.length === 0 ? 'No records match.' : `Showing ${result.data.records.length} of ${result.data.size} records, newest first.`}
+            {result.data.records.length === 0 ? 'No records match.' : `${result.data.records.length} records shown, newest first. The log holds ${result.data.size}.`}
           </p>
           <EventTable events={result.data.records} caption="Audit records" onOpen={(seq) => navigate(`/audit/${seq}`)} />
           <div className="pager">
