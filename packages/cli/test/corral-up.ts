@@ -2,6 +2,7 @@
 // waits for what it prints.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { CORRAL_BIN } from './corral.ts';
 
 export interface UpProcess {
@@ -40,7 +41,7 @@ export function startUp(state: string, args: string[], env: NodeJS.ProcessEnv = 
     for (const l of listeners) l();
   });
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-  const exited = new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15))));
+  const exited = new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0))));
   return {
     child,
     stdout: () => out,

@@ -53,6 +53,11 @@ interface Ready {
 /** Starts everything, reports it, runs until SIGINT or SIGTERM, stops. Resolves with the exit code. */
 export async function up(options: UpOptions): Promise<number> {
   const started = performance.now();
+  // Listening from the start: a signal that arrives while starting stops everything once it has started, never half-way.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   const progress = new Progress(process.stderr);
   const running: Running = {};
   const ready = await start(options, progress, running);
@@ -60,10 +65,7 @@ export async function up(options: UpOptions): Promise<number> {
   report(ready, options, readyMs, running.gateway!.url);
   progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; Ctrl-C stops`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+  const signal = await stopSignal;
   // A second signal while stopping: stop waiting.
   const force = (): never => process.exit(EXIT.failed);
   process.once('SIGINT', force);
@@ -214,7 +216,7 @@ function translate(error: unknown, options: UpOptions): unknown {
     const policies = join(options.stateDir, POLICIES_DIR);
     return new CliFailure(`the policies in ${policies} do not load: ${coded.message}\nfix them (corral policy validate ${policies} names each problem) and run corral up again`, EXIT.usage);
   }
-  if (coded.code?.startsWith('CONTAIN_POLICY')) return new CliFailure(`an agent's container policy does not load: ${coded.message}\nfix it (the file is named above) and run corral up again`, EXIT.usage);
+  if (coded.code?.startsWith('CONTAIN_POLICY')) return new CliFailure(`an agent's container policy does not load: ${coded.message}\nfix it and run corral up again`, EXIT.usage);
   return error;
 }
 
