@@ -1,5 +1,6 @@
 // The environment a command gets: only the variables its agent's container
-// policy lets through (`environment.pass`), whatever the request sets.
+// policy lets through (`environment.pass`), whatever the request sets; and
+// the working directory: where it asks, only inside what that policy grants.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,14 +22,15 @@ after(() => {
 });
 
 describe("a command's environment", () => {
-  it("keeps the variables the agent's container policy passes and drops the rest, saying which", async () => {
+  it("keeps the variables the agent's container policy passes and drops the rest, saying which; runs in a requested cwd only inside its grants", async () => {
     const state = temp('corral-env-gw-');
     mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("env") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"printenv");\n');
+    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("env") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"printenv");\n@id("pwd") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"pwd");\n');
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
     gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
     const nodeState = temp('corral-env-node-');
-    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'env-node', maxBackoffMs: 200, containerPolicies: { builder: { policy: { ...DEFAULT_CONTAINER_POLICY, environment: { pass: ['GREETING'] } }, baseDir: nodeState } } });
+    const outbox = temp('corral-env-outbox-');
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'env-node', maxBackoffMs: 200, containerPolicies: { builder: { policy: { ...DEFAULT_CONTAINER_POLICY, filesystem: { readwrite: [outbox] }, environment: { pass: ['GREETING'] } }, baseDir: nodeState } } });
     const connected = host.start();
     const deadline = Date.now() + 5_000;
     while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -41,6 +43,12 @@ describe("a command's environment", () => {
       assert.doesNotMatch(result.payload.stdout, /LD_PRELOAD|SECRET_TOKEN/);
       assert.deepEqual(result.payload.contained.envDropped, ['LD_PRELOAD', 'SECRET_TOKEN']);
       assert.equal(result.payload.contained.agent, 'builder');
+
+      const pwd = (cwd: string) => agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['pwd'], agentId: 'builder', cwd }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { stdout: string } }>;
+      assert.equal((await pwd(outbox)).payload.stdout, `${outbox}\n`);
+      for (const outside of ['/etc', nodeState, 'relative/dir']) {
+        await assert.rejects(pwd(outside), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: cwd/.test(e.wire?.message ?? ''), outside);
+      }
     } finally {
       await agent.close();
       await host.close();

@@ -5,7 +5,7 @@
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
 import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
@@ -258,14 +258,17 @@ export class NodeHost {
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     const local = localAllows(this.policy.current, run.commands, agent);
     if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
-    let authorization: { digest: string; approvalId?: string } | undefined;
-    if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
+    // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
+    if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
     try {
-      plan = planSandbox(loaded, { ...passFromHost(loaded.policy.environment.pass), ...run.env });
+      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env });
     } catch (error) {
+      if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
+    let authorization: { digest: string; approvalId?: string } | undefined;
+    if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
