@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GatewayClient } from '@corral/gateway';
-import { Identity } from '@corral/identity';
+import { createDeviceIdentity, Identity } from '@corral/identity';
 import { corral } from '../../test/corral.ts';
 import { freePort, startUp, type UpProcess } from '../../test/corral-up.ts';
 
@@ -20,6 +20,8 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 const URL_LINE = /^(http:\/\/127\.0\.0\.1:\d+\/)$/m;
 const PASSWORD = /password: (\S+)\n/;
+
+const wsUrl = (http: string) => http.replace(/^http/, 'ws').replace(/\/$/, '');
 
 /** Opens the identity store of a state directory for one look. */
 function withIdentity<T>(state: string, look: (identity: Identity) => T | Promise<T>): Promise<T> {
@@ -80,7 +82,7 @@ describe('corral up', () => {
       const nodes = await withIdentity(state, (identity) => identity.nodes.list());
       assert.equal(nodes.length, 1);
       assert.deepEqual([nodes[0]!.status, nodes[0]!.pairedBy], ['paired', 'corral up']);
-      const operator = await GatewayClient.connect({ url: url.replace(/^http/, 'ws').replace(/\/$/, ''), token, role: 'operator', scopes: ['operator.read'] });
+      const operator = await GatewayClient.connect({ url: wsUrl(url), token, role: 'operator', scopes: ['operator.read'] });
       try {
         const { nodes: listed } = (await operator.request('node.list', {})) as { nodes: Array<{ nodeId: string; connected: boolean }> };
         assert.deepEqual(listed.map((n) => [n.nodeId, n.connected]), [[nodes[0]!.deviceId, true]]);
@@ -106,7 +108,7 @@ describe('corral up', () => {
       before(async () => {
         const agentToken = await withIdentity(state, async (identity) => (await identity.issueToken('invoice-bot')).token);
         nodeId = (await withIdentity(state, (identity) => identity.nodes.list()))[0]!.deviceId;
-        agent = await GatewayClient.connect({ url: url.replace(/^http/, 'ws').replace(/\/$/, ''), token, role: 'operator', scopes: ['operator.write'], agentToken });
+        agent = await GatewayClient.connect({ url: wsUrl(url), token, role: 'operator', scopes: ['operator.write'], agentToken });
       });
       after(() => agent.close());
       const run = (command: string[]) =>
@@ -131,6 +133,65 @@ describe('corral up', () => {
         const denied = (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED';
         await assert.rejects(run(['curl', 'https://api.invoices.example/']), denied);
         await assert.rejects(run(['cat', '~/.ssh']), denied);
+      });
+    });
+
+    describe('a payment.create from the invoice-intake agent', () => {
+      // The company's payment system, as a node that declares payment.create; paired by an operator.
+      const received: Array<Record<string, unknown>> = [];
+      let payments: GatewayClient;
+      let paymentsNode: string;
+      let agent: GatewayClient;
+      before(async () => {
+        const device = createDeviceIdentity();
+        paymentsNode = device.deviceId;
+        const options = { url: wsUrl(url), token, role: 'node' as const, device, client: { displayName: 'payments' }, commands: ['payment.create'] };
+        await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+        await withIdentity(state, (identity) => identity.nodes.pair(device.deviceId, 'operator'));
+        payments = await GatewayClient.connect(options);
+        payments.on('node.invoke.request', (payload) => {
+          const request = payload as { id: string; nodeId: string; paramsJSON?: string | null };
+          received.push(JSON.parse(request.paramsJSON ?? '{}') as Record<string, unknown>);
+          void payments.request('node.invoke.result', { id: request.id, nodeId: request.nodeId, ok: true, payloadJSON: JSON.stringify({ paymentId: `PAY-${received.length}` }) });
+        });
+        const agentToken = await withIdentity(state, async (identity) => (await identity.issueToken('invoice-bot')).token);
+        agent = await GatewayClient.connect({ url: wsUrl(url), token, role: 'operator', scopes: ['operator.write'], agentToken });
+      });
+      after(async () => {
+        await agent.close();
+        await payments.close();
+      });
+      const pay = (amount: number, timeoutMs: number) =>
+        agent.request('node.invoke', { nodeId: paymentsNode, command: 'payment.create', params: { amount, currency: 'EUR', payee: 'Northwind Traders' }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 }) as Promise<{ payload: { paymentId: string } }>;
+
+      it('of 250.00 goes through without asking anyone', async () => {
+        assert.equal((await pay(25_000, 10_000)).payload.paymentId, 'PAY-1');
+      });
+
+      it('of 4,200.00 waits for one approver; once the admin approves it in the console, it reaches the payment system', async () => {
+        const paid = pay(420_000, 30_000);
+        const signIn = await fetch(`${url}api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+        const { csrf } = (await signIn.json()) as { csrf: string };
+        const session = { cookie: signIn.headers.getSetCookie()[0]!.split(';')[0]!, 'x-corral-csrf': csrf };
+        let pending: { id: string; quorum: number } | undefined;
+        for (let i = 0; i < 100 && !pending; i++) {
+          const { approvals } = (await (await fetch(`${url}api/approvals`, { headers: session })).json()) as { approvals: Array<{ id: string; quorum: number }> };
+          pending = approvals[0];
+          if (!pending) await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(pending?.quorum, 1);
+        assert.equal(received.length, 1);
+        const approve = await fetch(`${url}api/approvals/${pending!.id}/approve`, { method: 'POST', headers: { ...session, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'allow-once' }) });
+        assert.equal(approve.status, 200);
+        assert.equal((await paid).payload.paymentId, 'PAY-2');
+        assert.equal(received[1]!.amount, 420_000);
+      });
+
+      it('of 25,000.00 asks two distinct approvers, and does not go through meanwhile', async () => {
+        await assert.rejects(pay(2_500_000, 500), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'APPROVAL_PENDING');
+        const { approvals } = (await (await fetch(`${url}api/approvals`, { headers: { authorization: `Bearer ${token}` } })).json()) as { approvals: Array<{ quorum: number }> };
+        assert.deepEqual(approvals.map((a) => a.quorum), [2]);
+        assert.equal(received.length, 2);
       });
     });
 
@@ -164,8 +225,8 @@ describe('corral up', () => {
       assert.equal(session.status, 200);
       const [agents, nodes] = await withIdentity(state, (identity) => [identity.agents.list(), identity.nodes.list()] as const);
       assert.equal(agents.length, 1);
-      assert.equal(nodes.length, 1);
-      assert.equal(nodes[0]!.status, 'paired');
+      // Its own node again (the other is the payment system's).
+      assert.deepEqual(nodes.filter((n) => n.pairedBy === 'corral up').map((n) => n.status), ['paired']);
     });
 
     it('stops cleanly again', async () => {
