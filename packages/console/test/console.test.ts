@@ -58,6 +58,13 @@ describe('the console in Chromium', () => {
       await nav.waitFor();
       assert.deepEqual(await nav.getByRole('link').allTextContents(), ['Live activity', 'Approvals', 'Audit', 'Agents and nodes', 'Policies']);
     });
+
+    it('offers a skip link as the first stop for the keyboard', async () => {
+      await page.keyboard.press('Tab');
+      assert.equal(await page.locator(':focus').innerText(), 'Skip to content');
+      await page.keyboard.press('Enter');
+      assert.equal(await page.locator(':focus').getAttribute('id'), 'main');
+    });
   });
 
   describe('approvals', () => {
@@ -71,6 +78,7 @@ describe('the console in Chromium', () => {
       assert.match(await card.innerText(), /Agent::/);
       assert.match(await card.innerText(), /payments above 1,000\.00 need one approver/);
       assert.match(await card.locator('.quorum').innerText(), /^0 of 1$/);
+      await page.getByRole('link', { name: /^Approvals\W+1 pending$/ }).waitFor();
       await card.getByRole('button', { name: 'Approve once' }).click();
       const result = await paying;
       assert.ok(result.ok, 'the approved payment went through');

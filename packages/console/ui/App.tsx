@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, onSignedOut } from './api/client.ts';
 import type { User } from './api/types.ts';
 import { canRead, type PageName } from './common/roles.ts';
+import { usePendingCount } from './hooks/use-pending-count.ts';
 import { navigate, usePath } from './hooks/use-route.ts';
 import { Activity } from './pages/activity/Activity.tsx';
 import { AgentsAndNodes } from './pages/agents/AgentsAndNodes.tsx';
@@ -50,6 +51,7 @@ function Shell({ user, path, onSignOut }: { user: User; path: string; onSignOut:
   const main = useRef<HTMLElement>(null);
   const shown = useRef<PageName | undefined>(undefined);
   const allowed = PAGES.filter((p) => canRead(user, p.name));
+  const pending = usePendingCount(canRead(user, 'approvals'));
   const current = allowed.find((p) => path === p.path || path.startsWith(`${p.path}/`)) ?? allowed[0];
   useEffect(() => {
     if (shown.current !== undefined && shown.current !== current?.name) main.current?.focus();
@@ -76,6 +78,14 @@ function Shell({ user, path, onSignOut }: { user: User; path: string; onSignOut:
               }}
             >
               {p.title}
+              {p.name === 'approvals' && pending > 0 && (
+                <>
+                  <span className="count" aria-hidden="true">
+                    {pending}
+                  </span>
+                  <span className="visually-hidden">, {pending} pending</span>
+                </>
+              )}
             </a>
           ))}
         </nav>

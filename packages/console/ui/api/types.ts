@@ -1,7 +1,7 @@
 // The shapes of docs/http-api.md, as the console reads them. The gateway is
 // trusted to send these; the console still renders every field as text.
 
-export type Role = 'admin' | 'approver' | 'auditor';
+export type Role = 'admin' | 'approver' | 'auditor' | 'viewer';
 
 export interface User {
   id: string;

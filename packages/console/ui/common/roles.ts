@@ -5,7 +5,7 @@ import type { Role, User } from '../api/types.ts';
 export type PageName = 'activity' | 'approvals' | 'audit' | 'agents' | 'policies';
 
 const READERS: Record<PageName, readonly Role[]> = {
-  activity: ['admin', 'approver', 'auditor'],
+  activity: ['admin', 'approver', 'auditor', 'viewer'],
   approvals: ['admin', 'approver'],
   audit: ['admin', 'auditor'],
   agents: ['admin', 'approver'],

@@ -6,6 +6,7 @@ import { api } from '../../api/client.ts';
 import type { ActivityEvent } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useEventStream } from '../../hooks/use-event-stream.ts';
+import { approvalsChanged } from '../../hooks/use-pending-count.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 import { ApprovalCard } from './ApprovalCard.tsx';
 
@@ -13,7 +14,11 @@ const POLL_MS = 10_000;
 
 export function Approvals() {
   const [showAll, setShowAll] = useState(false);
-  const approvals = useLoad(() => api.approvals(showAll ? 'all' : 'pending'), [showAll]);
+  const approvals = useLoad(async () => {
+    const list = await api.approvals(showAll ? 'all' : 'pending');
+    approvalsChanged();
+    return list;
+  }, [showAll]);
   const { reload } = approvals;
 
   useEffect(() => {
