@@ -13,13 +13,10 @@ export interface ProgressStream {
 export class Progress {
   readonly #out: ProgressStream;
   readonly #tty: boolean;
-  readonly #quiet: boolean;
 
-  /** `quiet`: nothing at all (`--json` callers that read only stdout still get errors from the CLI). */
-  constructor(out: ProgressStream, options: { quiet?: boolean } = {}) {
+  constructor(out: ProgressStream) {
     this.#out = out;
     this.#tty = out.isTTY === true;
-    this.#quiet = options.quiet === true;
   }
 
   /** Runs one step under `label`; shows its outcome; rethrows its error. `detail` turns the result into a note shown after the tick. */
@@ -45,7 +42,7 @@ export class Progress {
   }
 
   #spin(label: string): () => void {
-    if (this.#quiet || !this.#tty) return () => {};
+    if (!this.#tty) return () => {};
     let frame = 0;
     const draw = (): void => void this.#out.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${label}`);
     draw();
@@ -58,7 +55,6 @@ export class Progress {
   }
 
   #line(text: string): void {
-    if (this.#quiet) return;
     this.#out.write(this.#tty ? `${text}\n` : `corral: ${text}\n`);
   }
 }
