@@ -287,3 +287,24 @@ describe('corral up, when it cannot start', () => {
     assert.ok(existsSync(join(state, 'identity.db')));
   });
 });
+
+describe('corral up --json --no-console', () => {
+  it('prints one JSON document when ready, with the admin password on first start, and serves the API without the console', async () => {
+    const state = join(root, 'json');
+    const up = startUp(state, ['--port', String(await freePort()), '--json', '--no-console']);
+    try {
+      await up.waitFor(/^}\n/m);
+      const ready = JSON.parse(up.stdout()) as { url: string; console: boolean; admin: { username: string; password?: string }; agent: { name: string }; node: { deviceId: string }; readyMs: number };
+      assert.equal(ready.console, false);
+      assert.equal(ready.admin.username, 'admin');
+      assert.ok(typeof ready.admin.password === 'string' && ready.admin.password.length >= 20);
+      assert.equal(ready.agent.name, 'invoice-bot');
+      assert.match(ready.node.deviceId, /^[0-9a-f]{64}$/);
+      const page = await fetch(ready.url);
+      assert.doesNotMatch(page.headers.get('content-type') ?? '', /html/);
+      await page.body?.cancel();
+    } finally {
+      assert.equal(await up.stop('SIGTERM'), 0);
+    }
+  });
+});
