@@ -65,6 +65,23 @@ describe('the console for admins, approvers and auditors', () => {
     });
   });
 
+  describe('audit explorer', () => {
+    it('pages through more records than one page holds, older and back to newer', async () => {
+      // 30 allowed commands: a decision and a result each, past the page of 50.
+      for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 10 }, (_, j) => runOnNode(stack, ['echo', `page-${i * 10 + j}`])));
+      await page.getByRole('link', { name: 'Audit' }).click();
+      const first = page.locator('tbody tr').first();
+      await first.waitFor();
+      const newest = Number(await first.getAttribute('data-seq'));
+      assert.equal(await page.locator('tbody tr').count(), 50);
+      await page.getByRole('button', { name: 'Older' }).click();
+      await page.locator(`tbody tr[data-seq="${newest - 50}"]`).waitFor();
+      assert.ok(Number(await page.locator('tbody tr').first().getAttribute('data-seq')) < newest - 49);
+      await page.getByRole('button', { name: 'Newer' }).click();
+      await page.locator(`tbody tr[data-seq="${newest}"]`).waitFor();
+    });
+  });
+
   describe('policies', () => {
     const withoutEcho = (text: string) => text.replace(/@id\("echo-allowed"\)[\s\S]*?Command::"echo"\);/, '');
 
@@ -80,6 +97,14 @@ describe('the console for admins, approvers and auditors', () => {
       await page.getByRole('alert').first().waitFor();
       assert.equal(await fetchPolicyHash(stack), before);
       await page.getByRole('button', { name: 'Discard changes' }).click();
+    });
+
+    it('runs the active set\'s test cases against the candidate', async () => {
+      await page.getByRole('button', { name: 'Test' }).click();
+      const summary = page.getByRole('status').filter({ hasText: /cases pass/ });
+      await summary.waitFor();
+      const [, passed, total] = /(\d+) of (\d+) cases pass/.exec(await summary.innerText()) ?? [];
+      assert.ok(Number(total) > 0 && passed === total, `${passed} of ${total}`);
     });
 
     it('replays recorded decisions under the candidate and shows which would change', async () => {

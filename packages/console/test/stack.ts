@@ -58,7 +58,7 @@ export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc'> = 
   const stateDir = join(root, 'state');
   mkdirSync(join(stateDir, 'policies'), { recursive: true });
   writeFileSync(join(stateDir, 'policies', 'run.cedar'), POLICY);
-  for (const f of readdirSync(EXAMPLE_POLICIES)) if (f.endsWith('.cedar') || f === 'entities.json') copyFileSync(join(EXAMPLE_POLICIES, f), join(stateDir, 'policies', f));
+  for (const f of readdirSync(EXAMPLE_POLICIES)) if (f.endsWith('.cedar') || f === 'entities.json' || f === 'cases.yaml') copyFileSync(join(EXAMPLE_POLICIES, f), join(stateDir, 'policies', f));
   const token = randomBytes(24).toString('base64url');
   const gw = await Gateway.start({ stateDir, token, port: 0, ...extra, consoleDir: await buildConsole(), approvalPollMs: 50 });
   const admin = { username: 'admin', password: randomBytes(12).toString('base64url') };
