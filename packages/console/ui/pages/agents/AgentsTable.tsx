@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api } from '../../api/client.ts';
 import type { Agent } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
-import { useAction } from '../../common/useAction.ts';
+import { useAction } from '../../hooks/use-action.ts';
 import { formatTime } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 

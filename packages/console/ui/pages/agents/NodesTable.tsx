@@ -1,7 +1,7 @@
 import { api } from '../../api/client.ts';
 import type { NodeEntry } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
-import { useAction } from '../../common/useAction.ts';
+import { useAction } from '../../hooks/use-action.ts';
 import { formatTime } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
 

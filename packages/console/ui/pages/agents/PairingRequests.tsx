@@ -1,6 +1,6 @@
 import { api } from '../../api/client.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
-import { useAction } from '../../common/useAction.ts';
+import { useAction } from '../../hooks/use-action.ts';
 import { formatTime } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 
