@@ -54,6 +54,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_APPROVAL_RESOLVED'
   /** The approval is for a different action than the one presented: never replayable. */
   | 'GATEWAY_APPROVAL_MISMATCH'
+  /** An approval receipt that is malformed, signed with another key, or whose signature does not verify. */
+  | 'GATEWAY_RECEIPT_INVALID'
   // ---- client side
   /** The connection closed, or could not be opened. */
   | 'GATEWAY_CONNECTION_CLOSED'

@@ -14,6 +14,8 @@ import { PolicyControl } from './http/policy-control.ts';
 import { Sessions } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
+import { PolicyGrants } from './approvals/grants.ts';
+import { ReceiptSigner } from './approvals/receipt.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
@@ -90,6 +92,8 @@ export class Gateway {
       };
       const invoker = new NodeInvoker(server, inventory, {
         approvals,
+        receipts: ReceiptSigner.open(db),
+        ...(policies ? { grants: new PolicyGrants(policies) } : {}),
         decide,
         ...(log ? { audit: append } : {}),
         ...(approvalTtlMs ? { approvalTtlMs } : {}),

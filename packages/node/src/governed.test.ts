@@ -101,7 +101,7 @@ describe('a governed system.run', () => {
     });
     const listed = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
     assert.deepEqual(listed.approvals.find((a) => a.id === requested.id)?.request.argv, ['printf', 'approved']);
-    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'allow-once' });
+    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'alice' } });
     assert.equal((await pending).payload.stdout, 'approved');
     await assert.rejects(run(operator, host.device.deviceId, ['printf', 'approved'], 300), deniedWith('APPROVAL_PENDING'));
   });
@@ -124,7 +124,7 @@ describe('a governed system.run', () => {
         resolve(p as { id: string });
       });
     });
-    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'deny' });
+    await operator.request('exec.approval.resolve', { id: requested.id, decision: 'deny', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'bob' } });
     await assert.rejects(pending, deniedWith('SYSTEM_RUN_DENIED'));
   });
 
@@ -257,7 +257,7 @@ describe('governed system.run faults', () => {
     operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
     const { approvals } = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
     assert.equal(approvals.length, 1);
-    await operator.request('exec.approval.resolve', { id: approvals[0]!.id, decision: 'allow-once' });
+    await operator.request('exec.approval.resolve', { id: approvals[0]!.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'alice' } });
     const deadline = Date.now() + 5_000;
     while (!gw.inventory.list().some((n) => n.connected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.equal((await run(operator, host.device.deviceId, ['printf', 'restart'])).payload.stdout, 'restart');

@@ -51,12 +51,13 @@ describe('approvals', () => {
     assert.throws(() => approvals.consume(a.id, digestOf('rm')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
-  it('records allow-always as a standing grant for that digest only', () => {
+  it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });
     approvals.resolve(a.id, 'allow-always', 'alice');
-    assert.equal(approvals.granted(digestOf('make test')), true);
-    assert.equal(approvals.granted(digestOf('make test; rm -rf /')), false);
+    assert.throws(() => approvals.consume(a.id, digestOf('make test; rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    assert.equal(approvals.consume(a.id, digestOf('make test')).status, 'used');
+    assert.throws(() => approvals.consume(a.id, digestOf('make test')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
   it('expires: a pending approval past its expiry can be neither resolved nor used', () => {

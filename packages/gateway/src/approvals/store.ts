@@ -1,8 +1,9 @@
 // Approvals for governed actions, kept in gateway.db so pending requests
 // survive a restart. Each approval is bound to the digest of one exact action
 // (exec/canonical.ts actionDigest), has an expiry, may need a quorum of
-// distinct approvers, and resolves allow-once (usable once, for that digest
-// only), allow-always (a standing grant for that digest) or deny.
+// distinct approvers, and resolves allow-once or allow-always (either is spent
+// on the one run that asked, for that digest only; allow-always also becomes a
+// Cedar grant in the policy set, approvals/grants.ts) or deny.
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
@@ -51,11 +52,6 @@ CREATE TABLE IF NOT EXISTS approvals (
   resolved_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
-CREATE TABLE IF NOT EXISTS approval_grants (
-  digest TEXT PRIMARY KEY,
-  approval_id TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
 `;
 
 export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
@@ -97,8 +93,7 @@ export class ApprovalStore {
 
   /**
    * One approver's decision. A deny from anyone denies. Allows count distinct
-   * approvers; at the quorum the approval is allowed (allow-always also
-   * records a standing grant for its digest). Throws GATEWAY_APPROVAL_NOT_FOUND,
+   * approvers; at the quorum the approval is allowed. Throws GATEWAY_APPROVAL_NOT_FOUND,
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
    */
   resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
@@ -116,7 +111,6 @@ export class ApprovalStore {
         const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
         if (approvers.length >= approval.quorum) {
           this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
-          if (decision === 'allow-always') this.#db.prepare('INSERT OR IGNORE INTO approval_grants (digest, approval_id, created_at) VALUES (?, ?, ?)').run(approval.digest, id, now);
         } else {
           this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
         }
@@ -130,9 +124,10 @@ export class ApprovalStore {
   }
 
   /**
-   * Spends an allowed approval on the action it was granted for. An
-   * allow-once approval is used up; the digest presented must equal the one
-   * approved. Throws GATEWAY_APPROVAL_MISMATCH (another action: never
+   * Spends an allowed approval on the action it was granted for, once; the
+   * digest presented must equal the one approved. (What allow-always allows
+   * afterwards is its Cedar grant, so removing the grant withdraws it.)
+   * Throws GATEWAY_APPROVAL_MISMATCH (another action: never
    * replayable), GATEWAY_APPROVAL_RESOLVED (denied or already used),
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_NOT_FOUND.
    */
@@ -141,10 +136,8 @@ export class ApprovalStore {
     if (!sameHex(approval.digest, digest)) throw new GatewayError('GATEWAY_APPROVAL_MISMATCH', 'the approval is for another action', { wire: { code: 'INVALID_REQUEST', message: 'approval does not match this command' } });
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired');
     if (approval.status !== 'allowed') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval is ${approval.status}`);
-    if (approval.decision === 'allow-once') {
-      const changed = this.#db.prepare("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
-      if (Number(changed) !== 1) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already used');
-    }
+    const changed = this.#db.prepare("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
+    if (Number(changed) !== 1) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already used');
     return this.get(id);
   }
 
@@ -154,14 +147,8 @@ export class ApprovalStore {
     return rows.map((r) => this.#expireIfDue(fromRow(r))).find((a) => a.status === 'pending' || a.status === 'allowed');
   }
 
-  /** Whether an allow-always grant covers exactly this digest. */
-  granted(digest: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM approval_grants WHERE digest = ?').get(digest) !== undefined;
-  }
-
   #expireIfDue(approval: Approval): Approval {
     if (approval.status !== 'pending' && approval.status !== 'allowed') return approval;
-    if (approval.status === 'allowed' && approval.decision === 'allow-always') return approval;
     if (this.#now() <= approval.expiresAtMs) return approval;
     this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status);
     return { ...approval, status: 'expired' };

@@ -25,9 +25,10 @@ export interface PrincipalRef {
 
 /**
  * Decides a canonical run. `decide` is the policy decision point's `decide`
- * (it may throw). Never throws.
+ * (it may throw); `digest` (the action digest) goes into each request's
+ * context, where an allow-always grant matches it. Never throws.
  */
-export function decideRun(decide: (input: unknown) => Decision, principal: PrincipalRef, run: CanonicalRun): RunDecision {
+export function decideRun(decide: (input: unknown) => Decision, principal: PrincipalRef, run: CanonicalRun, digest?: string): RunDecision {
   if (run.opaque) return { decision: 'deny', reason: `cannot tell what would run: ${run.opaqueReason ?? 'opaque command'}`, quorum: 0, policies: [], commands: run.commands.map((argv) => ({ argv, decision: 'deny' })) };
   const commands: RunDecision['commands'] = [];
   const policies = new Set<string>();
@@ -37,7 +38,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.commands) {
     let decision: Decision;
     try {
-      decision = decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: argv[0]! }, context: { argv } });
+      decision = decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: argv[0]! }, context: { argv, ...(digest ? { digest } : {}) } });
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
@@ -61,10 +62,10 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
  * takes from the snapshotted params. A request the schema refuses, or a
  * decision point that throws, denies. Never throws.
  */
-export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>): RunDecision {
+export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>, digest: string): RunDecision {
   let decision: Decision;
   try {
-    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: rule.context(params) });
+    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: { ...rule.context(params), digest } });
   } catch {
     return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: [] };
   }

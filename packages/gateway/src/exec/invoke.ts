@@ -6,6 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   validateExecApprovalGetParams,
+  validateExecApprovalGrantsRevokeParams,
   validateExecApprovalResolveParams,
   validateExecApprovalsNodeGetParams,
   validateExecApprovalsNodeSetParams,
@@ -14,6 +15,8 @@ import {
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
 import type { Decision } from '@corral/policy';
+import type { PolicyGrants } from '../approvals/grants.ts';
+import type { ApprovalReceipt, ReceiptSigner } from '../approvals/receipt.ts';
 import type { ApprovalStore, Approval, ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import type { NodeInventory } from '../nodes/inventory.ts';
@@ -31,6 +34,10 @@ const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
 
 export interface InvokerOptions {
   approvals: ApprovalStore;
+  /** Signs the receipt of every run an approval allowed (the node checks it; the audit log keeps it). */
+  receipts: ReceiptSigner;
+  /** Where allow-always approvals become Cedar grants; without it allow-always allows the one run only. */
+  grants?: PolicyGrants;
   /** The policy decision point's `decide`; absent (or throwing) means deny. */
   decide?: (input: unknown) => Decision;
   /** Where events go (packages/audit's `append`); a failed append fails the command closed. */
@@ -74,15 +81,47 @@ export class NodeInvoker {
     this.#register();
   }
 
-  /** Resolves an approval (CLI, HTTP API, RPC all come here or to the store directly) and wakes whoever waits for it. */
+  /**
+   * Resolves an approval (the HTTP API and the protocol come here; the CLI
+   * writes the store) and wakes whoever waits for it. `approver` is the
+   * authenticated human, as the caller established. An allow-always that
+   * reaches its quorum becomes a Cedar grant at once. Throws the store's
+   * GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID.
+   */
   resolveApproval(id: string, decision: ApprovalDecision, approver: string): Approval {
     const approval = this.#options.approvals.resolve(id, decision, approver);
-    void this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } });
+    this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } }).catch(() => {});
+    if (approval.status === 'allowed' && approval.decision === 'allow-always') void this.#grant(approval).catch(() => {});
     if (approval.status !== 'pending') {
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
       for (const wake of this.#approvalListeners.get(id) ?? []) wake();
     }
     return approval;
+  }
+
+  /**
+   * Withdraws an allow-always grant (`approval-ID`) from the active policy
+   * set, at once, and records who did. Returns upstream's outcome.
+   */
+  async revokeGrant(grantId: string, by: string): Promise<'revoked' | 'not-found'> {
+    const m = /^approval-([0-9a-f-]{36})$/.exec(grantId);
+    if (!m || !this.#options.grants?.remove(m[1]!)) return 'not-found';
+    await this.#audit({ actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: grantId } });
+    return 'revoked';
+  }
+
+  /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
+  async #grant(approval: Approval): Promise<void> {
+    const grants = this.#options.grants;
+    if (!grants) return;
+    let added = false;
+    let detail: string | undefined;
+    try {
+      added = grants.add(approval);
+    } catch (error) {
+      detail = (error as { code?: string }).code ?? 'error';
+    }
+    await this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id: `approval-${approval.id}` }, decision: { effect: 'allow', approval: approval.id }, outcome: { status: added ? 'success' : 'failure', ...(detail ? { detail } : added ? {} : { detail: 'the policy set changed meanwhile' }) }, details: { digest: approval.digest, approvers: approval.approvers } });
   }
 
   #register(): void {
@@ -114,9 +153,11 @@ export class NodeInvoker {
         // This node runs as soon as it reads the answer: the decision must be durable first.
         await authorized.recorded;
         const run = assessed.run!;
-        return { decision: 'allow', digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}) };
+        return { decision: 'allow', digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
       },
     });
+    // The key a Corral node pins to check the receipts of approved runs.
+    server.method('corral.receipt.key', { role: 'node', handler: () => ({ keyId: this.#options.receipts.keyId, publicKey: this.#options.receipts.publicKeyPem }) });
     server.method('corral.run.report', {
       role: 'node',
       handler: async (params, { peer }) => {
@@ -138,13 +179,22 @@ export class NodeInvoker {
     server.method('exec.approvals.node.set', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeSetParams, handler: (params, { peer }) => this.#nodePolicy('set', params as { nodeId: string; file?: unknown; baseHash?: unknown }, peer) });
     server.method('exec.approval.list', { role: 'operator', scopes: ['operator.approvals'], handler: () => ({ approvals: this.#options.approvals.list({ status: 'pending' }).map(view) }) });
     server.method('exec.approval.get', { role: 'operator', scopes: ['operator.approvals'], validate: validateExecApprovalGetParams, handler: (params) => view(this.#options.approvals.get((params as { id: string }).id)) });
+    server.method('exec.approval.grants.revoke', {
+      role: 'operator',
+      scopes: ['operator.approvals'],
+      validate: validateExecApprovalGrantsRevokeParams,
+      handler: async (params, { peer }) => {
+        if (peer.agent) throw wire('GATEWAY_ROLE_FORBIDDEN', { code: 'FORBIDDEN', message: 'an agent cannot change grants' });
+        return { outcome: await this.revokeGrant((params as { grantId: string }).grantId, peer.deviceId ? `device:${peer.deviceId}` : 'operator') };
+      },
+    });
     server.method('exec.approval.resolve', {
       role: 'operator',
       scopes: ['operator.approvals'],
       validate: validateExecApprovalResolveParams,
       handler: (params, { peer }) => {
-        const p = params as { id: string; decision: string; reviewer?: string };
-        const approver = peer.deviceId ? `device:${peer.deviceId}` : `operator:${p.reviewer ?? peer.client.displayName ?? peer.client.id}`;
+        const p = params as { id: string; decision: string; reviewer?: { channel: string; accountId: string; senderId: string } };
+        const approver = protocolApprover(peer, p.reviewer);
         try {
           return view(this.resolveApproval(p.id, p.decision as ApprovalDecision, approver));
         } catch (error) {
@@ -165,6 +215,7 @@ export class NodeInvoker {
     const governance = governanceOf(params.command);
     let commandParams: unknown = params.params ?? null;
     let approvalId: string | undefined;
+    let receipt: ApprovalReceipt | undefined;
     let recorded: Promise<void> = Promise.resolve();
 
     if (!governance) {
@@ -175,9 +226,10 @@ export class NodeInvoker {
       const assessed = this.#assess(principal, node.deviceId, params.command, governance, params.params);
       const authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
       approvalId = authorized.approvalId;
+      receipt = authorized.receipt;
       recorded = authorized.recorded;
-      // The node gets exactly what was decided, never the raw request.
-      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(approvalId ? { approvalDecision: 'allow-once' } : {}) };
+      // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
+      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(receipt ? { approvalDecision: receipt.decision, approvalReceipt: receipt } : {}) };
     }
 
     const id = randomUUID();
@@ -201,7 +253,7 @@ export class NodeInvoker {
         ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
         outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
         ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-        details: { invokeId: id, ...containedFacts(payload), ...(approvalId ? { approvalReceipt: this.#receipt(approvalId) } : {}) },
+        details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
       }),
     ]);
     if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
@@ -223,8 +275,9 @@ export class NodeInvoker {
       } catch (error) {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
-      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params) : NO_POLICY;
-      return { digest: actionDigest({ principal: who, nodeId, command, params }), verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
+      const digest = actionDigest({ principal: who, nodeId, command, params });
+      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params, digest) : NO_POLICY;
+      return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
     try {
@@ -232,9 +285,10 @@ export class NodeInvoker {
     } catch (error) {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
     }
-    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run) : NO_POLICY;
+    const digest = actionDigest({ principal: who, nodeId, command, run });
+    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run, digest) : NO_POLICY;
     return {
-      digest: actionDigest({ principal: who, nodeId, command, run }),
+      digest,
       verdict,
       resource: run.argv[0]!,
       subject: { command, argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: who },
@@ -252,7 +306,14 @@ export class NodeInvoker {
    * COMMAND_DENIED), APPROVAL_PENDING.
    */
   async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number): Promise<Authorized> {
-    const { digest, verdict } = assessed;
+    const { digest } = assessed;
+    // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never duplicated.
+    const open = assessed.verdict.decision === 'ask' ? this.#options.approvals.open(digest) : undefined;
+    // An allow-always grant for exactly this action is a permit that an asking
+    // policy outranks in Cedar's answer: it answers the ask, once the approval
+    // that made it has been spent (so its first run carries its receipt).
+    const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
+    const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
     const recorded = this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } });
     // An allow is recorded while the command is on its way to the node: the
     // caller awaits `recorded` before it sees any result (and fails closed if
@@ -260,11 +321,10 @@ export class NodeInvoker {
     // reported, without an fsync on the way in. Observed here so that an
     // early failure is not an unhandled rejection.
     recorded.catch(() => {});
-    if (verdict.decision === 'allow' || (verdict.decision === 'ask' && this.#options.approvals.granted(digest))) return { approvalId: undefined, recorded };
+    if (verdict.decision === 'allow') return { approvalId: undefined, receipt: undefined, recorded };
     await recorded;
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
-    // The same exact action already waiting (or approved and unused, e.g. across a restart) is reused, never duplicated.
-    let approval = this.#options.approvals.open(digest);
+    let approval = open;
     if (!approval) {
       approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
@@ -273,12 +333,16 @@ export class NodeInvoker {
     const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+    let spent: Approval;
     try {
-      this.#options.approvals.consume(approval.id, digest);
+      spent = this.#options.approvals.consume(approval.id, digest);
     } catch (error) {
       throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
-    return { approvalId: approval.id, recorded };
+    // Resolved outside this process (the CLI): its grant is added on first use.
+    if (spent.decision === 'allow-always') await this.#grant(spent);
+    const receipt = this.#options.receipts.sign({ v: 1, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs: Date.now(), principal: `${principal.type}::${principal.id}`, nodeId, command });
+    return { approvalId: approval.id, receipt, recorded };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -324,12 +388,6 @@ export class NodeInvoker {
     }
     if (typeof agentId === 'string' && agentId !== '') throw denied(command, 'an agent must connect with its own agent token');
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
-  }
-
-  /** The approval as it allowed this run: who approved which exact action, when. Sealed into the audit record (hash chain, signed checkpoints). */
-  #receipt(id: string): { id: string; digest: string; decision: string; approvers: string[]; quorum: number; resolvedAtMs: number } {
-    const a = this.#options.approvals.get(id);
-    return { id: a.id, digest: a.digest, decision: a.decision ?? 'allow-once', approvers: a.approvers, quorum: a.quorum, resolvedAtMs: a.resolvedAtMs ?? 0 };
   }
 
   /** A Corral agent named by a paired node's mapping of its gateway's agents; must be active. */
@@ -394,6 +452,8 @@ interface Assessed {
 /** A governed command cleared to run: the approval it spends, and the decision record's append (awaited before any result is reported). */
 interface Authorized {
   approvalId: string | undefined;
+  /** The signed receipt of the approval, sent to the node and kept in the audit record. */
+  receipt: ApprovalReceipt | undefined;
   recorded: Promise<void>;
 }
 
@@ -427,6 +487,23 @@ function actor(principal: PrincipalRef): AuditEventInput['actor'] {
 
 function wire(code: GatewayError['code'], shape: WireError, cause?: unknown): GatewayError {
   return new GatewayError(code, shape.message, { wire: shape, ...(cause !== undefined ? { cause } : {}) });
+}
+
+/**
+ * Who resolves an approval over the protocol: never an agent; an operator
+ * with a verified device proof is that device; one that holds only the shared
+ * gateway token must name the human as upstream's reviewer
+ * `{ channel, accountId, senderId }` (channel `corral`: the sender is the
+ * Corral user name; another channel's sender is recorded as `channel:sender`).
+ */
+function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: string; senderId: string } | undefined): string {
+  if (peer.agent) throw wire('GATEWAY_ROLE_FORBIDDEN', { code: 'FORBIDDEN', message: 'an agent cannot resolve approvals' });
+  if (peer.deviceId) return `device:${peer.deviceId}`;
+  const who = reviewer === undefined ? '' : reviewer.channel === 'corral' ? reviewer.senderId : `${reviewer.channel}:${reviewer.senderId}`;
+  if (who.trim() === '' || who.length > 200 || !who.isWellFormed() || /[\u0000-\u001f\u007f]/.test(who)) {
+    throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'with the gateway token, name the approver (reviewer.senderId)' });
+  }
+  return who;
 }
 
 /** The refusal code upstream callers know for a run (SYSTEM_RUN_DENIED), and Corral's for any other command. */

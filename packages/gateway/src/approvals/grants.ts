@@ -1,0 +1,93 @@
+// Allow-always as policy: approving an action "always" adds a Cedar permit to
+// the active policy set, in its own file `grants/approval-ID.cedar`, with an
+// @id naming the approval. It permits exactly that action (its digest, as
+// `context.digest`); forbids still win over it. Like any policy it is listed
+// with the set, goes live through the same atomic activation (no restart),
+// and is withdrawn by removing its file.
+import { GatewayError } from '../errors.ts';
+import type { Approval } from './store.ts';
+import { compileCandidate, type PolicyControl } from '../http/policy-control.ts';
+
+export const GRANTS_DIR = 'grants';
+
+/** The policy file of an approval's grant, relative to the policy directory. */
+export function grantFile(approvalId: string): string {
+  return `${GRANTS_DIR}/approval-${approvalId}.cedar`;
+}
+
+/** The Cedar text of the grant for an allowed allow-always approval. */
+export function grantPolicy(approval: Approval): string {
+  const principal = cedarEntity(String(approval.action.principal ?? ''));
+  const command = String(approval.action.command ?? '');
+  const what = Array.isArray(approval.action.argv) ? approval.action.argv : approval.action.params;
+  const approvers = approval.approvers.join(', ');
+  return [
+    `// Allowed always by ${printable(approvers)} at ${new Date(approval.resolvedAtMs ?? 0).toISOString()} (approval ${approval.id}).`,
+    `// Permits exactly one action on node ${printable(String(approval.action.nodeId ?? ''))}: ${printable(command)} ${printable(JSON.stringify(what ?? null))}`,
+    `// Withdraw it with exec.approval.grants.revoke (grantId approval-${approval.id}) or by removing this file from the set.`,
+    `@id(${JSON.stringify(`approval-${approval.id}`)})`,
+    `@reason(${JSON.stringify(printable(`allowed always by ${approvers}`))})`,
+    `permit (principal == ${principal}, action == Action::${JSON.stringify(command)}, resource)`,
+    `when { context has digest && context.digest == ${JSON.stringify(approval.digest)} };`,
+    '',
+  ].join('\n');
+}
+
+/** The grants in a policy directory's active set, kept as policy files through a PolicyControl. */
+export class PolicyGrants {
+  readonly #control: PolicyControl;
+  #index: { hash: string; byDigest: Map<string, string> } | undefined;
+
+  constructor(control: PolicyControl) {
+    this.#control = control;
+  }
+
+  /**
+   * Adds the grant of an allowed allow-always approval to the active set and
+   * activates it; returns whether the grant is active. Throws the policy
+   * package's POLICY_* when the set with the grant does not validate.
+   */
+  add(approval: Approval): boolean {
+    if (approval.status === 'pending' || approval.decision !== 'allow-always') return false;
+    const name = grantFile(approval.id);
+    const active = this.#control.active();
+    if (active.files.some((f) => f.name === name)) return true;
+    return this.#control.activate(compileCandidate([...active.files, { name, text: grantPolicy(approval) }]), active.hash);
+  }
+
+  /** Removes an approval's grant from the active set; returns whether one was removed. */
+  remove(approvalId: string): boolean {
+    const name = grantFile(approvalId);
+    const active = this.#control.active();
+    if (!active.files.some((f) => f.name === name)) return false;
+    return this.#control.activate(compileCandidate(active.files.filter((f) => f.name !== name)), active.hash);
+  }
+
+  /** The policy id of an active grant for exactly this digest, if any. */
+  covering(digest: string): string | undefined {
+    const active = this.#control.active();
+    if (this.#index?.hash !== active.hash) {
+      const byDigest = new Map<string, string>();
+      for (const f of active.files) {
+        const m = /^grants\/approval-([^/]+)\.cedar$/.exec(f.name);
+        const d = /context\.digest == "([0-9a-f]{64})"/.exec(f.text);
+        if (m && d) byDigest.set(d[1]!, `approval-${m[1]}`);
+      }
+      this.#index = { hash: active.hash, byDigest };
+    }
+    return this.#index.byDigest.get(digest);
+  }
+}
+
+/** `Agent::invoice-bot` (how approvals name principals) as a Cedar entity literal. */
+function cedarEntity(ref: string): string {
+  const at = ref.indexOf('::');
+  const type = ref.slice(0, at);
+  if (!['Agent', 'Human', 'Node'].includes(type)) throw new GatewayError('GATEWAY_INTERNAL', 'an approval names no principal');
+  return `${type}::${JSON.stringify(ref.slice(at + 2))}`;
+}
+
+/** Text safe inside a Cedar comment or string: printable ASCII only, so nothing can end the comment. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 500);
+}

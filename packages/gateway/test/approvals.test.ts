@@ -1,0 +1,163 @@
+// Approvals over the protocol: the approver is an authenticated party (never
+// an agent, never an anonymous token holder), every run an approval allowed
+// carries a receipt signed with the gateway's key, and allow-always becomes
+// a Cedar grant in the policy directory that permits exactly one action.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createDeviceIdentity } from '@corral/identity';
+import { Gateway, GatewayClient, grantFile, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
+import { auditEvents } from './audit-events.ts';
+import { pairedNodePeer, type NodePeer } from './node-peer.ts';
+
+const token = randomBytes(24).toString('base64url');
+const POLICY = `
+@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");
+@id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
+`;
+const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
+const reviewer = (senderId: string) => ({ channel: 'corral', accountId: 'example.com', senderId });
+
+describe('approvals over the protocol', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  let operator: GatewayClient;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  });
+  after(async () => {
+    await operator.close();
+    await node.close();
+    await gw.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const run = (client: GatewayClient, argv: string[], timeoutMs = 10_000) => client.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  /** Asks for `argv` (briefly) and returns the pending approval it created. */
+  async function pending(argv: string[]): Promise<string> {
+    await assert.rejects(run(operator, argv, 100), refusedWith('APPROVAL_PENDING'));
+    const approval = gw.approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
+    assert.ok(approval, 'an approval request');
+    return approval.id;
+  }
+
+  describe('who resolves', () => {
+    it('refuses a token-only operator that names nobody, and records the reviewer it names', async () => {
+      const id = await pending(['printf', 'who']);
+      await assert.rejects(operator.request('exec.approval.resolve', { id, decision: 'allow-once' }), (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST');
+      assert.equal(gw.approvals.get(id).status, 'pending');
+      await operator.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: reviewer('alice') });
+      assert.deepEqual(gw.approvals.get(id).approvers, ['alice']);
+    });
+
+    it('takes the verified device as the approver of a device-signed operator, whatever reviewer it claims', async () => {
+      const id = await pending(['printf', 'device']);
+      const device = createDeviceIdentity();
+      const signed = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.approvals'], device });
+      try {
+        await signed.request('exec.approval.resolve', { id, decision: 'deny', reviewer: reviewer('somebody-else') });
+      } finally {
+        await signed.close();
+      }
+      assert.deepEqual(gw.approvals.get(id).approvers, [`device:${device.deviceId}`]);
+    });
+
+    it('never lets an agent resolve an approval, not even its own request (FORBIDDEN)', async () => {
+      gw.identity.agents.create({ name: 'self-approver', process: 'ci', owner: 'owner@example.com', scopes: [] });
+      const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.approvals', 'operator.write'], agentToken: (await gw.identity.issueToken('self-approver')).token });
+      try {
+        await assert.rejects(agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'mine'] }, timeoutMs: 100, idempotencyKey: randomUUID() }), refusedWith('APPROVAL_PENDING'));
+        const id = gw.approvals.list({ status: 'pending' }).find((a) => a.action.principal === 'Agent::self-approver')!.id;
+        await assert.rejects(agent.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: reviewer('alice') }), (e: { wire?: { code?: string } }) => e.wire?.code === 'FORBIDDEN');
+        assert.equal(gw.approvals.get(id).status, 'pending');
+      } finally {
+        await agent.close();
+      }
+    });
+  });
+
+  describe('receipts', () => {
+    let receipt: ApprovalReceipt;
+    let digest: string;
+    let key: { keyId: string; publicKey: string };
+    before(async () => {
+      const id = await pending(['printf', 'receipt']);
+      digest = gw.approvals.get(id).digest;
+      gw.invoker.resolveApproval(id, 'allow-once', 'alice');
+      await run(operator, ['printf', 'receipt']);
+      receipt = node.received.at(-1)!.params.approvalReceipt as ApprovalReceipt;
+      key = (await node.client.request('corral.receipt.key', {})) as { keyId: string; publicKey: string };
+    });
+
+    it('sends the node a receipt that verifies under the key the node can pin, for exactly this action', () => {
+      const checked = verifyReceipt(receipt, key.publicKey, { digest, nodeId: node.device.deviceId });
+      assert.equal(checked.approvalId, receipt.approvalId);
+      assert.deepEqual(checked.approvers, ['alice']);
+      assert.equal(checked.decision, 'allow-once');
+      assert.equal(checked.keyId, key.keyId);
+    });
+
+    it('refuses a receipt whose approvers, decision or digest were changed (GATEWAY_RECEIPT_INVALID)', () => {
+      for (const forged of [{ ...receipt, approvers: ['mallory'] }, { ...receipt, decision: 'allow-always' }, { ...receipt, digest: 'a'.repeat(64) }, { ...receipt, signature: 'A'.repeat(86) }, { ...receipt, quorum: 2 }, null, 'receipt']) {
+        assert.throws(() => verifyReceipt(forged, key.publicKey, { digest: (forged as { digest?: string } | null)?.digest ?? digest, nodeId: node.device.deviceId }), { code: 'GATEWAY_RECEIPT_INVALID' });
+      }
+    });
+
+    it('refuses a genuine receipt for another action or another node (GATEWAY_APPROVAL_MISMATCH)', () => {
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest: 'b'.repeat(64), nodeId: node.device.deviceId }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest, nodeId: 'c'.repeat(64) }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    });
+
+    it('keeps the signed receipt in the audit record of the run', async () => {
+      const records = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && (e.details?.approvalReceipt as { approvalId?: string } | undefined)?.approvalId === receipt.approvalId);
+      assert.equal(records.length, 1);
+      assert.equal((records[0]!.details!.approvalReceipt as { signature: string }).signature, receipt.signature);
+    });
+  });
+
+  describe('allow-always', () => {
+    let id: string;
+    before(async () => {
+      id = await pending(['printf', 'always']);
+      gw.invoker.resolveApproval(id, 'allow-always', 'alice');
+      await run(operator, ['printf', 'always']);
+    });
+
+    it('writes a Cedar grant named after the approval into the policy directory, permitting exactly that digest', () => {
+      const file = join(state, 'policies', grantFile(id));
+      assert.ok(existsSync(file));
+      const text = readFileSync(file, 'utf8');
+      assert.match(text, new RegExp(`@id\\("approval-${id}"\\)`));
+      assert.match(text, new RegExp(`context\\.digest == "${gw.approvals.get(id).digest}"`));
+    });
+
+    it('then runs the same action without asking, live (no restart), and says which grant allowed it', async () => {
+      const before = gw.approvals.list({ status: 'pending' }).length;
+      await run(operator, ['printf', 'always'], 2_000);
+      assert.equal(gw.approvals.list({ status: 'pending' }).length, before);
+      const decided = (await auditEvents(state)).filter((e) => e.action === 'node.invoke.decide').at(-1)!;
+      assert.deepEqual(decided.decision?.policies, [`approval-${id}`]);
+    });
+
+    it('never covers another command, or the same one with another chained to it', async () => {
+      await assert.rejects(run(operator, ['printf', 'always', 'more'], 100), refusedWith('APPROVAL_PENDING'));
+      await assert.rejects(run(operator, ['sh', '-c', 'printf always; rm -rf /'], 100), refusedWith('SYSTEM_RUN_DENIED'));
+    });
+
+    it('is withdrawn by removing the grant: the action asks again', async () => {
+      assert.deepEqual(await operator.request('exec.approval.grants.revoke', { grantId: `approval-${id}` }), { outcome: 'revoked' });
+      assert.deepEqual(await operator.request('exec.approval.grants.revoke', { grantId: `approval-${id}` }), { outcome: 'not-found' });
+      assert.equal(existsSync(join(state, 'policies', grantFile(id))), false);
+      await assert.rejects(run(operator, ['printf', 'always'], 100), refusedWith('APPROVAL_PENDING'));
+    });
+  });
+});
