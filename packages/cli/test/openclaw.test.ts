@@ -84,6 +84,8 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
       modelBaseUrl: model.baseUrl.replace('127.0.0.1', MODEL_HOST),
       modelId: 'scripted',
       egressHosts: { [MODEL_HOST]: '127.0.0.1' },
+      // A loaded machine (the whole suite in parallel) can take minutes to start OpenClaw.
+      readyTimeoutMs: 300_000,
       pairOnControlPlane: async (deviceId) => {
         const deadline = Date.now() + 10_000;
         while (!gateway.identity.nodes.find(deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

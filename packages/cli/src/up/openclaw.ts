@@ -321,7 +321,7 @@ async function operatorCli(entry: string, url: string, token: string, args: stri
 
 /** Approves the node's command surface with `openclaw nodes approve`, once its request is pending. */
 async function approveNode(options: { entry: string; url: string; token: string; deviceId: string }): Promise<void> {
-  const deadline = performance.now() + 60_000;
+  const deadline = performance.now() + 120_000;
   for (;;) {
     const pending = await operatorCli(options.entry, options.url, options.token, ['nodes', 'pending', '--json']);
     let requests: Array<{ requestId?: string; nodeId?: string }> = [];
@@ -343,7 +343,7 @@ async function approveNode(options: { entry: string; url: string; token: string;
 
 /** Waits until OpenClaw lists the node as connected with system.run (it reconnects once approved). */
 async function waitForExecNode(entry: string, url: string, token: string, deviceId: string): Promise<void> {
-  const deadline = performance.now() + 60_000;
+  const deadline = performance.now() + 120_000;
   for (;;) {
     const status = await operatorCli(entry, url, token, ['nodes', 'status', '--json']);
     try {
