@@ -27,14 +27,20 @@ export function Activity() {
   const [error, setError] = useState<Error>();
   const [ready, setReady] = useState(false);
 
+  const onRecord = useCallback((event: ActivityEvent) => setEvents((shown) => merge([event], shown)), []);
+  const stream = useEventStream<ActivityEvent>(api.activityStreamUrl(filter), 'record', onRecord);
+  const live = stream === 'open';
+
+  // The latest page is fetched when the filter changes and again each time the
+  // stream (re)opens: whatever happened before the stream was listening is in
+  // that page, so nothing falls between the two.
   useEffect(() => {
     let current = true;
-    setReady(false);
     api.activity(filter).then(
       (page) => {
         if (!current) return;
-        setEvents((live) => merge(live, page.items));
-        setNextBefore(page.nextBefore);
+        setEvents((shown) => merge(shown, page.items));
+        setNextBefore((before) => before ?? page.nextBefore);
         setError(undefined);
         setReady(true);
       },
@@ -42,12 +48,15 @@ export function Activity() {
     );
     return () => {
       current = false;
-      setEvents([]);
     };
-  }, [filter]);
+  }, [filter, live]);
 
-  const onRecord = useCallback((event: ActivityEvent) => setEvents((shown) => merge([event], shown)), []);
-  const stream = useEventStream<ActivityEvent>(api.activityStreamUrl(filter), 'record', onRecord);
+  function changeFilter(next: ActivityFilter) {
+    setEvents([]);
+    setNextBefore(null);
+    setReady(false);
+    setFilter(next);
+  }
 
   async function older() {
     if (nextBefore === null) return;
@@ -68,7 +77,7 @@ export function Activity() {
           {stream === 'open' ? 'live' : stream}
         </span>
       </div>
-      <ActivityFilters value={filter} onChange={setFilter} />
+      <ActivityFilters value={filter} onChange={changeFilter} />
       <ErrorNote error={error} />
       {ready && events.length === 0 ? <p className="muted">No activity matches.</p> : <EventTable events={events} caption="Activity, newest first" />}
       {nextBefore !== null && (

@@ -13,7 +13,7 @@ import { CheckResults, type Result } from './CheckResults.tsx';
 export function Policies({ user }: { user: User }) {
   const active = useLoad(() => api.policies(), []);
   const [candidate, setCandidate] = useState<PolicyFile[]>([]);
-  const [selected, setSelected] = useState(0);
+  const [selected, setSelected] = useState('');
   const [result, setResult] = useState<Result>();
   const [error, setError] = useState<Error>();
   const [busy, setBusy] = useState(false);
@@ -24,7 +24,7 @@ export function Policies({ user }: { user: User }) {
   }, [active.data]);
 
   const changed = active.data !== undefined && candidate.some((f, i) => f.text !== active.data?.files[i]?.text);
-  const file = candidate[selected];
+  const file = candidate.find((f) => f.name === selected) ?? candidate[0];
 
   async function check(run: () => Promise<Result>) {
     setBusy(true);
@@ -57,7 +57,7 @@ export function Policies({ user }: { user: User }) {
             <ul>
               {candidate.map((f, i) => (
                 <li key={f.name}>
-                  <button type="button" aria-current={i === selected ? 'true' : undefined} onClick={() => setSelected(i)}>
+                  <button type="button" aria-current={f.name === file?.name ? 'true' : undefined} onClick={() => setSelected(f.name)}>
                     {f.name}
                     {f.text !== active.data?.files[i]?.text ? ' •' : ''}
                   </button>
@@ -76,7 +76,7 @@ export function Policies({ user }: { user: User }) {
                   rows={Math.min(30, Math.max(10, file.text.split('\n').length + 1))}
                   onChange={(e) => {
                     const text = e.target.value;
-                    setCandidate((files) => files.map((f, i) => (i === selected ? { ...f, text } : f)));
+                    setCandidate((files) => files.map((f) => (f.name === file.name ? { ...f, text } : f)));
                     setResult(undefined);
                   }}
                 />
