@@ -9,7 +9,7 @@ import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
 import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts';
 import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
-import { canonicalEvent, normalizeEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
+import { checkedEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
@@ -155,8 +155,7 @@ export class AuditLog {
     let event: AuditEvent;
     let body: string;
     try {
-      event = normalizeEvent(input, this.#now);
-      body = canonicalEvent(event);
+      ({ event, body } = checkedEvent(input, this.#now));
     } catch (error) {
       return Promise.reject(error);
     }

@@ -32,6 +32,21 @@ export function canonicalize(value: unknown): string {
   }
 }
 
+/**
+ * True when `value`, found `depth` levels inside a document, is JSON that
+ * RFC 8785 accepts with every object's members already in order: then
+ * ECMAScript's JSON.stringify writes its canonical bytes. False otherwise
+ * (canonicalize() then sorts it, or names what it refuses).
+ */
+export function inCanonicalOrder(value: unknown, depth: number): boolean {
+  try {
+    return order(value, depth) === value;
+  } catch (error) {
+    if (error instanceof Refusal) return false;
+    throw error;
+  }
+}
+
 const INTEGER_KEYS = Symbol('integer keys');
 const INTEGER_LIKE = /^(?:0|[1-9][0-9]*)$/;
 

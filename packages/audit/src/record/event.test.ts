@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { canonicalize, type JsonValue } from './canonical.ts';
 import { GENESIS_PREV, parseRecord, recordBytes } from './envelope.ts';
-import { canonicalEvent, digestOf, normalizeEvent, type AuditEventInput } from './event.ts';
+import { canonicalEvent, checkedEvent, digestOf, normalizeEvent, type AuditEventInput } from './event.ts';
 
 describe('normalizeEvent', () => {
   it('keeps every part of a full event and writes time as ISO 8601 UTC', () => {
@@ -57,6 +57,38 @@ describe('normalizeEvent', () => {
       assert.deepEqual(e.context?.redacted, ['body.text']);
       assert.doesNotMatch(canonicalEvent(e), /secret/);
     });
+  });
+});
+
+describe('checkedEvent', () => {
+  const digest = fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256:${h}`);
+  const names = fc.string({ minLength: 1 }).filter((k) => k !== '__proto__');
+  it('writes the bytes canonicalize() writes, whatever the order of details, payload and digest names (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.string({ minLength: 1 }), fc.jsonValue()),
+        fc.option(fc.jsonValue(), { nil: undefined }),
+        fc.dictionary(names, digest),
+        (details, payload, inputs) => {
+          const input = { ...sampleEvent(1), details: details as { [key: string]: JsonValue }, context: { inputs, ...(payload === undefined ? {} : { payload: payload as JsonValue }) } };
+          const { event, body } = checkedEvent(input);
+          assert.equal(body, canonicalize(event));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+  it('orders digest names the RFC 8785 way, integer-like names included', () => {
+    const d = digestOf('x');
+    const { body } = checkedEvent({ ...sampleEvent(0), context: { inputs: { zeta: d, '10': d, alpha: d, '9': d } } });
+    assert.match(body, new RegExp(`"inputs":\\{"10":"${d}","9":"${d}","alpha":"${d}","zeta":"${d}"\\}`));
+  });
+  it('refuses details that are not JSON (a NaN) with AUDIT_EVENT_INVALID', () => {
+    assert.throws(() => checkedEvent({ ...sampleEvent(0), details: { n: Number.NaN } }), { code: 'AUDIT_EVENT_INVALID' });
+  });
+  it('refuses an event over 64 KiB with AUDIT_EVENT_INVALID, counting UTF-8 bytes', () => {
+    assert.throws(() => checkedEvent({ ...sampleEvent(0), details: { blob: '€'.repeat(22_000) } }), { code: 'AUDIT_EVENT_INVALID' });
+    assert.doesNotThrow(() => checkedEvent({ ...sampleEvent(0), details: { blob: 'x'.repeat(60_000) } }));
   });
 });
 

@@ -1,7 +1,7 @@
 // The audit event: who did what, to what, under which decision, with what data.
 import { createHash } from 'node:crypto';
 import { AuditError, type EventIssue } from '../errors.ts';
-import { canonicalize, type JsonValue } from './canonical.ts';
+import { canonicalize, inCanonicalOrder, type JsonValue } from './canonical.ts';
 
 /** Version of the record format this code writes (the envelope's `v`). */
 export const RECORD_VERSION = 1;
@@ -106,33 +106,6 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   if (typeof input !== 'object' || input === null) {
     throw new AuditError('AUDIT_EVENT_INVALID', 'event must be an object', { issues: [{ field: '', message: 'not an object' }] });
   }
-  const text = (field: string, v: unknown, max = MAX_TEXT): string | undefined => {
-    if (typeof v !== 'string' || v.length === 0) return bad(field, 'must be a non-empty string'), undefined;
-    if (v.length > max) return bad(field, `must be at most ${max} characters`), undefined;
-    if (!v.isWellFormed()) return bad(field, 'holds a lone surrogate'), undefined;
-    return v;
-  };
-  const principal = (field: string, v: unknown): Principal | undefined => {
-    if (typeof v !== 'object' || v === null) return bad(field, 'must be an object with kind and id'), undefined;
-    const p = v as Record<string, unknown>;
-    if (typeof p.kind !== 'string' || !PRINCIPAL_KINDS.includes(p.kind)) bad(`${field}.kind`, `must be one of ${PRINCIPAL_KINDS.join(', ')}`);
-    const id = text(`${field}.id`, p.id, 512);
-    return { id: id as string, kind: p.kind as PrincipalKind };
-  };
-  const digests = (field: string, v: unknown): Record<string, string> | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad(field, 'must map names to sha256:<hex> digests'), undefined;
-    const out: Record<string, string> = {};
-    for (const [k, d] of Object.entries(v)) {
-      if (k === '__proto__') {
-        bad(`${field}.${k}`, 'is not a usable name');
-        continue;
-      }
-      if (typeof d !== 'string' || !DIGEST.test(d)) bad(`${field}.${k}`, 'must be sha256:<64 lowercase hex>');
-      else out[k] = d;
-    }
-    return out;
-  };
 
   let time: string;
   const t = input.time ?? now();
@@ -147,9 +120,9 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   }
 
   const actorIn = input.actor as unknown;
-  const actor = principal('actor', actorIn) as Actor | undefined;
+  const actor = checkPrincipal(issues, 'actor', actorIn) as Actor | undefined;
   if (actor && typeof actorIn === 'object' && actorIn !== null && (actorIn as Actor).onBehalfOf !== undefined) {
-    const behalf = principal('actor.onBehalfOf', (actorIn as Actor).onBehalfOf);
+    const behalf = checkPrincipal(issues, 'actor.onBehalfOf', (actorIn as Actor).onBehalfOf);
     if (behalf) actor.onBehalfOf = behalf;
   }
   if (typeof input.action !== 'string' || !ACTION.test(input.action) || input.action.length > 128) {
@@ -160,7 +133,7 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   if (typeof resIn !== 'object' || resIn === null) bad('resource', 'must be an object with kind and id');
   else {
     const r = resIn as Record<string, unknown>;
-    resource = { id: text('resource.id', r.id) ?? '', kind: text('resource.kind', r.kind, 128) ?? '' };
+    resource = { id: checkText(issues, 'resource.id', r.id, MAX_TEXT) ?? '', kind: checkText(issues, 'resource.kind', r.kind, 128) ?? '' };
   }
 
   // Members are added in RFC 8785 order (action, actor, context, decision,
@@ -172,8 +145,8 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     if (typeof c !== 'object' || c === null) bad('context', 'must be an object');
     else {
       const context: NonNullable<AuditEvent['context']> = {};
-      const inputs = digests('context.inputs', c.inputs);
-      const outputs = digests('context.outputs', c.outputs);
+      const inputs = checkDigests(issues, 'context.inputs', c.inputs);
+      const outputs = checkDigests(issues, 'context.outputs', c.outputs);
       if (inputs) context.inputs = inputs;
       if (outputs) context.outputs = outputs;
       if (c.payload !== undefined) {
@@ -198,14 +171,14 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     if (typeof d !== 'object' || d === null) bad('decision', 'must be an object');
     else {
       const decision = {} as Decision;
-      if (d.approval !== undefined) decision.approval = text('decision.approval', d.approval, 512) ?? '';
+      if (d.approval !== undefined) decision.approval = checkText(issues, 'decision.approval', d.approval, 512) ?? '';
       decision.effect = d.effect as Effect;
       if (typeof d.effect !== 'string' || !EFFECTS.includes(d.effect)) bad('decision.effect', `must be one of ${EFFECTS.join(', ')}`);
       if (d.policies !== undefined) {
         if (!Array.isArray(d.policies)) bad('decision.policies', 'must be a list of policy ids');
-        else decision.policies = d.policies.map((p, i) => text(`decision.policies[${i}]`, p, 512) ?? '');
+        else decision.policies = d.policies.map((p, i) => checkText(issues, `decision.policies[${i}]`, p, 512) ?? '');
       }
-      if (d.reason !== undefined) decision.reason = text('decision.reason', d.reason) ?? '';
+      if (d.reason !== undefined) decision.reason = checkText(issues, 'decision.reason', d.reason, MAX_TEXT) ?? '';
       event.decision = decision;
     }
   }
@@ -214,14 +187,14 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     if (typeof input.details !== 'object' || input.details === null || Array.isArray(input.details)) bad('details', 'must be an object');
     else event.details = input.details;
   }
-  if (input.node !== undefined) event.node = text('node', input.node, 512) ?? '';
+  if (input.node !== undefined) event.node = checkText(issues, 'node', input.node, 512) ?? '';
   let checkedOutcome: Outcome | undefined;
   if (input.outcome !== undefined) {
     const o = input.outcome as unknown as Record<string, unknown>;
     if (typeof o !== 'object' || o === null) bad('outcome', 'must be an object');
     else {
       const outcome = {} as Outcome;
-      if (o.detail !== undefined) outcome.detail = text('outcome.detail', o.detail) ?? '';
+      if (o.detail !== undefined) outcome.detail = checkText(issues, 'outcome.detail', o.detail, MAX_TEXT) ?? '';
       if (o.exitCode !== undefined) {
         if (!Number.isSafeInteger(o.exitCode)) bad('outcome.exitCode', 'must be an integer');
         else outcome.exitCode = o.exitCode as number;
@@ -244,6 +217,34 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   return event;
 }
 
+function checkText(issues: EventIssue[], field: string, v: unknown, max: number): string | undefined {
+  if (typeof v !== 'string' || v.length === 0) return void issues.push({ field, message: 'must be a non-empty string' });
+  if (v.length > max) return void issues.push({ field, message: `must be at most ${max} characters` });
+  if (!v.isWellFormed()) return void issues.push({ field, message: 'holds a lone surrogate' });
+  return v;
+}
+
+function checkPrincipal(issues: EventIssue[], field: string, v: unknown): Principal | undefined {
+  if (typeof v !== 'object' || v === null) return void issues.push({ field, message: 'must be an object with kind and id' });
+  const p = v as Record<string, unknown>;
+  if (typeof p.kind !== 'string' || !PRINCIPAL_KINDS.includes(p.kind)) issues.push({ field: `${field}.kind`, message: `must be one of ${PRINCIPAL_KINDS.join(', ')}` });
+  const id = checkText(issues, `${field}.id`, p.id, 512);
+  return { id: id as string, kind: p.kind as PrincipalKind };
+}
+
+function checkDigests(issues: EventIssue[], field: string, v: unknown): Record<string, string> | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return void issues.push({ field, message: 'must map names to sha256:<hex> digests' });
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(v)) {
+    const d = (v as Record<string, unknown>)[k];
+    if (k === '__proto__') issues.push({ field: `${field}.${k}`, message: 'is not a usable name' });
+    else if (typeof d !== 'string' || !DIGEST.test(d)) issues.push({ field: `${field}.${k}`, message: 'must be sha256:<64 lowercase hex>' });
+    else out[k] = d;
+  }
+  return out;
+}
+
 /**
  * Canonical JSON of a normalised event (RFC 8785), checked against MAX_EVENT_BYTES.
  *
@@ -254,9 +255,36 @@ export function canonicalEvent(event: AuditEvent): string {
   try {
     body = canonicalize(event);
   } catch (error) {
-    throw new AuditError('AUDIT_EVENT_INVALID', `invalid audit event: ${(error as Error).message}`, { cause: error, issues: [{ field: 'details', message: (error as Error).message }] });
+    throw notCanonical(error);
   }
-  if (Buffer.byteLength(body) > MAX_EVENT_BYTES) {
+  return checkSize(body);
+}
+
+/**
+ * normalizeEvent, then canonicalEvent, in one step (what append() does for
+ * each event). Members other than `details` and `context` (a payload, and
+ * digest maps keyed by the caller's names) were just built by normalizeEvent,
+ * in RFC 8785 order, from checked strings and integers; so when those two are
+ * in order too, the event is serialised as it stands, without walking the
+ * rest again.
+ *
+ * @throws AuditError AUDIT_EVENT_INVALID.
+ */
+export function checkedEvent(input: AuditEventInput, now: () => Date = () => new Date()): { event: AuditEvent; body: string } {
+  const event = normalizeEvent(input, now);
+  // Both sit one level into the event, as canonicalize() counts depth.
+  const ordered = (event.details === undefined || inCanonicalOrder(event.details, 1)) && (event.context === undefined || inCanonicalOrder(event.context, 1));
+  if (!ordered) return { event, body: canonicalEvent(event) };
+  return { event, body: checkSize(JSON.stringify(event)) };
+}
+
+function notCanonical(error: unknown): AuditError {
+  return new AuditError('AUDIT_EVENT_INVALID', `invalid audit event: ${(error as Error).message}`, { cause: error, issues: [{ field: 'details', message: (error as Error).message }] });
+}
+
+function checkSize(body: string): string {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: short bodies need no count.
+  if (body.length * 3 > MAX_EVENT_BYTES && Buffer.byteLength(body) > MAX_EVENT_BYTES) {
     throw new AuditError('AUDIT_EVENT_INVALID', `invalid audit event: larger than ${MAX_EVENT_BYTES} bytes`, { issues: [{ field: '', message: 'too large' }] });
   }
   return body;

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (size BIGINT PRIMARY KEY, root BYTE
 `;
 /** Advisory lock key that serialises schema creation between writers. */
 const INIT_LOCK = 0x636f7272616c;
+const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/database */
@@ -111,14 +112,14 @@ export class PostgresStore implements AuditStore {
   }
 
   async head(): Promise<LogHead> {
-    return this.#run(async (c) => headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1'), this.where));
+    return this.#run(async (c) => headFrom(await c.query(HEAD_SQL), this.where));
   }
 
   async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
     return this.#run(async (c) => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
-        const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1'), this.where);
+        const head = headFrom(await c.query(HEAD_SQL), this.where);
         const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
         const last = rows.find((r) => Number(r.seq) === head.size - 1);
         return { head, last: last ? fromRow(last) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
@@ -158,25 +159,36 @@ export class PostgresStore implements AuditStore {
     this.#committing = false;
   }
 
+  /**
+   * One append transaction in as few round trips as the protocol allows:
+   * BEGIN with the head's row lock; the rows, the new head and any checkpoint
+   * in one statement (or COPY, then one); COMMIT.
+   */
   async #appendOne(request: AppendRequest): Promise<AppendResult> {
     const config = this.#writer;
     if (!config) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
-    return this.#tx(async (c) => {
-      const head = headFrom(await c.query('SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1 FOR UPDATE'), this.where);
-      const { batch: out, result } = buildBatch(head, request, config, Date.now());
-      const rs = out.records;
-      if (rs.length >= COPY_FROM) await copyRecords(c, rs);
-      else if (rs.length > 0) await insertRecords(c, rs);
-      const h = out.head;
-      await c.query(
-        "UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1",
-        [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs],
-      );
-      if (out.checkpoint) {
-        const k = out.checkpoint;
-        await c.query("INSERT INTO audit_checkpoints (size, root, time, key_id, signature) VALUES ($1, decode($2, 'hex'), $3, $4, $5)", [k.size, k.root, k.time, k.keyId, k.signature]);
+    return this.#run(async (c) => {
+      try {
+        const begun = (await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`)) as unknown as pg.QueryResult[];
+        const { batch, result } = buildBatch(headFrom(begun[1] as pg.QueryResult, this.where), request, config, Date.now());
+        const rs = batch.records;
+        const small = rs.length < COPY_FROM;
+        if (!small) await copyRecords(c, rs);
+        const h = batch.head;
+        const k = batch.checkpoint;
+        await c.query(
+          `WITH ${small ? `${INSERT_UNNEST}, ` : ''}checkpoint AS (
+             INSERT INTO audit_checkpoints (size, root, time, key_id, signature)
+             SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL)
+           UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1`,
+          [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
+        );
+        await c.query('COMMIT');
+        return result;
+      } catch (error) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw error;
       }
-      return result;
     });
   }
 
@@ -287,13 +299,14 @@ export function postgresWhere(url: string): string {
 /** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
 const COPY_FROM = 128;
 
-async function insertRecords(client: pg.PoolClient, rs: readonly StoredRecord[]): Promise<void> {
-  await client.query(
-    `INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
-     SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
-     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS x(s, t, p, h, n, b)`,
-    [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)],
-  );
+/** Inserting a small batch inside the head's UPDATE statement: parameters $11–$16 are the columns as arrays. */
+const INSERT_UNNEST = `rows AS (
+  INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
+  SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
+  FROM unnest($11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[]) AS x(s, t, p, h, n, b))`;
+
+function unnestArgs(rs: readonly StoredRecord[]): unknown[] {
+  return [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)];
 }
 
 /**

@@ -66,7 +66,7 @@ export class BatchWriter {
    */
   transaction<T>(work: (head: LogHead) => T): T {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
-    for (let wait = 0.1; ; wait = Math.min(wait * 2, 2)) {
+    for (let wait = 0.5; ; wait = Math.min(wait * 2, 4)) {
       try {
         this.#db.exec('BEGIN IMMEDIATE');
         break;
