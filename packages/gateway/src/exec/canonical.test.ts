@@ -72,6 +72,35 @@ describe('canonicalRun', () => {
     for (const wrapper of [['sudo', 'rm'], ['xargs', 'rm'], ['timeout', '5', 'rm'], ['nohup', 'rm']]) assert.equal(canonicalRun({ command: wrapper }).opaque, true, wrapper.join(' '));
   });
 
+  it('marks wrappers that run another program opaque: nice, ionice, stdbuf, setsid, chroot, nsenter, pkexec, ssh, systemd-run', () => {
+    for (const wrapper of [['nice', '-n', '5', 'rm'], ['ionice', 'rm'], ['stdbuf', '-oL', 'rm'], ['setsid', 'rm'], ['chroot', '/', 'rm'], ['nsenter', '-t', '1', 'rm'], ['pkexec', 'rm'], ['ssh', 'host', 'rm'], ['systemd-run', 'rm'], ['/usr/bin/timeout', '5', 'rm']]) {
+      assert.equal(canonicalRun({ command: wrapper }).opaque, true, wrapper.join(' '));
+    }
+  });
+
+  it('marks find with -exec, -execdir, -ok or -okdir opaque, and keeps a plain find as it is', () => {
+    for (const option of ['-exec', '-execdir', '-ok', '-okdir']) assert.equal(canonicalRun({ command: ['find', '.', option, 'rm', '{}', ';'] }).opaque, true, option);
+    assert.equal(canonicalRun({ command: ['find', '.', '-name', '*.log'] }).opaque, false);
+  });
+
+  it('marks a run opaque when its environment changes what runs (PATH, LD_PRELOAD, BASH_ENV…), set directly, through env or inside a payload', () => {
+    for (const env of [{ PATH: '/tmp/evil' }, { LD_PRELOAD: '/tmp/x.so' }, { BASH_ENV: '/tmp/x.sh' }, { ENV: '/tmp/x.sh' }, { PS4: '$(rm -rf /)' }, { GIT_SSH_COMMAND: 'rm -rf /' }, { BASH_FUNC_ls: '() { rm; }' }]) {
+      assert.equal(canonicalRun({ command: ['ls'], env }).opaque, true, Object.keys(env)[0]);
+    }
+    assert.equal(canonicalRun({ command: ['env', 'LD_PRELOAD=/tmp/x.so', 'ls'] }).opaque, true);
+    assert.equal(canonicalRun({ command: ['sh', '-c', 'env BASH_ENV=/tmp/x.sh bash -c ls'] }).opaque, true);
+    assert.equal(canonicalRun({ command: ['ls'], env: { LANG: 'C.UTF-8', TZ: 'UTC' } }).opaque, false);
+  });
+
+  it('marks a shell opaque when options follow -c (the payload is then not the next word)', () => {
+    assert.equal(canonicalRun({ command: ['bash', '-c', '-x', 'rm -rf /'] }).opaque, true);
+    assert.equal(canonicalRun({ command: ['sh', '-c', '+e', 'rm -rf /'] }).opaque, true);
+  });
+
+  it('keeps a backslash inside double quotes unless it escapes $ ` " \\ or a newline, as the shell does', () => {
+    assert.deepEqual(canonicalRun({ command: ['sh', '-c', '"\\l\\s" "a\\"b" "c\\\\d"'] }).commands, [['\\l\\s', 'a"b', 'c\\d']]);
+  });
+
   it('refuses an argv that is empty, not strings, or holds NUL (GATEWAY_PARAMS_INVALID)', () => {
     assert.throws(() => canonicalRun({ command: [] }), { code: 'GATEWAY_PARAMS_INVALID' });
     assert.throws(() => canonicalRun({ command: ['ls', 1 as unknown as string] }), { code: 'GATEWAY_PARAMS_INVALID' });

@@ -34,7 +34,12 @@ export interface CanonicalRun {
 
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busybox']);
 /** Programs whose arguments name another program to run: deciding on them alone would decide nothing. */
-const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox']);
+const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh']);
+/** Options with which a program runs another one named in its arguments. */
+const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']) };
+/** Environment variables that change which code a program runs (a search path, a preloaded library, a startup file, a helper program). */
+const EXECUTION_ENV = new Set(['PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_PAGER', 'GIT_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_ASKPASS', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_PARAMETERS', 'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS']);
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -48,8 +53,9 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const env = snapshotEnv(request.env);
   const cwd = request.cwd === undefined || request.cwd === null ? null : String(request.cwd);
   const unwrapped = unwrapEnv(argv, env);
-  const { commands, opaqueReason } = expand(unwrapped.argv, 0);
-  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands, opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
+  const expanded = expand(unwrapped.argv, 0);
+  const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason;
+  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
 }
 
 /**
@@ -95,6 +101,12 @@ function sortKeys(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** Why the environment makes a run opaque: it sets a variable that changes what code runs. */
+function executionEnv(env: Record<string, string>): string | undefined {
+  const name = Object.keys(env).find((k) => EXECUTION_ENV.has(k) || EXECUTION_ENV_PREFIXES.some((p) => k.startsWith(p)));
+  return name === undefined ? undefined : `the environment sets ${name}, which changes what runs`;
+}
+
 function base(program: string): string {
   return program.slice(program.lastIndexOf('/') + 1);
 }
@@ -131,6 +143,8 @@ function expand(argv: string[], depth: number): { commands: string[][]; opaqueRe
   const program = base(argv[0]!);
   if (program === 'env') return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  const running = RUNNING_OPTIONS[program];
+  if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   if (!SHELLS.has(program)) return { commands: [argv] };
   if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
   // sh [-e|-x|-l…] -c PAYLOAD [name [args…]]
@@ -140,6 +154,8 @@ function expand(argv: string[], depth: number): { commands: string[][]; opaqueRe
     const arg = argv[i]!;
     if (/^-[a-zA-Z]*c[a-zA-Z]*$/.test(arg)) {
       payload = argv[i + 1];
+      // The shell reads options after -c too: the payload is then not the next word.
+      if (payload !== undefined && /^[-+]/.test(payload)) return { commands: [argv], opaqueReason: 'shell options after -c' };
       break;
     }
     if (/^[-+][a-zA-Z]+$/.test(arg)) continue;
@@ -151,7 +167,10 @@ function expand(argv: string[], depth: number): { commands: string[][]; opaqueRe
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
   const commands: string[][] = [];
   for (const words of split.commands) {
-    const inner = expand(unwrapEnv(words, {}).argv, depth + 1);
+    const unwrapped = unwrapEnv(words, {});
+    const risky = executionEnv(unwrapped.env);
+    if (risky !== undefined) return { commands: [...commands, unwrapped.argv], opaqueReason: risky };
+    const inner = expand(unwrapped.argv, depth + 1);
     commands.push(...inner.commands);
     if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
   }
@@ -195,8 +214,13 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
         const d = payload[j]!;
         if (d === '$' || d === '`') return { commands, opaqueReason: 'an expansion inside double quotes' };
         if (d === '\\') {
-          j += 1;
-          if (j < payload.length) word += payload[j]!;
+          // Inside double quotes a backslash escapes only $ ` " \ and a newline; before anything else it stays.
+          const e = payload[j + 1];
+          if (e === '\n') j += 1;
+          else if (e === '$' || e === '`' || e === '"' || e === '\\') {
+            word += e;
+            j += 1;
+          } else word += d;
           continue;
         }
         word += d;

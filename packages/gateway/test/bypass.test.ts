@@ -1,0 +1,82 @@
+// Known bypasses (upstream OpenClaw #128470 and kin): an approval or an allow
+// rule for one command never covers another chained to it by a shell
+// operator, a substitution, a newline, or an env/shell/runner wrapper. The
+// decision is made on the canonical argv of everything that would run; none of
+// these reaches the node.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Gateway, GatewayClient } from '../src/index.ts';
+import { pairedNodePeer, type NodePeer } from './node-peer.ts';
+
+const token = randomBytes(24).toString('base64url');
+// The wrappers themselves are allowed, so that only what they would run can refuse.
+const POLICY = `
+@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
+@id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
+@id("wrappers") permit (principal == Human::"operator", action == Action::"system.run", resource)
+  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup"].contains(resource) };
+`;
+
+const BYPASSES: Array<[string, string[]]> = [
+  ['a pipe', ['sh', '-c', 'printf ok | rm -rf /tmp/victim']],
+  ['a semicolon', ['sh', '-c', 'printf ok; rm -rf /tmp/victim']],
+  ['&&', ['sh', '-c', 'printf ok && rm -rf /tmp/victim']],
+  ['||', ['sh', '-c', 'printf ok || rm -rf /tmp/victim']],
+  ['a background &', ['sh', '-c', 'printf ok & rm -rf /tmp/victim']],
+  ['a newline', ['sh', '-c', 'printf ok\nrm -rf /tmp/victim']],
+  ['$(…)', ['sh', '-c', 'printf ok $(rm -rf /tmp/victim)']],
+  ['backticks', ['sh', '-c', 'printf ok `rm -rf /tmp/victim`']],
+  ['bash -lc', ['bash', '-lc', 'printf ok; rm -rf /tmp/victim']],
+  ['a nested shell', ['sh', '-c', "bash -c 'printf ok; rm -rf /tmp/victim'"]],
+  ['env X=1 cmd', ['env', 'X=1', 'rm', '-rf', '/tmp/victim']],
+  ['env inside a payload', ['sh', '-c', 'printf ok; env X=1 rm -rf /tmp/victim']],
+  ['an environment that changes what runs (LD_PRELOAD)', ['env', 'LD_PRELOAD=/tmp/evil.so', 'printf', 'ok']],
+  ['xargs', ['xargs', 'rm', '-rf']],
+  ['nice', ['nice', '-n', '5', 'rm', '-rf', '/tmp/victim']],
+  ['timeout', ['timeout', '5', 'rm', '-rf', '/tmp/victim']],
+  ['nohup', ['nohup', 'rm', '-rf', '/tmp/victim']],
+  ['the approved command wrapped in sh -c', ['sh', '-c', 'printf ok']],
+  ['an allowed command chained to one no policy permits', ['sh', '-c', 'echo hi; rm -rf /tmp/victim']],
+];
+
+describe('an approval or allow for one command never covers another chained to it', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  let operator: GatewayClient;
+  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-bypass-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    // printf ok is approved always: a standing grant for exactly that action.
+    await assert.rejects(run(['printf', 'ok'], 100));
+    const [approval] = gw.approvals.list({ status: 'pending' });
+    gw.invoker.resolveApproval(approval!.id, 'allow-always', 'alice');
+    await run(['printf', 'ok']);
+    await run(['printf', 'ok']);
+    await run(['sh', '-c', 'echo hi']);
+    assert.equal(node.received.length, 3);
+  });
+  after(async () => {
+    await operator.close();
+    await node.close();
+    await gw.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  for (const [name, argv] of BYPASSES) {
+    it(`refuses ${name}, and the node never sees it`, async () => {
+      const before = node.received.length;
+      await assert.rejects(run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' || e.wire?.details?.code === 'APPROVAL_PENDING');
+      assert.equal(node.received.length, before);
+    });
+  }
+});
