@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { createPayment, launchChromium, runOnNode, startStack, type Stack } from './stack.ts';
+import { createPayment, launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
 
@@ -119,6 +119,45 @@ describe('the console in Chromium', () => {
       const result = await running;
       assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
       await page.getByText('Nothing is waiting for approval.').waitFor();
+    });
+
+    it('approves always: the same command then runs again without asking', async () => {
+      const first = outcome(runOnNode(stack, ['printf', 'standing order']));
+      const card = page.locator('article[data-approval]', { hasText: "printf 'standing order'" });
+      await card.getByRole('button', { name: 'Approve always' }).click();
+      assert.ok((await first).ok);
+      const again = await runOnNode(stack, ['printf', 'standing order'], 2_000);
+      assert.equal(again.payload.stdout, 'standing order');
+    });
+
+    it('needs two distinct approvers above 10,000.00: the same approver twice counts once, a second approver sends the payment', async () => {
+      const password = 'alice has a long password';
+      await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
+      const paying = outcome(createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Big Supplier AG' }));
+      const card = page.locator('article[data-approval]', { hasText: 'Big Supplier AG' });
+      await card.waitFor();
+      const id = (await card.getAttribute('data-approval'))!;
+      assert.match(await card.locator('header .amount').innerText(), /^€25,000\.00$/);
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      await card.locator('.quorum', { hasText: /^1 of 2$/ }).waitFor();
+      await Promise.all([page.waitForResponse((r) => r.url().endsWith(`/api/approvals/${id}/approve`)), card.getByRole('button', { name: 'Approve once' }).click()]);
+      assert.equal(stack.gateway.approvals.get(id).status, 'pending');
+      assert.equal(stack.gateway.approvals.get(id).approvers.length, 1);
+
+      const other = await browser.newContext();
+      try {
+        const alice = await other.newPage();
+        alice.setDefaultTimeout(SEEN_MS);
+        await signIn(alice, stack, 'alice', password);
+        await alice.getByRole('link', { name: 'Approvals' }).click();
+        await alice.locator('article[data-approval]', { hasText: 'Big Supplier AG' }).getByRole('button', { name: 'Approve once' }).click();
+        const result = await paying;
+        assert.ok(result.ok, 'the payment went through with two approvers');
+        assert.equal(stack.payments.received.at(-1)?.payee, 'Big Supplier AG');
+        assert.equal(stack.gateway.approvals.get(id).approvers.length, 2);
+      } finally {
+        await other.close();
+      }
     });
   });
 
