@@ -84,7 +84,7 @@ describe('canonicalRun', () => {
   });
 
   it('marks a run opaque when its environment changes what runs (PATH, LD_PRELOAD, BASH_ENV…), set directly, through env or inside a payload', () => {
-    for (const env of [{ PATH: '/tmp/evil' }, { LD_PRELOAD: '/tmp/x.so' }, { BASH_ENV: '/tmp/x.sh' }, { ENV: '/tmp/x.sh' }, { PS4: '$(rm -rf /)' }, { GIT_SSH_COMMAND: 'rm -rf /' }, { BASH_FUNC_ls: '() { rm; }' }]) {
+    for (const env of [{ PATH: '/tmp/evil' } as Record<string, string>, { LD_PRELOAD: '/tmp/x.so' }, { BASH_ENV: '/tmp/x.sh' }, { ENV: '/tmp/x.sh' }, { PS4: '$(rm -rf /)' }, { GIT_SSH_COMMAND: 'rm -rf /' }, { BASH_FUNC_ls: '() { rm; }' }]) {
       assert.equal(canonicalRun({ command: ['ls'], env }).opaque, true, Object.keys(env)[0]);
     }
     assert.equal(canonicalRun({ command: ['env', 'LD_PRELOAD=/tmp/x.so', 'ls'] }).opaque, true);
