@@ -63,8 +63,9 @@ describe('corral nodes with a running corral gateway', () => {
 
     const pending = await run(['nodes', 'pending', '--json']);
     assert.equal(pending.code, 0, pending.stderr);
-    const rows = JSON.parse(pending.stdout) as Array<{ deviceId: string; displayName: string; commands: string[] }>;
-    assert.deepEqual(rows.map((r) => [r.deviceId, r.displayName, r.commands]), [[device.deviceId, 'build-07', ['system.which']]]);
+    const rows = JSON.parse(pending.stdout) as Array<{ deviceId: string; displayName: string; commands: string[]; remoteIp?: string }>;
+    assert.deepEqual(rows.map((r) => [r.deviceId, r.displayName, r.commands, r.remoteIp]), [[device.deviceId, 'build-07', ['system.which'], '127.0.0.1']]);
+    assert.match((await run(['nodes', 'pending'])).stdout, /build-07 +\S+ +127\.0\.0\.1 +system\.which/);
 
     const paired = await run(['nodes', 'pair', device.deviceId.slice(0, 12), '--json']);
     assert.equal(paired.code, 0, paired.stderr);

@@ -7,6 +7,8 @@ import { recordIdentityEvent } from './identity-record.ts';
 interface NodeRow extends NodeRecord {
   commands: string[];
   lastSeenAt?: string;
+  /** The address it last connected, or asked to be paired, from. */
+  remoteIp?: string;
 }
 
 /** Identity's pairing state joined with what the gateway last heard from each node. */
@@ -18,7 +20,7 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
     const surfaces = new SurfaceStore(db);
     return list.map((node) => {
       const surface = surfaces.get(node.deviceId);
-      return { ...node, commands: surface?.commands ?? [], ...(surface ? { lastSeenAt: new Date(surface.lastSeenAt).toISOString() } : {}) };
+      return { ...node, commands: surface?.commands ?? [], ...(surface ? { lastSeenAt: new Date(surface.lastSeenAt).toISOString() } : {}), ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}) };
     });
   } finally {
     db.close();
@@ -27,7 +29,7 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
 
 function printRows(rows: NodeRow[], empty: string): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  for (const n of rows) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.commands.join(',') || '-'}\n`);
+  for (const n of rows) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${n.commands.join(',') || '-'}\n`);
 }
 
 /** `corral nodes list|pending|pair ID|revoke ID`: machines that serve commands through the gateway. */

@@ -41,7 +41,7 @@ describe('node pairing over the protocol', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('lists a new node as a pending request with its declared commands, and announces it once', async () => {
+  it('lists a new node as a pending request with its declared commands and the address it came from, and announces it once', async () => {
     const device = createDeviceIdentity();
     const announced = waitFor(admin, 'node.pair.requested');
     await refusedAsPending(nodeOptions(gw, device, 'build-01'));
@@ -50,6 +50,7 @@ describe('node pairing over the protocol', () => {
     const entry = pending.find((p) => p.nodeId === device.deviceId);
     assert.deepEqual(entry?.commands, ['system.run', 'system.which']);
     assert.equal(entry?.displayName, 'build-01');
+    assert.equal(entry?.remoteIp, '127.0.0.1');
   });
 
   it('needs operator.admin to approve a node that declares system.run (pairing scope alone is refused)', async () => {

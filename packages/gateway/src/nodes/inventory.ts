@@ -69,7 +69,7 @@ export class NodeInventory {
     });
     server.onPairingRequest((request) => {
       const known = this.#surfaces.get(request.deviceId);
-      this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now() });
+      this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now(), ...(request.remoteAddress ? { remoteIp: displayAddress(request.remoteAddress) } : {}) });
       // Announce a request once, not on every reconnect attempt.
       if (!known) server.broadcast('node.pair.requested', this.#pairingEntry(request.deviceId), (peer) => hasScope(peer.scopes, 'operator.pairing'));
     });
@@ -103,7 +103,7 @@ export class NodeInventory {
     if (peer.role !== 'node' || !peer.deviceId) return;
     this.#live.set(peer.deviceId, connection);
     const node = this.#server.identity.nodes.get(peer.deviceId);
-    this.#surfaces.record({ deviceId: peer.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt: this.#now() });
+    this.#surfaces.record({ deviceId: peer.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt: this.#now(), ...(connection.remoteAddress ? { remoteIp: displayAddress(connection.remoteAddress) } : {}) });
   }
 
   #find(ref: unknown): NodeRecord | undefined {
@@ -128,7 +128,7 @@ export class NodeInventory {
       connected,
       commands: surface?.commands ?? [],
       caps: surface?.caps ?? [],
-      ...(connected ? { connectedAtMs: live.peer!.connectedAt, remoteIp: live.remoteAddress } : {}),
+      ...(connected ? { connectedAtMs: live.peer!.connectedAt, remoteIp: displayAddress(live.remoteAddress) } : {}),
       ...(surface ? { lastSeenAtMs: surface.lastSeenAt } : {}),
       ...(node.pairedAt ? { pairedAtMs: Date.parse(node.pairedAt) } : {}),
     };
@@ -144,6 +144,7 @@ export class NodeInventory {
       platform: surface?.platform ?? node.platform,
       commands: surface?.commands ?? [],
       ts: Date.parse(node.requestedAt),
+      ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}),
     };
   }
 
@@ -233,4 +234,9 @@ export class NodeInventory {
       },
     });
   }
+}
+
+/** An IPv4 peer of a dual-stack listener shows as `::ffff:a.b.c.d`; people know it as a.b.c.d. */
+function displayAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }

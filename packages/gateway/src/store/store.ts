@@ -29,6 +29,9 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
     chmodSync(path, 0o600);
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     db.exec(SCHEMA);
+    // Added after the first release of the table.
+    const columns = (db.prepare('PRAGMA table_info(node_surface)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!columns.includes('remote_ip')) db.exec('ALTER TABLE node_surface ADD COLUMN remote_ip TEXT');
     return db;
   } catch (error) {
     throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway state could not be opened', { cause: error });
@@ -42,6 +45,8 @@ export interface NodeSurface {
   commands: string[];
   caps: string[];
   lastSeenAt: number;
+  /** The address it last connected (or asked to be paired) from. */
+  remoteIp?: string;
 }
 
 interface SurfaceRow {
@@ -51,6 +56,7 @@ interface SurfaceRow {
   commands: string;
   caps: string;
   last_seen_at: number;
+  remote_ip: string | null;
 }
 
 /** What each node last declared when it connected (or asked to be paired). */
@@ -62,12 +68,12 @@ export class SurfaceStore {
 
   record(surface: NodeSurface): void {
     this.#db
-      .prepare('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at')
-      .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt);
+      .prepare('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at, remote_ip) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at, remote_ip = COALESCE(excluded.remote_ip, node_surface.remote_ip)')
+      .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt, surface.remoteIp?.slice(0, 64) ?? null);
   }
 
   get(deviceId: string): NodeSurface | undefined {
     const row = this.#db.prepare('SELECT * FROM node_surface WHERE device_id = ?').get(deviceId) as SurfaceRow | undefined;
-    return row ? { deviceId: row.device_id, displayName: row.display_name, platform: row.platform, commands: JSON.parse(row.commands) as string[], caps: JSON.parse(row.caps) as string[], lastSeenAt: row.last_seen_at } : undefined;
+    return row ? { deviceId: row.device_id, displayName: row.display_name, platform: row.platform, commands: JSON.parse(row.commands) as string[], caps: JSON.parse(row.caps) as string[], lastSeenAt: row.last_seen_at, ...(row.remote_ip ? { remoteIp: row.remote_ip } : {}) } : undefined;
   }
 }
