@@ -39,19 +39,30 @@ export async function sample(fn: () => Promise<unknown>, runs: number, warmup = 
 }
 
 /**
+ * A subject to time: a function, or one with a `settle` step awaited after
+ * each timed call and left out of the timing (a pool refilling in the
+ * background must not land on the next subject's clock).
+ */
+export type Subject = (() => Promise<unknown>) | { run: () => Promise<unknown>; settle: () => Promise<unknown> };
+
+/**
  * Samples several subjects interleaved (A, B, C, A, B, C, …) so that a noisy
  * moment on the machine lands on all of them alike; milliseconds per call.
  */
-export async function sampleInterleaved(subjects: Record<string, () => Promise<unknown>>, runs: number, warmup = 10): Promise<Record<string, number[]>> {
+export async function sampleInterleaved(subjects: Record<string, Subject>, runs: number, warmup = 10): Promise<Record<string, number[]>> {
   const names = Object.keys(subjects);
-  for (let i = 0; i < warmup; i++) for (const n of names) await subjects[n]!();
+  const call = async (n: string): Promise<number> => {
+    const subject = subjects[n]!;
+    const t0 = performance.now();
+    await (typeof subject === 'function' ? subject() : subject.run());
+    const elapsed = performance.now() - t0;
+    if (typeof subject !== 'function') await subject.settle();
+    return elapsed;
+  };
+  for (let i = 0; i < warmup; i++) for (const n of names) await call(n);
   const out: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < runs; i++) {
-    for (const n of names) {
-      const t0 = performance.now();
-      await subjects[n]!();
-      out[n]!.push(performance.now() - t0);
-    }
+    for (const n of names) out[n]!.push(await call(n));
   }
   return out;
 }
