@@ -1,10 +1,11 @@
 // OpenClaw, contained, end to end with no cloud: the upstream OpenClaw
 // gateway (npm openclaw@2026.9.6) runs inside a Corral container; its agent,
 // driven by a scripted model on loopback, asks through its exec tool
-// (host=node) to run three commands on the Corral node: one Corral's Cedar
-// rules allow, one they forbid (it touches ~/.ssh), and one that needs a
-// human approval, given with `corral approvals approve`. The audit log then
-// verifies with `corral audit verify`.
+// (host=node) to run commands on the Corral node: one Corral's Cedar rules
+// allow, one they forbid (it touches ~/.ssh), one that needs a human
+// approval, given with `corral approvals approve`, and an allowed one chained
+// to a forbidden one; and once on OpenClaw's own host instead of the node,
+// which OpenClaw refuses. The audit log then verifies with `corral audit verify`.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -71,7 +72,11 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
       { tool: 'exec', arguments: { command: 'echo allowed-output-42', host: 'node' } },
       { tool: 'exec', arguments: { command: 'ls ~/.ssh', host: 'node' } },
       { tool: 'exec', arguments: { command: 'printf approved-output-7', host: 'node' } },
-      { say: 'All three commands were handled.' },
+      // An allowed command chained to a forbidden one (upstream #128470): the decision covers both.
+      { tool: 'exec', arguments: { command: 'echo ok && ls ~/.ssh', host: 'node' } },
+      // Around the node, on OpenClaw's own host: OpenClaw itself refuses, exec is bound to the node.
+      { tool: 'exec', arguments: { command: 'id', host: 'gateway' } },
+      { say: 'All commands were handled.' },
     ]);
     claw = await startOpenClaw({
       stateDir: temp('corral-claw-state-'),
@@ -123,8 +128,11 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
     assert.equal(result.code, 0, `${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
 
     // What the agent's model saw come back from each exec call, in order.
-    const [allowed, forbidden, waited, ...rest] = model.toolResults();
+    const [allowed, forbidden, waited, chained, around, ...rest] = model.toolResults();
     assert.equal(rest.length, 0);
+    assert.match(chained!, /SYSTEM_RUN_DENIED|denied/i);
+    assert.doesNotMatch(chained!, /^ok$/m, 'the allowed half did not run either');
+    assert.match(around!, /exec host not allowed/);
     assert.match(allowed!, /allowed-output-42/);
     assert.match(forbidden!, /SYSTEM_RUN_DENIED|denied/i);
     assert.doesNotMatch(forbidden!, /No such file|cannot access/);
@@ -138,6 +146,7 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
       { agent: 'invoice-bot', effect: 'allow', by: ['bot-echoes'], argv: [['echo', 'allowed-output-42']] },
       { agent: 'invoice-bot', effect: 'deny', by: ['no-ssh'], argv: [['ls', '~/.ssh']] },
       { agent: 'invoice-bot', effect: 'ask', by: ['bot-prints-with-approval'], argv: [['printf', 'approved-output-7']] },
+      { agent: 'invoice-bot', effect: 'deny', by: ['bot-echoes', 'no-ssh'], argv: [['echo', 'ok'], ['ls', '~/.ssh']] },
     ]);
     const ran = events.filter((e) => e.action === 'node.invoke' && e.details?.via === 'another gateway');
     assert.equal(ran.length, 2, 'two commands ran; the forbidden one never did');
