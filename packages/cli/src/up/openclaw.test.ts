@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hostCapabilities, Runner, validatePolicy } from '@corral/contain';
 import { ensureOpenclaw, OPENCLAW_CACHE } from '../../../gateway/test/openclaw.ts';
-import { egressFor, INSIDE_PORT, MODEL_PROVIDER, openclawConfig, openclawContainerPolicy, startOpenClaw } from './openclaw.ts';
+import { egressFor, INSIDE_PORT, MODEL_PROVIDER, openclawConfig, openclawContainerPolicy, startContainedGateway, startOpenClaw } from './openclaw.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -44,6 +44,12 @@ describe('the egress of OpenClaw’s container', () => {
   it('refuses a provider without a usable http(s) baseUrl', () => {
     assert.throws(() => egressFor(withProvider('not a url')), { name: 'CliFailure' });
     assert.throws(() => egressFor(withProvider('file:///etc/passwd')), { name: 'CliFailure' });
+  });
+
+  it('refuses a channel host that is no HOST:PORT rule, before anything starts', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'corral-claw-channel-'));
+    dirs.push(home);
+    await assert.rejects(startContainedGateway({ home, modules: home, entry: join(home, 'openclaw.mjs'), config: {}, channelHosts: ['api.telegram.org'] }), (e: { name?: string; exitCode?: number }) => e.name === 'CliFailure' && e.exitCode === 2);
   });
 
   it('is a valid container policy: home read-write, install read-only, the gateway port published', () => {

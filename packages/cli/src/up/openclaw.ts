@@ -56,6 +56,8 @@ export interface StartOpenClawOptions {
    * connects to loopback addresses directly, and its container has none of the host's).
    */
   egressHosts?: Readonly<Record<string, string>>;
+  /** Hosts the channels configured in OpenClaw reach, `host:port` (e.g. `api.telegram.org:443`); added to its egress. */
+  channelHosts?: readonly string[];
   onProgress?: (message: string) => void;
   /** How long the upstream gateway may take to be ready (default 120 s). */
   readyTimeoutMs?: number;
@@ -184,7 +186,7 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   writeFileSync(join(home, '.openclaw', 'openclaw.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   const hosts = options.egressHosts ?? {};
   progress('starting OpenClaw in a container');
-  const gateway = await startContainedGateway({ home, modules, entry, config, hosts, ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
+  const gateway = await startContainedGateway({ home, modules, entry, config, hosts, ...(options.channelHosts ? { channelHosts: options.channelHosts } : {}), ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
   progress(`OpenClaw ready at ${gateway.url} in ${gateway.readyMs} ms`);
   let node: NodeHost | undefined;
   const close = async (): Promise<void> => {
@@ -230,9 +232,16 @@ export interface ContainedGateway {
  * CliFailure (exit 3) naming the protection this host cannot enforce, or
  * (exit 1) with the tail of its log when it exits or is not ready in time.
  */
-export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; runner?: Runner; readyTimeoutMs?: number }): Promise<ContainedGateway> {
+export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; channelHosts?: readonly string[]; runner?: Runner; readyTimeoutMs?: number }): Promise<ContainedGateway> {
   const hosts = options.hosts ?? {};
-  const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home: options.home, modules: options.modules, egress: egressFor(options.config, hosts) })), source: '<openclaw>', baseDir: options.home });
+  const egress = [...egressFor(options.config, hosts), ...(options.channelHosts ?? [])];
+  let policy;
+  try {
+    policy = validatePolicy(openclawContainerPolicy({ home: options.home, modules: options.modules, egress }));
+  } catch (error) {
+    throw new CliFailure(`OpenClaw's container policy is invalid (check channelHosts): ${(error as Error).message}`, EXIT.usage);
+  }
+  const plan = planSandbox({ policy, source: '<openclaw>', baseDir: options.home });
   const started = performance.now();
   const runner = options.runner ?? new Runner({ proxy: { lookup: pinnedLookup(hosts) } });
   const output = new PassThrough();
