@@ -16,6 +16,7 @@ import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
 import { PolicyGrants } from './approvals/grants.ts';
 import { ReceiptSigner } from './approvals/receipt.ts';
+import { DeviceTokens } from './server/device-tokens.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
@@ -79,7 +80,7 @@ export class Gateway {
       if (options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
-      const server = await GatewayServer.start({ ...serverOptions, identity, http: http.handle });
+      const server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
       const inventory = new NodeInventory(server, new SurfaceStore(db), options.now);
       const approvals = new ApprovalStore(db, options.now);
       const log = audit;

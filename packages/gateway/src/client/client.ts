@@ -12,7 +12,10 @@ import { acceptsHelloOk, parseServerFrame, type ConnectParams, type HelloOk } fr
 export interface GatewayClientOptions {
   /** `ws://host:port`. */
   url: string;
-  token: string;
+  /** The shared gateway token. */
+  token?: string;
+  /** A device token a gateway issued this device in hello-ok (`auth.deviceToken`): reconnects without the shared token. */
+  deviceToken?: string;
   role: 'operator' | 'node';
   scopes?: string[];
   /** Signs the device proof when given (required for role node). */
@@ -202,7 +205,7 @@ export function connectParams(options: GatewayClientOptions, nonce: string, chal
     scopes,
     caps: options.caps ?? [],
     ...(role === 'node' ? { commands: options.commands ?? [] } : {}),
-    auth: { token: options.token, ...(options.agentToken !== undefined ? { agentRuntimeIdentityToken: options.agentToken } : {}) },
+    auth: { ...(options.token !== undefined ? { token: options.token } : {}), ...(options.deviceToken !== undefined ? { deviceToken: options.deviceToken } : {}), ...(options.agentToken !== undefined ? { agentRuntimeIdentityToken: options.agentToken } : {}) },
   };
   if (options.device) {
     const signedAt = challengeTs;
@@ -213,7 +216,8 @@ export function connectParams(options: GatewayClientOptions, nonce: string, chal
       role,
       scopes,
       signedAtMs: signedAt,
-      token: options.token,
+      // What the gateway checks the signature with: auth.token ?? auth.deviceToken.
+      token: options.token ?? options.deviceToken ?? '',
       nonce,
       platform: client.platform,
       ...(client.deviceFamily !== undefined ? { deviceFamily: client.deviceFamily } : {}),

@@ -10,22 +10,28 @@ import { GatewayError } from '../errors.ts';
 import type { ConnectParams } from '../protocol/frames.ts';
 import { grantScopes, type Role } from '../protocol/scopes.ts';
 import type { Peer } from './connection.ts';
+import type { DeviceTokens } from './device-tokens.ts';
 
 /**
- * Authenticates one `connect`. Returns the peer, or throws GatewayError with
- * `wire` set to what the client is told. `nonce` is this connection's challenge.
+ * Authenticates one `connect`: the shared gateway token, or a device token
+ * (`auth.deviceToken`) issued to the device whose proof follows. Returns the
+ * peer, or throws GatewayError with `wire` set to what the client is told.
+ * `nonce` is this connection's challenge.
  */
 export function authenticateConnect(
   params: ConnectParams,
-  context: { nonce: string; token: string; identity: Identity; remoteAddress: string; now: number },
+  context: { nonce: string; token: string; identity: Identity; remoteAddress: string; now: number; deviceTokens?: DeviceTokens },
 ): Peer {
   const role = roleOf(params.role);
   const protocol = negotiate(params, role);
   const presented = params.auth?.token ?? params.auth?.password;
-  if (presented === undefined || presented === '') {
+  // A device token stands in for the shared token only with a device proof for that same device (checked below).
+  const deviceToken = params.auth?.deviceToken ?? params.auth?.token;
+  const byDeviceToken = params.device !== undefined && deviceToken !== undefined && context.deviceTokens?.verify(params.device.id, role, deviceToken) === true;
+  if ((presented === undefined || presented === '') && !byDeviceToken) {
     throw refusal('GATEWAY_AUTH_TOKEN_MISMATCH', 'unauthorized: gateway token missing', { code: 'AUTH_TOKEN_MISSING', canRetryWithDeviceToken: false, recommendedNextStep: 'update_auth_configuration' });
   }
-  if (!sameSecret(presented, context.token)) {
+  if (!byDeviceToken && !sameSecret(presented ?? '', context.token)) {
     throw refusal('GATEWAY_AUTH_TOKEN_MISMATCH', 'unauthorized: gateway token mismatch', { code: 'AUTH_TOKEN_MISMATCH', canRetryWithDeviceToken: false, recommendedNextStep: 'update_auth_credentials' });
   }
   if (role === 'node' && params.device === undefined) {

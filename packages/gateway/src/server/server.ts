@@ -12,6 +12,7 @@ import { checkConnectParams, parseClientFrame, responseError, responseOk, type C
 import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
 import { hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
+import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect } from './handshake.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -71,6 +72,8 @@ export interface GatewayServerOptions {
   /** Requests one connection may have in flight. */
   maxInFlight?: number;
   log?: (entry: GatewayLogEntry) => void;
+  /** Issues paired nodes a device token in hello-ok and accepts it on reconnect (without it, only the shared token is accepted). */
+  deviceTokens?: DeviceTokens;
   /** HTTP requests that are not WebSocket upgrades. */
   http?: (request: IncomingMessage, response: ServerResponse) => void;
   now?: () => number;
@@ -95,6 +98,7 @@ export class GatewayServer {
   readonly #listeners = { ready: new Set<(c: Connection) => void>(), closed: new Set<(c: Connection) => void>() };
   readonly #pairingListeners = new Set<(request: PairingRequest) => void>();
   readonly #log: (entry: GatewayLogEntry) => void;
+  readonly #deviceTokens: DeviceTokens | undefined;
   readonly #now: () => number;
   readonly #startedAt: number;
   #tick: NodeJS.Timeout | undefined;
@@ -105,6 +109,7 @@ export class GatewayServer {
     this.#identity = options.identity;
     this.#settings = settings;
     this.#log = options.log ?? (() => {});
+    this.#deviceTokens = options.deviceTokens;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
     this.method('health', { role: 'operator', handler: () => ({ ok: true, ts: this.#now() }) });
@@ -286,7 +291,7 @@ export class GatewayServer {
     let params: ConnectParams | undefined;
     try {
       params = checkConnectParams(frame.params);
-      peer = authenticateConnect(params, { nonce: connection.nonce, token: this.#settings.token, identity: this.#identity, remoteAddress: connection.remoteAddress, now: this.#now() });
+      peer = authenticateConnect(params, { nonce: connection.nonce, token: this.#settings.token, identity: this.#identity, remoteAddress: connection.remoteAddress, now: this.#now(), ...(this.#deviceTokens ? { deviceTokens: this.#deviceTokens } : {}) });
     } catch (error) {
       const failure = error instanceof GatewayError ? error : new GatewayError('GATEWAY_INTERNAL', 'connect failed', { cause: error });
       const wire: WireError = failure.wire ?? { code: 'INVALID_REQUEST', message: failure.code === 'GATEWAY_FRAME_INVALID' ? 'invalid connect params' : 'connect failed' };
@@ -345,7 +350,8 @@ export class GatewayServer {
       server: { version: GATEWAY_VERSION, connId: connection.id },
       features: { methods: this.methods(), events: ['connect.challenge', 'tick', 'shutdown', 'node.invoke.request', 'node.pair.requested', 'node.pair.resolved', 'exec.approval.requested', 'exec.approval.resolved'] },
       snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: Math.max(0, this.#now() - this.#startedAt), authMode: 'token' },
-      auth: { role: peer.role, scopes: [...peer.scopes] },
+      // A paired node gets a device token to reconnect with (upstream's auth.deviceToken).
+      auth: { role: peer.role, scopes: [...peer.scopes], ...(peer.role === 'node' && peer.deviceId && this.#deviceTokens ? this.#deviceTokens.issue(peer.deviceId, peer.role) : {}) },
       policy: { maxPayload: this.#settings.maxPayload, maxBufferedBytes: this.#settings.maxBufferedBytes, tickIntervalMs: this.#settings.tickIntervalMs },
     };
     connection.send(responseOk(frame.id, hello));
