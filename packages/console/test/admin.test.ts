@@ -58,6 +58,21 @@ describe('the console for admins, approvers and auditors', () => {
       assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'paired');
     });
 
+    it('rejects a node waiting to pair, which is then refused', async () => {
+      const unwanted = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'unwanted'), name: 'unknown-laptop', maxBackoffMs: 200 });
+      void unwanted.start().catch(() => {});
+      try {
+        const request = page.locator('tr', { has: page.getByRole('rowheader', { name: 'unknown-laptop' }) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
+        // The page fetches node lists every 5 s; the request shows up on one of them.
+        await request.waitFor();
+        await request.getByRole('button', { name: 'Reject' }).click();
+        await request.waitFor({ state: 'detached' });
+        assert.equal(stack.gateway.identity.nodes.get(unwanted.device.deviceId).status, 'revoked');
+      } finally {
+        await unwanted.close();
+      }
+    });
+
     it('revokes a paired node', async () => {
       await page.getByRole('button', { name: 'Revoke build-runner-2' }).click();
       await page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).locator('.status', { hasText: 'revoked' }).waitFor();

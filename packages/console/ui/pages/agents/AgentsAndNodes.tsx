@@ -1,7 +1,7 @@
 // Agent identities with the kill switch, Corral nodes, and nodes waiting to
 // be paired. Changing anything is for admins; approvers only see. Nodes come
 // and go on their own, so the node lists are fetched again every few seconds.
-import { useEffect } from 'react';
+import { useCallback, useEffect } from 'react';
 import { api } from '../../api/client.ts';
 import type { User } from '../../api/types.ts';
 import { isAdmin } from '../../common/roles.ts';
@@ -15,7 +15,13 @@ const NODES_POLL_MS = 5_000;
 export function AgentsAndNodes({ user }: { user: User }) {
   const admin = isAdmin(user);
   const nodes = useLoad(() => api.nodes(), []);
-  const { reload } = nodes;
+  const pending = useLoad(() => api.pendingNodes(), []);
+  const reloadNodes = nodes.reload;
+  const reloadPending = pending.reload;
+  const reload = useCallback(() => {
+    reloadNodes();
+    reloadPending();
+  }, [reloadNodes, reloadPending]);
   useEffect(() => {
     const timer = setInterval(reload, NODES_POLL_MS);
     return () => clearInterval(timer);
@@ -24,7 +30,7 @@ export function AgentsAndNodes({ user }: { user: User }) {
     <section aria-labelledby="agents-title">
       <h1 id="agents-title">Agents and nodes</h1>
       <AgentsTable admin={admin} />
-      <PairingRequests admin={admin} onDecided={reload} />
+      <PairingRequests admin={admin} pending={pending} onDecided={reload} />
       <NodesTable admin={admin} nodes={nodes} />
     </section>
   );

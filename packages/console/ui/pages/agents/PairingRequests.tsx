@@ -1,16 +1,13 @@
 import { api } from '../../api/client.ts';
+import type { PairingRequest } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
 import { formatTime } from '../../format.ts';
-import { useLoad } from '../../hooks/use-load.ts';
+import type { Loaded } from '../../hooks/use-load.ts';
 
 /** Nodes asking to be paired: a node runs nothing until an admin approves it here. */
-export function PairingRequests({ admin, onDecided }: { admin: boolean; onDecided: () => void }) {
-  const pending = useLoad(() => api.pendingNodes(), []);
-  const action = useAction(() => {
-    pending.reload();
-    onDecided();
-  });
+export function PairingRequests({ admin, pending, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; onDecided: () => void }) {
+  const action = useAction(onDecided);
   if (pending.data && pending.data.length === 0 && !action.error) return null;
 
   return (
