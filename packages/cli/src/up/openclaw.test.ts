@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { hostCapabilities, Runner, validatePolicy } from '@corral/contain';
+import { hostCapabilities, planSandbox, Runner, validatePolicy } from '@corral/contain';
 import { ensureOpenclaw, OPENCLAW_CACHE } from '../../../gateway/test/openclaw.ts';
 import { egressFor, INSIDE_PORT, MODEL_PROVIDER, openclawConfig, openclawContainerPolicy, startContainedGateway, startOpenClaw } from './openclaw.ts';
 
@@ -59,6 +59,36 @@ describe('the egress of OpenClaw’s container', () => {
     assert.deepEqual(policy.network.ingress, [{ port: INSIDE_PORT, hostPort: 0 }]);
     assert.deepEqual(policy.network.egress, { allow: ['llm.example.com:443'] });
     assert.equal(policy.onUnenforceable, 'refuse');
+  });
+});
+
+describe("OpenClaw's container, as bubblewrap builds it", () => {
+  it('lets it write its home, only read its install, and not see Corral’s state or the node’s key', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-claw-box-'));
+    dirs.push(state);
+    const home = join(state, 'openclaw');
+    const modules = join(state, 'install', 'node_modules');
+    mkdirSync(home, { recursive: true });
+    mkdirSync(join(modules, 'openclaw'), { recursive: true });
+    mkdirSync(join(state, 'openclaw-node'));
+    writeFileSync(join(modules, 'openclaw', 'openclaw.mjs'), '// upstream\n');
+    writeFileSync(join(state, 'openclaw-node', 'node-device.json'), '{"privateKeyPem":"secret"}\n');
+    writeFileSync(join(state, 'gateway-token'), 'corral-secret\n');
+    const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home, modules, egress: [] })), source: '<openclaw>', baseDir: home });
+    const runner = new Runner();
+    try {
+      const script = [
+        `echo data > ${home}/written && echo home-writable`,
+        `cat ${modules}/openclaw/openclaw.mjs >/dev/null && echo install-readable`,
+        `(echo x > ${modules}/openclaw/openclaw.mjs) 2>/dev/null || echo install-readonly`,
+        `cat ${state}/openclaw-node/node-device.json 2>/dev/null || echo node-key-hidden`,
+        `cat ${state}/gateway-token 2>/dev/null || echo corral-state-hidden`,
+      ].join('; ');
+      const result = await runner.run(plan, ['/bin/sh', '-c', script]);
+      assert.deepEqual(result.stdout.trim().split('\n'), ['home-writable', 'install-readable', 'install-readonly', 'node-key-hidden', 'corral-state-hidden'], result.stderr);
+    } finally {
+      await runner.close();
+    }
   });
 });
 
