@@ -16,6 +16,8 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
   const [denying, setDenying] = useState(false);
   const [reason, setReason] = useState('');
   const pending = approval.status === 'pending' && approval.expiresAtMs > now;
+  // The gateway marks it expired on its next read; the card says so the moment the countdown ends.
+  const status = approval.status === 'pending' && !pending ? 'expired' : approval.status;
   const titleId = `approval-${approval.id}`;
   const payment = paymentOf(approval.action);
 
@@ -38,13 +40,13 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
   }
 
   return (
-    <article className={`card approval approval-${approval.status}`} aria-labelledby={titleId} data-approval={approval.id}>
+    <article className={`card approval approval-${status}`} aria-labelledby={titleId} data-approval={approval.id}>
       <header>
         <h2 id={titleId} className="mono">
           {actionTitle(approval.action)}
         </h2>
         {payment && <span className="amount">{formatMoney(payment.amount, payment.currency)}</span>}
-        <span className={`status status-${approval.status}`}>{approval.status}</span>
+        <span className={`status status-${status}`}>{status}</span>
       </header>
       <ActionDetails action={approval.action} />
       <dl className="facts">
