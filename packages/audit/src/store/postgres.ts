@@ -176,13 +176,16 @@ export class PostgresStore implements AuditStore {
         if (!small) await copyRecords(c, rs);
         const h = batch.head;
         const k = batch.checkpoint;
-        await c.query(
-          `WITH ${small ? `${INSERT_UNNEST}, ` : ''}checkpoint AS (
+        // Nothing appended and nothing sealed (a timer found nothing due): leave the head row alone.
+        if (rs.length > 0 || k) {
+          await c.query(
+            `WITH ${small ? `${INSERT_UNNEST}, ` : ''}checkpoint AS (
              INSERT INTO audit_checkpoints (size, root, time, key_id, signature)
              SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL)
            UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1`,
-          [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
-        );
+            [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
+          );
+        }
         await c.query('COMMIT');
         return result;
       } catch (error) {

@@ -88,6 +88,8 @@ export class BatchWriter {
   /** Inserts the batch's rows, updates the head, adds the checkpoint (inside transaction()). */
   write(batch: Batch): void {
     const records = batch.records;
+    // Nothing appended and nothing sealed (a timer found nothing due): a commit without writes needs no fsync.
+    if (records.length === 0 && !batch.checkpoint) return;
     let i = 0;
     if (records.length >= ROWS_PER_INSERT) {
       const many = this.#stmt(`INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES ${Array(ROWS_PER_INSERT).fill(ROW).join(',')}`);

@@ -27,6 +27,8 @@ try {
   db.exec('PRAGMA wal_autocheckpoint = 8192');
   writer = new BatchWriter(db, path);
   checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, shared: checkpointState.buffer } });
+  // Without it, the writer's automatic checkpoint does the work; appends go on.
+  checkpointer.on('error', () => {});
   port.postMessage({ ready: true } satisfies WriterReply);
 } catch (error) {
   const e = sqliteError(path, error);
