@@ -24,7 +24,7 @@ export type { CanonicalRun, RunRequest } from './exec/canonical.ts';
 export { decideRun } from './exec/decide.ts';
 export type { PrincipalRef, RunDecision } from './exec/decide.ts';
 export { ApprovalStore, DEFAULT_APPROVAL_TTL_MS } from './approvals/store.ts';
-export { ReceiptSigner, verifyReceipt } from './approvals/receipt.ts';
+export { ReceiptSigner, verifyCommandReceipt, verifyReceipt } from './approvals/receipt.ts';
 export type { ApprovalReceipt, ReceiptBody } from './approvals/receipt.ts';
 export { GRANTS_DIR, PolicyGrants, grantFile, grantPolicy } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
-import { Gateway, GatewayClient, grantFile, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
+import { Gateway, GatewayClient, grantFile, verifyCommandReceipt, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
 import { auditEvents } from './audit-events.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
@@ -104,6 +104,14 @@ describe('approvals over the protocol', () => {
       assert.deepEqual(checked.approvers, ['alice']);
       assert.equal(checked.decision, 'allow-once');
       assert.equal(checked.keyId, key.keyId);
+    });
+
+    it('lets the node check the receipt against exactly the command it was sent, and refuse it for any other', () => {
+      const sent = node.received.at(-1)!;
+      assert.equal(verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: sent.command, params: sent.params }).approvalId, receipt.approvalId);
+      for (const params of [{ ...sent.params, command: ['printf', 'other'] }, { ...sent.params, command: ['sh', '-c', 'printf receipt; rm -rf /'] }, { ...sent.params, env: { X: '1' } }, { ...sent.params, cwd: '/etc' }]) {
+        assert.throws(() => verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: 'system.run', params }), { code: 'GATEWAY_APPROVAL_MISMATCH' }, JSON.stringify(params.command));
+      }
     });
 
     it('refuses a receipt whose approvers, decision or digest were changed (GATEWAY_RECEIPT_INVALID)', () => {

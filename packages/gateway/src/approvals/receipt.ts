@@ -7,6 +7,8 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import type { DatabaseSync } from 'node:sqlite';
 import { canonicalize, type JsonValue } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
+import { actionDigest, canonicalRun, type RunRequest } from '../exec/canonical.ts';
+import { RUN_COMMANDS } from '../exec/rules.ts';
 
 /** What a receipt says, signed as RFC 8785 canonical JSON. */
 export interface ReceiptBody {
@@ -94,6 +96,22 @@ export function verifyReceipt(raw: unknown, publicKeyPem: string, expected: { di
   if (!verify(null, Buffer.from(canonicalize(body as unknown as JsonValue), 'utf8'), publicKey, signature)) throw forged('the receipt signature does not verify');
   if (!sameText(receipt.digest, expected.digest) || receipt.nodeId !== expected.nodeId) throw new GatewayError('GATEWAY_APPROVAL_MISMATCH', 'the receipt is for another action');
   return receipt;
+}
+
+/**
+ * What a node checks before it runs a command that arrived with an approval
+ * receipt: the receipt verifies under the key the node pinned
+ * (`corral.receipt.key`) and its digest is that of exactly the command the
+ * node was sent (`params` as received, for this node). Throws as
+ * verifyReceipt, and GATEWAY_PARAMS_INVALID for a run that is not an argv.
+ */
+export function verifyCommandReceipt(raw: unknown, publicKeyPem: string, sent: { nodeId: string; command: string; params: Record<string, unknown> }): ApprovalReceipt {
+  const principal = snapshot(raw).principal;
+  const { approvalReceipt: _r, approvalDecision: _d, ...params } = sent.params;
+  const digest = RUN_COMMANDS.has(sent.command)
+    ? actionDigest({ principal, nodeId: sent.nodeId, command: sent.command, run: canonicalRun(params as unknown as RunRequest) })
+    : actionDigest({ principal, nodeId: sent.nodeId, command: sent.command, params });
+  return verifyReceipt(raw, publicKeyPem, { digest, nodeId: sent.nodeId });
 }
 
 function snapshot(raw: unknown): ApprovalReceipt {
