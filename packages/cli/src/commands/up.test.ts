@@ -308,3 +308,23 @@ describe('corral up --json --no-console', () => {
     }
   });
 });
+
+describe('corral up --openclaw', () => {
+  it('refuses --model-url without --openclaw (exit 2)', async () => {
+    const r = await corral(['--state-dir', join(root, 'no-claw'), 'up', '--model-url', 'http://127.0.0.1:9/v1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--model-url and --model go with --openclaw/);
+  });
+
+  it('says how to install OpenClaw when it is not, exits 3, and stops what it started with the audit log sealed', async () => {
+    const state = join(root, 'claw-missing');
+    const up = startUp(state, ['--port', String(await freePort()), '--openclaw'], { CORRAL_OPENCLAW_DIR: join(root, 'no-openclaw-here') });
+    assert.equal(await up.exited, 3, up.stderr());
+    assert.match(up.stdout(), URL_LINE);
+    assert.match(up.stderr(), /OpenClaw is not installed in .*no-openclaw-here: run `npm install --prefix DIR openclaw@/);
+    const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const report = JSON.parse(verify.stdout) as { verified: number; sealed: number };
+    assert.equal(report.sealed, report.verified);
+  });
+});

@@ -12,12 +12,17 @@ export function registerUp(program: Command): void {
     .option('--port <port>', 'port of the gateway, its HTTP API and the console', '18789')
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--no-console', 'serve the HTTP API without the web console')
-    .option('--json', 'print one JSON document when ready: url, node, agent, admin')
+    .option('--json', 'print one JSON document when ready: url, node, agent, admin (and one more for OpenClaw)')
+    .option('--openclaw', 'also start upstream OpenClaw in a Corral container, its exec tool on a Corral node governed here (needs CORRAL_OPENCLAW_DIR)')
+    .option('--model-url <url>', "with --openclaw: an OpenAI-compatible chat-completions endpoint (http://HOST:PORT/v1) for OpenClaw's agents")
+    .option('--model <id>', 'with --openclaw: the model id at --model-url')
     .addHelpText(
       'after',
       `
 Prints the console's URL on a line of its own once it answers; on the first
 start, also the admin password, once (keep it: only its hash is stored).
+With --openclaw, then starts OpenClaw contained and prints its URL and how
+long its upstream gateway took to be ready.
 Progress goes to stderr. Ctrl-C (or SIGTERM) stops everything and seals an
 audit checkpoint, exit 0.
 
@@ -26,11 +31,14 @@ Exit codes:
     2 bad usage, or the policies or a container policy in the state directory do not load
     3 the port is in use, or the state directory cannot be written`,
     )
-    .action(async (opts: { port: string; bind: string; console: boolean; json?: boolean }, command: Command) => {
+    .action(async (opts: { port: string; bind: string; console: boolean; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = Number(opts.port);
       if (!/^\d+$/.test(opts.port) || !Number.isInteger(port) || port > 65535) throw new CliFailure('--port must be a port number (0-65535)', EXIT.usage);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
+      if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
+      if (opts.modelUrl !== undefined && !/^https?:\/\/[^/]+/.test(opts.modelUrl)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
+      const openclaw = opts.openclaw ? { ...(opts.modelUrl ? { modelUrl: opts.modelUrl } : {}), ...(opts.model ? { model: opts.model } : {}) } : undefined;
       const { up } = await import('../up/up.ts');
-      process.exitCode = await up({ stateDir: dirOf(command), port, bind: opts.bind, console: opts.console, json: opts.json === true });
+      process.exitCode = await up({ stateDir: dirOf(command), port, bind: opts.bind, console: opts.console, json: opts.json === true, ...(openclaw ? { openclaw } : {}) });
     });
 }

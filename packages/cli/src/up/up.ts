@@ -10,6 +10,7 @@ import type { AuditLog, SignedCheckpoint } from '@corral/audit';
 import type { Runner } from '@corral/contain';
 import type { Gateway } from '@corral/gateway';
 import type { NodeHost } from '@corral/node';
+import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { gatewayToken } from '../commands/gateway.ts';
@@ -26,7 +27,14 @@ export interface UpOptions {
   bind: string;
   console: boolean;
   json: boolean;
+  /** Also start upstream OpenClaw in a Corral container, its exec tool on a Corral node (see openclaw.ts). */
+  openclaw?: { modelUrl?: string; model?: string };
 }
+
+/** OpenClaw's default agent acts as the example's agent. */
+const OPENCLAW_AGENT_MAP = { main: INVOICE_INTAKE.agent.name };
+/** A model served on this machine's loopback is reached from OpenClaw's container under this name (its container has no loopback of the host's). */
+const LOOPBACK_MODEL_HOST = 'model.corral.internal';
 
 /** Who `corral up` is in the audit log. */
 const UP_ACTOR = { kind: 'service', id: 'corral-up' } as const;
@@ -40,7 +48,13 @@ interface Running {
   host?: NodeHost;
   runner?: Runner;
   audit?: AuditLog;
+  openclaw?: OpenClaw;
+  /** Pairs the nodes `corral up` starts itself. */
+  pairing?: AutoPairing;
+  containerPolicies?: ContainerPolicies;
 }
+
+type ContainerPolicies = Record<string, { policy: unknown; baseDir: string }>;
 
 interface Ready {
   url: string;
@@ -65,6 +79,22 @@ export async function up(options: UpOptions): Promise<number> {
   report(ready, options, readyMs, running.gateway!.url);
   progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; Ctrl-C stops`);
 
+  // OpenClaw takes its time to start; a signal meanwhile stops everything without waiting for it.
+  let abandoned = false;
+  if (options.openclaw) {
+    const claw = progress.step('OpenClaw in a Corral container', () => startContainedOpenClaw(options, running), (c) => `ready in ${c.readyMs} ms`);
+    const first = await Promise.race([claw.then((c) => ({ claw: c }), (error: unknown) => ({ error })), stopSignal.then(() => undefined)]);
+    if (first && 'error' in first) {
+      await stop(running).catch(() => undefined);
+      throw first.error;
+    }
+    abandoned = first === undefined;
+    if (first) {
+      if (options.json) printJson({ openclaw: { url: first.claw.url, readyMs: first.claw.readyMs, node: first.claw.node.device.deviceId } });
+      else process.stdout.write(`OpenClaw: ${first.claw.url} (its exec tool runs on a Corral node governed here; its gateway was ready in ${first.claw.readyMs} ms)\n`);
+    }
+  }
+
   const signal = await stopSignal;
   // A second signal while stopping: stop waiting.
   const force = (): never => process.exit(EXIT.failed);
@@ -73,6 +103,8 @@ export async function up(options: UpOptions): Promise<number> {
   progress.note(`${signal}: stopping`);
   const sealed = await stop(running, signal);
   progress.note(sealed ? `stopped; audit checkpoint sealed at ${sealed.size} records` : 'stopped');
+  // An OpenClaw start cut short still holds its container process (which dies with this one): leave now rather than wait for it.
+  if (abandoned) process.exit(EXIT.ok);
   return EXIT.ok;
 }
 
@@ -94,13 +126,14 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     const [gateway, audit, sandbox] = await allStarted([
       progress.step('gateway', () => startGateway(dir, options, token, consoleDir), (g) => g.url).then((g) => (running.gateway = g)),
       import('@corral/audit').then(({ openAuditLog }) => openAuditLog({ stateDir: dir })).then((a) => (running.audit = a)),
-      progress.step('sandbox runner', () => prepareSandbox(dir)).then((s) => ((running.runner = s.runner), s)),
+      progress.step('sandbox runner', () => prepareSandbox(dir)).then((s) => ((running.runner = s.runner), (running.containerPolicies = s.containerPolicies), s)),
     ] as const);
+    running.pairing = new AutoPairing(gateway, audit);
     const agent = fresh ? ensureExampleAgent(gateway.identity) : gateway.identity.agents.find(INVOICE_INTAKE.agent.name);
     // Hashing the admin password (scrypt) runs off the main thread while the node connects.
     const [admin, host] = await allStarted([
       progress.step('admin login', () => ensureAdmin(gateway.identity), (a) => (a.password ? 'created' : 'kept')),
-      progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, audit, running), (h) => h.device.deviceId.slice(0, 12)),
+      progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, running), (h) => h.device.deviceId.slice(0, 12)),
     ] as const);
     if (fresh) {
       await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin.username, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
@@ -123,9 +156,9 @@ async function startGateway(dir: string, options: UpOptions, token: string, cons
 }
 
 /** The sandbox runner and each agent's container policy (from its profile), read before the node connects. */
-async function prepareSandbox(dir: string): Promise<{ runner: Runner; containerPolicies: Record<string, { policy: unknown; baseDir: string }> }> {
+async function prepareSandbox(dir: string): Promise<{ runner: Runner; containerPolicies: ContainerPolicies }> {
   const { loadPolicyFile, Runner } = await import('@corral/contain');
-  const containerPolicies: Record<string, { policy: unknown; baseDir: string }> = {};
+  const containerPolicies: ContainerPolicies = {};
   for (const profile of readProfiles(dir)) {
     const loaded = await loadPolicyFile(profile.policyFile, dirname(profile.policyFile));
     containerPolicies[profile.agent] = { policy: loaded.policy, baseDir: loaded.baseDir };
@@ -139,7 +172,7 @@ async function prepareSandbox(dir: string): Promise<{ runner: Runner; containerP
  * (it is this machine) and records that in the audit log. A node an operator
  * unpaired stays unpaired.
  */
-async function connectNode(gateway: Gateway, token: string, sandbox: { runner: Runner; containerPolicies: Record<string, { policy: unknown; baseDir: string }> }, dir: string, audit: AuditLog, running: Running): Promise<NodeHost> {
+async function connectNode(gateway: Gateway, token: string, sandbox: { runner: Runner; containerPolicies: ContainerPolicies }, dir: string, running: Running): Promise<NodeHost> {
   const { NodeHost } = await import('@corral/node');
   let refused: string | undefined;
   const host = new NodeHost({
@@ -155,25 +188,82 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
     },
   });
   running.host = host;
-  let pairing: Promise<unknown> = Promise.resolve();
-  gateway.server.onPairingRequest((request) => {
-    if (request.deviceId !== host.device.deviceId) return;
-    gateway.identity.nodes.pair(request.deviceId, 'corral up');
-    pairing = audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: request.deviceId }, node: request.deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason: 'the node of the machine corral up runs on', displayName: request.displayName } });
-  });
-  const revoked = gateway.identity.nodes.find(host.device.deviceId)?.status === 'revoked';
-  if (revoked) throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.refused);
+  if (gateway.identity.nodes.find(host.device.deviceId)?.status === 'revoked') {
+    throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.refused);
+  }
+  const paired = running.pairing!.pair(host.device.deviceId, 'the node of the machine corral up runs on');
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new CliFailure(`the node did not connect to the gateway within ${NODE_READY_TIMEOUT_MS / 1000} s${refused ? ` (refused: ${refused})` : ''}`, EXIT.environment)), NODE_READY_TIMEOUT_MS);
   });
   try {
     await Promise.race([host.start(), timeout]);
+    await Promise.race([paired, timeout]);
   } finally {
     clearTimeout(timer);
   }
-  await pairing;
   return host;
+}
+
+/**
+ * Pairs the nodes `corral up` starts itself — and only those, by device id —
+ * when they ask the gateway, recording each pairing in the audit log as done
+ * by `corral up`.
+ */
+class AutoPairing {
+  readonly #gateway: Gateway;
+  readonly #audit: AuditLog;
+  readonly #expected = new Map<string, { reason: string; done: () => void }>();
+
+  constructor(gateway: Gateway, audit: AuditLog) {
+    this.#gateway = gateway;
+    this.#audit = audit;
+    gateway.server.onPairingRequest((request) => {
+      const expected = this.#expected.get(request.deviceId);
+      if (expected) void this.#pair(request.deviceId, expected.reason).then(expected.done);
+    });
+  }
+
+  /** Resolves once `deviceId` is paired: now if it already waits as a pending request, else when it asks. */
+  pair(deviceId: string, reason: string): Promise<void> {
+    const known = this.#gateway.identity.nodes.find(deviceId);
+    if (known?.status === 'paired') return Promise.resolve();
+    if (known?.status === 'pending') return this.#pair(deviceId, reason);
+    return new Promise((resolve) => this.#expected.set(deviceId, { reason, done: resolve }));
+  }
+
+  async #pair(deviceId: string, reason: string): Promise<void> {
+    this.#expected.delete(deviceId);
+    this.#gateway.identity.nodes.pair(deviceId, 'corral up');
+    await this.#audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: deviceId }, node: deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason } });
+  }
+}
+
+/**
+ * Upstream OpenClaw in a Corral container, its exec tool bound to a Corral
+ * node that asks this gateway before every command; its default agent acts
+ * as the example's agent. A model on this machine's loopback is reached
+ * under a name its container's egress proxy resolves.
+ */
+async function startContainedOpenClaw(options: UpOptions, running: Running): Promise<OpenClaw> {
+  const { startOpenClaw } = await import('./openclaw.ts');
+  const gateway = running.gateway!;
+  const model = options.openclaw?.modelUrl ? new URL(options.openclaw.modelUrl) : undefined;
+  const loopback = model !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(model.hostname);
+  const modelBaseUrl = model && loopback ? options.openclaw!.modelUrl!.replace(model.hostname, LOOPBACK_MODEL_HOST) : options.openclaw?.modelUrl;
+  running.openclaw = await startOpenClaw({
+    stateDir: options.stateDir,
+    corralGatewayUrl: gateway.url,
+    token: gatewayToken(options.stateDir).token,
+    nodeName: `${hostname()}-openclaw`,
+    agentMap: OPENCLAW_AGENT_MAP,
+    ...(running.containerPolicies ? { containerPolicies: running.containerPolicies } : {}),
+    ...(modelBaseUrl ? { modelBaseUrl } : {}),
+    ...(options.openclaw?.model ? { modelId: options.openclaw.model } : {}),
+    ...(loopback ? { egressHosts: { [LOOPBACK_MODEL_HOST]: model.hostname === 'localhost' ? '127.0.0.1' : model.hostname.replace(/^\[|\]$/g, '') } } : {}),
+    pairOnControlPlane: (deviceId) => running.pairing!.pair(deviceId, 'the Corral node that serves OpenClaw, started by corral up --openclaw'),
+  });
+  return running.openclaw;
 }
 
 /** Like Promise.all, but waits for every part to settle, so that a part that started after another failed is stopped too. */
@@ -193,6 +283,7 @@ async function answers(url: string): Promise<void> {
 /** Stops what runs, in reverse order; the gateway's close seals its checkpoint, then `corral up`'s own record seals the last one. */
 async function stop(running: Running, signal?: NodeJS.Signals): Promise<SignedCheckpoint | null> {
   const url = running.gateway?.url ?? '';
+  await running.openclaw?.close();
   await running.host?.close();
   await running.gateway?.close();
   await running.runner?.close();
