@@ -109,8 +109,8 @@ describe('approvals over the protocol', () => {
     it('lets the node check the receipt against exactly the command it was sent, and refuse it for any other', () => {
       const sent = node.received.at(-1)!;
       assert.equal(verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: sent.command, params: sent.params }).approvalId, receipt.approvalId);
-      for (const params of [{ ...sent.params, command: ['printf', 'other'] }, { ...sent.params, command: ['sh', '-c', 'printf receipt; rm -rf /'] }, { ...sent.params, env: { X: '1' } }, { ...sent.params, cwd: '/etc' }]) {
-        assert.throws(() => verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: 'system.run', params }), { code: 'GATEWAY_APPROVAL_MISMATCH' }, JSON.stringify(params.command));
+      for (const params of [{ ...sent.params, command: ['printf', 'other'] }, { ...sent.params, command: ['sh', '-c', 'printf receipt; rm -rf /'] }, { ...sent.params, env: { X: '1' } }, { ...sent.params, cwd: '/etc' }] as Array<Record<string, unknown>>) {
+        assert.throws(() => verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: 'system.run', params }), { code: 'GATEWAY_APPROVAL_MISMATCH' }, JSON.stringify(params));
       }
     });
 

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
@@ -19,7 +20,8 @@ async function withApprovals<T>(command: Command, action: (store: import('@corra
 }
 
 function describe(a: Approval): string {
-  const argv = Array.isArray(a.action.argv) ? (a.action.argv as string[]).join(' ') : '';
+  // A run shows its argv; a named command (payment.create) its name and checked params.
+  const argv = Array.isArray(a.action.argv) ? (a.action.argv as string[]).join(' ') : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
   return `${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}`;
 }
@@ -43,7 +45,7 @@ export function registerApprovals(program: Command): void {
       .command(verb)
       .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
       .argument('<id>', 'the approval id')
-      .option('--by <who>', 'the approver (recorded; distinct approvers count toward a quorum)', process.env.USER ?? 'operator')
+      .option('--by <who>', 'the approver (recorded; distinct approvers count toward a quorum); default: the signed-in system account', userInfo().username)
       .option('--json', 'print the approval as JSON');
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
     cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
