@@ -1,6 +1,6 @@
 // The console's admin pages in headless Chromium against a real gateway:
 // the kill switch, node pairing and revocation, policy validation, replay and
-// activation, and what each role is shown.
+// activation, an approval nobody answers, and what each role is shown.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +9,8 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
+/** Short, so that a test can watch an approval expire. */
+const APPROVAL_TTL_MS = 4_000;
 
 describe('the console for admins, approvers and auditors', () => {
   let stack: Stack;
@@ -19,7 +21,7 @@ describe('the console for admins, approvers and auditors', () => {
   const password = 'a long enough password';
 
   before(async () => {
-    stack = await startStack();
+    stack = await startStack({ approvalTtlMs: APPROVAL_TTL_MS });
     stack.gateway.identity.agents.create({ name: 'invoice-intake', process: 'invoice-intake', owner: 'finance@example.com', scopes: ['records:read'] });
     await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
     await stack.gateway.identity.localUsers.create('audra', password, ['auditor']);
@@ -77,6 +79,23 @@ describe('the console for admins, approvers and auditors', () => {
       await page.getByRole('button', { name: 'Revoke build-runner-2' }).click();
       await page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).locator('.status', { hasText: 'revoked' }).waitFor();
       assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'revoked');
+    });
+  });
+
+  describe('approvals', () => {
+    it('shows an approval nobody answered as expired, without the buttons, and the command does not run', async () => {
+      const running = runOnNode(stack, ['printf', 'too late'], APPROVAL_TTL_MS + 5_000).then(
+        () => 'ran',
+        (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code,
+      );
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: "printf 'too late'" });
+      await card.getByRole('button', { name: 'Approve once' }).waitFor();
+      await card.locator('.status', { hasText: 'expired' }).waitFor();
+      assert.equal(await card.getByRole('button').count(), 0);
+      // Refused either way: denied as expired, or (waiting right up to the expiry) still pending.
+      assert.ok(['SYSTEM_RUN_DENIED', 'APPROVAL_PENDING'].includes(String(await running)), 'the command did not run');
+      assert.equal(stack.gateway.approvals.get((await card.getAttribute('data-approval'))!).status, 'expired');
     });
   });
 

@@ -52,8 +52,8 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** Starts the gateway with the console, a local admin and a paired node; `extra` adds to the gateway's options (a fixed port, OIDC). */
-export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc'> = {}): Promise<Stack> {
+/** Starts the gateway with the console, a local admin and a paired node; `extra` adds to the gateway's options (a fixed port, OIDC, how long approvals wait). */
+export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc' | 'approvalTtlMs'> = {}): Promise<Stack> {
   const root = mkdtempSync(join(tmpdir(), 'corral-console-'));
   const stateDir = join(root, 'state');
   mkdirSync(join(stateDir, 'policies'), { recursive: true });
