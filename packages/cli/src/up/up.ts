@@ -4,6 +4,7 @@
 // admin login and the invoice-intake example process. Ready means: the
 // console answers and the node is connected. Stops on SIGINT/SIGTERM, sealing
 // an audit checkpoint.
+import { get } from 'node:http';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AuditLog, SignedCheckpoint } from '@corral/audit';
@@ -274,10 +275,16 @@ async function allStarted<T extends readonly unknown[]>(parts: T): Promise<{ -re
   return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
-/** Resolves once `url` answers HTTP at all (any status): the listener is up and serving. */
-async function answers(url: string): Promise<void> {
-  const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5_000) });
-  await response.body?.cancel();
+/** Resolves once `url` answers HTTP at all (any status): the listener is up and serving. node:http, not fetch: fetch would load undici for this one request. */
+function answers(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { timeout: 5_000 }, (response) => {
+      response.resume();
+      resolve();
+    });
+    request.once('timeout', () => request.destroy(new CliFailure(`${url} did not answer within 5 s`, EXIT.environment)));
+    request.once('error', reject);
+  });
 }
 
 /** Stops what runs, in reverse order; the gateway's close seals its checkpoint, then `corral up`'s own record seals the last one. */
