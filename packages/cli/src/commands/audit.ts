@@ -1,28 +1,5 @@
 // `corral audit …`: read, prove, verify and export the tamper-evident audit log.
-import {
-  advanceWitness,
-  exportJsonl,
-  loadPublicKeyFile,
-  openAuditReader,
-  parseCheckpoint,
-  proveConsistency,
-  proveInclusion,
-  publicKeyPem,
-  readRecord,
-  readWitness,
-  sha256Hasher,
-  toAuditRecord,
-  toOcsf,
-  verifyConsistency,
-  verifyExportFile,
-  verifyInclusion,
-  verifyStore,
-  witnessPath,
-  type AuditReader,
-  type AuditRecord,
-  type SignedCheckpoint,
-  type VerifyReport,
-} from '@corral/audit';
+import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@corral/audit';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
@@ -41,7 +18,7 @@ function where(command: Command): { stateDir: string; postgresUrl?: string } {
 }
 
 async function withReader<T>(command: Command, work: (reader: AuditReader) => Promise<T>, publicKeyFile?: string): Promise<T> {
-  const reader = await openAuditReader({ ...where(command), ...(publicKeyFile ? { publicKeyFile } : {}) });
+  const reader = await lib.openAuditReader({ ...where(command), ...(publicKeyFile ? { publicKeyFile } : {}) });
   try {
     return await work(reader);
   } finally {
@@ -93,10 +70,16 @@ function quietOnClosedPipe(): void {
   });
 }
 
+// Loaded when an audit command runs (see the preAction hook): the rest of the CLI starts without it.
+let lib: typeof import('@corral/audit');
+
 export function registerAudit(program: Command): void {
   const audit = program
     .command('audit')
     .description('Read, prove, verify and export the tamper-evident audit log.')
+    .hook('preAction', async () => {
+      lib ??= await import('@corral/audit');
+    })
     .option('--postgres <url>', 'use the audit log in this PostgreSQL database (default: $CORRAL_AUDIT_POSTGRES_URL, else audit.db in the state directory)');
 
   audit
@@ -113,7 +96,7 @@ export function registerAudit(program: Command): void {
         let next = Math.max(0, (await reader.store.head()).size - n);
         const drain = async () => {
           const size = (await reader.store.head()).size;
-          for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(toAuditRecord(r));
+          for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(lib.toAuditRecord(r));
           next = size;
         };
         await drain();
@@ -137,7 +120,7 @@ export function registerAudit(program: Command): void {
     .action(async (seqText: string, opts: { json?: boolean }, command: Command) => {
       const seq = seqArg(seqText, 'SEQ');
       await withReader(command, async (reader) => {
-        const r = await readRecord(reader.store, seq);
+        const r = await lib.readRecord(reader.store, seq);
         if (opts.json) printJson({ ...recordJson(r), canonical: r.canonical });
         else process.stdout.write(`${line(r)}\n  hash ${r.hash}\n  prev ${r.prev}\n${JSON.stringify(r.event, null, 2).replace(/^/gm, '  ')}\n`);
       });
@@ -160,11 +143,11 @@ export function registerAudit(program: Command): void {
           throw new CliFailure(`cannot read the checkpoint ${opts.checkpoint}: ${(error as NodeJS.ErrnoException).code}`, EXIT.usage);
         }
         const raw = JSON.parse(text) as { checkpoint?: unknown };
-        witness = parseCheckpoint(raw.checkpoint ?? raw);
+        witness = lib.parseCheckpoint(raw.checkpoint ?? raw);
       }
       if (opts.export) {
         if (!opts.publicKey) throw new CliFailure('--export needs --public-key FILE: the key you trust (from `corral audit public-key`)', EXIT.usage);
-        const report = await verifyExportFile(opts.export, loadPublicKeyFile(opts.publicKey), witness);
+        const report = await lib.verifyExportFile(opts.export, lib.loadPublicKeyFile(opts.publicKey), witness);
         printReport(report, opts.json === true, opts.export);
         return;
       }
@@ -172,12 +155,12 @@ export function registerAudit(program: Command): void {
       await withReader(
         command,
         async (reader) => {
-          const file = witnessPath(dir, reader.store.kind === 'postgres' ? reader.store.where : undefined);
-          const report = await verifyStore(reader.store, reader.publicKey(), witness ?? readWitness(file));
+          const file = lib.witnessPath(dir, reader.store.kind === 'postgres' ? reader.store.where : undefined);
+          const report = await lib.verifyStore(reader.store, reader.publicKey(), witness ?? lib.readWitness(file));
           printReport(report, opts.json === true, reader.store.where);
           if (report.ok) {
             const last = (await reader.store.checkpoints()).at(-1);
-            if (last && last.size <= report.sealed) advanceWitness(file, last);
+            if (last && last.size <= report.sealed) lib.advanceWitness(file, last);
           }
         },
         opts.publicKey,
@@ -195,8 +178,8 @@ export function registerAudit(program: Command): void {
       const seq = seqArg(seqText, 'SEQ');
       const size = opts.size === undefined ? undefined : seqArg(opts.size, '--size');
       await withReader(command, async (reader) => {
-        const p = await proveInclusion(reader.store, seq, size);
-        verifyInclusion(sha256Hasher, p.seq, p.treeSize, p.leafHash, p.proof, p.root);
+        const p = await lib.proveInclusion(reader.store, seq, size);
+        lib.verifyInclusion(lib.sha256Hasher, p.seq, p.treeSize, p.leafHash, p.proof, p.root);
         if (opts.json) printJson(p);
         else process.stdout.write(`record ${p.seq} (leaf ${p.leafHash}) is in the tree of ${p.treeSize} records with root ${p.root}, signed ${p.checkpoint.time}\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
       });
@@ -211,8 +194,8 @@ export function registerAudit(program: Command): void {
       const size1 = seqArg(oldText, 'OLD');
       const size2 = seqArg(newText, 'NEW');
       await withReader(command, async (reader) => {
-        const p = await proveConsistency(reader.store, size1, size2);
-        verifyConsistency(sha256Hasher, p.size1, p.size2, p.proof, p.root1, p.root2);
+        const p = await lib.proveConsistency(reader.store, size1, size2);
+        lib.verifyConsistency(lib.sha256Hasher, p.size1, p.size2, p.proof, p.root1, p.root2);
         if (opts.json) printJson(p);
         else process.stdout.write(`the tree of ${p.size2} records (root ${p.root2}) extends the tree of ${p.size1} (root ${p.root1})\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
       });
@@ -238,16 +221,16 @@ export function registerAudit(program: Command): void {
         };
         if (opts.format === 'jsonl') {
           if (!range) range = { from: 0, to: 0 };
-          for await (const l of exportJsonl(reader.store, reader.meta.keyId, range)) await write(l);
+          for await (const l of lib.exportJsonl(reader.store, reader.meta.keyId, range)) await write(l);
           return;
         }
         if (!range) return;
         for await (const rows of reader.store.scan(range.from, range.to)) {
           for (const r of rows) {
-            const rec = toAuditRecord(r);
+            const rec = lib.toAuditRecord(r);
             const t = Date.parse(rec.event.time);
             if ((since !== undefined && t < since) || (until !== undefined && t > until)) continue;
-            await write(JSON.stringify(toOcsf(rec)));
+            await write(JSON.stringify(lib.toOcsf(rec)));
           }
         }
       });
@@ -260,7 +243,7 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       await withReader(command, async (reader) => {
         const key = reader.publicKey();
-        const pem = publicKeyPem(key);
+        const pem = lib.publicKeyPem(key);
         if (opts.json) printJson({ keyId: reader.meta.keyId, publicKey: pem });
         else process.stdout.write(pem);
       });
