@@ -8,7 +8,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { workerData } from 'node:worker_threads';
 
 /** Checkpoint once this many records were committed since the last one… */
-const EVERY_RECORDS = 4096;
+const EVERY_RECORDS = 2048;
 /** …or this long after a commit when fewer were. */
 const IDLE_MS = 250;
 

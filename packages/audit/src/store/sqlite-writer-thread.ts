@@ -1,11 +1,11 @@
 // The SQLite writer thread: owns the connection that appends. Hashing a batch,
 // inserting it and waiting for its fsync happen here, beside the event loop
 // of the process that asked, so that process keeps accepting (and
-// canonicalising) the next appends meanwhile. Group commit: every request
-// that arrived while the last transaction committed goes into the next one.
+// canonicalising) the next appends meanwhile. Group commit: a transaction
+// takes every request waiting once it holds the write lock.
 import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type WriterConfig } from './batch.ts';
+import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 
@@ -15,6 +15,7 @@ const port = parentPort!;
 /** Shared with the checkpointer: [records committed, closing]. */
 const checkpointState = new Int32Array(new SharedArrayBuffer(8));
 let checkpointer: Worker;
+let checkpointerRunning = true;
 let writer: BatchWriter;
 let db: DatabaseSync;
 try {
@@ -22,13 +23,16 @@ try {
   // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
   db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -32768');
-  // The checkpointer thread copies the log into the file; the writer checkpoints
-  // only if that thread falls far behind.
+  // The checkpointer thread copies the log into the file as it grows. Under
+  // steady appending its passes never catch the writer between two commits,
+  // so the log never wraps to its start; the writer's own checkpoint, due
+  // every 128 MiB of log, copies the little left and lets it wrap.
   db.exec('PRAGMA wal_autocheckpoint = 8192');
   writer = new BatchWriter(db, path);
   checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, shared: checkpointState.buffer } });
   // Without it, the writer's automatic checkpoint does the work; appends go on.
   checkpointer.on('error', () => {});
+  checkpointer.on('exit', () => (checkpointerRunning = false));
   port.postMessage({ ready: true } satisfies WriterReply);
 } catch (error) {
   const e = sqliteError(path, error);
@@ -37,41 +41,30 @@ try {
 }
 
 port.on('message', (first: WriterMessage) => {
-  const ids: number[] = [];
-  const requests: AppendRequest[] = [];
+  if (first === 'close') return close();
+  const ids = [first.id];
+  const requests = [first.request];
   let closing = false;
-  let records = 0;
-  for (let m: WriterMessage | undefined = first; m !== undefined; ) {
-    if (m === 'close') {
-      closing = true;
-      break;
-    }
-    ids.push(m.id);
-    requests.push(m.request);
-    records += m.request.bodies.length;
-    if (records >= MAX_TRANSACTION) break;
-    m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
-  }
-  if (requests.length > 0) commit(ids, requests);
-  if (closing) {
-    Atomics.store(checkpointState, 1, 1);
-    Atomics.notify(checkpointState, 0);
-    checkpointer.once('exit', () => {
-      db.close();
-      port.close();
-    });
-  }
-});
-
-function commit(ids: number[], requests: AppendRequest[]): void {
   try {
-    const merged = mergeRequests(requests);
     const result = writer.transaction((head) => {
-      const { batch, result } = buildBatch(head, merged, config, Date.now());
+      // Now that the lock is held, take every request that arrived meanwhile
+      // (while an earlier commit or another process held it): group commit.
+      for (let records = first.request.bodies.length; records < MAX_TRANSACTION; ) {
+        const m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
+        if (m === undefined) break;
+        if (m === 'close') {
+          closing = true;
+          break;
+        }
+        ids.push(m.id);
+        requests.push(m.request);
+        records += m.request.bodies.length;
+      }
+      const { batch, result } = buildBatch(head, mergeRequests(requests), config, Date.now());
       writer.write(batch);
       return result;
     });
-    Atomics.add(checkpointState, 0, merged.bodies.length);
+    Atomics.add(checkpointState, 0, result.hashes.length);
     Atomics.notify(checkpointState, 0);
     const parts = splitResult(result, requests);
     port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
@@ -79,4 +72,17 @@ function commit(ids: number[], requests: AppendRequest[]): void {
     const e = sqliteError(path, error);
     port.postMessage({ replies: ids.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
   }
+  if (closing) close();
+});
+
+/** Stops the checkpointer, then closes the connection; the thread ends. */
+function close(): void {
+  const end = () => {
+    db.close();
+    port.close();
+  };
+  if (!checkpointerRunning) return end();
+  Atomics.store(checkpointState, 1, 1);
+  Atomics.notify(checkpointState, 0);
+  checkpointer.once('exit', end);
 }
