@@ -30,3 +30,4 @@ export { GRANTS_DIR, PolicyGrants, grantFile, grantPolicy } from './approvals/gr
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
 export { NodeInvoker } from './exec/invoke.ts';
 export type { InvokerOptions } from './exec/invoke.ts';
+export { AGENT_SUSPENDED_EVENT } from './http/agents.ts';

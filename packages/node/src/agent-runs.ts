@@ -3,9 +3,7 @@
 // suspended (`corral.agent.suspended`), every run of that agent is aborted —
 // the runner kills its container — and the node reports the runs it stopped
 // (`corral.agent.stopped`), which the gateway records in the audit log.
-import type { GatewayClient } from '@corral/gateway';
-
-export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
+import { AGENT_SUSPENDED_EVENT, type GatewayClient } from '@corral/gateway';
 
 interface Run {
   /** The agent's names as this node knows them: the id or name in the request, and the Corral name it maps to. */
