@@ -21,7 +21,10 @@ describe('agents', () => {
   before(async () => {
     state = mkdtempSync(join(tmpdir(), 'corral-http-agents-'));
     mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"sleep");\n');
+    writeFileSync(
+      join(state, 'policies', 'main.cedar'),
+      'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"sleep");\n@approval("required") permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"pay");\n',
+    );
     t = await startTestGateway({ stateDir: state });
     admin = await t.as('root', ['admin']);
     approver = await t.as('alice', ['approver']);
@@ -46,7 +49,17 @@ describe('agents', () => {
     assert.deepEqual([bot.status, bot.process, bot.owner, bot.running], ['active', 'invoice-intake', 'owner@example.com', 1]);
   });
 
-  it('suspends an agent: its status, a record naming who and why, and an event to every connected node', async () => {
+  it('suspends an agent: its status, a record naming who and why, its waiting approvals denied, and an event to every connected node', async () => {
+    const waiting = agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['pay', '100'] }, timeoutMs: 30_000, idempotencyKey: randomUUID() }, { timeoutMs: 35_000 }).then(
+      () => 'ran',
+      (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code,
+    );
+    let pending: { id: string } | undefined;
+    for (let i = 0; i < 200 && !pending; i++) {
+      pending = t.gw.approvals.list({ status: 'pending' })[0];
+      if (!pending) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(pending, 'the payment waits for approval');
     const heard = new Promise<unknown>((resolve) => node.client.on(AGENT_SUSPENDED_EVENT, resolve));
     const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'invoices look wrong' });
     assert.deepEqual([answer.status, answer.body.status], [200, 'suspended']);
@@ -54,6 +67,9 @@ describe('agents', () => {
     const record = (await auditEvents(state)).find((e) => e.action === 'agent.suspend');
     assert.deepEqual([record?.actor, record?.details?.reason], [{ kind: 'human', id: 'root' }, 'invoices look wrong']);
     await assert.rejects(t.gw.identity.issueToken('invoice-bot'), { code: 'IDENTITY_AGENT_STATE' });
+    assert.equal(t.gw.approvals.get(pending.id).status, 'denied');
+    assert.equal(await waiting, 'SYSTEM_RUN_DENIED');
+    assert.deepEqual(record?.details?.deniedApprovals, [pending.id]);
   });
 
   it('answers 409 for suspending a suspended agent, 404 for an unknown one, and resumes', async () => {

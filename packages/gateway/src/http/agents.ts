@@ -1,6 +1,6 @@
 // Agents: their identities and status, and the kill switch. Suspending an
 // agent stops its tokens verifying and every decision for it denying
-// (@corral/identity), and tells every connected Corral node to stop the
+// (@corral/identity), denies its commands waiting for approval, and tells every connected Corral node to stop the
 // agent's running containers; each node reports what it stopped
 // (`corral.agent.stopped`), and the audit log records it.
 import type { Agent } from '@corral/identity';
@@ -27,8 +27,12 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         const input = await body();
         if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON || !input.reason.isWellFormed())) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
         const reason = typeof input.reason === 'string' ? input.reason : '';
+        const human = actingHuman(caller!);
         const agent = api.identity.agents.suspend(params.name!);
-        await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...(reason ? { reason } : {}) } });
+        // Its commands waiting for approval are denied now, so that none runs once approved.
+        const waiting = api.approvals.list({ status: 'pending' }).filter((a) => a.action.principal === `Agent::${agent.name}`);
+        for (const approval of waiting) api.invoker.resolveApproval(approval.id, 'deny', human);
+        await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: waiting.map((a) => a.id), ...(reason ? { reason } : {}) } });
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
         return reply(200, view(agent));
       },
