@@ -29,7 +29,8 @@ function withIdentity<T>(state: string, look: (identity: Identity) => T | Promis
   return Promise.resolve(look(identity)).finally(() => identity.close());
 }
 
-describe('corral up', () => {
+// Bounds that a loaded machine stays well inside; a hang fails here rather than holding the suite.
+describe('corral up', { timeout: 300_000 }, () => {
   const state = join(root, 'state');
   let port: number;
   let upProcess: UpProcess;
@@ -242,6 +243,9 @@ describe('corral up', () => {
       assert.notEqual(fresh, password);
       assert.ok(await withIdentity(state, (identity) => identity.localUsers.verify('admin', fresh)));
       assert.equal(await withIdentity(state, (identity) => identity.localUsers.verify('admin', password)), null);
+      const list = await corral(['--state-dir', state, 'users', 'list', '--json']);
+      assert.deepEqual((JSON.parse(list.stdout) as { users: Array<{ username: string; roles: string[] }> }).users.map((u) => [u.username, u.roles]), [['admin', ['admin']]]);
+      assert.doesNotMatch(list.stdout, /scrypt|password/);
       const unknown = await corral(['--state-dir', state, 'users', 'passwd', 'nobody']);
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /IDENTITY_USER_NOT_FOUND/);
@@ -249,7 +253,7 @@ describe('corral up', () => {
   });
 });
 
-describe('corral up, when it cannot start', () => {
+describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
   it('names the port in use and what to do, exits 3, and creates nothing', async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
@@ -288,7 +292,7 @@ describe('corral up, when it cannot start', () => {
   });
 });
 
-describe('corral up --json --no-console', () => {
+describe('corral up --json --no-console', { timeout: 120_000 }, () => {
   it('prints one JSON document when ready, with the admin password on first start, and serves the API without the console', async () => {
     const state = join(root, 'json');
     const up = startUp(state, ['--port', String(await freePort()), '--json', '--no-console']);
@@ -309,7 +313,7 @@ describe('corral up --json --no-console', () => {
   });
 });
 
-describe('corral up --openclaw', () => {
+describe('corral up --openclaw', { timeout: 120_000 }, () => {
   it('refuses --model-url without --openclaw (exit 2)', async () => {
     const r = await corral(['--state-dir', join(root, 'no-claw'), 'up', '--model-url', 'http://127.0.0.1:9/v1']);
     assert.equal(r.code, 2);
