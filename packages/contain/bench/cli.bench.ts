@@ -46,7 +46,10 @@ writeFileSync(settingsFile, `${JSON.stringify(srtSettings, null, 2)}\n`);
 
 // Both CLIs run on this Node (24), found first on PATH as the project's bootstrap arranges.
 // Corral records each run in the audit log of its state directory: a fresh one here.
-const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: join(dir, 'state') };
+// Node's compile cache (compiled and type-stripped modules kept between runs) as `npm run bench` sets it,
+// so that running this file directly measures the same thing; both CLIs start with it.
+const compileCache = process.env.NODE_COMPILE_CACHE ?? join(root, 'node_modules', '.cache', 'corral-node');
+const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: join(dir, 'state'), NODE_COMPILE_CACHE: compileCache };
 const commands = {
   corral: [join(root, 'packages/cli/bin/corral'), 'run', '--policy', policyFile, '--', '/bin/true'],
   srt: [join(root, 'node_modules/.bin/srt'), '--settings', settingsFile, '/bin/true'],
@@ -108,6 +111,7 @@ report(
     fewerRunsBecause: fewer ? 'each run is a new Node process costing over 300 ms; the bench keeps to its time budget' : undefined,
     loadavgBefore: before.loadavg,
     wallSeconds,
+    compileCache: compileCache.replace(root, '.'),
     subjects: {
       corral: { argv: commands.corral.map((a) => a.replace(dir, '$DIR').replace(root, '.')), policy: 'runtime: [shell]; filesystem.readwrite: [./work]; network.egress: none', note: 'records the run in the audit log of a fresh state directory (CORRAL_STATE_DIR), as corral run does by default' },
       srt: { argv: commands.srt.map((a) => a.replace(dir, '$DIR').replace(root, '.')), version: '@anthropic-ai/sandbox-runtime 0.0.83', settings: JSON.parse(JSON.stringify(srtSettings).replaceAll(dir, '$DIR').replaceAll(root, '.')) },

@@ -66,6 +66,8 @@ interface CaseRow {
   category: EscapeCase['category'];
   title: string;
   corral: EngineResult;
+  /** The same case in a sandbox Corral started ahead and kept warm for the case's plan (Runner.keepWarm). */
+  corralWarm: EngineResult;
   mxc: EngineResult;
   /** How the MXC side was set up when it differs from Corral's policy. */
   mxcSetup: string;
@@ -144,11 +146,12 @@ const rows: CaseRow[] = [];
 try {
   for (const attack of cases) {
     process.stderr.write(`  ${attack.id} …`);
-    const corral = await onCorral(attack);
+    const corral = await onCorral(attack, false);
+    const corralWarm = await onCorral(attack, true);
     const { result: mxc, setup, notes } = await onMxc(attack);
     if (EXTRA_IDS.has(attack.id)) notes.unshift('Added by this comparison, not in the battery');
-    rows.push({ id: attack.id, category: attack.category, title: attack.title, corral, mxc, mxcSetup: setup, notes });
-    process.stderr.write(` Corral ${corral.verdict}, MXC ${mxc.verdict}\n`);
+    rows.push({ id: attack.id, category: attack.category, title: attack.title, corral, corralWarm, mxc, mxcSetup: setup, notes });
+    process.stderr.write(` Corral ${corral.verdict}, Corral warm ${corralWarm.verdict}, MXC ${mxc.verdict}\n`);
   }
 } finally {
   await runner.close();
@@ -159,14 +162,20 @@ try {
   }
 }
 
-// ── Corral: exactly the battery's rule ──────────────────────────────────────
-async function onCorral(attack: EscapeCase): Promise<EngineResult> {
+// ── Corral: exactly the battery's rule, in a sandbox started for the run and in a warm one ──
+async function onCorral(attack: EscapeCase, warm: boolean): Promise<EngineResult> {
   const world = await buildWorld();
-  const t0 = performance.now();
+  let t0 = performance.now();
   try {
     const plan = planFor(attack, world);
+    if (warm) {
+      await runner.keepWarm(plan, 1);
+      t0 = performance.now();
+    }
     const result = await runner.run(plan, attack.argv(world));
     const durationMs = performance.now() - t0;
+    if (warm) await runner.keepWarm(plan, 0);
+    if (result.warm !== warm) return { verdict: 'error', evidence: `expected a ${warm ? 'warm' : 'cold'} sandbox`, stdoutHead: '', durationMs };
     const stdoutHead = head(result.stdout);
     if (result.stdout.includes('ESCAPED')) return { verdict: 'escaped', evidence: 'printed ESCAPED', stdoutHead, durationMs };
     if (attack.hostEffect && (await attack.hostEffect(world))) return { verdict: 'escaped', evidence: 'left a trace on the host', stdoutHead, durationMs };
@@ -330,7 +339,7 @@ function mb(bytes: number): string {
 }
 
 // ── Results ──────────────────────────────────────────────────────────────────
-const count = (engine: 'corral' | 'mxc', verdict: Verdict) => rows.filter((r) => r[engine].verdict === verdict).length;
+const count = (engine: 'corral' | 'corralWarm' | 'mxc', verdict: Verdict) => rows.filter((r) => r[engine].verdict === verdict).length;
 const comparable = rows.filter((r) => !r.notes.includes('not comparable: MXC has no domain policy'));
 const corralFailsMxcContains = rows.filter((r) => r.corral.verdict !== 'contained' && r.mxc.verdict === 'contained');
 const mxcOnlyFails = rows.filter((r) => r.corral.verdict === 'contained' && r.mxc.verdict === 'escaped');
@@ -345,6 +354,7 @@ const BOTH_CONTAIN = ['read-ungranted-folder', 'read-denied-inside-grant', 'writ
 const summary = [
   `Of ${rows.length} cases (${rows.filter((r) => !EXTRA_IDS.has(r.id)).length} of the battery, ${rows.filter((r) => EXTRA_IDS.has(r.id)).length} added here), Corral contained ${count('corral', 'contained')}; MXC's bubblewrap backend contained ${count('mxc', 'contained')}`,
   `(${count('mxc', 'escaped')} escaped${count('mxc', 'not run') ? `, ${count('mxc', 'not run')} not run` : ''}${count('mxc', 'error') ? `, ${count('mxc', 'error')} errors` : ''}${count('corral', 'error') ? `; Corral errors: ${count('corral', 'error')}` : ''}).`,
+  `Run again in sandboxes Corral started ahead and kept warm for each case's plan (Runner.keepWarm: set up, inside their cgroups, waiting for the command), Corral contained ${count('corralWarm', 'contained')}${count('corralWarm', 'contained') === rows.length ? ', every case' : `; **${rows.length - count('corralWarm', 'contained')} not contained in a warm sandbox: a bug to fix**`}.`,
   corralFailsMxcContains.length > 0
     ? `**Corral failed ${corralFailsMxcContains.length} case(s) that MXC contained: ${corralFailsMxcContains.map((r) => `\`${r.id}\``).join(', ')} — a bug to fix.**`
     : 'Every case MXC contained, Corral contained too.',
@@ -384,12 +394,12 @@ const md = [
   '',
   '## Cases',
   '',
-  '| case | category | Corral contained? | MXC contained? | notes |',
-  '|---|---|---|---|---|',
+  '| case | category | Corral contained? | Corral, warm sandbox? | MXC contained? | notes |',
+  '|---|---|---|---|---|---|',
   ...rows.map((r) => {
     const shown = (e: EngineResult) => e.stdoutHead && (e.verdict === 'escaped' || EXTRA_IDS.has(r.id)) ? ` (stdout: \`${e.stdoutHead.slice(0, 100)}\`)` : '';
     const notes = [`Corral: ${r.corral.evidence}${shown(r.corral)}.`, `MXC: ${r.mxc.evidence}${shown(r.mxc)}.`, ...r.notes.map((n) => `${n}.`)];
-    return `| \`${r.id}\` | ${r.category} | ${mark(r.corral)} | ${mark(r.mxc)} | ${cell(notes.join(' '))} |`;
+    return `| \`${r.id}\` | ${r.category} | ${mark(r.corral)} | ${mark(r.corralWarm)} | ${mark(r.mxc)} | ${cell(notes.join(' '))} |`;
   }),
   '',
   `Host: ${host.cpus} CPUs (${host.cpuModel}), Node ${host.node}, load average ${(host.loadavg as number[]).map((l) => l.toFixed(2)).join(' ')}.`,
@@ -407,6 +417,7 @@ report(
     harnessCage: cage ? { ...CAGE, cgroupVersion: cage.dirs.version } : null,
     totals: {
       corral: { contained: count('corral', 'contained'), escaped: count('corral', 'escaped'), error: count('corral', 'error') },
+      corralWarm: { contained: count('corralWarm', 'contained'), escaped: count('corralWarm', 'escaped'), error: count('corralWarm', 'error') },
       mxc: { contained: count('mxc', 'contained'), escaped: count('mxc', 'escaped'), notRun: count('mxc', 'not run'), error: count('mxc', 'error') },
       comparable: comparable.length,
     },
@@ -417,11 +428,12 @@ report(
     rows,
   },
   [
-    `${rows.length} cases; Corral contained ${count('corral', 'contained')}, MXC contained ${count('mxc', 'contained')} (escaped ${count('mxc', 'escaped')}, not run ${count('mxc', 'not run')}, errors ${count('mxc', 'error')})`,
+    `${rows.length} cases; Corral contained ${count('corral', 'contained')} (in warm sandboxes ${count('corralWarm', 'contained')}), MXC contained ${count('mxc', 'contained')} (escaped ${count('mxc', 'escaped')}, not run ${count('mxc', 'not run')}, errors ${count('mxc', 'error')})`,
     corralFailsMxcContains.length > 0 ? `CORRAL FAILED WHERE MXC CONTAINED: ${corralFailsMxcContains.map((r) => r.id).join(', ')}` : 'every case MXC contained, Corral contained',
     ...rows.filter((r) => r.corral.verdict !== 'contained').map((r) => `Corral ${r.corral.verdict}: ${r.id}: ${r.corral.evidence}`),
+    ...rows.filter((r) => r.corralWarm.verdict !== 'contained').map((r) => `Corral (warm) ${r.corralWarm.verdict}: ${r.id}: ${r.corralWarm.evidence}`),
     ...[...differing].map(([what, ids]) => `MXC lacks ${what}: ${ids.join(', ')}`),
     '(table written to docs/escape-comparison.md)',
   ],
 );
-if (rows.some((r) => r.corral.verdict !== 'contained')) process.exitCode = 1;
+if (rows.some((r) => r.corral.verdict !== 'contained' || r.corralWarm.verdict !== 'contained')) process.exitCode = 1;

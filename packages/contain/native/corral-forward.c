@@ -4,12 +4,20 @@
  * detaches a relay process, and then becomes the command itself:
  *
  *   corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... -- COMMAND [ARG]...
+ *   corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... -s FD --
  *
  *   -e PORT:SOCKET  listen on 127.0.0.1:PORT inside the sandbox and relay each
  *                   connection to the unix SOCKET (Corral's egress proxy, bound
  *                   in from the host);
  *   -i SOCKET:PORT  listen on the unix SOCKET (reached from the host's published
- *                   port) and relay each connection to 127.0.0.1:PORT inside.
+ *                   port) and relay each connection to 127.0.0.1:PORT inside;
+ *   -s FD           read COMMAND and its arguments from FD instead: each one
+ *                   ended by a NUL byte, until end of file (having first
+ *                   written one byte to FD to say it is ready). A sandbox started
+ *                   ahead of its run (Runner.keepWarm) waits here, set up and
+ *                   ready, until Corral writes the command it is to become.
+ *                   The environment and working directory are the sandbox's
+ *                   own: both belong to the plan the sandbox was made for.
  *
  * Every listener exists before COMMAND starts, so COMMAND may connect at once.
  * The relay is a child of the sandbox's init, so COMMAND never waits for it.
@@ -35,6 +43,9 @@
 
 #define MAX_LISTENERS 64
 #define BUFFER_SIZE 65536
+/* The kernel's own bound on a command line (ARG_MAX on Linux is at most this). */
+#define MAX_SPEC_BYTES (2 * 1024 * 1024)
+#define MAX_SPEC_ARGS 65536
 
 struct listener {
   int fd;
@@ -178,11 +189,63 @@ static void serve(pid_t command) {
   }
 }
 
+/*
+ * Says "ready" on fd (one byte; Corral passes a socket), then reads the
+ * NUL-ended words of a command line from it until end of file and closes it.
+ * Ready means bubblewrap has finished: every mount, the seccomp filter and the
+ * parent-death signal are in place, so the sandbox is whole from here on.
+ */
+static char **read_command(int fd) {
+  while (write(fd, "r", 1) < 0 && errno == EINTR) {
+  }
+  char *spec = malloc(MAX_SPEC_BYTES);
+  if (spec == NULL) fail("out of memory", NULL);
+  size_t len = 0;
+  for (;;) {
+    if (len == MAX_SPEC_BYTES) {
+      errno = E2BIG;
+      fail("command line too long", NULL);
+    }
+    ssize_t n = read(fd, spec + len, MAX_SPEC_BYTES - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("cannot read the command from fd", NULL);
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  if (len == 0 || spec[len - 1] != '\0' || spec[0] == '\0') {
+    errno = EINVAL;
+    fail("no command received", NULL);
+  }
+  size_t words = 0;
+  for (size_t i = 0; i < len; i++) words += spec[i] == '\0';
+  if (words > MAX_SPEC_ARGS) {
+    errno = E2BIG;
+    fail("too many arguments", NULL);
+  }
+  char **out = calloc(words + 1, sizeof *out);
+  if (out == NULL) fail("out of memory", NULL);
+  size_t w = 0;
+  for (size_t i = 0; i < len; i += strlen(spec + i) + 1) out[w++] = spec + i;
+  return out;
+}
+
 int main(int argc, char **argv) {
+  int spec_fd = -1;
   int i = 1;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (i + 1 < argc && strcmp(argv[i], "-s") == 0 && spec_fd < 0) {
+      char *end;
+      long fd = strtol(argv[++i], &end, 10);
+      if (*argv[i] == '\0' || *end != '\0' || fd < 3 || fd > 1023) {
+        errno = EINVAL;
+        fail("bad command fd", argv[i]);
+      }
+      spec_fd = (int)fd;
+      continue;
+    }
     if (count == MAX_LISTENERS || i + 1 >= argc || (strcmp(argv[i], "-e") != 0 && strcmp(argv[i], "-i") != 0)) {
-      fprintf(stderr, "usage: corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... -- COMMAND [ARG]...\n");
+      fprintf(stderr, "usage: corral-forward [-e PORT:SOCKET]... [-i SOCKET:PORT]... {-s FD -- | -- COMMAND [ARG]...}\n");
       return 125;
     }
     int egress = argv[i][1] == 'e';
@@ -206,8 +269,8 @@ int main(int argc, char **argv) {
       if (l->fd < 0) fail("cannot listen on", spec);
     }
   }
-  if (i + 1 >= argc) {
-    fprintf(stderr, "corral-forward: no command after --\n");
+  if (spec_fd < 0 ? i + 1 >= argc : i + 1 != argc) {
+    fprintf(stderr, spec_fd < 0 ? "corral-forward: no command after --\n" : "corral-forward: -s FD takes the command from FD, not after --\n");
     return 125;
   }
   if (count > 0) {
@@ -228,7 +291,8 @@ int main(int argc, char **argv) {
       }
     }
   }
-  execvp(argv[i + 1], &argv[i + 1]);
-  fprintf(stderr, "corral-forward: execvp %s: %s\n", argv[i + 1], strerror(errno));
+  char **command = spec_fd < 0 ? &argv[i + 1] : read_command(spec_fd);
+  execvp(command[0], command);
+  fprintf(stderr, "corral-forward: execvp %s: %s\n", command[0], strerror(errno));
   return errno == ENOENT ? 127 : 126;
 }

@@ -16,6 +16,8 @@ export type ContainErrorCode =
   | 'CONTAIN_BAD_COMMAND'
   /** The runner was used after close(). */
   | 'CONTAIN_CLOSED'
+  /** keepWarm was asked for more warm sandboxes than a runner keeps (per plan, or plans in all). */
+  | 'CONTAIN_WARM_LIMIT'
   /** The egress proxy could not be set up or could not open a channel (bad option, socket path too long, listen failed). */
   | 'CONTAIN_PROXY_FAILED'
   /** A value given as an IP address is not one. */

@@ -236,9 +236,148 @@ describe('the runner', () => {
     });
   });
 
+  describe('sandboxes kept warm for a plan', () => {
+    it('runs the command in a sandbox started ahead, with its arguments, environment and folder exactly as given', async () => {
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['./work'] }, environment: { set: { GREETING: 'hello' } } }, dir);
+      await runner.keepWarm(p, 1);
+      const r = await runner.run(p, ['/bin/sh', '-c', 'printf "[%s]" "$@"; echo; pwd; env | cut -d= -f1 | sort | tr "\\n" " "', 'sh', 'a b', '', '*']);
+      await runner.keepWarm(p, 0);
+      assert.equal(r.warm, true);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, `[a b][][*]\n${join(dir, 'work')}\nGREETING HOME LANG PATH PWD TMPDIR `);
+    });
+
+    it('never gives a run a sandbox made for a plan that differs, even only in one variable', async () => {
+      const kept = plan({ runtime: ['shell'], environment: { set: { WHO: 'kept' } } });
+      const other = plan({ runtime: ['shell'], environment: { set: { WHO: 'other' } } });
+      await runner.keepWarm(kept, 1);
+      const r = await runner.run(other, ['/bin/sh', '-c', 'echo $WHO']);
+      assert.equal(r.warm, false);
+      assert.equal(r.stdout, 'other\n');
+      const k = await runner.run(kept, ['/bin/sh', '-c', 'echo $WHO']);
+      await runner.keepWarm(kept, 0);
+      assert.equal(k.warm, true);
+      assert.equal(k.stdout, 'kept\n');
+    });
+
+    it('uses each sandbox once: the next run of the plan sees a fresh /tmp', async () => {
+      const p = plan({ runtime: ['shell'], environment: { set: { RUN: 'reuse' } } });
+      await runner.keepWarm(p, 1);
+      const first = await runner.run(p, ['/bin/sh', '-c', 'echo left-behind > /tmp/mark']);
+      await runner.keepWarm(p, 1);
+      const second = await runner.run(p, ['/bin/sh', '-c', 'cat /tmp/mark 2>/dev/null || echo fresh']);
+      await runner.keepWarm(p, 0);
+      assert.deepEqual([first.warm, second.warm], [true, true]);
+      assert.equal(second.stdout, 'fresh\n');
+    });
+
+    it('counts the timeout from the run, not from when the sandbox was started, and still kills at the limit', async () => {
+      const p = plan({ runtime: ['shell'], process: { timeoutMs: 1500 } });
+      await runner.keepWarm(p, 1);
+      await new Promise((r) => setTimeout(r, 1800));
+      const quick = await runner.run(p, ['/bin/true']);
+      await runner.keepWarm(p, 1);
+      const slow = await runner.run(p, ['/bin/sh', '-c', 'sleep 30 & sleep 30 & wait']);
+      await runner.keepWarm(p, 0);
+      assert.deepEqual([quick.warm, quick.exitCode, quick.limitsHit], [true, 0, []]);
+      assert.deepEqual([slow.warm, slow.limitsHit], [true, ['timeout']]);
+    });
+
+    it('holds the process limit of its plan from before the run', async () => {
+      const p = plan({ runtime: ['shell'], process: { maxProcesses: 8 } });
+      await runner.keepWarm(p, 1);
+      const r = await runner.run(p, ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; wait']);
+      await runner.keepWarm(p, 0);
+      assert.equal(r.warm, true);
+      assert.ok(r.limitsHit.includes('processes'), JSON.stringify(r));
+    });
+
+    it('feeds a stream to the command, and says when the command does not exist', async () => {
+      const p = plan({ runtime: ['shell'], environment: { set: { RUN: 'stdin' } } });
+      await runner.keepWarm(p, 2);
+      const input = new PassThrough();
+      input.end('into the warm sandbox\n');
+      const fed = await runner.run(p, ['/bin/cat'], { stdin: input });
+      const missing = await runner.run(p, ['/no/such/tool']);
+      await runner.keepWarm(p, 0);
+      assert.deepEqual([fed.warm, fed.stdout], [true, 'into the warm sandbox\n']);
+      assert.deepEqual([missing.warm, missing.notFound], [true, true]);
+    });
+
+    it('reaches an allowed name through the proxy and records the connection for the run that used it', async () => {
+      const p = plan({ runtime: ['node'], network: { egress: { allow: [`shop.test.example:${serverPort}`, `127.0.0.1/32:${serverPort}`] } } });
+      await runner.keepWarm(p, 1);
+      const seen: string[] = [];
+      const r = await runner.run(p, [node, '-e', `fetch('http://shop.test.example:${serverPort}/warm').then(r => r.text()).then(t => console.log(t))`], { onConnection: (c) => seen.push(c.host) });
+      await runner.keepWarm(p, 0);
+      assert.equal(r.warm, true);
+      assert.equal(r.stdout.trim(), 'shop says hi to GET /warm');
+      assert.deepEqual(r.connections.map((c) => [c.host, c.allowed]), [['shop.test.example', true]]);
+      // The proxy tells of a connection once it has closed, which may come just after the run's end.
+      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((done) => setTimeout(done, 20));
+      assert.deepEqual(seen, ['shop.test.example']);
+    });
+
+    it("gives a run that inherits the caller's standard input only a sandbox started with it", async () => {
+      const p = plan({ runtime: ['shell'], environment: { set: { RUN: 'inherit' } } });
+      await runner.keepWarm(p, 1);
+      const piped = await runner.run(p, ['/bin/true'], { stdin: 'inherit' });
+      await runner.keepWarm(p, 0);
+      await runner.keepWarm(p, 1, { stdin: 'inherit' });
+      const inherited = await runner.run(p, ['/bin/true'], { stdin: 'inherit' });
+      await runner.keepWarm(p, 0, { stdin: 'inherit' });
+      assert.deepEqual([piped.warm, inherited.warm, inherited.exitCode], [false, true, 0]);
+    });
+
+    it('starts no replacement when the plan is stopped right after the run was spawned', async () => {
+      const r = new Runner();
+      try {
+        const p = plan({ runtime: ['shell'] });
+        await r.keepWarm(p, 1);
+        const proc = r.spawn(p, ['/bin/true']);
+        await r.keepWarm(p, 0);
+        assert.equal((await proc.result).warm, true);
+        await new Promise((done) => setTimeout(done, 200));
+        assert.equal((await r.run(p, ['/bin/true'])).warm, false);
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('refuses more than 8 per plan, and a whole number is required', async () => {
+      await assert.rejects(runner.keepWarm(plan({}), 9), { code: 'CONTAIN_WARM_LIMIT' });
+      await assert.rejects(runner.keepWarm(plan({}), 1.5), { code: 'CONTAIN_WARM_LIMIT' });
+    });
+
+    it('refuses a ninth plan until one is stopped', async () => {
+      const r = new Runner();
+      try {
+        const plans = Array.from({ length: 9 }, (_, i) => plan({ environment: { set: { N: String(i) } } }));
+        for (const p of plans.slice(0, 8)) await r.keepWarm(p, 1);
+        await assert.rejects(r.keepWarm(plans[8]!, 1), { code: 'CONTAIN_WARM_LIMIT' });
+        await r.keepWarm(plans[0]!, 0);
+        await r.keepWarm(plans[8]!, 1);
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('kills the waiting sandboxes on close and refuses to warm after it', async () => {
+      const r = new Runner();
+      const p = plan({ runtime: ['shell'] });
+      await r.keepWarm(p, 2);
+      await r.close();
+      await assert.rejects(r.keepWarm(p, 1), { code: 'CONTAIN_CLOSED' });
+    });
+  });
+
   describe('misuse', () => {
     it('refuses an empty command', () => {
       assert.throws(() => runner.spawn(plan({}), []), { code: 'CONTAIN_BAD_COMMAND' });
+    });
+
+    it('refuses a word holding a NUL byte, which would reach the command cut short', () => {
+      assert.throws(() => runner.spawn(plan({}), ['/bin/echo', 'a\0b']), { code: 'CONTAIN_BAD_COMMAND' });
     });
 
     it('refuses to run after close', async () => {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
 import { bwrapArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
@@ -13,6 +13,7 @@ import { seccompProgram } from './linux/seccomp.ts';
 import type { ConnectionRecord, EgressChannel, EgressProxy, EgressProxyOptions } from './net/proxy.ts';
 import type { LimitName, Mount, SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
+import { WarmPool, type WarmStdin } from './warm-pool.ts';
 
 /** A limit Corral stopped the command for. */
 export type LimitHit = 'timeout' | 'memory' | 'processes' | 'output';
@@ -31,6 +32,8 @@ export interface RunResult {
   /** The command could not be started inside the sandbox (not found, not executable). */
   notFound: boolean;
   durationMs: number;
+  /** The run was served by a sandbox started ahead for its plan (Runner.keepWarm). */
+  warm: boolean;
   /** Peak memory of the whole sandbox, from its cgroup; null where no memory cgroup is available. */
   peakMemoryBytes: number | null;
   limitsHit: LimitHit[];
@@ -79,10 +82,44 @@ let runnerCounter = 0;
 
 // bubblewrap's own refusals before the command runs: no namespaces, a mount it could not make.
 const SETUP_FAILURE = /^bwrap: (?!execvp )/;
+// Where a warm sandbox's launcher reads the command it is to become (corral-forward -s).
+const COMMAND_FD = 6;
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+/**
+ * One sandbox, started: bubblewrap running, inside its cgroups, and either
+ * already running its command (cold) or waiting for it (warm).
+ */
+interface Sandbox {
+  child: ChildProcess;
+  exited: Promise<Exit>;
+  /** False when the cgroup handshake failed (bubblewrap died, or the run was stopped first). */
+  adopted: boolean;
+  channel: EgressChannel | undefined;
+  cgroups: RunCgroups | undefined;
+  runDir: string | undefined;
+  /** Where the run's onConnection goes: the channel of a warm sandbox is opened before its run is known. */
+  connections: { notify?: (record: ConnectionRecord) => void };
+  /** A warm sandbox's launcher reads its command from here. */
+  command: Duplex | undefined;
+  /**
+   * Output, read from the start: Node drops what nobody reads once the child
+   * exits, and bubblewrap may fail (and say why) before the run is attached.
+   */
+  output: { early: [Buffer, 'stdout' | 'stderr'][]; sink?: (chunk: Buffer, which: 'stdout' | 'stderr') => void };
+}
+
+type StdinMode = 'ignore' | 'inherit' | 'pipe';
 
 /**
  * Runs commands contained by container policies. Long-lived: one egress proxy,
- * one seccomp program and one set of synthetic /etc files serve every run.
+ * one seccomp program and one set of synthetic /etc files serve every run, and
+ * sandboxes for the plans asked to be kept warm are started ahead (keepWarm).
  */
 export class Runner {
   readonly #caps: HostCapabilities;
@@ -91,6 +128,7 @@ export class Runner {
   readonly #etc: SyntheticEtc;
   readonly #proxyOptions: EgressProxyOptions | undefined;
   readonly #cgroups: CgroupPool;
+  readonly #warm: WarmPool<Sandbox>;
   #proxy: EgressProxy | undefined;
   #closed = false;
   readonly #live = new Set<ContainedProcess>();
@@ -104,10 +142,22 @@ export class Runner {
     writeFileSync(this.#seccompFile, seccompProgram(), { mode: 0o600 });
     this.#etc = writeSyntheticEtc(join(this.#dir, 'etc'));
     this.#cgroups = new CgroupPool(this.#caps.cgroups.controllers, `runner-${process.pid}-${++runnerCounter}`);
+    this.#warm = new WarmPool<Sandbox>({
+      boot: (plan, stdin) => this.#bootWarm(plan, stdin),
+      alive: (s) => s.adopted && s.child.exitCode === null && s.child.signalCode === null,
+      discard: async (s) => {
+        s.child.kill('SIGKILL');
+        s.cgroups?.kill();
+        await s.exited;
+        this.#dispose(s);
+      },
+    });
   }
 
   /**
-   * Starts `argv` in a sandbox built from `plan`.
+   * Starts `argv` in a sandbox built from `plan`: a warm one made for exactly
+   * this plan (and this kind of standard input) when keepWarm keeps some and
+   * one is ready, else a new one.
    *
    * @throws ContainError `CONTAIN_UNENFORCEABLE` (the plan asks for what this
    *   host cannot enforce), `CONTAIN_BACKEND_UNAVAILABLE`, `CONTAIN_BAD_COMMAND`, `CONTAIN_CLOSED`.
@@ -115,8 +165,11 @@ export class Runner {
   spawn(plan: SandboxPlan, argv: readonly string[], options: RunOptions = {}): ContainedProcess {
     if (this.#closed) throw new ContainError('CONTAIN_CLOSED', 'this runner was closed');
     if (argv.length === 0 || argv[0] === '') throw new ContainError('CONTAIN_BAD_COMMAND', 'no command given to run');
+    // The kernel ends each word at a NUL: a word holding one would reach the command cut short.
+    if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
     const enforcement = checkEnforceable(plan, this.#caps);
-    const proc = this.#start(plan, [...argv], options, enforcement);
+    const warm = this.#warm.take(plan, options.stdin === 'inherit' ? 'inherit' : 'pipe');
+    const proc = this.#start(plan, [...argv], options, enforcement, warm);
     this.#live.add(proc);
     const forget = () => void this.#live.delete(proc);
     proc.result.then(forget, forget);
@@ -130,11 +183,31 @@ export class Runner {
     return { ...result, stdout: Buffer.concat(proc.output.stdout).toString(), stderr: Buffer.concat(proc.output.stderr).toString() };
   }
 
-  /** Kills what still runs, stops the proxy and removes the runner's files. */
+  /**
+   * Keeps `size` sandboxes for exactly `plan` started ahead and waiting, so a
+   * run of that plan skips the sandbox's start-up; each serves one run and
+   * the runner starts its replacement in the background. A run whose plan
+   * differs in anything never gets one. `size` 0 stops keeping the plan warm
+   * (right after a spawn, before the refill starts: one run ahead, no more).
+   * With `stdin: 'inherit'` the sandboxes hold this process's standard input
+   * (for runs spawned with `stdin: 'inherit'`); else theirs is a pipe each run
+   * feeds or ends. Resolves once `size` are ready (await it again after a run
+   * to wait for the refill).
+   *
+   * @throws ContainError `CONTAIN_WARM_LIMIT` (more than 8 per plan or 8 plans),
+   *   `CONTAIN_UNENFORCEABLE`, `CONTAIN_BACKEND_UNAVAILABLE` (a warm sandbox
+   *   waits in Corral's launcher, which needs a C compiler), `CONTAIN_SPAWN_FAILED`, `CONTAIN_CLOSED`.
+   */
+  keepWarm(plan: SandboxPlan, size = 1, options: { stdin?: WarmStdin } = {}): Promise<void> {
+    return this.#warm.keep(plan, size, options.stdin ?? 'pipe');
+  }
+
+  /** Kills what still runs and what waits warm, stops the proxy and removes the runner's files. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const proc of this.#live) proc.kill();
+    await this.#warm.close();
     await Promise.allSettled([...this.#live].map((p) => p.result));
     await Promise.allSettled([...this.#cleanups]);
     await this.#proxy?.close();
@@ -161,69 +234,145 @@ export class Runner {
     void tracked.then(() => this.#cleanups.delete(tracked));
   }
 
-  #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement): ContainedProcess {
-    const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
+    const enforcement = checkEnforceable(plan, this.#caps);
+    if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
+    return this.#boot(plan, enforcement, undefined, stdin, () => undefined);
+  }
+
+  /**
+   * Starts bubblewrap for `plan` and moves it into the run's cgroups before it
+   * runs anything. With `argv` the sandbox runs it at once; without, it waits
+   * in the launcher for its command (a warm sandbox).
+   */
+  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, onChild: (child: ChildProcess) => void): Promise<Sandbox> {
+    const network = plan.egress !== null && enforcement.network;
+    const ingress = plan.ingress.length > 0 && enforcement.network;
+    const connections: Sandbox['connections'] = {};
+    let channel: EgressChannel | undefined;
+    let cgroups: RunCgroups | undefined;
+    let runDir: string | undefined;
+    let seccompFd: number | undefined;
     let child: ChildProcess | undefined;
+    try {
+      if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
+      if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
+      if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
+
+      const launcher = network || ingress || argv === undefined;
+      const forwarder = this.#caps.forwarder;
+      // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
+      const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+      const env: Record<string, string> = { ...plan.env };
+      if (network) Object.assign(env, proxyEnvironment());
+      const fds = { seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
+      const args = bwrapArgs({
+        plan,
+        etc: this.#etc,
+        mounts,
+        launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
+        egressSocket: channel?.socketPath,
+        ingressDir: runDir,
+        fds,
+      });
+      const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;
+      if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
+      const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
+      const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
+      const started = spawn(executable!, rest, {
+        env,
+        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore'],
+      });
+      child = started;
+      onChild(started);
+      if (seccompFd !== undefined) {
+        closeSync(seccompFd);
+        seccompFd = undefined;
+      }
+      // A sandbox that dies early resets its pipes; that is told by its exit, never by a crash here.
+      for (const stream of started.stdio as unknown as (NodeJS.EventEmitter | null)[]) stream?.on('error', () => undefined);
+      const output: Sandbox['output'] = { early: [] };
+      for (const which of ['stdout', 'stderr'] as const) {
+        started[which]!.on('data', (chunk: Buffer) => (output.sink ? output.sink(chunk, which) : output.early.push([chunk, which])));
+      }
+      const exited = new Promise<Exit>((resolve) => {
+        started.once('error', (error) => resolve({ code: null, signal: null, error }));
+        started.once('close', (code, signal) => resolve({ code, signal }));
+      });
+      const extra = started.stdio as unknown as (Readable | Writable | null)[];
+      let adopted = true;
+      if (cgroups) {
+        // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
+        // so the whole tree starts inside its cgroups: no fork can slip out.
+        const info = await readAll(extra[4] as Readable);
+        const childPid = Number(/"child-pid":\s*(\d+)/.exec(info)?.[1]);
+        adopted = Number.isInteger(childPid) && childPid > 0;
+        try {
+          if (adopted) cgroups.adopt(childPid);
+        } catch (error) {
+          // Gone already: bubblewrap failed before it ran anything, and its exit says why.
+          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+          adopted = false;
+        }
+        if (adopted) (extra[5] as Writable).end('x');
+      }
+      const command = argv === undefined ? (extra[COMMAND_FD] as Duplex) : undefined;
+      // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
+      if (command && adopted) adopted = await launcherReady(command);
+      return { child: started, exited, adopted, channel, cgroups, runDir, connections, command, output };
+    } catch (error) {
+      child?.kill('SIGKILL');
+      if (seccompFd !== undefined) closeSync(seccompFd);
+      this.#dispose({ channel, cgroups, runDir });
+      throw error;
+    }
+  }
+
+  /** Gives back what a sandbox held, in the background. */
+  #dispose(s: Pick<Sandbox, 'channel' | 'cgroups' | 'runDir'>): void {
+    if (s.channel) this.#afterwards(s.channel.close());
+    if (s.cgroups) this.#cgroups.release(s.cgroups);
+    if (s.runDir) this.#afterwards(rm(s.runDir, { recursive: true, force: true }));
+  }
+
+  #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement, warm: Sandbox | undefined): ContainedProcess {
+    const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    let child: ChildProcess | undefined = warm?.child;
     let killedBy: LimitHit | 'abort' | undefined;
     const limitsHit = new Set<LimitHit>();
+    let cgroups: RunCgroups | undefined = warm?.cgroups;
     const kill = (why: LimitHit | 'abort') => {
       killedBy ??= why;
       if (why !== 'abort') limitsHit.add(why);
       child?.kill('SIGKILL');
+      cgroups?.kill();
     };
     let markReady: (ports: { port: number; hostPort: number }[]) => void = () => undefined;
     const ready = new Promise<{ port: number; hostPort: number }[]>((resolve) => (markReady = resolve));
 
     const result = (async (): Promise<RunResult> => {
       const started = performance.now();
-      const network = plan.egress !== null && enforcement.network;
-      const ingress = plan.ingress.length > 0 && enforcement.network;
-      let channel: EgressChannel | undefined;
-      let cgroups: RunCgroups | undefined;
-      let runDir: string | undefined;
+      const stdinMode: StdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
+      const timer = setTimeout(() => kill('timeout'), plan.limits.timeoutMs.value);
+      const onAbort = () => kill('abort');
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
+      let sandbox: Sandbox | undefined = warm;
       const servers: Server[] = [];
-      let seccompFd: number | undefined;
       try {
-        if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: options.onConnection });
-        if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
-        if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
-
-        const launcher = network || ingress;
-        const forwarder = this.#caps.forwarder;
-        // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
-        const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
-        const env: Record<string, string> = { ...plan.env };
-        if (network) Object.assign(env, proxyEnvironment());
-        const fds = { seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
-        const args = bwrapArgs({
-          plan,
-          etc: this.#etc,
-          mounts,
-          launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
-          egressSocket: channel?.socketPath,
-          ingressDir: runDir,
-          fds,
+        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, (c) => {
+          child = c;
+          if (killedBy !== undefined) c.kill('SIGKILL');
         });
-        const command = launcher ? launcherArgv(plan, argv) : argv;
-        const stdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
-        if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
-        const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...command];
-        const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
-        child = spawn(executable!, rest, {
-          env,
-          stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore'],
-        });
-        if (seccompFd !== undefined) {
-          closeSync(seccompFd);
-          seccompFd = undefined;
-        }
-        // A sandbox that dies early resets its pipes; that is told by its exit, never by a crash here.
-        for (const stream of child.stdio as unknown as (NodeJS.EventEmitter | null)[]) stream?.on('error', () => undefined);
-        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-          child!.once('error', (error) => resolve({ code: null, signal: null, error }));
-          child!.once('close', (code, signal) => resolve({ code, signal }));
-        });
-        if (stdinMode === 'pipe') (options.stdin as Readable).pipe(child.stdin!).on('error', () => undefined);
+        const { child: proc, channel, runDir } = sandbox;
+        cgroups = sandbox.cgroups;
+        if (killedBy !== undefined) cgroups?.kill();
+        sandbox.connections.notify = options.onConnection;
+        // Never released, so nothing ran: end bubblewrap if it still lives, and let its exit say what failed.
+        if (!sandbox.adopted) proc.kill('SIGKILL');
+        // A warm sandbox's stdin is the caller's, or a pipe: ended at once for 'ignore', fed from the stream otherwise.
+        if (options.stdin !== undefined && typeof options.stdin !== 'string') options.stdin.pipe(proc.stdin!).on('error', () => undefined);
+        else if (proc.stdin) proc.stdin.end();
 
         let outBytes = 0;
         let errBytes = 0;
@@ -248,27 +397,11 @@ export class Runner {
           else output[which].push(part);
           if (chunk.length > room) kill('output');
         };
-        child.stdout!.on('data', (c: Buffer) => forward(c, 'stdout'));
-        child.stderr!.on('data', (c: Buffer) => forward(c, 'stderr'));
+        sandbox.output.sink = forward;
+        for (const [chunk, which] of sandbox.output.early.splice(0)) forward(chunk, which);
+        // The launcher of a warm sandbox reads the command's words, each ended by a NUL, then execs it.
+        sandbox.command?.end(Buffer.from(argv.map((word) => `${word}\0`).join('')));
 
-        const timer = setTimeout(() => kill('timeout'), plan.limits.timeoutMs.value);
-        const onAbort = () => kill('abort');
-        options.signal?.addEventListener('abort', onAbort, { once: true });
-        if (options.signal?.aborted) onAbort();
-
-        if (cgroups) {
-          // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
-          // so the whole tree starts inside its cgroups: no fork can slip out.
-          const extra = child.stdio as unknown as (Readable | Writable | null)[];
-          const info = await readAll(extra[4] as Readable);
-          const childPid = Number(/"child-pid":\s*(\d+)/.exec(info)?.[1]);
-          if (Number.isInteger(childPid) && childPid > 0) {
-            cgroups.adopt(childPid);
-            (extra[5] as Writable).end('x');
-          } else {
-            kill('abort');
-          }
-        }
         for (const { port, hostPort } of plan.ingress) {
           if (!runDir) break;
           servers.push(await publish(hostPort, join(runDir, `${port}.sock`)));
@@ -276,12 +409,10 @@ export class Runner {
         const published = plan.ingress.map((entry, i) => ({ port: entry.port, hostPort: (servers[i]?.address() as { port: number } | null)?.port ?? 0 }));
         markReady(published);
 
-        const exit = await exited;
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
+        const exit = await sandbox.exited;
         if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
 
-        const report = cgroups?.report();
+        const report = sandbox.cgroups?.report();
         if (report?.memoryLimitHit) limitsHit.add('memory');
         if (report?.processLimitHit) limitsHit.add('processes');
         const connections = channel?.connections() ?? [];
@@ -300,6 +431,7 @@ export class Runner {
           signal: byCorral ? 'SIGKILL' : exit.signal,
           notFound,
           durationMs: performance.now() - started,
+          warm: warm !== undefined,
           peakMemoryBytes: report?.peakMemoryBytes ?? null,
           limitsHit: [...limitsHit],
           refused,
@@ -316,11 +448,10 @@ export class Runner {
         if (error instanceof ContainError) throw error;
         throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start the sandbox: ${(error as Error).message}`, { cause: error });
       } finally {
-        if (seccompFd !== undefined) closeSync(seccompFd);
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
         for (const s of servers) s.close();
-        if (channel) this.#afterwards(channel.close());
-        if (cgroups) this.#cgroups.release(cgroups);
-        if (runDir) this.#afterwards(rm(runDir, { recursive: true, force: true }));
+        if (sandbox) this.#dispose(sandbox);
       }
     })();
     return { result, ready, output, kill: () => kill('abort') };
@@ -452,6 +583,21 @@ function publish(hostPort: number, socketPath: string): Promise<Server> {
     });
     server.once('error', (error) => reject(new ContainError('CONTAIN_SPAWN_FAILED', `cannot publish ingress on 127.0.0.1:${hostPort}: ${error.message}`, { cause: error })));
     server.listen(hostPort, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** Waits for the launcher's one "ready" byte; false when the sandbox died first. */
+function launcherReady(socket: Duplex): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      socket.off('data', onData).off('end', onEnd).off('close', onEnd);
+      // Keep reading (nothing more comes), so the end of the socket is seen and the child's close follows.
+      socket.resume();
+      resolve(ready);
+    };
+    const onData = () => done(true);
+    const onEnd = () => done(false);
+    socket.on('data', onData).once('end', onEnd).once('close', onEnd);
   });
 }
 

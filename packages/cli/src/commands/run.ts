@@ -33,10 +33,17 @@ Exit codes: the command's own (0-123), or
       const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain');
       const file = resolve(opts.policy);
       const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file))));
-      const audit = opts.audit ? await openAudit(stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir)) : undefined;
       const runner = await refuseBadPolicy(async () => new Runner());
+      const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
+      // The sandbox sets itself up while the audit log loads and opens; the command is handed
+      // to it only once the log can record the run. A sandbox that cannot be started ahead is
+      // started cold by the run, which then reports why.
+      const warming = runner.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
+      let audit: AuditLog | undefined;
       try {
-        const result = await runContained(runner, plan, argv, file, opts.json === true, audit);
+        audit = opts.audit ? await openAudit(stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir)) : undefined;
+        await warming;
+        const result = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
         if (opts.json) printJson(summary(result, argv, file));
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
@@ -49,12 +56,21 @@ Exit codes: the command's own (0-123), or
 }
 
 /** Runs the command, streaming its output, and records the run (or Corral's refusal to start it). */
-async function runContained(runner: Runner, plan: SandboxPlan, argv: string[], file: string, json: boolean, audit: AuditLog | undefined): Promise<RunResult> {
-  const stdout = new DigestingSink(json ? process.stderr : process.stdout);
+async function runContained(
+  runner: Runner,
+  plan: SandboxPlan,
+  argv: string[],
+  file: string,
+  io: { json: boolean; stdin: 'inherit' | 'ignore' },
+  audit: AuditLog | undefined,
+): Promise<RunResult> {
+  const stdout = new DigestingSink(io.json ? process.stderr : process.stdout);
   const stderr = new DigestingSink(process.stderr);
   let result: RunResult;
   try {
-    const proc = runner.spawn(plan, argv, { stdin: process.stdin.isTTY || !json ? 'inherit' : 'ignore', stdout, stderr });
+    const proc = runner.spawn(plan, argv, { stdin: io.stdin, stdout, stderr });
+    // One run: no sandbox is started ahead for a next one.
+    void runner.keepWarm(plan, 0, { stdin: io.stdin === 'inherit' ? 'inherit' : 'pipe' });
     const interrupt = () => proc.kill();
     process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
     try {

@@ -88,13 +88,16 @@ export function bwrapArgs(input: BwrapInputs): string[] {
 }
 
 /**
- * The command line that starts a run with network grants: Corral's forwarder
- * (native/corral-forward.c) opens the proxy port (127.0.0.1:3128) and each
- * ingress port's unix socket, detaches its relay, then execs the command.
+ * The command line that starts a run through Corral's launcher
+ * (native/corral-forward.c): it opens the proxy port (127.0.0.1:3128) and each
+ * ingress port's unix socket when the plan grants network, detaches its relay,
+ * then execs the command: `argv`, or, given `commandFd`, the words it reads
+ * from that descriptor once Corral hands a warm sandbox its run.
  */
-export function launcherArgv(plan: SandboxPlan, argv: readonly string[]): string[] {
+export function launcherArgv(plan: SandboxPlan, argv: readonly string[], commandFd?: number): string[] {
   const out = [LAUNCHER_FORWARD];
   if (plan.egress) out.push('-e', `${SANDBOX_PROXY_PORT}:${SANDBOX_EGRESS_SOCKET}`);
   for (const { port } of plan.ingress) out.push('-i', `${SANDBOX_RUN_DIR}/ingress/${port}.sock:${port}`);
+  if (commandFd !== undefined) out.push('-s', String(commandFd));
   return [...out, '--', ...argv];
 }

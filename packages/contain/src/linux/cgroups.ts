@@ -74,6 +74,24 @@ export class RunCgroups {
     for (const dir of this.#dirs) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
   }
 
+  /**
+   * Kills every process in the groups. Killing bubblewrap alone can leave a
+   * sandbox that was still being set up (its parent-death signal not yet in
+   * place) running on; its cgroup still holds it.
+   */
+  kill(): void {
+    for (const dir of this.#dirs) {
+      for (const pid of readText(join(dir, 'cgroup.procs')).split('\n')) {
+        if (pid.trim() === '') continue;
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+  }
+
   /** What the groups saw since configure(): peak memory and whether a limit was reached. */
   report(): CgroupReport {
     const out: CgroupReport = { peakMemoryBytes: null, memoryLimitHit: false, processLimitHit: false };

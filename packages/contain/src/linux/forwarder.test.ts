@@ -74,6 +74,50 @@ describe('the network forwarder', () => {
     assert.equal((await run(['--', '/bin/sh', '-c', 'exit 9'])).code, 9);
   });
 
+  describe('with -s FD (a sandbox started ahead of its run)', () => {
+    /** Starts the forwarder with a socket at fd 3; resolves with what it said before any command was sent. */
+    function waiting(extra: string[] = []) {
+      const child = spawn(forwarderBinary().path, [...extra, '-s', '3', '--'], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout!.on('data', (c: Buffer) => (stdout += c));
+      child.stderr!.on('data', (c: Buffer) => (stderr += c));
+      const command = child.stdio[3] as import('node:stream').Duplex;
+      const ready = new Promise<string>((resolve) => command.once('data', (d: Buffer) => resolve(String(d))));
+      const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+      return { command, ready, done };
+    }
+
+    it('says it is ready, then becomes the command it reads, every word kept as sent (empty ones too)', async () => {
+      const w = waiting();
+      assert.equal(await w.ready, 'r');
+      w.command.end(Buffer.from(['/bin/sh', '-c', 'printf "[%s]" "$@"', 'sh', 'a b', '', '*'].map((x) => `${x}\0`).join('')));
+      const r = await w.done;
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, '[a b][][*]', '']);
+    });
+
+    it('runs nothing and exits 125 when the descriptor closes without a command', async () => {
+      const w = waiting();
+      await w.ready;
+      w.command.end();
+      const r = await w.done;
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /no command received/);
+    });
+
+    it('refuses a command that does not end with a NUL byte', async () => {
+      const w = waiting();
+      await w.ready;
+      w.command.end('/bin/true');
+      assert.equal((await w.done).code, 125);
+    });
+
+    it('refuses a command after -- as well as from the descriptor', async () => {
+      const r = await run(['-s', '3', '--', '/bin/true']);
+      assert.equal(r.code, 125);
+    });
+  });
+
   describe('when it is misused', () => {
     it('says the command does not exist, with exit 127', async () => {
       const r = await run(['--', '/nonexistent/command']);

@@ -177,6 +177,14 @@ function depth(path: string): number {
   return path.split(sep).length;
 }
 
+/**
+ * A digest of the whole plan (every mount, variable, limit and grant): two
+ * plans with the same key build the same sandbox. Warm sandboxes are kept per key.
+ */
+export function planKey(plan: SandboxPlan): string {
+  return createHash('sha256').update(canonicalJson(plan)).digest('hex');
+}
+
 /** Deterministic JSON with sorted keys: stable digests of policies. */
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -187,5 +195,6 @@ function canonicalJson(value: unknown): string {
       .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
       .join(',')}}`;
   }
-  return JSON.stringify(value);
+  // Egress rules hold CIDR addresses as bigints, which JSON has no form for.
+  return typeof value === 'bigint' ? `${value}n` : JSON.stringify(value);
 }
