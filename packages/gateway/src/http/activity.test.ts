@@ -2,6 +2,7 @@
 // event stream that sends each new record as the gateway appends it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { openAuditLog } from '@corral/audit';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
 /** Reads an event stream until `count` records arrived (or `waitMs` passed); returns them with their ids. */
@@ -72,6 +73,18 @@ describe('live activity', () => {
     const response = await stream('', { 'last-event-id': String(oldest) });
     const missed = await readRecords(response, list.body.events.length - 1);
     assert.deepEqual(missed.map((r) => r.id), list.body.events.slice(0, -1).map((e: { seq: number }) => e.seq).reverse());
+  });
+
+  it('streams a record another process appends to the same log (the CLI) within about a second', async () => {
+    const received = readRecords(await stream(), 1, 5000);
+    const other = await openAuditLog({ stateDir: t.state });
+    try {
+      await other.append({ actor: { kind: 'human', id: 'cli-user' }, action: 'agent.create', resource: { kind: 'agent', id: 'from-the-cli' } });
+    } finally {
+      await other.close();
+    }
+    const [record] = await received;
+    assert.deepEqual([record?.event.action, record?.event.actor.id], ['agent.create', 'cli-user']);
   });
 
   it('lists the newest first and pages with nextBefore', async () => {

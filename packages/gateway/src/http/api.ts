@@ -43,6 +43,7 @@ export class HttpApi {
     this.#api = api;
     this.#router = apiRouter(api);
     registerStopReports(api);
+    if (api.audit) void api.feed.follow(api.audit.store).catch(() => {});
   }
 
   get router(): Router | undefined {

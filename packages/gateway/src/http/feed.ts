@@ -1,24 +1,65 @@
-// New audit records as they are appended by this gateway: the hook the live
-// activity stream (and the running-command count) listen on. The gateway
-// calls `notify` after each append it makes; packages/audit is not involved.
-import type { AuditRecord } from '@corral/audit';
+// New audit records as they reach the log: the hook the live activity
+// stream (and the running-command count) listen on. The gateway calls
+// `notify` after each append it makes, so its own records arrive at once;
+// `follow` also reads the log's head every second, so records another
+// process appends to the same log (the `corral` CLI) arrive too. Each record
+// is announced once; packages/audit is not involved.
+import { toAuditRecord, type AuditRecord, type AuditStore } from '@corral/audit';
+
+export const FOLLOW_INTERVAL_MS = 1000;
 
 export class AuditFeed {
   readonly #listeners = new Set<(record: AuditRecord) => void>();
+  /** Every record below `#cursor` was announced (or predates following); `#seen` holds those announced at or above it. */
+  #cursor = 0;
+  readonly #seen = new Set<number>();
+  #timer: NodeJS.Timeout | undefined;
+  #polling = false;
 
-  /** Calls `listener` with each record appended from now on; returns the unsubscribe function. */
+  /** Calls `listener` with each record from now on; returns the unsubscribe function. */
   subscribe(listener: (record: AuditRecord) => void): () => void {
     this.#listeners.add(listener);
     return () => void this.#listeners.delete(listener);
   }
 
+  /** A record this gateway appended. */
   notify(record: AuditRecord): void {
+    if (record.seq < this.#cursor || this.#seen.has(record.seq)) return;
+    this.#seen.add(record.seq);
     for (const listener of this.#listeners) {
       try {
         listener(record);
       } catch {
         // One listener (a stream whose socket broke) never stops the others.
       }
+    }
+  }
+
+  /** Starts reading records other processes append to `store`, from its current head on. Stops when the store closes. */
+  async follow(store: AuditStore, everyMs = FOLLOW_INTERVAL_MS): Promise<void> {
+    this.#cursor = Math.max(this.#cursor, (await store.head()).size);
+    this.#timer = setInterval(() => void this.#poll(store), everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #poll(store: AuditStore): Promise<void> {
+    if (this.#polling) return;
+    this.#polling = true;
+    try {
+      const head = await store.head();
+      if (head.size <= this.#cursor) return;
+      for await (const rows of store.scan(this.#cursor, head.size, 500)) for (const row of rows) this.notify(toAuditRecord(row));
+      this.#cursor = head.size;
+      for (const seq of this.#seen) if (seq < this.#cursor) this.#seen.delete(seq);
+    } catch {
+      // The log was closed (the gateway is stopping) or cannot be read: stop following it.
+      this.stop();
+    } finally {
+      this.#polling = false;
     }
   }
 }
