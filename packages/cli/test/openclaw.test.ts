@@ -106,6 +106,11 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('reports how long OpenClaw took to be ready, contained, and until the node served it', () => {
+    assert.ok(claw.readyMs > 0 && claw.servingMs >= claw.readyMs, `${claw.readyMs} / ${claw.servingMs}`);
+    process.stdout.write(`# OpenClaw contained: gateway ready in ${claw.readyMs} ms, Corral node serving it at ${claw.servingMs} ms\n`);
+  });
+
   it('runs what Corral allows, refuses what it forbids, waits for an approval, and the audit log verifies', async () => {
     const home = openclawHome();
     dirs.push(home);

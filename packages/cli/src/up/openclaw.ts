@@ -9,12 +9,9 @@
 // its configuration names, its gateway port published on host loopback. The
 // Corral node's own state (its device key, paired with the control plane)
 // and the Corral gateway token stay outside it: OpenClaw gets its own token.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProcess, type EgressLookup } from '@corral/contain';
@@ -59,7 +56,7 @@ export interface StartOpenClawOptions {
   /** Hosts the channels configured in OpenClaw reach, `host:port` (e.g. `api.telegram.org:443`); added to its egress. */
   channelHosts?: readonly string[];
   onProgress?: (message: string) => void;
-  /** How long the upstream gateway may take to be ready (default 120 s). */
+  /** How long the upstream gateway may take to be ready (default 300 s: it takes ~10 s on a quiet machine, minutes on a loaded one). */
   readyTimeoutMs?: number;
   /** The runner that contains it (default: a new one, resolving `egressHosts`). */
   runner?: Runner;
@@ -72,6 +69,8 @@ export interface OpenClaw {
   token: string;
   /** From start to the upstream gateway answering, contained. */
   readyMs: number;
+  /** From start to the Corral node serving OpenClaw's exec tool (paired on both sides). */
+  servingMs: number;
   /** The Corral node serving OpenClaw's exec tool. */
   node: NodeHost;
   /** What OpenClaw wrote to stdout and stderr. */
@@ -170,7 +169,7 @@ export function openclawContainerPolicy(options: { home: string; modules: string
 /**
  * Starts OpenClaw's gateway inside a Corral container, then a Corral node
  * under it: paired with the control plane (`pairOnControlPlane`) and with
- * OpenClaw (through upstream's own `openclaw nodes approve`), serving its exec
+ * OpenClaw (through upstream's own pairing API, what `openclaw nodes approve` calls), serving its exec
  * tool. Throws a CliFailure (exit 3) naming the protection this host cannot
  * enforce: OpenClaw never runs uncontained.
  */
@@ -185,6 +184,7 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   const config = openclawConfig({ port: INSIDE_PORT, token, nodeName: options.nodeName, ...(options.modelBaseUrl ? { modelBaseUrl: options.modelBaseUrl } : {}), ...(options.modelId ? { modelId: options.modelId } : {}) });
   writeFileSync(join(home, '.openclaw', 'openclaw.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   const hosts = options.egressHosts ?? {};
+  const started = performance.now();
   progress('starting OpenClaw in a container');
   const gateway = await startContainedGateway({ home, modules, entry, config, hosts, ...(options.channelHosts ? { channelHosts: options.channelHosts } : {}), ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
   progress(`OpenClaw ready at ${gateway.url} in ${gateway.readyMs} ms`);
@@ -207,10 +207,9 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
     await node.start();
     await options.pairOnControlPlane(node.device.deviceId);
     progress('pairing the Corral node with OpenClaw');
-    await approveNode({ entry, url: gateway.url, token, deviceId: node.device.deviceId });
-    await waitForExecNode(entry, gateway.url, token, node.device.deviceId);
+    await pairWithOpenClaw({ url: gateway.url, token, operatorDir: join(options.stateDir, 'openclaw-operator'), deviceId: node.device.deviceId });
     progress('the Corral node serves OpenClaw');
-    return { url: gateway.url, token, readyMs: gateway.readyMs, node, log: gateway.log, close };
+    return { url: gateway.url, token, readyMs: gateway.readyMs, servingMs: Math.round(performance.now() - started), node, log: gateway.log, close };
   } catch (error) {
     await close();
     throw error;
@@ -262,7 +261,7 @@ export async function startContainedGateway(options: { home: string; modules: st
   };
   try {
     const [published] = await Promise.race([proc.ready, proc.result.then((r) => Promise.reject(exited(r.exitCode, log)))]);
-    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 120_000);
+    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 300_000);
     return { url: `ws://127.0.0.1:${published!.hostPort}`, readyMs: Math.round(performance.now() - started), log: () => log, close };
   } catch (error) {
     await close();
@@ -303,66 +302,44 @@ async function waitForLog(log: () => string, pattern: RegExp, proc: ContainedPro
   }
 }
 
-/** Runs upstream's own operator CLI against the gateway, from a throwaway home. */
-async function operatorCli(entry: string, url: string, token: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const home = await mkdtemp(join(tmpdir(), 'corral-openclaw-cli-'));
+/**
+ * Approves the node's command surface in OpenClaw with upstream's own pairing
+ * API (`node.pair.list`, `node.pair.approve`: what `openclaw nodes pending`
+ * and `openclaw nodes approve` call), as an operator device of Corral's kept
+ * in OPERATOR_DIR (OpenClaw pairs a loopback operator device by itself), then
+ * waits until OpenClaw lists the node as connected with `system.run`.
+ */
+async function pairWithOpenClaw(options: { url: string; token: string; operatorDir: string; deviceId: string }): Promise<void> {
+  const { loadOrCreateDevice } = await import('@corral/node');
+  const { GatewayClient } = await import('@corral/gateway');
+  const client = await GatewayClient.connect({
+    url: options.url,
+    token: options.token,
+    role: 'operator',
+    // Approving a node that declares system.run takes operator.admin in OpenClaw.
+    scopes: ['operator.read', 'operator.pairing', 'operator.admin'],
+    device: loadOrCreateDevice(options.operatorDir),
+    client: { id: 'cli', mode: 'cli', displayName: 'corral up', platform: process.platform },
+  });
   try {
-    return await new Promise((resolve) => {
-      const child = spawn(process.execPath, [entry, ...args, '--url', url, '--token', token], {
-        cwd: home,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, OPENCLAW_HOME: home, OPENCLAW_NO_AUTO_UPDATE: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.once('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    const deadline = performance.now() + 120_000;
+    let approved = false;
+    for (;;) {
+      if (!approved) {
+        const { pending } = (await client.request('node.pair.list', {})) as { pending?: Array<{ requestId?: unknown; nodeId?: unknown }> };
+        const request = (pending ?? []).find((r) => r.nodeId === options.deviceId);
+        if (typeof request?.requestId === 'string') {
+          await client.request('node.pair.approve', { requestId: request.requestId });
+          approved = true;
+        }
+      } else {
+        const { nodes } = (await client.request('node.list', {})) as { nodes?: Array<{ nodeId?: unknown; connected?: unknown; commands?: unknown }> };
+        if ((nodes ?? []).some((n) => n.nodeId === options.deviceId && n.connected === true && Array.isArray(n.commands) && n.commands.includes('system.run'))) return;
+      }
+      if (performance.now() > deadline) throw new CliFailure(approved ? 'OpenClaw does not list the Corral node as connected with system.run' : 'the Corral node never appeared among OpenClaw\'s pending nodes', EXIT.failed);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   } finally {
-    await rm(home, { recursive: true, force: true });
-  }
-}
-
-/** Approves the node's command surface with `openclaw nodes approve`, once its request is pending. */
-async function approveNode(options: { entry: string; url: string; token: string; deviceId: string }): Promise<void> {
-  const deadline = performance.now() + 120_000;
-  for (;;) {
-    const pending = await operatorCli(options.entry, options.url, options.token, ['nodes', 'pending', '--json']);
-    let requests: Array<{ requestId?: string; nodeId?: string }> = [];
-    try {
-      requests = JSON.parse(pending.stdout) as typeof requests;
-    } catch {
-      // not JSON: an error, reported below when time runs out
-    }
-    const request = Array.isArray(requests) ? requests.find((r) => r.nodeId === options.deviceId) : undefined;
-    if (request?.requestId) {
-      const approved = await operatorCli(options.entry, options.url, options.token, ['nodes', 'approve', request.requestId]);
-      if (approved.code === 0) return;
-      throw new CliFailure(`openclaw nodes approve failed: ${(approved.stderr || approved.stdout).slice(-500)}`, EXIT.failed);
-    }
-    if (performance.now() > deadline) throw new CliFailure(`the Corral node never appeared in openclaw nodes pending: ${(pending.stderr || pending.stdout).slice(-500)}`, EXIT.failed);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-/** Waits until OpenClaw lists the node as connected with system.run (it reconnects once approved). */
-async function waitForExecNode(entry: string, url: string, token: string, deviceId: string): Promise<void> {
-  const deadline = performance.now() + 120_000;
-  for (;;) {
-    const status = await operatorCli(entry, url, token, ['nodes', 'status', '--json']);
-    try {
-      const parsed = JSON.parse(status.stdout) as { nodes?: Array<{ nodeId?: string; connected?: boolean; commands?: string[] }> } | Array<{ nodeId?: string; connected?: boolean; commands?: string[] }>;
-      const nodes = Array.isArray(parsed) ? parsed : (parsed.nodes ?? []);
-      if (nodes.some((n) => n.nodeId === deviceId && n.connected === true && n.commands?.includes('system.run'))) return;
-    } catch {
-      // not JSON yet
-    }
-    if (performance.now() > deadline) throw new CliFailure(`OpenClaw does not list the Corral node as connected: ${(status.stderr || status.stdout).slice(-500)}`, EXIT.failed);
-    await new Promise((r) => setTimeout(r, 500));
+    await client.close();
   }
 }
