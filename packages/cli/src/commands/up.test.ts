@@ -3,6 +3,7 @@
 // a clean stop that seals the audit log, a second start, and the failures a
 // user meets first.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -196,8 +197,17 @@ describe('corral up', { timeout: 300_000 }, () => {
       });
     });
 
+    it('refuses a second corral up on the same state directory while this one runs (exit 3), touching nothing', async () => {
+      const other = startUp(state, ['--port', String(await freePort())]);
+      assert.equal(await other.exited, 3, other.stderr());
+      assert.match(other.stderr(), new RegExp(`another corral up \\(pid ${upProcess.child.pid}\\) is running on the state directory`));
+      assert.ok(existsSync(join(state, 'up.json')));
+      assert.equal((await fetch(`${url}api/status`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    });
+
     it('on SIGINT stops with exit 0, and the audit log verifies with a checkpoint sealed at shutdown', async () => {
       assert.equal(await upProcess.stop('SIGINT'), 0);
+      assert.equal(existsSync(join(state, 'up.lock')), false);
       const sealed = /audit checkpoint sealed at (\d+) records/.exec(upProcess.stderr());
       assert.ok(sealed, upProcess.stderr());
       const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json']);
@@ -213,10 +223,17 @@ describe('corral up', { timeout: 300_000 }, () => {
   describe('a second start on the same state directory', () => {
     let second: UpProcess;
     before(async () => {
+      // As if the first had been killed without a chance to stop: its lock names a process that is gone.
+      const gone = spawnSync('true').pid!;
+      writeFileSync(join(state, 'up.lock'), `${gone}\n`);
       second = startUp(state, ['--port', String(port)]);
       await second.waitFor(/^sign in as admin.*\n/m);
     });
     after(() => second.stop('SIGKILL'));
+
+    it('takes over the lock a process that is gone left behind', () => {
+      assert.equal(readFileSync(join(state, 'up.lock'), 'utf8').trim(), String(second.child.pid));
+    });
 
     it('reuses everything: no new password, and says how to set one', async () => {
       assert.doesNotMatch(second.stdout(), PASSWORD);

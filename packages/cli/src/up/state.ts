@@ -2,13 +2,15 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
 
 export const UP_MARKER = 'up.json';
+/** Held while `corral up` runs: two on one state directory would run two nodes with one device key. */
+export const UP_LOCK = 'up.lock';
 
 export interface UpMarker {
   createdAt: string;
@@ -93,4 +95,36 @@ export function portFailure(host: string, port: number, error: unknown): CliFail
   if (code === 'EACCES') return new CliFailure(`not allowed to listen on ${host}:${port}: choose a port above 1023 with --port`, EXIT.environment);
   if (code === 'EADDRNOTAVAIL') return new CliFailure(`${host} is not an address of this machine: choose another with --bind`, EXIT.environment);
   return undefined;
+}
+
+/**
+ * Takes the state directory for this process (STATE/up.lock holding its pid).
+ * A lock left by a process that is gone is taken over. Returns the release.
+ * Throws a CliFailure (exit 3) naming the process that holds it.
+ */
+export function lockStateDir(dir: string): () => void {
+  const path = join(dir, UP_LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+      throw new CliFailure(`another corral up (pid ${holder}) is running on the state directory ${dir}: stop it first, or choose another state directory with --state-dir`, EXIT.environment);
+    }
+    unlinkSync(path);
+  }
+  throw new CliFailure(`cannot take ${path}: remove it if no corral up is running`, EXIT.environment);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -20,7 +20,7 @@ import { findConsole } from './console.ts';
 import { ensureExampleAgent, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
 import { Progress } from './progress.ts';
 import { readProfiles } from './profiles.ts';
-import { checkPortFree, claimStateDir, portFailure, readMarker, writeMarker } from './state.ts';
+import { checkPortFree, claimStateDir, lockStateDir, portFailure, readMarker, writeMarker } from './state.ts';
 
 export interface UpOptions {
   stateDir: string;
@@ -52,6 +52,8 @@ interface Running {
   openclaw?: OpenClaw;
   /** Pairs the nodes `corral up` starts itself. */
   pairing?: AutoPairing;
+  /** Gives the state directory back (its lock). */
+  release?: () => void;
   containerPolicies?: ContainerPolicies;
 }
 
@@ -120,6 +122,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
   const snapshot = await progress.step(`state directory ${dir}`, () => claimStateDir(dir));
   const fresh = readMarker(dir) === undefined;
   try {
+    running.release = lockStateDir(dir);
     if (fresh) await progress.step(`example process ${INVOICE_INTAKE.process}`, () => installExampleFiles(dir));
     const { token } = gatewayToken(dir);
     const consoleDir = options.console ? await findConsole() : undefined;
@@ -146,7 +149,8 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     return { url, console: consoleDir !== undefined, nodeId: host.device.deviceId, admin, ...(agent ? { agent: { id: agent.id, name: agent.name, status: agent.status } } : {}) };
   } catch (error) {
     await stop(running).catch(() => undefined);
-    if (fresh) snapshot.rollback();
+    // Only a start that held the state directory removes what it created; another `corral up` may be creating it.
+    if (fresh && running.release) snapshot.rollback();
     throw translate(error, options);
   }
 }
@@ -295,12 +299,13 @@ async function stop(running: Running, signal?: NodeJS.Signals): Promise<SignedCh
   await running.gateway?.close();
   await running.runner?.close();
   const audit = running.audit;
-  if (!audit) return null;
   try {
+    if (!audit) return null;
     if (signal) await audit.append({ actor: UP_ACTOR, action: 'corral.up.stop', resource: { kind: 'gateway', id: url }, outcome: { status: 'success' }, details: { signal } });
     return await audit.checkpoint();
   } finally {
-    await audit.close();
+    await audit?.close();
+    running.release?.();
   }
 }
 
