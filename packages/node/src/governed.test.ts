@@ -1,14 +1,14 @@
 // The governed path end to end, on loopback: operator → gateway → policy →
 // approval → node → contain → result, with the audit log.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord } from '@corral/audit';
 import { Gateway, GatewayClient } from '@corral/gateway';
-import { NodeHost } from '../src/index.ts';
+import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
 
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
@@ -263,6 +263,34 @@ describe('governed system.run faults', () => {
     assert.equal((await run(operator, host.device.deviceId, ['printf', 'restart'])).payload.stdout, 'restart');
     await operator.close();
     await host.close();
+    await gw.close();
+  });
+});
+
+describe('approval receipts on the node', () => {
+  it('pins the gateway receipt key on the first approved run, and refuses an approved run whose receipt does not verify under the pinned key', async () => {
+    const state = gatewayState();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const approve = async (host: NodeHost, argv: string[]) => {
+      await assert.rejects(run(operator, host.device.deviceId, argv, 100), deniedWith('APPROVAL_PENDING'));
+      const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
+      gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+      return run(operator, host.device.deviceId, argv);
+    };
+    const host = await pairedHost(gw);
+    assert.equal((await approve(host, ['printf', 'pinned'])).payload.stdout, 'pinned');
+    assert.match(readFileSync(join(dirname(host.policy.path), RECEIPT_KEY_FILE), 'utf8'), /BEGIN PUBLIC KEY/);
+    await host.close();
+
+    // A node that pinned another gateway's key runs nothing on this gateway's receipts.
+    const requests: string[] = [];
+    const other = await pairedHost(gw, requests);
+    writeFileSync(join(dirname(other.policy.path), RECEIPT_KEY_FILE), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    await assert.rejects(approve(other, ['printf', 'forged']), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /approval receipt/.test(e.wire.message ?? ''));
+    assert.deepEqual(requests.filter((r) => r === 'system.run').length, 1);
+    await other.close();
+    await operator.close();
     await gw.close();
   });
 });

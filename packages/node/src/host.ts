@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, verifyCommandReceipt } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -15,6 +15,8 @@ import { NodeError } from './errors.ts';
 import { LocalPolicy, localAllows } from './local-policy.ts';
 
 export const DEVICE_FILE = 'node-device.json';
+/** The gateway's approval-receipt key, pinned on first use. */
+export const RECEIPT_KEY_FILE = 'gateway-receipt-key.pem';
 /** Output kept per stream (upstream's OUTPUT_CAP). */
 export const OUTPUT_CAP = 200_000;
 /** What the node serves; upstream's exec tool needs `system.run.prepare` before any `system.run` on a node. */
@@ -258,6 +260,7 @@ export class NodeHost {
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     const local = localAllows(this.policy.current, run.commands, agent);
     if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
+    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params);
     // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
@@ -299,6 +302,25 @@ export class NodeHost {
       runId,
       contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
+  }
+
+  /**
+   * A run an approval allowed carries the gateway's signed receipt: it must
+   * verify under the receipt key this node pinned the first time it saw one
+   * (RECEIPT_KEY_FILE), for exactly the command received, before anything runs.
+   */
+  async #checkReceipt(params: Record<string, unknown>): Promise<void> {
+    try {
+      const path = join(this.#options.stateDir, RECEIPT_KEY_FILE);
+      if (!existsSync(path)) {
+        const key = (await this.#client!.request('corral.receipt.key', {})) as { publicKey?: unknown };
+        if (typeof key.publicKey !== 'string') throw new NodeError('NODE_RUN_DENIED', 'the gateway has no receipt key');
+        writeFileSync(path, key.publicKey, { mode: 0o600, flag: 'wx' });
+      }
+      verifyCommandReceipt(params.approvalReceipt, readFileSync(path, 'utf8'), { nodeId: this.device.deviceId, command: 'system.run', params });
+    } catch (error) {
+      throw new NodeError('NODE_RUN_DENIED', `the approval receipt does not verify (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
+    }
   }
 
   /** Whether commands from the serving gateway must also be decided by a separate Corral control plane. */
