@@ -1,0 +1,108 @@
+// Faults on the governed path, at the gateway: a node that vanishes
+// mid-command, a node that answers an invoke it was never sent, and a gateway
+// restart while an approval is pending (the approved retry runs, with its
+// signed receipt).
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Gateway, GatewayClient, type ApprovalReceipt } from '../src/index.ts';
+import { auditEvents } from './audit-events.ts';
+import { pairedNodePeer } from './node-peer.ts';
+
+const token = randomBytes(24).toString('base64url');
+const POLICY = `
+@id("sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
+@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
+`;
+const dirs: string[] = [];
+function stateDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-faults-'));
+  dirs.push(dir);
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'run.cedar'), POLICY);
+  return dir;
+}
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const invoke = (client: GatewayClient, nodeId: string, argv: string[], timeoutMs = 10_000) => client.request('node.invoke', { nodeId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+
+describe('governed path faults', () => {
+  it('tells the caller NODE_DISCONNECTED when the node vanishes mid-command, and records the failure after the decision', async () => {
+    const state = stateDir();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => 'never');
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const outcome = assert.rejects(invoke(operator, node.device.deviceId, ['sleep', '60']), (e: { wire?: { code?: string; details?: { code?: string } } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.details?.code === 'NODE_DISCONNECTED');
+      while (node.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+      await node.client.close();
+      await outcome;
+      const events = (await auditEvents(state)).filter((e) => e.action.startsWith('node.invoke'));
+      assert.deepEqual(events.map((e) => [e.action, e.decision?.effect ?? e.outcome?.status, e.outcome?.detail]), [['node.invoke.decide', 'allow', undefined], ['node.invoke', 'failure', 'GATEWAY_CONNECTION_CLOSED']]);
+    } finally {
+      await operator.close();
+      await gw.close();
+    }
+  });
+
+  it('ignores a result from a node the invoke was not sent to (it cannot answer for another node)', async () => {
+    const state = stateDir();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const target = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => 'never');
+    const intruder = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const pending = invoke(operator, target.device.deviceId, ['sleep', '1'], 1_000);
+      while (target.received.length === 0) await new Promise((r) => setTimeout(r, 10));
+      const id = target.received[0]!.id;
+      for (const nodeId of [intruder.device.deviceId, target.device.deviceId]) {
+        assert.deepEqual(await intruder.client.request('node.invoke.result', { id, nodeId, ok: true, payloadJSON: '{"exitCode":0,"stdout":"forged"}' }), { ok: true, ignored: true });
+      }
+      await assert.rejects(pending, (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'TIMEOUT');
+    } finally {
+      await operator.close();
+      await target.close();
+      await intruder.close();
+      await gw.close();
+    }
+  });
+
+  it('keeps a pending approval across a gateway restart; approved afterwards, the retry runs with a receipt for exactly that approval', async () => {
+    const state = stateDir();
+    let gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    const port = gw.server.port;
+    let operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    let node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    const nodeDevice = node.device;
+    await assert.rejects(invoke(operator, nodeDevice.deviceId, ['printf', 'restart'], 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'APPROVAL_PENDING');
+    await operator.close();
+    await node.close();
+    await gw.close();
+
+    gw = await Gateway.start({ stateDir: state, token, port, approvalPollMs: 20 });
+    try {
+      operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+      const reconnected = await GatewayClient.connect({ url: gw.url, token, role: 'node', device: nodeDevice, commands: ['system.run'] });
+      const received: Array<Record<string, unknown>> = [];
+      reconnected.on('node.invoke.request', (p) => {
+        const req = p as { id: string; nodeId: string; paramsJSON: string };
+        received.push(JSON.parse(req.paramsJSON) as Record<string, unknown>);
+        void reconnected.request('node.invoke.result', { id: req.id, nodeId: req.nodeId, ok: true, payloadJSON: '{"exitCode":0}' });
+      });
+      const { approvals } = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string }> };
+      assert.equal(approvals.length, 1);
+      await operator.request('exec.approval.resolve', { id: approvals[0]!.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'alice' } });
+      await invoke(operator, nodeDevice.deviceId, ['printf', 'restart']);
+      assert.equal((received[0]!.approvalReceipt as ApprovalReceipt).approvalId, approvals[0]!.id);
+      await reconnected.close();
+      await operator.close();
+    } finally {
+      await gw.close();
+    }
+  });
+});
