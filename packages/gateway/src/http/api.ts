@@ -22,7 +22,7 @@ import { statusRoutes } from './status.ts';
 import type { ConsoleFiles } from './static.ts';
 
 /** Every route group, in one router. */
-export function apiRouter(api: ApiContext): Router {
+function apiRouter(api: ApiContext): Router {
   const running = new RunningCommands(api.feed);
   return new Router().add([...sessionRoutes(api), ...statusRoutes(api), ...activityRoutes(api), ...approvalRoutes(api), ...auditRoutes(api), ...agentRoutes(api, running), ...nodeRoutes(api), ...policyRoutes(api)]);
 }

@@ -31,7 +31,7 @@ function sameCsrf(presented: unknown, expected: string): boolean {
   return typeof presented === 'string' && presented !== '' && sameSecret(presented, expected);
 }
 
-/** The human a caller acts as: the signed-in user, else (with the token) the named one, else `operator`. */
-export function actingHuman(caller: Caller, named?: string): string {
-  return caller.kind === 'session' ? caller.session.user.name : named ?? 'operator';
+/** The human a caller acts as: the signed-in user, or `operator` with the gateway token. */
+export function actingHuman(caller: Caller): string {
+  return caller.kind === 'session' ? caller.session.user.name : 'operator';
 }

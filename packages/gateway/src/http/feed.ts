@@ -6,7 +6,7 @@
 // is announced once; packages/audit is not involved.
 import { toAuditRecord, type AuditRecord, type AuditStore } from '@corral/audit';
 
-export const FOLLOW_INTERVAL_MS = 1000;
+const FOLLOW_INTERVAL_MS = 1000;
 
 export class AuditFeed {
   readonly #listeners = new Set<(record: AuditRecord) => void>();

@@ -15,7 +15,7 @@ function timeContext(event: AuditEvent): { epoch: number; hour: number; weekday:
 }
 
 /** The requests one record holds (none when it holds no replayable decision). */
-export function recordedDecisions(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>): RecordedDecision[] {
+function recordedDecisions(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>): RecordedDecision[] {
   const effect = event.decision?.effect;
   const type = CEDAR_PRINCIPAL[event.actor.kind];
   if (!effect || !type) return [];

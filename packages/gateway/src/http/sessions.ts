@@ -8,7 +8,7 @@ import type { CorralRole } from '@corral/identity';
 
 export const SESSION_COOKIE = 'corral_session';
 export const SESSION_TTL_MS = 12 * 3600_000;
-export const SESSION_IDLE_MS = 3600_000;
+const SESSION_IDLE_MS = 3600_000;
 const MAX_SESSIONS = 10_000;
 
 /** A signed-in human. */
