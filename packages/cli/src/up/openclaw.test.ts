@@ -55,7 +55,7 @@ describe('the egress of OpenClaw’s container', () => {
   it('is a valid container policy: home read-write, install read-only, the gateway port published', () => {
     const policy = validatePolicy(openclawContainerPolicy({ home: '/srv/claw', modules: '/opt/claw/node_modules', egress: ['llm.example.com:443'] }));
     assert.deepEqual(policy.filesystem.readwrite, ['/srv/claw']);
-    assert.deepEqual(policy.filesystem.readonly, ['/opt/claw/node_modules']);
+    assert.deepEqual(policy.filesystem.readonly, ['/opt/claw/node_modules', '/srv/claw/.openclaw/openclaw.json']);
     assert.deepEqual(policy.network.ingress, [{ port: INSIDE_PORT, hostPort: 0 }]);
     assert.deepEqual(policy.network.egress, { allow: ['llm.example.com:443'] });
     assert.equal(policy.onUnenforceable, 'refuse');
@@ -63,12 +63,13 @@ describe('the egress of OpenClaw’s container', () => {
 });
 
 describe("OpenClaw's container, as bubblewrap builds it", () => {
-  it('lets it write its home, only read its install, and not see Corral’s state or the node’s key', async () => {
+  it('lets it write its home, only read its configuration and install, and not see Corral’s state or the node’s key', async () => {
     const state = mkdtempSync(join(tmpdir(), 'corral-claw-box-'));
     dirs.push(state);
     const home = join(state, 'openclaw');
     const modules = join(state, 'install', 'node_modules');
-    mkdirSync(home, { recursive: true });
+    mkdirSync(join(home, '.openclaw'), { recursive: true });
+    writeFileSync(join(home, '.openclaw', 'openclaw.json'), '{}\n');
     mkdirSync(join(modules, 'openclaw'), { recursive: true });
     mkdirSync(join(state, 'openclaw-node'));
     writeFileSync(join(modules, 'openclaw', 'openclaw.mjs'), '// upstream\n');
@@ -80,12 +81,13 @@ describe("OpenClaw's container, as bubblewrap builds it", () => {
       const script = [
         `echo data > ${home}/written && echo home-writable`,
         `cat ${modules}/openclaw/openclaw.mjs >/dev/null && echo install-readable`,
+        `(echo '{"tools":{"exec":{"host":"gateway"}}}' > ${home}/.openclaw/openclaw.json) 2>/dev/null || echo config-readonly`,
         `(echo x > ${modules}/openclaw/openclaw.mjs) 2>/dev/null || echo install-readonly`,
         `cat ${state}/openclaw-node/node-device.json 2>/dev/null || echo node-key-hidden`,
         `cat ${state}/gateway-token 2>/dev/null || echo corral-state-hidden`,
       ].join('; ');
       const result = await runner.run(plan, ['/bin/sh', '-c', script]);
-      assert.deepEqual(result.stdout.trim().split('\n'), ['home-writable', 'install-readable', 'install-readonly', 'node-key-hidden', 'corral-state-hidden'], result.stderr);
+      assert.deepEqual(result.stdout.trim().split('\n'), ['home-writable', 'install-readable', 'config-readonly', 'install-readonly', 'node-key-hidden', 'corral-state-hidden'], result.stderr);
     } finally {
       await runner.close();
     }

@@ -4,8 +4,8 @@
 // which asks the Corral control plane, waits for approvals, runs the command
 // contained and reports to the audit log.
 //
-// The container: OpenClaw's home (its state and config) read-write, its
-// install and the Node binary read-only, egress only to the model providers
+// The container: OpenClaw's home (its state) read-write, its configuration,
+// its install and the Node binary read-only, egress only to the model providers
 // its configuration names, its gateway port published on host loopback. The
 // Corral node's own state (its device key, paired with the control plane)
 // and the Corral gateway token stay outside it: OpenClaw gets its own token.
@@ -26,6 +26,8 @@ export const INSIDE_PORT = 18789;
 /** The provider id Corral configures for `modelBaseUrl`. */
 export const MODEL_PROVIDER = 'corral-model';
 const READY = /\[gateway\]\S* \S*ready/;
+/** OpenClaw's configuration, inside its home. */
+const CONFIG_FILE = join('.openclaw', 'openclaw.json');
 
 export interface StartOpenClawOptions {
   /** Corral's state directory: OpenClaw's home is STATE/openclaw, the node's state STATE/openclaw-node. */
@@ -156,7 +158,8 @@ export function openclawContainerPolicy(options: { home: string; modules: string
     version: 1,
     runtime: ['node', 'shell'],
     workingDirectory: options.home,
-    filesystem: { readwrite: [options.home], readonly: [options.modules] },
+    // Its configuration is Corral's: read-only, so OpenClaw cannot route exec away from the Corral node.
+    filesystem: { readwrite: [options.home], readonly: [options.modules, join(options.home, CONFIG_FILE)] },
     network: { egress: options.egress.length > 0 ? { allow: options.egress } : 'none', ingress: [{ port: INSIDE_PORT, hostPort: 0 }] },
     // A long-lived server: a week before the wall clock stops it; room for its worker threads.
     process: { maxProcesses: 1024, memoryMB: 4096, timeoutMs: 604_800_000 },
@@ -182,7 +185,7 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   mkdirSync(nodeState, { recursive: true, mode: 0o700 });
   const token = openclawToken(home);
   const config = openclawConfig({ port: INSIDE_PORT, token, nodeName: options.nodeName, ...(options.modelBaseUrl ? { modelBaseUrl: options.modelBaseUrl } : {}), ...(options.modelId ? { modelId: options.modelId } : {}) });
-  writeFileSync(join(home, '.openclaw', 'openclaw.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(join(home, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   const hosts = options.egressHosts ?? {};
   const started = performance.now();
   progress('starting OpenClaw in a container');
