@@ -17,6 +17,21 @@ describe('Progress', () => {
       assert.match(out.text(), /\r\x1b\[2K\x1b\[32m✔\x1b\[0m gateway \(ws:\/\/x\)\n$/);
     });
 
+    it('names every step running side by side on one spinner line, and ticks each as it ends', async () => {
+      const out = stream(true);
+      const progress = new Progress(out);
+      let finishFirst!: () => void;
+      const first = progress.step('gateway', () => new Promise<void>((r) => (finishFirst = r)));
+      const second = progress.step('sandbox runner', () => new Promise<void>((r) => setTimeout(r, 100)));
+      await second;
+      finishFirst();
+      await first;
+      assert.match(out.text(), /⠙ gateway · sandbox runner/);
+      // Once the runner is done, the spinner names the gateway alone.
+      assert.match(out.text(), /✔\x1b\[0m sandbox runner\n\r\x1b\[2K\S+ gateway\r/);
+      assert.match(out.text(), /✔\x1b\[0m gateway\n$/);
+    });
+
     it('marks a failed step with a cross and rethrows its error', async () => {
       const out = stream(true);
       await assert.rejects(new Progress(out).step('port', () => Promise.reject(Object.assign(new Error('in use'), { code: 'X' }))), { code: 'X' });

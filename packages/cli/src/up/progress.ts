@@ -1,9 +1,11 @@
-// What `corral up` shows on stderr while it starts: one line per step, a
-// spinner while the step runs and a tick (or a cross) when it ends. When
-// stderr is not a terminal (a log, a pipe, a test), plain lines instead:
-// `corral: <step> … ok (120 ms)`, nothing rewritten in place.
+// What `corral up` shows on stderr while it starts: a tick (or a cross) line
+// per step as it ends, and below them one spinner line naming the steps still
+// running (several start side by side). When stderr is not a terminal (a log,
+// a pipe, a test), plain lines instead: `corral: ok: <step> in 120 ms`,
+// nothing rewritten in place.
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+const CLEAR_LINE = '\r\x1b[2K';
 
 export interface ProgressStream {
   write(text: string): unknown;
@@ -13,6 +15,10 @@ export interface ProgressStream {
 export class Progress {
   readonly #out: ProgressStream;
   readonly #tty: boolean;
+  /** Steps running now, in the order they started. */
+  readonly #running = new Set<string>();
+  #frame = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(out: ProgressStream) {
     this.#out = out;
@@ -22,16 +28,14 @@ export class Progress {
   /** Runs one step under `label`; shows its outcome; rethrows its error. `detail` turns the result into a note shown after the tick. */
   async step<T>(label: string, work: () => Promise<T> | T, detail?: (result: T) => string | undefined): Promise<T> {
     const started = performance.now();
-    const stop = this.#spin(label);
+    this.#start(label);
     try {
       const result = await work();
-      stop();
       const note = detail?.(result);
-      this.#line(`${this.#tty ? '\x1b[32m✔\x1b[0m' : 'ok:'} ${label}${note ? ` (${note})` : ''}${this.#tty ? '' : ` in ${Math.round(performance.now() - started)} ms`}`);
+      this.#end(label, `${this.#tty ? '\x1b[32m✔\x1b[0m' : 'ok:'} ${label}${note ? ` (${note})` : ''}${this.#tty ? '' : ` in ${Math.round(performance.now() - started)} ms`}`);
       return result;
     } catch (error) {
-      stop();
-      this.#line(`${this.#tty ? '\x1b[31m✖\x1b[0m' : 'failed:'} ${label}`);
+      this.#end(label, `${this.#tty ? '\x1b[31m✖\x1b[0m' : 'failed:'} ${label}`);
       throw error;
     }
   }
@@ -41,20 +45,36 @@ export class Progress {
     this.#line(text);
   }
 
-  #spin(label: string): () => void {
-    if (!this.#tty) return () => {};
-    let frame = 0;
-    const draw = (): void => void this.#out.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${label}`);
-    draw();
-    const timer = setInterval(draw, 80);
-    timer.unref();
-    return () => {
-      clearInterval(timer);
-      this.#out.write('\r\x1b[2K');
-    };
+  #start(label: string): void {
+    this.#running.add(label);
+    if (!this.#tty) return;
+    this.#draw();
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.#draw(), 80);
+      this.#timer.unref();
+    }
   }
 
+  #end(label: string, line: string): void {
+    this.#running.delete(label);
+    if (this.#tty && this.#running.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#line(line);
+  }
+
+  #draw(): void {
+    if (this.#running.size > 0) this.#out.write(`${CLEAR_LINE}${FRAMES[this.#frame++ % FRAMES.length]} ${[...this.#running].join(' · ')}`);
+  }
+
+  /** A finished line above the spinner, which is drawn again below it. */
   #line(text: string): void {
-    this.#out.write(this.#tty ? `${text}\n` : `corral: ${text}\n`);
+    if (!this.#tty) {
+      this.#out.write(`corral: ${text}\n`);
+      return;
+    }
+    this.#out.write(`${CLEAR_LINE}${text}\n`);
+    this.#draw();
   }
 }
