@@ -49,8 +49,9 @@ Exit codes: the command's own (0-123), or
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
         process.exitCode = exitCode(result);
       } finally {
-        await runner.close();
-        await audit?.close();
+        // Both wind down at once: the sandbox's cgroups are removed while the audit log seals its checkpoint.
+        const closed = await Promise.allSettled([runner.close(), audit?.close()]);
+        for (const outcome of closed) if (outcome.status === 'rejected') throw outcome.reason;
       }
     });
 }
