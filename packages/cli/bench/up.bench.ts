@@ -6,6 +6,16 @@
 // already has all that; beside `node -e 0`, the Node start-up every case pays.
 // Sampled interleaved; each run is stopped with SIGINT and must exit 0.
 //
+// Where the time goes (CPU profile of a start with a warm compile cache):
+// about 3.5 s of CPU on these machines, nearly all loading code — some 1,170
+// ES modules, 665 of them typebox's (through @openclaw/gateway-protocol and
+// the gateway's frame validators), cedar-wasm's first calls (parsing Corral's
+// schema, validating the policies: their functions are compiled on first
+// use), zod and yaml for container policies. The parts start side by side
+// where they can (gateway, audit log, sandbox runner; admin password hashing
+// while the node connects). A worker thread for the node was tried and
+// dropped: it loads the gateway's modules a second time.
+//
 //   node bench/run.ts up            (CORRAL_BENCH_RUNS=N to choose the count; default 20)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
