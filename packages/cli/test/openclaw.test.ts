@@ -49,7 +49,7 @@ async function auditEvents(stateDir: string): Promise<AuditEvent[]> {
   }
 }
 
-describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavailable }, () => {
+describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavailable, timeout: 900_000 }, () => {
   const dirs: string[] = [];
   const temp = (prefix: string): string => {
     const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -23,7 +23,7 @@ function freePort(): Promise<number> {
   });
 }
 
-describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailable }, () => {
+describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailable, timeout: 900_000 }, () => {
   const dirs: string[] = [];
   let port: number;
   let gateway: ReturnType<typeof startOpenclaw>;
