@@ -5,7 +5,7 @@
 // the writer (PASSIVE: it never takes the write lock), and the writer's
 // commits pay only for their own pages.
 import { DatabaseSync } from 'node:sqlite';
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 
 /** Checkpoint once this many records were committed since the last one… */
 const EVERY_RECORDS = 2048;
@@ -17,6 +17,7 @@ const { path, shared } = workerData as { path: string; shared: SharedArrayBuffer
 const state = new Int32Array(shared);
 const db = new DatabaseSync(path);
 db.exec('PRAGMA synchronous = FULL');
+parentPort?.postMessage('ready');
 let done = Atomics.load(state, 0);
 while (Atomics.load(state, 1) === 0) {
   const seen = Atomics.load(state, 0);

@@ -30,9 +30,14 @@ try {
   db.exec('PRAGMA wal_autocheckpoint = 8192');
   writer = new BatchWriter(db, path);
   checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, shared: checkpointState.buffer } });
-  // Without it, the writer's automatic checkpoint does the work; appends go on.
-  checkpointer.on('error', () => {});
   checkpointer.on('exit', () => (checkpointerRunning = false));
+  // The writer is ready once the checkpointer is (its start-up is then no
+  // append's cost); without it, the writer's automatic checkpoint does the work.
+  await new Promise<void>((resolve) => {
+    checkpointer.once('message', () => resolve());
+    checkpointer.once('exit', () => resolve());
+    checkpointer.on('error', () => resolve());
+  });
   port.postMessage({ ready: true } satisfies WriterReply);
 } catch (error) {
   const e = sqliteError(path, error);
