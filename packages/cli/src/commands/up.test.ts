@@ -125,6 +125,12 @@ describe('corral up', { timeout: 300_000 }, () => {
         assert.match(result.payload.contained.policyDigest, /\S/);
       });
 
+      it('runs under its container policy even when the request does not name the agent', async () => {
+        const result = (await agent.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['cat', 'inbox/invoice-0002.txt'] }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 })) as { payload: { exitCode: number; stdout: string } };
+        assert.equal(result.payload.exitCode, 0);
+        assert.match(result.payload.stdout, /Contoso Cleaning/);
+      });
+
       it('cannot read what its container policy denies, though Cedar allows cat', async () => {
         const result = await run(['cat', 'inbox/private/bank-details.txt']);
         assert.notEqual(result.payload.exitCode, 0);

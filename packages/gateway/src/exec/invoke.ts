@@ -293,7 +293,8 @@ export class NodeInvoker {
       resource: run.argv[0]!,
       subject: { command, argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: who },
       auditDetails: { command, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) },
-      forward: { ...(rawParams as object), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env },
+      // The node runs an agent's command under that agent's container policy: it learns which agent from the gateway, not from the caller.
+      forward: { ...(rawParams as object), ...(principal.type === 'Agent' ? { agentId: principal.id } : {}), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env },
       run,
     };
   }
