@@ -76,11 +76,10 @@ export class StateSnapshot {
 
 /**
  * Fails early, before anything is created, when `host:port` cannot be
- * listened on. The gateway binds it again moments later; a race lost there is
- * reported the same way.
+ * listened on (port 0, any free one, needs no check). The gateway binds it
+ * again moments later; a race lost there is reported the same way.
  */
 export async function checkPortFree(host: string, port: number): Promise<void> {
-  if (port === 0) return;
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (error) => reject(portFailure(host, port, error) ?? error));

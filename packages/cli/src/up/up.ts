@@ -118,7 +118,7 @@ export async function up(options: UpOptions): Promise<number> {
  */
 async function start(options: UpOptions, progress: Progress, running: Running): Promise<Ready> {
   const dir = options.stateDir;
-  await progress.step(`port ${options.bind}:${options.port} free`, () => checkPortFree(options.bind, options.port));
+  if (options.port !== 0) await progress.step(`port ${options.bind}:${options.port} free`, () => checkPortFree(options.bind, options.port));
   const snapshot = await progress.step(`state directory ${dir}`, () => claimStateDir(dir));
   const fresh = readMarker(dir) === undefined;
   try {
