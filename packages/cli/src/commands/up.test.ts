@@ -301,6 +301,19 @@ describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
     assert.match(r.stderr(), /cannot write the state directory .*a-file\/state.*--state-dir/);
   });
 
+  it('does not pair its node again once an operator unpaired it: exit 3, saying how to pair a new one', async () => {
+    const state = join(root, 'revoked');
+    const first = startUp(state, ['--port', String(await freePort())]);
+    await first.waitFor(URL_LINE);
+    assert.equal(await first.stop(), 0);
+    const [node] = await withIdentity(state, (identity) => identity.nodes.list());
+    assert.equal((await corral(['--state-dir', state, 'nodes', 'revoke', node!.deviceId])).code, 0);
+    const r = startUp(state, ['--port', String(await freePort())]);
+    assert.equal(await r.exited, 3, r.stderr());
+    assert.match(r.stderr(), /node .* was unpaired by an operator; to pair a new one, remove .*node-device\.json/);
+    assert.equal((await withIdentity(state, (identity) => identity.nodes.list()))[0]!.status, 'revoked');
+  });
+
   it('names broken policies and how to find the problem, exits 2, and keeps the state as it was', async () => {
     const state = join(root, 'broken');
     const first = startUp(state, ['--port', String(await freePort())]);

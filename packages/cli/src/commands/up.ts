@@ -29,7 +29,9 @@ audit checkpoint, exit 0.
 Exit codes:
     0 stopped cleanly
     2 bad usage, or the policies or a container policy in the state directory do not load
-    3 the port is in use, or the state directory cannot be written`,
+    3 the port is in use, the state directory cannot be written or another
+      corral up runs on it, this machine's node was unpaired, or OpenClaw
+      (--openclaw) cannot start`,
     )
     .action(async (opts: { port: string; bind: string; console: boolean; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = Number(opts.port);

@@ -194,7 +194,7 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
   });
   running.host = host;
   if (gateway.identity.nodes.find(host.device.deviceId)?.status === 'revoked') {
-    throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.refused);
+    throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.environment);
   }
   const paired = running.pairing!.pair(host.device.deviceId, 'the node of the machine corral up runs on');
   let timer: NodeJS.Timeout | undefined;
