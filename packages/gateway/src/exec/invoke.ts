@@ -113,7 +113,7 @@ export class NodeInvoker {
   /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
   async #grant(approval: Approval): Promise<void> {
     const grants = this.#options.grants;
-    if (!grants) return;
+    if (!grants || grants.covering(approval.digest) !== undefined) return;
     let added = false;
     let detail: string | undefined;
     try {
