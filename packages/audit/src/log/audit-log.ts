@@ -163,9 +163,11 @@ export class AuditLog {
       this.#queue.push({ body, event, timeMs: Date.parse(event.time), resolve, reject });
       if (this.#queue.length >= REQUEST_SIZE) this.#flush();
       else if (!this.#flushScheduled) {
-        // Appends issued in the same turn of the event loop share a commit.
+        // Appends issued by the same task share a request; requests that reach
+        // the store while it commits share the next commit (group commit), so
+        // nothing is held back here waiting for company.
         this.#flushScheduled = true;
-        setImmediate(() => {
+        queueMicrotask(() => {
           this.#flushScheduled = false;
           this.#flush();
         });
