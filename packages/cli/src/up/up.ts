@@ -142,7 +142,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     if (fresh) {
       await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin.username, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
     }
-    const url = `${gateway.httpUrl}/`;
+    const url = `${onLoopback(gateway.httpUrl)}/`;
     await progress.step(consoleDir ? 'console answers' : 'HTTP API answers', () => answers(url));
     if (fresh) writeMarker(dir, { createdAt: new Date().toISOString(), example: INVOICE_INTAKE.process });
     await audit.append({ actor: UP_ACTOR, action: 'corral.up.start', resource: { kind: 'gateway', id: gateway.url }, node: host.device.deviceId, outcome: { status: 'success' }, details: { console: consoleDir !== undefined } });
@@ -181,7 +181,7 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
   const { NodeHost } = await import('@corral/node');
   let refused: string | undefined;
   const host = new NodeHost({
-    gateway: gateway.url,
+    gateway: onLoopback(gateway.url),
     token,
     name: hostname(),
     stateDir: join(dir, NODE_STATE),
@@ -258,7 +258,7 @@ async function startContainedOpenClaw(options: UpOptions, running: Running): Pro
   const modelBaseUrl = model && loopback ? options.openclaw!.modelUrl!.replace(model.hostname, LOOPBACK_MODEL_HOST) : options.openclaw?.modelUrl;
   running.openclaw = await startOpenClaw({
     stateDir: options.stateDir,
-    corralGatewayUrl: gateway.url,
+    corralGatewayUrl: onLoopback(gateway.url),
     token: gatewayToken(options.stateDir).token,
     nodeName: `${hostname()}-openclaw`,
     agentMap: OPENCLAW_AGENT_MAP,
@@ -277,6 +277,11 @@ async function allStarted<T extends readonly unknown[]>(parts: T): Promise<{ -re
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+/** A URL of a listener bound to every address (0.0.0.0, ::), as this machine reaches it: on loopback. */
+function onLoopback(url: string): string {
+  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
 }
 
 /** Resolves once `url` answers HTTP at all (any status): the listener is up and serving. node:http, not fetch: fetch would load undici for this one request. */
