@@ -8,6 +8,7 @@ import type { Batch } from './batch.ts';
 import { bytesToHashes, toHex } from './codec.ts';
 import type { LogHead } from './store.ts';
 
+/** Reads the head row (the chain tip, the tree's right edge, the last checkpoint). */
 export const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
 
 const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
@@ -37,10 +38,12 @@ export function sqliteError(where: string, error: unknown): AuditError {
   return new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${where}: ${message}`, { cause: error });
 }
 
+/** True when SQLite refused because another connection holds the lock (SQLITE_BUSY). */
 export function isBusy(error: unknown): boolean {
   return (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message ?? '');
 }
 
+/** Writes batches through one connection; used by the writer thread only. */
 export class BatchWriter {
   readonly #db: DatabaseSync;
   readonly #where: string;

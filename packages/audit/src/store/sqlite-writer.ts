@@ -21,6 +21,7 @@ interface Waiting {
   reject: (e: unknown) => void;
 }
 
+/** The writer thread of one SQLite store. */
 export class SqliteWriter {
   readonly #worker: Worker;
   readonly #where: string;
@@ -67,6 +68,11 @@ export class SqliteWriter {
     return new SqliteWriter(worker, path);
   }
 
+  /**
+   * Sends `request` to the thread; resolves once its transaction is durable.
+   * @throws AuditError as the thread reports it (AUDIT_STORE_UNAVAILABLE,
+   *   AUDIT_STORE_FOREIGN), or AUDIT_CLOSED once the thread has ended.
+   */
   append(request: AppendRequest): Promise<AppendResult> {
     if (this.#gone) return Promise.reject(this.#gone);
     const id = this.#next++;
