@@ -125,9 +125,44 @@ static int write_all(int fd, const char *buf, ssize_t len) {
   return 0;
 }
 
+/*
+ * Moves what `from` has ready to `to`: through a pipe with splice(2), so the
+ * bytes never pass through this process, else (a descriptor splice cannot
+ * take) with read and write. Returns the bytes moved, 0 at end of input, -1 on
+ * an error; on return every byte read has been written.
+ */
+static ssize_t move(int from, int to, int pipe_fds[2]) {
+  static char buf[BUFFER_SIZE];
+  if (pipe_fds[0] >= 0) {
+    ssize_t n = splice(from, NULL, pipe_fds[1], NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 1;
+    if (n < 0 && errno == EINVAL) {
+      close(pipe_fds[0]);
+      close(pipe_fds[1]);
+      pipe_fds[0] = pipe_fds[1] = -1;
+      return move(from, to, pipe_fds);
+    }
+    for (ssize_t left = n; left > 0;) {
+      ssize_t m = splice(pipe_fds[0], NULL, to, NULL, (size_t)left, SPLICE_F_MOVE);
+      if (m < 0 && errno == EINTR) continue;
+      if (m <= 0) return -1;
+      left -= m;
+    }
+    return n;
+  }
+  ssize_t n = read(from, buf, sizeof buf);
+  if (n < 0 && errno == EINTR) return 1;
+  if (n > 0 && write_all(to, buf, n) < 0) return -1;
+  return n;
+}
+
 /* Copies both ways until both sides have finished; half-closes pass through. */
 static void relay(int a, int b) {
-  static char buf[BUFFER_SIZE];
+  int pipes[2][2];
+  for (int i = 0; i < 2; i++) {
+    if (pipe2(pipes[i], O_CLOEXEC) < 0) pipes[i][0] = pipes[i][1] = -1;
+    else fcntl(pipes[i][1], F_SETPIPE_SZ, 1 << 20);
+  }
   int open_a = 1, open_b = 1;
   while (open_a || open_b) {
     struct pollfd fds[2] = {{.fd = open_a ? a : -1, .events = POLLIN}, {.fd = open_b ? b : -1, .events = POLLIN}};
@@ -138,14 +173,11 @@ static void relay(int a, int b) {
     for (int i = 0; i < 2; i++) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       int from = i == 0 ? a : b, to = i == 0 ? b : a;
-      ssize_t n = read(from, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
+      ssize_t n = move(from, to, pipes[i]);
       if (n <= 0) {
         shutdown(to, SHUT_WR);
         if (i == 0) open_a = 0; else open_b = 0;
         if (n < 0) return;
-      } else if (write_all(to, buf, n) < 0) {
-        return;
       }
     }
   }

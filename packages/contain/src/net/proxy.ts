@@ -287,6 +287,8 @@ interface Entry {
 // allocation and no garbage per chunk on the path that carries most bytes.
 // Only the bytes a read filled are ever written (`subarray(0, n)`).
 const READ_BUFFER_BYTES = 64 * 1024;
+/** Bytes a relayed stream may hold before it pushes back: 16 reads, so back-pressure acts per burst, not per read. */
+const RELAY_HIGH_WATER_MARK = 16 * READ_BUFFER_BYTES;
 const POOLED_BUFFERS = 128;
 const readBuffers: Buffer[] = [];
 
@@ -369,6 +371,9 @@ class Channel implements EgressChannel {
       connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(settings.headerTimeoutMs / 4))),
       requireHostHeader: false,
       insecureHTTPParser: false,
+      // Large buffers on the sandbox's side: a download's 64 KiB reads are passed on whole,
+      // without pausing and resuming the upstream at every chunk.
+      highWaterMark: RELAY_HIGH_WATER_MARK,
     });
     this.#server.maxConnections = settings.maxConnectionsPerChannel;
     this.#server.on('connection', (socket: net.Socket) => {
@@ -759,7 +764,8 @@ class Channel implements EgressChannel {
         resolve('channel-closed');
         return;
       }
-      const options: net.NetConnectOpts = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup };
+      // highWaterMark: net.Socket passes it to its streams (the plain-HTTP answer's body is read through them).
+      const options: net.NetConnectOpts & { highWaterMark: number } = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup, highWaterMark: RELAY_HIGH_WATER_MARK };
       if (tunnel) options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => this.#deliver(entry, socket, n, buffer) };
       const socket = net.connect(options);
       // A tunnel reads nothing until the client has its 200: a server that speaks first waits.
