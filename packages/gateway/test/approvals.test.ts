@@ -85,6 +85,31 @@ describe('approvals over the protocol', () => {
     });
   });
 
+  describe('the kill switch', () => {
+    it('denies a waiting command whose approval came (from another process) just before its agent was suspended, and names the policies that asked', async () => {
+      gw.identity.agents.create({ name: 'late-suspend', process: 'ci', owner: 'owner@example.com', scopes: [] });
+      const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('late-suspend')).token });
+      try {
+        const before = node.received.length;
+        const waiting = agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'late'] }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 });
+        let approval = gw.approvals.list({ status: 'pending' }).find((a) => a.action.principal === 'Agent::late-suspend');
+        for (let i = 0; !approval && i < 200; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+          approval = gw.approvals.list({ status: 'pending' }).find((a) => a.action.principal === 'Agent::late-suspend');
+        }
+        assert.ok(approval, 'an approval request');
+        assert.deepEqual(approval.action.policies, ['printf-asks']);
+        // As the CLI does: straight to the store, so the waiter learns of it only when it next looks.
+        gw.approvals.resolve(approval.id, 'allow-once', 'alice');
+        gw.identity.agents.suspend('late-suspend');
+        await assert.rejects(waiting, refusedWith('SYSTEM_RUN_DENIED'));
+        assert.equal(node.received.length, before, 'nothing reached the node');
+      } finally {
+        await agent.close();
+      }
+    });
+  });
+
   describe('receipts', () => {
     let receipt: ApprovalReceipt;
     let digest: string;

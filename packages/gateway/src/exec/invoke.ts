@@ -327,13 +327,15 @@ export class NodeInvoker {
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     let approval = open;
     if (!approval) {
-      approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+      approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
       await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
     }
     const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+    // An approval lifts an ask; it never outlasts its agent's suspension (the kill switch may come after the approval, or from another process).
+    if (principal.type === 'Agent' && this.#server.identity.agents.find(principal.id)?.status !== 'active') throw denied(command, 'the agent was suspended or retired after the approval', settled.id);
     let spent: Approval;
     try {
       spent = this.#options.approvals.consume(approval.id, digest);
