@@ -237,15 +237,18 @@ export class Runner {
   async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
     const enforcement = checkEnforceable(plan, this.#caps);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
-    return this.#boot(plan, enforcement, undefined, stdin, () => undefined);
+    return this.#boot(plan, enforcement, undefined, stdin, () => false);
   }
 
   /**
    * Starts bubblewrap for `plan` and moves it into the run's cgroups before it
    * runs anything. With `argv` the sandbox runs it at once; without, it waits
-   * in the launcher for its command (a warm sandbox).
+   * in the launcher for its command (a warm sandbox). A run stopped meanwhile
+   * (`stopped()`) is killed right after the handshake, never during it: killed
+   * between its clone and its report of the child's pid, bubblewrap would leave
+   * that child waiting outside any cgroup, holding the handshake open.
    */
-  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, onChild: (child: ChildProcess) => void): Promise<Sandbox> {
+  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stopped: () => boolean): Promise<Sandbox> {
     const network = plan.egress !== null && enforcement.network;
     const ingress = plan.ingress.length > 0 && enforcement.network;
     const connections: Sandbox['connections'] = {};
@@ -284,7 +287,6 @@ export class Runner {
         stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore'],
       });
       child = started;
-      onChild(started);
       if (seccompFd !== undefined) {
         closeSync(seccompFd);
         seccompFd = undefined;
@@ -312,6 +314,11 @@ export class Runner {
         } catch (error) {
           // Gone already: bubblewrap failed before it ran anything, and its exit says why.
           if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+          adopted = false;
+        }
+        if (adopted && stopped()) {
+          started.kill('SIGKILL');
+          cgroups.kill();
           adopted = false;
         }
         if (adopted) (extra[5] as Writable).end('x');
@@ -360,13 +367,14 @@ export class Runner {
       let sandbox: Sandbox | undefined = warm;
       const servers: Server[] = [];
       try {
-        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, (c) => {
-          child = c;
-          if (killedBy !== undefined) c.kill('SIGKILL');
-        });
+        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, () => killedBy !== undefined);
         const { child: proc, channel, runDir } = sandbox;
+        child = proc;
         cgroups = sandbox.cgroups;
-        if (killedBy !== undefined) cgroups?.kill();
+        if (killedBy !== undefined) {
+          proc.kill('SIGKILL');
+          cgroups?.kill();
+        }
         sandbox.connections.notify = options.onConnection;
         // Never released, so nothing ran: end bubblewrap if it still lives, and let its exit say what failed.
         if (!sandbox.adopted) proc.kill('SIGKILL');
