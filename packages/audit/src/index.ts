@@ -26,7 +26,8 @@ export type { Damage, DamageKind, VerifyReport } from './verify/report.ts';
 
 export type { AuditStore, LogHead, LogMeta, StoredRecord, ChainRow } from './store/store.ts';
 export { SqliteStore } from './store/sqlite.ts';
-export { PostgresStore, postgresWhere } from './store/postgres.ts';
+// PostgresStore is `@corral/audit/postgres`, so that a SQLite log never loads the PostgreSQL driver.
+export { postgresWhere } from './store/postgres-where.ts';
 
 export { openAuditLog, AuditLog, DB_FILE } from './log/audit-log.ts';
 export type { OpenAuditLogOptions } from './log/audit-log.ts';

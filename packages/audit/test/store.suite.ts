@@ -9,7 +9,7 @@ import { generateSigningKey, keyIdOf } from '../src/checkpoint/key.ts';
 import { exportJsonl } from '../src/export/jsonl.ts';
 import { verifyExportFile } from '../src/io/export-file.ts';
 import { readWitness, witnessPath as witnessFile } from '../src/io/witness-file.ts';
-import { postgresWhere } from '../src/store/postgres.ts';
+import { postgresWhere } from '../src/store/postgres-where.ts';
 import { openAuditLog, type AuditLog, type OpenAuditLogOptions } from '../src/log/audit-log.ts';
 import { openAuditReader } from '../src/log/open-reader.ts';
 import { proveConsistency, proveInclusion, readRecord, verifyStore } from '../src/log/reader.ts';

@@ -10,7 +10,6 @@ import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts'
 import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { checkedEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
-import { PostgresStore } from '../store/postgres.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
 import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
@@ -57,7 +56,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   if (!(every >= 1) || !(intervalMs >= 1)) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpointEvery and checkpointIntervalMs must be positive');
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const key = loadOrCreateSigningKey(options.stateDir);
-  const store: AuditStore = options.postgresUrl ? await PostgresStore.connect({ url: options.postgresUrl }) : new SqliteStore({ path: join(options.stateDir, DB_FILE) });
+  const store: AuditStore = options.postgresUrl ? await (await import('../store/postgres.ts')).PostgresStore.connect({ url: options.postgresUrl }) : new SqliteStore({ path: join(options.stateDir, DB_FILE) });
   try {
     const meta = await store.init({ format: STORE_FORMAT, keyId: key.keyId, createdAt: new Date().toISOString() });
     if (meta.keyId !== key.keyId) {

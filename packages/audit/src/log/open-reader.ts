@@ -4,7 +4,6 @@ import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { AuditError } from '../errors.ts';
 import { loadPublicKeyFile, loadSigningKey } from '../io/key-file.ts';
-import { PostgresStore } from '../store/postgres.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { AuditStore, LogMeta } from '../store/store.ts';
 import { DB_FILE } from './audit-log.ts';
@@ -29,7 +28,7 @@ export interface AuditReader {
  */
 export async function openAuditReader(options: OpenAuditReaderOptions): Promise<AuditReader> {
   const store: AuditStore = options.postgresUrl
-    ? await PostgresStore.connect({ url: options.postgresUrl })
+    ? await (await import('../store/postgres.ts')).PostgresStore.connect({ url: options.postgresUrl })
     : new SqliteStore({ path: join(options.stateDir, DB_FILE), create: false });
   let meta: LogMeta | null;
   try {

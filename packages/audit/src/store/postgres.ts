@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { postgresWhere } from './postgres-where.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
@@ -282,20 +283,6 @@ export class PostgresStore implements AuditStore {
   async close(): Promise<void> {
     this.#writer = null;
     await this.#pool.end().catch(() => {});
-  }
-}
-
-/**
- * How a PostgreSQL log is named in messages and witness files: scheme, host,
- * port and database — never the user or password.
- * @throws AuditError AUDIT_STORE_UNAVAILABLE when `url` is not a URL.
- */
-export function postgresWhere(url: string): string {
-  try {
-    const u = new URL(url);
-    return `postgresql://${u.hostname}:${u.port || 5432}${u.pathname}`;
-  } catch (error) {
-    throw new AuditError('AUDIT_STORE_UNAVAILABLE', 'the PostgreSQL URL is not a URL', { cause: error });
   }
 }
 
