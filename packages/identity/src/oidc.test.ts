@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Provider from 'oidc-provider';
+import { signInAtIssuer } from '../../../scripts/testing/oidc-browser.ts';
 import { OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -42,37 +43,6 @@ before(async () => {
 
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-/** Plays the browser: follows redirects, signs in as `user` on the provider's login page, consents, and returns the callback URL. */
-async function browse(url: string, user: string): Promise<string> {
-  const cookies = new Map<string, string>();
-  let next = url;
-  let init: RequestInit = {};
-  for (let step = 0; step < 20; step++) {
-    const res = await fetch(next, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const location = res.headers.get('location');
-    if (location) {
-      const target = new URL(location, next).toString();
-      if (target.startsWith(REDIRECT)) return target;
-      next = target;
-      init = {};
-      continue;
-    }
-    const html = await res.text();
-    assert.equal(res.status, 200, html.slice(0, 500));
-    const action = /action="([^"]+)"/.exec(html)?.[1];
-    assert.ok(action, 'a form on the page');
-    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
-    next = new URL(action, next).toString();
-    const body = new URLSearchParams(prompt === 'login' ? { prompt, login: user, password: 'any' } : { prompt: prompt ?? 'consent' });
-    init = { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } };
-  }
-  assert.fail('the login did not finish in 20 steps');
-}
 
 const roleMap: OidcSettings['roleMap'] = { admin: ['corral-admins'], approver: ['finance-approvers'], viewer: ['finance'] };
 
@@ -83,35 +53,35 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
     const url = new URL(pending.url);
     assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
     assert.ok(!pending.url.includes(pending.codeVerifier));
-    const human = await client.finishLogin(await browse(pending.url, 'alice'), pending);
+    const human = await client.finishLogin(await browseTo(pending.url, 'alice'), pending);
     assert.deepEqual([human.subject, human.email, human.roles], ['alice', 'alice@example.com', ['admin', 'viewer']]);
   });
 
   it('signs bob in as a public client (PKCE alone) and maps him to approver', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral-public', redirectUri: REDIRECT, roleMap });
     const pending = client.startLogin();
-    const human = await client.finishLogin(await browse(pending.url, 'bob'), pending);
+    const human = await client.finishLogin(await browseTo(pending.url, 'bob'), pending);
     assert.deepEqual(human.roles, ['approver']);
   });
 
   it('refuses carol, whose groups map to no Corral role: IDENTITY_OIDC_NO_ROLE', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
     const pending = client.startLogin();
-    await assert.rejects(client.finishLogin(await browse(pending.url, 'carol'), pending), { code: 'IDENTITY_OIDC_NO_ROLE' });
+    await assert.rejects(client.finishLogin(await browseTo(pending.url, 'carol'), pending), { code: 'IDENTITY_OIDC_NO_ROLE' });
   });
 
   it('refuses a callback carrying another login’s state (CSRF): IDENTITY_OIDC_STATE_MISMATCH', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
     const victim = client.startLogin();
     const attacker = client.startLogin();
-    const callback = await browse(attacker.url, 'alice');
+    const callback = await browseTo(attacker.url, 'alice');
     await assert.rejects(client.finishLogin(callback, victim), { code: 'IDENTITY_OIDC_STATE_MISMATCH' });
   });
 
   it('refuses a stolen code redeemed without the right PKCE verifier: IDENTITY_OIDC_EXCHANGE_FAILED', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
     const pending = client.startLogin();
-    const callback = await browse(pending.url, 'alice');
+    const callback = await browseTo(pending.url, 'alice');
     const forged: PendingLogin = { ...pending, codeVerifier: client.startLogin().codeVerifier };
     await assert.rejects(client.finishLogin(callback, forged), { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
   });
@@ -119,14 +89,14 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
   it('refuses an ID token minted for another login (nonce): IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
     const pending = client.startLogin();
-    const callback = await browse(pending.url, 'alice');
+    const callback = await browseTo(pending.url, 'alice');
     await assert.rejects(client.finishLogin(callback, { ...pending, nonce: 'another-login' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
   it('refuses ID tokens signed with an algorithm outside the allow-list: IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap, idTokenAlgorithms: ['EdDSA'] });
     const pending = client.startLogin();
-    await assert.rejects(client.finishLogin(await browse(pending.url, 'alice'), pending), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    await assert.rejects(client.finishLogin(await browseTo(pending.url, 'alice'), pending), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
   it('refuses a discovery document naming another issuer, and missing settings', async () => {
@@ -143,3 +113,5 @@ describe('mapRoles', () => {
     assert.deepEqual(mapRoles([], map), []);
   });
 });
+
+const browseTo = (url: string, user: string) => signInAtIssuer(url, user, (target) => target.startsWith(REDIRECT));

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import Provider from 'oidc-provider';
 import { Identity, createDeviceIdentity, signDeviceAuth } from '@corral/identity';
 import { CORRAL_BIN, corral } from '../../test/corral.ts';
+import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-identity-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -97,7 +98,8 @@ describe('corral identity login', () => {
       child.once('close', () => reject(new Error(`corral exited early: ${stderr}`)));
     });
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-    await browse(url, 'dana');
+    // The browser lands on the command's loopback callback, which finishes the sign-in.
+    await fetch(await signInAtIssuer(url, 'dana', (target) => target.startsWith(redirect)));
     assert.equal(await exited, 0, stderr);
     const human = JSON.parse(stdout);
     assert.deepEqual([human.email, human.roles], ['dana@example.com', ['approver']]);
@@ -106,31 +108,3 @@ describe('corral identity login', () => {
   });
 });
 
-/** Plays the browser: cookies, redirects, the provider's login and consent forms, then the redirect to Corral's loopback callback. */
-async function browse(url: string, user: string): Promise<void> {
-  const cookies = new Map<string, string>();
-  let next = url;
-  let init: RequestInit = {};
-  for (let step = 0; step < 20; step++) {
-    const res = await fetch(next, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const location = res.headers.get('location');
-    if (location) {
-      next = new URL(location, next).toString();
-      init = {};
-      continue;
-    }
-    const html = await res.text();
-    if (html.startsWith('Corral:')) return;
-    const action = /action="([^"]+)"/.exec(html)?.[1];
-    assert.ok(action, `a form on the page: ${html.slice(0, 200)}`);
-    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
-    next = new URL(action, next).toString();
-    init = { method: 'POST', body: new URLSearchParams(prompt === 'login' ? { prompt, login: user, password: 'any' } : { prompt: prompt ?? 'consent' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
-  }
-  assert.fail('the sign-in did not finish in 20 steps');
-}

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Provider from 'oidc-provider';
+import { signInAtIssuer as signInAt } from '../../../../scripts/testing/oidc-browser.ts';
 import { ApiClient, startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
 
 describe('local sign-in', () => {
@@ -169,35 +170,6 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Plays the browser at the issuer: signs in as `user`, consents, and returns the URL it sends the browser back to. */
-async function signInAtIssuer(url: string, user: string): Promise<string> {
-  const cookies = new Map<string, string>();
-  let next = url;
-  let init: RequestInit = {};
-  for (let step = 0; step < 20; step++) {
-    const res = await fetch(next, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string>), cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const location = res.headers.get('location');
-    if (location) {
-      const target = new URL(location, next).toString();
-      if (target.includes('/api/auth/oidc/callback')) return target;
-      next = target;
-      init = {};
-      continue;
-    }
-    const html = await res.text();
-    const action = /action="([^"]+)"/.exec(html)?.[1];
-    assert.ok(action, `a form on the issuer's page: ${html.slice(0, 200)}`);
-    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
-    next = new URL(action, next).toString();
-    init = { method: 'POST', body: new URLSearchParams(prompt === 'login' ? { prompt, login: user, password: 'any' } : { prompt: prompt ?? 'consent' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
-  }
-  assert.fail('the sign-in did not finish in 20 steps');
-}
 
 describe('a sign-in posted by a form on another site', () => {
   it('is refused: the body must be sent as application/json', async () => {
@@ -212,3 +184,5 @@ describe('a sign-in posted by a form on another site', () => {
     }
   });
 });
+
+const signInAtIssuer = (url: string, user: string) => signInAt(url, user, (target) => target.includes('/api/auth/oidc/callback'));
