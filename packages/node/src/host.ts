@@ -349,9 +349,10 @@ export class NodeHost {
     try {
       const client = await this.#controlPlane();
       const answer = (await client.request('corral.run.authorize', { command: 'system.run', params: { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env }, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: string };
-      if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new Error('not allowed');
+      if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       return { digest: answer.digest, ...(answer.approvalId ? { approvalId: answer.approvalId } : {}) };
     } catch (error) {
+      if (error instanceof NodeError) throw error;
       const wire = error instanceof GatewayError ? error.wire : undefined;
       const why = wire?.code === 'NOT_PAIRED' ? 'has not paired this node' : wire ? `refused: ${wire.message.replace(/^SYSTEM_RUN_DENIED: /, '') || wire.code}` : 'unreachable';
       throw new NodeError('NODE_RUN_DENIED', `control plane ${why}`, { cause: error });
