@@ -64,13 +64,14 @@ export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
     writeFileSync(path, `${JSON.stringify(device)}\n`, { mode: 0o600, flag: 'wx' });
     return device;
   }
+  let raw: Partial<DeviceIdentity> | null;
   try {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<DeviceIdentity>;
-    if (typeof raw.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new Error('missing fields');
-    return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<DeviceIdentity> | null;
   } catch (error) {
     throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} is unreadable`, { cause: error });
   }
+  if (typeof raw?.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} lacks deviceId, publicKey or privateKeyPem`);
+  return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
 }
 
 interface InvokeRequest {

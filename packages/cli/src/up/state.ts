@@ -22,13 +22,15 @@ export interface UpMarker {
 export function readMarker(dir: string): UpMarker | undefined {
   const path = join(dir, UP_MARKER);
   if (!existsSync(path)) return undefined;
+  const damaged = () => new CliFailure(`${path} is damaged: remove it to set up the example process again`, EXIT.usage);
+  let raw: Partial<UpMarker> | null;
   try {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<UpMarker>;
-    if (typeof raw.createdAt !== 'string' || typeof raw.example !== 'string') throw new Error('fields missing');
-    return { createdAt: raw.createdAt, example: raw.example };
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<UpMarker> | null;
   } catch {
-    throw new CliFailure(`${path} is damaged: remove it to set up the example process again`, EXIT.usage);
+    throw damaged();
   }
+  if (typeof raw?.createdAt !== 'string' || typeof raw.example !== 'string') throw damaged();
+  return { createdAt: raw.createdAt, example: raw.example };
 }
 
 export function writeMarker(dir: string, marker: UpMarker): void {

@@ -1,6 +1,7 @@
 // Test support for the HTTP API's tests: a real gateway in a temporary state
 // directory, local users in it, and a small client that keeps a session's
 // cookie and CSRF value the way the console does.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,7 +93,7 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
       if (!gw.identity.localUsers.list().some((u) => u.username === username)) await gw.identity.localUsers.create(username, TEST_PASSWORD, roles);
       const client = new ApiClient(base);
       const answer = await client.signIn(username);
-      if (answer.status !== 200) throw new Error(`sign-in as ${username} answered ${answer.status}`);
+      assert.equal(answer.status, 200, `sign-in as ${username}`);
       return client;
     },
     async close() {
