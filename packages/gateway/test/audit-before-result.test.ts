@@ -4,30 +4,19 @@
 // the records fails the command closed.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
 import { ApprovalStore, Gateway, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, SurfaceStore, openGatewayDb } from '../src/index.ts';
 import { auditEvents } from './audit-events.ts';
+import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = '@id("true") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"true");\n';
-const dirs: string[] = [];
-function stateDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-durable-'));
-  dirs.push(dir);
-  mkdirSync(join(dir, 'policies'));
-  writeFileSync(join(dir, 'policies', 'run.cedar'), POLICY);
-  return dir;
-}
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const stateDir = policyStateDirs('durable', POLICY);
 
 describe('the audit records of a governed command', () => {
   it('are both committed (decision, then result) by the time the caller has the result', async () => {

@@ -4,12 +4,10 @@
 // signed receipt).
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Gateway, GatewayClient, type ApprovalReceipt } from '../src/index.ts';
 import { auditEvents } from './audit-events.ts';
+import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -17,17 +15,7 @@ const POLICY = `
 @id("sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 `;
-const dirs: string[] = [];
-function stateDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-faults-'));
-  dirs.push(dir);
-  mkdirSync(join(dir, 'policies'));
-  writeFileSync(join(dir, 'policies', 'run.cedar'), POLICY);
-  return dir;
-}
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const stateDir = policyStateDirs('faults', POLICY);
 
 const invoke = (client: GatewayClient, nodeId: string, argv: string[], timeoutMs = 10_000) => client.request('node.invoke', { nodeId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
 
