@@ -9,12 +9,12 @@
 //   node bench/run.ts openclaw      (CORRAL_BENCH_RUNS=N to choose the count; default 3)
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { distribution, ms, report, sampleInterleaved } from '../../../bench/lib/stats.ts';
 import { ensureOpenclaw, OPENCLAW_CACHE } from '../../gateway/test/openclaw.ts';
 import { INSIDE_PORT, openclawConfig, openclawEntry, startContainedGateway } from '../src/up/openclaw.ts';
+import { freePort } from '../../../scripts/testing/free-port.ts';
 
 const RUNS = Number(process.env.CORRAL_BENCH_RUNS ?? 3);
 const READY = /\[gateway\]\S* \S*ready/;
@@ -33,15 +33,6 @@ function home(name: string, port: number): string {
   mkdirSync(join(h, '.openclaw'), { recursive: true });
   writeFileSync(join(h, '.openclaw', 'openclaw.json'), JSON.stringify(openclawConfig({ port, token: TOKEN, nodeName: 'corral-node' })));
   return h;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const containedHome = home('contained', INSIDE_PORT);

@@ -22,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { distribution, hostFacts, ms, report, sampleInterleaved, type Distribution } from '../../../bench/lib/stats.ts';
-import { freePort, startUp } from '../test/corral-up.ts';
+import { freePort } from '../../../scripts/testing/free-port.ts';
+import { startUp } from '../test/corral-up.ts';
 
 const RUNS = Number(process.env.CORRAL_BENCH_RUNS ?? 20);
 const WARMUP = 2;

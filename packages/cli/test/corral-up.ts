@@ -1,9 +1,9 @@
 // Starts the real `corral up` as a child process (tests and the bench), and
 // waits for what it prints.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { constants } from 'node:os';
 import { CORRAL_BIN } from './corral.ts';
+import { freePort } from '../../../scripts/testing/free-port.ts';
 
 export interface UpProcess {
   child: ChildProcess;
@@ -19,17 +19,6 @@ export interface UpProcess {
 }
 
 /** A TCP port free on loopback right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Spawns `corral --state-dir STATE up ARGS`. */
 export function startUp(state: string, args: string[], env: NodeJS.ProcessEnv = {}): UpProcess {
   const child = spawn(CORRAL_BIN, ['--state-dir', state, 'up', ...args], { env: { ...process.env, CORRAL_NODE: process.execPath, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,12 +1,9 @@
 // End to end against a real OpenID Connect provider (oidc-provider) on
 // loopback: authorization code + PKCE, ID token verification, role mapping.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import Provider from 'oidc-provider';
 import { signInAtIssuer } from '../../../scripts/testing/oidc-browser.ts';
+import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../scripts/testing/oidc-issuer.ts';
 import { OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
@@ -16,32 +13,21 @@ const ACCOUNTS: Record<string, string[]> = {
   carol: ['marketing'],
 };
 
-let server: Server;
+let testIssuer: TestIssuer;
 let issuer: string;
 
 before(async () => {
-  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end();
-  server = createServer((req, res) => handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-  const provider = new Provider(issuer, {
+  testIssuer = await startTestIssuer({
     clients: [
       { client_id: 'corral', client_secret: 'a-client-secret-for-tests', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
-      { client_id: 'corral-public', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+      publicClient('corral-public', REDIRECT),
     ],
-    jwks: { keys: [{ ...signingKey, kid: 'test-rs256', alg: 'RS256', use: 'sig' }] },
-    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
-    conformIdTokenClaims: false,
-    cookies: { keys: ['corral-test-cookie-key'] },
-    features: { devInteractions: { enabled: true } },
-    findAccount: (_ctx: unknown, sub: string) => (ACCOUNTS[sub] ? { accountId: sub, claims: () => ({ sub, email: `${sub}@example.com`, name: sub, groups: ACCOUNTS[sub] }) } : undefined),
+    accounts: accountsWithGroups(ACCOUNTS),
   });
-  const callback = provider.callback();
-  handler = (req, res) => void callback(req, res);
+  issuer = testIssuer.issuer;
 });
 
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => testIssuer.close());
 
 
 const roleMap: OidcSettings['roleMap'] = { admin: ['corral-admins'], approver: ['finance-approvers'], viewer: ['finance'] };

@@ -3,25 +3,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { ensureOpenclaw, openclaw, openclawHome, startOpenclaw } from '../../gateway/test/openclaw.ts';
 import { LOCAL_POLICY_FILE, NodeHost, loadOrCreateDevice } from './index.ts';
+import { freePort } from '../../../scripts/testing/free-port.ts';
 
 const unavailable = ensureOpenclaw();
 const token = randomBytes(24).toString('base64url');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailable, timeout: 900_000 }, () => {
   const dirs: string[] = [];

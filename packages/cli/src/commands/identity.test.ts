@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Provider from 'oidc-provider';
 import { Identity, createDeviceIdentity, signDeviceAuth } from '@corral/identity';
 import { CORRAL_BIN, corral } from '../../test/corral.ts';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
+import { startTestIssuer, publicClient, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-identity-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -53,33 +50,21 @@ describe('corral identity nodes', () => {
 // `corral identity login` waiting on its loopback redirect, and this test
 // playing the browser.
 describe('corral identity login', () => {
-  let server: Server;
+  let testIssuer: TestIssuer;
   let issuer: string;
   let redirect: string;
 
   before(async () => {
-    const free = createNetServer();
-    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
-    redirect = `http://127.0.0.1:${(free.address() as AddressInfo).port}/callback`;
-    await new Promise<void>((resolve) => free.close(() => resolve()));
-    let handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, s) => s.end();
-    server = createServer((req, res) => handler(req, res));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-    const provider = new Provider(issuer, {
-      clients: [{ client_id: 'corral-cli', redirect_uris: [redirect], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' }],
-      jwks: { keys: [{ ...key, kid: 'k1', alg: 'RS256', use: 'sig' }] },
+    redirect = `http://127.0.0.1:${await freePort()}/callback`;
+    // Everyone who signs in there carries the role claim Corral.Approver.
+    testIssuer = await startTestIssuer({
+      clients: [publicClient('corral-cli', redirect)],
+      accounts: (sub) => ({ email: `${sub}@example.com`, roles: ['Corral.Approver'] }),
       claims: { openid: ['sub'], email: ['email'], profile: ['name', 'roles'] },
-      conformIdTokenClaims: false,
-      cookies: { keys: ['corral-cli-test'] },
-      features: { devInteractions: { enabled: true } },
-      findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, email: `${sub}@example.com`, roles: ['Corral.Approver'] }) }),
     });
-    const callback = provider.callback();
-    handler = (req, res) => void callback(req, res);
+    issuer = testIssuer.issuer;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => testIssuer.close());
 
   it('signs a person in through the browser and records them with their mapped role', async () => {
     const state = join(tmp, 'login');

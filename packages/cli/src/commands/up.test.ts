@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { GatewayClient } from '@corral/gateway';
 import { createDeviceIdentity, Identity } from '@corral/identity';
 import { corral } from '../../test/corral.ts';
-import { freePort, startUp, type UpProcess } from '../../test/corral-up.ts';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
+import { startUp, type UpProcess } from '../../test/corral-up.ts';
 
 const root = join(tmpdir(), `corral-up-test-${randomUUID().slice(0, 8)}`);
 mkdirSync(root);

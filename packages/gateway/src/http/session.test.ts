@@ -1,12 +1,10 @@
 // Signing in to the console: local users (cookie, CSRF, expiry, sign-out,
 // throttled failures) and OpenID Connect against a real oidc-provider.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import Provider from 'oidc-provider';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer as signInAt } from '../../../../scripts/testing/oidc-browser.ts';
+import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
 import { ApiClient, startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
 
 describe('local sign-in', () => {
@@ -93,33 +91,17 @@ describe('local sign-in', () => {
 });
 
 describe('OpenID Connect sign-in', () => {
-  let issuerServer: Server;
+  let issuer: TestIssuer;
   let t: TestGateway;
   before(async () => {
-    let handler: (req: IncomingMessage, res: ServerResponse) => void = (_q, s) => s.end();
-    issuerServer = createServer((req, res) => handler(req, res));
-    await new Promise<void>((r) => issuerServer.listen(0, '127.0.0.1', r));
-    const issuer = `http://127.0.0.1:${(issuerServer.address() as AddressInfo).port}`;
     const port = await freePort();
     const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-    const groups: Record<string, string[]> = { bob: ['finance-approvers'], carol: ['marketing'] };
-    const provider = new Provider(issuer, {
-      clients: [{ client_id: 'corral-console', redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' }],
-      jwks: { keys: [{ ...key, kid: 'k1', alg: 'RS256', use: 'sig' }] },
-      claims: { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
-      conformIdTokenClaims: false,
-      cookies: { keys: ['corral-test-cookie-key'] },
-      features: { devInteractions: { enabled: true } },
-      findAccount: (_ctx: unknown, sub: string) => (groups[sub] ? { accountId: sub, claims: () => ({ sub, email: `${sub}@example.com`, name: sub, groups: groups[sub] }) } : undefined),
-    });
-    const callback = provider.callback();
-    handler = (req, res) => void callback(req, res);
-    t = await startTestGateway({ port, oidc: { name: 'Example SSO', issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
+    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: accountsWithGroups({ bob: ['finance-approvers'], carol: ['marketing'] }) });
+    t = await startTestGateway({ port, oidc: { name: 'Example SSO', issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
   });
   after(async () => {
     await t.close();
-    await new Promise<void>((r) => issuerServer.close(() => r()));
+    await issuer.close();
   });
 
   it('names the provider on the sign-in page', async () => {
@@ -160,16 +142,6 @@ describe('OpenID Connect sign-in', () => {
     assert.equal(back.headers.get('location'), '/?signin_error=no_role');
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 
 describe('a sign-in posted by a form on another site', () => {
   it('is refused: the body must be sent as application/json', async () => {
