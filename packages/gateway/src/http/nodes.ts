@@ -26,6 +26,20 @@ export function nodeRoutes(api: ApiContext): Route[] {
     api.server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision, ts: api.now() }, (p) => p.role === 'operator' && hasScope(p.scopes, 'operator.pairing'));
   const audit = (caller: Caller, action: string, node: NodeRecord) =>
     api.record({ actor: { kind: 'human', id: actingHuman(caller) }, action, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, status: node.status } });
+  // An operator's decision on a pairing request: approving pairs the device, rejecting revokes it.
+  const decide = (verdict: 'approve' | 'reject'): Route => ({
+    method: 'POST',
+    path: `/api/nodes/pending/:requestId/${verdict}`,
+    access: 'nodes.write',
+    handle: async ({ params, caller }) => {
+      const node = pending(params.requestId!);
+      if (!node) return failure(404, 'not_found', { message: 'no such pairing request' });
+      const decided = verdict === 'approve' ? api.identity.nodes.pair(node.deviceId, `human:${actingHuman(caller!)}`) : api.identity.nodes.revoke(node.deviceId);
+      resolved(decided, verdict === 'approve' ? 'approved' : 'rejected');
+      await audit(caller!, `node.pair.${verdict}`, decided);
+      return reply(200, { requestId: node.deviceId, nodeId: node.deviceId, status: decided.status });
+    },
+  });
   return [
     {
       method: 'GET',
@@ -49,32 +63,8 @@ export function nodeRoutes(api: ApiContext): Route[] {
         return reply(200, { requests });
       },
     },
-    {
-      method: 'POST',
-      path: '/api/nodes/pending/:requestId/approve',
-      access: 'nodes.write',
-      handle: async ({ params, caller }) => {
-        const node = pending(params.requestId!);
-        if (!node) return failure(404, 'not_found', { message: 'no such pairing request' });
-        const paired = api.identity.nodes.pair(node.deviceId, `human:${actingHuman(caller!)}`);
-        resolved(paired, 'approved');
-        await audit(caller!, 'node.pair.approve', paired);
-        return reply(200, { requestId: node.deviceId, nodeId: node.deviceId, status: paired.status });
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/nodes/pending/:requestId/reject',
-      access: 'nodes.write',
-      handle: async ({ params, caller }) => {
-        const node = pending(params.requestId!);
-        if (!node) return failure(404, 'not_found', { message: 'no such pairing request' });
-        const revoked = api.identity.nodes.revoke(node.deviceId);
-        resolved(revoked, 'rejected');
-        await audit(caller!, 'node.pair.reject', revoked);
-        return reply(200, { requestId: node.deviceId, nodeId: node.deviceId, status: revoked.status });
-      },
-    },
+    decide('approve'),
+    decide('reject'),
     {
       method: 'POST',
       path: '/api/nodes/:nodeId/revoke',
