@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import type { ActivityFilter, Effect } from '../../api/types.ts';
+import { EffectSelect } from '../../common/EffectSelect.tsx';
 
 /** Agent, node and effect filters; applied on submit so typing does not reopen the stream per key. */
 export function ActivityFilters({ value, onChange }: { value: ActivityFilter; onChange: (filter: ActivityFilter) => void }) {
@@ -22,22 +23,13 @@ export function ActivityFilters({ value, onChange }: { value: ActivityFilter; on
         Node
         <input value={node} onChange={(e) => setNode(e.target.value)} placeholder="any" />
       </label>
-      <label>
-        Effect
-        <select
-          value={effect}
-          onChange={(e) => {
-            const next = e.target.value as Effect | '';
-            setEffect(next);
-            onChange({ agent: agent.trim(), node: node.trim(), effect: next });
-          }}
-        >
-          <option value="">any</option>
-          <option value="allow">allow</option>
-          <option value="deny">deny</option>
-          <option value="ask">ask</option>
-        </select>
-      </label>
+      <EffectSelect
+        value={effect}
+        onChange={(next) => {
+          setEffect(next);
+          onChange({ agent: agent.trim(), node: node.trim(), effect: next });
+        }}
+      />
       <button type="submit">Filter</button>
     </form>
   );

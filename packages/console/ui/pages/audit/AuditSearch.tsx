@@ -1,4 +1,6 @@
 import { useState, type FormEvent } from 'react';
+import type { Effect } from '../../api/types.ts';
+import { EffectSelect } from '../../common/EffectSelect.tsx';
 
 export interface Search {
   q?: string;
@@ -14,7 +16,7 @@ export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }
   const [q, setQ] = useState('');
   const [actor, setActor] = useState('');
   const [action, setAction] = useState('');
-  const [effect, setEffect] = useState('');
+  const [effect, setEffect] = useState<Effect | ''>('');
   const [since, setSince] = useState('');
   const [until, setUntil] = useState('');
 
@@ -38,15 +40,7 @@ export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }
         Action
         <input value={action} onChange={(e) => setAction(e.target.value)} />
       </label>
-      <label>
-        Effect
-        <select value={effect} onChange={(e) => setEffect(e.target.value)}>
-          <option value="">any</option>
-          <option value="allow">allow</option>
-          <option value="deny">deny</option>
-          <option value="ask">ask</option>
-        </select>
-      </label>
+      <EffectSelect value={effect} onChange={setEffect} />
       <label>
         Since
         <input type="datetime-local" value={since} onChange={(e) => setSince(e.target.value)} />
