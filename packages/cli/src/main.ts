@@ -3,19 +3,6 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT } from './exit-codes.ts';
 import { CliFailure } from './output.ts';
-import { registerRun } from './commands/run.ts';
-import { registerDoctor } from './commands/doctor.ts';
-import { registerAgents } from './commands/agents.ts';
-import { registerTokens } from './commands/tokens.ts';
-import { registerIdentity } from './commands/identity.ts';
-import { registerPolicy } from './commands/policy.ts';
-import { registerAudit } from './commands/audit.ts';
-import { registerGateway } from './commands/gateway.ts';
-import { registerNodes } from './commands/nodes.ts';
-import { registerApprovals } from './commands/approvals.ts';
-import { registerNode } from './commands/node.ts';
-import { registerUp } from './commands/up.ts';
-import { registerUsers } from './commands/users.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -24,13 +11,43 @@ const program = new Command('corral')
   .showHelpAfterError()
   .exitOverride();
 
-// Each command family registers itself here; keep one line per family.
-for (const register of [registerRun, registerDoctor, registerAgents, registerTokens, registerIdentity, registerPolicy, registerAudit, registerGateway, registerNodes, registerApprovals, registerNode, registerUp, registerUsers]) register(program);
+// Each command family registers itself; keep one line per family, in the order help lists them.
+type Register = (program: Command) => void;
+const FAMILIES: Record<string, () => Promise<Register>> = {
+  run: async () => (await import('./commands/run.ts')).registerRun,
+  doctor: async () => (await import('./commands/doctor.ts')).registerDoctor,
+  agents: async () => (await import('./commands/agents.ts')).registerAgents,
+  tokens: async () => (await import('./commands/tokens.ts')).registerTokens,
+  identity: async () => (await import('./commands/identity.ts')).registerIdentity,
+  policy: async () => (await import('./commands/policy.ts')).registerPolicy,
+  audit: async () => (await import('./commands/audit.ts')).registerAudit,
+  gateway: async () => (await import('./commands/gateway.ts')).registerGateway,
+  nodes: async () => (await import('./commands/nodes.ts')).registerNodes,
+  approvals: async () => (await import('./commands/approvals.ts')).registerApprovals,
+  node: async () => (await import('./commands/node.ts')).registerNode,
+  up: async () => (await import('./commands/up.ts')).registerUp,
+  users: async () => (await import('./commands/users.ts')).registerUsers,
+};
 
 try {
+  // Only the family being run is loaded (a contained run never pays for the gateway's code);
+  // help, an unknown command or none at all load every family, so commander can list them.
+  const named = commandWord(process.argv.slice(2));
+  const load = named !== undefined && Object.hasOwn(FAMILIES, named) ? [FAMILIES[named]!] : Object.values(FAMILIES);
+  for (const register of await Promise.all(load.map((family) => family()))) register(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   process.exitCode = exitCodeFor(error);
+}
+
+/** The command word: the first argument that is neither a global option nor its value. */
+function commandWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--state-dir') i++;
+    else if (!arg.startsWith('--state-dir=')) return arg.startsWith('-') ? undefined : arg;
+  }
+  return undefined;
 }
 
 function exitCodeFor(error: unknown): number {

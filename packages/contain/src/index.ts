@@ -1,9 +1,11 @@
 export { ContainError, formatIssue } from './errors.ts';
 export type { ContainErrorCode, PolicyIssue } from './errors.ts';
-export { ContainerPolicySchema, containerPolicyJsonSchema, PROCESS_DEFAULTS, RUNTIME_PRESETS } from './policy/schema.ts';
+export { ContainerPolicySchema, containerPolicyJsonSchema } from './policy/schema.ts';
+export { PROCESS_DEFAULTS, RUNTIME_PRESETS } from './policy/defaults.ts';
 export type { ContainerPolicy, ContainerPolicyInput } from './policy/schema.ts';
-export { loadPolicyFile, parsePolicyText, validatePolicy } from './policy/load.ts';
-export type { LoadedPolicy } from './policy/load.ts';
+export { parsePolicyText, validatePolicy } from './policy/load.ts';
+export { loadPolicyFile } from './policy/file.ts';
+export type { LoadedPolicy, LoadPolicyOptions } from './policy/file.ts';
 export { planSandbox } from './policy/plan.ts';
 export type { Limit, LimitName, Mount, SandboxPlan } from './policy/plan.ts';
 export { parseEgressRule } from './net/egress-rule.ts';

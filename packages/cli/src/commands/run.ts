@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import type { AuditLog } from '@corral/audit';
-import type { ContainError as ContainErrorClass, Runner, RunResult, SandboxPlan } from '@corral/contain';
-import { dirname, resolve } from 'node:path';
+import type { ContainError as ContainErrorClass, Runner, RunResult, SandboxPlan } from '@corral/contain/runner';
+import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { DigestingSink, refusedRunEvent, runEvent } from './run-record.ts';
+
+// Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
+const POLICY_CACHE = 'policy-cache';
 
 /** `corral run --policy FILE [--json] -- CMD ARGS...`: one command, contained. */
 export function registerRun(program: Command): void {
@@ -30,9 +33,10 @@ Exit codes: the command's own (0-123), or
     )
     .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
       // Loaded on use: other commands do not pay for the sandbox and the audit log.
-      const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain');
+      const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain/runner');
+      const state = stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir);
       const file = resolve(opts.policy);
-      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file))));
+      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) })));
       const runner = await refuseBadPolicy(async () => new Runner());
       const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
       // The sandbox sets itself up while the audit log loads and opens; the command is handed
@@ -41,7 +45,7 @@ Exit codes: the command's own (0-123), or
       const warming = runner.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
       let audit: AuditLog | undefined;
       try {
-        audit = opts.audit ? await openAudit(stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir)) : undefined;
+        audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
         const result = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);

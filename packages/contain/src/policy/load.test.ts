@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ContainError } from '../errors.ts';
-import { loadPolicyFile, parsePolicyText, validatePolicy } from './load.ts';
+import { loadPolicyFile } from './file.ts';
+import { parsePolicyText, validatePolicy } from './load.ts';
 
 function invalid(text: string, file = 'policy.yaml'): ContainError {
   try {

@@ -1,35 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { ContainerPolicySchema, type ContainerPolicy } from './schema.ts';
-
-/** A validated policy and where it came from (relative paths resolve against `baseDir`). */
-export interface LoadedPolicy {
-  policy: ContainerPolicy;
-  /** The file it was read from, or '<inline>'. */
-  source: string;
-  /** The folder relative paths in the policy are taken from: the policy file's folder. */
-  baseDir: string;
-}
-
-/**
- * Reads and validates a container policy file (YAML or JSON; JSON is read as
- * YAML 1.2, of which it is a subset).
- *
- * @throws ContainError `CONTAIN_POLICY_UNREADABLE` when the file cannot be read,
- *   `CONTAIN_POLICY_INVALID` with every issue located by line and field.
- */
-export async function loadPolicyFile(file: string, baseDir: string): Promise<LoadedPolicy> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
-    throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, { cause });
-  }
-  return { policy: parsePolicyText(text, file), source: file, baseDir };
-}
 
 /**
  * Parses and validates policy text. `file` names the source in error messages.

@@ -4,10 +4,11 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve, sep } from 'node:path';
 import { ContainError, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
-import type { LoadedPolicy } from './load.ts';
+import type { LoadedPolicy } from './file.ts';
 import { displayGrant, type DisplayGrant } from './display.ts';
 import { presetGrant } from './presets.ts';
-import { PROCESS_DEFAULTS, type ContainerPolicy } from './schema.ts';
+import { PROCESS_DEFAULTS } from './defaults.ts';
+import type { ContainerPolicy } from './schema.ts';
 
 /** One mount of the sandbox, in the order it is applied. */
 export type Mount =
@@ -124,7 +125,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const mounts: Mount[] = [];
   for (const link of preset.symlinks) mounts.push({ kind: 'symlink', path: link.path, target: link.target });
   // Shallower first, so a nested grant lands on top of the tree that holds it.
-  const ordered = [...grants].filter(([p]) => !denied.some((d) => within(p, d))).sort(([a], [b]) => depth(a) - depth(b) || a.localeCompare(b));
+  const ordered = [...grants].filter(([p]) => !denied.some((d) => within(p, d))).sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const [path, kind] of ordered) mounts.push({ kind, path });
   for (const path of display?.paths ?? []) mounts.push({ kind: 'ro', path });
   for (const d of denied) {

@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RUNTIME_PRESETS } from './schema.ts';
+import type { RUNTIME_PRESETS } from './defaults.ts';
 
 export type RuntimePreset = (typeof RUNTIME_PRESETS)[number];
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseEgressRule } from '../net/egress-rule.ts';
+import { RUNTIME_PRESETS } from './defaults.ts';
 
 /**
  * The container policy: what a contained command may touch. Default deny in
@@ -20,17 +21,6 @@ const egressRule = z.string().superRefine((value, ctx) => {
 });
 
 const port = z.int().min(1).max(65535);
-
-export const RUNTIME_PRESETS = ['shell', 'node', 'python'] as const;
-
-/** The limits a policy gets for each resource it leaves unset (applied where the host can enforce them). */
-export const PROCESS_DEFAULTS = {
-  maxProcesses: 64,
-  memoryMB: 512,
-  cpus: 1,
-  timeoutMs: 60_000,
-  maxOutputBytes: 16 * 1024 * 1024,
-} as const;
 
 export const ContainerPolicySchema = z
   .strictObject({

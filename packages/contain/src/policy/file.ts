@@ -1,0 +1,49 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { ContainError } from '../errors.ts';
+import { cachedPolicy, rememberPolicy } from './cache.ts';
+import type { ContainerPolicy } from './schema.ts';
+
+/** A validated policy and where it came from (relative paths resolve against `baseDir`). */
+export interface LoadedPolicy {
+  policy: ContainerPolicy;
+  /** The file it was read from, or '<inline>'. */
+  source: string;
+  /** The folder relative paths in the policy are taken from: the policy file's folder. */
+  baseDir: string;
+}
+
+export interface LoadPolicyOptions {
+  /**
+   * A folder (created owner-only on first use) where policies are remembered
+   * once validated, by the digest of their text: loading the same text again
+   * skips parsing and validation. See policy/cache.ts for when an entry is believed.
+   */
+  cacheDir?: string;
+}
+
+/**
+ * Reads and validates a container policy file (YAML or JSON; JSON is read as
+ * YAML 1.2, of which it is a subset).
+ *
+ * @throws ContainError `CONTAIN_POLICY_UNREADABLE` when the file cannot be read,
+ *   `CONTAIN_POLICY_INVALID` with every issue located by line and field.
+ */
+export async function loadPolicyFile(file: string, baseDir: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
+    throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, { cause });
+  }
+  const { cacheDir } = options;
+  const digest = cacheDir === undefined ? '' : createHash('sha256').update(bytes).digest('hex');
+  const cached = cacheDir === undefined ? undefined : cachedPolicy(cacheDir, digest);
+  if (cached) return { policy: cached, source: file, baseDir };
+  // Loaded on a miss only: the parser and the schema cost more than the rest of a short run's start.
+  const { parsePolicyText } = await import('./load.ts');
+  const policy = parsePolicyText(bytes.toString('utf8'), file);
+  if (cacheDir !== undefined) rememberPolicy(cacheDir, digest, policy);
+  return { policy, source: file, baseDir };
+}
