@@ -56,6 +56,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_APPROVAL_MISMATCH'
   /** An approval receipt that is malformed, signed with another key, or whose signature does not verify. */
   | 'GATEWAY_RECEIPT_INVALID'
+  /** A compare-and-swap on the policy set kept losing to other changes. */
+  | 'GATEWAY_CONFLICT'
   // ---- client side
   /** The connection closed, or could not be opened. */
   | 'GATEWAY_CONNECTION_CLOSED'

@@ -26,7 +26,7 @@ export type { PrincipalRef, RunDecision } from './exec/decide.ts';
 export { ApprovalStore, DEFAULT_APPROVAL_TTL_MS } from './approvals/store.ts';
 export { ReceiptSigner, verifyCommandReceipt, verifyReceipt } from './approvals/receipt.ts';
 export type { ApprovalReceipt, ReceiptBody } from './approvals/receipt.ts';
-export { GRANTS_DIR, PolicyGrants, grantFile, grantPolicy } from './approvals/grants.ts';
+export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
 export { NodeInvoker } from './exec/invoke.ts';
 export type { InvokerOptions } from './exec/invoke.ts';

@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, verifyCommandReceipt } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, verifyCommandReceipt, type ApprovalReceipt } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -72,6 +72,13 @@ export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
   }
   if (typeof raw?.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} lacks deviceId, publicKey or privateKeyPem`);
   return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
+}
+
+/** A run the control plane allowed: the decision's digest, and the approval (with its checked receipt) that allowed it, if one did. */
+interface Authorization {
+  digest: string;
+  approvalId?: string;
+  receipt?: ApprovalReceipt;
 }
 
 interface InvokeRequest {
@@ -261,7 +268,7 @@ export class NodeHost {
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     const local = localAllows(this.policy.current, run.commands, agent);
     if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
-    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params);
+    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params);
     // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
@@ -271,7 +278,7 @@ export class NodeHost {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
-    let authorization: { digest: string; approvalId?: string } | undefined;
+    let authorization: Authorization | undefined;
     if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
@@ -306,19 +313,23 @@ export class NodeHost {
   }
 
   /**
-   * A run an approval allowed carries the gateway's signed receipt: it must
-   * verify under the receipt key this node pinned the first time it saw one
-   * (RECEIPT_KEY_FILE), for exactly the command received, before anything runs.
+   * A run an approval allowed carries the signed receipt of the Corral
+   * gateway that decides this node's runs (the control plane when one
+   * governs, else the serving gateway): it must verify under the receipt key
+   * this node pinned the first time it saw one (RECEIPT_KEY_FILE), for exactly
+   * the command `params` describe, before anything runs. Returns the receipt
+   * checked. Throws NODE_RUN_DENIED.
    */
-  async #checkReceipt(params: Record<string, unknown>): Promise<void> {
+  async #checkReceipt(receipt: unknown, params: Record<string, unknown>): Promise<ApprovalReceipt> {
     try {
       const path = join(this.#options.stateDir, RECEIPT_KEY_FILE);
       if (!existsSync(path)) {
-        const key = (await this.#client!.request('corral.receipt.key', {})) as { publicKey?: unknown };
+        const signer = this.#governed() ? await this.#controlPlane() : this.#client!;
+        const key = (await signer.request('corral.receipt.key', {})) as { publicKey?: unknown };
         if (typeof key.publicKey !== 'string') throw new NodeError('NODE_RUN_DENIED', 'the gateway has no receipt key');
         writeFileSync(path, key.publicKey, { mode: 0o600, flag: 'wx' });
       }
-      verifyCommandReceipt(params.approvalReceipt, readFileSync(path, 'utf8'), { nodeId: this.device.deviceId, command: 'system.run', params });
+      return verifyCommandReceipt(receipt, readFileSync(path, 'utf8'), { nodeId: this.device.deviceId, command: 'system.run', params });
     } catch (error) {
       throw new NodeError('NODE_RUN_DENIED', `the approval receipt does not verify (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
@@ -345,13 +356,21 @@ export class NodeHost {
     return this.#governance;
   }
 
-  /** Asks the control plane; anything but an allow (unreachable, not paired, denied, no approval) denies. */
-  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<{ digest: string; approvalId?: string }> {
+  /**
+   * Asks the control plane; anything but an allow (unreachable, not paired,
+   * denied, no approval) denies. An allow an approval gave must carry the
+   * control plane's receipt for exactly this run, checked as on the
+   * node.invoke path before anything runs.
+   */
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<Authorization> {
     try {
       const client = await this.#controlPlane();
-      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params: { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env }, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: string };
+      const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
-      return { digest: answer.digest, ...(answer.approvalId ? { approvalId: answer.approvalId } : {}) };
+      if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { digest: answer.digest };
+      const receipt = await this.#checkReceipt(answer.approvalReceipt, params);
+      return { digest: answer.digest, approvalId: receipt.approvalId, receipt };
     } catch (error) {
       if (error instanceof NodeError) throw error;
       const wire = error instanceof GatewayError ? error.wire : undefined;
@@ -360,10 +379,10 @@ export class NodeHost {
     }
   }
 
-  async #report(authorization: { digest: string; approvalId?: string }, exitCode: number | null, output: string, error?: string): Promise<void> {
+  async #report(authorization: Authorization, exitCode: number | null, output: string, error?: string): Promise<void> {
     try {
       const client = await this.#controlPlane();
-      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
+      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}), ...(authorization.receipt ? { approvalReceipt: authorization.receipt } : {}), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
     } catch {
       // The decision record is already in the control plane's log; a lost report is visible there as a decision without a result.
     }

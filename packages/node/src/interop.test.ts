@@ -1,14 +1,15 @@
 // Interop with the real upstream: a Corral node under OpenClaw's own gateway
 // (npm openclaw@2026.9.6), paired and driven with OpenClaw's operator CLI.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { ensureOpenclaw, openclaw, openclawHome, startOpenclaw } from '../../gateway/test/openclaw.ts';
-import { LOCAL_POLICY_FILE, NodeHost, loadOrCreateDevice } from './index.ts';
+import { auditEvents } from '../../gateway/test/audit-events.ts';
+import { LOCAL_POLICY_FILE, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './index.ts';
 import { freePort } from '../../../scripts/testing/free-port.ts';
 
 const unavailable = ensureOpenclaw();
@@ -20,6 +21,8 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
   let gateway: ReturnType<typeof startOpenclaw>;
   let host: NodeHost;
   let corralGateway: Gateway;
+  let state: string;
+  let controlState: string;
   const requests: string[] = [];
   const cli = (args: string[]) => {
     const home = openclawHome();
@@ -33,17 +36,21 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     dirs.push(home);
     gateway = startOpenclaw(['gateway', 'run', '--allow-unconfigured', '--bind', 'loopback', '--port', String(port), '--auth', 'token', '--token', token], { home });
     await gateway.waitFor(/\[gateway\]\S* \S*ready/, 90_000);
-    const state = mkdtempSync(join(tmpdir(), 'corral-node-up-'));
+    state = mkdtempSync(join(tmpdir(), 'corral-node-up-'));
     dirs.push(state);
     // The node's own policy: only echo and sh may run, whatever the gateway says.
     writeFileSync(join(state, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }] } } }));
     // The Corral control plane this node asks before it runs anything the upstream gateway sends.
-    const controlState = mkdtempSync(join(tmpdir(), 'corral-control-'));
+    controlState = mkdtempSync(join(tmpdir(), 'corral-control-'));
     dirs.push(controlState);
     mkdirSync(join(controlState, 'policies'));
     const deviceId = loadOrCreateDevice(state).deviceId;
-    writeFileSync(join(controlState, 'policies', 'run.cedar'), `@id("printf") permit (principal == Node::"${deviceId}", action == Action::"system.run", resource == Command::"printf");\n`);
-    corralGateway = await Gateway.start({ stateDir: controlState, token, port: 0 });
+    writeFileSync(
+      join(controlState, 'policies', 'run.cedar'),
+      `@id("printf") permit (principal == Node::"${deviceId}", action == Action::"system.run", resource == Command::"printf");\n` +
+        `@id("printf-approved-asks") @approval("required") permit (principal == Node::"${deviceId}", action == Action::"system.run", resource == Command::"printf") when { context has argv && context.argv.contains("approved") };\n`,
+    );
+    corralGateway = await Gateway.start({ stateDir: controlState, token, port: 0, approvalPollMs: 20 });
     const announced = new Promise<void>((resolve) => corralGateway.server.onPairingRequest(() => resolve()));
     host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: state, name: 'corral-node', maxBackoffMs: 1_000, controlPlane: { url: corralGateway.url, token, agents: { main: 'invoice-bot' } }, onRequest: (r) => requests.push(r.command) });
     await host.start();
@@ -73,6 +80,47 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     if (result.code !== 0 && /pairing changed|not connected/.test(result.stdout + result.stderr)) result = await cli(['nodes', 'invoke', '--node', 'corral-node', '--command', 'system.which', '--params', '{"bins":["sh"]}']);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /"sh":\s*"\/[^"]*\/sh"/);
+  });
+
+  it("runs what the control plane asked about once a Corral approver allows it, only on the control plane's receipt verified under the key the node pinned; the report's record keeps the receipt", async () => {
+    const operator = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token, role: 'operator', scopes: ['operator.admin'], client: { id: 'cli', mode: 'cli' } });
+    const invoke = (text: string) => operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', text, 'approved'] }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }) as Promise<{ payload?: { stdout?: string }; payloadJSON?: string }>;
+    const approveNext = async (): Promise<string> => {
+      for (let i = 0; i < 500; i++) {
+        const [pending] = corralGateway.approvals.list({ status: 'pending' });
+        if (pending) return corralGateway.invoker.resolveApproval(pending.id, 'allow-once', 'alice').id;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.fail('no approval was asked for');
+    };
+    const keyFile = join(state, RECEIPT_KEY_FILE);
+    try {
+      const ran = invoke('%s');
+      const approvalId = await approveNext();
+      const answer = await ran;
+      assert.equal((answer.payload ?? JSON.parse(answer.payloadJSON ?? '{}')).stdout, 'approved');
+      assert.match(readFileSync(keyFile, 'utf8'), /BEGIN PUBLIC KEY/, 'the control plane receipt key is pinned on first use');
+      const reported = (await auditEvents(controlState)).filter((e) => e.action === 'node.invoke' && e.details?.via === 'another gateway' && e.decision?.approval === approvalId);
+      assert.equal(reported.length, 1);
+      const receipt = reported[0]!.details!.approvalReceipt as { approvalId: string; approvers: string[]; signature: string; nodeId: string };
+      assert.deepEqual([receipt.approvalId, receipt.approvers, receipt.nodeId], [approvalId, ['alice'], host.device.deviceId]);
+      assert.match(receipt.signature, /^[A-Za-z0-9_-]{86}$/);
+
+      // Pinned to another key, the node refuses the control plane's receipt and runs nothing.
+      const pinned = readFileSync(keyFile, 'utf8');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());
+      try {
+        const refused = assert.rejects(invoke('%s again'), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: the approval receipt does not verify/.test(e.wire?.message ?? ''));
+        const second = await approveNext();
+        await refused;
+        const after = (await auditEvents(controlState)).filter((e) => e.action === 'node.invoke' && e.decision?.approval === second);
+        assert.deepEqual(after, [], 'no run was reported for the refused receipt');
+      } finally {
+        writeFileSync(keyFile, pinned);
+      }
+    } finally {
+      await operator.close();
+    }
   });
 
   it('serves system.run from the upstream gateway only when its local policy and the Corral control plane both allow it, contained; control plane unreachable means deny', async () => {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { GatewayClient } from '@corral/gateway';
@@ -59,6 +59,13 @@ describe('corral approvals with a running gateway and node', () => {
       assert.ok(Date.now() < deadline, 'the node did not connect after pairing');
       await new Promise((r) => setTimeout(r, 100));
     }
+    const pendingApproval = async (): Promise<{ id: string }> => {
+      for (;;) {
+        const list = JSON.parse((await corral(['--state-dir', gatewayState, 'approvals', 'list', '--json'])).stdout) as Array<{ id: string }>;
+        if (list.length > 0) return list[0]!;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
     const invoke = (text: string) => operator.request('node.invoke', { nodeId: deviceId, command: 'system.run', params: { command: ['printf', text] }, timeoutMs: 15_000, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 });
 
     const allowed = invoke('from the cli');
@@ -81,6 +88,28 @@ describe('corral approvals with a running gateway and node', () => {
     assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'deny', second[0]!.id, '--by', 'bob'])).code, 0);
     await refused;
     assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'approve', 'no-such-id'])).code, 2);
+
+    // allow-always, then `corral approvals revoke` from this other process: the running gateway asks again at its next decision.
+    const always = invoke('always');
+    const third = await pendingApproval();
+    assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'approve', third.id, '--always', '--by', 'alice'])).code, 0);
+    assert.equal(((await always) as { payload: { stdout: string } }).payload.stdout, 'always');
+    assert.equal(((await invoke('always')) as { payload: { stdout: string } }).payload.stdout, 'always', 'the standing grant answers without asking');
+    const revoked = await corral(['--state-dir', gatewayState, 'approvals', 'revoke', third.id, '--by', 'carol', '--json']);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.deepEqual(JSON.parse(revoked.stdout), { id: third.id, grant: `approval-${third.id}`, outcome: 'revoked' });
+    assert.equal(existsSync(join(gatewayState, 'policies', 'grants', `approval-${third.id}.cedar`)), false);
+    const asksAgain = assert.rejects(invoke('always'), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
+    const fourth = await pendingApproval();
+    assert.notEqual(fourth.id, third.id);
+    assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'deny', fourth.id, '--by', 'carol'])).code, 0);
+    await asksAgain;
+    const shown = await corral(['--state-dir', gatewayState, 'audit', 'tail', '-n', '1000', '--json']);
+    const records = shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; actor: { id: string }; resource: { id: string } } });
+    const revocations = records.filter((r) => r.event.action === 'policy.grant.revoke');
+    assert.deepEqual(revocations.map((r) => [r.event.actor.id, r.event.resource.id]), [['carol', `approval-${third.id}`]]);
+    assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'revoke', third.id])).code, 2, 'nothing left to revoke');
+    assert.equal((await corral(['--state-dir', gatewayState, 'approvals', 'revoke', 'not-an-id'])).code, 2);
 
     await operator.close();
     node.child.kill('SIGTERM');

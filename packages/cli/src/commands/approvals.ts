@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
@@ -26,7 +27,7 @@ function describe(a: Approval): string {
   return `${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}`;
 }
 
-/** `corral approvals list|approve ID|deny ID`: human decisions on governed actions. */
+/** `corral approvals list|approve ID|deny ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
 export function registerApprovals(program: Command): void {
   const approvals = program.command('approvals').description('approval requests for governed actions (node commands), bound to the exact action');
   approvals
@@ -62,4 +63,22 @@ export function registerApprovals(program: Command): void {
       process.stdout.write(`${describe(approval)}\n`);
     });
   }
+  approvals
+    .command('revoke')
+    .description('withdraw the standing grant an allow-always approval made (policies/grants/approval-ID.cedar); the next decision on that action asks again')
+    .argument('<id>', 'the approval id (or its grant id, approval-ID)')
+    .option('--by <who>', 'who withdraws it (recorded); default: the signed-in system account', userInfo().username)
+    .option('--json', 'print {id, grant, outcome} as JSON')
+    .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
+      const { grantApprovalId, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
+      const approvalId = grantApprovalId(id);
+      if (approvalId === undefined) throw new CliFailure(`${id.slice(0, 100)} is not an approval id`, EXIT.usage);
+      const dir = dirOf(command);
+      // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
+      if (!revokeGrantIn(join(dir, 'policies'), approvalId)) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
+      await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by));
+      const answer = { id: approvalId, grant: `approval-${approvalId}`, outcome: 'revoked' };
+      if (opts.json) return printJson(answer);
+      process.stdout.write(`revoked grant approval-${approvalId}: the next decision on its action asks again\n`);
+    });
 }

@@ -4,15 +4,37 @@
 // `context.digest`); forbids still win over it. Like any policy it is listed
 // with the set, goes live through the same atomic activation (no restart),
 // and is withdrawn by removing its file.
+import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import type { Approval } from './store.ts';
-import { compileCandidate, type PolicyControl } from '../http/policy-control.ts';
+import { compileCandidate, PolicyControl } from '../http/policy-control.ts';
 
 export const GRANTS_DIR = 'grants';
 
 /** The policy file of an approval's grant, relative to the policy directory. */
 export function grantFile(approvalId: string): string {
   return `${GRANTS_DIR}/approval-${approvalId}.cedar`;
+}
+
+/** The approval id a grant is named after: `approval-ID` or the bare approval id (a UUID); undefined for anything else. */
+export function grantApprovalId(text: string): string | undefined {
+  return /^(?:approval-)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text)?.[1];
+}
+
+/** The audit record of a withdrawn grant: who withdrew it (the gateway and `corral approvals revoke` record the same). */
+export function grantRevokedEvent(approvalId: string, by: string): AuditEventInput {
+  return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: { status: 'success' }, details: { approval: approvalId, file: grantFile(approvalId) } };
+}
+
+/**
+ * Withdraws an approval's grant from the policy directory `dir`, from another
+ * process than the gateway (`corral approvals revoke`): a running gateway sees
+ * the directory's link swapped and decides with the set without it from its
+ * next decision. Returns whether there was a grant. Throws as
+ * PolicyGrants.remove, and POLICY_* when the directory does not load.
+ */
+export function revokeGrantIn(dir: string, approvalId: string): boolean {
+  return new PolicyGrants(PolicyControl.open(dir)).remove(approvalId);
 }
 
 /** The Cedar text of the grant for an allowed allow-always approval. */
@@ -55,12 +77,21 @@ export class PolicyGrants {
     return this.#control.activate(compileCandidate([...active.files, { name, text: grantPolicy(approval) }]), active.hash);
   }
 
-  /** Removes an approval's grant from the active set; returns whether one was removed. */
+  /**
+   * Removes an approval's grant from the active set (read afresh, so a change
+   * made by another process is kept) through the activation's compare-and-swap;
+   * returns whether one was removed. A set changed meanwhile is read again.
+   * Throws the policy package's POLICY_* when the set without the grant does
+   * not validate, GATEWAY_CONFLICT when the set keeps changing under it.
+   */
   remove(approvalId: string): boolean {
     const name = grantFile(approvalId);
-    const active = this.#control.active();
-    if (!active.files.some((f) => f.name === name)) return false;
-    return this.#control.activate(compileCandidate(active.files.filter((f) => f.name !== name)), active.hash);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const active = this.#control.refresh();
+      if (!active.files.some((f) => f.name === name)) return false;
+      if (this.#control.activate(compileCandidate(active.files.filter((f) => f.name !== name)), active.hash)) return true;
+    }
+    throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
   }
 
   /** The policy id of an active grant for exactly this digest, if any. */

@@ -15,8 +15,8 @@ import {
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
 import type { Decision } from '@corral/policy';
-import type { PolicyGrants } from '../approvals/grants.ts';
-import type { ApprovalReceipt, ReceiptSigner } from '../approvals/receipt.ts';
+import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
+import { verifyReceipt, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import type { ApprovalStore, Approval, ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import type { NodeInventory } from '../nodes/inventory.ts';
@@ -101,13 +101,24 @@ export class NodeInvoker {
 
   /**
    * Withdraws an allow-always grant (`approval-ID`) from the active policy
-   * set, at once, and records who did. Returns upstream's outcome.
+   * set through its compare-and-swap, at once (the next decision asks again),
+   * and records who did. Returns upstream's outcome. Throws GATEWAY_CONFLICT
+   * when the set keeps changing under it.
    */
   async revokeGrant(grantId: string, by: string): Promise<'revoked' | 'not-found'> {
-    const m = /^approval-([0-9a-f-]{36})$/.exec(grantId);
-    if (!m || !this.#options.grants?.remove(m[1]!)) return 'not-found';
-    await this.#audit({ actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: grantId } });
+    const approvalId = grantApprovalId(grantId);
+    if (approvalId === undefined || !this.#options.grants?.remove(approvalId)) return 'not-found';
+    await this.#audit(grantRevokedEvent(approvalId, by));
     return 'revoked';
+  }
+
+  /** A receipt a node reports (untrusted): kept when this gateway signed it for `digest` on that node, else the code it failed with. */
+  #reportedReceipt(raw: unknown, digest: string | undefined, nodeId: string): { receipt?: ApprovalReceipt; refused?: string } {
+    try {
+      return { receipt: verifyReceipt(raw, this.#options.receipts.publicKeyPem, { digest: digest ?? '', nodeId }) };
+    } catch (error) {
+      return { refused: error instanceof GatewayError ? error.code : 'GATEWAY_RECEIPT_INVALID' };
+    }
   }
 
   /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
@@ -161,16 +172,20 @@ export class NodeInvoker {
     server.method('corral.run.report', {
       role: 'node',
       handler: async (params, { peer }) => {
-        const p = (params ?? {}) as { digest?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; approvalId?: unknown; error?: unknown };
+        const p = (params ?? {}) as { digest?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; approvalId?: unknown; approvalReceipt?: unknown; error?: unknown };
+        const digest = typeof p.digest === 'string' ? p.digest.slice(0, 64) : undefined;
+        // The receipt of the approval that allowed the run, as the node checked it: kept only when it is one this gateway signed, for this run on this node.
+        const { receipt, refused } = p.approvalReceipt === undefined ? {} : this.#reportedReceipt(p.approvalReceipt, digest, peer.deviceId!);
+        const approval = receipt?.approvalId ?? (typeof p.approvalId === 'string' ? p.approvalId.slice(0, 100) : undefined);
         await this.#audit({
           actor: { kind: 'node', id: peer.deviceId! },
           action: 'node.invoke',
           resource: { kind: 'command', id: 'system.run' },
           node: peer.deviceId!,
-          ...(typeof p.approvalId === 'string' ? { decision: { effect: 'allow' as const, approval: p.approvalId.slice(0, 100) } } : {}),
+          ...(approval !== undefined ? { decision: { effect: 'allow' as const, approval } } : {}),
           outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
           ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
-          details: { ...(typeof p.digest === 'string' ? { digest: p.digest.slice(0, 64) } : {}), via: 'another gateway' },
+          details: { ...(digest !== undefined ? { digest } : {}), via: 'another gateway', ...(receipt ? { approvalReceipt: { ...receipt } } : {}), ...(refused ? { approvalReceiptRefused: refused } : {}) },
         });
         return { ok: true };
       },

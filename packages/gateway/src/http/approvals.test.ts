@@ -3,11 +3,12 @@
 // the same human approving twice counts once.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { grantFile } from '../approvals/grants.ts';
 import { GatewayClient } from '../client/client.ts';
 import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
@@ -16,6 +17,8 @@ const POLICY = `
 permit (principal, action == Action::"system.run", resource == Command::"pay");
 @id("wipe-needs-one") @approval("required")
 permit (principal, action == Action::"system.run", resource == Command::"wipe");
+@id("deploy-needs-one") @approval("required")
+permit (principal, action == Action::"system.run", resource == Command::"deploy");
 `;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
@@ -93,6 +96,38 @@ describe('approvals from a signed-in session', () => {
     assert.match(failure.wire?.message ?? '', /denied/);
     assert.equal((await alice.get('/api/approvals/no-such-id')).status, 404);
     assert.equal((await alice.get('/api/approvals?status=bogus')).status, 400);
+  });
+
+  describe('when an allow-always grant is revoked', () => {
+    let id: string;
+    before(async () => {
+      const first = invoke(['deploy', 'web']);
+      id = (await pendingFor('deploy')).id;
+      await alice.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' });
+      await first;
+      await invoke(['deploy', 'web']); // the standing grant: no approval asked
+    });
+
+    it('removes the grant file, records who revoked it, and the next decision asks again', async () => {
+      assert.equal(t.gw.approvals.list({ status: 'pending' }).length, 0, 'the grant answered the second run');
+      assert.ok(existsSync(join(state, 'policies', grantFile(id))));
+      const revoked = await bob.post(`/api/approvals/${id}/revoke`, {});
+      assert.deepEqual([revoked.status, revoked.body], [200, { id, grant: `approval-${id}`, outcome: 'revoked' }]);
+      assert.equal(existsSync(join(state, 'policies', grantFile(id))), false);
+      const records = (await auditEvents(state)).filter((e) => e.action === 'policy.grant.revoke');
+      assert.deepEqual(records.map((e) => [e.actor.id, e.resource.id]), [['bob', `approval-${id}`]]);
+      const again = invoke(['deploy', 'web']).catch((e: unknown) => e);
+      const asked = await pendingFor('deploy');
+      assert.notEqual(asked.id, id);
+      await bob.post(`/api/approvals/${asked.id}/deny`, {});
+      await again;
+    });
+
+    it('answers 404 for an approval with no active grant, and needs a named human with the token', async () => {
+      assert.equal((await bob.post(`/api/approvals/${id}/revoke`, {})).status, 404);
+      assert.equal((await bob.post('/api/approvals/not-an-id/revoke', {})).status, 404);
+      assert.equal((await t.tool().post(`/api/approvals/${id}/revoke`, {})).status, 400);
+    });
   });
 
   it('keeps the bearer-token form: the body names the approver', async () => {

@@ -1,6 +1,6 @@
-// Approvals: the inbox and its decisions. Resolving goes through the
-// invoker's resolveApproval, so a command waiting on the approval wakes and
-// the audit log records who decided. With a session the approver is the
+// Approvals: the inbox and its decisions, and the withdrawal of a standing
+// (allow-always) grant. Resolving goes through the invoker's resolveApproval,
+// so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
 import type { Approval, ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
@@ -66,5 +66,18 @@ export function approvalRoutes(api: ApiContext): Route[] {
       },
     },
     { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body }) => resolve(params.id!, 'deny', caller!, await body()) },
+    {
+      // Withdraws the standing grant an allow-always approval made; the next decision asks again.
+      method: 'POST',
+      path: '/api/approvals/:id/revoke',
+      access: 'approvals.resolve',
+      handle: async ({ params, caller, body }) => {
+        const by = approverOf(caller!, await body());
+        const grant = `approval-${params.id!}`;
+        const outcome = await api.invoker.revokeGrant(grant, by);
+        if (outcome === 'not-found') return failure(404, 'not_found', { message: 'no active grant for this approval' });
+        return reply(200, { id: params.id!, grant, outcome });
+      },
+    },
   ];
 }

@@ -6,7 +6,7 @@
 // the decision point is swapped the same way (one reference), so decisions
 // in flight finish under the set they started with.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DecisionPoint, loadPolicies, PolicyError, type Decision, type PolicyIssue } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
@@ -95,10 +95,13 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
 export class PolicyControl {
   readonly dir: string;
   #active: Candidate | undefined;
+  /** The version the policy directory's link pointed at when the active set was read. */
+  #linked: string | undefined;
 
   private constructor(dir: string, active: Candidate | undefined) {
     this.dir = dir;
     this.#active = active;
+    this.#linked = linkTarget(dir);
   }
 
   /** Loads the directory when it exists. Throws POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE. */
@@ -108,14 +111,29 @@ export class PolicyControl {
 
   /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none. */
   decide(input: unknown): Decision {
-    if (!this.#active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    return this.#active.point.decide(input);
+    const active = this.#current();
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    return active.point.decide(input);
   }
 
   /** The active files and their hash (no files: the empty set's hash). */
   active(): { hash: string; files: PolicyFile[] } {
-    const files = this.#active?.files ?? [];
-    return { hash: this.#active?.hash ?? hashFiles([]), files };
+    const active = this.#current();
+    return { hash: active?.hash ?? hashFiles([]), files: active?.files ?? [] };
+  }
+
+  /**
+   * The set in use, after adopting an activation another process made (`corral
+   * approvals revoke`, another gateway on the same state directory): it swaps
+   * the directory's link, so one readlink(2) tells whether to read the set again.
+   */
+  #current(): Candidate | undefined {
+    const target = linkTarget(this.dir);
+    if (target !== this.#linked) {
+      this.#linked = target;
+      this.refresh();
+    }
+    return this.#active;
   }
 
   /**
@@ -129,7 +147,7 @@ export class PolicyControl {
     } catch {
       return this.active();
     }
-    if (hashFiles(files) === this.active().hash) return this.active();
+    if (hashFiles(files) === (this.#active?.hash ?? hashFiles([]))) return this.active();
     try {
       this.#active = compileCandidate(files);
     } catch {
@@ -146,7 +164,17 @@ export class PolicyControl {
     if (baseHash !== this.refresh().hash) return false;
     swapDirectory(this.dir, candidate);
     this.#active = candidate;
+    this.#linked = linkTarget(this.dir);
     return true;
+  }
+}
+
+/** Where the policy directory's link points (a version directory), or undefined for a plain directory. */
+function linkTarget(dir: string): string | undefined {
+  try {
+    return readlinkSync(dir);
+  } catch {
+    return undefined;
   }
 }
 
