@@ -145,6 +145,7 @@ export class Runner {
     this.#warm = new WarmPool<Sandbox>({
       boot: (plan, stdin) => this.#bootWarm(plan, stdin),
       alive: (s) => s.adopted && s.child.exitCode === null && s.child.signalCode === null,
+      over: (s) => s.exited,
       discard: async (s) => {
         s.child.kill('SIGKILL');
         s.cgroups?.kill();

@@ -4,6 +4,10 @@
 // takes one, so it pays only for handing over the command, the exec and the
 // wait. Each sandbox serves one run and is never handed back: the pool
 // refills in the background, one sandbox at a time, up to the size asked.
+// The refill waits until the run that took the sandbox is over (or a short
+// grace period has passed, for a run that lasts): started at once, it would
+// spawn bubblewrap and make cgroups while that run starts, on the same cores
+// and the same event loop, and a short run would pay for its own replacement.
 import { ContainError } from './errors.ts';
 import { planKey, type SandboxPlan } from './policy/plan.ts';
 
@@ -11,10 +15,15 @@ import { planKey, type SandboxPlan } from './policy/plan.ts';
 export const MAX_WARM_PER_PLAN = 8;
 export const MAX_WARM_PLANS = 8;
 
-/** What the pool needs from the runner: make one sandbox, tell a live one, throw one away. */
+/** Milliseconds a taken sandbox's run may last before its replacement starts anyway. */
+export const REFILL_GRACE_MS = 250;
+
+/** What the pool needs from the runner: make one sandbox, tell a live one, tell when one's run is over, throw one away. */
 export interface WarmHooks<S> {
   boot(plan: SandboxPlan, stdin: WarmStdin): Promise<S>;
   alive(sandbox: S): boolean;
+  /** Settles when the run the sandbox was taken for has ended (fulfilled or rejected alike). */
+  over(sandbox: S): Promise<unknown>;
   discard(sandbox: S): Promise<void>;
 }
 
@@ -76,9 +85,10 @@ export class WarmPool<S> {
 
   /**
    * A ready sandbox made for exactly this plan and standard input, or
-   * undefined (then the run starts cold). The refill starts on the next turn
-   * of the event loop, so a caller that wanted one run only can stop it first
-   * with keep(plan, 0).
+   * undefined (then the run starts cold). The refill starts once the taken
+   * sandbox's run is over or REFILL_GRACE_MS have passed, whichever comes
+   * first (with no sandbox to give, on the next turn of the event loop), so a
+   * caller that wanted one run only can stop it first with keep(plan, 0).
    */
   take(plan: SandboxPlan, stdin: WarmStdin): S | undefined {
     if (this.#pools.size === 0) return undefined;
@@ -87,7 +97,21 @@ export class WarmPool<S> {
     let sandbox: S | undefined;
     while ((sandbox = pool.ready.shift()) !== undefined && !this.#hooks.alive(sandbox)) this.#discard([sandbox]);
     // A failed refill is the next cold run's to report: nobody waits on this one.
-    setImmediate(() => this.#fill(pool).catch(() => undefined));
+    const refill = () => void this.#fill(pool).catch(() => undefined);
+    if (sandbox === undefined) {
+      setImmediate(refill);
+      return undefined;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, REFILL_GRACE_MS);
+      timer.unref();
+    });
+    void Promise.race([this.#hooks.over(sandbox).catch(() => undefined), graceOver]).then(() => {
+      clearTimeout(timer);
+      // On a later turn: the run's result reaches its caller before bubblewrap is spawned again.
+      setImmediate(refill);
+    });
     return sandbox;
   }
 

@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { writeFile } from 'node:fs/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { CgroupController, CgroupPlace } from './host.ts';
 
@@ -170,15 +171,21 @@ export class CgroupPool {
     return groups;
   }
 
-  /** Takes back a run's groups once they are empty; in the background, so the run's result is not held up. */
+  /**
+   * Takes back a run's groups once they are empty; in the background, so the
+   * run's result is not held up: nothing happens before the next turn of the
+   * event loop, and the slow kernel work is done off it.
+   */
   release(groups: RunCgroups): void {
     const work = (async () => {
+      await nextTurn();
       for (let i = 0; i < 200 && !groups.empty(); i++) await sleep(5);
       const reusable = Object.values(groups.groups).every((g) => g.version === 1) && groups.empty() && this.#idle.length < POOL_LIMIT;
       if (reusable) {
         const mem = groups.groups.memory;
-        // Drop the last run's page cache so the next run starts from nothing.
-        if (mem) writeOptional(join(mem.dir, 'memory.force_empty'), '0');
+        // Drop the last run's page cache so the next run starts from nothing. The kernel
+        // reclaims it within the write (milliseconds): on the thread pool, not the event loop.
+        if (mem) await writeFile(join(mem.dir, 'memory.force_empty'), '0').catch(() => undefined);
         this.#idle.push(groups);
       } else {
         await groups.dispose();
