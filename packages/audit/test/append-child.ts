@@ -4,8 +4,8 @@
 import { openAuditLog } from '../src/log/audit-log.ts';
 import { sampleEvent } from './fixtures.ts';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as { stateDir: string; postgresUrl?: string; count: number; inflight: number; tag: string };
-const log = await openAuditLog({ stateDir: config.stateDir, ...(config.postgresUrl ? { postgresUrl: config.postgresUrl } : {}), checkpointEvery: 500 });
+const config = JSON.parse(process.argv[2] ?? '{}') as { stateDir: string; postgresUrl?: string; oneShot?: boolean; count: number; inflight: number; tag: string };
+const log = await openAuditLog({ stateDir: config.stateDir, ...(config.postgresUrl ? { postgresUrl: config.postgresUrl } : {}), oneShot: config.oneShot === true, checkpointEvery: 500 });
 let issued = 0;
 let out = '';
 const flush = () => {

@@ -2,7 +2,7 @@
 // directory, owner-only (0600), and refused when others can read it.
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
@@ -20,6 +20,7 @@ export interface SigningKey {
 /** Loads the signing key from `stateDir`, creating it (and the directory, 0700) when absent. */
 export function loadOrCreateSigningKey(stateDir: string): SigningKey {
   const path = join(stateDir, KEY_FILE);
+  if (existsSync(path)) return loadSigningKey(stateDir);
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const { privateKey, publicKey } = generateSigningKey();

@@ -26,6 +26,16 @@ export interface OpenAuditLogOptions {
   checkpointEvery?: number;
   /** …and when records have waited this long unsealed, in ms (default 10 000). */
   checkpointIntervalMs?: number;
+  /**
+   * For a process that appends a few records and exits (`corral run`): open
+   * without starting threads, so open → append → close costs a few
+   * milliseconds instead of a thread start. Appends are as durable (each is
+   * acknowledged after its fsync) and close() seals a checkpoint as always;
+   * but commits run on this thread, blocking its event loop for each fsync,
+   * so a process that appends steadily should leave it off. SQLite only;
+   * PostgreSQL ignores it (it starts no thread either way). Default false.
+   */
+  oneShot?: boolean;
   /** Clock for events given without a time, for tests. */
   now?: () => Date;
 }
@@ -66,7 +76,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
     const witness = readWitness(witnessFile);
     if (witness) await checkNotRolledBack(store, witness);
     await checkTip(store);
-    await store.openWriter({ privateKey: key.privateKey, keyId: key.keyId, every, intervalMs });
+    await store.openWriter({ privateKey: key.privateKey, keyId: key.keyId, every, intervalMs, oneShot: options.oneShot === true });
     return new AuditLog(store, key, witnessFile, options);
   } catch (error) {
     await store.close();

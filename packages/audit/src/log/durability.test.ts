@@ -76,6 +76,15 @@ describe('durability', () => {
       await checkAfterCrash({ stateDir }, acked);
     });
   });
+  describe('when a one-shot SQLite writer (appending on its own thread) is killed with SIGKILL mid-append', () => {
+    it('keeps every acknowledged record and still verifies after restart', async () => {
+      const stateDir = tempDir();
+      const { acked, signal } = await writer({ stateDir, oneShot: true, count: 1e9, inflight: 64, tag: 'one-shot' }, 1000);
+      assert.equal(signal, 'SIGKILL');
+      assert.ok(acked.size >= 1000);
+      await checkAfterCrash({ stateDir }, acked);
+    });
+  });
   describe('when a PostgreSQL writer is killed with SIGKILL mid-append', () => {
     it('keeps every acknowledged record and still verifies after restart', async () => {
       const stateDir = tempDir();

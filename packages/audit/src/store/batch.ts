@@ -33,6 +33,12 @@ export interface WriterConfig {
   every: number;
   /** …and when records have waited this long unsealed, in ms. */
   intervalMs: number;
+  /**
+   * SQLite: append on the calling thread and start no thread (see
+   * OpenAuditLogOptions.oneShot). PostgreSQL always appends on the calling
+   * thread and ignores it.
+   */
+  oneShot?: boolean;
 }
 
 /** The outcome of one durable append: where its records landed. */

@@ -4,7 +4,7 @@
 // share the head decoding and the error mapping.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { AuditError } from '../errors.ts';
-import type { Batch } from './batch.ts';
+import { buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type Batch, type WriterConfig } from './batch.ts';
 import { bytesToHashes, toHex } from './codec.ts';
 import type { LogHead } from './store.ts';
 
@@ -38,6 +38,31 @@ export function sqliteError(where: string, error: unknown): AuditError {
   return new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${where}: ${message}`, { cause: error });
 }
 
+/**
+ * Tries once to take the write lock (BEGIN IMMEDIATE): false while another
+ * connection holds it, until `deadline` (ms since the epoch) has passed.
+ * @throws AuditError for any other failure, and when the deadline passed.
+ */
+export function tryBeginImmediate(db: DatabaseSync, where: string, deadline: number): boolean {
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    return true;
+  } catch (error) {
+    if (!isBusy(error) || Date.now() > deadline) throw sqliteError(where, error);
+    return false;
+  }
+}
+
+/**
+ * Takes the write lock like tryBeginImmediate, waiting with timers — a few
+ * milliseconds at a time, up to LOCK_TIMEOUT_MS — while another process
+ * holds it, so the event loop of this thread keeps running.
+ */
+export async function beginImmediateWithTimers(db: DatabaseSync, where: string): Promise<void> {
+  const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  for (let wait = 1; !tryBeginImmediate(db, where, deadline); wait = Math.min(wait * 2, 8)) await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
 /** True when SQLite refused because another connection holds the lock (SQLITE_BUSY). */
 export function isBusy(error: unknown): boolean {
   return (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message ?? '');
@@ -64,20 +89,17 @@ export class BatchWriter {
   /**
    * Runs `work` inside a write transaction (BEGIN IMMEDIATE) and commits it;
    * rolls back when it throws. While another process holds the write lock,
-   * waits a fraction of a millisecond at a time (this thread does nothing
-   * else), up to LOCK_TIMEOUT_MS.
+   * waits a fraction of a millisecond at a time (the writer thread does
+   * nothing else), up to LOCK_TIMEOUT_MS.
    */
   transaction<T>(work: (head: LogHead) => T): T {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
-    for (let wait = 0.5; ; wait = Math.min(wait * 2, 4)) {
-      try {
-        this.#db.exec('BEGIN IMMEDIATE');
-        break;
-      } catch (error) {
-        if (!isBusy(error) || Date.now() > deadline) throw sqliteError(this.#where, error);
-      }
-      Atomics.wait(this.#pause, 0, 0, wait);
-    }
+    for (let wait = 0.5; !tryBeginImmediate(this.#db, this.#where, deadline); wait = Math.min(wait * 2, 4)) Atomics.wait(this.#pause, 0, 0, wait);
+    return this.inTransaction(work);
+  }
+
+  /** Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws. */
+  inTransaction<T>(work: (head: LogHead) => T): T {
     try {
       const out = work(headFromRow(this.#stmt(HEAD_SQL).get() as Record<string, unknown> | undefined, this.#where));
       this.#db.exec('COMMIT');
@@ -86,6 +108,16 @@ export class BatchWriter {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw sqliteError(this.#where, error);
     }
+  }
+
+  /**
+   * Group commit, inside a transaction: `requests` merged, built on `head`
+   * and written; each request's share of the result, in order.
+   */
+  appendAll(head: LogHead, requests: readonly AppendRequest[], config: WriterConfig): AppendResult[] {
+    const { batch, result } = buildBatch(head, mergeRequests(requests), config, Date.now());
+    this.write(batch);
+    return splitResult(result, requests);
   }
 
   /** Inserts the batch's rows, updates the head, adds the checkpoint (inside transaction()). */

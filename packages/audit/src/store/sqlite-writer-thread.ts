@@ -5,7 +5,7 @@
 // takes every request waiting once it holds the write lock.
 import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type WriterConfig } from './batch.ts';
+import { MAX_TRANSACTION, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 
@@ -51,7 +51,7 @@ port.on('message', (first: WriterMessage) => {
   const requests = [first.request];
   let closing = false;
   try {
-    const result = writer.transaction((head) => {
+    const parts = writer.transaction((head) => {
       // Now that the lock is held, take every request that arrived meanwhile
       // (while an earlier commit or another process held it): group commit.
       for (let records = first.request.bodies.length; records < MAX_TRANSACTION; ) {
@@ -65,13 +65,10 @@ port.on('message', (first: WriterMessage) => {
         requests.push(m.request);
         records += m.request.bodies.length;
       }
-      const { batch, result } = buildBatch(head, mergeRequests(requests), config, Date.now());
-      writer.write(batch);
-      return result;
+      return writer.appendAll(head, requests, config);
     });
-    Atomics.add(checkpointState, 0, result.hashes.length);
+    Atomics.add(checkpointState, 0, parts.reduce((n, p) => n + p.hashes.length, 0));
     Atomics.notify(checkpointState, 0);
-    const parts = splitResult(result, requests);
     port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
   } catch (error) {
     const e = sqliteError(path, error);

@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,28 +13,81 @@ import { SqliteStore } from './sqlite.ts';
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-storeSuite({
-  name: 'SQLite',
-  async fresh() {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-'));
+function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
+  return {
+    name,
+    async fresh() {
+      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-'));
+      dirs.push(stateDir);
+      const dbPath = join(stateDir, 'audit.db');
+      return {
+        options: { stateDir, ...extra },
+        async sql(statement: string) {
+          const db = new DatabaseSync(dbPath);
+          try {
+            db.exec(statement);
+          } finally {
+            db.close();
+          }
+        },
+        blob: (hex: string) => `X'${hex}'`,
+        async plantForeign() {
+          writeFileSync(dbPath, 'this is not a database, it is a shopping list\n'.repeat(200));
+        },
+      };
+    },
+  };
+}
+
+storeSuite(sqliteHarness('SQLite', {}));
+storeSuite(sqliteHarness('SQLite (one-shot writer)', { oneShot: true }));
+
+describe('a one-shot SQLite writer', () => {
+  it('opens, appends and closes without starting a thread', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-'));
     dirs.push(stateDir);
-    const dbPath = join(stateDir, 'audit.db');
-    return {
-      options: { stateDir },
-      async sql(statement: string) {
-        const db = new DatabaseSync(dbPath);
-        try {
-          db.exec(statement);
-        } finally {
-          db.close();
-        }
-      },
-      blob: (hex: string) => `X'${hex}'`,
-      async plantForeign() {
-        writeFileSync(dbPath, 'this is not a database, it is a shopping list\n'.repeat(200));
-      },
-    };
-  },
+    const threads = () => readdirSync('/proc/self/task').length; // this process's OS threads
+    const before = threads();
+    const log = await openAuditLog({ stateDir, oneShot: true });
+    const record = await log.append(sampleEvent(0));
+    assert.equal(threads(), before);
+    await log.close();
+    const reader = await openAuditLog({ stateDir });
+    try {
+      assert.equal((await reader.store.checkpoints()).at(-1)?.size, 1, 'close sealed a checkpoint of the one record');
+      assert.equal((await verifyStore(reader.store, reader.publicKey)).verified, 1);
+      assert.equal((await reader.store.record(0))?.hash, record.hash);
+    } finally {
+      await reader.close();
+    }
+  });
+  it('keeps timers running while appends are acknowledged back to back (commits chained by microtasks starved them)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-busy-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir, oneShot: true });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const end = Date.now() + 300;
+    await Promise.all(Array.from({ length: 16 }, async (_, lane) => {
+      while (Date.now() < end) await log.append(sampleEvent(lane));
+    }));
+    clearInterval(timer);
+    await log.close();
+    assert.ok(ticks >= 5, `a 1 ms timer ran ${ticks} times in 300 ms of appending`);
+  });
+  it('interleaves with a writer thread on the same file without a gap or a fork', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-mixed-'));
+    dirs.push(stateDir);
+    const threaded = await openAuditLog({ stateDir });
+    const oneShot = await openAuditLog({ stateDir, oneShot: true });
+    const records = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? threaded : oneShot).append(sampleEvent(i))));
+    assert.deepEqual(records.map((r) => r.seq).sort((p, q) => p - q), Array.from({ length: 200 }, (_, i) => i));
+    await oneShot.close();
+    const report = await verifyStore(threaded.store, threaded.publicKey);
+    assert.equal(report.ok, true, JSON.stringify(report.damage));
+    assert.equal(report.verified, 200);
+    await threaded.close();
+  });
 });
 
 describe('two writers on one SQLite file', () => {

@@ -1,6 +1,7 @@
 // The embedded store: one SQLite file (WAL, synchronous=FULL) through Node's
 // built-in node:sqlite. Reads run on the caller's thread; appends run on a
-// writer thread with its own connection (sqlite-writer.ts). Appends from
+// writer thread with its own connection (sqlite-writer.ts), or, for a
+// one-shot writer, on the caller's thread too (sqlite-inline-writer.ts). Appends from
 // several processes serialise on SQLite's write lock (BEGIN IMMEDIATE); the
 // head row carries the chain tip.
 import { existsSync, statSync } from 'node:fs';
@@ -12,7 +13,8 @@ import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { bytesToHashes, toBytes, toHex } from './codec.ts';
-import { HEAD_SQL, headFromRow, isBusy, sqliteError } from './sqlite-write.ts';
+import { HEAD_SQL, beginImmediateWithTimers, headFromRow, sqliteError } from './sqlite-write.ts';
+import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
@@ -37,7 +39,7 @@ export class SqliteStore implements AuditStore {
   readonly where: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
-  #writer: SqliteWriter | null = null;
+  #writer: SqliteWriter | SqliteInlineWriter | null = null;
 
   /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
   constructor(options: SqliteStoreOptions) {
@@ -47,7 +49,7 @@ export class SqliteStore implements AuditStore {
     }
     try {
       this.#db = new DatabaseSync(options.path);
-      // Short: waiting for another process's write lock happens in #lock(), off the event loop.
+      // Short: waiting for another process's write lock happens in beginImmediateWithTimers(), off the event loop.
       this.#db.exec('PRAGMA busy_timeout = 2');
       this.#db.exec('PRAGMA cache_size = -32768');
     } catch (error) {
@@ -89,7 +91,7 @@ export class SqliteStore implements AuditStore {
       return null;
     });
     if (existing) return existing;
-    await this.#lock();
+    await beginImmediateWithTimers(this.#db, this.where);
     return this.#guard(() => {
       try {
         const raced = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").get();
@@ -108,24 +110,6 @@ export class SqliteStore implements AuditStore {
       }
       return meta;
     });
-  }
-
-  /**
-   * Takes the database's write lock (BEGIN IMMEDIATE). While another process
-   * holds it, waits with timers — a few milliseconds at a time, up to 30 s —
-   * instead of sleeping inside SQLite, which would block this process.
-   */
-  async #lock(): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    for (let wait = 1; ; wait = Math.min(wait * 2, 8)) {
-      try {
-        this.#db.exec('BEGIN IMMEDIATE');
-        return;
-      } catch (error) {
-        if (!isBusy(error) || Date.now() > deadline) this.#guard(() => { throw error; });
-      }
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
   }
 
   #readMetaSync(): LogMeta | null {
@@ -174,7 +158,7 @@ export class SqliteStore implements AuditStore {
   async openWriter(config: WriterConfig): Promise<void> {
     if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
     if (!this.#db.isOpen) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
-    this.#writer = await SqliteWriter.start(this.where, config);
+    this.#writer = config.oneShot ? new SqliteInlineWriter(this.#db, this.where, config) : await SqliteWriter.start(this.where, config);
   }
 
   append(request: AppendRequest): Promise<AppendResult> {
