@@ -1,12 +1,17 @@
 // The audit log's numbers (issue 3): durable appends per second with 1 and 8
 // writers on SQLite and PostgreSQL; acknowledgement latency of a lone append
 // and at half the target rate; full verification rate; inclusion and
-// consistency proof time and bytes per record at 1,000,000 records.
+// consistency proof time and bytes per record at 1,000,000 records; the cost
+// of opening a log, appending one record and closing it (`corral run`).
+//
+// While iterating, AUDIT_BENCH_PARTS=appends,latency,one-shot,million picks
+// parts (default: all) and AUDIT_BENCH_POSTGRES=0 skips PostgreSQL; a run
+// limited either way writes bench/results/audit-partial.json instead.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { distribution, ms, report } from '../../../bench/lib/stats.ts';
+import { distribution, ms, report, sample } from '../../../bench/lib/stats.ts';
 import { startPostgres } from '../../../scripts/testing/postgres.ts';
 import { openAuditLog } from '../src/log/audit-log.ts';
 import { proveConsistency, proveInclusion, verifyStore } from '../src/log/reader.ts';
@@ -99,54 +104,86 @@ async function latencyAt(config: { stateDir: string; postgresUrl?: string }, rat
   return latencies.slice(Math.floor(latencies.length * 0.1)); // drop the warm-up tenth
 }
 
+/** Opens the log, appends one record, closes it (what `corral run` does): ms, end to end. */
+async function openAppendClose(config: { stateDir: string; oneShot?: boolean }, runs: number): Promise<number[]> {
+  return sample(async () => {
+    const log = await openAuditLog(config);
+    await log.append(sampleEvent(0));
+    await log.close();
+  }, runs, 3);
+}
+
+const PARTS = (process.env.AUDIT_BENCH_PARTS ?? 'appends,latency,one-shot,million').split(',');
+const WITH_POSTGRES = process.env.AUDIT_BENCH_POSTGRES !== '0';
+const partial = PARTS.length < 4 || !WITH_POSTGRES;
 const figures: Record<string, unknown> = {};
 const lines: string[] = [];
-const pg = await startPostgres();
+const pg = WITH_POSTGRES ? await startPostgres() : null;
 try {
+  if (PARTS.includes('appends')) {
   // Appends per second.
   // Every case keeps 2,000 appends outstanding in all: one writer with 2,000, or eight with 250 each.
   const sqlite1 = await writers(1, { stateDir: temp() }, 2000);
   const sqlite8 = await writers(8, { stateDir: temp() }, 250);
   const sqlite8InProcess = await inProcessWriters(8, { stateDir: temp() }, 250);
-  const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 2000);
-  const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 250);
-  Object.assign(figures, { appendsPerSecond: { sqlite: { writers1: sqlite1, writers8Processes: sqlite8, writers8InOneProcess: sqlite8InProcess }, postgres: { writers1: pg1, writers8Processes: pg8 } } });
+  Object.assign(figures, { appendsPerSecond: { sqlite: { writers1: sqlite1, writers8Processes: sqlite8, writers8InOneProcess: sqlite8InProcess } } });
   lines.push(`durable appends/s, SQLite: ${sqlite1.toFixed(0)} (1 writer), ${sqlite8.toFixed(0)} (8 writer processes), ${sqlite8InProcess.toFixed(0)} (8 writers in one process)  [target ≥ 100,000]`);
-  lines.push(`durable appends/s, PostgreSQL: ${pg1.toFixed(0)} (1 writer), ${pg8.toFixed(0)} (8 writer processes)  [target ≥ 10,000]`);
+  if (pg) {
+    const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 2000);
+    const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 250);
+    (figures.appendsPerSecond as Record<string, unknown>).postgres = { writers1: pg1, writers8Processes: pg8 };
+    lines.push(`durable appends/s, PostgreSQL: ${pg1.toFixed(0)} (1 writer), ${pg8.toFixed(0)} (8 writer processes)  [target ≥ 10,000]`);
+  }
+  }
 
+  if (PARTS.includes('latency')) {
   // Acknowledgement latency: a lone append at a low rate, then open-loop load at
-  // half the target rate and at half the rate this host sustained.
+  // half the target rate and at half the rate this host sustained (or, when
+  // appends were not measured, the target).
+  const measured = figures.appendsPerSecond as { sqlite: { writers1: number }; postgres?: { writers1: number } } | undefined;
+  const sqliteHalf = Math.floor((measured?.sqlite.writers1 ?? 100_000) / 2);
   const sqliteLone = distribution(await loneLatency({ stateDir: temp() }, 500, 2));
-  const pgLone = distribution(await loneLatency({ stateDir: temp(), postgresUrl: pg.createDatabase('lone') }, 500, 2));
   const sqliteLat = distribution(await latencyAt({ stateDir: temp() }, 50_000, 3));
-  const pgLat = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lat') }, 5_000, 3));
-  const sqliteHalf = Math.floor(sqlite1 / 2);
-  const pgHalf = Math.floor(pg1 / 2);
   const sqliteLatHalf = distribution(await latencyAt({ stateDir: temp() }, sqliteHalf, 3));
-  const pgLatHalf = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lathalf') }, pgHalf, 3));
-  Object.assign(figures, {
-    ackLatencyMs: {
-      sqliteLoneAppend: sqliteLone,
-      postgresLoneAppend: pgLone,
-      sqliteAtHalfTarget: { rate: 50_000, ...sqliteLat },
-      postgresAtHalfTarget: { rate: 5_000, ...pgLat },
-      sqliteAtHalfMeasured: { rate: sqliteHalf, ...sqliteLatHalf },
-      postgresAtHalfMeasured: { rate: pgHalf, ...pgLatHalf },
-    },
-  });
+  const ackLatencyMs: Record<string, unknown> = { sqliteLoneAppend: sqliteLone, sqliteAtHalfTarget: { rate: 50_000, ...sqliteLat }, sqliteAtHalfMeasured: { rate: sqliteHalf, ...sqliteLatHalf } };
   lines.push(`ack latency, SQLite, one append at a time: p50 ${ms(sqliteLone.p50)}, p99 ${ms(sqliteLone.p99)}  [aim p50 ≤ 1 ms]`);
-  lines.push(`ack latency, PostgreSQL, one append at a time: p50 ${ms(pgLone.p50)}, p99 ${ms(pgLone.p99)}`);
   lines.push(`ack latency, SQLite at 50,000/s (half the target): p50 ${ms(sqliteLat.p50)}, p99 ${ms(sqliteLat.p99)}  [target p99 ≤ 5 ms]`);
-  lines.push(`ack latency, PostgreSQL at 5,000/s (half the target): p50 ${ms(pgLat.p50)}, p99 ${ms(pgLat.p99)}  [target p99 ≤ 5 ms]`);
   lines.push(`ack latency, SQLite at ${sqliteHalf}/s (half the measured rate): p50 ${ms(sqliteLatHalf.p50)}, p99 ${ms(sqliteLatHalf.p99)}`);
-  lines.push(`ack latency, PostgreSQL at ${pgHalf}/s (half the measured rate): p50 ${ms(pgLatHalf.p50)}, p99 ${ms(pgLatHalf.p99)}`);
+  if (pg) {
+    const pgHalf = Math.floor((measured?.postgres?.writers1 ?? 10_000) / 2);
+    const pgLone = distribution(await loneLatency({ stateDir: temp(), postgresUrl: pg.createDatabase('lone') }, 500, 2));
+    const pgLat = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lat') }, 5_000, 3));
+    const pgLatHalf = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lathalf') }, pgHalf, 3));
+    Object.assign(ackLatencyMs, { postgresLoneAppend: pgLone, postgresAtHalfTarget: { rate: 5_000, ...pgLat }, postgresAtHalfMeasured: { rate: pgHalf, ...pgLatHalf } });
+    lines.push(`ack latency, PostgreSQL, one append at a time: p50 ${ms(pgLone.p50)}, p99 ${ms(pgLone.p99)}`);
+    lines.push(`ack latency, PostgreSQL at 5,000/s (half the target): p50 ${ms(pgLat.p50)}, p99 ${ms(pgLat.p99)}  [target p99 ≤ 5 ms]`);
+    lines.push(`ack latency, PostgreSQL at ${pgHalf}/s (half the measured rate): p50 ${ms(pgLatHalf.p50)}, p99 ${ms(pgLatHalf.p99)}`);
+  }
+  figures.ackLatencyMs = ackLatencyMs;
+  }
+
+  if (PARTS.includes('one-shot')) {
+  // Open, append one, close, 30 times on one log: the one-shot writer (no
+  // thread) beside the writer thread, alternating so both see the same load.
+  const oneShotDir = temp();
+  const threaded: number[] = [];
+  const oneShot: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    threaded.push(...(await openAppendClose({ stateDir: oneShotDir }, 10)));
+    oneShot.push(...(await openAppendClose({ stateDir: oneShotDir, oneShot: true }, 10)));
+  }
+  const t = distribution(threaded);
+  const o = distribution(oneShot);
+  figures.openAppendCloseMs = { writerThread: t, oneShot: o };
+  lines.push(`open, append one, close (SQLite): p50 ${ms(o.p50)}, p99 ${ms(o.p99)} one-shot; p50 ${ms(t.p50)}, p99 ${ms(t.p99)} with the writer thread  [target ≤ 30 ms]`);
+  }
 } finally {
-  pg.stop();
+  pg?.stop();
 }
 
 // One million records on SQLite: verification, proofs, storage.
 const bigDir = temp();
-{
+if (PARTS.includes('million')) {
   const log = await openAuditLog({ stateDir: bigDir });
   const t0 = performance.now();
   for (let done = 0; done < MILLION; ) {
@@ -159,7 +196,7 @@ const bigDir = temp();
   lines.push(`filled 1,000,000 records at ${fill.toFixed(0)}/s`);
   figures.fillPerSecond = fill;
 }
-{
+if (PARTS.includes('million')) {
   const log = await openAuditLog({ stateDir: bigDir });
   const verifyRate = async (parallelFrom: number) => {
     const t0 = performance.now();
@@ -198,4 +235,4 @@ const bigDir = temp();
   await log.close();
 }
 dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-report('audit', figures, lines);
+report(partial ? 'audit-partial' : 'audit', figures, lines);
