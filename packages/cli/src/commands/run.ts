@@ -94,7 +94,8 @@ async function runContained(
 async function openAudit(dir: string): Promise<AuditLog> {
   try {
     const { openAuditLog } = await import('@corral/audit');
-    return await openAuditLog({ stateDir: dir });
+    // One run, a record or two: the log's writer and checkpointer threads would cost more to start than the run.
+    return await openAuditLog({ stateDir: dir, oneShot: true });
   } catch (error) {
     const reason = (error as Error).message;
     throw new CliFailure(`cannot open the audit log in ${dir}: ${reason}\nFix the state directory (--state-dir or CORRAL_STATE_DIR), or run with --no-audit to run without a record.`, EXIT.environment);
