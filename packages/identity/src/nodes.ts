@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { verifyDeviceProof, type DeviceProof } from './device.ts';
 import { IdentityError } from './errors.ts';
 
@@ -47,6 +47,7 @@ const MAX_OPEN_CHALLENGES = 10_000;
  */
 export class NodeRegistry {
   readonly #db: DatabaseSync;
+  #byId: StatementSync | undefined;
   readonly #now: () => number;
   readonly #challenges = new Map<string, number>();
 
@@ -126,6 +127,11 @@ export class NodeRegistry {
 
   find(ref: string): NodeRecord | undefined {
     if (typeof ref !== 'string' || !/^[0-9a-f]{8,64}$/.test(ref)) return undefined;
+    // A full id (every governed command names one) is one indexed lookup with a statement prepared once.
+    if (ref.length === 64) {
+      const row = (this.#byId ??= this.#db.prepare('SELECT * FROM nodes WHERE device_id = ?')).get(ref) as Row | undefined;
+      return row ? fromRow(row) : undefined;
+    }
     const rows = this.#db.prepare('SELECT * FROM nodes WHERE device_id LIKE ? LIMIT 2').all(`${ref}%`) as unknown as Row[];
     return rows.length === 1 ? fromRow(rows[0]!) : undefined;
   }
