@@ -75,6 +75,28 @@ describe('a one-shot SQLite writer', () => {
     await log.close();
     assert.ok(ticks >= 5, `a 1 ms timer ran ${ticks} times in 300 ms of appending`);
   });
+  it('waits for the write lock another connection holds, with timers, then appends', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-locked-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir, oneShot: true });
+    const other = new DatabaseSync(join(stateDir, 'audit.db'));
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    let releasedAt = 0;
+    setTimeout(() => {
+      releasedAt = performance.now();
+      other.exec('COMMIT');
+    }, 100);
+    const record = await log.append(sampleEvent(0));
+    const ackedAt = performance.now();
+    clearInterval(timer);
+    other.close();
+    assert.equal(record.seq, 0);
+    assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
+    assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
+    await log.close();
+  });
   it('interleaves with a writer thread on the same file without a gap or a fork', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-mixed-'));
     dirs.push(stateDir);
