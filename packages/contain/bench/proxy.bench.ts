@@ -3,8 +3,8 @@
 // measured interleaved round by round. The server and the client each run in
 // their own worker thread, the proxy on the main thread, as in Corral where
 // the proxy lives in the Corral process and client and server are elsewhere.
-// A second pair runs curl, direct and through Corral's forwarder → unix socket → proxy:
-// the path a contained command takes.
+// A second set runs curl, direct and through Corral's forwarder → unix socket → proxy
+// (CONNECT and plain HTTP): the path a contained command takes.
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import * as http from 'node:http';
@@ -182,6 +182,7 @@ async function main(): Promise<void> {
       {
         'curl direct': viaCurl([], `http://127.0.0.1:${port}/64m`),
         'curl via corral-forward + CONNECT': viaCurl(['--proxy', `http://127.0.0.1:${forwardPort}`, '--proxytunnel'], `http://${NAME}:${port}/64m`),
+        'curl via corral-forward + plain HTTP': viaCurl(['--proxy', `http://127.0.0.1:${forwardPort}`], `http://${NAME}:${port}/64m`),
       },
       Math.max(3, Math.floor(ROUNDS / 2)),
       1,
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
       const ratio = distribution(ms.map((m, i) => (baseline[i] as number) / m));
       figures[name] = { ms: distribution(ms), mbPerSecond: throughput, ratioToDirect: ratio };
       lines.push(
-        `${name.padEnd(26)} p50 ${throughput.p50.toFixed(0).padStart(5)} MB/s  (min ${throughput.min.toFixed(0)}, max ${throughput.max.toFixed(0)})` +
+        `${name.padEnd(36)} p50 ${throughput.p50.toFixed(0).padStart(5)} MB/s  (min ${throughput.min.toFixed(0)}, max ${throughput.max.toFixed(0)})` +
           (name === base ? '' : `  ratio to direct p50 ${(ratio.p50 * 100).toFixed(0)} % (min ${(ratio.min * 100).toFixed(0)} %)`),
       );
     }

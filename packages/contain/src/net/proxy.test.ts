@@ -73,12 +73,72 @@ function upstreamHttp(): http.Server {
       pump();
       return;
     }
+    if (url.pathname === '/mirror') {
+      // No Content-Length: the answer is chunked, the request body streamed back as it comes.
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      req.pipe(res);
+      return;
+    }
     if (url.pathname === '/reset') {
       res.writeHead(200, { 'Content-Length': 100_000 });
       res.write(block.subarray(0, 1000), () => req.socket.resetAndDestroy());
       return;
     }
     res.writeHead(404).end();
+  });
+}
+
+/**
+ * Answers each request with the exact bytes of SCRIPTS[path], then ends the
+ * connection or (`open`) leaves it open; remembers every request head it saw.
+ */
+const SCRIPTS: Record<string, { answer: string; open?: boolean }> = {
+  '/extra': { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil', open: true },
+  '/to-close': { answer: 'HTTP/1.0 200 OK\r\nX-Kept: yes\r\nConnection: close\r\n\r\nuntil the end' },
+  '/head': { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n', open: true },
+  '/hints': { answer: 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', open: true },
+  '/folded': { answer: 'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok' },
+  '/short': { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort' },
+};
+const scriptedHeads: string[] = [];
+function scripted(): net.Server {
+  return net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    let head = '';
+    socket.on('data', (chunk: Buffer) => {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      scriptedHeads.push(head.slice(0, end));
+      const script = SCRIPTS[head.split(' ')[1] ?? ''];
+      head = '';
+      if (script === undefined) return void socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      if (script.open) socket.write(script.answer);
+      else socket.end(script.answer);
+    });
+  });
+}
+
+/** Reads `count` answers with a Content-Length each off one connection (a keep-alive or pipelined exchange). */
+function answers(socket: net.Socket, count: number): Promise<{ status: number; body: string }[]> {
+  return new Promise((resolve, reject) => {
+    let buffer = Buffer.alloc(0);
+    const out: { status: number; body: string }[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (;;) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const head = buffer.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
+        if (Number.isNaN(length)) return reject(new Error(`an answer without Content-Length: ${head}`));
+        if (buffer.length < end + 4 + length) return;
+        out.push({ status: Number(head.split(' ')[1]), body: buffer.subarray(end + 4, end + 4 + length).toString('latin1') });
+        buffer = buffer.subarray(end + 4 + length);
+        if (out.length === count) return resolve(out);
+      }
+    });
+    socket.once('close', () => reject(new Error(`closed after ${out.length} of ${count} answers`)));
   });
 }
 
@@ -274,6 +334,7 @@ let closedPort: number;
 let firehosePort: number;
 let greeterPort: number;
 let senderPort: number;
+let scriptedPort: number;
 
 before(async () => {
   const h = upstreamHttp();
@@ -283,8 +344,9 @@ before(async () => {
   const f = firehose();
   const g = greeter();
   const p = sender();
-  servers.push(h, d, e, r, f, g, p);
-  [httpPort, doublerPort, echoPort, resetPort, firehosePort, greeterPort, senderPort] = await Promise.all([
+  const sc = scripted();
+  servers.push(h, d, e, r, f, g, p, sc);
+  [httpPort, doublerPort, echoPort, resetPort, firehosePort, greeterPort, senderPort, scriptedPort] = await Promise.all([
     listen(h),
     listen(d),
     listen(e),
@@ -292,6 +354,7 @@ before(async () => {
     listen(f),
     listen(g),
     listen(p),
+    listen(sc),
   ]);
   const gone = net.createServer();
   closedPort = await listen(gone);
@@ -383,6 +446,125 @@ describe('EgressProxy', () => {
       const [upload, download] = await finished(channel, 2);
       assert.ok((upload?.bytesSent ?? 0) > 1 << 20 && (upload?.bytesSent ?? 0) < (1 << 20) + 2000, `sent ${upload?.bytesSent}`);
       assert.ok((download?.bytesReceived ?? 0) > 4 << 20, `received ${download?.bytesReceived}`);
+    });
+  });
+
+  describe('plain HTTP relayed as bytes after the head', () => {
+    let channel: EgressChannel;
+    before(async () => {
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(() => channel.close());
+
+    it('relays a chunked upload and a chunked answer byte-exact, and counts the bytes', async () => {
+      const sent = randomBytes(3 << 20);
+      const before = channel.connections().length;
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const req = http.request({ socketPath: channel.socketPath, path: `http://api.test.corral:${httpPort}/mirror`, method: 'POST', agent: false });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          assert.equal(res.headers['transfer-encoding'], 'chunked');
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+        });
+        // Written in uneven pieces, without a Content-Length: the client chunks it.
+        for (let at = 0; at < sent.length; at += 100_003) req.write(sent.subarray(at, at + 100_003));
+        req.end();
+      });
+      assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(sent).digest('hex'));
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.equal(record?.aborted, undefined);
+      assert.ok((record?.bytesSent ?? 0) > sent.length && (record?.bytesSent ?? 0) < sent.length + 4000, `sent ${record?.bytesSent}`);
+      assert.ok((record?.bytesReceived ?? 0) > sent.length && (record?.bytesReceived ?? 0) < sent.length + 4000, `received ${record?.bytesReceived}`);
+    });
+
+    it('serves two requests on one client connection, each over its own upstream connection with Connection: close, each with its own record', async (t) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      t.after(() => agent.destroy());
+      const before = channel.connections().length;
+      const first = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo?n=1`, { agent });
+      const second = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo?n=2`, { agent, method: 'POST', body: Buffer.from('body of the second') });
+      assert.equal(second.reused, true, 'the second request did not reuse the client connection');
+      const [one, two] = [JSON.parse(first.body.toString()), JSON.parse(second.body.toString())];
+      assert.deepEqual([one.url, two.url, two.method, two.bodyBytes], ['/echo?n=1', '/echo?n=2', 'POST', 18]);
+      for (const seen of [one, two]) {
+        const connection = (seen.rawHeaders as string[]).findIndex((h) => h.toLowerCase() === 'connection');
+        assert.equal(seen.rawHeaders[connection + 1], 'close');
+      }
+      const records = (await finished(channel, before + 2)).slice(before);
+      assert.deepEqual(
+        records.map((r) => [r.httpMethod, r.allowed, r.status]),
+        [
+          ['GET', true, 200],
+          ['POST', true, 200],
+        ],
+      );
+    });
+
+    it('refuses a second request to a refused host pipelined on the same client connection', async () => {
+      const before = channel.connections().length;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      const read = answers(socket, 2);
+      socket.write(
+        `GET http://api.test.corral:${httpPort}/echo HTTP/1.1\r\nHost: api.test.corral\r\n\r\n` +
+          'GET http://api.evil.com/steal HTTP/1.1\r\nHost: api.evil.com\r\n\r\n',
+      );
+      const [first, second] = await read;
+      socket.destroy();
+      assert.equal(first?.status, 200);
+      assert.equal(JSON.parse(first?.body ?? '').url, '/echo');
+      assert.deepEqual([second?.status, second?.body], [403, 'corral egress: refused api.evil.com:80 (not-allowed)\n']);
+      const records = (await finished(channel, before + 2)).slice(before);
+      assert.deepEqual(
+        records.map((r) => [r.host, r.allowed, r.reason]),
+        [
+          ['api.test.corral', true, undefined],
+          ['api.evil.com', false, 'not-allowed'],
+        ],
+      );
+    });
+
+    it('stops at the announced length without waiting for the upstream to close, and passes on nothing after it', async (t) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      t.after(() => agent.destroy());
+      const smuggling = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/extra`, { agent });
+      const next = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { agent });
+      assert.deepEqual([smuggling.status, smuggling.body.toString()], [200, 'hello']);
+      assert.deepEqual([next.reused, JSON.parse(next.body.toString()).url], [true, '/echo']);
+    });
+
+    it('passes on a body that runs to the end of the upstream connection, framed for the client', async () => {
+      const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/to-close`);
+      assert.deepEqual([got.status, got.body.toString(), got.headers['x-kept']], [200, 'until the end', 'yes']);
+      assert.equal(got.headers['transfer-encoding'], 'chunked');
+    });
+
+    it('answers HEAD with the announced length and no body, without waiting for one', async () => {
+      const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/head`, { method: 'HEAD' });
+      assert.deepEqual([got.status, got.headers['content-length'], got.body.length], [200, '1000', 0]);
+      assert.match(scriptedHeads.at(-1) ?? '', /^HEAD \/head HTTP\/1\.1\r\n/);
+    });
+
+    it('passes on the final answer after an interim 103', async () => {
+      const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/hints`);
+      assert.deepEqual([got.status, got.body.toString()], [200, 'ok']);
+    });
+
+    it('answers 502 upstream-failed to a head with a folded line, and records aborted upstream', async () => {
+      const before = channel.connections().length;
+      const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/folded`);
+      assert.deepEqual([got.status, got.headers['x-corral-refused']], [502, 'upstream-failed']);
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.deepEqual([record?.allowed, record?.aborted, record?.status], [true, 'upstream', 502]);
+    });
+
+    it('cuts the client off when the upstream ends short of its Content-Length', async () => {
+      const before = channel.connections().length;
+      await assert.rejects(viaHttp(channel, `http://api.test.corral:${scriptedPort}/short`));
+      const record = (await finished(channel, before + 1)).at(-1);
+      assert.deepEqual([record?.allowed, record?.aborted, record?.status], [true, 'upstream', 200]);
     });
   });
 

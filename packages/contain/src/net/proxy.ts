@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import { ContainError } from '../errors.ts';
+import { ResponseReader, type ResponseHead } from './http-response.ts';
 import { checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
 import type { EgressRule } from './egress-rule.ts';
 import type { SpecialAddressKind } from './special-addresses.ts';
@@ -279,6 +280,8 @@ interface Entry {
   upstream?: net.Socket;
   /** For a tunnel: the client socket the upstream's bytes go to, once the tunnel is established. */
   client?: net.Socket;
+  /** For plain HTTP: takes each read of the upstream, once the request is on its way. */
+  reader?: (n: number, buffer: Buffer) => void;
   done: boolean;
 }
 
@@ -475,6 +478,7 @@ class Channel implements EgressChannel {
     // Kept records must not keep their sockets alive.
     delete entry.upstream;
     delete entry.client;
+    delete entry.reader;
     record.open = false;
     if (this.#onConnection === undefined) return;
     try {
@@ -596,61 +600,114 @@ class Channel implements EgressChannel {
       });
   }
 
-  /** Sends one plain-HTTP request upstream over `upstream` and streams the answer back. */
+  /**
+   * Sends one plain-HTTP request upstream over `upstream` and passes the
+   * answer back. The request goes with `Connection: close`, one upstream
+   * connection per request; the answer's head is checked and re-sent by the
+   * client's ServerResponse (which frames it for the client's keep-alive),
+   * and its body goes on as the slices of the upstream's reads.
+   */
   #relay(req: http.IncomingMessage, res: http.ServerResponse, entry: Entry, upstream: net.Socket, target: HttpTarget): void {
     let open = 2;
     const settle = () => {
       if (--open === 0) this.#finish(entry);
     };
-    upstream.once('close', settle);
-    res.once('close', () => {
-      if (!res.writableFinished) {
-        entry.record.aborted ??= 'client';
-        upstream.destroy();
-      }
-      settle();
-    });
-
-    const outgoing = http.request({
-      createConnection: () => upstream,
-      method: req.method,
-      path: target.path,
-      headers: requestHeaders(req, target.authority),
-    });
-    outgoing.on('response', (incoming) => {
-      entry.record.status = incoming.statusCode;
-      try {
-        res.writeHead(incoming.statusCode ?? 502, incoming.statusMessage, responseHeaders(incoming.rawHeaders));
-      } catch {
-        // A head Node will not re-send (an invalid field): the answer cannot be passed on.
-        entry.record.aborted ??= 'upstream';
-        entry.record.status = 502;
-        upstream.destroy();
-        answer(res, 'upstream-failed', target);
-        return;
-      }
-      pipeline(incoming, res, (err) => {
-        if (err) {
-          entry.record.aborted ??= 'upstream';
-          upstream.destroy();
-          res.destroy();
-        }
-      });
-    });
-    outgoing.on('error', () => {
-      entry.record.aborted ??= 'upstream';
+    const reader = new ResponseReader(req.method === 'HEAD', http.maxHeaderSize);
+    // Set once the answer is whole or given up: nothing more is read or written for this request.
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
       upstream.destroy();
-      if (res.headersSent) res.destroy();
+      // A body the upstream no longer takes is read and dropped, so the client's next request can follow.
+      req.resume();
+    };
+    const fail = (by: 'client' | 'upstream') => {
+      if (stopped) return;
+      stop();
+      entry.record.aborted ??= by;
+      if (res.headersSent || by === 'client') res.destroy();
       else {
         entry.record.status = 502;
         answer(res, 'upstream-failed', target);
       }
+    };
+    const complete = () => {
+      if (stopped) return;
+      // The answer is whole: whatever else the upstream sends is not passed on.
+      stop();
+      res.end();
+    };
+    upstream.once('close', () => {
+      fail('upstream');
+      settle();
     });
-    pipeline(req, outgoing, (err) => {
-      if (err) {
-        entry.record.aborted ??= 'client';
-        upstream.destroy();
+    upstream.once('end', () => {
+      if (stopped) return;
+      if (reader.end() === 'done') complete();
+      else fail('upstream');
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) fail('client');
+      settle();
+    });
+
+    // Each read's buffer goes back to the pool once every slice written from it has been sent.
+    let current: { buffer: Buffer; held: number } = { buffer: Buffer.alloc(0), held: 0 };
+    const release = (read: { buffer: Buffer; held: number }) => {
+      if (--read.held === 0) returnReadBuffer(read.buffer);
+    };
+    const sink = {
+      head: (head: ResponseHead) => {
+        entry.record.status = head.status;
+        try {
+          res.writeHead(head.status, head.reason, responseHeaders(head.rawHeaders, head.length));
+        } catch {
+          // A head Node will not re-send (an invalid field): the answer cannot be passed on.
+          fail('upstream');
+        }
+      },
+      body: (chunk: Buffer, start: number, end: number) => {
+        if (start === end || stopped) return;
+        const read = current;
+        read.held++;
+        const written = res.write(chunk.subarray(start, end), () => release(read));
+        if (!written && !upstream.isPaused()) {
+          upstream.pause();
+          res.once('drain', () => upstream.resume());
+        }
+      },
+    };
+    entry.reader = (n, buffer) => {
+      if (stopped) return void returnReadBuffer(buffer);
+      current = { buffer, held: 1 };
+      const progress = reader.push(buffer.subarray(0, n), sink);
+      release(current);
+      if (progress === 'done') complete();
+      else if (progress !== 'head' && progress !== 'body') fail('upstream');
+    };
+
+    upstream.write(requestHead(req, target), 'latin1');
+    this.#sendBody(req, upstream, entry);
+    upstream.resume();
+  }
+
+  /** Passes the request body on as Node's parser gives it, re-chunked when the client sent it chunked. */
+  #sendBody(req: http.IncomingMessage, upstream: net.Socket, entry: Entry): void {
+    const chunked = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
+    req.on('data', (data: Buffer) => {
+      if (upstream.destroyed || data.length === 0) return;
+      const sent = chunked ? upstream.write(`${data.length.toString(16)}\r\n`) && upstream.write(data) && upstream.write('\r\n') : upstream.write(data);
+      if (!sent) {
+        req.pause();
+        upstream.once('drain', () => req.resume());
       }
+    });
+    req.once('end', () => {
+      if (chunked && !upstream.destroyed) upstream.write('0\r\n\r\n');
+    });
+    req.once('error', () => {
+      entry.record.aborted ??= 'client';
+      upstream.destroy();
     });
   }
 
@@ -733,6 +790,19 @@ class Channel implements EgressChannel {
     }
   }
 
+  /** Hands one read of a plain-HTTP upstream to its request's reader. */
+  #read(entry: Entry, upstream: net.Socket, n: number, buffer: Uint8Array): boolean {
+    const reader = entry.reader;
+    if (reader === undefined) {
+      // Read before the request was sent, or after the record was finished: fail closed.
+      returnReadBuffer(buffer as Buffer);
+      upstream.destroy();
+      return false;
+    }
+    reader(n, buffer as Buffer);
+    return true;
+  }
+
   /** Writes one read of a tunnel's upstream to its client; pauses the upstream while the client is slow. */
   #deliver(entry: Entry, upstream: net.Socket, n: number, buffer: Uint8Array): boolean {
     const client = entry.client;
@@ -754,8 +824,8 @@ class Channel implements EgressChannel {
   /**
    * One TCP connection to a checked address. The address is a literal:
    * nothing is resolved. A tunnel's socket starts paused and delivers what it
-   * reads to `entry.client` (see #splice); a plain-HTTP one is an ordinary
-   * stream for the HTTP client.
+   * reads to `entry.client` (see #splice); a plain-HTTP one hands its reads
+   * to `entry.reader` (see #relay).
    */
   #dial(entry: Entry, candidate: AllowedAddress, port: number, tunnel: boolean): Promise<net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed'> {
     const signal = this.#abort.signal;
@@ -764,12 +834,13 @@ class Channel implements EgressChannel {
         resolve('channel-closed');
         return;
       }
-      // highWaterMark: net.Socket passes it to its streams (the plain-HTTP answer's body is read through them).
+      // highWaterMark: the upstream's writable side pushes back per burst, not per write.
       const options: net.NetConnectOpts & { highWaterMark: number } = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup, highWaterMark: RELAY_HIGH_WATER_MARK };
-      if (tunnel) options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => this.#deliver(entry, socket, n, buffer) };
+      options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => (tunnel ? this.#deliver(entry, socket, n, buffer) : this.#read(entry, socket, n, buffer)) };
       const socket = net.connect(options);
-      // A tunnel reads nothing until the client has its 200: a server that speaks first waits.
-      if (tunnel) socket.pause();
+      // Nothing is read until there is somewhere to put it: a tunnel's client has its 200,
+      // a plain-HTTP request has been sent. A server that speaks first waits.
+      socket.pause();
       this.#upstreams.add(socket);
       socket.once('close', () => this.#upstreams.delete(socket));
       const settle = (outcome: net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed') => {
@@ -840,6 +911,8 @@ function parseAbsoluteHttp(url: string): HttpTarget | null {
   const found = target(a[1] as string, port);
   if (found === null) return null;
   const rest = m[2] ?? '/';
+  // The path goes upstream as written: only the bytes a request-target may hold (as Node's client allows).
+  if (/[^\x21-\xff]/.test(rest)) return null;
   const shownHost = found.destination.kind === 'address' && found.destination.family === 6 ? `[${found.host}]` : found.host;
   return { ...found, path: rest.startsWith('?') ? `/${rest}` : rest, authority: port === 80 ? shownHost : `${shownHost}:${port}` };
 }
@@ -884,28 +957,27 @@ function endToEnd(raw: readonly string[]): string[] {
 }
 
 /**
- * The forwarded request's fields: end-to-end fields only (no Proxy-*, no
- * hop-by-hop), Host from the request URI, and the body's framing restated
- * by the proxy itself so that no field the client sends can change where
- * the upstream sees the body end.
+ * The forwarded request head: origin-form, end-to-end fields only (no
+ * Proxy-*, no hop-by-hop), Host from the request URI, the body's framing
+ * restated by the proxy itself so that no field the client sends can change
+ * where the upstream sees the body end, and `Connection: close`. Latin1, as
+ * Node's parser read it, so every byte goes on as it came.
  */
-function requestHeaders(req: http.IncomingMessage, authority: string): string[] {
-  const out = ['Host', authority, ...endToEnd(req.rawHeaders)];
+function requestHead(req: http.IncomingMessage, target: HttpTarget): string {
+  const fields = ['Host', target.authority, ...endToEnd(req.rawHeaders)];
   const length = req.headers['content-length'];
-  if (length !== undefined) out.push('Content-Length', length);
-  else if (req.headers['transfer-encoding'] !== undefined) out.push('Transfer-Encoding', 'chunked');
-  return out;
+  if (length !== undefined) fields.push('Content-Length', length);
+  else if (req.headers['transfer-encoding'] !== undefined) fields.push('Transfer-Encoding', 'chunked');
+  fields.push('Connection', 'close');
+  let head = `${req.method} ${target.path} HTTP/1.1\r\n`;
+  for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
+  return `${head}\r\n`;
 }
 
-/** The answer's fields: end-to-end fields only; Content-Length kept (the proxy re-frames anything else). */
-function responseHeaders(raw: readonly string[]): string[] {
+/** The answer's fields: end-to-end fields only, and its Content-Length (the client's ServerResponse frames anything else). */
+function responseHeaders(raw: readonly string[], length: number | undefined): string[] {
   const out = endToEnd(raw);
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'content-length') {
-      out.push('Content-Length', raw[i + 1] as string);
-      break;
-    }
-  }
+  if (length !== undefined) out.push('Content-Length', String(length));
   return out;
 }
 
