@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { corral, tempStateDir } from '../test/corral.ts';
+
+const FAMILIES = ['run', 'doctor', 'agents', 'tokens', 'identity', 'policy', 'audit', 'gateway', 'nodes', 'approvals', 'node', 'up', 'users'];
+
+/** Runs corral with a module hook that lists every module it loads; returns the list. */
+async function modulesLoadedBy(args: string[]): Promise<string[]> {
+  const log = join(mkdtempSync(join(tmpdir(), 'corral-modules-')), 'loaded.txt');
+  writeFileSync(log, '');
+  const hook = `import { registerHooks } from 'node:module'; import { appendFileSync } from 'node:fs';
+registerHooks({ load(url, context, next) { appendFileSync(${JSON.stringify(log)}, url + '\\n'); return next(url, context); } });`;
+  const r = await corral(args, { env: { NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(hook)}` } });
+  assert.equal(r.code, 0, r.stderr);
+  return readFileSync(log, 'utf8').split('\n').filter(Boolean);
+}
+
+function policyFile(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'corral-main-')), 'policy.yaml');
+  writeFileSync(file, 'runtime: [shell]\n');
+  return file;
+}
+
+describe('the corral command', () => {
+  it('lists every command family in its help', async () => {
+    const r = await corral(['--help']);
+    assert.equal(r.code, 0);
+    for (const family of FAMILIES) assert.match(r.stdout, new RegExp(`^  ${family}\\b`, 'm'), family);
+  });
+
+  it('exits 2 for an unknown command and names it', async () => {
+    const r = await corral(['no-such-command']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command 'no-such-command'/);
+  });
+
+  it('hands the global --state-dir to the command, in either spelling', async () => {
+    for (const spelling of [(d: string) => ['--state-dir', d], (d: string) => [`--state-dir=${d}`]]) {
+      const stateDir = tempStateDir();
+      const r = await corral([...spelling(stateDir), 'run', '--policy', policyFile(), '--', '/bin/true']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(existsSync(join(stateDir, 'audit.db')), 'the run was recorded in the state directory given');
+    }
+  });
+
+  describe('when running one contained command', () => {
+    it("loads no other command's code, and neither the parser nor the schema once the policy was validated", async () => {
+      const stateDir = tempStateDir();
+      const args = ['--state-dir', stateDir, 'run', '--policy', policyFile(), '--', '/bin/true'];
+      const first = await modulesLoadedBy(args);
+      assert.ok(first.some((url) => url.includes('/node_modules/yaml/')), 'the first run parses the policy');
+      const again = await modulesLoadedBy(args);
+      const commands = again.filter((url) => url.includes('/packages/cli/src/commands/')).map((url) => url.replace(/.*\/commands\//, ''));
+      assert.deepEqual(commands.sort(), ['run-record.ts', 'run.ts']);
+      assert.deepEqual(
+        again.filter((url) => /\/packages\/(gateway|identity|policy|node|console)\/|\/node_modules\/(yaml|zod)\//.test(url)),
+        [],
+      );
+    });
+  });
+});
