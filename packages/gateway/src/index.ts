@@ -28,6 +28,6 @@ export { ReceiptSigner, verifyCommandReceipt, verifyReceipt } from './approvals/
 export type { ApprovalReceipt, ReceiptBody } from './approvals/receipt.ts';
 export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
-export { NodeInvoker } from './exec/invoke.ts';
+export { INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export type { InvokerOptions } from './exec/invoke.ts';
 export { AGENT_SUSPENDED_EVENT } from './http/agents.ts';

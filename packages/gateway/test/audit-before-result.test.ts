@@ -1,7 +1,8 @@
-// The decision record of an allowed command is appended while the command
-// travels to the node, but no caller ever sees a result before the decision
-// and the result are both durable in the audit log, and a log that refuses
-// the records fails the command closed.
+// The decision record of an allowed command is durable before the command
+// runs: a node that cannot hold a command (upstream's) is sent it only then;
+// a Corral node is sent it at once, holds it, and is released then. No caller
+// ever sees a result before the decision and the result are both durable in
+// the audit log, and a log that refuses the records fails the command closed.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -9,10 +10,11 @@ import { describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import { ApprovalStore, Gateway, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, SurfaceStore, openGatewayDb } from '../src/index.ts';
 import { auditEvents } from './audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
+import { slowLogGateway } from './slow-log-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = '@id("true") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"true");\n';
@@ -65,5 +67,72 @@ describe('the audit records of a governed command', () => {
       db.close();
       identity.close();
     }
+  });
+
+  describe('when the decision record takes 300 ms to commit', () => {
+    const invoke = (operator: GatewayClient, nodeId: string) => operator.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
+
+    it('sends the command to a node that cannot hold it only once the decision is durable', async () => {
+      const gw = await slowLogGateway(stateDir(), token);
+      const received: number[] = [];
+      const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => {
+        received.push(performance.now());
+        return { ok: true, payload: { exitCode: 0 } };
+      });
+      try {
+        await invoke(gw.operator, node.device.deviceId);
+        assert.equal(received.length, 1);
+        assert.ok(received[0]! >= gw.durable[0]!, 'the node had the command before its decision was durable');
+      } finally {
+        await node.close();
+        await gw.close();
+      }
+    });
+
+    it('sends it at once to a node that holds it (awaitRelease), and releases it once the decision is durable', async () => {
+      const gw = await slowLogGateway(stateDir(), token);
+      const events: Array<[string, number]> = [];
+      const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], (invoke) => {
+        events.push([`received awaitRelease=${String(invoke.params.awaitRelease)}`, performance.now()]);
+        return 'never';
+      }, [INVOKE_RELEASE_EVENT]);
+      node.client.on(INVOKE_RELEASE_EVENT, (payload) => {
+        const p = payload as { id: string; ok: boolean };
+        events.push([`released ok=${String(p.ok)}`, performance.now()]);
+        void node.client.request('node.invoke.result', { id: p.id, nodeId: node.device.deviceId, ok: true, payloadJSON: '{"exitCode":0}' });
+      });
+      try {
+        await invoke(gw.operator, node.device.deviceId);
+        assert.deepEqual(events.map(([what]) => what), ['received awaitRelease=true', 'released ok=true']);
+        assert.ok(events[0]![1] < gw.durable[0]!, 'sent while the decision was being committed');
+        assert.ok(events[1]![1] >= gw.durable[0]!, 'released only once it was durable');
+      } finally {
+        await node.close();
+        await gw.close();
+      }
+    });
+
+    it('never sends the command to a node that cannot hold it, and releases a held one with ok false, when the log refuses the decision', async () => {
+      const gw = await slowLogGateway(stateDir(), token, { refuse: true });
+      const plain = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+      const released: boolean[] = [];
+      const holding = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never', [INVOKE_RELEASE_EVENT]);
+      holding.client.on(INVOKE_RELEASE_EVENT, (payload) => {
+        const p = payload as { id: string; ok: boolean };
+        released.push(p.ok);
+        void holding.client.request('node.invoke.result', { id: p.id, nodeId: holding.device.deviceId, ok: false, error: { code: 'SYSTEM_RUN_DENIED', message: 'not released' } });
+      });
+      const unavailable = (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.message === 'audit unavailable';
+      try {
+        await assert.rejects(invoke(gw.operator, plain.device.deviceId), unavailable);
+        assert.deepEqual(plain.received, []);
+        await assert.rejects(invoke(gw.operator, holding.device.deviceId), unavailable);
+        assert.deepEqual(released, [false]);
+      } finally {
+        await plain.close();
+        await holding.close();
+        await gw.close();
+      }
+    });
   });
 });

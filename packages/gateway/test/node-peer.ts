@@ -21,13 +21,13 @@ export interface NodePeer {
 export type Answer = { ok: true; payload: unknown } | { ok: false; error: { code: string; message: string } } | 'never';
 
 /**
- * Connects a node declaring `commands`, pairs it through `identity` (as
- * `corral nodes pair` does), reconnects, and serves invokes with `answer`
- * (default: ok with `{ ran: command }`).
+ * Connects a node declaring `commands` (and `caps`), pairs it through
+ * `identity` (as `corral nodes pair` does), reconnects, and serves invokes
+ * with `answer` (default: ok with `{ ran: command }`).
  */
-export async function pairedNodePeer(url: string, token: string, identity: Identity, commands: string[], answer: (invoke: ReceivedInvoke) => Answer = (i) => ({ ok: true, payload: { ran: i.command } })): Promise<NodePeer> {
+export async function pairedNodePeer(url: string, token: string, identity: Identity, commands: string[], answer: (invoke: ReceivedInvoke) => Answer = (i) => ({ ok: true, payload: { ran: i.command } }), caps: string[] = []): Promise<NodePeer> {
   const device = createDeviceIdentity();
-  const options = { url, token, role: 'node' as const, device, client: { displayName: `peer-${randomBytes(3).toString('hex')}` }, commands };
+  const options = { url, token, role: 'node' as const, device, client: { displayName: `peer-${randomBytes(3).toString('hex')}` }, commands, caps };
   await GatewayClient.connect(options).then(
     (c) => c.close(),
     () => undefined,

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord } from '@corral/audit';
+import { Runner, type ContainedProcess, type RunOptions, type SandboxPlan } from '@corral/contain';
 import { Gateway, GatewayClient } from '@corral/gateway';
+import { slowLogGateway } from '../../gateway/test/slow-log-gateway.ts';
 import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
 
 const POLICY = `
@@ -292,5 +294,57 @@ describe('approval receipts on the node', () => {
     await other.close();
     await operator.close();
     await gw.close();
+  });
+});
+
+/** The real runner, noting when each command is handed to a sandbox. */
+class ObservedRunner extends Runner {
+  readonly spawned: number[] = [];
+  override spawn(plan: SandboxPlan, argv: readonly string[], options?: RunOptions): ContainedProcess {
+    this.spawned.push(performance.now());
+    return super.spawn(plan, argv, options);
+  }
+}
+
+describe('a run held until its decision is durable', () => {
+  async function heldHost(refuse: boolean) {
+    const gw = await slowLogGateway(gatewayState(), token, { refuse });
+    const runner = new ObservedRunner();
+    const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-gov-node-'), maxBackoffMs: 200, runner });
+    const connected = host.start();
+    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    await connected;
+    await host.warmed();
+    const close = async () => {
+      await host.close();
+      await runner.close();
+      await gw.close();
+    };
+    return { gw, runner, host, close };
+  }
+
+  it('starts the command only once the gateway says its decision is durable, in the sandbox kept warm for the profile', async () => {
+    const { gw, runner, host, close } = await heldHost(false);
+    try {
+      const result = (await run(gw.operator, host.device.deviceId, ['echo', 'held'])) as unknown as { payload: { stdout: string; contained: { warm: boolean } } };
+      assert.equal(result.payload.stdout, 'held\n');
+      assert.equal(result.payload.contained.warm, true);
+      assert.equal(runner.spawned.length, 1);
+      assert.ok(runner.spawned[0]! >= gw.durable[0]!, 'the command started before its decision was durable');
+    } finally {
+      await close();
+    }
+  });
+
+  it('runs nothing when the gateway cannot make the decision durable', async () => {
+    const { gw, runner, host, close } = await heldHost(true);
+    try {
+      await assert.rejects(run(gw.operator, host.device.deviceId, ['echo', 'never']), (e: { wire?: { code?: string } }) => e.wire?.code === 'UNAVAILABLE');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(runner.spawned, []);
+    } finally {
+      await close();
+    }
   });
 });

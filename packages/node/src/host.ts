@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, verifyCommandReceipt, type ApprovalReceipt } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -53,6 +53,13 @@ export interface NodeHostOptions {
   onRequest?: (request: { id: string; command: string }) => void;
   /** Longest wait between reconnects (default 30 s, as upstream). */
   maxBackoffMs?: number;
+  /**
+   * Sandboxes kept started ahead for each agent's profile (default 1, at most
+   * 8 each, for at most 8 profiles; 0: none), so that a run skips the
+   * sandbox's start-up. A run whose sandbox differs in anything (its own cwd
+   * or environment, a path that changed since) starts one of its own.
+   */
+  warmSandboxes?: number;
 }
 
 /** Reads the device key, creating it (mode 0600) the first time. Throws NODE_DEVICE_INVALID. */
@@ -97,6 +104,9 @@ export class NodeHost {
   readonly #ownsRunner: boolean;
   readonly #policies = new Map<string, LoadedPolicy>();
   readonly #agentRuns = new AgentRuns();
+  readonly #warmPlans: SandboxPlan[] = [];
+  /** Held runs waiting for their gateway to say their decision is durable, by invoke id. */
+  readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   #stopped = false;
@@ -106,6 +116,7 @@ export class NodeHost {
   constructor(options: NodeHostOptions) {
     if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
     if (typeof options.token !== 'string' || options.token === '') throw new NodeError('NODE_CONFIG_INVALID', 'a gateway token is required');
+    if (options.warmSandboxes !== undefined && !(Number.isInteger(options.warmSandboxes) && options.warmSandboxes >= 0 && options.warmSandboxes <= 8)) throw new NodeError('NODE_CONFIG_INVALID', 'warmSandboxes must be a whole number from 0 to 8');
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
     this.policy = new LocalPolicy(options.stateDir);
@@ -124,10 +135,17 @@ export class NodeHost {
   start(): Promise<void> {
     // Announce this node to the control plane early, so it can be paired there before its first command.
     if (this.#governed()) void this.#controlPlane().catch(() => {});
+    this.#keepWarm();
     let first!: () => void;
     const connected = new Promise<void>((resolve) => (first = resolve));
     this.#loop = this.#run(first);
     return connected;
+  }
+
+  /** Resolves once every profile's warm sandboxes are ready (again, after runs took some); rejects with the runner's reason when they cannot be made. */
+  warmed(): Promise<void> {
+    const size = this.#options.warmSandboxes ?? 1;
+    return Promise.all(this.#warmPlans.map((plan) => this.#runner.keepWarm(plan, size))).then(() => undefined);
   }
 
   /** Whether a connection is up. */
@@ -142,7 +160,28 @@ export class NodeHost {
     const governance = await this.#governance?.catch(() => undefined);
     await governance?.close();
     await this.#loop;
+    for (const plan of this.#warmPlans.splice(0)) void this.#runner.keepWarm(plan, 0).catch(() => undefined);
     if (this.#ownsRunner) await this.#runner.close();
+  }
+
+  /**
+   * Keeps `warmSandboxes` ready for each profile, planned as a run with no cwd
+   * or environment of its own plans it. A profile the runner cannot keep
+   * warm (no launcher on this host, more than 8 profiles) runs cold.
+   */
+  #keepWarm(): void {
+    const size = this.#options.warmSandboxes ?? 1;
+    if (size === 0) return;
+    for (const loaded of [...this.#policies.values()].slice(0, 8)) {
+      let plan: SandboxPlan;
+      try {
+        plan = planSandbox(loaded, passFromHost(loaded.policy.environment.pass));
+      } catch {
+        continue; // its runs are refused with the reason when they come
+      }
+      this.#warmPlans.push(plan);
+      void this.#runner.keepWarm(plan, size).catch(() => undefined);
+    }
   }
 
   async #run(firstConnected: () => void): Promise<void> {
@@ -157,7 +196,8 @@ export class NodeHost {
           device: this.device,
           client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform },
           commands: NODE_COMMANDS,
-          caps: [],
+          // Holds a governed run until the Corral gateway releases it (other gateways never ask).
+          caps: [INVOKE_RELEASE_EVENT],
           minProtocol: 3,
           maxProtocol: 4,
         });
@@ -168,6 +208,15 @@ export class NodeHost {
         this.#client = client;
         backoff = 250;
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
+        client.on(INVOKE_RELEASE_EVENT, (payload) => {
+          const p = payload as { id?: unknown; ok?: unknown } | undefined;
+          const held = typeof p?.id === 'string' ? this.#releases.get(p.id) : undefined;
+          if (held?.client === client) held.settle(p!.ok === true);
+        });
+        // A gateway gone before it released a run: that run never starts.
+        void client.closed.then(() => {
+          for (const held of [...this.#releases.values()]) if (held.client === client) held.settle(false);
+        });
         this.#agentRuns.watch(client);
         // A gateway that approves this node's command surface while it is connected
         // (upstream's second pairing stage) serves it on the next connection.
@@ -211,8 +260,10 @@ export class NodeHost {
     } catch {
       return this.#answer(client, request, { ok: false, error: { code: 'INVALID_REQUEST', message: 'paramsJSON is not JSON' } });
     }
+    // Registered before anything is awaited: the release may follow the request at once.
+    const release = request.command === 'system.run' && params.awaitRelease === true ? this.#released(client, request.id, request.timeoutMs ?? undefined) : undefined;
     try {
-      const payload = await this.#handle(request, params);
+      const payload = await this.#handle(request, params, release);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
@@ -221,7 +272,7 @@ export class NodeHost {
     }
   }
 
-  async #handle(request: InvokeRequest, params: Record<string, unknown>): Promise<unknown> {
+  async #handle(request: InvokeRequest, params: Record<string, unknown>, release: Promise<boolean> | undefined): Promise<unknown> {
     switch (request.command) {
       case 'system.which':
         return { bins: which(params.bins) };
@@ -233,7 +284,7 @@ export class NodeHost {
       case 'system.run.prepare':
         return this.#prepare(params);
       case 'system.run':
-        return this.#systemRun(params, request.timeoutMs ?? undefined);
+        return this.#systemRun(params, request.timeoutMs ?? undefined, release);
       default:
         throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
     }
@@ -258,7 +309,24 @@ export class NodeHost {
     };
   }
 
-  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined): Promise<unknown> {
+  /**
+   * Whether the gateway that sent invoke `id` says its decision is durable:
+   * false when it says it is not, when it goes away first, or after the
+   * request's timeout (default 30 s).
+   */
+  #released(client: GatewayClient, id: string, timeoutMs: number | undefined): Promise<boolean> {
+    return new Promise((resolve) => {
+      const settle = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#releases.delete(id);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => settle(false), timeoutMs && timeoutMs > 0 ? timeoutMs : 30_000);
+      this.#releases.set(id, { client, settle });
+    });
+  }
+
+  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined): Promise<unknown> {
     const upstreamAgent = requestingAgent(params);
     // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
     const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
@@ -278,14 +346,17 @@ export class NodeHost {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
-    let authorization: Authorization | undefined;
-    if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
     const controller = new AbortController();
     const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
     const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
+    let authorization: Authorization | undefined;
     let result;
     try {
+      // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
+      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
+      if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
+      // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal });
     } catch (error) {
       if (authorization) await this.#report(authorization, null, '', error instanceof ContainError ? error.code : 'error');
@@ -308,7 +379,7 @@ export class NodeHost {
       truncated: stdout.truncated || stderr.truncated,
       error: result.notFound ? 'command not found' : null,
       runId,
-      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
+      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, warm: result.warm, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
   }
 

@@ -27,6 +27,14 @@ import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
 import { decideNamed, decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
+/**
+ * Corral's addition to the node protocol: a node that declares this cap holds
+ * a `system.run` whose params say `awaitRelease: true` until this event
+ * `{ id, ok }` tells it the decision is durable (`ok: false`: it was not, run
+ * nothing). It sets the sandbox up meanwhile.
+ */
+export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
+
 /** Commands a raw `node.invoke` may never carry (upstream relays them through exec.approvals.node.*). */
 const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
 const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
@@ -162,7 +170,7 @@ export class NodeInvoker {
         const assessed = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
         // This node runs as soon as it reads the answer: the decision must be durable first.
-        await authorized.recorded;
+        if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
         return { decision: 'allow', digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
       },
@@ -232,6 +240,7 @@ export class NodeInvoker {
     let approvalId: string | undefined;
     let receipt: ApprovalReceipt | undefined;
     let recorded: Promise<void> = Promise.resolve();
+    let unrecorded: AuditEventInput | undefined;
 
     if (!governance) {
       await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
@@ -242,15 +251,30 @@ export class NodeInvoker {
       const authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
       approvalId = authorized.approvalId;
       receipt = authorized.receipt;
-      recorded = authorized.recorded;
+      unrecorded = authorized.unrecorded;
       // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(receipt ? { approvalDecision: receipt.decision, approvalReceipt: receipt } : {}) };
     }
 
+    // The decision is durable before the command runs. A Corral node holds a
+    // system.run until released (it boots the sandbox meanwhile), so the
+    // command is sent while its decision is committed and released once it is;
+    // any other node gets it only once the decision is durable.
+    const held = unrecorded !== undefined && params.command === 'system.run' && connection.peer!.caps.includes(INVOKE_RELEASE_EVENT);
+    if (unrecorded && !held) await this.#audit(unrecorded);
+    if (held) commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: true };
     const id = randomUUID();
+    const answered = this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
+    if (held) {
+      recorded = this.#audit(unrecorded!);
+      recorded.then(
+        () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: true }),
+        () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
+      );
+    }
     let result: InvokeResult;
     try {
-      result = await this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
+      result = await answered;
     } catch (error) {
       await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
       throw error;
@@ -330,15 +354,10 @@ export class NodeInvoker {
     // that made it has been spent (so its first run carries its receipt).
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
     const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
-    const recorded = this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } });
-    // An allow is recorded while the command is on its way to the node: the
-    // caller awaits `recorded` before it sees any result (and fails closed if
-    // the append failed), so the decision is durable before anything is
-    // reported, without an fsync on the way in. Observed here so that an
-    // early failure is not an unhandled rejection.
-    recorded.catch(() => {});
-    if (verdict.decision === 'allow') return { approvalId: undefined, receipt: undefined, recorded };
-    await recorded;
+    const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } };
+    // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
+    if (verdict.decision === 'allow') return { approvalId: undefined, receipt: undefined, unrecorded: decided };
+    await this.#audit(decided);
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     let approval = open;
     if (!approval) {
@@ -360,7 +379,7 @@ export class NodeInvoker {
     // Resolved outside this process (the CLI): its grant is added on first use.
     if (spent.decision === 'allow-always') await this.#grant(spent);
     const receipt = this.#options.receipts.sign({ v: 1, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs: Date.now(), principal: `${principal.type}::${principal.id}`, nodeId, command });
-    return { approvalId: approval.id, receipt, recorded };
+    return { approvalId: approval.id, receipt, unrecorded: undefined };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -467,12 +486,13 @@ interface Assessed {
   run?: CanonicalRun;
 }
 
-/** A governed command cleared to run: the approval it spends, and the decision record's append (awaited before any result is reported). */
+/** A governed command cleared to run: the approval it spends, and the decision record when it is still to be appended. */
 interface Authorized {
   approvalId: string | undefined;
   /** The signed receipt of the approval, sent to the node and kept in the audit record. */
   receipt: ApprovalReceipt | undefined;
-  recorded: Promise<void>;
+  /** An allow's decision record, for the caller to append (durable before the command runs); undefined when already durable. */
+  unrecorded: AuditEventInput | undefined;
 }
 
 const NO_POLICY: RunDecision = { decision: 'deny', reason: 'no policy is loaded', quorum: 0, policies: [], commands: [] };
