@@ -11,7 +11,8 @@
 // policy files and the rest of the state directory it sits in.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ContainerPolicy } from './schema.ts';
 
 const KEY_FILE = 'key';
@@ -19,7 +20,7 @@ const KEY_BYTES = 32;
 
 // What decides whether a text is a valid policy and what it reads as.
 const VALIDATOR_SOURCES = ['./load.ts', './schema.ts', './defaults.ts', '../net/egress-rule.ts'];
-const VALIDATOR_PACKAGES = ['yaml/package.json', 'zod/package.json'];
+const VALIDATOR_PACKAGES = ['yaml', 'zod'];
 
 let fingerprint: string | null | undefined;
 
@@ -102,10 +103,25 @@ function validatorFingerprint(): string | null {
   try {
     const hash = createHash('sha256');
     for (const source of VALIDATOR_SOURCES) hash.update(readFileSync(new URL(source, import.meta.url))).update('\0');
-    for (const manifest of VALIDATOR_PACKAGES) hash.update(readFileSync(new URL(import.meta.resolve(manifest)))).update('\0');
+    for (const name of VALIDATOR_PACKAGES) hash.update(installedManifest(name)).update('\0');
     fingerprint = hash.digest('hex');
   } catch {
     fingerprint = null;
   }
   return fingerprint;
+}
+
+/**
+ * The package.json of the copy of `name` this module's imports load: the first
+ * node_modules/NAME up the folders, as Node looks. Looked up by hand because
+ * the first resolution through Node's loader costs more than the whole cache lookup.
+ */
+function installedManifest(name: string): Buffer {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    try {
+      return readFileSync(join(dir, 'node_modules', name, 'package.json'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dir === dirname(dir)) throw error;
+    }
+  }
 }

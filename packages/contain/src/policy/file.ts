@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { ContainError } from '../errors.ts';
 import { cachedPolicy, rememberPolicy } from './cache.ts';
 import type { ContainerPolicy } from './schema.ts';
@@ -32,7 +32,8 @@ export interface LoadPolicyOptions {
 export async function loadPolicyFile(file: string, baseDir: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    // Read at once: a policy is small, and this is on the way to starting the sandbox.
+    bytes = readFileSync(file);
   } catch (cause) {
     const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
     throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, { cause });
