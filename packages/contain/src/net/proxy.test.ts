@@ -48,6 +48,8 @@ function rules(...texts: string[]): EgressRule[] {
 // ---- upstream servers on loopback
 
 const block = Buffer.alloc(64 * 1024, 0x61);
+/** 8 MiB of random bytes, sent whole by `sender` and by the HTTP upstream's /payload. */
+const payload = randomBytes(8 << 20);
 
 function upstreamHttp(): http.Server {
   return http.createServer((req, res) => {
@@ -71,6 +73,12 @@ function upstreamHttp(): http.Server {
         res.end();
       };
       pump();
+      return;
+    }
+    if (url.pathname === '/payload') {
+      // The same 8 MiB of random bytes each time, with a Content-Length or chunked.
+      res.writeHead(200, url.searchParams.has('chunked') ? {} : { 'Content-Length': payload.length });
+      res.end(payload);
       return;
     }
     if (url.pathname === '/mirror') {
@@ -182,8 +190,7 @@ function greeter(): net.Server {
   });
 }
 
-/** Sends the same 8 MiB of random bytes to every client, then ends. */
-const payload = randomBytes(8 << 20);
+/** Sends `payload` to every client, then ends. */
 function sender(): net.Server {
   return net.createServer((socket) => {
     socket.on('error', () => undefined);
@@ -915,6 +922,41 @@ describe('EgressProxy', () => {
       assert.equal(text, '220 corral-test ready\r\n');
       socket.destroy();
     });
+  });
+
+  describe('when plain-HTTP answers share the read buffers', () => {
+    for (const framing of ['length', 'chunked'] as const) {
+      it(`delivers 8 MiB intact to each of four concurrent slow readers, framed by ${framing}`, async (t) => {
+        const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+        t.after(() => channel.close());
+        const expected = createHash('sha256').update(payload).digest('hex');
+        const url = `http://api.test.corral:${httpPort}/payload${framing === 'chunked' ? '?chunked' : ''}`;
+        const digests = await Promise.all(
+          Array.from({ length: 4 }, (_, i) => new Promise<string>((resolve, reject) => {
+            const req = http.request({ socketPath: channel.socketPath, path: url, agent: false });
+            req.on('error', reject);
+            req.on('response', async (res) => {
+              const hash = createHash('sha256');
+              let chunks = 0;
+              try {
+                for await (const chunk of res) {
+                  hash.update(chunk as Buffer);
+                  // Stall now and then, so that the proxy pauses the upstream and buffers wait for writes.
+                  if (++chunks % (8 + i) === 0) await new Promise((r) => setTimeout(r, 2));
+                }
+                resolve(hash.digest('hex'));
+              } catch (err) {
+                reject(err);
+              }
+            });
+            req.end();
+          })),
+        );
+        assert.deepEqual(digests, [expected, expected, expected, expected]);
+        const records = await finished(channel, 4);
+        assert.ok(records.every((r) => r.bytesReceived > payload.length && r.aborted === undefined));
+      });
+    }
   });
 
   describe('when tunnels share the read buffers', () => {
