@@ -54,13 +54,14 @@ export function tryBeginImmediate(db: DatabaseSync, where: string, deadline: num
 }
 
 /**
- * Takes the write lock like tryBeginImmediate, waiting with timers — a few
- * milliseconds at a time, up to LOCK_TIMEOUT_MS — while another process
- * holds it, so the event loop of this thread keeps running.
+ * Takes the write lock like tryBeginImmediate, waiting with timers — 1, then
+ * 2 ms at a time (BatchWriter.transaction says why not longer), up to
+ * LOCK_TIMEOUT_MS — while another process holds it, so the event loop of
+ * this thread keeps running.
  */
 export async function beginImmediateWithTimers(db: DatabaseSync, where: string): Promise<void> {
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
-  for (let wait = 1; !tryBeginImmediate(db, where, deadline); wait = Math.min(wait * 2, 8)) await new Promise((resolve) => setTimeout(resolve, wait));
+  for (let wait = 1; !tryBeginImmediate(db, where, deadline); wait = Math.min(wait * 2, 2)) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 /** True when SQLite refused because another connection holds the lock (SQLITE_BUSY). */
@@ -89,12 +90,15 @@ export class BatchWriter {
   /**
    * Runs `work` inside a write transaction (BEGIN IMMEDIATE) and commits it;
    * rolls back when it throws. While another process holds the write lock,
-   * waits a fraction of a millisecond at a time (the writer thread does
-   * nothing else), up to LOCK_TIMEOUT_MS.
+   * waits 0.25 ms, then 0.5, then 1 ms at a time (the writer thread does
+   * nothing else), up to LOCK_TIMEOUT_MS: SQLite says nothing when the lock
+   * is released, so every millisecond slept past that leaves the lock idle
+   * while this process's appends wait (longer sleeps, up to 4 ms, measured
+   * 1.45x fewer appends/s with 8 writer processes).
    */
   transaction<T>(work: (head: LogHead) => T): T {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
-    for (let wait = 0.5; !tryBeginImmediate(this.#db, this.#where, deadline); wait = Math.min(wait * 2, 4)) Atomics.wait(this.#pause, 0, 0, wait);
+    for (let wait = 0.25; !tryBeginImmediate(this.#db, this.#where, deadline); wait = Math.min(wait * 2, 1)) Atomics.wait(this.#pause, 0, 0, wait);
     return this.inTransaction(work);
   }
 
