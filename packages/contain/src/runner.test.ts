@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +233,48 @@ describe('the runner', () => {
       const next = new Runner();
       await next.close();
       assert.equal(existsSync(abandoned), false);
+    });
+  });
+
+  describe('started()', () => {
+    /** The pids of every process in a cgroup of one of this process's runners. */
+    function inRunnerCgroups(): string[] {
+      const pids = hostCapabilities().cgroups.controllers.pids;
+      assert.ok(pids, 'this host has a writable pids cgroup');
+      const base = join(pids.parent, 'corral');
+      return readdirSync(base)
+        .filter((name) => name.startsWith(`runner-${process.pid}-`))
+        .flatMap((runnerGroup) =>
+          readdirSync(join(base, runnerGroup), { withFileTypes: true })
+            .filter((entry) => entry.isDirectory())
+            .flatMap((run) => readFileSync(join(base, runnerGroup, run.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)),
+        );
+    }
+
+    it('resolves once a sandbox started ahead sits in its cgroups, before it is ready', async () => {
+      const own = new Runner();
+      try {
+        let ready = false;
+        const warming = own.keepWarm(plan({ runtime: ['shell'] }), 1).then(() => (ready = true));
+        await own.started();
+        assert.ok(inRunnerCgroups().length > 0, 'bubblewrap was moved into its cgroups');
+        assert.equal(ready, false, 'the rest of its set-up is still to come');
+        await warming;
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('resolves at once when nothing is starting, and for a run whose command is not there', async () => {
+      const own = new Runner();
+      try {
+        await own.started();
+        const missing = own.spawn(plan({ runtime: ['shell'], onUnenforceable: 'warn' }), ['/no/such/command']);
+        await own.started();
+        assert.equal((await missing.result).notFound, true);
+      } finally {
+        await own.close();
+      }
     });
   });
 

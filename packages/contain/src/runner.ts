@@ -133,6 +133,8 @@ export class Runner {
   #closed = false;
   readonly #live = new Set<ContainedProcess>();
   readonly #cleanups = new Set<Promise<void>>();
+  /** Sandboxes still in the part of their start that needs this thread (see started()). */
+  readonly #starting = new Set<Promise<void>>();
 
   constructor(options: RunnerOptions = {}) {
     this.#caps = options.capabilities ?? hostCapabilities();
@@ -203,6 +205,18 @@ export class Runner {
     return this.#warm.keep(plan, size, options.stdin ?? 'pipe');
   }
 
+  /**
+   * Resolves once every sandbox being started (by keepWarm or a run) is past
+   * the part of its start that needs this thread: spawning bubblewrap and
+   * moving it into its cgroups. The rest of its set-up happens in bubblewrap.
+   * A caller about to keep this thread busy for a while (a large synchronous
+   * module load) awaits this first, so that the sandboxes set themselves up
+   * meanwhile instead of waiting for the thread. Never rejects.
+   */
+  async started(): Promise<void> {
+    await Promise.all([...this.#starting]);
+  }
+
   /** Kills what still runs and what waits warm, stops the proxy and removes the runner's files. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -258,6 +272,10 @@ export class Runner {
     let runDir: string | undefined;
     let seccompFd: number | undefined;
     let child: ChildProcess | undefined;
+    let handedOver = () => {};
+    const starting = new Promise<void>((resolve) => (handedOver = resolve));
+    this.#starting.add(starting);
+    void starting.then(() => this.#starting.delete(starting));
     try {
       if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
       if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
@@ -324,6 +342,7 @@ export class Runner {
         }
         if (adopted) (extra[5] as Writable).end('x');
       }
+      handedOver();
       const command = argv === undefined ? (extra[COMMAND_FD] as Duplex) : undefined;
       // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
       if (command && adopted) adopted = await launcherReady(command);
@@ -333,6 +352,8 @@ export class Runner {
       if (seccompFd !== undefined) closeSync(seccompFd);
       this.#dispose({ channel, cgroups, runDir });
       throw error;
+    } finally {
+      handedOver();
     }
   }
 

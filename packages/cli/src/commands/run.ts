@@ -43,8 +43,9 @@ Exit codes: the command's own (0-123), or
       // to it only once the log can record the run. A sandbox that cannot be started ahead is
       // started cold by the run, which then reports why.
       const warming = runner.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
-      // Loading the audit log's modules holds this thread: let the sandbox's start reach its spawn first.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Loading the audit log's modules holds this thread: let the sandbox get past the part of its
+      // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
+      await runner.started();
       let audit: AuditLog | undefined;
       try {
         audit = opts.audit ? await openAudit(state) : undefined;
