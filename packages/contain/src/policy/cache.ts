@@ -7,8 +7,9 @@
 // fingerprint (its source and the parser's and schema library's versions): an
 // entry edited by hand, copied from elsewhere or written by another version of
 // Corral is ignored, and the policy is validated afresh. Whoever can read the
-// key can forge entries; that is the folder's owner, who can already edit the
-// policy files and the rest of the state directory it sits in.
+// key can forge entries: the owner of the state directory the cache sits in,
+// who can already replace the audit log's signing key there. A policy that
+// grants a sandbox that directory hands it both; none should.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
