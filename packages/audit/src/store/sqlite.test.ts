@@ -3,6 +3,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { after, describe, it } from 'node:test';
 import { openAuditLog } from '../log/audit-log.ts';
 import { verifyStore } from '../log/reader.ts';
@@ -96,6 +97,33 @@ describe('a one-shot SQLite writer', () => {
     assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
     assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
     await log.close();
+  });
+  it('writes the same records, hashes and final root as the writer thread, however the appends are grouped', async () => {
+    /** Appends `groups[k]` events at once for each k, closes, and reads back every record and the last checkpoint. */
+    async function written(groups: number[], oneShot: boolean) {
+      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-same-'));
+      dirs.push(stateDir);
+      const log = await openAuditLog({ stateDir, oneShot, checkpointEvery: 16 });
+      let i = 0;
+      for (const n of groups) await Promise.all(Array.from({ length: n }, () => log.append(sampleEvent(i++))));
+      await log.close();
+      const store = new SqliteStore({ path: join(stateDir, 'audit.db'), create: false });
+      try {
+        const records = [];
+        for await (const rows of store.scan(0, i)) records.push(...rows.map((r) => [r.seq, r.prev, r.hash, r.body, r.nodes.join()]));
+        return { records, last: (await store.checkpoints()).at(-1)?.root };
+      } finally {
+        await store.close();
+      }
+    }
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }), async (groups) => {
+        const [threaded, oneShot] = [await written(groups, false), await written(groups, true)];
+        assert.equal(oneShot.records.length, groups.reduce((a, b) => a + b, 0));
+        assert.deepEqual(oneShot, threaded);
+      }),
+      { numRuns: 6 },
+    );
   });
   it('interleaves with a writer thread on the same file without a gap or a fork', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-mixed-'));
