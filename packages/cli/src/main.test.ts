@@ -47,7 +47,7 @@ describe('the corral command', () => {
   });
 
   describe('when running one contained command', () => {
-    it("loads no other command's code, and neither the parser nor the schema once the policy was validated", async () => {
+    it("loads no other command's code, no egress proxy for a policy without network, and neither the parser nor the schema once the policy was validated", async () => {
       const stateDir = tempStateDir();
       const args = ['--state-dir', stateDir, 'run', '--policy', policyFile(), '--', '/bin/true'];
       const first = await modulesLoadedBy(args);
@@ -56,7 +56,7 @@ describe('the corral command', () => {
       const commands = again.filter((url) => url.includes('/packages/cli/src/commands/')).map((url) => url.replace(/.*\/commands\//, ''));
       assert.deepEqual(commands.sort(), ['run-record.ts', 'run.ts']);
       assert.deepEqual(
-        again.filter((url) => /\/packages\/(gateway|identity|policy|node|console)\/|\/node_modules\/(yaml|zod)\//.test(url)),
+        again.filter((url) => /\/packages\/(gateway|identity|policy|node|console)\/|\/packages\/contain\/src\/net\/proxy\.ts|\/node_modules\/(yaml|zod)\//.test(url)),
         [],
       );
     });
