@@ -33,7 +33,8 @@ export { openAuditLog, AuditLog, DB_FILE } from './log/audit-log.ts';
 export type { OpenAuditLogOptions } from './log/audit-log.ts';
 export { openAuditReader } from './log/open-reader.ts';
 export type { AuditReader, OpenAuditReaderOptions } from './log/open-reader.ts';
-export { readRecord, toAuditRecord, proveInclusion, proveConsistency, verifyStore, storedRootAt } from './log/reader.ts';
+export { readRecord, toAuditRecord, proveInclusion, proveConsistency, verifyStore } from './log/reader.ts';
+export { storedRootAt } from './log/stored-root.ts';
 export type { AuditRecord, InclusionProofResult, ConsistencyProofResult } from './log/reader.ts';
 
 export { exportJsonl, EXPORT_FORMAT } from './export/jsonl.ts';

@@ -13,7 +13,8 @@ import { checkedEvent, type AuditEvent, type AuditEventInput } from '../record/e
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
 import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
-import { storedRootAt, type AuditRecord } from './reader.ts';
+import type { AuditRecord } from './reader.ts';
+import { storedRootAt } from './stored-root.ts';
 
 export const DB_FILE = 'audit.db';
 

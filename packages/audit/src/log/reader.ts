@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
-import { consistencyProof, inclusionProof, rootAt } from '../merkle/prover.ts';
+import { consistencyProof, inclusionProof } from '../merkle/prover.ts';
 import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
 import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
@@ -103,11 +103,6 @@ export async function proveConsistency(store: AuditStore, size1: number, size2: 
   const checkpoint2 = await checkpointCovering(store, size2, true);
   const proof = await consistencyProof(sha256Hasher, (ids) => store.nodes(ids), size1, size2);
   return { size1, size2, root1: checkpoint1.root, root2: checkpoint2.root, proof, checkpoint1, checkpoint2 };
-}
-
-/** The Merkle root of the first `size` records, from stored nodes. */
-export async function storedRootAt(store: AuditStore, size: number): Promise<string> {
-  return size === 0 ? sha256Hasher.emptyRoot() : rootAt(sha256Hasher, (ids) => store.nodes(ids), size);
 }
 
 /**

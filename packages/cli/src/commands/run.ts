@@ -96,7 +96,8 @@ async function runContained(
 
 async function openAudit(dir: string): Promise<AuditLog> {
   try {
-    const { openAuditLog } = await import('@corral/audit');
+    // The writer alone (@corral/audit/log), not the readers, verifier and exports beside it.
+    const { openAuditLog } = await import('@corral/audit/log');
     // One run, a record or two: the log's writer and checkpointer threads would cost more to start than the run.
     return await openAuditLog({ stateDir: dir, oneShot: true });
   } catch (error) {
