@@ -72,7 +72,7 @@ describe('the audit records of a governed command', () => {
   describe('when the decision record takes 300 ms to commit', () => {
     const invoke = (operator: GatewayClient, nodeId: string) => operator.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
 
-    it('sends the command to a node that cannot hold it only once the decision is durable', async () => {
+    it('sends the command to a node that cannot hold it only once the decision is durable, never marked as held whatever the caller says', async () => {
       const gw = await slowLogGateway(stateDir(), token);
       const received: number[] = [];
       const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => {
@@ -80,9 +80,10 @@ describe('the audit records of a governed command', () => {
         return { ok: true, payload: { exitCode: 0 } };
       });
       try {
-        await invoke(gw.operator, node.device.deviceId);
+        await gw.operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['true'], awaitRelease: true }, idempotencyKey: randomUUID() });
         assert.equal(received.length, 1);
         assert.ok(received[0]! >= gw.durable[0]!, 'the node had the command before its decision was durable');
+        assert.equal(node.received[0]!.params.awaitRelease, undefined);
       } finally {
         await node.close();
         await gw.close();

@@ -31,7 +31,7 @@ import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
  * Corral's addition to the node protocol: a node that declares this cap holds
  * a `system.run` whose params say `awaitRelease: true` until this event
  * `{ id, ok }` tells it the decision is durable (`ok: false`: it was not, run
- * nothing). It sets the sandbox up meanwhile.
+ * nothing). It checks and plans the run meanwhile.
  */
 export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
 
@@ -257,12 +257,13 @@ export class NodeInvoker {
     }
 
     // The decision is durable before the command runs. A Corral node holds a
-    // system.run until released (it boots the sandbox meanwhile), so the
-    // command is sent while its decision is committed and released once it is;
-    // any other node gets it only once the decision is durable.
+    // system.run until released (it checks and plans the run meanwhile), so
+    // the command is sent while its decision commits and released once it
+    // has; any other node gets it only once the decision is durable.
     const held = unrecorded !== undefined && params.command === 'system.run' && connection.peer!.caps.includes(INVOKE_RELEASE_EVENT);
     if (unrecorded && !held) await this.#audit(unrecorded);
-    if (held) commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: true };
+    // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
+    if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
     const id = randomUUID();
     const answered = this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
     if (held) {
