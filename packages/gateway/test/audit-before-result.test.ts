@@ -17,7 +17,11 @@ import { pairedNodePeer } from './node-peer.ts';
 import { slowLogGateway } from './slow-log-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
-const POLICY = '@id("true") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"true");\n';
+const POLICY = [
+  '@id("true") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"true");',
+  '@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");',
+  '',
+].join('\n');
 const stateDir = policyStateDirs('durable', POLICY);
 
 describe('the audit records of a governed command', () => {
@@ -107,6 +111,32 @@ describe('the audit records of a governed command', () => {
         assert.deepEqual(events.map(([what]) => what), ['received awaitRelease=true', 'released ok=true']);
         assert.ok(events[0]![1] < gw.durable[0]!, 'sent while the decision was being committed');
         assert.ok(events[1]![1] >= gw.durable[0]!, 'released only once it was durable');
+      } finally {
+        await node.close();
+        await gw.close();
+      }
+    });
+
+    it('sends an approved command only once the approval’s own record is durable', async () => {
+      const gw = await slowLogGateway(stateDir(), token);
+      const received: number[] = [];
+      const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => {
+        received.push(performance.now());
+        return { ok: true, payload: { exitCode: 0 } };
+      });
+      try {
+        const waiting = gw.operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'approved'] }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 25_000 });
+        let pending = gw.approvals.list({ status: 'pending' })[0];
+        for (let i = 0; !pending && i < 500; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+          pending = gw.approvals.list({ status: 'pending' })[0];
+        }
+        assert.ok(pending, 'an approval request');
+        gw.invoker.resolveApproval(pending.id, 'allow-once', 'alice');
+        await waiting;
+        assert.equal(received.length, 1);
+        assert.equal(gw.approvalsDurable.length, 1);
+        assert.ok(received[0]! >= gw.approvalsDurable[0]!, 'the node had the command before the approval was durable');
       } finally {
         await node.close();
         await gw.close();

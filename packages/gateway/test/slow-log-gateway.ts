@@ -12,8 +12,13 @@ export interface SlowLogGateway {
   identity: Identity;
   /** An operator connected with the token. */
   operator: GatewayClient;
+  /** Resolves approvals as the HTTP API and the protocol do. */
+  invoker: NodeInvoker;
+  approvals: ApprovalStore;
   /** When each `node.invoke.decide` record became durable (performance.now()). */
   durable: number[];
+  /** When each `approval.resolve` record became durable. */
+  approvalsDurable: number[];
   close(): Promise<void>;
 }
 
@@ -26,20 +31,26 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
   const point = new DecisionPoint();
   point.reload(join(stateDir, 'policies'));
   const durable: number[] = [];
+  const approvalsDurable: number[] = [];
   const audit = async (event: AuditEventInput) => {
     await new Promise((r) => setTimeout(r, 300));
     if (options.refuse) throw new Error('the disk is full');
     const record = await log.append(event);
     if (event.action === 'node.invoke.decide') durable.push(performance.now());
+    if (event.action === 'approval.resolve') approvalsDurable.push(performance.now());
     return record;
   };
-  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  const approvals = new ApprovalStore(db);
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
   const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
   return {
     server,
     identity,
     operator,
+    invoker,
+    approvals,
     durable,
+    approvalsDurable,
     async close() {
       await operator.close();
       await server.close();

@@ -73,6 +73,8 @@ export class NodeInvoker {
   readonly #options: InvokerOptions;
   readonly #waiting = new Map<string, Waiter>();
   readonly #approvalListeners = new Map<string, Set<() => void>>();
+  /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
+  readonly #recording = new Set<string>();
 
   constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
     this.#server = server;
@@ -98,12 +100,19 @@ export class NodeInvoker {
    */
   resolveApproval(id: string, decision: ApprovalDecision, approver: string): Approval {
     const approval = this.#options.approvals.resolve(id, decision, approver);
-    this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } }).catch(() => {});
+    const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } });
     if (approval.status === 'allowed' && approval.decision === 'allow-always') void this.#grant(approval).catch(() => {});
     if (approval.status !== 'pending') {
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
-      for (const wake of this.#approvalListeners.get(id) ?? []) wake();
-    }
+      // The waiting run goes on once the approval's own record is durable. Should that append
+      // fail, it goes on all the same: its decision record must then be stored before it runs.
+      this.#recording.add(id);
+      const wakeAll = () => {
+        this.#recording.delete(id);
+        for (const wake of this.#approvalListeners.get(id) ?? []) wake();
+      };
+      void recorded.then(wakeAll, wakeAll);
+    } else void recorded.catch(() => {});
     return approval;
   }
 
@@ -442,7 +451,7 @@ export class NodeInvoker {
       if (!set) this.#approvalListeners.set(id, (set = new Set()));
       const check = (): boolean => {
         const current = approvals.get(id);
-        if (current.status === 'pending') return false;
+        if (current.status === 'pending' || this.#recording.has(id)) return false;
         finish(current);
         return true;
       };
