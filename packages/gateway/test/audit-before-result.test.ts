@@ -14,7 +14,7 @@ import { ApprovalStore, Gateway, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayCli
 import { auditEvents } from './audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
-import { slowLogGateway } from './slow-log-gateway.ts';
+import { slowLogGateway, type SlowLogGateway } from './slow-log-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = [
@@ -74,15 +74,20 @@ describe('the audit records of a governed command', () => {
   });
 
   describe('when the decision record takes 300 ms to commit', () => {
-    const invoke = (operator: GatewayClient, nodeId: string) => operator.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
-
-    it('sends the command to a node that cannot hold it only once the decision is durable, never marked as held whatever the caller says', async () => {
-      const gw = await slowLogGateway(stateDir(), token);
+    /** A paired node that answers every command at once, noting when each reached it. */
+    const timedNode = async (gw: SlowLogGateway) => {
       const received: number[] = [];
       const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => {
         received.push(performance.now());
         return { ok: true, payload: { exitCode: 0 } };
       });
+      return { node, received };
+    };
+    const invoke = (operator: GatewayClient, nodeId: string) => operator.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
+
+    it('sends the command to a node that cannot hold it only once the decision is durable, never marked as held whatever the caller says', async () => {
+      const gw = await slowLogGateway(stateDir(), token);
+      const { node, received } = await timedNode(gw);
       try {
         await gw.operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['true'], awaitRelease: true }, idempotencyKey: randomUUID() });
         assert.equal(received.length, 1);
@@ -119,11 +124,7 @@ describe('the audit records of a governed command', () => {
 
     it('sends an approved command only once the approval’s own record is durable', async () => {
       const gw = await slowLogGateway(stateDir(), token);
-      const received: number[] = [];
-      const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => {
-        received.push(performance.now());
-        return { ok: true, payload: { exitCode: 0 } };
-      });
+      const { node, received } = await timedNode(gw);
       try {
         const waiting = gw.operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'approved'] }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 25_000 });
         let pending = gw.approvals.list({ status: 'pending' })[0];
