@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { GatewayClient } from '@corral/gateway';
+import { ApprovalStore, GatewayClient, openGatewayDb } from '@corral/gateway';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 const gatewayState = tempStateDir();
@@ -116,5 +116,25 @@ describe('corral approvals with a running gateway and node', () => {
     gateway.child.kill('SIGTERM');
     assert.equal(await node.exited, 0);
     assert.equal(await gateway.exited, 0);
+  });
+});
+
+describe('corral approvals approve when the audit log cannot take the record', () => {
+  it('leaves the approval pending and says why, with exit 3', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const approval = new ApprovalStore(db).create({ digest: 'a'.repeat(64), action: { argv: ['printf', 'x'] }, quorum: 1 });
+      db.close();
+      writeFileSync(join(state, 'audit.db'), 'not a database');
+      const result = await corral(['--state-dir', state, 'approvals', 'approve', approval.id, '--by', 'alice']);
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stderr, /not approved: the audit log in .* cannot be opened .*the approval is unchanged/);
+      const reopened = openGatewayDb(state);
+      assert.equal(new ApprovalStore(reopened).get(approval.id).status, 'pending');
+      reopened.close();
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 });

@@ -7,11 +7,11 @@ import { CliFailure, printJson } from '../output.ts';
 import { dirOf } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
-async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T): Promise<T> {
+async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
   const { ApprovalStore, GatewayError, openGatewayDb } = await import('@corral/gateway');
   const db = openGatewayDb(dirOf(command));
   try {
-    return action(new ApprovalStore(db));
+    return await action(new ApprovalStore(db));
   } catch (error) {
     if (error instanceof GatewayError && (error.code === 'GATEWAY_APPROVAL_NOT_FOUND' || error.code === 'GATEWAY_PARAMS_INVALID')) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
     throw error;
@@ -51,14 +51,35 @@ export function registerApprovals(program: Command): void {
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
     cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
-      const approval = await withApprovals(command, (store) => store.resolve(id, decision, opts.by));
-      await recordIdentityEvent(dirOf(command), {
-        actor: { kind: 'human', id: opts.by },
-        action: 'approval.resolve',
-        resource: { kind: 'approval', id: approval.id },
-        decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: approval.id },
-        details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers },
+      const dir = dirOf(command);
+      // The decision is committed only once its record is durable: a gateway waiting for it
+      // runs nothing before the approval is in the audit log, and a log that cannot take the
+      // record leaves the approval as it was.
+      const { openAuditLog } = await import('@corral/audit/log');
+      const log = await openAuditLog({ stateDir: dir, oneShot: true }).catch((error: Error) => {
+        throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} cannot be opened (${error.message}); the approval is unchanged`, EXIT.environment);
       });
+      let approval: Approval;
+      try {
+        approval = await withApprovals(command, (store) =>
+          store.resolveRecorded(id, decision, opts.by, async (resolved) => {
+            await log
+              .append({
+                actor: { kind: 'human', id: opts.by },
+                action: 'approval.resolve',
+                resource: { kind: 'approval', id: resolved.id },
+                decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: resolved.id },
+                outcome: { status: 'success' },
+                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers },
+              })
+              .catch((error: Error) => {
+                throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
+              });
+          }),
+        );
+      } finally {
+        await log.close();
+      }
       if (opts.json) return printJson(approval);
       process.stdout.write(`${describe(approval)}\n`);
     });

@@ -79,6 +79,34 @@ describe('approvals', () => {
     assert.equal(reopened.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
   });
 
+  it('commits a recorded decision only once its record has settled: another connection sees it pending until then', async () => {
+    const writer = store();
+    const reader = store();
+    const a = writer.create({ digest: digestOf('recorded'), action: { argv: ['x'] }, quorum: 1 });
+    let seenWhileRecording: string | undefined;
+    const resolved = await writer.resolveRecorded(a.id, 'allow-once', 'alice', async (pending) => {
+      assert.equal(pending.status, 'allowed');
+      await new Promise((r) => setTimeout(r, 20));
+      seenWhileRecording = reader.get(a.id).status;
+    });
+    assert.equal(seenWhileRecording, 'pending');
+    assert.equal(resolved.status, 'allowed');
+    assert.equal(reader.get(a.id).status, 'allowed');
+  });
+
+  it('leaves the approval as it was when its record fails, and throws that failure', async () => {
+    const s = store();
+    const a = s.create({ digest: digestOf('unrecorded'), action: { argv: ['x'] }, quorum: 1 });
+    await assert.rejects(
+      s.resolveRecorded(a.id, 'allow-once', 'alice', async () => {
+        throw new Error('the disk is full');
+      }),
+      /the disk is full/,
+    );
+    assert.equal(s.get(a.id).status, 'pending');
+    assert.equal(s.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
+  });
+
   it('answers an unknown id with GATEWAY_APPROVAL_NOT_FOUND and a bad decision with GATEWAY_PARAMS_INVALID', () => {
     const approvals = store();
     assert.throws(() => approvals.get('nope'), { code: 'GATEWAY_APPROVAL_NOT_FOUND' });

@@ -97,28 +97,60 @@ export class ApprovalStore {
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
    */
   resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
-    if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
-    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
-    this.#db.exec('BEGIN IMMEDIATE');
+    this.#begin(decision, approver);
     try {
-      const approval = this.get(id);
-      if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
-      if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
-      const now = this.#now();
-      if (decision === 'deny') {
-        this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
-      } else {
-        const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
-        if (approvers.length >= approval.quorum) {
-          this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
-        } else {
-          this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
-        }
-      }
+      const resolved = this.#apply(id, decision, approver);
       this.#db.exec('COMMIT');
+      return resolved;
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
+    }
+  }
+
+  /**
+   * resolve(), committed only once `record` (the decision's audit record,
+   * made durable by the caller) has settled: whoever reads this store from
+   * another connection (a gateway waiting for the approval) sees the
+   * decision only after its record is durable. A record that fails rolls
+   * the decision back and is thrown. For a process with a connection of its
+   * own (the CLI): the write lock is held while `record` runs.
+   */
+  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>): Promise<Approval> {
+    this.#begin(decision, approver);
+    try {
+      const resolved = this.#apply(id, decision, approver);
+      await record(resolved);
+      this.#db.exec('COMMIT');
+      return resolved;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /** Checks the arguments and takes the write lock. */
+  #begin(decision: ApprovalDecision, approver: string): void {
+    if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
+    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
+    this.#db.exec('BEGIN IMMEDIATE');
+  }
+
+  /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
+  #apply(id: string, decision: ApprovalDecision, approver: string): Approval {
+    const approval = this.get(id);
+    if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
+    if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
+    const now = this.#now();
+    if (decision === 'deny') {
+      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
+    } else {
+      const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
+      if (approvers.length >= approval.quorum) {
+        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
+      } else {
+        this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
+      }
     }
     return this.get(id);
   }

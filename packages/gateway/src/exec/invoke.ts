@@ -464,7 +464,7 @@ export class NodeInvoker {
       };
       const wake = (): void => void check();
       const deadline = setTimeout(() => finish(approvals.get(id)), Math.max(0, ms));
-      // Approvals resolved by `corral approvals approve` land in the database from another process.
+      // Approvals resolved by `corral approvals approve` land in the database from another process, committed once their record is durable.
       const poll = setInterval(wake, this.#options.approvalPollMs ?? 250);
       set.add(wake);
       check();
