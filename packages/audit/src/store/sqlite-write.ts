@@ -70,7 +70,7 @@ export function isBusy(error: unknown): boolean {
   return (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message ?? '');
 }
 
-/** Writes batches through one connection; used by the writer thread only. */
+/** Writes batches through one connection: the writer thread's, or the calling thread's for lone and one-shot appends. */
 export class BatchWriter {
   readonly #db: DatabaseSync;
   readonly #where: string;
@@ -113,6 +113,17 @@ export class BatchWriter {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw sqliteError(this.#where, error);
     }
+  }
+
+  /**
+   * Appends `request` now, on this thread, when the write lock is free; undefined
+   * (nothing written) when another connection holds it or this one is inside a transaction.
+   * @throws AuditError as inTransaction().
+   */
+  appendNow(request: AppendRequest, config: WriterConfig): AppendResult | undefined {
+    // A read the connection holds open (a scan between two batches) cannot become a write.
+    if (this.#db.isTransaction || !tryBeginImmediate(this.#db, this.#where, Number.POSITIVE_INFINITY)) return undefined;
+    return this.inTransaction((head) => this.appendAll(head, [request], config)[0]!);
   }
 
   /**

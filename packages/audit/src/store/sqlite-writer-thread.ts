@@ -9,11 +9,11 @@ import { MAX_TRANSACTION, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 
-const { path, config } = workerData as { path: string; config: WriterConfig };
+const { path, config, shared } = workerData as { path: string; config: WriterConfig; shared: SharedArrayBuffer };
 const port = parentPort!;
 
-/** Shared with the checkpointer: [records committed, closing]. */
-const checkpointState = new Int32Array(new SharedArrayBuffer(8));
+/** Shared with the checkpointer (and the process side, which commits lone appends itself): [records committed, closing]. */
+const checkpointState = new Int32Array(shared);
 let checkpointer: Worker;
 let checkpointerRunning = true;
 let writer: BatchWriter;

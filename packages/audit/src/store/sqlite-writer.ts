@@ -26,13 +26,16 @@ export class SqliteWriter {
   readonly #worker: Worker;
   readonly #where: string;
   readonly #waiting = new Map<number, Waiting>();
+  /** Shared with the thread's checkpointer: [records committed, closing]. */
+  readonly #committed: Int32Array;
   #next = 0;
   /** Set once the thread is gone: every later request fails with it. */
   #gone: AuditError | null = null;
 
-  private constructor(worker: Worker, where: string) {
+  private constructor(worker: Worker, where: string, committed: Int32Array) {
     this.#worker = worker;
     this.#where = where;
+    this.#committed = committed;
     worker.on('message', (m: WriterReply) => {
       if (!('replies' in m)) return;
       for (const r of m.replies) {
@@ -54,7 +57,8 @@ export class SqliteWriter {
    * @throws AuditError AUDIT_STORE_UNAVAILABLE, AUDIT_STORE_FOREIGN.
    */
   static async start(path: string, config: WriterConfig): Promise<SqliteWriter> {
-    const worker = new Worker(new URL('./sqlite-writer-thread.ts', import.meta.url), { workerData: { path, config } });
+    const shared = new SharedArrayBuffer(8);
+    const worker = new Worker(new URL('./sqlite-writer-thread.ts', import.meta.url), { workerData: { path, config, shared } });
     const ready = await new Promise<WriterReply>((resolve) => {
       worker.once('message', resolve);
       worker.once('error', (error) => resolve({ ready: false, error: { code: 'AUDIT_STORE_UNAVAILABLE', message: `cannot start the writer of ${path}: ${error.message}` } }));
@@ -65,7 +69,18 @@ export class SqliteWriter {
       throw new AuditError(error.code, error.message);
     }
     worker.unref();
-    return new SqliteWriter(worker, path);
+    return new SqliteWriter(worker, path, new Int32Array(shared));
+  }
+
+  /** True while a request sent to the thread is unanswered. */
+  get busy(): boolean {
+    return this.#waiting.size > 0;
+  }
+
+  /** Tells the thread's checkpointer about `records` committed through another connection of this process. */
+  committedElsewhere(records: number): void {
+    Atomics.add(this.#committed, 0, records);
+    Atomics.notify(this.#committed, 0);
   }
 
   /**

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { after, describe, it } from 'node:test';
 import { openAuditLog } from '../log/audit-log.ts';
 import { verifyStore } from '../log/reader.ts';
+import { checkedEvent } from '../record/event.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 import { SqliteStore } from './sqlite.ts';
@@ -137,6 +138,64 @@ describe('a one-shot SQLite writer', () => {
     assert.equal(report.ok, true, JSON.stringify(report.damage));
     assert.equal(report.verified, 200);
     await threaded.close();
+  });
+});
+
+describe('a SQLite log with its writer thread', () => {
+  const request = (from: number, n: number) => {
+    const events = Array.from({ length: n }, (_, i) => checkedEvent(sampleEvent(from + i)));
+    return { bodies: events.map((e) => e.body), timesMs: events.map((e) => Date.parse(e.event.time)), seal: 'due' as const };
+  };
+  const count = (dbPath: string) => {
+    const db = new DatabaseSync(dbPath, { readOnly: true });
+    try {
+      return Number((db.prepare('SELECT count(*) AS n FROM audit_records').get() as { n: number }).n);
+    } finally {
+      db.close();
+    }
+  };
+
+  it('commits a lone append on the calling thread: it is in the file before append() returns', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    const appended = log.store.append(request(0, 1));
+    assert.equal(count(join(stateDir, 'audit.db')), 1);
+    assert.equal((await appended).firstSeq, 0);
+    await log.close();
+  });
+  it('keeps appends in the order they were made when a lone one follows a batch the thread is still writing', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-order-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    const batch = log.store.append(request(0, 500));
+    const lone = log.store.append(request(500, 1));
+    assert.deepEqual([(await batch).firstSeq, (await lone).firstSeq], [0, 500]);
+    const report = await verifyStore(log.store, log.publicKey);
+    assert.equal(report.ok, true, JSON.stringify(report.damage));
+    await log.close();
+  });
+  it('leaves a lone append to the thread while another connection holds the write lock: the event loop runs meanwhile', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-locked-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    const other = new DatabaseSync(join(stateDir, 'audit.db'));
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    let releasedAt = 0;
+    setTimeout(() => {
+      releasedAt = performance.now();
+      other.exec('COMMIT');
+    }, 100);
+    const record = await log.append(sampleEvent(0));
+    const ackedAt = performance.now();
+    clearInterval(timer);
+    other.close();
+    assert.equal(record.seq, 0);
+    assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
+    assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
+    await log.close();
   });
 });
 

@@ -1,7 +1,8 @@
 // The embedded store: one SQLite file (WAL, synchronous=FULL) through Node's
-// built-in node:sqlite. Reads run on the caller's thread; appends run on a
-// writer thread with its own connection (sqlite-writer.ts), or, for a
-// one-shot writer, on the caller's thread too (sqlite-inline-writer.ts). Appends from
+// built-in node:sqlite. Reads run on the caller's thread. Appends run on a
+// writer thread with its own connection (sqlite-writer.ts), but for a lone
+// append that finds the log idle (sqlite-append-router.ts); a one-shot writer
+// appends on the caller's thread only (sqlite-inline-writer.ts). Appends from
 // several processes serialise on SQLite's write lock (BEGIN IMMEDIATE); the
 // head row carries the chain tip.
 import { existsSync, statSync } from 'node:fs';
@@ -15,6 +16,7 @@ import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { bytesToHashes, toBytes, toHex } from './codec.ts';
 import { HEAD_SQL, beginImmediateWithTimers, headFromRow, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
+import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
@@ -39,7 +41,7 @@ export class SqliteStore implements AuditStore {
   readonly where: string;
   readonly #db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
-  #writer: SqliteWriter | SqliteInlineWriter | null = null;
+  #writer: SqliteAppendRouter | SqliteInlineWriter | null = null;
 
   /** @throws AuditError AUDIT_STORE_UNAVAILABLE when the file cannot be opened (or is missing and create is false). */
   constructor(options: SqliteStoreOptions) {
@@ -158,7 +160,7 @@ export class SqliteStore implements AuditStore {
   async openWriter(config: WriterConfig): Promise<void> {
     if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
     if (!this.#db.isOpen) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
-    this.#writer = config.oneShot ? new SqliteInlineWriter(this.#db, this.where, config) : await SqliteWriter.start(this.where, config);
+    this.#writer = config.oneShot ? new SqliteInlineWriter(this.#db, this.where, config) : new SqliteAppendRouter(this.#db, this.where, await SqliteWriter.start(this.where, config), config);
   }
 
   append(request: AppendRequest): Promise<AppendResult> {
