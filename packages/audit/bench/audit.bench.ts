@@ -82,26 +82,37 @@ async function loneLatency(config: { stateDir: string; postgresUrl?: string }, r
   return latencies.slice(Math.floor(runs * 0.1)); // drop the warm-up tenth
 }
 
-/** Open-loop load at `rate` appends/s for `seconds`: the latency of every acknowledgement, ms. */
-async function latencyAt(config: { stateDir: string; postgresUrl?: string }, rate: number, seconds: number): Promise<number[]> {
+/**
+ * Open-loop load at `rate` appends/s: the latency of every acknowledgement
+ * after the first `warmSeconds`, for `seconds`, ms. The warm-up is load like
+ * the rest, unmeasured: a log that has just been opened is still growing its
+ * write-ahead log file and its code is not compiled yet, for a second or two;
+ * a gateway that has been running is past that.
+ */
+async function latencyAt(config: { stateDir: string; postgresUrl?: string }, rate: number, warmSeconds: number, seconds: number): Promise<number[]> {
   const log = await openAuditLog(config);
+  const events = Array.from({ length: 64 }, (_, i) => sampleEvent(i));
   const latencies: number[] = [];
-  const pending: Promise<void>[] = [];
-  const perTick = rate / 1000;
+  let outstanding = 0;
+  let drained = () => {};
+  const perMs = rate / 1000;
   const t0 = performance.now();
   let issued = 0;
-  while (performance.now() - t0 < seconds * 1000) {
-    const due = Math.floor((performance.now() - t0) * perTick) - issued;
-    for (let k = 0; k < due; k++) {
+  for (let now = 0; now < (warmSeconds + seconds) * 1000; now = performance.now() - t0) {
+    const measured = now >= warmSeconds * 1000;
+    for (const due = Math.floor(now * perMs); issued < due; issued++) {
       const start = performance.now();
-      pending.push(log.append(sampleEvent(issued + k)).then(() => void latencies.push(performance.now() - start)));
+      outstanding++;
+      void log.append(events[issued % 64]!).then(() => {
+        if (measured) latencies.push(performance.now() - start);
+        if (--outstanding === 0) drained();
+      });
     }
-    issued += Math.max(0, due);
     await new Promise((r) => setTimeout(r, 1));
   }
-  await Promise.all(pending);
+  if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve));
   await log.close();
-  return latencies.slice(Math.floor(latencies.length * 0.1)); // drop the warm-up tenth
+  return latencies;
 }
 
 /** Opens the log, appends one record, closes it (what `corral run` does): ms, end to end. */
@@ -143,20 +154,20 @@ try {
   const measured = figures.appendsPerSecond as { sqlite: { writers1: number }; postgres?: { writers1: number } } | undefined;
   const sqliteHalf = Math.floor((measured?.sqlite.writers1 ?? 100_000) / 2);
   const sqliteLone = distribution(await loneLatency({ stateDir: temp() }, 500, 2));
-  const sqliteLat = distribution(await latencyAt({ stateDir: temp() }, 50_000, 3));
-  const sqliteLatHalf = distribution(await latencyAt({ stateDir: temp() }, sqliteHalf, 3));
+  const sqliteLat = distribution(await latencyAt({ stateDir: temp() }, 50_000, 2, 5));
+  const sqliteLatHalf = distribution(await latencyAt({ stateDir: temp() }, sqliteHalf, 2, 5));
   const ackLatencyMs: Record<string, unknown> = { sqliteLoneAppend: sqliteLone, sqliteAtHalfTarget: { rate: 50_000, ...sqliteLat }, sqliteAtHalfMeasured: { rate: sqliteHalf, ...sqliteLatHalf } };
   lines.push(`ack latency, SQLite, one append at a time: p50 ${ms(sqliteLone.p50)}, p99 ${ms(sqliteLone.p99)}  [aim p50 ≤ 1 ms]`);
-  lines.push(`ack latency, SQLite at 50,000/s (half the target): p50 ${ms(sqliteLat.p50)}, p99 ${ms(sqliteLat.p99)}  [target p99 ≤ 5 ms]`);
+  lines.push(`ack latency, SQLite at 50,000/s (half the target; 5 s after 2 s of warm-up): p50 ${ms(sqliteLat.p50)}, p99 ${ms(sqliteLat.p99)}  [target p99 ≤ 5 ms]`);
   lines.push(`ack latency, SQLite at ${sqliteHalf}/s (half the measured rate): p50 ${ms(sqliteLatHalf.p50)}, p99 ${ms(sqliteLatHalf.p99)}`);
   if (pg) {
     const pgHalf = Math.floor((measured?.postgres?.writers1 ?? 10_000) / 2);
     const pgLone = distribution(await loneLatency({ stateDir: temp(), postgresUrl: pg.createDatabase('lone') }, 500, 2));
-    const pgLat = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lat') }, 5_000, 3));
-    const pgLatHalf = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lathalf') }, pgHalf, 3));
+    const pgLat = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lat') }, 5_000, 2, 5));
+    const pgLatHalf = distribution(await latencyAt({ stateDir: temp(), postgresUrl: pg.createDatabase('lathalf') }, pgHalf, 2, 5));
     Object.assign(ackLatencyMs, { postgresLoneAppend: pgLone, postgresAtHalfTarget: { rate: 5_000, ...pgLat }, postgresAtHalfMeasured: { rate: pgHalf, ...pgLatHalf } });
     lines.push(`ack latency, PostgreSQL, one append at a time: p50 ${ms(pgLone.p50)}, p99 ${ms(pgLone.p99)}`);
-    lines.push(`ack latency, PostgreSQL at 5,000/s (half the target): p50 ${ms(pgLat.p50)}, p99 ${ms(pgLat.p99)}  [target p99 ≤ 5 ms]`);
+    lines.push(`ack latency, PostgreSQL at 5,000/s (half the target; 5 s after 2 s of warm-up): p50 ${ms(pgLat.p50)}, p99 ${ms(pgLat.p99)}  [target p99 ≤ 5 ms]`);
     lines.push(`ack latency, PostgreSQL at ${pgHalf}/s (half the measured rate): p50 ${ms(pgLatHalf.p50)}, p99 ${ms(pgLatHalf.p99)}`);
   }
   figures.ackLatencyMs = ackLatencyMs;
