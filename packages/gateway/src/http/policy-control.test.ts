@@ -2,9 +2,11 @@
 // a version directory, a restart reads the activated set, and a stale base
 // hash or a valid hand edit since the base hash is refused.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { compileCandidate, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
 
@@ -74,5 +76,65 @@ describe('activating a policy set', () => {
     assert.throws(() => parseFiles([{ name: 'a.cedar', text: '' }, { name: 'a.cedar', text: '' }]), { code: 'GATEWAY_PARAMS_INVALID' });
     assert.throws(() => parseFiles({ name: 'a.cedar' }), { code: 'GATEWAY_PARAMS_INVALID' });
     assert.throws(() => compileCandidate(parseFiles([{ name: 'entities.json', text: '{not json' }])), { code: 'POLICY_ENTITIES_INVALID' });
+  });
+});
+
+describe('activating from two processes at once', () => {
+  const MODULE = new URL('./policy-control.ts', import.meta.url).href;
+  /** A process that opens `dir`, says "ready", then activates a set of `text` on `baseHash` and prints whether it did and how long it took. */
+  function activator(dir: string, text: string, baseHash: string) {
+    const script = `
+      import { compileCandidate, PolicyControl } from ${JSON.stringify(MODULE)};
+      const control = PolicyControl.open(${JSON.stringify(dir)});
+      const candidate = compileCandidate([{ name: 'main.cedar', text: ${JSON.stringify(text)} }]);
+      process.stdout.write('ready\\n');
+      const start = performance.now();
+      const activated = control.activate(candidate, ${JSON.stringify(baseHash)});
+      process.stdout.write(JSON.stringify({ activated, hash: candidate.hash, ms: performance.now() - start }) + '\\n');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    return {
+      ready: async () => {
+        while (!out.includes('ready\n')) await new Promise((r) => setTimeout(r, 10));
+      },
+      result: new Promise<{ activated: boolean; hash: string; ms: number }>((resolve) => child.on('close', () => resolve(JSON.parse(out.split('\n')[1]!)))),
+    };
+  }
+  /** Holds the activation lock from this process, as another process's activation would. */
+  function holdLock(dir: string): () => void {
+    mkdirSync(`${dir}.versions`, { recursive: true });
+    const db = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
+    db.exec('BEGIN IMMEDIATE');
+    return () => {
+      db.exec('ROLLBACK');
+      db.close();
+    };
+  }
+
+  it('waits while another process holds the activation lock, then activates', async () => {
+    const dir = policyDir();
+    const base = PolicyControl.open(dir).active().hash;
+    const release = holdLock(dir);
+    const child = activator(dir, FORBID, base);
+    await child.ready();
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    const { activated, ms } = await child.result;
+    assert.equal(activated, true);
+    assert.ok(ms >= 200, `the activation went ahead after ${ms.toFixed(0)} ms, while the lock was held`);
+  });
+  it('lets one of two activations on the same base hash through; the other is refused and nothing is lost', async () => {
+    const dir = policyDir();
+    const base = PolicyControl.open(dir).active().hash;
+    const release = holdLock(dir);
+    const texts = [FORBID, `${PERMIT}// the other candidate\n`];
+    const children = texts.map((text) => activator(dir, text, base));
+    await Promise.all(children.map((c) => c.ready()));
+    await new Promise((r) => setTimeout(r, 200)); // both are now waiting for the lock
+    release();
+    const results = await Promise.all(children.map((c) => c.result));
+    assert.deepEqual(results.map((r) => r.activated).sort(), [false, true]);
+    assert.equal(PolicyControl.open(dir).active().hash, results.find((r) => r.activated)!.hash, 'the set on disk is the one that was activated');
   });
 });

@@ -4,10 +4,13 @@
 // candidate as a new version directory and swaps a symbolic link to it with
 // one rename(2), so a reader sees the old set or the new one, never a mix;
 // the decision point is swapped the same way (one reference), so decisions
-// in flight finish under the set they started with.
+// in flight finish under the set they started with. Activation is a
+// compare-and-swap on the active set's hash, held under a lock that other
+// processes activating the same directory take too.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { DecisionPoint, loadPolicies, PolicyError, type Decision, type PolicyIssue } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 
@@ -158,19 +161,56 @@ export class PolicyControl {
 
   /**
    * Makes a validated candidate active when `baseHash` is the hash of the
-   * active set (after adopting a valid edit made by hand), and returns whether it did.
+   * active set (after adopting a valid edit made by hand), and returns whether
+   * it did. The comparison and the swap hold the directory's activation lock,
+   * so another process's activation (`corral approvals revoke`, a second
+   * gateway) cannot slip between them and be lost. Throws GATEWAY_CONFLICT
+   * when another process holds the lock for longer than ACTIVATION_WAIT_MS.
    */
   activate(candidate: Candidate, baseHash: string): boolean {
-    if (baseHash !== this.refresh().hash) return false;
-    swapDirectory(this.dir, candidate);
-    this.#active = candidate;
-    this.#linked = linkTarget(this.dir);
-    return true;
+    return withActivationLock(this.dir, () => {
+      if (baseHash !== this.refresh().hash) return false;
+      swapDirectory(this.dir, candidate);
+      this.#active = candidate;
+      this.#linked = linkTarget(this.dir);
+      return true;
+    });
+  }
+}
+
+/** How long an activation waits for another process's to finish. */
+const ACTIVATION_WAIT_MS = 10_000;
+
+/**
+ * Runs `work` holding the activation lock of the policy directory: the write
+ * lock of a small SQLite file beside its versions, which the kernel releases
+ * if the holder dies (a lock file left behind by a crash would need a guess).
+ */
+function withActivationLock<T>(dir: string, work: () => T): T {
+  const versions = `${dir}.versions`;
+  mkdirSync(versions, { recursive: true, mode: 0o700 });
+  const lock = new DatabaseSync(join(versions, 'activation.lock'));
+  try {
+    lock.exec(`PRAGMA busy_timeout = ${ACTIVATION_WAIT_MS}`);
+    try {
+      lock.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set at ${dir} locked for ${ACTIVATION_WAIT_MS / 1000} s; try again`, { cause: error });
+    }
+    try {
+      return work();
+    } finally {
+      lock.exec('ROLLBACK');
+    }
+  } finally {
+    lock.close();
   }
 }
 
 /** Where the policy directory's link points (a version directory), or undefined for a plain directory. */
 function linkTarget(dir: string): string | undefined {
+  // Asked before every decision: lstat first, since readlink of a plain directory throws, and a thrown error costs more than the call.
+  if (!lstatSync(dir, { throwIfNoEntry: false })?.isSymbolicLink()) return undefined;
   try {
     return readlinkSync(dir);
   } catch {
