@@ -3,7 +3,7 @@
 // nodes and the operator run in a child process, so the gateway process holds
 // only the gateway; each node answers its invokes at once (routing, not
 // containment, is measured here).
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,11 +30,12 @@ if (process.argv[2] === 'clients') {
     }
     return clients;
   };
-  const send = (m: Message) => process.send!(m);
+  // Resolves once the message is handed over: exiting before that can lose it (the latencies make 'done' large).
+  const send = (m: Message) => new Promise<void>((resolve) => process.send!(m, undefined, {}, () => resolve()));
   process.on('message', async (m: Message) => {
     if (m.type === 'request-pairing') {
       await connectAll(); // all refused: pending
-      send({ type: 'pending' });
+      void send({ type: 'pending' });
     } else if (m.type === 'connect') {
       const t0 = performance.now();
       const nodes = await connectAll();
@@ -45,7 +46,7 @@ if (process.argv[2] === 'clients') {
           void node.request('node.invoke.result', { id: req.id, nodeId: req.nodeId, ok: true, payloadJSON: '{"ok":true}' });
         });
       }
-      send({ type: 'connected', count: nodes.length, connectSeconds });
+      void send({ type: 'connected', count: nodes.length, connectSeconds });
       const operator = await GatewayClient.connect({ url, token, role: 'operator', scopes: ['operator.write'] });
       const latencies: number[] = [];
       const deadline = performance.now() + SECONDS * 1000;
@@ -61,36 +62,41 @@ if (process.argv[2] === 'clients') {
       const started = performance.now();
       await Promise.all(Array.from({ length: CONCURRENCY }, lane));
       const elapsed = (performance.now() - started) / 1000;
-      send({ type: 'done', invokes: latencies.length, seconds: elapsed, latencies });
+      await send({ type: 'done', invokes: latencies.length, seconds: elapsed, latencies });
       await operator.close();
       await Promise.all(nodes.map((n) => n.close()));
       process.exit(0);
     }
   });
-  send({ type: 'ready' });
+  void send({ type: 'ready' });
 } else {
   // ---- the parent: the gateway ----
   const token = randomBytes(24).toString('base64url');
   const state = mkdtempSync(join(tmpdir(), 'corral-bench-nodes-'));
   const gw = await Gateway.start({ stateDir: state, token, port: 0, audit: false, maxInFlight: CONCURRENCY * 2 });
+  let child: ChildProcess | undefined;
   try {
     global.gc?.();
     const rssBefore = process.memoryUsage().rss;
-    const child = fork(new URL(import.meta.url).pathname, ['clients', JSON.stringify({ url: gw.url, token })], { stdio: 'inherit' });
-    const next = (type: string) => new Promise<Message>((resolve) => {
+    const clients = (child = fork(new URL(import.meta.url).pathname, ['clients', JSON.stringify({ url: gw.url, token })], { stdio: 'inherit' }));
+    // A child that ends before it answers fails the bench instead of leaving it waiting.
+    const next = (type: string) => new Promise<Message>((resolve, reject) => {
       const on = (m: Message) => {
         if (m.type !== type) return;
-        child.off('message', on);
+        clients.off('message', on);
+        clients.off('exit', ended);
         resolve(m);
       };
-      child.on('message', on);
+      const ended = (code: number | null, signal: string | null) => reject(new Error(`the nodes' process ended (${signal ?? `exit ${code}`}) before '${type}'`));
+      clients.on('message', on);
+      clients.once('exit', ended);
     });
     await next('ready');
-    child.send({ type: 'request-pairing' });
+    clients.send({ type: 'request-pairing' });
     await next('pending');
     for (const node of gw.identity.nodes.list()) if (node.status === 'pending') gw.identity.nodes.pair(node.deviceId, 'bench');
     const connectedP = next('connected');
-    child.send({ type: 'connect' });
+    clients.send({ type: 'connect' });
     const connected = await connectedP;
     global.gc?.();
     const rssConnected = process.memoryUsage().rss;
@@ -108,6 +114,7 @@ if (process.argv[2] === 'clients') {
       ],
     );
   } finally {
+    child?.kill();
     await gw.close();
     rmSync(state, { recursive: true, force: true });
   }
