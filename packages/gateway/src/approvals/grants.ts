@@ -65,16 +65,22 @@ export class PolicyGrants {
   }
 
   /**
-   * Adds the grant of an allowed allow-always approval to the active set and
-   * activates it; returns whether the grant is active. Throws the policy
-   * package's POLICY_* when the set with the grant does not validate.
+   * Adds the grant of an allowed allow-always approval to the active set (read
+   * afresh, so a change made by another process is kept) and activates it
+   * through the compare-and-swap; returns whether the grant is active. A set
+   * changed meanwhile is read again. Throws the policy package's POLICY_* when
+   * the set with the grant does not validate, GATEWAY_CONFLICT when the set
+   * keeps changing under it.
    */
   add(approval: Approval): boolean {
     if (approval.status === 'pending' || approval.decision !== 'allow-always') return false;
     const name = grantFile(approval.id);
-    const active = this.#control.active();
-    if (active.files.some((f) => f.name === name)) return true;
-    return this.#control.activate(compileCandidate([...active.files, { name, text: grantPolicy(approval) }]), active.hash);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const active = this.#control.refresh();
+      if (active.files.some((f) => f.name === name)) return true;
+      if (this.#control.activate(compileCandidate([...active.files, { name, text: grantPolicy(approval) }]), active.hash)) return true;
+    }
+    throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
   }
 
   /**

@@ -149,7 +149,7 @@ export class NodeInvoker {
     } catch (error) {
       detail = (error as { code?: string }).code ?? 'error';
     }
-    await this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id: `approval-${approval.id}` }, decision: { effect: 'allow', approval: approval.id }, outcome: { status: added ? 'success' : 'failure', ...(detail ? { detail } : added ? {} : { detail: 'the policy set changed meanwhile' }) }, details: { digest: approval.digest, approvers: approval.approvers } });
+    await this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id: `approval-${approval.id}` }, decision: { effect: 'allow', approval: approval.id }, outcome: { status: added ? 'success' : 'failure', ...(detail ? { detail } : {}) }, details: { digest: approval.digest, approvers: approval.approvers } });
   }
 
   #register(): void {

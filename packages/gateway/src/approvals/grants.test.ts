@@ -1,0 +1,77 @@
+// Allow-always grants kept as policy files: adding and removing one goes
+// through the policy set's compare-and-swap on the set as it is on disk now,
+// so a change another process made meanwhile is kept, not lost.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { compileCandidate, PolicyControl, type Candidate } from '../http/policy-control.ts';
+import { grantFile, PolicyGrants, revokeGrantIn } from './grants.ts';
+import type { Approval } from './store.ts';
+
+const BASE = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
+const OTHER = 'forbid (principal, action == Action::"system.run", resource == Command::"rm");\n';
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function policyDir(): string {
+  const state = mkdtempSync(join(tmpdir(), 'corral-grants-'));
+  dirs.push(state);
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'main.cedar'), BASE);
+  return join(state, 'policies');
+}
+
+function allowedAlways(): Approval {
+  const now = Date.now();
+  return { id: randomUUID(), digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, status: 'allowed', decision: 'allow-always', quorum: 1, approvers: ['alice@example.com'], createdAtMs: now, expiresAtMs: now + 60_000, resolvedAtMs: now };
+}
+
+/** Activates the set plus `other.cedar`, as another process would (its own PolicyControl on the same directory). */
+function changeElsewhere(dir: string): void {
+  const elsewhere = PolicyControl.open(dir);
+  const active = elsewhere.active();
+  assert.equal(elsewhere.activate(compileCandidate([...active.files, { name: 'other.cedar', text: OTHER }]), active.hash), true);
+}
+
+describe('allow-always grants', () => {
+  it('adds a grant on top of a change another process activated since this gateway last read the set', () => {
+    const dir = policyDir();
+    const grants = new PolicyGrants(PolicyControl.open(dir));
+    changeElsewhere(dir);
+    const approval = allowedAlways();
+    assert.equal(grants.add(approval), true);
+    const names = PolicyControl.open(dir).active().files.map((f) => f.name).sort();
+    assert.deepEqual(names, [grantFile(approval.id), 'main.cedar', 'other.cedar']);
+    assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
+  });
+  it('reads the set again and retries when another process activates between its read and its swap', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    let raced = 0;
+    // The gateway's view of the set, with another process's activation landing just before its first swap.
+    const racing = {
+      refresh: () => control.refresh(),
+      active: () => control.active(),
+      activate: (candidate: Candidate, baseHash: string) => {
+        if (raced++ === 0) changeElsewhere(dir);
+        return control.activate(candidate, baseHash);
+      },
+    } as unknown as PolicyControl;
+    const approval = allowedAlways();
+    assert.equal(new PolicyGrants(racing).add(approval), true);
+    assert.equal(raced, 2, 'the first swap was refused, the second went through');
+    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'main.cedar', 'other.cedar']);
+  });
+  it('removes a grant from another process and keeps what was activated since', () => {
+    const dir = policyDir();
+    const approval = allowedAlways();
+    assert.equal(new PolicyGrants(PolicyControl.open(dir)).add(approval), true);
+    changeElsewhere(dir);
+    assert.equal(revokeGrantIn(dir, approval.id), true);
+    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['main.cedar', 'other.cedar']);
+    assert.equal(revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
+  });
+});
