@@ -53,9 +53,16 @@ if (process.argv[2] === 'node') {
   const gw = await Gateway.start({ stateDir: state, token, port: 0, audit: process.env.BENCH_NO_AUDIT ? false : true });
   const child = fork(new URL(import.meta.url).pathname, ['node', JSON.stringify({ url: gw.url, token, stateDir: nodeState })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const inbox: Message[] = [];
-  const waiters: Array<(m: Message) => void> = [];
-  child.on('message', (m: Message) => (waiters.length > 0 ? waiters.shift()!(m) : inbox.push(m)));
-  const next = (): Promise<Message> => (inbox.length > 0 ? Promise.resolve(inbox.shift()!) : new Promise((resolve) => waiters.push(resolve)));
+  const waiters: Array<{ resolve: (m: Message) => void; reject: (e: Error) => void }> = [];
+  let ended: Error | undefined;
+  child.on('message', (m: Message) => (waiters.length > 0 ? waiters.shift()!.resolve(m) : inbox.push(m)));
+  // A node process that ends before it answers fails the bench instead of leaving it waiting.
+  child.once('exit', (code, signal) => {
+    ended = new Error(`the node process ended (${signal ?? `exit ${code}`})`);
+    for (const w of waiters.splice(0)) w.reject(ended);
+  });
+  const next = (): Promise<Message> =>
+    inbox.length > 0 ? Promise.resolve(inbox.shift()!) : ended ? Promise.reject(ended) : new Promise((resolve, reject) => waiters.push({ resolve, reject }));
   try {
     const { deviceId } = (await next()) as { type: 'device'; deviceId: string };
     while (!gw.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
@@ -103,8 +110,10 @@ if (process.argv[2] === 'node') {
     );
     await operator.close();
   } finally {
-    child.send({ type: 'stop' });
-    await new Promise((resolve) => child.once('exit', resolve));
+    if (!ended) {
+      child.send({ type: 'stop' });
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
     await gw.close();
     rmSync(state, { recursive: true, force: true });
     rmSync(nodeState, { recursive: true, force: true });
