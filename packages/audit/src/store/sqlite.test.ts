@@ -41,6 +41,34 @@ function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
   };
 }
 
+/**
+ * Appends one event while another connection holds the write lock for 100 ms:
+ * the append is acknowledged only after the lock is let go, and a 1 ms timer
+ * keeps running meanwhile (the wait never blocks the event loop).
+ */
+async function appendsWhileLockedElsewhere(options: { oneShot?: boolean }): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-locked-'));
+  dirs.push(stateDir);
+  const log = await openAuditLog({ stateDir, ...options });
+  const other = new DatabaseSync(join(stateDir, 'audit.db'));
+  other.exec('BEGIN IMMEDIATE');
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  let releasedAt = 0;
+  setTimeout(() => {
+    releasedAt = performance.now();
+    other.exec('COMMIT');
+  }, 100);
+  const record = await log.append(sampleEvent(0));
+  const ackedAt = performance.now();
+  clearInterval(timer);
+  other.close();
+  assert.equal(record.seq, 0);
+  assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
+  assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
+  await log.close();
+}
+
 storeSuite(sqliteHarness('SQLite', {}));
 storeSuite(sqliteHarness('SQLite (one-shot writer)', { oneShot: true }));
 
@@ -78,26 +106,7 @@ describe('a one-shot SQLite writer', () => {
     assert.ok(ticks >= 5, `a 1 ms timer ran ${ticks} times in 300 ms of appending`);
   });
   it('waits for the write lock another connection holds, with timers, then appends', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-locked-'));
-    dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir, oneShot: true });
-    const other = new DatabaseSync(join(stateDir, 'audit.db'));
-    other.exec('BEGIN IMMEDIATE');
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 1);
-    let releasedAt = 0;
-    setTimeout(() => {
-      releasedAt = performance.now();
-      other.exec('COMMIT');
-    }, 100);
-    const record = await log.append(sampleEvent(0));
-    const ackedAt = performance.now();
-    clearInterval(timer);
-    other.close();
-    assert.equal(record.seq, 0);
-    assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
-    assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
-    await log.close();
+    await appendsWhileLockedElsewhere({ oneShot: true });
   });
   it('writes the same records, hashes and final root as the writer thread, however the appends are grouped', async () => {
     /** Appends `groups[k]` events at once for each k, closes, and reads back every record and the last checkpoint. */
@@ -176,26 +185,7 @@ describe('a SQLite log with its writer thread', () => {
     await log.close();
   });
   it('leaves a lone append to the thread while another connection holds the write lock: the event loop runs meanwhile', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-locked-'));
-    dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
-    const other = new DatabaseSync(join(stateDir, 'audit.db'));
-    other.exec('BEGIN IMMEDIATE');
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 1);
-    let releasedAt = 0;
-    setTimeout(() => {
-      releasedAt = performance.now();
-      other.exec('COMMIT');
-    }, 100);
-    const record = await log.append(sampleEvent(0));
-    const ackedAt = performance.now();
-    clearInterval(timer);
-    other.close();
-    assert.equal(record.seq, 0);
-    assert.ok(releasedAt > 0 && ackedAt >= releasedAt, 'acknowledged only after the other connection let go of the lock');
-    assert.ok(ticks >= 10, `a 1 ms timer ran ${ticks} times while the append waited 100 ms`);
-    await log.close();
+    await appendsWhileLockedElsewhere({});
   });
 });
 

@@ -3,26 +3,17 @@
 // so a change another process made meanwhile is kept, not lost.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { policyStateDirs } from '../../test/policy-state.ts';
 import { compileCandidate, PolicyControl, type Candidate } from '../http/policy-control.ts';
 import { grantFile, PolicyGrants, revokeGrantIn } from './grants.ts';
 import type { Approval } from './store.ts';
 
 const BASE = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const OTHER = 'forbid (principal, action == Action::"system.run", resource == Command::"rm");\n';
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function policyDir(): string {
-  const state = mkdtempSync(join(tmpdir(), 'corral-grants-'));
-  dirs.push(state);
-  mkdirSync(join(state, 'policies'));
-  writeFileSync(join(state, 'policies', 'main.cedar'), BASE);
-  return join(state, 'policies');
-}
+const stateDir = policyStateDirs('grants', BASE);
+const policyDir = () => join(stateDir(), 'policies');
 
 function allowedAlways(): Approval {
   const now = Date.now();
@@ -44,7 +35,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.equal(grants.add(approval), true);
     const names = PolicyControl.open(dir).active().files.map((f) => f.name).sort();
-    assert.deepEqual(names, [grantFile(approval.id), 'main.cedar', 'other.cedar']);
+    assert.deepEqual(names, [grantFile(approval.id), 'other.cedar', 'run.cedar']);
     assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
   });
   it('reads the set again and retries when another process activates between its read and its swap', () => {
@@ -63,7 +54,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.equal(new PolicyGrants(racing).add(approval), true);
     assert.equal(raced, 2, 'the first swap was refused, the second went through');
-    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'main.cedar', 'other.cedar']);
+    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'other.cedar', 'run.cedar']);
   });
   it('removes a grant from another process and keeps what was activated since', () => {
     const dir = policyDir();
@@ -71,7 +62,7 @@ describe('allow-always grants', () => {
     assert.equal(new PolicyGrants(PolicyControl.open(dir)).add(approval), true);
     changeElsewhere(dir);
     assert.equal(revokeGrantIn(dir, approval.id), true);
-    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['main.cedar', 'other.cedar']);
+    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
     assert.equal(revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
   });
 });
