@@ -124,6 +124,19 @@ describe('activating from two processes at once', () => {
     assert.equal(activated, true);
     assert.ok(ms >= 200, `the activation went ahead after ${ms.toFixed(0)} ms, while the lock was held`);
   });
+  it('refuses with GATEWAY_CONFLICT, changing nothing, when another process keeps the lock past the wait', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir, { lockWaitMs: 200 });
+    const before = control.active().hash;
+    const release = holdLock(dir);
+    try {
+      assert.throws(() => control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), before), { code: 'GATEWAY_CONFLICT' });
+    } finally {
+      release();
+    }
+    assert.equal(PolicyControl.open(dir).active().hash, before);
+    assert.equal(control.decide(request).decision, 'allow');
+  });
   it('lets one of two activations on the same base hash through; the other is refused and nothing is lost', async () => {
     const dir = policyDir();
     const base = PolicyControl.open(dir).active().hash;

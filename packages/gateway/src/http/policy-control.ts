@@ -101,15 +101,19 @@ export class PolicyControl {
   /** The version the policy directory's link pointed at when the active set was read. */
   #linked: string | undefined;
 
-  private constructor(dir: string, active: Candidate | undefined) {
+  /** How long an activation waits for another process's to finish, ms. */
+  readonly #lockWaitMs: number;
+
+  private constructor(dir: string, active: Candidate | undefined, lockWaitMs: number) {
     this.dir = dir;
+    this.#lockWaitMs = lockWaitMs;
     this.#active = active;
     this.#linked = linkTarget(dir);
   }
 
   /** Loads the directory when it exists. Throws POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE. */
-  static open(dir: string): PolicyControl {
-    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined);
+  static open(dir: string, options: { lockWaitMs?: number } = {}): PolicyControl {
+    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined, options.lockWaitMs ?? ACTIVATION_WAIT_MS);
   }
 
   /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none. */
@@ -165,10 +169,10 @@ export class PolicyControl {
    * it did. The comparison and the swap hold the directory's activation lock,
    * so another process's activation (`corral approvals revoke`, a second
    * gateway) cannot slip between them and be lost. Throws GATEWAY_CONFLICT
-   * when another process holds the lock for longer than ACTIVATION_WAIT_MS.
+   * when another process holds the lock longer than `lockWaitMs` (default 10 s).
    */
   activate(candidate: Candidate, baseHash: string): boolean {
-    return withActivationLock(this.dir, () => {
+    return withActivationLock(this.dir, this.#lockWaitMs, () => {
       if (baseHash !== this.refresh().hash) return false;
       swapDirectory(this.dir, candidate);
       this.#active = candidate;
@@ -178,7 +182,7 @@ export class PolicyControl {
   }
 }
 
-/** How long an activation waits for another process's to finish. */
+/** How long an activation waits for another process's to finish, by default. */
 const ACTIVATION_WAIT_MS = 10_000;
 
 /**
@@ -186,16 +190,18 @@ const ACTIVATION_WAIT_MS = 10_000;
  * lock of a small SQLite file beside its versions, which the kernel releases
  * if the holder dies (a lock file left behind by a crash would need a guess).
  */
-function withActivationLock<T>(dir: string, work: () => T): T {
+function withActivationLock<T>(dir: string, waitMs: number, work: () => T): T {
   const versions = `${dir}.versions`;
   mkdirSync(versions, { recursive: true, mode: 0o700 });
   const lock = new DatabaseSync(join(versions, 'activation.lock'));
   try {
-    lock.exec(`PRAGMA busy_timeout = ${ACTIVATION_WAIT_MS}`);
+    lock.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(waitMs))}`);
     try {
       lock.exec('BEGIN IMMEDIATE');
     } catch (error) {
-      throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set at ${dir} locked for ${ACTIVATION_WAIT_MS / 1000} s; try again`, { cause: error });
+      // Only a lock held elsewhere is a conflict; any other failure is reported as it is.
+      if ((error as { errcode?: number }).errcode !== 5 && !/database is locked/i.test((error as Error).message ?? '')) throw error;
+      throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set at ${dir} locked for ${(waitMs / 1000).toFixed(1)} s; try again`, { cause: error });
     }
     try {
       return work();
