@@ -173,6 +173,41 @@ describe('a SQLite log with its writer thread', () => {
     assert.equal((await appended).firstSeq, 0);
     await log.close();
   });
+  /** Whether `appended` settles within a few microtasks: only a commit made on this thread can (the thread answers with a message, a later event). */
+  const settledAtOnce = async (appended: Promise<unknown>) => {
+    let settled = false;
+    void appended.then(() => (settled = true));
+    for (let i = 0; i < 3; i++) await null;
+    const atOnce = settled;
+    await appended;
+    return atOnce;
+  };
+  it('leaves a request of more than 16 records to the thread, and commits one of 16 here', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-size-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    try {
+      assert.equal(await settledAtOnce(log.store.append(request(0, 17))), false);
+      await new Promise((r) => setTimeout(r, 50)); // past the share the first commit here would have spent
+      assert.equal(await settledAtOnce(log.store.append(request(17, 16))), true);
+    } finally {
+      await log.close();
+    }
+  });
+  it('sends a lone append made right after one committed here to the thread: commits here take at most a fifth of the time', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-share-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    try {
+      const first = log.store.append(request(0, 1));
+      const second = log.store.append(request(1, 1));
+      assert.deepEqual([await settledAtOnce(first), await settledAtOnce(second)], [true, false]);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await settledAtOnce(log.store.append(request(2, 1))), true, 'after a pause, here again');
+    } finally {
+      await log.close();
+    }
+  });
   it('keeps appends in the order they were made when a lone one follows a batch the thread is still writing', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-order-'));
     dirs.push(stateDir);
