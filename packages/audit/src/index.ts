@@ -35,7 +35,8 @@ export { openAuditReader } from './log/open-reader.ts';
 export type { AuditReader, OpenAuditReaderOptions } from './log/open-reader.ts';
 export { readRecord, toAuditRecord, proveInclusion, proveConsistency, verifyStore } from './log/reader.ts';
 export { storedRootAt } from './log/stored-root.ts';
-export type { AuditRecord, InclusionProofResult, ConsistencyProofResult } from './log/reader.ts';
+export type { AuditRecord } from './log/audit-record.ts';
+export type { InclusionProofResult, ConsistencyProofResult } from './log/reader.ts';
 
 export { exportJsonl, EXPORT_FORMAT } from './export/jsonl.ts';
 export type { ExportHeader, ExportRange } from './export/jsonl.ts';

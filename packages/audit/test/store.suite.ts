@@ -80,6 +80,8 @@ export function storeSuite(h: StoreHarness): void {
         assert.equal(sha256Hasher.leaf(c.canonical), c.hash);
         const back = await readRecord(log.store, 1);
         assert.deepEqual(back, b);
+        assert.equal(back.canonical, b.canonical);
+        assert.deepEqual(JSON.parse(JSON.stringify(b)), { seq: 1, prev: a.hash, hash: b.hash, event: b.event, canonical: b.canonical }, 'as JSON, canonical is a member like the others');
       });
       it('stores awkward text byte for byte: backslashes, escapes, tabs, newlines, emoji', async () => {
         const { log } = await setup();

@@ -13,7 +13,7 @@ import { checkedEvent, type AuditEvent, type AuditEventInput } from '../record/e
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
 import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
-import type { AuditRecord } from './reader.ts';
+import { LogRecord, type AuditRecord } from './audit-record.ts';
 import { storedRootAt } from './stored-root.ts';
 
 export const DB_FILE = 'audit.db';
@@ -244,7 +244,7 @@ export class AuditLog {
           const p = batch[i]!;
           const seq = result.firstSeq + i;
           const prev = i === 0 ? result.prev : result.hashes[i - 1]!;
-          p.resolve({ seq, prev, hash: result.hashes[i]!, event: p.event, canonical: recordBytes(seq, prev, p.body) });
+          p.resolve(new LogRecord(seq, prev, result.hashes[i]!, p.event, p.body));
         }
         if (result.checkpoint) this.#pendingWitness = result.checkpoint;
         // Under heavy appending, keep the witness at most a second behind.

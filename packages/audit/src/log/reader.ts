@@ -5,13 +5,14 @@ import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof } from '../merkle/prover.ts';
-import { RECORD_VERSION, type AuditEvent } from '../record/event.ts';
+import type { AuditEvent } from '../record/event.ts';
 import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { SqliteStore } from '../store/sqlite.ts';
+import { LogRecord, type AuditRecord } from './audit-record.ts';
 import { verifySqliteInParallel } from './verify-parallel.ts';
 
 /** Records per read when scanning (the store's default batch). */
@@ -23,17 +24,6 @@ const SCAN_BATCH = 10_000;
  * way reliably faster, so there they verify on one.
  */
 const PARALLEL_FROM = availableParallelism() >= 4 ? 300_000 : Number.POSITIVE_INFINITY;
-
-/** A record as callers see it. */
-export interface AuditRecord {
-  seq: number;
-  prev: string;
-  /** Leaf hash: SHA-256(0x00 || record bytes), hex. */
-  hash: string;
-  event: AuditEvent;
-  /** The record's canonical bytes (what `hash` covers, after the 0x00 prefix). */
-  canonical: string;
-}
 
 export interface InclusionProofResult {
   seq: number;
@@ -62,7 +52,7 @@ export function toAuditRecord(r: StoredRecord): AuditRecord {
   } catch (error) {
     throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not JSON`, { cause: error });
   }
-  return { seq: r.seq, prev: r.prev, hash: r.hash, event, canonical: `{"event":${r.body},"prev":"${r.prev}","seq":${r.seq},"v":${RECORD_VERSION}}` };
+  return new LogRecord(r.seq, r.prev, r.hash, event, r.body);
 }
 
 /** Record `seq`. @throws AuditError AUDIT_NOT_FOUND */

@@ -7,13 +7,12 @@ import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MAX_TRANSACTION, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
+import { noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 
-const { path, config, shared } = workerData as { path: string; config: WriterConfig; shared: SharedArrayBuffer };
+const { path, config, committed } = workerData as { path: string; config: WriterConfig; committed: CommitCount };
 const port = parentPort!;
 
-/** Shared with the checkpointer (and the process side, which commits lone appends itself): [records committed, closing]. */
-const checkpointState = new Int32Array(shared);
 let checkpointer: Worker;
 let checkpointerRunning = true;
 let writer: BatchWriter;
@@ -29,7 +28,7 @@ try {
   // every 128 MiB of log, copies the little left and lets it wrap.
   db.exec('PRAGMA wal_autocheckpoint = 8192');
   writer = new BatchWriter(db, path);
-  checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, shared: checkpointState.buffer } });
+  checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, committed } });
   checkpointer.on('exit', () => (checkpointerRunning = false));
   // The writer is ready once the checkpointer is (its start-up is then no
   // append's cost); without it, the writer's automatic checkpoint does the work.
@@ -67,8 +66,7 @@ port.on('message', (first: WriterMessage) => {
       }
       return writer.appendAll(head, requests, config);
     });
-    Atomics.add(checkpointState, 0, parts.reduce((n, p) => n + p.hashes.length, 0));
-    Atomics.notify(checkpointState, 0);
+    noteCommit(committed, parts.reduce((n, p) => n + p.hashes.length, 0));
     port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
   } catch (error) {
     const e = sqliteError(path, error);
@@ -84,7 +82,6 @@ function close(): void {
     port.close();
   };
   if (!checkpointerRunning) return end();
-  Atomics.store(checkpointState, 1, 1);
-  Atomics.notify(checkpointState, 0);
+  noteClosing(committed);
   checkpointer.once('exit', end);
 }

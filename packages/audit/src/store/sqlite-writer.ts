@@ -4,6 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import { AuditError, type AuditErrorCode } from '../errors.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
+import { newCommitCount, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 
 /** A message to the writer thread: a request to append, or the last one, 'close'. */
 export type WriterMessage = { id: number; request: AppendRequest } | 'close';
@@ -26,13 +27,13 @@ export class SqliteWriter {
   readonly #worker: Worker;
   readonly #where: string;
   readonly #waiting = new Map<number, Waiting>();
-  /** Shared with the thread's checkpointer: [records committed, closing]. */
-  readonly #committed: Int32Array;
+  /** Shared with the thread's checkpointer. */
+  readonly #committed: CommitCount;
   #next = 0;
   /** Set once the thread is gone: every later request fails with it. */
   #gone: AuditError | null = null;
 
-  private constructor(worker: Worker, where: string, committed: Int32Array) {
+  private constructor(worker: Worker, where: string, committed: CommitCount) {
     this.#worker = worker;
     this.#where = where;
     this.#committed = committed;
@@ -57,8 +58,8 @@ export class SqliteWriter {
    * @throws AuditError AUDIT_STORE_UNAVAILABLE, AUDIT_STORE_FOREIGN.
    */
   static async start(path: string, config: WriterConfig): Promise<SqliteWriter> {
-    const shared = new SharedArrayBuffer(8);
-    const worker = new Worker(new URL('./sqlite-writer-thread.ts', import.meta.url), { workerData: { path, config, shared } });
+    const committed = newCommitCount();
+    const worker = new Worker(new URL('./sqlite-writer-thread.ts', import.meta.url), { workerData: { path, config, committed } });
     const ready = await new Promise<WriterReply>((resolve) => {
       worker.once('message', resolve);
       worker.once('error', (error) => resolve({ ready: false, error: { code: 'AUDIT_STORE_UNAVAILABLE', message: `cannot start the writer of ${path}: ${error.message}` } }));
@@ -69,7 +70,7 @@ export class SqliteWriter {
       throw new AuditError(error.code, error.message);
     }
     worker.unref();
-    return new SqliteWriter(worker, path, new Int32Array(shared));
+    return new SqliteWriter(worker, path, committed);
   }
 
   /** True while a request sent to the thread is unanswered. */
@@ -77,10 +78,9 @@ export class SqliteWriter {
     return this.#waiting.size > 0;
   }
 
-  /** Tells the thread's checkpointer about `records` committed through another connection of this process. */
+  /** Tells the thread's checkpointer about a commit of `records` through another connection of this process. */
   committedElsewhere(records: number): void {
-    Atomics.add(this.#committed, 0, records);
-    Atomics.notify(this.#committed, 0);
+    noteCommit(this.#committed, records);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,6 +221,23 @@ describe('a SQLite log with its writer thread', () => {
   });
   it('leaves a lone append to the thread while another connection holds the write lock: the event loop runs meanwhile', async () => {
     await appendsWhileLockedElsewhere({});
+  });
+  it('keeps its write-ahead log from growing while records come one commit at a time: a checkpoint every 32 commits lets it start over', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-wal-'));
+    dirs.push(stateDir);
+    const log = await openAuditLog({ stateDir });
+    try {
+      // Each lone commit adds some 34 KiB of whole pages: 200 of them, never
+      // checkpointed, would leave a log of about 7 MiB.
+      for (let i = 0; i < 200; i++) {
+        await log.append(sampleEvent(i));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const wal = statSync(join(stateDir, 'audit.db-wal')).size;
+      assert.ok(wal < 3 * 1024 * 1024, `the write-ahead log holds ${wal} bytes`);
+    } finally {
+      await log.close();
+    }
   });
 });
 
