@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { after, describe, it } from 'node:test';
-import { openAuditLog } from '../log/audit-log.ts';
+import { after, afterEach, describe, it } from 'node:test';
+import { openAuditLog, type AuditLog, type OpenAuditLogOptions } from '../log/audit-log.ts';
 import { verifyStore } from '../log/reader.ts';
 import { checkedEvent } from '../record/event.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
@@ -14,6 +14,15 @@ import { SqliteStore } from './sqlite.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** Logs the tests open, closed after each test whether it passed or not (an open log's threads keep the test file running). */
+const opened: AuditLog[] = [];
+afterEach(async () => void (await Promise.allSettled(opened.splice(0).map((log) => log.close()))));
+async function openLog(options: OpenAuditLogOptions): Promise<AuditLog> {
+  const log = await openAuditLog(options);
+  opened.push(log);
+  return log;
+}
 
 function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
   return {
@@ -49,7 +58,7 @@ function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
 async function appendsWhileLockedElsewhere(options: { oneShot?: boolean }): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-locked-'));
   dirs.push(stateDir);
-  const log = await openAuditLog({ stateDir, ...options });
+  const log = await openLog({ stateDir, ...options });
   const other = new DatabaseSync(join(stateDir, 'audit.db'));
   other.exec('BEGIN IMMEDIATE');
   let ticks = 0;
@@ -78,23 +87,19 @@ describe('a one-shot SQLite writer', () => {
     dirs.push(stateDir);
     const threads = () => readdirSync('/proc/self/task').length; // this process's OS threads
     const before = threads();
-    const log = await openAuditLog({ stateDir, oneShot: true });
+    const log = await openLog({ stateDir, oneShot: true });
     const record = await log.append(sampleEvent(0));
     assert.equal(threads(), before);
     await log.close();
-    const reader = await openAuditLog({ stateDir });
-    try {
-      assert.equal((await reader.store.checkpoints()).at(-1)?.size, 1, 'close sealed a checkpoint of the one record');
-      assert.equal((await verifyStore(reader.store, reader.publicKey)).verified, 1);
-      assert.equal((await reader.store.record(0))?.hash, record.hash);
-    } finally {
-      await reader.close();
-    }
+    const reader = await openLog({ stateDir });
+    assert.equal((await reader.store.checkpoints()).at(-1)?.size, 1, 'close sealed a checkpoint of the one record');
+    assert.equal((await verifyStore(reader.store, reader.publicKey)).verified, 1);
+    assert.equal((await reader.store.record(0))?.hash, record.hash);
   });
   it('keeps timers running while appends are acknowledged back to back (commits chained by microtasks starved them)', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-busy-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir, oneShot: true });
+    const log = await openLog({ stateDir, oneShot: true });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     const end = Date.now() + 300;
@@ -113,7 +118,7 @@ describe('a one-shot SQLite writer', () => {
     async function written(groups: number[], oneShot: boolean) {
       const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-same-'));
       dirs.push(stateDir);
-      const log = await openAuditLog({ stateDir, oneShot, checkpointEvery: 16 });
+      const log = await openLog({ stateDir, oneShot, checkpointEvery: 16 });
       let i = 0;
       for (const n of groups) await Promise.all(Array.from({ length: n }, () => log.append(sampleEvent(i++))));
       await log.close();
@@ -138,8 +143,8 @@ describe('a one-shot SQLite writer', () => {
   it('interleaves with a writer thread on the same file without a gap or a fork', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-mixed-'));
     dirs.push(stateDir);
-    const threaded = await openAuditLog({ stateDir });
-    const oneShot = await openAuditLog({ stateDir, oneShot: true });
+    const threaded = await openLog({ stateDir });
+    const oneShot = await openLog({ stateDir, oneShot: true });
     const records = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? threaded : oneShot).append(sampleEvent(i))));
     assert.deepEqual(records.map((r) => r.seq).sort((p, q) => p - q), Array.from({ length: 200 }, (_, i) => i));
     await oneShot.close();
@@ -167,7 +172,7 @@ describe('a SQLite log with its writer thread', () => {
   it('commits a lone append on the calling thread: it is in the file before append() returns', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
+    const log = await openLog({ stateDir });
     const appended = log.store.append(request(0, 1));
     assert.equal(count(join(stateDir, 'audit.db')), 1);
     assert.equal((await appended).firstSeq, 0);
@@ -185,33 +190,25 @@ describe('a SQLite log with its writer thread', () => {
   it('leaves a request of more than 16 records to the thread, and commits one of 16 here', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-size-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
-    try {
-      assert.equal(await settledAtOnce(log.store.append(request(0, 17))), false);
-      await new Promise((r) => setTimeout(r, 50)); // past the share the first commit here would have spent
-      assert.equal(await settledAtOnce(log.store.append(request(17, 16))), true);
-    } finally {
-      await log.close();
-    }
+    const log = await openLog({ stateDir });
+    assert.equal(await settledAtOnce(log.store.append(request(0, 17))), false);
+    await new Promise((r) => setTimeout(r, 50)); // past the share the first commit here would have spent
+    assert.equal(await settledAtOnce(log.store.append(request(17, 16))), true);
   });
   it('sends a lone append made right after one committed here to the thread: commits here take at most a fifth of the time', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-share-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
-    try {
-      const first = log.store.append(request(0, 1));
-      const second = log.store.append(request(1, 1));
-      assert.deepEqual([await settledAtOnce(first), await settledAtOnce(second)], [true, false]);
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(await settledAtOnce(log.store.append(request(2, 1))), true, 'after a pause, here again');
-    } finally {
-      await log.close();
-    }
+    const log = await openLog({ stateDir });
+    const first = log.store.append(request(0, 1));
+    const second = log.store.append(request(1, 1));
+    assert.deepEqual([await settledAtOnce(first), await settledAtOnce(second)], [true, false]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await settledAtOnce(log.store.append(request(2, 1))), true, 'after a pause, here again');
   });
   it('keeps appends in the order they were made when a lone one follows a batch the thread is still writing', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-order-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
+    const log = await openLog({ stateDir });
     const batch = log.store.append(request(0, 500));
     const lone = log.store.append(request(500, 1));
     assert.deepEqual([(await batch).firstSeq, (await lone).firstSeq], [0, 500]);
@@ -225,19 +222,15 @@ describe('a SQLite log with its writer thread', () => {
   it('keeps its write-ahead log from growing while records come one commit at a time: a checkpoint every 32 commits lets it start over', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-wal-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
-    try {
-      // Each lone commit adds some 34 KiB of whole pages: 200 of them, never
-      // checkpointed, would leave a log of about 7 MiB.
-      for (let i = 0; i < 200; i++) {
-        await log.append(sampleEvent(i));
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      const wal = statSync(join(stateDir, 'audit.db-wal')).size;
-      assert.ok(wal < 3 * 1024 * 1024, `the write-ahead log holds ${wal} bytes`);
-    } finally {
-      await log.close();
+    const log = await openLog({ stateDir });
+    // Each lone commit adds some 34 KiB of whole pages: 200 of them, never
+    // checkpointed, would leave a log of about 7 MiB.
+    for (let i = 0; i < 200; i++) {
+      await log.append(sampleEvent(i));
+      await new Promise((r) => setTimeout(r, 2));
     }
+    const wal = statSync(join(stateDir, 'audit.db-wal')).size;
+    assert.ok(wal < 3 * 1024 * 1024, `the write-ahead log holds ${wal} bytes`);
   });
 });
 
@@ -245,8 +238,8 @@ describe('two writers on one SQLite file', () => {
   it('interleave without a gap or a fork: a batch built on a stale head is rebuilt', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-two-'));
     dirs.push(stateDir);
-    const a = await openAuditLog({ stateDir });
-    const b = await openAuditLog({ stateDir });
+    const a = await openLog({ stateDir });
+    const b = await openLog({ stateDir });
     const seqs: number[] = [];
     for (let i = 0; i < 20; i++) {
       const [x, y] = await Promise.all([a.append(sampleEvent(2 * i)), b.append(sampleEvent(2 * i + 1))]);
@@ -265,7 +258,7 @@ describe('when pages of the SQLite file are overwritten', () => {
   it('verify reports the records it cannot read as malformed instead of crashing', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-corrupt-'));
     dirs.push(stateDir);
-    const log = await openAuditLog({ stateDir });
+    const log = await openLog({ stateDir });
     await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(sampleEvent(i))));
     const { publicKey } = log;
     await log.close();
