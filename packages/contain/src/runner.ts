@@ -57,6 +57,14 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Told of each network connection as the proxy decides it. */
   onConnection?: (record: ConnectionRecord) => void;
+  /**
+   * When the run takes a warm sandbox, its replacement is started only once
+   * this has settled too (or after a grace period): a caller with more to do
+   * once the command is over — pass its result on, record it — gives a
+   * promise of that, so starting bubblewrap again does not compete with it
+   * for the cores and the event loop.
+   */
+  refillAfter?: PromiseLike<unknown>;
 }
 
 export interface RunnerOptions {
@@ -171,7 +179,7 @@ export class Runner {
     // The kernel ends each word at a NUL: a word holding one would reach the command cut short.
     if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
     const enforcement = checkEnforceable(plan, this.#caps);
-    const warm = this.#warm.take(plan, options.stdin === 'inherit' ? 'inherit' : 'pipe');
+    const warm = this.#warm.take(plan, options.stdin === 'inherit' ? 'inherit' : 'pipe', options.refillAfter);
     const proc = this.#start(plan, [...argv], options, enforcement, warm);
     this.#live.add(proc);
     const forget = () => void this.#live.delete(proc);

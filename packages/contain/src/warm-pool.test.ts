@@ -63,6 +63,36 @@ describe('WarmPool', () => {
       await warm.close();
     });
 
+    it('waits for the caller’s own work on the result too (refillAfter) before starting the replacement', async () => {
+      const { warm, log } = pool();
+      await warm.keep(plan, 1);
+      const delivered = Promise.withResolvers<void>();
+      const taken = warm.take(plan, 'pipe', delivered.promise);
+      taken?.endRun();
+      await sleep(REFILL_GRACE_MS / 5);
+      assert.deepEqual(log, ['boot 1'], 'the replacement was started before the caller was done with the result');
+      delivered.resolve();
+      await warm.keep(plan, 1);
+      assert.deepEqual(log, ['boot 1', 'boot 2']);
+      await warm.close();
+    });
+
+    it(`starts the replacement once the run is over when the caller’s work fails, and after ${REFILL_GRACE_MS} ms when it never ends`, async () => {
+      const { warm, log } = pool();
+      await warm.keep(plan, 1);
+      const failed = warm.take(plan, 'pipe', Promise.reject(new Error('the answer could not be sent')));
+      await sleep(REFILL_GRACE_MS / 5);
+      assert.deepEqual(log, ['boot 1'], 'the replacement was started while the run was under way');
+      failed?.endRun();
+      await warm.keep(plan, 1);
+      assert.deepEqual(log, ['boot 1', 'boot 2']);
+      const stuck = warm.take(plan, 'pipe', new Promise(() => {}));
+      stuck?.endRun();
+      await sleep(REFILL_GRACE_MS + 100);
+      assert.deepEqual(log, ['boot 1', 'boot 2', 'boot 3']);
+      await warm.close();
+    });
+
     it(`starts the replacement anyway once the run has lasted ${REFILL_GRACE_MS} ms`, async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);

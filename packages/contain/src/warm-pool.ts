@@ -4,10 +4,12 @@
 // takes one, so it pays only for handing over the command, the exec and the
 // wait. Each sandbox serves one run and is never handed back: the pool
 // refills in the background, one sandbox at a time, up to the size asked.
-// The refill waits until the run that took the sandbox is over (or a short
-// grace period has passed, for a run that lasts): started at once, it would
-// spawn bubblewrap and make cgroups while that run starts, on the same cores
-// and the same event loop, and a short run would pay for its own replacement.
+// The refill waits until the run that took the sandbox is over and its
+// caller is done with the result (or a short grace period has passed, for a
+// run that lasts): started at once, it would spawn bubblewrap and make
+// cgroups while that run starts, or while its result is passed on, on the
+// same cores and the same event loop, and a short run would pay for its own
+// replacement.
 import { ContainError } from './errors.ts';
 import { planKey, type SandboxPlan } from './policy/plan.ts';
 
@@ -86,11 +88,12 @@ export class WarmPool<S> {
   /**
    * A ready sandbox made for exactly this plan and standard input, or
    * undefined (then the run starts cold). The refill starts once the taken
-   * sandbox's run is over or REFILL_GRACE_MS have passed, whichever comes
-   * first (with no sandbox to give, on the next turn of the event loop), so a
-   * caller that wanted one run only can stop it first with keep(plan, 0).
+   * sandbox's run is over and `after` (the caller's own work on its result)
+   * has settled, or REFILL_GRACE_MS have passed, whichever comes first (with
+   * no sandbox to give, on the next turn of the event loop), so a caller that
+   * wanted one run only can stop it first with keep(plan, 0).
    */
-  take(plan: SandboxPlan, stdin: WarmStdin): S | undefined {
+  take(plan: SandboxPlan, stdin: WarmStdin, after?: PromiseLike<unknown>): S | undefined {
     if (this.#pools.size === 0) return undefined;
     const pool = this.#pools.get(`${planKey(plan)}:${stdin}`);
     if (!pool) return undefined;
@@ -107,7 +110,9 @@ export class WarmPool<S> {
       timer = setTimeout(resolve, REFILL_GRACE_MS);
       timer.unref();
     });
-    void Promise.race([this.#hooks.over(sandbox).catch(() => undefined), graceOver]).then(() => {
+    const settled = (p: PromiseLike<unknown> | undefined) => Promise.resolve(p).catch(() => undefined);
+    const over = Promise.all([settled(this.#hooks.over(sandbox)), settled(after)]);
+    void Promise.race([over, graceOver]).then(() => {
       clearTimeout(timer);
       // On a later turn: the run's result reaches its caller before bubblewrap is spawned again.
       setImmediate(refill);

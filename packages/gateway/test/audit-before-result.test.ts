@@ -122,6 +122,27 @@ describe('the audit records of a governed command', () => {
       }
     });
 
+    it('acknowledges the node’s result only once the result record is durable (a Corral node replaces the warm sandbox its run took after that)', async () => {
+      const gw = await slowLogGateway(stateDir(), token);
+      const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');
+      let acknowledged = 0;
+      node.client.on('node.invoke.request', (payload) => {
+        const p = payload as { id: string; nodeId: string };
+        void node.client.request('node.invoke.result', { id: p.id, nodeId: p.nodeId, ok: true, payloadJSON: '{"exitCode":0}' }).then(() => (acknowledged = performance.now()));
+      });
+      try {
+        await invoke(gw.operator, node.device.deviceId);
+        const answeredAt = performance.now();
+        while (acknowledged === 0) await new Promise((r) => setTimeout(r, 1));
+        assert.equal(gw.resultsDurable.length, 1);
+        assert.ok(acknowledged >= gw.resultsDurable[0]!, `acknowledged ${(gw.resultsDurable[0]! - acknowledged).toFixed(0)} ms before the result was durable`);
+        assert.ok(acknowledged - answeredAt < 100, 'acknowledged when the caller was answered');
+      } finally {
+        await node.close();
+        await gw.close();
+      }
+    });
+
     it('sends an approved command only once the approval’s own record is durable', async () => {
       const gw = await slowLogGateway(stateDir(), token);
       const { node, received } = await timedNode(gw);

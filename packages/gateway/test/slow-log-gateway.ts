@@ -19,6 +19,8 @@ export interface SlowLogGateway {
   durable: number[];
   /** When each `approval.resolve` record became durable. */
   approvalsDurable: number[];
+  /** When each `node.invoke` (result) record became durable. */
+  resultsDurable: number[];
   close(): Promise<void>;
 }
 
@@ -32,12 +34,14 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
   point.reload(join(stateDir, 'policies'));
   const durable: number[] = [];
   const approvalsDurable: number[] = [];
+  const resultsDurable: number[] = [];
   const audit = async (event: AuditEventInput) => {
     await new Promise((r) => setTimeout(r, 300));
     if (options.refuse) throw new Error('the disk is full');
     const record = await log.append(event);
     if (event.action === 'node.invoke.decide') durable.push(performance.now());
     if (event.action === 'approval.resolve') approvalsDurable.push(performance.now());
+    if (event.action === 'node.invoke') resultsDurable.push(performance.now());
     return record;
   };
   const approvals = new ApprovalStore(db);
@@ -51,6 +55,7 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
     approvals,
     durable,
     approvalsDurable,
+    resultsDurable,
     async close() {
       await operator.close();
       await server.close();

@@ -262,17 +262,21 @@ export class NodeHost {
     }
     // Registered before anything is awaited: the release may follow the request at once.
     const release = request.command === 'system.run' && params.awaitRelease === true ? this.#released(client, request.id, request.timeoutMs ?? undefined) : undefined;
+    // The warm sandbox a run takes is replaced once its result is answered, not while the answer is on its way.
+    const answered = Promise.withResolvers<void>();
     try {
-      const payload = await this.#handle(request, params, release);
+      const payload = await this.#handle(request, params, release, answered.promise);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
       const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
       await this.#answer(client, request, { ok: false, error: { code, message } });
+    } finally {
+      answered.resolve();
     }
   }
 
-  async #handle(request: InvokeRequest, params: Record<string, unknown>, release: Promise<boolean> | undefined): Promise<unknown> {
+  async #handle(request: InvokeRequest, params: Record<string, unknown>, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
     switch (request.command) {
       case 'system.which':
         return { bins: which(params.bins) };
@@ -284,7 +288,7 @@ export class NodeHost {
       case 'system.run.prepare':
         return this.#prepare(params);
       case 'system.run':
-        return this.#systemRun(params, request.timeoutMs ?? undefined, release);
+        return this.#systemRun(params, request.timeoutMs ?? undefined, release, answered);
       default:
         throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
     }
@@ -326,7 +330,7 @@ export class NodeHost {
     });
   }
 
-  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined): Promise<unknown> {
+  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
     const upstreamAgent = requestingAgent(params);
     // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
     const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
@@ -357,7 +361,7 @@ export class NodeHost {
       if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
       if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
-      result = await this.#runner.run(plan, run.argv, { signal: controller.signal });
+      result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered });
     } catch (error) {
       if (authorization) await this.#report(authorization, null, '', error instanceof ContainError ? error.code : 'error');
       if (error instanceof ContainError) throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error });

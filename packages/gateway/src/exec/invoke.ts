@@ -58,7 +58,8 @@ export interface InvokerOptions {
   approvalPollMs?: number;
 }
 
-type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout };
+/** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
+type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
 
 interface InvokeResult {
   ok: boolean;
@@ -158,7 +159,7 @@ export class NodeInvoker {
     server.method('node.invoke.result', {
       role: 'node',
       validate: validateNodeInvokeResultParams,
-      handler: (params, { connection, peer }) => {
+      handler: async (params, { connection, peer }) => {
         const p = params as { id: string; nodeId: string; ok: boolean; payload?: unknown; payloadJSON?: string | null; error?: { code?: string; message?: string } | null };
         const waiter = this.#waiting.get(p.id);
         // Only the node the request went to, on the connection it went to, may answer it.
@@ -166,6 +167,7 @@ export class NodeInvoker {
         this.#waiting.delete(p.id);
         clearTimeout(waiter.timer);
         waiter.resolve({ ok: p.ok, ...(p.payload !== undefined ? { payload: p.payload } : {}), ...(p.payloadJSON !== undefined ? { payloadJSON: p.payloadJSON } : {}), ...(p.error ? { error: p.error } : {}) });
+        await waiter.acknowledgeAfter.catch(() => undefined);
         return { ok: true };
       },
     });
@@ -274,39 +276,46 @@ export class NodeInvoker {
     // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
     const id = randomUUID();
-    const answered = this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey);
-    if (held) {
-      recorded = this.#audit(unrecorded!);
-      recorded.then(
-        () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: true }),
-        () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
-      );
-    }
-    let result: InvokeResult;
+    // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
+    // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
+    const finished = Promise.withResolvers<void>();
+    const answered = this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
     try {
-      result = await answered;
-    } catch (error) {
-      await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
-      throw error;
+      if (held) {
+        recorded = this.#audit(unrecorded!);
+        recorded.then(
+          () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: true }),
+          () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
+        );
+      }
+      let result: InvokeResult;
+      try {
+        result = await answered;
+      } catch (error) {
+        await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
+        throw error;
+      }
+      const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
+      const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
+      // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
+      await Promise.all([
+        recorded,
+        this.#audit({
+          actor: actor(principal),
+          action: 'node.invoke',
+          resource: { kind: 'command', id: params.command },
+          node: node.deviceId,
+          ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
+          outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+          ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
+          details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
+        }),
+      ]);
+      if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
+      return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+    } finally {
+      finished.resolve();
     }
-    const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
-    const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
-    // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
-    await Promise.all([
-      recorded,
-      this.#audit({
-        actor: actor(principal),
-        action: 'node.invoke',
-        resource: { kind: 'command', id: params.command },
-        node: node.deviceId,
-        ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
-        outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
-        ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-        details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
-      }),
-    ]);
-    if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
-    return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
   }
 
   /**
@@ -393,7 +402,7 @@ export class NodeInvoker {
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
-  #send(connection: Connection, nodeId: string, id: string, command: string, commandParams: unknown, timeoutMs: number, idempotencyKey: string): Promise<InvokeResult> {
+  #send(connection: Connection, nodeId: string, id: string, command: string, commandParams: unknown, timeoutMs: number, idempotencyKey: string, acknowledgeAfter: Promise<unknown> = Promise.resolve()): Promise<InvokeResult> {
     const sent = connection.event('node.invoke.request', { id, nodeId, command, paramsJSON: commandParams === null ? null : JSON.stringify(commandParams), timeoutMs, idempotencyKey });
     if (!sent) return Promise.reject(wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'node not connected', retryable: true }));
     return new Promise<InvokeResult>((resolve, reject) => {
@@ -401,7 +410,7 @@ export class NodeInvoker {
         this.#waiting.delete(id);
         reject(new GatewayError('GATEWAY_TIMEOUT', 'the node did not answer in time', { wire: { code: 'UNAVAILABLE', message: 'node invoke timed out', details: { code: 'TIMEOUT' } } }));
       }, timeoutMs + 1_000);
-      this.#waiting.set(id, { connection, nodeId, resolve, reject, timer });
+      this.#waiting.set(id, { connection, nodeId, resolve, reject, timer, acknowledgeAfter });
     });
   }
 
