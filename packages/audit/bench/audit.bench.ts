@@ -2,12 +2,14 @@
 // writers on SQLite and PostgreSQL; acknowledgement latency of a lone append
 // and at half the target rate; full verification rate; inclusion and
 // consistency proof time and bytes per record at 1,000,000 records; the cost
-// of opening a log, appending one record and closing it (`corral run`).
+// of opening a log, appending one record and closing it (`corral run`). Each
+// throughput and latency case starts once the disk has written back what the
+// cases before it left (`sync`).
 //
 // While iterating, AUDIT_BENCH_PARTS=appends,latency,one-shot,million picks
 // parts (default: all) and AUDIT_BENCH_POSTGRES=0 skips PostgreSQL; a run
 // limited either way writes bench/results/audit-partial.json instead.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,9 +32,18 @@ const temp = () => {
   return d;
 };
 
+/**
+ * Flushes what earlier cases left for the kernel to write back (hundreds of
+ * megabytes after a throughput case), so a case does not pay for the one before.
+ */
+function settleDisk(): void {
+  spawnSync('sync');
+}
+
 /** Runs `n` writer processes against one log at once; appends per second across all of them. */
 async function writers(n: number, config: { stateDir: string; postgresUrl?: string }, inflight: number): Promise<number> {
   await (await openAuditLog(config)).close(); // create the log and its key once
+  settleDisk();
   const procs = Array.from({ length: n }, () => spawn(process.execPath, [WRITER, JSON.stringify({ ...config, durationMs: DURATION_MS, inflight })], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const outputs = procs.map((p) => {
     let out = '';
@@ -50,6 +61,7 @@ async function writers(n: number, config: { stateDir: string; postgresUrl?: stri
 /** `n` concurrent writers sharing one process (the way a gateway uses its log), each keeping `inflight` appends outstanding. */
 async function inProcessWriters(n: number, config: { stateDir: string }, inflight: number): Promise<number> {
   const log = await openAuditLog(config);
+  settleDisk();
   const events = Array.from({ length: 64 }, (_, i) => sampleEvent(i));
   let acked = 0;
   const t0 = performance.now();
@@ -71,6 +83,7 @@ async function inProcessWriters(n: number, config: { stateDir: string }, infligh
 /** One append at a time, `gapMs` apart (a gateway at a low rate): the latency of each acknowledgement, ms. */
 async function loneLatency(config: { stateDir: string; postgresUrl?: string }, runs: number, gapMs: number): Promise<number[]> {
   const log = await openAuditLog(config);
+  settleDisk();
   const latencies: number[] = [];
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
@@ -91,6 +104,7 @@ async function loneLatency(config: { stateDir: string; postgresUrl?: string }, r
  */
 async function latencyAt(config: { stateDir: string; postgresUrl?: string }, rate: number, warmSeconds: number, seconds: number): Promise<number[]> {
   const log = await openAuditLog(config);
+  settleDisk();
   const events = Array.from({ length: 64 }, (_, i) => sampleEvent(i));
   const latencies: number[] = [];
   let outstanding = 0;
@@ -196,6 +210,7 @@ try {
 const bigDir = temp();
 if (PARTS.includes('million')) {
   const log = await openAuditLog({ stateDir: bigDir });
+  settleDisk();
   const t0 = performance.now();
   for (let done = 0; done < MILLION; ) {
     const batch = Math.min(5000, MILLION - done);
