@@ -297,11 +297,13 @@ describe('approval receipts on the node', () => {
   });
 });
 
-/** The real runner, noting when each command is handed to a sandbox. */
+/** The real runner, noting when each command is handed to a sandbox, and when its caller let the sandbox be replaced. */
 class ObservedRunner extends Runner {
   readonly spawned: number[] = [];
+  readonly replaceable: number[] = [];
   override spawn(plan: SandboxPlan, argv: readonly string[], options?: RunOptions): ContainedProcess {
     this.spawned.push(performance.now());
+    void Promise.resolve(options?.refillAfter).then(() => this.replaceable.push(performance.now()));
     return super.spawn(plan, argv, options);
   }
 }
@@ -332,6 +334,18 @@ describe('a run held until its decision is durable', () => {
       assert.equal(result.payload.contained.warm, true);
       assert.equal(runner.spawned.length, 1);
       assert.ok(runner.spawned[0]! >= gw.durable[0]!, 'the command started before its decision was durable');
+    } finally {
+      await close();
+    }
+  });
+
+  it('lets the warm sandbox the run took be replaced only once the gateway acknowledged the result, after recording it', async () => {
+    const { gw, runner, host, close } = await heldHost(false);
+    try {
+      await run(gw.operator, host.device.deviceId, ['echo', 'replaced']);
+      while (runner.replaceable.length === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(gw.resultsDurable.length, 1);
+      assert.ok(runner.replaceable[0]! >= gw.resultsDurable[0]!, 'the sandbox could be replaced before the result was recorded');
     } finally {
       await close();
     }
