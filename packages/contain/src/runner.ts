@@ -90,6 +90,8 @@ let runnerCounter = 0;
 
 // bubblewrap's own refusals before the command runs: no namespaces, a mount it could not make.
 const SETUP_FAILURE = /^bwrap: (?!execvp )/;
+/** How long a sandbox that failed before it ran anything may take to end by itself before it is killed. */
+const SETUP_FAILURE_GRACE_MS = 2_000;
 // Where a warm sandbox's launcher reads the command it is to become (corral-forward -s).
 const COMMAND_FD = 6;
 
@@ -406,8 +408,9 @@ export class Runner {
           cgroups?.kill();
         }
         sandbox.connections.notify = options.onConnection;
-        // Never released, so nothing ran: end bubblewrap if it still lives, and let its exit say what failed.
-        if (!sandbox.adopted) proc.kill('SIGKILL');
+        // Never released, so nothing ran: bubblewrap is ending by itself (its child is gone, or it never made
+        // one) and says why on stderr; killed at once, it might not get to say it. Killed only if it lingers.
+        const lingering = sandbox.adopted ? undefined : setTimeout(() => proc.kill('SIGKILL'), SETUP_FAILURE_GRACE_MS);
         // A warm sandbox's stdin is the caller's, or a pipe: ended at once for 'ignore', fed from the stream otherwise.
         if (options.stdin !== undefined && typeof options.stdin !== 'string') options.stdin.pipe(proc.stdin!).on('error', () => undefined);
         else if (proc.stdin) proc.stdin.end();
@@ -448,6 +451,7 @@ export class Runner {
         markReady(published);
 
         const exit = await sandbox.exited;
+        clearTimeout(lingering);
         if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
 
         const report = sandbox.cgroups?.report();
@@ -456,8 +460,10 @@ export class Runner {
         const connections = channel?.connections() ?? [];
         const stderrHead = errHead.toString();
         const notFound = (exit.code === 1 || exit.code === 127) && killedBy === undefined && /^(bwrap|corral-forward): execvp /.test(stderrHead);
-        if (!notFound && exit.code === 1 && killedBy === undefined && outBytes === 0 && SETUP_FAILURE.test(stderrHead)) {
-          throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox could not be set up on this host (see 'corral doctor'): ${stderrHead.split('\n')[0]}`);
+        // A sandbox never released ran nothing, however bubblewrap ended: never reported as a command's exit.
+        const setupFailed = !sandbox.adopted || (!notFound && exit.code === 1 && outBytes === 0 && SETUP_FAILURE.test(stderrHead));
+        if (setupFailed && killedBy === undefined) {
+          throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox could not be set up on this host (see 'corral doctor'): ${stderrHead.split('\n')[0] || 'bubblewrap ended before it ran anything'}`);
         }
         const refused: RefusedAccess[] = [
           ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),
