@@ -15,6 +15,13 @@ import { SqliteStore } from './sqlite.ts';
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/** A new state directory, removed after the file's tests. */
+function freshDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `corral-audit-sqlite-${name}-`));
+  dirs.push(dir);
+  return dir;
+}
+
 /** Logs the tests open, closed after each test whether it passed or not (an open log's threads keep the test file running). */
 const opened: AuditLog[] = [];
 afterEach(async () => void (await Promise.allSettled(opened.splice(0).map((log) => log.close()))));
@@ -28,8 +35,7 @@ function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
   return {
     name,
     async fresh() {
-      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-'));
-      dirs.push(stateDir);
+      const stateDir = freshDir('log');
       const dbPath = join(stateDir, 'audit.db');
       return {
         options: { stateDir, ...extra },
@@ -56,8 +62,7 @@ function sqliteHarness(name: string, extra: { oneShot?: boolean }) {
  * keeps running meanwhile (the wait never blocks the event loop).
  */
 async function appendsWhileLockedElsewhere(options: { oneShot?: boolean }): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-locked-'));
-  dirs.push(stateDir);
+  const stateDir = freshDir('locked');
   const log = await openLog({ stateDir, ...options });
   const other = new DatabaseSync(join(stateDir, 'audit.db'));
   other.exec('BEGIN IMMEDIATE');
@@ -83,8 +88,7 @@ storeSuite(sqliteHarness('SQLite (one-shot writer)', { oneShot: true }));
 
 describe('a one-shot SQLite writer', () => {
   it('opens, appends and closes without starting a thread', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('one-shot');
     const threads = () => readdirSync('/proc/self/task').length; // this process's OS threads
     const before = threads();
     const log = await openLog({ stateDir, oneShot: true });
@@ -97,8 +101,7 @@ describe('a one-shot SQLite writer', () => {
     assert.equal((await reader.store.record(0))?.hash, record.hash);
   });
   it('keeps timers running while appends are acknowledged back to back (commits chained by microtasks starved them)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-one-shot-busy-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('one-shot-busy');
     const log = await openLog({ stateDir, oneShot: true });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
@@ -116,8 +119,7 @@ describe('a one-shot SQLite writer', () => {
   it('writes the same records, hashes and final root as the writer thread, however the appends are grouped', async () => {
     /** Appends `groups[k]` events at once for each k, closes, and reads back every record and the last checkpoint. */
     async function written(groups: number[], oneShot: boolean) {
-      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-same-'));
-      dirs.push(stateDir);
+      const stateDir = freshDir('same');
       const log = await openLog({ stateDir, oneShot, checkpointEvery: 16 });
       let i = 0;
       for (const n of groups) await Promise.all(Array.from({ length: n }, () => log.append(sampleEvent(i++))));
@@ -141,8 +143,7 @@ describe('a one-shot SQLite writer', () => {
     );
   });
   it('interleaves with a writer thread on the same file without a gap or a fork', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-mixed-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('mixed');
     const threaded = await openLog({ stateDir });
     const oneShot = await openLog({ stateDir, oneShot: true });
     const records = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? threaded : oneShot).append(sampleEvent(i))));
@@ -170,8 +171,7 @@ describe('a SQLite log with its writer thread', () => {
   };
 
   it('commits a lone append on the calling thread: it is in the file before append() returns', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('lone');
     const log = await openLog({ stateDir });
     const appended = log.store.append(request(0, 1));
     assert.equal(count(join(stateDir, 'audit.db')), 1);
@@ -188,16 +188,14 @@ describe('a SQLite log with its writer thread', () => {
     return atOnce;
   };
   it('leaves a request of more than 16 records to the thread, and commits one of 16 here', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-size-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('lone-size');
     const log = await openLog({ stateDir });
     assert.equal(await settledAtOnce(log.store.append(request(0, 17))), false);
     await new Promise((r) => setTimeout(r, 50)); // past the share the first commit here would have spent
     assert.equal(await settledAtOnce(log.store.append(request(17, 16))), true);
   });
   it('sends a lone append made right after one committed here to the thread: commits here take at most a fifth of the time', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-lone-share-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('lone-share');
     const log = await openLog({ stateDir });
     const first = log.store.append(request(0, 1));
     const second = log.store.append(request(1, 1));
@@ -206,8 +204,7 @@ describe('a SQLite log with its writer thread', () => {
     assert.equal(await settledAtOnce(log.store.append(request(2, 1))), true, 'after a pause, here again');
   });
   it('keeps appends in the order they were made when a lone one follows a batch the thread is still writing', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-order-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('order');
     const log = await openLog({ stateDir });
     const batch = log.store.append(request(0, 500));
     const lone = log.store.append(request(500, 1));
@@ -220,8 +217,7 @@ describe('a SQLite log with its writer thread', () => {
     await appendsWhileLockedElsewhere({});
   });
   it('keeps its write-ahead log from growing while records come one commit at a time: a checkpoint every 32 commits lets it start over', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-wal-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('wal');
     const log = await openLog({ stateDir });
     // Each lone commit adds some 34 KiB of whole pages: 200 of them, never
     // checkpointed, leave a log of about 7 MB; started over every 32, about
@@ -237,8 +233,7 @@ describe('a SQLite log with its writer thread', () => {
 
 describe('two writers on one SQLite file', () => {
   it('interleave without a gap or a fork: a batch built on a stale head is rebuilt', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-two-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('two');
     const a = await openLog({ stateDir });
     const b = await openLog({ stateDir });
     const seqs: number[] = [];
@@ -257,8 +252,7 @@ describe('two writers on one SQLite file', () => {
 
 describe('when pages of the SQLite file are overwritten', () => {
   it('verify reports the records it cannot read as malformed instead of crashing', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-sqlite-corrupt-'));
-    dirs.push(stateDir);
+    const stateDir = freshDir('corrupt');
     const log = await openLog({ stateDir });
     await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(sampleEvent(i))));
     const { publicKey } = log;
