@@ -3,7 +3,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { CORRAL_BIN } from './corral.ts';
-import { freePort } from '../../../scripts/testing/free-port.ts';
 
 export interface UpProcess {
   child: ChildProcess;

@@ -11,7 +11,7 @@ import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
 import type { ConnectionRecord, EgressChannel, EgressProxy, EgressProxyOptions } from './net/proxy.ts';
-import type { LimitName, Mount, SandboxPlan } from './policy/plan.ts';
+import type { Mount, SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
 import { WarmPool, type WarmStdin } from './warm-pool.ts';
 

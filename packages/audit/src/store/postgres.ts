@@ -13,7 +13,7 @@ import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type WriterConfig } from './batch.ts';
-import { bytesToHashes, hashesToBytes, toHex } from './codec.ts';
+import { bytesToHashes, checkpointFromRow, hashesToBytes, headFromRow, recordFromRow, toHex, type Row } from './codec.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
@@ -33,7 +33,6 @@ export interface PostgresStoreOptions {
   poolSize?: number;
 }
 
-type Row = Record<string, unknown>;
 type WaitingAppend = { request: AppendRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
 
 export class PostgresStore implements AuditStore {
@@ -113,17 +112,17 @@ export class PostgresStore implements AuditStore {
   }
 
   async head(): Promise<LogHead> {
-    return this.#run(async (c) => headFrom(await c.query(HEAD_SQL), this.where));
+    return this.#run(async (c) => headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where));
   }
 
   async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
     return this.#run(async (c) => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       try {
-        const head = headFrom(await c.query(HEAD_SQL), this.where);
+        const head = headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where);
         const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
         const last = rows.find((r) => Number(r.seq) === head.size - 1);
-        return { head, last: last ? fromRow(last) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
+        return { head, last: last ? recordFromRow(last) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
       } finally {
         await c.query('COMMIT').catch(() => {});
       }
@@ -171,7 +170,7 @@ export class PostgresStore implements AuditStore {
     return this.#run(async (c) => {
       try {
         const begun = (await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`)) as unknown as pg.QueryResult[];
-        const { batch, result } = buildBatch(headFrom(begun[1] as pg.QueryResult, this.where), request, config, Date.now());
+        const { batch, result } = buildBatch(headFromRow((begun[1] as pg.QueryResult).rows[0] as Row | undefined, this.where), request, config, Date.now());
         const rs = batch.records;
         const small = rs.length < COPY_FROM;
         if (!small) await copyRecords(c, rs);
@@ -199,7 +198,7 @@ export class PostgresStore implements AuditStore {
   async record(seq: number): Promise<StoredRecord | null> {
     return this.#run(async (c) => {
       const r = await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1', [seq]);
-      return r.rows[0] ? fromRow(r.rows[0] as Row) : null;
+      return r.rows[0] ? recordFromRow(r.rows[0] as Row) : null;
     });
   }
 
@@ -208,7 +207,7 @@ export class PostgresStore implements AuditStore {
     while (next < to) {
       const rows = await this.#run(async (c) => (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3', [next, to, batch])).rows as Row[]);
       if (rows.length === 0) return;
-      const out = rows.map(fromRow);
+      const out = rows.map(recordFromRow);
       yield out;
       next = (out[out.length - 1] as StoredRecord).seq + 1;
     }
@@ -233,7 +232,7 @@ export class PostgresStore implements AuditStore {
     const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = $1' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT 1';
     return this.#run(async (c) => {
       const r = (await c.query(sql, [size])).rows[0] as Row | undefined;
-      return r ? checkpointFrom(r) : null;
+      return r ? checkpointFromRow(r) : null;
     });
   }
 
@@ -246,7 +245,7 @@ export class PostgresStore implements AuditStore {
 
   async checkpoints(): Promise<SignedCheckpoint[]> {
     return this.#run(async (c) =>
-      ((await c.query('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size')).rows as Row[]).map(checkpointFrom),
+      ((await c.query('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size')).rows as Row[]).map(checkpointFromRow),
     );
   }
 
@@ -321,29 +320,5 @@ async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null
   return { format: Number(r.format), keyId: String(r.key_id), createdAt: String(r.created_at) };
 }
 
-function headFrom(result: pg.QueryResult, where: string): LogHead {
-  const r = result.rows[0] as Row | undefined;
-  if (!r) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has no audit_head row`);
-  return {
-    size: Number(r.size),
-    lastHash: toHex(r.last_hash as Uint8Array),
-    frontier: bytesToHashes(r.frontier as Uint8Array),
-    checkpointSize: Number(r.checkpoint_size),
-    checkpointTimeMs: Number(r.checkpoint_time),
-  };
-}
 
-function checkpointFrom(r: Row): SignedCheckpoint {
-  return { size: Number(r.size), root: toHex(r.root as Uint8Array), time: String(r.time), keyId: String(r.key_id), signature: String(r.signature) };
-}
 
-function fromRow(row: Row): StoredRecord {
-  return {
-    seq: Number(row.seq),
-    timeMs: Number(row.time_ms),
-    prev: toHex(row.prev as Uint8Array),
-    hash: toHex(row.hash as Uint8Array),
-    nodes: bytesToHashes(row.nodes as Uint8Array),
-    body: String(row.body),
-  };
-}

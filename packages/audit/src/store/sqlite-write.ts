@@ -1,11 +1,11 @@
 // Appending to an open SQLite audit database: take the write lock, read the
 // head under it, write one batch with prepared multi-row inserts, commit.
 // The writer thread (sqlite-writer-thread.ts) runs this; the store's reads
-// share the head decoding and the error mapping.
+// share the error mapping.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { AuditError } from '../errors.ts';
 import { buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type Batch, type WriterConfig } from './batch.ts';
-import { bytesToHashes, toHex } from './codec.ts';
+import { headFromRow, type Row } from './codec.ts';
 import type { LogHead } from './store.ts';
 
 /** Reads the head row (the chain tip, the tree's right edge, the last checkpoint). */
@@ -15,18 +15,6 @@ const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
 const ROWS_PER_INSERT = 64;
 /** How long a writer waits for another process's write lock before giving up. */
 const LOCK_TIMEOUT_MS = 30_000;
-
-/** The head row, decoded. @throws AuditError AUDIT_STORE_FOREIGN when there is none. */
-export function headFromRow(row: Record<string, unknown> | undefined, where: string): LogHead {
-  if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has no audit_head row`);
-  return {
-    size: Number(row.size),
-    lastHash: toHex(row.last_hash as Uint8Array),
-    frontier: bytesToHashes(row.frontier as Uint8Array),
-    checkpointSize: Number(row.checkpoint_size),
-    checkpointTimeMs: Number(row.checkpoint_time),
-  };
-}
 
 /** A SQLite failure as the package's coded error: a file that is not (or no longer) an audit log, or one that cannot be used now. */
 export function sqliteError(where: string, error: unknown): AuditError {
@@ -106,7 +94,7 @@ export class BatchWriter {
   /** Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws. */
   inTransaction<T>(work: (head: LogHead) => T): T {
     try {
-      const out = work(headFromRow(this.#stmt(HEAD_SQL).get() as Record<string, unknown> | undefined, this.#where));
+      const out = work(headFromRow(this.#stmt(HEAD_SQL).get() as Row | undefined, this.#where));
       this.#db.exec('COMMIT');
       return out;
     } catch (error) {

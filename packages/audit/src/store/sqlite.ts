@@ -13,8 +13,8 @@ import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
-import { bytesToHashes, toBytes, toHex } from './codec.ts';
-import { HEAD_SQL, beginImmediateWithTimers, headFromRow, sqliteError } from './sqlite-write.ts';
+import { checkpointFromRow, headFromRow, recordFromRow, toBytes, type Row } from './codec.ts';
+import { HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
@@ -34,7 +34,6 @@ export interface SqliteStoreOptions {
   create?: boolean;
 }
 
-type Row = Record<string, unknown>;
 
 export class SqliteStore implements AuditStore {
   readonly kind = 'sqlite' as const;
@@ -150,7 +149,7 @@ export class SqliteStore implements AuditStore {
         const get = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?');
         const last = head.size > 0 ? ((get.get(head.size - 1) as Row | undefined) ?? null) : null;
         const beyond = get.get(head.size) !== undefined;
-        return { head, last: last ? fromRow(last) : null, beyond };
+        return { head, last: last ? recordFromRow(last) : null, beyond };
       } finally {
         this.#db.exec('COMMIT');
       }
@@ -184,14 +183,14 @@ export class SqliteStore implements AuditStore {
     return this.#guard(() => {
       const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = ?' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT 1';
       const r = this.#stmt(sql).get(size) as Row | undefined;
-      return r ? checkpointFrom(r) : null;
+      return r ? checkpointFromRow(r) : null;
     });
   }
 
   async record(seq: number): Promise<StoredRecord | null> {
     return this.#guard(() => {
       const row = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?').get(seq) as Row | undefined;
-      return row ? fromRow(row) : null;
+      return row ? recordFromRow(row) : null;
     });
   }
 
@@ -200,7 +199,7 @@ export class SqliteStore implements AuditStore {
     while (next < to) {
       const rows = this.#guard(() => this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?').all(next, to, batch) as Row[]);
       if (rows.length === 0) return;
-      const out = rows.map(fromRow);
+      const out = rows.map(recordFromRow);
       yield out;
       next = (out[out.length - 1] as StoredRecord).seq + 1;
     }
@@ -215,7 +214,7 @@ export class SqliteStore implements AuditStore {
 
   async checkpoints(): Promise<SignedCheckpoint[]> {
     return this.#guard(() =>
-      (this.#stmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map(checkpointFrom),
+      (this.#stmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map(checkpointFromRow),
     );
   }
 
@@ -260,17 +259,4 @@ export class SqliteStore implements AuditStore {
   }
 }
 
-function checkpointFrom(r: Row): SignedCheckpoint {
-  return { size: Number(r.size), root: toHex(r.root as Uint8Array), time: String(r.time), keyId: String(r.key_id), signature: String(r.signature) };
-}
 
-function fromRow(row: Row): StoredRecord {
-  return {
-    seq: Number(row.seq),
-    timeMs: Number(row.time_ms),
-    prev: toHex(row.prev as Uint8Array),
-    hash: toHex(row.hash as Uint8Array),
-    nodes: bytesToHashes(row.nodes as Uint8Array),
-    body: String(row.body),
-  };
-}

@@ -18,17 +18,17 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
       field: '',
       message: `not valid YAML or JSON: ${e.message.split('\n')[0]}`,
     }));
-    throw invalid(file, issues);
+    throw invalid(issues);
   }
   let value: unknown;
   try {
     // An alias to a missing anchor, or aliases fanning out past the limit (a "billion laughs"), throw here.
     value = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (cause) {
-    throw invalid(file, [{ file, line: 1, field: '', message: `not valid YAML: ${(cause as Error).message.split('\n')[0]}` }]);
+    throw invalid([{ file, line: 1, field: '', message: `not valid YAML: ${(cause as Error).message.split('\n')[0]}` }]);
   }
   if (!isMap(doc.contents) && doc.contents !== null) {
-    throw invalid(file, [{ file, line: 1, field: '', message: 'a policy is a mapping of fields (runtime, filesystem, network, process, ui, environment, workingDirectory)' }]);
+    throw invalid([{ file, line: 1, field: '', message: 'a policy is a mapping of fields (runtime, filesystem, network, process, ui, environment, workingDirectory)' }]);
   }
   return validatePolicy(value, file, doc, lines);
 }
@@ -41,10 +41,10 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
 export function validatePolicy(value: unknown, file = '<inline>', doc?: Document, lines?: LineCounter): ContainerPolicy {
   const result = ContainerPolicySchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw invalid(file, result.error.issues.map((issue) => describeIssue(issue, file, doc, lines)));
+  throw invalid(result.error.issues.map((issue) => describeIssue(issue, file, doc, lines)));
 }
 
-function invalid(file: string, issues: PolicyIssue[]): ContainError {
+function invalid(issues: PolicyIssue[]): ContainError {
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const head = issues.length === 1 ? 'policy is invalid' : `policy has ${issues.length} problems`;
   return new ContainError('CONTAIN_POLICY_INVALID', `${head}; the command was not started:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {

@@ -86,7 +86,7 @@ export const ESCAPE_CASES: EscapeCase[] = [
   // ── The network ─────────────────────────────────────────────────────────────
   { id: 'host-loopback-service', category: 'network', title: "connect to a service on the host's 127.0.0.1", policy: withNode(), argv: (w) => node(connectTcp('127.0.0.1', w.tcpPort))(w) },
   { id: 'host-loopback-v6', category: 'network', title: "connect to a service on the host's ::1", policy: withNode(), argv: (w) => node(connectTcp('::1', w.tcp6Port))(w) },
-  { id: 'host-loopback-through-proxy', category: 'network', title: "reach the host's loopback service through the egress proxy", policy: (w) => egressTo('api.example.com:443')(), argv: (w) => node(viaProxy(`127.0.0.1:${w.tcpPort}`))(w), expect: 'network-refused' },
+  { id: 'host-loopback-through-proxy', category: 'network', title: "reach the host's loopback service through the egress proxy", policy: () => egressTo('api.example.com:443')(), argv: (w) => node(viaProxy(`127.0.0.1:${w.tcpPort}`))(w), expect: 'network-refused' },
   { id: 'localhost-name-through-proxy', category: 'network', title: "name 'localhost' to the proxy when only a domain is allowed", policy: () => egressTo('api.example.com:443')(), argv: (w) => node(viaProxy(`localhost:${w.tcpPort}`))(w), expect: 'network-refused' },
   { id: 'private-address', category: 'network', title: 'reach a private address (10.0.0.1) through the proxy', policy: () => egressTo('*.example.com:443')(), argv: node(viaProxy('10.0.0.1:443')), expect: 'network-refused' },
   { id: 'metadata-address', category: 'network', title: 'reach the cloud metadata address 169.254.169.254', policy: () => egressTo('*.example.com:443')(), argv: node(viaProxy('169.254.169.254:80')), expect: 'network-refused' },

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { CorralRole } from '@corral/identity';
-import type { HttpApi } from './api.ts';
 import { rolesGrant } from './roles.ts';
 import type { GatewayLogEntry } from '../server/server.ts';
 import type { Route } from './router.ts';
