@@ -1,5 +1,7 @@
 // The audit log's numbers (issue 3): durable appends per second with 1 and 8
-// writers on SQLite and PostgreSQL; acknowledgement latency of a lone append
+// writers on SQLite and PostgreSQL, the one SQLite writer alternating with
+// the reference the issue quotes (a plain batched insert with a hash chain,
+// plain-insert.ts); acknowledgement latency of a lone append
 // and at half the target rate; full verification rate; inclusion and
 // consistency proof time and bytes per record at 1,000,000 records; the cost
 // of opening a log, appending one record and closing it (`corral run`). Each
@@ -23,6 +25,7 @@ import { verifyInclusion } from '../src/merkle/inclusion.ts';
 import { sampleEvent } from '../test/fixtures.ts';
 
 const WRITER = join(import.meta.dirname, 'writer.ts');
+const PLAIN = join(import.meta.dirname, 'plain-insert.ts');
 const DURATION_MS = 4000;
 const MILLION = 1_000_000;
 const dirs: string[] = [];
@@ -43,8 +46,21 @@ function settleDisk(): void {
 /** Runs `n` writer processes against one log at once; appends per second across all of them. */
 async function writers(n: number, config: { stateDir: string; postgresUrl?: string }, inflight: number): Promise<number> {
   await (await openAuditLog(config)).close(); // create the log and its key once
+  return processes(WRITER, n, { ...config, durationMs: DURATION_MS, inflight });
+}
+
+/** The issue's reference, a plain batched insert with a hash chain (plain-insert.ts), in one process: rows per second. */
+function plainInsert(): Promise<number> {
+  return processes(PLAIN, 1, { dir: temp(), durationMs: DURATION_MS });
+}
+
+/**
+ * Starts `n` processes of `script` (writer.ts's protocol), lets them go at
+ * once after the disk settled, and sums what they acknowledged per second.
+ */
+async function processes(script: string, n: number, args: Record<string, unknown>): Promise<number> {
   settleDisk();
-  const procs = Array.from({ length: n }, () => spawn(process.execPath, [WRITER, JSON.stringify({ ...config, durationMs: DURATION_MS, inflight })], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const procs = Array.from({ length: n }, () => spawn(process.execPath, [script, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const outputs = procs.map((p) => {
     let out = '';
     p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -148,11 +164,25 @@ try {
   if (PARTS.includes('appends')) {
   // Appends per second.
   // Every case keeps 2,000 appends outstanding in all: one writer with 2,000, or eight with 250 each.
-  const sqlite1 = await writers(1, { stateDir: temp() }, 2000);
+  // One writer alternates with the issue's plain batched insert, three rounds
+  // each (the median of each is kept): this host's speed moves by half from one
+  // minute to the next, and the ratio of the two shows what the log costs.
+  const oneWriter: number[] = [];
+  const plain: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    plain.push(await plainInsert());
+    oneWriter.push(await writers(1, { stateDir: temp() }, 2000));
+  }
+  const sqlite1 = distribution(oneWriter).p50;
+  const plainRate = distribution(plain).p50;
   const sqlite8 = await writers(8, { stateDir: temp() }, 250);
   const sqlite8InProcess = await inProcessWriters(8, { stateDir: temp() }, 250);
-  Object.assign(figures, { appendsPerSecond: { sqlite: { writers1: sqlite1, writers8Processes: sqlite8, writers8InOneProcess: sqlite8InProcess } } });
+  Object.assign(figures, {
+    appendsPerSecond: { sqlite: { writers1: sqlite1, writers1Rounds: oneWriter, writers8Processes: sqlite8, writers8InOneProcess: sqlite8InProcess } },
+    plainBatchedInsertPerSecond: { median: plainRate, rounds: plain, logShare: sqlite1 / plainRate },
+  });
   lines.push(`durable appends/s, SQLite: ${sqlite1.toFixed(0)} (1 writer), ${sqlite8.toFixed(0)} (8 writer processes), ${sqlite8InProcess.toFixed(0)} (8 writers in one process)  [target ≥ 100,000]`);
+  lines.push(`plain batched insert with a hash chain, alternating with the 1-writer rounds: ${plainRate.toFixed(0)} rows/s; one writer is ${((sqlite1 / plainRate) * 100).toFixed(0)} % of it  [the issue quotes ~230,000/s for it: 100,000 is 43 %]`);
   if (pg) {
     const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 2000);
     const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 250);
