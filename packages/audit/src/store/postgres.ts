@@ -178,13 +178,12 @@ export class PostgresStore implements AuditStore {
         const k = batch.checkpoint;
         // Nothing appended and nothing sealed (a timer found nothing due): leave the head row alone.
         if (rs.length > 0 || k) {
-          await c.query(
-            `WITH ${small ? `${INSERT_UNNEST}, ` : ''}checkpoint AS (
-             INSERT INTO audit_checkpoints (size, root, time, key_id, signature)
-             SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL)
-           UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1`,
-            [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
-          );
+          await c.query({
+            // Named: each connection parses and plans it once, not once per batch.
+            name: small ? 'corral-append-rows' : 'corral-append-head',
+            text: small ? APPEND_ROWS : APPEND_HEAD,
+            values: [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
+          });
         }
         await c.query('COMMIT');
         return result;
@@ -293,6 +292,14 @@ const INSERT_UNNEST = `rows AS (
   INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
   SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
   FROM unnest($11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[]) AS x(s, t, p, h, n, b))`;
+
+/** The new head and any checkpoint: parameters $1–$5 the head, $6–$10 the checkpoint (NULL when none). */
+const APPEND_HEAD = `WITH checkpoint AS (
+  INSERT INTO audit_checkpoints (size, root, time, key_id, signature)
+  SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL)
+UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1`;
+/** The same with a small batch's rows inserted in the statement. */
+const APPEND_ROWS = APPEND_HEAD.replace('WITH ', `WITH ${INSERT_UNNEST}, `);
 
 function unnestArgs(rs: readonly StoredRecord[]): unknown[] {
   return [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)];
