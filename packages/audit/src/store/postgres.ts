@@ -326,6 +326,3 @@ async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null
   if (Number(r.format) !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} is an audit log of format ${String(r.format)}; this Corral reads format ${STORE_FORMAT}`);
   return { format: Number(r.format), keyId: String(r.key_id), createdAt: String(r.created_at) };
 }
-
-
-

@@ -34,7 +34,6 @@ export interface SqliteStoreOptions {
   create?: boolean;
 }
 
-
 export class SqliteStore implements AuditStore {
   readonly kind = 'sqlite' as const;
   readonly where: string;
@@ -258,5 +257,3 @@ export class SqliteStore implements AuditStore {
     return this.#db;
   }
 }
-
-
