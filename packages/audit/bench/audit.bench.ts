@@ -1,6 +1,6 @@
 // The audit log's numbers (issue 3): durable appends per second with 1 and 8
 // writers on SQLite and PostgreSQL, the one SQLite writer alternating with
-// the reference the issue quotes (a plain batched insert with a hash chain,
+// the reference its target was set against (a plain batched insert with a hash chain,
 // plain-insert.ts); acknowledgement latency of a lone append
 // and at half the target rate; full verification rate; inclusion and
 // consistency proof time and bytes per record at 1,000,000 records; the cost
@@ -164,7 +164,7 @@ try {
   if (PARTS.includes('appends')) {
   // Appends per second.
   // Every case keeps 2,000 appends outstanding in all: one writer with 2,000, or eight with 250 each.
-  // One writer alternates with the issue's plain batched insert, three rounds
+  // One writer alternates with the reference plain batched insert, three rounds
   // each (the median of each is kept): this host's speed moves by half from one
   // minute to the next, and the ratio of the two shows what the log costs.
   const oneWriter: number[] = [];
@@ -182,7 +182,7 @@ try {
     plainBatchedInsertPerSecond: { median: plainRate, rounds: plain, logShare: sqlite1 / plainRate },
   });
   lines.push(`durable appends/s, SQLite: ${sqlite1.toFixed(0)} (1 writer), ${sqlite8.toFixed(0)} (8 writer processes), ${sqlite8InProcess.toFixed(0)} (8 writers in one process)  [target ≥ 100,000]`);
-  lines.push(`plain batched insert with a hash chain, alternating with the 1-writer rounds: ${plainRate.toFixed(0)} rows/s; one writer is ${((sqlite1 / plainRate) * 100).toFixed(0)} % of it  [the issue quotes ~230,000/s for it: 100,000 is 43 %]`);
+  lines.push(`plain batched insert with a hash chain, alternating with the 1-writer rounds: ${plainRate.toFixed(0)} rows/s; one writer is ${((sqlite1 / plainRate) * 100).toFixed(0)} % of it  [the target was set against ~230,000/s for it: 100,000 is 43 %]`);
   if (pg) {
     const pg1 = await writers(1, { stateDir: temp(), postgresUrl: pg.createDatabase('w1') }, 2000);
     const pg8 = await writers(8, { stateDir: temp(), postgresUrl: pg.createDatabase('w8') }, 250);

@@ -1,4 +1,4 @@
-// The reference the issue measures the log against: a plain batched insert
+// The reference the log's throughput target was set against: a plain batched insert
 // with a hash chain, in one process — SQLite in WAL mode with
 // synchronous=FULL (each commit fsynced, as the log's), the same page size,
 // 2,000 rows per transaction, each row the SHA-256 of its predecessor's hash
