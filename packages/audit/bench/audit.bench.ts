@@ -49,7 +49,7 @@ async function writers(n: number, config: { stateDir: string; postgresUrl?: stri
   return processes(WRITER, n, { ...config, durationMs: DURATION_MS, inflight });
 }
 
-/** The reference, a plain batched insert with a hash chain (plain-insert.ts), in one process: rows per second. */
+/** The reference the target was set against, a plain batched insert with a hash chain (plain-insert.ts), in one process: rows per second. */
 function plainInsert(): Promise<number> {
   return processes(PLAIN, 1, { dir: temp(), durationMs: DURATION_MS });
 }
