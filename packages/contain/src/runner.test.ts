@@ -221,6 +221,49 @@ describe('the runner', () => {
       rmSync(gone, { recursive: true });
       await assert.rejects(runner.run(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes(gone));
     });
+
+    // Which comes first — bubblewrap's child dying or the runner moving it into
+    // its cgroups — cannot be chosen with the real program; a stand-in that
+    // names a child that cannot exist (above any pid_max Linux allows) can.
+    // `ending` is how the stand-in ends after saying why.
+    const standIns: string[] = [];
+    after(() => standIns.forEach((d) => rmSync(d, { recursive: true, force: true })));
+    function failingBubblewrap(ending: string): Runner {
+      const bin = mkdtempSync(join(tmpdir(), 'corral-fake-bwrap-'));
+      standIns.push(bin);
+      const script = join(bin, 'bwrap');
+      writeFileSync(
+        script,
+        `#!/bin/sh\ninfo=\nwhile [ $# -gt 0 ]; do case "$1" in --info-fd) info=$2; shift 2;; --) break;; *) shift;; esac; done\n` +
+          `eval "printf '{\\"child-pid\\": 4194305}' >&$info; exec $info>&-"\n` +
+          `echo "bwrap: Can't mount proc on /newroot/proc: Operation not permitted" >&2\n${ending}\n`,
+        { mode: 0o755 },
+      );
+      const caps = hostCapabilities();
+      assert.ok(caps.cgroups.controllers.pids, 'this host has a writable pids cgroup (the runner adopts the sandbox into it)');
+      return new Runner({ capabilities: { ...caps, bwrap: { available: true, path: script, detail: 'a bubblewrap that fails' } } });
+    }
+
+    it('reports a sandbox it never released as a set-up failure even when bubblewrap then dies by a signal', async () => {
+      const failing = failingBubblewrap('kill -KILL $$');
+      try {
+        await assert.rejects(failing.run(plan({ runtime: ['shell'] }), ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes("Can't mount proc"));
+      } finally {
+        await failing.close();
+      }
+    });
+
+    it('leaves bubblewrap 2 s to end by itself after such a failure, then kills it', async () => {
+      const failing = failingBubblewrap('exec sleep 60');
+      const started = performance.now();
+      try {
+        await assert.rejects(failing.run(plan({ runtime: ['shell'] }), ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes("Can't mount proc"));
+      } finally {
+        await failing.close();
+      }
+      const waited = performance.now() - started;
+      assert.ok(waited >= 1900 && waited < 20_000, `ended after ${waited.toFixed(0)} ms`);
+    });
   });
 
   describe('cgroups left by a runner that died without closing', () => {
