@@ -81,6 +81,8 @@ export function storeSuite(h: StoreHarness): void {
         const back = await readRecord(log.store, 1);
         assert.deepEqual(back, b);
         assert.equal(back.canonical, b.canonical);
+        assert.deepEqual(b.event, back.event, 'the event an append resolves with is the one stored');
+        assert.deepEqual(b.event.resource, sampleEvent(1).resource);
         assert.deepEqual(JSON.parse(JSON.stringify(b)), { seq: 1, prev: a.hash, hash: b.hash, event: b.event, canonical: b.canonical }, 'as JSON, canonical is a member like the others');
       });
       it('stores awkward text byte for byte: backslashes, escapes, tabs, newlines, emoji', async () => {
@@ -89,6 +91,7 @@ export function storeSuite(h: StoreHarness): void {
         const written = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append({ ...sampleEvent(i), details })));
         const back = await readRecord(log.store, 150);
         assert.deepEqual(back.event.details, details);
+        assert.deepEqual(written[150]?.event.details, details);
         assert.equal(back.hash, written[150]?.hash);
         assert.equal((await report(log)).ok, true);
       });

@@ -43,7 +43,6 @@ export interface OpenAuditLogOptions {
 
 interface Pending {
   body: string;
-  event: AuditEvent;
   timeMs: number;
   resolve: (r: AuditRecord) => void;
   reject: (e: unknown) => void;
@@ -170,7 +169,7 @@ export class AuditLog {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ body, event, timeMs: Date.parse(event.time), resolve, reject });
+      this.#queue.push({ body, timeMs: Date.parse(event.time), resolve, reject });
       if (this.#queue.length >= REQUEST_SIZE) this.#flush();
       else if (!this.#flushScheduled) {
         // Appends issued by the same task share a request; requests that reach
@@ -244,7 +243,7 @@ export class AuditLog {
           const p = batch[i]!;
           const seq = result.firstSeq + i;
           const prev = i === 0 ? result.prev : result.hashes[i - 1]!;
-          p.resolve(new LogRecord(seq, prev, result.hashes[i]!, p.event, p.body));
+          p.resolve(new LogRecord(seq, prev, result.hashes[i]!, p.body));
         }
         if (result.checkpoint) this.#pendingWitness = result.checkpoint;
         // Under heavy appending, keep the witness at most a second behind.

@@ -52,7 +52,7 @@ export function toAuditRecord(r: StoredRecord): AuditRecord {
   } catch (error) {
     throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not JSON`, { cause: error });
   }
-  return new LogRecord(r.seq, r.prev, r.hash, event, r.body);
+  return new LogRecord(r.seq, r.prev, r.hash, r.body, event);
 }
 
 /** Record `seq`. @throws AuditError AUDIT_NOT_FOUND */
