@@ -1,26 +1,25 @@
 // A benchmark writer process: opens the log, says "ready", waits for "go" on
-// stdin, appends for `durationMs` keeping `inflight` appends outstanding, then
-// prints {"acked": n, "ms": elapsed}.
+// stdin, appends for `warmMs` then `durationMs` more keeping `inflight`
+// appends outstanding, then prints the two windows' counts (window.ts).
 import { openAuditLog } from '../src/log/audit-log.ts';
 import { sampleEvent } from '../test/fixtures.ts';
+import { Windows } from './window.ts';
 
-const config = JSON.parse(process.argv[2] ?? '{}') as { stateDir: string; postgresUrl?: string; durationMs: number; inflight: number };
+const config = JSON.parse(process.argv[2] ?? '{}') as { stateDir: string; postgresUrl?: string; warmMs: number; durationMs: number; inflight: number };
 const log = await openAuditLog({ stateDir: config.stateDir, ...(config.postgresUrl ? { postgresUrl: config.postgresUrl } : {}) });
 const events = Array.from({ length: 64 }, (_, i) => sampleEvent(i));
 process.stdout.write('ready\n');
 await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
-const t0 = performance.now();
-const end = t0 + config.durationMs;
-let acked = 0;
+const windows = new Windows(config.warmMs, config.durationMs);
 let i = 0;
 async function lane(): Promise<void> {
-  while (performance.now() < end) {
+  while (windows.open()) {
     await log.append(events[i++ % 64]!);
-    acked++;
+    windows.count(1);
   }
 }
 await Promise.all(Array.from({ length: config.inflight }, lane));
-const ms = performance.now() - t0;
+const counts = windows.result();
 await log.close();
-process.stdout.write(`${JSON.stringify({ acked, ms })}\n`);
+process.stdout.write(`${JSON.stringify(counts)}\n`);
 process.exit(0);
