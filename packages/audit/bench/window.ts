@@ -1,8 +1,7 @@
 // The two windows every throughput case counts in: the first `warmMs` after
-// the start (a log just opened grows its write-ahead log file for its first
-// ~128 MiB, every commit then also waiting for the file system to journal the
-// new length, and its code is not compiled yet), then `durationMs` of steady
-// appending, which is what a log that has been running does.
+// the start, in which a log just opened runs at about half its later rate
+// (docs/audit.md), then `durationMs` of steady appending, which is what a log
+// that has been running does.
 export interface WindowCounts {
   first: { acked: number; ms: number };
   steady: { acked: number; ms: number };
