@@ -29,7 +29,7 @@ export { SqliteStore } from './store/sqlite.ts';
 // PostgresStore is `@corral/audit/postgres`, so that a SQLite log never loads the PostgreSQL driver.
 export { postgresWhere } from './store/postgres-where.ts';
 
-export { openAuditLog, AuditLog, DB_FILE } from './log/audit-log.ts';
+export { openAuditLog, AuditLog, CHECKPOINT_DEFAULTS, DB_FILE } from './log/audit-log.ts';
 export type { OpenAuditLogOptions } from './log/audit-log.ts';
 export { openAuditReader } from './log/open-reader.ts';
 export type { AuditReader, OpenAuditReaderOptions } from './log/open-reader.ts';

@@ -363,7 +363,20 @@ export function storeSuite(h: StoreHarness): void {
         const r = await verifyExportFile(file, log.publicKey);
         assert.equal(r.ok, true, JSON.stringify(r.damage));
         assert.equal(r.verified, 18);
-        assert.equal(r.sealed, 20);
+        assert.equal(r.sealed, 25, 'the seal line (the checkpoint at 30 and the proof from 25 to it) seals seq 20–24');
+      });
+      it('leaves out the newest records no checkpoint covers yet, and says which', async () => {
+        const { log, options } = await filled(33);
+        for (let i = 33; i < 36; i++) await log.append(sampleEvent(i));
+        const file = join(options.stateDir, 'unsealed.jsonl');
+        const lines: string[] = [];
+        const left: number[][] = [];
+        for await (const l of exportJsonl(log.store, log.keyId, {}, (from, to) => left.push([from, to]))) lines.push(l);
+        writeFileSync(file, `${lines.join('\n')}\n`);
+        assert.deepEqual(left, [[33, 36]]);
+        const r = await verifyExportFile(file, log.publicKey);
+        assert.equal(r.ok, true, JSON.stringify(r.damage));
+        assert.deepEqual([r.verified, r.sealed], [33, 33]);
       });
     });
   });

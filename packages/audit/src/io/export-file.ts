@@ -3,7 +3,6 @@
 // any size verifies in bounded memory.
 import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
@@ -12,17 +11,38 @@ import { parseRecord } from '../record/envelope.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier } from '../verify/verifier.ts';
 
-async function* lines(path: string): AsyncIterable<[number, string]> {
-  const input = createReadStream(path, { encoding: 'utf8' });
-  const done = new Promise<void>((_, reject) => input.once('error', reject));
-  done.catch(() => {});
-  const rl = createInterface({ input, crlfDelay: Infinity });
+/**
+ * The longest line read: a record holds at most a 64 KiB event in its
+ * envelope, a seal line a few dozen hashes. A longer line is not read into
+ * memory (an export is hostile input): it stands as TOO_LONG.
+ */
+const MAX_LINE = 1024 * 1024;
+const TOO_LONG = Symbol('line too long');
+
+/** The file's lines with their 1-based numbers (CRLF read as LF), each at most MAX_LINE characters. */
+async function* lines(path: string): AsyncIterable<[number, string | typeof TOO_LONG]> {
   let n = 0;
+  let part = '';
+  let skipping = false;
+  const finish = (text: string): [number, string | typeof TOO_LONG] => [++n, skipping ? TOO_LONG : text.endsWith('\r') ? text.slice(0, -1) : text];
   try {
-    for await (const line of rl) yield [++n, line];
+    for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 })) {
+      let at = 0;
+      for (let nl = (chunk as string).indexOf('\n'); nl >= 0; at = nl + 1, nl = (chunk as string).indexOf('\n', at)) {
+        yield finish(skipping ? '' : part + (chunk as string).slice(at, nl));
+        part = '';
+        skipping = false;
+      }
+      if (!skipping) part += (chunk as string).slice(at);
+      if (part.length > MAX_LINE) {
+        skipping = true;
+        part = '';
+      }
+    }
   } catch (error) {
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
+  if (part !== '' || skipping) yield finish(part);
 }
 
 function parseHeader(path: string, text: string): ExportHeader {
@@ -59,28 +79,40 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   let header: ExportHeader | undefined;
   const checkpoints: SignedCheckpoint[] = [];
   const lineDamage: Damage[] = [];
+  let seal: { line: number; size: number; checkpoint: SignedCheckpoint; consistency: string[] } | undefined;
   for await (const [n, text] of lines(path)) {
     if (n === 1) {
+      if (text === TOO_LONG) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: the header line is longer than ${MAX_LINE} characters`, { line: 1 });
       header = parseHeader(path, text);
       continue;
     }
-    if (!text.startsWith('{"checkpoint"')) continue;
-    try {
-      const raw = JSON.parse(text) as { checkpoint?: unknown };
-      checkpoints.push(parseCheckpoint(raw.checkpoint));
-    } catch (error) {
-      lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}` });
+    if (text === TOO_LONG) continue;
+    if (text.startsWith('{"checkpoint"')) {
+      try {
+        const raw = JSON.parse(text) as { checkpoint?: unknown };
+        checkpoints.push(parseCheckpoint(raw.checkpoint));
+      } catch (error) {
+        lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}` });
+      }
+    } else if (text.startsWith('{"seal"')) {
+      try {
+        if (seal) throw new Error(`a second seal line (the first is line ${seal.line})`);
+        seal = { line: n, ...parseSeal(text) };
+      } catch (error) {
+        lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: seal line cannot be read: ${(error as Error).message}` });
+      }
     }
   }
   if (!header) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
 
-  const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, start: header.start, ...(witness ? { witness } : {}) });
+  const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
   for await (const [n, text] of lines(path)) {
-    if (n === 1 || text.startsWith('{"checkpoint"')) continue;
-    if (text === '') {
-      verifier.malformed(`${path}:${n}: empty line`, n);
+    if (n === 1 || text === '') continue; // a blank line holds no record and changes none
+    if (text === TOO_LONG) {
+      verifier.malformed(`${path}:${n}: the line is longer than ${MAX_LINE} characters`, n);
       continue;
     }
+    if (text.startsWith('{"checkpoint"') || text.startsWith('{"seal"')) continue;
     try {
       const r = parseRecord(text);
       verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });
@@ -88,10 +120,21 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
     }
   }
+  if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
   const report = verifier.finish();
   if (lineDamage.length > 0) {
     report.damage.push(...lineDamage);
     report.ok = false;
   }
   return report;
+}
+
+/** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */
+function parseSeal(text: string): { size: number; checkpoint: SignedCheckpoint; consistency: string[] } {
+  const raw = (JSON.parse(text) as { seal?: unknown }).seal as Record<string, unknown> | undefined;
+  if (typeof raw !== 'object' || raw === null) throw new Error('not a seal object');
+  if (typeof raw.size !== 'number' || !Number.isSafeInteger(raw.size) || raw.size < 1) throw new Error('size is not a positive integer');
+  const consistency = raw.consistency;
+  if (!Array.isArray(consistency) || consistency.length > 128 || !consistency.every(isHash)) throw new Error('consistency is not a list of hashes');
+  return { size: raw.size, checkpoint: parseCheckpoint(raw.checkpoint), consistency: consistency as string[] };
 }

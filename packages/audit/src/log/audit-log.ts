@@ -41,6 +41,9 @@ export interface OpenAuditLogOptions {
   now?: () => Date;
 }
 
+/** When a log signs a checkpoint unless told otherwise: every this many records, or once records have waited this long. */
+export const CHECKPOINT_DEFAULTS = { every: 1000, intervalMs: 10_000 } as const;
+
 interface Pending {
   body: string;
   timeMs: number;
@@ -61,8 +64,8 @@ interface Pending {
  */
 export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
   if (typeof options.stateDir !== 'string' || options.stateDir === '') throw new AuditError('AUDIT_BAD_ARGUMENT', 'openAuditLog needs a stateDir');
-  const every = options.checkpointEvery ?? 1000;
-  const intervalMs = options.checkpointIntervalMs ?? 10_000;
+  const every = options.checkpointEvery ?? CHECKPOINT_DEFAULTS.every;
+  const intervalMs = options.checkpointIntervalMs ?? CHECKPOINT_DEFAULTS.intervalMs;
   if (!(every >= 1) || !(intervalMs >= 1)) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpointEvery and checkpointIntervalMs must be positive');
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const key = loadOrCreateSigningKey(options.stateDir);
@@ -132,7 +135,7 @@ export class AuditLog {
     this.store = store;
     this.#key = key;
     this.#witnessFile = witnessFile;
-    const intervalMs = options.checkpointIntervalMs ?? 10_000;
+    const intervalMs = options.checkpointIntervalMs ?? CHECKPOINT_DEFAULTS.intervalMs;
     this.#now = options.now ?? (() => new Date());
     this.#timer = setInterval(() => this.#sealIfDue(), Math.max(50, Math.floor(intervalMs / 4)));
     this.#timer.unref();

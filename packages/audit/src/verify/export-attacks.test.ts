@@ -162,6 +162,105 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when the checkpoint lines are dropped and the chain recomputed around an edit', () => {
+    it('refuses every record as unsealed: nothing the key signed vouches for them', async () => {
+      const records = clean.filter((l) => l.startsWith('{"event"'));
+      const forged: string[] = [clean[0] as string];
+      let prev = '0'.repeat(64);
+      for (const [seq, line] of records.entries()) {
+        const body = extractBody(line).replace('invoice-7.pdf', 'invoice-70.pdf');
+        const bytes = recordBytes(seq, prev, body);
+        forged.push(bytes);
+        prev = sha256Hasher.leaf(bytes);
+      }
+      const r = await verify('forged-no-checkpoints', forged);
+      assert.equal(r.ok, false);
+      assert.equal(r.verified, 50);
+      assert.equal(r.sealed, 0);
+      assert.deepEqual([r.damage[0]?.kind, r.firstBadSeq, r.damage[0]?.throughSeq], ['unsealed', 0, 49]);
+    });
+  });
+
+  describe('when the export is cut right after a checkpoint line', () => {
+    it('passes what the checkpoint seals (a prefix is all an export can prove without a later checkpoint)', async () => {
+      const r = await verify('cut-at-checkpoint-30', clean.slice(0, lineOf(29) + 2));
+      assert.equal(r.ok, true, JSON.stringify(r.damage));
+      assert.equal(r.sealed, 30);
+    });
+  });
+
+  describe('when the export is cut between two checkpoints', () => {
+    it('reports the records after the last checkpoint as unsealed', async () => {
+      const r = await verify('cut-at-33', clean.slice(0, lineOf(32) + 1));
+      assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq, r.damage[0]?.throughSeq], [false, 'unsealed', 30, 32]);
+    });
+  });
+
+  describe('when an export ends between two checkpoints with a seal line', () => {
+    let sealed: string[];
+    before(async () => {
+      const d = mkdtempSync(join(tmpdir(), 'corral-audit-seal-'));
+      const log = await openAuditLog({ stateDir: d, checkpointEvery: 10 });
+      for (let i = 0; i < 50; i++) await log.append(sampleEvent(i));
+      sealed = [];
+      for await (const line of exportJsonl(log.store, log.keyId, { from: 0, to: 33 })) sealed.push(line);
+      publicKeyOfSealed = log.publicKey;
+      await log.close();
+      rmSync(d, { recursive: true, force: true });
+    });
+    let publicKeyOfSealed: KeyObject;
+    const verifySealed = (name: string, lines: string[]) => verifyExportFile(write(name, lines), publicKeyOfSealed);
+
+    it('seals all 33 records with the checkpoint at 40 and the consistency proof', async () => {
+      assert.match(sealed.at(-1) as string, /^\{"seal":\{"size":33,"checkpoint":\{.*"size":40/);
+      const r = await verifySealed('sealed-33', sealed);
+      assert.equal(r.ok, true, JSON.stringify(r.damage));
+      assert.equal(r.sealed, 33);
+    });
+    it('reports records rewritten after the last checkpoint when the proof does not lead to the signed root', async () => {
+      const seal = JSON.parse(sealed.at(-1) as string) as { seal: { consistency: string[] } };
+      seal.seal.consistency[0] = 'ab'.repeat(32);
+      const r = await verifySealed('sealed-bad-proof', [...sealed.slice(0, -1), JSON.stringify(seal)]);
+      assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq], [false, 'edited', 30]);
+    });
+    it('names the first missing record when records before the seal line were cut', async () => {
+      const r = await verifySealed('sealed-cut', [...sealed.slice(0, -3), sealed.at(-1) as string]);
+      assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq], [false, 'truncated', 31]);
+    });
+    it('refuses a seal signed by another key', async () => {
+      const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: Record<string, unknown> } };
+      const other = generateSigningKey();
+      const c = parseCheckpoint(seal.seal.checkpoint);
+      seal.seal.checkpoint = checkpointJson(signCheckpoint(other.privateKey, { size: c.size, root: c.root, time: c.time, keyId: keyIdOf(other.publicKey) }));
+      const r = await verifySealed('sealed-other-key', [...sealed.slice(0, -1), JSON.stringify(seal)]);
+      assert.equal(r.ok, false);
+      assert.ok(r.damage.some((d) => d.kind === 'checkpoint-forged'));
+    });
+  });
+
+  describe('when blank lines sit between records or at the end', () => {
+    it('passes: a blank line holds no record and changes none', async () => {
+      const lines = [...clean];
+      lines.splice(lineOf(5), 0, '');
+      const r = await verify('blank-lines', [...lines, '', '']);
+      assert.equal(r.ok, true, JSON.stringify(r.damage));
+      assert.equal(r.verified, 50);
+    });
+  });
+
+  describe('when a line is longer than any record can be', () => {
+    it('reports it as malformed without reading it into memory', async () => {
+      const lines = [...clean];
+      const i = lineOf(12);
+      lines[i] = `{"event":"${'x'.repeat(3 * 1024 * 1024)}"}`;
+      const r = await verify('huge-line-12', lines);
+      assert.deepEqual([r.firstBadSeq, r.damage[0]?.kind, r.damage[0]?.line, r.damage.length], [12, 'malformed', i + 1, 1]);
+    });
+    it('refuses a header line that long with AUDIT_EXPORT_MALFORMED', async () => {
+      await assert.rejects(verify('huge-header', ['x'.repeat(3 * 1024 * 1024), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+  });
+
   describe('when the file is not an export', () => {
     it('refuses a broken header with AUDIT_EXPORT_MALFORMED naming line 1', async () => {
       await assert.rejects(verify('broken-header', ['not json', ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });

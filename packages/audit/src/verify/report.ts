@@ -12,6 +12,8 @@ export type DamageKind =
   | 'truncated'
   /** A record cannot be read at all. */
   | 'malformed'
+  /** Records of an export that no signed checkpoint covers (a forged or cut export may end so). */
+  | 'unsealed'
   /** A checkpoint's signature is invalid or by another key (forged or re-signed). */
   | 'checkpoint-forged'
   /** The log is behind, or forked from, a checkpoint witnessed earlier. */

@@ -8,6 +8,7 @@ import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { keyIdOf } from '../checkpoint/key.ts';
 import { verifyCheckpointSignature } from '../checkpoint/verify.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
+import { verifyConsistency } from '../merkle/consistency.ts';
 import { hashesEqual, type MerkleHasher } from '../merkle/hasher.ts';
 import { GENESIS_PREV, recordBytes } from '../record/envelope.ts';
 import type { Damage, VerifyReport } from './report.ts';
@@ -44,6 +45,13 @@ export interface VerifierOptions {
   lookahead?: number;
   /** This is a leading slice of the log: do not judge how the log ends (truncation, rollback). */
   partial?: boolean;
+  /**
+   * Every record must be sealed by a signed checkpoint (or by seal()): an
+   * export handed to an auditor, where nothing else vouches for records the
+   * key never signed. A live log's newest records wait for the next
+   * checkpoint, so there they are only noted.
+   */
+  requireSealed?: boolean;
 }
 
 interface Seen {
@@ -57,6 +65,7 @@ interface Seen {
 
 export class LogVerifier {
   readonly #h: MerkleHasher;
+  readonly #publicKey: KeyObject;
   readonly #range: CompactRange;
   readonly #checks: SignedCheckpoint[] = [];
   readonly #damage: Damage[] = [];
@@ -64,6 +73,7 @@ export class LogVerifier {
   readonly #lookahead: number;
   readonly #start: number;
   readonly #partial: boolean;
+  readonly #requireSealed: boolean;
   #checkIndex = 0;
   #records = 0;
   #last: string;
@@ -75,12 +85,15 @@ export class LogVerifier {
   #total: number;
   /** Set at the first broken link: the records from there on, for diagnosis. */
   #broken: Seen[] | undefined;
+  /** The first broken link was an unreadable record, already reported as such. */
+  #unreadable = false;
   #rootMismatch: SignedCheckpoint | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
 
   constructor(options: VerifierOptions) {
     this.#h = options.hasher;
+    this.#publicKey = options.publicKey;
     const start = options.start ?? { size: 0, lastHash: GENESIS_PREV, frontier: [] };
     this.#start = start.size;
     this.#sealed = start.size;
@@ -89,6 +102,7 @@ export class LogVerifier {
     this.#sealedState = { size: start.size, lastHash: start.lastHash, frontier: [...start.frontier] };
     this.#lookahead = options.lookahead ?? 100_000;
     this.#partial = options.partial === true;
+    this.#requireSealed = options.requireSealed === true;
     this.#total = options.checkpoints.length;
     const keyId = keyIdOf(options.publicKey);
     for (const c of options.checkpoints) {
@@ -139,17 +153,59 @@ export class LogVerifier {
     this.#broken = [seen(seq, prev, body, hash, storedHash, line)];
   }
 
+  /**
+   * Seals the records fed so far — `size` of them, says the seal — with a
+   * signed checkpoint of a larger tree and the proof that their tree is its
+   * prefix (an export that ends between two checkpoints carries both).
+   */
+  seal(size: number, checkpoint: SignedCheckpoint, consistency: readonly string[]): void {
+    if (this.#broken) return;
+    if (size !== this.#range.size) {
+      const at = Math.min(size, this.#range.size);
+      const message =
+        size > this.#range.size
+          ? `the export ends at ${this.#range.size} records but its seal is for ${size}: seq ${this.#range.size}–${size - 1} are missing`
+          : `the export holds ${this.#range.size} records but its seal is for ${size}: seq ${size}–${this.#range.size - 1} were added`;
+      this.#damage.push({ kind: size > this.#range.size ? 'truncated' : 'inserted', seq: at, checkpointSize: checkpoint.size, message });
+      return;
+    }
+    try {
+      verifyCheckpointSignature(this.#publicKey, checkpoint);
+    } catch {
+      this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: checkpoint.size, message: `the sealing checkpoint at size ${checkpoint.size} is not validly signed by the trusted key` });
+      return;
+    }
+    this.#total++;
+    this.#valid++;
+    if (size <= this.#sealed) return;
+    try {
+      if (checkpoint.size < size) throw new Error('smaller');
+      verifyConsistency(this.#h, size, checkpoint.size, consistency, this.#range.root(), checkpoint.root);
+      this.#sealed = size;
+    } catch {
+      const from = this.#sealedBefore(size + 1);
+      this.#damage.push({
+        kind: 'edited',
+        seq: from,
+        throughSeq: size - 1,
+        checkpointSize: checkpoint.size,
+        message: `records ${from}–${size - 1} are not a prefix of the tree signed at size ${checkpoint.size}: they were rewritten`,
+      });
+    }
+  }
+
   /** Records a record that could not be read at all (bad JSON, wrong shape). */
   malformed(message: string, line?: number): void {
     this.#records++;
     if (this.#broken) return;
     this.#broken = [];
+    this.#unreadable = true;
     this.#damage.push({ kind: 'malformed', seq: this.#range.size, ...(line === undefined ? {} : { line }), message: `record expected at seq ${this.#range.size} cannot be read: ${message}` });
   }
 
   finish(): VerifyReport {
     let precise: Damage | undefined;
-    if (this.#broken && this.#broken.length > 0) this.#damage.push((precise = this.#diagnose(this.#broken)));
+    if (this.#broken && this.#broken.length > 0 && !this.#unreadable) this.#damage.push((precise = this.#diagnose(this.#broken)));
     const verified = this.#range.size;
     const intact = !this.#broken;
     const explained = precise !== undefined && this.#rootMismatch !== undefined && (precise.seq as number) < this.#rootMismatch.size;
@@ -173,6 +229,16 @@ export class LogVerifier {
       if (w && w.size > verified && !largest) {
         this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message: `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back` });
       }
+    }
+    // Only when nothing else explains it: a cut tail leaves its records unsealed too.
+    if (intact && this.#requireSealed && this.#sealed < verified && this.#damage.length === 0 && !this.#rootMismatch) {
+      const from = this.#sealed;
+      this.#damage.push({
+        kind: 'unsealed',
+        seq: from,
+        throughSeq: verified - 1,
+        message: `seq ${from}–${verified - 1} are not sealed by any checkpoint signed by the trusted key: nothing vouches that they were written by the log`,
+      });
     }
     this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
     const first = this.#damage.find((d) => d.seq !== null);

@@ -112,6 +112,27 @@ describe('corral audit', () => {
         assert.equal(report.damage[0].kind, 'deleted');
       });
     });
+    it('leaves out the records of a live log that no checkpoint seals yet, says so, and the export still verifies', async () => {
+      const live = tempStateDir();
+      cleanup.push(live);
+      const log = await openAuditLog({ stateDir: live, checkpointEvery: 5 });
+      try {
+        for (let i = 0; i < 7; i++) await log.append(event(i));
+        const exported = await corral(['--state-dir', live, 'audit', 'export', '--format', 'jsonl']);
+        assert.equal(exported.code, 0, exported.stderr);
+        assert.match(exported.stderr, /seq 5–6 are not sealed by a signed checkpoint yet, so they were left out/);
+        const liveFile = join(live, 'export.jsonl');
+        writeFileSync(liveFile, exported.stdout);
+        const r = await corral(['audit', 'verify', '--export', liveFile, '--public-key', key, '--json']);
+        assert.equal(r.code, 1, 'signed by another log\'s key');
+        writeFileSync(join(live, 'own.pem'), log.publicKeyPem);
+        const own = await corral(['audit', 'verify', '--export', liveFile, '--public-key', join(live, 'own.pem'), '--json']);
+        assert.equal(own.code, 0, own.stdout);
+        assert.deepEqual([JSON.parse(own.stdout).verified, JSON.parse(own.stdout).sealed], [5, 5]);
+      } finally {
+        await log.close();
+      }
+    });
     it('refuses --export without --public-key as a usage error', async () => {
       assert.equal((await corral(['audit', 'verify', '--export', file])).code, 2);
     });

@@ -221,7 +221,11 @@ export function registerAudit(program: Command): void {
         };
         if (opts.format === 'jsonl') {
           if (!range) range = { from: 0, to: 0 };
-          for await (const l of lib.exportJsonl(reader.store, reader.meta.keyId, range)) await write(l);
+          const unsealed = (from: number, to: number) =>
+            process.stderr.write(
+              `corral: seq ${from}–${to - 1} are not sealed by a signed checkpoint yet, so they were left out (an auditor could not tell them from forged ones); the log signs one every ${lib.CHECKPOINT_DEFAULTS.every} records or ${lib.CHECKPOINT_DEFAULTS.intervalMs / 1000} s while it is open and when it closes: export again after that\n`,
+            );
+          for await (const l of lib.exportJsonl(reader.store, reader.meta.keyId, range, unsealed)) await write(l);
           return;
         }
         if (!range) return;
