@@ -45,7 +45,15 @@ export interface ConsistencyProofResult {
   checkpoint2: SignedCheckpoint;
 }
 
+/**
+ * A stored record as callers see it, once its content is checked against the
+ * leaf hash stored when it was appended: a reader never shows, exports or
+ * proves an altered record as if it were the one the log wrote.
+ *
+ * @throws AuditError AUDIT_CHAIN_BROKEN, AUDIT_RECORD_MALFORMED.
+ */
 export function toAuditRecord(r: StoredRecord): AuditRecord {
+  checkLeaf(r);
   let event: AuditEvent;
   try {
     event = JSON.parse(r.body) as AuditEvent;
@@ -53,6 +61,12 @@ export function toAuditRecord(r: StoredRecord): AuditRecord {
     throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not JSON`, { cause: error });
   }
   return new LogRecord(r.seq, r.prev, r.hash, r.body, event);
+}
+
+function checkLeaf(r: StoredRecord): void {
+  if (sha256Hasher.leaf(recordBytes(r.seq, r.prev, r.body)) !== r.hash) {
+    throw new AuditError('AUDIT_CHAIN_BROKEN', `record ${r.seq} no longer hashes to the leaf hash stored when it was appended: it was altered; run 'corral audit verify'`);
+  }
 }
 
 /** Record `seq`. @throws AuditError AUDIT_NOT_FOUND */
@@ -77,6 +91,7 @@ export async function proveInclusion(store: AuditStore, seq: number, treeSize?: 
   if (!Number.isSafeInteger(seq) || seq < 0) throw new AuditError('AUDIT_BAD_ARGUMENT', 'seq must be a non-negative integer');
   const record = await store.record(seq);
   if (!record) throw new AuditError('AUDIT_NOT_FOUND', `there is no record ${seq} in ${store.where}`);
+  checkLeaf(record);
   const checkpoint = await checkpointCovering(store, treeSize ?? seq + 1, treeSize !== undefined);
   if (checkpoint.size <= seq) throw new AuditError('AUDIT_BAD_ARGUMENT', `checkpoint size ${checkpoint.size} does not cover seq ${seq}`);
   const fetch = (ids: Parameters<AuditStore['nodes']>[0]) => store.nodes(ids);

@@ -158,6 +158,27 @@ describe('corral audit', () => {
       const report = JSON.parse(r.stdout);
       assert.equal(report.firstBadSeq, 2);
       assert.equal(report.damage[0].kind, 'edited');
+      for (const args of [['show', '2'], ['proof', 'inclusion', '2'], ['tail', '-n', '5']]) {
+        const refused = await corral(['--state-dir', copy, 'audit', ...args]);
+        assert.equal(refused.code, 1, `${args.join(' ')} vouched for the edited record: ${refused.stdout}`);
+        assert.match(refused.stderr, /record 2 no longer hashes to the leaf hash stored when it was appended: it was altered.*AUDIT_CHAIN_BROKEN/);
+      }
+      assert.equal((await corral(['--state-dir', copy, 'audit', 'show', '3'])).code, 0, 'the records around it still show');
+    });
+    it('proof commands refuse a checkpoint the log\'s key did not sign', async () => {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy, checkpointEvery: 3 });
+      for (let i = 0; i < 6; i++) await log.append(event(i));
+      await log.close();
+      const db = new DatabaseSync(join(copy, 'audit.db'));
+      db.exec(`UPDATE audit_checkpoints SET signature = (SELECT signature FROM audit_checkpoints WHERE size = 6) WHERE size = 3`);
+      db.close();
+      for (const args of [['proof', 'inclusion', '1'], ['proof', 'consistency', '3', '6']]) {
+        const refused = await corral(['--state-dir', copy, 'audit', ...args]);
+        assert.equal(refused.code, 1, refused.stdout);
+        assert.match(refused.stderr, /AUDIT_CHECKPOINT_FORGED/);
+      }
     });
   });
 

@@ -179,6 +179,7 @@ export function registerAudit(program: Command): void {
       const size = opts.size === undefined ? undefined : seqArg(opts.size, '--size');
       await withReader(command, async (reader) => {
         const p = await lib.proveInclusion(reader.store, seq, size);
+        lib.verifyCheckpointSignature(reader.publicKey(), p.checkpoint);
         lib.verifyInclusion(lib.sha256Hasher, p.seq, p.treeSize, p.leafHash, p.proof, p.root);
         if (opts.json) printJson(p);
         else process.stdout.write(`record ${p.seq} (leaf ${p.leafHash}) is in the tree of ${p.treeSize} records with root ${p.root}, signed ${p.checkpoint.time}\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
@@ -195,6 +196,8 @@ export function registerAudit(program: Command): void {
       const size2 = seqArg(newText, 'NEW');
       await withReader(command, async (reader) => {
         const p = await lib.proveConsistency(reader.store, size1, size2);
+        lib.verifyCheckpointSignature(reader.publicKey(), p.checkpoint1);
+        lib.verifyCheckpointSignature(reader.publicKey(), p.checkpoint2);
         lib.verifyConsistency(lib.sha256Hasher, p.size1, p.size2, p.proof, p.root1, p.root2);
         if (opts.json) printJson(p);
         else process.stdout.write(`the tree of ${p.size2} records (root ${p.root2}) extends the tree of ${p.size1} (root ${p.root1})\n${p.proof.map((h, i) => `  ${i}: ${h}`).join('\n')}\n`);
