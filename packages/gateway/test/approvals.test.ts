@@ -56,7 +56,7 @@ describe('approvals over the protocol', () => {
       await assert.rejects(operator.request('exec.approval.resolve', { id, decision: 'allow-once' }), (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST');
       assert.equal(gw.approvals.get(id).status, 'pending');
       await operator.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: reviewer('alice') });
-      assert.deepEqual(gw.approvals.get(id).approvers, ['alice']);
+      assert.deepEqual(gw.approvals.get(id).approvers, ['token:alice'], 'named under the shared token: one approver toward a quorum');
     });
 
     it('takes the verified device as the approver of a device-signed operator, whatever reviewer it claims', async () => {
@@ -68,7 +68,7 @@ describe('approvals over the protocol', () => {
       } finally {
         await signed.close();
       }
-      assert.deepEqual(gw.approvals.get(id).approvers, [`device:${device.deviceId}`]);
+      assert.deepEqual(gw.approvals.get(id).approvers, [`token:device:${device.deviceId}`], 'a device any token holder can make is no identity of its own');
     });
 
     it('never lets an agent resolve an approval, not even its own request (FORBIDDEN)', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openGatewayDb } from '../store/store.ts';
-import { ApprovalStore } from './store.ts';
+import { ApprovalStore, tokenApprover } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,6 +40,16 @@ describe('approvals', () => {
     const done = approvals.resolve(a.id, 'allow-once', 'bob');
     assert.equal(done.status, 'allowed');
     assert.deepEqual(done.approvers, ['alice', 'bob']);
+  });
+
+  it('counts every approver named under the shared gateway token as one toward a quorum: the token cannot tell its holders apart', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('pay 10000'), action: {}, quorum: 2 });
+    assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('alice')).status, 'pending');
+    assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('bob')).status, 'pending');
+    assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('device:0f3a')).status, 'pending');
+    const done = approvals.resolve(a.id, 'allow-once', 'carol');
+    assert.deepEqual([done.status, done.approvers], ['allowed', ['token:alice', 'token:bob', 'token:device:0f3a', 'carol']]);
   });
 
   it('denies on any approver\'s deny, and cannot then be allowed', () => {

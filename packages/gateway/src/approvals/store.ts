@@ -93,7 +93,8 @@ export class ApprovalStore {
 
   /**
    * One approver's decision. A deny from anyone denies. Allows count distinct
-   * approvers; at the quorum the approval is allowed. Throws GATEWAY_APPROVAL_NOT_FOUND,
+   * approvers (those named under the shared gateway token count as one); at
+   * the quorum the approval is allowed. Throws GATEWAY_APPROVAL_NOT_FOUND,
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
    */
   resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
@@ -146,7 +147,7 @@ export class ApprovalStore {
       this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
     } else {
       const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
-      if (approvers.length >= approval.quorum) {
+      if (new Set(approvers.map(authority)).size >= approval.quorum) {
         this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
       } else {
         this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
@@ -205,4 +206,22 @@ function fromRow(r: Row): Approval {
 function sameHex(a: string, b: string): boolean {
   if (typeof b !== 'string' || a.length !== b.length) return false;
   return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * An approver named by whoever holds the shared gateway token (over the
+ * protocol or the HTTP API): recorded under the name given, but the token
+ * cannot tell its holders apart, so all of them are one approver toward a
+ * quorum. Distinct approvers are signed-in humans (the console), or system
+ * accounts on the gateway's machine (the CLI).
+ */
+export function tokenApprover(name: string): string {
+  return `${TOKEN_APPROVER}${name}`;
+}
+
+const TOKEN_APPROVER = 'token:';
+
+/** Who an approval counts as toward a quorum. */
+function authority(approver: string): string {
+  return approver.startsWith(TOKEN_APPROVER) ? TOKEN_APPROVER : approver;
 }

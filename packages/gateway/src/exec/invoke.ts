@@ -17,7 +17,7 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decision } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
 import { verifyReceipt, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
-import type { ApprovalStore, Approval, ApprovalDecision } from '../approvals/store.ts';
+import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import type { NodeInventory } from '../nodes/inventory.ts';
 import { hasScope } from '../protocol/scopes.ts';
@@ -547,20 +547,21 @@ function wire(code: GatewayError['code'], shape: WireError, cause?: unknown): Ga
 }
 
 /**
- * Who resolves an approval over the protocol: never an agent; an operator
- * with a verified device proof is that device; one that holds only the shared
- * gateway token must name the human as upstream's reviewer
- * `{ channel, accountId, senderId }` (channel `corral`: the sender is the
- * Corral user name; another channel's sender is recorded as `channel:sender`).
+ * Who resolves an approval over the protocol: never an agent. Every operator
+ * connection holds the shared gateway token, so each is a token approver
+ * (one toward a quorum, see tokenApprover): one with a device proof is
+ * recorded as that device, one without must name the human as upstream's
+ * reviewer `{ channel, accountId, senderId }` (channel `corral`: the sender is
+ * the Corral user name; another channel's sender is recorded as `channel:sender`).
  */
 function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: string; senderId: string } | undefined): string {
   if (peer.agent) throw wire('GATEWAY_ROLE_FORBIDDEN', { code: 'FORBIDDEN', message: 'an agent cannot resolve approvals' });
-  if (peer.deviceId) return `device:${peer.deviceId}`;
+  if (peer.deviceId) return tokenApprover(`device:${peer.deviceId}`);
   const who = reviewer === undefined ? '' : reviewer.channel === 'corral' ? reviewer.senderId : `${reviewer.channel}:${reviewer.senderId}`;
   if (who.trim() === '' || who.length > 200 || !who.isWellFormed() || /[\u0000-\u001f\u007f]/.test(who)) {
     throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'with the gateway token, name the approver (reviewer.senderId)' });
   }
-  return who;
+  return tokenApprover(who);
 }
 
 /** The refusal code upstream callers know for a run (SYSTEM_RUN_DENIED), and Corral's for any other command. */

@@ -40,6 +40,25 @@ describe('agents', () => {
     rmSync(state, { recursive: true, force: true });
   });
 
+  it('connects an agent by its agent token alone, keeping only read and write of the scopes it asked for', async () => {
+    const alone = await GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.admin', 'operator.pairing', 'operator.approvals', 'operator.write'], agentToken: (await t.gw.identity.issueToken('invoice-bot')).token });
+    try {
+      assert.deepEqual(alone.hello.auth?.scopes, ['operator.write']);
+      for (const [method, params] of [
+        ['node.pair.approve', { requestId: 'x' }],
+        ['exec.approval.list', {}],
+        ['exec.approvals.node.get', { nodeId: node.device.deviceId }],
+      ] as const) {
+        const refused = (await alone.request(method, params).catch((e: unknown) => e)) as { wire?: { code?: string } };
+        assert.equal(refused.wire?.code, 'FORBIDDEN', `${method} is not the agent's`);
+      }
+    } finally {
+      await alone.close();
+    }
+    await assert.rejects(GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.write'], agentToken: 'not-a-token' }), (e: { wire?: { message?: string } }) => /agent identity token rejected/.test(e.wire?.message ?? ''));
+    await assert.rejects(GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.write'] }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_TOKEN_MISSING');
+  });
+
   it('lists agents with the commands each has running now', async () => {
     void agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['sleep', '5'] }, timeoutMs: 60_000, idempotencyKey: randomUUID() }, { timeoutMs: 65_000 }).catch(() => {});
     for (let i = 0; i < 100 && node.received.length === 0; i++) await new Promise((r) => setTimeout(r, 20));

@@ -36,7 +36,7 @@ describe('the approvals HTTP API', () => {
     assert.ok(listed.approvals.some((a) => a.id === approval.id));
     const approved = await call(`/api/approvals/${approval.id}/approve`, { method: 'POST', body: JSON.stringify({ approver: 'alice' }) });
     assert.equal(approved.status, 200);
-    assert.deepEqual(((await approved.json()) as { status: string; approvers: string[] }).approvers, ['alice']);
+    assert.deepEqual(((await approved.json()) as { status: string; approvers: string[] }).approvers, ['token:alice']);
     assert.equal((await call(`/api/approvals/${approval.id}/deny`, { method: 'POST', body: JSON.stringify({ approver: 'bob' }) })).status, 409);
   });
 

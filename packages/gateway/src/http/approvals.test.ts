@@ -135,6 +135,19 @@ describe('approvals from a signed-in session', () => {
     const tool = t.tool();
     assert.equal((await tool.post(`/api/approvals/${approval.id}/approve`, {})).status, 400);
     const answer = await tool.post(`/api/approvals/${approval.id}/approve`, { approver: 'carol' });
-    assert.deepEqual(answer.body.approvers, ['carol']);
+    assert.deepEqual(answer.body.approvers, ['token:carol'], 'recorded as named under the gateway token');
+  });
+
+  it('lets no holder of the gateway token make a quorum of two alone, whatever names it gives; a signed-in human completes it', async () => {
+    const running = invoke(['pay', '200']);
+    const pending = await pendingFor('pay');
+    const tool = t.tool();
+    for (const name of ['mallory', 'mallory-2']) assert.equal((await tool.post(`/api/approvals/${pending.id}/approve`, { approver: name })).body.status, 'pending');
+    const overWs = (await operator.request('exec.approval.resolve', { id: pending.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'x', senderId: 'mallory-3' } })) as { status: string };
+    assert.equal(overWs.status, 'pending');
+    assert.equal(node.received.filter((r) => (r.params.command as string[])[1] === '200').length, 0, 'nothing ran');
+    const done = await alice.post(`/api/approvals/${pending.id}/approve`, {});
+    assert.deepEqual([done.body.status, done.body.approvers], ['allowed', ['token:mallory', 'token:mallory-2', 'token:mallory-3', 'alice']]);
+    assert.equal(((await running) as { ok: boolean }).ok, true);
   });
 });

@@ -2,7 +2,7 @@
 // (allow-always) grant. Resolving goes through the invoker's resolveApproval,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
-import type { Approval, ApprovalDecision } from '../approvals/store.ts';
+import { tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -24,7 +24,7 @@ function approverOf(caller: Caller, body: Record<string, unknown>): string {
     return actingHuman(caller);
   }
   if (typeof body.approver !== 'string' || body.approver === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'with the gateway token, name the approver');
-  return body.approver;
+  return tokenApprover(body.approver);
 }
 
 function reasonOf(body: Record<string, unknown>): string | undefined {

@@ -18,6 +18,9 @@ export type OperatorScope = (typeof OPERATOR_SCOPES)[number];
 
 const KNOWN = new Set<string>(OPERATOR_SCOPES);
 
+/** All an operator connection acting as a Corral agent keeps of what it asked for: reading, and invoking its nodes. */
+export const AGENT_SCOPES: readonly OperatorScope[] = ['operator.read', 'operator.write'];
+
 /**
  * The scopes an operator connection receives: the requested ones that are in
  * the closed set; anything else is dropped, never granted. Nodes get none.

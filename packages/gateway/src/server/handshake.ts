@@ -13,10 +13,13 @@ import type { Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 
 /**
- * Authenticates one `connect`: the shared gateway token, or a device token
- * (`auth.deviceToken`) issued to the device whose proof follows. Returns the
- * peer, or throws GatewayError with `wire` set to what the client is told.
- * `nonce` is this connection's challenge.
+ * Authenticates one `connect`: the shared gateway token, a device token
+ * (`auth.deviceToken`) issued to the device whose proof follows, or — for an
+ * operator connection — a Corral agent token (`auth.agentRuntimeIdentityToken`,
+ * verified by the server before the connection is accepted), so an agent
+ * needs no shared token and cannot reconnect as the operator with it.
+ * Returns the peer, or throws GatewayError with `wire` set to what the client
+ * is told. `nonce` is this connection's challenge.
  */
 export function authenticateConnect(
   params: ConnectParams,
@@ -28,7 +31,10 @@ export function authenticateConnect(
   // A device token stands in for the shared token only with a device proof for that same device (checked below).
   const deviceToken = params.auth?.deviceToken ?? params.auth?.token;
   const byDeviceToken = params.device !== undefined && deviceToken !== undefined && context.deviceTokens?.verify(params.device.id, role, deviceToken) === true;
+  const agentToken = params.auth?.agentRuntimeIdentityToken;
+  const byAgentToken = role === 'operator' && typeof agentToken === 'string' && agentToken !== '';
   if ((presented === undefined || presented === '') && !byDeviceToken) {
+    if (byAgentToken) return peerOf(params, role, protocol, undefined, context);
     throw refusal('GATEWAY_AUTH_TOKEN_MISMATCH', 'unauthorized: gateway token missing', { code: 'AUTH_TOKEN_MISSING', canRetryWithDeviceToken: false, recommendedNextStep: 'update_auth_configuration' });
   }
   if (!byDeviceToken && !sameSecret(presented ?? '', context.token)) {
@@ -69,6 +75,10 @@ export function authenticateConnect(
       throw deviceRefusal(error, params.device.id, role);
     }
   }
+  return peerOf(params, role, protocol, deviceId, context);
+}
+
+function peerOf(params: ConnectParams, role: Role, protocol: number, deviceId: string | undefined, context: { now: number; remoteAddress: string }): Peer {
   return {
     role,
     scopes: grantScopes(role, params.scopes),

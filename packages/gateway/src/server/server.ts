@@ -10,7 +10,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
 import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
-import { hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
+import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect } from './handshake.ts';
@@ -325,6 +325,8 @@ export class GatewayServer {
       if (peer.role !== 'operator') throw new GatewayError('GATEWAY_AGENT_TOKEN_INVALID', 'agent tokens are for operator connections');
       const claims = await this.#identity.verifyToken(token);
       peer.agent = { id: claims.sub, name: claims.agent };
+      // An agent asks for what it runs, never pairs nodes, resolves approvals or administers.
+      peer.scopes = peer.scopes.filter((scope) => AGENT_SCOPES.includes(scope));
     } catch {
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'unauthorized: agent identity token rejected', details: { code: 'AUTH_UNAUTHORIZED' } }));
