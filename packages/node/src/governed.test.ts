@@ -183,6 +183,30 @@ describe('a governed system.run', () => {
   });
 });
 
+describe('a node whose own policy asks (ask=always)', () => {
+  it('refuses a command the gateway allowed without a human (SYSTEM_RUN_DENIED: approval required), and runs one a human approved', async () => {
+    const gw = await Gateway.start({ stateDir: gatewayState(), token, port: 0, approvalPollMs: 20 });
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const host = await pairedHost(gw);
+    try {
+      const { hash } = (await operator.request('exec.approvals.node.get', { nodeId: host.device.deviceId })) as { hash: string };
+      const asking = { version: 1, defaults: { security: 'allowlist', ask: 'always' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }] } } };
+      await operator.request('exec.approvals.node.set', { nodeId: host.device.deviceId, file: asking, baseHash: hash });
+      // The gateway's policy allows echo outright: approved:false reaches the node, which refuses it.
+      await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi']), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /^SYSTEM_RUN_DENIED: approval required/.test(e.wire.message ?? ''));
+      // The gateway's policy asks for printf: once a human allows it, the node runs it.
+      await assert.rejects(run(operator, host.device.deviceId, ['printf', 'asked'], 100), deniedWith('APPROVAL_PENDING'));
+      const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
+      gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+      assert.equal((await run(operator, host.device.deviceId, ['printf', 'asked'])).payload.stdout, 'asked');
+    } finally {
+      await host.close();
+      await operator.close();
+      await gw.close();
+    }
+  });
+});
+
 describe('an agent through the gateway', () => {
   it('acts as the agent its token names; a forged token is refused; an operator cannot claim an agent; suspension stops it at once', async () => {
     const state = gatewayState();
@@ -196,6 +220,16 @@ describe('an agent through the gateway', () => {
     const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
     await assert.rejects(
       operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], agentId: 'builder' }, idempotencyKey: randomUUID() }),
+      deniedWith('SYSTEM_RUN_DENIED'),
+    );
+    // Nor through upstream's session key, from which the node takes the agent whose container it runs under.
+    await assert.rejects(
+      operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:builder:main' }, idempotencyKey: randomUUID() }),
+      deniedWith('SYSTEM_RUN_DENIED'),
+    );
+    gw.identity.agents.create({ name: 'other', process: 'ci', owner: 'owner@example.com', scopes: [] });
+    await assert.rejects(
+      agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:other:main' }, idempotencyKey: randomUUID() }),
       deniedWith('SYSTEM_RUN_DENIED'),
     );
     const forged = `${agentToken.slice(0, -4)}AAAA`;

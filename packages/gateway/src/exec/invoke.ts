@@ -431,18 +431,21 @@ export class NodeInvoker {
   /**
    * The principal a `node.invoke` is decided for: the agent its connection
    * authenticated as (checked live: a suspended agent is refused at once), else
-   * the operator. An `agentId` in the params must name that same agent; an
-   * operator cannot claim one.
+   * the operator. An `agentId`, or a `sessionKey` of upstream's `agent:ID:…`
+   * form, in the params must name that same agent — the node runs the command
+   * under the container policy of the agent they name; an operator cannot
+   * claim one.
    */
   #principal(peer: Peer, command: string, commandParams: unknown): PrincipalRef {
-    const agentId = (commandParams as { agentId?: unknown } | null)?.agentId;
+    const { agentId, sessionKey } = (commandParams ?? {}) as { agentId?: unknown; sessionKey?: unknown };
+    const named = [agentId, typeof sessionKey === 'string' && sessionKey.startsWith('agent:') ? (sessionKey.split(':')[1] ?? '') : undefined].filter((v) => typeof v === 'string' && v !== '') as string[];
     if (peer.agent) {
       const agent = this.#server.identity.agents.find(peer.agent.name);
       if (!agent || agent.id !== peer.agent.id || agent.status !== 'active') throw denied(command, 'the agent is suspended or retired');
-      if (typeof agentId === 'string' && agentId !== '' && agentId !== agent.name && agentId !== agent.id) throw denied(command, 'agentId is not the authenticated agent');
+      if (named.some((n) => n.toLowerCase() !== agent.name.toLowerCase() && n !== agent.id)) throw denied(command, 'agentId or sessionKey names another agent than the authenticated one');
       return { type: 'Agent', id: agent.name };
     }
-    if (typeof agentId === 'string' && agentId !== '') throw denied(command, 'an agent must connect with its own agent token');
+    if (named.length > 0) throw denied(command, 'an agent must connect with its own agent token');
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
   }
 
