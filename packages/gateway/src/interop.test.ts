@@ -14,6 +14,7 @@ const unavailable = ensureOpenclaw();
 const token = randomBytes(24).toString('base64url');
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
+@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 `;
 
 describe('upstream OpenClaw node host and operator CLI against the Corral gateway', { skip: unavailable }, () => {
@@ -87,6 +88,24 @@ describe('upstream OpenClaw node host and operator CLI against the Corral gatewa
         operator.request('node.invoke', { nodeId: request.deviceId, command: 'system.run', params: { command: ['sh', '-c', 'echo hi; touch /tmp/corral-should-not-exist'] }, idempotencyKey: randomUUID() }),
         (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED',
       );
+    } finally {
+      await operator.close();
+    }
+  });
+
+  it('a system.run Corral asks a human for runs on the upstream node once approved, with the plan the node prepared for it', async () => {
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const running = operator.request('node.invoke', { nodeId: request.deviceId, command: 'system.run', params: { command: ['printf', 'approved'] }, timeoutMs: 20_000, idempotencyKey: randomUUID() }, { timeoutMs: 60_000 });
+      let pending: { id: string } | undefined;
+      for (let i = 0; i < 250 && !pending; i++) {
+        pending = gw.approvals.list({ status: 'pending' })[0];
+        if (!pending) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(pending, 'an approval was asked');
+      gw.invoker.resolveApproval(pending.id, 'allow-once', 'alice');
+      const ran = (await running) as { payload: { stdout: string; exitCode: number } };
+      assert.deepEqual([ran.payload.exitCode, ran.payload.stdout], [0, 'approved']);
     } finally {
       await operator.close();
     }

@@ -61,6 +61,13 @@ export interface InvokerOptions {
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
 type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
 
+/** What an upstream node host's `system.run.prepare` answers with (the parts Corral checks; the rest is passed back as is). */
+interface PreparedPlan {
+  argv: string[];
+  cwd: string | null;
+  commandText: string;
+}
+
 interface InvokeResult {
   ok: boolean;
   payload?: unknown;
@@ -265,6 +272,11 @@ export class NodeInvoker {
       unrecorded = authorized.unrecorded;
       // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(receipt ? { approvalDecision: receipt.decision, approvalReceipt: receipt } : {}) };
+      if (governance.kind === 'run' && assessed.verdict.decision === 'ask' && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && declared.includes('system.run.prepare')) {
+        const plan = await this.#preparedPlan(connection, node.deviceId, assessed.forward, timeoutMs);
+        // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
+        commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
+      }
     }
 
     // The decision is durable before the command runs. A Corral node holds a
@@ -412,6 +424,31 @@ export class NodeInvoker {
       }, timeoutMs + 1_000);
       this.#waiting.set(id, { connection, nodeId, resolve, reject, timer, acknowledgeAfter });
     });
+  }
+
+  /**
+   * An upstream node host runs an approved command only with the plan it
+   * prepared for it (`system.run.prepare`: the canonical argv, working
+   * directory, agent and session, and a snapshot of its own policy) — what its
+   * gateway sends. The plan must be for the command Corral decided: the same
+   * arguments, the program as the node resolves the name decided on (a bare
+   * `printf` may become `/usr/bin/printf`, a path must stay that path), the
+   * working directory decided on, or the node's own when none was given.
+   */
+  async #preparedPlan(connection: Connection, nodeId: string, forward: Record<string, unknown>, timeoutMs: number): Promise<PreparedPlan> {
+    const { env: _env, ...prepare } = forward;
+    const result = await this.#send(connection, nodeId, randomUUID(), 'system.run.prepare', prepare, timeoutMs, randomUUID());
+    const plan = ((result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON)) as { plan?: PreparedPlan } | undefined)?.plan;
+    if (!result.ok || !plan) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: `the node did not prepare the approved run: ${result.error?.message ?? 'no plan'}` });
+    const argv = forward.command as string[];
+    const program = argv[0]!;
+    const sameProgram = (p: unknown) => typeof p === 'string' && (p === program || (!program.includes('/') && p.startsWith('/') && p.slice(p.lastIndexOf('/') + 1) === program));
+    const sameArgs = Array.isArray(plan.argv) && plan.argv.length === argv.length && sameProgram(plan.argv[0]) && plan.argv.every((a, i) => i === 0 || a === argv[i]);
+    const sameCwd = forward.cwd === undefined || plan.cwd === forward.cwd;
+    if (!sameArgs || !sameCwd || typeof plan.commandText !== 'string') {
+      throw wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: the node prepared another command than the one approved', details: { code: 'SYSTEM_RUN_DENIED' } });
+    }
+    return plan;
   }
 
   /** `exec.approvals.node.get|set`: the node's local policy, relayed; a set is audited and the node itself refuses anything but a tightening. */
