@@ -46,6 +46,14 @@ describe('the corral command', () => {
     }
   });
 
+  it('takes --state-dir after the command words too', async () => {
+    const stateDir = tempStateDir();
+    assert.equal((await corral(['run', '--state-dir', stateDir, '--policy', policyFile(), '--', '/bin/true'])).code, 0);
+    const verified = await corral(['audit', 'verify', '--state-dir', stateDir, '--json']);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.equal(JSON.parse(verified.stdout).verified, 1);
+  });
+
   describe('when running one contained command', () => {
     it("loads no other command's code, no egress proxy for a policy without network, and neither the parser nor the schema once the policy was validated", async () => {
       const stateDir = tempStateDir();

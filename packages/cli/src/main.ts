@@ -35,9 +35,20 @@ try {
   const named = commandWord(process.argv.slice(2));
   const load = named !== undefined && Object.hasOwn(FAMILIES, named) ? [FAMILIES[named]!] : Object.values(FAMILIES);
   for (const register of await Promise.all(load.map((family) => family()))) register(program);
+  acceptStateDirAfterCommand(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   process.exitCode = exitCodeFor(error);
+}
+
+/**
+ * `--state-dir` after the command words (`corral audit verify --state-dir X`)
+ * as well as before them: every leaf command takes it too, and
+ * optsWithGlobals() hands the commands whichever was given.
+ */
+function acceptStateDirAfterCommand(command: Command): void {
+  if (command.commands.length > 0) return command.commands.forEach(acceptStateDirAfterCommand);
+  if (!command.options.some((o) => o.long === '--state-dir')) command.option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)');
 }
 
 /** The command word: the first argument that is neither a global option nor its value. */
