@@ -80,3 +80,54 @@ describe('an approval or allow for one command never covers another chained to i
     });
   }
 });
+
+// A review of issue 5 ran each of these through a gateway whose policy
+// permits everything but rm and ~/.ssh, and each reached the node.
+const FORBIDDING = `
+@id("operator-all") permit (principal == Human::"operator", action, resource);
+@id("no-rm") forbid (principal, action, resource == Command::"rm");
+@id("no-ssh") forbid (principal, action, resource) when { context has argv && context.argv.containsAny(["~/.ssh"]) };
+`;
+
+const FORBID_BYPASSES: Array<[string, string[]]> = [
+  ['rm spelled as /bin/rm', ['/bin/rm', '-rf', '/tmp/victim']],
+  ['rm spelled as /bin/rm inside a payload', ['sh', '-c', 'echo; /bin/rm -rf /tmp/victim']],
+  ['rm inside if/then/fi', ['sh', '-c', 'if true; then rm -rf /tmp/victim; fi']],
+  ['rm inside for/do/done', ['sh', '-c', 'for i in 1; do rm -rf /tmp/victim; done']],
+  ['sh -oc noglob PAYLOAD', ['sh', '-oc', 'noglob', 'rm -rf /tmp/victim']],
+  ['bash -Oc extglob PAYLOAD', ['bash', '-Oc', 'extglob', 'rm -rf /tmp/victim']],
+  ['sh -o noglob -c PAYLOAD', ['sh', '-o', 'noglob', '-c', 'rm -rf /tmp/victim']],
+  ['trap running a string', ['sh', '-c', "trap 'rm -rf /tmp/victim' EXIT"]],
+];
+
+describe('a forbid holds however the forbidden command is spelled or wrapped', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  let operator: GatewayClient;
+  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-forbid-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), FORBIDDING);
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    await run(['sh', '-o', 'noglob', '-c', 'id -u']);
+    assert.equal(node.received.length, 1);
+  });
+  after(async () => {
+    await operator.close();
+    await node.close();
+    await gw.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  for (const [name, argv] of FORBID_BYPASSES) {
+    it(`refuses ${name}, and the node never sees it`, async () => {
+      const before = node.received.length;
+      await assert.rejects(run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
+      assert.equal(node.received.length, before);
+    });
+  }
+});

@@ -4,8 +4,9 @@
 // prefixes are unwrapped; a payload chaining commands with `|`, `;`, `&&`,
 // `||`, `&` or a newline yields each of them; anything the analysis cannot
 // see through (command substitution `$(…)`, backticks, process substitution,
-// redirections, quoting it does not model) is marked opaque and is never
-// allowed by a rule or an approval for something else.
+// redirections, quoting it does not model, globs, comments, shell keywords and
+// compound commands, builtins that run a string such as `trap`, shell options
+// it does not know) is marked opaque, and an opaque run is denied.
 import { createHash } from 'node:crypto';
 import { canonicalize } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
@@ -33,10 +34,30 @@ export interface CanonicalRun {
 }
 
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busybox']);
-/** Programs whose arguments name another program to run: deciding on them alone would decide nothing. */
-const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh']);
-/** Options with which a program runs another one named in its arguments. */
-const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']) };
+/**
+ * Programs and shell builtins whose arguments name another program or hold
+ * code to run (`trap 'rm -rf X' EXIT`), or that change what a name runs
+ * (`alias`, `hash -p`, `enable -f`): deciding on them alone would decide nothing.
+ */
+const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh']);
+/** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
+const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
+/** Builtins that assign variables: an assignment can change what runs (`export PATH=…`), and bash evaluates a subscript (`a[…]`) as arithmetic. */
+const DECLARERS = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
+/**
+ * Reserved words and compound-command syntax of POSIX sh, bash, ksh and zsh:
+ * as the first word of a command they begin or continue a compound command
+ * (`if true; then rm -rf X; fi`, `for i in 1; do rm X; done`), which Corral
+ * does not model, so the run is opaque rather than decided on `then` or `do`
+ * as if it were a program.
+ */
+const SHELL_KEYWORDS = new Set(['if', 'then', 'elif', 'else', 'fi', 'for', 'while', 'until', 'do', 'done', 'case', 'esac', 'in', 'select', 'function', 'coproc', 'time', '{', '}', '!', '[[', ']]', 'repeat', 'foreach', 'end', 'always']);
+/** Single-letter shell options that change neither what runs nor how the payload is read; any other makes the run opaque (`-i` reads startup files, `-k` turns later words into environment, `-s` reads stdin). */
+const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'b', 'C', 'E', 'T', 'P']);
+/** Values of `-o`/`+o` (and bash's `-O`/`+O`) that change neither what runs nor how the payload is read; any other makes the run opaque. */
+const SHELL_OPTION_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noexec', 'pipefail', 'noclobber', 'allexport', 'posix', 'errtrace', 'functrace', 'physical', 'notify', 'hashall', 'extglob', 'nullglob', 'failglob', 'dotglob', 'globstar', 'nocaseglob', 'lastpipe', 'inherit_errexit']);
+/** bash's long options that change neither what runs nor how the payload is read; any other (`--rcfile F`, `--init-file F`, …) makes the run opaque. */
+const SHELL_LONG_OPTIONS = new Set(['--norc', '--noprofile', '--posix', '--login', '--noediting']);
 /** Environment variables that change which code a program runs (a search path, a preloaded library, a startup file, a helper program). */
 const EXECUTION_ENV = new Set(['PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_PAGER', 'GIT_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_ASKPASS', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_PARAMETERS', 'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS']);
 const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_'];
@@ -107,7 +128,8 @@ function executionEnv(env: Record<string, string>): string | undefined {
   return name === undefined ? undefined : `the environment sets ${name}, which changes what runs`;
 }
 
-function base(program: string): string {
+/** A program's file name: argv[0] without its directory (`rm` for `/bin/rm`, `./rm` or `rm`). */
+export function programName(program: string): string {
   return program.slice(program.lastIndexOf('/') + 1);
 }
 
@@ -115,7 +137,7 @@ function base(program: string): string {
 function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string> } {
   let current = argv;
   let vars = { ...env };
-  for (let depth = 0; depth < 8 && base(current[0]!) === 'env'; depth += 1) {
+  for (let depth = 0; depth < 8 && programName(current[0]!) === 'env'; depth += 1) {
     let i = 1;
     const next = { ...vars };
     let clear = false;
@@ -140,30 +162,21 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
 
 /** Every simple command an argv will run, looking through shell wrappers. */
 function expand(argv: string[], depth: number): { commands: string[][]; opaqueReason?: string } {
-  const program = base(argv[0]!);
+  const program = programName(argv[0]!);
   if (program === 'env') return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
+  if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  if (DECLARERS.has(program)) {
+    const reason = declaration(argv);
+    return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
+  }
   if (!SHELLS.has(program)) return { commands: [argv] };
   if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
-  // sh [-e|-x|-l…] -c PAYLOAD [name [args…]]
-  let i = 1;
-  let payload: string | undefined;
-  for (; i < argv.length; i += 1) {
-    const arg = argv[i]!;
-    if (/^-[a-zA-Z]*c[a-zA-Z]*$/.test(arg)) {
-      payload = argv[i + 1];
-      // The shell reads options after -c too: the payload is then not the next word.
-      if (payload !== undefined && /^[-+]/.test(payload)) return { commands: [argv], opaqueReason: 'shell options after -c' };
-      break;
-    }
-    if (/^[-+][a-zA-Z]+$/.test(arg)) continue;
-    // A script file or stdin: what runs is not in the request.
-    return { commands: [argv], opaqueReason: 'a shell running a script or stdin' };
-  }
-  if (payload === undefined) return { commands: [argv], opaqueReason: 'a shell with no -c payload' };
-  const split = splitShell(payload);
+  const shell = shellPayload(argv);
+  if ('opaqueReason' in shell) return { commands: [argv], opaqueReason: shell.opaqueReason };
+  const split = splitShell(shell.payload);
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
   const commands: string[][] = [];
   for (const words of split.commands) {
@@ -179,18 +192,69 @@ function expand(argv: string[], depth: number): { commands: string[][]; opaqueRe
 }
 
 /**
+ * The `-c` payload of `sh [options] -c PAYLOAD [name [args…]]`, reading the
+ * options as the shell does: a cluster (`-ec`, `-oc`) sets each letter, and
+ * each `o`/`O` in it takes the next word as its argument, so in
+ * `sh -oc noglob 'rm -rf X'` the payload is `rm -rf X`, not `noglob`. An
+ * option Corral does not know, a script file or stdin, or options after the
+ * cluster holding `c` make it opaque.
+ */
+function shellPayload(argv: string[]): { payload: string } | { opaqueReason: string } {
+  let command = false;
+  let i = 1;
+  for (; i < argv.length && !command; i += 1) {
+    const arg = argv[i]!;
+    if (arg.startsWith('--')) {
+      if (SHELL_LONG_OPTIONS.has(arg)) continue;
+      return { opaqueReason: `the shell option ${arg.slice(0, 40)} (it may run a file, or Corral does not model it)` };
+    }
+    if (!/^[-+][A-Za-z]+$/.test(arg)) return { opaqueReason: 'a shell running a script or stdin' };
+    for (const letter of arg.slice(1)) {
+      if (letter === 'c' && arg[0] === '-') command = true;
+      else if (letter === 'o' || letter === 'O') {
+        i += 1;
+        const name = argv[i];
+        if (name === undefined || !SHELL_OPTION_NAMES.has(name)) return { opaqueReason: `the shell option ${arg[0]}${letter} ${(name ?? '').slice(0, 40)} Corral does not model` };
+      } else if (!SHELL_FLAGS.has(letter)) return { opaqueReason: `the shell option ${arg[0]}${letter} Corral does not model` };
+    }
+  }
+  if (!command) return { opaqueReason: 'a shell running a script or stdin' };
+  const payload = argv[i];
+  if (payload === undefined) return { opaqueReason: 'a shell with no -c payload' };
+  // The shell reads options after -c too: the payload is then not the next word.
+  if (/^[-+]/.test(payload)) return { opaqueReason: 'shell options after -c' };
+  return { payload };
+}
+
+/** Why an `export`/`declare`-like builtin is opaque: an option, an assignment that changes what runs, or a subscript bash evaluates as arithmetic. */
+function declaration(argv: string[]): string | undefined {
+  for (const arg of argv.slice(1)) {
+    if (/^[-+]/.test(arg)) return `${argv[0]!} with options Corral does not model`;
+    if (arg.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
+    const name = arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
+    const risky = executionEnv({ [name]: '' });
+    if (risky !== undefined) return risky;
+  }
+  return undefined;
+}
+
+/**
  * Splits a shell payload into simple commands on `;`, `&`, `|`, `&&`, `||`
  * and newlines, honouring single and double quotes and backslashes. Any
  * expansion or construct that could run something not written out as a word
- * (`$(…)`, backticks, `<(…)`, `$VAR` in command position, redirections,
- * subshells, braces, heredocs, globs in command position) makes it opaque.
+ * (`$(…)`, backticks, `<(…)`, `$VAR`, redirections, subshells, braces,
+ * heredocs, globs, comments, quoted substitution text) makes it opaque.
+ * Shell keywords are words here; `expand` refuses them in command position.
  */
 export function splitShell(payload: string): { commands: string[][]; opaqueReason?: string } {
   const commands: string[][] = [];
   let words: string[] = [];
   let word = '';
   let inWord = false;
+  let evaluable = false;
   const endWord = (): void => {
+    // Quoted `$(…)` or backticks that a builtin may evaluate again (bash evaluates `a[$(…)]` in arithmetic).
+    if (inWord && (word.includes('$(') || word.includes('`'))) evaluable = true;
     if (inWord) words.push(word);
     word = '';
     inWord = false;
@@ -244,14 +308,21 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
       endWord();
     } else if ('<>(){}'.includes(c)) {
       return { commands, opaqueReason: 'redirection, subshell or group in a shell payload' };
-    } else if ((c === '*' || c === '?' || c === '[' || c === '~' || c === '#' || c === '!') && !inWord && words.length === 0) {
-      return { commands, opaqueReason: 'a glob, comment, tilde or negation in command position' };
+    } else if ((c === '*' || c === '?' || c === '[' || c === '~' || c === '#' || c === '!' || c === '=' || c === '-' || c === '%') && !inWord && words.length === 0) {
+      return { commands, opaqueReason: 'a glob, comment, tilde, negation or zsh expansion in command position' };
+    } else if (c === '#' && !inWord) {
+      // A comment runs to the end of the line: a quote inside it would hide the next line from this splitter.
+      return { commands, opaqueReason: 'a comment in a shell payload' };
+    } else if (c === '*' || c === '?' || c === '[') {
+      // What a glob expands to depends on the node's files: the argv that would run is not known.
+      return { commands, opaqueReason: 'a glob in a shell payload' };
     } else {
       word += c;
       inWord = true;
     }
   }
   endCommand();
+  if (evaluable) return { commands, opaqueReason: 'a quoted command substitution the shell may evaluate' };
   for (const command of commands) {
     if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(command[0]!)) return { commands, opaqueReason: 'a variable assignment prefix in a shell payload' };
   }

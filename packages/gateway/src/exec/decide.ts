@@ -3,7 +3,7 @@
 // the analysis cannot see through is denied; a decision point that throws
 // (no policy loaded, unreachable) denies.
 import type { Decision } from '@corral/policy';
-import type { CanonicalRun } from './canonical.ts';
+import { programName, type CanonicalRun } from './canonical.ts';
 import type { NamedRule } from './rules.ts';
 
 export interface RunDecision {
@@ -23,6 +23,45 @@ export interface PrincipalRef {
   id: string;
 }
 
+// How argv[0] becomes the Cedar resource. A bare name (`rm`, found on the
+// node's PATH, which a request cannot change: canonical.ts makes a PATH
+// setting opaque) and a path in a standard system directory (`/bin/rm`,
+// `/usr/bin/rm`) are one program to policy, `Command::"rm"`. Any other path
+// (`./rm`, `/tmp/evil/echo`) stays literal, so a permit for `echo` never
+// admits a program placed elsewhere, and a permit is never looser than it
+// was. Forbids must catch every spelling, so each other spelling of the
+// program (argv[0] as sent, its file name, the file name in each system
+// directory) is asked as well, and a forbid any of them satisfies denies the
+// command; permits those requests satisfy count for nothing.
+const SYSTEM_DIRS: readonly string[] = ['/bin', '/sbin', '/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/**
+ * The Cedar resource id for a program as argv[0] spells it, and the other
+ * spellings whose forbids also apply to it (see above).
+ */
+export function commandResource(program: string): { id: string; spellings: string[] } {
+  const name = programName(program);
+  const slash = program.lastIndexOf('/');
+  // `/usr//bin/rm` and `/usr/./bin/rm` are in /usr/bin; `..` is left as it is (then the path stays literal).
+  const dir = slash < 0 ? undefined : program.slice(0, slash).replace(/\/(\.\/)+/g, '/').replace(/\/\.$/, '').replace(/\/{2,}/g, '/');
+  const id = dir === undefined || SYSTEM_DIRS.includes(dir) ? name : program;
+  const spellings = new Set([program, name, ...SYSTEM_DIRS.map((d) => `${d}/${name}`)]);
+  spellings.delete(id);
+  if (name === '') spellings.clear();
+  return { id, spellings: [...spellings] };
+}
+
+/**
+ * The Cedar context of one command: its argv as a set (`context.argv`), and
+ * as one string with every argument on a line of its own,
+ * `"\n" + argv.join("\n") + "\n"` (`context.commandLine`), so that `like`
+ * can look inside every argument: `context.commandLine like "*\n.ssh/*"`;
+ * and the requested working directory (`context.cwd`), when there is one.
+ */
+export function commandContext(argv: readonly string[], cwd: string | null, digest?: string): Record<string, unknown> {
+  return { argv: [...argv], commandLine: `\n${argv.join('\n')}\n`, ...(cwd !== null ? { cwd } : {}), ...(digest ? { digest } : {}) };
+}
+
 /**
  * Decides a canonical run. `decide` is the policy decision point's `decide`
  * (it may throw); `digest` (the action digest) goes into each request's
@@ -38,7 +77,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.commands) {
     let decision: Decision;
     try {
-      decision = decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: argv[0]! }, context: { argv, ...(digest ? { digest } : {}) } });
+      decision = decideCommand(decide, principal, argv, run.cwd, digest);
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
@@ -54,6 +93,23 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
     }
   }
   return { decision: verdict, reason, quorum: verdict === 'ask' ? Math.max(1, quorum) : 0, policies: [...policies], commands };
+}
+
+/**
+ * One command's decision: the request on its resource, unless a forbid
+ * denies one of its other spellings. Throws what `decide` throws.
+ */
+function decideCommand(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined): Decision {
+  const { id, spellings } = commandResource(argv[0]!);
+  const request = (resource: string) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context: commandContext(argv, cwd, digest) });
+  const decision = request(id);
+  if (decision.decision === 'deny') return decision;
+  for (const spelling of spellings) {
+    const other = request(spelling);
+    // With no approval in the context, a deny that names policies is a forbid (satisfied, or not evaluable).
+    if (other.decision === 'deny' && other.policies.length > 0) return other;
+  }
+  return decision;
 }
 
 /**
