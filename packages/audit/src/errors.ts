@@ -4,7 +4,7 @@ export type AuditErrorCode =
   | 'AUDIT_EVENT_INVALID'
   /** A value cannot be canonicalised per RFC 8785 (non-finite number, lone surrogate, cycle, not plain JSON). */
   | 'AUDIT_NOT_CANONICALIZABLE'
-  /** A stored or exported record could not be read (bad JSON, missing field, wrong type). */
+  /** A stored or exported record could not be read (bad JSON, missing field, wrong type); `seq` names a stored one. */
   | 'AUDIT_RECORD_MALFORMED'
   /** A Merkle proof was refused before hashing: bad sizes, wrong length, malformed hash. */
   | 'AUDIT_PROOF_MALFORMED'
@@ -12,7 +12,7 @@ export type AuditErrorCode =
   | 'AUDIT_PROOF_MISMATCH'
   /** A checkpoint's signature does not verify under the trusted public key. */
   | 'AUDIT_CHECKPOINT_FORGED'
-  /** A checkpoint document could not be read (bad JSON, missing field, wrong type). */
+  /** A checkpoint (file, export line or stored row) could not be read (bad JSON, missing field, wrong type); `checkpointSize` names a stored one. */
   | 'AUDIT_CHECKPOINT_MALFORMED'
   /** The hash chain or tree does not match what was signed: the log was altered. */
   | 'AUDIT_CHAIN_BROKEN'
@@ -46,11 +46,17 @@ export class AuditError extends Error {
   readonly issues: readonly EventIssue[];
   /** 1-based line of an export file, when the error is about one. */
   readonly line: number | undefined;
+  /** Seq of the stored record (row of audit_records) the error is about, when it is about one. */
+  readonly seq: number | undefined;
+  /** Size of the stored checkpoint (row of audit_checkpoints) the error is about, when it is about one. */
+  readonly checkpointSize: number | undefined;
 
-  constructor(code: AuditErrorCode, message: string, options: { cause?: unknown; issues?: EventIssue[]; line?: number } = {}) {
+  constructor(code: AuditErrorCode, message: string, options: { cause?: unknown; issues?: EventIssue[]; line?: number; seq?: number; checkpointSize?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.issues = options.issues ?? [];
     this.line = options.line;
+    this.seq = options.seq;
+    this.checkpointSize = options.checkpointSize;
   }
 }

@@ -46,3 +46,4 @@ export type { OcsfInput } from './export/ocsf.ts';
 export { loadSigningKey, loadPublicKeyFile, KEY_FILE, PUBLIC_KEY_FILE } from './io/key-file.ts';
 export { readWitness, advanceWitness, witnessPath, WITNESS_FILE } from './io/witness-file.ts';
 export { verifyExportFile } from './io/export-file.ts';
+export { readCheckpointFile } from './io/checkpoint-file.ts';

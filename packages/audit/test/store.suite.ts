@@ -292,6 +292,102 @@ export function storeSuite(h: StoreHarness): void {
       });
     });
 
+    describe('rows outside the head', () => {
+      it('outside() finds none in an untouched log', async () => {
+        const { log } = await filled(25);
+        assert.deepEqual(await log.store.outside(25), { before: null, beyond: null });
+      });
+      it('outside() finds rows below seq 0 and at or beyond the head, up to 2^53 - 1', async () => {
+        const { log, sql } = await filled(25);
+        await sql('INSERT INTO audit_records SELECT -1, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+        await sql('INSERT INTO audit_records SELECT -7, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+        await sql(`INSERT INTO audit_records SELECT ${Number.MAX_SAFE_INTEGER}, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3`);
+        assert.deepEqual(await log.store.outside(25), { before: { first: -7, last: -1, count: 2 }, beyond: { first: Number.MAX_SAFE_INTEGER, last: Number.MAX_SAFE_INTEGER, count: 1 } });
+        assert.deepEqual((await log.store.outside(20)).beyond, { first: 20, last: Number.MAX_SAFE_INTEGER, count: 6 });
+      });
+    });
+
+    describe('verify, when rows lie outside the head', () => {
+      it('names a row at seq -1 as inserted there', async () => {
+        const { log, sql } = await filled(25);
+        await sql('INSERT INTO audit_records SELECT -1, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['inserted', -1]]);
+      });
+      it('names a row at seq 2^53 - 1 as inserted there', async () => {
+        const { log, sql } = await filled(25);
+        await sql(`INSERT INTO audit_records SELECT ${Number.MAX_SAFE_INTEGER}, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3`);
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['inserted', Number.MAX_SAFE_INTEGER]]);
+      });
+      it('names a row at seq 30 beyond a head of 25 as inserted at 30, not seq 25–29 as deleted', async () => {
+        const { log, sql } = await filled(25);
+        await sql('INSERT INTO audit_records SELECT 30, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['inserted', 30]]);
+        assert.equal(r.firstBadSeq, 30);
+      });
+      it('names a head moved back behind records a signed checkpoint covers as rolled-back at seq 20', async () => {
+        const { log, sql } = await filled(25);
+        await sql('UPDATE audit_head SET size = 20');
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.checkpointSize]), [['rolled-back', 20, 25]]);
+      });
+      it('names records beyond the head that no checkpoint signs as inserted', async () => {
+        const { log, sql } = await filled(20);
+        await log.append(sampleEvent(20));
+        await log.append(sampleEvent(21));
+        await sql('UPDATE audit_head SET size = 20');
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['inserted', 20]]);
+      });
+    });
+
+    describe('verify, when the checkpoint the head names is deleted', () => {
+      it('reports checkpoint-deleted at size 25', async () => {
+        const { log, sql } = await filled(25);
+        await sql('DELETE FROM audit_checkpoints WHERE size = 25');
+        const r = await report(log);
+        assert.equal(r.ok, false);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.checkpointSize]), [['checkpoint-deleted', null, 25]]);
+      });
+    });
+
+    describe('rows that are not what a writer puts there', () => {
+      it('refuse a record row whose hash is 2 bytes with AUDIT_RECORD_MALFORMED naming seq 7', async () => {
+        const { log, sql, blob } = await filled(25);
+        await sql(`UPDATE audit_records SET hash = ${blob('0102')} WHERE seq = 7`);
+        await assert.rejects(log.store.record(7), { code: 'AUDIT_RECORD_MALFORMED', seq: 7, message: /audit_records row seq 7: column hash/ });
+        await assert.rejects(readRecord(log.store, 7), { code: 'AUDIT_RECORD_MALFORMED' });
+      });
+      it('verify reports that record as malformed at seq 7 and goes on', async () => {
+        const { log, sql, blob } = await filled(25);
+        await sql(`UPDATE audit_records SET hash = ${blob('0102')} WHERE seq = 7`);
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['malformed', 7]]);
+        assert.equal(r.records, 25);
+      });
+      it('refuse a checkpoint row whose root is 1 byte with AUDIT_CHECKPOINT_MALFORMED naming size 10; verify reports it as checkpoint-forged', async () => {
+        const { log, sql, blob } = await filled(25);
+        await sql(`UPDATE audit_checkpoints SET root = ${blob('00')} WHERE size = 10`);
+        await assert.rejects(log.store.checkpoints(), { code: 'AUDIT_CHECKPOINT_MALFORMED', checkpointSize: 10, message: /audit_checkpoints row size 10: column root/ });
+        const r = await report(log);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.checkpointSize]), [['checkpoint-forged', 10]]);
+        assert.deepEqual([r.checkpoints.total, r.checkpoints.valid, r.sealed], [3, 2, 25]);
+      });
+      it('refuse a head row whose last_hash is 1 byte with AUDIT_STORE_FOREIGN naming the column', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        await log.append(sampleEvent(0));
+        await log.close();
+        await f.sql(`UPDATE audit_head SET last_hash = ${f.blob('00')}`);
+        const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+        cleanups.push(() => reader.close());
+        await assert.rejects(reader.store.head(), { code: 'AUDIT_STORE_FOREIGN', message: /audit_head row is corrupt: column last_hash/ });
+        await assert.rejects(verifyStore(reader.store, reader.publicKey()), { code: 'AUDIT_STORE_FOREIGN' });
+      });
+    });
+
     describe('reopening a damaged log to append', () => {
       it('refuses with AUDIT_CHAIN_BROKEN when the last record was edited', async () => {
         const f = await h.fresh();
@@ -329,6 +425,17 @@ export function storeSuite(h: StoreHarness): void {
         cleanups.push(() => rmSync(other, { recursive: true, force: true }));
         if (!f.options.postgresUrl) return; // SQLite: the database lives in the state dir; covered below.
         await assert.rejects(openAuditLog({ ...f.options, stateDir: other }), { code: 'AUDIT_KEY_UNAVAILABLE' });
+      });
+      it('refuses, when reading, a signing key other than the one the log was created with, naming both key ids', async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        await log.append(sampleEvent(0));
+        await log.close();
+        const other = generateSigningKey();
+        writeFileSync(join(f.options.stateDir, 'audit-signing-key.pem'), other.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+        cleanups.push(() => reader.close());
+        assert.throws(() => reader.publicKey(), (e: Error & { code?: string }) => e.code === 'AUDIT_KEY_UNAVAILABLE' && e.message.includes(log.keyId) && e.message.includes(keyIdOf(other.publicKey)));
       });
       it('refuses a missing signing key when reading with AUDIT_KEY_UNAVAILABLE', async () => {
         const f = await h.fresh();

@@ -18,9 +18,26 @@ export interface OpenAuditReaderOptions {
 export interface AuditReader {
   store: AuditStore;
   meta: LogMeta;
-  /** Resolves the trusted public key (loaded on first use). @throws AuditError AUDIT_KEY_UNAVAILABLE */
+  /**
+   * Resolves the trusted public key (loaded on first use): the `publicKeyFile`
+   * given, else the state directory's signing key, refused unless the log was created with it.
+   * @throws AuditError AUDIT_KEY_UNAVAILABLE
+   */
   publicKey(): KeyObject;
   close(): Promise<void>;
+}
+
+/**
+ * The state directory's key, when it is the one the log was created with (as
+ * openAuditLog checks): a key swapped in would be handed out as the log's.
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE naming both key ids.
+ */
+function ownKey(stateDir: string, where: string, meta: LogMeta): KeyObject {
+  const key = loadSigningKey(stateDir);
+  if (key.keyId !== meta.keyId) {
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit log at ${where} is signed by key ${meta.keyId}, but the key at ${key.path} is ${key.keyId}`);
+  }
+  return key.publicKey;
 }
 
 /**
@@ -46,7 +63,7 @@ export async function openAuditReader(options: OpenAuditReaderOptions): Promise<
     store,
     meta,
     publicKey() {
-      key ??= options.publicKeyFile ? loadPublicKeyFile(options.publicKeyFile) : loadSigningKey(options.stateDir).publicKey;
+      key ??= options.publicKeyFile ? loadPublicKeyFile(options.publicKeyFile) : ownKey(options.stateDir, store.where, meta);
       return key;
     },
     close: () => store.close(),

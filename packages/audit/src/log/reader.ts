@@ -6,7 +6,7 @@ import { AuditError } from '../errors.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof } from '../merkle/prover.ts';
 import type { AuditEvent } from '../record/event.ts';
-import type { AuditStore, ChainRow, StoredRecord } from '../store/store.ts';
+import type { AuditStore, ChainRow, LogHead, SeqSpan, StoredRecord } from '../store/store.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
@@ -136,57 +136,169 @@ async function narrowRewrite(store: AuditStore, start: VerifyStart, damage: Dama
   }
 }
 
+/** True when `error` is the package's error with this code. */
+function isCode(error: unknown, code: AuditError['code']): error is AuditError {
+  return error instanceof AuditError && error.code === code;
+}
+
+/**
+ * Every checkpoint the store holds. A row that cannot be read is damage, not
+ * a reason to stop: the rows are then read one at a time (each from the
+ * smallest size not yet read), each unreadable one reported as a
+ * checkpoint that cannot vouch for anything.
+ */
+async function readCheckpoints(store: AuditStore): Promise<{ checkpoints: SignedCheckpoint[]; unreadable: Damage[] }> {
+  try {
+    return { checkpoints: await store.checkpoints(), unreadable: [] };
+  } catch (error) {
+    if (!isCode(error, 'AUDIT_CHECKPOINT_MALFORMED')) throw error;
+  }
+  const checkpoints: SignedCheckpoint[] = [];
+  const unreadable: Damage[] = [];
+  for (let size = Number.MIN_SAFE_INTEGER; size <= Number.MAX_SAFE_INTEGER; ) {
+    let c: SignedCheckpoint | null;
+    try {
+      c = await store.checkpointFor(size, false);
+    } catch (error) {
+      if (!isCode(error, 'AUDIT_CHECKPOINT_MALFORMED') || error.checkpointSize === undefined || error.checkpointSize < size) throw error;
+      unreadable.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: error.checkpointSize, message: `checkpoint at size ${error.checkpointSize} cannot be read: ${error.message}` });
+      size = error.checkpointSize + 1;
+      continue;
+    }
+    if (!c) break;
+    checkpoints.push(c);
+    size = c.size + 1;
+  }
+  return { checkpoints, unreadable };
+}
+
+/**
+ * Feeds the verifier the records with from ≤ seq < to. A row that cannot be
+ * read (a column of the wrong type) is `malformed` damage at its seq, and
+ * reading goes on after it. Returns false when the store itself broke
+ * mid-scan (a corrupt page), after reporting the first record it could not read.
+ */
+async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: number): Promise<boolean> {
+  let next = from;
+  for (;;) {
+    try {
+      for await (const rows of store.scanChain(next, to)) {
+        for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
+        next = (rows[rows.length - 1] as ChainRow)[0] + 1;
+      }
+      return true;
+    } catch (error) {
+      if (isCode(error, 'AUDIT_RECORD_MALFORMED') && error.seq !== undefined && error.seq >= next && error.seq < to) {
+        // The rows before it in its batch were not handed over: they read fine, so read them again.
+        for await (const rows of store.scanChain(next, error.seq)) for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
+        verifier.malformed(error.message, undefined, error.seq);
+        next = error.seq + 1;
+        continue;
+      }
+      // A store that breaks mid-scan (a corrupt page) is damage to report, not a
+      // crash: read on record by record to name the first one that cannot be read.
+      if (!isCode(error, 'AUDIT_STORE_FOREIGN')) throw error;
+      for (let seq = next; seq < Math.min(to, next + SCAN_BATCH); seq++) {
+        let r: StoredRecord | null;
+        try {
+          r = await store.record(seq);
+        } catch (inner) {
+          verifier.malformed(`record ${seq} cannot be read from the store: ${(inner as Error).message}`);
+          break;
+        }
+        if (!r) {
+          verifier.malformed(`record ${seq} cannot be read from the store, which is corrupt from here on`);
+          break;
+        }
+        verifier.add(r.seq, r.prev, r.body, r.hash);
+      }
+      return false;
+    }
+  }
+}
+
+/** Sorts the damage, earliest seq first, and sets ok and firstBadSeq from it. */
+function settle(report: VerifyReport): VerifyReport {
+  report.damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
+  report.ok = report.damage.length === 0;
+  report.firstBadSeq = report.damage.find((d) => d.seq !== null)?.seq ?? null;
+  return report;
+}
+
+const span = (s: SeqSpan) => (s.count === 1 ? `a record at seq ${s.first}` : `${s.count} records at seq ${s.first}–${s.last}`);
+
+/**
+ * Rows at or beyond the head no append made (an append moves the head with
+ * its records, in one transaction). When they continue the chain from the
+ * head up to a checkpoint the trusted key signed, the records are the log's
+ * and the head was moved back behind them (rolled back); else they were
+ * inserted.
+ */
+async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints: SignedCheckpoint[], head: LogHead, verifier: LogVerifier, beyond: SeqSpan, report: VerifyReport): Promise<void> {
+  const state = verifier.state();
+  if (beyond.first === head.size && state.size === head.size) {
+    const after = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints: checkpoints.filter((c) => c.size > head.size), start: state, partial: true });
+    const sealed = (await feed(store, after, head.size, Number.MAX_SAFE_INTEGER)) ? after.finish().sealed : 0;
+    if (sealed > head.size) {
+      // The head's move is what made these look cut off: one finding, not two.
+      report.damage = report.damage.filter((d) => !(d.kind === 'truncated' && d.seq === head.size && (d.checkpointSize ?? 0) <= sealed));
+      report.damage.push({
+        kind: 'rolled-back',
+        seq: head.size,
+        checkpointSize: sealed,
+        message: `the log's head says ${head.size} records, but seq ${head.size}–${sealed - 1} follow them in the chain and a checkpoint signed at size ${sealed} covers them: the head was rolled back behind its records`,
+      });
+      return;
+    }
+  }
+  report.damage.push({ kind: 'inserted', seq: beyond.first, message: `${span(beyond)} lie${beyond.count === 1 ? 's' : ''} beyond the log's head (${head.size} records): the log never appended ${beyond.count === 1 ? 'it' : 'them'}` });
+}
+
 /**
  * Recomputes everything in the store: every leaf hash and link of the chain,
  * the root at every checkpoint and each checkpoint's signature, against
- * `publicKey` and, when given, a checkpoint witnessed earlier.
+ * `publicKey` and, when given, a checkpoint witnessed earlier; and checks the
+ * head against both: no row outside [0, head.size), and the checkpoint the
+ * head says was signed last is there.
  * Reports damage; never throws for damage and never changes the store.
+ * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.
  */
 export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: { parallelFrom?: number } = {}): Promise<VerifyReport> {
   const head = await store.head();
-  const checkpoints = await store.checkpoints();
-  if (store instanceof SqliteStore && head.size >= (options.parallelFrom ?? PARALLEL_FROM)) {
+  const { checkpoints, unreadable } = await readCheckpoints(store);
+  const known: Damage[] = [...unreadable];
+  if (head.checkpointSize > 0 && !checkpoints.some((c) => c.size === head.checkpointSize) && !unreadable.some((d) => d.checkpointSize === head.checkpointSize)) {
+    known.push({
+      kind: 'checkpoint-deleted',
+      seq: null,
+      checkpointSize: head.checkpointSize,
+      message: `the log's head says a checkpoint was signed at size ${head.checkpointSize}, but the store holds none of that size: it was deleted`,
+    });
+  }
+  const { before, beyond } = await store.outside(head.size);
+  if (store instanceof SqliteStore && known.length === 0 && !before && !beyond && head.size >= (options.parallelFrom ?? PARALLEL_FROM)) {
     const fast = await verifySqliteInParallel(store, publicKey, checkpoints, witness, head.size);
     if (fast && fast.verified === head.size) return fast;
   }
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, ...(witness ? { witness } : {}) });
-  // Scan past the head too: rows beyond it were not appended through the head.
-  let next = 0;
-  try {
-    for await (const rows of store.scanChain(0, Number.MAX_SAFE_INTEGER)) {
-      for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
-      next = (rows[rows.length - 1] as ChainRow)[0] + 1;
-    }
-  } catch (error) {
-    // A store that breaks mid-scan (a corrupt page) is damage to report, not a
-    // crash: read on record by record to name the first one that cannot be read.
-    if (!(error instanceof AuditError) || error.code !== 'AUDIT_STORE_FOREIGN') throw error;
-    for (let seq = next; seq < next + SCAN_BATCH; seq++) {
-      let r: StoredRecord | null;
-      try {
-        r = await store.record(seq);
-      } catch (inner) {
-        verifier.malformed(`record ${seq} cannot be read from the store: ${(inner as Error).message}`);
-        break;
-      }
-      if (!r) {
-        verifier.malformed(`record ${seq} cannot be read from the store, which is corrupt from here on`);
-        break;
-      }
-      verifier.add(r.seq, r.prev, r.body, r.hash);
-    }
-    const report = verifier.finish();
+  // Through the head only: rows beyond it are judged apart (judgeBeyond).
+  const readable = await feed(store, verifier, 0, head.size);
+  const report = verifier.finish();
+  report.damage.push(...known);
+  report.checkpoints.total += unreadable.length;
+  if (!readable) {
+    settle(report);
     report.ok = false;
     return report;
   }
-  const report = verifier.finish();
   const rewrite = report.damage.find((d) => d.kind === 'edited' && d.throughSeq !== undefined);
   if (rewrite) await narrowRewrite(store, verifier.sealedState(), rewrite, report);
-  if (report.ok && head.size !== report.verified) {
-    report.ok = false;
-    const seq = Math.min(head.size, report.verified);
-    report.damage.push({ kind: head.size > report.verified ? 'truncated' : 'inserted', seq, message: `the log's head says ${head.size} records but ${report.verified} are present` });
-    report.firstBadSeq = seq;
+  if (report.ok && head.size > report.verified) {
+    report.damage.push({ kind: 'truncated', seq: report.verified, message: `the log's head says ${head.size} records but ${report.verified} are present` });
   }
-  return report;
+  if (beyond) await judgeBeyond(store, publicKey, checkpoints, head, verifier, beyond, report);
+  if (before) {
+    report.damage.push({ kind: 'inserted', seq: before.first, message: `${span(before)} lie${before.count === 1 ? 's' : ''} before seq 0, outside the log: the log never appended ${before.count === 1 ? 'it' : 'them'}` });
+  }
+  return settle(report);
 }

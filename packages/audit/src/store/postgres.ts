@@ -13,8 +13,8 @@ import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type WriterConfig } from './batch.ts';
-import { bytesToHashes, checkpointFromRow, hashesToBytes, headFromRow, recordFromRow, toHex, type Row } from './codec.ts';
-import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+import { chainRowFromTuple, checkpointFromRow, hashesToBytes, headFromRow, recordFromRow, spanFromRow, treeNodesFromRow, type Row } from './codec.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -122,7 +122,7 @@ export class PostgresStore implements AuditStore {
         const head = headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where);
         const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
         const last = rows.find((r) => Number(r.seq) === head.size - 1);
-        return { head, last: last ? recordFromRow(last) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
+        return { head, last: last ? recordFromRow(last, this.where) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
       } finally {
         await c.query('COMMIT').catch(() => {});
       }
@@ -197,7 +197,7 @@ export class PostgresStore implements AuditStore {
   async record(seq: number): Promise<StoredRecord | null> {
     return this.#run(async (c) => {
       const r = await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1', [seq]);
-      return r.rows[0] ? recordFromRow(r.rows[0] as Row) : null;
+      return r.rows[0] ? recordFromRow(r.rows[0] as Row, this.where) : null;
     });
   }
 
@@ -206,7 +206,7 @@ export class PostgresStore implements AuditStore {
     while (next < to) {
       const rows = await this.#run(async (c) => (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3', [next, to, batch])).rows as Row[]);
       if (rows.length === 0) return;
-      const out = rows.map(recordFromRow);
+      const out = rows.map((r) => recordFromRow(r, this.where));
       yield out;
       next = (out[out.length - 1] as StoredRecord).seq + 1;
     }
@@ -218,10 +218,10 @@ export class PostgresStore implements AuditStore {
       const rows = await this.#run(
         async (c) =>
           (await c.query({ text: "SELECT seq, encode(prev, 'hex'), encode(hash, 'hex'), body FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3", values: [next, to, batch], rowMode: 'array' }))
-            .rows as [string, string, string, string][],
+            .rows as unknown[][],
       );
       if (rows.length === 0) return;
-      const out = rows.map((r): ChainRow => [Number(r[0]), r[1], r[2], r[3]]);
+      const out = rows.map((r) => chainRowFromTuple(r, this.where));
       yield out;
       next = (out[out.length - 1] as ChainRow)[0] + 1;
     }
@@ -231,7 +231,19 @@ export class PostgresStore implements AuditStore {
     const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = $1' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= $1 ORDER BY size LIMIT 1';
     return this.#run(async (c) => {
       const r = (await c.query(sql, [size])).rows[0] as Row | undefined;
-      return r ? checkpointFromRow(r) : null;
+      return r ? checkpointFromRow(r, this.where) : null;
+    });
+  }
+
+  async outside(size: number): Promise<{ before: SeqSpan | null; beyond: SeqSpan | null }> {
+    return this.#run(async (c) => {
+      const r = (
+        await c.query(
+          'SELECT count(*) FILTER (WHERE seq < 0) AS n, min(seq) FILTER (WHERE seq < 0) AS lo, max(seq) FILTER (WHERE seq < 0) AS hi, count(*) FILTER (WHERE seq >= $1) AS bn, min(seq) FILTER (WHERE seq >= $1) AS blo, max(seq) FILTER (WHERE seq >= $1) AS bhi FROM audit_records WHERE seq < 0 OR seq >= $1',
+          [size],
+        )
+      ).rows[0] as Row | undefined;
+      return { before: spanFromRow(r), beyond: spanFromRow(r && { n: r.bn, lo: r.blo, hi: r.bhi }) };
     });
   }
 
@@ -244,7 +256,7 @@ export class PostgresStore implements AuditStore {
 
   async checkpoints(): Promise<SignedCheckpoint[]> {
     return this.#run(async (c) =>
-      ((await c.query('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size')).rows as Row[]).map(checkpointFromRow),
+      ((await c.query('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size')).rows as Row[]).map((r) => checkpointFromRow(r, this.where)),
     );
   }
 
@@ -257,7 +269,8 @@ export class PostgresStore implements AuditStore {
       const { seq, offset } = nodeLocation(id);
       const row = bySeq.get(seq);
       if (!row) throw new AuditError('AUDIT_NOT_FOUND', `tree node ${nodeKey(id)} is not in the log (record ${seq} missing)`);
-      const hash = offset < 0 ? toHex(row.hash as Uint8Array) : bytesToHashes(row.nodes as Uint8Array)[offset];
+      const stored = treeNodesFromRow(row, this.where);
+      const hash = offset < 0 ? stored.hash : stored.nodes[offset];
       if (hash === undefined) throw new AuditError('AUDIT_STORE_FOREIGN', `record ${seq} lacks tree node ${nodeKey(id)}`);
       out.set(nodeKey(id), hash);
     }

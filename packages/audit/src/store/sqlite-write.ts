@@ -94,7 +94,9 @@ export class BatchWriter {
   /** Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws. */
   inTransaction<T>(work: (head: LogHead) => T): T {
     try {
-      const out = work(headFromRow(this.#stmt(HEAD_SQL).get() as Row | undefined, this.#where));
+      const head = this.#stmt(HEAD_SQL);
+      head.setReadBigInts(true); // a size past 2^53 - 1 is for headFromRow to name, not for node:sqlite to refuse
+      const out = work(headFromRow(head.get() as Row | undefined, this.#where));
       this.#db.exec('COMMIT');
       return out;
     } catch (error) {

@@ -271,3 +271,56 @@ describe('when pages of the SQLite file are overwritten', () => {
     }
   });
 });
+
+describe('when a column of the SQLite file holds a value of another type (SQLite does not enforce column types)', () => {
+  /** A closed log of 25 records (checkpoints at 10, 20, 25) with `statement` run on its file, and a reader's store on it. */
+  async function tampered(statement: string) {
+    const stateDir = freshDir('types');
+    const log = await openLog({ stateDir, checkpointEvery: 10 });
+    for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+    const { publicKey } = log;
+    await log.close();
+    const db = new DatabaseSync(join(stateDir, 'audit.db'));
+    db.exec(statement);
+    db.close();
+    const store = new SqliteStore({ path: join(stateDir, 'audit.db'), create: false });
+    opened.push({ close: () => store.close() } as AuditLog);
+    return { store, publicKey };
+  }
+
+  it('verify reports a text hash at seq 7 as malformed there (it used to abort with ERR_INVALID_ARG_TYPE)', async () => {
+    const { store, publicKey } = await tampered('UPDATE audit_records SET hash = lower(hex(hash)) WHERE seq = 7');
+    await assert.rejects(store.record(7), { code: 'AUDIT_RECORD_MALFORMED', seq: 7, message: /audit_records row seq 7: column hash is text/ });
+    const report = await verifyStore(store, publicKey);
+    assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['malformed', 7]]);
+  });
+  it('verify reports it the same on two threads', async () => {
+    const { store, publicKey } = await tampered("UPDATE audit_records SET body = X'7b7d' WHERE seq = 17");
+    const report = await verifyStore(store, publicKey, null, { parallelFrom: 1 });
+    assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['malformed', 17]]);
+  });
+  it('refuses a record whose time_ms is past 2^53 - 1, naming the column', async () => {
+    const { store } = await tampered('UPDATE audit_records SET time_ms = 9007199254740993 WHERE seq = 3');
+    await assert.rejects(store.record(3), { code: 'AUDIT_RECORD_MALFORMED', seq: 3, message: /column time_ms/ });
+  });
+  it("verify reports root = 'zzz' in the checkpoint at size 10 as checkpoint-forged at size 10", async () => {
+    const { store, publicKey } = await tampered("UPDATE audit_checkpoints SET root = 'zzz' WHERE size = 10");
+    await assert.rejects(store.checkpointFor(10, true), { code: 'AUDIT_CHECKPOINT_MALFORMED', checkpointSize: 10, message: /audit_checkpoints row size 10: column root is text/ });
+    const report = await verifyStore(store, publicKey);
+    assert.deepEqual(report.damage.map((d) => [d.kind, d.checkpointSize]), [['checkpoint-forged', 10]]);
+  });
+  it('refuses a head of size 9007199254740993 with AUDIT_STORE_FOREIGN naming audit_head.size', async () => {
+    const { store, publicKey } = await tampered('UPDATE audit_head SET size = 9007199254740993');
+    await assert.rejects(verifyStore(store, publicKey), { code: 'AUDIT_STORE_FOREIGN', message: /audit_head row is corrupt: column size/ });
+  });
+  it('refuses a text last_hash in the head with AUDIT_STORE_FOREIGN naming audit_head.last_hash', async () => {
+    const { store } = await tampered("UPDATE audit_head SET last_hash = 'abc'");
+    await assert.rejects(store.tip(), { code: 'AUDIT_STORE_FOREIGN', message: /column last_hash is text/ });
+  });
+  it('verify names a row at seq 2^63 - 1, past any number JavaScript holds exactly, as inserted', async () => {
+    const { store, publicKey } = await tampered('INSERT INTO audit_records SELECT 9223372036854775807, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+    const report = await verifyStore(store, publicKey);
+    assert.deepEqual(report.damage.map((d) => d.kind), ['inserted']);
+    assert.ok((report.firstBadSeq as number) > Number.MAX_SAFE_INTEGER);
+  });
+});

@@ -13,12 +13,12 @@ import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
-import { checkpointFromRow, headFromRow, recordFromRow, toBytes, type Row } from './codec.ts';
+import { chainRowFromTuple, checkpointFromRow, headFromRow, recordFromRow, spanFromRow, toBytes, type Row } from './codec.ts';
 import { HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
-import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type StoredRecord } from './store.ts';
+import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -65,6 +65,17 @@ export class SqliteStore implements AuditStore {
       s = this.#guard(() => this.#db.prepare(sql));
       this.#stmts.set(sql, s);
     }
+    return s;
+  }
+
+  /**
+   * A statement whose integers come back as bigint: a tampered row may hold
+   * one past 2^53 - 1, which node:sqlite otherwise refuses to read at all
+   * (ERR_OUT_OF_RANGE) before the row decoder could name the column.
+   */
+  #rowStmt(sql: string): StatementSync {
+    const s = this.#stmt(sql);
+    s.setReadBigInts(true);
     return s;
   }
 
@@ -133,7 +144,7 @@ export class SqliteStore implements AuditStore {
   }
 
   #headSync(): LogHead {
-    return headFromRow(this.#stmt(HEAD_SQL).get() as Row | undefined, this.where);
+    return headFromRow(this.#rowStmt(HEAD_SQL).get() as Row | undefined, this.where);
   }
 
   async head(): Promise<LogHead> {
@@ -145,10 +156,10 @@ export class SqliteStore implements AuditStore {
       this.#db.exec('BEGIN');
       try {
         const head = this.#headSync();
-        const get = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?');
+        const get = this.#rowStmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?');
         const last = head.size > 0 ? ((get.get(head.size - 1) as Row | undefined) ?? null) : null;
         const beyond = get.get(head.size) !== undefined;
-        return { head, last: last ? recordFromRow(last) : null, beyond };
+        return { head, last: last ? recordFromRow(last, this.where) : null, beyond };
       } finally {
         this.#db.exec('COMMIT');
       }
@@ -167,53 +178,62 @@ export class SqliteStore implements AuditStore {
   }
 
   async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
+    // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes.
     const stmt = this.#stmt('SELECT seq, lower(hex(prev)), lower(hex(hash)), body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?');
     stmt.setReturnArrays(true);
     let next = from;
     while (next < to) {
-      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as ChainRow[]);
+      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as unknown[][]);
       if (rows.length === 0) return;
-      yield rows;
-      next = (rows[rows.length - 1] as ChainRow)[0] + 1;
+      for (let i = 0; i < rows.length; i++) rows[i] = chainRowFromTuple(rows[i] as unknown[], this.where) as unknown as unknown[];
+      yield rows as unknown as ChainRow[];
+      next = (rows[rows.length - 1] as unknown as ChainRow)[0] + 1;
     }
   }
 
   async checkpointFor(size: number, exact: boolean): Promise<SignedCheckpoint | null> {
     return this.#guard(() => {
       const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = ?' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT 1';
-      const r = this.#stmt(sql).get(size) as Row | undefined;
-      return r ? checkpointFromRow(r) : null;
+      const r = this.#rowStmt(sql).get(size) as Row | undefined;
+      return r ? checkpointFromRow(r, this.where) : null;
     });
   }
 
   async record(seq: number): Promise<StoredRecord | null> {
     return this.#guard(() => {
-      const row = this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?').get(seq) as Row | undefined;
-      return row ? recordFromRow(row) : null;
+      const row = this.#rowStmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = ?').get(seq) as Row | undefined;
+      return row ? recordFromRow(row, this.where) : null;
     });
   }
 
   async *scan(from: number, to: number, batch = 5000): AsyncIterable<StoredRecord[]> {
     let next = from;
     while (next < to) {
-      const rows = this.#guard(() => this.#stmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?').all(next, to, batch) as Row[]);
+      const rows = this.#guard(() => this.#rowStmt('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?').all(next, to, batch) as Row[]);
       if (rows.length === 0) return;
-      const out = rows.map(recordFromRow);
+      const out = rows.map((r) => recordFromRow(r, this.where));
       yield out;
       next = (out[out.length - 1] as StoredRecord).seq + 1;
     }
   }
 
+  async outside(size: number): Promise<{ before: SeqSpan | null; beyond: SeqSpan | null }> {
+    return this.#guard(() => {
+      const span = (where: string, ...args: number[]) => spanFromRow(this.#rowStmt(`SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM audit_records WHERE ${where}`).get(...args) as Row | undefined);
+      return { before: span('seq < 0'), beyond: span('seq >= ?', size) };
+    });
+  }
+
   async seqRangeForTime(sinceMs: number, untilMs: number): Promise<{ from: number; to: number } | null> {
     return this.#guard(() => {
-      const row = this.#stmt('SELECT min(seq) AS lo, max(seq) AS hi FROM audit_records WHERE time_ms >= ? AND time_ms <= ?').get(sinceMs, untilMs) as Row;
+      const row = this.#rowStmt('SELECT min(seq) AS lo, max(seq) AS hi FROM audit_records WHERE time_ms >= ? AND time_ms <= ?').get(sinceMs, untilMs) as Row;
       return row.lo === null ? null : { from: Number(row.lo), to: Number(row.hi) + 1 };
     });
   }
 
   async checkpoints(): Promise<SignedCheckpoint[]> {
     return this.#guard(() =>
-      (this.#stmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map(checkpointFromRow),
+      (this.#rowStmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map((r) => checkpointFromRow(r, this.where)),
     );
   }
 

@@ -40,6 +40,13 @@ export interface LogHead {
   checkpointTimeMs: number;
 }
 
+/** Some rows, by seq: the first, the last and how many (they need not be contiguous). */
+export interface SeqSpan {
+  first: number;
+  last: number;
+  count: number;
+}
+
 /** What identifies a log: written once when the store is created. */
 export interface LogMeta {
   format: number;
@@ -78,16 +85,30 @@ export interface AuditStore {
   head(): Promise<LogHead>;
   /** The head, its last record and whether a record exists beyond it, read in one snapshot. */
   tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }>;
+  /** @throws AuditError AUDIT_RECORD_MALFORMED (naming seq and column) when the row is not what a writer puts there. */
   record(seq: number): Promise<StoredRecord | null>;
-  /** The parts verification needs (no tree nodes), from ≤ seq < to, in seq order, `batch` at a time. */
+  /**
+   * Rows no append made: those whose seq lies outside [0, size) (pass the
+   * head's size), below 0 and at or beyond `size` — at any seq the store can
+   * hold, past 2^53 - 1 too. Verification reads the log through the head;
+   * these it would never see.
+   */
+  outside(size: number): Promise<{ before: SeqSpan | null; beyond: SeqSpan | null }>;
+  /**
+   * The parts verification needs (no tree nodes), from ≤ seq < to, in seq order, `batch` at a time.
+   * @throws AuditError AUDIT_RECORD_MALFORMED (with `seq`) at the first row not what a writer puts there; the rows before it in its batch are not yielded.
+   */
   scanChain(from: number, to: number, batch?: number): AsyncIterable<ChainRow[]>;
   /** Records with from ≤ seq < to, in seq order, `batch` at a time. */
   scan(from: number, to: number, batch?: number): AsyncIterable<StoredRecord[]>;
   /** First and last seq whose event time lies in [sinceMs, untilMs], or null. */
   seqRangeForTime(sinceMs: number, untilMs: number): Promise<{ from: number; to: number } | null>;
-  /** The smallest checkpoint of at least `size` records, or with exactly `size` when `exact`. */
+  /**
+   * The smallest checkpoint of at least `size` records, or with exactly `size` when `exact`.
+   * @throws AuditError AUDIT_CHECKPOINT_MALFORMED (with `checkpointSize`) when that row is not what a writer puts there.
+   */
   checkpointFor(size: number, exact: boolean): Promise<SignedCheckpoint | null>;
-  /** Every checkpoint, smallest size first. */
+  /** Every checkpoint, smallest size first. @throws AuditError AUDIT_CHECKPOINT_MALFORMED as checkpointFor(). */
   checkpoints(): Promise<SignedCheckpoint[]>;
   /** Hashes of perfect subtrees; only subtrees inside [0, size) exist. */
   nodes(ids: NodeId[]): Promise<Map<string, string>>;

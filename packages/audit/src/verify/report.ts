@@ -16,7 +16,9 @@ export type DamageKind =
   | 'unsealed'
   /** A checkpoint's signature is invalid or by another key (forged or re-signed). */
   | 'checkpoint-forged'
-  /** The log is behind, or forked from, a checkpoint witnessed earlier. */
+  /** A checkpoint the log's head says was signed is gone from the store. */
+  | 'checkpoint-deleted'
+  /** The log is behind, or forked from, a checkpoint witnessed earlier; or its head was moved back behind records a signed checkpoint covers. */
   | 'rolled-back';
 
 export interface Damage {

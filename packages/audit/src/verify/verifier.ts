@@ -194,13 +194,19 @@ export class LogVerifier {
     }
   }
 
-  /** Records a record that could not be read at all (bad JSON, wrong shape). */
-  malformed(message: string, line?: number): void {
+  /**
+   * Records a record that could not be read at all (bad JSON, wrong shape):
+   * at its export `line`, or at its `seq` when the store named it (else at
+   * the seq expected next).
+   */
+  malformed(message: string, line?: number, seq?: number): void {
     this.#records++;
     if (this.#broken) return;
     this.#broken = [];
     this.#unreadable = true;
-    this.#damage.push({ kind: 'malformed', seq: this.#range.size, ...(line === undefined ? {} : { line }), message: `record expected at seq ${this.#range.size} cannot be read: ${message}` });
+    const at = seq ?? this.#range.size;
+    const what = seq === undefined ? `record expected at seq ${at}` : `record at seq ${at}`;
+    this.#damage.push({ kind: 'malformed', seq: at, ...(line === undefined ? {} : { line }), message: `${what} cannot be read: ${message}` });
   }
 
   finish(): VerifyReport {

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
@@ -195,6 +196,79 @@ describe('corral audit', () => {
       const r = await corral(['--state-dir', other, 'audit', 'verify']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /AUDIT_STORE_FOREIGN/);
+    });
+  });
+
+  describe('a --checkpoint file that is not a checkpoint', () => {
+    for (const [name, text] of [['text that is not JSON', 'not json\n'], ['an empty file', ''], ['null', 'null\n']] as const) {
+      it(`holding ${name} is a usage error naming the file, not an internal error`, async () => {
+        const file = join(dir, `bad-${name.replaceAll(' ', '-')}.cp`);
+        writeFileSync(file, text);
+        const r = await run(['verify', '--checkpoint', file]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.ok(r.stderr.includes(`${file} is not a checkpoint`), r.stderr);
+        assert.match(r.stderr, /\[AUDIT_CHECKPOINT_MALFORMED\]/);
+        assert.doesNotMatch(r.stderr, /internal error/);
+      });
+    }
+  });
+
+  describe('--since and --until', () => {
+    for (const bad of ['12', '2026-02-30', '2026-01-01T00:00:03', '2026-01-01T24:00:00Z']) {
+      it(`refuse '${bad}' as a usage error naming --since (Date.parse reads 12 as 2001 and rolls 02-30 into March)`, async () => {
+        const r = await run(['export', '--format', 'ocsf', '--since', bad]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /--since must be a date/);
+      });
+    }
+    it('accept a time with an offset', async () => {
+      const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01T01:00:03+01:00', '--until', '2026-01-01T00:00:04.000Z']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4]);
+    });
+    it('refuse --since later than --until as a usage error', async () => {
+      const r = await run(['export', '--format', 'jsonl', '--since', '2026-01-02', '--until', '2026-01-01']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--since .* is later than --until/);
+    });
+  });
+
+  describe('when the state directory holds another key than the log was created with', () => {
+    it('public-key refuses with AUDIT_KEY_UNAVAILABLE instead of printing the other key beside the log\'s key id', async () => {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy });
+      await log.append(event(0));
+      await log.close();
+      const { privateKey } = generateKeyPairSync('ed25519');
+      writeFileSync(join(copy, 'audit-signing-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+      const r = await corral(['--state-dir', copy, 'audit', 'public-key', '--json']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stdout, '');
+      assert.ok(r.stderr.includes(log.keyId), r.stderr);
+      assert.match(r.stderr, /AUDIT_KEY_UNAVAILABLE/);
+    });
+  });
+
+  describe('when a column of the live database holds a value of another type', () => {
+    it("verify reports root = 'zzz' as damage to the checkpoint at size 10 and show a text hash as AUDIT_RECORD_MALFORMED", async () => {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy, checkpointEvery: 5 });
+      for (let i = 0; i < 12; i++) await log.append(event(i));
+      await log.close();
+      const db = new DatabaseSync(join(copy, 'audit.db'));
+      db.exec("UPDATE audit_checkpoints SET root = 'zzz' WHERE size = 10; UPDATE audit_records SET hash = lower(hex(hash)) WHERE seq = 3");
+      db.close();
+      const r = await corral(['--state-dir', copy, 'audit', 'verify', '--json']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).damage.map((d: { kind: string; seq: number | null; checkpointSize?: number }) => [d.kind, d.seq, d.checkpointSize]), [
+        ['malformed', 3, undefined],
+        ['checkpoint-forged', null, 10],
+      ]);
+      const show = await corral(['--state-dir', copy, 'audit', 'show', '3']);
+      assert.equal(show.code, 1);
+      assert.match(show.stderr, /audit_records row seq 3: column hash is text .*\[AUDIT_RECORD_MALFORMED\]/);
     });
   });
 

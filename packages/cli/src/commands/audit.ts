@@ -1,7 +1,6 @@
 // `corral audit …`: read, prove, verify and export the tamper-evident audit log.
 import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@corral/audit';
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
@@ -31,11 +30,42 @@ function seqArg(text: string, name: string): number {
   return Number(text);
 }
 
+/** ISO 8601: a calendar date, or a date and time with seconds optional, fractions of a second optional, and `Z` or an offset required. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/**
+ * `--since`/`--until`: a date `YYYY-MM-DD` (midnight UTC) or a full ISO 8601
+ * time with `Z` or an offset, whose every field is in range (no 2026-02-30,
+ * no 24:00): Date.parse alone takes `12` for the year 2001 and rolls
+ * 2026-02-30 over into March.
+ */
 function timeArg(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new CliFailure(`${name} must be a date or ISO 8601 time, got '${text}'`, EXIT.usage);
-  return ms;
+  const refuse = () => new CliFailure(`${name} must be a date (YYYY-MM-DD) or an ISO 8601 time with Z or an offset (2026-01-31T09:30:00Z), got '${text}'`, EXIT.usage);
+  const m = ISO_TIME.exec(text);
+  if (!m) throw refuse();
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((f) => (f === undefined ? undefined : Number(f))) as number[];
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const offsetHours = m[9] === undefined ? 0 : Number(m[9]);
+  const offsetMinutes = m[10] === undefined ? 0 : Number(m[10]);
+  if (hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) throw refuse();
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  date.setUTCFullYear(year!); // Date.UTC reads years 0–99 as 1900–1999
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day) throw refuse();
+  const sign = m[8]?.startsWith('-') ? -1 : 1;
+  return date.getTime() + ((hour! * 60 + minute!) * 60 + second!) * 1000 + ms - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
+}
+
+/** The checkpoint an auditor kept (`--checkpoint FILE`): a file that cannot be used is a usage error naming it. */
+function checkpointArg(file: string): SignedCheckpoint {
+  try {
+    return lib.readCheckpointFile(file);
+  } catch (error) {
+    if (error instanceof lib.AuditError && (error.code === 'AUDIT_CHECKPOINT_MALFORMED' || error.code === 'AUDIT_BAD_ARGUMENT')) {
+      throw new CliFailure(`--checkpoint: ${error.message} [${error.code}]`, EXIT.usage);
+    }
+    throw error;
+  }
 }
 
 function line(r: AuditRecord): string {
@@ -134,17 +164,7 @@ export function registerAudit(program: Command): void {
     .option('--checkpoint <file>', 'a checkpoint kept from earlier: the log must extend it (detects a rollback)')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { export?: string; publicKey?: string; checkpoint?: string; json?: boolean }, command: Command) => {
-      let witness: SignedCheckpoint | null = null;
-      if (opts.checkpoint) {
-        let text: string;
-        try {
-          text = readFileSync(opts.checkpoint, 'utf8');
-        } catch (error) {
-          throw new CliFailure(`cannot read the checkpoint ${opts.checkpoint}: ${(error as NodeJS.ErrnoException).code}`, EXIT.usage);
-        }
-        const raw = JSON.parse(text) as { checkpoint?: unknown };
-        witness = lib.parseCheckpoint(raw.checkpoint ?? raw);
-      }
+      const witness = opts.checkpoint === undefined ? null : checkpointArg(opts.checkpoint);
       if (opts.export) {
         if (!opts.publicKey) throw new CliFailure('--export needs --public-key FILE: the key you trust (from `corral audit public-key`)', EXIT.usage);
         const report = await lib.verifyExportFile(opts.export, lib.loadPublicKeyFile(opts.publicKey), witness);
@@ -214,8 +234,9 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { format: string; since?: string; until?: string }, command: Command) => {
       if (opts.format !== 'jsonl' && opts.format !== 'ocsf') throw new CliFailure(`--format must be jsonl or ocsf, got '${opts.format}'`, EXIT.usage);
       const since = timeArg(opts.since, '--since');
-      quietOnClosedPipe();
       const until = timeArg(opts.until, '--until');
+      if (since !== undefined && until !== undefined && since > until) throw new CliFailure(`--since (${opts.since}) is later than --until (${opts.until})`, EXIT.usage);
+      quietOnClosedPipe();
       await withReader(command, async (reader) => {
         let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
         if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? 0, until ?? 8.64e15);

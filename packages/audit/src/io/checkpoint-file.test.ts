@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { checkpointJson } from '../checkpoint/checkpoint.ts';
+import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
+import { signCheckpoint } from '../checkpoint/sign.ts';
+import { readCheckpointFile } from './checkpoint-file.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'corral-checkpoint-file-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const key = generateSigningKey();
+const checkpoint = signCheckpoint(key.privateKey, { size: 5, root: 'ab'.repeat(32), time: '2026-01-01T00:00:00.000Z', keyId: keyIdOf(key.publicKey) });
+let n = 0;
+function file(text: string): string {
+  const path = join(dir, `cp-${++n}.json`);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('readCheckpointFile', () => {
+  it('reads a bare checkpoint (the witness file)', () => {
+    assert.deepEqual(readCheckpointFile(file(JSON.stringify(checkpointJson(checkpoint)))), checkpoint);
+  });
+  it('reads the {"checkpoint":…} line of an export', () => {
+    assert.deepEqual(readCheckpointFile(file(JSON.stringify({ checkpoint: checkpointJson(checkpoint) }))), checkpoint);
+  });
+  describe('refuses with AUDIT_CHECKPOINT_MALFORMED naming the file, never a SyntaxError or TypeError', () => {
+    for (const [name, text] of [
+      ['text that is not JSON', 'not json\n'],
+      ['an empty file', ''],
+      ['null', 'null\n'],
+      ['an array', '[]'],
+      ['{"checkpoint": null}', '{"checkpoint":null}'],
+      ['a checkpoint without a signature', JSON.stringify({ ...checkpointJson(checkpoint), signature: undefined })],
+    ] as const) {
+      it(`when it holds ${name}`, () => {
+        const path = file(text);
+        assert.throws(() => readCheckpointFile(path), (e: Error & { code?: string }) => e.code === 'AUDIT_CHECKPOINT_MALFORMED' && e.message.includes(path));
+      });
+    }
+  });
+  it('refuses a file that cannot be read with AUDIT_BAD_ARGUMENT', () => {
+    assert.throws(() => readCheckpointFile(join(dir, 'missing.json')), { code: 'AUDIT_BAD_ARGUMENT' });
+  });
+});

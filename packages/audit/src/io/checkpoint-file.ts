@@ -1,0 +1,36 @@
+// A checkpoint kept from earlier (an auditor's `--checkpoint FILE`): a file
+// holding one checkpoint, bare or as the `{"checkpoint":{…}}` line of an export.
+import { readFileSync } from 'node:fs';
+import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { AuditError } from '../errors.ts';
+
+/**
+ * Reads the checkpoint in `path`. Guards: the file reads; it is JSON; it is an
+ * object; then parseCheckpoint's rules, on its `checkpoint` member when it has one.
+ * @throws AuditError AUDIT_BAD_ARGUMENT when the file cannot be read;
+ *   AUDIT_CHECKPOINT_MALFORMED naming the file and what is wrong.
+ */
+export function readCheckpointFile(path: string): SignedCheckpoint {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new AuditError('AUDIT_BAD_ARGUMENT', `cannot read the checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  const bad = (why: string, cause?: unknown) => new AuditError('AUDIT_CHECKPOINT_MALFORMED', `${path} is not a checkpoint: ${why}`, cause === undefined ? {} : { cause });
+  if (text.trim() === '') throw bad('the file is empty');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw bad('it is not JSON', error);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('it is not a JSON object');
+  const inner = Object.hasOwn(raw, 'checkpoint') ? (raw as { checkpoint: unknown }).checkpoint : raw;
+  try {
+    return parseCheckpoint(inner);
+  } catch (error) {
+    if (error instanceof AuditError) throw bad(error.message, error);
+    throw error;
+  }
+}
