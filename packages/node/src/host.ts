@@ -7,7 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -40,8 +40,13 @@ export interface NodeHostOptions {
   containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
   /** Injected runner (tests); default: a new Runner. */
   runner?: Runner;
-  /** Called with what the host does: connected, waiting for pairing, disconnected. */
-  onStatus?: (status: { state: 'connected' | 'pending-pairing' | 'disconnected' | 'refused'; detail?: string }) => void;
+  /**
+   * Called with what the host does: connected; waiting for pairing;
+   * disconnected, unreachable or refused for now (it retries in `retryInMs`);
+   * stopped, when the gateway refused it in a way retrying cannot fix (`detail`
+   * is the gateway's code, `stopped` then rejects).
+   */
+  onStatus?: (status: NodeStatus) => void;
   /**
    * The Corral control plane this node asks before running a `system.run`
    * that arrives from another gateway (upstream OpenClaw). Unreachable, or
@@ -60,6 +65,38 @@ export interface NodeHostOptions {
    * or environment, a path that changed since) starts one of its own.
    */
   warmSandboxes?: number;
+}
+
+export interface NodeStatus {
+  state: 'connected' | 'pending-pairing' | 'disconnected' | 'unreachable' | 'refused' | 'stopped';
+  /** The gateway's code (details.code when it gave one), the device id while pending, or why it is unreachable. */
+  detail?: string;
+  /** When the host tries again. */
+  retryInMs?: number;
+}
+
+/**
+ * Refusals retrying cannot fix, by `error.details.code` — upstream's own
+ * client stops reconnecting on these (its reconnect policy): credentials the
+ * gateway rejects, a device proof it rejects (`DEVICE_AUTH_*`), a protocol it
+ * does not speak. A pairing still waiting (PAIRING_REQUIRED, not revoked) and
+ * anything marked `retryable` are retried.
+ */
+const FINAL_REFUSALS = new Set(['AUTH_TOKEN_MISMATCH', 'AUTH_TOKEN_MISSING', 'AUTH_BOOTSTRAP_TOKEN_INVALID', 'AUTH_PASSWORD_MISSING', 'AUTH_PASSWORD_MISMATCH', 'AUTH_DEVICE_TOKEN_MISMATCH', 'AUTH_SCOPE_MISMATCH', 'AUTH_UNAUTHORIZED', 'DEVICE_IDENTITY_REQUIRED', 'PROTOCOL_MISMATCH', 'CLIENT_VERSION_MISMATCH']);
+
+/**
+ * The code of a connect refusal that retrying cannot fix, and what to do
+ * about it; undefined for one worth retrying (or no refusal at all).
+ */
+export function finalRefusal(wire: WireError | undefined): { code: string; hint: string } | undefined {
+  if (wire === undefined || wire.retryable === true) return undefined;
+  const details = typeof wire.details === 'object' && wire.details !== null ? (wire.details as { code?: unknown; reason?: unknown }) : {};
+  const code = typeof details.code === 'string' ? details.code.slice(0, 64) : undefined;
+  if (code === 'PAIRING_REQUIRED' && details.reason === 'revoked') return { code, hint: 'an operator revoked this node\'s pairing; to pair a new one, remove its device key (node-device.json in the state directory) and run again' };
+  if (code === undefined || !(FINAL_REFUSALS.has(code) || code.startsWith('DEVICE_AUTH_'))) return undefined;
+  if (code.startsWith('AUTH_')) return { code, hint: 'check the gateway token (--token or CORRAL_GATEWAY_TOKEN)' };
+  if (code === 'PROTOCOL_MISMATCH' || code === 'CLIENT_VERSION_MISMATCH') return { code, hint: 'this gateway does not speak protocol 3 or 4' };
+  return { code, hint: "the gateway rejected this node's device proof (check this machine's clock, and the device key in the state directory)" };
 }
 
 /** Reads the device key, creating it (mode 0600) the first time. Throws NODE_DEVICE_INVALID. */
@@ -112,6 +149,7 @@ export class NodeHost {
   #stopped = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  readonly #done = Promise.withResolvers<void>();
 
   constructor(options: NodeHostOptions) {
     if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
@@ -129,17 +167,35 @@ export class NodeHost {
       this.#policies.set(agent, loaded);
     }
     if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
+    this.#done.promise.catch(() => {}); // read through `stopped`
   }
 
-  /** Connects and keeps reconnecting (with backoff) until `close()`. Resolves once the first connection is up. */
+  /**
+   * Settles once the host stops: resolves after `close()`; rejects with
+   * NODE_CONFIG_INVALID (its cause the gateway's refusal) when the gateway
+   * refused this node in a way retrying cannot fix (see finalRefusal), after
+   * which it no longer reconnects.
+   */
+  get stopped(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /**
+   * Connects and keeps reconnecting (with backoff) until `close()`. Resolves
+   * once the first connection is up; rejects as `stopped` does when the
+   * gateway refuses this node for good before that.
+   */
   start(): Promise<void> {
     // Announce this node to the control plane early, so it can be paired there before its first command.
     if (this.#governed()) void this.#controlPlane().catch(() => {});
     this.#keepWarm();
-    let first!: () => void;
-    const connected = new Promise<void>((resolve) => (first = resolve));
-    this.#loop = this.#run(first);
-    return connected;
+    const connected = Promise.withResolvers<void>();
+    this.#done.promise.catch((error: unknown) => connected.reject(error));
+    this.#loop = this.#run(connected.resolve).then(
+      () => this.#done.resolve(),
+      (error: unknown) => this.#done.reject(error),
+    );
+    return connected.promise;
   }
 
   /** Resolves once every profile's warm sandboxes are ready (again, after runs took some); rejects with the runner's reason when they cannot be made. */
@@ -160,6 +216,7 @@ export class NodeHost {
     const governance = await this.#governance?.catch(() => undefined);
     await governance?.close();
     await this.#loop;
+    if (this.#loop === undefined) this.#done.resolve();
     for (const plan of this.#warmPlans.splice(0)) void this.#runner.keepWarm(plan, 0).catch(() => undefined);
     if (this.#ownsRunner) await this.#runner.close();
   }
@@ -185,8 +242,8 @@ export class NodeHost {
   }
 
   async #run(firstConnected: () => void): Promise<void> {
-    let backoff = 250;
     const maxBackoff = this.#options.maxBackoffMs ?? 30_000;
+    let backoff = Math.min(250, maxBackoff);
     while (!this.#stopped) {
       try {
         const client = await GatewayClient.connect({
@@ -206,7 +263,7 @@ export class NodeHost {
           break;
         }
         this.#client = client;
-        backoff = 250;
+        backoff = Math.min(250, maxBackoff);
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
         client.on(INVOKE_RELEASE_EVENT, (payload) => {
           const p = payload as { id?: unknown; ok?: unknown } | undefined;
@@ -229,14 +286,22 @@ export class NodeHost {
         });
         this.#options.onStatus?.({ state: 'connected' });
         firstConnected();
-        await client.closed;
+        const { code } = await client.closed;
         this.#client = undefined;
         if (backoff === 0) continue;
-        if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected' });
+        if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, retryInMs: backoff });
       } catch (error) {
         const wire = error instanceof GatewayError ? error.wire : undefined;
-        if (wire?.code === 'NOT_PAIRED') this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId });
-        else this.#options.onStatus?.({ state: 'refused', detail: wire?.code ?? (error as { code?: string }).code ?? 'error' });
+        const final = finalRefusal(wire);
+        if (final !== undefined && !this.#stopped) {
+          this.#stopped = true;
+          this.#options.onStatus?.({ state: 'stopped', detail: final.code });
+          throw new NodeError('NODE_CONFIG_INVALID', `the gateway at ${gatewayHost(this.#options.gateway)} refused this node: ${final.code} (${(wire!.message || wire!.code).slice(0, 200)}); retrying cannot fix this: ${final.hint}`, { cause: error });
+        }
+        const retryInMs = backoff;
+        if (wire?.code === 'NOT_PAIRED') this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, retryInMs });
+        else if (wire !== undefined) this.#options.onStatus?.({ state: 'refused', detail: refusalCode(wire), retryInMs });
+        else this.#options.onStatus?.({ state: 'unreachable', detail: unreachableReason(error), retryInMs });
       }
       if (this.#stopped) break;
       await new Promise<void>((resolve) => {
@@ -246,7 +311,7 @@ export class NodeHost {
           resolve();
         };
       });
-      backoff = Math.min(backoff * 2, maxBackoff);
+      backoff = Math.min(Math.max(backoff * 2, 250), maxBackoff); // never 0 again after an immediate reconnect
     }
   }
 
@@ -338,8 +403,11 @@ export class NodeHost {
     const { env, dropped } = allowedEnv(params.env, loaded.policy.environment.pass);
     const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, env });
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
-    const local = localAllows(this.policy.current, run.commands, agent);
-    if (!local.allowed) throw new NodeError('NODE_RUN_DENIED', local.reason);
+    // The node is its own gate: its ask needs the gateway's word that a human approved this run.
+    const claimed = approvalClaimed(params);
+    const local = localAllows(this.policy.current, run.commands, agent, claimed);
+    // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
+    if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) throw new NodeError('NODE_RUN_DENIED', local.reason);
     if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params);
     // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
@@ -360,6 +428,9 @@ export class NodeHost {
       // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
       if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
       if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
+      // Checked again right before it runs: the policy may have been tightened meanwhile.
+      const final = localAllows(this.policy.current, run.commands, agent, claimed || authorization?.receipt !== undefined);
+      if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered });
     } catch (error) {
@@ -470,6 +541,39 @@ export class NodeHost {
       // The gateway went away; it reports the command as failed to its caller.
     }
   }
+}
+
+/**
+ * Whether the gateway says a human approved this run: upstream's `approved`
+ * flag or an `approvalDecision` of allow-once / allow-always (a Corral gateway
+ * sends both, with the signed receipt checked before anything runs). A deny
+ * decision is never an approval, whatever the flag says.
+ */
+function approvalClaimed(params: Record<string, unknown>): boolean {
+  if (params.approvalDecision !== undefined && params.approvalDecision !== null) return params.approvalDecision === 'allow-once' || params.approvalDecision === 'allow-always';
+  return params.approved === true;
+}
+
+/** host:port of a gateway URL, for messages (never any credentials the URL may carry). */
+function gatewayHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'the configured address';
+  }
+}
+
+/** A refusal's code for the log: details.code when the gateway gave one, else its code. */
+function refusalCode(wire: WireError): string {
+  const detail = (wire.details as { code?: unknown } | undefined)?.code;
+  return (typeof detail === 'string' ? detail : wire.code).slice(0, 64);
+}
+
+/** Why a connection could not be made: the socket error's code (ECONNREFUSED…), or the client's. */
+function unreachableReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  return typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'error';
 }
 
 /** The request's environment, kept to the names the agent's container policy lets through (`environment.pass`). */

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LOCAL_POLICY_FILE, LocalPolicy, localAllows, parseLocalPolicy } from './local-policy.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -62,5 +62,77 @@ describe('the node\'s local policy', () => {
     assert.throws(() => new LocalPolicy(stateWith('not an object')), { code: 'NODE_POLICY_INVALID' });
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'full' }, socket: { path: '/tmp/x' } }), { code: 'NODE_POLICY_INVALID' });
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'everything' } }), { code: 'NODE_POLICY_INVALID' });
+  });
+});
+
+describe('when the node asks (its ask setting)', () => {
+  const asking = (ask: string, security = 'allowlist') => parseLocalPolicy({ version: 1, defaults: { security, ask }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } });
+
+  it('refuses an allowlisted command no human approved under ask=always (regression: echo hi ran with approved:false)', () => {
+    const verdict = localAllows(asking('always'), [['echo', 'hi']], undefined, false);
+    assert.equal(verdict.allowed, false);
+    assert.equal(verdict.rule, 'approval-required');
+  });
+
+  it('runs an allowlisted command under ask=always once the gateway says a human approved it', () => {
+    assert.equal(localAllows(asking('always'), [['echo', 'hi']], undefined, true).allowed, true);
+  });
+
+  it('asks for every command under security=full with ask=always', () => {
+    assert.equal(localAllows(asking('always', 'full'), [['ls']]).rule, 'approval-required');
+    assert.equal(localAllows(asking('always', 'full'), [['ls']], undefined, true).allowed, true);
+  });
+
+  it('refuses a command off the allowlist under ask=always even when approved: the allowlist still bounds what runs', () => {
+    assert.equal(localAllows(asking('always'), [['rm', '-rf', '/']], undefined, true).rule, 'allowlist-miss');
+  });
+
+  it('under ask=on-miss, runs an allowlisted command unasked and needs approval for a miss, in every command of a chain', () => {
+    assert.equal(localAllows(asking('on-miss'), [['echo', 'hi']]).allowed, true);
+    assert.equal(localAllows(asking('on-miss'), [['echo', 'hi'], ['rm', 'x']]).rule, 'approval-required');
+    assert.equal(localAllows(asking('on-miss'), [['echo', 'hi'], ['rm', 'x']], undefined, true).allowed, true);
+  });
+
+  it('under ask=off, never lets an approval cover a miss', () => {
+    assert.equal(localAllows(asking('off'), [['rm', 'x']], undefined, true).rule, 'allowlist-miss');
+  });
+
+  it('under security=deny, refuses even an approved command', () => {
+    assert.equal(localAllows(asking('always', 'deny'), [['echo']], undefined, true).rule, 'security-deny');
+  });
+
+  it('counts allowlist/off to allowlist/on-miss as loosening (an approved miss would run), allowlist/off to always as tightening', () => {
+    assert.equal(isTighter(asking('off'), asking('on-miss')), false);
+    assert.equal(isTighter(asking('off'), asking('always')), true);
+    assert.equal(isTighter(asking('on-miss'), asking('always')), true);
+    assert.equal(isTighter(parseLocalPolicy({ version: 1, defaults: { security: 'full', ask: 'off' } }), asking('always')), true);
+  });
+});
+
+describe('what an allowlist entry matches', () => {
+  const policy = parseLocalPolicy({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: '/opt/tools/bin/report' }] } } });
+  const runs = (program: string) => localAllows(policy, [[program, 'x']]).allowed;
+
+  it('matches a bare name as a bare argv[0] (found on the sandbox PATH) or in a standard system directory', () => {
+    assert.equal(runs('echo'), true);
+    assert.equal(runs('/usr/bin/echo'), true);
+    assert.equal(runs('/bin/echo'), true);
+    assert.equal(runs('/usr/local/bin/echo'), true);
+  });
+
+  it('never matches a bare name in any other directory (regression: /tmp/x/evil/echo passed)', () => {
+    assert.equal(runs('/tmp/x/evil/echo'), false);
+    assert.equal(runs('./echo'), false);
+    assert.equal(runs('bin/echo'), false);
+    assert.equal(runs('/usr/bin/../../tmp/x/echo'), false);
+    assert.equal(runs('/usr/bin//echo'), false);
+    assert.equal(runs('/echo'), false);
+  });
+
+  it('matches a path entry only at exactly that path', () => {
+    assert.equal(runs('/opt/tools/bin/report'), true);
+    assert.equal(runs('report'), false);
+    assert.equal(runs('/usr/bin/report'), false);
+    assert.equal(runs('/opt/tools/bin/../bin/report'), false);
   });
 });

@@ -60,23 +60,68 @@ export function policyHash(policy: LocalPolicyFile): string {
   return createHash('sha256').update(JSON.stringify(policy), 'utf8').digest('hex');
 }
 
-/** Whether the local policy lets every command (argv) run, for this agent. */
-export function localAllows(policy: LocalPolicyFile, commands: readonly (readonly string[])[], agentId?: string): { allowed: boolean; reason: string } {
-  if (policy.defaults.security === 'deny') return { allowed: false, reason: 'local policy denies every command' };
-  if (policy.defaults.security === 'full') return { allowed: true, reason: 'local policy allows commands' };
-  const patterns = [...(policy.agents?.['*']?.allowlist ?? []), ...(agentId ? policy.agents?.[agentId]?.allowlist ?? [] : [])].map((p) => p.pattern);
-  for (const argv of commands) {
-    const program = argv[0] ?? '';
-    const name = program.slice(program.lastIndexOf('/') + 1);
-    if (!patterns.some((p) => p === program || (!p.includes('/') && p === name))) return { allowed: false, reason: `${name} is not on the node's allowlist` };
+/**
+ * Where a bare allowlist entry (`echo`) may find its program: the standard
+ * system directories, which only root can write. A bare entry matches a bare
+ * argv[0] (`echo`, found on the sandbox's fixed PATH; a request cannot change
+ * PATH, canonicalRun treats that as opaque) or exactly `<one of these>/echo`,
+ * never some other directory's `echo` (`/tmp/x/evil/echo`). An entry with a
+ * `/` names one path and matches only that exact argv[0].
+ */
+export const SYSTEM_BIN_DIRS: readonly string[] = ['/usr/local/bin', '/usr/local/sbin', '/usr/bin', '/usr/sbin', '/bin', '/sbin'];
+
+/** Why the local policy refuses, or that it allows. */
+export type LocalRule = 'allowed' | 'security-deny' | 'allowlist-miss' | 'approval-required';
+
+export interface LocalVerdict {
+  allowed: boolean;
+  rule: LocalRule;
+  reason: string;
+}
+
+/** Whether `program` (an argv[0]) is what the allowlist entry `pattern` names. */
+export function matchesEntry(pattern: string, program: string): boolean {
+  if (pattern.includes('/')) return program === pattern;
+  if (program === pattern) return true;
+  const slash = program.lastIndexOf('/');
+  return slash > 0 && program.slice(slash + 1) === pattern && SYSTEM_BIN_DIRS.includes(program.slice(0, slash));
+}
+
+/**
+ * Whether the local policy lets every command (argv) run, for this agent.
+ * `approved`: the gateway says a human approved this exact run (upstream's
+ * `approved` / `approvalDecision` allow-once|allow-always, or a Corral
+ * approval receipt). Upstream's semantics, no looser:
+ * - `security: deny` refuses everything; nothing overrides it.
+ * - `ask: always` needs that approval for every command.
+ * - `ask: on-miss` (with `security: allowlist`) needs it for a command not on
+ *   the allowlist, which then runs; with `ask: off` or `always` a miss is refused
+ *   whatever was approved (upstream lets an approval cover a miss even then;
+ *   the node's allowlist is its own bound, so Corral does not).
+ */
+export function localAllows(policy: LocalPolicyFile, commands: readonly (readonly string[])[], agentId?: string, approved = false): LocalVerdict {
+  const { security, ask = 'off' } = policy.defaults;
+  if (security === 'deny') return { allowed: false, rule: 'security-deny', reason: 'local policy denies every command (security=deny)' };
+  if (security === 'allowlist') {
+    const patterns = [...(policy.agents?.['*']?.allowlist ?? []), ...(agentId ? policy.agents?.[agentId]?.allowlist ?? [] : [])].map((p) => p.pattern);
+    for (const argv of commands) {
+      const program = argv[0] ?? '';
+      if (patterns.some((p) => matchesEntry(p, program))) continue;
+      const shown = program.slice(0, 200);
+      if (ask !== 'on-miss') return { allowed: false, rule: 'allowlist-miss', reason: `${shown} is not on the node's allowlist` };
+      if (!approved) return { allowed: false, rule: 'approval-required', reason: `approval required: ${shown} is not on the node's allowlist (ask=on-miss) and no human approved this run` };
+    }
   }
-  return { allowed: true, reason: 'every command is on the node allowlist' };
+  if (ask === 'always' && !approved) return { allowed: false, rule: 'approval-required', reason: 'approval required: the node asks for every command (ask=always) and no human approved this run' };
+  return { allowed: true, rule: 'allowed', reason: security === 'full' ? 'local policy allows commands' : 'every command is on the node allowlist or approved' };
 }
 
 /** Whether `next` is at least as strict as `current` in every respect. */
 export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): boolean {
   if (SECURITY_RANK[next.defaults.security] > SECURITY_RANK[current.defaults.security]) return false;
   if (ASK_RANK[next.defaults.ask ?? 'off'] < ASK_RANK[current.defaults.ask ?? 'off']) return false;
+  // Under an allowlist, on-miss lets an approved miss run where off refused it: looser, not stricter.
+  if (current.defaults.security === 'allowlist' && next.defaults.security === 'allowlist' && (current.defaults.ask ?? 'off') === 'off' && next.defaults.ask === 'on-miss') return false;
   if (next.defaults.security === 'allowlist' && current.defaults.security === 'allowlist') {
     for (const [agent, entry] of Object.entries(next.agents ?? {})) {
       const allowed = new Set([...(current.agents?.[agent]?.allowlist ?? []), ...(current.agents?.['*']?.allowlist ?? [])].map((p) => p.pattern));

@@ -38,7 +38,15 @@ export function registerGateway(program: Command): void {
       const dir = dirOf(command);
       const { token } = gatewayToken(dir);
       const { Gateway } = await import('@corral/gateway');
-      const running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port });
+      let running;
+      try {
+        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port });
+      } catch (error) {
+        // The listen error's own words, and what to do about the common one.
+        const cause = (error as { code?: unknown; cause?: { code?: unknown } }).cause;
+        if (cause?.code === 'EADDRINUSE') throw new CliFailure(`${(error as Error).message} — choose another with --port [${(error as { code: string }).code}]`, EXIT.environment);
+        throw error;
+      }
       process.stdout.write(`corral gateway listening on ${running.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();

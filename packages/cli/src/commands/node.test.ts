@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { corral } from '../../test/corral.ts';
+import { Gateway } from '@corral/gateway';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 describe('corral node run, refusing bad options before it connects', () => {
   it('refuses --agent-map without --control-plane: nobody would decide for the mapped agents', async () => {
@@ -23,5 +28,39 @@ describe('corral node run, refusing bad options before it connects', () => {
     const missing = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--agent-policy', 'invoice-bot=/nonexistent/policy.yaml']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read the container policy \/nonexistent\/policy\.yaml/);
+  });
+});
+
+describe('corral node run, when the gateway refuses or cannot be reached', () => {
+  it('exits non-zero at a wrong token, naming AUTH_TOKEN_MISMATCH (regression: it printed refused (INVALID_REQUEST) forever)', async () => {
+    const state = tempStateDir();
+    const gw = await Gateway.start({ stateDir: state, token: randomBytes(24).toString('base64url'), port: 0 });
+    try {
+      const r = await corral(['node', 'run', '--gateway', gw.url, '--token', 'WRONG-token-for-this-gateway']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /refused this node: AUTH_TOKEN_MISMATCH .*retrying cannot fix this: check the gateway token/);
+      assert.doesNotMatch(r.stderr, /WRONG-token/, 'the token is never echoed');
+      assert.doesNotMatch(r.stdout, /refused/);
+    } finally {
+      await gw.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps retrying a gateway that is not there, saying so and when it tries again', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', `ws://127.0.0.1:${port}`, '--token', 'a-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 15_000;
+    while ((out.match(/unreachable \(ECONNREFUSED\); retrying in \d+\.\d s/g) ?? []).length < 2 && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(child.exitCode, null, 'it gave up');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(out, /unreachable \(ECONNREFUSED\); retrying in 0\.3 s\n.*unreachable \(ECONNREFUSED\); retrying in 0\.5 s/s);
   });
 });

@@ -62,16 +62,27 @@ export function registerNode(program: Command): void {
         ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
         ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, token, agents } } : {}),
         onStatus: (s) => {
-          if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}\n`);
-          else process.stdout.write(`${s.state}${s.detail ? ` (${s.detail})` : ''}\n`);
+          const retry = s.retryInMs !== undefined ? `; retrying in ${(s.retryInMs / 1000).toFixed(1)} s` : '';
+          if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}${retry}\n`);
+          else if (s.state === 'unreachable') process.stdout.write(`gateway ${opts.gateway} unreachable (${s.detail})${retry}\n`);
+          else if (s.state === 'refused') process.stdout.write(`refused for now (${s.detail})${retry}\n`);
+          else if (s.state === 'stopped') return; // reported below, as the command's failure
+          else process.stdout.write(`${s.state}${s.detail ? ` (${s.detail})` : ''}${retry}\n`);
         },
       });
       process.stdout.write(`node ${host.device.deviceId} connecting to ${opts.gateway}\n`);
-      void host.start();
+      void host.start().catch(() => {}); // a refusal for good settles `stopped` too
+      // Runs until a signal, or until the gateway refuses this node in a way retrying cannot fix (wrong token, revoked pairing…).
+      let refused: { code: string; message: string } | undefined;
       await new Promise<void>((done) => {
         process.once('SIGINT', () => done());
         process.once('SIGTERM', () => done());
+        host.stopped.then(done, (error: { code: string; message: string }) => {
+          refused = error;
+          done();
+        });
       });
       await host.close();
+      if (refused) throw new CliFailure(`${refused.message} [${refused.code}]`, EXIT.failed);
     });
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createConnection, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { WebSocketServer } from 'ws';
@@ -364,9 +365,101 @@ describe('gateway start-up', () => {
     await gw.stop();
   });
 
-  it('reports a port in use as GATEWAY_CONFIG_INVALID', async () => {
+  it('reports a port in use as GATEWAY_CONFIG_INVALID, saying why: EADDRINUSE on that port and address', async () => {
     const gw = await startTestGateway();
-    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: gw.server.port }), { code: 'GATEWAY_CONFIG_INVALID' });
+    const port = gw.server.port;
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port }), (e: { code?: string; message?: string; cause?: { code?: string } }) => e.code === 'GATEWAY_CONFIG_INVALID' && e.cause?.code === 'EADDRINUSE' && e.message!.includes(`EADDRINUSE: port ${port} on 127.0.0.1 is in use`));
     await gw.stop();
+  });
+
+  it('refuses socket limits that contradict each other (GATEWAY_CONFIG_INVALID)', async () => {
+    const gw = await startTestGateway();
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, maxConnections: 10, maxUnauthenticated: 11 }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, headersTimeoutMs: 2_000, requestTimeoutMs: 1_000 }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, maxConnections: 0 }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await gw.stop();
+  });
+});
+
+/** A raw TCP socket on the gateway's port that sends `bytes` one at a time, `everyMs` apart; `closedAfterMs` settles when the gateway closes it. */
+function trickle(port: number, bytes = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n', everyMs = 100): { socket: Socket; closedAfterMs: Promise<number> } {
+  const started = Date.now();
+  const socket = createConnection({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  socket.on('data', () => {});
+  let i = 0;
+  const timer = setInterval(() => {
+    if (socket.destroyed || i >= bytes.length) return;
+    socket.write(bytes[i++]!);
+  }, everyMs);
+  timer.unref();
+  const closedAfterMs = new Promise<number>((resolve) => socket.once('close', () => {
+    clearInterval(timer);
+    resolve(Date.now() - started);
+  }));
+  return { socket, closedAfterMs };
+}
+
+describe('when sockets trickle their HTTP headers (slow-loris)', () => {
+  it('closes a socket that sends one header byte at a time once the headers timeout passes (regression: ~81 s under Node defaults)', async () => {
+    const gw = await startTestGateway({ headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    try {
+      const { closedAfterMs } = trickle(gw.server.port);
+      const after = await closedAfterMs;
+      assert.ok(after >= 250 && after < 1_500, `closed after ${after} ms`);
+      await (await operator(gw)).close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('closes a socket that connects and sends nothing, too', async () => {
+    const gw = await startTestGateway({ headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    try {
+      const after = await trickle(gw.server.port, '').closedAfterMs;
+      assert.ok(after < 1_500, `closed after ${after} ms`);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('lets a normal client connect while more slow sockets are open than the cap allows: the oldest unauthenticated is closed to make room', async () => {
+    // Long timeouts: only the caps are at work here.
+    const gw = await startTestGateway({ maxConnections: 40, maxUnauthenticated: 20, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 });
+    const slow = Array.from({ length: 60 }, () => trickle(gw.server.port, 'GET / HTTP/1.1\r\n', 1_000));
+    try {
+      const open = () => slow.filter((s) => !s.socket.destroyed).length;
+      const deadline = Date.now() + 5_000;
+      while (open() > 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(open(), 20, 'slow sockets beyond the cap are closed, oldest first');
+      assert.ok(slow.slice(0, 40).every((s) => s.socket.destroyed) && slow.slice(40).every((s) => !s.socket.destroyed));
+      const client = await operator(gw);
+      assert.equal((await client.request('health')) !== undefined, true);
+      // Once authenticated, a newcomer never displaces it.
+      for (let i = 0; i < 30; i++) slow.push(trickle(gw.server.port, '', 1_000));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(await client.request('health').then(() => 'served'), 'served');
+      assert.ok(gw.log.some((e) => e.code === 'GATEWAY_BUSY'));
+      await client.close();
+    } finally {
+      for (const s of slow) s.socket.destroy();
+      await gw.stop();
+    }
+  });
+
+  it('refuses a newcomer only when authenticated connections alone fill maxConnections', async () => {
+    const gw = await startTestGateway({ maxConnections: 3, maxUnauthenticated: 2 });
+    try {
+      const clients = [await operator(gw), await operator(gw), await operator(gw)];
+      const after = await trickle(gw.server.port, '').closedAfterMs;
+      assert.ok(after < 1_000, `refused after ${after} ms`);
+      for (const c of clients) assert.equal((await c.request('health')) !== undefined, true);
+      await clients[0]!.close();
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await operator(gw);
+      await Promise.all([again, ...clients.slice(1)].map((c) => c.close()));
+    } finally {
+      await gw.stop();
+    }
   });
 });

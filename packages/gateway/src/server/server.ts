@@ -3,7 +3,7 @@
 // registered methods by role and scope, events with a per-connection
 // sequence, and ticks. A bad frame closes only its own connection.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-protocol';
 import type { Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -16,6 +16,31 @@ import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect } from './handshake.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
+
+/**
+ * Bounds on sockets, so that no one without the token can hold the gateway
+ * (slow-loris: one header byte a second kept a socket ~81 s under Node's
+ * defaults; ~20,000 of them used up every file descriptor).
+ * - Every socket counts toward MAX_CONNECTIONS: the 1,000-node bench
+ *   (bench/nodes.bench.ts) with room to spare, well under the usual 20,000
+ *   descriptors a process may open.
+ * - A socket that has not completed the handshake (an HTTP request, or a
+ *   WebSocket before hello-ok) also counts toward MAX_UNAUTHENTICATED. Past
+ *   either cap the oldest such socket is closed to make room — one still
+ *   sending its headers before one that sent them — so a flood of slow
+ *   sockets delays a real client by at most one eviction, never keeps it
+ *   out; only authenticated connections (they hold the token) can fill the
+ *   total, and a newcomer is refused only then.
+ * - Headers must arrive within HEADERS_TIMEOUT_MS, a whole request within
+ *   REQUEST_TIMEOUT_MS; an idle keep-alive socket closes after
+ *   KEEP_ALIVE_TIMEOUT_MS; a WebSocket must send `connect` within the
+ *   handshake timeout.
+ */
+export const MAX_CONNECTIONS = 4_096;
+export const MAX_UNAUTHENTICATED = 256;
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /** What a method handler gets besides its params. */
 export interface MethodContext {
@@ -77,6 +102,16 @@ export interface GatewayServerOptions {
   /** HTTP requests that are not WebSocket upgrades. */
   http?: (request: IncomingMessage, response: ServerResponse) => void;
   now?: () => number;
+  /** Sockets open at once (default MAX_CONNECTIONS); see MAX_CONNECTIONS for how the cap is kept. */
+  maxConnections?: number;
+  /** Sockets open at once that have not completed the handshake (default MAX_UNAUTHENTICATED, at most maxConnections). */
+  maxUnauthenticated?: number;
+  /** An HTTP request's headers must arrive within this (default 10 s). */
+  headersTimeoutMs?: number;
+  /** A whole HTTP request must arrive within this (default 30 s, at least headersTimeoutMs). */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive HTTP socket is closed after this (default 5 s). */
+  keepAliveTimeoutMs?: number;
 }
 
 interface Settings {
@@ -86,6 +121,11 @@ interface Settings {
   maxPayload: number;
   maxBufferedBytes: number;
   maxInFlight: number;
+  maxConnections: number;
+  maxUnauthenticated: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
 }
 
 export class GatewayServer {
@@ -102,6 +142,11 @@ export class GatewayServer {
   readonly #now: () => number;
   readonly #startedAt: number;
   #tick: NodeJS.Timeout | undefined;
+  /** Every open socket, and, oldest first, those not yet authenticated and those still sending their request headers. */
+  readonly #sockets = new Set<Socket>();
+  readonly #unauthenticated = new Set<Socket>();
+  readonly #sendingHeaders = new Set<Socket>();
+  readonly #socketOf = new WeakMap<Connection, Socket>();
 
   private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings) {
     this.#http = http;
@@ -128,20 +173,41 @@ export class GatewayServer {
       maxPayload: options.maxPayload ?? MAX_PAYLOAD_BYTES,
       maxBufferedBytes: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
       maxInFlight: options.maxInFlight ?? MAX_IN_FLIGHT,
+      maxConnections: options.maxConnections ?? MAX_CONNECTIONS,
+      maxUnauthenticated: options.maxUnauthenticated ?? Math.min(MAX_UNAUTHENTICATED, options.maxConnections ?? MAX_CONNECTIONS),
+      headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: options.requestTimeoutMs ?? Math.max(REQUEST_TIMEOUT_MS, options.headersTimeoutMs ?? 0),
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
     };
     for (const [name, value] of Object.entries(settings)) {
       if (name !== 'token' && (!Number.isSafeInteger(value) || (value as number) < 1)) throw new GatewayError('GATEWAY_CONFIG_INVALID', `${name} must be a positive integer`);
     }
+    if (settings.maxUnauthenticated > settings.maxConnections) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'maxUnauthenticated must not exceed maxConnections');
+    if (settings.headersTimeoutMs > settings.requestTimeoutMs) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'headersTimeoutMs must not exceed requestTimeoutMs');
     const fallback = options.http ?? ((_req: IncomingMessage, res: ServerResponse) => res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required\n'));
-    const http = createServer(fallback);
+    const http = createServer(
+      {
+        headersTimeout: settings.headersTimeoutMs,
+        requestTimeout: settings.requestTimeoutMs,
+        keepAliveTimeout: settings.keepAliveTimeoutMs,
+        // Node checks the two timeouts above only this often (30 s by default).
+        connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(settings.headersTimeoutMs / 4))),
+      },
+      fallback,
+    );
     const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false });
     const server = new GatewayServer(http, wss, options, settings);
+    http.on('connection', (socket: Socket) => server.#admit(socket));
+    http.on('request', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
+    http.on('upgrade', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
     wss.on('connection', (socket, request) => server.#accept(socket, request));
     // ws re-emits the HTTP server's errors; the listen promise below reports them.
     wss.on('error', () => {});
+    const host = options.host ?? '127.0.0.1';
+    const port = options.port ?? 18789;
     await new Promise<void>((resolve, reject) => {
-      http.once('error', (error) => reject(new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway could not listen', { cause: error })));
-      http.listen(options.port ?? 18789, options.host ?? '127.0.0.1', () => resolve());
+      http.once('error', (error: NodeJS.ErrnoException) => reject(new GatewayError('GATEWAY_CONFIG_INVALID', `the gateway could not listen on ${host}:${port}: ${listenFailure(error, host, port)}`, { cause: error })));
+      http.listen(port, host, () => resolve());
     });
     server.#tick = setInterval(() => server.#sendTicks(), settings.tickIntervalMs);
     server.#tick.unref();
@@ -211,11 +277,46 @@ export class GatewayServer {
     await closed;
   }
 
+  /**
+   * A new socket: counted, and room made for it by closing the oldest
+   * unauthenticated socket when a cap is reached; refused only when
+   * authenticated connections alone fill maxConnections.
+   */
+  #admit(socket: Socket): void {
+    if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne();
+    if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne()) {
+      this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: socket.remoteAddress ?? '' });
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    this.#unauthenticated.add(socket);
+    this.#sendingHeaders.add(socket);
+    socket.once('close', () => this.#forget(socket));
+  }
+
+  /** Closes the oldest socket still sending its headers, else the oldest other unauthenticated one. Returns whether there was one. */
+  #evictOne(): boolean {
+    const victim = this.#sendingHeaders.values().next().value ?? this.#unauthenticated.values().next().value;
+    if (victim === undefined) return false;
+    this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: victim.remoteAddress ?? '' });
+    this.#forget(victim);
+    victim.destroy();
+    return true;
+  }
+
+  #forget(socket: Socket): void {
+    this.#sockets.delete(socket);
+    this.#unauthenticated.delete(socket);
+    this.#sendingHeaders.delete(socket);
+  }
+
   #accept(socket: WebSocket, request: IncomingMessage): void {
     const { nonce, ts } = this.#identity.nodes.challenge();
     const remoteAddress = request.socket.remoteAddress ?? '';
     const connection = new Connection(socket, nonce, remoteAddress, this.#settings.maxBufferedBytes);
     this.#connections.add(connection);
+    this.#socketOf.set(connection, request.socket as Socket);
 
     // Before hello-ok a peer may send at most 64 KiB a frame; count raw bytes
     // too, so a huge frame is cut off while it arrives rather than buffered.
@@ -346,6 +447,9 @@ export class GatewayServer {
     }
     connection.peer = peer;
     connection.phase = 'ready';
+    // Authenticated: no longer one a newcomer may displace.
+    const raw = this.#socketOf.get(connection);
+    if (raw !== undefined) this.#unauthenticated.delete(raw);
     const hello: HelloOk = {
       type: 'hello-ok',
       protocol: peer.protocol,
@@ -428,3 +532,17 @@ export class GatewayServer {
 }
 
 export { PROTOCOL_VERSION };
+
+/** Why listening failed, in words a person can act on. */
+function listenFailure(error: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `EADDRINUSE: port ${port} on ${host} is in use`;
+    case 'EACCES':
+      return `EACCES: this user may not listen on port ${port}`;
+    case 'EADDRNOTAVAIL':
+      return `EADDRNOTAVAIL: ${host} is not an address of this machine`;
+    default:
+      return `${error.code ?? 'error'}: ${error.message.slice(0, 200)}`;
+  }
+}

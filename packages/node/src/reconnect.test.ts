@@ -1,0 +1,97 @@
+// When the node stops trying: a refusal that retrying cannot fix (a wrong
+// token, a revoked pairing) ends the host with the gateway's real code; a
+// gateway that is unreachable is retried with backoff, and says so.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Gateway, GatewayError } from '@corral/gateway';
+import { NodeHost, finalRefusal, type NodeStatus } from './host.ts';
+
+const token = randomBytes(24).toString('base64url');
+const dirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const refusedWith = (detail: string) => (e: { code?: string; cause?: unknown }) => e.code === 'NODE_CONFIG_INVALID' && e.cause instanceof GatewayError && (e.cause.wire?.details as { code?: string } | undefined)?.code === detail;
+
+describe('a node refused for good', () => {
+  it('stops at a wrong token, naming AUTH_TOKEN_MISMATCH (regression: it printed refused (INVALID_REQUEST) forever)', async () => {
+    const gw = await Gateway.start({ stateDir: tempDir('corral-rc-gw-'), token, port: 0 });
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: gw.url, token: `${token}-wrong`, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 50, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    try {
+      await assert.rejects(host.start(), refusedWith('AUTH_TOKEN_MISMATCH'));
+      await assert.rejects(host.stopped, (e: Error) => /AUTH_TOKEN_MISMATCH/.test(e.message));
+      assert.deepEqual(statuses, [{ state: 'stopped', detail: 'AUTH_TOKEN_MISMATCH' }]);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(statuses.length, 1, 'it tried again');
+    } finally {
+      await host.close();
+      await gw.close();
+    }
+  });
+
+  it('stops once an operator revoked its pairing, instead of waiting to be paired', async () => {
+    const gw = await Gateway.start({ stateDir: tempDir('corral-rc-gw-'), token, port: 0 });
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 50, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    try {
+      const started = host.start();
+      started.catch(() => {});
+      while (statuses[0]?.state !== 'pending-pairing') await new Promise((r) => setTimeout(r, 10));
+      gw.identity.nodes.revoke(host.device.deviceId);
+      await assert.rejects(started, refusedWith('PAIRING_REQUIRED'));
+      assert.deepEqual(statuses.at(-1), { state: 'stopped', detail: 'PAIRING_REQUIRED' });
+    } finally {
+      await host.close();
+      await gw.close();
+    }
+  });
+});
+
+describe('a gateway that cannot be reached', () => {
+  it('is retried with growing backoff, each attempt reported with its reason and when it tries again, until closed', async () => {
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: `ws://127.0.0.1:${await closedPort()}`, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 600, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    void host.start();
+    while (statuses.length < 3) await new Promise((r) => setTimeout(r, 20));
+    await host.close();
+    await host.stopped;
+    assert.ok(statuses.every((s) => s.state === 'unreachable' && s.detail === 'ECONNREFUSED'), JSON.stringify(statuses));
+    // 250 ms first, doubling, capped at maxBackoffMs.
+    assert.deepEqual(statuses.slice(0, 3).map((s) => s.retryInMs), [250, 500, 600]);
+  });
+});
+
+describe('which refusals are final', () => {
+  it('names token, device-proof, protocol and revoked-pairing refusals; retries a pairing still waiting, a retryable one, and a refusal without a code', () => {
+    assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x', details: { code: 'AUTH_TOKEN_MISMATCH' } })?.code, 'AUTH_TOKEN_MISMATCH');
+    assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x', details: { code: 'DEVICE_AUTH_SIGNATURE_INVALID' } })?.code, 'DEVICE_AUTH_SIGNATURE_INVALID');
+    assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x', details: { code: 'PROTOCOL_MISMATCH' } })?.code, 'PROTOCOL_MISMATCH');
+    assert.equal(finalRefusal({ code: 'NOT_PAIRED', message: 'x', details: { code: 'PAIRING_REQUIRED', reason: 'revoked' } })?.code, 'PAIRING_REQUIRED');
+    assert.equal(finalRefusal({ code: 'NOT_PAIRED', message: 'x', details: { code: 'PAIRING_REQUIRED', reason: 'not-paired' }, retryable: true }), undefined);
+    assert.equal(finalRefusal({ code: 'UNAVAILABLE', message: 'x', details: { reason: 'startup-sidecars' }, retryable: true }), undefined);
+    assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x', details: { code: 'AUTH_TOKEN_MISMATCH' }, retryable: true }), undefined);
+    assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x' }), undefined);
+    assert.equal(finalRefusal(undefined), undefined);
+  });
+});
