@@ -5,11 +5,11 @@
  */
 export const EXIT = {
   ok: 0,
-  /** A check failed: a verification found damage, a token is invalid, a policy test failed. */
+  /** A check failed: a verification found damage, a token is invalid, a policy test failed, a request was refused. */
   failed: 1,
-  /** Bad usage or bad input (unknown flag, invalid policy file). */
+  /** Bad usage or bad input (unknown flag, invalid policy file, a sequence number or id that names nothing). */
   usage: 2,
-  /** The host lacks what is needed (bubblewrap missing, protection unenforceable). */
+  /** The host lacks what is needed (bubblewrap missing, protection unenforceable, no audit log or key, a store that cannot be used). */
   environment: 3,
   /** Corral refused to start the command (policy or enforcement). */
   refused: 126,

@@ -68,14 +68,30 @@ function exitCodeFor(error: unknown): number {
   }
   if (error instanceof CliFailure) {
     process.stderr.write(`corral: ${error.message}\n`);
+    printJsonError(undefined, error.message);
     return error.exitCode;
   }
   const coded = error as { code?: unknown; message?: unknown };
   if (typeof coded?.code === 'string' && typeof coded.message === 'string') {
     // A package's coded error: its message is written for users.
     process.stderr.write(`corral: ${coded.message} [${coded.code}]\n`);
-    return EXIT.failed;
+    printJsonError(coded.code, coded.message);
+    return exitCodeOfCode(coded.code);
   }
   process.stderr.write(`corral: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+  printJsonError('INTERNAL', String((error as Error)?.message ?? error));
   return 70;
+}
+
+/** What a package's error code means for the exit code: a request that names nothing or is malformed, a host that lacks what is needed, or a check that failed. */
+function exitCodeOfCode(code: string): number {
+  if (/_(BAD_ARGUMENT|PARAMS_INVALID|NOT_FOUND|INPUT_INVALID|CONFIG_INVALID|EXPORT_MALFORMED)$/.test(code)) return EXIT.usage;
+  if (/_(UNAVAILABLE|STORE_FOREIGN)$/.test(code)) return EXIT.environment;
+  return EXIT.failed;
+}
+
+/** With --json, a failure is a JSON document on stdout too, for the program reading it. */
+function printJsonError(code: string | undefined, message: string): void {
+  if (!process.argv.includes('--json')) return;
+  process.stdout.write(`${JSON.stringify({ error: { ...(code ? { code } : {}), message } })}\n`);
 }

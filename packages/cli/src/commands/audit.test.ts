@@ -47,10 +47,12 @@ describe('corral audit', () => {
     assert.equal(rec.seq, 4);
     assert.equal(sha256Hasher.leaf(rec.canonical), rec.hash);
   });
-  it('show 99 fails naming the missing record', async () => {
+  it('show 99 fails naming the missing record, as a usage error (exit 2), in JSON with --json', async () => {
     const r = await run(['show', '99']);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /AUDIT_NOT_FOUND/);
+    const json = await run(['show', '99', '--json']);
+    assert.deepEqual([json.code, JSON.parse(json.stdout).error.code], [2, 'AUDIT_NOT_FOUND']);
   });
   it('show with a non-number is a usage error', async () => {
     assert.equal((await run(['show', 'abc'])).code, 2);
@@ -139,7 +141,7 @@ describe('corral audit', () => {
     });
     it('names a missing public key file', async () => {
       const r = await corral(['audit', 'verify', '--export', file, '--public-key', join(dir, 'nope.pem')]);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 3, 'could not check: not damage (1)');
       assert.match(r.stderr, /AUDIT_KEY_UNAVAILABLE/);
     });
   });
@@ -186,16 +188,17 @@ describe('corral audit', () => {
   describe('bad input', () => {
     it('names the missing log of an empty state directory', async () => {
       const r = await corral(['audit', 'tail']);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 3);
       assert.match(r.stderr, /no audit log at .*audit\.db \[AUDIT_STORE_UNAVAILABLE\]/);
     });
     it('names a foreign database', async () => {
       const other = tempStateDir();
       cleanup.push(other);
       writeFileSync(join(other, 'audit.db'), 'not sqlite at all\n'.repeat(100));
-      const r = await corral(['--state-dir', other, 'audit', 'verify']);
-      assert.equal(r.code, 1);
+      const r = await corral(['--state-dir', other, 'audit', 'verify', '--json']);
+      assert.equal(r.code, 3, 'could not check: not damage (1)');
       assert.match(r.stderr, /AUDIT_STORE_FOREIGN/);
+      assert.equal(JSON.parse(r.stdout).error.code, 'AUDIT_STORE_FOREIGN');
     });
   });
 
@@ -243,8 +246,8 @@ describe('corral audit', () => {
       const { privateKey } = generateKeyPairSync('ed25519');
       writeFileSync(join(copy, 'audit-signing-key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
       const r = await corral(['--state-dir', copy, 'audit', 'public-key', '--json']);
-      assert.equal(r.code, 1, r.stdout);
-      assert.equal(r.stdout, '');
+      assert.equal(r.code, 3, r.stdout);
+      assert.equal(JSON.parse(r.stdout).error.code, 'AUDIT_KEY_UNAVAILABLE', 'the error, and no key');
       assert.ok(r.stderr.includes(log.keyId), r.stderr);
       assert.match(r.stderr, /AUDIT_KEY_UNAVAILABLE/);
     });
