@@ -27,6 +27,11 @@ export interface CanonicalRun {
   env: Record<string, string>;
   /** Every simple command that will run, in order, each as argv. */
   commands: string[][];
+  /**
+   * The shells looked through to find them (`sh -c …`), outermost first:
+   * they need no permit of their own, but a forbid on one denies the run.
+   */
+  wrappers: string[][];
   /** True when part of what would run cannot be determined (then only an explicit deny or a refusal applies). */
   opaque: boolean;
   /** Why it is opaque, for the log and the approver. */
@@ -76,7 +81,7 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const unwrapped = unwrapEnv(argv, env);
   const expanded = expand(unwrapped.argv, 0);
   const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason;
-  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
+  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
 }
 
 /**
@@ -161,7 +166,7 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
 }
 
 /** Every simple command an argv will run, looking through shell wrappers. */
-function expand(argv: string[], depth: number): { commands: string[][]; opaqueReason?: string } {
+function expand(argv: string[], depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
   const program = programName(argv[0]!);
   if (program === 'env') return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
@@ -179,16 +184,18 @@ function expand(argv: string[], depth: number): { commands: string[][]; opaqueRe
   const split = splitShell(shell.payload);
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
   const commands: string[][] = [];
+  const wrappers: string[][] = [argv];
   for (const words of split.commands) {
     const unwrapped = unwrapEnv(words, {});
     const risky = executionEnv(unwrapped.env);
     if (risky !== undefined) return { commands: [...commands, unwrapped.argv], opaqueReason: risky };
     const inner = expand(unwrapped.argv, depth + 1);
     commands.push(...inner.commands);
+    wrappers.push(...(inner.wrappers ?? []));
     if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
   }
   if (commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
-  return { commands };
+  return { commands, wrappers };
 }
 
 /**

@@ -54,6 +54,17 @@ describe('forbid rules under a policy that permits everything else', () => {
     });
   });
 
+  describe('a shell looked through needs no permit, but a forbid on it holds', () => {
+    const point = pointFor(`@id("ls") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"ls");\n@id("no-bash") forbid (principal, action, resource == Command::"bash");`);
+    it('allows sh -c ls under a permit for ls alone', () => assert.equal(decide(['sh', '-c', 'ls'], point).decision, 'allow'));
+    for (const argv of [['bash', '-c', 'ls'], ['/bin/bash', '-lc', 'ls'], ['sh', '-c', 'bash -c ls']]) {
+      it(`denies ${JSON.stringify(argv)} under forbid Command::"bash"`, () => {
+        const verdict = decide(argv, point);
+        assert.deepEqual([verdict.decision, verdict.policies], ['deny', ['no-bash']]);
+      });
+    }
+  });
+
   describe('a permit stays exact: it admits the system program, never one placed elsewhere', () => {
     const point = pointFor(`@id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");`);
     for (const program of ['echo', '/bin/echo', '/usr/bin/echo']) {

@@ -74,6 +74,15 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   let quorum = 0;
   let verdict: RunDecision['decision'] = 'allow';
   let reason = 'every command is allowed';
+  for (const argv of run.wrappers) {
+    let forbidden: Decision | undefined;
+    try {
+      forbidden = forbidOf(decide, principal, argv, run.cwd, digest);
+    } catch {
+      return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
+    }
+    if (forbidden) return { decision: 'deny', reason: `${argv[0]}: ${forbidden.reason}`, quorum: 0, policies: [...forbidden.policies], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
+  }
   for (const argv of run.commands) {
     let decision: Decision;
     try {
@@ -100,16 +109,31 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
  * denies one of its other spellings. Throws what `decide` throws.
  */
 function decideCommand(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined): Decision {
-  const { id, spellings } = commandResource(argv[0]!);
-  const request = (resource: string) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context: commandContext(argv, cwd, digest) });
-  const decision = request(id);
+  const { id } = commandResource(argv[0]!);
+  const decision = commandRequest(decide, principal, argv, cwd, digest)(id);
   if (decision.decision === 'deny') return decision;
-  for (const spelling of spellings) {
+  return forbidOf(decide, principal, argv, cwd, digest, id) ?? decision;
+}
+
+/**
+ * The forbid that denies a program under any of its spellings (all of them,
+ * or all but `skip`), if one does: what a shell looked through is checked
+ * against, as it needs no permit. Throws what `decide` throws.
+ */
+function forbidOf(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined, skip?: string): Decision | undefined {
+  const { id, spellings } = commandResource(argv[0]!);
+  const request = commandRequest(decide, principal, argv, cwd, digest);
+  for (const spelling of [id, ...spellings]) {
+    if (spelling === skip) continue;
     const other = request(spelling);
     // With no approval in the context, a deny that names policies is a forbid (satisfied, or not evaluable).
     if (other.decision === 'deny' && other.policies.length > 0) return other;
   }
-  return decision;
+  return undefined;
+}
+
+function commandRequest(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined): (resource: string) => Decision {
+  return (resource) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context: commandContext(argv, cwd, digest) });
 }
 
 /**
