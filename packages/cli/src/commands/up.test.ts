@@ -271,7 +271,7 @@ describe('corral up', { timeout: 300_000 }, () => {
       assert.deepEqual((JSON.parse(list.stdout) as { users: Array<{ username: string; roles: string[] }> }).users.map((u) => [u.username, u.roles]), [['admin', ['admin']]]);
       assert.doesNotMatch(list.stdout, /scrypt|password/);
       const unknown = await corral(['--state-dir', state, 'users', 'passwd', 'nobody']);
-      assert.equal(unknown.code, 2, "a name that names nothing");
+      assert.equal(unknown.code, 2, 'a name that names nothing');
       assert.match(unknown.stderr, /IDENTITY_USER_NOT_FOUND/);
     });
   });
