@@ -171,6 +171,20 @@ export function storeSuite(h: StoreHarness): void {
         assert.equal(r.verified, 45);
         assert.equal(r.sealed, 45);
       });
+      it('passes a live log while appends keep landing (what the head moved on to cover was appended, not inserted)', async () => {
+        const { log } = await filled(10);
+        let appending = true;
+        const appends = (async () => {
+          for (let i = 0; i < 40; i++) await Promise.all(Array.from({ length: 50 }, (_, k) => log.append(sampleEvent(i * 50 + k))));
+          appending = false;
+        })();
+        const reports: Awaited<ReturnType<typeof report>>[] = [];
+        // Each report reads on this thread without leaving it; the appends' acknowledgements need a turn of the event loop between them.
+        for (; appending; await new Promise((r) => setTimeout(r, 5))) reports.push(await report(log));
+        await appends;
+        assert.ok(reports.length > 1);
+        assert.deepEqual(reports.filter((r) => !r.ok).map((r) => JSON.stringify(r.damage)), []);
+      });
       describe('when a record is edited in the database', () => {
         it('names seq 7 as edited', async () => {
           const { log, sql } = await filled(30);

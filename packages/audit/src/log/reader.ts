@@ -264,9 +264,16 @@ async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints:
  * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.
  */
 export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: { parallelFrom?: number } = {}): Promise<VerifyReport> {
-  const head = await store.head();
+  // The checkpoints before the head: a checkpoint commits with the head that covers it, so on a live log
+  // every checkpoint read lies within the head read after it — unless the head was moved back.
   const { checkpoints, unreadable } = await readCheckpoints(store);
+  const head = await store.head();
   const known: Damage[] = [...unreadable];
+  const signedSince = (size: number) => size > Math.max(0, ...checkpoints.map((c) => c.size), ...unreadable.map((d) => d.checkpointSize ?? 0));
+  if (head.checkpointSize > 0 && signedSince(head.checkpointSize)) {
+    const late = await store.checkpointFor(head.checkpointSize, true).catch(() => null);
+    if (late) checkpoints.push(late);
+  }
   if (head.checkpointSize > 0 && !checkpoints.some((c) => c.size === head.checkpointSize) && !unreadable.some((d) => d.checkpointSize === head.checkpointSize)) {
     known.push({
       kind: 'checkpoint-deleted',
@@ -275,7 +282,9 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
       message: `the log's head says a checkpoint was signed at size ${head.checkpointSize}, but the store holds none of that size: it was deleted`,
     });
   }
-  const { before, beyond } = await store.outside(head.size);
+  const { before, beyond: past } = await store.outside(head.size);
+  // A live log grows while it is verified: rows its head has moved on to cover since were appended, not inserted.
+  const beyond = past && (await store.head()).size > past.last ? null : past;
   if (store instanceof SqliteStore && known.length === 0 && !before && !beyond && head.size >= (options.parallelFrom ?? PARALLEL_FROM)) {
     const fast = await verifySqliteInParallel(store, publicKey, checkpoints, witness, head.size);
     if (fast && fast.verified === head.size) return fast;
