@@ -96,7 +96,7 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       }
     } else if (text.startsWith('{"seal"')) {
       try {
-        if (seal) throw new Error(`a second seal line (the first is line ${seal.line})`);
+        if (seal) throw new AuditError('AUDIT_EXPORT_MALFORMED', `a second seal line (the first is line ${seal.line})`, { line: n });
         seal = { line: n, ...parseSeal(text) };
       } catch (error) {
         lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: seal line cannot be read: ${(error as Error).message}` });
@@ -131,10 +131,11 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
 
 /** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */
 function parseSeal(text: string): { size: number; checkpoint: SignedCheckpoint; consistency: string[] } {
+  const bad = (why: string) => new AuditError('AUDIT_EXPORT_MALFORMED', why);
   const raw = (JSON.parse(text) as { seal?: unknown }).seal as Record<string, unknown> | undefined;
-  if (typeof raw !== 'object' || raw === null) throw new Error('not a seal object');
-  if (typeof raw.size !== 'number' || !Number.isSafeInteger(raw.size) || raw.size < 1) throw new Error('size is not a positive integer');
+  if (typeof raw !== 'object' || raw === null) throw bad('not a seal object');
+  if (typeof raw.size !== 'number' || !Number.isSafeInteger(raw.size) || raw.size < 1) throw bad('size is not a positive integer');
   const consistency = raw.consistency;
-  if (!Array.isArray(consistency) || consistency.length > 128 || !consistency.every(isHash)) throw new Error('consistency is not a list of hashes');
+  if (!Array.isArray(consistency) || consistency.length > 128 || !consistency.every(isHash)) throw bad('consistency is not a list of hashes');
   return { size: raw.size, checkpoint: parseCheckpoint(raw.checkpoint), consistency: consistency as string[] };
 }

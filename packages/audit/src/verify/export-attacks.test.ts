@@ -227,6 +227,13 @@ describe('verifying an export offline', () => {
       const r = await verifySealed('sealed-cut', [...sealed.slice(0, -3), sealed.at(-1) as string]);
       assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq], [false, 'truncated', 31]);
     });
+    it('refuses a seal whose checkpoint is smaller than the records it would seal', async () => {
+      const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: unknown; consistency: string[] } };
+      seal.seal.checkpoint = JSON.parse(sealed.find((l) => l.startsWith('{"checkpoint"') && l.includes('"size":30'))!).checkpoint;
+      seal.seal.consistency = [];
+      const r = await verifySealed('sealed-smaller', [...sealed.slice(0, -1), JSON.stringify(seal)]);
+      assert.deepEqual([r.ok, r.damage[0]?.kind, r.sealed], [false, 'edited', 30]);
+    });
     it('refuses a seal signed by another key', async () => {
       const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: Record<string, unknown> } };
       const other = generateSigningKey();
