@@ -13,6 +13,24 @@ import { Gateway, GatewayClient } from '../src/index.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
 const token = randomBytes(24).toString('base64url');
+
+/** A gateway with `policy`, a paired node that answers every run with exit 0, and an operator; `run` sends a system.run. */
+async function governed(policy: string): Promise<{ gw: Gateway; node: NodePeer; run: (argv: string[], timeoutMs?: number) => Promise<unknown>; close: () => Promise<void> }> {
+  const state = mkdtempSync(join(tmpdir(), 'corral-bypass-'));
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'run.cedar'), policy);
+  const gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+  const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+  const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  const close = async () => {
+    await operator.close();
+    await node.close();
+    await gw.close();
+    rmSync(state, { recursive: true, force: true });
+  };
+  return { gw, node, run, close };
+}
 // The wrappers themselves are allowed, so that only what they would run can refuse.
 const POLICY = `
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
@@ -44,18 +62,11 @@ const BYPASSES: Array<[string, string[]]> = [
 ];
 
 describe('an approval or allow for one command never covers another chained to it', () => {
-  let state: string;
-  let gw: Gateway;
-  let node: NodePeer;
-  let operator: GatewayClient;
-  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  let t: Awaited<ReturnType<typeof governed>>;
+  const run = (argv: string[], timeoutMs?: number) => t.run(argv, timeoutMs);
   before(async () => {
-    state = mkdtempSync(join(tmpdir(), 'corral-bypass-'));
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
-    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
-    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    t = await governed(POLICY);
+    const { gw, node } = t;
     // printf ok is approved always: a standing grant for exactly that action.
     await assert.rejects(run(['printf', 'ok'], 100));
     const [approval] = gw.approvals.list({ status: 'pending' });
@@ -65,18 +76,13 @@ describe('an approval or allow for one command never covers another chained to i
     await run(['sh', '-c', 'echo hi']);
     assert.equal(node.received.length, 3);
   });
-  after(async () => {
-    await operator.close();
-    await node.close();
-    await gw.close();
-    rmSync(state, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   for (const [name, argv] of BYPASSES) {
     it(`refuses ${name}, and the node never sees it`, async () => {
-      const before = node.received.length;
+      const before = t.node.received.length;
       await assert.rejects(run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' || e.wire?.details?.code === 'APPROVAL_PENDING');
-      assert.equal(node.received.length, before);
+      assert.equal(t.node.received.length, before);
     });
   }
 });
@@ -101,33 +107,19 @@ const FORBID_BYPASSES: Array<[string, string[]]> = [
 ];
 
 describe('a forbid holds however the forbidden command is spelled or wrapped', () => {
-  let state: string;
-  let gw: Gateway;
-  let node: NodePeer;
-  let operator: GatewayClient;
-  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  let t: Awaited<ReturnType<typeof governed>>;
   before(async () => {
-    state = mkdtempSync(join(tmpdir(), 'corral-forbid-'));
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), FORBIDDING);
-    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
-    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-    await run(['sh', '-o', 'noglob', '-c', 'id -u']);
-    assert.equal(node.received.length, 1);
+    t = await governed(FORBIDDING);
+    await t.run(['sh', '-o', 'noglob', '-c', 'id -u']);
+    assert.equal(t.node.received.length, 1);
   });
-  after(async () => {
-    await operator.close();
-    await node.close();
-    await gw.close();
-    rmSync(state, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   for (const [name, argv] of FORBID_BYPASSES) {
     it(`refuses ${name}, and the node never sees it`, async () => {
-      const before = node.received.length;
-      await assert.rejects(run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
-      assert.equal(node.received.length, before);
+      const before = t.node.received.length;
+      await assert.rejects(t.run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
+      assert.equal(t.node.received.length, before);
     });
   }
 });
