@@ -32,6 +32,8 @@ const concurrency = String(Math.max(2, availableParallelism()));
 step('tests (node --test)', process.execPath, [
   '--test',
   `--test-concurrency=${concurrency}`,
+  // A test waiting for something that never comes fails after 10 minutes instead of holding CI until its own limit.
+  '--test-timeout=600000',
   '--test-reporter=spec',
   ...(files.length > 0 ? files : ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts']),
 ]);

@@ -209,7 +209,9 @@ describe('gateway frames', () => {
   let gw: TestGateway;
   let bystander: GatewayClient;
   before(async () => {
-    gw = await startTestGateway({ handshakeTimeoutMs: 300, tickIntervalMs: 50 });
+    // Ticks of 250 ms: the bystander answers pings from this process, which a test sending megabytes holds up for
+    // tens of milliseconds on a loaded machine; at 50 ms two missed pings cut it off as a dead peer.
+    gw = await startTestGateway({ handshakeTimeoutMs: 300, tickIntervalMs: 250 });
     bystander = await operator(gw);
   });
   after(async () => {
@@ -314,7 +316,7 @@ describe('gateway frames', () => {
     const peer = await rawOperator(gw);
     peer.socket.pause(); // reads nothing more, so it answers no ping
     const cut = () => gw.log.some((e) => e.event === 'closed' && e.code === 'GATEWAY_TIMEOUT');
-    const deadline = Date.now() + 1_000;
+    const deadline = Date.now() + 2_000;
     while (!cut() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(cut(), 'the gateway cut the silent peer off');
     peer.socket.resume();
