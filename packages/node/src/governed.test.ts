@@ -2,8 +2,7 @@
 // approval → node → contain → result, with the audit log.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord } from '@corral/audit';
@@ -11,6 +10,7 @@ import { Runner, type ContainedProcess, type RunOptions, type SandboxPlan } from
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { slowLogGateway } from '../../gateway/test/slow-log-gateway.ts';
 import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
+import { tempDir } from '../test/temp-dir.ts';
 
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
@@ -21,15 +21,6 @@ const POLICY = `
 `;
 
 const token = randomBytes(24).toString('base64url');
-const dirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 function gatewayState(): string {
   const state = tempDir('corral-gov-gw-');

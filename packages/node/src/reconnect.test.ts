@@ -3,24 +3,13 @@
 // gateway that is unreachable is retried with backoff, and says so.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Gateway, GatewayError } from '@corral/gateway';
+import { tempDir } from '../test/temp-dir.ts';
 import { NodeHost, finalRefusal, type NodeStatus } from './host.ts';
 
 const token = randomBytes(24).toString('base64url');
-const dirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
