@@ -3,9 +3,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
+import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
+import { openAuditLog } from '../log/audit-log.ts';
+import { verifyStore } from '../log/reader.ts';
 import { PostgresStore } from './postgres.ts';
 
 let cluster: TestPostgres;
@@ -40,4 +45,72 @@ storeSuite({
       plantForeign: () => sql('CREATE TABLE audit_meta (id INTEGER PRIMARY KEY, format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL); INSERT INTO audit_meta VALUES (1, 99, \'x\', \'y\')'),
     };
   },
+});
+
+describe('appending to PostgreSQL', () => {
+  const open = (stateDir: string, postgresUrl: string) => openAuditLog({ stateDir, postgresUrl });
+  const fresh = () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+    dirs.push(stateDir);
+    return { stateDir, postgresUrl: cluster.createDatabase(`audit_${process.pid}_${++n}`) };
+  };
+
+  it('a lone writer commits each append after its second in one guarded statement', async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const log = await open(stateDir, postgresUrl);
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await log.append(sampleEvent(i))).seq, i);
+      assert.deepEqual((log.store as PostgresStore).commits, { locked: 2, guarded: 18 });
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('two writers taking turns each build on the records the other wrote, and the log verifies', async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const a = await open(stateDir, postgresUrl);
+    const b = await open(stateDir, postgresUrl);
+    try {
+      const seqs: number[] = [];
+      // Three in a row make each writer bet it is alone; the other's next append then proves it wrong.
+      for (let turn = 0; turn < 6; turn++) {
+        const w = turn % 2 === 0 ? a : b;
+        for (let i = 0; i < 3; i++) seqs.push((await w.append(sampleEvent(seqs.length))).seq);
+      }
+      assert.deepEqual(seqs, Array.from({ length: 18 }, (_, i) => i));
+      for (const w of [a, b]) assert.ok((w.store as PostgresStore).commits.guarded > 0, 'the writer never bet it was alone');
+      const report = await verifyStore(a.store, a.publicKey);
+      assert.equal(report.ok, true, JSON.stringify(report.damage));
+      assert.equal(report.verified, 18);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a guarded append that waits on the head while another writer moves it writes nothing of its batch, and appends after that writer', async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const log = await open(stateDir, postgresUrl);
+    const rival = new pg.Client({ connectionString: postgresUrl });
+    await rival.connect();
+    try {
+      for (let i = 0; i < 3; i++) await log.append(sampleEvent(i));
+      const before = { ...(log.store as PostgresStore).commits };
+      // The rival holds the head's row lock, as a writer in its transaction does, and moves the head.
+      await rival.query('BEGIN; SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE');
+      const appended = log.append(sampleEvent(3));
+      while (Number((await rival.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n) === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await rival.query('UPDATE audit_head SET checkpoint_time = checkpoint_time + 1 WHERE id = 1; COMMIT');
+      assert.equal((await appended).seq, 3);
+      assert.deepEqual((log.store as PostgresStore).commits, { guarded: before.guarded, locked: before.locked + 1 });
+      const report = await verifyStore(log.store, log.publicKey);
+      assert.equal(report.ok, true, JSON.stringify(report.damage));
+      assert.equal(report.verified, 4);
+    } finally {
+      await rival.end();
+      await log.close();
+    }
+  });
 });

@@ -12,7 +12,7 @@ import { AuditError } from '../errors.ts';
 import { nodeKey } from '../merkle/prover.ts';
 import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
-import { MAX_TRANSACTION, buildBatch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type WriterConfig } from './batch.ts';
+import { MAX_TRANSACTION, buildBatch, type Batch, mergeRequests, splitResult, type AppendRequest, type AppendResult, type WriterConfig } from './batch.ts';
 import { chainRowFromTuple, checkpointFromRow, hashesToBytes, headFromRow, recordFromRow, spanFromRow, treeNodesFromRow, type Row } from './codec.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
@@ -43,6 +43,11 @@ export class PostgresStore implements AuditStore {
   /** Requests waiting for the transaction under way to end; the next one takes them all (group commit). */
   #waiting: WaitingAppend[] = [];
   #committing = false;
+  /** The head this writer's last transaction left, and whether no other writer wrote between its last two. */
+  #last: LogHead | null = null;
+  #alone = false;
+  /** Transactions committed each way since connecting (for tests and diagnostics). */
+  readonly commits = { guarded: 0, locked: 0 };
 
   private constructor(pool: pg.Pool, where: string) {
     this.#pool = pool;
@@ -160,34 +165,78 @@ export class PostgresStore implements AuditStore {
   }
 
   /**
-   * One append transaction in as few round trips as the protocol allows:
-   * BEGIN with the head's row lock; the rows, the new head and any checkpoint
-   * in one statement (or COPY, then one); COMMIT.
+   * One append. A writer that wrote the head itself last time, and found no
+   * other writer between its last two transactions, bets it is still alone:
+   * it builds the batch on the head it wrote and sends it as one statement
+   * that takes the head's row lock and writes only if the head is still that
+   * one (one round trip instead of three: p50 0.5–0.7 against 0.9–1.2 ms a
+   * commit here). When the head has moved (another writer appended), the
+   * statement writes nothing and the batch is built again under the lock.
    */
   async #appendOne(request: AppendRequest): Promise<AppendResult> {
     const config = this.#writer;
     if (!config) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
+    const last = this.#alone ? this.#last : null;
+    // Batches for COPY, and a timer's request with nothing to append, take the lock: neither gains from the bet.
+    if (last && request.bodies.length > 0 && request.bodies.length < COPY_FROM) {
+      const written = await this.#appendGuarded(last, request, config);
+      if (written) return written;
+      this.#alone = false;
+    }
+    return this.#appendLocked(request, config);
+  }
+
+  /** The batch built on `last`, written only if the head is still `last`; null when it is not (nothing written). */
+  async #appendGuarded(last: LogHead, request: AppendRequest, config: WriterConfig): Promise<AppendResult | null> {
+    const { batch, result } = buildBatch(last, request, config, Date.now());
+    const written = await this.#run(async (c) => {
+      try {
+        const r = await c.query({
+          name: 'corral-append-guarded',
+          text: APPEND_GUARDED,
+          values: [...headArgs(batch), ...rowArgs(batch.records), last.size, last.lastHash, last.checkpointSize, last.checkpointTimeMs],
+        });
+        return r.rowCount === 1;
+      } catch (error) {
+        // A row already at one of these seqs: the locked path reads the head again and says what is wrong.
+        if ((error as { code?: string }).code === UNIQUE_VIOLATION) return false;
+        this.#last = null;
+        throw error;
+      }
+    });
+    if (!written) return null;
+    this.commits.guarded++;
+    this.#last = batch.head;
+    return result;
+  }
+
+  /** BEGIN with the head's row lock; the rows, the new head and any checkpoint in one statement (or COPY, then one); COMMIT. */
+  async #appendLocked(request: AppendRequest, config: WriterConfig): Promise<AppendResult> {
     return this.#run(async (c) => {
       try {
         const begun = (await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`)) as unknown as pg.QueryResult[];
-        const { batch, result } = buildBatch(headFromRow((begun[1] as pg.QueryResult).rows[0] as Row | undefined, this.where), request, config, Date.now());
+        const head = headFromRow((begun[1] as pg.QueryResult).rows[0] as Row | undefined, this.where);
+        const { batch, result } = buildBatch(head, request, config, Date.now());
         const rs = batch.records;
-        const small = rs.length < COPY_FROM;
-        if (!small) await copyRecords(c, rs);
-        const h = batch.head;
-        const k = batch.checkpoint;
+        if (rs.length >= COPY_FROM) await copyRecords(c, rs);
+        const inline = rs.length > 0 && rs.length < COPY_FROM;
         // Nothing appended and nothing sealed (a timer found nothing due): leave the head row alone.
-        if (rs.length > 0 || k) {
+        if (rs.length > 0 || batch.checkpoint) {
           await c.query({
             // Named: each connection parses and plans it once, not once per batch.
-            name: small ? 'corral-append-rows' : 'corral-append-head',
-            text: small ? APPEND_ROWS : APPEND_HEAD,
-            values: [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null, ...(small ? unnestArgs(rs) : [])],
+            name: inline ? 'corral-append-rows' : 'corral-append-head',
+            text: inline ? APPEND_ROWS : APPEND_HEAD,
+            values: [...headArgs(batch), ...(inline ? rowArgs(rs) : [])],
           });
         }
         await c.query('COMMIT');
+        this.commits.locked++;
+        this.#alone = this.#last !== null && sameHead(head, this.#last);
+        this.#last = batch.head;
         return result;
       } catch (error) {
+        this.#alone = false;
+        this.#last = null;
         await c.query('ROLLBACK').catch(() => {});
         throw error;
       }
@@ -300,22 +349,73 @@ export class PostgresStore implements AuditStore {
 /** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
 const COPY_FROM = 128;
 
-/** Inserting a small batch inside the head's UPDATE statement: parameters $11–$16 are the columns as arrays. */
-const INSERT_UNNEST = `rows AS (
+/**
+ * The statement that writes a batch: the new head ($1–$5) and any checkpoint
+ * ($6–$10, NULL when none); with `rows`, a small batch's rows as well
+ * ($11–$15, see rowArgs). `guarded` is for outside a transaction: it writes
+ * only if the head is still the one the batch was built on ($16–$19). Its
+ * guard takes the head's row lock first (after another writer's commit,
+ * PostgreSQL checks the condition again on the row that writer left), and
+ * every write depends on the guard's row.
+ */
+function appendStatement(rows: boolean, guarded: boolean): string {
+  const ifGuard = guarded ? ' AND EXISTS (SELECT 1 FROM guard)' : '';
+  const parts: string[] = [];
+  if (guarded) {
+    parts.push(`guard AS (
+  SELECT 1 FROM audit_head WHERE id = 1 AND size = $16 AND last_hash = decode($17, 'hex') AND checkpoint_size = $18 AND checkpoint_time = $19 FOR UPDATE)`);
+  }
+  if (rows) {
+    parts.push(`rows AS (
   INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body)
-  SELECT s, t, decode(p, 'hex'), decode(h, 'hex'), decode(n, 'hex'), b
-  FROM unnest($11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[]) AS x(s, t, p, h, n, b))`;
-
-/** The new head and any checkpoint: parameters $1–$5 the head, $6–$10 the checkpoint (NULL when none). */
-const APPEND_HEAD = `WITH checkpoint AS (
+  SELECT $11::bigint + o - 1, t::bigint, substring($13::bytea FROM o::int * 32 - 31 FOR 32), substring($13::bytea FROM o::int * 32 + 1 FOR 32), coalesce(decode(n, 'hex'), ''), b
+  FROM unnest(string_to_array($12, ','), string_to_array($14, ','), string_to_array($15, E'\\n')) WITH ORDINALITY AS x(t, n, b, o)${guarded ? ' WHERE EXISTS (SELECT 1 FROM guard)' : ''})`);
+  }
+  parts.push(`checkpoint AS (
   INSERT INTO audit_checkpoints (size, root, time, key_id, signature)
-  SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL)
-UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1`;
-/** The same with a small batch's rows inserted in the statement. */
-const APPEND_ROWS = APPEND_HEAD.replace('WITH ', `WITH ${INSERT_UNNEST}, `);
+  SELECT $6::bigint, decode($7, 'hex'), $8, $9, $10 WHERE $6::bigint IS NOT NULL${ifGuard})`);
+  return `WITH ${parts.join(',\n')}
+UPDATE audit_head SET size = $1, last_hash = decode($2, 'hex'), frontier = $3, checkpoint_size = $4, checkpoint_time = $5 WHERE id = 1${ifGuard}`;
+}
+const APPEND_HEAD = appendStatement(false, false);
+const APPEND_ROWS = appendStatement(true, false);
+const APPEND_GUARDED = appendStatement(true, true);
+const UNIQUE_VIOLATION = '23505';
 
-function unnestArgs(rs: readonly StoredRecord[]): unknown[] {
-  return [rs.map((r) => r.seq), rs.map((r) => r.timeMs), rs.map((r) => r.prev), rs.map((r) => r.hash), rs.map((r) => r.nodes.join('')), rs.map((r) => r.body)];
+function headArgs({ head: h, checkpoint: k }: Batch): unknown[] {
+  return [h.size, h.lastHash, hashesToBytes(h.frontier), h.checkpointSize, h.checkpointTimeMs, k?.size ?? null, k?.root ?? null, k?.time ?? null, k?.keyId ?? null, k?.signature ?? null];
+}
+
+function sameHead(a: LogHead, b: LogHead): boolean {
+  return a.size === b.size && a.lastHash === b.lastHash && a.checkpointSize === b.checkpointSize && a.checkpointTimeMs === b.checkpointTimeMs;
+}
+
+/**
+ * A small batch's rows as five parameters, none of which needs escaping (a
+ * text array would escape every quote of every body, most of what a guarded
+ * append allocated): the first seq; the times, comma-separated; the first
+ * record's predecessor and every record's hash, 32 bytes each, as one bytea
+ * (each record's predecessor is the hash before its own); each record's tree
+ * nodes in hex, comma-separated; the bodies, one per line — canonical JSON
+ * holds no raw control characters (RFC 8785 escapes them), which is checked.
+ * (PostgreSQL splits an empty string into no elements: a lone record without
+ * tree nodes gets none from the coalesce.)
+ */
+function rowArgs(rs: readonly StoredRecord[]): unknown[] {
+  let times = '';
+  let hashes = (rs[0] as StoredRecord).prev;
+  let nodes = '';
+  let bodies = '';
+  for (let i = 0; i < rs.length; i++) {
+    const r = rs[i] as StoredRecord;
+    if (r.body.includes('\n')) throw new AuditError('AUDIT_EVENT_INVALID', `record ${r.seq} is not canonical JSON: it holds a raw line feed`);
+    const sep = i === 0 ? '' : ',';
+    times += sep + r.timeMs;
+    hashes += r.hash;
+    nodes += sep + r.nodes.join('');
+    bodies += (i === 0 ? '' : '\n') + r.body;
+  }
+  return [(rs[0] as StoredRecord).seq, times, Buffer.from(hashes, 'hex'), nodes, bodies];
 }
 
 /**
