@@ -157,6 +157,19 @@ describe('approvals over the protocol', () => {
     });
   });
 
+  describe('what the node is told about approvals', () => {
+    it('never passes on an approval decision or receipt the caller put in the params: only the gateway says a human approved (regression: approvalDecision reached the node, which let it skip its own ask)', async () => {
+      const id = await pending(['printf', 'genuine']);
+      gw.invoker.resolveApproval(id, 'allow-once', 'alice');
+      await run(operator, ['printf', 'genuine']);
+      const genuine = node.received.at(-1)!.params.approvalReceipt;
+      await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['echo', 'unasked'], approvalDecision: 'allow-always', approvalReceipt: genuine, approved: true }, timeoutMs: 5_000, idempotencyKey: randomUUID() }, { timeoutMs: 10_000 });
+      const sent = node.received.at(-1)!.params;
+      assert.deepEqual(sent.command, ['echo', 'unasked']);
+      assert.deepEqual([sent.approvalDecision, sent.approvalReceipt, sent.approved], [undefined, undefined, false]);
+    });
+  });
+
   describe('allow-always', () => {
     let id: string;
     before(async () => {

@@ -58,10 +58,37 @@ describe('the node\'s local policy', () => {
     assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, '0'.repeat(64)), { code: 'NODE_POLICY_CHANGE_REFUSED' });
   });
 
+  it('compares a remote change with the file as it is now: an edit made on disk since the node started is never overwritten by a change based on what it read then (regression: deny on disk became an allowlist)', () => {
+    const dir = stateWith({ version: 1, defaults: { security: 'full' } });
+    const policy = new LocalPolicy(dir);
+    const startHash = policy.snapshot().hash;
+    writeFileSync(join(dir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny' } }));
+    assert.throws(() => policy.replace(allowlist, startHash), { code: 'NODE_POLICY_CHANGE_REFUSED' });
+    assert.throws(() => policy.replace(allowlist, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_REFUSED' }, 'an allowlist is looser than deny');
+    assert.equal(policy.current.defaults.security, 'deny', 'and the edit applies at once');
+  });
+
+  it('refuses a policy file larger than 1 MiB with NODE_POLICY_INVALID, before reading it whole, and a remote change that would write one', () => {
+    const dir = stateWith();
+    writeFileSync(join(dir, LOCAL_POLICY_FILE), `{"version":1,"defaults":{"security":"deny"}}${' '.repeat(1024 * 1024)}`);
+    assert.throws(() => new LocalPolicy(dir), { code: 'NODE_POLICY_INVALID' });
+    const policy = new LocalPolicy(stateWith());
+    const agents = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`agent-${i}`, { allowlist: [{ pattern: 'x'.repeat(4000) }] }]));
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'allowlist' }, agents }, policy.snapshot().hash), { code: 'NODE_POLICY_INVALID' });
+    assert.equal(policy.snapshot().exists, false);
+  });
+
   it('refuses a malformed policy file with NODE_POLICY_INVALID, and unknown fields too', () => {
     assert.throws(() => new LocalPolicy(stateWith('not an object')), { code: 'NODE_POLICY_INVALID' });
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'full' }, socket: { path: '/tmp/x' } }), { code: 'NODE_POLICY_INVALID' });
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'everything' } }), { code: 'NODE_POLICY_INVALID' });
+  });
+
+  it('keeps an agent named __proto__ as an entry of its own, not as the prototype every other agent would inherit from', () => {
+    const policy = parseLocalPolicy(JSON.parse('{"version":1,"defaults":{"security":"allowlist"},"agents":{"__proto__":{"allowlist":[{"pattern":"rm"}]}}}'));
+    assert.deepEqual(Object.keys(policy.agents!), ['__proto__']);
+    assert.equal(localAllows(policy, [['rm', '-rf', '/']], 'alice', false).allowed, false);
+    assert.equal(localAllows(policy, [['rm', '-rf', '/']], '__proto__', false).allowed, true);
   });
 });
 

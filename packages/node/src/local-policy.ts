@@ -5,7 +5,7 @@
 // A remote change (`system.execApprovals.set`) must name the current hash and
 // may only make the policy stricter.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
 
@@ -40,7 +40,8 @@ export function parseLocalPolicy(value: unknown): LocalPolicyFile {
   const out: LocalPolicyFile = { version: 1, defaults: { security: d.security as Security, ...(d.ask !== undefined ? { ask: d.ask as Ask } : {}) } };
   if (v.agents !== undefined) {
     if (typeof v.agents !== 'object' || v.agents === null || Array.isArray(v.agents)) throw bad('agents must be an object');
-    out.agents = {};
+    // No prototype: an agent named __proto__ or constructor is an entry like any other.
+    out.agents = Object.create(null) as NonNullable<LocalPolicyFile['agents']>;
     for (const [agent, entry] of Object.entries(v.agents as Record<string, unknown>)) {
       const e = entry as { allowlist?: unknown } | null;
       if (typeof e !== 'object' || e === null) throw bad('each agent entry must be an object');
@@ -131,49 +132,73 @@ export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): bool
   return true;
 }
 
-/** The node's policy file in its state directory. */
+/** The largest policy file the node reads or writes. */
+export const MAX_LOCAL_POLICY_BYTES = 1024 * 1024;
+
+/**
+ * The node's policy file in its state directory, read on every use: an edit
+ * on disk applies to the next command, and a remote change is compared with
+ * the file as it is then, never with what the node read before.
+ */
 export class LocalPolicy {
   readonly path: string;
-  #policy: LocalPolicyFile;
-  readonly #exists: boolean;
+  /** The text last parsed, and its policy: a run reads the file twice, and parses it again only when its text changed. */
+  #parsed: { text: string; policy: LocalPolicyFile } | undefined;
 
+  /** Throws NODE_POLICY_INVALID for a file that is unreadable, too large or not a policy. */
   constructor(stateDir: string) {
     this.path = join(stateDir, LOCAL_POLICY_FILE);
-    this.#exists = existsSync(this.path);
-    if (!this.#exists) {
-      this.#policy = DEFAULT_LOCAL_POLICY;
-      return;
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(this.path, 'utf8'));
-    } catch (error) {
-      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is not JSON`, { cause: error });
-    }
-    this.#policy = parseLocalPolicy(raw);
+    this.#read();
   }
 
+  /** The policy as the file holds it now (the default when there is none). Throws NODE_POLICY_INVALID. */
   get current(): LocalPolicyFile {
-    return this.#policy;
+    return this.#read().policy;
   }
 
-  /** The snapshot `system.execApprovals.get` returns: `{ path, exists, hash, file }`. */
+  /** The snapshot `system.execApprovals.get` returns: `{ path, exists, hash, file }`. Throws NODE_POLICY_INVALID. */
   snapshot(): { path: string; exists: boolean; hash: string; file: LocalPolicyFile } {
-    return { path: this.path, exists: this.#exists || existsSync(this.path), hash: policyHash(this.#policy), file: this.#policy };
+    const { exists, policy } = this.#read();
+    return { path: this.path, exists, hash: policyHash(policy), file: policy };
   }
 
   /**
-   * A remote change: compare-and-swap on `baseHash`, and only ever stricter.
-   * Throws NODE_POLICY_CHANGE_REFUSED, NODE_POLICY_INVALID.
+   * A remote change: compare-and-swap on `baseHash` against the file as it is
+   * now, and only ever stricter. Throws NODE_POLICY_CHANGE_REFUSED,
+   * NODE_POLICY_INVALID (also for a policy larger than MAX_LOCAL_POLICY_BYTES).
    */
   replace(file: unknown, baseHash: unknown): { hash: string } {
-    if (typeof baseHash !== 'string' || baseHash !== policyHash(this.#policy)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
+    const current = this.#read().policy;
+    if (typeof baseHash !== 'string' || baseHash !== policyHash(current)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
     const next = parseLocalPolicy(file);
-    if (!isTighter(this.#policy, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
+    if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
+    const text = `${JSON.stringify(next, null, 2)}\n`;
+    if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
     const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, this.path);
-    this.#policy = next;
     return { hash: policyHash(next) };
+  }
+
+  #read(): { exists: boolean; policy: LocalPolicyFile } {
+    let text: string;
+    try {
+      if (statSync(this.path).size > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
+      text = readFileSync(this.path, 'utf8');
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ENOENT') return { exists: false, policy: DEFAULT_LOCAL_POLICY };
+      if (error instanceof NodeError) throw error;
+      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read`, { cause: error });
+    }
+    if (this.#parsed?.text === text) return { exists: true, policy: this.#parsed.policy };
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is not JSON`, { cause: error });
+    }
+    const policy = parseLocalPolicy(raw);
+    this.#parsed = { text, policy };
+    return { exists: true, policy };
   }
 }

@@ -138,3 +138,50 @@ describe('corral approvals approve when the audit log cannot take the record', (
     }
   });
 });
+
+describe('corral approvals approve under a quorum', () => {
+  it('counts one system account as one approver, whatever names it gives with --by (regression: --by alice then --by bob met a quorum of two)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const approval = new ApprovalStore(db).create({ digest: 'b'.repeat(64), action: { argv: ['pay', '20000'] }, quorum: 2 });
+      db.close();
+      for (const by of ['alice', 'bob']) {
+        const result = await corral(['--state-dir', state, 'approvals', 'approve', approval.id, '--by', by, '--json']);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(JSON.parse(result.stdout).status, 'pending', `after --by ${by}`);
+      }
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral approvals given what names nothing', () => {
+  it('says there is no gateway state, with exit 3, and creates nothing, for a state directory no gateway has used', async () => {
+    const state = join(tempStateDir(), 'typo');
+    try {
+      for (const args of [['approvals', 'list'], ['approvals', 'approve', randomUUID(), '--by', 'alice'], ['approvals', 'deny', randomUUID()]]) {
+        const result = await corral(['--state-dir', state, ...args]);
+        assert.equal(result.code, 3, `${args.join(' ')}: ${result.stderr}`);
+        assert.match(result.stderr, /no gateway state in .*typo/);
+      }
+      assert.equal(existsSync(state), false, 'nothing was created');
+    } finally {
+      rmSync(join(state, '..'), { recursive: true, force: true });
+    }
+  });
+
+  it('names the unknown id, and under --json gives its code in the error document, with exit 2', async () => {
+    const state = tempStateDir();
+    try {
+      openGatewayDb(state).close();
+      const result = await corral(['--state-dir', state, 'approvals', 'approve', 'no-such-id', '--by', 'alice', '--json']);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /no-such-id/);
+      assert.equal(JSON.parse(result.stdout).error.code, 'GATEWAY_APPROVAL_NOT_FOUND');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,15 +6,14 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { dirOf } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
+import { gatewayStateDir } from './nodes.ts';
 
+/** Runs `action` on the approvals of the command's gateway state; its coded errors (an unknown id: exit 2) go to the caller as they are. */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
-  const { ApprovalStore, GatewayError, openGatewayDb } = await import('@corral/gateway');
-  const db = openGatewayDb(dirOf(command));
+  const { ApprovalStore, openGatewayDb } = await import('@corral/gateway');
+  const db = openGatewayDb(await gatewayStateDir(command));
   try {
     return await action(new ApprovalStore(db));
-  } catch (error) {
-    if (error instanceof GatewayError && (error.code === 'GATEWAY_APPROVAL_NOT_FOUND' || error.code === 'GATEWAY_PARAMS_INVALID')) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
-    throw error;
   } finally {
     db.close();
   }
@@ -46,12 +45,14 @@ export function registerApprovals(program: Command): void {
       .command(verb)
       .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
       .argument('<id>', 'the approval id')
-      .option('--by <who>', 'the approver (recorded; distinct approvers count toward a quorum); default: the signed-in system account', userInfo().username)
+      .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', userInfo().username)
       .option('--json', 'print the approval as JSON');
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
     cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
-      const dir = dirOf(command);
+      const dir = await gatewayStateDir(command);
+      // Recorded as --by, counted toward a quorum as the system account that ran this.
+      const approver = (await import('@corral/gateway')).accountApprover(userInfo().username, opts.by);
       // The decision is committed only once its record is durable: a gateway waiting for it
       // runs nothing before the approval is in the audit log, and a log that cannot take the
       // record leaves the approval as it was.
@@ -62,7 +63,7 @@ export function registerApprovals(program: Command): void {
       let approval: Approval;
       try {
         approval = await withApprovals(command, (store) =>
-          store.resolveRecorded(id, decision, opts.by, async (resolved) => {
+          store.resolveRecorded(id, decision, approver, async (resolved) => {
             await log
               .append({
                 actor: { kind: 'human', id: opts.by },

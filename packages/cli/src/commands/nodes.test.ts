@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
@@ -86,5 +86,17 @@ describe('corral nodes with a running corral gateway', () => {
   it('refuses a --bind that is not an address', async () => {
     const bad = await run(['gateway', '--bind', 'everywhere']);
     assert.equal(bad.code, 2);
+  });
+});
+
+describe('corral nodes given a state directory no gateway has used', () => {
+  it('says there is no gateway state, with exit 3, and creates nothing (regression: a mistyped --state-dir listed "no nodes")', async () => {
+    const typo = join(state, 'typo');
+    for (const args of [['nodes', 'list'], ['nodes', 'pending', '--json'], ['nodes', 'pair', '0123456789abcdef']]) {
+      const result = await corral(['--state-dir', typo, ...args]);
+      assert.equal(result.code, 3, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /no gateway state in .*typo/);
+    }
+    assert.equal(existsSync(typo), false, 'nothing was created');
   });
 });

@@ -1,6 +1,9 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { NodeRecord } from '@corral/identity';
-import { printJson } from '../output.ts';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printJson } from '../output.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
@@ -11,11 +14,24 @@ interface NodeRow extends NodeRecord {
   remoteIp?: string;
 }
 
+/**
+ * The command's state directory, when a gateway has used it (its gateway.db
+ * is there); else a failure naming the directory, exit 3, before anything is
+ * created in it: a mistyped --state-dir never reads as "nothing pending".
+ */
+export async function gatewayStateDir(command: Command): Promise<string> {
+  const { GATEWAY_DB_FILE } = await import('@corral/gateway');
+  const dir = dirOf(command);
+  if (!existsSync(join(dir, GATEWAY_DB_FILE))) throw new CliFailure(`no gateway state in ${dir}: start \`corral gateway\` with this state directory, or name the right one with --state-dir`, EXIT.environment);
+  return dir;
+}
+
 /** Identity's pairing state joined with what the gateway last heard from each node. */
 async function nodeRows(command: Command): Promise<NodeRow[]> {
   const { openGatewayDb, SurfaceStore } = await import('@corral/gateway');
+  const dir = await gatewayStateDir(command);
   const list = await withIdentity(command, (id) => id.nodes.list());
-  const db = openGatewayDb(dirOf(command));
+  const db = openGatewayDb(dir);
   try {
     const surfaces = new SurfaceStore(db);
     return list.map((node) => {
@@ -61,8 +77,9 @@ export function registerNodes(program: Command): void {
       .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
+        const dir = await gatewayStateDir(command);
         const node = await withIdentity(command, (identity) => (verb === 'pair' ? identity.nodes.pair(id, opts.by) : identity.nodes.revoke(id)));
-        await recordIdentityEvent(dirOf(command), { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status } });
+        await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status } });
         if (opts.json) printJson(node);
         else process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
       });

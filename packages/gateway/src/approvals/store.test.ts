@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openGatewayDb } from '../store/store.ts';
-import { ApprovalStore, tokenApprover } from './store.ts';
+import { accountApprover, ApprovalStore, tokenApprover } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const digestOf = (text: string) => createHash('sha256').update(text).digest('hex');
+const pick = (a: { status: string; decision: string | null }) => [a.status, a.decision];
 
 function store(now: () => number = Date.now): ApprovalStore {
   return new ApprovalStore(openGatewayDb(dir), now);
@@ -50,6 +51,30 @@ describe('approvals', () => {
     assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('device:0f3a')).status, 'pending');
     const done = approvals.resolve(a.id, 'allow-once', 'carol');
     assert.deepEqual([done.status, done.approvers], ['allowed', ['token:alice', 'token:bob', 'token:device:0f3a', 'carol']]);
+  });
+
+  it('allows always only when every approver of the quorum chose always: one approver cannot make a standing grant of an action the others allowed once', () => {
+    const approvals = store();
+    const once = approvals.create({ digest: digestOf('pay 20000 then always'), action: {}, quorum: 2 });
+    approvals.resolve(once.id, 'allow-once', 'alice');
+    assert.deepEqual(pick(approvals.resolve(once.id, 'allow-always', 'bob')), ['allowed', 'allow-once']);
+    const always = approvals.create({ digest: digestOf('pay 20000 always then once'), action: {}, quorum: 2 });
+    approvals.resolve(always.id, 'allow-always', 'alice');
+    assert.deepEqual(pick(approvals.resolve(always.id, 'allow-once', 'bob')), ['allowed', 'allow-once']);
+    const both = approvals.create({ digest: digestOf('pay 20000 both always'), action: {}, quorum: 2 });
+    assert.equal(approvals.resolve(both.id, 'allow-always', 'alice').status, 'pending');
+    assert.deepEqual(pick(approvals.resolve(both.id, 'allow-always', 'bob')), ['allowed', 'allow-always']);
+  });
+
+  it('counts every name one system account gives as one approver toward a quorum, and two accounts as two', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('pay 10000 from the cli'), action: {}, quorum: 2 });
+    assert.equal(approvals.resolve(a.id, 'allow-once', accountApprover('ops', 'alice')).status, 'pending');
+    assert.equal(approvals.resolve(a.id, 'allow-once', accountApprover('ops', 'bob')).status, 'pending');
+    const done = approvals.resolve(a.id, 'allow-once', accountApprover('carol', 'carol'));
+    assert.deepEqual([done.status, done.approvers], ['allowed', ['account:ops:alice', 'account:ops:bob', 'account:carol:carol']]);
+    assert.throws(() => accountApprover('ops:alice', 'x'), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => accountApprover('ops', ' '), { code: 'GATEWAY_PARAMS_INVALID' }, 'an approver with no name');
   });
 
   it('denies on any approver\'s deny, and cannot then be allowed', () => {

@@ -17,6 +17,7 @@ export interface Approval {
   /** What the approver is shown: principal, node, argv, cwd, env, every command, the policy reason. */
   action: Record<string, unknown>;
   status: ApprovalStatus;
+  /** Null until someone decides; while pending, the weakest allow so far (allow-always only when every approver chose it). */
   decision: ApprovalDecision | null;
   quorum: number;
   approvers: string[];
@@ -81,7 +82,7 @@ export class ApprovalStore {
   /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval past its expiry is reported (and stored) as expired. */
   get(id: string): Approval {
     const row = typeof id === 'string' ? (this.#db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined) : undefined;
-    if (!row) throw new GatewayError('GATEWAY_APPROVAL_NOT_FOUND', 'no such approval', { wire: { code: 'APPROVAL_NOT_FOUND', message: 'unknown approval id' } });
+    if (!row) throw new GatewayError('GATEWAY_APPROVAL_NOT_FOUND', `no approval ${JSON.stringify(String(id).slice(0, 100))}`, { wire: { code: 'APPROVAL_NOT_FOUND', message: 'unknown approval id' } });
     return this.#expireIfDue(fromRow(row));
   }
 
@@ -94,7 +95,8 @@ export class ApprovalStore {
   /**
    * One approver's decision. A deny from anyone denies. Allows count distinct
    * approvers (those named under the shared gateway token count as one); at
-   * the quorum the approval is allowed. Throws GATEWAY_APPROVAL_NOT_FOUND,
+   * the quorum the approval is allowed, always only when every approver chose
+   * allow-always, else once. Throws GATEWAY_APPROVAL_NOT_FOUND,
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
    */
   resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
@@ -133,7 +135,7 @@ export class ApprovalStore {
   /** Checks the arguments and takes the write lock. */
   #begin(decision: ApprovalDecision, approver: string): void {
     if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
-    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
+    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 200 characters');
     this.#db.exec('BEGIN IMMEDIATE');
   }
 
@@ -147,10 +149,12 @@ export class ApprovalStore {
       this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
     } else {
       const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
+      // Allow-always only when every approver chose it: the weakest allow so far stands.
+      const allow = approval.decision === 'allow-once' ? 'allow-once' : decision;
       if (new Set(approvers.map(authority)).size >= approval.quorum) {
-        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(decision, JSON.stringify(approvers), now, id);
+        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(allow, JSON.stringify(approvers), now, id);
       } else {
-        this.#db.prepare('UPDATE approvals SET approvers = ? WHERE id = ?').run(JSON.stringify(approvers), id);
+        this.#db.prepare('UPDATE approvals SET decision = ?, approvers = ? WHERE id = ?').run(allow, JSON.stringify(approvers), id);
       }
     }
     return this.get(id);
@@ -219,9 +223,25 @@ export function tokenApprover(name: string): string {
   return `${TOKEN_APPROVER}${name}`;
 }
 
-const TOKEN_APPROVER = 'token:';
+/**
+ * An approver named by a system account on the gateway's machine (`corral
+ * approvals approve --by NAME`): recorded under the name given, but only the
+ * account vouches for it, so every name one account gives is one approver
+ * toward a quorum. Throws GATEWAY_PARAMS_INVALID for an empty name, or an
+ * account name that is empty or has a `:` (no system account has one).
+ */
+export function accountApprover(account: string, name: string): string {
+  if (name.trim() === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
+  if (account === '' || account.includes(':')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the system account must be named, without a colon');
+  return `${ACCOUNT_APPROVER}${account}:${name}`;
+}
 
-/** Who an approval counts as toward a quorum. */
+const TOKEN_APPROVER = 'token:';
+const ACCOUNT_APPROVER = 'account:';
+
+/** Who an approval counts as toward a quorum: the token, the system account (accountApprover), or the approver. */
 function authority(approver: string): string {
-  return approver.startsWith(TOKEN_APPROVER) ? TOKEN_APPROVER : approver;
+  if (approver.startsWith(TOKEN_APPROVER)) return TOKEN_APPROVER;
+  if (approver.startsWith(ACCOUNT_APPROVER)) return approver.slice(0, approver.indexOf(':', ACCOUNT_APPROVER.length) + 1);
+  return approver;
 }

@@ -271,7 +271,8 @@ export class NodeInvoker {
       receipt = authorized.receipt;
       unrecorded = authorized.unrecorded;
       // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
-      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), ...(receipt ? { approvalDecision: receipt.decision, approvalReceipt: receipt } : {}) };
+      // Only the gateway says a human approved: a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
+      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
       if (governance.kind === 'run' && assessed.verdict.decision === 'ask' && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && declared.includes('system.run.prepare')) {
         const plan = await this.#preparedPlan(connection, node.deviceId, assessed.forward, timeoutMs);
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
