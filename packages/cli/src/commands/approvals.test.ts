@@ -161,7 +161,7 @@ describe('corral approvals given what names nothing', () => {
   it('says there is no gateway state, with exit 3, and creates nothing, for a state directory no gateway has used', async () => {
     const state = join(tempStateDir(), 'typo');
     try {
-      for (const args of [['approvals', 'list'], ['approvals', 'approve', randomUUID(), '--by', 'alice'], ['approvals', 'deny', randomUUID()]]) {
+      for (const args of [['approvals', 'list'], ['approvals', 'approve', randomUUID(), '--by', 'alice'], ['approvals', 'deny', randomUUID()], ['approvals', 'revoke', randomUUID()]]) {
         const result = await corral(['--state-dir', state, ...args]);
         assert.equal(result.code, 3, `${args.join(' ')}: ${result.stderr}`);
         assert.match(result.stderr, /no gateway state in .*typo/);

@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
-import { dirOf } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { gatewayStateDir } from './nodes.ts';
 
@@ -95,7 +94,7 @@ export function registerApprovals(program: Command): void {
       const { grantApprovalId, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
       const approvalId = grantApprovalId(id);
       if (approvalId === undefined) throw new CliFailure(`${id.slice(0, 100)} is not an approval id`, EXIT.usage);
-      const dir = dirOf(command);
+      const dir = await gatewayStateDir(command);
       // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
       if (!revokeGrantIn(join(dir, 'policies'), approvalId)) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
       await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by));

@@ -217,23 +217,35 @@ function sameHex(a: string, b: string): boolean {
  * protocol or the HTTP API): recorded under the name given, but the token
  * cannot tell its holders apart, so all of them are one approver toward a
  * quorum. Distinct approvers are signed-in humans (the console), or system
- * accounts on the gateway's machine (the CLI).
+ * accounts on the gateway's machine (the CLI). Throws GATEWAY_PARAMS_INVALID
+ * for a name approverName refuses.
  */
 export function tokenApprover(name: string): string {
-  return `${TOKEN_APPROVER}${name}`;
+  return `${TOKEN_APPROVER}${approverName(name)}`;
 }
 
 /**
  * An approver named by a system account on the gateway's machine (`corral
  * approvals approve --by NAME`): recorded under the name given, but only the
  * account vouches for it, so every name one account gives is one approver
- * toward a quorum. Throws GATEWAY_PARAMS_INVALID for an empty name, or an
- * account name that is empty or has a `:` (no system account has one).
+ * toward a quorum. Throws GATEWAY_PARAMS_INVALID for a name approverName
+ * refuses, or an account name that is empty or has a `:` (no system account has one).
  */
 export function accountApprover(account: string, name: string): string {
-  if (name.trim() === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named');
   if (account === '' || account.includes(':')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the system account must be named, without a colon');
-  return `${ACCOUNT_APPROVER}${account}:${name}`;
+  return `${ACCOUNT_APPROVER}${account}:${approverName(name)}`;
+}
+
+/**
+ * A name an approver gives, as it goes into the record: not blank, at most
+ * 150 characters, text without control characters (a line feed would forge a
+ * line in every plain-text view of the log). Throws GATEWAY_PARAMS_INVALID.
+ */
+function approverName(name: unknown): string {
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 150 || !name.isWellFormed() || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 150 characters of text without control characters');
+  }
+  return name;
 }
 
 const TOKEN_APPROVER = 'token:';

@@ -599,10 +599,11 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
   if (peer.agent) throw wire('GATEWAY_ROLE_FORBIDDEN', { code: 'FORBIDDEN', message: 'an agent cannot resolve approvals' });
   if (peer.deviceId) return tokenApprover(`device:${peer.deviceId}`);
   const who = reviewer === undefined ? '' : reviewer.channel === 'corral' ? reviewer.senderId : `${reviewer.channel}:${reviewer.senderId}`;
-  if (who.trim() === '' || who.length > 200 || !who.isWellFormed() || /[\u0000-\u001f\u007f]/.test(who)) {
-    throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'with the gateway token, name the approver (reviewer.senderId)' });
+  try {
+    return tokenApprover(who);
+  } catch (error) {
+    throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'with the gateway token, name the approver (reviewer.senderId)' }, error);
   }
-  return tokenApprover(who);
 }
 
 /** The refusal code upstream callers know for a run (SYSTEM_RUN_DENIED), and Corral's for any other command. */

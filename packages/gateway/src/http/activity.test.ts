@@ -1,7 +1,7 @@
 // Live activity: the newest records first with paging and filters, and the
 // event stream that sends each new record as the gateway appends it.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
@@ -105,5 +105,27 @@ describe('live activity', () => {
     assert.equal((await viewer.get('/api/activity?effect=maybe')).status, 400);
     assert.equal((await viewer.get('/api/activity?limit=100000')).status, 400);
     assert.equal((await viewer.get('/api/activity/stream?effect=maybe')).status, 400);
+  });
+});
+
+describe('a live stream left open', () => {
+  it('does not keep its session alive: the session idles out an hour after its last request, and the stream is closed then', async () => {
+    let clock = Date.now();
+    const t = await startTestGateway({ now: () => clock });
+    try {
+      const viewer = await t.as('vera', ['viewer']);
+      mock.timers.enable({ apis: ['setInterval'] });
+      const response = await fetch(`${t.gw.httpUrl}/api/activity/stream`, { headers: { cookie: viewer.cookie! } });
+      assert.equal(response.status, 200);
+      clock += 50 * 60_000;
+      mock.timers.tick(15_000); // the stream's keepalive, while the session is still live
+      clock += 20 * 60_000;
+      assert.equal((await viewer.get('/api/session')).status, 401, 'seventy minutes without a request');
+      mock.timers.tick(15_000);
+      assert.match(await response.text(), /^: corral activity\n\n: keepalive\n\n$/, 'the stream ended at the next keepalive');
+    } finally {
+      mock.timers.reset();
+      await t.close();
+    }
   });
 });

@@ -70,7 +70,7 @@ export function activityRoutes(api: ApiContext): Route[] {
         let backlog: AuditRecord[] | undefined = [];
         const unsubscribe = api.feed.subscribe((record) => (backlog ? backlog.push(record) : emit(record)));
         const keepalive = setInterval(() => {
-          if (caller?.kind === 'session' && !api.sessions.get(caller.token)) return void response.end();
+          if (caller?.kind === 'session' && !api.sessions.get(caller.token, { use: false })) return void response.end();
           response.write(': keepalive\n\n');
         }, KEEPALIVE_MS);
         keepalive.unref();

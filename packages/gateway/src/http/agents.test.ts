@@ -99,4 +99,24 @@ describe('agents', () => {
     const resumed = await admin.post('/api/agents/invoice-bot/resume');
     assert.deepEqual([resumed.status, resumed.body.status], [200, 'active']);
   });
+
+  it('suspends an agent whose waiting approval another process resolves meanwhile: the nodes are told and the record names only what it denied (regression: 409 after the suspension, nodes never told)', async () => {
+    const approvals = t.gw.approvals;
+    const raced = approvals.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot' }, quorum: 1 });
+    const list = approvals.list.bind(approvals);
+    // As `corral approvals approve` would, from another process, right after the gateway listed it.
+    approvals.list = (filter) => {
+      const listed = list(filter);
+      approvals.resolve(raced.id, 'allow-once', 'token:carol');
+      approvals.list = list;
+      return listed;
+    };
+    const heard = new Promise<unknown>((resolve) => node.client.on(AGENT_SUSPENDED_EVENT, resolve));
+    const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'raced' });
+    assert.deepEqual([answer.status, answer.body.status], [200, 'suspended']);
+    assert.deepEqual(await heard, { agentId: answer.body.id, name: 'invoice-bot', reason: 'raced' });
+    const record = (await auditEvents(state)).filter((e) => e.action === 'agent.suspend').at(-1);
+    assert.deepEqual([record?.details?.reason, record?.details?.deniedApprovals], ['raced', []]);
+    assert.equal(approvals.get(raced.id).status, 'allowed');
+  });
 });

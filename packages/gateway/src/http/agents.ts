@@ -30,10 +30,19 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         const human = actingHuman(caller!);
         const agent = api.identity.agents.suspend(params.name!);
         // Its commands waiting for approval are denied now, so that none runs once approved.
-        const waiting = api.approvals.list({ status: 'pending' }).filter((a) => a.action.principal === `Agent::${agent.name}`);
-        for (const approval of waiting) api.invoker.resolveApproval(approval.id, 'deny', human);
-        await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: waiting.map((a) => a.id), ...(reason ? { reason } : {}) } });
+        const denied: string[] = [];
+        for (const approval of api.approvals.list({ status: 'pending' }).filter((a) => a.action.principal === `Agent::${agent.name}`)) {
+          try {
+            api.invoker.resolveApproval(approval.id, 'deny', human);
+            denied.push(approval.id);
+          } catch (error) {
+            // Resolved or expired since it was listed (the CLI, another process): nothing is left to deny.
+            if (!(error instanceof GatewayError && (error.code === 'GATEWAY_APPROVAL_RESOLVED' || error.code === 'GATEWAY_APPROVAL_EXPIRED'))) throw error;
+          }
+        }
+        // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
+        await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
         return reply(200, view(agent));
       },
     },

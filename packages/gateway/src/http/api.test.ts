@@ -46,4 +46,22 @@ describe('the approvals HTTP API', () => {
     assert.equal((await call('/api/approvals/unknown/approve', { method: 'POST', body: JSON.stringify({ approver: 'a' }) })).status, 404);
     assert.equal((await call(`/api/approvals/${approval.id}/approve`, { method: 'POST', body: 'not json' })).status, 400);
   });
+
+  it('refuses an approver name the protocol refuses too: blank, a line feed or other control character, too long, not text (400), and the approval stays pending', async () => {
+    const approval = gw.approvals.create({ digest: digest('names'), action: {}, quorum: 1 });
+    for (const approver of [' ', 'evil\nline', 'bell\u0007', 'x'.repeat(151), 42, ['alice']]) {
+      const answer = await call(`/api/approvals/${approval.id}/approve`, { method: 'POST', body: JSON.stringify({ approver }) });
+      assert.equal(answer.status, 400, JSON.stringify(approver));
+    }
+    assert.equal(gw.approvals.get(approval.id).status, 'pending');
+  });
+
+  it('refuses a decision it does not know (null, deny, a list, a number) with 400, and the approval stays pending', async () => {
+    const approval = gw.approvals.create({ digest: digest('decision'), action: { argv: ['rm'] }, quorum: 1 });
+    for (const decision of [null, 'deny', ['allow-once'], 1, '']) {
+      const answer = await call(`/api/approvals/${approval.id}/approve`, { method: 'POST', body: JSON.stringify({ approver: 'alice', decision }) });
+      assert.deepEqual([answer.status, ((await answer.json()) as { error: string }).error], [400, 'invalid_request'], JSON.stringify(decision));
+    }
+    assert.equal(gw.approvals.get(approval.id).status, 'pending');
+  });
 });

@@ -62,7 +62,7 @@ export class HttpApi {
     try {
       url = new URL(request.url ?? '/', 'http://gateway');
     } catch {
-      return send(response, failure(400, 'invalid_request'));
+      return send(response, failure(400, 'invalid_request', { message: 'the request target is not a URL path' }));
     }
     if (url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
       if (this.#console) return this.#console.serve(request, response, url.pathname);
@@ -74,7 +74,7 @@ export class HttpApi {
     if (!hostAllowed(api.server.host, request.headers.host)) return send(response, failure(421, 'misdirected_request'));
     const match = router.match(request.method ?? 'GET', url.pathname);
     if (!match) return send(response, failure(404, 'not_found'));
-    if ('methodNotAllowed' in match) return send(response, failure(405, 'method_not_allowed'));
+    if ('allow' in match) return send(response, { ...failure(405, 'method_not_allowed'), headers: { allow: match.allow.join(', ') } });
     const { route, params } = match;
     let caller: Caller | undefined;
     if (route.access !== 'public') {

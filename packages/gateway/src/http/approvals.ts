@@ -23,8 +23,8 @@ function approverOf(caller: Caller, body: Record<string, unknown>): string {
     if (body.approver !== undefined) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver is the signed-in human; do not name one');
     return actingHuman(caller);
   }
-  if (typeof body.approver !== 'string' || body.approver === '') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'with the gateway token, name the approver');
-  return tokenApprover(body.approver);
+  if (body.approver === undefined) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'with the gateway token, name the approver');
+  return tokenApprover(body.approver as string);
 }
 
 function reasonOf(body: Record<string, unknown>): string | undefined {
@@ -60,7 +60,7 @@ export function approvalRoutes(api: ApiContext): Route[] {
       access: 'approvals.resolve',
       handle: async ({ params, caller, body }) => {
         const input = await body();
-        const decision = input.decision ?? 'allow-once';
+        const decision = input.decision === undefined ? 'allow-once' : input.decision;
         if (decision !== 'allow-once' && decision !== 'allow-always') return failure(400, 'invalid_request', { message: 'decision must be allow-once or allow-always' });
         return resolve(params.id!, decision, caller!, input);
       },

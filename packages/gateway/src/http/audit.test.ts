@@ -75,4 +75,10 @@ describe('the audit explorer', () => {
     const missing = await auditor.get('/api/audit/999999');
     assert.deepEqual([missing.status, missing.body.error], [404, 'not_found']);
   });
+
+  it('answers a record past the end without naming where the log is kept', async () => {
+    const missing = await auditor.get('/api/audit/999999');
+    assert.deepEqual([missing.status, missing.body.code], [404, 'AUDIT_NOT_FOUND']);
+    assert.equal(JSON.stringify(missing.body).includes(t.state), false, JSON.stringify(missing.body));
+  });
 });

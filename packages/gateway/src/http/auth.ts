@@ -15,7 +15,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD']);
 export function authenticate(request: IncomingMessage, permission: Permission | undefined, sessions: Sessions, gatewayToken: string): Caller | Reply {
   const auth = request.headers.authorization;
   if (typeof auth === 'string' && auth !== '') {
-    const presented = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
+    const presented = /^bearer /i.test(auth) ? auth.slice(7) : '';
     if (presented === '' || !sameSecret(presented, gatewayToken)) return failure(401, 'unauthenticated');
     return { kind: 'token' };
   }

@@ -9,7 +9,7 @@ import { issueView } from './policy-control.ts';
 import { failure, type Reply } from './respond.ts';
 
 export function errorReply(error: unknown): { reply: Reply; unexpected: boolean } {
-  const known = (status: number, name: string, extra: { issues?: unknown[] } = {}) => {
+  const known = (status: number, name: string, extra: { message?: string; issues?: unknown[] } = {}) => {
     const e = error as { code: string; message: string };
     return { reply: failure(status, name, { message: e.message, code: e.code, ...extra }), unexpected: false };
   };
@@ -54,7 +54,8 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
   if (error instanceof AuditError) {
     switch (error.code) {
       case 'AUDIT_NOT_FOUND':
-        return known(404, 'not_found');
+        // Its own message names where the log is kept (a path, a database host): that stays in the gateway.
+        return known(404, 'not_found', { message: 'no such record in the audit log' });
       case 'AUDIT_BAD_ARGUMENT':
         return known(400, 'invalid_request');
     }

@@ -77,6 +77,12 @@ describe('activating a policy set', () => {
     assert.throws(() => parseFiles({ name: 'a.cedar' }), { code: 'GATEWAY_PARAMS_INVALID' });
     assert.throws(() => compileCandidate(parseFiles([{ name: 'entities.json', text: '{not json' }])), { code: 'POLICY_ENTITIES_INVALID' });
   });
+
+  it('refuses names that cannot sit side by side in one directory: a file and a folder of one name, and names that differ only in case', () => {
+    for (const names of [['a.cedar', 'a.cedar/b.cedar'], ['team.cedar/x/b.cedar', 'team.cedar/x.cedar', 'team.cedar'], ['Main.cedar', 'main.cedar'], ['Team/a.cedar', 'team/b.cedar/c.cedar', 'team/b.cedar']]) {
+      assert.throws(() => parseFiles(names.map((name) => ({ name, text: PERMIT }))), { code: 'GATEWAY_PARAMS_INVALID' }, names.join(' '));
+    }
+  });
 });
 
 describe('activating from two processes at once', () => {

@@ -41,13 +41,16 @@ export function hashFiles(files: readonly PolicyFile[]): string {
 /**
  * Checks a candidate's file list as it arrived (untrusted): a list of at most
  * 200 `{name, text}` with relative names of `.cedar`, `.json`, `.yaml` files,
- * no duplicates, 1 MiB in all. Throws GATEWAY_PARAMS_INVALID.
+ * no duplicates, 1 MiB in all. Names are compared without case, and no name
+ * is also a folder of another: every set must be writable as one directory,
+ * on a case-insensitive file system too. Throws GATEWAY_PARAMS_INVALID.
  */
 export function parseFiles(input: unknown): PolicyFile[] {
   if (!Array.isArray(input)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'files must be a list of {name, text}');
   if (input.length > MAX_FILES) throw new GatewayError('GATEWAY_PARAMS_INVALID', `at most ${MAX_FILES} files`);
   const files: PolicyFile[] = [];
-  const seen = new Set<string>();
+  /** Each name taken, without case: by a file, or by a folder a file is in. */
+  const taken = new Map<string, 'file' | 'folder'>();
   let bytes = 0;
   for (const [i, raw] of input.entries()) {
     const f = raw as { name?: unknown; text?: unknown } | null;
@@ -55,8 +58,11 @@ export function parseFiles(input: unknown): PolicyFile[] {
     const text = f?.text;
     if (typeof name !== 'string' || !FILE_NAME.test(name) || !KINDS.some((k) => name.endsWith(k))) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}].name must be a relative .cedar, .json or .yaml file name`);
     if (typeof text !== 'string' || !text.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}].text must be text`);
-    if (seen.has(name)) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}]: ${name} is listed twice`);
-    seen.add(name);
+    const key = name.toLowerCase();
+    const folders = key.split('/').slice(0, -1).map((_, j, parts) => parts.slice(0, j + 1).join('/'));
+    if (taken.has(key) || folders.some((folder) => taken.get(folder) === 'file')) throw new GatewayError('GATEWAY_PARAMS_INVALID', `files[${i}]: ${name} is listed twice (names are compared without case), or as a file and a folder`);
+    taken.set(key, 'file');
+    for (const folder of folders) taken.set(folder, 'folder');
     bytes += Buffer.byteLength(text);
     if (bytes > MAX_SET_BYTES) throw new GatewayError('GATEWAY_PARAMS_INVALID', `the files hold more than ${MAX_SET_BYTES} bytes`);
     files.push({ name, text });

@@ -30,7 +30,8 @@ export interface Route {
   handle: (context: RequestContext) => Promise<Reply | void> | Reply | void;
 }
 
-export type Match = { route: Route; params: Record<string, string> } | { methodNotAllowed: true } | undefined;
+/** The route and its parameters; for a path no route of this method takes, the methods that do (`allow`); undefined for an unknown path. */
+export type Match = { route: Route; params: Record<string, string> } | { allow: string[] } | undefined;
 
 export class Router {
   readonly #routes: Array<{ route: Route; segments: string[] }> = [];
@@ -47,14 +48,14 @@ export class Router {
 
   match(method: string, pathname: string): Match {
     const parts = pathname.split('/').filter(Boolean);
-    let pathMatched = false;
+    const allow: string[] = [];
     for (const { route, segments } of this.#routes) {
       const params = matchSegments(segments, parts);
       if (!params) continue;
       if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
-      pathMatched = true;
+      allow.push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]));
     }
-    return pathMatched ? { methodNotAllowed: true } : undefined;
+    return allow.length > 0 ? { allow } : undefined;
   }
 }
 

@@ -114,6 +114,24 @@ describe('authentication and roles on every route', () => {
     assert.equal((await admin.call('PUT', '/api/status', {})).status, 405);
   });
 
+  it('names the methods a path takes in the Allow header of a 405, as HTTP requires, before asking for credentials', async () => {
+    for (const [method, path, allow] of [['PUT', '/api/status', 'GET, HEAD'], ['OPTIONS', '/api/session', 'POST, GET, HEAD, DELETE'], ['GET', '/api/agents/x/suspend', 'POST']] as const) {
+      const answer = await t.anonymous().call(method, path);
+      assert.deepEqual([answer.status, answer.body, answer.headers.get('allow')], [405, { error: 'method_not_allowed' }, allow], `${method} ${path}`);
+    }
+  });
+
+  it('accepts the gateway token whatever the case of its Bearer scheme (RFC 9110 §11.1), and only the token', async () => {
+    for (const scheme of ['Bearer', 'bearer', 'BEARER']) assert.equal((await t.anonymous().get('/api/status', { authorization: `${scheme} ${t.token}` })).status, 200, scheme);
+    for (const header of [`Basic ${t.token}`, `Bearer${t.token}`, `Bearer  ${t.token}`, t.token]) assert.equal((await t.anonymous().get('/api/status', { authorization: header })).status, 401, header);
+  });
+
+  it('answers a request target that is not a path with 400 invalid_request, saying so', async () => {
+    const answer = await t.anonymous().get('//');
+    assert.deepEqual([answer.status, answer.body.error], [400, 'invalid_request']);
+    assert.match(answer.body.message, /request target/);
+  });
+
   it('answers hostile requests with a coded 4xx, never a crash: bad escapes, long ids, oversized and non-object bodies', async () => {
     const admin = await t.as('root', ['admin']);
     assert.equal((await admin.get('/api/approvals/%E0%A4%A')).status, 404);

@@ -57,6 +57,19 @@ describe('local sign-in', () => {
     assert.equal((await t.anonymous().signIn('alice')).status, 200);
   });
 
+  it('holds guesses sent at once to the same limit: of 40 wrong passwords for one username sent together, 5 are tried and 35 answer 429', async () => {
+    await t.gw.identity.localUsers.create('carol', TEST_PASSWORD, ['viewer']);
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => t.anonymous().post('/api/session', { username: 'carol', password: `guess ${i} wrong` })));
+    assert.deepEqual([answers.filter((a) => a.status === 401).length, answers.filter((a) => a.status === 429).length], [5, 35]);
+    assert.equal((await t.anonymous().post('/api/session', { username: 'carol', password: TEST_PASSWORD })).status, 429, 'the right password waits too');
+    clock += 5 * 60_000 + 1000;
+    assert.equal((await t.anonymous().signIn('carol')).status, 200);
+  });
+
+  it('does not count successful sign-ins against their address: everyone behind one address signs in as often as they need', async () => {
+    for (let i = 0; i < 31; i++) assert.equal((await t.anonymous().signIn('alice')).status, 200, `sign-in ${i + 1}`);
+  });
+
   it('signs out: 204, the cookie cleared, and the old cookie no longer works', async () => {
     const client = t.anonymous();
     await client.signIn('alice');

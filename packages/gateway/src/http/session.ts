@@ -39,14 +39,11 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const input = await body();
         const username = typeof input.username === 'string' ? input.username : '';
         const address = request.socket.remoteAddress ?? '';
-        const wait = api.throttle.retryAfterS(username, address);
+        const wait = api.throttle.attempt(username, address);
         if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
         const user = await api.identity.localUsers.verify(username, input.password);
-        if (!user) {
-          api.throttle.fail(username, address);
-          return failure(401, 'invalid_credentials');
-        }
-        api.throttle.succeed(username);
+        if (!user) return failure(401, 'invalid_credentials');
+        api.throttle.succeed(username, address);
         const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
         return reply(200, sessionBody(session), { 'set-cookie': cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000) });

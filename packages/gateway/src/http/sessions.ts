@@ -48,8 +48,12 @@ export class Sessions {
     return { token, session };
   }
 
-  /** The live session for a token (its idle clock restarts), or undefined when unknown or expired. */
-  get(token: string | undefined): Session | undefined {
+  /**
+   * The live session for a token, or undefined when unknown or expired. A
+   * request uses it (its idle clock restarts); `{ use: false }` only asks
+   * whether it is still live (an open event stream checking on its session).
+   */
+  get(token: string | undefined, { use = true }: { use?: boolean } = {}): Session | undefined {
     if (!token) return undefined;
     const key = digest(token);
     const session = this.#byDigest.get(key);
@@ -59,7 +63,7 @@ export class Sessions {
       this.#byDigest.delete(key);
       return undefined;
     }
-    session.lastSeenMs = now;
+    if (use) session.lastSeenMs = now;
     return session;
   }
 

@@ -2,7 +2,8 @@
 // username is refused until the oldest failure leaves the window, whoever
 // tries and whatever the password (unknown usernames are counted alike);
 // after 30 failures from one address in 5 minutes, that address is refused
-// for any username (guessing many names from one place).
+// for any username (guessing many names from one place). A try counts from
+// the moment it starts, so many sent at once are held to the same limits.
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
@@ -16,18 +17,23 @@ export class SignInThrottle {
     this.#now = now;
   }
 
-  /** Seconds to wait before this username may be tried from this address, or 0 when a try is allowed. */
-  retryAfterS(username: string, address: string): number {
-    return Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${address}`, PER_ADDRESS));
-  }
-
-  fail(username: string, address: string): void {
+  /**
+   * A try at signing in as this username from this address: the seconds to
+   * wait when it is refused, else 0, and the try is counted as a failure at
+   * once (until succeed()), so that tries made at the same time count too.
+   */
+  attempt(username: string, address: string): number {
+    const wait = Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${address}`, PER_ADDRESS));
+    if (wait > 0) return wait;
     this.#add(`user:${keyOf(username)}`, PER_USERNAME);
     this.#add(`addr:${address}`, PER_ADDRESS);
+    return 0;
   }
 
-  succeed(username: string): void {
+  /** A try that succeeded: the username's failures are forgotten, and the address's count drops the try. */
+  succeed(username: string, address: string): void {
     this.#failures.delete(`user:${keyOf(username)}`);
+    this.#failures.get(`addr:${address}`)?.pop();
   }
 
   #wait(key: string, max: number): number {
