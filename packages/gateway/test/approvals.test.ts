@@ -207,3 +207,41 @@ describe('approvals over the protocol', () => {
     });
   });
 });
+
+describe('a Corral node serving another gateway, whose own policy asks a human (corral.run.authorize with askHuman)', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-approvals-node-asks-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"echo");\n');
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+  });
+  after(async () => {
+    await node.close();
+    await gw.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const authorize = (argv: string[], extra: Record<string, unknown> = {}) =>
+    node.client.request('corral.run.authorize', { command: 'system.run', params: { command: argv }, timeoutMs: 10_000, ...extra }, { timeoutMs: 15_000 }) as Promise<{ decision: string; approvalId?: string; approvalReceipt?: ApprovalReceipt }>;
+
+  it('makes what Corral allows outright an ask, answered with the approval and its receipt once a human allows it', async () => {
+    assert.deepEqual(Object.keys(await authorize(['echo', 'plain'])).filter((k) => k.startsWith('approval')), [], 'allowed outright when the node does not ask');
+    const why = 'approval required: the node asks for every command (ask=always) and no human approved this run';
+    await assert.rejects(authorize(['echo', 'asked'], { askHuman: why, timeoutMs: 100 }), refusedWith('APPROVAL_PENDING'));
+    const [approval] = gw.approvals.list({ status: 'pending' });
+    assert.equal(approval?.action.reason, `the node asks a human: ${why}`);
+    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    const answer = await authorize(['echo', 'asked'], { askHuman: why });
+    assert.deepEqual([answer.decision, answer.approvalId, answer.approvalReceipt?.approvalId], ['allow', approval!.id, approval!.id]);
+  });
+
+  it('never makes a command Corral denies anything but denied, and asks nobody for it', async () => {
+    const before = gw.approvals.list().length;
+    await assert.rejects(authorize(['rm', '-rf', '/'], { askHuman: 'approval required' }), refusedWith('SYSTEM_RUN_DENIED'));
+    assert.equal(gw.approvals.list().length, before);
+  });
+});

@@ -175,7 +175,7 @@ describe('a governed system.run', () => {
 });
 
 describe('a node whose own policy asks (ask=always)', () => {
-  it('refuses a command the gateway allowed without a human (SYSTEM_RUN_DENIED: approval required), and runs one a human approved', async () => {
+  it('has a human asked for a command the gateway allowed outright (the stricter of the two policies applies), and runs it once approved; one the gateway asks for is asked once', async () => {
     const gw = await Gateway.start({ stateDir: gatewayState(), token, port: 0, approvalPollMs: 20 });
     const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
     const host = await pairedHost(gw);
@@ -183,13 +183,19 @@ describe('a node whose own policy asks (ask=always)', () => {
       const { hash } = (await operator.request('exec.approvals.node.get', { nodeId: host.device.deviceId })) as { hash: string };
       const asking = { version: 1, defaults: { security: 'allowlist', ask: 'always' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }] } } };
       await operator.request('exec.approvals.node.set', { nodeId: host.device.deviceId, file: asking, baseHash: hash });
-      // The gateway's policy allows echo outright: approved:false reaches the node, which refuses it.
-      await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi']), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /^SYSTEM_RUN_DENIED: approval required/.test(e.wire.message ?? ''));
-      // The gateway's policy asks for printf: once a human allows it, the node runs it.
+      // The gateway's policy allows echo outright; the node refuses it unapproved, and the gateway asks a human.
+      await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi'], 300), deniedWith('APPROVAL_PENDING'));
+      const [asked] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
+      assert.match(String(asked?.action.reason), /^the node asks a human: SYSTEM_RUN_DENIED: approval required/);
+      gw.invoker.resolveApproval(asked!.id, 'allow-once', 'alice');
+      assert.equal((await run(operator, host.device.deviceId, ['echo', 'hi'])).payload.stdout, 'hi\n');
+      assert.equal(gw.approvals.get(asked!.id).status, 'used');
+      // The gateway's policy asks for printf: one approval, and the node runs it.
       await assert.rejects(run(operator, host.device.deviceId, ['printf', 'asked'], 100), deniedWith('APPROVAL_PENDING'));
       const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
       gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
       assert.equal((await run(operator, host.device.deviceId, ['printf', 'asked'])).payload.stdout, 'asked');
+      assert.equal(gw.approvals.list().filter((a) => a.action.nodeId === host.device.deviceId).length, 2);
     } finally {
       await host.close();
       await operator.close();

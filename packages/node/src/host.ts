@@ -426,7 +426,8 @@ export class NodeHost {
     let result;
     try {
       // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
-      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs);
+      // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
+      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, local.rule === 'approval-required' ? local.reason : undefined);
       if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile.
       const final = localAllows(this.policy.current, run.commands, agent, claimed || authorization?.receipt !== undefined);
@@ -503,16 +504,17 @@ export class NodeHost {
   }
 
   /**
-   * Asks the control plane; anything but an allow (unreachable, not paired,
-   * denied, no approval) denies. An allow an approval gave must carry the
+   * Asks the control plane (saying why, when the node's own policy asks a
+   * human); anything but an allow (unreachable, not paired, denied, no
+   * approval) denies. An allow an approval gave must carry the
    * control plane's receipt for exactly this run, checked as on the
    * node.invoke path before anything runs.
    */
-  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<Authorization> {
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined): Promise<Authorization> {
     try {
       const client = await this.#controlPlane();
       const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
-      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { digest: answer.digest };
       const receipt = await this.#checkReceipt(answer.approvalReceipt, params);

@@ -182,10 +182,12 @@ export class NodeInvoker {
     server.method('corral.run.authorize', {
       role: 'node',
       handler: async (params, { peer }) => {
-        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown };
+        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
-        const assessed = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
+        const decided = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
+        // The node's own policy asks a human for this run (it can only make the decision stricter).
+        const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
         const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
@@ -254,27 +256,42 @@ export class NodeInvoker {
     const timeoutMs = clampTimeout(params.timeoutMs);
     const principal = this.#principal(peer, params.command, params.params);
     const governance = governanceOf(params.command);
-    let commandParams: unknown = params.params ?? null;
-    let approvalId: string | undefined;
-    let receipt: ApprovalReceipt | undefined;
-    let recorded: Promise<void> = Promise.resolve();
-    let unrecorded: AuditEventInput | undefined;
 
     if (!governance) {
       await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
       throw denied(params.command, 'no rule governs this command');
     }
-    if (governance.kind !== 'read-only') {
-      const assessed = this.#assess(principal, node.deviceId, params.command, governance, params.params);
-      const authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
-      approvalId = authorized.approvalId;
-      receipt = authorized.receipt;
-      unrecorded = authorized.unrecorded;
+    const assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
+    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
+    for (let asked = false; ; asked = true) {
+      const result = await this.#run(connection, node.deviceId, params, principal, governance, assessed, authorized, timeoutMs);
+      // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
+      // stricter of the two applies): asked once, as if Corral's policy had asked, then sent again.
+      if (assessed && !asked && authorized.approvalId === undefined && governance.kind === 'run' && nodeAsks(result)) {
+        authorized = await this.#authorize(principal, node.deviceId, params.command, askedByNode(assessed, result.error!.message!), timeoutMs);
+        continue;
+      }
+      if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
+      const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
+      return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+    }
+  }
+
+  /**
+   * Sends one cleared command to its node and records its result; the
+   * node's answer, ok or not, once both records are durable.
+   */
+  async #run(connection: Connection, nodeId: string, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number): Promise<InvokeResult> {
+    const { approvalId, receipt, unrecorded } = authorized;
+    let commandParams: unknown = params.params ?? null;
+    if (assessed) {
       // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
       // Only the gateway says a human approved: a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
-      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved: assessed.verdict.decision === 'ask' } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
-      if (governance.kind === 'run' && assessed.verdict.decision === 'ask' && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && declared.includes('system.run.prepare')) {
-        const plan = await this.#preparedPlan(connection, node.deviceId, assessed.forward, timeoutMs);
+      // A human approved it: this once (the approval spent), or always (the grant that answered the policy's ask).
+      const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
+      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
+      if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && connection.peer!.commands.includes('system.run.prepare')) {
+        const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs);
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
         commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
       }
@@ -292,7 +309,8 @@ export class NodeInvoker {
     // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
     // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
     const finished = Promise.withResolvers<void>();
-    const answered = this.#send(connection, node.deviceId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
+    const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
+    let recorded: Promise<void> = Promise.resolve();
     try {
       if (held) {
         recorded = this.#audit(unrecorded!);
@@ -305,7 +323,7 @@ export class NodeInvoker {
       try {
         result = await answered;
       } catch (error) {
-        await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: node.deviceId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
+        await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
         throw error;
       }
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
@@ -317,15 +335,14 @@ export class NodeInvoker {
           actor: actor(principal),
           action: 'node.invoke',
           resource: { kind: 'command', id: params.command },
-          node: node.deviceId,
+          node: nodeId,
           ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
           outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
           ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
           details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
         }),
       ]);
-      if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
-      return { ok: true, nodeId: node.deviceId, command: params.command, payload: payload ?? null, payloadJSON: result.payloadJSON ?? (payload === undefined ? null : JSON.stringify(payload)) };
+      return result;
     } finally {
       finished.resolve();
     }
@@ -604,6 +621,25 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
   } catch (error) {
     throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'with the gateway token, name the approver (reviewer.senderId)' }, error);
   }
+}
+
+/**
+ * A command the node's own policy asks a human for, as if Corral's policy had
+ * asked (upstream's rule: the stricter of the two applies). Only an allow
+ * becomes an ask; a deny stays a deny, an ask keeps its quorum.
+ */
+function askedByNode(assessed: Assessed, why: string): Assessed {
+  if (assessed.verdict.decision !== 'allow') return assessed;
+  return { ...assessed, verdict: { ...assessed.verdict, decision: 'ask', quorum: Math.max(1, assessed.verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` } };
+}
+
+/**
+ * A node's refusal because its own policy asks a human and none approved the
+ * run: upstream's node host and Corral's answer `SYSTEM_RUN_DENIED: approval
+ * required…`.
+ */
+function nodeAsks(result: InvokeResult): boolean {
+  return !result.ok && result.error?.code === 'SYSTEM_RUN_DENIED' && /^SYSTEM_RUN_DENIED: approval required/.test(result.error.message ?? '');
 }
 
 /** The refusal code upstream callers know for a run (SYSTEM_RUN_DENIED), and Corral's for any other command. */
