@@ -51,3 +51,24 @@ describe('verifying on two threads', () => {
     });
   });
 });
+
+describe('verifying on the calling thread', () => {
+  it('lets the event loop run between batches of records, so that a gateway verifying its log still answers', async () => {
+    const bigDir = mkdtempSync(join(tmpdir(), 'corral-audit-turns-'));
+    const big = await openAuditLog({ stateDir: bigDir });
+    try {
+      await Promise.all(Array.from({ length: 25_000 }, (_, i) => big.append(sampleEvent(i))));
+      let turns = 0;
+      const timer = setInterval(() => turns++, 0);
+      try {
+        assert.equal((await verifyStore(big.store, big.publicKey, null, { parallelFrom: Infinity })).verified, 25_000);
+      } finally {
+        clearInterval(timer);
+      }
+      assert.ok(turns >= 2, `the event loop ran ${turns} times while 25,000 records were verified`);
+    } finally {
+      await big.close();
+      rmSync(bigDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,8 +1,11 @@
 // The audit explorer: search and page, one record with an inclusion proof
 // that verifies on its own against the signed checkpoint, and whole-log verification.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openAuditReader, parseCheckpoint, sha256Hasher, verifyCheckpointSignature, verifyInclusion } from '@corral/audit';
+import { openAuditLog, openAuditReader, parseCheckpoint, sha256Hasher, verifyCheckpointSignature, verifyInclusion } from '@corral/audit';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
 describe('the audit explorer', () => {
@@ -52,6 +55,7 @@ describe('the audit explorer', () => {
     assert.ok(answer.body.checkpoints >= 1);
   });
 
+
   it('searches by text, actor and action, and pages newest first', async () => {
     const byText = await auditor.get('/api/audit?q=REPORT-BOT');
     assert.ok(byText.body.records.length >= 1);
@@ -80,5 +84,33 @@ describe('the audit explorer', () => {
     const missing = await auditor.get('/api/audit/999999');
     assert.deepEqual([missing.status, missing.body.code], [404, 'AUDIT_NOT_FOUND']);
     assert.equal(JSON.stringify(missing.body).includes(t.state), false, JSON.stringify(missing.body));
+  });
+});
+
+describe('verifying a large log over the HTTP API', () => {
+  let t: TestGateway;
+  before(async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-http-verify-'));
+    const log = await openAuditLog({ stateDir });
+    await Promise.all(Array.from({ length: 40_000 }, (_, i) => log.append({ actor: { kind: 'service', id: 'fill' }, action: 'test.fill', resource: { kind: 'record', id: String(i) } })));
+    await log.close();
+    t = await startTestGateway({ stateDir });
+  });
+  after(async () => {
+    await t.close();
+    rmSync(t.state, { recursive: true, force: true });
+  });
+
+  it('answers requests made while the log is being verified with that verification, not one each', async () => {
+    const auditor = await t.as('audrey', ['auditor']);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => auditor.get('/api/audit/verify')));
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
+    assert.ok(answers.every((a) => a.body.ok === true && a.body.records >= 40_000));
+    // Eight requests sent at once reach the gateway within a few milliseconds of each other, well inside one verification.
+    // Verifications run side by side would end batches apart: those that share one end together.
+    const verifications = new Set(answers.map((a) => `${a.body.verifiedAtMs}+${a.body.durationMs}`)).size;
+    assert.ok(verifications < answers.length, `${verifications} verifications served ${answers.length} requests`);
+    const later = await auditor.get('/api/audit/verify');
+    assert.ok(later.body.verifiedAtMs > answers[0]!.body.verifiedAtMs, 'a request after it verifies again');
   });
 });

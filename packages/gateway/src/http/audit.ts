@@ -58,6 +58,18 @@ function verifies(check: () => void): boolean {
 
 export function auditRoutes(api: ApiContext): Route[] {
   const noLog = () => failure(404, 'not_found', { message: 'this gateway keeps no audit log' });
+  // Requests made while the log is being verified share that verification: reading the whole log is
+  // seconds of CPU on a large one, and a reader asking again and again must not multiply it.
+  let verifying: Promise<{ report: Awaited<ReturnType<typeof verifyStore>>; verifiedAtMs: number; durationMs: number }> | undefined;
+  const verification = (log: AuditLog) => {
+    verifying ??= (async () => {
+      const verifiedAtMs = api.now();
+      const started = performance.now();
+      const report = await verifyStore(log.store, log.publicKey, readWitness(witnessPath(api.stateDir)));
+      return { report, verifiedAtMs, durationMs: Math.round(performance.now() - started) };
+    })().finally(() => (verifying = undefined));
+    return verifying;
+  };
   return [
     {
       method: 'GET',
@@ -96,8 +108,7 @@ export function auditRoutes(api: ApiContext): Route[] {
       access: 'audit.read',
       handle: async () => {
         if (!api.audit) return noLog();
-        const started = performance.now();
-        const report = await verifyStore(api.audit.store, api.audit.publicKey, readWitness(witnessPath(api.stateDir)));
+        const { report, verifiedAtMs, durationMs } = await verification(api.audit);
         const first = report.damage[0];
         return reply(200, {
           ok: report.ok,
@@ -106,8 +117,8 @@ export function auditRoutes(api: ApiContext): Route[] {
           firstBad: report.firstBadSeq,
           damage: first?.kind ?? null,
           message: first?.message ?? `${report.records} records and ${report.checkpoints.valid} signed checkpoints verify`,
-          verifiedAtMs: api.now(),
-          durationMs: Math.round(performance.now() - started),
+          verifiedAtMs,
+          durationMs,
         });
       },
     },
