@@ -67,8 +67,8 @@ function exitCodeFor(error: unknown): number {
     return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (error instanceof CliFailure) {
-    process.stderr.write(`corral: ${error.message}\n`);
-    printJsonError(undefined, error.message);
+    process.stderr.write(`corral: ${error.message}${error.code ? ` [${error.code}]` : ''}\n`);
+    printJsonError(error.code, error.message);
     return error.exitCode;
   }
   const coded = error as { code?: unknown; message?: unknown };

@@ -7,8 +7,11 @@ export function printJson(value: unknown): void {
 export class CliFailure extends Error {
   override readonly name = 'CliFailure';
   readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
+  /** The coded error it stands for, when a package's error decided the exit code (printed, and under --json given as `code`). */
+  readonly code: string | undefined;
+  constructor(message: string, exitCode: number, code?: string) {
     super(message);
     this.exitCode = exitCode;
+    this.code = code;
   }
 }

@@ -90,6 +90,28 @@ describe('the runner', () => {
       const names = r.stdout.trim().split('\n').map((l) => l.split('=')[0]).sort();
       assert.deepEqual(names, ['GREETING', 'HOME', 'LANG', 'PATH', 'PWD', 'TMPDIR']);
     });
+
+    it('gives loader variables to the command only, never to bubblewrap on the host', async () => {
+      // Read by the dynamic loader of every program that starts with them: bubblewrap, started on the host
+      // with them, would write its trace there (and with LD_PRELOAD run a library of the policy's choosing).
+      const trace = realpathSync(mkdtempSync(join(tmpdir(), 'corral-loader-')));
+      const p = plan({ runtime: ['shell'], environment: { set: { LD_DEBUG: 'files', LD_DEBUG_OUTPUT: `${trace}/trace` } } });
+      const r = await runner.run(p, ['/bin/sh', '-c', 'echo "$LD_DEBUG"']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      // Inside, the loader cannot reach the host folder and traces to the output instead.
+      assert.match(r.stdout, /^files$/m);
+      assert.deepEqual(readdirSync(trace), []);
+      rmSync(trace, { recursive: true });
+    });
+
+    it("keeps the environment's values off bubblewrap's command line, which every process on the host can read", async () => {
+      const r = await runner.run(plan({ runtime: ['shell'], environment: { set: { API_TOKEN: 'token-on-the-command-line' } } }), ['/bin/sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; echo "$API_TOKEN"']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const [cmdline, seen] = r.stdout.trim().split('\n');
+      assert.match(cmdline!, /bwrap/);
+      assert.doesNotMatch(cmdline!, /token-on-the-command-line/);
+      assert.equal(seen, 'token-on-the-command-line');
+    });
   });
 
   describe('standard input', () => {
@@ -463,6 +485,12 @@ describe('the runner', () => {
 
     it('refuses a word holding a NUL byte, which would reach the command cut short', () => {
       assert.throws(() => runner.spawn(plan({}), ['/bin/echo', 'a\0b']), { code: 'CONTAIN_BAD_COMMAND' });
+    });
+
+    it('refuses a variable holding a NUL byte, which would reach bubblewrap as options of its own', async () => {
+      const p = plan({});
+      p.env.INJECTED = 'x\0--bind\0/\0/host';
+      await assert.rejects(runner.spawn(p, ['/bin/true']).result, { code: 'CONTAIN_BAD_COMMAND' });
     });
 
     it('refuses to run after close', async () => {

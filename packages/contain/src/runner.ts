@@ -6,7 +6,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
-import { bwrapArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
@@ -94,6 +94,8 @@ const SETUP_FAILURE = /^bwrap: (?!execvp )/;
 const SETUP_FAILURE_GRACE_MS = 2_000;
 // Where a warm sandbox's launcher reads the command it is to become (corral-forward -s).
 const COMMAND_FD = 6;
+// Where bubblewrap reads the command's environment (--args): see environmentArgs.
+const ENV_FD = 7;
 
 interface Exit {
   code: number | null;
@@ -297,7 +299,8 @@ export class Runner {
       const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
       const env: Record<string, string> = { ...plan.env };
       if (network) Object.assign(env, proxyEnvironment());
-      const fds = { seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
+      const envArgs = environmentArgs(env);
+      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
       const args = bwrapArgs({
         plan,
         etc: this.#etc,
@@ -312,8 +315,9 @@ export class Runner {
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
       const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
       const started = spawn(executable!, rest, {
-        env,
-        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore'],
+        // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
+        env: {},
+        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe'],
       });
       child = started;
       if (seccompFd !== undefined) {
@@ -331,6 +335,7 @@ export class Runner {
         started.once('close', (code, signal) => resolve({ code, signal }));
       });
       const extra = started.stdio as unknown as (Readable | Writable | null)[];
+      (extra[ENV_FD] as Writable).end(envArgs);
       let adopted = true;
       if (cgroups) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { DEFAULT_CONTAINER_POLICY, NodeHost } from './index.ts';
+import { DEVICE_FILE } from './host.ts';
 
 const token = randomBytes(24).toString('base64url');
 const dirs: string[] = [];
@@ -55,4 +56,34 @@ describe("a command's environment", () => {
       await gw.close();
     }
   });
+
+  it("never shows a command the node's own state directory (its device key, its policy), even inside a folder its policy grants", async () => {
+    const state = temp('corral-env-gw-');
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("cat") permit (principal == Agent::"reader", action == Action::"system.run", resource == Command::"cat");\n');
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    gw.identity.agents.create({ name: 'reader', process: 'ci', owner: 'owner@example.com', scopes: [] });
+    const shared = temp('corral-env-shared-');
+    const nodeState = join(shared, 'node');
+    writeFileSync(join(shared, 'notes.txt'), 'visible\n');
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'state-node', maxBackoffMs: 200, containerPolicies: { reader: { policy: { ...DEFAULT_CONTAINER_POLICY, filesystem: { readonly: [shared] } }, baseDir: shared } } });
+    const connected = host.start();
+    const deadline = Date.now() + 5_000;
+    while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    await connected;
+    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('reader')).token });
+    try {
+      const cat = (path: string) => agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['cat', path], agentId: 'reader' }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { exitCode: number; stdout: string } }>;
+      assert.equal((await cat(join(shared, 'notes.txt'))).payload.stdout, 'visible\n');
+      const key = await cat(join(nodeState, DEVICE_FILE));
+      assert.notEqual(key.payload.exitCode, 0);
+      assert.doesNotMatch(key.payload.stdout, /privateKey|PRIVATE/);
+    } finally {
+      await agent.close();
+      await host.close();
+      await gw.close();
+    }
+  });
 });
+

@@ -163,7 +163,7 @@ export class NodeHost {
     const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
     for (const [agent, { policy, baseDir }] of Object.entries(policies)) {
       const loaded = { policy: validatePolicy(policy), source: `<${agent}>`, baseDir };
-      planSandbox(loaded); // paths that cannot be used fail at start, not at the first command
+      planSandbox(loaded, process.env, { stateDir: options.stateDir }); // paths that cannot be used fail at start, not at the first command
       this.#policies.set(agent, loaded);
     }
     if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
@@ -232,7 +232,7 @@ export class NodeHost {
     for (const loaded of [...this.#policies.values()].slice(0, 8)) {
       let plan: SandboxPlan;
       try {
-        plan = planSandbox(loaded, passFromHost(loaded.policy.environment.pass));
+        plan = planSandbox(loaded, passFromHost(loaded.policy.environment.pass), { stateDir: this.#options.stateDir });
       } catch {
         continue; // its runs are refused with the reason when they come
       }
@@ -413,7 +413,8 @@ export class NodeHost {
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
     try {
-      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env });
+      // The node's state directory (its device key, its policy) is never the sandbox's to see.
+      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env }, { stateDir: this.#options.stateDir });
     } catch (error) {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -38,6 +38,26 @@ describe('corral run', () => {
       const r = await corral(['run', '--policy', file, '--', '/bin/true']);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /filesystem\.readonly\[0\]: .*missing does not exist/);
+    });
+  });
+
+  describe('when the policy grants a folder that holds the state directory', () => {
+    it('the command finds it empty and can neither read nor write it', async () => {
+      const file = policyFile('runtime: [shell]\nfilesystem: { readwrite: [./work] }\n');
+      const state = join(file, '../work/state');
+      const r = await corral(['--state-dir', state, 'run', '--policy', file, '--', '/bin/sh', '-c', 'ls -A state && echo LISTED; echo planted > state/planted && echo WROTE']);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /Permission denied/);
+      assert.ok(existsSync(join(state, 'audit.db')), 'the run was still recorded');
+      assert.ok(!existsSync(join(state, 'planted')));
+    });
+
+    it('exits 2 naming the field that grants a path inside it', async () => {
+      const file = policyFile('runtime: [shell]\nfilesystem: { readonly: [./state/policy-cache] }\n');
+      const r = await corral(['--state-dir', join(file, '../state'), 'run', '--policy', file, '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /filesystem\.readonly\[0\]: .*state directory/);
+      assert.doesNotMatch(r.stderr, NO_STACK);
     });
   });
 
@@ -104,6 +124,15 @@ describe('corral run', () => {
       const r = await corral(['run', '--', '/bin/true']);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /--policy/);
+    });
+
+    it('2 for a policy that is not one, with its code in the --json error document', async () => {
+      const r = await corral(['run', '--json', '--policy', policyFile('filesystem: { readwrite: 42 }\n'), '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      const { error } = JSON.parse(r.stdout) as { error: { code?: string; message: string } };
+      assert.equal(error.code, 'CONTAIN_POLICY_INVALID');
+      assert.match(error.message, /readwrite/);
+      assert.match(r.stderr, /\[CONTAIN_POLICY_INVALID\]/);
     });
   });
 });

@@ -36,7 +36,8 @@ Exit codes: the command's own (0-123), or
       const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain/runner');
       const state = stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir);
       const file = resolve(opts.policy);
-      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) })));
+      // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach.
+      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: state }));
       const runner = await refuseBadPolicy(async () => new Runner());
       const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
       // The sandbox sets itself up while the audit log loads and opens; the command is handed
@@ -118,7 +119,7 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
         : reason === 'CONTAIN_UNENFORCEABLE'
           ? EXIT.refused
           : EXIT.environment;
-    throw new CliFailure(message, code);
+    throw new CliFailure(message, code, reason);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ContainError } from '../errors.ts';
 import type { Mount, SandboxPlan } from '../policy/plan.ts';
 
 /** Host files Corral writes itself and binds read-only in place of the host's /etc. */
@@ -25,8 +26,8 @@ export interface BwrapInputs {
   egressSocket?: string;
   /** Host folder bound read-write at /run/corral/ingress for ingress sockets. */
   ingressDir?: string;
-  /** Child fd numbers for bubblewrap's --seccomp, --info-fd and --block-fd. */
-  fds: { seccomp?: number; info?: number; block?: number };
+  /** Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs), --seccomp, --info-fd and --block-fd. */
+  fds: { env?: number; seccomp?: number; info?: number; block?: number };
 }
 
 /**
@@ -38,6 +39,7 @@ export interface BwrapInputs {
 export function bwrapArgs(input: BwrapInputs): string[] {
   const { plan, etc, fds } = input;
   const args = [
+    ...(fds.env === undefined ? [] : ['--args', String(fds.env)]),
     '--unshare-all',
     // bubblewrap keeps capabilities when started by root; a contained command never has any.
     '--cap-drop',
@@ -85,6 +87,28 @@ export function bwrapArgs(input: BwrapInputs): string[] {
   if (fds.info !== undefined) args.push('--info-fd', String(fds.info));
   if (fds.block !== undefined) args.push('--block-fd', String(fds.block));
   return args;
+}
+
+/**
+ * The command's environment as bubblewrap options (`--setenv NAME VALUE`,
+ * NUL-separated), read from the descriptor given to `--args`. bubblewrap
+ * itself starts on the host with an empty environment: a variable the
+ * policy sets or passes (LD_PRELOAD, LD_DEBUG_OUTPUT, GCONV_PATH…) acts only
+ * on what runs inside, never on bubblewrap before it has built the sandbox;
+ * and the values stay off its command line, which any process on the host may read.
+ *
+ * @throws ContainError `CONTAIN_BAD_COMMAND` when a name or value holds a NUL
+ *   byte (it would end the word early and start an option of bubblewrap's own)
+ *   or a name holds '='.
+ */
+export function environmentArgs(env: Readonly<Record<string, string>>): Buffer {
+  const words: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (name === '' || name.includes('=') || name.includes('\0')) throw new ContainError('CONTAIN_BAD_COMMAND', `the environment holds an unusable variable name ${JSON.stringify(name)}`);
+    if (value.includes('\0')) throw new ContainError('CONTAIN_BAD_COMMAND', `the environment variable ${name} holds a NUL byte`);
+    words.push('--setenv', name, value);
+  }
+  return Buffer.from(words.map((word) => `${word}\0`).join(''));
 }
 
 /**

@@ -87,6 +87,14 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a value holds a NUL byte', () => {
+    it('refuses it in a path, the working directory and a variable, each with its field and line', () => {
+      const error = invalid('filesystem:\n  denied: ["./inbox/private\\0"]\nworkingDirectory: "./a\\0"\nenvironment:\n  set: { LD_PRELOAD: "x\\0--bind" }\n');
+      const byField = Object.fromEntries(error.issues.map((i) => [i.field, i.line]));
+      assert.deepEqual(byField, { 'filesystem.denied[0]': 2, workingDirectory: 3, 'environment.set.LD_PRELOAD': 5 });
+    });
+  });
+
   describe('when the text is not YAML or JSON', () => {
     it('refuses with the line of the syntax error', () => {
       const error = invalid('runtime: [shell\nfilesystem: {', 'p.yaml');

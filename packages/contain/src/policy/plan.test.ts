@@ -129,6 +129,53 @@ describe('planning a sandbox', () => {
     }
   });
 
+  describe('when a policy grants a path inside a kernel interface', () => {
+    // /proc/PID/root of a host process reaches the host's whole file system; /sys/fs/cgroup holds the limits.
+    for (const path of ['/proc/self', '/proc/sys/kernel', '/sys/fs/cgroup', '/dev/shm']) {
+      it(`refuses ${path}, as it refuses the interface itself`, () => {
+        const error = unresolvable(() => plan(workspace(), { filesystem: { readwrite: [path] } }));
+        assert.equal(error.issues[0]?.field, 'filesystem.readwrite[0]');
+      });
+    }
+
+    it('still takes a deny there, which hides nothing the sandbox could see', () => {
+      assert.deepEqual(plan(workspace(), { filesystem: { denied: ['/proc/self'] } }).mounts, []);
+    });
+  });
+
+  describe("when a policy reaches Corral's state directory", () => {
+    function withState(): { dir: string; state: string } {
+      const dir = workspace();
+      const state = join(dir, 'outbox/.corral');
+      mkdirSync(join(state, 'policy-cache'), { recursive: true });
+      return { dir, state };
+    }
+
+    it('refuses a grant of the directory or of anything inside it', () => {
+      const { dir, state } = withState();
+      const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./outbox/.corral'], readwrite: ['./outbox/.corral/policy-cache'] } }), source: 'policy.yaml', baseDir: dir };
+      const error = unresolvable(() => planSandbox(loaded, {}, { stateDir: state }));
+      assert.deepEqual(error.issues.map((i) => i.field).sort(), ['filesystem.readonly[0]', 'filesystem.readwrite[0]']);
+    });
+
+    it('hides it inside a grant that holds it, even through a symlink', () => {
+      const { dir, state } = withState();
+      symlinkSync(state, join(dir, 'state-link'));
+      const loaded = { policy: validatePolicy({ filesystem: { readwrite: ['./outbox'] } }), source: 'policy.yaml', baseDir: dir };
+      const p = planSandbox(loaded, {}, { stateDir: join(dir, 'state-link') });
+      assert.deepEqual(p.mounts, [
+        { kind: 'rw', path: join(dir, 'outbox') },
+        { kind: 'deny', path: state, directory: true },
+      ]);
+    });
+
+    it('needs no mask when no grant holds it', () => {
+      const { dir, state } = withState();
+      const loaded = { policy: validatePolicy({ filesystem: { readwrite: ['./inbox'] } }), source: 'policy.yaml', baseDir: dir };
+      assert.deepEqual(planSandbox(loaded, {}, { stateDir: state }).mounts, [{ kind: 'rw', path: join(dir, 'inbox') }]);
+    });
+  });
+
   describe('when a path starts with ~', () => {
     it("reads it from the invoking user's home", () => {
       const dir = workspace();

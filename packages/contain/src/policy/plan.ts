@@ -49,7 +49,19 @@ export interface SandboxPlan {
 
 // Paths the sandbox builds itself; granting the host's would defeat it.
 const RESERVED = ['/', '/proc', '/dev', '/sys', '/tmp', '/etc', '/run'];
+// The host's kernel interfaces: nothing below them may be granted either (a host process's
+// /proc/PID/root reaches the host's whole file system; /sys/fs/cgroup holds the sandbox's limits).
+const KERNEL = ['/proc', '/dev', '/sys'];
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+export interface PlanOptions {
+  /**
+   * Corral's state directory (audit log, keys, policy cache): a grant at or
+   * below it is refused, and inside a grant that holds it the sandbox finds an
+   * empty, unreadable stand-in, as for a denied path.
+   */
+  stateDir?: string;
+}
 
 /**
  * Resolves a validated policy into a sandbox plan: `~` and relative paths
@@ -57,25 +69,35 @@ const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
  * matched, presets expanded, denies placed inside the grants they cut into.
  *
  * @param hostEnv the invoking environment, read only for `environment.pass`.
- * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, or is a reserved system path).
+ * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
+ *   system path, lies below /proc, /dev or /sys, or inside the state directory).
  */
-export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env): SandboxPlan {
+export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env, options: PlanOptions = {}): SandboxPlan {
   const { policy, source, baseDir } = loaded;
   const issues: PolicyIssue[] = [];
   const warnings: string[] = [];
+  const stateDir = options.stateDir === undefined ? undefined : realPath(resolve(options.stateDir));
 
   const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
     const expanded = raw === '~' ? homedir() : raw.startsWith('~/') ? `${homedir()}${raw.slice(1)}` : raw;
     const absolute = isAbsolute(expanded) ? resolve(expanded) : resolve(baseDir, expanded);
-    let real: string;
-    try {
-      real = realpathSync(absolute);
-    } catch {
+    const real = realPath(absolute);
+    if (real === undefined) {
       if (mustExist) issues.push({ file: source, field, message: `${absolute} does not exist on this host; create it or remove it from the policy` });
       return undefined;
     }
     if (RESERVED.includes(real)) {
       issues.push({ file: source, field, message: `${real} cannot be granted: the sandbox provides its own ${real === '/' ? 'root' : real}; name the folders the command needs` });
+      return undefined;
+    }
+    // A deny (the only path that need not exist) only ever hides: it may name any of these.
+    const kernel = KERNEL.find((k) => within(real, k));
+    if (mustExist && kernel !== undefined) {
+      issues.push({ file: source, field, message: `${real} cannot be granted: it lies in the host's ${kernel}, and the sandbox provides its own` });
+      return undefined;
+    }
+    if (mustExist && stateDir !== undefined && within(real, stateDir)) {
+      issues.push({ file: source, field, message: `${real} cannot be granted: it lies in Corral's state directory ${stateDir}, which no sandbox may reach` });
       return undefined;
     }
     return real;
@@ -96,6 +118,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const denied = policy.filesystem.denied
     .map((raw, i) => resolvePath(raw, `filesystem.denied[${i}]`, false))
     .filter((p): p is string => p !== undefined);
+  if (stateDir !== undefined) denied.push(stateDir);
 
   let cwd = '/tmp';
   if (policy.workingDirectory !== undefined) {
@@ -162,6 +185,15 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     display,
     warnings,
   };
+}
+
+/** The host path `path` names once `..` and symlinks are resolved; undefined when there is none. */
+function realPath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads `path` as granted when a grant holds it and no deny covers it. */

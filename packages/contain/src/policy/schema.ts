@@ -13,7 +13,10 @@ import { RUNTIME_PRESETS } from './defaults.ts';
  * directory, exact environment) so one policy can target either backend.
  */
 
-const pathList = z.array(z.string().min(1, 'a path cannot be empty')).default([]);
+// A NUL byte ends a word for the kernel: what the sandbox got would differ from what the policy shows.
+const text = z.string().refine((value) => !value.includes('\0'), 'cannot hold a NUL byte');
+
+const pathList = z.array(text.min(1, 'a path cannot be empty')).default([]);
 
 const egressRule = z.string().superRefine((value, ctx) => {
   const parsed = parseEgressRule(value);
@@ -78,12 +81,12 @@ export const ContainerPolicySchema = z
     environment: z
       .strictObject({
         set: z
-          .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _'), z.string())
+          .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _'), text)
           .default({}),
         pass: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _')).default([]),
       })
       .default({ set: {}, pass: [] }),
-    workingDirectory: z.string().min(1).optional(),
+    workingDirectory: text.min(1).optional(),
     onUnenforceable: z
       .enum(['refuse', 'warn'])
       .default('refuse')
