@@ -20,9 +20,9 @@ export interface TestIssuer {
   close(): Promise<void>;
 }
 
-/** Accounts named in `groups` sign in with an `@example.com` email, their name and their groups. */
+/** Accounts named in `groups` sign in with a verified `@example.com` email, their name and their groups. */
 export function accountsWithGroups(groups: Record<string, string[]>): TestIssuerOptions['accounts'] {
-  return (sub) => (groups[sub] ? { email: `${sub}@example.com`, name: sub, groups: groups[sub] } : undefined);
+  return (sub) => (groups[sub] ? { email: `${sub}@example.com`, email_verified: true, name: sub, groups: groups[sub] } : undefined);
 }
 
 export async function startTestIssuer(options: TestIssuerOptions): Promise<TestIssuer> {
@@ -35,7 +35,7 @@ export async function startTestIssuer(options: TestIssuerOptions): Promise<TestI
   const provider = new Provider(issuer, {
     clients: options.clients,
     jwks: { keys: [{ ...key, kid: 'test-rs256', alg: 'RS256', use: 'sig' }] },
-    claims: options.claims ?? { openid: ['sub'], email: ['email'], profile: ['name', 'groups'] },
+    claims: options.claims ?? { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
     conformIdTokenClaims: false,
     cookies: { keys: ['corral-test-issuer-cookie-key'] },
     features: { devInteractions: { enabled: true } },

@@ -54,6 +54,13 @@ describe('agent registry', () => {
     again.close();
     assert.throws(() => Identity.open(dir, { issuer: 'https://other.example' }), { code: 'IDENTITY_INPUT_INVALID' });
   });
+
+  it('keeps the audience fixed too: asking for another one is refused, not silently ignored', () => {
+    // Before, the stored audience won and the caller verified tokens for an audience it never asked for.
+    assert.throws(() => Identity.open(dir, { audience: 'payments-api' }), { code: 'IDENTITY_INPUT_INVALID' });
+    const same = Identity.open(dir, { issuer: id.settings.issuer, audience: id.settings.audience });
+    same.close();
+  });
 });
 
 describe('parseTtl', () => {

@@ -120,4 +120,23 @@ describe('node pairing', () => {
       id.close();
     }
   });
+
+  it('records a new node\'s display name and platform without control or format characters, so a listing cannot be forged from them', () => {
+    const id = Identity.open(dir);
+    try {
+      const dev = createDeviceIdentity();
+      const { nonce } = id.nodes.challenge();
+      const signedAt = Date.now();
+      // A hostile node writes a fake "paired" row and erases its own line on the operator's terminal.
+      const displayName = 'build-02\r\n3f9a0c1e2b4d5a6f  paired    build-01\u001b[2K\u202e';
+      const platform = 'linux\u001b]0;owned\u0007';
+      const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform };
+      const connect = { device: { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform, displayName }, role: 'node', scopes: [] };
+      assert.throws(() => id.nodes.authenticate(connect, nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      const node = id.nodes.get(dev.deviceId);
+      assert.deepEqual([node.displayName, node.platform], ['build-023f9a0c1e2b4d5a6f  paired    build-01[2K', 'linux]0;owned']);
+    } finally {
+      id.close();
+    }
+  });
 });

@@ -48,7 +48,7 @@ export class Identity {
     this.localUsers = new LocalUsers(db, now);
   }
 
-  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED, IDENTITY_INPUT_INVALID. */
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED; IDENTITY_INPUT_INVALID for lifetimes out of range, or an issuer or audience other than the store's. */
   static open(stateDir: string, options: IdentityOptions = {}): Identity {
     const now = options.now ?? Date.now;
     const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;
@@ -59,9 +59,11 @@ export class Identity {
     const db = openIdentityDb(stateDir);
     const issuer = setMetaIfAbsent(db, 'issuer', options.issuer ?? `urn:corral:install:${randomBytes(8).toString('hex')}`);
     const audience = setMetaIfAbsent(db, 'audience', options.audience ?? 'corral');
-    if (options.issuer !== undefined && options.issuer !== issuer) {
-      db.close();
-      throw new IdentityError('IDENTITY_INPUT_INVALID', 'this state directory already has another issuer');
+    for (const [name, stored] of [['issuer', issuer], ['audience', audience]] as const) {
+      if (options[name] !== undefined && options[name] !== stored) {
+        db.close();
+        throw new IdentityError('IDENTITY_INPUT_INVALID', `this state directory already has another ${name}`);
+      }
     }
     return new Identity(db, { issuer, audience, defaultTtlSeconds, maxTtlSeconds, clockToleranceSeconds: 5 }, now);
   }

@@ -96,7 +96,7 @@ export class NodeRegistry {
     if (!existing) {
       this.#db
         .prepare("INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, ?, ?, ?, 'pending', ?)")
-        .run(connect.device.id, publicKey, (connect.client.displayName ?? connect.device.id.slice(0, 12)).slice(0, 200), (connect.client.platform ?? '').slice(0, 64), now);
+        .run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now);
       throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
     }
     if (existing.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
@@ -139,6 +139,11 @@ export class NodeRegistry {
   list(): NodeRecord[] {
     return (this.#db.prepare('SELECT * FROM nodes ORDER BY requested_at').all() as unknown as Row[]).map(fromRow);
   }
+}
+
+/** What a device says about itself, as an operator's terminal or page may show it: no control or format characters (line breaks, escape sequences, bidi overrides), at most `max` characters. */
+function printable(text: string, max: number): string {
+  return text.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, max);
 }
 
 function fromRow(r: Row): NodeRecord {

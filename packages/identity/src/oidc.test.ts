@@ -85,10 +85,54 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
     await assert.rejects(client.finishLogin(await browseTo(pending.url, 'alice'), pending), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
+  describe('when the issuer does not vouch for the e-mail a person claims', () => {
+    // mallory may set any e-mail at her issuer; only email_verified: true makes it hers.
+    let claimsIssuer: TestIssuer;
+    const claimed: Record<string, Record<string, unknown>> = {
+      unverified: { email: 'alice@example.com', email_verified: false, preferred_username: 'alice@example.com', groups: ['finance'] },
+      silent: { email: 'alice@example.com', preferred_username: 'alice@example.com', groups: ['finance'] },
+      verified: { email: 'dana@example.com', email_verified: true, groups: ['finance'] },
+    };
+    before(async () => {
+      claimsIssuer = await startTestIssuer({
+        clients: [publicClient('corral-public', REDIRECT)],
+        accounts: (sub) => claimed[sub],
+        claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups', 'preferred_username'] },
+      });
+    });
+    after(() => claimsIssuer.close());
+    const signIn = async (user: string) => {
+      const client = await OidcClient.discover({ issuer: claimsIssuer.issuer, clientId: 'corral-public', redirectUri: REDIRECT, roleMap });
+      const pending = client.startLogin();
+      return client.finishLogin(await browseTo(pending.url, user), pending);
+    };
+
+    it('leaves out an e-mail marked email_verified: false, and names nobody by preferred_username', async () => {
+      const human = await signIn('unverified');
+      assert.deepEqual([human.subject, human.email, human.roles], ['unverified', undefined, ['viewer']]);
+    });
+
+    it('leaves out an e-mail sent without email_verified', async () => {
+      assert.equal((await signIn('silent')).email, undefined);
+    });
+
+    it('keeps an e-mail marked email_verified: true', async () => {
+      assert.equal((await signIn('verified')).email, 'dana@example.com');
+    });
+  });
+
   it('refuses a discovery document naming another issuer, and missing settings', async () => {
     await assert.rejects(OidcClient.discover({ issuer: `${issuer}/`, clientId: 'corral', redirectUri: REDIRECT, roleMap }), { code: 'IDENTITY_OIDC_DISCOVERY_FAILED' });
     await assert.rejects(OidcClient.discover({ issuer, clientId: '', redirectUri: REDIRECT, roleMap }), { code: 'IDENTITY_CONFIG_MISSING' });
     await assert.rejects(OidcClient.discover({ issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap: {} }), { code: 'IDENTITY_CONFIG_MISSING' });
+  });
+
+  it('refuses at start a role map that could never map anyone as meant: a group given as a string, a role Corral does not have', async () => {
+    // Before: the first sign-in failed with a TypeError, or the misspelt role silently granted nothing.
+    const misconfigured = [{ admin: 'corral-admins' }, { admins: ['corral-admins'] }, { viewer: ['finance', 7] }];
+    for (const bad of misconfigured) {
+      await assert.rejects(OidcClient.discover({ issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap: bad as unknown as OidcSettings['roleMap'] }), { code: 'IDENTITY_INPUT_INVALID' }, JSON.stringify(bad));
+    }
   });
 });
 

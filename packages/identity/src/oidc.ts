@@ -41,6 +41,7 @@ export interface PendingLogin {
 export interface HumanIdentity {
   issuer: string;
   subject: string;
+  /** The `email` claim, only when the issuer marks it `email_verified: true`. */
   email?: string;
   name?: string;
   /** The raw values of the role claim. */
@@ -74,13 +75,19 @@ export class OidcClient {
 
   /**
    * Checks the settings, reads the issuer's discovery document and checks it
-   * names the same issuer. Throws IDENTITY_CONFIG_MISSING, IDENTITY_OIDC_DISCOVERY_FAILED.
+   * names the same issuer. Throws IDENTITY_CONFIG_MISSING, IDENTITY_INPUT_INVALID
+   * (a role map naming a role Corral does not have, or values that are not a
+   * list of strings), IDENTITY_OIDC_DISCOVERY_FAILED.
    */
   static async discover(settings: OidcSettings): Promise<OidcClient> {
     for (const name of ['issuer', 'clientId', 'redirectUri'] as const) {
       if (typeof settings[name] !== 'string' || settings[name] === '') throw new IdentityError('IDENTITY_CONFIG_MISSING', `OIDC setting ${name} is required`);
     }
     if (!settings.roleMap || Object.keys(settings.roleMap).length === 0) throw new IdentityError('IDENTITY_CONFIG_MISSING', 'OIDC setting roleMap is required');
+    for (const [role, values] of Object.entries(settings.roleMap)) {
+      if (!(CORRAL_ROLES as readonly string[]).includes(role)) throw new IdentityError('IDENTITY_INPUT_INVALID', `OIDC roleMap names "${role.slice(0, 40)}", which is not one of ${CORRAL_ROLES.join(', ')}`);
+      if (values !== undefined && (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))) throw new IdentityError('IDENTITY_INPUT_INVALID', `OIDC roleMap.${role} must be a list of claim values`);
+    }
     const doFetch = settings.fetch ?? fetch;
     const url = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     let doc: Record<string, unknown>;
@@ -180,7 +187,9 @@ export class OidcClient {
     const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
     const roles = mapRoles(groups, this.settings.roleMap);
     if (roles.length === 0) throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
-    const email = typeof claims.email === 'string' ? claims.email : typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined;
+    // Only an address the issuer vouches for names the person (OIDC Core §5.1, §5.7): an unverified
+    // `email` or a `preferred_username` is whatever the person typed, and would name them as someone else.
+    const email = typeof claims.email === 'string' && claims.email_verified === true ? claims.email : undefined;
     return {
       issuer: this.settings.issuer,
       subject: claims.sub,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -88,4 +88,28 @@ describe('corral agents and tokens', () => {
       await reader.close();
     }
   });
+});
+
+describe('when the state directory holds no identity store (a mistyped --state-dir)', () => {
+  const empty = join(state, 'no-such-install');
+  const commands = [
+    ['agents', 'list'],
+    ['agents', 'suspend', 'invoice-bot'],
+    ['agents', 'token', 'invoice-bot'],
+    ['tokens', 'verify', 'a.b.c'],
+    ['identity', 'keys'],
+    ['identity', 'rotate'],
+    ['identity', 'nodes', 'pair', '3f9a0c1e2b4d5a6f'],
+    ['users', 'list'],
+    ['users', 'passwd', 'admin'],
+  ];
+  for (const args of commands) {
+    it(`corral ${args.join(' ')} says so, exits 3 and creates nothing`, async () => {
+      const r = await corral(['--state-dir', empty, ...args, '--json']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(JSON.parse(r.stdout).error.message, /no identity store/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(existsSync(empty), false);
+    });
+  }
 });

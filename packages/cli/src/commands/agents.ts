@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
@@ -5,11 +7,26 @@ import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
-/** Opens the identity store of the command's state directory for one action. */
-export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T): Promise<T> {
+/**
+ * Opens the identity store of the command's state directory for one action.
+ * Only a command that sets an install up (`create`) makes a store where there
+ * is none: any other would answer from a fresh, empty one, so a mistyped
+ * `--state-dir` exits 3, creating nothing.
+ */
+export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean } = {}): Promise<T> {
+  const dir = dirOf(command);
+  if (!options.create && !existsSync(join(dir, 'identity.db'))) {
+    throw new CliFailure(`no identity store in ${dir}: create an agent or run \`corral up\` with this state directory, or name the right one with --state-dir`, EXIT.environment);
+  }
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
   const { Identity, IdentityError } = await import('@corral/identity');
-  const identity = Identity.open(dirOf(command));
+  let identity: Identity;
+  try {
+    identity = Identity.open(dir);
+  } catch (error) {
+    if (error instanceof IdentityError && error.code === 'IDENTITY_STORE_FAILED') throw new CliFailure(`${error.message} [${error.code}]`, EXIT.environment);
+    throw error;
+  }
   try {
     return await action(identity);
   } catch (error) {
@@ -53,6 +70,7 @@ export function registerAgents(program: Command): void {
     .action(async (name: string, opts: { process: string; owner: string; scope?: string[]; displayName?: string; json?: boolean }, command: Command) => {
       const agent = await withIdentity(command, (id) =>
         id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }),
+        { create: true },
       );
       await recordIdentityEvent(dirOf(command), { action: 'agent.create', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, process: agent.process, owner: agent.owner, scopes: agent.scopes } });
       if (opts.json) printJson(agent);

@@ -59,8 +59,8 @@ describe('corral identity login', () => {
     // Everyone who signs in there carries the role claim Corral.Approver.
     testIssuer = await startTestIssuer({
       clients: [publicClient('corral-cli', redirect)],
-      accounts: (sub) => ({ email: `${sub}@example.com`, roles: ['Corral.Approver'] }),
-      claims: { openid: ['sub'], email: ['email'], profile: ['name', 'roles'] },
+      accounts: (sub) => ({ email: `${sub}@example.com`, email_verified: true, roles: ['Corral.Approver'] }),
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'roles'] },
     });
     issuer = testIssuer.issuer;
   });
@@ -93,3 +93,17 @@ describe('corral identity login', () => {
   });
 });
 
+describe('corral identity login with settings it cannot use', () => {
+  it('refuses a redirectUri that is not a URL, and a timeout that is no duration, as bad usage (exit 2) before reaching the issuer', async () => {
+    const config = join(tmp, 'bad-oidc.json');
+    const settings = { issuer: 'https://issuer.invalid', clientId: 'corral-cli', roleMap: { approver: ['Corral.Approver'] } };
+    writeFileSync(config, JSON.stringify({ ...settings, redirectUri: '127.0.0.1:8765/callback' }));
+    const notUrl = await corral(['--state-dir', join(tmp, 'bad-login'), 'identity', 'login', '--config', config, '--json']);
+    assert.equal(notUrl.code, 2, notUrl.stderr);
+    assert.match(JSON.parse(notUrl.stdout).error.message, /redirectUri/);
+    writeFileSync(config, JSON.stringify({ ...settings, redirectUri: 'http://127.0.0.1:8765/callback' }));
+    const badTimeout = await corral(['--state-dir', join(tmp, 'bad-login'), 'identity', 'login', '--config', config, '--timeout', 'forever', '--json']);
+    assert.equal(badTimeout.code, 2, badTimeout.stderr);
+    assert.equal(JSON.parse(badTimeout.stdout).error.code, 'IDENTITY_INPUT_INVALID');
+  });
+});

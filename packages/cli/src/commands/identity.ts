@@ -18,7 +18,7 @@ export function registerIdentity(program: Command): void {
     .description('print the published JSON Web Key Set that verifies agent tokens')
     .option('--json', 'the output is JSON either way')
     .action(async (_opts: unknown, command: Command) => {
-      printJson(await withIdentity(command, (id) => id.jwks()));
+      printJson(await withIdentity(command, (id) => id.jwks(), { create: true }));
     });
 
   identity
@@ -92,13 +92,13 @@ export function registerIdentity(program: Command): void {
       const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
       const { OidcClient, parseTtl } = await import('@corral/identity');
       const settings = readSettings(file);
-      const redirect = new URL(settings.redirectUri);
-      if (redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
+      const redirect = URL.parse(settings.redirectUri);
+      if (redirect === null || redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
         throw new CliFailure(`${file}: redirectUri must be a loopback URL with a port, e.g. http://127.0.0.1:8765/callback`, EXIT.usage);
       }
+      const timeoutMs = parseTtl(opts.timeout) * 1000;
       const client = await OidcClient.discover(settings);
       const pending = client.startLogin();
-      const timeoutMs = parseTtl(opts.timeout) * 1000;
       const callbackUrl = await new Promise<string>((resolve, reject) => {
         const server = createServer((req, res) => {
           const url = new URL(req.url ?? '/', settings.redirectUri);
@@ -124,7 +124,7 @@ export function registerIdentity(program: Command): void {
         });
       });
       const human = await client.finishLogin(callbackUrl, pending);
-      const record = await withIdentity(command, (id) => id.humans.record(human));
+      const record = await withIdentity(command, (id) => id.humans.record(human), { create: true });
       await recordIdentityEvent(dirOf(command), {
         actor: { kind: 'human', id: record.email ?? record.subject },
         action: 'human.login',

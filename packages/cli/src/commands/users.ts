@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { printJson } from '../output.ts';
-import { dirOf } from './agents.ts';
+import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
 /** `corral users list|passwd NAME`: the local logins of the console (the admin `corral up` creates). */
@@ -11,15 +11,9 @@ export function registerUsers(program: Command): void {
     .description('local logins and their roles')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
-      const { Identity } = await import('@corral/identity');
-      const identity = Identity.open(dirOf(command));
-      try {
-        const list = identity.localUsers.list();
-        if (opts.json) return printJson({ users: list });
-        for (const u of list) process.stdout.write(`${u.username}\t${u.roles.join(',')}\tsince ${u.createdAt}\n`);
-      } finally {
-        identity.close();
-      }
+      const list = await withIdentity(command, (identity) => identity.localUsers.list());
+      if (opts.json) return printJson({ users: list });
+      for (const u of list) process.stdout.write(`${u.username}\t${u.roles.join(',')}\tsince ${u.createdAt}\n`);
     });
   users
     .command('passwd')
@@ -27,16 +21,10 @@ export function registerUsers(program: Command): void {
     .argument('<username>')
     .option('--json', 'print {"username", "password"}')
     .action(async (username: string, opts: { json?: boolean }, command: Command) => {
-      const [{ Identity }, { newPassword }] = await Promise.all([import('@corral/identity'), import('../up/admin.ts')]);
-      const dir = dirOf(command);
-      const identity = Identity.open(dir);
+      const { newPassword } = await import('../up/admin.ts');
       const password = newPassword();
-      try {
-        await identity.localUsers.setPassword(username, password);
-      } finally {
-        identity.close();
-      }
-      await recordIdentityEvent(dir, { action: 'user.password.set', resource: { kind: 'user', id: `local:${username}` } });
+      await withIdentity(command, (identity) => identity.localUsers.setPassword(username, password));
+      await recordIdentityEvent(dirOf(command), { action: 'user.password.set', resource: { kind: 'user', id: `local:${username}` } });
       if (opts.json) return printJson({ username, password });
       process.stdout.write(`new password for ${username}: ${password}\nKeep it: it is shown only this once and stored only as a hash.\n`);
     });
