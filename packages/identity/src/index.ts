@@ -18,7 +18,7 @@ export {
   verifyDeviceProof,
 } from './device.ts';
 export type { DeviceAuthFields, DeviceIdentity, DeviceProof } from './device.ts';
-export { NodeRegistry } from './nodes.ts';
+export { NodeRegistry, printable } from './nodes.ts';
 export type { NodeConnect, NodeRecord, NodeStatus } from './nodes.ts';
 export { CORRAL_ROLES, OidcClient, mapRoles } from './oidc.ts';
 export type { CorralRole, HumanIdentity, OidcSettings, PendingLogin } from './oidc.ts';

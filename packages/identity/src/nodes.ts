@@ -142,7 +142,7 @@ export class NodeRegistry {
 }
 
 /** What a device says about itself, as an operator's terminal or page may show it: no control or format characters (line breaks, escape sequences, bidi overrides), at most `max` characters. */
-function printable(text: string, max: number): string {
+export function printable(text: string, max: number): string {
   return text.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, max);
 }
 

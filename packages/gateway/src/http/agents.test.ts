@@ -100,6 +100,18 @@ describe('agents', () => {
     assert.deepEqual([resumed.status, resumed.body.status], [200, 'active']);
   });
 
+  it('closes a connection opened with a token from before a suspension, though the agent was resumed since; a new token connects (regression: the old connection kept acting as the agent)', async () => {
+    // `agent` connected before the suspensions above, with a token of the generation they ended.
+    await assert.rejects(agent.request('node.list', {}), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_UNAUTHORIZED');
+    assert.equal((await agent.closed).code, 1008);
+    const fresh = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.read'], agentToken: (await t.gw.identity.issueToken('invoice-bot')).token });
+    try {
+      assert.ok(Array.isArray(((await fresh.request('node.list', {})) as { nodes: unknown[] }).nodes));
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('suspends an agent whose waiting approval another process resolves meanwhile: the nodes are told and the record names only what it denied (regression: 409 after the suspension, nodes never told)', async () => {
     const approvals = t.gw.approvals;
     const raced = approvals.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot' }, quorum: 1 });

@@ -53,6 +53,22 @@ describe('node pairing over the protocol', () => {
     assert.equal(entry?.remoteIp, '127.0.0.1');
   });
 
+  it('shows what a node says of itself without control or format characters, pending and connected, so a listing cannot be forged from it', async () => {
+    const device = createDeviceIdentity();
+    const forged = 'build-09\n\u001b[32mpaired\u202e';
+    const announced = waitFor(admin, 'node.pair.requested');
+    await refusedAsPending(nodeOptions(gw, device, forged));
+    assert.equal(((await announced) as PairingEntry).displayName, 'build-09[32mpaired');
+    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    const node = await GatewayClient.connect(nodeOptions(gw, device, forged));
+    try {
+      const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
+      assert.equal(nodes.find((n) => n.nodeId === device.deviceId)?.displayName, 'build-09[32mpaired');
+    } finally {
+      await node.close();
+    }
+  });
+
   it('needs operator.admin to approve a node that declares system.run (pairing scope alone is refused)', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-02'));

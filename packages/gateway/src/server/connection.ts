@@ -16,8 +16,12 @@ export interface Peer {
   /** The verified device id (required for nodes, optional for operators). */
   deviceId: string | undefined;
   client: ConnectParams['client'];
-  /** The Corral agent this operator connection acts as, from a verified agent token. */
-  agent?: { id: string; name: string };
+  /**
+   * The Corral agent this operator connection acts as, from a verified agent
+   * token: its generation (a suspension moves the agent's on) and expiry,
+   * which every command checks again, since a connection outlives its token.
+   */
+  agent?: { id: string; name: string; tokenGeneration: number; expiresAtMs: number };
   /** What a node declared it serves. */
   commands: string[];
   caps: string[];

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { MIN_CLIENT_PROTOCOL_VERSION, MIN_NODE_PROTOCOL_VERSION, PROTOCOL_VERSION } from '@openclaw/gateway-protocol';
 import { buildPairingConnectErrorDetails, buildPairingConnectErrorMessage } from '@openclaw/gateway-protocol/connect-error-details';
-import { IdentityError, verifyDeviceProof, type Identity } from '@corral/identity';
+import { IdentityError, printable, verifyDeviceProof, type Identity } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import type { ConnectParams } from '../protocol/frames.ts';
 import { grantScopes, type Role } from '../protocol/scopes.ts';
@@ -83,7 +83,12 @@ function peerOf(params: ConnectParams, role: Role, protocol: number, deviceId: s
     role,
     scopes: grantScopes(role, params.scopes),
     deviceId,
-    client: params.client,
+    // What the client says of itself reaches operators' terminals and pages (node lists, pairing requests): no control characters.
+    client: {
+      ...params.client,
+      ...(params.client.displayName !== undefined ? { displayName: printable(params.client.displayName, 200) } : {}),
+      platform: printable(params.client.platform, 64),
+    },
     commands: role === 'node' ? [...new Set(params.commands ?? [])] : [],
     caps: [...new Set(params.caps ?? [])],
     protocol,

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-protocol';
-import type { Identity } from '@corral/identity';
+import { printable, type Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
@@ -401,8 +401,8 @@ export class GatewayServer {
       if (failure.code === 'GATEWAY_NOT_PAIRED' && params?.device) {
         const request: PairingRequest = {
           deviceId: params.device.id,
-          displayName: params.client.displayName ?? params.device.id.slice(0, 12),
-          platform: params.client.platform,
+          displayName: printable(params.client.displayName ?? params.device.id.slice(0, 12), 200),
+          platform: printable(params.client.platform, 64),
           commands: [...new Set(params.commands ?? [])],
           caps: [...new Set(params.caps ?? [])],
           remoteAddress: connection.remoteAddress,
@@ -420,12 +420,18 @@ export class GatewayServer {
     this.#accepted(connection, frame, peer);
   }
 
+  /** Whether the agent token a connection was opened with still stands: its agent active, of the token's generation, and the token unexpired. */
+  #agentTokenAlive(agent: NonNullable<Peer['agent']>): boolean {
+    const current = this.#identity.agents.find(agent.id);
+    return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#now() < agent.expiresAtMs;
+  }
+
   /** An operator connection that carries a Corral agent token acts as that agent; a token that does not verify refuses the connection. */
   async #verifyAgent(connection: Connection, frame: RequestFrame, peer: Peer, token: string): Promise<void> {
     try {
       if (peer.role !== 'operator') throw new GatewayError('GATEWAY_AGENT_TOKEN_INVALID', 'agent tokens are for operator connections');
       const claims = await this.#identity.verifyToken(token);
-      peer.agent = { id: claims.sub, name: claims.agent };
+      peer.agent = { id: claims.sub, name: claims.agent, tokenGeneration: claims.gen, expiresAtMs: claims.exp * 1000 };
       // An agent asks for what it runs, never pairs nodes, resolves approvals or administers.
       peer.scopes = peer.scopes.filter((scope) => AGENT_SCOPES.includes(scope));
     } catch {
@@ -467,6 +473,13 @@ export class GatewayServer {
 
   async #dispatch(connection: Connection, frame: RequestFrame): Promise<void> {
     const peer = connection.peer!;
+    if (peer.agent && !this.#agentTokenAlive(peer.agent)) {
+      // The token this connection was opened with has died since (the agent was suspended, even if
+      // resumed, or the token expired): the connection goes with it.
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
+      connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'unauthorized: agent identity token no longer valid; reconnect with a new one', details: { code: 'AUTH_UNAUTHORIZED' } }));
+      return void connection.close(CLOSE.policyViolation, 'unauthorized');
+    }
     const spec = this.#methods.get(frame.method);
     if (!spec) {
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_METHOD_UNKNOWN', role: peer.role, method: frame.method.slice(0, 100) });
