@@ -34,6 +34,8 @@ step('tests (node --test)', process.execPath, [
   `--test-concurrency=${concurrency}`,
   // A test waiting for something that never comes fails after 10 minutes instead of holding CI until its own limit.
   '--test-timeout=600000',
+  // A file whose tests are done ends even if a failed test left a server or a sandbox open: a failure fails CI, never hangs it.
+  '--test-force-exit',
   '--test-reporter=spec',
   ...(files.length > 0 ? files : ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts']),
 ]);

@@ -80,7 +80,7 @@ const PROTECTION: Record<string, string> = {
   'read-etc-passwd-users': "a synthetic /etc (the host's is never bound)",
   'symlink-to-secret': "a synthetic /etc (the host's is never bound)",
   'proc-self-root': "a synthetic /etc (the host's is never bound)",
-  'proc-1-environ': "starting bubblewrap itself with only the command's environment (the sandbox's PID 1 is bubblewrap, and its /proc/1/environ is readable inside)",
+  'proc-1-environ': "starting bubblewrap itself with no environment, the command's reaching it through a pipe (the sandbox's PID 1 is bubblewrap, and its /proc/1/environ is readable inside)",
   'sysfs-and-devices': 'no /sys and a minimal /dev',
   'cgroupfs-write': 'no /sys and a minimal /dev',
   'fork-bomb': 'process limits (pids cgroup)',

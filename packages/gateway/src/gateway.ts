@@ -11,7 +11,7 @@ import { HttpApi } from './http/api.ts';
 import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 import { PolicyControl } from './http/policy-control.ts';
-import { Sessions } from './http/sessions.ts';
+import { Sessions, type SessionUser } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
 import { PolicyGrants } from './approvals/grants.ts';
@@ -114,7 +114,7 @@ export class Gateway {
         record: async (event) => void (log ? await append(event) : undefined),
         feed,
         policies,
-        sessions: new Sessions(now),
+        sessions: new Sessions(now, (user) => user.version === undefined || localUserUnchanged(identity, user)),
         throttle: new SignInThrottle(now),
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
@@ -137,5 +137,15 @@ export class Gateway {
     await this.#audit?.close();
     this.#db.close();
     this.identity.close();
+  }
+}
+
+/** Whether a signed-in local user still exists as it was at sign-in (same roles, same password). */
+function localUserUnchanged(identity: Identity, user: SessionUser): boolean {
+  try {
+    const current = identity.localUsers.get(user.name);
+    return current.id === user.id && current.updatedAt === user.version;
+  } catch {
+    return false;
   }
 }

@@ -209,34 +209,41 @@ describe('an agent through the gateway', () => {
     const state = gatewayState();
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
     const host = await pairedHost(gw);
-    gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
-    const agentToken = (await gw.identity.issueToken('builder')).token;
-    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken });
-    assert.equal((await run(agent, host.device.deviceId, ['echo', 'as builder'])).payload.stdout, 'as builder\n');
-    // echo is allowed for the agent only: the same command as the operator is denied.
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-    await assert.rejects(
-      operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], agentId: 'builder' }, idempotencyKey: randomUUID() }),
-      deniedWith('SYSTEM_RUN_DENIED'),
-    );
-    // Nor through upstream's session key, from which the node takes the agent whose container it runs under.
-    await assert.rejects(
-      operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:builder:main' }, idempotencyKey: randomUUID() }),
-      deniedWith('SYSTEM_RUN_DENIED'),
-    );
-    gw.identity.agents.create({ name: 'other', process: 'ci', owner: 'owner@example.com', scopes: [] });
-    await assert.rejects(
-      agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:other:main' }, idempotencyKey: randomUUID() }),
-      deniedWith('SYSTEM_RUN_DENIED'),
-    );
-    const forged = `${agentToken.slice(0, -4)}AAAA`;
-    await assert.rejects(GatewayClient.connect({ url: gw.url, token, role: 'operator', agentToken: forged }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_UNAUTHORIZED');
-    gw.identity.agents.suspend('builder');
-    await assert.rejects(run(agent, host.device.deviceId, ['echo', 'after suspension']), deniedWith('SYSTEM_RUN_DENIED'));
-    await agent.close();
-    await operator.close();
-    await host.close();
-    await gw.close();
+    const clients: GatewayClient[] = [];
+    try {
+      gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
+      const agentToken = (await gw.identity.issueToken('builder')).token;
+      const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken });
+      clients.push(agent);
+      assert.equal((await run(agent, host.device.deviceId, ['echo', 'as builder'])).payload.stdout, 'as builder\n');
+      // echo is allowed for the agent only: the same command as the operator is denied.
+      const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+      clients.push(operator);
+      await assert.rejects(
+        operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], agentId: 'builder' }, idempotencyKey: randomUUID() }),
+        deniedWith('SYSTEM_RUN_DENIED'),
+      );
+      // Nor through upstream's session key, from which the node takes the agent whose container it runs under.
+      await assert.rejects(
+        operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:builder:main' }, idempotencyKey: randomUUID() }),
+        deniedWith('SYSTEM_RUN_DENIED'),
+      );
+      gw.identity.agents.create({ name: 'other', process: 'ci', owner: 'owner@example.com', scopes: [] });
+      await assert.rejects(
+        agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], sessionKey: 'agent:other:main' }, idempotencyKey: randomUUID() }),
+        deniedWith('SYSTEM_RUN_DENIED'),
+      );
+      const forged = `${agentToken.slice(0, -4)}AAAA`;
+      await assert.rejects(GatewayClient.connect({ url: gw.url, token, role: 'operator', agentToken: forged }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_UNAUTHORIZED');
+      gw.identity.agents.suspend('builder');
+      // Its token died with the suspension: the connection opened with it is refused and closed.
+      await assert.rejects(run(agent, host.device.deviceId, ['echo', 'after suspension']), deniedWith('AUTH_UNAUTHORIZED'));
+      assert.equal((await agent.closed).code, 1008);
+    } finally {
+      for (const client of clients) await client.close();
+      await host.close();
+      await gw.close();
+    }
   });
 });
 

@@ -97,6 +97,21 @@ describe('local sign-in', () => {
     assert.equal((await busy.get('/api/session')).status, 401);
   });
 
+  it("ends a user's sessions when an administrator changes the user's roles or password (regression: a demoted admin kept admin until the session expired)", async () => {
+    await t.gw.identity.localUsers.create('trent', TEST_PASSWORD, ['admin']);
+    const demoted = t.anonymous();
+    await demoted.signIn('trent');
+    assert.equal((await demoted.get('/api/session')).status, 200);
+    clock += 1;
+    t.gw.identity.localUsers.setRoles('trent', ['viewer']);
+    assert.equal((await demoted.get('/api/session')).status, 401);
+    const again = t.anonymous();
+    assert.deepEqual((await again.signIn('trent')).body.user.roles, ['viewer']);
+    clock += 1;
+    await t.gw.identity.localUsers.setPassword('trent', `${TEST_PASSWORD}-new`);
+    assert.equal((await again.get('/api/session')).status, 401);
+  });
+
   it('lists the providers without credentials: local only when no OIDC is configured', async () => {
     assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: null });
     assert.equal((await t.anonymous().get('/api/auth/oidc/start')).status, 404);

@@ -44,7 +44,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const user = await api.identity.localUsers.verify(username, input.password);
         if (!user) return failure(401, 'invalid_credentials');
         api.throttle.succeed(username, address);
-        const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles });
+        const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
         return reply(200, sessionBody(session), { 'set-cookie': cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000) });
       },

@@ -1,7 +1,8 @@
 // Console sessions: an opaque random token in an HttpOnly, SameSite=Strict
 // cookie, kept in memory by its SHA-256 (a restart signs everyone out), with
 // a CSRF value the console echoes in `x-corral-csrf` on every change. A
-// session lasts 12 hours and ends after an hour without use.
+// session lasts 12 hours, ends after an hour without use, and ends when its
+// local user is removed or changed (roles, password).
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CorralRole } from '@corral/identity';
@@ -18,6 +19,8 @@ export interface SessionUser {
   /** What the audit log and approvals record as this human (username, or e-mail or subject). */
   name: string;
   roles: CorralRole[];
+  /** A local user's record as of sign-in (its last change): a change since (roles, password) or its removal ends the session. */
+  version?: string;
 }
 
 export interface Session {
@@ -32,9 +35,12 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
 export class Sessions {
   readonly #byDigest = new Map<string, Session>();
   readonly #now: () => number;
+  readonly #current: (user: SessionUser) => boolean;
 
-  constructor(now: () => number = Date.now) {
+  /** `current` says whether a session's user is still as it signed in (see SessionUser.version); a session whose user is not ends. */
+  constructor(now: () => number = Date.now, current: (user: SessionUser) => boolean = () => true) {
     this.#now = now;
+    this.#current = current;
   }
 
   /** A new session; the token goes only into the cookie. */
@@ -59,7 +65,7 @@ export class Sessions {
     const session = this.#byDigest.get(key);
     if (!session) return undefined;
     const now = this.#now();
-    if (now - session.createdAtMs > SESSION_TTL_MS || now - session.lastSeenMs > SESSION_IDLE_MS) {
+    if (now - session.createdAtMs > SESSION_TTL_MS || now - session.lastSeenMs > SESSION_IDLE_MS || !this.#current(session.user)) {
       this.#byDigest.delete(key);
       return undefined;
     }
