@@ -21,9 +21,9 @@ const SCAN_BATCH = 10_000;
 
 /**
  * Logs at least this large verify on two threads (SQLite) on hosts with two
- * or more cores: on this project's two shared cores, 1.5 times as fast as on
- * one (454,000–471,000 against 254,000–312,000 records/s, medians of three
- * alternating rounds, 2026-11-26).
+ * or more cores: on this project's two shared cores, 1.08 to 1.8 times as
+ * fast as on one (medians of three alternating rounds in three runs,
+ * 2026-11-26: 323,600 / 300,400, 453,600 / 254,400, 471,000 / 311,900 records/s).
  */
 const PARALLEL_FROM = availableParallelism() >= 2 ? 300_000 : Number.POSITIVE_INFINITY;
 
