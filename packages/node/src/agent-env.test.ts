@@ -22,67 +22,70 @@ after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * A gateway whose policy permits `agent` the programs named, and a paired node
+ * running that agent's commands under `policy` (a container policy): the agent's
+ * connection, the node and a `close` for all three.
+ */
+async function agentOnNode(agent: string, programs: string[], policy: Record<string, unknown>, nodeState: string, baseDir: string) {
+  const state = temp('corral-env-gw-');
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'run.cedar'), programs.map((p) => `permit (principal == Agent::"${agent}", action == Action::"system.run", resource == Command::"${p}");\n`).join(''));
+  const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+  gw.identity.agents.create({ name: agent, process: 'ci', owner: 'owner@example.com', scopes: [] });
+  const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: `${agent}-node`, maxBackoffMs: 200, containerPolicies: { [agent]: { policy: { ...DEFAULT_CONTAINER_POLICY, ...policy }, baseDir } } });
+  const connected = host.start();
+  const deadline = Date.now() + 5_000;
+  while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  gw.identity.nodes.pair(host.device.deviceId, 'test');
+  await connected;
+  const client = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken(agent)).token });
+  return {
+    client,
+    nodeId: host.device.deviceId,
+    close: async () => {
+      await client.close();
+      await host.close();
+      await gw.close();
+    },
+  };
+}
+
 describe("a command's environment", () => {
   it("keeps the variables the agent's container policy passes and drops the rest, saying which; runs in a requested cwd only inside its grants", async () => {
-    const state = temp('corral-env-gw-');
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("env") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"printenv");\n@id("pwd") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"pwd");\n');
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
     const nodeState = temp('corral-env-node-');
     const outbox = temp('corral-env-outbox-');
-    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'env-node', maxBackoffMs: 200, containerPolicies: { builder: { policy: { ...DEFAULT_CONTAINER_POLICY, filesystem: { readwrite: [outbox] }, environment: { pass: ['GREETING'] } }, baseDir: nodeState } } });
-    const connected = host.start();
-    const deadline = Date.now() + 5_000;
-    while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    gw.identity.nodes.pair(host.device.deviceId, 'test');
-    await connected;
-    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('builder')).token });
+    const { client: agent, nodeId, close } = await agentOnNode('builder', ['printenv', 'pwd'], { filesystem: { readwrite: [outbox] }, environment: { pass: ['GREETING'] } }, nodeState, nodeState);
     try {
-      const result = (await agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printenv'], agentId: 'builder', env: { GREETING: 'hello', OTHER_SETTING: 'on', SECRET_TOKEN: 'x' } }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 })) as { payload: { stdout: string; contained: { envDropped?: string[]; agent?: string } } };
+      const result = (await agent.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['printenv'], agentId: 'builder', env: { GREETING: 'hello', OTHER_SETTING: 'on', SECRET_TOKEN: 'x' } }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 })) as { payload: { stdout: string; contained: { envDropped?: string[]; agent?: string } } };
       assert.match(result.payload.stdout, /^GREETING=hello$/m);
       assert.doesNotMatch(result.payload.stdout, /OTHER_SETTING|SECRET_TOKEN/);
       assert.deepEqual(result.payload.contained.envDropped, ['OTHER_SETTING', 'SECRET_TOKEN']);
       assert.equal(result.payload.contained.agent, 'builder');
 
-      const pwd = (cwd: string) => agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['pwd'], agentId: 'builder', cwd }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { stdout: string } }>;
+      const pwd = (cwd: string) => agent.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['pwd'], agentId: 'builder', cwd }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { stdout: string } }>;
       assert.equal((await pwd(outbox)).payload.stdout, `${outbox}\n`);
       for (const outside of ['/etc', nodeState, 'relative/dir']) {
         await assert.rejects(pwd(outside), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: cwd/.test(e.wire?.message ?? ''), outside);
       }
     } finally {
-      await agent.close();
-      await host.close();
-      await gw.close();
+      await close();
     }
   });
 
   it("never shows a command the node's own state directory (its device key, its policy), even inside a folder its policy grants", async () => {
-    const state = temp('corral-env-gw-');
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), '@id("cat") permit (principal == Agent::"reader", action == Action::"system.run", resource == Command::"cat");\n');
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    gw.identity.agents.create({ name: 'reader', process: 'ci', owner: 'owner@example.com', scopes: [] });
     const shared = temp('corral-env-shared-');
     const nodeState = join(shared, 'node');
     writeFileSync(join(shared, 'notes.txt'), 'visible\n');
-    const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: 'state-node', maxBackoffMs: 200, containerPolicies: { reader: { policy: { ...DEFAULT_CONTAINER_POLICY, filesystem: { readonly: [shared] } }, baseDir: shared } } });
-    const connected = host.start();
-    const deadline = Date.now() + 5_000;
-    while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    gw.identity.nodes.pair(host.device.deviceId, 'test');
-    await connected;
-    const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('reader')).token });
+    const { client: agent, nodeId, close } = await agentOnNode('reader', ['cat'], { filesystem: { readonly: [shared] } }, nodeState, shared);
     try {
-      const cat = (path: string) => agent.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['cat', path], agentId: 'reader' }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { exitCode: number; stdout: string } }>;
+      const cat = (path: string) => agent.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['cat', path], agentId: 'reader' }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { exitCode: number; stdout: string } }>;
       assert.equal((await cat(join(shared, 'notes.txt'))).payload.stdout, 'visible\n');
       const key = await cat(join(nodeState, DEVICE_FILE));
       assert.notEqual(key.payload.exitCode, 0);
       assert.doesNotMatch(key.payload.stdout, /privateKey|PRIVATE/);
     } finally {
-      await agent.close();
-      await host.close();
-      await gw.close();
+      await close();
     }
   });
 });

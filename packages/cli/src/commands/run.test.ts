@@ -43,8 +43,8 @@ describe('corral run', () => {
 
   describe('when the policy grants a folder that holds the state directory', () => {
     it('the command finds it empty and can neither read nor write it', async () => {
-      const file = policyFile('runtime: [shell]\nfilesystem: { readwrite: [./work] }\n');
-      const state = join(file, '../work/state');
+      const file = policyFile('runtime: [shell]\nfilesystem: { readwrite: [./project] }\n');
+      const state = join(file, '../project/state');
       const r = await corral(['--state-dir', state, 'run', '--policy', file, '--', '/bin/sh', '-c', 'ls -A state && echo LISTED; echo planted > state/planted && echo WROTE']);
       assert.equal(r.stdout, '');
       assert.match(r.stderr, /Permission denied/);
