@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
-import { openAuditLog } from '../log/audit-log.ts';
+import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { verifyStore } from '../log/reader.ts';
 import { PostgresStore } from './postgres.ts';
 
@@ -47,6 +47,13 @@ storeSuite({
   },
 });
 
+/** `log` verifies, all `records` of it. */
+async function assertVerifies(log: AuditLog, records: number): Promise<void> {
+  const report = await verifyStore(log.store, log.publicKey);
+  assert.equal(report.ok, true, JSON.stringify(report.damage));
+  assert.equal(report.verified, records);
+}
+
 describe('appending to PostgreSQL', () => {
   const open = (stateDir: string, postgresUrl: string) => openAuditLog({ stateDir, postgresUrl });
   const fresh = () => {
@@ -79,9 +86,7 @@ describe('appending to PostgreSQL', () => {
       }
       assert.deepEqual(seqs, Array.from({ length: 18 }, (_, i) => i));
       for (const w of [a, b]) assert.ok((w.store as PostgresStore).commits.guarded > 0, 'the writer never bet it was alone');
-      const report = await verifyStore(a.store, a.publicKey);
-      assert.equal(report.ok, true, JSON.stringify(report.damage));
-      assert.equal(report.verified, 18);
+      await assertVerifies(a, 18);
     } finally {
       await a.close();
       await b.close();
@@ -105,9 +110,7 @@ describe('appending to PostgreSQL', () => {
       await rival.query('UPDATE audit_head SET checkpoint_time = checkpoint_time + 1 WHERE id = 1; COMMIT');
       assert.equal((await appended).seq, 3);
       assert.deepEqual((log.store as PostgresStore).commits, { guarded: before.guarded, locked: before.locked + 1 });
-      const report = await verifyStore(log.store, log.publicKey);
-      assert.equal(report.ok, true, JSON.stringify(report.damage));
-      assert.equal(report.verified, 4);
+      await assertVerifies(log, 4);
     } finally {
       await rival.end();
       await log.close();
