@@ -187,9 +187,12 @@ describe('a node whose own policy asks (ask=always)', () => {
       await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi'], 300), deniedWith('APPROVAL_PENDING'));
       const [asked] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
       assert.match(String(asked?.action.reason), /^the node asks a human: SYSTEM_RUN_DENIED: approval required/);
-      gw.invoker.resolveApproval(asked!.id, 'allow-once', 'alice');
+      gw.invoker.resolveApproval(asked!.id, 'allow-always', 'alice');
       assert.equal((await run(operator, host.device.deviceId, ['echo', 'hi'])).payload.stdout, 'hi\n');
       assert.equal(gw.approvals.get(asked!.id).status, 'used');
+      // Allowed always: the grant answers the node's ask for exactly this run from now on, unasked.
+      assert.equal((await run(operator, host.device.deviceId, ['echo', 'hi'])).payload.stdout, 'hi\n');
+      assert.equal(gw.approvals.list({ status: 'pending' }).length, 0);
       // The gateway's policy asks for printf: one approval, and the node runs it.
       await assert.rejects(run(operator, host.device.deviceId, ['printf', 'asked'], 100), deniedWith('APPROVAL_PENDING'));
       const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);

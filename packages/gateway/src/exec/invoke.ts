@@ -261,14 +261,16 @@ export class NodeInvoker {
       await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
       throw denied(params.command, 'no rule governs this command');
     }
-    const assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
+    let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
       const result = await this.#run(connection, node.deviceId, params, principal, governance, assessed, authorized, timeoutMs);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
-      // stricter of the two applies): asked once, as if Corral's policy had asked, then sent again.
-      if (assessed && !asked && authorized.approvalId === undefined && governance.kind === 'run' && nodeAsks(result)) {
-        authorized = await this.#authorize(principal, node.deviceId, params.command, askedByNode(assessed, result.error!.message!), timeoutMs);
+      // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
+      // grant for exactly this action answers it), then sent again.
+      if (assessed && !asked && authorized.approvalId === undefined && assessed.verdict.decision === 'allow' && governance.kind === 'run' && nodeAsks(result)) {
+        assessed = askedByNode(assessed, result.error!.message!);
+        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
         continue;
       }
       if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
@@ -286,8 +288,8 @@ export class NodeInvoker {
     let commandParams: unknown = params.params ?? null;
     if (assessed) {
       // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
-      // Only the gateway says a human approved: a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
-      // A human approved it: this once (the approval spent), or always (the grant that answered the policy's ask).
+      // Only the gateway says a human approved — this once (the approval spent), or always (the grant that
+      // answered an ask): a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && connection.peer!.commands.includes('system.run.prepare')) {
