@@ -12,11 +12,12 @@ const args = process.argv.slice(2);
 const typecheckOnly = args.includes('--typecheck-only');
 const files = args.filter((a) => !a.startsWith('--'));
 
-function step(title: string, cmd: string, argv: string[]): void {
+function step(title: string, cmd: string, argv: string[], timeoutMs?: number): void {
   process.stderr.write(`\n== ${title}\n`);
-  const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root });
+  const r = spawnSync(cmd, argv, { stdio: 'inherit', cwd: root, ...(timeoutMs ? { timeout: timeoutMs, killSignal: 'SIGKILL' as const } : {}) });
   if (r.status !== 0) {
-    process.stderr.write(`\n== ${title} failed (exit ${r.status ?? r.signal})\n`);
+    const why = r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `no result after ${(timeoutMs ?? 0) / 60_000} minutes: a test file did not end (a failed test may have left a server or a sandbox open)` : `exit ${r.status ?? r.signal}`;
+    process.stderr.write(`\n== ${title} failed (${why})\n`);
     process.exit(r.status || 1);
   }
 }
@@ -34,8 +35,9 @@ step('tests (node --test)', process.execPath, [
   `--test-concurrency=${concurrency}`,
   // A test waiting for something that never comes fails after 10 minutes instead of holding CI until its own limit.
   '--test-timeout=600000',
-  // A file whose tests are done ends even if a failed test left a server or a sandbox open: a failure fails CI, never hangs it.
-  '--test-force-exit',
   '--test-reporter=spec',
   ...(files.length > 0 ? files : ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts']),
-]);
+  // Not --test-force-exit, which ends a file early and silently drops the tests it had not reached
+  // (seen here: half of a file's describes missing, nothing failed). A file a failed test kept open is
+  // stopped by this limit instead (the whole run takes about 8 minutes here).
+], 45 * 60_000);
