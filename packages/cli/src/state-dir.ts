@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { EXIT } from './exit-codes.ts';
+import { CliFailure } from './output.ts';
 
 /**
  * The state directory every command shares: `--state-dir`, else
@@ -8,4 +11,14 @@ import { join, resolve } from 'node:path';
 export function stateDir(option: string | undefined): string {
   const chosen = option ?? process.env.CORRAL_STATE_DIR;
   return chosen ? resolve(chosen) : join(homedir(), '.corral');
+}
+
+/**
+ * `dir`, when it holds `file` (the store a command reads); else a failure
+ * naming the directory, exit 3, before anything is created in it: a mistyped
+ * --state-dir never reads as an empty install. `setup` says what makes one.
+ */
+export function existingState(dir: string, file: string, what: string, setup: string): string {
+  if (!existsSync(join(dir, file))) throw new CliFailure(`no ${what} in ${dir}: ${setup}, or name the right one with --state-dir`, EXIT.environment);
+  return dir;
 }

@@ -1,10 +1,8 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
-import { stateDir } from '../state-dir.ts';
+import { existingState, stateDir } from '../state-dir.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
 /**
@@ -14,10 +12,7 @@ import { recordIdentityEvent } from './identity-record.ts';
  * `--state-dir` exits 3, creating nothing.
  */
 export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean } = {}): Promise<T> {
-  const dir = dirOf(command);
-  if (!options.create && !existsSync(join(dir, 'identity.db'))) {
-    throw new CliFailure(`no identity store in ${dir}: create an agent or run \`corral up\` with this state directory, or name the right one with --state-dir`, EXIT.environment);
-  }
+  const dir = options.create ? dirOf(command) : existingState(dirOf(command), 'identity.db', 'identity store', 'create an agent or run `corral up` with this state directory');
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
   const { Identity, IdentityError } = await import('@corral/identity');
   let identity: Identity;

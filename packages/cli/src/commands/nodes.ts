@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { NodeRecord } from '@corral/identity';
-import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { printJson } from '../output.ts';
+import { existingState } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
@@ -14,16 +12,10 @@ interface NodeRow extends NodeRecord {
   remoteIp?: string;
 }
 
-/**
- * The command's state directory, when a gateway has used it (its gateway.db
- * is there); else a failure naming the directory, exit 3, before anything is
- * created in it: a mistyped --state-dir never reads as "nothing pending".
- */
+/** The command's state directory, when a gateway has used it (its gateway.db is there): see existingState. */
 export async function gatewayStateDir(command: Command): Promise<string> {
   const { GATEWAY_DB_FILE } = await import('@corral/gateway');
-  const dir = dirOf(command);
-  if (!existsSync(join(dir, GATEWAY_DB_FILE))) throw new CliFailure(`no gateway state in ${dir}: start \`corral gateway\` with this state directory, or name the right one with --state-dir`, EXIT.environment);
-  return dir;
+  return existingState(dirOf(command), GATEWAY_DB_FILE, 'gateway state', 'start `corral gateway` with this state directory');
 }
 
 /** Identity's pairing state joined with what the gateway last heard from each node. */
