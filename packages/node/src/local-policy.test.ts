@@ -76,6 +76,9 @@ describe('the node\'s local policy', () => {
     const agents = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`agent-${i}`, { allowlist: [{ pattern: 'x'.repeat(4000) }] }]));
     assert.throws(() => policy.replace({ version: 1, defaults: { security: 'allowlist' }, agents }, policy.snapshot().hash), { code: 'NODE_POLICY_INVALID' });
     assert.equal(policy.snapshot().exists, false);
+    // Sized before it is compared with the current policy, whose comparison grows with both files.
+    const listing = new LocalPolicy(stateWith({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    assert.throws(() => listing.replace({ version: 1, defaults: { security: 'allowlist' }, agents }, listing.snapshot().hash), { code: 'NODE_POLICY_INVALID' });
   });
 
   it('refuses a malformed policy file with NODE_POLICY_INVALID, and unknown fields too', () => {

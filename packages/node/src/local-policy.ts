@@ -124,9 +124,10 @@ export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): bool
   // Under an allowlist, on-miss lets an approved miss run where off refused it: looser, not stricter.
   if (current.defaults.security === 'allowlist' && next.defaults.security === 'allowlist' && (current.defaults.ask ?? 'off') === 'off' && next.defaults.ask === 'on-miss') return false;
   if (next.defaults.security === 'allowlist' && current.defaults.security === 'allowlist') {
+    const everyone = new Set((current.agents?.['*']?.allowlist ?? []).map((p) => p.pattern));
     for (const [agent, entry] of Object.entries(next.agents ?? {})) {
-      const allowed = new Set([...(current.agents?.[agent]?.allowlist ?? []), ...(current.agents?.['*']?.allowlist ?? [])].map((p) => p.pattern));
-      for (const p of entry.allowlist ?? []) if (!allowed.has(p.pattern)) return false;
+      const own = new Set((current.agents?.[agent]?.allowlist ?? []).map((p) => p.pattern));
+      for (const p of entry.allowlist ?? []) if (!everyone.has(p.pattern) && !own.has(p.pattern)) return false;
     }
   }
   return true;
@@ -171,9 +172,10 @@ export class LocalPolicy {
     const current = this.#read().policy;
     if (typeof baseHash !== 'string' || baseHash !== policyHash(current)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
     const next = parseLocalPolicy(file);
-    if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
+    // Sized before it is compared: the comparison's work grows with both files.
     const text = `${JSON.stringify(next, null, 2)}\n`;
     if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
+    if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, this.path);
