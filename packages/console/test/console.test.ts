@@ -41,6 +41,14 @@ describe('the console in Chromium', () => {
   });
 
   describe('sign-in', () => {
+    it('shows the generic words for a sign-in error code it does not know, an inherited name like __proto__ included (regression: it blanked the page)', async () => {
+      for (const code of ['__proto__', 'constructor', 'made-up']) {
+        await page.goto(`${stack.url}/?signin_error=${code}`);
+        await page.getByRole('alert').filter({ hasText: 'Single sign-on failed. Try again.' }).waitFor();
+        await page.getByLabel('Username').waitFor();
+      }
+    });
+
     it('answers a wrong password with the same words as an unknown user, and stays signed out', async () => {
       const response = await page.goto(`${stack.url}/`);
       assert.match(response?.headers()['content-security-policy'] ?? '', /default-src 'self'/);
@@ -119,6 +127,47 @@ describe('the console in Chromium', () => {
       const result = await running;
       assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
       await page.getByText('Nothing is waiting for approval.').waitFor();
+    });
+
+    it('spells out a bidi override in an argument and in a payee, so it cannot reorder what the approver reads (regression: the raw U+202E reached the card)', async () => {
+      const running = outcome(runOnNode(stack, ['printf', 'harmless\u202Etxt.exe']));
+      const paying = outcome(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'ACME\u202EHbmG' }));
+      const command = page.locator('article[data-approval]', { hasText: 'harmless' });
+      const payment = page.locator('article[data-approval]', { hasText: 'ACME' });
+      await command.waitFor();
+      await payment.waitFor();
+      assert.equal(await command.getByRole('heading').innerText(), "printf $'harmless\\u202Etxt.exe'");
+      assert.deepEqual(await command.locator('ol.argv li').allInnerTexts(), ['printf', 'harmless\\u202Etxt.exe']);
+      assert.match(await payment.innerText(), /ACME\\u202EHbmG/);
+      for (const card of [command, payment]) {
+        assert.doesNotMatch(await card.innerText(), /[\u202A-\u202E\u2066-\u2069]/);
+        await card.getByRole('button', { name: 'Deny…' }).click();
+        await card.getByLabel('Reason for denying').fill('spoofed text');
+        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      }
+      assert.equal((await running).ok, false);
+      assert.equal((await paying).ok, false);
+    });
+
+    it('ignores the second click of a double click on Approve once when the card below has slid under the pointer (regression: it approved a command the approver never read)', async () => {
+      const first = outcome(runOnNode(stack, ['printf', 'first of two']));
+      const firstCard = page.locator('article[data-approval]', { hasText: 'first of two' });
+      const id = (await firstCard.getAttribute('data-approval'))!;
+      const second = outcome(runOnNode(stack, ['printf', 'later of two']));
+      const secondCard = page.locator('article[data-approval]', { hasText: 'later of two' });
+      const approve = secondCard.getByRole('button', { name: 'Approve once' });
+      await approve.click({ trial: true });
+      const box = (await approve.boundingBox())!;
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await secondCard.waitFor({ state: 'detached' });
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      assert.ok((await second).ok, 'the command the approver read ran');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(stack.gateway.approvals.get(id).status, 'pending');
+      await firstCard.getByRole('button', { name: 'Deny…' }).click();
+      await firstCard.getByLabel('Reason for denying').fill('not meant');
+      await firstCard.getByRole('button', { name: 'Deny', exact: true }).click();
+      assert.equal((await first).ok, false);
     });
 
     it('approves always: the same command then runs again without asking', async () => {

@@ -2,13 +2,20 @@
 // command lines, payments. Runs the console's own modules under Node.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCountdown, formatMoney, issueText, shortHash } from '../ui/format.ts';
+import { formatCountdown, formatMoney, issueText, shortHash, visible } from '../ui/format.ts';
 import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
 
 describe('formatMoney', () => {
   it('reads the amount as cents', () => {
     assert.match(formatMoney(125_000, 'EUR'), /1,250\.00/);
     assert.match(formatMoney(1, 'USD'), /0\.01/);
+  });
+
+  it('reads minor units by the currency\'s ISO 4217 exponent: a yen is its own minor unit, a Bahraini dinar has 1,000 fils (regression: ¥5,000,000 showed as ¥50,000)', () => {
+    assert.match(formatMoney(5_000_000, 'JPY'), /5,000,000/);
+    assert.doesNotMatch(formatMoney(5_000_000, 'JPY'), /50,000(?!,)/);
+    assert.match(formatMoney(1234, 'BHD'), /1\.234/);
+    assert.match(formatMoney(1234, 'IQD'), /1\.234/);
   });
 
   it('still shows the number and the code for a currency Intl does not know', () => {
@@ -42,6 +49,18 @@ describe('shellQuote', () => {
     assert.equal(shellQuote("it's; rm -rf /"), `'it'\\''s; rm -rf /'`);
   });
 
+  it('spells out with $\'…\' what would draw nothing or reorder the line: a bidi override, a newline, a zero-width space, a no-break space', () => {
+    assert.equal(commandLine(['printf', 'harmless\u202Etxt.exe']), "printf $'harmless\\u202Etxt.exe'");
+    assert.notEqual(commandLine(['echo', 'a\nb']), commandLine(['echo', 'a b']));
+    assert.equal(shellQuote('a\nb'), "$'a\\u000Ab'");
+    assert.equal(shellQuote('rm\u200B'), "$'rm\\u200B'");
+    assert.equal(shellQuote('a\u00A0b'), "$'a\\u00A0b'");
+  });
+
+  it('escapes backslashes and quotes inside $\'…\', so a spelled-out character cannot be faked', () => {
+    assert.equal(shellQuote("it's \\u202E\u2066"), "$'it\\'s \\\\u202E\\u2066'");
+  });
+
   it('quotes the empty argument', () => {
     assert.equal(shellQuote(''), "''");
   });
@@ -71,6 +90,18 @@ describe('an approval action', () => {
 
   it('writes every chained command as its own line', () => {
     assert.deepEqual(chained([['echo', 'hi'], ['rm', '-rf', '/tmp/x y']]), ['echo hi', "rm -rf '/tmp/x y'"]);
+  });
+});
+
+describe('visible', () => {
+  it('writes bidi controls, zero-width and control characters as \\u escapes, so they cannot reorder or hide what an approver reads', () => {
+    assert.equal(visible('ACME GmbH\u202E\u2066'), 'ACME GmbH\\u202E\\u2066');
+    assert.equal(visible('a\u200Bb\tc\u0000'), 'a\\u200Bb\\u0009c\\u0000');
+    assert.equal(visible('\u{E0041}'), '\\U000E0041');
+  });
+
+  it('leaves ordinary text alone, letters beyond ASCII and the plain space included', () => {
+    assert.equal(visible('Zahlung an Müller & Söhne, 東京'), 'Zahlung an Müller & Söhne, 東京');
   });
 });
 

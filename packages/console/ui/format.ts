@@ -1,12 +1,17 @@
-// How the console writes amounts, times and durations.
+// How the console writes amounts, times, durations, and text it did not choose.
 
-/** An amount in cents (minor units) as money: 125000, "EUR" → "€1,250.00". */
-export function formatMoney(cents: number, currency = 'USD'): string {
+/** ISO 4217 minor units of the currencies whose exponent is not 2. */
+const MINOR_DIGITS = new Map(Object.entries({ BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0, BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3, CLF: 4, UYW: 4 }));
+
+/** An amount in minor units as money, every minor digit shown: 125000 "EUR" → "€1,250.00", 5000 "JPY" → "¥5,000", 1234 "BHD" → "BHD 1.234". */
+export function formatMoney(minor: number, currency = 'USD'): string {
+  const digits = MINOR_DIGITS.get(currency) ?? 2;
+  const major = minor / 10 ** digits;
   try {
-    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits }).format(major);
   } catch {
     // An unknown currency code still shows the number and the code as given.
-    return `${(cents / 100).toFixed(2)} ${currency}`;
+    return `${major.toFixed(digits)} ${currency}`;
   }
 }
 
@@ -40,4 +45,15 @@ export function shortHash(hash: string): string {
 export function issueText(issue: { file: string; line?: number; column?: number; message: string }): string {
   const at = [issue.file, issue.line, issue.line !== undefined ? issue.column : undefined].filter((part) => part !== undefined && part !== '').join(':');
   return `${at} ${issue.message}`;
+}
+
+/** Characters that draw nothing, look like a plain space, or reorder the text around them (bidi overrides and isolates, zero-width and control characters, other spaces, unassigned and private-use code points, lone surrogates). */
+const HIDDEN = /(?! )[\p{C}\p{Z}]/gu;
+
+/** Text an agent or node chose, as an approver must read it: every HIDDEN character written as its `\uXXXX` (`\UXXXXXXXX`) escape; a field the gateway left out (null) is ''. */
+export function visible(text: string | null | undefined): string {
+  return (text ?? '').replace(HIDDEN, (char) => {
+    const code = char.codePointAt(0)!.toString(16).toUpperCase();
+    return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\U${code.padStart(8, '0')}`;
+  });
 }

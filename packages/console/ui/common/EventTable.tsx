@@ -1,13 +1,13 @@
 // Audit events as a dense table, shared by live activity and the audit explorer.
 import type { ActivityEvent } from '../api/types.ts';
-import { formatTime, shortHash } from '../format.ts';
+import { formatTime, shortHash, visible } from '../format.ts';
 import { EffectBadge } from './EffectBadge.tsx';
 
 function actorText(event: ActivityEvent): string {
   const name = event.actor.name ?? event.actor.id;
   const who = `${event.actor.kind}:${name}`;
   const behalf = event.actor.onBehalfOf;
-  return behalf ? `${who} for ${behalf.kind}:${behalf.id}` : who;
+  return visible(behalf ? `${who} for ${behalf.kind}:${behalf.id}` : who);
 }
 
 function outcomeText(event: ActivityEvent): string {
@@ -46,18 +46,18 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
             </td>
             <td className="nowrap">{formatTime(event.time)}</td>
             <td>{actorText(event)}</td>
-            <td className="mono">{event.action}</td>
-            <td className="mono" title={event.resource.id}>
-              {event.resource.kind}:{shortHash(event.resource.id)}
+            <td className="mono">{visible(event.action)}</td>
+            <td className="mono" title={visible(event.resource.id)}>
+              {visible(`${event.resource.kind}:${shortHash(event.resource.id)}`)}
             </td>
             <td>
               <EffectBadge effect={event.effect} />
             </td>
-            <td className="mono" title={event.node ?? undefined}>
-              {event.node ? shortHash(event.node) : ''}
+            <td className="mono" title={event.node ? visible(event.node) : undefined}>
+              {event.node ? visible(shortHash(event.node)) : ''}
             </td>
             <td>{outcomeText(event)}</td>
-            <td className="summary">{event.summary}</td>
+            <td className="summary">{visible(event.summary)}</td>
           </tr>
         ))}
       </tbody>

@@ -44,13 +44,14 @@ describe('the console files', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('serves index.html at / and for any path that is not a file, with the security headers', async () => {
+  it('serves index.html at / and for any path that is not a file, with the security headers: no inline style, no <base>, no form posting elsewhere, never in a frame (regression: style-src allowed unsafe-inline and there was no X-Frame-Options)', async () => {
     for (const path of ['/', '/approvals', '/audit/42']) {
       const res = await fetch(`${t.gw.httpUrl}${path}`);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), INDEX);
       assert.match(res.headers.get('content-type')!, /^text\/html/);
-      assert.equal(res.headers.get('content-security-policy'), "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+      assert.equal(res.headers.get('content-security-policy'), "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+      assert.equal(res.headers.get('x-frame-options'), 'DENY');
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
       assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
     }

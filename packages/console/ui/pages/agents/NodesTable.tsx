@@ -2,7 +2,7 @@ import { api } from '../../api/client.ts';
 import type { NodeEntry } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
-import { formatTime } from '../../format.ts';
+import { formatTime, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
 
 /** Paired and known nodes; `nodes` is loaded by the page, which also reloads it when a pairing is decided. */
@@ -32,22 +32,22 @@ export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<Nod
           <tbody>
             {nodes.data.map((node) => (
               <tr key={node.nodeId}>
-                <th scope="row">{node.displayName}</th>
+                <th scope="row">{visible(node.displayName)}</th>
                 <td className="mono small" title={node.nodeId}>
                   {node.nodeId.slice(0, 16)}
                 </td>
-                <td>{node.platform}</td>
+                <td>{visible(node.platform)}</td>
                 <td>{node.connected ? 'yes' : 'no'}</td>
                 <td>
                   <span className={`status status-${node.status ?? (node.paired ? 'paired' : 'pending')}`}>{node.status ?? (node.paired ? 'paired' : 'not paired')}</span>
                 </td>
-                <td className="mono small">{node.commands.join(' ')}</td>
+                <td className="mono small">{visible(node.commands.join(' '))}</td>
                 <td className="mono">{node.remoteIp ?? ''}</td>
                 <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
                 {admin && (
                   <td>
                     {node.paired && (
-                      <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${node.displayName}`}>
+                      <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${visible(node.displayName)}`}>
                         Revoke
                       </button>
                     )}

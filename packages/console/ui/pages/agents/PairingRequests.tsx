@@ -2,7 +2,7 @@ import { api } from '../../api/client.ts';
 import type { PairingRequest } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
-import { formatTime } from '../../format.ts';
+import { formatTime, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
 
 /** Nodes asking to be paired: a node runs nothing until an admin approves it here. */
@@ -28,9 +28,9 @@ export function PairingRequests({ admin, pending, onDecided }: { admin: boolean;
         <tbody>
           {(pending.data ?? []).map((request) => (
             <tr key={request.requestId}>
-              <th scope="row">{request.displayName}</th>
+              <th scope="row">{visible(request.displayName)}</th>
               <td className="mono small">{request.nodeId.slice(0, 16)}</td>
-              <td>{request.platform}</td>
+              <td>{visible(request.platform)}</td>
               <td className="mono">{request.remoteIp}</td>
               <td className="nowrap">{formatTime(request.ts)}</td>
               {admin && (

@@ -1,8 +1,8 @@
 import type { ApprovalAction } from '../../api/types.ts';
-import { formatMoney } from '../../format.ts';
+import { formatMoney, visible } from '../../format.ts';
 import { chained, envNames, paymentOf } from './action.ts';
 
-/** Everything the approver is shown about the exact action, as a definition list. */
+/** Everything the approver is shown about the exact action, as a definition list; the agent's text goes through visible(). */
 export function ActionDetails({ action }: { action: ApprovalAction }) {
   const env = envNames(action.env);
   const commands = chained(action.commands);
@@ -13,11 +13,11 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
   return (
     <dl className="facts">
       <dt>Who asks</dt>
-      <dd className="mono">{action.principal ?? 'unknown'}</dd>
+      <dd className="mono">{visible(action.principal ?? 'unknown')}</dd>
       {node && (
         <>
           <dt>Node</dt>
-          <dd className="mono">{node}</dd>
+          <dd className="mono">{visible(node)}</dd>
         </>
       )}
       {Array.isArray(action.argv) && (
@@ -27,7 +27,7 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
             <ol className="argv">
               {action.argv.map((arg, i) => (
                 <li key={i} className="mono">
-                  {String(arg)}
+                  {visible(String(arg))}
                 </li>
               ))}
             </ol>
@@ -51,19 +51,19 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
       {action.cwd && (
         <>
           <dt>Working directory</dt>
-          <dd className="mono">{action.cwd}</dd>
+          <dd className="mono">{visible(action.cwd)}</dd>
         </>
       )}
       {env.length > 0 && (
         <>
           <dt>Environment</dt>
-          <dd className="mono">{env.join(' ')}</dd>
+          <dd className="mono">{visible(env.join(' '))}</dd>
         </>
       )}
       {(action.cedarAction || action.command) && (
         <>
           <dt>Action</dt>
-          <dd className="mono">{action.cedarAction ?? action.command}</dd>
+          <dd className="mono">{visible(action.cedarAction ?? action.command ?? '')}</dd>
         </>
       )}
       {payment && (
@@ -75,19 +75,19 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
       {payment?.payee !== undefined && (
         <>
           <dt>Payee</dt>
-          <dd>{payment.payee}</dd>
+          <dd>{visible(payment.payee)}</dd>
         </>
       )}
       {Object.keys(otherFields).length > 0 && (
         <>
           <dt>Parameters</dt>
-          <dd className="mono small">{JSON.stringify(otherFields)}</dd>
+          <dd className="mono small">{visible(JSON.stringify(otherFields))}</dd>
         </>
       )}
       <dt>Why it asks</dt>
       <dd>
-        {policies.length > 0 && <span className="mono">{policies.join(', ')}: </span>}
-        {action.reason ?? <span className="muted">no reason given</span>}
+        {policies.length > 0 && <span className="mono">{visible(policies.join(', '))}: </span>}
+        {typeof action.reason === 'string' ? visible(action.reason) : <span className="muted">no reason given</span>}
       </dd>
     </dl>
   );

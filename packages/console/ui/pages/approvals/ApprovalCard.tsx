@@ -4,12 +4,13 @@ import { useState, type FormEvent } from 'react';
 import { api } from '../../api/client.ts';
 import type { Approval } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
-import { formatCountdown, formatMoney, formatTime } from '../../format.ts';
+import { formatCountdown, formatMoney, formatTime, visible } from '../../format.ts';
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
 import { actionTitle, paymentOf } from './action.ts';
 
-export function ApprovalCard({ approval, onResolved }: { approval: Approval; onResolved: () => void }) {
+/** `settled` false keeps the approve buttons disabled (the cards just moved). */
+export function ApprovalCard({ approval, settled, onResolved }: { approval: Approval; settled: boolean; onResolved: () => void }) {
   const now = useNow();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
@@ -56,7 +57,7 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
           <span className="quorum">
             {approval.approvers.length} of {approval.quorum}
           </span>
-          {approval.approvers.length > 0 && <span className="muted"> — {approval.approvers.join(', ')}</span>}
+          {approval.approvers.length > 0 && <span className="muted"> — {visible(approval.approvers.join(', '))}</span>}
         </dd>
         <dt>Requested</dt>
         <dd>{formatTime(approval.createdAtMs)}</dd>
@@ -72,7 +73,7 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
             <dt>Resolved</dt>
             <dd>
               {approval.decision ?? approval.status} {formatTime(approval.resolvedAtMs)}
-              {approval.reason ? ` — ${approval.reason}` : ''}
+              {approval.reason ? ` — ${visible(approval.reason)}` : ''}
             </dd>
           </>
         )}
@@ -82,10 +83,10 @@ export function ApprovalCard({ approval, onResolved }: { approval: Approval; onR
       <ErrorNote error={error} />
       {pending && !denying && (
         <div className="actions">
-          <button type="button" className="primary" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))}>
+          <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))}>
             Approve once
           </button>
-          <button type="button" disabled={busy} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
+          <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
             Approve always
           </button>
           <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>

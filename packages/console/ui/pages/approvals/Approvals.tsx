@@ -8,9 +8,12 @@ import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useEventStream } from '../../hooks/use-event-stream.ts';
 import { approvalsChanged } from '../../hooks/use-pending-count.ts';
 import { useLoad } from '../../hooks/use-load.ts';
+import { useSettled } from '../../hooks/use-settled.ts';
 import { ApprovalCard } from './ApprovalCard.tsx';
 
 const POLL_MS = 10_000;
+/** How long the approve buttons wait after cards come, go or move: the second click of a double click, or a click as a new request pushes the cards down, must not approve the card that slid under the pointer. */
+const SETTLE_MS = 1_000;
 
 export function Approvals() {
   const [showAll, setShowAll] = useState(false);
@@ -30,6 +33,7 @@ export function Approvals() {
 
   const list = approvals.data ?? [];
   const sorted = [...list].sort((a, b) => Number(b.status === 'pending') - Number(a.status === 'pending') || b.createdAtMs - a.createdAtMs);
+  const settled = useSettled(sorted.map((a) => a.id).join(' '), SETTLE_MS);
 
   return (
     <section aria-labelledby="approvals-title">
@@ -44,7 +48,7 @@ export function Approvals() {
       <ul className="cards">
         {sorted.map((approval) => (
           <li key={approval.id}>
-            <ApprovalCard approval={approval} onResolved={reload} />
+            <ApprovalCard approval={approval} settled={settled} onResolved={reload} />
           </li>
         ))}
       </ul>

@@ -1,13 +1,17 @@
 // Reading an approval's action as people should see it. Arguments are shown
 // quoted the way a POSIX shell would need them, so spaces and quotes inside an
-// argument cannot make two commands look alike.
+// argument cannot make two commands look alike, and characters that draw
+// nothing or reorder the line are spelled out.
 import type { ApprovalAction } from '../../api/types.ts';
+import { visible } from '../../format.ts';
 
 const PLAIN = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
 export function shellQuote(arg: string): string {
   if (PLAIN.test(arg)) return arg;
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
+  if (visible(arg) === arg) return `'${arg.replaceAll("'", `'\\''`)}'`;
+  // ANSI-C quoting (POSIX.1-2024 $'…'): backslashes and quotes escaped first, so only visible() writes an escape.
+  return `$'${visible(arg.replace(/[\\']/g, '\\$&'))}'`;
 }
 
 export function commandLine(argv: readonly unknown[]): string {
@@ -17,7 +21,7 @@ export function commandLine(argv: readonly unknown[]): string {
 /** The headline: the command line, else the Cedar action, else the protocol command. */
 export function actionTitle(action: ApprovalAction): string {
   if (Array.isArray(action.argv) && action.argv.length > 0) return commandLine(action.argv);
-  return action.cedarAction ?? action.command ?? 'action';
+  return visible(action.cedarAction ?? action.command ?? 'action');
 }
 
 export interface Payment {
@@ -46,5 +50,5 @@ export function envNames(env: ApprovalAction['env']): string[] {
 /** Chained commands (`a | b`, `a && b`) as command lines. */
 export function chained(commands: unknown[] | undefined): string[] {
   if (!Array.isArray(commands)) return [];
-  return commands.map((c) => (Array.isArray(c) ? commandLine(c) : typeof c === 'object' && c !== null && Array.isArray((c as { argv?: unknown }).argv) ? commandLine((c as { argv: unknown[] }).argv) : String(c)));
+  return commands.map((c) => (Array.isArray(c) ? commandLine(c) : typeof c === 'object' && c !== null && Array.isArray((c as { argv?: unknown }).argv) ? commandLine((c as { argv: unknown[] }).argv) : visible(String(c))));
 }

@@ -3,6 +3,7 @@
 import { useEffect, useRef } from 'react';
 import { api } from '../../api/client.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 
 export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => void }) {
@@ -26,7 +27,7 @@ export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => voi
         <div className="columns">
           <div>
             <h3>Record</h3>
-            <pre className="json">{JSON.stringify(detail.data.record, null, 2)}</pre>
+            <pre className="json">{JSON.stringify(detail.data.record, null, 2).split('\n').map(visible).join('\n')}</pre>
           </div>
           <div>
             <h3>

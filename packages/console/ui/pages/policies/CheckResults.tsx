@@ -1,5 +1,5 @@
 import type { PolicyIssue, Replay, TestRun, Validation } from '../../api/types.ts';
-import { issueText, shortHash } from '../../format.ts';
+import { issueText, shortHash, visible } from '../../format.ts';
 
 /** What one of the page's checks answered. */
 export type Result = { kind: 'validate'; value: Validation } | { kind: 'test'; value: TestRun } | { kind: 'replay'; value: Replay } | { kind: 'activated'; hash: string };
@@ -75,8 +75,8 @@ export function CheckResults({ result }: { result: Result }) {
                 {result.value.changed.map((c) => (
                   <tr key={c.seq}>
                     <td className="num">{c.seq}</td>
-                    <td className="mono">{c.principal}</td>
-                    <td className="mono">{c.action}</td>
+                    <td className="mono">{visible(c.principal)}</td>
+                    <td className="mono">{visible(c.action)}</td>
                     <td>{c.was}</td>
                     <td>{c.now}</td>
                   </tr>

@@ -20,7 +20,8 @@ const SSO_ERRORS: Record<string, string> = {
 function ssoError(): string {
   const code = new URLSearchParams(window.location.search).get('signin_error');
   if (code === null) return '';
-  return SSO_ERRORS[code] ?? SSO_ERRORS.failed ?? '';
+  // Own keys only: `?signin_error=__proto__` must not hand the page an object to render.
+  return (Object.hasOwn(SSO_ERRORS, code) ? SSO_ERRORS[code] : SSO_ERRORS.failed) ?? '';
 }
 
 function describe(error: unknown): string {
