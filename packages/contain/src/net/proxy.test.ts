@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { dirname } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseEgressRule, type EgressRule } from './egress-rule.ts';
 import { EgressProxy, type ConnectionRecord, type EgressChannel, type EgressLookup } from './proxy.ts';
@@ -486,6 +486,38 @@ describe('EgressProxy', () => {
       assert.ok((record?.bytesReceived ?? 0) > sent.length && (record?.bytesReceived ?? 0) < sent.length + 4000, `received ${record?.bytesReceived}`);
     });
 
+    it('relays a chunked upload intact to an upstream that reads it slowly, so that the proxy’s writes back up', async (t) => {
+      const slow = http.createServer((req, res) => {
+        req.pause();
+        setTimeout(() => {
+          const hash = createHash('sha256');
+          req.on('data', (c: Buffer) => hash.update(c));
+          req.on('end', () => res.end(hash.digest('hex')));
+          req.resume();
+        }, 300);
+      });
+      const port = await listen(slow);
+      t.after(() => {
+        slow.closeAllConnections();
+        slow.close();
+      });
+      // 8 MiB: more than the kernel's buffers on the way hold (about 4 MiB here), so the proxy's own buffer fills.
+      const sent = payload;
+      const got = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ socketPath: channel.socketPath, path: `http://api.test.corral:${port}/`, method: 'POST', agent: false });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        // No Content-Length: the client chunks it, and the proxy re-chunks what Node's parser gives it.
+        for (let at = 0; at < sent.length; at += 65_536) req.write(sent.subarray(at, at + 65_536));
+        req.end();
+      });
+      assert.deepEqual(got, { status: 200, body: createHash('sha256').update(sent).digest('hex') });
+    });
+
     it('serves two requests on one client connection, each over its own upstream connection with Connection: close, each with its own record', async (t) => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       t.after(() => agent.destroy());
@@ -572,6 +604,80 @@ describe('EgressProxy', () => {
       await assert.rejects(viaHttp(channel, `http://api.test.corral:${scriptedPort}/short`));
       const record = (await finished(channel, before + 1)).at(-1);
       assert.deepEqual([record?.allowed, record?.aborted, record?.status], [true, 'upstream', 200]);
+    });
+  });
+
+  describe('when a client pipelines requests on one connection', () => {
+    // Holds every request it gets until released, counting those it has not answered.
+    let held: net.Socket[] | undefined;
+    let unanswered = 0;
+    let most = 0;
+    let holderPort: number;
+    const reply = (s: net.Socket) => {
+      unanswered--;
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    };
+    const release = () => {
+      for (const s of held ?? []) reply(s);
+      held = undefined;
+    };
+    const holder = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => {
+        most = Math.max(most, ++unanswered);
+        if (held === undefined) reply(s);
+        else held.push(s);
+      });
+    });
+    let channel: EgressChannel;
+    before(async () => {
+      holderPort = await listen(holder);
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(async () => {
+      await channel.close();
+      holder.close();
+    });
+    beforeEach(() => {
+      held = [];
+      most = 0;
+    });
+
+    it('holds one upstream connection at a time, and answers each of 8 requests in order', async () => {
+      const before = channel.connections().length;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      const read = answers(socket, 8);
+      socket.write(`GET http://api.test.corral:${holderPort}/ HTTP/1.1\r\n\r\n`.repeat(8));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(most, 1, 'upstream requests in flight at once');
+      release();
+      const got = await read;
+      socket.destroy();
+      assert.deepEqual(got.map((a) => [a.status, a.body]), Array.from({ length: 8 }, () => [200, 'ok']));
+      assert.equal(most, 1, 'upstream requests in flight at once');
+      const records = (await finished(channel, before + 8)).slice(before);
+      assert.ok(records.every((r) => r.allowed && r.status === 200));
+    });
+
+    it('cuts off a client that pipelines more than 8 requests behind an unfinished answer, and records it', async () => {
+      const before = channel.connections().length;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      // 500 requests at once: unbounded, each was parsed and sent upstream on a connection of its own.
+      socket.write(`GET http://api.test.corral:${holderPort}/ HTTP/1.1\r\nX-Pad: ${'p'.repeat(1000)}\r\n\r\n`.repeat(500));
+      // Cut off with requests unread: the client sees a reset.
+      await until(() => socket.destroyed || undefined, 'the proxy to cut the client off');
+      assert.ok(most <= 1, `${most} upstream requests in flight at once`);
+      const records = (await finished(channel, before + 2)).slice(before);
+      assert.deepEqual(
+        records.map((r) => [r.allowed, r.reason, r.aborted]),
+        [
+          [true, undefined, 'client'],
+          [false, 'bad-request', undefined],
+        ],
+      );
+      release();
     });
   });
 
@@ -870,6 +976,30 @@ describe('EgressProxy', () => {
       assert.equal(got.body.toString(), `corral egress: cannot reach api.test.corral:${resetPort} (upstream-failed)\n`);
       const record = (await finished(channel, before + 1)).at(-1);
       assert.deepEqual([record?.allowed, record?.aborted, record?.status], [true, 'upstream', 502]);
+    });
+
+    it('survives a client that resets its connection while its CONNECT waits for the decision', async (t) => {
+      // Its own proxy: a DNS wait long enough to reset the client within it.
+      const own = new EgressProxy({ lookup, dnsTimeoutMs: 1000 });
+      t.after(() => own.close());
+      const waiting = await own.openChannel(rules('*.test.corral:*', '127.0.0.1/32:*'));
+      const socket = net.connect(waiting.socketPath);
+      socket.on('error', () => undefined);
+      // An answer the client leaves unread, then a CONNECT whose name never resolves: closing
+      // with unread bytes resets the proxy's side of the connection while the CONNECT waits.
+      socket.write(`GET http://api.test.corral:${httpPort}/bytes?n=${1 << 20} HTTP/1.1\r\n\r\nCONNECT slow.test.corral:443 HTTP/1.1\r\n\r\n`);
+      await once(socket, 'data');
+      socket.pause();
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      const records = await finished(waiting, 2);
+      assert.deepEqual(
+        records.map((r) => [r.method, r.host, r.allowed, r.reason]),
+        [
+          ['HTTP', 'api.test.corral', true, undefined],
+          ['CONNECT', 'slow.test.corral', false, 'dns-failed'],
+        ],
+      );
     });
 
     it('closes the tunnel when the upstream resets it, and records aborted upstream', async () => {

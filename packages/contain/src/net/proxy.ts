@@ -54,7 +54,7 @@ export interface EgressChannelOptions {
 /**
  * Why a connection attempt did not go through.
  * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
- * - the request itself (400, 431, 408): `bad-request`, `header-too-large`, `header-timeout`;
+ * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds), `header-too-large`, `header-timeout`;
  * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
  * - `channel-closed` (503): the run ended while the attempt was under way.
  */
@@ -75,7 +75,7 @@ export type ConnectionRefusal =
 export interface ConnectionRecord {
   /** 1, 2, 3, … within the channel. */
   id: number;
-  /** When the request arrived, ISO-8601. */
+  /** When the request arrived (a pipelined one: when the answers before it were done), ISO-8601. */
   startedAt: string;
   /** `CONNECT` for a tunnel, `HTTP` for a plain-HTTP request forwarded by the proxy. */
   method: 'CONNECT' | 'HTTP';
@@ -338,6 +338,9 @@ const STATUS: Record<ConnectionRefusal, number> = {
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
+/** Plain-HTTP requests a client connection may pipeline behind an unfinished answer (clients seldom pipeline at all). */
+const MAX_PIPELINED = 8;
+
 class Channel implements EgressChannel {
   readonly socketPath: string;
   readonly #rules: readonly EgressRule[];
@@ -350,6 +353,8 @@ class Channel implements EgressChannel {
   readonly #open = new Set<Entry>();
   readonly #clients = new Set<net.Socket>();
   readonly #upstreams = new Set<net.Socket>();
+  /** Per client connection: plain-HTTP requests pipelined behind an unfinished answer (see #await). */
+  readonly #waiting = new WeakMap<net.Socket, number>();
   readonly #abort = new AbortController();
   #closing: Promise<void> | undefined;
   #nextId = 0;
@@ -515,6 +520,11 @@ class Channel implements EgressChannel {
   #tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
     client.setTimeout(0);
     const entry = this.#begin('CONNECT');
+    // Node's server stops listening for the socket's errors when it hands a CONNECT over: without
+    // this, a client that resets its connection while the decision is pending would crash the process.
+    client.on('error', () => {
+      if (entry.record.allowed) entry.record.aborted ??= 'client';
+    });
     const target = parseAuthority(req.url ?? '');
     if (target === null) {
       this.#refused(entry, 'bad-request');
@@ -553,9 +563,6 @@ class Channel implements EgressChannel {
     };
     client.once('close', settle);
     upstream.once('close', settle);
-    client.on('error', () => {
-      entry.record.aborted ??= 'client';
-    });
     entry.client = client;
     client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
@@ -571,6 +578,10 @@ class Channel implements EgressChannel {
   }
 
   #forward(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (res.socket === null) {
+      this.#await(req, res);
+      return;
+    }
     const entry = this.#begin('HTTP', req.method);
     const target = parseAbsoluteHttp(req.url ?? '');
     if (target === null) {
@@ -601,6 +612,31 @@ class Channel implements EgressChannel {
         res.destroy();
         this.#finish(entry);
       });
+  }
+
+  /**
+   * Holds a request pipelined behind an answer still being sent until Node
+   * gives it the client's socket (the answers before it are done), so that a
+   * client connection holds one upstream connection at a time. Node parses
+   * and queues every request a client sends, however many, while none of them
+   * has an answer to write: a client with more than MAX_PIPELINED waiting is
+   * cut off, recorded as `bad-request`.
+   */
+  #await(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    // Cut off already: the rest of what Node had read is dropped unrecorded.
+    if (socket.destroyed) return;
+    const waiting = (this.#waiting.get(socket) ?? 0) + 1;
+    if (waiting > MAX_PIPELINED) {
+      this.#refused(this.#begin('HTTP', req.method), 'bad-request');
+      socket.destroy();
+      return;
+    }
+    this.#waiting.set(socket, waiting);
+    res.once('socket', () => {
+      this.#waiting.set(socket, (this.#waiting.get(socket) ?? 1) - 1);
+      this.#forward(req, res);
+    });
   }
 
   /**
@@ -699,7 +735,12 @@ class Channel implements EgressChannel {
     const chunked = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
     req.on('data', (data: Buffer) => {
       if (upstream.destroyed || data.length === 0) return;
-      const sent = chunked ? upstream.write(`${data.length.toString(16)}\r\n`) && upstream.write(data) && upstream.write('\r\n') : upstream.write(data);
+      if (chunked) {
+        // Written whatever write() answers (false means "pause after this", not "not taken"): a chunk cut short breaks the framing.
+        upstream.write(`${data.length.toString(16)}\r\n`);
+        upstream.write(data);
+      }
+      const sent = upstream.write(chunked ? '\r\n' : data);
       if (!sent) {
         req.pause();
         upstream.once('drain', () => req.resume());
