@@ -4,8 +4,10 @@ export type ContainErrorCode =
   | 'CONTAIN_POLICY_UNREADABLE'
   /** The policy parsed but broke the schema; `issues` lists every problem. */
   | 'CONTAIN_POLICY_INVALID'
-  /** A granted path does not exist or cannot be resolved on this host. */
+  /** A granted path does not exist or cannot be resolved on this host, or leads through a symlink a sandbox could have planted. */
   | 'CONTAIN_PATH_UNRESOLVABLE'
+  /** A path the plan grants is gone, or leads elsewhere through a symlink made since it was planned: the sandbox was not started (plan again). */
+  | 'CONTAIN_PATH_CHANGED'
   /** The policy asks for a protection this host cannot enforce (and did not say `onUnenforceable: warn`). */
   | 'CONTAIN_UNENFORCEABLE'
   /** A tool the backend needs (bubblewrap, a C compiler for its forwarder) is missing. */

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import type { ContainError } from './errors.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { validatePolicy } from './policy/load.ts';
 import { planSandbox, type SandboxPlan } from './policy/plan.ts';
@@ -238,8 +239,10 @@ describe('the runner', () => {
 
   describe('when bubblewrap cannot build the sandbox', () => {
     it('fails with its reason instead of reporting a command exit', async () => {
-      const gone = mkdtempSync(join(tmpdir(), 'corral-gone-'));
-      const p = plan({ runtime: ['shell'], filesystem: { readonly: [gone] } });
+      const granted = mkdtempSync(join(tmpdir(), 'corral-gone-'));
+      const gone = join(granted, 'cwd');
+      mkdirSync(gone);
+      const p = plan({ runtime: ['shell'], filesystem: { readonly: [granted] }, workingDirectory: gone });
       rmSync(gone, { recursive: true });
       await assert.rejects(runner.run(p, ['/bin/true']), (e: Error & { code?: string }) => e.code === 'CONTAIN_SPAWN_FAILED' && e.message.includes(gone));
     });
@@ -475,6 +478,96 @@ describe('the runner', () => {
       await r.keepWarm(p, 2);
       await r.close();
       await assert.rejects(r.keepWarm(p, 1), { code: 'CONTAIN_CLOSED' });
+    });
+  });
+
+  describe('when a sandbox plants a symlink where a grant was', () => {
+    // The agent may write ./project, and its policy grants ./project/data read-only: a run of the
+    // agent (or any sandbox that may write the parent) swaps data for a symlink to the folder that
+    // holds everything (data -> .., as ~/work/data -> ~ would): bound there, it would show ./ssh and ./state.
+    function swapped(): { root: string; grants: ContainerPolicyInput } {
+      const root = realpathSync(mkdtempSync(join(tmpdir(), 'corral-swap-')));
+      mkdirSync(join(root, 'project/data'), { recursive: true });
+      writeFileSync(join(root, 'project/data/report.txt'), 'report\n');
+      // Stands for ~/.ssh: granted to nobody.
+      mkdirSync(join(root, 'ssh'));
+      writeFileSync(join(root, 'ssh/id_ed25519'), 'PRIVATE KEY\n');
+      mkdirSync(join(root, 'state'));
+      writeFileSync(join(root, 'state/audit-key.pem'), 'AUDIT KEY\n');
+      return { root, grants: { runtime: ['shell'], filesystem: { readwrite: ['./project'], readonly: ['./project/data'] } } };
+    }
+    async function plant(root: string, target: string): Promise<void> {
+      const agent = plan({ runtime: ['shell'], filesystem: { readwrite: ['./project'] } }, root);
+      const r = await runner.run(agent, ['/bin/sh', '-c', `mv data data.old && ln -s ${target} data`]);
+      assert.equal(r.exitCode, 0, r.stderr);
+    }
+
+    it('refuses to start a plan made before the swap instead of binding where the symlink points', async () => {
+      const { root, grants } = swapped();
+      const p = plan(grants, root);
+      await plant(root, '..');
+      await assert.rejects(runner.run(p, ['/bin/cat', join(root, 'ssh/id_ed25519')]), { code: 'CONTAIN_PATH_CHANGED' });
+    });
+
+    it("refuses it when the symlink leads into Corral's state directory, which the plan hides", async () => {
+      const { root, grants } = swapped();
+      const p = planSandbox({ policy: validatePolicy(grants), source: 'test', baseDir: root }, {}, { stateDir: join(root, 'state') });
+      await plant(root, '..');
+      await assert.rejects(runner.run(p, ['/bin/cat', join(root, 'state/audit-key.pem')]), { code: 'CONTAIN_PATH_CHANGED' });
+    });
+
+    it('refuses to start a warm sandbox for that plan after the swap, and serves no run from one', async () => {
+      const { root, grants } = swapped();
+      const p = plan(grants, root);
+      await plant(root, '..');
+      await assert.rejects(runner.keepWarm(p, 1), { code: 'CONTAIN_PATH_CHANGED' });
+      await assert.rejects(runner.run(p, ['/bin/cat', join(root, 'ssh/id_ed25519')]), { code: 'CONTAIN_PATH_CHANGED' });
+      await runner.keepWarm(p, 0);
+    });
+
+    it('refuses to plan the grant again while it leads through the planted symlink, naming it', async () => {
+      const { root, grants } = swapped();
+      await plant(root, '..');
+      assert.throws(
+        () => plan(grants, root),
+        (error: ContainError) => error.code === 'CONTAIN_PATH_UNRESOLVABLE' && error.issues.length === 1 && error.issues[0]!.field === 'filesystem.readonly[0]' && error.issues[0]!.message.includes(join(root, 'project/data')),
+      );
+    });
+  });
+
+  describe('the descriptors grants are bound from', () => {
+    it('are not handed to the command', async () => {
+      const r = await runner.run(plan({ runtime: ['shell'], filesystem: { readwrite: ['./work'], readonly: ['./inbox'] } }, dir), ['/bin/ls', '-l', '/proc/self/fd']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stdout, / 2 -> /);
+      assert.ok(!r.stdout.includes(dir), r.stdout);
+    });
+
+    it('are all closed again after a thousand runs, cold, warm and refused', async () => {
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['./work'], readonly: ['./inbox'] } }, dir);
+      const gone = join(dir, 'gone');
+      mkdirSync(gone);
+      const refused = plan({ runtime: ['shell'], filesystem: { readonly: ['./gone'] } }, dir);
+      rmSync(gone, { recursive: true });
+      await runner.run(p, ['/bin/true']);
+      const open = () => readdirSync('/proc/self/fd').length;
+      const before = open();
+      await runner.keepWarm(p, 2);
+      let warm = 0;
+      for (let batch = 0; batch < 100; batch++) {
+        const runs = Array.from({ length: 9 }, async () => {
+          const r = await runner.run(p, ['/bin/true']);
+          assert.equal(r.exitCode, 0, r.stderr);
+          if (r.warm) warm++;
+        });
+        runs.push(assert.rejects(runner.run(refused, ['/bin/true']), { code: 'CONTAIN_PATH_CHANGED' }));
+        await Promise.all(runs);
+      }
+      await runner.keepWarm(p, 0);
+      assert.ok(warm > 0, 'some runs took a warm sandbox');
+      // The waiting sandboxes' pipes close as they are discarded, in the background.
+      for (let i = 0; i < 100 && open() > before; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(open(), before);
     });
   });
 

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
-import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
@@ -96,6 +96,11 @@ const SETUP_FAILURE_GRACE_MS = 2_000;
 const COMMAND_FD = 6;
 // Where bubblewrap reads the command's environment (--args): see environmentArgs.
 const ENV_FD = 7;
+// Where the descriptors the grants are bound from start (--bind-fd, --ro-bind-fd): one per ro or rw mount.
+const FIRST_MOUNT_FD = 8;
+// open(2)'s O_PATH (Linux's generic value), which node:fs does not name: a descriptor that names a
+// file or folder without reading it (no read permission needed, a FIFO does not block), for binding.
+const O_PATH = 0o10000000;
 
 interface Exit {
   code: number | null;
@@ -283,6 +288,7 @@ export class Runner {
     let cgroups: RunCgroups | undefined;
     let runDir: string | undefined;
     let seccompFd: number | undefined;
+    let mountFds: number[] = [];
     let child: ChildProcess | undefined;
     let handedOver = () => {};
     const starting = new Promise<void>((resolve) => (handedOver = resolve));
@@ -300,7 +306,7 @@ export class Runner {
       const env: Record<string, string> = { ...plan.env };
       if (network) Object.assign(env, proxyEnvironment());
       const envArgs = environmentArgs(env);
-      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined };
+      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined, mounts: FIRST_MOUNT_FD };
       const args = bwrapArgs({
         plan,
         etc: this.#etc,
@@ -312,18 +318,18 @@ export class Runner {
       });
       const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;
       if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
+      mountFds = openMountSources(mountSources(mounts));
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
       const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
       const started = spawn(executable!, rest, {
         // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
         env: {},
-        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe'],
+        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe', ...mountFds],
       });
       child = started;
-      if (seccompFd !== undefined) {
-        closeSync(seccompFd);
-        seccompFd = undefined;
-      }
+      // bubblewrap holds its copies until it has bound them; ours are done with.
+      for (const fd of [seccompFd, ...mountFds.splice(0)]) if (fd !== undefined) closeSync(fd);
+      seccompFd = undefined;
       // A sandbox that dies early resets its pipes; that is told by its exit, never by a crash here.
       for (const stream of started.stdio as unknown as (NodeJS.EventEmitter | null)[]) stream?.on('error', () => undefined);
       const output: Sandbox['output'] = { early: [] };
@@ -364,7 +370,7 @@ export class Runner {
       return { child: started, exited, adopted, channel, cgroups, runDir, connections, command, output };
     } catch (error) {
       child?.kill('SIGKILL');
-      if (seccompFd !== undefined) closeSync(seccompFd);
+      for (const fd of [seccompFd, ...mountFds]) if (fd !== undefined) closeSync(fd);
       this.#dispose({ channel, cgroups, runDir });
       throw error;
     } finally {
@@ -601,20 +607,56 @@ function proxyEnvironment(): Record<string, string> {
   };
 }
 
-function libraryMounts(): Mount[] {
-  const g = libraryGrant();
-  return [...g.symlinks.map((s): Mount => ({ kind: 'symlink', path: s.path, target: s.target })), ...g.readonly.map((path): Mount => ({ kind: 'ro', path }))];
+/**
+ * Opens each host path a sandbox's grants are bound from (O_PATH) and checks
+ * that what opened is that path: the plan resolved it with no symlink left
+ * in it, so a descriptor that names another path went through one planted
+ * since (by a sandbox that may write a folder on the way), or the path is gone.
+ * The caller closes the descriptors.
+ *
+ * @throws ContainError `CONTAIN_PATH_CHANGED`, with none left open.
+ */
+function openMountSources(sources: readonly string[]): number[] {
+  const fds: number[] = [];
+  try {
+    for (const source of sources) {
+      let opened: string;
+      try {
+        fds.push(openSync(source, O_PATH));
+        opened = readlinkSync(`/proc/self/fd/${fds.at(-1)}`);
+      } catch (error) {
+        throw new ContainError('CONTAIN_PATH_CHANGED', `${source} is gone since the sandbox was planned; the command was not started`, { cause: error });
+      }
+      if (opened !== source) throw new ContainError('CONTAIN_PATH_CHANGED', `${source} now leads to ${opened}, through a symlink made since the sandbox was planned; the command was not started`);
+    }
+    return fds;
+  } catch (error) {
+    for (const fd of fds) closeSync(fd);
+    throw error;
+  }
 }
 
-/** The launcher's library mounts plus the plan's, each path once (the plan's own kind wins). */
+function libraryMounts(): Mount[] {
+  const g = libraryGrant();
+  const ro = (path: string): Mount => {
+    const source = realpathSync(path);
+    return source === path ? { kind: 'ro', path } : { kind: 'ro', path, source };
+  };
+  return [...g.symlinks.map((s): Mount => ({ kind: 'symlink', path: s.path, target: s.target })), ...g.readonly.map(ro)];
+}
+
+/**
+ * The launcher's library mounts plus the plan's, each path once (the plan's
+ * own kind wins): symlinks first, then the library folders (system paths,
+ * shallowest first), then the plan's mounts in the plan's own order, which
+ * puts each mask after the grants it cuts into and before those bound back inside it.
+ */
 function mergeMounts(extra: Mount[], planned: readonly Mount[]): Mount[] {
   const taken = new Set(planned.map((m) => m.path));
   const kept = extra.filter((m) => !taken.has(m.path));
-  const symlinks = [...kept, ...planned].filter((m) => m.kind === 'symlink');
-  const rest = [...kept.filter((m) => m.kind !== 'symlink'), ...planned.filter((m) => m.kind !== 'symlink')];
   const depth = (p: string) => p.split('/').length;
-  const grants = rest.filter((m) => m.kind !== 'deny').sort((a, b) => depth(a.path) - depth(b.path));
-  return [...symlinks, ...grants, ...rest.filter((m) => m.kind === 'deny')];
+  const symlink = (m: Mount) => m.kind === 'symlink';
+  return [...kept.filter(symlink), ...planned.filter(symlink), ...kept.filter((m) => !symlink(m)).sort((a, b) => depth(a.path) - depth(b.path)), ...planned.filter((m) => !symlink(m))];
 }
 
 /** Listens on host loopback and pipes each connection to the sandbox's ingress socket. */

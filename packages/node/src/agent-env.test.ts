@@ -3,12 +3,12 @@
 // the working directory: where it asks, only inside what that policy grants.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '@corral/gateway';
-import { DEFAULT_CONTAINER_POLICY, NodeHost } from './index.ts';
+import { DEFAULT_CONTAINER_POLICY, NodeHost, type NodeHostOptions } from './index.ts';
 import { DEVICE_FILE } from './host.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -24,16 +24,16 @@ after(() => {
 
 /**
  * A gateway whose policy permits `agent` the programs named, and a paired node
- * running that agent's commands under `policy` (a container policy): the agent's
- * connection, the node and a `close` for all three.
+ * running that agent's commands under `policy` (a container policy) and any
+ * further `options`: the agent's connection, the node and a `close` for all three.
  */
-async function agentOnNode(agent: string, programs: string[], policy: Record<string, unknown>, nodeState: string, baseDir: string) {
+async function agentOnNode(agent: string, programs: string[], policy: Record<string, unknown>, nodeState: string, baseDir: string, options: Partial<NodeHostOptions> = {}) {
   const state = temp('corral-env-gw-');
   mkdirSync(join(state, 'policies'));
   writeFileSync(join(state, 'policies', 'run.cedar'), programs.map((p) => `permit (principal == Agent::"${agent}", action == Action::"system.run", resource == Command::"${p}");\n`).join(''));
   const gw = await Gateway.start({ stateDir: state, token, port: 0 });
   gw.identity.agents.create({ name: agent, process: 'ci', owner: 'owner@example.com', scopes: [] });
-  const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: `${agent}-node`, maxBackoffMs: 200, containerPolicies: { [agent]: { policy: { ...DEFAULT_CONTAINER_POLICY, ...policy }, baseDir } } });
+  const host = new NodeHost({ gateway: gw.url, token, stateDir: nodeState, name: `${agent}-node`, maxBackoffMs: 200, containerPolicies: { [agent]: { policy: { ...DEFAULT_CONTAINER_POLICY, ...policy }, baseDir } }, ...options });
   const connected = host.start();
   const deadline = Date.now() + 5_000;
   while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -84,6 +84,32 @@ describe("a command's environment", () => {
       const key = await cat(join(nodeState, DEVICE_FILE));
       assert.notEqual(key.payload.exitCode, 0);
       assert.doesNotMatch(key.payload.stdout, /privateKey|PRIVATE/);
+    } finally {
+      await close();
+    }
+  });
+
+  it("hides all of the state directory it is given to hide, not only its own, yet binds back the workspace a policy grants there", async () => {
+    const home = temp('corral-env-home-');
+    const state = join(home, '.corral');
+    const workspace = join(state, 'processes', 'intake');
+    mkdirSync(join(workspace, 'outbox'), { recursive: true });
+    writeFileSync(join(workspace, 'task.txt'), 'task\n');
+    writeFileSync(join(state, 'gateway-token'), 'GATEWAY TOKEN\n');
+    writeFileSync(join(home, 'notes.txt'), 'visible\n');
+    const policy = { filesystem: { readonly: [home, workspace], readwrite: [join(workspace, 'outbox')] } };
+    const { client: agent, nodeId, close } = await agentOnNode('clerk', ['cat', 'touch'], policy, join(state, 'node'), home, { hiddenState: { dir: state, exposed: [join(state, 'processes')] } });
+    try {
+      const run = (command: string[]) => agent.request('node.invoke', { nodeId, command: 'system.run', params: { command, agentId: 'clerk' }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { exitCode: number; stdout: string } }>;
+      assert.equal((await run(['cat', join(home, 'notes.txt')])).payload.stdout, 'visible\n');
+      for (const secret of [join(state, 'gateway-token'), join(state, 'node', DEVICE_FILE)]) {
+        const read = await run(['cat', secret]);
+        assert.notEqual(read.payload.exitCode, 0, secret);
+        assert.doesNotMatch(read.payload.stdout, /TOKEN|privateKey/);
+      }
+      assert.equal((await run(['cat', join(workspace, 'task.txt')])).payload.stdout, 'task\n');
+      assert.equal((await run(['touch', join(workspace, 'outbox', 'done')])).payload.exitCode, 0);
+      assert.ok(existsSync(join(workspace, 'outbox', 'done')));
     } finally {
       await close();
     }

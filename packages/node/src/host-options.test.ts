@@ -24,6 +24,12 @@ describe('the options of a node host', () => {
     }
   });
 
+  it('refuses a hidden state directory that does not hold stateDir, and an exposed folder outside it or holding stateDir', () => {
+    assert.throws(() => new NodeHost({ ...base, hiddenState: { dir: join(stateDir, 'elsewhere'), exposed: [] } }), { code: 'NODE_CONFIG_INVALID', message: /hiddenState/ });
+    assert.throws(() => new NodeHost({ ...base, hiddenState: { dir: stateDir, exposed: ['/tmp'] } }), { code: 'NODE_CONFIG_INVALID', message: /hiddenState/ });
+    assert.throws(() => new NodeHost({ ...base, hiddenState: { dir: stateDir, exposed: [stateDir] } }), { code: 'NODE_CONFIG_INVALID', message: /hiddenState/ });
+  });
+
   it('accepts 0 (no warm sandboxes) and 8', () => {
     for (const warmSandboxes of [0, 8]) assert.doesNotThrow(() => new NodeHost({ ...base, warmSandboxes }));
   });

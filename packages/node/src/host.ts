@@ -5,8 +5,8 @@
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
 import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
-import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type SandboxPlan } from '@corral/contain';
+import { delimiter, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
@@ -30,8 +30,15 @@ export interface NodeHostOptions {
   gateway: string;
   token: string;
   name?: string;
-  /** Holds the device key and the local policy. */
+  /** Holds the device key and the local policy; no sandbox sees it. */
   stateDir: string;
+  /**
+   * A directory holding `stateDir` that no sandbox sees either: `corral up`
+   * names its whole state directory (its keys, tokens and databases beside
+   * the node's), and in `exposed` the folders of it a container policy may
+   * still grant (its process workspaces). Default: `stateDir` alone.
+   */
+  hiddenState?: { dir: string; exposed: string[] };
   /**
    * Container policies by Corral agent name (`*` for any other), as parsed
    * documents; relative paths are taken from `baseDir`. A policy's
@@ -139,6 +146,8 @@ export class NodeHost {
   readonly #options: NodeHostOptions;
   readonly #runner: Runner;
   readonly #ownsRunner: boolean;
+  /** What every plan hides: the state directory, and what of it a policy may grant. */
+  readonly #hidden: PlanOptions;
   readonly #policies = new Map<string, LoadedPolicy>();
   readonly #agentRuns = new AgentRuns();
   readonly #warmPlans: SandboxPlan[] = [];
@@ -155,6 +164,11 @@ export class NodeHost {
     if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
     if (typeof options.token !== 'string' || options.token === '') throw new NodeError('NODE_CONFIG_INVALID', 'a gateway token is required');
     if (options.warmSandboxes !== undefined && !(Number.isInteger(options.warmSandboxes) && options.warmSandboxes >= 0 && options.warmSandboxes <= 8)) throw new NodeError('NODE_CONFIG_INVALID', 'warmSandboxes must be a whole number from 0 to 8');
+    const hidden = options.hiddenState;
+    if (hidden !== undefined && !inside(options.stateDir, hidden.dir)) throw new NodeError('NODE_CONFIG_INVALID', 'hiddenState.dir must hold stateDir');
+    // An exposed folder holding the node's own state would show its device key.
+    if (hidden?.exposed.some((e) => !inside(e, hidden.dir) || inside(options.stateDir, e))) throw new NodeError('NODE_CONFIG_INVALID', 'hiddenState.exposed must lie inside hiddenState.dir and outside stateDir');
+    this.#hidden = hidden === undefined ? { stateDir: options.stateDir } : { stateDir: hidden.dir, exposed: hidden.exposed };
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
     this.policy = new LocalPolicy(options.stateDir);
@@ -163,7 +177,7 @@ export class NodeHost {
     const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
     for (const [agent, { policy, baseDir }] of Object.entries(policies)) {
       const loaded = { policy: validatePolicy(policy), source: `<${agent}>`, baseDir };
-      planSandbox(loaded, process.env, { stateDir: options.stateDir }); // paths that cannot be used fail at start, not at the first command
+      planSandbox(loaded, process.env, this.#hidden); // paths that cannot be used fail at start, not at the first command
       this.#policies.set(agent, loaded);
     }
     if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
@@ -232,7 +246,7 @@ export class NodeHost {
     for (const loaded of [...this.#policies.values()].slice(0, 8)) {
       let plan: SandboxPlan;
       try {
-        plan = planSandbox(loaded, passFromHost(loaded.policy.environment.pass), { stateDir: this.#options.stateDir });
+        plan = planSandbox(loaded, passFromHost(loaded.policy.environment.pass), this.#hidden);
       } catch {
         continue; // its runs are refused with the reason when they come
       }
@@ -414,7 +428,7 @@ export class NodeHost {
     let plan: SandboxPlan;
     try {
       // The node's state directory (its device key, its policy) is never the sandbox's to see.
-      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env }, { stateDir: this.#options.stateDir });
+      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env }, this.#hidden);
     } catch (error) {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
@@ -589,6 +603,12 @@ function allowedEnv(raw: unknown, pass: readonly string[]): { env: Record<string
     else dropped.push(name.slice(0, 64));
   }
   return { env, dropped };
+}
+
+/** True when `path` is `dir` or lies below it, as written (both made absolute). */
+function inside(path: string, dir: string): boolean {
+  const rel = relative(resolve(dir), resolve(path));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /** The node's own values of the variables a policy passes (a request's values win). */

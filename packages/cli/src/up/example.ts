@@ -23,10 +23,22 @@ export const INVOICE_INTAKE = {
 } as const;
 
 export const POLICIES_DIR = 'policies';
+/** Where process workspaces live in the state directory: the one part of it a container policy may grant. */
+export const PROCESSES_DIR = 'processes';
 
 /** Where the example's workspace lives in the state directory. */
 export function workspaceDir(stateDir: string): string {
-  return join(stateDir, 'processes', INVOICE_INTAKE.process);
+  return join(stateDir, PROCESSES_DIR, INVOICE_INTAKE.process);
+}
+
+/**
+ * What the sandboxes of `corral up`'s nodes are kept out of (their
+ * `hiddenState`): the whole state directory — the audit signing key, the
+ * identity database, the gateway token, the nodes' own keys — except the
+ * process workspaces, which a container policy may grant.
+ */
+export function hiddenState(stateDir: string): { dir: string; exposed: string[] } {
+  return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)] };
 }
 
 /**
@@ -51,7 +63,7 @@ export function installExampleFiles(stateDir: string): void {
   const policy = readFileSync(join(EXAMPLE_DIR, INVOICE_INTAKE.containerPolicy), 'utf8').replace(/^\$schema:.*\n/m, '');
   const target = join(workspace, INVOICE_INTAKE.containerPolicy);
   if (!existsSync(target)) writeFileSync(target, policy, { mode: 0o600 });
-  writeProfile(stateDir, { agent: INVOICE_INTAKE.agent.name, containerPolicy: join('processes', INVOICE_INTAKE.process, INVOICE_INTAKE.containerPolicy) });
+  writeProfile(stateDir, { agent: INVOICE_INTAKE.agent.name, containerPolicy: join(PROCESSES_DIR, INVOICE_INTAKE.process, INVOICE_INTAKE.containerPolicy) });
 }
 
 /** The example agent, created unless one of that name exists (in any status: a retired agent stays retired). */

@@ -18,6 +18,7 @@ import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProces
 import type { NodeHost } from '@corral/node';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
+import { hiddenState } from './example.ts';
 
 /** The OpenClaw release Corral is tested against. */
 export const OPENCLAW_VERSION = '2026.9.6';
@@ -203,6 +204,8 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
       token,
       name: options.nodeName,
       stateDir: nodeState,
+      // Its sandboxes see none of Corral's state, only the process workspaces their policies grant.
+      hiddenState: hiddenState(options.stateDir),
       maxBackoffMs: 1_000,
       controlPlane: { url: options.corralGatewayUrl, token: options.token, agents: options.agentMap },
       ...(options.containerPolicies ? { containerPolicies: options.containerPolicies } : {}),

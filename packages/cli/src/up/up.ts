@@ -17,7 +17,7 @@ import { CliFailure, printJson } from '../output.ts';
 import { gatewayToken } from '../commands/gateway.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
 import { findConsole } from './console.ts';
-import { ensureExampleAgent, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
+import { ensureExampleAgent, hiddenState, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
 import { Progress } from './progress.ts';
 import { readProfiles } from './profiles.ts';
 import { checkPortFree, claimStateDir, lockStateDir, portFailure, readMarker, writeMarker } from './state.ts';
@@ -185,6 +185,8 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
     token,
     name: hostname(),
     stateDir: join(dir, NODE_STATE),
+    // Its sandboxes see none of Corral's state, only the process workspaces their policies grant.
+    hiddenState: hiddenState(dir),
     runner: sandbox.runner,
     containerPolicies: sandbox.containerPolicies,
     maxBackoffMs: 2_000,

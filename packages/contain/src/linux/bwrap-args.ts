@@ -1,5 +1,5 @@
 import { ContainError } from '../errors.ts';
-import type { Mount, SandboxPlan } from '../policy/plan.ts';
+import { within, type Mount, type SandboxPlan } from '../policy/plan.ts';
 
 /** Host files Corral writes itself and binds read-only in place of the host's /etc. */
 export interface SyntheticEtc {
@@ -26,8 +26,12 @@ export interface BwrapInputs {
   egressSocket?: string;
   /** Host folder bound read-write at /run/corral/ingress for ingress sockets. */
   ingressDir?: string;
-  /** Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs), --seccomp, --info-fd and --block-fd. */
-  fds: { env?: number; seccomp?: number; info?: number; block?: number };
+  /**
+   * Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs),
+   * --seccomp, --info-fd and --block-fd; and the first of the descriptors the ro and rw mounts
+   * are bound from, one each, numbered on in the order they come in `mounts` (see mountSources).
+   */
+  fds: { env?: number; seccomp?: number; info?: number; block?: number; mounts: number };
 }
 
 /**
@@ -61,24 +65,32 @@ export function bwrapArgs(input: BwrapInputs): string[] {
   ];
   for (const name of etc.files) args.push('--ro-bind', `${etc.dir}/${name}`, `/etc/${name}`);
   for (const { source, dest } of input.launcherBinds) args.push('--ro-bind', source, dest);
+  let fd = fds.mounts;
+  const standIns: string[] = [];
   for (const m of input.mounts) {
     switch (m.kind) {
       case 'symlink':
         args.push('--symlink', m.target, m.path);
         break;
+      // From a descriptor Corral opened and checked: bound by path, a symlink planted since the plan would choose the source.
       case 'ro':
-        args.push('--ro-bind', m.path, m.path);
+        args.push('--ro-bind-fd', String(fd++), m.path);
         break;
       case 'rw':
-        args.push('--bind', m.path, m.path);
+        args.push('--bind-fd', String(fd++), m.path);
         break;
       case 'deny':
-        // An empty stand-in nobody inside may read: a mode-000 tmpfs for a folder, /dev/null for a file.
-        if (m.directory) args.push('--perms', '0000', '--tmpfs', m.path, '--remount-ro', m.path);
-        else args.push('--ro-bind', '/dev/null', m.path);
+        if (m.directory) {
+          // An empty stand-in nobody inside may read: a mode-000 tmpfs, or execute-only when grants are bound
+          // back inside it (the state directory's workspaces), so they can be reached; read-only once they are.
+          const crossed = input.mounts.some((o) => (o.kind === 'ro' || o.kind === 'rw') && o.path !== m.path && within(o.path, m.path));
+          args.push('--perms', crossed ? '0111' : '0000', '--tmpfs', m.path);
+          standIns.push(m.path);
+        } else args.push('--ro-bind', '/dev/null', m.path);
         break;
     }
   }
+  for (const path of standIns) args.push('--remount-ro', path);
   if (input.egressSocket) args.push('--ro-bind', input.egressSocket, SANDBOX_EGRESS_SOCKET);
   if (input.ingressDir) args.push('--bind', input.ingressDir, `${SANDBOX_RUN_DIR}/ingress`);
   // The sandbox's own root (a tmpfs holding the mount points) is read-only too.
@@ -87,6 +99,11 @@ export function bwrapArgs(input: BwrapInputs): string[] {
   if (fds.info !== undefined) args.push('--info-fd', String(fds.info));
   if (fds.block !== undefined) args.push('--block-fd', String(fds.block));
   return args;
+}
+
+/** The host path each ro and rw mount is bound from, in the order bwrapArgs numbers their descriptors. */
+export function mountSources(mounts: readonly Mount[]): string[] {
+  return mounts.flatMap((m) => (m.kind === 'ro' || m.kind === 'rw' ? [m.source ?? m.path] : []));
 }
 
 /**

@@ -69,6 +69,21 @@ describe('planning a sandbox', () => {
       const p = plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./hidden'] } });
       assert.ok(p.mounts.some((m) => m.kind === 'deny' && m.path === join(dir, 'inbox/private')));
     });
+
+    it('refuses one that lies inside a read-write grant, where a sandbox could have planted it, naming the link', () => {
+      const dir = workspace();
+      symlinkSync(join(dir, 'inbox'), join(dir, 'outbox/data'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./outbox/data/public'] } }));
+      assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readonly[0]']);
+      assert.ok(error.issues[0]!.message.includes(join(dir, 'outbox/data')));
+    });
+
+    it('refuses a read-write grant reached through a symlink in another read-write grant too', () => {
+      const dir = workspace();
+      symlinkSync(join(dir, 'inbox'), join(dir, 'outbox/data'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox', './outbox/data'] } }));
+      assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readwrite[1]']);
+    });
   });
 
   describe('when a deny lies inside a granted tree', () => {
@@ -167,6 +182,42 @@ describe('planning a sandbox', () => {
         { kind: 'rw', path: join(dir, 'outbox') },
         { kind: 'deny', path: state, directory: true },
       ]);
+    });
+
+    it('refuses a read-write grant that holds it below a folder the sandbox could rename, which would move it out from under its mask', () => {
+      const { dir, state } = withState();
+      const loaded = { policy: validatePolicy({ filesystem: { readwrite: ['.'] } }), source: 'policy.yaml', baseDir: dir };
+      const error = unresolvable(() => planSandbox(loaded, {}, { stateDir: state }));
+      assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readwrite[0]']);
+    });
+
+    describe('with folders of it a policy may still grant (process workspaces)', () => {
+      function withWorkspace(): { dir: string; state: string; workspace: string } {
+        const { dir, state } = withState();
+        const workspace = join(state, 'processes/intake');
+        mkdirSync(join(workspace, 'outbox'), { recursive: true });
+        return { dir, state, workspace };
+      }
+
+      it('hides the rest of it inside a grant that holds it, then binds the granted workspace back', () => {
+        const { dir, state, workspace } = withWorkspace();
+        const loaded = { policy: validatePolicy({ filesystem: { readonly: ['.', workspace], readwrite: [join(workspace, 'outbox')] }, workingDirectory: workspace }), source: 'policy.yaml', baseDir: dir };
+        const p = planSandbox(loaded, {}, { stateDir: state, exposed: [join(state, 'processes')] });
+        assert.deepEqual(p.mounts, [
+          { kind: 'ro', path: dir },
+          { kind: 'deny', path: state, directory: true },
+          { kind: 'ro', path: workspace },
+          { kind: 'rw', path: join(workspace, 'outbox') },
+        ]);
+        assert.equal(p.cwd, workspace);
+      });
+
+      it('still refuses a grant of anything else in it', () => {
+        const { dir, state } = withWorkspace();
+        const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./outbox/.corral/policy-cache'] } }), source: 'policy.yaml', baseDir: dir };
+        const error = unresolvable(() => planSandbox(loaded, {}, { stateDir: state, exposed: [join(state, 'processes')] }));
+        assert.deepEqual(error.issues.map((i) => i.field), ['filesystem.readonly[0]']);
+      });
     });
 
     it('needs no mask when no grant holds it', () => {

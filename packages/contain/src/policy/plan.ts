@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { realpathSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { ContainError, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
 import type { LoadedPolicy } from './file.ts';
@@ -12,9 +12,16 @@ import type { ContainerPolicy } from './schema.ts';
 
 /** One mount of the sandbox, in the order it is applied. */
 export type Mount =
-  | { kind: 'ro' | 'rw'; path: string }
+  /**
+   * A host path bound at the same path inside, from a descriptor opened when the sandbox starts;
+   * `source` is the host path bound there when it is not `path` itself (a preset's symlink, bound as its target).
+   */
+  | { kind: 'ro' | 'rw'; path: string; source?: string }
   | { kind: 'symlink'; path: string; target: string }
-  /** A path inside a granted tree that the policy denies: masked by an empty, unreadable stand-in. */
+  /**
+   * A path inside a granted tree that the policy denies, or Corral's state directory: masked by an
+   * empty, unreadable stand-in (a folder with grants bound back inside it can be crossed to reach them).
+   */
   | { kind: 'deny'; path: string; directory: boolean };
 
 export type LimitName = keyof typeof PROCESS_DEFAULTS;
@@ -61,27 +68,46 @@ export interface PlanOptions {
    * empty, unreadable stand-in, as for a denied path.
    */
   stateDir?: string;
+  /**
+   * Folders inside `stateDir` that a policy may still grant (`corral up` keeps
+   * its process workspaces in STATE/processes): a grant there is bound back
+   * over the stand-in, and nothing else of the state directory is.
+   */
+  exposed?: readonly string[];
 }
 
 /**
  * Resolves a validated policy into a sandbox plan: `~` and relative paths
  * (against the policy's folder), `..` and symlinks resolved before anything is
  * matched, presets expanded, denies placed inside the grants they cut into.
+ * A symlink inside a read-write grant is never followed: the sandbox could
+ * have planted it, and would choose what a later sandbox is granted.
  *
  * @param hostEnv the invoking environment, read only for `environment.pass`.
  * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
- *   system path, lies below /proc, /dev or /sys, or inside the state directory).
+ *   system path, lies below /proc, /dev or /sys, or inside the state directory outside
+ *   `exposed`; a read-write grant holds the state directory deeper than as its own entry;
+ *   a path reaches its target through a symlink inside a read-write grant).
  */
 export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env, options: PlanOptions = {}): SandboxPlan {
   const { policy, source, baseDir } = loaded;
   const issues: PolicyIssue[] = [];
   const warnings: string[] = [];
-  const stateDir = options.stateDir === undefined ? undefined : realPath(resolve(options.stateDir));
+  // Every path resolved, with the symlinks it went through: checked against the read-write grants once all are known.
+  const reached: { field: string; absolute: string; links: string[] }[] = [];
+  const reach = (absolute: string, field: string): string | undefined => {
+    const found = resolveOnHost(absolute);
+    if (found) reached.push({ field, absolute, links: found.links });
+    return found?.real;
+  };
+  const stateDir = options.stateDir === undefined ? undefined : reach(resolve(options.stateDir), 'stateDir');
+  const exposed = (options.exposed ?? []).map((p, i) => reach(resolve(p), `exposed[${i}]`)).filter((p): p is string => p !== undefined);
+  const hidden = (path: string) => stateDir !== undefined && within(path, stateDir) && !exposed.some((e) => within(path, e));
 
   const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
     const expanded = raw === '~' ? homedir() : raw.startsWith('~/') ? `${homedir()}${raw.slice(1)}` : raw;
     const absolute = isAbsolute(expanded) ? resolve(expanded) : resolve(baseDir, expanded);
-    const real = realPath(absolute);
+    const real = reach(absolute, field);
     if (real === undefined) {
       if (mustExist) issues.push({ file: source, field, message: `${absolute} does not exist on this host; create it or remove it from the policy` });
       return undefined;
@@ -96,7 +122,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
       issues.push({ file: source, field, message: `${real} cannot be granted: it lies in the host's ${kernel}, and the sandbox provides its own` });
       return undefined;
     }
-    if (mustExist && stateDir !== undefined && within(real, stateDir)) {
+    if (mustExist && hidden(real)) {
       issues.push({ file: source, field, message: `${real} cannot be granted: it lies in Corral's state directory ${stateDir}, which no sandbox may reach` });
       return undefined;
     }
@@ -105,10 +131,24 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
 
   const preset = presetGrant(policy.runtime);
   const grants = new Map<string, 'ro' | 'rw'>();
-  for (const p of preset.readonly) grants.set(p, 'ro');
+  // A preset's path, and the display's, is bound where it is named, from where it leads.
+  const sources = new Map<string, string>();
+  const named = (path: string, field: string) => {
+    const real = reach(path, field);
+    if (real !== undefined && real !== path) sources.set(path, real);
+  };
+  for (const p of preset.readonly) {
+    named(p, 'runtime');
+    grants.set(p, 'ro');
+  }
   policy.filesystem.readwrite.forEach((raw, i) => {
-    const p = resolvePath(raw, `filesystem.readwrite[${i}]`, true);
-    if (p && grants.get(p) !== 'ro') grants.set(p, 'rw');
+    const field = `filesystem.readwrite[${i}]`;
+    const p = resolvePath(raw, field, true);
+    // The mask and the grant's own root are mount points the sandbox cannot rename; a folder between them
+    // it can, moving the state directory out from under its mask (the next plan would not find it).
+    if (p && stateDir !== undefined && within(stateDir, p) && dirname(stateDir) !== p) {
+      issues.push({ file: source, field, message: `${p} cannot be granted read-write: it holds Corral's state directory ${stateDir} below a folder a sandbox could rename; grant a folder inside it, or read-only` });
+    } else if (p && grants.get(p) !== 'ro') grants.set(p, 'rw');
   });
   policy.filesystem.readonly.forEach((raw, i) => {
     // Named both read-write and read-only: the narrower grant wins.
@@ -118,13 +158,12 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const denied = policy.filesystem.denied
     .map((raw, i) => resolvePath(raw, `filesystem.denied[${i}]`, false))
     .filter((p): p is string => p !== undefined);
-  if (stateDir !== undefined) denied.push(stateDir);
 
   let cwd = '/tmp';
   if (policy.workingDirectory !== undefined) {
     const p = resolvePath(policy.workingDirectory, 'workingDirectory', true);
     if (p) {
-      if (!isGranted(p, grants, denied)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
+      if (!isGranted(p, grants, denied, stateDir)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
       cwd = p;
     }
   } else {
@@ -136,7 +175,18 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   if (policy.ui.display) {
     const found = displayGrant(hostEnv);
     if (typeof found === 'string') issues.push({ file: source, field: 'ui.display', message: found });
-    else display = found;
+    else {
+      display = found;
+      for (const p of found.paths) named(p, 'ui.display');
+    }
+  }
+
+  const writable = [...grants].filter(([, mode]) => mode === 'rw').map(([p]) => p);
+  for (const { field, absolute, links } of reached) {
+    for (const link of links) {
+      const grant = writable.find((w) => within(link, w));
+      if (grant !== undefined) issues.push({ file: source, field, message: `${absolute} leads through the symlink ${link}, inside the read-write grant ${grant}: a sandbox could have planted it, so it is not followed; name the path it should lead to` });
+    }
   }
 
   if (issues.length > 0) {
@@ -149,8 +199,16 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   for (const link of preset.symlinks) mounts.push({ kind: 'symlink', path: link.path, target: link.target });
   // Shallower first, so a nested grant lands on top of the tree that holds it.
   const ordered = [...grants].filter(([p]) => !denied.some((d) => within(p, d))).sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
-  for (const [path, kind] of ordered) mounts.push({ kind, path });
-  for (const path of display?.paths ?? []) mounts.push({ kind: 'ro', path });
+  const grant = ([path, kind]: [string, 'ro' | 'rw']): Mount => {
+    const from = sources.get(path);
+    return from === undefined ? { kind, path } : { kind, path, source: from };
+  };
+  // The state directory is masked inside a grant that holds it before its exposed folders are bound back.
+  const inState = (path: string) => stateDir !== undefined && within(path, stateDir);
+  for (const g of ordered.filter(([p]) => !inState(p))) mounts.push(grant(g));
+  if (stateDir !== undefined && ordered.some(([p]) => within(stateDir, p) && !inState(p))) mounts.push({ kind: 'deny', path: stateDir, directory: true });
+  for (const g of ordered.filter(([p]) => inState(p))) mounts.push(grant(g));
+  for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
   for (const d of denied) {
     // A deny outside every grant is already invisible; inside one, it is masked.
     if (ordered.some(([p]) => within(d, p) && d !== p)) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
@@ -187,18 +245,46 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   };
 }
 
-/** The host path `path` names once `..` and symlinks are resolved; undefined when there is none. */
-function realPath(path: string): string | undefined {
-  try {
-    return realpathSync(path);
-  } catch {
-    return undefined;
+// Symlinks followed for one path before it counts as a loop (the kernel's own limit).
+const MAX_LINKS = 40;
+
+/**
+ * The host path an absolute, normalised `path` names once its symlinks are
+ * resolved, and where each symlink met on the way lies; undefined when there is none.
+ */
+function resolveOnHost(path: string): { real: string; links: string[] } | undefined {
+  const links: string[] = [];
+  const pending = path.split(sep).filter((name) => name !== '');
+  let real: string = sep;
+  while (pending.length > 0) {
+    const name = pending.shift()!;
+    if (name === '.') continue;
+    if (name === '..') {
+      real = dirname(real);
+      continue;
+    }
+    const next = join(real, name);
+    let target: string;
+    try {
+      if (!lstatSync(next).isSymbolicLink()) {
+        real = next;
+        continue;
+      }
+      target = readlinkSync(next);
+    } catch {
+      return undefined;
+    }
+    if (links.push(next) > MAX_LINKS) return undefined;
+    pending.unshift(...target.split(sep).filter((part) => part !== ''));
+    if (isAbsolute(target)) real = sep;
   }
+  return { real, links };
 }
 
-/** Reads `path` as granted when a grant holds it and no deny covers it. */
-function isGranted(path: string, grants: Map<string, 'ro' | 'rw'>, denied: string[]): boolean {
-  return [...grants.keys()].some((g) => within(path, g)) && !denied.some((d) => within(path, d));
+/** Reads `path` as granted when a grant holds it, no deny covers it and no state-directory mask lies between. */
+function isGranted(path: string, grants: Map<string, 'ro' | 'rw'>, denied: string[], stateDir: string | undefined): boolean {
+  const masked = (grant: string) => stateDir !== undefined && within(path, stateDir) && !within(grant, stateDir);
+  return [...grants.keys()].some((g) => within(path, g) && !masked(g)) && !denied.some((d) => within(path, d));
 }
 
 /** True when `path` is `root` or lies below it (both already resolved). */
