@@ -41,10 +41,11 @@ export interface NodeHostOptions {
   hiddenState?: { dir: string; exposed: string[] };
   /**
    * Container policies by Corral agent name (`*` for any other), as parsed
-   * documents; relative paths are taken from `baseDir`. A policy's
+   * documents; relative paths are taken from `baseDir`, and `source` names
+   * the file it was read from (a sandbox may never write it). A policy's
    * `environment.pass` also names the variables a request may set.
    */
-  containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
+  containerPolicies?: Record<string, { policy: unknown; baseDir: string; source?: string }>;
   /** Injected runner (tests); default: a new Runner. */
   runner?: Runner;
   /**
@@ -175,8 +176,8 @@ export class NodeHost {
     this.#ownsRunner = options.runner === undefined;
     this.#runner = options.runner ?? new Runner();
     const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
-    for (const [agent, { policy, baseDir }] of Object.entries(policies)) {
-      const loaded = { policy: validatePolicy(policy), source: `<${agent}>`, baseDir };
+    for (const [agent, { policy, baseDir, source }] of Object.entries(policies)) {
+      const loaded = { policy: validatePolicy(policy), source: source ?? `<${agent}>`, baseDir };
       planSandbox(loaded, process.env, this.#hidden); // paths that cannot be used fail at start, not at the first command
       this.#policies.set(agent, loaded);
     }

@@ -25,7 +25,7 @@ export function registerNode(program: Command): void {
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
       const { parsePolicyText } = await import('@corral/contain');
-      const readPolicy = (path: string): { policy: unknown; baseDir: string } => {
+      const readPolicy = (path: string): { policy: unknown; baseDir: string; source: string } => {
         const file = resolve(path);
         let text: string;
         try {
@@ -34,12 +34,12 @@ export function registerNode(program: Command): void {
           throw new CliFailure(`cannot read the container policy ${file}`, EXIT.usage);
         }
         try {
-          return { policy: parsePolicyText(text, file), baseDir: dirname(file) };
+          return { policy: parsePolicyText(text, file), baseDir: dirname(file), source: file };
         } catch (error) {
           throw new CliFailure((error as Error).message, EXIT.usage);
         }
       };
-      const containerPolicies: Record<string, { policy: unknown; baseDir: string }> = {};
+      const containerPolicies: Record<string, { policy: unknown; baseDir: string; source: string }> = {};
       if (opts.policy) containerPolicies['*'] = readPolicy(opts.policy);
       for (const entry of opts.agentPolicy ?? []) {
         const eq = entry.indexOf('=');

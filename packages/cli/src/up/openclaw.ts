@@ -45,7 +45,7 @@ export interface StartOpenClawOptions {
   /** Upstream agent id → Corral agent name; commands from other agents are denied. */
   agentMap: Readonly<Record<string, string>>;
   /** Container policies for the agents' commands, by Corral agent name (see NodeHostOptions). */
-  containerPolicies?: Record<string, { policy: unknown; baseDir: string }>;
+  containerPolicies?: Record<string, { policy: unknown; baseDir: string; source?: string }>;
   /** An OpenAI-compatible chat-completions endpoint (`http://host:port/v1`) configured as the agents' model. */
   modelBaseUrl?: string;
   /** The model id at that endpoint (default `default`). */

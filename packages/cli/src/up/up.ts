@@ -57,7 +57,7 @@ interface Running {
   containerPolicies?: ContainerPolicies;
 }
 
-type ContainerPolicies = Record<string, { policy: unknown; baseDir: string }>;
+type ContainerPolicies = Record<string, { policy: unknown; baseDir: string; source: string }>;
 
 interface Ready {
   url: string;
@@ -166,7 +166,7 @@ async function prepareSandbox(dir: string): Promise<{ runner: Runner; containerP
   const containerPolicies: ContainerPolicies = {};
   for (const profile of readProfiles(dir)) {
     const loaded = await loadPolicyFile(profile.policyFile, dirname(profile.policyFile));
-    containerPolicies[profile.agent] = { policy: loaded.policy, baseDir: loaded.baseDir };
+    containerPolicies[profile.agent] = { policy: loaded.policy, baseDir: loaded.baseDir, source: loaded.source };
   }
   return { runner: new Runner(), containerPolicies };
 }

@@ -227,6 +227,26 @@ describe('planning a sandbox', () => {
     });
   });
 
+  describe('when the policy file lies inside what it grants', () => {
+    it('refuses a read-write grant that holds the policy file, so no run rewrites what the next one is granted', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'policy.yaml'), 'filesystem: {}\n');
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['.'] } }));
+      assert.match(error.issues!.map((i) => i.field).join(), /filesystem\.readwrite/);
+      writeFileSync(join(dir, 'outbox', 'policy.yaml'), 'filesystem: {}\n');
+      unresolvable(() => planSandbox({ policy: validatePolicy({ filesystem: { readwrite: ['.'] } }), source: join(dir, 'outbox', 'policy.yaml'), baseDir: join(dir, 'outbox') }, {}));
+    });
+
+    it('plans one whose file a read-only grant nested in the read-write one holds (a mount point the sandbox cannot replace), or that only reads it', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'inbox', 'policy.yaml'), 'filesystem: {}\n');
+      const nested = planSandbox({ policy: validatePolicy({ filesystem: { readwrite: ['..'], readonly: ['.'] } }), source: join(dir, 'inbox', 'policy.yaml'), baseDir: join(dir, 'inbox') }, {});
+      assert.ok(nested.mounts.some((m) => m.kind === 'ro' && m.path === join(dir, 'inbox')));
+      writeFileSync(join(dir, 'policy.yaml'), 'filesystem: {}\n');
+      assert.ok(plan(dir, { filesystem: { readonly: ['.'], readwrite: ['./outbox'] } }).mounts.length > 0);
+    });
+  });
+
   describe('when a path starts with ~', () => {
     it("reads it from the invoking user's home", () => {
       const dir = workspace();

@@ -181,6 +181,13 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     }
   }
 
+  // A policy file the sandbox may write would let one run choose what the next is granted.
+  const policyFile = source.startsWith('<') ? undefined : reach(resolve(source), 'policy file');
+  if (policyFile !== undefined && !denied.some((d) => within(policyFile, d))) {
+    const holder = [...grants.keys()].filter((g) => within(policyFile, g)).sort((a, b) => depth(b) - depth(a))[0];
+    if (holder !== undefined && grants.get(holder) === 'rw') issues.push({ file: source, field: 'filesystem.readwrite', message: `the policy file ${policyFile} lies inside the read-write grant ${holder}: a sandbox could rewrite its own policy; keep the file outside what the sandbox may write, or grant a folder beside it` });
+  }
+
   const writable = [...grants].filter(([, mode]) => mode === 'rw').map(([p]) => p);
   for (const { field, absolute, links } of reached) {
     for (const link of links) {
