@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { loadCases, parseCases, runCases } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
@@ -70,6 +75,40 @@ cases:
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('loadCases when the cases file names a hostile entities file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-cases-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+  const casesNaming = (name: string) => {
+    const path = join(dir, `cases-${n++}.yaml`);
+    writeFileSync(path, `entities: ${name}\ncases:\n  - { name: x, principal: { type: Agent, id: a }, action: record.read, resource: { type: Record, id: r }, expect: deny }\n`);
+    return path;
+  };
+
+  it('refuses a FIFO without waiting for a writer (the read blocked the process)', () => {
+    execFileSync('mkfifo', [join(dir, 'pipe.json')]);
+    assert.throws(() => loadCases(casesNaming('pipe.json')), { code: 'POLICY_UNREADABLE' });
+  });
+
+  it('refuses a device without reading it forever', () => {
+    assert.throws(() => loadCases(casesNaming('/dev/zero')), { code: 'POLICY_UNREADABLE' });
+  });
+
+  it('says a file is not JSON without quoting it (JSON.parse quoted its first bytes in the cause)', () => {
+    writeFileSync(join(dir, 'key.txt'), 'sk_live_51HSECRETSECRET');
+    const error = (() => {
+      try {
+        loadCases(casesNaming('key.txt'));
+      } catch (e) {
+        return e;
+      }
+      return assert.fail('expected a PolicyError');
+    })();
+    assert.equal((error as PolicyError).code, 'POLICY_CASES_INVALID');
+    assert.doesNotMatch(inspect(error), /sk_live/);
   });
 });
 

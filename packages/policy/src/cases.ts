@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
+import { readRegularFile } from './lib/files.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -30,25 +30,24 @@ export interface CaseResult {
 }
 
 const DECISIONS = new Set(['allow', 'deny', 'ask']);
+/** A cases file, or the entities file it names, is read up to this size. */
+const MAX_CASES_BYTES = 16 * 1024 * 1024;
 
 /**
  * Parses a cases file (YAML or JSON):
  * `{ entities?: FILE | [...], cases: [{ name, principal, action, resource, context?, expect, quorum?, policies? }] }`.
- * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID, POLICY_UNREADABLE.
+ * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID, POLICY_UNREADABLE
+ * (also for a FIFO, a device, or a file over 16 MiB).
  */
 export function loadCases(path: string): PolicyCases {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new PolicyError('POLICY_UNREADABLE', `cannot read ${path}`, { cause: error });
-  }
+  const text = readRegularFile(path, path, MAX_CASES_BYTES).toString('utf8');
   return parseCases(text, (file) => {
-    const full = resolve(dirname(path), file);
+    const entities = readRegularFile(resolve(dirname(path), file), file, MAX_CASES_BYTES).toString('utf8');
     try {
-      return JSON.parse(readFileSync(full, 'utf8')) as unknown;
-    } catch (error) {
-      throw new PolicyError('POLICY_CASES_INVALID', `cannot read entities from ${file}`, { cause: error });
+      return JSON.parse(entities) as unknown;
+    } catch {
+      // Not JSON.parse's error as the cause: it quotes the file's first bytes, and the file may be anything.
+      throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
     }
   });
 }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DecisionPoint } from './decision-point.ts';
-import { parseUnvalidated } from './load.ts';
+import { likeMatcher } from './lib/values.ts';
+import { loadPolicies, parseUnvalidated } from './load.ts';
 
 const ENTITIES = [
   { uid: { type: 'Group', id: 'g0' }, attrs: {}, parents: [] },
@@ -141,5 +142,32 @@ describe('the compiled evaluator', () => {
     assert.equal(d.engine, 'cedar');
     assert.equal(d.decision, 'allow');
     assert.deepEqual(d.policies, ['ext']);
+  });
+});
+
+describe('like', () => {
+  type Pattern = ('Wildcard' | { Literal: string })[];
+  /** The naive reference: the pattern as a regular expression. */
+  const reference = (pattern: Pattern, text: string) =>
+    new RegExp(`^${pattern.map((el) => (el === 'Wildcard' ? '[\\s\\S]*' : el.Literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))).join('')}$`, 'u').test(text);
+  const chars = fc.constantFrom('a', 'b', '*', '.', '\n', 'é', '😀');
+  const pattern = fc.array(fc.oneof(fc.constant('Wildcard' as const), fc.array(chars, { minLength: 1, maxLength: 3 }).map((xs) => ({ Literal: xs.join('') }))), { maxLength: 6 });
+
+  it('matches exactly as the regular expression does (property)', () => {
+    fc.assert(
+      fc.property(pattern, fc.array(chars, { maxLength: 12 }).map((xs) => xs.join('')), (p, text) => {
+        assert.equal(likeMatcher(p)(text), reference(p, text), JSON.stringify({ p, text }));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decides a pattern with several wildcards over a long command line in linear time (a regular expression backtracked for seconds)', () => {
+    const pdp = new DecisionPoint();
+    pdp.load(loadPolicies([{ file: 'a.cedar', text: '@id("curl") forbid(principal, action, resource) when { context has commandLine && context.commandLine like "*curl*http*" };\n@id("all") permit(principal, action, resource);' }]));
+    const started = performance.now();
+    const d = pdp.decide({ principal: { type: 'Agent', id: 'a' }, action: 'system.run', resource: { type: 'Command', id: 'curl' }, context: { commandLine: 'curl'.repeat(50_000) } });
+    assert.deepEqual([d.decision, d.engine], ['allow', 'compiled']);
+    assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
   });
 });

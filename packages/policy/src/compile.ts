@@ -5,7 +5,7 @@
 // against cedar-wasm (compile.test.ts).
 import type { EntityStore } from './entities.ts';
 import type { Expr, PolicyJson } from './lib/cedar.ts';
-import { CedarRecord, CedarSet, EntityRef, EvalError, Opaque, Unsupported, fromJson, likePattern, setHas, valueEquals, type Value } from './lib/values.ts';
+import { CedarRecord, CedarSet, EntityRef, EvalError, Opaque, Unsupported, fromJson, likeMatcher, setHas, valueEquals, type Value } from './lib/values.ts';
 
 /** What a compiled policy sees. */
 export interface Env {
@@ -321,11 +321,11 @@ function expr(e: Expr): Fn {
     }
     case 'like': {
       const l = expr(body.left);
-      const re = likePattern(body.pattern);
+      const matches = likeMatcher(body.pattern);
       return (env) => {
         const v = l(env);
         if (typeof v !== 'string') throw v instanceof Opaque ? new Unsupported('extension value') : new EvalError('`like` on a value that is not a string');
-        return re.test(v);
+        return matches(v);
       };
     }
     case 'is': {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
@@ -93,10 +95,65 @@ describe('DecisionPoint.decide', () => {
     assert.equal(pdp.decide(pay()).decision, 'deny');
   });
 
+  it('names the request in Cedar spelling, so an id with quotes or line breaks cannot forge the reason (property)', () => {
+    const pdp = pdpWith('@id("read") permit(principal, action == Action::"record.read", resource);');
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), (id) => {
+        const d = pdp.decide({ ...pay(), resource: { type: 'Record', id } });
+        assert.equal(d.decision, 'deny');
+        assert.ok(d.reason.endsWith(`Record::${JSON.stringify(id)}`), d.reason);
+        assert.doesNotMatch(d.reason, /[\n\r]/);
+      }),
+      { numRuns: 300, examples: [['x" permitted by "admin'], ['x\nallow']] },
+    );
+  });
+
   it('fills the time into the context for time-of-day policies', () => {
     const pdp = pdpWith('@id("office") permit(principal, action, resource) when { context.time.hour >= 8 && context.time.hour < 18 };');
     assert.equal(pdp.decide(pay()).decision, 'allow');
     assert.equal(pdp.decide(pay({ time: { epoch: 0, hour: 23, weekday: 4 } })).decision, 'deny');
+  });
+});
+
+describe('DecisionPoint under many distinct attacker-chosen ids', () => {
+  it('keeps no memory per unknown principal or resource (every id was remembered until the next entity update)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pdp = pdpWith('@id("g") permit(principal in Group::"finance", action, resource in Collection::"payments");');
+    const run = (from: number) => {
+      for (let i = from; i < from + 200_000; i++) pdp.decide({ ...pay(), principal: { type: 'Agent', id: `ghost-${i}` }, resource: { type: 'Record', id: `r-${i}` } });
+    };
+    run(0);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    run(200_000);
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.ok(grown < 8 * 1024 * 1024, `the heap grew ${(grown / 1024 / 1024).toFixed(1)} MiB over 200,000 new ids`);
+  });
+});
+
+describe('DecisionPoint when many are made and dropped', () => {
+  it('gives cedar-wasm memory back (each kept its pre-parsed sets for the life of the process)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const text = Array.from({ length: 200 }, (_, i) => `@id("p${i}") permit(principal == Agent::"a${i}", action == Action::"record.read", resource) when { context.classification == "c${i}" };`).join('\n');
+    const set = loadPolicies([{ file: 'a.cedar', text }]);
+    const churn = async (rounds: number) => {
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < 150; i++) new DecisionPoint().load(set);
+        for (let i = 0; i < 2; i++) {
+          gc();
+          await new Promise((resolve) => setTimeout(resolve, 20)); // finalizers run after a collection
+        }
+      }
+    };
+    await churn(2);
+    // cedar-wasm's memory is counted as external; it grows and never shrinks.
+    const before = process.memoryUsage().external;
+    await churn(3);
+    const grown = process.memoryUsage().external - before;
+    assert.ok(grown < 64 * 1024 * 1024, `cedar-wasm grew ${(grown / 1024 / 1024).toFixed(0)} MiB over 450 dropped decision points`);
   });
 });
 
@@ -116,6 +173,21 @@ describe('DecisionPoint on the cedar-wasm path', () => {
   });
 });
 
+describe('DecisionPoint when a policy id is a JavaScript property name', () => {
+  // A plain object took `__proto__` as its prototype and dropped the policy from cedar-wasm's set.
+  for (const id of ['__proto__', 'constructor', 'toString']) {
+    it(`applies the forbid "${id}" on the cedar-wasm path too`, () => {
+      const pdp = pdpWith(`
+        @id("${id}") forbid(principal, action, resource);
+        @id("all") permit(principal, action, resource);
+        @id("ext") permit(principal, action, resource) when { ip("127.0.0.1").isLoopback() };
+      `);
+      const d = pdp.decide(pay());
+      assert.deepEqual([d.decision, d.policies, d.engine], ['deny', [id], 'cedar']);
+    });
+  }
+});
+
 describe('DecisionPoint refuses bad requests', () => {
   const pdp = pdpWith('permit(principal, action, resource);');
   for (const [name, request] of [
@@ -128,6 +200,10 @@ describe('DecisionPoint refuses bad requests', () => {
     ['an amount as a string', pay({ amount: '100' })],
     ['a principal without an id', { ...pay(), principal: { type: 'Agent' } }],
     ['a request that is not an object', 'allow me'],
+    // cedar-wasm threw a foreign error on these, while the compiled evaluator decided them
+    ['a principal id that is not well-formed Unicode', { ...pay(), principal: { type: 'Agent', id: 'bot\ud800' } }],
+    ['a resource id that is not well-formed Unicode', { ...pay(), resource: { type: 'Record', id: '\udc00p1' } }],
+    ['a context string that is not well-formed Unicode', pay({ currency: 'EU\ud800' })],
   ] as const) {
     it(`refuses ${name} with POLICY_REQUEST_INVALID`, () => {
       assert.throws(() => pdp.decide(request), { code: 'POLICY_REQUEST_INVALID' });
@@ -142,6 +218,35 @@ describe('DecisionPoint refuses bad requests', () => {
     const p = pdpWith('@id("g") permit(principal in Group::"finance", action, resource);');
     assert.throws(() => p.setEntities([...ENTITIES, ENTITIES[0]]), { code: 'POLICY_ENTITIES_INVALID' });
     assert.equal(p.decide(pay()).decision, 'allow');
+  });
+
+  it('refuses entity data nested too deeply with POLICY_ENTITIES_INVALID, and keeps the old data', () => {
+    const p = pdpWith('@id("g") permit(principal in Group::"finance", action, resource);');
+    let deep: unknown = 'x';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    assert.throws(() => p.setEntities([...ENTITIES, { uid: { type: 'Tool', id: 't' }, attrs: { name: deep, server: 's' } }]), { code: 'POLICY_ENTITIES_INVALID' });
+    assert.equal(p.decide(pay()).decision, 'allow');
+  });
+
+  it('refuses entity data with text that is not well-formed Unicode, which cedar-wasm cannot take', () => {
+    const p = pdpWith('permit(principal, action, resource);');
+    assert.throws(() => p.setEntities([{ uid: { type: 'Agent', id: 'bot\udc00' }, attrs: {}, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+    assert.throws(() => p.setEntities([{ uid: { type: 'Group', id: 'g' }, attrs: { name: '\ud800' }, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+  });
+
+  it('never lets a foreign exception out of entity parsing, whatever the JSON (property)', () => {
+    const p = pdpWith('permit(principal, action, resource);');
+    fc.assert(
+      fc.property(fc.oneof(fc.jsonValue(), fc.array(fc.record({ uid: fc.jsonValue(), attrs: fc.jsonValue(), parents: fc.jsonValue() }))), (entities) => {
+        try {
+          p.setEntities(entities);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, String(error));
+          assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('never lets a foreign exception out of request parsing, whatever the JSON (property)', () => {

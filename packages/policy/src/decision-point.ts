@@ -61,6 +61,18 @@ interface Active {
 const ANY_ACTION = '*';
 let instances = 0;
 
+/** The names cedar-wasm keeps one slot of a decision point's pre-parsed sets under. */
+function slotNames(instance: number, slot: number): { forbids: string; permits: string } {
+  return { forbids: `corral-${instance}-${slot}-forbids`, permits: `corral-${instance}-${slot}-permits` };
+}
+
+/** cedar-wasm never frees a pre-parsed set; a dropped decision point's two slots are emptied instead (a gateway makes one per candidate). */
+const released = new FinalizationRegistry((instance: number) => {
+  for (const slot of [0, 1]) {
+    for (const name of Object.values(slotNames(instance, slot))) cedar.preparsePolicySet(name, { staticPolicies: {} });
+  }
+});
+
 /**
  * Corral's policy decision point. Holds one active policy set and one entity
  * store; `decide` is synchronous. Policies are sliced by action and principal
@@ -80,6 +92,7 @@ export class DecisionPoint {
     this.schema = options.schema ?? corralSchema();
     this.#entities = new EntityStore(this.schema, []);
     this.#now = options.now ?? Date.now;
+    released.register(this, this.#instance);
   }
 
   /** The active set's fingerprint, or undefined before the first load. */
@@ -99,7 +112,7 @@ export class DecisionPoint {
   /** Makes `set` active. The swap is atomic: decisions in flight keep the set they started with. */
   load(set: PolicySet): void {
     const slot = this.#slot ^ 1;
-    this.#active = buildActive(set, this.schema, `corral-${this.#instance}-${slot}`);
+    this.#active = buildActive(set, this.schema, slotNames(this.#instance, slot));
     this.#slot = slot;
   }
 
@@ -145,15 +158,12 @@ export class DecisionPoint {
   }
 }
 
-function buildActive(set: PolicySet, schema: CorralSchema, name: string): Active {
+function buildActive(set: PolicySet, schema: CorralSchema, names: { forbids: string; permits: string }): Active {
   const buckets = new Map<string, Bucket>();
   const byId = new Map<string, LoadedPolicy>();
   let uncompiled = 0;
-  const forbids: Record<string, string> = {};
-  const permits: Record<string, string> = {};
   for (const policy of set.policies) {
     byId.set(policy.id, policy);
-    (policy.effect === 'forbid' ? forbids : permits)[policy.id] = policy.text;
     const compiled = compilePolicy(policy.json);
     if (!compiled) uncompiled++;
     const entry: Entry = { policy, compiled };
@@ -165,15 +175,15 @@ function buildActive(set: PolicySet, schema: CorralSchema, name: string): Active
       addToBucket(bucket, principalScope, entry);
     }
   }
-  const cedarForbids = `${name}-forbids`;
-  const cedarPermits = `${name}-permits`;
-  for (const [name, policies] of [[cedarForbids, forbids], [cedarPermits, permits]] as const) {
+  for (const [name, effect] of [[names.forbids, 'forbid'], [names.permits, 'permit']] as const) {
+    // fromEntries, not assignment: an id "__proto__" must stay an own key, not become a prototype.
+    const policies = Object.fromEntries(set.policies.filter((p) => p.effect === effect).map((p) => [p.id, p.text]));
     const answer = cedar.preparsePolicySet(name, { staticPolicies: policies });
     if (answer.type !== 'success') {
       throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated policy set: ${answer.errors.map(describeCedarError).join('; ')}`);
     }
   }
-  return { set, byId, buckets, cedarForbids, cedarPermits, uncompiled };
+  return { set, byId, buckets, cedarForbids: names.forbids, cedarPermits: names.permits, uncompiled };
 }
 
 /** The scope of a policy the compiler did not cover, for indexing only (templates' slots index as All). */
@@ -320,7 +330,8 @@ export function combine(evaluation: Evaluation, active: { set: PolicySet; byId: 
     const ids = sorted(brokenForbids);
     return { ...base, decision: 'deny', policies: ids, reason: `forbid ${list(ids)} could not be evaluated, so Corral denies` };
   }
-  const what = `${request.principal.type}::"${request.principal.id}" ${request.action} ${request.resource.type}::"${request.resource.id}"`;
+  // Cedar's spelling escapes quotes and line breaks: an id cannot write its own reason.
+  const what = `${entityKey(request.principal.type, request.principal.id)} ${request.action} ${entityKey(request.resource.type, request.resource.id)}`;
   if (evaluation.permits.length === 0) {
     return { ...base, decision: 'deny', policies: [], reason: `no policy permits ${what}` };
   }

@@ -1,7 +1,10 @@
 import { PolicyError } from './errors.ts';
 import type { EntityJson } from './lib/cedar.ts';
+import { copyJson } from './lib/json.ts';
 import { EntityRef, Opaque, Unsupported, entityKey, fromJson, type Value } from './lib/values.ts';
 import { isPlainObject, type CorralSchema } from './schema.ts';
+
+const NO_ANCESTORS: ReadonlySet<string> = new Set();
 
 interface StoredEntity {
   readonly uid: EntityRef;
@@ -27,7 +30,7 @@ export class EntityStore {
     if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
     const json: EntityJson[] = [];
     for (const [index, raw] of entities.entries()) {
-      const entity = snapshotEntity(raw, index);
+      const entity = snapshotEntity(copyJson(raw, (problem) => new PolicyError('POLICY_ENTITIES_INVALID', `entities[${index}] ${problem}`)), index);
       const uid = new EntityRef(entity.uid.type, entity.uid.id);
       if (this.#byKey.has(uid.key)) throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key} appears twice`);
       if (uid.type === 'Action') throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key}: actions come from the schema`);
@@ -61,10 +64,11 @@ export class EntityStore {
     return this.#byKey.has(key);
   }
 
-  /** Every entity `key` is in, transitively (not including itself). Memoised. */
+  /** Every entity `key` is in, transitively (not including itself). Memoised for stored entities only: request ids are the attacker's, and unbounded. */
   ancestors(key: string): ReadonlySet<string> {
     const known = this.#ancestors.get(key);
     if (known) return known;
+    if (!this.#byKey.has(key)) return NO_ANCESTORS;
     const seen = new Set<string>();
     const queue = [...(this.#byKey.get(key)?.parents ?? [])];
     while (queue.length > 0) {
@@ -91,7 +95,7 @@ function snapshotEntity(raw: unknown, index: number): { uid: { type: string; id:
   if (!isPlainObject(attrs)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.attrs must be an object`);
   const parents = raw.parents ?? [];
   if (!Array.isArray(parents)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.parents must be an array`);
-  return { uid, attrs: { ...attrs }, parents: parents.map((p, i) => snapshotUid(p, `${where}.parents[${i}]`)) };
+  return { uid, attrs, parents: parents.map((p, i) => snapshotUid(p, `${where}.parents[${i}]`)) };
 }
 
 function snapshotUid(raw: unknown, where: string): { type: string; id: string } {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -36,6 +37,76 @@ describe('loadPolicyDir', () => {
 
   it('refuses a directory that does not exist', () => {
     assert.equal(refused(() => loadPolicyDir('/nonexistent/corral-policies')).code, 'POLICY_UNREADABLE');
+  });
+
+  describe('when someone who can write the policy directory plants a trap', () => {
+    const root = mkdtempSync(join(tmpdir(), 'corral-policy-trap-'));
+    after(() => rmSync(root, { recursive: true, force: true }));
+    let n = 0;
+    /** A fresh policy directory holding one good file, and `outside/` beside it. */
+    const fresh = () => {
+      const dir = join(root, `set-${n++}`);
+      mkdirSync(join(dir, 'policies'), { recursive: true });
+      mkdirSync(join(dir, 'outside'));
+      writeFileSync(join(dir, 'policies', 'good.cedar'), GOOD);
+      return dir;
+    };
+
+    it('refuses a .cedar symbolic link out of the directory', () => {
+      const dir = fresh();
+      writeFileSync(join(dir, 'outside', 'x.cedar'), '@id("elsewhere") permit(principal, action, resource);');
+      symlinkSync(join(dir, 'outside', 'x.cedar'), join(dir, 'policies', 'x.cedar'));
+      assert.equal(refused(() => loadPolicyDir(join(dir, 'policies'))).code, 'POLICY_UNREADABLE');
+    });
+
+    it('refuses a symbolic link to a directory (a link to itself listed the set 40 times over; two, 2^40 times)', () => {
+      const dir = fresh();
+      symlinkSync('.', join(dir, 'policies', 'loop'));
+      assert.equal(refused(() => loadPolicyDir(join(dir, 'policies'))).code, 'POLICY_UNREADABLE');
+    });
+
+    it('refuses a FIFO named .cedar without waiting for a writer (the read blocked the process)', () => {
+      const dir = fresh();
+      execFileSync('mkfifo', [join(dir, 'policies', 'pipe.cedar')]);
+      assert.equal(refused(() => loadPolicyDir(join(dir, 'policies'))).code, 'POLICY_UNREADABLE');
+    });
+
+    it('refuses a set of more than 1 MiB instead of reading it all', () => {
+      const dir = fresh();
+      writeFileSync(join(dir, 'policies', 'big.cedar'), `${'// padding\n'.repeat(100_000)}@id("big") permit(principal, action, resource);`);
+      assert.equal(refused(() => loadPolicyDir(join(dir, 'policies'))).code, 'POLICY_UNREADABLE');
+    });
+
+    it('reads one version when the directory is a link swapped to another version mid-read (it mixed files of both)', async () => {
+      const dir = fresh();
+      for (const version of ['a', 'b']) {
+        mkdirSync(join(dir, version));
+        for (let i = 0; i < 40; i++) writeFileSync(join(dir, version, `p${String(i).padStart(2, '0')}.cedar`), `@id("${version}${i}") permit(principal, action, resource);`);
+      }
+      symlinkSync('a', join(dir, 'active'));
+      // Another process swaps the link back and forth with rename(2), as a deployment does.
+      const swapper = spawn(process.execPath, ['-e', `
+        const { renameSync, symlinkSync } = require('node:fs');
+        const dir = ${JSON.stringify(dir)};
+        for (let i = 0; ; i++) { symlinkSync(i % 2 ? 'a' : 'b', dir + '/next'); renameSync(dir + '/next', dir + '/active'); }
+      `], { stdio: 'ignore' });
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        for (let i = 0; i < 100; i++) {
+          const versions = new Set(loadPolicyDir(join(dir, 'active')).policies.map((p) => p.id[0]));
+          assert.equal(versions.size, 1, `one load held policies of versions ${[...versions].join(' and ')}`);
+        }
+      } finally {
+        swapper.kill();
+      }
+    });
+
+    it('still loads policies in real subdirectories', () => {
+      const dir = fresh();
+      mkdirSync(join(dir, 'policies', 'team'));
+      writeFileSync(join(dir, 'policies', 'team', 'more.cedar'), '@id("more") permit(principal, action == Action::"record.write", resource);');
+      assert.deepEqual(loadPolicyDir(join(dir, 'policies')).policies.map((p) => p.file), ['good.cedar', join('team', 'more.cedar')]);
+    });
   });
 });
 
@@ -75,6 +146,12 @@ describe('loadPolicies: a bad set is refused with file, line and reason', () => 
       assert.equal(e.issues[0]?.file, 'a.cedar');
     });
   }
+
+  it('validates a policy whose @id is "__proto__" like any other', () => {
+    const e = refused(() => loadPolicies([{ file: 'a.cedar', text: '@id("__proto__")\npermit(principal is Agent, action, resource) when { principal.stauts == "active" };' }]));
+    assert.equal(e.code, 'POLICY_SET_INVALID');
+    assert.deepEqual([e.issues[0]?.file, e.issues[0]?.policyId], ['a.cedar', '__proto__']);
+  });
 
   it('refuses two policies with the same id, pointing at the first', () => {
     const e = refused(() => loadPolicies([{ file: 'a.cedar', text: GOOD }, { file: 'b.cedar', text: GOOD }]));
@@ -139,5 +216,42 @@ describe('hot reload', () => {
     } finally {
       watcher.close();
     }
+  });
+});
+
+describe('loadPolicies: a deeply nested policy cannot break cedar-wasm', () => {
+  // cedar-wasm recurses once per nesting level on a fixed stack; an overflow
+  // traps, and the trap left every later cedar-wasm call failing.
+  const SHAPES: Record<string, (n: number) => string> = {
+    brackets: (n) => `${'('.repeat(n)}true${')'.repeat(n)}`,
+    sets: (n) => `${'['.repeat(n)}${']'.repeat(n)} == []`,
+    records: (n) => `${'{a: '.repeat(n)}1${'}'.repeat(n)} == {a: 1}`,
+    comparisons: (n) => Array(n).fill('context.classification == "x"').join(' || '),
+    arithmetic: (n) => `${Array(n).fill('(-1)').join(' - ')} == 1`,
+    conditionals: (n) => `${'if context.classification == "x" then '.repeat(n)}true${' else false'.repeat(n)}`,
+  };
+  // The ip() policy keeps decisions on the cedar-wasm path, so evaluation is exercised too.
+  const ON_CEDAR = '@id("ext") permit(principal, action, resource) when { ip("127.0.0.1").isLoopback() };';
+  const request = { principal: { type: 'Agent', id: 'a' }, action: 'record.read', resource: { type: 'Record', id: 'r' } };
+
+  it('refuses it with POLICY_SET_INVALID, or loads and decides it, and cedar-wasm keeps working (property)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(SHAPES)), fc.integer({ min: 1, max: 1500 }), (shape, n) => {
+        const text = `@id("deep") forbid(principal, action, resource) when { ${SHAPES[shape]!(n)} };\n${ON_CEDAR}`;
+        try {
+          const pdp = new DecisionPoint();
+          pdp.load(loadPolicies([{ file: 'deep.cedar', text }]));
+          pdp.decide(request);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, String(error));
+          assert.equal(error.code, 'POLICY_SET_INVALID');
+          assert.equal(error.issues[0]?.file, 'deep.cedar');
+        }
+        const pdp = new DecisionPoint();
+        pdp.load(loadPolicies([{ file: 'good.cedar', text: ON_CEDAR }]));
+        assert.deepEqual([pdp.decide(request).decision, pdp.decide(request).engine], ['allow', 'cedar']);
+      }),
+      { numRuns: 60, examples: [['brackets', 140], ['comparisons', 400], ['arithmetic', 400], ['sets', 130]] },
+    );
   });
 });

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { PolicyError, type PolicyIssue } from './errors.ts';
 import { cedar, describeCedarError, lineIndex, type DetailedError, type PolicyJson } from './lib/cedar.ts';
+import { readRegularFile } from './lib/files.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
 /** One Cedar policy as loaded: where it came from, what it says, how Corral reads its annotations. */
@@ -35,29 +36,53 @@ export interface PolicySource {
   text: string;
 }
 
+/** At most this much policy text is read from a directory: the gateway's limit for a whole set. */
+const MAX_DIR_BYTES = 1024 * 1024;
+
 /**
  * Reads every `*.cedar` file under `dir` (recursively, sorted) and loads them
- * as one set. Throws POLICY_UNREADABLE, or POLICY_SET_INVALID with every issue.
+ * as one set. Throws POLICY_UNREADABLE — also for a symbolic link named
+ * `*.cedar` or to a directory, a `*.cedar` that is not a regular file, or more
+ * than 1 MiB of policy text — or POLICY_SET_INVALID with every issue.
  */
 export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()): PolicySet {
+  let root: string;
   let files: string[];
   try {
-    if (!statSync(dir).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
-    files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.cedar')).sort();
+    // Resolved once: a link swapped to another version mid-read must not mix files of both.
+    root = realpathSync(dir);
+    if (!statSync(root).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
+    files = policyFiles(root, '');
   } catch (error) {
     if (error instanceof PolicyError) throw error;
     throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
   }
   const sources: PolicySource[] = [];
-  for (const f of files) {
-    const path = join(dir, f);
-    try {
-      sources.push({ file: relative(dir, path), text: readFileSync(path, 'utf8') });
-    } catch (error) {
-      throw new PolicyError('POLICY_UNREADABLE', `cannot read ${f}`, { cause: error });
-    }
+  let budget = MAX_DIR_BYTES;
+  for (const file of files.sort()) {
+    const bytes = readRegularFile(join(root, file), file, budget, { noFollow: true });
+    budget -= bytes.length;
+    sources.push({ file, text: bytes.toString('utf8') });
   }
   return loadPolicies(sources, schema);
+}
+
+/**
+ * The `*.cedar` files under `dir`/`sub`, relative to `dir`. A symbolic link is
+ * followed nowhere: one to a directory could lead out of it or loop, one named
+ * `*.cedar` could name anything; both are refused rather than skipped, since a
+ * skipped file may hold the forbid that mattered.
+ */
+function policyFiles(dir: string, sub: string): string[] {
+  const files: string[] = [];
+  for (const entry of readdirSync(join(dir, sub), { withFileTypes: true })) {
+    const file = join(sub, entry.name);
+    if (entry.isDirectory()) files.push(...policyFiles(dir, file));
+    else if (entry.isSymbolicLink() && (entry.name.endsWith('.cedar') || statSync(join(dir, file), { throwIfNoEntry: false })?.isDirectory())) {
+      throw new PolicyError('POLICY_UNREADABLE', `${file} is a symbolic link; policies are read only from files inside the policy directory`);
+    } else if (entry.name.endsWith('.cedar')) files.push(file);
+  }
+  return files;
 }
 
 const ANNOTATIONS = new Set(['id', 'approval', 'quorum', 'reason']);
@@ -94,6 +119,12 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
     return index(byteOffset);
   };
   for (const source of sources) {
+    const deep = tooDeepAt(source.text);
+    if (deep >= 0) {
+      const { line, column } = lineAt(source, Buffer.byteLength(source.text.slice(0, deep), 'utf8'));
+      issues.push({ file: source.file, line, column, message: `nested too deeply (more than ${MAX_DEPTH} operators and brackets on one path); split the condition or use a set` });
+      continue;
+    }
     const split = cedar.policySetTextToParts(source.text);
     if (split.type !== 'success') {
       const check = cedar.checkParsePolicySet({ staticPolicies: source.text });
@@ -162,8 +193,8 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
   }
 
   if (validate && issues.length === 0 && policies.length > 0) {
-    const staticPolicies: Record<string, string> = {};
-    for (const p of policies) staticPolicies[p.id] = p.text;
+    // fromEntries, not assignment: an id "__proto__" must stay an own key, not become a prototype.
+    const staticPolicies = Object.fromEntries(policies.map((p) => [p.id, p.text]));
     const answer = cedar.validate({ schema: schema.text, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
     if (answer.type === 'failure') {
       for (const e of answer.errors) issues.push({ file: '<schema>', message: describeCedarError(e) });
@@ -186,6 +217,58 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
     throw new PolicyError('POLICY_SET_INVALID', `the policy set is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'})`, { issues });
   }
   return { policies, fingerprint: fingerprint(policies) };
+}
+
+// Cedar's parser, validator and evaluator recurse once per nesting level on
+// cedar-wasm's fixed stack. Past about 130 brackets, or 400 chained operators,
+// it overflows, and the trap leaves cedar-wasm failing every later call in the
+// process. So no path through a policy may cross more than MAX_DEPTH
+// operators, a bracket counting BRACKET_COST, before cedar-wasm sees it.
+const MAX_DEPTH = 200;
+const BRACKET_COST = 3;
+const KEYWORD_OPERATORS = new Set(['in', 'has', 'like', 'is', 'if', 'then', 'else']);
+const WORD = /[A-Za-z_][A-Za-z0-9_]*/y;
+
+/**
+ * The index in `text` where a path gets deeper than MAX_DEPTH, or -1. An
+ * over-estimate: operators before a `,` or `;` are siblings and stop counting;
+ * strings and comments do not count.
+ */
+function tooDeepAt(text: string): number {
+  const levels = [0]; // operators on the current path, per open bracket
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    } else if (c === '/' && text[i + 1] === '/') {
+      i = text.indexOf('\n', i);
+      if (i < 0) return -1;
+    } else if (c === '(' || c === '[' || c === '{') {
+      levels.push(0);
+      depth += BRACKET_COST;
+    } else if (c === ')' || c === ']' || c === '}') {
+      if (levels.length > 1) depth -= BRACKET_COST + levels.pop()!;
+    } else if (c === ',' || c === ';') {
+      depth -= levels[levels.length - 1]!;
+      levels[levels.length - 1] = 0;
+    } else if ('&|=!<>+-*.'.includes(c)) {
+      if ((c === '&' || c === '|') && text[i + 1] === c) i++;
+      else if ('=!<>'.includes(c) && text[i + 1] === '=') i++;
+      levels[levels.length - 1]!++;
+      depth++;
+    } else if (/[A-Za-z_]/.test(c)) {
+      WORD.lastIndex = i;
+      const word = WORD.exec(text)![0];
+      i += word.length - 1;
+      if (KEYWORD_OPERATORS.has(word)) {
+        levels[levels.length - 1]!++;
+        depth++;
+      }
+    }
+    if (depth > MAX_DEPTH) return i;
+  }
+  return -1;
 }
 
 function located(source: PolicySource, baseByteOffset: number, e: DetailedError, lineAt: (s: PolicySource, o: number) => { line: number; column: number }): PolicyIssue {

@@ -1,4 +1,5 @@
 import { PolicyError } from './errors.ts';
+import { copyJson } from './lib/json.ts';
 import { checkValue, isPlainObject, type CorralSchema } from './schema.ts';
 
 export interface EntityUid {
@@ -42,7 +43,7 @@ export function parseRequest(input: unknown, schema: CorralSchema, now: number =
   }
   const given = input.context ?? {};
   if (!isPlainObject(given)) throw invalid('context must be an object');
-  const context: Record<string, unknown> = structuredCloneJson(given);
+  const context = copyJson(given, (problem) => invalid(`context ${problem}`)) as Record<string, unknown>;
   const date = new Date(now);
   context.classification ??= 'unclassified';
   context.time ??= { epoch: Math.floor(now / 1000), hour: date.getUTCHours(), weekday: date.getUTCDay() };
@@ -60,6 +61,7 @@ function uid(raw: unknown, name: string): EntityUid {
   const { type, id } = inner;
   if (typeof type !== 'string' || type === '') throw invalid(`${name}.type must be a non-empty string`);
   if (typeof id !== 'string') throw invalid(`${name}.id must be a string`);
+  if (!id.isWellFormed()) throw invalid(`${name}.id must be well-formed Unicode`);
   return { type, id };
 }
 
@@ -74,26 +76,6 @@ function stripActionPrefix(raw: string): string {
   const m = /^Action::"((?:[^"\\]|\\.)*)"$/.exec(raw);
   if (!m) throw invalid('action must be an action id such as "payment.create"');
   return m[1]!.replace(/\\(.)/g, '$1');
-}
-
-/** A deep copy of JSON data (plain objects, arrays, primitives) that refuses anything else. */
-function structuredCloneJson(value: Record<string, unknown>): Record<string, unknown> {
-  const copy = (v: unknown, depth: number): unknown => {
-    if (depth > 32) throw invalid('context is nested too deeply');
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw invalid('context holds a number that is not finite');
-      return v;
-    }
-    if (Array.isArray(v)) return v.map((x) => copy(x, depth + 1));
-    if (isPlainObject(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = copy(x, depth + 1);
-      return out;
-    }
-    throw invalid('context must be plain JSON');
-  };
-  return copy(value, 0) as Record<string, unknown>;
 }
 
 function invalid(message: string): PolicyError {

@@ -106,11 +106,30 @@ export function setHas(set: CedarSet, value: Value): boolean {
   return false;
 }
 
-/** Compiles a Cedar `like` pattern (Wildcard / Literal elements) to a RegExp. */
-export function likePattern(elements: readonly ('Wildcard' | { Literal: string })[]): RegExp {
-  let source = '^';
+/**
+ * Compiles a Cedar `like` pattern (Wildcard / Literal elements) to a matcher.
+ * Not a RegExp: with several wildcards a backtracking engine takes quadratic
+ * time or worse on an attacker's string. The literals between wildcards are
+ * found leftmost-first, which is enough for `*`-only patterns.
+ */
+export function likeMatcher(elements: readonly ('Wildcard' | { Literal: string })[]): (text: string) => boolean {
+  const parts = [''];
   for (const el of elements) {
-    source += el === 'Wildcard' ? '[\\s\\S]*' : el.Literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    if (el === 'Wildcard') parts.push('');
+    else parts[parts.length - 1] += el.Literal;
   }
-  return new RegExp(`${source}$`, 'u');
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  const middle = parts.slice(1, -1);
+  if (parts.length === 1) return (text) => text === first;
+  return (text) => {
+    if (!text.startsWith(first)) return false;
+    let at = first.length;
+    for (const part of middle) {
+      const found = text.indexOf(part, at);
+      if (found < 0) return false;
+      at = found + part.length;
+    }
+    return text.length - last.length >= at && text.endsWith(last);
+  };
 }
