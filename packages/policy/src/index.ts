@@ -2,7 +2,7 @@ export { PolicyError, formatPolicyIssue } from './errors.ts';
 export type { PolicyErrorCode, PolicyIssue } from './errors.ts';
 export { corralSchema, parseSchema } from './schema.ts';
 export type { ActionInfo, CorralSchema } from './schema.ts';
-export { loadPolicies, loadPolicyDir } from './load.ts';
+export { loadPolicies, loadPolicyDir, readPolicyDir } from './load.ts';
 export type { LoadedPolicy, PolicySet, PolicySource } from './load.ts';
 export { parseRequest } from './request.ts';
 export type { DecisionRequest, DecisionRequestInput, EntityUid } from './request.ts';

@@ -41,18 +41,27 @@ const MAX_DIR_BYTES = 1024 * 1024;
 
 /**
  * Reads every `*.cedar` file under `dir` (recursively, sorted) and loads them
- * as one set. Throws POLICY_UNREADABLE — also for a symbolic link named
- * `*.cedar` or to a directory, a `*.cedar` that is not a regular file, or more
- * than 1 MiB of policy text — or POLICY_SET_INVALID with every issue.
+ * as one set. Throws as readPolicyDir, or POLICY_SET_INVALID with every issue.
  */
 export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()): PolicySet {
+  return loadPolicies(readPolicyDir(dir), schema);
+}
+
+/**
+ * The files under `dir` (recursively, sorted by their `/`-separated path
+ * relative to it) whose names end with one of `suffixes`, read as one version
+ * of the directory: it is resolved once, so a link swapped to another version
+ * mid-read cannot mix files of both. Throws POLICY_UNREADABLE — also for a
+ * symbolic link with such a name or to a directory, such a file that is not a
+ * regular file, or more than 1 MiB in all.
+ */
+export function readPolicyDir(dir: string, suffixes: readonly string[] = ['.cedar']): PolicySource[] {
   let root: string;
   let files: string[];
   try {
-    // Resolved once: a link swapped to another version mid-read must not mix files of both.
     root = realpathSync(dir);
     if (!statSync(root).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
-    files = policyFiles(root, '');
+    files = policyFiles(root, '', suffixes);
   } catch (error) {
     if (error instanceof PolicyError) throw error;
     throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
@@ -64,23 +73,25 @@ export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()
     budget -= bytes.length;
     sources.push({ file, text: bytes.toString('utf8') });
   }
-  return loadPolicies(sources, schema);
+  return sources;
 }
 
 /**
- * The `*.cedar` files under `dir`/`sub`, relative to `dir`. A symbolic link is
- * followed nowhere: one to a directory could lead out of it or loop, one named
- * `*.cedar` could name anything; both are refused rather than skipped, since a
- * skipped file may hold the forbid that mattered.
+ * The files named with one of `suffixes` under `dir`/`sub`, relative to `dir`
+ * (`/`-separated). A symbolic link is followed nowhere: one to a directory
+ * could lead out of it or loop, one with such a name could name anything;
+ * both are refused rather than skipped, since a skipped file may hold the
+ * forbid that mattered.
  */
-function policyFiles(dir: string, sub: string): string[] {
+function policyFiles(dir: string, sub: string, suffixes: readonly string[]): string[] {
   const files: string[] = [];
   for (const entry of readdirSync(join(dir, sub), { withFileTypes: true })) {
-    const file = join(sub, entry.name);
-    if (entry.isDirectory()) files.push(...policyFiles(dir, file));
-    else if (entry.isSymbolicLink() && (entry.name.endsWith('.cedar') || statSync(join(dir, file), { throwIfNoEntry: false })?.isDirectory())) {
+    const file = sub === '' ? entry.name : `${sub}/${entry.name}`;
+    const named = suffixes.some((s) => entry.name.endsWith(s));
+    if (entry.isDirectory()) files.push(...policyFiles(dir, file, suffixes));
+    else if (entry.isSymbolicLink() && (named || statSync(join(dir, file), { throwIfNoEntry: false })?.isDirectory())) {
       throw new PolicyError('POLICY_UNREADABLE', `${file} is a symbolic link; policies are read only from files inside the policy directory`);
-    } else if (entry.name.endsWith('.cedar')) files.push(file);
+    } else if (named) files.push(file);
   }
   return files;
 }

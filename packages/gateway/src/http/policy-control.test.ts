@@ -2,8 +2,8 @@
 // a version directory, a restart reads the activated set, and a stale base
 // hash or a valid hand edit since the base hash is refused.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -82,6 +82,28 @@ describe('activating a policy set', () => {
     for (const names of [['a.cedar', 'a.cedar/b.cedar'], ['team.cedar/x/b.cedar', 'team.cedar/x.cedar', 'team.cedar'], ['Main.cedar', 'main.cedar'], ['Team/a.cedar', 'team/b.cedar/c.cedar', 'team/b.cedar']]) {
       assert.throws(() => parseFiles(names.map((name) => ({ name, text: PERMIT }))), { code: 'GATEWAY_PARAMS_INVALID' }, names.join(' '));
     }
+  });
+});
+
+describe('reading the set on disk', () => {
+  it('refuses at start a directory holding a link out of it or a FIFO named as a policy, and keeps the set in use when one appears later (a link loop hung the read, a FIFO blocked it)', () => {
+    const dir = policyDir();
+    const outside = mkdtempSync(join(tmpdir(), 'corral-policy-outside-'));
+    dirs.push(outside);
+    writeFileSync(join(outside, 'open.cedar'), 'permit (principal, action, resource);\n');
+    const control = PolicyControl.open(dir);
+    symlinkSync(join(outside, 'open.cedar'), join(dir, 'open.cedar'));
+    assert.equal(control.refresh().files.length, 1, 'the linked file is not adopted');
+    assert.throws(() => PolicyControl.open(dir), { code: 'POLICY_UNREADABLE' });
+    rmSync(join(dir, 'open.cedar'));
+    symlinkSync('.', join(dir, 'loop'));
+    symlinkSync('.', join(dir, 'loop2'));
+    assert.throws(() => PolicyControl.open(dir), { code: 'POLICY_UNREADABLE' });
+    rmSync(join(dir, 'loop'));
+    rmSync(join(dir, 'loop2'));
+    spawnSync('mkfifo', [join(dir, 'wait.cedar')]);
+    assert.throws(() => PolicyControl.open(dir), { code: 'POLICY_UNREADABLE' });
+    assert.equal(control.decide(request).decision, 'allow');
   });
 });
 

@@ -8,10 +8,10 @@
 // compare-and-swap on the active set's hash, held under a lock that other
 // processes activating the same directory take too.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, loadPolicies, PolicyError, type Decision, type PolicyIssue } from '@corral/policy';
+import { DecisionPoint, loadPolicies, PolicyError, readPolicyDir, type Decision, type PolicyIssue } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 
 export interface PolicyFile {
@@ -230,15 +230,9 @@ function linkTarget(dir: string): string | undefined {
   }
 }
 
+/** The set on disk, read as the policy package reads a policy directory (one version, regular files only, 1 MiB at most). Throws POLICY_UNREADABLE. */
 function readFiles(dir: string): PolicyFile[] {
-  try {
-    if (!statSync(dir).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
-    const names = (readdirSync(dir, { recursive: true }) as string[]).filter((n) => KINDS.some((k) => n.endsWith(k)) && statSync(join(dir, n)).isFile()).sort();
-    return names.map((name) => ({ name: name.split('\\').join('/'), text: readFileSync(join(dir, name), 'utf8') }));
-  } catch (error) {
-    if (error instanceof PolicyError) throw error;
-    throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
-  }
+  return readPolicyDir(dir, KINDS).map((source) => ({ name: source.file, text: source.text }));
 }
 
 /**
