@@ -2,7 +2,7 @@
 // `corral <noun> <verb>`: human output by default, --json for machines.
 import { Command, CommanderError } from 'commander';
 import { EXIT } from './exit-codes.ts';
-import { CliFailure } from './output.ts';
+import { CliFailure, printable } from './output.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -61,20 +61,25 @@ function commandWord(args: string[]): string | undefined {
   return undefined;
 }
 
+/** A message for the terminal: its lines kept, what else they hold made printable (a message may quote what an agent sent). */
+function lines(message: string): string {
+  return message.split('\n').map(printable).join('\n');
+}
+
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {
     // Commander already printed the message (or help/version, which exit 0).
     return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   }
   if (error instanceof CliFailure) {
-    process.stderr.write(`corral: ${error.message}${error.code ? ` [${error.code}]` : ''}\n`);
+    process.stderr.write(`corral: ${lines(error.message)}${error.code ? ` [${error.code}]` : ''}\n`);
     printJsonError(error.code, error.message);
     return error.exitCode;
   }
   const coded = error as { code?: unknown; message?: unknown };
   if (typeof coded?.code === 'string' && typeof coded.message === 'string') {
     // A package's coded error: its message is written for users.
-    process.stderr.write(`corral: ${coded.message} [${coded.code}]\n`);
+    process.stderr.write(`corral: ${lines(coded.message)} [${coded.code}]\n`);
     printJsonError(coded.code, coded.message);
     return exitCodeOfCode(coded.code);
   }

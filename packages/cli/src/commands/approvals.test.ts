@@ -119,6 +119,23 @@ describe('corral approvals with a running gateway and node', () => {
   });
 });
 
+describe('corral approvals list, reading what an agent asked', () => {
+  it('writes escape sequences and bidi overrides in a command line as \\u escapes, so the argv cannot redraw the terminal or pose as another command (regression: an ESC reached the approver\'s terminal)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      new ApprovalStore(db).create({ digest: 'c'.repeat(64), action: { argv: ['rm', '-rf', '/srv\u001b[2K\u001b[1Gls', 'x\u202etxt.exe', 'a\u0085b'] }, quorum: 1 });
+      db.close();
+      const result = await corral(['--state-dir', state, 'approvals', 'list']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.doesNotMatch(result.stdout, /[\u001b\u202e\u0085]/u);
+      assert.match(result.stdout, /rm -rf \/srv\\u001b\[2K\\u001b\[1Gls x\\u202etxt\.exe a\\u0085b\n$/);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals approve when the audit log cannot take the record', () => {
   it('leaves the approval pending and says why, with exit 3', async () => {
     const state = tempStateDir();

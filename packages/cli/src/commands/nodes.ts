@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { NodeRecord } from '@corral/identity';
-import { printJson } from '../output.ts';
+import { printable, printJson } from '../output.ts';
 import { existingState } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
@@ -37,7 +37,7 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
 
 function printRows(rows: NodeRow[], empty: string): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  for (const n of rows) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${n.commands.join(',') || '-'}\n`);
+  for (const n of rows) process.stdout.write(`${printable(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${n.commands.join(',') || '-'}`)}\n`);
 }
 
 /** `corral nodes list|pending|pair ID|revoke ID`: machines that serve commands through the gateway. */

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
 import type { Decision, PolicySet, RecordedDecision } from '@corral/policy';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
 /** Turns a policy package refusal into a CLI failure that prints each issue as `file:line:column: message`. */
@@ -86,7 +86,7 @@ function describeDecision(d: Decision, set: PolicySet): string {
   const head = d.decision === 'ask' ? `ask (quorum ${d.quorum})` : d.decision;
   const lines = [`decision: ${head}`, `policies: ${d.policies.map((id) => where(set, id)).join(', ') || '(none)'}`, `reason:   ${d.reason}`];
   for (const e of d.errors) lines.push(`error:    ${e.policyId}: ${e.message}`);
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 /** The policy package, loaded on use: cedar-wasm costs start-up time other command families should not pay. */
@@ -186,9 +186,9 @@ export function registerPolicy(program: Command): void {
       for (const c of report.changed) {
         const r = c.request as { principal?: { type?: string; id?: string }; action?: unknown; resource?: { type?: string; id?: string } };
         const what = `${r.principal?.type}::"${r.principal?.id}" ${String(r.action)} ${r.resource?.type}::"${r.resource?.id}"`;
-        process.stdout.write(`${c.ref ?? ''}${c.at ? ` ${c.at}` : ''}  ${what}: ${c.before} -> ${c.after.decision} (${c.after.reason})\n`);
+        process.stdout.write(`${printable(`${c.ref ?? ''}${c.at ? ` ${c.at}` : ''}  ${what}: ${c.before} -> ${c.after.decision} (${c.after.reason})`)}\n`);
       }
-      for (const r of report.refused) process.stdout.write(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]\n`);
+      for (const r of report.refused) process.stdout.write(`${printable(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]`)}\n`);
       process.stdout.write(`${report.total} recorded decisions: ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.refused.length} not decidable\n`);
     });
 }
