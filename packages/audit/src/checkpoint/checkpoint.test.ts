@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { KEY_FILE, loadOrCreateSigningKey, loadPublicKeyFile, loadSigningKey } from '../io/key-file.ts';
 import { checkpointJson, checkpointSigningInput, parseCheckpoint } from './checkpoint.ts';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyPem } from './key.ts';
@@ -37,6 +38,20 @@ describe('checkpoints', () => {
       const other = generateSigningKey();
       const resigned = signCheckpoint(other.privateKey, { ...body, keyId: keyIdOf(other.publicKey) });
       assert.throws(() => verifyCheckpointSignature(publicKey, resigned), { code: 'AUDIT_CHECKPOINT_FORGED' });
+    });
+    it('refuses any other spelling of the same signature bytes as AUDIT_CHECKPOINT_FORGED: unused base64 bits, characters base64 decoding skips (property)', () => {
+      const signed = signCheckpoint(privateKey, body);
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+      const sig = signed.signature;
+      // The 86th character carries 2 bits of the signature and 4 that are dropped.
+      const paddingBits = fc.integer({ min: 1, max: 15 }).map((x) => `${sig.slice(0, 85)}${alphabet[alphabet.indexOf(sig[85] as string) ^ x]}==`);
+      const skipped = fc.tuple(fc.nat(sig.length), fc.constantFrom(' ', '\n', '\r', '\t', '.', '*')).map(([at, c]) => sig.slice(0, at) + c + sig.slice(at));
+      fc.assert(
+        fc.property(fc.oneof(paddingBits, skipped), (signature) => {
+          assert.deepEqual(Buffer.from(signature, 'base64'), Buffer.from(sig, 'base64'));
+          assert.throws(() => verifyCheckpointSignature(publicKey, { ...signed, signature }), { code: 'AUDIT_CHECKPOINT_FORGED' });
+        }),
+      );
     });
     it('refuses another key signing under our key id as AUDIT_CHECKPOINT_FORGED', () => {
       const other = generateSigningKey();

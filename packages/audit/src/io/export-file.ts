@@ -12,37 +12,68 @@ import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier } from '../verify/verifier.ts';
 
 /**
- * The longest line read: a record holds at most a 64 KiB event in its
- * envelope, a seal line a few dozen hashes. A longer line is not read into
- * memory (an export is hostile input): it stands as TOO_LONG.
+ * The longest line read, in bytes: a record holds at most a 64 KiB event in
+ * its envelope, a seal line a few dozen hashes. A longer line is not read
+ * into memory (an export is hostile input).
  */
 const MAX_LINE = 1024 * 1024;
-const TOO_LONG = Symbol('line too long');
 
-/** The file's lines with their 1-based numbers (CRLF read as LF), each at most MAX_LINE characters. */
-async function* lines(path: string): AsyncIterable<[number, string | typeof TOO_LONG]> {
-  let n = 0;
-  let part = '';
-  let skipping = false;
-  const finish = (text: string): [number, string | typeof TOO_LONG] => [++n, skipping ? TOO_LONG : text.endsWith('\r') ? text.slice(0, -1) : text];
+/** A line that is not read: too long, or not UTF-8. */
+class Unreadable {
+  readonly why: string;
+  constructor(why: string) {
+    this.why = why;
+  }
+}
+
+/**
+ * Fatal: a lenient decoder reads a byte that is not UTF-8 as U+FFFD, so a file
+ * that is not the bytes the key signed would verify as if it were. A BOM is
+ * kept (and then refused as JSON): the exporter writes none.
+ */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A line's bytes as text (a CRLF ending read as LF). */
+function decode(parts: Buffer[]): string | Unreadable {
+  let bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  if (bytes.at(-1) === 0x0d) bytes = bytes.subarray(0, -1);
   try {
-    for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 })) {
+    return utf8.decode(bytes);
+  } catch {
+    return new Unreadable('the line is not UTF-8');
+  }
+}
+
+/** The file's lines with their 1-based numbers, each at most MAX_LINE bytes. */
+async function* lines(path: string): AsyncIterable<[number, string | Unreadable]> {
+  let n = 0;
+  let parts: Buffer[] = [];
+  let length = 0;
+  let skipping = false;
+  const finish = (): [number, string | Unreadable] => [++n, skipping || length > MAX_LINE ? new Unreadable(`the line is longer than ${MAX_LINE} bytes`) : decode(parts)];
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
       let at = 0;
-      for (let nl = (chunk as string).indexOf('\n'); nl >= 0; at = nl + 1, nl = (chunk as string).indexOf('\n', at)) {
-        yield finish(skipping ? '' : part + (chunk as string).slice(at, nl));
-        part = '';
+      for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
+        parts.push(chunk.subarray(at, nl));
+        length += nl - at;
+        yield finish();
+        parts = [];
+        length = 0;
         skipping = false;
       }
-      if (!skipping) part += (chunk as string).slice(at);
-      if (part.length > MAX_LINE) {
+      if (skipping) continue;
+      parts.push(chunk.subarray(at));
+      length += chunk.length - at;
+      if (length > MAX_LINE) {
         skipping = true;
-        part = '';
+        parts = [];
       }
     }
   } catch (error) {
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
-  if (part !== '' || skipping) yield finish(part);
+  if (length > 0 || skipping) yield finish();
 }
 
 function parseHeader(path: string, text: string): ExportHeader {
@@ -73,7 +104,8 @@ function parseHeader(path: string, text: string): ExportHeader {
  * reported, never thrown.
  *
  * @throws AuditError AUDIT_EXPORT_MALFORMED when the file cannot be read or
- *   its header (line 1) is not a Corral audit export.
+ *   its header (line 1) is not a Corral audit export; AUDIT_BAD_ARGUMENT when
+ *   the export starts after the witness (it cannot show the log extends it).
  */
 export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
   let header: ExportHeader | undefined;
@@ -82,11 +114,11 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   let seal: { line: number; size: number; checkpoint: SignedCheckpoint; consistency: string[] } | undefined;
   for await (const [n, text] of lines(path)) {
     if (n === 1) {
-      if (text === TOO_LONG) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: the header line is longer than ${MAX_LINE} characters`, { line: 1 });
+      if (text instanceof Unreadable) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${text.why}`, { line: 1 });
       header = parseHeader(path, text);
       continue;
     }
-    if (text === TOO_LONG) continue;
+    if (text instanceof Unreadable) continue;
     if (text.startsWith('{"checkpoint"')) {
       try {
         const raw = JSON.parse(text) as { checkpoint?: unknown };
@@ -108,8 +140,8 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
   for await (const [n, text] of lines(path)) {
     if (n === 1 || text === '') continue; // a blank line holds no record and changes none
-    if (text === TOO_LONG) {
-      verifier.malformed(`${path}:${n}: the line is longer than ${MAX_LINE} characters`, n);
+    if (text instanceof Unreadable) {
+      verifier.malformed(`${path}:${n}: ${text.why}`, n);
       continue;
     }
     if (text.startsWith('{"checkpoint"') || text.startsWith('{"seal"')) continue;

@@ -6,11 +6,12 @@ import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof } from '../merkle/prover.ts';
-import type { AuditEvent } from '../record/event.ts';
+import { normalizeEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
 import type { AuditStore, ChainRow, LogHead, SeqSpan, StoredRecord } from '../store/store.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
+import { canonicalize } from '../record/canonical.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { LogRecord, type AuditRecord } from './audit-record.ts';
@@ -47,21 +48,32 @@ export interface ConsistencyProofResult {
   checkpoint2: SignedCheckpoint;
 }
 
+/** A stored event has its own time: one without is malformed, not "now". */
+const NO_TIME = () => new Date(Number.NaN);
+
 /**
  * A stored record as callers see it, once its content is checked against the
  * leaf hash stored when it was appended: a reader never shows, exports or
- * proves an altered record as if it were the one the log wrote.
+ * proves an altered record as if it were the one the log wrote. A body and
+ * hash rewritten together may hold any JSON, so the body must also be what
+ * append() writes: the canonical JSON of an event that passes its checks
+ * (what show, tail and the OCSF mapper read is there; no member twice, which
+ * parsers read differently; nothing nested too deep to print).
  *
- * @throws AuditError AUDIT_CHAIN_BROKEN, AUDIT_RECORD_MALFORMED.
+ * @throws AuditError AUDIT_CHAIN_BROKEN, AUDIT_RECORD_MALFORMED (with `seq`).
  */
 export function toAuditRecord(r: StoredRecord): AuditRecord {
   checkLeaf(r);
   let event: AuditEvent;
+  let canonical: string;
   try {
     event = JSON.parse(r.body) as AuditEvent;
+    normalizeEvent(event as unknown as AuditEventInput, NO_TIME);
+    canonical = canonicalize(event);
   } catch (error) {
-    throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not JSON`, { cause: error });
+    throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds no valid audit event: ${(error as Error).message}`, { cause: error, seq: r.seq });
   }
+  if (canonical !== r.body) throw new AuditError('AUDIT_RECORD_MALFORMED', `record ${r.seq} holds an event that is not in canonical form (RFC 8785)`, { seq: r.seq });
   return new LogRecord(r.seq, r.prev, r.hash, r.body, event);
 }
 
@@ -143,6 +155,12 @@ function isCode(error: unknown, code: AuditError['code']): error is AuditError {
   return error instanceof AuditError && error.code === code;
 }
 
+/** A checkpoint row that cannot be read, as damage: it cannot vouch for anything. */
+function unreadableCheckpoint(error: AuditError): Damage {
+  const size = error.checkpointSize;
+  return { kind: 'checkpoint-forged', seq: null, ...(size === undefined ? {} : { checkpointSize: size }), message: `${size === undefined ? 'a checkpoint' : `checkpoint at size ${size}`} cannot be read: ${error.message}` };
+}
+
 /**
  * Every checkpoint the store holds. A row that cannot be read is damage, not
  * a reason to stop: the rows are then read one at a time (each from the
@@ -162,8 +180,10 @@ async function readCheckpoints(store: AuditStore): Promise<{ checkpoints: Signed
     try {
       c = await store.checkpointFor(size, false);
     } catch (error) {
-      if (!isCode(error, 'AUDIT_CHECKPOINT_MALFORMED') || error.checkpointSize === undefined || error.checkpointSize < size) throw error;
-      unreadable.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: error.checkpointSize, message: `checkpoint at size ${error.checkpointSize} cannot be read: ${error.message}` });
+      if (!isCode(error, 'AUDIT_CHECKPOINT_MALFORMED')) throw error;
+      unreadable.push(unreadableCheckpoint(error));
+      // A size that is no integer (text, bytes, a fraction: a foreign schema) gives no next size to read from.
+      if (error.checkpointSize === undefined || error.checkpointSize < size) break;
       size = error.checkpointSize + 1;
       continue;
     }

@@ -5,8 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { signCheckpoint } from '../checkpoint/sign.ts';
+import { loadSigningKey } from '../io/key-file.ts';
 import { openAuditLog, type AuditLog } from './audit-log.ts';
 import { verifyStore } from './reader.ts';
+import { storedRootAt } from './stored-root.ts';
 
 let dir: string;
 let log: AuditLog;
@@ -27,6 +30,19 @@ describe('verifying on two threads', () => {
     const sequential = await verifyStore(log.store, log.publicKey, null, { parallelFrom: Infinity });
     assert.equal(parallel.ok, true);
     assert.deepEqual(parallel, sequential);
+  });
+  describe('when the witness is of a fork signed by the same key', () => {
+    it('names the fork as rolled-back whether the witness falls in the first half or the second', async () => {
+      // The first thread verifies seq 0–499, the second 500–999.
+      const key = loadSigningKey(dir);
+      const witness = async (size: number, forked: boolean) =>
+        signCheckpoint(key.privateKey, { size, root: forked ? 'ab'.repeat(32) : await storedRootAt(log.store, size), time: '2026-11-26T00:00:00.000Z', keyId: key.keyId });
+      for (const size of [300, 700]) {
+        const r = await verifyStore(log.store, log.publicKey, await witness(size, true), { parallelFrom: 100 });
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.checkpointSize]), [['rolled-back', size]]);
+        assert.equal((await verifyStore(log.store, log.publicKey, await witness(size, false), { parallelFrom: 100 })).ok, true);
+      }
+    });
   });
   describe('when a record in the second half is edited', () => {
     it('still names seq 900 as edited', async () => {

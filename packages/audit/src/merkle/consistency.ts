@@ -37,9 +37,8 @@ export function rootsFromConsistencyProof(
   }
   const want = consistencyProofLength(size1, size2);
   if (proof.length !== want) refuse(`proof has ${proof.length} hashes, expected ${want}`);
-  proof.forEach((p, i) => {
-    if (!isHash(p)) refuse(`proof element ${i} is not a 32-byte hash`);
-  });
+  // Indexed, not forEach: forEach skips the holes of a sparse array.
+  for (let i = 0; i < proof.length; i++) if (!isHash(proof[i])) refuse(`proof element ${i} is not a 32-byte hash`);
 
   // RFC 9162 section 2.1.4.2, steps 2-7.
   const path = isPowerOfTwo(size1) ? [root1, ...proof] : [...proof];

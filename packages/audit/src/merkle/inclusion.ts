@@ -26,9 +26,8 @@ export function rootFromInclusionProof(hasher: MerkleHasher, index: number, size
   if (!Array.isArray(proof)) refuse('proof is not a list');
   const want = inclusionProofLength(index, size);
   if (proof.length !== want) refuse(`proof has ${proof.length} hashes, expected ${want}`);
-  proof.forEach((p, i) => {
-    if (!isHash(p)) refuse(`proof element ${i} is not a 32-byte hash`);
-  });
+  // Indexed, not forEach: forEach skips the holes of a sparse array.
+  for (let i = 0; i < proof.length; i++) if (!isHash(proof[i])) refuse(`proof element ${i} is not a 32-byte hash`);
 
   // RFC 9162 section 2.1.3.2, steps 2-6.
   let fn = index;

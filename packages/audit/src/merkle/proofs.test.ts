@@ -114,6 +114,29 @@ describe('when a proof is malformed', () => {
   it('refuses a shrinking tree', () => {
     assert.throws(() => rootsFromConsistencyProof(H, 5, 4, [], leaves[0] as string), { code: 'AUDIT_PROOF_MALFORMED' });
   });
+  it('refuses a proof with a hole of the right length with AUDIT_PROOF_MALFORMED (a TypeError escaped the hasher)', () => {
+    assert.throws(() => rootFromInclusionProof(H, 0, 2, leaves[0] as string, new Array(1)), { code: 'AUDIT_PROOF_MALFORMED' });
+    assert.throws(() => rootsFromConsistencyProof(H, 1, 2, new Array(1), leaves[0] as string), { code: 'AUDIT_PROOF_MALFORMED' });
+  });
+  it('answers any sizes, index and proof with a root or AUDIT_PROOF_MALFORMED, never another exception (property)', () => {
+    const hash = fc.stringMatching(/^[0-9a-f]{64}$/);
+    const number = fc.oneof(fc.integer({ min: -2, max: 20 }), fc.double(), fc.constantFrom(2 ** 53, 2 ** 53 - 1, -0, Number.NaN, Number.POSITIVE_INFINITY));
+    const proof = fc.oneof(fc.array(hash, { maxLength: 6 }), fc.sparseArray(hash, { maxLength: 6 }), fc.array(fc.oneof(fc.string(), fc.constant(undefined), fc.integer(), hash), { maxLength: 6 }));
+    const answers = (work: () => unknown) => {
+      try {
+        work();
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, 'AUDIT_PROOF_MALFORMED', String(error));
+      }
+    };
+    fc.assert(
+      fc.property(number, number, proof as fc.Arbitrary<string[]>, (a, b, p) => {
+        answers(() => rootFromInclusionProof(H, a, b, leaves[0] as string, p));
+        answers(() => rootsFromConsistencyProof(H, a, b, p, leaves[0] as string));
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
 
 function flip(h: string, bit: number): string {

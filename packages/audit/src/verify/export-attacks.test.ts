@@ -2,7 +2,7 @@
 // file is a named mutation of one clean export of 50 records.
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -265,6 +265,76 @@ describe('verifying an export offline', () => {
     });
     it('refuses a header line that long with AUDIT_EXPORT_MALFORMED', async () => {
       await assert.rejects(verify('huge-header', ['x'.repeat(3 * 1024 * 1024), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+  });
+
+  describe('when the bytes around the lines change', () => {
+    const bytes = (text: string) => {
+      const file = join(dir, `bytes-${text.length}.jsonl`);
+      writeFileSync(file, text);
+      return file;
+    };
+    it('passes CRLF line endings and a last line without one: a record holds no raw CR or LF', async () => {
+      for (const text of [`${clean.join('\r\n')}\r\n`, clean.join('\n')]) assert.equal((await verifyExportFile(bytes(text), publicKey)).ok, true);
+    });
+    it('refuses a byte order mark before the header with AUDIT_EXPORT_MALFORMED (the exporter writes none)', async () => {
+      await assert.rejects(verifyExportFile(bytes(`\ufeff${clean.join('\n')}\n`), publicKey), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+    it('reports a NUL byte in record 20 as malformed at its line', async () => {
+      const lines = [...clean];
+      lines[lineOf(20)] = (lines[lineOf(20)] as string).replace('invoice-20', 'invoice-\u000020');
+      const r = await verify('nul-in-20', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['malformed', 20, lineOf(20) + 1]]);
+    });
+  });
+
+  describe('when bytes of a line are not UTF-8', () => {
+    // Record 5 holds U+FFFD, which a lenient decoder also makes of a byte that is not UTF-8 (0xff).
+    let lines: string[];
+    let key: KeyObject;
+    before(async () => {
+      const stateDir = join(dir, 'utf8');
+      const log = await openAuditLog({ stateDir, checkpointEvery: 10 });
+      for (let i = 0; i < 12; i++) await log.append({ ...sampleEvent(i), details: { note: i === 5 ? 'scan\ufffd.pdf' : 'scan.pdf' } });
+      await log.checkpoint();
+      lines = [];
+      for await (const line of exportJsonl(log.store, log.keyId)) lines.push(line);
+      key = log.publicKey;
+      await log.close();
+    });
+    const withByte = (at: 'record' | 'header') => {
+      const text = Buffer.from(`${lines.join('\n')}\n`);
+      // In the header, a character of the key id, which the header only names.
+      const [i, end] = at === 'record' ? [text.indexOf('\ufffd'), text.indexOf('\ufffd') + 3] : [text.indexOf('"keyId":"') + 9, text.indexOf('"keyId":"') + 10];
+      const file = join(dir, `not-utf8-${at}.jsonl`);
+      writeFileSync(file, Buffer.concat([text.subarray(0, i), Buffer.from([0xff]), text.subarray(end)]));
+      return file;
+    };
+    it('reports seq 5 as malformed at its line: the file is not the bytes the key signed, though it decodes to them', async () => {
+      const r = await verifyExportFile(withByte('record'), key);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['malformed', 5, lines.findIndex((l) => l.includes('\ufffd')) + 1]]);
+    });
+    it('refuses such a header with AUDIT_EXPORT_MALFORMED naming line 1', async () => {
+      await assert.rejects(verifyExportFile(withByte('header'), key), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+  });
+
+  describe('when the auditor kept a checkpoint from before the export starts', () => {
+    it('refuses with AUDIT_BAD_ARGUMENT: nothing in the export shows the log extends it (a fork would pass)', async () => {
+      // The same key signed another history: the checkpoint kept at 20 is of that fork.
+      const forkDir = join(dir, 'fork');
+      mkdirSync(forkDir);
+      for (const f of ['audit-signing-key.pem', 'audit-signing-key.pub.pem']) copyFileSync(join(dir, f), join(forkDir, f));
+      const fork = await openAuditLog({ stateDir: forkDir, checkpointEvery: 10 });
+      for (let i = 0; i < 20; i++) await fork.append(sampleEvent(1000 + i));
+      const kept = await fork.store.checkpointFor(20, true);
+      await fork.close();
+      const log = await openAuditLog({ stateDir: dir });
+      const partial: string[] = [];
+      for await (const line of exportJsonl(log.store, log.keyId, { from: 30 })) partial.push(line);
+      await log.close();
+      assert.deepEqual((await verify('forked-full', clean, kept)).damage.map((d) => d.kind), ['rolled-back']);
+      await assert.rejects(verify('forked-from-30', partial, kept), { code: 'AUDIT_BAD_ARGUMENT' });
     });
   });
 

@@ -7,6 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { keyIdOf } from '../checkpoint/key.ts';
 import { verifyCheckpointSignature } from '../checkpoint/verify.ts';
+import { AuditError } from '../errors.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
 import { verifyConsistency } from '../merkle/consistency.ts';
 import { hashesEqual, type MerkleHasher } from '../merkle/hasher.ts';
@@ -38,7 +39,11 @@ export interface VerifierOptions {
   publicKey: KeyObject;
   /** Every checkpoint the log or export holds (any order). */
   checkpoints: readonly SignedCheckpoint[];
-  /** A checkpoint seen earlier (by an auditor or the writer): the log must not be behind or forked from it. */
+  /**
+   * A checkpoint seen earlier (by an auditor or the writer): the log must not
+   * be behind or forked from it. Its size must be at least start's: the tree
+   * before start is taken on trust, so it could not be compared.
+   */
   witness?: SignedCheckpoint;
   start?: VerifyStart;
   /** Records kept after the first broken link to diagnose it. */
@@ -54,12 +59,12 @@ export interface VerifierOptions {
   requireSealed?: boolean;
 }
 
+/** A record read after the first broken link: what diagnosis compares (its body only for the first, #brokenBody). */
 interface Seen {
   seq: number;
   prev: string;
   hash: string;
   storedHash?: string;
-  body: string;
   line?: number;
 }
 
@@ -85,16 +90,26 @@ export class LogVerifier {
   #total: number;
   /** Set at the first broken link: the records from there on, for diagnosis. */
   #broken: Seen[] | undefined;
+  /** The first broken record's body, which diagnosis hashes again at other seqs; the rest need none (memory stays bounded). */
+  #brokenBody = '';
   /** The first broken link was an unreadable record, already reported as such. */
   #unreadable = false;
   #rootMismatch: SignedCheckpoint | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
 
+  /** @throws AuditError AUDIT_BAD_ARGUMENT when the witness lies before start. */
   constructor(options: VerifierOptions) {
     this.#h = options.hasher;
     this.#publicKey = options.publicKey;
     const start = options.start ?? { size: 0, lastHash: GENESIS_PREV, frontier: [] };
+    if (options.witness && options.witness.size < start.size) {
+      // Skipping it would pass a fork: a partial export of another history signed by the same key.
+      throw new AuditError(
+        'AUDIT_BAD_ARGUMENT',
+        `the checkpoint kept at size ${options.witness.size} lies before the first record verified (seq ${start.size}): nothing here shows the log extends it; verify from seq ${options.witness.size} or earlier`,
+      );
+    }
     this.#start = start.size;
     this.#sealed = start.size;
     this.#range = new CompactRange(options.hasher, start.size, start.frontier);
@@ -138,7 +153,7 @@ export class LogVerifier {
     this.#records++;
     const hash = this.#h.leaf(recordBytes(seq, prev, body));
     if (this.#broken) {
-      if (this.#broken.length < this.#lookahead) this.#broken.push(seen(seq, prev, body, hash, storedHash, line));
+      if (this.#broken.length < this.#lookahead) this.#broken.push(seen(seq, prev, hash, storedHash, line));
       return;
     }
     const expected = this.#range.size;
@@ -150,7 +165,8 @@ export class LogVerifier {
       if (this.#checkIndex < this.#checks.length || this.#witness) this.#checkpointsAt(expected + 1);
       return;
     }
-    this.#broken = [seen(seq, prev, body, hash, storedHash, line)];
+    this.#broken = [seen(seq, prev, hash, storedHash, line)];
+    this.#brokenBody = body;
   }
 
   /**
@@ -310,9 +326,8 @@ export class LogVerifier {
     const at = (kind: Damage['kind'], seq: number, message: string, line = r.line): Damage => ({ kind, seq, ...(line === undefined ? {} : { line }), message });
     const laterFollowsP = rest.slice(1).some((x) => x.prev === P);
     const laterHasSeq = (s: number) => rest.slice(1).some((x) => x.seq === s);
-    const witnessHash = (x: Seen, seq: number) => this.#h.leaf(recordBytes(seq, x.prev, x.body));
     const originalAt = (seq: number) => {
-      const h = witnessHash(r, seq);
+      const h = this.#h.leaf(recordBytes(seq, r.prev, this.#brokenBody));
       return h === r.storedHash || (next !== undefined && next.prev === h);
     };
 
@@ -336,6 +351,6 @@ export class LogVerifier {
   }
 }
 
-function seen(seq: number, prev: string, body: string, hash: string, storedHash: string | undefined, line: number | undefined): Seen {
-  return { seq, prev, hash, body, ...(storedHash === undefined ? {} : { storedHash }), ...(line === undefined ? {} : { line }) };
+function seen(seq: number, prev: string, hash: string, storedHash: string | undefined, line: number | undefined): Seen {
+  return { seq, prev, hash, ...(storedHash === undefined ? {} : { storedHash }), ...(line === undefined ? {} : { line }) };
 }

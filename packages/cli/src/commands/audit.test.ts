@@ -115,6 +115,15 @@ describe('corral audit', () => {
         assert.equal(report.damage[0].kind, 'deleted');
       });
     });
+    it('prints the damage a hostile line causes with its control characters escaped: the report cannot be redrawn as "ok"', async () => {
+      const hostile = join(dir, 'hostile.jsonl');
+      const forged = JSON.stringify({ event: {}, '\r\u001b[2Kok: 12 records verified \u009b': 1 });
+      writeFileSync(hostile, readFileSync(file, 'utf8').split('\n').map((l) => (l.endsWith('"seq":8,"v":1}') ? forged : l)).join('\n'));
+      const r = await corral(['audit', 'verify', '--export', hostile, '--public-key', key]);
+      assert.equal(r.code, 1);
+      assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      assert.match(r.stdout, /^DAMAGED: /);
+    });
     it('leaves out the records of a live log that no checkpoint seals yet, says so, and the export still verifies', async () => {
       const live = tempStateDir();
       cleanup.push(live);
@@ -168,6 +177,31 @@ describe('corral audit', () => {
       }
       assert.equal((await corral(['--state-dir', copy, 'audit', 'show', '3'])).code, 0, 'the records around it still show');
     });
+    describe('show, tail and the OCSF export refuse a record whose body and hash were rewritten together with AUDIT_RECORD_MALFORMED', () => {
+      for (const [name, rewrite] of [
+        ['not an event (they died of a TypeError)', () => '{"action":"run.exec","time":"2026-01-01T00:00:02.000Z"}'],
+        ['nested 200,000 deep (they died of a RangeError)', (body: string) => body.replace('"details":{', `"details":{"deep":${'['.repeat(200_000)}${']'.repeat(200_000)},`)],
+        ['a member twice, which parsers read differently (one was shown)', (body: string) => body.replace('"action":"run.exec"', '"action":"net.connect","action":"run.exec"')],
+      ] as [string, (body: string) => string][]) {
+        it(`when it is ${name}`, async () => {
+          const copy = tempStateDir();
+          cleanup.push(copy);
+          const log = await openAuditLog({ stateDir: copy });
+          for (let i = 0; i < 6; i++) await log.append(event(i));
+          await log.close();
+          const db = new DatabaseSync(join(copy, 'audit.db'));
+          const row = db.prepare('SELECT lower(hex(prev)) AS prev, body FROM audit_records WHERE seq = 2').get() as { prev: string; body: string };
+          const body = rewrite(row.body);
+          db.prepare('UPDATE audit_records SET body = ?, hash = unhex(?) WHERE seq = 2').run(body, sha256Hasher.leaf(`{"event":${body},"prev":"${row.prev}","seq":2,"v":1}`));
+          db.close();
+          for (const args of [['show', '2'], ['tail', '-n', '5'], ['export', '--format', 'ocsf'], ['show', '2', '--json']]) {
+            const refused = await corral(['--state-dir', copy, 'audit', ...args]);
+            assert.equal(refused.code, 1, `${args.join(' ')}: ${refused.stderr}`);
+            assert.match(refused.stderr, /\[AUDIT_RECORD_MALFORMED\]/);
+          }
+        });
+      }
+    });
     it('proof commands refuse a checkpoint the log\'s key did not sign', async () => {
       const copy = tempStateDir();
       cleanup.push(copy);
@@ -182,6 +216,25 @@ describe('corral audit', () => {
         assert.equal(refused.code, 1, refused.stdout);
         assert.match(refused.stderr, /AUDIT_CHECKPOINT_FORGED/);
       }
+    });
+  });
+
+  describe('when an event holds terminal control characters (an agent chose the command line)', () => {
+    it('tail and show print them escaped: a carriage return, an escape sequence or a bidi override cannot redraw what the auditor reads', async () => {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy });
+      const id = 'rm -rf /srv/data\r/bin/true\u001b[0K \u009b2K \u202etxt.exe';
+      await log.append({ ...event(0), resource: { kind: 'command', id }, decision: { effect: 'allow', reason: 'ok\u007f' } });
+      await log.close();
+      for (const args of [['tail'], ['show', '0']]) {
+        const r = await corral(['--state-dir', copy, 'audit', ...args]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, `${args.join(' ')} printed a control character raw`);
+        assert.match(r.stdout, /rm -rf \/srv\/data\\u000d\/bin\/true\\u001b\[0K/);
+      }
+      const json = await corral(['--state-dir', copy, 'audit', 'show', '0', '--json']);
+      assert.equal(JSON.parse(json.stdout).event.resource.id, id, '--json keeps the exact text');
     });
   });
 

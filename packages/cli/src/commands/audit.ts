@@ -2,7 +2,7 @@
 import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@corral/audit';
 import type { Command } from 'commander';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
 interface Globals {
@@ -73,7 +73,7 @@ function line(r: AuditRecord): string {
   const who = e.actor.onBehalfOf ? `${e.actor.kind}:${e.actor.id} (for ${e.actor.onBehalfOf.kind}:${e.actor.onBehalfOf.id})` : `${e.actor.kind}:${e.actor.id}`;
   const effect = e.decision ? ` ${e.decision.effect}` : '';
   const outcome = e.outcome ? ` → ${e.outcome.status}${e.outcome.exitCode === undefined ? '' : ` (exit ${e.outcome.exitCode})`}` : '';
-  return `#${r.seq}  ${e.time}  ${who}  ${e.action}${effect}  ${e.resource.kind}:${e.resource.id}${outcome}`;
+  return printable(`#${r.seq}  ${e.time}  ${who}  ${e.action}${effect}  ${e.resource.kind}:${e.resource.id}${outcome}`);
 }
 
 function recordJson(r: AuditRecord): Record<string, unknown> {
@@ -86,8 +86,8 @@ function printReport(report: VerifyReport, json: boolean, subject: string): void
     process.stdout.write(`ok: ${subject}: ${report.verified} records verified, ${report.sealed} sealed by ${report.checkpoints.valid} signed checkpoint(s)\n  root ${report.root}\n`);
     if (report.verified > report.sealed) process.stdout.write(`  note: the last ${report.verified - report.sealed} record(s) are not yet covered by a checkpoint\n`);
   } else {
-    process.stdout.write(`DAMAGED: ${subject}: first bad seq ${report.firstBadSeq ?? '(none: a checkpoint is bad)'}\n`);
-    for (const d of report.damage) process.stdout.write(`  ${d.kind}${d.seq === null ? '' : ` at seq ${d.seq}`}${d.line === undefined ? '' : ` (line ${d.line})`}: ${d.message}\n`);
+    process.stdout.write(`DAMAGED: ${printable(subject)}: first bad seq ${report.firstBadSeq ?? '(none: a checkpoint is bad)'}\n`);
+    for (const d of report.damage) process.stdout.write(`  ${d.kind}${d.seq === null ? '' : ` at seq ${d.seq}`}${d.line === undefined ? '' : ` (line ${d.line})`}: ${printable(d.message)}\n`);
   }
   if (!report.ok) process.exitCode = EXIT.failed;
 }
@@ -152,7 +152,7 @@ export function registerAudit(program: Command): void {
       await withReader(command, async (reader) => {
         const r = await lib.readRecord(reader.store, seq);
         if (opts.json) printJson({ ...recordJson(r), canonical: r.canonical });
-        else process.stdout.write(`${line(r)}\n  hash ${r.hash}\n  prev ${r.prev}\n${JSON.stringify(r.event, null, 2).replace(/^/gm, '  ')}\n`);
+        else process.stdout.write(`${line(r)}\n  hash ${r.hash}\n  prev ${r.prev}\n${JSON.stringify(r.event, null, 2).split('\n').map((l) => `  ${printable(l)}`).join('\n')}\n`);
       });
     });
 

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, describe, it } from 'node:test';
+import { sampleEvent } from '../../test/fixtures.ts';
+import { SqliteStore } from '../store/sqlite.ts';
+import { openAuditLog } from './audit-log.ts';
+import { verifyStore } from './reader.ts';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** A closed log of 25 records (checkpoints at 10, 20, 25) whose file then had `statements` run on it. */
+async function tampered(statements: string) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-reader-'));
+  dirs.push(stateDir);
+  const log = await openAuditLog({ stateDir, checkpointEvery: 10 });
+  for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+  const { publicKey } = log;
+  await log.close();
+  const db = new DatabaseSync(join(stateDir, 'audit.db'));
+  db.exec(statements);
+  db.close();
+  return { store: new SqliteStore({ path: join(stateDir, 'audit.db'), create: false }), publicKey };
+}
+
+describe('verifyStore', () => {
+  describe('when a checkpoint row holds a size that is no integer (a schema rewritten without its primary key)', () => {
+    // Without INTEGER PRIMARY KEY, SQLite keeps whatever type is written: text, a fraction, bytes.
+    const foreign = `BEGIN; ALTER TABLE audit_checkpoints RENAME TO old;
+      CREATE TABLE audit_checkpoints (size, root BLOB NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
+      INSERT INTO audit_checkpoints SELECT * FROM old; DROP TABLE old; COMMIT;`;
+    const edit = `UPDATE audit_records SET body = replace(body, 'invoice-3.pdf', 'invoice-8.pdf') WHERE seq = 3;`;
+    for (const size of ["'ten'", '12.5', "x'0a'"]) {
+      it(`reports a row of size ${size} as checkpoint-forged and still names seq 3 as edited (it aborted with AUDIT_CHECKPOINT_MALFORMED)`, async () => {
+        const { store, publicKey } = await tampered(`${foreign} ${edit} INSERT INTO audit_checkpoints SELECT ${size}, root, time, key_id, signature FROM audit_checkpoints WHERE size = 20;`);
+        try {
+          const report = await verifyStore(store, publicKey);
+          assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['edited', 3], ['checkpoint-forged', null]]);
+          assert.equal(report.firstBadSeq, 3);
+        } finally {
+          await store.close();
+        }
+      });
+    }
+  });
+});
