@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -250,6 +250,66 @@ describe('two writers on one SQLite file', () => {
   });
 });
 
+describe("when the SQLite file's schema is not the log's", () => {
+  async function logOf(name: string): Promise<string> {
+    const stateDir = freshDir(name);
+    const log = await openLog({ stateDir });
+    for (let i = 0; i < 20; i++) await log.append(sampleEvent(i));
+    await log.close();
+    return stateDir;
+  }
+  const rewrite = (stateDir: string, statement: string) => {
+    const db = new DatabaseSync(join(stateDir, 'audit.db'));
+    db.exec(statement);
+    db.close();
+  };
+
+  it('refuses audit_records rebuilt without its primary key, holding a second row of one seq, to readers and writers alike with AUDIT_STORE_FOREIGN (verify read one row and show the other)', async () => {
+    const stateDir = await logOf('schema');
+    rewrite(
+      stateDir,
+      `CREATE TABLE copy AS SELECT * FROM audit_records; DROP TABLE audit_records;
+       CREATE TABLE audit_records (seq INTEGER, time_ms INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, nodes BLOB NOT NULL, body TEXT NOT NULL);
+       INSERT INTO audit_records SELECT * FROM copy; INSERT INTO audit_records SELECT * FROM copy WHERE seq = 19; DROP TABLE copy;`,
+    );
+    const store = new SqliteStore({ path: join(stateDir, 'audit.db'), create: false });
+    opened.push({ close: () => store.close() } as AuditLog);
+    await assert.rejects(store.readMeta(), { code: 'AUDIT_STORE_FOREIGN' });
+    await assert.rejects(openAuditLog({ stateDir }), { code: 'AUDIT_STORE_FOREIGN' });
+  });
+
+  it('refuses a trigger or a view added beside the tables', async () => {
+    for (const added of ['CREATE VIEW v AS SELECT 1', 'CREATE TRIGGER t AFTER INSERT ON audit_records BEGIN SELECT 1; END', 'CREATE INDEX i ON audit_records (body)']) {
+      const stateDir = await logOf('extra');
+      rewrite(stateDir, added);
+      const store = new SqliteStore({ path: join(stateDir, 'audit.db'), create: false });
+      opened.push({ close: () => store.close() } as AuditLog);
+      await assert.rejects(store.readMeta(), { code: 'AUDIT_STORE_FOREIGN' }, added);
+    }
+  });
+});
+
+describe('reading a SQLite log', () => {
+  it("changes nothing on disk: a copy's write-ahead log stays beside it, unmerged, after verify (closing a reader folded it into the file and deleted it)", async () => {
+    const stateDir = freshDir('copy');
+    const log = await openLog({ stateDir });
+    for (let i = 0; i < 50; i++) await log.append(sampleEvent(i));
+    // A copy taken while the writer runs, as an auditor takes one: the last commits are in the write-ahead log.
+    const copy = freshDir('copied');
+    for (const f of readdirSync(stateDir).filter((n) => n.startsWith('audit.db'))) writeFileSync(join(copy, f), readFileSync(join(stateDir, f)));
+    const { publicKey } = log;
+    await log.close();
+    const before = Object.fromEntries(readdirSync(copy).map((f) => [f, readFileSync(join(copy, f)).toString('base64')]));
+    assert.ok(statSync(join(copy, 'audit.db-wal')).size > 0);
+    const store = new SqliteStore({ path: join(copy, 'audit.db'), create: false });
+    const report = await verifyStore(store, publicKey);
+    await store.close();
+    assert.equal(report.ok, true, JSON.stringify(report.damage));
+    assert.equal(report.verified, 50);
+    for (const f of ['audit.db', 'audit.db-wal']) assert.equal(readFileSync(join(copy, f)).toString('base64'), before[f], `${f} is unchanged`);
+  });
+});
+
 describe('when pages of the SQLite file are overwritten', () => {
   it('verify reports the records it cannot read as malformed instead of crashing', async () => {
     const stateDir = freshDir('corrupt');
@@ -293,6 +353,12 @@ describe('when a column of the SQLite file holds a value of another type (SQLite
     await assert.rejects(store.record(7), { code: 'AUDIT_RECORD_MALFORMED', seq: 7, message: /audit_records row seq 7: column hash is text/ });
     const report = await verifyStore(store, publicKey);
     assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['malformed', 7]]);
+  });
+  it('verify reports a hash stored as text holding the same 32 bytes as malformed, as show does (hex() read both the same)', async () => {
+    const { store, publicKey } = await tampered('UPDATE audit_records SET hash = CAST(hash AS TEXT) WHERE seq = 7; UPDATE audit_records SET prev = CAST(prev AS TEXT) WHERE seq = 12');
+    await assert.rejects(store.record(7), { code: 'AUDIT_RECORD_MALFORMED', seq: 7 });
+    const report = await verifyStore(store, publicKey);
+    assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]).slice(0, 1), [['malformed', 7]]);
   });
   it('verify reports it the same on two threads', async () => {
     const { store, publicKey } = await tampered("UPDATE audit_records SET body = X'7b7d' WHERE seq = 17");

@@ -30,8 +30,26 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (size INTEGER PRIMARY KEY, root BLO
 export interface SqliteStoreOptions {
   /** Path of the database file. */
   path: string;
-  /** Create the file when missing (writers); readers pass false. */
+  /** Create the file when missing (writers); readers pass false, and read only: reading never changes the file, its write-ahead log included. */
   create?: boolean;
+}
+
+/** Every table, index, view and trigger of `db`, one line each. */
+function schemaOf(db: DatabaseSync): string {
+  return (db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name').all() as Row[]).map((r) => `${String(r.type)} ${String(r.name)} ${String(r.tbl_name)} ${String(r.sql)}`).join('\n');
+}
+
+let expected: string | undefined;
+
+/** schemaOf a log that SCHEMA made. */
+function expectedSchema(): string {
+  if (expected === undefined) {
+    const db = new DatabaseSync(':memory:');
+    db.exec(SCHEMA);
+    expected = schemaOf(db);
+    db.close();
+  }
+  return expected;
 }
 
 export class SqliteStore implements AuditStore {
@@ -48,7 +66,8 @@ export class SqliteStore implements AuditStore {
       throw new AuditError('AUDIT_STORE_UNAVAILABLE', `no audit log at ${options.path}`);
     }
     try {
-      this.#db = new DatabaseSync(options.path);
+      // A read-write connection folds the write-ahead log into the file as it closes: an auditor's copy would lose what its log held.
+      this.#db = new DatabaseSync(options.path, { readOnly: options.create === false });
       // Short: waiting for another process's write lock happens in beginImmediateWithTimers(), off the event loop.
       this.#db.exec('PRAGMA busy_timeout = 2');
       this.#db.exec('PRAGMA cache_size = -32768');
@@ -126,6 +145,8 @@ export class SqliteStore implements AuditStore {
   #readMetaSync(): LogMeta | null {
     const has = this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").get();
     if (!has) return null;
+    // SQLite keeps whatever schema the file says: audit_records rebuilt without its primary key holds two rows of one seq, of which verify reads one and show another.
+    if (schemaOf(this.#db) !== expectedSchema()) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} holds tables, views, triggers or indexes that are not a Corral audit log's`);
     const row = this.#db.prepare('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1').get() as Row | undefined;
     if (!row) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} has an empty audit_meta table`);
     if (row.format !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is an audit log of format ${String(row.format)}; this Corral reads format ${STORE_FORMAT}`);
@@ -178,8 +199,9 @@ export class SqliteStore implements AuditStore {
   }
 
   async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
-    // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes.
-    const stmt = this.#stmt('SELECT seq, lower(hex(prev)), lower(hex(hash)), body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?');
+    // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes
+    // of blob (hex() of text holding the same bytes reads the same: typeof() tells them apart, as record() does).
+    const stmt = this.#stmt("SELECT seq, CASE typeof(prev) WHEN 'blob' THEN lower(hex(prev)) END, CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) END, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?");
     stmt.setReturnArrays(true);
     let next = from;
     while (next < to) {
