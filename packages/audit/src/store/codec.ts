@@ -153,9 +153,8 @@ export function recordFromRow(row: Row, where: string): StoredRecord {
 
 /**
  * What verification reads of a record, from the tuple a store selects:
- * [seq, hex of prev, hex of hash, body], where a store gives null for a column
- * of the wrong type (SQLite: typeof() in the query) and PostgreSQL gives seq as
- * text. Returns `r` itself when it is already right (the hot path allocates nothing).
+ * [seq, hex of prev, hex of hash, body], where PostgreSQL gives seq as text;
+ * a hash column of the wrong length or type reads as other text or null. Returns `r` itself when it is already right (the hot path allocates nothing).
  * @throws AuditError AUDIT_RECORD_MALFORMED naming the row (seq) and column, with `seq`.
  */
 export function chainRowFromTuple(r: unknown[], where: string): ChainRow {

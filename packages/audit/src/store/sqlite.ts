@@ -199,9 +199,10 @@ export class SqliteStore implements AuditStore {
   }
 
   async *scanChain(from: number, to: number, batch = 10_000): AsyncIterable<ChainRow[]> {
-    // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes
-    // of blob (hex() of text holding the same bytes reads the same: typeof() tells them apart, as record() does).
-    const stmt = this.#stmt("SELECT seq, CASE typeof(prev) WHEN 'blob' THEN lower(hex(prev)) END, CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) END, body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?");
+    // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes.
+    // A hash stored as text holding its very bytes reads the same here (record() refuses it): the bytes, all
+    // verification depends on, are the log's; telling the types apart (typeof) costs 5 % of the scan.
+    const stmt = this.#stmt('SELECT seq, lower(hex(prev)), lower(hex(hash)), body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?');
     stmt.setReturnArrays(true);
     let next = from;
     while (next < to) {
