@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord, type AuditEvent } from '@corral/audit';
 import { Gateway, GatewayClient } from '@corral/gateway';
+import { AgentRuns } from './agent-runs.ts';
 import { NodeHost } from './host.ts';
 
 const POLICY = `
@@ -86,5 +87,24 @@ describe('suspending an agent', () => {
       await host.close();
       await gw.close();
     }
+  });
+});
+
+describe('runs that share a runId (a caller chooses it; upstream reuses an allow-always approval id as the runId of every run it allows)', () => {
+  it('keeps each run stoppable: the end of one never untracks another, and a run of another agent never takes its place', () => {
+    const runs = new AgentRuns();
+    const first = new AbortController();
+    const second = new AbortController();
+    const stranger = new AbortController();
+    runs.track('same', ['main', 'builder'], first);
+    const endSecond = runs.track('same', ['main', 'builder'], second);
+    runs.track('same', ['other'], stranger);
+    endSecond();
+    assert.deepEqual(runs.stop({ name: 'builder' }), ['same']);
+    assert.equal(first.signal.aborted, true, 'the long run of the suspended agent went on');
+    assert.equal(second.signal.aborted, false);
+    assert.equal(stranger.signal.aborted, false, "another agent's run was stopped");
+    assert.deepEqual(runs.stop({ name: 'other' }), ['same']);
+    assert.equal(stranger.signal.aborted, true);
   });
 });

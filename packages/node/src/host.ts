@@ -4,21 +4,27 @@
 // and serves `system.run` (local policy, then the sandbox — never
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
 import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { delimiter, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
 import { NodeError } from './errors.ts';
-import { LocalPolicy, localAllows } from './local-policy.ts';
+import { LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
 
 export const DEVICE_FILE = 'node-device.json';
 /** The gateway's approval-receipt key, pinned on first use. */
 export const RECEIPT_KEY_FILE = 'gateway-receipt-key.pem';
 /** Output kept per stream (upstream's OUTPUT_CAP). */
 export const OUTPUT_CAP = 200_000;
+/**
+ * The most `system.run` a node serves at once, waiting for a decision or
+ * running; more are refused as UNAVAILABLE, not queued: each holds its params,
+ * a sandbox and that sandbox's output.
+ */
+export const MAX_RUNS = 32;
 /** What the node serves; upstream's exec tool needs `system.run.prepare` before any `system.run` on a node. */
 export const NODE_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'system.execApprovals.get', 'system.execApprovals.set'];
 
@@ -156,6 +162,8 @@ export class NodeHost {
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
+  /** `system.run` requests being served (at most MAX_RUNS). */
+  #runs = 0;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -278,7 +286,7 @@ export class NodeHost {
           break;
         }
         this.#client = client;
-        backoff = Math.min(250, maxBackoff);
+        const connectedAt = performance.now();
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
         client.on(INVOKE_RELEASE_EVENT, (payload) => {
           const p = payload as { id?: unknown; ok?: unknown } | undefined;
@@ -294,16 +302,15 @@ export class NodeHost {
         // (upstream's second pairing stage) serves it on the next connection.
         client.on('node.pair.resolved', (payload) => {
           const p = payload as { nodeId?: unknown; decision?: unknown } | undefined;
-          if (p?.nodeId === this.device.deviceId && p.decision === 'approved') {
-            backoff = 0;
-            void client.close();
-          }
+          if (p?.nodeId === this.device.deviceId && p.decision === 'approved') void client.close();
         });
         this.#options.onStatus?.({ state: 'connected' });
         firstConnected();
         const { code } = await client.closed;
         this.#client = undefined;
-        if (backoff === 0) continue;
+        // Only a connection that held starts the backoff over: one the gateway ends at once (closing it, or
+        // saying "approved" each time) is retried later and later, never in a loop.
+        if (performance.now() - connectedAt >= maxBackoff) backoff = Math.min(250, maxBackoff);
         if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, retryInMs: backoff });
       } catch (error) {
         const wire = error instanceof GatewayError ? error.wire : undefined;
@@ -326,13 +333,26 @@ export class NodeHost {
           resolve();
         };
       });
-      backoff = Math.min(Math.max(backoff * 2, 250), maxBackoff); // never 0 again after an immediate reconnect
+      backoff = Math.min(backoff * 2, maxBackoff);
     }
   }
 
   async #serve(client: GatewayClient, request: InvokeRequest): Promise<void> {
     if (typeof request?.id !== 'string' || typeof request.command !== 'string') return;
     this.#options.onRequest?.({ id: request.id, command: request.command });
+    if (request.command !== 'system.run') return this.#respond(client, request);
+    // Refused before its params are read: a flood holds no sandbox, and no memory, per request.
+    if (this.#runs >= MAX_RUNS) return this.#answer(client, request, { ok: false, error: { code: 'UNAVAILABLE', message: `the node is busy: ${MAX_RUNS} commands are running or waiting for their decision` } });
+    this.#runs += 1;
+    try {
+      await this.#respond(client, request);
+    } finally {
+      this.#runs -= 1;
+    }
+  }
+
+  async #respond(client: GatewayClient, request: InvokeRequest): Promise<void> {
+    const timeoutMs = invokeTimeout(request.timeoutMs);
     let params: Record<string, unknown> = {};
     try {
       const parsed: unknown = request.paramsJSON ? JSON.parse(request.paramsJSON) : {};
@@ -341,11 +361,11 @@ export class NodeHost {
       return this.#answer(client, request, { ok: false, error: { code: 'INVALID_REQUEST', message: 'paramsJSON is not JSON' } });
     }
     // Registered before anything is awaited: the release may follow the request at once.
-    const release = request.command === 'system.run' && params.awaitRelease === true ? this.#released(client, request.id, request.timeoutMs ?? undefined) : undefined;
+    const release = request.command === 'system.run' && params.awaitRelease === true ? this.#released(client, request.id, timeoutMs) : undefined;
     // The warm sandbox a run takes is replaced once its result is answered, not while the answer is on its way.
     const answered = Promise.withResolvers<void>();
     try {
-      const payload = await this.#handle(request, params, release, answered.promise);
+      const payload = await this.#handle(request.command, params, timeoutMs, release, answered.promise);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
@@ -356,8 +376,8 @@ export class NodeHost {
     }
   }
 
-  async #handle(request: InvokeRequest, params: Record<string, unknown>, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
-    switch (request.command) {
+  async #handle(command: string, params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
+    switch (command) {
       case 'system.which':
         return { bins: which(params.bins) };
       case 'system.execApprovals.get':
@@ -368,7 +388,7 @@ export class NodeHost {
       case 'system.run.prepare':
         return this.#prepare(params);
       case 'system.run':
-        return this.#systemRun(params, request.timeoutMs ?? undefined, release, answered);
+        return this.#systemRun(params, timeoutMs, release, answered);
       default:
         throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
     }
@@ -405,7 +425,7 @@ export class NodeHost {
         this.#releases.delete(id);
         resolve(ok);
       };
-      const timer = setTimeout(() => settle(false), timeoutMs && timeoutMs > 0 ? timeoutMs : 30_000);
+      const timer = setTimeout(() => settle(false), timeoutMs ?? 30_000);
       this.#releases.set(id, { client, settle });
     });
   }
@@ -435,7 +455,7 @@ export class NodeHost {
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
     const controller = new AbortController();
-    const timer = timeoutMs && timeoutMs > 0 ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
+    const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
     const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
     let authorization: Authorization | undefined;
@@ -443,10 +463,12 @@ export class NodeHost {
     try {
       // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
-      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, local.rule === 'approval-required' ? local.reason : undefined);
+      const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
+      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
       if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
-      // Checked again right before it runs: the policy may have been tightened meanwhile.
-      const final = localAllows(this.policy.current, run.commands, agent, claimed || authorization?.receipt !== undefined);
+      // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
+      // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
+      const final = localAllows(this.policy.current, run.commands, agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered });
@@ -572,6 +594,14 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
   return params.approved === true;
 }
 
+/** The longest a gateway may ask a command to take (its own limit): a day. */
+const MAX_TIMEOUT_MS = 24 * 3600_000;
+
+/** The gateway's timeoutMs for a request: a positive whole number of ms, at most MAX_TIMEOUT_MS; undefined (the defaults) for anything else. */
+function invokeTimeout(raw: unknown): number | undefined {
+  return Number.isSafeInteger(raw) && (raw as number) > 0 ? Math.min(raw as number, MAX_TIMEOUT_MS) : undefined;
+}
+
 /** host:port of a gateway URL, for messages (never any credentials the URL may carry). */
 function gatewayHost(url: string): string {
   try {
@@ -623,17 +653,22 @@ function cap(text: string): { text: string; truncated: boolean } {
   return Buffer.byteLength(text) <= OUTPUT_CAP ? { text, truncated: false } : { text: Buffer.from(text).subarray(0, OUTPUT_CAP).toString(), truncated: true };
 }
 
-/** `system.which`: absolute paths of the named programs found on PATH (names only, no paths). */
+/**
+ * `system.which`: the absolute paths of the named programs (names only, no
+ * paths) as executable files in the system directories, the only ones a bare
+ * allowlist entry matches; never the node's own PATH, which is not the
+ * sandbox's and names folders of the host (a user's home, an install).
+ */
 function which(bins: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!Array.isArray(bins)) return out;
-  const dirs = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).filter((d) => d.startsWith('/'));
   for (const bin of bins.slice(0, 64)) {
     if (typeof bin !== 'string' || bin === '' || bin.includes('/') || bin.length > 255) continue;
-    for (const dir of dirs) {
+    for (const dir of SYSTEM_BIN_DIRS) {
       const candidate = join(dir, bin);
       try {
         accessSync(candidate, constants.X_OK);
+        if (!statSync(candidate).isFile()) continue; // a directory ('.', '..') is no program
         out[bin] = candidate;
         break;
       } catch {

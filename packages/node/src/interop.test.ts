@@ -144,6 +144,27 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
       await operator.close();
     }
   });
+  it("never sees a caller's own claim that a human approved a run: upstream refuses approved/approvalDecision not backed by its own approval record, so the node's ask is not skipped", async () => {
+    const policyFile = join(state, LOCAL_POLICY_FILE);
+    const saved = readFileSync(policyFile, 'utf8');
+    writeFileSync(policyFile, JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'always' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } }));
+    const operator = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token, role: 'operator', scopes: ['operator.admin'], client: { id: 'cli', mode: 'cli' } });
+    try {
+      const before = requests.length;
+      for (const claim of [{ approved: true }, { approvalDecision: 'allow-once' }, { approved: true, approvalDecision: 'allow-always', runId: randomUUID() }]) {
+        await assert.rejects(
+          operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['printf', 'claimed'], ...claim }, idempotencyKey: randomUUID() }, { timeoutMs: 30_000 }),
+          (e: { wire?: { message?: string } }) => /approval|runId/i.test(e.wire?.message ?? ''),
+          JSON.stringify(claim),
+        );
+      }
+      assert.equal(requests.length, before, 'the claim reached the node');
+    } finally {
+      writeFileSync(policyFile, saved);
+      await operator.close();
+    }
+  });
+
   it("maps upstream's openclaw approvals get|set --node onto its local policy: tightened with the current hash, never loosened", async () => {
     const got = await cli(['approvals', 'get', '--node', 'corral-node', '--json']);
     assert.equal(got.code, 0, got.stdout + got.stderr);
@@ -156,6 +177,12 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     writeFileSync(looser, JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'off' } }));
     const refused = await cli(['approvals', 'set', '--node', 'corral-node', '--file', looser]);
     assert.notEqual(refused.code, 0, 'a remote change may not loosen the node policy');
+    assert.equal(host.policy.current.defaults.security, 'allowlist');
+    // Upstream's schema takes any string as security or ask; one named like an object property passed as stricter and meant full.
+    const disguised = join(files, 'disguised.json');
+    writeFileSync(disguised, JSON.stringify({ version: 1, defaults: { security: 'constructor', ask: 'valueOf' } }));
+    const odd = await cli(['approvals', 'set', '--node', 'corral-node', '--file', disguised]);
+    assert.notEqual(odd.code, 0, odd.stdout + odd.stderr);
     assert.equal(host.policy.current.defaults.security, 'allowlist');
     const set = await cli(['approvals', 'set', '--node', 'corral-node', '--file', tighter]);
     assert.equal(set.code, 0, set.stdout + set.stderr);

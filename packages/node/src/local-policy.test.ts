@@ -87,6 +87,26 @@ describe('the node\'s local policy', () => {
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'everything' } }), { code: 'NODE_POLICY_INVALID' });
   });
 
+  it('refuses a security or ask named like an object property (regression: security "constructor", ask "valueOf" passed as tighter than allowlist/always and then allowed rm -rf /)', () => {
+    for (const name of ['constructor', 'toString', 'valueOf', '__proto__', 'hasOwnProperty']) {
+      assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: name } }), { code: 'NODE_POLICY_INVALID' }, name);
+      assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'deny', ask: name } }), { code: 'NODE_POLICY_INVALID' }, name);
+    }
+    const policy = new LocalPolicy(stateWith({ ...allowlist, defaults: { security: 'allowlist', ask: 'always' } }));
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'constructor', ask: 'valueOf' } }, policy.snapshot().hash), { code: 'NODE_POLICY_INVALID' });
+    assert.equal(localAllows(policy.current, [['rm', '-rf', '/']]).allowed, false);
+  });
+
+  it("refuses what upstream's file may say inside an agent or an allowlist entry that this node does not enforce (regression: argPattern ^status$ was dropped and git push ran; an agent's own security deny was dropped and it ran everything)", () => {
+    const listed = (entry: Record<string, unknown>, agent: Record<string, unknown> = {}) => ({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [entry], ...agent } } });
+    assert.throws(() => parseLocalPolicy(listed({ pattern: 'git', argPattern: '^status$' })), { code: 'NODE_POLICY_INVALID' });
+    assert.throws(() => parseLocalPolicy(listed({ pattern: 'git' }, { security: 'deny' })), { code: 'NODE_POLICY_INVALID' });
+    assert.throws(() => parseLocalPolicy(listed({ pattern: 'git' }, { ask: 'always' })), { code: 'NODE_POLICY_INVALID' });
+    const policy = new LocalPolicy(stateWith(allowlist));
+    assert.throws(() => policy.replace(listed({ pattern: 'git', argPattern: '^status$' }), policy.snapshot().hash), { code: 'NODE_POLICY_INVALID' });
+    assert.equal(localAllows(policy.current, [['git', 'push']]).allowed, true, 'unchanged');
+  });
+
   it('keeps an agent named __proto__ as an entry of its own, not as the prototype every other agent would inherit from', () => {
     const policy = parseLocalPolicy(JSON.parse('{"version":1,"defaults":{"security":"allowlist"},"agents":{"__proto__":{"allowlist":[{"pattern":"rm"}]}}}'));
     assert.deepEqual(Object.keys(policy.agents!), ['__proto__']);

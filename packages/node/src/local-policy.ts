@@ -35,8 +35,9 @@ export function parseLocalPolicy(value: unknown): LocalPolicyFile {
   const d = v.defaults as Record<string, unknown> | undefined;
   if (typeof d !== 'object' || d === null) throw bad('defaults is required');
   for (const key of Object.keys(d)) if (!['security', 'ask'].includes(key)) throw bad(`unknown defaults field ${key.slice(0, 40)}`);
-  if (typeof d.security !== 'string' || !(d.security in SECURITY_RANK)) throw bad('defaults.security must be deny, allowlist or full');
-  if (d.ask !== undefined && (typeof d.ask !== 'string' || !(d.ask in ASK_RANK))) throw bad('defaults.ask must be off, on-miss or always');
+  // Own keys only: `in` also finds what every object inherits (`constructor`), whose rank compares as neither looser nor stricter.
+  if (typeof d.security !== 'string' || !Object.hasOwn(SECURITY_RANK, d.security)) throw bad('defaults.security must be deny, allowlist or full');
+  if (d.ask !== undefined && (typeof d.ask !== 'string' || !Object.hasOwn(ASK_RANK, d.ask))) throw bad('defaults.ask must be off, on-miss or always');
   const out: LocalPolicyFile = { version: 1, defaults: { security: d.security as Security, ...(d.ask !== undefined ? { ask: d.ask as Ask } : {}) } };
   if (v.agents !== undefined) {
     if (typeof v.agents !== 'object' || v.agents === null || Array.isArray(v.agents)) throw bad('agents must be an object');
@@ -45,10 +46,14 @@ export function parseLocalPolicy(value: unknown): LocalPolicyFile {
     for (const [agent, entry] of Object.entries(v.agents as Record<string, unknown>)) {
       const e = entry as { allowlist?: unknown } | null;
       if (typeof e !== 'object' || e === null) throw bad('each agent entry must be an object');
+      // Upstream's file may also say an agent's own security or ask, or an entry's argPattern: this node enforces none of them, so it never takes them silently.
+      for (const key of Object.keys(e)) if (key !== 'allowlist') throw bad(`unknown agent field ${key.slice(0, 40)}`);
       const list = e.allowlist ?? [];
       if (!Array.isArray(list) || list.length > 1000) throw bad('allowlist must be an array');
       out.agents[agent] = { allowlist: list.map((p: unknown) => {
-        const pattern = (p as { pattern?: unknown } | null)?.pattern;
+        if (typeof p !== 'object' || p === null) throw bad('each allowlist entry needs a pattern');
+        for (const key of Object.keys(p)) if (key !== 'pattern') throw bad(`unknown allowlist entry field ${key.slice(0, 40)}`);
+        const pattern = (p as { pattern?: unknown }).pattern;
         if (typeof pattern !== 'string' || pattern === '' || pattern.length > 4096) throw bad('each allowlist entry needs a pattern');
         return { pattern };
       }) };

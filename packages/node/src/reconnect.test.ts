@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayError } from '@corral/gateway';
+import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { NodeHost, finalRefusal, type NodeStatus } from './host.ts';
 
@@ -68,6 +69,55 @@ describe('a gateway that cannot be reached', () => {
     assert.ok(statuses.every((s) => s.state === 'unreachable' && s.detail === 'ECONNREFUSED'), JSON.stringify(statuses));
     // 250 ms first, doubling, capped at maxBackoffMs.
     assert.deepEqual(statuses.slice(0, 3).map((s) => s.retryInMs), [250, 500, 600]);
+  });
+});
+
+describe('a gateway that accepts the node and then drops it', () => {
+  /** A gateway that does `onReady` to every node connection it accepts, and a paired node on it; counts the connections. */
+  async function droppingGateway(onReady: (connection: { event: (name: string, payload: unknown) => boolean; close: (code: number, reason: string) => void }, deviceId: string) => void) {
+    const gw = await startTestGateway({ token });
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 2_000, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    let connections = 0;
+    gw.server.on('ready', (connection) => {
+      connections += 1;
+      onReady(connection, host.device.deviceId);
+    });
+    void host.start().catch(() => {});
+    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 10));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    while (connections === 0) await new Promise((r) => setTimeout(r, 5));
+    return {
+      statuses,
+      connections: () => connections,
+      close: async () => {
+        await host.close();
+        await gw.stop();
+      },
+    };
+  }
+
+  it('comes back with growing backoff when the gateway says its pairing was approved every time it connects (regression: it reconnected at once, in a loop)', async () => {
+    const gw = await droppingGateway((connection, nodeId) => setTimeout(() => connection.event('node.pair.resolved', { nodeId, decision: 'approved' }), 20));
+    try {
+      const first = gw.connections();
+      await new Promise((r) => setTimeout(r, 1_000));
+      // 250 ms, then 500 ms: at most three more within a second.
+      assert.ok(gw.connections() - first <= 3, `${gw.connections() - first} connections in one second`);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('grows its backoff when the gateway closes every connection at once, rather than starting over at each (regression: back every 250 ms, for ever)', async () => {
+    const gw = await droppingGateway((connection) => connection.close(1011, 'go away'));
+    try {
+      while (gw.statuses.filter((s) => s.state === 'disconnected').length < 3) await new Promise((r) => setTimeout(r, 20));
+      const waits = gw.statuses.filter((s) => s.state === 'disconnected').slice(0, 3).map((s) => s.retryInMs!);
+      assert.deepEqual(waits, [waits[0]!, waits[0]! * 2, waits[0]! * 4]);
+    } finally {
+      await gw.close();
+    }
   });
 });
 

@@ -1,0 +1,224 @@
+// What a node takes from the gateway it serves, when that gateway is hostile
+// (or relays whatever its callers chose): a gateway on loopback that sends
+// the node any `node.invoke.request` a test writes, and collects the answers.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
+import { Gateway, type Connection } from '@corral/gateway';
+import { startTestGateway } from '../../gateway/test/harness.ts';
+import { tempDir } from '../test/temp-dir.ts';
+import { MAX_RUNS, NodeHost, loadOrCreateDevice, type NodeHostOptions } from './host.ts';
+import { LOCAL_POLICY_FILE } from './local-policy.ts';
+
+const token = randomBytes(24).toString('base64url');
+
+interface Answer {
+  ok: boolean;
+  payloadJSON?: string;
+  error?: { code: string; message: string };
+}
+
+/** A paired node on a gateway whose every `node.invoke.request` the test writes. */
+async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
+  // Room for every answer of a flood at once (the node does not resend one the gateway turned away).
+  const gw = await startTestGateway({ token, maxInFlight: 1_000 });
+  const waiting = new Map<string, (answer: Answer) => void>();
+  gw.server.method('node.invoke.result', {
+    role: 'node',
+    handler: (params) => {
+      const p = params as Answer & { id: string };
+      waiting.get(p.id)?.(p);
+      return { ok: true };
+    },
+  });
+  let node: Connection | undefined;
+  gw.server.on('ready', (connection) => {
+    if (connection.peer?.role === 'node') node = connection;
+  });
+  const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-hostile-node-'), maxBackoffMs: 200, warmSandboxes: 0, ...options });
+  const started = host.start();
+  while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 10));
+  gw.identity.nodes.pair(host.device.deviceId, 'test');
+  await started;
+  while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+  const invoke = (command: string, params: Record<string, unknown>, timeoutMs?: unknown): Promise<Answer> =>
+    new Promise((resolve) => {
+      const id = randomUUID();
+      waiting.set(id, resolve);
+      node!.event('node.invoke.request', { id, nodeId: host.device.deviceId, command, paramsJSON: JSON.stringify(params), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
+    });
+  return {
+    host,
+    invoke,
+    close: async () => {
+      await host.close();
+      await gw.stop();
+    },
+  };
+}
+
+/** A runner whose runs last until `finish()`, counting how many it holds at once. */
+class HeldRunner extends Runner {
+  running = 0;
+  most = 0;
+  readonly #held: Array<() => void> = [];
+  override async run(_plan: SandboxPlan, _argv: readonly string[], _options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
+    this.running += 1;
+    this.most = Math.max(this.most, this.running);
+    await new Promise<void>((resolve) => this.#held.push(resolve));
+    this.running -= 1;
+    return { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], ingress: [], warnings: [], policyDigest: 'held', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
+  }
+  finish(): void {
+    for (const resolve of this.#held.splice(0)) resolve();
+  }
+}
+
+describe('a flood of system.run from the gateway', () => {
+  it(`runs at most ${MAX_RUNS} at once and refuses the rest at once as UNAVAILABLE, rather than starting a sandbox for each (regression: 200 sandboxes at once)`, async () => {
+    const runner = new HeldRunner();
+    const gw = await hostileGateway({ runner });
+    try {
+      const answers = Array.from({ length: 200 }, () => gw.invoke('system.run', { command: ['echo', 'flood'] }));
+      const refused = await Promise.race([Promise.all(answers.slice(MAX_RUNS)), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the runs beyond the limit were not answered at once')), 5_000))]);
+      assert.ok(refused.every((a) => !a.ok && a.error?.code === 'UNAVAILABLE'), JSON.stringify(refused[0]));
+      assert.equal(runner.most, MAX_RUNS);
+      runner.finish();
+      assert.ok((await Promise.all(answers.slice(0, MAX_RUNS))).every((a) => a.ok));
+      // Room again once they ended.
+      const next = gw.invoke('system.run', { command: ['echo', 'after'] });
+      while (runner.running === 0) await new Promise((r) => setTimeout(r, 5));
+      runner.finish();
+      assert.equal((await next).ok, true);
+    } finally {
+      runner.finish();
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
+describe('system.which', () => {
+  const saved = process.env.PATH;
+  after(() => {
+    process.env.PATH = saved;
+  });
+
+  it("names programs only where a sandbox finds them (the system directories), never a folder on the node's own PATH, and never a directory (regression: '..' answered /usr, a tool in the node's home answered with its path)", async () => {
+    const gw = await hostileGateway();
+    const home = tempDir('corral-which-home-');
+    const own = join(home, 'alice', '.local', 'bin');
+    mkdirSync(own, { recursive: true });
+    writeFileSync(join(own, 'deploy-prod'), '#!/bin/sh\n');
+    chmodSync(join(own, 'deploy-prod'), 0o755);
+    process.env.PATH = `${own}:/usr/bin:/bin`;
+    try {
+      const answer = await gw.invoke('system.which', { bins: ['sh', 'deploy-prod', '..', '.', 'bin'] });
+      assert.equal(answer.ok, true);
+      const { bins } = JSON.parse(answer.payloadJSON!) as { bins: Record<string, string> };
+      assert.deepEqual(Object.keys(bins), ['sh']);
+      assert.match(bins.sh!, /^\/(usr\/)?bin\/sh$/);
+    } finally {
+      process.env.PATH = saved;
+      await gw.close();
+    }
+  });
+});
+
+describe("the gateway's timeoutMs", () => {
+  it('runs a command whose timeout is too large for a timer, or not a number, under the default instead of killing it at once (regression: 2^31 ms aborted the run after 1 ms)', async () => {
+    const gw = await hostileGateway();
+    try {
+      for (const timeoutMs of [2 ** 31, Number.MAX_SAFE_INTEGER, '5000', -1]) {
+        const answer = await gw.invoke('system.run', { command: ['echo', 'on time'] }, timeoutMs);
+        assert.equal(answer.ok, true, `${timeoutMs}: ${answer.error?.message}`);
+        const payload = JSON.parse(answer.payloadJSON!) as { stdout: string; timedOut: boolean };
+        assert.deepEqual([payload.stdout, payload.timedOut], ['on time\n', false], String(timeoutMs));
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a node serving another gateway, governed by a Corral control plane', () => {
+  /** A control plane permitting invoice-bot `printf`, and a node on a gateway the test writes, mapping upstream `main` to invoice-bot, its own policy asking for every command. */
+  async function governed() {
+    const state = tempDir('corral-hostile-cp-');
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"printf");\n');
+    const cp = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    cp.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
+    const nodeState = tempDir('corral-hostile-node-');
+    writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.url, token, agents: { main: 'invoice-bot' } } });
+    await announced;
+    cp.identity.nodes.pair(deviceId, 'test');
+    const approveNext = async (decision: 'allow-once' | 'allow-always'): Promise<void> => {
+      for (let i = 0; i < 500; i++) {
+        const [pending] = cp.approvals.list({ status: 'pending' });
+        if (pending) return void cp.invoker.resolveApproval(pending.id, decision, 'alice');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.fail('no approval was asked for');
+    };
+    return {
+      ...gw,
+      cp,
+      approveNext,
+      close: async () => {
+        await gw.close();
+        await cp.close();
+      },
+    };
+  }
+  const run = { command: ['printf', 'governed'], agentId: 'main', sessionKey: 'agent:main:main' };
+
+  it("runs again, unasked, what an approver allowed always when the node's own policy asked (regression: the grant answered the control plane's ask, and the node, finding no receipt, refused every later run)", async () => {
+    const gw = await governed();
+    try {
+      const first = gw.invoke('system.run', run, 20_000);
+      await gw.approveNext('allow-always');
+      assert.equal((await first).ok, true, (await first).error?.message);
+      const again = await gw.invoke('system.run', run, 20_000);
+      assert.equal(again.ok, true, again.error?.message);
+      assert.equal(gw.cp.approvals.list({ status: 'pending' }).length, 0);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a control plane that answers with garbage', () => {
+  it('denies, and runs nothing, whatever it answers short of an allow with its digest (and the receipt of any approval it names)', async () => {
+    const answers: unknown[] = [null, 'allow', {}, { decision: 'allow' }, { decision: 'ALLOW', digest: 'd' }, { decision: 'allow', digest: 7 }, { decision: 'allow', digest: 'd', approvalId: 'a' }, { decision: 'allow', digest: 'd', approvalReceipt: { v: 1 } }];
+    const cp = await startTestGateway({ token });
+    let next = 0;
+    cp.server.method('corral.run.authorize', { role: 'node', handler: () => answers[next++] });
+    cp.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString() }) });
+    const runner = new HeldRunner();
+    const nodeState = tempDir('corral-hostile-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      for (const answer of answers) {
+        const result = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
+        assert.equal(result.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(answer));
+      }
+      assert.equal(next, answers.length, 'each was asked');
+      assert.equal(runner.most, 0);
+    } finally {
+      await gw.close();
+      await runner.close();
+      await cp.stop();
+    }
+  });
+});
