@@ -178,6 +178,14 @@ export class ApprovalStore {
     return this.get(id);
   }
 
+  /** How many approvals for `principal` (as approvals name it: `Agent::invoice-bot`) on node `nodeId` are pending and unexpired. */
+  pendingCount(principal: string, nodeId: string): number {
+    const row = this.#db
+      .prepare("SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND expires_at >= ? AND json_extract(action, '$.principal') = ? AND json_extract(action, '$.nodeId') = ?")
+      .get(this.#now(), principal, nodeId) as { n: number };
+    return row.n;
+  }
+
   /** The newest approval for exactly this digest that is still pending or allowed and unused (a retry after a restart finds it). */
   open(digest: string): Approval | undefined {
     const rows = this.#db.prepare("SELECT * FROM approvals WHERE digest = ? AND status IN ('pending', 'allowed') ORDER BY created_at DESC LIMIT 8").all(digest) as unknown as Row[];

@@ -39,6 +39,8 @@ export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
 const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
 const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
 const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
+/** Approvals one principal may have pending on one node: each is stored and put before every approver, so no requester may flood them. */
+export const MAX_PENDING_APPROVALS = 32;
 
 export interface InvokerOptions {
   approvals: ApprovalStore;
@@ -162,7 +164,7 @@ export class NodeInvoker {
 
   #register(): void {
     const server = this.#server;
-    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#invoke(params as InvokeParams, ctx.peer) });
+    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#invoke(params as InvokeParams, ctx.peer, ctx.connection) });
     server.method('node.invoke.result', {
       role: 'node',
       validate: validateNodeInvokeResultParams,
@@ -181,14 +183,15 @@ export class NodeInvoker {
     // A Corral node serving another gateway (upstream OpenClaw) asks here before it runs anything.
     server.method('corral.run.authorize', {
       role: 'node',
-      handler: async (params, { peer }) => {
+      handler: async (params, { connection, peer }) => {
+        this.#inventory.assertPaired(connection);
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
         const decided = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
         const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
-        const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined));
+        const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection);
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
@@ -199,12 +202,15 @@ export class NodeInvoker {
     server.method('corral.receipt.key', { role: 'node', handler: () => ({ keyId: this.#options.receipts.keyId, publicKey: this.#options.receipts.publicKeyPem }) });
     server.method('corral.run.report', {
       role: 'node',
-      handler: async (params, { peer }) => {
+      handler: async (params, { connection, peer }) => {
+        this.#inventory.assertPaired(connection);
         const p = (params ?? {}) as { digest?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; approvalId?: unknown; approvalReceipt?: unknown; error?: unknown };
         const digest = typeof p.digest === 'string' ? p.digest.slice(0, 64) : undefined;
         // The receipt of the approval that allowed the run, as the node checked it: kept only when it is one this gateway signed, for this run on this node.
+        // Only such a receipt records the run as approved; an approval id alone is the node's word, kept as its claim.
         const { receipt, refused } = p.approvalReceipt === undefined ? {} : this.#reportedReceipt(p.approvalReceipt, digest, peer.deviceId!);
-        const approval = receipt?.approvalId ?? (typeof p.approvalId === 'string' ? p.approvalId.slice(0, 100) : undefined);
+        const approval = receipt?.approvalId;
+        const claimed = !receipt && typeof p.approvalId === 'string' ? p.approvalId.slice(0, 100) : undefined;
         await this.#audit({
           actor: { kind: 'node', id: peer.deviceId! },
           action: 'node.invoke',
@@ -213,7 +219,7 @@ export class NodeInvoker {
           ...(approval !== undefined ? { decision: { effect: 'allow' as const, approval } } : {}),
           outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
           ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
-          details: { ...(digest !== undefined ? { digest } : {}), via: 'another gateway', ...(receipt ? { approvalReceipt: { ...receipt } } : {}), ...(refused ? { approvalReceiptRefused: refused } : {}) },
+          details: { ...(digest !== undefined ? { digest } : {}), via: 'another gateway', ...(receipt ? { approvalReceipt: { ...receipt } } : {}), ...(refused ? { approvalReceiptRefused: refused } : {}), ...(claimed !== undefined ? { approvalClaimed: claimed } : {}) },
         });
         return { ok: true };
       },
@@ -248,7 +254,7 @@ export class NodeInvoker {
     });
   }
 
-  async #invoke(params: InvokeParams, peer: Peer): Promise<unknown> {
+  async #invoke(params: InvokeParams, peer: Peer, caller: Connection): Promise<unknown> {
     if (RESERVED.has(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `${params.command} is reserved; use exec.approvals.node.*` });
     const { connection, node } = this.#inventory.route(params.nodeId);
     const declared = connection.peer!.commands;
@@ -262,7 +268,7 @@ export class NodeInvoker {
       throw denied(params.command, 'no rule governs this command');
     }
     let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
-    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
+    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
       const result = await this.#run(connection, node.deviceId, params, principal, governance, assessed, authorized, timeoutMs);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
@@ -270,7 +276,7 @@ export class NodeInvoker {
       // grant for exactly this action answers it), then sent again.
       if (assessed && !asked && authorized.approvalId === undefined && assessed.verdict.decision === 'allow' && governance.kind === 'run' && nodeAsks(result)) {
         assessed = askedByNode(assessed, result.error!.message!);
-        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs);
+        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller);
         continue;
       }
       if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
@@ -392,11 +398,13 @@ export class NodeInvoker {
   /**
    * Clears one assessed command for `principal` on `nodeId`: the verdict, and
    * when policy asks, an approval bound to the exact action (reused if one is
-   * already open for it), waited for up to `timeoutMs`. Audits the decision.
-   * Throws the command's denial (wire details SYSTEM_RUN_DENIED or
-   * COMMAND_DENIED), APPROVAL_PENDING.
+   * already open for it), waited for up to `timeoutMs` while `caller` stays
+   * connected. Audits the decision. Throws the command's denial (wire details
+   * SYSTEM_RUN_DENIED or COMMAND_DENIED), APPROVAL_PENDING,
+   * APPROVALS_PENDING_LIMIT (GATEWAY_BUSY: MAX_PENDING_APPROVALS already
+   * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited).
    */
-  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number): Promise<Authorized> {
+  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection): Promise<Authorized> {
     const { digest } = assessed;
     // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never duplicated.
     const open = assessed.verdict.decision === 'ask' ? this.#options.approvals.open(digest) : undefined;
@@ -412,11 +420,15 @@ export class NodeInvoker {
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     let approval = open;
     if (!approval) {
+      if (this.#options.approvals.pendingCount(`${principal.type}::${principal.id}`, nodeId) >= MAX_PENDING_APPROVALS) {
+        throw wire('GATEWAY_BUSY', { code: 'UNAVAILABLE', message: 'too many approvals pending for this requester on this node', retryable: true, details: { code: 'APPROVALS_PENDING_LIMIT' } });
+      }
       approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
       await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
     }
-    const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs));
+    const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs), caller);
+    if (!settled) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
     // An approval lifts an ask; it never outlasts its agent's suspension (the kill switch may come after the approval, or from another process).
@@ -513,18 +525,28 @@ export class NodeInvoker {
     return { type: 'Agent', id: agent.name };
   }
 
-  #waitForApproval(id: string, ms: number): Promise<Approval> {
+  /**
+   * The approval once it is no longer pending (and its record is durable), or
+   * as it stands after `ms`; undefined once `caller` has disconnected: a wait
+   * nobody hears spends nothing (the caller's retry, on a new connection,
+   * waits for the same approval).
+   */
+  #waitForApproval(id: string, ms: number, caller: Connection): Promise<Approval | undefined> {
     const approvals = this.#options.approvals;
     return new Promise((resolve) => {
       let set = this.#approvalListeners.get(id);
       if (!set) this.#approvalListeners.set(id, (set = new Set()));
       const check = (): boolean => {
+        if (caller.phase === 'closed') {
+          finish(undefined);
+          return true;
+        }
         const current = approvals.get(id);
         if (current.status === 'pending' || this.#recording.has(id)) return false;
         finish(current);
         return true;
       };
-      const finish = (approval: Approval): void => {
+      const finish = (approval: Approval | undefined): void => {
         clearTimeout(deadline);
         clearInterval(poll);
         set!.delete(wake);
@@ -532,7 +554,7 @@ export class NodeInvoker {
         resolve(approval);
       };
       const wake = (): void => void check();
-      const deadline = setTimeout(() => finish(approvals.get(id)), Math.max(0, ms));
+      const deadline = setTimeout(() => check() || finish(approvals.get(id)), Math.max(0, ms));
       // Approvals resolved by `corral approvals approve` land in the database from another process, committed once their record is durable.
       const poll = setInterval(wake, this.#options.approvalPollMs ?? 250);
       set.add(wake);

@@ -93,6 +93,16 @@ export class NodeInventory {
     return { connection, node };
   }
 
+  /**
+   * Re-checks the pairing of the node on `connection` before it acts (a node
+   * unpaired from the CLI, another process, stays connected until then).
+   * Throws GATEWAY_DEVICE_REVOKED (wire NOT_PAIRED); the server then closes the connection.
+   */
+  assertPaired(connection: Connection): void {
+    if (this.#server.identity.nodes.find(connection.peer!.deviceId!)?.status === 'paired') return;
+    throw new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired while connected', { wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked' } });
+  }
+
   /** Every known node with its live state. */
   list(): NodeListEntry[] {
     return this.#server.identity.nodes.list().map((node) => this.#entry(node));

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { WebSocketServer } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
+import { MAX_AGENT_CONNECTIONS } from './server.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 function operator(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<GatewayClient> {
@@ -401,6 +402,25 @@ function trickle(port: number, bytes = 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: we
   }));
   return { socket, closedAfterMs };
 }
+
+describe('when an agent opens connection after connection with its agent token', () => {
+  it(`holds at most ${MAX_AGENT_CONNECTIONS} for one agent, so it cannot fill the gateway and keep operators and nodes out (regression: it filled maxConnections)`, async () => {
+    const gw = await startTestGateway({ maxConnections: MAX_AGENT_CONNECTIONS + 2, maxUnauthenticated: 2 });
+    gw.identity.agents.create({ name: 'greedy-bot', process: 'flood', owner: 'owner@example.com' });
+    const agentToken = (await gw.identity.issueToken('greedy-bot')).token;
+    const agent = () => GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.write'], agentToken });
+    const held: GatewayClient[] = [];
+    try {
+      for (let i = 0; i < MAX_AGENT_CONNECTIONS; i++) held.push(await agent());
+      await assert.rejects(agent().then((c) => held.push(c)), (e: { wire?: { code?: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true);
+      assert.ok(gw.log.some((e) => e.code === 'GATEWAY_BUSY'));
+      held.push(await operator(gw));
+    } finally {
+      await Promise.all(held.map((c) => c.close()));
+      await gw.stop();
+    }
+  });
+});
 
 describe('when sockets trickle their HTTP headers (slow-loris)', () => {
   it('closes a socket that sends one header byte at a time once the headers timeout passes (regression: ~81 s under Node defaults)', async () => {

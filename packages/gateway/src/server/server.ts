@@ -30,7 +30,8 @@ export const GATEWAY_VERSION = '0.1.0';
  *   sending its headers before one that sent them — so a flood of slow
  *   sockets delays a real client by at most one eviction, never keeps it
  *   out; only authenticated connections (they hold the token) can fill the
- *   total, and a newcomer is refused only then.
+ *   total, and a newcomer is refused only then. An agent token is no gateway
+ *   token: one agent holds at most MAX_AGENT_CONNECTIONS.
  * - Headers must arrive within HEADERS_TIMEOUT_MS, a whole request within
  *   REQUEST_TIMEOUT_MS; an idle keep-alive socket closes after
  *   KEEP_ALIVE_TIMEOUT_MS; a WebSocket must send `connect` within the
@@ -38,6 +39,8 @@ export const GATEWAY_VERSION = '0.1.0';
  */
 export const MAX_CONNECTIONS = 4_096;
 export const MAX_UNAUTHENTICATED = 256;
+/** Connections one agent may hold: an agent token is no gateway token, and must not let its holder fill MAX_CONNECTIONS. */
+export const MAX_AGENT_CONNECTIONS = 16;
 export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -441,6 +444,12 @@ export class GatewayServer {
       return;
     }
     if (connection.phase !== 'connecting') return;
+    if (this.connections().filter((c) => c.peer!.agent?.id === peer.agent!.id).length >= MAX_AGENT_CONNECTIONS) {
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_BUSY', remoteAddress: connection.remoteAddress });
+      connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'too many connections for this agent', retryable: true }));
+      connection.close(CLOSE.policyViolation, 'too many connections');
+      return;
+    }
     this.#accepted(connection, frame, peer);
   }
 
@@ -505,6 +514,11 @@ export class GatewayServer {
     } catch (error) {
       if (error instanceof GatewayError && error.wire) {
         connection.send(responseError(frame.id, error.wire));
+        // A node whose pairing was revoked while it stayed connected is told so, then cut off.
+        if (error.code === 'GATEWAY_DEVICE_REVOKED') {
+          this.#log({ event: 'refused', connId: connection.id, code: error.code, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}) });
+          connection.close(CLOSE.policyViolation, 'device pairing was revoked');
+        }
       } else {
         this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
         connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));

@@ -1,0 +1,129 @@
+// The governed path against hostile peers on the protocol: a paired node
+// (malicious or compromised) calling Corral's node methods
+// (`corral.run.authorize`, `corral.run.report`), and callers that would
+// hold more of the gateway than their own runs need.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Gateway, GatewayClient, type ApprovalReceipt } from '../index.ts';
+import { MAX_PENDING_APPROVALS } from './invoke.ts';
+import { auditEvents } from '../../test/audit-events.ts';
+import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
+
+const token = randomBytes(24).toString('base64url');
+const POLICY = `
+@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");
+@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");
+`;
+const stateDir = policyStateDirs('invoke', POLICY);
+const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
+
+type Authorized = { decision: string; digest: string; approvalId?: string; approvalReceipt?: ApprovalReceipt };
+const authorize = (node: NodePeer, argv: string[], extra: Record<string, unknown> = {}) =>
+  node.client.request('corral.run.authorize', { command: 'system.run', params: { command: argv }, timeoutMs: 10_000, ...extra }, { timeoutMs: 15_000 }) as Promise<Authorized>;
+
+describe('a paired node calling corral.run.authorize and corral.run.report', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  let other: NodePeer;
+  before(async () => {
+    state = stateDir();
+    gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    other = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+  });
+  after(async () => {
+    await node.close();
+    await other.close();
+    await gw.close();
+  });
+
+  /** An approval of `argv` for `asker`, allowed by alice and spent on its run: its id and receipt. */
+  async function approvedRun(asker: NodePeer, argv: string[]): Promise<Authorized> {
+    await assert.rejects(authorize(asker, argv, { timeoutMs: 50 }), refusedWith('APPROVAL_PENDING'));
+    const approval = gw.approvals.list({ status: 'pending' }).find((a) => a.action.nodeId === asker.device.deviceId && JSON.stringify(a.action.argv) === JSON.stringify(argv));
+    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    return authorize(asker, argv);
+  }
+
+  it('never records a run as approved on the node’s word alone: another node’s approval id without this node’s receipt is no approval (regression: recorded as decision.approval)', async () => {
+    const theirs = await approvedRun(other, ['printf', 'theirs']);
+    assert.equal(theirs.approvalReceipt?.approvalId, theirs.approvalId);
+    await node.client.request('corral.run.report', { digest: theirs.digest, ok: true, exitCode: 0, approvalId: theirs.approvalId });
+    await node.client.request('corral.run.report', { digest: theirs.digest, ok: true, exitCode: 0, approvalId: theirs.approvalId, approvalReceipt: theirs.approvalReceipt });
+    const reports = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && e.actor.id === node.device.deviceId);
+    assert.equal(reports.length, 2);
+    assert.deepEqual(reports.map((e) => e.decision?.approval), [undefined, undefined]);
+    assert.equal((reports[0]!.details as { approvalClaimed?: string }).approvalClaimed, theirs.approvalId, 'kept as the node’s claim');
+    assert.equal((reports[1]!.details as { approvalReceiptRefused?: string }).approvalReceiptRefused, 'GATEWAY_APPROVAL_MISMATCH');
+  });
+
+  it('records the approval of a run whose receipt this gateway signed for this node', async () => {
+    const mine = await approvedRun(node, ['printf', 'mine']);
+    await node.client.request('corral.run.report', { digest: mine.digest, ok: true, exitCode: 0, approvalId: mine.approvalId, approvalReceipt: mine.approvalReceipt });
+    const report = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && e.actor.id === node.device.deviceId).at(-1);
+    assert.equal(report?.decision?.approval, mine.approvalId);
+  });
+
+  it('cuts off a node unpaired while connected (`corral nodes revoke` from another process): NOT_PAIRED, closed 1008, nothing decided or recorded', async () => {
+    const revoked = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    assert.equal((await authorize(revoked, ['echo', 'before'])).decision, 'allow');
+    gw.identity.nodes.revoke(revoked.device.deviceId);
+    const before = (await auditEvents(state)).length;
+    await assert.rejects(authorize(revoked, ['echo', 'after']), (e: { wire?: { code?: string } }) => e.wire?.code === 'NOT_PAIRED');
+    assert.equal((await revoked.client.closed).code, 1008);
+    assert.equal((await auditEvents(state)).length, before);
+  });
+});
+
+describe('when one requester keeps asking for approvals it is not waiting for', () => {
+  it(`keeps at most ${MAX_PENDING_APPROVALS} pending for one principal on one node: the next ask is refused, retryable, and no approver is asked (regression: unbounded)`, async () => {
+    const gw = await Gateway.start({ stateDir: stateDir(), token, port: 0, approvalPollMs: 20 });
+    const flooder = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    const bystander = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    const ask = (node: NodePeer, i: number) => authorize(node, ['echo', `flood-${i}`], { askHuman: 'approval required', timeoutMs: 20 });
+    try {
+      const asked = await Promise.allSettled(Array.from({ length: MAX_PENDING_APPROVALS }, (_, i) => ask(flooder, i)));
+      assert.ok(asked.every((a) => a.status === 'rejected' && refusedWith('APPROVAL_PENDING')(a.reason)));
+      await assert.rejects(ask(flooder, MAX_PENDING_APPROVALS), (e: { wire?: { code?: string; retryable?: boolean; details?: { code?: string } } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true && e.wire.details?.code === 'APPROVALS_PENDING_LIMIT');
+      assert.equal(gw.approvals.list({ status: 'pending' }).length, MAX_PENDING_APPROVALS);
+      // The same action again waits on its open approval; another node asks on its own account; a resolved one makes room.
+      await assert.rejects(ask(flooder, 0), refusedWith('APPROVAL_PENDING'));
+      await assert.rejects(ask(bystander, 0), refusedWith('APPROVAL_PENDING'));
+      gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'deny', 'alice');
+      await assert.rejects(ask(flooder, MAX_PENDING_APPROVALS), refusedWith('APPROVAL_PENDING'));
+    } finally {
+      await flooder.close();
+      await bystander.close();
+      await gw.close();
+    }
+  });
+});
+
+describe('when the caller of an asking command disconnects while it waits, and retries on a new connection', () => {
+  it('runs the approved command for the retry, once, and never for the caller that left (regression: the abandoned wait spent the approval; the retry was denied)', async () => {
+    const gw = await Gateway.start({ stateDir: stateDir(), token, port: 0, approvalPollMs: 20 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+    const connect = () => GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'] });
+    const invoke = (client: GatewayClient) => client.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'retried'] }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 });
+    const first = await connect();
+    const second = await connect();
+    try {
+      const abandoned = invoke(first).catch(() => 'closed');
+      while (gw.approvals.list({ status: 'pending' }).length === 0) await new Promise((r) => setTimeout(r, 10));
+      await first.close();
+      assert.equal(await abandoned, 'closed');
+      const retried = invoke(second);
+      await new Promise((r) => setTimeout(r, 100));
+      gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+      assert.equal(((await retried) as { ok: boolean }).ok, true);
+      assert.equal(node.received.length, 1);
+    } finally {
+      await second.close();
+      await node.close();
+      await gw.close();
+    }
+  });
+});
