@@ -76,6 +76,14 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     assert.equal((await revoked.client.closed).code, 1008);
     assert.equal((await auditEvents(state)).length, before);
   });
+
+  it('writes no record of containers stopped from a node unpaired while connected', async () => {
+    const revoked = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    gw.identity.nodes.revoke(revoked.device.deviceId);
+    const before = (await auditEvents(state)).length;
+    await assert.rejects(revoked.client.request('corral.agent.stopped', { agentId: 'someone', runIds: ['r1'] }), (e: { wire?: { code?: string } }) => e.wire?.code === 'NOT_PAIRED');
+    assert.equal((await auditEvents(state)).length, before);
+  });
 });
 
 describe('when one requester keeps asking for approvals it is not waiting for', () => {

@@ -69,7 +69,9 @@ const MAX_RUN_IDS = 100;
 export function registerStopReports(api: ApiContext): void {
   api.server.method('corral.agent.stopped', {
     role: 'node',
-    handler: async (params, { peer }) => {
+    handler: async (params, { connection, peer }) => {
+      // A node unpaired while connected writes no more records.
+      api.inventory.assertPaired(connection);
       const p = (params ?? {}) as { agentId?: unknown; name?: unknown; runIds?: unknown };
       if (typeof p.agentId !== 'string' || p.agentId === '' || p.agentId.length > 100) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'agentId is required', { wire: { code: 'INVALID_REQUEST', message: 'invalid corral.agent.stopped params' } });
       const runIds = Array.isArray(p.runIds) ? p.runIds.filter((r): r is string => typeof r === 'string' && r.length <= 100).slice(0, MAX_RUN_IDS) : [];
