@@ -212,3 +212,23 @@ describe('the invoice-intake example policy', () => {
     }
   });
 });
+
+describe('the node a command would run on', () => {
+  const PER_NODE = `
+@id("build-anywhere") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"make");
+@id("not-on-prod") forbid (principal, action, resource) when { context has node && context.node in Group::"prod" };
+@id("deploy-on-n2") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"deploy") when { context has node && context.node == Node::"n2" };
+`;
+  const point = pointFor(PER_NODE);
+  point.setEntities([{ uid: { type: 'Node', id: 'n1' }, attrs: { platform: 'linux', paired: true }, parents: [{ type: 'Group', id: 'prod' }] }, { uid: { type: 'Group', id: 'prod' }, attrs: {}, parents: [] }]);
+  const builder: PrincipalRef = { type: 'Agent', id: 'builder' };
+  const on = (node: string, command: string[]) => decideRun((input) => point.decide(input), builder, canonicalRun({ command }), { node }).decision;
+
+  it('is named in the context, so a policy can keep an agent off a machine or a group of them (a forbid on a node matched nothing before)', () => {
+    assert.equal(on('n2', ['make']), 'allow');
+    assert.equal(on('n1', ['make']), 'deny', 'n1 is in Group::"prod"');
+    assert.equal(on('n1', ['sh', '-c', 'make']), 'deny', 'through a shell too');
+    assert.equal(on('n2', ['deploy']), 'allow');
+    assert.equal(on('n3', ['deploy']), 'deny', 'deploy is permitted on n2 alone');
+  });
+});

@@ -56,18 +56,34 @@ export function commandResource(program: string): { id: string; spellings: strin
  * as one string with every argument on a line of its own,
  * `"\n" + argv.join("\n") + "\n"` (`context.commandLine`), so that `like`
  * can look inside every argument: `context.commandLine like "*\n.ssh/*"`;
- * and the requested working directory (`context.cwd`), when there is one.
+ * the requested working directory (`context.cwd`), when there is one; and
+ * where and what (`at`).
  */
-export function commandContext(argv: readonly string[], cwd: string | null, digest?: string): Record<string, unknown> {
-  return { argv: [...argv], commandLine: `\n${argv.join('\n')}\n`, ...(cwd !== null ? { cwd } : {}), ...(digest ? { digest } : {}) };
+export function commandContext(argv: readonly string[], cwd: string | null, at: ActionSite = {}): Record<string, unknown> {
+  return { argv: [...argv], commandLine: `\n${argv.join('\n')}\n`, ...(cwd !== null ? { cwd } : {}), ...siteContext(at) };
+}
+
+/**
+ * Where a node command would run and the exact action it is: the node
+ * (`context.node`, a Node entity, so a policy can name a machine or, through
+ * entities.json, its groups: `context.node in Group::"prod"`) and the action
+ * digest (`context.digest`, what an allow-always grant matches).
+ */
+export interface ActionSite {
+  node?: string;
+  digest?: string;
+}
+
+function siteContext(at: ActionSite): Record<string, unknown> {
+  return { ...(at.node ? { node: { __entity: { type: 'Node', id: at.node } } } : {}), ...(at.digest ? { digest: at.digest } : {}) };
 }
 
 /**
  * Decides a canonical run. `decide` is the policy decision point's `decide`
- * (it may throw); `digest` (the action digest) goes into each request's
- * context, where an allow-always grant matches it. Never throws.
+ * (it may throw); `at` (the node, the action digest) goes into each request's
+ * context. Never throws.
  */
-export function decideRun(decide: (input: unknown) => Decision, principal: PrincipalRef, run: CanonicalRun, digest?: string): RunDecision {
+export function decideRun(decide: (input: unknown) => Decision, principal: PrincipalRef, run: CanonicalRun, at: ActionSite = {}): RunDecision {
   if (run.opaque) return { decision: 'deny', reason: `cannot tell what would run: ${run.opaqueReason ?? 'opaque command'}`, quorum: 0, policies: [], commands: run.commands.map((argv) => ({ argv, decision: 'deny' })) };
   const commands: RunDecision['commands'] = [];
   const policies = new Set<string>();
@@ -77,7 +93,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.wrappers) {
     let forbidden: Decision | undefined;
     try {
-      forbidden = forbidOf(decide, principal, argv, run.cwd, digest);
+      forbidden = forbidOf(decide, principal, argv, run.cwd, at);
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
     }
@@ -86,7 +102,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.commands) {
     let decision: Decision;
     try {
-      decision = decideCommand(decide, principal, argv, run.cwd, digest);
+      decision = decideCommand(decide, principal, argv, run.cwd, at);
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
@@ -108,11 +124,11 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
  * One command's decision: the request on its resource, unless a forbid
  * denies one of its other spellings. Throws what `decide` throws.
  */
-function decideCommand(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined): Decision {
+function decideCommand(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): Decision {
   const { id } = commandResource(argv[0]!);
-  const decision = commandRequest(decide, principal, argv, cwd, digest)(id);
+  const decision = commandRequest(decide, principal, argv, cwd, at)(id);
   if (decision.decision === 'deny') return decision;
-  return forbidOf(decide, principal, argv, cwd, digest, id) ?? decision;
+  return forbidOf(decide, principal, argv, cwd, at, id) ?? decision;
 }
 
 /**
@@ -120,9 +136,9 @@ function decideCommand(decide: (input: unknown) => Decision, principal: Principa
  * or all but `skip`), if one does: what a shell looked through is checked
  * against, as it needs no permit. Throws what `decide` throws.
  */
-function forbidOf(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined, skip?: string): Decision | undefined {
+function forbidOf(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite, skip?: string): Decision | undefined {
   const { id, spellings } = commandResource(argv[0]!);
-  const request = commandRequest(decide, principal, argv, cwd, digest);
+  const request = commandRequest(decide, principal, argv, cwd, at);
   for (const spelling of [id, ...spellings]) {
     if (spelling === skip) continue;
     const other = request(spelling);
@@ -132,8 +148,9 @@ function forbidOf(decide: (input: unknown) => Decision, principal: PrincipalRef,
   return undefined;
 }
 
-function commandRequest(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, digest: string | undefined): (resource: string) => Decision {
-  return (resource) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context: commandContext(argv, cwd, digest) });
+function commandRequest(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): (resource: string) => Decision {
+  const context = commandContext(argv, cwd, at);
+  return (resource) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context });
 }
 
 /**
@@ -142,10 +159,10 @@ function commandRequest(decide: (input: unknown) => Decision, principal: Princip
  * takes from the snapshotted params. A request the schema refuses, or a
  * decision point that throws, denies. Never throws.
  */
-export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>, digest: string): RunDecision {
+export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>, at: ActionSite): RunDecision {
   let decision: Decision;
   try {
-    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: { ...rule.context(params), digest } });
+    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: { ...rule.context(params), ...siteContext(at) } });
   } catch {
     return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: [] };
   }

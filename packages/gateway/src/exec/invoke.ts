@@ -372,7 +372,7 @@ export class NodeInvoker {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
       const digest = actionDigest({ principal: who, nodeId, command, params });
-      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params, digest) : NO_POLICY;
+      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
       return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
@@ -382,7 +382,7 @@ export class NodeInvoker {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
-    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run, digest) : NO_POLICY;
+    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run, { node: nodeId, digest }) : NO_POLICY;
     return {
       digest,
       verdict,
