@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, globSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createUnixServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -74,6 +75,28 @@ describe('the runner', () => {
     it('says when the command does not exist inside the sandbox', async () => {
       const r = await runner.run(plan({ runtime: ['shell'] }), ['/usr/bin/no-such-command']);
       assert.equal(r.notFound, true);
+    });
+
+    describe("when the command writes bubblewrap's own words (a run reported as never started goes unrecorded)", () => {
+      const says = (line: string, code: number) => ['/bin/sh', '-c', `echo "${line}" >&2; exit ${code}`];
+
+      for (const [where, controllers] of [['in cgroups', []], ['without cgroups', ['memory', 'pids', 'cpu']]] as const) {
+        it(`reports its exit, never a sandbox that could not be set up (${where})`, async () => {
+          const own = new Runner({ capabilities: without(...controllers) });
+          try {
+            const r = await own.run(plan({ runtime: ['shell'] }), says("bwrap: Can't mount proc on /newroot/proc: Operation not permitted", 1));
+            assert.equal(r.exitCode, 1);
+          } finally {
+            await own.close();
+          }
+        });
+      }
+
+      it('reports its exit, never a command that was not found', async () => {
+        const r = await runner.run(plan({ runtime: ['shell'] }), says('bwrap: execvp /no/such: No such file or directory', 127));
+        assert.equal(r.notFound, false);
+        assert.equal(r.exitCode, 127);
+      });
     });
 
     it('reports the peak memory from the cgroup', async () => {
@@ -184,6 +207,46 @@ describe('the runner', () => {
       await proc.result;
       assert.equal(body, 'from inside');
     });
+
+    it("keeps what the command writes where its sockets are off the host's disk", async () => {
+      const name = `corral-junk-${process.pid}`;
+      const p = plan({ runtime: ['shell'], network: { ingress: [{ port: 8080 }] }, process: { timeoutMs: 20_000 } });
+      const proc = runner.spawn(p, ['/bin/sh', '-c', `head -c 1048576 /dev/zero > /run/corral/ingress/${name} && wc -c < /run/corral/ingress/${name}; sleep 30`]);
+      for (let i = 0; i < 200 && !Buffer.concat(proc.output.stdout).toString().includes('\n'); i++) await new Promise((r) => setTimeout(r, 25));
+      const onHost = globSync(join(tmpdir(), 'corral-*', '*', name));
+      proc.kill();
+      await proc.result;
+      assert.equal(Number(Buffer.concat(proc.output.stdout).toString()), 1048576);
+      assert.deepEqual(onHost, []);
+    });
+
+    it("never follows a symlink the sandbox puts in its socket's place to a host socket of its choosing", async () => {
+      const hostSocket = join(dir, 'host-only.sock');
+      let reached = false;
+      const hostOnly = createUnixServer((c) => {
+        reached = true;
+        c.end('host only');
+      });
+      await new Promise<void>((r) => hostOnly.listen(hostSocket, r));
+      try {
+        const p = plan({ runtime: ['shell'], network: { ingress: [{ port: 8080 }] }, process: { timeoutMs: 20_000 } });
+        const inside = '/run/corral/ingress/8080.sock';
+        const proc = runner.spawn(p, ['/bin/sh', '-c', `while [ ! -S ${inside} ]; do sleep 0.05; done; ln -sf ${hostSocket} ${inside} && echo swapped; sleep 30`]);
+        const [published] = await proc.ready;
+        for (let i = 0; i < 200 && !Buffer.concat(proc.output.stdout).toString().includes('swapped'); i++) await new Promise((r) => setTimeout(r, 25));
+        const answer = await fetch(`http://127.0.0.1:${published!.hostPort}/`).then(
+          (r) => r.status,
+          () => 'no answer',
+        );
+        proc.kill();
+        await proc.result;
+        assert.match(Buffer.concat(proc.output.stdout).toString(), /swapped/);
+        assert.equal(reached, false);
+        assert.equal(answer, 'no answer');
+      } finally {
+        hostOnly.close();
+      }
+    });
   });
 
   describe('on a host without cgroups', () => {
@@ -212,6 +275,30 @@ describe('the runner', () => {
       try {
         const r = await poor.run(plan({ runtime: ['shell'], process: { memoryMB: 100 } }), ['/bin/sh', '-c', 'ulimit -v']);
         assert.equal(r.stdout.trim(), String(100 * 1024));
+      } finally {
+        await poor.close();
+      }
+    });
+
+    it('holds no more than memoryMB in /tmp, /dev/shm or /dev, which an address-space rlimit does not count', async () => {
+      const poor = new Runner({ capabilities: without('memory') });
+      try {
+        const fill = 'for f in /tmp/f /dev/shm/f /dev/f; do head -c 67108864 /dev/zero > $f 2>/dev/null; wc -c < $f 2>/dev/null || echo 0; done';
+        const r = await poor.run(plan({ runtime: ['shell'], process: { memoryMB: 32 } }), ['/bin/sh', '-c', fill]);
+        const held = r.stdout.trim().split('\n').map(Number);
+        assert.equal(held.length, 3, r.stderr);
+        for (const bytes of held) assert.ok(bytes <= 32 * 1024 * 1024, `held ${held.join(', ')} bytes`);
+      } finally {
+        await poor.close();
+      }
+    });
+
+    it('says so when bubblewrap cannot size a tmpfs (before 0.7.0)', async () => {
+      const poor = new Runner({ capabilities: { ...without('memory'), tmpfsSize: { available: false, detail: 'no --size' } } });
+      try {
+        const r = await poor.run(plan({ runtime: ['shell'], process: { memoryMB: 32 } }), ['/bin/true']);
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.ok(r.warnings.some((w) => w.includes('/dev/shm')), r.warnings.join('\n'));
       } finally {
         await poor.close();
       }
@@ -259,7 +346,7 @@ describe('the runner', () => {
       const script = join(bin, 'bwrap');
       writeFileSync(
         script,
-        `#!/bin/sh\ninfo=\nwhile [ $# -gt 0 ]; do case "$1" in --info-fd) info=$2; shift 2;; --) break;; *) shift;; esac; done\n` +
+        `#!/bin/sh\ninfo=\nwhile [ $# -gt 0 ]; do case "$1" in --json-status-fd) info=$2; shift 2;; --) break;; *) shift;; esac; done\n` +
           `eval "printf '{\\"child-pid\\": 4194305}' >&$info; exec $info>&-"\n` +
           `echo "bwrap: Can't mount proc on /newroot/proc: Operation not permitted" >&2\n${ending}\n`,
         { mode: 0o755 },
@@ -568,6 +655,37 @@ describe('the runner', () => {
       // The waiting sandboxes' pipes close as they are discarded, in the background.
       for (let i = 0; i < 100 && open() > before; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(open(), before);
+    });
+  });
+
+  describe('descriptors the runner itself inherited without close-on-exec', () => {
+    it("never reach the command: a folder's descriptor handed down by the runner's parent opens nothing of the host", () => {
+      const secret = join(dir, 'outside-every-grant');
+      mkdirSync(secret);
+      writeFileSync(join(secret, 'secret.txt'), 'host secret\n');
+      const script = join(dir, 'inherits.mjs');
+      const from = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
+      writeFileSync(
+        script,
+        `import { Runner } from ${from('./runner.ts')};
+        import { validatePolicy } from ${from('./policy/load.ts')};
+        import { planSandbox } from ${from('./policy/plan.ts')};
+        const runner = new Runner();
+        const r = await runner.run(planSandbox({ policy: validatePolicy({ runtime: ['shell'] }), source: 'test', baseDir: '/tmp' }), ['/bin/cat', '/proc/self/fd/40/secret.txt']);
+        await runner.close();
+        process.stdout.write(JSON.stringify({ exitCode: r.exitCode, stdout: r.stdout }));`,
+      );
+      const folder = openSync(secret, 'r');
+      try {
+        // The parent leaves the folder open on fd 40 of the runner's process, as a shell's `exec 40<dir` or socket activation does.
+        const child = spawnSync(node, [script], { stdio: ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(37).fill('ignore'), folder], encoding: 'utf8', timeout: 30_000 });
+        assert.equal(child.status, 0, child.stderr);
+        const r = JSON.parse(child.stdout) as { exitCode: number; stdout: string };
+        assert.equal(r.stdout, '');
+        assert.notEqual(r.exitCode, 0);
+      } finally {
+        closeSync(folder);
+      }
     });
   });
 

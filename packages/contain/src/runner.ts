@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect, type Server } from 'node:net';
+import { spawn, type ChildProcess, type IOType } from 'node:child_process';
+import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
-import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, SANDBOX_INGRESS_DIR, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
@@ -92,6 +91,8 @@ let runnerCounter = 0;
 const SETUP_FAILURE = /^bwrap: (?!execvp )/;
 /** How long a sandbox that failed before it ran anything may take to end by itself before it is killed. */
 const SETUP_FAILURE_GRACE_MS = 2_000;
+// Where bubblewrap reports the sandbox's pid, and the command's exit once it has exec'd it (--json-status-fd).
+const STATUS_FD = 4;
 // Where a warm sandbox's launcher reads the command it is to become (corral-forward -s).
 const COMMAND_FD = 6;
 // Where bubblewrap reads the command's environment (--args): see environmentArgs.
@@ -101,6 +102,8 @@ const FIRST_MOUNT_FD = 8;
 // open(2)'s O_PATH (Linux's generic value), which node:fs does not name: a descriptor that names a
 // file or folder without reading it (no read permission needed, a FIFO does not block), for binding.
 const O_PATH = 0o10000000;
+// O_CLOEXEC as /proc/PID/fdinfo shows it, in the octal `flags:` line.
+const O_CLOEXEC = 0o2000000;
 
 interface Exit {
   code: number | null;
@@ -115,11 +118,12 @@ interface Exit {
 interface Sandbox {
   child: ChildProcess;
   exited: Promise<Exit>;
+  /** What bubblewrap reports: the sandbox's pid, and whether it exec'd the command (or the launcher). */
+  status: BubblewrapStatus;
   /** False when the cgroup handshake failed (bubblewrap died, or the run was stopped first). */
   adopted: boolean;
   channel: EgressChannel | undefined;
   cgroups: RunCgroups | undefined;
-  runDir: string | undefined;
   /** Where the run's onConnection goes: the channel of a warm sandbox is opened before its run is known. */
   connections: { notify?: (record: ConnectionRecord) => void };
   /** A warm sandbox's launcher reads its command from here. */
@@ -152,6 +156,9 @@ export class Runner {
   readonly #cleanups = new Set<Promise<void>>();
   /** Sandboxes still in the part of their start that needs this thread (see started()). */
   readonly #starting = new Set<Promise<void>>();
+  /** Descriptors this process inherited that every child would too (see inheritedDescriptors), and /dev/null to put over them. */
+  readonly #inherited: readonly number[];
+  readonly #devNull: number | undefined;
 
   constructor(options: RunnerOptions = {}) {
     this.#caps = options.capabilities ?? hostCapabilities();
@@ -160,6 +167,8 @@ export class Runner {
     this.#seccompFile = join(this.#dir, 'seccomp.bpf');
     writeFileSync(this.#seccompFile, seccompProgram(), { mode: 0o600 });
     this.#etc = writeSyntheticEtc(join(this.#dir, 'etc'));
+    this.#inherited = inheritedDescriptors();
+    this.#devNull = this.#inherited.length > 0 ? openSync('/dev/null', 'r') : undefined;
     this.#cgroups = new CgroupPool(this.#caps.cgroups.controllers, `runner-${process.pid}-${++runnerCounter}`);
     this.#warm = new WarmPool<Sandbox>({
       boot: (plan, stdin) => this.#bootWarm(plan, stdin),
@@ -244,6 +253,7 @@ export class Runner {
     await Promise.allSettled([...this.#cleanups]);
     await this.#proxy?.close();
     await this.#cgroups.close();
+    if (this.#devNull !== undefined) closeSync(this.#devNull);
     rmSync(this.#dir, { recursive: true, force: true });
   }
 
@@ -286,7 +296,6 @@ export class Runner {
     const connections: Sandbox['connections'] = {};
     let channel: EgressChannel | undefined;
     let cgroups: RunCgroups | undefined;
-    let runDir: string | undefined;
     let seccompFd: number | undefined;
     let mountFds: number[] = [];
     let child: ChildProcess | undefined;
@@ -296,7 +305,6 @@ export class Runner {
     void starting.then(() => this.#starting.delete(starting));
     try {
       if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
-      if (ingress) runDir = await mkdtemp(join(this.#dir, 'run-'));
       if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
 
       const launcher = network || ingress || argv === undefined;
@@ -306,14 +314,15 @@ export class Runner {
       const env: Record<string, string> = { ...plan.env };
       if (network) Object.assign(env, proxyEnvironment());
       const envArgs = environmentArgs(env);
-      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, info: cgroups ? 4 : undefined, block: cgroups ? 5 : undefined, mounts: FIRST_MOUNT_FD };
+      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, status: STATUS_FD, block: cgroups ? 5 : undefined, mounts: FIRST_MOUNT_FD };
       const args = bwrapArgs({
         plan,
         etc: this.#etc,
         mounts,
         launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
         egressSocket: channel?.socketPath,
-        ingressDir: runDir,
+        ingress,
+        tmpfsBytes: enforcement.tmpfsBytes,
         fds,
       });
       const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;
@@ -324,7 +333,7 @@ export class Runner {
       const started = spawn(executable!, rest, {
         // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
         env: {},
-        stdio: [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', cgroups ? 'pipe' : 'ignore', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe', ...mountFds],
+        stdio: this.#overInherited([stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe', ...mountFds]),
       });
       child = started;
       // bubblewrap holds its copies until it has bound them; ours are done with.
@@ -342,12 +351,12 @@ export class Runner {
       });
       const extra = started.stdio as unknown as (Readable | Writable | null)[];
       (extra[ENV_FD] as Writable).end(envArgs);
+      const status = bubblewrapStatus(extra[STATUS_FD] as Readable);
       let adopted = true;
       if (cgroups) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
         // so the whole tree starts inside its cgroups: no fork can slip out.
-        const info = await readAll(extra[4] as Readable);
-        const childPid = Number(/"child-pid":\s*(\d+)/.exec(info)?.[1]);
+        const childPid = await status.childPid;
         adopted = Number.isInteger(childPid) && childPid > 0;
         try {
           if (adopted) cgroups.adopt(childPid);
@@ -367,22 +376,33 @@ export class Runner {
       const command = argv === undefined ? (extra[COMMAND_FD] as Duplex) : undefined;
       // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
       if (command && adopted) adopted = await launcherReady(command);
-      return { child: started, exited, adopted, channel, cgroups, runDir, connections, command, output };
+      return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
     } catch (error) {
       child?.kill('SIGKILL');
       for (const fd of [seccompFd, ...mountFds]) if (fd !== undefined) closeSync(fd);
-      this.#dispose({ channel, cgroups, runDir });
+      this.#dispose({ channel, cgroups });
       throw error;
     } finally {
       handedOver();
     }
   }
 
+  /**
+   * `stdio` with /dev/null on every inherited descriptor it does not set: a child gets those
+   * whatever its `stdio` says, and bubblewrap hands the sandbox every descriptor it was given.
+   */
+  #overInherited(stdio: (IOType | number)[]): (IOType | number)[] {
+    for (const fd of this.#inherited) {
+      while (stdio.length <= fd) stdio.push('ignore');
+      if (stdio[fd] === 'ignore') stdio[fd] = this.#devNull!;
+    }
+    return stdio;
+  }
+
   /** Gives back what a sandbox held, in the background. */
-  #dispose(s: Pick<Sandbox, 'channel' | 'cgroups' | 'runDir'>): void {
+  #dispose(s: Pick<Sandbox, 'channel' | 'cgroups'>): void {
     if (s.channel) this.#afterwards(s.channel.close());
     if (s.cgroups) this.#cgroups.release(s.cgroups);
-    if (s.runDir) this.#afterwards(rm(s.runDir, { recursive: true, force: true }));
   }
 
   #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement, warm: Sandbox | undefined): ContainedProcess {
@@ -411,7 +431,7 @@ export class Runner {
       const servers: Server[] = [];
       try {
         sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, () => killedBy !== undefined);
-        const { child: proc, channel, runDir } = sandbox;
+        const { child: proc, channel } = sandbox;
         child = proc;
         cgroups = sandbox.cgroups;
         if (killedBy !== undefined) {
@@ -454,9 +474,10 @@ export class Runner {
         // The launcher of a warm sandbox reads the command's words, each ended by a NUL, then execs it.
         sandbox.command?.end(Buffer.from(argv.map((word) => `${word}\0`).join('')));
 
-        for (const { port, hostPort } of plan.ingress) {
-          if (!runDir) break;
-          servers.push(await publish(hostPort, join(runDir, `${port}.sock`)));
+        for (const { port, hostPort } of enforcement.network ? plan.ingress : []) {
+          // Through the sandbox's root: its ingress folder is a tmpfs of its own, nothing of it on the host.
+          const root = `/proc/${await sandbox.status.childPid}/root`;
+          servers.push(await publish(hostPort, join(root, SANDBOX_INGRESS_DIR, `${port}.sock`)));
         }
         const published = plan.ingress.map((entry, i) => ({ port: entry.port, hostPort: (servers[i]?.address() as { port: number } | null)?.port ?? 0 }));
         markReady(published);
@@ -470,9 +491,11 @@ export class Runner {
         if (report?.processLimitHit) limitsHit.add('processes');
         const connections = channel?.connections() ?? [];
         const stderrHead = errHead.toString();
-        const notFound = (exit.code === 1 || exit.code === 127) && killedBy === undefined && /^(bwrap|corral-forward): execvp /.test(stderrHead);
+        // Once bubblewrap has exec'd the command, what its stderr says is the command's: only the launcher's own words count.
+        const ran = await sandbox.status.ran;
+        const notFound = (exit.code === 1 || exit.code === 127) && killedBy === undefined && (ran ? /^corral-forward: execvp / : /^bwrap: execvp /).test(stderrHead);
         // A sandbox never released ran nothing, however bubblewrap ended: never reported as a command's exit.
-        const setupFailed = !sandbox.adopted || (!notFound && exit.code === 1 && outBytes === 0 && SETUP_FAILURE.test(stderrHead));
+        const setupFailed = !sandbox.adopted || (!ran && !notFound && exit.code === 1 && outBytes === 0 && SETUP_FAILURE.test(stderrHead));
         if (setupFailed && killedBy === undefined) {
           throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox could not be set up on this host (see 'corral doctor'): ${stderrHead.split('\n')[0] || 'bubblewrap ended before it ran anything'}`);
         }
@@ -519,6 +542,8 @@ interface Enforcement {
   cgroupLimits: CgroupLimits | undefined;
   /** prlimit(1) options for the limits no cgroup can hold here. */
   rlimits: string[];
+  /** The size of each writable tmpfs, where no memory cgroup counts the files in them. */
+  tmpfsBytes: number | undefined;
   warnings: string[];
 }
 
@@ -559,6 +584,9 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
   if (controllers.memory) cgroupLimits.memoryBytes = memoryBytes;
   else if (rlimitsUsable) rlimits.push(`--as=${memoryBytes}`);
   else requested(`process.memoryMB: no writable memory cgroup and no prlimit on this host (${caps.cgroups.detail})`, plan.limits.memoryMB.explicit);
+  // Files in a tmpfs are memory that only a memory cgroup counts: without one, each tmpfs is sized to the limit.
+  const tmpfsBytes = controllers.memory || !caps.tmpfsSize.available ? undefined : memoryBytes;
+  if (!controllers.memory && tmpfsBytes === undefined) requested(`process.memoryMB for files in /tmp and /dev/shm (${caps.tmpfsSize.detail})`, false);
   if (controllers.pids) cgroupLimits.maxProcesses = plan.limits.maxProcesses.value;
   else if (rlimitsUsable && process.getuid?.() !== 0) rlimits.push(`--nproc=${plan.limits.maxProcesses.value}`);
   else requested(`process.maxProcesses: no writable pids cgroup on this host (${caps.cgroups.detail}), and RLIMIT_NPROC does not bind root`, plan.limits.maxProcesses.explicit);
@@ -575,6 +603,7 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
     network,
     cgroupLimits: Object.keys(cgroupLimits).length > 0 ? cgroupLimits : undefined,
     rlimits,
+    tmpfsBytes,
     warnings: warnings.map((w) => `not enforced: ${w}`),
   };
 }
@@ -663,7 +692,8 @@ function mergeMounts(extra: Mount[], planned: readonly Mount[]): Mount[] {
 function publish(hostPort: number, socketPath: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer((client) => {
-      const upstream = connect(socketPath);
+      const upstream = connectSocketFile(socketPath);
+      if (!upstream) return void client.destroy();
       client.pipe(upstream).pipe(client);
       const end = () => {
         client.destroy();
@@ -675,6 +705,47 @@ function publish(hostPort: number, socketPath: string): Promise<Server> {
     server.once('error', (error) => reject(new ContainError('CONTAIN_SPAWN_FAILED', `cannot publish ingress on 127.0.0.1:${hostPort}: ${error.message}`, { cause: error })));
     server.listen(hostPort, '127.0.0.1', () => resolve(server));
   });
+}
+
+/**
+ * Connects to the unix socket at `path`, in a folder the sandbox writes: through a descriptor of
+ * that entry itself (O_PATH | O_NOFOLLOW), so a symlink the sandbox put there in the socket's
+ * place is never followed to a host socket of its choosing. Undefined when the entry is not a socket.
+ */
+function connectSocketFile(path: string): Socket | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, O_PATH | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    // The path is resolved by connect(2), which net.connect makes before it returns.
+    return fstatSync(fd).isSocket() ? connect(`/proc/self/fd/${fd}`) : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The descriptors from 3 up this process holds without close-on-exec: ones it inherited (Node
+ * opens its own close-on-exec), from a shell's redirection, socket activation or a parent's IPC
+ * channel. Every child inherits them too; in a sandbox, a folder's would open the host around the grants.
+ */
+function inheritedDescriptors(): number[] {
+  const fds: number[] = [];
+  for (const name of readdirSync('/proc/self/fdinfo')) {
+    const fd = Number(name);
+    if (fd < 3) continue;
+    let flags: string | undefined;
+    try {
+      flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${name}`, 'utf8'))?.[1];
+    } catch {
+      continue; // The listing's own descriptor, closed since.
+    }
+    if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) fds.push(fd);
+  }
+  return fds;
 }
 
 /** Waits for the launcher's one "ready" byte; false when the sandbox died first. */
@@ -692,14 +763,34 @@ function launcherReady(socket: Duplex): Promise<boolean> {
   });
 }
 
-function readAll(stream: Readable): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
+/**
+ * Follows bubblewrap's --json-status-fd. Its first document names the sandbox's pid (`childPid`,
+ * NaN when bubblewrap ended first); an `exit-code` document follows at the end only when it
+ * exec'd the command, as a close-on-exec pipe tells it (`ran`, once the descriptor closes).
+ */
+interface BubblewrapStatus {
+  childPid: Promise<number>;
+  ran: Promise<boolean>;
+}
+
+function bubblewrapStatus(stream: Readable): BubblewrapStatus {
+  let text = '';
+  let found: (pid: number) => void = () => undefined;
+  const childPid = new Promise<number>((resolve) => (found = resolve));
+  const ran = new Promise<boolean>((resolve) => {
+    const end = () => {
+      found(Number.NaN);
+      resolve(/"exit-code":/.test(text));
+    };
     stream.setEncoding('utf8');
-    stream.on('data', (c: string) => (text += c));
-    stream.once('end', () => resolve(text));
-    stream.once('error', () => resolve(text));
+    stream.on('data', (chunk: string) => {
+      text += chunk;
+      const pid = /"child-pid":\s*(\d+)\D/.exec(text)?.[1];
+      if (pid !== undefined) found(Number(pid));
+    });
+    stream.once('end', end).once('error', end).once('close', end);
   });
+  return { childPid, ran };
 }
 
 /** /etc files the sandbox sees instead of the host's: no host users, no resolver. */

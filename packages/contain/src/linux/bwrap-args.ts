@@ -10,6 +10,8 @@ export interface SyntheticEtc {
 /** Where the run's proxy and ingress sockets sit inside the sandbox. */
 export const SANDBOX_RUN_DIR = '/run/corral';
 export const SANDBOX_EGRESS_SOCKET = `${SANDBOX_RUN_DIR}/egress.sock`;
+/** Where the launcher binds each ingress port's unix socket: a tmpfs of the sandbox's own, which the host reaches through /proc/PID/root. */
+export const SANDBOX_INGRESS_DIR = `${SANDBOX_RUN_DIR}/ingress`;
 /** Where Corral's forwarder is bound inside the sandbox. */
 export const LAUNCHER_FORWARD = '/.corral/forward';
 /** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY). */
@@ -24,24 +26,32 @@ export interface BwrapInputs {
   launcherBinds: readonly { source: string; dest: string }[];
   /** Host path of this run's egress socket, bound at SANDBOX_EGRESS_SOCKET. */
   egressSocket?: string;
-  /** Host folder bound read-write at /run/corral/ingress for ingress sockets. */
-  ingressDir?: string;
+  /** Whether the sandbox gets SANDBOX_INGRESS_DIR for its ingress sockets. */
+  ingress?: boolean;
+  /**
+   * The size of each writable tmpfs (/tmp, /dev/shm, the ingress folder): set where no memory
+   * cgroup counts what is written there (an address-space rlimit does not). Unsized when absent.
+   */
+  tmpfsBytes?: number;
   /**
    * Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs),
-   * --seccomp, --info-fd and --block-fd; and the first of the descriptors the ro and rw mounts
+   * --seccomp, --json-status-fd and --block-fd; and the first of the descriptors the ro and rw mounts
    * are bound from, one each, numbered on in the order they come in `mounts` (see mountSources).
    */
-  fds: { env?: number; seccomp?: number; info?: number; block?: number; mounts: number };
+  fds: { env?: number; seccomp?: number; status?: number; block?: number; mounts: number };
 }
 
 /**
  * The bubblewrap argument list for a plan (everything before `--`): every
  * namespace new, only granted paths mounted, a private /tmp and /proc, a
- * minimal /dev, no new privileges (bubblewrap always sets it), a new session
- * (no terminal injection into the caller's tty) and death with the parent.
+ * minimal read-only /dev with a private /dev/shm, no new privileges
+ * (bubblewrap always sets it), a new session (no terminal injection into the
+ * caller's tty) and death with the parent.
  */
 export function bwrapArgs(input: BwrapInputs): string[] {
   const { plan, etc, fds } = input;
+  // Files in a tmpfs are memory: each writable one is sized when asked, and /dev itself is read-only.
+  const size = input.tmpfsBytes === undefined ? [] : ['--size', String(input.tmpfsBytes)];
   const args = [
     ...(fds.env === undefined ? [] : ['--args', String(fds.env)]),
     '--unshare-all',
@@ -58,6 +68,12 @@ export function bwrapArgs(input: BwrapInputs): string[] {
     '/dev',
     '--perms',
     '1777',
+    ...size,
+    '--tmpfs',
+    '/dev/shm',
+    '--perms',
+    '1777',
+    ...size,
     '--tmpfs',
     '/tmp',
     '--dir',
@@ -92,11 +108,11 @@ export function bwrapArgs(input: BwrapInputs): string[] {
   }
   for (const path of standIns) args.push('--remount-ro', path);
   if (input.egressSocket) args.push('--ro-bind', input.egressSocket, SANDBOX_EGRESS_SOCKET);
-  if (input.ingressDir) args.push('--bind', input.ingressDir, `${SANDBOX_RUN_DIR}/ingress`);
-  // The sandbox's own root (a tmpfs holding the mount points) is read-only too.
-  args.push('--remount-ro', '/', '--chdir', plan.cwd);
+  if (input.ingress) args.push(...size, '--tmpfs', SANDBOX_INGRESS_DIR);
+  // The sandbox's own root (a tmpfs holding the mount points) is read-only too, as is /dev's.
+  args.push('--remount-ro', '/dev', '--remount-ro', '/', '--chdir', plan.cwd);
   if (fds.seccomp !== undefined) args.push('--seccomp', String(fds.seccomp));
-  if (fds.info !== undefined) args.push('--info-fd', String(fds.info));
+  if (fds.status !== undefined) args.push('--json-status-fd', String(fds.status));
   if (fds.block !== undefined) args.push('--block-fd', String(fds.block));
   return args;
 }
@@ -138,7 +154,7 @@ export function environmentArgs(env: Readonly<Record<string, string>>): Buffer {
 export function launcherArgv(plan: SandboxPlan, argv: readonly string[], commandFd?: number): string[] {
   const out = [LAUNCHER_FORWARD];
   if (plan.egress) out.push('-e', `${SANDBOX_PROXY_PORT}:${SANDBOX_EGRESS_SOCKET}`);
-  for (const { port } of plan.ingress) out.push('-i', `${SANDBOX_RUN_DIR}/ingress/${port}.sock:${port}`);
+  for (const { port } of plan.ingress) out.push('-i', `${SANDBOX_INGRESS_DIR}/${port}.sock:${port}`);
   if (commandFd !== undefined) out.push('-s', String(commandFd));
   return [...out, '--', ...argv];
 }

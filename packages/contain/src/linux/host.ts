@@ -28,6 +28,8 @@ export interface HostCapabilities {
   landlock: Capability;
   cgroups: Capability & { version?: 1 | 2; controllers: Partial<Record<CgroupController, CgroupPlace>> };
   rlimits: Capability & { prlimit?: string };
+  /** bubblewrap sizes a tmpfs (--size, 0.7.0 on): how /tmp and /dev/shm are held to the memory limit where no memory cgroup counts them. */
+  tmpfsSize: Capability;
 }
 
 let cached: HostCapabilities | undefined;
@@ -46,6 +48,7 @@ export function hostCapabilities(refresh = false): HostCapabilities {
   let userns: Capability | undefined;
   let landlock: Capability | undefined;
   let forwarder: HostCapabilities['forwarder'] | undefined;
+  let tmpfsSize: Capability | undefined;
   cached = {
     bwrap: bwrapPath
       ? { available: true, path: bwrapPath, detail: `bubblewrap at ${bwrapPath}` }
@@ -69,6 +72,10 @@ export function hostCapabilities(refresh = false): HostCapabilities {
     rlimits: prlimit
       ? { available: true, prlimit, detail: `rlimits through ${prlimit}: memory (address space) and process count as a fallback where cgroups are missing` }
       : { available: false, detail: 'prlimit (util-linux) is not installed; no rlimit fallback' },
+    get tmpfsSize() {
+      tmpfsSize ??= probeTmpfsSize(bwrapPath);
+      return tmpfsSize;
+    },
   };
   return cached;
 }
@@ -83,6 +90,18 @@ function probeNamespaces(bwrapPath: string | undefined): Capability {
   } catch (error) {
     const stderr = String((error as { stderr?: Buffer }).stderr ?? '').trim();
     return { available: false, detail: `bubblewrap cannot create namespaces here: ${stderr || (error as Error).message}` };
+  }
+}
+
+function probeTmpfsSize(bwrapPath: string | undefined): Capability {
+  if (!bwrapPath) return { available: false, detail: 'bubblewrap is not installed' };
+  try {
+    if (/^\s*--size\s/m.test(execFileSync(bwrapPath, ['--help'], { encoding: 'utf8' }))) {
+      return { available: true, detail: 'bubblewrap sizes a tmpfs: where no memory cgroup counts files in /tmp and /dev/shm, each holds at most the memory limit' };
+    }
+    return { available: false, detail: 'this bubblewrap cannot size a tmpfs (--size came in 0.7.0): where no memory cgroup counts them, files in /tmp and /dev/shm are not limited' };
+  } catch (error) {
+    return { available: false, detail: `cannot tell whether bubblewrap sizes a tmpfs: ${(error as Error).message}` };
   }
 }
 

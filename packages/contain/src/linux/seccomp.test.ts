@@ -109,7 +109,7 @@ function nrOf(arch: SeccompArch, name: string): number {
 const CLONE_NEW = { NS: 0x00020000, CGROUP: 0x02000000, UTS: 0x04000000, IPC: 0x08000000, USER: 0x10000000, PID: 0x20000000, NET: 0x40000000 };
 const ADDR_NO_RANDOMIZE = 0x0040000;
 const AF = { UNIX: 1, INET: 2, INET6: 10, NETLINK: 16, PACKET: 17, VSOCK: 40 };
-const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, NONBLOCK: 0x800, CLOEXEC: 0x80000 };
+const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, PACKET: 10, NONBLOCK: 0x800, CLOEXEC: 0x80000 };
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
 
@@ -129,7 +129,7 @@ function reference(arch: SeccompArch, { nr, arch: abi, args }: SeccompData): num
       return [0, 8, 0xffffffff].includes(low(0)) ? RET_ALLOW : EPERM;
     case 'socket':
       if (![AF.UNIX, AF.INET, AF.INET6].includes(low(0))) return EAFNOSUPPORT;
-      return (low(1) & 0xf) === SOCK.RAW ? EPERM : RET_ALLOW;
+      return [SOCK.RAW, SOCK.PACKET].includes(low(1) & 0xf) ? EPERM : RET_ALLOW;
     case 'socketpair':
       return [AF.UNIX, AF.INET, AF.INET6].includes(low(0)) ? RET_ALLOW : EAFNOSUPPORT;
     case 'ioctl':
@@ -451,6 +451,13 @@ describe('the filter\'s decisions', () => {
         }
       });
 
+      it('refuses the obsolete SOCK_PACKET type, which the kernel turns into a packet socket for AF_INET', () => {
+        for (const type of [SOCK.PACKET, SOCK.PACKET | SOCK.NONBLOCK | SOCK.CLOEXEC]) {
+          assert.equal(decide('socket', BigInt(AF.INET), BigInt(type)), 'EPERM');
+          assert.equal(decide('socket', BigInt(AF.INET), (1n << 32n) | BigInt(type)), 'EPERM');
+        }
+      });
+
       it('refuses TIOCSTI and TIOCLINUX, also with high bits the kernel truncates away', () => {
         for (const cmd of [TIOCSTI, TIOCLINUX]) {
           assert.equal(decide('ioctl', 0n, BigInt(cmd)), 'EPERM');
@@ -463,7 +470,7 @@ describe('the filter\'s decisions', () => {
 
       it('agrees with the plain-words reference on random syscalls and arguments', () => {
         const named = Object.values(SYSCALL_NUMBERS).map((pair) => pair[arch === 'x64' ? 0 : 1]).filter((n): n is number => n !== null);
-        const interesting32 = [0, 1, 2, 3, 8, 10, 16, 17, 0x800, 0x80803, TIOCSTI, TIOCLINUX, ADDR_NO_RANDOMIZE, ...Object.values(CLONE_NEW), 0xffffffff];
+        const interesting32 = [0, 1, 2, 3, 8, 10, 16, 17, 0x800, 0x80803, 0x8080a, TIOCSTI, TIOCLINUX, ADDR_NO_RANDOMIZE, ...Object.values(CLONE_NEW), 0xffffffff];
         const word = fc.oneof(fc.constantFrom(...interesting32), fc.integer({ min: 0, max: 0xffffffff }));
         const arg = fc.tuple(word, word).map(([hi, lo]) => (BigInt(hi) << 32n) | BigInt(lo));
         const nr = fc.oneof(
@@ -614,6 +621,7 @@ const ATTEMPTS: readonly { attempt: string; expect: string; attack: string; x64O
   { attempt: 'socket-vsock', expect: 'errno=EAFNOSUPPORT', attack: 'vsock to the hypervisor' },
   { attempt: 'socket-raw-inet', expect: 'errno=EPERM', attack: 'raw IPv4 sockets' },
   { attempt: 'socket-raw-inet6-flags', expect: 'errno=EPERM', attack: 'raw IPv6 sockets with SOCK_NONBLOCK|SOCK_CLOEXEC' },
+  { attempt: 'socket-inet-packet', expect: 'errno=EPERM', attack: 'a packet socket through AF_INET and the obsolete SOCK_PACKET type' },
   { attempt: 'socketpair-unix', expect: 'ok', attack: 'nothing (unix socket pairs must work)' },
   { attempt: 'socketpair-netlink', expect: 'errno=EAFNOSUPPORT', attack: 'a netlink socket pair' },
   { attempt: 'tiocsti', expect: 'errno=EPERM', attack: 'typing into the terminal (TIOCSTI)' },
@@ -631,7 +639,7 @@ const CONTROLS = [
   'socket-netlink', 'socket-netlink-high-bits', 'socketpair-netlink', 'mount', 'clone3', 'personality-addr-no-randomize',
   'personality-high-bits', 'settimeofday', 'clock_settime', 'process_vm_readv', 'clone-fork',
   // As root, bubblewrap keeps the capabilities of the sandbox's own user namespace, so these get through too.
-  ...(isRoot ? ['unshare-user', 'clone-newuser', 'chroot', 'socket-raw-inet', 'socket-packet', 'tiocsti'] : []),
+  ...(isRoot ? ['unshare-user', 'clone-newuser', 'chroot', 'socket-raw-inet', 'socket-packet', 'socket-inet-packet', 'tiocsti'] : []),
 ];
 
 describe('under bubblewrap with the filter', { skip: noSandbox }, () => {

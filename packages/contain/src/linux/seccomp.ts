@@ -69,6 +69,8 @@ const AF_UNIX = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_RAW = 3;
+/** Obsolete; for AF_INET the kernel makes it an AF_PACKET socket (net/socket.c, __sock_create). */
+const SOCK_PACKET = 10;
 /** The kernel takes the socket type from these bits (SOCK_TYPE_MASK); the rest are SOCK_NONBLOCK/SOCK_CLOEXEC. */
 const SOCK_TYPE_MASK = 0xf;
 const TIOCSTI = 0x5412;
@@ -208,7 +210,7 @@ export const SECCOMP_RULES: readonly SeccompRule[] = Object.freeze([
   { id: 'clone3', syscalls: ['clone3'], when: 'always', result: 'ENOSYS', description: 'its flags are in memory seccomp cannot read; libc then falls back to clone, which is checked' },
   { id: 'personality', syscalls: ['personality'], when: 'the persona is anything but PER_LINUX, PER_LINUX32 or the 0xffffffff query', result: 'EPERM', description: 'no ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO and the like (PER_LINUX32 only changes what uname reports)' },
   { id: 'socket-family', syscalls: ['socket', 'socketpair'], when: 'the family is not AF_UNIX, AF_INET or AF_INET6', result: 'EAFNOSUPPORT', description: 'no netlink, packet, vsock, bluetooth or other kernel socket families' },
-  { id: 'socket-raw', syscalls: ['socket'], when: 'the type is SOCK_RAW (with or without SOCK_NONBLOCK/SOCK_CLOEXEC)', result: 'EPERM', description: 'no raw sockets, even for IPv4/IPv6: packets cannot be forged or sniffed' },
+  { id: 'socket-raw', syscalls: ['socket'], when: 'the type is SOCK_RAW or SOCK_PACKET (with or without SOCK_NONBLOCK/SOCK_CLOEXEC)', result: 'EPERM', description: 'no raw sockets, even for IPv4/IPv6, nor the packet socket AF_INET with SOCK_PACKET makes: packets cannot be forged or sniffed' },
   { id: 'terminal-injection', syscalls: ['ioctl'], when: 'the request is TIOCSTI or TIOCLINUX', result: 'EPERM', description: 'no typing into a terminal\'s input queue (escape through the user\'s shell)' },
 ] satisfies SeccompRule[]);
 
@@ -457,7 +459,9 @@ export function buildSeccompFilter(arch: SeccompArch): SockFilter[] {
     .jeq(AF_UNIX, 'socket-type')
     .jeq(AF_INET, 'socket-type')
     .jeq(AF_INET6, 'socket-type', 'eafnosupport');
-  a.label('socket-type').load(argLow(1)).and(SOCK_TYPE_MASK).jeq(SOCK_RAW, 'eperm', 'allow');
+  a.label('socket-type').load(argLow(1)).and(SOCK_TYPE_MASK)
+    .jeq(SOCK_RAW, 'eperm')
+    .jeq(SOCK_PACKET, 'eperm', 'allow');
 
   a.label('socketpair').load(argLow(0))
     .jeq(AF_UNIX, 'allow')

@@ -324,6 +324,7 @@ int main(int argc, char **argv) {
   if (IS("socket-netlink")) return report(a, do_socket(AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */));
   if (IS("socket-netlink-high-bits")) return report(a, do_socket(HIGH_WORD | AF_NETLINK, SOCK_RAW, 0));
   if (IS("socket-packet")) return report(a, do_socket(AF_PACKET, SOCK_RAW, 0));
+  if (IS("socket-inet-packet")) return report(a, do_socket(AF_INET, SOCK_PACKET, 0)); /* the kernel makes it an AF_PACKET socket */
   if (IS("socket-vsock")) return report(a, do_socket(40 /* AF_VSOCK */, SOCK_STREAM, 0));
   if (IS("socket-raw-inet")) return report(a, do_socket(AF_INET, SOCK_RAW, 1 /* IPPROTO_ICMP */));
   if (IS("socket-raw-inet6-flags")) return report(a, do_socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 58 /* IPPROTO_ICMPV6 */));
