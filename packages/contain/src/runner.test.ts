@@ -72,6 +72,13 @@ describe('the runner', () => {
       assert.deepEqual(r.limitsHit, []);
     });
 
+    it('runs python under the python and shell presets together (bubblewrap refused to bind the python preset\'s /usr/bin/python3, a symlink inside the shell preset\'s /usr/bin)', async (t) => {
+      if (!existsSync('/usr/bin/python3')) return t.skip('no python3 on this host');
+      const r = await runner.run(plan({ runtime: ['python', 'shell'] }), ['/bin/sh', '-c', 'python3 -c "import json; print(json.dumps([1]))"']);
+      assert.equal(r.stdout, '[1]\n');
+      assert.equal(r.exitCode, 0);
+    });
+
     it('says when the command does not exist inside the sandbox', async () => {
       const r = await runner.run(plan({ runtime: ['shell'] }), ['/usr/bin/no-such-command']);
       assert.equal(r.notFound, true);

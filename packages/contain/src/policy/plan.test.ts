@@ -312,6 +312,15 @@ describe('planning a sandbox', () => {
       assert.ok(p.mounts.every((m) => m.kind !== 'rw'));
       assert.ok(p.env.PATH?.includes('/usr/bin'));
     });
+
+    it('leave out a grant inside another of its kind, where bound again it would land on a symlink (/usr/bin/python3 under /usr/bin), and keep one of another kind', () => {
+      const dir = workspace();
+      const p = plan(dir, { runtime: ['shell', 'python'], filesystem: { readwrite: ['.'], readonly: ['./inbox', './inbox/public'] } });
+      const bound = p.mounts.filter((m) => m.kind !== 'symlink').map((m) => m.path);
+      assert.ok(bound.includes('/usr/bin') && !bound.some((x) => x.startsWith('/usr/bin/')), bound.join(' '));
+      assert.ok(bound.includes(join(dir, 'inbox')), 'read-only inside read-write is kept');
+      assert.ok(!bound.includes(join(dir, 'inbox/public')), 'read-only inside read-only adds nothing');
+    });
   });
 });
 

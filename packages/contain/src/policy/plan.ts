@@ -212,9 +212,19 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   };
   // The state directory is masked inside a grant that holds it before its exposed folders are bound back.
   const inState = (path: string) => stateDir !== undefined && within(path, stateDir);
-  for (const g of ordered.filter(([p]) => !inState(p))) mounts.push(grant(g));
-  if (stateDir !== undefined && ordered.some(([p]) => within(stateDir, p) && !inState(p))) mounts.push({ kind: 'deny', path: stateDir, directory: true });
-  for (const g of ordered.filter(([p]) => inState(p))) mounts.push(grant(g));
+  // A grant inside another of its kind adds nothing (unless the state directory's mask lies between), and
+  // bound again it fails where its path is a symlink in there: the python preset's /usr/bin/python3
+  // under the shell preset's /usr/bin. A symlink is left out only when where it leads is granted as well.
+  const granted = (path: string, kind: 'ro' | 'rw') => ordered.filter(([q]) => within(path, q)).at(-1)?.[1] === kind;
+  const needed = ordered.filter(([path, kind]) => {
+    const holder = ordered.filter(([q]) => q !== path && within(path, q)).at(-1);
+    if (holder === undefined || holder[1] !== kind || (inState(path) && !inState(holder[0]))) return true;
+    const source = sources.get(path);
+    return source !== undefined && !granted(source, kind);
+  });
+  for (const g of needed.filter(([p]) => !inState(p))) mounts.push(grant(g));
+  if (stateDir !== undefined && needed.some(([p]) => within(stateDir, p) && !inState(p))) mounts.push({ kind: 'deny', path: stateDir, directory: true });
+  for (const g of needed.filter(([p]) => inState(p))) mounts.push(grant(g));
   for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
   for (const d of denied) {
     // A deny outside every grant is already invisible; inside one, it is masked.
