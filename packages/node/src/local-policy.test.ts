@@ -107,6 +107,12 @@ describe('the node\'s local policy', () => {
     assert.equal(localAllows(policy.current, [['git', 'push']]).allowed, true, 'unchanged');
   });
 
+  it("takes upstream's bookkeeping on an allowlist entry (id, source, when and how it was last used) and keeps only its pattern", () => {
+    const entry = { id: 'e1', pattern: 'git', source: 'allow-always', commandText: 'git status', lastUsedAt: 1_764_000_000_000, lastUsedCommand: 'git status', lastResolvedPath: '/usr/bin/git' };
+    const policy = parseLocalPolicy({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [entry] } } });
+    assert.deepEqual(policy.agents!['*']!.allowlist, [{ pattern: 'git' }]);
+  });
+
   it('keeps an agent named __proto__ as an entry of its own, not as the prototype every other agent would inherit from', () => {
     const policy = parseLocalPolicy(JSON.parse('{"version":1,"defaults":{"security":"allowlist"},"agents":{"__proto__":{"allowlist":[{"pattern":"rm"}]}}}'));
     assert.deepEqual(Object.keys(policy.agents!), ['__proto__']);

@@ -25,6 +25,14 @@ export const DEFAULT_LOCAL_POLICY: LocalPolicyFile = { version: 1, defaults: { s
 const SECURITY_RANK: Record<Security, number> = { deny: 0, allowlist: 1, full: 2 };
 const ASK_RANK: Record<Ask, number> = { off: 0, 'on-miss': 1, always: 2 };
 
+/**
+ * What upstream's allowlist entries also carry that says nothing about what
+ * may run (its bookkeeping: an id, where the entry came from, when it was last
+ * used and for what): taken and left out. A field that narrows an entry
+ * (`argPattern`) is refused instead, since this node would not enforce it.
+ */
+const ENTRY_BOOKKEEPING = new Set(['id', 'source', 'commandText', 'lastUsedAt', 'lastUsedCommand', 'lastResolvedPath']);
+
 /** Validates an untrusted policy document into a fresh object. Throws NODE_POLICY_INVALID. */
 export function parseLocalPolicy(value: unknown): LocalPolicyFile {
   const bad = (why: string): NodeError => new NodeError('NODE_POLICY_INVALID', `local policy: ${why}`);
@@ -52,7 +60,7 @@ export function parseLocalPolicy(value: unknown): LocalPolicyFile {
       if (!Array.isArray(list) || list.length > 1000) throw bad('allowlist must be an array');
       out.agents[agent] = { allowlist: list.map((p: unknown) => {
         if (typeof p !== 'object' || p === null) throw bad('each allowlist entry needs a pattern');
-        for (const key of Object.keys(p)) if (key !== 'pattern') throw bad(`unknown allowlist entry field ${key.slice(0, 40)}`);
+        for (const key of Object.keys(p)) if (key !== 'pattern' && !ENTRY_BOOKKEEPING.has(key)) throw bad(`unknown allowlist entry field ${key.slice(0, 40)}`);
         const pattern = (p as { pattern?: unknown }).pattern;
         if (typeof pattern !== 'string' || pattern === '' || pattern.length > 4096) throw bad('each allowlist entry needs a pattern');
         return { pattern };
