@@ -97,7 +97,7 @@ export class HttpApi {
   }
 }
 
-const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$/i;
+const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|\[::ffff:127(\.\d{1,3}){3}\])(:\d{1,5})?$/i;
 
 /**
  * A gateway bound to loopback answers only requests addressed to a loopback
@@ -105,6 +105,7 @@ const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$/i;
  * (DNS rebinding) sends its own name as Host and is refused.
  */
 function hostAllowed(bound: string, host: string | undefined): boolean {
-  const loopback = bound === '::1' || bound.startsWith('127.') || bound === 'localhost';
+  // 127.0.0.1 as an IPv4-mapped IPv6 address (::ffff:127.0.0.1) is loopback too.
+  const loopback = bound === '::1' || bound === 'localhost' || /^(::ffff:)?127\./i.test(bound);
   return !loopback || (typeof host === 'string' && LOOPBACK_NAMES.test(host));
 }

@@ -107,6 +107,27 @@ describe('authentication and roles on every route', () => {
     assert.equal(await status(`127.0.0.1:${url.port}`), 200);
   });
 
+  it('answers 421 the same when bound to 127.0.0.1 spelled as an IPv4-mapped IPv6 address (::ffff:127.0.0.1 turned the check off)', async () => {
+    const mapped = await startTestGateway({ host: '::ffff:127.0.0.1' });
+    try {
+      const port = new URL(mapped.gw.httpUrl).port;
+      const status = (host: string) =>
+        new Promise<number>((resolve, reject) => {
+          request({ host: '127.0.0.1', port, path: '/api/status', headers: { host, authorization: `Bearer ${mapped.token}` } }, (res) => {
+            res.resume();
+            resolve(res.statusCode!);
+          })
+            .on('error', reject)
+            .end();
+        });
+      assert.equal(await status(`attacker.example:${port}`), 421);
+      assert.equal(await status(`[::ffff:127.0.0.1]:${port}`), 200);
+      assert.equal(await status(`localhost:${port}`), 200);
+    } finally {
+      await mapped.close();
+    }
+  });
+
   it('answers 404 for an unknown API path and 405 for a known path with another method, both without a stack trace', async () => {
     const admin = await t.as('root', ['admin']);
     const unknown = await admin.get('/api/nothing-here');
