@@ -578,7 +578,7 @@ describe('the runner', () => {
   describe('when a sandbox plants a symlink where a grant was', () => {
     // The agent may write ./project, and its policy grants ./project/data read-only: a run of the
     // agent (or any sandbox that may write the parent) swaps data for a symlink to the folder that
-    // holds everything (data -> .., as ~/work/data -> ~ would): bound there, it would show ./ssh and ./state.
+    // holds everything (data -> .., as ~/project/data -> ~ would): bound there, it would show ./ssh and ./state.
     function swapped(): { root: string; grants: ContainerPolicyInput } {
       const root = realpathSync(mkdtempSync(join(tmpdir(), 'corral-swap-')));
       mkdirSync(join(root, 'project/data'), { recursive: true });
