@@ -156,12 +156,18 @@ describe('corral audit', () => {
   });
 
   describe('when the live database is edited', () => {
-    it('verify names seq 2 as edited and exits 1', async () => {
+    /** A state directory of its own holding a closed log of six records, removed after the file's tests. */
+    async function sixRecordLog(): Promise<string> {
       const copy = tempStateDir();
       cleanup.push(copy);
       const log = await openAuditLog({ stateDir: copy });
       for (let i = 0; i < 6; i++) await log.append(event(i));
       await log.close();
+      return copy;
+    }
+
+    it('verify names seq 2 as edited and exits 1', async () => {
+      const copy = await sixRecordLog();
       const db = new DatabaseSync(join(copy, 'audit.db'));
       db.exec(`UPDATE audit_records SET body = replace(body, 'echo 2', 'echo X') WHERE seq = 2`);
       db.close();
@@ -184,11 +190,7 @@ describe('corral audit', () => {
         ['a member twice, which parsers read differently (one was shown)', (body: string) => body.replace('"action":"run.exec"', '"action":"net.connect","action":"run.exec"')],
       ] as [string, (body: string) => string][]) {
         it(`when it is ${name}`, async () => {
-          const copy = tempStateDir();
-          cleanup.push(copy);
-          const log = await openAuditLog({ stateDir: copy });
-          for (let i = 0; i < 6; i++) await log.append(event(i));
-          await log.close();
+          const copy = await sixRecordLog();
           const db = new DatabaseSync(join(copy, 'audit.db'));
           const row = db.prepare('SELECT lower(hex(prev)) AS prev, body FROM audit_records WHERE seq = 2').get() as { prev: string; body: string };
           const body = rewrite(row.body);
