@@ -90,7 +90,7 @@ function exitCodeFor(error: unknown): number {
 
 /** What a package's error code means for the exit code: a request that names nothing or is malformed, a host that lacks what is needed, or a check that failed. */
 function exitCodeOfCode(code: string): number {
-  if (/_(BAD_ARGUMENT|PARAMS_INVALID|NOT_FOUND|INPUT_INVALID|CONFIG_INVALID|EXPORT_MALFORMED)$/.test(code)) return EXIT.usage;
+  if (/_(BAD_ARGUMENT|PARAMS_INVALID|NOT_FOUND|INPUT_INVALID|CONFIG_INVALID|EXPORT_MALFORMED|SURFACE_INVALID)$/.test(code)) return EXIT.usage;
   if (/_(UNAVAILABLE|STORE_FOREIGN)$/.test(code)) return EXIT.environment;
   return EXIT.failed;
 }

@@ -53,8 +53,9 @@ describe('the console for admins, approvers and auditors', () => {
       assert.equal(stack.gateway.identity.agents.get('invoice-intake').status, 'active');
     });
 
-    it('approves a node waiting to pair, which then connects', async () => {
+    it('approves a node waiting to pair, shown with the commands approving it grants, which then connects', async () => {
       const request = page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).filter({ has: page.getByRole('button', { name: 'Approve' }) });
+      await request.getByText(/system\.run\b.*system\.which/).waitFor();
       await request.getByRole('button', { name: 'Approve' }).click();
       await strangerConnected;
       assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'paired');

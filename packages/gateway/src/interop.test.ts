@@ -56,9 +56,9 @@ describe('upstream OpenClaw node host and operator CLI against the Corral gatewa
   it('openclaw nodes pending lists it, with the address it came from, and openclaw nodes approve pairs it; the node then connects', async () => {
     const pending = await cli(['nodes', 'pending']);
     assert.equal(pending.code, 0, pending.stderr);
-    assert.ok(pending.stdout.includes(request.deviceId), pending.stdout);
+    assert.ok(pending.stdout.includes(request.requestId), pending.stdout);
     assert.ok(pending.stdout.includes('127.0.0.1'), pending.stdout);
-    const approved = await cli(['nodes', 'approve', request.deviceId]);
+    const approved = await cli(['nodes', 'approve', request.requestId]);
     assert.equal(approved.code, 0, approved.stderr);
     assert.equal(gw.identity.nodes.get(request.deviceId).status, 'paired');
     await node.waitFor(/gateway connected/, 45_000);

@@ -69,11 +69,42 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     const db = new DatabaseSync(path);
     db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
+    addNodeSurfaceColumns(db);
     return db;
   } catch (error) {
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store in ${stateDir}`, { cause: error });
   }
 }
+
+/**
+ * The command surface of each node (what an operator approved, and a request
+ * for more waiting for one), added to stores made before it was kept. A node
+ * paired before then has no approved commands: its next connect asks again.
+ */
+function addNodeSurfaceColumns(db: DatabaseSync): void {
+  const missing = () => {
+    const columns = new Set((db.prepare('PRAGMA table_info(nodes)').all() as Array<{ name: string }>).map((c) => c.name));
+    return NODE_SURFACE_COLUMNS.filter(([name]) => !columns.has(name));
+  };
+  if (missing().length === 0) return;
+  // Under the write lock: another process (the gateway, a CLI command) may be adding them too.
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (const [name, type] of missing()) db.exec(`ALTER TABLE nodes ADD COLUMN ${name} ${type}`);
+    db.exec('COMMIT');
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+const NODE_SURFACE_COLUMNS = [
+  ['commands', 'TEXT'],
+  ['requested_commands', 'TEXT'],
+  ['request_id', 'TEXT'],
+  ['surface_requested_at', 'INTEGER'],
+  ['declined_request_id', 'TEXT'],
+] as const;
 
 export function getMeta(db: DatabaseSync, key: string): string | undefined {
   const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;

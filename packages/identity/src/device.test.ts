@@ -139,4 +139,91 @@ describe('node pairing', () => {
       id.close();
     }
   });
+
+  describe('the command surface', () => {
+    const connectAs = (id: Identity, dev: ReturnType<typeof createDeviceIdentity>, commands: string[]) => {
+      const { nonce } = id.nodes.challenge();
+      const signedAt = Date.now();
+      const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
+      return () => id.nodes.authenticate({ device: { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands }, nonce);
+    };
+
+    it('pairs a node with the commands it declared, or the part of them an operator names; never one it did not ask for', () => {
+      const id = Identity.open(dir);
+      try {
+        const dev = createDeviceIdentity();
+        assert.throws(connectAs(id, dev, ['system.which', 'system.run', 'system.which']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        const asked = id.nodes.get(dev.deviceId);
+        assert.deepEqual([asked.commands, asked.surfaceRequest?.commands], [[], ['system.run', 'system.which']]);
+        assert.match(asked.surfaceRequest!.requestId, /^[0-9a-f]{32}$/);
+        assert.throws(() => id.nodes.pair(dev.deviceId, 'ops', { commands: ['system.which', 'fs.listDir'] }), (e: IdentityError) => e.code === 'IDENTITY_NODE_SURFACE_INVALID' && e.message.includes('"fs.listDir"'));
+        assert.equal(id.nodes.get(dev.deviceId).status, 'pending');
+        const paired = id.nodes.pair(dev.deviceId, 'ops', { commands: ['system.which'] });
+        assert.deepEqual([paired.status, paired.commands, paired.surfaceRequest], ['paired', ['system.which'], undefined]);
+        // It still declares system.run: admitted, with that asked again as a request of a paired node.
+        assert.deepEqual(connectAs(id, dev, ['system.run', 'system.which'])().commands, ['system.which']);
+        assert.deepEqual(id.nodes.get(dev.deviceId).surfaceRequest?.commands, ['system.run', 'system.which']);
+        // Declaring only what was approved withdraws the request.
+        connectAs(id, dev, ['system.which'])();
+        assert.equal(id.nodes.get(dev.deviceId).surfaceRequest, undefined);
+        // An operator may narrow what a paired node is sent.
+        assert.deepEqual(id.nodes.pair(dev.deviceId, 'ops', { commands: [] }).commands, []);
+      } finally {
+        id.close();
+      }
+    });
+
+    it('decides on a request only by its current id: a surface declared since makes the old id stale', () => {
+      const id = Identity.open(dir);
+      try {
+        const dev = createDeviceIdentity();
+        assert.throws(connectAs(id, dev, ['system.which']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        const seen = id.nodes.get(dev.deviceId).surfaceRequest!.requestId;
+        assert.throws(connectAs(id, dev, ['system.which']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        assert.equal(id.nodes.get(dev.deviceId).surfaceRequest!.requestId, seen, 'the same surface keeps its request');
+        assert.throws(connectAs(id, dev, ['system.run']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        assert.throws(() => id.nodes.pair(dev.deviceId, 'ops', { requestId: seen }), { code: 'IDENTITY_NODE_REQUEST_STALE' });
+        assert.throws(() => id.nodes.decline(dev.deviceId, { requestId: seen }), { code: 'IDENTITY_NODE_REQUEST_STALE' });
+        assert.equal(id.nodes.byRequest(seen), undefined);
+        const current = id.nodes.get(dev.deviceId).surfaceRequest!.requestId;
+        assert.equal(id.nodes.byRequest(current)?.deviceId, dev.deviceId);
+        assert.deepEqual(id.nodes.pair(dev.deviceId, 'ops', { requestId: current }).commands, ['system.run']);
+      } finally {
+        id.close();
+      }
+    });
+
+    it('refuses a surface it could not show or keep whole, rather than shortening or cleaning a command name', () => {
+      const id = Identity.open(dir);
+      try {
+        for (const commands of [['system.run\u202e'], ['a'.repeat(201)], [''], Array.from({ length: 257 }, (_, i) => `c${i}`)]) {
+          assert.throws(connectAs(id, createDeviceIdentity(), commands), { code: 'IDENTITY_NODE_SURFACE_INVALID' });
+        }
+      } finally {
+        id.close();
+      }
+    });
+
+    it('opens a store made before surfaces were kept: a node paired then is sent nothing until its surface is approved', async () => {
+      const old = mkdtempSync(join(tmpdir(), 'corral-nodes-old-'));
+      try {
+        const { DatabaseSync } = await import('node:sqlite');
+        const db = new DatabaseSync(join(old, 'identity.db'));
+        db.exec("CREATE TABLE nodes (device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, display_name TEXT NOT NULL, platform TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('pending', 'paired', 'revoked')), requested_at INTEGER NOT NULL, paired_at INTEGER, paired_by TEXT) STRICT");
+        const dev = createDeviceIdentity();
+        db.prepare("INSERT INTO nodes VALUES (?, ?, 'old', 'linux', 'paired', 1, 2, 'ops')").run(dev.deviceId, dev.publicKey);
+        db.close();
+        const id = Identity.open(old);
+        try {
+          assert.deepEqual(id.nodes.get(dev.deviceId).commands, []);
+          assert.deepEqual(connectAs(id, dev, ['system.run'])().commands, []);
+          assert.deepEqual(id.nodes.get(dev.deviceId).surfaceRequest?.commands, ['system.run']);
+        } finally {
+          id.close();
+        }
+      } finally {
+        rmSync(old, { recursive: true, force: true });
+      }
+    });
+  });
 });

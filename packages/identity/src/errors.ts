@@ -48,6 +48,10 @@ export type IdentityErrorCode =
   /** A device whose pairing was revoked. */
   | 'IDENTITY_NODE_REVOKED'
   | 'IDENTITY_NODE_NOT_FOUND'
+  /** A command surface that cannot be recorded or approved: too many or too long names, or commands the node never asked for. */
+  | 'IDENTITY_NODE_SURFACE_INVALID'
+  /** The command-surface request an operator decided on is no longer the node's current one (it declared another since). */
+  | 'IDENTITY_NODE_REQUEST_STALE'
   // ---- humans (OpenID Connect)
   /** Discovery failed, or the issuer's metadata names another issuer. */
   | 'IDENTITY_OIDC_DISCOVERY_FAILED'

@@ -19,7 +19,7 @@ export {
 } from './device.ts';
 export type { DeviceAuthFields, DeviceIdentity, DeviceProof } from './device.ts';
 export { NodeRegistry, printable } from './nodes.ts';
-export type { NodeConnect, NodeRecord, NodeStatus } from './nodes.ts';
+export type { NodeConnect, NodeRecord, NodeStatus, SurfaceRequest } from './nodes.ts';
 export { CORRAL_ROLES, OidcClient, mapRoles } from './oidc.ts';
 export type { CorralRole, HumanIdentity, OidcSettings, PendingLogin } from './oidc.ts';
 export { HumanRegistry } from './humans.ts';

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { verifyDeviceProof, type DeviceProof } from './device.ts';
 import { IdentityError } from './errors.ts';
@@ -14,6 +14,18 @@ export interface NodeRecord {
   requestedAt: string;
   pairedAt?: string;
   pairedBy?: string;
+  /** The commands an operator approved this node to serve: none before it is paired. */
+  commands: string[];
+  /** Commands the node declared beyond those, waiting for an operator (for a pending node: everything it declared). */
+  surfaceRequest?: SurfaceRequest;
+}
+
+/** A command surface a node asked for that no operator has decided on yet. */
+export interface SurfaceRequest {
+  /** Names this surface of this node: a node declaring another one makes another request, so a decision is never taken for a surface the operator did not see. */
+  requestId: string;
+  commands: string[];
+  at: string;
 }
 
 /** A connect request's claims that the device signature covers. */
@@ -24,6 +36,8 @@ export interface NodeConnect {
   scopes: readonly string[];
   /** `auth.token ?? auth.deviceToken ?? auth.bootstrapToken ?? ""`. */
   token?: string;
+  /** The commands the node declares it serves. The device signature does not cover them; the challenge binds them to this connection. */
+  commands?: readonly string[];
 }
 
 interface Row {
@@ -35,15 +49,25 @@ interface Row {
   requested_at: number;
   paired_at: number | null;
   paired_by: string | null;
+  commands: string | null;
+  requested_commands: string | null;
+  request_id: string | null;
+  surface_requested_at: number | null;
+  declined_request_id: string | null;
 }
 
 const CHALLENGE_TTL_MS = 15_000;
+const MAX_COMMANDS = 256;
+const MAX_COMMAND_LENGTH = 200;
 const MAX_OPEN_CHALLENGES = 10_000;
 
 /**
  * Nodes known to Corral. A connection gets a one-time challenge; the node
  * signs it with its device key; a device seen for the first time is recorded
  * as pending and refused (IDENTITY_NODE_NOT_PAIRED) until an operator pairs it.
+ * Pairing approves the commands the node declared then; a paired node that
+ * later declares more is admitted with the approved ones only, its new
+ * surface waiting as a request of its own (as upstream's gateway does).
  */
 export class NodeRegistry {
   readonly #db: DatabaseSync;
@@ -92,24 +116,81 @@ export class NodeRegistry {
       expectedNonce: expected,
       now,
     });
+    const declared = surfaceOf(connect.commands ?? []);
     const existing = this.find(connect.device.id);
     if (!existing) {
       this.#db
         .prepare("INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, ?, ?, ?, 'pending', ?)")
         .run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now);
-      throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
     }
-    if (existing.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
-    if (existing.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
-    return existing;
+    const node = existing ?? this.get(connect.device.id);
+    if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
+    this.#requestSurface(node, declared);
+    if (node.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
+    return this.get(node.deviceId);
   }
 
-  /** An operator pairs a pending node. Throws IDENTITY_NODE_NOT_FOUND; IDENTITY_NODE_REVOKED for an unpaired node (it must come back with a new key). */
-  pair(deviceId: string, by: string): NodeRecord {
-    const node = this.get(deviceId);
+  /** Records what a node declares: nothing when an operator approved all of it (or declined exactly this), else a request for it. */
+  #requestSurface(node: NodeRecord, declared: string[]): void {
+    const covered = node.status === 'paired' && declared.every((c) => node.commands.includes(c));
+    const requestId = covered ? null : surfaceRequestId(node.deviceId, declared);
+    const row = this.#row(node.deviceId)!;
+    if (requestId === row.request_id || (requestId !== null && requestId === row.declined_request_id)) return;
+    this.#db
+      .prepare('UPDATE nodes SET requested_commands = ?, request_id = ?, surface_requested_at = ? WHERE device_id = ?')
+      .run(requestId === null ? null : JSON.stringify(declared), requestId, requestId === null ? null : this.#now(), node.deviceId);
+  }
+
+  /**
+   * An operator approves a node's command surface: pairing a pending node, or
+   * granting a paired one the surface it asked for since. `requestId` (what
+   * the operator saw) must still be the node's request; `commands` approves
+   * part of it, or narrows a paired node's approved set. With neither, the
+   * node's request is approved as it stands. Throws IDENTITY_NODE_NOT_FOUND;
+   * IDENTITY_NODE_REVOKED for an unpaired node (it must come back with a new
+   * key); IDENTITY_NODE_REQUEST_STALE; IDENTITY_NODE_SURFACE_INVALID for a
+   * command it never asked for.
+   */
+  pair(ref: string, by: string, options: { requestId?: string; commands?: readonly string[] } = {}): NodeRecord {
+    const node = this.get(ref);
     if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'an unpaired node must connect again with a new key');
-    this.#db.prepare("UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ? WHERE device_id = ?").run(this.#now(), by, node.deviceId);
+    const request = node.surfaceRequest;
+    if (options.requestId !== undefined && request?.requestId !== options.requestId) {
+      throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node has declared another command surface since; list the pending requests again');
+    }
+    if (node.status === 'paired' && !request && options.commands === undefined) return node;
+    const asked = [...new Set([...node.commands, ...(request?.commands ?? [])])].sort();
+    const approved = options.commands === undefined ? (request?.commands ?? node.commands) : surfaceOf(options.commands);
+    const unasked = approved.filter((c) => !asked.includes(c));
+    if (unasked.length > 0) throw new IdentityError('IDENTITY_NODE_SURFACE_INVALID', `the node did not ask for ${unasked.map((c) => JSON.stringify(c)).join(', ')}; it asks for ${asked.join(', ') || 'no commands'}`);
+    this.#db
+      .prepare("UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ?")
+      .run(this.#now(), by, JSON.stringify(approved), node.deviceId);
     return this.get(node.deviceId);
+  }
+
+  /**
+   * An operator declines a node's request: a pending node is revoked (it must
+   * come back with a new key); a paired one keeps the surface it had, and
+   * declaring this same surface again makes no new request.
+   * Throws IDENTITY_NODE_NOT_FOUND, IDENTITY_NODE_REQUEST_STALE.
+   */
+  decline(ref: string, options: { requestId?: string } = {}): NodeRecord {
+    const node = this.get(ref);
+    const request = node.surfaceRequest;
+    if (!request || (options.requestId !== undefined && request.requestId !== options.requestId)) {
+      throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node has no such pending request; list the pending requests again');
+    }
+    if (node.status === 'pending') return this.revoke(node.deviceId);
+    this.#db.prepare('UPDATE nodes SET requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = ? WHERE device_id = ?').run(request.requestId, node.deviceId);
+    return this.get(node.deviceId);
+  }
+
+  /** The node whose current request is `requestId`, if any. */
+  byRequest(requestId: string): NodeRecord | undefined {
+    if (typeof requestId !== 'string' || !/^[0-9a-f]{32}$/.test(requestId)) return undefined;
+    const row = this.#db.prepare('SELECT * FROM nodes WHERE request_id = ?').get(requestId) as Row | undefined;
+    return row ? fromRow(row) : undefined;
   }
 
   revoke(deviceId: string): NodeRecord {
@@ -126,14 +207,16 @@ export class NodeRegistry {
   }
 
   find(ref: string): NodeRecord | undefined {
+    const row = this.#row(ref);
+    return row ? fromRow(row) : undefined;
+  }
+
+  #row(ref: string): Row | undefined {
     if (typeof ref !== 'string' || !/^[0-9a-f]{8,64}$/.test(ref)) return undefined;
     // A full id (every governed command names one) is one indexed lookup with a statement prepared once.
-    if (ref.length === 64) {
-      const row = (this.#byId ??= this.#db.prepare('SELECT * FROM nodes WHERE device_id = ?')).get(ref) as Row | undefined;
-      return row ? fromRow(row) : undefined;
-    }
+    if (ref.length === 64) return (this.#byId ??= this.#db.prepare('SELECT * FROM nodes WHERE device_id = ?')).get(ref) as Row | undefined;
     const rows = this.#db.prepare('SELECT * FROM nodes WHERE device_id LIKE ? LIMIT 2').all(`${ref}%`) as unknown as Row[];
-    return rows.length === 1 ? fromRow(rows[0]!) : undefined;
+    return rows.length === 1 ? rows[0] : undefined;
   }
 
   list(): NodeRecord[] {
@@ -146,6 +229,25 @@ export function printable(text: string, max: number): string {
   return text.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, max);
 }
 
+/**
+ * A declared command surface as it is kept and compared: each name once,
+ * sorted. A name is never shortened or cleaned (that would approve another
+ * command than the one asked for): one that cannot be shown is refused.
+ */
+function surfaceOf(commands: readonly string[]): string[] {
+  if (!Array.isArray(commands) || commands.length > MAX_COMMANDS) throw new IdentityError('IDENTITY_NODE_SURFACE_INVALID', `a node may declare at most ${MAX_COMMANDS} commands`);
+  for (const c of commands) {
+    if (typeof c !== 'string' || c.length === 0 || c.length > MAX_COMMAND_LENGTH || printable(c, MAX_COMMAND_LENGTH) !== c) {
+      throw new IdentityError('IDENTITY_NODE_SURFACE_INVALID', `a command name must be 1 to ${MAX_COMMAND_LENGTH} characters with no control or format characters`);
+    }
+  }
+  return [...new Set(commands)].sort();
+}
+
+function surfaceRequestId(deviceId: string, commands: string[]): string {
+  return createHash('sha256').update(`corral node surface\0${deviceId}\0${commands.join('\n')}`).digest('hex').slice(0, 32);
+}
+
 function fromRow(r: Row): NodeRecord {
   return {
     deviceId: r.device_id,
@@ -156,5 +258,9 @@ function fromRow(r: Row): NodeRecord {
     requestedAt: new Date(r.requested_at).toISOString(),
     ...(r.paired_at !== null ? { pairedAt: new Date(r.paired_at).toISOString() } : {}),
     ...(r.paired_by !== null ? { pairedBy: r.paired_by } : {}),
+    commands: r.status === 'paired' && r.commands !== null ? (JSON.parse(r.commands) as string[]) : [],
+    ...(r.request_id !== null && r.requested_commands !== null && r.status !== 'revoked'
+      ? { surfaceRequest: { requestId: r.request_id, commands: JSON.parse(r.requested_commands) as string[], at: new Date(r.surface_requested_at ?? r.requested_at).toISOString() } }
+      : {}),
   };
 }

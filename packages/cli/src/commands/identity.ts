@@ -8,6 +8,7 @@ import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
+import { addPairingVerbs } from './nodes.ts';
 
 /** `corral identity …`: the published key set, key rotation, nodes, human sign-in. */
 export function registerIdentity(program: Command): void {
@@ -57,20 +58,7 @@ export function registerIdentity(program: Command): void {
       if (list.length === 0) return void process.stdout.write('no nodes\n');
       for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}\n`);
     });
-  for (const verb of ['pair', 'revoke'] as const) {
-    nodes
-      .command(verb)
-      .description(verb === 'pair' ? 'pair a pending node so it may connect' : 'unpair a node; it must come back with a new key')
-      .argument('<device-id>', 'the device id, or a unique prefix of at least 8 hex digits')
-      .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
-      .option('--json', 'print the node as JSON')
-      .action(async (deviceId: string, opts: { by: string; json?: boolean }, command: Command) => {
-        const node = await withIdentity(command, (id) => (verb === 'pair' ? id.nodes.pair(deviceId, opts.by) : id.nodes.revoke(deviceId)));
-        await recordIdentityEvent(dirOf(command), { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status } });
-        if (opts.json) printJson(node);
-        else process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
-      });
-  }
+  addPairingVerbs(nodes, dirOf);
 
   identity
     .command('humans')

@@ -63,13 +63,13 @@ describe('corral nodes with a running corral gateway', () => {
 
     const pending = await run(['nodes', 'pending', '--json']);
     assert.equal(pending.code, 0, pending.stderr);
-    const rows = JSON.parse(pending.stdout) as Array<{ deviceId: string; displayName: string; commands: string[]; remoteIp?: string }>;
-    assert.deepEqual(rows.map((r) => [r.deviceId, r.displayName, r.commands, r.remoteIp]), [[device.deviceId, 'build-07', ['system.which'], '127.0.0.1']]);
+    const rows = JSON.parse(pending.stdout) as Array<{ deviceId: string; displayName: string; commands: string[]; surfaceRequest?: { commands: string[] }; remoteIp?: string }>;
+    assert.deepEqual(rows.map((r) => [r.deviceId, r.displayName, r.commands, r.surfaceRequest?.commands, r.remoteIp]), [[device.deviceId, 'build-07', [], ['system.which'], '127.0.0.1']]);
     assert.match((await run(['nodes', 'pending'])).stdout, /build-07 +\S+ +127\.0\.0\.1 +system\.which/);
 
     const paired = await run(['nodes', 'pair', device.deviceId.slice(0, 12), '--json']);
     assert.equal(paired.code, 0, paired.stderr);
-    assert.equal(JSON.parse(paired.stdout).status, 'paired');
+    assert.deepEqual([JSON.parse(paired.stdout).status, JSON.parse(paired.stdout).commands], ['paired', ['system.which']]);
     const node = await GatewayClient.connect(options);
 
     const list = await run(['nodes', 'list', '--json']);
@@ -79,6 +79,35 @@ describe('corral nodes with a running corral gateway', () => {
     await node.close();
     await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
 
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0);
+  });
+
+  it('shows what a paired node adds as a request, approves only the commands named, and rejecting leaves it with what it had', async () => {
+    const token = (await run(['gateway', 'token'])).stdout.trim();
+    const gateway = await startGateway();
+    const device = createDeviceIdentity();
+    const connect = (commands: string[]) => GatewayClient.connect({ url: gateway.url, token, role: 'node', device, client: { displayName: 'build-08' }, commands });
+    await assert.rejects(connect(['system.which']));
+    assert.equal((await run(['nodes', 'pair', device.deviceId])).code, 0);
+    const node = await connect(['fs.listDir', 'system.run', 'system.which']);
+    try {
+      assert.match((await run(['nodes', 'pending'])).stdout, /build-08 .* \+fs\.listDir,\+system\.run\n/);
+      assert.match((await run(['nodes', 'list'])).stdout, /paired .*build-08 .* system\.which\n/);
+      const typo = await run(['nodes', 'pair', device.deviceId, '--commands', 'system.rn']);
+      assert.equal(typo.code, 2);
+      assert.match(typo.stderr, /the node did not ask for "system\.rn"; it asks for fs\.listDir, system\.run, system\.which \[IDENTITY_NODE_SURFACE_INVALID\]/);
+      const some = await run(['nodes', 'pair', device.deviceId, '--commands', 'system.which,system.run']);
+      assert.match(some.stdout, /is paired; it may be sent: system\.run, system\.which\n/);
+      assert.equal((await run(['nodes', 'pending'])).stdout, 'no pending requests\n');
+    } finally {
+      await node.close();
+    }
+    const wider = await connect(['fs.listDir', 'system.run', 'system.which', 'system.execApprovals.get']);
+    await wider.close();
+    assert.match((await run(['nodes', 'reject', device.deviceId])).stdout, /is paired\n/);
+    const listed = JSON.parse((await run(['nodes', 'list', '--json'])).stdout) as Array<{ deviceId: string; commands: string[] }>;
+    assert.deepEqual(listed.find((n) => n.deviceId === device.deviceId)?.commands, ['system.run', 'system.which']);
     gateway.child.kill('SIGTERM');
     assert.equal(await gateway.exited, 0);
   });

@@ -6,7 +6,8 @@ import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
 interface NodeRow extends NodeRecord {
-  commands: string[];
+  /** What it last declared when it connected (or asked to be paired). */
+  declaredCommands: string[];
   lastSeenAt?: string;
   /** The address it last connected, or asked to be paired, from. */
   remoteIp?: string;
@@ -28,52 +29,85 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
     const surfaces = new SurfaceStore(db);
     return list.map((node) => {
       const surface = surfaces.get(node.deviceId);
-      return { ...node, commands: surface?.commands ?? [], ...(surface ? { lastSeenAt: new Date(surface.lastSeenAt).toISOString() } : {}), ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}) };
+      return { ...node, declaredCommands: surface?.commands ?? [], ...(surface ? { lastSeenAt: new Date(surface.lastSeenAt).toISOString() } : {}), ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}) };
     });
   } finally {
     db.close();
   }
 }
 
-function printRows(rows: NodeRow[], empty: string): void {
+function printRows(rows: NodeRow[], empty: string, commandsOf: (n: NodeRow) => string[]): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  for (const n of rows) process.stdout.write(`${printable(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${n.commands.join(',') || '-'}`)}\n`);
+  for (const n of rows) process.stdout.write(`${printable(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${commandsOf(n).join(',') || '-'}`)}\n`);
 }
 
-/** `corral nodes list|pending|pair ID|revoke ID`: machines that serve commands through the gateway. */
-export function registerNodes(program: Command): void {
-  const nodes = program.command('nodes').description('nodes (machines) that connect to the gateway, and their pairing');
-  nodes
-    .command('list')
-    .description('every known node: paired, pending and revoked')
-    .option('--json', 'print a JSON array')
-    .action(async (opts: { json?: boolean }, command: Command) => {
-      const rows = await nodeRows(command);
-      if (opts.json) return printJson(rows);
-      printRows(rows, 'no nodes');
+/** What a pending request asks for, in words: a new node, or a paired one's additions. */
+function requestLine(n: NodeRow): string[] {
+  const asked = n.surfaceRequest?.commands ?? [];
+  if (n.status !== 'paired') return asked;
+  const added = asked.filter((c) => !n.commands.includes(c));
+  return added.map((c) => `+${c}`);
+}
+
+/**
+ * `pair ID [--commands a,b]`, `reject ID` and `revoke ID` on a group of
+ * commands (`corral nodes`, `corral identity nodes`): pairing approves the
+ * commands the node asks for (or the part of them named), recorded in the
+ * audit log of `dirFor(command)`.
+ */
+export function addPairingVerbs(group: Command, dirFor: (command: Command) => Promise<string> | string): void {
+  group
+    .command('pair')
+    .description('pair a pending node, or approve the commands a paired node asks for since; it may then be sent them')
+    .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
+    .option('--commands <list>', 'approve only these of the commands it asks for (comma-separated); on a paired node, narrow what it may be sent')
+    .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+    .option('--json', 'print the node as JSON')
+    .action(async (id: string, opts: { commands?: string; by: string; json?: boolean }, command: Command) => {
+      const dir = await dirFor(command);
+      const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+      const node = await withIdentity(command, (identity) => identity.nodes.pair(id, opts.by, commands === undefined ? {} : { commands }));
+      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, commands: node.commands } });
+      if (opts.json) return printJson(node);
+      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}`)}\n`);
     });
-  nodes
-    .command('pending')
-    .description('nodes waiting for an operator to pair them, with the commands they declare')
-    .option('--json', 'print a JSON array')
-    .action(async (opts: { json?: boolean }, command: Command) => {
-      const rows = (await nodeRows(command)).filter((n) => n.status === 'pending');
-      if (opts.json) return printJson(rows);
-      printRows(rows, 'no pending nodes');
-    });
-  for (const verb of ['pair', 'revoke'] as const) {
-    nodes
+  for (const verb of ['reject', 'revoke'] as const) {
+    group
       .command(verb)
-      .description(verb === 'pair' ? 'pair a pending node so it may connect' : 'unpair a node; a connected node is cut off at its next command')
+      .description(verb === 'reject' ? "turn down a node's pending request: a new node is revoked, a paired one keeps the commands it had" : 'unpair a node; a connected node is cut off at its next command')
       .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
       .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
-        const dir = await gatewayStateDir(command);
-        const node = await withIdentity(command, (identity) => (verb === 'pair' ? identity.nodes.pair(id, opts.by) : identity.nodes.revoke(id)));
-        await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status } });
-        if (opts.json) printJson(node);
-        else process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
+        const dir = await dirFor(command);
+        const node = await withIdentity(command, (identity) => (verb === 'reject' ? identity.nodes.decline(id) : identity.nodes.revoke(id)));
+        await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by } });
+        if (opts.json) return printJson(node);
+        process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
       });
   }
+}
+
+/** `corral nodes list|pending|pair ID|reject ID|revoke ID`: machines that serve commands through the gateway. */
+export function registerNodes(program: Command): void {
+  const nodes = program.command('nodes').description('nodes (machines) that connect to the gateway, and their pairing');
+  nodes
+    .command('list')
+    .description('every known node: paired, pending and revoked, with the commands it may be sent')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const rows = await nodeRows(command);
+      if (opts.json) return printJson(rows);
+      printRows(rows, 'no nodes', (n) => n.commands);
+    });
+  nodes
+    .command('pending')
+    .description('requests waiting for an operator: new nodes with the commands they declare, paired nodes with the commands they add (+)')
+    .option('--json', 'print a JSON array')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const rows = (await nodeRows(command)).filter((n) => n.surfaceRequest !== undefined);
+      if (opts.json) return printJson(rows);
+      printRows(rows, 'no pending requests', requestLine);
+    });
+  addPairingVerbs(nodes, gatewayStateDir);
 }

@@ -214,8 +214,9 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
 
 /**
  * Pairs the nodes `corral up` starts itself — and only those, by device id —
- * when they ask the gateway, recording each pairing in the audit log as done
- * by `corral up`.
+ * when they ask the gateway, and approves the commands they declare (again
+ * when a newer Corral's node declares more), recording each in the audit log
+ * as done by `corral up`.
  */
 class AutoPairing {
   readonly #gateway: Gateway;
@@ -231,18 +232,19 @@ class AutoPairing {
     });
   }
 
-  /** Resolves once `deviceId` is paired: now if it already waits as a pending request, else when it asks. */
+  /** Resolves once `deviceId` is paired with nothing waiting: now if it is, else when its request is approved. */
   pair(deviceId: string, reason: string): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#expected.set(deviceId, { reason, done: resolve });
     const known = this.#gateway.identity.nodes.find(deviceId);
-    if (known?.status === 'paired') return Promise.resolve();
-    if (known?.status === 'pending') return this.#pair(deviceId, reason);
-    return new Promise((resolve) => this.#expected.set(deviceId, { reason, done: resolve }));
+    if (known?.status === 'paired' && !known.surfaceRequest) resolve();
+    else if (known?.surfaceRequest) void this.#pair(deviceId, reason).then(resolve);
+    return promise;
   }
 
   async #pair(deviceId: string, reason: string): Promise<void> {
-    this.#expected.delete(deviceId);
-    this.#gateway.identity.nodes.pair(deviceId, 'corral up');
-    await this.#audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: deviceId }, node: deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason } });
+    const node = this.#gateway.identity.nodes.pair(deviceId, 'corral up');
+    await this.#audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: deviceId }, node: deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason, commands: node.commands } });
   }
 }
 

@@ -136,16 +136,24 @@ export interface NodeEntry {
   connected: boolean;
   paired: boolean;
   commands: string[];
+  /** Commands it declared that wait for an operator. */
+  requestedCommands: string[];
   remoteIp?: string;
   lastSeenMs: number | null;
 }
 
+/** A node asking to be paired, or a paired node asking for more commands (`paired`). */
 export interface PairingRequest {
   requestId: string;
   nodeId: string;
   displayName: string;
   platform: string;
-  remoteIp: string;
+  /** The commands approving it grants. */
+  commands: string[];
+  /** What a paired node may be sent now. */
+  approvedCommands: string[];
+  paired: boolean;
+  remoteIp: string | null;
   ts: number;
 }
 

@@ -19,7 +19,7 @@ import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approv
 import { verifyReceipt, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
-import type { NodeInventory } from '../nodes/inventory.ts';
+import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
 import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
@@ -256,9 +256,9 @@ export class NodeInvoker {
 
   async #invoke(params: InvokeParams, peer: Peer, caller: Connection): Promise<unknown> {
     if (RESERVED.has(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `${params.command} is reserved; use exec.approvals.node.*` });
-    const { connection, node } = this.#inventory.route(params.nodeId);
-    const declared = connection.peer!.commands;
-    if (!declared.includes(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'node command not allowed: the node did not declare it' });
+    const target = this.#inventory.route(params.nodeId);
+    const { node } = target;
+    if (!target.commands.includes(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: notServed(target, params.command) });
     const timeoutMs = clampTimeout(params.timeoutMs);
     const principal = this.#principal(peer, params.command, params.params);
     const governance = governanceOf(params.command);
@@ -270,7 +270,7 @@ export class NodeInvoker {
     let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
-      const result = await this.#run(connection, node.deviceId, params, principal, governance, assessed, authorized, timeoutMs);
+      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
       // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
       // grant for exactly this action answers it), then sent again.
@@ -289,7 +289,9 @@ export class NodeInvoker {
    * Sends one cleared command to its node and records its result; the
    * node's answer, ok or not, once both records are durable.
    */
-  async #run(connection: Connection, nodeId: string, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number): Promise<InvokeResult> {
+  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number): Promise<InvokeResult> {
+    const { connection, commands } = target;
+    const nodeId = target.node.deviceId;
     const { approvalId, receipt, unrecorded } = authorized;
     let commandParams: unknown = params.params ?? null;
     if (assessed) {
@@ -298,7 +300,7 @@ export class NodeInvoker {
       // answered an ask): a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
-      if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && connection.peer!.commands.includes('system.run.prepare')) {
+      if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
         const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs);
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
         commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
@@ -485,9 +487,10 @@ export class NodeInvoker {
 
   /** `exec.approvals.node.get|set`: the node's local policy, relayed; a set is audited and the node itself refuses anything but a tightening. */
   async #nodePolicy(verb: 'get' | 'set', params: { nodeId: string; file?: unknown; baseHash?: unknown }, peer: Peer): Promise<unknown> {
-    const { connection, node } = this.#inventory.route(params.nodeId);
+    const target = this.#inventory.route(params.nodeId);
+    const { connection, node } = target;
     const command = verb === 'get' ? 'system.execApprovals.get' : 'system.execApprovals.set';
-    if (!connection.peer!.commands.includes(command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'the node does not expose its exec approvals' });
+    if (!target.commands.includes(command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: notServed(target, command) });
     const result = await this.#send(connection, node.deviceId, randomUUID(), command, verb === 'get' ? {} : { file: params.file, baseHash: params.baseHash }, DEFAULT_INVOKE_TIMEOUT_MS, randomUUID());
     if (verb === 'set') {
       const principal = this.#options.operatorPrincipal?.(peer) ?? { type: 'Human' as const, id: 'operator' };
@@ -594,6 +597,12 @@ interface Authorized {
   receipt: ApprovalReceipt | undefined;
   /** An allow's decision record, for the caller to append (durable before the command runs); undefined when already durable. */
   unrecorded: AuditEventInput | undefined;
+}
+
+/** Why a node is not sent `command`: it did not declare it, or no operator approved it yet. */
+function notServed(target: NodeRoute, command: string): string {
+  if (!target.connection.peer!.commands.includes(command)) return 'node command not allowed: the node did not declare it';
+  return `node command not allowed: ${command} waits for an operator to approve it for this node (corral nodes pending)`;
 }
 
 const NO_POLICY: RunDecision = { decision: 'deny', reason: 'no policy is loaded', quorum: 0, policies: [], commands: [] };

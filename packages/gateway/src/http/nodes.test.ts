@@ -43,12 +43,33 @@ describe('nodes', () => {
     assert.deepEqual(actions, ['node.pair.approve', 'node.revoke']);
   });
 
+  it('lists a paired node asking for more commands with what it adds; approving grants them to the connected node', async () => {
+    const device = createDeviceIdentity();
+    const connect = (commands: string[]) => GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'node', device, client: { displayName: 'runner-c' }, commands });
+    await connect(['system.which']).catch(() => undefined);
+    await admin.post(`/api/nodes/pending/${t.gw.identity.nodes.get(device.deviceId).surfaceRequest!.requestId}/approve`);
+    const client = await connect(['system.run', 'system.which']);
+    try {
+      const request = (await approver.get('/api/nodes/pending')).body.requests.find((r: { nodeId: string }) => r.nodeId === device.deviceId);
+      assert.deepEqual([request.paired, request.commands, request.approvedCommands], [true, ['system.run', 'system.which'], ['system.which']]);
+      const listed = (await approver.get('/api/nodes')).body.nodes.find((n: { nodeId: string }) => n.nodeId === device.deviceId);
+      assert.deepEqual([listed.commands, listed.requestedCommands], [['system.which'], ['system.run', 'system.which']]);
+      const approved = await admin.post(`/api/nodes/pending/${request.requestId}/approve`);
+      assert.deepEqual([approved.status, approved.body.commands], [200, ['system.run', 'system.which']]);
+      assert.deepEqual(t.gw.inventory.route(device.deviceId).commands, ['system.run', 'system.which']);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('rejects a request; a request id that is not pending answers 404', async () => {
     const device = createDeviceIdentity();
     await ask(device, 'runner-b');
-    const rejected = await admin.post(`/api/nodes/pending/${device.deviceId}/reject`);
+    const { requestId } = t.gw.identity.nodes.get(device.deviceId).surfaceRequest!;
+    const rejected = await admin.post(`/api/nodes/pending/${requestId}/reject`);
     assert.deepEqual([rejected.status, rejected.body.status], [200, 'revoked']);
-    assert.equal((await admin.post(`/api/nodes/pending/${device.deviceId}/approve`)).status, 404);
+    assert.equal((await admin.post(`/api/nodes/pending/${requestId}/approve`)).status, 404);
+    assert.equal((await admin.post(`/api/nodes/pending/${device.deviceId}/approve`)).status, 404, 'a request is approved by its id, not the node\'s');
     assert.equal((await admin.post('/api/nodes/no-such-node/revoke')).status, 404);
   });
 });

@@ -2,8 +2,8 @@
 // each came from), and the operator's decisions on them. Pairing state is
 // @corral/identity's NodeRegistry, as for `corral nodes` and the protocol.
 import type { NodeRecord } from '@corral/identity';
+import { GatewayError } from '../errors.ts';
 import { CLOSE } from '../protocol/limits.ts';
-import { hasScope } from '../protocol/scopes.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { failure, reply } from './respond.ts';
@@ -18,26 +18,25 @@ export function nodeRoutes(api: ApiContext): Route[] {
     if (addresses.size >= MAX_ADDRESSES) addresses.delete(addresses.keys().next().value!);
     addresses.set(request.deviceId, request.remoteAddress);
   });
-  const pending = (ref: string): NodeRecord | undefined => {
-    const node = api.identity.nodes.find(ref);
-    return node?.status === 'pending' ? node : undefined;
-  };
-  const resolved = (node: NodeRecord, decision: 'approved' | 'rejected') =>
-    api.server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision, ts: api.now() }, (p) => p.role === 'operator' && hasScope(p.scopes, 'operator.pairing'));
-  const audit = (caller: Caller, action: string, node: NodeRecord) =>
-    api.record({ actor: { kind: 'human', id: actingHuman(caller) }, action, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, status: node.status } });
-  // An operator's decision on a pairing request: approving pairs the device, rejecting revokes it.
+  const audit = (caller: Caller, action: string, node: NodeRecord, details: Record<string, unknown> = {}) =>
+    api.record({ actor: { kind: 'human', id: actingHuman(caller) }, action, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, status: node.status, ...details } });
+  // An operator's decision on a pairing request: approving grants the commands it names (pairing a pending
+  // node); rejecting revokes a pending node, or leaves a paired one with what it had.
   const decide = (verdict: 'approve' | 'reject'): Route => ({
     method: 'POST',
     path: `/api/nodes/pending/:requestId/${verdict}`,
     access: 'nodes.write',
     handle: async ({ params, caller }) => {
-      const node = pending(params.requestId!);
-      if (!node) return failure(404, 'not_found', { message: 'no such pairing request' });
-      const decided = verdict === 'approve' ? api.identity.nodes.pair(node.deviceId, `human:${actingHuman(caller!)}`) : api.identity.nodes.revoke(node.deviceId);
-      resolved(decided, verdict === 'approve' ? 'approved' : 'rejected');
-      await audit(caller!, `node.pair.${verdict}`, decided);
-      return reply(200, { requestId: node.deviceId, nodeId: node.deviceId, status: decided.status });
+      let decided;
+      try {
+        decided = api.inventory.decide(params.requestId!, verdict, `human:${actingHuman(caller!)}`);
+      } catch (error) {
+        if (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') return failure(404, 'not_found', { message: 'no such pairing request' });
+        throw error;
+      }
+      const { request, node } = decided;
+      await audit(caller!, `node.pair.${verdict}`, node, { commands: request.commands });
+      return reply(200, { requestId: request.requestId, nodeId: node.deviceId, status: node.status, commands: node.commands });
     },
   });
   return [
@@ -47,7 +46,7 @@ export function nodeRoutes(api: ApiContext): Route[] {
       access: 'nodes.read',
       handle: () =>
         reply(200, {
-          nodes: api.inventory.list().map((n) => ({ nodeId: n.nodeId, displayName: n.displayName, platform: n.platform, status: n.status, connected: n.connected, paired: n.paired, commands: n.commands, ...(n.remoteIp ? { remoteIp: n.remoteIp } : {}), lastSeenMs: n.lastSeenAtMs ?? null })),
+          nodes: api.inventory.list().map((n) => ({ nodeId: n.nodeId, displayName: n.displayName, platform: n.platform, status: n.status, connected: n.connected, paired: n.paired, commands: n.commands, requestedCommands: n.requestedCommands ?? [], ...(n.remoteIp ? { remoteIp: n.remoteIp } : {}), lastSeenMs: n.lastSeenAtMs ?? null })),
         }),
     },
     {
@@ -55,11 +54,7 @@ export function nodeRoutes(api: ApiContext): Route[] {
       path: '/api/nodes/pending',
       access: 'nodes.read',
       handle: () => {
-        const entries = new Map(api.inventory.list().map((n) => [n.nodeId, n]));
-        const requests = api.identity.nodes
-          .list()
-          .filter((n) => n.status === 'pending')
-          .map((n) => ({ requestId: n.deviceId, nodeId: n.deviceId, displayName: entries.get(n.deviceId)?.displayName ?? n.displayName, platform: entries.get(n.deviceId)?.platform ?? n.platform, commands: entries.get(n.deviceId)?.commands ?? [], remoteIp: addresses.get(n.deviceId) ?? null, ts: Date.parse(n.requestedAt) }));
+        const requests = api.inventory.requests().map((r) => ({ ...r, approvedCommands: r.approvedCommands ?? [], remoteIp: addresses.get(r.nodeId) ?? r.remoteIp ?? null }));
         return reply(200, { requests });
       },
     },

@@ -17,6 +17,11 @@ async function refusedAsPending(options: GatewayClientOptions): Promise<void> {
   await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
 }
 
+/** The request an operator approves the node's current command surface by. */
+function requestOf(gw: Gateway, device: DeviceIdentity): string {
+  return gw.identity.nodes.get(device.deviceId).surfaceRequest!.requestId;
+}
+
 function waitFor(client: GatewayClient, event: string): Promise<unknown> {
   return new Promise((resolve) => {
     const stop = client.on(event, (payload) => {
@@ -45,9 +50,10 @@ describe('node pairing over the protocol', () => {
     const device = createDeviceIdentity();
     const announced = waitFor(admin, 'node.pair.requested');
     await refusedAsPending(nodeOptions(gw, device, 'build-01'));
-    assert.equal(((await announced) as PairingEntry).requestId, device.deviceId);
     const { pending } = (await admin.request('node.pair.list', {})) as { pending: PairingEntry[] };
     const entry = pending.find((p) => p.nodeId === device.deviceId);
+    assert.equal(((await announced) as PairingEntry).requestId, entry?.requestId);
+    assert.equal(entry?.paired, false);
     assert.deepEqual(entry?.commands, ['system.run', 'system.which']);
     assert.equal(entry?.displayName, 'build-01');
     assert.equal(entry?.remoteIp, '127.0.0.1');
@@ -59,7 +65,7 @@ describe('node pairing over the protocol', () => {
     const announced = waitFor(admin, 'node.pair.requested');
     await refusedAsPending(nodeOptions(gw, device, forged));
     assert.equal(((await announced) as PairingEntry).displayName, 'build-09[32mpaired');
-    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
     const node = await GatewayClient.connect(nodeOptions(gw, device, forged));
     try {
       const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
@@ -73,7 +79,7 @@ describe('node pairing over the protocol', () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-02'));
     const pairer = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.pairing'] });
-    await assert.rejects(pairer.request('node.pair.approve', { requestId: device.deviceId }), (e: { wire?: { code: string; details?: { missingScope?: string } } }) => e.wire?.code === 'FORBIDDEN' && e.wire.details?.missingScope === 'operator.admin');
+    await assert.rejects(pairer.request('node.pair.approve', { requestId: requestOf(gw, device) }), (e: { wire?: { code: string; details?: { missingScope?: string } } }) => e.wire?.code === 'FORBIDDEN' && e.wire.details?.missingScope === 'operator.admin');
     assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
     await pairer.close();
   });
@@ -82,7 +88,7 @@ describe('node pairing over the protocol', () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-03'));
     const resolved = waitFor(admin, 'node.pair.resolved');
-    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
     assert.equal(((await resolved) as { decision: string }).decision, 'approved');
     const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-03'));
     const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
@@ -97,7 +103,7 @@ describe('node pairing over the protocol', () => {
   it('keeps a rejected node out', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-04'));
-    await admin.request('node.pair.reject', { requestId: device.deviceId });
+    await admin.request('node.pair.reject', { requestId: requestOf(gw, device) });
     await refusedAsPending(nodeOptions(gw, device, 'build-04'));
     assert.equal(gw.identity.nodes.get(device.deviceId).status, 'revoked');
   });
@@ -105,7 +111,7 @@ describe('node pairing over the protocol', () => {
   it('disconnects a removed node and keeps it out', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-05'));
-    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
     const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-05'));
     await admin.request('node.pair.remove', { nodeId: device.deviceId });
     assert.equal((await node.closed).code, 1008);
@@ -115,13 +121,91 @@ describe('node pairing over the protocol', () => {
   it('cuts off a connected node revoked outside the gateway (as corral nodes revoke does) at its next use', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-06'));
-    await admin.request('node.pair.approve', { requestId: device.deviceId });
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
     const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-06'));
     const outside = Identity.open(stateDir);
     outside.nodes.revoke(device.deviceId);
     outside.close();
     assert.throws(() => gw.inventory.route(device.deviceId), { code: 'GATEWAY_NOT_PAIRED' });
     assert.equal((await node.closed).code, 1008);
+  });
+});
+
+describe('the command surface a node is paired with', () => {
+  let stateDir: string;
+  let gw: Gateway;
+  let admin: GatewayClient;
+  let pairer: GatewayClient;
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'corral-surface-'));
+    gw = await Gateway.start({ stateDir, token, port: 0 });
+    admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    pairer = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.pairing', 'operator.write'] });
+  });
+  after(async () => {
+    await pairer.close();
+    await admin.close();
+    await gw.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const declaring = (device: DeviceIdentity, name: string, commands: string[]): GatewayClientOptions => ({ url: gw.url, token, role: 'node', device, client: { displayName: name }, commands });
+  const notAllowed = (e: { wire?: { code: string; message: string } }) => e.wire?.code === 'INVALID_REQUEST' && /not allowed/.test(e.wire.message);
+
+  it('admits a node paired without system.run that reconnects declaring it with the approved commands only; its request needs operator.admin', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(declaring(device, 'kiosk', ['canvas.present']));
+    await pairer.request('node.pair.approve', { requestId: requestOf(gw, device) });
+    assert.deepEqual(gw.identity.nodes.get(device.deviceId).commands, ['canvas.present']);
+
+    // Before, this reconnect was sent system.run on a pairing no admin ever approved.
+    const announced = waitFor(admin, 'node.pair.requested');
+    const node = await GatewayClient.connect(declaring(device, 'kiosk', ['canvas.present', 'system.run']));
+    try {
+      const request = (await announced) as PairingEntry;
+      assert.deepEqual([request.nodeId, request.paired, request.commands, request.approvedCommands], [device.deviceId, true, ['canvas.present', 'system.run'], ['canvas.present']]);
+      assert.deepEqual(gw.inventory.route(device.deviceId).commands, ['canvas.present']);
+      await assert.rejects(admin.request('node.invoke', { nodeId: device.deviceId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: 'k1' }), notAllowed);
+      const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
+      assert.deepEqual(nodes.find((n) => n.nodeId === device.deviceId)?.commands, ['canvas.present']);
+
+      await assert.rejects(pairer.request('node.pair.approve', { requestId: request.requestId }), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');
+      assert.deepEqual(gw.inventory.route(device.deviceId).commands, ['canvas.present']);
+      await admin.request('node.pair.approve', { requestId: request.requestId });
+      // Counts on the live connection at once, with no reconnect.
+      assert.deepEqual(gw.inventory.route(device.deviceId).commands, ['canvas.present', 'system.run']);
+      assert.equal(gw.identity.nodes.get(device.deviceId).surfaceRequest, undefined);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('ties a request to the surface it names: approving one the node has since replaced fails and pairs nothing', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(declaring(device, 'switcher', ['system.which']));
+    const seen = requestOf(gw, device);
+    await refusedAsPending(declaring(device, 'switcher', ['system.run', 'system.which']));
+    assert.notEqual(requestOf(gw, device), seen);
+    await assert.rejects(admin.request('node.pair.approve', { requestId: seen }), (e: { wire?: { code: string; message: string } }) => e.wire?.code === 'INVALID_REQUEST' && e.wire.message === 'unknown requestId');
+    await assert.rejects(admin.request('node.pair.approve', { requestId: device.deviceId }), (e: { wire?: { code: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
+    const { pending } = (await admin.request('node.pair.list', {})) as { pending: PairingEntry[] };
+    assert.deepEqual(pending.find((p) => p.nodeId === device.deviceId)?.commands, ['system.run', 'system.which']);
+  });
+
+  it('rejecting a paired node\'s request keeps it paired with what it had; declaring the same again asks nothing, declaring more asks again', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(declaring(device, 'steady', ['system.which']));
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
+    const wider = declaring(device, 'steady', ['system.run', 'system.which']);
+    await (await GatewayClient.connect(wider)).close();
+    await admin.request('node.pair.reject', { requestId: requestOf(gw, device) });
+    const again = await GatewayClient.connect(wider);
+    assert.equal(gw.identity.nodes.get(device.deviceId).status, 'paired');
+    assert.equal(gw.identity.nodes.get(device.deviceId).surfaceRequest, undefined);
+    assert.deepEqual(gw.inventory.route(device.deviceId).commands, ['system.which']);
+    await again.close();
+    await (await GatewayClient.connect(declaring(device, 'steady', ['system.run', 'system.which', 'fs.listDir']))).close();
+    assert.deepEqual(gw.identity.nodes.get(device.deviceId).surfaceRequest?.commands, ['fs.listDir', 'system.run', 'system.which']);
   });
 });
 

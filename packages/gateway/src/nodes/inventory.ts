@@ -33,7 +33,10 @@ export interface NodeListEntry {
   paired: boolean;
   status: NodeRecord['status'];
   connected: boolean;
+  /** The commands it may be sent: those an operator approved (and, while it is connected, it declared). */
   commands: string[];
+  /** Commands it declared that wait for an operator (a pairing request). */
+  requestedCommands?: string[];
   caps: string[];
   connectedAtMs?: number;
   lastSeenAtMs?: number;
@@ -41,21 +44,34 @@ export interface NodeListEntry {
   remoteIp?: string;
 }
 
-/** One pending pairing request of `node.pair.list`. */
+/** One pending pairing request of `node.pair.list`: a node to pair, or a paired node asking for more commands. */
 export interface PairingEntry {
   requestId: string;
   nodeId: string;
   displayName: string;
   platform: string;
+  /** The commands approving it grants. */
   commands: string[];
+  /** For a paired node, what it may run now. */
+  approvedCommands?: string[];
+  paired: boolean;
   ts: number;
   remoteIp?: string;
+}
+
+/** Where a command for a node goes, and which commands it may be sent. */
+export interface NodeRoute {
+  connection: Connection;
+  node: NodeRecord;
+  commands: string[];
 }
 
 export class NodeInventory {
   readonly #server: GatewayServer;
   readonly #surfaces: SurfaceStore;
   readonly #live = new Map<string, Connection>();
+  /** The request each device was last announced with, so reconnects do not announce it again. */
+  readonly #announced = new Map<string, string>();
   readonly #now: () => number;
 
   constructor(server: GatewayServer, surfaces: SurfaceStore, now: () => number = Date.now) {
@@ -68,20 +84,24 @@ export class NodeInventory {
       if (connection.peer?.role === 'node' && deviceId && this.#live.get(deviceId) === connection) this.#live.delete(deviceId);
     });
     server.onPairingRequest((request) => {
-      const known = this.#surfaces.get(request.deviceId);
       this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now(), ...(request.remoteAddress ? { remoteIp: displayAddress(request.remoteAddress) } : {}) });
       // Announce a request once, not on every reconnect attempt.
-      if (!known) server.broadcast('node.pair.requested', this.#pairingEntry(request.deviceId), (peer) => hasScope(peer.scopes, 'operator.pairing'));
+      if (this.#announced.get(request.deviceId) === request.requestId) return;
+      this.#announced.set(request.deviceId, request.requestId);
+      const node = server.identity.nodes.find(request.deviceId);
+      if (node?.surfaceRequest) server.broadcast('node.pair.requested', this.#pairingEntry(node), (peer) => hasScope(peer.scopes, 'operator.pairing'));
     });
     this.#register();
   }
 
   /**
    * The live connection of a paired node, re-checking its pairing (a node
-   * revoked from the CLI while connected is cut off here). Throws
+   * revoked from the CLI while connected is cut off here), and the commands
+   * it may be sent: declared on this connection and approved by an operator,
+   * read afresh (an approval from the CLI counts at once). Throws
    * GATEWAY_NOT_PAIRED (with wire NOT_PAIRED) or GATEWAY_CONNECTION_CLOSED (wire UNAVAILABLE).
    */
-  route(nodeRef: string): { connection: Connection; node: NodeRecord } {
+  route(nodeRef: string): NodeRoute {
     const node = this.#find(nodeRef);
     if (!node) throw new GatewayError('GATEWAY_NOT_PAIRED', 'unknown node', { wire: { code: 'INVALID_REQUEST', message: 'unknown node' } });
     const connection = this.#live.get(node.deviceId);
@@ -90,7 +110,7 @@ export class NodeInventory {
       throw new GatewayError('GATEWAY_NOT_PAIRED', 'the node is not paired', { wire: { code: 'NOT_PAIRED', message: 'node is not paired' } });
     }
     if (!connection || connection.phase !== 'ready') throw new GatewayError('GATEWAY_CONNECTION_CLOSED', 'the node is not connected', { wire: { code: 'UNAVAILABLE', message: 'node not connected', retryable: true } });
-    return { connection, node };
+    return { connection, node, commands: servable(connection, node) };
   }
 
   /**
@@ -106,6 +126,37 @@ export class NodeInventory {
   /** Every known node with its live state. */
   list(): NodeListEntry[] {
     return this.#server.identity.nodes.list().map((node) => this.#entry(node));
+  }
+
+  /** Requests waiting for an operator: nodes to pair, and paired nodes that declared more commands. */
+  requests(): PairingEntry[] {
+    return this.#server.identity.nodes
+      .list()
+      .filter((n) => n.surfaceRequest !== undefined)
+      .map((n) => this.#pairingEntry(n));
+  }
+
+  /**
+   * An operator's decision on request `requestId`. Approving grants the
+   * commands the request names (pairing a pending node); rejecting revokes a
+   * pending node and leaves a paired one with what it had. `scopes` are those
+   * of a protocol caller: approving commands that run programs needs
+   * operator.admin, as upstream. Throws GATEWAY_PARAMS_INVALID (no such
+   * request, or no longer the node's current one), GATEWAY_SCOPE_MISSING.
+   */
+  decide(requestId: string, verdict: 'approve' | 'reject', by: string, scopes?: readonly string[]): { request: PairingEntry; node: NodeRecord } {
+    const node = this.#server.identity.nodes.byRequest(requestId);
+    if (!node?.surfaceRequest) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
+    const request = this.#pairingEntry(node);
+    if (verdict === 'approve' && scopes !== undefined && request.commands.some((c) => ADMIN_COMMANDS.includes(c)) && !hasScope(scopes, 'operator.admin')) {
+      throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
+    }
+    const identity = this.#server.identity.nodes;
+    const decided = verdict === 'approve' ? identity.pair(node.deviceId, by, { requestId }) : identity.decline(node.deviceId, { requestId });
+    this.#announced.delete(node.deviceId);
+    if (decided.status === 'revoked') this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
+    this.#server.broadcast('node.pair.resolved', { requestId, nodeId: node.deviceId, decision: verdict === 'approve' ? 'approved' : 'rejected', ts: this.#now() }, (p) => p.role === 'operator' && hasScope(p.scopes, 'operator.pairing'));
+    return { request, node: decided };
   }
 
   #attach(connection: Connection): void {
@@ -136,7 +187,8 @@ export class NodeInventory {
       paired: node.status === 'paired',
       status: node.status,
       connected,
-      commands: surface?.commands ?? [],
+      commands: connected ? servable(live, node) : node.commands,
+      ...(node.surfaceRequest ? { requestedCommands: node.surfaceRequest.commands } : {}),
       caps: surface?.caps ?? [],
       ...(connected ? { connectedAtMs: live.peer!.connectedAt, remoteIp: displayAddress(live.remoteAddress) } : {}),
       ...(surface ? { lastSeenAtMs: surface.lastSeenAt } : {}),
@@ -144,24 +196,20 @@ export class NodeInventory {
     };
   }
 
-  #pairingEntry(deviceId: string): PairingEntry {
-    const node = this.#server.identity.nodes.get(deviceId);
-    const surface = this.#surfaces.get(deviceId);
+  #pairingEntry(node: NodeRecord): PairingEntry {
+    const surface = this.#surfaces.get(node.deviceId);
+    const paired = node.status === 'paired';
     return {
-      requestId: node.deviceId,
+      requestId: node.surfaceRequest!.requestId,
       nodeId: node.deviceId,
       displayName: surface?.displayName ?? node.displayName,
       platform: surface?.platform ?? node.platform,
-      commands: surface?.commands ?? [],
-      ts: Date.parse(node.requestedAt),
+      commands: node.surfaceRequest!.commands,
+      ...(paired ? { approvedCommands: node.commands } : {}),
+      paired,
+      ts: Date.parse(node.surfaceRequest!.at),
       ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}),
     };
-  }
-
-  #pending(ref: unknown): NodeRecord {
-    const node = this.#find(ref);
-    if (!node || node.status !== 'pending') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
-    return node;
   }
 
   #register(): void {
@@ -192,39 +240,26 @@ export class NodeInventory {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairListParams,
-      handler: () => {
-        const all = server.identity.nodes.list();
-        return {
-          pending: all.filter((n) => n.status === 'pending').map((n) => this.#pairingEntry(n.deviceId)),
-          paired: all.filter((n) => n.status === 'paired').map((n) => this.#entry(n)),
-        };
-      },
+      handler: () => ({ pending: this.requests(), paired: this.list().filter((n) => n.status === 'paired') }),
     });
     server.method('node.pair.approve', {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairApproveParams,
       handler: (params, { peer }) => {
-        const node = this.#pending((params as { requestId: string }).requestId);
-        const commands = this.#surfaces.get(node.deviceId)?.commands ?? [];
-        const needsAdmin = commands.some((c) => ADMIN_COMMANDS.includes(c));
-        if (needsAdmin && !hasScope(peer.scopes, 'operator.admin')) {
-          throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
-        }
-        const paired = server.identity.nodes.pair(node.deviceId, peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`);
-        server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision: 'approved', ts: this.#now() }, (p) => hasScope(p.scopes, 'operator.pairing'));
-        return { requestId: node.deviceId, node: this.#entry(paired) };
+        const { requestId } = params as { requestId: string };
+        const { node } = this.decide(requestId, 'approve', peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`, peer.scopes);
+        return { requestId, node: this.#entry(node) };
       },
     });
     server.method('node.pair.reject', {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairRejectParams,
-      handler: (params) => {
-        const node = this.#pending((params as { requestId: string }).requestId);
-        server.identity.nodes.revoke(node.deviceId);
-        server.broadcast('node.pair.resolved', { requestId: node.deviceId, nodeId: node.deviceId, decision: 'rejected', ts: this.#now() }, (p) => hasScope(p.scopes, 'operator.pairing'));
-        return { requestId: node.deviceId, nodeId: node.deviceId };
+      handler: (params, { peer }) => {
+        const { requestId } = params as { requestId: string };
+        const { node } = this.decide(requestId, 'reject', peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`);
+        return { requestId, nodeId: node.deviceId };
       },
     });
     server.method('node.pair.remove', {
@@ -244,6 +279,11 @@ export class NodeInventory {
       },
     });
   }
+}
+
+/** The commands `connection` may be sent: those its node declared on it that an operator approved. */
+function servable(connection: Connection, node: NodeRecord): string[] {
+  return connection.peer!.commands.filter((c) => node.commands.includes(c));
 }
 
 /** An IPv4 peer of a dual-stack listener shows as `::ffff:a.b.c.d`; people know it as a.b.c.d. */

@@ -56,7 +56,7 @@ export function authenticateConnect(
     };
     try {
       if (role === 'node') {
-        deviceId = context.identity.nodes.authenticate({ device: params.device, client, role, scopes: params.scopes ?? [], token: signedToken }, context.nonce).deviceId;
+        deviceId = context.identity.nodes.authenticate({ device: params.device, client, role, scopes: params.scopes ?? [], token: signedToken, commands: params.commands ?? [] }, context.nonce).deviceId;
       } else {
         verifyDeviceProof(params.device, {
           clientId: client.id,
@@ -72,7 +72,7 @@ export function authenticateConnect(
         deviceId = params.device.id;
       }
     } catch (error) {
-      throw deviceRefusal(error, params.device.id, role);
+      throw deviceRefusal(error, params.device.id, context.identity.nodes.find(params.device.id)?.surfaceRequest?.requestId ?? params.device.id, role);
     }
   }
   return peerOf(params, role, protocol, deviceId, context);
@@ -122,15 +122,17 @@ const DEVICE_DETAIL: Record<string, string> = {
   IDENTITY_DEVICE_SIGNATURE_INVALID: 'DEVICE_AUTH_SIGNATURE_INVALID',
 };
 
-function deviceRefusal(error: unknown, deviceId: string, role: Role): GatewayError {
+/** `requestId` is the node's pairing request, which an operator approves by that id. */
+function deviceRefusal(error: unknown, deviceId: string, requestId: string, role: Role): GatewayError {
   if (!(error instanceof IdentityError)) return new GatewayError('GATEWAY_INTERNAL', 'device check failed', { cause: error, wire: { code: 'UNAVAILABLE', message: 'device check failed', retryable: true } });
   if (error.code === 'IDENTITY_NODE_NOT_PAIRED') {
-    const details = buildPairingConnectErrorDetails({ reason: 'not-paired', requestId: deviceId, deviceId, requestedRole: role, recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false });
+    const details = buildPairingConnectErrorDetails({ reason: 'not-paired', requestId, deviceId, requestedRole: role, recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false });
     return new GatewayError('GATEWAY_NOT_PAIRED', 'the node waits for an operator to pair it', { cause: error, wire: { code: 'NOT_PAIRED', message: buildPairingConnectErrorMessage('not-paired'), details, retryable: true } });
   }
   if (error.code === 'IDENTITY_NODE_REVOKED') {
     return new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired', { cause: error, wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked', details: { code: 'PAIRING_REQUIRED', reason: 'revoked', recommendedNextStep: 'review_auth_configuration' } } });
   }
+  if (error.code === 'IDENTITY_NODE_SURFACE_INVALID') return new GatewayError('GATEWAY_PARAMS_INVALID', error.message, { cause: error, wire: { code: 'INVALID_REQUEST', message: error.message } });
   const detail = DEVICE_DETAIL[error.code] ?? 'DEVICE_AUTH_INVALID';
   return new GatewayError('GATEWAY_DEVICE_AUTH_INVALID', 'device authentication failed', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'device authentication failed', details: { code: detail } } });
 }

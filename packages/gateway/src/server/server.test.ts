@@ -91,7 +91,7 @@ describe('gateway handshake', () => {
       assert.equal(e.code, 'GATEWAY_REQUEST_FAILED');
       assert.equal(e.wire?.code, 'NOT_PAIRED');
       assert.equal(e.wire?.details?.code, 'PAIRING_REQUIRED');
-      assert.equal(e.wire?.details?.requestId, device.deviceId);
+      assert.equal(e.wire?.details?.requestId, gw.identity.nodes.get(device.deviceId).surfaceRequest?.requestId);
       return true;
     });
     assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');

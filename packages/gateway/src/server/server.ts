@@ -75,8 +75,10 @@ export interface GatewayLogEntry {
   method?: string;
 }
 
-/** A genuine device that asked to connect as a node before an operator paired it. */
+/** A genuine device that asked to connect as a node before an operator paired it, or a paired one that declared commands no operator approved. */
 export interface PairingRequest {
+  /** What an operator approves or rejects it by (it names this device and this command surface). */
+  requestId: string;
   deviceId: string;
   displayName: string;
   platform: string;
@@ -401,17 +403,7 @@ export class GatewayServer {
       const wire: WireError = failure.wire ?? { code: 'INVALID_REQUEST', message: failure.code === 'GATEWAY_FRAME_INVALID' ? 'invalid connect params' : 'connect failed' };
       this.#log({ event: 'refused', connId: connection.id, code: failure.code, remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, wire));
-      if (failure.code === 'GATEWAY_NOT_PAIRED' && params?.device) {
-        const request: PairingRequest = {
-          deviceId: params.device.id,
-          displayName: printable(params.client.displayName ?? params.device.id.slice(0, 12), 200),
-          platform: printable(params.client.platform, 64),
-          commands: [...new Set(params.commands ?? [])],
-          caps: [...new Set(params.caps ?? [])],
-          remoteAddress: connection.remoteAddress,
-        };
-        for (const listener of this.#pairingListeners) listener(request);
-      }
+      if (failure.code === 'GATEWAY_NOT_PAIRED' && params?.device) this.#announceRequest(connection, params.device.id, params);
       connection.close(CLOSE.policyViolation, wire.message);
       return;
     }
@@ -478,6 +470,24 @@ export class GatewayServer {
     connection.send(responseOk(frame.id, hello));
     this.#log({ event: 'connected', connId: connection.id, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), remoteAddress: connection.remoteAddress });
     for (const listener of this.#listeners.ready) listener(connection);
+    // Admitted with the commands an operator approved; what it declared beyond them waits as a request.
+    if (peer.role === 'node' && peer.deviceId) this.#announceRequest(connection, peer.deviceId, { client: peer.client, commands: peer.commands, caps: peer.caps });
+  }
+
+  /** Tells the pairing listeners about the device's current pairing request, if it has one. */
+  #announceRequest(connection: Connection, deviceId: string, declared: { client: ConnectParams['client']; commands?: string[]; caps?: string[] }): void {
+    const requestId = this.#identity.nodes.find(deviceId)?.surfaceRequest?.requestId;
+    if (requestId === undefined) return;
+    const request: PairingRequest = {
+      requestId,
+      deviceId,
+      displayName: printable(declared.client.displayName ?? deviceId.slice(0, 12), 200),
+      platform: printable(declared.client.platform, 64),
+      commands: [...new Set(declared.commands ?? [])],
+      caps: [...new Set(declared.caps ?? [])],
+      remoteAddress: connection.remoteAddress,
+    };
+    for (const listener of this.#pairingListeners) listener(request);
   }
 
   async #dispatch(connection: Connection, frame: RequestFrame): Promise<void> {

@@ -5,7 +5,11 @@ import { useAction } from '../../hooks/use-action.ts';
 import { formatTime, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
 
-/** Nodes asking to be paired: a node runs nothing until an admin approves it here. */
+/**
+ * Nodes asking to be paired, and paired nodes asking for more commands: a
+ * node is sent no command until an admin approves it here. Each row shows
+ * what approving grants — for a paired node, the commands it adds.
+ */
 export function PairingRequests({ admin, pending, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; onDecided: () => void }) {
   const action = useAction(onDecided);
   if (pending.data && pending.data.length === 0 && !action.error) return null;
@@ -21,6 +25,7 @@ export function PairingRequests({ admin, pending, onDecided }: { admin: boolean;
             <th scope="col">Node id</th>
             <th scope="col">Platform</th>
             <th scope="col">Address</th>
+            <th scope="col">Commands</th>
             <th scope="col">Asked</th>
             {admin && <th scope="col">Decision</th>}
           </tr>
@@ -31,7 +36,8 @@ export function PairingRequests({ admin, pending, onDecided }: { admin: boolean;
               <th scope="row">{visible(request.displayName)}</th>
               <td className="mono small">{request.nodeId.slice(0, 16)}</td>
               <td>{visible(request.platform)}</td>
-              <td className="mono">{request.remoteIp}</td>
+              <td className="mono">{request.remoteIp ?? '-'}</td>
+              <td className="mono small">{requested(request)}</td>
               <td className="nowrap">{formatTime(request.ts)}</td>
               {admin && (
                 <td className="actions">
@@ -49,4 +55,10 @@ export function PairingRequests({ admin, pending, onDecided }: { admin: boolean;
       </table>
     </>
   );
+}
+
+/** What approving grants: every command for a new node; for a paired one, those it adds (+). */
+function requested(request: PairingRequest): string {
+  const shown = request.paired ? request.commands.filter((c) => !request.approvedCommands.includes(c)).map((c) => `+${c}`) : request.commands;
+  return visible(shown.join(', ')) || 'no commands';
 }
