@@ -256,9 +256,8 @@ export class NodeInvoker {
 
   async #invoke(params: InvokeParams, peer: Peer, caller: Connection): Promise<unknown> {
     if (RESERVED.has(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `${params.command} is reserved; use exec.approvals.node.*` });
-    const target = this.#inventory.route(params.nodeId);
+    const target = this.#routeFor(params.nodeId, params.command);
     const { node } = target;
-    if (!target.commands.includes(params.command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: notServed(target, params.command) });
     const timeoutMs = clampTimeout(params.timeoutMs);
     const principal = this.#principal(peer, params.command, params.params);
     const governance = governanceOf(params.command);
@@ -290,8 +289,9 @@ export class NodeInvoker {
    * node's answer, ok or not, once both records are durable.
    */
   async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number): Promise<InvokeResult> {
-    const { connection, commands } = target;
     const nodeId = target.node.deviceId;
+    // Read again: a human's approval may have taken minutes, in which an operator narrowed or unpaired the node.
+    const { connection, commands } = this.#routeFor(nodeId, params.command);
     const { approvalId, receipt, unrecorded } = authorized;
     let commandParams: unknown = params.params ?? null;
     if (assessed) {
@@ -315,6 +315,8 @@ export class NodeInvoker {
     if (unrecorded && !held) await this.#audit(unrecorded);
     // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
+    // And once more after the node's plan and the decision record: still paired, still approved.
+    this.#routeFor(nodeId, params.command);
     const id = randomUUID();
     // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
     // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
@@ -485,12 +487,21 @@ export class NodeInvoker {
     return plan;
   }
 
+  /**
+   * The route to a paired, connected node that may be sent `command` now: an
+   * operator approved it and the node declared it. Throws as
+   * NodeInventory.route() does, or GATEWAY_PARAMS_INVALID.
+   */
+  #routeFor(nodeId: string, command: string): NodeRoute {
+    const target = this.#inventory.route(nodeId);
+    if (!target.commands.includes(command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: notServed(target, command) });
+    return target;
+  }
+
   /** `exec.approvals.node.get|set`: the node's local policy, relayed; a set is audited and the node itself refuses anything but a tightening. */
   async #nodePolicy(verb: 'get' | 'set', params: { nodeId: string; file?: unknown; baseHash?: unknown }, peer: Peer): Promise<unknown> {
-    const target = this.#inventory.route(params.nodeId);
-    const { connection, node } = target;
     const command = verb === 'get' ? 'system.execApprovals.get' : 'system.execApprovals.set';
-    if (!target.commands.includes(command)) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: notServed(target, command) });
+    const { connection, node } = this.#routeFor(params.nodeId, command);
     const result = await this.#send(connection, node.deviceId, randomUUID(), command, verb === 'get' ? {} : { file: params.file, baseHash: params.baseHash }, DEFAULT_INVOKE_TIMEOUT_MS, randomUUID());
     if (verb === 'set') {
       const principal = this.#options.operatorPrincipal?.(peer) ?? { type: 'Human' as const, id: 'operator' };

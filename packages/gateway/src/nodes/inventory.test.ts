@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { Gateway, GatewayClient, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
+import { pairedNodePeer } from '../../test/node-peer.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
 
 const token = randomBytes(24).toString('base64url');
 
@@ -207,6 +209,36 @@ describe('the command surface a node is paired with', () => {
     await (await GatewayClient.connect(declaring(device, 'steady', ['system.run', 'system.which', 'fs.listDir']))).close();
     assert.deepEqual(gw.identity.nodes.get(device.deviceId).surfaceRequest?.commands, ['fs.listDir', 'system.run', 'system.which']);
   });
+});
+
+describe('when an operator narrows or unpairs a node while a command for it waits for a human', () => {
+  const asking = policyStateDirs('surface-wait', '@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");');
+  const invokeRun = (client: GatewayClient, nodeId: string) =>
+    client.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['printf', 'late'] }, timeoutMs: 10_000, idempotencyKey: randomBytes(8).toString('hex') }, { timeoutMs: 15_000 });
+
+  for (const change of ['narrowed to system.which', 'revoked'] as const) {
+    it(`sends nothing once approved when the node was ${change} meanwhile (regression: sent on the commands read before the wait)`, async () => {
+      const stateDir = asking();
+      const gw = await Gateway.start({ stateDir, token, port: 0, approvalPollMs: 20 });
+      const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run', 'system.which'], () => ({ ok: true, payload: { exitCode: 0 } }));
+      const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'] });
+      try {
+        const invoked = invokeRun(operator, node.device.deviceId);
+        while (gw.approvals.list({ status: 'pending' }).length === 0) await new Promise((r) => setTimeout(r, 10));
+        const outside = Identity.open(stateDir);
+        if (change === 'revoked') outside.nodes.revoke(node.device.deviceId);
+        else outside.nodes.pair(node.device.deviceId, 'bob', { commands: ['system.which'] });
+        outside.close();
+        gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+        await assert.rejects(invoked, (e: { wire?: { code: string } }) => e.wire?.code === (change === 'revoked' ? 'NOT_PAIRED' : 'INVALID_REQUEST'));
+        assert.deepEqual(node.received.map((r) => r.command), []);
+      } finally {
+        await operator.close();
+        await node.close();
+        await gw.close();
+      }
+    });
+  }
 });
 
 describe('node inventory across a gateway restart', () => {
