@@ -96,7 +96,7 @@ export function registerApprovals(program: Command): void {
       if (approvalId === undefined) throw new CliFailure(`${id.slice(0, 100)} is not an approval id`, EXIT.usage);
       const dir = await gatewayStateDir(command);
       // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
-      if (!revokeGrantIn(join(dir, 'policies'), approvalId)) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
+      if (!(await revokeGrantIn(join(dir, 'policies'), approvalId))) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
       await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by));
       const answer = { id: approvalId, grant: `approval-${approvalId}`, outcome: 'revoked' };
       if (opts.json) return printJson(answer);

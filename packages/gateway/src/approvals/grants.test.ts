@@ -28,17 +28,17 @@ function changeElsewhere(dir: string): void {
 }
 
 describe('allow-always grants', () => {
-  it('adds a grant on top of a change another process activated since this gateway last read the set', () => {
+  it('adds a grant on top of a change another process activated since this gateway last read the set', async () => {
     const dir = policyDir();
     const grants = new PolicyGrants(PolicyControl.open(dir));
     changeElsewhere(dir);
     const approval = allowedAlways();
-    assert.equal(grants.add(approval), true);
+    assert.equal(await grants.add(approval), true);
     const names = PolicyControl.open(dir).active().files.map((f) => f.name).sort();
     assert.deepEqual(names, [grantFile(approval.id), 'other.cedar', 'run.cedar']);
     assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
   });
-  it('reads the set again and retries when another process activates between its read and its swap', () => {
+  it('reads the set again and retries when another process activates between its read and its swap', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir);
     let raced = 0;
@@ -52,17 +52,17 @@ describe('allow-always grants', () => {
       },
     } as unknown as PolicyControl;
     const approval = allowedAlways();
-    assert.equal(new PolicyGrants(racing).add(approval), true);
+    assert.equal(await new PolicyGrants(racing).add(approval), true);
     assert.equal(raced, 2, 'the first swap was refused, the second went through');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'other.cedar', 'run.cedar']);
   });
-  it('removes a grant from another process and keeps what was activated since', () => {
+  it('removes a grant from another process and keeps what was activated since', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
-    assert.equal(new PolicyGrants(PolicyControl.open(dir)).add(approval), true);
+    assert.equal(await new PolicyGrants(PolicyControl.open(dir)).add(approval), true);
     changeElsewhere(dir);
-    assert.equal(revokeGrantIn(dir, approval.id), true);
+    assert.equal(await revokeGrantIn(dir, approval.id), true);
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
-    assert.equal(revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
+    assert.equal(await revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
   });
 });

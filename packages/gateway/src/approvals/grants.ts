@@ -7,7 +7,7 @@
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import type { Approval } from './store.ts';
-import { compileCandidate, PolicyControl } from '../http/policy-control.ts';
+import { compileCandidateOffThread, PolicyControl } from '../http/policy-control.ts';
 
 export const GRANTS_DIR = 'grants';
 
@@ -33,7 +33,7 @@ export function grantRevokedEvent(approvalId: string, by: string): AuditEventInp
  * next decision. Returns whether there was a grant. Throws as
  * PolicyGrants.remove, and POLICY_* when the directory does not load.
  */
-export function revokeGrantIn(dir: string, approvalId: string): boolean {
+export function revokeGrantIn(dir: string, approvalId: string): Promise<boolean> {
   return new PolicyGrants(PolicyControl.open(dir)).remove(approvalId);
 }
 
@@ -72,13 +72,13 @@ export class PolicyGrants {
    * the set with the grant does not validate, GATEWAY_CONFLICT when the set
    * keeps changing under it.
    */
-  add(approval: Approval): boolean {
+  async add(approval: Approval): Promise<boolean> {
     if (approval.status === 'pending' || approval.decision !== 'allow-always') return false;
     const name = grantFile(approval.id);
     for (let attempt = 0; attempt < 3; attempt++) {
       const active = this.#control.refresh();
       if (active.files.some((f) => f.name === name)) return true;
-      if (this.#control.activate(compileCandidate([...active.files, { name, text: grantPolicy(approval) }]), active.hash)) return true;
+      if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }]), active.hash)) return true;
     }
     throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
   }
@@ -90,12 +90,12 @@ export class PolicyGrants {
    * Throws the policy package's POLICY_* when the set without the grant does
    * not validate, GATEWAY_CONFLICT when the set keeps changing under it.
    */
-  remove(approvalId: string): boolean {
+  async remove(approvalId: string): Promise<boolean> {
     const name = grantFile(approvalId);
     for (let attempt = 0; attempt < 3; attempt++) {
       const active = this.#control.refresh();
       if (!active.files.some((f) => f.name === name)) return false;
-      if (this.#control.activate(compileCandidate(active.files.filter((f) => f.name !== name)), active.hash)) return true;
+      if (this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name)), active.hash)) return true;
     }
     throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
   }

@@ -134,7 +134,7 @@ export class NodeInvoker {
    */
   async revokeGrant(grantId: string, by: string): Promise<'revoked' | 'not-found'> {
     const approvalId = grantApprovalId(grantId);
-    if (approvalId === undefined || !this.#options.grants?.remove(approvalId)) return 'not-found';
+    if (approvalId === undefined || !(await this.#options.grants?.remove(approvalId))) return 'not-found';
     await this.#audit(grantRevokedEvent(approvalId, by));
     return 'revoked';
   }
@@ -155,7 +155,7 @@ export class NodeInvoker {
     let added = false;
     let detail: string | undefined;
     try {
-      added = grants.add(approval);
+      added = await grants.add(approval);
     } catch (error) {
       detail = (error as { code?: string }).code ?? 'error';
     }

@@ -71,6 +71,25 @@ describe('policies', () => {
     assert.equal(hostile.status, 400);
   });
 
+  it('checks a large candidate off the event loop: other requests are answered while it is validated and tested (it stalled every connection for seconds)', async () => {
+    let text = '';
+    for (let i = 0; text.length < 300_000; i++) text += `@id("p${i}")\npermit (principal == Agent::"a${i}", action in Action::"node.command", resource) when { context has argv && context.argv.contains("tool-${i}") };\n`;
+    const files = [{ name: 'big.cedar', text }];
+    for (const [path, body] of [['/api/policies/validate', { files }], ['/api/policies/test', { files, cases: CASES }]] as const) {
+      let checked = false;
+      const checking = admin.post(path, body).then((r) => {
+        checked = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await auditor.get('/api/policies')).status, 200);
+      assert.equal(checked, false, `${path}: another request was answered while the candidate was checked`);
+      const answer = await checking;
+      assert.equal(answer.status, 200, JSON.stringify(answer.body).slice(0, 300));
+      assert.equal(answer.body.ok, path.endsWith('validate'), path);
+    }
+  });
+
   it('tests a candidate against the active cases, and against cases sent with it', async () => {
     const kept = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }] });
     assert.deepEqual(kept.body.results.map((r: { name: string; pass: boolean }) => [r.name, r.pass]), [['operator may echo', true]]);

@@ -2,12 +2,12 @@
 // replay over the decisions recorded in the audit log, and activation
 // (compare-and-swap on the active hash; the active set is kept when the
 // candidate does not validate).
-import { corralSchema, parseCases, PolicyError, replayAsync, runCases } from '@corral/policy';
+import { corralSchema, parseCases, type PolicyCases, PolicyError, replayAsync, runCasesOffThread, validatePoliciesOffThread } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateIssues, compileCandidate, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { auditHistory } from './replay-history.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
@@ -18,14 +18,27 @@ const MAX_REPLAY = 200_000;
 
 type Issue = ReturnType<typeof issueView>;
 
-/** The candidate, or the issues that keep it from validating. */
-function compile(files: PolicyFile[]): Candidate | Issue[] {
+/** What `check` gives, or the issues that keep the candidate from validating. */
+async function checked<T>(check: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; issues: Issue[] }> {
   try {
-    return compileCandidate(files);
+    return { ok: true, value: await check() };
   } catch (error) {
     const issues = candidateIssues(error);
     if (!issues) throw error;
-    return issues.map(issueView);
+    return { ok: false, issues: issues.map(issueView) };
+  }
+}
+
+const invalid = (issues: Issue[]) => reply(400, { error: 'invalid_policy', ok: false, issues });
+
+/** A file the cases name (their entities), from the candidate's own files. */
+function caseFile(files: readonly PolicyFile[], file: string): unknown {
+  const found = files.find((f) => f.name === file);
+  if (!found) throw new PolicyError('POLICY_CASES_INVALID', `the cases name ${file.slice(0, 100)}, which is not in the set`);
+  try {
+    return JSON.parse(found.text) as unknown;
+  } catch (error) {
+    throw new PolicyError('POLICY_CASES_INVALID', `${file.slice(0, 100)} is not JSON`, { cause: error });
   }
 }
 
@@ -41,9 +54,9 @@ export function policyRoutes(api: ApiContext): Route[] {
   };
   const withCandidate = async (body: () => Promise<Record<string, unknown>>, use: (candidate: Candidate, input: Record<string, unknown>) => Promise<Reply> | Reply): Promise<Reply> => {
     const input = await body();
-    const compiled = compile(parseFiles(input.files));
-    if (Array.isArray(compiled)) return reply(400, { error: 'invalid_policy', ok: false, issues: compiled });
-    return use(compiled, input);
+    const files = parseFiles(input.files);
+    const compiled = await checked(() => compileCandidateOffThread(files));
+    return compiled.ok ? use(compiled.value, input) : invalid(compiled.issues);
   };
   return [
     {
@@ -58,8 +71,9 @@ export function policyRoutes(api: ApiContext): Route[] {
       access: 'policies.read',
       bodyLimit: BODY_LIMIT,
       handle: async ({ body }) => {
-        const compiled = compile(parseFiles((await body()).files));
-        return reply(200, Array.isArray(compiled) ? { ok: false, issues: compiled } : { ok: true, issues: [] });
+        const files = parseFiles((await body()).files);
+        const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files)));
+        return reply(200, valid.ok ? { ok: true, issues: [] } : { ok: false, issues: valid.issues });
       },
     },
     {
@@ -67,27 +81,32 @@ export function policyRoutes(api: ApiContext): Route[] {
       path: '/api/policies/test',
       access: 'policies.read',
       bodyLimit: BODY_LIMIT,
-      handle: ({ body }) =>
-        withCandidate(body, (candidate, input) => {
-          if (input.cases !== undefined && typeof input.cases !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'cases must be the text of a cases file');
-          const text = (input.cases as string | undefined) ?? candidate.files.find((f) => f.name === 'cases.yaml')?.text ?? control().active().files.find((f) => f.name === 'cases.yaml')?.text;
-          if (text === undefined) return failure(400, 'invalid_request', { message: 'no cases: send cases, or keep a cases.yaml in the set' });
-          const cases = parseCases(text, (file) => {
-            const found = candidate.files.find((f) => f.name === file);
-            if (!found) throw new PolicyError('POLICY_CASES_INVALID', `the cases name ${file.slice(0, 100)}, which is not in the set`);
-            try {
-              return JSON.parse(found.text) as unknown;
-            } catch (error) {
-              throw new PolicyError('POLICY_CASES_INVALID', `${file.slice(0, 100)} is not JSON`, { cause: error });
-            }
-          });
-          const own = candidate.files.find((f) => f.name === 'entities.json');
+      handle: async ({ body }) => {
+        const input = await body();
+        const files = parseFiles(input.files);
+        if (input.cases !== undefined && typeof input.cases !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'cases must be the text of a cases file');
+        const text = (input.cases as string | undefined) ?? files.find((f) => f.name === 'cases.yaml')?.text ?? control().active().files.find((f) => f.name === 'cases.yaml')?.text;
+        // Cases that do not parse are reported after the set's own issues, as they were when both were checked here.
+        let cases: PolicyCases | undefined;
+        let unreadable: unknown;
+        try {
+          if (text !== undefined) cases = parseCases(text, (file) => caseFile(files, file));
+        } catch (error) {
+          unreadable = error;
+        }
+        const results = await checked(async () => {
+          const own = candidateEntities(files);
+          if (!cases) return void (await validatePoliciesOffThread(cedarSources(files), own));
           const merged = new Map<string, unknown>();
-          for (const e of [...(own ? (JSON.parse(own.text) as unknown[]) : []), ...cases.entities]) merged.set(entityKey(e), e);
-          candidate.point.setEntities([...merged.values()]);
-          const results = runCases(candidate.point, cases.cases).map((r) => ({ name: r.name, expected: r.expected.decision, actual: r.actual.decision, pass: r.passed, reason: r.actual.reason, policies: r.actual.policies }));
-          return reply(200, { ok: results.every((r) => r.pass), issues: [], results });
-        }),
+          for (const e of [...(Array.isArray(own) ? own : []), ...cases.entities]) merged.set(entityKey(e), e);
+          return runCasesOffThread(cedarSources(files), [...merged.values()], cases.cases);
+        });
+        if (!results.ok) return invalid(results.issues);
+        if (unreadable !== undefined) throw unreadable;
+        if (!results.value) return failure(400, 'invalid_request', { message: 'no cases: send cases, or keep a cases.yaml in the set' });
+        const rows = results.value.map((r) => ({ name: r.name, expected: r.expected.decision, actual: r.actual.decision, pass: r.passed, reason: r.actual.reason, policies: r.actual.policies }));
+        return reply(200, { ok: rows.every((r) => r.pass), issues: [], results: rows });
+      },
     },
     {
       method: 'POST',

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, loadPolicies, PolicyError, readPolicyDir, type Decision, type PolicyIssue } from '@corral/policy';
+import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 
 export interface PolicyFile {
@@ -82,22 +82,45 @@ export function candidateIssues(error: unknown): PolicyIssue[] | undefined {
 }
 
 /**
- * Builds a decision point holding `files`. Throws POLICY_SET_INVALID (with
- * issues), POLICY_ENTITIES_INVALID (entities.json not JSON or not valid entities).
+ * Builds a decision point holding `files`, on this thread: for a set being
+ * read at start-up or adopted from the directory. Throws POLICY_SET_INVALID
+ * (with issues), POLICY_ENTITIES_INVALID (entities.json not JSON or not valid entities).
  */
 export function compileCandidate(files: PolicyFile[]): Candidate {
-  const point = new DecisionPoint();
-  point.load(loadPolicies(files.filter((f) => f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text })), point.schema));
+  return candidateOf(files, loadPolicies(cedarSources(files)));
+}
+
+/**
+ * As compileCandidate, with the slow part (Cedar parsing and validation:
+ * seconds for a large set) on a worker thread, so a candidate sent to the API
+ * does not stall every connection the gateway serves. Rejects as
+ * compileCandidate, or with POLICY_ENGINE_FAILED.
+ */
+export async function compileCandidateOffThread(files: PolicyFile[]): Promise<Candidate> {
+  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files)));
+}
+
+/** The candidate's Cedar files, as the policy package reads sources. */
+export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
+  return files.filter((f) => f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text }));
+}
+
+/** The candidate's `entities.json` parsed, if it has one. Throws POLICY_ENTITIES_INVALID when it is not JSON. */
+export function candidateEntities(files: readonly PolicyFile[]): unknown {
   const entities = files.find((f) => f.name === 'entities.json');
-  if (entities) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(entities.text);
-    } catch (error) {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities.json is not JSON', { cause: error, issues: [{ file: 'entities.json', message: 'not JSON' }] });
-    }
-    point.setEntities(parsed);
+  if (!entities) return undefined;
+  try {
+    return JSON.parse(entities.text) as unknown;
+  } catch (error) {
+    throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities.json is not JSON', { cause: error, issues: [{ file: 'entities.json', message: 'not JSON' }] });
   }
+}
+
+function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
+  const point = new DecisionPoint();
+  point.load(set);
+  const entities = candidateEntities(files);
+  if (entities !== undefined) point.setEntities(entities);
   return { files, hash: hashFiles(files), point };
 }
 

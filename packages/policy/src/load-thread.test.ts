@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { runCases, type PolicyCase } from './cases.ts';
+import { DecisionPoint } from './decision-point.ts';
+import { PolicyError } from './errors.ts';
+import { loadPolicies } from './load.ts';
+import { loadPoliciesOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+
+const SOURCES = [
+  { file: 'a.cedar', text: '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n' },
+  { file: 'b.cedar', text: '@id("no-rm")\n@reason("nothing is removed")\nforbid (principal, action == Action::"system.run", resource == Command::"rm");\n' },
+];
+const CASES: PolicyCase[] = [
+  { name: 'echo', request: { principal: { type: 'Human', id: 'op' }, action: 'system.run', resource: { type: 'Command', id: 'echo' } }, expect: 'allow' },
+  { name: 'rm', request: { principal: { type: 'Human', id: 'op' }, action: 'system.run', resource: { type: 'Command', id: 'rm' } }, expect: 'allow' },
+];
+
+describe('checking a policy set on a worker thread', () => {
+  it('loads the same set as on this thread', async () => {
+    assert.deepEqual(await loadPoliciesOffThread(SOURCES), loadPolicies(SOURCES));
+  });
+
+  it('refuses an invalid set with the same coded error and issues as on this thread', async () => {
+    const bad = [...SOURCES, { file: 'c.cedar', text: 'permit (principal, action == Action::"no.such", resource);\nforbid (' }];
+    const here = (() => {
+      try {
+        loadPolicies(bad);
+      } catch (error) {
+        return error as PolicyError;
+      }
+      throw new Error('the set loaded');
+    })();
+    await assert.rejects(loadPoliciesOffThread(bad), (error: PolicyError) => {
+      assert.ok(error instanceof PolicyError);
+      assert.deepEqual([error.code, error.issues], [here.code, here.issues]);
+      return true;
+    });
+  });
+
+  it('refuses entities a decision point would refuse, and runs cases as on this thread', async () => {
+    await assert.rejects(validatePoliciesOffThread(SOURCES, { not: 'an array' }), { code: 'POLICY_ENTITIES_INVALID' });
+    await validatePoliciesOffThread(SOURCES, []);
+    const point = new DecisionPoint();
+    point.load(loadPolicies(SOURCES));
+    assert.deepEqual(await runCasesOffThread(SOURCES, [], CASES), runCases(point, CASES));
+  });
+
+  it('keeps going after a worker fails: a set too deep for Cedar is refused, and the next one loads', async () => {
+    const deep = `permit (principal, action, resource) when { ${'('.repeat(400)}true${')'.repeat(400)} };`;
+    await assert.rejects(loadPoliciesOffThread([{ file: 'deep.cedar', text: deep }]), { code: 'POLICY_SET_INVALID' });
+    assert.equal((await loadPoliciesOffThread(SOURCES)).policies.length, 2);
+  });
+});

@@ -1,0 +1,90 @@
+// Checking a large policy set is seconds of cedar-wasm work (a 1 MiB set:
+// about 5 s here), which on a server's thread would stall every connection it
+// serves. These check a set on a worker thread instead, one per set: a
+// cedar-wasm trap (which leaves cedar-wasm failing every later call in its
+// thread) or a set that runs the worker out of memory ends that worker only.
+import { Worker } from 'node:worker_threads';
+import type { CaseResult, PolicyCase } from './cases.ts';
+import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
+import type { PolicySet, PolicySource } from './load.ts';
+import { corralSchema, type CorralSchema } from './schema.ts';
+
+const WORKER_URL = new URL('./load-worker.ts', import.meta.url);
+/** Sets checked at once; more wait their turn. */
+const MAX_RUNNING = 2;
+/** Generous: a 1 MiB set takes about 5 s; one that takes this long is refused, not waited on. */
+const TIMEOUT_MS = 60_000;
+const HEAP_MB = 512;
+
+/** What a worker is asked: the loaded set; only whether the set and its entities are valid; or the results of test cases. */
+export interface OffThreadJob {
+  sources: PolicySource[];
+  want: 'set' | 'valid' | 'cases';
+  entities?: unknown;
+  cases?: PolicyCase[];
+}
+
+/**
+ * As `loadPolicies`, on a worker thread: parses, checks annotations and
+ * validates `sources` against `schema`. Rejects with POLICY_SET_INVALID
+ * (every issue, with file and line) or POLICY_ENGINE_FAILED (the worker
+ * failed, ran out of memory or time).
+ */
+export async function loadPoliciesOffThread(sources: readonly PolicySource[], schema: CorralSchema = corralSchema()): Promise<PolicySet> {
+  return (await offThread({ sources: [...sources], want: 'set' }, schema)) as PolicySet;
+}
+
+/** Checks `sources` and `entities` (Cedar JSON) as a decision point would load them, on a worker thread; rejects as loadPoliciesOffThread, or with POLICY_ENTITIES_INVALID. */
+export async function validatePoliciesOffThread(sources: readonly PolicySource[], entities?: unknown, schema: CorralSchema = corralSchema()): Promise<void> {
+  await offThread({ sources: [...sources], want: 'valid', ...(entities !== undefined ? { entities } : {}) }, schema);
+}
+
+/** Runs `cases` against a decision point holding `sources` and `entities`, on a worker thread; rejects as validatePoliciesOffThread. */
+export async function runCasesOffThread(sources: readonly PolicySource[], entities: unknown, cases: readonly PolicyCase[], schema: CorralSchema = corralSchema()): Promise<CaseResult[]> {
+  return (await offThread({ sources: [...sources], want: 'cases', entities, cases: [...cases] }, schema)) as CaseResult[];
+}
+
+let running = 0;
+const waiting: Array<() => void> = [];
+
+async function offThread(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
+  if (running >= MAX_RUNNING) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    return await inWorker(job, schema);
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+function inWorker(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
+  const worker = new Worker(WORKER_URL, {
+    workerData: { ...job, ...(schema === corralSchema() ? {} : { schemaText: schema.text }) },
+    resourceLimits: { maxOldGenerationSizeMb: HEAP_MB },
+    stdout: true,
+    stderr: true,
+  });
+  return new Promise((resolve, reject) => {
+    const failed = (message: string) => reject(new PolicyError('POLICY_ENGINE_FAILED', message));
+    const timer = setTimeout(() => {
+      failed(`checking the policy set took more than ${TIMEOUT_MS / 1000} s; split it, or simplify its conditions`);
+      void worker.terminate();
+    }, TIMEOUT_MS);
+    worker.once('message', (answer: { set?: PolicySet; results?: CaseResult[]; error?: { code: PolicyErrorCode; message: string; issues: PolicyIssue[] } }) => {
+      clearTimeout(timer);
+      if (answer.error) reject(new PolicyError(answer.error.code, answer.error.message, { issues: [...answer.error.issues] }));
+      else resolve(answer.set ?? answer.results);
+      void worker.terminate();
+    });
+    // After an answer these settle nothing: a promise settles once.
+    worker.once('error', (error) => {
+      clearTimeout(timer);
+      failed(`the policy set could not be checked: ${error.message}`);
+    });
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      failed('the policy set could not be checked: its checker stopped');
+    });
+  });
+}
