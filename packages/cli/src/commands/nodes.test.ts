@@ -112,6 +112,29 @@ describe('corral nodes with a running corral gateway', () => {
     assert.equal(await gateway.exited, 0);
   });
 
+  it('approves by the request id pending shows, so a node that changes its surface after the listing is not paired with what no operator saw (regression: pair took whatever it asked for by then)', async () => {
+    const token = (await run(['gateway', 'token'])).stdout.trim();
+    const gateway = await startGateway();
+    const device = createDeviceIdentity();
+    const connect = (commands: string[]) => GatewayClient.connect({ url: gateway.url, token, role: 'node', device, client: { displayName: 'build-09' }, commands });
+    await assert.rejects(connect(['system.which']));
+    const listed = /^([0-9a-f]{32}) +[0-9a-f]{16} +pending +build-09 .* system\.which\n/m.exec((await run(['nodes', 'pending'])).stdout);
+    assert.ok(listed, 'pending shows the request id first');
+    await assert.rejects(connect(['system.run', 'system.which']));
+    const stale = await run(['nodes', 'pair', listed[1]!]);
+    assert.equal(stale.code, 1);
+    assert.match(stale.stderr, /\[IDENTITY_NODE_REQUEST_STALE\]/);
+    assert.equal((await run(['nodes', 'reject', listed[1]!])).code, 1);
+    const rows = JSON.parse((await run(['nodes', 'pending', '--json'])).stdout) as Array<{ deviceId: string; status: string; surfaceRequest: { requestId: string; commands: string[] } }>;
+    const row = rows.find((r) => r.deviceId === device.deviceId)!;
+    assert.deepEqual([row.status, row.surfaceRequest.commands], ['pending', ['system.run', 'system.which']]);
+    const paired = await run(['nodes', 'pair', row.surfaceRequest.requestId, '--json']);
+    assert.equal(paired.code, 0, paired.stderr);
+    assert.deepEqual(JSON.parse(paired.stdout).commands, ['system.run', 'system.which']);
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0);
+  });
+
   it('refuses a --bind that is not an address', async () => {
     const bad = await run(['gateway', '--bind', 'everywhere']);
     assert.equal(bad.code, 2);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import type { NodeRecord } from '@corral/identity';
-import { printable, printJson } from '../output.ts';
+import type { Identity, NodeRecord } from '@corral/identity';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printable, printJson } from '../output.ts';
 import { existingState } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
@@ -36,9 +37,9 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
   }
 }
 
-function printRows(rows: NodeRow[], empty: string, commandsOf: (n: NodeRow) => string[]): void {
+function printRows(rows: NodeRow[], empty: string, commandsOf: (n: NodeRow) => string[], lead: (n: NodeRow) => string = () => ''): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  for (const n of rows) process.stdout.write(`${printable(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${commandsOf(n).join(',') || '-'}`)}\n`);
+  for (const n of rows) process.stdout.write(`${printable(`${lead(n)}${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${commandsOf(n).join(',') || '-'}`)}\n`);
 }
 
 /** What a pending request asks for, in words: a new node, or a paired one's additions. */
@@ -47,6 +48,23 @@ function requestLine(n: NodeRow): string[] {
   if (n.status !== 'paired') return asked;
   const added = asked.filter((c) => !n.commands.includes(c));
   return added.map((c) => `+${c}`);
+}
+
+/** A request id as `corral nodes pending` shows it. */
+const REQUEST_ID = /^[0-9a-f]{32}$/;
+
+/**
+ * What `pair` or `reject` decides on: given a request id, that request and
+ * only while it is the node's current one (a node that declared another
+ * surface since the listing is not decided on for what it asks now); given a
+ * device id, the node's request as it stands. Throws IDENTITY_NODE_REQUEST_STALE (exit 1).
+ */
+function decisionOf(identity: Identity, id: string): { ref: string; requestId?: string } {
+  if (!REQUEST_ID.test(id)) return { ref: id };
+  const node = identity.nodes.byRequest(id);
+  if (node) return { ref: node.deviceId, requestId: id };
+  if (identity.nodes.find(id)) return { ref: id };
+  throw new CliFailure('no node has this pending request now (it may have declared another command surface since); list the pending requests again', EXIT.failed, 'IDENTITY_NODE_REQUEST_STALE');
 }
 
 /**
@@ -59,15 +77,18 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
   group
     .command('pair')
     .description('pair a pending node, or approve the commands a paired node asks for since; it may then be sent them')
-    .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
+    .argument('<id>', 'the request id `corral nodes pending` shows (approves exactly that request), or the device id or a unique prefix of at least 8 hex digits')
     .option('--commands <list>', 'approve only these of the commands it asks for (comma-separated); on a paired node, narrow what it may be sent')
     .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
     .option('--json', 'print the node as JSON')
     .action(async (id: string, opts: { commands?: string; by: string; json?: boolean }, command: Command) => {
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
-      const node = await withIdentity(command, (identity) => identity.nodes.pair(id, opts.by, commands === undefined ? {} : { commands }));
-      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, commands: node.commands } });
+      const { node, requestId } = await withIdentity(command, (identity) => {
+        const { ref, requestId } = decisionOf(identity, id);
+        return { node: identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }) }), requestId };
+      });
+      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, commands: node.commands, ...(requestId ? { requestId } : {}) } });
       if (opts.json) return printJson(node);
       process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}`)}\n`);
     });
@@ -75,12 +96,16 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     group
       .command(verb)
       .description(verb === 'reject' ? "turn down a node's pending request: a new node is revoked, a paired one keeps the commands it had" : 'unpair a node; a connected node is cut off at its next command')
-      .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
+      .argument('<id>', verb === 'reject' ? 'the request id `corral nodes pending` shows, or the device id or a unique prefix of at least 8 hex digits' : 'the device id, or a unique prefix of at least 8 hex digits')
       .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
         const dir = await dirFor(command);
-        const node = await withIdentity(command, (identity) => (verb === 'reject' ? identity.nodes.decline(id) : identity.nodes.revoke(id)));
+        const node = await withIdentity(command, (identity) => {
+          if (verb === 'revoke') return identity.nodes.revoke(id);
+          const { ref, requestId } = decisionOf(identity, id);
+          return identity.nodes.decline(ref, requestId ? { requestId } : {});
+        });
         await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by } });
         if (opts.json) return printJson(node);
         process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
@@ -107,7 +132,8 @@ export function registerNodes(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const rows = (await nodeRows(command)).filter((n) => n.surfaceRequest !== undefined);
       if (opts.json) return printJson(rows);
-      printRows(rows, 'no pending requests', requestLine);
+      // The request id first: what `pair` and `reject` take to decide on exactly the surface shown.
+      printRows(rows, 'no pending requests', requestLine, (n) => `${n.surfaceRequest!.requestId}  `);
     });
   addPairingVerbs(nodes, gatewayStateDir);
 }
