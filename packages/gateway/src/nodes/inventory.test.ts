@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { Gateway, GatewayClient, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
+import type { GatewayServer, PairingRequest } from '../server/server.ts';
+import type { SurfaceStore } from '../store/store.ts';
+import { MAX_ANNOUNCED, NodeInventory } from './inventory.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 
@@ -239,6 +242,29 @@ describe('when an operator narrows or unpairs a node while a command for it wait
       }
     });
   }
+});
+
+describe('when genuine devices keep asking to be paired with fresh keys', () => {
+  it(`remembers what it announced for at most ${MAX_ANNOUNCED} devices, forgetting the oldest first (regression: one entry per device ever seen, never dropped)`, () => {
+    let ask: (request: PairingRequest) => void = () => {};
+    const announced: string[] = [];
+    const server = {
+      on: () => {},
+      method: () => {},
+      onPairingRequest: (listener: (request: PairingRequest) => void) => (ask = listener),
+      broadcast: (_event: string, payload: PairingEntry) => announced.push(payload.nodeId),
+      identity: { nodes: { find: (deviceId: string) => ({ deviceId, displayName: deviceId, platform: '', status: 'pending', requestedAt: new Date(0).toISOString(), commands: [], surfaceRequest: { requestId: `r-${deviceId}`, commands: [], at: new Date(0).toISOString() } }) } },
+    } as unknown as GatewayServer;
+    new NodeInventory(server, { record: () => {}, get: () => undefined } as unknown as SurfaceStore);
+    const request = (deviceId: string): PairingRequest => ({ requestId: `r-${deviceId}`, deviceId, displayName: deviceId, platform: '', commands: [], caps: [], remoteAddress: '127.0.0.1' });
+    ask(request('first'));
+    ask(request('first'));
+    assert.deepEqual(announced, ['first'], 'a reconnect is not announced again');
+    for (let i = 0; i < MAX_ANNOUNCED; i++) ask(request(`d${i}`));
+    ask(request('first'));
+    assert.equal(announced.at(-1), 'first', 'the oldest was forgotten, so it is announced again');
+    assert.equal(announced.length, MAX_ANNOUNCED + 2);
+  });
 });
 
 describe('node inventory across a gateway restart', () => {

@@ -25,6 +25,9 @@ import type { SurfaceStore } from '../store/store.ts';
 /** Declared commands that let an operator run programs on the node: approving such a node needs operator.admin (as upstream). */
 export const ADMIN_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'browser.proxy', 'browser.proxy.upload.v1', 'fs.listDir', 'system.execApprovals.get', 'system.execApprovals.set'];
 
+/** How many devices the announced pairing requests are remembered for. */
+export const MAX_ANNOUNCED = 10_000;
+
 /** One row of `node.list`. */
 export interface NodeListEntry {
   nodeId: string;
@@ -87,6 +90,9 @@ export class NodeInventory {
       this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now(), ...(request.remoteAddress ? { remoteIp: displayAddress(request.remoteAddress) } : {}) });
       // Announce a request once, not on every reconnect attempt.
       if (this.#announced.get(request.deviceId) === request.requestId) return;
+      // Any genuine device (a fresh key costs nothing) adds one: forget the oldest, which at worst is announced again.
+      this.#announced.delete(request.deviceId);
+      if (this.#announced.size >= MAX_ANNOUNCED) this.#announced.delete(this.#announced.keys().next().value!);
       this.#announced.set(request.deviceId, request.requestId);
       const node = server.identity.nodes.find(request.deviceId);
       if (node?.surfaceRequest) server.broadcast('node.pair.requested', this.#pairingEntry(node), (peer) => hasScope(peer.scopes, 'operator.pairing'));
