@@ -36,7 +36,7 @@ try {
   };
   const session = await signIn();
   const get = async (path: string) => {
-    const res = await fetch(`${base}${path}`, { headers: { cookie: session.cookie } });
+    const res = await fetch(`${base}${path}`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } });
     if (res.status !== 200) throw new Error(`${path} answered ${res.status}`);
     return res.json();
   };
@@ -55,7 +55,7 @@ try {
   const verifies = await sample(() => get('/api/audit/verify'), 5, 1);
 
   // Stream delivery: the time from a suspend or resume answered to its record arriving on the stream.
-  const stream = await fetch(`${base}/api/activity/stream`, { headers: { cookie: session.cookie } });
+  const stream = await fetch(`${base}/api/activity/stream`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } });
   const reader = stream.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';

@@ -1,7 +1,10 @@
 // The one place the console talks to the gateway: typed calls for every route
-// of docs/http-api.md. The session cookie travels by itself (same origin); a
-// request that changes anything also carries the session's CSRF value, which
-// the console keeps in memory only (never in storage a script could read later).
+// of docs/http-api.md. The session cookie travels by itself; every request
+// also carries the session's key (its CSRF value) in `x-corral-csrf`. The
+// cookie alone is not enough because cookies are not port-scoped: any web
+// server on another port of this host is sent it, and may set its own. The
+// key is kept in this origin's localStorage, which no other port can read
+// (and which is useless without the HttpOnly cookie outside this browser).
 import type {
   ActivityEvent,
   ActivityFilter,
@@ -44,7 +47,31 @@ export class ApiError extends Error {
   }
 }
 
-let csrf = '';
+const KEY_ITEM = 'corral.session-key';
+
+function sessionKey(): string {
+  try {
+    return localStorage.getItem(KEY_ITEM) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function keepSessionKey(key: string): void {
+  try {
+    if (key === '') localStorage.removeItem(KEY_ITEM);
+    else localStorage.setItem(KEY_ITEM, key);
+  } catch {
+    // storage refused (a private window's quota): the session lasts until this page unloads
+  }
+}
+
+/** A fresh key for a single sign-on: 32 random bytes, base64url. The gateway binds the session the sign-in makes to it. */
+function newSessionKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
 const signedOutListeners = new Set<() => void>();
 
 /** Called whenever the gateway says the session is gone (401), so the app can show sign-in. */
@@ -58,7 +85,8 @@ type Method = 'GET' | 'POST' | 'DELETE';
 async function call<T>(method: Method, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && csrf !== '') headers['x-corral-csrf'] = csrf;
+  const key = sessionKey();
+  if (key !== '') headers['x-corral-csrf'] = key;
   const init: RequestInit = { method, headers, credentials: 'same-origin' };
   if (body !== undefined) init.body = JSON.stringify(body);
   const response = await fetch(path, init);
@@ -72,8 +100,9 @@ async function call<T>(method: Method, path: string, body?: unknown): Promise<T>
   }
   if (!response.ok) {
     const error = new ApiError(response.status, (parsed ?? {}) as Record<string, unknown>);
-    // A refused sign-in is a 401 too; any other 401 means the session ended.
-    if (response.status === 401 && !(method === 'POST' && path === '/api/session')) for (const listener of signedOutListeners) listener();
+    // A refused sign-in is a 401 too; any other 401, or a key that is not the cookie's session's (403 csrf: another port of this host set the cookie), means this console has no session.
+    const ended = response.status === 401 || (response.status === 403 && error.error === 'csrf');
+    if (ended && !(method === 'POST' && path === '/api/session')) for (const listener of signedOutListeners) listener();
     throw error;
   }
   return parsed as T;
@@ -89,17 +118,23 @@ function query(params: Record<string, string | number | undefined | null>): stri
 const seg = encodeURIComponent;
 
 function remember(session: Session): Session {
-  csrf = session.csrf;
+  if (session.csrf) keepSessionKey(session.csrf);
   return session;
 }
 
 export const api = {
   providers: () => call<Providers>('GET', '/api/auth/providers'),
+  /** Where single sign-on starts, with a new key for the session it makes (kept here before the browser leaves). */
+  oidcStartUrl: () => {
+    const key = newSessionKey();
+    keepSessionKey(key);
+    return `/api/auth/oidc/start${query({ key })}`;
+  },
   session: async () => remember(await call<Session>('GET', '/api/session')),
   signIn: async (username: string, password: string) => remember(await call<Session>('POST', '/api/session', { username, password })),
   signOut: async () => {
     await call<void>('DELETE', '/api/session');
-    csrf = '';
+    keepSessionKey('');
   },
   status: () => call<Status>('GET', '/api/status'),
 
@@ -107,7 +142,8 @@ export const api = {
     const page = await call<{ events: ActivityEvent[]; nextBefore: number | null }>('GET', `/api/activity${query({ ...filter, before, limit })}`);
     return { items: page.events, nextBefore: page.nextBefore };
   },
-  activityStreamUrl: (filter: ActivityFilter) => `/api/activity/stream${query({ ...filter })}`,
+  /** An EventSource sends no headers: the stream takes the session key in its query. */
+  activityStreamUrl: (filter: ActivityFilter) => `/api/activity/stream${query({ ...filter, csrf: sessionKey() })}`,
 
   approvals: async (status: 'pending' | 'all') => (await call<{ approvals: Approval[] }>('GET', `/api/approvals${query({ status })}`)).approvals,
   approval: (id: string) => call<Approval>('GET', `/api/approvals/${seg(id)}`),

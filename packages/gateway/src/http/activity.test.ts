@@ -44,7 +44,17 @@ describe('live activity', () => {
   });
   after(() => t.close());
 
-  const stream = (query = '', headers: Record<string, string> = {}) => fetch(`${t.gw.httpUrl}/api/activity/stream${query}`, { headers: { cookie: viewer.cookie!, ...headers } });
+  const stream = (query = '', headers: Record<string, string> = {}) => fetch(`${t.gw.httpUrl}/api/activity/stream${query}`, { headers: { cookie: viewer.cookie!, 'x-corral-csrf': viewer.csrf!, ...headers } });
+
+  it('refuses the session cookie alone (any web server on another port of the host is sent it), and takes the session key from ?csrf= (an EventSource sends no headers) on this route only', async () => {
+    const bare = await fetch(`${t.gw.httpUrl}/api/activity/stream`, { headers: { cookie: viewer.cookie! } });
+    assert.equal(bare.status, 403);
+    const keyed = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie! } });
+    assert.equal(keyed.status, 200);
+    await keyed.body!.cancel();
+    const elsewhere = await fetch(`${t.gw.httpUrl}/api/activity?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie! } });
+    assert.equal(elsewhere.status, 403);
+  });
 
   it('streams a record to a signed-in viewer as soon as the gateway appends it, with its sequence number as the event id', async () => {
     const response = await stream();
@@ -115,7 +125,7 @@ describe('a live stream left open', () => {
     try {
       const viewer = await t.as('vera', ['viewer']);
       mock.timers.enable({ apis: ['setInterval'] });
-      const response = await fetch(`${t.gw.httpUrl}/api/activity/stream`, { headers: { cookie: viewer.cookie! } });
+      const response = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie! } });
       assert.equal(response.status, 200);
       clock += 50 * 60_000;
       mock.timers.tick(15_000); // the stream's keepalive, while the session is still live

@@ -50,6 +50,7 @@ export function activityRoutes(api: ApiContext): Route[] {
       method: 'GET',
       path: '/api/activity/stream',
       access: 'activity.read',
+      keyInQuery: true,
       handle: async ({ url, request, response, caller }) => {
         const filter = filterOf(api, url);
         if (!filter) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });

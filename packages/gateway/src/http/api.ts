@@ -78,7 +78,8 @@ export class HttpApi {
     const { route, params } = match;
     let caller: Caller | undefined;
     if (route.access !== 'public') {
-      const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.token);
+      const queryKey = route.keyInQuery ? (url.searchParams.get('csrf') ?? undefined) : undefined;
+      const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.token, queryKey);
       if ('status' in who) {
         this.#log({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: request.socket.remoteAddress ?? '' });
         return send(response, who);

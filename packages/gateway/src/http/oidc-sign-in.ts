@@ -2,7 +2,9 @@
 // through @corral/identity's OidcClient. The login in progress is kept here
 // by its `state` for ten minutes and bound to the browser that started it by
 // a short-lived cookie (SameSite=Lax: the issuer's redirect back is a
-// cross-site navigation that a Strict cookie would not survive).
+// cross-site navigation that a Strict cookie would not survive), and to the
+// session key the console made for it: a cookie can be planted by another
+// port of the host, the console's key cannot.
 import { IdentityError, OidcClient, type OidcSettings, type PendingLogin, type HumanIdentity } from '@corral/identity';
 
 export const OIDC_COOKIE = 'corral_oidc';
@@ -17,7 +19,7 @@ export interface ConsoleOidcSettings extends OidcSettings {
 
 export class OidcSignIn {
   readonly settings: ConsoleOidcSettings;
-  readonly #pending = new Map<string, { login: PendingLogin; startedAtMs: number }>();
+  readonly #pending = new Map<string, { login: PendingLogin; key: string; startedAtMs: number }>();
   readonly #now: () => number;
   #client: Promise<OidcClient> | undefined;
 
@@ -41,26 +43,26 @@ export class OidcSignIn {
     return this.#client;
   }
 
-  /** A fresh login: the URL to send the browser to and the state its cookie binds. */
-  async start(): Promise<PendingLogin> {
+  /** A fresh login for the console that made `key` (its session's key): the URL to send the browser to and the state its cookie binds. */
+  async start(key: string): Promise<PendingLogin> {
     const login = (await this.client()).startLogin();
     this.#sweep();
     if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    this.#pending.set(login.state, { login, startedAtMs: this.#now() });
+    this.#pending.set(login.state, { login, key, startedAtMs: this.#now() });
     return login;
   }
 
   /**
    * Completes the login the callback names, once. `boundState` is the state
-   * from the browser's cookie; it must be the callback's. Throws
-   * IDENTITY_OIDC_STATE_MISMATCH and the finishLogin codes.
+   * from the browser's cookie; it must be the callback's. Answers the human
+   * and the key start() was given. Throws IDENTITY_OIDC_STATE_MISMATCH and the finishLogin codes.
    */
-  async finish(callbackUrl: string, boundState: string | undefined): Promise<HumanIdentity> {
+  async finish(callbackUrl: string, boundState: string | undefined): Promise<{ human: HumanIdentity; key: string }> {
     const state = new URL(callbackUrl).searchParams.get('state') ?? '';
     const entry = this.#pending.get(state);
     this.#pending.delete(state);
     if (!entry || this.#now() - entry.startedAtMs > LOGIN_TTL_MS || boundState !== state) throw new IdentityError('IDENTITY_OIDC_STATE_MISMATCH', 'the callback is not for a login this browser started');
-    return (await this.client()).finishLogin(callbackUrl, entry.login);
+    return { human: await (await this.client()).finishLogin(callbackUrl, entry.login), key: entry.key };
   }
 
   #sweep(): void {

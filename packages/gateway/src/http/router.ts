@@ -24,6 +24,8 @@ export interface Route {
   path: string;
   /** `public` routes need no credentials, `signed-in` any caller; others a caller whose roles grant this. */
   access: Permission | 'public' | 'signed-in';
+  /** Takes the session key from `?csrf=` too: an EventSource cannot send headers. */
+  keyInQuery?: boolean;
   /** Body limit in bytes (default MAX_BODY_BYTES). */
   bodyLimit?: number;
   /** A Reply to send, or nothing when the handler answered itself (an event stream, a redirect it wrote). */

@@ -1,6 +1,7 @@
 // Signing in to the console: local users (cookie, CSRF, expiry, sign-out,
 // throttled failures) and OpenID Connect against a real oidc-provider.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer as signInAt } from '../../../../scripts/testing/oidc-browser.ts';
@@ -118,6 +119,45 @@ describe('local sign-in', () => {
   });
 });
 
+describe('a web server on another loopback port (cookies are not port-scoped: the browser sends it the session cookie, and it may set one)', () => {
+  let t: TestGateway;
+  let admin: ApiClient;
+  before(async () => {
+    t = await startTestGateway();
+    admin = await t.as('root', ['admin']);
+  });
+  after(() => t.close());
+
+  it('reads the session cookie and cannot use it: without the key only the console holds, /api/session, the audit log and a change all answer 403 csrf, and nothing hands the key out', async () => {
+    const thief = new ApiClient(t.gw.httpUrl);
+    thief.cookie = admin.cookie;
+    const session = await thief.get('/api/session');
+    assert.deepEqual([session.status, session.body], [403, { error: 'csrf' }]);
+    assert.deepEqual([(await thief.get('/api/audit')).status, (await thief.get('/api/agents')).status], [403, 403]);
+    assert.equal((await thief.post('/api/agents/x/suspend', { reason: 'stolen cookie' })).status, 403);
+    assert.equal((await admin.get('/api/session')).status, 200, 'the console, with its key, still is signed in');
+  });
+
+  it('plants its own session cookie (fixation): the console, whose key is for its own session, is not signed in as the planter', async () => {
+    const mallory = await t.as('mallory', ['approver']);
+    const victim = new ApiClient(t.gw.httpUrl);
+    victim.cookie = mallory.cookie;
+    victim.csrf = admin.csrf;
+    const answer = await victim.get('/api/session');
+    assert.deepEqual([answer.status, answer.body], [403, { error: 'csrf' }]);
+  });
+
+  it('plants its own session cookie on a narrower path, sent first: the console still is signed in as itself, not as the planter', async () => {
+    const mallory = await t.as('mallory', ['approver']);
+    const victim = new ApiClient(t.gw.httpUrl);
+    victim.cookie = `${mallory.cookie}; ${admin.cookie}`;
+    victim.csrf = admin.csrf;
+    const answer = await victim.get('/api/session');
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.user.name, 'root');
+  });
+});
+
 describe('OpenID Connect sign-in', () => {
   let issuer: TestIssuer;
   let t: TestGateway;
@@ -136,9 +176,10 @@ describe('OpenID Connect sign-in', () => {
     assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: { name: 'Example SSO' } });
   });
 
-  it('signs bob in with code + PKCE: the callback sets the session cookie and sends him to /, where he is an approver', async () => {
+  it('signs bob in with code + PKCE: the callback sets the session cookie and sends him to /, where he is an approver with the key his console gave the start', async () => {
     const browser = t.anonymous();
-    const start = await browser.get('/api/auth/oidc/start');
+    browser.csrf = consoleKey();
+    const start = await browser.get(`/api/auth/oidc/start?key=${browser.csrf}`);
     assert.equal(start.status, 302);
     const location = new URL(start.headers.get('location')!);
     assert.equal(location.searchParams.get('code_challenge_method'), 'S256');
@@ -154,8 +195,15 @@ describe('OpenID Connect sign-in', () => {
     assert.equal(session.body.user.name, 'bob@example.com');
   });
 
+  it('refuses a start without a key from the console (its session could be no one’s) with /?signin_error=failed', async () => {
+    for (const query of ['', '?key=', '?key=short', `?key=${consoleKey()}%00`]) {
+      const start = await t.anonymous().get(`/api/auth/oidc/start${query}`);
+      assert.deepEqual([start.status, start.headers.get('location')], [302, '/?signin_error=failed'], query);
+    }
+  });
+
   it('refuses a callback arriving in another browser (no binding cookie) with /?signin_error=state', async () => {
-    const start = await t.anonymous().get('/api/auth/oidc/start');
+    const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
     const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
     const back = await fetch(callback, { redirect: 'manual' });
     assert.equal(back.headers.get('location'), '/?signin_error=state');
@@ -163,11 +211,23 @@ describe('OpenID Connect sign-in', () => {
   });
 
   it('refuses carol, whose groups map to no Corral role, with /?signin_error=no_role', async () => {
-    const start = await t.anonymous().get('/api/auth/oidc/start');
+    const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
     const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
     const callback = await signInAtIssuer(start.headers.get('location')!, 'carol');
     const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
     assert.equal(back.headers.get('location'), '/?signin_error=no_role');
+  });
+
+  it('gives a victim whose browser another loopback port planted with bob’s own pending login (login CSRF) a session the victim’s console cannot use', async () => {
+    const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
+    const planted = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: planted } });
+    assert.equal(back.headers.get('location'), '/');
+    const victim = t.anonymous();
+    victim.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+    victim.csrf = consoleKey();
+    assert.deepEqual([(await victim.get('/api/session')).status, (await victim.get('/api/approvals')).status], [403, 403]);
   });
 });
 
@@ -184,5 +244,8 @@ describe('a sign-in posted by a form on another site', () => {
     }
   });
 });
+
+/** A key as the console makes one for a sign-in: 32 random bytes, base64url. */
+const consoleKey = () => randomBytes(32).toString('base64url');
 
 const signInAtIssuer = (url: string, user: string) => signInAt(url, user, (target) => target.includes('/api/auth/oidc/callback'));

@@ -5,7 +5,7 @@ import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
-import { cookie, readCookie, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
+import { cookie, isSessionKey, readCookie, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
 
 function sessionBody(session: Session): unknown {
   return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
@@ -74,16 +74,20 @@ export function sessionRoutes(api: ApiContext): Route[] {
       method: 'GET',
       path: '/api/auth/oidc/start',
       access: 'public',
-      handle: async ({ request, response }) => {
+      handle: async ({ request, response, url }) => {
         if (!api.oidc) return failure(404, 'not_found');
-        let location: string;
+        // The console's key for the session this login makes: without one, the session would be anyone's who holds its cookie.
+        const key = url.searchParams.get('key');
+        let location = '/?signin_error=failed';
         const headers: Record<string, string> = {};
-        try {
-          const login = await api.oidc.start();
-          location = login.url;
-          headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.state, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
-        } catch (error) {
-          location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+        if (isSessionKey(key)) {
+          try {
+            const login = await api.oidc.start(key);
+            location = login.url;
+            headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.state, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
+          } catch (error) {
+            location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+          }
         }
         response.writeHead(302, { ...SECURITY_HEADERS, 'cache-control': 'no-store', location, ...headers }).end();
       },
@@ -97,10 +101,10 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const cookies = [cookie(request, OIDC_COOKIE, '', 0, 'Lax', '/api/auth/oidc')];
         let location = '/';
         try {
-          const human = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookie(request, OIDC_COOKIE));
+          const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookie(request, OIDC_COOKIE));
           api.identity.humans.record(human);
           const user = oidcUser(human);
-          const { token } = api.sessions.create(user);
+          const { token } = api.sessions.create(user, key);
           cookies.push(cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000));
           await api.record({ actor: { kind: 'human', id: user.name }, action: 'console.sign-in', resource: { kind: 'session', id: 'oidc' }, outcome: { status: 'success' } });
         } catch (error) {

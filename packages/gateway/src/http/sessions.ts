@@ -1,8 +1,11 @@
 // Console sessions: an opaque random token in an HttpOnly, SameSite=Strict
-// cookie, kept in memory by its SHA-256 (a restart signs everyone out), with
-// a CSRF value the console echoes in `x-corral-csrf` on every change. A
-// session lasts 12 hours, ends after an hour without use, and ends when its
-// local user is removed or changed (roles, password).
+// cookie, kept in memory by its SHA-256 (a restart signs everyone out), and
+// a key (the CSRF value) the console sends in `x-corral-csrf` on every
+// request. Both are needed: cookies are not port-scoped, so every web server
+// on the same host (another port of 127.0.0.1) is sent the cookie and may set
+// one, while the key lives only in the console's own origin (its storage and
+// the answer to its sign-in). A session lasts 12 hours, ends after an hour
+// without use, and ends when its local user is removed or changed (roles, password).
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CorralRole } from '@corral/identity';
@@ -43,13 +46,17 @@ export class Sessions {
     this.#current = current;
   }
 
-  /** A new session; the token goes only into the cookie. */
-  create(user: SessionUser): { token: string; session: Session } {
+  /**
+   * A new session; the token goes only into the cookie. `key` is the one the
+   * console made for this sign-in (single sign-on, where the answer that sets
+   * the cookie is a redirect no script reads); without it, a random one.
+   */
+  create(user: SessionUser, key?: string): { token: string; session: Session } {
     this.#sweep();
     if (this.#byDigest.size >= MAX_SESSIONS) this.#byDigest.delete(this.#byDigest.keys().next().value!);
     const token = randomBytes(32).toString('base64url');
     const now = this.#now();
-    const session: Session = { user, csrf: randomBytes(24).toString('base64url'), createdAtMs: now, lastSeenMs: now };
+    const session: Session = { user, csrf: key ?? randomBytes(24).toString('base64url'), createdAtMs: now, lastSeenMs: now };
     this.#byDigest.set(digest(token), session);
     return { token, session };
   }
@@ -83,15 +90,31 @@ export class Sessions {
   }
 }
 
-/** One cookie's value from the request, or undefined. */
+/** One cookie's value from the request (the first sent), or undefined. */
 export function readCookie(request: IncomingMessage, name: string): string | undefined {
+  return readCookies(request, name)[0];
+}
+
+/**
+ * Every value sent for one cookie name, first first, at most `max`. A browser
+ * sends several when they differ by path: one planted on `/api` by another
+ * port of the host comes before the console's own `/`.
+ */
+export function readCookies(request: IncomingMessage, name: string, max = 8): string[] {
   const header = request.headers.cookie;
-  if (typeof header !== 'string') return undefined;
+  if (typeof header !== 'string') return [];
+  const values: string[] = [];
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
+    if (values.length === max) break;
   }
-  return undefined;
+  return values;
+}
+
+/** A key the console made: 32 to 128 base64url characters. */
+export function isSessionKey(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{32,128}$/.test(value);
 }
 
 /** A Set-Cookie value; `maxAgeS` 0 clears it. `Secure` only when the request arrived over TLS. */

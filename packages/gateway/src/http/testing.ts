@@ -1,6 +1,6 @@
 // Test support for the HTTP API's tests: a real gateway in a temporary state
 // directory, local users in it, and a small client that keeps a session's
-// cookie and CSRF value the way the console does.
+// cookie and key (the CSRF value) and sends both on every request, the way the console does.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +36,7 @@ export class ApiClient {
       headers: {
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...(this.cookie ? { cookie: this.cookie } : {}),
-        ...(this.csrf && method !== 'GET' ? { 'x-corral-csrf': this.csrf } : {}),
+        ...(this.csrf ? { 'x-corral-csrf': this.csrf } : {}),
         ...(this.bearer ? { authorization: `Bearer ${this.bearer}` } : {}),
         ...headers,
       },

@@ -87,7 +87,14 @@ export function SignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
       )}
       {providers?.oidc && (
         <p>
-          <a className="button" href="/api/auth/oidc/start">
+          <a
+            className="button"
+            href="/api/auth/oidc/start"
+            onClick={(e) => {
+              e.preventDefault();
+              window.location.assign(api.oidcStartUrl());
+            }}
+          >
             Sign in with SSO ({providers.oidc.name})
           </a>
         </p>
