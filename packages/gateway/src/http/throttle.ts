@@ -4,6 +4,8 @@
 // after 30 failures from one address in 5 minutes, that address is refused
 // for any username (guessing many names from one place). A try counts from
 // the moment it starts, so many sent at once are held to the same limits.
+// The table is bounded; when full it drops the entries with the fewest
+// failures, never the count of a username someone is guessing.
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
@@ -43,8 +45,22 @@ export class SignInThrottle {
   }
 
   #add(key: string, max: number): void {
-    if (!this.#failures.has(key) && this.#failures.size >= MAX_KEYS) this.#failures.delete(this.#failures.keys().next().value!);
+    if (!this.#failures.has(key) && this.#failures.size >= MAX_KEYS) this.#makeRoom();
     this.#failures.set(key, [...this.#recent(key), this.#now()].slice(-max));
+  }
+
+  /**
+   * Forgets what left the window, then, if still full, a tenth of the
+   * entries: the fewest failures first, the newest first among equals.
+   * Dropping the oldest key instead let a flood of failures for fresh names,
+   * from many addresses, erase the count of the username it was guessing.
+   */
+  #makeRoom(): void {
+    for (const key of this.#failures.keys()) if (this.#recent(key).length === 0) this.#failures.delete(key);
+    if (this.#failures.size < MAX_KEYS) return;
+    const ranked = [...this.#failures.keys()].map((key, order) => ({ key, count: this.#recent(key).length, order }));
+    ranked.sort((a, b) => a.count - b.count || b.order - a.order);
+    for (const { key } of ranked.slice(0, MAX_KEYS / 10)) this.#failures.delete(key);
   }
 
   #recent(key: string): number[] {

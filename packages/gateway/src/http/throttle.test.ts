@@ -1,0 +1,31 @@
+// The sign-in throttle on its own, with a clock the test moves.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SignInThrottle } from './throttle.ts';
+
+/** `count` failed tries, each for a fresh username from a fresh address (at most 30 from one address get tried). */
+function flood(throttle: SignInThrottle, count: number): void {
+  for (let i = 0; i < count; i++) assert.equal(throttle.attempt(`spray-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`), 0);
+}
+
+describe('the sign-in throttle', () => {
+  describe('when many other usernames and addresses fail meanwhile', () => {
+    it("keeps a locked-out username locked out (regression: 10,000 other failures pushed the oldest entries out, and with them a username's count)", () => {
+      const clock = 1_000_000;
+      const throttle = new SignInThrottle(() => clock);
+      for (let i = 0; i < 5; i++) assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      assert.ok(throttle.attempt('alice', '192.0.2.1') > 0);
+      flood(throttle, 20_000);
+      assert.ok(throttle.attempt('alice', '192.0.2.7') > 0, 'alice is still refused');
+    });
+
+    it('keeps a username’s failures short of a lockout too, so that each flood does not buy more guesses', () => {
+      const clock = 1_000_000;
+      const throttle = new SignInThrottle(() => clock);
+      for (let i = 0; i < 4; i++) assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      flood(throttle, 20_000);
+      assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      assert.ok(throttle.attempt('alice', '192.0.2.1') > 0, 'the sixth try in five minutes is refused');
+    });
+  });
+});
