@@ -28,4 +28,21 @@ describe('the sign-in throttle', () => {
       assert.ok(throttle.attempt('alice', '192.0.2.1') > 0, 'the sixth try in five minutes is refused');
     });
   });
+
+  describe('when one network tries from many of its addresses', () => {
+    it('counts an IPv6 /64 as one address: 30 failures from ::1 to ::1e of one /64 hold up the rest of it, not another /64', () => {
+      const throttle = new SignInThrottle(() => 1_000_000);
+      for (let i = 1; i <= 30; i++) assert.equal(throttle.attempt(`guess-${i}`, `2001:db8:0:7::${i.toString(16)}`), 0);
+      assert.ok(throttle.attempt('alice', '2001:db8:0:7:ffff:ffff:ffff:ffff') > 0);
+      assert.ok(throttle.attempt('alice', '2001:db8::7:0:0:0:9') > 0, 'the same /64 spelled another way');
+      assert.equal(throttle.attempt('alice', '2001:db8:0:8::1'), 0);
+    });
+
+    it('counts an IPv4 address the same whether or not it arrives mapped into IPv6 (::ffff:192.0.2.1)', () => {
+      const throttle = new SignInThrottle(() => 1_000_000);
+      for (let i = 0; i < 15; i++) assert.equal(throttle.attempt(`guess-${i}`, '192.0.2.1'), 0);
+      for (let i = 15; i < 30; i++) assert.equal(throttle.attempt(`guess-${i}`, '::ffff:192.0.2.1'), 0);
+      assert.ok(throttle.attempt('alice', '192.0.2.1') > 0);
+    });
+  });
 });

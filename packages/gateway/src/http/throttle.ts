@@ -2,10 +2,13 @@
 // username is refused until the oldest failure leaves the window, whoever
 // tries and whatever the password (unknown usernames are counted alike);
 // after 30 failures from one address in 5 minutes, that address is refused
-// for any username (guessing many names from one place). A try counts from
-// the moment it starts, so many sent at once are held to the same limits.
-// The table is bounded; when full it drops the entries with the fewest
-// failures, never the count of a username someone is guessing.
+// for any username (guessing many names from one place). An IPv6 /64 counts
+// as one address (one network holds all of it); an IPv4 address mapped into
+// IPv6 counts as itself. A try counts from the moment it starts, so many sent
+// at once are held to the same limits. The table is bounded; when full it
+// drops the entries with the fewest failures first.
+import { isIPv6 } from 'node:net';
+
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
@@ -25,17 +28,17 @@ export class SignInThrottle {
    * once (until succeed()), so that tries made at the same time count too.
    */
   attempt(username: string, address: string): number {
-    const wait = Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${address}`, PER_ADDRESS));
+    const wait = Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${networkOf(address)}`, PER_ADDRESS));
     if (wait > 0) return wait;
     this.#add(`user:${keyOf(username)}`, PER_USERNAME);
-    this.#add(`addr:${address}`, PER_ADDRESS);
+    this.#add(`addr:${networkOf(address)}`, PER_ADDRESS);
     return 0;
   }
 
   /** A try that succeeded: the username's failures are forgotten, and the address's count drops the try. */
   succeed(username: string, address: string): void {
     this.#failures.delete(`user:${keyOf(username)}`);
-    this.#failures.get(`addr:${address}`)?.pop();
+    this.#failures.get(`addr:${networkOf(address)}`)?.pop();
   }
 
   #wait(key: string, max: number): number {
@@ -70,3 +73,18 @@ export class SignInThrottle {
 }
 
 const keyOf = (username: string) => username.toLowerCase().slice(0, 128);
+
+/** What the per-address limit counts: an IPv4 address (mapped into IPv6 or not), or an IPv6 address's /64. */
+function networkOf(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  const bare = address.split('%')[0]!;
+  if (!isIPv6(bare)) return address;
+  const [head = '', tail] = bare.split('::');
+  const front = head === '' ? [] : head.split(':');
+  const back = tail === undefined || tail === '' ? [] : tail.split(':');
+  // An embedded IPv4 tail (::a.b.c.d) fills two groups; only the first four count here.
+  const width = back.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - width).fill('0'), ...back];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
