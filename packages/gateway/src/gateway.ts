@@ -81,8 +81,6 @@ export class Gateway {
       const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
       const server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
-      const inventory = new NodeInventory(server, new SurfaceStore(db), options.now);
-      const approvals = new ApprovalStore(db, options.now);
       const log = audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
@@ -91,6 +89,8 @@ export class Gateway {
         feed.notify(record);
         return record;
       };
+      const inventory = new NodeInventory(server, new SurfaceStore(db), { ...(options.now ? { now: options.now } : {}), ...(log ? { record: append } : {}) });
+      const approvals = new ApprovalStore(db, options.now);
       const invoker = new NodeInvoker(server, inventory, {
         approvals,
         receipts: ReceiptSigner.open(db),

@@ -88,7 +88,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
         const { ref, requestId } = decisionOf(identity, id);
         return { node: identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }) }), requestId };
       });
-      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, commands: node.commands, ...(requestId ? { requestId } : {}) } });
+      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, ...(requestId ? { requestId } : {}) } });
       if (opts.json) return printJson(node);
       process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}`)}\n`);
     });
@@ -101,12 +101,13 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
         const dir = await dirFor(command);
-        const node = await withIdentity(command, (identity) => {
-          if (verb === 'revoke') return identity.nodes.revoke(id);
+        const { node, declined } = await withIdentity(command, (identity) => {
+          if (verb === 'revoke') return { node: identity.nodes.revoke(id) };
           const { ref, requestId } = decisionOf(identity, id);
-          return identity.nodes.decline(ref, requestId ? { requestId } : {});
+          const declined = identity.nodes.get(ref).surfaceRequest;
+          return { node: identity.nodes.decline(ref, requestId ? { requestId } : {}), declined };
         });
-        await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by } });
+        await recordIdentityEvent(dir, { action: `node.${verb}`, resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, ...(declined ? { requestId: declined.requestId, commands: declined.commands } : {}) } });
         if (opts.json) return printJson(node);
         process.stdout.write(`node ${node.deviceId.slice(0, 16)} is ${node.status}\n`);
       });

@@ -214,9 +214,11 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
 
 /**
  * Pairs the nodes `corral up` starts itself — and only those, by device id —
- * when they ask the gateway, and approves the commands they declare (again
- * when a newer Corral's node declares more), recording each in the audit log
- * as done by `corral up`.
+ * when they ask the gateway, approving the commands they declare (also when a
+ * node paired by an earlier run declares more as it first connects), recording
+ * each in the audit log as done by `corral up`. Once a node is connected with
+ * nothing waiting, `corral up` decides nothing more for it: what an operator
+ * changes later stays changed.
  */
 class AutoPairing {
   readonly #gateway: Gateway;
@@ -230,19 +232,28 @@ class AutoPairing {
       const expected = this.#expected.get(request.deviceId);
       if (expected) void this.#pair(request.deviceId, expected.reason).then(expected.done);
     });
+    gateway.server.on('ready', (connection) => {
+      const deviceId = connection.peer?.role === 'node' ? connection.peer.deviceId : undefined;
+      const expected = deviceId === undefined ? undefined : this.#expected.get(deviceId);
+      if (expected && !gateway.identity.nodes.find(deviceId!)?.surfaceRequest) {
+        this.#expected.delete(deviceId!);
+        expected.done();
+      }
+    });
   }
 
-  /** Resolves once `deviceId` is paired with nothing waiting: now if it is, else when its request is approved. */
+  /** Resolves once `deviceId` is connected with nothing waiting, or its request is approved. */
   pair(deviceId: string, reason: string): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
-    this.#expected.set(deviceId, { reason, done: resolve });
     const known = this.#gateway.identity.nodes.find(deviceId);
-    if (known?.status === 'paired' && !known.surfaceRequest) resolve();
-    else if (known?.surfaceRequest) void this.#pair(deviceId, reason).then(resolve);
+    if (known?.surfaceRequest) void this.#pair(deviceId, reason).then(resolve);
+    else if (known?.status === 'paired' && this.#gateway.inventory.list().some((n) => n.nodeId === deviceId && n.connected)) resolve();
+    else this.#expected.set(deviceId, { reason, done: resolve });
     return promise;
   }
 
   async #pair(deviceId: string, reason: string): Promise<void> {
+    this.#expected.delete(deviceId);
     const node = this.#gateway.identity.nodes.pair(deviceId, 'corral up');
     await this.#audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: deviceId }, node: deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason, commands: node.commands } });
   }

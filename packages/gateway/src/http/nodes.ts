@@ -18,8 +18,8 @@ export function nodeRoutes(api: ApiContext): Route[] {
     if (addresses.size >= MAX_ADDRESSES) addresses.delete(addresses.keys().next().value!);
     addresses.set(request.deviceId, request.remoteAddress);
   });
-  const audit = (caller: Caller, action: string, node: NodeRecord, details: Record<string, unknown> = {}) =>
-    api.record({ actor: { kind: 'human', id: actingHuman(caller) }, action, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, status: node.status, ...details } });
+  const audit = (caller: Caller, action: string, node: NodeRecord) =>
+    api.record({ actor: { kind: 'human', id: actingHuman(caller) }, action, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, status: node.status } });
   // An operator's decision on a pairing request: approving grants the commands it names (pairing a pending
   // node); rejecting revokes a pending node, or leaves a paired one with what it had.
   const decide = (verdict: 'approve' | 'reject'): Route => ({
@@ -29,13 +29,13 @@ export function nodeRoutes(api: ApiContext): Route[] {
     handle: async ({ params, caller }) => {
       let decided;
       try {
-        decided = api.inventory.decide(params.requestId!, verdict, `human:${actingHuman(caller!)}`);
+        // Recorded by the inventory, as a decision over the protocol is.
+        decided = await api.inventory.decide(params.requestId!, verdict, { kind: 'human', id: actingHuman(caller!) });
       } catch (error) {
         if (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') return failure(404, 'not_found', { message: 'no such pairing request' });
         throw error;
       }
       const { request, node } = decided;
-      await audit(caller!, `node.pair.${verdict}`, node, { commands: request.commands });
       return reply(200, { requestId: request.requestId, nodeId: node.deviceId, status: node.status, commands: node.commands });
     },
   });

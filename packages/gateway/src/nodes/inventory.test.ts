@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { auditEvents } from '../http/testing.ts';
 import { Gateway, GatewayClient, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
 import type { GatewayServer, PairingRequest } from '../server/server.ts';
 import type { SurfaceStore } from '../store/store.ts';
@@ -103,6 +104,18 @@ describe('node pairing over the protocol', () => {
     const described = (await admin.request('node.describe', { nodeId: 'build-03' })) as NodeListEntry;
     assert.equal(described.nodeId, device.deviceId);
     await node.close();
+  });
+
+  it('records each pairing decision and removal made over the protocol, with the commands it granted (nothing was recorded)', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-10'));
+    const requestId = requestOf(gw, device);
+    await admin.request('node.pair.approve', { requestId });
+    await admin.request('node.pair.remove', { nodeId: device.deviceId });
+    const events = (await auditEvents(stateDir)).filter((e) => e.resource.id === device.deviceId);
+    assert.deepEqual(events.map((e) => [e.action, e.actor.kind]), [['node.pair.approve', 'human'], ['node.revoke', 'human']]);
+    assert.match(events[0]!.actor.id, /^operator:/);
+    assert.deepEqual([events[0]!.details?.requestId, events[0]!.details?.commands], [requestId, ['system.run', 'system.which']]);
   });
 
   it('keeps a rejected node out', async () => {

@@ -14,11 +14,12 @@ import {
   validateNodePairRejectParams,
   validateNodePairRemoveParams,
 } from '@openclaw/gateway-protocol';
-import { IdentityError, type NodeRecord } from '@corral/identity';
+import type { AuditEventInput } from '@corral/audit';
+import { IdentityError, printable, type NodeRecord } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import { CLOSE } from '../protocol/limits.ts';
 import { hasScope } from '../protocol/scopes.ts';
-import type { Connection } from '../server/connection.ts';
+import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import type { SurfaceStore } from '../store/store.ts';
 
@@ -77,10 +78,14 @@ export class NodeInventory {
   readonly #announced = new Map<string, string>();
   readonly #now: () => number;
 
-  constructor(server: GatewayServer, surfaces: SurfaceStore, now: () => number = Date.now) {
+  readonly #record: (event: AuditEventInput) => Promise<unknown>;
+
+  /** `record` appends to the audit log: every pairing decision and removal made through the gateway is recorded. */
+  constructor(server: GatewayServer, surfaces: SurfaceStore, options: { now?: () => number; record?: (event: AuditEventInput) => Promise<unknown> } = {}) {
     this.#server = server;
     this.#surfaces = surfaces;
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
+    this.#record = options.record ?? (async () => undefined);
     server.on('ready', (connection) => this.#attach(connection));
     server.on('closed', (connection) => {
       const deviceId = connection.peer?.deviceId;
@@ -147,10 +152,12 @@ export class NodeInventory {
    * commands the request names (pairing a pending node); rejecting revokes a
    * pending node and leaves a paired one with what it had. `scopes` are those
    * of a protocol caller: approving commands that run programs needs
-   * operator.admin, as upstream. Throws GATEWAY_PARAMS_INVALID (no such
-   * request, or no longer the node's current one), GATEWAY_SCOPE_MISSING.
+   * operator.admin, as upstream. Resolves once the decision is recorded (it
+   * is made before: a log that cannot be written is this call's failure).
+   * Throws GATEWAY_PARAMS_INVALID (no such request, or no longer the node's
+   * current one), GATEWAY_SCOPE_MISSING.
    */
-  decide(requestId: string, verdict: 'approve' | 'reject', by: string, scopes?: readonly string[]): { request: PairingEntry; node: NodeRecord } {
+  async decide(requestId: string, verdict: 'approve' | 'reject', by: AuditEventInput['actor'], scopes?: readonly string[]): Promise<{ request: PairingEntry; node: NodeRecord }> {
     const node = this.#server.identity.nodes.byRequest(requestId);
     if (!node?.surfaceRequest) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
     const request = this.#pairingEntry(node);
@@ -158,10 +165,11 @@ export class NodeInventory {
       throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
     }
     const identity = this.#server.identity.nodes;
-    const decided = verdict === 'approve' ? identity.pair(node.deviceId, by, { requestId }) : identity.decline(node.deviceId, { requestId });
+    const decided = verdict === 'approve' ? identity.pair(node.deviceId, by.id, { requestId }) : identity.decline(node.deviceId, { requestId });
     this.#announced.delete(node.deviceId);
     if (decided.status === 'revoked') this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
     this.#server.broadcast('node.pair.resolved', { requestId, nodeId: node.deviceId, decision: verdict === 'approve' ? 'approved' : 'rejected', ts: this.#now() }, (p) => p.role === 'operator' && hasScope(p.scopes, 'operator.pairing'));
+    await this.#record({ actor: by, action: `node.pair.${verdict}`, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: 'success' }, details: { displayName: decided.displayName, status: decided.status, requestId, commands: request.commands, ...(request.approvedCommands ? { approvedBefore: request.approvedCommands } : {}) } });
     return { request, node: decided };
   }
 
@@ -252,9 +260,9 @@ export class NodeInventory {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairApproveParams,
-      handler: (params, { peer }) => {
+      handler: async (params, { peer }) => {
         const { requestId } = params as { requestId: string };
-        const { node } = this.decide(requestId, 'approve', peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`, peer.scopes);
+        const { node } = await this.decide(requestId, 'approve', operatorActor(peer), peer.scopes);
         return { requestId, node: this.#entry(node) };
       },
     });
@@ -262,9 +270,9 @@ export class NodeInventory {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairRejectParams,
-      handler: (params, { peer }) => {
+      handler: async (params, { peer }) => {
         const { requestId } = params as { requestId: string };
-        const { node } = this.decide(requestId, 'reject', peer.deviceId ? `device:${peer.deviceId}` : `operator:${peer.client.id}`);
+        const { node } = await this.decide(requestId, 'reject', operatorActor(peer));
         return { requestId, nodeId: node.deviceId };
       },
     });
@@ -272,7 +280,7 @@ export class NodeInventory {
       role: 'operator',
       scopes: ['operator.pairing'],
       validate: validateNodePairRemoveParams,
-      handler: (params) => {
+      handler: async (params, { peer }) => {
         const node = this.#find((params as { nodeId: string }).nodeId);
         if (!node) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'unknown node', { wire: { code: 'INVALID_REQUEST', message: 'unknown nodeId' } });
         try {
@@ -281,10 +289,16 @@ export class NodeInventory {
           if (!(error instanceof IdentityError)) throw error;
         }
         this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
+        await this.#record({ actor: operatorActor(peer), action: 'node.revoke', resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: 'success' }, details: { displayName: node.displayName, status: 'revoked' } });
         return { nodeId: node.deviceId, removed: true };
       },
     });
   }
+}
+
+/** Who acts over the protocol: the operator's device when it has one, else its client (every operator holds the shared token). */
+function operatorActor(peer: Peer): AuditEventInput['actor'] {
+  return { kind: 'human', id: peer.deviceId ? `device:${peer.deviceId}` : `operator:${printable(peer.client.id, 100)}` };
 }
 
 /** The commands `connection` may be sent: those its node declared on it that an operator approved. */
