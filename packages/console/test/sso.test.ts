@@ -44,6 +44,7 @@ describe('single sign-on in Chromium', () => {
     const nav = page.getByRole('navigation', { name: 'Console' });
     await nav.waitFor();
     assert.equal(new URL(page.url()).origin, stack.url);
+    assert.equal(new URL(page.url()).hash, '', 'the half of the key the gateway sent in the fragment is not left in the address');
     assert.deepEqual(await nav.getByRole('link').allTextContents(), ['Live activity', 'Approvals', 'Agents and nodes']);
     assert.match(await page.locator('.who').innerText(), /bob@example\.com \(approver\)/);
     await page.close();

@@ -66,6 +66,30 @@ function keepSessionKey(key: string): void {
   }
 }
 
+const SSO_START_ITEM = 'corral.sso-start-key';
+const SIGNIN_FRAGMENT = /^#signin=([A-Za-z0-9_-]{16,128})$/;
+
+/**
+ * After single sign-on the gateway sends the browser to `/#signin=…`: the
+ * session's key is the one this console gave the start, a dot, and that half.
+ * The start's key alone is not enough, since another port of this host can
+ * send the browser to the start with a key of its own; the fragment reaches
+ * only this page. Without a start of ours pending, the fragment is ignored.
+ */
+function adoptSignIn(): void {
+  if (!window.location.hash.startsWith('#signin=')) return;
+  const found = SIGNIN_FRAGMENT.exec(window.location.hash);
+  window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  let started: string | null = null;
+  try {
+    started = localStorage.getItem(SSO_START_ITEM);
+    localStorage.removeItem(SSO_START_ITEM);
+  } catch {
+    // storage refused: no start of ours to finish
+  }
+  if (found && started) keepSessionKey(`${started}.${found[1]}`);
+}
+
 /** A fresh key for a single sign-on: 32 random bytes, base64url. The gateway binds the session the sign-in makes to it. */
 function newSessionKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
@@ -127,10 +151,17 @@ export const api = {
   /** Where single sign-on starts, with a new key for the session it makes (kept here before the browser leaves). */
   oidcStartUrl: () => {
     const key = newSessionKey();
-    keepSessionKey(key);
+    try {
+      localStorage.setItem(SSO_START_ITEM, key);
+    } catch {
+      // storage refused: the sign-in will come back to a console that cannot finish it
+    }
     return `/api/auth/oidc/start${query({ key })}`;
   },
-  session: async () => remember(await call<Session>('GET', '/api/session')),
+  session: async () => {
+    adoptSignIn();
+    return remember(await call<Session>('GET', '/api/session'));
+  },
   signIn: async (username: string, password: string) => remember(await call<Session>('POST', '/api/session', { username, password })),
   signOut: async () => {
     await call<void>('DELETE', '/api/session');

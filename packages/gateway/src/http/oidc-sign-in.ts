@@ -3,8 +3,9 @@
 // by its `state` for ten minutes and bound to the browser that started it by
 // a short-lived cookie (SameSite=Lax: the issuer's redirect back is a
 // cross-site navigation that a Strict cookie would not survive), and to the
-// session key the console made for it: a cookie can be planted by another
-// port of the host, the console's key cannot.
+// key the start was given. Neither binds it to the console: another port of
+// the host can plant the cookie and start with a key of its own, so the
+// session's key also has a half the callback sends only in a fragment (session.ts).
 import { IdentityError, OidcClient, type OidcSettings, type PendingLogin, type HumanIdentity } from '@corral/identity';
 
 export const OIDC_COOKIE = 'corral_oidc';

@@ -176,7 +176,7 @@ describe('OpenID Connect sign-in', () => {
     assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: { name: 'Example SSO' } });
   });
 
-  it('signs bob in with code + PKCE: the callback sets the session cookie and sends him to /, where he is an approver with the key his console gave the start', async () => {
+  it('signs bob in with code + PKCE: the callback sets the session cookie and sends him to /, where he is an approver with the key his console gave the start joined to the half in the fragment', async () => {
     const browser = t.anonymous();
     browser.csrf = consoleKey();
     const start = await browser.get(`/api/auth/oidc/start?key=${browser.csrf}`);
@@ -187,8 +187,11 @@ describe('OpenID Connect sign-in', () => {
     const callback = await signInAtIssuer(location.toString(), 'bob');
     const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
     assert.equal(back.status, 302);
-    assert.equal(back.headers.get('location'), '/');
+    const half = /^\/#signin=([A-Za-z0-9_-]{32})$/.exec(back.headers.get('location')!)?.[1];
+    assert.ok(half, 'the second half of the key, in the fragment only this browser’s console reads');
     browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+    assert.equal((await browser.get('/api/session')).status, 403, 'the start’s key alone is not the session’s');
+    browser.csrf = `${browser.csrf}.${half}`;
     const session = await browser.get('/api/session');
     assert.equal(session.status, 200);
     assert.deepEqual(session.body.user.roles, ['approver']);
@@ -223,11 +226,26 @@ describe('OpenID Connect sign-in', () => {
     const planted = start.headers.getSetCookie()[0]!.split(';')[0]!;
     const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
     const back = await fetch(callback, { redirect: 'manual', headers: { cookie: planted } });
-    assert.equal(back.headers.get('location'), '/');
+    const half = /^\/#signin=(.+)$/.exec(back.headers.get('location')!)![1];
     const victim = t.anonymous();
     victim.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
-    victim.csrf = consoleKey();
+    victim.csrf = `${consoleKey()}.${half}`;
     assert.deepEqual([(await victim.get('/api/session')).status, (await victim.get('/api/approvals')).status], [403, 403]);
+  });
+
+  it('does not let another loopback port that started a login with its own key use the session the victim completes (session hijack: it is sent the victim’s cookie and chose the key)', async () => {
+    const attackerKey = consoleKey();
+    const start = await t.anonymous().get(`/api/auth/oidc/start?key=${attackerKey}`);
+    const planted = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    // The victim's browser, already signed in at the issuer, is sent to its authorization URL with the binding cookie planted.
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: planted } });
+    const victimCookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session=') && !c.startsWith('corral_session=;'));
+    assert.ok(victimCookie, 'the victim’s browser is signed in (the issuer knows the victim)');
+    const attacker = t.anonymous();
+    attacker.cookie = victimCookie.split(';')[0];
+    attacker.csrf = attackerKey;
+    assert.deepEqual([(await attacker.get('/api/session')).status, (await attacker.get('/api/approvals')).status], [403, 403]);
   });
 });
 

@@ -1,5 +1,6 @@
 // Sign-in and sign-out: `/api/session` for local users, `/api/auth/*` for
 // the providers on offer and the OpenID Connect round trip.
+import { randomBytes } from 'node:crypto';
 import type { HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
@@ -104,8 +105,12 @@ export function sessionRoutes(api: ApiContext): Route[] {
           const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookie(request, OIDC_COOKIE));
           api.identity.humans.record(human);
           const user = oidcUser(human);
-          const { token } = api.sessions.create(user, key);
+          // The start's key may be whoever's sent this browser to the start (another port of the host can, and plant the binding
+          // cookie too); the second half goes only to this browser's console, in a fragment no server or other port is sent.
+          const half = randomBytes(24).toString('base64url');
+          const { token } = api.sessions.create(user, `${key}.${half}`);
           cookies.push(cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000));
+          location = `/#signin=${half}`;
           await api.record({ actor: { kind: 'human', id: user.name }, action: 'console.sign-in', resource: { kind: 'session', id: 'oidc' }, outcome: { status: 'success' } });
         } catch (error) {
           location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
