@@ -19,6 +19,30 @@ describe('the sign-in throttle', () => {
       assert.ok(throttle.attempt('alice', '192.0.2.7') > 0, 'alice is still refused');
     });
 
+    it('keeps a locked-out username locked out when the table fills with addresses far from their own limit (regression: 5 failures for a name ranked below 10 for an address, whose limit is 30)', () => {
+      const clock = 1_000_000;
+      const throttle = new SignInThrottle(() => clock);
+      // 3,300 addresses, each failing two names five times: ten failures an address, a third of its limit.
+      for (let a = 0; a < 3300; a++) {
+        for (let i = 0; i < 10; i++) assert.equal(throttle.attempt(`name-${a}-${i % 2}`, `172.16.${a >> 8}.${a & 255}`), 0);
+      }
+      for (let i = 0; i < 5; i++) assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      flood(throttle, 200);
+      assert.ok(throttle.attempt('alice', '192.0.2.7') > 0, 'alice is still refused');
+    });
+
+    it('keeps a username locked out last, behind the lockouts that end sooner (regression: the newest lockout went first, so locking alice after 9,800 others and a little flood unlocked her)', () => {
+      const clock = 1_000_000;
+      const throttle = new SignInThrottle(() => clock);
+      // 1,400 addresses, each locking out six names: every entry of the table at its limit.
+      for (let a = 0; a < 1400; a++) {
+        for (let i = 0; i < 30; i++) assert.equal(throttle.attempt(`name-${a}-${i % 6}`, `172.16.${a >> 8}.${a & 255}`), 0);
+      }
+      for (let i = 0; i < 5; i++) assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      flood(throttle, 200);
+      assert.ok(throttle.attempt('alice', '192.0.2.7') > 0, 'alice is still refused');
+    });
+
     it('keeps a username’s failures short of a lockout too, so that each flood does not buy more guesses', () => {
       const clock = 1_000_000;
       const throttle = new SignInThrottle(() => clock);

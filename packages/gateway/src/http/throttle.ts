@@ -6,7 +6,7 @@
 // as one address (one network holds all of it); an IPv4 address mapped into
 // IPv6 counts as itself. A try counts from the moment it starts, so many sent
 // at once are held to the same limits. The table is bounded; when full it
-// drops the entries with the fewest failures first.
+// drops the entries furthest from their limit first, lockouts last.
 import { isIPv6 } from 'node:net';
 
 const WINDOW_MS = 5 * 60_000;
@@ -54,15 +54,24 @@ export class SignInThrottle {
 
   /**
    * Forgets what left the window, then, if still full, a tenth of the
-   * entries: the fewest failures first, the newest first among equals.
-   * Dropping the oldest key instead let a flood of failures for fresh names,
-   * from many addresses, erase the count of the username it was guessing.
+   * entries: those furthest from their own limit first (5 failures lock a
+   * name, 30 an address), the newest first among equals; a locked-out entry
+   * only after every other, the one whose lockout ends soonest first.
+   * Dropping the oldest key instead let a flood of failures for fresh names
+   * erase the count of the username it was guessing; ranking raw counts let
+   * addresses short of their limit outrank a locked name, and dropping the
+   * newest lockout first let whoever just locked a name out unlock it.
    */
   #makeRoom(): void {
     for (const key of this.#failures.keys()) if (this.#recent(key).length === 0) this.#failures.delete(key);
     if (this.#failures.size < MAX_KEYS) return;
-    const ranked = [...this.#failures.keys()].map((key, order) => ({ key, count: this.#recent(key).length, order }));
-    ranked.sort((a, b) => a.count - b.count || b.order - a.order);
+    const ranked = [...this.#failures.keys()].map((key, order) => {
+      const recent = this.#recent(key);
+      const max = key.startsWith('user:') ? PER_USERNAME : PER_ADDRESS;
+      const locked = recent.length >= max;
+      return { key, share: Math.min(1, recent.length / max), endsAt: locked ? recent[recent.length - max]! : 0, order: locked ? order : -order };
+    });
+    ranked.sort((a, b) => a.share - b.share || a.endsAt - b.endsAt || a.order - b.order);
     for (const { key } of ranked.slice(0, MAX_KEYS / 10)) this.#failures.delete(key);
   }
 
