@@ -134,6 +134,8 @@ export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
 
 /** A run the control plane allowed: the decision's digest, and the approval (with its checked receipt) that allowed it, if one did. */
 interface Authorization {
+  /** What the control plane names this run by: the report must carry it. */
+  runId: string;
   digest: string;
   approvalId?: string;
   receipt?: ApprovalReceipt;
@@ -552,11 +554,11 @@ export class NodeHost {
     try {
       const client = await this.#controlPlane();
       const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
-      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
-      if (answer.decision !== 'allow' || typeof answer.digest !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
-      if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { digest: answer.digest };
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
+      if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
+      if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { runId: answer.runId, digest: answer.digest };
       const receipt = await this.#checkReceipt(answer.approvalReceipt, params);
-      return { digest: answer.digest, approvalId: receipt.approvalId, receipt };
+      return { runId: answer.runId, digest: answer.digest, approvalId: receipt.approvalId, receipt };
     } catch (error) {
       if (error instanceof NodeError) throw error;
       const wire = error instanceof GatewayError ? error.wire : undefined;
@@ -568,7 +570,7 @@ export class NodeHost {
   async #report(authorization: Authorization, exitCode: number | null, output: string, error?: string): Promise<void> {
     try {
       const client = await this.#controlPlane();
-      await client.request('corral.run.report', { digest: authorization.digest, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(authorization.approvalId ? { approvalId: authorization.approvalId } : {}), ...(authorization.receipt ? { approvalReceipt: authorization.receipt } : {}), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
+      await client.request('corral.run.report', { runId: authorization.runId, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
     } catch {
       // The decision record is already in the control plane's log; a lost report is visible there as a decision without a result.
     }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Gateway, GatewayClient, type ApprovalReceipt } from '../index.ts';
-import { MAX_PENDING_APPROVALS } from './invoke.ts';
+import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -19,7 +19,7 @@ const POLICY = `
 const stateDir = policyStateDirs('invoke', POLICY);
 const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
 
-type Authorized = { decision: string; digest: string; approvalId?: string; approvalReceipt?: ApprovalReceipt };
+type Authorized = { decision: string; runId: string; digest: string; approvalId?: string; approvalReceipt?: ApprovalReceipt };
 const authorize = (node: NodePeer, argv: string[], extra: Record<string, unknown> = {}) =>
   node.client.request('corral.run.authorize', { command: 'system.run', params: { command: argv }, timeoutMs: 10_000, ...extra }, { timeoutMs: 15_000 }) as Promise<Authorized>;
 
@@ -48,23 +48,45 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     return authorize(asker, argv);
   }
 
-  it('never records a run as approved on the node’s word alone: another node’s approval id without this node’s receipt is no approval (regression: recorded as decision.approval)', async () => {
+  it('records a report only of a run this gateway authorized for this node, once: another node’s run, an unknown or a spent run id is refused and recorded as refused (regression: any report was recorded as a run, approval claims included)', async () => {
     const theirs = await approvedRun(other, ['printf', 'theirs']);
-    assert.equal(theirs.approvalReceipt?.approvalId, theirs.approvalId);
-    await node.client.request('corral.run.report', { digest: theirs.digest, ok: true, exitCode: 0, approvalId: theirs.approvalId });
-    await node.client.request('corral.run.report', { digest: theirs.digest, ok: true, exitCode: 0, approvalId: theirs.approvalId, approvalReceipt: theirs.approvalReceipt });
-    const reports = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && e.actor.id === node.device.deviceId);
-    assert.equal(reports.length, 2);
-    assert.deepEqual(reports.map((e) => e.decision?.approval), [undefined, undefined]);
-    assert.equal((reports[0]!.details as { approvalClaimed?: string }).approvalClaimed, theirs.approvalId, 'kept as the node’s claim');
-    assert.equal((reports[1]!.details as { approvalReceiptRefused?: string }).approvalReceiptRefused, 'GATEWAY_APPROVAL_MISMATCH');
+    const before = (await auditEvents(state)).length;
+    const refused = (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST';
+    await assert.rejects(node.client.request('corral.run.report', { runId: theirs.runId, ok: true, exitCode: 0, approvalId: theirs.approvalId, approvalReceipt: theirs.approvalReceipt }), refused);
+    await assert.rejects(node.client.request('corral.run.report', { runId: randomUUID(), ok: true, exitCode: 0 }), refused);
+    await assert.rejects(node.client.request('corral.run.report', { digest: theirs.digest, ok: true, exitCode: 0 }), refused);
+    await other.client.request('corral.run.report', { runId: theirs.runId, ok: true, exitCode: 0 });
+    await assert.rejects(other.client.request('corral.run.report', { runId: theirs.runId, ok: true, exitCode: 0 }), refused);
+    const events = (await auditEvents(state)).slice(before);
+    assert.deepEqual(events.map((e) => [e.action, e.actor.id === node.device.deviceId ? 'node' : 'other']), [
+      ['node.report.refused', 'node'],
+      ['node.report.refused', 'node'],
+      ['node.report.refused', 'node'],
+      ['node.invoke', 'other'],
+      ['node.report.refused', 'other'],
+    ]);
   });
 
-  it('records the approval of a run whose receipt this gateway signed for this node', async () => {
+  it('records a reported run with the approval this gateway gave it, and the receipt it signed, whatever the report says', async () => {
     const mine = await approvedRun(node, ['printf', 'mine']);
-    await node.client.request('corral.run.report', { digest: mine.digest, ok: true, exitCode: 0, approvalId: mine.approvalId, approvalReceipt: mine.approvalReceipt });
+    await node.client.request('corral.run.report', { runId: mine.runId, ok: true, exitCode: 0, approvalId: 'made-up' });
     const report = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && e.actor.id === node.device.deviceId).at(-1);
     assert.equal(report?.decision?.approval, mine.approvalId);
+    assert.deepEqual([(report?.details as { runId?: string }).runId, (report?.details as { approvalReceipt?: ApprovalReceipt }).approvalReceipt?.approvalId], [mine.runId, mine.approvalId]);
+  });
+
+  it(`keeps at most ${MAX_OPEN_RUNS} runs of a node waiting for their report: the oldest is then recorded as not reported, and its late report refused`, async () => {
+    const quiet = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    try {
+      const runs: Authorized[] = [];
+      for (let i = 0; i <= MAX_OPEN_RUNS; i++) runs.push(await authorize(quiet, ['echo', `quiet-${i}`]));
+      const lost = (await auditEvents(state)).filter((e) => e.actor.kind === 'service' && e.outcome?.detail === 'not-reported');
+      assert.deepEqual(lost.map((e) => (e.details as { runId?: string }).runId), [runs[0]!.runId]);
+      await assert.rejects(quiet.client.request('corral.run.report', { runId: runs[0]!.runId, ok: true, exitCode: 0 }), (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST');
+      await quiet.client.request('corral.run.report', { runId: runs[1]!.runId, ok: true, exitCode: 0 });
+    } finally {
+      await quiet.close();
+    }
   });
 
   it('cuts off a node unpaired while connected (`corral nodes revoke` from another process): NOT_PAIRED, closed 1008, nothing decided or recorded', async () => {

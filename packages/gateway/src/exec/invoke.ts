@@ -16,7 +16,7 @@ import {
 import type { AuditEventInput } from '@corral/audit';
 import type { Decision } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
-import { verifyReceipt, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
+import type { ApprovalReceipt, ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
@@ -38,6 +38,8 @@ export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
 /** Commands a raw `node.invoke` may never carry (upstream relays them through exec.approvals.node.*). */
 const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
 const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
+/** Runs one node may have authorized and not yet reported; a Corral node runs at most 32 at once. */
+export const MAX_OPEN_RUNS = 64;
 const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
 /** Approvals one principal may have pending on one node: each is stored and put before every approver, so no requester may flood them. */
 export const MAX_PENDING_APPROVALS = 32;
@@ -85,6 +87,8 @@ export class NodeInvoker {
   readonly #approvalListeners = new Map<string, Set<() => void>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
+  /** Runs authorized for each node (corral.run.authorize) and not yet reported, by run id. */
+  readonly #openRuns = new Map<string, Map<string, OpenRun>>();
 
   constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
     this.#server = server;
@@ -139,13 +143,23 @@ export class NodeInvoker {
     return 'revoked';
   }
 
-  /** A receipt a node reports (untrusted): kept when this gateway signed it for `digest` on that node, else the code it failed with. */
-  #reportedReceipt(raw: unknown, digest: string | undefined, nodeId: string): { receipt?: ApprovalReceipt; refused?: string } {
-    try {
-      return { receipt: verifyReceipt(raw, this.#options.receipts.publicKeyPem, { digest: digest ?? '', nodeId }) };
-    } catch (error) {
-      return { refused: error instanceof GatewayError ? error.code : 'GATEWAY_RECEIPT_INVALID' };
+  /**
+   * Remembers a run this gateway told a node it may start, until the node
+   * reports it. At most MAX_OPEN_RUNS per node: past that the oldest is
+   * recorded as never reported and forgotten (a node that never reports
+   * cannot grow the gateway's memory).
+   */
+  async #openRun(nodeId: string, run: Omit<OpenRun, 'at'>): Promise<string> {
+    let runs = this.#openRuns.get(nodeId);
+    if (!runs) this.#openRuns.set(nodeId, (runs = new Map()));
+    const runId = randomUUID();
+    runs.set(runId, { ...run, at: Date.now() });
+    if (runs.size > MAX_OPEN_RUNS) {
+      const [oldestId, oldest] = runs.entries().next().value!;
+      runs.delete(oldestId);
+      await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'failure', detail: 'not-reported' } });
     }
+    return runId;
   }
 
   /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
@@ -195,7 +209,9 @@ export class NodeInvoker {
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
-        return { decision: 'allow', digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
+        // Its report names this run: only what this gateway authorized is recorded as run.
+        const runId = await this.#openRun(peer.deviceId!, { digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { receipt: authorized.receipt } : {}) });
+        return { decision: 'allow', runId, digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
       },
     });
     // The key a Corral node pins to check the receipts of approved runs.
@@ -204,22 +220,22 @@ export class NodeInvoker {
       role: 'node',
       handler: async (params, { connection, peer }) => {
         this.#inventory.assertPaired(connection);
-        const p = (params ?? {}) as { digest?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; approvalId?: unknown; approvalReceipt?: unknown; error?: unknown };
-        const digest = typeof p.digest === 'string' ? p.digest.slice(0, 64) : undefined;
-        // The receipt of the approval that allowed the run, as the node checked it: kept only when it is one this gateway signed, for this run on this node.
-        // Only such a receipt records the run as approved; an approval id alone is the node's word, kept as its claim.
-        const { receipt, refused } = p.approvalReceipt === undefined ? {} : this.#reportedReceipt(p.approvalReceipt, digest, peer.deviceId!);
-        const approval = receipt?.approvalId;
-        const claimed = !receipt && typeof p.approvalId === 'string' ? p.approvalId.slice(0, 100) : undefined;
+        const p = (params ?? {}) as { runId?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; error?: unknown };
+        const nodeId = peer.deviceId!;
+        const runs = this.#openRuns.get(nodeId);
+        const runId = typeof p.runId === 'string' ? p.runId : undefined;
+        const run = runId === undefined ? undefined : runs?.get(runId);
+        if (!run) {
+          // A report of a run this gateway never authorized for this node (or one already reported): its word alone, recorded as refused.
+          await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
+          throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' });
+        }
+        runs!.delete(runId!);
+        if (runs!.size === 0) this.#openRuns.delete(nodeId);
         await this.#audit({
-          actor: { kind: 'node', id: peer.deviceId! },
-          action: 'node.invoke',
-          resource: { kind: 'command', id: 'system.run' },
-          node: peer.deviceId!,
-          ...(approval !== undefined ? { decision: { effect: 'allow' as const, approval } } : {}),
+          ...runRecord(nodeId, runId!, run),
           outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
           ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
-          details: { ...(digest !== undefined ? { digest } : {}), via: 'another gateway', ...(receipt ? { approvalReceipt: { ...receipt } } : {}), ...(refused ? { approvalReceiptRefused: refused } : {}), ...(claimed !== undefined ? { approvalClaimed: claimed } : {}) },
         });
         return { ok: true };
       },
@@ -638,6 +654,28 @@ function parsePayload(text: string | null | undefined): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A run a node was told it may start, waiting for its report. */
+interface OpenRun {
+  digest: string;
+  principal: PrincipalRef;
+  /** The approval that allowed it, and the receipt this gateway signed for it. */
+  approvalId?: string;
+  receipt?: ApprovalReceipt;
+  at: number;
+}
+
+/** The record of a run another gateway sent a Corral node, as this gateway authorized it: the approval is the one this gateway gave, never the node's word. */
+function runRecord(nodeId: string, runId: string, run: OpenRun): AuditEventInput {
+  return {
+    actor: { kind: 'node', id: nodeId },
+    action: 'node.invoke',
+    resource: { kind: 'command', id: 'system.run' },
+    node: nodeId,
+    ...(run.approvalId !== undefined ? { decision: { effect: 'allow' as const, approval: run.approvalId } } : {}),
+    details: { runId, digest: run.digest, principal: `${run.principal.type}::${run.principal.id}`, via: 'another gateway', ...(run.receipt ? { approvalReceipt: { ...run.receipt } } : {}) },
+  };
 }
 
 function actor(principal: PrincipalRef): AuditEventInput['actor'] {
