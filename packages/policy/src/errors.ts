@@ -14,8 +14,10 @@ export type PolicyErrorCode =
   | 'POLICY_CASES_INVALID'
   /** The decision point was asked for a decision before any policy set was loaded. */
   | 'POLICY_NOT_LOADED'
-  /** cedar-wasm failed on a request Corral had already validated. */
-  | 'POLICY_ENGINE_FAILED';
+  /** cedar-wasm failed on a request Corral had already validated, or a set's check failed, ran out of memory or time on its worker. */
+  | 'POLICY_ENGINE_FAILED'
+  /** Too many policy sets wait to be checked; try again shortly. */
+  | 'POLICY_ENGINE_BUSY';
 
 /** One problem in a policy set, located for a human. */
 export interface PolicyIssue {

@@ -4,7 +4,7 @@ import { runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
-import { loadPoliciesOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+import { loadPoliciesOffThread, MAX_WAITING, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
 
 const SOURCES = [
   { file: 'a.cedar', text: '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n' },
@@ -49,5 +49,17 @@ describe('checking a policy set on a worker thread', () => {
     const deep = `permit (principal, action, resource) when { ${'('.repeat(400)}true${')'.repeat(400)} };`;
     await assert.rejects(loadPoliciesOffThread([{ file: 'deep.cedar', text: deep }]), { code: 'POLICY_SET_INVALID' });
     assert.equal((await loadPoliciesOffThread(SOURCES)).policies.length, 2);
+  });
+
+  it(`refuses a check when ${MAX_WAITING} wait already (POLICY_ENGINE_BUSY), but never an urgent one, which goes first`, async () => {
+    const finished: string[] = [];
+    const plain = Array.from({ length: MAX_WAITING + 3 }, (_, i) => validatePoliciesOffThread(SOURCES).then(() => finished.push(`plain-${i}`)));
+    const urgent = loadPoliciesOffThread(SOURCES, undefined, { urgent: true }).then(() => finished.push('urgent'));
+    const settled = await Promise.allSettled([...plain, urgent]);
+    const refused = settled.filter((r) => r.status === 'rejected');
+    assert.equal(refused.length, 1);
+    assert.equal((refused[0] as PromiseRejectedResult).reason.code, 'POLICY_ENGINE_BUSY');
+    // Two were running when it came; it started with the first free turn, beside the next one waiting.
+    assert.ok(finished.indexOf('urgent') <= 3, `the urgent check went before those waiting: ${finished.join(' ')}`);
   });
 });

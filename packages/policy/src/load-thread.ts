@@ -12,6 +12,8 @@ import { corralSchema, type CorralSchema } from './schema.ts';
 const WORKER_URL = new URL('./load-worker.ts', import.meta.url);
 /** Sets checked at once; more wait their turn. */
 const MAX_RUNNING = 2;
+/** Checks that may wait for a turn; one more is refused (POLICY_ENGINE_BUSY), so a flood of them cannot hold memory or delay an urgent one without end. */
+export const MAX_WAITING = 8;
 /** Generous: a 1 MiB set takes about 5 s; one that takes this long is refused, not waited on. */
 const TIMEOUT_MS = 60_000;
 const HEAP_MB = 512;
@@ -26,12 +28,14 @@ export interface OffThreadJob {
 
 /**
  * As `loadPolicies`, on a worker thread: parses, checks annotations and
- * validates `sources` against `schema`. Rejects with POLICY_SET_INVALID
- * (every issue, with file and line) or POLICY_ENGINE_FAILED (the worker
- * failed, ran out of memory or time).
+ * validates `sources` against `schema`. An `urgent` check (a set about to
+ * become active) goes before every waiting one and is never refused as busy.
+ * Rejects with POLICY_SET_INVALID (every issue, with file and line),
+ * POLICY_ENGINE_FAILED (the worker failed, ran out of memory or time) or
+ * POLICY_ENGINE_BUSY (MAX_WAITING checks wait already).
  */
-export async function loadPoliciesOffThread(sources: readonly PolicySource[], schema: CorralSchema = corralSchema()): Promise<PolicySet> {
-  return (await offThread({ sources: [...sources], want: 'set' }, schema)) as PolicySet;
+export async function loadPoliciesOffThread(sources: readonly PolicySource[], schema: CorralSchema = corralSchema(), options: { urgent?: boolean } = {}): Promise<PolicySet> {
+  return (await offThread({ sources: [...sources], want: 'set' }, schema, options.urgent === true)) as PolicySet;
 }
 
 /** Checks `sources` and `entities` (Cedar JSON) as a decision point would load them, on a worker thread; rejects as loadPoliciesOffThread, or with POLICY_ENTITIES_INVALID. */
@@ -47,8 +51,11 @@ export async function runCasesOffThread(sources: readonly PolicySource[], entiti
 let running = 0;
 const waiting: Array<() => void> = [];
 
-async function offThread(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
-  if (running >= MAX_RUNNING) await new Promise<void>((resolve) => waiting.push(resolve));
+async function offThread(job: OffThreadJob, schema: CorralSchema, urgent = false): Promise<unknown> {
+  if (running >= MAX_RUNNING) {
+    if (!urgent && waiting.length >= MAX_WAITING) throw new PolicyError('POLICY_ENGINE_BUSY', `${MAX_WAITING} policy sets wait to be checked already; try again shortly`);
+    await new Promise<void>((resolve) => (urgent ? waiting.unshift(resolve) : waiting.push(resolve)));
+  }
   running++;
   try {
     return await inWorker(job, schema);

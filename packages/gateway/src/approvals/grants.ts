@@ -78,7 +78,7 @@ export class PolicyGrants {
     for (let attempt = 0; attempt < 3; attempt++) {
       const active = this.#control.refresh();
       if (active.files.some((f) => f.name === name)) return true;
-      if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }]), active.hash)) return true;
+      if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true }), active.hash)) return true;
     }
     throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
   }
@@ -95,7 +95,7 @@ export class PolicyGrants {
     for (let attempt = 0; attempt < 3; attempt++) {
       const active = this.#control.refresh();
       if (!active.files.some((f) => f.name === name)) return false;
-      if (this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name)), active.hash)) return true;
+      if (this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return true;
     }
     throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
   }

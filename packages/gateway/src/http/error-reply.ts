@@ -49,6 +49,9 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
       case 'POLICY_ENTITIES_INVALID':
       case 'POLICY_REQUEST_INVALID':
         return known(400, 'invalid_policy', { issues: error.issues.map(issueView) });
+      case 'POLICY_ENGINE_BUSY':
+      case 'POLICY_ENGINE_FAILED':
+        return known(503, 'unavailable');
     }
   }
   if (error instanceof AuditError) {

@@ -90,6 +90,18 @@ describe('policies', () => {
     }
   });
 
+  it('answers 503 with a message when too many candidates wait to be checked, and checks the others', async () => {
+    let text = '';
+    // Big enough that checks overlap: each takes a second or so.
+    for (let i = 0; text.length < 100_000; i++) text += `@id("q${i}")\npermit (principal == Agent::"a${i}", action in Action::"node.command", resource) when { context has argv && context.argv.contains("tool-${i}") };\n`;
+    const files = [{ name: 'main.cedar', text }];
+    const answers = await Promise.all(Array.from({ length: 12 }, () => auditor.post('/api/policies/validate', { files })));
+    const busy = answers.filter((a) => a.status === 503);
+    assert.equal(answers.filter((a) => a.status === 200 && a.body.ok === true).length, 10);
+    assert.deepEqual(busy.map((a) => [a.body.error, a.body.code]), [['unavailable', 'POLICY_ENGINE_BUSY'], ['unavailable', 'POLICY_ENGINE_BUSY']]);
+    assert.match(busy[0]!.body.message, /wait to be checked already; try again/);
+  });
+
   it('tests a candidate against the active cases, and against cases sent with it', async () => {
     const kept = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }] });
     assert.deepEqual(kept.body.results.map((r: { name: string; pass: boolean }) => [r.name, r.pass]), [['operator may echo', true]]);

@@ -52,10 +52,11 @@ export function policyRoutes(api: ApiContext): Route[] {
     if (!api.policies) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'this gateway decides with a function, not a policy directory');
     return api.policies;
   };
-  const withCandidate = async (body: () => Promise<Record<string, unknown>>, use: (candidate: Candidate, input: Record<string, unknown>) => Promise<Reply> | Reply): Promise<Reply> => {
+  // `urgent`: a candidate about to become active is checked before those that only wait to be validated.
+  const withCandidate = async (body: () => Promise<Record<string, unknown>>, use: (candidate: Candidate, input: Record<string, unknown>) => Promise<Reply> | Reply, urgent = false): Promise<Reply> => {
     const input = await body();
     const files = parseFiles(input.files);
-    const compiled = await checked(() => compileCandidateOffThread(files));
+    const compiled = await checked(() => compileCandidateOffThread(files, { urgent }));
     return compiled.ok ? use(compiled.value, input) : invalid(compiled.issues);
   };
   return [
@@ -142,7 +143,7 @@ export function policyRoutes(api: ApiContext): Route[] {
           if (!control().activate(candidate, input.baseHash)) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
           await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous, files: candidate.files.map((f) => f.name) } });
           return reply(200, { hash: candidate.hash });
-        }),
+        }, true),
     },
   ];
 }

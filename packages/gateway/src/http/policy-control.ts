@@ -75,9 +75,9 @@ export function issueView(i: PolicyIssue): { file: string; line?: number; column
   return { file: i.file, ...(i.line !== undefined ? { line: i.line } : {}), ...(i.column !== undefined ? { column: i.column } : {}), message: i.message };
 }
 
-/** Every issue that keeps a candidate from validating; empty when it is valid. */
+/** Every issue that keeps a candidate from validating; undefined for an error that says nothing of the candidate (the checker busy or failed). */
 export function candidateIssues(error: unknown): PolicyIssue[] | undefined {
-  if (!(error instanceof PolicyError)) return undefined;
+  if (!(error instanceof PolicyError) || error.code === 'POLICY_ENGINE_BUSY' || error.code === 'POLICY_ENGINE_FAILED') return undefined;
   return error.issues.length > 0 ? [...error.issues] : [{ file: error.code === 'POLICY_ENTITIES_INVALID' ? 'entities.json' : '<set>', message: error.message }];
 }
 
@@ -93,11 +93,12 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
 /**
  * As compileCandidate, with the slow part (Cedar parsing and validation:
  * seconds for a large set) on a worker thread, so a candidate sent to the API
- * does not stall every connection the gateway serves. Rejects as
- * compileCandidate, or with POLICY_ENGINE_FAILED.
+ * does not stall every connection the gateway serves. `urgent`: a set about
+ * to become active, checked before candidates that wait. Rejects as
+ * compileCandidate, or with POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
  */
-export async function compileCandidateOffThread(files: PolicyFile[]): Promise<Candidate> {
-  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files)));
+export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
+  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files), undefined, options));
 }
 
 /** The candidate's Cedar files, as the policy package reads sources. */
