@@ -4,8 +4,12 @@
 // hold more of the gateway than their own runs need.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Gateway, GatewayClient, type ApprovalReceipt } from '../index.ts';
+import type { AuditEventInput } from '@corral/audit';
+import { Identity } from '@corral/identity';
+import { DecisionPoint } from '@corral/policy';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
 import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
@@ -152,6 +156,72 @@ describe('when the caller of an asking command disconnects while it waits, and r
       assert.equal(node.received.length, 1);
     } finally {
       await second.close();
+      await node.close();
+      await gw.close();
+    }
+  });
+});
+
+/** A gateway over `state` whose audit log refuses the appends `refusing.when` picks; the events it kept. */
+async function refusingLogGateway(state: string): Promise<{ server: GatewayServer; identity: Identity; events: AuditEventInput[]; refusing: { when?: (event: AuditEventInput) => boolean }; close(): Promise<void> }> {
+  const identity = Identity.open(state);
+  const db = openGatewayDb(state);
+  const server = await GatewayServer.start({ token, identity, port: 0 });
+  const point = new DecisionPoint();
+  point.reload(join(state, 'policies'));
+  const events: AuditEventInput[] = [];
+  const refusing: { when?: (event: AuditEventInput) => boolean } = {};
+  const audit = async (event: AuditEventInput) => {
+    if (refusing.when?.(event)) throw new Error('the disk is full');
+    events.push(event);
+  };
+  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  return {
+    server,
+    identity,
+    events,
+    refusing,
+    async close() {
+      await server.close();
+      db.close();
+      identity.close();
+    },
+  };
+}
+
+describe('when the audit log refuses the record of a run a node reports', () => {
+  it('keeps the run waiting for its report: the retry is recorded as run (regression: the run was forgotten before its record was written, the retry refused, the run never recorded)', async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+    try {
+      const run = await authorize(node, ['echo', 'lost']);
+      gw.refusing.when = (e) => e.action === 'node.invoke';
+      await assert.rejects(node.client.request('corral.run.report', { runId: run.runId, ok: true, exitCode: 0 }), (e: { wire?: { code?: string } }) => e.wire?.code === 'UNAVAILABLE');
+      delete gw.refusing.when;
+      await node.client.request('corral.run.report', { runId: run.runId, ok: true, exitCode: 0 });
+      assert.deepEqual(gw.events.filter((e) => e.action === 'node.invoke').map((e) => [(e.details as { runId?: string }).runId, e.outcome?.status]), [[run.runId, 'success']]);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+
+  it(`keeps the oldest run waiting when its not-reported record is refused, and forgets the run it refused to authorize (regression: the oldest was forgotten unrecorded)`, async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+    try {
+      const runs: Authorized[] = [];
+      for (let i = 0; i < MAX_OPEN_RUNS; i++) runs.push(await authorize(node, ['echo', `kept-${i}`]));
+      gw.refusing.when = (e) => e.outcome?.detail === 'not-reported';
+      await assert.rejects(authorize(node, ['echo', 'one-more']), (e: { wire?: { code?: string } }) => e.wire?.code === 'UNAVAILABLE');
+      delete gw.refusing.when;
+      await node.client.request('corral.run.report', { runId: runs[0]!.runId, ok: true, exitCode: 0 });
+      // Room for exactly one more before the next oldest is recorded as not reported.
+      await authorize(node, ['echo', 'next']);
+      assert.deepEqual(gw.events.filter((e) => e.outcome?.detail === 'not-reported').length, 0);
+      await authorize(node, ['echo', 'next-again']);
+      assert.deepEqual(gw.events.filter((e) => e.outcome?.detail === 'not-reported').map((e) => (e.details as { runId?: string }).runId), [runs[1]!.runId]);
+    } finally {
       await node.close();
       await gw.close();
     }

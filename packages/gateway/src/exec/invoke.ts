@@ -147,19 +147,35 @@ export class NodeInvoker {
    * Remembers a run this gateway told a node it may start, until the node
    * reports it. At most MAX_OPEN_RUNS per node: past that the oldest is
    * recorded as never reported and forgotten (a node that never reports
-   * cannot grow the gateway's memory).
+   * cannot grow the gateway's memory). Throws GATEWAY_INTERNAL when that
+   * record is refused: the oldest then still waits, and this run is not opened.
    */
   async #openRun(nodeId: string, run: Omit<OpenRun, 'at'>): Promise<string> {
+    const waiting = this.#openRuns.get(nodeId);
+    if (waiting && waiting.size >= MAX_OPEN_RUNS) {
+      const [oldestId, oldest] = waiting.entries().next().value!;
+      // Taken out first, so that a report racing this record finds it gone rather than recording it twice.
+      this.#closeRun(nodeId, oldestId);
+      try {
+        await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'failure', detail: 'not-reported' } });
+      } catch (error) {
+        // Unrecorded, it still waits (first in line again); the run asked for now is not authorized.
+        this.#openRuns.set(nodeId, new Map([[oldestId, oldest], ...(this.#openRuns.get(nodeId) ?? [])]));
+        throw error;
+      }
+    }
     let runs = this.#openRuns.get(nodeId);
     if (!runs) this.#openRuns.set(nodeId, (runs = new Map()));
     const runId = randomUUID();
     runs.set(runId, { ...run, at: Date.now() });
-    if (runs.size > MAX_OPEN_RUNS) {
-      const [oldestId, oldest] = runs.entries().next().value!;
-      runs.delete(oldestId);
-      await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'failure', detail: 'not-reported' } });
-    }
     return runId;
+  }
+
+  /** Forgets one open run of `nodeId` (and the node's entry once it has none). */
+  #closeRun(nodeId: string, runId: string): void {
+    const runs = this.#openRuns.get(nodeId);
+    runs?.delete(runId);
+    if (runs?.size === 0) this.#openRuns.delete(nodeId);
   }
 
   /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
@@ -230,13 +246,21 @@ export class NodeInvoker {
           await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
           throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' });
         }
-        runs!.delete(runId!);
-        if (runs!.size === 0) this.#openRuns.delete(nodeId);
-        await this.#audit({
-          ...runRecord(nodeId, runId!, run),
-          outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
-          ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
-        });
+        // Taken out before its record is written: a second report of it meanwhile is refused, never recorded twice.
+        this.#closeRun(nodeId, runId!);
+        try {
+          await this.#audit({
+            ...runRecord(nodeId, runId!, run),
+            outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
+            ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
+          });
+        } catch (error) {
+          // Unrecorded, the run still waits for its report (the node is told to retry), or is recorded as not reported.
+          let waiting = this.#openRuns.get(nodeId);
+          if (!waiting) this.#openRuns.set(nodeId, (waiting = new Map()));
+          waiting.set(runId!, run);
+          throw error;
+        }
         return { ok: true };
       },
     });
