@@ -79,13 +79,13 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     assert.deepEqual([(report?.details as { runId?: string }).runId, (report?.details as { approvalReceipt?: ApprovalReceipt }).approvalReceipt?.approvalId], [mine.runId, mine.approvalId]);
   });
 
-  it(`keeps at most ${MAX_OPEN_RUNS} runs of a node waiting for their report: the oldest is then recorded as not reported, and its late report refused`, async () => {
+  it(`keeps at most ${MAX_OPEN_RUNS} runs of a node waiting for their report: the oldest is then recorded as not reported, its outcome unknown (regression: recorded as a failed run), and its late report refused`, async () => {
     const quiet = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
     try {
       const runs: Authorized[] = [];
       for (let i = 0; i <= MAX_OPEN_RUNS; i++) runs.push(await authorize(quiet, ['echo', `quiet-${i}`]));
       const lost = (await auditEvents(state)).filter((e) => e.actor.kind === 'service' && e.outcome?.detail === 'not-reported');
-      assert.deepEqual(lost.map((e) => (e.details as { runId?: string }).runId), [runs[0]!.runId]);
+      assert.deepEqual(lost.map((e) => [(e.details as { runId?: string }).runId, e.outcome?.status]), [[runs[0]!.runId, 'unknown']]);
       await assert.rejects(quiet.client.request('corral.run.report', { runId: runs[0]!.runId, ok: true, exitCode: 0 }), (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST');
       await quiet.client.request('corral.run.report', { runId: runs[1]!.runId, ok: true, exitCode: 0 });
     } finally {

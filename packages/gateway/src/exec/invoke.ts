@@ -157,7 +157,8 @@ export class NodeInvoker {
       // Taken out first, so that a report racing this record finds it gone rather than recording it twice.
       this.#closeRun(nodeId, oldestId);
       try {
-        await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'failure', detail: 'not-reported' } });
+        // The node may well have run it: what came of it is unknown, not a failure.
+        await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' } });
       } catch (error) {
         // Unrecorded, it still waits (first in line again); the run asked for now is not authorized.
         this.#openRuns.set(nodeId, new Map([[oldestId, oldest], ...(this.#openRuns.get(nodeId) ?? [])]));
