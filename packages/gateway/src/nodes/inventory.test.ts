@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { AuditEventInput } from '@corral/audit';
 import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { auditEvents } from '../http/testing.ts';
-import { Gateway, GatewayClient, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
-import type { GatewayServer, PairingRequest } from '../server/server.ts';
-import type { SurfaceStore } from '../store/store.ts';
+import { Gateway, GatewayClient, GatewayServer, SurfaceStore, openGatewayDb, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
+import type { PairingRequest } from '../server/server.ts';
 import { MAX_ANNOUNCED, NodeInventory } from './inventory.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -301,5 +301,40 @@ describe('node inventory across a gateway restart', () => {
     await admin.close();
     await gw.close();
     rmSync(stateDir, { recursive: true, force: true });
+  });
+});
+
+describe('when the audit log refuses the record of a pairing decision', () => {
+  it('pairs nothing, so the approval can be made again once the log takes it (regression: the node was paired unrecorded, the caller told it failed, and its retry refused as an unknown request)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    const identity = Identity.open(stateDir);
+    const db = openGatewayDb(stateDir);
+    const server = await GatewayServer.start({ token, identity, port: 0 });
+    const recorded: AuditEventInput[] = [];
+    let refusing = true;
+    new NodeInventory(server, new SurfaceStore(db), {
+      record: async (event) => {
+        if (refusing) throw new Error('the disk is full');
+        recorded.push(event);
+      },
+    });
+    const admin = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const device = createDeviceIdentity();
+      await assert.rejects(GatewayClient.connect({ url: server.url, token, role: 'node', device, client: { displayName: 'unrecorded' }, commands: ['system.run'] }), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+      const requestId = identity.nodes.get(device.deviceId).surfaceRequest!.requestId;
+      await assert.rejects(admin.request('node.pair.approve', { requestId }), (e: { wire?: { code: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true);
+      assert.equal(identity.nodes.get(device.deviceId).status, 'pending');
+      refusing = false;
+      await admin.request('node.pair.approve', { requestId });
+      assert.equal(identity.nodes.get(device.deviceId).status, 'paired');
+      assert.deepEqual(recorded.map((e) => [e.action, e.details?.requestId]), [['node.pair.approve', requestId]]);
+    } finally {
+      await admin.close();
+      await server.close();
+      db.close();
+      identity.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });

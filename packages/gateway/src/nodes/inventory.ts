@@ -152,10 +152,12 @@ export class NodeInventory {
    * commands the request names (pairing a pending node); rejecting revokes a
    * pending node and leaves a paired one with what it had. `scopes` are those
    * of a protocol caller: approving commands that run programs needs
-   * operator.admin, as upstream. Resolves once the decision is recorded (it
-   * is made before: a log that cannot be written is this call's failure).
-   * Throws GATEWAY_PARAMS_INVALID (no such request, or no longer the node's
-   * current one), GATEWAY_SCOPE_MISSING.
+   * operator.admin, as upstream. An approval is recorded before it is made
+   * (a log that cannot be written pairs nothing); a rejection is made, then
+   * recorded. Throws GATEWAY_PARAMS_INVALID (no such request, or no longer
+   * the node's current one), GATEWAY_SCOPE_MISSING, GATEWAY_INTERNAL (the
+   * log refused the record: wire UNAVAILABLE, retryable when nothing was
+   * decided).
    */
   async decide(requestId: string, verdict: 'approve' | 'reject', by: AuditEventInput['actor'], scopes?: readonly string[]): Promise<{ request: PairingEntry; node: NodeRecord }> {
     const node = this.#server.identity.nodes.byRequest(requestId);
@@ -165,12 +167,39 @@ export class NodeInventory {
       throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
     }
     const identity = this.#server.identity.nodes;
-    const decided = verdict === 'approve' ? identity.pair(node.deviceId, by.id, { requestId }) : identity.decline(node.deviceId, { requestId });
+    const record = (status: string, outcome: AuditEventInput['outcome']) =>
+      this.#recorded({ actor: by, action: `node.pair.${verdict}`, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome, details: { displayName: node.displayName, status, requestId, commands: request.commands, ...(request.approvedCommands ? { approvedBefore: request.approvedCommands } : {}) } }, verdict === 'approve');
+    let decided: NodeRecord;
+    if (verdict === 'approve') {
+      // What grants is recorded before it grants: an approval the log refuses pairs nothing, and may be made again.
+      await record('paired', { status: 'success' });
+      try {
+        decided = identity.pair(node.deviceId, by.id, { requestId });
+      } catch (error) {
+        if (!(error instanceof IdentityError)) throw error;
+        // The node declared another surface while the record was written: nothing was granted, and the log says so.
+        await record(node.status, { status: 'failure', detail: error.code });
+        throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
+      }
+    } else decided = identity.decline(node.deviceId, { requestId });
     this.#announced.delete(node.deviceId);
     if (decided.status === 'revoked') this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
     this.#server.broadcast('node.pair.resolved', { requestId, nodeId: node.deviceId, decision: verdict === 'approve' ? 'approved' : 'rejected', ts: this.#now() }, (p) => p.role === 'operator' && hasScope(p.scopes, 'operator.pairing'));
-    await this.#record({ actor: by, action: `node.pair.${verdict}`, resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: 'success' }, details: { displayName: decided.displayName, status: decided.status, requestId, commands: request.commands, ...(request.approvedCommands ? { approvedBefore: request.approvedCommands } : {}) } });
+    // What takes away takes effect even when its record is refused (the caller is told so).
+    if (verdict === 'reject') await record(decided.status, { status: 'success' });
     return { request, node: decided };
+  }
+
+  /**
+   * Appends `event`; a refusal is GATEWAY_INTERNAL (wire UNAVAILABLE),
+   * retryable only when nothing was decided yet (`undecided`).
+   */
+  async #recorded(event: AuditEventInput, undecided: boolean): Promise<void> {
+    try {
+      await this.#record(event);
+    } catch (error) {
+      throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { cause: error, wire: undecided ? { code: 'UNAVAILABLE', message: 'audit unavailable: nothing was decided', retryable: true } : { code: 'UNAVAILABLE', message: 'decided, but the audit log refused its record' } });
+    }
   }
 
   #attach(connection: Connection): void {
