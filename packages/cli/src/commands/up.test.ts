@@ -369,3 +369,24 @@ describe('corral up --openclaw', { timeout: 120_000 }, () => {
     assert.equal(report.sealed, report.verified);
   });
 });
+
+describe('corral up, after an operator narrowed what its node may be sent', { timeout: 180_000 }, () => {
+  it('keeps the commands an operator narrowed its node to on the next start (regression: corral up approved all its node declared again)', async () => {
+    const state = join(root, 'narrowed');
+    const first = startUp(state, ['--port', String(await freePort())]);
+    await first.waitFor(URL_LINE);
+    assert.equal(await first.stop(), 0);
+    const [node] = await withIdentity(state, (identity) => identity.nodes.list());
+    assert.equal((await corral(['--state-dir', state, 'nodes', 'pair', node!.deviceId, '--commands', 'system.which', '--by', 'alice'])).code, 0);
+    const second = startUp(state, ['--port', String(await freePort())]);
+    try {
+      await second.waitFor(URL_LINE);
+      const [after] = await withIdentity(state, (identity) => identity.nodes.list());
+      assert.deepEqual([after!.commands, after!.pairedBy], [['system.which'], 'alice']);
+      // What its node declares beyond that waits for an operator.
+      assert.ok(after!.surfaceRequest?.commands.includes('system.run'));
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -217,8 +217,8 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
  * when they ask the gateway, approving the commands they declare (also when a
  * node paired by an earlier run declares more as it first connects), recording
  * each in the audit log as done by `corral up`. Once a node is connected with
- * nothing waiting, `corral up` decides nothing more for it: what an operator
- * changes later stays changed.
+ * nothing waiting, or an operator has decided its commands since, `corral up`
+ * decides nothing more for it: what an operator changes stays changed.
  */
 class AutoPairing {
   readonly #gateway: Gateway;
@@ -230,26 +230,36 @@ class AutoPairing {
     this.#audit = audit;
     gateway.server.onPairingRequest((request) => {
       const expected = this.#expected.get(request.deviceId);
-      if (expected) void this.#pair(request.deviceId, expected.reason).then(expected.done);
+      if (expected && this.#decides(request.deviceId)) void this.#pair(request.deviceId, expected.reason).then(expected.done);
     });
     gateway.server.on('ready', (connection) => {
       const deviceId = connection.peer?.role === 'node' ? connection.peer.deviceId : undefined;
       const expected = deviceId === undefined ? undefined : this.#expected.get(deviceId);
-      if (expected && !gateway.identity.nodes.find(deviceId!)?.surfaceRequest) {
+      if (expected && !this.#decides(deviceId!)) {
         this.#expected.delete(deviceId!);
         expected.done();
       }
     });
   }
 
-  /** Resolves once `deviceId` is connected with nothing waiting, or its request is approved. */
+  /** Resolves once `deviceId` is connected with nothing waiting that is corral up's to decide, or its request is approved. */
   pair(deviceId: string, reason: string): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
     const known = this.#gateway.identity.nodes.find(deviceId);
-    if (known?.surfaceRequest) void this.#pair(deviceId, reason).then(resolve);
+    if (this.#decides(deviceId)) void this.#pair(deviceId, reason).then(resolve);
     else if (known?.status === 'paired' && this.#gateway.inventory.list().some((n) => n.nodeId === deviceId && n.connected)) resolve();
     else this.#expected.set(deviceId, { reason, done: resolve });
     return promise;
+  }
+
+  /**
+   * Whether `deviceId` has a request corral up decides: a node not yet paired,
+   * or one corral up itself paired last. A node an operator paired or narrowed
+   * since (`corral nodes pair --commands`) is the operator's to decide.
+   */
+  #decides(deviceId: string): boolean {
+    const node = this.#gateway.identity.nodes.find(deviceId);
+    return node?.surfaceRequest !== undefined && (node.status === 'pending' || node.pairedBy === 'corral up');
   }
 
   async #pair(deviceId: string, reason: string): Promise<void> {
