@@ -11,6 +11,7 @@ import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verify
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
+import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
 
@@ -34,7 +35,12 @@ export const DEFAULT_CONTAINER_POLICY = { version: 1, runtime: ['shell'], networ
 export interface NodeHostOptions {
   /** `ws://host:port`. */
   gateway: string;
-  token: string;
+  /**
+   * The shared gateway token. Needed until the gateway has paired this node
+   * and given it a device token (kept in `stateDir`); after that the node
+   * connects with the device token when no shared token is given.
+   */
+  token?: string;
   name?: string;
   /** Holds the device key and the local policy; no sandbox sees it. */
   stateDir: string;
@@ -67,7 +73,7 @@ export interface NodeHostOptions {
    * not yet paired there: the command is denied. `agents` maps upstream agent
    * ids to Corral agent names; a command from an agent it does not name is denied.
    */
-  controlPlane?: { url: string; token: string; agents?: AgentMap };
+  controlPlane?: { url: string; token?: string; agents?: AgentMap };
   /** Told of every request the gateway sends, before it is handled. */
   onRequest?: (request: { id: string; command: string }) => void;
   /** Longest wait between reconnects (default 30 s, as upstream). */
@@ -159,6 +165,7 @@ export class NodeHost {
   readonly #hidden: PlanOptions;
   readonly #policies = new Map<string, LoadedPolicy>();
   readonly #agentRuns = new AgentRuns();
+  readonly #deviceTokens: DeviceTokens;
   readonly #warmPlans: SandboxPlan[] = [];
   /** Held runs waiting for their gateway to say their decision is durable, by invoke id. */
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
@@ -173,7 +180,7 @@ export class NodeHost {
 
   constructor(options: NodeHostOptions) {
     if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
-    if (typeof options.token !== 'string' || options.token === '') throw new NodeError('NODE_CONFIG_INVALID', 'a gateway token is required');
+    if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) throw new NodeError('NODE_CONFIG_INVALID', 'the gateway token must not be empty');
     if (options.warmSandboxes !== undefined && !(Number.isInteger(options.warmSandboxes) && options.warmSandboxes >= 0 && options.warmSandboxes <= 8)) throw new NodeError('NODE_CONFIG_INVALID', 'warmSandboxes must be a whole number from 0 to 8');
     const hidden = options.hiddenState;
     if (hidden !== undefined && !inside(options.stateDir, hidden.dir)) throw new NodeError('NODE_CONFIG_INVALID', 'hiddenState.dir must hold stateDir');
@@ -182,6 +189,12 @@ export class NodeHost {
     this.#hidden = hidden === undefined ? { stateDir: options.stateDir } : { stateDir: hidden.dir, exposed: hidden.exposed };
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
+    this.#deviceTokens = new DeviceTokens(options.stateDir);
+    for (const [url, token] of [[options.gateway, options.token], [options.controlPlane?.url, options.controlPlane?.token]] as const) {
+      if (url !== undefined && token === undefined && this.#deviceTokens.get(url) === undefined) {
+        throw new NodeError('NODE_CONFIG_INVALID', `a gateway token is needed to reach ${gatewayHost(url)} the first time: once it has paired this node, the node reconnects with the device token it gives`);
+      }
+    }
     this.policy = new LocalPolicy(options.stateDir);
     this.#ownsRunner = options.runner === undefined;
     this.#runner = options.runner ?? new Runner();
@@ -273,7 +286,7 @@ export class NodeHost {
       try {
         const client = await GatewayClient.connect({
           url: this.#options.gateway,
-          token: this.#options.token,
+          ...this.#credentials(this.#options.gateway, this.#options.token),
           role: 'node',
           device: this.device,
           client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform },
@@ -288,6 +301,7 @@ export class NodeHost {
           break;
         }
         this.#client = client;
+        this.#keepDeviceToken(this.#options.gateway, client);
         const connectedAt = performance.now();
         client.on('node.invoke.request', (payload) => void this.#serve(client, payload as InvokeRequest));
         client.on(INVOKE_RELEASE_EVENT, (payload) => {
@@ -317,6 +331,8 @@ export class NodeHost {
       } catch (error) {
         const wire = error instanceof GatewayError ? error.wire : undefined;
         const final = finalRefusal(wire);
+        // A device token the gateway no longer takes is forgotten: the next start asks for the shared token.
+        if (final?.code.startsWith('AUTH_') && this.#options.token === undefined) this.#deviceTokens.set(this.#options.gateway, undefined);
         if (final !== undefined && !this.#stopped) {
           this.#stopped = true;
           this.#options.onStatus?.({ state: 'stopped', detail: final.code });
@@ -530,10 +546,11 @@ export class NodeHost {
   #controlPlane(): Promise<GatewayClient> {
     const cp = this.#options.controlPlane!;
     if (!this.#governance) {
-      const connecting = GatewayClient.connect({ url: cp.url, token: cp.token, role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
+      const connecting = GatewayClient.connect({ url: cp.url, ...this.#credentials(cp.url, cp.token), role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
       this.#governance = connecting;
       connecting.then(
         (client) => {
+          this.#keepDeviceToken(cp.url, client);
           this.#agentRuns.watch(client);
           void client.closed.then(() => this.#governance === connecting && (this.#governance = undefined));
         },
@@ -541,6 +558,18 @@ export class NodeHost {
       );
     }
     return this.#governance;
+  }
+
+  /** What the node connects to `url` with: the shared token when it was given one, else the device token that gateway gave it. */
+  #credentials(url: string, token: string | undefined): { token: string } | { deviceToken: string } {
+    if (token !== undefined) return { token };
+    return { deviceToken: this.#deviceTokens.get(url) ?? '' };
+  }
+
+  /** Keeps the device token a gateway gave in hello-ok, for connecting without the shared token next time. */
+  #keepDeviceToken(url: string, client: GatewayClient): void {
+    const issued = (client.hello.auth as { deviceToken?: unknown } | undefined)?.deviceToken;
+    if (typeof issued === 'string' && issued !== '') this.#deviceTokens.set(url, issued);
   }
 
   /**

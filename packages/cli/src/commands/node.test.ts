@@ -21,6 +21,13 @@ describe('corral node run, refusing bad options before it connects', () => {
     assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
   });
 
+  it('asks for the gateway token when the node has no device token for that gateway yet (exit 2, no stack trace)', async () => {
+    const r = await corral(['--state-dir', tempStateDir(), 'node', 'run', '--gateway', 'ws://127.0.0.1:9'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /a gateway token is needed to reach 127\.0\.0\.1:9 the first time.*\[NODE_CONFIG_INVALID\]/);
+    assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+  });
+
   it('refuses an --agent-policy that is not agent=FILE, or a file that is no container policy', async () => {
     const bad = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--agent-policy', 'invoice-bot']);
     assert.equal(bad.code, 2);

@@ -12,15 +12,14 @@ export function registerNode(program: Command): void {
     .command('run')
     .description('connect to a gateway (Corral or OpenClaw) and serve system.run, system.which and execApprovals')
     .requiredOption('--gateway <url>', 'the gateway, ws://HOST:PORT')
-    .option('--token <token>', 'the gateway token (default: $CORRAL_GATEWAY_TOKEN)')
+    .option('--token <token>', 'the gateway token (default: $CORRAL_GATEWAY_TOKEN); once the gateway has paired this node, it reconnects without one, with the device token the gateway gave it')
     .option('--name <name>', 'the name operators see', process.env.HOSTNAME ?? 'corral-node')
     .option('--control-plane <url>', 'a Corral gateway, ws://HOST:PORT, that decides every system.run arriving from another gateway (same token); unreachable means deny')
     .option('--policy <file>', 'container policy (YAML or JSON) every command runs under (default: shell runtime, no network)')
     .option('--agent-map <upstream=corral...>', "with --control-plane: the Corral agent each upstream OpenClaw agent runs as (e.g. main=invoice-bot); commands from other agents are denied")
     .option('--agent-policy <corral=file...>', "the container policy one Corral agent's commands run under, instead of --policy")
     .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; agentMap?: string[]; agentPolicy?: string[] }, command: Command) => {
-      const token = opts.token ?? process.env.CORRAL_GATEWAY_TOKEN;
-      if (!token) throw new CliFailure('a gateway token is needed: --token or CORRAL_GATEWAY_TOKEN', EXIT.usage);
+      const token = opts.token ?? (process.env.CORRAL_GATEWAY_TOKEN || undefined);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
@@ -56,11 +55,11 @@ export function registerNode(program: Command): void {
       }
       const host = new NodeHost({
         gateway: opts.gateway,
-        token,
+        ...(token ? { token } : {}),
         name: opts.name,
         stateDir: dirOf(command),
         ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
-        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, token, agents } } : {}),
+        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(token ? { token } : {}), agents } } : {}),
         onStatus: (s) => {
           const retry = s.retryInMs !== undefined ? `; retrying in ${(s.retryInMs / 1000).toFixed(1)} s` : '';
           if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}${retry}\n`);

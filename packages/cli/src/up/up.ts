@@ -199,6 +199,8 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
     throw new CliFailure(`this machine's node ${host.device.deviceId.slice(0, 12)} was unpaired by an operator; to pair a new one, remove ${join(dir, NODE_STATE, 'node-device.json')} and run corral up again`, EXIT.environment);
   }
   const paired = running.pairing!.pair(host.device.deviceId, 'the node of the machine corral up runs on');
+  // Awaited once the node has started; a failure before then is that await's.
+  paired.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new CliFailure(`the node did not connect to the gateway within ${NODE_READY_TIMEOUT_MS / 1000} s${refused ? ` (refused: ${refused})` : ''}`, EXIT.environment)), NODE_READY_TIMEOUT_MS);
@@ -223,14 +225,15 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
 class AutoPairing {
   readonly #gateway: Gateway;
   readonly #audit: AuditLog;
-  readonly #expected = new Map<string, { reason: string; done: () => void }>();
+  readonly #expected = new Map<string, { reason: string; done: () => void; fail: (error: unknown) => void }>();
 
   constructor(gateway: Gateway, audit: AuditLog) {
     this.#gateway = gateway;
     this.#audit = audit;
     gateway.server.onPairingRequest((request) => {
       const expected = this.#expected.get(request.deviceId);
-      if (expected && this.#decides(request.deviceId)) void this.#pair(request.deviceId, expected.reason).then(expected.done);
+      // A pairing that fails (its record refused) fails the start that waits for it, rather than the process.
+      if (expected && this.#decides(request.deviceId)) this.#pair(request.deviceId, expected.reason).then(expected.done, expected.fail);
     });
     gateway.server.on('ready', (connection) => {
       const deviceId = connection.peer?.role === 'node' ? connection.peer.deviceId : undefined;
@@ -244,11 +247,11 @@ class AutoPairing {
 
   /** Resolves once `deviceId` is connected with nothing waiting that is corral up's to decide, or its request is approved. */
   pair(deviceId: string, reason: string): Promise<void> {
-    const { promise, resolve } = Promise.withResolvers<void>();
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
     const known = this.#gateway.identity.nodes.find(deviceId);
-    if (this.#decides(deviceId)) void this.#pair(deviceId, reason).then(resolve);
+    if (this.#decides(deviceId)) this.#pair(deviceId, reason).then(resolve, reject);
     else if (known?.status === 'paired' && this.#gateway.inventory.list().some((n) => n.nodeId === deviceId && n.connected)) resolve();
-    else this.#expected.set(deviceId, { reason, done: resolve });
+    else this.#expected.set(deviceId, { reason, done: resolve, fail: reject });
     return promise;
   }
 
