@@ -596,12 +596,25 @@ export class NodeHost {
     }
   }
 
+  /**
+   * Reports a run to the control plane. A report it could not take now (its
+   * audit log refused the record, the connection dropped) is sent again, up
+   * to REPORT_ATTEMPTS times; a refusal is final. The decision record is in
+   * the control plane's log whatever happens: a report lost for good shows
+   * there as a decision whose run was not reported.
+   */
   async #report(authorization: Authorization, exitCode: number | null, output: string, error?: string): Promise<void> {
-    try {
-      const client = await this.#controlPlane();
-      await client.request('corral.run.report', { runId: authorization.runId, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(error ? { error } : {}) }, { timeoutMs: 10_000 });
-    } catch {
-      // The decision record is already in the control plane's log; a lost report is visible there as a decision without a result.
+    const params = { runId: authorization.runId, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(error ? { error } : {}) };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const client = await this.#controlPlane();
+        await client.request('corral.run.report', params, { timeoutMs: 10_000 });
+        return;
+      } catch (failure) {
+        const wire = failure instanceof GatewayError ? failure.wire : undefined;
+        if (attempt >= REPORT_ATTEMPTS || this.#stopped || (wire !== undefined && wire.retryable !== true)) return;
+        await new Promise((resolve) => setTimeout(resolve, REPORT_RETRY_MS * attempt));
+      }
     }
   }
 
@@ -624,6 +637,10 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
   if (params.approvalDecision !== undefined && params.approvalDecision !== null) return params.approvalDecision === 'allow-once' || params.approvalDecision === 'allow-always';
   return params.approved === true;
 }
+
+/** Times a run's report is sent before it is given up, and the wait before the second (growing after). */
+const REPORT_ATTEMPTS = 4;
+const REPORT_RETRY_MS = 250;
 
 /** The longest a gateway may ask a command to take (its own limit): a day. */
 const MAX_TIMEOUT_MS = 24 * 3600_000;

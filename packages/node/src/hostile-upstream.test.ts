@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
-import { Gateway, type Connection } from '@corral/gateway';
+import { Gateway, GatewayError, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, loadOrCreateDevice, type NodeHostOptions } from './host.ts';
@@ -218,6 +218,40 @@ describe('a control plane that answers with garbage', () => {
     } finally {
       await gw.close();
       await runner.close();
+      await cp.stop();
+    }
+  });
+});
+
+describe('a control plane that cannot record a report at once', () => {
+  it('gets the report again until it takes it, and only while it says retrying may help (regression: a report it refused was lost)', async () => {
+    const cp = await startTestGateway({ token });
+    let authorized = 0;
+    const reports: unknown[] = [];
+    cp.server.method('corral.run.authorize', { role: 'node', handler: () => ({ decision: 'allow', digest: 'd', runId: `run-${++authorized}` }) });
+    cp.server.method('corral.run.report', {
+      role: 'node',
+      handler: (params) => {
+        reports.push((params as { runId?: unknown }).runId);
+        const { runId } = params as { runId?: string };
+        if (runId === 'run-1' && reports.length < 3) throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { wire: { code: 'UNAVAILABLE', message: 'audit unavailable', retryable: true } });
+        if (runId === 'run-2') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'unknown run', { wire: { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' } });
+        return { ok: true };
+      },
+    });
+    const nodeState = tempDir('corral-report-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      for (let i = 0; i < 2; i++) assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
+      for (let i = 0; i < 100 && reports.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 800));
+      assert.deepEqual(reports, ['run-1', 'run-1', 'run-1', 'run-2']);
+    } finally {
+      await gw.close();
       await cp.stop();
     }
   });
