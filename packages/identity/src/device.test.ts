@@ -204,6 +204,26 @@ describe('node pairing', () => {
       }
     });
 
+    it('answers a lookup by full id from memory only while no other connection changed the store, and shares it read-only', () => {
+      const id = Identity.open(dir);
+      const other = Identity.open(dir);
+      try {
+        const dev = createDeviceIdentity();
+        assert.throws(connectAs(id, dev, ['system.which']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        assert.equal(id.nodes.find(dev.deviceId)?.status, 'pending');
+        other.nodes.pair(dev.deviceId, 'ops');
+        assert.deepEqual(id.nodes.find(dev.deviceId)?.commands, ['system.which'], 'a pairing from another process counts at once');
+        other.nodes.revoke(dev.deviceId);
+        assert.equal(id.nodes.find(dev.deviceId)?.status, 'revoked', 'so does a revocation');
+        const node = id.nodes.find(dev.deviceId)!;
+        assert.throws(() => (node.commands as string[]).push('system.run'));
+        assert.equal(id.nodes.find(dev.deviceId), node);
+      } finally {
+        other.close();
+        id.close();
+      }
+    });
+
     it('opens a store made before surfaces were kept: a node paired then is sent nothing until its surface is approved', async () => {
       const old = mkdtempSync(join(tmpdir(), 'corral-nodes-old-'));
       try {

@@ -58,6 +58,8 @@ interface Row {
 
 const CHALLENGE_TTL_MS = 15_000;
 const MAX_COMMANDS = 256;
+/** Nodes whose lookups are kept at once (the cache is emptied past it). */
+const MAX_CACHED = 10_000;
 const MAX_COMMAND_LENGTH = 200;
 const MAX_OPEN_CHALLENGES = 10_000;
 
@@ -71,7 +73,16 @@ const MAX_OPEN_CHALLENGES = 10_000;
  */
 export class NodeRegistry {
   readonly #db: DatabaseSync;
-  #byId: StatementSync | undefined;
+  /** Each statement prepared once: a connect or a command's lookup would otherwise leave one behind for the collector, native memory it does not see. */
+  readonly #statements = new Map<string, StatementSync>();
+  /**
+   * Full-id lookups, kept while the store is unchanged (a governed command
+   * looks its node up at each step): PRAGMA data_version moves when another
+   * connection commits — `corral nodes revoke` from another process — and
+   * this registry's own writes empty it.
+   */
+  readonly #cache = new Map<string, NodeRecord | undefined>();
+  #cachedVersion = -1;
   readonly #now: () => number;
   readonly #challenges = new Map<string, number>();
 
@@ -119,8 +130,8 @@ export class NodeRegistry {
     const declared = surfaceOf(connect.commands ?? []);
     const existing = this.find(connect.device.id);
     if (!existing) {
-      this.#db
-        .prepare("INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, ?, ?, ?, 'pending', ?)")
+      this.#cache.clear();
+      this.#statement("INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, ?, ?, ?, 'pending', ?)")
         .run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now);
     }
     const node = existing ?? this.get(connect.device.id);
@@ -136,8 +147,8 @@ export class NodeRegistry {
     const requestId = covered ? null : surfaceRequestId(node.deviceId, declared);
     const row = this.#row(node.deviceId)!;
     if (requestId === row.request_id || (requestId !== null && requestId === row.declined_request_id)) return;
-    this.#db
-      .prepare('UPDATE nodes SET requested_commands = ?, request_id = ?, surface_requested_at = ? WHERE device_id = ?')
+    this.#cache.clear();
+    this.#statement('UPDATE nodes SET requested_commands = ?, request_id = ?, surface_requested_at = ? WHERE device_id = ?')
       .run(requestId === null ? null : JSON.stringify(declared), requestId, requestId === null ? null : this.#now(), node.deviceId);
   }
 
@@ -163,8 +174,8 @@ export class NodeRegistry {
     const approved = options.commands === undefined ? (request?.commands ?? node.commands) : surfaceOf(options.commands);
     const unasked = approved.filter((c) => !asked.includes(c));
     if (unasked.length > 0) throw new IdentityError('IDENTITY_NODE_SURFACE_INVALID', `the node did not ask for ${unasked.map((c) => JSON.stringify(c)).join(', ')}; it asks for ${asked.join(', ') || 'no commands'}`);
-    this.#db
-      .prepare("UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ?")
+    this.#cache.clear();
+    this.#statement("UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ?")
       .run(this.#now(), by, JSON.stringify(approved), node.deviceId);
     return this.get(node.deviceId);
   }
@@ -182,20 +193,22 @@ export class NodeRegistry {
       throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node has no such pending request; list the pending requests again');
     }
     if (node.status === 'pending') return this.revoke(node.deviceId);
-    this.#db.prepare('UPDATE nodes SET requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = ? WHERE device_id = ?').run(request.requestId, node.deviceId);
+    this.#cache.clear();
+    this.#statement('UPDATE nodes SET requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = ? WHERE device_id = ?').run(request.requestId, node.deviceId);
     return this.get(node.deviceId);
   }
 
   /** The node whose current request is `requestId`, if any. */
   byRequest(requestId: string): NodeRecord | undefined {
     if (typeof requestId !== 'string' || !/^[0-9a-f]{32}$/.test(requestId)) return undefined;
-    const row = this.#db.prepare('SELECT * FROM nodes WHERE request_id = ?').get(requestId) as Row | undefined;
+    const row = this.#statement('SELECT * FROM nodes WHERE request_id = ?').get(requestId) as Row | undefined;
     return row ? fromRow(row) : undefined;
   }
 
   revoke(deviceId: string): NodeRecord {
     const node = this.get(deviceId);
-    this.#db.prepare("UPDATE nodes SET status = 'revoked' WHERE device_id = ?").run(node.deviceId);
+    this.#cache.clear();
+    this.#statement("UPDATE nodes SET status = 'revoked' WHERE device_id = ?").run(node.deviceId);
     return this.get(node.deviceId);
   }
 
@@ -207,20 +220,43 @@ export class NodeRegistry {
   }
 
   find(ref: string): NodeRecord | undefined {
+    if (typeof ref !== 'string' || ref.length !== 64) {
+      const row = this.#row(ref);
+      return row ? fromRow(row) : undefined;
+    }
+    this.#fresh();
+    if (this.#cache.has(ref)) return this.#cache.get(ref);
     const row = this.#row(ref);
-    return row ? fromRow(row) : undefined;
+    const node = row ? frozen(fromRow(row)) : undefined;
+    if (this.#cache.size >= MAX_CACHED) this.#cache.clear();
+    this.#cache.set(ref, node);
+    return node;
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, (statement = this.#db.prepare(sql)));
+    return statement;
+  }
+
+  /** Empties the lookup cache when the store changed under it. */
+  #fresh(): void {
+    const { data_version: version } = this.#statement('PRAGMA data_version').get() as { data_version: number };
+    if (version === this.#cachedVersion) return;
+    this.#cachedVersion = version;
+    this.#cache.clear();
   }
 
   #row(ref: string): Row | undefined {
     if (typeof ref !== 'string' || !/^[0-9a-f]{8,64}$/.test(ref)) return undefined;
     // A full id (every governed command names one) is one indexed lookup with a statement prepared once.
-    if (ref.length === 64) return (this.#byId ??= this.#db.prepare('SELECT * FROM nodes WHERE device_id = ?')).get(ref) as Row | undefined;
-    const rows = this.#db.prepare('SELECT * FROM nodes WHERE device_id LIKE ? LIMIT 2').all(`${ref}%`) as unknown as Row[];
+    if (ref.length === 64) return this.#statement('SELECT * FROM nodes WHERE device_id = ?').get(ref) as Row | undefined;
+    const rows = this.#statement('SELECT * FROM nodes WHERE device_id LIKE ? LIMIT 2').all(`${ref}%`) as unknown as Row[];
     return rows.length === 1 ? rows[0] : undefined;
   }
 
   list(): NodeRecord[] {
-    return (this.#db.prepare('SELECT * FROM nodes ORDER BY requested_at').all() as unknown as Row[]).map(fromRow);
+    return (this.#statement('SELECT * FROM nodes ORDER BY requested_at').all() as unknown as Row[]).map(fromRow);
   }
 }
 
@@ -246,6 +282,13 @@ function surfaceOf(commands: readonly string[]): string[] {
 
 function surfaceRequestId(deviceId: string, commands: string[]): string {
   return createHash('sha256').update(`corral node surface\0${deviceId}\0${commands.join('\n')}`).digest('hex').slice(0, 32);
+}
+
+/** A record shared by every caller of a cached lookup: none can change it for the others. */
+function frozen(node: NodeRecord): NodeRecord {
+  Object.freeze(node.commands);
+  if (node.surfaceRequest) Object.freeze(Object.freeze(node.surfaceRequest).commands);
+  return Object.freeze(node);
 }
 
 function fromRow(r: Row): NodeRecord {

@@ -6,7 +6,8 @@
 // previous one stays valid so that a client that has not stored the new one
 // yet can still reconnect.
 import { createHash, randomBytes } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { preparedOnce } from '../store/statements.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS device_tokens (
@@ -21,11 +22,11 @@ CREATE TABLE IF NOT EXISTS device_tokens (
 const KEEP = 2;
 
 export class DeviceTokens {
-  readonly #db: DatabaseSync;
+  readonly #sql: (sql: string) => StatementSync;
   readonly #now: () => number;
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
-    this.#db = db;
+    this.#sql = preparedOnce(db);
     this.#now = now;
     db.exec(SCHEMA);
   }
@@ -34,9 +35,8 @@ export class DeviceTokens {
   issue(deviceId: string, role: string): { deviceToken: string; issuedAtMs: number } {
     const deviceToken = randomBytes(32).toString('base64url');
     const issuedAtMs = this.#now();
-    this.#db.prepare('INSERT INTO device_tokens (device_id, role, token_hash, issued_at) VALUES (?, ?, ?, ?)').run(deviceId, role, digest(deviceToken), issuedAtMs);
-    this.#db
-      .prepare('DELETE FROM device_tokens WHERE device_id = ? AND role = ? AND token_hash NOT IN (SELECT token_hash FROM device_tokens WHERE device_id = ? AND role = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?)')
+    this.#sql('INSERT INTO device_tokens (device_id, role, token_hash, issued_at) VALUES (?, ?, ?, ?)').run(deviceId, role, digest(deviceToken), issuedAtMs);
+    this.#sql('DELETE FROM device_tokens WHERE device_id = ? AND role = ? AND token_hash NOT IN (SELECT token_hash FROM device_tokens WHERE device_id = ? AND role = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?)')
       .run(deviceId, role, deviceId, role, KEEP);
     return { deviceToken, issuedAtMs };
   }
@@ -44,12 +44,12 @@ export class DeviceTokens {
   /** Whether `token` is a valid token of this device for this role. */
   verify(deviceId: string, role: string, token: string): boolean {
     if (typeof token !== 'string' || token.length === 0 || token.length > 200) return false;
-    return this.#db.prepare('SELECT 1 FROM device_tokens WHERE device_id = ? AND role = ? AND token_hash = ?').get(deviceId, role, digest(token)) !== undefined;
+    return this.#sql('SELECT 1 FROM device_tokens WHERE device_id = ? AND role = ? AND token_hash = ?').get(deviceId, role, digest(token)) !== undefined;
   }
 
   /** Every token of a device stops working. */
   revoke(deviceId: string): void {
-    this.#db.prepare('DELETE FROM device_tokens WHERE device_id = ?').run(deviceId);
+    this.#sql('DELETE FROM device_tokens WHERE device_id = ?').run(deviceId);
   }
 }
 

@@ -4,8 +4,9 @@
 // later, approvals.
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
+import { preparedOnce } from './statements.ts';
 
 export const GATEWAY_DB_FILE = 'gateway.db';
 
@@ -61,19 +62,18 @@ interface SurfaceRow {
 
 /** What each node last declared when it connected (or asked to be paired). */
 export class SurfaceStore {
-  readonly #db: DatabaseSync;
+  readonly #sql: (sql: string) => StatementSync;
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    this.#sql = preparedOnce(db);
   }
 
   record(surface: NodeSurface): void {
-    this.#db
-      .prepare('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at, remote_ip) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at, remote_ip = COALESCE(excluded.remote_ip, node_surface.remote_ip)')
+    this.#sql('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at, remote_ip) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at, remote_ip = COALESCE(excluded.remote_ip, node_surface.remote_ip)')
       .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt, surface.remoteIp?.slice(0, 64) ?? null);
   }
 
   get(deviceId: string): NodeSurface | undefined {
-    const row = this.#db.prepare('SELECT * FROM node_surface WHERE device_id = ?').get(deviceId) as SurfaceRow | undefined;
+    const row = this.#sql('SELECT * FROM node_surface WHERE device_id = ?').get(deviceId) as SurfaceRow | undefined;
     return row ? { deviceId: row.device_id, displayName: row.display_name, platform: row.platform, commands: JSON.parse(row.commands) as string[], caps: JSON.parse(row.caps) as string[], lastSeenAt: row.last_seen_at, ...(row.remote_ip ? { remoteIp: row.remote_ip } : {}) } : undefined;
   }
 }
