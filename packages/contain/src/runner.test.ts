@@ -659,9 +659,10 @@ describe('the runner', () => {
       }
       await runner.keepWarm(p, 0);
       assert.ok(warm > 0, 'some runs took a warm sandbox');
-      // The waiting sandboxes' pipes close as they are discarded, in the background.
+      // The waiting sandboxes' pipes close as they are discarded, in the background. None is left
+      // behind; the count may end lower, when a descriptor of the first run was still closing at `before`.
       for (let i = 0; i < 100 && open() > before; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(open(), before);
+      assert.ok(open() <= before, `${open()} descriptors open, ${before} before the thousand runs`);
     });
   });
 
