@@ -93,14 +93,23 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     }
   });
 
-  it('cuts off a node unpaired while connected (`corral nodes revoke` from another process): NOT_PAIRED, closed 1008, nothing decided or recorded', async () => {
+  it('cuts off a node unpaired while connected (`corral nodes revoke` from another process): NOT_PAIRED, closed 1008, nothing decided; its runs waiting for a report are recorded as not reported', async () => {
     const revoked = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
-    assert.equal((await authorize(revoked, ['echo', 'before'])).decision, 'allow');
+    const earlier = await authorize(revoked, ['echo', 'before']);
+    assert.equal(earlier.decision, 'allow');
     gw.identity.nodes.revoke(revoked.device.deviceId);
     const before = (await auditEvents(state)).length;
     await assert.rejects(authorize(revoked, ['echo', 'after']), (e: { wire?: { code?: string } }) => e.wire?.code === 'NOT_PAIRED');
     assert.equal((await revoked.client.closed).code, 1008);
-    assert.equal((await auditEvents(state)).length, before);
+    const since = (await auditEvents(state)).slice(before);
+    assert.deepEqual(since.map((e) => [e.action, e.actor.kind, e.outcome?.status, e.outcome?.detail, (e.details as { runId?: string; because?: string }).runId, (e.details as { because?: string }).because]), [
+      ['node.invoke', 'service', 'unknown', 'not-reported', earlier.runId, 'its node was unpaired'],
+    ]);
+  });
+
+  it('opens no run to report for a system.run.prepare: it runs nothing', async () => {
+    const answer = (await node.client.request('corral.run.authorize', { command: 'system.run.prepare', params: { command: ['echo', 'plan'] }, timeoutMs: 10_000 }, { timeoutMs: 15_000 })) as Authorized;
+    assert.deepEqual([answer.decision, answer.runId], ['allow', undefined]);
   });
 
   it('writes no record of containers stopped from a node unpaired while connected', async () => {

@@ -154,22 +154,45 @@ export class NodeInvoker {
     const waiting = this.#openRuns.get(nodeId);
     if (waiting && waiting.size >= MAX_OPEN_RUNS) {
       const [oldestId, oldest] = waiting.entries().next().value!;
-      // Taken out first, so that a report racing this record finds it gone rather than recording it twice.
-      this.#closeRun(nodeId, oldestId);
-      try {
-        // The node may well have run it: what came of it is unknown, not a failure.
-        await this.#audit({ ...runRecord(nodeId, oldestId, oldest), actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' } });
-      } catch (error) {
-        // Unrecorded, it still waits (first in line again); the run asked for now is not authorized.
-        this.#openRuns.set(nodeId, new Map([[oldestId, oldest], ...(this.#openRuns.get(nodeId) ?? [])]));
-        throw error;
-      }
+      // Unrecorded, it still waits and the run asked for now is not authorized.
+      await this.#closeUnreported(nodeId, oldestId, oldest, 'newer runs of its node took its place');
     }
     let runs = this.#openRuns.get(nodeId);
     if (!runs) this.#openRuns.set(nodeId, (runs = new Map()));
     const runId = randomUUID();
     runs.set(runId, { ...run, at: Date.now() });
     return runId;
+  }
+
+  /**
+   * Records a run its node will not report with an unknown outcome (the node
+   * may well have run it) and forgets it. Taken out first, so that a report
+   * racing this record finds it gone rather than recording it twice; a record
+   * the log refuses leaves it waiting, first in line again.
+   */
+  async #closeUnreported(nodeId: string, runId: string, run: OpenRun, because: string): Promise<void> {
+    this.#closeRun(nodeId, runId);
+    try {
+      const record = runRecord(nodeId, runId, run);
+      await this.#audit({ ...record, actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' }, details: { ...record.details, because } });
+    } catch (error) {
+      this.#openRuns.set(nodeId, new Map([[runId, run], ...(this.#openRuns.get(nodeId) ?? [])]));
+      throw error;
+    }
+  }
+
+  /**
+   * Re-checks the pairing of the node on `connection` (see
+   * NodeInventory.assertPaired). The runs of a node unpaired since are closed
+   * as not reported: its reports are refused from now on.
+   */
+  async #assertPaired(connection: Connection, nodeId: string): Promise<void> {
+    try {
+      this.#inventory.assertPaired(connection);
+    } catch (error) {
+      for (const [runId, run] of [...(this.#openRuns.get(nodeId) ?? [])]) await this.#closeUnreported(nodeId, runId, run, 'its node was unpaired').catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Forgets one open run of `nodeId` (and the node's entry once it has none). */
@@ -215,7 +238,7 @@ export class NodeInvoker {
     server.method('corral.run.authorize', {
       role: 'node',
       handler: async (params, { connection, peer }) => {
-        this.#inventory.assertPaired(connection);
+        await this.#assertPaired(connection, peer.deviceId!);
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
@@ -226,9 +249,9 @@ export class NodeInvoker {
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
-        // Its report names this run: only what this gateway authorized is recorded as run.
-        const runId = await this.#openRun(peer.deviceId!, { digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { receipt: authorized.receipt } : {}) });
-        return { decision: 'allow', runId, digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
+        // Its report names this run: only what this gateway authorized is recorded as run. A prepare runs nothing to report.
+        const runId = command !== 'system.run' ? undefined : await this.#openRun(peer.deviceId!, { digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { receipt: authorized.receipt } : {}) });
+        return { decision: 'allow', ...(runId ? { runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
       },
     });
     // The key a Corral node pins to check the receipts of approved runs.
@@ -236,7 +259,7 @@ export class NodeInvoker {
     server.method('corral.run.report', {
       role: 'node',
       handler: async (params, { connection, peer }) => {
-        this.#inventory.assertPaired(connection);
+        await this.#assertPaired(connection, peer.deviceId!);
         const p = (params ?? {}) as { runId?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; error?: unknown };
         const nodeId = peer.deviceId!;
         const runs = this.#openRuns.get(nodeId);
