@@ -51,3 +51,18 @@ describe('a node reconnecting with its device token', () => {
     }
   });
 });
+
+describe('the file of device tokens', () => {
+  it('keeps the newest token of at most 32 gateways, refuses an over-long one, and reads a damaged file as none', async () => {
+    const { DeviceTokens } = await import('./device-tokens.ts');
+    const dir = tempDir('corral-dt-file-');
+    const tokens = new DeviceTokens(dir);
+    for (let i = 0; i < 40; i++) tokens.set(`ws://10.0.0.${i}:18789`, `token-${i}`);
+    assert.equal(tokens.get('ws://10.0.0.7:18789'), undefined, 'the oldest are forgotten');
+    assert.equal(tokens.get('ws://10.0.0.39:18789'), 'token-39');
+    tokens.set('ws://10.0.0.39:18789', 'x'.repeat(201));
+    assert.equal(tokens.get('ws://10.0.0.39:18789'), undefined, 'a token longer than any gateway gives is not kept');
+    writeFileSync(join(dir, DEVICE_TOKENS_FILE), '{"ws://10.0.0.38:18789": ');
+    assert.equal(tokens.get('ws://10.0.0.38:18789'), undefined);
+  });
+});

@@ -255,4 +255,32 @@ describe('a control plane that cannot record a report at once', () => {
       await cp.stop();
     }
   });
+
+  it('gives a report up after four attempts when the control plane never takes it', async () => {
+    const cp = await startTestGateway({ token });
+    const reports: unknown[] = [];
+    cp.server.method('corral.run.authorize', { role: 'node', handler: () => ({ decision: 'allow', digest: 'd', runId: 'run-never' }) });
+    cp.server.method('corral.run.report', {
+      role: 'node',
+      handler: (params) => {
+        reports.push((params as { runId?: unknown }).runId);
+        throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { wire: { code: 'UNAVAILABLE', message: 'audit unavailable', retryable: true } });
+      },
+    });
+    const nodeState = tempDir('corral-report-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
+      // 250 + 500 + 750 ms between the four attempts, then nothing more.
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.deepEqual(reports, ['run-never', 'run-never', 'run-never', 'run-never']);
+    } finally {
+      await gw.close();
+      await cp.stop();
+    }
+  });
 });
