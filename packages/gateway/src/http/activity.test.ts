@@ -132,9 +132,31 @@ describe('a live stream left open', () => {
       clock += 20 * 60_000;
       assert.equal((await viewer.get('/api/session')).status, 401, 'seventy minutes without a request');
       mock.timers.tick(15_000);
-      assert.match(await response.text(), /^: corral activity\n\n: keepalive\n\n$/, 'the stream ended at the next keepalive');
+      assert.match(await response.text(), /^: corral activity\n\n: keepalive\n\n$/, 'the stream ended within a second');
     } finally {
       mock.timers.reset();
+      await t.close();
+    }
+  });
+
+  it('is closed within about a second of signing out, and a stream of another session stays open', async () => {
+    const t = await startTestGateway();
+    try {
+      const leaving = await t.as('vera', ['viewer']);
+      const staying = await t.as('root', ['admin']);
+      const open = (c: ApiClient) => fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${c.csrf}`, { headers: { cookie: c.cookie! } });
+      const [ends, stays] = [await open(leaving), await open(staying)];
+      assert.equal((await leaving.call('DELETE', '/api/session')).status, 204);
+      const signedOutAt = performance.now();
+      assert.equal(await ends.text(), ': corral activity\n\n');
+      assert.ok(performance.now() - signedOutAt < 3000, 'closed within the next check, not at a keepalive 15 s later');
+      const reader = stays.body!.getReader();
+      const first = await reader.read();
+      const other = await Promise.race([reader.read().then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 1500, 'open'))]);
+      assert.equal(new TextDecoder().decode(first.value), ': corral activity\n\n');
+      assert.equal(other, 'open', "another session's stream is not touched");
+      await reader.cancel();
+    } finally {
       await t.close();
     }
   });

@@ -7,7 +7,10 @@ import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam, pageBackwards } from './scan.ts';
 
-const KEEPALIVE_MS = 15_000;
+/** How often an open stream checks that its session is still live (signed out, expired, its user changed or removed). */
+const SESSION_CHECK_MS = 1000;
+/** A comment line every this many checks keeps proxies from closing a quiet stream. */
+const KEEPALIVE_CHECKS = 15;
 /** Most missed records a resumed stream catches up on. */
 const MAX_RESUME = 1000;
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
@@ -70,13 +73,14 @@ export function activityRoutes(api: ApiContext): Route[] {
         // Listen first and hold live records while the missed ones are read, so none falls in between.
         let backlog: AuditRecord[] | undefined = [];
         const unsubscribe = api.feed.subscribe((record) => (backlog ? backlog.push(record) : emit(record)));
-        const keepalive = setInterval(() => {
+        let checks = 0;
+        const check = setInterval(() => {
           if (caller?.kind === 'session' && !api.sessions.get(caller.token, { use: false })) return void response.end();
-          response.write(': keepalive\n\n');
-        }, KEEPALIVE_MS);
-        keepalive.unref();
+          if (++checks % KEEPALIVE_CHECKS === 0) response.write(': keepalive\n\n');
+        }, SESSION_CHECK_MS);
+        check.unref();
         const stop = (): void => {
-          clearInterval(keepalive);
+          clearInterval(check);
           unsubscribe();
         };
         response.on('close', stop);
