@@ -254,4 +254,19 @@ describe('loadPolicies: a deeply nested policy cannot break cedar-wasm', () => {
       { numRuns: 60, examples: [['brackets', 140], ['comparisons', 400], ['arithmetic', 400], ['sets', 130]] },
     );
   });
+
+  it('counts nesting after a comment ended by a carriage return (the guard read it as comment to the line feed, and cedar-wasm trapped)', () => {
+    // Run in a child: before the fix, the trap broke cedar-wasm for the rest of the process.
+    const script = `
+      import { loadPolicies } from ${JSON.stringify(new URL('./load.ts', import.meta.url).href)};
+      import { DecisionPoint } from ${JSON.stringify(new URL('./decision-point.ts', import.meta.url).href)};
+      const text = '@id("deep") forbid(principal, action, resource) when { // hidden\\r' + '('.repeat(400) + 'true' + ')'.repeat(400) + ' };';
+      let code;
+      try { loadPolicies([{ file: 'deep.cedar', text }]); code = 'loaded'; } catch (error) { code = error.code ?? String(error); }
+      const pdp = new DecisionPoint();
+      pdp.load(loadPolicies([{ file: 'good.cedar', text: ${JSON.stringify(ON_CEDAR)} }]));
+      console.log(JSON.stringify([code, pdp.decide(${JSON.stringify(request)}).decision]));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), ['POLICY_SET_INVALID', 'allow']);
+  });
 });

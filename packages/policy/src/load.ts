@@ -239,6 +239,7 @@ const MAX_DEPTH = 200;
 const BRACKET_COST = 3;
 const KEYWORD_OPERATORS = new Set(['in', 'has', 'like', 'is', 'if', 'then', 'else']);
 const WORD = /[A-Za-z_][A-Za-z0-9_]*/y;
+const COMMENT_END = /[\n\r]/g;
 
 /**
  * The index in `text` where a path gets deeper than MAX_DEPTH, or -1. An
@@ -253,8 +254,10 @@ function tooDeepAt(text: string): number {
     if (c === '"') {
       for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
     } else if (c === '/' && text[i + 1] === '/') {
-      i = text.indexOf('\n', i);
-      if (i < 0) return -1;
+      // Cedar ends a comment at a carriage return as well as a line feed.
+      COMMENT_END.lastIndex = i;
+      if (!COMMENT_END.test(text)) return -1;
+      i = COMMENT_END.lastIndex - 1;
     } else if (c === '(' || c === '[' || c === '{') {
       levels.push(0);
       depth += BRACKET_COST;
