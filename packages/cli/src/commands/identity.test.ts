@@ -66,30 +66,47 @@ describe('corral identity login', () => {
   });
   after(() => testIssuer.close());
 
-  it('signs a person in through the browser and records them with their mapped role', async () => {
-    const state = join(tmp, 'login');
+  /** Starts `corral identity login` and waits for the sign-in URL it prints. */
+  async function startLogin(state: string) {
     const config = join(tmp, 'oidc.json');
     writeFileSync(config, JSON.stringify({ issuer, clientId: 'corral-cli', redirectUri: redirect, roleClaim: 'roles', roleMap: { approver: ['Corral.Approver'] } }));
     const child = spawn(CORRAL_BIN, ['--state-dir', state, 'identity', 'login', '--config', config, '--timeout', '60s', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    const out = { stdout: '', stderr: '' };
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
     const url = await new Promise<string>((resolve, reject) => {
       child.stderr.setEncoding('utf8').on('data', (c: string) => {
-        stderr += c;
-        const m = /^(http:\/\/\S+\/auth\?\S+)$/m.exec(stderr);
+        out.stderr += c;
+        const m = /^(http:\/\/\S+\/auth\?\S+)$/m.exec(out.stderr);
         if (m) resolve(m[1]!);
       });
-      child.once('close', () => reject(new Error(`corral exited early: ${stderr}`)));
+      child.once('close', () => reject(new Error(`corral exited early: ${out.stderr}`)));
     });
     const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    return { url, exited, out };
+  }
+
+  it('signs a person in through the browser and records them with their mapped role', async () => {
+    const state = join(tmp, 'login');
+    const { url, exited, out } = await startLogin(state);
     // The browser lands on the command's loopback callback, which finishes the sign-in.
     await fetch(await signInAtIssuer(url, 'dana', (target) => target.startsWith(redirect)));
-    assert.equal(await exited, 0, stderr);
-    const human = JSON.parse(stdout);
+    assert.equal(await exited, 0, out.stderr);
+    const human = JSON.parse(out.stdout);
     assert.deepEqual([human.email, human.roles], ['dana@example.com', ['approver']]);
     const humans = await corral(['--state-dir', state, 'identity', 'humans', '--json']);
     assert.deepEqual(JSON.parse(humans.stdout).map((h: { email: string }) => h.email), ['dana@example.com']);
+  });
+
+  it('keeps waiting through a stray request to its callback (any web page can send one), and signs the person in', async () => {
+    // Before: the first request to the callback path ended the wait, so a page could abort every sign-in.
+    const { url, exited, out } = await startLogin(join(tmp, 'login-stray'));
+    for (const query of ['', '?state=forged&code=attacker-code', '?error=access_denied']) {
+      const stray = await fetch(`${redirect}${query}`);
+      assert.equal(stray.status, 400, query);
+    }
+    await fetch(await signInAtIssuer(url, 'erin', (target) => target.startsWith(redirect)));
+    assert.equal(await exited, 0, out.stderr);
+    assert.equal(JSON.parse(out.stdout).email, 'erin@example.com');
   });
 });
 

@@ -94,6 +94,12 @@ export function registerIdentity(program: Command): void {
             res.writeHead(404).end();
             return;
           }
+          // Any page open in the browser, or any local process, can send a request here: only the
+          // callback carrying this login's state ends the wait, so a stray one cannot abort the sign-in.
+          if (url.searchParams.get('state') !== pending.state) {
+            res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('Corral: this is not the sign-in Corral is waiting for.\n');
+            return;
+          }
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('Corral: you can close this window.\n');
           clearTimeout(timer);
           server.close();
