@@ -110,6 +110,11 @@ describe('loadCases when the cases file names a hostile entities file', () => {
     assert.equal((error as PolicyError).code, 'POLICY_CASES_INVALID');
     assert.doesNotMatch(inspect(error), /sk_live/);
   });
+
+  it('refuses an entities file that is not UTF-8 (an id read as U+FFFD named another entity)', () => {
+    writeFileSync(join(dir, 'latin1.json'), Buffer.concat([Buffer.from('[{"uid": {"type": "Group", "id": "caf'), Buffer.from([0xe9]), Buffer.from('"}}]')]));
+    assert.throws(() => loadCases(casesNaming('latin1.json')), { code: 'POLICY_CASES_INVALID' });
+  });
 });
 
 describe('replay', () => {

@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
-import { readRegularFile } from './lib/files.ts';
+import { readRegularFile, utf8Text } from './lib/files.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -36,13 +36,14 @@ const MAX_CASES_BYTES = 16 * 1024 * 1024;
 /**
  * Parses a cases file (YAML or JSON):
  * `{ entities?: FILE | [...], cases: [{ name, principal, action, resource, context?, expect, quorum?, policies? }] }`.
- * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID, POLICY_UNREADABLE
+ * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID (also for text
+ * that is not UTF-8), POLICY_UNREADABLE
  * (also for a FIFO, a device, or a file over 16 MiB).
  */
 export function loadCases(path: string): PolicyCases {
-  const text = readRegularFile(path, path, MAX_CASES_BYTES).toString('utf8');
+  const text = textOf(readRegularFile(path, path, MAX_CASES_BYTES), path);
   return parseCases(text, (file) => {
-    const entities = readRegularFile(resolve(dirname(path), file), file, MAX_CASES_BYTES).toString('utf8');
+    const entities = textOf(readRegularFile(resolve(dirname(path), file), file, MAX_CASES_BYTES), file);
     try {
       return JSON.parse(entities) as unknown;
     } catch {
@@ -50,6 +51,12 @@ export function loadCases(path: string): PolicyCases {
       throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
     }
   });
+}
+
+function textOf(bytes: Buffer, file: string): string {
+  const decoded = utf8Text(bytes);
+  if ('text' in decoded) return decoded.text;
+  throw new PolicyError('POLICY_CASES_INVALID', `${file}: byte ${decoded.badByte} is not UTF-8; save the file as UTF-8 text`);
 }
 
 /** Parses cases text; `readEntities` loads an entities file named in it. Throws POLICY_CASES_INVALID. */

@@ -2,7 +2,7 @@
 export type PolicyErrorCode =
   /** A policy directory, file or cases file could not be read. */
   | 'POLICY_UNREADABLE'
-  /** A policy set was refused: Cedar syntax, schema validation, a bad annotation or a duplicate id. `issues` lists each, with file and line. */
+  /** A policy set was refused: Cedar syntax, schema validation, a bad annotation, a duplicate id, or text that is not UTF-8. `issues` lists each, with file and line. */
   | 'POLICY_SET_INVALID'
   /** The Cedar schema itself does not parse. */
   | 'POLICY_SCHEMA_INVALID'

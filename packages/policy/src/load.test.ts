@@ -110,6 +110,36 @@ describe('loadPolicyDir', () => {
   });
 });
 
+describe('when a policy file is not UTF-8 text', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-policy-utf8-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names the file, line and column of the first bad byte (it read as U+FFFD, so a forbid named another path)', () => {
+    writeFileSync(join(dir, 'good.cedar'), GOOD);
+    const text = Buffer.concat([Buffer.from('@id("etc")\nforbid(principal, action, resource == File::"/etc/'), Buffer.from([0xff]), Buffer.from('");\n')]);
+    writeFileSync(join(dir, 'latin1.cedar'), text);
+    const e = refused(() => loadPolicyDir(dir));
+    assert.equal(e.code, 'POLICY_SET_INVALID');
+    assert.deepEqual(e.issues.map(({ file, line, column }) => ({ file, line, column })), [{ file: 'latin1.cedar', line: 2, column: 51 }]);
+    rmSync(join(dir, 'latin1.cedar'));
+  });
+
+  it('refuses a byte-order mark at line 1, column 1, saying what it is (Cedar said only "invalid token")', () => {
+    writeFileSync(join(dir, 'bom.cedar'), `\uFEFF${GOOD}`);
+    const e = refused(() => loadPolicyDir(dir));
+    assert.equal(e.code, 'POLICY_SET_INVALID');
+    assert.deepEqual(e.issues.map(({ file, line, column }) => ({ file, line, column })), [{ file: 'bom.cedar', line: 1, column: 1 }]);
+    assert.doesNotMatch(e.issues[0]!.message, /invalid token/);
+    rmSync(join(dir, 'bom.cedar'));
+  });
+
+  it('refuses a lone surrogate in text handed in (cedar-wasm took it as U+FFFD)', () => {
+    const e = refused(() => loadPolicies([{ file: 'api.cedar', text: `${GOOD}@id("x")\nforbid(principal, action, resource == File::"/etc/\uD800");\n` }]));
+    assert.equal(e.code, 'POLICY_SET_INVALID');
+    assert.deepEqual(e.issues.map(({ file, line, column }) => ({ file, line, column })), [{ file: 'api.cedar', line: 4, column: 51 }]);
+  });
+});
+
 describe('loadPolicies: a bad set is refused with file, line and reason', () => {
   it('names the file and line of a syntax error', () => {
     const e = refused(() => loadPolicies([{ file: 'a.cedar', text: GOOD }, { file: 'b.cedar', text: '// one\n// two\npermit(principal, action, resource) when { 1 + };\n' }]));

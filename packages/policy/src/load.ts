@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyError, type PolicyIssue } from './errors.ts';
-import { cedar, describeCedarError, lineIndex, type DetailedError, type PolicyJson } from './lib/cedar.ts';
-import { readRegularFile } from './lib/files.ts';
+import { cedar, describeCedarError, lineAt, lineIndex, type DetailedError, type PolicyJson } from './lib/cedar.ts';
+import { readRegularFile, utf8Text } from './lib/files.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
 /** One Cedar policy as loaded: where it came from, what it says, how Corral reads its annotations. */
@@ -53,7 +53,8 @@ export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()
  * of the directory: it is resolved once, so a link swapped to another version
  * mid-read cannot mix files of both. Throws POLICY_UNREADABLE — also for a
  * symbolic link with such a name or to a directory, such a file that is not a
- * regular file, or more than 1 MiB in all.
+ * regular file, or more than 1 MiB in all — and POLICY_SET_INVALID naming
+ * the line and column of each file's first byte that is not UTF-8.
  */
 export function readPolicyDir(dir: string, suffixes: readonly string[] = ['.cedar']): PolicySource[] {
   let root: string;
@@ -67,12 +68,20 @@ export function readPolicyDir(dir: string, suffixes: readonly string[] = ['.ceda
     throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
   }
   const sources: PolicySource[] = [];
+  const issues: PolicyIssue[] = [];
   let budget = MAX_DIR_BYTES;
   for (const file of files.sort()) {
     const bytes = readRegularFile(join(root, file), file, budget, { noFollow: true });
     budget -= bytes.length;
-    sources.push({ file, text: bytes.toString('utf8') });
+    const decoded = utf8Text(bytes);
+    if ('text' in decoded) {
+      sources.push({ file, text: decoded.text });
+      continue;
+    }
+    const { line, column } = lineAt(bytes.toString('utf8'), decoded.badByte);
+    issues.push({ file, line, column, message: `byte ${decoded.badByte} is not UTF-8; save the file as UTF-8 text` });
   }
+  if (issues.length > 0) throw new PolicyError('POLICY_SET_INVALID', `the policy set is invalid (${issues.length} file${issues.length === 1 ? ' is' : 's are'} not UTF-8)`, { issues });
   return sources;
 }
 
@@ -130,6 +139,12 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
     return index(byteOffset);
   };
   for (const source of sources) {
+    const unfit = notCedarText(source.text);
+    if (unfit) {
+      const { line, column } = lineAt(source, Buffer.byteLength(source.text.slice(0, unfit.at), 'utf8'));
+      issues.push({ file: source.file, line, column, message: unfit.message });
+      continue;
+    }
     const deep = tooDeepAt(source.text);
     if (deep >= 0) {
       const { line, column } = lineAt(source, Buffer.byteLength(source.text.slice(0, deep), 'utf8'));
@@ -283,6 +298,19 @@ function tooDeepAt(text: string): number {
     if (depth > MAX_DEPTH) return i;
   }
   return -1;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why `text` cannot go to Cedar as it stands, or undefined. cedar-wasm
+ * would take a lone surrogate as U+FFFD, so a policy would name other than
+ * what it says; a byte-order mark it reports only as "invalid token".
+ */
+function notCedarText(text: string): { at: number; message: string } | undefined {
+  if (text.startsWith('\uFEFF')) return { at: 0, message: 'the file starts with a byte-order mark; save it as UTF-8 without one' };
+  if (text.isWellFormed()) return undefined;
+  return { at: LONE_SURROGATE.exec(text)!.index, message: 'the text holds a lone UTF-16 surrogate, which is not a character' };
 }
 
 function located(source: PolicySource, baseByteOffset: number, e: DetailedError, lineAt: (s: PolicySource, o: number) => { line: number; column: number }): PolicyIssue {

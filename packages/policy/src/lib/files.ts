@@ -27,3 +27,22 @@ export function readRegularFile(path: string, name: string, budget: number, opti
     if (fd !== undefined) closeSync(fd);
   }
 }
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * `bytes` as text, or the byte offset of the first byte that is not UTF-8.
+ * Not Buffer's decoding, which puts U+FFFD in silently: a policy would then
+ * name something other than what its file says.
+ */
+export function utf8Text(bytes: Uint8Array): { text: string } | { badByte: number } {
+  try {
+    return { text: UTF8.decode(bytes) };
+  } catch {
+    // The lossy decoding re-encodes to the same bytes up to the first bad one.
+    const lossy = Buffer.from(Buffer.from(bytes).toString('utf8'), 'utf8');
+    let at = 0;
+    while (at < bytes.length && lossy[at] === bytes[at]) at++;
+    return { badByte: at };
+  }
+}
