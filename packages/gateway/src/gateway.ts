@@ -18,6 +18,7 @@ import { PolicyGrants } from './approvals/grants.ts';
 import { ReceiptSigner } from './approvals/receipt.ts';
 import { DeviceTokens } from './server/device-tokens.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
+import { OpenRuns } from './exec/open-runs.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
@@ -40,6 +41,13 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   oidc?: ConsoleOidcSettings;
 }
 
+/**
+ * How often the gateway looks for nodes unpaired by another process (`corral
+ * nodes revoke`): their connections are closed and their runs waiting for a
+ * report recorded as not reported.
+ */
+const UNPAIRED_SWEEP_MS = 2000;
+
 export class Gateway {
   readonly server: GatewayServer;
   readonly inventory: NodeInventory;
@@ -50,6 +58,9 @@ export class Gateway {
   readonly http: HttpApi;
   readonly #db: DatabaseSync;
   readonly #audit: AuditLog | undefined;
+  readonly #sweep: NodeJS.Timeout;
+  /** The sweep under way, if any: the next waits for it, and so does close(). */
+  #sweeping: Promise<void> | undefined;
 
   private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined }) {
     this.server = parts.server;
@@ -60,6 +71,22 @@ export class Gateway {
     this.http = parts.http;
     this.#db = parts.db;
     this.#audit = parts.audit;
+    this.#sweep = setInterval(() => void this.sweepUnpaired(), UNPAIRED_SWEEP_MS).unref();
+  }
+
+  /** Cuts off nodes no longer paired and records their runs waiting for a report as not reported (done every UNPAIRED_SWEEP_MS). */
+  sweepUnpaired(): Promise<void> {
+    this.#sweeping ??= (async () => {
+      try {
+        this.inventory.cutOffUnpaired();
+        await this.invoker.closeRunsOfUnpaired();
+      } catch {
+        // The identity store or the log could not be read now: the next sweep tries again.
+      } finally {
+        this.#sweeping = undefined;
+      }
+    })();
+    return this.#sweeping;
   }
 
   /** The HTTP API's base URL (`/api/approvals`…). */
@@ -93,6 +120,7 @@ export class Gateway {
       const approvals = new ApprovalStore(db, options.now);
       const invoker = new NodeInvoker(server, inventory, {
         approvals,
+        openRuns: new OpenRuns(db),
         receipts: ReceiptSigner.open(db),
         ...(policies ? { grants: new PolicyGrants(policies) } : {}),
         decide,
@@ -119,7 +147,10 @@ export class Gateway {
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
-      return new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit });
+      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit });
+      // Runs of nodes unpaired while this gateway was stopped are recorded now.
+      await gateway.sweepUnpaired();
+      return gateway;
     } catch (error) {
       await audit?.close();
       db?.close();
@@ -133,6 +164,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    await this.#sweeping;
     await this.server.close();
     await this.#audit?.close();
     this.#db.close();

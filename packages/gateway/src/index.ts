@@ -29,5 +29,6 @@ export type { ApprovalReceipt, ReceiptBody } from './approvals/receipt.ts';
 export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
 export { INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
+export { OpenRuns, type OpenRun } from './exec/open-runs.ts';
 export type { InvokerOptions } from './exec/invoke.ts';
 export { AGENT_SUSPENDED_EVENT } from './http/agents.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { openAuditLog, type AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, ReceiptSigner, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import { ApprovalStore, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../src/index.ts';
 
 export interface SlowLogGateway {
   server: GatewayServer;
@@ -45,7 +45,7 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
     return record;
   };
   const approvals = new ApprovalStore(db);
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
   const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
   return {
     server,

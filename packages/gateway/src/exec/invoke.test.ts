@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
 import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
@@ -121,6 +121,64 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
   });
 });
 
+describe('runs waiting for their report, kept in the state directory', () => {
+  const reportOf = (events: AuditEventInput[], runId: string) => events.filter((e) => e.action === 'node.invoke' && (e.details as { runId?: string }).runId === runId).map((e) => [e.actor.kind, e.outcome?.status, e.outcome?.detail]);
+
+  it('records the report of a run authorized before the gateway restarted as run (regression: refused as unknown, the run never recorded)', async () => {
+    const state = stateDir();
+    const first = await Gateway.start({ stateDir: state, token, port: 0 });
+    const node = await pairedNodePeer(first.url, token, first.identity, ['system.run']);
+    const run = await authorize(node, ['echo', 'across-a-restart']);
+    await node.close();
+    await first.close();
+    const second = await Gateway.start({ stateDir: state, token, port: 0 });
+    const again = await GatewayClient.connect({ url: second.url, token, role: 'node', device: node.device, client: { displayName: 'same-node' }, commands: ['system.run'] });
+    try {
+      await again.request('corral.run.report', { runId: run.runId, ok: true, exitCode: 0 });
+      await assert.rejects(again.request('corral.run.report', { runId: run.runId, ok: true, exitCode: 0 }), (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST');
+    } finally {
+      await again.close();
+      await second.close();
+    }
+    assert.deepEqual(reportOf(await auditEvents(state), run.runId), [['node', 'success', undefined]]);
+  });
+
+  it('cuts off a node unpaired by another process within seconds, without waiting for it to act, and records its runs waiting for a report as not reported', async () => {
+    const state = stateDir();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    try {
+      const run = await authorize(node, ['echo', 'then-revoked']);
+      const cli = Identity.open(state);
+      cli.nodes.revoke(node.device.deviceId);
+      cli.close();
+      const revokedAt = performance.now();
+      assert.equal((await node.client.closed).code, 1008);
+      assert.ok(performance.now() - revokedAt < 5000, 'closed by the sweep, every 2 s');
+      await gw.sweepUnpaired();
+      assert.deepEqual(reportOf(await auditEvents(state), run.runId), [['service', 'unknown', 'not-reported']]);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+
+  it('records the runs of a node unpaired while the gateway was stopped as not reported when it starts', async () => {
+    const state = stateDir();
+    const first = await Gateway.start({ stateDir: state, token, port: 0 });
+    const node = await pairedNodePeer(first.url, token, first.identity, ['system.run']);
+    const run = await authorize(node, ['echo', 'revoked-while-stopped']);
+    await node.close();
+    await first.close();
+    const cli = Identity.open(state);
+    cli.nodes.revoke(node.device.deviceId);
+    cli.close();
+    const second = await Gateway.start({ stateDir: state, token, port: 0 });
+    await second.close();
+    assert.deepEqual(reportOf(await auditEvents(state), run.runId), [['service', 'unknown', 'not-reported']]);
+  });
+});
+
 describe('when one requester keeps asking for approvals it is not waiting for', () => {
   it(`keeps at most ${MAX_PENDING_APPROVALS} pending for one principal on one node: the next ask is refused, retryable, and no approver is asked (regression: unbounded)`, async () => {
     const gw = await Gateway.start({ stateDir: stateDir(), token, port: 0, approvalPollMs: 20 });
@@ -184,7 +242,7 @@ async function refusingLogGateway(state: string): Promise<{ server: GatewayServe
     if (refusing.when?.(event)) throw new Error('the disk is full');
     events.push(event);
   };
-  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
   return {
     server,
     identity,

@@ -25,6 +25,7 @@ import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
 import { decideNamed, decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
+import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
 /**
@@ -48,6 +49,8 @@ export interface InvokerOptions {
   approvals: ApprovalStore;
   /** Signs the receipt of every run an approval allowed (the node checks it; the audit log keeps it). */
   receipts: ReceiptSigner;
+  /** Runs authorized for nodes serving another gateway and not yet reported (kept across restarts). */
+  openRuns: OpenRuns;
   /** Where allow-always approvals become Cedar grants; without it allow-always allows the one run only. */
   grants?: PolicyGrants;
   /** The policy decision point's `decide`; absent (or throwing) means deny. */
@@ -87,13 +90,14 @@ export class NodeInvoker {
   readonly #approvalListeners = new Map<string, Set<() => void>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
-  /** Runs authorized for each node (corral.run.authorize) and not yet reported, by run id. */
-  readonly #openRuns = new Map<string, Map<string, OpenRun>>();
+  /** Runs authorized for each node (corral.run.authorize) and not yet reported. */
+  readonly #openRuns: OpenRuns;
 
   constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
     this.#server = server;
     this.#inventory = inventory;
     this.#options = options;
+    this.#openRuns = options.openRuns;
     server.on('closed', (connection) => {
       for (const [id, waiter] of this.#waiting) {
         if (waiter.connection !== connection) continue;
@@ -151,16 +155,14 @@ export class NodeInvoker {
    * record is refused: the oldest then still waits, and this run is not opened.
    */
   async #openRun(nodeId: string, run: Omit<OpenRun, 'at'>): Promise<string> {
-    const waiting = this.#openRuns.get(nodeId);
-    if (waiting && waiting.size >= MAX_OPEN_RUNS) {
-      const [oldestId, oldest] = waiting.entries().next().value!;
+    // Checked again after each record: another authorize of this node may have added a run meanwhile.
+    while (this.#openRuns.count(nodeId) >= MAX_OPEN_RUNS) {
+      const [oldestId, oldest] = this.#openRuns.ofNode(nodeId, 1)[0]!;
       // Unrecorded, it still waits and the run asked for now is not authorized.
       await this.#closeUnreported(nodeId, oldestId, oldest, 'newer runs of its node took its place');
     }
-    let runs = this.#openRuns.get(nodeId);
-    if (!runs) this.#openRuns.set(nodeId, (runs = new Map()));
     const runId = randomUUID();
-    runs.set(runId, { ...run, at: Date.now() });
+    this.#openRuns.put(nodeId, runId, { ...run, at: Date.now() });
     return runId;
   }
 
@@ -171,12 +173,12 @@ export class NodeInvoker {
    * the log refuses leaves it waiting, first in line again.
    */
   async #closeUnreported(nodeId: string, runId: string, run: OpenRun, because: string): Promise<void> {
-    this.#closeRun(nodeId, runId);
+    if (!this.#openRuns.take(nodeId, runId)) return;
     try {
       const record = runRecord(nodeId, runId, run);
       await this.#audit({ ...record, actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' }, details: { ...record.details, because } });
     } catch (error) {
-      this.#openRuns.set(nodeId, new Map([[runId, run], ...(this.#openRuns.get(nodeId) ?? [])]));
+      this.#openRuns.put(nodeId, runId, run);
       throw error;
     }
   }
@@ -190,16 +192,23 @@ export class NodeInvoker {
     try {
       this.#inventory.assertPaired(connection);
     } catch (error) {
-      for (const [runId, run] of [...(this.#openRuns.get(nodeId) ?? [])]) await this.#closeUnreported(nodeId, runId, run, 'its node was unpaired').catch(() => undefined);
+      await this.#closeRunsOf(nodeId);
       throw error;
     }
   }
 
-  /** Forgets one open run of `nodeId` (and the node's entry once it has none). */
-  #closeRun(nodeId: string, runId: string): void {
-    const runs = this.#openRuns.get(nodeId);
-    runs?.delete(runId);
-    if (runs?.size === 0) this.#openRuns.delete(nodeId);
+  /**
+   * Records the runs still waiting for a report from nodes no longer paired
+   * (unpaired from the CLI, another process, while disconnected or quiet) as
+   * not reported. The gateway calls it every few seconds and on start.
+   */
+  async closeRunsOfUnpaired(): Promise<void> {
+    for (const nodeId of this.#openRuns.nodes()) if (this.#server.identity.nodes.find(nodeId)?.status !== 'paired') await this.#closeRunsOf(nodeId);
+  }
+
+  /** Records every run of `nodeId` still waiting for its report as not reported; one the log refuses waits for the next try. */
+  async #closeRunsOf(nodeId: string): Promise<void> {
+    for (const [runId, run] of this.#openRuns.ofNode(nodeId)) await this.#closeUnreported(nodeId, runId, run, 'its node was unpaired').catch(() => undefined);
   }
 
   /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
@@ -262,16 +271,14 @@ export class NodeInvoker {
         await this.#assertPaired(connection, peer.deviceId!);
         const p = (params ?? {}) as { runId?: unknown; ok?: unknown; exitCode?: unknown; resultDigest?: unknown; error?: unknown };
         const nodeId = peer.deviceId!;
-        const runs = this.#openRuns.get(nodeId);
         const runId = typeof p.runId === 'string' ? p.runId : undefined;
-        const run = runId === undefined ? undefined : runs?.get(runId);
+        // Taken out before its record is written: a second report of it meanwhile is refused, never recorded twice.
+        const run = runId === undefined ? undefined : this.#openRuns.take(nodeId, runId);
         if (!run) {
           // A report of a run this gateway never authorized for this node (or one already reported): its word alone, recorded as refused.
           await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
           throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' });
         }
-        // Taken out before its record is written: a second report of it meanwhile is refused, never recorded twice.
-        this.#closeRun(nodeId, runId!);
         try {
           await this.#audit({
             ...runRecord(nodeId, runId!, run),
@@ -280,9 +287,7 @@ export class NodeInvoker {
           });
         } catch (error) {
           // Unrecorded, the run still waits for its report (the node is told to retry), or is recorded as not reported.
-          let waiting = this.#openRuns.get(nodeId);
-          if (!waiting) this.#openRuns.set(nodeId, (waiting = new Map()));
-          waiting.set(runId!, run);
+          this.#openRuns.put(nodeId, runId!, run);
           throw error;
         }
         return { ok: true };
@@ -702,16 +707,6 @@ function parsePayload(text: string | null | undefined): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** A run a node was told it may start, waiting for its report. */
-interface OpenRun {
-  digest: string;
-  principal: PrincipalRef;
-  /** The approval that allowed it, and the receipt this gateway signed for it. */
-  approvalId?: string;
-  receipt?: ApprovalReceipt;
-  at: number;
 }
 
 /** The record of a run another gateway sent a Corral node, as this gateway authorized it: the approval is the one this gateway gave, never the node's word. */

@@ -134,6 +134,17 @@ export class NodeInventory {
     throw new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired while connected', { wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked' } });
   }
 
+  /**
+   * Closes the connection of every node no longer paired: one unpaired from
+   * the CLI (another process) is otherwise cut off only when it next acts.
+   * The gateway calls it every few seconds.
+   */
+  cutOffUnpaired(): void {
+    for (const [deviceId, connection] of this.#live) {
+      if (this.#server.identity.nodes.find(deviceId)?.status !== 'paired') connection.close(CLOSE.policyViolation, 'device pairing was revoked');
+    }
+  }
+
   /** Every known node with its live state. */
   list(): NodeListEntry[] {
     return this.#server.identity.nodes.list().map((node) => this.#entry(node));
