@@ -37,6 +37,17 @@ describe('agent registry', () => {
     it(`refuses ${what}: IDENTITY_INPUT_INVALID`, () => assert.throws(() => id.agents.create(input as NewAgent), { code: 'IDENTITY_INPUT_INVALID' }));
   }
 
+  it('refuses scopes its tokens could not carry: more than 64, more than 2,048 characters in all, or not a list', () => {
+    // Before: the agent was created, and every token it was issued was refused by every verifier as too long.
+    const scopes = (n: number, width: number) => Array.from({ length: n }, (_, i) => `s${String(i).padStart(width - 1, '0')}`);
+    const agent = (name: string, s: unknown) => ({ name, process: 'p', owner: 'a@example.com', scopes: s }) as NewAgent;
+    assert.throws(() => id.agents.create(agent('many', scopes(65, 4))), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.throws(() => id.agents.create(agent('wide', scopes(20, 128))), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.throws(() => id.agents.create(agent('chars', 'records')), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.equal(id.agents.create(agent('most', scopes(64, 31))).scopes.join(' ').length, 2047);
+    assert.equal(id.agents.find('many'), undefined);
+  });
+
   it('moves through suspend, resume and retire, and refuses the moves its status forbids', () => {
     id.agents.create({ name: 'b', process: 'p', owner: 'a@example.com' });
     assert.throws(() => id.agents.resume('b'), { code: 'IDENTITY_AGENT_STATE' });
@@ -53,6 +64,13 @@ describe('agent registry', () => {
     assert.equal(again.settings.issuer, id.settings.issuer);
     again.close();
     assert.throws(() => Identity.open(dir, { issuer: 'https://other.example' }), { code: 'IDENTITY_INPUT_INVALID' });
+  });
+
+  it('refuses an empty or overlong issuer or audience, which every token carries', () => {
+    const fresh = join(dir, 'fresh');
+    for (const options of [{ issuer: '' }, { audience: '' }, { issuer: `https://${'x'.repeat(300)}` }, { audience: 'a'.repeat(257) }]) {
+      assert.throws(() => Identity.open(fresh, options), { code: 'IDENTITY_INPUT_INVALID' }, JSON.stringify(options).slice(0, 40));
+    }
   });
 
   it('keeps the audience fixed too: asking for another one is refused, not silently ignored', () => {

@@ -35,6 +35,9 @@ const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PROCESS = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const EMAIL = /^[^\s@<>()",;:]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$/;
 const SCOPE = /^[A-Za-z0-9][A-Za-z0-9:._*/-]{0,127}$/;
+/** Every scope is written into every token, which a verifier reads only up to 8 KiB: bounded here, an agent's tokens always fit. */
+const MAX_SCOPES = 64;
+const MAX_SCOPE_TEXT = 2048;
 
 interface Row {
   id: string;
@@ -66,8 +69,11 @@ export class AgentRegistry {
     if (typeof input.name !== 'string' || !NAME.test(input.name)) throw invalid('name must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit');
     if (typeof input.process !== 'string' || !PROCESS.test(input.process)) throw invalid('process must be 1-63 lowercase letters, digits, dots, dashes or underscores');
     if (typeof input.owner !== 'string' || !EMAIL.test(input.owner)) throw invalid('owner must be an email address');
+    if (input.scopes !== undefined && !Array.isArray(input.scopes)) throw invalid('scopes must be a list');
     const scopes = [...new Set(input.scopes ?? [])];
     for (const s of scopes) if (typeof s !== 'string' || !SCOPE.test(s)) throw invalid(`scope "${String(s).slice(0, 40)}" is malformed`);
+    if (scopes.length > MAX_SCOPES) throw invalid(`an agent holds at most ${MAX_SCOPES} scopes, not ${scopes.length}`);
+    if (scopes.join(' ').length > MAX_SCOPE_TEXT) throw invalid(`an agent's scopes total at most ${MAX_SCOPE_TEXT} characters`);
     const displayName = input.displayName ?? input.name;
     if (typeof displayName !== 'string' || displayName.length > 200) throw invalid('display name must be at most 200 characters');
     const now = this.#now();

@@ -9,6 +9,9 @@ import { LocalUsers } from './local-users.ts';
 import { NodeRegistry } from './nodes.ts';
 import { issueAgentToken, verifyAgentToken, type AgentTokenClaims, type TokenRefusal, type TokenSettings } from './tokens.ts';
 
+/** The longest issuer or audience: each is written into every token. */
+const MAX_NAME_LENGTH = 256;
+
 export interface IdentityOptions {
   /** The token issuer, fixed when the store is created (default `urn:corral:install:<random>`). */
   issuer?: string;
@@ -48,13 +51,20 @@ export class Identity {
     this.localUsers = new LocalUsers(db, now);
   }
 
-  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED; IDENTITY_INPUT_INVALID for lifetimes out of range, or an issuer or audience other than the store's. */
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use. Throws IDENTITY_STORE_FAILED; IDENTITY_INPUT_INVALID for lifetimes out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's. */
   static open(stateDir: string, options: IdentityOptions = {}): Identity {
     const now = options.now ?? Date.now;
     const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;
     const maxTtlSeconds = options.maxTtlSeconds ?? 3600;
     if (!Number.isSafeInteger(defaultTtlSeconds) || !Number.isSafeInteger(maxTtlSeconds) || defaultTtlSeconds < 1 || defaultTtlSeconds > maxTtlSeconds) {
       throw new IdentityError('IDENTITY_INPUT_INVALID', 'token lifetimes must be whole seconds with the default no longer than the maximum');
+    }
+    for (const name of ['issuer', 'audience'] as const) {
+      // Written into every token: an empty one would turn jose's check off, a long one make tokens no verifier reads.
+      const value: unknown = options[name];
+      if (value !== undefined && (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH)) {
+        throw new IdentityError('IDENTITY_INPUT_INVALID', `the token ${name} must be 1 to ${MAX_NAME_LENGTH} characters`);
+      }
     }
     const db = openIdentityDb(stateDir);
     const issuer = setMetaIfAbsent(db, 'issuer', options.issuer ?? `urn:corral:install:${randomBytes(8).toString('hex')}`);

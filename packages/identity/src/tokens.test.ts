@@ -200,6 +200,36 @@ describe('agent tokens', () => {
   });
 });
 
+describe('an agent at the limits of what it may hold', () => {
+  it('is issued tokens that verify: 64 scopes, 2,047 characters of them, under a 256-character issuer and audience', async () => {
+    const dir = tempDir();
+    const id = Identity.open(dir, { issuer: `https://${'i'.repeat(248)}`, audience: 'a'.repeat(256) });
+    try {
+      const scopes = Array.from({ length: 64 }, (_, i) => `${String(i).padStart(2, '0')}:${'x'.repeat(28)}`);
+      id.agents.create({ name: 'n'.repeat(63), process: 'p'.repeat(63), owner: 'o@example.com', scopes });
+      const { token } = await id.issueToken('n'.repeat(63));
+      assert.equal((await id.verifyToken(token)).scope.split(' ').length, 64);
+    } finally {
+      id.close();
+    }
+  });
+
+  it('is issued no token at all when an older store gave it more scopes than a token carries', async () => {
+    // Before: the token was handed out, and every verifier refused it as malformed.
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      id.agents.create({ name: 'legacy-bot', process: 'p', owner: 'o@example.com' });
+      const db = new DatabaseSync(join(dir, 'identity.db'));
+      db.prepare("UPDATE agents SET scopes = ? WHERE name = 'legacy-bot'").run(JSON.stringify(Array.from({ length: 100 }, (_, i) => `scope-${i}:${'x'.repeat(100)}`)));
+      db.close();
+      await assert.rejects(id.issueToken('legacy-bot'), { code: 'IDENTITY_INPUT_INVALID' });
+    } finally {
+      id.close();
+    }
+  });
+});
+
 describe('the kill switch', () => {
   it('makes every token of a suspended agent useless at once, also in another process handle on the same store, and for good after resume', async () => {
     const dir = tempDir();

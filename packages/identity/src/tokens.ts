@@ -81,6 +81,10 @@ export async function issueAgentToken(
     gen: agent.tokenGeneration,
   };
   const token = await new SignJWT({ ...claims }).setProtectedHeader({ alg: ALGORITHM, typ: TYPE, kid }).sign(key);
+  // An agent created before its scopes were bounded could hold more than a token carries: never hand out one no verifier accepts.
+  if (token.length > MAX_TOKEN_LENGTH) {
+    throw new IdentityError('IDENTITY_INPUT_INVALID', `a token for agent ${agent.name} would be ${token.length} characters, over the ${MAX_TOKEN_LENGTH} a verifier reads: retire it and create it again with fewer scopes`);
+  }
   return { token, claims };
 }
 
