@@ -31,6 +31,10 @@ describe('agent registry', () => {
     ['an uppercase name', { name: 'Bot', process: 'p', owner: 'a@example.com' }],
     ['a name with a slash', { name: 'a/b', process: 'p', owner: 'a@example.com' }],
     ['an owner that is not an email', { name: 'x', process: 'p', owner: 'alice' }],
+    // Each of these passed before: an escape sequence that clears the reader's terminal, and two addresses that print as alice's.
+    ['an owner holding an escape sequence', { name: 'x', process: 'p', owner: '\x1b[2Jmallory@example.com' }],
+    ['an owner holding a zero-width space', { name: 'x', process: 'p', owner: 'alice\u200b@example.com' }],
+    ['an owner holding a bidi override', { name: 'x', process: 'p', owner: 'mallory\u202e\u2066@example.com' }],
     ['an empty process', { name: 'x', process: '', owner: 'a@example.com' }],
     ['a scope with spaces', { name: 'x', process: 'p', owner: 'a@example.com', scopes: ['a b'] }],
   ] as const) {
