@@ -113,71 +113,94 @@ static int unix_socket(const char *path, int do_listen) {
   return fd;
 }
 
-/* Writes all of buf; 0 on success. */
-static int write_all(int fd, const char *buf, ssize_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, buf, (size_t)len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    buf += n;
-    len -= n;
+/*
+ * One direction of a relayed connection: what was read from `from` and is not
+ * yet written to `to`. Bytes go through a pipe with splice(2), so they never
+ * pass through this process, else (a descriptor splice cannot take) through
+ * `buf`. Nothing more is read until what was read is written: a slow reader
+ * holds its writer back, and never the other direction.
+ */
+struct flow {
+  int from, to;
+  int pipe[2];    /* -1, -1 once splice cannot be used */
+  size_t pending; /* bytes read and not yet written: in the pipe, or at buf + off */
+  size_t off;
+  int eof;        /* `from` has ended */
+  int done;       /* and all of it was written: `to` is shut down for writing */
+  char buf[BUFFER_SIZE];
+};
+
+/* Reads what `from` has ready (pending is 0). 0 on progress, at end of input or when nothing was ready; -1 on an error. */
+static int fill(struct flow *f) {
+  if (f->pipe[0] >= 0) {
+    ssize_t n = splice(f->from, NULL, f->pipe[1], NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0 && errno == EINVAL) {
+      close(f->pipe[0]);
+      close(f->pipe[1]);
+      f->pipe[0] = f->pipe[1] = -1;
+      return fill(f);
+    }
+    if (n < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (n == 0) f->eof = 1;
+    f->pending = (size_t)n;
+    return 0;
+  }
+  ssize_t n = read(f->from, f->buf, sizeof f->buf);
+  if (n < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
+  if (n == 0) f->eof = 1;
+  f->pending = (size_t)n;
+  f->off = 0;
+  return 0;
+}
+
+/* Writes what `to` takes now of what is pending. 0 on progress or when `to` is full (wait for POLLOUT); -1 on an error. */
+static int drain(struct flow *f) {
+  while (f->pending > 0) {
+    ssize_t m = f->pipe[0] >= 0 ? splice(f->pipe[0], NULL, f->to, NULL, f->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                : write(f->to, f->buf + f->off, f->pending);
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0 && errno == EAGAIN) return 0;
+    if (m <= 0) return -1;
+    f->pending -= (size_t)m;
+    f->off += (size_t)m;
   }
   return 0;
 }
 
 /*
- * Moves what `from` has ready to `to`: through a pipe with splice(2), so the
- * bytes never pass through this process, else (a descriptor splice cannot
- * take) with read and write. Returns the bytes moved, 0 at end of input, -1 on
- * an error; on return every byte read has been written.
+ * Copies both ways until both sides have finished; half-closes pass through.
+ * Both descriptors are made non-blocking: a direction whose reader is slow
+ * waits in poll() for room, while the other direction goes on (a blocking
+ * write would stall both, and deadlock a full-duplex protocol).
  */
-static ssize_t move(int from, int to, int pipe_fds[2]) {
-  static char buf[BUFFER_SIZE];
-  if (pipe_fds[0] >= 0) {
-    ssize_t n = splice(from, NULL, pipe_fds[1], NULL, 1 << 20, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 1;
-    if (n < 0 && errno == EINVAL) {
-      close(pipe_fds[0]);
-      close(pipe_fds[1]);
-      pipe_fds[0] = pipe_fds[1] = -1;
-      return move(from, to, pipe_fds);
-    }
-    for (ssize_t left = n; left > 0;) {
-      ssize_t m = splice(pipe_fds[0], NULL, to, NULL, (size_t)left, SPLICE_F_MOVE);
-      if (m < 0 && errno == EINTR) continue;
-      if (m <= 0) return -1;
-      left -= m;
-    }
-    return n;
-  }
-  ssize_t n = read(from, buf, sizeof buf);
-  if (n < 0 && errno == EINTR) return 1;
-  if (n > 0 && write_all(to, buf, n) < 0) return -1;
-  return n;
-}
-
-/* Copies both ways until both sides have finished; half-closes pass through. */
 static void relay(int a, int b) {
-  int pipes[2][2];
+  static struct flow flows[2];
+  flows[0] = (struct flow){.from = a, .to = b};
+  flows[1] = (struct flow){.from = b, .to = a};
+  if (fcntl(a, F_SETFL, fcntl(a, F_GETFL) | O_NONBLOCK) < 0 || fcntl(b, F_SETFL, fcntl(b, F_GETFL) | O_NONBLOCK) < 0) return;
   for (int i = 0; i < 2; i++) {
-    if (pipe2(pipes[i], O_CLOEXEC) < 0) pipes[i][0] = pipes[i][1] = -1;
-    else fcntl(pipes[i][1], F_SETPIPE_SZ, 1 << 20);
+    if (pipe2(flows[i].pipe, O_CLOEXEC) < 0) flows[i].pipe[0] = flows[i].pipe[1] = -1;
+    else fcntl(flows[i].pipe[1], F_SETPIPE_SZ, 1 << 20);
   }
-  int open_a = 1, open_b = 1;
-  while (open_a || open_b) {
-    struct pollfd fds[2] = {{.fd = open_a ? a : -1, .events = POLLIN}, {.fd = open_b ? b : -1, .events = POLLIN}};
+  while (!flows[0].done || !flows[1].done) {
+    struct pollfd fds[2];
+    for (int i = 0; i < 2; i++) {
+      struct flow *f = &flows[i];
+      /* Pending bytes wait for room in `to`; otherwise more is read from `from`. */
+      fds[i] = f->done ? (struct pollfd){.fd = -1} : f->pending > 0 ? (struct pollfd){.fd = f->to, .events = POLLOUT} : (struct pollfd){.fd = f->from, .events = POLLIN};
+    }
     if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     for (int i = 0; i < 2; i++) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      int from = i == 0 ? a : b, to = i == 0 ? b : a;
-      ssize_t n = move(from, to, pipes[i]);
-      if (n <= 0) {
-        shutdown(to, SHUT_WR);
-        if (i == 0) open_a = 0; else open_b = 0;
-        if (n < 0) return;
+      struct flow *f = &flows[i];
+      if (f->done || !(fds[i].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
+      if (f->pending == 0 && fill(f) < 0) return;
+      if (drain(f) < 0) return;
+      if (f->eof && f->pending == 0) {
+        shutdown(f->to, SHUT_WR);
+        f->done = 1;
       }
     }
   }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -52,6 +52,33 @@ describe('the network forwarder', () => {
     assert.equal(r.stderr, '');
     assert.equal(r.stdout, 'HELLO');
     assert.equal(r.code, 0);
+  });
+
+  describe('when both sides send at once (a full-duplex protocol)', () => {
+    it('relays 8 MiB each way through an echo, every byte in order, though the writer outruns the echo', async () => {
+      // The echo stops reading while its answers back up: a relay that waits for one direction's
+      // write before it reads the other would never read those answers, and both would stall.
+      const echoSocket = join(dir, 'echo.sock');
+      const echoed = new Set<Socket>();
+      const echo = createServer((c) => {
+        echoed.add(c);
+        c.pipe(c);
+      });
+      await new Promise<void>((r) => echo.listen(echoSocket, r));
+      const port = await freePort();
+      const script = `const {createHash}=require('crypto');const s=require('net').connect(${port},'127.0.0.1');
+        const total=8*1024*1024,chunk=Buffer.alloc(65536);let sent=0,got=0;const out=createHash('sha256'),back=createHash('sha256');
+        function pump(){while(sent<total){chunk.fill(sent/65536%251);out.update(chunk);sent+=chunk.length;if(!s.write(chunk))return s.once('drain',pump);}s.end();}
+        s.on('connect',pump);s.on('data',d=>{back.update(d);got+=d.length});
+        s.on('end',()=>console.log(got,out.digest('hex')===back.digest('hex')?'same':'different'));
+        setTimeout(()=>{console.log('stalled after',sent,'sent,',got,'back');process.exit(1)},20000).unref();`;
+      const r = await run(['-e', `${port}:${echoSocket}`, '--', process.execPath, '-e', script]);
+      // A stalled relay still holds its connection: cut it, or this file would never end.
+      for (const c of echoed) c.destroy();
+      echo.close();
+      assert.equal(r.stdout.trim(), `${8 * 1024 * 1024} same`);
+      assert.equal(r.code, 0);
+    });
   });
 
   it('relays from a unix socket to a loopback port for ingress', async () => {
