@@ -204,6 +204,8 @@ describe('DecisionPoint refuses bad requests', () => {
     ['a principal id that is not well-formed Unicode', { ...pay(), principal: { type: 'Agent', id: 'bot\ud800' } }],
     ['a resource id that is not well-formed Unicode', { ...pay(), resource: { type: 'Record', id: '\udc00p1' } }],
     ['a context string that is not well-formed Unicode', pay({ currency: 'EU\ud800' })],
+    // Cedar reads it as a record, so it is no Node
+    ['a context entity with another key beside __entity', pay({ node: { __entity: { type: 'Node', id: 'n' }, x: 1 } })],
   ] as const) {
     it(`refuses ${name} with POLICY_REQUEST_INVALID`, () => {
       assert.throws(() => pdp.decide(request), { code: 'POLICY_REQUEST_INVALID' });
@@ -232,6 +234,31 @@ describe('DecisionPoint refuses bad requests', () => {
     const p = pdpWith('permit(principal, action, resource);');
     assert.throws(() => p.setEntities([{ uid: { type: 'Agent', id: 'bot\udc00' }, attrs: {}, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
     assert.throws(() => p.setEntities([{ uid: { type: 'Group', id: 'g' }, attrs: { name: '\ud800' }, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+  });
+
+  it('refuses entity data cedar-wasm cannot read, and keeps the old data (a null was taken, and then every decision on the cedar-wasm path failed as a bad request)', () => {
+    const p = pdpWith('@id("g") permit(principal in Group::"finance", action, resource);');
+    for (const bad of [null, 1.5]) {
+      assert.throws(() => p.setEntities([...ENTITIES, { uid: { type: 'Tool', id: 't' }, attrs: { name: 'x', server: bad }, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+    }
+    assert.equal(p.decide(pay()).decision, 'allow');
+  });
+
+  it('decides on the cedar-wasm path with any entity data it accepts (property)', () => {
+    const p = pdpWith('@id("ext") permit(principal, action, resource) when { ip("127.0.0.1").isLoopback() };');
+    const uid = fc.record({ type: fc.constantFrom('Agent', 'Group', 'Tool'), id: fc.string({ maxLength: 3 }) });
+    fc.assert(
+      fc.property(fc.array(fc.record({ uid, attrs: fc.dictionary(fc.string({ maxLength: 3 }), fc.jsonValue({ maxDepth: 3 })), parents: fc.array(uid, { maxLength: 2 }) }), { maxLength: 4 }), (entities) => {
+        try {
+          p.setEntities(entities);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, String(error));
+          return;
+        }
+        assert.ok(p.evaluate(pay(), 'cedar'));
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('never lets a foreign exception out of entity parsing, whatever the JSON (property)', () => {

@@ -1,5 +1,5 @@
 import { PolicyError } from './errors.ts';
-import type { EntityJson } from './lib/cedar.ts';
+import { cedar, describeCedarError, type EntityJson } from './lib/cedar.ts';
 import { copyJson } from './lib/json.ts';
 import { EntityRef, Opaque, Unsupported, entityKey, fromJson, type Value } from './lib/values.ts';
 import { isPlainObject, type CorralSchema } from './schema.ts';
@@ -51,6 +51,11 @@ export class EntityStore {
       const parents = action.groups.map((g) => ({ type: 'Action', id: g }));
       this.#byKey.set(uid.key, { uid, attrs: new Map(), parents: parents.map((p) => entityKey(p.type, p.id)) });
       json.push({ uid: { type: 'Action', id: action.id }, attrs: {}, parents });
+    }
+    // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
+    const parsed = cedar.checkParseEntities({ entities: json } as never);
+    if (parsed.type !== 'success') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `Cedar cannot read the entities: ${parsed.errors.map(describeCedarError).join('; ')}`);
     }
     this.json = json;
     this.version = version;

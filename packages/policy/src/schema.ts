@@ -127,7 +127,8 @@ function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () =>
       return undefined;
     }
     case 'Entity': {
-      if (!isPlainObject(value) || !isPlainObject(value.__entity)) return `${path()} must be {"__entity": {"type", "id"}}`;
+      // Only key: Cedar reads {"__entity": {…}, "x": 1} as a record, not an entity.
+      if (!isPlainObject(value) || !isPlainObject(value.__entity) || Object.keys(value).length !== 1) return `${path()} must be {"__entity": {"type", "id"}}`;
       const e = value.__entity;
       if (e.type !== t.name || typeof e.id !== 'string') return `${path()} must be an entity of type ${t.name}`;
       return undefined;

@@ -66,12 +66,14 @@ export function fromJson(json: unknown): Value {
       if (json === null) throw new Unsupported('null');
       if (Array.isArray(json)) return new CedarSet(json.map(fromJson));
       const o = json as Record<string, unknown>;
-      if (Object.hasOwn(o, '__entity')) {
+      // Cedar reads an escape only as an object's one key: {"__entity": {…}, "x": 1} is a record.
+      const keys = Object.keys(o);
+      if (keys.length === 1 && keys[0] === '__entity') {
         const e = o.__entity as { type?: unknown; id?: unknown } | null;
         if (typeof e?.type !== 'string' || typeof e.id !== 'string') throw new Unsupported('a malformed entity reference');
         return new EntityRef(e.type, e.id);
       }
-      if (Object.hasOwn(o, '__extn')) return new Opaque();
+      if (keys.length === 1 && keys[0] === '__extn') return new Opaque();
       const fields = new Map<string, Value>();
       for (const [k, v] of Object.entries(o)) fields.set(k, fromJson(v));
       return new CedarRecord(fields);
