@@ -20,7 +20,7 @@ export {
 export type { DeviceAuthFields, DeviceIdentity, DeviceProof } from './device.ts';
 export { NodeRegistry, printable } from './nodes.ts';
 export type { NodeConnect, NodeRecord, NodeStatus, SurfaceRequest } from './nodes.ts';
-export { CORRAL_ROLES, OidcClient, mapRoles } from './oidc.ts';
+export { CORRAL_ROLES, OidcClient, checkOidcSettings, mapRoles } from './oidc.ts';
 export type { CorralRole, HumanIdentity, OidcSettings, PendingLogin } from './oidc.ts';
 export { HumanRegistry } from './humans.ts';
 export { LocalUsers } from './local-users.ts';

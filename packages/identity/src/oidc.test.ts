@@ -136,6 +136,57 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
   });
 });
 
+describe('OIDC settings and issuer answers Corral cannot use', () => {
+  // An issuer that answers discovery with `doc` and the token endpoint with `tokens`, as JSON.
+  const ISSUER = 'https://issuer.example';
+  const answering = (doc: unknown, tokens: unknown = {}): typeof fetch =>
+    (async (input: string | URL | Request) => Response.json(String(input).endsWith('/token') ? tokens : doc)) as typeof fetch;
+  const DOC = { issuer: ISSUER, authorization_endpoint: `${ISSUER}/auth`, token_endpoint: `${ISSUER}/token`, jwks_uri: `${ISSUER}/jwks` };
+  const base: OidcSettings = { issuer: ISSUER, clientId: 'corral', redirectUri: REDIRECT, roleMap, fetch: answering(DOC) };
+
+  const settings: Array<[string, Partial<Record<keyof OidcSettings, unknown>>]> = [
+    ['scopes given as one string', { scopes: 'openid email' }],
+    ['scopes without openid (no ID token would come back)', { scopes: ['email'] }],
+    ['ID-token algorithms given as one string', { idTokenAlgorithms: 'RS256' }],
+    ['the unsigned algorithm none', { idTokenAlgorithms: ['none'] }],
+    ['an HMAC algorithm, keyed with a shared secret', { idTokenAlgorithms: ['RS256', 'HS256'] }],
+    ['no algorithm at all', { idTokenAlgorithms: [] }],
+    ['a clock tolerance given as text', { clockToleranceSeconds: '60' }],
+    ['a clock tolerance of a day', { clockToleranceSeconds: 86_400 }],
+    ['a role claim that is no claim name', { roleClaim: 5 }],
+    ['a client secret that is not text', { clientSecret: 1234 }],
+    ['an issuer over plain HTTP, off this machine', { issuer: 'http://issuer.example' }],
+  ];
+  for (const [what, change] of settings) {
+    it(`refuses ${what} at discovery, naming the setting: IDENTITY_INPUT_INVALID`, async () => {
+      // Before: a TypeError at the first sign-in, an ID token blamed for the configuration, or a weaker check taken silently.
+      const error = await OidcClient.discover({ ...base, ...change } as OidcSettings).catch((e: unknown) => e);
+      assert.equal((error as { code?: string }).code, 'IDENTITY_INPUT_INVALID', String(error));
+      assert.match((error as Error).message, new RegExp(`OIDC setting ${Object.keys(change)[0]}`));
+    });
+  }
+
+  const documents: Array<[string, unknown]> = [
+    ['null', null],
+    ['a list', [DOC]],
+    ['a jwks_uri that is no URL', { ...DOC, jwks_uri: 'not a url' }],
+    ['a token endpoint over plain HTTP', { ...DOC, token_endpoint: 'http://issuer.example/token' }],
+  ];
+  for (const [what, doc] of documents) {
+    it(`refuses a discovery document that is ${what}: IDENTITY_OIDC_DISCOVERY_FAILED, never a TypeError`, async () => {
+      await assert.rejects(OidcClient.discover({ ...base, fetch: answering(doc) }), { code: 'IDENTITY_OIDC_DISCOVERY_FAILED' });
+    });
+  }
+
+  for (const [what, tokens] of [['null', null], ['a list', ['id_token']], ['text', 'id_token']] as const) {
+    it(`refuses a token response that is ${what}: IDENTITY_OIDC_EXCHANGE_FAILED, never a TypeError`, async () => {
+      const client = await OidcClient.discover({ ...base, fetch: answering(DOC, tokens) });
+      const pending = client.startLogin();
+      await assert.rejects(client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending), { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
+    });
+  }
+});
+
 describe('mapRoles', () => {
   it('maps Entra-style group object ids to roles in Corral’s order', () => {
     const map = { approver: ['2f6c-approvers'], admin: ['9a1b-admins'], auditor: ['77aa-audit'] };

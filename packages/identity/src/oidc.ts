@@ -4,30 +4,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { IdentityError } from './errors.ts';
+import { CORRAL_ROLES, checkOidcSettings, readDiscovery, type CorralRole, type Discovery, type OidcSettings } from './oidc-settings.ts';
 
-export const CORRAL_ROLES = ['admin', 'approver', 'auditor', 'viewer'] as const;
-export type CorralRole = (typeof CORRAL_ROLES)[number];
-
-export interface OidcSettings {
-  /** The issuer URL exactly as its discovery document states it (Entra: `https://login.microsoftonline.com/TENANT/v2.0`). */
-  issuer: string;
-  clientId: string;
-  /** For a confidential client (client_secret_basic); leave out for a public client (PKCE only). */
-  clientSecret?: string;
-  /** Where the issuer sends the browser back; must be registered with the issuer. */
-  redirectUri: string;
-  /** Default `openid profile email`. */
-  scopes?: string[];
-  /** The claim holding groups or roles. Default `groups` (Entra: `groups` for group object ids, `roles` for app roles). */
-  roleClaim?: string;
-  /** Claim values that grant each Corral role. */
-  roleMap: Partial<Record<CorralRole, string[]>>;
-  /** Accepted ID token algorithms. Default RS256 (what Entra ID and most issuers sign with). */
-  idTokenAlgorithms?: string[];
-  /** Clock skew tolerated on ID token times (seconds). Default 60. */
-  clockToleranceSeconds?: number;
-  fetch?: typeof fetch;
-}
+export { CORRAL_ROLES, checkOidcSettings };
+export type { CorralRole, OidcSettings };
 
 /** What `startLogin` hands back: the URL to send the browser to, and secrets to keep until the callback. */
 export interface PendingLogin {
@@ -49,13 +29,6 @@ export interface HumanIdentity {
   roles: CorralRole[];
 }
 
-interface Discovery {
-  issuer: string;
-  authorization_endpoint: string;
-  token_endpoint: string;
-  jwks_uri: string;
-}
-
 /** Maps role-claim values to Corral roles, in Corral's order (admin first). */
 export function mapRoles(values: readonly string[], roleMap: OidcSettings['roleMap']): CorralRole[] {
   const have = new Set(values);
@@ -75,34 +48,23 @@ export class OidcClient {
 
   /**
    * Checks the settings, reads the issuer's discovery document and checks it
-   * names the same issuer. Throws IDENTITY_CONFIG_MISSING, IDENTITY_INPUT_INVALID
-   * (a role map naming a role Corral does not have, or values that are not a
-   * list of strings), IDENTITY_OIDC_DISCOVERY_FAILED.
+   * names the same issuer, with https endpoints. Throws IDENTITY_CONFIG_MISSING,
+   * IDENTITY_INPUT_INVALID (a setting of the wrong shape: see
+   * checkOidcSettings), IDENTITY_OIDC_DISCOVERY_FAILED.
    */
   static async discover(settings: OidcSettings): Promise<OidcClient> {
-    for (const name of ['issuer', 'clientId', 'redirectUri'] as const) {
-      if (typeof settings[name] !== 'string' || settings[name] === '') throw new IdentityError('IDENTITY_CONFIG_MISSING', `OIDC setting ${name} is required`);
-    }
-    if (!settings.roleMap || Object.keys(settings.roleMap).length === 0) throw new IdentityError('IDENTITY_CONFIG_MISSING', 'OIDC setting roleMap is required');
-    for (const [role, values] of Object.entries(settings.roleMap)) {
-      if (!(CORRAL_ROLES as readonly string[]).includes(role)) throw new IdentityError('IDENTITY_INPUT_INVALID', `OIDC roleMap names "${role.slice(0, 40)}", which is not one of ${CORRAL_ROLES.join(', ')}`);
-      if (values !== undefined && (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))) throw new IdentityError('IDENTITY_INPUT_INVALID', `OIDC roleMap.${role} must be a list of claim values`);
-    }
+    checkOidcSettings(settings);
     const doFetch = settings.fetch ?? fetch;
     const url = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-    let doc: Record<string, unknown>;
+    let doc: unknown;
     try {
       const res = await doFetch(url, { headers: { accept: 'application/json' }, redirect: 'error' });
       if (!res.ok) throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `the issuer answered HTTP ${res.status}`);
-      doc = (await res.json()) as Record<string, unknown>;
+      doc = await res.json();
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `cannot read ${url}`, { cause: error });
     }
-    if (doc.issuer !== settings.issuer) throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', 'the discovery document names another issuer');
-    for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri'] as const) {
-      if (typeof doc[k] !== 'string') throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `the discovery document has no ${k}`);
-    }
-    return new OidcClient(settings, doc as unknown as Discovery);
+    return new OidcClient(settings, readDiscovery(doc, settings.issuer));
   }
 
   /** Starts a login: fresh state, nonce and PKCE verifier; the URL carries only the S256 challenge. */
@@ -153,19 +115,21 @@ export class OidcClient {
     } else {
       body.set('client_id', this.settings.clientId);
     }
-    let tokens: Record<string, unknown>;
+    let idToken: unknown;
     try {
       const res = await (this.settings.fetch ?? fetch)(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
-      tokens = (await res.json()) as Record<string, unknown>;
-      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof tokens.error === 'string' ? tokens.error : ''}`.trim());
+      const tokens: unknown = await res.json();
+      const fields = typeof tokens === 'object' && tokens !== null ? (tokens as Record<string, unknown>) : {};
+      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof fields.error === 'string' ? fields.error.slice(0, 64) : ''}`.trim());
+      idToken = fields.id_token;
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer refused the code exchange', { cause: error });
     }
-    if (typeof tokens.id_token !== 'string') throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer returned no ID token');
+    if (typeof idToken !== 'string') throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer returned no ID token');
 
     let claims: JWTPayload;
     try {
-      const result = await jwtVerify(tokens.id_token, this.#jwks, {
+      const result = await jwtVerify(idToken, this.#jwks, {
         issuer: this.settings.issuer,
         audience: this.settings.clientId,
         algorithms: this.settings.idTokenAlgorithms ?? ['RS256'],

@@ -123,4 +123,26 @@ describe('corral identity login with settings it cannot use', () => {
     assert.equal(badTimeout.code, 2, badTimeout.stderr);
     assert.equal(JSON.parse(badTimeout.stdout).error.code, 'IDENTITY_INPUT_INVALID');
   });
+
+  it('refuses a setting of the wrong shape as bad usage naming the file and the setting, without a stack trace', async () => {
+    // Before: scopes given as one string failed after discovery with an internal error and its stack (exit 70).
+    const config = join(tmp, 'scopes-oidc.json');
+    writeFileSync(config, JSON.stringify({ issuer: 'https://issuer.invalid', clientId: 'corral-cli', redirectUri: 'http://127.0.0.1:8765/callback', scopes: 'openid email', roleMap: { approver: ['Corral.Approver'] } }));
+    const r = await corral(['--state-dir', join(tmp, 'bad-login'), 'identity', 'login', '--config', config, '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    const { error } = JSON.parse(r.stdout);
+    assert.equal(error.code, 'IDENTITY_INPUT_INVALID');
+    assert.ok(error.message.startsWith(`${config}: OIDC setting scopes`), error.message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('says where a settings file is not JSON without quoting any of it (the client secret may be there)', async () => {
+    // Before: V8's message went out whole, with ten characters of the secret around the mistake.
+    const config = join(tmp, 'broken-oidc.json');
+    writeFileSync(config, '{"issuer": "https://issuer.invalid", "clientSecret": s3cr3t-VALUE-kept-out-of-output}');
+    const r = await corral(['--state-dir', join(tmp, 'bad-login'), 'identity', 'login', '--config', config, '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /broken-oidc\.json is not valid JSON/);
+    for (const piece of ['s3cr', 'VALUE', 'kept']) assert.ok(!r.stderr.includes(piece) && !r.stdout.includes(piece), piece);
+  });
 });

@@ -78,8 +78,15 @@ export function registerIdentity(program: Command): void {
     .option('--json', 'print the signed-in person as JSON')
     .action(async (opts: { config?: string; timeout: string; json?: boolean }, command: Command) => {
       const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
-      const { OidcClient, parseTtl } = await import('@corral/identity');
+      const { IdentityError, OidcClient, checkOidcSettings, parseTtl } = await import('@corral/identity');
       const settings = readSettings(file);
+      try {
+        checkOidcSettings(settings);
+      } catch (error) {
+        // A setting of the wrong shape: name the file it is in, as bad usage, before reaching the issuer.
+        if (error instanceof IdentityError) throw new CliFailure(`${file}: ${error.message}`, EXIT.usage, error.code);
+        throw error;
+      }
       const redirect = URL.parse(settings.redirectUri);
       if (redirect === null || redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
         throw new CliFailure(`${file}: redirectUri must be a loopback URL with a port, e.g. http://127.0.0.1:8765/callback`, EXIT.usage);
@@ -131,11 +138,19 @@ export function registerIdentity(program: Command): void {
 }
 
 function readSettings(file: string): OidcSettings {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new CliFailure(`cannot read OIDC settings from ${file}: ${(error as Error).message}`, EXIT.usage);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    // V8's message quotes the text around the mistake, which may be the client secret: say only where it is.
+    const at = /\(line \d+ column \d+\)/.exec((error as Error).message)?.[0];
+    throw new CliFailure(`${file} is not valid JSON${at ? ` ${at}` : ''}: correct it, or name another file with --config`, EXIT.usage);
   }
   if (typeof parsed !== 'object' || parsed === null) throw new CliFailure(`${file} must hold a JSON object`, EXIT.usage);
   const s = parsed as OidcSettings;
