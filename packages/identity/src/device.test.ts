@@ -224,6 +224,48 @@ describe('node pairing', () => {
       }
     });
 
+    it('keeps at most 10,000 lookups in memory: the next one empties them, and a lookup then reads the store again', () => {
+      // Each device id an attacker names is a lookup: they must not grow the gateway's memory without end.
+      const id = Identity.open(dir);
+      try {
+        const dev = createDeviceIdentity();
+        assert.throws(connectAs(id, dev, ['system.which']), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        const unknown = (i: number) => createHash('sha256').update(`no such device ${i}`).digest('hex');
+        const first = id.nodes.find(dev.deviceId)!;
+        for (let i = 0; i < 9_999; i++) assert.equal(id.nodes.find(unknown(i)), undefined);
+        assert.equal(id.nodes.find(dev.deviceId), first, 'the 10,000th lookup kept is still answered from memory');
+        assert.equal(id.nodes.find(unknown(9_999)), undefined);
+        const again = id.nodes.find(dev.deviceId)!;
+        assert.notEqual(again, first, 'past 10,000 the lookups kept were let go');
+        assert.deepEqual(again, first);
+      } finally {
+        id.close();
+      }
+    });
+
+    it('accepts a challenge for 15 s only, and keeps at most 10,000 waiting: the oldest is let go first', () => {
+      let clock = Date.now();
+      const id = Identity.open(dir, { now: () => clock });
+      try {
+        const dev = createDeviceIdentity();
+        const answer = (nonce: string) => () => {
+          const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: clock, token: '', nonce, platform: 'linux' };
+          return id.nodes.authenticate({ device: { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt: clock, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [] }, nonce);
+        };
+        const late = id.nodes.challenge().nonce;
+        clock += 15_001;
+        assert.throws(answer(late), { code: 'IDENTITY_DEVICE_NONCE_MISMATCH' });
+        const oldest = id.nodes.challenge().nonce;
+        const second = id.nodes.challenge().nonce;
+        for (let i = 2; i < 10_000; i++) id.nodes.challenge();
+        assert.throws(answer(id.nodes.challenge().nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' }, 'the 10,001st challenge is answered');
+        assert.throws(answer(oldest), { code: 'IDENTITY_DEVICE_NONCE_MISMATCH' }, 'the oldest was let go for it');
+        assert.throws(answer(second), { code: 'IDENTITY_NODE_NOT_PAIRED' }, 'the next oldest still waits');
+      } finally {
+        id.close();
+      }
+    });
+
     it('opens a store made before surfaces were kept: a node paired then is sent nothing until its surface is approved', async () => {
       const old = mkdtempSync(join(tmpdir(), 'corral-nodes-old-'));
       try {

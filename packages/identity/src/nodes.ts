@@ -94,7 +94,12 @@ export class NodeRegistry {
   /** A fresh nonce for one connection (the `connect.challenge` event's payload). Each nonce is accepted once, within 15 s. */
   challenge(): { nonce: string; ts: number } {
     const now = this.#now();
-    for (const [n, at] of this.#challenges) if (now - at > CHALLENGE_TTL_MS) this.#challenges.delete(n);
+    // Oldest first (insertion order): stop at the first still open, so a challenge costs the same however many wait.
+    // One left behind by a clock set back is still refused by authenticate's own age check, and let go in turn.
+    for (const [n, at] of this.#challenges) {
+      if (now - at <= CHALLENGE_TTL_MS) break;
+      this.#challenges.delete(n);
+    }
     if (this.#challenges.size >= MAX_OPEN_CHALLENGES) {
       const oldest = this.#challenges.keys().next().value;
       if (oldest !== undefined) this.#challenges.delete(oldest);
