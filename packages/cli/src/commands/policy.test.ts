@@ -70,6 +70,43 @@ describe('corral policy', () => {
     assert.match(r.stderr, /POLICY_REQUEST_INVALID/);
   });
 
+  describe('when the entities are spelled or listed unusually', () => {
+    const blocked = join(tmp, 'blocked');
+    const agent = (id: string, parents: unknown[]) => ({ uid: { __entity: { type: 'Agent', id } }, attrs: { owner: 'x', process: 'p', status: 'active', scopes: [] }, parents });
+    const request = join(tmp, 'mallory.json');
+
+    it('decides with every entity of a cases file in the {"__entity"} spelling (all were taken for one, and a blocked agent was allowed)', async () => {
+      cpSync(EXAMPLE, blocked, { recursive: true });
+      writeFileSync(join(blocked, 'blocked.cedar'), '@id("blocked") forbid(principal in Group::"blocked", action, resource);\n@id("reads") permit(principal, action == Action::"record.read", resource);\n');
+      const cases = join(tmp, 'blocked.yaml');
+      writeFileSync(cases, JSON.stringify({
+        entities: [{ uid: { __entity: { type: 'Group', id: 'blocked' } } }, agent('mallory', [{ type: 'Group', id: 'blocked' }]), agent('alice', [])],
+        cases: [
+          { name: 'mallory is blocked', principal: { type: 'Agent', id: 'mallory' }, action: 'record.read', resource: { type: 'Record', id: 'r' }, expect: 'deny', policies: ['blocked'] },
+          { name: 'alice reads', principal: { type: 'Agent', id: 'alice' }, action: 'record.read', resource: { type: 'Record', id: 'r' }, expect: 'allow' },
+        ],
+      }));
+      const r = await run('policy', 'test', blocked, cases);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    });
+
+    it('refuses an entities file that lists a uid twice, naming both (the last one silently won)', async () => {
+      const entities = join(tmp, 'twice.json');
+      writeFileSync(entities, JSON.stringify([agent('mallory', [{ type: 'Group', id: 'blocked' }]), { uid: { type: 'Group', id: 'blocked' } }, { ...agent('mallory', []), uid: { type: 'Agent', id: 'mallory' } }]));
+      writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'mallory' }, action: 'record.read', resource: { type: 'Record', id: 'r' } }));
+      const r = await run('policy', 'explain', '--request', request, '--policies', blocked, '--entities', entities);
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(r.stderr, /twice\.json: entity \[2\] Agent::"mallory" is entity \[0\] again/);
+    });
+
+    it('gives the code of a refusal as its own field under --json', async () => {
+      writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'mallory' }, action: 'launch.missiles', resource: { type: 'Record', id: 'r' } }));
+      const r = await run('policy', 'explain', '--request', request, '--policies', blocked, '--json');
+      assert.equal(r.code, 2);
+      assert.equal(JSON.parse(r.stdout).error.code, 'POLICY_REQUEST_INVALID');
+    });
+  });
+
   it('replays recorded history through a candidate set and lists what would change', async () => {
     const history = join(tmp, 'history.jsonl');
     const req = (amount: number) => ({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount } });

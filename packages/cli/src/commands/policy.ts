@@ -14,9 +14,10 @@ async function policyStep<T>(step: () => Promise<T> | T): Promise<T> {
     return await step();
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    const lines = [`${error.message} [${error.code}]`, ...error.issues.map(formatPolicyIssue)];
+    const lines = [error.message, ...error.issues.map(formatPolicyIssue)];
     const exit = error.code === 'POLICY_ENGINE_FAILED' ? EXIT.failed : EXIT.usage;
-    throw new CliFailure(lines.join('\n'), exit);
+    // The code as its own field: under --json the error document carries it.
+    throw new CliFailure(lines.join('\n'), exit, error.code);
   }
 }
 
@@ -34,8 +35,8 @@ function readJson(file: string, what: string): unknown {
  * entities file, which win on the same uid.
  */
 export async function composeEntities(dir: string, file?: string): Promise<unknown[]> {
-  const byUid = new Map<string, unknown>();
-  const put = (e: { uid: { type: string; id: string } }) => byUid.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
+  const fromState = new Map<string, unknown>();
+  const put = (e: { uid: { type: string; id: string } }) => fromState.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
   if (existsSync(join(dir, 'identity.db'))) {
     const { Identity } = await import('@corral/identity');
     const identity: IdentityStore = Identity.open(dir);
@@ -49,14 +50,37 @@ export async function composeEntities(dir: string, file?: string): Promise<unkno
       identity.close();
     }
   }
-  if (file !== undefined) {
-    const extra = readJson(file, 'entities');
-    if (!Array.isArray(extra)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
-    for (const e of extra) {
-      const uid = (e as { uid?: { type?: unknown; id?: unknown } })?.uid;
-      if (typeof uid?.type !== 'string' || typeof uid.id !== 'string') throw new CliFailure(`${file}: every entity needs uid.type and uid.id`, EXIT.usage);
-      put(e as { uid: { type: string; id: string } });
-    }
+  if (file === undefined) return [...fromState.values()];
+  const extra = readJson(file, 'entities');
+  if (!Array.isArray(extra)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
+  return mergeEntities([...fromState.values()], extra, file);
+}
+
+/** An entity's uid as `Type::"id"`, in either of Cedar's spellings (`{type, id}` or `{"__entity": {type, id}}`), or undefined. */
+function uidKey(entity: unknown): string | undefined {
+  const raw = (entity as { uid?: unknown } | null)?.uid as { __entity?: unknown } | undefined;
+  const uid = (typeof raw?.__entity === 'object' && raw.__entity !== null ? raw.__entity : raw) as { type?: unknown; id?: unknown } | undefined;
+  if (typeof uid?.type !== 'string' || typeof uid.id !== 'string') return undefined;
+  return `${uid.type}::${JSON.stringify(uid.id)}`;
+}
+
+/**
+ * `base` with the entities of `source` (named `where` in messages) laid over
+ * it: an entity of `source` replaces the one of `base` with its uid. A uid
+ * twice in `source` is refused, as the decision point refuses it; keeping
+ * either would decide with data its author did not see.
+ */
+function mergeEntities(base: readonly unknown[], source: readonly unknown[], where: string): unknown[] {
+  const byUid = new Map<string, unknown>();
+  for (const e of base) byUid.set(uidKey(e) ?? '', e);
+  const seen = new Map<string, number>();
+  for (const [i, e] of source.entries()) {
+    const key = uidKey(e);
+    if (key === undefined) throw new CliFailure(`${where}: entity [${i}] needs uid.type and uid.id (strings)`, EXIT.usage);
+    const first = seen.get(key);
+    if (first !== undefined) throw new CliFailure(`${where}: entity [${i}] ${key} is entity [${first}] again; keep one`, EXIT.usage);
+    seen.set(key, i);
+    byUid.set(key, e);
   }
   return [...byUid.values()];
 }
@@ -128,7 +152,7 @@ export function registerPolicy(program: Command): void {
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
       const fromState = await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
-      await policyStep(() => pdp.setEntities(mergeEntities(fromState, cases.entities)));
+      await policyStep(() => pdp.setEntities(mergeEntities(fromState, cases.entities, `the entities of ${casesFile}`)));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
@@ -191,15 +215,6 @@ export function registerPolicy(program: Command): void {
       for (const r of report.refused) process.stdout.write(`${printable(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]`)}\n`);
       process.stdout.write(`${report.total} recorded decisions: ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.refused.length} not decidable\n`);
     });
-}
-
-function mergeEntities(first: unknown[], second: unknown[]): unknown[] {
-  const byUid = new Map<string, unknown>();
-  for (const e of [...first, ...second]) {
-    const uid = (e as { uid?: { type?: unknown; id?: unknown } })?.uid;
-    byUid.set(`${String(uid?.type)}::${JSON.stringify(uid?.id)}`, e);
-  }
-  return [...byUid.values()];
 }
 
 /** Reads recorded decisions from a JSON-lines file, lazily, line by line. */
