@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -246,6 +246,50 @@ describe('hot reload', () => {
     } finally {
       watcher.close();
     }
+  });
+});
+
+describe('hot reload of a directory Corral activates by swapping its link', () => {
+  const root = mkdtempSync(join(tmpdir(), 'corral-policy-link-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const request = { principal: { type: 'Agent', id: 'a' }, action: 'record.read', resource: { type: 'Record', id: 'r' } };
+
+  it('follows the swap and decides with the new version (the watch stayed on the old one, and its forbid was never seen)', async () => {
+    for (const [version, text] of [['v1', GOOD], ['v2', `@id("deny-all") forbid(principal, action, resource);\n${GOOD}`]] as const) {
+      mkdirSync(join(root, version));
+      writeFileSync(join(root, version, 'p.cedar'), text);
+    }
+    const dir = join(root, 'policies');
+    symlinkSync(join(root, 'v1'), dir);
+    const swap = (version: string) => {
+      symlinkSync(join(root, version), join(root, 'next'));
+      renameSync(join(root, 'next'), dir);
+    };
+    const pdp = new DecisionPoint();
+    pdp.reload(dir);
+    let wake: () => void = () => {};
+    const next = () => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no reload within 3 s')), 3000);
+      wake = () => (clearTimeout(timer), resolve());
+    });
+    const watcher = watchPolicyDir(pdp, dir, { debounceMs: 20, onLoad: () => wake() });
+    try {
+      let waiting = next();
+      swap('v2');
+      await waiting;
+      assert.equal(pdp.decide(request).decision, 'deny');
+      // and it now watches the new version's files
+      waiting = next();
+      writeFileSync(join(root, 'v2', 'p.cedar'), GOOD);
+      await waiting;
+      assert.equal(pdp.decide(request).decision, 'allow');
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('refuses to watch a directory that does not exist with POLICY_UNREADABLE (Node\'s own error escaped)', () => {
+    assert.throws(() => watchPolicyDir(new DecisionPoint(), join(root, 'nonexistent')), { code: 'POLICY_UNREADABLE' });
   });
 });
 
