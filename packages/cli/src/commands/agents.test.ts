@@ -69,6 +69,24 @@ describe('corral agents and tokens', () => {
     assert.equal(r.stdout, '');
   });
 
+  it('names the option at fault, and gives the code under --json, for each input it refuses', async () => {
+    // Before: the JSON error had no code (only "[IDENTITY_INPUT_INVALID]" inside its message), and "a token lives 1 to 3600 seconds" named no option.
+    const cases: Array<[string[], RegExp]> = [
+      [['agents', 'token', 'invoice-bot', '--ttl', 'forever'], /^--ttl: /],
+      [['agents', 'token', 'invoice-bot', '--ttl', '2h'], /^--ttl: a token lives at most 3600 seconds/],
+      [['agents', 'create', 'Invoice Bot', '--process', 'p', '--owner', 'alice@example.com'], /^name must be/],
+      [['agents', 'create', 'x', '--process', 'p', '--owner', 'alice'], /^owner must be an email address/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(...args, '--json');
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      const { error } = JSON.parse(r.stdout);
+      assert.equal(error.code, 'IDENTITY_INPUT_INVALID', args.join(' '));
+      assert.match(error.message, message);
+      assert.equal(r.stderr.split('[IDENTITY_INPUT_INVALID]').length, 2, 'the code once on stderr');
+    }
+  });
+
   it('publishes the JWKS, and takes the state directory from CORRAL_STATE_DIR too', async () => {
     const r = await corral(['identity', 'jwks'], { env: { CORRAL_STATE_DIR: state } });
     assert.equal(r.code, 0, r.stderr);

@@ -19,16 +19,32 @@ export async function withIdentity<T>(command: Command, action: (identity: Ident
   try {
     identity = Identity.open(dir);
   } catch (error) {
-    if (error instanceof IdentityError && error.code === 'IDENTITY_STORE_FAILED') throw new CliFailure(`${error.message} [${error.code}]`, EXIT.environment);
+    // The code goes with the failure, so that --json carries it too.
+    if (error instanceof IdentityError && error.code === 'IDENTITY_STORE_FAILED') throw new CliFailure(error.message, EXIT.environment, error.code);
     throw error;
   }
   try {
     return await action(identity);
   } catch (error) {
-    if (error instanceof IdentityError && error.code === 'IDENTITY_INPUT_INVALID') throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
+    if (error instanceof IdentityError && error.code === 'IDENTITY_INPUT_INVALID') throw new CliFailure(error.message, EXIT.usage, error.code);
     throw error;
   } finally {
     identity.close();
+  }
+}
+
+/**
+ * The seconds a duration option (`--ttl 10m`) gives, or bad usage naming the
+ * option. `zero` admits `0` (an overlap that ends at once).
+ */
+export async function durationOption(option: string, text: string, options: { zero?: boolean } = {}): Promise<number> {
+  if (options.zero && /^\s*0[smh]?\s*$/.test(text)) return 0;
+  const { IdentityError, parseTtl } = await import('@corral/identity');
+  try {
+    return parseTtl(text);
+  } catch (error) {
+    if (error instanceof IdentityError) throw new CliFailure(`${option}: ${error.message}${options.zero ? ', or 0' : ''}`, EXIT.usage, error.code);
+    throw error;
   }
 }
 
@@ -122,8 +138,12 @@ export function registerAgents(program: Command): void {
     .option('--ttl <duration>', 'lifetime, e.g. 90s, 10m, 1h (default 10m)')
     .option('--json', 'print { token, claims } as JSON')
     .action(async (name: string, opts: { ttl?: string; json?: boolean }, command: Command) => {
-      const { parseTtl } = await import('@corral/identity');
-      const issued = await withIdentity(command, (id) => id.issueToken(name, opts.ttl === undefined ? {} : { ttlSeconds: parseTtl(opts.ttl) }));
+      const ttlSeconds = opts.ttl === undefined ? undefined : await durationOption('--ttl', opts.ttl);
+      const issued = await withIdentity(command, (id) => {
+        const longest = id.settings.maxTtlSeconds;
+        if (ttlSeconds !== undefined && ttlSeconds > longest) throw new CliFailure(`--ttl: a token lives at most ${longest} seconds (${longest / 60} minutes)`, EXIT.usage, 'IDENTITY_INPUT_INVALID');
+        return id.issueToken(name, ttlSeconds === undefined ? {} : { ttlSeconds });
+      });
       if (opts.json) printJson(issued);
       else process.stdout.write(`${issued.token}\n`);
     });

@@ -44,6 +44,27 @@ describe('corral identity nodes', () => {
     const after = JSON.parse((await corral(['--state-dir', state, 'identity', 'jwks'])).stdout);
     assert.deepEqual(after.keys.map((k: { kid: string }) => k.kid), [JSON.parse(rotated.stdout).kid, before.keys[0].kid]);
   });
+
+  it('stops a leaked key at once with --overlap 0: unpublished, and its tokens refused', async () => {
+    // Before: "0" was no duration, and an overlap of at least a second was the closest an operator could come.
+    const state = join(tmp, 'leaked');
+    const run = (...args: string[]) => corral(['--state-dir', state, ...args]);
+    await run('agents', 'create', 'leaky-bot', '--process', 'p', '--owner', 'ops@example.com');
+    const token = (await run('agents', 'token', 'leaky-bot')).stdout.trim();
+    assert.equal((await run('tokens', 'verify', token)).code, 0);
+    const rotated = await run('identity', 'rotate', '--overlap', '0', '--json');
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const jwks = JSON.parse((await run('identity', 'jwks')).stdout);
+    assert.deepEqual(jwks.keys.map((k: { kid: string }) => k.kid), [JSON.parse(rotated.stdout).kid]);
+    const refused = await run('tokens', 'verify', token, '--json');
+    assert.equal(refused.code, 1);
+    assert.equal(JSON.parse(refused.stdout).code, 'IDENTITY_TOKEN_KEY_UNKNOWN');
+    const fresh = (await run('agents', 'token', 'leaky-bot')).stdout.trim();
+    assert.equal((await run('tokens', 'verify', fresh)).code, 0);
+    const bad = await run('identity', 'rotate', '--overlap', 'soon', '--json');
+    assert.equal(bad.code, 2);
+    assert.match(JSON.parse(bad.stdout).error.message, /^--overlap: /);
+  });
 });
 
 // Sign-in end to end: a real OpenID Connect provider on loopback, the real

@@ -6,7 +6,7 @@ import type { OidcSettings } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { dirOf, withIdentity } from './agents.ts';
+import { dirOf, durationOption, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { addPairingVerbs } from './nodes.ts';
 
@@ -25,12 +25,12 @@ export function registerIdentity(program: Command): void {
   identity
     .command('rotate')
     .description('make a new signing key; the previous one keeps verifying through the overlap')
-    .option('--overlap <duration>', 'how long the previous key keeps verifying (default: the longest token lifetime)')
+    .option('--overlap <duration>', 'how long the previous key keeps verifying (default: the longest token lifetime); 0 stops it at once, for a key that leaked')
     .option('--json', 'print { kid, keys } as JSON')
     .action(async (opts: { overlap?: string; json?: boolean }, command: Command) => {
+      const overlapSeconds = opts.overlap === undefined ? undefined : await durationOption('--overlap', opts.overlap, { zero: true });
       const result = await withIdentity(command, async (id) => {
-        const { parseTtl } = await import('@corral/identity');
-        const kid = await (opts.overlap === undefined ? id.rotateKeys() : id.rotateKeys(parseTtl(opts.overlap) * 1000));
+        const kid = await (overlapSeconds === undefined ? id.rotateKeys() : id.rotateKeys(overlapSeconds * 1000));
         return { kid, keys: id.keys.list() };
       });
       await recordIdentityEvent(dirOf(command), { action: 'identity.key.rotate', resource: { kind: 'signing-key', id: result.kid } });
@@ -78,7 +78,7 @@ export function registerIdentity(program: Command): void {
     .option('--json', 'print the signed-in person as JSON')
     .action(async (opts: { config?: string; timeout: string; json?: boolean }, command: Command) => {
       const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
-      const { IdentityError, OidcClient, checkOidcSettings, parseTtl } = await import('@corral/identity');
+      const { IdentityError, OidcClient, checkOidcSettings } = await import('@corral/identity');
       const settings = readSettings(file);
       try {
         checkOidcSettings(settings);
@@ -91,7 +91,7 @@ export function registerIdentity(program: Command): void {
       if (redirect === null || redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
         throw new CliFailure(`${file}: redirectUri must be a loopback URL with a port, e.g. http://127.0.0.1:8765/callback`, EXIT.usage);
       }
-      const timeoutMs = parseTtl(opts.timeout) * 1000;
+      const timeoutMs = (await durationOption('--timeout', opts.timeout)) * 1000;
       const client = await OidcClient.discover(settings);
       const pending = client.startLogin();
       const callbackUrl = await new Promise<string>((resolve, reject) => {
