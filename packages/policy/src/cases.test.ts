@@ -139,6 +139,20 @@ describe('replay', () => {
     assert.deepEqual(report.refused.map((r) => [r.ref, r.code]), [[4, 'POLICY_REQUEST_INVALID']]);
   });
 
+  it('judges a record at its own time, not the replay\'s (a 3 a.m. payment was judged by the hour of the replay)', () => {
+    const candidate = new DecisionPoint({ now: () => Date.UTC(2026, 10, 25, 9) });
+    candidate.load(loadPolicies([{ file: 'c.cedar', text: '@id("office-hours") permit(principal, action == Action::"payment.create", resource) when { context.time.hour >= 8 && context.time.hour < 18 };' }]));
+    const pay = { principal: { type: 'Agent', id: 'bot' }, action: 'payment.create', resource: { type: 'Record', id: 'p' }, context: { amount: 100 } };
+    const report = replay(candidate, [
+      { ref: 1, at: '2026-10-01T03:00:00Z', request: pay, decision: 'deny' },
+      { ref: 2, at: '2026-10-01T10:00:00Z', request: pay, decision: 'allow' },
+      // a recorded time wins over `at`
+      { ref: 3, at: '2026-10-01T10:00:00Z', request: { ...pay, context: { ...pay.context, time: { epoch: 0, hour: 3, weekday: 4 } } }, decision: 'deny' },
+      { ref: 4, at: 'last tuesday', request: pay, decision: 'allow' },
+    ]);
+    assert.deepEqual([report.unchanged, report.changed.map((c) => c.ref), report.refused.map((r) => [r.ref, r.code])], [3, [], [[4, 'POLICY_REQUEST_INVALID']]]);
+  });
+
   it('reports no change when the candidate is the set that decided', () => {
     const pdp = new DecisionPoint();
     pdp.reload(EXAMPLE);

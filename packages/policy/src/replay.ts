@@ -1,11 +1,12 @@
 import type { Decision, DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
+import { isPlainObject } from './schema.ts';
 
 /** A decision Corral made in the past: the request as it was decided, and the outcome. */
 export interface RecordedDecision {
   /** Where the record is (an audit sequence number, an event id), echoed in the report. */
   ref?: string | number;
-  /** When the decision was made (ISO 8601), echoed in the report. */
+  /** When the decision was made (ISO 8601), echoed in the report; the context's `time` when it has none. */
   at?: string;
   request: { principal: unknown; action: unknown; resource: unknown; context?: unknown };
   decision: DecisionKind;
@@ -51,7 +52,7 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
     const where = { ...(record.ref !== undefined ? { ref: record.ref } : {}), ...(record.at !== undefined ? { at: record.at } : {}) };
     let after: Decision;
     try {
-      after = candidate.decide(record.request);
+      after = candidate.decide(atItsTime(record));
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
       report.refused.push({ ...where, code: error.code, message: error.message });
@@ -60,4 +61,21 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
     if (after.decision === record.decision) report.unchanged++;
     else report.changed.push({ ...where, request: record.request, before: record.decision, after });
   }
+}
+
+/**
+ * The request as it was decided: a record that says when (`at`) but whose
+ * context has no `time` is judged at that time, not at the replay's — else a
+ * business-hours policy judges last month's 3 a.m. payment by this morning.
+ * Throws POLICY_REQUEST_INVALID for an `at` that is not a time.
+ */
+function atItsTime(record: RecordedDecision): unknown {
+  const { request, at } = record;
+  if (at === undefined) return request;
+  const ms = typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  if (!Number.isFinite(ms)) throw new PolicyError('POLICY_REQUEST_INVALID', 'the record\'s `at` is not an ISO 8601 time');
+  const context = request.context ?? {};
+  if (!isPlainObject(context) || Object.hasOwn(context, 'time')) return request;
+  const date = new Date(ms);
+  return { ...request, context: { ...context, time: { epoch: Math.floor(ms / 1000), hour: date.getUTCHours(), weekday: date.getUTCDay() } } };
 }
