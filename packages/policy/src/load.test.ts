@@ -190,6 +190,13 @@ describe('loadPolicies: a bad set is refused with file, line and reason', () => 
     assert.match(e.issues[0]!.message, /a\.cedar:1/);
   });
 
+  it('says to add an @id when two policies without one start on the same line (it said the id "a.cedar:1" was used at a.cedar:1)', () => {
+    const e = refused(() => loadPolicies([{ file: 'a.cedar', text: 'permit(principal, action, resource); permit(principal, action == Action::"record.read", resource);' }]));
+    assert.equal(e.code, 'POLICY_SET_INVALID');
+    assert.deepEqual([e.issues[0]?.file, e.issues[0]?.line], ['a.cedar', 1]);
+    assert.match(e.issues[0]!.message, /@id/);
+  });
+
   it('never lets a foreign exception out, whatever the text (property)', () => {
     const cedarish = fc.array(fc.constantFrom('permit', 'forbid', '(', ')', 'principal', 'action', 'resource', ',', ';', 'when', '{', '}', '@id("x")', '@approval("required")', '"', '==', 'in', 'Action::"record.read"', '\n', '//', 'é', '\u0000'), { maxLength: 30 }).map((xs) => xs.join(' '));
     fc.assert(

@@ -209,7 +209,9 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
       };
       const clash = ids.get(id);
       if (clash) {
-        problem(`policy id "${id}" is already used at ${clash.file}:${clash.line}`);
+        // A default id is `file:line`: two policies starting on one line without @id share it.
+        const sameLine = annotations.id === undefined && clash.file === source.file && clash.line === line;
+        problem(sameLine ? `another policy starts on line ${line} too, and without @id both are "${id}"; give this one an @id("…")` : `policy id "${id}" is already used at ${clash.file}:${clash.line}`);
         continue;
       }
       ids.set(id, policy);
