@@ -670,14 +670,70 @@ describe('EgressProxy', () => {
       await until(() => socket.destroyed || undefined, 'the proxy to cut the client off');
       assert.ok(most <= 1, `${most} upstream requests in flight at once`);
       const records = (await finished(channel, before + 2)).slice(before);
-      assert.deepEqual(
-        records.map((r) => [r.allowed, r.reason, r.aborted]),
-        [
-          [true, undefined, 'client'],
-          [false, 'bad-request', undefined],
-        ],
-      );
+      // The first request's attempt is given up when the client is cut off (or, had it connected
+      // first, ends there): either way it ends with the client.
+      const first = records[0];
+      assert.ok(first?.reason === 'client-closed' || (first?.allowed && first.aborted === 'client'), JSON.stringify(first));
+      assert.deepEqual([records[1]?.allowed, records[1]?.reason], [false, 'bad-request']);
       release();
+    });
+  });
+
+  describe('when clients send a request and leave at once, again and again', () => {
+    // Each client frees its connection slot as it leaves: an attempt kept going after it would make
+    // work (resolver calls, upstream connections) the channel's connection cap no longer bounds.
+    it('gives each attempt up: no upstream connection, at most 4 resolver calls under way, each recorded client-closed', async (t) => {
+      let under = 0;
+      let most = 0;
+      const slowLookup: EgressLookup = async () => {
+        most = Math.max(most, ++under);
+        await new Promise((r) => setTimeout(r, 100));
+        under--;
+        return [{ address: '127.0.0.1', family: 4 }];
+      };
+      let reached = 0;
+      const counter = net.createServer((s) => {
+        reached++;
+        s.destroy();
+      });
+      const counterPort = await listen(counter);
+      const own = new EgressProxy({ lookup: slowLookup, maxConnectionsPerChannel: 8, dnsTimeoutMs: 5000 });
+      const channel = await own.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'));
+      t.after(async () => {
+        await own.close();
+        counter.close();
+      });
+      for (let i = 1; i <= 60; i++) {
+        const socket = net.connect(channel.socketPath);
+        socket.on('error', () => undefined);
+        socket.write(`GET http://api.test.corral:${counterPort}/ HTTP/1.1\r\n\r\n`);
+        await until(() => channel.connections().length >= i, 'the request to arrive');
+        socket.destroy();
+      }
+      const records = await finished(channel, 60);
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(reached, 0, 'upstream connections made for clients that had gone');
+      assert.ok(most <= 4, `${most} resolver calls under way at once`);
+      assert.deepEqual(new Set(records.map((r) => `${r.allowed} ${r.reason}`)), new Set(['false client-closed']));
+    });
+  });
+
+  describe('when a client opens many connections to names at once', () => {
+    it('resolves at most 4 names at once for the channel, and every request still gets through in its turn', async (t) => {
+      let under = 0;
+      let most = 0;
+      const slowLookup: EgressLookup = async () => {
+        most = Math.max(most, ++under);
+        await new Promise((r) => setTimeout(r, 30));
+        under--;
+        return [{ address: '127.0.0.1', family: 4 }];
+      };
+      const own = new EgressProxy({ lookup: slowLookup, dnsTimeoutMs: 5000 });
+      const channel = await own.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'));
+      t.after(() => own.close());
+      const got = await Promise.all(Array.from({ length: 12 }, () => viaHttp(channel, `http://api.test.corral:${httpPort}/bytes?n=10`)));
+      assert.deepEqual(new Set(got.map((g) => g.status)), new Set([200]));
+      assert.equal(most, 4, 'resolver calls under way at once');
     });
   });
 
@@ -997,7 +1053,7 @@ describe('EgressProxy', () => {
         records.map((r) => [r.method, r.host, r.allowed, r.reason]),
         [
           ['HTTP', 'api.test.corral', true, undefined],
-          ['CONNECT', 'slow.test.corral', false, 'dns-failed'],
+          ['CONNECT', 'slow.test.corral', false, 'client-closed'],
         ],
       );
     });
@@ -1276,6 +1332,7 @@ describe('EgressProxy', () => {
       ['connectTimeoutMs', 0],
       ['headerTimeoutMs', -1],
       ['maxHeaderSize', 1.5],
+      ['maxLookupsPerChannel', 0],
       ['lookup', 'dns'],
     ] as const) {
       it(`refuses option ${option}=${String(value)} with CONTAIN_PROXY_FAILED`, () => {

@@ -40,6 +40,12 @@ export interface EgressProxyOptions {
   maxHeaderSize?: number;
   /** Client connections one channel holds open at once; beyond, new ones are closed unanswered. Default 256. */
   maxConnectionsPerChannel?: number;
+  /**
+   * Resolver calls one channel has under way at once, counting those whose client has gone or
+   * whose answer came too late (a call cannot be taken back: it holds one of the host's resolver
+   * threads until it returns); beyond, a lookup waits its turn. Default 4.
+   */
+  maxLookupsPerChannel?: number;
   /** Folder in which the proxy makes its private 0700 folder of sockets; default `os.tmpdir()`. */
   directory?: string;
 }
@@ -56,7 +62,9 @@ export interface EgressChannelOptions {
  * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
  * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds), `header-too-large`, `header-timeout`;
  * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
- * - `channel-closed` (503): the run ended while the attempt was under way.
+ * - `channel-closed` (503): the run ended while the attempt was under way;
+ * - `client-closed` (recorded as 499, answered to nobody): the client went away before the
+ *   connection was made, and the attempt was given up.
  */
 export type ConnectionRefusal =
   | AllowlistRefusal
@@ -66,7 +74,8 @@ export type ConnectionRefusal =
   | 'dns-failed'
   | 'connect-failed'
   | 'connect-timeout'
-  | 'channel-closed';
+  | 'channel-closed'
+  | 'client-closed';
 
 /**
  * One connection attempt. Never holds a path, query, header or body: those
@@ -133,6 +142,7 @@ const DEFAULTS = {
   headerTimeoutMs: 10_000,
   maxHeaderSize: 16_384,
   maxConnectionsPerChannel: 256,
+  maxLookupsPerChannel: 4,
   maxRecords: 100_000,
 } as const;
 
@@ -143,6 +153,7 @@ interface Settings {
   headerTimeoutMs: number;
   maxHeaderSize: number;
   maxConnectionsPerChannel: number;
+  maxLookupsPerChannel: number;
   directory: string;
 }
 
@@ -256,6 +267,7 @@ function readOptions(options: EgressProxyOptions): Settings {
     headerTimeoutMs: positive('headerTimeoutMs', options.headerTimeoutMs),
     maxHeaderSize: positive('maxHeaderSize', options.maxHeaderSize),
     maxConnectionsPerChannel: positive('maxConnectionsPerChannel', options.maxConnectionsPerChannel),
+    maxLookupsPerChannel: positive('maxLookupsPerChannel', options.maxLookupsPerChannel),
     directory,
   };
 }
@@ -321,6 +333,7 @@ interface HttpTarget extends Target {
 }
 
 type Outcome = Exclude<ConnectionRefusal, 'bad-request' | 'header-too-large' | 'header-timeout'>;
+type DialFailure = 'connect-failed' | 'connect-timeout' | 'channel-closed' | 'client-closed';
 
 const STATUS: Record<ConnectionRefusal, number> = {
   'not-allowed': 403,
@@ -334,6 +347,8 @@ const STATUS: Record<ConnectionRefusal, number> = {
   'connect-failed': 502,
   'connect-timeout': 504,
   'channel-closed': 503,
+  // nginx's "client closed request": nobody was left to answer.
+  'client-closed': 499,
 };
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
@@ -356,6 +371,8 @@ class Channel implements EgressChannel {
   /** Per client connection: plain-HTTP requests pipelined behind an unfinished answer (see #await). */
   readonly #waiting = new WeakMap<net.Socket, number>();
   readonly #abort = new AbortController();
+  /** The channel's resolver calls under way, abandoned ones included (see maxLookupsPerChannel). */
+  readonly #lookups: Slots;
   #closing: Promise<void> | undefined;
   #nextId = 0;
   #dropped = 0;
@@ -374,6 +391,7 @@ class Channel implements EgressChannel {
     this.#onConnection = onConnection;
     this.#maxRecords = maxRecords;
     this.#forget = forget;
+    this.#lookups = new Slots(settings.maxLookupsPerChannel);
     this.#server = http.createServer({
       maxHeaderSize: settings.maxHeaderSize,
       headersTimeout: settings.headerTimeoutMs,
@@ -525,6 +543,8 @@ class Channel implements EgressChannel {
     client.on('error', () => {
       if (entry.record.allowed) entry.record.aborted ??= 'client';
     });
+    const gone = new AbortController();
+    client.once('close', () => gone.abort());
     const target = parseAuthority(req.url ?? '');
     if (target === null) {
       this.#refused(entry, 'bad-request');
@@ -533,7 +553,7 @@ class Channel implements EgressChannel {
     }
     entry.record.host = target.host;
     entry.record.port = target.port;
-    void this.#connect(entry, target, true)
+    void this.#connect(entry, target, true, gone.signal)
       .then((upstream) => this.#splice(entry, target, client, head, upstream))
       .catch(() => {
         entry.upstream?.destroy();
@@ -583,6 +603,12 @@ class Channel implements EgressChannel {
       return;
     }
     const entry = this.#begin('HTTP', req.method);
+    // A client gone before its answer: the attempt is given up, so that a client which sends a
+    // request and leaves, again and again, makes no more work than the channel's connections allow.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
     const target = parseAbsoluteHttp(req.url ?? '');
     if (target === null) {
       this.#refused(entry, 'bad-request');
@@ -591,7 +617,7 @@ class Channel implements EgressChannel {
     }
     entry.record.host = target.host;
     entry.record.port = target.port;
-    void this.#connect(entry, target, false)
+    void this.#connect(entry, target, false, gone.signal)
       .then((upstream) => {
         if (typeof upstream === 'string') {
           this.#refused(entry, upstream);
@@ -759,9 +785,10 @@ class Channel implements EgressChannel {
 
   /**
    * Decides the destination and connects to the first address that passes,
-   * trying the next permitted one when a connection fails. Never rejects.
+   * trying the next permitted one when a connection fails; gives up when
+   * `gone` aborts (the client left). Never rejects.
    */
-  async #connect(entry: Entry, target: Target, tunnel: boolean): Promise<net.Socket | Outcome> {
+  async #connect(entry: Entry, target: Target, tunnel: boolean, gone: AbortSignal): Promise<net.Socket | Outcome> {
     const record = entry.record;
     try {
       let candidates: AllowedAddress[];
@@ -777,8 +804,9 @@ class Channel implements EgressChannel {
         const verdict = matchName(this.#rules, destination.name, target.port);
         if (!verdict.allowed) return verdict.reason;
         record.rule = verdict.rule.source;
-        const addresses = await this.#resolve(destination.name);
+        const addresses = await this.#resolve(destination.name, gone);
         if (this.#closing !== undefined) return 'channel-closed';
+        if (gone.aborted) return 'client-closed';
         if (addresses === null) return 'dns-failed';
         const { permitted, refused } = checkResolved(this.#rules, verdict.rule, addresses, target.port);
         if (permitted.length === 0) {
@@ -798,13 +826,13 @@ class Channel implements EgressChannel {
         else record.special = candidate.special.kind;
         if (candidate.addressRule === undefined) delete record.addressRule;
         else record.addressRule = candidate.addressRule.source;
-        const result = await this.#dial(entry, candidate, target.port, tunnel);
+        const result = await this.#dial(entry, candidate, target.port, tunnel, gone);
         if (typeof result !== 'string') {
           record.allowed = true;
           return result;
         }
         failure = result;
-        if (result === 'channel-closed') break;
+        if (result === 'channel-closed' || result === 'client-closed') break;
       }
       return failure;
     } catch {
@@ -812,14 +840,23 @@ class Channel implements EgressChannel {
     }
   }
 
-  /** The resolver's addresses (copied once), or null on failure, timeout or an unusable answer. */
-  async #resolve(name: string): Promise<string[] | null> {
+  /**
+   * The resolver's addresses (copied once), or null on failure, timeout (counted from the request,
+   * its wait for a turn included), an unusable answer, or when `gone` aborts or the channel closes.
+   */
+  async #resolve(name: string, gone: AbortSignal): Promise<string[] | null> {
+    const closing = this.#abort.signal;
+    if (gone.aborted || closing.aborted) return null;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), this.#settings.dnsTimeoutMs);
+    let giveUp = () => {};
+    const givenUp = new Promise<null>((resolve) => {
+      giveUp = () => resolve(null);
+      timer = setTimeout(giveUp, this.#settings.dnsTimeoutMs);
     });
+    gone.addEventListener('abort', giveUp, { once: true });
+    closing.addEventListener('abort', giveUp, { once: true });
     try {
-      const answer = await Promise.race([this.#settings.lookup(name, { all: true, order: 'verbatim' }), timeout]);
+      const answer = await Promise.race([this.#lookups.run(() => this.#settings.lookup(name, { all: true, order: 'verbatim' }), givenUp), givenUp]);
       if (!Array.isArray(answer)) return null;
       const addresses: string[] = [];
       for (const item of answer as unknown[]) {
@@ -831,6 +868,8 @@ class Channel implements EgressChannel {
       return null;
     } finally {
       clearTimeout(timer);
+      gone.removeEventListener('abort', giveUp);
+      closing.removeEventListener('abort', giveUp);
     }
   }
 
@@ -871,11 +910,15 @@ class Channel implements EgressChannel {
    * reads to `entry.client` (see #splice); a plain-HTTP one hands its reads
    * to `entry.reader` (see #relay).
    */
-  #dial(entry: Entry, candidate: AllowedAddress, port: number, tunnel: boolean): Promise<net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed'> {
+  #dial(entry: Entry, candidate: AllowedAddress, port: number, tunnel: boolean, gone: AbortSignal): Promise<net.Socket | DialFailure> {
     const signal = this.#abort.signal;
     return new Promise((resolve) => {
       if (signal.aborted) {
         resolve('channel-closed');
+        return;
+      }
+      if (gone.aborted) {
+        resolve('client-closed');
         return;
       }
       // highWaterMark: the upstream's writable side pushes back per burst, not per write.
@@ -887,9 +930,10 @@ class Channel implements EgressChannel {
       socket.pause();
       this.#upstreams.add(socket);
       socket.once('close', () => this.#upstreams.delete(socket));
-      const settle = (outcome: net.Socket | 'connect-failed' | 'connect-timeout' | 'channel-closed') => {
+      const settle = (outcome: net.Socket | DialFailure) => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+        gone.removeEventListener('abort', onGone);
         socket.off('connect', onConnect);
         socket.off('error', onError);
         if (typeof outcome === 'string') {
@@ -905,11 +949,60 @@ class Channel implements EgressChannel {
       const onConnect = () => settle(socket);
       const onError = () => settle('connect-failed');
       const onAbort = () => settle('channel-closed');
+      const onGone = () => settle('client-closed');
       const timer = setTimeout(() => settle('connect-timeout'), this.#settings.connectTimeoutMs);
       socket.once('connect', onConnect);
       socket.once('error', onError);
       signal.addEventListener('abort', onAbort, { once: true });
+      gone.addEventListener('abort', onGone, { once: true });
     });
+  }
+}
+
+/**
+ * At most `limit` tasks under way at once, first come first served. A task
+ * holds its slot until its own promise settles, whether or not anyone still
+ * waits for it; one given up before its turn never runs.
+ */
+class Slots {
+  readonly #limit: number;
+  #busy = 0;
+  readonly #queue: { granted: boolean; go: () => void }[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Runs `task` in its turn; resolves null without running it when `givenUp` settles first. */
+  async run<T>(task: () => Promise<T>, givenUp: Promise<unknown>): Promise<T | null> {
+    if (this.#busy < this.#limit) this.#busy++;
+    else {
+      const waiter = { granted: false, go: () => {} };
+      const turn = new Promise<boolean>((resolve) => (waiter.go = () => resolve(true)));
+      this.#queue.push(waiter);
+      const go = await Promise.race([turn, givenUp.then(() => false)]);
+      if (!go) {
+        // Handed a slot in the same moment it gave up: pass the slot on.
+        if (waiter.granted) this.#release();
+        else this.#queue.splice(this.#queue.indexOf(waiter), 1);
+        return null;
+      }
+    }
+    const running = (async () => task())();
+    running.then(
+      () => this.#release(),
+      () => this.#release(),
+    );
+    return running;
+  }
+
+  #release(): void {
+    const next = this.#queue.shift();
+    if (next === undefined) this.#busy--;
+    else {
+      next.granted = true;
+      next.go();
+    }
   }
 }
 
