@@ -62,17 +62,21 @@ CREATE TABLE IF NOT EXISTS local_users (
  */
 export function openIdentityDb(stateDir: string): DatabaseSync {
   const path = join(stateDir, 'identity.db');
+  let db: DatabaseSync | undefined;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
-    const db = new DatabaseSync(path);
+    db = new DatabaseSync(path);
     db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
     return db;
   } catch (error) {
-    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store in ${stateDir}`, { cause: error });
+    db?.close();
+    // Say why (a file that is no database, a permission, a full disk): the operator cannot fix what is not named.
+    const why = error instanceof Error ? `: ${error.message.split('\n')[0]!.slice(0, 200)}` : '';
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store ${path}${why}`, { cause: error });
   }
 }
 

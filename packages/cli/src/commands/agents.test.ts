@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -104,6 +104,23 @@ describe('corral agents and tokens', () => {
       assert.deepEqual(actions.filter((a) => a.startsWith('agent.')), ['agent.create', 'agent.suspend', 'agent.resume']);
     } finally {
       await reader.close();
+    }
+  });
+});
+
+describe('when the identity store cannot be opened', () => {
+  it('names the file and why, and exits 3', async () => {
+    // Before: "cannot open the identity store in DIR", and nothing about what was wrong with it.
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-broken-'));
+    try {
+      writeFileSync(join(dir, 'identity.db'), 'this is not a SQLite database, whatever its name says.\n'.repeat(20));
+      const r = await corral(['--state-dir', dir, 'agents', 'list', '--json']);
+      assert.equal(r.code, 3, r.stderr);
+      const { error } = JSON.parse(r.stdout);
+      assert.equal(error.code, 'IDENTITY_STORE_FAILED');
+      assert.equal(error.message, `cannot open the identity store ${join(dir, 'identity.db')}: file is not a database`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
