@@ -141,6 +141,17 @@ describe('agent tokens', () => {
       await assert.rejects(id.verifyToken(await signWithStoreKey(dir, good(), { typ: 'JWT' })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' });
     });
 
+    it('a forged token of another type is forged, not refused: IDENTITY_TOKEN_SIGNATURE_INVALID', async () => {
+      // Before: the type was checked ahead of the signature, so a forgery typed JWT was classed as a genuine token refused.
+      const kid = (await id.jwks()).keys[0]!.kid;
+      const { privateKey } = generateKeyPairSync('ed25519');
+      for (const typ of ['JWT', undefined]) {
+        const forged = await new SignJWT(good()).setProtectedHeader({ alg: 'EdDSA', kid, ...(typ ? { typ } : {}) }).sign(privateKey);
+        await assert.rejects(id.verifyToken(forged), { code: 'IDENTITY_TOKEN_SIGNATURE_INVALID' }, String(typ));
+      }
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, good(), { typ: undefined })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' }, 'a genuine token without a type');
+    });
+
     it('a genuine token living longer than Corral issues: IDENTITY_TOKEN_CLAIMS_INVALID', async () => {
       await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), exp: now() + 86_400 })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' });
     });

@@ -131,7 +131,6 @@ async function verify(
   if (signaturePart === '') throw fail('IDENTITY_TOKEN_UNSIGNED', 'the token has no signature');
   if (!SEGMENT.test(signaturePart)) throw fail('IDENTITY_TOKEN_MALFORMED', 'the signature must be base64url');
   if (header.alg !== ALGORITHM) throw fail('IDENTITY_TOKEN_ALGORITHM', `only ${ALGORITHM} tokens are accepted`);
-  if (header.typ !== TYPE) throw fail('IDENTITY_TOKEN_CLAIMS_INVALID', `the token type must be ${TYPE}`);
   if (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > 128) throw fail('IDENTITY_TOKEN_KEY_UNKNOWN', 'the token names no key');
   if (header.crit !== undefined) throw fail('IDENTITY_TOKEN_MALFORMED', 'critical header parameters are not supported');
   seen.kid = header.kid;
@@ -144,6 +143,7 @@ async function verify(
       algorithms: [ALGORITHM],
       issuer: settings.issuer,
       audience: settings.audience,
+      // Checked by jose after the signature, not as a guard before it: a wrong `typ` is a refusal only on a genuine token, a forged one is forged.
       typ: TYPE,
       clockTolerance: settings.clockToleranceSeconds,
       currentDate: new Date(deps.now()),
@@ -214,6 +214,8 @@ function fromJose(error: unknown): IdentityError {
   if (error instanceof joseErrors.JWTExpired) return new IdentityError('IDENTITY_TOKEN_EXPIRED', 'the token has expired', { cause: error });
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     switch (error.claim) {
+      case 'typ':
+        return new IdentityError('IDENTITY_TOKEN_CLAIMS_INVALID', `the token type must be ${TYPE}`, { cause: error });
       case 'nbf':
         return new IdentityError('IDENTITY_TOKEN_NOT_YET_VALID', 'the token is not valid yet', { cause: error });
       case 'iat':
