@@ -220,6 +220,35 @@ describe('checkAddress', () => {
   });
 });
 
+describe('when the address is one of the host’s own', () => {
+  // A public address of the host reaches the host itself (its services on 0.0.0.0 or [::]), as loopback does.
+  const own = new Set(['93.184.216.34', '2606:4700::1', '127.0.0.1']);
+  const via = nameRule('api.example.com:443');
+  it('refuses it through a name as private-address, kind host, its block the address alone', () => {
+    const verdict = checkAddress([via], '93.184.216.34', 443, via, own);
+    assert.deepEqual([verdict.allowed, !verdict.allowed && verdict.reason, verdict.special?.kind, verdict.special?.block], [false, 'private-address', 'host', '93.184.216.34/32']);
+  });
+  it('refuses it under 0.0.0.0/0 and [::]/0, v4-mapped spelling included', () => {
+    const broad = rules('0.0.0.0/0:*', '[::]/0:*');
+    for (const address of ['93.184.216.34', '::ffff:93.184.216.34', '2606:4700::1']) {
+      const verdict = checkAddress(broad, address, 443, undefined, own);
+      assert.equal(!verdict.allowed && verdict.reason, 'private-address', address);
+    }
+  });
+  it('allows it only when a CIDR rule names the address itself', () => {
+    assert.equal(checkAddress(rules('93.184.216.0/24:443'), '93.184.216.34', 443, undefined, own).allowed, false);
+    const verdict = checkAddress([via, ...rules('93.184.216.34:443')], '93.184.216.34', 443, via, own);
+    assert.equal(verdict.allowed && verdict.addressRule?.source, '93.184.216.34:443');
+  });
+  it('leaves an address in a special range its own kind', () => {
+    assert.equal(checkAddress([via], '127.0.0.1', 443, via, own).special?.kind, 'loopback');
+  });
+  it('refuses it among the addresses a name resolved to, keeping the others', () => {
+    const { permitted, refused } = checkResolved([via], via, ['93.184.216.34', '1.1.1.1'], 443, own);
+    assert.deepEqual([permitted.map((p) => p.address), refused.map((r) => [r.address, r.special?.kind])], [['1.1.1.1'], [['93.184.216.34', 'host']]]);
+  });
+});
+
 describe('checkResolved', () => {
   const via = nameRule('api.example.com:443');
   it('keeps the resolver’s order and drops duplicates and non-addresses', () => {

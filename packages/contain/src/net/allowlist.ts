@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { cidrContains, formatIp, ipToBigInt, portAllowed, type EgressRule } from './egress-rule.ts';
-import { classifyAddress, type SpecialAddress } from './special-addresses.ts';
+import { classifyAddress, hostAddressBlock, type SpecialAddress } from './special-addresses.ts';
 
 /** A rule naming hosts (`api.example.com:443`, `*.example.com:443`). */
 export type NameRule = Extract<EgressRule, { kind: 'domain' | 'wildcard' }>;
@@ -14,8 +14,8 @@ export type Destination = { kind: 'name'; name: string } | { kind: 'address'; ad
  * Why the allowlist refuses a destination.
  * - `not-allowed`: no rule names the host (or, for an IP literal, no CIDR rule covers it).
  * - `port-not-allowed`: a rule names the host, none opens the port.
- * - `private-address`: the address is special (loopback, private, metadata, …) and no CIDR
- *   rule lying inside its special block opens it.
+ * - `private-address`: the address is special (loopback, private, metadata, one of the host's
+ *   own, …) and no CIDR rule lying inside its special block opens it.
  * - `bad-address`: not usable as a destination address (an IPv6 zone such as `%eth0`).
  */
 export type AllowlistRefusal = 'not-allowed' | 'port-not-allowed' | 'private-address' | 'bad-address';
@@ -137,14 +137,18 @@ export function matchName(rules: readonly EgressRule[], name: string, port: numb
  * Without `via` (the client named the IP literal): only CIDR rules apply; a
  * CIDR rule opening the port allows an ordinary address it covers, and a
  * special address under the same inside-its-block condition.
+ *
+ * `hostAddresses` (canonical text) are the host's own interface addresses: one
+ * no special range holds is special too, kind `host`, its block the address
+ * alone — a public address of the host reaches the host itself, as loopback does.
  */
-export function checkAddress(rules: readonly EgressRule[], address: string, port: number, via?: NameRule): AddressVerdict {
+export function checkAddress(rules: readonly EgressRule[], address: string, port: number, via?: NameRule, hostAddresses?: ReadonlySet<string>): AddressVerdict {
   const canonical = canonicalAddress(address);
   if (canonical === null) {
     const family = isIP(address) === 4 ? 4 : 6;
     return { allowed: false, address: String(address), family, reason: 'bad-address', special: null };
   }
-  const special = classifyAddress(canonical.address);
+  const special = classifyAddress(canonical.address) ?? (hostAddresses?.has(canonical.address) ? hostAddressBlock(canonical.address) : null);
   const covering = rules.filter((r): r is CidrRule => r.kind === 'cidr' && cidrContains(r, canonical.address));
   const opening = covering.filter((r) => portAllowed(r.ports, port));
   const explicit = special === null ? undefined : opening.find((r) => r.prefix >= special.prefix);
@@ -165,7 +169,7 @@ export function checkAddress(rules: readonly EgressRule[], address: string, port
 /**
  * Checks every address a name resolved to, in the resolver's order, each
  * once (duplicates after canonicalisation dropped, entries that are not IP
- * literals ignored). The caller connects only to `permitted` addresses, in
+ * literals ignored), with `checkAddress` (`hostAddresses` as there). The caller connects only to `permitted` addresses, in
  * order, and never resolves the name again.
  */
 export function checkResolved(
@@ -173,13 +177,14 @@ export function checkResolved(
   via: NameRule,
   addresses: readonly string[],
   port: number,
+  hostAddresses?: ReadonlySet<string>,
 ): { permitted: AllowedAddress[]; refused: RefusedAddress[] } {
   const permitted: AllowedAddress[] = [];
   const refused: RefusedAddress[] = [];
   const seen = new Set<string>();
   for (const address of addresses) {
     if (typeof address !== 'string' || isIP(address) === 0) continue;
-    const verdict = checkAddress(rules, address, port, via);
+    const verdict = checkAddress(rules, address, port, via, hostAddresses);
     if (seen.has(verdict.address)) continue;
     seen.add(verdict.address);
     if (verdict.allowed) permitted.push(verdict);

@@ -818,6 +818,27 @@ describe('EgressProxy', () => {
     });
   });
 
+  describe('when the destination is a public address of the host itself', () => {
+    // Refused before any connection: the address only stands for one of the host's own here.
+    it('refuses a name resolving to it and the literal under 0.0.0.0/0, as private-address of kind host', async (t) => {
+      const own = new EgressProxy({
+        lookup: async () => [{ address: '93.184.216.34', family: 4 }],
+        hostAddresses: () => ['127.0.0.1', '93.184.216.34', 'fe80::1'],
+      });
+      t.after(() => own.close());
+      const channel = await own.openChannel(rules('self.test.corral:443', '0.0.0.0/0:443'));
+      for (const authority of ['self.test.corral:443', '93.184.216.34:443', '[::ffff:93.184.216.34]:443']) {
+        const answer = await tunnel(channel, authority);
+        assert.deepEqual([answer.status, answer.headers['x-corral-refused']], [403, 'private-address'], authority);
+      }
+      const records = await finished(channel, 3);
+      assert.deepEqual(
+        records.map((r) => [r.allowed, r.address, r.special]),
+        Array.from({ length: 3 }, () => [false, '93.184.216.34', 'host']),
+      );
+    });
+  });
+
   describe('when the client names an IP literal', () => {
     it('refuses not-allowed when only a name rule matches the server', async (t) => {
       const channel = await open('api.test.corral:*');
@@ -1334,6 +1355,7 @@ describe('EgressProxy', () => {
       ['maxHeaderSize', 1.5],
       ['maxLookupsPerChannel', 0],
       ['lookup', 'dns'],
+      ['hostAddresses', ['1.2.3.4']],
     ] as const) {
       it(`refuses option ${option}=${String(value)} with CONTAIN_PROXY_FAILED`, () => {
         assert.throws(() => new EgressProxy({ [option]: value } as never), { code: 'CONTAIN_PROXY_FAILED' });

@@ -6,12 +6,12 @@ import { lookup as systemLookup } from 'node:dns/promises';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream';
 import { ContainError } from '../errors.ts';
 import { ResponseReader, type ResponseHead } from './http-response.ts';
-import { checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
+import { canonicalAddress, checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
 import type { EgressRule } from './egress-rule.ts';
 import type { SpecialAddressKind } from './special-addresses.ts';
 
@@ -48,6 +48,11 @@ export interface EgressProxyOptions {
   maxLookupsPerChannel?: number;
   /** Folder in which the proxy makes its private 0700 folder of sockets; default `os.tmpdir()`. */
   directory?: string;
+  /**
+   * The host's own addresses, read again for each decision (they change); refused like loopback
+   * unless a CIDR rule names the address itself. Default: every address of `os.networkInterfaces()`.
+   */
+  hostAddresses?: () => Iterable<string>;
 }
 
 export interface EgressChannelOptions {
@@ -148,6 +153,7 @@ const DEFAULTS = {
 
 interface Settings {
   lookup: EgressLookup;
+  hostAddresses: () => Iterable<string>;
   dnsTimeoutMs: number;
   connectTimeoutMs: number;
   headerTimeoutMs: number;
@@ -260,8 +266,11 @@ function readOptions(options: EgressProxyOptions): Settings {
   if (typeof lookup !== 'function') throw optionError('lookup', 'a function like dns.promises.lookup');
   const directory = options.directory ?? tmpdir();
   if (typeof directory !== 'string' || directory === '') throw optionError('directory', 'a folder path');
+  const hostAddresses = options.hostAddresses ?? interfaceAddresses;
+  if (typeof hostAddresses !== 'function') throw optionError('hostAddresses', 'a function returning addresses');
   return {
     lookup,
+    hostAddresses,
     dnsTimeoutMs: positive('dnsTimeoutMs', options.dnsTimeoutMs),
     connectTimeoutMs: positive('connectTimeoutMs', options.connectTimeoutMs),
     headerTimeoutMs: positive('headerTimeoutMs', options.headerTimeoutMs),
@@ -270,6 +279,21 @@ function readOptions(options: EgressProxyOptions): Settings {
     maxLookupsPerChannel: positive('maxLookupsPerChannel', options.maxLookupsPerChannel),
     directory,
   };
+}
+
+/** Every address of the host's network interfaces. */
+function* interfaceAddresses(): Iterable<string> {
+  for (const entries of Object.values(networkInterfaces())) for (const entry of entries ?? []) yield entry.address;
+}
+
+/** The host's own addresses in canonical text (what checkAddress compares), unusable entries dropped. */
+function readHostAddresses(source: () => Iterable<string>): Set<string> {
+  const own = new Set<string>();
+  for (const address of source()) {
+    const canonical = canonicalAddress(address);
+    if (canonical !== null) own.add(canonical.address);
+  }
+  return own;
 }
 
 /** Copies the rules once into frozen objects, checking each is a parsed rule. */
@@ -794,7 +818,7 @@ class Channel implements EgressChannel {
       let candidates: AllowedAddress[];
       const destination = target.destination;
       if (destination.kind === 'address') {
-        const verdict = checkAddress(this.#rules, destination.address, target.port);
+        const verdict = checkAddress(this.#rules, destination.address, target.port, undefined, readHostAddresses(this.#settings.hostAddresses));
         record.address = verdict.address;
         if (verdict.special !== null) record.special = verdict.special.kind;
         if (!verdict.allowed) return verdict.reason;
@@ -808,7 +832,7 @@ class Channel implements EgressChannel {
         if (this.#closing !== undefined) return 'channel-closed';
         if (gone.aborted) return 'client-closed';
         if (addresses === null) return 'dns-failed';
-        const { permitted, refused } = checkResolved(this.#rules, verdict.rule, addresses, target.port);
+        const { permitted, refused } = checkResolved(this.#rules, verdict.rule, addresses, target.port, readHostAddresses(this.#settings.hostAddresses));
         if (permitted.length === 0) {
           const first = refused[0];
           if (first === undefined) return 'dns-failed';

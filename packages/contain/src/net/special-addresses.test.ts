@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { classifyAddress, type SpecialAddressKind } from './special-addresses.ts';
+import { classifyAddress, hostAddressBlock, type SpecialAddressKind } from './special-addresses.ts';
 
 // Naive reference: addresses as strings of bits, blocks as bit-string prefixes,
 // the longest matching prefix wins. Written independently of the bigint code.
@@ -208,5 +208,16 @@ describe('classifyAddress', () => {
     it('refuses a non-string with CONTAIN_BAD_ADDRESS', () => {
       assert.throws(() => classifyAddress(42 as unknown as string), { code: 'CONTAIN_BAD_ADDRESS' });
     });
+  });
+});
+
+describe('hostAddressBlock', () => {
+  it('gives one of the host’s own addresses a block of its own, /32 or /128', () => {
+    assert.deepEqual(hostAddressBlock('93.184.216.34'), { kind: 'host', family: 4, network: 0x5db8d822n, prefix: 32, block: '93.184.216.34/32' });
+    assert.equal(hostAddressBlock('2606:4700::1').block, '2606:4700::1/128');
+  });
+  it('refuses what is not an IP address with CONTAIN_BAD_ADDRESS', () => {
+    assert.throws(() => hostAddressBlock('example.com'), { code: 'CONTAIN_BAD_ADDRESS' });
+    assert.throws(() => hostAddressBlock(7 as unknown as string), { code: 'CONTAIN_BAD_ADDRESS' });
   });
 });

@@ -35,7 +35,12 @@ export type SpecialAddressKind =
   /** 198.18.0.0/15, 2001:2::/48. */
   | 'benchmarking'
   /** Protocol assignments, future use, and IPv6 space outside global unicast 2000::/3. */
-  | 'reserved';
+  | 'reserved'
+  /**
+   * An address of one of the host's own network interfaces (a public one included): a
+   * connection to it reaches the host itself, as loopback does. See `hostAddressBlock`.
+   */
+  | 'host';
 
 /** Where an address lies: the kind and the special block around it. */
 export interface SpecialAddress {
@@ -183,4 +188,18 @@ export function classifyAddress(address: string): SpecialAddress | null {
   if (family === 0) throw new ContainError('CONTAIN_BAD_ADDRESS', 'not an IPv4 or IPv6 address');
   const value = ipToBigInt(bare);
   return family === 4 ? classifyV4(value) : classifyV6(value);
+}
+
+/**
+ * The block of one of the host's own interface addresses, for an address no
+ * special range holds: the address alone (`/32`, `/128`), kind `host`, so that
+ * only a CIDR rule naming that very address opens it.
+ *
+ * Precondition: `address` is a canonical IP literal (see `canonicalAddress`).
+ * @throws ContainError `CONTAIN_BAD_ADDRESS` when it is not an IP literal.
+ */
+export function hostAddressBlock(address: string): SpecialAddress {
+  const family = typeof address === 'string' ? isIP(address) : 0;
+  if (family === 0) throw new ContainError('CONTAIN_BAD_ADDRESS', 'not an IPv4 or IPv6 address');
+  return specialBlock(family as 4 | 6, 'host', ipToBigInt(address), family === 4 ? 32 : 128);
 }
