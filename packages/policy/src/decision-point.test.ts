@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -170,6 +171,23 @@ describe('DecisionPoint on the cedar-wasm path', () => {
     }
     assert.throws(() => pdp.load(loadPolicies([{ file: 'c.cedar', text: 'permit(principal, action, resource) when { nope };' }])), { code: 'POLICY_SET_INVALID' });
     assert.deepEqual(pdp.decide(pay()).policies, ['stop']);
+  });
+});
+
+describe('DecisionPoint when cedar-wasm has failed', () => {
+  it('answers POLICY_ENGINE_FAILED, not a foreign error or a bad request (a trap escaped as a RuntimeError)', () => {
+    // In a child: the trap breaks cedar-wasm for the rest of its process.
+    const script = `
+      import { DecisionPoint } from ${JSON.stringify(new URL('./decision-point.ts', import.meta.url).href)};
+      import { loadPolicies } from ${JSON.stringify(new URL('./load.ts', import.meta.url).href)};
+      import { cedar } from ${JSON.stringify(new URL('./lib/cedar.ts', import.meta.url).href)};
+      const pdp = new DecisionPoint();
+      pdp.load(loadPolicies([{ file: 'a.cedar', text: '@id("ext") permit(principal, action, resource) when { ip("127.0.0.1").isLoopback() };' }]));
+      try { cedar.checkParsePolicySet({ staticPolicies: 'permit(principal, action, resource) when { ' + '('.repeat(400) + 'true' + ')'.repeat(400) + ' };' }); } catch {}
+      let code;
+      try { pdp.decide(${JSON.stringify(pay())}); code = 'decided'; } catch (error) { code = error.code ?? error.name; }
+      console.log(JSON.stringify(code));`;
+    assert.equal(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })), 'POLICY_ENGINE_FAILED');
   });
 });
 

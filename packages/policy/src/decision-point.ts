@@ -134,7 +134,8 @@ export class DecisionPoint {
 
   /**
    * Decides one request. Throws POLICY_NOT_LOADED before any load,
-   * POLICY_REQUEST_INVALID for a request that does not fit the schema.
+   * POLICY_REQUEST_INVALID for a request that does not fit the schema,
+   * POLICY_ENGINE_FAILED when cedar-wasm fails on it.
    */
   decide(input: unknown): Decision {
     const active = this.#active;
@@ -294,16 +295,23 @@ function evaluateCompiled(active: Active, request: DecisionRequest, store: Entit
 function evaluateCedar(active: Active, request: DecisionRequest, store: EntityStore): Evaluation {
   const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: active.set.policies.length };
   for (const [setId, into] of [[active.cedarForbids, result.forbids], [active.cedarPermits, result.permits]] as const) {
-    const answer = cedar.statefulIsAuthorized({
-      principal: request.principal,
-      action: { type: 'Action', id: request.action },
-      resource: request.resource,
-      context: request.context as Record<string, never>,
-      preparsedPolicySetId: setId,
-      entities: store.json as never,
-    });
+    let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
+    try {
+      answer = cedar.statefulIsAuthorized({
+        principal: request.principal,
+        action: { type: 'Action', id: request.action },
+        resource: request.resource,
+        context: request.context as Record<string, never>,
+        preparsedPolicySetId: setId,
+        entities: store.json as never,
+      });
+    } catch (error) {
+      // A trap (say, a stack overflow) leaves cedar-wasm failing every call; the request was not at fault.
+      throw new PolicyError('POLICY_ENGINE_FAILED', 'cedar-wasm failed', { cause: error });
+    }
+    // The request fits the schema and the entities parsed when set: a refusal now is the engine's.
     if (answer.type !== 'success') {
-      throw new PolicyError('POLICY_REQUEST_INVALID', `cedar-wasm refused the request: ${answer.errors.map(describeCedarError).join('; ')}`);
+      throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated request: ${answer.errors.map(describeCedarError).join('; ')}`);
     }
     into.push(...answer.response.diagnostics.reason);
     for (const e of answer.response.diagnostics.errors) result.errors.push({ policyId: e.policyId, message: e.error.message });
