@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
-import type { NewAgent } from './agents.ts';
+import { AgentRegistry, type NewAgent } from './agents.ts';
 import { Identity } from './identity.ts';
 import { parseTtl } from './ttl.ts';
 
@@ -92,4 +93,66 @@ describe('parseTtl', () => {
   for (const bad of ['', '0', '-5m', '10x', '1.5h', '10 m']) {
     it(`refuses "${bad}"`, () => assert.throws(() => parseTtl(bad), { code: 'IDENTITY_INPUT_INVALID' }));
   }
+});
+
+describe('when another process changes an agent between this command reading it and writing it', () => {
+  /** A registry whose next read of an agent lets `step` (another process's write) land right after it. */
+  function racing(dir: string, step: () => void): { agents: AgentRegistry; db: DatabaseSync } {
+    const db = new DatabaseSync(join(dir, 'identity.db'));
+    db.exec('PRAGMA busy_timeout = 5000');
+    let pending: (() => void) | undefined = step;
+    const wrapped = new Proxy(db, {
+      get(target, key) {
+        if (key === 'prepare') {
+          return (sql: string) => {
+            const statement = target.prepare(sql);
+            if (!sql.startsWith('SELECT * FROM agents WHERE name')) return statement;
+            return {
+              get: (...args: [string, string]) => {
+                const row = statement.get(...args);
+                const next = pending;
+                pending = undefined;
+                next?.();
+                return row;
+              },
+            };
+          };
+        }
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { agents: new AgentRegistry(wrapped), db };
+  }
+
+  it('retires an agent a second operator resumed meanwhile, instead of reporting it retired while it stays active', () => {
+    // Before: the write matched nothing, and retire() answered the agent as it now was (active), as though done.
+    const dir = mkdtempSync(join(tmpdir(), 'corral-agents-race-'));
+    const other = Identity.open(dir);
+    try {
+      other.agents.create({ name: 'raced', process: 'p', owner: 'a@example.com' });
+      other.agents.suspend('raced');
+      const { agents, db } = racing(dir, () => other.agents.resume('raced'));
+      assert.equal(agents.retire('raced').status, 'retired');
+      db.close();
+      assert.equal(other.agents.get('raced').status, 'retired');
+    } finally {
+      other.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to suspend an agent retired meanwhile: IDENTITY_AGENT_STATE, not a suspension that never happened', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-agents-race-'));
+    const other = Identity.open(dir);
+    try {
+      other.agents.create({ name: 'raced', process: 'p', owner: 'a@example.com' });
+      const { agents, db } = racing(dir, () => other.agents.retire('raced'));
+      assert.throws(() => agents.suspend('raced'), { code: 'IDENTITY_AGENT_STATE' });
+      db.close();
+    } finally {
+      other.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

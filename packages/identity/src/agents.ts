@@ -122,15 +122,24 @@ export class AgentRegistry {
     return this.#transition(ref, 'retired', ['active', 'suspended'], true);
   }
 
+  /**
+   * A compare-and-swap on the status read: another process (a second
+   * operator's `corral agents resume`) may change it between the read and the
+   * write, and then the change is decided again on what it is now — never
+   * reported as made when it was not.
+   */
   #transition(ref: string, to: AgentStatus, from: AgentStatus[], bump: boolean): Agent {
-    const agent = this.get(ref);
-    if (!from.includes(agent.status)) {
-      throw new IdentityError('IDENTITY_AGENT_STATE', `agent ${agent.name} is ${agent.status}; it cannot become ${to}`);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const agent = this.get(ref);
+      if (!from.includes(agent.status)) {
+        throw new IdentityError('IDENTITY_AGENT_STATE', `agent ${agent.name} is ${agent.status}; it cannot become ${to}`);
+      }
+      const { changes } = this.#db
+        .prepare('UPDATE agents SET status = ?, token_generation = token_generation + ?, updated_at = ? WHERE id = ? AND status = ? AND token_generation = ?')
+        .run(to, bump ? 1 : 0, this.#now(), agent.id, agent.status, agent.tokenGeneration);
+      if (changes === 1) return this.get(agent.id);
     }
-    this.#db
-      .prepare('UPDATE agents SET status = ?, token_generation = token_generation + ?, updated_at = ? WHERE id = ? AND status = ?')
-      .run(to, bump ? 1 : 0, this.#now(), agent.id, agent.status);
-    return this.get(agent.id);
+    throw new IdentityError('IDENTITY_AGENT_STATE', `agent ${String(ref).slice(0, 80)} kept changing under this command; look at it again and retry`);
   }
 }
 
