@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord } from '@corral/audit';
 import { corral } from '../../test/corral.ts';
@@ -104,6 +105,27 @@ describe('corral agents and tokens', () => {
       assert.deepEqual(actions.filter((a) => a.startsWith('agent.')), ['agent.create', 'agent.suspend', 'agent.resume']);
     } finally {
       await reader.close();
+    }
+  });
+});
+
+describe('when an older store holds an owner address that could write to the terminal', () => {
+  it('lists and shows it with its control and format characters escaped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-owner-'));
+    try {
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'old-bot', '--process', 'p', '--owner', 'ops@example.com'])).code, 0);
+      // Written as a store from before owners were checked could hold it.
+      const db = new DatabaseSync(join(dir, 'identity.db'));
+      db.prepare("UPDATE agents SET owner = ? WHERE name = 'old-bot'").run('\x1b[2J\x1b[Halice\u202e@example.com');
+      db.close();
+      for (const verb of [['list'], ['show', 'old-bot']]) {
+        const r = await corral(['--state-dir', dir, 'agents', ...verb]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.ok(!r.stdout.includes('\x1b') && !r.stdout.includes('\u202e'), verb.join(' '));
+        assert.match(r.stdout, /\\u001b\[2J\\u001b\[Halice\\u202e@example\.com/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 
@@ -58,7 +58,8 @@ function describeAgent(a: Agent): string {
     `id:       ${a.id}`,
     `status:   ${a.status}`,
     `process:  ${a.process}`,
-    `owner:    ${a.owner}`,
+    // Checked when the agent is made, but a store made before that check may hold anything.
+    `owner:    ${printable(a.owner)}`,
     `scopes:   ${a.scopes.join(' ') || '(none)'}`,
     `created:  ${a.createdAt}`,
     `updated:  ${a.updatedAt}`,
@@ -96,7 +97,7 @@ export function registerAgents(program: Command): void {
       const list = await withIdentity(command, (id) => id.agents.list());
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no agents\n');
-      const rows = list.map((a) => [a.name, a.status, a.process, a.owner, a.id]);
+      const rows = list.map((a) => [a.name, a.status, a.process, printable(a.owner), a.id]);
       const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['NAME', 'STATUS', 'PROCESS', 'OWNER'][i]!.length));
       const line = (r: string[]) => `${r.slice(0, 4).map((c, i) => c.padEnd(widths[i]!)).join('  ')}  ${r[4]}\n`;
       process.stdout.write(line(['NAME', 'STATUS', 'PROCESS', 'OWNER', 'ID']) + rows.map(line).join(''));

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { OidcSettings } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printJson, printable } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { dirOf, durationOption, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
@@ -56,7 +56,7 @@ export function registerIdentity(program: Command): void {
       const list = await withIdentity(command, (id) => id.nodes.list());
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no nodes\n');
-      for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}\n`);
+      for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${printable(n.displayName)}  ${printable(n.platform)}\n`);
     });
   addPairingVerbs(nodes, dirOf);
 
@@ -67,7 +67,8 @@ export function registerIdentity(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const list = await withIdentity(command, (id) => id.humans.list());
       if (opts.json) return printJson(list);
-      for (const h of list) process.stdout.write(`${h.email ?? h.subject}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
+      // The issuer chose the subject and the address: printed so that neither can write to the terminal.
+      for (const h of list) process.stdout.write(`${printable(h.email ?? h.subject)}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
     });
 
   identity
