@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { checkpointJson, parseCheckpoint } from '../checkpoint/checkpoint.ts';
 import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
@@ -34,7 +35,7 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Index in `clean` of the line holding record `seq`. */
-const lineOf = (seq: number) => clean.findIndex((l) => l.includes(`"seq":${seq},"v":1}`) && l.startsWith('{"event"'));
+const lineOf = (seq: number, lines = clean) => lines.findIndex((l) => l.includes(`"seq":${seq},"v":1}`) && l.startsWith('{"event"'));
 function write(name: string, lines: string[]): string {
   const file = join(dir, `${name}.jsonl`);
   writeFileSync(file, `${lines.join('\n')}\n`);
@@ -59,6 +60,7 @@ describe('verifying an export offline', () => {
       assert.equal(r.firstBadSeq, 41);
       assert.equal(r.damage[0]?.kind, 'edited');
       assert.equal(r.damage[0]?.line, i + 1);
+      assert.equal(r.damage.length, 1, 'the checkpoint at 50 confirms the diagnosis: it vouches for seq 40');
     });
   });
 
@@ -68,6 +70,7 @@ describe('verifying an export offline', () => {
       const r = await verify('deleted-record-41', lines);
       assert.equal(r.firstBadSeq, 41);
       assert.equal(r.damage[0]?.kind, 'deleted');
+      assert.equal(r.damage.length, 1, 'the checkpoint at 50 confirms the diagnosis: it vouches for seq 40');
     });
   });
 
@@ -80,6 +83,7 @@ describe('verifying an export offline', () => {
       const r = await verify('inserted-before-41', lines);
       assert.equal(r.firstBadSeq, 41);
       assert.equal(r.damage[0]?.kind, 'inserted');
+      assert.equal(r.damage.length, 1, 'the checkpoint at 50 confirms the diagnosis: it vouches for seq 40');
     });
   });
 
@@ -92,15 +96,90 @@ describe('verifying an export offline', () => {
       const r = await verify('reordered-41-42', lines);
       assert.equal(r.firstBadSeq, 41);
       assert.equal(r.damage[0]?.kind, 'reordered');
+      assert.equal(r.damage.length, 1, 'the checkpoint at 50 confirms the diagnosis: it vouches for seq 40');
     });
   });
 
   describe('when the tail is cut but its checkpoint kept', () => {
-    it('names seq 45 as the first missing record', async () => {
+    it('names seq 45 as the first missing record, and seq 40–44 before it as unsealed: without the tail no checkpoint vouches for them', async () => {
       const lines = clean.filter((l, i) => !(l.startsWith('{"event"') && i > lineOf(44)));
       const r = await verify('truncated-after-44', lines);
-      assert.equal(r.firstBadSeq, 45);
-      assert.equal(r.damage[0]?.kind, 'truncated');
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.throughSeq]), [['unsealed', 40, 44], ['truncated', 45, undefined]]);
+      assert.equal(r.firstBadSeq, 40);
+    });
+    it('names seq 40 as the first bad record when record 42 was also rewritten (chain recomputed): the cut hid the edit', async () => {
+      const lines = clean.filter((l, i) => !(l.startsWith('{"event"') && i > lineOf(44)));
+      let prev = JSON.parse(lines[lineOf(42)] as string).prev as string;
+      for (let seq = 42; seq < 45; seq++) {
+        const i = lineOf(seq);
+        lines[i] = recordBytes(seq, prev, extractBody(lines[i] as string).replace('invoice-42.pdf', 'invoice-24.pdf'));
+        prev = sha256Hasher.leaf(lines[i] as string);
+      }
+      const r = await verify('truncated-after-44-edited-42', lines);
+      assert.deepEqual([r.firstBadSeq, r.damage[0]?.kind, r.damage[0]?.throughSeq], [40, 'unsealed', 44]);
+    });
+  });
+
+  describe('when a record is edited and the next one deleted to hide it', () => {
+    it('names seq 40 as unsealed before the deletion at 41: nothing left names record 40\'s original hash', async () => {
+      const lines = [...clean];
+      const i = lineOf(40);
+      lines[i] = recordBytes(40, JSON.parse(lines[i] as string).prev, extractBody(lines[i] as string).replace('invoice-40.pdf', 'invoice-04.pdf'));
+      const r = await verify('edited-40-deleted-41', lines.filter((_, j) => j !== lineOf(41)));
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['unsealed', 40], ['deleted', 41]]);
+      assert.equal(r.firstBadSeq, 40);
+    });
+  });
+
+  describe('whatever is done to the records from one seq on (property)', () => {
+    it('never names a first bad seq after the first record changed: every record before it is vouched for by a signed root', async () => {
+      /** Rewrites record `seq` and, for some attacks, the ones after it; returns the lines. */
+      const attacks: Record<string, (seq: number) => string[]> = {
+        'edited in place': (seq) => clean.map((l, i) => (i === lineOf(seq) ? recordBytes(seq, JSON.parse(l).prev, extractBody(l).replace('"n":', '"m":')) : l)),
+        deleted: (seq) => clean.filter((_, i) => i !== lineOf(seq)),
+        'edited, and the next deleted': (seq) =>
+          clean.map((l, i) => (i === lineOf(seq) ? recordBytes(seq, JSON.parse(l).prev, extractBody(l).replace('"n":', '"m":')) : l)).filter((_, i) => i !== lineOf(seq + 1)),
+        'edited with the chain recomputed, the tail cut after it': (seq) => {
+          const lines = clean.filter((l, i) => !(l.startsWith('{"event"') && i > lineOf(Math.min(seq + 2, 48))));
+          let prev = JSON.parse(lines[lineOf(seq)] as string).prev as string;
+          for (let s = seq; lineOf(s, lines) >= 0; s++) {
+            const i = lineOf(s, lines);
+            lines[i] = recordBytes(s, prev, s === seq ? extractBody(lines[i] as string).replace('"n":', '"m":') : extractBody(lines[i] as string));
+            prev = sha256Hasher.leaf(lines[i] as string);
+          }
+          return lines;
+        },
+        'swapped with the next': (seq) => {
+          const lines = [...clean];
+          [lines[lineOf(seq)], lines[lineOf(seq + 1)]] = [lines[lineOf(seq + 1)] as string, lines[lineOf(seq)] as string];
+          return lines;
+        },
+      };
+      let n = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...Object.keys(attacks)), fc.integer({ min: 0, max: 48 }), async (attack, seq) => {
+          const r = await verify(`property-${n++}`, (attacks[attack] as (seq: number) => string[])(seq));
+          assert.equal(r.ok, false);
+          assert.ok(r.firstBadSeq !== null && r.firstBadSeq <= seq, `${attack} at ${seq}: first bad seq ${r.firstBadSeq}: ${JSON.stringify(r.damage)}`);
+        }),
+        { numRuns: 60 },
+      );
+    });
+  });
+
+  describe('when forged records follow the last record with a checkpoint line the key never signed', () => {
+    it('names seq 50, the first forged record, as unsealed besides the forged checkpoint', async () => {
+      const lines = [...clean];
+      let prev = sha256Hasher.leaf(lines[lineOf(49)] as string);
+      for (let seq = 50; seq < 55; seq++) {
+        lines.push(recordBytes(seq, prev, extractBody(clean[lineOf(seq - 50)] as string)));
+        prev = sha256Hasher.leaf(lines.at(-1) as string);
+      }
+      const c = JSON.parse(clean.at(-1) as string).checkpoint;
+      lines.push(JSON.stringify({ checkpoint: { ...c, size: 55 } }));
+      const r = await verify('forged-tail-forged-checkpoint', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.throughSeq ?? d.checkpointSize]), [['unsealed', 50, 54], ['checkpoint-forged', null, 55]]);
+      assert.equal(r.firstBadSeq, 50);
     });
   });
 
@@ -223,9 +302,9 @@ describe('verifying an export offline', () => {
       const r = await verifySealed('sealed-bad-proof', [...sealed.slice(0, -1), JSON.stringify(seal)]);
       assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq], [false, 'edited', 30]);
     });
-    it('names the first missing record when records before the seal line were cut', async () => {
+    it('names the first missing record when records before the seal line were cut, after the records it leaves unsealed', async () => {
       const r = await verifySealed('sealed-cut', [...sealed.slice(0, -3), sealed.at(-1) as string]);
-      assert.deepEqual([r.ok, r.damage[0]?.kind, r.firstBadSeq], [false, 'truncated', 31]);
+      assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.seq])], [false, ['unsealed', 30], ['truncated', 31]]);
     });
     it('refuses a seal whose checkpoint is smaller than the records it would seal', async () => {
       const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: unknown; consistency: string[] } };

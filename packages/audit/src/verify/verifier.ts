@@ -97,6 +97,8 @@ export class LogVerifier {
   #rootMismatch: SignedCheckpoint | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
+  /** With requireSealed: the leaf hashes appended since #sealedState (at most lookahead), to test a diagnosis against a later checkpoint. */
+  #sinceSealed: string[] | undefined;
 
   /** @throws AuditError AUDIT_BAD_ARGUMENT when the witness lies before start. */
   constructor(options: VerifierOptions) {
@@ -118,6 +120,7 @@ export class LogVerifier {
     this.#lookahead = options.lookahead ?? 100_000;
     this.#partial = options.partial === true;
     this.#requireSealed = options.requireSealed === true;
+    this.#sinceSealed = this.#requireSealed ? [] : undefined;
     this.#total = options.checkpoints.length;
     const keyId = keyIdOf(options.publicKey);
     for (const c of options.checkpoints) {
@@ -159,6 +162,11 @@ export class LogVerifier {
     const expected = this.#range.size;
     if (seq === expected && prev === this.#last && (storedHash === undefined || storedHash === hash)) {
       this.#range.append(hash);
+      const kept = this.#sinceSealed;
+      if (kept) {
+        if (kept.length < this.#lookahead) kept.push(hash);
+        else this.#sinceSealed = undefined;
+      }
       this.#previousPrev = prev;
       this.#last = hash;
       this.#lastLine = line;
@@ -252,15 +260,22 @@ export class LogVerifier {
         this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message: `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back` });
       }
     }
-    // Only when nothing else explains it: a cut tail leaves its records unsealed too.
-    if (intact && this.#requireSealed && this.#sealed < verified && this.#damage.length === 0 && !this.#rootMismatch) {
-      const from = this.#sealed;
-      this.#damage.push({
-        kind: 'unsealed',
-        seq: from,
-        throughSeq: verified - 1,
-        message: `seq ${from}–${verified - 1} are not sealed by any checkpoint signed by the trusted key: nothing vouches that they were written by the log`,
-      });
+    // Whatever else is wrong: records past the last matching checkpoint are vouched for by
+    // nothing but the chain, which whoever cut the tail, broke a link or added a forged
+    // checkpoint could have rewritten too. Naming only the later damage (or a checkpoint,
+    // with no seq) would pass them as verified.
+    if (this.#requireSealed) {
+      // A diagnosis a later checkpoint confirms vouches for the records before it.
+      const named = this.#unreadable ? this.#damage.find((d) => d.kind === 'malformed') : precise;
+      const vouched = named !== undefined && this.#confirmed(named, this.#broken as Seen[]) ? Math.max(this.#sealed, named.seq as number) : this.#sealed;
+      let end = verified;
+      for (const d of this.#damage) if (d.seq !== null && d.seq < end) end = d.seq;
+      if (vouched < end) {
+        const from = vouched;
+        const later = this.#damage.some((d) => d.seq !== null && d.seq >= end);
+        const why = later ? 'the damage after them keeps a later checkpoint from vouching for them, so they may have been rewritten too' : 'nothing vouches that they were written by the log';
+        this.#damage.push({ kind: 'unsealed', seq: from, throughSeq: end - 1, message: `seq ${from}–${end - 1} are not sealed by any checkpoint signed by the trusted key: ${why}` });
+      }
     }
     this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
     const first = this.#damage.find((d) => d.seq !== null);
@@ -293,7 +308,10 @@ export class LogVerifier {
       root ??= this.#range.root();
       if (hashesEqual(root, c.root)) {
         this.#sealed = Math.max(this.#sealed, size);
-        if (!this.#rootMismatch) this.#sealedState = this.state();
+        if (!this.#rootMismatch) {
+          this.#sealedState = this.state();
+          if (this.#requireSealed) this.#sinceSealed = [];
+        }
       } else this.#rootMismatch ??= c;
     }
     const w = this.#witness;
@@ -315,6 +333,48 @@ export class LogVerifier {
     let best = this.#start;
     for (const c of this.#checks) if (c.size < size && c.size <= this.#sealed && c.size > best) best = c.size;
     return best;
+  }
+
+  /**
+   * True when a later signed root confirms the diagnosis `d`, so the records
+   * before it are the ones the key signed: the tree at the last matching
+   * checkpoint, grown by the records since, with the damaged record replaced
+   * by the leaf hash its successor names (edited in place, deleted, made
+   * unreadable), left out (inserted), or the records after it put back in
+   * order (reordered), reaches the root of the next checkpoint. When more was
+   * rewritten than the diagnosis says (a record edited and the next one
+   * deleted to hide it), nothing left names the original hashes: the roots differ.
+   */
+  #confirmed(d: Damage, rest: readonly Seen[]): boolean {
+    const kept = this.#sinceSealed;
+    const r = rest[0];
+    const e = this.#range.size;
+    const at = d.seq;
+    if (!kept || !r || at === null) return false;
+    let leaves: string[];
+    let after: readonly Seen[];
+    if (d.kind === 'edited' && at === e - 1 && kept.length > 0) [leaves, after] = [[...kept.slice(0, -1), r.prev], rest];
+    else if (d.kind === 'edited' && at === e && rest[1]) [leaves, after] = [[...kept, rest[1].prev], rest.slice(1)];
+    else if ((d.kind === 'deleted' || d.kind === 'malformed') && at === e && r.seq === e + 1) [leaves, after] = [[...kept, r.prev], rest];
+    else if (d.kind === 'inserted' && at === e - 1 && r.seq === e - 1 && kept.length > 0) [leaves, after] = [kept.slice(0, -1), rest];
+    else if (d.kind === 'reordered' && at === e) [leaves, after] = [kept, [...rest].sort((a, b) => a.seq - b.seq)];
+    else return false;
+    // A checkpoint that failed before the damaged record means more than it is wrong.
+    if (this.#rootMismatch && this.#rootMismatch.size <= at) return false;
+    const range = new CompactRange(this.#h, this.#sealedState.size, this.#sealedState.frontier);
+    for (const leaf of leaves) range.append(leaf);
+    let last = leaves.at(-1) ?? this.#sealedState.lastHash;
+    const next = this.#checks.find((c) => c.size > at);
+    if (!next) return false;
+    for (const x of [undefined, ...after]) {
+      if (x) {
+        if (x.seq !== range.size || x.prev !== last) return false;
+        range.append(x.hash);
+        last = x.hash;
+      }
+      if (next.size === range.size) return hashesEqual(range.root(), next.root);
+    }
+    return false;
   }
 
   #diagnose(rest: Seen[]): Damage {
