@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { syncBuiltinESMExports } from 'node:module';
 import { describe, it } from 'node:test';
+import workerThreads from 'node:worker_threads';
 import { runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
@@ -49,6 +51,32 @@ describe('checking a policy set on a worker thread', () => {
     const deep = `permit (principal, action, resource) when { ${'('.repeat(400)}true${')'.repeat(400)} };`;
     await assert.rejects(loadPoliciesOffThread([{ file: 'deep.cedar', text: deep }]), { code: 'POLICY_SET_INVALID' });
     assert.equal((await loadPoliciesOffThread(SOURCES)).policies.length, 2);
+  });
+
+  it('never runs more than two workers at once, counting one until it has exited (a freed turn let a newcomer in beside the woken one)', async () => {
+    // Count the workers this module starts: Worker, as node:worker_threads exports it, is swapped for a counting one.
+    const Original = workerThreads.Worker;
+    let live = 0;
+    let most = 0;
+    workerThreads.Worker = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args);
+        most = Math.max(most, ++live);
+        this.once('exit', () => live--);
+      }
+    };
+    syncBuiltinESMExports();
+    try {
+      const first = validatePoliciesOffThread(SOURCES);
+      const more = [validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES)];
+      // Newcomers the moment the first is done, while the next waiting one has been woken.
+      const late = first.then(() => Promise.all([validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES)]));
+      await Promise.all([first, ...more, late]);
+    } finally {
+      workerThreads.Worker = Original;
+      syncBuiltinESMExports();
+    }
+    assert.equal(most, 2);
   });
 
   it(`refuses a check when ${MAX_WAITING} wait already (POLICY_ENGINE_BUSY), but never an urgent one, which goes first`, async () => {

@@ -52,16 +52,19 @@ let running = 0;
 const waiting: Array<() => void> = [];
 
 async function offThread(job: OffThreadJob, schema: CorralSchema, urgent = false): Promise<unknown> {
-  if (running >= MAX_RUNNING) {
+  if (running < MAX_RUNNING) {
+    running++;
+  } else {
     if (!urgent && waiting.length >= MAX_WAITING) throw new PolicyError('POLICY_ENGINE_BUSY', `${MAX_WAITING} policy sets wait to be checked already; try again shortly`);
+    // The check that ends hands its turn over, `running` unchanged: freed and then taken, a newcomer could slip in between.
     await new Promise<void>((resolve) => (urgent ? waiting.unshift(resolve) : waiting.push(resolve)));
   }
-  running++;
   try {
     return await inWorker(job, schema);
   } finally {
-    running--;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
   }
 }
 
@@ -73,25 +76,24 @@ function inWorker(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
     stderr: true,
   });
   return new Promise((resolve, reject) => {
-    const failed = (message: string) => reject(new PolicyError('POLICY_ENGINE_FAILED', message));
-    const timer = setTimeout(() => {
-      failed(`checking the policy set took more than ${TIMEOUT_MS / 1000} s; split it, or simplify its conditions`);
+    // The first outcome stands; the check's turn ends only when its worker is gone, since until then it holds its memory.
+    let outcome: { value: unknown } | { error: PolicyError } | undefined;
+    const settle = (o: { value: unknown } | { error: PolicyError }) => {
+      outcome ??= o;
       void worker.terminate();
-    }, TIMEOUT_MS);
+    };
+    const failed = (message: string) => settle({ error: new PolicyError('POLICY_ENGINE_FAILED', message) });
+    const timer = setTimeout(() => failed(`checking the policy set took more than ${TIMEOUT_MS / 1000} s; split it, or simplify its conditions`), TIMEOUT_MS);
     worker.once('message', (answer: { set?: PolicySet; results?: CaseResult[]; error?: { code: PolicyErrorCode; message: string; issues: PolicyIssue[] } }) => {
-      clearTimeout(timer);
-      if (answer.error) reject(new PolicyError(answer.error.code, answer.error.message, { issues: [...answer.error.issues] }));
-      else resolve(answer.set ?? answer.results);
-      void worker.terminate();
+      if (answer.error) settle({ error: new PolicyError(answer.error.code, answer.error.message, { issues: [...answer.error.issues] }) });
+      else settle({ value: answer.set ?? answer.results });
     });
-    // After an answer these settle nothing: a promise settles once.
-    worker.once('error', (error) => {
-      clearTimeout(timer);
-      failed(`the policy set could not be checked: ${error.message}`);
-    });
+    worker.once('error', (error) => failed(`the policy set could not be checked: ${error.message}`));
     worker.once('exit', () => {
       clearTimeout(timer);
-      failed('the policy set could not be checked: its checker stopped');
+      const o = outcome ?? { error: new PolicyError('POLICY_ENGINE_FAILED', 'the policy set could not be checked: its checker stopped') };
+      if ('error' in o) reject(o.error);
+      else resolve(o.value);
     });
   });
 }
