@@ -2,7 +2,7 @@
 // passes (checkpoints first, then records) over the lines, so an export of
 // any size verifies in bounded memory.
 import type { KeyObject } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
@@ -105,9 +105,11 @@ function parseHeader(path: string, text: string): ExportHeader {
  *
  * @throws AuditError AUDIT_EXPORT_MALFORMED when the file cannot be read or
  *   its header (line 1) is not a Corral audit export; AUDIT_BAD_ARGUMENT when
- *   the export starts after the witness (it cannot show the log extends it).
+ *   it is not a regular file (a pipe), or the export starts after the witness
+ *   (it cannot show the log extends it).
  */
 export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+  regularFile(path);
   let header: ExportHeader | undefined;
   const checkpoints: SignedCheckpoint[] = [];
   const lineDamage: Damage[] = [];
@@ -159,6 +161,20 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
     report.ok = false;
   }
   return report;
+}
+
+/**
+ * The file is read twice (checkpoints, then records): a pipe would be empty
+ * the second time, and its records reported missing from a sound export.
+ */
+function regularFile(path: string): void {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch (error) {
+    throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  if (!isFile) throw new AuditError('AUDIT_BAD_ARGUMENT', `the export ${path} is not a regular file (a pipe, a device or a directory): verification reads it twice, so save it to a file first`);
 }
 
 /** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */

@@ -426,6 +426,9 @@ describe('verifying an export offline', () => {
       writeFileSync(file, '');
       await assert.rejects(verifyExportFile(file, publicKey), { code: 'AUDIT_EXPORT_MALFORMED' });
     });
+    it('refuses a device with AUDIT_BAD_ARGUMENT: what is read twice must be a regular file (a pipe would be empty the second time, its records reported missing)', async () => {
+      await assert.rejects(verifyExportFile('/dev/null', publicKey), { code: 'AUDIT_BAD_ARGUMENT' });
+    });
     it('refuses a missing file with AUDIT_EXPORT_MALFORMED', async () => {
       await assert.rejects(verifyExportFile(join(dir, 'nope.jsonl'), publicKey), { code: 'AUDIT_EXPORT_MALFORMED' });
     });

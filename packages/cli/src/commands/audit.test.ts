@@ -145,6 +145,12 @@ describe('corral audit', () => {
         await log.close();
       }
     });
+    it('refuses an export piped in on /dev/stdin as a usage error saying to save it first, instead of reporting its records missing', async () => {
+      const r = await corral(['audit', 'verify', '--export', '/dev/stdin', '--public-key', key], { input: readFileSync(file, 'utf8') });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /is not a regular file.*save it to a file first.*AUDIT_BAD_ARGUMENT/);
+      assert.equal(r.stdout, '');
+    });
     it('refuses --export without --public-key as a usage error', async () => {
       assert.equal((await corral(['audit', 'verify', '--export', file])).code, 2);
     });
