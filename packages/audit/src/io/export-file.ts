@@ -21,9 +21,21 @@ const MAX_LINE = 1024 * 1024;
 /** A line that is not read: too long, or not UTF-8. */
 class Unreadable {
   readonly why: string;
-  constructor(why: string) {
+  /** Its first bytes (as Latin-1): enough to tell a checkpoint or seal line from a record. */
+  readonly head: string;
+  constructor(why: string, head: Buffer) {
     this.why = why;
+    this.head = head.toString('latin1');
   }
+}
+
+const HEAD = 16;
+
+/** A checkpoint or seal line (by its first bytes): damage to it is the checkpoint's, not a record's. */
+function signedLine(head: string): 'checkpoint' | 'seal' | undefined {
+  if (head.startsWith('{"checkpoint"')) return 'checkpoint';
+  if (head.startsWith('{"seal"')) return 'seal';
+  return undefined;
 }
 
 /**
@@ -40,7 +52,7 @@ function decode(parts: Buffer[]): string | Unreadable {
   try {
     return utf8.decode(bytes);
   } catch {
-    return new Unreadable('the line is not UTF-8');
+    return new Unreadable('the line is not UTF-8', bytes.subarray(0, HEAD));
   }
 }
 
@@ -50,7 +62,9 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
   let parts: Buffer[] = [];
   let length = 0;
   let skipping = false;
-  const finish = (): [number, string | Unreadable] => [++n, skipping || length > MAX_LINE ? new Unreadable(`the line is longer than ${MAX_LINE} bytes`) : decode(parts)];
+  let head = Buffer.alloc(0);
+  const tooLong = () => new Unreadable(`the line is longer than ${MAX_LINE} bytes`, skipping ? head : Buffer.concat(parts).subarray(0, HEAD));
+  const finish = (): [number, string | Unreadable] => [++n, skipping || length > MAX_LINE ? tooLong() : decode(parts)];
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
       let at = 0;
@@ -66,6 +80,7 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
       parts.push(chunk.subarray(at));
       length += chunk.length - at;
       if (length > MAX_LINE) {
+        head = Buffer.concat(parts).subarray(0, HEAD);
         skipping = true;
         parts = [];
       }
@@ -120,7 +135,11 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       header = parseHeader(path, text);
       continue;
     }
-    if (text instanceof Unreadable) continue;
+    if (text instanceof Unreadable) {
+      const what = signedLine(text.head);
+      if (what) lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: ${what} line cannot be read: ${text.why}` });
+      continue;
+    }
     if (text.startsWith('{"checkpoint"')) {
       try {
         const raw = JSON.parse(text) as { checkpoint?: unknown };
@@ -143,7 +162,7 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   for await (const [n, text] of lines(path)) {
     if (n === 1 || text === '') continue; // a blank line holds no record and changes none
     if (text instanceof Unreadable) {
-      verifier.malformed(`${path}:${n}: ${text.why}`, n);
+      if (!signedLine(text.head)) verifier.malformed(`${path}:${n}: ${text.why}`, n);
       continue;
     }
     if (text.startsWith('{"checkpoint"') || text.startsWith('{"seal"')) continue;

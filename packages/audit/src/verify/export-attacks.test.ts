@@ -345,6 +345,14 @@ describe('verifying an export offline', () => {
     it('refuses a header line that long with AUDIT_EXPORT_MALFORMED', async () => {
       await assert.rejects(verify('huge-header', ['x'.repeat(3 * 1024 * 1024), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
     });
+    it('reports a checkpoint line that long as that checkpoint\'s damage, not record 20\'s, and verifies the records against the others', async () => {
+      const lines = [...clean];
+      const i = lines.findIndex((l) => l.startsWith('{"checkpoint"') && l.includes('"size":20,'));
+      lines[i] = (lines[i] as string).replace('"keyId":"', `"keyId":"${'0'.repeat(2 * 1024 * 1024)}`);
+      const r = await verify('huge-checkpoint-20', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['checkpoint-forged', null, i + 1]]);
+      assert.deepEqual([r.verified, r.sealed], [50, 50]);
+    });
   });
 
   describe('when the bytes around the lines change', () => {
@@ -395,6 +403,16 @@ describe('verifying an export offline', () => {
     });
     it('refuses such a header with AUDIT_EXPORT_MALFORMED naming line 1', async () => {
       await assert.rejects(verifyExportFile(withByte('header'), key), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+    it('reports such a checkpoint line as that checkpoint\'s damage, not as an unreadable record 10 that stops the records after it being verified', async () => {
+      const text = Buffer.from(`${lines.join('\n')}\n`);
+      const at = text.indexOf('"size":10,') + 1;
+      const file = join(dir, 'not-utf8-checkpoint.jsonl');
+      writeFileSync(file, Buffer.concat([text.subarray(0, at), Buffer.from([0xff]), text.subarray(at + 1)]));
+      const r = await verifyExportFile(file, key);
+      const line = lines.findIndex((l) => l.startsWith('{"checkpoint"') && l.includes('"size":10,')) + 1;
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['checkpoint-forged', null, line]]);
+      assert.deepEqual([r.verified, r.sealed], [12, 12]);
     });
   });
 
