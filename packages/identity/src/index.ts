@@ -6,6 +6,7 @@ export { AgentRegistry } from './agents.ts';
 export type { Agent, AgentStatus, NewAgent } from './agents.ts';
 export { KeyRing } from './keys.ts';
 export type { PublicJwk, SigningKeyInfo } from './keys.ts';
+export { tokenKeyId } from './tokens.ts';
 export type { AgentTokenClaims, TokenRefusal, TokenSettings } from './tokens.ts';
 export {
   DEVICE_SIGNATURE_SKEW_MS,

@@ -79,6 +79,27 @@ export class KeyRing {
    * second, so a rotation by another process is seen within a second.
    */
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
+    const row = this.#publishedRow(kid);
+    if (!row) return undefined;
+    let key = this.#imported.get(`public:${kid}`);
+    if (!key) {
+      key = importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA') as Promise<CryptoKey>;
+      this.#imported.set(`public:${kid}`, key);
+    }
+    return key;
+  }
+
+  /**
+   * Whether `kid` still verifies tokens (see verificationKey): a connection
+   * opened with a token of a key since cut off (`corral identity rotate
+   * --overlap 0`) asks at each request.
+   */
+  isPublished(kid: string): boolean {
+    return this.#publishedRow(kid) !== undefined;
+  }
+
+  /** The row of `kid` while it is published, re-read at least every second. */
+  #publishedRow(kid: string): Row | undefined {
     const now = this.#now();
     let known = this.#published.get(kid);
     if (!known || known.until <= now) {
@@ -90,12 +111,7 @@ export class KeyRing {
     const row = known.row;
     if (!row || row.state === 'retired') return undefined;
     if (row.state === 'retiring' && row.retire_after !== null && row.retire_after <= now) return undefined;
-    let key = this.#imported.get(`public:${kid}`);
-    if (!key) {
-      key = importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA') as Promise<CryptoKey>;
-      this.#imported.set(`public:${kid}`, key);
-    }
-    return key;
+    return row;
   }
 
   /** The published key set: `{ keys: [...] }`, active key first. */

@@ -99,6 +99,16 @@ export async function issueAgentToken(
  * _NOT_YET_VALID, _AUDIENCE, _ISSUER, _CLAIMS_INVALID, _REVOKED, _REPLAYED.
  * Each refusal is passed to `log` without the token or any key.
  */
+/** The key id the header of `token` names: for a token verifyAgentToken accepted (it checked the header), undefined for anything else. */
+export function tokenKeyId(token: string): string | undefined {
+  try {
+    const kid = decodeJson(token.slice(0, token.indexOf('.')), 'header').kid;
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function verifyAgentToken(
   deps: { agents: AgentRegistry; keys: KeyRing; settings: TokenSettings; db: DatabaseSync; now: () => number },
   token: unknown,

@@ -21,7 +21,7 @@ export interface Peer {
    * token: its generation (a suspension moves the agent's on) and expiry,
    * which every command checks again, since a connection outlives its token.
    */
-  agent?: { id: string; name: string; tokenGeneration: number; expiresAtMs: number };
+  agent?: { id: string; name: string; tokenGeneration: number; expiresAtMs: number; keyId: string };
   /** What a node declared it serves. */
   commands: string[];
   caps: string[];

@@ -422,6 +422,28 @@ describe('when an agent opens connection after connection with its agent token',
   });
 });
 
+describe('when the key that signed an agent token is cut off while its connection is open', () => {
+  it('closes that connection at its next request (corral identity rotate --overlap 0), and keeps one whose key is still in its overlap (regression: it acted as the agent until the token expired)', async () => {
+    const gw = await startTestGateway();
+    gw.identity.agents.create({ name: 'rotated-bot', process: 'rotation', owner: 'owner@example.com' });
+    gw.server.method('test.read', { role: 'operator', scopes: ['operator.read'], handler: () => ({ read: true }) });
+    const connect = async () => GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.read'], agentToken: (await gw.identity.issueToken('rotated-bot')).token });
+    const list = (c: GatewayClient) => c.request('test.read', {});
+    const older = await connect();
+    await gw.identity.keys.rotate(3600_000);
+    const newer = await connect();
+    try {
+      await gw.identity.keys.rotate(0);
+      await assert.rejects(list(newer), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'AUTH_UNAUTHORIZED');
+      assert.equal((await newer.closed).code, 1008);
+      await list(older);
+    } finally {
+      await Promise.all([older.close(), newer.close()]);
+      await gw.stop();
+    }
+  });
+});
+
 describe('when sockets trickle their HTTP headers (slow-loris)', () => {
   it('closes a socket that sends one header byte at a time once the headers timeout passes (regression: ~81 s under Node defaults)', async () => {
     const gw = await startTestGateway({ headersTimeoutMs: 300, requestTimeoutMs: 600 });

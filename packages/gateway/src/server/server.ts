@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-protocol';
-import { printable, type Identity } from '@corral/identity';
+import { printable, tokenKeyId, type Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
@@ -415,10 +415,10 @@ export class GatewayServer {
     this.#accepted(connection, frame, peer);
   }
 
-  /** Whether the agent token a connection was opened with still stands: its agent active, of the token's generation, and the token unexpired. */
+  /** Whether the agent token a connection was opened with still stands: its agent active, of the token's generation, the token unexpired, and its signing key still published. */
   #agentTokenAlive(agent: NonNullable<Peer['agent']>): boolean {
     const current = this.#identity.agents.find(agent.id);
-    return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#now() < agent.expiresAtMs;
+    return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#now() < agent.expiresAtMs && this.#identity.keys.isPublished(agent.keyId);
   }
 
   /** An operator connection that carries a Corral agent token acts as that agent; a token that does not verify refuses the connection. */
@@ -426,7 +426,7 @@ export class GatewayServer {
     try {
       if (peer.role !== 'operator') throw new GatewayError('GATEWAY_AGENT_TOKEN_INVALID', 'agent tokens are for operator connections');
       const claims = await this.#identity.verifyToken(token);
-      peer.agent = { id: claims.sub, name: claims.agent, tokenGeneration: claims.gen, expiresAtMs: claims.exp * 1000 };
+      peer.agent = { id: claims.sub, name: claims.agent, tokenGeneration: claims.gen, expiresAtMs: claims.exp * 1000, keyId: tokenKeyId(token)! };
       // An agent asks for what it runs, never pairs nodes, resolves approvals or administers.
       peer.scopes = peer.scopes.filter((scope) => AGENT_SCOPES.includes(scope));
     } catch {
@@ -494,7 +494,7 @@ export class GatewayServer {
     const peer = connection.peer!;
     if (peer.agent && !this.#agentTokenAlive(peer.agent)) {
       // The token this connection was opened with has died since (the agent was suspended, even if
-      // resumed, or the token expired): the connection goes with it.
+      // resumed, the token expired, or the key that signed it was cut off): the connection goes with it.
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'unauthorized: agent identity token no longer valid; reconnect with a new one', details: { code: 'AUTH_UNAUTHORIZED' } }));
       return void connection.close(CLOSE.policyViolation, 'unauthorized');
