@@ -69,6 +69,7 @@ export async function verifySqliteInParallel(store: SqliteStore, publicKey: KeyO
   return {
     ok: true,
     records: a.report.records + b.report.records,
+    from: a.report.from,
     verified: a.report.verified + b.report.verified,
     sealed: Math.max(a.report.sealed, b.report.sealed),
     checkpoints: { total: a.report.checkpoints.total + b.report.checkpoints.total, valid: a.report.checkpoints.valid + b.report.checkpoints.valid },

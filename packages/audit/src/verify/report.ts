@@ -43,6 +43,11 @@ export interface VerifyReport {
   ok: boolean;
   /** Records read. */
   records: number;
+  /**
+   * Seq of the first record verified: 0 for a whole log or export, the start
+   * of a partial export (what its header says came before is not verified).
+   */
+  from: number;
   /** Leading records whose chain and seq verified (seq 0 … verified-1). */
   verified: number;
   /** Largest checkpoint size whose signature and root verified (records sealed by a signature). */

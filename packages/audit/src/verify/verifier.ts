@@ -282,6 +282,7 @@ export class LogVerifier {
     return {
       ok: this.#damage.length === 0,
       records: this.#records,
+      from: this.#start,
       verified: verified - this.#start,
       sealed: this.#sealed,
       checkpoints: { total: this.#total, valid: this.#valid },

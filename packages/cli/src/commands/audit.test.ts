@@ -145,6 +145,17 @@ describe('corral audit', () => {
         await log.close();
       }
     });
+    it('says where an export starts: one from --since, or one whose first records were cut, must not read as the whole log', async () => {
+      const partial = join(dir, 'partial.jsonl');
+      writeFileSync(partial, (await run(['export', '--format', 'jsonl', '--since', '2026-01-01T00:00:03Z'])).stdout);
+      const r = await corral(['audit', 'verify', '--export', partial, '--public-key', key]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^ok: .*: seq 3–11 \(9 records\) verified, sealed by /);
+      assert.match(r.stdout, /note: this export starts at seq 3: seq 0–2 are not in it, and nothing here verifies them/);
+      assert.doesNotMatch(r.stdout, /not yet covered/);
+      const json = await corral(['audit', 'verify', '--export', partial, '--public-key', key, '--json']);
+      assert.deepEqual([JSON.parse(json.stdout).from, JSON.parse(json.stdout).verified], [3, 9]);
+    });
     it('refuses an export piped in on /dev/stdin as a usage error saying to save it first, instead of reporting its records missing', async () => {
       const r = await corral(['audit', 'verify', '--export', '/dev/stdin', '--public-key', key], { input: readFileSync(file, 'utf8') });
       assert.equal(r.code, 2, r.stdout + r.stderr);

@@ -83,8 +83,12 @@ function recordJson(r: AuditRecord): Record<string, unknown> {
 function printReport(report: VerifyReport, json: boolean, subject: string): void {
   if (json) printJson({ subject, ...report });
   else if (report.ok) {
-    process.stdout.write(`ok: ${subject}: ${report.verified} records verified, ${report.sealed} sealed by ${report.checkpoints.valid} signed checkpoint(s)\n  root ${report.root}\n`);
-    if (report.verified > report.sealed) process.stdout.write(`  note: the last ${report.verified - report.sealed} record(s) are not yet covered by a checkpoint\n`);
+    const end = report.from + report.verified;
+    const range = report.verified === 0 ? 'no records' : `seq ${report.from}–${end - 1} (${report.verified} records)`;
+    process.stdout.write(`ok: ${printable(subject)}: ${range} verified, sealed by ${report.checkpoints.valid} signed checkpoint(s)\n  root ${report.root}\n`);
+    // A partial export (--since) is indistinguishable from one whose first records were cut: say where it starts.
+    if (report.from > 0) process.stdout.write(`  note: this export starts at seq ${report.from}: seq 0–${report.from - 1} are not in it, and nothing here verifies them\n`);
+    if (end > report.sealed) process.stdout.write(`  note: the last ${end - Math.max(report.sealed, report.from)} record(s) are not yet covered by a checkpoint\n`);
   } else {
     process.stdout.write(`DAMAGED: ${printable(subject)}: first bad seq ${report.firstBadSeq ?? '(none: a checkpoint is bad)'}\n`);
     for (const d of report.damage) process.stdout.write(`  ${d.kind}${d.seq === null ? '' : ` at seq ${d.seq}`}${d.line === undefined ? '' : ` (line ${d.line})`}: ${printable(d.message)}\n`);
