@@ -416,6 +416,21 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a partial export\'s header gives another tree than the one signed where it starts', () => {
+    it('names seq 30, where the export starts, and the header: not a range of records "30–29"', async () => {
+      const log = await openAuditLog({ stateDir: dir });
+      const partial: string[] = [];
+      for await (const line of exportJsonl(log.store, log.keyId, { from: 30 })) partial.push(line);
+      await log.close();
+      const header = JSON.parse(partial[0] as string);
+      header.export.start.frontier[0] = 'ab'.repeat(32);
+      const at30 = clean.find((l) => l.startsWith('{"checkpoint"') && l.includes('"size":30,')) as string;
+      const r = await verify('partial-30-bad-frontier', [JSON.stringify(header), at30, ...partial.slice(1)]);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.throughSeq, d.checkpointSize]), [['edited', 30, undefined, 30]]);
+      assert.match(r.damage[0]?.message as string, /header/);
+    });
+  });
+
   describe('when the auditor kept a checkpoint from before the export starts', () => {
     it('refuses with AUDIT_BAD_ARGUMENT: nothing in the export shows the log extends it (a fork would pass)', async () => {
       // The same key signed another history: the checkpoint kept at 20 is of that fork.

@@ -239,7 +239,12 @@ export class LogVerifier {
     const verified = this.#range.size;
     const intact = !this.#broken;
     const explained = precise !== undefined && this.#rootMismatch !== undefined && (precise.seq as number) < this.#rootMismatch.size;
-    if (this.#rootMismatch && !explained) {
+    if (this.#rootMismatch && !explained && this.#rootMismatch.size <= this.#start) {
+      // Signed for the tree verification starts from (no record of it here): the export's header, or a size-0 root, is wrong.
+      const c = this.#rootMismatch;
+      const what = c.size === 0 ? 'the empty tree' : `the tree of the ${c.size} records before this export, as its header gives it (start.frontier),`;
+      this.#damage.push({ kind: 'edited', seq: this.#start, checkpointSize: c.size, message: `${what} does not hash to the root signed at size ${c.size}` });
+    } else if (this.#rootMismatch && !explained) {
       const c = this.#rootMismatch;
       this.#damage.push({
         kind: 'edited',
