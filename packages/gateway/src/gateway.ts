@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit';
-import { Identity } from '@corral/identity';
+import { Identity, checkOidcSettings } from '@corral/identity';
 import type { Decision } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
 import { HttpApi } from './http/api.ts';
@@ -94,11 +94,17 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http');
   }
 
-  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED, policy's POLICY_SET_INVALID, audit's AUDIT_*. */
+  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
   static async start(options: GatewayOptions): Promise<Gateway> {
+    if (options.oidc) {
+      // Wrong settings are refused now, naming the setting, not at someone's first sign-in.
+      const { name: _name, ...settings } = options.oidc;
+      checkOidcSettings(settings);
+    }
     const identity = Identity.open(options.stateDir, options.now ? { now: options.now } : {});
     let db: DatabaseSync | undefined;
     let audit: AuditLog | undefined;
+    let server: GatewayServer | undefined;
     try {
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
@@ -107,7 +113,7 @@ export class Gateway {
       if (options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
-      const server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
+      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
       const log = audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
@@ -152,6 +158,7 @@ export class Gateway {
       await gateway.sweepUnpaired();
       return gateway;
     } catch (error) {
+      await server?.close();
       await audit?.close();
       db?.close();
       identity.close();

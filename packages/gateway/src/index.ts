@@ -13,6 +13,7 @@ export { acceptsHelloOk, checkConnectParams, isHelloOk, parseClientFrame, parseS
 export type { ConnectParams, HelloOk } from './protocol/frames.ts';
 export { Gateway } from './gateway.ts';
 export type { GatewayOptions } from './gateway.ts';
+export type { ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 export { ADMIN_COMMANDS, NodeInventory } from './nodes/inventory.ts';
 export type { NodeListEntry, PairingEntry } from './nodes/inventory.ts';
 export type { PairingRequest } from './server/server.ts';

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import { corral } from '../../test/corral.ts';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 describe('corral gateway, when its port is taken', () => {
   it('says why it could not listen: EADDRINUSE on that port and address, and how to choose another (regression: no cause given)', async () => {
@@ -15,5 +20,45 @@ describe('corral gateway, when its port is taken', () => {
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
     }
+  });
+});
+
+describe('corral gateway, with single sign-on for the console', () => {
+  const settings = { issuer: 'https://login.example.com', clientId: 'corral-console', redirectUri: 'http://127.0.0.1:18789/api/auth/oidc/callback', roleMap: { approver: ['finance-approvers'] } };
+  const token = { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' };
+
+  it('offers it on the sign-in page under its name, read from STATE_DIR/console-oidc.json', async () => {
+    const state = tempStateDir();
+    writeFileSync(join(state, 'console-oidc.json'), JSON.stringify({ ...settings, name: 'Example SSO' }));
+    const child = spawn(CORRAL_BIN, ['gateway', '--port', '0'], { env: { ...process.env, ...token, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const url = /listening on (ws:\/\/\S+)/.exec(line)![1]!.replace(/^ws/, 'http');
+      const providers = await (await fetch(`${url}/api/auth/providers`)).json();
+      assert.deepEqual(providers, { local: true, oidc: { name: 'Example SSO' } });
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    }
+  });
+
+  it('refuses settings it could not use before it listens, naming the file and the setting (exit 2): a redirect elsewhere than the console, an HMAC algorithm, a file that is not JSON (without quoting it: it may hold the secret)', async () => {
+    const state = tempStateDir();
+    const file = join(state, 'sso.json');
+    const run = async (content: string) => {
+      writeFileSync(file, content);
+      return corral(['gateway', '--port', '0', '--oidc', file], { env: { ...token, CORRAL_STATE_DIR: state } });
+    };
+    const elsewhere = await run(JSON.stringify({ ...settings, redirectUri: 'http://127.0.0.1:8765/callback' }));
+    assert.equal(elsewhere.code, 2);
+    assert.match(elsewhere.stderr, /sso\.json: redirectUri must be the console's callback/);
+    const hmac = await run(JSON.stringify({ ...settings, idTokenAlgorithms: ['HS256'] }));
+    assert.equal(hmac.code, 2);
+    assert.match(hmac.stderr, /sso\.json: OIDC setting idTokenAlgorithms must be/);
+    const broken = await run('{"clientSecret": "s3cr3t-value" "issuer": 1}');
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /sso\.json is not valid JSON/);
+    assert.doesNotMatch(broken.stderr, /s3cr3t/);
+    for (const r of [elsewhere, hmac, broken]) assert.doesNotMatch(r.stdout, /listening/);
   });
 });

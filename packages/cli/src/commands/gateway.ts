@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
+import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
 
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
@@ -31,16 +32,18 @@ export function registerGateway(program: Command): void {
     .description('run the control plane: the OpenClaw gateway protocol for operators and nodes')
     .option('--port <port>', 'port to listen on', '18789')
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
-    .action(async (opts: { port: string; bind: string }, command: Command) => {
+    .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
+    .action(async (opts: { port: string; bind: string; oidc?: string }, command: Command) => {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliFailure('--port must be a port number', EXIT.usage);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       const dir = dirOf(command);
       const { token } = gatewayToken(dir);
+      const oidc = await consoleOidcSettings(dir, opts.oidc);
       const { Gateway } = await import('@corral/gateway');
       let running;
       try {
-        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port });
+        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}) });
       } catch (error) {
         // The listen error's own words, and what to do about the common one.
         const cause = (error as { code?: unknown; cause?: { code?: unknown } }).cause;

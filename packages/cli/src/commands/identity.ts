@@ -1,13 +1,12 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import type { OidcSettings } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printable } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { dirOf, durationOption, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
+import { readOidcSettings } from '../oidc-file.ts';
 import { addPairingVerbs } from './nodes.ts';
 
 /** `corral identity …`: the published key set, key rotation, nodes, human sign-in. */
@@ -79,15 +78,8 @@ export function registerIdentity(program: Command): void {
     .option('--json', 'print the signed-in person as JSON')
     .action(async (opts: { config?: string; timeout: string; json?: boolean }, command: Command) => {
       const file = opts.config ?? join(stateDir(command.optsWithGlobals().stateDir as string | undefined), 'oidc.json');
-      const { IdentityError, OidcClient, checkOidcSettings } = await import('@corral/identity');
-      const settings = readSettings(file);
-      try {
-        checkOidcSettings(settings);
-      } catch (error) {
-        // A setting of the wrong shape: name the file it is in, as bad usage, before reaching the issuer.
-        if (error instanceof IdentityError) throw new CliFailure(`${file}: ${error.message}`, EXIT.usage, error.code);
-        throw error;
-      }
+      const { OidcClient } = await import('@corral/identity');
+      const settings = await readOidcSettings(file, '--config');
       const redirect = URL.parse(settings.redirectUri);
       if (redirect === null || redirect.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(redirect.hostname) || redirect.port === '') {
         throw new CliFailure(`${file}: redirectUri must be a loopback URL with a port, e.g. http://127.0.0.1:8765/callback`, EXIT.usage);
@@ -138,25 +130,3 @@ export function registerIdentity(program: Command): void {
     });
 }
 
-function readSettings(file: string): OidcSettings {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new CliFailure(`cannot read OIDC settings from ${file}: ${(error as Error).message}`, EXIT.usage);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    // V8's message quotes the text around the mistake, which may be the client secret: say only where it is.
-    const at = /\(line \d+ column \d+\)/.exec((error as Error).message)?.[0];
-    throw new CliFailure(`${file} is not valid JSON${at ? ` ${at}` : ''}: correct it, or name another file with --config`, EXIT.usage);
-  }
-  if (typeof parsed !== 'object' || parsed === null) throw new CliFailure(`${file} must hold a JSON object`, EXIT.usage);
-  const s = parsed as OidcSettings;
-  if (typeof s.redirectUri !== 'string') throw new CliFailure(`${file}: OIDC setting redirectUri is required`, EXIT.usage);
-  // The client secret may stay out of the file.
-  if (s.clientSecret === undefined && process.env.CORRAL_OIDC_CLIENT_SECRET) s.clientSecret = process.env.CORRAL_OIDC_CLIENT_SECRET;
-  return s;
-}

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
+import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
 
 /** `corral up [--port 18789] [--bind 127.0.0.1] [--no-console] [--json]`: gateway, node, console and the example process, on this machine. */
@@ -12,6 +13,7 @@ export function registerUp(program: Command): void {
     .option('--port <port>', 'port of the gateway, its HTTP API and the console', '18789')
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--no-console', 'serve the HTTP API without the web console')
+    .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
     .option('--json', 'print one JSON document when ready: url, node, agent, admin (and one more for OpenClaw)')
     .option('--openclaw', 'also start upstream OpenClaw in a Corral container, its exec tool on a Corral node governed here (needs CORRAL_OPENCLAW_DIR)')
     .option('--model-url <url>', "with --openclaw: an OpenAI-compatible chat-completions endpoint (http://HOST:PORT/v1) for OpenClaw's agents")
@@ -28,19 +30,22 @@ audit checkpoint, exit 0.
 
 Exit codes:
     0 stopped cleanly
-    2 bad usage, or the policies or a container policy in the state directory do not load
+    2 bad usage, the console's OIDC settings (--oidc) are wrong, or the
+      policies or a container policy in the state directory do not load
     3 the port is in use, the state directory cannot be written or another
       corral up runs on it, this machine's node was unpaired, or OpenClaw
       (--openclaw) cannot start`,
     )
-    .action(async (opts: { port: string; bind: string; console: boolean; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
+    .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = Number(opts.port);
       if (!/^\d+$/.test(opts.port) || !Number.isInteger(port) || port > 65535) throw new CliFailure('--port must be a port number (0-65535)', EXIT.usage);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
       if (opts.modelUrl !== undefined && !/^https?:\/\/[^/]+/.test(opts.modelUrl)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
       const openclaw = opts.openclaw ? { ...(opts.modelUrl ? { modelUrl: opts.modelUrl } : {}), ...(opts.model ? { model: opts.model } : {}) } : undefined;
+      const dir = dirOf(command);
+      const oidc = await consoleOidcSettings(dir, opts.oidc);
       const { up } = await import('../up/up.ts');
-      process.exitCode = await up({ stateDir: dirOf(command), port, bind: opts.bind, console: opts.console, json: opts.json === true, ...(openclaw ? { openclaw } : {}) });
+      process.exitCode = await up({ stateDir: dir, port, bind: opts.bind, console: opts.console, json: opts.json === true, ...(oidc ? { oidc } : {}), ...(openclaw ? { openclaw } : {}) });
     });
 }

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AuditLog, SignedCheckpoint } from '@corral/audit';
 import type { Runner } from '@corral/contain';
-import type { Gateway } from '@corral/gateway';
+import type { ConsoleOidcSettings, Gateway } from '@corral/gateway';
 import type { NodeHost } from '@corral/node';
 import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -30,6 +30,8 @@ export interface UpOptions {
   json: boolean;
   /** Also start upstream OpenClaw in a Corral container, its exec tool on a Corral node (see openclaw.ts). */
   openclaw?: { modelUrl?: string; model?: string };
+  /** Single sign-on for the console (read and checked by the command: consoleOidcSettings). */
+  oidc?: ConsoleOidcSettings;
 }
 
 /** OpenClaw's default agent acts as the example's agent. */
@@ -157,7 +159,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
 
 async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
   const { Gateway } = await import('@corral/gateway');
-  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}) });
+  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}) });
 }
 
 /** The sandbox runner and each agent's container policy (from its profile), read before the node connects. */

@@ -2,10 +2,14 @@
 // throttled failures) and OpenID Connect against a real oidc-provider.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer as signInAt } from '../../../../scripts/testing/oidc-browser.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
+import { Gateway } from '../gateway.ts';
 import { ApiClient, startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
 
 describe('local sign-in', () => {
@@ -267,3 +271,11 @@ describe('a sign-in posted by a form on another site', () => {
 const consoleKey = () => randomBytes(32).toString('base64url');
 
 const signInAtIssuer = (url: string, user: string) => signInAt(url, user, (target) => target.includes('/api/auth/oidc/callback'));
+
+describe('Gateway.start with OIDC settings it could not use', () => {
+  it('refuses them before it listens, naming the setting (regression: accepted, then failed at the first sign-in)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-oidc-settings-'));
+    const oidc = { issuer: 'http://login.example.com', clientId: 'console', redirectUri: 'http://127.0.0.1:18789/api/auth/oidc/callback', roleMap: { viewer: ['staff'] }, name: 'Example SSO' };
+    await assert.rejects(Gateway.start({ stateDir: state, token: 'a-token-of-sixteen-or-more', port: 0, oidc }), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /issuer must be an https URL/.test(e.message!));
+  });
+});
