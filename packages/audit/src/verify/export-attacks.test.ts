@@ -13,7 +13,7 @@ import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
 import { signCheckpoint } from '../checkpoint/sign.ts';
 import { exportJsonl } from '../export/jsonl.ts';
 import { verifyExportFile } from '../io/export-file.ts';
-import { loadPublicKeyFile } from '../io/key-file.ts';
+import { loadPublicKeyFile, loadSigningKey } from '../io/key-file.ts';
 import { openAuditLog } from '../log/audit-log.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
@@ -203,6 +203,18 @@ describe('verifying an export offline', () => {
       });
       const r = await verify('forged-checkpoint-20', lines);
       assert.deepEqual(r.damage.map((d) => [d.kind, d.checkpointSize]), [['checkpoint-forged', 20]]);
+    });
+  });
+
+  describe('when the export holds two checkpoints of size 20, both signed by the key, with different roots', () => {
+    it('names a fork (rolled-back) in seq 10–19, not records the others vouch for as rewritten', async () => {
+      const key = loadSigningKey(dir);
+      const other = checkpointJson(signCheckpoint(key.privateKey, { size: 20, root: 'ab'.repeat(32), time: '2026-11-25T12:00:20.000Z', keyId: key.keyId }));
+      const lines = [...clean];
+      lines.splice(lineOf(19) + 2, 0, JSON.stringify({ checkpoint: other }));
+      const r = await verify('two-signed-roots-at-20', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.throughSeq, d.checkpointSize]), [['rolled-back', 10, 19, 20]]);
+      assert.equal(r.sealed, 50);
     });
   });
 

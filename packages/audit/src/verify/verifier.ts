@@ -309,16 +309,31 @@ export class LogVerifier {
 
   #checkpointsAt(size: number): void {
     let root: string | undefined;
-    while (this.#checkIndex < this.#checks.length && (this.#checks[this.#checkIndex] as SignedCheckpoint).size === size) {
-      const c = this.#checks[this.#checkIndex++] as SignedCheckpoint;
-      root ??= this.#range.root();
-      if (hashesEqual(root, c.root)) {
-        this.#sealed = Math.max(this.#sealed, size);
-        if (!this.#rootMismatch) {
-          this.#sealedState = this.state();
-          if (this.#requireSealed) this.#sinceSealed = [];
-        }
-      } else this.#rootMismatch ??= c;
+    let end = this.#checkIndex;
+    while (end < this.#checks.length && (this.#checks[end] as SignedCheckpoint).size === size) end++;
+    if (end > this.#checkIndex) {
+      const r = (root = this.#range.root());
+      // Two trees of one size, both signed: the records match one, so they are not what was rewritten: the log forked.
+      const matched = this.#checks.slice(this.#checkIndex, end).some((c) => hashesEqual(r, c.root));
+      for (; this.#checkIndex < end; this.#checkIndex++) {
+        const c = this.#checks[this.#checkIndex] as SignedCheckpoint;
+        if (hashesEqual(r, c.root)) {
+          this.#sealed = Math.max(this.#sealed, size);
+          if (!this.#rootMismatch) {
+            this.#sealedState = this.state();
+            if (this.#requireSealed) this.#sinceSealed = [];
+          }
+        } else if (matched) {
+          const from = this.#sealedBefore(size);
+          this.#damage.push({
+            kind: 'rolled-back',
+            seq: from,
+            throughSeq: size - 1,
+            checkpointSize: size,
+            message: `the key signed two different trees of ${size} records, and these records match the other one: the log was rolled back and rewritten (forked) somewhere in seq ${from}–${size - 1} after one of them was signed`,
+          });
+        } else this.#rootMismatch ??= c;
+      }
     }
     const w = this.#witness;
     if (w && w.size === size) {
