@@ -41,6 +41,15 @@ describe('readCheckpointFile', () => {
       });
     }
   });
+  it('says what to keep when given a whole export instead of its last line, and names a byte-order mark', () => {
+    const line = JSON.stringify({ checkpoint: checkpointJson(checkpoint) });
+    for (const [text, says] of [
+      [`{"export":{}}\n${line}\n`, /holds 2 lines.*tail -n 1/],
+      [`\ufeff${line}\n`, /byte-order mark/],
+    ] as const) {
+      assert.throws(() => readCheckpointFile(file(text)), (e: Error & { code?: string }) => e.code === 'AUDIT_CHECKPOINT_MALFORMED' && says.test(e.message));
+    }
+  });
   it('refuses a file that cannot be read with AUDIT_BAD_ARGUMENT', () => {
     assert.throws(() => readCheckpointFile(join(dir, 'missing.json')), { code: 'AUDIT_BAD_ARGUMENT' });
   });

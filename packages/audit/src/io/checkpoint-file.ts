@@ -19,11 +19,15 @@ export function readCheckpointFile(path: string): SignedCheckpoint {
   }
   const bad = (why: string, cause?: unknown) => new AuditError('AUDIT_CHECKPOINT_MALFORMED', `${path} is not a checkpoint: ${why}`, cause === undefined ? {} : { cause });
   if (text.trim() === '') throw bad('the file is empty');
+  if (text.startsWith('\ufeff')) throw bad('it starts with a byte-order mark; save it as UTF-8 without one');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw bad('it is not JSON', error);
+    // A whole export given for the checkpoint kept from it is the likely mistake.
+    const lines = text.split('\n').filter((l) => l.trim() !== '').length;
+    const held = lines > 1 ? `it holds ${lines} lines, not one JSON document` : 'it is not JSON';
+    throw bad(`${held}; keep one checkpoint, such as the last line of an export (tail -n 1 audit.jsonl > kept.json)`, error);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('it is not a JSON object');
   const inner = Object.hasOwn(raw, 'checkpoint') ? (raw as { checkpoint: unknown }).checkpoint : raw;

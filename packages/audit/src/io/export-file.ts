@@ -93,11 +93,12 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
 
 function parseHeader(path: string, text: string): ExportHeader {
   const bad = (why: string) => new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${why}`, { line: 1 });
+  if (text.startsWith('\ufeff')) throw bad('the file starts with a byte-order mark, which the exporter never writes: an export is UTF-8 without one');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: the header line is not JSON`, { cause: error, line: 1 });
+    throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: the header line is not JSON: line 1 of an export is {"export":…}, as corral audit export --format jsonl writes it`, { cause: error, line: 1 });
   }
   const h = (raw as { export?: unknown })?.export as Record<string, unknown> | undefined;
   if (typeof h !== 'object' || h === null) throw bad('the first line is not a Corral audit export header');
