@@ -32,6 +32,8 @@ describe('normalizeEvent', () => {
       ['an unknown effect', (e) => (e.decision = { effect: 'maybe' as 'allow' }), 'decision.effect'],
       ['a trace id that is not 32 hex', (e) => (e.trace = 'xyz'), 'trace'],
       ['a time that is not ISO 8601', (e) => (e.time = 'yesterday'), 'time'],
+      ['a day that does not exist (Date.parse rolls 2026-02-30 into March)', (e) => (e.time = '2026-02-30T00:00:00.000Z'), 'time'],
+      ['a Date past the year 9999 (it prints as +010000-…)', (e) => (e.time = new Date(Date.UTC(10000, 0, 1))), 'time'],
       ['a non-integer exit code', (e) => (e.outcome = { status: 'failure', exitCode: 1.5 }), 'outcome.exitCode'],
     ];
     for (const [name, mutate, field] of cases) {

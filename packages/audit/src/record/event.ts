@@ -110,9 +110,10 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   let time: string;
   const t = input.time ?? now();
   if (t instanceof Date) {
-    if (Number.isNaN(t.getTime())) bad('time', 'is an invalid date');
+    // Years past 9999 print as +010000-…, which is not the record's time format.
     time = Number.isNaN(t.getTime()) ? '' : t.toISOString();
-  } else if (typeof t === 'string' && ISO_UTC.test(t) && !Number.isNaN(Date.parse(t))) {
+    if (!ISO_UTC.test(time)) bad('time', 'is an invalid date, or one outside the years 0000–9999');
+  } else if (typeof t === 'string' && isoUtc(t)) {
     time = t;
   } else {
     bad('time', 'must be a Date or an ISO 8601 UTC string with milliseconds');
@@ -215,6 +216,16 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
     throw new AuditError('AUDIT_EVENT_INVALID', `invalid audit event: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
   }
   return event;
+}
+
+/**
+ * An ISO 8601 UTC time with milliseconds that names a real instant: Date.parse
+ * rolls 2026-02-30 over into March, so the text must be what it prints back.
+ */
+function isoUtc(t: string): boolean {
+  if (!ISO_UTC.test(t)) return false;
+  const d = new Date(t);
+  return !Number.isNaN(d.getTime()) && d.toISOString() === t;
 }
 
 function checkText(issues: EventIssue[], field: string, v: unknown, max: number): string | undefined {
