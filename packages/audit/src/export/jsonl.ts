@@ -44,7 +44,10 @@ export async function* exportJsonl(store: AuditStore, keyId: string, range: Expo
   const all = await store.checkpoints();
   const cover = to > from ? await store.checkpointFor(to, false) : null;
   if (to > from && !cover) {
-    const sealedTo = Math.max(from, ...all.filter((c) => c.size <= to).map((c) => c.size));
+    // A loop, not Math.max(...sizes): a log signs a checkpoint each time a one-shot writer closes,
+    // and past about 120,000 of them spreading the sizes overflows the stack.
+    let sealedTo = from;
+    for (const c of all) if (c.size <= to && c.size > sealedTo) sealedTo = c.size;
     onUnsealed?.(sealedTo, to);
     to = sealedTo;
   }

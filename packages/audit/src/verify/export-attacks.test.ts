@@ -336,6 +336,14 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a crafted export holds 200,000 broken checkpoint lines', () => {
+    it('reports each of them instead of overflowing the stack', async () => {
+      const r = await verify('200k-broken-checkpoints', [...clean, ...Array.from({ length: 200_000 }, () => '{"checkpoint":0}')]);
+      assert.equal(r.damage.filter((d) => d.kind === 'checkpoint-forged').length, 200_000);
+      assert.deepEqual([r.ok, r.verified, r.sealed], [false, 50, 50]);
+    });
+  });
+
   describe('when blank lines sit between records or at the end', () => {
     it('passes: a blank line holds no record and changes none', async () => {
       const lines = [...clean];
