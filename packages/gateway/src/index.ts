@@ -31,5 +31,6 @@ export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, gran
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
 export { INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export { OpenRuns, type OpenRun } from './exec/open-runs.ts';
+export { auditHistory, recordedDecision } from './exec/recorded-decisions.ts';
 export type { InvokerOptions } from './exec/invoke.ts';
 export { AGENT_SUSPENDED_EVENT } from './http/agents.ts';

@@ -15,4 +15,4 @@ export type { PolicyWatcher } from './watch.ts';
 export { loadCases, parseCases, runCases } from './cases.ts';
 export type { CaseResult, PolicyCase, PolicyCases } from './cases.ts';
 export { replay, replayAsync } from './replay.ts';
-export type { RecordedDecision, ReplayChange, ReplayReport } from './replay.ts';
+export type { RecordedDecision, ReplayChange, ReplayReport, ReplayVerdict } from './replay.ts';

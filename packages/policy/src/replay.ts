@@ -10,6 +10,22 @@ export interface RecordedDecision {
   at?: string;
   request: { principal: unknown; action: unknown; resource: unknown; context?: unknown };
   decision: DecisionKind;
+  /**
+   * A decision that combined several requests (a run of several commands,
+   * each program under each of its spellings) judges itself as it was made,
+   * with the candidate's `decide`; `request` is then what a report shows of
+   * it. Without one, `request` alone is decided.
+   */
+  judge?: (decide: (input: unknown) => Decision) => ReplayVerdict;
+}
+
+/** What the candidate decides for a recorded decision. */
+export interface ReplayVerdict {
+  readonly decision: DecisionKind;
+  readonly reason: string;
+  readonly policies: readonly string[];
+  /** For `ask`: how many distinct approvers must approve. */
+  readonly quorum?: number;
 }
 
 export interface ReplayChange {
@@ -17,7 +33,7 @@ export interface ReplayChange {
   at?: string;
   request: RecordedDecision['request'];
   before: DecisionKind;
-  after: Decision;
+  after: ReplayVerdict;
 }
 
 export interface ReplayReport {
@@ -50,16 +66,30 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
   {
     report.total++;
     const where = { ...(record.ref !== undefined ? { ref: record.ref } : {}), ...(record.at !== undefined ? { at: record.at } : {}) };
-    let after: Decision;
+    // A judge may catch what decide throws (a run it cannot decide is denied): the first refusal is kept to report.
+    let refusal: PolicyError | undefined;
+    const decide = (request: unknown): Decision => {
+      try {
+        return candidate.decide(atItsTime(request as RecordedDecision['request'], record.at));
+      } catch (error) {
+        if (error instanceof PolicyError) refusal ??= error;
+        throw error;
+      }
+    };
+    let after: ReplayVerdict;
     try {
-      after = candidate.decide(atItsTime(record));
+      after = record.judge ? record.judge(decide) : decide(record.request);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
-      report.refused.push({ ...where, code: error.code, message: error.message });
+      refusal ??= error;
+    }
+    if (refusal) {
+      report.refused.push({ ...where, code: refusal.code, message: refusal.message });
       return;
     }
-    if (after.decision === record.decision) report.unchanged++;
-    else report.changed.push({ ...where, request: record.request, before: record.decision, after });
+    const { decision, reason, policies, quorum } = after!;
+    if (decision === record.decision) report.unchanged++;
+    else report.changed.push({ ...where, request: record.request, before: record.decision, after: { decision, reason, policies: [...policies], ...(decision === 'ask' && quorum !== undefined ? { quorum } : {}) } });
   }
 }
 
@@ -69,8 +99,7 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
  * business-hours policy judges last month's 3 a.m. payment by this morning.
  * Throws POLICY_REQUEST_INVALID for an `at` that is not a time.
  */
-function atItsTime(record: RecordedDecision): unknown {
-  const { request, at } = record;
+function atItsTime(request: RecordedDecision['request'], at: string | undefined): unknown {
   if (at === undefined) return request;
   const ms = typeof at === 'string' ? Date.parse(at) : Number.NaN;
   if (!Number.isFinite(ms)) throw new PolicyError('POLICY_REQUEST_INVALID', 'the record\'s `at` is not an ISO 8601 time');

@@ -120,7 +120,7 @@ describe('corral policy', () => {
     assert.deepEqual([report.total, report.unchanged, report.changed.map((c: { ref: number; after: { decision: string } }) => [c.ref, c.after.decision])], [2, 1, [[42, 'ask']]]);
   });
 
-  it('replays the decisions recorded in the audit log of the state directory', async () => {
+  it('replays the decisions recorded in the audit log of the state directory, a governed run as the gateway decided it (regression: every node.invoke.decide was left out)', async () => {
     const dir = join(tmp, 'audited');
     const identity = Identity.open(dir);
     const agent = identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com' });
@@ -133,14 +133,20 @@ describe('corral policy', () => {
     await log.append({ actor: { kind: 'agent', id: agent.id }, action: 'run.exec', resource: { kind: 'command', id: '/bin/true' }, outcome: { status: 'success' } });
     await log.append({ actor: { kind: 'human', id: 'ops@host' }, action: 'run.exec', resource: { kind: 'command', id: '/bin/true' }, decision: { effect: 'allow', policies: ['container:sha256:00'] } });
     await pay(5_000_000, 'deny');
+    // Governed runs as the gateway records them: its program under any spelling, every command a shell runs.
+    const run = (argv: string[], commands: string[][]) =>
+      log.append({ actor: { kind: 'agent', id: 'invoice-bot' }, action: 'node.invoke.decide', resource: { kind: 'command', id: argv[0]! }, node: 'a'.repeat(64), decision: { effect: 'allow', policies: ['old-policy'] }, details: { digest: 'b'.repeat(64), command: 'system.run', argv, commands, cwd: null, envKeys: [] } });
+    await run(['/usr/bin/cat', 'inbox/a.txt'], [['/usr/bin/cat', 'inbox/a.txt']]);
+    await run(['sh', '-c', 'cat inbox/a.txt; rm inbox/a.txt'], [['cat', 'inbox/a.txt'], ['rm', 'inbox/a.txt']]);
     await log.close();
     const r = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json'), '--json']);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
-    assert.equal(report.total, 3);
-    assert.deepEqual(report.changed.map((c: { ref: number; before: string; after: { decision: string; quorum?: number } }) => [c.ref, c.before, c.after.decision, c.after.quorum]), [[1, 'allow', 'ask', 1], [4, 'deny', 'ask', 2]]);
+    assert.equal(report.total, 5);
+    assert.deepEqual(report.changed.map((c: { ref: number; before: string; after: { decision: string; quorum?: number } }) => [c.ref, c.before, c.after.decision, c.after.quorum]), [[1, 'allow', 'ask', 1], [4, 'deny', 'ask', 2], [6, 'allow', 'deny', undefined]]);
     const text = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json')]);
-    assert.match(text.stdout, /3 recorded decisions: 2 would change, 1 unchanged, 0 not decidable/);
+    assert.match(text.stdout, /5 recorded decisions: 3 would change, 2 unchanged, 0 not decidable/);
+    assert.match(text.stdout, /6 2026-\S+ {2}Agent::"invoice-bot" system\.run Command::"sh": allow -> deny \(rm: /);
   });
 
   it('says where to look when there is no audit log to replay', async () => {

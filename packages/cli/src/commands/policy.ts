@@ -242,15 +242,12 @@ function* readHistory(file: string): Generator<RecordedDecision> {
   }
 }
 
-const CEDAR_PRINCIPAL: Record<string, string> = { agent: 'Agent', human: 'Human', node: 'Node' };
-
 /**
  * The decisions recorded in the audit log of the state directory, oldest
- * first, read in batches: every event that carries a decision on one of the
- * schema's actions becomes a request — the actor (an agent by its name in the identity store), the
- * action, the resource (its kind as a Cedar type: `record` → `Record`), the
- * Cedar context the decision point recorded in `details.context`, and the
- * event's time as `context.time` — with the decision that was made.
+ * first, read in batches, as the gateway's replay reads them
+ * (`auditHistory` of @corral/gateway): each governed node command judged as
+ * it was decided, and every other event that carries a decision on one of
+ * the schema's actions as one request, its agent named as in the identity store.
  */
 async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
   const audit = await import('@corral/audit');
@@ -271,33 +268,9 @@ async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
       identity.close();
     }
   }
-  // Other records (a contained run, an agent suspended) are not authorization decisions.
-  const { corralSchema } = await policyPackage();
-  const actions = corralSchema().actions;
   try {
-    const head = await reader.store.head();
-    for await (const batch of reader.store.scan(0, head.size, 500)) {
-      for (const stored of batch) {
-        const { seq, event } = audit.toAuditRecord(stored);
-        if (!event.decision || !actions.get(event.action)?.principalTypes.length) continue;
-        const type = CEDAR_PRINCIPAL[event.actor.kind];
-        if (!type) continue;
-        const id = event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id;
-        const kind = event.resource.kind;
-        const recorded = event.details?.context;
-        const context: Record<string, unknown> = recorded && typeof recorded === 'object' && !Array.isArray(recorded) ? { ...recorded } : {};
-        if (context.time === undefined) {
-          const at = new Date(event.time);
-          context.time = { epoch: Math.floor(at.getTime() / 1000), hour: at.getUTCHours(), weekday: at.getUTCDay() };
-        }
-        yield {
-          ref: seq,
-          at: event.time,
-          request: { principal: { type, id }, action: event.action, resource: { type: kind.charAt(0).toUpperCase() + kind.slice(1), id: event.resource.id }, context },
-          decision: event.decision.effect,
-        };
-      }
-    }
+    const gateway = await import('@corral/gateway');
+    yield* gateway.auditHistory(reader.store, names);
   } finally {
     await reader.close();
   }

@@ -755,7 +755,8 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
  */
 function askedByNode(assessed: Assessed, why: string): Assessed {
   if (assessed.verdict.decision !== 'allow') return assessed;
-  return { ...assessed, verdict: { ...assessed.verdict, decision: 'ask', quorum: Math.max(1, assessed.verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` } };
+  // Recorded as the node's, so that replaying the decision asks again whatever a candidate policy allows.
+  return { ...assessed, verdict: { ...assessed.verdict, decision: 'ask', quorum: Math.max(1, assessed.verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` }, auditDetails: { ...assessed.auditDetails, nodeAsks: why.slice(0, 300) } };
 }
 
 /**

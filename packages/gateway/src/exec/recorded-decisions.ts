@@ -1,45 +1,93 @@
 // The decisions recorded in the audit log, as @corral/policy's `replay`
-// reads them: each governed command the gateway decided (`node.invoke.decide`,
-// one Cedar `system.run` request per command), and every other record that
-// carries a decision on one of the schema's actions. A run of several
-// commands that was denied or asked is left out: the log keeps only its
-// combined decision, not which command decided it.
+// reads them. A governed node command (`node.invoke.decide`) is judged again
+// the way it was decided — the run made canonical from its recorded argv,
+// each command asked under each spelling of its program, the strictest
+// answer winning (decide.ts) — so a candidate is compared with the decision
+// as a whole. Every other record that carries a decision on one of the
+// schema's actions is one Cedar request.
 import { toAuditRecord, type AuditEvent, type AuditStore } from '@corral/audit';
-import { corralSchema, type RecordedDecision } from '@corral/policy';
+import { corralSchema, type RecordedDecision, type ReplayVerdict } from '@corral/policy';
+import { canonicalRun } from './canonical.ts';
+import { commandContext, commandResource, decideNamed, decideRun, type ActionSite, type PrincipalRef, type RunDecision } from './decide.ts';
+import { governanceOf } from './rules.ts';
 
-const CEDAR_PRINCIPAL: Record<string, string> = { agent: 'Agent', human: 'Human', node: 'Node' };
+const CEDAR_PRINCIPAL: Record<string, PrincipalRef['type']> = { agent: 'Agent', human: 'Human', node: 'Node' };
 
 function timeContext(event: AuditEvent): { epoch: number; hour: number; weekday: number } {
   const at = new Date(event.time);
   return { epoch: Math.floor(at.getTime() / 1000), hour: at.getUTCHours(), weekday: at.getUTCDay() };
 }
 
-/** The requests one record holds (none when it holds no replayable decision). */
-function recordedDecisions(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>): RecordedDecision[] {
+const isText = (v: unknown): v is string => typeof v === 'string';
+
+/** The replayable decision one record holds, or undefined. `names` maps agent ids to the names Cedar knows them by. */
+export function recordedDecision(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>): RecordedDecision | undefined {
   const effect = event.decision?.effect;
   const type = CEDAR_PRINCIPAL[event.actor.kind];
-  if (!effect || !type) return [];
-  const principal = { type, id: event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id };
-  if (event.action === 'node.invoke.decide') {
-    const commands = Array.isArray(event.details?.commands) ? event.details.commands.filter((c): c is string[] => Array.isArray(c) && c.length > 0 && c.every((a) => typeof a === 'string')) : [];
-    if (commands.length === 0 || (commands.length > 1 && effect !== 'allow')) return [];
-    return commands.map((argv) => ({ ref: seq, at: event.time, request: { principal, action: 'system.run', resource: { type: 'Command', id: argv[0]! }, context: { argv, time: timeContext(event) } }, decision: effect }));
-  }
-  if (!corralSchema().actions.get(event.action)?.principalTypes.length) return [];
+  if (!effect || !type) return undefined;
+  const principal: PrincipalRef = { type, id: event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id };
+  if (event.action === 'node.invoke.decide') return commandDecision(seq, event, principal, effect);
+  if (!corralSchema().actions.get(event.action)?.principalTypes.length) return undefined;
   const recorded = event.details?.context;
   const context: Record<string, unknown> = recorded && typeof recorded === 'object' && !Array.isArray(recorded) ? { ...recorded } : {};
   context.time ??= timeContext(event);
   const kind = event.resource.kind;
-  return [{ ref: seq, at: event.time, request: { principal, action: event.action, resource: { type: kind.charAt(0).toUpperCase() + kind.slice(1), id: event.resource.id }, context }, decision: effect }];
+  return { ref: seq, at: event.time, request: { principal, action: event.action, resource: { type: kind.charAt(0).toUpperCase() + kind.slice(1), id: event.resource.id }, context }, decision: effect };
 }
 
-/** The recorded decisions among the last `limit` records, oldest first. */
-export async function* auditHistory(store: AuditStore, limit: number, names: ReadonlyMap<string, string>): AsyncGenerator<RecordedDecision> {
+/**
+ * A governed node command as the gateway decided it (see invoke.ts's
+ * decision record): a run from its argv, working directory and environment
+ * names, or a named command from its checked params. A command no rule
+ * governs was refused without a policy decision, and is not replayed.
+ */
+function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef, effect: RecordedDecision['decision']): RecordedDecision | undefined {
+  const details = event.details ?? {};
+  const command = details.command;
+  const governance = isText(command) ? governanceOf(command) : undefined;
+  const site: ActionSite = { ...(event.node ? { node: event.node } : {}), ...(isText(details.digest) ? { digest: details.digest } : {}) };
+  // The node's own policy asked a human: it made an allow an ask, and does so again.
+  const nodeAsks = isText(details.nodeAsks) ? details.nodeAsks : undefined;
+  const asNodeAsks = (verdict: RunDecision): ReplayVerdict =>
+    nodeAsks !== undefined && verdict.decision === 'allow' ? { ...verdict, decision: 'ask', quorum: Math.max(1, verdict.quorum), reason: `the node asks a human: ${nodeAsks}` } : verdict;
+  const base = { ref: seq, at: event.time, decision: effect };
+  if (governance?.kind === 'named') {
+    const { rule } = governance;
+    let params: Record<string, unknown>;
+    try {
+      params = rule.params(details.params);
+    } catch {
+      return undefined;
+    }
+    return { ...base, request: { principal, action: rule.action, resource: rule.resource, context: rule.context(params) }, judge: (decide) => asNodeAsks(decideNamed(decide, principal, rule, params, site)) };
+  }
+  if (governance?.kind !== 'run') return undefined;
+  const argv = details.argv;
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every(isText)) return undefined;
+  const cwd = isText(details.cwd) ? details.cwd : null;
+  // Only the names of the environment are recorded, never its values: what makes a run opaque is which variables it sets.
+  const env = Object.fromEntries((Array.isArray(details.envKeys) ? details.envKeys.filter(isText) : []).map((k) => [k, '']));
+  let run: ReturnType<typeof canonicalRun>;
+  try {
+    run = canonicalRun({ command: argv, ...(cwd !== null ? { cwd } : {}), env });
+  } catch {
+    return undefined;
+  }
+  return {
+    ...base,
+    request: { principal, action: 'system.run', resource: { type: 'Command', id: commandResource(argv[0]!).id }, context: commandContext(argv, cwd, site) },
+    judge: (decide) => asNodeAsks(decideRun(decide, principal, run, site)),
+  };
+}
+
+/** The recorded decisions among the last `limit` records of `store` (all of them by default), oldest first. */
+export async function* auditHistory(store: AuditStore, names: ReadonlyMap<string, string>, limit = Number.POSITIVE_INFINITY): AsyncGenerator<RecordedDecision> {
   const head = await store.head();
   for await (const rows of store.scan(Math.max(0, head.size - limit), head.size, 500)) {
     for (const row of rows) {
       const { seq, event } = toAuditRecord(row);
-      yield* recordedDecisions(seq, event, names);
+      const recorded = recordedDecision(seq, event, names);
+      if (recorded) yield recorded;
     }
   }
 }

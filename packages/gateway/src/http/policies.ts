@@ -8,7 +8,7 @@ import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
-import { auditHistory } from './replay-history.ts';
+import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
 
@@ -119,7 +119,7 @@ export function policyRoutes(api: ApiContext): Route[] {
           const limit = input.limit ?? DEFAULT_REPLAY;
           if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_REPLAY) throw new GatewayError('GATEWAY_PARAMS_INVALID', `limit must be a whole number from 1 to ${MAX_REPLAY}`);
           if (!api.audit) return reply(200, { replayed: 0, changed: [], refused: [] });
-          const report = await replayAsync(candidate.point, auditHistory(api.audit.store, limit, agentNames(api)));
+          const report = await replayAsync(candidate.point, auditHistory(api.audit.store, agentNames(api), limit));
           const name = (p: unknown) => {
             const r = p as { type?: unknown; id?: unknown } | null;
             return `${String(r?.type)}::"${String(r?.id)}"`;
