@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { sampleEvent } from '../../test/fixtures.ts';
+import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { generateSigningKey } from '../checkpoint/key.ts';
+import type { AuditStore } from '../store/store.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { openAuditLog } from './audit-log.ts';
 import { verifyStore } from './reader.ts';
@@ -45,5 +48,23 @@ describe('verifyStore', () => {
         }
       });
     }
+  });
+});
+
+describe('verifyStore on a log with 200,000 checkpoints (a one-shot writer signs one per run)', () => {
+  it('reports on them instead of overflowing the stack', async () => {
+    const checkpoints: SignedCheckpoint[] = Array.from({ length: 200_000 }, (_, i) => ({ size: i + 1, root: 'ab'.repeat(32), time: '2026-01-01T00:00:00.000Z', keyId: 'cd'.repeat(16), signature: `${'A'.repeat(86)}==` }));
+    // Only what verifyStore asks of a store whose records are gone: the head, the checkpoints, rows outside it.
+    const store = {
+      where: 'test',
+      head: async () => ({ size: 0, lastHash: '0'.repeat(64), checkpointSize: 200_000, checkpointTime: 0 }),
+      checkpoints: async () => checkpoints,
+      checkpointFor: async (n: number) => checkpoints[n - 1] ?? null,
+      outside: async () => ({ before: null, beyond: null }),
+      async *scanChain() {},
+    } as unknown as AuditStore;
+    const report = await verifyStore(store, generateSigningKey().publicKey);
+    assert.equal(report.ok, false);
+    assert.equal(report.damage.filter((d) => d.kind === 'checkpoint-forged').length, 200_000);
   });
 });

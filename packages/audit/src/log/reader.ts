@@ -294,7 +294,12 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   const { checkpoints, unreadable } = await readCheckpoints(store);
   const head = await store.head();
   const known: Damage[] = [...unreadable];
-  const signedSince = (size: number) => size > Math.max(0, ...checkpoints.map((c) => c.size), ...unreadable.map((d) => d.checkpointSize ?? 0));
+  // A loop, not Math.max(...sizes): a log signs a checkpoint each time a one-shot writer closes,
+  // and past about 120,000 of them spreading the sizes overflows the stack.
+  let largest = 0;
+  for (const c of checkpoints) largest = Math.max(largest, c.size);
+  for (const d of unreadable) largest = Math.max(largest, d.checkpointSize ?? 0);
+  const signedSince = (size: number) => size > largest;
   if (head.checkpointSize > 0 && signedSince(head.checkpointSize)) {
     const late = await store.checkpointFor(head.checkpointSize, true).catch(() => null);
     if (late) checkpoints.push(late);
@@ -318,7 +323,7 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   // Through the head only: rows beyond it are judged apart (judgeBeyond).
   const readable = await feed(store, verifier, 0, head.size);
   const report = verifier.finish();
-  report.damage.push(...known);
+  report.damage = report.damage.concat(known);
   report.checkpoints.total += unreadable.length;
   if (!readable) {
     settle(report);
