@@ -278,8 +278,12 @@ export class LogVerifier {
       if (vouched < end) {
         const from = vouched;
         const later = this.#damage.some((d) => d.seq !== null && d.seq >= end);
-        const why = later ? 'the damage after them keeps a later checkpoint from vouching for them, so they may have been rewritten too' : 'nothing vouches that they were written by the log';
-        this.#damage.push({ kind: 'unsealed', seq: from, throughSeq: end - 1, message: `seq ${from}–${end - 1} are not sealed by any checkpoint signed by the trusted key: ${why}` });
+        const one = end - 1 === from;
+        const which = one ? `seq ${from} is` : `seq ${from}–${end - 1} are`;
+        const why = later
+          ? `the damage after ${one ? 'it keeps a later checkpoint from vouching for it, so it' : 'them keeps a later checkpoint from vouching for them, so they'} may have been rewritten too`
+          : `nothing vouches that ${one ? 'it was' : 'they were'} written by the log`;
+        this.#damage.push({ kind: 'unsealed', seq: from, throughSeq: end - 1, message: `${which} not sealed by any checkpoint signed by the trusted key: ${why}` });
       }
     }
     this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
