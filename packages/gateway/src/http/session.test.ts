@@ -217,6 +217,31 @@ describe('OpenID Connect sign-in', () => {
     assert.equal(back.headers.getSetCookie().some((c) => c.startsWith('corral_session=') && !c.startsWith('corral_session=;')), false);
   });
 
+  it('keeps nothing per login: bob signs in after 2,000 other starts (any page can send the browser to the start; regression: the 1,001st pushed his login out)', async () => {
+    const browser = t.anonymous();
+    const start = await browser.get(`/api/auth/oidc/start?key=${consoleKey()}`);
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    for (let i = 0; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, () => t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`)));
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    assert.match(back.headers.get('location')!, /^\/#signin=/);
+  });
+
+  it('takes a callback once, with the binding of its own login among others planted beside it, and refuses a binding it did not seal', async () => {
+    const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const other = (await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`)).headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');
+    const sealed = Buffer.from(binding.slice('corral_oidc='.length), 'base64url');
+    sealed[40]! ^= 1;
+    const forged = `corral_oidc=${sealed.toString('base64url')}`;
+    assert.equal((await fetch(callback, { redirect: 'manual', headers: { cookie: forged } })).headers.get('location'), '/?signin_error=state');
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: `${other}; ${binding}` } });
+    assert.match(back.headers.get('location')!, /^\/#signin=/);
+    const again = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    assert.equal(again.headers.get('location'), '/?signin_error=state');
+  });
+
   it('refuses carol, whose groups map to no Corral role, with /?signin_error=no_role', async () => {
     const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
     const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;

@@ -6,7 +6,7 @@ import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
-import { cookie, isSessionKey, readCookie, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
+import { cookie, isSessionKey, readCookies, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
 
 function sessionBody(session: Session): unknown {
   return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
@@ -85,7 +85,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
           try {
             const login = await api.oidc.start(key);
             location = login.url;
-            headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.state, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
+            headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.binding, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
           } catch (error) {
             location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
           }
@@ -102,7 +102,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const cookies = [cookie(request, OIDC_COOKIE, '', 0, 'Lax', '/api/auth/oidc')];
         let location = '/';
         try {
-          const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookie(request, OIDC_COOKIE));
+          const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookies(request, OIDC_COOKIE));
           api.identity.humans.record(human);
           const user = oidcUser(human);
           // The start's key may be whoever's sent this browser to the start (another port of the host can, and plant the binding

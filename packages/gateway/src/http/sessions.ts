@@ -90,11 +90,6 @@ export class Sessions {
   }
 }
 
-/** One cookie's value from the request (the first sent), or undefined. */
-export function readCookie(request: IncomingMessage, name: string): string | undefined {
-  return readCookies(request, name)[0];
-}
-
 /**
  * Every value sent for one cookie name, first first, at most `max`. A browser
  * sends several when they differ by path: one planted on `/api` by another
