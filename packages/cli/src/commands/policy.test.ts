@@ -120,6 +120,20 @@ describe('corral policy', () => {
     assert.deepEqual([report.total, report.unchanged, report.changed.map((c: { ref: number; after: { decision: string } }) => [c.ref, c.after.decision])], [2, 1, [[42, 'ask']]]);
   });
 
+  it('names the file and line of a history line it cannot read, and a history file that is missing (exit 2)', async () => {
+    const history = join(tmp, 'broken-history.jsonl');
+    const ok = JSON.stringify({ request: { principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount: 1 } }, decision: 'allow' });
+    writeFileSync(history, `${ok}\n\n{"request": \n`);
+    const broken = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', history);
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /broken-history\.jsonl:3: not JSON/);
+    writeFileSync(history, `${ok}\n{"request": {}, "decision": "maybe"}\n`);
+    assert.match((await run('policy', 'replay', '--candidate', EXAMPLE, '--history', history)).stderr, /broken-history\.jsonl:2: a recorded decision needs request and decision/);
+    const missing = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', join(tmp, 'no-such.jsonl'));
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read history from .*no-such\.jsonl: ENOENT/);
+  });
+
   it('replays the decisions recorded in the audit log of the state directory, a governed run as the gateway decided it (regression: every node.invoke.decide was left out)', async () => {
     const dir = join(tmp, 'audited');
     const identity = Identity.open(dir);

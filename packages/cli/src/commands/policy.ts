@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
 import type { Decision, PolicySet, RecordedDecision } from '@corral/policy';
@@ -217,16 +218,17 @@ export function registerPolicy(program: Command): void {
     });
 }
 
-/** Reads recorded decisions from a JSON-lines file, lazily, line by line. */
-function* readHistory(file: string): Generator<RecordedDecision> {
-  let text: string;
+/** Reads recorded decisions from a JSON-lines file, lazily, line by line (a month of history need not fit in memory). */
+async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
+  let lines: AsyncIterable<string>;
   try {
-    text = readFileSync(file, 'utf8');
+    const handle = await open(file);
+    lines = handle.readLines({ encoding: 'utf8' });
   } catch (error) {
     throw new CliFailure(`cannot read history from ${file}: ${(error as Error).message}`, EXIT.usage);
   }
   let n = 0;
-  for (const line of text.split('\n')) {
+  for await (const line of lines) {
     n++;
     if (line.trim() === '') continue;
     let record: RecordedDecision;
