@@ -84,7 +84,7 @@ function printReport(report: VerifyReport, json: boolean, subject: string): void
   if (json) printJson({ subject, ...report });
   else if (report.ok) {
     const end = report.from + report.verified;
-    const range = report.verified === 0 ? 'no records' : `seq ${report.from}–${end - 1} (${report.verified} records)`;
+    const range = report.verified === 0 ? 'no records' : `seq ${report.from}–${end - 1} (${report.verified} record${report.verified === 1 ? '' : 's'})`;
     process.stdout.write(`ok: ${printable(subject)}: ${range} verified, sealed by ${report.checkpoints.valid} signed checkpoint(s)\n  root ${report.root}\n`);
     // A partial export (--since) is indistinguishable from one whose first records were cut: say where it starts.
     if (report.from > 0) process.stdout.write(`  note: this export starts at seq ${report.from}: seq 0–${report.from - 1} are not in it, and nothing here verifies them\n`);
