@@ -301,6 +301,12 @@ describe('corral audit', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4]);
     });
+    it('take a date as the whole day: --until 2026-01-01 keeps that day\'s records (regression: it meant midnight at its start, and dropped the day)', async () => {
+      const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01', '--until', '2026-01-01']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim().split('\n').length, 12);
+      assert.equal((await run(['export', '--format', 'ocsf', '--until', '2025-12-31'])).stdout, '');
+    });
     it('refuse --since later than --until as a usage error', async () => {
       const r = await run(['export', '--format', 'jsonl', '--since', '2026-01-02', '--until', '2026-01-01']);
       assert.equal(r.code, 2, r.stderr);

@@ -34,12 +34,13 @@ function seqArg(text: string, name: string): number {
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
 
 /**
- * `--since`/`--until`: a date `YYYY-MM-DD` (midnight UTC) or a full ISO 8601
- * time with `Z` or an offset, whose every field is in range (no 2026-02-30,
- * no 24:00): Date.parse alone takes `12` for the year 2001 and rolls
- * 2026-02-30 over into March.
+ * `--since`/`--until`: a date `YYYY-MM-DD` or a full ISO 8601 time with `Z`
+ * or an offset, whose every field is in range (no 2026-02-30, no 24:00):
+ * Date.parse alone takes `12` for the year 2001 and rolls 2026-02-30 over
+ * into March. A date is the whole day (UTC): from its first millisecond
+ * `since`, through its last `until`, so `--since D --until D` is day D.
  */
-function timeArg(text: string | undefined, name: string): number | undefined {
+function timeArg(text: string | undefined, name: string, end: 'since' | 'until'): number | undefined {
   if (text === undefined) return undefined;
   const refuse = () => new CliFailure(`${name} must be a date (YYYY-MM-DD) or an ISO 8601 time with Z or an offset (2026-01-31T09:30:00Z), got '${text}'`, EXIT.usage);
   const m = ISO_TIME.exec(text);
@@ -52,6 +53,7 @@ function timeArg(text: string | undefined, name: string): number | undefined {
   const date = new Date(Date.UTC(year!, month! - 1, day!));
   date.setUTCFullYear(year!); // Date.UTC reads years 0–99 as 1900–1999
   if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day) throw refuse();
+  if (m[4] === undefined && end === 'until') return date.getTime() + 86_400_000 - 1;
   const sign = m[8]?.startsWith('-') ? -1 : 1;
   return date.getTime() + ((hour! * 60 + minute!) * 60 + second!) * 1000 + ms - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
 }
@@ -232,13 +234,13 @@ export function registerAudit(program: Command): void {
     .command('export')
     .description('Write the log to stdout: jsonl (verifiable with `audit verify --export`) or ocsf (OCSF 1.8.0 for SIEMs).')
     .requiredOption('--format <format>', 'jsonl or ocsf')
-    .option('--since <time>', 'only records at or after this time')
-    .option('--until <time>', 'only records at or before this time')
+    .option('--since <time>', 'only records at or after this time (a date: from the start of that day, UTC)')
+    .option('--until <time>', 'only records at or before this time (a date: through the end of that day, UTC)')
     .option('--json', 'accepted for symmetry: both formats are JSON lines')
     .action(async (opts: { format: string; since?: string; until?: string }, command: Command) => {
       if (opts.format !== 'jsonl' && opts.format !== 'ocsf') throw new CliFailure(`--format must be jsonl or ocsf, got '${opts.format}'`, EXIT.usage);
-      const since = timeArg(opts.since, '--since');
-      const until = timeArg(opts.until, '--until');
+      const since = timeArg(opts.since, '--since', 'since');
+      const until = timeArg(opts.until, '--until', 'until');
       if (since !== undefined && until !== undefined && since > until) throw new CliFailure(`--since (${opts.since}) is later than --until (${opts.until})`, EXIT.usage);
       quietOnClosedPipe();
       await withReader(command, async (reader) => {
