@@ -26,7 +26,9 @@ describe('the OCSF 1.8.0 export', () => {
     assert.equal(e.class_uid, 4001);
     assert.deepEqual([e.action_id, e.action, e.disposition_id, e.disposition], [2, 'Denied', 2, 'Blocked']);
     assert.deepEqual([e.severity_id, e.severity, e.status_id, e.status], [3, 'Medium', 2, 'Failure']);
-    assert.deepEqual(e.dst_endpoint, { domain: 'httpbin.org', port: 443 });
+    assert.deepEqual(e.dst_endpoint, { hostname: 'httpbin.org', port: 443 });
+    const to = (id: string) => ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id } }).dst_endpoint;
+    assert.deepEqual([to('10.0.0.7:8443'), to('[2001:db8::1]:443'), to('example.com')], [{ ip: '10.0.0.7', port: 8443 }, { ip: '2001:db8::1', port: 443 }, { hostname: 'example.com' }]);
     assert.equal(e.status_detail, 'no matching policy');
   });
   it('maps a tool call to API Activity [6003] with the operation, the agent and the human it acts for', () => {

@@ -4,6 +4,7 @@
 // runs map to Process Activity [1007], network connections to Network
 // Activity [4001], everything else (tool calls, approvals, policy decisions)
 // to API Activity [6003]. The whole Corral record rides in `unmapped.corral`.
+import { isIP } from 'node:net';
 import type { JsonValue } from '../record/canonical.ts';
 import type { AuditEvent, Principal } from '../record/event.ts';
 
@@ -104,8 +105,7 @@ export function toOcsf(r: OcsfInput): Record<string, JsonValue> {
     if (e.outcome?.exitCode !== undefined) out.exit_code = e.outcome.exitCode;
     out.device ??= { hostname: 'unknown', type_id: 0, type: 'Unknown' };
   } else if (cls.class_uid === 4001) {
-    const m = /^(.*):(\d+)$/.exec(e.resource.id);
-    out.dst_endpoint = m ? { domain: m[1] as string, port: Number(m[2]) } : { domain: e.resource.id };
+    out.dst_endpoint = endpoint(e.resource.id);
   } else {
     out.api = { operation: e.action };
     out.src_endpoint = e.node ? { hostname: e.node } : { hostname: 'unknown' };
@@ -113,4 +113,15 @@ export function toOcsf(r: OcsfInput): Record<string, JsonValue> {
   }
   out.unmapped = { corral: { seq: r.seq, hash: r.hash, prev: r.prev, event: e as unknown as JsonValue } };
   return out;
+}
+
+/**
+ * A connection's destination, `HOST:PORT` (`[v6]:PORT`) as the log names it,
+ * as an OCSF Network Endpoint: an address as `ip`, a name as `hostname` (the
+ * endpoint's own name; `domain` is the domain it belongs to).
+ */
+function endpoint(target: string): { ip?: string; hostname?: string; port?: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(target);
+  const host = (m ? (m[1] as string) : target).replace(/^\[(.*)\]$/, '$1');
+  return { ...(isIP(host) ? { ip: host } : { hostname: host }), ...(m ? { port: Number(m[2]) } : {}) };
 }
