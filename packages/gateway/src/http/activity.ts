@@ -35,8 +35,9 @@ export function activityRoutes(api: ApiContext): Route[] {
       access: 'activity.read',
       handle: async ({ url }) => {
         const filter = filterOf(api, url);
+        if (!filter) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });
         const limit = intParam(url, 'limit', 100, 1, 500);
-        if (!filter || Number.isNaN(limit)) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask; limit 1 to 500' });
+        if (Number.isNaN(limit)) return failure(400, 'invalid_request', { message: 'limit must be a whole number from 1 to 500' });
         if (!api.audit) return reply(200, { events: [], nextBefore: null });
         const head = await api.audit.store.head();
         const before = intParam(url, 'before', head.size, 0, head.size);

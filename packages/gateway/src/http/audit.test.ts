@@ -87,6 +87,59 @@ describe('the audit explorer', () => {
   });
 });
 
+describe('searching the audit log by time', () => {
+  let t: TestGateway;
+  let auditor: ApiClient;
+  before(async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-http-audit-time-'));
+    const log = await openAuditLog({ stateDir });
+    // Seq order is not time order: the third record was appended late, with an earlier time (another process, a clock set back).
+    for (const [id, time] of [['jan-01', '2026-01-01T10:00:00.000Z'], ['jan-02', '2026-01-02T10:00:00.000Z'], ['dec-31', '2025-12-31T10:00:00.000Z'], ['jan-03', '2026-01-03T10:00:00.000Z'], ['jan-04', '2026-01-04T10:00:00.000Z']] as const) {
+      await log.append({ time, actor: { kind: 'service', id: 'clock' }, action: 'test.tick', resource: { kind: 'day', id } });
+    }
+    await log.close();
+    t = await startTestGateway({ stateDir });
+    auditor = await t.as('audrey', ['auditor']);
+  });
+  after(async () => {
+    await t.close();
+    rmSync(t.state, { recursive: true, force: true });
+  });
+
+  const days = async (query: string) => {
+    const answer = await auditor.get(`/api/audit?action=test.tick&${query}`);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return (answer.body.records as Array<{ resource: { id: string } }>).map((r) => r.resource.id);
+  };
+
+  it('returns only records whose time is inside the bounds: neither the record after until, nor one appended late with an earlier time (regression: both were listed)', async () => {
+    assert.deepEqual(await days('since=2026-01-01T00:00:00Z&until=2026-01-02T12:00:00Z'), ['jan-02', 'jan-01']);
+    assert.deepEqual(await days('since=2026-01-02T00:00:00Z&until=2026-01-03T12:00:00Z'), ['jan-03', 'jan-02']);
+  });
+
+  it('takes a date as the whole day, and an offset as the instant it names, as corral audit export does', async () => {
+    assert.deepEqual(await days('since=2026-01-02&until=2026-01-02'), ['jan-02']);
+    assert.deepEqual(await days(`since=${encodeURIComponent('2026-01-03T11:00:00+01:00')}&until=${encodeURIComponent('2026-01-03T05:00:00-05:00')}`), ['jan-03']);
+  });
+
+  it('refuses what Date.parse would have guessed at (12 as the year 2001, 2026-02-30 as March 2), naming the parameter', async () => {
+    for (const [query, field] of [['since=12', 'since'], ['since=1', 'since'], ['until=2026-02-30', 'until'], ['until=2026-01-01T24:00:00Z', 'until'], ['since=2026-01-01T10:00:00', 'since'], ['until=yesterday', 'until']] as const) {
+      const answer = await auditor.get(`/api/audit?${query}`);
+      assert.deepEqual([answer.status, answer.body.error], [400, 'invalid_request'], query);
+      assert.match(answer.body.message, new RegExp(`^${field} must be a date`), query);
+    }
+  });
+
+  it('refuses since later than until, and names the one parameter that is wrong', async () => {
+    const reversed = await auditor.get('/api/audit?since=2026-01-03&until=2026-01-01');
+    assert.deepEqual([reversed.status, reversed.body.message], [400, 'since must not be later than until']);
+    assert.match((await auditor.get('/api/audit?limit=0')).body.message, /^limit /);
+    assert.match((await auditor.get('/api/audit?effect=maybe')).body.message, /^effect /);
+    assert.match((await auditor.get('/api/activity?limit=501')).body.message, /^limit /);
+    assert.match((await auditor.get('/api/activity?effect=maybe')).body.message, /^effect /);
+  });
+});
+
 describe('verifying a large log over the HTTP API', () => {
   let t: TestGateway;
   before(async () => {

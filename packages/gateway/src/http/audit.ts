@@ -8,6 +8,7 @@ import { toEvent, type ActivityEvent } from './event.ts';
 import { failure, reply } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam, pageBackwards } from './scan.ts';
+import { TIME_FORMAT, timeParam } from './time-param.ts';
 
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
 
@@ -16,9 +17,15 @@ interface Search {
   actor: string | null;
   action: string | null;
   effect: string | null;
+  /** Event time bounds, ms, inclusive. */
+  sinceMs: number;
+  untilMs: number;
 }
 
 function matches(event: ActivityEvent, search: Search): boolean {
+  // The time index only narrows the seqs to read: a record appended late (another process, a clock set back) may sit among them with a time outside.
+  const time = Date.parse(event.time);
+  if (time < search.sinceMs || time > search.untilMs) return false;
   if (search.actor && event.actor.id !== search.actor && event.actor.name !== search.actor) return false;
   if (search.action && event.action !== search.action && !event.action.startsWith(`${search.action}.`)) return false;
   if (search.effect && event.effect !== search.effect) return false;
@@ -27,13 +34,6 @@ function matches(event: ActivityEvent, search: Search): boolean {
     if (!text.includes(search.q)) return false;
   }
   return true;
-}
-
-function timeParam(url: URL, name: string): number | undefined | null {
-  const text = url.searchParams.get(name);
-  if (text === null || text === '') return undefined;
-  const ms = Date.parse(text);
-  return Number.isNaN(ms) ? null : ms;
 }
 
 /** The proof for one record, sealing a checkpoint first when none covers it yet. */
@@ -77,23 +77,34 @@ export function auditRoutes(api: ApiContext): Route[] {
       access: 'audit.read',
       handle: async ({ url }) => {
         const limit = intParam(url, 'limit', 50, 1, 500);
-        const since = timeParam(url, 'since');
-        const until = timeParam(url, 'until');
+        if (Number.isNaN(limit)) return failure(400, 'invalid_request', { message: 'limit must be a whole number from 1 to 500' });
+        const since = timeParam(url, 'since', 'since');
+        if (Number.isNaN(since)) return failure(400, 'invalid_request', { message: `since must be ${TIME_FORMAT}` });
+        const until = timeParam(url, 'until', 'until');
+        if (Number.isNaN(until)) return failure(400, 'invalid_request', { message: `until must be ${TIME_FORMAT}` });
+        if (since !== undefined && until !== undefined && since > until) return failure(400, 'invalid_request', { message: 'since must not be later than until' });
         const effect = url.searchParams.get('effect') || null;
-        if (Number.isNaN(limit) || since === null || until === null || (effect !== null && !EFFECTS.has(effect))) return failure(400, 'invalid_request', { message: 'limit 1 to 500; since and until ISO 8601; effect allow, deny or ask' });
+        if (effect !== null && !EFFECTS.has(effect)) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });
         if (!api.audit) return noLog();
         const store = api.audit.store;
         const head = await store.head();
         let before = intParam(url, 'before', head.size, 0, head.size);
         if (Number.isNaN(before)) return failure(400, 'invalid_request', { message: 'before must be a sequence number in the log' });
+        const search: Search = {
+          q: url.searchParams.get('q')?.toLowerCase().slice(0, 200) || null,
+          actor: url.searchParams.get('actor') || null,
+          action: url.searchParams.get('action') || null,
+          effect,
+          sinceMs: since ?? -Infinity,
+          untilMs: until ?? Infinity,
+        };
         let floor = 0;
         if (since !== undefined || until !== undefined) {
           const range = await store.seqRangeForTime(since ?? 0, until ?? Number.MAX_SAFE_INTEGER);
           if (!range) return reply(200, { records: [], nextBefore: null, size: head.size });
           floor = range.from;
-          before = Math.min(before, range.to + 1);
+          before = Math.min(before, range.to);
         }
-        const search: Search = { q: url.searchParams.get('q')?.toLowerCase().slice(0, 200) || null, actor: url.searchParams.get('actor') || null, action: url.searchParams.get('action') || null, effect };
         const names = agentNames(api);
         const page = await pageBackwards(store, { before, limit, floor }, (record) => {
           const event = toEvent(record, names);
