@@ -50,14 +50,15 @@ export class Router {
 
   match(method: string, pathname: string): Match {
     const parts = pathname.split('/').filter(Boolean);
-    const allow: string[] = [];
+    // A path several patterns match (`/api/audit/verify` and `/api/audit/:seq`) names each method once.
+    const allow = new Set<string>();
     for (const { route, segments } of this.#routes) {
       const params = matchSegments(segments, parts);
       if (!params) continue;
       if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
-      allow.push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]));
+      for (const m of route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]) allow.add(m);
     }
-    return allow.length > 0 ? { allow } : undefined;
+    return allow.size > 0 ? { allow: [...allow] } : undefined;
   }
 }
 

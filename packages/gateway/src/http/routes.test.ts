@@ -135,8 +135,8 @@ describe('authentication and roles on every route', () => {
     assert.equal((await admin.call('PUT', '/api/status', {})).status, 405);
   });
 
-  it('names the methods a path takes in the Allow header of a 405, as HTTP requires, before asking for credentials', async () => {
-    for (const [method, path, allow] of [['PUT', '/api/status', 'GET, HEAD'], ['OPTIONS', '/api/session', 'POST, GET, HEAD, DELETE'], ['GET', '/api/agents/x/suspend', 'POST']] as const) {
+  it('names the methods a path takes in the Allow header of a 405, as HTTP requires, each once (regression: a path two routes match, /api/audit/verify and /api/audit/:seq, named GET, HEAD twice), before asking for credentials', async () => {
+    for (const [method, path, allow] of [['PUT', '/api/status', 'GET, HEAD'], ['OPTIONS', '/api/session', 'POST, GET, HEAD, DELETE'], ['GET', '/api/agents/x/suspend', 'POST'], ['POST', '/api/audit/verify', 'GET, HEAD']] as const) {
       const answer = await t.anonymous().call(method, path);
       assert.deepEqual([answer.status, answer.body, answer.headers.get('allow')], [405, { error: 'method_not_allowed' }, allow], `${method} ${path}`);
     }
