@@ -11,6 +11,9 @@ const program = new Command('corral')
   .showHelpAfterError()
   .exitOverride();
 
+/** The command commander reached last; once it has read its options, its own --json says how a failure is printed. */
+let reached: Command = program;
+
 // Each command family registers itself; keep one line per family, in the order help lists them.
 type Register = (program: Command) => void;
 const FAMILIES: Record<string, () => Promise<Register>> = {
@@ -36,6 +39,7 @@ try {
   const load = named !== undefined && Object.hasOwn(FAMILIES, named) ? [FAMILIES[named]!] : Object.values(FAMILIES);
   for (const register of await Promise.all(load.map((family) => family()))) register(program);
   acceptStateDirAfterCommand(program);
+  followDispatch(program);
   await program.parseAsync(process.argv);
 } catch (error) {
   process.exitCode = exitCodeFor(error);
@@ -49,6 +53,26 @@ try {
 function acceptStateDirAfterCommand(command: Command): void {
   if (command.commands.length > 0) return command.commands.forEach(acceptStateDirAfterCommand);
   if (!command.options.some((o) => o.long === '--state-dir')) command.option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)');
+}
+
+/** Follows commander down the command words, into `reached`. */
+function followDispatch(command: Command): void {
+  command.hook('preSubcommand', (_parent, sub) => void (reached = sub));
+  command.commands.forEach(followDispatch);
+}
+
+/**
+ * Whether the failure goes out as a JSON document: the command was given
+ * --json as its own option — not as an argument it passes on (`corral run
+ * -- tool --json`). Commander stops reading options at one it does not know,
+ * so for its own errors a --json among the words before `--` counts too.
+ */
+function jsonRequested(error: unknown): boolean {
+  if (reached.opts().json === true) return true;
+  if (!(error instanceof CommanderError)) return false;
+  const args = process.argv.slice(2);
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
 /** The command word: the first argument that is neither a global option nor its value. */
@@ -67,25 +91,39 @@ function lines(message: string): string {
 }
 
 function exitCodeFor(error: unknown): number {
+  const json = jsonRequested(error);
   if (error instanceof CommanderError) {
     // Commander already printed the message (or help/version, which exit 0).
-    return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (error.exitCode === 0) return EXIT.ok;
+    if (json) printJsonError(cliCode(EXIT.usage), error.message.replace(/^error: /, ''));
+    return EXIT.usage;
   }
   if (error instanceof CliFailure) {
     process.stderr.write(`corral: ${lines(error.message)}${error.code ? ` [${error.code}]` : ''}\n`);
-    printJsonError(error.code, error.message);
+    if (json) printJsonError(error.code ?? cliCode(error.exitCode), error.message);
     return error.exitCode;
   }
   const coded = error as { code?: unknown; message?: unknown };
   if (typeof coded?.code === 'string' && typeof coded.message === 'string') {
     // A package's coded error: its message is written for users.
     process.stderr.write(`corral: ${lines(coded.message)} [${coded.code}]\n`);
-    printJsonError(coded.code, coded.message);
+    if (json) printJsonError(coded.code, coded.message);
     return exitCodeOfCode(coded.code);
   }
   process.stderr.write(`corral: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
-  printJsonError('INTERNAL', String((error as Error)?.message ?? error));
+  if (json) printJsonError('INTERNAL', String((error as Error)?.message ?? error));
   return 70;
+}
+
+/**
+ * The code of a failure the command line itself found (no package's coded
+ * error behind it), by its exit code; each reads back to that exit code
+ * through exitCodeOfCode.
+ */
+function cliCode(exitCode: number): 'CLI_BAD_ARGUMENT' | 'CLI_UNAVAILABLE' | 'CLI_FAILED' {
+  if (exitCode === EXIT.usage) return 'CLI_BAD_ARGUMENT';
+  if (exitCode === EXIT.environment) return 'CLI_UNAVAILABLE';
+  return 'CLI_FAILED';
 }
 
 /** What a package's error code means for the exit code: a request that names nothing or is malformed, a host that lacks what is needed, or a check that failed. */
@@ -96,7 +134,6 @@ function exitCodeOfCode(code: string): number {
 }
 
 /** With --json, a failure is a JSON document on stdout too, for the program reading it. */
-function printJsonError(code: string | undefined, message: string): void {
-  if (!process.argv.includes('--json')) return;
-  process.stdout.write(`${JSON.stringify({ error: { ...(code ? { code } : {}), message } })}\n`);
+function printJsonError(code: string, message: string): void {
+  process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
 }

@@ -134,6 +134,26 @@ describe('corral run', () => {
       assert.match(error.message, /readwrite/);
       assert.match(r.stderr, /\[CONTAIN_POLICY_INVALID\]/);
     });
+
+    it("2 for a policy that is not one, with nothing on stdout when --json is only among the command's own arguments (regression: the error document went to stdout)", async () => {
+      const r = await corral(['run', '--policy', policyFile('filesystem: { readwrite: 42 }\n'), '--', '/bin/echo', '--json']);
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /\[CONTAIN_POLICY_INVALID\]/);
+    });
+
+    it('2 for bad usage under --json, as an error document on stdout with a code', async () => {
+      const r = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--bogus', '--', '/bin/true']);
+      assert.equal(r.code, 2);
+      assert.deepEqual(JSON.parse(r.stdout), { error: { code: 'CLI_BAD_ARGUMENT', message: "unknown option '--bogus'" } });
+      assert.match(r.stderr, /unknown option '--bogus'/);
+    });
+
+    it('3 when the audit log cannot be opened, under --json with a code', async () => {
+      const r = await corral(['--state-dir', policyFile('x'), 'run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/true']);
+      assert.equal(r.code, 3);
+      assert.equal(JSON.parse(r.stdout).error.code, 'CLI_UNAVAILABLE');
+    });
   });
 });
 
