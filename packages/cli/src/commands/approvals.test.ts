@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ApprovalStore, GatewayClient, openGatewayDb } from '@corral/gateway';
+import { ApprovalStore, GatewayClient, grantFile, grantPolicy, openGatewayDb } from '@corral/gateway';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 const gatewayState = tempStateDir();
@@ -197,6 +197,33 @@ describe('corral approvals given what names nothing', () => {
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, /no-such-id/);
       assert.equal(JSON.parse(result.stdout).error.code, 'GATEWAY_APPROVAL_NOT_FOUND');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral approvals revoke --by', () => {
+  it('refuses a name the audit record cannot carry (empty, too long, a line break), with exit 2, and leaves the grant in force (regression: the grant was withdrawn with no record)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const created = store.create({ digest: 'd'.repeat(64), action: { command: 'system.run', argv: ['printf', 'x'], principal: 'Human::"operator"', nodeId: 'n' }, quorum: 1 });
+      const approval = store.resolve(created.id, 'allow-always', 'account:alice:alice');
+      db.close();
+      const grant = join(state, 'policies', grantFile(approval.id));
+      mkdirSync(join(grant, '..'), { recursive: true });
+      writeFileSync(grant, grantPolicy(approval));
+      for (const by of ['', 'x'.repeat(600), 'carol\nseq 7: revoked by dave']) {
+        const result = await corral(['--state-dir', state, 'approvals', 'revoke', approval.id, '--by', by, '--json']);
+        assert.equal(result.code, 2, `--by ${JSON.stringify(by.slice(0, 20))}: ${result.stderr}`);
+        assert.match(result.stderr, /--by/);
+        assert.doesNotMatch(result.stderr, /could not be recorded/);
+        assert.equal(JSON.parse(result.stdout).error.code, 'GATEWAY_PARAMS_INVALID');
+        assert.ok(existsSync(grant), 'the grant is still in force');
+      }
+      assert.ok(!readdirSync(state).includes('audit.db'), 'nothing was recorded');
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

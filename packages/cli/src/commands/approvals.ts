@@ -18,6 +18,22 @@ async function withApprovals<T>(command: Command, action: (store: import('@corra
   }
 }
 
+/**
+ * The approver `--by` names, as the decision and its audit record carry it:
+ * what accountApprover admits for the signed-in system account (not blank,
+ * at most 150 characters, no control characters). Checked before anything
+ * changes. Throws a CliFailure (exit 2) naming --by.
+ */
+async function approverOf(by: string): Promise<string> {
+  const { accountApprover, GatewayError } = await import('@corral/gateway');
+  try {
+    return accountApprover(userInfo().username, by);
+  } catch (error) {
+    if (error instanceof GatewayError) throw new CliFailure(`--by: ${error.message}`, EXIT.usage, error.code);
+    throw error;
+  }
+}
+
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? (a.action.argv as string[]).join(' ') : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
@@ -49,9 +65,9 @@ export function registerApprovals(program: Command): void {
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
     cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
-      const dir = await gatewayStateDir(command);
       // Recorded as --by, counted toward a quorum as the system account that ran this.
-      const approver = (await import('@corral/gateway')).accountApprover(userInfo().username, opts.by);
+      const approver = await approverOf(opts.by);
+      const dir = await gatewayStateDir(command);
       // The decision is committed only once its record is durable: a gateway waiting for it
       // runs nothing before the approval is in the audit log, and a log that cannot take the
       // record leaves the approval as it was.
@@ -94,6 +110,8 @@ export function registerApprovals(program: Command): void {
       const { grantApprovalId, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
       const approvalId = grantApprovalId(id);
       if (approvalId === undefined) throw new CliFailure(`${id.slice(0, 100)} is not an approval id`, EXIT.usage);
+      // The withdrawal is recorded under --by: a name the record cannot carry withdraws nothing.
+      await approverOf(opts.by);
       const dir = await gatewayStateDir(command);
       // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
       if (!(await revokeGrantIn(join(dir, 'policies'), approvalId))) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
