@@ -90,7 +90,7 @@ describe('planning a sandbox', () => {
     it('masks it after the grants, file or folder', () => {
       const dir = workspace();
       const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/private', './inbox/secret.txt'] } });
-      assert.deepEqual(p.mounts.slice(1), [
+      assert.deepEqual(p.mounts.slice(2), [
         { kind: 'deny', path: join(dir, 'inbox/private'), directory: true },
         { kind: 'deny', path: join(dir, 'inbox/secret.txt'), directory: false },
       ]);
@@ -122,6 +122,47 @@ describe('planning a sandbox', () => {
           ['ro', join(dir, 'inbox')],
           ['ro', join(dir, 'outbox')],
           ['rw', join(dir, 'inbox/public')],
+        ],
+      );
+    });
+  });
+
+  describe('when a grant or a deny lies deeper inside a read-write grant', () => {
+    it('binds each folder between onto itself, so the sandbox cannot move a read-only folder away and put its own in its place', () => {
+      const dir = workspace();
+      mkdirSync(join(dir, 'outbox/project/.git/hooks'), { recursive: true });
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./outbox/project/.git/hooks'] } });
+      assert.deepEqual(
+        p.mounts.map((m) => [m.kind, m.path]),
+        [
+          ['rw', join(dir, 'outbox')],
+          ['rw', join(dir, 'outbox/project')],
+          ['rw', join(dir, 'outbox/project/.git')],
+          ['ro', join(dir, 'outbox/project/.git/hooks')],
+        ],
+      );
+    });
+
+    it('binds the folders above a deny too, so its hidden files cannot be moved out from under the mask for the next run', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/private'] } });
+      assert.deepEqual(p.mounts, [
+        { kind: 'rw', path: dir },
+        { kind: 'rw', path: join(dir, 'inbox') },
+        { kind: 'deny', path: join(dir, 'inbox/private'), directory: true },
+      ]);
+    });
+
+    it('binds nothing more for an entry of the grant itself (a mount point already) or below a read-only grant', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['.', './inbox/public'], readonly: ['./inbox'], denied: ['./outbox'] } });
+      assert.deepEqual(
+        p.mounts.map((m) => [m.kind, m.path]),
+        [
+          ['rw', dir],
+          ['ro', join(dir, 'inbox')],
+          ['rw', join(dir, 'inbox/public')],
+          ['deny', join(dir, 'outbox')],
         ],
       );
     });

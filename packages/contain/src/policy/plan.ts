@@ -222,14 +222,15 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const source = sources.get(path);
     return source !== undefined && !granted(source, kind);
   });
-  for (const g of needed.filter(([p]) => !inState(p))) mounts.push(grant(g));
-  if (stateDir !== undefined && needed.some(([p]) => within(stateDir, p) && !inState(p))) mounts.push({ kind: 'deny', path: stateDir, directory: true });
-  for (const g of needed.filter(([p]) => inState(p))) mounts.push(grant(g));
+  const stateMask = stateDir !== undefined && needed.some(([p]) => within(stateDir, p) && !inState(p)) ? stateDir : undefined;
+  // A deny outside every grant is already invisible; inside one, it is masked.
+  const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
+  const bound = [...needed, ...pinned(needed, [...masked, ...(stateMask === undefined ? [] : [stateMask])])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
+  for (const g of bound.filter(([p]) => !inState(p))) mounts.push(grant(g));
+  if (stateMask !== undefined) mounts.push({ kind: 'deny', path: stateMask, directory: true });
+  for (const g of bound.filter(([p]) => inState(p))) mounts.push(grant(g));
   for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
-  for (const d of denied) {
-    // A deny outside every grant is already invisible; inside one, it is masked.
-    if (ordered.some(([p]) => within(d, p) && d !== p)) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
-  }
+  for (const d of masked) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
 
   const env: Record<string, string> = { PATH: [...preset.path, ...(preset.path.length ? [] : DEFAULT_PATH.split(':'))].join(':'), HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8' };
   for (const name of policy.environment.pass) {
@@ -260,6 +261,28 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     display,
     warnings,
   };
+}
+
+/**
+ * The folders to bind onto themselves, read-write, so that no mount inside a read-write grant can be
+ * moved from inside the sandbox. A mount point cannot be renamed or removed, but a folder between it and
+ * the read-write grant that holds it can: moved away, it takes the mount along, and the path the policy
+ * protects is the sandbox's to fill (a read-only `.git/hooks` in a read-write project, replaced by one of
+ * its own), or a denied path lies open, under another name, to the next run. Each folder strictly between
+ * a nested mount and the deepest grant above it, when that grant is read-write, becomes a mount point too.
+ *
+ * @param grants the grants to be bound (each once), shallowest first.
+ * @param masks the paths masked inside them (denies, the state directory).
+ */
+function pinned(grants: readonly [string, 'ro' | 'rw'][], masks: readonly string[]): [string, 'rw'][] {
+  const points: [string, 'ro' | 'rw' | 'mask'][] = [...grants, ...masks.map((m): [string, 'mask'] => [m, 'mask'])];
+  const pins = new Set<string>();
+  for (const [path] of points) {
+    const holder = points.filter(([p]) => p !== path && within(path, p)).sort(([a], [b]) => depth(a) - depth(b)).at(-1);
+    if (holder?.[1] !== 'rw') continue;
+    for (let folder = dirname(path); folder !== holder[0]; folder = dirname(folder)) pins.add(folder);
+  }
+  return [...pins].filter((p) => !points.some(([q]) => q === p)).map((p) => [p, 'rw']);
 }
 
 // Symlinks followed for one path before it counts as a loop (the kernel's own limit).

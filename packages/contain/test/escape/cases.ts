@@ -8,7 +8,10 @@ import type { ContainerPolicyInput } from '../../src/policy/schema.ts';
 
 /** What a case needs from the world around the sandbox. */
 export interface EscapeWorld {
-  /** A temp folder holding outbox/ (granted read-write), inbox/ (read-only, with inbox/private denied) and victim/ (never granted). */
+  /**
+   * A temp folder holding outbox/ (granted read-write), inbox/ (read-only, with inbox/private denied) and victim/ (never granted);
+   * inside outbox/, project/.git/hooks/pre-commit and records/private/secret.txt, which some cases protect read-only or deny.
+   */
   dir: string;
   /** The syscall probe binary (packages/contain/test/probes), granted read-only where a case uses it. */
   probe: string;
@@ -49,6 +52,11 @@ const withWork = (w: EscapeWorld): ContainerPolicyInput => ({
   filesystem: { readwrite: [`${w.dir}/outbox`], readonly: [`${w.dir}/inbox`], denied: [`${w.dir}/inbox/private`] },
   process: { timeoutMs: 20_000 },
 });
+// A read-write project whose git hooks are read-only (the host's next commit runs them) and whose private records are denied.
+const withNestedProtection = (w: EscapeWorld): ContainerPolicyInput => ({
+  runtime: ['shell'],
+  filesystem: { readwrite: [`${w.dir}/outbox`], readonly: [`${w.dir}/outbox/project/.git/hooks`], denied: [`${w.dir}/outbox/records/private`] },
+});
 const withProbe = (w: EscapeWorld): ContainerPolicyInput => ({ runtime: ['shell'], filesystem: { readonly: [w.probe] } });
 const probe = (attempt: string) => (w: EscapeWorld) => ['/bin/sh', '-c', `out=$("${w.probe}" ${attempt}); echo "$out"; case "$out" in *' ok'*) echo ESCAPED;; esac`];
 const node = (code: string) => (w: EscapeWorld) => [w.node, '-e', code];
@@ -76,6 +84,8 @@ export const ESCAPE_CASES: EscapeCase[] = [
   { id: 'symlink-to-secret', category: 'filesystem', title: 'plant a symlink to a host secret and read through it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf /etc/shadow "${w.dir}/outbox/s" && cat "${w.dir}/outbox/s" && echo ESCAPED; ln -sf "${w.dir}/victim/secret.txt" "${w.dir}/outbox/v" && cat "${w.dir}/outbox/v" && echo ESCAPED`] },
   { id: 'symlink-planted-by-host', category: 'filesystem', title: 'follow a symlink inside the grant that points outside it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `cat "${w.dir}/outbox/link-to-victim" && echo ESCAPED`] },
   { id: 'symlink-swap-write', category: 'filesystem', title: 'write through a symlink that points outside the grant', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln -sf "${w.dir}/victim/out.txt" "${w.dir}/outbox/w" && echo x > "${w.dir}/outbox/w" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/victim/out.txt`) },
+  { id: 'replace-readonly-nested-in-rw', category: 'filesystem', title: 'move the folder above a read-only grant nested in the writable one away, and put forged git hooks in its place', policy: withNestedProtection, argv: (w) => ['/bin/sh', '-c', `cd "${w.dir}/outbox/project" && mv .git .git-moved && mkdir -p .git/hooks && echo forged > .git/hooks/pre-commit && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/outbox/project/.git/hooks/pre-commit`)).includes('forged') },
+  { id: 'move-denied-out-of-mask', category: 'filesystem', title: 'move the folder above a denied one away, so the next run finds the denied files unmasked', policy: withNestedProtection, argv: (w) => ['/bin/sh', '-c', `mv "${w.dir}/outbox/records" "${w.dir}/outbox/moved" && echo ESCAPED`], hostEffect: async (w) => !(await exists(`${w.dir}/outbox/records/private/secret.txt`)) },
   { id: 'hardlink-readonly-into-rw', category: 'filesystem', title: 'hard-link a read-only file into the writable folder and modify it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln "${w.dir}/inbox/invoice.txt" "${w.dir}/outbox/h" && echo forged >> "${w.dir}/outbox/h" && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/inbox/invoice.txt`)).includes('forged') },
   { id: 'hardlink-secret', category: 'filesystem', title: 'hard-link /etc/shadow into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln /etc/shadow "${w.dir}/outbox/shadow" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/outbox/shadow`) },
   { id: 'proc-self-root', category: 'filesystem', title: 'read the host root through /proc/self/root', policy: () => shell, argv: sh('cat /proc/self/root/etc/shadow && echo ESCAPED; ls /proc/1/root/root 2>/dev/null | grep -q . && echo ESCAPED') },

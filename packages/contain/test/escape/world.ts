@@ -20,7 +20,9 @@ export interface LiveWorld extends EscapeWorld {
 
 export async function buildWorld(): Promise<LiveWorld> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-escape-')));
-  for (const d of ['outbox', 'inbox/private', 'victim']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['outbox/project/.git/hooks', 'outbox/records/private', 'inbox/private', 'victim']) mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(join(dir, 'outbox/project/.git/hooks/pre-commit'), '#!/bin/sh\nexit 0\n');
+  writeFileSync(join(dir, 'outbox/records/private/secret.txt'), 'the denied record\n');
   writeFileSync(join(dir, 'inbox/invoice.txt'), 'vendor: Northwind\namount: 120\n');
   writeFileSync(join(dir, 'inbox/private/secret.txt'), 'the denied secret\n');
   writeFileSync(join(dir, 'victim/secret.txt'), 'the ungranted secret\n');
