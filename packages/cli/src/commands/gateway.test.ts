@@ -23,6 +23,17 @@ describe('corral gateway, when its port is taken', () => {
   });
 });
 
+describe('corral gateway, given a --port that is not a port number', () => {
+  it("refuses '', ' ', 0x1f90, 1e3, 80.0, -1 and 65536 with exit 2 naming --port, before anything else (regression: '' listened on a random port, 0x1f90 on 8080)", async () => {
+    for (const port of ['', ' ', '0x1f90', '1e3', '80.0', '-1', '65536']) {
+      // An address that is not one as well: a --port let through is then refused for --bind instead of listening.
+      const r = await corral(['gateway', `--port=${port}`, '--bind', 'not-an-address'], { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' } });
+      assert.equal(r.code, 2, `--port ${JSON.stringify(port)}: ${r.stderr}`);
+      assert.match(r.stderr, /--port must be a port number \(0-65535\)/, `--port ${JSON.stringify(port)}`);
+    }
+  });
+});
+
 describe('corral gateway, with single sign-on for the console', () => {
   const settings = { issuer: 'https://login.example.com', clientId: 'corral-console', redirectUri: 'http://127.0.0.1:18789/api/auth/oidc/callback', roleMap: { approver: ['finance-approvers'] } };
   const token = { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' };

@@ -10,6 +10,13 @@ import { dirOf } from './agents.ts';
 
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
 
+/** `--port` as a number: decimal digits, 0 (any free port) to 65535. Throws a CliFailure (exit 2) naming the option. */
+export function portOption(text: string): number {
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port > 65535) throw new CliFailure('--port must be a port number (0-65535)', EXIT.usage);
+  return port;
+}
+
 /** `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated (mode 0600) on first use. */
 export function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
   const fromEnv = process.env.CORRAL_GATEWAY_TOKEN;
@@ -34,8 +41,7 @@ export function registerGateway(program: Command): void {
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
     .action(async (opts: { port: string; bind: string; oidc?: string }, command: Command) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliFailure('--port must be a port number', EXIT.usage);
+      const port = portOption(opts.port);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       const dir = dirOf(command);
       const { token } = gatewayToken(dir);
