@@ -357,6 +357,17 @@ describe('corral up --openclaw', { timeout: 120_000 }, () => {
     assert.match(r.stderr, /--model-url and --model go with --openclaw/);
   });
 
+  it('refuses a --model-url that is not a URL (exit 2) before starting anything (regression: it started everything, then failed with exit 1)', async () => {
+    for (const modelUrl of ['http://a b/v1', 'http://[::1/v1', 'http://:80/v1']) {
+      const state = join(root, 'bad-model-url');
+      const r = await corral(['--state-dir', state, 'up', '--port', '0', '--openclaw', '--model-url', modelUrl], { env: { CORRAL_OPENCLAW_DIR: join(root, 'no-openclaw-here') } });
+      assert.equal(r.code, 2, `${modelUrl}: ${r.stderr}`);
+      assert.match(r.stderr, /--model-url must be an http:\/\/ or https:\/\/ URL/);
+      assert.equal(r.stdout, '');
+      assert.equal(existsSync(state), false, 'nothing was created');
+    }
+  });
+
   it('says how to install OpenClaw when it is not, exits 3, and stops what it started with the audit log sealed', async () => {
     const state = join(root, 'claw-missing');
     const up = startUp(state, ['--port', String(await freePort()), '--openclaw'], { CORRAL_OPENCLAW_DIR: join(root, 'no-openclaw-here') });

@@ -4,6 +4,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
+import { portOption } from './gateway.ts';
 
 /** `corral up [--port 18789] [--bind 127.0.0.1] [--no-console] [--json]`: gateway, node, console and the example process, on this machine. */
 export function registerUp(program: Command): void {
@@ -37,11 +38,10 @@ Exit codes:
       (--openclaw) cannot start`,
     )
     .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
-      const port = Number(opts.port);
-      if (!/^\d+$/.test(opts.port) || !Number.isInteger(port) || port > 65535) throw new CliFailure('--port must be a port number (0-65535)', EXIT.usage);
+      const port = portOption(opts.port);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
-      if (opts.modelUrl !== undefined && !/^https?:\/\/[^/]+/.test(opts.modelUrl)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
+      if (opts.modelUrl !== undefined && !(/^https?:\/\/[^/]+/.test(opts.modelUrl) && URL.parse(opts.modelUrl)?.hostname)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
       const openclaw = opts.openclaw ? { ...(opts.modelUrl ? { modelUrl: opts.modelUrl } : {}), ...(opts.model ? { model: opts.model } : {}) } : undefined;
       const dir = dirOf(command);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
