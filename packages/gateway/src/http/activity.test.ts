@@ -1,6 +1,7 @@
 // Live activity: the newest records first with paging and filters, and the
 // event stream that sends each new record as the gateway appends it.
 import assert from 'node:assert/strict';
+import { request, type IncomingMessage } from 'node:http';
 import { after, before, describe, it, mock } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
@@ -156,6 +157,36 @@ describe('a live stream left open', () => {
       assert.equal(new TextDecoder().decode(first.value), ': corral activity\n\n');
       assert.equal(other, 'open', "another session's stream is not touched");
       await reader.cancel();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('is closed when its reader stops reading, instead of holding every record since in the gateway’s memory (its EventSource then resumes from the last id it got)', async () => {
+    const t = await startTestGateway();
+    try {
+      const viewer = await t.as('vera', ['viewer']);
+      const url = new URL(t.gw.httpUrl);
+      const response = await new Promise<IncomingMessage>((resolve, reject) => {
+        request({ host: url.hostname, port: url.port, path: `/api/activity/stream?csrf=${viewer.csrf}`, headers: { cookie: viewer.cookie! } }, resolve).on('error', reject).end();
+      });
+      assert.equal(response.statusCode, 200);
+      response.on('error', () => {});
+      const closed = new Promise<'closed'>((resolve) => response.on('close', () => resolve('closed')));
+      response.pause();
+      // About 20 MB of events (each names a long resource) while the reader reads nothing.
+      const other = await openAuditLog({ stateDir: t.state });
+      try {
+        await Promise.all(Array.from({ length: 15_000 }, (_, i) => other.append({ actor: { kind: 'service', id: 'flood' }, action: 'test.flood', resource: { kind: 'record', id: `${i}-${'x'.repeat(500)}` } })));
+      } finally {
+        await other.close();
+      }
+      // The gateway announces what another process appended within about a second of its append.
+      const outcome = await Promise.race([closed, new Promise<'open'>((resolve) => setTimeout(resolve, 8000, 'open'))]);
+      response.destroy();
+      assert.equal(outcome, 'closed', 'the gateway kept the stream open, holding what its reader did not read');
+      const again = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie!, 'last-event-id': '0' } });
+      assert.equal((await readRecords(again, 1))[0]?.event.action, 'test.flood', 'the reader resumes');
     } finally {
       await t.close();
     }

@@ -14,6 +14,13 @@ const KEEPALIVE_CHECKS = 15;
 /** Most missed records a resumed stream catches up on. */
 const MAX_RESUME = 1000;
 const EFFECTS = new Set(['allow', 'deny', 'ask']);
+/**
+ * Most bytes a stream may hold unsent. A reader that stops reading (a stalled
+ * tab, a client keeping the socket open on purpose) would otherwise have every
+ * record since kept in the gateway's memory; past this its stream is closed,
+ * and its EventSource reconnects with the last id it got and resumes.
+ */
+const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 function filterOf(api: ApiContext, url: URL): { agent: string[] | null; node: string | null; effect: string | null } | undefined {
   const effect = url.searchParams.get('effect') || null;
@@ -62,14 +69,19 @@ export function activityRoutes(api: ApiContext): Route[] {
         const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;
         response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
         response.write(': corral activity\n\n');
+        const write = (text: string): void => {
+          if (response.destroyed) return;
+          response.write(text);
+          if (response.writableLength > MAX_UNSENT_BYTES) response.destroy();
+        };
         let names = agentNames(api);
         let sent = resumeAfter ?? -1;
         const emit = (record: AuditRecord): void => {
-          if (record.seq <= sent) return;
+          if (record.seq <= sent || response.destroyed) return;
           sent = record.seq;
           if (record.event.actor.kind === 'agent' && !names.has(record.event.actor.id)) names = agentNames(api);
           const event = toEvent(record, names);
-          if (matchesFilter(event, filter)) response.write(`event: record\nid: ${record.seq}\ndata: ${JSON.stringify(event)}\n\n`);
+          if (matchesFilter(event, filter)) write(`event: record\nid: ${record.seq}\ndata: ${JSON.stringify(event)}\n\n`);
         };
         // Listen first and hold live records while the missed ones are read, so none falls in between.
         let backlog: AuditRecord[] | undefined = [];
@@ -77,7 +89,7 @@ export function activityRoutes(api: ApiContext): Route[] {
         let checks = 0;
         const check = setInterval(() => {
           if (caller?.kind === 'session' && !api.sessions.get(caller.token, { use: false })) return void response.end();
-          if (++checks % KEEPALIVE_CHECKS === 0) response.write(': keepalive\n\n');
+          if (++checks % KEEPALIVE_CHECKS === 0) write(': keepalive\n\n');
         }, SESSION_CHECK_MS);
         check.unref();
         const stop = (): void => {
