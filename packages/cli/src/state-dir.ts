@@ -6,9 +6,12 @@ import { CliFailure } from './output.ts';
 
 /**
  * The state directory every command shares: `--state-dir`, else
- * `CORRAL_STATE_DIR`, else `~/.corral`.
+ * `CORRAL_STATE_DIR` (set but empty counts as unset), else `~/.corral`.
+ * An empty `--state-dir` (`--state-dir "$DIR"` with DIR unset) is bad usage,
+ * exit 2: it names no directory, and never means the default one.
  */
 export function stateDir(option: string | undefined): string {
+  if (option === '') throw new CliFailure('--state-dir names no directory: give one, or leave the option out for $CORRAL_STATE_DIR or ~/.corral', EXIT.usage);
   const chosen = option ?? process.env.CORRAL_STATE_DIR;
   return chosen ? resolve(chosen) : join(homedir(), '.corral');
 }

@@ -204,6 +204,17 @@ describe('the audit record of corral run', () => {
     await assert.rejects(records(stateDir), { code: 'AUDIT_STORE_UNAVAILABLE' });
   });
 
+  it("refuses an empty --state-dir with exit 2, running nothing and recording nowhere (regression: the run was recorded in ~/.corral)", async () => {
+    const home = tempStateDir();
+    for (const spelling of [['--state-dir', ''], ['--state-dir=']]) {
+      const r = await corral([...spelling, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo ran'], { env: { HOME: home } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /--state-dir/);
+    }
+    assert.equal(existsSync(join(home, '.corral')), false);
+  });
+
   it('refuses to run when the audit log cannot be opened, and says how to go on', async () => {
     const notADir = policyFile('x');
     const r = await corral(['--state-dir', notADir, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo ran']);
