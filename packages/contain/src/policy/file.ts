@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { ContainError } from '../errors.ts';
 import { cachedPolicy, rememberPolicy } from './cache.ts';
 import type { ContainerPolicy } from './schema.ts';
@@ -11,7 +12,11 @@ export interface LoadedPolicy {
   source: string;
   /** The folder relative paths in the policy are taken from: the policy file's folder. */
   baseDir: string;
+  /** The line of the file where a field (`filesystem.readwrite[1]`) is written, for a problem found later (planning). */
+  locate?: (field: string) => number | undefined;
 }
+
+const require = createRequire(import.meta.url);
 
 export interface LoadPolicyOptions {
   /**
@@ -41,10 +46,12 @@ export async function loadPolicyFile(file: string, baseDir: string, options: Loa
   const { cacheDir } = options;
   const digest = cacheDir === undefined ? '' : createHash('sha256').update(bytes).digest('hex');
   const cached = cacheDir === undefined ? undefined : cachedPolicy(cacheDir, digest);
-  if (cached) return { policy: cached, source: file, baseDir };
+  // Asked only on the way to reporting a problem: the parser is loaded then (synchronously, as planning is), from the text loaded.
+  const locate = (field: string) => (require('./load.ts') as typeof import('./load.ts')).fieldLine(bytes.toString('utf8'), field);
+  if (cached) return { policy: cached, source: file, baseDir, locate };
   // Loaded on a miss only: the parser and the schema cost more than the rest of a short run's start.
   const { parsePolicyText } = await import('./load.ts');
   const policy = parsePolicyText(bytes.toString('utf8'), file);
   if (cacheDir !== undefined) rememberPolicy(cacheDir, digest, policy);
-  return { policy, source: file, baseDir };
+  return { policy, source: file, baseDir, locate };
 }

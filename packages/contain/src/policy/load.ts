@@ -44,6 +44,19 @@ export function validatePolicy(value: unknown, file = '<inline>', doc?: Document
   throw invalid(result.error.issues.map((issue) => describeIssue(issue, file, doc, lines)));
 }
 
+/**
+ * The line of policy text where `field` (dotted, as in a PolicyIssue: `filesystem.readwrite[1]`) is
+ * written; undefined when the text does not write that field or is not a policy document.
+ */
+export function fieldLine(text: string, field: string): number | undefined {
+  const path = field.split(/\.|(?=\[)/).map((part) => (/^\[\d+\]$/.test(part) ? Number(part.slice(1, -1)) : part));
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) return undefined;
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+  return node?.range ? lines.linePos(node.range[0]).line : undefined;
+}
+
 function invalid(issues: PolicyIssue[]): ContainError {
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const head = issues.length === 1 ? 'policy is invalid' : `policy has ${issues.length} problems`;

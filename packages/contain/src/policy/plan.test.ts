@@ -4,6 +4,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ContainError } from '../errors.ts';
+import { loadPolicyFile } from './file.ts';
 import { validatePolicy } from './load.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
 
@@ -165,6 +166,39 @@ describe('planning a sandbox', () => {
           ['deny', join(dir, 'outbox')],
         ],
       );
+    });
+  });
+
+  describe('when a policy file names paths that cannot be used', () => {
+    const text = 'runtime: [shell]\nfilesystem:\n  readwrite:\n    - ./outbox\n    - ./missing\n  readonly: [/etc]\nworkingDirectory: ./inbox\n';
+    for (const cached of [false, true]) {
+      it(`names each with its file, line and field${cached ? ', from a policy remembered in the cache' : ''}`, async () => {
+        const dir = workspace();
+        const file = join(dir, 'policy.yaml');
+        writeFileSync(file, text);
+        const cacheDir = join(dir, 'cache');
+        if (cached) await loadPolicyFile(file, dir, { cacheDir });
+        const loaded = await loadPolicyFile(file, dir, { cacheDir });
+        const error = unresolvable(() => planSandbox(loaded, {}));
+        assert.deepEqual(
+          error.issues.map((i) => [i.file, i.line, i.field]),
+          [
+            [file, 5, 'filesystem.readwrite[1]'],
+            [file, 6, 'filesystem.readonly[0]'],
+            [file, 7, 'workingDirectory'],
+          ],
+        );
+        assert.ok(error.message.includes(`${file}:5: filesystem.readwrite[1]: ${join(dir, 'missing')} does not exist`), error.message);
+      });
+    }
+
+    it('names the read-write grant that holds the policy file by its line', async () => {
+      const dir = workspace();
+      const file = join(dir, 'outbox', 'policy.yaml');
+      writeFileSync(file, 'filesystem:\n  readonly: [../inbox]\n  readwrite: [../inbox/public, .]\n');
+      const loaded = await loadPolicyFile(file, join(dir, 'outbox'));
+      const error = unresolvable(() => planSandbox(loaded, {}));
+      assert.deepEqual(error.issues.map((i) => [i.line, i.field]), [[3, 'filesystem.readwrite[1]']]);
     });
   });
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { ContainError, type PolicyIssue } from '../errors.ts';
+import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
 import type { LoadedPolicy } from './file.ts';
 import { displayGrant, type DisplayGrant } from './display.ts';
@@ -131,6 +131,8 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
 
   const preset = presetGrant(policy.runtime);
   const grants = new Map<string, 'ro' | 'rw'>();
+  // The field each read-write grant was first named in.
+  const rwFields = new Map<string, string>();
   // A preset's path, and the display's, is bound where it is named, from where it leads.
   const sources = new Map<string, string>();
   const named = (path: string, field: string) => {
@@ -148,7 +150,10 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     // it can, moving the state directory out from under its mask (the next plan would not find it).
     if (p && stateDir !== undefined && within(stateDir, p) && dirname(stateDir) !== p) {
       issues.push({ file: source, field, message: `${p} cannot be granted read-write: it holds Corral's state directory ${stateDir} below a folder a sandbox could rename; grant a folder inside it, or read-only` });
-    } else if (p && grants.get(p) !== 'ro') grants.set(p, 'rw');
+    } else if (p && grants.get(p) !== 'ro') {
+      grants.set(p, 'rw');
+      if (!rwFields.has(p)) rwFields.set(p, field);
+    }
   });
   policy.filesystem.readonly.forEach((raw, i) => {
     // Named both read-write and read-only: the narrower grant wins.
@@ -185,7 +190,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const policyFile = source.startsWith('<') ? undefined : reach(resolve(source), 'policy file');
   if (policyFile !== undefined && !denied.some((d) => within(policyFile, d))) {
     const holder = [...grants.keys()].filter((g) => within(policyFile, g)).sort((a, b) => depth(b) - depth(a))[0];
-    if (holder !== undefined && grants.get(holder) === 'rw') issues.push({ file: source, field: 'filesystem.readwrite', message: `the policy file ${policyFile} lies inside the read-write grant ${holder}: a sandbox could rewrite its own policy; keep the file outside what the sandbox may write, or grant a folder beside it` });
+    if (holder !== undefined && grants.get(holder) === 'rw') issues.push({ file: source, field: rwFields.get(holder) ?? 'filesystem.readwrite', message: `the policy file ${policyFile} lies inside the read-write grant ${holder}: a sandbox could rewrite its own policy; keep the file outside what the sandbox may write, or grant a folder beside it` });
   }
 
   const writable = [...grants].filter(([, mode]) => mode === 'rw').map(([p]) => p);
@@ -197,7 +202,12 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   }
 
   if (issues.length > 0) {
-    throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${issues.map((i) => `  ${i.file}: ${i.field}: ${i.message}`).join('\n')}`, {
+    for (const issue of issues) {
+      const line = loaded.locate?.(issue.field);
+      if (line !== undefined) issue.line = line;
+    }
+    issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
       issues,
     });
   }
