@@ -337,6 +337,19 @@ describe('planning a sandbox', () => {
       assert.equal(plan(dir, {}).cwd, '/tmp');
     });
 
+    it('defaults past a read-write file or a read-write folder a deny hides (bubblewrap could not start there, and blamed the host)', () => {
+      const dir = workspace();
+      assert.equal(plan(dir, { filesystem: { readwrite: ['./inbox/secret.txt', './outbox'] } }).cwd, join(dir, 'outbox'));
+      assert.equal(plan(dir, { filesystem: { readwrite: ['./inbox/private', './outbox'], denied: ['./inbox'] } }).cwd, join(dir, 'outbox'));
+      assert.equal(plan(dir, { filesystem: { readwrite: ['./inbox/private'], denied: ['./inbox'] } }).cwd, '/tmp');
+    });
+
+    it('must be a folder, named as a policy problem', () => {
+      const dir = workspace();
+      const error = unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'] }, workingDirectory: './inbox/secret.txt' }));
+      assert.deepEqual(error.issues.map((i) => i.field), ['workingDirectory']);
+    });
+
     it('must lie inside a grant and outside every deny', () => {
       const dir = workspace();
       unresolvable(() => plan(dir, { filesystem: { readonly: ['./outbox'] }, workingDirectory: './inbox' }));

@@ -169,11 +169,13 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const p = resolvePath(policy.workingDirectory, 'workingDirectory', true);
     if (p) {
       if (!isGranted(p, grants, denied, stateDir)) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not inside a granted path (readwrite or readonly)` });
+      else if (!statSync(p).isDirectory()) issues.push({ file: source, field: 'workingDirectory', message: `${p} is not a folder; name the folder the command starts in` });
       cwd = p;
     }
   } else {
-    const firstRw = [...grants].find(([, mode]) => mode === 'rw')?.[0];
-    if (firstRw && statSync(firstRw).isDirectory()) cwd = firstRw;
+    // The first read-write folder the sandbox will see: not a file, not one a deny hides.
+    const firstRw = [...grants].find(([p, mode]) => mode === 'rw' && isGranted(p, grants, denied, stateDir) && statSync(p).isDirectory())?.[0];
+    if (firstRw) cwd = firstRw;
   }
 
   let display: DisplayGrant | null = null;
