@@ -6,6 +6,7 @@
 // one, while the key lives only in the console's own origin (its storage and
 // the answer to its sign-in). A session lasts 12 hours, ends after an hour
 // without use, and ends when its local user is removed or changed (roles, password).
+// One human holds at most 50 (a new one ends their oldest), the table 10,000.
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CorralRole } from '@corral/identity';
@@ -14,6 +15,8 @@ export const SESSION_COOKIE = 'corral_session';
 export const SESSION_TTL_MS = 12 * 3600_000;
 const SESSION_IDLE_MS = 3600_000;
 const MAX_SESSIONS = 10_000;
+/** Sessions one human may hold: past it their oldest ends, so one human signing in again and again never fills the table and pushes out everyone else's. */
+const MAX_SESSIONS_PER_USER = 50;
 
 /** A signed-in human. */
 export interface SessionUser {
@@ -53,6 +56,8 @@ export class Sessions {
    */
   create(user: SessionUser, key?: string): { token: string; session: Session } {
     this.#sweep();
+    const own = [...this.#byDigest].filter(([, s]) => s.user.id === user.id);
+    for (const [key] of own.slice(0, Math.max(0, own.length - MAX_SESSIONS_PER_USER + 1))) this.#byDigest.delete(key);
     if (this.#byDigest.size >= MAX_SESSIONS) this.#byDigest.delete(this.#byDigest.keys().next().value!);
     const token = randomBytes(32).toString('base64url');
     const now = this.#now();
