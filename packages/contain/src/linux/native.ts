@@ -6,7 +6,7 @@
 // a sandbox), dynamically otherwise.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,10 +29,29 @@ function cacheDir(): string {
     mkdirSync(inInstall, { recursive: true });
     return inInstall;
   } catch {
-    const fallback = join(tmpdir(), `corral-native-${process.getuid?.() ?? 'user'}`);
-    mkdirSync(fallback, { recursive: true, mode: 0o700 });
-    return fallback;
+    return privateFolder(join(tmpdir(), `corral-native-${process.getuid?.() ?? 'user'}`));
   }
+}
+
+/**
+ * Makes `dir` owner-only, or checks that the one already there is: a folder (not a symlink)
+ * owned by this user that nobody else may write. In a shared temp folder anyone may have made
+ * it first, with a program of their own under the name a build would take, run in every sandbox.
+ *
+ * @throws ContainError `CONTAIN_BACKEND_UNAVAILABLE` when it is not.
+ */
+export function privateFolder(dir: string): string {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `cannot make ${dir} for Corral's helper programs: ${(error as Error).message}`, { cause: error });
+  }
+  const found = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!found.isDirectory() || (uid !== undefined && found.uid !== uid) || (found.mode & 0o022) !== 0) {
+    throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `${dir} is not a folder of this user's that only it may write, so the helper programs built there cannot be trusted; remove it (Corral makes it again)`);
+  }
+  return dir;
 }
 
 /**
