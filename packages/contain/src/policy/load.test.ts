@@ -87,6 +87,25 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a value is tagged with a YAML 1.1 type', () => {
+    it('reads the plain value, so the problem names the field and what it expected (a !!binary filesystem listed every method of a Buffer)', () => {
+      const error = invalid('runtime: [shell]\nfilesystem: !!binary aGVsbG8=\n');
+      assert.deepEqual(error.issues.map((i) => [i.line, i.field]), [[2, 'filesystem']]);
+      assert.ok(error.issues[0]!.message.startsWith('expected object'), error.issues[0]!.message);
+      assert.deepEqual(invalid('runtime: !!set {shell}\n').issues.map((i) => i.field), ['runtime']);
+    });
+  });
+
+  describe('when a number is one JSON cannot write', () => {
+    it('shows the number as written, not as JSON (1e400 read "got number null")', () => {
+      assert.match(invalid('process: { timeoutMs: 1e400 }\n').issues[0]!.message, /Infinity/);
+    });
+
+    it('describes a bigint in an object policy instead of failing to print it', () => {
+      assert.throws(() => validatePolicy({ process: { timeoutMs: 10n } }), { code: 'CONTAIN_POLICY_INVALID' });
+    });
+  });
+
   describe('when a value holds a NUL byte', () => {
     it('refuses it in a path, the working directory and a variable, each with its field and line', () => {
       const error = invalid('filesystem:\n  denied: ["./inbox/private\\0"]\nworkingDirectory: "./a\\0"\nenvironment:\n  set: { LD_PRELOAD: "x\\0--bind" }\n');

@@ -10,7 +10,9 @@ import { ContainerPolicySchema, type ContainerPolicy } from './schema.ts';
  */
 export function parsePolicyText(text: string, file = '<inline>'): ContainerPolicy {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // A policy is JSON-shaped: YAML 1.1's !!binary, !!set, !!timestamp… are read as the plain values they tag,
+  // so the schema names what was expected instead of a Buffer's or a Set's own fields.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, resolveKnownTags: false });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e): PolicyIssue => ({
       file,
@@ -108,7 +110,8 @@ function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  // JSON has no Infinity (it would read null) nor bigint (it would throw).
+  return typeof value === 'string' ? `string ${JSON.stringify(value)}` : `${typeof value} ${String(value)}`;
 }
 
 function allowedKeys(path: readonly (string | number)[]): string[] | undefined {
