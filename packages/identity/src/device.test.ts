@@ -3,6 +3,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { createDeviceIdentity, deviceAuthPayloadV3, signDeviceAuth, verifyDeviceProof, type DeviceAuthFields } from './device.ts';
@@ -118,6 +119,23 @@ describe('node pairing', () => {
       assert.throws(() => id.nodes.pair('00000000', 'ops@example.com'), { code: 'IDENTITY_NODE_NOT_FOUND' });
     } finally {
       id.close();
+    }
+  });
+
+  it('says a prefix starts more than one node\'s id, rather than that there is no such node (regression: "no node abcdef01")', () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-identity-prefix-'));
+    const id = Identity.open(state);
+    try {
+      // Two ids sharing their first 8 hex digits: written as another process would, since no key pair is found to do it.
+      const db = new DatabaseSync(join(state, 'identity.db'));
+      for (const tail of ['1', '2']) db.prepare("INSERT INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, 'key', 'n', 'linux', 'pending', 0)").run(`abcdef01${tail.repeat(56)}`);
+      db.close();
+      assert.throws(() => id.nodes.pair('abcdef01', 'ops@example.com'), { code: 'IDENTITY_NODE_NOT_FOUND', message: 'abcdef01 starts the ids of more than one node: give more of the id' });
+      assert.equal(id.nodes.get('abcdef011').deviceId, `abcdef01${'1'.repeat(56)}`);
+      assert.throws(() => id.nodes.get('abcdef03'), { message: 'no node abcdef03' });
+    } finally {
+      id.close();
+      rmSync(state, { recursive: true, force: true });
     }
   });
 

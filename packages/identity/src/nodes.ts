@@ -217,11 +217,15 @@ export class NodeRegistry {
     return this.get(node.deviceId);
   }
 
-  /** By full device id or a unique prefix of at least 8 hex digits. Throws IDENTITY_NODE_NOT_FOUND. */
+  /** By full device id or a unique prefix of at least 8 hex digits. Throws IDENTITY_NODE_NOT_FOUND (for a prefix of several ids too, saying so). */
   get(ref: string): NodeRecord {
     const node = this.find(ref);
-    if (!node) throw new IdentityError('IDENTITY_NODE_NOT_FOUND', `no node ${String(ref).slice(0, 64)}`);
-    return node;
+    if (node) return node;
+    // A prefix that starts two ids names neither: say so, rather than that there is no such node.
+    if (typeof ref === 'string' && /^[0-9a-f]{8,63}$/.test(ref) && (this.#statement('SELECT count(*) AS n FROM (SELECT 1 FROM nodes WHERE device_id LIKE ? LIMIT 2)').get(`${ref}%`) as { n: number }).n > 1) {
+      throw new IdentityError('IDENTITY_NODE_NOT_FOUND', `${ref} starts the ids of more than one node: give more of the id`);
+    }
+    throw new IdentityError('IDENTITY_NODE_NOT_FOUND', `no node ${String(ref).slice(0, 64)}`);
   }
 
   find(ref: string): NodeRecord | undefined {

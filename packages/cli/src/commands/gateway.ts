@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -27,7 +27,17 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
   const path = join(dir, GATEWAY_TOKEN_FILE);
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileSync(path, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    // Written whole under another name, then linked into place: a process starting at the same moment
+    // reads either no file or the whole token, never an empty one, and the first link wins.
+    const draft = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    writeFileSync(draft, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(draft, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      unlinkSync(draft);
+    }
   }
   return { token: readFileSync(path, 'utf8').trim(), source: 'file' };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
@@ -44,6 +44,16 @@ describe('corral gateway token', () => {
     const second = await run(['gateway', 'token', '--json']);
     assert.deepEqual(JSON.parse(second.stdout), { token: first.stdout.trim(), source: 'file' });
     assert.equal(statSync(join(state, 'gateway-token')).mode & 0o777, 0o600);
+  });
+
+  it('gives processes that make it at the same moment one and the same whole token, and leaves no draft behind', async () => {
+    const fresh = tempStateDir();
+    const runs = await Promise.all(Array.from({ length: 8 }, () => corral(['--state-dir', fresh, 'gateway', 'token'])));
+    assert.deepEqual(runs.map((r) => r.code), Array(8).fill(0), runs.map((r) => r.stderr).join(''));
+    assert.equal(new Set(runs.map((r) => r.stdout)).size, 1);
+    assert.match(runs[0]!.stdout, /^[A-Za-z0-9_-]{43}\n$/);
+    assert.deepEqual(readdirSync(fresh), ['gateway-token']);
+    rmSync(fresh, { recursive: true, force: true });
   });
 
   it('prefers CORRAL_GATEWAY_TOKEN', async () => {
@@ -150,5 +160,20 @@ describe('corral nodes given a state directory no gateway has used', () => {
       assert.match(result.stderr, /no gateway state in .*typo/);
     }
     assert.equal(existsSync(typo), false, 'nothing was created');
+  });
+});
+
+describe('corral nodes pair, reject and revoke --by', () => {
+  it('refuses an operator name a listing could not show, or the name corral up pairs its own nodes under, before anything changes (exit 2; regression: stored as given)', async () => {
+    for (const [verb, by, says] of [
+      ['pair', '', /--by must name the operator/],
+      ['reject', 'alice\u001b[2J', /--by must name the operator/],
+      ['revoke', 'x'.repeat(151), /--by must name the operator/],
+      ['pair', 'corral up', /--by 'corral up' is the name corral up pairs its own nodes under/],
+    ] as const) {
+      const r = await run(['nodes', verb, '0123456789abcdef', '--by', by]);
+      assert.equal(r.code, 2, `${verb} --by ${JSON.stringify(by)}: ${r.stderr}`);
+      assert.match(r.stderr, says);
+    }
   });
 });

@@ -68,6 +68,16 @@ function decisionOf(identity: Identity, id: string): { ref: string; requestId?: 
 }
 
 /**
+ * `--by`, as identity (`paired_by`) and the audit log record the operator:
+ * text a listing can show, and not `corral up`, the name under which `corral
+ * up` pairs (and may pair again) nodes of its own. Throws CliFailure (exit 2).
+ */
+function operatorOf(by: string): void {
+  if (by.trim() === '' || by.length > 150 || !by.isWellFormed() || /[\p{Cc}\p{Cf}]/u.test(by)) throw new CliFailure('--by must name the operator: 1 to 150 characters of text without control or format characters', EXIT.usage);
+  if (by === 'corral up') throw new CliFailure("--by 'corral up' is the name corral up pairs its own nodes under: name yourself", EXIT.usage);
+}
+
+/**
  * `pair ID [--commands a,b]`, `reject ID` and `revoke ID` on a group of
  * commands (`corral nodes`, `corral identity nodes`): pairing approves the
  * commands the node asks for (or the part of them named), recorded in the
@@ -82,6 +92,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
     .option('--json', 'print the node as JSON')
     .action(async (id: string, opts: { commands?: string; by: string; json?: boolean }, command: Command) => {
+      operatorOf(opts.by);
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
       const { node, requestId } = await withIdentity(command, (identity) => {
@@ -100,6 +111,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
+        operatorOf(opts.by);
         const dir = await dirFor(command);
         const { node, declined } = await withIdentity(command, (identity) => {
           if (verb === 'revoke') return { node: identity.nodes.revoke(id) };
