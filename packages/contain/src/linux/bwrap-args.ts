@@ -43,7 +43,7 @@ export interface BwrapInputs {
 
 /**
  * The bubblewrap argument list for a plan (everything before `--`): every
- * namespace new, only granted paths mounted, a private /tmp and /proc, a
+ * namespace new, only granted paths mounted, a private /tmp and /proc (its sysctls read-only), a
  * minimal read-only /dev with a private /dev/shm, no new privileges
  * (bubblewrap always sets it), a new session (no terminal injection into the
  * caller's tty) and death with the parent.
@@ -64,6 +64,13 @@ export function bwrapArgs(input: BwrapInputs): string[] {
     'corral',
     '--proc',
     '/proc',
+    // The sysctls are the host kernel's, and the kernel lets any process of host uid 0 write most of them
+    // without a capability: started by root, a sandbox could set kernel.core_pattern to a program of its own,
+    // which the kernel then runs as root on the host at the next crash. bubblewrap covers /proc/sys only
+    // where the folder itself is writable, which it never is.
+    '--ro-bind',
+    '/proc/sys',
+    '/proc/sys',
     '--dev',
     '/dev',
     '--perms',

@@ -142,6 +142,8 @@ export const ESCAPE_CASES: EscapeCase[] = [
   { id: 'setuid-binary', category: 'privilege', title: 'gain privileges through a setuid binary', policy: () => shell, argv: sh('for b in /usr/bin/su /usr/bin/passwd /usr/bin/mount /usr/bin/newgrp /usr/bin/chfn; do [ -u "$b" ] && echo "setuid bit visible on $b"; done; grep -q "^NoNewPrivs:[[:space:]]*1" /proc/self/status || echo ESCAPED; grep -q "^CapEff:[[:space:]]*0000000000000000" /proc/self/status || echo ESCAPED; exit 0') },
   { id: 'chroot', category: 'privilege', title: 'chroot out of the sandbox', policy: withProbe, argv: probe('chroot') },
 
+  { id: 'proc-sys-write', category: 'privilege', title: "write the host kernel's sysctls (kernel.core_pattern runs a program as host root at the next crash)", policy: () => shell, argv: sh('v=$(cat /proc/sys/kernel/core_pattern) && printf "%s\\n" "$v" > /proc/sys/kernel/core_pattern && echo ESCAPED; find /proc/sys -type f -writable 2>/dev/null | grep -q . && echo ESCAPED; exit 0') },
+
   // ── The environment ────────────────────────────────────────────────────────
   { id: 'leaked-env', category: 'environment', title: "read a secret from the host's environment", policy: () => shell, argv: (w) => ['/bin/sh', '-c', `env | grep -q "${w.markerEnv.value}" && echo ESCAPED; exit 0`] },
   { id: 'proc-1-environ', category: 'environment', title: "read the host's environment through /proc/1/environ", policy: () => shell, argv: (w) => ['/bin/sh', '-c', `for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f 2>/dev/null; done | grep -q "${w.markerEnv.value}" && echo ESCAPED; exit 0`] },
