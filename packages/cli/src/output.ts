@@ -19,6 +19,15 @@ export function printable(text: string): string {
   });
 }
 
+/**
+ * An argv as a POSIX shell would need it typed: an argument with a space,
+ * quote or other special character is single-quoted, so `['cp', 'a b', 'c']`
+ * and `['cp', 'a', 'b', 'c']` never look alike. Print it through printable().
+ */
+export function commandLine(argv: readonly unknown[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${String(a).replaceAll("'", `'\\''`)}'`)).join(' ');
+}
+
 /** Prints a value as one JSON document on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);

@@ -129,7 +129,24 @@ describe('corral approvals list, reading what an agent asked', () => {
       const result = await corral(['--state-dir', state, 'approvals', 'list']);
       assert.equal(result.code, 0, result.stderr);
       assert.doesNotMatch(result.stdout, /[\u001b\u202e\u0085]/u);
-      assert.match(result.stdout, /rm -rf \/srv\\u001b\[2K\\u001b\[1Gls x\\u202etxt\.exe a\\u0085b\n$/);
+      assert.match(result.stdout, /rm -rf '\/srv\\u001b\[2K\\u001b\[1Gls' 'x\\u202etxt\.exe' 'a\\u0085b'\n$/);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it("quotes each argument as a shell would need it, so an argument holding spaces or a ';' never reads as several arguments or a second command (regression: joined with spaces)", async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      store.create({ digest: 'd'.repeat(64), action: { argv: ['echo', "it's done; rm -rf ~"] }, quorum: 1 });
+      store.create({ digest: 'e'.repeat(64), action: { argv: ['cp', 'a b', 'c'] }, quorum: 1 });
+      db.close();
+      const lines = (await corral(['--state-dir', state, 'approvals', 'list'])).stdout.trim().split('\n');
+      assert.equal(lines.length, 2);
+      assert.ok(lines.some((l) => l.endsWith("  cp 'a b' c")), lines.join('\n'));
+      assert.ok(lines.some((l) => l.endsWith("  echo 'it'\\''s done; rm -rf ~'")), lines.join('\n'));
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printable, printJson } from '../output.ts';
+import { CliFailure, commandLine, printable, printJson } from '../output.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { gatewayStateDir } from './nodes.ts';
 
@@ -36,7 +36,7 @@ async function approverOf(by: string): Promise<string> {
 
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
-  const argv = Array.isArray(a.action.argv) ? (a.action.argv as string[]).join(' ') : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
+  const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
   return printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}`);
 }
