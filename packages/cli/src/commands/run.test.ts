@@ -3,9 +3,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { openAuditReader, readRecord } from '@corral/audit';
-import { corral, tempStateDir } from '../../test/corral.ts';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 function policyFile(text: string, name = 'policy.yaml'): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-run-')));
@@ -184,6 +187,20 @@ describe('the audit record of corral run', () => {
     assert.deepEqual(first?.event.outcome, { status: 'success', exitCode: 0 });
     assert.deepEqual(second?.event.details?.limitsHit, ['timeout']);
     assert.equal(second?.event.outcome?.status, 'failure');
+  });
+
+  it('stops the command at Ctrl-C and still records the run, however often it is pressed, exiting 130 (regression: a second Ctrl-C ended corral with the run unrecorded; exit 137)', async () => {
+    const stateDir = tempStateDir();
+    const child = spawn(CORRAL_BIN, ['--state-dir', stateDir, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo started; exec sleep 30'], {
+      env: { ...process.env, CORRAL_NODE: process.execPath },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await once(createInterface({ input: child.stdout! }), 'line');
+    for (let i = 0; i < 5; i++) child.kill('SIGINT');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 130);
+    const [run] = await records(stateDir);
+    assert.deepEqual([run?.event.action, run?.event.details?.argv], ['run.exec', ['/bin/sh', '-c', 'echo started; exec sleep 30']]);
   });
 
   it('records a run Corral refused to start as a deny', async () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { AuditLog } from '@corral/audit';
 import type { ContainError as ContainErrorClass, Runner, RunResult, SandboxPlan } from '@corral/contain/runner';
+import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
@@ -28,6 +29,7 @@ Exit codes: the command's own (0-123), or
   125 a limit (memory, processes, output) stopped it
   126 refused: the host cannot enforce what the policy asks
   127 the command does not exist inside the sandbox
+  130 Ctrl-C stopped it (143: SIGTERM); the run is recorded all the same
     2 the policy is invalid (file, line and field are printed)
     3 the host cannot contain anything (see 'corral doctor')`,
     )
@@ -48,17 +50,22 @@ Exit codes: the command's own (0-123), or
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
       await runner.started();
       let audit: AuditLog | undefined;
+      // Ctrl-C or SIGTERM stops the command, never corral: a second one, or one while the run is
+      // recorded and the log sealed, would otherwise end this process with the run unrecorded.
+      const interrupts = new Interrupts();
       try {
         audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
-        const result = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit);
+        if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
+        const result = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
         if (opts.json) printJson(summary(result, argv, file));
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
-        process.exitCode = exitCode(result);
+        process.exitCode = exitCode(result, interrupts.signal);
       } finally {
         // Both wind down at once: the sandbox's cgroups are removed while the audit log seals its checkpoint.
         const closed = await Promise.allSettled([runner.close(), audit?.close()]);
+        interrupts.end();
         for (const outcome of closed) if (outcome.status === 'rejected') throw outcome.reason;
       }
     });
@@ -72,6 +79,7 @@ async function runContained(
   file: string,
   io: { json: boolean; stdin: 'inherit' | 'ignore' },
   audit: AuditLog | undefined,
+  interrupts: Interrupts,
 ): Promise<RunResult> {
   const stdout = new DigestingSink(io.json ? process.stderr : process.stdout);
   const stderr = new DigestingSink(process.stderr);
@@ -80,12 +88,11 @@ async function runContained(
     const proc = runner.spawn(plan, argv, { stdin: io.stdin, stdout, stderr });
     // One run: no sandbox is started ahead for a next one.
     void runner.keepWarm(plan, 0, { stdin: io.stdin === 'inherit' ? 'inherit' : 'pipe' });
-    const interrupt = () => proc.kill();
-    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    interrupts.onSignal = () => proc.kill();
     try {
       result = await proc.result;
     } finally {
-      process.off('SIGINT', interrupt).off('SIGTERM', interrupt);
+      interrupts.onSignal = undefined;
     }
   } catch (error) {
     if ((error as ContainErrorClass).code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
@@ -123,12 +130,31 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
-function exitCode(result: RunResult): number {
+/** SIGINT and SIGTERM while corral run is under way: the first is kept, each stops the command if one runs. */
+class Interrupts {
+  signal: NodeJS.Signals | undefined;
+  onSignal: (() => void) | undefined;
+  readonly #listener = (signal: NodeJS.Signals): void => {
+    this.signal ??= signal;
+    this.onSignal?.();
+  };
+
+  constructor() {
+    process.on('SIGINT', this.#listener).on('SIGTERM', this.#listener);
+  }
+
+  end(): void {
+    process.off('SIGINT', this.#listener).off('SIGTERM', this.#listener);
+  }
+}
+
+/** The command's exit code, a limit's, or 128 + the signal that ended it: the one sent to corral (130 for Ctrl-C) when that is what stopped it. */
+function exitCode(result: RunResult, interrupted: NodeJS.Signals | undefined): number {
   if (result.limitsHit.includes('timeout')) return EXIT.timeout;
   if (result.limitsHit.length > 0) return EXIT.limit;
   if (result.notFound) return EXIT.notFound;
   if (result.exitCode !== null) return result.exitCode;
-  return 128 + 9;
+  return 128 + (interrupted ? osConstants.signals[interrupted] : (osConstants.signals[result.signal as NodeJS.Signals] ?? osConstants.signals.SIGKILL));
 }
 
 function describeRefusals(result: RunResult): string[] {
