@@ -67,8 +67,8 @@ export function bwrapArgs(input: BwrapInputs): string[] {
     // The sysctls are the host kernel's, and the kernel lets any process of host uid 0 write most of them
     // without a capability: started by root, a sandbox could set kernel.core_pattern to a program of its own,
     // which the kernel then runs as root on the host at the next crash. bubblewrap covers /proc/sys only
-    // where the folder itself is writable, which it never is.
-    '--ro-bind',
+    // where the folder itself is writable, which it never is. (A kernel without sysctls has none to cover.)
+    '--ro-bind-try',
     '/proc/sys',
     '/proc/sys',
     '--dev',
