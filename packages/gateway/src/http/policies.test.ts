@@ -134,6 +134,19 @@ describe('policies', () => {
     assert.equal(await run(['echo', 'still allowed']), 'ran');
   });
 
+  it('refuses a bad replay limit or a missing baseHash before checking the candidate, naming the field (regression: seconds of Cedar first, then an invalid_policy that did not say what was wrong with the request)', async () => {
+    const broken = [{ name: 'main.cedar', text: 'permit (principal, action, resource' }];
+    for (const [path, body, field] of [
+      ['/api/policies/replay', { files: broken, limit: 0 }, 'limit'],
+      ['/api/policies/replay', { files: broken, limit: '10' }, 'limit'],
+      ['/api/policies/activate', { files: broken }, 'baseHash'],
+    ] as const) {
+      const answer = await admin.post(path, body);
+      assert.deepEqual([answer.status, answer.body.error], [400, 'invalid_request'], `${path} ${JSON.stringify(body).slice(-20)}`);
+      assert.match(answer.body.message, new RegExp(`^${field} `));
+    }
+  });
+
   it('activates a candidate: the directory is swapped at once, decisions follow it without a restart, and the log records who', async () => {
     const before = (await admin.get('/api/policies')).body;
     const activated = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], baseHash: before.hash });

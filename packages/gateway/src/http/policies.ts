@@ -53,11 +53,9 @@ export function policyRoutes(api: ApiContext): Route[] {
     return api.policies;
   };
   // `urgent`: a candidate about to become active is checked before those that only wait to be validated.
-  const withCandidate = async (body: () => Promise<Record<string, unknown>>, use: (candidate: Candidate, input: Record<string, unknown>) => Promise<Reply> | Reply, urgent = false): Promise<Reply> => {
-    const input = await body();
-    const files = parseFiles(input.files);
+  const withCandidate = async (files: PolicyFile[], use: (candidate: Candidate) => Promise<Reply> | Reply, urgent = false): Promise<Reply> => {
     const compiled = await checked(() => compileCandidateOffThread(files, { urgent }));
-    return compiled.ok ? use(compiled.value, input) : invalid(compiled.issues);
+    return compiled.ok ? use(compiled.value) : invalid(compiled.issues);
   };
   return [
     {
@@ -114,10 +112,13 @@ export function policyRoutes(api: ApiContext): Route[] {
       path: '/api/policies/replay',
       access: 'policies.read',
       bodyLimit: BODY_LIMIT,
-      handle: ({ body }) =>
-        withCandidate(body, async (candidate, input) => {
-          const limit = input.limit ?? DEFAULT_REPLAY;
-          if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_REPLAY) throw new GatewayError('GATEWAY_PARAMS_INVALID', `limit must be a whole number from 1 to ${MAX_REPLAY}`);
+      handle: async ({ body }) => {
+        // The request's own fields first: checking a candidate takes seconds of a worker's time.
+        const input = await body();
+        const files = parseFiles(input.files);
+        const limit = input.limit ?? DEFAULT_REPLAY;
+        if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_REPLAY) throw new GatewayError('GATEWAY_PARAMS_INVALID', `limit must be a whole number from 1 to ${MAX_REPLAY}`);
+        return withCandidate(files, async (candidate) => {
           if (!api.audit) return reply(200, { replayed: 0, changed: [], refused: [] });
           const report = await replayAsync(candidate.point, auditHistory(api.audit.store, agentNames(api), limit));
           const name = (p: unknown) => {
@@ -129,21 +130,31 @@ export function policyRoutes(api: ApiContext): Route[] {
             changed: report.changed.map((c) => ({ seq: c.ref, at: c.at, action: c.request.action, principal: name(c.request.principal), resource: name(c.request.resource), was: c.before, now: c.after.decision, reason: c.after.reason })),
             refused: report.refused.map((r) => ({ seq: r.ref, code: r.code, message: r.message })),
           });
-        }),
+        });
+      },
     },
     {
       method: 'POST',
       path: '/api/policies/activate',
       access: 'policies.write',
       bodyLimit: BODY_LIMIT,
-      handle: ({ body, caller }) =>
-        withCandidate(body, async (candidate, input) => {
-          if (typeof input.baseHash !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'baseHash must name the active hash the candidate was made from');
-          const previous = control().active().hash;
-          if (!control().activate(candidate, input.baseHash)) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
-          await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous, files: candidate.files.map((f) => f.name) } });
-          return reply(200, { hash: candidate.hash });
-        }, true),
+      handle: async ({ body, caller }) => {
+        const set = control();
+        const input = await body();
+        const files = parseFiles(input.files);
+        const baseHash = input.baseHash;
+        if (typeof baseHash !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'baseHash must name the active hash the candidate was made from');
+        return withCandidate(
+          files,
+          async (candidate) => {
+            const previous = set.active().hash;
+            if (!set.activate(candidate, baseHash)) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
+            await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous, files: candidate.files.map((f) => f.name) } });
+            return reply(200, { hash: candidate.hash });
+          },
+          true,
+        );
+      },
     },
   ];
 }
