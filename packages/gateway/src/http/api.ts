@@ -88,7 +88,7 @@ export class HttpApi {
     }
     let body: Promise<Record<string, unknown>> | undefined;
     try {
-      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= readJson(request, route.bodyLimit)) });
+      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= readJson(request, route.bodyLimit, route.bodyRequired)) });
       if (answer) send(response, answer);
     } catch (error) {
       const { reply, unexpected } = errorReply(error);

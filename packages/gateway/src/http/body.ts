@@ -6,8 +6,12 @@ import { GatewayError } from '../errors.ts';
 /** Default body limit; the policy routes allow more. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-/** Reads the body as a JSON object (`{}` when empty). Throws GATEWAY_PARAMS_INVALID for a body too large, not sent as application/json, not JSON, or not an object. */
-export async function readJson(request: IncomingMessage, limit: number = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+/**
+ * Reads the body as a JSON object (`{}` when empty, unless `required`).
+ * Throws GATEWAY_PARAMS_INVALID for a body too large, not sent as
+ * application/json, not JSON, or not an object, and for none when `required`.
+ */
+export async function readJson(request: IncomingMessage, limit: number = MAX_BODY_BYTES, required = false): Promise<Record<string, unknown>> {
   const declared = Number(request.headers['content-length'] ?? 0);
   if (declared > limit) throw new GatewayError('GATEWAY_PARAMS_INVALID', `the body is larger than ${limit} bytes`);
   let size = 0;
@@ -17,6 +21,8 @@ export async function readJson(request: IncomingMessage, limit: number = MAX_BOD
     if (size > limit) throw new GatewayError('GATEWAY_PARAMS_INVALID', `the body is larger than ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
+  // Any page can send a bodiless POST here (a form without fields, a no-cors fetch): where that must not count, a body is required.
+  if (size === 0 && required) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body must be a JSON object sent as application/json');
   if (size === 0) return {};
   // A browser sends application/json across sites only after a preflight this
   // gateway never grants: requiring it stops forms on other sites posting here (a signed-out sign-in included).

@@ -28,6 +28,8 @@ export interface Route {
   keyInQuery?: boolean;
   /** Body limit in bytes (default MAX_BODY_BYTES). */
   bodyLimit?: number;
+  /** Refuses a request without a body (else it reads as `{}`): one any page could send must not count (a failed sign-in). */
+  bodyRequired?: boolean;
   /** A Reply to send, or nothing when the handler answered itself (an event stream, a redirect it wrote). */
   handle: (context: RequestContext) => Promise<Reply | void> | Reply | void;
 }

@@ -290,6 +290,22 @@ describe('a sign-in posted by a form on another site', () => {
       await t.close();
     }
   });
+
+  it('is refused without counting against the address when it sends no body at all (a form without fields, a no-cors fetch): thirty of them do not lock this host out of signing in (regression: they counted as failures from 127.0.0.1)', async () => {
+    const t = await startTestGateway();
+    try {
+      await t.gw.identity.localUsers.create('alice', TEST_PASSWORD, ['admin']);
+      for (let i = 0; i < 31; i++) {
+        const res = await fetch(`${t.gw.httpUrl}/api/session`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+        const body = (await res.json()) as { error: string; message?: string };
+        assert.deepEqual([res.status, body.error], [400, 'invalid_request'], `post ${i + 1}`);
+        assert.match(body.message ?? '', /application\/json/);
+      }
+      assert.equal((await t.anonymous().signIn('alice')).status, 200, 'alice signs in from the same address');
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 /** A key as the console makes one for a sign-in: 32 random bytes, base64url. */

@@ -36,6 +36,8 @@ export function sessionRoutes(api: ApiContext): Route[] {
       method: 'POST',
       path: '/api/session',
       access: 'public',
+      // A failure counts towards the address's limit: one that any page can send from the browser of someone on this host must not.
+      bodyRequired: true,
       handle: async ({ request, body }) => {
         const input = await body();
         const username = typeof input.username === 'string' ? input.username : '';
