@@ -166,4 +166,26 @@ describe('authentication and roles on every route', () => {
     }
     assert.equal((await admin.get('/api/status')).status, 200, 'still serving');
   });
+
+  it('takes a body of exactly 16 KiB and refuses one byte more, saying so, whether its length is declared or it arrives chunked', async () => {
+    const admin = await t.as('root', ['admin']);
+    const sized = (bytes: number) => {
+      const shell = JSON.stringify({ pad: '' });
+      return JSON.stringify({ pad: 'x'.repeat(bytes - shell.length) });
+    };
+    assert.equal(Buffer.byteLength(sized(16 * 1024)), 16 * 1024);
+    const fits = await admin.post('/api/agents/nobody/suspend', sized(16 * 1024));
+    assert.deepEqual([fits.status, fits.body.code], [404, 'IDENTITY_AGENT_NOT_FOUND'], 'read, and the agent looked up');
+    const over = await admin.post('/api/agents/nobody/suspend', sized(16 * 1024 + 1));
+    assert.deepEqual([over.status, over.body.message], [400, 'the body is larger than 16384 bytes']);
+    const chunked = new ReadableStream({
+      start(controller) {
+        for (const part of [sized(16 * 1024 + 1).slice(0, 9000), sized(16 * 1024 + 1).slice(9000)]) controller.enqueue(new TextEncoder().encode(part));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${t.gw.httpUrl}/api/agents/nobody/suspend`, { method: 'POST', body: chunked, duplex: 'half', headers: { 'content-type': 'application/json', cookie: admin.cookie!, 'x-corral-csrf': admin.csrf! } } as RequestInit);
+    assert.deepEqual([res.status, ((await res.json()) as { message: string }).message], [400, 'the body is larger than 16384 bytes']);
+  });
 });
+
