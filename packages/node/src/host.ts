@@ -13,7 +13,7 @@ import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
-import { LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
+import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
 
 export const DEVICE_FILE = 'node-device.json';
 /** The gateway's approval-receipt key, pinned on first use. */
@@ -458,7 +458,7 @@ export class NodeHost {
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
-    const local = localAllows(this.policy.current, run.commands, agent, claimed);
+    const local = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed);
     // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
     if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) throw new NodeError('NODE_RUN_DENIED', local.reason);
     if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params);
@@ -486,7 +486,7 @@ export class NodeHost {
       if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
-      const final = localAllows(this.policy.current, run.commands, agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
+      const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered });

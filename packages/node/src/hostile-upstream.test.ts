@@ -101,6 +101,34 @@ describe('a flood of system.run from the gateway', () => {
   });
 });
 
+describe("a shell of the caller's choosing under the node's allowlist", () => {
+  it('is refused though the command it wraps is listed: its path, not its name, says what runs (regression: /tmp/x/sh -c "echo hi" passed an allowlist of echo)', async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const ran: string[][] = [];
+    const runner = new (class extends HeldRunner {
+      override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions) {
+        ran.push([...argv]);
+        const result = super.run(plan, argv, options);
+        this.finish();
+        return result;
+      }
+    })();
+    const gw = await hostileGateway({ stateDir, runner });
+    try {
+      const refused = await gw.invoke('system.run', { command: ['/tmp/x/sh', '-c', 'echo hi'] });
+      assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(refused.error!.message, /\/tmp\/x\/sh is not on the node's allowlist/);
+      const allowed = await gw.invoke('system.run', { command: ['/bin/sh', '-c', 'echo hi'] });
+      assert.equal(allowed.ok, true, allowed.error?.message);
+      assert.deepEqual(ran, [['/bin/sh', '-c', 'echo hi']]);
+    } finally {
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
 describe('system.which', () => {
   const saved = process.env.PATH;
   after(() => {

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LOCAL_POLICY_FILE, LocalPolicy, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
+import { canonicalRun } from '@corral/gateway';
+import { LOCAL_POLICY_FILE, LocalPolicy, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -190,5 +191,28 @@ describe('what an allowlist entry matches', () => {
     assert.equal(runs('report'), false);
     assert.equal(runs('/usr/bin/report'), false);
     assert.equal(runs('/opt/tools/bin/../bin/report'), false);
+  });
+});
+
+describe('a command behind a shell wrapper, under an allowlist', () => {
+  const policy = parseLocalPolicy({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: '/opt/shells/zsh' }] } } });
+  const verdict = (command: string[], ask?: 'on-miss') => localAllows(ask ? { ...policy, defaults: { security: 'allowlist', ask } } : policy, allowlistSubjects(canonicalRun({ command })));
+
+  it("looks through the system's own shell to the commands it runs", () => {
+    assert.equal(verdict(['sh', '-c', 'echo hi']).allowed, true);
+    assert.equal(verdict(['/bin/sh', '-lc', 'echo hi']).allowed, true);
+    assert.equal(verdict(['/usr/bin/bash', '-c', 'echo a && /bin/sh -c "echo b"']).allowed, true);
+    assert.equal(verdict(['/opt/shells/zsh', '-c', 'echo hi']).allowed, true, 'a shell the allowlist names');
+  });
+
+  it('refuses a shell of any other directory, outermost or nested, though what it would run is listed (regression: /tmp/x/sh -c "echo hi" ran /tmp/x/sh on an allowlist of echo)', () => {
+    for (const command of [['/tmp/x/sh', '-c', 'echo hi'], ['./bash', '-c', 'echo hi'], ['sh', '-c', '/home/agent/dash -c "echo hi"'], ['/usr/bin/../../tmp/x/sh', '-c', 'echo hi']]) {
+      const v = verdict(command);
+      assert.deepEqual([v.allowed, v.rule], [false, 'allowlist-miss'], command.join(' '));
+    }
+  });
+
+  it('asks for such a shell under ask=on-miss, as for any program off the list', () => {
+    assert.equal(verdict(['/tmp/x/sh', '-c', 'echo hi'], 'on-miss').rule, 'approval-required');
   });
 });

@@ -84,6 +84,23 @@ export function policyHash(policy: LocalPolicyFile): string {
  */
 export const SYSTEM_BIN_DIRS: readonly string[] = ['/usr/local/bin', '/usr/local/sbin', '/usr/bin', '/usr/sbin', '/bin', '/sbin'];
 
+/**
+ * What the allowlist must cover in a canonical run (`canonicalRun`): every
+ * command it would run, and every shell it was looked through that is not the
+ * system's own (a bare name, found on the sandbox's PATH, or one in
+ * SYSTEM_BIN_DIRS). Looking through `/tmp/x/sh -c 'echo hi'` to `echo` says
+ * nothing about /tmp/x/sh, which is what runs, whatever it is.
+ */
+export function allowlistSubjects(run: { commands: readonly (readonly string[])[]; wrappers: readonly (readonly string[])[] }): (readonly string[])[] {
+  return [...run.wrappers.filter((argv) => !systemProgram(argv[0] ?? '')), ...run.commands];
+}
+
+/** Whether `program` (an argv[0]) is a bare name or lies directly in a system directory. */
+function systemProgram(program: string): boolean {
+  const slash = program.lastIndexOf('/');
+  return slash < 0 || SYSTEM_BIN_DIRS.includes(program.slice(0, slash));
+}
+
 /** Why the local policy refuses, or that it allows. */
 export type LocalRule = 'allowed' | 'security-deny' | 'allowlist-miss' | 'approval-required';
 
@@ -102,7 +119,9 @@ export function matchesEntry(pattern: string, program: string): boolean {
 }
 
 /**
- * Whether the local policy lets every command (argv) run, for this agent.
+ * Whether the local policy lets every command (argv) run, for this agent;
+ * for a canonical run, pass `allowlistSubjects(run)`, which adds the shells it
+ * was looked through.
  * `approved`: the gateway says a human approved this exact run (upstream's
  * `approved` / `approvalDecision` allow-once|allow-always, or a Corral
  * approval receipt). Upstream's semantics, no looser:
