@@ -58,11 +58,13 @@ export class Gateway {
   readonly http: HttpApi;
   readonly #db: DatabaseSync;
   readonly #audit: AuditLog | undefined;
+  /** Follows records other processes append to the log, for the live activity stream. */
+  readonly #feed: AuditFeed;
   readonly #sweep: NodeJS.Timeout;
   /** The sweep under way, if any: the next waits for it, and so does close(). */
   #sweeping: Promise<void> | undefined;
 
-  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined }) {
+  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed }) {
     this.server = parts.server;
     this.inventory = parts.inventory;
     this.invoker = parts.invoker;
@@ -71,6 +73,7 @@ export class Gateway {
     this.http = parts.http;
     this.#db = parts.db;
     this.#audit = parts.audit;
+    this.#feed = parts.feed;
     this.#sweep = setInterval(() => void this.sweepUnpaired(), UNPAIRED_SWEEP_MS).unref();
   }
 
@@ -153,7 +156,7 @@ export class Gateway {
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
-      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit });
+      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit, feed });
       // Runs of nodes unpaired while this gateway was stopped are recorded now.
       await gateway.sweepUnpaired();
       return gateway;
@@ -174,6 +177,7 @@ export class Gateway {
     clearInterval(this.#sweep);
     await this.#sweeping;
     await this.server.close();
+    this.#feed.stop();
     await this.#audit?.close();
     this.#db.close();
     this.identity.close();

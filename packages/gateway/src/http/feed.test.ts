@@ -82,4 +82,22 @@ describe('the audit feed', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('reads nothing more once stopped, even when stopped before follow() got going (the gateway stopping as it starts)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-feed-'));
+    const log = await openAuditLog({ stateDir: dir });
+    const feed = new AuditFeed();
+    try {
+      const { store, failing } = flaky(log.store);
+      const following = feed.follow(store, 5);
+      feed.stop();
+      await following;
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(failing.heads, 1, 'only the head read that follow() began with');
+    } finally {
+      feed.stop();
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -16,6 +16,7 @@ export class AuditFeed {
   #cursor = 0;
   readonly #seen = new Set<number>();
   #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
   #polling = false;
   /** Reads failed in a row, and the ticks still to let pass before the next read. */
   #failures = 0;
@@ -47,11 +48,14 @@ export class AuditFeed {
    */
   async follow(store: AuditStore, everyMs = FOLLOW_INTERVAL_MS): Promise<void> {
     this.#cursor = Math.max(this.#cursor, (await store.head()).size);
+    if (this.#stopped) return;
     this.#timer = setInterval(() => void this.#poll(store), everyMs);
     this.#timer.unref();
   }
 
+  /** Stops following (the gateway stops, before it closes the log); for good, even if follow() has not got going yet. */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
   }
 
