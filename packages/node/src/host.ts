@@ -14,6 +14,7 @@ import { AgentRuns } from './agent-runs.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
+import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
 /** The gateway's approval-receipt key, pinned on first use. */
@@ -111,7 +112,7 @@ const FINAL_REFUSALS = new Set(['AUTH_TOKEN_MISMATCH', 'AUTH_TOKEN_MISSING', 'AU
 export function finalRefusal(wire: WireError | undefined): { code: string; hint: string } | undefined {
   if (wire === undefined || wire.retryable === true) return undefined;
   const details = typeof wire.details === 'object' && wire.details !== null ? (wire.details as { code?: unknown; reason?: unknown }) : {};
-  const code = typeof details.code === 'string' ? details.code.slice(0, 64) : undefined;
+  const code = typeof details.code === 'string' ? shown(details.code, 64) : undefined;
   if (code === 'PAIRING_REQUIRED' && details.reason === 'revoked') return { code, hint: 'an operator revoked this node\'s pairing; to pair a new one, remove its device key (node-device.json in the state directory) and run again' };
   if (code === undefined || !(FINAL_REFUSALS.has(code) || code.startsWith('DEVICE_AUTH_'))) return undefined;
   if (code.startsWith('AUTH_')) return { code, hint: 'check the gateway token (--token or CORRAL_GATEWAY_TOKEN)' };
@@ -336,7 +337,7 @@ export class NodeHost {
         if (final !== undefined && !this.#stopped) {
           this.#stopped = true;
           this.#options.onStatus?.({ state: 'stopped', detail: final.code });
-          throw new NodeError('NODE_CONFIG_INVALID', `the gateway at ${gatewayHost(this.#options.gateway)} refused this node: ${final.code} (${(wire!.message || wire!.code).slice(0, 200)}); retrying cannot fix this: ${final.hint}`, { cause: error });
+          throw new NodeError('NODE_CONFIG_INVALID', `the gateway at ${gatewayHost(this.#options.gateway)} refused this node: ${final.code} (${shown(wire!.message || wire!.code, 200)}); retrying cannot fix this: ${final.hint}`, { cause: error });
         }
         const retryInMs = backoff;
         if (wire?.code === 'NOT_PAIRED') this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, retryInMs });
@@ -662,14 +663,14 @@ function gatewayHost(url: string): string {
 /** A refusal's code for the log: details.code when the gateway gave one, else its code. */
 function refusalCode(wire: WireError): string {
   const detail = (wire.details as { code?: unknown } | undefined)?.code;
-  return (typeof detail === 'string' ? detail : wire.code).slice(0, 64);
+  return shown(typeof detail === 'string' ? detail : wire.code, 64);
 }
 
 /** Why a connection could not be made: the socket error's code (ECONNREFUSED…), or the client's. */
 function unreachableReason(error: unknown): string {
   const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  if (typeof cause?.code === 'string') return cause.code;
-  return typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'error';
+  if (typeof cause?.code === 'string') return shown(cause.code, 64);
+  return typeof (error as { code?: unknown })?.code === 'string' ? shown((error as { code: string }).code, 64) : 'error';
 }
 
 /** The request's environment, kept to the names the agent's container policy lets through (`environment.pass`). */

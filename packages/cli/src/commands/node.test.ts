@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Gateway } from '@corral/gateway';
+import { WebSocketServer } from 'ws';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 describe('corral node run, refusing bad options before it connects', () => {
@@ -69,5 +70,60 @@ describe('corral node run, when the gateway refuses or cannot be reached', () =>
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
     assert.match(out, /unreachable \(ECONNREFUSED\); retrying in 0\.3 s\n.*unreachable \(ECONNREFUSED\); retrying in 0\.5 s/s);
+  });
+});
+
+/** A "gateway" on loopback that answers every connect with `error` (the wire error a hostile one chooses). */
+async function refusingGateway(error: Record<string, unknown>): Promise<{ url: string; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  wss.on('connection', (socket) => {
+    socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { id?: string };
+      socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error }));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
+    close: () => new Promise<void>((resolve) => {
+      for (const client of wss.clients) client.terminate();
+      wss.close(() => resolve());
+    }),
+  };
+}
+
+describe('corral node run, when a hostile gateway writes control characters in its refusal', () => {
+  const escape = '\u001b]0;owned\u0007\u001b[2J\u001b[31m';
+
+  it('prints its code escaped in the status line, never raw to the terminal', async () => {
+    const gw = await refusingGateway({ code: 'INVALID_REQUEST', message: 'no', details: { code: `X${escape}` } });
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', gw.url, '--token', 'a-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!/refused for now/.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /refused for now \(X\\u001b\]0;owned\\u0007\\u001b\[2J/);
+      assert.doesNotMatch(out, /[\u0000-\u0009\u000b-\u001f\u007f]/, 'no control character reaches the terminal');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await gw.close();
+    }
+  });
+
+  it('stops at a final refusal with its message on one line, escaped', async () => {
+    const gw = await refusingGateway({ code: 'INVALID_REQUEST', message: `bad proof\ncorral: fake line${escape}`, details: { code: `DEVICE_AUTH_${escape}` } });
+    try {
+      const r = await corral(['node', 'run', '--gateway', gw.url, '--token', 'a-token']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /refused this node: DEVICE_AUTH_/);
+      assert.doesNotMatch(r.stderr, /[\u0000-\u0009\u000b-\u001f\u007f]/, 'no control character reaches the terminal');
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, 'the gateway cannot start a line of its own');
+    } finally {
+      await gw.close();
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure } from '../output.ts';
+import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
 
 /** `corral node run --gateway ws://HOST:PORT --token T [--name NAME]`: serve this machine's commands, contained. */
@@ -62,11 +62,13 @@ export function registerNode(program: Command): void {
         ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(token ? { token } : {}), agents } } : {}),
         onStatus: (s) => {
           const retry = s.retryInMs !== undefined ? `; retrying in ${(s.retryInMs / 1000).toFixed(1)} s` : '';
-          if (s.state === 'pending-pairing') process.stdout.write(`waiting for an operator to pair node ${s.detail}${retry}\n`);
-          else if (s.state === 'unreachable') process.stdout.write(`gateway ${opts.gateway} unreachable (${s.detail})${retry}\n`);
-          else if (s.state === 'refused') process.stdout.write(`refused for now (${s.detail})${retry}\n`);
+          // A detail may be the gateway's own words (its refusal code): never raw to the terminal.
+          const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
+          if (s.state === 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}${retry}`);
+          else if (s.state === 'unreachable') say(`gateway ${opts.gateway} unreachable (${s.detail})${retry}`);
+          else if (s.state === 'refused') say(`refused for now (${s.detail})${retry}`);
           else if (s.state === 'stopped') return; // reported below, as the command's failure
-          else process.stdout.write(`${s.state}${s.detail ? ` (${s.detail})` : ''}${retry}\n`);
+          else say(`${s.state}${s.detail ? ` (${s.detail})` : ''}${retry}`);
         },
       });
       process.stdout.write(`node ${host.device.deviceId} connecting to ${opts.gateway}\n`);
