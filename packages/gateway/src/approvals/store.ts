@@ -86,6 +86,18 @@ export class ApprovalStore {
     return this.#expireIfDue(fromRow(row));
   }
 
+  /**
+   * One page of every approval, the newest `limit` made before the cursor
+   * `before` (the `nextBefore` of the page after it; none: from the newest),
+   * oldest first; `nextBefore` names the page before it, null at the first.
+   */
+  page(options: { limit: number; before?: number }): { approvals: Approval[]; nextBefore: number | null } {
+    const rows = this.#db.prepare('SELECT rowid AS n, * FROM approvals WHERE rowid < ? ORDER BY rowid DESC LIMIT ?').all(options.before ?? Number.MAX_SAFE_INTEGER, options.limit + 1) as unknown as Array<Row & { n: number }>;
+    const more = rows.length > options.limit;
+    const taken = rows.slice(0, options.limit).reverse();
+    return { approvals: taken.map((r) => this.#expireIfDue(fromRow(r))), nextBefore: more && taken.length > 0 ? taken[0]!.n : null };
+  }
+
   list(filter: { status?: ApprovalStatus } = {}): Approval[] {
     const rows = (filter.status ? this.#db.prepare('SELECT * FROM approvals WHERE status = ? ORDER BY created_at').all(filter.status) : this.#db.prepare('SELECT * FROM approvals ORDER BY created_at').all()) as unknown as Row[];
     const out = rows.map((r) => this.#expireIfDue(fromRow(r)));

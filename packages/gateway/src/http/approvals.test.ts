@@ -151,3 +151,28 @@ describe('approvals from a signed-in session', () => {
     assert.equal(((await running) as { ok: boolean }).ok, true);
   });
 });
+
+describe('the whole history of approvals', () => {
+  it('is read a page at a time, newest page first, each oldest first, with no approval skipped or repeated (regression: every approval ever made in one answer)', async () => {
+    const t = await startTestGateway();
+    try {
+      const made = Array.from({ length: 7 }, (_, i) => t.gw.approvals.create({ digest: i.toString(16).padStart(64, '0'), action: { argv: ['echo', String(i)] }, quorum: 1 }).id);
+      const approver = await t.as('april', ['approver']);
+      const seen: string[][] = [];
+      let query = '?status=all&limit=3';
+      for (;;) {
+        const page = await approver.get(`/api/approvals${query}`);
+        assert.equal(page.status, 200);
+        seen.unshift(page.body.approvals.map((a: { id: string }) => a.id));
+        if (page.body.nextBefore === null) break;
+        query = `?status=all&limit=3&before=${page.body.nextBefore}`;
+      }
+      assert.deepEqual(seen.map((p) => p.length), [1, 3, 3]);
+      assert.deepEqual(seen.flat(), made);
+      assert.equal((await approver.get('/api/approvals?status=all')).body.approvals.length, 7);
+      for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'before=0', 'before=-1']) assert.equal((await approver.get(`/api/approvals?status=all&${bad}`)).status, 400, bad);
+    } finally {
+      await t.close();
+    }
+  });
+});

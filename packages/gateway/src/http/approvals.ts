@@ -8,8 +8,12 @@ import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { failure, reply } from './respond.ts';
 import type { Route } from './router.ts';
+import { intParam } from './scan.ts';
 
 const MAX_REASON = 500;
+/** Approvals a page of the whole history holds by default, and at most. */
+const DEFAULT_PAGE = 200;
+const MAX_PAGE = 1000;
 
 /** An approval as people see it: the environment by names only (values may hold secrets). */
 export function approvalView(approval: Approval): Approval {
@@ -50,7 +54,14 @@ export function approvalRoutes(api: ApiContext): Route[] {
       handle: ({ url }) => {
         const status = url.searchParams.get('status') ?? 'pending';
         if (status !== 'pending' && status !== 'all') return failure(400, 'invalid_request', { message: 'status must be pending or all' });
-        return reply(200, { approvals: api.approvals.list(status === 'all' ? {} : { status }).map(approvalView) });
+        // Pending ones are few (each requester may hold only so many); the whole history is read a page at a time.
+        if (status === 'pending') return reply(200, { approvals: api.approvals.list({ status }).map(approvalView), nextBefore: null });
+        const limit = intParam(url, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
+        if (Number.isNaN(limit)) return failure(400, 'invalid_request', { message: `limit must be a whole number from 1 to ${MAX_PAGE}` });
+        const before = intParam(url, 'before', Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
+        if (Number.isNaN(before)) return failure(400, 'invalid_request', { message: 'before must be the nextBefore of a page' });
+        const page = api.approvals.page({ limit, before });
+        return reply(200, { approvals: page.approvals.map(approvalView), nextBefore: page.nextBefore });
       },
     },
     { method: 'GET', path: '/api/approvals/:id', access: 'approvals.read', handle: ({ params }) => reply(200, approvalView(api.approvals.get(params.id!))) },

@@ -18,9 +18,10 @@ const SETTLE_MS = 1_000;
 export function Approvals() {
   const [showAll, setShowAll] = useState(false);
   const approvals = useLoad(async () => {
-    const list = await api.approvals(showAll ? 'all' : 'pending');
+    // The history comes a page at a time, the newest first: pending requests are asked for on their own so none is left out.
+    const [pending, recent] = await Promise.all([api.approvals('pending'), showAll ? api.approvals('all') : []]);
     approvalsChanged();
-    return list;
+    return [...pending, ...recent.filter((a) => !pending.some((p) => p.id === a.id))];
   }, [showAll]);
   const { reload } = approvals;
 
@@ -40,7 +41,7 @@ export function Approvals() {
       <div className="page-head">
         <h1 id="approvals-title">Approvals</h1>
         <label className="inline">
-          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show resolved
+          <input type="checkbox" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show resolved (the latest 200)
         </label>
       </div>
       <ErrorNote error={approvals.error} />
