@@ -30,8 +30,12 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   policyDir?: string;
   /** A decision function instead of a policy directory (tests, embedding). */
   decide?: (input: unknown) => Decision;
-  /** Append to the state directory's audit log (default true). */
-  audit?: boolean;
+  /**
+   * Append to the state directory's audit log (default true), or to this log,
+   * opened by the caller (PostgreSQL, a log shared with the rest of an
+   * application), which also closes it.
+   */
+  audit?: boolean | AuditLog;
   approvalTtlMs?: number;
   approvalPollMs?: number;
   operatorPrincipal?: InvokerOptions['operatorPrincipal'];
@@ -57,6 +61,7 @@ export class Gateway {
   /** The HTTP API and console files (docs/http-api.md). */
   readonly http: HttpApi;
   readonly #db: DatabaseSync;
+  /** The log this gateway opened, and closes. */
   readonly #audit: AuditLog | undefined;
   /** Follows records other processes append to the log, for the live activity stream. */
   readonly #feed: AuditFeed;
@@ -113,11 +118,12 @@ export class Gateway {
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
       const policies = options.decide ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'));
       const decide = options.decide ?? ((input: unknown) => policies!.decide(input));
-      if (options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
+      const given = typeof options.audit === 'object' ? options.audit : undefined;
+      if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
       server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
-      const log = audit;
+      const log = given ?? audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
       const append = async (event: AuditEventInput) => {

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
 import { AGENT_SUSPENDED_EVENT } from './agents.ts';
@@ -130,5 +131,25 @@ describe('agents', () => {
     const record = (await auditEvents(state)).filter((e) => e.action === 'agent.suspend').at(-1);
     assert.deepEqual([record?.details?.reason, record?.details?.deniedApprovals], ['raced', []]);
     assert.equal(approvals.get(raced.id).status, 'allowed');
+  });
+});
+
+describe('when the audit log cannot take the record of a change that lets an agent act again', () => {
+  it('leaves the agent suspended: a resume that cannot be recorded does not stand (regression: resumed, unrecorded)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-unrecorded-'));
+    const log = await openAuditLog({ stateDir: state });
+    const t = await startTestGateway({ stateDir: state, audit: log });
+    try {
+      const admin = await t.as('root', ['admin']);
+      t.gw.identity.agents.create({ name: 'paused-bot', process: 'p', owner: 'owner@example.com' });
+      t.gw.identity.agents.suspend('paused-bot');
+      await log.close();
+      const resumed = await admin.post('/api/agents/paused-bot/resume');
+      assert.ok(resumed.status >= 500, `answered ${resumed.status}`);
+      assert.equal(t.gw.identity.agents.get('paused-bot').status, 'suspended');
+    } finally {
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 });

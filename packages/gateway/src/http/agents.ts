@@ -52,7 +52,13 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
       access: 'agents.write',
       handle: async ({ params, caller }) => {
         const agent = api.identity.agents.resume(params.name!);
-        await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'agent.resume', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        try {
+          await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'agent.resume', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        } catch (error) {
+          // An agent is never let loose again unrecorded: it is suspended once more (a token issued meanwhile dies with it).
+          api.identity.agents.suspend(agent.id);
+          throw error;
+        }
         return reply(200, view(agent));
       },
     },

@@ -7,6 +7,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
 import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
@@ -160,5 +161,44 @@ describe('policies', () => {
     assert.equal(again.status, 409, 'the old base hash is stale now');
     const record = (await auditEvents(state)).find((e) => e.action === 'policy.activate');
     assert.deepEqual([record?.actor, record?.resource.id], [{ kind: 'human', id: 'root' }, activated.body.hash]);
+  });
+});
+
+describe('activating a policy set', () => {
+  it('records a set of 200 files with long names (its record lists the first 100 and the count; regression: the record was too large, the activation stood unrecorded)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-policies-many-'));
+    const t = await startTestGateway({ stateDir: state });
+    try {
+      const admin = await t.as('root', ['admin']);
+      const name = (i: number) => `${'d'.repeat(95)}${String(i).padStart(3, '0')}/${'e'.repeat(100)}/${'f'.repeat(100)}/p.cedar`;
+      const files = Array.from({ length: 200 }, (_, i) => ({ name: name(i), text: `@id("p${i}") permit (principal, action == Action::"system.run", resource == Command::"echo${i}");\n` }));
+      const activated = await admin.post('/api/policies/activate', { files, baseHash: (await admin.get('/api/policies')).body.hash });
+      assert.equal(activated.status, 200, JSON.stringify(activated.body));
+      const record = (await auditEvents(state)).find((e) => e.action === 'policy.activate');
+      assert.deepEqual([(record?.details as { fileCount: number }).fileCount, (record?.details as { files: string[] }).files.length], [200, 100]);
+    } finally {
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('puts the set it replaced back when the audit log cannot take the record (regression: the new set stayed in force, unrecorded)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-policies-unrecorded-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), FORBID_ECHO);
+    const log = await openAuditLog({ stateDir: state });
+    const t = await startTestGateway({ stateDir: state, audit: log });
+    try {
+      const admin = await t.as('root', ['admin']);
+      const before = (await admin.get('/api/policies')).body.hash;
+      await log.close();
+      const activated = await admin.post('/api/policies/activate', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], baseHash: before });
+      assert.ok(activated.status >= 500, `answered ${activated.status}`);
+      assert.equal((await admin.get('/api/policies')).body.hash, before);
+      assert.equal(readFileSync(join(state, 'policies', 'main.cedar'), 'utf8'), FORBID_ECHO);
+    } finally {
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 });

@@ -12,6 +12,8 @@ import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
 
+/** File names an activation's record lists (the set's hash, its resource, names it whole): 100 of the longest still fit in one record. */
+const RECORDED_FILES = 100;
 const BODY_LIMIT = MAX_SET_BYTES + 256 * 1024;
 const DEFAULT_REPLAY = 10_000;
 const MAX_REPLAY = 200_000;
@@ -147,9 +149,15 @@ export function policyRoutes(api: ApiContext): Route[] {
         return withCandidate(
           files,
           async (candidate) => {
-            const previous = set.active().hash;
+            const replaced = set.activeCandidate();
             if (!set.activate(candidate, baseHash)) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
-            await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous, files: candidate.files.map((f) => f.name) } });
+            try {
+              await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } });
+            } catch (error) {
+              // A set that may allow more is never left in force unrecorded: the one it replaced goes back.
+              set.activate(replaced, candidate.hash);
+              throw error;
+            }
             return reply(200, { hash: candidate.hash });
           },
           true,

@@ -153,6 +153,11 @@ export class PolicyControl {
     return active.point.decide(input);
   }
 
+  /** The active set as compiled (the empty set when there is none): what an activation replaces, to put back. */
+  activeCandidate(): Candidate {
+    return this.#current() ?? compileCandidate([]);
+  }
+
   /** The active files and their hash (no files: the empty set's hash). */
   active(): { hash: string; files: PolicyFile[] } {
     const active = this.#current();
