@@ -30,6 +30,12 @@ describe('the options of a node host', () => {
     assert.throws(() => new NodeHost({ ...base, hiddenState: { dir: stateDir, exposed: [stateDir] } }), { code: 'NODE_CONFIG_INVALID', message: /hiddenState/ });
   });
 
+  it("needs the control plane's own token (or its device token) the first time, never taking the gateway's; none for a control plane that is the gateway itself", () => {
+    assert.throws(() => new NodeHost({ ...base, controlPlane: { url: 'ws://127.0.0.1:8' } }), { code: 'NODE_CONFIG_INVALID', message: /a control plane token is needed to reach 127\.0\.0\.1:8/ });
+    assert.doesNotThrow(() => new NodeHost({ ...base, controlPlane: { url: 'ws://127.0.0.1:8', token: 'its-token' }, warmSandboxes: 0 }));
+    assert.doesNotThrow(() => new NodeHost({ ...base, controlPlane: { url: base.gateway }, warmSandboxes: 0 }));
+  });
+
   it('accepts 0 (no warm sandboxes) and 8', () => {
     for (const warmSandboxes of [0, 8]) assert.doesNotThrow(() => new NodeHost({ ...base, warmSandboxes }));
   });

@@ -191,9 +191,11 @@ export class NodeHost {
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
     this.#deviceTokens = new DeviceTokens(options.stateDir);
-    for (const [url, token] of [[options.gateway, options.token], [options.controlPlane?.url, options.controlPlane?.token]] as const) {
+    // A control plane at the gateway's own address is that gateway: the node never connects to it twice.
+    const controlPlaneUrl = options.controlPlane?.url === options.gateway ? undefined : options.controlPlane?.url;
+    for (const [url, token, what] of [[options.gateway, options.token, 'gateway'], [controlPlaneUrl, options.controlPlane?.token, 'control plane']] as const) {
       if (url !== undefined && token === undefined && this.#deviceTokens.get(url) === undefined) {
-        throw new NodeError('NODE_CONFIG_INVALID', `a gateway token is needed to reach ${gatewayHost(url)} the first time: once it has paired this node, the node reconnects with the device token it gives`);
+        throw new NodeError('NODE_CONFIG_INVALID', `a ${what} token is needed to reach ${gatewayHost(url)} the first time: once it has paired this node, the node reconnects with the device token it gives`);
       }
     }
     this.policy = new LocalPolicy(options.stateDir);

@@ -127,3 +127,54 @@ describe('corral node run, when a hostile gateway writes control characters in i
     }
   });
 });
+
+describe('corral node run under another gateway, governed by a Corral control plane', { timeout: 60_000 }, () => {
+  it('needs a token of its own for the control plane the first time, naming the option', async () => {
+    const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 'upstream-token', '--control-plane', 'ws://127.0.0.1:8'], { env: { CORRAL_CONTROL_PLANE_TOKEN: '' } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /a control plane token is needed to reach 127\.0\.0\.1:8 the first time.*--control-plane-token/);
+    assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
+  });
+
+  it("never sends the control plane's token to the other gateway, nor that gateway's to the control plane (regression: --token went to both, so OpenClaw held Corral's token)", async () => {
+    const seen: unknown[] = [];
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    wss.on('connection', (socket) => {
+      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
+      socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { id?: string; params?: { auth?: unknown } };
+        seen.push(frame.params?.auth);
+        socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error: { code: 'UNAVAILABLE', message: 'starting', retryable: true } }));
+      });
+    });
+    const cpToken = randomBytes(24).toString('base64url');
+    const state = tempStateDir();
+    const cp = await Gateway.start({ stateDir: state, token: cpToken, port: 0 });
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, '--token', 'upstream-token', '--control-plane', cp.url, '--control-plane-token', cpToken], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      let announced = false;
+      while (!(announced && seen.length > 0) && child.exitCode === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        const id = /node ([0-9a-f]{64}) connecting/.exec(out)?.[1];
+        announced = id !== undefined && cp.inventory.list().some((n) => n.nodeId === id);
+      }
+      assert.ok(announced, 'the node reached the control plane with its own token');
+      assert.deepEqual(seen[0], { token: 'upstream-token' });
+      assert.ok(!JSON.stringify(seen).includes(cpToken));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await cp.close();
+      await new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      });
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

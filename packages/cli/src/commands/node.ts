@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
+import type { NodeHostOptions } from '@corral/node';
 
 /** `corral node run --gateway ws://HOST:PORT --token T [--name NAME]`: serve this machine's commands, contained. */
 export function registerNode(program: Command): void {
@@ -14,12 +15,15 @@ export function registerNode(program: Command): void {
     .requiredOption('--gateway <url>', 'the gateway, ws://HOST:PORT')
     .option('--token <token>', 'the gateway token (default: $CORRAL_GATEWAY_TOKEN); once the gateway has paired this node, it reconnects without one, with the device token the gateway gave it')
     .option('--name <name>', 'the name operators see', process.env.HOSTNAME ?? 'corral-node')
-    .option('--control-plane <url>', 'a Corral gateway, ws://HOST:PORT, that decides every system.run arriving from another gateway (same token); unreachable means deny')
+    .option('--control-plane <url>', 'a Corral gateway, ws://HOST:PORT, that decides every system.run arriving from another gateway; unreachable means deny')
+    .option('--control-plane-token <token>', "the control plane's token (default: $CORRAL_CONTROL_PLANE_TOKEN), never sent to --gateway; once the control plane has paired this node, it reconnects without one")
     .option('--policy <file>', 'container policy (YAML or JSON) every command runs under (default: shell runtime, no network)')
     .option('--agent-map <upstream=corral...>', "with --control-plane: the Corral agent each upstream OpenClaw agent runs as (e.g. main=invoice-bot); commands from other agents are denied")
     .option('--agent-policy <corral=file...>', "the container policy one Corral agent's commands run under, instead of --policy")
-    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; agentMap?: string[]; agentPolicy?: string[] }, command: Command) => {
+    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; controlPlaneToken?: string; agentMap?: string[]; agentPolicy?: string[] }, command: Command) => {
       const token = opts.token ?? (process.env.CORRAL_GATEWAY_TOKEN || undefined);
+      // Each gateway gets only its own token: the one --gateway takes would let that gateway (upstream OpenClaw) into the control plane.
+      const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
@@ -53,13 +57,13 @@ export function registerNode(program: Command): void {
         if (error instanceof NodeError) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
         throw error;
       }
-      const host = new NodeHost({
+      const options: NodeHostOptions = {
         gateway: opts.gateway,
         ...(token ? { token } : {}),
         name: opts.name,
         stateDir: dirOf(command),
         ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
-        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(token ? { token } : {}), agents } } : {}),
+        ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(controlPlaneToken ? { token: controlPlaneToken } : {}), agents } } : {}),
         onStatus: (s) => {
           const retry = s.retryInMs !== undefined ? `; retrying in ${(s.retryInMs / 1000).toFixed(1)} s` : '';
           // A detail may be the gateway's own words (its refusal code): never raw to the terminal.
@@ -70,7 +74,16 @@ export function registerNode(program: Command): void {
           else if (s.state === 'stopped') return; // reported below, as the command's failure
           else say(`${s.state}${s.detail ? ` (${s.detail})` : ''}${retry}`);
         },
-      });
+      };
+      let host: InstanceType<typeof NodeHost>;
+      try {
+        host = new NodeHost(options);
+      } catch (error) {
+        // The only start-up option it can find missing is a token: say which option gives it.
+        if (!(error instanceof NodeError) || error.code !== 'NODE_CONFIG_INVALID') throw error;
+        const flag = error.message.startsWith('a control plane token') ? '--control-plane-token or CORRAL_CONTROL_PLANE_TOKEN' : '--token or CORRAL_GATEWAY_TOKEN';
+        throw new CliFailure(`${error.message}; give it with ${flag}`, EXIT.usage, error.code);
+      }
       process.stdout.write(`node ${host.device.deviceId} connecting to ${opts.gateway}\n`);
       void host.start().catch(() => {}); // a refusal for good settles `stopped` too
       // Runs until a signal, or until the gateway refuses this node in a way retrying cannot fix (wrong token, revoked pairing…).
