@@ -170,3 +170,25 @@ describe('when the state directory holds no identity store (a mistyped --state-d
     });
   }
 });
+
+describe('when the audit log of the state directory cannot be written', () => {
+  it('makes no change that lets more happen (an agent created or resumed: exit 3, nothing changed), and still suspends at once, with a warning (regression: created and resumed unrecorded)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-nolog-'));
+    try {
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'kept-bot', '--process', 'p', '--owner', 'ops@example.com'])).code, 0);
+      // A log file that is not a Corral audit log: it cannot take a record.
+      writeFileSync(join(dir, 'audit.db'), 'this is not a database, and never was one.'.repeat(100));
+      const created = await corral(['--state-dir', dir, 'agents', 'create', 'new-bot', '--process', 'p', '--owner', 'ops@example.com']);
+      assert.equal(created.code, 3, created.stderr);
+      assert.match(created.stderr, /cannot record this change, so it was not made/);
+      const suspended = await corral(['--state-dir', dir, 'agents', 'suspend', 'kept-bot']);
+      assert.equal(suspended.code, 0, suspended.stderr);
+      assert.match(suspended.stderr, /warning: the change was made but could not be recorded/);
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'resume', 'kept-bot'])).code, 3);
+      const listed = await corral(['--state-dir', dir, 'agents', 'list', '--json']);
+      assert.deepEqual(JSON.parse(listed.stdout).map((a: { name: string; status: string }) => [a.name, a.status]), [['kept-bot', 'suspended']]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,7 +3,7 @@ import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
-import { recordIdentityEvent } from './identity-record.ts';
+import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
 /**
  * Opens the identity store of the command's state directory for one action.
@@ -11,8 +11,13 @@ import { recordIdentityEvent } from './identity-record.ts';
  * is none: any other would answer from a fresh, empty one, so a mistyped
  * `--state-dir` exits 3, creating nothing.
  */
+/** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
+export function identityDir(command: Command, options: { create?: boolean } = {}): string {
+  return options.create ? dirOf(command) : existingState(dirOf(command), 'identity.db', 'identity store', 'create an agent or run `corral up` with this state directory');
+}
+
 export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean } = {}): Promise<T> {
-  const dir = options.create ? dirOf(command) : existingState(dirOf(command), 'identity.db', 'identity store', 'create an agent or run `corral up` with this state directory');
+  const dir = identityDir(command, options);
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
   const { Identity, IdentityError } = await import('@corral/identity');
   let identity: Identity;
@@ -80,11 +85,11 @@ export function registerAgents(program: Command): void {
     .option('--display-name <text>', 'a name for people')
     .option('--json', 'print the agent as JSON')
     .action(async (name: string, opts: { process: string; owner: string; scope?: string[]; displayName?: string; json?: boolean }, command: Command) => {
-      const agent = await withIdentity(command, (id) =>
-        id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }),
-        { create: true },
+      const agent = await recordedChange(
+        dirOf(command),
+        () => withIdentity(command, (id) => id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }), { create: true }),
+        (agent) => ({ action: 'agent.create', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, process: agent.process, owner: agent.owner, scopes: agent.scopes } }),
       );
-      await recordIdentityEvent(dirOf(command), { action: 'agent.create', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, process: agent.process, owner: agent.owner, scopes: agent.scopes } });
       if (opts.json) printJson(agent);
       else process.stdout.write(`created agent ${agent.name} (${agent.id})\n`);
     });
@@ -125,8 +130,11 @@ export function registerAgents(program: Command): void {
       .argument('<name>', 'name or id')
       .option('--json', 'print the agent as JSON')
       .action(async (name: string, opts: { json?: boolean }, command: Command) => {
-        const agent = await withIdentity(command, (id) => id.agents[verb](name));
-        await recordIdentityEvent(dirOf(command), { action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        const change = () => withIdentity(command, (id) => id.agents[verb](name));
+        const event = (agent: Agent) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        // A resume lets the agent act again: it needs a log that can record it. A suspension never waits for one.
+        const agent = verb === 'resume' ? await recordedChange(identityDir(command), change, event) : await change();
+        if (verb !== 'resume') await recordIdentityEvent(dirOf(command), event(agent));
         if (opts.json) printJson(agent);
         else process.stdout.write(`agent ${agent.name} is ${agent.status}\n`);
       });

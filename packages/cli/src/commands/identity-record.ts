@@ -1,22 +1,66 @@
-import type { AuditEventInput } from '@corral/audit';
+import type { AuditEventInput, AuditLog } from '@corral/audit';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure } from '../output.ts';
 import { localActor } from './run-record.ts';
 
+type IdentityEvent = Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['actor'] };
+
 /**
- * Records an identity change (an agent suspended, a key rotated, a node
- * paired, a person signed in) in the audit log of the state directory. The
- * change has already happened: a log that cannot be written gives a warning,
- * never an undone kill switch.
+ * Records a change that takes something away (an agent suspended or
+ * retired, a node revoked, a grant withdrawn, a key rotated) in the audit log
+ * of the state directory. The change has already happened: a log that cannot
+ * be written gives a warning, never an undone kill switch.
  */
-export async function recordIdentityEvent(dir: string, event: Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['actor'] }): Promise<void> {
+export async function recordIdentityEvent(dir: string, event: IdentityEvent): Promise<void> {
+  let log: AuditLog;
   try {
-    const { openAuditLog } = await import('@corral/audit');
-    const log = await openAuditLog({ stateDir: dir });
-    try {
-      await log.append({ actor: localActor(), outcome: { status: 'success' }, ...event });
-    } finally {
-      await log.close();
-    }
+    log = await openLog(dir);
   } catch (error) {
-    process.stderr.write(`corral: warning: the change was made but could not be recorded in the audit log: ${(error as Error).message}\n`);
+    return warn(error);
   }
+  await appendAndClose(log, event);
+}
+
+/**
+ * Makes a change that lets more happen (an agent created or resumed, a node
+ * paired, a password set) and records it. The audit log is opened first: a
+ * log that cannot be written stops the change before it is made (exit 3),
+ * so none stands unrecorded because the log was broken.
+ */
+export async function recordedChange<T>(dir: string, change: () => Promise<T> | T, event: (result: T) => IdentityEvent): Promise<T> {
+  let log: AuditLog;
+  try {
+    log = await openLog(dir);
+  } catch (error) {
+    throw new CliFailure(`the audit log in ${dir} cannot record this change, so it was not made: ${(error as Error).message}`, EXIT.environment, (error as { code?: string }).code);
+  }
+  let result: T;
+  try {
+    result = await change();
+  } catch (error) {
+    await log.close().catch(() => undefined);
+    throw error;
+  }
+  await appendAndClose(log, event(result));
+  return result;
+}
+
+async function openLog(dir: string): Promise<AuditLog> {
+  const { openAuditLog } = await import('@corral/audit');
+  return openAuditLog({ stateDir: dir });
+}
+
+async function appendAndClose(log: AuditLog, event: IdentityEvent): Promise<void> {
+  try {
+    await log.append({ actor: localActor(), outcome: { status: 'success' }, ...event });
+  } catch (error) {
+    warn(error);
+  } finally {
+    // The record is durable once appended; closing seals a checkpoint, which the next writer seals if this one cannot.
+    await log.close().catch(() => undefined);
+  }
+}
+
+function warn(error: unknown): void {
+  process.stderr.write(`corral: warning: the change was made but could not be recorded in the audit log: ${(error as Error).message}\n`);
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printable } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { dirOf, durationOption, withIdentity } from './agents.ts';
+import { dirOf, durationOption, identityDir, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { readOidcSettings } from '../oidc-file.ts';
 import { addPairingVerbs } from './nodes.ts';
@@ -57,7 +57,7 @@ export function registerIdentity(program: Command): void {
       if (list.length === 0) return void process.stdout.write('no nodes\n');
       for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${printable(n.displayName)}  ${printable(n.platform)}\n`);
     });
-  addPairingVerbs(nodes, dirOf);
+  addPairingVerbs(nodes, (c) => identityDir(c));
 
   identity
     .command('humans')

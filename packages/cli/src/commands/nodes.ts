@@ -4,7 +4,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { existingState } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
-import { recordIdentityEvent } from './identity-record.ts';
+import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
 interface NodeRow extends NodeRecord {
   /** What it last declared when it connected (or asked to be paired). */
@@ -95,11 +95,15 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       operatorOf(opts.by);
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
-      const { node, requestId } = await withIdentity(command, (identity) => {
-        const { ref, requestId } = decisionOf(identity, id);
-        return { node: identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }) }), requestId };
-      });
-      await recordIdentityEvent(dir, { action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, ...(requestId ? { requestId } : {}) } });
+      const { node } = await recordedChange(
+        dir,
+        () =>
+          withIdentity(command, (identity) => {
+            const { ref, requestId } = decisionOf(identity, id);
+            return { node: identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }) }), requestId };
+          }),
+        ({ node, requestId }) => ({ action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, ...(requestId ? { requestId } : {}) } }),
+      );
       if (opts.json) return printJson(node);
       process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}`)}\n`);
     });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { printJson } from '../output.ts';
-import { dirOf, withIdentity } from './agents.ts';
-import { recordIdentityEvent } from './identity-record.ts';
+import { identityDir, withIdentity } from './agents.ts';
+import { recordedChange } from './identity-record.ts';
 
 /** `corral users list|passwd NAME`: the local logins of the console (the admin `corral up` creates). */
 export function registerUsers(program: Command): void {
@@ -23,8 +23,11 @@ export function registerUsers(program: Command): void {
     .action(async (username: string, opts: { json?: boolean }, command: Command) => {
       const { newPassword } = await import('../up/admin.ts');
       const password = newPassword();
-      await withIdentity(command, (identity) => identity.localUsers.setPassword(username, password));
-      await recordIdentityEvent(dirOf(command), { action: 'user.password.set', resource: { kind: 'user', id: `local:${username}` } });
+      await recordedChange(
+        identityDir(command),
+        () => withIdentity(command, (identity) => identity.localUsers.setPassword(username, password)),
+        () => ({ action: 'user.password.set', resource: { kind: 'user', id: `local:${username}` } }),
+      );
       if (opts.json) return printJson({ username, password });
       process.stdout.write(`new password for ${username}: ${password}\nKeep it: it is shown only this once and stored only as a hash.\n`);
     });
