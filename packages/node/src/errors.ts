@@ -1,6 +1,6 @@
 /** The closed set of reasons the node refuses or fails. */
 export type NodeErrorCode =
-  /** The node's device key file is unreadable or malformed. */
+  /** The node's device key file cannot be read or made (its state directory), or is damaged. */
   | 'NODE_DEVICE_INVALID'
   /** The local policy file is unreadable or malformed. */
   | 'NODE_POLICY_INVALID'

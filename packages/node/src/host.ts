@@ -3,14 +3,15 @@
 // directory, waits while the gateway holds it as a pending pairing request,
 // and serves `system.run` (local policy, then the sandbox — never
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
-import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
+import { createOnce } from './create-once.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
@@ -120,22 +121,28 @@ export function finalRefusal(wire: WireError | undefined): { code: string; hint:
   return { code, hint: "the gateway rejected this node's device proof (check this machine's clock, and the device key in the state directory)" };
 }
 
-/** Reads the device key, creating it (mode 0600) the first time. Throws NODE_DEVICE_INVALID. */
+/**
+ * Reads the device key, creating it (mode 0600, in a state directory made
+ * 0700) the first time, whole and once however many nodes start at once.
+ * Throws NODE_DEVICE_INVALID when it cannot be read, made or parsed.
+ */
 export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
   const path = join(stateDir, DEVICE_FILE);
-  if (!existsSync(path)) {
+  let text: string;
+  try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const device = createDeviceIdentity();
-    writeFileSync(path, `${JSON.stringify(device)}\n`, { mode: 0o600, flag: 'wx' });
-    return device;
+    text = createOnce(path, () => `${JSON.stringify(createDeviceIdentity())}\n`).text;
+  } catch (error) {
+    throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} cannot be read or made (${(error as { code?: string }).code ?? 'error'}): the state directory must be a folder this user can write`, { cause: error });
   }
+  const damaged = `the device key in ${path} is damaged: restore it, or remove it to make a new identity (which an operator must pair again)`;
   let raw: Partial<DeviceIdentity> | null;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<DeviceIdentity> | null;
+    raw = JSON.parse(text) as Partial<DeviceIdentity> | null;
   } catch (error) {
-    throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} is unreadable`, { cause: error });
+    throw new NodeError('NODE_DEVICE_INVALID', damaged, { cause: error });
   }
-  if (typeof raw?.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} lacks deviceId, publicKey or privateKeyPem`);
+  if (typeof raw?.deviceId !== 'string' || typeof raw.publicKey !== 'string' || typeof raw.privateKeyPem !== 'string') throw new NodeError('NODE_DEVICE_INVALID', `${damaged}; it lacks deviceId, publicKey or privateKeyPem`);
   return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
 }
 
@@ -529,13 +536,17 @@ export class NodeHost {
   async #checkReceipt(receipt: unknown, params: Record<string, unknown>): Promise<ApprovalReceipt> {
     try {
       const path = join(this.#options.stateDir, RECEIPT_KEY_FILE);
-      if (!existsSync(path)) {
+      let pinned: string;
+      if (existsSync(path)) pinned = readFileSync(path, 'utf8');
+      else {
         const signer = this.#governed() ? await this.#controlPlane() : this.#client!;
         const key = (await signer.request('corral.receipt.key', {})) as { publicKey?: unknown };
-        if (typeof key.publicKey !== 'string') throw new NodeError('NODE_RUN_DENIED', 'the gateway has no receipt key');
-        writeFileSync(path, key.publicKey, { mode: 0o600, flag: 'wx' });
+        // Only a key is pinned: anything else would refuse every approved run from now on.
+        if (typeof key.publicKey !== 'string' || key.publicKey.length > 4096 || createPublicKey(key.publicKey).asymmetricKeyType !== 'ed25519') throw new NodeError('NODE_RUN_DENIED', 'the gateway has no receipt key');
+        // Two approved runs may both get here first: the key pinned is the one written first, for both.
+        pinned = createOnce(path, () => key.publicKey as string).text;
       }
-      return verifyCommandReceipt(receipt, readFileSync(path, 'utf8'), { nodeId: this.device.deviceId, command: 'system.run', params });
+      return verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params });
     } catch (error) {
       throw new NodeError('NODE_RUN_DENIED', `the approval receipt does not verify (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }

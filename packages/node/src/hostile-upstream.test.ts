@@ -3,14 +3,15 @@
 // the node any `node.invoke.request` a test writes, and collects the answers.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
-import { Gateway, GatewayError, type Connection } from '@corral/gateway';
+import { DatabaseSync } from 'node:sqlite';
+import { actionDigest, canonicalRun, Gateway, GatewayError, ReceiptSigner, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
-import { MAX_RUNS, NodeHost, loadOrCreateDevice, type NodeHostOptions } from './host.ts';
+import { MAX_RUNS, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions } from './host.ts';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -53,6 +54,7 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
   return {
     host,
     invoke,
+    server: gw.server,
     close: async () => {
       await host.close();
       await gw.stop();
@@ -309,6 +311,52 @@ describe('a control plane that cannot record a report at once', () => {
     } finally {
       await gw.close();
       await cp.stop();
+    }
+  });
+});
+
+describe("the gateway's receipt key, pinned on the first approved run", () => {
+  /** A run of `argv` a human approved, with the receipt `signer` gives it for the node `nodeId`. */
+  const approvedRun = (signer: ReceiptSigner, nodeId: string, argv: string[]) => {
+    const digest = actionDigest({ principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run', run: canonicalRun({ command: argv }) });
+    const receipt = signer.sign({ v: 1, approvalId: randomUUID(), digest, decision: 'allow-once', approvers: ['alice'], quorum: 1, resolvedAtMs: Date.now(), issuedAtMs: Date.now(), principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run' });
+    return { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt };
+  };
+
+  it('is pinned once when two approved runs come at once, and both run (regression: the second was refused, EEXIST)', async () => {
+    const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
+    const gw = await hostileGateway();
+    let asked = 0;
+    // Slow to answer, as a gateway far away: both runs ask before either has pinned.
+    gw.server.method('corral.receipt.key', { role: 'node', handler: async () => (asked++, await new Promise((r) => setTimeout(r, 100)), { publicKey: signer.publicKeyPem }) });
+    try {
+      const id = gw.host.device.deviceId;
+      const answers = await Promise.all([gw.invoke('system.run', approvedRun(signer, id, ['printf', 'one'])), gw.invoke('system.run', approvedRun(signer, id, ['printf', 'two']))]);
+      for (const answer of answers) assert.equal(answer.ok, true, answer.error?.message);
+      assert.equal(asked, 2);
+      assert.equal(readFileSync(join(gw.host.policy.path, '..', RECEIPT_KEY_FILE), 'utf8'), signer.publicKeyPem);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('is never pinned when what the gateway gives is no public key: the run is refused, and a later one pins the real key', async () => {
+    const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
+    const gw = await hostileGateway();
+    let key = 'not a key';
+    gw.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: key }) });
+    try {
+      const id = gw.host.device.deviceId;
+      const refused = await gw.invoke('system.run', approvedRun(signer, id, ['printf', 'one']));
+      assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED');
+      const stateDir = join(gw.host.policy.path, '..');
+      assert.equal(existsSync(join(stateDir, RECEIPT_KEY_FILE)), false);
+      key = signer.publicKeyPem;
+      const ran = await gw.invoke('system.run', approvedRun(signer, id, ['printf', 'two']));
+      assert.equal(ran.ok, true, ran.error?.message);
+      assert.deepEqual(readdirSync(stateDir).filter((f) => f.includes(RECEIPT_KEY_FILE)), [RECEIPT_KEY_FILE], 'nothing half-written left beside it');
+    } finally {
+      await gw.close();
     }
   });
 });
