@@ -95,6 +95,12 @@ export interface NodeStatus {
   detail?: string;
   /** When the host tries again. */
   retryInMs?: number;
+  /**
+   * Absent: the gateway this node serves. `control-plane`: the control plane
+   * (connected, disconnected, waiting for pairing, unreachable or refused), tried again at the next
+   * command that needs it; every such command is denied until it answers.
+   */
+  target?: 'control-plane';
 }
 
 /**
@@ -562,13 +568,28 @@ export class NodeHost {
     if (!this.#governance) {
       const connecting = GatewayClient.connect({ url: cp.url, ...this.#credentials(cp.url, cp.token), role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
       this.#governance = connecting;
+      const target = 'control-plane';
       connecting.then(
         (client) => {
           this.#keepDeviceToken(cp.url, client);
           this.#agentRuns.watch(client);
-          void client.closed.then(() => this.#governance === connecting && (this.#governance = undefined));
+          this.#options.onStatus?.({ state: 'connected', target });
+          void client.closed.then(({ code }) => {
+            if (this.#governance === connecting) this.#governance = undefined;
+            if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, target });
+          });
         },
-        () => this.#governance === connecting && (this.#governance = undefined),
+        (error: unknown) => {
+          if (this.#governance === connecting) this.#governance = undefined;
+          if (this.#stopped) return;
+          // Tried again at the next command, which is denied meanwhile: the operator must hear why.
+          const wire = error instanceof GatewayError ? error.wire : undefined;
+          const final = finalRefusal(wire);
+          // A device token it no longer takes is forgotten: the next start asks for the control plane's token.
+          if (final?.code.startsWith('AUTH_') && cp.token === undefined) this.#deviceTokens.set(cp.url, undefined);
+          if (wire?.code === 'NOT_PAIRED' && final === undefined) this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, target });
+          else this.#options.onStatus?.(wire !== undefined ? { state: 'refused', detail: final?.code ?? refusalCode(wire), target } : { state: 'unreachable', detail: unreachableReason(error), target });
+        },
       );
     }
     return this.#governance;

@@ -3,11 +3,14 @@
 // gateway that is unreachable is retried with backoff, and says so.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayError } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
+import { DEVICE_TOKENS_FILE } from './device-tokens.ts';
 import { NodeHost, finalRefusal, type NodeStatus } from './host.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -117,6 +120,48 @@ describe('a gateway that accepts the node and then drops it', () => {
       assert.deepEqual(waits, [waits[0]!, waits[0]! * 2, waits[0]! * 4]);
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a control plane the node cannot use', () => {
+  it("says so, as the control plane's, when it is unreachable or refuses the node's token (regression: it said nothing, and every command was denied in silence)", async () => {
+    const gw = await startTestGateway({ token });
+    const cp = await Gateway.start({ stateDir: tempDir('corral-rc-cp-'), token: `${token}-cp`, port: 0 });
+    const statuses: NodeStatus[] = [];
+    const seen = (want: Partial<NodeStatus>) => statuses.some((s) => Object.entries(want).every(([k, v]) => s[k as keyof NodeStatus] === v));
+    const unreachable = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-rc-node-'), warmSandboxes: 0, controlPlane: { url: `ws://127.0.0.1:${await closedPort()}`, token }, onStatus: (s) => statuses.push(s) });
+    const wrong = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-rc-node-'), warmSandboxes: 0, controlPlane: { url: cp.url, token: 'not-its-token' }, onStatus: (s) => statuses.push(s) });
+    try {
+      void unreachable.start().catch(() => {});
+      void wrong.start().catch(() => {});
+      for (let i = 0; i < 250 && !(seen({ target: 'control-plane', state: 'unreachable' }) && seen({ target: 'control-plane', state: 'refused' })); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(seen({ target: 'control-plane', state: 'unreachable', detail: 'ECONNREFUSED' }), JSON.stringify(statuses));
+      assert.ok(seen({ target: 'control-plane', state: 'refused', detail: 'AUTH_TOKEN_MISMATCH' }), JSON.stringify(statuses));
+    } finally {
+      await unreachable.close();
+      await wrong.close();
+      await cp.close();
+      await gw.stop();
+    }
+  });
+
+  it('forgets a device token the control plane no longer takes, so the next start asks for its token rather than being denied for ever', async () => {
+    const gw = await startTestGateway({ token });
+    const cp = await Gateway.start({ stateDir: tempDir('corral-rc-cp-'), token: `${token}-cp`, port: 0 });
+    const stateDir = tempDir('corral-rc-node-');
+    writeFileSync(join(stateDir, DEVICE_TOKENS_FILE), JSON.stringify({ [cp.url]: 'a-token-it-never-gave' }));
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: gw.server.url, token, stateDir, warmSandboxes: 0, controlPlane: { url: cp.url }, onStatus: (s) => statuses.push(s) });
+    try {
+      void host.start().catch(() => {});
+      for (let i = 0; i < 250 && !statuses.some((s) => s.target === 'control-plane'); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(statuses.find((s) => s.target === 'control-plane')?.state, 'refused');
+      assert.throws(() => new NodeHost({ gateway: gw.server.url, token, stateDir, warmSandboxes: 0, controlPlane: { url: cp.url } }), { code: 'NODE_CONFIG_INVALID', message: /a control plane token is needed/ });
+    } finally {
+      await host.close();
+      await cp.close();
+      await gw.stop();
     }
   });
 });

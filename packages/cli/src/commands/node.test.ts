@@ -158,12 +158,13 @@ describe('corral node run under another gateway, governed by a Corral control pl
     try {
       const deadline = Date.now() + 15_000;
       let announced = false;
-      while (!(announced && seen.length > 0) && child.exitCode === null && Date.now() < deadline) {
+      while (!(announced && seen.length > 0 && /waiting for an operator/.test(out)) && child.exitCode === null && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
         const id = /node ([0-9a-f]{64}) connecting/.exec(out)?.[1];
         announced = id !== undefined && cp.inventory.list().some((n) => n.nodeId === id);
       }
       assert.ok(announced, 'the node reached the control plane with its own token');
+      assert.match(out, /control plane ws:\/\/127\.0\.0\.1:\d+: waiting for an operator to pair node [0-9a-f]{64} there/);
       assert.deepEqual(seen[0], { token: 'upstream-token' });
       assert.ok(!JSON.stringify(seen).includes(cpToken));
     } finally {
@@ -174,6 +175,28 @@ describe('corral node run under another gateway, governed by a Corral control pl
         for (const client of wss.clients) client.terminate();
         wss.close(() => resolve());
       });
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral node run with a control plane token that is wrong', { timeout: 60_000 }, () => {
+  it('says the control plane refused it and which option to check, rather than denying every command in silence', async () => {
+    const state = tempStateDir();
+    const cp = await Gateway.start({ stateDir: state, token: randomBytes(24).toString('base64url'), port: 0 });
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 'upstream-token', '--control-plane', cp.url, '--control-plane-token', 'WRONG-cp-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!/control plane .* refused/.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /control plane ws:\/\/127\.0\.0\.1:\d+ refused this node \(AUTH_TOKEN_MISMATCH\): every command is denied; check --control-plane-token/);
+      assert.doesNotMatch(out, /WRONG-cp-token/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await cp.close();
       rmSync(state, { recursive: true, force: true });
     }
   });

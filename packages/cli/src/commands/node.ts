@@ -68,7 +68,13 @@ export function registerNode(program: Command): void {
           const retry = s.retryInMs !== undefined ? `; retrying in ${(s.retryInMs / 1000).toFixed(1)} s` : '';
           // A detail may be the gateway's own words (its refusal code): never raw to the terminal.
           const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
-          if (s.state === 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}${retry}`);
+          if (s.target === 'control-plane') {
+            const cp = `control plane ${opts.controlPlane}`;
+            if (s.state === 'connected') say(`${cp} connected`);
+            else if (s.state === 'pending-pairing') say(`${cp}: waiting for an operator to pair node ${s.detail} there (corral nodes pair); every command is denied until then`);
+            else if (s.state === 'refused') say(`${cp} refused this node (${s.detail}): every command is denied${s.detail?.startsWith('AUTH_') ? '; check --control-plane-token (or CORRAL_CONTROL_PLANE_TOKEN)' : ''}`);
+            else say(`${cp} ${s.state === 'unreachable' ? 'unreachable' : 'disconnected'} (${s.detail}): every command is denied until it answers again`);
+          } else if (s.state === 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}${retry}`);
           else if (s.state === 'unreachable') say(`gateway ${opts.gateway} unreachable (${s.detail})${retry}`);
           else if (s.state === 'refused') say(`refused for now (${s.detail})${retry}`);
           else if (s.state === 'stopped') return; // reported below, as the command's failure
