@@ -88,6 +88,14 @@ describe('the node\'s local policy', () => {
     assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: 'everything' } }), { code: 'NODE_POLICY_INVALID' });
   });
 
+  it('names the file, the mistake and the fix when the file on disk is not a policy (regression: "local policy: defaults.security must be…", no file named)', () => {
+    const wrong = stateWith({ version: 1, defaults: { security: 'allowlistt' } });
+    assert.throws(() => new LocalPolicy(wrong), (e: { code?: string; message: string }) => e.code === 'NODE_POLICY_INVALID' && e.message.includes(join(wrong, LOCAL_POLICY_FILE)) && /defaults\.security must be deny, allowlist or full/.test(e.message) && /correct it/.test(e.message));
+    const broken = stateWith();
+    writeFileSync(join(broken, LOCAL_POLICY_FILE), '{"version": 1,');
+    assert.throws(() => new LocalPolicy(broken), (e: { code?: string; message: string }) => e.code === 'NODE_POLICY_INVALID' && e.message.includes(join(broken, LOCAL_POLICY_FILE)) && /line 1 column 15/.test(e.message) && /correct it/.test(e.message));
+  });
+
   it('refuses a security or ask named like an object property (regression: security "constructor", ask "valueOf" passed as tighter than allowlist/always and then allowed rm -rf /)', () => {
     for (const name of ['constructor', 'toString', 'valueOf', '__proto__', 'hasOwnProperty']) {
       assert.throws(() => parseLocalPolicy({ version: 1, defaults: { security: name } }), { code: 'NODE_POLICY_INVALID' }, name);

@@ -33,9 +33,12 @@ const ASK_RANK: Record<Ask, number> = { off: 0, 'on-miss': 1, always: 2 };
  */
 const ENTRY_BOOKKEEPING = new Set(['id', 'source', 'commandText', 'lastUsedAt', 'lastUsedCommand', 'lastResolvedPath']);
 
-/** Validates an untrusted policy document into a fresh object. Throws NODE_POLICY_INVALID. */
-export function parseLocalPolicy(value: unknown): LocalPolicyFile {
-  const bad = (why: string): NodeError => new NodeError('NODE_POLICY_INVALID', `local policy: ${why}`);
+/**
+ * Validates an untrusted policy document into a fresh object; `where` names
+ * it in messages (its file). Throws NODE_POLICY_INVALID.
+ */
+export function parseLocalPolicy(value: unknown, where = 'local policy'): LocalPolicyFile {
+  const bad = (why: string): NodeError => new NodeError('NODE_POLICY_INVALID', `${where}: ${why}`);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('must be an object');
   const v = value as Record<string, unknown>;
   for (const key of Object.keys(v)) if (!['version', 'defaults', 'agents'].includes(key)) throw bad(`unknown field ${key.slice(0, 40)}`);
@@ -217,7 +220,7 @@ export class LocalPolicy {
   #read(): { exists: boolean; policy: LocalPolicyFile } {
     let text: string;
     try {
-      if (statSync(this.path).size > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
+      if (statSync(this.path).size > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is larger than ${MAX_LOCAL_POLICY_BYTES} bytes: shorten it (while it is not a policy, the node runs nothing)`);
       text = readFileSync(this.path, 'utf8');
     } catch (error) {
       if ((error as { code?: unknown }).code === 'ENOENT') return { exists: false, policy: DEFAULT_LOCAL_POLICY };
@@ -225,13 +228,21 @@ export class LocalPolicy {
       throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read`, { cause: error });
     }
     if (this.#parsed?.text === text) return { exists: true, policy: this.#parsed.policy };
+    // Until the file is fixed every command is refused (never the default, which allows all): say where and what.
+    const fix = 'correct it (while it is not a policy, the node runs nothing)';
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (error) {
-      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is not JSON`, { cause: error });
+      const at = /\(line \d+ column \d+\)/.exec((error as Error).message)?.[0];
+      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is not JSON${at ? ` ${at}` : ''}: ${fix}`, { cause: error });
     }
-    const policy = parseLocalPolicy(raw);
+    let policy: LocalPolicyFile;
+    try {
+      policy = parseLocalPolicy(raw, `local policy ${this.path}`);
+    } catch (error) {
+      throw new NodeError('NODE_POLICY_INVALID', `${(error as Error).message}: ${fix}`, { cause: error });
+    }
     this.#parsed = { text, policy };
     return { exists: true, policy };
   }
