@@ -10,6 +10,8 @@ export type NodeErrorCode =
   | 'NODE_RUN_DENIED'
   /** Containment is not available here, so nothing runs (never uncontained). */
   | 'NODE_CONTAINMENT_UNAVAILABLE'
+  /** A request's params contradict each other (a command text that is not its argv). */
+  | 'NODE_REQUEST_INVALID'
   /** Start-up options are missing or wrong. */
   | 'NODE_CONFIG_INVALID';
 

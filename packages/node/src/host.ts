@@ -11,6 +11,7 @@ import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verify
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
+import { planText } from './command-text.ts';
 import { createOnce } from './create-once.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
@@ -402,7 +403,7 @@ export class NodeHost {
       const payload = await this.#handle(request.command, params, timeoutMs, release, answered.promise);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
-      const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
+      const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
       const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
       await this.#answer(client, request, { ok: false, error: { code, message } });
     } finally {
@@ -437,10 +438,11 @@ export class NodeHost {
   #prepare(params: Record<string, unknown>): unknown {
     const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null });
     const agentId = requestingAgent(params);
-    const rawCommand = typeof params.rawCommand === 'string' && params.rawCommand.trim() !== '' ? params.rawCommand : run.argv.join(' ');
+    // What upstream shows its approvers: never a text the argv does not run.
+    const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.policy.current.defaults;
     return {
-      plan: { argv: run.argv, cwd: run.cwd, commandText: rawCommand, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null },
+      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null },
       execPolicy: { security, ask: ask ?? 'off' },
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },

@@ -131,6 +131,38 @@ describe("a shell of the caller's choosing under the node's allowlist", () => {
   });
 });
 
+describe('system.run.prepare, whose command text upstream shows its approvers', () => {
+  /** The plan's command text, or the code it was refused with. */
+  const plan = async (gw: Awaited<ReturnType<typeof hostileGateway>>, params: Record<string, unknown>): Promise<{ code?: string; commandText?: string }> => {
+    const answer = await gw.invoke('system.run.prepare', params);
+    return answer.ok ? { commandText: (JSON.parse(answer.payloadJSON!) as { plan: { commandText: string } }).plan.commandText } : { code: answer.error?.code };
+  };
+
+  it('refuses a rawCommand that is not the command it comes with, as upstream\'s node host does (regression: an approver was shown "ls" for /bin/sh -lc "rm -rf ~")', async () => {
+    const gw = await hostileGateway();
+    try {
+      for (const rawCommand of ['ls', 'rm -rf', '/bin/sh -lc rm -rf ~ ; ls']) {
+        assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'rm -rf ~'], rawCommand })).code, 'INVALID_REQUEST', rawCommand);
+      }
+      assert.equal((await plan(gw, { command: ['printf', 'a b', 'c'], rawCommand: 'printf a b c' })).code, 'INVALID_REQUEST');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("shows the shell's text, or the argv quoted as upstream quotes it", async () => {
+    const gw = await hostileGateway();
+    try {
+      assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: ' echo hi ' })).commandText, 'echo hi');
+      assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: '/bin/sh -lc "echo hi"' })).commandText, '/bin/sh -lc "echo hi"');
+      assert.equal((await plan(gw, { command: ['printf', 'a b', '', 'say "x"'] })).commandText, 'printf "a b" "" "say \\"x\\""');
+      assert.equal((await plan(gw, { command: ['printf', 'a b'], rawCommand: 'printf "a b"' })).commandText, 'printf "a b"');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('system.which', () => {
   const saved = process.env.PATH;
   after(() => {

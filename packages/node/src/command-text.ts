@@ -1,0 +1,34 @@
+// The command text of a `system.run.prepare` plan. Upstream's exec tool shows
+// it to the humans who approve the run and sends it back as the run's
+// `rawCommand`; its gateway then lets a node's ask be answered by that
+// approval. So the text must say what the argv runs, as upstream's own node
+// host requires ("rawCommand does not match command").
+import { NodeError } from './errors.ts';
+
+/** The shells whose `-c TEXT` form upstream's exec tool sends (`/bin/sh -lc TEXT` on Linux), shown as their TEXT. */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash']);
+
+/** An argv on one line, quoted as upstream quotes it (formatExecCommand): an argument holding whitespace or `"` in double quotes, `""` for an empty one. */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map((arg) => (arg === '' ? '""' : /\s|"/.test(arg) ? `"${arg.replace(/"/g, '\\"')}"` : arg)).join(' ');
+}
+
+/** TEXT of `SHELL -c TEXT` (options clustered with `c`, as `-lc`), or undefined for any other argv. */
+function shellText(argv: readonly string[]): string | undefined {
+  const program = argv[0]!.slice(argv[0]!.lastIndexOf('/') + 1);
+  return argv.length === 3 && SHELLS.has(program) && /^-[A-Za-z]*c[A-Za-z]*$/.test(argv[1]!) ? argv[2] : undefined;
+}
+
+/**
+ * The text a plan shows for `argv` (a canonical, non-empty argv): the
+ * caller's `rawCommand`, trimmed, when it is that argv formatted, or the TEXT
+ * of a shell's `-c TEXT`; the argv formatted when there is none. Throws
+ * NODE_REQUEST_INVALID for a text that says something else.
+ */
+export function planText(argv: readonly string[], rawCommand: unknown): string {
+  const formatted = formatArgv(argv);
+  if (rawCommand === undefined || rawCommand === null || (typeof rawCommand === 'string' && rawCommand.trim() === '')) return formatted;
+  const text = typeof rawCommand === 'string' ? rawCommand.trim() : undefined;
+  if (text !== undefined && (text === formatted || text === shellText(argv)?.trim())) return text;
+  throw new NodeError('NODE_REQUEST_INVALID', 'rawCommand does not match command: it must be the argv (quoted as upstream quotes it) or the text its shell runs');
+}
