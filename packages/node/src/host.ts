@@ -98,8 +98,9 @@ export interface NodeStatus {
   retryInMs?: number;
   /**
    * Absent: the gateway this node serves. `control-plane`: the control plane
-   * (connected, disconnected, waiting for pairing, unreachable or refused), tried again at the next
-   * command that needs it; every such command is denied until it answers.
+   * (connected, disconnected, waiting for pairing, unreachable or refused),
+   * tried again at the first command that needs it after `retryInMs`; every
+   * such command is denied until it answers.
    */
   target?: 'control-plane';
 }
@@ -186,6 +187,8 @@ export class NodeHost {
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
+  /** The last failed attempt to reach the control plane, and until when no other is made. */
+  #governanceFailed: { until: number; waitMs: number; error: unknown } | undefined;
   /** `system.run` requests being served (at most MAX_RUNS). */
   #runs = 0;
   #stopped = false;
@@ -567,12 +570,16 @@ export class NodeHost {
 
   #controlPlane(): Promise<GatewayClient> {
     const cp = this.#options.controlPlane!;
+    // Within the backoff after a failed attempt, the command is denied on that failure: a flood of commands is no flood of connections.
+    const failed = this.#governanceFailed;
+    if (!this.#governance && failed !== undefined && performance.now() < failed.until) return Promise.reject(failed.error);
     if (!this.#governance) {
       const connecting = GatewayClient.connect({ url: cp.url, ...this.#credentials(cp.url, cp.token), role: 'node', device: this.device, client: { id: 'node-host', mode: 'node', displayName: this.#options.name ?? 'corral-node', version: '0.1.0', platform: process.platform }, commands: [], connectTimeoutMs: 5_000 });
       this.#governance = connecting;
       const target = 'control-plane';
       connecting.then(
         (client) => {
+          this.#governanceFailed = undefined;
           this.#keepDeviceToken(cp.url, client);
           this.#agentRuns.watch(client);
           this.#options.onStatus?.({ state: 'connected', target });
@@ -583,14 +590,18 @@ export class NodeHost {
         },
         (error: unknown) => {
           if (this.#governance === connecting) this.#governance = undefined;
-          if (this.#stopped) return;
           // Tried again at the next command, which is denied meanwhile: the operator must hear why.
           const wire = error instanceof GatewayError ? error.wire : undefined;
           const final = finalRefusal(wire);
+          // Waiting to be paired, it asks again at the next command: the one right after an operator paired it runs.
+          const pairing = wire?.code === 'NOT_PAIRED' && final === undefined;
+          const retryInMs = failed === undefined ? CONTROL_PLANE_FIRST_BACKOFF_MS : Math.min(failed.waitMs * 2, CONTROL_PLANE_MAX_BACKOFF_MS);
+          this.#governanceFailed = pairing ? undefined : { until: performance.now() + retryInMs, waitMs: retryInMs, error };
+          if (this.#stopped) return;
           // A device token it no longer takes is forgotten: the next start asks for the control plane's token.
           if (final?.code.startsWith('AUTH_') && cp.token === undefined) this.#deviceTokens.set(cp.url, undefined);
-          if (wire?.code === 'NOT_PAIRED' && final === undefined) this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, target });
-          else this.#options.onStatus?.(wire !== undefined ? { state: 'refused', detail: final?.code ?? refusalCode(wire), target } : { state: 'unreachable', detail: unreachableReason(error), target });
+          if (pairing) this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, target });
+          else this.#options.onStatus?.(wire !== undefined ? { state: 'refused', detail: final?.code ?? refusalCode(wire), retryInMs, target } : { state: 'unreachable', detail: unreachableReason(error), retryInMs, target });
         },
       );
     }
@@ -674,6 +685,10 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
   if (params.approvalDecision !== undefined && params.approvalDecision !== null) return params.approvalDecision === 'allow-once' || params.approvalDecision === 'allow-always';
   return params.approved === true;
 }
+
+/** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */
+const CONTROL_PLANE_FIRST_BACKOFF_MS = 250;
+const CONTROL_PLANE_MAX_BACKOFF_MS = 5_000;
 
 /** Times a run's report is sent before it is given up, and the wait before the second (growing after). */
 const REPORT_ATTEMPTS = 4;

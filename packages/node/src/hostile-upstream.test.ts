@@ -11,7 +11,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, ReceiptSigner, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
-import { MAX_RUNS, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions } from './host.ts';
+import { MAX_RUNS, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
+import { WebSocketServer } from 'ws';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -389,6 +390,45 @@ describe("the gateway's receipt key, pinned on the first approved run", () => {
       assert.deepEqual(readdirSync(stateDir).filter((f) => f.includes(RECEIPT_KEY_FILE)), [RECEIPT_KEY_FILE], 'nothing half-written left beside it');
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a control plane that refuses the node, under a flood of commands', () => {
+  it('is asked again with backoff, not once per command, and the refusal is reported as often (regression: one connection and one status line per command)', async () => {
+    let attempts = 0;
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    wss.on('connection', (socket) => {
+      attempts += 1;
+      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
+      socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { id?: string };
+        socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error: { code: 'INVALID_REQUEST', message: 'no', details: { code: 'AUTH_TOKEN_MISMATCH' } } }));
+      });
+    });
+    const statuses: NodeStatus[] = [];
+    const runner = new HeldRunner();
+    const gw = await hostileGateway({ runner, controlPlane: { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, token: 'wrong', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 40; i++) {
+        const answer = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+        assert.match(answer.error!.message, /control plane/);
+      }
+      const seconds = (performance.now() - started) / 1000;
+      // 250 ms after the first refusal, then 500 ms, 1 s…: a handful in the time 40 commands took, never one each.
+      assert.ok(attempts <= 2 + Math.log2(1 + seconds * 4), `${attempts} connections in ${seconds.toFixed(2)} s`);
+      assert.equal(statuses.filter((s) => s.target === 'control-plane').length, attempts);
+      assert.equal(runner.most, 0);
+    } finally {
+      await gw.close();
+      await runner.close();
+      await new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      });
     }
   });
 });

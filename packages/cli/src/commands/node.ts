@@ -57,6 +57,7 @@ export function registerNode(program: Command): void {
         if (error instanceof NodeError) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
         throw error;
       }
+      let lastControlPlaneNews: string | undefined;
       const options: NodeHostOptions = {
         gateway: opts.gateway,
         ...(token ? { token } : {}),
@@ -69,6 +70,10 @@ export function registerNode(program: Command): void {
           // A detail may be the gateway's own words (its refusal code): never raw to the terminal.
           const say = (line: string) => process.stdout.write(`${printable(line)}\n`);
           if (s.target === 'control-plane') {
+            // Asked again at the next command after a wait: the same news once, not once per command.
+            const news = `${s.state} ${s.detail ?? ''}`;
+            if (news === lastControlPlaneNews) return;
+            lastControlPlaneNews = news;
             const cp = `control plane ${opts.controlPlane}`;
             if (s.state === 'connected') say(`${cp} connected`);
             else if (s.state === 'pending-pairing') say(`${cp}: waiting for an operator to pair node ${s.detail} there (corral nodes pair); every command is denied until then`);
