@@ -16,10 +16,18 @@ describe('corral node run, refusing bad options before it connects', () => {
   });
 
   it('refuses a malformed --agent-map entry, naming it (NODE_CONFIG_INVALID)', async () => {
-    const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--control-plane', 'ws://127.0.0.1:9', '--agent-map', 'main=Not A Name']);
+    const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--control-plane', 'ws://127.0.0.1:8', '--control-plane-token', 't2', '--agent-map', 'main=Not A Name']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--agent-map main: .*not a Corral agent name.*NODE_CONFIG_INVALID/);
     assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/, 'no stack trace');
+  });
+
+  it('refuses a --control-plane that is the --gateway itself, rather than running that gateway\'s commands ungoverned (regression: the option was silently ignored, and so was --agent-map)', async () => {
+    for (const cp of ['ws://127.0.0.1:9', 'ws://127.0.0.1:9/', 'ws://127.0.0.1:09']) {
+      const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--control-plane', cp, '--control-plane-token', 't', '--agent-map', 'main=invoice-bot']);
+      assert.equal(r.code, 2, cp);
+      assert.match(r.stderr, /--control-plane names the gateway this node serves/, cp);
+    }
   });
 
   it('asks for the gateway token when the node has no device token for that gateway yet (exit 2, no stack trace)', async () => {

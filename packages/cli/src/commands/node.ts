@@ -26,6 +26,8 @@ export function registerNode(program: Command): void {
       const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
+      // The node asks a control plane only about another gateway's commands: naming its own gateway would govern nothing.
+      if (opts.controlPlane !== undefined && sameUrl(opts.controlPlane, opts.gateway)) throw new CliFailure('--control-plane names the gateway this node serves, which decides its commands itself: leave --control-plane out, or name the Corral gateway that governs this other one', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
       const { parsePolicyText } = await import('@corral/contain');
       const readPolicy = (path: string): { policy: unknown; baseDir: string; source: string } => {
@@ -110,4 +112,13 @@ export function registerNode(program: Command): void {
       await host.close();
       if (refused) throw new CliFailure(`${refused.message} [${refused.code}]`, EXIT.failed);
     });
+}
+
+/** Whether two gateway URLs name the same address (as URLs: case of the scheme and host, a trailing slash). */
+function sameUrl(a: string, b: string): boolean {
+  try {
+    return new URL(a).href === new URL(b).href;
+  } catch {
+    return a === b;
+  }
 }
