@@ -11,6 +11,7 @@ import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verify
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
+import { OutputHead } from './output-head.ts';
 import { planText } from './command-text.ts';
 import { createOnce } from './create-once.ts';
 import { DeviceTokens } from './device-tokens.ts';
@@ -499,6 +500,9 @@ export class NodeHost {
     const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
     let authorization: Authorization | undefined;
     let result;
+    // Only what is passed on is kept, as it comes (OUTPUT_CAP per stream).
+    const stdout = new OutputHead(OUTPUT_CAP);
+    const stderr = new OutputHead(OUTPUT_CAP);
     try {
       // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
@@ -510,7 +514,7 @@ export class NodeHost {
       const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
-      result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered });
+      result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {
       if (authorization) await this.#report(authorization, null, '', error instanceof ContainError ? error.code : 'error');
       if (error instanceof ContainError) throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error });
@@ -520,8 +524,6 @@ export class NodeHost {
       untrack();
     }
     const timedOut = controller.signal.aborted || result.limitsHit.includes('timeout');
-    const stdout = cap(result.stdout);
-    const stderr = cap(result.stderr);
     if (authorization) await this.#report(authorization, result.exitCode, `${stdout.text}\u0000${stderr.text}`);
     return {
       exitCode: result.exitCode,
@@ -747,10 +749,6 @@ function passFromHost(pass: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of pass) if (process.env[name] !== undefined) out[name] = process.env[name]!;
   return out;
-}
-
-function cap(text: string): { text: string; truncated: boolean } {
-  return Buffer.byteLength(text) <= OUTPUT_CAP ? { text, truncated: false } : { text: Buffer.from(text).subarray(0, OUTPUT_CAP).toString(), truncated: true };
 }
 
 /**

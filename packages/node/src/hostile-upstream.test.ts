@@ -6,12 +6,12 @@ import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
+import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
 import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, ReceiptSigner, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
-import { MAX_RUNS, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
+import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { WebSocketServer } from 'ws';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 
@@ -160,6 +160,37 @@ describe('system.run.prepare, whose command text upstream shows its approvers', 
       assert.equal((await plan(gw, { command: ['printf', 'a b'], rawCommand: 'printf "a b"' })).commandText, 'printf "a b"');
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a command that writes far more than the node passes on', () => {
+  it(`is held at most ${OUTPUT_CAP} bytes a stream while it runs, whatever its policy lets it write (regression: the runner collected all of it, up to maxOutputBytes, for each of 32 runs)`, async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, process: { timeoutMs: 60_000, maxOutputBytes: 512 * 1024 * 1024 } };
+    const collected: ContainedProcess[] = [];
+    const runner = new (class extends Runner {
+      override spawn(plan: SandboxPlan, argv: readonly string[], options?: RunOptions): ContainedProcess {
+        const proc = super.spawn(plan, argv, options);
+        collected.push(proc);
+        return proc;
+      }
+    })();
+    const gw = await hostileGateway({ stateDir, runner, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      // A small answer first: Corral's gateway counts a connection's bytes against its 64 KiB pre-hello limit until the node's first frame after hello-ok.
+      assert.equal((await gw.invoke('system.run', { command: ['true'] })).ok, true);
+      const answer = await gw.invoke('system.run', { command: ['head', '-c', '8000000', '/dev/zero'] }, 60_000);
+      assert.equal(answer.ok, true, answer.error?.message);
+      const payload = JSON.parse(answer.payloadJSON!) as { stdout: string; stderr: string; truncated: boolean; exitCode: number };
+      assert.deepEqual([payload.exitCode, payload.stdout.length, payload.stderr, payload.truncated], [0, OUTPUT_CAP, '', true]);
+      const held = collected.at(-1)!.output;
+      assert.equal(Buffer.concat([...held.stdout, ...held.stderr]).length, 0, 'the runner kept none of it for the node');
+      const small = await gw.invoke('system.run', { command: ['printf', 'short'] });
+      assert.deepEqual([JSON.parse(small.payloadJSON!).stdout, JSON.parse(small.payloadJSON!).truncated], ['short', false]);
+    } finally {
+      await gw.close();
+      await runner.close();
     }
   });
 });
