@@ -170,6 +170,17 @@ describe('gateway roles and scopes', () => {
     await admin.close();
   });
 
+  it("takes a node's first frame after hello-ok at the full frame size, though it is past the 64 KiB allowed before (regression: the connection was cut as too large and the command's result lost)", async () => {
+    gw.server.method('test.result', { role: 'node', handler: (params) => ({ bytes: JSON.stringify(params).length }) });
+    const { client } = await pairedNode(gw);
+    try {
+      const answer = (await client.request('test.result', { payloadJSON: 'x'.repeat(300_000) })) as { bytes: number };
+      assert.ok(answer.bytes > 300_000);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('gives a node no scopes even when it asks for operator.admin, and refuses it operator methods', async () => {
     const { client } = await pairedNode(gw, { scopes: ['operator.admin'] });
     assert.deepEqual(client.hello.auth.scopes, []);

@@ -325,8 +325,11 @@ export class GatewayServer {
 
     // Before hello-ok a peer may send at most 64 KiB a frame; count raw bytes
     // too, so a huge frame is cut off while it arrives rather than buffered.
+    // Counting stops once it is admitted: a node's first message after that
+    // may be a large result.
     let preauthBytes = 0;
     const countPreauth = (chunk: Buffer): void => {
+      if (connection.phase === 'ready') return void request.socket.off('data', countPreauth);
       preauthBytes += chunk.length;
       if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) {
         this.#log({ event: 'protocol-error', connId: connection.id, code: 'GATEWAY_FRAME_TOO_LARGE', remoteAddress });
@@ -342,13 +345,7 @@ export class GatewayServer {
     }, this.#settings.handshakeTimeoutMs);
     handshakeTimer.unref();
 
-    socket.on('message', (data: RawData, isBinary: boolean) => {
-      if (connection.phase === 'ready' && preauthBytes >= 0) {
-        request.socket.off('data', countPreauth);
-        preauthBytes = -1;
-      }
-      this.#onMessage(connection, data, isBinary);
-    });
+    socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(connection, data, isBinary));
     socket.on('pong', () => {
       connection.alive = true;
     });
