@@ -154,6 +154,17 @@ describe('decideRun', () => {
     });
   }
 
+  it("decides a shell or env of the caller's choosing (/tmp/x/sh, ./env) as the program it is, not the commands it is handed (regression: /tmp/x/sh -c 'echo hi' was allowed by a permit for echo)", () => {
+    for (const argv of [['/tmp/x/sh', '-c', 'echo hi'], ['./env', 'echo', 'hi'], ['sh', '-c', '/tmp/x/env echo hi'], ['sh', '-c', "/tmp/x/bash -c 'echo hi'"], ['/usr/../tmp/sh', '-c', 'echo hi']]) {
+      const verdict = decide(argv);
+      assert.equal(verdict.decision, 'deny', argv.join(' '));
+    }
+    assert.deepEqual(canonicalRun({ command: ['/tmp/x/sh', '-c', 'echo hi'] }).commands, [['/tmp/x/sh', '-c', 'echo hi']]);
+    assert.deepEqual(canonicalRun({ command: ['./env', 'FOO=1', 'echo'] }).argv, ['./env', 'FOO=1', 'echo']);
+    // The system's own, under any spelling of a system directory, are looked through.
+    for (const argv of [['/usr//bin/sh', '-c', 'echo hi'], ['/bin/./bash', '-c', 'echo hi'], ['/usr/bin/env', 'X=1', 'echo', 'hi']]) assert.equal(decide(argv).decision, 'allow', argv.join(' '));
+  });
+
   it('denies an env wrapper around a command policy does not allow, even though env itself is harmless', () => {
     assert.equal(decide(['env', 'X=1', 'rm', '-rf', '/']).decision, 'deny');
     assert.equal(decide(['env', 'X=1', 'ls']).decision, 'allow');

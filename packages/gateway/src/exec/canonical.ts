@@ -138,11 +138,28 @@ export function programName(program: string): string {
   return program.slice(program.lastIndexOf('/') + 1);
 }
 
+/** The standard system directories, which only root can write. */
+export const SYSTEM_DIRS: readonly string[] = ['/bin', '/sbin', '/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/**
+ * Whether argv[0] names the system's own program of its name: a bare name
+ * (found on the node's PATH, which a request cannot change) or a path in a
+ * system directory (`/usr//bin/rm` and `/usr/./bin/rm` too; `..` is not
+ * followed). Only such an `env` or shell is looked through: `/tmp/x/sh` is
+ * whatever program was put there, and runs as itself.
+ */
+export function isSystemProgram(program: string): boolean {
+  const slash = program.lastIndexOf('/');
+  if (slash < 0) return true;
+  const dir = program.slice(0, slash).replace(/\/(\.\/)+/g, '/').replace(/\/\.$/, '').replace(/\/{2,}/g, '/');
+  return SYSTEM_DIRS.includes(dir);
+}
+
 /** `env [-i] [-u NAME] [NAME=value]… program args…` → program args…, with the assignments in env. Options it does not know make it opaque later (the env program stays argv[0]). */
 function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string> } {
   let current = argv;
   let vars = { ...env };
-  for (let depth = 0; depth < 8 && programName(current[0]!) === 'env'; depth += 1) {
+  for (let depth = 0; depth < 8 && programName(current[0]!) === 'env' && isSystemProgram(current[0]!); depth += 1) {
     let i = 1;
     const next = { ...vars };
     let clear = false;
@@ -168,7 +185,7 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
 /** Every simple command an argv will run, looking through shell wrappers. */
 function expand(argv: string[], depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
   const program = programName(argv[0]!);
-  if (program === 'env') return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
+  if (program === 'env' && isSystemProgram(argv[0]!)) return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
@@ -177,7 +194,7 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
     const reason = declaration(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
   }
-  if (!SHELLS.has(program)) return { commands: [argv] };
+  if (!SHELLS.has(program) || !isSystemProgram(argv[0]!)) return { commands: [argv] };
   if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
   const shell = shellPayload(argv);
   if ('opaqueReason' in shell) return { commands: [argv], opaqueReason: shell.opaqueReason };

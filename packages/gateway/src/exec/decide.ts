@@ -3,7 +3,7 @@
 // the analysis cannot see through is denied; a decision point that throws
 // (no policy loaded, unreachable) denies.
 import type { Decision } from '@corral/policy';
-import { programName, type CanonicalRun } from './canonical.ts';
+import { isSystemProgram, programName, SYSTEM_DIRS, type CanonicalRun } from './canonical.ts';
 import type { NamedRule } from './rules.ts';
 
 export interface RunDecision {
@@ -33,7 +33,6 @@ export interface PrincipalRef {
 // program (argv[0] as sent, its file name, the file name in each system
 // directory) is asked as well, and a forbid any of them satisfies denies the
 // command; permits those requests satisfy count for nothing.
-const SYSTEM_DIRS: readonly string[] = ['/bin', '/sbin', '/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
 
 /**
  * The Cedar resource id for a program as argv[0] spells it, and the other
@@ -41,10 +40,7 @@ const SYSTEM_DIRS: readonly string[] = ['/bin', '/sbin', '/usr/bin', '/usr/sbin'
  */
 export function commandResource(program: string): { id: string; spellings: string[] } {
   const name = programName(program);
-  const slash = program.lastIndexOf('/');
-  // `/usr//bin/rm` and `/usr/./bin/rm` are in /usr/bin; `..` is left as it is (then the path stays literal).
-  const dir = slash < 0 ? undefined : program.slice(0, slash).replace(/\/(\.\/)+/g, '/').replace(/\/\.$/, '').replace(/\/{2,}/g, '/');
-  const id = dir === undefined || SYSTEM_DIRS.includes(dir) ? name : program;
+  const id = isSystemProgram(program) ? name : program;
   const spellings = new Set([program, name, ...SYSTEM_DIRS.map((d) => `${d}/${name}`)]);
   spellings.delete(id);
   if (name === '') spellings.clear();
