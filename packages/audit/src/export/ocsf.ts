@@ -4,7 +4,6 @@
 // runs map to Process Activity [1007], network connections to Network
 // Activity [4001], everything else (tool calls, approvals, policy decisions)
 // to API Activity [6003]. The whole Corral record rides in `unmapped.corral`.
-import { isIP } from 'node:net';
 import type { JsonValue } from '../record/canonical.ts';
 import type { AuditEvent, Principal } from '../record/event.ts';
 
@@ -123,5 +122,7 @@ export function toOcsf(r: OcsfInput): Record<string, JsonValue> {
 function endpoint(target: string): { ip?: string; hostname?: string; port?: number } {
   const m = /^(.*):(\d{1,5})$/.exec(target);
   const host = (m ? (m[1] as string) : target).replace(/^\[(.*)\]$/, '$1');
-  return { ...(isIP(host) ? { ip: host } : { hostname: host }), ...(m ? { port: Number(m[2]) } : {}) };
+  // An address is dotted-decimal IPv4 or holds a colon (IPv6); a host name has neither. No node:net here: exports stay pure.
+  const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+  return { ...(ip ? { ip: host } : { hostname: host }), ...(m ? { port: Number(m[2]) } : {}) };
 }
