@@ -7,6 +7,7 @@ export type { JsonValue } from './record/canonical.ts';
 export { RECORD_VERSION, MAX_EVENT_BYTES, normalizeEvent, canonicalEvent, digestOf } from './record/event.ts';
 export type { AuditEvent, AuditEventInput, Actor, Principal, PrincipalKind, Decision, Effect, ContextInput, Outcome, OutcomeStatus } from './record/event.ts';
 export { GENESIS_PREV, recordBytes, parseRecord } from './record/envelope.ts';
+export { parseTimeBound, TIME_BOUND_FORMAT } from './record/time-bound.ts';
 export type { ParsedRecord } from './record/envelope.ts';
 
 export { sha256Hasher, isHash, hashesEqual } from './merkle/hasher.ts';

@@ -30,32 +30,12 @@ function seqArg(text: string, name: string): number {
   return Number(text);
 }
 
-/** ISO 8601: a calendar date, or a date and time with seconds optional, fractions of a second optional, and `Z` or an offset required. */
-const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
-
-/**
- * `--since`/`--until`: a date `YYYY-MM-DD` or a full ISO 8601 time with `Z`
- * or an offset, whose every field is in range (no 2026-02-30, no 24:00):
- * Date.parse alone takes `12` for the year 2001 and rolls 2026-02-30 over
- * into March. A date is the whole day (UTC): from its first millisecond
- * `since`, through its last `until`, so `--since D --until D` is day D.
- */
+/** `--since`/`--until` (see @corral/audit's parseTimeBound): a mistake is a usage error naming the option. */
 function timeArg(text: string | undefined, name: string, end: 'since' | 'until'): number | undefined {
   if (text === undefined) return undefined;
-  const refuse = () => new CliFailure(`${name} must be a date (YYYY-MM-DD) or an ISO 8601 time with Z or an offset (2026-01-31T09:30:00Z), got '${text}'`, EXIT.usage);
-  const m = ISO_TIME.exec(text);
-  if (!m) throw refuse();
-  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((f) => (f === undefined ? undefined : Number(f))) as number[];
-  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
-  const offsetHours = m[9] === undefined ? 0 : Number(m[9]);
-  const offsetMinutes = m[10] === undefined ? 0 : Number(m[10]);
-  if (hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) throw refuse();
-  const date = new Date(Date.UTC(year!, month! - 1, day!));
-  date.setUTCFullYear(year!); // Date.UTC reads years 0–99 as 1900–1999
-  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day) throw refuse();
-  if (m[4] === undefined && end === 'until') return date.getTime() + 86_400_000 - 1;
-  const sign = m[8]?.startsWith('-') ? -1 : 1;
-  return date.getTime() + ((hour! * 60 + minute!) * 60 + second!) * 1000 + ms - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
+  const at = lib.parseTimeBound(text, end);
+  if (Number.isNaN(at)) throw new CliFailure(`${name} must be ${lib.TIME_BOUND_FORMAT}, got '${text}'`, EXIT.usage);
+  return at;
 }
 
 /** The checkpoint an auditor kept (`--checkpoint FILE`): a file that cannot be used is a usage error naming it. */

@@ -1,34 +1,11 @@
-// Time bounds in a query (`since`, `until`), read as strictly as `corral
-// audit export --since/--until` reads them, so the console and the CLI
-// select the same records: Date.parse alone takes `12` for the year 2001,
-// `1` for 2001-01-01 and rolls 2026-02-30 over into March.
+// Time bounds in a query (`since`, `until`), read by @corral/audit's one
+// parser, as `corral audit export --since/--until` reads them.
+import { parseTimeBound } from '@corral/audit';
 
-/** ISO 8601: a calendar date, or a date and time with seconds optional, fractions of a second optional, and `Z` or an offset required. */
-const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2})))?$/;
+export { TIME_BOUND_FORMAT as TIME_FORMAT } from '@corral/audit';
 
-/** What a time parameter must look like, for the error that names it. */
-export const TIME_FORMAT = 'a date (YYYY-MM-DD) or an ISO 8601 time with Z or an offset (2026-01-31T09:30:00Z)';
-
-/**
- * The instant (ms) a `since` or `until` parameter names: undefined when
- * absent or empty, NaN when it is not a date or time whose every field is in
- * range. A date alone is the whole day (UTC): from its first millisecond as
- * `since`, through its last as `until`.
- */
+/** The instant (ms) a `since` or `until` parameter names: undefined when absent or empty, NaN when malformed (see parseTimeBound). */
 export function timeParam(url: URL, name: string, end: 'since' | 'until'): number | undefined {
   const text = url.searchParams.get(name);
-  if (text === null || text === '') return undefined;
-  const m = ISO_TIME.exec(text);
-  if (!m) return Number.NaN;
-  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((f) => (f === undefined ? undefined : Number(f))) as number[];
-  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
-  const offsetHours = m[9] === undefined ? 0 : Number(m[9]);
-  const offsetMinutes = m[10] === undefined ? 0 : Number(m[10]);
-  if (hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) return Number.NaN;
-  const date = new Date(Date.UTC(year!, month! - 1, day!));
-  date.setUTCFullYear(year!); // Date.UTC reads years 0–99 as 1900–1999
-  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day) return Number.NaN;
-  if (m[4] === undefined && end === 'until') return date.getTime() + 86_400_000 - 1;
-  const sign = m[8]?.startsWith('-') ? -1 : 1;
-  return date.getTime() + ((hour! * 60 + minute!) * 60 + second!) * 1000 + ms - sign * (offsetHours * 60 + offsetMinutes) * 60_000;
+  return text === null || text === '' ? undefined : parseTimeBound(text, end);
 }
