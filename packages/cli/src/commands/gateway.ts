@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { createOnce } from '@corral/node/create-once';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
@@ -24,22 +25,10 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
     if (fromEnv.length < 16) throw new CliFailure('CORRAL_GATEWAY_TOKEN must be at least 16 characters', EXIT.usage);
     return { token: fromEnv, source: 'env' };
   }
-  const path = join(dir, GATEWAY_TOKEN_FILE);
-  if (!existsSync(path)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // Written whole under another name, then linked into place: a process starting at the same moment
-    // reads either no file or the whole token, never an empty one, and the first link wins.
-    const draft = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    writeFileSync(draft, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-    try {
-      linkSync(draft, path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    } finally {
-      unlinkSync(draft);
-    }
-  }
-  return { token: readFileSync(path, 'utf8').trim(), source: 'file' };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Made once, whole: processes starting at the same moment all read the one token.
+  const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`);
+  return { token: text.trim(), source: 'file' };
 }
 
 /** `corral gateway [--port --bind]` and `corral gateway token`. */
