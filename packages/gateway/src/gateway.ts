@@ -84,17 +84,19 @@ export class Gateway {
 
   /** Cuts off nodes no longer paired and records their runs waiting for a report as not reported (done every UNPAIRED_SWEEP_MS). */
   sweepUnpaired(): Promise<void> {
-    this.#sweeping ??= (async () => {
-      try {
-        this.inventory.cutOffUnpaired();
-        await this.invoker.closeRunsOfUnpaired();
-      } catch {
-        // The identity store or the log could not be read now: the next sweep tries again.
-      } finally {
-        this.#sweeping = undefined;
-      }
-    })();
-    return this.#sweeping;
+    if (this.#sweeping) return this.#sweeping;
+    const sweeping = (async () => {
+      this.inventory.cutOffUnpaired();
+      await this.invoker.closeRunsOfUnpaired();
+    })()
+      // The identity store or the log could not be read now: the next sweep tries again.
+      .catch(() => undefined)
+      // Cleared once settled (a failure before the first await settles it at once, before it is even kept).
+      .finally(() => {
+        if (this.#sweeping === sweeping) this.#sweeping = undefined;
+      });
+    this.#sweeping = sweeping;
+    return sweeping;
   }
 
   /** The HTTP API's base URL (`/api/approvals`…). */

@@ -163,6 +163,28 @@ describe('runs waiting for their report, kept in the state directory', () => {
     }
   });
 
+  it('sweeps again after a sweep that failed at once (regression: that sweep stayed "under way" and no later one ran)', async () => {
+    const state = stateDir();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    try {
+      const cutOff = gw.inventory.cutOffUnpaired.bind(gw.inventory);
+      gw.inventory.cutOffUnpaired = () => {
+        throw new Error('the identity store is busy');
+      };
+      await gw.sweepUnpaired();
+      gw.inventory.cutOffUnpaired = cutOff;
+      const cli = Identity.open(state);
+      cli.nodes.revoke(node.device.deviceId);
+      cli.close();
+      await gw.sweepUnpaired();
+      assert.equal(await Promise.race([node.client.closed.then((c) => c.code), new Promise((resolve) => setTimeout(resolve, 5000, 'still open'))]), 1008);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+
   it('records the runs of a node unpaired while the gateway was stopped as not reported when it starts', async () => {
     const state = stateDir();
     const first = await Gateway.start({ stateDir: state, token, port: 0 });
