@@ -150,6 +150,16 @@ function commandRequest(decide: (input: unknown) => Decision, principal: Princip
 }
 
 /**
+ * The verdict once the node's own policy asks a human (it may only make a
+ * decision stricter): an allow becomes an ask saying why; a deny stays a
+ * deny, an ask keeps its quorum.
+ */
+export function nodeAsked(verdict: RunDecision, why: string): RunDecision {
+  if (verdict.decision !== 'allow') return verdict;
+  return { ...verdict, decision: 'ask', quorum: Math.max(1, verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` };
+}
+
+/**
  * Decides a named command (`payment.create`): one Cedar request whose action
  * is the command's name, on the rule's resource, with the context the rule
  * takes from the snapshotted params. A request the schema refuses, or a

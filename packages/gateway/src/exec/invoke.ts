@@ -24,7 +24,7 @@ import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
-import { decideNamed, decideRun, type PrincipalRef, type RunDecision } from './decide.ts';
+import { decideNamed, decideRun, nodeAsked, type PrincipalRef, type RunDecision } from './decide.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
@@ -754,9 +754,8 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
  * becomes an ask; a deny stays a deny, an ask keeps its quorum.
  */
 function askedByNode(assessed: Assessed, why: string): Assessed {
-  if (assessed.verdict.decision !== 'allow') return assessed;
   // Recorded as the node's, so that replaying the decision asks again whatever a candidate policy allows.
-  return { ...assessed, verdict: { ...assessed.verdict, decision: 'ask', quorum: Math.max(1, assessed.verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` }, auditDetails: { ...assessed.auditDetails, nodeAsks: why.slice(0, 300) } };
+  return { ...assessed, verdict: nodeAsked(assessed.verdict, why), auditDetails: { ...assessed.auditDetails, nodeAsks: why.slice(0, 300) } };
 }
 
 /**

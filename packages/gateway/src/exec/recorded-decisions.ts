@@ -8,7 +8,7 @@
 import { toAuditRecord, type AuditEvent, type AuditStore } from '@corral/audit';
 import { corralSchema, type RecordedDecision, type ReplayVerdict } from '@corral/policy';
 import { canonicalRun } from './canonical.ts';
-import { commandContext, commandResource, decideNamed, decideRun, type ActionSite, type PrincipalRef, type RunDecision } from './decide.ts';
+import { commandContext, commandResource, decideNamed, decideRun, nodeAsked, type ActionSite, type PrincipalRef, type RunDecision } from './decide.ts';
 import { governanceOf } from './rules.ts';
 
 const CEDAR_PRINCIPAL: Record<string, PrincipalRef['type']> = { agent: 'Agent', human: 'Human', node: 'Node' };
@@ -48,8 +48,7 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
   const site: ActionSite = { ...(event.node ? { node: event.node } : {}), ...(isText(details.digest) ? { digest: details.digest } : {}) };
   // The node's own policy asked a human: it made an allow an ask, and does so again.
   const nodeAsks = isText(details.nodeAsks) ? details.nodeAsks : undefined;
-  const asNodeAsks = (verdict: RunDecision): ReplayVerdict =>
-    nodeAsks !== undefined && verdict.decision === 'allow' ? { ...verdict, decision: 'ask', quorum: Math.max(1, verdict.quorum), reason: `the node asks a human: ${nodeAsks}` } : verdict;
+  const asNodeAsks = (verdict: RunDecision): ReplayVerdict => (nodeAsks === undefined ? verdict : nodeAsked(verdict, nodeAsks));
   const base = { ref: seq, at: event.time, decision: effect };
   if (governance?.kind === 'named') {
     const { rule } = governance;
