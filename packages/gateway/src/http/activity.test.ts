@@ -86,6 +86,28 @@ describe('live activity', () => {
     assert.deepEqual(missed.map((r) => r.id), list.body.events.slice(0, -1).map((e: { seq: number }) => e.seq).reverse());
   });
 
+  it('sends new records to a stream resumed with a Last-Event-ID this log never gave (another gateway\'s), instead of holding them back until the log reaches it', async () => {
+    const received = readRecords(await stream('', { 'last-event-id': '999999999' }), 1, 5000);
+    await admin.post('/api/agents/invoice-bot/suspend', { reason: 'a record past a foreign id' });
+    assert.equal((await received)[0]?.event.action, 'agent.suspend');
+    await admin.post('/api/agents/invoice-bot/resume');
+  });
+
+  it('answers a HEAD of the stream with its headers and ends it at once, holding nothing open', async () => {
+    const ended = await new Promise<{ status: number | undefined; type: string | undefined }>((resolve, reject) => {
+      const url = new URL(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`);
+      const req = request(url, { method: 'HEAD', headers: { cookie: viewer.cookie! } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'] }));
+      });
+      req.setTimeout(3000, () => req.destroy(new Error('the HEAD response did not end')));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(ended.status, 200);
+    assert.match(ended.type!, /^text\/event-stream/);
+  });
+
   it('streams a record another process appends to the same log (the CLI) within about a second', async () => {
     const received = readRecords(await stream(), 1, 5000);
     const other = await openAuditLog({ stateDir: t.state });

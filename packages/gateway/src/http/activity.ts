@@ -65,9 +65,15 @@ export function activityRoutes(api: ApiContext): Route[] {
       handle: async ({ url, request, response, caller }) => {
         const filter = filterOf(api, url);
         if (!filter) return failure(400, 'invalid_request', { message: 'effect must be allow, deny or ask' });
+        const headers = { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+        // A HEAD gets the stream's headers and nothing to wait for (it would otherwise hold a stream open that can never send).
+        if (request.method === 'HEAD') return void response.writeHead(200, headers).end();
         const lastId = request.headers['last-event-id'];
-        const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) ? Number(lastId) : undefined;
-        response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+        const size = api.audit ? (await api.audit.store.head()).size : 0;
+        // An id this log never gave (another gateway's, or a log started over) resumes nothing: trusted, it
+        // would hold back every record up to it, so the stream would stay silent for as long as the log takes to get there.
+        const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) && Number(lastId) < size ? Number(lastId) : undefined;
+        response.writeHead(200, headers);
         response.write(': corral activity\n\n');
         const write = (text: string): void => {
           if (response.destroyed) return;
