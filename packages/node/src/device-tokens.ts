@@ -3,8 +3,9 @@
 // node reconnects without the shared gateway token — which also lets an
 // operator connect as an operator — so a paired node's machine need not keep
 // that token at all.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFile } from './whole-files.ts';
 
 export const DEVICE_TOKENS_FILE = 'gateway-device-tokens.json';
 /** A gateway's token is at most this long (the Corral gateway's are 43 characters). */
@@ -32,9 +33,7 @@ export class DeviceTokens {
     delete tokens[url];
     if (token !== undefined && token.length <= MAX_TOKEN_LENGTH) tokens[url] = token;
     const kept = Object.fromEntries(Object.entries(tokens).slice(-MAX_GATEWAYS));
-    const tmp = `${this.#path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(kept)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.#path);
+    replaceFile(this.#path, `${JSON.stringify(kept)}\n`);
   }
 
   #read(): Record<string, unknown> {

@@ -13,7 +13,7 @@ import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
 import { OutputHead } from './output-head.ts';
 import { planText } from './command-text.ts';
-import { createOnce } from './create-once.ts';
+import { createOnce } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';

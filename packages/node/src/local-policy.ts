@@ -5,9 +5,10 @@
 // A remote change (`system.execApprovals.set`) must name the current hash and
 // may only make the policy stricter.
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
+import { replaceFile } from './whole-files.ts';
 
 export type Security = 'deny' | 'allowlist' | 'full';
 export type Ask = 'off' | 'on-miss' | 'always';
@@ -211,9 +212,7 @@ export class LocalPolicy {
     const text = `${JSON.stringify(next, null, 2)}\n`;
     if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
     if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, this.path);
+    replaceFile(this.path, text);
     return { hash: policyHash(next) };
   }
 

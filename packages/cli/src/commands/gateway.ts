@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { createOnce } from '@corral/node/create-once';
+import { createOnce } from '@corral/node/whole-files';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';

@@ -1,0 +1,61 @@
+// Files the node writes whole: made once, or replaced, never seen half-written,
+// never written through a link someone planted beside them.
+import assert from 'node:assert/strict';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { DeviceTokens } from './device-tokens.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
+import { createOnce, replaceFile } from './whole-files.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function folder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-whole-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('files the node writes whole', () => {
+  it('replaces a file in one step, mode 0600, leaving no temporary file behind', () => {
+    const dir = folder();
+    const path = join(dir, 'f.json');
+    writeFileSync(path, 'old\n');
+    replaceFile(path, 'new\n');
+    assert.equal(readFileSync(path, 'utf8'), 'new\n');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(dir), ['f.json']);
+  });
+
+  it('makes a file once: a second maker reads the first one\'s text', () => {
+    const path = join(folder(), 'key');
+    assert.deepEqual(createOnce(path, () => 'first'), { text: 'first', created: true });
+    assert.deepEqual(createOnce(path, () => 'second'), { text: 'first', created: false });
+  });
+
+  it('a remote change to the node policy is not written through a link planted at the temporary name it used to use', () => {
+    const dir = folder();
+    const outside = join(folder(), 'not-the-policy');
+    writeFileSync(outside, 'untouched\n');
+    symlinkSync(outside, join(dir, `${LOCAL_POLICY_FILE}.tmp`));
+    const policy = new LocalPolicy(dir);
+    policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash);
+    assert.equal(readFileSync(outside, 'utf8'), 'untouched\n');
+    assert.equal(lstatSync(join(dir, LOCAL_POLICY_FILE)).isFile(), true);
+    assert.equal(policy.current.defaults.security, 'deny');
+  });
+
+  it('a device token is not written through a link planted at the temporary name it used to use', () => {
+    const dir = folder();
+    const outside = join(folder(), 'not-the-tokens');
+    writeFileSync(outside, 'untouched\n');
+    symlinkSync(outside, join(dir, `gateway-device-tokens.json.${process.pid}.tmp`));
+    const tokens = new DeviceTokens(dir);
+    tokens.set('ws://127.0.0.1:1', 'token-1');
+    assert.equal(readFileSync(outside, 'utf8'), 'untouched\n');
+    assert.equal(new DeviceTokens(dir).get('ws://127.0.0.1:1'), 'token-1');
+  });
+});
