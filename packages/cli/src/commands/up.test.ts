@@ -368,16 +368,13 @@ describe('corral up --openclaw', { timeout: 120_000 }, () => {
     }
   });
 
-  it('says how to install OpenClaw when it is not, exits 3, and stops what it started with the audit log sealed', async () => {
+  it('says how to install OpenClaw when it is not and exits 3 before starting anything (regression: it started everything, then stopped it)', async () => {
     const state = join(root, 'claw-missing');
-    const up = startUp(state, ['--port', String(await freePort()), '--openclaw'], { CORRAL_OPENCLAW_DIR: join(root, 'no-openclaw-here') });
-    assert.equal(await up.exited, 3, up.stderr());
-    assert.match(up.stdout(), URL_LINE);
-    assert.match(up.stderr(), /OpenClaw is not installed in .*no-openclaw-here: run `npm install --prefix DIR openclaw@/);
-    const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json']);
-    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-    const report = JSON.parse(verify.stdout) as { verified: number; sealed: number };
-    assert.equal(report.sealed, report.verified);
+    const r = await corral(['--state-dir', state, 'up', '--port', '0', '--openclaw'], { env: { CORRAL_OPENCLAW_DIR: join(root, 'no-openclaw-here') } });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /OpenClaw is not installed in .*no-openclaw-here: run `npm install --prefix DIR openclaw@/);
+    assert.equal(existsSync(state), false, 'nothing was created');
   });
 });
 

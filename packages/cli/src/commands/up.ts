@@ -43,6 +43,8 @@ Exit codes:
       if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
       if (opts.modelUrl !== undefined && !(/^https?:\/\/[^/]+/.test(opts.modelUrl) && URL.parse(opts.modelUrl)?.hostname)) throw new CliFailure('--model-url must be an http:// or https:// URL', EXIT.usage);
       const openclaw = opts.openclaw ? { ...(opts.modelUrl ? { modelUrl: opts.modelUrl } : {}), ...(opts.model ? { model: opts.model } : {}) } : undefined;
+      // Found before anything starts (exit 3 with how to install it), not after the rest has started.
+      if (openclaw) (await import('../up/openclaw.ts')).openclawEntry(undefined);
       const dir = dirOf(command);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const { up } = await import('../up/up.ts');
