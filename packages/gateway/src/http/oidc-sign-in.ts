@@ -15,7 +15,7 @@ import { IdentityError, OidcClient, type OidcSettings, type PendingLogin, type H
 export const OIDC_COOKIE = 'corral_oidc';
 export const LOGIN_TTL_MS = 10 * 60_000;
 /** Logins finished within LOGIN_TTL_MS whose state is remembered, so that a callback is taken once; past it, the oldest goes. */
-const MAX_USED = 10_000;
+export const MAX_USED = 10_000;
 
 /** What the binding cookie carries, sealed. */
 interface SealedLogin {
@@ -44,6 +44,11 @@ export class OidcSignIn {
   constructor(settings: ConsoleOidcSettings, now: () => number = Date.now) {
     this.settings = settings;
     this.#now = now;
+  }
+
+  /** How many finished logins' states are remembered now. */
+  get usedCount(): number {
+    return this.#used.size;
   }
 
   get name(): string {
