@@ -11,7 +11,7 @@ const REDIRECT = 'http://127.0.0.1:1/api/auth/oidc/callback';
 describe('the states of finished single sign-on logins', () => {
   let issuer: TestIssuer;
   before(async () => {
-    issuer = await startTestIssuer({ clients: [publicClient('corral-console', REDIRECT)] });
+    issuer = await startTestIssuer({ clients: [publicClient('corral-console', REDIRECT)], accounts: () => undefined });
   });
   after(() => issuer.close());
 
