@@ -8,7 +8,7 @@ import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
 import { isHash, sha256Hasher } from '../merkle/hasher.ts';
 import { parseRecord } from '../record/envelope.ts';
-import type { Damage, VerifyReport } from '../verify/report.ts';
+import type { VerifyReport } from '../verify/report.ts';
 import { LogVerifier } from '../verify/verifier.ts';
 
 /**
@@ -126,40 +126,40 @@ function parseHeader(path: string, text: string): ExportHeader {
  */
 export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
   regularFile(path);
-  let header: ExportHeader | undefined;
-  const checkpoints: SignedCheckpoint[] = [];
-  const lineDamage: Damage[] = [];
+  let verifier: LogVerifier | undefined;
   let seal: { line: number; size: number; checkpoint: SignedCheckpoint; consistency: string[] } | undefined;
   for await (const [n, text] of lines(path)) {
     if (n === 1) {
       if (text instanceof Unreadable) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${text.why}`, { line: 1 });
-      header = parseHeader(path, text);
+      const header = parseHeader(path, text);
+      // Checkpoints go to the verifier as they are read: it keeps the validly signed ones, once each, so memory
+      // follows what the key signed, not what the file holds.
+      verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
       continue;
     }
+    if (!verifier) break;
     if (text instanceof Unreadable) {
       const what = signedLine(text.head);
-      if (what) lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: ${what} line cannot be read: ${text.why}` });
+      if (what) verifier.checkpointUnreadable(`${path}:${n}: ${what} line cannot be read: ${text.why}`, n);
       continue;
     }
     if (text.startsWith('{"checkpoint"')) {
       try {
         const raw = JSON.parse(text) as { checkpoint?: unknown };
-        checkpoints.push(parseCheckpoint(raw.checkpoint));
+        verifier.checkpoint(parseCheckpoint(raw.checkpoint));
       } catch (error) {
-        lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}` });
+        verifier.checkpointUnreadable(`${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}`, n);
       }
     } else if (text.startsWith('{"seal"')) {
       try {
         if (seal) throw new AuditError('AUDIT_EXPORT_MALFORMED', `a second seal line (the first is line ${seal.line})`, { line: n });
         seal = { line: n, ...parseSeal(text) };
       } catch (error) {
-        lineDamage.push({ kind: 'checkpoint-forged', seq: null, line: n, message: `${path}:${n}: seal line cannot be read: ${(error as Error).message}` });
+        verifier.checkpointUnreadable(`${path}:${n}: seal line cannot be read: ${(error as Error).message}`, n);
       }
     }
   }
-  if (!header) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
-
-  const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
+  if (!verifier) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
   for await (const [n, text] of lines(path)) {
     if (n === 1 || text === '') continue; // a blank line holds no record and changes none
     if (text instanceof Unreadable) {
@@ -175,13 +175,7 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
     }
   }
   if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
-  const report = verifier.finish();
-  if (lineDamage.length > 0) {
-    // concat, not push(...): a crafted export can hold more broken checkpoint lines than a call takes arguments.
-    report.damage = report.damage.concat(lineDamage);
-    report.ok = false;
-  }
-  return report;
+  return verifier.finish();
 }
 
 /**

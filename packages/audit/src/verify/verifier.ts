@@ -27,6 +27,9 @@ export interface VerifiableRecord {
 }
 
 /** Where verification starts: the empty log, or (for a partial export) a known tip. */
+/** Forged or unreadable checkpoints listed one by one in a report; the rest are counted (a hostile export may hold millions). */
+export const MAX_LISTED_CHECKPOINTS = 100;
+
 export interface VerifyStart {
   size: number;
   lastHash: string;
@@ -37,8 +40,8 @@ export interface VerifierOptions {
   hasher: MerkleHasher;
   /** The trusted checkpoint-signing public key. */
   publicKey: KeyObject;
-  /** Every checkpoint the log or export holds (any order). */
-  checkpoints: readonly SignedCheckpoint[];
+  /** Every checkpoint the log or export holds (any order); more may follow through checkpoint(). */
+  checkpoints?: readonly SignedCheckpoint[];
   /**
    * A checkpoint seen earlier (by an auditor or the writer): the log must not
    * be behind or forked from it. Its size must be at least start's: the tree
@@ -73,7 +76,15 @@ export class LogVerifier {
   readonly #publicKey: KeyObject;
   readonly #range: CompactRange;
   readonly #checks: SignedCheckpoint[] = [];
+  /** The checkpoints kept (size and root): one repeated is kept once, so memory grows only with distinct signed ones. */
+  readonly #kept = new Set<string>();
+  readonly #keyId: string;
   readonly #damage: Damage[] = [];
+  /** Forged or unreadable checkpoints past the first MAX_LISTED_CHECKPOINTS, counted, not listed (an export is hostile input). */
+  #unlistedCheckpoints = 0;
+  #listedCheckpoints = 0;
+  /** Set once the checkpoints are in order and the start's are checked: at the first record, seal or finish. */
+  #prepared = false;
   readonly #witness: SignedCheckpoint | undefined;
   readonly #lookahead: number;
   readonly #start: number;
@@ -87,7 +98,7 @@ export class LogVerifier {
   #lastLine: number | undefined;
   #sealed = 0;
   #valid = 0;
-  #total: number;
+  #total = 0;
   /** Set at the first broken link: the records from there on, for diagnosis. */
   #broken: Seen[] | undefined;
   /** The first broken record's body, which diagnosis hashes again at other seqs; the rest need none (memory stays bounded). */
@@ -121,20 +132,8 @@ export class LogVerifier {
     this.#partial = options.partial === true;
     this.#requireSealed = options.requireSealed === true;
     this.#sinceSealed = this.#requireSealed ? [] : undefined;
-    this.#total = options.checkpoints.length;
-    const keyId = keyIdOf(options.publicKey);
-    for (const c of options.checkpoints) {
-      try {
-        verifyCheckpointSignature(options.publicKey, c);
-        this.#checks.push(c);
-        this.#valid++;
-      } catch {
-        const other = c.keyId !== keyId ? ` (signed by key ${c.keyId}, not the trusted ${keyId})` : '';
-        this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: c.size, message: `checkpoint at size ${c.size} is not validly signed by the trusted key${other}` });
-      }
-    }
-    this.#checks.sort((a, b) => a.size - b.size);
-    while (this.#checks[this.#checkIndex] && (this.#checks[this.#checkIndex] as SignedCheckpoint).size < start.size) this.#checkIndex++;
+    this.#keyId = keyIdOf(options.publicKey);
+    for (const c of options.checkpoints ?? []) this.checkpoint(c);
     if (options.witness) {
       try {
         verifyCheckpointSignature(options.publicKey, options.witness);
@@ -143,7 +142,49 @@ export class LogVerifier {
         this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: options.witness.size, message: `the witnessed checkpoint at size ${options.witness.size} is not validly signed by the trusted key` });
       }
     }
-    this.#checkpointsAt(start.size);
+  }
+
+  /**
+   * Takes one more checkpoint the log or export holds (any order), before the
+   * first record: kept when validly signed by the trusted key (once, however
+   * often it is repeated), else reported as forged.
+   */
+  checkpoint(c: SignedCheckpoint): void {
+    if (this.#prepared) throw new AuditError('AUDIT_BAD_ARGUMENT', 'checkpoints are taken before the first record');
+    this.#total++;
+    try {
+      verifyCheckpointSignature(this.#publicKey, c);
+    } catch {
+      const other = c.keyId !== this.#keyId ? ` (signed by key ${c.keyId}, not the trusted ${this.#keyId})` : '';
+      this.#checkpointDamage({ kind: 'checkpoint-forged', seq: null, checkpointSize: c.size, message: `checkpoint at size ${c.size} is not validly signed by the trusted key${other}` });
+      return;
+    }
+    this.#valid++;
+    const key = `${c.size} ${c.root}`;
+    if (this.#kept.has(key)) return;
+    this.#kept.add(key);
+    this.#checks.push(c);
+  }
+
+  /** A checkpoint (or seal) line of an export that cannot be read, at its `line`: reported as forged. */
+  checkpointUnreadable(message: string, line: number): void {
+    this.#checkpointDamage({ kind: 'checkpoint-forged', seq: null, line, message });
+  }
+
+  #checkpointDamage(damage: Damage): void {
+    if (this.#listedCheckpoints < MAX_LISTED_CHECKPOINTS) {
+      this.#listedCheckpoints++;
+      this.#damage.push(damage);
+    } else this.#unlistedCheckpoints++;
+  }
+
+  /** Puts the checkpoints in order and checks those at the start, once, before anything else is verified. */
+  #prepare(): void {
+    if (this.#prepared) return;
+    this.#prepared = true;
+    this.#checks.sort((a, b) => a.size - b.size);
+    while (this.#checks[this.#checkIndex] && (this.#checks[this.#checkIndex] as SignedCheckpoint).size < this.#start) this.#checkIndex++;
+    this.#checkpointsAt(this.#start);
   }
 
   /** Feeds the next record in log order. */
@@ -153,6 +194,7 @@ export class LogVerifier {
 
   /** Feeds the next record in log order, as separate parts (no object per record on the hot path). */
   add(seq: number, prev: string, body: string, storedHash?: string, line?: number): void {
+    if (!this.#prepared) this.#prepare();
     this.#records++;
     const hash = this.#h.leaf(recordBytes(seq, prev, body));
     if (this.#broken) {
@@ -183,6 +225,7 @@ export class LogVerifier {
    * prefix (an export that ends between two checkpoints carries both).
    */
   seal(size: number, checkpoint: SignedCheckpoint, consistency: readonly string[]): void {
+    this.#prepare();
     if (this.#broken) return;
     if (size !== this.#range.size) {
       const at = Math.min(size, this.#range.size);
@@ -224,6 +267,7 @@ export class LogVerifier {
    * the seq expected next).
    */
   malformed(message: string, line?: number, seq?: number): void {
+    this.#prepare();
     this.#records++;
     if (this.#broken) return;
     this.#broken = [];
@@ -234,6 +278,10 @@ export class LogVerifier {
   }
 
   finish(): VerifyReport {
+    this.#prepare();
+    if (this.#unlistedCheckpoints > 0) {
+      this.#damage.push({ kind: 'checkpoint-forged', seq: null, message: `${this.#unlistedCheckpoints} more checkpoints are forged or cannot be read (the first ${MAX_LISTED_CHECKPOINTS} are listed)` });
+    }
     let precise: Damage | undefined;
     if (this.#broken && this.#broken.length > 0 && !this.#unreadable) this.#damage.push((precise = this.#diagnose(this.#broken)));
     const verified = this.#range.size;
