@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -424,20 +425,87 @@ describe('granting a display', () => {
     assert.equal(error.issues[0]?.field, 'ui.display');
   });
 
+  // One record as Xau writes it: family, address, display number, auth name, auth data.
+  const xauthority = (display: string) => {
+    const field = (text: string | Buffer) => {
+      const bytes = Buffer.from(text);
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    return Buffer.concat([Buffer.from([1, 0]), field('corral'), field(display), field('MIT-MAGIC-COOKIE-1'), field(Buffer.alloc(16, 7))]);
+  };
+  const listening = (path: string) =>
+    new Promise<Server>((resolve) => {
+      const server = createServer().listen(path, () => resolve(server));
+    });
+
   it("binds the caller's X11 socket and cookie and points DISPLAY at them", () => {
     const dir = workspace();
-    writeFileSync(join(dir, 'cookie'), 'x');
+    writeFileSync(join(dir, 'cookie'), xauthority('91'));
     const p = plan(dir, { ui: { display: true } }, { DISPLAY: `${fakeX11(91)}.0`, XAUTHORITY: join(dir, 'cookie') });
     assert.deepEqual(p.display, { paths: ['/tmp/.X11-unix/X91', join(dir, 'cookie')], env: { DISPLAY: ':91', XAUTHORITY: join(dir, 'cookie') }, x11: true });
     assert.ok(p.mounts.some((m) => m.kind === 'ro' && m.path === '/tmp/.X11-unix/X91'));
     assert.equal(p.env.DISPLAY, ':91');
   });
 
-  it('binds a Wayland socket from the runtime folder', () => {
+  it('binds a Wayland socket from the runtime folder', async () => {
     const dir = workspace();
-    writeFileSync(join(dir, 'wayland-1'), '');
-    const p = plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir });
-    assert.deepEqual(p.display, { paths: [join(dir, 'wayland-1')], env: { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir }, x11: false });
+    const server = await listening(join(dir, 'wayland-1'));
+    try {
+      const p = plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir });
+      assert.deepEqual(p.display, { paths: [join(dir, 'wayland-1')], env: { WAYLAND_DISPLAY: 'wayland-1', XDG_RUNTIME_DIR: dir }, x11: false });
+    } finally {
+      server.close();
+    }
+  });
+
+  // A node passes a request's own values of the variables its policy passes, so they may be an agent's choice.
+  describe("when the display's variables name something else of the host", () => {
+    it("never binds the runtime folder's parent, or the root, for WAYLAND_DISPLAY '..' or '.'", () => {
+      const dir = workspace();
+      for (const [name, runtimeDir] of [['..', dir], ['.', '/']] as const) {
+        const error = unresolvable(() => plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: name, XDG_RUNTIME_DIR: runtimeDir }));
+        assert.equal(error.issues[0]?.field, 'ui.display');
+      }
+    });
+
+    it("never binds another socket of the runtime folder (the session bus at 'bus')", async () => {
+      const dir = workspace();
+      const server = await listening(join(dir, 'bus'));
+      try {
+        unresolvable(() => plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: 'bus', XDG_RUNTIME_DIR: dir }));
+      } finally {
+        server.close();
+      }
+    });
+
+    it('never takes a Wayland socket from a runtime folder others may use', async () => {
+      const dir = workspace();
+      const server = await listening(join(dir, 'wayland-3'));
+      chmodSync(dir, 0o1777);
+      try {
+        unresolvable(() => plan(dir, { ui: { display: true } }, { WAYLAND_DISPLAY: 'wayland-3', XDG_RUNTIME_DIR: dir }));
+      } finally {
+        server.close();
+      }
+    });
+
+    it('never binds a file XAUTHORITY names that is no X authority file (a private key)', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n');
+      const error = unresolvable(() => plan(dir, { ui: { display: true } }, { DISPLAY: fakeX11(93), XAUTHORITY: join(dir, 'id_ed25519') }));
+      assert.equal(error.issues[0]?.field, 'ui.display');
+    });
+
+    it("never binds a display file from Corral's state directory", () => {
+      const dir = workspace();
+      mkdirSync(join(dir, 'state'));
+      writeFileSync(join(dir, 'state/cookie'), xauthority('93'));
+      const loaded = { policy: validatePolicy({ ui: { display: true } }), source: join(dir, 'policy.yaml'), baseDir: dir };
+      const error = unresolvable(() => planSandbox(loaded, { DISPLAY: fakeX11(93), XAUTHORITY: join(dir, 'state/cookie') }, { stateDir: join(dir, 'state') }));
+      assert.equal(error.issues[0]?.field, 'ui.display');
+    });
   });
 
   it('refuses a remote X11 display', () => {

@@ -83,7 +83,8 @@ export interface PlanOptions {
  * A symlink inside a read-write grant is never followed: the sandbox could
  * have planted it, and would choose what a later sandbox is granted.
  *
- * @param hostEnv the invoking environment, read only for `environment.pass`.
+ * @param hostEnv the invoking environment, read for `environment.pass` and, when the policy grants the
+ *   display, for DISPLAY, XAUTHORITY, WAYLAND_DISPLAY and XDG_RUNTIME_DIR (which name only a display: see displayGrant).
  * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
  *   system path, lies below /proc, /dev or /sys, or inside the state directory outside
  *   `exposed`; a read-write grant holds the state directory deeper than as its own entry;
@@ -184,7 +185,11 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     if (typeof found === 'string') issues.push({ file: source, field: 'ui.display', message: found });
     else {
       display = found;
-      for (const p of found.paths) named(p, 'ui.display');
+      // Held to what any grant is: no system path, nothing of the host's kernel interfaces or of Corral's state directory.
+      for (const p of found.paths) {
+        const real = resolvePath(p, 'ui.display', true);
+        if (real !== undefined && real !== p) sources.set(p, real);
+      }
     }
   }
 
