@@ -172,6 +172,24 @@ describe('the runner', () => {
       assert.equal(r.signal, 'SIGKILL');
       assert.deepEqual(r.limitsHit, []);
     });
+
+    it('kills nothing once the run is over: not a later run given the same cgroups again', async () => {
+      const own = new Runner();
+      try {
+        const first = own.spawn(plan({ runtime: ['shell'] }), ['/bin/true']);
+        await first.result;
+        // Its groups go back to the runner's pool once empty, and the next run takes them.
+        await new Promise((r) => setTimeout(r, 200));
+        const second = own.spawn(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', 'sleep 0.5; echo still here']);
+        await second.ready;
+        await new Promise((r) => setTimeout(r, 100));
+        first.kill();
+        const r = await second.result;
+        assert.deepEqual([r.exitCode, Buffer.concat(second.output.stdout).toString()], [0, 'still here\n']);
+      } finally {
+        await own.close();
+      }
+    });
   });
 
   describe('egress through the proxy', () => {

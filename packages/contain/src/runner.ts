@@ -529,6 +529,9 @@ export class Runner {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         for (const s of servers) s.close();
+        // The cgroups go back to the pool for a later run: a kill() from here on must not reach them.
+        child = undefined;
+        cgroups = undefined;
         if (sandbox) this.#dispose(sandbox);
       }
     })();
