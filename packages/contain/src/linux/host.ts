@@ -196,9 +196,14 @@ function kernelConfig(): string | undefined {
   }
 }
 
-/** The full path of `cmd` on PATH (plus the system folders), or undefined. */
+/**
+ * The full path of `cmd` in the system folders, else on PATH, or undefined. The system's own
+ * come first: bubblewrap, prlimit and the compiler run on the host, and a folder early on PATH
+ * may be one a sandbox writes (a project's node_modules/.bin, an activated .venv/bin), where a
+ * planted `bwrap` would run every later command uncontained.
+ */
 export function which(cmd: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
+  const dirs = ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin', ...(process.env.PATH ?? '').split(':')];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, cmd);
