@@ -300,6 +300,8 @@ describe('the runner', () => {
       try {
         const r = await poor.run(plan({ runtime: ['shell'], process: { memoryMB: 100 } }), ['/bin/sh', '-c', 'ulimit -v']);
         assert.equal(r.stdout.trim(), String(100 * 1024));
+        // Each forked process gets its own 100 MB: the sandbox as a whole is not held to it, and the run says so.
+        assert.ok(r.warnings.some((w) => w.includes('process.memoryMB for the sandbox as a whole')), r.warnings.join('\n'));
       } finally {
         await poor.close();
       }

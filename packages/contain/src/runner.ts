@@ -585,8 +585,11 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
   const rlimitsUsable = caps.rlimits.available;
   const memoryBytes = plan.limits.memoryMB.value * 1024 * 1024;
   if (controllers.memory) cgroupLimits.memoryBytes = memoryBytes;
-  else if (rlimitsUsable) rlimits.push(`--as=${memoryBytes}`);
-  else requested(`process.memoryMB: no writable memory cgroup and no prlimit on this host (${caps.cgroups.detail})`, plan.limits.memoryMB.explicit);
+  else if (rlimitsUsable) {
+    rlimits.push(`--as=${memoryBytes}`);
+    // RLIMIT_AS holds each process on its own: forked N times, the sandbox holds N times the limit.
+    warnings.push(`process.memoryMB for the sandbox as a whole: with no writable memory cgroup (${caps.cgroups.detail}), each process is held to it alone (an address-space rlimit)`);
+  } else requested(`process.memoryMB: no writable memory cgroup and no prlimit on this host (${caps.cgroups.detail})`, plan.limits.memoryMB.explicit);
   // Files in a tmpfs are memory that only a memory cgroup counts: without one, each tmpfs is sized to the limit.
   const tmpfsBytes = controllers.memory || !caps.tmpfsSize.available ? undefined : memoryBytes;
   if (!controllers.memory && tmpfsBytes === undefined) requested(`process.memoryMB for files in /tmp and /dev/shm (${caps.tmpfsSize.detail})`, false);
