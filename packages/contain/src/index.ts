@@ -7,6 +7,7 @@ export { parsePolicyText, validatePolicy } from './policy/load.ts';
 export { loadPolicyFile } from './policy/file.ts';
 export type { LoadedPolicy, LoadPolicyOptions } from './policy/file.ts';
 export { planSandbox } from './policy/plan.ts';
+export { DISPLAY_VARIABLES } from './policy/display.ts';
 export type { Limit, LimitName, Mount, PlanOptions, SandboxPlan } from './policy/plan.ts';
 export { parseEgressRule } from './net/egress-rule.ts';
 export type { EgressRule, PortRange } from './net/egress-rule.ts';

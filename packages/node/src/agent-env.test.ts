@@ -63,6 +63,17 @@ describe("a command's environment", () => {
       assert.deepEqual(result.payload.contained.envDropped, ['OTHER_SETTING', 'SECRET_TOKEN']);
       assert.equal(result.payload.contained.agent, 'builder');
 
+      // The display variables come from the node's own environment, whatever the policy passes: a request's would point a granted display at another socket.
+      const { close: closeDisplay, client: shown, nodeId: displayNode } = await agentOnNode('painter', ['printenv'], { environment: { pass: ['GREETING', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR', 'DISPLAY', 'XAUTHORITY'] } }, temp('corral-env-node-'), nodeState);
+      try {
+        const asked = (await shown.request('node.invoke', { nodeId: displayNode, command: 'system.run', params: { command: ['printenv'], agentId: 'painter', env: { GREETING: 'hi', WAYLAND_DISPLAY: '..', XDG_RUNTIME_DIR: '/tmp', DISPLAY: ':9', XAUTHORITY: '/etc/shadow' } }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 })) as { payload: { stdout: string; contained: { envDropped?: string[] } } };
+        assert.match(asked.payload.stdout, /^GREETING=hi$/m);
+        assert.doesNotMatch(asked.payload.stdout, /^(WAYLAND_DISPLAY=\.\.|XDG_RUNTIME_DIR=\/tmp|DISPLAY=:9|XAUTHORITY=\/etc\/shadow)$/m);
+        assert.deepEqual(asked.payload.contained.envDropped, ['DISPLAY', 'WAYLAND_DISPLAY', 'XAUTHORITY', 'XDG_RUNTIME_DIR']);
+      } finally {
+        await closeDisplay();
+      }
+
       const pwd = (cwd: string) => agent.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['pwd'], agentId: 'builder', cwd }, idempotencyKey: randomUUID() }, { timeoutMs: 20_000 }) as Promise<{ payload: { stdout: string } }>;
       assert.equal((await pwd(outbox)).payload.stdout, `${outbox}\n`);
       for (const outside of ['/etc', nodeState, 'relative/dir']) {

@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ContainError, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
+import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
@@ -726,13 +726,14 @@ function unreachableReason(error: unknown): string {
   return typeof (error as { code?: unknown })?.code === 'string' ? shown((error as { code: string }).code, 64) : 'error';
 }
 
-/** The request's environment, kept to the names the agent's container policy lets through (`environment.pass`). */
+/** The request's environment, kept to the names the agent's container policy lets through (`environment.pass`), the display's excepted. */
 function allowedEnv(raw: unknown, pass: readonly string[]): { env: Record<string, string>; dropped: string[] } {
   const env: Record<string, string> = {};
   const dropped: string[] = [];
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { env, dropped };
   for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
-    if (pass.includes(name) && typeof value === 'string') env[name] = value;
+    // The display a sandbox is granted is this machine's: a request's DISPLAY or XDG_RUNTIME_DIR would point it at another socket or cookie.
+    if (pass.includes(name) && typeof value === 'string' && !DISPLAY_VARIABLES.includes(name)) env[name] = value;
     else dropped.push(name.slice(0, 64));
   }
   return { env, dropped };

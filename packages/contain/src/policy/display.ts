@@ -11,6 +11,13 @@ export interface DisplayGrant {
   x11: boolean;
 }
 
+/**
+ * The variables that name the display: a node takes them from its own
+ * environment only, never from a request (the display is the machine's, not
+ * the requester's to point elsewhere).
+ */
+export const DISPLAY_VARIABLES: readonly string[] = ['DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR'];
+
 // The variables may be a requester's choice (a node passes a request's own values of what its policy
 // passes): they name the display and nothing else. Beside the Wayland socket lie the user's other
 // services (the session bus at `bus`, which starts programs on the host), so only wayland-N is taken.
