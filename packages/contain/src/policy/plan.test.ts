@@ -303,6 +303,41 @@ describe('planning a sandbox', () => {
     });
   });
 
+  describe("when a policy reaches Corral's own install", () => {
+    const install = (dir: string) => {
+      mkdirSync(join(dir, 'inbox/corral/node_modules'), { recursive: true });
+      return join(dir, 'inbox/corral');
+    };
+    const planWith = (dir: string, policy: unknown) => planSandbox({ policy: validatePolicy(policy), source: join(dir, 'policy.yaml'), baseDir: dir }, {}, { install: install(dir) });
+
+    it('binds it read-only inside a read-write grant that holds it, so no sandbox rewrites what runs on the host (or in every later sandbox) next', () => {
+      const dir = workspace();
+      const p = planWith(dir, { filesystem: { readwrite: ['inbox'] } });
+      assert.deepEqual(
+        p.mounts.filter((m) => m.path.startsWith(join(dir, 'inbox'))).map((m) => [m.kind, m.path]),
+        [
+          ['rw', join(dir, 'inbox')],
+          ['ro', join(dir, 'inbox/corral')],
+        ],
+      );
+    });
+
+    it('refuses a read-write grant of it or of anything inside it, and plans a read-only one', () => {
+      const dir = workspace();
+      for (const path of ['inbox/corral', 'inbox/corral/node_modules']) {
+        const error = unresolvable(() => planWith(dir, { filesystem: { readwrite: [path] } }));
+        assert.match(error.message, /lies in Corral's own install .*runs on this host outside any sandbox; grant it read-only/, path);
+      }
+      assert.ok(planWith(dir, { filesystem: { readonly: ['inbox/corral/node_modules'] } }).mounts.some((m) => m.kind === 'ro' && m.path === join(dir, 'inbox/corral/node_modules')));
+    });
+
+    it('protects the install this code runs from by default', () => {
+      const here = realpathSync(new URL('../../../../', import.meta.url));
+      const error = unresolvable(() => planSandbox({ policy: validatePolicy({ filesystem: { readwrite: [join(here, 'node_modules')] } }), source: '<test>', baseDir: here }, {}));
+      assert.match(error.message, /lies in Corral's own install/);
+    });
+  });
+
   describe('when the policy file lies inside what it grants', () => {
     it('refuses a read-write grant that holds the policy file, so no run rewrites what the next one is granted', () => {
       const dir = workspace();

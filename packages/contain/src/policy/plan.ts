@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
 import type { LoadedPolicy } from './file.ts';
@@ -60,6 +61,13 @@ const RESERVED = ['/', '/proc', '/dev', '/sys', '/tmp', '/etc', '/run'];
 // /proc/PID/root reaches the host's whole file system; /sys/fs/cgroup holds the sandbox's limits).
 const KERNEL = ['/proc', '/dev', '/sys'];
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+/**
+ * Corral's own install: its code, its dependencies, the Node it runs on and
+ * its helper programs (the forwarder every networked sandbox starts with).
+ * All of it runs on the host outside any sandbox, and in every later sandbox:
+ * a sandbox that could write it would choose what runs there next.
+ */
+const INSTALL = fileURLToPath(new URL('../../../../', import.meta.url));
 
 export interface PlanOptions {
   /**
@@ -74,6 +82,12 @@ export interface PlanOptions {
    * over the stand-in, and nothing else of the state directory is.
    */
   exposed?: readonly string[];
+  /**
+   * Where Corral is installed (default: the install this code runs from): no
+   * read-write grant may lie in it, and inside one that holds it, it is bound
+   * read-only.
+   */
+  install?: string;
 }
 
 /**
@@ -104,6 +118,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const stateDir = options.stateDir === undefined ? undefined : reach(resolve(options.stateDir), 'stateDir');
   const exposed = (options.exposed ?? []).map((p, i) => reach(resolve(p), `exposed[${i}]`)).filter((p): p is string => p !== undefined);
   const hidden = (path: string) => stateDir !== undefined && within(path, stateDir) && !exposed.some((e) => within(path, e));
+  const install = resolveOnHost(resolve(options.install ?? INSTALL))?.real;
 
   const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
     const expanded = raw === '~' ? homedir() : raw.startsWith('~/') ? `${homedir()}${raw.slice(1)}` : raw;
@@ -151,6 +166,8 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     // it can, moving the state directory out from under its mask (the next plan would not find it).
     if (p && stateDir !== undefined && within(stateDir, p) && dirname(stateDir) !== p) {
       issues.push({ file: source, field, message: `${p} cannot be granted read-write: it holds Corral's state directory ${stateDir} below a folder a sandbox could rename; grant a folder inside it, or read-only` });
+    } else if (p && install !== undefined && within(p, install)) {
+      issues.push({ file: source, field, message: `${p} cannot be granted read-write: it lies in Corral's own install ${install}, which runs on this host outside any sandbox; grant it read-only` });
     } else if (p && grants.get(p) !== 'ro') {
       grants.set(p, 'rw');
       if (!rwFields.has(p)) rwFields.set(p, field);
@@ -164,6 +181,8 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const denied = policy.filesystem.denied
     .map((raw, i) => resolvePath(raw, `filesystem.denied[${i}]`, false))
     .filter((p): p is string => p !== undefined);
+  // Inside a read-write grant that holds it, Corral's install is bound read-only, a mount point the sandbox cannot move away.
+  if (install !== undefined && !grants.has(install) && [...grants].some(([p, mode]) => mode === 'rw' && within(install, p))) grants.set(install, 'ro');
 
   let cwd = '/tmp';
   if (policy.workingDirectory !== undefined) {
