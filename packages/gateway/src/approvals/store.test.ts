@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openGatewayDb } from '../store/store.ts';
+import { ReceiptSigner, verifyReceipt } from './receipt.ts';
 import { accountApprover, ApprovalStore, tokenApprover } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
@@ -50,7 +51,21 @@ describe('approvals', () => {
     assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('bob')).status, 'pending');
     assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('device:0f3a')).status, 'pending');
     const done = approvals.resolve(a.id, 'allow-once', 'carol');
-    assert.deepEqual([done.status, done.approvers], ['allowed', ['token:alice', 'token:bob', 'token:device:0f3a', 'carol']]);
+    assert.deepEqual([done.status, done.approvers], ['allowed', ['token:alice', 'carol']], 'one name for the token: the approvers are those who counted');
+  });
+
+  it('keeps one name per token or account, so that a token holder naming twenty approvers neither grows the request nor makes its receipt one a node refuses (regression: seventeen approvers on a receipt, refused at the node)', () => {
+    const db = openGatewayDb(dir);
+    const approvals = new ApprovalStore(db);
+    const digest = digestOf('pay 10000 after a crowd of names');
+    const a = approvals.create({ digest, action: {}, quorum: 2 });
+    for (let i = 0; i < 20; i++) assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover(`holder-${i}`)).status, 'pending');
+    assert.deepEqual(approvals.get(a.id).approvers, ['token:holder-0']);
+    const spent = approvals.resolve(a.id, 'allow-once', 'carol');
+    assert.deepEqual([spent.status, spent.approvers], ['allowed', ['token:holder-0', 'carol']]);
+    const signer = ReceiptSigner.open(db);
+    const receipt = signer.sign({ v: 1, approvalId: spent.id, digest, decision: 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs!, issuedAtMs: Date.now(), principal: 'Agent::payer', nodeId: 'node-1', command: 'payment.create' });
+    assert.equal(verifyReceipt(receipt, signer.publicKeyPem, { digest, nodeId: 'node-1' }).approvalId, spent.id);
   });
 
   it('allows always only when every approver of the quorum chose always: one approver cannot make a standing grant of an action the others allowed once', () => {
@@ -72,7 +87,7 @@ describe('approvals', () => {
     assert.equal(approvals.resolve(a.id, 'allow-once', accountApprover('ops', 'alice')).status, 'pending');
     assert.equal(approvals.resolve(a.id, 'allow-once', accountApprover('ops', 'bob')).status, 'pending');
     const done = approvals.resolve(a.id, 'allow-once', accountApprover('carol', 'carol'));
-    assert.deepEqual([done.status, done.approvers], ['allowed', ['account:ops:alice', 'account:ops:bob', 'account:carol:carol']]);
+    assert.deepEqual([done.status, done.approvers], ['allowed', ['account:ops:alice', 'account:carol:carol']]);
     assert.throws(() => accountApprover('ops:alice', 'x'), { code: 'GATEWAY_PARAMS_INVALID' });
     assert.throws(() => accountApprover('ops', ' '), { code: 'GATEWAY_PARAMS_INVALID' }, 'an approver with no name');
   });

@@ -106,7 +106,9 @@ export class ApprovalStore {
 
   /**
    * One approver's decision. A deny from anyone denies. Allows count distinct
-   * approvers (those named under the shared gateway token count as one); at
+   * approvers (those named under the shared gateway token count as one, and
+   * only the first name given under it is kept: `approvers` are those who
+   * counted, at most the quorum); at
    * the quorum the approval is allowed, always only when every approver chose
    * allow-always, else once. Throws GATEWAY_APPROVAL_NOT_FOUND,
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
@@ -160,7 +162,10 @@ export class ApprovalStore {
     if (decision === 'deny') {
       this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
     } else {
-      const approvers = approval.approvers.includes(approver) ? approval.approvers : [...approval.approvers, approver];
+      // One name per authority: another name given under a token or account that already counted
+      // would only look like another approver (to people, and on the receipt, which a node refuses past 16).
+      const counted = approval.approvers.some((a) => authority(a) === authority(approver));
+      const approvers = counted ? approval.approvers : [...approval.approvers, approver];
       // Allow-always only when every approver chose it: the weakest allow so far stands.
       const allow = approval.decision === 'allow-once' ? 'allow-once' : decision;
       if (new Set(approvers.map(authority)).size >= approval.quorum) {

@@ -147,7 +147,7 @@ describe('approvals from a signed-in session', () => {
     assert.equal(overWs.status, 'pending');
     assert.equal(node.received.filter((r) => (r.params.command as string[])[1] === '200').length, 0, 'nothing ran');
     const done = await alice.post(`/api/approvals/${pending.id}/approve`, {});
-    assert.deepEqual([done.body.status, done.body.approvers], ['allowed', ['token:mallory', 'token:mallory-2', 'token:mallory-3', 'alice']]);
+    assert.deepEqual([done.body.status, done.body.approvers], ['allowed', ['token:mallory', 'alice']]);
     assert.equal(((await running) as { ok: boolean }).ok, true);
   });
 });
