@@ -56,6 +56,14 @@ describe('allow-always grants', () => {
     assert.equal(raced, 2, 'the first swap was refused, the second went through');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'other.cedar', 'run.cedar']);
   });
+  it('covers only the digest its permit matches, never one an approver\'s name spells in its comment (regression: a grant made by one approver covered an action that needs two)', async () => {
+    const grants = new PolicyGrants(PolicyControl.open(policyDir()));
+    const other = 'cd'.repeat(32);
+    const approval = { ...allowedAlways(), approvers: [`token:x context.digest == "${other}"`] };
+    assert.equal(await grants.add(approval), true);
+    assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
+    assert.equal(grants.covering(other), undefined);
+  });
   it('removes a grant from another process and keeps what was activated since', async () => {
     const dir = policyDir();
     const approval = allowedAlways();

@@ -50,7 +50,7 @@ export function grantPolicy(approval: Approval): string {
     `@id(${JSON.stringify(`approval-${approval.id}`)})`,
     `@reason(${JSON.stringify(printable(`allowed always by ${approvers}`))})`,
     `permit (principal == ${principal}, action == Action::${JSON.stringify(command)}, resource)`,
-    `when { context has digest && context.digest == ${JSON.stringify(approval.digest)} };`,
+    grantCondition(approval.digest),
     '',
   ].join('\n');
 }
@@ -107,7 +107,7 @@ export class PolicyGrants {
       const byDigest = new Map<string, string>();
       for (const f of active.files) {
         const m = /^grants\/approval-([^/]+)\.cedar$/.exec(f.name);
-        const d = /context\.digest == "([0-9a-f]{64})"/.exec(f.text);
+        const d = GRANT_CONDITION.exec(f.text);
         if (m && d) byDigest.set(d[1]!, `approval-${m[1]}`);
       }
       this.#index = { hash: active.hash, byDigest };
@@ -115,6 +115,18 @@ export class PolicyGrants {
     return this.#index.byDigest.get(digest);
   }
 }
+
+/** The condition of a grant's permit, on a line of its own: exactly one action digest. */
+function grantCondition(digest: string): string {
+  return `when { context has digest && context.digest == ${JSON.stringify(digest)} };`;
+}
+
+/**
+ * The digest a grant's permit matches, read from its condition line alone:
+ * the comments above it quote approvers' names, which may spell another
+ * `context.digest == "…"`.
+ */
+const GRANT_CONDITION = /^when \{ context has digest && context\.digest == "([0-9a-f]{64})" \};$/m;
 
 /** `Agent::invoice-bot` (how approvals name principals) as a Cedar entity literal. */
 function cedarEntity(ref: string): string {
