@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS local_users (
  * Opens (creating if needed) `identity.db` in the state directory. The
  * directory is made 0700 and the database file 0600 before SQLite first
  * writes it (SQLite gives its -wal and -shm files the same mode), because
- * the database holds the token-signing private keys.
+ * the database holds the token-signing private keys. Deleted content is
+ * zeroed (secure_delete): a retired key's erased private half would
+ * otherwise stay readable in the file's free space.
  */
 export function openIdentityDb(stateDir: string): DatabaseSync {
   const path = join(stateDir, 'identity.db');
@@ -68,7 +70,7 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
     db = new DatabaseSync(path);
-    db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
+    db.exec('PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
     return db;

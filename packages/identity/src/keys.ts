@@ -169,6 +169,9 @@ export class KeyRing {
     const due = this.#db.prepare("SELECT 1 FROM signing_keys WHERE state = 'retiring' AND retire_after <= ? LIMIT 1").get(this.#now());
     if (!due) return;
     this.#db.prepare("UPDATE signing_keys SET state = 'retired', private_jwk = NULL WHERE state = 'retiring' AND retire_after <= ?").run(this.#now());
+    // The store zeroes what it frees (secure_delete, see openIdentityDb), but the write-ahead log still holds the
+    // pages as they were, key included, until it is checkpointed and emptied. Best effort: a reader may hold it.
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -286,6 +286,29 @@ describe('key rotation', () => {
       await assert.rejects(id.verifyToken(old.token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
       assert.equal((await id.jwks()).keys.length, 1);
       assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retired']);
+    } finally {
+      id.close();
+    }
+  });
+
+  it('leaves no copy of a retired key\'s private half in identity.db or its write-ahead log, only a NULL in its row', async () => {
+    const dir = tempDir();
+    let clock = Date.UTC(2026, 10, 25, 12);
+    const id = Identity.open(dir, { now: () => clock });
+    try {
+      await id.keys.signingKey();
+      const raw = new DatabaseSync(join(dir, 'identity.db'));
+      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
+      raw.close();
+      const secret = (JSON.parse(jwk) as { d: string }).d;
+      await id.rotateKeys(0);
+      clock += 1000;
+      await id.keys.signingKey(); // retires the old key
+      assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retired']);
+      for (const file of ['identity.db', 'identity.db-wal']) {
+        const path = join(dir, file);
+        assert.ok(!existsSync(path) || !readFileSync(path).includes(secret), `${file} still holds the retired private key`);
+      }
     } finally {
       id.close();
     }
