@@ -139,7 +139,7 @@ export class Gateway {
         approvals,
         openRuns: new OpenRuns(db),
         receipts: ReceiptSigner.open(db),
-        ...(policies ? { grants: new PolicyGrants(policies) } : {}),
+        ...(policies ? { grants: new PolicyGrants(policies, approvals) } : {}),
         decide,
         ...(log ? { audit: append } : {}),
         ...(approvalTtlMs ? { approvalTtlMs } : {}),

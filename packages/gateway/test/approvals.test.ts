@@ -205,6 +205,17 @@ describe('approvals over the protocol', () => {
       assert.equal(existsSync(join(state, 'policies', grantFile(id))), false);
       await assert.rejects(run(operator, ['printf', 'always'], 100), refusedWith('APPROVAL_PENDING'));
     });
+
+    it('stays withdrawn when it is withdrawn before the run it was approved for (regression: that run made the grant again)', async () => {
+      const early = await pending(['printf', 'withdrawn-early']);
+      gw.invoker.resolveApproval(early, 'allow-always', 'alice');
+      const file = join(state, 'policies', grantFile(early));
+      for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await operator.request('exec.approval.grants.revoke', { grantId: `approval-${early}` }), { outcome: 'revoked' });
+      await run(operator, ['printf', 'withdrawn-early']);
+      assert.equal(existsSync(file), false);
+      await assert.rejects(run(operator, ['printf', 'withdrawn-early'], 100), refusedWith('APPROVAL_PENDING'));
+    });
   });
 });
 

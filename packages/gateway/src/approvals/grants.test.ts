@@ -2,22 +2,26 @@
 // through the policy set's compare-and-swap on the set as it is on disk now,
 // so a change another process made meanwhile is kept, not lost.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { compileCandidate, PolicyControl, type Candidate } from '../http/policy-control.ts';
+import { openGatewayDb } from '../store/store.ts';
 import { grantFile, PolicyGrants, revokeGrantIn } from './grants.ts';
-import type { Approval } from './store.ts';
+import { ApprovalStore, type Approval } from './store.ts';
 
 const BASE = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const OTHER = 'forbid (principal, action == Action::"system.run", resource == Command::"rm");\n';
 const stateDir = policyStateDirs('grants', BASE);
 const policyDir = () => join(stateDir(), 'policies');
+const approvals = new ApprovalStore(openGatewayDb(stateDir()));
+const grantsIn = (dir: string) => new PolicyGrants(PolicyControl.open(dir), approvals);
 
-function allowedAlways(): Approval {
-  const now = Date.now();
-  return { id: randomUUID(), digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, status: 'allowed', decision: 'allow-always', quorum: 1, approvers: ['alice@example.com'], createdAtMs: now, expiresAtMs: now + 60_000, resolvedAtMs: now };
+function allowedAlways(approvers = ['alice@example.com']): Approval {
+  const a = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: approvers.length });
+  for (const approver of approvers) approvals.resolve(a.id, 'allow-always', approver);
+  return approvals.get(a.id);
 }
 
 /** Activates the set plus `other.cedar`, as another process would (its own PolicyControl on the same directory). */
@@ -30,7 +34,7 @@ function changeElsewhere(dir: string): void {
 describe('allow-always grants', () => {
   it('adds a grant on top of a change another process activated since this gateway last read the set', async () => {
     const dir = policyDir();
-    const grants = new PolicyGrants(PolicyControl.open(dir));
+    const grants = grantsIn(dir);
     changeElsewhere(dir);
     const approval = allowedAlways();
     assert.equal(await grants.add(approval), true);
@@ -52,14 +56,14 @@ describe('allow-always grants', () => {
       },
     } as unknown as PolicyControl;
     const approval = allowedAlways();
-    assert.equal(await new PolicyGrants(racing).add(approval), true);
+    assert.equal(await new PolicyGrants(racing, approvals).add(approval), true);
     assert.equal(raced, 2, 'the first swap was refused, the second went through');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'other.cedar', 'run.cedar']);
   });
   it('covers only the digest its permit matches, never one an approver\'s name spells in its comment (regression: a grant made by one approver covered an action that needs two)', async () => {
-    const grants = new PolicyGrants(PolicyControl.open(policyDir()));
+    const grants = grantsIn(policyDir());
     const other = 'cd'.repeat(32);
-    const approval = { ...allowedAlways(), approvers: [`token:x context.digest == "${other}"`] };
+    const approval = allowedAlways([`token:x context.digest == "${other}"`]);
     assert.equal(await grants.add(approval), true);
     assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
     assert.equal(grants.covering(other), undefined);
@@ -67,10 +71,38 @@ describe('allow-always grants', () => {
   it('removes a grant from another process and keeps what was activated since', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
-    assert.equal(await new PolicyGrants(PolicyControl.open(dir)).add(approval), true);
+    assert.equal(await grantsIn(dir).add(approval), true);
     changeElsewhere(dir);
     assert.equal(await revokeGrantIn(dir, approval.id), true);
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
     assert.equal(await revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
+  });
+  it('makes a grant once: one withdrawn is not made again when asked again (its approval\'s own run, another gateway, a restart)', async () => {
+    const dir = policyDir();
+    const approval = allowedAlways();
+    assert.equal(await grantsIn(dir).add(approval), true);
+    assert.equal(await revokeGrantIn(dir, approval.id), true);
+    assert.equal(await grantsIn(dir).add(approvals.consume(approval.id, approval.digest)), false);
+    assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
+  });
+  it('answers two adds of one grant at once alike, and makes it again after a failed attempt', async () => {
+    const dir = policyDir();
+    const grants = grantsIn(dir);
+    const approval = allowedAlways();
+    assert.deepEqual(await Promise.all([grants.add(approval), grants.add(approval)]), [true, true]);
+    const failing = allowedAlways();
+    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: () => false } as unknown as PolicyControl;
+    await assert.rejects(new PolicyGrants(refusing, approvals).add(failing), { code: 'GATEWAY_CONFLICT' });
+    assert.equal(await grants.add(failing), true);
+  });
+  it('makes no grant of an approval that expired on its way to a quorum, every approver so far having chosen always', async () => {
+    let now = Date.now();
+    const clocked = new ApprovalStore(openGatewayDb(stateDir()), () => now);
+    const a = clocked.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 2, ttlMs: 1_000 });
+    clocked.resolve(a.id, 'allow-always', 'alice');
+    now += 1_001;
+    const expired = clocked.get(a.id);
+    assert.deepEqual([expired.status, expired.decision], ['expired', 'allow-always']);
+    assert.equal(await new PolicyGrants(PolicyControl.open(policyDir()), clocked).add(expired), false);
   });
 });

@@ -6,7 +6,7 @@
 // and is withdrawn by removing its file.
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
-import type { Approval } from './store.ts';
+import type { Approval, ApprovalStore } from './store.ts';
 import { compileCandidateOffThread, PolicyControl } from '../http/policy-control.ts';
 
 export const GRANTS_DIR = 'grants';
@@ -34,7 +34,24 @@ export function grantRevokedEvent(approvalId: string, by: string): AuditEventInp
  * PolicyGrants.remove, and POLICY_* when the directory does not load.
  */
 export function revokeGrantIn(dir: string, approvalId: string): Promise<boolean> {
-  return new PolicyGrants(PolicyControl.open(dir)).remove(approvalId);
+  return removeGrant(PolicyControl.open(dir), approvalId);
+}
+
+/**
+ * Removes an approval's grant from the active set (read afresh, so a change
+ * made by another process is kept) through the activation's compare-and-swap;
+ * returns whether one was removed. A set changed meanwhile is read again.
+ * Throws the policy package's POLICY_* when the set without the grant does
+ * not validate, GATEWAY_CONFLICT when the set keeps changing under it.
+ */
+async function removeGrant(control: PolicyControl, approvalId: string): Promise<boolean> {
+  const name = grantFile(approvalId);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const active = control.refresh();
+    if (!active.files.some((f) => f.name === name)) return false;
+    if (control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return true;
+  }
+  throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
 }
 
 /** The Cedar text of the grant for an allowed allow-always approval. */
@@ -55,49 +72,58 @@ export function grantPolicy(approval: Approval): string {
   ].join('\n');
 }
 
-/** The grants in a policy directory's active set, kept as policy files through a PolicyControl. */
+/** The grants in a policy directory's active set, kept as policy files through a PolicyControl; `approvals` remembers which were made. */
 export class PolicyGrants {
   readonly #control: PolicyControl;
+  readonly #approvals: ApprovalStore;
+  /** Grants being added by this process: asked again meanwhile (its run, as it resolves), the answer is that add's. */
+  readonly #adding = new Map<string, Promise<boolean>>();
   #index: { hash: string; byDigest: Map<string, string> } | undefined;
 
-  constructor(control: PolicyControl) {
+  constructor(control: PolicyControl, approvals: ApprovalStore) {
     this.#control = control;
+    this.#approvals = approvals;
   }
 
   /**
-   * Adds the grant of an allowed allow-always approval to the active set (read
-   * afresh, so a change made by another process is kept) and activates it
-   * through the compare-and-swap; returns whether the grant is active. A set
-   * changed meanwhile is read again. Throws the policy package's POLICY_* when
-   * the set with the grant does not validate, GATEWAY_CONFLICT when the set
-   * keeps changing under it.
+   * Adds the grant of an allowed (or used) allow-always approval to the
+   * active set (read afresh, so a change made by another process is kept) and
+   * activates it through the compare-and-swap; returns whether the grant is
+   * active. A grant is made once: one made before and withdrawn since is not
+   * made again (false). A set changed meanwhile is read again. Throws the
+   * policy package's POLICY_* when the set with the grant does not validate,
+   * GATEWAY_CONFLICT when the set keeps changing under it.
    */
-  async add(approval: Approval): Promise<boolean> {
-    if (approval.status === 'pending' || approval.decision !== 'allow-always') return false;
+  add(approval: Approval): Promise<boolean> {
+    // An approval that expired or was denied on the way to its quorum may hold allow-always as its weakest allow so far.
+    if ((approval.status !== 'allowed' && approval.status !== 'used') || approval.decision !== 'allow-always') return Promise.resolve(false);
+    const under = this.#adding.get(approval.id);
+    if (under) return under;
+    const adding = this.#add(approval).finally(() => this.#adding.delete(approval.id));
+    this.#adding.set(approval.id, adding);
+    return adding;
+  }
+
+  async #add(approval: Approval): Promise<boolean> {
     const name = grantFile(approval.id);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const active = this.#control.refresh();
-      if (active.files.some((f) => f.name === name)) return true;
-      if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true }), active.hash)) return true;
+    if (this.#control.refresh().files.some((f) => f.name === name)) return true;
+    if (!this.#approvals.claimGrant(approval.id)) return false;
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const active = this.#control.refresh();
+        if (active.files.some((f) => f.name === name)) return true;
+        if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true }), active.hash)) return true;
+      }
+      throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
+    } catch (error) {
+      this.#approvals.releaseGrant(approval.id);
+      throw error;
     }
-    throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
   }
 
-  /**
-   * Removes an approval's grant from the active set (read afresh, so a change
-   * made by another process is kept) through the activation's compare-and-swap;
-   * returns whether one was removed. A set changed meanwhile is read again.
-   * Throws the policy package's POLICY_* when the set without the grant does
-   * not validate, GATEWAY_CONFLICT when the set keeps changing under it.
-   */
-  async remove(approvalId: string): Promise<boolean> {
-    const name = grantFile(approvalId);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const active = this.#control.refresh();
-      if (!active.files.some((f) => f.name === name)) return false;
-      if (this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return true;
-    }
-    throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
+  /** Removes an approval's grant from the active set: see removeGrant. */
+  remove(approvalId: string): Promise<boolean> {
+    return removeGrant(this.#control, approvalId);
   }
 
   /** The policy id of an active grant for exactly this digest, if any. */

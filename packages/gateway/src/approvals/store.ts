@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   approvers TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
-  resolved_at INTEGER
+  resolved_at INTEGER,
+  granted_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
 `;
@@ -65,6 +66,9 @@ export class ApprovalStore {
     this.#db = db;
     this.#now = now;
     db.exec(SCHEMA);
+    // Added after the first release of the table.
+    const columns = (db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!columns.includes('granted_at')) db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
   }
 
   /** A new pending approval for one action. */
@@ -193,6 +197,20 @@ export class ApprovalStore {
     const changed = this.#db.prepare("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
     if (Number(changed) !== 1) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already used');
     return this.get(id);
+  }
+
+  /**
+   * Whether this call is the first to make the allow-always grant of approval
+   * `id`, and so may make it: a grant is made once, so that one withdrawn
+   * stays withdrawn whoever asks for it again (the approval's own run, a
+   * restart). releaseGrant gives the claim back when the grant was not made.
+   */
+  claimGrant(id: string): boolean {
+    return Number(this.#db.prepare('UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL').run(this.#now(), id).changes) === 1;
+  }
+
+  releaseGrant(id: string): void {
+    this.#db.prepare('UPDATE approvals SET granted_at = NULL WHERE id = ?').run(id);
   }
 
   /** How many approvals for `principal` (as approvals name it: `Agent::invoice-bot`) on node `nodeId` are pending and unexpired. */
