@@ -259,7 +259,8 @@ function sameHex(a: string, b: string): boolean {
  * An approver named by whoever holds the shared gateway token (over the
  * protocol or the HTTP API): recorded under the name given, but the token
  * cannot tell its holders apart, so all of them are one approver toward a
- * quorum. Distinct approvers are signed-in humans (the console), or system
+ * quorum (the approval keeps the first name; each decision's audit record
+ * keeps the name it was given). Distinct approvers are signed-in humans (the console), or system
  * accounts on the gateway's machine (the CLI). Throws GATEWAY_PARAMS_INVALID
  * for a name approverName refuses.
  */
@@ -271,7 +272,7 @@ export function tokenApprover(name: string): string {
  * An approver named by a system account on the gateway's machine (`corral
  * approvals approve --by NAME`): recorded under the name given, but only the
  * account vouches for it, so every name one account gives is one approver
- * toward a quorum. Throws GATEWAY_PARAMS_INVALID for a name approverName
+ * toward a quorum (kept as tokenApprover's names are). Throws GATEWAY_PARAMS_INVALID for a name approverName
  * refuses, or an account name that is empty or has a `:` (no system account has one).
  */
 export function accountApprover(account: string, name: string): string {
