@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { createDeviceIdentity, deviceAuthPayloadV3, signDeviceAuth, verifyDeviceProof, type DeviceAuthFields } from './device.ts';
 import { IdentityError } from './errors.ts';
 import { Identity } from './identity.ts';
+import { NodeRegistry } from './nodes.ts';
 
 // A naive reference of OpenClaw's device scheme, written from the protocol
 // description alone, to cross-check Corral's implementation.
@@ -298,11 +299,114 @@ describe('node pairing', () => {
           assert.deepEqual(id.nodes.get(dev.deviceId).commands, []);
           assert.deepEqual(connectAs(id, dev, ['system.run'])().commands, []);
           assert.deepEqual(id.nodes.get(dev.deviceId).surfaceRequest?.commands, ['system.run']);
+          assert.deepEqual(id.nodes.pair(dev.deviceId, 'ops').commands, ['system.run']);
         } finally {
           id.close();
         }
       } finally {
         rmSync(old, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('when another process changes a node between this operator reading it and writing it', () => {
+    /** A registry whose next read of a node by full id lets `step` (another process's write) land right after it. */
+    function racing(path: string, step: () => void): { nodes: NodeRegistry; db: DatabaseSync } {
+      const db = new DatabaseSync(path);
+      db.exec('PRAGMA busy_timeout = 5000');
+      let pending: (() => void) | undefined = step;
+      const wrapped = new Proxy(db, {
+        get(target, key) {
+          if (key === 'prepare') {
+            return (sql: string) => {
+              const statement = target.prepare(sql);
+              if (sql !== 'SELECT * FROM nodes WHERE device_id = ?') return statement;
+              return {
+                get: (deviceId: string) => {
+                  const row = statement.get(deviceId);
+                  const next = pending;
+                  pending = undefined;
+                  next?.();
+                  return row;
+                },
+              };
+            };
+          }
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      return { nodes: new NodeRegistry(wrapped), db };
+    }
+
+    const pending = (id: Identity, commands: string[]) => {
+      const dev = createDeviceIdentity();
+      const { nonce } = id.nodes.challenge();
+      const signedAt = Date.now();
+      const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
+      const device = { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce };
+      assert.throws(() => id.nodes.authenticate({ device, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands }, nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      return dev.deviceId;
+    };
+
+    it('keeps a node revoked by a second operator revoked: pairing it is refused, not written over the revocation', () => {
+      // Before: the pairing wrote status 'paired' whatever the status had become, undoing the revocation.
+      const id = Identity.open(dir);
+      try {
+        const deviceId = pending(id, ['system.run']);
+        const { nodes, db } = racing(join(dir, 'identity.db'), () => id.nodes.revoke(deviceId));
+        try {
+          assert.throws(() => nodes.pair(deviceId, 'ops'), { code: 'IDENTITY_NODE_REVOKED' });
+        } finally {
+          db.close();
+        }
+        assert.equal(id.nodes.get(deviceId).status, 'revoked');
+      } finally {
+        id.close();
+      }
+    });
+
+    it('refuses a node that an operator unpaired while it was connecting: IDENTITY_NODE_REVOKED, not admitted', () => {
+      const id = Identity.open(dir);
+      try {
+        const dev = createDeviceIdentity();
+        const deviceId = dev.deviceId;
+        const { nonce: first } = id.nodes.challenge();
+        const connect = (nonce: string) => {
+          const signedAt = Date.now();
+          const fields: DeviceAuthFields = { deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
+          return { device: { id: deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands: ['system.run'] };
+        };
+        assert.throws(() => id.nodes.authenticate(connect(first), first), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+        id.nodes.pair(deviceId, 'ops');
+        const { nodes, db } = racing(join(dir, 'identity.db'), () => id.nodes.revoke(deviceId));
+        try {
+          const { nonce } = nodes.challenge();
+          assert.throws(() => nodes.authenticate(connect(nonce), nonce), { code: 'IDENTITY_NODE_REVOKED' });
+        } finally {
+          db.close();
+        }
+      } finally {
+        id.close();
+      }
+    });
+
+    it('refuses to approve a request the node replaced meanwhile: IDENTITY_NODE_REQUEST_STALE, never the old surface under the new one', () => {
+      const id = Identity.open(dir);
+      try {
+        const deviceId = pending(id, ['system.which']);
+        const { nodes, db } = racing(join(dir, 'identity.db'), () => {
+          id.nodes.pair(deviceId, 'other-ops');
+          id.nodes.pair(deviceId, 'other-ops', { commands: [] });
+        });
+        try {
+          assert.throws(() => nodes.pair(deviceId, 'ops'), { code: 'IDENTITY_NODE_REQUEST_STALE' });
+        } finally {
+          db.close();
+        }
+        assert.deepEqual([id.nodes.get(deviceId).pairedBy, id.nodes.get(deviceId).commands], ['other-ops', []]);
+      } finally {
+        id.close();
       }
     });
   });

@@ -142,8 +142,11 @@ export class NodeRegistry {
     const node = existing ?? this.get(connect.device.id);
     if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
     this.#requestSurface(node, declared);
-    if (node.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
-    return this.get(node.deviceId);
+    // Read again: an operator in another process may have unpaired it since the read above.
+    const current = this.get(node.deviceId);
+    if (current.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
+    if (current.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
+    return current;
   }
 
   /** Records what a node declares: nothing when an operator approved all of it (or declined exactly this), else a request for it. */
@@ -164,8 +167,9 @@ export class NodeRegistry {
    * part of it, or narrows a paired node's approved set. With neither, the
    * node's request is approved as it stands. Throws IDENTITY_NODE_NOT_FOUND;
    * IDENTITY_NODE_REVOKED for an unpaired node (it must come back with a new
-   * key); IDENTITY_NODE_REQUEST_STALE; IDENTITY_NODE_SURFACE_INVALID for a
-   * command it never asked for.
+   * key), also one unpaired by another process meanwhile;
+   * IDENTITY_NODE_REQUEST_STALE, also for a node another process changed
+   * meanwhile; IDENTITY_NODE_SURFACE_INVALID for a command it never asked for.
    */
   pair(ref: string, by: string, options: { requestId?: string; commands?: readonly string[] } = {}): NodeRecord {
     const node = this.get(ref);
@@ -180,8 +184,15 @@ export class NodeRegistry {
     const unasked = approved.filter((c) => !asked.includes(c));
     if (unasked.length > 0) throw new IdentityError('IDENTITY_NODE_SURFACE_INVALID', `the node did not ask for ${unasked.map((c) => JSON.stringify(c)).join(', ')}; it asks for ${asked.join(', ') || 'no commands'}`);
     this.#cache.clear();
-    this.#statement("UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ?")
-      .run(this.#now(), by, JSON.stringify(approved), node.deviceId);
+    // Only over the node as read: another process (a second operator, the node connecting again) may have revoked it,
+    // narrowed what it is sent, or replaced its request since, and this decision was not taken on that.
+    const { changes } = this.#statement(
+      "UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ? AND status = ? AND request_id IS ? AND IFNULL(commands, '[]') = ?",
+    ).run(this.#now(), by, JSON.stringify(approved), node.deviceId, node.status, request?.requestId ?? null, JSON.stringify(node.commands));
+    if (changes === 0) {
+      if (this.get(node.deviceId).status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired meanwhile');
+      throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node changed while it was being paired; list the pending requests again');
+    }
     return this.get(node.deviceId);
   }
 
