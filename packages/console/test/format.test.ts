@@ -100,6 +100,14 @@ describe('visible', () => {
     assert.equal(visible('\u{E0041}'), '\\U000E0041');
   });
 
+  it('spells out the characters that draw nothing though they are letters or marks (Hangul fillers, the combining grapheme joiner, variation selectors, the Braille blank), so /srv/data\\u3164 cannot pass for /srv/data (regression: they reached the approver raw)', () => {
+    assert.equal(visible('/srv/data\u3164'), '/srv/data\\u3164');
+    assert.equal(visible('r\u034Fm \u115F\u1160\uFFA0'), 'r\\u034Fm \\u115F\\u1160\\uFFA0');
+    assert.equal(visible('ls\uFE0F\u{E0100}'), 'ls\\uFE0F\\U000E0100');
+    assert.equal(visible('a\u2800b'), 'a\\u2800b');
+    assert.equal(shellQuote('/srv/data\u3164'), "$'/srv/data\\u3164'");
+  });
+
   it('leaves ordinary text alone, letters beyond ASCII and the plain space included', () => {
     assert.equal(visible('Zahlung an Müller & Söhne, 東京'), 'Zahlung an Müller & Söhne, 東京');
   });

@@ -47,8 +47,12 @@ export function issueText(issue: { file: string; line?: number; column?: number;
   return `${at} ${issue.message}`;
 }
 
-/** Characters that draw nothing, look like a plain space, or reorder the text around them (bidi overrides and isolates, zero-width and control characters, other spaces, unassigned and private-use code points, lone surrogates). */
-const HIDDEN = /(?! )[\p{C}\p{Z}]/gu;
+/**
+ * Characters that draw nothing, look like a plain space, or reorder the text around them (bidi overrides and isolates, zero-width and control characters, other spaces, unassigned and private-use code points, lone surrogates).
+ * Unicode's Default_Ignorable_Code_Point adds those that draw nothing though they are letters or marks
+ * (Hangul fillers U+3164 and U+115F, the combining grapheme joiner, variation selectors); the Braille blank U+2800 is a symbol drawn as a space.
+ */
+const HIDDEN = /(?! )[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
 /** Text an agent or node chose, as an approver must read it: every HIDDEN character written as its `\uXXXX` (`\UXXXXXXXX`) escape; a field the gateway left out (null) is ''. */
 export function visible(text: string | null | undefined): string {
