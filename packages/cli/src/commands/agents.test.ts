@@ -64,6 +64,47 @@ describe('corral agents and tokens', () => {
     assert.equal((await run('tokens', 'verify', token)).code, 1);
   });
 
+  it('withdraws on suspend the approvals of the agent a gateway here holds, pending or approved and unspent, so that none runs once it is resumed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-agents-withdraw-'));
+    try {
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'pay-bot', '--process', 'payments', '--owner', 'o@example.com'])).code, 0);
+      const { ApprovalStore, openGatewayDb } = await import('@corral/gateway');
+      const ids = (() => {
+        const db = openGatewayDb(dir);
+        try {
+          const store = new ApprovalStore(db);
+          const pending = store.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
+          const approved = store.create({ digest: 'cd'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
+          store.resolve(approved.id, 'allow-once', 'token:carol');
+          const other = store.create({ digest: 'ef'.repeat(32), action: { principal: 'Agent::other-bot' }, quorum: 1 });
+          return { pending: pending.id, approved: approved.id, other: other.id };
+        } finally {
+          db.close();
+        }
+      })();
+      const suspended = await corral(['--state-dir', dir, 'agents', 'suspend', 'pay-bot']);
+      assert.equal(suspended.code, 0, suspended.stderr);
+      const db = openGatewayDb(dir);
+      try {
+        const store = new ApprovalStore(db);
+        assert.deepEqual([store.get(ids.pending).status, store.get(ids.approved).status, store.get(ids.other).status], ['denied', 'denied', 'pending']);
+      } finally {
+        db.close();
+      }
+      const reader = await openAuditReader({ stateDir: dir });
+      try {
+        const head = await reader.store.head();
+        const events = [];
+        for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) events.push(toAuditRecord(r).event);
+        assert.deepEqual(new Set(events.find((e) => e.action === 'agent.suspend')?.details?.deniedApprovals as string[]), new Set([ids.pending, ids.approved]));
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a malformed TTL as bad usage (exit 2)', async () => {
     const r = await run('agents', 'token', 'invoice-bot', '--ttl', 'forever');
     assert.equal(r.code, 2);

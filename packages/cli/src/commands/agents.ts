@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Agent, Identity } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
@@ -5,17 +8,17 @@ import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
+/** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
+export function identityDir(command: Command, options: { create?: boolean } = {}): string {
+  return options.create ? dirOf(command) : existingState(dirOf(command), 'identity.db', 'identity store', 'create an agent or run `corral up` with this state directory');
+}
+
 /**
  * Opens the identity store of the command's state directory for one action.
  * Only a command that sets an install up (`create`) makes a store where there
  * is none: any other would answer from a fresh, empty one, so a mistyped
  * `--state-dir` exits 3, creating nothing.
  */
-/** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
-export function identityDir(command: Command, options: { create?: boolean } = {}): string {
-  return options.create ? dirOf(command) : existingState(dirOf(command), 'identity.db', 'identity store', 'create an agent or run `corral up` with this state directory');
-}
-
 export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean } = {}): Promise<T> {
   const dir = identityDir(command, options);
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
@@ -131,10 +134,10 @@ export function registerAgents(program: Command): void {
       .option('--json', 'print the agent as JSON')
       .action(async (name: string, opts: { json?: boolean }, command: Command) => {
         const change = () => withIdentity(command, (id) => id.agents[verb](name));
-        const event = (agent: Agent) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration } });
+        const event = (agent: Agent, deniedApprovals?: string[]) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...(deniedApprovals ? { deniedApprovals } : {}) } });
         // A resume lets the agent act again: it needs a log that can record it. A suspension never waits for one.
-        const agent = verb === 'resume' ? await recordedChange(identityDir(command), change, event) : await change();
-        if (verb !== 'resume') await recordIdentityEvent(dirOf(command), event(agent));
+        const agent = verb === 'resume' ? await recordedChange(identityDir(command), change, (a) => event(a)) : await change();
+        if (verb !== 'resume') await recordIdentityEvent(dirOf(command), event(agent, await withdrawApprovals(dirOf(command), agent)));
         if (opts.json) printJson(agent);
         else process.stdout.write(`agent ${agent.name} is ${agent.status}\n`);
       });
@@ -156,4 +159,28 @@ export function registerAgents(program: Command): void {
       if (opts.json) printJson(issued);
       else process.stdout.write(`${issued.token}\n`);
     });
+}
+
+/**
+ * Withdraws the approvals of a suspended or retired agent in the gateway
+ * state of `dir` (pending, or approved and not yet spent): none lets a
+ * command run from now on, nor once the agent is resumed. A gateway waiting
+ * for one sees it denied. Their ids; none when no gateway ever ran here.
+ */
+async function withdrawApprovals(dir: string, agent: Agent): Promise<string[]> {
+  const { accountApprover, ApprovalStore, GATEWAY_DB_FILE, openGatewayDb } = await import('@corral/gateway');
+  if (!existsSync(join(dir, GATEWAY_DB_FILE))) return [];
+  try {
+    const db = openGatewayDb(dir);
+    try {
+      const { username } = userInfo();
+      return new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id);
+    } finally {
+      db.close();
+    }
+  } catch (error) {
+    // The kill switch stands all the same: a gateway refuses to spend an approval of an agent that is not active.
+    process.stderr.write(`corral: warning: the agent is ${agent.status}, but its approvals in ${dir} could not be withdrawn: ${(error as Error).message}\n`);
+    return [];
+  }
 }

@@ -182,6 +182,28 @@ export class ApprovalStore {
   }
 
   /**
+   * Withdraws every approval of `principal` (as approvals name it:
+   * `Agent::invoice-bot`) that could still let a command run — pending, or
+   * allowed and not yet spent — denying it in `by`'s name, in one
+   * transaction. An agent's suspension withdraws them: none outlives it, even
+   * once the agent is resumed. Returns them as they now stand.
+   */
+  withdrawAll(principal: string, by: string): Approval[] {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const now = this.#now();
+      const rows = this.#db.prepare("SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND expires_at >= ? AND json_extract(action, '$.principal') = ?").all(now, principal) as unknown as Row[];
+      const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?");
+      for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, row.id);
+      this.#db.exec('COMMIT');
+      return rows.map((row) => this.get(row.id));
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
    * Spends an allowed approval on the action it was granted for, once; the
    * digest presented must equal the one approved. (What allow-always allows
    * afterwards is its Cedar grant, so removing the grant withdraws it.)

@@ -118,6 +118,24 @@ export class NodeInvoker {
    */
   resolveApproval(id: string, decision: ApprovalDecision, approver: string): Approval {
     const approval = this.#options.approvals.resolve(id, decision, approver);
+    this.#resolved(approval, decision, approver);
+    return approval;
+  }
+
+  /**
+   * Withdraws every approval of `principal` that could still let a command
+   * run (pending, or allowed and unspent), denied by `by` (an agent's
+   * suspension), and wakes whoever waits for them. Returns their ids.
+   */
+  withdrawApprovalsOf(principal: PrincipalRef, by: string): string[] {
+    const withdrawn = this.#options.approvals.withdrawAll(`${principal.type}::${principal.id}`, by);
+    for (const approval of withdrawn) this.#resolved(approval, 'deny', by);
+    return withdrawn.map((a) => a.id);
+  }
+
+  /** Records `approver`'s decision on `approval` (as it now stands), makes an allow-always grant, tells approvers, and wakes its waiting run once the record is durable. */
+  #resolved(approval: Approval, decision: ApprovalDecision, approver: string): void {
+    const { id } = approval;
     const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } });
     if (approval.status === 'allowed' && approval.decision === 'allow-always') void this.#grant(approval).catch(() => {});
     if (approval.status !== 'pending') {
@@ -131,7 +149,6 @@ export class NodeInvoker {
       };
       void recorded.then(wakeAll, wakeAll);
     } else void recorded.catch(() => {});
-    return approval;
   }
 
   /**
@@ -222,6 +239,8 @@ export class NodeInvoker {
     } catch (error) {
       detail = (error as { code?: string }).code ?? 'error';
     }
+    // Not made, and nothing failed: it was made before and withdrawn since (recorded then), and stays withdrawn.
+    if (!added && detail === undefined) return;
     await this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id: `approval-${approval.id}` }, decision: { effect: 'allow', approval: approval.id }, outcome: { status: added ? 'success' : 'failure', ...(detail ? { detail } : {}) }, details: { digest: approval.digest, approvers: approval.approvers } });
   }
 

@@ -113,24 +113,22 @@ describe('agents', () => {
     }
   });
 
-  it('suspends an agent whose waiting approval another process resolves meanwhile: the nodes are told and the record names only what it denied (regression: 409 after the suspension, nodes never told)', async () => {
+  it('withdraws the approvals of a suspended agent that were approved and not yet spent, so that none runs once it is resumed (regression: a retry after the resume spent the old approval and ran)', async () => {
     const approvals = t.gw.approvals;
-    const raced = approvals.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot' }, quorum: 1 });
-    const list = approvals.list.bind(approvals);
-    // As `corral approvals approve` would, from another process, right after the gateway listed it.
-    approvals.list = (filter) => {
-      const listed = list(filter);
-      approvals.resolve(raced.id, 'allow-once', 'token:carol');
-      approvals.list = list;
-      return listed;
-    };
+    const approved = approvals.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::invoice-bot' }, quorum: 1 });
+    approvals.resolve(approved.id, 'allow-once', 'token:carol');
+    const other = approvals.create({ digest: 'cd'.repeat(32), action: { principal: 'Agent::someone-else' }, quorum: 1 });
     const heard = new Promise<unknown>((resolve) => node.client.on(AGENT_SUSPENDED_EVENT, resolve));
-    const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'raced' });
+    const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'withdraw' });
     assert.deepEqual([answer.status, answer.body.status], [200, 'suspended']);
-    assert.deepEqual(await heard, { agentId: answer.body.id, name: 'invoice-bot', reason: 'raced' });
-    const record = (await auditEvents(state)).filter((e) => e.action === 'agent.suspend').at(-1);
-    assert.deepEqual([record?.details?.reason, record?.details?.deniedApprovals], ['raced', []]);
-    assert.equal(approvals.get(raced.id).status, 'allowed');
+    assert.deepEqual(await heard, { agentId: answer.body.id, name: 'invoice-bot', reason: 'withdraw' });
+    const events = await auditEvents(state);
+    assert.deepEqual(events.filter((e) => e.action === 'agent.suspend').at(-1)?.details?.deniedApprovals, [approved.id]);
+    assert.deepEqual([approvals.get(approved.id).status, approvals.get(other.id).status], ['denied', 'pending']);
+    assert.ok(events.some((e) => e.action === 'approval.resolve' && e.resource.id === approved.id && e.details?.decision === 'deny'));
+    assert.equal((await admin.post('/api/agents/invoice-bot/resume')).status, 200);
+    // A retry of the same action finds nothing to spend: it asks again.
+    assert.equal(approvals.open('ab'.repeat(32)), undefined);
   });
 });
 

@@ -29,17 +29,8 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         const reason = typeof input.reason === 'string' ? input.reason : '';
         const human = actingHuman(caller!);
         const agent = api.identity.agents.suspend(params.name!);
-        // Its commands waiting for approval are denied now, so that none runs once approved.
-        const denied: string[] = [];
-        for (const approval of api.approvals.list({ status: 'pending' }).filter((a) => a.action.principal === `Agent::${agent.name}`)) {
-          try {
-            api.invoker.resolveApproval(approval.id, 'deny', human);
-            denied.push(approval.id);
-          } catch (error) {
-            // Resolved or expired since it was listed (the CLI, another process): nothing is left to deny.
-            if (!(error instanceof GatewayError && (error.code === 'GATEWAY_APPROVAL_RESOLVED' || error.code === 'GATEWAY_APPROVAL_EXPIRED'))) throw error;
-          }
-        }
+        // Its approvals are withdrawn now, pending or approved and unspent: none lets a command run once approved, or once the agent is resumed.
+        const denied = api.invoker.withdrawApprovalsOf({ type: 'Agent', id: agent.name }, human);
         // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
         await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
