@@ -215,6 +215,9 @@ describe('approvals over the protocol', () => {
       await run(operator, ['printf', 'withdrawn-early']);
       assert.equal(existsSync(file), false);
       await assert.rejects(run(operator, ['printf', 'withdrawn-early'], 100), refusedWith('APPROVAL_PENDING'));
+      // Not made again is no failure to record: the log shows the grant made, then withdrawn.
+      const grants = (await auditEvents(state)).filter((e) => e.action === 'policy.grant' && e.resource.id === `approval-${early}`);
+      assert.deepEqual(grants.map((e) => e.outcome?.status), ['success']);
     });
   });
 });
