@@ -197,6 +197,21 @@ describe('loadPolicies: a bad set is refused with file, line and reason', () => 
     assert.match(e.issues[0]!.message, /@id/);
   });
 
+  it('loads a file of more than ten policies without @id, each at its own line (from the eleventh on, lines were lost and the file refused)', () => {
+    const text = Array.from({ length: 12 }, (_, i) => `permit(principal, action, resource) when { context.time.hour == ${i} };`).join('\n');
+    const set = loadPolicies([{ file: 'a.cedar', text }]);
+    assert.deepEqual(
+      set.policies.map((p) => [p.id, p.line]),
+      Array.from({ length: 12 }, (_, i) => [`a.cedar:${i + 1}`, i + 1]),
+    );
+  });
+
+  it('names the line of a schema violation in the third of twelve policies in a file (it named the last line)', () => {
+    const text = Array.from({ length: 12 }, (_, i) => `@id("p${i}") permit(principal is Agent, action, resource) when { ${i === 2 ? 'principal.stauts' : 'principal.status'} == "active" };`).join('\n');
+    const e = refused(() => loadPolicies([{ file: 'a.cedar', text }]));
+    assert.deepEqual([e.issues[0]?.policyId, e.issues[0]?.line], ['p2', 3]);
+  });
+
   it('never lets a foreign exception out, whatever the text (property)', () => {
     const cedarish = fc.array(fc.constantFrom('permit', 'forbid', '(', ')', 'principal', 'action', 'resource', ',', ';', 'when', '{', '}', '@id("x")', '@approval("required")', '"', '==', 'in', 'Action::"record.read"', '\n', '//', 'é', '\u0000'), { maxLength: 30 }).map((xs) => xs.join(' '));
     fc.assert(

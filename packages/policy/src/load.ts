@@ -163,7 +163,7 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
     }
     let cursor = 0;
     let byteCursor = 0;
-    for (const text of split.policies) {
+    for (const text of inSourceOrder(split.policies)) {
       const found = source.text.indexOf(text, cursor);
       const offset = found >= 0 ? found : cursor;
       const byteOffset = byteCursor + Buffer.byteLength(source.text.slice(cursor, offset), 'utf8');
@@ -300,6 +300,18 @@ function tooDeepAt(text: string): number {
     if (depth > MAX_DEPTH) return i;
   }
   return -1;
+}
+
+/**
+ * cedar-wasm names a file's policies policy0, policy1, … in the order they
+ * are written, and returns them sorted by that name: policy10 before policy2.
+ * Their offsets are found in order, so they are put back in written order.
+ */
+function inSourceOrder(texts: readonly string[]): string[] {
+  const names = texts.map((_, i) => `policy${i}`).sort();
+  const ordered: string[] = [];
+  names.forEach((name, at) => (ordered[Number(name.slice('policy'.length))] = texts[at]!));
+  return ordered;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
