@@ -23,6 +23,7 @@ export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => voi
         </button>
       </header>
       <ErrorNote error={detail.error} />
+      {detail.loading && !detail.data && <p className="muted">Loading…</p>}
       {detail.data && proof && (
         <div className="columns">
           <div>
