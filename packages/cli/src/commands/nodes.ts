@@ -69,11 +69,18 @@ function decisionOf(identity: Identity, id: string): { ref: string; requestId?: 
 
 /**
  * `--by`, as identity (`paired_by`) and the audit log record the operator:
- * text a listing can show, and not `corral up`, the name under which `corral
- * up` pairs (and may pair again) nodes of its own. Throws CliFailure (exit 2).
+ * a name as an approver's is checked (approverName), and not `corral up`,
+ * the name under which `corral up` pairs (and may pair again) nodes of its
+ * own. Throws CliFailure (exit 2).
  */
-function operatorOf(by: string): void {
-  if (by.trim() === '' || by.length > 150 || !by.isWellFormed() || /[\p{Cc}\p{Cf}]/u.test(by)) throw new CliFailure('--by must name the operator: 1 to 150 characters of text without control or format characters', EXIT.usage);
+async function operatorOf(by: string): Promise<void> {
+  const { approverName, GatewayError } = await import('@corral/gateway');
+  try {
+    approverName(by);
+  } catch (error) {
+    if (error instanceof GatewayError) throw new CliFailure('--by must name the operator: 1 to 150 characters of text without control or format characters', EXIT.usage, error.code);
+    throw error;
+  }
   if (by === 'corral up') throw new CliFailure("--by 'corral up' is the name corral up pairs its own nodes under: name yourself", EXIT.usage);
 }
 
@@ -92,7 +99,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
     .option('--json', 'print the node as JSON')
     .action(async (id: string, opts: { commands?: string; by: string; json?: boolean }, command: Command) => {
-      operatorOf(opts.by);
+      await operatorOf(opts.by);
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
       const { node } = await recordedChange(
@@ -115,7 +122,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
-        operatorOf(opts.by);
+        await operatorOf(opts.by);
         const dir = await dirFor(command);
         const { node, declined } = await withIdentity(command, (identity) => {
           if (verb === 'revoke') return { node: identity.nodes.revoke(id) };

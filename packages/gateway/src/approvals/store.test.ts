@@ -92,6 +92,14 @@ describe('approvals', () => {
     assert.throws(() => accountApprover('ops', ' '), { code: 'GATEWAY_PARAMS_INVALID' }, 'an approver with no name');
   });
 
+  it('refuses an approver name that would show otherwise than it reads: a control character (C0 or C1) or a format character such as a bidirectional override', () => {
+    for (const name of ['', '   ', 'a'.repeat(151), 'alice\nroot', 'alice\u0085root', 'ali\u202Eecb', 'alice\u200B', 'alice\u2066']) {
+      assert.throws(() => tokenApprover(name), { code: 'GATEWAY_PARAMS_INVALID' }, JSON.stringify(name));
+      assert.throws(() => accountApprover('ops', name), { code: 'GATEWAY_PARAMS_INVALID' }, JSON.stringify(name));
+    }
+    assert.equal(accountApprover('ops', 'Zoë Ñandú 山田'), 'account:ops:Zoë Ñandú 山田');
+  });
+
   it('denies on any approver\'s deny, and cannot then be allowed', () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('rm'), action: {}, quorum: 2 });

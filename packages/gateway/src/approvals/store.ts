@@ -303,13 +303,15 @@ export function accountApprover(account: string, name: string): string {
 }
 
 /**
- * A name an approver gives, as it goes into the record: not blank, at most
- * 150 characters, text without control characters (a line feed would forge a
- * line in every plain-text view of the log). Throws GATEWAY_PARAMS_INVALID.
+ * A name a person gives for themself (an approver, an operator pairing a
+ * node), as it goes into the record: not blank, at most 150 characters, text
+ * without control or format characters (a line feed would forge a line in
+ * every plain-text view of the log; a bidirectional override would show
+ * another name). Throws GATEWAY_PARAMS_INVALID.
  */
-function approverName(name: unknown): string {
-  if (typeof name !== 'string' || name.trim() === '' || name.length > 150 || !name.isWellFormed() || /[\u0000-\u001f\u007f]/.test(name)) {
-    throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 150 characters of text without control characters');
+export function approverName(name: unknown): string {
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 150 || !name.isWellFormed() || /[\p{Cc}\p{Cf}]/u.test(name)) {
+    throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 150 characters of text without control or format characters');
   }
   return name;
 }
