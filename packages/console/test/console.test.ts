@@ -73,6 +73,25 @@ describe('the console in Chromium', () => {
       await page.keyboard.press('Enter');
       assert.equal(await page.locator(':focus').getAttribute('id'), 'main');
     });
+
+    it('signs this browser out even when the gateway cannot be told (regression: the sign-in page showed, and a reload was signed in again)', async () => {
+      const other = await browser.newContext();
+      try {
+        const tab = await other.newPage();
+        tab.setDefaultTimeout(SEEN_MS);
+        await signIn(tab, stack, stack.admin.username, stack.admin.password);
+        await tab.route('**/api/session', (route) => (route.request().method() === 'DELETE' ? route.abort() : route.continue()));
+        await tab.getByRole('button', { name: 'Sign out' }).click();
+        await tab.getByLabel('Username').waitFor();
+        await tab.unroute('**/api/session');
+        await tab.reload();
+        const nav = tab.getByRole('navigation', { name: 'Console' });
+        await tab.getByLabel('Username').or(nav).waitFor();
+        assert.equal(await nav.count(), 0);
+      } finally {
+        await other.close();
+      }
+    });
   });
 
   describe('approvals', () => {

@@ -164,8 +164,12 @@ export const api = {
   },
   signIn: async (username: string, password: string) => remember(await call<Session>('POST', '/api/session', { username, password })),
   signOut: async () => {
-    await call<void>('DELETE', '/api/session');
-    keepSessionKey('');
+    try {
+      await call<void>('DELETE', '/api/session');
+    } finally {
+      // Even when the gateway was not told: the cookie without its key is refused, so forgetting the key signs this browser out.
+      keepSessionKey('');
+    }
   },
   status: () => call<Status>('GET', '/api/status'),
 
