@@ -7,27 +7,18 @@ import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { EventTable } from '../../common/EventTable.tsx';
 import { useEventStream } from '../../hooks/use-event-stream.ts';
 import { ActivityFilters } from './ActivityFilters.tsx';
+import { addLive, merge, type Shown } from './shown.ts';
 
-/** Keeps the newest first and each sequence number once. */
-function merge(newer: ActivityEvent[], older: ActivityEvent[]): ActivityEvent[] {
-  const seen = new Set<number>();
-  const out: ActivityEvent[] = [];
-  for (const event of [...newer, ...older]) {
-    if (seen.has(event.seq)) continue;
-    seen.add(event.seq);
-    out.push(event);
-  }
-  return out.sort((a, b) => b.seq - a.seq);
-}
+const NOTHING: Shown = { events: [], nextBefore: null };
 
 export function Activity() {
   const [filter, setFilter] = useState<ActivityFilter>({ agent: '', node: '', effect: '' });
-  const [events, setEvents] = useState<ActivityEvent[]>([]);
-  const [nextBefore, setNextBefore] = useState<number | null>(null);
+  const [shown, setShown] = useState<Shown>(NOTHING);
+  const { events, nextBefore } = shown;
   const [error, setError] = useState<Error>();
   const [ready, setReady] = useState(false);
 
-  const onRecord = useCallback((event: ActivityEvent) => setEvents((shown) => merge([event], shown)), []);
+  const onRecord = useCallback((event: ActivityEvent) => setShown((now) => addLive(now, event)), []);
   const stream = useEventStream<ActivityEvent>(api.activityStreamUrl(filter), 'record', onRecord);
   const live = stream === 'open';
 
@@ -39,8 +30,7 @@ export function Activity() {
     api.activity(filter).then(
       (page) => {
         if (!current) return;
-        setEvents((shown) => merge(shown, page.items));
-        setNextBefore((before) => before ?? page.nextBefore);
+        setShown((now) => ({ events: merge(now.events, page.items), nextBefore: now.nextBefore ?? page.nextBefore }));
         setError(undefined);
         setReady(true);
       },
@@ -52,8 +42,7 @@ export function Activity() {
   }, [filter, live]);
 
   function changeFilter(next: ActivityFilter) {
-    setEvents([]);
-    setNextBefore(null);
+    setShown(NOTHING);
     setReady(false);
     setFilter(next);
   }
@@ -62,8 +51,7 @@ export function Activity() {
     if (nextBefore === null) return;
     try {
       const page = await api.activity(filter, nextBefore);
-      setEvents((shown) => merge(shown, page.items));
-      setNextBefore(page.nextBefore);
+      setShown((now) => ({ events: merge(now.events, page.items), nextBefore: page.nextBefore }));
     } catch (failure) {
       setError(failure as Error);
     }
