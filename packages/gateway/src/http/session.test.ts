@@ -54,6 +54,18 @@ describe('local sign-in', () => {
     assert.equal((await t.anonymous().signIn('mallory')).status, 200);
   });
 
+  it('lets alice sign in from a browser she signed in from before while someone else keeps failing as alice (its device cookie, for /api/session only); without it she waits', async () => {
+    const first = await t.anonymous().signIn('alice');
+    const device = first.headers.getSetCookie().find((c) => c.startsWith('corral_device='))!;
+    assert.match(device, /^corral_device=[A-Za-z0-9_.-]+; HttpOnly; SameSite=Strict; Path=\/api\/session; Max-Age=2592000$/);
+    for (let i = 0; i < 5; i++) assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: `someone else ${i}` })).status, 401);
+    assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD })).status, 429);
+    const browser = t.anonymous();
+    browser.cookie = device.split(';')[0];
+    assert.equal((await browser.post('/api/session', { username: 'alice', password: TEST_PASSWORD })).status, 200);
+    clock += 5 * 60_000 + 1000;
+  });
+
   it('refuses an address that failed 30 times in five minutes, whatever username it tries next', async () => {
     for (let i = 0; i < 30; i++) assert.equal((await t.anonymous().post('/api/session', { username: `guess-${i}`, password: 'wrong password!' })).status, 401);
     const refused = await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD });

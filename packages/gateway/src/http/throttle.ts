@@ -7,38 +7,80 @@
 // IPv6 counts as itself. A try counts from the moment it starts, so many sent
 // at once are held to the same limits. The table is bounded; when full it
 // drops the entries furthest from their limit first, lockouts last.
+//
+// Those limits let anyone who can reach the console keep a person out (one
+// wrong password a minute for `admin`; on loopback every try comes from one
+// address). So a browser a person signed in from before carries a device
+// cookie for their username, sealed by this process: its tries are counted
+// for that device alone, 5 in 5 minutes, and no one else's failures hold it up.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
 const MAX_KEYS = 10_000;
+export const DEVICE_COOKIE = 'corral_device';
+/** How long a device cookie vouches for its browser. */
+export const DEVICE_TTL_S = 30 * 24 * 3600;
 
 export class SignInThrottle {
   readonly #failures = new Map<string, number[]>();
   readonly #now: () => number;
+  /** Seals the device cookies of this process: a restart ends them, as it ends sessions. */
+  readonly #deviceKey = randomBytes(32);
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
   }
 
   /**
-   * A try at signing in as this username from this address: the seconds to
-   * wait when it is refused, else 0, and the try is counted as a failure at
-   * once (until succeed()), so that tries made at the same time count too.
+   * A try at signing in as this username from this address, with the device
+   * cookies the browser sent: the seconds to wait when it is refused, else 0,
+   * and the try is counted as a failure at once (until succeed()), so that
+   * tries made at the same time count too.
    */
-  attempt(username: string, address: string): number {
-    const wait = Math.max(this.#wait(`user:${keyOf(username)}`, PER_USERNAME), this.#wait(`addr:${networkOf(address)}`, PER_ADDRESS));
+  attempt(username: string, address: string, deviceCookies: readonly string[] = []): number {
+    const keys = this.#keys(username, address, deviceCookies);
+    const wait = Math.max(...keys.map(([key, max]) => this.#wait(key, max)));
     if (wait > 0) return wait;
-    this.#add(`user:${keyOf(username)}`, PER_USERNAME);
-    this.#add(`addr:${networkOf(address)}`, PER_ADDRESS);
+    for (const [key, max] of keys) this.#add(key, max);
     return 0;
   }
 
-  /** A try that succeeded: the username's failures are forgotten, and the address's count drops the try. */
-  succeed(username: string, address: string): void {
-    this.#failures.delete(`user:${keyOf(username)}`);
-    this.#failures.get(`addr:${networkOf(address)}`)?.pop();
+  /**
+   * A try that succeeded: the failures it was counted in are forgotten (an
+   * address's, only that try). Answers the device cookie to give the browser.
+   */
+  succeed(username: string, address: string, deviceCookies: readonly string[] = []): string {
+    for (const [key] of this.#keys(username, address, deviceCookies)) {
+      if (key.startsWith('addr:')) this.#failures.get(key)?.pop();
+      else this.#failures.delete(key);
+    }
+    const id = randomBytes(12).toString('base64url');
+    const issued = Math.floor(this.#now() / 1000);
+    return `${id}.${issued}.${this.#seal(username, id, issued)}`;
+  }
+
+  /** Where a try counts: the device a valid cookie names for this username alone, else the username and the address. */
+  #keys(username: string, address: string, deviceCookies: readonly string[]): Array<[string, number]> {
+    const device = deviceCookies.map((c) => this.#device(username, c)).find((d) => d !== undefined);
+    return device !== undefined ? [[`dev:${device}`, PER_USERNAME]] : [[`user:${keyOf(username)}`, PER_USERNAME], [`addr:${networkOf(address)}`, PER_ADDRESS]];
+  }
+
+  /** The device a cookie names, when this process sealed it for `username` within DEVICE_TTL_S. */
+  #device(username: string, cookie: string): string | undefined {
+    const [id, issued, mac] = cookie.split('.');
+    if (!id || !issued || !mac || !/^[A-Za-z0-9_-]{16}$/.test(id) || !/^\d{1,12}$/.test(issued)) return undefined;
+    const age = this.#now() / 1000 - Number(issued);
+    if (age < 0 || age > DEVICE_TTL_S) return undefined;
+    const expected = Buffer.from(this.#seal(username, id, Number(issued)));
+    const given = Buffer.from(mac);
+    return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
+  }
+
+  #seal(username: string, id: string, issued: number): string {
+    return createHmac('sha256', this.#deviceKey).update(`${keyOf(username)}\n${id}\n${issued}`).digest('base64url');
   }
 
   #wait(key: string, max: number): number {
