@@ -21,6 +21,15 @@ describe('formatMoney', () => {
   it('still shows the number and the code for a currency Intl does not know', () => {
     assert.equal(formatMoney(1999, 'not-a-currency'), '19.99 not-a-currency');
   });
+
+  it('reads a code in lower case by the same exponent as in upper case, as Intl does (regression: 5,000,000 "jpy" showed as ¥50,000.00)', () => {
+    assert.equal(formatMoney(5_000_000, 'jpy'), formatMoney(5_000_000, 'JPY'));
+    assert.equal(formatMoney(1234, 'bhd'), formatMoney(1234, 'BHD'));
+  });
+
+  it('spells out what draws nothing or reorders the line in a code it does not know, since the agent chose it (regression: a bidi override beside the amount)', () => {
+    assert.equal(formatMoney(1999, 'EUR\u202E00.0001'), '19.99 EUR\\u202E00.0001');
+  });
 });
 
 describe('formatCountdown', () => {

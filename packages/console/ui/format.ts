@@ -5,13 +5,14 @@ const MINOR_DIGITS = new Map(Object.entries({ BIF: 0, CLP: 0, DJF: 0, GNF: 0, IS
 
 /** An amount in minor units as money, every minor digit shown: 125000 "EUR" → "€1,250.00", 5000 "JPY" → "¥5,000", 1234 "BHD" → "BHD 1.234". */
 export function formatMoney(minor: number, currency = 'USD'): string {
-  const digits = MINOR_DIGITS.get(currency) ?? 2;
+  // Intl takes a code in any case ("jpy" is yen), so its exponent must be looked up the same way.
+  const digits = MINOR_DIGITS.get(currency.toUpperCase()) ?? 2;
   const major = minor / 10 ** digits;
   try {
     return new Intl.NumberFormat(undefined, { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits }).format(major);
   } catch {
-    // An unknown currency code still shows the number and the code as given.
-    return `${major.toFixed(digits)} ${currency}`;
+    // An unknown currency code still shows the number and the code as given (the agent's text, so through visible()).
+    return `${major.toFixed(digits)} ${visible(currency)}`;
   }
 }
 
