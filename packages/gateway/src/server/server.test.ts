@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
-import { MAX_AGENT_CONNECTIONS } from './server.ts';
+import { MAX_AGENT_CONNECTIONS, addressGroup } from './server.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 function operator(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<GatewayClient> {
@@ -389,6 +389,7 @@ describe('gateway start-up', () => {
   it('refuses socket limits that contradict each other (GATEWAY_CONFIG_INVALID)', async () => {
     const gw = await startTestGateway();
     await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, maxConnections: 10, maxUnauthenticated: 11 }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, maxUnauthenticated: 8, maxUnauthenticatedPerAddress: 9 }), { code: 'GATEWAY_CONFIG_INVALID' });
     await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, headersTimeoutMs: 2_000, requestTimeoutMs: 1_000 }), { code: 'GATEWAY_CONFIG_INVALID' });
     await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, maxConnections: 0 }), { code: 'GATEWAY_CONFIG_INVALID' });
     await gw.stop();
@@ -516,5 +517,38 @@ describe('when sockets trickle their HTTP headers (slow-loris)', () => {
     } finally {
       await gw.stop();
     }
+  });
+});
+
+describe('when one address opens handshake after handshake', () => {
+  it("closes that address's own oldest, so a client from another address still completes its handshake (regression: the flood closed every other address's handshake, oldest first)", async () => {
+    const gw = await startTestGateway({ maxUnauthenticated: 8, maxUnauthenticatedPerAddress: 4 });
+    const flood: WebSocket[] = [];
+    try {
+      const peer = await RawPeer.open(gw.server.url);
+      const { nonce, ts } = (await peer.next()).payload as { nonce: string; ts: number };
+      for (let i = 0; i < 12; i++) {
+        const socket = new WebSocket(gw.server.url, { localAddress: '127.0.0.2', perMessageDeflate: false });
+        socket.on('error', () => {});
+        flood.push(socket);
+        await new Promise((resolve) => socket.once('open', resolve).once('close', resolve));
+      }
+      assert.equal(flood.filter((s) => s.readyState === WebSocket.OPEN).length, 4);
+      peer.send({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: ['operator.read'] }, nonce, ts) });
+      assert.equal((await peer.next()).ok, true);
+      await peer.close();
+    } finally {
+      for (const socket of flood) socket.terminate();
+      await gw.stop();
+    }
+  });
+
+  it('counts an IPv6 peer by its /64, which one host commonly holds whole', () => {
+    assert.equal(addressGroup('2001:db8:1:2::5'), addressGroup('2001:db8:1:2:ffff:1:2:3'));
+    assert.notEqual(addressGroup('2001:db8:1:2::5'), addressGroup('2001:db8:1:3::5'));
+    assert.equal(addressGroup('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(addressGroup('192.0.2.7'), '192.0.2.7');
+    assert.equal(addressGroup('fe80::1%eth0'), addressGroup('fe80::2'));
+    assert.equal(addressGroup('::1'), addressGroup('0:0:0:0:0:0:0:1'));
   });
 });

@@ -32,6 +32,10 @@ export const GATEWAY_VERSION = '0.1.0';
  *   out; only authenticated connections (they hold the token) can fill the
  *   total, and a newcomer is refused only then. An agent token is no gateway
  *   token: one agent holds at most MAX_AGENT_CONNECTIONS.
+ * - One address (an IPv6 /64) holds at most MAX_UNAUTHENTICATED_PER_ADDRESS
+ *   unauthenticated sockets: past it, its newcomer closes its own oldest, so
+ *   a flood from one host never closes another host's handshake (it closed
+ *   every one older than the flood's last MAX_UNAUTHENTICATED sockets).
  * - Headers must arrive within HEADERS_TIMEOUT_MS, a whole request within
  *   REQUEST_TIMEOUT_MS; an idle keep-alive socket closes after
  *   KEEP_ALIVE_TIMEOUT_MS; a WebSocket must send `connect` within the
@@ -39,6 +43,8 @@ export const GATEWAY_VERSION = '0.1.0';
  */
 export const MAX_CONNECTIONS = 4_096;
 export const MAX_UNAUTHENTICATED = 256;
+/** Room for the 50 nodes at once the 1,000-node bench connects from one address. */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 /** Connections one agent may hold: an agent token is no gateway token, and must not let its holder fill MAX_CONNECTIONS. */
 export const MAX_AGENT_CONNECTIONS = 16;
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -111,6 +117,8 @@ export interface GatewayServerOptions {
   maxConnections?: number;
   /** Sockets open at once that have not completed the handshake (default MAX_UNAUTHENTICATED, at most maxConnections). */
   maxUnauthenticated?: number;
+  /** Of those, from one address or IPv6 /64 (default MAX_UNAUTHENTICATED_PER_ADDRESS, at most maxUnauthenticated). */
+  maxUnauthenticatedPerAddress?: number;
   /** An HTTP request's headers must arrive within this (default 10 s). */
   headersTimeoutMs?: number;
   /** A whole HTTP request must arrive within this (default 30 s, at least headersTimeoutMs). */
@@ -128,6 +136,7 @@ interface Settings {
   maxInFlight: number;
   maxConnections: number;
   maxUnauthenticated: number;
+  maxUnauthenticatedPerAddress: number;
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -149,7 +158,10 @@ export class GatewayServer {
   #tick: NodeJS.Timeout | undefined;
   /** Every open socket, and, oldest first, those not yet authenticated and those still sending their request headers. */
   readonly #sockets = new Set<Socket>();
-  readonly #unauthenticated = new Set<Socket>();
+  /** Each with its address group (addressGroup). */
+  readonly #unauthenticated = new Map<Socket, string>();
+  /** The unauthenticated sockets of each address group, oldest first. */
+  readonly #unauthenticatedFrom = new Map<string, Set<Socket>>();
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
 
@@ -171,6 +183,7 @@ export class GatewayServer {
    */
   static async start(options: GatewayServerOptions): Promise<GatewayServer> {
     if (typeof options.token !== 'string' || options.token.length < 16) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway token is required and must be at least 16 characters');
+    const maxUnauthenticated = options.maxUnauthenticated ?? Math.min(MAX_UNAUTHENTICATED, options.maxConnections ?? MAX_CONNECTIONS);
     const settings: Settings = {
       token: options.token,
       tickIntervalMs: options.tickIntervalMs ?? TICK_INTERVAL_MS,
@@ -179,7 +192,8 @@ export class GatewayServer {
       maxBufferedBytes: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
       maxInFlight: options.maxInFlight ?? MAX_IN_FLIGHT,
       maxConnections: options.maxConnections ?? MAX_CONNECTIONS,
-      maxUnauthenticated: options.maxUnauthenticated ?? Math.min(MAX_UNAUTHENTICATED, options.maxConnections ?? MAX_CONNECTIONS),
+      maxUnauthenticated,
+      maxUnauthenticatedPerAddress: options.maxUnauthenticatedPerAddress ?? Math.min(MAX_UNAUTHENTICATED_PER_ADDRESS, maxUnauthenticated),
       headersTimeoutMs: options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS,
       requestTimeoutMs: options.requestTimeoutMs ?? Math.max(REQUEST_TIMEOUT_MS, options.headersTimeoutMs ?? 0),
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? KEEP_ALIVE_TIMEOUT_MS,
@@ -188,6 +202,7 @@ export class GatewayServer {
       if (name !== 'token' && (!Number.isSafeInteger(value) || (value as number) < 1)) throw new GatewayError('GATEWAY_CONFIG_INVALID', `${name} must be a positive integer`);
     }
     if (settings.maxUnauthenticated > settings.maxConnections) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'maxUnauthenticated must not exceed maxConnections');
+    if (settings.maxUnauthenticatedPerAddress > settings.maxUnauthenticated) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'maxUnauthenticatedPerAddress must not exceed maxUnauthenticated');
     if (settings.headersTimeoutMs > settings.requestTimeoutMs) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'headersTimeoutMs must not exceed requestTimeoutMs');
     const fallback = options.http ?? ((_req: IncomingMessage, res: ServerResponse) => res.writeHead(426, { 'content-type': 'text/plain' }).end('upgrade required\n'));
     const http = createServer(
@@ -283,37 +298,56 @@ export class GatewayServer {
   }
 
   /**
-   * A new socket: counted, and room made for it by closing the oldest
-   * unauthenticated socket when a cap is reached; refused only when
-   * authenticated connections alone fill maxConnections.
+   * A new socket: counted, and room made for it by closing its own address's
+   * oldest unauthenticated socket, or else the oldest of all, when a cap is
+   * reached; refused only when authenticated connections alone fill maxConnections.
    */
   #admit(socket: Socket): void {
-    if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne();
+    const group = addressGroup(socket.remoteAddress ?? '');
+    const own = this.#unauthenticatedFrom.get(group);
+    if (own !== undefined && own.size >= this.#settings.maxUnauthenticatedPerAddress) this.#evict(own.values().next().value!);
+    else if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne();
     if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne()) {
       this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: socket.remoteAddress ?? '' });
       socket.destroy();
       return;
     }
     this.#sockets.add(socket);
-    this.#unauthenticated.add(socket);
+    this.#unauthenticated.set(socket, group);
+    // Read again: an eviction above may have emptied and dropped the group's set.
+    this.#unauthenticatedFrom.set(group, (this.#unauthenticatedFrom.get(group) ?? new Set()).add(socket));
     this.#sendingHeaders.add(socket);
     socket.once('close', () => this.#forget(socket));
   }
 
   /** Closes the oldest socket still sending its headers, else the oldest other unauthenticated one. Returns whether there was one. */
   #evictOne(): boolean {
-    const victim = this.#sendingHeaders.values().next().value ?? this.#unauthenticated.values().next().value;
+    const victim = this.#sendingHeaders.values().next().value ?? this.#unauthenticated.keys().next().value;
     if (victim === undefined) return false;
+    this.#evict(victim);
+    return true;
+  }
+
+  #evict(victim: Socket): void {
     this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: victim.remoteAddress ?? '' });
     this.#forget(victim);
     victim.destroy();
-    return true;
   }
 
   #forget(socket: Socket): void {
     this.#sockets.delete(socket);
-    this.#unauthenticated.delete(socket);
     this.#sendingHeaders.delete(socket);
+    this.#leaveUnauthenticated(socket);
+  }
+
+  /** No longer one a newcomer may displace: authenticated, or gone. */
+  #leaveUnauthenticated(socket: Socket): void {
+    const group = this.#unauthenticated.get(socket);
+    if (group === undefined) return;
+    this.#unauthenticated.delete(socket);
+    const own = this.#unauthenticatedFrom.get(group);
+    own?.delete(socket);
+    if (own?.size === 0) this.#unauthenticatedFrom.delete(group);
   }
 
   #accept(socket: WebSocket, request: IncomingMessage): void {
@@ -451,9 +485,8 @@ export class GatewayServer {
     }
     connection.peer = peer;
     connection.phase = 'ready';
-    // Authenticated: no longer one a newcomer may displace.
     const raw = this.#socketOf.get(connection);
-    if (raw !== undefined) this.#unauthenticated.delete(raw);
+    if (raw !== undefined) this.#leaveUnauthenticated(raw);
     const hello: HelloOk = {
       type: 'hello-ok',
       protocol: peer.protocol,
@@ -566,6 +599,21 @@ export class GatewayServer {
 }
 
 export { PROTOCOL_VERSION };
+
+/**
+ * The group a peer's address counts in toward MAX_UNAUTHENTICATED_PER_ADDRESS:
+ * an IPv4 address (also one mapped into IPv6), or the first 64 bits of an IPv6
+ * address, since one host is commonly given a whole /64.
+ */
+export function addressGroup(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail] = address.split('%')[0]!.toLowerCase().split('::');
+  const groups = (text: string | undefined): string[] => (text ? text.split(':') : []);
+  const expanded = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(Math.max(0, 8 - groups(head).length - groups(tail).length)).fill('0'), ...groups(tail)];
+  return expanded.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
+}
 
 /** Why listening failed, in words a person can act on. */
 function listenFailure(error: NodeJS.ErrnoException, host: string, port: number): string {
