@@ -96,6 +96,23 @@ describe('DecisionPoint.decide', () => {
     assert.equal(pdp.decide(pay()).decision, 'deny');
   });
 
+  describe('when the entity data does not fit the schema the policies were validated against', () => {
+    const suspended = '@id("suspended") forbid(principal is Agent, action, resource) when { principal.status == "suspended" };\n@id("all") permit(principal, action, resource);';
+    const bot = ENTITIES[1]!;
+    for (const [name, entity] of [
+      ['a status that is a set, not a string (the forbid compared unequal and the agent was allowed)', { ...bot, attrs: { ...bot.attrs, status: ['suspended'] } }],
+      ['an attribute the schema does not declare', { ...bot, attrs: { ...bot.attrs, stauts: 'suspended' } }],
+      ['an entity type the schema does not declare (its groups, and the forbids on them, were lost)', { ...bot, uid: { type: 'Agnet', id: 'bot' } }],
+      ['a parent of a type the schema does not allow', { ...bot, parents: [{ type: 'Collection', id: 'payments' }] }],
+    ] as const) {
+      it(`refuses ${name} with POLICY_ENTITIES_INVALID and keeps the data it had`, () => {
+        const pdp = pdpWith(suspended);
+        assert.throws(() => pdp.setEntities(ENTITIES.map((e) => (e === bot ? entity : e))), { code: 'POLICY_ENTITIES_INVALID' });
+        assert.equal(pdp.entities.version, 1);
+      });
+    }
+  });
+
   it('names the request in Cedar spelling, so an id with quotes or line breaks cannot forge the reason (property)', () => {
     const pdp = pdpWith('@id("read") permit(principal, action == Action::"record.read", resource);');
     fc.assert(

@@ -73,6 +73,19 @@ const released = new FinalizationRegistry((instance: number) => {
   }
 });
 
+/** Decision points that take entities not held to the schema. Not exported from the package: see acceptIllTypedEntities. */
+const untyped = new WeakSet<DecisionPoint>();
+
+/**
+ * Lets `point` take entity data that does not fit its schema. Not exported
+ * from the package: the differential tests use it to hand ill-typed data to
+ * both evaluators.
+ */
+export function acceptIllTypedEntities(point: DecisionPoint): DecisionPoint {
+  untyped.add(point);
+  return point;
+}
+
 /**
  * Corral's policy decision point. Holds one active policy set and one entity
  * store; `decide` is synchronous. Policies are sliced by action and principal
@@ -127,9 +140,9 @@ export class DecisionPoint {
     return set;
   }
 
-  /** Replaces the entity data (Cedar JSON entity array). Throws POLICY_ENTITIES_INVALID and keeps the old data. */
+  /** Replaces the entity data (Cedar JSON entity array), which must fit the schema. Throws POLICY_ENTITIES_INVALID and keeps the old data. */
   setEntities(entities: unknown): void {
-    this.#entities = new EntityStore(this.schema, entities, this.#entities.version + 1);
+    this.#entities = new EntityStore(this.schema, entities, this.#entities.version + 1, !untyped.has(this));
   }
 
   /**

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DecisionPoint } from './decision-point.ts';
+import { DecisionPoint, acceptIllTypedEntities } from './decision-point.ts';
 import { cedar } from './lib/cedar.ts';
 import { parseUnvalidated } from './load.ts';
 
@@ -195,7 +195,7 @@ describe('the compiled evaluator against cedar-wasm, on hostile policies, entiti
       fc.property(fc.array(policy, { minLength: 1, maxLength: 6 }), entities, fc.array(request, { minLength: 1, maxLength: 3 }), (texts, data, requests) => {
         const sources = texts.map((t, i) => ({ file: `p${i}.cedar`, text: `@id("p${i}")\n${t}` }));
         const set = parseUnvalidated(sources);
-        const pdp = new DecisionPoint();
+        const pdp = acceptIllTypedEntities(new DecisionPoint());
         pdp.load(set);
         pdp.setEntities(data);
         const effects = new Map(set.policies.map((p) => [p.id, p]));

@@ -25,8 +25,12 @@ export class EntityStore {
   readonly #byKey = new Map<string, StoredEntity>();
   readonly #ancestors = new Map<string, ReadonlySet<string>>();
 
-  /** Throws POLICY_ENTITIES_INVALID on malformed input or a duplicate uid. */
-  constructor(schema: CorralSchema, entities: unknown, version = 0) {
+  /**
+   * Throws POLICY_ENTITIES_INVALID on malformed input, a duplicate uid, or
+   * (unless `typed` is false) an entity that does not fit `schema`: its type,
+   * attributes and parents' types.
+   */
+  constructor(schema: CorralSchema, entities: unknown, version = 0, typed = true) {
     if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
     const json: EntityJson[] = [];
     for (const [index, raw] of entities.entries()) {
@@ -53,9 +57,11 @@ export class EntityStore {
       json.push({ uid: { type: 'Action', id: action.id }, attrs: {}, parents });
     }
     // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
-    const parsed = cedar.checkParseEntities({ entities: json } as never);
+    // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
+    // unequal to "suspended", an agent of a misspelt type has none of its groups, and a forbid on either never applies.
+    const parsed = cedar.checkParseEntities({ entities: json, ...(typed ? { schema: schema.text } : {}) } as never);
     if (parsed.type !== 'success') {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `Cedar cannot read the entities: ${parsed.errors.map(describeCedarError).join('; ')}`);
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities do not fit the schema or Cedar cannot read them: ${parsed.errors.map(describeCedarError).join('; ')}`);
     }
     this.json = json;
     this.version = version;

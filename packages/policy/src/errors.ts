@@ -8,7 +8,7 @@ export type PolicyErrorCode =
   | 'POLICY_SCHEMA_INVALID'
   /** A decision request is malformed or does not fit the schema (unknown action, wrong principal type, bad context). */
   | 'POLICY_REQUEST_INVALID'
-  /** Entity data is malformed (not an array, duplicate uid, bad value). */
+  /** Entity data is malformed (not an array, duplicate uid, bad value) or does not fit the schema. */
   | 'POLICY_ENTITIES_INVALID'
   /** A cases file for `policy test` is malformed. */
   | 'POLICY_CASES_INVALID'
