@@ -134,6 +134,19 @@ describe('the console for admins, approvers and auditors', () => {
       await page.getByRole('button', { name: 'Discard changes' }).click();
     });
 
+    it('spells out under the editor each line whose characters draw nothing or reorder it, so a permit cannot pass for a comment (regression: a bidi override reached the reader raw)', async () => {
+      const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
+      const text = await editor.inputValue();
+      const line = text.split('\n').length + 1;
+      await editor.fill(`${text}\n// harmless \u202E\u2066permit (principal, action, resource);\u2069`);
+      const note = page.locator('.hidden-characters');
+      await note.locator('li', { hasText: `${line}: // harmless \\u202E\\u2066permit (principal, action, resource);\\u2069` }).waitFor();
+      assert.equal(await note.locator('li').count(), 1);
+      assert.match((await editor.getAttribute('aria-describedby')) ?? '', /\S/);
+      await page.getByRole('button', { name: 'Discard changes' }).click();
+      await note.waitFor({ state: 'detached' });
+    });
+
     it('runs the active set\'s test cases against the candidate', async () => {
       await page.getByRole('button', { name: 'Test' }).click();
       const summary = page.getByRole('status').filter({ hasText: /cases pass/ });

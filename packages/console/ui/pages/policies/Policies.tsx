@@ -9,6 +9,7 @@ import { isAdmin } from '../../common/roles.ts';
 import { shortHash } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 import { CheckResults, type Result } from './CheckResults.tsx';
+import { HiddenCharacters } from './HiddenCharacters.tsx';
 
 export function Policies({ user }: { user: User }) {
   const active = useLoad(() => api.policies(), []);
@@ -72,6 +73,7 @@ export function Policies({ user }: { user: User }) {
                 <textarea
                   spellCheck={false}
                   readOnly={!admin}
+                  aria-describedby="policy-hidden-characters"
                   value={file.text}
                   rows={Math.min(30, Math.max(10, file.text.split('\n').length + 1))}
                   onChange={(e) => {
@@ -82,6 +84,7 @@ export function Policies({ user }: { user: User }) {
                 />
               </label>
             )}
+            {file && <HiddenCharacters id="policy-hidden-characters" text={file.text} />}
             {admin && (
               <div className="actions">
                 <button type="button" disabled={busy} onClick={() => void check(async () => ({ kind: 'validate', value: await api.validatePolicies(candidate) }))}>
