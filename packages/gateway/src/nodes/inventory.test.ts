@@ -338,3 +338,27 @@ describe('when the audit log refuses the record of a pairing decision', () => {
     }
   });
 });
+
+describe('when the audit log refuses the record of a removal', () => {
+  it('removes the node all the same and says it did, not that nothing happened (regression: a retryable internal error, as if the node were still paired)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    const identity = Identity.open(stateDir);
+    const db = openGatewayDb(stateDir);
+    const server = await GatewayServer.start({ token, identity, port: 0 });
+    new NodeInventory(server, new SurfaceStore(db), { record: async () => Promise.reject(new Error('the disk is full')) });
+    const admin = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const device = createDeviceIdentity();
+      await assert.rejects(GatewayClient.connect({ url: server.url, token, role: 'node', device, commands: [] }), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+      identity.nodes.pair(device.deviceId, 'test');
+      await assert.rejects(admin.request('node.pair.remove', { nodeId: device.deviceId }), (e: { wire?: { code: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable !== true);
+      assert.equal(identity.nodes.get(device.deviceId).status, 'revoked');
+    } finally {
+      await admin.close();
+      await server.close();
+      db.close();
+      identity.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -329,7 +329,8 @@ export class NodeInventory {
           if (!(error instanceof IdentityError)) throw error;
         }
         this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
-        await this.#record({ actor: operatorActor(peer), action: 'node.revoke', resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: 'success' }, details: { displayName: node.displayName, status: 'revoked' } });
+        // Removed even when its record is refused, and the caller is told so (as for a rejection).
+        await this.#recorded({ actor: operatorActor(peer), action: 'node.revoke', resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, outcome: { status: 'success' }, details: { displayName: node.displayName, status: 'revoked' } }, false);
         return { nodeId: node.deviceId, removed: true };
       },
     });
