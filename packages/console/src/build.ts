@@ -8,7 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { ConsoleError } from './errors.ts';
 
 const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCES = [join(PACKAGE_DIR, 'ui'), join(PACKAGE_DIR, 'vite.config.ts'), join(PACKAGE_DIR, 'package.json')];
+/**
+ * What a build is made from. The workspace's lock file stands for the installed
+ * React and Vite: `npm update` changes it, and an upgrade (a security fix) must
+ * reach the console served. Outside this workspace it may not exist.
+ */
+const SOURCES = [join(PACKAGE_DIR, 'ui'), join(PACKAGE_DIR, 'vite.config.ts'), join(PACKAGE_DIR, 'package.json'), join(PACKAGE_DIR, '..', '..', 'package-lock.json')];
 const LOCK = join(PACKAGE_DIR, '.build.lock');
 /** Longer than any build on these machines; a lock older than this was left by a process that died. */
 const STALE_LOCK_MS = 120_000;
@@ -19,7 +24,8 @@ export function consoleDir(): string {
 }
 
 function newestMtime(path: string): number {
-  const stat = statSync(path);
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat) return 0;
   if (!stat.isDirectory()) return stat.mtimeMs;
   let newest = stat.mtimeMs;
   for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));

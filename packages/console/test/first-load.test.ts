@@ -1,12 +1,12 @@
 // The console's first page load, as the bundle bench measures it.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { measureFirstLoad } from '../src/first-load.ts';
-import { buildConsole, consoleIsFresh } from '../src/index.ts';
+import { buildConsole, consoleDir, consoleIsFresh } from '../src/index.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -51,5 +51,16 @@ describe('the built console', () => {
     assert.ok(consoleIsFresh());
     assert.ok(load.files.some((f) => f.kind === 'js'), 'index.html names a script');
     assert.ok(load.jsGzipBytes <= 300 * 1024, `${load.jsGzipBytes} bytes`);
+  });
+
+  it('is built again when the workspace\'s package-lock.json changes (regression: an upgraded React or Vite was never built into the console served)', async () => {
+    const lock = join(import.meta.dirname, '..', '..', '..', 'package-lock.json');
+    await buildConsole();
+    // Only the time changes: what `npm update` leaves, as far as freshness can tell.
+    const later = new Date(Math.max(Date.now(), statSync(join(consoleDir(), 'index.html')).mtimeMs + 1));
+    utimesSync(lock, later, later);
+    assert.equal(consoleIsFresh(), false);
+    await buildConsole();
+    assert.ok(consoleIsFresh());
   });
 });
