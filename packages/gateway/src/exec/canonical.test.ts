@@ -92,6 +92,14 @@ describe('canonicalRun', () => {
     assert.equal(canonicalRun({ command: ['ls'], env: { LANG: 'C.UTF-8', TZ: 'UTC' } }).opaque, false);
   });
 
+  it("marks a run opaque when its environment names a configuration that runs a command: git's (GIT_CONFIG_COUNT/KEY/VALUE, GIT_CONFIG_PARAMETERS), one read from another HOME, npm's, Lua's (regression: a permit for git ran core.fsmonitor)", () => {
+    const gitConfig = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.fsmonitor', GIT_CONFIG_VALUE_0: 'touch /tmp/pwned; false' };
+    for (const env of [gitConfig as Record<string, string>, { GIT_CONFIG_KEY_0: 'core.pager' }, { GIT_CONFIG_SYSTEM: '/tmp/x' }, { GIT_PROXY_COMMAND: '/tmp/x' }, { HOME: '/tmp/planted' }, { XDG_CONFIG_HOME: '/tmp/planted' }, { npm_config_script_shell: '/tmp/x' }, { LUA_INIT: 'os.execute("x")' }, { PYTHONWARNINGS: 'ignore::evil.Warning' }]) {
+      assert.equal(canonicalRun({ command: ['git', 'status'], env }).opaque, true, Object.keys(env)[0]);
+    }
+    assert.equal(canonicalRun({ command: ['env', 'GIT_CONFIG_COUNT=1', 'GIT_CONFIG_KEY_0=core.fsmonitor', 'GIT_CONFIG_VALUE_0=x', 'git', 'status'] }).opaque, true);
+  });
+
   it('marks a shell opaque when options follow -c (the payload is then not the next word)', () => {
     assert.equal(canonicalRun({ command: ['bash', '-c', '-x', 'rm -rf /'] }).opaque, true);
     assert.equal(canonicalRun({ command: ['sh', '-c', '+e', 'rm -rf /'] }).opaque, true);

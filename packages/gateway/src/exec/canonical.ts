@@ -63,9 +63,21 @@ const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'b', '
 const SHELL_OPTION_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noexec', 'pipefail', 'noclobber', 'allexport', 'posix', 'errtrace', 'functrace', 'physical', 'notify', 'hashall', 'extglob', 'nullglob', 'failglob', 'dotglob', 'globstar', 'nocaseglob', 'lastpipe', 'inherit_errexit']);
 /** bash's long options that change neither what runs nor how the payload is read; any other (`--rcfile F`, `--init-file F`, …) makes the run opaque. */
 const SHELL_LONG_OPTIONS = new Set(['--norc', '--noprofile', '--posix', '--login', '--noediting']);
-/** Environment variables that change which code a program runs (a search path, a preloaded library, a startup file, a helper program). */
-const EXECUTION_ENV = new Set(['PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_PAGER', 'GIT_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_ASKPASS', 'GIT_CONFIG_GLOBAL', 'GIT_CONFIG_PARAMETERS', 'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS']);
-const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_'];
+/**
+ * Environment variables that change which code a program runs: a search
+ * path, a preloaded library, a startup file, a helper program, or where a
+ * program reads a configuration that names one (`HOME` and `XDG_CONFIG_HOME`
+ * hold `.gitconfig` and `.ssh/config`, whose `core.fsmonitor` or
+ * `ProxyCommand` run a command of their choosing).
+ */
+const EXECUTION_ENV = new Set([
+  'PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'HOME', 'XDG_CONFIG_HOME', 'ZDOTDIR',
+  'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
+  'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_PAGER', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_ASKPASS', 'GIT_PROXY_COMMAND', 'GIT_TEMPLATE_DIR',
+  'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
+]);
+/** …and whole families of them: the loader's, bash's exported functions, git's configuration given in the environment (`GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`), npm's settings, Lua's startup code. */
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
