@@ -19,14 +19,8 @@ export function printable(text: string): string {
   });
 }
 
-/**
- * An argv as a POSIX shell would need it typed: an argument with a space,
- * quote or other special character is single-quoted, so `['cp', 'a b', 'c']`
- * and `['cp', 'a', 'b', 'c']` never look alike. Print it through printable().
- */
-export function commandLine(argv: readonly unknown[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(String(a)) ? String(a) : `'${String(a).replaceAll("'", `'\\''`)}'`)).join(' ');
-}
+// An argv as a POSIX shell would need it typed; print it through printable().
+export { commandLine } from '@corral/gateway/command-line';
 
 /** Prints a value as one JSON document on stdout. */
 export function printJson(value: unknown): void {

@@ -1,6 +1,7 @@
 // An audit record summarised for people: the `Event` of the activity feed and
 // the audit explorer's list (docs/http-api.md).
 import type { AuditRecord } from '@corral/audit';
+import { commandLine } from '../exec/command-line.ts';
 
 export interface ActivityEvent {
   seq: number;
@@ -40,7 +41,7 @@ export function toEvent(record: AuditRecord, names: ReadonlyMap<string, string> 
 function summarise(record: AuditRecord, name: string | undefined): string {
   const e = record.event;
   const who = `${e.actor.kind} ${name ?? e.actor.id}`;
-  const argv = Array.isArray(e.details?.argv) ? (e.details.argv as unknown[]).map(String).join(' ') : undefined;
+  const argv = Array.isArray(e.details?.argv) ? commandLine(e.details.argv as unknown[]) : undefined;
   // Agents are recorded by id; the records about them carry the name people know.
   const target = typeof e.details?.name === 'string' ? e.details.name : e.resource.id;
   const what = argv ? `${e.action} ${argv}` : `${e.action} ${e.resource.kind} ${target}`;

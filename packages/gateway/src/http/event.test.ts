@@ -1,0 +1,20 @@
+// How an audit record reads in the activity feed and the audit explorer.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AuditEvent, AuditRecord } from '@corral/audit';
+import { toEvent } from './event.ts';
+
+function record(event: Partial<AuditEvent>): AuditRecord {
+  const full = { v: 1, time: '2026-11-26T00:00:00.000Z', actor: { kind: 'agent', id: 'a1' }, action: 'node.invoke.decide', resource: { kind: 'command', id: 'printf' }, ...event } as AuditEvent;
+  return { seq: 7, prev: '0'.repeat(64), hash: '1'.repeat(64), event: full, canonical: '' };
+}
+
+describe('an audit record summarised for people', () => {
+  it("quotes each argument of a command as a shell would need it, so that printf 'a b' and printf a b never read the same (regression: both read printf a b)", () => {
+    const spaced = toEvent(record({ details: { argv: ['printf', 'a b'] } }), new Map([['a1', 'invoice-bot']])).summary;
+    const split = toEvent(record({ details: { argv: ['printf', 'a', 'b'] } })).summary;
+    assert.equal(spaced, "agent invoice-bot node.invoke.decide printf 'a b'");
+    assert.equal(split, 'agent a1 node.invoke.decide printf a b');
+    assert.equal(toEvent(record({ details: { argv: ['sh', '-c', "echo 'hi'; ls"] } })).summary, `agent a1 node.invoke.decide sh -c 'echo '\\''hi'\\''; ls'`);
+  });
+});
