@@ -19,9 +19,6 @@ export function printable(text: string): string {
   });
 }
 
-// An argv as a POSIX shell would need it typed; print it through printable().
-export { commandLine } from '@corral/gateway/command-line';
-
 /** Prints a value as one JSON document on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);

@@ -232,7 +232,7 @@ describe('the console in Chromium', () => {
   describe('live activity', () => {
     it('lists the approved command as it ran, with its outcome', async () => {
       await page.getByRole('link', { name: 'Live activity' }).click();
-      await page.locator('tr', { hasText: 'printf invoice 4711 paid' }).first().waitFor();
+      await page.locator('tr', { hasText: "printf 'invoice 4711 paid'" }).first().waitFor();
       await page.locator('tr', { hasText: 'node.invoke' }).filter({ hasText: 'success (exit 0)' }).first().waitFor();
     });
 
@@ -258,7 +258,7 @@ describe('the console in Chromium', () => {
       await page.getByRole('status').filter({ hasText: /^log verified: \d+ records/ }).waitFor();
       await page.getByRole('searchbox', { name: 'Search' }).fill('invoice 4711');
       await page.getByRole('button', { name: 'Search', exact: true }).click();
-      const row = page.locator('tbody tr', { hasText: 'printf invoice 4711 paid' }).first();
+      const row = page.locator('tbody tr', { hasText: "printf 'invoice 4711 paid'" }).first();
       await row.waitFor();
       const seq = await row.getAttribute('data-seq');
       await row.getByRole('button', { name: `Open record ${seq}` }).click();

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, commandLine, printable, printJson } from '../output.ts';
+import { commandLine } from '@corral/gateway/command-line';
+import { CliFailure, printable, printJson } from '../output.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { gatewayStateDir } from './nodes.ts';
 
