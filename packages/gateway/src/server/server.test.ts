@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
+import { DeviceTokens } from './device-tokens.ts';
 import { MAX_AGENT_CONNECTIONS, addressGroup } from './server.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
@@ -550,5 +552,27 @@ describe('when one address opens handshake after handshake', () => {
     assert.equal(addressGroup('192.0.2.7'), '192.0.2.7');
     assert.equal(addressGroup('fe80::1%eth0'), addressGroup('fe80::2'));
     assert.equal(addressGroup('::1'), addressGroup('0:0:0:0:0:0:0:1'));
+  });
+});
+
+describe("when the gateway's own store fails while a node connects", () => {
+  it('closes that connection (1011) and keeps serving the others (regression: the exception left the message handler and stopped the gateway)', async () => {
+    const db = new DatabaseSync(':memory:');
+    const gw = await startTestGateway({ deviceTokens: new DeviceTokens(db) });
+    const other = await operator(gw);
+    try {
+      const device = createDeviceIdentity();
+      const options: GatewayClientOptions = { url: gw.server.url, token: gw.token, role: 'node', device };
+      await assert.rejects(GatewayClient.connect(options), (e: { wire?: { code: string } }) => e.wire?.code === 'NOT_PAIRED');
+      gw.identity.nodes.pair(device.deviceId, 'test');
+      // Reads still work; the new device token cannot be written (as on a full disk).
+      db.exec('PRAGMA query_only = ON');
+      await assert.rejects(GatewayClient.connect(options), { code: 'GATEWAY_CONNECTION_CLOSED', message: /1011/ });
+      assert.ok(gw.log.some((e) => e.event === 'handler-failed'));
+      assert.equal((await other.request('health')) !== undefined, true);
+    } finally {
+      await other.close();
+      await gw.stop();
+    }
   });
 });

@@ -32,10 +32,11 @@ export const GATEWAY_VERSION = '0.1.0';
  *   out; only authenticated connections (they hold the token) can fill the
  *   total, and a newcomer is refused only then. An agent token is no gateway
  *   token: one agent holds at most MAX_AGENT_CONNECTIONS.
- * - One address (an IPv6 /64) holds at most MAX_UNAUTHENTICATED_PER_ADDRESS
- *   unauthenticated sockets: past it, its newcomer closes its own oldest, so
- *   a flood from one host never closes another host's handshake (it closed
- *   every one older than the flood's last MAX_UNAUTHENTICATED sockets).
+ * - One address (an IPv6 /64) other than 127.0.0.1 and ::1 holds at most
+ *   MAX_UNAUTHENTICATED_PER_ADDRESS unauthenticated sockets: past it, its
+ *   newcomer closes its own oldest, so a flood from one host never closes
+ *   another host's handshake (it closed every one older than the flood's
+ *   last MAX_UNAUTHENTICATED sockets).
  * - Headers must arrive within HEADERS_TIMEOUT_MS, a whole request within
  *   REQUEST_TIMEOUT_MS; an idle keep-alive socket closes after
  *   KEEP_ALIVE_TIMEOUT_MS; a WebSocket must send `connect` within the
@@ -304,7 +305,9 @@ export class GatewayServer {
    */
   #admit(socket: Socket): void {
     const group = addressGroup(socket.remoteAddress ?? '');
-    const own = this.#unauthenticatedFrom.get(group);
+    // Loopback is every client of this machine at once (nodes, operators, the console, the HTTP API's callers):
+    // there the cap for all is the one that applies, as one local client could otherwise reset another's requests.
+    const own = isLoopback(group) ? undefined : this.#unauthenticatedFrom.get(group);
     if (own !== undefined && own.size >= this.#settings.maxUnauthenticatedPerAddress) this.#evict(own.values().next().value!);
     else if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne();
     if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne()) {
@@ -392,7 +395,9 @@ export class GatewayServer {
       this.#connections.delete(connection);
       if (wasReady) {
         this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}) });
-        for (const listener of this.#listeners.closed) listener(connection);
+        this.#guard(connection, () => {
+          for (const listener of this.#listeners.closed) listener(connection);
+        });
       }
     });
     connection.event('connect.challenge', { nonce, ts });
@@ -410,7 +415,7 @@ export class GatewayServer {
       const code = error instanceof GatewayError ? error.code : 'GATEWAY_FRAME_INVALID';
       return this.#fault(connection, code, CLOSE.protocolError, code === 'GATEWAY_FRAME_OUT_OF_ORDER' ? 'unexpected frame' : 'invalid frame');
     }
-    if (connection.phase === 'challenge') return this.#connect(connection, frame);
+    if (connection.phase === 'challenge') return this.#guard(connection, () => this.#connect(connection, frame));
     if (connection.phase === 'connecting' || frame.method === 'connect') {
       connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: 'connect is only valid as the first request' }));
       return this.#fault(connection, 'GATEWAY_FRAME_OUT_OF_ORDER', CLOSE.protocolError, 'unexpected connect');
@@ -473,7 +478,21 @@ export class GatewayServer {
       connection.close(CLOSE.policyViolation, 'too many connections');
       return;
     }
-    this.#accepted(connection, frame, peer);
+    this.#guard(connection, () => this.#accepted(connection, frame, peer));
+  }
+
+  /**
+   * Runs what one connection's frame set off: an exception from the gateway's
+   * own state (a store that cannot be written, a listener's fault) closes that
+   * connection (1011), never the gateway with every other connection.
+   */
+  #guard(connection: Connection, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
+      connection.close(CLOSE.internal, 'internal error');
+    }
   }
 
   #accepted(connection: Connection, frame: RequestFrame, peer: Peer): void {
@@ -613,6 +632,11 @@ export function addressGroup(address: string): string {
   const groups = (text: string | undefined): string[] => (text ? text.split(':') : []);
   const expanded = tail === undefined ? groups(head) : [...groups(head), ...Array<string>(Math.max(0, 8 - groups(head).length - groups(tail).length)).fill('0'), ...groups(tail)];
   return expanded.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
+}
+
+/** Whether an address group (addressGroup) is the loopback address every local client comes from by default: 127.0.0.1 or ::1. */
+function isLoopback(group: string): boolean {
+  return group === '127.0.0.1' || group === '0:0:0:0::/64';
 }
 
 /** Why listening failed, in words a person can act on. */
