@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
 import { DeviceTokens } from './device-tokens.ts';
-import { MAX_AGENT_CONNECTIONS, addressGroup } from './server.ts';
+import { MAX_AGENT_CONNECTIONS, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, addressGroup } from './server.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 function operator(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<GatewayClient> {
@@ -522,6 +523,18 @@ describe('when sockets trickle their HTTP headers (slow-loris)', () => {
   });
 });
 
+/** Opens `count` WebSockets from `localAddress`, one after another, that never send `connect`: each stays an unfinished handshake. */
+async function unfinishedHandshakes(url: string, localAddress: string, count: number): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = new WebSocket(url, { localAddress, perMessageDeflate: false });
+    socket.on('error', () => {});
+    sockets.push(socket);
+    await new Promise((resolve) => socket.once('open', resolve).once('close', resolve));
+  }
+  return sockets;
+}
+
 describe('when one address opens handshake after handshake', () => {
   it("closes that address's own oldest, so a client from another address still completes its handshake (regression: the flood closed every other address's handshake, oldest first)", async () => {
     const gw = await startTestGateway({ maxUnauthenticated: 8, maxUnauthenticatedPerAddress: 4 });
@@ -541,6 +554,44 @@ describe('when one address opens handshake after handshake', () => {
       await peer.close();
     } finally {
       for (const socket of flood) socket.terminate();
+      await gw.stop();
+    }
+  });
+
+  // Past the per-address cap by half again, and well within the cap for all (the defaults).
+  const flood = MAX_UNAUTHENTICATED_PER_ADDRESS + MAX_UNAUTHENTICATED_PER_ADDRESS / 2;
+  const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === '::1'));
+
+  for (const [address, skip] of [['127.0.0.1', false], ['::1', !hasIpv6Loopback && 'no ::1 on this machine']] as const) {
+    it(`keeps all ${flood} unfinished handshakes from ${address} open: loopback is every local client at once, held only by the cap for all (${MAX_UNAUTHENTICATED})`, { skip }, async () => {
+      const gw = await startTestGateway({ host: address });
+      const sockets: WebSocket[] = [];
+      try {
+        sockets.push(...(await unfinishedHandshakes(gw.server.url, address, flood)));
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(sockets.filter((s) => s.readyState === WebSocket.OPEN).length, flood);
+        assert.equal(gw.log.filter((e) => e.code === 'GATEWAY_BUSY').length, 0);
+      } finally {
+        for (const socket of sockets) socket.terminate();
+        await gw.stop();
+      }
+    });
+  }
+
+  it(`holds 127.0.0.2 to ${MAX_UNAUTHENTICATED_PER_ADDRESS} unfinished handshakes, closing its oldest: only 127.0.0.1 and ::1 are exempt, not the rest of 127.0.0.0/8`, async () => {
+    const gw = await startTestGateway();
+    const sockets: WebSocket[] = [];
+    try {
+      sockets.push(...(await unfinishedHandshakes(gw.server.url, '127.0.0.2', flood)));
+      const open = () => sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
+      const deadline = Date.now() + 3_000;
+      while (open() > MAX_UNAUTHENTICATED_PER_ADDRESS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(open(), MAX_UNAUTHENTICATED_PER_ADDRESS);
+      const evicted = flood - MAX_UNAUTHENTICATED_PER_ADDRESS;
+      assert.ok(sockets.slice(evicted).every((s) => s.readyState === WebSocket.OPEN), 'the newest stay open');
+      assert.deepEqual(new Set(gw.log.filter((e) => e.code === 'GATEWAY_BUSY').map((e) => e.remoteAddress)), new Set(['127.0.0.2']));
+    } finally {
+      for (const socket of sockets) socket.terminate();
       await gw.stop();
     }
   });
