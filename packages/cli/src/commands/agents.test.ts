@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord } from '@corral/audit';
-import { corral } from '../../test/corral.ts';
+import { corral, type CorralRun } from '../../test/corral.ts';
 
 const state = mkdtempSync(join(tmpdir(), 'corral-cli-agents-'));
 after(() => rmSync(state, { recursive: true, force: true }));
@@ -100,6 +100,53 @@ describe('corral agents and tokens', () => {
       } finally {
         await reader.close();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('suspends at once when a running gateway holds its database locked, and warns that the approvals were not withdrawn and how to deny them before a resume', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-agents-locked-'));
+    try {
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'pay-bot', '--process', 'payments', '--owner', 'o@example.com'])).code, 0);
+      const token = (await corral(['--state-dir', dir, 'agents', 'token', 'pay-bot'])).stdout.trim();
+      const { ApprovalStore, GATEWAY_DB_FILE, openGatewayDb } = await import('@corral/gateway');
+      const pending = (() => {
+        const db = openGatewayDb(dir);
+        try {
+          return new ApprovalStore(db).create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 }).id;
+        } finally {
+          db.close();
+        }
+      })();
+      // A gateway's write lock, held past the CLI's busy timeout (5 s, so this test takes about 6 s).
+      const gateway = new DatabaseSync(join(dir, GATEWAY_DB_FILE));
+      const identity = new DatabaseSync(join(dir, 'identity.db'), { readOnly: true });
+      const status = () => (identity.prepare("SELECT status FROM agents WHERE name = 'pay-bot'").get() as { status: string }).status;
+      let suspended: CorralRun;
+      try {
+        gateway.exec('BEGIN IMMEDIATE');
+        let exited = false;
+        const running = corral(['--state-dir', dir, 'agents', 'suspend', 'pay-bot']).finally(() => (exited = true));
+        while (status() !== 'suspended' && !exited) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(exited, false, 'suspended while it still waits for the gateway');
+        suspended = await running;
+      } finally {
+        gateway.exec('ROLLBACK');
+        gateway.close();
+        identity.close();
+      }
+      assert.equal(suspended.code, 0, suspended.stderr);
+      assert.equal(suspended.stdout, 'agent pay-bot is suspended\n');
+      assert.ok(suspended.stderr.startsWith(`corral: warning: the agent is suspended, but its approvals in ${dir} could not be withdrawn: database is locked;`), suspended.stderr);
+      assert.match(suspended.stderr, /before resuming it, deny each one \(corral approvals list --all, then corral approvals deny ID\)\n$/);
+      const db = openGatewayDb(dir);
+      try {
+        assert.equal(new ApprovalStore(db).get(pending).status, 'pending', 'not withdrawn, as the warning says');
+      } finally {
+        db.close();
+      }
+      assert.equal((await corral(['--state-dir', dir, 'tokens', 'verify', token])).code, 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

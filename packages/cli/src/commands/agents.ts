@@ -180,7 +180,9 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<string[]> {
     }
   } catch (error) {
     // The kill switch stands all the same: a gateway refuses to spend an approval of an agent that is not active.
-    process.stderr.write(`corral: warning: the agent is ${agent.status}, but its approvals in ${dir} could not be withdrawn: ${(error as Error).message}\n`);
+    // A resume would make them count again, and a second suspend is refused: the operator denies them by hand.
+    const remedy = agent.status === 'suspended' ? '; they would count again were it resumed: before resuming it, deny each one (corral approvals list --all, then corral approvals deny ID)' : '';
+    process.stderr.write(`corral: warning: the agent is ${agent.status}, but its approvals in ${dir} could not be withdrawn: ${(error as Error).message}${remedy}\n`);
     return [];
   }
 }
