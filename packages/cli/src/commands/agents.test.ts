@@ -146,6 +146,15 @@ describe('corral agents and tokens', () => {
       } finally {
         db.close();
       }
+      const reader = await openAuditReader({ stateDir: dir });
+      try {
+        const records = [];
+        for await (const batch of reader.store.scan(0, (await reader.store.head()).size)) for (const r of batch) records.push(toAuditRecord(r).event);
+        const details = records.find((e) => e.action === 'agent.suspend')?.details;
+        assert.deepEqual([details?.approvalsNotWithdrawn, details?.deniedApprovals], ['database is locked', undefined], 'the record says the withdrawal failed, not that none were pending');
+      } finally {
+        await reader.close();
+      }
       assert.equal((await corral(['--state-dir', dir, 'tokens', 'verify', token])).code, 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -134,7 +134,7 @@ export function registerAgents(program: Command): void {
       .option('--json', 'print the agent as JSON')
       .action(async (name: string, opts: { json?: boolean }, command: Command) => {
         const change = () => withIdentity(command, (id) => id.agents[verb](name));
-        const event = (agent: Agent, deniedApprovals?: string[]) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...(deniedApprovals ? { deniedApprovals } : {}) } });
+        const event = (agent: Agent, withdrawal?: Withdrawal) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...withdrawal } });
         // A resume lets the agent act again: it needs a log that can record it. A suspension never waits for one.
         const agent = verb === 'resume' ? await recordedChange(identityDir(command), change, (a) => event(a)) : await change();
         if (verb !== 'resume') await recordIdentityEvent(dirOf(command), event(agent, await withdrawApprovals(dirOf(command), agent)));
@@ -161,20 +161,23 @@ export function registerAgents(program: Command): void {
     });
 }
 
+/** What the audit record of a suspension or retirement says about the agent's approvals: the ids withdrawn, or why none could be. */
+type Withdrawal = { deniedApprovals: string[] } | { approvalsNotWithdrawn: string };
+
 /**
  * Withdraws the approvals of a suspended or retired agent in the gateway
  * state of `dir` (pending, or approved and not yet spent): none lets a
  * command run from now on, nor once the agent is resumed. A gateway waiting
  * for one sees it denied. Their ids; none when no gateway ever ran here.
  */
-async function withdrawApprovals(dir: string, agent: Agent): Promise<string[]> {
+async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal> {
   const { accountApprover, ApprovalStore, GATEWAY_DB_FILE, openGatewayDb } = await import('@corral/gateway');
-  if (!existsSync(join(dir, GATEWAY_DB_FILE))) return [];
+  if (!existsSync(join(dir, GATEWAY_DB_FILE))) return { deniedApprovals: [] };
   try {
     const db = openGatewayDb(dir);
     try {
       const { username } = userInfo();
-      return new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id);
+      return { deniedApprovals: new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id) };
     } finally {
       db.close();
     }
@@ -183,6 +186,7 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<string[]> {
     // A resume would make them count again, and a second suspend is refused: the operator denies them by hand.
     const remedy = agent.status === 'suspended' ? '; they would count again were it resumed: before resuming it, deny each one (corral approvals list --all, then corral approvals deny ID)' : '';
     process.stderr.write(`corral: warning: the agent is ${agent.status}, but its approvals in ${dir} could not be withdrawn: ${(error as Error).message}${remedy}\n`);
-    return [];
+    // The record says so: an empty list would read as "none were pending".
+    return { approvalsNotWithdrawn: (error as Error).message };
   }
 }

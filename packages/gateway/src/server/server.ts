@@ -634,7 +634,11 @@ export function addressGroup(address: string): string {
   return expanded.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':') + '::/64';
 }
 
-/** Whether an address group (addressGroup) is the loopback address every local client comes from by default: 127.0.0.1 or ::1. */
+/**
+ * Whether an address group (addressGroup) is the loopback address every local
+ * client comes from by default: 127.0.0.1, or ::1 — counted as its /64, ::/64,
+ * which holds no other address a remote peer can have.
+ */
 function isLoopback(group: string): boolean {
   return group === '127.0.0.1' || group === '0:0:0:0::/64';
 }
