@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { AgentRegistry, type NewAgent } from './agents.ts';
 import { Identity } from './identity.ts';
 import { parseTtl } from './ttl.ts';
+import { racingDatabase } from '../test/racing-database.ts';
 
 describe('agent registry', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corral-agents-'));
@@ -98,31 +99,8 @@ describe('parseTtl', () => {
 describe('when another process changes an agent between this command reading it and writing it', () => {
   /** A registry whose next read of an agent lets `step` (another process's write) land right after it. */
   function racing(dir: string, step: () => void): { agents: AgentRegistry; db: DatabaseSync } {
-    const db = new DatabaseSync(join(dir, 'identity.db'));
-    db.exec('PRAGMA busy_timeout = 5000');
-    let pending: (() => void) | undefined = step;
-    const wrapped = new Proxy(db, {
-      get(target, key) {
-        if (key === 'prepare') {
-          return (sql: string) => {
-            const statement = target.prepare(sql);
-            if (!sql.startsWith('SELECT * FROM agents WHERE name')) return statement;
-            return {
-              get: (...args: [string, string]) => {
-                const row = statement.get(...args);
-                const next = pending;
-                pending = undefined;
-                next?.();
-                return row;
-              },
-            };
-          };
-        }
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    return { agents: new AgentRegistry(wrapped), db };
+    const db = racingDatabase(join(dir, 'identity.db'), (sql) => sql.startsWith('SELECT * FROM agents WHERE name'), step);
+    return { agents: new AgentRegistry(db), db };
   }
 
   it('retires an agent a second operator resumed meanwhile, instead of reporting it retired while it stays active', () => {

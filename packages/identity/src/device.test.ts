@@ -10,6 +10,7 @@ import { createDeviceIdentity, deviceAuthPayloadV3, signDeviceAuth, verifyDevice
 import { IdentityError } from './errors.ts';
 import { Identity } from './identity.ts';
 import { NodeRegistry } from './nodes.ts';
+import { racingDatabase } from '../test/racing-database.ts';
 
 // A naive reference of OpenClaw's device scheme, written from the protocol
 // description alone, to cross-check Corral's implementation.
@@ -94,6 +95,14 @@ describe('node pairing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corral-nodes-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** A node `dev` connecting to `id` with `commands`: its proof answers a challenge issued now; the thunk authenticates it. */
+  const connectAs = (id: Identity, dev: ReturnType<typeof createDeviceIdentity>, commands: string[]) => {
+    const { nonce } = id.nodes.challenge();
+    const signedAt = Date.now();
+    const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
+    return () => id.nodes.authenticate({ device: { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands }, nonce);
+  };
+
   it('keeps a new node waiting until an operator pairs it, then admits it; spent challenges cannot be replayed', () => {
     const id = Identity.open(dir);
     try {
@@ -160,13 +169,6 @@ describe('node pairing', () => {
   });
 
   describe('the command surface', () => {
-    const connectAs = (id: Identity, dev: ReturnType<typeof createDeviceIdentity>, commands: string[]) => {
-      const { nonce } = id.nodes.challenge();
-      const signedAt = Date.now();
-      const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
-      return () => id.nodes.authenticate({ device: { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands }, nonce);
-    };
-
     it('pairs a node with the commands it declared, or the part of them an operator names; never one it did not ask for', () => {
       const id = Identity.open(dir);
       try {
@@ -312,40 +314,14 @@ describe('node pairing', () => {
   describe('when another process changes a node between this operator reading it and writing it', () => {
     /** A registry whose next read of a node by full id lets `step` (another process's write) land right after it. */
     function racing(path: string, step: () => void): { nodes: NodeRegistry; db: DatabaseSync } {
-      const db = new DatabaseSync(path);
-      db.exec('PRAGMA busy_timeout = 5000');
-      let pending: (() => void) | undefined = step;
-      const wrapped = new Proxy(db, {
-        get(target, key) {
-          if (key === 'prepare') {
-            return (sql: string) => {
-              const statement = target.prepare(sql);
-              if (sql !== 'SELECT * FROM nodes WHERE device_id = ?') return statement;
-              return {
-                get: (deviceId: string) => {
-                  const row = statement.get(deviceId);
-                  const next = pending;
-                  pending = undefined;
-                  next?.();
-                  return row;
-                },
-              };
-            };
-          }
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
-      return { nodes: new NodeRegistry(wrapped), db };
+      const db = racingDatabase(path, (sql) => sql === 'SELECT * FROM nodes WHERE device_id = ?', step);
+      return { nodes: new NodeRegistry(db), db };
     }
 
+    /** A new node that asked to be paired with `commands`, refused meanwhile as not yet paired: its device id. */
     const pending = (id: Identity, commands: string[]) => {
       const dev = createDeviceIdentity();
-      const { nonce } = id.nodes.challenge();
-      const signedAt = Date.now();
-      const fields: DeviceAuthFields = { deviceId: dev.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
-      const device = { id: dev.deviceId, publicKey: dev.publicKey, signature: signDeviceAuth(dev.privateKeyPem, fields), signedAt, nonce };
-      assert.throws(() => id.nodes.authenticate({ device, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [], commands }, nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      assert.throws(connectAs(id, dev, commands), { code: 'IDENTITY_NODE_NOT_PAIRED' });
       return dev.deviceId;
     };
 
