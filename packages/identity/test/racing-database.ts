@@ -4,7 +4,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 /**
  * Opens the identity.db at `path` and returns the connection, wrapped: the first read through a statement whose SQL
  * `reads` picks runs `step` (another process's write) right after it, once. Closing the connection closes the real
- * one. A registry given it sees the row as it was before `step`, and then must write against the row as it now is.
+ * one, and throws when `step` never ran. A registry given it sees the row as it was before `step`, and then must write against the row as it now is.
  */
 export function racingDatabase(path: string, reads: (sql: string) => boolean, step: () => void): DatabaseSync {
   const db = new DatabaseSync(path);
@@ -25,6 +25,13 @@ export function racingDatabase(path: string, reads: (sql: string) => boolean, st
               return row;
             },
           };
+        };
+      }
+      if (key === 'close') {
+        return () => {
+          target.close();
+          // A test whose read no longer matches would pass without any race: say so instead.
+          if (pending) throw new Error('racingDatabase: no read matched, so the other write never ran between read and write');
         };
       }
       const value: unknown = Reflect.get(target, key);
