@@ -42,8 +42,6 @@ export class SqliteAppendRouter {
    *   AUDIT_STORE_FOREIGN, AUDIT_CLOSED).
    */
   append(request: AppendRequest): Promise<AppendResult> {
-    // A failed fsync of the thread's: what this store committed may be lost, so nothing more goes in, here either.
-    if (this.#thread.failed) return Promise.reject(this.#thread.failed);
     const start = performance.now();
     if (request.bodies.length <= LONE_RECORDS && !this.#thread.busy && start >= this.#nextHereAt) {
       let result: AppendResult | undefined;

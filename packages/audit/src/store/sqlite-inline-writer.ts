@@ -1,8 +1,8 @@
 // The SQLite writer for a process that appends a few records and exits
 // (`corral run`): it appends on the calling thread, through the store's own
 // connection, so opening the log starts no thread. Each commit is as durable
-// as the writer thread's (acknowledged after the fsync of its write-ahead
-// log); what it gives up is throughput, since hashing, inserting and the
+// as the writer thread's (WAL, synchronous=FULL, acknowledged after the
+// fsync); what it gives up is throughput, since hashing, inserting and the
 // fsync block this thread's event loop, and the WAL is copied into the
 // database by SQLite's own automatic checkpoint and when the connection
 // closes rather than by a checkpointer thread.

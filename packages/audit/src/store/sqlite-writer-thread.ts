@@ -2,14 +2,11 @@
 // inserting it and waiting for its fsync happen here, beside the event loop
 // of the process that asked, so that process keeps accepting (and
 // canonicalising) the next appends meanwhile. Group commit: a transaction
-// takes every request waiting once it holds the write lock. The fsync comes
-// after the commit, outside the write lock (sqlite-wal-sync.ts).
+// takes every request waiting once it holds the write lock.
 import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { MAX_TRANSACTION, type WriterConfig } from './batch.ts';
-import { AuditError } from '../errors.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
-import { syncWal } from './sqlite-wal-sync.ts';
 import { noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
 
@@ -22,12 +19,8 @@ let writer: BatchWriter;
 let db: DatabaseSync;
 try {
   db = new DatabaseSync(path);
-  // synchronous is per connection. NORMAL: a commit lets the write lock go
-  // without an fsync, and syncWal() below makes it durable before it is
-  // acknowledged. Measured with eight writer processes on this project's
-  // 2-core test machines: 113,700–128,000 appends/s against 98,100–112,700
-  // with FULL (four alternating rounds each); one writer alone the same.
-  db.exec('PRAGMA synchronous = NORMAL');
+  // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
+  db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -32768');
   // The checkpointer thread copies the log into the file as it grows. Under
   // steady appending its passes never catch the writer between two commits,
@@ -51,21 +44,12 @@ try {
   port.close();
 }
 
-/**
- * Set once writing back the log failed. After a failed fsync the kernel may
- * have dropped the pages it could not write and a later fsync can succeed
- * without them, so nothing this connection committed can be vouched for:
- * every later request fails with this error.
- */
-let broken: AuditError | null = null;
-
 port.on('message', (first: WriterMessage) => {
   if (first === 'close') return close();
   const ids = [first.id];
   const requests = [first.request];
   let closing = false;
   try {
-    if (broken) throw broken;
     const parts = writer.transaction((head) => {
       // Now that the lock is held, take every request that arrived meanwhile
       // (while an earlier commit or another process held it): group commit.
@@ -83,20 +67,10 @@ port.on('message', (first: WriterMessage) => {
       return writer.appendAll(head, requests, config);
     });
     noteCommit(committed, parts.reduce((n, p) => n + p.hashes.length, 0));
-    try {
-      syncWal(path);
-    } catch (error) {
-      broken = new AuditError(
-        'AUDIT_STORE_UNAVAILABLE',
-        `audit log ${path}: writing its write-ahead log to disk failed (${(error as Error).message}); appends since the last acknowledged one may be lost, so this log acknowledges no more: close it, check the disk, and run 'corral audit verify'`,
-        { cause: error },
-      );
-      throw broken;
-    }
     port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
   } catch (error) {
     const e = sqliteError(path, error);
-    port.postMessage({ replies: ids.map((id) => ({ id, error: { code: e.code, message: e.message } })), ...(broken ? { broken: { code: broken.code, message: broken.message } } : {}) } satisfies WriterReply);
+    port.postMessage({ replies: ids.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
   }
   if (closing) close();
 });

@@ -15,11 +15,7 @@ type ThreadError = { code: AuditErrorCode; message: string };
 export type WriterReply =
   | { ready: true }
   | { ready: false; error: ThreadError }
-  | {
-      replies: ({ id: number; result: AppendResult } | { id: number; error: ThreadError })[];
-      /** The thread can no longer vouch for what it committed (a failed fsync): the store must not append any more. */
-      broken?: ThreadError;
-    };
+  | { replies: ({ id: number; result: AppendResult } | { id: number; error: ThreadError })[] };
 
 interface Waiting {
   resolve: (r: AppendResult) => void;
@@ -36,8 +32,6 @@ export class SqliteWriter {
   #next = 0;
   /** Set once the thread is gone: every later request fails with it. */
   #gone: AuditError | null = null;
-  /** Set once the thread reported a failed fsync: every later request fails with it. */
-  #broken: AuditError | null = null;
 
   private constructor(worker: Worker, where: string, committed: CommitCount) {
     this.#worker = worker;
@@ -45,7 +39,6 @@ export class SqliteWriter {
     this.#committed = committed;
     worker.on('message', (m: WriterReply) => {
       if (!('replies' in m)) return;
-      if (m.broken) this.#broken ??= new AuditError(m.broken.code, m.broken.message);
       for (const r of m.replies) {
         const w = this.#waiting.get(r.id);
         if (!w) continue;
@@ -80,11 +73,6 @@ export class SqliteWriter {
     return new SqliteWriter(worker, path, committed);
   }
 
-  /** Set once the thread has ended or can no longer vouch for its commits: no connection of this store may append. */
-  get failed(): AuditError | null {
-    return this.#broken ?? this.#gone;
-  }
-
   /** True while a request sent to the thread is unanswered. */
   get busy(): boolean {
     return this.#waiting.size > 0;
@@ -101,8 +89,7 @@ export class SqliteWriter {
    *   AUDIT_STORE_FOREIGN), or AUDIT_CLOSED once the thread has ended.
    */
   append(request: AppendRequest): Promise<AppendResult> {
-    const failed = this.failed;
-    if (failed) return Promise.reject(failed);
+    if (this.#gone) return Promise.reject(this.#gone);
     const id = this.#next++;
     if (this.#waiting.size === 0) this.#worker.ref();
     return new Promise((resolve, reject) => {

@@ -1,11 +1,10 @@
-// The embedded store: one SQLite file (write-ahead log) through Node's
+// The embedded store: one SQLite file (WAL, synchronous=FULL) through Node's
 // built-in node:sqlite. Reads run on the caller's thread. Appends run on a
 // writer thread with its own connection (sqlite-writer.ts), but for a lone
 // append that finds the log idle (sqlite-append-router.ts); a one-shot writer
 // appends on the caller's thread only (sqlite-inline-writer.ts). Appends from
 // several processes serialise on SQLite's write lock (BEGIN IMMEDIATE); the
-// head row carries the chain tip. Every append is acknowledged only once
-// durable; the writer thread's fsync comes after its commit (sqlite-wal-sync.ts).
+// head row carries the chain tip.
 import { existsSync, statSync } from 'node:fs';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -19,7 +18,6 @@ import { HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter } from './sqlite-writer.ts';
-import { syncWal } from './sqlite-wal-sync.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
@@ -170,19 +168,8 @@ export class SqliteStore implements AuditStore {
     return headFromRow(this.#rowStmt(HEAD_SQL).get() as Row | undefined, this.where);
   }
 
-  /**
-   * `value`, read from the log, once what it covers is durable: the writer
-   * thread makes a commit visible a fsync before it is durable
-   * (sqlite-wal-sync.ts), and a head or checkpoint a reader hands on (a
-   * witness, an export, a proof) must not be one a power cut takes back.
-   */
-  #durable<T>(value: T): T {
-    syncWal(this.where);
-    return value;
-  }
-
   async head(): Promise<LogHead> {
-    return this.#guard(() => this.#durable(this.#headSync()));
+    return this.#guard(() => this.#headSync());
   }
 
   async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
@@ -231,7 +218,7 @@ export class SqliteStore implements AuditStore {
     return this.#guard(() => {
       const sql = exact ? 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size = ?' : 'SELECT size, root, time, key_id, signature FROM audit_checkpoints WHERE size >= ? ORDER BY size LIMIT 1';
       const r = this.#rowStmt(sql).get(size) as Row | undefined;
-      return r ? this.#durable(checkpointFromRow(r, this.where)) : null;
+      return r ? checkpointFromRow(r, this.where) : null;
     });
   }
 
@@ -269,7 +256,7 @@ export class SqliteStore implements AuditStore {
 
   async checkpoints(): Promise<SignedCheckpoint[]> {
     return this.#guard(() =>
-      this.#durable((this.#rowStmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map((r) => checkpointFromRow(r, this.where))),
+      (this.#rowStmt('SELECT size, root, time, key_id, signature FROM audit_checkpoints ORDER BY size').all() as Row[]).map((r) => checkpointFromRow(r, this.where)),
     );
   }
 
