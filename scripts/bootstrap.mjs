@@ -17,7 +17,7 @@ const [task = 'corral', ...rest] = process.argv.slice(2);
 const TASKS = {
   // `corral up`: gateway, console, this machine's node and the invoice-intake example; the console is built first.
   start: { system: ['bwrap', 'cc'], argv: ['packages/cli/src/main.ts', 'up', ...rest], buildConsole: true },
-  test: { system: ['bwrap', 'cc', 'initdb', 'chromium'], argv: ['scripts/test.ts', ...rest] },
+  test: { system: ['bwrap', 'cc', 'initdb', 'chromium', 'strace'], argv: ['scripts/test.ts', ...rest] },
   // rg: srt (the CLI bench's peer) needs ripgrep; slirp4netns, iptables, ip: MXC's bubblewrap backend needs
   // them to route a sandbox through a proxy (the spawn bench and the escape comparison's egress cases).
   bench: { system: ['bwrap', 'cc', 'socat', 'rg', 'slirp4netns', 'iptables', 'ip', 'initdb'], argv: ['bench/run.ts', ...rest] },
@@ -28,7 +28,8 @@ const TASKS = {
 // Debian package that provides each command Corral's sandbox or benchmarks use.
 // initdb: the audit log's PostgreSQL tests and benches start a throwaway cluster with it (scripts/testing/postgres.ts).
 // chromium: the console's browser tests (packages/console/test) drive it headless through playwright-core.
-const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', cc: 'gcc', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql', chromium: 'chromium' };
+// strace: the audit log's durability test makes every fsync fail with it (a disk that cannot write back).
+const DEBIAN_PACKAGE = { bwrap: 'bubblewrap', cc: 'gcc', socat: 'socat', rg: 'ripgrep', slirp4netns: 'slirp4netns', iptables: 'iptables', ip: 'iproute2', initdb: 'postgresql', chromium: 'chromium', strace: 'strace' };
 
 function say(line) {
   process.stderr.write(`corral: ${line}\n`);

@@ -1,8 +1,9 @@
 // Acknowledged means durable: kill -9 a writer in the middle of heavy
 // appending, reopen, and every acknowledged record is there and verifies.
-// And several writer processes share one PostgreSQL log without gaps or forks.
+// An append whose fsync fails is never acknowledged nor visible. And several
+// writer processes share one PostgreSQL log without gaps or forks.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +84,24 @@ describe('durability', () => {
       assert.equal(signal, 'SIGKILL');
       assert.ok(acked.size >= 1000);
       await checkAfterCrash({ stateDir }, acked);
+    });
+  });
+  describe('when every fsync of a SQLite writer fails (EIO injected under strace, a disk that cannot write back)', () => {
+    it('acknowledges no append, leaves none of them visible, and the log still verifies', async () => {
+      const stateDir = tempDir();
+      await (await openAuditLog({ stateDir })).close();
+      const failing = join(import.meta.dirname, '..', '..', 'test', 'fsync-failure-child.ts');
+      const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO', process.execPath, failing, stateDir], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(run.status, 0, `${run.error ?? ''}${run.stderr}`);
+      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_STORE_UNAVAILABLE', batch: ['AUDIT_STORE_UNAVAILABLE'], close: 'acknowledged' });
+      // Visible only once synced: no later writer can chain onto a record the disk may never have held.
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal((await log.store.head()).size, 0);
+        assert.equal((await verifyStore(log.store, log.publicKey)).ok, true);
+      } finally {
+        await log.close();
+      }
     });
   });
   describe('when a PostgreSQL writer is killed with SIGKILL mid-append', () => {
