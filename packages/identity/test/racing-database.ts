@@ -3,8 +3,9 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 
 /**
  * Opens the identity.db at `path` and returns the connection, wrapped: the first read through a statement whose SQL
- * `reads` picks runs `step` (another process's write) right after it, once. Closing the connection closes the real
- * one, and throws when `step` never ran. A registry given it sees the row as it was before `step`, and then must write against the row as it now is.
+ * `reads` picks runs `step` (another process's write) right after it, once. A registry given it sees the row as it
+ * was before `step`, and then must write against the row as it now is. Closing the connection closes the real one,
+ * and throws when `step` never ran.
  */
 export function racingDatabase(path: string, reads: (sql: string) => boolean, step: () => void): DatabaseSync {
   const db = new DatabaseSync(path);
