@@ -7,10 +7,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { openAuditLog } from './audit-log.ts';
 import { readRecord, verifyStore } from './reader.ts';
+import { sampleEvent } from '../../test/fixtures.ts';
 
 const child = join(import.meta.dirname, '..', '..', 'test', 'append-child.ts');
 let cluster: TestPostgres;
@@ -89,15 +91,27 @@ describe('durability', () => {
   describe('when every fsync of a SQLite writer fails (EIO injected under strace, a disk that cannot write back)', () => {
     it('acknowledges no append, leaves none of them visible, and the log still verifies', async () => {
       const stateDir = tempDir();
-      await (await openAuditLog({ stateDir })).close();
+      // A log open here with a record in its write-ahead log, and a reader's
+      // snapshot of it, keep that log from starting over: the child's commits
+      // add frames behind a header already on disk, so the only fsync each
+      // needs is its own commit's (were that made after the commit, the record
+      // would be visible before it failed).
+      const open = await openAuditLog({ stateDir });
+      await open.append(sampleEvent(0));
+      const reader = new DatabaseSync(join(stateDir, 'audit.db'), { readOnly: true });
+      reader.exec('BEGIN');
+      reader.prepare('SELECT size FROM audit_head').get();
       const failing = join(import.meta.dirname, '..', '..', 'test', 'fsync-failure-child.ts');
       const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO', process.execPath, failing, stateDir], { encoding: 'utf8', timeout: 60_000 });
       assert.equal(run.status, 0, `${run.error ?? ''}${run.stderr}`);
-      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_STORE_UNAVAILABLE', batch: ['AUDIT_STORE_UNAVAILABLE'], close: 'acknowledged' });
+      reader.exec('COMMIT');
+      reader.close();
+      await open.close();
+      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_STORE_UNAVAILABLE', batch: ['AUDIT_STORE_UNAVAILABLE'], close: 'AUDIT_STORE_UNAVAILABLE' });
       // Visible only once synced: no later writer can chain onto a record the disk may never have held.
       const log = await openAuditLog({ stateDir });
       try {
-        assert.equal((await log.store.head()).size, 0);
+        assert.equal((await log.store.head()).size, 1);
         assert.equal((await verifyStore(log.store, log.publicKey)).ok, true);
       } finally {
         await log.close();
