@@ -32,6 +32,15 @@ export interface GatewayClientOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * Events a gateway may send between its challenge and hello-ok, held until
+ * the client exists to hand them on: at most this many, of at most this many
+ * characters in all. More is no gateway following the protocol, and holding
+ * it would grow this process without bound until the handshake timed out.
+ */
+const MAX_EARLY_EVENTS = 64;
+const MAX_EARLY_CHARS = 1024 * 1024;
+
 type Pending = { resolve: (payload: unknown) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout };
 
 export class GatewayClient {
@@ -43,8 +52,21 @@ export class GatewayClient {
   readonly #requestTimeoutMs: number;
   readonly #any = new Set<(event: string, payload: unknown) => void>();
   #lastHeard = Date.now();
+  /**
+   * Events held until the caller can listen: it attaches listeners once
+   * connect() resolves, after the frame that resolved it was handled. Those
+   * that came before hello-ok, and any after it until then, are delivered on
+   * the next turn of the event loop, in order; null once they were.
+   */
+  #held: Array<{ event: string; payload: unknown; seq: number | undefined }> | null;
 
-  private constructor(socket: WebSocket, hello: HelloOk, pending: Map<string, Pending>, closed: Promise<{ code: number; reason: string }>, requestTimeoutMs: number) {
+  private constructor(socket: WebSocket, hello: HelloOk, pending: Map<string, Pending>, closed: Promise<{ code: number; reason: string }>, requestTimeoutMs: number, early: Array<{ event: string; payload: unknown; seq: number | undefined }>) {
+    this.#held = early;
+    setImmediate(() => {
+      const held = this.#held ?? [];
+      this.#held = null;
+      for (const e of held) this.#emit(e.event, e.payload, e.seq);
+    });
     this.#socket = socket;
     this.hello = hello;
     this.#pending = pending;
@@ -63,6 +85,7 @@ export class GatewayClient {
     const pending = new Map<string, Pending>();
     let client: GatewayClient | undefined;
     const early: Array<{ event: string; payload: unknown; seq: number | undefined }> = [];
+    let earlyChars = 0;
     const closed = new Promise<{ code: number; reason: string }>((resolve) => {
       socket.once('close', (code, reason) => {
         for (const [, p] of pending) {
@@ -87,9 +110,11 @@ export class GatewayClient {
       socket.once('close', onClose);
       socket.on('message', (data, isBinary) => {
         let frame;
+        let text: string;
         try {
           if (isBinary) throw new GatewayError('GATEWAY_FRAME_INVALID', 'binary frame');
-          frame = parseServerFrame(data.toString());
+          text = data.toString();
+          frame = parseServerFrame(text);
         } catch (error) {
           return fail(error as GatewayError);
         }
@@ -101,8 +126,14 @@ export class GatewayClient {
             socket.send(JSON.stringify({ type: 'req', id: connectId, method: 'connect', params: connectParams(options, challenge.nonce, challenge.ts as number) }));
             return;
           }
-          if (client) client.#emit(frame.event, frame.payload, frame.seq);
-          else early.push({ event: frame.event, payload: frame.payload, seq: frame.seq });
+          if (client) client.#deliver(frame.event, frame.payload, frame.seq);
+          else {
+            earlyChars += text.length;
+            if (early.length === MAX_EARLY_EVENTS || earlyChars > MAX_EARLY_CHARS) {
+              return fail(new GatewayError('GATEWAY_FRAME_INVALID', `the gateway sent more than ${MAX_EARLY_EVENTS} events or ${MAX_EARLY_CHARS} characters of them before hello-ok`));
+            }
+            early.push({ event: frame.event, payload: frame.payload, seq: frame.seq });
+          }
           return;
         }
         if (frame.id === connectId && !client) {
@@ -112,10 +143,9 @@ export class GatewayClient {
           socket.off('error', onError);
           socket.on('error', () => {});
           socket.off('close', onClose);
-          client = new GatewayClient(socket, frame.payload, pending, closed, options.requestTimeoutMs ?? 30_000);
+          client = new GatewayClient(socket, frame.payload, pending, closed, options.requestTimeoutMs ?? 30_000, early);
           client.#watchSilence(frame.payload.policy.tickIntervalMs);
           resolve(client);
-          for (const e of early) client.#emit(e.event, e.payload, e.seq);
           return;
         }
         if (client) client.#lastHeard = Date.now();
@@ -177,6 +207,11 @@ export class GatewayClient {
   onAny(listener: (event: string, payload: unknown) => void): () => void {
     this.#any.add(listener);
     return () => this.#any.delete(listener);
+  }
+
+  #deliver(event: string, payload: unknown, seq: number | undefined): void {
+    if (this.#held) this.#held.push({ event, payload, seq });
+    else this.#emit(event, payload, seq);
   }
 
   #emit(event: string, payload: unknown, seq: number | undefined): void {

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { GatewayClient } from './client.ts';
+
+/** A gateway on loopback that sends its challenge, then `before(socket)`, then answers connect with hello-ok. */
+async function fakeGateway(before: (socket: WebSocket) => void): Promise<{ url: string; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (socket) => {
+    socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n'.repeat(32), ts: Date.now() } }));
+    socket.on('message', (data) => {
+      const req = JSON.parse(data.toString()) as { id: string };
+      before(socket);
+      const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, tickIntervalMs: 30_000 } };
+      socket.send(JSON.stringify({ type: 'res', id: req.id, ok: true, payload: hello }));
+    });
+  });
+  const { port } = wss.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    close: () => {
+      for (const socket of wss.clients) socket.terminate();
+      return new Promise((r) => wss.close(() => r()));
+    },
+  };
+}
+
+const event = (n: number, size = 0) => JSON.stringify({ type: 'event', event: 'presence', payload: { n, pad: 'x'.repeat(size) }, seq: n });
+
+describe('events a gateway sends before hello-ok', () => {
+  const gateways: Array<{ close: () => Promise<void> }> = [];
+  after(async () => void (await Promise.all(gateways.map((g) => g.close()))));
+
+  it('are handed to listeners attached once connected, in order, before those sent after hello-ok (regression: they were emitted before connect() resolved, to no listener)', async () => {
+    const gw = await fakeGateway((socket) => {
+      [1, 2, 3].forEach((n) => socket.send(event(n)));
+      setImmediate(() => socket.send(event(4)));
+    });
+    gateways.push(gw);
+    const client = await GatewayClient.connect({ url: gw.url, token: 't'.repeat(20), role: 'operator' });
+    const seen: unknown[] = [];
+    client.on('presence', (_payload, seq) => seen.push(seq));
+    for (const end = Date.now() + 2_000; seen.length < 4 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    await client.close();
+  });
+  it('refuse the connection past 64 of them (GATEWAY_FRAME_INVALID), instead of holding all a gateway sends', async () => {
+    const gw = await fakeGateway((socket) => {
+      for (let n = 0; n < 65; n++) socket.send(event(n));
+    });
+    gateways.push(gw);
+    await assert.rejects(GatewayClient.connect({ url: gw.url, token: 't'.repeat(20), role: 'operator' }), { code: 'GATEWAY_FRAME_INVALID', message: /more than 64 events .* before hello-ok/ });
+  });
+  it('refuse the connection past 1 MiB of them, however few', async () => {
+    const gw = await fakeGateway((socket) => [1, 2].forEach((n) => socket.send(event(n, 600_000))));
+    gateways.push(gw);
+    await assert.rejects(GatewayClient.connect({ url: gw.url, token: 't'.repeat(20), role: 'operator' }), { code: 'GATEWAY_FRAME_INVALID' });
+  });
+});
