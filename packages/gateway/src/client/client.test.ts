@@ -3,8 +3,8 @@ import { after, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GatewayClient } from './client.ts';
 
-/** A gateway on loopback that sends its challenge, then `before(socket)`, then answers connect with hello-ok. */
-async function fakeGateway(before: (socket: WebSocket) => void): Promise<{ url: string; close: () => Promise<void> }> {
+/** A gateway on loopback that sends its challenge, then `before(socket)`, then answers connect with hello-ok (ticks promised every `tickIntervalMs`, never sent). */
+async function fakeGateway(before: (socket: WebSocket) => void, tickIntervalMs = 30_000): Promise<{ url: string; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => wss.once('listening', r));
   wss.on('connection', (socket) => {
@@ -12,7 +12,7 @@ async function fakeGateway(before: (socket: WebSocket) => void): Promise<{ url: 
     socket.on('message', (data) => {
       const req = JSON.parse(data.toString()) as { id: string };
       before(socket);
-      const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, tickIntervalMs: 30_000 } };
+      const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, tickIntervalMs } };
       socket.send(JSON.stringify({ type: 'res', id: req.id, ok: true, payload: hello }));
     });
   });
@@ -56,5 +56,17 @@ describe('events a gateway sends before hello-ok', () => {
     const gw = await fakeGateway((socket) => [1, 2].forEach((n) => socket.send(event(n, 600_000))));
     gateways.push(gw);
     await assert.rejects(GatewayClient.connect({ url: gw.url, token: 't'.repeat(20), role: 'operator' }), { code: 'GATEWAY_FRAME_INVALID' });
+  });
+});
+
+describe('gateway client', () => {
+  it('closes with 4000 when the gateway falls silent for two tick intervals', async () => {
+    const gw = await fakeGateway(() => {}, 50);
+    try {
+      const client = await GatewayClient.connect({ url: gw.url, token: 't'.repeat(20), role: 'operator' });
+      assert.equal((await client.closed).code, 4000);
+    } finally {
+      await gw.close();
+    }
   });
 });
