@@ -607,4 +607,20 @@ describe("when the gateway's own store fails while a node connects", () => {
       await gw.stop();
     }
   });
+  it("keeps serving the others when a listener of a connection's close throws", async () => {
+    const gw = await startTestGateway();
+    gw.server.on('closed', () => {
+      throw new Error('a listener fault');
+    });
+    const other = await operator(gw);
+    try {
+      await (await operator(gw)).close();
+      for (const end = Date.now() + 2_000; !gw.log.some((e) => e.event === 'handler-failed') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(gw.log.some((e) => e.event === 'handler-failed'));
+      assert.equal((await other.request('health')) !== undefined, true);
+    } finally {
+      await other.close();
+      await gw.stop();
+    }
+  });
 });
