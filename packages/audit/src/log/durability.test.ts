@@ -3,7 +3,7 @@
 // An append whose fsync fails is never acknowledged nor visible. And several
 // writer processes share one PostgreSQL log without gaps or forks.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,14 +99,17 @@ describe('durability', () => {
       const open = await openAuditLog({ stateDir });
       await open.append(sampleEvent(0));
       const reader = new DatabaseSync(join(stateDir, 'audit.db'), { readOnly: true });
-      reader.exec('BEGIN');
-      reader.prepare('SELECT size FROM audit_head').get();
       const failing = join(import.meta.dirname, '..', '..', 'test', 'fsync-failure-child.ts');
-      const run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO', process.execPath, failing, stateDir], { encoding: 'utf8', timeout: 60_000 });
+      let run: SpawnSyncReturns<string>;
+      try {
+        reader.exec('BEGIN');
+        reader.prepare('SELECT size FROM audit_head').get();
+        run = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO', process.execPath, failing, stateDir], { encoding: 'utf8', timeout: 60_000 });
+      } finally {
+        reader.close(); // ends its snapshot
+        await open.close();
+      }
       assert.equal(run.status, 0, `${run.error ?? ''}${run.stderr}`);
-      reader.exec('COMMIT');
-      reader.close();
-      await open.close();
       assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_STORE_UNAVAILABLE', batch: ['AUDIT_STORE_UNAVAILABLE'], close: 'AUDIT_STORE_UNAVAILABLE' });
       // Visible only once synced: no later writer can chain onto a record the disk may never have held.
       const log = await openAuditLog({ stateDir });
