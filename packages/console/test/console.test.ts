@@ -92,6 +92,27 @@ describe('the console in Chromium', () => {
         await other.close();
       }
     });
+
+    it('signs in again from a browser used before while someone else keeps a username locked out, with a device token no cookie carries (regression: any server on another port of this host was sent it)', async () => {
+      const password = 'dora signs in from her own browser';
+      await stack.gateway.identity.localUsers.create('dora', password, ['viewer']);
+      const own = await browser.newContext();
+      try {
+        const tab = await own.newPage();
+        tab.setDefaultTimeout(SEEN_MS);
+        await signIn(tab, stack, 'dora', password);
+        assert.deepEqual((await own.cookies()).map((c) => c.name), ['corral_session']);
+        assert.match((await tab.evaluate(() => localStorage.getItem('corral.device'))) ?? '', /^[A-Za-z0-9_-]{16}\.\d+\./);
+        await tab.getByRole('button', { name: 'Sign out' }).click();
+        await tab.getByLabel('Username').waitFor();
+        const post = (body: unknown) => fetch(`${stack.url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        for (let i = 0; i < 5; i++) assert.equal((await post({ username: 'dora', password: `a guess ${i}` })).status, 401);
+        assert.equal((await post({ username: 'dora', password })).status, 429, 'from anywhere else, dora is locked out');
+        await signIn(tab, stack, 'dora', password);
+      } finally {
+        await own.close();
+      }
+    });
   });
 
   describe('approvals', () => {

@@ -48,23 +48,32 @@ export class ApiError extends Error {
 }
 
 const KEY_ITEM = 'corral.session-key';
+/**
+ * The device token a sign-in answers: sent with later sign-ins from this
+ * browser so that someone else's failed guesses at the same username do not
+ * hold its owner up. Kept here, not in a cookie, for the same reason as the key.
+ */
+const DEVICE_ITEM = 'corral.device';
 
-function sessionKey(): string {
+function stored(item: string): string {
   try {
-    return localStorage.getItem(KEY_ITEM) ?? '';
+    return localStorage.getItem(item) ?? '';
   } catch {
     return '';
   }
 }
 
-function keepSessionKey(key: string): void {
+function keep(item: string, value: string): void {
   try {
-    if (key === '') localStorage.removeItem(KEY_ITEM);
-    else localStorage.setItem(KEY_ITEM, key);
+    if (value === '') localStorage.removeItem(item);
+    else localStorage.setItem(item, value);
   } catch {
     // storage refused (a private window's quota): the session lasts until this page unloads
   }
 }
+
+const sessionKey = () => stored(KEY_ITEM);
+const keepSessionKey = (key: string) => keep(KEY_ITEM, key);
 
 const SSO_START_ITEM = 'corral.sso-start-key';
 const SIGNIN_FRAGMENT = /^#signin=([A-Za-z0-9_-]{16,128})$/;
@@ -106,8 +115,8 @@ export function onSignedOut(listener: () => void): () => void {
 
 type Method = 'GET' | 'POST' | 'DELETE';
 
-async function call<T>(method: Method, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+async function call<T>(method: Method, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extra };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const key = sessionKey();
   if (key !== '') headers['x-corral-csrf'] = key;
@@ -162,7 +171,13 @@ export const api = {
     adoptSignIn();
     return remember(await call<Session>('GET', '/api/session'));
   },
-  signIn: async (username: string, password: string) => remember(await call<Session>('POST', '/api/session', { username, password })),
+  signIn: async (username: string, password: string) => {
+    const device = stored(DEVICE_ITEM);
+    const signedIn = await call<Session & { device?: unknown }>('POST', '/api/session', { username, password }, device === '' ? {} : { 'x-corral-device': device });
+    if (typeof signedIn.device === 'string') keep(DEVICE_ITEM, signedIn.device);
+    const { device: _device, ...session } = signedIn;
+    return remember(session);
+  },
   signOut: async () => {
     try {
       await call<void>('DELETE', '/api/session');

@@ -31,7 +31,8 @@ describe('local sign-in', () => {
     const cookie = answer.headers.getSetCookie()[0]!;
     assert.match(cookie, /^corral_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
     const current = await client.get('/api/session');
-    assert.deepEqual(current.body, answer.body);
+    const { device: _device, ...session } = answer.body;
+    assert.deepEqual(current.body, session, 'the device token is given at sign-in only');
   });
 
   it('gives the same 401 invalid_credentials for a wrong password, an unknown user and a malformed body', async () => {
@@ -54,15 +55,24 @@ describe('local sign-in', () => {
     assert.equal((await t.anonymous().signIn('mallory')).status, 200);
   });
 
-  it('lets alice sign in from a browser she signed in from before while someone else keeps failing as alice (its device cookie, for /api/session only); without it she waits', async () => {
+  it('lets alice sign in from a browser she signed in from before while someone else keeps failing as alice (its device token, sent in x-corral-device); without it she waits', async () => {
     const first = await t.anonymous().signIn('alice');
-    const device = first.headers.getSetCookie().find((c) => c.startsWith('corral_device='))!;
-    assert.match(device, /^corral_device=[A-Za-z0-9_.-]+; HttpOnly; SameSite=Strict; Path=\/api\/session; Max-Age=2592000$/);
+    const device = first.body.device as string;
+    assert.match(device, /^[A-Za-z0-9_-]{16}\.\d+\.[A-Za-z0-9_-]{43}$/);
     for (let i = 0; i < 5; i++) assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: `someone else ${i}` })).status, 401);
     assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD })).status, 429);
+    assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD }, { 'x-corral-device': device })).status, 200);
+    clock += 5 * 60_000 + 1000;
+  });
+
+  it('never puts the device token in a cookie, and a device cookie counts for nothing (regression: every web server on another port of this host was sent it, and any page there could spend its tries)', async () => {
+    const first = await t.anonymous().signIn('alice');
+    assert.deepEqual(first.headers.getSetCookie().map((c) => c.split('=')[0]), ['corral_session']);
+    for (let i = 0; i < 5; i++) assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: `someone else ${i}` })).status, 401);
     const browser = t.anonymous();
-    browser.cookie = device.split(';')[0];
-    assert.equal((await browser.post('/api/session', { username: 'alice', password: TEST_PASSWORD })).status, 200);
+    browser.cookie = `corral_device=${first.body.device as string}`;
+    assert.equal((await browser.post('/api/session', { username: 'alice', password: TEST_PASSWORD })).status, 429);
+    assert.equal((await t.anonymous().post('/api/session', { username: 'alice', password: TEST_PASSWORD }, { 'x-corral-device': 'x'.repeat(201) })).status, 429, 'an overlong token is no token');
     clock += 5 * 60_000 + 1000;
   });
 

@@ -6,10 +6,10 @@ import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
-import { DEVICE_COOKIE, DEVICE_TTL_S } from './throttle.ts';
+import { deviceTokens } from './throttle.ts';
 import { cookie, isSessionKey, readCookies, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
 
-function sessionBody(session: Session): unknown {
+function sessionBody(session: Session): Record<string, unknown> {
   return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
 }
 
@@ -43,7 +43,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const input = await body();
         const username = typeof input.username === 'string' ? input.username : '';
         const address = request.socket.remoteAddress ?? '';
-        const devices = readCookies(request, DEVICE_COOKIE);
+        const devices = deviceTokens(request);
         const wait = api.throttle.attempt(username, address, devices);
         if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
         const user = await api.identity.localUsers.verify(username, input.password);
@@ -51,7 +51,8 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const device = api.throttle.succeed(username, address, devices);
         const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
-        return reply(200, sessionBody(session), { 'set-cookie': [cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000), cookie(request, DEVICE_COOKIE, device, DEVICE_TTL_S, 'Strict', '/api/session')] });
+        // The device token goes only to the console, in the body: a cookie would reach every port of this host.
+        return reply(200, { ...sessionBody(session), device }, { 'set-cookie': cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000) });
       },
     },
     {

@@ -77,13 +77,13 @@ describe('the sign-in throttle', () => {
       assert.equal(throttle.attempt('admin', '127.0.0.1'), 0);
       const device = throttle.succeed('admin', '127.0.0.1');
       for (let i = 0; i < 40; i++) throttle.attempt('admin', '127.0.0.1');
-      assert.ok(throttle.attempt('admin', '127.0.0.1') > 0, 'without the cookie, admin is locked out');
+      assert.ok(throttle.attempt('admin', '127.0.0.1') > 0, 'without the token, admin is locked out');
       assert.equal(throttle.attempt('admin', '127.0.0.1', ['junk', device]), 0, 'with it, admin may try');
       // The device's own failures lock it alone, and only for its username.
       for (let i = 0; i < 4; i++) assert.equal(throttle.attempt('admin', '127.0.0.1', [device]), 0);
       assert.ok(throttle.attempt('admin', '127.0.0.1', [device]) > 0);
-      assert.equal(throttle.attempt('root', '127.0.0.1', [device]), 0, 'for another username the cookie counts for nothing: its lock is not root\'s');
-      // A cookie sealed for another username, altered, or from another process vouches for nothing; it expires.
+      assert.equal(throttle.attempt('root', '127.0.0.1', [device]), 0, 'for another username the token counts for nothing: its lock is not root\'s');
+      // A token sealed for another username, altered, or from another process vouches for nothing; it expires.
       const other = new SignInThrottle(() => clock);
       assert.equal(other.attempt('bob', '192.0.2.9'), 0);
       const bobs = other.succeed('bob', '192.0.2.9');
@@ -92,7 +92,7 @@ describe('the sign-in throttle', () => {
       const fresh = throttle.succeed('admin', '127.0.0.1');
       clock += 31 * 24 * 3600_000;
       for (let i = 0; i < 5; i++) throttle.attempt('admin', '127.0.0.1');
-      assert.ok(throttle.attempt('admin', '127.0.0.1', [fresh]) > 0, 'a cookie older than 30 days');
+      assert.ok(throttle.attempt('admin', '127.0.0.1', [fresh]) > 0, 'a token older than 30 days');
     });
   });
 });

@@ -10,24 +10,38 @@
 //
 // Those limits let anyone who can reach the console keep a person out (one
 // wrong password a minute for `admin`; on loopback every try comes from one
-// address). So a browser a person signed in from before carries a device
-// cookie for their username, sealed by this process: its tries are counted
-// for that device alone, 5 in 5 minutes, and no one else's failures hold it up.
+// address). So a browser a person signed in from before holds a device token
+// for their username, sealed by this process: its tries are counted for that
+// device alone, 5 in 5 minutes, and no one else's failures hold it up. The
+// console keeps the token in its own origin's storage and sends it in
+// `x-corral-device`, never in a cookie: cookies are not port-scoped, so any
+// web server on another port of this host would be sent it, and any page
+// there could spend the device's tries from the browser (a site on another
+// port is the same site to SameSite, and a custom header needs a preflight
+// this gateway never grants).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
 const MAX_KEYS = 10_000;
-export const DEVICE_COOKIE = 'corral_device';
-/** How long a device cookie vouches for its browser. */
-export const DEVICE_TTL_S = 30 * 24 * 3600;
+/** The request header the console sends its device token in. */
+export const DEVICE_HEADER = 'x-corral-device';
+/** How long a device token vouches for its browser. */
+const DEVICE_TTL_S = 30 * 24 * 3600;
+
+/** The device token a sign-in request carries (none when absent or too long to be one). */
+export function deviceTokens(request: IncomingMessage): string[] {
+  const value = request.headers[DEVICE_HEADER];
+  return typeof value === 'string' && value.length <= 200 ? [value] : [];
+}
 
 export class SignInThrottle {
   readonly #failures = new Map<string, number[]>();
   readonly #now: () => number;
-  /** Seals the device cookies of this process: a restart ends them, as it ends sessions. */
+  /** Seals the device tokens of this process: a restart ends them, as it ends sessions. */
   readonly #deviceKey = randomBytes(32);
 
   constructor(now: () => number = Date.now) {
@@ -36,12 +50,12 @@ export class SignInThrottle {
 
   /**
    * A try at signing in as this username from this address, with the device
-   * cookies the browser sent: the seconds to wait when it is refused, else 0,
+   * tokens the browser sent: the seconds to wait when it is refused, else 0,
    * and the try is counted as a failure at once (until succeed()), so that
    * tries made at the same time count too.
    */
-  attempt(username: string, address: string, deviceCookies: readonly string[] = []): number {
-    const keys = this.#keys(username, address, deviceCookies);
+  attempt(username: string, address: string, deviceTokens: readonly string[] = []): number {
+    const keys = this.#keys(username, address, deviceTokens);
     const wait = Math.max(...keys.map(([key, max]) => this.#wait(key, max)));
     if (wait > 0) return wait;
     for (const [key, max] of keys) this.#add(key, max);
@@ -50,10 +64,10 @@ export class SignInThrottle {
 
   /**
    * A try that succeeded: the failures it was counted in are forgotten (an
-   * address's, only that try). Answers the device cookie to give the browser.
+   * address's, only that try). Answers the device token to give the browser.
    */
-  succeed(username: string, address: string, deviceCookies: readonly string[] = []): string {
-    for (const [key] of this.#keys(username, address, deviceCookies)) {
+  succeed(username: string, address: string, deviceTokens: readonly string[] = []): string {
+    for (const [key] of this.#keys(username, address, deviceTokens)) {
       if (key.startsWith('addr:')) this.#failures.get(key)?.pop();
       else this.#failures.delete(key);
     }
@@ -62,15 +76,15 @@ export class SignInThrottle {
     return `${id}.${issued}.${this.#seal(username, id, issued)}`;
   }
 
-  /** Where a try counts: the device a valid cookie names for this username alone, else the username and the address. */
-  #keys(username: string, address: string, deviceCookies: readonly string[]): Array<[string, number]> {
-    const device = deviceCookies.map((c) => this.#device(username, c)).find((d) => d !== undefined);
+  /** Where a try counts: the device a valid token names for this username alone, else the username and the address. */
+  #keys(username: string, address: string, deviceTokens: readonly string[]): Array<[string, number]> {
+    const device = deviceTokens.map((c) => this.#device(username, c)).find((d) => d !== undefined);
     return device !== undefined ? [[`dev:${device}`, PER_USERNAME]] : [[`user:${keyOf(username)}`, PER_USERNAME], [`addr:${networkOf(address)}`, PER_ADDRESS]];
   }
 
-  /** The device a cookie names, when this process sealed it for `username` within DEVICE_TTL_S. */
-  #device(username: string, cookie: string): string | undefined {
-    const [id, issued, mac] = cookie.split('.');
+  /** The device a token names, when this process sealed it for `username` within DEVICE_TTL_S. */
+  #device(username: string, token: string): string | undefined {
+    const [id, issued, mac] = token.split('.');
     if (!id || !issued || !mac || !/^[A-Za-z0-9_-]{16}$/.test(id) || !/^\d{1,12}$/.test(issued)) return undefined;
     const age = this.#now() / 1000 - Number(issued);
     if (age < 0 || age > DEVICE_TTL_S) return undefined;
