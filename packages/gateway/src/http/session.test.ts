@@ -190,7 +190,11 @@ describe('OpenID Connect sign-in', () => {
   before(async () => {
     const port = await freePort();
     const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
-    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: accountsWithGroups({ bob: ['finance-approvers'], carol: ['marketing'] }) });
+    const withEmail = accountsWithGroups({ bob: ['finance-approvers'], carol: ['marketing'] });
+    // Approvers the issuer vouches for without a plain verified e-mail: one whose subject is a local username, one whose subject reads like the gateway token's approver, one with an odd address.
+    const bare: Record<string, Record<string, unknown>> = { alice: {}, 'token:mallory': {}, dave: { email: 'dave:x@example.com', email_verified: true } };
+    const accounts = (sub: string) => withEmail(sub) ?? (bare[sub] ? { ...bare[sub], name: sub, groups: ['finance-approvers'] } : undefined);
+    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts });
     t = await startTestGateway({ port, oidc: { name: 'Example SSO', issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
   });
   after(async () => {
@@ -222,6 +226,20 @@ describe('OpenID Connect sign-in', () => {
     assert.equal(session.status, 200);
     assert.deepEqual(session.body.user.roles, ['approver']);
     assert.equal(session.body.user.name, 'bob@example.com');
+  });
+
+  it('names a human without a plain verified e-mail by issuer and subject, never by the subject alone (regression: subject "alice" was named as the local user alice, and "token:mallory" counted as the gateway token’s approver)', async () => {
+    for (const subject of ['alice', 'token:mallory', 'dave']) {
+      const browser = t.anonymous();
+      browser.csrf = consoleKey();
+      const start = await browser.get(`/api/auth/oidc/start?key=${browser.csrf}`);
+      const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+      const back = await fetch(await signInAtIssuer(start.headers.get('location')!, subject), { redirect: 'manual', headers: { cookie: binding } });
+      browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+      browser.csrf = `${browser.csrf}.${/^\/#signin=(.+)$/.exec(back.headers.get('location')!)![1]}`;
+      const session = await browser.get('/api/session');
+      assert.equal(session.body.user.name, `oidc:${issuer.issuer}#${subject}`, subject);
+    }
   });
 
   it('refuses a start without a key from the console (its session could be no one’s) with /?signin_error=failed', async () => {

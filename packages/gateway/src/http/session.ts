@@ -27,8 +27,17 @@ function signinError(code: unknown): string {
   }
 }
 
+/** A plain address: no `:`, so never read as the gateway token's or a system account's approver (`token:…`, `account:…`), and an `@` no local username has. */
+const PLAIN_EMAIL = /^[^\s:@"()<>,;\\]{1,64}@[^\s:@"()<>,;\\]{1,85}$/;
+
+/**
+ * An OIDC human as the audit log names them and a quorum counts them: their
+ * verified e-mail, else their issuer and subject. The subject alone could be
+ * a local user's name (or read `token:…`) and count as someone else.
+ */
 function oidcUser(human: HumanIdentity): SessionUser {
-  return { id: `oidc:${human.issuer}#${human.subject}`, name: human.email ?? human.subject, roles: human.roles };
+  const id = `oidc:${human.issuer}#${human.subject}`;
+  return { id, name: human.email !== undefined && PLAIN_EMAIL.test(human.email) ? human.email : id, roles: human.roles };
 }
 
 export function sessionRoutes(api: ApiContext): Route[] {
