@@ -2,7 +2,7 @@
 // through the policy set's compare-and-swap on the set as it is on disk now,
 // so a change another process made meanwhile is kept, not lost.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -104,5 +104,45 @@ describe('allow-always grants', () => {
     const expired = clocked.get(a.id);
     assert.deepEqual([expired.status, expired.decision], ['expired', 'allow-always']);
     assert.equal(await new PolicyGrants(PolicyControl.open(policyDir()), clocked).add(expired), false);
+  });
+});
+
+describe('an allow-always approval a gateway stored before it kept granted_at', () => {
+  /** The approvals table as gateways wrote it before granted_at, holding one approval allowed always and not yet spent. */
+  function storedBefore(grantedAtColumn: boolean): { dir: string; approval: { id: string; digest: string } } {
+    const dir = stateDir();
+    const db = openGatewayDb(dir);
+    db.exec(`CREATE TABLE approvals (id TEXT PRIMARY KEY, digest TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, quorum INTEGER NOT NULL, approvers TEXT NOT NULL,
+      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, resolved_at INTEGER${grantedAtColumn ? ', granted_at INTEGER' : ''})`);
+    const approval = { id: randomUUID(), digest: randomBytes(32).toString('hex') };
+    const now = Date.now();
+    db.prepare("INSERT INTO approvals (id, digest, action, status, decision, quorum, approvers, created_at, expires_at, resolved_at) VALUES (?, ?, ?, 'allowed', 'allow-always', 1, '[\"alice@example.com\"]', ?, ?, ?)")
+      .run(approval.id, approval.digest, JSON.stringify({ principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }), now - 1_000, now + 600_000, now - 500);
+    db.close();
+    return { dir, approval };
+  }
+
+  it('does not bring back its grant, revoked before the upgrade, when its waiting run spends it after (regression: the migration left granted_at empty, so the run made the grant again)', async () => {
+    // That gateway made the grant when the approval was resolved; an operator revoked it (the set holds no grant); then the gateway was upgraded.
+    const { dir, approval } = storedBefore(false);
+    const upgraded = new ApprovalStore(openGatewayDb(dir));
+    const spent = upgraded.consume(approval.id, approval.digest);
+    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(spent), false);
+    assert.equal(PolicyControl.open(join(dir, 'policies')).active().files.some((f) => f.name === grantFile(approval.id)), false);
+  });
+
+  it('does not bring it back either where a gateway already added granted_at without marking the approvals stored before', async () => {
+    const { dir, approval } = storedBefore(true);
+    const upgraded = new ApprovalStore(openGatewayDb(dir));
+    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(upgraded.consume(approval.id, approval.digest)), false);
+  });
+
+  it('still makes the grant of an approval resolved after the upgrade, also once the store is opened again (a restart)', async () => {
+    const { dir } = storedBefore(false);
+    const upgraded = new ApprovalStore(openGatewayDb(dir));
+    const a = upgraded.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
+    upgraded.resolve(a.id, 'allow-always', 'alice@example.com');
+    const restarted = new ApprovalStore(openGatewayDb(dir));
+    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(restarted.consume(a.id, a.digest)), true);
   });
 });

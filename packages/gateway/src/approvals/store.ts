@@ -54,7 +54,22 @@ CREATE TABLE IF NOT EXISTS approvals (
   granted_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
+CREATE TABLE IF NOT EXISTS approvals_migrations (
+  name TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
+);
 `;
+
+/**
+ * The migration that gives the approvals stored before granted_at existed a
+ * grant already made. Those gateways made an allow-always grant when its
+ * approval was resolved and never said so in the row, so a grant revoked
+ * since cannot be told from one never made: an approval still waiting to be
+ * spent would make it again on its run. Counting each as made, none comes
+ * back (one resolved by the CLI and not yet used at the upgrade then allows
+ * its run once, without a grant).
+ */
+const GRANTS_MADE_BEFORE_GRANTED_AT = 'grants-made-before-granted-at';
 
 export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
 
@@ -66,9 +81,32 @@ export class ApprovalStore {
     this.#db = db;
     this.#now = now;
     db.exec(SCHEMA);
-    // Added after the first release of the table.
-    const columns = (db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
-    if (!columns.includes('granted_at')) db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
+    this.#migrate();
+  }
+
+  /**
+   * Adds granted_at (after the first release of the table) and, once per
+   * database, counts the allow-always approvals allowed or used before it as
+   * granted (GRANTS_MADE_BEFORE_GRANTED_AT): a database a gateway already gave
+   * the column without that is migrated too. Under the write lock, so two
+   * processes opening the store at once migrate it once.
+   */
+  #migrate(): void {
+    const done = () => this.#db.prepare('SELECT 1 FROM approvals_migrations WHERE name = ?').get(GRANTS_MADE_BEFORE_GRANTED_AT) !== undefined;
+    if (done()) return;
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const columns = (this.#db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
+      if (!columns.includes('granted_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
+      if (!done()) {
+        this.#db.prepare("UPDATE approvals SET granted_at = COALESCE(resolved_at, created_at) WHERE granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run();
+        this.#db.prepare('INSERT INTO approvals_migrations (name, at) VALUES (?, ?)').run(GRANTS_MADE_BEFORE_GRANTED_AT, this.#now());
+      }
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   /** A new pending approval for one action. */
