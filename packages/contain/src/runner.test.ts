@@ -64,6 +64,74 @@ describe('the runner', () => {
     });
   });
 
+  describe('a denied path that does not exist when the sandbox is planned, inside a read-write grant', () => {
+    it('stays denied for the whole run: the command cannot create it, as a file or a folder, link a file there or rename one onto it', async () => {
+      const work = join(dir, 'deny-missing');
+      mkdirSync(work);
+      writeFileSync(join(work, 'mine.txt'), 'mine\n');
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env', './.git/hooks', './keys/deploy/id'] } }, work);
+      const script = [
+        'echo planted > .env',
+        'ln mine.txt .env',
+        'mv mine.txt .env',
+        'mkdir -p .git/hooks && echo forged > .git/hooks/pre-commit',
+        'mkdir -p keys/deploy && echo key > keys/deploy/id',
+        'rmdir .env',
+        'mv .git moved',
+        'true',
+      ].join('; ');
+      const r = await runner.run(p, ['/bin/sh', '-c', script]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      // What is on the host after the run: each stand-in, empty, and the file the command may write, never moved.
+      for (const name of ['.env', '.git', 'keys']) assert.deepEqual(readdirSync(join(work, name)), [], name);
+      assert.deepEqual(readdirSync(work).sort(), ['.env', '.git', 'keys', 'mine.txt']);
+      assert.equal(readFileSync(join(work, 'mine.txt'), 'utf8'), 'mine\n');
+    });
+
+    it('is planned again as a denied folder once its stand-in is there, and masked as before', async () => {
+      const work = join(dir, 'deny-missing-again');
+      mkdirSync(work);
+      const policy: ContainerPolicyInput = { runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env'] } };
+      await runner.run(plan(policy, work), ['/bin/true']);
+      const again = plan(policy, work);
+      assert.deepEqual(again.mounts.at(-1), { kind: 'deny', path: join(work, '.env'), directory: true });
+      const r = await runner.run(again, ['/bin/sh', '-c', 'echo planted > .env/x || echo refused']);
+      assert.equal(r.stdout, 'refused\n');
+      assert.deepEqual(readdirSync(join(work, '.env')), []);
+    });
+
+    it('stays denied in a sandbox started ahead and kept warm for the plan', async () => {
+      const work = join(dir, 'deny-missing-warm');
+      mkdirSync(work);
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env'] } }, work);
+      await runner.keepWarm(p, 1);
+      try {
+        const r = await runner.run(p, ['/bin/sh', '-c', 'echo planted > .env; mkdir .env/x; true']);
+        assert.equal(r.warm, true);
+        assert.deepEqual(readdirSync(join(work, '.env')), []);
+      } finally {
+        await runner.keepWarm(p, 0);
+      }
+    });
+
+    it('refuses to start when something other than a folder is there by then (plan again)', async () => {
+      const work = join(dir, 'deny-missing-changed');
+      mkdirSync(work);
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env'] } }, work);
+      writeFileSync(join(work, '.env'), 'made since the plan\n');
+      await assert.rejects(runner.run(p, ['/bin/true']), { code: 'CONTAIN_PATH_CHANGED' });
+    });
+
+    it('refuses to start a plan whose stand-in has no read-write folder bound to be made in', async () => {
+      const work = join(dir, 'deny-missing-unwritable');
+      mkdirSync(work);
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env'] } }, work);
+      // A plan altered after planning: its stand-in now lies in a folder the sandbox does not bind.
+      const planted = { ...p, mounts: p.mounts.map((m) => (m.kind === 'deny' ? { ...m, path: join(work, 'mine', '.env') } : m)) };
+      await assert.rejects(runner.run(planted, ['/bin/true']), { code: 'CONTAIN_UNENFORCEABLE' });
+    });
+  });
+
   describe('the exit', () => {
     it("passes the command's exit code through", async () => {
       const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', 'exit 7']);

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess, type IOType } from 'node:child_process';
-import { closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
 import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, SANDBOX_INGRESS_DIR, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
@@ -328,6 +328,7 @@ export class Runner {
       const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;
       if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
       mountFds = openMountSources(mountSources(mounts));
+      placeStandIns(mounts, mountFds);
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
       const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
       const started = spawn(executable!, rest, {
@@ -668,6 +669,37 @@ function openMountSources(sources: readonly string[]): number[] {
   } catch (error) {
     for (const fd of fds) closeSync(fd);
     throw error;
+  }
+}
+
+/**
+ * Makes the folder each `missing` deny masks (a denied path that did not exist when planned, inside a
+ * read-write grant), so that the sandbox cannot create the denied path, link a file there or rename one
+ * onto it: its mask needs a mount point, and without one the path would be the sandbox's to make, and
+ * would be there on the host after the run. The folder is made through the descriptor its parent is
+ * bound from (the parent is always a read-write grant or a folder pinned below one), never by path,
+ * where a symlink planted since the plan would choose where it lands. It is left in place after the run:
+ * removed while another sandbox masks it, it would take that sandbox's mask with it.
+ *
+ * @param fds the descriptors openMountSources opened for `mounts`, in the same order.
+ * @throws ContainError `CONTAIN_PATH_CHANGED` (something other than a folder is at the path now),
+ *   `CONTAIN_UNENFORCEABLE` (the folder could not be made: the denied path would not stay denied).
+ */
+function placeStandIns(mounts: readonly Mount[], fds: readonly number[]): void {
+  const bound = mounts.filter((m) => m.kind === 'ro' || m.kind === 'rw');
+  for (const m of mounts) {
+    if (m.kind !== 'deny' || !m.missing) continue;
+    const parent = bound.findIndex((b) => b.kind === 'rw' && b.path === dirname(m.path));
+    if (parent < 0) throw new ContainError('CONTAIN_UNENFORCEABLE', `the denied path ${m.path} cannot be masked: its folder is not bound read-write; the command was not started`);
+    const at = `/proc/self/fd/${fds[parent]}/${basename(m.path)}`;
+    try {
+      mkdirSync(at, { mode: 0o755 });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && lstatSync(at).isDirectory()) continue;
+      if (code === 'EEXIST') throw new ContainError('CONTAIN_PATH_CHANGED', `${m.path}, denied and missing when the sandbox was planned, is there now and is not a folder; the command was not started (plan again)`);
+      throw new ContainError('CONTAIN_UNENFORCEABLE', `the denied path ${m.path} does not exist, and the folder its mask needs could not be made (${code}): the sandbox could create it; the command was not started`, { cause: error });
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,6 +167,62 @@ describe('planning a sandbox', () => {
           ['deny', join(dir, 'outbox')],
         ],
       );
+    });
+  });
+
+  describe('when a denied path does not exist yet', () => {
+    it('masks it inside a read-write grant, which the sandbox could otherwise create it in (it was left out of the plan: a denied .env or .git/hooks was the sandbox\'s to make)', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/.env'] } });
+      assert.deepEqual(p.mounts, [
+        { kind: 'rw', path: join(dir, 'outbox') },
+        { kind: 'deny', path: join(dir, 'outbox/.env'), directory: true, missing: true },
+      ]);
+    });
+
+    it('masks its first missing folder, where everything below it would have to be made', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./outbox/.git/hooks/pre-commit', './outbox/.git/config'] } });
+      assert.deepEqual(p.mounts, [
+        { kind: 'rw', path: dir },
+        { kind: 'rw', path: join(dir, 'outbox') },
+        { kind: 'deny', path: join(dir, 'outbox/.git'), directory: true, missing: true },
+      ]);
+    });
+
+    it('masks nothing where the sandbox could not create it: below a read-only grant, outside every grant, below another mask', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./inbox'], denied: ['./inbox/new', './elsewhere/new', './outbox/gone', './outbox/gone/below'] } });
+      assert.deepEqual(
+        p.mounts.map((m) => [m.kind, m.path]),
+        [
+          ['ro', join(dir, 'inbox')],
+          ['rw', join(dir, 'outbox')],
+          ['deny', join(dir, 'outbox/gone')],
+        ],
+      );
+    });
+
+    it('refuses one that leads through a symlink inside a read-write grant (a dangling one the sandbox could have planted)', () => {
+      const dir = workspace();
+      symlinkSync(join(dir, 'nowhere'), join(dir, 'outbox/.env'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/.env'] } }));
+      assert.equal(error.issues[0]?.field, 'filesystem.denied[0]');
+    });
+  });
+
+  describe('when a denied file has other names (hard links)', () => {
+    it('refuses the plan: the mask hides one name, and a grant may hold another', () => {
+      const dir = workspace();
+      linkSync(join(dir, 'inbox/secret.txt'), join(dir, 'outbox/copy.txt'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/secret.txt'] } }));
+      assert.equal(error.issues[0]?.field, 'filesystem.denied[0]');
+    });
+
+    it('plans a denied file with one name', () => {
+      const dir = workspace();
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/secret.txt'] } });
+      assert.deepEqual(p.mounts.at(-1), { kind: 'deny', path: join(dir, 'inbox/secret.txt'), directory: false });
     });
   });
 

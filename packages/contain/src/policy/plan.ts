@@ -22,8 +22,11 @@ export type Mount =
   /**
    * A path inside a granted tree that the policy denies, or Corral's state directory: masked by an
    * empty, unreadable stand-in (a folder with grants bound back inside it can be crossed to reach them).
+   * `missing`: nothing was there when planned, inside a read-write grant where the sandbox could create it;
+   * `path` is then the first folder of the denied path that was missing, and the runner makes it, empty,
+   * before the sandbox starts, so the mask has somewhere to sit (see placeStandIns in runner.ts).
    */
-  | { kind: 'deny'; path: string; directory: boolean };
+  | { kind: 'deny'; path: string; directory: boolean; missing?: true };
 
 export type LimitName = keyof typeof PROCESS_DEFAULTS;
 
@@ -102,7 +105,12 @@ export interface PlanOptions {
  * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
  *   system path, lies below /proc, /dev or /sys, or inside the state directory outside
  *   `exposed`; a read-write grant holds the state directory deeper than as its own entry;
- *   a path reaches its target through a symlink inside a read-write grant).
+ *   a path reaches its target through a symlink inside a read-write grant; a denied file has other
+ *   names, hard links the mask does not cover).
+ *
+ * A denied path that does not exist yet, below a read-write grant, is masked from its first missing
+ * folder (nothing the sandbox may create lies below it): the plan's `deny` mount says `missing`, and
+ * the runner makes that folder before the sandbox starts.
  */
 export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env, options: PlanOptions = {}): SandboxPlan {
   const { policy, source, baseDir } = loaded;
@@ -120,9 +128,12 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const hidden = (path: string) => stateDir !== undefined && within(path, stateDir) && !exposed.some((e) => within(path, e));
   const install = resolveOnHost(resolve(options.install ?? INSTALL))?.real;
 
-  const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
+  const absoluteOf = (raw: string): string => {
     const expanded = raw === '~' ? homedir() : raw.startsWith('~/') ? `${homedir()}${raw.slice(1)}` : raw;
-    const absolute = isAbsolute(expanded) ? resolve(expanded) : resolve(baseDir, expanded);
+    return isAbsolute(expanded) ? resolve(expanded) : resolve(baseDir, expanded);
+  };
+  const resolvePath = (raw: string, field: string, mustExist: boolean): string | undefined => {
+    const absolute = absoluteOf(raw);
     const real = reach(absolute, field);
     if (real === undefined) {
       if (mustExist) issues.push({ file: source, field, message: `${absolute} does not exist on this host; create it or remove it from the policy` });
@@ -178,9 +189,24 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     const p = resolvePath(raw, `filesystem.readonly[${i}]`, true);
     if (p) grants.set(p, 'ro');
   });
-  const denied = policy.filesystem.denied
-    .map((raw, i) => resolvePath(raw, `filesystem.denied[${i}]`, false))
-    .filter((p): p is string => p !== undefined);
+  const denied: string[] = [];
+  // The first missing folder of each denied path that does not exist yet: the sandbox must not create it either.
+  const absent = new Set<string>();
+  policy.filesystem.denied.forEach((raw, i) => {
+    const field = `filesystem.denied[${i}]`;
+    const found = resolvePartly(absoluteOf(raw));
+    if (found?.missing === undefined) {
+      const p = resolvePath(raw, field, false);
+      if (p === undefined) return;
+      denied.push(p);
+      // Another name of a denied file is a path to its content that no mask covers.
+      const stat = lstatSync(p);
+      if (stat.isFile() && stat.nlink > 1) issues.push({ file: source, field, message: `${p} has ${stat.nlink} names (hard links): the sandbox finds its content under any other name a grant holds; remove the other links, or deny the folder that holds them all` });
+      return;
+    }
+    reached.push({ field, absolute: absoluteOf(raw), links: found.links });
+    absent.add(found.missing);
+  });
   // Inside a read-write grant that holds it, Corral's install is bound read-only, a mount point the sandbox cannot move away.
   if (install !== undefined && !grants.has(install) && [...grants].some(([p, mode]) => mode === 'rw' && within(install, p))) grants.set(install, 'ro');
 
@@ -261,12 +287,17 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const stateMask = stateDir !== undefined && needed.some(([p]) => within(stateDir, p) && !inState(p)) ? stateDir : undefined;
   // A deny outside every grant is already invisible; inside one, it is masked.
   const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
+  // A denied path not there yet is masked where the sandbox could create it: below a read-write grant and no other mask.
+  const standIns = [...absent].filter(
+    (s) => ordered.filter(([p]) => within(s, p)).at(-1)?.[1] === 'rw' && !denied.some((d) => within(s, d)) && !(stateDir !== undefined && within(s, stateDir)),
+  );
+  masked.push(...standIns);
   const bound = [...needed, ...pinned(needed, [...masked, ...(stateMask === undefined ? [] : [stateMask])])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const g of bound.filter(([p]) => !inState(p))) mounts.push(grant(g));
   if (stateMask !== undefined) mounts.push({ kind: 'deny', path: stateMask, directory: true });
   for (const g of bound.filter(([p]) => inState(p))) mounts.push(grant(g));
   for (const path of display?.paths ?? []) mounts.push(grant([path, 'ro']));
-  for (const d of masked) mounts.push({ kind: 'deny', path: d, directory: statSync(d).isDirectory() });
+  for (const d of masked) mounts.push(standIns.includes(d) ? { kind: 'deny', path: d, directory: true, missing: true } : { kind: 'deny', path: d, directory: statSync(d).isDirectory() });
 
   const env: Record<string, string> = { PATH: [...preset.path, ...(preset.path.length ? [] : DEFAULT_PATH.split(':'))].join(':'), HOME: '/tmp', TMPDIR: '/tmp', LANG: 'C.UTF-8' };
   for (const name of policy.environment.pass) {
@@ -329,6 +360,16 @@ const MAX_LINKS = 40;
  * resolved, and where each symlink met on the way lies; undefined when there is none.
  */
 function resolveOnHost(path: string): { real: string; links: string[] } | undefined {
+  const found = resolvePartly(path);
+  return found === undefined || found.missing !== undefined ? undefined : { real: found.real, links: found.links };
+}
+
+/**
+ * As resolveOnHost, and for a path not there yet, `missing`: the first of its folders that does not exist
+ * (its own folder is there, all symlinks before it resolved), below which the rest would be made.
+ * Undefined when the path cannot exist (a file on the way, a symlink loop) or cannot be looked up.
+ */
+function resolvePartly(path: string): { real: string; links: string[]; missing?: string } | undefined {
   const links: string[] = [];
   const pending = path.split(sep).filter((name) => name !== '');
   let real: string = sep;
@@ -347,7 +388,9 @@ function resolveOnHost(path: string): { real: string; links: string[] } | undefi
         continue;
       }
       target = readlinkSync(next);
-    } catch {
+    } catch (error) {
+      // Whatever follows a missing folder lies below it, unless a `..` comes back out (only a symlink's target holds one).
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !pending.includes('..')) return { real: next, links, missing: next };
       return undefined;
     }
     if (links.push(next) > MAX_LINKS) return undefined;

@@ -3,7 +3,7 @@
 // Corral (escape.test.ts) and, for comparison, against other sandboxes
 // (bench/escape-comparison.ts). Everything an attack reaches for is on this
 // machine: host loopback servers, files in a temp folder, the host's /etc.
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import type { ContainerPolicyInput } from '../../src/policy/schema.ts';
 
 /** What a case needs from the world around the sandbox. */
@@ -57,6 +57,10 @@ const withNestedProtection = (w: EscapeWorld): ContainerPolicyInput => ({
   runtime: ['shell'],
   filesystem: { readwrite: [`${w.dir}/outbox`], readonly: [`${w.dir}/outbox/project/.git/hooks`], denied: [`${w.dir}/outbox/records/private`] },
 });
+// A read-write folder with paths denied before they exist (.git/hooks: the host's next git command would run hooks planted there).
+const withDeniedNotYetThere =
+  (...names: string[]) =>
+  (w: EscapeWorld): ContainerPolicyInput => ({ runtime: ['shell'], filesystem: { readwrite: [`${w.dir}/outbox`], denied: names.map((n) => `${w.dir}/outbox/${n}`) } });
 const withProbe = (w: EscapeWorld): ContainerPolicyInput => ({ runtime: ['shell'], filesystem: { readonly: [w.probe] } });
 const probe = (attempt: string) => (w: EscapeWorld) => ['/bin/sh', '-c', `out=$("${w.probe}" ${attempt}); echo "$out"; case "$out" in *' ok'*) echo ESCAPED;; esac`];
 const node = (code: string) => (w: EscapeWorld) => [w.node, '-e', code];
@@ -88,6 +92,8 @@ export const ESCAPE_CASES: EscapeCase[] = [
   { id: 'move-denied-out-of-mask', category: 'filesystem', title: 'move the folder above a denied one away, so the next run finds the denied files unmasked', policy: withNestedProtection, argv: (w) => ['/bin/sh', '-c', `mv "${w.dir}/outbox/records" "${w.dir}/outbox/moved" && echo ESCAPED`], hostEffect: async (w) => !(await exists(`${w.dir}/outbox/records/private/secret.txt`)) },
   { id: 'hardlink-readonly-into-rw', category: 'filesystem', title: 'hard-link a read-only file into the writable folder and modify it', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln "${w.dir}/inbox/invoice.txt" "${w.dir}/outbox/h" && echo forged >> "${w.dir}/outbox/h" && echo ESCAPED`], hostEffect: async (w) => (await readText(`${w.dir}/inbox/invoice.txt`)).includes('forged') },
   { id: 'hardlink-secret', category: 'filesystem', title: 'hard-link /etc/shadow into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `ln /etc/shadow "${w.dir}/outbox/shadow" && echo ESCAPED`], hostEffect: (w) => exists(`${w.dir}/outbox/shadow`) },
+  { id: 'create-denied-not-yet-there', category: 'filesystem', title: 'create a denied file, and denied git hooks, that do not exist yet inside the writable folder', policy: withDeniedNotYetThere('.env', '.git/hooks'), argv: (w) => ['/bin/sh', '-c', `cd "${w.dir}/outbox" && { echo planted > .env && echo ESCAPED; mkdir -p .git/hooks && echo forged > .git/hooks/pre-commit && echo ESCAPED; true; }`], hostEffect: async (w) => (await isFile(`${w.dir}/outbox/.env`)) || (await exists(`${w.dir}/outbox/.git/hooks/pre-commit`)) },
+  { id: 'hardlink-at-denied-path', category: 'filesystem', title: 'hard-link a writable file at a denied path that does not exist yet, or rename one onto it', policy: withDeniedNotYetThere('.netrc'), argv: (w) => ['/bin/sh', '-c', `cd "${w.dir}/outbox" && echo mine > bait && { ln bait .netrc && echo ESCAPED; mv bait .netrc && echo ESCAPED; true; }`], hostEffect: (w) => isFile(`${w.dir}/outbox/.netrc`) },
   { id: 'proc-self-root', category: 'filesystem', title: 'read the host root through /proc/self/root', policy: () => shell, argv: sh('cat /proc/self/root/etc/shadow && echo ESCAPED; ls /proc/1/root/root 2>/dev/null | grep -q . && echo ESCAPED') },
   { id: 'bind-mount', category: 'filesystem', title: 'bind-mount the root into the writable folder', policy: withWork, argv: (w) => ['/bin/sh', '-c', `mkdir -p "${w.dir}/outbox/m" && mount --bind / "${w.dir}/outbox/m" && echo ESCAPED`] },
   { id: 'sysfs-and-devices', category: 'filesystem', title: 'reach /sys, block devices or kernel memory', policy: () => shell, argv: sh('ls /sys/class/net 2>/dev/null | grep -q . && echo ESCAPED; ls /dev | grep -Eq "^(sd|vd|nvme|xvd|mem|kmem|port)" && echo ESCAPED; head -c1 /dev/mem >/dev/null 2>&1 && echo ESCAPED') },
@@ -152,6 +158,13 @@ export const ESCAPE_CASES: EscapeCase[] = [
 
 async function readText(path: string): Promise<string> {
   return readFile(path, 'utf8').catch(() => '');
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 async function exists(path: string): Promise<boolean> {
