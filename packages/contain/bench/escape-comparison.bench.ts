@@ -110,6 +110,9 @@ const PROTECTION: Record<string, string> = {
   tiocsti: 'a new session (no terminal injection)',
   'setuid-binary': 'dropping every capability',
   chroot: 'dropping every capability',
+  'create-denied-not-yet-there': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
+  'hardlink-at-denied-path': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
+  'proc-host-kernel': "masks over what /proc tells of the host kernel (symbols, timers, keyrings, memory map, hardware)",
 };
 
 const support = getPlatformSupport();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, globSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, globSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createUnixServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -178,6 +178,33 @@ describe('the runner', () => {
       const r = await runner.run(plan({ runtime: ['node'] }), [node, '-e', 'globalThis.b = Buffer.alloc(64 * 2 ** 20, 1)']);
       assert.equal(r.exitCode, 0, r.stderr);
       assert.ok((r.peakMemoryBytes ?? 0) > 64 * 2 ** 20, `peak ${r.peakMemoryBytes}`);
+    });
+  });
+
+  describe("the sandbox's /proc", () => {
+    it('shows nothing of a file the host kernel keeps from other users (a sandbox of host uid 0 read the timers, allocators and physical pages)', async (t) => {
+      const kept = readdirSync('/proc').filter((name) => {
+        const stat = lstatSync(join('/proc', name));
+        return !/^\d+$/.test(name) && stat.isFile() && (stat.mode & 0o004) === 0;
+      });
+      if (kept.length === 0) return t.skip("this host's /proc keeps nothing from other users");
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', `for f in ${kept.join(' ')}; do echo "$f $(head -c 64 /proc/$f 2>/dev/null | wc -c)"; done`]);
+      assert.equal(r.stdout, kept.map((name) => `${name} 0\n`).join(''));
+    });
+
+    it('shows nothing of the kernel symbols, keyrings or memory map, which it keeps from no one', async () => {
+      const names = ['kallsyms', 'keys', 'key-users', 'iomem', 'ioports'].filter((name) => existsSync(join('/proc', name)));
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', `for f in ${names.join(' ')}; do echo "$f $(head -c 64 /proc/$f 2>/dev/null | wc -c)"; done; ls -A /proc/bus /proc/fs 2>/dev/null | grep -v ':$' | grep -c .`]);
+      assert.equal(r.stdout, [...names.map((name) => `${name} 0\n`), '0\n'].join(''));
+    });
+
+    it('still serves ps, top, node and python, which read it', async (t) => {
+      const r = await runner.run(plan({ runtime: ['shell', 'node'] }), ['/bin/sh', '-c', `ps -e -o pid=,comm= | grep -c . && top -b -n1 | grep -c '^MiB Mem' && ${node} -e "const os=require('os');console.log(os.cpus().length>0, os.totalmem()>0, os.uptime()>0)"`]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stdout, /^[1-9]\d*\n1\ntrue true true\n$/);
+      if (!existsSync('/usr/bin/python3')) return t.skip('no python3 on this host');
+      const py = await runner.run(plan({ runtime: ['python', 'shell'] }), ['/bin/sh', '-c', 'python3 -c "import os; print(os.cpu_count() > 0, len(os.listdir(\'/proc/self/fd\')) > 0)"']);
+      assert.equal(py.stdout, 'True True\n', py.stderr);
     });
   });
 

@@ -5,7 +5,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
-import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, SANDBOX_INGRESS_DIR, SANDBOX_PROXY_PORT, type SyntheticEtc } from './linux/bwrap-args.ts';
+import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, procMasks, SANDBOX_INGRESS_DIR, SANDBOX_PROXY_PORT, type ProcMasks, type SyntheticEtc } from './linux/bwrap-args.ts';
 import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.ts';
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
@@ -147,6 +147,7 @@ export class Runner {
   readonly #dir: string;
   readonly #seccompFile: string;
   readonly #etc: SyntheticEtc;
+  readonly #procMasks: ProcMasks;
   readonly #proxyOptions: EgressProxyOptions | undefined;
   readonly #cgroups: CgroupPool;
   readonly #warm: WarmPool<Sandbox>;
@@ -167,6 +168,7 @@ export class Runner {
     this.#seccompFile = join(this.#dir, 'seccomp.bpf');
     writeFileSync(this.#seccompFile, seccompProgram(), { mode: 0o600 });
     this.#etc = writeSyntheticEtc(join(this.#dir, 'etc'));
+    this.#procMasks = procMasks();
     this.#inherited = inheritedDescriptors();
     this.#devNull = this.#inherited.length > 0 ? openSync('/dev/null', 'r') : undefined;
     this.#cgroups = new CgroupPool(this.#caps.cgroups.controllers, `runner-${process.pid}-${++runnerCounter}`);
@@ -323,6 +325,7 @@ export class Runner {
         egressSocket: channel?.socketPath,
         ingress,
         tmpfsBytes: enforcement.tmpfsBytes,
+        procMasks: this.#procMasks,
         fds,
       });
       const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;

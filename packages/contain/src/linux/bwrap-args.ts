@@ -1,3 +1,4 @@
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { ContainError } from '../errors.ts';
 import { within, type Mount, type SandboxPlan } from '../policy/plan.ts';
 
@@ -17,6 +18,75 @@ export const LAUNCHER_FORWARD = '/.corral/forward';
 /** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY). */
 export const SANDBOX_PROXY_PORT = 3128;
 
+/**
+ * Files at the top of /proc that tell the sandbox about the host kernel and everything else it runs, which
+ * no policy grants: its symbol table (kallsyms), its memory (kcore) and physical pages (kpage*), its memory
+ * map (iomem, ioports, mtrr), its allocators (slabinfo, vmallocinfo, pagetypeinfo), its log (kmsg), every
+ * pending timer (timer_list, timer_stats, sched_debug, latency_stats), the keyrings the sandbox's user can
+ * see and every user's key quota (keys, key-users), and the SysRq trigger, which host uid 0 may write
+ * without a capability (b reboots the host). Each is bound over with /dev/null where the kernel has it.
+ * The sandbox's processes, its own status, memory and CPU figures (meminfo, stat, cpuinfo, loadavg, uptime)
+ * stay: ps, top, Node and Python read them.
+ */
+export const PROC_MASKED_FILES: readonly string[] = [
+  'iomem',
+  'ioports',
+  'kallsyms',
+  'kcore',
+  'key-users',
+  'keys',
+  'kmsg',
+  'kpagecgroup',
+  'kpagecount',
+  'kpageflags',
+  'latency_stats',
+  'mtrr',
+  'pagetypeinfo',
+  'sched_debug',
+  'slabinfo',
+  'sysrq-trigger',
+  'timer_list',
+  'timer_stats',
+  'vmallocinfo',
+];
+
+/** Folders at the top of /proc about the host's hardware and file systems (ACPI, sound, PCI and input devices, SCSI, drivers, ext4 and NFS state): an empty, read-only tmpfs in their place. */
+export const PROC_MASKED_FOLDERS: readonly string[] = ['acpi', 'asound', 'bus', 'driver', 'fs', 'scsi'];
+
+/** What the sandbox's /proc hides: file names bound over with /dev/null, folder names covered by an empty tmpfs. */
+export interface ProcMasks {
+  files: readonly string[];
+  folders: readonly string[];
+}
+
+/**
+ * The /proc masks for this host: PROC_MASKED_FILES, and every other file at the top of the host's /proc
+ * that the kernel keeps from other users (not world-readable, so that what a newer kernel adds there
+ * is hidden too: a sandbox of host uid 0 would read it); PROC_MASKED_FOLDERS; each where the kernel
+ * has it (bubblewrap cannot make a mount point in /proc, and would fail the sandbox).
+ */
+export function procMasks(proc = '/proc'): ProcMasks {
+  const files = new Set(PROC_MASKED_FILES);
+  let names: string[] = [];
+  try {
+    names = readdirSync(proc);
+  } catch {
+    // No /proc to read: the fixed list stands alone (each is bound only where the sandbox's /proc has it).
+  }
+  for (const name of names) {
+    if (/^\d+$/.test(name)) continue;
+    try {
+      const stat = lstatSync(`${proc}/${name}`);
+      if (stat.isFile() && (stat.mode & 0o004) === 0) files.add(name);
+    } catch {
+      // Gone since it was listed.
+    }
+  }
+  // bubblewrap binds over a file only where there is one: it cannot make one in /proc.
+  const present = (name: string) => existsSync(`${proc}/${name}`);
+  return { files: [...files].filter(present).sort(), folders: PROC_MASKED_FOLDERS.filter(present) };
+}
+
 export interface BwrapInputs {
   plan: SandboxPlan;
   etc: SyntheticEtc;
@@ -33,6 +103,8 @@ export interface BwrapInputs {
    * cgroup counts what is written there (an address-space rlimit does not). Unsized when absent.
    */
   tmpfsBytes?: number;
+  /** What to hide of the sandbox's /proc: procMasks() of this host. */
+  procMasks: ProcMasks;
   /**
    * Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs),
    * --seccomp, --json-status-fd and --block-fd; and the first of the descriptors the ro and rw mounts
@@ -43,7 +115,8 @@ export interface BwrapInputs {
 
 /**
  * The bubblewrap argument list for a plan (everything before `--`): every
- * namespace new, only granted paths mounted, a private /tmp and /proc (its sysctls read-only), a
+ * namespace new, only granted paths mounted, a private /tmp and /proc (its sysctls read-only, what it
+ * tells of the host kernel hidden: see PROC_MASKED_FILES), a
  * minimal read-only /dev with a private /dev/shm, no new privileges
  * (bubblewrap always sets it), a new session (no terminal injection into the
  * caller's tty) and death with the parent.
@@ -71,6 +144,8 @@ export function bwrapArgs(input: BwrapInputs): string[] {
     '--ro-bind-try',
     '/proc/sys',
     '/proc/sys',
+    ...input.procMasks.files.flatMap((name) => ['--ro-bind', '/dev/null', `/proc/${name}`]),
+    ...input.procMasks.folders.flatMap((name) => ['--perms', '0555', '--tmpfs', `/proc/${name}`, '--remount-ro', `/proc/${name}`]),
     '--dev',
     '/dev',
     '--perms',
