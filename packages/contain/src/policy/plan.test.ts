@@ -344,6 +344,16 @@ describe('planning a sandbox', () => {
         assert.equal(p.cwd, workspace);
       });
 
+      it("masks a denied path not there yet inside a granted workspace, as anywhere else (it was left to the sandbox to create)", () => {
+        const { dir, state, workspace } = withWorkspace();
+        const loaded = { policy: validatePolicy({ filesystem: { readwrite: [join(workspace, 'outbox')], denied: [join(workspace, 'outbox/.env')] } }), source: 'policy.yaml', baseDir: dir };
+        const p = planSandbox(loaded, {}, { stateDir: state, exposed: [join(state, 'processes')] });
+        assert.deepEqual(p.mounts, [
+          { kind: 'rw', path: join(workspace, 'outbox') },
+          { kind: 'deny', path: join(workspace, 'outbox/.env'), directory: true, missing: true },
+        ]);
+      });
+
       it('still refuses a grant of anything else in it', () => {
         const { dir, state } = withWorkspace();
         const loaded = { policy: validatePolicy({ filesystem: { readonly: ['./outbox/.corral/policy-cache'] } }), source: 'policy.yaml', baseDir: dir };

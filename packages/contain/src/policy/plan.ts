@@ -289,7 +289,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
   // A denied path not there yet is masked where the sandbox could create it: below a read-write grant and no other mask.
   const standIns = [...absent].filter(
-    (s) => ordered.filter(([p]) => within(s, p)).at(-1)?.[1] === 'rw' && !denied.some((d) => within(s, d)) && !(stateDir !== undefined && within(s, stateDir)),
+    (s) => ordered.filter(([p]) => within(s, p)).at(-1)?.[1] === 'rw' && !denied.some((d) => within(s, d)) && !hidden(s),
   );
   masked.push(...standIns);
   const bound = [...needed, ...pinned(needed, [...masked, ...(stateMask === undefined ? [] : [stateMask])])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
