@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -12,6 +13,33 @@ import { watchPolicyDir } from './watch.ts';
 
 const EXAMPLE = new URL('../../../examples/invoice-intake/cedar', import.meta.url).pathname;
 const GOOD = '@id("read")\npermit(principal, action == Action::"record.read", resource);\n';
+
+/**
+ * Runs `fn` with `swap` done just before the first `fs[name]` call whose path
+ * ends with `suffix` (any, when empty; with `after`, just after it returns): a rename another
+ * process could make at that moment, made at exactly that moment. The loader's
+ * own imports of node:fs see the wrapper too.
+ */
+function racing<T>(name: 'openSync' | 'readdirSync', when: { suffix: string; after?: boolean }, swap: () => void, fn: () => T): T {
+  const original = fs[name] as (...args: unknown[]) => unknown;
+  let swapped = false;
+  (fs as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+    const due = !swapped && String(args[0]).endsWith(when.suffix);
+    if (due && !when.after) (swapped = true), swap();
+    const result = original(...args);
+    if (due && when.after) (swapped = true), swap();
+    return result;
+  };
+  syncBuiltinESMExports();
+  try {
+    const result = fn();
+    assert.ok(swapped, `the swap never happened: no ${name} of …${when.suffix}`);
+    return result;
+  } finally {
+    (fs as unknown as Record<string, unknown>)[name] = original;
+    syncBuiltinESMExports();
+  }
+}
 
 function refused(fn: () => unknown): PolicyError {
   try {
@@ -99,6 +127,44 @@ describe('loadPolicyDir', () => {
       } finally {
         swapper.kill();
       }
+    });
+
+    describe('when a directory is swapped for a link while the set is read', () => {
+      /** policies/team/more.cedar, and outside/more.cedar, a file of the same name that must never be loaded. */
+      const withTeam = () => {
+        const dir = fresh();
+        mkdirSync(join(dir, 'policies', 'team'));
+        writeFileSync(join(dir, 'policies', 'team', 'more.cedar'), '@id("more") permit(principal, action == Action::"record.write", resource);');
+        writeFileSync(join(dir, 'outside', 'more.cedar'), '@id("elsewhere") permit(principal, action, resource);');
+        return dir;
+      };
+      const linkInPlaceOf = (target: string, path: string) => {
+        renameSync(path, `${path}-old`);
+        symlinkSync(target, path);
+      };
+
+      it('reads the subdirectory it listed when the subdirectory becomes a link to outside just before its file is opened (the file outside was loaded)', () => {
+        const dir = withTeam();
+        const set = racing('openSync', { suffix: 'more.cedar' }, () => linkInPlaceOf('../outside', join(dir, 'policies', 'team')), () => loadPolicyDir(join(dir, 'policies')));
+        assert.deepEqual(set.policies.map((p) => p.id), ['read', 'more']);
+      });
+
+      it('refuses, naming it, a subdirectory that becomes a link to outside after the directory above was listed (the link was followed)', () => {
+        const dir = withTeam();
+        const e = refused(() => racing('readdirSync', { suffix: '', after: true }, () => linkInPlaceOf('../outside', join(dir, 'policies', 'team')), () => loadPolicyDir(join(dir, 'policies'))));
+        assert.equal(e.code, 'POLICY_UNREADABLE');
+        assert.match(e.message, /\bteam\b/);
+      });
+
+      it('reads the directory it opened when a directory above it becomes a link to another tree mid-read (the other tree\'s file was loaded)', () => {
+        const dir = fresh();
+        mkdirSync(join(dir, 'site', 'policies'), { recursive: true });
+        writeFileSync(join(dir, 'site', 'policies', 'good.cedar'), GOOD);
+        mkdirSync(join(dir, 'evil', 'policies'), { recursive: true });
+        writeFileSync(join(dir, 'evil', 'policies', 'good.cedar'), '@id("elsewhere") permit(principal, action, resource);');
+        const set = racing('openSync', { suffix: 'good.cedar' }, () => linkInPlaceOf('evil', join(dir, 'site')), () => loadPolicyDir(join(dir, 'site', 'policies')));
+        assert.deepEqual(set.policies.map((p) => p.id), ['read']);
+      });
     });
 
     it('still loads policies in real subdirectories', () => {

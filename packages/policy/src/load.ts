@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, realpathSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { PolicyError, type PolicyIssue } from './errors.ts';
 import { cedar, describeCedarError, lineAt, lineIndex, type DetailedError, type PolicyJson } from './lib/cedar.ts';
-import { readRegularFile, utf8Text } from './lib/files.ts';
+import { closeHeldDir, entryPath, openHeldDir, readRegularFile, stillHeld, utf8Text, type HeldDir } from './lib/files.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
 /** One Cedar policy as loaded: where it came from, what it says, how Corral reads its annotations. */
@@ -50,29 +49,28 @@ export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()
 /**
  * The files under `dir` (recursively, sorted by their `/`-separated path
  * relative to it) whose names end with one of `suffixes`, read as one version
- * of the directory: it is resolved once, so a link swapped to another version
- * mid-read cannot mix files of both. Throws POLICY_UNREADABLE — also for a
- * symbolic link with such a name or to a directory, such a file that is not a
- * regular file, or more than 1 MiB in all — and POLICY_SET_INVALID naming
- * the line and column of each file's first byte that is not UTF-8.
+ * of the directory. `dir` is opened once (a link to it, as Corral's activation
+ * swaps, is followed then and only then) and everything inside is opened
+ * through that handle, one name at a time, never following a link: a link
+ * swapped in for `dir`, for a directory above it or for a subdirectory while
+ * it is read cannot mix files of two versions or bring in files from outside.
+ * Throws POLICY_UNREADABLE naming the path — also for a symbolic link with
+ * such a name or to a directory, such a file that is not a regular file, a
+ * subdirectory replaced while it is read, or more than 1 MiB in all — and
+ * POLICY_SET_INVALID naming the line and column of each file's first byte
+ * that is not UTF-8.
  */
 export function readPolicyDir(dir: string, suffixes: readonly string[] = ['.cedar']): PolicySource[] {
-  let root: string;
-  let files: string[];
+  const top = openHeldDir({ path: dir }, dir);
+  const read: { file: string; bytes: Buffer }[] = [];
   try {
-    root = realpathSync(dir);
-    if (!statSync(root).isDirectory()) throw new PolicyError('POLICY_UNREADABLE', `${dir} is not a directory`);
-    files = policyFiles(root, '', suffixes);
-  } catch (error) {
-    if (error instanceof PolicyError) throw error;
-    throw new PolicyError('POLICY_UNREADABLE', `cannot read the policy directory ${dir}`, { cause: error });
+    readTree(top, '', suffixes, read, { left: MAX_DIR_BYTES });
+  } finally {
+    closeHeldDir(top);
   }
   const sources: PolicySource[] = [];
   const issues: PolicyIssue[] = [];
-  let budget = MAX_DIR_BYTES;
-  for (const file of files.sort()) {
-    const bytes = readRegularFile(join(root, file), file, budget, { noFollow: true });
-    budget -= bytes.length;
+  for (const { file, bytes } of read.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
     const decoded = utf8Text(bytes);
     if ('text' in decoded) {
       sources.push({ file, text: decoded.text });
@@ -86,23 +84,39 @@ export function readPolicyDir(dir: string, suffixes: readonly string[] = ['.ceda
 }
 
 /**
- * The files named with one of `suffixes` under `dir`/`sub`, relative to `dir`
- * (`/`-separated). A symbolic link is followed nowhere: one to a directory
- * could lead out of it or loop, one with such a name could name anything;
- * both are refused rather than skipped, since a skipped file may hold the
- * forbid that mattered.
+ * Reads the files named with one of `suffixes` in the held directory `dir`
+ * (called `sub` relative to the top, `/`-separated) and below, into `read`.
+ * A symbolic link is followed nowhere: one to a directory could lead out of
+ * it or loop, one with such a name could name anything; both are refused
+ * rather than skipped, since a skipped file may hold the forbid that mattered.
+ * A subdirectory is held open only while it is read.
  */
-function policyFiles(dir: string, sub: string, suffixes: readonly string[]): string[] {
-  const files: string[] = [];
-  for (const entry of readdirSync(join(dir, sub), { withFileTypes: true })) {
+function readTree(dir: HeldDir, sub: string, suffixes: readonly string[], read: { file: string; bytes: Buffer }[], budget: { left: number }): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(entryPath(dir, '.'), { withFileTypes: true });
+  } catch (error) {
+    throw new PolicyError('POLICY_UNREADABLE', `cannot list the directory ${dir.name}`, { cause: error });
+  }
+  for (const entry of entries) {
     const file = sub === '' ? entry.name : `${sub}/${entry.name}`;
     const named = suffixes.some((s) => entry.name.endsWith(s));
-    if (entry.isDirectory()) files.push(...policyFiles(dir, file, suffixes));
-    else if (entry.isSymbolicLink() && (named || statSync(join(dir, file), { throwIfNoEntry: false })?.isDirectory())) {
+    if (entry.isDirectory()) {
+      const inner = openHeldDir({ parent: dir, entry: entry.name }, file);
+      try {
+        readTree(inner, file, suffixes, read, budget);
+      } finally {
+        closeHeldDir(inner);
+      }
+    } else if (entry.isSymbolicLink() && (named || statSync(entryPath(dir, entry.name), { throwIfNoEntry: false })?.isDirectory())) {
       throw new PolicyError('POLICY_UNREADABLE', `${file} is a symbolic link; policies are read only from files inside the policy directory`);
-    } else if (named) files.push(file);
+    } else if (named) {
+      const bytes = readRegularFile(entryPath(dir, entry.name), file, budget.left, { noFollow: true });
+      budget.left -= bytes.length;
+      read.push({ file, bytes });
+    }
   }
-  return files;
+  stillHeld(dir);
 }
 
 const ANNOTATIONS = new Set(['id', 'approval', 'quorum', 'reason']);

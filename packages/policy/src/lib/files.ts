@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { PolicyError } from '../errors.ts';
 
 /**
@@ -26,6 +26,78 @@ export function readRegularFile(path: string, name: string, budget: number, opti
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** Linux names every open descriptor of the process here: opening `${PROC_FD}/N/name` looks `name` up in the directory N holds, as openat(2) would. */
+const PROC_FD = '/proc/self/fd';
+const byDescriptor = (() => {
+  try {
+    return statSync(PROC_FD).isDirectory();
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * A directory held open by descriptor, so that what is read inside it stays
+ * inside it. `name` is how messages call it.
+ */
+export interface HeldDir {
+  readonly fd: number;
+  readonly name: string;
+  /** Where its entries are looked up: the descriptor itself on Linux, else the directory's resolved path when it was opened. */
+  readonly base: string;
+}
+
+/**
+ * Opens a directory and holds it. `parent` and `entry` open the entry of a
+ * held directory, never following a symbolic link (nor any other name: one
+ * component is looked up, in the directory the parent's descriptor holds);
+ * a bare path is resolved once, links included. Throws POLICY_UNREADABLE
+ * naming `name`: for a link, a directory that is not one, or one that
+ * cannot be opened.
+ */
+export function openHeldDir(at: { path: string } | { parent: HeldDir; entry: string }, name: string): HeldDir {
+  const child = 'parent' in at;
+  const path = child ? entryPath(at.parent, at.entry) : at.path;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | (child ? constants.O_NOFOLLOW : 0));
+    const held = { fd, name, base: byDescriptor ? `${PROC_FD}/${fd}` : realpathSync(path) };
+    if (child) stillHeld(at.parent);
+    stillHeld(held);
+    return held;
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    if (error instanceof PolicyError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (child && (code === 'ELOOP' || code === 'ENOTDIR')) throw new PolicyError('POLICY_UNREADABLE', `${name} is no longer a directory (${code === 'ELOOP' ? 'a symbolic link' : 'something else'} took its place while the policy directory was read)`, { cause: error });
+    throw new PolicyError('POLICY_UNREADABLE', `cannot open the directory ${name}`, { cause: error });
+  }
+}
+
+/** The path that opens `entry` of `dir`: through its descriptor on Linux. */
+export function entryPath(dir: HeldDir, entry: string): string {
+  return `${dir.base}/${entry}`;
+}
+
+/**
+ * Throws POLICY_UNREADABLE unless `dir`'s entries are still those of the
+ * directory its descriptor holds. Through /proc they are by construction;
+ * elsewhere its path is checked to name the same inode — which cannot see a
+ * swap undone before the check.
+ */
+export function stillHeld(dir: HeldDir): void {
+  if (byDescriptor) return;
+  const held = fstatSync(dir.fd);
+  const named = statSync(dir.base, { throwIfNoEntry: false });
+  if (named?.dev !== held.dev || named.ino !== held.ino) {
+    throw new PolicyError('POLICY_UNREADABLE', `${dir.name} was moved or replaced while the policy directory was read`);
+  }
+}
+
+export function closeHeldDir(dir: HeldDir): void {
+  closeSync(dir.fd);
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
