@@ -112,6 +112,7 @@ const PROTECTION: Record<string, string> = {
   chroot: 'dropping every capability',
   'create-denied-not-yet-there': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
   'hardlink-at-denied-path': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
+  'hardlink-denied-out': 'denied paths inside a grant',
   'proc-host-kernel': "masks over what /proc tells of the host kernel (symbols, timers, keyrings, memory map, hardware)",
 };
 
