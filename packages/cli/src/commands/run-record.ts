@@ -7,20 +7,49 @@ import type { RunResult } from '@corral/contain';
 // An audit event holds at most 64 KiB: a run with more connections records the first ones and the counts.
 const MAX_RECORDED_CONNECTIONS = 100;
 
-/** A sink that passes output on and keeps its SHA-256, so the audit record can name what the command wrote. */
+/**
+ * A sink that passes output on and keeps its SHA-256, so the audit record can
+ * name what the command wrote. When the target fails (its reader went away:
+ * `corral run … | head`), the output is hashed and dropped from then on, and
+ * `onTargetClosed` is told once: the sink never stalls on a target that will
+ * not drain, and never leaves the target's error unhandled.
+ */
 export class DigestingSink extends Writable {
   readonly #hash: Hash = createHash('sha256');
   readonly #target: NodeJS.WritableStream;
+  #closed = false;
+  #waiting: (() => void) | undefined;
+  onTargetClosed: (() => void) | undefined;
 
   constructor(target: NodeJS.WritableStream) {
     super();
     this.#target = target;
+    target.on('error', this.#failed);
+  }
+
+  readonly #failed = (): void => {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#release();
+    this.onTargetClosed?.();
+  };
+
+  #release(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+
+  /** Whether the target failed, so some of the output went nowhere. */
+  get targetClosed(): boolean {
+    return this.#closed;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     this.#hash.update(chunk);
-    if (this.#target.write(chunk)) done();
-    else this.#target.once('drain', () => done());
+    if (this.#closed || this.#target.write(chunk)) return done();
+    this.#waiting = () => done();
+    this.#target.once('drain', () => this.#release());
   }
 
   digest(): string {
@@ -35,11 +64,13 @@ export function localActor(): AuditEventInput['actor'] {
 
 /**
  * The audit event for one contained run: the policy digest, the command,
- * the exit, every refusal observed and the network connections.
+ * the exit, every refusal observed and the network connections; `stoppedBecause`
+ * when Corral stopped the command for another reason than a limit.
  */
-export function runEvent(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }): AuditEventInput {
+export function runEvent(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, stoppedBecause?: string): AuditEventInput {
   const refusedNetwork = result.refused.filter((r) => r.kind === 'network');
   const failed = result.exitCode !== 0 || result.limitsHit.length > 0 || result.notFound;
+  const stopped = [...result.limitsHit, ...(stoppedBecause && result.exitCode === null ? [stoppedBecause] : [])];
   return {
     actor: localActor(),
     action: 'run.exec',
@@ -49,7 +80,7 @@ export function runEvent(argv: string[], policyFile: string, result: RunResult, 
       inputs: { policy: `sha256:${result.policyDigest}`, argv: `sha256:${createHash('sha256').update(JSON.stringify(argv)).digest('hex')}` },
       outputs,
     },
-    outcome: { status: failed ? 'failure' : 'success', ...(result.exitCode === null ? {} : { exitCode: result.exitCode }), ...(result.limitsHit.length ? { detail: `stopped: ${result.limitsHit.join(', ')}` } : {}) },
+    outcome: { status: failed ? 'failure' : 'success', ...(result.exitCode === null ? {} : { exitCode: result.exitCode }), ...(stopped.length ? { detail: `stopped: ${stopped.join(', ')}` } : {}) },
     details: {
       argv,
       policyFile,

@@ -203,6 +203,30 @@ describe('the audit record of corral run', () => {
     assert.deepEqual([run?.event.action, run?.event.details?.argv], ['run.exec', ['/bin/sh', '-c', 'echo started; exec sleep 30']]);
   });
 
+  describe('when the reader of its output goes away (corral run … | head)', () => {
+    for (const json of [false, true]) {
+      it(`stops the command, records the run and exits 141 like a pipeline's writer, without a stack trace${json ? ' (--json)' : ''} (regression: EPIPE crashed corral with the run unrecorded)`, async () => {
+        const stateDir = tempStateDir();
+        const child = spawn(CORRAL_BIN, ['--state-dir', stateDir, 'run', ...(json ? ['--json'] : []), '--policy', policyFile('runtime: [shell]\n'), '--', '/usr/bin/yes'], {
+          env: { ...process.env, CORRAL_NODE: process.execPath },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr!.setEncoding('latin1').on('data', (c: string) => (stderr += c.slice(0, 10_000)));
+        // The reader takes one chunk and leaves: with --json the command's output is on stderr.
+        const reader = json ? child.stderr! : child.stdout!;
+        await once(reader, 'data');
+        reader.destroy();
+        const [code] = (await once(child, 'close')) as [number | null];
+        assert.equal(code, 141, stderr.slice(0, 2000));
+        if (!json) assert.doesNotMatch(stderr, NO_STACK);
+        const [run] = await records(stateDir);
+        assert.deepEqual(run?.event.details?.argv, ['/usr/bin/yes']);
+        assert.deepEqual(run?.event.outcome, { status: 'failure', detail: 'stopped: its output was closed' });
+      });
+    }
+  });
+
   it('records a run Corral refused to start as a deny', async () => {
     const stateDir = tempStateDir();
     mkdirSync('/tmp/.X11-unix', { recursive: true });

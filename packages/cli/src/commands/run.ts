@@ -53,15 +53,18 @@ Exit codes: the command's own (0-123), or
       // Ctrl-C or SIGTERM stops the command, never corral: a second one, or one while the run is
       // recorded and the log sealed, would otherwise end this process with the run unrecorded.
       const interrupts = new Interrupts();
+      // A reader that went away (`corral run … | head`) stops the command (see runContained), never
+      // corral: what is printed after that (warnings, the summary, an error) goes nowhere.
+      for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
       try {
         audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
         if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
-        const result = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
+        const { result, outputClosed } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
         if (opts.json) printJson(summary(result, argv, file));
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
-        process.exitCode = exitCode(result, interrupts.signal);
+        process.exitCode = exitCode(result, interrupts.signal ?? (outputClosed ? 'SIGPIPE' : undefined));
       } finally {
         // Both wind down at once: the sandbox's cgroups are removed while the audit log seals its checkpoint.
         const closed = await Promise.allSettled([runner.close(), audit?.close()]);
@@ -71,7 +74,12 @@ Exit codes: the command's own (0-123), or
     });
 }
 
-/** Runs the command, streaming its output, and records the run (or Corral's refusal to start it). */
+/**
+ * Runs the command, streaming its output, and records the run (or Corral's
+ * refusal to start it). When corral's own output is closed under it (a
+ * pipeline's reader that went away), the command is stopped, as a shell
+ * pipeline's writer would be by SIGPIPE, and the run recorded all the same.
+ */
 async function runContained(
   runner: Runner,
   plan: SandboxPlan,
@@ -80,12 +88,15 @@ async function runContained(
   io: { json: boolean; stdin: 'inherit' | 'ignore' },
   audit: AuditLog | undefined,
   interrupts: Interrupts,
-): Promise<RunResult> {
+): Promise<{ result: RunResult; outputClosed: boolean }> {
   const stdout = new DigestingSink(io.json ? process.stderr : process.stdout);
   const stderr = new DigestingSink(process.stderr);
+  let stop: (() => void) | undefined;
+  stdout.onTargetClosed = stderr.onTargetClosed = () => stop?.();
   let result: RunResult;
   try {
     const proc = runner.spawn(plan, argv, { stdin: io.stdin, stdout, stderr });
+    stop = () => proc.kill();
     // One run: no sandbox is started ahead for a next one.
     void runner.keepWarm(plan, 0, { stdin: io.stdin === 'inherit' ? 'inherit' : 'pipe' });
     interrupts.onSignal = () => proc.kill();
@@ -98,8 +109,9 @@ async function runContained(
     if ((error as ContainErrorClass).code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
     return refuseBadPolicy(() => Promise.reject(error));
   }
-  await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }));
-  return result;
+  const outputClosed = stdout.targetClosed || stderr.targetClosed;
+  await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, outputClosed ? 'its output was closed' : undefined));
+  return { result, outputClosed };
 }
 
 async function openAudit(dir: string): Promise<AuditLog> {
