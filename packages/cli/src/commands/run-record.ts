@@ -6,6 +6,16 @@ import type { RunResult } from '@corral/contain';
 
 // An audit event holds at most 64 KiB: a run with more connections records the first ones and the counts.
 const MAX_RECORDED_CONNECTIONS = 100;
+/** @corral/audit's MAX_EVENT_BYTES, here so that checking a run against it loads nothing of that package. */
+export const MAX_RECORD_BYTES = 64 * 1024;
+// What the log adds to the event (its time), with room to spare.
+const LOG_ROOM = 256;
+// Room kept, when a command is checked before it runs, for what its run adds: exit, limits, refusals, warnings.
+// The connections are left out of the record, from the last, until it fits.
+const RESULT_ROOM = 8 * 1024;
+// The audit log's limit on a text member: resource.id (the command's name) and decision.reason (the policy file's).
+const MAX_TEXT = 4096;
+const NO_OUTPUT = `sha256:${createHash('sha256').digest('hex')}`;
 
 /**
  * A sink that passes output on and keeps its SHA-256, so the audit record can
@@ -57,6 +67,26 @@ export class DigestingSink extends Writable {
   }
 }
 
+/**
+ * Why the record of running `argv` under `policyFile` could not be written
+ * (the audit log refuses an event over MAX_RECORD_BYTES, a command name or
+ * policy path over 4096 characters), or undefined. Checked before the command
+ * runs: a run whose record cannot be written must not happen.
+ */
+export function unrecordable(argv: string[], policyFile: string, policyDigest: string, warnings: string[]): string | undefined {
+  if ((argv[0] ?? '').length > MAX_TEXT) return `the command's name is longer than ${MAX_TEXT} characters`;
+  if (`contained by ${policyFile}`.length > MAX_TEXT) return `the policy file's path is longer than ${MAX_TEXT - 'contained by '.length} characters`;
+  const ran: RunResult = { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: 0, limitsHit: [], refused: [], connections: [], ingress: [], warnings, policyDigest, stdoutBytes: 0, stderrBytes: 0 };
+  const bytes = eventBytes(runEvent(argv, policyFile, ran, { stdout: NO_OUTPUT, stderr: NO_OUTPUT }));
+  const room = MAX_RECORD_BYTES - LOG_ROOM - RESULT_ROOM;
+  if (bytes > room) return `its record would take ${bytes} bytes, and a record of a run holds at most ${room} before its results`;
+  return undefined;
+}
+
+function eventBytes(event: AuditEventInput): number {
+  return Buffer.byteLength(JSON.stringify(event));
+}
+
 /** The invoking user, as the actor of a local `corral run`. */
 export function localActor(): AuditEventInput['actor'] {
   return { kind: 'human', id: `${userInfo().username}@${hostname()}` };
@@ -68,6 +98,14 @@ export function localActor(): AuditEventInput['actor'] {
  * when Corral stopped the command for another reason than a limit.
  */
 export function runEvent(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, stoppedBecause?: string): AuditEventInput {
+  const event = runEventOf(argv, policyFile, result, outputs, stoppedBecause);
+  // A run whose connections' names are long: the last ones are left out (connectionCount says how many there were).
+  const details = event.details as { connections: unknown[] };
+  while (details.connections.length > 0 && eventBytes(event) > MAX_RECORD_BYTES - LOG_ROOM) details.connections = details.connections.slice(0, details.connections.length >> 1);
+  return event;
+}
+
+function runEventOf(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, stoppedBecause?: string): AuditEventInput {
   const refusedNetwork = result.refused.filter((r) => r.kind === 'network');
   const failed = result.exitCode !== 0 || result.limitsHit.length > 0 || result.notFound;
   const stopped = [...result.limitsHit, ...(stoppedBecause && result.exitCode === null ? [stoppedBecause] : [])];

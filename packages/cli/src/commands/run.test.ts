@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
@@ -236,6 +236,34 @@ describe('the audit record of corral run', () => {
     const [refused] = await records(stateDir);
     assert.equal(refused?.event.decision?.effect, 'deny');
     assert.match(refused?.event.decision?.reason ?? '', /ui\.clipboard/);
+  });
+
+  it('refuses a command line too long to record with exit 2, running nothing (regression: it ran, then its record was refused: exit 1 and no record)', async () => {
+    const stateDir = tempStateDir();
+    const policy = policyFile('runtime: [shell]\n');
+    const argv = ['/bin/sh', '-c', 'echo RAN', 'x'.repeat(70_000)];
+    const r = await corral(['--state-dir', stateDir, 'run', '--json', '--policy', policy, '--', ...argv]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.doesNotMatch(r.stderr, /RAN/);
+    assert.match(r.stderr, /cannot be recorded in the audit log.*--no-audit/s);
+    assert.equal(JSON.parse(r.stdout).error.code, 'CLI_BAD_ARGUMENT');
+    await assert.rejects(records(stateDir), { code: 'AUDIT_STORE_UNAVAILABLE' });
+    const unrecorded = await corral(['--state-dir', stateDir, 'run', '--no-audit', '--policy', policy, '--', ...argv]);
+    assert.deepEqual([unrecorded.code, unrecorded.stdout], [0, 'RAN\n']);
+  });
+
+  it('says the command ran, and how it ended, when its record cannot be written after it (every fsync fails: EIO injected under strace), exiting 3', async () => {
+    const stateDir = tempStateDir();
+    const policy = policyFile('runtime: [shell]\n');
+    assert.equal((await corral(['--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/true'])).code, 0);
+    const r = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO', CORRAL_BIN, '--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/sh', '-c', 'exit 4'], {
+      encoding: 'utf8',
+      env: { ...process.env, CORRAL_NODE: process.execPath },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, /the command ran and exited 4, but its run could not be recorded/);
+    assert.doesNotMatch(r.stderr, NO_STACK);
   });
 
   it('runs without a record only when told --no-audit', async () => {

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { DigestingSink, refusedRunEvent, runEvent } from './run-record.ts';
+import { DigestingSink, refusedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 // Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
 const POLICY_CACHE = 'policy-cache';
@@ -40,6 +40,8 @@ Exit codes: the command's own (0-123), or
       const file = resolve(opts.policy);
       // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach.
       const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: state }));
+      const tooLarge = opts.audit ? unrecordable(argv, file, plan.policyDigest, plan.warnings) : undefined;
+      if (tooLarge) throw new CliFailure(`the run cannot be recorded in the audit log: ${tooLarge}; nothing ran. Pass long data through a file or standard input, or run with --no-audit to run without a record.`, EXIT.usage);
       const runner = await refuseBadPolicy(async () => new Runner());
       const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
       // The sandbox sets itself up while the audit log loads and opens; the command is handed
@@ -110,7 +112,14 @@ async function runContained(
     return refuseBadPolicy(() => Promise.reject(error));
   }
   const outputClosed = stdout.targetClosed || stderr.targetClosed;
-  await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, outputClosed ? 'its output was closed' : undefined));
+  try {
+    await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, outputClosed ? 'its output was closed' : undefined));
+  } catch (error) {
+    // Too late to not run it: say plainly that it ran, and how it ended, with no record of it.
+    const ended = result.exitCode === null ? `was stopped (${result.signal ?? 'killed'})` : `exited ${result.exitCode}`;
+    const { code, message } = error as { code?: unknown; message?: unknown };
+    throw new CliFailure(`the command ran and ${ended}, but its run could not be recorded in the audit log: ${String(message)}`, EXIT.environment, typeof code === 'string' ? code : undefined);
+  }
   return { result, outputClosed };
 }
 

@@ -1,0 +1,57 @@
+// The audit record of a contained run, built without running anything.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MAX_EVENT_BYTES, canonicalEvent, normalizeEvent } from '@corral/audit';
+import type { ConnectionRecord, RunResult } from '@corral/contain';
+import { MAX_RECORD_BYTES, runEvent, unrecordable } from './run-record.ts';
+
+const DIGEST = `sha256:${'0'.repeat(64)}`;
+const OUTPUTS = { stdout: DIGEST, stderr: DIGEST };
+
+function result(connections: ConnectionRecord[]): RunResult {
+  return { exitCode: 0, signal: null, notFound: false, durationMs: 5, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections, ingress: [], warnings: [], policyDigest: '0'.repeat(64), stdoutBytes: 0, stderrBytes: 0 };
+}
+
+/** What the audit log's append() does to an event before writing it: it throws AUDIT_EVENT_INVALID where append() would. */
+function written(event: ReturnType<typeof runEvent>): string {
+  return canonicalEvent(normalizeEvent(event));
+}
+
+describe('the record of corral run', () => {
+  it('is checked against the audit log\'s own limit', () => {
+    assert.equal(MAX_RECORD_BYTES, MAX_EVENT_BYTES);
+  });
+
+  describe('when the command made many connections to hosts with long names', () => {
+    it('leaves out the last ones so the record can still be written, and counts them all (regression: the record was refused after the run)', () => {
+      const host = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(60)}`;
+      const connections = Array.from({ length: 300 }, (_, i): ConnectionRecord => ({ id: i + 1, startedAt: new Date(0).toISOString(), method: 'CONNECT', host, port: 443, address: '2001:db8::1', allowed: false, reason: 'not-allowed', bytesSent: 0, bytesReceived: 0 }) as ConnectionRecord);
+      const argv = ['/bin/sh', '-c', 'x'.repeat(50_000)];
+      assert.equal(unrecordable(argv, '/p.yaml', '0'.repeat(64), []), undefined);
+      const event = runEvent(argv, '/p.yaml', result(connections), OUTPUTS);
+      assert.ok(Buffer.byteLength(written(event)) <= MAX_EVENT_BYTES);
+      const details = event.details as { connections: unknown[]; connectionCount: number; argv: string[] };
+      assert.equal(details.connectionCount, 300);
+      assert.ok(details.connections.length > 0 && details.connections.length < 100, `${details.connections.length} recorded`);
+      assert.deepEqual(details.argv, argv, 'the command line is never cut');
+    });
+  });
+
+  describe('unrecordable', () => {
+    it('passes a command line whose record fits, with room for its results', () => {
+      assert.equal(unrecordable(['/bin/true'], '/p.yaml', '0'.repeat(64), []), undefined);
+    });
+    for (const [name, argv, policyFile] of [
+      ['a command line of 70,000 bytes', ['/bin/sh', '-c', 'x'.repeat(70_000)], '/p.yaml'],
+      ['a command line of 22,000 three-byte characters', ['/bin/echo', '€'.repeat(22_000)], '/p.yaml'],
+      ['a command name longer than 4096 characters', [`/${'x'.repeat(4096)}`], '/p.yaml'],
+      ['a policy path longer than the reason of a record holds', ['/bin/true'], `/${'p'.repeat(4090)}.yaml`],
+    ] as const) {
+      it(`names ${name}, whose record the audit log would refuse`, () => {
+        const why = unrecordable([...argv], policyFile, '0'.repeat(64), []);
+        assert.ok(why, 'refused before it runs');
+        assert.throws(() => written(runEvent([...argv], policyFile, result([]), OUTPUTS)), { code: 'AUDIT_EVENT_INVALID' });
+      });
+    }
+  });
+});
