@@ -1,6 +1,6 @@
 // `corral audit …` run as a user would: the real command, a temp state directory.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
@@ -372,6 +372,56 @@ describe('corral audit', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  });
+
+  describe('tail -f when the log it follows is taken away', () => {
+    /** Starts `tail -f` on a log of six records, waits for its last one, does `change`, and resolves with how tail ended. */
+    async function followThrough(change: (stateDir: string) => void): Promise<{ code: number | null; stderr: string }> {
+      const copy = tempStateDir();
+      cleanup.push(copy);
+      const log = await openAuditLog({ stateDir: copy });
+      for (let i = 0; i < 6; i++) await log.append(event(i));
+      await log.close();
+      const child = spawn(CORRAL_BIN, ['--state-dir', copy, 'audit', 'tail', '-n', '1', '-f', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const ended = new Promise<number | null>((resolve) => child.once('close', resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      try {
+        await new Promise<void>((resolve) => child.stdout.setEncoding('utf8').on('data', (c: string) => ((out += c), out.includes('"seq":5') && resolve())));
+        change(copy);
+        return { code: await ended, stderr };
+      } finally {
+        clearTimeout(timer);
+        child.kill('SIGTERM');
+      }
+    }
+
+    it('stops with exit 3 naming the log when its state directory is removed (regression: it waited on the removed file for ever, printing nothing of the new log)', async () => {
+      const r = await followThrough((copy) => rmSync(copy, { recursive: true, force: true }));
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /audit\.db was removed while it was followed/);
+    });
+
+    it('stops with exit 3 when the log file is replaced by another', async () => {
+      const r = await followThrough((copy) => {
+        writeFileSync(join(copy, 'audit.db.new'), readFileSync(join(copy, 'audit.db')));
+        renameSync(join(copy, 'audit.db.new'), join(copy, 'audit.db'));
+      });
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /audit\.db was replaced by another file while it was followed/);
+    });
+
+    it('stops with exit 1 and AUDIT_ROLLED_BACK when the log goes back behind the records it printed (regression: it went on from the smaller size, printing other records under seqs already shown)', async () => {
+      const r = await followThrough((copy) => {
+        const db = new DatabaseSync(join(copy, 'audit.db'));
+        db.exec('UPDATE audit_head SET size = 3');
+        db.close();
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /went back from 6 to 3 records.*\[AUDIT_ROLLED_BACK\]/);
+    });
   });
 });
 

@@ -1,6 +1,7 @@
 // `corral audit …`: read, prove, verify and export the tamper-evident audit log.
 import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@corral/audit';
 import type { Command } from 'commander';
+import { statSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
@@ -78,6 +79,26 @@ function printReport(report: VerifyReport, json: boolean, subject: string): void
   if (!report.ok) process.exitCode = EXIT.failed;
 }
 
+/** The file a SQLite log is read from, as it was when opened; undefined for a PostgreSQL log. */
+function fileOf(reader: AuditReader): { path: string; dev: number; ino: number } | undefined {
+  if (reader.store.kind !== 'sqlite') return undefined;
+  const { dev, ino } = statSync(reader.store.where);
+  return { path: reader.store.where, dev, ino };
+}
+
+/**
+ * Fails when the log's path no longer names the file being read: a reader
+ * holding a removed or replaced file would wait on it for ever, printing
+ * nothing of what the new log records. (The file read is kept open, so its
+ * inode number cannot be reused meanwhile.)
+ */
+function stillFollowed(file: { path: string; dev: number; ino: number }, next: number): void {
+  const now = statSync(file.path, { throwIfNoEntry: false });
+  if (now?.dev === file.dev && now.ino === file.ino) return;
+  const what = now ? 'was replaced by another file' : 'was removed';
+  throw new CliFailure(`the audit log ${file.path} ${what} while it was followed; stopped after ${next} record(s): run 'corral audit tail -f' again to follow the log there now`, EXIT.environment);
+}
+
 /** A reader that stopped reading (`| head`) ends the output, not with a stack trace. */
 function quietOnClosedPipe(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -109,9 +130,14 @@ export function registerAudit(program: Command): void {
       quietOnClosedPipe();
       await withReader(command, async (reader) => {
         const print = (r: AuditRecord) => process.stdout.write(`${opts.json ? JSON.stringify(recordJson(r)) : line(r)}\n`);
+        const followed = opts.follow ? fileOf(reader) : undefined;
         let next = Math.max(0, (await reader.store.head()).size - n);
         const drain = async () => {
+          if (followed) stillFollowed(followed, next);
           const size = (await reader.store.head()).size;
+          if (size < next) {
+            throw new CliFailure(`the audit log at ${reader.store.where} went back from ${next} to ${size} records while it was followed: it was rolled back or replaced (see 'corral audit verify')`, EXIT.failed, 'AUDIT_ROLLED_BACK');
+          }
           for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(lib.toAuditRecord(r));
           next = size;
         };
