@@ -227,6 +227,22 @@ describe('the audit record of corral run', () => {
     }
   });
 
+  for (const [signal, code] of [['SIGHUP', 129], ['SIGQUIT', 131]] as const) {
+    it(`stops the command at ${signal} (${signal === 'SIGHUP' ? 'its terminal closed' : 'Ctrl-\\'}) and still records the run, exiting ${code} (regression: corral died at once with the run unrecorded)`, async () => {
+      const stateDir = tempStateDir();
+      const child = spawn(CORRAL_BIN, ['--state-dir', stateDir, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo started; exec sleep 30'], {
+        env: { ...process.env, CORRAL_NODE: process.execPath },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await once(createInterface({ input: child.stdout! }), 'line');
+      child.kill(signal);
+      const [exit] = (await once(child, 'exit')) as [number | null];
+      assert.equal(exit, code);
+      const [run] = await records(stateDir);
+      assert.deepEqual([run?.event.details?.argv, run?.event.outcome?.detail], [['/bin/sh', '-c', 'echo started; exec sleep 30'], `stopped: interrupted (${signal})`]);
+    });
+  }
+
   it('records a run Corral refused to start as a deny', async () => {
     const stateDir = tempStateDir();
     mkdirSync('/tmp/.X11-unix', { recursive: true });

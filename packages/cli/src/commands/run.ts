@@ -29,7 +29,8 @@ Exit codes: the command's own (0-123), or
   125 a limit (memory, processes, output) stopped it
   126 refused: the host cannot enforce what the policy asks
   127 the command does not exist inside the sandbox
-  130 Ctrl-C stopped it (143: SIGTERM); the run is recorded all the same
+  130 Ctrl-C stopped it (143: SIGTERM, 129: a hang-up, 131: Ctrl-\\); the run is recorded all the same
+  141 corral's output was closed (corral run … | head): the command was stopped
     2 the policy is invalid (file, line and field are printed)
     3 the host cannot contain anything (see 'corral doctor')`,
     )
@@ -52,7 +53,7 @@ Exit codes: the command's own (0-123), or
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
       await runner.started();
       let audit: AuditLog | undefined;
-      // Ctrl-C or SIGTERM stops the command, never corral: a second one, or one while the run is
+      // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a second one, or one while the run is
       // recorded and the log sealed, would otherwise end this process with the run unrecorded.
       const interrupts = new Interrupts();
       // A reader that went away (`corral run … | head`) stops the command (see runContained), never
@@ -113,7 +114,7 @@ async function runContained(
   }
   const outputClosed = stdout.targetClosed || stderr.targetClosed;
   try {
-    await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, outputClosed ? 'its output was closed' : undefined));
+    await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, interrupts.signal ? `interrupted (${interrupts.signal})` : outputClosed ? 'its output was closed' : undefined));
   } catch (error) {
     // Too late to not run it: say plainly that it ran, and how it ended, with no record of it.
     const ended = result.exitCode === null ? `was stopped (${result.signal ?? 'killed'})` : `exited ${result.exitCode}`;
@@ -151,7 +152,10 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
-/** SIGINT and SIGTERM while corral run is under way: the first is kept, each stops the command if one runs. */
+// Each would end corral at once by default, the command's sandbox with it, and the run unrecorded.
+const STOPPING: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/** SIGINT, SIGTERM, SIGHUP and SIGQUIT while corral run is under way: the first is kept, each stops the command if one runs. */
 class Interrupts {
   signal: NodeJS.Signals | undefined;
   onSignal: (() => void) | undefined;
@@ -161,11 +165,11 @@ class Interrupts {
   };
 
   constructor() {
-    process.on('SIGINT', this.#listener).on('SIGTERM', this.#listener);
+    for (const signal of STOPPING) process.on(signal, this.#listener);
   }
 
   end(): void {
-    process.off('SIGINT', this.#listener).off('SIGTERM', this.#listener);
+    for (const signal of STOPPING) process.off(signal, this.#listener);
   }
 }
 
