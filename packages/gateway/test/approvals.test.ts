@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
-import { Gateway, GatewayClient, grantFile, verifyCommandReceipt, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
+import { Gateway, GatewayClient, grantFile, RECEIPT_CLOCK_SKEW_MS, RECEIPT_VALIDITY_MS, verifyCommandReceipt, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
 import { auditEvents } from './audit-events.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
@@ -113,6 +113,7 @@ describe('approvals over the protocol', () => {
   describe('receipts', () => {
     let receipt: ApprovalReceipt;
     let digest: string;
+    let invokeId: string;
     let key: { keyId: string; publicKey: string };
     before(async () => {
       const id = await pending(['printf', 'receipt']);
@@ -120,34 +121,59 @@ describe('approvals over the protocol', () => {
       gw.invoker.resolveApproval(id, 'allow-once', 'alice');
       await run(operator, ['printf', 'receipt']);
       receipt = node.received.at(-1)!.params.approvalReceipt as ApprovalReceipt;
+      invokeId = node.received.at(-1)!.id;
       key = (await node.client.request('corral.receipt.key', {})) as { keyId: string; publicKey: string };
     });
 
-    it('sends the node a receipt that verifies under the key the node can pin, for exactly this action', () => {
-      const checked = verifyReceipt(receipt, key.publicKey, { digest, nodeId: node.device.deviceId });
+    it('sends the node a receipt that verifies under the key the node can pin, for exactly this action and this request, for a minute', () => {
+      const checked = verifyReceipt(receipt, key.publicKey, { digest, nodeId: node.device.deviceId, runId: invokeId });
       assert.equal(checked.approvalId, receipt.approvalId);
       assert.deepEqual(checked.approvers, ['alice']);
       assert.equal(checked.decision, 'allow-once');
       assert.equal(checked.keyId, key.keyId);
+      assert.deepEqual([checked.v, checked.runId, checked.expiresAtMs - checked.issuedAtMs], [2, invokeId, RECEIPT_VALIDITY_MS]);
     });
 
     it('lets the node check the receipt against exactly the command it was sent, and refuse it for any other', () => {
       const sent = node.received.at(-1)!;
-      assert.equal(verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: sent.command, params: sent.params }).approvalId, receipt.approvalId);
+      assert.equal(verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: sent.command, params: sent.params, runId: sent.id }).approvalId, receipt.approvalId);
       for (const params of [{ ...sent.params, command: ['printf', 'other'] }, { ...sent.params, command: ['sh', '-c', 'printf receipt; rm -rf /'] }, { ...sent.params, env: { X: '1' } }, { ...sent.params, cwd: '/etc' }] as Array<Record<string, unknown>>) {
-        assert.throws(() => verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: 'system.run', params }), { code: 'GATEWAY_APPROVAL_MISMATCH' }, JSON.stringify(params));
+        assert.throws(() => verifyCommandReceipt(receipt, key.publicKey, { nodeId: node.device.deviceId, command: 'system.run', params, runId: sent.id }), { code: 'GATEWAY_APPROVAL_MISMATCH' }, JSON.stringify(params));
       }
     });
 
-    it('refuses a receipt whose approvers, decision or digest were changed (GATEWAY_RECEIPT_INVALID)', () => {
-      for (const forged of [{ ...receipt, approvers: ['mallory'] }, { ...receipt, decision: 'allow-always' }, { ...receipt, digest: 'a'.repeat(64) }, { ...receipt, signature: 'A'.repeat(86) }, { ...receipt, quorum: 2 }, null, 'receipt']) {
-        assert.throws(() => verifyReceipt(forged, key.publicKey, { digest: (forged as { digest?: string } | null)?.digest ?? digest, nodeId: node.device.deviceId }), { code: 'GATEWAY_RECEIPT_INVALID' });
+    it('refuses a receipt whose approvers, decision, digest, run or times were changed (GATEWAY_RECEIPT_INVALID)', () => {
+      const forgeries = [
+        { ...receipt, approvers: ['mallory'] },
+        { ...receipt, decision: 'allow-always' },
+        { ...receipt, digest: 'a'.repeat(64) },
+        { ...receipt, signature: 'A'.repeat(86) },
+        { ...receipt, quorum: 2 },
+        { ...receipt, runId: randomUUID() },
+        { ...receipt, expiresAtMs: receipt.expiresAtMs - 1 },
+        { ...receipt, issuedAtMs: receipt.issuedAtMs + 1 },
+        null,
+        'receipt',
+      ];
+      for (const forged of forgeries) {
+        const f = forged as { digest?: string; runId?: string } | null;
+        assert.throws(() => verifyReceipt(forged, key.publicKey, { digest: f?.digest ?? digest, nodeId: node.device.deviceId, runId: f?.runId ?? invokeId }), { code: 'GATEWAY_RECEIPT_INVALID' }, JSON.stringify(forged));
       }
     });
 
-    it('refuses a genuine receipt for another action or another node (GATEWAY_APPROVAL_MISMATCH)', () => {
-      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest: 'b'.repeat(64), nodeId: node.device.deviceId }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
-      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest, nodeId: 'c'.repeat(64) }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    it('refuses a genuine receipt for another action, another node or another run (GATEWAY_APPROVAL_MISMATCH)', () => {
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest: 'b'.repeat(64), nodeId: node.device.deviceId, runId: invokeId }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest, nodeId: 'c'.repeat(64), runId: invokeId }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, { digest, nodeId: node.device.deviceId, runId: randomUUID() }), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    });
+
+    it('refuses a genuine receipt once its minute and the clock skew have passed, or before it was issued, less the skew (GATEWAY_APPROVAL_EXPIRED)', () => {
+      const expected = { digest, nodeId: node.device.deviceId, runId: invokeId };
+      assert.equal(verifyReceipt(receipt, key.publicKey, expected, receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS).approvalId, receipt.approvalId);
+      assert.equal(verifyReceipt(receipt, key.publicKey, expected, receipt.issuedAtMs - RECEIPT_CLOCK_SKEW_MS).approvalId, receipt.approvalId);
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, expected, receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS + 1), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, expected, receipt.issuedAtMs + 30 * 24 * 3600_000), { code: 'GATEWAY_APPROVAL_EXPIRED' }, 'a copy from the audit log, a month on');
+      assert.throws(() => verifyReceipt(receipt, key.publicKey, expected, receipt.issuedAtMs - RECEIPT_CLOCK_SKEW_MS - 1), { code: 'GATEWAY_APPROVAL_EXPIRED' });
     });
 
     it('keeps the signed receipt in the audit record of the run', async () => {

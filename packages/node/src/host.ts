@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -186,6 +186,8 @@ export class NodeHost {
   readonly #warmPlans: SandboxPlan[] = [];
   /** Held runs waiting for their gateway to say their decision is durable, by invoke id. */
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
+  /** The approval receipts this node has taken, until they lapse: none is taken twice, nor one issued before this host was made. */
+  readonly #spentReceipts = new SpentReceipts({ startedAtMs: Date.now() });
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   /** The last failed attempt to reach the control plane, and until when no other is made. */
@@ -404,7 +406,7 @@ export class NodeHost {
     // The warm sandbox a run takes is replaced once its result is answered, not while the answer is on its way.
     const answered = Promise.withResolvers<void>();
     try {
-      const payload = await this.#handle(request.command, params, timeoutMs, release, answered.promise);
+      const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
@@ -415,7 +417,7 @@ export class NodeHost {
     }
   }
 
-  async #handle(command: string, params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
+  async #handle(command: string, params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
     switch (command) {
       case 'system.which':
         return { bins: which(params.bins) };
@@ -427,7 +429,7 @@ export class NodeHost {
       case 'system.run.prepare':
         return this.#prepare(params);
       case 'system.run':
-        return this.#systemRun(params, timeoutMs, release, answered);
+        return this.#systemRun(params, invokeId, timeoutMs, release, answered);
       default:
         throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
     }
@@ -470,7 +472,7 @@ export class NodeHost {
     });
   }
 
-  async #systemRun(params: Record<string, unknown>, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
+  async #systemRun(params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
     const upstreamAgent = requestingAgent(params);
     // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
     const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
@@ -483,7 +485,8 @@ export class NodeHost {
     const local = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed);
     // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
     if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) throw new NodeError('NODE_RUN_DENIED', local.reason);
-    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params);
+    // A receipt in the request was issued for this request alone.
+    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params, invokeId);
     // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
@@ -543,10 +546,15 @@ export class NodeHost {
    * gateway that decides this node's runs (the control plane when one
    * governs, else the serving gateway): it must verify under the receipt key
    * this node pinned the first time it saw one (RECEIPT_KEY_FILE), for exactly
-   * the command `params` describe, before anything runs. Returns the receipt
-   * checked. Throws NODE_RUN_DENIED.
+   * the command `params` describe and the run `runId` (the request's id, or
+   * the control plane's runId), within its minute (the clock skew allowed
+   * for), and never have been taken before, by this node since it started
+   * (SpentReceipts): a receipt copied from the audit log or from an earlier
+   * run gets nothing. Checked before anything runs; taken once it verifies,
+   * whatever becomes of the run. Returns the receipt checked. Throws
+   * NODE_RUN_DENIED.
    */
-  async #checkReceipt(receipt: unknown, params: Record<string, unknown>): Promise<ApprovalReceipt> {
+  async #checkReceipt(receipt: unknown, params: Record<string, unknown>, runId: string): Promise<ApprovalReceipt> {
     try {
       const path = join(this.#options.stateDir, RECEIPT_KEY_FILE);
       let pinned: string;
@@ -559,9 +567,11 @@ export class NodeHost {
         // Two approved runs may both get here first: the key pinned is the one written first, for both.
         pinned = createOnce(path, () => key.publicKey as string).text;
       }
-      return verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params });
+      const checked = verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params, runId });
+      this.#spentReceipts.spend(checked);
+      return checked;
     } catch (error) {
-      throw new NodeError('NODE_RUN_DENIED', `the approval receipt does not verify (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
+      throw new NodeError('NODE_RUN_DENIED', `the approval receipt is not taken (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
   }
 
@@ -636,7 +646,7 @@ export class NodeHost {
       const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { runId: answer.runId, digest: answer.digest };
-      const receipt = await this.#checkReceipt(answer.approvalReceipt, params);
+      const receipt = await this.#checkReceipt(answer.approvalReceipt, params, answer.runId);
       return { runId: answer.runId, digest: answer.digest, approvalId: receipt.approvalId, receipt };
     } catch (error) {
       if (error instanceof NodeError) throw error;

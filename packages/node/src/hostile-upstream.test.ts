@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
 import { DatabaseSync } from 'node:sqlite';
-import { actionDigest, canonicalRun, Gateway, GatewayError, ReceiptSigner, type Connection } from '@corral/gateway';
+import { actionDigest, canonicalRun, Gateway, GatewayError, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
@@ -46,9 +46,8 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
   gw.identity.nodes.pair(host.device.deviceId, 'test');
   await started;
   while (node === undefined) await new Promise((r) => setTimeout(r, 5));
-  const invoke = (command: string, params: Record<string, unknown>, timeoutMs?: unknown): Promise<Answer> =>
+  const invoke = (command: string, params: Record<string, unknown>, timeoutMs?: unknown, id: string = randomUUID()): Promise<Answer> =>
     new Promise((resolve) => {
-      const id = randomUUID();
       waiting.set(id, resolve);
       node!.event('node.invoke.request', { id, nodeId: host.device.deviceId, command, paramsJSON: JSON.stringify(params), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
     });
@@ -379,12 +378,17 @@ describe('a control plane that cannot record a report at once', () => {
   });
 });
 
+/** A receipt `signer` gives for a run of `argv` on node `nodeId`, the request `runId`, issued at `issuedAtMs`. */
+function receiptFor(signer: ReceiptSigner, nodeId: string, argv: string[], runId: string, issuedAtMs = Date.now(), decision: 'allow-once' | 'allow-always' = 'allow-once'): ApprovalReceipt {
+  const digest = actionDigest({ principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run', run: canonicalRun({ command: argv }) });
+  return signer.sign({ v: 2, approvalId: randomUUID(), digest, decision, approvers: ['alice'], quorum: 1, resolvedAtMs: issuedAtMs, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId, principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run' });
+}
+
 describe("the gateway's receipt key, pinned on the first approved run", () => {
-  /** A run of `argv` a human approved, with the receipt `signer` gives it for the node `nodeId`. */
+  /** A run of `argv` a human approved, with the receipt `signer` gives it for the node `nodeId`, and the request id it is for. */
   const approvedRun = (signer: ReceiptSigner, nodeId: string, argv: string[]) => {
-    const digest = actionDigest({ principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run', run: canonicalRun({ command: argv }) });
-    const receipt = signer.sign({ v: 1, approvalId: randomUUID(), digest, decision: 'allow-once', approvers: ['alice'], quorum: 1, resolvedAtMs: Date.now(), issuedAtMs: Date.now(), principal: 'Agent::"invoice-bot"', nodeId, command: 'system.run' });
-    return { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt };
+    const id = randomUUID();
+    return [{ command: argv, approvalDecision: 'allow-once', approvalReceipt: receiptFor(signer, nodeId, argv, id) }, undefined, id] as const;
   };
 
   it('is pinned once when two approved runs come at once, and both run (regression: the second was refused, EEXIST)', async () => {
@@ -395,7 +399,7 @@ describe("the gateway's receipt key, pinned on the first approved run", () => {
     gw.server.method('corral.receipt.key', { role: 'node', handler: async () => (asked++, await new Promise((r) => setTimeout(r, 100)), { publicKey: signer.publicKeyPem }) });
     try {
       const id = gw.host.device.deviceId;
-      const answers = await Promise.all([gw.invoke('system.run', approvedRun(signer, id, ['printf', 'one'])), gw.invoke('system.run', approvedRun(signer, id, ['printf', 'two']))]);
+      const answers = await Promise.all([gw.invoke('system.run', ...approvedRun(signer, id, ['printf', 'one'])), gw.invoke('system.run', ...approvedRun(signer, id, ['printf', 'two']))]);
       for (const answer of answers) assert.equal(answer.ok, true, answer.error?.message);
       assert.equal(asked, 2);
       assert.equal(readFileSync(join(gw.host.policy.path, '..', RECEIPT_KEY_FILE), 'utf8'), signer.publicKeyPem);
@@ -411,16 +415,118 @@ describe("the gateway's receipt key, pinned on the first approved run", () => {
     gw.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: key }) });
     try {
       const id = gw.host.device.deviceId;
-      const refused = await gw.invoke('system.run', approvedRun(signer, id, ['printf', 'one']));
+      const refused = await gw.invoke('system.run', ...approvedRun(signer, id, ['printf', 'one']));
       assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED');
       const stateDir = join(gw.host.policy.path, '..');
       assert.equal(existsSync(join(stateDir, RECEIPT_KEY_FILE)), false);
       key = signer.publicKeyPem;
-      const ran = await gw.invoke('system.run', approvedRun(signer, id, ['printf', 'two']));
+      const ran = await gw.invoke('system.run', ...approvedRun(signer, id, ['printf', 'two']));
       assert.equal(ran.ok, true, ran.error?.message);
       assert.deepEqual(readdirSync(stateDir).filter((f) => f.includes(RECEIPT_KEY_FILE)), [RECEIPT_KEY_FILE], 'nothing half-written left beside it');
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a genuine approval receipt presented again by the gateway the node serves', () => {
+  /** A node whose own policy asks for every command, on a gateway the test writes that holds the receipt key the node pins. */
+  async function askingNode() {
+    const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
+    const stateDir = tempDir('corral-replay-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
+    const gw = await hostileGateway({ stateDir });
+    gw.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: signer.publicKeyPem }) });
+    return { ...gw, signer, nodeId: gw.host.device.deviceId };
+  }
+  const argv = ['printf', 'approved'];
+  const refusedFor = (answer: Answer, code: string) => {
+    assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(answer));
+    assert.match(answer.error?.message ?? '', new RegExp(`approval receipt is not taken \\(${code}\\)`));
+  };
+
+  it('runs nothing on a receipt copied from the audit log a month after its run (regression: receipts carried no expiry, and an old one ran the command again)', async () => {
+    const gw = await askingNode();
+    try {
+      const id = randomUUID();
+      const old = receiptFor(gw.signer, gw.nodeId, argv, id, Date.now() - 30 * 24 * 3600_000);
+      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: old }, undefined, id), 'GATEWAY_APPROVAL_EXPIRED');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('runs an allow-once receipt once: sent again, with the request id it was issued for or another, it is refused (regression: one approval ran twice)', async () => {
+    const gw = await askingNode();
+    try {
+      const id = randomUUID();
+      const receipt = receiptFor(gw.signer, gw.nodeId, argv, id);
+      const first = await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }, undefined, id);
+      assert.equal(first.ok, true, first.error?.message);
+      // The same request id again (a gateway may reuse one once the first is answered), then the receipt under a new id.
+      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }, undefined, id), 'GATEWAY_APPROVAL_RESOLVED');
+      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }), 'GATEWAY_APPROVAL_MISMATCH');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('takes an allow-always receipt once as well: the runs after the first are allowed by its grant, never by the receipt again', async () => {
+    const gw = await askingNode();
+    try {
+      const id = randomUUID();
+      const receipt = receiptFor(gw.signer, gw.nodeId, argv, id, Date.now(), 'allow-always');
+      assert.equal((await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-always', approvalReceipt: receipt }, undefined, id)).ok, true);
+      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-always', approvalReceipt: receipt }, undefined, id), 'GATEWAY_APPROVAL_RESOLVED');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('runs nothing on a fresh receipt sent with another request than the one it was issued for', async () => {
+    const gw = await askingNode();
+    try {
+      const receipt = receiptFor(gw.signer, gw.nodeId, argv, randomUUID());
+      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }), 'GATEWAY_APPROVAL_MISMATCH');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a control plane that answers an approved run with a receipt issued for another run', () => {
+  it('runs nothing: the receipt must name the runId of the answer it comes in', async () => {
+    const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
+    const cp = await startTestGateway({ token });
+    const argv = ['printf', 'x'];
+    const nodeState = tempDir('corral-hostile-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    let answers = 0;
+    cp.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: signer.publicKeyPem }) });
+    // The first answer carries a receipt for its own runId; every later one replays that receipt under a runId of its own.
+    let first: ApprovalReceipt | undefined;
+    cp.server.method('corral.run.authorize', {
+      role: 'node',
+      handler: () => {
+        const runId = `run-${++answers}`;
+        first ??= receiptFor(signer, deviceId, argv, runId);
+        return { decision: 'allow', digest: first.digest, runId, approvalId: first.approvalId, approvalReceipt: first };
+      },
+    });
+    cp.server.method('corral.run.report', { role: 'node', handler: () => ({ ok: true }) });
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      const ran = await gw.invoke('system.run', { command: argv, agentId: 'main' });
+      assert.equal(ran.ok, true, ran.error?.message);
+      const replayed = await gw.invoke('system.run', { command: argv, agentId: 'main' });
+      assert.equal(replayed.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(replayed));
+      assert.match(replayed.error?.message ?? '', /approval receipt is not taken \(GATEWAY_APPROVAL_MISMATCH\)/);
+    } finally {
+      await gw.close();
+      await cp.stop();
     }
   });
 });

@@ -110,7 +110,7 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
       const pinned = readFileSync(keyFile, 'utf8');
       writeFileSync(keyFile, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());
       try {
-        const refused = assert.rejects(invoke('%s again'), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: the approval receipt does not verify/.test(e.wire?.message ?? ''));
+        const refused = assert.rejects(invoke('%s again'), (e: { wire?: { message?: string } }) => /SYSTEM_RUN_DENIED: the approval receipt is not taken \(GATEWAY_RECEIPT_INVALID\)/.test(e.wire?.message ?? ''));
         const second = await approveNext();
         await refused;
         const after = (await auditEvents(controlState)).filter((e) => e.action === 'node.invoke' && e.decision?.approval === second);

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
 import { openGatewayDb } from '../store/store.ts';
-import { ReceiptSigner, verifyReceipt } from './receipt.ts';
+import { RECEIPT_CLOCK_SKEW_MS, RECEIPT_VALIDITY_MS, ReceiptSigner, SpentReceipts, verifyReceipt, type ReceiptBody } from './receipt.ts';
 import { accountApprover, ApprovalStore, tokenApprover } from './store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-approvals-'));
@@ -64,8 +65,8 @@ describe('approvals', () => {
     const spent = approvals.resolve(a.id, 'allow-once', 'carol');
     assert.deepEqual([spent.status, spent.approvers], ['allowed', ['token:holder-0', 'carol']]);
     const signer = ReceiptSigner.open(db);
-    const receipt = signer.sign({ v: 1, approvalId: spent.id, digest, decision: 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs!, issuedAtMs: Date.now(), principal: 'Agent::payer', nodeId: 'node-1', command: 'payment.create' });
-    assert.equal(verifyReceipt(receipt, signer.publicKeyPem, { digest, nodeId: 'node-1' }).approvalId, spent.id);
+    const receipt = signer.sign({ v: 2, approvalId: spent.id, digest, decision: 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs!, issuedAtMs: Date.now(), expiresAtMs: Date.now() + RECEIPT_VALIDITY_MS, runId: 'run-1', principal: 'Agent::payer', nodeId: 'node-1', command: 'payment.create' });
+    assert.equal(verifyReceipt(receipt, signer.publicKeyPem, { digest, nodeId: 'node-1', runId: 'run-1' }).approvalId, spent.id);
   });
 
   it('allows always only when every approver of the quorum chose always: one approver cannot make a standing grant of an action the others allowed once', () => {
@@ -170,5 +171,59 @@ describe('approvals', () => {
     assert.throws(() => approvals.get('nope'), { code: 'GATEWAY_APPROVAL_NOT_FOUND' });
     const a = approvals.create({ digest: digestOf('x'), action: {}, quorum: 1 });
     assert.throws(() => approvals.resolve(a.id, 'allow-forever' as 'deny', 'alice'), { code: 'GATEWAY_PARAMS_INVALID' });
+  });
+});
+
+describe('approval receipts', () => {
+  const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
+  const digest = digestOf('printf approved');
+  const body = (over: Partial<ReceiptBody> = {}): ReceiptBody => {
+    const issuedAtMs = over.issuedAtMs ?? Date.now();
+    return { v: 2, approvalId: randomUUID(), digest, decision: 'allow-once', approvers: ['alice'], quorum: 1, resolvedAtMs: issuedAtMs, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId: 'run-1', principal: 'Agent::payer', nodeId: 'node-1', command: 'system.run', ...over };
+  };
+  const expected = { digest, nodeId: 'node-1', runId: 'run-1' };
+
+  describe('when a receipt is of version 1 (no run, no expiry), as gateways signed them before', () => {
+    it('is refused though its signature verifies (GATEWAY_RECEIPT_INVALID): a copy of one from the audit log runs nothing', () => {
+      const { expiresAtMs: _e, runId: _r, ...v1 } = body();
+      const old = signer.sign({ ...v1, v: 1 } as unknown as ReceiptBody);
+      assert.throws(() => verifyReceipt(old, signer.publicKeyPem, expected), { code: 'GATEWAY_RECEIPT_INVALID' });
+    });
+  });
+
+  describe('when a receipt claims a longer validity than a minute', () => {
+    it('is refused as malformed though the key signed it (GATEWAY_RECEIPT_INVALID)', () => {
+      const long = signer.sign(body({ expiresAtMs: Date.now() + RECEIPT_VALIDITY_MS + 1_000 }));
+      assert.throws(() => verifyReceipt(long, signer.publicKeyPem, expected), { code: 'GATEWAY_RECEIPT_INVALID' });
+    });
+  });
+
+  describe('SpentReceipts, a node\'s memory of the receipts it took', () => {
+    it('takes a receipt once: presented again, allow-once or allow-always, it is refused (GATEWAY_APPROVAL_RESOLVED)', () => {
+      const spent = new SpentReceipts({ startedAtMs: Date.now() });
+      for (const decision of ['allow-once', 'allow-always'] as const) {
+        const receipt = verifyReceipt(signer.sign(body({ decision })), signer.publicKeyPem, expected);
+        spent.spend(receipt);
+        assert.throws(() => spent.spend(receipt), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+      }
+    });
+
+    it('refuses a receipt issued before the node started, less the clock skew: the node may have taken it as it ran before', () => {
+      const now = Date.now();
+      const spent = new SpentReceipts({ startedAtMs: now });
+      assert.throws(() => spent.spend(signer.sign(body({ issuedAtMs: now - RECEIPT_CLOCK_SKEW_MS - 1 })), now), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+      spent.spend(signer.sign(body({ issuedAtMs: now - RECEIPT_CLOCK_SKEW_MS })), now);
+    });
+
+    it('holds at most its limit of receipts still valid, refusing more (GATEWAY_BUSY) until one lapses, then forgets the lapsed', () => {
+      const now = Date.now();
+      const spent = new SpentReceipts({ startedAtMs: now, max: 2 });
+      const first = signer.sign(body({ issuedAtMs: now }));
+      spent.spend(first, now);
+      spent.spend(signer.sign(body({ issuedAtMs: now + 10_000 })), now + 10_000);
+      assert.throws(() => spent.spend(signer.sign(body({ issuedAtMs: now + 20_000 })), now + 20_000), { code: 'GATEWAY_BUSY' });
+      // The first can verify no more past its expiry and the skew: it is forgotten, and room is made.
+      spent.spend(signer.sign(body({ issuedAtMs: now + 20_000 })), first.expiresAtMs + RECEIPT_CLOCK_SKEW_MS + 1);
+    });
   });
 });

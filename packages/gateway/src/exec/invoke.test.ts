@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, RECEIPT_VALIDITY_MS, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
 import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
@@ -77,6 +77,15 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     const report = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && e.actor.id === node.device.deviceId).at(-1);
     assert.equal(report?.decision?.approval, mine.approvalId);
     assert.deepEqual([(report?.details as { runId?: string }).runId, (report?.details as { approvalReceipt?: ApprovalReceipt }).approvalReceipt?.approvalId], [mine.runId, mine.approvalId]);
+  });
+
+  it('answers an approved run with a receipt for that runId alone, valid a minute, and records that same receipt', async () => {
+    const mine = await approvedRun(node, ['printf', 'bound']);
+    const receipt = mine.approvalReceipt!;
+    assert.deepEqual([receipt.v, receipt.runId, receipt.expiresAtMs - receipt.issuedAtMs], [2, mine.runId, RECEIPT_VALIDITY_MS]);
+    await node.client.request('corral.run.report', { runId: mine.runId, ok: true, exitCode: 0 });
+    const report = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && (e.details as { runId?: string }).runId === mine.runId);
+    assert.deepEqual(report.map((e) => (e.details as { approvalReceipt?: ApprovalReceipt }).approvalReceipt?.signature), [receipt.signature]);
   });
 
   it(`keeps at most ${MAX_OPEN_RUNS} runs of a node waiting for their report: the oldest is then recorded as not reported, its outcome unknown (regression: recorded as a failed run), and its late report refused`, async () => {

@@ -16,7 +16,7 @@ import {
 import type { AuditEventInput } from '@corral/audit';
 import type { Decision } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
-import type { ApprovalReceipt, ReceiptSigner } from '../approvals/receipt.ts';
+import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
@@ -171,7 +171,7 @@ export class NodeInvoker {
    * cannot grow the gateway's memory). Throws GATEWAY_INTERNAL when that
    * record is refused: the oldest then still waits, and this run is not opened.
    */
-  async #openRun(nodeId: string, run: Omit<OpenRun, 'at'>): Promise<string> {
+  async #openRun(nodeId: string, open: (runId: string) => Omit<OpenRun, 'at'>): Promise<{ runId: string; run: OpenRun }> {
     // Checked again after each record: another authorize of this node may have added a run meanwhile.
     while (this.#openRuns.count(nodeId) >= MAX_OPEN_RUNS) {
       const [oldestId, oldest] = this.#openRuns.ofNode(nodeId, 1)[0]!;
@@ -179,8 +179,9 @@ export class NodeInvoker {
       await this.#closeUnreported(nodeId, oldestId, oldest, 'newer runs of its node took its place');
     }
     const runId = randomUUID();
-    this.#openRuns.put(nodeId, runId, { ...run, at: Date.now() });
-    return runId;
+    const run: OpenRun = { ...open(runId), at: Date.now() };
+    this.#openRuns.put(nodeId, runId, run);
+    return { runId, run };
   }
 
   /**
@@ -278,8 +279,10 @@ export class NodeInvoker {
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
         // Its report names this run: only what this gateway authorized is recorded as run. A prepare runs nothing to report.
-        const runId = command !== 'system.run' ? undefined : await this.#openRun(peer.deviceId!, { digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { receipt: authorized.receipt } : {}) });
-        return { decision: 'allow', ...(runId ? { runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receipt ? { approvalReceipt: authorized.receipt } : {}) };
+        // An approval's receipt is issued for that run, as it is opened: the node takes it for that runId only, and only for a minute.
+        const opened = command !== 'system.run' ? undefined : await this.#openRun(peer.deviceId!, (id) => ({ digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receiptFor ? { receipt: authorized.receiptFor(id) } : {}) }));
+        const receipt = opened?.run.receipt;
+        return { decision: 'allow', ...(opened ? { runId: opened.runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(receipt ? { approvalReceipt: receipt } : {}) };
       },
     });
     // The key a Corral node pins to check the receipts of approved runs.
@@ -355,7 +358,7 @@ export class NodeInvoker {
       throw denied(params.command, 'no rule governs this command');
     }
     let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
-    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receipt: undefined, unrecorded: undefined };
+    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
       const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
@@ -380,14 +383,16 @@ export class NodeInvoker {
     const nodeId = target.node.deviceId;
     // Read again: a human's approval may have taken minutes, in which an operator narrowed or unpaired the node.
     const { connection, commands } = this.#routeFor(nodeId, params.command);
-    const { approvalId, receipt, unrecorded } = authorized;
+    const { approvalId, receiptFor, unrecorded } = authorized;
+    // The request's id: an approval's receipt is issued for it alone.
+    const id = randomUUID();
     let commandParams: unknown = params.params ?? null;
     if (assessed) {
-      // The node gets exactly what was decided, never the raw request, and the signed receipt of any approval.
+      // The node gets exactly what was decided, never the raw request, and (below) the signed receipt of any approval.
       // Only the gateway says a human approved — this once (the approval spent), or always (the grant that
       // answered an ask): a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
-      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: receipt?.decision, approvalReceipt: receipt };
+      commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: undefined, approvalReceipt: undefined };
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
         const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs);
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
@@ -405,7 +410,9 @@ export class NodeInvoker {
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
     // And once more after the node's plan and the decision record: still paired, still approved.
     this.#routeFor(nodeId, params.command);
-    const id = randomUUID();
+    // Issued last, as the request goes: the node takes it for a minute.
+    const receipt = receiptFor?.(id);
+    if (receipt) commandParams = { ...(commandParams as Record<string, unknown>), approvalDecision: receipt.decision, approvalReceipt: receipt };
     // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
     // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
     const finished = Promise.withResolvers<void>();
@@ -507,7 +514,7 @@ export class NodeInvoker {
     const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
     const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
-    if (verdict.decision === 'allow') return { approvalId: undefined, receipt: undefined, unrecorded: decided };
+    if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };
     await this.#audit(decided);
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     let approval = open;
@@ -533,8 +540,11 @@ export class NodeInvoker {
     }
     // Resolved outside this process (the CLI): its grant is added on first use.
     if (spent.decision === 'allow-always') await this.#grant(spent);
-    const receipt = this.#options.receipts.sign({ v: 1, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs: Date.now(), principal: `${principal.type}::${principal.id}`, nodeId, command });
-    return { approvalId: approval.id, receipt, unrecorded: undefined };
+    const receiptFor = (runId: string): ApprovalReceipt => {
+      const issuedAtMs = Date.now();
+      return this.#options.receipts.sign({ v: 2, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId, principal: `${principal.type}::${principal.id}`, nodeId, command });
+    };
+    return { approvalId: approval.id, receiptFor, unrecorded: undefined };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -692,8 +702,13 @@ interface Assessed {
 /** A governed command cleared to run: the approval it spends, and the decision record when it is still to be appended. */
 interface Authorized {
   approvalId: string | undefined;
-  /** The signed receipt of the approval, sent to the node and kept in the audit record. */
-  receipt: ApprovalReceipt | undefined;
+  /**
+   * Signs the receipt of the approval for the one run (the request id, or
+   * the runId of a corral.run.authorize answer) it is sent with, valid
+   * RECEIPT_VALIDITY_MS from then; it goes to the node and into the audit
+   * record. Called once: the approval is spent on that run alone.
+   */
+  receiptFor: ((runId: string) => ApprovalReceipt) | undefined;
   /** An allow's decision record, for the caller to append (durable before the command runs); undefined when already durable. */
   unrecorded: AuditEventInput | undefined;
 }
