@@ -73,6 +73,8 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     db.exec('PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
+    // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.
+    db.exec("CREATE INDEX IF NOT EXISTS nodes_pending ON nodes (IFNULL(seen_at, requested_at)) WHERE status = 'pending'");
     return db;
   } catch (error) {
     db?.close();
@@ -84,8 +86,9 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
 
 /**
  * The command surface of each node (what an operator approved, and a request
- * for more waiting for one), added to stores made before it was kept. A node
- * paired before then has no approved commands: its next connect asks again.
+ * for more waiting for one), and when a node waiting to be paired last tried,
+ * added to stores made before they were kept. A node paired before then has
+ * no approved commands: its next connect asks again.
  */
 function addNodeSurfaceColumns(db: DatabaseSync): void {
   const missing = () => {
@@ -110,6 +113,8 @@ const NODE_SURFACE_COLUMNS = [
   ['request_id', 'TEXT'],
   ['surface_requested_at', 'INTEGER'],
   ['declined_request_id', 'TEXT'],
+  // When a node still waiting to be paired last tried to connect (NULL: at requested_at); its request goes stale without it.
+  ['seen_at', 'INTEGER'],
 ] as const;
 
 export function getMeta(db: DatabaseSync, key: string): string | undefined {

@@ -45,6 +45,8 @@ export type IdentityErrorCode =
   | 'IDENTITY_DEVICE_SIGNATURE_INVALID'
   /** A genuine device that an operator has not paired (yet). */
   | 'IDENTITY_NODE_NOT_PAIRED'
+  /** A genuine device seen for the first time while as many as Corral keeps already wait to be paired: it is not recorded. */
+  | 'IDENTITY_NODE_PENDING_FULL'
   /** A device whose pairing was revoked. */
   | 'IDENTITY_NODE_REVOKED'
   | 'IDENTITY_NODE_NOT_FOUND'

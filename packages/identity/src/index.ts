@@ -19,7 +19,7 @@ export {
   verifyDeviceProof,
 } from './device.ts';
 export type { DeviceAuthFields, DeviceIdentity, DeviceProof } from './device.ts';
-export { NodeRegistry, printable } from './nodes.ts';
+export { MAX_PENDING_NODES, NodeRegistry, PENDING_NODE_TTL_MS, printable } from './nodes.ts';
 export type { NodeConnect, NodeRecord, NodeStatus, SurfaceRequest } from './nodes.ts';
 export { CORRAL_ROLES, OidcClient, checkOidcSettings, mapRoles } from './oidc.ts';
 export type { CorralRole, HumanIdentity, OidcSettings, PendingLogin } from './oidc.ts';

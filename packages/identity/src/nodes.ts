@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { verifyDeviceProof, type DeviceProof } from './device.ts';
 import { IdentityError } from './errors.ts';
+import { parseTtl } from './ttl.ts';
 
 export type NodeStatus = 'pending' | 'paired' | 'revoked';
 
@@ -62,6 +63,26 @@ const MAX_COMMANDS = 256;
 const MAX_CACHED = 10_000;
 const MAX_COMMAND_LENGTH = 200;
 const MAX_OPEN_CHALLENGES = 10_000;
+/**
+ * Nodes never paired that wait for an operator at once. Anyone holding the
+ * gateway token can make device keys for nothing, and each new one would
+ * otherwise add a row to this store and a line to every operator's pending
+ * list. 256 is more than an operator reviews at a sitting, and keeps the
+ * waiting rows under ~13 MB even when each declares 256 commands of 200
+ * characters. A fleet enrolled in a larger wave only waits: a node refused
+ * for it tries again (Corral's node host and upstream's, at least every 30 s)
+ * and gets in as operators pair or reject the others, or as they go stale.
+ */
+export const MAX_PENDING_NODES = 256;
+/**
+ * A node waiting to be paired that has not tried to connect for this long has
+ * gone away (one still waiting tries at least every 30 s): its request is
+ * dropped when a new device asks, and made again, under the same request id,
+ * if it comes back. Paired and revoked nodes never expire.
+ */
+export const PENDING_NODE_TTL_MS = parseTtl('10m') * 1000;
+/** How often a waiting node's connects refresh its request, at most: one write a minute, not one per attempt. */
+const PENDING_SEEN_EVERY_MS = 60_000;
 
 /**
  * Nodes known to Corral. A connection gets a one-time challenge; the node
@@ -112,9 +133,12 @@ export class NodeRegistry {
   /**
    * Authenticates a node's connect request against the challenge it was
    * given. The challenge is spent whatever the outcome, so a captured proof
-   * cannot be replayed. Throws IDENTITY_DEVICE_* (not genuine),
-   * IDENTITY_NODE_NOT_PAIRED (genuine, waiting for an operator),
-   * IDENTITY_NODE_REVOKED.
+   * cannot be replayed. A device seen for the first time is recorded as
+   * pending when fewer than MAX_PENDING_NODES wait, once the requests gone
+   * stale (PENDING_NODE_TTL_MS) are dropped. Throws IDENTITY_DEVICE_* (not
+   * genuine), IDENTITY_NODE_NOT_PAIRED (genuine, waiting for an operator),
+   * IDENTITY_NODE_PENDING_FULL (genuine and new, not recorded: too many
+   * wait), IDENTITY_NODE_REVOKED.
    */
   authenticate(connect: NodeConnect, nonce: string): NodeRecord {
     const issuedAt = this.#challenges.get(nonce);
@@ -134,11 +158,8 @@ export class NodeRegistry {
     });
     const declared = surfaceOf(connect.commands ?? []);
     const existing = this.find(connect.device.id);
-    if (!existing) {
-      this.#cache.clear();
-      this.#statement("INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at) VALUES (?, ?, ?, ?, 'pending', ?)")
-        .run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now);
-    }
+    if (!existing) this.#recordPending(connect, publicKey, now);
+    else if (existing.status === 'pending') this.#statement("UPDATE nodes SET seen_at = ? WHERE device_id = ? AND status = 'pending' AND IFNULL(seen_at, requested_at) < ?").run(now, existing.deviceId, now - PENDING_SEEN_EVERY_MS);
     const node = existing ?? this.get(connect.device.id);
     if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
     this.#requestSurface(node, declared);
@@ -147,6 +168,27 @@ export class NodeRegistry {
     if (current.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
     if (current.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits for an operator to pair it');
     return current;
+  }
+
+  /**
+   * Records a genuine device seen for the first time as waiting to be paired:
+   * first dropping the requests gone stale, then only while fewer than
+   * MAX_PENDING_NODES wait, counted in the same statement that inserts, so
+   * the cap holds with other processes inserting too. Waiting requests still
+   * fresh are never dropped to make room: a flood of new keys is refused, not
+   * let push out the nodes an operator is about to pair. Throws
+   * IDENTITY_NODE_PENDING_FULL.
+   */
+  #recordPending(connect: NodeConnect, publicKey: string, now: number): void {
+    this.#cache.clear();
+    this.#statement("DELETE FROM nodes WHERE status = 'pending' AND IFNULL(seen_at, requested_at) < ?").run(now - PENDING_NODE_TTL_MS);
+    const { changes } = this.#statement(
+      "INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at, seen_at) SELECT ?, ?, ?, ?, 'pending', ?, ? WHERE (SELECT count(*) FROM nodes WHERE status = 'pending') < ?",
+    ).run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now, now, MAX_PENDING_NODES);
+    // None inserted: the list is full, or another process recorded this same device meanwhile (then it goes on as that).
+    if (changes === 0 && !this.#row(connect.device.id)) {
+      throw new IdentityError('IDENTITY_NODE_PENDING_FULL', `${MAX_PENDING_NODES} nodes already wait to be paired; an operator must pair or reject some first`);
+    }
   }
 
   /** Records what a node declares: nothing when an operator approved all of it (or declined exactly this), else a request for it. */
