@@ -25,6 +25,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_DEVICE_REQUIRED'
   /** A genuine device waiting for an operator to pair it. */
   | 'GATEWAY_NOT_PAIRED'
+  /** A genuine device seen for the first time while as many as Corral keeps already wait to be paired: not recorded, told to try again later. */
+  | 'GATEWAY_PAIRING_FULL'
   /** A device whose pairing was revoked. */
   | 'GATEWAY_DEVICE_REVOKED'
   /** An agent identity token (`auth.agentRuntimeIdentityToken`) that does not verify, or on a node connection. */

@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
-import { Identity, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { Identity, MAX_PENDING_NODES, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { auditEvents } from '../http/testing.ts';
 import { Gateway, GatewayClient, GatewayServer, SurfaceStore, openGatewayDb, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
 import type { PairingRequest } from '../server/server.ts';
@@ -277,6 +278,53 @@ describe('when genuine devices keep asking to be paired with fresh keys', () => 
     ask(request('first'));
     assert.equal(announced.at(-1), 'first', 'the oldest was forgotten, so it is announced again');
     assert.equal(announced.length, MAX_ANNOUNCED + 2);
+  });
+});
+
+describe('when as many never-paired nodes as Corral keeps already wait', () => {
+  it('refuses a new device with a retryable UNAVAILABLE saying the pending requests are full (PAIRING_PENDING_FULL), records and announces nothing, and still admits a paired node and tells a waiting one to wait', async () => {
+    // Before: every new key was recorded and announced as a pairing request, without end.
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    const gw = await Gateway.start({ stateDir, token, port: 0 });
+    const admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const paired = createDeviceIdentity();
+      const waiting = createDeviceIdentity();
+      await refusedAsPending(nodeOptions(gw, paired, 'kept'));
+      await refusedAsPending(nodeOptions(gw, waiting, 'waiting'));
+      gw.identity.nodes.pair(paired.deviceId, 'test');
+      // The rest of the list, written as one transaction (each genuine connect would be a commit of its own).
+      const db = new DatabaseSync(join(stateDir, 'identity.db'));
+      db.exec('BEGIN');
+      const insert = db.prepare("INSERT INTO nodes (device_id, public_key, display_name, platform, status, requested_at, seen_at, requested_commands, request_id) VALUES (?, 'x', 'flood', 'linux', 'pending', ?, ?, '[]', ?)");
+      for (let i = 1; i < MAX_PENDING_NODES; i++) insert.run(randomBytes(32).toString('hex'), Date.now(), Date.now(), randomBytes(16).toString('hex'));
+      db.exec('COMMIT');
+      db.close();
+
+      const announced: string[] = [];
+      admin.on('node.pair.requested', (payload) => announced.push((payload as PairingEntry).nodeId));
+      const fresh = createDeviceIdentity();
+      await assert.rejects(GatewayClient.connect(nodeOptions(gw, fresh, 'one-too-many')), (e: { wire?: { code: string; message: string; retryable?: boolean; details?: { code?: string; recommendedNextStep?: string } } }) => {
+        assert.equal(e.wire?.code, 'UNAVAILABLE');
+        assert.equal(e.wire.retryable, true);
+        assert.deepEqual([e.wire.details?.code, e.wire.details?.recommendedNextStep], ['PAIRING_PENDING_FULL', 'wait_then_retry']);
+        assert.match(e.wire.message, /wait to be paired/);
+        return true;
+      });
+      assert.equal(gw.identity.nodes.find(fresh.deviceId), undefined);
+      await refusedAsPending(nodeOptions(gw, waiting, 'waiting'));
+      const node = await GatewayClient.connect(nodeOptions(gw, paired, 'kept'));
+      await node.close();
+      const { pending } = (await admin.request('node.pair.list', {})) as { pending: PairingEntry[] };
+      assert.equal(pending.length, MAX_PENDING_NODES);
+      assert.equal(pending.some((p) => p.nodeId === fresh.deviceId), false);
+      // The operator's list was sent after any announcement the refusal would have made, on the same connection.
+      assert.equal(announced.includes(fresh.deviceId), false);
+    } finally {
+      await admin.close();
+      await gw.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -129,6 +129,11 @@ function deviceRefusal(error: unknown, deviceId: string, requestId: string, role
     const details = buildPairingConnectErrorDetails({ reason: 'not-paired', requestId, deviceId, requestedRole: role, recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false });
     return new GatewayError('GATEWAY_NOT_PAIRED', 'the node waits for an operator to pair it', { cause: error, wire: { code: 'NOT_PAIRED', message: buildPairingConnectErrorMessage('not-paired'), details, retryable: true } });
   }
+  if (error.code === 'IDENTITY_NODE_PENDING_FULL') {
+    // Not NOT_PAIRED: nothing was recorded, so there is no request to announce or approve. Retryable: room is made as operators decide, or as waiting requests go stale.
+    const message = 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones';
+    return new GatewayError('GATEWAY_PAIRING_FULL', 'a new device was refused: the pending pairing requests are full', { cause: error, wire: { code: 'UNAVAILABLE', message, retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } } });
+  }
   if (error.code === 'IDENTITY_NODE_REVOKED') {
     return new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired', { cause: error, wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked', details: { code: 'PAIRING_REQUIRED', reason: 'revoked', recommendedNextStep: 'review_auth_configuration' } } });
   }
