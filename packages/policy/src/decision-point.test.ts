@@ -191,6 +191,62 @@ describe('DecisionPoint on the cedar-wasm path', () => {
   });
 });
 
+describe('DecisionPoint with an uncompiled policy among compiled ones', () => {
+  const groups = 500;
+  const wide = '@id("wide") forbid(principal, action, resource) when { context.classification == "secret" && ip("127.0.0.1").isLoopback() };';
+  const pdp = new DecisionPoint();
+  pdp.load(loadPolicies([{ file: 'a.cedar', text: [...Array.from({ length: groups }, (_, g) => `@id("pay-${g}") permit(principal in Group::"g${g}", action == Action::"payment.create", resource);`), wide].join('\n') }]));
+  pdp.setEntities([
+    ...ENTITIES,
+    ...Array.from({ length: groups }, (_, g) => [
+      { uid: { type: 'Group', id: `g${g}` }, attrs: {}, parents: [] },
+      { uid: { type: 'Agent', id: `bot-${g}` }, attrs: { owner: 'a@example.com', process: `g${g}`, status: 'active', scopes: [] }, parents: [{ type: 'Group', id: `g${g}` }] },
+    ]).flat(),
+  ]);
+  const request = (classification: string) => ({ principal: { type: 'Agent', id: 'bot-7' }, action: 'payment.create', resource: { type: 'Record', id: 'p1' }, context: { classification } });
+
+  it('evaluates it with cedar-wasm beside the compiled slice, not the whole set (one such policy sent every decision to cedar-wasm with every policy and entity)', () => {
+    assert.equal(pdp.uncompiledCount, 1);
+    const allowed = pdp.decide(request('internal'));
+    assert.deepEqual([allowed.decision, allowed.policies, allowed.engine, allowed.evaluated], ['allow', ['pay-7'], 'cedar', 2]);
+    const denied = pdp.decide(request('secret'));
+    assert.deepEqual([denied.decision, denied.policies, denied.engine, denied.evaluated], ['deny', ['wide'], 'cedar', 2]);
+  });
+
+  it('decides as cedar-wasm on the whole set does', () => {
+    for (const classification of ['internal', 'secret']) {
+      const whole = pdp.evaluate(request(classification), 'cedar')!;
+      const made = pdp.evaluate(request(classification), 'decision')!;
+      assert.deepEqual([made.forbids, made.permits, made.errors], [whole.forbids, whole.permits, whole.errors]);
+    }
+  });
+
+  it('hands it the entities it reaches through the context and a literal, with their groups\' groups', () => {
+    const point = new DecisionPoint();
+    point.load(
+      loadPolicies([
+        {
+          file: 'a.cedar',
+          text: `@id("all") permit(principal, action, resource);
+            @id("prod-node") forbid(principal, action, resource) when { context has node && context.node in Group::"prod" && ip("127.0.0.1").isLoopback() };
+            @id("frozen") forbid(principal, action, resource) when { Group::"audit" has name && Group::"audit".name == "frozen" && ip("127.0.0.1").isLoopback() };`,
+        },
+      ]),
+    );
+    const entities = [
+      ...ENTITIES,
+      { uid: { type: 'Group', id: 'prod' }, attrs: {}, parents: [] },
+      { uid: { type: 'Group', id: 'prod-eu' }, attrs: {}, parents: [{ type: 'Group', id: 'prod' }] },
+      { uid: { type: 'Node', id: 'n1' }, attrs: { platform: 'linux', paired: true }, parents: [{ type: 'Group', id: 'prod-eu' }] },
+    ];
+    point.setEntities(entities);
+    assert.deepEqual(point.decide(pay({ node: { __entity: { type: 'Node', id: 'n1' } } })).policies, ['prod-node']);
+    assert.deepEqual(point.decide(pay()).decision, 'allow');
+    point.setEntities([...entities, { uid: { type: 'Group', id: 'audit' }, attrs: { name: 'frozen' }, parents: [] }]);
+    assert.deepEqual(point.decide(pay()).policies, ['frozen']);
+  });
+});
+
 describe('DecisionPoint when cedar-wasm has failed', () => {
   it('answers POLICY_ENGINE_FAILED, not a foreign error or a bad request (a trap escaped as a RuntimeError)', () => {
     // In a child: the trap breaks cedar-wasm for the rest of its process.

@@ -1,5 +1,5 @@
 import { compilePolicy, scopeMatches, type CompiledPolicy, type Env, type ScopeConstraint } from './compile.ts';
-import { EntityStore } from './entities.ts';
+import { EntityStore, entityKeysIn } from './entities.ts';
 import { PolicyError } from './errors.ts';
 import { cedar, describeCedarError } from './lib/cedar.ts';
 import { CedarRecord, EntityRef, EvalError, Unsupported, entityKey, fromJson } from './lib/values.ts';
@@ -20,11 +20,11 @@ export interface Decision {
   readonly quorum?: number;
   /** Policies whose evaluation failed (Cedar skips such a permit; Corral denies on such a forbid). */
   readonly errors: readonly { policyId: string; message: string }[];
-  /** Which evaluator answered: Corral's compiled predicates or cedar-wasm. */
+  /** Which evaluators answered: Corral's compiled predicates alone, or cedar-wasm for some or all of the policies evaluated. */
   readonly engine: 'compiled' | 'cedar';
   /** The fingerprint of the policy set that decided. */
   readonly policySet: string;
-  /** How many policies were evaluated: the slice that could apply, or the whole set on the cedar-wasm path. */
+  /** How many policies were evaluated: the slice whose scope could match the request. */
   readonly evaluated: number;
 }
 
@@ -40,6 +40,8 @@ export interface Evaluation {
 interface Entry {
   policy: LoadedPolicy;
   compiled: CompiledPolicy | undefined;
+  /** The entities the policy names (its literals), for cedar-wasm's share of the entities. */
+  names: readonly string[];
 }
 
 interface Bucket {
@@ -52,9 +54,12 @@ interface Active {
   set: PolicySet;
   byId: Map<string, LoadedPolicy>;
   buckets: Map<string, Bucket>;
-  /** Preparsed cedar-wasm sets, for the fallback path. */
+  /** Preparsed cedar-wasm sets of the whole set: the reference `evaluate(…, 'cedar')` answers from. */
   cedarForbids: string;
   cedarPermits: string;
+  /** Preparsed cedar-wasm sets of the policies the compiler did not cover: what decisions hand to cedar-wasm. */
+  uncompiledForbids: string;
+  uncompiledPermits: string;
   uncompiled: number;
 }
 
@@ -62,8 +67,16 @@ const ANY_ACTION = '*';
 let instances = 0;
 
 /** The names cedar-wasm keeps one slot of a decision point's pre-parsed sets under. */
-function slotNames(instance: number, slot: number): { forbids: string; permits: string } {
-  return { forbids: `corral-${instance}-${slot}-forbids`, permits: `corral-${instance}-${slot}-permits` };
+function slotNames(instance: number, slot: number): SlotNames {
+  const name = (part: string) => `corral-${instance}-${slot}-${part}`;
+  return { forbids: name('forbids'), permits: name('permits'), uncompiledForbids: name('uncompiled-forbids'), uncompiledPermits: name('uncompiled-permits') };
+}
+
+interface SlotNames {
+  forbids: string;
+  permits: string;
+  uncompiledForbids: string;
+  uncompiledPermits: string;
 }
 
 /** cedar-wasm never frees a pre-parsed set; a dropped decision point's two slots are emptied instead (a gateway makes one per candidate). */
@@ -90,7 +103,8 @@ export function acceptIllTypedEntities(point: DecisionPoint): DecisionPoint {
  * Corral's policy decision point. Holds one active policy set and one entity
  * store; `decide` is synchronous. Policies are sliced by action and principal
  * so a decision evaluates only the policies whose scope can match, compiled
- * to JavaScript where possible, with cedar-wasm as the fallback.
+ * to JavaScript where possible; cedar-wasm evaluates the rest of that slice
+ * alone, with only the entities the request can reach.
  */
 export class DecisionPoint {
   readonly schema: CorralSchema;
@@ -154,33 +168,35 @@ export class DecisionPoint {
     const active = this.#active;
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
     const request = parseRequest(input, this.schema, this.#now());
-    const store = this.#entities;
-    const compiled = evaluateCompiled(active, request, store);
-    if (compiled) return combine(compiled, active, request, 'compiled');
-    return combine(evaluateCedar(active, request, store), active, request, 'cedar');
+    const { evaluation, deferred } = evaluateSlice(active, request, this.#entities, false)!;
+    return combine(evaluation, active, request, deferred > 0 ? 'cedar' : 'compiled');
   }
 
   /**
    * The raw Cedar outcome for a request, from one evaluator: 'compiled'
-   * (undefined when it must defer to cedar-wasm) or 'cedar'. For tests and tools.
+   * (undefined when any policy of the slice needs cedar-wasm), 'cedar'
+   * (cedar-wasm on the whole set and every entity: the reference), or
+   * 'decision' (what `decide` evaluates: compiled, and cedar-wasm for the rest
+   * of the slice). For tests and tools.
    */
-  evaluate(input: unknown, engine: 'compiled' | 'cedar'): Evaluation | undefined {
+  evaluate(input: unknown, engine: 'compiled' | 'cedar' | 'decision'): Evaluation | undefined {
     const active = this.#active;
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
     const request = parseRequest(input, this.schema, this.#now());
-    return engine === 'compiled' ? evaluateCompiled(active, request, this.#entities) : evaluateCedar(active, request, this.#entities);
+    if (engine === 'cedar') return evaluateCedar(active, request, this.#entities);
+    return evaluateSlice(active, request, this.#entities, engine === 'compiled')?.evaluation;
   }
 }
 
-function buildActive(set: PolicySet, schema: CorralSchema, names: { forbids: string; permits: string }): Active {
+function buildActive(set: PolicySet, schema: CorralSchema, names: SlotNames): Active {
   const buckets = new Map<string, Bucket>();
   const byId = new Map<string, LoadedPolicy>();
-  let uncompiled = 0;
+  const notCompiled: LoadedPolicy[] = [];
   for (const policy of set.policies) {
     byId.set(policy.id, policy);
     const compiled = compilePolicy(policy.json);
-    if (!compiled) uncompiled++;
-    const entry: Entry = { policy, compiled };
+    if (!compiled) notCompiled.push(policy);
+    const entry: Entry = { policy, compiled, names: [...entityKeysIn(policy.json, new Set())] };
     const actionScope = compiled?.action ?? scopeOf(policy.json.action);
     const principalScope = compiled?.principal ?? scopeOf(policy.json.principal);
     for (const actionKey of actionKeys(actionScope, schema)) {
@@ -189,15 +205,21 @@ function buildActive(set: PolicySet, schema: CorralSchema, names: { forbids: str
       addToBucket(bucket, principalScope, entry);
     }
   }
-  for (const [name, effect] of [[names.forbids, 'forbid'], [names.permits, 'permit']] as const) {
+  const sets = [
+    [names.forbids, 'forbid', set.policies],
+    [names.permits, 'permit', set.policies],
+    [names.uncompiledForbids, 'forbid', notCompiled],
+    [names.uncompiledPermits, 'permit', notCompiled],
+  ] as const;
+  for (const [name, effect, of] of sets) {
     // fromEntries, not assignment: an id "__proto__" must stay an own key, not become a prototype.
-    const policies = Object.fromEntries(set.policies.filter((p) => p.effect === effect).map((p) => [p.id, p.text]));
+    const policies = Object.fromEntries(of.filter((p) => p.effect === effect).map((p) => [p.id, p.text]));
     const answer = cedar.preparsePolicySet(name, { staticPolicies: policies });
     if (answer.type !== 'success') {
       throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated policy set: ${answer.errors.map(describeCedarError).join('; ')}`);
     }
   }
-  return { set, byId, buckets, cedarForbids: names.forbids, cedarPermits: names.permits, uncompiled };
+  return { set, byId, buckets, cedarForbids: names.forbids, cedarPermits: names.permits, uncompiledForbids: names.uncompiledForbids, uncompiledPermits: names.uncompiledPermits, uncompiled: notCompiled.length };
 }
 
 /** The scope of a policy the compiler did not cover, for indexing only (templates' slots index as All). */
@@ -267,32 +289,48 @@ function candidates(active: Active, request: DecisionRequest, principal: EntityR
   return out;
 }
 
-/** Evaluates with compiled predicates; undefined when any candidate needs cedar-wasm. */
-function evaluateCompiled(active: Active, request: DecisionRequest, store: EntityStore): Evaluation | undefined {
+/**
+ * Evaluates the slice of policies whose scope can match the request: each
+ * compiled policy in JavaScript, the others — not compiled, or reading a
+ * value the compiled code does not model (an extension value, a number beyond
+ * 2^53) — with cedar-wasm, on those policies alone. A policy's outcome (satisfied,
+ * not, or an error) depends on no other policy, and one outside the slice
+ * cannot match, so the union is what Cedar says of the whole set, and
+ * forbid-overrides is applied to it by `combine`. With `compiledOnly`,
+ * undefined as soon as a policy needs cedar-wasm.
+ */
+function evaluateSlice(active: Active, request: DecisionRequest, store: EntityStore, compiledOnly: boolean): { evaluation: Evaluation; deferred: number } | undefined {
   const principal = new EntityRef(request.principal.type, request.principal.id);
   const resource = new EntityRef(request.resource.type, request.resource.id);
   const action = new EntityRef('Action', request.action);
-  let context: CedarRecord;
+  let env: Env | undefined;
   try {
-    const value = fromJson(request.context);
-    if (!(value instanceof CedarRecord)) return undefined;
-    context = value;
+    const context = fromJson(request.context);
+    if (context instanceof CedarRecord) env = { principal, action, resource, context, store };
   } catch (error) {
-    if (error instanceof Unsupported) return undefined;
-    throw error;
+    if (!(error instanceof Unsupported)) throw error;
   }
-  const env: Env = { principal, action, resource, context, store };
   const slice = candidates(active, request, principal, store);
   const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: slice.length };
-  for (const { policy, compiled } of slice) {
-    if (!compiled) return undefined;
+  const deferred: Entry[] = [];
+  for (const entry of slice) {
+    const { policy, compiled } = entry;
+    if (!compiled || !env) {
+      if (compiledOnly) return undefined;
+      deferred.push(entry);
+      continue;
+    }
     if (!scopeMatches(compiled.principal, principal, store)) continue;
     if (!scopeMatches(compiled.action, action, store)) continue;
     if (!scopeMatches(compiled.resource, resource, store)) continue;
     try {
       if (!compiled.conditions(env)) continue;
     } catch (error) {
-      if (error instanceof Unsupported) return undefined;
+      if (error instanceof Unsupported) {
+        if (compiledOnly) return undefined;
+        deferred.push(entry);
+        continue;
+      }
       if (error instanceof EvalError) {
         result.errors.push({ policyId: policy.id, message: error.message });
         continue;
@@ -301,33 +339,66 @@ function evaluateCompiled(active: Active, request: DecisionRequest, store: Entit
     }
     (policy.effect === 'forbid' ? result.forbids : result.permits).push(policy.id);
   }
-  return result;
+  if (deferred.length > 0) evaluateDeferred(active, request, store, deferred, result);
+  return { evaluation: result, deferred: deferred.length };
 }
 
-/** Evaluates the whole active set with cedar-wasm: forbids and permits separately, so every satisfied policy is known. */
+/**
+ * Adds cedar-wasm's outcome for `deferred` (policies of the slice) to `into`.
+ * cedar-wasm is handed only the entities the request and these policies can
+ * reach, and either the pre-parsed set of every uncompiled policy (those of
+ * them outside the slice cannot match) or, when a compiled policy is among
+ * `deferred`, just these policies' text. Forbids and permits go separately,
+ * so that every satisfied policy is known; an effect none of them has is not asked.
+ */
+function evaluateDeferred(active: Active, request: DecisionRequest, store: EntityStore, deferred: readonly Entry[], into: Evaluation): void {
+  const roots = entityKeysIn(request.context, new Set([entityKey(request.principal.type, request.principal.id), entityKey('Action', request.action), entityKey(request.resource.type, request.resource.id)]));
+  for (const entry of deferred) for (const name of entry.names) roots.add(name);
+  const entities = store.reachable(roots);
+  const allUncompiled = deferred.every((e) => e.compiled === undefined);
+  for (const effect of ['forbid', 'permit'] as const) {
+    const mine = deferred.filter((e) => e.policy.effect === effect);
+    if (mine.length === 0) continue;
+    // fromEntries, not assignment: an id "__proto__" must stay an own key, not become a prototype.
+    const policies = allUncompiled
+      ? { preparsedPolicySetId: effect === 'forbid' ? active.uncompiledForbids : active.uncompiledPermits }
+      : { policies: { staticPolicies: Object.fromEntries(mine.map((e) => [e.policy.id, e.policy.text])) } };
+    const answer = askCedar(request, entities, policies);
+    (effect === 'forbid' ? into.forbids : into.permits).push(...answer.diagnostics.reason);
+    for (const e of answer.diagnostics.errors) into.errors.push({ policyId: e.policyId, message: e.error.message });
+  }
+}
+
+/** One cedar-wasm authorization of `request`; throws POLICY_ENGINE_FAILED when cedar-wasm fails or refuses it. */
+function askCedar(request: DecisionRequest, entities: readonly unknown[], policies: { preparsedPolicySetId: string } | { policies: { staticPolicies: Record<string, string> } }): { diagnostics: { reason: string[]; errors: { policyId: string; error: { message: string } }[] } } {
+  const call = {
+    principal: request.principal,
+    action: { type: 'Action', id: request.action },
+    resource: request.resource,
+    context: request.context as Record<string, never>,
+    entities: entities as never,
+  };
+  let answer: ReturnType<typeof cedar.isAuthorized>;
+  try {
+    answer = 'preparsedPolicySetId' in policies ? cedar.statefulIsAuthorized({ ...call, ...policies }) : cedar.isAuthorized({ ...call, ...policies });
+  } catch (error) {
+    // A trap (say, a stack overflow) leaves cedar-wasm failing every call; the request was not at fault.
+    throw new PolicyError('POLICY_ENGINE_FAILED', 'cedar-wasm failed', { cause: error });
+  }
+  // The request fits the schema and the entities parsed when set: a refusal now is the engine's.
+  if (answer.type !== 'success') {
+    throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated request: ${answer.errors.map(describeCedarError).join('; ')}`);
+  }
+  return answer.response;
+}
+
+/** Evaluates the whole active set with cedar-wasm, handed every entity: the reference the tests hold the decision point to. */
 function evaluateCedar(active: Active, request: DecisionRequest, store: EntityStore): Evaluation {
   const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: active.set.policies.length };
   for (const [setId, into] of [[active.cedarForbids, result.forbids], [active.cedarPermits, result.permits]] as const) {
-    let answer: ReturnType<typeof cedar.statefulIsAuthorized>;
-    try {
-      answer = cedar.statefulIsAuthorized({
-        principal: request.principal,
-        action: { type: 'Action', id: request.action },
-        resource: request.resource,
-        context: request.context as Record<string, never>,
-        preparsedPolicySetId: setId,
-        entities: store.json as never,
-      });
-    } catch (error) {
-      // A trap (say, a stack overflow) leaves cedar-wasm failing every call; the request was not at fault.
-      throw new PolicyError('POLICY_ENGINE_FAILED', 'cedar-wasm failed', { cause: error });
-    }
-    // The request fits the schema and the entities parsed when set: a refusal now is the engine's.
-    if (answer.type !== 'success') {
-      throw new PolicyError('POLICY_ENGINE_FAILED', `cedar-wasm refused a validated request: ${answer.errors.map(describeCedarError).join('; ')}`);
-    }
-    into.push(...answer.response.diagnostics.reason);
-    for (const e of answer.response.diagnostics.errors) result.errors.push({ policyId: e.policyId, message: e.error.message });
+    const answer = askCedar(request, store.json, { preparsedPolicySetId: setId });
+    into.push(...answer.diagnostics.reason);
+    for (const e of answer.diagnostics.errors) result.errors.push({ policyId: e.policyId, message: e.error.message });
   }
   return result;
 }

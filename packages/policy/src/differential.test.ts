@@ -187,67 +187,161 @@ const request = fc.constantFrom(...TRIPLES).chain((t) =>
 );
 
 const sorted = (xs: readonly string[]) => [...xs].sort();
+const ids = (evaluation: { forbids: string[]; permits: string[]; errors: { policyId: string }[] }) => ({
+  forbids: sorted(evaluation.forbids),
+  permits: sorted(evaluation.permits),
+  errors: sorted(evaluation.errors.map((e) => e.policyId)),
+});
+
+interface Seen {
+  compared: number;
+  deferred: number;
+  mixed: number;
+  satisfied: number;
+  errored: number;
+  forbidden: number;
+  allowed: number;
+  /** Decisions where a policy cedar-wasm evaluated was satisfied or errored. */
+  byCedar: number;
+}
+
+/**
+ * Loads `texts` over `data` and holds every request's outcome to cedar-wasm's:
+ * the compiled evaluator's, where it answers alone; what a decision evaluates
+ * (compiled, and cedar-wasm for the rest of the slice, with the entities it
+ * can reach), always; and the decision to the one Cedar's answer on the whole
+ * set, every entity given, implies.
+ */
+function holdsToCedar(texts: readonly string[], data: unknown, requests: readonly Request[], seen: Seen): void {
+  const sources = texts.map((t, i) => ({ file: `p${i}.cedar`, text: `@id("p${i}")\n${t}` }));
+  const set = parseUnvalidated(sources);
+  const pdp = acceptIllTypedEntities(new DecisionPoint());
+  pdp.load(set);
+  pdp.setEntities(data);
+  const effects = new Map(set.policies.map((p) => [p.id, p]));
+  for (const input of requests) {
+    const where = `${JSON.stringify(input)}\n${JSON.stringify(data)}\n${texts.join('\n')}`;
+    const reference = pdp.evaluate(input, 'cedar')!;
+    const compiled = pdp.evaluate(input, 'compiled');
+    if (compiled === undefined) seen.deferred++;
+    else {
+      seen.compared++;
+      seen.satisfied += reference.forbids.length + reference.permits.length;
+      seen.errored += reference.errors.length;
+      assert.deepEqual(ids(compiled), ids(reference), `compiled outcome for ${where}`);
+    }
+    assert.deepEqual(ids(pdp.evaluate(input, 'decision')!), ids(reference), `decision's outcome for ${where}`);
+    // Cedar on the whole set, as one call: what Corral decides must follow from its answer.
+    const whole = cedar.isAuthorized({
+      principal: input.principal,
+      action: { type: 'Action', id: input.action },
+      resource: input.resource,
+      context: input.context as never,
+      policies: { staticPolicies: Object.fromEntries(set.policies.map((p) => [p.id, p.text])) },
+      entities: pdp.entities.json as never,
+    });
+    assert.equal(whole.type, 'success', where);
+    if (whole.type !== 'success') return;
+    const { decision, diagnostics } = whole.response;
+    const forbids = decision === 'deny' ? diagnostics.reason : [];
+    const permits = decision === 'allow' ? diagnostics.reason : [];
+    const brokenForbid = diagnostics.errors.some((e) => effects.get(e.policyId)?.effect === 'forbid');
+    const asking = permits.filter((id) => effects.get(id)!.approval);
+    const quorum = Math.max(1, ...asking.map((id) => effects.get(id)!.quorum));
+    const { state, approvers } = input.context.approval;
+    const expected =
+      forbids.length > 0 || brokenForbid || permits.length === 0 ? 'deny'
+      : asking.length === 0 ? 'allow'
+      : state === 'denied' ? 'deny'
+      : state === 'approved' && approvers >= quorum ? 'allow'
+      : 'ask';
+    const made = pdp.decide(input);
+    assert.equal(made.decision, expected, `decision for ${where}`);
+    if (forbids.length > 0) assert.deepEqual(made.policies, sorted(forbids), `forbids for ${where}`);
+    if (forbids.length > 0) seen.forbidden++;
+    if (made.decision === 'allow') seen.allowed++;
+    if (made.engine === 'cedar' && made.evaluated < set.policies.length) seen.mixed++;
+    const outcome = [...reference.forbids, ...reference.permits, ...reference.errors.map((e) => e.policyId)];
+    if (made.engine === 'cedar' && outcome.some((id) => UNCOMPILED.test(effects.get(id)!.text))) seen.byCedar++;
+  }
+}
+
+type Request = { principal: { type: string; id: string }; action: string; resource: { type: string; id: string }; context: { approval: { state: string; approvers: number } } & Record<string, unknown> };
+const UNCOMPILED = /ip\(|decimal\(|\.ip\b/;
+const none = (): Seen => ({ compared: 0, deferred: 0, mixed: 0, satisfied: 0, errored: 0, forbidden: 0, allowed: 0, byCedar: 0 });
 
 describe('the compiled evaluator against cedar-wasm, on hostile policies, entities and requests', () => {
   it('reaches the same satisfied and errored policies, and every decision is the one Cedar\'s answer implies (property)', () => {
-    const seen = { compared: 0, deferred: 0, satisfied: 0, errored: 0, forbidden: 0, allowed: 0 };
+    const seen = none();
     fc.assert(
-      fc.property(fc.array(policy, { minLength: 1, maxLength: 6 }), entities, fc.array(request, { minLength: 1, maxLength: 3 }), (texts, data, requests) => {
-        const sources = texts.map((t, i) => ({ file: `p${i}.cedar`, text: `@id("p${i}")\n${t}` }));
-        const set = parseUnvalidated(sources);
-        const pdp = acceptIllTypedEntities(new DecisionPoint());
-        pdp.load(set);
-        pdp.setEntities(data);
-        const effects = new Map(set.policies.map((p) => [p.id, p]));
-        for (const input of requests) {
-          const where = `${JSON.stringify(input)}\n${JSON.stringify(data)}\n${texts.join('\n')}`;
-          const reference = pdp.evaluate(input, 'cedar')!;
-          const compiled = pdp.evaluate(input, 'compiled');
-          if (compiled === undefined) seen.deferred++;
-          else {
-            seen.compared++;
-            seen.satisfied += reference.forbids.length + reference.permits.length;
-            seen.errored += reference.errors.length;
-            assert.deepEqual(sorted(compiled.forbids), sorted(reference.forbids), `forbids for ${where}`);
-            assert.deepEqual(sorted(compiled.permits), sorted(reference.permits), `permits for ${where}`);
-            assert.deepEqual(sorted(compiled.errors.map((e) => e.policyId)), sorted(reference.errors.map((e) => e.policyId)), `errors for ${where}`);
-          }
-          // Cedar on the whole set, as one call: what Corral decides must follow from its answer.
-          const whole = cedar.isAuthorized({
-            principal: input.principal,
-            action: { type: 'Action', id: input.action },
-            resource: input.resource,
-            context: input.context as never,
-            policies: { staticPolicies: Object.fromEntries(set.policies.map((p) => [p.id, p.text])) },
-            entities: pdp.entities.json as never,
-          });
-          assert.equal(whole.type, 'success', where);
-          if (whole.type !== 'success') return;
-          const { decision, diagnostics } = whole.response;
-          const forbids = decision === 'deny' ? diagnostics.reason : [];
-          const permits = decision === 'allow' ? diagnostics.reason : [];
-          const brokenForbid = diagnostics.errors.some((e) => effects.get(e.policyId)?.effect === 'forbid');
-          const asking = permits.filter((id) => effects.get(id)!.approval);
-          const quorum = Math.max(1, ...asking.map((id) => effects.get(id)!.quorum));
-          const { state, approvers } = input.context.approval;
-          const expected =
-            forbids.length > 0 || brokenForbid || permits.length === 0 ? 'deny'
-            : asking.length === 0 ? 'allow'
-            : state === 'denied' ? 'deny'
-            : state === 'approved' && approvers >= quorum ? 'allow'
-            : 'ask';
-          const made = pdp.decide(input);
-          assert.equal(made.decision, expected, `decision for ${where}`);
-          if (forbids.length > 0) assert.deepEqual(made.policies, sorted(forbids), `forbids for ${where}`);
-          if (forbids.length > 0) seen.forbidden++;
-          if (made.decision === 'allow') seen.allowed++;
-        }
-      }),
+      fc.property(fc.array(policy, { minLength: 1, maxLength: 6 }), entities, fc.array(request, { minLength: 1, maxLength: 3 }), (texts, data, requests) => holdsToCedar(texts, data, requests, seen)),
       // CORRAL_FC_RUNS=5000 for a longer hunt; 250 keeps the suite to seconds.
       { numRuns: Number(process.env.CORRAL_FC_RUNS ?? 250) },
     );
     // not vacuous: both paths taken, policies satisfied, errored, forbidding and allowing
     assert.ok(seen.compared > 150 && seen.deferred > 20, JSON.stringify(seen));
     assert.ok(seen.satisfied > 50 && seen.errored > 50 && seen.forbidden > 20 && seen.allowed > 20, JSON.stringify(seen));
+  });
+});
+
+// Entities whose data names others: a reference in `ref`, one inside a record in `rec`, and random attributes beside them.
+const linkedEntities = fc
+  .tuple(
+    ...POOL.map(() =>
+      fc.record({
+        present: fc.boolean(),
+        ref: fc.constantFrom(...POOL),
+        attrs: fc.dictionary(attrName, json, { maxKeys: 3 }),
+        owner: fc.option(text, { nil: undefined }),
+        parents: fc.subarray(POOL, { maxLength: 2 }),
+      }),
+    ),
+  )
+  .map((rows) =>
+    rows.flatMap((row, i) => {
+      if (!row.present) return [];
+      const attrs = { ...row.attrs, ref: { __entity: row.ref }, rec: { ref: { __entity: row.ref } }, ...(row.owner === undefined ? {} : { owner: row.owner }) };
+      // parents only later in the pool, so the graph is a DAG
+      return [{ uid: POOL[i]!, attrs, parents: row.parents.filter((p) => POOL.indexOf(p) > i) }];
+    }),
+  );
+
+// What an uncompiled policy may read: data of entities it reaches through a literal, an attribute or the context.
+const dataRead = fc.oneof(
+  fc.tuple(fc.constantFrom(...POOL), fc.constantFrom('owner', 'ref', ...ATTRS)).map(([u, a]) => `(${uidLit(u)} has ${hasAttr(a)})`),
+  fc.constantFrom(...POOL).map((u) => `(${uidLit(u)}.ref has owner)`),
+  fc.tuple(fc.constantFrom('principal.ref', 'resource.ref', 'principal.rec.ref', 'resource.ref.ref', 'context.node'), fc.constantFrom('owner', 'ref', ...ATTRS)).map(([e, a]) => `((${e}) has ${hasAttr(a)})`),
+  fc.tuple(fc.constantFrom('principal.ref', 'resource.rec.ref', 'context.node', ...POOL.map(uidLit)), fc.constantFrom(...POOL)).map(([e, g]) => `((${e}) in ${uidLit(g)})`),
+  bool,
+);
+// A clause only cedar-wasm evaluates: always true, always false, reading the principal's extension value (or erring), or reading data as above.
+const uncompiledClause = fc.oneof(
+  { arbitrary: fc.tuple(fc.constantFrom('when', 'unless'), dataRead).map(([kind, read]) => `${kind} { ip("127.0.0.1").isLoopback() && ${read} }`), weight: 3 },
+  fc.constantFrom(
+    'when { ip("10.0.0.1").isInRange(ip("10.0.0.0/8")) }',
+    'unless { decimal("1.0").lessThan(decimal("0.5")) }',
+    'when { decimal("2.5").lessThan(decimal("1.0")) }',
+    'when { principal.ip.isLoopback() }',
+    'unless { principal has ip && principal.ip.isIpv6() }',
+  ),
+);
+// Uncompiled policies, half of them as wide as a policy gets: on every decision's slice.
+const uncompiledPolicy = fc.tuple(fc.oneof(policy, fc.constantFrom('permit(principal, action, resource);', 'forbid(principal, action, resource);')), uncompiledClause).map(([p, clause]) => `${p.slice(0, -1)} ${clause};`);
+
+describe('a set of compiled and uncompiled policies, against cedar-wasm on the whole set', () => {
+  // A decision hands cedar-wasm only the uncompiled policies of its slice and the entities the request can reach;
+  // whatever the mix, its outcome is Cedar's on the whole set with every entity (one uncompiled policy sent every decision there).
+  it('reaches Cedar\'s satisfied and errored policies and decision, with the uncompiled policies among compiled ones (property)', () => {
+    const seen = none();
+    const mixed = fc
+      .tuple(fc.array(policy, { minLength: 1, maxLength: 8 }), fc.array(uncompiledPolicy, { minLength: 1, maxLength: 3 }))
+      .chain(([plain, forced]) => fc.shuffledSubarray([...plain, ...forced], { minLength: plain.length + forced.length }));
+    fc.assert(
+      fc.property(mixed, fc.oneof(entities, linkedEntities), fc.array(request, { minLength: 1, maxLength: 4 }), (texts, data, requests) => holdsToCedar(texts, data, requests, seen)),
+      { numRuns: Number(process.env.CORRAL_FC_RUNS ?? 250) },
+    );
+    // not vacuous: decisions that evaluated part of the set with cedar-wasm, whose uncompiled policies mattered, forbidding and allowing
+    assert.ok(seen.mixed > 100 && seen.byCedar > 50, JSON.stringify(seen));
+    assert.ok(seen.forbidden > 20 && seen.allowed > 20, JSON.stringify(seen));
   });
 });

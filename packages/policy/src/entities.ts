@@ -23,6 +23,8 @@ export class EntityStore {
   /** The entities in Cedar's JSON form, as handed to cedar-wasm on the fallback path. */
   readonly json: readonly EntityJson[];
   readonly #byKey = new Map<string, StoredEntity>();
+  /** Each entity's Cedar JSON, and the keys its data names (parents, and entity references anywhere in its attributes). */
+  readonly #jsonByKey = new Map<string, { json: EntityJson; names: readonly string[] }>();
   readonly #ancestors = new Map<string, ReadonlySet<string>>();
 
   /**
@@ -47,14 +49,18 @@ export class EntityStore {
           attrs.set(k, new Opaque());
         }
       }
-      this.#byKey.set(uid.key, { uid, attrs, parents: entity.parents.map((p) => entityKey(p.type, p.id)) });
+      const parents = entity.parents.map((p) => entityKey(p.type, p.id));
+      this.#byKey.set(uid.key, { uid, attrs, parents });
+      this.#jsonByKey.set(uid.key, { json: entity as EntityJson, names: [...entityKeysIn(entity.attrs, new Set(parents))] });
       json.push(entity as EntityJson);
     }
     for (const action of schema.actions.values()) {
       const uid = new EntityRef('Action', action.id);
       const parents = action.groups.map((g) => ({ type: 'Action', id: g }));
       this.#byKey.set(uid.key, { uid, attrs: new Map(), parents: parents.map((p) => entityKey(p.type, p.id)) });
-      json.push({ uid: { type: 'Action', id: action.id }, attrs: {}, parents });
+      const actionJson: EntityJson = { uid: { type: 'Action', id: action.id }, attrs: {}, parents };
+      this.#jsonByKey.set(uid.key, { json: actionJson, names: parents.map((p) => entityKey(p.type, p.id)) });
+      json.push(actionJson);
     }
     // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
     // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
@@ -73,6 +79,30 @@ export class EntityStore {
 
   has(key: string): boolean {
     return this.#byKey.has(key);
+  }
+
+  /**
+   * The entities Cedar can read evaluating a policy whose entity values all
+   * come from `roots` (the request's principal, action, resource and context,
+   * the policy's literals): those, and every entity their data names, their
+   * parents and their references in attributes, transitively. Handed to
+   * cedar-wasm in place of every entity: what it is not handed, it could
+   * never have reached.
+   */
+  reachable(roots: Iterable<string>): EntityJson[] {
+    const seen = new Set<string>();
+    const out: EntityJson[] = [];
+    const queue = [...roots];
+    while (queue.length > 0) {
+      const key = queue.pop()!;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const entity = this.#jsonByKey.get(key);
+      if (!entity) continue;
+      out.push(entity.json);
+      for (const name of entity.names) if (!seen.has(name)) queue.push(name);
+    }
+    return out;
   }
 
   /** Every entity `key` is in, transitively (not including itself). Memoised for stored entities only: request ids are the attacker's, and unbounded. */
@@ -96,6 +126,23 @@ export class EntityStore {
   isIn(key: string, ancestorKey: string): boolean {
     return key === ancestorKey || this.ancestors(key).has(ancestorKey);
   }
+}
+
+/**
+ * Adds to `into` the key of every entity `json` (Cedar JSON: entity data, a
+ * context, a policy's JSON form) can name: each `{"__entity": {type, id}}`,
+ * and — more than Cedar reads as an entity, which only makes the set larger —
+ * each object with string `type` and `id`. Returns `into`.
+ */
+export function entityKeysIn(json: unknown, into: Set<string>): Set<string> {
+  if (Array.isArray(json)) {
+    for (const v of json) entityKeysIn(v, into);
+  } else if (typeof json === 'object' && json !== null) {
+    const o = json as Record<string, unknown>;
+    if (typeof o.type === 'string' && typeof o.id === 'string') into.add(entityKey(o.type, o.id));
+    for (const v of Object.values(o)) entityKeysIn(v, into);
+  }
+  return into;
 }
 
 function snapshotEntity(raw: unknown, index: number): { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[] } {
