@@ -106,10 +106,21 @@ export class NodeRegistry {
   #cachedVersion = -1;
   readonly #now: () => number;
   readonly #challenges = new Map<string, number>();
+  readonly #expiredListeners = new Set<(deviceIds: readonly string[]) => void>();
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
     this.#db = db;
     this.#now = now;
+  }
+
+  /**
+   * Calls `listener` with the ids of the waiting nodes this registry drops as
+   * stale, so what is kept of them elsewhere (the surface a gateway recorded,
+   * the request it announced) goes with them. A listener that throws is
+   * ignored: the connecting node is not refused for it.
+   */
+  onPendingExpired(listener: (deviceIds: readonly string[]) => void): void {
+    this.#expiredListeners.add(listener);
   }
 
   /** A fresh nonce for one connection (the `connect.challenge` event's payload). Each nonce is accepted once, within 15 s. */
@@ -181,10 +192,19 @@ export class NodeRegistry {
    */
   #recordPending(connect: NodeConnect, publicKey: string, now: number): void {
     this.#cache.clear();
-    this.#statement("DELETE FROM nodes WHERE status = 'pending' AND IFNULL(seen_at, requested_at) < ?").run(now - PENDING_NODE_TTL_MS);
+    const expired = (this.#statement("DELETE FROM nodes WHERE status = 'pending' AND IFNULL(seen_at, requested_at) < ? RETURNING device_id").all(now - PENDING_NODE_TTL_MS) as Array<{ device_id: string }>).map((r) => r.device_id);
     const { changes } = this.#statement(
       "INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at, seen_at) SELECT ?, ?, ?, ?, 'pending', ?, ? WHERE (SELECT count(*) FROM nodes WHERE status = 'pending') < ?",
     ).run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now, now, MAX_PENDING_NODES);
+    if (expired.length > 0) {
+      for (const listener of this.#expiredListeners) {
+        try {
+          listener(expired);
+        } catch {
+          // What a listener keeps of a dropped node is its own to tidy; this node's connect goes on.
+        }
+      }
+    }
     // None inserted: the list is full, or another process recorded this same device meanwhile (then it goes on as that).
     if (changes === 0 && !this.#row(connect.device.id)) {
       throw new IdentityError('IDENTITY_NODE_PENDING_FULL', `${MAX_PENDING_NODES} nodes already wait to be paired; an operator must pair or reject some first`);

@@ -101,6 +101,24 @@ describe('nodes waiting to be paired', () => {
       }
     });
 
+    it('tells its listeners which nodes it dropped, and admits the new one even when a listener throws', () => {
+      const { id, clock } = store(root);
+      try {
+        const [gone] = flood(id, clock, 1);
+        const told: string[][] = [];
+        id.nodes.onPendingExpired(() => {
+          throw new Error('a listener that fails');
+        });
+        id.nodes.onPendingExpired((ids) => told.push([...ids]));
+        clock.now += PENDING_NODE_TTL_MS + 1;
+        const fresh = flood(id, clock, 1);
+        assert.deepEqual(told, [[gone!.deviceId]]);
+        assert.deepEqual(pendingIds(id), [fresh[0]!.deviceId]);
+      } finally {
+        id.close();
+      }
+    });
+
     it('never drops a paired or a revoked node, however long it has not connected', () => {
       const { id, clock } = store(root);
       try {
