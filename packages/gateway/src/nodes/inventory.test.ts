@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
-import { Identity, MAX_PENDING_NODES, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
+import { Identity, MAX_PENDING_NODES, PENDING_NODE_TTL_MS, createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { auditEvents } from '../http/testing.ts';
 import { Gateway, GatewayClient, GatewayServer, SurfaceStore, openGatewayDb, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
 import type { PairingRequest } from '../server/server.ts';
@@ -267,7 +267,7 @@ describe('when genuine devices keep asking to be paired with fresh keys', () => 
       method: () => {},
       onPairingRequest: (listener: (request: PairingRequest) => void) => (ask = listener),
       broadcast: (_event: string, payload: PairingEntry) => announced.push(payload.nodeId),
-      identity: { nodes: { find: (deviceId: string) => ({ deviceId, displayName: deviceId, platform: '', status: 'pending', requestedAt: new Date(0).toISOString(), commands: [], surfaceRequest: { requestId: `r-${deviceId}`, commands: [], at: new Date(0).toISOString() } }) } },
+      identity: { nodes: { onPendingExpired: () => {}, find: (deviceId: string) => ({ deviceId, displayName: deviceId, platform: '', status: 'pending', requestedAt: new Date(0).toISOString(), commands: [], surfaceRequest: { requestId: `r-${deviceId}`, commands: [], at: new Date(0).toISOString() } }) } },
     } as unknown as GatewayServer;
     new NodeInventory(server, { record: () => {}, get: () => undefined } as unknown as SurfaceStore);
     const request = (deviceId: string): PairingRequest => ({ requestId: `r-${deviceId}`, deviceId, displayName: deviceId, platform: '', commands: [], caps: [], remoteAddress: '127.0.0.1' });
@@ -321,6 +321,37 @@ describe('when as many never-paired nodes as Corral keeps already wait', () => {
       // The operator's list was sent after any announcement the refusal would have made, on the same connection.
       assert.equal(announced.includes(fresh.deviceId), false);
     } finally {
+      await admin.close();
+      await gw.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('when a node waiting to be paired goes away and its request goes stale', () => {
+  it('forgets the surface it declared once a new device asks, and announces its request again if it comes back (regression: one surface kept per key ever seen)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
+    const gw = await Gateway.start({ stateDir, token, port: 0 });
+    const admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.pairing'] });
+    const surfaces = openGatewayDb(stateDir);
+    try {
+      const gone = createDeviceIdentity();
+      const first = waitFor(admin, 'node.pair.requested');
+      await refusedAsPending(nodeOptions(gw, gone, 'gone'));
+      assert.equal(((await first) as PairingEntry).nodeId, gone.deviceId);
+      assert.notEqual(new SurfaceStore(surfaces).get(gone.deviceId), undefined);
+      // It last tried longer ago than a waiting node may stay silent.
+      const db = new DatabaseSync(join(stateDir, 'identity.db'));
+      db.prepare('UPDATE nodes SET requested_at = ?, seen_at = ? WHERE device_id = ?').run(Date.now() - PENDING_NODE_TTL_MS - 1000, Date.now() - PENDING_NODE_TTL_MS - 1000, gone.deviceId);
+      db.close();
+      await refusedAsPending(nodeOptions(gw, createDeviceIdentity(), 'new'));
+      assert.equal(gw.identity.nodes.find(gone.deviceId), undefined);
+      assert.equal(new SurfaceStore(surfaces).get(gone.deviceId), undefined);
+      const again = new Promise<PairingEntry>((resolve) => admin.on('node.pair.requested', (p) => (p as PairingEntry).nodeId === gone.deviceId && resolve(p as PairingEntry)));
+      await refusedAsPending(nodeOptions(gw, gone, 'gone'));
+      assert.equal((await again).requestId, requestOf(gw, gone));
+    } finally {
+      surfaces.close();
       await admin.close();
       await gw.close();
       rmSync(stateDir, { recursive: true, force: true });

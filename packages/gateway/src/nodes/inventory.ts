@@ -102,6 +102,12 @@ export class NodeInventory {
       const node = server.identity.nodes.find(request.deviceId);
       if (node?.surfaceRequest) server.broadcast('node.pair.requested', this.#pairingEntry(node), (peer) => hasScope(peer.scopes, 'operator.pairing'));
     });
+    // A waiting node dropped as stale leaves nothing behind here: its declared surface would otherwise be kept for ever,
+    // one row per key a token holder ever made, and if it comes back its request is announced again.
+    server.identity.nodes.onPendingExpired((deviceIds) => {
+      this.#surfaces.forget(deviceIds);
+      for (const deviceId of deviceIds) this.#announced.delete(deviceId);
+    });
     this.#register();
   }
 

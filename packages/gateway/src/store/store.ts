@@ -72,6 +72,11 @@ export class SurfaceStore {
       .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt, surface.remoteIp?.slice(0, 64) ?? null);
   }
 
+  /** Forgets what these nodes declared (nodes no longer known: a pairing request dropped as stale). */
+  forget(deviceIds: readonly string[]): void {
+    for (const deviceId of deviceIds) this.#sql('DELETE FROM node_surface WHERE device_id = ?').run(deviceId);
+  }
+
   get(deviceId: string): NodeSurface | undefined {
     const row = this.#sql('SELECT * FROM node_surface WHERE device_id = ?').get(deviceId) as SurfaceRow | undefined;
     return row ? { deviceId: row.device_id, displayName: row.display_name, platform: row.platform, commands: JSON.parse(row.commands) as string[], caps: JSON.parse(row.caps) as string[], lastSeenAt: row.last_seen_at, ...(row.remote_ip ? { remoteIp: row.remote_ip } : {}) } : undefined;
