@@ -282,6 +282,26 @@ describe('the audit record of corral run', () => {
     assert.doesNotMatch(r.stderr, NO_STACK);
   });
 
+  it('records a run refused because a granted path changed after planning (CONTAIN_PATH_CHANGED, injected under strace) as a deny, exiting 126 (regression: not recorded, exit 3)', async () => {
+    const stateDir = tempStateDir();
+    const policy = policyFile('runtime: [shell]\nfilesystem: { readonly: [./project] }\n');
+    const project = join(policy, '../project');
+    mkdirSync(project);
+    // Planning only stats the path; opening it to bind it (O_PATH) is the start's, and fails as if it had been removed since.
+    const r = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', project, '-e', 'trace=openat', '-e', 'inject=openat:error=ENOENT', CORRAL_BIN, '--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/sh', '-c', 'echo ran'], {
+      encoding: 'utf8',
+      env: { ...process.env, CORRAL_NODE: process.execPath },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 126, r.stderr);
+    assert.match(r.stderr, /CONTAIN_PATH_CHANGED/);
+    assert.equal(r.stdout, '');
+    const [refused] = await records(stateDir);
+    assert.equal(refused?.event.decision?.effect, 'deny');
+    assert.deepEqual(refused?.event.outcome, { status: 'failure', detail: 'not started' });
+    assert.match(refused?.event.decision?.reason ?? '', /project is gone since the sandbox was planned/);
+  });
+
   it('runs without a record only when told --no-audit', async () => {
     const stateDir = tempStateDir();
     const r = await corral(['--state-dir', stateDir, 'run', '--no-audit', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/true']);

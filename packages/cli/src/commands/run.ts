@@ -27,7 +27,7 @@ export function registerRun(program: Command): void {
 Exit codes: the command's own (0-123), or
   124 timeout: it ran past process.timeoutMs and its whole tree was killed
   125 a limit (memory, processes, output) stopped it
-  126 refused: the host cannot enforce what the policy asks
+  126 refused: the host cannot enforce what the policy asks, or a granted path changed as it started
   127 the command does not exist inside the sandbox
   130 Ctrl-C stopped it (143: SIGTERM, 129: a hang-up, 131: Ctrl-\\); the run is recorded all the same
   141 corral's output was closed (corral run … | head): the command was stopped
@@ -109,7 +109,7 @@ async function runContained(
       interrupts.onSignal = undefined;
     }
   } catch (error) {
-    if ((error as ContainErrorClass).code === 'CONTAIN_UNENFORCEABLE') await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
+    if (REFUSALS.has((error as ContainErrorClass).code)) await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
     return refuseBadPolicy(() => Promise.reject(error));
   }
   const outputClosed = stdout.targetClosed || stderr.targetClosed;
@@ -136,6 +136,12 @@ async function openAudit(dir: string): Promise<AuditLog> {
   }
 }
 
+/**
+ * Corral's refusals to start a command it was given: the host cannot enforce the policy, or a path it grants
+ * changed between planning and starting the sandbox (a symlink planted, a path removed). Each is recorded as a deny.
+ */
+const REFUSALS: ReadonlySet<string> = new Set(['CONTAIN_UNENFORCEABLE', 'CONTAIN_PATH_CHANGED']);
+
 async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
@@ -145,7 +151,7 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
     const code =
       reason === 'CONTAIN_POLICY_INVALID' || reason === 'CONTAIN_POLICY_UNREADABLE' || reason === 'CONTAIN_PATH_UNRESOLVABLE' || reason === 'CONTAIN_BAD_COMMAND'
         ? EXIT.usage
-        : reason === 'CONTAIN_UNENFORCEABLE'
+        : REFUSALS.has(reason)
           ? EXIT.refused
           : EXIT.environment;
     throw new CliFailure(message, code, reason);
