@@ -59,11 +59,12 @@ export interface HeldDir {
  */
 export function openHeldDir(at: { path: string } | { parent: HeldDir; entry: string }, name: string): HeldDir {
   const child = 'parent' in at;
-  const path = child ? entryPath(at.parent, at.entry) : at.path;
   let fd: number | undefined;
   try {
+    // Without /proc, the path it is opened by is the one its entries are looked up under: resolved first, then checked against the descriptor.
+    const path = child ? entryPath(at.parent, at.entry) : byDescriptor ? at.path : realpathSync(at.path);
     fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | (child ? constants.O_NOFOLLOW : 0));
-    const held = { fd, name, base: byDescriptor ? `${PROC_FD}/${fd}` : realpathSync(path) };
+    const held = { fd, name, base: byDescriptor ? `${PROC_FD}/${fd}` : path };
     if (child) stillHeld(at.parent);
     stillHeld(held);
     return held;
