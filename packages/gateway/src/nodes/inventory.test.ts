@@ -10,7 +10,7 @@ import { Identity, MAX_PENDING_NODES, PENDING_NODE_TTL_MS, createDeviceIdentity,
 import { auditEvents } from '../http/testing.ts';
 import { Gateway, GatewayClient, GatewayServer, SurfaceStore, openGatewayDb, type GatewayClientOptions, type NodeListEntry, type PairingEntry } from '../index.ts';
 import type { PairingRequest } from '../server/server.ts';
-import { MAX_ANNOUNCED, NodeInventory } from './inventory.ts';
+import { MAX_ANNOUNCED, NodeInventory, approvalScopes } from './inventory.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 
@@ -89,6 +89,78 @@ describe('node pairing over the protocol', () => {
     await assert.rejects(pairer.request('node.pair.approve', { requestId: requestOf(gw, device) }), (e: { wire?: { code: string; details?: { missingScope?: string } } }) => e.wire?.code === 'FORBIDDEN' && e.wire.details?.missingScope === 'operator.admin');
     assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
     await pairer.close();
+  });
+
+  describe('the scopes approving a node needs, as upstream asks them', () => {
+    type Refusal = { wire?: { code: string; message: string; details?: { code?: string; missingScope?: string; requiredScopes?: string[] } } };
+    const missing = (scope: string, required: string[]) => (e: Refusal) => {
+      assert.deepEqual([e.wire?.code, e.wire?.message, e.wire?.details?.code, e.wire?.details?.missingScope, e.wire?.details?.requiredScopes], ['FORBIDDEN', `missing scope: ${scope}`, 'MISSING_SCOPE', scope, required]);
+      return true;
+    };
+    const declaring = (device: DeviceIdentity, name: string, commands: string[]): GatewayClientOptions => ({ url: gw.url, token, role: 'node', device, client: { displayName: name }, commands });
+    const operator = (scopes: string[]) => GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes });
+
+    it('refuses operator.pairing alone a node that declares ordinary commands: operator.write too (regression: pairing alone approved them)', async () => {
+      const device = createDeviceIdentity();
+      await refusedAsPending(declaring(device, 'kiosk-01', ['canvas.present', 'camera.snap']));
+      const pairer = await operator(['operator.pairing']);
+      const writer = await operator(['operator.pairing', 'operator.write']);
+      try {
+        await assert.rejects(pairer.request('node.pair.approve', { requestId: requestOf(gw, device) }), missing('operator.write', ['operator.pairing', 'operator.write']));
+        assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
+        await writer.request('node.pair.approve', { requestId: requestOf(gw, device) });
+        assert.deepEqual(gw.identity.nodes.get(device.deviceId).commands, ['camera.snap', 'canvas.present']);
+      } finally {
+        await pairer.close();
+        await writer.close();
+      }
+    });
+
+    it('lets operator.pairing alone approve a node that declares no commands', async () => {
+      const device = createDeviceIdentity();
+      await refusedAsPending(declaring(device, 'bare-01', []));
+      const pairer = await operator(['operator.pairing']);
+      try {
+        await pairer.request('node.pair.approve', { requestId: requestOf(gw, device) });
+        assert.equal(gw.identity.nodes.get(device.deviceId).status, 'paired');
+      } finally {
+        await pairer.close();
+      }
+    });
+
+    it('refuses operator.pairing with operator.write a node that declares terminal.upload: operator.admin, as upstream\'s code asks', async () => {
+      const device = createDeviceIdentity();
+      await refusedAsPending(declaring(device, 'term-01', ['canvas.present', 'terminal.upload']));
+      const writer = await operator(['operator.pairing', 'operator.write']);
+      try {
+        await assert.rejects(writer.request('node.pair.approve', { requestId: requestOf(gw, device) }), missing('operator.admin', ['operator.pairing', 'operator.admin']));
+        assert.equal(gw.identity.nodes.get(device.deviceId).status, 'pending');
+      } finally {
+        await writer.close();
+      }
+    });
+
+    it('asks operator.write for a paired node\'s request for more ordinary commands too', async () => {
+      const device = createDeviceIdentity();
+      await refusedAsPending(declaring(device, 'bare-02', []));
+      await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
+      const node = await GatewayClient.connect(declaring(device, 'bare-02', ['canvas.present']));
+      const pairer = await operator(['operator.pairing']);
+      try {
+        await assert.rejects(pairer.request('node.pair.approve', { requestId: requestOf(gw, device) }), missing('operator.write', ['operator.pairing', 'operator.write']));
+        assert.deepEqual(gw.identity.nodes.get(device.deviceId).commands, []);
+      } finally {
+        await pairer.close();
+        await node.close();
+      }
+    });
+
+    it('names upstream\'s scopes for each surface: none, ordinary, and each command that runs programs or reaches files, browser or exec approvals', () => {
+      assert.deepEqual(approvalScopes([]), ['operator.pairing']);
+      assert.deepEqual(approvalScopes(['canvas.present', 'system.notify']), ['operator.pairing', 'operator.write']);
+      const adminOnly = ['system.run', 'system.run.prepare', 'system.which', 'browser.proxy', 'browser.proxy.upload.v1', 'fs.listDir', 'terminal.upload', 'system.execApprovals.get', 'system.execApprovals.set'];
+      for (const command of adminOnly) assert.deepEqual(approvalScopes(['canvas.present', command]), ['operator.pairing', 'operator.admin'], command);
+    });
   });
 
   it('lets an approved node connect, and lists it as connected with its commands', async () => {

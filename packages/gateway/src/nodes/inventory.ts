@@ -18,13 +18,31 @@ import type { AuditEventInput } from '@corral/audit';
 import { IdentityError, printable, type NodeRecord } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import { CLOSE } from '../protocol/limits.ts';
-import { hasScope } from '../protocol/scopes.ts';
+import { hasScope, type OperatorScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import type { SurfaceStore } from '../store/store.ts';
 
-/** Declared commands that let an operator run programs on the node: approving such a node needs operator.admin (as upstream). */
-export const ADMIN_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'browser.proxy', 'browser.proxy.upload.v1', 'fs.listDir', 'system.execApprovals.get', 'system.execApprovals.set'];
+/**
+ * Declared commands that run programs on the node, or reach its files, browser
+ * or exec approvals: approving a surface with any of them needs
+ * operator.admin, as upstream (2026.9.6: its docs/gateway/pairing.md list, and
+ * terminal.upload, admin-only in its code too).
+ */
+export const ADMIN_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'browser.proxy', 'browser.proxy.upload.v1', 'fs.listDir', 'terminal.upload', 'system.execApprovals.get', 'system.execApprovals.set'];
+
+/**
+ * The scopes approving a node's command surface needs, as upstream's
+ * `node.pair.approve` asks them: operator.pairing for a surface of no
+ * commands; with operator.write for ordinary commands (the caller lets
+ * operators relay commands to the node); with operator.admin when any is in
+ * ADMIN_COMMANDS. operator.admin covers the other two.
+ */
+export function approvalScopes(commands: readonly string[]): OperatorScope[] {
+  if (commands.some((c) => ADMIN_COMMANDS.includes(c))) return ['operator.pairing', 'operator.admin'];
+  if (commands.length > 0) return ['operator.pairing', 'operator.write'];
+  return ['operator.pairing'];
+}
 
 /** How many devices the announced pairing requests are remembered for. */
 export const MAX_ANNOUNCED = 10_000;
@@ -168,8 +186,9 @@ export class NodeInventory {
    * An operator's decision on request `requestId`. Approving grants the
    * commands the request names (pairing a pending node); rejecting revokes a
    * pending node and leaves a paired one with what it had. `scopes` are those
-   * of a protocol caller: approving commands that run programs needs
-   * operator.admin, as upstream. An approval is recorded before it is made
+   * of a protocol caller: approving needs approvalScopes() of the commands the
+   * request names (operator.write for any, operator.admin for one that runs
+   * programs), as upstream. An approval is recorded before it is made
    * (a log that cannot be written pairs nothing); a rejection is made, then
    * recorded. Throws GATEWAY_PARAMS_INVALID (no such request, or no longer
    * the node's current one), GATEWAY_SCOPE_MISSING, GATEWAY_INTERNAL (the
@@ -180,8 +199,9 @@ export class NodeInventory {
     const node = this.#server.identity.nodes.byRequest(requestId);
     if (!node?.surfaceRequest) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
     const request = this.#pairingEntry(node);
-    if (verdict === 'approve' && scopes !== undefined && request.commands.some((c) => ADMIN_COMMANDS.includes(c)) && !hasScope(scopes, 'operator.admin')) {
-      throw new GatewayError('GATEWAY_SCOPE_MISSING', 'approving this node needs operator.admin', { wire: { code: 'FORBIDDEN', message: 'missing scope: operator.admin', details: { code: 'MISSING_SCOPE', missingScope: 'operator.admin', requiredScopes: ['operator.pairing', 'operator.admin'] } } });
+    const missing = verdict === 'approve' && scopes !== undefined ? approvalScopes(request.commands).find((scope) => !hasScope(scopes, scope)) : undefined;
+    if (missing !== undefined) {
+      throw new GatewayError('GATEWAY_SCOPE_MISSING', `approving this node needs ${missing}`, { wire: { code: 'FORBIDDEN', message: `missing scope: ${missing}`, details: { code: 'MISSING_SCOPE', missingScope: missing, requiredScopes: missing === 'operator.pairing' ? ['operator.pairing'] : ['operator.pairing', missing] } } });
     }
     const identity = this.#server.identity.nodes;
     const record = (status: string, outcome: AuditEventInput['outcome']) =>
