@@ -220,6 +220,36 @@ describe('corral approvals given what names nothing', () => {
   });
 });
 
+describe('corral approvals revoke, before the grant is made', () => {
+  it('withholds the grant of an approval resolved always whose run has not come yet, says so and records it (regression: it answered "no active grant", exit 2, and the run made the grant when it came)', async () => {
+    const state = tempStateDir();
+    try {
+      mkdirSync(join(state, 'policies'));
+      writeFileSync(join(state, 'policies', 'run.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n');
+      const db = openGatewayDb(state);
+      const created = new ApprovalStore(db).create({ digest: 'e'.repeat(64), action: { command: 'system.run', argv: ['printf', 'x'], principal: 'Human::"operator"', nodeId: 'n' }, quorum: 1 });
+      db.close();
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'approve', created.id, '--always', '--by', 'alice'])).code, 0);
+      const withheld = await corral(['--state-dir', state, 'approvals', 'revoke', created.id, '--by', 'carol']);
+      assert.equal(withheld.code, 0, withheld.stderr);
+      assert.match(withheld.stdout, /^withheld grant approval-\S+ before it was made: its approval still allows the one run waiting on it/);
+      const reopened = openGatewayDb(state);
+      try {
+        assert.equal(new ApprovalStore(reopened).claimGrant(created.id), false, 'no gateway makes the grant when the run spends the approval');
+      } finally {
+        reopened.close();
+      }
+      const shown = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
+      const revocation = shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; details?: Record<string, unknown> } }).find((r) => r.event.action === 'policy.grant.revoke');
+      assert.equal(revocation?.event.details?.withheldBeforeMade, true);
+      const again = await corral(['--state-dir', state, 'approvals', 'revoke', created.id, '--json']);
+      assert.equal(again.code, 2, 'nothing left to withhold');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals revoke --by', () => {
   it('refuses a name the audit record cannot carry (empty, too long, a line break), with exit 2, and leaves the grant in force (regression: the grant was withdrawn with no record)', async () => {
     const state = tempStateDir();

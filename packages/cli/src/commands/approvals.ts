@@ -115,10 +115,12 @@ export function registerApprovals(program: Command): void {
       await approverOf(opts.by);
       const dir = await gatewayStateDir(command);
       // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
-      if (!(await revokeGrantIn(join(dir, 'policies'), approvalId))) throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
-      await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by));
-      const answer = { id: approvalId, grant: `approval-${approvalId}`, outcome: 'revoked' };
+      const outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, approvalId));
+      if (outcome === 'not-found') throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
+      await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by, outcome));
+      const answer = { id: approvalId, grant: `approval-${approvalId}`, outcome };
       if (opts.json) return printJson(answer);
-      process.stdout.write(`revoked grant approval-${approvalId}: the next decision on its action asks again\n`);
+      if (outcome === 'withheld') process.stdout.write(`withheld grant approval-${approvalId} before it was made: its approval still allows the one run waiting on it; the next decision on its action asks again\n`);
+      else process.stdout.write(`revoked grant approval-${approvalId}: the next decision on its action asks again\n`);
     });
 }

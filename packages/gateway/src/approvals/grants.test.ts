@@ -73,15 +73,26 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.equal(await grantsIn(dir).add(approval), true);
     changeElsewhere(dir);
-    assert.equal(await revokeGrantIn(dir, approval.id), true);
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
-    assert.equal(await revokeGrantIn(dir, approval.id), false, 'a second revoke finds nothing');
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
+  });
+  it('withholds a grant not made yet, so that its approval\'s run, spending it later, makes none (regression: an approval resolved always by the CLI made its grant when its run came, after a revoke had found nothing)', async () => {
+    const dir = policyDir();
+    const approval = allowedAlways();
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'withheld');
+    assert.equal(await grantsIn(dir).add(approvals.consume(approval.id, approval.digest)), false);
+    assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
+    const once = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
+    approvals.resolve(once.id, 'allow-once', 'alice@example.com');
+    assert.equal(await revokeGrantIn(dir, approvals, once.id), 'not-found', 'an allow-once approval has no grant to withhold');
   });
   it('makes a grant once: one withdrawn is not made again when asked again (its approval\'s own run, another gateway, a restart)', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
     assert.equal(await grantsIn(dir).add(approval), true);
-    assert.equal(await revokeGrantIn(dir, approval.id), true);
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
     assert.equal(await grantsIn(dir).add(approvals.consume(approval.id, approval.digest)), false);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });

@@ -21,35 +21,42 @@ export function grantApprovalId(text: string): string | undefined {
   return /^(?:approval-)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text)?.[1];
 }
 
-/** The audit record of a withdrawn grant: who withdrew it (the gateway and `corral approvals revoke` record the same). */
-export function grantRevokedEvent(approvalId: string, by: string): AuditEventInput {
-  return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: { status: 'success' }, details: { approval: approvalId, file: grantFile(approvalId) } };
+/** The audit record of a withdrawn grant: who withdrew it, and whether it was withheld before it was made (the gateway and `corral approvals revoke` record the same). */
+export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclude<GrantRevocation, 'not-found'>): AuditEventInput {
+  return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: { status: 'success' }, details: { approval: approvalId, file: grantFile(approvalId), ...(outcome === 'withheld' ? { withheldBeforeMade: true } : {}) } };
 }
+
+/** What withdrawing a grant did: removed it from the set, withheld it before it was made, or found none. */
+export type GrantRevocation = 'revoked' | 'withheld' | 'not-found';
 
 /**
  * Withdraws an approval's grant from the policy directory `dir`, from another
  * process than the gateway (`corral approvals revoke`): a running gateway sees
  * the directory's link swapped and decides with the set without it from its
- * next decision. Returns whether there was a grant. Throws as
- * PolicyGrants.remove, and POLICY_* when the directory does not load.
+ * next decision. Throws as PolicyGrants.remove, and POLICY_* when the
+ * directory does not load.
  */
-export function revokeGrantIn(dir: string, approvalId: string): Promise<boolean> {
-  return removeGrant(PolicyControl.open(dir), approvalId);
+export function revokeGrantIn(dir: string, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
+  return removeGrant(PolicyControl.open(dir), approvals, approvalId);
 }
 
 /**
  * Removes an approval's grant from the active set (read afresh, so a change
- * made by another process is kept) through the activation's compare-and-swap;
- * returns whether one was removed. A set changed meanwhile is read again.
- * Throws the policy package's POLICY_* when the set without the grant does
- * not validate, GATEWAY_CONFLICT when the set keeps changing under it.
+ * made by another process is kept) through the activation's compare-and-swap,
+ * or withholds it when it is not made yet (an allow-always approval resolved
+ * by `corral approvals approve` makes its grant when its run spends it, maybe
+ * minutes later: found missing then, it was made all the same). A set changed
+ * meanwhile is read again. Throws the policy package's POLICY_* when the set
+ * without the grant does not validate, GATEWAY_CONFLICT when the set keeps
+ * changing under it.
  */
-async function removeGrant(control: PolicyControl, approvalId: string): Promise<boolean> {
+async function removeGrant(control: PolicyControl, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
+  const withheld = approvals.withholdGrant(approvalId);
   const name = grantFile(approvalId);
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = control.refresh();
-    if (!active.files.some((f) => f.name === name)) return false;
-    if (control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return true;
+    if (!active.files.some((f) => f.name === name)) return withheld ? 'withheld' : 'not-found';
+    if (control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
   }
   throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
 }
@@ -121,9 +128,9 @@ export class PolicyGrants {
     }
   }
 
-  /** Removes an approval's grant from the active set: see removeGrant. */
-  remove(approvalId: string): Promise<boolean> {
-    return removeGrant(this.#control, approvalId);
+  /** Removes an approval's grant from the active set, or withholds it: see removeGrant. */
+  remove(approvalId: string): Promise<GrantRevocation> {
+    return removeGrant(this.#control, this.#approvals, approvalId);
   }
 
   /** The policy id of an active grant for exactly this digest, if any. */

@@ -269,6 +269,15 @@ export class ApprovalStore {
     return Number(this.#db.prepare('UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL').run(this.#now(), id).changes) === 1;
   }
 
+  /**
+   * Withholds the grant of an allow-always approval allowed (or used) that
+   * has not made it yet — resolved in another process, its run still to
+   * come — so that it never is. Whether this call withheld it.
+   */
+  withholdGrant(id: string): boolean {
+    return Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
+  }
+
   releaseGrant(id: string): void {
     this.#db.prepare('UPDATE approvals SET granted_at = NULL WHERE id = ?').run(id);
   }

@@ -159,8 +159,10 @@ export class NodeInvoker {
    */
   async revokeGrant(grantId: string, by: string): Promise<'revoked' | 'not-found'> {
     const approvalId = grantApprovalId(grantId);
-    if (approvalId === undefined || !(await this.#options.grants?.remove(approvalId))) return 'not-found';
-    await this.#audit(grantRevokedEvent(approvalId, by));
+    if (approvalId === undefined) return 'not-found';
+    const outcome = (await this.#options.grants?.remove(approvalId)) ?? 'not-found';
+    if (outcome === 'not-found') return 'not-found';
+    await this.#audit(grantRevokedEvent(approvalId, by, outcome));
     return 'revoked';
   }
 
