@@ -50,11 +50,11 @@ export type GatewayErrorCode =
   /** Policy denied the command (or could not be asked: then it is denied too). */
   | 'GATEWAY_POLICY_DENIED'
   | 'GATEWAY_APPROVAL_NOT_FOUND'
-  /** The approval's expiry passed before it was resolved or used. */
+  /** The approval's expiry passed before it was resolved or used; or its receipt has lapsed (or is not valid yet). */
   | 'GATEWAY_APPROVAL_EXPIRED'
-  /** The approval was already resolved (or used, for allow-once). */
+  /** The approval was already resolved (or used, for allow-once); or the node already took its receipt. */
   | 'GATEWAY_APPROVAL_RESOLVED'
-  /** The approval is for a different action than the one presented: never replayable. */
+  /** The approval (or its receipt) is for a different action, node or run than the one presented: never replayable. */
   | 'GATEWAY_APPROVAL_MISMATCH'
   /** An approval receipt that is malformed, signed with another key, or whose signature does not verify. */
   | 'GATEWAY_RECEIPT_INVALID'
