@@ -1,7 +1,7 @@
 // `corral audit …` run as a user would: the real command, a temp state directory.
 import assert from 'node:assert/strict';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -371,6 +371,21 @@ describe('corral audit', () => {
       await waitFor('"seq":12');
     } finally {
       child.kill('SIGTERM');
+    }
+  });
+
+  describe('when standard output cannot be written (a full disk: /dev/full)', () => {
+    for (const args of [['export', '--format', 'jsonl'], ['export', '--format', 'ocsf'], ['verify', '--json'], ['show', '1'], ['tail'], ['public-key'], ['proof', 'inclusion', '1']]) {
+      it(`${args.join(' ')} exits 3 naming ENOSPC, without a stack trace (regression: an uncaught error's stack trace, exit 1)`, () => {
+        const full = openSync('/dev/full', 'w');
+        try {
+          const r = spawnSync(CORRAL_BIN, ['--state-dir', dir, 'audit', ...args], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+          assert.equal(r.status, 3, r.stderr);
+          assert.equal(r.stderr, 'corral: cannot write the output: ENOSPC; what was written is incomplete\n');
+        } finally {
+          closeSync(full);
+        }
+      });
     }
   });
 

@@ -99,11 +99,17 @@ function stillFollowed(file: { path: string; dev: number; ino: number }, next: n
   throw new CliFailure(`the audit log ${file.path} ${what} while it was followed; stopped after ${next} record(s): run 'corral audit tail -f' again to follow the log there now`, EXIT.environment);
 }
 
-/** A reader that stopped reading (`| head`) ends the output, not with a stack trace. */
-function quietOnClosedPipe(): void {
+/**
+ * Standard output that cannot be written, never with a stack trace: a reader
+ * that stopped reading (`| head`) ends the output quietly; any other failure
+ * (a full disk under `export > file`) ends it naming the error, exit 3, so a
+ * cut export or report is never taken for a whole one.
+ */
+function onOutputError(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(EXIT.ok);
-    throw error;
+    process.stderr.write(`corral: cannot write the output: ${error.code ?? error.message}; what was written is incomplete\n`);
+    process.exit(EXIT.environment);
   });
 }
 
@@ -115,6 +121,7 @@ export function registerAudit(program: Command): void {
     .command('audit')
     .description('Read, prove, verify and export the tamper-evident audit log.')
     .hook('preAction', async () => {
+      onOutputError();
       lib ??= await import('@corral/audit');
     })
     .option('--postgres <url>', 'use the audit log in this PostgreSQL database (default: $CORRAL_AUDIT_POSTGRES_URL, else audit.db in the state directory)');
@@ -127,7 +134,6 @@ export function registerAudit(program: Command): void {
     .option('--json', 'one JSON object per record')
     .action(async (opts: { lines: string; follow?: boolean; json?: boolean }, command: Command) => {
       const n = seqArg(opts.lines, '--lines');
-      quietOnClosedPipe();
       await withReader(command, async (reader) => {
         const print = (r: AuditRecord) => process.stdout.write(`${opts.json ? JSON.stringify(recordJson(r)) : line(r)}\n`);
         const followed = opts.follow ? fileOf(reader) : undefined;
@@ -248,7 +254,6 @@ export function registerAudit(program: Command): void {
       const since = timeArg(opts.since, '--since', 'since');
       const until = timeArg(opts.until, '--until', 'until');
       if (since !== undefined && until !== undefined && since > until) throw new CliFailure(`--since (${opts.since}) is later than --until (${opts.until})`, EXIT.usage);
-      quietOnClosedPipe();
       await withReader(command, async (reader) => {
         let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
         if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? 0, until ?? 8.64e15);
