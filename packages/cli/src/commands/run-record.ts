@@ -20,14 +20,14 @@ const NO_OUTPUT = `sha256:${createHash('sha256').digest('hex')}`;
 /**
  * A sink that passes output on and keeps its SHA-256, so the audit record can
  * name what the command wrote. When the target fails (its reader went away:
- * `corral run … | head`), the output is hashed and dropped from then on, and
+ * `corral run … | head`; a full disk), the output is hashed and dropped from then on, and
  * `onTargetClosed` is told once: the sink never stalls on a target that will
  * not drain, and never leaves the target's error unhandled.
  */
 export class DigestingSink extends Writable {
   readonly #hash: Hash = createHash('sha256');
   readonly #target: NodeJS.WritableStream;
-  #closed = false;
+  #failure: string | undefined;
   #waiting: (() => void) | undefined;
   onTargetClosed: (() => void) | undefined;
 
@@ -37,9 +37,9 @@ export class DigestingSink extends Writable {
     target.on('error', this.#failed);
   }
 
-  readonly #failed = (): void => {
-    if (this.#closed) return;
-    this.#closed = true;
+  readonly #failed = (error: NodeJS.ErrnoException): void => {
+    if (this.#failure !== undefined) return;
+    this.#failure = error.code ?? 'EIO';
     this.#release();
     this.onTargetClosed?.();
   };
@@ -50,14 +50,14 @@ export class DigestingSink extends Writable {
     waiting?.();
   }
 
-  /** Whether the target failed, so some of the output went nowhere. */
-  get targetClosed(): boolean {
-    return this.#closed;
+  /** The error code of the target's failure (EPIPE: its reader went away), when it failed: some of the output went nowhere. */
+  get targetFailure(): string | undefined {
+    return this.#failure;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     this.#hash.update(chunk);
-    if (this.#closed || this.#target.write(chunk)) return done();
+    if (this.#failure !== undefined || this.#target.write(chunk)) return done();
     this.#waiting = () => done();
     this.#target.once('drain', () => this.#release());
   }

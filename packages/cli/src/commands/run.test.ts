@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -242,6 +242,36 @@ describe('the audit record of corral run', () => {
       assert.deepEqual([run?.event.details?.argv, run?.event.outcome?.detail], [['/bin/sh', '-c', 'echo started; exec sleep 30'], `stopped: interrupted (${signal})`]);
     });
   }
+
+  describe('when its standard output cannot be written (a full disk: /dev/full)', () => {
+    function runToFullDisk(stateDir: string, args: string[]) {
+      const full = openSync('/dev/full', 'w');
+      try {
+        return spawnSync(CORRAL_BIN, ['--state-dir', stateDir, 'run', ...args], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', full, 'pipe'], encoding: 'utf8', timeout: 60_000 });
+      } finally {
+        closeSync(full);
+      }
+    }
+
+    it("stops the command, records the run and exits 3 naming ENOSPC (regression: a stack trace, and the run went unrecorded)", async () => {
+      const stateDir = tempStateDir();
+      const r = runToFullDisk(stateDir, ['--policy', policyFile('runtime: [shell]\n'), '--', '/usr/bin/yes']);
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /output could not be written \(ENOSPC\)/);
+      assert.doesNotMatch(r.stderr, NO_STACK);
+      const [run] = await records(stateDir);
+      assert.deepEqual(run?.event.outcome, { status: 'failure', detail: 'stopped: its output could not be written (ENOSPC)' });
+    });
+
+    it('with --json, exits 3 when the summary cannot be written (regression: exit 0 with no summary)', async () => {
+      const stateDir = tempStateDir();
+      const r = runToFullDisk(stateDir, ['--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/true']);
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /summary could not be written \(ENOSPC\)/);
+      const [run] = await records(stateDir);
+      assert.deepEqual(run?.event.outcome, { status: 'success', exitCode: 0 });
+    });
+  });
 
   it('records a run Corral refused to start as a deny', async () => {
     const stateDir = tempStateDir();

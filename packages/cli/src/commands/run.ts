@@ -56,18 +56,29 @@ Exit codes: the command's own (0-123), or
       // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a second one, or one while the run is
       // recorded and the log sealed, would otherwise end this process with the run unrecorded.
       const interrupts = new Interrupts();
-      // A reader that went away (`corral run … | head`) stops the command (see runContained), never
-      // corral: what is printed after that (warnings, the summary, an error) goes nowhere.
-      for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+      // Output that cannot be written (`corral run … | head`, a full disk) stops the command (see
+      // runContained), never corral: what is printed after that (warnings, an error) goes nowhere.
+      let stdoutFailure: string | undefined;
+      process.stdout.on('error', (error: NodeJS.ErrnoException) => void (stdoutFailure ??= error.code ?? 'EIO'));
+      process.stderr.on('error', () => undefined);
       try {
         audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
         if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
-        const { result, outputClosed } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
+        const { result, outputFailure } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
-        if (opts.json) printJson(summary(result, argv, file));
+        if (opts.json) {
+          printJson(summary(result, argv, file));
+          // A failed write is told on a later turn. A reader that went away is no failure of the run's.
+          await new Promise((resolve) => setImmediate(resolve));
+          if (stdoutFailure !== undefined && stdoutFailure !== 'EPIPE') throw new CliFailure(`the summary could not be written (${stdoutFailure}); the run is recorded`, EXIT.environment);
+        }
         else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
-        process.exitCode = exitCode(result, interrupts.signal ?? (outputClosed ? 'SIGPIPE' : undefined));
+        process.exitCode = exitCode(result, interrupts.signal ?? (outputFailure === 'EPIPE' ? 'SIGPIPE' : undefined));
+        if (outputFailure !== undefined && outputFailure !== 'EPIPE') {
+          const what = result.exitCode === null ? 'so it was stopped' : 'and what it wrote is incomplete';
+          throw new CliFailure(`the command's output could not be written (${outputFailure}), ${what}; the run is recorded`, EXIT.environment);
+        }
       } finally {
         // Both wind down at once: the sandbox's cgroups are removed while the audit log seals its checkpoint.
         const closed = await Promise.allSettled([runner.close(), audit?.close()]);
@@ -79,9 +90,9 @@ Exit codes: the command's own (0-123), or
 
 /**
  * Runs the command, streaming its output, and records the run (or Corral's
- * refusal to start it). When corral's own output is closed under it (a
- * pipeline's reader that went away), the command is stopped, as a shell
- * pipeline's writer would be by SIGPIPE, and the run recorded all the same.
+ * refusal to start it). When corral's own output fails under it (a
+ * pipeline's reader that went away, a full disk), the command is stopped, as
+ * a shell pipeline's writer would be by SIGPIPE, and the run recorded all the same.
  */
 async function runContained(
   runner: Runner,
@@ -91,7 +102,7 @@ async function runContained(
   io: { json: boolean; stdin: 'inherit' | 'ignore' },
   audit: AuditLog | undefined,
   interrupts: Interrupts,
-): Promise<{ result: RunResult; outputClosed: boolean }> {
+): Promise<{ result: RunResult; outputFailure: string | undefined }> {
   const stdout = new DigestingSink(io.json ? process.stderr : process.stdout);
   const stderr = new DigestingSink(process.stderr);
   let stop: (() => void) | undefined;
@@ -112,16 +123,17 @@ async function runContained(
     if (REFUSALS.has((error as ContainErrorClass).code)) await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
     return refuseBadPolicy(() => Promise.reject(error));
   }
-  const outputClosed = stdout.targetClosed || stderr.targetClosed;
+  const outputFailure = stdout.targetFailure ?? stderr.targetFailure;
+  const closed = outputFailure === 'EPIPE' ? 'its output was closed' : outputFailure && `its output could not be written (${outputFailure})`;
   try {
-    await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, interrupts.signal ? `interrupted (${interrupts.signal})` : outputClosed ? 'its output was closed' : undefined));
+    await audit?.append(runEvent(argv, file, result, { stdout: stdout.digest(), stderr: stderr.digest() }, interrupts.signal ? `interrupted (${interrupts.signal})` : closed));
   } catch (error) {
     // Too late to not run it: say plainly that it ran, and how it ended, with no record of it.
     const ended = result.exitCode === null ? `was stopped (${result.signal ?? 'killed'})` : `exited ${result.exitCode}`;
     const { code, message } = error as { code?: unknown; message?: unknown };
     throw new CliFailure(`the command ran and ${ended}, but its run could not be recorded in the audit log: ${String(message)}`, EXIT.environment, typeof code === 'string' ? code : undefined);
   }
-  return { result, outputClosed };
+  return { result, outputFailure };
 }
 
 async function openAudit(dir: string): Promise<AuditLog> {
