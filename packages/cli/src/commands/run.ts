@@ -31,8 +31,9 @@ Exit codes: the command's own (0-123), or
   127 the command does not exist inside the sandbox
   130 Ctrl-C stopped it (143: SIGTERM, 129: a hang-up, 131: Ctrl-\\); the run is recorded all the same
   141 corral's output was closed (corral run … | head): the command was stopped
-    2 the policy is invalid (file, line and field are printed)
-    3 the host cannot contain anything (see 'corral doctor')`,
+    2 the policy is invalid (file, line and field are printed), or the command line is too long to record
+    3 the host cannot contain anything (see 'corral doctor'); or the audit log cannot be opened, or
+      the run's record or the output cannot be written (the message says whether the command ran)`,
     )
     .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
       // Loaded on use: other commands do not pay for the sandbox and the audit log.
@@ -53,8 +54,9 @@ Exit codes: the command's own (0-123), or
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
       await runner.started();
       let audit: AuditLog | undefined;
-      // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a second one, or one while the run is
-      // recorded and the log sealed, would otherwise end this process with the run unrecorded.
+      // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a
+      // second one, or one while the run is recorded and the log sealed, would otherwise end this
+      // process with the run unrecorded.
       const interrupts = new Interrupts();
       // Output that cannot be written (`corral run … | head`, a full disk) stops the command (see
       // runContained), never corral: what is printed after that (warnings, an error) goes nowhere.
@@ -72,8 +74,7 @@ Exit codes: the command's own (0-123), or
           // A failed write is told on a later turn. A reader that went away is no failure of the run's.
           await new Promise((resolve) => setImmediate(resolve));
           if (stdoutFailure !== undefined && stdoutFailure !== 'EPIPE') throw new CliFailure(`the summary could not be written (${stdoutFailure}); the run is recorded`, EXIT.environment);
-        }
-        else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
+        } else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
         process.exitCode = exitCode(result, interrupts.signal ?? (outputFailure === 'EPIPE' ? 'SIGPIPE' : undefined));
         if (outputFailure !== undefined && outputFailure !== 'EPIPE') {
           const what = result.exitCode === null ? 'so it was stopped' : 'and what it wrote is incomplete';
