@@ -201,4 +201,33 @@ for (const size of [10, 100, 1000]) {
     `${String(size).padStart(5)} policies, ${w.entities.length} entities: corral p50 ${ms(corral.p50)} p99 ${ms(corral.p99)} (alone: p50 ${ms(alone.p50)} p99 ${ms(alone.p99)}; after a JS busy loop as long as the naive call: p50 ${ms(control.p50)} p99 ${ms(control.p99)}) | naive cedar-wasm p50 ${ms(naive.p50)} p99 ${ms(naive.p99)} (every entity: mean ${ms(everyEntityMs / 20)}) | ${(naive.p50 / corral.p50).toFixed(0)}x at p50, ${(evaluated / calls).toFixed(1)} policies evaluated per decision, ${(100 * compiled / calls).toFixed(0)}% compiled, ${disagreements} disagreements`,
   );
 }
+// The 1,000-policy set plus one policy the compiler does not cover (an
+// extension function) as wide as a policy gets: every decision meets it, and
+// only it goes to cedar-wasm, with the entities it can reach. Each decision
+// is checked against cedar-wasm on the whole set with every entity.
+{
+  const w = world(1000);
+  const wide = '@id("wide-etc-guard") forbid (principal, action, resource) when { context has cwd && ip("127.0.0.1").isLoopback() && context.cwd like "/etc/*" };';
+  const requests = w.requests.map((r, k) => ({ ...r, context: { ...r.context, cwd: k % 4 === 0 ? '/etc/ssh' : '/srv/work' } }));
+  const set = loadPolicies([{ file: 'bench-wide.cedar', text: [...w.texts, wide].join('\n') }]);
+  const pdp = new DecisionPoint();
+  pdp.load(set);
+  pdp.setEntities(w.entities);
+  const staticPolicies: Record<string, string> = {};
+  for (const p of set.policies) staticPolicies[p.id] = p.text;
+  if (cedar.preparsePolicySet('bench-wide', { staticPolicies }).type !== 'success') throw new Error('cedar-wasm refused the bench set');
+  let disagreements = 0;
+  let viaCedar = 0;
+  for (const r of requests) {
+    const d = pdp.decide(r);
+    if (d.engine === 'cedar') viaCedar++;
+    const a = cedar.statefulIsAuthorized({ principal: r.principal, action: { type: 'Action', id: r.action }, resource: r.resource, context: r.context as never, preparsedPolicySetId: 'bench-wide', entities: pdp.entities.json as never });
+    if (a.type !== 'success') throw new Error('cedar-wasm failed');
+    if ((a.response.decision === 'allow') !== (d.decision !== 'deny')) disagreements++;
+  }
+  let k = 0;
+  const decided = distribution((await sampleInterleaved({ corral: async () => pdp.decide(requests[k++ % requests.length]!) }, 5_000, 500)).corral!);
+  figures.policies_1000_one_uncompiled_wide = { corral_ms: decided, cedar_share: viaCedar / requests.length, disagreements, entities: w.entities.length };
+  lines.push(`1,000 policies + 1 uncompiled wide forbid (an extension function), ${w.entities.length} entities: corral p50 ${ms(decided.p50)} p99 ${ms(decided.p99)}, ${(100 * viaCedar / requests.length).toFixed(0)}% of decisions partly through cedar-wasm, ${disagreements} disagreements with cedar-wasm on the whole set`);
+}
 report('policy-decision', figures, lines);
