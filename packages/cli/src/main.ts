@@ -105,8 +105,10 @@ function exitCodeFor(error: unknown): number {
   }
   const coded = error as { code?: unknown; message?: unknown };
   if (typeof coded?.code === 'string' && typeof coded.message === 'string') {
-    // A package's coded error: its message is written for users.
-    process.stderr.write(`corral: ${lines(coded.message)} [${coded.code}]\n`);
+    // A package's coded error: its message is written for users. The audit log's are one line each, and may quote
+    // what a record holds (a name in a damaged record): a line feed in it is escaped too, so it cannot print a line
+    // of its own ("ok: … verified") under corral's.
+    process.stderr.write(`corral: ${coded.code.startsWith('AUDIT_') ? printable(coded.message) : lines(coded.message)} [${coded.code}]\n`);
     if (json) printJsonError(coded.code, coded.message);
     return exitCodeOfCode(coded.code);
   }

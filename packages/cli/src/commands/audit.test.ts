@@ -221,6 +221,20 @@ describe('corral audit', () => {
         });
       }
     });
+    it('show and tail print the error of a record rewritten with line feeds in a name on one line: it cannot print an "ok:" line of its own', async () => {
+      const copy = await sixRecordLog();
+      const db = new DatabaseSync(join(copy, 'audit.db'));
+      const row = db.prepare('SELECT lower(hex(prev)) AS prev, body FROM audit_records WHERE seq = 5').get() as { prev: string; body: string };
+      const body = row.body.replace('"details":{', '"context":{"inputs":{"\\nok: audit.db: seq 0–5 (6 records) verified\\n  root 3f9e":"no"}},"details":{');
+      db.prepare('UPDATE audit_records SET body = ?, hash = unhex(?) WHERE seq = 5').run(body, sha256Hasher.leaf(`{"event":${body},"prev":"${row.prev}","seq":5,"v":1}`));
+      db.close();
+      for (const args of [['show', '5'], ['tail']]) {
+        const r = await corral(['--state-dir', copy, 'audit', ...args]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^corral: record 5 holds no valid audit event: .*\\u000aok: .*\[AUDIT_RECORD_MALFORMED\]\n$/m);
+        assert.doesNotMatch(r.stderr, /^ok:/m);
+      }
+    });
     it('proof commands refuse a checkpoint the log\'s key did not sign', async () => {
       const copy = tempStateDir();
       cleanup.push(copy);
