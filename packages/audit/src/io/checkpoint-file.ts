@@ -1,6 +1,6 @@
 // A checkpoint kept from earlier (an auditor's `--checkpoint FILE`): a file
 // holding one checkpoint, bare or as the `{"checkpoint":{…}}` line of an export.
-import { readFileSync } from 'node:fs';
+import { readBoundedText, TooLarge } from './bounded-read.ts';
 import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 
@@ -13,8 +13,9 @@ import { AuditError } from '../errors.ts';
 export function readCheckpointFile(path: string): SignedCheckpoint {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path);
   } catch (error) {
+    if (error instanceof TooLarge) throw new AuditError('AUDIT_CHECKPOINT_MALFORMED', `${path} is not a checkpoint: it is ${error.message}; keep one checkpoint, such as the last line of an export (tail -n 1 audit.jsonl > kept.json)`, { cause: error });
     throw new AuditError('AUDIT_BAD_ARGUMENT', `cannot read the checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
   const bad = (why: string, cause?: unknown) => new AuditError('AUDIT_CHECKPOINT_MALFORMED', `${path} is not a checkpoint: ${why}`, cause === undefined ? {} : { cause });

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
+import { readBoundedText, TooLarge } from './bounded-read.ts';
 
 export const KEY_FILE = 'audit-signing-key.pem';
 export const PUBLIC_KEY_FILE = 'audit-signing-key.pub.pem';
@@ -64,9 +65,10 @@ export function loadSigningKey(stateDir: string): SigningKey {
 export function loadPublicKeyFile(path: string): KeyObject {
   let pem: string;
   try {
-    pem = readFileSync(path, 'utf8');
+    pem = readBoundedText(path);
   } catch (error) {
-    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot read the public key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    const why = error instanceof TooLarge ? `it is ${error.message}, not a public key` : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot read the public key ${path}: ${why}`, { cause: error });
   }
   return publicKeyFromPem(pem, path);
 }

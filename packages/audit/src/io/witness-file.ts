@@ -1,10 +1,11 @@
 // The witness: the latest checkpoint this machine has seen, kept outside the
 // database so that restoring an older database (a rollback) is noticed.
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
+import { readBoundedText } from './bounded-read.ts';
 
 export const WITNESS_FILE = 'audit-witness.json';
 
@@ -12,7 +13,7 @@ export const WITNESS_FILE = 'audit-witness.json';
 export function readWitness(path: string): SignedCheckpoint | null {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new AuditError('AUDIT_STORE_UNAVAILABLE', `cannot read the witness ${path}: ${(error as Error).message}`, { cause: error });
