@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { ContainError } from '../errors.ts';
 import { cachedPolicy, rememberPolicy } from './cache.ts';
@@ -35,14 +35,7 @@ export interface LoadPolicyOptions {
  *   `CONTAIN_POLICY_INVALID` with every issue located by line and field.
  */
 export async function loadPolicyFile(file: string, baseDir: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
-  let bytes: Buffer;
-  try {
-    // Read at once: a policy is small, and this is on the way to starting the sandbox.
-    bytes = readFileSync(file);
-  } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message;
-    throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, { cause });
-  }
+  const bytes = readPolicyBytes(file);
   const { cacheDir } = options;
   const digest = cacheDir === undefined ? '' : createHash('sha256').update(bytes).digest('hex');
   const cached = cacheDir === undefined ? undefined : cachedPolicy(cacheDir, digest);
@@ -54,4 +47,34 @@ export async function loadPolicyFile(file: string, baseDir: string, options: Loa
   const policy = parsePolicyText(bytes.toString('utf8'), file);
   if (cacheDir !== undefined) rememberPolicy(cacheDir, digest, policy);
   return { policy, source: file, baseDir, locate };
+}
+
+/** Far more than any container policy needs. */
+const MAX_POLICY_BYTES = 1024 * 1024;
+
+/**
+ * A policy file's bytes, read at once (a policy is small, and this is on the
+ * way to starting the sandbox): a regular file of at most MAX_POLICY_BYTES,
+ * never a device read for ever (/dev/zero) nor a FIFO waited on.
+ * @throws ContainError `CONTAIN_POLICY_UNREADABLE` saying why.
+ */
+function readPolicyBytes(file: string): Buffer {
+  const refuse = (reason: string, cause?: unknown) => new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: ${reason}`, cause === undefined ? {} : { cause });
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (cause) {
+    throw refuse((cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message, cause);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw refuse('not a regular file; give the path of the policy file itself');
+    if (stat.size > MAX_POLICY_BYTES) throw refuse(`it is ${stat.size} bytes, more than a policy's ${MAX_POLICY_BYTES}`);
+    return readFileSync(fd);
+  } catch (cause) {
+    if (cause instanceof ContainError) throw cause;
+    throw refuse((cause as Error).message, cause);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -145,6 +145,14 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       await assert.rejects(loadPolicyFile('/nonexistent/policy.yaml', '/'), { code: 'CONTAIN_POLICY_UNREADABLE' });
     });
 
+    it('refuses a device, a folder or a file over 1 MiB at once, saying why (regression: --policy /dev/zero read for ever)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'corral-load-'));
+      writeFileSync(join(dir, 'huge.yaml'), `# ${'x'.repeat(1024 * 1024)}\nruntime: [shell]\n`);
+      for (const [path, says] of [['/dev/zero', /not a regular file/], [dir, /not a regular file/], [join(dir, 'huge.yaml'), /more than a policy's 1048576/]] as const) {
+        await assert.rejects(loadPolicyFile(path, '/'), (e: Error & { code?: string }) => e.code === 'CONTAIN_POLICY_UNREADABLE' && says.test(e.message) && e.message.includes(path));
+      }
+    });
+
     it('keeps the folder for relative paths', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'corral-load-'));
       writeFileSync(join(dir, 'p.yaml'), 'runtime: [shell]\n');
