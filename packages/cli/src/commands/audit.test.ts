@@ -474,5 +474,11 @@ describe('corral audit --postgres', () => {
     const verify = await corral(['--state-dir', state, 'audit', 'verify', '--json'], { env: { CORRAL_AUDIT_POSTGRES_URL: url } });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.equal(JSON.parse(verify.stdout).sealed, 5);
+    // After the command words too, as --state-dir (regression: an unknown option, exit 2).
+    const after = await corral(['audit', 'verify', '--postgres', url, '--state-dir', state, '--json']);
+    assert.equal(after.code, 0, after.stdout + after.stderr);
+    assert.equal(JSON.parse(after.stdout).sealed, 5);
+    const proof = await corral(['audit', 'proof', 'inclusion', '2', '--postgres', url, '--state-dir', state, '--json']);
+    assert.equal(proof.code, 0, proof.stdout + proof.stderr);
   });
 });

@@ -293,5 +293,15 @@ export function registerAudit(program: Command): void {
         else process.stdout.write(pem);
       });
     });
+
+  acceptPostgresAfterCommand(audit);
+}
+
+/** `--postgres` after the command words (`corral audit verify --postgres URL`) as well as before them, as `--state-dir`. */
+function acceptPostgresAfterCommand(command: Command): void {
+  for (const sub of command.commands) {
+    if (sub.commands.length > 0) acceptPostgresAfterCommand(sub);
+    else sub.option('--postgres <url>', 'use the audit log in this PostgreSQL database (as before the command word)');
+  }
 }
 
