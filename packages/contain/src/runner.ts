@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type IOType } from 'node:child_process';
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
@@ -836,7 +836,9 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
 
 /** /etc files the sandbox sees instead of the host's: no host users, no resolver. */
 function writeSyntheticEtc(dir: string): SyntheticEtc {
-  const { uid, gid } = userInfo();
+  // By number: a user id with no passwd entry (a container under an arbitrary uid) has no userInfo().
+  const uid = process.getuid!();
+  const gid = process.getgid!();
   const files: Record<string, string> = {
     passwd: `root:x:0:0:root:/tmp:/bin/sh\n${uid === 0 ? '' : `corral:x:${uid}:${gid}:contained command:/tmp:/bin/sh\n`}nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     group: `root:x:0:\n${gid === 0 ? '' : `corral:x:${gid}:\n`}nogroup:x:65534:\n`,

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Agent, Identity } from '@corral/identity';
@@ -7,6 +6,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
+import { accountName } from '../account.ts';
 
 /** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
 export function identityDir(command: Command, options: { create?: boolean } = {}): string {
@@ -176,7 +176,7 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal>
   try {
     const db = openGatewayDb(dir);
     try {
-      const { username } = userInfo();
+      const username = accountName();
       return { deniedApprovals: new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id) };
     } finally {
       db.close();

@@ -1,4 +1,3 @@
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Approval } from '@corral/gateway';
@@ -7,6 +6,7 @@ import { commandLine } from '@corral/gateway/command-line';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { recordIdentityEvent } from './identity-record.ts';
 import { gatewayStateDir } from './nodes.ts';
+import { accountName } from '../account.ts';
 
 /** Runs `action` on the approvals of the command's gateway state; its coded errors (an unknown id: exit 2) go to the caller as they are. */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
@@ -28,7 +28,7 @@ async function withApprovals<T>(command: Command, action: (store: import('@corra
 async function approverOf(by: string): Promise<string> {
   const { accountApprover, GatewayError } = await import('@corral/gateway');
   try {
-    return accountApprover(userInfo().username, by);
+    return accountApprover(accountName(), by);
   } catch (error) {
     if (error instanceof GatewayError) throw new CliFailure(`--by: ${error.message}`, EXIT.usage, error.code);
     throw error;
@@ -61,7 +61,7 @@ export function registerApprovals(program: Command): void {
       .command(verb)
       .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
       .argument('<id>', 'the approval id')
-      .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', userInfo().username)
+      .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
       .option('--json', 'print the approval as JSON');
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
     cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
@@ -105,7 +105,7 @@ export function registerApprovals(program: Command): void {
     .command('revoke')
     .description('withdraw the standing grant an allow-always approval made (policies/grants/approval-ID.cedar); the next decision on that action asks again')
     .argument('<id>', 'the approval id (or its grant id, approval-ID)')
-    .option('--by <who>', 'who withdraws it (recorded); default: the signed-in system account', userInfo().username)
+    .option('--by <who>', 'who withdraws it (recorded); default: the signed-in system account', accountName())
     .option('--json', 'print {id, grant, outcome} as JSON')
     .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
       const { grantApprovalId, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');

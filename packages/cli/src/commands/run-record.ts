@@ -1,8 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import type { AuditEventInput } from '@corral/audit';
 import type { RunResult } from '@corral/contain';
+import { accountName } from '../account.ts';
 
 // An audit event holds at most 64 KiB: a run with more connections records the first ones and the counts.
 const MAX_RECORDED_CONNECTIONS = 100;
@@ -89,7 +90,7 @@ function eventBytes(event: AuditEventInput): number {
 
 /** The invoking user, as the actor of a local `corral run`. */
 export function localActor(): AuditEventInput['actor'] {
-  return { kind: 'human', id: `${userInfo().username}@${hostname()}` };
+  return { kind: 'human', id: `${accountName()}@${hostname()}` };
 }
 
 /**

@@ -376,3 +376,24 @@ describe('corral doctor', () => {
     assert.ok('landlock' in report && 'userNamespaces' in report);
   });
 });
+
+describe('corral run under a user id with no passwd entry (a container under an arbitrary uid)', () => {
+  const uid = 43_210;
+  const setpriv = spawnSync('setpriv', ['--version']).status === 0;
+  const unnamed = spawnSync('getent', ['passwd', String(uid)]).status !== 0;
+  const skip = process.getuid?.() !== 0 ? 'needs root to switch user' : !setpriv ? 'needs setpriv' : !unnamed ? `uid ${uid} has a passwd entry here` : false;
+  it('runs the command and records it under uid<N> (regression: os.userInfo() threw ERR_SYSTEM_ERROR, exit 1)', { skip }, () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-run-nouid-')));
+    const state = join(dir, 'state');
+    writeFileSync(join(dir, 'policy.yaml'), 'runtime: [shell]\n');
+    spawnSync('chmod', ['-R', 'a+rwX', dir]);
+    const env = { ...process.env, CORRAL_NODE: process.execPath, HOME: dir };
+    const run = spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', CORRAL_BIN, '--state-dir', state, 'run', '--policy', join(dir, 'policy.yaml'), '--', 'sh', '-c', 'echo ran as $(id -u)'], { env, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, `ran as ${uid}\n`);
+    assert.doesNotMatch(run.stderr, NO_STACK);
+    const tail = spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', CORRAL_BIN, '--state-dir', state, 'audit', 'tail', '--json'], { env, encoding: 'utf8' });
+    assert.equal(tail.status, 0, tail.stderr);
+    assert.match((JSON.parse(tail.stdout.trim().split('\n').at(-1)!) as { event: { actor: { id: string } } }).event.actor.id, new RegExp(`^uid${uid}@`));
+  });
+});
