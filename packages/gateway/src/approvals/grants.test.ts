@@ -77,6 +77,15 @@ describe('allow-always grants', () => {
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
   });
+  it('waits for a grant this gateway is adding before it revokes, so the revoke finds it (regression: found missing mid-way, it was reported absent, then made)', async () => {
+    const dir = policyDir();
+    const grants = grantsIn(dir);
+    const approval = allowedAlways();
+    const adding = grants.add(approval);
+    assert.equal(await grants.remove(approval.id), 'revoked');
+    assert.equal(await adding, true);
+    assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
+  });
   it('withholds a grant not made yet, so that its approval\'s run, spending it later, makes none (regression: an approval resolved always by the CLI made its grant when its run came, after a revoke had found nothing)', async () => {
     const dir = policyDir();
     const approval = allowedAlways();

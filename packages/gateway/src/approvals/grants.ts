@@ -128,8 +128,13 @@ export class PolicyGrants {
     }
   }
 
-  /** Removes an approval's grant from the active set, or withholds it: see removeGrant. */
-  remove(approvalId: string): Promise<GrantRevocation> {
+  /**
+   * Removes an approval's grant from the active set, or withholds it: see
+   * removeGrant. A grant this process is adding is waited for first: found
+   * missing mid-way, it would be reported absent and then made.
+   */
+  async remove(approvalId: string): Promise<GrantRevocation> {
+    await this.#adding.get(approvalId)?.catch(() => false);
     return removeGrant(this.#control, this.#approvals, approvalId);
   }
 
