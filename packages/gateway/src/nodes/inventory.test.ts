@@ -53,7 +53,7 @@ describe('node pairing over the protocol', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('lists a new node as a pending request with its declared commands and the address it came from, and announces it once', async () => {
+  it('lists a new node as a pending request with its declared commands, the scopes approving it needs and the address it came from, and announces it once', async () => {
     const device = createDeviceIdentity();
     const announced = waitFor(admin, 'node.pair.requested');
     await refusedAsPending(nodeOptions(gw, device, 'build-01'));
@@ -62,6 +62,7 @@ describe('node pairing over the protocol', () => {
     assert.equal(((await announced) as PairingEntry).requestId, entry?.requestId);
     assert.equal(entry?.paired, false);
     assert.deepEqual(entry?.commands, ['system.run', 'system.which']);
+    assert.deepEqual(entry?.requiredApproveScopes, ['operator.pairing', 'operator.admin'], 'as upstream\'s rows say: system.run runs programs');
     assert.equal(entry?.displayName, 'build-01');
     assert.equal(entry?.remoteIp, '127.0.0.1');
   });

@@ -76,6 +76,8 @@ export interface PairingEntry {
   commands: string[];
   /** For a paired node, what it may run now. */
   approvedCommands?: string[];
+  /** What approving it needs (approvalScopes), as upstream's rows say so that a client can tell before it tries. */
+  requiredApproveScopes: OperatorScope[];
   paired: boolean;
   ts: number;
   remoteIp?: string;
@@ -286,6 +288,7 @@ export class NodeInventory {
       platform: surface?.platform ?? node.platform,
       commands: node.surfaceRequest!.commands,
       ...(paired ? { approvedCommands: node.commands } : {}),
+      requiredApproveScopes: approvalScopes(node.surfaceRequest!.commands),
       paired,
       ts: Date.parse(node.surfaceRequest!.at),
       ...(surface?.remoteIp ? { remoteIp: surface.remoteIp } : {}),
