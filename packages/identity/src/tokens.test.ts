@@ -152,6 +152,14 @@ describe('agent tokens', () => {
       await assert.rejects(id.verifyToken(await signWithStoreKey(dir, good(), { typ: undefined })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' }, 'a genuine token without a type');
     });
 
+    it('a genuine token issued in the future, so that it outlives the longest lifetime: IDENTITY_TOKEN_NOT_YET_VALID', async () => {
+      // Before: nbf now, iat and exp a year ahead passed the lifetime check (exp - iat) and the token lived a year.
+      const year = 365 * 86_400;
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), iat: now() + year, exp: now() + year + 300 })), { code: 'IDENTITY_TOKEN_NOT_YET_VALID' });
+      await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), iat: now() + 6 })), { code: 'IDENTITY_TOKEN_NOT_YET_VALID' }, 'beyond the 5 s tolerance');
+      await id.verifyToken(await signWithStoreKey(dir, { ...good(), iat: now() + 5 }));
+    });
+
     it('a genuine token living longer than Corral issues: IDENTITY_TOKEN_CLAIMS_INVALID', async () => {
       await assert.rejects(id.verifyToken(await signWithStoreKey(dir, { ...good(), exp: now() + 86_400 })), { code: 'IDENTITY_TOKEN_CLAIMS_INVALID' });
     });

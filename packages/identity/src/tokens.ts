@@ -166,6 +166,9 @@ async function verify(
   const claims = snapshotClaims(payload);
   seen.sub = claims.sub;
   seen.jti = claims.jti;
+  // jose checks `iat` only for a maximum age: without this, a token issued in the future (iat a year ahead, nbf now)
+  // would pass the lifetime check below and live for a year.
+  if (claims.iat > Math.floor(deps.now() / 1000) + settings.clockToleranceSeconds) throw fail('IDENTITY_TOKEN_NOT_YET_VALID', 'the token was issued in the future');
   if (claims.exp - claims.iat > settings.maxTtlSeconds) throw fail('IDENTITY_TOKEN_CLAIMS_INVALID', 'the token lives longer than Corral issues');
 
   const agent = deps.agents.find(claims.sub);
