@@ -114,10 +114,16 @@ export class KeyRing {
     return row;
   }
 
-  /** The published key set: `{ keys: [...] }`, active key first. */
+  /**
+   * The published key set: `{ keys: [...] }`, active key first, and a
+   * retiring key only until its overlap ends — the moment verificationKey
+   * stops accepting it, whether or not it has been marked retired yet.
+   */
   async jwks(): Promise<{ keys: PublicJwk[] }> {
     await this.signingKey();
-    const rows = this.#db.prepare("SELECT * FROM signing_keys WHERE state != 'retired' ORDER BY state = 'active' DESC, created_at DESC").all() as unknown as Row[];
+    const rows = this.#db
+      .prepare("SELECT * FROM signing_keys WHERE state = 'active' OR (state = 'retiring' AND (retire_after IS NULL OR retire_after > ?)) ORDER BY state = 'active' DESC, created_at DESC")
+      .all(this.#now()) as unknown as Row[];
     return { keys: rows.map((r) => JSON.parse(r.public_jwk) as PublicJwk) };
   }
 

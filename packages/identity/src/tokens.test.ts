@@ -299,6 +299,24 @@ describe('key rotation', () => {
     }
   });
 
+  it('stops publishing the previous key in the JWKS the moment its overlap ends, as verification stops accepting it', async () => {
+    // Before: within a second of the last signing-key lookup, the JWKS still listed a key past its overlap
+    // (one cut off by --overlap 0 included), for any relying party to fetch and cache.
+    const dir = tempDir();
+    let clock = Date.UTC(2026, 10, 25, 12);
+    const id = Identity.open(dir, { now: () => clock });
+    try {
+      const oldKid = (await id.jwks()).keys[0]!.kid;
+      const newKid = await id.rotateKeys(500);
+      assert.deepEqual((await id.jwks()).keys.map((k) => k.kid), [newKid, oldKid]);
+      clock += 500;
+      assert.equal(await id.keys.verificationKey(oldKid), undefined);
+      assert.deepEqual((await id.jwks()).keys.map((k) => k.kid), [newKid]);
+    } finally {
+      id.close();
+    }
+  });
+
   it('leaves no copy of a retired key\'s private half in identity.db or its write-ahead log, only a NULL in its row', async () => {
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
