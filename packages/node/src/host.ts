@@ -479,6 +479,9 @@ export class NodeHost {
     const loaded = (agent !== undefined ? this.#policies.get(agent) : undefined) ?? this.#policies.get('*')!;
     const { env, dropped } = allowedEnv(params.env, loaded.policy.environment.pass);
     const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, env });
+    // An `env NAME=value` prefix in the argv sets variables as the request's env does: what the sandbox gets is kept to the same names.
+    const prefixed = allowedEnv(run.env, loaded.policy.environment.pass);
+    dropped.push(...prefixed.dropped);
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
@@ -492,7 +495,7 @@ export class NodeHost {
     let plan: SandboxPlan;
     try {
       // The node's state directory (its device key, its policy) is never the sandbox's to see.
-      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...run.env }, this.#hidden);
+      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...prefixed.env }, this.#hidden);
     } catch (error) {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });

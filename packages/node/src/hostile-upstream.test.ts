@@ -569,3 +569,21 @@ describe('a control plane that refuses the node, under a flood of commands', () 
     }
   });
 });
+
+describe('a display variable set in the argv by an env prefix', () => {
+  it("is dropped as it is from the request's env, though the policy passes it: the display is the node's (regression: env DISPLAY=:9 printenv ran with DISPLAY=:9, so a granted display could be pointed at another socket)", async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, environment: { pass: ['GREETING', 'DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR'] } };
+    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['env', 'GREETING=hi', 'DISPLAY=:9', 'XAUTHORITY=/tmp/cookie', 'WAYLAND_DISPLAY=wayland-9', 'XDG_RUNTIME_DIR=/tmp', 'printenv'] });
+      assert.equal(answer.ok, true, answer.error?.message);
+      const payload = JSON.parse(answer.payloadJSON!) as { stdout: string; contained: { envDropped?: string[] } };
+      assert.match(payload.stdout, /^GREETING=hi$/m);
+      assert.doesNotMatch(payload.stdout, /^(DISPLAY=:9|XAUTHORITY=\/tmp\/cookie|WAYLAND_DISPLAY=wayland-9|XDG_RUNTIME_DIR=\/tmp)$/m);
+      assert.deepEqual(payload.contained.envDropped, ['DISPLAY', 'WAYLAND_DISPLAY', 'XAUTHORITY', 'XDG_RUNTIME_DIR']);
+    } finally {
+      await gw.close();
+    }
+  });
+});
