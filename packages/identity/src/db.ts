@@ -70,7 +70,9 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
     db = new DatabaseSync(path);
-    db.exec('PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
+    db.exec('PRAGMA busy_timeout = 5000;');
+    checkTables(db);
+    db.exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
     // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.
@@ -81,6 +83,39 @@ export function openIdentityDb(stateDir: string): DatabaseSync {
     // Say why (a file that is no database, a permission, a full disk): the operator cannot fix what is not named.
     const why = error instanceof Error ? `: ${error.message.split('\n')[0]!.slice(0, 200)}` : '';
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store ${path}${why}`, { cause: error });
+  }
+}
+
+/** The columns of each table of an identity store as SCHEMA makes it, read from SCHEMA itself. */
+let schemaColumns: Map<string, string[]> | undefined;
+
+function columnsOf(db: DatabaseSync, table: string): string[] {
+  return (db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as Array<{ name: string }>).map((c) => c.name);
+}
+
+/**
+ * Refuses, before anything is written to it, a database whose tables named
+ * like Corral's lack the columns Corral's have: another application's file
+ * at identity.db, whose first query would otherwise fail with an uncoded
+ * SQLite error (after the store had been changed to write-ahead logging).
+ * Tables a store made by an older Corral lacks are created afterwards.
+ */
+function checkTables(db: DatabaseSync): void {
+  if (!schemaColumns) {
+    const reference = new DatabaseSync(':memory:');
+    try {
+      reference.exec(SCHEMA);
+      const tables = reference.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as Array<{ name: string }>;
+      schemaColumns = new Map(tables.map(({ name }) => [name, columnsOf(reference, name)]));
+    } finally {
+      reference.close();
+    }
+  }
+  for (const [table, expected] of schemaColumns) {
+    const actual = new Set(columnsOf(db, table));
+    if (actual.size === 0) continue;
+    const missing = expected.find((column) => !actual.has(column));
+    if (missing !== undefined) throw new IdentityError('IDENTITY_STORE_FAILED', `it is not a Corral identity store (its table ${table} has no column ${missing})`);
   }
 }
 
