@@ -101,6 +101,28 @@ async function refusingGateway(error: Record<string, unknown>): Promise<{ url: s
   };
 }
 
+describe('corral node run, when the gateway already has as many nodes waiting to be paired as it keeps', () => {
+  it('says plainly it was asked to try again later, and keeps trying (regression: it printed refused for now (PAIRING_PENDING_FULL), as if refused)', async () => {
+    const gw = await refusingGateway({ code: 'UNAVAILABLE', message: 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones', retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } });
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', gw.url, '--token', 'a-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const said = /the gateway has as many nodes waiting to be paired as it keeps and asked this one to try again later \(PAIRING_PENDING_FULL\); retrying in \d+\.\d s/g;
+      const deadline = Date.now() + 15_000;
+      while ((out.match(said) ?? []).length < 2 && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(child.exitCode, null, 'it gave up');
+      assert.equal((out.match(said) ?? []).length >= 2, true, out);
+      assert.doesNotMatch(out, /refused/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await gw.close();
+    }
+  });
+});
+
 describe('corral node run, when a hostile gateway writes control characters in its refusal', () => {
   const escape = '\u001b]0;owned\u0007\u001b[2J\u001b[31m';
 

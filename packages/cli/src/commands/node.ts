@@ -79,10 +79,12 @@ export function registerNode(program: Command): void {
             const cp = `control plane ${opts.controlPlane}`;
             if (s.state === 'connected') say(`${cp} connected`);
             else if (s.state === 'pending-pairing') say(`${cp}: waiting for an operator to pair node ${s.detail} there (corral nodes pair); every command is denied until then`);
+            else if (s.state === 'refused' && s.detail === PAIRING_PENDING_FULL) say(`${cp} has as many nodes waiting to be paired as it keeps and asked this one to try again later (${s.detail}): it asks again at the next command, and every command is denied until it is paired there`);
             else if (s.state === 'refused') say(`${cp} refused this node (${s.detail}): every command is denied${s.detail?.startsWith('AUTH_') ? '; check --control-plane-token (or CORRAL_CONTROL_PLANE_TOKEN)' : ''}`);
             else say(`${cp} ${s.state === 'unreachable' ? 'unreachable' : 'disconnected'} (${s.detail}): every command is denied until it answers again`);
           } else if (s.state === 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}${retry}`);
           else if (s.state === 'unreachable') say(`gateway ${opts.gateway} unreachable (${s.detail})${retry}`);
+          else if (s.state === 'refused' && s.detail === PAIRING_PENDING_FULL) say(`the gateway has as many nodes waiting to be paired as it keeps and asked this one to try again later (${s.detail})${retry}`);
           else if (s.state === 'refused') say(`refused for now (${s.detail})${retry}`);
           else if (s.state === 'stopped') return; // reported below, as the command's failure
           else say(`${s.state}${s.detail ? ` (${s.detail})` : ''}${retry}`);
@@ -113,6 +115,9 @@ export function registerNode(program: Command): void {
       if (refused) throw new CliFailure(`${refused.message} [${refused.code}]`, EXIT.failed);
     });
 }
+
+/** The gateway's refusal of a new node while as many wait to be paired as it keeps: retried, as it asks. */
+const PAIRING_PENDING_FULL = 'PAIRING_PENDING_FULL';
 
 /** Whether two gateway URLs name the same address (as URLs: case of the scheme and host, a trailing slash). */
 function sameUrl(a: string, b: string): boolean {
