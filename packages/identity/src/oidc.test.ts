@@ -1,7 +1,11 @@
 // End to end against a real OpenID Connect provider (oidc-provider) on
 // loopback: authorization code + PKCE, ID token verification, role mapping.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { SignJWT } from 'jose';
 import { signInAtIssuer } from '../../../scripts/testing/oidc-browser.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../scripts/testing/oidc-issuer.ts';
 import { OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
@@ -183,6 +187,103 @@ describe('OIDC settings and issuer answers Corral cannot use', () => {
       const client = await OidcClient.discover({ ...base, fetch: answering(DOC, tokens) });
       const pending = client.startLogin();
       await assert.rejects(client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending), { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
+    });
+  }
+});
+
+/**
+ * An issuer on loopback whose answers the test writes: a discovery document,
+ * its one RS256 key, and from the token endpoint an ID token for Corral
+ * carrying `claims` (over the defaults), signed with that key.
+ */
+async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string, unknown>; close(): Promise<void> }> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const state = { issuer: '', claims: {} as Record<string, unknown> };
+  const server = createServer((request, response) => {
+    const answer = (body: unknown) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (request.url === '/.well-known/openid-configuration') {
+      answer({ issuer: state.issuer, authorization_endpoint: `${state.issuer}/auth`, token_endpoint: `${state.issuer}/token`, jwks_uri: `${state.issuer}/jwks` });
+    } else if (request.url === '/jwks') {
+      answer({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] });
+    } else if (request.url === '/token') {
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { iss: state.issuer, aud: 'corral', sub: 'alice', iat: now, exp: now + 300, groups: ['finance'], ...state.claims };
+      void new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey).then((idToken) => answer({ id_token: idToken, token_type: 'Bearer' }));
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    issuer: state.issuer,
+    get claims() {
+      return state.claims;
+    },
+    set claims(value) {
+      state.claims = value;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('when the issuer’s ID token names someone Corral cannot name, or was issued to another client', () => {
+  let scripted: Awaited<ReturnType<typeof scriptedIssuer>>;
+  before(async () => {
+    scripted = await scriptedIssuer();
+  });
+  after(() => scripted.close());
+  /** Signs in at the scripted issuer with an ID token of `claims` for this login. */
+  const signIn = async (claims: Record<string, unknown>) => {
+    const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    scripted.claims = { nonce: pending.nonce, ...claims };
+    return client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending);
+  };
+
+  it('signs in a person whose ID token is as it should be', async () => {
+    const human = await signIn({ azp: 'corral', email: 'alice@example.com', email_verified: true });
+    assert.deepEqual([human.subject, human.email, human.roles], ['alice', 'alice@example.com', ['viewer']]);
+  });
+
+  it('refuses an ID token issued to another client (azp), though Corral is its only audience: IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
+    // Before: azp was looked at only when the token named several audiences.
+    await assert.rejects(signIn({ azp: 'another-app' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    await assert.rejects(signIn({ aud: ['corral'], azp: 'another-app' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+  });
+
+  const subjects: Array<[string, unknown]> = [
+    ['an escape sequence that clears the terminal', 'alice\x1b[2J'],
+    ['a line feed that writes a line of its own', 'alice\nadmin signed in'],
+    ['a zero-width space', 'ali\u200bce'],
+    ['256 characters, over the 255 OIDC allows', 'a'.repeat(256)],
+    ['nothing', ''],
+    ['a number', 42],
+  ];
+  for (const [what, sub] of subjects) {
+    it(`refuses a subject holding ${what}: IDENTITY_OIDC_ID_TOKEN_INVALID`, async () => {
+      // Before: taken as it came, and printed in corral identity login's output and the audit log's actor.
+      await assert.rejects(signIn({ sub }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    });
+  }
+
+  it('takes a subject of 255 printable ASCII characters', async () => {
+    const sub = `auth0|${'x'.repeat(249)}`;
+    assert.equal((await signIn({ sub })).subject, sub);
+  });
+
+  const addresses = [
+    ['an escape sequence', 'alice@example.com\x1b[8m'],
+    ['a colon, to be read as another kind of approver', 'token:gateway@example.com'],
+    ['a space and a second address', 'mallory@example.com alice@example.com'],
+    ['a zero-width space', 'ali\u200bce@example.com'],
+    ['two @ signs', 'alice@example.com@evil.example'],
+  ];
+  for (const [what, email] of addresses) {
+    it(`leaves out a verified e-mail holding ${what}, naming the person by issuer and subject`, async () => {
+      // Before: kept as the person's name because the issuer marked it verified.
+      const human = await signIn({ email, email_verified: true });
+      assert.deepEqual([human.subject, human.email], ['alice', undefined]);
     });
   }
 });

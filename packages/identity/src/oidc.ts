@@ -17,11 +17,16 @@ export interface PendingLogin {
   codeVerifier: string;
 }
 
+/** An ID token's `sub`: 1 to 255 printable ASCII characters (OIDC Core §2), no space. */
+const SUBJECT = /^[\x21-\x7E]{1,255}$/;
+/** An address that names one person plainly: no control, format or separator character, quote, `:` or other `@`. */
+const PLAIN_EMAIL = /^[^\p{C}\p{Z}\s@<>()",;:\\]{1,64}@[^\p{C}\p{Z}\s@<>()",;:\\]{1,255}$/u;
+
 /** A person as Corral knows them after signing in. */
 export interface HumanIdentity {
   issuer: string;
   subject: string;
-  /** The `email` claim, only when the issuer marks it `email_verified: true`. */
+  /** The `email` claim, only when the issuer marks it `email_verified: true` and it is a plain address. */
   email?: string;
   name?: string;
   /** The raw values of the role claim. */
@@ -145,7 +150,11 @@ export class OidcClient {
     if (Array.isArray(claims.aud) && claims.aud.length > 1 && claims.azp !== this.settings.clientId) {
       throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token names several audiences but was not issued to Corral (azp)');
     }
-    if (typeof claims.sub !== 'string') throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token has no subject');
+    // OIDC Core §2: an azp present names the party the token was issued to, whatever the audiences.
+    if (claims.azp !== undefined && claims.azp !== this.settings.clientId) throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token was issued to another client (azp)');
+    // OIDC Core §2: at most 255 ASCII characters. The subject names the person (oidc:ISSUER#SUBJECT) in the
+    // audit log and in listings, where a control character would rewrite a line or a terminal.
+    if (typeof claims.sub !== 'string' || !SUBJECT.test(claims.sub)) throw new IdentityError('IDENTITY_OIDC_ID_TOKEN_INVALID', 'the ID token has no subject of 1 to 255 printable ASCII characters');
 
     const raw = claims[this.settings.roleClaim ?? 'groups'];
     const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
@@ -153,7 +162,8 @@ export class OidcClient {
     if (roles.length === 0) throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
     // Only an address the issuer vouches for names the person (OIDC Core §5.1, §5.7): an unverified
     // `email` or a `preferred_username` is whatever the person typed, and would name them as someone else.
-    const email = typeof claims.email === 'string' && claims.email_verified === true ? claims.email : undefined;
+    // And only a plain address: one with a control or format character, a space or a `:` would print as, or be read as, someone else.
+    const email = typeof claims.email === 'string' && claims.email_verified === true && PLAIN_EMAIL.test(claims.email) ? claims.email : undefined;
     return {
       issuer: this.settings.issuer,
       subject: claims.sub,
