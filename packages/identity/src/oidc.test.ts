@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { signInAtIssuer } from '../../../scripts/testing/oidc-browser.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../scripts/testing/oidc-issuer.ts';
-import { OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
+import { ISSUER_TIMEOUT_MS, MAX_ISSUER_ANSWER_BYTES, OidcClient, mapRoles, type OidcSettings, type PendingLogin } from './oidc.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const ACCOUNTS: Record<string, string[]> = {
@@ -196,12 +196,21 @@ describe('OIDC settings and issuer answers Corral cannot use', () => {
  * its one RS256 key, and from the token endpoint an ID token for Corral
  * carrying `claims` (over the defaults), signed with that key.
  */
-async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string, unknown>; close(): Promise<void> }> {
+async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string, unknown>; endless: string | undefined; close(): Promise<void> }> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const state = { issuer: '', claims: {} as Record<string, unknown> };
+  const state = { issuer: '', claims: {} as Record<string, unknown>, endless: undefined as string | undefined };
   const server = createServer((request, response) => {
     const answer = (body: unknown) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    if (request.url === '/.well-known/openid-configuration') {
+    if (request.url === state.endless) {
+      // A JSON string that never ends, written as fast as Corral reads it.
+      response.writeHead(200, { 'content-type': 'application/json' }).write('"');
+      const chunk = 'x'.repeat(64 * 1024);
+      const more = () => {
+        while (!response.destroyed && response.write(chunk));
+        if (!response.destroyed) response.once('drain', more);
+      };
+      more();
+    } else if (request.url === '/.well-known/openid-configuration') {
       answer({ issuer: state.issuer, authorization_endpoint: `${state.issuer}/auth`, token_endpoint: `${state.issuer}/token`, jwks_uri: `${state.issuer}/jwks` });
     } else if (request.url === '/jwks') {
       answer({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] });
@@ -223,7 +232,17 @@ async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string
     set claims(value) {
       state.claims = value;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    get endless() {
+      return state.endless;
+    },
+    set endless(path) {
+      state.endless = path;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -286,6 +305,63 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
       assert.deepEqual([human.subject, human.email], ['alice', undefined]);
     });
   }
+});
+
+describe('when the issuer answers without end, or not at all', () => {
+  let scripted: Awaited<ReturnType<typeof scriptedIssuer>>;
+  before(async () => {
+    scripted = await scriptedIssuer();
+  });
+  after(() => scripted.close());
+
+  for (const [path, code] of [
+    ['/.well-known/openid-configuration', 'IDENTITY_OIDC_DISCOVERY_FAILED'],
+    ['/token', 'IDENTITY_OIDC_EXCHANGE_FAILED'],
+    ['/jwks', 'IDENTITY_OIDC_ID_TOKEN_INVALID'],
+  ] as const) {
+    it(`stops reading ${path} past ${MAX_ISSUER_ANSWER_BYTES} bytes: ${code}`, { timeout: 20_000 }, async () => {
+      // Before: the answer was read whole, whatever its size: the token endpoint's for as long as it kept coming, the key set's for 5 s.
+      scripted.endless = path;
+      try {
+        const started = performance.now();
+        const signIn = async () => {
+          const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });
+          const pending = client.startLogin();
+          scripted.claims = { nonce: pending.nonce };
+          return client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending);
+        };
+        const error = await signIn().catch((e: unknown) => e);
+        assert.equal((error as { code?: string }).code, code, String(error));
+        assert.match(String((error as Error).cause), /larger than/);
+        assert.ok(performance.now() - started < 3000, 'refused as soon as the limit is passed');
+      } finally {
+        scripted.endless = undefined;
+      }
+    });
+  }
+
+  const silent = (async (_input: string | URL | Request, init?: RequestInit) =>
+    new Promise<Response>((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)))) as typeof fetch;
+
+  it(`gives up on discovery that never answers after ${ISSUER_TIMEOUT_MS / 1000} s: IDENTITY_OIDC_DISCOVERY_FAILED`, { timeout: 5000 }, async (t) => {
+    // Before: no time limit; corral identity login, or the console's sign-in, waited for ever.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const discovering = OidcClient.discover({ issuer: 'https://issuer.example', clientId: 'corral', redirectUri: REDIRECT, roleMap, fetch: silent });
+    t.mock.timers.tick(ISSUER_TIMEOUT_MS);
+    await assert.rejects(discovering, { code: 'IDENTITY_OIDC_DISCOVERY_FAILED' });
+  });
+
+  it(`gives up on a token endpoint that never answers after ${ISSUER_TIMEOUT_MS / 1000} s: IDENTITY_OIDC_EXCHANGE_FAILED`, { timeout: 5000 }, async (t) => {
+    const ISSUER = 'https://issuer.example';
+    const doc = { issuer: ISSUER, authorization_endpoint: `${ISSUER}/auth`, token_endpoint: `${ISSUER}/token`, jwks_uri: `${ISSUER}/jwks` };
+    const answerDiscoveryOnly = (async (input: string | URL | Request, init?: RequestInit) => (String(input).endsWith('/token') ? silent(input, init) : Response.json(doc))) as typeof fetch;
+    const client = await OidcClient.discover({ issuer: ISSUER, clientId: 'corral', redirectUri: REDIRECT, roleMap, fetch: answerDiscoveryOnly });
+    const pending = client.startLogin();
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const finishing = client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending);
+    t.mock.timers.tick(ISSUER_TIMEOUT_MS);
+    await assert.rejects(finishing, { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
+  });
 });
 
 describe('mapRoles', () => {

@@ -2,8 +2,8 @@
 // (RFC 7636, S256) against any standard issuer — Microsoft Entra ID,
 // Okta, Keycloak, Google — by configuration alone.
 import { createHash, randomBytes } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { IdentityError } from './errors.ts';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { IdentityError, type IdentityErrorCode } from './errors.ts';
 import { CORRAL_ROLES, checkOidcSettings, readDiscovery, type CorralRole, type Discovery, type OidcSettings } from './oidc-settings.ts';
 
 export { CORRAL_ROLES, checkOidcSettings };
@@ -15,6 +15,63 @@ export interface PendingLogin {
   state: string;
   nonce: string;
   codeVerifier: string;
+}
+
+/** The most Corral reads of one answer from the issuer (discovery document, token response, key set): a sign-in's are a few KiB. */
+export const MAX_ISSUER_ANSWER_BYTES = 1024 * 1024;
+/** How long Corral waits for one answer from the issuer, its body included. */
+export const ISSUER_TIMEOUT_MS = 10_000;
+
+/**
+ * `doFetch`, with the answer's body read in full before it is handed back:
+ * refused (`code`) past MAX_ISSUER_ANSWER_BYTES or ISSUER_TIMEOUT_MS, so
+ * an issuer that streams without end, or never answers, can neither fill
+ * memory nor hold a sign-in (and the console request waiting on it) for ever.
+ */
+function boundedFetch(doFetch: typeof fetch, code: IdentityErrorCode): typeof fetch {
+  return (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new IdentityError(code, `the issuer did not answer within ${ISSUER_TIMEOUT_MS / 1000} s`)), ISSUER_TIMEOUT_MS);
+    const signal = init.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal;
+    try {
+      const res = await doFetch(input, { ...init, signal });
+      const body = await readBounded(res, signal, code);
+      return new Response(body.byteLength === 0 ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    } finally {
+      clearTimeout(timer);
+    }
+  }) as typeof fetch;
+}
+
+async function readBounded(res: Response, signal: AbortSignal, code: IdentityErrorCode): Promise<Uint8Array> {
+  const tooLarge = () => new IdentityError(code, `the issuer's answer is larger than ${MAX_ISSUER_ANSWER_BYTES} bytes`);
+  if (Number(res.headers.get('content-length')) > MAX_ISSUER_ANSWER_BYTES) {
+    await res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (res.body === null) return new Uint8Array();
+  const reader = res.body.getReader();
+  // A body that stalls ends its read when the time is up, whether or not doFetch tied it to the signal.
+  const stop = () => void reader.cancel(signal.reason).catch(() => undefined);
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      if (signal.aborted) throw signal.reason;
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) return Buffer.concat(chunks);
+      size += value.byteLength;
+      if (size > MAX_ISSUER_ANSWER_BYTES) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 /** An ID token's `sub`: 1 to 255 printable ASCII characters (OIDC Core §2), no space. */
@@ -48,7 +105,7 @@ export class OidcClient {
   private constructor(settings: OidcSettings, discovery: Discovery) {
     this.settings = settings;
     this.#discovery = discovery;
-    this.#jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
+    this.#jwks = createRemoteJWKSet(new URL(discovery.jwks_uri), { [customFetch]: boundedFetch(settings.fetch ?? fetch, 'IDENTITY_OIDC_ID_TOKEN_INVALID') });
   }
 
   /**
@@ -59,7 +116,7 @@ export class OidcClient {
    */
   static async discover(settings: OidcSettings): Promise<OidcClient> {
     checkOidcSettings(settings);
-    const doFetch = settings.fetch ?? fetch;
+    const doFetch = boundedFetch(settings.fetch ?? fetch, 'IDENTITY_OIDC_DISCOVERY_FAILED');
     const url = `${settings.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     let doc: unknown;
     try {
@@ -122,7 +179,7 @@ export class OidcClient {
     }
     let idToken: unknown;
     try {
-      const res = await (this.settings.fetch ?? fetch)(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
+      const res = await boundedFetch(this.settings.fetch ?? fetch, 'IDENTITY_OIDC_EXCHANGE_FAILED')(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
       const tokens: unknown = await res.json();
       const fields = typeof tokens === 'object' && tokens !== null ? (tokens as Record<string, unknown>) : {};
       if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof fields.error === 'string' ? fields.error.slice(0, 64) : ''}`.trim());
