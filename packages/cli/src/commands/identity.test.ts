@@ -77,10 +77,10 @@ describe('corral identity login', () => {
 
   before(async () => {
     redirect = `http://127.0.0.1:${await freePort()}/callback`;
-    // Everyone who signs in there carries the role claim Corral.Approver.
+    // Everyone who signs in there carries the role claim Corral.Approver; only admin's address is unverified.
     testIssuer = await startTestIssuer({
       clients: [publicClient('corral-cli', redirect)],
-      accounts: (sub) => ({ email: `${sub}@example.com`, email_verified: true, roles: ['Corral.Approver'] }),
+      accounts: (sub) => ({ email: `${sub}@example.com`, email_verified: sub !== 'admin', roles: ['Corral.Approver'] }),
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'roles'] },
     });
     issuer = testIssuer.issuer;
@@ -116,6 +116,17 @@ describe('corral identity login', () => {
     assert.deepEqual([human.email, human.roles], ['dana@example.com', ['approver']]);
     const humans = await corral(['--state-dir', state, 'identity', 'humans', '--json']);
     assert.deepEqual(JSON.parse(humans.stdout).map((h: { email: string }) => h.email), ['dana@example.com']);
+  });
+
+  it('records a person the issuer gives no verified address as oidc:ISSUER#SUBJECT, never by the subject alone', async () => {
+    // Before: the audit log named the person signing in with subject "admin" as plain admin, a local user's name.
+    const state = join(tmp, 'login-unverified');
+    const { url, exited, out } = await startLogin(state);
+    await fetch(await signInAtIssuer(url, 'admin', (target) => target.startsWith(redirect)));
+    assert.equal(await exited, 0, out.stderr);
+    const shown = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
+    const login = shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; actor: { id: string } } }).find((r) => r.event.action === 'human.login');
+    assert.equal(login?.event.actor.id, `oidc:${issuer}#admin`);
   });
 
   it('keeps waiting through a stray request to its callback (any web page can send one), and signs the person in', async () => {

@@ -119,14 +119,17 @@ export function registerIdentity(program: Command): void {
       });
       const human = await client.finishLogin(callbackUrl, pending);
       const record = await withIdentity(command, (id) => id.humans.record(human), { create: true });
+      // Named as the gateway names them: by a verified address, else by issuer and subject. The subject alone
+      // could be a local username (or read token:…) and be taken for someone else in the audit log.
+      const who = record.email ?? `oidc:${record.issuer}#${record.subject}`;
       await recordIdentityEvent(dirOf(command), {
-        actor: { kind: 'human', id: record.email ?? record.subject },
+        actor: { kind: 'human', id: who },
         action: 'human.login',
         resource: { kind: 'issuer', id: record.issuer },
         details: { roles: record.roles },
       });
       if (opts.json) printJson(record);
-      else process.stdout.write(`signed in ${record.email ?? record.subject} as ${record.roles.join(', ')}\n`);
+      else process.stdout.write(`signed in ${printable(who)} as ${record.roles.join(', ')}\n`);
     });
 }
 
