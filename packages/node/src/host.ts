@@ -191,7 +191,7 @@ export class NodeHost {
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   /** The last failed attempt to reach the control plane, and until when no other is made. */
-  #governanceFailed: { until: number; waitMs: number; error: unknown } | undefined;
+  #governanceFailed: { until: number; waitMs: number; error: unknown; pairing: boolean; asks: number[] } | undefined;
   /** `system.run` requests being served (at most MAX_RUNS). */
   #runs = 0;
   #stopped = false;
@@ -608,10 +608,13 @@ export class NodeHost {
           // Tried again at the next command, which is denied meanwhile: the operator must hear why.
           const wire = error instanceof GatewayError ? error.wire : undefined;
           const final = finalRefusal(wire);
-          // Waiting to be paired, it asks again at the next command: the one right after an operator paired it runs.
+          // Waiting to be paired, it asks again at the next command (the one right after an operator paired it runs), yet at
+          // most CONTROL_PLANE_PAIRING_ASKS times a second, never at every command: the gateway it serves chooses how many come.
           const pairing = wire?.code === 'NOT_PAIRED' && final === undefined;
-          const retryInMs = failed === undefined ? CONTROL_PLANE_FIRST_BACKOFF_MS : Math.min(failed.waitMs * 2, CONTROL_PLANE_MAX_BACKOFF_MS);
-          this.#governanceFailed = pairing ? undefined : { until: performance.now() + retryInMs, waitMs: retryInMs, error };
+          const now = performance.now();
+          const asks = pairing ? [...(failed?.pairing ? failed.asks : []), now].filter((at) => now - at < 1_000).slice(-CONTROL_PLANE_PAIRING_ASKS) : [];
+          const retryInMs = pairing ? (asks.length < CONTROL_PLANE_PAIRING_ASKS ? 0 : asks[0]! + 1_000 - now) : failed === undefined || failed.pairing ? CONTROL_PLANE_FIRST_BACKOFF_MS : Math.min(failed.waitMs * 2, CONTROL_PLANE_MAX_BACKOFF_MS);
+          this.#governanceFailed = { until: now + retryInMs, waitMs: retryInMs, error, pairing, asks };
           if (this.#stopped) return;
           // A device token it no longer takes is forgotten: the next start asks for the control plane's token.
           if (final?.code.startsWith('AUTH_') && cp.token === undefined) this.#deviceTokens.set(cp.url, undefined);
@@ -704,6 +707,8 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */
 const CONTROL_PLANE_FIRST_BACKOFF_MS = 250;
 const CONTROL_PLANE_MAX_BACKOFF_MS = 5_000;
+/** The most attempts a second to reach a control plane that has not paired this node yet (a command beyond them is denied unasked). */
+const CONTROL_PLANE_PAIRING_ASKS = 4;
 
 /** Times a run's report is sent before it is given up, and the wait before the second (growing after). */
 const REPORT_ATTEMPTS = 4;

@@ -587,3 +587,48 @@ describe('a display variable set in the argv by an env prefix', () => {
     }
   });
 });
+
+describe('a control plane that has not paired the node yet, under a flood of commands', () => {
+  it('is asked again at most 4 times a second while the node waits to be paired there, not once per command (regression: a command sent by the gateway it serves was one connection to the control plane each)', async () => {
+    let attempts = 0;
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    wss.on('connection', (socket) => {
+      attempts += 1;
+      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
+      socket.on('message', (data) => {
+        const frame = JSON.parse(String(data)) as { id?: string };
+        socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error: { code: 'NOT_PAIRED', message: 'pairing required', retryable: true, details: { code: 'PAIRING_REQUIRED', reason: 'not-paired', recommendedNextStep: 'wait_then_retry' } } }));
+      });
+    });
+    const statuses: NodeStatus[] = [];
+    const runner = new HeldRunner();
+    const gw = await hostileGateway({ runner, controlPlane: { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, token: 'cp-token', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
+    try {
+      while (!statuses.some((s) => s.target === 'control-plane')) await new Promise((r) => setTimeout(r, 10));
+      const before = attempts;
+      const started = performance.now();
+      for (let i = 0; i < 60; i++) {
+        const answer = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+        assert.match(answer.error!.message, /control plane has not paired this node/);
+      }
+      const seconds = (performance.now() - started) / 1000;
+      assert.ok(attempts - before <= 4 * Math.ceil(seconds + 0.01), `${attempts - before} connections in ${seconds.toFixed(2)} s`);
+      assert.ok(statuses.filter((s) => s.target === 'control-plane').every((s) => s.state === 'pending-pairing'), JSON.stringify(statuses));
+      // Still waiting, it asks again once the wait is over: the first command after an operator paired it is not denied for long.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const asked = attempts;
+      await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
+      assert.equal(attempts, asked + 1);
+      assert.equal(runner.most, 0);
+    } finally {
+      await gw.close();
+      await runner.close();
+      await new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      });
+    }
+  });
+});
