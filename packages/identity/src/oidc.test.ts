@@ -271,6 +271,18 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
     await assert.rejects(signIn({ aud: ['corral'], azp: 'another-app' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
+  it('quotes no line feed or escape sequence from the error a callback carries: IDENTITY_OIDC_AUTHORIZATION_FAILED', async () => {
+    // Before: quoted as it came; corral identity login printed its line feed as a line of its own under Corral's.
+    const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const error = encodeURIComponent('access_denied\ncorral: signed in as admin\x1b[2J');
+    const refused = await client.finishLogin(`${REDIRECT}?state=${pending.state}&error=${error}`, pending).catch((e: unknown) => e);
+    assert.equal((refused as { code?: string }).code, 'IDENTITY_OIDC_AUTHORIZATION_FAILED');
+    assert.doesNotMatch((refused as Error).message, /[\n\x1b]|signed in/);
+    const plain = await client.finishLogin(`${REDIRECT}?state=${pending.state}&error=access_denied`, pending).catch((e: unknown) => e);
+    assert.match((plain as Error).message, /\(access_denied\)/);
+  });
+
   const subjects: Array<[string, unknown]> = [
     ['an escape sequence that clears the terminal', 'alice\x1b[2J'],
     ['a line feed that writes a line of its own', 'alice\nadmin signed in'],

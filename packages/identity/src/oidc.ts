@@ -74,6 +74,15 @@ async function readBounded(res: Response, signal: AbortSignal, code: IdentityErr
   }
 }
 
+/**
+ * An OAuth error code as a message may quote it: RFC 6749 §4.1.2.1 allows
+ * printable ASCII only. Anything else (a line feed that would print a line
+ * of its own under Corral's, an escape sequence) is not quoted.
+ */
+function errorName(text: string): string {
+  return /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(text) ? text : 'an error code that is not printable ASCII';
+}
+
 /** An ID token's `sub`: 1 to 255 printable ASCII characters (OIDC Core §2), no space. */
 const SUBJECT = /^[\x21-\x7E]{1,255}$/;
 /** An address that names one person plainly: no control, format or separator character, quote, `:` or other `@`. */
@@ -164,7 +173,8 @@ export class OidcClient {
     if (state === null || state !== pending.state) throw new IdentityError('IDENTITY_OIDC_STATE_MISMATCH', 'the callback is not for this login');
     const issuerParam = params.get('iss');
     if (issuerParam !== null && issuerParam !== this.settings.issuer) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback came from another issuer');
-    if (params.get('error') !== null) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', `the issuer refused the login (${params.get('error')!.slice(0, 64)})`);
+    const refusal = params.get('error');
+    if (refusal !== null) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', `the issuer refused the login (${errorName(refusal)})`);
     const code = params.get('code');
     if (!code) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback carries no code');
 
@@ -182,7 +192,7 @@ export class OidcClient {
       const res = await boundedFetch(this.settings.fetch ?? fetch, 'IDENTITY_OIDC_EXCHANGE_FAILED')(this.#discovery.token_endpoint, { method: 'POST', headers, body, redirect: 'error' });
       const tokens: unknown = await res.json();
       const fields = typeof tokens === 'object' && tokens !== null ? (tokens as Record<string, unknown>) : {};
-      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof fields.error === 'string' ? fields.error.slice(0, 64) : ''}`.trim());
+      if (!res.ok) throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', `the issuer answered HTTP ${res.status} ${typeof fields.error === 'string' ? errorName(fields.error) : ''}`.trim());
       idToken = fields.id_token;
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_EXCHANGE_FAILED', 'the issuer refused the code exchange', { cause: error });
