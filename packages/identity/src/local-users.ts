@@ -65,8 +65,14 @@ async function matches(password: string, stored: string): Promise<boolean> {
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
-/** A hash of a random password, checked when the username is unknown so that an unknown user takes as long as a wrong password. */
-let decoy: Promise<string> | undefined;
+/**
+ * Checked when the username is unknown, so that an unknown user takes as long
+ * as a wrong password: a stored hash's shape with a random salt and key, which
+ * no password matches. Made without hashing anything — a decoy hashed on first
+ * use made the first unknown username after start-up take two hashes, twice
+ * as long as a known one.
+ */
+const DECOY = ['scrypt', COST.N, COST.r, COST.p, randomBytes(16).toString('base64url'), randomBytes(KEY_BYTES).toString('base64url')].join('$');
 
 function checkUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) throw invalid('username must be 1-63 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit');
@@ -118,8 +124,7 @@ export class LocalUsers {
   async verify(username: unknown, password: unknown): Promise<LocalUser | null> {
     const row = typeof username === 'string' && USERNAME.test(username) ? this.#row(username) : undefined;
     const given = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
-    decoy ??= hashPassword(randomBytes(18).toString('base64url'));
-    const ok = await matches(given, row?.password_hash ?? (await decoy));
+    const ok = await matches(given, row?.password_hash ?? DECOY);
     return row && ok ? fromRow(row) : null;
   }
 
