@@ -140,7 +140,9 @@ export class KeyRing {
 
   /**
    * Makes a new active key; the old one keeps verifying for `overlapMs`
-   * (choose at least the longest token lifetime). Returns the new kid.
+   * (choose at least the longest token lifetime), and so at most does any
+   * key still retiring from an earlier rotation: after a rotation with no
+   * overlap (a leaked store) only the new key verifies. Returns the new kid.
    */
   async rotate(overlapMs: number): Promise<string> {
     if (!Number.isSafeInteger(overlapMs) || overlapMs < 0) throw new IdentityError('IDENTITY_INPUT_INVALID', 'overlap must be a non-negative number of milliseconds');
@@ -150,7 +152,8 @@ export class KeyRing {
     this.#published.clear();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      this.#db.prepare("UPDATE signing_keys SET state = 'retiring', retire_after = ? WHERE state = 'active'").run(now + overlapMs);
+      // A key retiring from an earlier rotation is cut short too: its private half is in the store as well.
+      this.#db.prepare("UPDATE signing_keys SET state = 'retiring', retire_after = MIN(IFNULL(retire_after, ?1), ?1) WHERE state IN ('active', 'retiring')").run(now + overlapMs);
       this.#db
         .prepare("INSERT INTO signing_keys (kid, private_jwk, public_jwk, state, created_at) VALUES (?, ?, ?, 'active', ?)")
         .run(material.kid, material.privateJwk, material.publicJwk, now);

@@ -299,6 +299,33 @@ describe('key rotation', () => {
     }
   });
 
+  it('cuts off every earlier key with a rotation of no overlap, also one still retiring from the rotation before', async () => {
+    // Before: only the key active at the time was cut off; one rotated out an hour ago kept verifying through its
+    // own overlap, though its private half is in the same store whose leak the rotation answers.
+    const dir = tempDir();
+    let clock = Date.UTC(2026, 10, 25, 12);
+    const id = Identity.open(dir, { now: () => clock });
+    try {
+      id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      const first = await id.issueToken('bot');
+      await id.rotateKeys(3_600_000);
+      const second = await id.issueToken('bot');
+      clock += 60_000;
+      await id.verifyToken(first.token);
+      const newKid = await id.rotateKeys(0);
+      await assert.rejects(id.verifyToken(first.token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+      await assert.rejects(id.verifyToken(second.token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+      assert.deepEqual((await id.jwks()).keys.map((k) => k.kid), [newKid]);
+      await id.rotateKeys(3_600_000);
+      assert.equal((await id.jwks()).keys.length, 2, 'a longer overlap lengthens no earlier one');
+      await id.rotateKeys(60_000);
+      const overlaps = id.keys.list().filter((k) => k.state === 'retiring').map((k) => k.retireAfter);
+      assert.deepEqual(overlaps, [new Date(clock + 60_000).toISOString(), new Date(clock + 60_000).toISOString()], 'a shorter one shortens every key still retiring');
+    } finally {
+      id.close();
+    }
+  });
+
   it('stops publishing the previous key in the JWKS the moment its overlap ends, as verification stops accepting it', async () => {
     // Before: within a second of the last signing-key lookup, the JWKS still listed a key past its overlap
     // (one cut off by --overlap 0 included), for any relying party to fetch and cache.
