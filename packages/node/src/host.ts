@@ -17,6 +17,7 @@ import { createOnce } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
+import { refuseBareNamesOnWritablePath } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
@@ -500,6 +501,8 @@ export class NodeHost {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
+    // A bare name on the allowlist is the program the sandbox's PATH finds: never one the sandbox could have put there.
+    refuseBareNamesOnWritablePath(this.policy.current, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
@@ -519,6 +522,7 @@ export class NodeHost {
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
       const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
+      refuseBareNamesOnWritablePath(this.policy.current, run, plan);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {

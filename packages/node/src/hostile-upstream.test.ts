@@ -632,3 +632,45 @@ describe('a control plane that has not paired the node yet, under a flood of com
     }
   });
 });
+
+describe("a bare name on the node's allowlist, when the sandbox's PATH names a folder the sandbox can write", () => {
+  /** A node whose local allowlist is `echo`, whose sandbox PATH starts with `bin` below `tools`, read-write or read-only; an `echo` of the sandbox's making already waits there. */
+  async function plantedEcho(tools: 'readwrite' | 'readonly') {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const dir = tempDir('corral-hostile-tools-');
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'echo'), '#!/bin/sh\nprintf planted\n');
+    chmodSync(join(dir, 'bin', 'echo'), 0o755);
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { [tools]: [dir] }, environment: { set: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` } } };
+    return { dir, gw: await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } }) };
+  }
+
+  it("is refused, naming the folder: the program it finds may be one an earlier command planted (regression: an allowlist of echo ran a program the sandbox wrote as bin/echo)", async () => {
+    const { dir, gw } = await plantedEcho('readwrite');
+    try {
+      for (const command of [['echo', 'hi'], ['sh', '-c', 'echo hi'], ['/bin/sh', '-c', 'echo hi']]) {
+        const answer = await gw.invoke('system.run', { command });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', `${command.join(' ')}: ${answer.payloadJSON}`);
+        assert.ok(answer.error!.message.includes(join(dir, 'bin')), answer.error!.message);
+      }
+      // Named by its path in a system directory, it is the system's echo, wherever PATH points.
+      const named = await gw.invoke('system.run', { command: ['/bin/echo', 'hi'] });
+      assert.equal(named.ok, true, named.error?.message);
+      assert.equal((JSON.parse(named.payloadJSON!) as { stdout: string }).stdout, 'hi\n');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('is found there when the folder is read-only in the sandbox', async () => {
+    const { gw } = await plantedEcho('readonly');
+    try {
+      const answer = await gw.invoke('system.run', { command: ['echo', 'hi'] });
+      assert.equal(answer.ok, true, answer.error?.message);
+      assert.equal((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, 'planted');
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -1,0 +1,63 @@
+// Where a bare program name (`echo`) is found inside the sandbox: on its
+// PATH. A bare allowlist entry matches a bare argv[0] because that PATH names
+// only folders nobody inside can write; a container policy that sets or
+// passes PATH may name one the sandbox can (a read-write grant, its /tmp), and
+// a program an earlier command put there would then run under a listed name.
+import { realpathSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import type { SandboxPlan } from '@corral/contain';
+import { NodeError } from './errors.ts';
+import { SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
+import { shown } from './untrusted-text.ts';
+
+/**
+ * Under an allowlist, refuses a run in which a bare name (a command, or a
+ * shell looked through) would be found on a PATH holding a folder the
+ * sandbox can write (writablePathEntry): what runs under that name is not
+ * what the allowlist entry says. A program named by its path is what it
+ * names. Throws NODE_RUN_DENIED.
+ */
+export function refuseBareNamesOnWritablePath(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[]; wrappers: readonly (readonly string[])[] }, plan: SandboxPlan): void {
+  if (policy.defaults.security !== 'allowlist') return;
+  const bare = [...run.wrappers, ...run.commands].find((argv) => !(argv[0] ?? '').includes('/'));
+  if (bare === undefined) return;
+  const entry = writablePathEntry(plan);
+  if (entry !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(bare[0]!, 200)} would be looked up on the sandbox's PATH, and the sandbox can write its folder ${shown(entry, 200)}: name the program by its path, or keep PATH to folders the sandbox cannot write`);
+}
+
+/** The folders every sandbox has of its own, writable (a tmpfs each), whatever its policy says: /tmp, /dev/shm and Corral's ingress folder. A grant bound inside one is what its own mount says. */
+const SANDBOX_WRITABLE: SandboxPlan['mounts'] = ['/tmp', '/dev/shm', '/run/corral/ingress'].map((path) => ({ kind: 'rw', path }));
+
+/**
+ * The first entry of the plan's PATH that a command inside the sandbox
+ * could put a program in: a relative one (the working directory), one below
+ * the sandbox's own writable folders, or one whose deepest mount, as written
+ * or with its symlinks resolved on this host, is a read-write grant. The
+ * system directories (SYSTEM_BIN_DIRS) are taken as only root writes them, as
+ * everywhere in the local policy. Undefined when there is none.
+ */
+export function writablePathEntry(plan: SandboxPlan): string | undefined {
+  for (const entry of (plan.env.PATH ?? '').split(':')) {
+    if (SYSTEM_BIN_DIRS.includes(entry)) continue;
+    if (!isAbsolute(entry)) return entry === '' ? '.' : entry;
+    let real: string | undefined;
+    try {
+      real = realpathSync(entry);
+    } catch {
+      real = undefined; // nothing there on the host: inside, only a writable mount could hold it
+    }
+    if (writable(plan, entry) || writable(plan, resolve(entry)) || (real !== undefined && writable(plan, real))) return entry;
+  }
+  return undefined;
+}
+
+/** Whether the deepest mount holding `dir` is one the sandbox may write: a read-write grant, or a folder of its own. */
+function writable(plan: SandboxPlan, dir: string): boolean {
+  let deepest: SandboxPlan['mounts'][number] | undefined;
+  for (const mount of [...SANDBOX_WRITABLE, ...plan.mounts]) if (within(dir, mount.path) && (deepest === undefined || mount.path.length >= deepest.path.length)) deepest = mount;
+  return deepest?.kind === 'rw';
+}
+
+function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+}
