@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
@@ -624,6 +625,29 @@ describe("when the gateway's own store fails while a node connects", () => {
     } finally {
       await other.close();
       await gw.stop();
+    }
+  });
+});
+
+describe("when the gateway's own store cannot be read as an agent's request is checked", () => {
+  it('answers that request UNAVAILABLE (retryable), runs nothing, and keeps serving the others (regression: the rejection left the dispatcher unhandled and stopped the gateway)', async () => {
+    const gw = await startTestGateway();
+    let ran = 0;
+    gw.server.method('test.read', { role: 'operator', scopes: ['operator.read'], handler: () => ({ ran: ++ran }) });
+    gw.identity.agents.create({ name: 'store-bot', process: 'store', owner: 'owner@example.com' });
+    const agent = await GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.read'], agentToken: (await gw.identity.issueToken('store-bot')).token });
+    const other = await operator(gw);
+    try {
+      // Every read of the identity store now fails, as on a disk gone bad.
+      gw.identity.close();
+      await assert.rejects(agent.request('test.read', {}, { timeoutMs: 2_000 }), (e: { wire?: { code?: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true);
+      assert.equal(ran, 0);
+      assert.ok(gw.log.some((e) => e.event === 'handler-failed'));
+      assert.deepEqual(await other.request('test.read', {}), { ran: 1 });
+    } finally {
+      await Promise.all([agent.close(), other.close()]);
+      await gw.server.close();
+      rmSync(gw.stateDir, { recursive: true, force: true });
     }
   });
 });

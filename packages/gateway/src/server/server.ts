@@ -539,7 +539,23 @@ export class GatewayServer {
     for (const listener of this.#pairingListeners) listener(request);
   }
 
+  /**
+   * Serves one request. An exception from the gateway's own state on the way
+   * to the handler (an identity store that cannot be read while an agent's
+   * token is checked) answers that request with a retryable internal error,
+   * and nothing runs; it never leaves as a rejection nobody handles, which
+   * stopped the gateway with every other connection.
+   */
   async #dispatch(connection: Connection, frame: RequestFrame): Promise<void> {
+    try {
+      await this.#serve(connection, frame);
+    } catch (error) {
+      this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
+      connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
+    }
+  }
+
+  async #serve(connection: Connection, frame: RequestFrame): Promise<void> {
     const peer = connection.peer!;
     if (peer.agent && !this.#agentTokenAlive(peer.agent)) {
       // The token this connection was opened with has died since (the agent was suspended, even if
