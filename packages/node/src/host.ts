@@ -18,6 +18,7 @@ import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
 import { refuseBareNamesOnWritablePath } from './sandbox-path.ts';
+import { refuseWritableStartupFiles } from './startup-files.ts';
 import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
@@ -503,6 +504,8 @@ export class NodeHost {
     }
     // A bare name on the allowlist is the program the sandbox's PATH finds: never one the sandbox could have put there.
     refuseBareNamesOnWritablePath(this.policy.current, run, plan);
+    // …and a shell looked through runs only what it was seen to run: never a startup file the sandbox could have written.
+    refuseWritableStartupFiles(this.policy.current, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
@@ -523,6 +526,7 @@ export class NodeHost {
       const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refuseBareNamesOnWritablePath(this.policy.current, run, plan);
+      refuseWritableStartupFiles(this.policy.current, run, plan);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {

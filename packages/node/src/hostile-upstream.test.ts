@@ -674,3 +674,51 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
     }
   });
 });
+
+describe('a shell looked through that reads a startup file from a home the sandbox can write', () => {
+  /** A node whose allowlist is echo, printf and tee, and an `/etc/hostname`-reading profile written first by the same run. */
+  const planting = (shell: string[]) => ['/bin/sh', '-c', `printf 'cat /etc/hostname\\n' | tee /tmp/.profile /tmp/.zshenv; ${shell.join(' ')} 'echo hi'`];
+  async function allowlisted(policy?: Record<string, unknown>) {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
+    return hostileGateway({ stateDir, ...(policy ? { containerPolicies: { '*': { policy, baseDir: stateDir } } } : {}) });
+  }
+
+  it("is refused when an earlier command of the run could have written it (regression: printf … | tee /tmp/.profile; sh -lc 'echo hi' ran cat on an allowlist of echo, printf and tee)", async () => {
+    const gw = await allowlisted();
+    try {
+      for (const shell of [['/bin/sh', '-lc'], ['sh', '--login', '-c'], ['bash', '-elc']]) {
+        const answer = await gw.invoke('system.run', { command: planting(shell) });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', `${shell.join(' ')}: ${answer.payloadJSON}`);
+        assert.match(answer.error!.message, /startup file/);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("runs upstream's own /bin/sh -lc TEXT, whose profile is read from the sandbox's fresh home before anything ran, and a nested shell that reads none", async () => {
+    const gw = await allowlisted();
+    try {
+      for (const command of [['/bin/sh', '-lc', 'echo hi'], ['/bin/sh', '-lc', "printf x | tee /tmp/.profile; sh -c 'echo hi'"]]) {
+        const answer = await gw.invoke('system.run', { command });
+        assert.equal(answer.ok, true, `${command.join(' ')}: ${answer.error?.message}`);
+        assert.match((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, /hi\n$/);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('refuses even the outermost login shell when its home is a read-write grant, which an earlier run could have written', async () => {
+    const home = tempDir('corral-hostile-home-');
+    const gw = await allowlisted({ version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [home] }, environment: { set: { HOME: home } } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['/bin/sh', '-lc', 'echo hi'] });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
+      assert.match(answer.error!.message, /startup file/);
+    } finally {
+      await gw.close();
+    }
+  });
+});

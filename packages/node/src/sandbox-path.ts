@@ -40,22 +40,36 @@ export function writablePathEntry(plan: SandboxPlan): string | undefined {
   for (const entry of (plan.env.PATH ?? '').split(':')) {
     if (SYSTEM_BIN_DIRS.includes(entry)) continue;
     if (!isAbsolute(entry)) return entry === '' ? '.' : entry;
-    let real: string | undefined;
-    try {
-      real = realpathSync(entry);
-    } catch {
-      real = undefined; // nothing there on the host: inside, only a writable mount could hold it
-    }
-    if (writable(plan, entry) || writable(plan, resolve(entry)) || (real !== undefined && writable(plan, real))) return entry;
+    if (writableBy(plan, entry) !== undefined) return entry;
   }
   return undefined;
 }
 
-/** Whether the deepest mount holding `dir` is one the sandbox may write: a read-write grant, or a folder of its own. */
-function writable(plan: SandboxPlan, dir: string): boolean {
+/**
+ * Who makes the absolute `path` writable inside the sandbox, by the deepest
+ * mount holding it as written, with `..` taken away, or with its symlinks
+ * resolved on this host: `sandbox` for a folder of the sandbox's own (a fresh
+ * tmpfs each run), `grant` for a read-write grant (which outlives the run);
+ * undefined when neither.
+ */
+export function writableBy(plan: SandboxPlan, path: string): 'sandbox' | 'grant' | undefined {
+  let real: string | undefined;
+  try {
+    real = realpathSync(path);
+  } catch {
+    real = undefined; // nothing there on the host: inside, only a writable mount could hold it
+  }
+  const found = [path, resolve(path), real].map((p) => (p === undefined ? undefined : deepestMount(plan, p)));
+  if (found.some((m) => m?.kind === 'rw' && !SANDBOX_WRITABLE.includes(m))) return 'grant';
+  if (found.some((m) => m?.kind === 'rw')) return 'sandbox';
+  return undefined;
+}
+
+/** The deepest mount holding `dir` (of two at one path, the later), the sandbox's own writable folders among them. */
+function deepestMount(plan: SandboxPlan, dir: string): SandboxPlan['mounts'][number] | undefined {
   let deepest: SandboxPlan['mounts'][number] | undefined;
   for (const mount of [...SANDBOX_WRITABLE, ...plan.mounts]) if (within(dir, mount.path) && (deepest === undefined || mount.path.length >= deepest.path.length)) deepest = mount;
-  return deepest?.kind === 'rw';
+  return deepest;
 }
 
 function within(path: string, dir: string): boolean {
