@@ -651,3 +651,39 @@ describe("when the gateway's own store cannot be read as an agent's request is c
     }
   });
 });
+
+describe('when an agent sends a request, closes its connection and reconnects, again and again', () => {
+  it(`holds it to as many requests in flight as its open connections could hold (${MAX_AGENT_CONNECTIONS} × maxInFlight): a closed connection's handlers count until they finish (regression: each new connection started from none, and an agent piled up node invokes that each waited up to a day)`, async () => {
+    const gw = await startTestGateway({ maxInFlight: 1 });
+    let started = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    gw.server.method('test.slow', { role: 'operator', scopes: ['operator.read'], handler: () => (started++, gate.then(() => 'done')) });
+    gw.identity.agents.create({ name: 'piling-bot', process: 'pile', owner: 'owner@example.com' });
+    const agentToken = (await gw.identity.issueToken('piling-bot')).token;
+    const agent = () => GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.read'], agentToken });
+    const last = await agent();
+    try {
+      for (let i = 0; i < MAX_AGENT_CONNECTIONS; i++) {
+        const left = await agent();
+        void left.request('test.slow').catch(() => undefined);
+        while (started <= i) await new Promise((r) => setTimeout(r, 5));
+        await left.close();
+      }
+      await assert.rejects(last.request('test.slow', undefined, { timeoutMs: 2_000 }), (e: { wire?: { code?: string; retryable?: boolean } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true);
+      assert.equal(started, MAX_AGENT_CONNECTIONS);
+      // Another operator is not held by the agent's count.
+      const other = await operator(gw);
+      const served = other.request('test.slow');
+      release();
+      assert.equal(await served, 'done');
+      await other.close();
+      // Once they finish, the agent has its room back.
+      assert.equal(await last.request('test.slow'), 'done');
+    } finally {
+      release();
+      await last.close();
+      await gw.stop();
+    }
+  });
+});

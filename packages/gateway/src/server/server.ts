@@ -106,7 +106,7 @@ export interface GatewayServerOptions {
   handshakeTimeoutMs?: number;
   maxPayload?: number;
   maxBufferedBytes?: number;
-  /** Requests one connection may have in flight. */
+  /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
   maxInFlight?: number;
   log?: (entry: GatewayLogEntry) => void;
   /** Issues paired nodes a device token in hello-ok and accepts it on reconnect (without it, only the shared token is accepted). */
@@ -165,6 +165,13 @@ export class GatewayServer {
   readonly #unauthenticatedFrom = new Map<string, Set<Socket>>();
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
+  /**
+   * Requests of each agent still being served, on its open connections and
+   * on those it has closed: a handler goes on after its connection closes
+   * (a node.invoke waits for its node up to its timeout), so a bound per
+   * connection alone let an agent pile up requests by closing and reconnecting.
+   */
+  readonly #agentInFlight = new Map<string, number>();
 
   private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings) {
     this.#http = http;
@@ -582,7 +589,14 @@ export class GatewayServer {
     const params = frame.params ?? {};
     if (spec.validate && !spec.validate(params)) return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `invalid ${frame.method} params` }));
     if (connection.inFlight >= this.#settings.maxInFlight) return void connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'too many requests in flight', retryable: true, retryAfterMs: 100 }));
+    // As many as its open connections could hold at once, however many it opened and closed.
+    const agentId = peer.agent?.id;
+    if (agentId !== undefined && (this.#agentInFlight.get(agentId) ?? 0) >= MAX_AGENT_CONNECTIONS * this.#settings.maxInFlight) {
+      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_BUSY', role: peer.role });
+      return void connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'too many requests in flight for this agent', retryable: true, retryAfterMs: 100 }));
+    }
     connection.inFlight += 1;
+    if (agentId !== undefined) this.#agentInFlight.set(agentId, (this.#agentInFlight.get(agentId) ?? 0) + 1);
     try {
       const payload = await spec.handler(params, { connection, peer, server: this });
       connection.send(responseOk(frame.id, payload ?? {}));
@@ -600,6 +614,11 @@ export class GatewayServer {
       }
     } finally {
       connection.inFlight -= 1;
+      if (agentId !== undefined) {
+        const left = this.#agentInFlight.get(agentId)! - 1;
+        if (left === 0) this.#agentInFlight.delete(agentId);
+        else this.#agentInFlight.set(agentId, left);
+      }
     }
   }
 
