@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type WireError } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -16,8 +16,8 @@ import { planText } from './command-text.ts';
 import { createOnce } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
-import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS } from './local-policy.ts';
-import { refuseBareNamesOnWritablePath } from './sandbox-path.ts';
+import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
+import { refuseBareNamesOnWritablePath, refuseWritableLoadPaths } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { shown } from './untrusted-text.ts';
 
@@ -502,10 +502,8 @@ export class NodeHost {
       if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
-    // A bare name on the allowlist is the program the sandbox's PATH finds: never one the sandbox could have put there.
-    refuseBareNamesOnWritablePath(this.policy.current, run, plan);
-    // …and a shell looked through runs only what it was seen to run: never a startup file the sandbox could have written.
-    refuseWritableStartupFiles(this.policy.current, run, plan);
+    // What the allowlist lets run is what it names: never a program, startup file or library the sandbox could have put in its place.
+    refusePlanted(this.policy.current, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
@@ -525,8 +523,7 @@ export class NodeHost {
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
       const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
-      refuseBareNamesOnWritablePath(this.policy.current, run, plan);
-      refuseWritableStartupFiles(this.policy.current, run, plan);
+      refusePlanted(this.policy.current, run, plan);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {
@@ -710,6 +707,18 @@ export class NodeHost {
 function approvalClaimed(params: Record<string, unknown>): boolean {
   if (params.approvalDecision !== undefined && params.approvalDecision !== null) return params.approvalDecision === 'allow-once' || params.approvalDecision === 'allow-always';
   return params.approved === true;
+}
+
+/**
+ * Under an allowlist, refuses a run that could execute something the
+ * sandbox wrote under a name the allowlist lists: a bare name found on a
+ * PATH it can write, a shell's startup file, a library or module a variable
+ * of its environment loads. Throws NODE_RUN_DENIED.
+ */
+function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: SandboxPlan): void {
+  refuseBareNamesOnWritablePath(policy, run, plan);
+  refuseWritableStartupFiles(policy, run, plan);
+  refuseWritableLoadPaths(policy, plan);
 }
 
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */

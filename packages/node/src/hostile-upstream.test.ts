@@ -722,3 +722,20 @@ describe('a shell looked through that reads a startup file from a home the sandb
     }
   });
 });
+
+describe("a variable of the sandbox's environment that loads code from a folder the sandbox can write", () => {
+  it("refuses every run under an allowlist, naming it: a library written there would run inside the listed program (regression: LD_PRELOAD set by the container policy to a read-write grant ran the sandbox's library in echo)", async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const work = tempDir('corral-hostile-work-');
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [work] }, environment: { set: { LD_PRELOAD: join(work, 'hook.so') } } };
+    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['echo', 'hi'] });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
+      assert.match(answer.error!.message, /LD_PRELOAD/);
+    } finally {
+      await gw.close();
+    }
+  });
+});

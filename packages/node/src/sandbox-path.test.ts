@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SandboxPlan } from '@corral/contain';
-import { writablePathEntry } from './sandbox-path.ts';
+import { refuseWritableLoadPaths, writablePathEntry } from './sandbox-path.ts';
 
 const plan = (PATH: string, mounts: SandboxPlan['mounts'] = []): SandboxPlan => ({ env: { PATH }, mounts }) as unknown as SandboxPlan;
 
@@ -30,5 +30,24 @@ describe("a folder on the sandbox's PATH", () => {
     assert.equal(writablePathEntry(plan('/nonexistent/home/secret/bin', mounts)), undefined);
     assert.equal(writablePathEntry(plan('/nonexistent/home/bin', mounts)), '/nonexistent/home/bin');
     assert.equal(writablePathEntry(plan('/nonexistent/home/tools/../bin', mounts)), '/nonexistent/home/tools/../bin');
+  });
+});
+
+describe("a variable of the sandbox's environment that loads code", () => {
+  const allowlist = { version: 1, defaults: { security: 'allowlist' } } as const;
+  const mounts: SandboxPlan['mounts'] = [{ kind: 'rw', path: '/nonexistent/work' }, { kind: 'ro', path: '/nonexistent/lib' }];
+  const load = (env: Record<string, string>) => ({ env: { PATH: '/usr/bin', HOME: '/tmp', ...env }, mounts }) as unknown as SandboxPlan;
+
+  it('is refused under an allowlist when it names a place the sandbox can write, or a relative one', () => {
+    for (const env of ([{ LD_PRELOAD: '/nonexistent/work/x.so' }, { LD_LIBRARY_PATH: '/nonexistent/lib:/tmp/lib' }, { PYTHONPATH: 'vendor' }, { LD_LIBRARY_PATH: '/nonexistent/lib::/usr/lib' }, { LUA_PATH: './?.lua;/usr/share/lua/?.lua' }, { NODE_OPTIONS: '--require /nonexistent/work/hook.js' }, { JAVA_TOOL_OPTIONS: '@/tmp/opts' }] as Record<string, string>[])) {
+      assert.throws(() => refuseWritableLoadPaths(allowlist, load(env)), { code: 'NODE_RUN_DENIED' }, JSON.stringify(env));
+    }
+  });
+
+  it('is let through when everything it names is read-only there, or when it names no path', () => {
+    for (const env of ([{ LD_LIBRARY_PATH: '/nonexistent/lib:/usr/lib' }, { LD_PRELOAD: 'libfaketime.so.1' }, { NODE_OPTIONS: '--max-old-space-size=512' }, { GREETING: '/tmp/anything' }] as Record<string, string>[])) {
+      assert.doesNotThrow(() => refuseWritableLoadPaths(allowlist, load(env)), JSON.stringify(env));
+    }
+    assert.doesNotThrow(() => refuseWritableLoadPaths({ version: 1, defaults: { security: 'full' } }, load({ LD_PRELOAD: '/tmp/x.so' })));
   });
 });

@@ -75,3 +75,37 @@ function deepestMount(plan: SandboxPlan, dir: string): SandboxPlan['mounts'][num
 function within(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }
+
+/**
+ * Variables naming files or folders a program loads code from (the loader's
+ * preloads and library path, a language's module path, startup script or
+ * options, which may `--require` a file; git's helper folders). A request
+ * never sets them (canonicalRun makes such a run opaque); a container policy
+ * may set or pass them.
+ */
+const LOAD_VARIABLES = new Set(['GCONV_PATH', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PERL5LIB', 'PERLLIB', 'PERL5OPT', 'RUBYLIB', 'RUBYOPT', 'NODE_PATH', 'NODE_OPTIONS', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'GIT_EXEC_PATH', 'GIT_TEMPLATE_DIR', 'LUA_PATH', 'LUA_CPATH', 'LUA_INIT']);
+
+/** Of those, the ones holding a list of folders (`:`-separated; `;` for Lua's). */
+const SEARCH_PATHS = new Set(['LD_LIBRARY_PATH', 'GCONV_PATH', 'PYTHONPATH', 'PYTHONHOME', 'PERL5LIB', 'PERLLIB', 'RUBYLIB', 'NODE_PATH', 'GIT_EXEC_PATH', 'GIT_TEMPLATE_DIR', 'LUA_PATH', 'LUA_CPATH']);
+
+/**
+ * Under an allowlist, refuses a run whose sandbox environment names a place
+ * the sandbox can write in a variable that loads code (LD_*, LOAD_VARIABLES):
+ * a library or module a command of this run, or an earlier one, put there
+ * would run inside every listed program that loads it. A relative path is
+ * taken as writable (the working directory may be a grant). Throws NODE_RUN_DENIED.
+ */
+export function refuseWritableLoadPaths(policy: LocalPolicyFile, plan: SandboxPlan): void {
+  if (policy.defaults.security !== 'allowlist') return;
+  for (const [variable, value] of Object.entries(plan.env)) {
+    if (!variable.startsWith('LD_') && !LOAD_VARIABLES.has(variable)) continue;
+    for (const word of SEARCH_PATHS.has(variable) ? value.split(/[:;]/) : value.split(/[\s:;,=]+/).filter((w) => w !== '')) {
+      const path = word.startsWith('@') ? word.slice(1) : word; // a Java option file (@/path)
+      // In a search path every entry is a folder, an empty one the working directory; elsewhere a word is a path when it looks like one.
+      const relative = !isAbsolute(path) && (SEARCH_PATHS.has(variable) || path.startsWith('.') || path.includes('/'));
+      if (relative || (isAbsolute(path) && writableBy(plan, path) !== undefined)) {
+        throw new NodeError('NODE_RUN_DENIED', `the sandbox's ${variable} names ${shown(path, 200)}, which the sandbox can write: what it loads from there would run inside listed programs`);
+      }
+    }
+  }
+}
