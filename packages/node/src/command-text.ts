@@ -4,6 +4,7 @@
 // approval. So the text must say what the argv runs, as upstream's own node
 // host requires ("rawCommand does not match command").
 import { NodeError } from './errors.ts';
+import { systemProgram } from './local-policy.ts';
 
 /** The shells whose `-c TEXT` form upstream's exec tool sends (`/bin/sh -lc TEXT` on Linux), shown as their TEXT. */
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash']);
@@ -13,10 +14,15 @@ export function formatArgv(argv: readonly string[]): string {
   return argv.map((arg) => (arg === '' ? '""' : /\s|"/.test(arg) ? `"${arg.replace(/"/g, '\\"')}"` : arg)).join(' ');
 }
 
-/** TEXT of `SHELL -c TEXT` (options clustered with `c`, as `-lc`), or undefined for any other argv. */
+/**
+ * TEXT of `SHELL -c TEXT` (options clustered with `c`, as `-lc`), or
+ * undefined for any other argv: also for a program named like a shell
+ * elsewhere than the system's own (`/tmp/x/sh`), which runs as itself,
+ * whatever TEXT says.
+ */
 function shellText(argv: readonly string[]): string | undefined {
   const program = argv[0]!.slice(argv[0]!.lastIndexOf('/') + 1);
-  return argv.length === 3 && SHELLS.has(program) && /^-[A-Za-z]*c[A-Za-z]*$/.test(argv[1]!) ? argv[2] : undefined;
+  return argv.length === 3 && SHELLS.has(program) && systemProgram(argv[0]!) && /^-[A-Za-z]*c[A-Za-z]*$/.test(argv[1]!) ? argv[2] : undefined;
 }
 
 /**

@@ -150,6 +150,20 @@ describe('system.run.prepare, whose command text upstream shows its approvers', 
     }
   });
 
+  it("shows a shell's text only for the system's own shell: another program named sh is shown as the argv it is (regression: /tmp/x/sh -c 'echo hi' was shown to approvers as echo hi)", async () => {
+    const gw = await hostileGateway();
+    try {
+      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: 'echo hi' })).code, 'INVALID_REQUEST');
+      assert.equal((await plan(gw, { command: ['./sh', '-c', 'echo hi'], rawCommand: 'echo hi' })).code, 'INVALID_REQUEST');
+      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: '/tmp/x/sh -c "echo hi"' })).commandText, '/tmp/x/sh -c "echo hi"');
+      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'] })).commandText, '/tmp/x/sh -c "echo hi"');
+      assert.equal((await plan(gw, { command: ['bash', '-c', 'echo hi'], rawCommand: 'echo hi' })).commandText, 'echo hi');
+      assert.equal((await plan(gw, { command: ['/usr/bin/bash', '-c', 'echo hi'], rawCommand: 'echo hi' })).commandText, 'echo hi');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it("shows the shell's text, or the argv quoted as upstream quotes it", async () => {
     const gw = await hostileGateway();
     try {

@@ -100,7 +100,7 @@ export function allowlistSubjects(run: { commands: readonly (readonly string[])[
 }
 
 /** Whether `program` (an argv[0]) is a bare name or lies directly in a system directory. */
-function systemProgram(program: string): boolean {
+export function systemProgram(program: string): boolean {
   const slash = program.lastIndexOf('/');
   return slash < 0 || SYSTEM_BIN_DIRS.includes(program.slice(0, slash));
 }
