@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { createDeviceIdentity } from '@corral/identity';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GatewayClient } from './client.ts';
 
@@ -67,6 +68,32 @@ describe('gateway client', () => {
       assert.equal((await client.closed).code, 4000);
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a gateway that sends challenge after challenge before hello-ok', () => {
+  it('gets one connect, signed for its first challenge (regression: the client signed and sent a connect for every challenge, without bound)', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const connects: Array<{ id: string; params: { device?: { nonce: string } } }> = [];
+    wss.on('connection', (socket) => {
+      for (let n = 0; n < 1_000; n++) socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: `nonce-${n}`.padEnd(32, '0'), ts: Date.now() } }));
+      socket.on('message', (data) => connects.push(JSON.parse(data.toString()) as (typeof connects)[number]));
+      setTimeout(() => {
+        const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'node', scopes: [] }, policy: { maxPayload: 1_000_000, maxBufferedBytes: 1_000_000, tickIntervalMs: 30_000 } };
+        socket.send(JSON.stringify({ type: 'res', id: connects[0]?.id ?? 'none', ok: true, payload: hello }));
+      }, 300);
+    });
+    const { port } = wss.address() as { port: number };
+    try {
+      const client = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token: 't'.repeat(20), role: 'node', device: createDeviceIdentity() });
+      assert.equal(connects.length, 1);
+      assert.equal(connects[0]!.params.device?.nonce, 'nonce-0'.padEnd(32, '0'));
+      await client.close();
+    } finally {
+      for (const socket of wss.clients) socket.terminate();
+      await new Promise((r) => wss.close(() => r(undefined)));
     }
   });
 });

@@ -86,6 +86,7 @@ export class GatewayClient {
     let client: GatewayClient | undefined;
     const early: Array<{ event: string; payload: unknown; seq: number | undefined }> = [];
     let earlyChars = 0;
+    let challenged = false;
     const closed = new Promise<{ code: number; reason: string }>((resolve) => {
       socket.once('close', (code, reason) => {
         for (const [, p] of pending) {
@@ -121,6 +122,10 @@ export class GatewayClient {
         if (frame.type === 'event') {
           if (client) client.#lastHeard = Date.now();
           if (frame.event === 'connect.challenge' && !client) {
+            // Answered once, as upstream's client does: each answer is a signed device proof, and a gateway
+            // sending challenge after challenge had this client sign and queue a connect for every one.
+            if (challenged) return;
+            challenged = true;
             const challenge = frame.payload as { nonce?: unknown; ts?: unknown } | undefined;
             if (typeof challenge?.nonce !== 'string' || !Number.isSafeInteger(challenge.ts)) return fail(new GatewayError('GATEWAY_FRAME_INVALID', 'bad challenge'));
             socket.send(JSON.stringify({ type: 'req', id: connectId, method: 'connect', params: connectParams(options, challenge.nonce, challenge.ts as number) }));
