@@ -17,7 +17,7 @@ import { createOnce } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
-import { refuseBareNamesOnWritablePath, refuseWritableLoadPaths } from './sandbox-path.ts';
+import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { shown } from './untrusted-text.ts';
 
@@ -711,12 +711,12 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
 
 /**
  * Under an allowlist, refuses a run that could execute something the
- * sandbox wrote under a name the allowlist lists: a bare name found on a
- * PATH it can write, a shell's startup file, a library or module a variable
- * of its environment loads. Throws NODE_RUN_DENIED.
+ * sandbox wrote under a name the allowlist lists: a program where it can
+ * write (named by a path, or found there on PATH), a shell's startup file,
+ * a library or module a variable of its environment loads. Throws NODE_RUN_DENIED.
  */
 function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: SandboxPlan): void {
-  refuseBareNamesOnWritablePath(policy, run, plan);
+  refuseWritablePrograms(policy, run, plan);
   refuseWritableStartupFiles(policy, run, plan);
   refuseWritableLoadPaths(policy, plan);
 }

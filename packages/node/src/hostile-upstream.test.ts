@@ -753,3 +753,42 @@ describe("a variable of the sandbox's environment that loads code from a folder 
     }
   });
 });
+
+describe("a program named by its path on the node's allowlist, where the sandbox can write it", () => {
+  /** A node whose allowlist names `./tool` and `<dir>/tool`; `dir`, holding a tool of the sandbox's making, read-write or read-only. */
+  async function plantedTool(access: 'readwrite' | 'readonly') {
+    const stateDir = tempDir('corral-hostile-node-');
+    const dir = tempDir('corral-hostile-project-');
+    writeFileSync(join(dir, 'tool'), '#!/bin/sh\nprintf planted\n');
+    chmodSync(join(dir, 'tool'), 0o755);
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: './tool' }, { pattern: join(dir, 'tool') }] } } }));
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { [access]: [dir] } };
+    return { dir, gw: await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } }) };
+  }
+
+  it('is refused, relative (./tool in a working directory of the caller\'s choosing) or absolute (regression: an allowlist of ./tool ran whatever the sandbox had written as tool in a read-write folder it then named as its cwd)', async () => {
+    const { dir, gw } = await plantedTool('readwrite');
+    try {
+      for (const command of [['./tool'], [join(dir, 'tool')], ['/bin/sh', '-c', './tool']]) {
+        const answer = await gw.invoke('system.run', { command, cwd: dir });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', `${command.join(' ')}: ${answer.payloadJSON}`);
+        assert.match(answer.error!.message, /the sandbox can write/);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('runs where the sandbox cannot write it', async () => {
+    const { dir, gw } = await plantedTool('readonly');
+    try {
+      for (const command of [['./tool'], [join(dir, 'tool')]]) {
+        const answer = await gw.invoke('system.run', { command, cwd: dir });
+        assert.equal(answer.ok, true, `${command.join(' ')}: ${answer.error?.message}`);
+        assert.equal((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, 'planted');
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+});

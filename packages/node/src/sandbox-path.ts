@@ -1,8 +1,12 @@
-// Where a bare program name (`echo`) is found inside the sandbox: on its
-// PATH. A bare allowlist entry matches a bare argv[0] because that PATH names
-// only folders nobody inside can write; a container policy that sets or
-// passes PATH may name one the sandbox can (a read-write grant, its /tmp), and
-// a program an earlier command put there would then run under a listed name.
+// Where the programs a run names are found inside the sandbox, and whether
+// the sandbox could have put them there. A bare allowlist entry matches a
+// bare argv[0] because the sandbox's PATH names only folders nobody inside
+// can write, and a path entry names one program; but a container policy
+// may set or pass PATH (or LD_PRELOAD, PYTHONPATH…) to a folder the sandbox
+// can write (a read-write grant, its /tmp), a relative program is taken from
+// a working directory the caller chooses, and a granted folder may hold the
+// program itself: what an earlier command put there would then run under a
+// listed name.
 import { realpathSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
@@ -11,18 +15,25 @@ import { SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
 import { shown } from './untrusted-text.ts';
 
 /**
- * Under an allowlist, refuses a run in which a bare name (a command, or a
- * shell looked through) would be found on a PATH holding a folder the
- * sandbox can write (writablePathEntry): what runs under that name is not
- * what the allowlist entry says. A program named by its path is what it
- * names. Throws NODE_RUN_DENIED.
+ * Under an allowlist, refuses a run in which a program the allowlist is
+ * asked about (a command, or a shell looked through) may be one the sandbox
+ * wrote: a bare name looked up on a PATH holding a folder the sandbox can
+ * write (writablePathEntry); a path, taken from the sandbox's working
+ * directory when relative (`./tool`), that lies where the sandbox can write
+ * (writableBy), itself or through its symlinks. Either way what runs under
+ * that name is not what the allowlist entry says. The system directories
+ * are taken as only root writes them. Throws NODE_RUN_DENIED.
  */
-export function refuseBareNamesOnWritablePath(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[]; wrappers: readonly (readonly string[])[] }, plan: SandboxPlan): void {
+export function refuseWritablePrograms(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[]; wrappers: readonly (readonly string[])[] }, plan: SandboxPlan): void {
   if (policy.defaults.security !== 'allowlist') return;
-  const bare = [...run.wrappers, ...run.commands].find((argv) => !(argv[0] ?? '').includes('/'));
-  if (bare === undefined) return;
-  const entry = writablePathEntry(plan);
-  if (entry !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(bare[0]!, 200)} would be looked up on the sandbox's PATH, and the sandbox can write its folder ${shown(entry, 200)}: name the program by its path, or keep PATH to folders the sandbox cannot write`);
+  const programs = [...run.wrappers, ...run.commands].map((argv) => argv[0] ?? '');
+  const bare = programs.find((program) => !program.includes('/'));
+  const entry = bare === undefined ? undefined : writablePathEntry(plan);
+  if (entry !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(bare!, 200)} would be looked up on the sandbox's PATH, and the sandbox can write its folder ${shown(entry, 200)}: name the program by its path, or keep PATH to folders the sandbox cannot write`);
+  for (const program of programs) {
+    if (!program.includes('/') || SYSTEM_BIN_DIRS.includes(program.slice(0, program.lastIndexOf('/')))) continue;
+    if (writableBy(plan, resolve(plan.cwd, program)) !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(program, 200)} lies where the sandbox can write: what runs under that name may be what a command put there, not the program the allowlist names`);
+  }
 }
 
 /** The folders every sandbox has of its own, writable (a tmpfs each), whatever its policy says: /tmp, /dev/shm and Corral's ingress folder. A grant bound inside one is what its own mount says. */
