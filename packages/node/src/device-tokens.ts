@@ -3,9 +3,8 @@
 // node reconnects without the shared gateway token — which also lets an
 // operator connect as an operator — so a paired node's machine need not keep
 // that token at all.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { replaceFile } from './whole-files.ts';
+import { readStateFile, replaceFile } from './whole-files.ts';
 
 export const DEVICE_TOKENS_FILE = 'gateway-device-tokens.json';
 /** A gateway's token is at most this long (the Corral gateway's are 43 characters). */
@@ -38,7 +37,7 @@ export class DeviceTokens {
 
   #read(): Record<string, unknown> {
     try {
-      const parsed = JSON.parse(readFileSync(this.#path, 'utf8')) as unknown;
+      const parsed = JSON.parse(readStateFile(this.#path, 'NODE_CONFIG_INVALID')) as unknown;
       return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? Object.assign(Object.create(null) as Record<string, unknown>, parsed) : {};
     } catch {
       return {};

@@ -4,7 +4,7 @@
 // and serves `system.run` (local policy, then the sandbox — never
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
@@ -13,7 +13,7 @@ import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
 import { OutputHead } from './output-head.ts';
 import { planText } from './command-text.ts';
-import { createOnce } from './whole-files.ts';
+import { createOnce, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
@@ -142,8 +142,9 @@ export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
   let text: string;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    text = createOnce(path, () => `${JSON.stringify(createDeviceIdentity())}\n`).text;
+    text = createOnce(path, () => `${JSON.stringify(createDeviceIdentity())}\n`, 'NODE_DEVICE_INVALID').text;
   } catch (error) {
+    if (error instanceof NodeError) throw new NodeError('NODE_DEVICE_INVALID', `the device key ${error.message}: restore it, or remove it to make a new identity (which an operator must pair again)`, { cause: error });
     throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} cannot be read or made (${(error as { code?: string }).code ?? 'error'}): the state directory must be a folder this user can write`, { cause: error });
   }
   const damaged = `the device key in ${path} is damaged: restore it, or remove it to make a new identity (which an operator must pair again)`;
@@ -565,15 +566,19 @@ export class NodeHost {
   async #checkReceipt(receipt: unknown, params: Record<string, unknown>, runId: string): Promise<ApprovalReceipt> {
     try {
       const path = join(this.#options.stateDir, RECEIPT_KEY_FILE);
-      let pinned: string;
-      if (existsSync(path)) pinned = readFileSync(path, 'utf8');
-      else {
+      let pinned: string | undefined;
+      try {
+        pinned = readStateFile(path, 'NODE_RUN_DENIED');
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
+      }
+      if (pinned === undefined) {
         const signer = this.#governed() ? await this.#controlPlane() : this.#client!;
         const key = (await signer.request('corral.receipt.key', {})) as { publicKey?: unknown };
         // Only a key is pinned: anything else would refuse every approved run from now on.
         if (typeof key.publicKey !== 'string' || key.publicKey.length > 4096 || createPublicKey(key.publicKey).asymmetricKeyType !== 'ed25519') throw new NodeError('NODE_RUN_DENIED', 'the gateway has no receipt key');
         // Two approved runs may both get here first: the key pinned is the one written first, for both.
-        pinned = createOnce(path, () => key.publicKey as string).text;
+        pinned = createOnce(path, () => key.publicKey as string, 'NODE_RUN_DENIED').text;
       }
       const checked = verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params, runId });
       this.#spentReceipts.spend(checked);

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { canonicalRun } from '@corral/gateway';
+import { DEVICE_FILE } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
 const dirs: string[] = [];
@@ -222,5 +224,29 @@ describe('a command behind a shell wrapper, under an allowlist', () => {
 
   it('asks for such a shell under ask=on-miss, as for any program off the list', () => {
     assert.equal(verdict(['/tmp/x/sh', '-c', 'echo hi'], 'on-miss').rule, 'approval-required');
+  });
+});
+
+describe("the node's state files, swapped for a FIFO or a link to a device", () => {
+  /** The code `what` (an expression of `dir`, in a child process) throws, or `hung` when it has not returned in 10 s. */
+  const outcome = (dir: string, what: string): string => {
+    const source = `import { LocalPolicy, loadOrCreateDevice } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)};
+      const dir = ${JSON.stringify(dir)};
+      try { ${what}; console.log('read'); } catch (e) { console.log(e.code ?? String(e)); }`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', source], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' });
+    return child.error !== undefined || child.signal !== null ? 'hung' : child.stdout.trim();
+  };
+
+  it('refuses each at once, naming it (NODE_POLICY_INVALID, NODE_DEVICE_INVALID), rather than waiting on a FIFO for ever or reading /dev/zero until memory runs out (regression: the node hung at start)', () => {
+    for (const special of ['fifo', '/dev/zero']) {
+      const policyDir = stateWith();
+      const deviceDir = stateWith();
+      for (const [dir, file] of [[policyDir, LOCAL_POLICY_FILE], [deviceDir, DEVICE_FILE]] as const) {
+        if (special === 'fifo') execFileSync('mkfifo', [join(dir, file)]);
+        else symlinkSync(special, join(dir, file));
+      }
+      assert.equal(outcome(policyDir, 'new LocalPolicy(dir)'), 'NODE_POLICY_INVALID', special);
+      assert.equal(outcome(deviceDir, 'loadOrCreateDevice(dir)'), 'NODE_DEVICE_INVALID', special);
+    }
   });
 });

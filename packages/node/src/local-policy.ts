@@ -5,10 +5,9 @@
 // A remote change (`system.execApprovals.set`) must name the current hash and
 // may only make the policy stricter.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
-import { replaceFile } from './whole-files.ts';
+import { MAX_STATE_FILE_BYTES, readStateFile, replaceFile } from './whole-files.ts';
 
 export type Security = 'deny' | 'allowlist' | 'full';
 export type Ask = 'off' | 'on-miss' | 'always';
@@ -170,7 +169,7 @@ export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): bool
 }
 
 /** The largest policy file the node reads or writes. */
-export const MAX_LOCAL_POLICY_BYTES = 1024 * 1024;
+export const MAX_LOCAL_POLICY_BYTES = MAX_STATE_FILE_BYTES;
 
 /**
  * The node's policy file in its state directory, read on every use: an edit
@@ -219,11 +218,11 @@ export class LocalPolicy {
   #read(): { exists: boolean; policy: LocalPolicyFile } {
     let text: string;
     try {
-      if (statSync(this.path).size > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is larger than ${MAX_LOCAL_POLICY_BYTES} bytes: shorten it (while it is not a policy, the node runs nothing)`);
-      text = readFileSync(this.path, 'utf8');
+      // A regular file of at most MAX_LOCAL_POLICY_BYTES, never a FIFO waited on or a link to /dev/zero read for ever.
+      text = readStateFile(this.path, 'NODE_POLICY_INVALID');
     } catch (error) {
       if ((error as { code?: unknown }).code === 'ENOENT') return { exists: false, policy: DEFAULT_LOCAL_POLICY };
-      if (error instanceof NodeError) throw error;
+      if (error instanceof NodeError) throw new NodeError('NODE_POLICY_INVALID', `local policy ${error.message}: replace it with a policy file (while it is not one, the node runs nothing)`, { cause: error });
       throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read`, { cause: error });
     }
     if (this.#parsed?.text === text) return { exists: true, policy: this.#parsed.policy };

@@ -2,7 +2,30 @@
 // half-written: made once and kept (its device key, the receipt key it pins),
 // or replaced (its policy, the device tokens its gateways gave it).
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { NodeError, type NodeErrorCode } from './errors.ts';
+
+/** Far more than any file the node keeps (a key, a policy, a few tokens). */
+export const MAX_STATE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The text of the node's own file at `path`: a regular file of at most
+ * MAX_STATE_FILE_BYTES, opened without waiting on a FIFO, so a file swapped
+ * for one (or a link to /dev/zero) is refused instead of hanging the node or
+ * filling its memory. Throws the file system's error for one it cannot open
+ * (ENOENT…), and NodeError `code` for anything else there.
+ */
+export function readStateFile(path: string, code: NodeErrorCode): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NodeError(code, `${path} is not a regular file`);
+    if (stat.size > MAX_STATE_FILE_BYTES) throw new NodeError(code, `${path} is larger than ${MAX_STATE_FILE_BYTES} bytes`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Writes `text` to a new file beside `path` (mode 0600) and flushes it to
@@ -28,12 +51,13 @@ function writeBeside(path: string, text: string): string {
  * The text of the file at `path`, after writing `make()` there when there is
  * none: written whole and linked into place, which fails rather than replaces
  * when another process got there first; that one's file is then the one
- * read. A crash leaves nothing at `path`, never a half-written file. Throws
- * the file system's error (ENOENT of the folder, EACCES…) and what `make` throws.
+ * read (readStateFile). A crash leaves nothing at `path`, never a half-written file. Throws
+ * the file system's error (ENOENT of the folder, EACCES…), NodeError `code`
+ * for a file there that is no regular file or too large, and what `make` throws.
  */
-export function createOnce(path: string, make: () => string): { text: string; created: boolean } {
+export function createOnce(path: string, make: () => string, code: NodeErrorCode = 'NODE_CONFIG_INVALID'): { text: string; created: boolean } {
   try {
-    return { text: readFileSync(path, 'utf8'), created: false };
+    return { text: readStateFile(path, code), created: false };
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
   }
@@ -44,7 +68,7 @@ export function createOnce(path: string, make: () => string): { text: string; cr
     return { text, created: true };
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
-    return { text: readFileSync(path, 'utf8'), created: false };
+    return { text: readStateFile(path, code), created: false };
   } finally {
     rmSync(tmp, { force: true });
   }
