@@ -101,9 +101,12 @@ async function refusingGateway(error: Record<string, unknown>): Promise<{ url: s
   };
 }
 
+/** What Corral's gateway answers a new node while 256 wait to be paired. */
+const PENDING_FULL = { code: 'UNAVAILABLE', message: 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones', retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } };
+
 describe('corral node run, when the gateway already has as many nodes waiting to be paired as it keeps', () => {
   it('says plainly it was asked to try again later, and keeps trying (regression: it printed refused for now (PAIRING_PENDING_FULL), as if refused)', async () => {
-    const gw = await refusingGateway({ code: 'UNAVAILABLE', message: 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones', retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } });
+    const gw = await refusingGateway(PENDING_FULL);
     const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', gw.url, '--token', 'a-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -119,6 +122,24 @@ describe('corral node run, when the gateway already has as many nodes waiting to
       child.kill('SIGTERM');
       await exited;
       await gw.close();
+    }
+  });
+
+  it('says the same of a control plane that has as many waiting, and that it asks again at the next command', async () => {
+    const cp = await refusingGateway(PENDING_FULL);
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 'upstream-token', '--control-plane', cp.url, '--control-plane-token', 'cp-token'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!/PAIRING_PENDING_FULL/.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /control plane ws:\/\/127\.0\.0\.1:\d+ has as many nodes waiting to be paired as it keeps and asked this one to try again later \(PAIRING_PENDING_FULL\): it asks again at the next command/);
+      assert.doesNotMatch(out, /refused/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await cp.close();
     }
   });
 });
