@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -248,5 +248,27 @@ describe("the node's state files, swapped for a FIFO or a link to a device", () 
       assert.equal(outcome(policyDir, 'new LocalPolicy(dir)'), 'NODE_POLICY_INVALID', special);
       assert.equal(outcome(deviceDir, 'loadOrCreateDevice(dir)'), 'NODE_DEVICE_INVALID', special);
     }
+  });
+});
+
+describe('a policy file that is a link to a policy kept elsewhere (managed for many nodes)', () => {
+  const deny = { version: 1, defaults: { security: 'deny' } };
+
+  it('is changed where it is kept by a remote change, so that a later edit there still applies (regression: the change replaced the link with a file of its own, and the node ignored the managed policy from then on)', () => {
+    const managed = stateWith(allowlist);
+    const dir = stateWith();
+    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    policy.replace({ ...allowlist, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }, policy.snapshot().hash);
+    assert.ok(lstatSync(join(dir, LOCAL_POLICY_FILE)).isSymbolicLink(), 'still a link');
+    assert.deepEqual(JSON.parse(readFileSync(join(managed, LOCAL_POLICY_FILE), 'utf8')).agents['*'].allowlist, [{ pattern: 'echo' }]);
+    writeFileSync(join(managed, LOCAL_POLICY_FILE), JSON.stringify(deny));
+    assert.equal(policy.current.defaults.security, 'deny', 'the managed edit applies');
+  });
+
+  it('refuses every run while the link leads nowhere, rather than taking the default (which runs everything)', () => {
+    const dir = stateWith();
+    symlinkSync(join(dir, 'gone', LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    assert.throws(() => new LocalPolicy(dir), { code: 'NODE_POLICY_INVALID' });
   });
 });

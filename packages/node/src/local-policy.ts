@@ -5,6 +5,7 @@
 // A remote change (`system.execApprovals.set`) must name the current hash and
 // may only make the policy stricter.
 import { createHash } from 'node:crypto';
+import { lstatSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
 import { MAX_STATE_FILE_BYTES, readStateFile, replaceFile } from './whole-files.ts';
@@ -211,7 +212,8 @@ export class LocalPolicy {
     const text = `${JSON.stringify(next, null, 2)}\n`;
     if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
     if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
-    replaceFile(this.path, text);
+    // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
+    replaceFile(lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path, text);
     return { hash: policyHash(next) };
   }
 
@@ -221,7 +223,9 @@ export class LocalPolicy {
       // A regular file of at most MAX_LOCAL_POLICY_BYTES, never a FIFO waited on or a link to /dev/zero read for ever.
       text = readStateFile(this.path, 'NODE_POLICY_INVALID');
     } catch (error) {
-      if ((error as { code?: unknown }).code === 'ENOENT') return { exists: false, policy: DEFAULT_LOCAL_POLICY };
+      // No file at all is the default; a link to one that is gone is a policy that cannot be read, never the default (which runs everything).
+      if ((error as { code?: unknown }).code === 'ENOENT' && lstatSync(this.path, { throwIfNoEntry: false }) === undefined) return { exists: false, policy: DEFAULT_LOCAL_POLICY };
+      if ((error as { code?: unknown }).code === 'ENOENT') throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is a link to a file that is not there: restore it, or remove the link (while it leads nowhere, the node runs nothing)`, { cause: error });
       if (error instanceof NodeError) throw new NodeError('NODE_POLICY_INVALID', `local policy ${error.message}: replace it with a policy file (while it is not one, the node runs nothing)`, { cause: error });
       throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read`, { cause: error });
     }
