@@ -100,6 +100,22 @@ describe('canonicalRun', () => {
     assert.equal(canonicalRun({ command: ['env', 'GIT_CONFIG_COUNT=1', 'GIT_CONFIG_KEY_0=core.fsmonitor', 'GIT_CONFIG_VALUE_0=x', 'git', 'status'] }).opaque, true);
   });
 
+  it('marks a nested login shell or zsh opaque, which reads startup files the commands before it could have written (regression: printf … | tee /tmp/.profile; sh -lc \'echo hi\' was decided as printf, tee and echo, and ran what the profile held)', () => {
+    for (const command of [
+      ['sh', '-c', "printf 'id\\n' | tee /tmp/.profile; sh -lc 'echo hi'"],
+      ['sh', '-c', "echo x; bash --login -c 'echo hi'"],
+      ['bash', '-c', "echo x && sh -e -l -c 'echo hi'"],
+      ['sh', '-c', "zsh -c 'echo hi'"],
+    ]) {
+      const run = canonicalRun({ command });
+      assert.equal(run.opaque, true, command.join(' '));
+      assert.match(run.opaqueReason!, /startup files/);
+    }
+    // At the top, before anything of the run has executed, its startup files are the sandbox's fresh ones (as upstream runs `sh -lc TEXT`).
+    assert.deepEqual(canonicalRun({ command: ['sh', '-lc', 'echo hi'] }).commands, [['echo', 'hi']]);
+    assert.deepEqual(canonicalRun({ command: ['bash', '-c', "sh -c 'ls -l'"] }).commands, [['ls', '-l']]);
+  });
+
   it('marks a shell opaque when options follow -c (the payload is then not the next word)', () => {
     assert.equal(canonicalRun({ command: ['bash', '-c', '-x', 'rm -rf /'] }).opaque, true);
     assert.equal(canonicalRun({ command: ['sh', '-c', '+e', 'rm -rf /'] }).opaque, true);

@@ -210,6 +210,9 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
   const shell = shellPayload(argv);
   if ('opaqueReason' in shell) return { commands: [argv], opaqueReason: shell.opaqueReason };
+  // A login shell reads ~/.profile and the like, zsh ~/.zshenv always: inside a payload, the commands before
+  // it may have written them (`printf … | tee ~/.profile; sh -lc 'echo hi'` runs what was written).
+  if (depth > 0 && (shell.login || program === 'zsh')) return { commands: [argv], opaqueReason: `a nested ${shell.login ? 'login shell' : 'zsh'}, which reads startup files the commands before it could have written` };
   const split = splitShell(shell.payload);
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
   const commands: string[][] = [];
@@ -235,18 +238,23 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
  * option Corral does not know, a script file or stdin, or options after the
  * cluster holding `c` make it opaque.
  */
-function shellPayload(argv: string[]): { payload: string } | { opaqueReason: string } {
+function shellPayload(argv: string[]): { payload: string; login: boolean } | { opaqueReason: string } {
   let command = false;
+  let login = false;
   let i = 1;
   for (; i < argv.length && !command; i += 1) {
     const arg = argv[i]!;
     if (arg.startsWith('--')) {
-      if (SHELL_LONG_OPTIONS.has(arg)) continue;
+      if (SHELL_LONG_OPTIONS.has(arg)) {
+        login ||= arg === '--login';
+        continue;
+      }
       return { opaqueReason: `the shell option ${arg.slice(0, 40)} (it may run a file, or Corral does not model it)` };
     }
     if (!/^[-+][A-Za-z]+$/.test(arg)) return { opaqueReason: 'a shell running a script or stdin' };
     for (const letter of arg.slice(1)) {
       if (letter === 'c' && arg[0] === '-') command = true;
+      else if (letter === 'l' && arg[0] === '-') login = true;
       else if (letter === 'o' || letter === 'O') {
         i += 1;
         const name = argv[i];
@@ -259,7 +267,7 @@ function shellPayload(argv: string[]): { payload: string } | { opaqueReason: str
   if (payload === undefined) return { opaqueReason: 'a shell with no -c payload' };
   // The shell reads options after -c too: the payload is then not the next word.
   if (/^[-+]/.test(payload)) return { opaqueReason: 'shell options after -c' };
-  return { payload };
+  return { payload, login };
 }
 
 /** Why an `export`/`declare`-like builtin is opaque: an option, an assignment that changes what runs, or a subscript bash evaluates as arithmetic. */
