@@ -547,20 +547,10 @@ describe('a control plane that answers an approved run with a receipt issued for
 
 describe('a control plane that refuses the node, under a flood of commands', () => {
   it('is asked again with backoff, not once per command, and the refusal is reported as often (regression: one connection and one status line per command)', async () => {
-    let attempts = 0;
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-    wss.on('connection', (socket) => {
-      attempts += 1;
-      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
-      socket.on('message', (data) => {
-        const frame = JSON.parse(String(data)) as { id?: string };
-        socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error: { code: 'INVALID_REQUEST', message: 'no', details: { code: 'AUTH_TOKEN_MISMATCH' } } }));
-      });
-    });
+    const cp = await refusingControlPlane({ code: 'INVALID_REQUEST', message: 'no', details: { code: 'AUTH_TOKEN_MISMATCH' } });
     const statuses: NodeStatus[] = [];
     const runner = new HeldRunner();
-    const gw = await hostileGateway({ runner, controlPlane: { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, token: 'wrong', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
+    const gw = await hostileGateway({ runner, controlPlane: { url: cp.url, token: 'wrong', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
     try {
       const started = performance.now();
       for (let i = 0; i < 40; i++) {
@@ -570,16 +560,13 @@ describe('a control plane that refuses the node, under a flood of commands', () 
       }
       const seconds = (performance.now() - started) / 1000;
       // 250 ms after the first refusal, then 500 ms, 1 s…: a handful in the time 40 commands took, never one each.
-      assert.ok(attempts <= 2 + Math.log2(1 + seconds * 4), `${attempts} connections in ${seconds.toFixed(2)} s`);
-      assert.equal(statuses.filter((s) => s.target === 'control-plane').length, attempts);
+      assert.ok(cp.attempts <= 2 + Math.log2(1 + seconds * 4), `${cp.attempts} connections in ${seconds.toFixed(2)} s`);
+      assert.equal(statuses.filter((s) => s.target === 'control-plane').length, cp.attempts);
       assert.equal(runner.most, 0);
     } finally {
       await gw.close();
       await runner.close();
-      await new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
-        wss.close(() => resolve());
-      });
+      await cp.close();
     }
   });
 });
@@ -604,23 +591,13 @@ describe('a display variable set in the argv by an env prefix', () => {
 
 describe('a control plane that has not paired the node yet, under a flood of commands', () => {
   it('is asked again at most 4 times a second while the node waits to be paired there, not once per command (regression: a command sent by the gateway it serves was one connection to the control plane each)', async () => {
-    let attempts = 0;
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-    wss.on('connection', (socket) => {
-      attempts += 1;
-      socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
-      socket.on('message', (data) => {
-        const frame = JSON.parse(String(data)) as { id?: string };
-        socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error: { code: 'NOT_PAIRED', message: 'pairing required', retryable: true, details: { code: 'PAIRING_REQUIRED', reason: 'not-paired', recommendedNextStep: 'wait_then_retry' } } }));
-      });
-    });
+    const cp = await refusingControlPlane({ code: 'NOT_PAIRED', message: 'pairing required', retryable: true, details: { code: 'PAIRING_REQUIRED', reason: 'not-paired', recommendedNextStep: 'wait_then_retry' } });
     const statuses: NodeStatus[] = [];
     const runner = new HeldRunner();
-    const gw = await hostileGateway({ runner, controlPlane: { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`, token: 'cp-token', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
+    const gw = await hostileGateway({ runner, controlPlane: { url: cp.url, token: 'cp-token', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
     try {
       while (!statuses.some((s) => s.target === 'control-plane')) await new Promise((r) => setTimeout(r, 10));
-      const before = attempts;
+      const before = cp.attempts;
       const started = performance.now();
       for (let i = 0; i < 60; i++) {
         const answer = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
@@ -628,21 +605,18 @@ describe('a control plane that has not paired the node yet, under a flood of com
         assert.match(answer.error!.message, /control plane has not paired this node/);
       }
       const seconds = (performance.now() - started) / 1000;
-      assert.ok(attempts - before <= 4 * Math.ceil(seconds + 0.01), `${attempts - before} connections in ${seconds.toFixed(2)} s`);
+      assert.ok(cp.attempts - before <= 4 * Math.ceil(seconds + 0.01), `${cp.attempts - before} connections in ${seconds.toFixed(2)} s`);
       assert.ok(statuses.filter((s) => s.target === 'control-plane').every((s) => s.state === 'pending-pairing'), JSON.stringify(statuses));
       // Still waiting, it asks again once the wait is over: the first command after an operator paired it is not denied for long.
       await new Promise((r) => setTimeout(r, 1_000));
-      const asked = attempts;
+      const asked = cp.attempts;
       await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
-      assert.equal(attempts, asked + 1);
+      assert.equal(cp.attempts, asked + 1);
       assert.equal(runner.most, 0);
     } finally {
       await gw.close();
       await runner.close();
-      await new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
-        wss.close(() => resolve());
-      });
+      await cp.close();
     }
   });
 });
@@ -792,3 +766,32 @@ describe("a program named by its path on the node's allowlist, where the sandbox
     }
   });
 });
+
+/**
+ * A loopback control plane that challenges every connection and answers its
+ * connect with `error`: how many connections it was asked for, and close().
+ */
+async function refusingControlPlane(error: Record<string, unknown>): Promise<{ url: string; readonly attempts: number; close(): Promise<void> }> {
+  let attempts = 0;
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  wss.on('connection', (socket) => {
+    attempts += 1;
+    socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { id?: string };
+      socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error }));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
+    get attempts() {
+      return attempts;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}

@@ -35,11 +35,11 @@ describe("a folder on the sandbox's PATH", () => {
 
 describe("a variable of the sandbox's environment that loads code", () => {
   const allowlist = { version: 1, defaults: { security: 'allowlist' } } as const;
-  const mounts: SandboxPlan['mounts'] = [{ kind: 'rw', path: '/nonexistent/work' }, { kind: 'ro', path: '/nonexistent/lib' }];
+  const mounts: SandboxPlan['mounts'] = [{ kind: 'rw', path: '/nonexistent/ws' }, { kind: 'ro', path: '/nonexistent/lib' }];
   const load = (env: Record<string, string>) => ({ env: { PATH: '/usr/bin', HOME: '/tmp', ...env }, mounts }) as unknown as SandboxPlan;
 
   it('is refused under an allowlist when it names a place the sandbox can write, or a relative one', () => {
-    for (const env of ([{ LD_PRELOAD: '/nonexistent/work/x.so' }, { LD_LIBRARY_PATH: '/nonexistent/lib:/tmp/lib' }, { PYTHONPATH: 'vendor' }, { LD_LIBRARY_PATH: '/nonexistent/lib::/usr/lib' }, { LUA_PATH: './?.lua;/usr/share/lua/?.lua' }, { NODE_OPTIONS: '--require /nonexistent/work/hook.js' }, { JAVA_TOOL_OPTIONS: '@/tmp/opts' }] as Record<string, string>[])) {
+    for (const env of ([{ LD_PRELOAD: '/nonexistent/ws/x.so' }, { LD_LIBRARY_PATH: '/nonexistent/lib:/tmp/lib' }, { PYTHONPATH: 'vendor' }, { LD_LIBRARY_PATH: '/nonexistent/lib::/usr/lib' }, { LUA_PATH: './?.lua;/usr/share/lua/?.lua' }, { NODE_OPTIONS: '--require /nonexistent/ws/hook.js' }, { JAVA_TOOL_OPTIONS: '@/tmp/opts' }] as Record<string, string>[])) {
       assert.throws(() => refuseWritableLoadPaths(allowlist, load(env)), { code: 'NODE_RUN_DENIED' }, JSON.stringify(env));
     }
   });

@@ -16,8 +16,8 @@ describe('a shell looked through, under an allowlist', () => {
   });
 
   it('refuses any shell when BASH_ENV or ENV names a file in a read-write grant, and none when the home is read-only', () => {
-    const mounts: SandboxPlan['mounts'] = [{ kind: 'rw', path: '/nonexistent/work' }, { kind: 'ro', path: '/nonexistent/home' }];
-    assert.throws(() => refuseWritableStartupFiles(allowlist, { wrappers: [['bash', '-c', 'echo hi']] }, plan({ HOME: '/nonexistent/home', BASH_ENV: '/nonexistent/work/env.sh' }, mounts)), { code: 'NODE_RUN_DENIED' });
+    const mounts: SandboxPlan['mounts'] = [{ kind: 'rw', path: '/nonexistent/ws' }, { kind: 'ro', path: '/nonexistent/home' }];
+    assert.throws(() => refuseWritableStartupFiles(allowlist, { wrappers: [['bash', '-c', 'echo hi']] }, plan({ HOME: '/nonexistent/home', BASH_ENV: '/nonexistent/ws/env.sh' }, mounts)), { code: 'NODE_RUN_DENIED' });
     assert.throws(() => refuseWritableStartupFiles(allowlist, { wrappers: [['sh', '-c', 'echo hi']] }, plan({ ENV: 'relative.sh' }, mounts)), { code: 'NODE_RUN_DENIED' });
     assert.doesNotThrow(() => refuseWritableStartupFiles(allowlist, { wrappers: [outer, ['sh', '-lc', 'echo hi'], ['zsh', '-c', 'echo hi']] }, plan({ HOME: '/nonexistent/home' }, mounts)));
   });
