@@ -12,8 +12,8 @@ import { actionDigest, canonicalRun, Gateway, GatewayError, RECEIPT_VALIDITY_MS,
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
-import { WebSocketServer } from 'ws';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
+import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 
@@ -547,7 +547,7 @@ describe('a control plane that answers an approved run with a receipt issued for
 
 describe('a control plane that refuses the node, under a flood of commands', () => {
   it('is asked again with backoff, not once per command, and the refusal is reported as often (regression: one connection and one status line per command)', async () => {
-    const cp = await refusingControlPlane({ code: 'INVALID_REQUEST', message: 'no', details: { code: 'AUTH_TOKEN_MISMATCH' } });
+    const cp = await refusingGateway({ code: 'INVALID_REQUEST', message: 'no', details: { code: 'AUTH_TOKEN_MISMATCH' } });
     const statuses: NodeStatus[] = [];
     const runner = new HeldRunner();
     const gw = await hostileGateway({ runner, controlPlane: { url: cp.url, token: 'wrong', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
@@ -591,7 +591,7 @@ describe('a display variable set in the argv by an env prefix', () => {
 
 describe('a control plane that has not paired the node yet, under a flood of commands', () => {
   it('is asked again at most 4 times a second while the node waits to be paired there, not once per command (regression: a command sent by the gateway it serves was one connection to the control plane each)', async () => {
-    const cp = await refusingControlPlane({ code: 'NOT_PAIRED', message: 'pairing required', retryable: true, details: { code: 'PAIRING_REQUIRED', reason: 'not-paired', recommendedNextStep: 'wait_then_retry' } });
+    const cp = await refusingGateway({ code: 'NOT_PAIRED', message: 'pairing required', retryable: true, details: { code: 'PAIRING_REQUIRED', reason: 'not-paired', recommendedNextStep: 'wait_then_retry' } });
     const statuses: NodeStatus[] = [];
     const runner = new HeldRunner();
     const gw = await hostileGateway({ runner, controlPlane: { url: cp.url, token: 'cp-token', agents: { main: 'invoice-bot' } }, onStatus: (s) => statuses.push(s) });
@@ -766,32 +766,3 @@ describe("a program named by its path on the node's allowlist, where the sandbox
     }
   });
 });
-
-/**
- * A loopback control plane that challenges every connection and answers its
- * connect with `error`: how many connections it was asked for, and close().
- */
-async function refusingControlPlane(error: Record<string, unknown>): Promise<{ url: string; readonly attempts: number; close(): Promise<void> }> {
-  let attempts = 0;
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  wss.on('connection', (socket) => {
-    attempts += 1;
-    socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
-    socket.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as { id?: string };
-      socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error }));
-    });
-  });
-  return {
-    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
-    get attempts() {
-      return attempts;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const client of wss.clients) client.terminate();
-        wss.close(() => resolve());
-      }),
-  };
-}

@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { Gateway } from '@corral/gateway';
 import { WebSocketServer } from 'ws';
+import { refusingGateway } from '../../../../scripts/testing/refusing-gateway.ts';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 describe('corral node run, refusing bad options before it connects', () => {
@@ -80,26 +81,6 @@ describe('corral node run, when the gateway refuses or cannot be reached', () =>
     assert.match(out, /unreachable \(ECONNREFUSED\); retrying in 0\.3 s\n.*unreachable \(ECONNREFUSED\); retrying in 0\.5 s/s);
   });
 });
-
-/** A "gateway" on loopback that answers every connect with `error` (the wire error a hostile one chooses). */
-async function refusingGateway(error: Record<string, unknown>): Promise<{ url: string; close: () => Promise<void> }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
-  wss.on('connection', (socket) => {
-    socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n', ts: Date.now() } }));
-    socket.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as { id?: string };
-      socket.send(JSON.stringify({ type: 'res', id: frame.id, ok: false, error }));
-    });
-  });
-  return {
-    url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}`,
-    close: () => new Promise<void>((resolve) => {
-      for (const client of wss.clients) client.terminate();
-      wss.close(() => resolve());
-    }),
-  };
-}
 
 /** What Corral's gateway answers a new node while 256 wait to be paired. */
 const PENDING_FULL = { code: 'UNAVAILABLE', message: 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones', retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } };
