@@ -193,6 +193,17 @@ describe('gateway roles and scopes', () => {
     await client.close();
   });
 
+  it('answers health only to an operator granted operator.read, as upstream scopes it (regression: any operator, scopes cleared or not, was answered)', async () => {
+    const bare = await operator(gw, { scopes: [] });
+    await assert.rejects(bare.request('health'), (e: { wire?: { code: string; details?: { code?: string; missingScope?: string } } }) => e.wire?.code === 'FORBIDDEN' && e.wire.details?.code === 'MISSING_SCOPE' && e.wire.details.missingScope === 'operator.read');
+    assert.ok(gw.log.some((e) => e.code === 'GATEWAY_SCOPE_MISSING'));
+    const pairing = await operator(gw, { scopes: ['operator.pairing'] });
+    await assert.rejects(pairing.request('health'), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');
+    const writer = await operator(gw, { scopes: ['operator.write'] });
+    assert.equal(((await writer.request('health')) as { ok: boolean }).ok, true);
+    await Promise.all([bare.close(), pairing.close(), writer.close()]);
+  });
+
   it('refuses an operator node-role methods', async () => {
     const client = await operator(gw, { scopes: ['operator.admin'] });
     await assert.rejects(client.request('test.node'), (e: { wire?: { code: string } }) => e.wire?.code === 'FORBIDDEN');

@@ -182,7 +182,8 @@ export class GatewayServer {
     this.#deviceTokens = options.deviceTokens;
     this.#now = options.now ?? Date.now;
     this.#startedAt = this.#now();
-    this.method('health', { role: 'operator', handler: () => ({ ok: true, ts: this.#now() }) });
+    // Upstream's method-scopes table puts `health` under operator.read: a connection granted no scopes learns nothing.
+    this.method('health', { role: 'operator', scopes: ['operator.read'], handler: () => ({ ok: true, ts: this.#now() }) });
   }
 
   /**
