@@ -198,6 +198,12 @@ describe('the runner', () => {
       assert.equal(r.stdout, [...names.map((name) => `${name} 0\n`), '0\n'].join(''));
     });
 
+    it("learns nothing of the host kernel's command line or interrupts: cat /proc/cmdline prints nothing", async () => {
+      const r = await runner.run(plan({ runtime: ['shell'] }), ['/bin/sh', '-c', 'cat /proc/cmdline; cat /proc/interrupts; cat /proc/softirqs; ls -A /proc/irq']);
+      assert.equal(r.stdout, '');
+      assert.doesNotMatch(r.stderr, /No such file/);
+    });
+
     it('still serves ps, top, node and python, which read it', async (t) => {
       const r = await runner.run(plan({ runtime: ['shell', 'node'] }), ['/bin/sh', '-c', `ps -e -o pid=,comm= | grep -c . && top -b -n1 | grep -c '^MiB Mem' && ${node} -e "const os=require('os');console.log(os.cpus().length>0, os.totalmem()>0, os.uptime()>0)"`]);
       assert.equal(r.exitCode, 0, r.stderr);

@@ -23,12 +23,21 @@ export const SANDBOX_PROXY_PORT = 3128;
  * no policy grants: its symbol table (kallsyms), its memory (kcore) and physical pages (kpage*), its memory
  * map (iomem, ioports, mtrr), its allocators (slabinfo, vmallocinfo, pagetypeinfo), its log (kmsg), every
  * pending timer (timer_list, timer_stats, sched_debug, latency_stats), the keyrings the sandbox's user can
- * see and every user's key quota (keys, key-users), and the SysRq trigger, which host uid 0 may write
- * without a capability (b reboots the host). Each is bound over with /dev/null where the kernel has it.
+ * see and every user's key quota (keys, key-users), the SysRq trigger, which host uid 0 may write
+ * without a capability (b reboots the host), the command line and boot configuration the host kernel
+ * was started with (cmdline, bootconfig: the root device, the hypervisor's options, at times a secret
+ * passed at boot), the configuration it was built with (config.gz), and the count of every interrupt and
+ * soft interrupt per CPU with the devices behind them (interrupts, softirqs: the host's hardware, and a
+ * clock of what else runs on it). Each is bound over with /dev/null where the kernel has it: bound nodev
+ * (bubblewrap's --ro-bind), it fails to open (EACCES), so a reader learns nothing, not even an empty file.
  * The sandbox's processes, its own status, memory and CPU figures (meminfo, stat, cpuinfo, loadavg, uptime)
  * stay: ps, top, Node and Python read them.
  */
 export const PROC_MASKED_FILES: readonly string[] = [
+  'bootconfig',
+  'cmdline',
+  'config.gz',
+  'interrupts',
   'iomem',
   'ioports',
   'kallsyms',
@@ -44,14 +53,19 @@ export const PROC_MASKED_FILES: readonly string[] = [
   'pagetypeinfo',
   'sched_debug',
   'slabinfo',
+  'softirqs',
   'sysrq-trigger',
   'timer_list',
   'timer_stats',
   'vmallocinfo',
 ];
 
-/** Folders at the top of /proc about the host's hardware and file systems (ACPI, sound, PCI and input devices, SCSI, drivers, ext4 and NFS state): an empty, read-only tmpfs in their place. */
-export const PROC_MASKED_FOLDERS: readonly string[] = ['acpi', 'asound', 'bus', 'driver', 'fs', 'scsi'];
+/**
+ * Folders at the top of /proc about the host's hardware and file systems (ACPI, sound, PCI and input devices,
+ * SCSI, drivers, ext4 and NFS state, each interrupt line with its device and CPU affinity): an empty,
+ * read-only tmpfs in their place.
+ */
+export const PROC_MASKED_FOLDERS: readonly string[] = ['acpi', 'asound', 'bus', 'driver', 'fs', 'irq', 'scsi'];
 
 /** What the sandbox's /proc hides: file names bound over with /dev/null, folder names covered by an empty tmpfs. */
 export interface ProcMasks {
