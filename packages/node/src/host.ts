@@ -11,6 +11,7 @@ import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentR
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
+import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText } from './command-text.ts';
 import { createOnce, readStateFile } from './whole-files.ts';
@@ -82,8 +83,15 @@ export interface NodeHostOptions {
   controlPlane?: { url: string; token?: string; agents?: AgentMap };
   /** Told of every request the gateway sends, before it is handled. */
   onRequest?: (request: { id: string; command: string }) => void;
-  /** Longest wait between reconnects (default 30 s, as upstream). */
+  /**
+   * Longest wait between reconnects (default 30 s, as upstream). The wait
+   * before each reconnect is drawn at random between 250 ms and a ceiling that
+   * doubles after each failed attempt up to this (full jitter: nodes restarted
+   * together do not come back in lockstep).
+   */
   maxBackoffMs?: number;
+  /** The random source of those waits, a number in [0, 1) per draw (tests); default Math.random. */
+  random?: () => number;
   /**
    * Sandboxes kept started ahead for each agent's profile (default 1, at most
    * 8 each, for at most 8 profiles; 0: none), so that a run skips the
@@ -307,7 +315,11 @@ export class NodeHost {
 
   async #run(firstConnected: () => void): Promise<void> {
     const maxBackoff = this.#options.maxBackoffMs ?? 30_000;
-    let backoff = Math.min(250, maxBackoff);
+    const random = this.#options.random ?? Math.random;
+    const floor = Math.min(FIRST_BACKOFF_MS, maxBackoff);
+    // The ceiling of the next wait; the wait itself is drawn below it, at least `floor`.
+    let backoff = floor;
+    let wait = jitteredWait(backoff, floor, random);
     while (!this.#stopped) {
       try {
         const client = await GatewayClient.connect({
@@ -352,8 +364,11 @@ export class NodeHost {
         this.#client = undefined;
         // Only a connection that held starts the backoff over: one the gateway ends at once (closing it, or
         // saying "approved" each time) is retried later and later, never in a loop.
-        if (performance.now() - connectedAt >= maxBackoff) backoff = Math.min(250, maxBackoff);
-        if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, retryInMs: backoff });
+        if (performance.now() - connectedAt >= maxBackoff) {
+          backoff = floor;
+          wait = jitteredWait(backoff, floor, random);
+        }
+        if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, retryInMs: wait });
       } catch (error) {
         const wire = error instanceof GatewayError ? error.wire : undefined;
         const final = finalRefusal(wire);
@@ -364,20 +379,21 @@ export class NodeHost {
           this.#options.onStatus?.({ state: 'stopped', detail: final.code });
           throw new NodeError('NODE_CONFIG_INVALID', `the gateway at ${gatewayHost(this.#options.gateway)} refused this node: ${final.code} (${shown(wire!.message || wire!.code, 200)}); retrying cannot fix this: ${final.hint}`, { cause: error });
         }
-        const retryInMs = backoff;
+        const retryInMs = wait;
         if (wire?.code === 'NOT_PAIRED') this.#options.onStatus?.({ state: 'pending-pairing', detail: this.device.deviceId, retryInMs });
         else if (wire !== undefined) this.#options.onStatus?.({ state: 'refused', detail: refusalCode(wire), retryInMs });
         else this.#options.onStatus?.({ state: 'unreachable', detail: unreachableReason(error), retryInMs });
       }
       if (this.#stopped) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, backoff);
+        const timer = setTimeout(resolve, wait);
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
         };
       });
-      backoff = Math.min(backoff * 2, maxBackoff);
+      backoff = nextCeiling(backoff, maxBackoff);
+      wait = jitteredWait(backoff, floor, random);
     }
   }
 

@@ -64,14 +64,38 @@ describe('a node refused for good', () => {
 describe('a gateway that cannot be reached', () => {
   it('is retried with growing backoff, each attempt reported with its reason and when it tries again, until closed', async () => {
     const statuses: NodeStatus[] = [];
-    const host = new NodeHost({ gateway: `ws://127.0.0.1:${await closedPort()}`, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 600, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    // A random source that always draws the middle: each wait lies halfway between 250 ms and its ceiling.
+    const host = new NodeHost({ gateway: `ws://127.0.0.1:${await closedPort()}`, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 600, warmSandboxes: 0, random: () => 0.5, onStatus: (s) => statuses.push(s) });
     void host.start();
     while (statuses.length < 3) await new Promise((r) => setTimeout(r, 20));
     await host.close();
     await host.stopped;
     assert.ok(statuses.every((s) => s.state === 'unreachable' && s.detail === 'ECONNREFUSED'), JSON.stringify(statuses));
-    // 250 ms first, doubling, capped at maxBackoffMs.
-    assert.deepEqual(statuses.slice(0, 3).map((s) => s.retryInMs), [250, 500, 600]);
+    // Ceilings of 250 ms first, doubling, capped at maxBackoffMs (250, 500, 600): halfway from 250 to each.
+    assert.deepEqual(statuses.slice(0, 3).map((s) => s.retryInMs), [250, 375, 425]);
+  });
+
+  it('is retried by two nodes restarted together at different moments, each wait between 250 ms and its ceiling (regression: every node waited exactly 250, 500, 1000 ms… and came back in lockstep)', async () => {
+    const port = await closedPort();
+    /** A host whose random source is a seeded generator (a small LCG), and the waits it reports. */
+    const reconnecting = (seed: number) => {
+      let state = seed;
+      const random = () => {
+        state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+        return state / 2 ** 32;
+      };
+      const statuses: NodeStatus[] = [];
+      const host = new NodeHost({ gateway: `ws://127.0.0.1:${port}`, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 400, warmSandboxes: 0, random, onStatus: (s) => statuses.push(s) });
+      return { host, statuses };
+    };
+    const nodes = [reconnecting(1), reconnecting(2)];
+    for (const { host } of nodes) void host.start();
+    while (nodes.some(({ statuses }) => statuses.length < 3)) await new Promise((r) => setTimeout(r, 20));
+    for (const { host } of nodes) await host.close();
+    const waits = nodes.map(({ statuses }) => statuses.slice(0, 3).map((s) => s.retryInMs!));
+    // Ceilings 250, 400 (doubled, capped at maxBackoffMs), 400.
+    for (const each of waits) each.forEach((wait, i) => assert.ok(wait >= 250 && wait <= [250, 400, 400][i]!, JSON.stringify(waits)));
+    assert.notDeepEqual(waits[0]!.slice(1), waits[1]!.slice(1), JSON.stringify(waits));
   });
 });
 
@@ -80,7 +104,8 @@ describe('a gateway that accepts the node and then drops it', () => {
   async function droppingGateway(onReady: (connection: { event: (name: string, payload: unknown) => boolean; close: (code: number, reason: string) => void }, deviceId: string) => void) {
     const gw = await startTestGateway({ token });
     const statuses: NodeStatus[] = [];
-    const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 2_000, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    // Waits drawn halfway between 250 ms and their ceiling: what is asserted is how the ceiling grows.
+    const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-rc-node-'), maxBackoffMs: 2_000, warmSandboxes: 0, random: () => 0.5, onStatus: (s) => statuses.push(s) });
     let connections = 0;
     gw.server.on('ready', (connection) => {
       connections += 1;
@@ -117,7 +142,9 @@ describe('a gateway that accepts the node and then drops it', () => {
     try {
       while (gw.statuses.filter((s) => s.state === 'disconnected').length < 3) await new Promise((r) => setTimeout(r, 20));
       const waits = gw.statuses.filter((s) => s.state === 'disconnected').slice(0, 3).map((s) => s.retryInMs!);
-      assert.deepEqual(waits, [waits[0]!, waits[0]! * 2, waits[0]! * 4]);
+      // Each drawn halfway between 250 ms and its ceiling: the ceilings double.
+      const ceilings = waits.map((wait) => 2 * wait - 250);
+      assert.deepEqual(ceilings, [ceilings[0]!, ceilings[0]! * 2, ceilings[0]! * 4]);
     } finally {
       await gw.close();
     }
