@@ -59,7 +59,12 @@ export type IdentityErrorCode =
   | 'IDENTITY_OIDC_DISCOVERY_FAILED'
   /** The callback's `state` is not the one this login started with (CSRF or a mixed-up login). */
   | 'IDENTITY_OIDC_STATE_MISMATCH'
-  /** The issuer returned an error, or no code, to the callback. */
+  /**
+   * The issuer returned an error, or no code, to the callback; or the
+   * callback's `iss` names another issuer, or is missing though the issuer's
+   * metadata promises it (RFC 9207: another issuer's answer brought back to
+   * this login, a mix-up attack).
+   */
   | 'IDENTITY_OIDC_AUTHORIZATION_FAILED'
   /** The token endpoint refused the code exchange. */
   | 'IDENTITY_OIDC_EXCHANGE_FAILED'

@@ -34,6 +34,12 @@ export interface Discovery {
   authorization_endpoint: string;
   token_endpoint: string;
   jwks_uri: string;
+  /**
+   * The metadata's `authorization_response_iss_parameter_supported` is
+   * `true` (RFC 9207 §3): every authorization response then carries `iss`,
+   * and one without it is refused.
+   */
+  issParameterSupported: boolean;
 }
 
 /** Signature algorithms an ID token may be configured to use (RFC 7518 §3, RFC 8037): never `none`, never an HMAC. */
@@ -87,7 +93,13 @@ export function readDiscovery(doc: unknown, issuer: string): Discovery {
     if (!secureUrl(v)) throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `the discovery document's ${k} is not an https URL`);
     return v;
   };
-  return { issuer, authorization_endpoint: endpoint('authorization_endpoint'), token_endpoint: endpoint('token_endpoint'), jwks_uri: endpoint('jwks_uri') };
+  return {
+    issuer,
+    authorization_endpoint: endpoint('authorization_endpoint'),
+    token_endpoint: endpoint('token_endpoint'),
+    jwks_uri: endpoint('jwks_uri'),
+    issParameterSupported: d.authorization_response_iss_parameter_supported === true,
+  };
 }
 
 function secureUrl(text: string): boolean {

@@ -89,6 +89,38 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
     await assert.rejects(client.finishLogin(await browseTo(pending.url, 'alice'), pending), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
+  describe('when the callback’s iss is not the issuer’s (RFC 9207 mix-up)', () => {
+    // oidc-provider's metadata says authorization_response_iss_parameter_supported: true, and its callbacks carry iss.
+    const callbackWith = async (change: (params: URLSearchParams) => void) => {
+      const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+      const pending = client.startLogin();
+      const callback = new URL(await browseTo(pending.url, 'alice'));
+      assert.equal(callback.searchParams.get('iss'), issuer);
+      change(callback.searchParams);
+      return client.finishLogin(callback.toString(), pending);
+    };
+
+    it('refuses a callback without iss, though the issuer promises it: IDENTITY_OIDC_AUTHORIZATION_FAILED', async () => {
+      // Before: alice was signed in; a code another issuer answered, brought back without iss, would have been exchanged here.
+      await assert.rejects(callbackWith((params) => params.delete('iss')), { code: 'IDENTITY_OIDC_AUTHORIZATION_FAILED' });
+    });
+
+    it('refuses a callback naming another issuer, or two: IDENTITY_OIDC_AUTHORIZATION_FAILED', async () => {
+      await assert.rejects(callbackWith((params) => params.set('iss', 'https://attacker.example')), { code: 'IDENTITY_OIDC_AUTHORIZATION_FAILED' });
+      await assert.rejects(callbackWith((params) => params.append('iss', 'https://attacker.example')), { code: 'IDENTITY_OIDC_AUTHORIZATION_FAILED' });
+    });
+
+    it('refuses an error response without iss as well, before reading its error', async () => {
+      const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+      const pending = client.startLogin();
+      await assert.rejects(client.finishLogin(`${REDIRECT}?state=${pending.state}&error=access_denied`, pending), (error: Error) => {
+        assert.equal((error as { code?: string }).code, 'IDENTITY_OIDC_AUTHORIZATION_FAILED');
+        assert.doesNotMatch(error.message, /access_denied/);
+        return true;
+      });
+    });
+  });
+
   describe('when the issuer does not vouch for the e-mail a person claims', () => {
     // mallory may set any e-mail at her issuer; only email_verified: true makes it hers.
     let claimsIssuer: TestIssuer;

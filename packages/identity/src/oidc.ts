@@ -159,8 +159,11 @@ export class OidcClient {
    * Completes a login from the callback URL the browser arrived at: checks
    * state, exchanges the code with the PKCE verifier, verifies the ID token
    * (signature from the issuer's JWKS, issuer, audience, expiry, nonce) and
-   * maps its role claim. Throws IDENTITY_OIDC_STATE_MISMATCH,
-   * _AUTHORIZATION_FAILED, _EXCHANGE_FAILED, _ID_TOKEN_INVALID, _NO_ROLE.
+   * maps its role claim. The callback's `iss` must be the issuer's when
+   * present, and be present when the issuer's metadata says
+   * `authorization_response_iss_parameter_supported: true` (RFC 9207).
+   * Throws IDENTITY_OIDC_STATE_MISMATCH, _AUTHORIZATION_FAILED (an `iss`
+   * wrong or missing among them), _EXCHANGE_FAILED, _ID_TOKEN_INVALID, _NO_ROLE.
    */
   async finishLogin(callbackUrl: string, pending: PendingLogin): Promise<HumanIdentity> {
     let params: URLSearchParams;
@@ -171,8 +174,15 @@ export class OidcClient {
     }
     const state = params.get('state');
     if (state === null || state !== pending.state) throw new IdentityError('IDENTITY_OIDC_STATE_MISMATCH', 'the callback is not for this login');
+    // RFC 9207 §2.4, before anything else of the response is used (its error too): an `iss` present is this issuer's,
+    // and one the issuer promised (its metadata) is present. Else the browser may bring back what another issuer
+    // answered, a code or an error Corral would take for this one's (a mix-up attack).
+    if (params.getAll('iss').length > 1) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback names more than one issuer (iss)');
     const issuerParam = params.get('iss');
-    if (issuerParam !== null && issuerParam !== this.settings.issuer) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback came from another issuer');
+    if (issuerParam === null && this.#discovery.issParameterSupported) {
+      throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback names no issuer (iss), though the issuer says it always does');
+    }
+    if (issuerParam !== null && issuerParam !== this.settings.issuer) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', 'the callback came from another issuer (iss)');
     const refusal = params.get('error');
     if (refusal !== null) throw new IdentityError('IDENTITY_OIDC_AUTHORIZATION_FAILED', `the issuer refused the login (${errorName(refusal)})`);
     const code = params.get('code');
