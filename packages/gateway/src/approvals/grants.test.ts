@@ -15,7 +15,10 @@ const BASE = 'permit (principal, action == Action::"system.run", resource == Com
 const OTHER = 'forbid (principal, action == Action::"system.run", resource == Command::"rm");\n';
 const stateDir = policyStateDirs('grants', BASE);
 const policyDir = () => join(stateDir(), 'policies');
-const approvals = new ApprovalStore(openGatewayDb(stateDir()));
+const approvalsDir = stateDir();
+const approvals = new ApprovalStore(openGatewayDb(approvalsDir));
+/** The same approvals as `corral approvals revoke` sees them from another process: a connection of its own. */
+const approvalsElsewhere = new ApprovalStore(openGatewayDb(approvalsDir));
 const grantsIn = (dir: string) => new PolicyGrants(PolicyControl.open(dir), approvals);
 
 function allowedAlways(approvers = ['alice@example.com']): Approval {
@@ -96,6 +99,45 @@ describe('allow-always grants', () => {
     const once = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
     approvals.resolve(once.id, 'allow-once', 'alice@example.com');
     assert.equal(await revokeGrantIn(dir, approvals, once.id), 'not-found', 'an allow-once approval has no grant to withhold');
+  });
+  it('takes back a grant withdrawn in another process while it was being made (regression: the revoke found it not made yet and said there was none, then the gateway made it)', async () => {
+    const dir = policyDir();
+    const grants = grantsIn(dir);
+    const approval = allowedAlways();
+    const adding = grants.add(approval); // claimed at once, compiled off-thread
+    assert.equal(await revokeGrantIn(dir, approvalsElsewhere, approval.id), 'withheld');
+    assert.equal(await adding, false);
+    assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
+    assert.equal(grants.covering(approval.digest), undefined);
+  });
+  it('takes back a grant withdrawn between its last look and its swap into the set, and counts it for no decision meanwhile', async () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    const approval = allowedAlways();
+    const grants = new PolicyGrants(control, approvals);
+    let coveredAfterSwap: string | undefined = 'not asked';
+    const racing = {
+      refresh: () => control.refresh(),
+      active: () => control.active(),
+      activate: (candidate: Candidate, baseHash: string) => {
+        approvalsElsewhere.withdrawGrant(approval.id);
+        const swapped = control.activate(candidate, baseHash);
+        coveredAfterSwap = grants.covering(approval.digest);
+        return swapped;
+      },
+    } as unknown as PolicyControl;
+    assert.equal(await new PolicyGrants(racing, approvals).add(approval), false);
+    assert.equal(coveredAfterSwap, undefined, 'in the set for a moment, yet covering nothing');
+    assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
+  });
+  it('counts no grant withdrawn in another process whose file is still in the set', async () => {
+    const dir = policyDir();
+    const grants = grantsIn(dir);
+    const approval = allowedAlways();
+    assert.equal(await grants.add(approval), true);
+    assert.equal(approvalsElsewhere.withdrawGrant(approval.id), 'withdrawn');
+    assert.equal(grants.covering(approval.digest), undefined);
+    assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked', 'its file is then removed like any other');
   });
   it('makes a grant once: one withdrawn is not made again when asked again (its approval\'s own run, another gateway, a restart)', async () => {
     const dir = policyDir();

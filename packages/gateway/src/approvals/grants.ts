@@ -41,21 +41,24 @@ export function revokeGrantIn(dir: string, approvals: ApprovalStore, approvalId:
 }
 
 /**
- * Removes an approval's grant from the active set (read afresh, so a change
- * made by another process is kept) through the activation's compare-and-swap,
- * or withholds it when it is not made yet (an allow-always approval resolved
- * by `corral approvals approve` makes its grant when its run spends it, maybe
- * minutes later: found missing then, it was made all the same). A set changed
- * meanwhile is read again. Throws the policy package's POLICY_* when the set
- * without the grant does not validate, GATEWAY_CONFLICT when the set keeps
- * changing under it.
+ * Withdraws an approval's grant in the approvals store first — from then on
+ * no decision counts it, and a gateway making it (maybe in another process)
+ * takes it back — then removes it from the active set (read afresh, so a
+ * change made by another process is kept) through the activation's
+ * compare-and-swap. A grant not made yet is withheld (an allow-always
+ * approval resolved by `corral approvals approve` makes its grant when its
+ * run spends it, maybe minutes later: found missing then, it was made all the
+ * same), and so is one a gateway is making now (`withheld`: its maker removes
+ * it). A set changed meanwhile is read again. Throws the policy package's
+ * POLICY_* when the set without the grant does not validate,
+ * GATEWAY_CONFLICT when the set keeps changing under it.
  */
 async function removeGrant(control: PolicyControl, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
-  const withheld = approvals.withholdGrant(approvalId);
+  const withdrawal = approvals.withdrawGrant(approvalId);
   const name = grantFile(approvalId);
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = control.refresh();
-    if (!active.files.some((f) => f.name === name)) return withheld ? 'withheld' : 'not-found';
+    if (!active.files.some((f) => f.name === name)) return withdrawal === 'none' ? 'not-found' : 'withheld';
     if (control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
   }
   throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
@@ -119,7 +122,15 @@ export class PolicyGrants {
       for (let attempt = 0; attempt < 3; attempt++) {
         const active = this.#control.refresh();
         if (active.files.some((f) => f.name === name)) return true;
-        if (this.#control.activate(await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true }), active.hash)) return true;
+        const candidate = await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
+        // Withdrawn meanwhile (by `corral approvals revoke` in another process, which found it not made yet): never made.
+        if (this.#approvals.grantWithdrawn(approval.id)) return false;
+        if (this.#control.activate(candidate, active.hash)) {
+          // Withdrawn between that look and the swap: taken back at once (no decision counted it meanwhile: covering() asks the store).
+          if (!this.#approvals.grantWithdrawn(approval.id)) return true;
+          await removeGrant(this.#control, this.#approvals, approval.id);
+          return false;
+        }
       }
       throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
     } catch (error) {
@@ -138,7 +149,7 @@ export class PolicyGrants {
     return removeGrant(this.#control, this.#approvals, approvalId);
   }
 
-  /** The policy id of an active grant for exactly this digest, if any. */
+  /** The policy id of an active grant for exactly this digest, if any and not withdrawn (its file may outlive a withdrawal made in another process for a moment). */
   covering(digest: string): string | undefined {
     const active = this.#control.active();
     if (this.#index?.hash !== active.hash) {
@@ -150,7 +161,8 @@ export class PolicyGrants {
       }
       this.#index = { hash: active.hash, byDigest };
     }
-    return this.#index.byDigest.get(digest);
+    const grant = this.#index.byDigest.get(digest);
+    return grant === undefined || this.#approvals.grantWithdrawn(grant.slice('approval-'.length)) ? undefined : grant;
   }
 }
 

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   resolved_at INTEGER,
-  granted_at INTEGER
+  granted_at INTEGER,
+  grant_withdrawn_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
 CREATE TABLE IF NOT EXISTS approvals_migrations (
@@ -85,7 +86,8 @@ export class ApprovalStore {
   }
 
   /**
-   * Adds granted_at (after the first release of the table) and, once per
+   * Adds grant_withdrawn_at (after the releases of the table without it),
+   * granted_at (after the first release) and, once per
    * database, counts the allow-always approvals allowed or used before it as
    * granted (GRANTS_MADE_BEFORE_GRANTED_AT): a database a gateway already gave
    * the column without that is migrated too. Under the write lock, so two
@@ -93,11 +95,13 @@ export class ApprovalStore {
    */
   #migrate(): void {
     const done = () => this.#db.prepare('SELECT 1 FROM approvals_migrations WHERE name = ?').get(GRANTS_MADE_BEFORE_GRANTED_AT) !== undefined;
-    if (done()) return;
+    const columns = () => (this.#db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (done() && columns().includes('grant_withdrawn_at')) return;
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const columns = (this.#db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
-      if (!columns.includes('granted_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
+      const has = columns();
+      if (!has.includes('granted_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
+      if (!has.includes('grant_withdrawn_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN grant_withdrawn_at INTEGER');
       if (!done()) {
         this.#db.prepare("UPDATE approvals SET granted_at = COALESCE(resolved_at, created_at) WHERE granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run();
         this.#db.prepare('INSERT INTO approvals_migrations (name, at) VALUES (?, ?)').run(GRANTS_MADE_BEFORE_GRANTED_AT, this.#now());
@@ -266,16 +270,37 @@ export class ApprovalStore {
    * restart). releaseGrant gives the claim back when the grant was not made.
    */
   claimGrant(id: string): boolean {
-    return Number(this.#db.prepare('UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL').run(this.#now(), id).changes) === 1;
+    return Number(this.#db.prepare('UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
   }
 
   /**
-   * Withholds the grant of an allow-always approval allowed (or used) that
-   * has not made it yet — resolved in another process, its run still to
-   * come — so that it never is. Whether this call withheld it.
+   * Withdraws the grant of approval `id`, for good, whether it is made, being
+   * made (claimed by a gateway, maybe in another process, and not yet in the
+   * policy set) or still to be made (an allow-always approval allowed or
+   * used whose run is still to come: then it is withheld, never made). From
+   * now on grantWithdrawn(id) is true: a gateway making the grant takes it
+   * back, and no decision counts it. What this call did: `withheld` (it was
+   * not claimed yet), `withdrawn` (the first withdrawal of a grant claimed),
+   * or `none` (withdrawn before, or an approval that makes no grant).
    */
-  withholdGrant(id: string): boolean {
-    return Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
+  withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
+      const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
+      const claimed = first && !withheld && (this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null }).granted_at !== null;
+      this.#db.exec('COMMIT');
+      return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /** Whether the grant of approval `id` was withdrawn (withdrawGrant). */
+  grantWithdrawn(id: string): boolean {
+    const row = this.#db.prepare('SELECT grant_withdrawn_at FROM approvals WHERE id = ?').get(id) as { grant_withdrawn_at: number | null } | undefined;
+    return row?.grant_withdrawn_at !== undefined && row.grant_withdrawn_at !== null;
   }
 
   releaseGrant(id: string): void {
