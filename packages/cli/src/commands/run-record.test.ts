@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_EVENT_BYTES, canonicalEvent, normalizeEvent } from '@corral/audit';
 import type { ConnectionRecord, RunResult } from '@corral/contain';
-import { MAX_RECORD_BYTES, runEvent, unrecordable } from './run-record.ts';
+import { MAX_RECORD_BYTES, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 const DIGEST = `sha256:${'0'.repeat(64)}`;
 const OUTPUTS = { stdout: DIGEST, stderr: DIGEST };
@@ -13,7 +13,7 @@ function result(connections: ConnectionRecord[]): RunResult {
 }
 
 /** What the audit log's append() does to an event before writing it: it throws AUDIT_EVENT_INVALID where append() would. */
-function written(event: ReturnType<typeof runEvent>): string {
+function written(event: ReturnType<typeof runEvent | typeof notStartedRunEvent>): string {
   return canonicalEvent(normalizeEvent(event));
 }
 
@@ -51,6 +51,20 @@ describe('the record of corral run', () => {
         const why = unrecordable([...argv], policyFile, '0'.repeat(64), []);
         assert.ok(why, 'refused before it runs');
         assert.throws(() => written(runEvent([...argv], policyFile, result([]), OUTPUTS)), { code: 'AUDIT_EVENT_INVALID' });
+      });
+    }
+  });
+
+  describe('of a run that did not start', () => {
+    for (const refused of [false, true]) {
+      it(`fits the audit log's limit for the longest command line that may run, however long the reason (${refused ? 'a refusal' : 'a sandbox that could not be set up'})`, () => {
+        const argv = ['/bin/echo', '"'.repeat(28_000)];
+        assert.equal(unrecordable(argv, '/p.yaml', '0'.repeat(64), []), undefined);
+        const event = notStartedRunEvent(argv, '/p.yaml', '0'.repeat(64), { code: 'CONTAIN_SPAWN_FAILED', message: `could not start: ${'\u0001'.repeat(10_000)}`, refused });
+        assert.ok(Buffer.byteLength(written(event)) <= MAX_EVENT_BYTES);
+        assert.deepEqual(event.outcome, { status: 'failure', detail: 'not started: CONTAIN_SPAWN_FAILED' });
+        assert.equal(event.decision?.effect, refused ? 'deny' : 'allow');
+        assert.deepEqual(event.details?.argv, argv, 'the command line is never cut');
       });
     }
   });

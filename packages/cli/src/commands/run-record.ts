@@ -116,7 +116,7 @@ function runEventOf(argv: string[], policyFile: string, result: RunResult, outpu
     resource: { kind: 'command', id: argv[0] ?? '' },
     decision: { effect: 'allow', policies: [`container:sha256:${result.policyDigest}`], reason: `contained by ${policyFile}` },
     context: {
-      inputs: { policy: `sha256:${result.policyDigest}`, argv: `sha256:${createHash('sha256').update(JSON.stringify(argv)).digest('hex')}` },
+      inputs: { policy: `sha256:${result.policyDigest}`, argv: argvDigest(argv) },
       outputs,
     },
     outcome: { status: failed ? 'failure' : 'success', ...(result.exitCode === null ? {} : { exitCode: result.exitCode }), ...(stopped.length ? { detail: `stopped: ${stopped.join(', ')}` } : {}) },
@@ -146,15 +146,40 @@ function runEventOf(argv: string[], policyFile: string, result: RunResult, outpu
   };
 }
 
-/** The audit event for a run Corral refused to start (the host cannot enforce the policy). */
-export function refusedRunEvent(argv: string[], policyFile: string, policyDigest: string | undefined, reason: string): AuditEventInput {
+/**
+ * The audit event for a run that never started, after its policy was loaded:
+ * Corral refused it (`refused`: the host cannot enforce the policy, a granted
+ * path changed), recorded as a deny giving the reason; or its sandbox could not
+ * be set up (bubblewrap missing or failing, the egress proxy), recorded as the
+ * policy's allow. Either way the outcome is a failure naming `code`, with no
+ * exit code, and the command is recorded as a run's record has it.
+ */
+export function notStartedRunEvent(argv: string[], policyFile: string, policyDigest: string, why: { code: string; message: string; refused: boolean }): AuditEventInput {
+  // The message is cut to what the record has room for: the command line fits (see unrecordable), its words are never cut.
+  let length = MAX_REASON;
+  let event = notStartedEventOf(argv, policyFile, policyDigest, why, length);
+  while (length > 0 && eventBytes(event) > MAX_RECORD_BYTES - LOG_ROOM) event = notStartedEventOf(argv, policyFile, policyDigest, why, (length >>= 1));
+  return event;
+}
+
+// The longest reason recorded for a run that did not start, in characters (decision.reason holds at most MAX_TEXT).
+const MAX_REASON = 2000;
+
+function notStartedEventOf(argv: string[], policyFile: string, policyDigest: string, why: { code: string; message: string; refused: boolean }, length: number): AuditEventInput {
+  const code = why.code.slice(0, 200);
+  const message = why.message.slice(0, length);
   return {
     actor: localActor(),
     action: 'run.exec',
     resource: { kind: 'command', id: argv[0] ?? '' },
-    decision: { effect: 'deny', ...(policyDigest ? { policies: [`container:sha256:${policyDigest}`] } : {}), reason: reason.slice(0, 4000) },
-    outcome: { status: 'failure', detail: 'not started' },
-    details: { argv, policyFile },
+    decision: { effect: why.refused ? 'deny' : 'allow', policies: [`container:sha256:${policyDigest}`], reason: why.refused ? message : `contained by ${policyFile}` },
+    context: { inputs: { policy: `sha256:${policyDigest}`, argv: argvDigest(argv) } },
+    outcome: { status: 'failure', detail: `not started: ${code}` },
+    details: { argv, policyFile, error: why.refused ? { code } : { code, message } },
     node: hostname(),
   };
+}
+
+function argvDigest(argv: string[]): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(argv)).digest('hex')}`;
 }

@@ -328,8 +328,72 @@ describe('the audit record of corral run', () => {
     assert.equal(r.stdout, '');
     const [refused] = await records(stateDir);
     assert.equal(refused?.event.decision?.effect, 'deny');
-    assert.deepEqual(refused?.event.outcome, { status: 'failure', detail: 'not started' });
+    assert.deepEqual(refused?.event.outcome, { status: 'failure', detail: 'not started: CONTAIN_PATH_CHANGED' });
     assert.match(refused?.event.decision?.reason ?? '', /project is gone since the sandbox was planned/);
+  });
+
+  describe('when the sandbox cannot start', () => {
+    /** corral run under strace: each of `inject` ({syscall: error}) fails as asked, only for `path` when one is given. */
+    function runUnder(inject: Record<string, string>, args: string[], options: { path?: string; env?: NodeJS.ProcessEnv } = {}) {
+      const calls = Object.keys(inject).join(',');
+      const injections = Object.entries(inject).flatMap(([call, error]) => ['-e', `inject=${call}:error=${error}`]);
+      return spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', ...(options.path ? ['-P', options.path] : []), '-e', `trace=${calls}`, ...injections, CORRAL_BIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, CORRAL_NODE: process.execPath, ...options.env },
+        timeout: 60_000,
+      });
+    }
+
+    /** A TMPDIR so deep that the runner's proxy socket cannot be bound under it: a real failure to set up the sandbox's network. */
+    function deepTmpdir(): string {
+      const dir = join(realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-deep-'))), 'd'.repeat(100));
+      mkdirSync(dir);
+      return dir;
+    }
+
+    const EGRESS = 'runtime: [shell]\nnetwork:\n  egress:\n    allow: ["example.com:443"]\n';
+
+    it('records the attempt with the policy digest, the command and the error code, no exit code, exiting 3 (bubblewrap cannot be executed: execve refused under strace) (regression: nothing was recorded)', async () => {
+      const stateDir = tempStateDir();
+      const policy = policyFile('runtime: [shell]\n');
+      const digest = (JSON.parse((await corral(['run', '--no-audit', '--json', '--policy', policy, '--', '/bin/true'])).stdout) as { policy: { digest: string } }).policy.digest;
+      const bwrap = spawnSync('sh', ['-c', 'command -v bwrap'], { encoding: 'utf8' }).stdout.trim();
+      const r = runUnder({ execve: 'ENOENT' }, ['--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/sh', '-c', 'echo ran'], { path: bwrap });
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /\[CONTAIN_SPAWN_FAILED\]/);
+      assert.doesNotMatch(r.stderr, NO_STACK);
+      assert.equal(r.stdout, '');
+      const [attempt, ...more] = await records(stateDir);
+      assert.equal(more.length, 0);
+      assert.equal(attempt?.event.action, 'run.exec');
+      assert.deepEqual(attempt?.event.resource, { kind: 'command', id: '/bin/sh' });
+      assert.deepEqual(attempt?.event.details?.argv, ['/bin/sh', '-c', 'echo ran']);
+      assert.equal(attempt?.event.context?.inputs?.policy, `sha256:${digest}`);
+      assert.deepEqual(attempt?.event.decision?.policies, [`container:sha256:${digest}`]);
+      assert.deepEqual(attempt?.event.outcome, { status: 'failure', detail: 'not started: CONTAIN_SPAWN_FAILED' });
+    });
+
+    it('records the attempt when the egress proxy cannot be set up (a TMPDIR too deep for its socket), exiting 3 (regression: nothing was recorded)', async () => {
+      const stateDir = tempStateDir();
+      const r = await corral(['--state-dir', stateDir, 'run', '--json', '--policy', policyFile(EGRESS), '--', '/bin/sh', '-c', 'echo ran'], { env: { TMPDIR: deepTmpdir() } });
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(JSON.parse(r.stdout).error.code, 'CONTAIN_PROXY_FAILED');
+      assert.doesNotMatch(r.stderr, /ran/);
+      const [attempt] = await records(stateDir);
+      assert.deepEqual(attempt?.event.details?.argv, ['/bin/sh', '-c', 'echo ran']);
+      assert.deepEqual(attempt?.event.outcome, { status: 'failure', detail: 'not started: CONTAIN_PROXY_FAILED' });
+    });
+
+    it('says the command did not run and the attempt could not be recorded when the log cannot be written (every fsync fails: EIO injected under strace), exiting 3', async () => {
+      const stateDir = tempStateDir();
+      assert.equal((await corral(['--state-dir', stateDir, 'run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/true'])).code, 0);
+      const r = runUnder({ fsync: 'EIO', fdatasync: 'EIO' }, ['--state-dir', stateDir, 'run', '--json', '--policy', policyFile(EGRESS), '--', '/bin/sh', '-c', 'echo ran'], { env: { TMPDIR: deepTmpdir() } });
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /the command was not started.*could not be recorded in the audit log/s);
+      assert.doesNotMatch(r.stderr, NO_STACK);
+      assert.match(JSON.parse(r.stdout).error.code, /^AUDIT_/);
+      assert.equal((await records(stateDir)).length, 1, 'no part of a record of the attempt was written');
+    });
   });
 
   it('runs without a record only when told --no-audit', async () => {

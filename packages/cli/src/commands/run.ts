@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { DigestingSink, refusedRunEvent, runEvent, unrecordable } from './run-record.ts';
+import { DigestingSink, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 // Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
 const POLICY_CACHE = 'policy-cache';
@@ -44,15 +44,23 @@ Exit codes: the command's own (0-123), or
       const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: state }));
       const tooLarge = opts.audit ? unrecordable(argv, file, plan.policyDigest, plan.warnings) : undefined;
       if (tooLarge) throw new CliFailure(`the run cannot be recorded in the audit log: ${tooLarge}; nothing ran. Pass long data through a file or standard input, or run with --no-audit to run without a record.`, EXIT.usage);
-      const runner = await refuseBadPolicy(async () => new Runner());
+      // From here on the policy is loaded and the run can be recorded: a failure before the command
+      // starts is recorded as an attempt that did not start, once the audit log is open.
+      let runner: Runner | undefined;
+      let cannotStart: unknown;
+      try {
+        runner = new Runner();
+      } catch (error) {
+        cannotStart = error;
+      }
       const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
       // The sandbox sets itself up while the audit log loads and opens; the command is handed
       // to it only once the log can record the run. A sandbox that cannot be started ahead is
       // started cold by the run, which then reports why.
-      const warming = runner.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
+      const warming = runner?.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
       // Loading the audit log's modules holds this thread: let the sandbox get past the part of its
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
-      await runner.started();
+      await runner?.started();
       let audit: AuditLog | undefined;
       // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a
       // second one, or one while the run is recorded and the log sealed, would otherwise end this
@@ -66,6 +74,7 @@ Exit codes: the command's own (0-123), or
       try {
         audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
+        if (runner === undefined) throw await notStarted(cannotStart, argv, file, plan.policyDigest, audit);
         if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
         const { result, outputFailure } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
@@ -82,7 +91,7 @@ Exit codes: the command's own (0-123), or
         }
       } finally {
         // Both wind down at once: the sandbox's cgroups are removed while the audit log seals its checkpoint.
-        const closed = await Promise.allSettled([runner.close(), audit?.close()]);
+        const closed = await Promise.allSettled([runner?.close(), audit?.close()]);
         interrupts.end();
         for (const outcome of closed) if (outcome.status === 'rejected') throw outcome.reason;
       }
@@ -121,8 +130,7 @@ async function runContained(
       interrupts.onSignal = undefined;
     }
   } catch (error) {
-    if (REFUSALS.has((error as ContainErrorClass).code)) await audit?.append(refusedRunEvent(argv, file, plan.policyDigest, (error as Error).message));
-    return refuseBadPolicy(() => Promise.reject(error));
+    throw await notStarted(error, argv, file, plan.policyDigest, audit);
   }
   const outputFailure = stdout.targetFailure ?? stderr.targetFailure;
   const closed = outputFailure === 'EPIPE' ? 'its output was closed' : outputFailure && `its output could not be written (${outputFailure})`;
@@ -150,6 +158,27 @@ async function openAudit(dir: string): Promise<AuditLog> {
 }
 
 /**
+ * Records that `argv` did not start, for `error` (a refusal, a sandbox that
+ * could not be set up, any other failure before the command ran), and returns
+ * what to throw: the failure as corral reports it, or, when the audit log
+ * cannot record the attempt, a failure that says so, exiting EXIT.environment.
+ */
+async function notStarted(error: unknown, argv: string[], file: string, policyDigest: string, audit: AuditLog | undefined): Promise<unknown> {
+  const failure = asCliFailure(error);
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  const reason = typeof code === 'string' ? code : 'INTERNAL';
+  try {
+    await audit?.append(notStartedRunEvent(argv, file, policyDigest, { code: reason, message: String(message ?? error), refused: REFUSALS.has(reason) }));
+  } catch (auditError) {
+    const { code: auditCode, message: auditMessage } = auditError as { code?: unknown; message?: unknown };
+    const said = String(message ?? error);
+    const ran = /not started/.test(said) ? '' : '; the command was not started';
+    return new CliFailure(`${said}${ran}, and the attempt could not be recorded in the audit log: ${String(auditMessage)}`, EXIT.environment, typeof auditCode === 'string' ? auditCode : undefined);
+  }
+  return failure;
+}
+
+/**
  * Corral's refusals to start a command it was given: the host cannot enforce the policy, or a path it grants
  * changed between planning and starting the sandbox (a symlink planted, a path removed). Each is recorded as a deny.
  */
@@ -159,16 +188,21 @@ async function refuseBadPolicy<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (error) {
-    if ((error as Error)?.name !== 'ContainError') throw error;
-    const { code: reason, message } = error as ContainErrorClass;
-    const code =
-      reason === 'CONTAIN_POLICY_INVALID' || reason === 'CONTAIN_POLICY_UNREADABLE' || reason === 'CONTAIN_PATH_UNRESOLVABLE' || reason === 'CONTAIN_BAD_COMMAND'
-        ? EXIT.usage
-        : REFUSALS.has(reason)
-          ? EXIT.refused
-          : EXIT.environment;
-    throw new CliFailure(message, code, reason);
+    throw asCliFailure(error);
   }
+}
+
+/** A ContainError as the failure corral reports, its exit code chosen by its code; any other error as it is. */
+function asCliFailure(error: unknown): unknown {
+  if ((error as Error)?.name !== 'ContainError') return error;
+  const { code: reason, message } = error as ContainErrorClass;
+  const code =
+    reason === 'CONTAIN_POLICY_INVALID' || reason === 'CONTAIN_POLICY_UNREADABLE' || reason === 'CONTAIN_PATH_UNRESOLVABLE' || reason === 'CONTAIN_BAD_COMMAND'
+      ? EXIT.usage
+      : REFUSALS.has(reason)
+        ? EXIT.refused
+        : EXIT.environment;
+  return new CliFailure(message, code, reason);
 }
 
 // Each would end corral at once by default, the command's sandbox with it, and the run unrecorded.
