@@ -1,7 +1,8 @@
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { IdentityError } from './errors.ts';
+import { securePrivateDir } from './state-dir.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -56,17 +57,18 @@ CREATE TABLE IF NOT EXISTS local_users (
 
 /**
  * Opens (creating if needed) `identity.db` in the state directory. The
- * directory is made 0700 and the database file 0600 before SQLite first
- * writes it (SQLite gives its -wal and -shm files the same mode), because
- * the database holds the token-signing private keys. Deleted content is
- * zeroed (secure_delete): a retired key's erased private half would
- * otherwise stay readable in the file's free space.
+ * directory is made this user's alone, 0700 (see securePrivateDir), and the
+ * database file 0600 before SQLite first writes it (SQLite gives its -wal
+ * and -shm files the same mode), because the database holds the
+ * token-signing private keys. Deleted content is zeroed (secure_delete): a
+ * retired key's erased private half would otherwise stay readable in the
+ * file's free space. Throws IDENTITY_STATE_DIR_UNSAFE, IDENTITY_STORE_FAILED.
  */
 export function openIdentityDb(stateDir: string): DatabaseSync {
   const path = join(stateDir, 'identity.db');
+  securePrivateDir(stateDir);
   let db: DatabaseSync | undefined;
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
     db = new DatabaseSync(path);

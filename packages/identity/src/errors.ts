@@ -78,6 +78,12 @@ export type IdentityErrorCode =
   // ---- configuration and storage
   /** A required option is missing (issuer, audience, client id …); named in the message. */
   | 'IDENTITY_CONFIG_MISSING'
+  /**
+   * The state directory belongs to another user, or others may write it and
+   * it cannot be made 0700: the identity store in it would not be Corral's
+   * alone. The message names the directory and what to do.
+   */
+  | 'IDENTITY_STATE_DIR_UNSAFE'
   | 'IDENTITY_STORE_FAILED';
 
 export class IdentityError extends Error {

@@ -1,0 +1,76 @@
+// The state directory holds the token-signing private keys: Corral makes it
+// its user's alone, or refuses one another user owns.
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Identity } from './identity.ts';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'corral-identity-state-'));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const modeOf = (path: string) => statSync(path).mode & 0o7777;
+const root = process.getuid?.() === 0;
+
+describe('the state directory', { skip: process.getuid === undefined && 'no user ids on this platform' }, () => {
+  for (const loose of [0o777, 0o775, 0o755, 0o750, 0o1777]) {
+    it(`is made 0700 when this user's and ${loose.toString(8)}, so nobody else lists, reads or replaces the identity store`, () => {
+      // Before: an existing directory was used as it was, and a world-writable one let anyone swap identity.db.
+      const parent = tempDir();
+      chmodSync(parent, 0o755);
+      const dir = join(parent, 'state');
+      mkdirSync(dir);
+      chmodSync(dir, loose);
+      Identity.open(dir).close();
+      assert.equal(modeOf(dir), 0o700);
+      assert.equal(modeOf(parent), 0o755, 'nothing outside the state directory is changed');
+      assert.equal(modeOf(join(dir, 'identity.db')), 0o600);
+    });
+  }
+
+  it('is made 0700 with any missing parent when it does not exist', () => {
+    const parent = tempDir();
+    const dir = join(parent, 'a', 'state');
+    Identity.open(dir).close();
+    assert.equal(modeOf(dir), 0o700);
+    assert.equal(modeOf(join(parent, 'a')), 0o700);
+  });
+
+  it('is the directory a symbolic link names, when the state directory is one', () => {
+    const parent = tempDir();
+    mkdirSync(join(parent, 'real'), { mode: 0o777 });
+    chmodSync(join(parent, 'real'), 0o777);
+    symlinkSync(join(parent, 'real'), join(parent, 'link'));
+    Identity.open(join(parent, 'link')).close();
+    assert.equal(modeOf(join(parent, 'real')), 0o700);
+  });
+
+  it('is refused when another user owns it: IDENTITY_STATE_DIR_UNSAFE, naming it, and nothing is written in it', () => {
+    // Before: the store was made in it, for its owner to read or replace.
+    let dir: string;
+    if (root) {
+      dir = tempDir();
+      chmodSync(dir, 0o755);
+      chownSync(dir, 65534, 65534);
+    } else {
+      dir = '/'; // root's, and never this user's
+    }
+    assert.throws(() => Identity.open(dir), (error: Error) => {
+      assert.equal((error as { code?: string }).code, 'IDENTITY_STATE_DIR_UNSAFE');
+      assert.ok(error.message.includes(dir));
+      return true;
+    });
+    if (root) {
+      assert.equal(modeOf(dir), 0o755);
+      assert.throws(() => statSync(join(dir, 'identity.db')), { code: 'ENOENT' });
+    }
+  });
+});

@@ -1,0 +1,66 @@
+// The state directory holds identity.db, and so the token-signing private
+// keys: only the user Corral runs as may enter it, list it or change it.
+import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { IdentityError } from './errors.ts';
+
+/**
+ * Makes `stateDir` a directory only this user may use, before anything in it
+ * is opened: created mode 0700 (with any missing parent) when it does not
+ * exist; made 0700 when this user owns it and others may read, enter or
+ * write it. Nothing outside it is changed. It may be a symbolic link to a
+ * directory (`~/.corral` → `/srv/corral`): the directory linked to is the
+ * one checked and changed.
+ *
+ * Throws IDENTITY_STATE_DIR_UNSAFE, naming the directory and what to do,
+ * when another user owns it (they could read or replace what Corral keeps
+ * there), or when others may write it and it cannot be made 0700;
+ * IDENTITY_STORE_FAILED when it cannot be made or opened.
+ */
+export function securePrivateDir(stateDir: string): void {
+  const uid = process.getuid?.();
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot make the state directory ${stateDir}: ${reason(error)}`, { cause: error });
+  }
+  // Owners and modes mean nothing to Corral where there are no user ids (Windows).
+  if (uid === undefined) return;
+  let fd: number;
+  try {
+    // Checked and changed through one descriptor: what is changed is what was checked.
+    fd = openSync(stateDir, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (error) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the state directory ${stateDir}: ${reason(error)}`, { cause: error });
+  }
+  try {
+    const found = fstatSync(fd);
+    if (found.uid !== uid) {
+      throw new IdentityError(
+        'IDENTITY_STATE_DIR_UNSAFE',
+        `the state directory ${stateDir} belongs to another user (uid ${found.uid}), who could read or replace the identity store in it: run Corral as that user, or give it a state directory of this user's (uid ${uid}) with --state-dir`,
+      );
+    }
+    if ((found.mode & 0o077) === 0) return;
+    let refusal: unknown;
+    try {
+      fchmodSync(fd, 0o700);
+    } catch (error) {
+      refusal = error;
+    }
+    const mode = fstatSync(fd).mode & 0o7777;
+    // One that others may only read or enter, on a file system that keeps no modes, lets nobody replace what is in it.
+    if ((mode & 0o022) !== 0) {
+      throw new IdentityError(
+        'IDENTITY_STATE_DIR_UNSAFE',
+        `the state directory ${stateDir} may be written by others (mode ${mode.toString(8)}) and cannot be made private${refusal === undefined ? '' : ` (${reason(refusal)})`}: make it so with chmod 700 ${stateDir}, or give Corral another with --state-dir`,
+        refusal === undefined ? {} : { cause: refusal },
+      );
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function reason(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message.split('\n')[0]!.slice(0, 200) : String(error));
+}
