@@ -1,8 +1,7 @@
-import { chmodSync, closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { IdentityError } from './errors.ts';
-import { securePrivateDir } from './state-dir.ts';
+import { privateStoreFile, securePrivateDir } from './state-dir.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -62,15 +61,16 @@ CREATE TABLE IF NOT EXISTS local_users (
  * and -shm files the same mode), because the database holds the
  * token-signing private keys. Deleted content is zeroed (secure_delete): a
  * retired key's erased private half would otherwise stay readable in the
- * file's free space. Throws IDENTITY_STATE_DIR_UNSAFE, IDENTITY_STORE_FAILED.
+ * file's free space. None of the store's files may be a symbolic link (see
+ * privateStoreFile). Throws IDENTITY_STATE_DIR_UNSAFE, IDENTITY_STORE_SYMLINK,
+ * IDENTITY_STORE_FAILED.
  */
 export function openIdentityDb(stateDir: string): DatabaseSync {
   const path = join(stateDir, 'identity.db');
   securePrivateDir(stateDir);
+  privateStoreFile(path, ['-wal', '-shm', '-journal'].map((suffix) => path + suffix));
   let db: DatabaseSync | undefined;
   try {
-    closeSync(openSync(path, 'a', 0o600));
-    chmodSync(path, 0o600);
     db = new DatabaseSync(path);
     db.exec('PRAGMA busy_timeout = 5000;');
     checkTables(db);

@@ -84,6 +84,8 @@ export type IdentityErrorCode =
    * alone. The message names the directory and what to do.
    */
   | 'IDENTITY_STATE_DIR_UNSAFE'
+  /** identity.db, or a file SQLite keeps beside it (-wal, -shm, -journal), is a symbolic link: it is not followed. */
+  | 'IDENTITY_STORE_SYMLINK'
   | 'IDENTITY_STORE_FAILED';
 
 export class IdentityError extends Error {

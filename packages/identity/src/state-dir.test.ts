@@ -1,7 +1,7 @@
 // The state directory holds the token-signing private keys: Corral makes it
 // its user's alone, or refuses one another user owns.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -72,5 +72,50 @@ describe('the state directory', { skip: process.getuid === undefined && 'no user
       assert.equal(modeOf(dir), 0o755);
       assert.throws(() => statSync(join(dir, 'identity.db')), { code: 'ENOENT' });
     }
+  });
+});
+
+describe('a symbolic link planted in the state directory', () => {
+  for (const name of ['identity.db', 'identity.db-wal', 'identity.db-shm', 'identity.db-journal']) {
+    it(`at ${name} is refused, not followed: IDENTITY_STORE_SYMLINK, and what it points to is left as it was`, () => {
+      // Before: the store (and the signing keys written to it) went wherever the link pointed, a file there was made 0600, or one created.
+      const dir = tempDir();
+      const elsewhere = tempDir();
+      const target = join(elsewhere, 'planted');
+      writeFileSync(target, '');
+      chmodSync(target, 0o644);
+      symlinkSync(target, join(dir, name));
+      assert.throws(() => Identity.open(dir), (error: Error) => {
+        assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_SYMLINK');
+        assert.ok(error.message.includes(join(dir, name)));
+        return true;
+      });
+      assert.equal(modeOf(target), 0o644);
+      assert.equal(statSync(target).size, 0);
+    });
+  }
+
+  it('at identity.db pointing nowhere is refused, and nothing is created where it points', () => {
+    const dir = tempDir();
+    const target = join(tempDir(), 'created-by-corral');
+    symlinkSync(target, join(dir, 'identity.db'));
+    assert.throws(() => Identity.open(dir), { code: 'IDENTITY_STORE_SYMLINK' });
+    assert.throws(() => statSync(target), { code: 'ENOENT' });
+  });
+
+  it('is told apart from the store’s own files: a store Corral made opens again', () => {
+    const dir = tempDir();
+    Identity.open(dir).close();
+    const again = Identity.open(dir);
+    again.close();
+    assert.equal(lstatSync(join(dir, 'identity.db')).isFile(), true);
+  });
+});
+
+describe('identity.db that is not a file', () => {
+  it('is refused: IDENTITY_STORE_FAILED', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'identity.db'));
+    assert.throws(() => Identity.open(dir), { code: 'IDENTITY_STORE_FAILED' });
   });
 });

@@ -1,6 +1,6 @@
 // The state directory holds identity.db, and so the token-signing private
 // keys: only the user Corral runs as may enter it, list it or change it.
-import { closeSync, constants, fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { IdentityError } from './errors.ts';
 
 /**
@@ -59,6 +59,53 @@ export function securePrivateDir(stateDir: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Creates `path` (mode 0600) if it does not exist, and makes it 0600, without
+ * following a symbolic link at it (O_NOFOLLOW); and checks that none of
+ * `companions` (files SQLite opens beside it by name: `-wal`, `-shm`,
+ * `-journal`) is a symbolic link. A link planted in the state directory
+ * would otherwise send the store, and the signing keys written to it,
+ * wherever it points, or make Corral create or change a file there.
+ *
+ * Throws IDENTITY_STORE_SYMLINK naming the link; IDENTITY_STORE_FAILED when
+ * `path` is not a regular file or cannot be made or changed.
+ */
+export function privateStoreFile(path: string, companions: readonly string[]): void {
+  for (const name of [path, ...companions]) {
+    let link: boolean;
+    try {
+      link = lstatSync(name, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+    } catch (error) {
+      throw new IdentityError('IDENTITY_STORE_FAILED', `cannot look at ${name}: ${reason(error)}`, { cause: error });
+    }
+    if (link) throw linked(name);
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (error) {
+    // A link put there since the look above.
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw linked(path);
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store ${path}: ${reason(error)}`, { cause: error });
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new IdentityError('IDENTITY_STORE_FAILED', `the identity store ${path} is not a file: remove what is there, or give Corral another state directory with --state-dir`);
+    fchmodSync(fd, 0o600);
+  } catch (error) {
+    if (error instanceof IdentityError) throw error;
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot make the identity store ${path} private (mode 600): ${reason(error)}`, { cause: error });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function linked(path: string): IdentityError {
+  return new IdentityError(
+    'IDENTITY_STORE_SYMLINK',
+    `${path} is a symbolic link: Corral keeps its identity store only in files of the state directory's own, so that no link can send it elsewhere; remove the link (if it pointed to Corral's store, move that file into its place)`,
+  );
 }
 
 function reason(error: unknown): string {
