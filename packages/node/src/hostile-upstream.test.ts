@@ -663,6 +663,31 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
   });
 });
 
+describe("a bare name on the node's allowlist, when the sandbox's PATH names a folder the sandbox can write after the system's", () => {
+  it("runs the program found before that folder, and refuses one the lookup would reach it for, naming the entry (regression: PATH=/usr/bin:/bin:<grant>/bin refused echo, which is found in /usr/bin)", async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'corral-tool' }] } } }));
+    const dir = tempDir('corral-hostile-tools-');
+    mkdirSync(join(dir, 'bin'));
+    for (const name of ['echo', 'corral-tool']) {
+      writeFileSync(join(dir, 'bin', name), '#!/bin/sh\nprintf planted\n');
+      chmodSync(join(dir, 'bin', name), 0o755);
+    }
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [dir] }, environment: { set: { PATH: `/usr/bin:/bin:${join(dir, 'bin')}` } } };
+    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      const echo = await gw.invoke('system.run', { command: ['echo', 'hi'] });
+      assert.equal(echo.ok, true, echo.error?.message);
+      assert.equal((JSON.parse(echo.payloadJSON!) as { stdout: string }).stdout, 'hi\n');
+      const tool = await gw.invoke('system.run', { command: ['corral-tool'] });
+      assert.equal(tool.error?.code, 'SYSTEM_RUN_DENIED', tool.payloadJSON);
+      assert.ok(tool.error!.message.includes(`entry ${join(dir, 'bin')} is a folder the sandbox can write`), tool.error!.message);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('a shell looked through that reads a startup file from a home the sandbox can write', () => {
   /** A node whose allowlist is echo, printf and tee, and an `/etc/hostname`-reading profile written first by the same run. */
   const planting = (shell: string[]) => ['/bin/sh', '-c', `printf 'cat /etc/hostname\\n' | tee /tmp/.profile /tmp/.zshenv; ${shell.join(' ')} 'echo hi'`];

@@ -1,8 +1,11 @@
 // Which folders on a sandbox's PATH a command inside could put a program in.
 import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { SandboxPlan } from '@corral/contain';
-import { refuseWritableLoadPaths, writablePathEntry } from './sandbox-path.ts';
+import { tempDir } from '../test/temp-dir.ts';
+import { lookUp, refuseWritableLoadPaths, refuseWritablePrograms, writablePathEntry } from './sandbox-path.ts';
 
 const plan = (PATH: string, mounts: SandboxPlan['mounts'] = []): SandboxPlan => ({ env: { PATH }, mounts }) as unknown as SandboxPlan;
 
@@ -49,5 +52,61 @@ describe("a variable of the sandbox's environment that loads code", () => {
       assert.doesNotThrow(() => refuseWritableLoadPaths(allowlist, load(env)), JSON.stringify(env));
     }
     assert.doesNotThrow(() => refuseWritableLoadPaths({ version: 1, defaults: { security: 'full' } }, load({ LD_PRELOAD: '/tmp/x.so' })));
+  });
+});
+
+describe('a bare program name under an allowlist, looked up on the sandbox\'s PATH', () => {
+  const allowlist = { version: 1, defaults: { security: 'allowlist' } } as const;
+  /** A read-write grant `ws` with an empty bin/ and a planted `echo` in it, and a read-only grant `tools` whose bin/ holds `tool` and an `echo` that is a link into `ws`. */
+  function folders() {
+    const ws = tempDir('corral-path-ws-');
+    const tools = tempDir('corral-path-tools-');
+    mkdirSync(join(ws, 'bin'));
+    mkdirSync(join(tools, 'bin'));
+    for (const file of [join(ws, 'bin', 'echo'), join(ws, 'planted'), join(tools, 'bin', 'tool')]) {
+      writeFileSync(file, '#!/bin/sh\nprintf planted\n');
+      chmodSync(file, 0o755);
+    }
+    symlinkSync(join(ws, 'planted'), join(tools, 'bin', 'echo'));
+    const mounts: SandboxPlan['mounts'] = [{ kind: 'ro', path: '/usr/bin' }, { kind: 'rw', path: ws }, { kind: 'ro', path: tools }];
+    const at = (PATH: string) => ({ env: { PATH }, mounts, cwd: '/tmp' }) as unknown as SandboxPlan;
+    const run = (program: string) => ({ commands: [[program, 'hi']], wrappers: [] });
+    return { ws, tools, at, run };
+  }
+
+  it('runs the program found before a folder the sandbox can write: the lookup never reaches it (regression: PATH=/usr/bin:<grant>/bin refused echo, found in /usr/bin)', () => {
+    const { ws, tools, at, run } = folders();
+    assert.deepEqual(lookUp(at(`/usr/bin:${ws}/bin`), 'echo'), { found: '/usr/bin/echo' });
+    assert.doesNotThrow(() => refuseWritablePrograms(allowlist, run('echo'), at(`/usr/bin:${ws}/bin`)));
+    assert.doesNotThrow(() => refuseWritablePrograms(allowlist, run('tool'), at(`${tools}/bin:${ws}/bin:/usr/bin`)));
+  });
+
+  it('refuses one whose lookup passes a folder the sandbox can write first, naming that entry and what it finds after it', () => {
+    const { ws, at, run } = folders();
+    assert.throws(() => refuseWritablePrograms(allowlist, run('echo'), at(`${ws}/bin:/usr/bin`)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes(`entry ${ws}/bin is a folder the sandbox can write, and it holds the echo found now`));
+    assert.throws(() => refuseWritablePrograms(allowlist, run('ls'), at(`${ws}/bin:/usr/bin`)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes(`entry ${ws}/bin is a folder the sandbox can write, searched before /usr/bin/ls`));
+    assert.throws(() => refuseWritablePrograms(allowlist, run('echo'), at(`/nonexistent/corral/bin:/tmp/bin:/usr/bin`)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes('entry /tmp/bin '));
+    assert.throws(() => refuseWritablePrograms(allowlist, run('echo'), at('/usr/local/bin::/usr/bin')), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes('entry . '));
+  });
+
+  it('refuses one found nowhere yet when any entry is a folder the sandbox can write: one put there later is what runs', () => {
+    const { ws, at, run } = folders();
+    assert.deepEqual(lookUp(at(`/usr/bin:${ws}/bin`), 'corral-no-such-tool'), { writable: `${ws}/bin` });
+    assert.throws(() => refuseWritablePrograms(allowlist, run('corral-no-such-tool'), at(`/usr/bin:${ws}/bin`)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes(`entry ${ws}/bin`) && e.message.includes('no folder after it holds one'));
+    assert.doesNotThrow(() => refuseWritablePrograms(allowlist, run('corral-no-such-tool'), at('/usr/bin')));
+  });
+
+  it('refuses one found in a read-only folder that is a link to where the sandbox can write (regression: <read-only>/bin/echo leading into a read-write grant ran as the listed echo)', () => {
+    const { ws, tools, at, run } = folders();
+    assert.deepEqual(lookUp(at(`${tools}/bin:/usr/bin`), 'echo'), { found: `${tools}/bin/echo` });
+    assert.throws(() => refuseWritablePrograms(allowlist, run('echo'), at(`${tools}/bin:/usr/bin`)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && e.message.includes(`${tools}/bin/echo, which leads where the sandbox can write`));
+    assert.ok(ws);
+  });
+
+  it("skips a folder the sandbox does not see, whatever this host holds there", () => {
+    const { ws, at } = folders();
+    // Node's own folder on this host is bound nowhere in this plan: its node is not what the sandbox runs.
+    const unseen = dirname(process.execPath);
+    assert.deepEqual(lookUp(at(`${unseen}:/usr/bin:${ws}/bin`), 'node'), existsSync('/usr/bin/node') ? { found: '/usr/bin/node' } : { writable: `${ws}/bin` });
   });
 });

@@ -1,14 +1,14 @@
 // Where the programs a run names are found inside the sandbox, and whether
 // the sandbox could have put them there. A bare allowlist entry matches a
-// bare argv[0] because the sandbox's PATH names only folders nobody inside
-// can write, and a path entry names one program; but a container policy
-// may set or pass PATH (or LD_PRELOAD, PYTHONPATH…) to a folder the sandbox
-// can write (a read-write grant, its /tmp), a relative program is taken from
-// a working directory the caller chooses, and a granted folder may hold the
-// program itself: what an earlier command put there would then run under a
-// listed name.
-import { realpathSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+// bare argv[0] because the program the sandbox's PATH finds lies in a folder
+// nobody inside can write, and a path entry names one program; but a
+// container policy may set or pass PATH (or LD_PRELOAD, PYTHONPATH…) to a
+// folder the sandbox can write (a read-write grant, its /tmp), a relative
+// program is taken from a working directory the caller chooses, and a
+// granted folder may hold the program itself: what an earlier command put
+// there would then run under a listed name.
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import { SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
@@ -17,23 +17,92 @@ import { shown } from './untrusted-text.ts';
 /**
  * Under an allowlist, refuses a run in which a program the allowlist is
  * asked about (a command, or a shell looked through) may be one the sandbox
- * wrote: a bare name looked up on a PATH holding a folder the sandbox can
- * write (writablePathEntry); a path, taken from the sandbox's working
- * directory when relative (`./tool`), that lies where the sandbox can write
- * (writableBy), itself or through its symlinks. Either way what runs under
- * that name is not what the allowlist entry says. The system directories
- * are taken as only root writes them. Throws NODE_RUN_DENIED.
+ * wrote: a bare name whose lookup on the sandbox's PATH (lookUp) passes a
+ * folder the sandbox can write before the folder it is found in, or finds a
+ * program that leads (through its symlinks) where the sandbox can write; a
+ * path, taken from the sandbox's working directory when relative (`./tool`),
+ * that lies where the sandbox can write (writableBy), itself or through its
+ * symlinks. Either way what runs under that name is not what the allowlist
+ * entry says. A folder the sandbox can write after the one the program is
+ * found in is no matter: the lookup never reaches it. The system directories
+ * are taken as only root writes them. Throws NODE_RUN_DENIED, naming the
+ * PATH entry or the path that is the problem.
  */
 export function refuseWritablePrograms(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[]; wrappers: readonly (readonly string[])[] }, plan: SandboxPlan): void {
   if (policy.defaults.security !== 'allowlist') return;
   const programs = [...run.wrappers, ...run.commands].map((argv) => argv[0] ?? '');
-  const bare = programs.find((program) => !program.includes('/'));
-  const entry = bare === undefined ? undefined : writablePathEntry(plan);
-  if (entry !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(bare!, 200)} would be looked up on the sandbox's PATH, and the sandbox can write its folder ${shown(entry, 200)}: name the program by its path, or keep PATH to folders the sandbox cannot write`);
   for (const program of programs) {
-    if (!program.includes('/') || SYSTEM_BIN_DIRS.includes(program.slice(0, program.lastIndexOf('/')))) continue;
+    if (program.includes('/')) continue;
+    const { writable, found } = lookUp(plan, program);
+    const name = shown(program, 200);
+    if (writable !== undefined) {
+      const before = found === undefined ? 'and no folder after it holds one yet' : found === join(writable, program) ? `and it holds the ${name} found now, which a command may have put there` : `searched before ${shown(found, 200)}, the ${name} it finds now`;
+      throw new NodeError('NODE_RUN_DENIED', `${name} would be looked up on the sandbox's PATH, whose entry ${shown(writable, 200)} is a folder the sandbox can write, ${before}: a program of that name put there runs in its place. Name the program by its path, or keep PATH's folders up to it to ones the sandbox cannot write`);
+    }
+    if (found !== undefined && !systemDir(found) && writableBy(plan, found) !== undefined) {
+      throw new NodeError('NODE_RUN_DENIED', `${name} is found on the sandbox's PATH as ${shown(found, 200)}, which leads where the sandbox can write: what runs under that name may be what a command put there, not the program the allowlist names`);
+    }
+  }
+  for (const program of programs) {
+    if (!program.includes('/') || systemDir(program)) continue;
     if (writableBy(plan, resolve(plan.cwd, program)) !== undefined) throw new NodeError('NODE_RUN_DENIED', `${shown(program, 200)} lies where the sandbox can write: what runs under that name may be what a command put there, not the program the allowlist names`);
   }
+}
+
+/** Whether `program` (a path) lies directly in a system directory. */
+function systemDir(program: string): boolean {
+  return SYSTEM_BIN_DIRS.includes(program.slice(0, program.lastIndexOf('/')));
+}
+
+/**
+ * A bare program `name` looked up on the plan's PATH, entry by entry, as a
+ * command inside the sandbox looks it up: `found`, the first entry's
+ * `<entry>/<name>` that is an executable file the sandbox sees (its folder,
+ * as written or with its symlinks resolved, bound in the sandbox); `writable`,
+ * the first entry searched before that (or anywhere, when none holds it) that
+ * the sandbox could put a program in (as writablePathEntry judges each: a
+ * relative or empty one, one below its own writable folders or a read-write
+ * grant). Read on this host when the run is planned.
+ */
+export function lookUp(plan: SandboxPlan, name: string): { found?: string; writable?: string } {
+  let writable: string | undefined;
+  for (const entry of (plan.env.PATH ?? '').split(':')) {
+    if (writable === undefined && writableEntry(plan, entry)) writable = entry === '' ? '.' : entry;
+    if (!isAbsolute(entry) || name === '' || name === '.' || name === '..') continue;
+    const candidate = join(entry, name);
+    if (executableFile(candidate) && seen(plan, candidate)) return { found: candidate, ...(writable !== undefined ? { writable } : {}) };
+  }
+  return writable !== undefined ? { writable } : {};
+}
+
+/** Whether a command inside the sandbox could put a program in the PATH entry `entry`. */
+function writableEntry(plan: SandboxPlan, entry: string): boolean {
+  if (SYSTEM_BIN_DIRS.includes(entry)) return false;
+  return !isAbsolute(entry) || writableBy(plan, entry) !== undefined;
+}
+
+/** Whether `path` is an executable file on this host (through its symlinks). */
+function executableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the sandbox sees the host's `path`: its deepest mount, as written or with its symlinks resolved, binds it. */
+function seen(plan: SandboxPlan, path: string): boolean {
+  let real: string | undefined;
+  try {
+    real = realpathSync(path);
+  } catch {
+    real = undefined;
+  }
+  return [path, real].some((p) => {
+    const mount = p === undefined ? undefined : deepestMount(plan, p);
+    return mount !== undefined && (mount.kind === 'ro' || mount.kind === 'rw') && !SANDBOX_WRITABLE.includes(mount);
+  });
 }
 
 /** The folders every sandbox has of its own, writable (a tmpfs each), whatever its policy says: /tmp, /dev/shm and Corral's ingress folder. A grant bound inside one is what its own mount says. */
@@ -48,12 +117,8 @@ const SANDBOX_WRITABLE: SandboxPlan['mounts'] = ['/tmp', '/dev/shm', '/run/corra
  * everywhere in the local policy. Undefined when there is none.
  */
 export function writablePathEntry(plan: SandboxPlan): string | undefined {
-  for (const entry of (plan.env.PATH ?? '').split(':')) {
-    if (SYSTEM_BIN_DIRS.includes(entry)) continue;
-    if (!isAbsolute(entry)) return entry === '' ? '.' : entry;
-    if (writableBy(plan, entry) !== undefined) return entry;
-  }
-  return undefined;
+  const entry = (plan.env.PATH ?? '').split(':').find((e) => writableEntry(plan, e));
+  return entry === '' ? '.' : entry;
 }
 
 /**
