@@ -1,7 +1,10 @@
 /**
- * What `corral` exit codes mean. A contained command's own exit code passes
- * through unchanged (0–125); Corral's own outcomes use codes a shell reserves
- * for the launcher (126–127) or that follow the 128+signal convention.
+ * What `corral` exit codes mean. `corral run` passes a contained command's own
+ * exit status through unchanged, whatever its number, as timeout(1) and env(1)
+ * do; Corral's own outcomes use the codes those launchers use (124–127), the
+ * 128+signal convention, and 1–3 as every corral command does. A command may
+ * exit with any of them itself: `corral run --json` names whose status it is
+ * (the summary's `exitReason`, or an error document for a failure of Corral's).
  */
 export const EXIT = {
   ok: 0,

@@ -19,6 +19,11 @@ function policyFile(text: string, name = 'policy.yaml'): string {
 
 const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
 
+/** What a --json summary says of how the run ended. */
+function pick(summary: { exit?: unknown; exitCode?: unknown; exitReason?: unknown }) {
+  return { exit: summary.exit, exitCode: summary.exitCode, exitReason: summary.exitReason };
+}
+
 describe('corral run', () => {
   describe('when the policy is invalid', () => {
     it('exits 2 naming file, line and field, without a stack trace, and runs nothing', async () => {
@@ -121,6 +126,64 @@ describe('corral run', () => {
     it('127 when the command does not exist inside the sandbox', async () => {
       const r = await corral(['run', '--policy', policyFile('{}\n', 'empty.json'), '--', '/bin/sh']);
       assert.equal(r.code, 127);
+    });
+
+    describe("when the command's own exit status is one Corral also uses", () => {
+      for (const [status, ours, policy, argv] of [
+        [124, 'timeout', 'runtime: [shell]\nprocess: { timeoutMs: 200 }\n', ['/bin/sleep', '10']],
+        [125, 'limit', 'runtime: [shell]\nprocess: { maxOutputBytes: 10 }\n', ['/bin/echo', 'more than ten bytes']],
+        [127, 'not-found', 'runtime: [shell]\n', ['/no/such/tool']],
+      ] as const) {
+        it(`--json tells the command's own ${status} (exitReason "command") from Corral's ${status} (exitReason "${ours}")`, async () => {
+          const own = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', `exit ${status}`]);
+          assert.equal(own.code, status);
+          assert.deepEqual(pick(JSON.parse(own.stdout)), { exit: status, exitCode: status, exitReason: 'command' });
+          const corrals = await corral(['run', '--json', '--policy', policyFile(policy), '--', ...argv]);
+          assert.equal(corrals.code, status);
+          assert.deepEqual(pick(JSON.parse(corrals.stdout)), { exit: status === 127 ? 127 : null, exitCode: status, exitReason: ours });
+        });
+      }
+
+      it('--json tells the command\'s own 126 (a summary, exitReason "command") from a refusal (an error document with its code)', async () => {
+        const own = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'exit 126']);
+        assert.deepEqual([own.code, pick(JSON.parse(own.stdout))], [126, { exit: 126, exitCode: 126, exitReason: 'command' }]);
+        mkdirSync('/tmp/.X11-unix', { recursive: true });
+        writeFileSync('/tmp/.X11-unix/X97', '');
+        const refused = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\nui: { display: true }\n'), '--', '/bin/true'], { env: { DISPLAY: ':97' } });
+        assert.equal(refused.code, 126);
+        assert.equal(JSON.parse(refused.stdout).error.code, 'CONTAIN_UNENFORCEABLE');
+      });
+
+      it('--json tells a command killed by a signal of its own (exitReason "command") from one Corral stopped', async () => {
+        const own = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'kill -TERM $$; sleep 1']);
+        assert.equal(own.code, 143);
+        const { exitCode, exitReason } = pick(JSON.parse(own.stdout));
+        assert.deepEqual({ exitCode, exitReason }, { exitCode: 143, exitReason: 'command' });
+      });
+
+      it('--json says "interrupted" when Corral stopped the command at Ctrl-C (130), and "command" when the command exits 130 itself', async () => {
+        const child = spawn(CORRAL_BIN, ['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'echo started; exec sleep 30'], {
+          env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+        await once(createInterface({ input: child.stderr! }), 'line');
+        child.kill('SIGINT');
+        const [code] = (await once(child, 'close')) as [number | null];
+        assert.equal(code, 130);
+        assert.deepEqual(pick(JSON.parse(stdout)), { exit: null, exitCode: 130, exitReason: 'interrupted' });
+        const own = await corral(['run', '--json', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'exit 130']);
+        assert.deepEqual([own.code, pick(JSON.parse(own.stdout))], [130, { exit: 130, exitCode: 130, exitReason: 'command' }]);
+      });
+
+      it('says on stderr that Corral did not find the command, and nothing of its own when the command exits 127 itself (regression: only the launcher\'s execvp message)', async () => {
+        const missing = await corral(['run', '--policy', policyFile('runtime: [shell]\n'), '--', '/no/such/tool']);
+        assert.equal(missing.code, 127);
+        assert.match(missing.stderr, /^corral: \/no\/such\/tool was not found inside the sandbox/m);
+        const own = await corral(['run', '--policy', policyFile('runtime: [shell]\n'), '--', '/bin/sh', '-c', 'exit 127']);
+        assert.deepEqual([own.code, own.stderr], [127, '']);
+      });
     });
 
     it('2 for bad usage', async () => {

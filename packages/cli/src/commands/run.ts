@@ -4,7 +4,7 @@ import type { ContainError as ContainErrorClass, Runner, RunResult, SandboxPlan 
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { DigestingSink, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
@@ -24,7 +24,8 @@ export function registerRun(program: Command): void {
     .addHelpText(
       'after',
       `
-Exit codes: the command's own (0-123), or
+Exit codes: the command's own exit status, whatever it is (128 + N when signal N ended it), or
+Corral's own, which a command may also exit with itself:
   124 timeout: it ran past process.timeoutMs and its whole tree was killed
   125 a limit (memory, processes, output) stopped it
   126 refused: the host cannot enforce what the policy asks, or a granted path changed as it started
@@ -32,8 +33,14 @@ Exit codes: the command's own (0-123), or
   130 Ctrl-C stopped it (143: SIGTERM, 129: a hang-up, 131: Ctrl-\\); the run is recorded all the same
   141 corral's output was closed (corral run … | head): the command was stopped
     2 the policy is invalid (file, line and field are printed), or the command line is too long to record
-    3 the host cannot contain anything (see 'corral doctor'); or the audit log cannot be opened, or
-      the run's record or the output cannot be written (the message says whether the command ran)`,
+    3 the host cannot contain anything (see 'corral doctor') or the sandbox could not be set up (the
+      attempt is recorded); or the audit log cannot be opened, or a record or the output cannot be
+      written (the message says whether the command ran)
+Without --json, a 'corral:' line on stderr says why when the status is Corral's (none for 129-131,
+141 and 143, as a shell prints none).
+With --json, the summary's exitReason is "command" when the status is the command's own, else
+"timeout", "limit", "not-found", "interrupted" or "output-closed"; any other failure of Corral's is
+an error document {"error": {"code", "message"}} instead of a summary.`,
     )
     .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
       // Loaded on use: other commands do not pay for the sandbox and the audit log.
@@ -78,13 +85,14 @@ Exit codes: the command's own (0-123), or
         if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
         const { result, outputFailure } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
+        const status = exitStatus(result, interrupts.signal, outputFailure === 'EPIPE');
         if (opts.json) {
-          printJson(summary(result, argv, file));
+          printJson(summary(result, argv, file, status));
           // A failed write is told on a later turn. A reader that went away is no failure of the run's.
           await new Promise((resolve) => setImmediate(resolve));
           if (stdoutFailure !== undefined && stdoutFailure !== 'EPIPE') throw new CliFailure(`the summary could not be written (${stdoutFailure}); the run is recorded`, EXIT.environment);
-        } else for (const line of describeRefusals(result)) process.stderr.write(`corral: ${line}\n`);
-        process.exitCode = exitCode(result, interrupts.signal ?? (outputFailure === 'EPIPE' ? 'SIGPIPE' : undefined));
+        } else for (const line of describeRefusals(result, argv)) process.stderr.write(`corral: ${line}\n`);
+        process.exitCode = status.code;
         if (outputFailure !== undefined && outputFailure !== 'EPIPE') {
           const what = result.exitCode === null ? 'so it was stopped' : 'and what it wrote is incomplete';
           throw new CliFailure(`the command's output could not be written (${outputFailure}), ${what}; the run is recorded`, EXIT.environment);
@@ -226,23 +234,43 @@ class Interrupts {
   }
 }
 
-/** The command's exit code, a limit's, or 128 + the signal that ended it: the one sent to corral (130 for Ctrl-C) when that is what stopped it. */
-function exitCode(result: RunResult, interrupted: NodeJS.Signals | undefined): number {
-  if (result.limitsHit.includes('timeout')) return EXIT.timeout;
-  if (result.limitsHit.length > 0) return EXIT.limit;
-  if (result.notFound) return EXIT.notFound;
-  if (result.exitCode !== null) return result.exitCode;
-  return 128 + (interrupted ? osConstants.signals[interrupted] : (osConstants.signals[result.signal as NodeJS.Signals] ?? osConstants.signals.SIGKILL));
+/**
+ * Whose exit status corral run ends with: the command's own (`command`: its
+ * exit code, or 128 + a signal it got from elsewhere than Corral), whatever
+ * its number, or Corral's, for the reason named. The numbers overlap (a
+ * command may exit 124–127 itself): --json's `exitReason` tells them apart.
+ */
+type ExitReason = 'command' | 'timeout' | 'limit' | 'not-found' | 'interrupted' | 'output-closed';
+
+/**
+ * The exit status of a run that started: a limit's, not-found's, the
+ * command's own, or 128 + the signal that ended it: the one sent to corral
+ * (130 for Ctrl-C), or SIGPIPE when corral's own output was closed, when
+ * Corral stopped it for that.
+ */
+function exitStatus(result: RunResult, interrupted: NodeJS.Signals | undefined, outputClosed: boolean): { code: number; reason: ExitReason } {
+  if (result.limitsHit.includes('timeout')) return { code: EXIT.timeout, reason: 'timeout' };
+  if (result.limitsHit.length > 0) return { code: EXIT.limit, reason: 'limit' };
+  if (result.notFound) return { code: EXIT.notFound, reason: 'not-found' };
+  if (result.exitCode !== null) return { code: result.exitCode, reason: 'command' };
+  if (interrupted) return { code: 128 + osConstants.signals[interrupted], reason: 'interrupted' };
+  if (outputClosed) return { code: 128 + osConstants.signals.SIGPIPE, reason: 'output-closed' };
+  return { code: 128 + (osConstants.signals[result.signal as NodeJS.Signals] ?? osConstants.signals.SIGKILL), reason: 'command' };
 }
 
-function describeRefusals(result: RunResult): string[] {
-  return result.refused.map((r) => (r.kind === 'network' ? `refused network ${r.host}:${r.port} (${r.reason})` : `stopped: ${r.detail}`));
+/** What Corral did to the run, one line each, for a person: each exit status of Corral's own has one (an interrupt's excepted, as a shell's). */
+function describeRefusals(result: RunResult, argv: string[]): string[] {
+  const lines = result.refused.map((r) => (r.kind === 'network' ? `refused network ${r.host}:${r.port} (${r.reason})` : `stopped: ${r.detail}`));
+  if (result.notFound) lines.push(`${printable(argv[0] ?? '')} was not found inside the sandbox`);
+  return lines;
 }
 
-function summary(result: RunResult, argv: string[], policyFile: string): Record<string, unknown> {
+function summary(result: RunResult, argv: string[], policyFile: string, status: { code: number; reason: ExitReason }): Record<string, unknown> {
   return {
     command: argv,
     policy: { file: policyFile, digest: result.policyDigest },
+    exitCode: status.code,
+    exitReason: status.reason,
     exit: result.exitCode,
     signal: result.signal,
     notFound: result.notFound,
