@@ -698,3 +698,86 @@ describe('when an agent sends a request, closes its connection and reconnects, a
     }
   });
 });
+
+describe('when a peer sends more than its kind of peer needs', () => {
+  let gw: TestGateway;
+  let bystander: GatewayClient;
+  before(async () => {
+    gw = await startTestGateway({ tickIntervalMs: 1_000 });
+    gw.server.method('test.result', { role: 'node', handler: (params) => ({ bytes: JSON.stringify(params).length }) });
+    gw.server.method('test.echo', { role: 'operator', scopes: ['operator.write'], handler: (params) => ({ bytes: JSON.stringify(params).length }) });
+    bystander = await operator(gw);
+  });
+  after(async () => {
+    await bystander.close();
+    await gw.stop();
+  });
+
+  async function agent(): Promise<GatewayClient> {
+    const name = `bot-${Math.random().toString(36).slice(2, 8)}`;
+    gw.identity.agents.create({ name, process: 'frames', owner: 'owner@example.com' });
+    return GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken(name)).token });
+  }
+
+  it('advertises in hello-ok the largest frame of the peer it is sent to: 25 MiB to an operator, 4 MiB to a node, 1 MiB to an agent', async () => {
+    const { client: node } = await pairedNode(gw);
+    const bot = await agent();
+    assert.deepEqual([bystander.hello.policy.maxPayload, node.hello.policy.maxPayload, bot.hello.policy.maxPayload], [25 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024]);
+    await Promise.all([node.close(), bot.close()]);
+  });
+
+  it("takes a node's result of two full streams of output at its worst escaping (regression guard: every byte of output escaped twice, 2.8 MB)", async () => {
+    const { client: node } = await pairedNode(gw);
+    const payloadJSON = JSON.stringify({ stdout: '\u0001'.repeat(200_000), stderr: '\u0001'.repeat(200_000) });
+    const answer = (await node.request('test.result', { payloadJSON })) as { bytes: number };
+    assert.ok(answer.bytes > 2_800_000);
+    await node.close();
+  });
+
+  it('closes with 1009 a node that sends a 6 MiB frame, logged as refused (regression: any peer might send 25 MiB for the gateway to parse)', async () => {
+    const { client: node, device } = await pairedNode(gw);
+    await assert.rejects(node.request('test.result', { payloadJSON: 'x'.repeat(6 * 1024 * 1024) }), { code: 'GATEWAY_CONNECTION_CLOSED' });
+    assert.equal((await node.closed).code, 1009);
+    assert.ok(gw.log.some((e) => e.event === 'refused' && e.code === 'GATEWAY_FRAME_TOO_LARGE' && e.deviceId === device.deviceId));
+    assert.equal(((await bystander.request('health')) as { ok: boolean }).ok, true);
+  });
+
+  it('closes with 1009 an agent that sends a 2 MiB frame, which an operator may send', async () => {
+    const bot = await agent();
+    await assert.rejects(bot.request('test.echo', { pad: 'x'.repeat(2 * 1024 * 1024) }), { code: 'GATEWAY_CONNECTION_CLOSED' });
+    assert.equal((await bot.closed).code, 1009);
+    const writer = await operator(gw, { scopes: ['operator.write'] });
+    assert.ok(((await writer.request('test.echo', { pad: 'x'.repeat(2 * 1024 * 1024) })) as { bytes: number }).bytes > 2 * 1024 * 1024);
+    await writer.close();
+  });
+});
+
+describe('when a peer keeps sending frames faster than its byte budget refills', () => {
+  it('closes it with 1008 and logs GATEWAY_RATE_LIMITED, and serves a peer within its budget (regression: a stream of large frames kept the event loop busy)', async () => {
+    const gw = await startTestGateway({ inboundLimits: { operator: { maxPayload: 128 * 1024, bytesPerSecond: 64 * 1024, burstBytes: 512 * 1024 } } });
+    gw.server.method('test.echo', { role: 'operator', handler: () => ({ ok: true }) });
+    const calm = await operator(gw);
+    const peer = await rawOperator(gw);
+    try {
+      assert.equal(calm.hello.policy.maxPayload, 128 * 1024);
+      const frame = JSON.stringify({ type: 'req', id: 'x', method: 'test.echo', params: { pad: 'x'.repeat(100 * 1024) } });
+      for (let i = 0; i < 20 && peer.socket.readyState === WebSocket.OPEN; i++) {
+        peer.send(frame);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(await peer.closed, { code: 1008, reason: 'rate limited: too many bytes sent' });
+      assert.ok(gw.log.some((e) => e.event === 'refused' && e.code === 'GATEWAY_RATE_LIMITED'));
+      assert.deepEqual(await calm.request('test.echo', { pad: 'x'.repeat(100 * 1024) }), { ok: true });
+    } finally {
+      await calm.close();
+      await peer.close();
+      await gw.stop();
+    }
+  });
+
+  it('refuses limits whose burst cannot hold the largest frame (GATEWAY_CONFIG_INVALID)', async () => {
+    const gw = await startTestGateway();
+    await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, inboundLimits: { node: { maxPayload: 1024, burstBytes: 1000 } } }), { code: 'GATEWAY_CONFIG_INVALID' });
+    await gw.stop();
+  });
+});

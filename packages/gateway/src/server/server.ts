@@ -9,11 +9,12 @@ import { printable, tokenKeyId, type Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
-import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
+import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
 import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect } from './handshake.ts';
+import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -104,7 +105,10 @@ export interface GatewayServerOptions {
   port?: number;
   tickIntervalMs?: number;
   handshakeTimeoutMs?: number;
+  /** An operator's largest frame (default 25 MiB), and the most any other kind of peer gets by default; `inboundLimits` sets each kind's. */
   maxPayload?: number;
+  /** What each kind of peer may send after hello-ok: its largest frame and its byte budget over time (defaults INBOUND_LIMITS). */
+  inboundLimits?: Partial<Record<PeerKind, Partial<InboundLimits>>>;
   maxBufferedBytes?: number;
   /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
   maxInFlight?: number;
@@ -132,6 +136,7 @@ interface Settings {
   token: string;
   tickIntervalMs: number;
   handshakeTimeoutMs: number;
+  /** The largest frame of any kind of peer: what ws buffers at most. */
   maxPayload: number;
   maxBufferedBytes: number;
   maxInFlight: number;
@@ -148,6 +153,7 @@ export class GatewayServer {
   readonly #wss: WebSocketServer;
   readonly #identity: Identity;
   readonly #settings: Settings;
+  readonly #inboundLimits: Readonly<Record<PeerKind, Readonly<InboundLimits>>>;
   readonly #methods = new Map<string, MethodSpec>();
   readonly #connections = new Set<Connection>();
   readonly #listeners = { ready: new Set<(c: Connection) => void>(), closed: new Set<(c: Connection) => void>() };
@@ -165,6 +171,7 @@ export class GatewayServer {
   readonly #unauthenticatedFrom = new Map<string, Set<Socket>>();
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
+  readonly #meterOf = new WeakMap<Connection, InboundMeter>();
   /**
    * Requests of each agent still being served, on its open connections and
    * on those it has closed: a handler goes on after its connection closes
@@ -173,11 +180,12 @@ export class GatewayServer {
    */
   readonly #agentInFlight = new Map<string, number>();
 
-  private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings) {
+  private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings, inboundLimits: Record<PeerKind, InboundLimits>) {
     this.#http = http;
     this.#wss = wss;
     this.#identity = options.identity;
     this.#settings = settings;
+    this.#inboundLimits = inboundLimits;
     this.#log = options.log ?? (() => {});
     this.#deviceTokens = options.deviceTokens;
     this.#now = options.now ?? Date.now;
@@ -193,11 +201,19 @@ export class GatewayServer {
   static async start(options: GatewayServerOptions): Promise<GatewayServer> {
     if (typeof options.token !== 'string' || options.token.length < 16) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway token is required and must be at least 16 characters');
     const maxUnauthenticated = options.maxUnauthenticated ?? Math.min(MAX_UNAUTHENTICATED, options.maxConnections ?? MAX_CONNECTIONS);
+    const inboundLimits = {} as Record<PeerKind, InboundLimits>;
+    for (const kind of ['operator', 'agent', 'node'] as const) {
+      const given = options.inboundLimits?.[kind] ?? {};
+      const maxPayload = given.maxPayload ?? (kind === 'operator' ? (options.maxPayload ?? INBOUND_LIMITS.operator.maxPayload) : Math.min(INBOUND_LIMITS[kind].maxPayload, options.maxPayload ?? Infinity));
+      inboundLimits[kind] = { maxPayload, bytesPerSecond: given.bytesPerSecond ?? INBOUND_LIMITS[kind].bytesPerSecond, burstBytes: given.burstBytes ?? Math.max(INBOUND_LIMITS[kind].burstBytes, 2 * maxPayload) };
+      const bad = badInboundLimits(inboundLimits[kind]);
+      if (bad !== undefined) throw new GatewayError('GATEWAY_CONFIG_INVALID', `inboundLimits.${kind}.${bad} must be a positive integer${bad === 'burstBytes' ? ' at least maxPayload' : ''}`);
+    }
     const settings: Settings = {
       token: options.token,
       tickIntervalMs: options.tickIntervalMs ?? TICK_INTERVAL_MS,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-      maxPayload: options.maxPayload ?? MAX_PAYLOAD_BYTES,
+      maxPayload: Math.max(...Object.values(inboundLimits).map((limits) => limits.maxPayload)),
       maxBufferedBytes: options.maxBufferedBytes ?? MAX_BUFFERED_BYTES,
       maxInFlight: options.maxInFlight ?? MAX_IN_FLIGHT,
       maxConnections: options.maxConnections ?? MAX_CONNECTIONS,
@@ -225,7 +241,7 @@ export class GatewayServer {
       fallback,
     );
     const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false });
-    const server = new GatewayServer(http, wss, options, settings);
+    const server = new GatewayServer(http, wss, options, settings, inboundLimits);
     http.on('connection', (socket: Socket) => server.#admit(socket));
     http.on('request', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
     http.on('upgrade', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
@@ -368,21 +384,30 @@ export class GatewayServer {
     this.#connections.add(connection);
     this.#socketOf.set(connection, request.socket as Socket);
 
-    // Before hello-ok a peer may send at most 64 KiB a frame; count raw bytes
-    // too, so a huge frame is cut off while it arrives rather than buffered.
-    // Counting stops once it is admitted: a node's first message after that
-    // may be a large result.
+    // Bytes are counted on the raw socket as they arrive, after ws has taken
+    // each read, so a frame past its limit is cut off while it arrives rather
+    // than buffered and parsed. Before hello-ok a peer may send at most 64 KiB
+    // a frame, and little more in all; after it, what its kind of peer may
+    // (#accepted puts the meter under those limits).
+    const raw = request.socket as Socket;
+    const meter = new InboundMeter(this.#inboundLimits.operator, this.#now);
+    this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
-    const countPreauth = (chunk: Buffer): void => {
-      if (connection.phase === 'ready') return void request.socket.off('data', countPreauth);
+    const countBytes = (chunk: Buffer): void => {
+      if (connection.phase === 'closed') return;
+      const refusal = meter.arrived(chunk.length);
+      if (connection.phase === 'ready') {
+        if (refusal !== undefined) this.#refuseInbound(connection, raw, refusal);
+        return;
+      }
       preauthBytes += chunk.length;
       if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) {
         this.#log({ event: 'protocol-error', connId: connection.id, code: 'GATEWAY_FRAME_TOO_LARGE', remoteAddress });
         connection.phase = 'closed';
-        request.socket.destroy();
+        raw.destroy();
       }
     };
-    request.socket.on('data', countPreauth);
+    raw.on('data', countBytes);
     const handshakeTimer = setTimeout(() => {
       if (connection.phase === 'ready' || connection.phase === 'closed') return;
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_HANDSHAKE_TIMEOUT', remoteAddress });
@@ -391,13 +416,15 @@ export class GatewayServer {
     handshakeTimer.unref();
 
     socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(connection, data, isBinary));
-    socket.on('pong', () => {
+    socket.on('pong', (data: Buffer) => {
+      meter.delivered(data.length);
       connection.alive = true;
     });
+    socket.on('ping', (data: Buffer) => meter.delivered(data.length));
     socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
-      request.socket.off('data', countPreauth);
+      raw.off('data', countBytes);
       const wasReady = connection.peer !== undefined;
       connection.phase = 'closed';
       this.#connections.delete(connection);
@@ -415,6 +442,7 @@ export class GatewayServer {
     if (connection.phase === 'closed') return;
     if (isBinary) return this.#fault(connection, 'GATEWAY_FRAME_INVALID', CLOSE.protocolError, 'text frames only');
     const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+    this.#meterOf.get(connection)?.delivered(bytes);
     if (connection.phase !== 'ready' && bytes > MAX_PREAUTH_PAYLOAD_BYTES) return this.#fault(connection, 'GATEWAY_FRAME_TOO_LARGE', CLOSE.tooBig, 'frame too large before hello-ok');
     let frame: RequestFrame;
     try {
@@ -514,6 +542,8 @@ export class GatewayServer {
     connection.phase = 'ready';
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
+    const limits = this.#inboundLimits[peerKind(peer)];
+    this.#meterOf.get(connection)?.limit(limits);
     const hello: HelloOk = {
       type: 'hello-ok',
       protocol: peer.protocol,
@@ -522,7 +552,8 @@ export class GatewayServer {
       snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: Math.max(0, this.#now() - this.#startedAt), authMode: 'token' },
       // A paired node gets a device token to reconnect with (upstream's auth.deviceToken).
       auth: { role: peer.role, scopes: [...peer.scopes], ...(peer.role === 'node' && peer.deviceId && this.#deviceTokens ? this.#deviceTokens.issue(peer.deviceId, peer.role) : {}) },
-      policy: { maxPayload: this.#settings.maxPayload, maxBufferedBytes: this.#settings.maxBufferedBytes, tickIntervalMs: this.#settings.tickIntervalMs },
+      // The largest frame this peer may send: its kind's, not the largest of any kind.
+      policy: { maxPayload: limits.maxPayload, maxBufferedBytes: this.#settings.maxBufferedBytes, tickIntervalMs: this.#settings.tickIntervalMs },
     };
     connection.send(responseOk(frame.id, hello));
     this.#log({ event: 'connected', connId: connection.id, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), remoteAddress: connection.remoteAddress });
@@ -623,6 +654,21 @@ export class GatewayServer {
     }
   }
 
+  /**
+   * Closes a connection that sent a frame past its kind's largest (1009) or
+   * more bytes than its budget allows (1008), and reads nothing more from it:
+   * the close frame is flushed, then the socket is destroyed.
+   */
+  #refuseInbound(connection: Connection, raw: Socket, refusal: InboundRefusal): void {
+    const peer = connection.peer!;
+    const code = refusal === 'frame-too-large' ? 'GATEWAY_FRAME_TOO_LARGE' : 'GATEWAY_RATE_LIMITED';
+    this.#log({ event: 'refused', connId: connection.id, code, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), remoteAddress: connection.remoteAddress });
+    if (refusal === 'frame-too-large') connection.close(CLOSE.tooBig, `frame larger than ${this.#inboundLimits[peerKind(peer)].maxPayload} bytes`);
+    else connection.close(CLOSE.policyViolation, 'rate limited: too many bytes sent');
+    raw.pause();
+    raw.end(() => raw.destroy());
+  }
+
   #fault(connection: Connection, code: GatewayError['code'], closeCode: number, reason: string): void {
     this.#log({ event: 'protocol-error', connId: connection.id, code, remoteAddress: connection.remoteAddress });
     connection.close(closeCode, reason);
@@ -654,6 +700,11 @@ export class GatewayServer {
 }
 
 export { PROTOCOL_VERSION };
+
+/** Whose limits a peer sends under: an operator connection acting as an agent is an agent. */
+function peerKind(peer: Peer): PeerKind {
+  return peer.agent !== undefined ? 'agent' : peer.role;
+}
 
 /**
  * The group a peer's address counts in toward MAX_UNAUTHENTICATED_PER_ADDRESS:

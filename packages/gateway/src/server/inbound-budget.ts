@@ -1,0 +1,104 @@
+// What one authenticated peer may send: the largest frame its kind of peer
+// has reason to send, and a byte budget over time, both counted on the raw
+// socket as bytes arrive, so a frame past either is cut off before ws buffers
+// the rest of it or the gateway parses any of it.
+import { MAX_PAYLOAD_BYTES } from '../protocol/limits.ts';
+
+/** Which limits a peer gets: an operator connection carrying an agent token is an agent. */
+export type PeerKind = 'operator' | 'agent' | 'node';
+
+export interface InboundLimits {
+  /** The largest frame, in bytes (hello-ok's `policy.maxPayload` for this peer). */
+  maxPayload: number;
+  /** Bytes a second the budget refills by. */
+  bytesPerSecond: number;
+  /** Bytes the budget holds when full; at least maxPayload, so the largest frame always fits a full budget. */
+  burstBytes: number;
+}
+
+/**
+ * Corral's default limits per kind of peer.
+ * - node: its largest frame is `node.invoke.result` of a `system.run`, stdout
+ *   and stderr of at most OUTPUT_CAP (200,000) bytes each (packages/node
+ *   host.ts), JSON-escaped twice (payloadJSON inside the frame): at worst 7
+ *   bytes a byte of output, 2.8 MB; 4 MiB holds that with room for the rest.
+ * - agent: `node.invoke` with an argv of at most 128 KiB (exec/canonical.ts)
+ *   and its environment, escaped; 1 MiB.
+ * - operator: the upstream 25 MiB, for what operators upload.
+ * A full budget holds two of the largest frames; it refills at a rate that
+ * keeps parsing one peer's frames to a few per cent of the event loop.
+ */
+export const INBOUND_LIMITS: Readonly<Record<PeerKind, Readonly<InboundLimits>>> = {
+  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 8 * 1024 * 1024 },
+  agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024 },
+  operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES },
+};
+
+/** Room for a header and one socket read (64 KiB) beyond the largest frame, so the check never cuts a frame that fits. */
+const READ_SLACK = 64 * 1024 + 1024;
+
+/** The bytes of a client frame's header (RFC 6455 §5.2): 2, the extended length, the 4-byte mask. */
+function headerBytes(payload: number): number {
+  return 2 + 4 + (payload < 126 ? 0 : payload < 65_536 ? 2 : 8);
+}
+
+/** Why the meter refused the bytes that arrived. */
+export type InboundRefusal = 'frame-too-large' | 'budget-exhausted';
+
+/**
+ * Meters one connection's inbound bytes. `arrived` is called with each raw
+ * socket read after ws has taken it (so frames it completed were already
+ * `delivered`); the bytes not yet delivered are the frame still arriving.
+ */
+export class InboundMeter {
+  #limits: Readonly<InboundLimits>;
+  readonly #now: () => number;
+  #tokens: number;
+  #refilledAt: number;
+  #arrived = 0;
+  #delivered = 0;
+
+  constructor(limits: Readonly<InboundLimits>, now: () => number) {
+    this.#limits = limits;
+    this.#now = now;
+    this.#tokens = limits.burstBytes;
+    this.#refilledAt = now();
+  }
+
+  get limits(): Readonly<InboundLimits> {
+    return this.#limits;
+  }
+
+  /** Puts the connection under other limits (its kind's, once it is authenticated), with a full budget. */
+  limit(limits: Readonly<InboundLimits>): void {
+    this.#limits = limits;
+    this.#tokens = limits.burstBytes;
+    this.#refilledAt = this.#now();
+  }
+
+  /** A frame (a message, a ping or a pong) of `bytes` payload that ws delivered. */
+  delivered(bytes: number): void {
+    this.#delivered += headerBytes(bytes) + bytes;
+  }
+
+  /** Counts a raw read of `bytes`; returns why it is refused, or undefined. */
+  arrived(bytes: number): InboundRefusal | undefined {
+    this.#arrived += bytes;
+    const now = this.#now();
+    this.#tokens = Math.min(this.#limits.burstBytes, this.#tokens + (Math.max(0, now - this.#refilledAt) * this.#limits.bytesPerSecond) / 1000);
+    this.#refilledAt = now;
+    this.#tokens -= bytes;
+    // Every byte read is counted by now, so more delivered than arrived is a miscount: it must never lend a peer room.
+    if (this.#delivered > this.#arrived) this.#delivered = this.#arrived;
+    if (this.#arrived - this.#delivered > this.#limits.maxPayload + READ_SLACK) return 'frame-too-large';
+    if (this.#tokens < 0) return 'budget-exhausted';
+    return undefined;
+  }
+}
+
+/** Checks configured limits; returns the name of the first bad one, or undefined. */
+export function badInboundLimits(limits: Readonly<InboundLimits>): string | undefined {
+  for (const [name, value] of Object.entries(limits)) if (!Number.isSafeInteger(value) || value < 1) return name;
+  if (limits.burstBytes < limits.maxPayload) return 'burstBytes';
+  return undefined;
+}
