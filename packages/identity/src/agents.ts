@@ -84,6 +84,7 @@ export class AgentRegistry {
         .prepare('INSERT INTO agents (id, name, display_name, process, owner, scopes, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(id, input.name, displayName, input.process, input.owner, JSON.stringify(scopes), 'active', now, now);
     } catch (error) {
+      if (error instanceof IdentityError) throw error;
       if (String((error as Error).message).includes('UNIQUE')) throw new IdentityError('IDENTITY_AGENT_EXISTS', `an agent named ${input.name} already exists`);
       throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot store the agent', { cause: error });
     }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { BUSY_TIMEOUT_MS, busyError, busyMapped, isBusy } from './busy.ts';
 import { IdentityError } from './errors.ts';
 import { privateStoreFile, securePrivateDir } from './state-dir.ts';
 
@@ -63,25 +64,29 @@ CREATE TABLE IF NOT EXISTS local_users (
  * retired key's erased private half would otherwise stay readable in the
  * file's free space. None of the store's files may be a symbolic link (see
  * privateStoreFile). Throws IDENTITY_STATE_DIR_UNSAFE, IDENTITY_STORE_SYMLINK,
- * IDENTITY_STORE_FAILED.
+ * IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY; and so does every statement
+ * of the store it returns when another process holds the store's lock for
+ * longer than `busyTimeoutMs` (default BUSY_TIMEOUT_MS; see busyMapped).
  */
-export function openIdentityDb(stateDir: string): DatabaseSync {
+export function openIdentityDb(stateDir: string, options: { busyTimeoutMs?: number } = {}): DatabaseSync {
+  const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   const path = join(stateDir, 'identity.db');
   securePrivateDir(stateDir);
   privateStoreFile(path, ['-wal', '-shm', '-journal'].map((suffix) => path + suffix));
   let db: DatabaseSync | undefined;
   try {
     db = new DatabaseSync(path);
-    db.exec('PRAGMA busy_timeout = 5000;');
+    db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)};`);
     checkTables(db);
     db.exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
     // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.
     db.exec("CREATE INDEX IF NOT EXISTS nodes_pending ON nodes (IFNULL(seen_at, requested_at)) WHERE status = 'pending'");
-    return db;
+    return busyMapped(db, path, busyTimeoutMs);
   } catch (error) {
     db?.close();
+    if (isBusy(error)) throw busyError(path, busyTimeoutMs, error);
     // Say why (a file that is no database, a permission, a full disk): the operator cannot fix what is not named.
     const why = error instanceof Error ? `: ${error.message.split('\n')[0]!.slice(0, 200)}` : '';
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store ${path}${why}`, { cause: error });

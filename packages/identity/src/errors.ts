@@ -86,7 +86,13 @@ export type IdentityErrorCode =
   | 'IDENTITY_STATE_DIR_UNSAFE'
   /** identity.db, or a file SQLite keeps beside it (-wal, -shm, -journal), is a symbolic link: it is not followed. */
   | 'IDENTITY_STORE_SYMLINK'
-  | 'IDENTITY_STORE_FAILED';
+  | 'IDENTITY_STORE_FAILED'
+  /**
+   * Another process (the gateway, another corral command) held the identity
+   * store's lock for longer than Corral waits (5 s). Retryable: the same
+   * call may be made again once the other process lets go.
+   */
+  | 'IDENTITY_STORE_BUSY';
 
 export class IdentityError extends Error {
   override readonly name = 'IdentityError';

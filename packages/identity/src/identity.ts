@@ -51,7 +51,7 @@ export class Identity {
     this.localUsers = new LocalUsers(db, now);
   }
 
-  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's. */
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's; IDENTITY_STORE_BUSY when another process holds the store's lock for more than 5 s. */
   static open(stateDir: string, options: IdentityOptions = {}): Identity {
     const now = options.now ?? Date.now;
     const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;
@@ -67,8 +67,16 @@ export class Identity {
       }
     }
     const db = openIdentityDb(stateDir);
-    const issuer = setMetaIfAbsent(db, 'issuer', options.issuer ?? `urn:corral:install:${randomBytes(8).toString('hex')}`);
-    const audience = setMetaIfAbsent(db, 'audience', options.audience ?? 'corral');
+    let issuer: string;
+    let audience: string;
+    try {
+      issuer = setMetaIfAbsent(db, 'issuer', options.issuer ?? `urn:corral:install:${randomBytes(8).toString('hex')}`);
+      audience = setMetaIfAbsent(db, 'audience', options.audience ?? 'corral');
+    } catch (error) {
+      // IDENTITY_STORE_BUSY: another process holds the store. Its connection is not left open behind the error.
+      db.close();
+      throw error;
+    }
     for (const [name, stored] of [['issuer', issuer], ['audience', audience]] as const) {
       if (options[name] !== undefined && options[name] !== stored) {
         db.close();

@@ -160,6 +160,7 @@ export class KeyRing {
       this.#db.exec('COMMIT');
     } catch (error) {
       this.#db.exec('ROLLBACK');
+      if (error instanceof IdentityError) throw error;
       throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot rotate the signing key', { cause: error });
     }
     return material.kid;

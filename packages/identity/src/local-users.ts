@@ -110,6 +110,7 @@ export class LocalUsers {
     try {
       this.#db.prepare('INSERT INTO local_users (username, password_hash, roles, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(name, hash, JSON.stringify(checked), now, now);
     } catch (error) {
+      if (error instanceof IdentityError) throw error;
       if (String((error as Error).message).includes('UNIQUE')) throw new IdentityError('IDENTITY_USER_EXISTS', `a user named ${name} already exists`);
       throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot store the user', { cause: error });
     }

@@ -1,0 +1,103 @@
+// Another Corral process holding the identity store's lock past the busy
+// timeout is IDENTITY_STORE_BUSY, said in Corral's words, never SQLite's raw
+// "database is locked" (which the CLI printed as an internal error, stack and all).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, describe, it } from 'node:test';
+import { AgentRegistry } from './agents.ts';
+import { openIdentityDb } from './db.ts';
+import { IdentityError } from './errors.ts';
+import { Identity } from './identity.ts';
+import { KeyRing } from './keys.ts';
+import { LocalUsers } from './local-users.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A store made by Corral, and another connection (another process's, as far as SQLite can tell) holding its write lock. */
+function lockedStore(): { dir: string; release(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
+  dirs.push(dir);
+  Identity.open(dir).close();
+  const other = new DatabaseSync(join(dir, 'identity.db'));
+  other.exec('BEGIN IMMEDIATE');
+  return {
+    dir,
+    release() {
+      other.exec('ROLLBACK');
+      other.close();
+    },
+  };
+}
+
+function assertBusy(error: unknown, dir: string): true {
+  assert.ok(error instanceof IdentityError, String(error));
+  assert.equal(error.code, 'IDENTITY_STORE_BUSY');
+  assert.ok(error.message.includes(join(dir, 'identity.db')));
+  return true;
+}
+
+describe('when another process holds the identity store', () => {
+  it('Identity.open gives up after 5 s with IDENTITY_STORE_BUSY, naming the store', { timeout: 30_000 }, () => {
+    // Before: a raw ERR_SQLITE_ERROR "database is locked" escaped, which corral printed as an internal error.
+    const { dir, release } = lockedStore();
+    try {
+      const started = Date.now();
+      assert.throws(() => Identity.open(dir), (error) => assertBusy(error, dir));
+      assert.ok(Date.now() - started >= 4_900, 'it waited for the busy timeout first');
+    } finally {
+      release();
+    }
+  });
+
+  describe('a write to an open store', () => {
+    const writes: Array<[string, (db: DatabaseSync) => unknown]> = [
+      ['creating an agent', (db) => new AgentRegistry(db).create({ name: 'bot', process: 'p', owner: 'o@example.com' })],
+      ['rotating the signing key', (db) => new KeyRing(db).rotate(0)],
+      ['making the first signing key', (db) => new KeyRing(db).signingKey()],
+      ['creating a local user', (db) => new LocalUsers(db).create('admin', 'correct horse battery', ['admin'])],
+      ['an SQL statement of its own', (db) => db.prepare("INSERT INTO meta (key, value) VALUES ('k', 'v')").run()],
+    ];
+    for (const [what, write] of writes) {
+      it(`${what} is IDENTITY_STORE_BUSY, and succeeds when tried again once the lock is let go`, async () => {
+        // Before: IDENTITY_STORE_FAILED ("cannot store the agent": nothing said another process held the store), or raw ERR_SQLITE_ERROR.
+        const { dir, release } = lockedStore();
+        const db = openIdentityDb(dir, { busyTimeoutMs: 50 });
+        try {
+          await assert.rejects(async () => write(db), (error) => assertBusy(error, dir));
+          release();
+          await write(db);
+        } finally {
+          db.close();
+        }
+      });
+    }
+  });
+
+  it('reads go on while another process writes', () => {
+    const { dir, release } = lockedStore();
+    const db = openIdentityDb(dir, { busyTimeoutMs: 50 });
+    try {
+      assert.deepEqual(new AgentRegistry(db).list(), []);
+    } finally {
+      db.close();
+      release();
+    }
+  });
+
+  it('any other SQLite error passes as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
+    dirs.push(dir);
+    const db = openIdentityDb(dir);
+    try {
+      assert.throws(() => db.prepare('SELECT * FROM no_such_table'), { code: 'ERR_SQLITE_ERROR' });
+    } finally {
+      db.close();
+    }
+  });
+});

@@ -1,0 +1,69 @@
+// Several Corral processes share one identity store (the gateway, each CLI
+// command): one that holds the write lock past the busy timeout makes the
+// others' writes fail with SQLITE_BUSY, which is said here in Corral's words.
+import { DatabaseSync, StatementSync } from 'node:sqlite';
+import { IdentityError } from './errors.ts';
+
+/** How long a statement waits for another process's lock on the store before it fails (SQLite's busy_timeout). */
+export const BUSY_TIMEOUT_MS = 5000;
+
+/** SQLITE_BUSY and its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT): the lock was not had in time. */
+const SQLITE_BUSY = 5;
+
+/** Whether `error` is node:sqlite's SQLITE_BUSY (or one of its extended codes). */
+export function isBusy(error: unknown): boolean {
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  return typeof errcode === 'number' && (errcode & 0xff) === SQLITE_BUSY;
+}
+
+/** IDENTITY_STORE_BUSY for the store at `path`, after waiting `waitedMs`. */
+export function busyError(path: string, waitedMs: number, cause: unknown): IdentityError {
+  return new IdentityError(
+    'IDENTITY_STORE_BUSY',
+    `another Corral process (the gateway, or another corral command) held the identity store ${path} for more than ${waitedMs / 1000} s: try again; if it goes on, look for a Corral process stuck on this state directory`,
+    { cause },
+  );
+}
+
+/**
+ * `db`, with every method of it and of the statements it prepares throwing
+ * IDENTITY_STORE_BUSY (see busyError) where SQLite failed with SQLITE_BUSY;
+ * any other error passes unchanged. The registries take it as the
+ * DatabaseSync it is. Not covered: errors thrown while stepping an iterator
+ * from `iterate()`.
+ */
+export function busyMapped(db: DatabaseSync, path: string, waitedMs: number): DatabaseSync {
+  const statements = new WeakMap<StatementSync, StatementSync>();
+  const statement = (s: StatementSync): StatementSync => {
+    let mapped = statements.get(s);
+    if (!mapped) {
+      mapped = mapCalls(s, (value) => value);
+      statements.set(s, mapped);
+    }
+    return mapped;
+  };
+  return mapCalls(db, (value) => (value instanceof StatementSync ? statement(value) : value));
+
+  function mapCalls<T extends object>(target: T, result: (value: unknown) => unknown): T {
+    const methods = new Map<PropertyKey, (...args: unknown[]) => unknown>();
+    return new Proxy(target, {
+      get(t, property) {
+        // Read on the target itself: node:sqlite's getters and methods refuse any other receiver.
+        const value: unknown = Reflect.get(t, property, t);
+        if (typeof value !== 'function') return value;
+        let method = methods.get(property);
+        if (!method) {
+          method = (...args: unknown[]) => {
+            try {
+              return result(Reflect.apply(value, t, args));
+            } catch (error) {
+              throw isBusy(error) ? busyError(path, waitedMs, error) : error;
+            }
+          };
+          methods.set(property, method);
+        }
+        return method;
+      },
+    });
+  }
+}
