@@ -4,7 +4,7 @@ export type ContainErrorCode =
   | 'CONTAIN_POLICY_UNREADABLE'
   /** The policy parsed but broke the schema; `issues` lists every problem. */
   | 'CONTAIN_POLICY_INVALID'
-  /** A granted path does not exist or cannot be resolved on this host, or leads through a symlink a sandbox could have planted; or a denied file has other names (hard links) its mask would not cover. */
+  /** A granted path does not exist or cannot be resolved on this host, or leads through a symlink a sandbox could have planted; or a denied file, or a file in a denied folder, has other names (hard links) its mask would not cover, or a denied folder is too large or unreadable to be checked for them. */
   | 'CONTAIN_PATH_UNRESOLVABLE'
   /** A path the plan grants is gone, or leads elsewhere through a symlink made since it was planned: the sandbox was not started (plan again). */
   | 'CONTAIN_PATH_CHANGED'

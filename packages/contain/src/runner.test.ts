@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, globSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, globSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createUnixServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,31 @@ describe('the runner', () => {
       assert.equal(r.exitCode, 0, r.stderr);
       assert.equal(r.stdout, `granted content\n${join(dir, 'work')}\n`);
       assert.equal(readFileSync(join(dir, 'work/out.txt'), 'utf8'), 'written\n');
+    });
+  });
+
+  describe('a denied folder holding a file with another name (a hard link) inside a readable grant', () => {
+    it('never lets the sandbox read the file: the plan is refused, or nothing of it is read under either name', async () => {
+      const work = join(dir, 'deny-linked');
+      mkdirSync(join(work, 'private'), { recursive: true });
+      writeFileSync(join(work, 'private/key'), 'the denied key\n');
+      linkSync(join(work, 'private/key'), join(work, 'key.bak'));
+      const policy: ContainerPolicyInput = { runtime: ['shell'], filesystem: { readonly: ['.'], denied: ['./private'] }, workingDirectory: '.' };
+      let p: SandboxPlan | undefined;
+      try {
+        p = plan(policy, work);
+      } catch (error) {
+        assert.equal((error as ContainError).code, 'CONTAIN_PATH_UNRESOLVABLE');
+      }
+      if (p) {
+        const r = await runner.run(p, ['/bin/sh', '-c', 'cat private/key key.bak']);
+        assert.doesNotMatch(r.stdout, /denied key/);
+      }
+      // With the other name denied too, it runs, and the sandbox reads the key under neither.
+      const both = plan({ ...policy, filesystem: { ...policy.filesystem, denied: ['./private', './key.bak'] } }, work);
+      const r = await runner.run(both, ['/bin/sh', '-c', 'cat private/key key.bak; ls -A']);
+      assert.doesNotMatch(r.stdout, /denied key/);
+      assert.match(r.stdout, /key\.bak\nprivate\n/);
     });
   });
 

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { validatePolicy } from './load.ts';
+import { MAX_DENIED_ENTRIES } from './hard-links.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
 
 function workspace(): string {
@@ -223,6 +224,92 @@ describe('planning a sandbox', () => {
       const dir = workspace();
       const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/secret.txt'] } });
       assert.deepEqual(p.mounts.at(-1), { kind: 'deny', path: join(dir, 'inbox/secret.txt'), directory: false });
+    });
+
+    it('refuses it below a denied folder no grant holds, as anywhere else', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'inbox/private/key'), 'k');
+      linkSync(join(dir, 'inbox/private/key'), join(dir, 'outbox/key'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./inbox', './inbox/private/key'] } }));
+      assert.equal(error.issues[0]?.field, 'filesystem.denied[1]');
+    });
+
+    it('plans one whose other names are all denied too', () => {
+      const dir = workspace();
+      linkSync(join(dir, 'inbox/secret.txt'), join(dir, 'inbox/private/copy.txt'));
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/secret.txt', './inbox/private'] } });
+      assert.deepEqual(
+        p.mounts.filter((m) => m.kind === 'deny'),
+        [
+          { kind: 'deny', path: join(dir, 'inbox/secret.txt'), directory: false },
+          { kind: 'deny', path: join(dir, 'inbox/private'), directory: true },
+        ],
+      );
+    });
+  });
+
+  describe('when a file in a denied folder a grant holds has other names (hard links)', () => {
+    it('refuses the plan, naming the file: the mask hides the folder, and the grant reads the file under its other name', () => {
+      const dir = workspace();
+      mkdirSync(join(dir, 'inbox/private/keys'));
+      writeFileSync(join(dir, 'inbox/private/keys/id'), 'the denied key');
+      linkSync(join(dir, 'inbox/private/keys/id'), join(dir, 'inbox/public/id.bak'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] } }));
+      assert.equal(error.issues.length, 1);
+      assert.equal(error.issues[0]?.field, 'filesystem.denied[0]');
+      assert.ok(error.issues[0]?.message.startsWith(`${join(dir, 'inbox/private/keys/id')} (in the denied folder ${join(dir, 'inbox/private')}) has 2 names (hard links), 1 outside every denied path`), error.issues[0]?.message);
+    });
+
+    it('counts the other files of the folder that have other names', () => {
+      const dir = workspace();
+      for (const name of ['a', 'b', 'c']) {
+        writeFileSync(join(dir, `inbox/private/${name}`), name);
+        linkSync(join(dir, `inbox/private/${name}`), join(dir, `outbox/${name}`));
+      }
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/private'] } }));
+      assert.match(error.issues[0]!.message, /with 2 other such files\) has 2 names/);
+    });
+
+    it('plans it when every name lies in the folder, or in another denied folder (a grant holds it or not)', () => {
+      const dir = workspace();
+      mkdirSync(join(dir, 'vault'));
+      writeFileSync(join(dir, 'inbox/private/a'), 'a');
+      linkSync(join(dir, 'inbox/private/a'), join(dir, 'inbox/private/a2'));
+      writeFileSync(join(dir, 'inbox/private/b'), 'b');
+      linkSync(join(dir, 'inbox/private/b'), join(dir, 'outbox/b'));
+      linkSync(join(dir, 'inbox/private/b'), join(dir, 'vault/b'));
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./inbox'], denied: ['./inbox/private', './outbox', './vault'] } });
+      assert.deepEqual(p.mounts.at(-1), { kind: 'deny', path: join(dir, 'inbox/private'), directory: true });
+    });
+
+    it('does not walk a denied folder no grant holds (it masks nothing)', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'inbox/private/a'), 'a');
+      linkSync(join(dir, 'inbox/private/a'), join(dir, 'outbox/a'));
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./inbox/private'] } });
+      assert.deepEqual(p.mounts, [{ kind: 'rw', path: join(dir, 'outbox') }]);
+    });
+
+    it('plans a folder whose files have one name each, and one name a symlink in it leads to (a symlink is not followed)', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'inbox/private/a'), 'a');
+      writeFileSync(join(dir, 'outbox/b'), 'b');
+      linkSync(join(dir, 'outbox/b'), join(dir, 'outbox/b2'));
+      symlinkSync(join(dir, 'outbox/b'), join(dir, 'inbox/private/to-b'));
+      const p = plan(dir, { filesystem: { readwrite: ['.'], denied: ['./inbox/private'] } });
+      assert.deepEqual(p.mounts.at(-1), { kind: 'deny', path: join(dir, 'inbox/private'), directory: true });
+    });
+
+    it(`refuses one holding more than ${MAX_DENIED_ENTRIES} entries, which cannot be checked in the time a plan takes; masks it with a warning under onUnenforceable: warn`, () => {
+      const dir = workspace();
+      for (let i = 0; i <= MAX_DENIED_ENTRIES; i++) mkdirSync(join(dir, `inbox/private/${i}`));
+      const error = unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] } }));
+      assert.equal(error.issues[0]?.field, 'filesystem.denied[0]');
+      assert.match(error.issues[0]!.message, /cannot be checked for files with other names/);
+      const lenient = plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] }, onUnenforceable: 'warn' });
+      assert.deepEqual(lenient.mounts.at(-1), { kind: 'deny', path: join(dir, 'inbox/private'), directory: true });
+      assert.equal(lenient.warnings.length, 1);
+      assert.match(lenient.warnings[0]!, /^not enforced: .* is masked, but not checked for files with other names/);
     });
   });
 

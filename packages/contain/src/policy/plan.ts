@@ -7,6 +7,7 @@ import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { parseEgressRule, type EgressRule } from '../net/egress-rule.ts';
 import type { LoadedPolicy } from './file.ts';
 import { displayGrant, type DisplayGrant } from './display.ts';
+import { checkHardLinks } from './hard-links.ts';
 import { presetGrant } from './presets.ts';
 import { PROCESS_DEFAULTS } from './defaults.ts';
 import type { ContainerPolicy } from './schema.ts';
@@ -105,8 +106,10 @@ export interface PlanOptions {
  * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
  *   system path, lies below /proc, /dev or /sys, or inside the state directory outside
  *   `exposed`; a read-write grant holds the state directory deeper than as its own entry;
- *   a path reaches its target through a symlink inside a read-write grant; a denied file has other
- *   names, hard links the mask does not cover).
+ *   a path reaches its target through a symlink inside a read-write grant; a denied file, or a file in a
+ *   denied folder a grant holds, has other names, hard links outside every denied path, which the mask does
+ *   not cover; such a folder holds more than MAX_DENIED_ENTRIES entries, or one that cannot be read, so it
+ *   cannot be checked: unless the policy says `onUnenforceable: warn`, which masks it with a warning).
  *
  * A denied path that does not exist yet, below a read-write grant, is masked from its first missing
  * folder (nothing the sandbox may create lies below it): the plan's `deny` mount says `missing`, and
@@ -190,6 +193,8 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     if (p) grants.set(p, 'ro');
   });
   const denied: string[] = [];
+  // The field each denied path was first named in, and whether it is a folder.
+  const deniedFields = new Map<string, { field: string; folder: boolean }>();
   // The first missing folder of each denied path that does not exist yet: the sandbox must not create it either.
   const absent = new Set<string>();
   policy.filesystem.denied.forEach((raw, i) => {
@@ -199,14 +204,35 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
       const p = resolvePath(raw, field, false);
       if (p === undefined) return;
       denied.push(p);
-      // Another name of a denied file is a path to its content that no mask covers.
-      const stat = lstatSync(p);
-      if (stat.isFile() && stat.nlink > 1) issues.push({ file: source, field, message: `${p} has ${stat.nlink} names (hard links): the sandbox finds its content under any other name a grant holds; remove the other links, or deny the folder that holds them all` });
+      if (!deniedFields.has(p)) deniedFields.set(p, { field, folder: lstatSync(p).isDirectory() });
       return;
     }
     reached.push({ field, absolute: absoluteOf(raw), links: found.links });
     absent.add(found.missing);
   });
+  // Another name (a hard link) of a denied file, or of a file in a denied folder, is a path to its content that
+  // no mask covers. Each denied file is looked at, and each denied folder a grant holds walked (bounded).
+  {
+    const paths = [...deniedFields.keys()];
+    const folders = paths.filter((d) => deniedFields.get(d)!.folder && !denied.some((o) => o !== d && within(d, o)));
+    const masked = folders.filter((d) => [...grants.keys()].some((g) => g !== d && within(d, g)));
+    const files = paths.filter((d) => !deniedFields.get(d)!.folder && !masked.some((m) => within(d, m)));
+    const { exposed, unchecked } = checkHardLinks([...masked, ...files], folders.filter((d) => !masked.includes(d)));
+    const fieldOf = (d: string) => deniedFields.get(d)!.field;
+    for (const d of new Set(exposed.map((f) => f.denied))) {
+      const [first, ...more] = exposed.filter((f) => f.denied === d);
+      const where = first!.path === d ? '' : ` (in the denied folder ${d}${more.length > 0 ? `, with ${more.length} other such file${more.length > 1 ? 's' : ''}` : ''})`;
+      issues.push({
+        file: source,
+        field: fieldOf(d),
+        message: `${first!.path}${where} has ${first!.names} names (hard links), ${first!.names - first!.covered} outside every denied path: the sandbox finds its content under any other name a grant holds; replace the other names with copies, or deny the folders that hold them too`,
+      });
+    }
+    for (const { denied: d, reason } of unchecked) {
+      if (policy.onUnenforceable === 'warn') warnings.push(`not enforced: ${d} is masked, but not checked for files with other names (hard links) a grant could hold: ${reason}`);
+      else issues.push({ file: source, field: fieldOf(d), message: `${d} cannot be checked for files with other names (hard links), which a grant could hold and its mask would not cover: ${reason}; deny a smaller folder, or set 'onUnenforceable: warn' to mask it unchecked` });
+    }
+  }
   // Inside a read-write grant that holds it, Corral's install is bound read-only, a mount point the sandbox cannot move away.
   if (install !== undefined && !grants.has(install) && [...grants].some(([p, mode]) => mode === 'rw' && within(install, p))) grants.set(install, 'ro');
 
