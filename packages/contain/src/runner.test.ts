@@ -139,6 +139,28 @@ describe('the runner', () => {
       }
     });
 
+    it("keeps its stand-in after the run: removed, it would take the mask of a sandbox still running, another runner's too", async () => {
+      const work = join(dir, 'deny-missing-shared');
+      mkdirSync(work);
+      const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], denied: ['./.env'] } }, work);
+      const other = new Runner();
+      try {
+        // A run of the plan in another runner, set up and waiting, while a run of this one comes and goes.
+        const go = new PassThrough();
+        const long = other.spawn(p, ['/bin/sh', '-c', 'read go; echo planted > .env && echo WROTE; mkdir .env/x && echo WROTE; true'], { stdin: go });
+        await long.ready;
+        const short = await runner.run(p, ['/bin/true']);
+        assert.equal(short.exitCode, 0, short.stderr);
+        await runner.started();
+        go.end('go\n');
+        await long.result;
+        assert.equal(Buffer.concat(long.output.stdout).toString(), '');
+        assert.deepEqual(readdirSync(join(work, '.env')), []);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('refuses to start when something other than a folder is there by then (plan again)', async () => {
       const work = join(dir, 'deny-missing-changed');
       mkdirSync(work);

@@ -681,8 +681,28 @@ function openMountSources(sources: readonly string[]): number[] {
  * onto it: its mask needs a mount point, and without one the path would be the sandbox's to make, and
  * would be there on the host after the run. The folder is made through the descriptor its parent is
  * bound from (the parent is always a read-write grant or a folder pinned below one), never by path,
- * where a symlink planted since the plan would choose where it lands. It is left in place after the run:
- * removed while another sandbox masks it, it would take that sandbox's mask with it.
+ * where a symlink planted since the plan would choose where it lands.
+ *
+ * It is left in place after the run, empty, for good. Removing it once no run uses it is not safe:
+ * - rmdir of a folder that is a mount point only in other mount namespaces succeeds (since Linux 3.18 the
+ *   kernel detaches those mounts instead of answering EBUSY), and a sandbox whose mask sat there can then
+ *   create the denied path on the host through its read-write grant (seen here: a run masking .env wrote it
+ *   once the folder was removed beneath it).
+ * - A count of the runs that use it, kept by a Runner, sees only that Runner's sandboxes (warm ones hold the
+ *   mask from their start). Another Runner, or another Corral process (corral run, a node, corral up) with
+ *   a sandbox over the same folder, is invisible to it. Counting across processes needs a lock all of them
+ *   take on the path (flock on the folder), which node:fs does not offer; reading every process's mountinfo
+ *   first leaves a window between that read and the rmdir in which another process's bubblewrap mounts a
+ *   mask there.
+ * - "Still empty and the same inode" cannot be checked and acted on at once: node:fs has no unlinkat or
+ *   fstatat, and between the check and the rmdir a sandbox that may write the parent can swap in another
+ *   empty folder (rename), which may be what another run is about to mask.
+ * - A plan made once the folder exists masks it as an existing folder, not `missing`: nothing makes it again
+ *   for that plan's later runs, which would find whatever has been put there since.
+ * What stays is an empty folder, which the next plan of the policy masks as an existing denied folder.
+ * The same hazard remains from outside Corral: whoever may write the parent folder (the host's user, a
+ * `git clean -fd` that removes empty untracked folders, a concurrent sandbox whose policy grants that folder
+ * read-write without the deny) can remove the folder during a run and open the denied path to it.
  *
  * @param fds the descriptors openMountSources opened for `mounts`, in the same order.
  * @throws ContainError `CONTAIN_PATH_CHANGED` (something other than a folder is at the path now),
