@@ -20,6 +20,7 @@ import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
 import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
+import { refuseWritableGitConfig } from './git-config.ts';
 import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
@@ -734,12 +735,14 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
  * Under an allowlist, refuses a run that could execute something the
  * sandbox wrote under a name the allowlist lists: a program where it can
  * write (named by a path, or found there on PATH), a shell's startup file,
- * a library or module a variable of its environment loads. Throws NODE_RUN_DENIED.
+ * a library or module a variable of its environment loads, git's
+ * configuration or hooks. Throws NODE_RUN_DENIED.
  */
 function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: SandboxPlan): void {
   refuseWritablePrograms(policy, run, plan);
   refuseWritableStartupFiles(policy, run, plan);
   refuseWritableLoadPaths(policy, plan);
+  refuseWritableGitConfig(policy, run, plan);
 }
 
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */

@@ -2,6 +2,7 @@
 // (or relays whatever its callers chose): a gateway on loopback that sends
 // the node any `node.invoke.request` a test writes, and collects the answers.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -730,6 +731,59 @@ describe('a shell looked through that reads a startup file from a home the sandb
       const answer = await gw.invoke('system.run', { command: ['/bin/sh', '-lc', 'echo hi'] });
       assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
       assert.match(answer.error!.message, /startup file/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("git on the node's allowlist, when its configuration lies where the sandbox can write", () => {
+  /** A node whose allowlist is git, printf and tee, with this container policy. */
+  async function allowlistedGit(policy: Record<string, unknown>) {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
+    return hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+  }
+  /** A repository made by git on this host whose .git/config holds an alias that runs `id`, which no allowlist here names. */
+  function plantedRepository(): string {
+    const repo = tempDir('corral-hostile-repo-');
+    execFileSync('git', ['init', '-q', repo]);
+    writeFileSync(join(repo, '.git', 'config'), '[alias]\n\thi = !id -u && printf planted-ran\n', { flag: 'a' });
+    return repo;
+  }
+
+  it("is refused in a repository of a read-write grant, naming its .git (regression: an allowlist of git ran the alias an earlier run wrote into .git/config, and with it a program no allowlist named)", async () => {
+    const repo = plantedRepository();
+    const gw = await allowlistedGit({ version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [repo] } });
+    try {
+      for (const command of [['git', 'hi'], ['/bin/sh', '-c', 'git hi']]) {
+        const answer = await gw.invoke('system.run', { command, cwd: repo });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', `${command.join(' ')}: ${answer.payloadJSON}`);
+        assert.ok(answer.error!.message.includes(join(repo, '.git')), answer.error!.message);
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("is refused when an earlier command of the run writes its global configuration in the sandbox's own home (regression: printf … | tee /tmp/.gitconfig; git hi ran the alias)", async () => {
+    const gw = await allowlistedGit({ version: 1, runtime: ['shell'], network: { egress: 'none' } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['/bin/sh', '-c', "printf '[alias]\\n\\thi = !id -u && printf planted-ran\\n' | tee /tmp/.gitconfig; git hi"] });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
+      assert.match(answer.error!.message, /git reads its global configuration at \/tmp\//);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('runs in a repository the sandbox sees read-only: its configuration is the one this machine gave it', async () => {
+    const repo = plantedRepository();
+    const gw = await allowlistedGit({ version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readonly: [repo] } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['git', 'hi'], cwd: repo });
+      assert.equal(answer.ok, true, answer.error?.message);
+      assert.match((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, /planted-ran$/);
     } finally {
       await gw.close();
     }

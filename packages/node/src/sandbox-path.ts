@@ -92,7 +92,7 @@ function executableFile(path: string): boolean {
 }
 
 /** Whether the sandbox sees the host's `path`: its deepest mount, as written or with its symlinks resolved, binds it. */
-function seen(plan: SandboxPlan, path: string): boolean {
+export function seen(plan: SandboxPlan, path: string): boolean {
   let real: string | undefined;
   try {
     real = realpathSync(path);
