@@ -104,7 +104,7 @@ export function privateStoreFile(path: string, companions: readonly string[]): v
 function linked(path: string): IdentityError {
   return new IdentityError(
     'IDENTITY_STORE_SYMLINK',
-    `${path} is a symbolic link: Corral keeps its identity store only in files of the state directory's own, so that no link can send it elsewhere; remove the link (if it pointed to Corral's store, move that file into its place)`,
+    `${path} is a symbolic link, which Corral does not follow for its identity store (a link planted there would send the store and its signing keys elsewhere): remove the link; if it pointed to Corral's own store, move that file into its place`,
   );
 }
 
