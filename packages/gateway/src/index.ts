@@ -29,7 +29,7 @@ export { RECEIPT_CLOCK_SKEW_MS, RECEIPT_VALIDITY_MS, ReceiptSigner, SpentReceipt
 export type { ApprovalReceipt, ReceiptBody, ReceiptExpectation } from './approvals/receipt.ts';
 export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
-export { INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
+export { INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export { OpenRuns, type OpenRun } from './exec/open-runs.ts';
 export { auditHistory, recordedDecision } from './exec/recorded-decisions.ts';
 export type { InvokerOptions } from './exec/invoke.ts';

@@ -9,8 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, RECEIPT_VALIDITY_MS, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt } from '../index.ts';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, INVOKE_RELEASE_EVENT, NodeInventory, NodeInvoker, OpenRuns, RECEIPT_VALIDITY_MS, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt, type GatewayServerOptions } from '../index.ts';
 import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
+import { MAX_AGENT_CONNECTIONS } from '../server/server.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -261,15 +262,17 @@ describe('when the caller of an asking command disconnects while it waits, and r
 });
 
 /** A gateway over `state` whose audit log refuses the appends `refusing.when` picks; the events it kept. */
-async function refusingLogGateway(state: string): Promise<{ server: GatewayServer; identity: Identity; events: AuditEventInput[]; refusing: { when?: (event: AuditEventInput) => boolean }; close(): Promise<void> }> {
+async function refusingLogGateway(state: string, serverOptions: Partial<GatewayServerOptions> = {}): Promise<{ server: GatewayServer; identity: Identity; events: AuditEventInput[]; refusing: { when?: (event: AuditEventInput) => boolean }; holding: { when?: (event: AuditEventInput) => Promise<void> | undefined }; close(): Promise<void> }> {
   const identity = Identity.open(state);
   const db = openGatewayDb(state);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
+  const server = await GatewayServer.start({ token, identity, port: 0, ...serverOptions });
   const point = new DecisionPoint();
   point.reload(join(state, 'policies'));
   const events: AuditEventInput[] = [];
   const refusing: { when?: (event: AuditEventInput) => boolean } = {};
+  const holding: { when?: (event: AuditEventInput) => Promise<void> | undefined } = {};
   const audit = async (event: AuditEventInput) => {
+    await holding.when?.(event);
     if (refusing.when?.(event)) throw new Error('the disk is full');
     events.push(event);
   };
@@ -279,6 +282,7 @@ async function refusingLogGateway(state: string): Promise<{ server: GatewayServe
     identity,
     events,
     refusing,
+    holding,
     async close() {
       await server.close();
       db.close();
@@ -319,6 +323,94 @@ describe('when the audit log refuses the record of a run a node reports', () => 
       assert.deepEqual(gw.events.filter((e) => e.outcome?.detail === 'not-reported').length, 0);
       await authorize(node, ['echo', 'next-again']);
       assert.deepEqual(gw.events.filter((e) => e.outcome?.detail === 'not-reported').map((e) => (e.details as { runId?: string }).runId), [runs[1]!.runId]);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+});
+
+describe('when the caller of a running command disconnects before its node answers', () => {
+  /** Upstream's event that tells a node to stop a run. */
+  const INVOKE_CANCEL_EVENT = 'node.invoke.cancel';
+  /** Waits until `done` holds (at most 5 s). */
+  async function until(done: () => boolean): Promise<void> {
+    for (const deadline = Date.now() + 5_000; !done() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(done(), 'in time');
+  }
+  const invoke = (client: GatewayClient, nodeId: string, word: string) => client.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['echo', word] }, timeoutMs: 60_000, idempotencyKey: randomUUID() }, { timeoutMs: 65_000 });
+
+  it('tells the node to stop the run (node.invoke.cancel), stops waiting and records that the caller left, its outcome unknown (regression: the run went on and the gateway waited for it up to its timeout)', async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');
+    const cancels: unknown[] = [];
+    node.client.on(INVOKE_CANCEL_EVENT, (payload) => void cancels.push(payload));
+    const caller = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
+    try {
+      const abandoned = invoke(caller, node.device.deviceId, 'left').catch(() => 'closed');
+      await until(() => node.received.length === 1);
+      await caller.close();
+      assert.equal(await abandoned, 'closed');
+      await until(() => cancels.length === 1);
+      assert.deepEqual(cancels, [{ invokeId: node.received[0]!.id, nodeId: node.device.deviceId }]);
+      await until(() => gw.events.some((e) => e.action === 'node.invoke'));
+      const records = gw.events.filter((e) => e.action.startsWith('node.invoke'));
+      assert.deepEqual(records.map((e) => [e.action, e.outcome?.status, e.outcome?.detail]), [['node.invoke.decide', undefined, undefined], ['node.invoke', 'unknown', 'caller-left']]);
+      assert.equal((records[1]!.details as { invokeId?: string }).invokeId, node.received[0]!.id);
+      // The node's late result is for no one: nothing more is recorded.
+      await node.client.request('node.invoke.result', { id: node.received[0]!.id, nodeId: node.device.deviceId, ok: true, payloadJSON: '{}' });
+      assert.equal(gw.events.filter((e) => e.action === 'node.invoke').length, 1);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+
+  it('tells a node holding the run to stop it only after the decision record is durable and the run released', async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never', [INVOKE_RELEASE_EVENT]);
+    const seen: string[] = [];
+    node.client.on(INVOKE_CANCEL_EVENT, () => void seen.push('cancel'));
+    node.client.on(INVOKE_RELEASE_EVENT, (payload) => void seen.push(`release:${(payload as { ok: boolean }).ok}`));
+    const decision = Promise.withResolvers<void>();
+    gw.holding.when = (e) => (e.action === 'node.invoke.decide' ? decision.promise : undefined);
+    const caller = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
+    try {
+      const abandoned = invoke(caller, node.device.deviceId, 'held').catch(() => 'closed');
+      await until(() => node.received.length === 1);
+      await caller.close();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(seen, [], 'nothing is said to the node before its decision is on record');
+      decision.resolve();
+      await until(() => seen.length === 2);
+      assert.deepEqual(seen, ['release:true', 'cancel']);
+      assert.equal(await abandoned, 'closed');
+      await until(() => gw.events.some((e) => e.action === 'node.invoke'));
+      assert.deepEqual(gw.events.filter((e) => e.action.startsWith('node.invoke')).map((e) => e.action), ['node.invoke.decide', 'node.invoke']);
+    } finally {
+      await node.close();
+      await gw.close();
+    }
+  });
+
+  it(`frees the agent's request in flight: an agent that asks and leaves ${MAX_AGENT_CONNECTIONS + 1} times is still served (regression: each left a request in flight until its node answered)`, async () => {
+    const gw = await refusingLogGateway(stateDir(), { maxInFlight: 1 });
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');
+    gw.identity.agents.create({ name: 'leaving-bot', process: 'leave', owner: 'owner@example.com' });
+    const agentToken = (await gw.identity.issueToken('leaving-bot')).token;
+    try {
+      for (let i = 0; i <= MAX_AGENT_CONNECTIONS; i++) {
+        const agent = await GatewayClient.connect({ url: gw.server.url, role: 'operator', scopes: ['operator.write'], agentToken });
+        const asked = invoke(agent, node.device.deviceId, `leave-${i}`).then(
+          () => 'answered',
+          (e: { wire?: { message?: string } }) => e.wire?.message ?? 'closed',
+        );
+        await until(() => node.received.length === i + 1 || gw.events.some((e) => e.action === 'node.invoke.decide' && e.decision?.effect === 'deny'));
+        await agent.close();
+        assert.equal(await asked, 'closed');
+        await until(() => gw.events.filter((e) => e.outcome?.detail === 'caller-left').length === i + 1);
+      }
+      assert.equal(node.received.length, MAX_AGENT_CONNECTIONS + 1);
     } finally {
       await node.close();
       await gw.close();

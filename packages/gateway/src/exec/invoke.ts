@@ -36,6 +36,16 @@ import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
  */
 export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
 
+/**
+ * Upstream's gateway → node event `{ invokeId, nodeId }`: stop the run of
+ * that request. Sent when the caller of a `node.invoke` leaves before its
+ * result; a node that does not know it ignores it, as any unknown event.
+ */
+export const INVOKE_CANCEL_EVENT = 'node.invoke.cancel';
+
+/** What a wait for a node's result settles with when its caller has left. */
+const CALLER_LEFT = Symbol('caller-left');
+
 /** Commands a raw `node.invoke` may never carry (upstream relays them through exec.approvals.node.*). */
 const RESERVED = new Set(['system.execApprovals.get', 'system.execApprovals.set']);
 const DEFAULT_INVOKE_TIMEOUT_MS = 30_000;
@@ -87,6 +97,8 @@ export class NodeInvoker {
   readonly #inventory: NodeInventory;
   readonly #options: InvokerOptions;
   readonly #waiting = new Map<string, Waiter>();
+  /** What to do when each caller with a command at its node closes its connection. */
+  readonly #onLeave = new Map<Connection, Set<() => void>>();
   readonly #approvalListeners = new Map<string, Set<() => void>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
@@ -99,6 +111,9 @@ export class NodeInvoker {
     this.#options = options;
     this.#openRuns = options.openRuns;
     server.on('closed', (connection) => {
+      const leaving = this.#onLeave.get(connection);
+      this.#onLeave.delete(connection);
+      for (const left of leaving ?? []) left();
       for (const [id, waiter] of this.#waiting) {
         if (waiter.connection !== connection) continue;
         this.#waiting.delete(id);
@@ -362,7 +377,7 @@ export class NodeInvoker {
     let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
-      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs);
+      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
       // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
       // grant for exactly this action answers it), then sent again.
@@ -381,7 +396,7 @@ export class NodeInvoker {
    * Sends one cleared command to its node and records its result; the
    * node's answer, ok or not, once both records are durable.
    */
-  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number): Promise<InvokeResult> {
+  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number, caller: Connection): Promise<InvokeResult> {
     const nodeId = target.node.deviceId;
     // Read again: a human's approval may have taken minutes, in which an operator narrowed or unpaired the node.
     const { connection, commands } = this.#routeFor(nodeId, params.command);
@@ -420,6 +435,7 @@ export class NodeInvoker {
     const finished = Promise.withResolvers<void>();
     const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
     let recorded: Promise<void> = Promise.resolve();
+    const left = this.#whenGone(caller);
     try {
       if (held) {
         recorded = this.#audit(unrecorded!);
@@ -428,13 +444,15 @@ export class NodeInvoker {
           () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
         );
       }
-      let result: InvokeResult;
+      let outcome: InvokeResult | typeof CALLER_LEFT;
       try {
-        result = await answered;
+        outcome = await Promise.race([answered, left.gone]);
       } catch (error) {
         await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
         throw error;
       }
+      if (outcome === CALLER_LEFT) return await this.#abandon(connection, nodeId, id, params.command, principal, approvalId, recorded);
+      const result = outcome;
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
       const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
       // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
@@ -453,8 +471,44 @@ export class NodeInvoker {
       ]);
       return result;
     } finally {
+      left.dispose();
       finished.resolve();
     }
+  }
+
+  /** Settles `gone` with CALLER_LEFT once `caller` has closed its connection (at once if it has); `dispose` forgets it. */
+  #whenGone(caller: Connection): { gone: Promise<typeof CALLER_LEFT>; dispose(): void } {
+    const { promise, resolve } = Promise.withResolvers<typeof CALLER_LEFT>();
+    const left = (): void => resolve(CALLER_LEFT);
+    if (caller.phase === 'closed') left();
+    else this.#onLeave.set(caller, (this.#onLeave.get(caller) ?? new Set()).add(left));
+    const dispose = (): void => {
+      const set = this.#onLeave.get(caller);
+      set?.delete(left);
+      if (set?.size === 0) this.#onLeave.delete(caller);
+    };
+    return { gone: promise, dispose };
+  }
+
+  /**
+   * The caller of request `id` left before its node answered: nobody hears
+   * the result, so the gateway stops waiting for it (the caller's in-flight
+   * request ends here), tells the node to stop the run (INVOKE_CANCEL_EVENT),
+   * and records that the caller left, the outcome unknown. The node is told
+   * only once the decision's record has settled: durable, so the run it may
+   * have started is on record; or refused, and then the node was told never
+   * to start it. Throws GATEWAY_CONNECTION_CLOSED (or the audit log's refusal).
+   */
+  async #abandon(node: Connection, nodeId: string, id: string, command: string, principal: PrincipalRef, approvalId: string | undefined, recorded: Promise<void>): Promise<never> {
+    await recorded.catch(() => undefined);
+    const waiter = this.#waiting.get(id);
+    if (waiter !== undefined) {
+      this.#waiting.delete(id);
+      clearTimeout(waiter.timer);
+    }
+    const cancelSent = node.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
+    await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
+    throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
   }
 
   /**

@@ -548,7 +548,7 @@ export class GatewayServer {
       type: 'hello-ok',
       protocol: peer.protocol,
       server: { version: GATEWAY_VERSION, connId: connection.id },
-      features: { methods: this.methods(), events: ['connect.challenge', 'tick', 'shutdown', 'node.invoke.request', 'node.pair.requested', 'node.pair.resolved', 'exec.approval.requested', 'exec.approval.resolved', 'corral.invoke.release'] },
+      features: { methods: this.methods(), events: ['connect.challenge', 'tick', 'shutdown', 'node.invoke.request', 'node.invoke.cancel', 'node.pair.requested', 'node.pair.resolved', 'exec.approval.requested', 'exec.approval.resolved', 'corral.invoke.release'] },
       snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: Math.max(0, this.#now() - this.#startedAt), authMode: 'token' },
       // A paired node gets a device token to reconnect with (upstream's auth.deviceToken).
       auth: { role: peer.role, scopes: [...peer.scopes], ...(peer.role === 'node' && peer.deviceId && this.#deviceTokens ? this.#deviceTokens.issue(peer.deviceId, peer.role) : {}) },
