@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -238,6 +238,26 @@ describe('when the identity store cannot be opened', () => {
       const { error } = JSON.parse(r.stdout);
       assert.equal(error.code, 'IDENTITY_STORE_FAILED');
       assert.equal(error.message, `cannot open the identity store ${join(dir, 'identity.db')}: file is not a database`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('exits 3 with the code when the identity store is a symbolic link or the state directory another user\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-cli-unsafe-'));
+    try {
+      writeFileSync(join(dir, 'elsewhere.db'), '');
+      symlinkSync(join(dir, 'elsewhere.db'), join(dir, 'identity.db'));
+      const linked = await corral(['--state-dir', dir, 'agents', 'list', '--json']);
+      assert.equal(linked.code, 3, linked.stderr);
+      assert.equal(JSON.parse(linked.stdout).error.code, 'IDENTITY_STORE_SYMLINK');
+      if (process.getuid?.() === 0) {
+        rmSync(join(dir, 'identity.db'));
+        writeFileSync(join(dir, 'identity.db'), '');
+        chownSync(dir, 65534, 65534);
+        const foreign = await corral(['--state-dir', dir, 'agents', 'list', '--json']);
+        assert.equal(foreign.code, 3, foreign.stderr);
+        assert.equal(JSON.parse(foreign.stdout).error.code, 'IDENTITY_STATE_DIR_UNSAFE');
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
