@@ -10,7 +10,7 @@ export type GatewayErrorCode =
   | 'GATEWAY_FRAME_INVALID'
   /** A frame larger than the limit of its phase (64 KiB before hello-ok) or, after it, of its kind of peer (server/inbound-budget.ts). */
   | 'GATEWAY_FRAME_TOO_LARGE'
-  /** A peer that sent more than its byte budget over time allows (server/inbound-budget.ts). */
+  /** A peer that sent more than its byte budget over time allows (server/inbound-budget.ts), or a node that caused more audit records than its budget (exec/node-audit-budget.ts). */
   | 'GATEWAY_RATE_LIMITED'
   /** A frame the protocol does not allow at this point (anything but `connect` first, a second `connect`, a client `res`). */
   | 'GATEWAY_FRAME_OUT_OF_ORDER'

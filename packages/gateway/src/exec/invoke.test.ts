@@ -10,7 +10,7 @@ import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
 import { ApprovalStore, Gateway, GatewayClient, GatewayServer, INVOKE_RELEASE_EVENT, NodeInventory, NodeInvoker, OpenRuns, RECEIPT_VALIDITY_MS, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt, type GatewayServerOptions } from '../index.ts';
-import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS } from './invoke.ts';
+import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS, type InvokerOptions } from './invoke.ts';
 import { MAX_AGENT_CONNECTIONS } from '../server/server.ts';
 import { auditEvents } from '../../test/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
@@ -262,7 +262,7 @@ describe('when the caller of an asking command disconnects while it waits, and r
 });
 
 /** A gateway over `state` whose audit log refuses the appends `refusing.when` picks; the events it kept. */
-async function refusingLogGateway(state: string, serverOptions: Partial<GatewayServerOptions> = {}): Promise<{ server: GatewayServer; identity: Identity; events: AuditEventInput[]; refusing: { when?: (event: AuditEventInput) => boolean }; holding: { when?: (event: AuditEventInput) => Promise<void> | undefined }; close(): Promise<void> }> {
+async function refusingLogGateway(state: string, serverOptions: Partial<GatewayServerOptions> = {}, invokerOptions: Partial<InvokerOptions> = {}): Promise<{ server: GatewayServer; identity: Identity; events: AuditEventInput[]; refusing: { when?: (event: AuditEventInput) => boolean }; holding: { when?: (event: AuditEventInput) => Promise<void> | undefined }; close(): Promise<void> }> {
   const identity = Identity.open(state);
   const db = openGatewayDb(state);
   const server = await GatewayServer.start({ token, identity, port: 0, ...serverOptions });
@@ -276,7 +276,7 @@ async function refusingLogGateway(state: string, serverOptions: Partial<GatewayS
     if (refusing.when?.(event)) throw new Error('the disk is full');
     events.push(event);
   };
-  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit, ...invokerOptions });
   return {
     server,
     identity,
@@ -413,6 +413,35 @@ describe('when the caller of a running command disconnects before its node answe
       assert.equal(node.received.length, MAX_AGENT_CONNECTIONS + 1);
     } finally {
       await node.close();
+      await gw.close();
+    }
+  });
+});
+
+describe('when a hostile node floods the audit log with what it may say on its own word', () => {
+  it('records its refused reports up to its budget, refuses its runs past it (RATE_LIMITED, nothing decided), and writes one record of how many it dropped (regression: one record each, unbounded)', async () => {
+    const gw = await refusingLogGateway(stateDir(), {}, { nodeAuditLimits: { perSecond: 1, burst: 5, summaryAfterMs: 200 } });
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+    const bystander = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+    try {
+      const refused = (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST';
+      for (let i = 0; i < 50; i++) await assert.rejects(node.client.request('corral.run.report', { runId: randomUUID(), ok: true, exitCode: 0 }), refused);
+      await assert.rejects(authorize(node, ['echo', 'flood']), (e: { wire?: { code?: string; retryable?: boolean; details?: { code?: string } } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.retryable === true && e.wire.details?.code === 'RATE_LIMITED');
+      assert.equal((await authorize(bystander, ['echo', 'mine'])).decision, 'allow');
+      const mine = gw.events.filter((e) => e.node === node.device.deviceId);
+      assert.ok(mine.length <= 6, `${mine.length} records of the flooding node`);
+      assert.ok(mine.every((e) => e.action === 'node.report.refused'));
+      assert.ok(!gw.events.some((e) => e.action === 'node.invoke.decide' && e.node === node.device.deviceId), 'nothing decided past the budget');
+      for (const deadline = Date.now() + 3_000; !gw.events.some((e) => e.action === 'node.audit.dropped') && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+      const summaries = gw.events.filter((e) => e.action === 'node.audit.dropped');
+      assert.equal(summaries.length, 1);
+      const details = summaries[0]!.details as { dropped: number; byAction: Record<string, number> };
+      assert.equal(summaries[0]!.node, node.device.deviceId);
+      assert.equal(details.dropped, 51 - mine.length);
+      assert.equal(details.byAction['corral.run.authorize'], 1);
+    } finally {
+      await node.close();
+      await bystander.close();
       await gw.close();
     }
   });

@@ -25,6 +25,7 @@ import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
 import { decideNamed, decideRun, nodeAsked, type PrincipalRef, type RunDecision } from './decide.ts';
+import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit-budget.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
@@ -73,6 +74,8 @@ export interface InvokerOptions {
   approvalTtlMs?: number;
   /** How often to look for an approval resolved by another process (the CLI); default 250 ms. */
   approvalPollMs?: number;
+  /** How many records each node may cause on its own word (default NODE_AUDIT_LIMITS). */
+  nodeAuditLimits?: NodeAuditLimits;
 }
 
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
@@ -104,12 +107,15 @@ export class NodeInvoker {
   readonly #recording = new Set<string>();
   /** Runs authorized for each node (corral.run.authorize) and not yet reported. */
   readonly #openRuns: OpenRuns;
+  /** The records each node may cause on its own word; what it asks past that is refused and summarized. */
+  readonly nodeAudit: NodeAuditBudget;
 
   constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
     this.#server = server;
     this.#inventory = inventory;
     this.#options = options;
     this.#openRuns = options.openRuns;
+    this.nodeAudit = new NodeAuditBudget((event) => this.#audit(event), options.nodeAuditLimits);
     server.on('closed', (connection) => {
       const leaving = this.#onLeave.get(connection);
       this.#onLeave.delete(connection);
@@ -285,6 +291,8 @@ export class NodeInvoker {
       role: 'node',
       handler: async (params, { connection, peer }) => {
         await this.#assertPaired(connection, peer.deviceId!);
+        // Each is decided and recorded: a node asking faster than its budget is refused, nothing decided.
+        if (!this.nodeAudit.admit(peer.deviceId!, 'corral.run.authorize')) throw rateLimited('too many runs asked for by this node');
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
@@ -315,7 +323,8 @@ export class NodeInvoker {
         const run = runId === undefined ? undefined : this.#openRuns.take(nodeId, runId);
         if (!run) {
           // A report of a run this gateway never authorized for this node (or one already reported): its word alone, recorded as refused.
-          await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
+          // Past the node's budget it is refused all the same, unrecorded but counted in the node's summary.
+          if (this.nodeAudit.admit(nodeId, 'node.report.refused')) await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
           throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' });
         }
         try {

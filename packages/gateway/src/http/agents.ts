@@ -5,6 +5,7 @@
 // (`corral.agent.stopped`), and the audit log records it.
 import type { Agent } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
+import { rateLimited } from '../exec/node-audit-budget.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { reply } from './respond.ts';
@@ -69,6 +70,8 @@ export function registerStopReports(api: ApiContext): void {
     handler: async (params, { connection, peer }) => {
       // A node unpaired while connected writes no more records.
       api.inventory.assertPaired(connection);
+      // Its word alone, recorded: past its budget a node is refused, and the drop summarized.
+      if (!api.invoker.nodeAudit.admit(peer.deviceId!, 'agent.containers.stop')) throw rateLimited('too many reports from this node');
       const p = (params ?? {}) as { agentId?: unknown; name?: unknown; runIds?: unknown };
       if (typeof p.agentId !== 'string' || p.agentId === '' || p.agentId.length > 100) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'agentId is required', { wire: { code: 'INVALID_REQUEST', message: 'invalid corral.agent.stopped params' } });
       const runIds = Array.isArray(p.runIds) ? p.runIds.filter((r): r is string => typeof r === 'string' && r.length <= 100).slice(0, MAX_RUN_IDS) : [];
