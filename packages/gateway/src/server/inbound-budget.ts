@@ -25,11 +25,14 @@ export interface InboundLimits {
  * - agent: `node.invoke` with an argv of at most 128 KiB (exec/canonical.ts)
  *   and its environment, escaped; 1 MiB.
  * - operator: the upstream 25 MiB, for what operators upload.
- * A full budget holds two of the largest frames; it refills at a rate that
- * keeps parsing one peer's frames to a few per cent of the event loop.
+ * A full budget holds at least two of the largest frames, a node's the
+ * results of its 32 runs (MAX_RUNS in packages/node) finishing at once at
+ * 1 MiB each; it refills
+ * at a rate that keeps parsing one peer's frames to a few per cent of the
+ * event loop (JSON.parse takes about 1.3 ms a MiB).
  */
 export const INBOUND_LIMITS: Readonly<Record<PeerKind, Readonly<InboundLimits>>> = {
-  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 8 * 1024 * 1024 },
+  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 32 * 1024 * 1024 },
   agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024 },
   operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES },
 };

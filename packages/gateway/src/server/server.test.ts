@@ -734,6 +734,14 @@ describe('when a peer sends more than its kind of peer needs', () => {
     await node.close();
   });
 
+  it("takes the results of a node's 32 runs finishing at once, 400 KB of output each (regression guard: a burst no bigger than two frames cut the node off and lost them)", async () => {
+    const { client: node } = await pairedNode(gw);
+    const payloadJSON = JSON.stringify({ stdout: 'x'.repeat(200_000), stderr: 'y'.repeat(200_000) });
+    const answers = await Promise.all(Array.from({ length: 32 }, () => node.request('test.result', { payloadJSON }) as Promise<{ bytes: number }>));
+    assert.ok(answers.every((a) => a.bytes > 400_000));
+    await node.close();
+  });
+
   it('closes with 1009 a node that sends a 6 MiB frame, logged as refused (regression: any peer might send 25 MiB for the gateway to parse)', async () => {
     const { client: node, device } = await pairedNode(gw);
     await assert.rejects(node.request('test.result', { payloadJSON: 'x'.repeat(6 * 1024 * 1024) }), { code: 'GATEWAY_CONNECTION_CLOSED' });
