@@ -185,6 +185,8 @@ export class Gateway {
     clearInterval(this.#sweep);
     await this.#sweeping;
     await this.server.close();
+    // The count of what nodes had dropped since their last summary is written before the log closes.
+    await this.invoker.nodeAudit.flushAll();
     this.#feed.stop();
     await this.#audit?.close();
     this.#db.close();

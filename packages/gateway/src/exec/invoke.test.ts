@@ -446,3 +446,16 @@ describe('when a hostile node floods the audit log with what it may say on its o
     }
   });
 });
+
+describe('when the gateway stops while a node has records dropped and not yet summarized', () => {
+  it('writes the summary before its audit log closes (regression: the count was lost with the timer)', async () => {
+    const state = stateDir();
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    let dropped = 0;
+    for (let i = 0; i < 700; i++) if (!gw.invoker.nodeAudit.admit('flooding-node', 'node.report.refused')) dropped += 1;
+    assert.ok(dropped > 0);
+    await gw.close();
+    const summaries = (await auditEvents(state)).filter((e) => e.action === 'node.audit.dropped');
+    assert.deepEqual(summaries.map((e) => [e.node, (e.details as { dropped?: number }).dropped]), [['flooding-node', dropped]]);
+  });
+});
