@@ -393,6 +393,34 @@ describe('when the caller of a running command disconnects before its node answe
     }
   });
 
+  it('stops waiting for an upstream node to prepare an approved run once its caller has left (regression: it waited up to the timeout)', async () => {
+    const gw = await Gateway.start({ stateDir: stateDir(), token, port: 0, approvalPollMs: 20, maxInFlight: 1 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run', 'system.run.prepare'], () => 'never');
+    gw.identity.agents.create({ name: 'preparing-bot', process: 'leave', owner: 'owner@example.com' });
+    const agentToken = (await gw.identity.issueToken('preparing-bot')).token;
+    const agents: GatewayClient[] = [];
+    try {
+      for (let i = 0; i <= MAX_AGENT_CONNECTIONS; i++) {
+        const agent = await GatewayClient.connect({ url: gw.url, role: 'operator', scopes: ['operator.write'], agentToken });
+        agents.push(agent);
+        const asked = agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', `prepared-${i}`] }, timeoutMs: 60_000, idempotencyKey: randomUUID() }, { timeoutMs: 65_000 }).then(
+          () => 'answered',
+          (e: { wire?: { message?: string } }) => e.wire?.message ?? 'closed',
+        );
+        await until(() => gw.approvals.list({ status: 'pending' }).length === 1);
+        gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+        await until(() => node.received.filter((r) => r.command === 'system.run.prepare').length === i + 1);
+        await agent.close();
+        assert.equal(await asked, 'closed');
+      }
+      assert.ok(node.received.every((r) => r.command === 'system.run.prepare'), 'nothing ran');
+    } finally {
+      await Promise.all(agents.map((a) => a.close()));
+      await node.close();
+      await gw.close();
+    }
+  });
+
   it(`frees the agent's request in flight: an agent that asks and leaves ${MAX_AGENT_CONNECTIONS + 1} times is still served (regression: each left a request in flight until its node answered)`, async () => {
     const gw = await refusingLogGateway(stateDir(), { maxInFlight: 1 });
     const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');

@@ -420,7 +420,7 @@ export class NodeInvoker {
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: undefined, approvalReceipt: undefined };
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
-        const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs);
+        const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
         commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
       }
@@ -485,6 +485,14 @@ export class NodeInvoker {
     }
   }
 
+  /** Stops waiting for the node's answer to request `id`: an answer that comes later is ignored. */
+  #stopWaiting(id: string): void {
+    const waiter = this.#waiting.get(id);
+    if (waiter === undefined) return;
+    this.#waiting.delete(id);
+    clearTimeout(waiter.timer);
+  }
+
   /** Settles `gone` with CALLER_LEFT once `caller` has closed its connection (at once if it has); `dispose` forgets it. */
   #whenGone(caller: Connection): { gone: Promise<typeof CALLER_LEFT>; dispose(): void } {
     const { promise, resolve } = Promise.withResolvers<typeof CALLER_LEFT>();
@@ -510,11 +518,7 @@ export class NodeInvoker {
    */
   async #abandon(node: Connection, nodeId: string, id: string, command: string, principal: PrincipalRef, approvalId: string | undefined, recorded: Promise<void>): Promise<never> {
     await recorded.catch(() => undefined);
-    const waiter = this.#waiting.get(id);
-    if (waiter !== undefined) {
-      this.#waiting.delete(id);
-      clearTimeout(waiter.timer);
-    }
+    this.#stopWaiting(id);
     const cancelSent = node.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
     await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
     throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
@@ -634,9 +638,21 @@ export class NodeInvoker {
    * `printf` may become `/usr/bin/printf`, a path must stay that path), the
    * working directory decided on, or the node's own when none was given.
    */
-  async #preparedPlan(connection: Connection, nodeId: string, forward: Record<string, unknown>, timeoutMs: number): Promise<PreparedPlan> {
+  async #preparedPlan(connection: Connection, nodeId: string, forward: Record<string, unknown>, timeoutMs: number, caller: Connection): Promise<PreparedPlan> {
     const { env: _env, ...prepare } = forward;
-    const result = await this.#send(connection, nodeId, randomUUID(), 'system.run.prepare', prepare, timeoutMs, randomUUID());
+    const prepareId = randomUUID();
+    const left = this.#whenGone(caller);
+    let result: InvokeResult | typeof CALLER_LEFT;
+    try {
+      result = await Promise.race([this.#send(connection, nodeId, prepareId, 'system.run.prepare', prepare, timeoutMs, randomUUID()), left.gone]);
+    } finally {
+      left.dispose();
+    }
+    // A prepare runs nothing: when its caller has left there is nothing to stop, only a wait to end.
+    if (result === CALLER_LEFT) {
+      this.#stopWaiting(prepareId);
+      throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
+    }
     const plan = ((result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON)) as { plan?: PreparedPlan } | undefined)?.plan;
     if (!result.ok || !plan) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: `the node did not prepare the approved run: ${result.error?.message ?? 'no plan'}` });
     const argv = forward.command as string[];
