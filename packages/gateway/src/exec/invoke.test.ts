@@ -340,9 +340,10 @@ describe('when the caller of a running command disconnects before its node answe
   }
   const invoke = (client: GatewayClient, nodeId: string, word: string) => client.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['echo', word] }, timeoutMs: 60_000, idempotencyKey: randomUUID() }, { timeoutMs: 65_000 });
 
-  it('tells the node to stop the run (node.invoke.cancel), stops waiting and records that the caller left, its outcome unknown (regression: the run went on and the gateway waited for it up to its timeout)', async () => {
+  it('tells the node to stop the run (node.invoke.cancel), stops waiting and records that the caller left, its outcome unknown, then the result should the node run it all the same (regression: the run went on and the gateway waited for it up to its timeout)', async () => {
     const gw = await refusingLogGateway(stateDir());
     const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');
+    const bystander = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => 'never');
     const cancels: unknown[] = [];
     node.client.on(INVOKE_CANCEL_EVENT, (payload) => void cancels.push(payload));
     const caller = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
@@ -357,10 +358,13 @@ describe('when the caller of a running command disconnects before its node answe
       const records = gw.events.filter((e) => e.action.startsWith('node.invoke'));
       assert.deepEqual(records.map((e) => [e.action, e.outcome?.status, e.outcome?.detail]), [['node.invoke.decide', undefined, undefined], ['node.invoke', 'unknown', 'caller-left']]);
       assert.equal((records[1]!.details as { invokeId?: string }).invokeId, node.received[0]!.id);
-      // The node's late result is for no one: nothing more is recorded.
-      await node.client.request('node.invoke.result', { id: node.received[0]!.id, nodeId: node.device.deviceId, ok: true, payloadJSON: '{}' });
-      assert.equal(gw.events.filter((e) => e.action === 'node.invoke').length, 1);
+      // A node that ran it all the same has its result recorded, once; no other node may answer for it.
+      await bystander.client.request('node.invoke.result', { id: node.received[0]!.id, nodeId: bystander.device.deviceId, ok: true, payloadJSON: '{"exitCode":7}' });
+      for (let i = 0; i < 2; i++) await node.client.request('node.invoke.result', { id: node.received[0]!.id, nodeId: node.device.deviceId, ok: true, payloadJSON: '{"exitCode":0}' });
+      const late = gw.events.filter((e) => e.action === 'node.invoke').slice(1);
+      assert.deepEqual(late.map((e) => [e.node, e.outcome?.status, e.outcome?.exitCode, (e.details as { invokeId?: string; callerLeft?: boolean }).invokeId, (e.details as { callerLeft?: boolean }).callerLeft]), [[node.device.deviceId, 'success', 0, node.received[0]!.id, true]]);
     } finally {
+      await bystander.close();
       await node.close();
       await gw.close();
     }

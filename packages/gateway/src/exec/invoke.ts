@@ -78,6 +78,9 @@ export interface InvokerOptions {
   nodeAuditLimits?: NodeAuditLimits;
 }
 
+/** A request whose caller left before its node answered: what its late result is recorded as. */
+type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; timer: NodeJS.Timeout };
+
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
 type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
 
@@ -102,6 +105,8 @@ export class NodeInvoker {
   readonly #waiting = new Map<string, Waiter>();
   /** What to do when each caller with a command at its node closes its connection. */
   readonly #onLeave = new Map<Connection, Set<() => void>>();
+  /** Requests whose caller left before their node answered, oldest first: a result that still comes is recorded (see #abandon). */
+  readonly #abandoned = new Map<string, Abandoned>();
   readonly #approvalListeners = new Map<string, Set<() => void>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
@@ -120,6 +125,11 @@ export class NodeInvoker {
       const leaving = this.#onLeave.get(connection);
       this.#onLeave.delete(connection);
       for (const left of leaving ?? []) left();
+      for (const [id, request] of this.#abandoned) {
+        if (request.connection !== connection) continue;
+        clearTimeout(request.timer);
+        this.#abandoned.delete(id);
+      }
       for (const [id, waiter] of this.#waiting) {
         if (waiter.connection !== connection) continue;
         this.#waiting.delete(id);
@@ -277,11 +287,13 @@ export class NodeInvoker {
       handler: async (params, { connection, peer }) => {
         const p = params as { id: string; nodeId: string; ok: boolean; payload?: unknown; payloadJSON?: string | null; error?: { code?: string; message?: string } | null };
         const waiter = this.#waiting.get(p.id);
+        const result: InvokeResult = { ok: p.ok, ...(p.payload !== undefined ? { payload: p.payload } : {}), ...(p.payloadJSON !== undefined ? { payloadJSON: p.payloadJSON } : {}), ...(p.error ? { error: p.error } : {}) };
+        if (!waiter && p.nodeId === peer.deviceId && (await this.#lateResult(p.id, connection, peer.deviceId, result))) return { ok: true };
         // Only the node the request went to, on the connection it went to, may answer it.
         if (!waiter || waiter.connection !== connection || p.nodeId !== peer.deviceId) return { ok: true, ignored: true };
         this.#waiting.delete(p.id);
         clearTimeout(waiter.timer);
-        waiter.resolve({ ok: p.ok, ...(p.payload !== undefined ? { payload: p.payload } : {}), ...(p.payloadJSON !== undefined ? { payloadJSON: p.payloadJSON } : {}), ...(p.error ? { error: p.error } : {}) });
+        waiter.resolve(result);
         await waiter.acknowledgeAfter.catch(() => undefined);
         return { ok: true };
       },
@@ -460,7 +472,7 @@ export class NodeInvoker {
         await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
         throw error;
       }
-      if (outcome === CALLER_LEFT) return await this.#abandon(connection, nodeId, id, params.command, principal, approvalId, recorded);
+      if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId }, id, timeoutMs, recorded);
       const result = outcome;
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
       const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
@@ -516,12 +528,48 @@ export class NodeInvoker {
    * have started is on record; or refused, and then the node was told never
    * to start it. Throws GATEWAY_CONNECTION_CLOSED (or the audit log's refusal).
    */
-  async #abandon(node: Connection, nodeId: string, id: string, command: string, principal: PrincipalRef, approvalId: string | undefined, recorded: Promise<void>): Promise<never> {
+  async #abandon(request: Omit<Abandoned, 'timer'>, id: string, timeoutMs: number, recorded: Promise<void>): Promise<never> {
+    const { connection, nodeId, command, principal, approvalId } = request;
     await recorded.catch(() => undefined);
     this.#stopWaiting(id);
-    const cancelSent = node.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
+    // A node that goes on all the same (one that does not know the event) still has its result recorded, while it could
+    // come: at most MAX_OPEN_RUNS a node are kept, the oldest forgotten first (already recorded as left, outcome unknown).
+    const ofNode = [...this.#abandoned].filter(([, a]) => a.nodeId === nodeId);
+    for (const [oldId, old] of ofNode.slice(0, Math.max(0, ofNode.length - MAX_OPEN_RUNS + 1))) {
+      clearTimeout(old.timer);
+      this.#abandoned.delete(oldId);
+    }
+    const timer = setTimeout(() => this.#abandoned.delete(id), timeoutMs + 1_000);
+    timer.unref();
+    this.#abandoned.set(id, { ...request, timer });
+    const cancelSent = connection.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
     await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
     throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
+  }
+
+  /**
+   * Records the result of a request whose caller had left (#abandon), once,
+   * when it comes from the node it went to on the connection it went to.
+   * Returns whether it was one.
+   */
+  async #lateResult(id: string, connection: Connection, nodeId: string | undefined, result: InvokeResult): Promise<boolean> {
+    const request = this.#abandoned.get(id);
+    if (request === undefined || request.connection !== connection || request.nodeId !== nodeId) return false;
+    this.#abandoned.delete(id);
+    clearTimeout(request.timer);
+    const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
+    const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
+    await this.#audit({
+      actor: actor(request.principal),
+      action: 'node.invoke',
+      resource: { kind: 'command', id: request.command },
+      node: request.nodeId,
+      ...(request.approvalId ? { decision: { effect: 'allow', approval: request.approvalId } } : {}),
+      outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+      ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
+      details: { invokeId: id, callerLeft: true, ...containedFacts(payload) },
+    });
+    return true;
   }
 
   /**
