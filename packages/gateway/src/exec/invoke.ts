@@ -79,7 +79,7 @@ export interface InvokerOptions {
 }
 
 /** A request whose caller left before its node answered: what its late result is recorded as. */
-type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; timer: NodeJS.Timeout };
+type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
 
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
 type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
@@ -528,7 +528,7 @@ export class NodeInvoker {
    * have started is on record; or refused, and then the node was told never
    * to start it. Throws GATEWAY_CONNECTION_CLOSED (or the audit log's refusal).
    */
-  async #abandon(request: Omit<Abandoned, 'timer'>, id: string, timeoutMs: number, recorded: Promise<void>): Promise<never> {
+  async #abandon(request: Omit<Abandoned, 'timer' | 'leftRecorded'>, id: string, timeoutMs: number, recorded: Promise<void>): Promise<never> {
     const { connection, nodeId, command, principal, approvalId } = request;
     await recorded.catch(() => undefined);
     this.#stopWaiting(id);
@@ -541,9 +541,10 @@ export class NodeInvoker {
     }
     const timer = setTimeout(() => this.#abandoned.delete(id), timeoutMs + 1_000);
     timer.unref();
-    this.#abandoned.set(id, { ...request, timer });
     const cancelSent = connection.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
-    await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
+    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
+    this.#abandoned.set(id, { ...request, timer, leftRecorded });
+    await leftRecorded;
     throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
   }
 
@@ -557,6 +558,8 @@ export class NodeInvoker {
     if (request === undefined || request.connection !== connection || request.nodeId !== nodeId) return false;
     this.#abandoned.delete(id);
     clearTimeout(request.timer);
+    // After the record that its caller left, which it follows.
+    await request.leftRecorded.catch(() => undefined);
     const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
     const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
     await this.#audit({
