@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { actionDigest, canonicalRun } from './canonical.ts';
+import { commandLine } from './command-line.ts';
 import { decideRun } from './decide.ts';
 
 const POLICY = `
@@ -210,4 +212,230 @@ describe('decideRun', () => {
   it('denies by default a command no policy names', () => {
     assert.equal(decide(['curl', 'http://example.com']).decision, 'deny');
   });
+});
+
+/** A git argv as each form canonicalRun looks through sends it: plain, by its system path, behind env, inside sh -c and bash -c after another command. */
+function gitForms(argv: readonly string[]): string[][] {
+  const rest = argv.slice(1);
+  return [[...argv], ['/usr/bin/git', ...rest], ['env', 'LANG=C', ...argv], ['sh', '-c', commandLine(argv)], ['bash', '-c', `echo start; ${commandLine(['/usr/bin/git', ...rest])}`]];
+}
+
+describe('when git is handed a command to run', () => {
+  const CMD = 'touch /tmp/pwned';
+  describe('through a setting on its command line, its environment or a transport (regression: a permit for git ran each of these)', () => {
+    for (const [name, argv, reason] of [
+      ['-c core.fsmonitor', ['git', '-c', `core.fsmonitor=${CMD}`, 'status'], /core\.fsmonitor/],
+      ['-c with the key in another case', ['git', '-c', `Core.FSMonitor=${CMD}`, 'status'], /Core\.FSMonitor/],
+      ['-c alias.x=!CMD', ['git', '-c', `alias.x=!${CMD}`, 'x'], /alias\.x/],
+      ['-c core.sshCommand', ['git', '-c', `core.sshCommand=${CMD}`, 'fetch'], /core\.sshCommand/],
+      ['-c core.pager', ['git', '-c', `core.pager=${CMD}`, 'log'], /core\.pager/],
+      ['-c core.editor', ['git', '-c', `core.editor=${CMD}`, 'commit'], /core\.editor/],
+      ['-c diff.<driver>.textconv', ['git', '-c', `diff.x.textconv=${CMD}`, 'diff'], /diff\.x\.textconv/],
+      ['-c filter.<driver>.clean', ['git', '-c', `filter.x.clean=${CMD}`, 'add', '.'], /filter\.x\.clean/],
+      ['-c credential.helper', ['git', '-c', `credential.helper=!${CMD}`, 'fetch'], /credential\.helper/],
+      ['-c core.hooksPath', ['git', '-c', 'core.hooksPath=/tmp/hooks', 'commit', '-m', 'x'], /core\.hooksPath/],
+      ['-c include.path', ['git', '-c', 'include.path=/tmp/planted', 'status'], /include\.path/],
+      ['-c pager.<command> naming a pager', ['git', '-c', `pager.log=${CMD}`, 'log'], /pager\.log/],
+      ['-c protocol.ext.allow with an ext:: address', ['git', '-c', 'protocol.ext.allow=always', 'fetch', `ext::sh -c ${CMD}`], /ext::|protocol/],
+      ['an ext:: address', ['git', 'clone', `ext::sh -c ${CMD}`, 'dst'], /ext::/],
+      ['--config-env', ['git', '--config-env=core.pager=EVIL', 'log'], /--config-env/],
+      ['--config-env as two words', ['git', '--config-env', 'core.editor=EVIL', 'commit'], /--config-env/],
+      ['--exec-path=', ['git', '--exec-path=/tmp/x', 'status'], /--exec-path/],
+      ['an option of git it does not model', ['git', '--bogus', 'status'], /--bogus/],
+      ['fetch --upload-pack=', ['git', 'fetch', `--upload-pack=${CMD}`, 'origin'], /--upload-pack/],
+      ['fetch --upload-pack as two words', ['git', 'fetch', '--upload-pack', CMD, 'origin'], /--upload-pack/],
+      ['an abbreviated --upload-pack', ['git', 'pull', `--upl=${CMD}`], /--upload-pack/],
+      ['ls-remote --upload-pack', ['git', 'ls-remote', `--upload-pack=${CMD}`, '.'], /--upload-pack/],
+      ['push --receive-pack', ['git', 'push', `--receive-pack=${CMD}`, 'origin'], /--receive-pack/],
+      ['push --exec', ['git', 'push', `--exec=${CMD}`, 'origin'], /--exec/],
+      ['archive --exec', ['git', 'archive', '--remote=.', `--exec=${CMD}`, 'HEAD'], /--exec/],
+      ['clone -u', ['git', 'clone', '-u', CMD, 'src', 'dst'], /-u/],
+      ['clone --template, whose hooks it runs', ['git', 'clone', '--template=/tmp/t', 'src', 'dst'], /--template/],
+      ['clone -c core.fsmonitor', ['git', 'clone', '-c', `core.fsmonitor=${CMD}`, 'src', 'dst'], /core\.fsmonitor/],
+      ['clone --config=core.fsmonitor', ['git', 'clone', `--config=core.fsmonitor=${CMD}`, 'src', 'dst'], /core\.fsmonitor/],
+      ['filter-branch', ['git', 'filter-branch', '--tree-filter', CMD, 'HEAD'], /filter-branch/],
+      ['send-email', ['git', 'send-email', `--to-cmd=${CMD}`, 'x.patch'], /send-email/],
+      ['submodule--helper foreach', ['git', 'submodule--helper', 'foreach', CMD], /submodule--helper/],
+      ['remote-ext', ['git', 'remote-ext', 'origin', CMD], /remote-ext/],
+      ['for-each-repo', ['git', 'for-each-repo', '--config=x', 'rebase', '--exec', CMD], /for-each-repo/],
+      ['bisect visualize with a git command', ['git', 'bisect', 'visualize', 'rebase', '--exec', CMD], /bisect visualize/],
+      ['daemon --access-hook', ['git', 'daemon', `--access-hook=${CMD}`], /--access-hook/],
+      ['svn --authors-prog', ['git', 'svn', 'clone', `--authors-prog=${CMD}`, 'url'], /--authors-prog/],
+      ['a rebase --exec holding a newline (a todo line of its own)', ['git', 'rebase', '--exec', 'echo hi\nx rm -rf /', 'main'], /newline/],
+      ['a difftool -x ending in a backslash (it would escape what git appends)', ['git', 'difftool', '-x', 'echo \\'], /backslash/],
+      ['a rebase --exec the shell analysis cannot read', ['git', 'rebase', '--exec', 'echo $(rm -rf /)', 'main'], /expansion|substitution/],
+      ['a submodule foreach using the variables git sets', ['git', 'submodule', 'foreach', 'rm -rf $sm_path'], /expansion/],
+      ['a submodule foreach whose first word git hands the shell', ['git', 'submodule', 'foreach', 'rm -rf x;id', 'y'], /shell/],
+    ] as const) {
+      it(`makes git ${name} opaque, in every form it is sent`, () => {
+        for (const command of gitForms(argv)) {
+          const run = canonicalRun({ command });
+          assert.equal(run.opaque, true, command.join(' '));
+          assert.match(run.opaqueReason!, reason, command.join(' '));
+          assert.equal(decide(command).decision, 'deny', command.join(' '));
+        }
+      });
+    }
+
+    for (const env of [
+      { GIT_ALLOW_PROTOCOL: 'ext' },
+      { GIT_TEST_FSMONITOR: '/tmp/x' },
+      { GIT_DIFF_PATH_COUNTER: '1', GIT_MERGETOOL_EXTCMD: CMD },
+    ] as Record<string, string>[]) {
+      const name = Object.keys(env).join(', ');
+      it(`makes git commit and merge opaque with ${name} in the request's environment, behind env or exported in a payload (regression: only the GIT_* variables Corral listed were)`, () => {
+        for (const argv of [['git', 'commit'], ['git', 'merge', 'topic']]) {
+          assert.equal(canonicalRun({ command: argv, env }).opaque, true, `${name} ${argv.join(' ')}`);
+          assert.equal(canonicalRun({ command: ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv] }).opaque, true, `env ${name} ${argv.join(' ')}`);
+          assert.equal(canonicalRun({ command: ['sh', '-c', `export ${commandLine(Object.entries(env).map(([k, v]) => `${k}=${v}`))}; ${commandLine(argv)}`] }).opaque, true, `export ${name}`);
+        }
+      });
+    }
+
+    for (const env of [
+      { GIT_PAGER: 'less' },
+      { GIT_EDITOR: 'vim' },
+      { GIT_SEQUENCE_EDITOR: CMD },
+      { GIT_SSH_COMMAND: CMD },
+      { GIT_EXTERNAL_DIFF: CMD },
+      { GIT_ASKPASS: '/tmp/x' },
+      { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.fsmonitor', GIT_CONFIG_VALUE_0: CMD },
+      { GIT_CONFIG_PARAMETERS: `'core.fsmonitor'='${CMD}'` },
+    ] as Record<string, string>[]) {
+      const name = Object.keys(env).join(', ');
+      it(`keeps git commit and merge opaque with ${name} in the request's environment, behind env or exported in a payload`, () => {
+        for (const argv of [['git', 'commit'], ['git', 'merge', 'topic']]) {
+          assert.equal(canonicalRun({ command: argv, env }).opaque, true, `${name} ${argv.join(' ')}`);
+          assert.equal(canonicalRun({ command: ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv] }).opaque, true, `env ${name} ${argv.join(' ')}`);
+          assert.equal(canonicalRun({ command: ['sh', '-c', `export ${commandLine(Object.entries(env).map(([k, v]) => `${k}=${v}`))}; ${commandLine(argv)}`] }).opaque, true, `export ${name}`);
+        }
+      });
+    }
+
+    // Keys whose value git runs, or that name a file, folder or address that leads to one (`*` is any subsection or name).
+    const COMMAND_KEYS = [
+      'core.fsmonitor', 'core.sshCommand', 'core.pager', 'core.editor', 'core.askPass', 'core.gitProxy', 'core.hooksPath', 'core.alternateRefsCommand', 'sequence.editor', 'diff.external',
+      'alias.*', 'diff.*.textconv', 'diff.*.command', 'filter.*.clean', 'filter.*.smudge', 'filter.*.process', 'merge.*.driver', 'credential.helper', 'credential.*.helper',
+      'gpg.program', 'gpg.ssh.program', 'gpg.ssh.defaultKeyCommand', 'include.path', 'includeIf.*.path', 'remote.*.uploadpack', 'remote.*.receivepack', 'remote.*.url', 'url.*.insteadOf',
+      'uploadpack.packObjectsHook', 'interactive.diffFilter', 'pager.*', 'web.browser', 'browser.*.cmd', 'difftool.*.cmd', 'mergetool.*.cmd', 'mergetool.*.path', 'trailer.*.command',
+      'sendemail.smtpServer', 'submodule.*.update', 'protocol.allow', 'protocol.*.allow', 'hook.*.command', 'tar.*.command', 'init.templateDir', 'safe.directory', 'core.worktree',
+    ];
+    /** A key of COMMAND_KEYS, its section and name in any case (git reads them so), `*` replaced by a subsection or name. */
+    const commandKey = fc
+      .tuple(fc.constantFrom(...COMMAND_KEYS), fc.stringMatching(/^[A-Za-z0-9-]{1,8}$/))
+      .chain(([template, sub]) => fc.array(fc.boolean(), { minLength: template.length, maxLength: template.length }).map((upper) => [...template].map((c, k) => (upper[k] ? c.toUpperCase() : c.toLowerCase())).join('').replace('*', sub)));
+    /** Any value but those inert for some key (empty, `cat`, `:`, a boolean). */
+    const commandValue = fc.string({ maxLength: 24 }).filter((v) => !/^(?:|cat|:|true|yes|on|false|no|off|-?\d+)$/i.test(v) && !v.includes('\0'));
+
+    it('makes git -c KEY=VALUE and --config-env=KEY=VAR opaque for every key that runs or leads to a command, in any case, subsection and form (regression: a permit for git ran them)', () => {
+      fc.assert(
+        fc.property(commandKey, commandValue, fc.nat(4), fc.constantFrom('status', 'log', 'commit', 'fetch', 'x'), (key, value, form, subcommand) => {
+          assert.equal(canonicalRun({ command: gitForms(['git', '-c', `${key}=${value}`, subcommand])[form]! }).opaque, true);
+          assert.equal(canonicalRun({ command: gitForms(['git', `--config-env=${key}=VAR`, subcommand])[form]! }).opaque, true);
+        }),
+      );
+    });
+
+    it('hands git rebase -x CMD exactly the commands sh -c CMD yields, and is opaque whenever sh -c CMD is', () => {
+      fc.assert(
+        fc.property(fc.constantFrom('ls', 'rm -rf /', 'echo a; rm x', 'a && b | c', "sh -c 'rm x'", 'x $(y)', 'a `b`', 'a > b', "a 'b c' \\d", 'env X=1 rm', 'git -c core.fsmonitor=x status'), fc.string({ maxLength: 12 }), (base, noise) => {
+          const payload = `${base}${noise}`;
+          if (payload.includes('\0')) return;
+          const viaShell = canonicalRun({ command: ['sh', '-c', payload] });
+          const viaGit = canonicalRun({ command: ['git', 'rebase', '-x', payload, 'main'] });
+          if (viaShell.opaque && viaShell.opaqueReason !== 'an empty shell payload') assert.equal(viaGit.opaque, true, payload);
+          if (!viaGit.opaque && !viaShell.opaque) assert.deepEqual(viaGit.commands.slice(1), viaShell.commands, payload);
+        }),
+      );
+    });
+
+    it('makes a run opaque that exports a git variable of unknown value in a payload (export GIT_PAGER)', () => {
+      assert.equal(canonicalRun({ command: ['sh', '-c', 'export GIT_PAGER; git log'] }).opaque, true);
+    });
+  });
+
+  describe('explicitly, as an argument of a subcommand', () => {
+    for (const [name, argv, handed] of [
+      ['rebase --exec CMD', ['git', 'rebase', '--exec', 'rm -rf /', 'main'], [['rm', '-rf', '/']]],
+      ['rebase --exec=CMD', ['git', 'rebase', '--exec=rm -rf /', 'main'], [['rm', '-rf', '/']]],
+      ['rebase with --exec abbreviated', ['git', 'rebase', '--exe', 'rm -rf /', 'main'], [['rm', '-rf', '/']]],
+      ['rebase -x CMD', ['git', 'rebase', '-x', 'rm -rf /', 'main'], [['rm', '-rf', '/']]],
+      ['rebase -xCMD', ['git', 'rebase', '-xrm', 'main'], [['rm']]],
+      ['rebase -ix CMD (a cluster)', ['git', 'rebase', '-ix', 'rm -rf /', 'main'], [['rm', '-rf', '/']]],
+      ['rebase with two --exec and a chained command', ['git', 'rebase', '-x', 'echo a', '--exec', 'echo b && rm -rf /', 'main'], [['echo', 'a'], ['echo', 'b'], ['rm', '-rf', '/']]],
+      ['bisect run CMD ARGS', ['git', 'bisect', 'run', 'rm', '-rf', '/'], [['rm', '-rf', '/']]],
+      ['bisect run -- CMD', ['git', 'bisect', 'run', '--', 'rm', '-rf', '/'], [['rm', '-rf', '/']]],
+      ['submodule foreach CMD', ['git', 'submodule', 'foreach', 'rm -rf /'], [['rm', '-rf', '/']]],
+      ['submodule foreach --recursive CMD ARGS', ['git', 'submodule', '--quiet', 'foreach', '--recursive', 'rm', '-rf', '/'], [['rm', '-rf', '/']]],
+      ['difftool -x CMD', ['git', 'difftool', '-x', 'rm -rf', 'HEAD'], [['rm', '-rf']]],
+      ['difftool --extcmd=CMD', ['git', 'difftool', '--extcmd=rm -rf', 'HEAD'], [['rm', '-rf']]],
+      ['grep -OCMD', ['git', 'grep', '-Orm', 'needle'], [['rm']]],
+      ['grep --open-files-in-pager=CMD', ['git', 'grep', '--open-files-in-pager=rm -rf', 'needle'], [['rm', '-rf']]],
+      ['a command handed on to a shell', ['git', 'rebase', '-x', `sh -c 'rm -rf /'`, 'main'], [['rm', '-rf', '/']]],
+      ['a command behind env', ['git', 'bisect', 'run', 'env', 'X=1', 'rm', '-rf', '/'], [['rm', '-rf', '/']]],
+    ] as const) {
+      it(`decides ${name} on git and on what it is handed, in every form it is sent (regression: decided on git alone)`, () => {
+        for (const command of gitForms(argv)) {
+          const run = canonicalRun({ command });
+          assert.equal(run.opaque, false, command.join(' '));
+          assert.deepEqual(run.commands.slice(-handed.length), handed, command.join(' '));
+          assert.equal(run.commands.filter((c) => c[0] === 'git' || c[0] === '/usr/bin/git').length, 1, command.join(' '));
+          assert.equal(decide(command).decision, 'deny', command.join(' '));
+        }
+      });
+    }
+
+    it('reads a dashed git-<subcommand> as git <subcommand> (git-rebase --exec CMD)', () => {
+      assert.deepEqual(canonicalRun({ command: ['git-rebase', '--exec', 'rm -rf /', 'main'] }).commands, [['git-rebase', '--exec', 'rm -rf /', 'main'], ['rm', '-rf', '/']]);
+      assert.equal(canonicalRun({ command: ['git-shell', '-c', 'git-upload-pack x'] }).opaque, true);
+    });
+
+    it('asks for git rebase -x with a command policy allows, and denies one it does not', () => {
+      assert.equal(decide(['git', 'rebase', '-x', 'echo ok', 'main']).decision, 'ask');
+      assert.equal(decide(['git', 'rebase', '-x', 'curl http://example.com', 'main']).decision, 'deny');
+    });
+
+    it('makes a handed command opaque when it is a nested login shell or zsh, which reads startup files', () => {
+      assert.match(canonicalRun({ command: ['git', 'rebase', '-x', "zsh -c 'echo hi'", 'main'] }).opaqueReason!, /startup files/);
+    });
+  });
+});
+
+describe('when git is asked only to be git', () => {
+  for (const [argv, env] of [
+    [['git', 'status']],
+    [['git', 'log', '--oneline']],
+    [['git', '-C', 'dir', 'status']],
+    [['git', 'commit', '-m', 'msg']],
+    [['git', 'commit', '-c', 'HEAD']],
+    [['git', '--no-pager', 'log', '-p']],
+    [['git', '--git-dir=.git', '--work-tree', '.', 'status']],
+    [['git', '-c', 'user.name=Alice', '-c', 'user.email=a@example.com', 'commit', '-m', 'msg']],
+    [['git', '-c', 'color.ui=always', '-c', 'color.diff.meta=blue', 'log']],
+    [['git', '-c', 'core.pager=cat', 'log']],
+    [['git', '-c', 'pager.log=false', 'log']],
+    [['git', '-c', 'core.editor=:', 'commit']],
+    [['git', '-c', 'credential.helper=', 'fetch']],
+    [['git', 'rebase', '-i', 'main']],
+    [['git', 'rebase', '--no-exec', 'main']],
+    [['git', 'grep', '-O', 'needle']],
+    [['git', 'fetch', 'origin']],
+    [['git', 'push', 'origin', 'main']],
+    [['git', 'clone', 'https://example.com/r.git', 'dst']],
+    [['git', 'bisect', 'run']],
+    [['git', 'bisect', 'visualize', '--stat']],
+    [['git', 'submodule', 'update', '--init']],
+    [['git', 'log'], { GIT_PAGER: 'cat' }],
+    [['git', 'rebase', '--continue'], { GIT_EDITOR: ':' }],
+    [['git', 'commit', '-m', 'msg'], { GIT_AUTHOR_NAME: 'Alice', GIT_COMMITTER_EMAIL: 'a@example.com', GIT_TERMINAL_PROMPT: '0' }],
+  ] as [string[], Record<string, string>?][]) {
+    it(`decides ${commandLine(argv)}${env ? ` with ${Object.keys(env).join(', ')}` : ''} as git alone`, () => {
+      for (const command of gitForms(argv)) {
+        const run = canonicalRun({ command, ...(env ? { env } : {}) });
+        assert.equal(run.opaque, false, `${command.join(' ')}: ${run.opaqueReason}`);
+        assert.equal(run.commands.at(-1)!.length, argv.length, command.join(' '));
+        assert.equal(decide(command, env).decision, 'ask', command.join(' '));
+      }
+    });
+  }
 });

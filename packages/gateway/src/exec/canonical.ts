@@ -6,10 +6,14 @@
 // see through (command substitution `$(…)`, backticks, process substitution,
 // redirections, quoting it does not model, globs, comments, shell keywords and
 // compound commands, builtins that run a string such as `trap`, shell options
-// it does not know) is marked opaque, and an opaque run is denied.
+// it does not know) is marked opaque, and an opaque run is denied. Git is
+// read too (git.ts): a command handed to it (`rebase --exec CMD`) is one more
+// command of the run, and one it could be told through a setting or its
+// environment (`-c core.fsmonitor=CMD`, `GIT_SSH_COMMAND`) makes it opaque.
 import { createHash } from 'node:crypto';
 import { canonicalize } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
+import { gitEnvReason, readGit } from './git.ts';
 
 /** A `system.run` request as the protocol carries it (SystemRunParams, the parts that decide what runs). */
 export interface RunRequest {
@@ -73,11 +77,15 @@ const SHELL_LONG_OPTIONS = new Set(['--norc', '--noprofile', '--posix', '--login
 const EXECUTION_ENV = new Set([
   'PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'HOME', 'XDG_CONFIG_HOME', 'ZDOTDIR',
   'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
-  'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_EXEC_PATH', 'GIT_PAGER', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'GIT_EXTERNAL_DIFF', 'GIT_ASKPASS', 'GIT_PROXY_COMMAND', 'GIT_TEMPLATE_DIR',
   'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
 ]);
-/** …and whole families of them: the loader's, bash's exported functions, git's configuration given in the environment (`GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`), npm's settings, Lua's startup code. */
-const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'GIT_CONFIG', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT'];
+/**
+ * …and whole families of them: the loader's, bash's exported functions,
+ * npm's settings, Lua's startup code. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
+ * `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`) are judged by
+ * git.ts: every `GIT_*` variable but those known to name no command.
+ */
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -139,10 +147,14 @@ function sortKeys(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** Why the environment makes a run opaque: it sets a variable that changes what code runs. */
-function executionEnv(env: Record<string, string>): string | undefined {
-  const name = Object.keys(env).find((k) => EXECUTION_ENV.has(k) || EXECUTION_ENV_PREFIXES.some((p) => k.startsWith(p)));
-  return name === undefined ? undefined : `the environment sets ${name}, which changes what runs`;
+/** Why the environment makes a run opaque: it sets a variable that changes what code runs. A value of undefined is one not known (`export NAME`). */
+function executionEnv(env: Record<string, string | undefined>): string | undefined {
+  for (const [name, value] of Object.entries(env)) {
+    if (EXECUTION_ENV.has(name) || EXECUTION_ENV_PREFIXES.some((p) => name.startsWith(p))) return `the environment sets ${name}, which changes what runs`;
+    const git = gitEnvReason(name, value);
+    if (git !== undefined) return git;
+  }
+  return undefined;
 }
 
 /** A program's file name: argv[0] without its directory (`rm` for `/bin/rm`, `./rm` or `rm`). */
@@ -202,6 +214,7 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  if (program === 'git' || program.startsWith('git-')) return expandGit(argv, program, depth);
   if (DECLARERS.has(program)) {
     const reason = declaration(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
@@ -215,18 +228,52 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (depth > 0 && (shell.login || program === 'zsh')) return { commands: [argv], opaqueReason: `a nested ${shell.login ? 'login shell' : 'zsh'}, which reads startup files the commands before it could have written` };
   const split = splitShell(shell.payload);
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
+  const inner = expandEach(split.commands, depth + 1);
+  if (inner.opaqueReason !== undefined) return inner;
+  if (inner.commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
+  return { commands: inner.commands, wrappers: [argv, ...(inner.wrappers ?? [])] };
+}
+
+/** The simple commands of a payload (or an argv another program runs), each with its `env` prefixes unwrapped and expanded in turn; the first opaque one ends it. */
+function expandEach(simple: string[][], depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
   const commands: string[][] = [];
-  const wrappers: string[][] = [argv];
-  for (const words of split.commands) {
+  const wrappers: string[][] = [];
+  for (const words of simple) {
     const unwrapped = unwrapEnv(words, {});
     const risky = executionEnv(unwrapped.env);
     if (risky !== undefined) return { commands: [...commands, unwrapped.argv], opaqueReason: risky };
-    const inner = expand(unwrapped.argv, depth + 1);
+    const inner = expand(unwrapped.argv, depth);
     commands.push(...inner.commands);
     wrappers.push(...(inner.wrappers ?? []));
     if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
   }
-  if (commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
+  return { commands, wrappers };
+}
+
+/**
+ * Git and the commands handed to it (git.ts): git itself is a command of the
+ * run, each command it is handed comes after it, read as `sh -c` reads a
+ * payload; what git could be told to run otherwise makes the run opaque.
+ */
+function expandGit(argv: string[], program: string, depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
+  const reading = readGit(argv, program);
+  if ('opaqueReason' in reading) return { commands: [argv], opaqueReason: reading.opaqueReason };
+  if (reading.runs.length > 0 && depth > 4) return { commands: [argv], opaqueReason: 'commands handed to git nested too deep' };
+  const commands: string[][] = [argv];
+  const wrappers: string[][] = [];
+  for (const run of reading.runs) {
+    let simple: string[][];
+    if ('argv' in run) simple = [run.argv];
+    else {
+      const split = splitShell(run.payload);
+      if (split.opaqueReason !== undefined) return { commands, opaqueReason: `a command handed to git: ${split.opaqueReason}` };
+      simple = split.commands;
+    }
+    const inner = expandEach(simple, depth + 1);
+    commands.push(...inner.commands);
+    wrappers.push(...(inner.wrappers ?? []));
+    if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
+  }
   return { commands, wrappers };
 }
 
@@ -275,8 +322,8 @@ function declaration(argv: string[]): string | undefined {
   for (const arg of argv.slice(1)) {
     if (/^[-+]/.test(arg)) return `${argv[0]!} with options Corral does not model`;
     if (arg.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
-    const name = arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
-    const risky = executionEnv({ [name]: '' });
+    const eq = arg.indexOf('=');
+    const risky = executionEnv(eq < 0 ? { [arg]: undefined } : { [arg.slice(0, eq)]: arg.slice(eq + 1) });
     if (risky !== undefined) return risky;
   }
   return undefined;

@@ -1,0 +1,294 @@
+// What a git command line runs besides git. Git runs commands of the
+// caller's choosing through its own arguments: handed over explicitly
+// (`rebase --exec CMD`, `bisect run CMD`, `submodule foreach CMD`,
+// `difftool -x CMD`, `grep -OCMD`), named by a setting given on the command
+// line (`-c core.fsmonitor=CMD`, `-c alias.x='!CMD'`, `--config-env`,
+// `clone --config`), by a transport (`ext::CMD`), by an option whose command
+// runs on the other side of a local transport (`fetch --upload-pack=CMD`,
+// `push --receive-pack=CMD`), or by a template folder whose hooks a clone
+// runs (`clone --template=DIR`). A permit for `git` must not permit those.
+//
+// An explicit command is handed back to be decided as one more command of the
+// run (the policy must permit it too); anything else that can name a command
+// makes the run opaque. Settings are read against an allow-list of keys
+// known to name no command (`user.name`, `color.ui`, `core.pager=cat`), not
+// a list of dangerous ones: git has many keys whose value runs (any
+// `filter.<driver>.clean`, `diff.<driver>.textconv`, `credential.helper`,
+// `gpg.program`, `include.path` of a file that sets any of them) and gains
+// more. Configuration git reads from files (the repository's, the user's) is
+// the node's to check (packages/node, git-config.ts), and so are the hooks and
+// aliases defined there.
+
+/** A command git would run, handed to it on its command line. */
+export type GitRun =
+  /** Run by a shell (`sh -c PAYLOAD`), or as one word. */
+  | { payload: string }
+  /** Run as this argv. */
+  | { argv: string[] };
+
+/** The commands a git command line runs besides git, or why that cannot be told. */
+export type GitReading = { runs: GitRun[] } | { opaqueReason: string };
+
+/** The characters that make git run a command through `sh -c` rather than execute it as one word (run-command.c). */
+const SHELL_METACHARACTERS = /[|&;<>()$`\\"' \t\n*?[#~=%]/;
+
+/** Configuration sections none of whose keys names a command, a file that could, or a program. */
+const INERT_SECTIONS = new Set(['user', 'author', 'committer', 'color', 'advice', 'i18n', 'column']);
+/** Configuration keys (`section.name`, lowercase) that name no command, file or program whatever their value. */
+const INERT_KEYS = new Set([
+  'core.quotepath', 'core.autocrlf', 'core.safecrlf', 'core.eol', 'core.filemode', 'core.ignorecase', 'core.abbrev', 'core.precomposeunicode',
+  'init.defaultbranch', 'pull.rebase', 'pull.ff', 'merge.ff', 'merge.conflictstyle', 'merge.autostash', 'rebase.autostash', 'rebase.autosquash', 'rebase.updaterefs',
+  'diff.algorithm', 'diff.renames', 'diff.colormoved', 'diff.noprefix', 'diff.mnemonicprefix', 'diff.relative', 'log.decorate', 'log.date', 'log.follow', 'log.abbrevcommit',
+  'status.short', 'status.branch', 'status.showuntrackedfiles', 'fetch.prune', 'fetch.prunetags', 'push.default', 'push.autosetupremote', 'commit.verbose',
+  'tag.sort', 'branch.sort', 'gc.auto', 'maintenance.auto', 'protocol.version',
+]);
+/** Git's reading of a boolean (config.c): true/yes/on, false/no/off, an integer, or empty. */
+const BOOLEAN = /^(?:true|yes|on|false|no|off|-?\d+|)$/i;
+
+/**
+ * Whether git's configuration setting `key` (as `-c key[=value]`,
+ * `--config-env` or `clone --config` gives it) is known to name no command,
+ * file or program. `value` is null for a key with no `=` (git's boolean
+ * true), undefined for one whose value is not known. Git reads the section and the last name of a
+ * key in any case (`Core.FSMonitor` is `core.fsmonitor`).
+ */
+function inertSetting(key: string, value: string | null | undefined): boolean {
+  const parts = key.split('.');
+  const section = parts[0]!.toLowerCase();
+  const name = parts.at(-1)!.toLowerCase();
+  if (parts.length < 2 || name === '') return false;
+  if (INERT_SECTIONS.has(section)) return true;
+  if (parts.length !== 2) return false;
+  const plain = `${section}.${name}`;
+  if (INERT_KEYS.has(plain)) return true;
+  // git runs no pager for an empty one or `cat` (pager.c), and no editor for `:` (editor.c).
+  if (plain === 'core.pager') return value === '' || value === 'cat';
+  if (section === 'pager') return value === null || (value !== undefined && (value === 'cat' || BOOLEAN.test(value)));
+  if (plain === 'core.editor' || plain === 'sequence.editor') return value === ':';
+  // An empty helper only clears the list of credential helpers.
+  if (plain === 'credential.helper') return value === '';
+  return false;
+}
+
+/** Why `-c TEXT` / `clone --config TEXT` (`key=value`, or `key` alone) may name a command, or undefined. Names the key only: a value may hold a secret. */
+function settingReason(option: string, text: string): string | undefined {
+  const eq = text.indexOf('=');
+  const key = eq < 0 ? text : text.slice(0, eq);
+  if (inertSetting(key, eq < 0 ? null : text.slice(eq + 1))) return undefined;
+  return `${option} sets ${key.slice(0, 60)}, which Corral does not know to name no command`;
+}
+
+/**
+ * Environment variables git reads that name no command, no file of
+ * configuration and no program (their names); with values, those inert
+ * only at that value. Any other `GIT_*` variable makes a run opaque:
+ * `GIT_SSH_COMMAND`, `GIT_PAGER=less`, `GIT_EDITOR`, `GIT_EXTERNAL_DIFF`,
+ * `GIT_ASKPASS`, `GIT_CONFIG_*`, `GIT_ALLOW_PROTOCOL` and more run a
+ * command or let one be named.
+ */
+const INERT_GIT_ENV = new Set([
+  'GIT_AUTHOR_NAME', 'GIT_AUTHOR_EMAIL', 'GIT_AUTHOR_DATE', 'GIT_COMMITTER_NAME', 'GIT_COMMITTER_EMAIL', 'GIT_COMMITTER_DATE',
+  'GIT_TERMINAL_PROMPT', 'GIT_OPTIONAL_LOCKS', 'GIT_MERGE_AUTOEDIT', 'GIT_ADVICE', 'GIT_FLUSH', 'GIT_CEILING_DIRECTORIES', 'GIT_DISCOVERY_ACROSS_FILESYSTEM',
+  'GIT_LITERAL_PATHSPECS', 'GIT_GLOB_PATHSPECS', 'GIT_NOGLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE',
+  'GIT_DEFAULT_HASH', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REFLOG_ACTION', 'GIT_MERGE_VERBOSITY', 'GIT_PROGRESS_DELAY',
+]);
+
+/** Why the environment variable `name` set to `value` (undefined: not known) may make git run a command, or undefined; only `GIT_*` names are judged here. */
+export function gitEnvReason(name: string, value: string | undefined): string | undefined {
+  if (!name.startsWith('GIT_') || INERT_GIT_ENV.has(name)) return undefined;
+  if (name === 'GIT_PAGER' && (value === '' || value === 'cat')) return undefined;
+  if ((name === 'GIT_EDITOR' || name === 'GIT_SEQUENCE_EDITOR') && value === ':') return undefined;
+  return `the environment sets ${name}, which git may read as a command or configuration Corral does not model`;
+}
+
+/** Git's own options that take the next argument as their value (git.c). */
+const GLOBAL_WITH_VALUE = new Set(['-C', '--git-dir', '--work-tree', '--namespace', '--super-prefix', '--attr-source', '--shallow-file']);
+/** Git's own options that change neither what runs nor which configuration is read beyond where the node checks. */
+const GLOBAL_FLAGS = new Set([
+  '-p', '--paginate', '-P', '--no-pager', '--no-replace-objects', '--no-lazy-fetch', '--no-optional-locks', '--no-advice', '--bare',
+  '--literal-pathspecs', '--no-literal-pathspecs', '--glob-pathspecs', '--noglob-pathspecs', '--icase-pathspecs',
+  '--exec-path', '--html-path', '--man-path', '--info-path', '-v', '--version', '-h', '--help',
+]);
+/** Subcommands that run code their options name, in ways Corral does not model: the run is opaque whatever follows. */
+const OPAQUE_SUBCOMMANDS: Record<string, string> = {
+  'filter-branch': 'evaluates the shell code its filters give',
+  'send-email': 'runs the commands its options and settings name (--to-cmd, --sendmail-cmd, --smtp-server)',
+  instaweb: 'runs the web server and browser its options name',
+  'for-each-repo': 'runs a git command in each repository a setting lists',
+  'submodule--helper': 'is the internal helper of git submodule',
+  'bisect--helper': 'is the internal helper of git bisect',
+  'remote-ext': 'runs the command its address names',
+  shell: 'runs the programs of a folder in its home (git-shell-commands)',
+};
+/** Subcommands that reach a remote through a transport. */
+const TRANSPORT_SUBCOMMANDS = new Set(['fetch', 'pull', 'clone', 'ls-remote', 'push', 'archive', 'fetch-pack', 'send-pack', 'upload-archive']);
+/** Their long options whose value is a command git runs on the other side of the transport, which for a local one is this machine. */
+const REMOTE_PROGRAM_OPTIONS = ['upload-pack', 'receive-pack'];
+/** Subcommands whose `--exec` names the remote program (as --upload-pack or --receive-pack do). */
+const EXEC_IS_REMOTE_PROGRAM = new Set(['push', 'send-pack', 'fetch-pack', 'ls-remote', 'archive', 'upload-archive']);
+
+/**
+ * Reads a git command line: `program` is argv[0]'s file name, `git` (by any
+ * path) or a dashed `git-<subcommand>`. Returns the commands the line hands
+ * git to run, or why what it runs cannot be told. Never throws.
+ */
+export function readGit(argv: readonly string[], program: string): GitReading {
+  const args = program === 'git' ? argv.slice(1) : [program.slice('git-'.length), ...argv.slice(1)];
+  if (args.some((a) => /ext::/i.test(a))) return { opaqueReason: 'a git ext:: address, which runs the command it names' };
+  let i = 0;
+  if (program === 'git') {
+    for (; i < args.length; i += 1) {
+      const arg = args[i]!;
+      if (!arg.startsWith('-')) break;
+      if (arg === '-c') {
+        i += 1;
+        const reason = settingReason('git -c', args[i] ?? '');
+        if (reason !== undefined) return { opaqueReason: reason };
+      } else if (arg === '--config-env' || arg.startsWith('--config-env=')) {
+        const text = arg === '--config-env' ? (args[++i] ?? '') : arg.slice('--config-env='.length);
+        const key = text.slice(0, Math.max(0, text.lastIndexOf('=')));
+        if (!inertSetting(key, undefined)) return { opaqueReason: `git --config-env sets ${key.slice(0, 60)} from the environment, which Corral does not know to name no command` };
+      } else if (arg.startsWith('--exec-path=')) return { opaqueReason: 'git --exec-path= takes its subcommands from a folder of the caller\'s choosing' };
+      else if (GLOBAL_WITH_VALUE.has(arg)) i += 1;
+      else if (GLOBAL_FLAGS.has(arg) || [...GLOBAL_WITH_VALUE].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`)) || arg.startsWith('--list-cmds=')) continue;
+      else return { opaqueReason: `the git option ${arg.slice(0, 40)}, which Corral does not model` };
+    }
+  }
+  const subcommand = args[i];
+  if (subcommand === undefined) return { runs: [] };
+  const rest = args.slice(i + 1);
+  const opaque = OPAQUE_SUBCOMMANDS[subcommand];
+  if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
+  for (let j = 0; j < rest.length && TRANSPORT_SUBCOMMANDS.has(subcommand); j += 1) {
+    const long = longOption(rest[j]!, EXEC_IS_REMOTE_PROGRAM.has(subcommand) ? [...REMOTE_PROGRAM_OPTIONS, 'exec'] : REMOTE_PROGRAM_OPTIONS);
+    if (long !== undefined) return { opaqueReason: `git ${subcommand} --${long.name}, which names a program git runs` };
+  }
+  switch (subcommand) {
+    case 'rebase':
+      return explicit(subcommand, rest, 'exec', 'x', true);
+    case 'difftool':
+      return explicit(subcommand, rest, 'extcmd', 'x', true);
+    case 'grep':
+      return explicit(subcommand, rest, 'open-files-in-pager', 'O', false);
+    case 'bisect':
+      return bisect(rest);
+    case 'submodule':
+      return submodule(rest);
+    case 'clone':
+    case 'init':
+      return cloneOrInit(subcommand, rest);
+    case 'daemon':
+      return rest.some((a) => a.startsWith('--access-hook')) ? { opaqueReason: 'git daemon --access-hook, which names a command it runs' } : { runs: [] };
+    case 'svn':
+      return rest.some((a) => longOption(a.replace(/^-(?!-)/, '--'), ['authors-prog']) !== undefined) ? { opaqueReason: 'git svn --authors-prog, which names a command it runs' } : { runs: [] };
+    default:
+      return { runs: [] };
+  }
+}
+
+/**
+ * A long option `--NAME[=VALUE]` whose NAME is one of `names` or a prefix of
+ * one (git accepts an unambiguous abbreviation: `--exe=CMD`), with its
+ * inline value if any.
+ */
+function longOption(arg: string, names: readonly string[]): { name: string; inline?: string } | undefined {
+  if (!arg.startsWith('--') || arg.length === 2) return undefined;
+  const body = arg.slice(2);
+  const eq = body.indexOf('=');
+  const given = eq < 0 ? body : body.slice(0, eq);
+  const name = names.find((n) => given !== '' && n.startsWith(given));
+  if (name === undefined) return undefined;
+  return eq < 0 ? { name } : { name, inline: body.slice(eq + 1) };
+}
+
+/**
+ * The commands a subcommand is handed by a long option (`--exec CMD`,
+ * `--exec=CMD`, an abbreviation) or its short letter (`-x CMD`, `-xCMD`, in
+ * a cluster `-ix CMD`), each a shell payload. `separate` says whether the
+ * value may be the next argument (else it is only inline: an optional
+ * value). Every argument is read as a possible option, values of other
+ * options included: a command is never missed, at worst one too many is
+ * asked about.
+ */
+function explicit(subcommand: string, rest: readonly string[], long: string, short: string, separate: boolean): GitReading {
+  const runs: GitRun[] = [];
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    let value: string | undefined;
+    const option = longOption(arg, [long]);
+    if (option !== undefined) value = option.inline ?? (separate ? rest[j + 1] : undefined);
+    else if (/^-[A-Za-z]/.test(arg) && !arg.startsWith('--')) {
+      const at = arg.indexOf(short);
+      // Letters before it are flags of the cluster; the rest of the cluster is its value, else the next argument.
+      if (at > 0 && /^[A-Za-z]*$/.test(arg.slice(1, at))) value = at + 1 < arg.length ? arg.slice(at + 1) : separate ? rest[j + 1] : undefined;
+    }
+    if (value === undefined) continue;
+    const reason = payloadReason(value);
+    if (reason !== undefined) return { opaqueReason: `git ${subcommand} --${long} ${reason}` };
+    runs.push({ payload: value });
+  }
+  return { runs };
+}
+
+/**
+ * Why a command git hands to `sh -c` as `CMD "$@"` (or evaluates with
+ * arguments after it) cannot be read as CMD alone: a newline (a rebase todo
+ * line of its own), or a trailing backslash (it would escape what git adds).
+ */
+function payloadReason(payload: string): string | undefined {
+  if (payload.includes('\n') || payload.includes('\r')) return 'with a newline in its command';
+  if (/(?:^|[^\\])(?:\\\\)*\\$/.test(payload)) return 'with a command ending in a backslash';
+  return undefined;
+}
+
+/** `git bisect run CMD [ARGS…]` runs CMD with ARGS (each quoted, so one argv); `bisect view|visualize` with a program or git command of the caller's choosing is opaque. */
+function bisect(rest: readonly string[]): GitReading {
+  const [action, ...args] = rest;
+  if (action === 'run') {
+    const command = args[0] === '--' ? args.slice(1) : args;
+    if (command.length === 0) return { runs: [] };
+    if (command[0]!.startsWith('-')) return { opaqueReason: 'git bisect run with options Corral does not model' };
+    return { runs: [{ argv: command }] };
+  }
+  if ((action === 'view' || action === 'visualize') && args.length > 0 && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
+  return { runs: [] };
+}
+
+/** `git submodule … foreach [--recursive] [--quiet] [--] CMD…`: one argument is a shell payload; several are an argv whose first word git gives the shell when it has shell characters. */
+function submodule(rest: readonly string[]): GitReading {
+  const at = rest.indexOf('foreach');
+  if (at < 0) return { runs: [] };
+  let j = at + 1;
+  while (j < rest.length && ['--recursive', '-q', '--quiet'].includes(rest[j]!)) j += 1;
+  if (rest[j] === '--') j += 1;
+  const command = rest.slice(j);
+  if (command.length === 0) return { runs: [] };
+  if (command[0]!.startsWith('-')) return { opaqueReason: 'git submodule foreach with options Corral does not model' };
+  if (command.length === 1) {
+    const reason = payloadReason(command[0]!);
+    return reason === undefined ? { runs: [{ payload: command[0]! }] } : { opaqueReason: `git submodule foreach ${reason}` };
+  }
+  if (SHELL_METACHARACTERS.test(command[0]!)) return { opaqueReason: 'git submodule foreach with a first word git hands to the shell' };
+  return { runs: [{ argv: command }] };
+}
+
+/** `git clone` and `git init`: a template folder (whose hooks a clone runs) makes the run opaque; clone's `--config`/`-c` settings are read as git's own `-c`. */
+function cloneOrInit(subcommand: string, rest: readonly string[]): GitReading {
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    if (longOption(arg, ['template']) !== undefined) return { opaqueReason: `git ${subcommand} --template, which takes hooks from a folder of the caller's choosing` };
+    if (subcommand !== 'clone') continue;
+    if (/^-[A-Za-z]*u/.test(arg) && !arg.startsWith('--')) return { opaqueReason: 'git clone -u, which names a program git runs' };
+    let setting: string | undefined;
+    const config = longOption(arg, ['config']);
+    if (config !== undefined) setting = config.inline ?? rest[j + 1];
+    else if (/^-[A-Za-z]*c/.test(arg) && !arg.startsWith('--')) {
+      const at = arg.indexOf('c');
+      setting = at + 1 < arg.length ? arg.slice(at + 1) : rest[j + 1];
+    }
+    if (setting === undefined) continue;
+    const reason = settingReason('git clone --config', setting);
+    if (reason !== undefined) return { opaqueReason: reason };
+  }
+  return { runs: [] };
+}
