@@ -370,6 +370,7 @@ describe('when git is handed a command to run', () => {
       ['difftool -x CMD', ['git', 'difftool', '-x', 'rm -rf', 'HEAD'], [['rm', '-rf']]],
       ['difftool --extcmd=CMD', ['git', 'difftool', '--extcmd=rm -rf', 'HEAD'], [['rm', '-rf']]],
       ['grep -OCMD', ['git', 'grep', '-Orm', 'needle'], [['rm']]],
+      ['merge-index -o CMD', ['git', 'merge-index', '-o', 'rm', '-a'], [['rm']]],
       ['grep --open-files-in-pager=CMD', ['git', 'grep', '--open-files-in-pager=rm -rf', 'needle'], [['rm', '-rf']]],
       ['a command handed on to a shell', ['git', 'rebase', '-x', `sh -c 'rm -rf /'`, 'main'], [['rm', '-rf', '/']]],
       ['a command behind env', ['git', 'bisect', 'run', 'env', 'X=1', 'rm', '-rf', '/'], [['rm', '-rf', '/']]],

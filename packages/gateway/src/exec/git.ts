@@ -1,7 +1,7 @@
 // What a git command line runs besides git. Git runs commands of the
 // caller's choosing through its own arguments: handed over explicitly
 // (`rebase --exec CMD`, `bisect run CMD`, `submodule foreach CMD`,
-// `difftool -x CMD`, `grep -OCMD`), named by a setting given on the command
+// `difftool -x CMD`, `grep -OCMD`, `merge-index CMD`), named by a setting given on the command
 // line (`-c core.fsmonitor=CMD`, `-c alias.x='!CMD'`, `--config-env`,
 // `clone --config`), by a transport (`ext::CMD`), by an option whose command
 // runs on the other side of a local transport (`fetch --upload-pack=CMD`,
@@ -172,6 +172,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
       return explicit(subcommand, rest, 'open-files-in-pager', 'O', false);
     case 'bisect':
       return bisect(rest);
+    case 'merge-index':
+      return mergeIndex(rest);
     case 'submodule':
       return submodule(rest);
     case 'clone':
@@ -252,6 +254,16 @@ function bisect(rest: readonly string[]): GitReading {
   }
   if ((action === 'view' || action === 'visualize') && args.length > 0 && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
   return { runs: [] };
+}
+
+/** `git merge-index [-o] [-q] PROGRAM …` runs PROGRAM for each file; read as a payload, which covers it run as one word too. */
+function mergeIndex(rest: readonly string[]): GitReading {
+  let j = 0;
+  while (rest[j] === '-o' || rest[j] === '-q') j += 1;
+  const program = rest[j];
+  if (program === undefined) return { runs: [] };
+  const reason = payloadReason(program);
+  return reason === undefined ? { runs: [{ payload: program }] } : { opaqueReason: `git merge-index ${reason}` };
 }
 
 /** `git submodule … foreach [--recursive] [--quiet] [--] CMD…`: one argument is a shell payload; several are an argv whose first word git gives the shell when it has shell characters. */
