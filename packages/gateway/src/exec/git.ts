@@ -134,7 +134,8 @@ const EXEC_IS_REMOTE_PROGRAM = new Set(['push', 'send-pack', 'fetch-pack', 'ls-r
  */
 export function readGit(argv: readonly string[], program: string): GitReading {
   const args = program === 'git' ? argv.slice(1) : [program.slice('git-'.length), ...argv.slice(1)];
-  if (args.some((a) => /ext::/i.test(a))) return { opaqueReason: 'a git ext:: address, which runs the command it names' };
+  // The ext transport is `ext::CMD`, as an address or an option's value (`--url=ext::…`, `-c remote.x.url=ext::…`).
+  if (args.some((a) => /^ext::|=ext::/i.test(a))) return { opaqueReason: 'a git ext:: address, which runs the command it names' };
   let i = 0;
   if (program === 'git') {
     for (; i < args.length; i += 1) {
@@ -174,6 +175,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
       return bisect(rest);
     case 'merge-index':
       return mergeIndex(rest);
+    case 'config':
+      return config(rest);
     case 'submodule':
       return submodule(rest);
     case 'clone':
@@ -254,6 +257,42 @@ function bisect(rest: readonly string[]): GitReading {
   }
   if ((action === 'view' || action === 'visualize') && args.length > 0 && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
   return { runs: [] };
+}
+
+/** Options of `git config` that take the next argument as their value. */
+const CONFIG_WITH_VALUE = new Set(['-f', '--file', '--blob', '-t', '--type', '--default', '--comment', '--value', '--url']);
+/** Options and (git 2.46) subcommands of `git config` that read, remove, or take no key. */
+const CONFIG_READS = new Set(['--get', '--get-all', '--get-regexp', '--get-urlmatch', '--get-color', '--get-colorbool', '-l', '--list', '--unset', '--unset-all', '--remove-section', 'get', 'list', 'unset', 'remove-section']);
+/** Options of `git config` that say where or how, not what. */
+const CONFIG_FLAGS = new Set([
+  '--global', '--system', '--local', '--worktree', '--replace-all', '--add', '--fixed-value', '--bool', '--int', '--bool-or-int', '--path', '--expiry-date', '--no-type',
+  '-z', '--null', '--name-only', '--includes', '--no-includes', '--show-origin', '--show-scope', '--all', '--regexp', '--append',
+]);
+
+/**
+ * `git config KEY VALUE` (and `--add`, `--replace-all`, `set`) writes a
+ * setting a later git reads: one not known to name no command is opaque, as
+ * it would be on git's own command line (`git config core.fsmonitor CMD`
+ * today, `git status` tomorrow). Reads and removals are git alone; renaming a
+ * section (which can turn `user.x.clean` into `filter.x.clean`), the editor,
+ * and options Corral does not model are opaque.
+ */
+function config(rest: readonly string[]): GitReading {
+  const positional: string[] = [];
+  let reads = false;
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    if (CONFIG_WITH_VALUE.has(arg)) j += 1;
+    else if ([...CONFIG_WITH_VALUE].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`))) continue;
+    else if (CONFIG_READS.has(arg)) reads = true;
+    else if (CONFIG_FLAGS.has(arg)) continue;
+    else if (arg.startsWith('-') || arg === 'rename-section' || arg === 'edit') return { opaqueReason: `git config ${arg.slice(0, 40)}, which Corral does not model` };
+    else positional.push(arg);
+  }
+  if (positional[0] === 'set') positional.shift();
+  const [key, value] = positional;
+  if (reads || key === undefined || value === undefined) return { runs: [] };
+  return inertSetting(key, value) ? { runs: [] } : { opaqueReason: `git config sets ${key.slice(0, 60)}, which Corral does not know to name no command, for a later git to read` };
 }
 
 /** `git merge-index [-o] [-q] PROGRAM …` runs PROGRAM for each file; read as a payload, which covers it run as one word too. */
