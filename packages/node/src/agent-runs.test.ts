@@ -108,3 +108,35 @@ describe('runs that share a runId (a caller chooses it; upstream reuses an allow
     assert.equal(stranger.signal.aborted, true);
   });
 });
+
+describe('a caller that leaves while its run goes on', () => {
+  it('has the run stopped on the node within seconds (the gateway\'s node.invoke.cancel), and the gateway records the result the node sends (regression: the node ran it to its end)', async () => {
+    const state = tempDir('corral-cancel-gw-');
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-cancel-node-'), name: 'runner-2', maxBackoffMs: 200 });
+    const connected = host.start();
+    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
+    gw.identity.nodes.pair(host.device.deviceId, 'test');
+    await connected;
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      const run = operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['sleep', '20'] }, timeoutMs: 30_000, idempotencyKey: randomUUID() }, { timeoutMs: 35_000 });
+      void run.catch(() => {});
+      await new Promise((r) => setTimeout(r, 1500));
+      const left = Date.now();
+      await operator.close();
+      let result: AuditEvent | undefined;
+      while (!result && Date.now() - left < 10_000) {
+        result = (await events(state)).find((e) => e.action === 'node.invoke' && e.details?.callerLeft === true);
+        if (!result) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(result, 'no result from the node within 10 s of the caller leaving: the run went on');
+      assert.equal(result.outcome?.exitCode, undefined, 'stopped, it has no exit code of its own');
+    } finally {
+      await host.close();
+      await gw.close();
+    }
+  });
+});

@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
+import { canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -198,6 +198,8 @@ export class NodeHost {
   readonly #warmPlans: SandboxPlan[] = [];
   /** Held runs waiting for their gateway to say their decision is durable, by invoke id. */
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
+  /** Invokes being served, by request id: the gateway that sent one may cancel it (its caller left). */
+  readonly #invokes = new Map<string, { client: GatewayClient; cancel: AbortController }>();
   /** The approval receipts this node has taken, until they lapse: none is taken twice, nor one issued before this host was made. */
   readonly #spentReceipts = new SpentReceipts({ startedAtMs: Date.now() });
   #client: GatewayClient | undefined;
@@ -348,6 +350,15 @@ export class NodeHost {
           const held = typeof p?.id === 'string' ? this.#releases.get(p.id) : undefined;
           if (held?.client === client) held.settle(p!.ok === true);
         });
+        // The caller left: a run not started never starts, one running is stopped (upstream's node.invoke.cancel).
+        client.on(INVOKE_CANCEL_EVENT, (payload) => {
+          const p = payload as { invokeId?: unknown; nodeId?: unknown } | undefined;
+          const invoke = typeof p?.invokeId === 'string' ? this.#invokes.get(p.invokeId) : undefined;
+          if (invoke?.client !== client || (p!.nodeId !== undefined && p!.nodeId !== this.device.deviceId)) return;
+          invoke.cancel.abort();
+          const held = this.#releases.get(p!.invokeId as string);
+          if (held?.client === client) held.settle(false);
+        });
         // A gateway gone before it released a run: that run never starts.
         void client.closed.then(() => {
           for (const held of [...this.#releases.values()]) if (held.client === client) held.settle(false);
@@ -425,19 +436,22 @@ export class NodeHost {
     const release = request.command === 'system.run' && params.awaitRelease === true ? this.#released(client, request.id, timeoutMs) : undefined;
     // The warm sandbox a run takes is replaced once its result is answered, not while the answer is on its way.
     const answered = Promise.withResolvers<void>();
+    const cancel = new AbortController();
+    this.#invokes.set(request.id, { client, cancel });
     try {
-      const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise);
+      const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise, cancel.signal);
       await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
       const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
       await this.#answer(client, request, { ok: false, error: { code, message } });
     } finally {
+      this.#invokes.delete(request.id);
       answered.resolve();
     }
   }
 
-  async #handle(command: string, params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
+  async #handle(command: string, params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>, cancelled: AbortSignal): Promise<unknown> {
     switch (command) {
       case 'system.which':
         return { bins: which(params.bins) };
@@ -449,7 +463,7 @@ export class NodeHost {
       case 'system.run.prepare':
         return this.#prepare(params);
       case 'system.run':
-        return this.#systemRun(params, invokeId, timeoutMs, release, answered);
+        return this.#systemRun(params, invokeId, timeoutMs, release, answered, cancelled);
       default:
         throw Object.assign(new Error('command not supported'), { wireCode: 'UNAVAILABLE' });
     }
@@ -492,7 +506,7 @@ export class NodeHost {
     });
   }
 
-  async #systemRun(params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>): Promise<unknown> {
+  async #systemRun(params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>, cancelled: AbortSignal): Promise<unknown> {
     const upstreamAgent = requestingAgent(params);
     // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
     const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
@@ -524,6 +538,8 @@ export class NodeHost {
     refusePlanted(this.policy.current, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
+    const stop = () => controller.abort();
+    cancelled.addEventListener('abort', stop, { once: true });
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
     const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
     let authorization: Authorization | undefined;
@@ -536,7 +552,9 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
-      if (release !== undefined && !(await release)) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
+      const confirmed = release === undefined || (await release);
+      if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', 'not run: the gateway cancelled it (its caller left)');
+      if (!confirmed) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
       const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
@@ -550,9 +568,11 @@ export class NodeHost {
       throw error;
     } finally {
       clearTimeout(timer);
+      cancelled.removeEventListener('abort', stop);
       untrack();
     }
-    const timedOut = controller.signal.aborted || result.limitsHit.includes('timeout');
+    const stoppedForCaller = cancelled.aborted && result.exitCode === null;
+    const timedOut = !stoppedForCaller && (controller.signal.aborted || result.limitsHit.includes('timeout'));
     if (authorization) await this.#report(authorization, result.exitCode, `${stdout.text}\u0000${stderr.text}`);
     return {
       exitCode: result.exitCode,
@@ -561,7 +581,7 @@ export class NodeHost {
       stdout: stdout.text,
       stderr: stderr.text,
       truncated: stdout.truncated || stderr.truncated,
-      error: result.notFound ? 'command not found' : null,
+      error: stoppedForCaller ? 'cancelled: the caller left' : result.notFound ? 'command not found' : null,
       runId,
       contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, warm: result.warm, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
