@@ -287,6 +287,7 @@ describe('when git is handed a command to run', () => {
       { GIT_ALLOW_PROTOCOL: 'ext' },
       { GIT_TEST_FSMONITOR: '/tmp/x' },
       { GIT_DIFF_PATH_COUNTER: '1', GIT_MERGETOOL_EXTCMD: CMD },
+      { GIT_TRACE: '/home/agent/.bashrc' },
     ] as Record<string, string>[]) {
       const name = Object.keys(env).join(', ');
       it(`makes git commit and merge opaque with ${name} in the request's environment, behind env or exported in a payload (regression: only the GIT_* variables Corral listed were)`, () => {

@@ -81,7 +81,9 @@ function settingReason(option: string, text: string): string | undefined {
 /**
  * Environment variables git reads that name no command, no file of
  * configuration and no program (their names); with values, those inert
- * only at that value. Any other `GIT_*` variable makes a run opaque:
+ * only at that value. Any other `GIT_*` variable makes a run opaque
+ * (`GIT_TRACE=FILE` too: it appends text naming the argv to a file of the
+ * caller's choosing, such as a shell's startup file):
  * `GIT_SSH_COMMAND`, `GIT_PAGER=less`, `GIT_EDITOR`, `GIT_EXTERNAL_DIFF`,
  * `GIT_ASKPASS`, `GIT_CONFIG_*`, `GIT_ALLOW_PROTOCOL` and more run a
  * command or let one be named.
@@ -91,6 +93,7 @@ const INERT_GIT_ENV = new Set([
   'GIT_TERMINAL_PROMPT', 'GIT_OPTIONAL_LOCKS', 'GIT_MERGE_AUTOEDIT', 'GIT_ADVICE', 'GIT_FLUSH', 'GIT_CEILING_DIRECTORIES', 'GIT_DISCOVERY_ACROSS_FILESYSTEM',
   'GIT_LITERAL_PATHSPECS', 'GIT_GLOB_PATHSPECS', 'GIT_NOGLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE',
   'GIT_DEFAULT_HASH', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REFLOG_ACTION', 'GIT_MERGE_VERBOSITY', 'GIT_PROGRESS_DELAY',
+  'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'GIT_HTTP_USER_AGENT', 'GIT_HTTP_LOW_SPEED_LIMIT', 'GIT_HTTP_LOW_SPEED_TIME', 'GIT_LFS_SKIP_SMUDGE',
 ]);
 
 /** Why the environment variable `name` set to `value` (undefined: not known) may make git run a command, or undefined; only `GIT_*` names are judged here. */
