@@ -149,6 +149,15 @@ export class PolicyGrants {
     return removeGrant(this.#control, this.#approvals, approvalId);
   }
 
+  /**
+   * Whether the policies that allowed a decision are all grants withdrawn
+   * since (in another process, their files still in the set for a moment):
+   * then nothing allows it any more.
+   */
+  allWithdrawn(policies: readonly string[]): boolean {
+    return policies.length > 0 && policies.every((p) => p.startsWith('approval-') && this.#approvals.grantWithdrawn(grantApprovalId(p) ?? ''));
+  }
+
   /** The policy id of an active grant for exactly this digest, if any and not withdrawn (its file may outlive a withdrawal made in another process for a moment). */
   covering(digest: string): string | undefined {
     const active = this.#control.active();

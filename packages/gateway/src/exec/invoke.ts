@@ -631,7 +631,13 @@ export class NodeInvoker {
     // policy outranks in Cedar's answer: it answers the ask, once the approval
     // that made it has been spent (so its first run carries its receipt).
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
-    const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
+    // An allow that only withdrawn grants gave has nothing behind it (their files may outlive a withdrawal made elsewhere for a moment).
+    const withdrawn = assessed.verdict.decision === 'allow' && this.#options.grants?.allWithdrawn(assessed.verdict.policies) === true;
+    const verdict: RunDecision = grant
+      ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` }
+      : withdrawn
+        ? { ...assessed.verdict, decision: 'deny', quorum: 0, reason: `the allow-always grant that allowed it was withdrawn (${assessed.verdict.policies.join(', ')})` }
+        : assessed.verdict;
     const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { grantFile } from '../approvals/grants.ts';
+import { compileCandidate, PolicyControl } from './policy-control.ts';
 import { GatewayClient } from '../client/client.ts';
 import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
@@ -19,6 +20,8 @@ permit (principal, action == Action::"system.run", resource == Command::"pay");
 permit (principal, action == Action::"system.run", resource == Command::"wipe");
 @id("deploy-needs-one") @approval("required")
 permit (principal, action == Action::"system.run", resource == Command::"deploy");
+@id("ship-needs-one") @approval("required")
+permit (principal, action == Action::"system.run", resource == Command::"ship");
 `;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
@@ -128,6 +131,26 @@ describe('approvals from a signed-in session', () => {
       assert.equal((await bob.post('/api/approvals/not-an-id/revoke', {})).status, 404);
       assert.equal((await t.tool().post(`/api/approvals/${id}/revoke`, {})).status, 400);
     });
+  });
+
+  it('allows nothing on a grant withdrawn in another process while its file is still in the set, where it alone allowed (regression: it allowed until the file went)', async () => {
+    const first = invoke(['ship', 'it']);
+    const { id } = await pendingFor('ship');
+    await alice.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' });
+    await first;
+    // The policy that asked goes: the grant alone allows the action now.
+    const control = PolicyControl.open(join(state, 'policies'));
+    const active = control.active();
+    const files = active.files.map((f) => (f.name === 'main.cedar' ? { ...f, text: POLICY.replace(/@id\("ship-needs-one"\)[^;]*;/, '') } : f));
+    assert.equal(control.activate(compileCandidate(files), active.hash), true);
+    const ran = () => node.received.filter((r) => (r.params.command as string[]).join(' ') === 'ship it').length;
+    await invoke(['ship', 'it']);
+    assert.equal(ran(), 2, 'allowed by the grant alone, unasked');
+    // `corral approvals revoke` in another process has withdrawn it in the store and not yet swapped its file out.
+    assert.equal(t.gw.approvals.withdrawGrant(id), 'withdrawn');
+    const refused = (await invoke(['ship', 'it']).catch((e: unknown) => e)) as { wire?: { message?: string } };
+    assert.match(refused.wire?.message ?? '', /withdrawn/);
+    assert.equal(ran(), 2, 'nothing ran on the withdrawn grant');
   });
 
   it('keeps the bearer-token form: the body names the approver', async () => {
