@@ -4,10 +4,11 @@
 // stopped and removed by stop(). initdb refuses to run as root, so as root the
 // cluster runs as the `postgres` OS user. Failing to start throws: tests that
 // need PostgreSQL fail loudly rather than skip.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePort } from './free-port.ts';
 
 export interface TestPostgres {
@@ -16,6 +17,12 @@ export interface TestPostgres {
   port: number;
   /** Creates another database in the cluster and returns its URL. */
   createDatabase(name: string): string;
+  /**
+   * Restarts the server (fast shutdown: every connection is cut, as when an
+   * operator restarts PostgreSQL); same port and data. Asynchronous, so the
+   * caller's clients keep running (and failing to connect) meanwhile.
+   */
+  restart(): Promise<void>;
   stop(): void;
 }
 
@@ -80,6 +87,15 @@ export async function startPostgres(options: { fsync?: boolean } = {}): Promise<
       const r = spawnSync(join(bin, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', `CREATE DATABASE ${name}`], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`cannot create database ${name}: ${r.stderr}`);
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
+    },
+    async restart() {
+      const args = ['-D', data, '-l', join(dir, 'server.log'), '-m', 'fast', '-w', '-t', '60', 'restart'];
+      const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), ...args]] : [join(bin, 'pg_ctl'), args];
+      try {
+        await promisify(execFile)(cmd, argv, { cwd: dir, timeout: 60_000 });
+      } catch (error) {
+        throw new Error(`PostgreSQL did not restart on 127.0.0.1:${port}: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`);
+      }
     },
     stop,
   };

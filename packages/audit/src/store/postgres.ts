@@ -61,7 +61,12 @@ export class PostgresStore implements AuditStore {
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
     const where = postgresWhere(options.url);
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 4 });
+    // A connection that fails is given up (see #run); its error reaches the
+    // query that was using it, if any. Without a listener, an error on a
+    // connection checked out between two queries (an admin's
+    // pg_terminate_backend, a server restart) would end the process.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const store = new PostgresStore(pool, where);
     await store.#run(async (c) => c.query('SELECT 1'));
     return store;
@@ -74,29 +79,30 @@ export class PostgresStore implements AuditStore {
     } catch (error) {
       throw new AuditError('AUDIT_STORE_UNAVAILABLE', `cannot connect to the audit log at ${this.where}: ${(error as Error).message}`, { cause: error });
     }
+    let failed: unknown = undefined;
     try {
       return await work(client);
     } catch (error) {
+      failed = error;
       if (error instanceof AuditError) throw error;
       const code = (error as { code?: string }).code;
       if (code === '42P01' || code === '42703') throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
       throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}`, { cause: error });
     } finally {
-      client.release();
+      // A connection whose work failed is closed, not kept: it may be dead or
+      // still busy with a statement that timed out, and closing it ends any
+      // transaction it had open (the server rolls it back).
+      client.release(failed === undefined ? undefined : true);
     }
   }
 
   async #tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    // On failure #run closes the connection, which rolls the transaction back.
     return this.#run(async (client) => {
       await client.query('BEGIN');
-      try {
-        const out = await work(client);
-        await client.query('COMMIT');
-        return out;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
+      const out = await work(client);
+      await client.query('COMMIT');
+      return out;
     });
   }
 
@@ -123,14 +129,11 @@ export class PostgresStore implements AuditStore {
   async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
     return this.#run(async (c) => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      try {
-        const head = headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where);
-        const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
-        const last = rows.find((r) => Number(r.seq) === head.size - 1);
-        return { head, last: last ? recordFromRow(last, this.where) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
-      } finally {
-        await c.query('COMMIT').catch(() => {});
-      }
+      const head = headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where);
+      const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
+      await c.query('COMMIT');
+      const last = rows.find((r) => Number(r.seq) === head.size - 1);
+      return { head, last: last ? recordFromRow(last, this.where) : null, beyond: rows.some((r) => Number(r.seq) === head.size) };
     });
   }
 
@@ -235,9 +238,9 @@ export class PostgresStore implements AuditStore {
         this.#last = batch.head;
         return result;
       } catch (error) {
+        // #run closes the connection, which rolls back whatever was not committed.
         this.#alone = false;
         this.#last = null;
-        await c.query('ROLLBACK').catch(() => {});
         throw error;
       }
     });
