@@ -22,8 +22,15 @@ export type AuditErrorCode =
   | 'AUDIT_KEY_UNAVAILABLE'
   /** The database is not a Corral audit log, is of an unknown version, or is corrupt. */
   | 'AUDIT_STORE_FOREIGN'
-  /** The store could not be opened or written (I/O, connection, permissions). */
+  /** The store could not be opened or written (I/O, connection, permissions); nothing of the failed append was written, so it may be retried. */
   | 'AUDIT_STORE_UNAVAILABLE'
+  /**
+   * The connection to the store was lost after a commit was sent, and the
+   * store could not be reached again to learn whether it happened: the
+   * records may or may not be in the log (the log is whole either way; the
+   * next append builds on whatever the head is). Retrying may record them twice.
+   */
+  | 'AUDIT_COMMIT_UNKNOWN'
   /** An export file could not be read or has a broken line; `line` says which. */
   | 'AUDIT_EXPORT_MALFORMED'
   /** A sequence number or range asked for is not in the log. */

@@ -160,7 +160,10 @@ export class AuditLog {
    * is durably committed; concurrent appends share one commit.
    *
    * @throws AuditError AUDIT_EVENT_INVALID (bad event), AUDIT_CLOSED, or the
-   *   store's error when the commit failed (then nothing of the batch was written).
+   *   store's error when the commit failed (then nothing of the batch was
+   *   written, and the same log may append it again), or AUDIT_COMMIT_UNKNOWN
+   *   when the store could not learn whether a commit whose answer was lost
+   *   happened (see AuditStore.append).
    */
   append(input: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new AuditError('AUDIT_CLOSED', 'the audit log is closed'));

@@ -12,16 +12,20 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
+import type { PostgresStore } from './postgres.ts';
 
 let cluster: TestPostgres;
 let n = 0;
 const dirs: string[] = [];
+const proxies: TcpProxy[] = [];
 before(async () => {
   cluster = await startPostgres();
 });
 after(async () => {
+  for (const p of proxies) await p.close();
   dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   cluster?.stop();
 });
@@ -31,6 +35,12 @@ function fresh(): { stateDir: string; postgresUrl: string; database: string } {
   dirs.push(stateDir);
   const database = `faults_${process.pid}_${++n}`;
   return { stateDir, postgresUrl: cluster.createDatabase(database), database };
+}
+
+async function proxyTo(): Promise<TcpProxy> {
+  const p = await startTcpProxy(cluster.port);
+  proxies.push(p);
+  return p;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,5 +123,66 @@ describe('when PostgreSQL fails under a writer', () => {
       });
     });
   }
+
+  describe('when the connection drops after COMMIT reached the server and before its answer', () => {
+    it('acknowledges the batch it committed (a large batch, COPY under the lock), and the next append chains on it', async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
+      try {
+        await log.append(sampleEvent(0));
+        const cut = proxy.cutAt('COMMIT', 'after');
+        const batch = await Promise.all(Array.from({ length: 200 }, (_, i) => log.append(sampleEvent(1 + i))));
+        await cut;
+        assert.deepEqual(
+          batch.map((r) => r.seq),
+          Array.from({ length: 200 }, (_, i) => 1 + i),
+        );
+        assert.equal((await log.append(sampleEvent(201))).seq, 201);
+        await assertHoldsExactly(log, new Map(batch.map((r) => [r.seq, r.hash])), 202);
+      } finally {
+        await log.close();
+      }
+    });
+
+    it('acknowledges the append it committed (a lone writer, one guarded statement), and the next append chains on it', async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
+      try {
+        for (let i = 0; i < 3; i++) await log.append(sampleEvent(i));
+        const guarded = (log.store as PostgresStore).commits.guarded;
+        assert.ok(guarded > 0);
+        // The guarded statement is prepared once per connection; each run binds it by name.
+        const cut = proxy.cutAt('corral-append-guarded', 'after');
+        const r = await log.append(sampleEvent(3));
+        await cut;
+        assert.equal(r.seq, 3);
+        assert.equal((await log.append(sampleEvent(4))).seq, 4);
+        await assertHoldsExactly(log, new Map([[3, r.hash]]), 5);
+      } finally {
+        await log.close();
+      }
+    });
+  });
+
+  describe('when the connection drops before COMMIT reaches the server', () => {
+    it('fails the batch with AUDIT_STORE_UNAVAILABLE, writes none of it, and the next append takes its place', async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
+      try {
+        await log.append(sampleEvent(0));
+        const cut = proxy.cutAt('COMMIT', 'before');
+        const batch = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => log.append(sampleEvent(1 + i))));
+        await cut;
+        for (const b of batch) assert.equal(b.status === 'rejected' && (b.reason as { code?: string }).code, 'AUDIT_STORE_UNAVAILABLE');
+        assert.equal((await log.append(sampleEvent(201))).seq, 1);
+        await assertHoldsExactly(log, new Map(), 2);
+      } finally {
+        await log.close();
+      }
+    });
+  });
 
 });

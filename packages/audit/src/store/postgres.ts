@@ -192,8 +192,11 @@ export class PostgresStore implements AuditStore {
   /** The batch built on `last`, written only if the head is still `last`; null when it is not (nothing written). */
   async #appendGuarded(last: LogHead, request: AppendRequest, config: WriterConfig): Promise<AppendResult | null> {
     const { batch, result } = buildBatch(last, request, config, Date.now());
+    // Set once the statement is sent: from then on a failure leaves the outcome to be learnt (#settle).
+    let sent = false;
     const written = await this.#run(async (c) => {
       try {
+        sent = true;
         const r = await c.query({
           name: 'corral-append-guarded',
           text: APPEND_GUARDED,
@@ -206,7 +209,7 @@ export class PostgresStore implements AuditStore {
         this.#last = null;
         throw error;
       }
-    });
+    }).catch((error: unknown) => (sent ? this.#settle(batch, error) : Promise.reject(error)));
     if (!written) return null;
     this.commits.guarded++;
     this.#last = batch.head;
@@ -215,6 +218,8 @@ export class PostgresStore implements AuditStore {
 
   /** BEGIN with the head's row lock; the rows, the new head and any checkpoint in one statement (or COPY, then one); COMMIT. */
   async #appendLocked(request: AppendRequest, config: WriterConfig): Promise<AppendResult> {
+    // Set once COMMIT is sent: from then on a failure leaves the outcome to be learnt (#settle).
+    let sent = null as { batch: Batch; result: AppendResult } | null;
     return this.#run(async (c) => {
       try {
         const begun = (await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`)) as unknown as pg.QueryResult[];
@@ -232,6 +237,7 @@ export class PostgresStore implements AuditStore {
             values: [...headArgs(batch), ...(inline ? rowArgs(rs) : [])],
           });
         }
+        sent = { batch, result };
         await c.query('COMMIT');
         this.commits.locked++;
         this.#alone = this.#last !== null && sameHead(head, this.#last);
@@ -243,7 +249,68 @@ export class PostgresStore implements AuditStore {
         this.#last = null;
         throw error;
       }
+    }).catch(async (error: unknown) => {
+      if (!sent) throw error;
+      await this.#settle(sent.batch, error);
+      return sent.result;
     });
+  }
+
+  /**
+   * After a commit was sent and its answer never came (the connection
+   * dropped, the server restarted, the answer timed out): learns whether the
+   * batch is in the log. Takes the head's row lock first, so a transaction
+   * still holding it — this batch's, if the server is still finishing it —
+   * has ended; then the batch is in the log if its first record is (each
+   * record's hash commits to its seq, its predecessor and its body, and a
+   * batch is written whole or not at all), or, for a batch of no records,
+   * if its signed checkpoint is. Either way the next append reads the head
+   * again under the lock (never builds on the head it had).
+   * @returns true when the batch was committed.
+   * @throws AuditError AUDIT_STORE_UNAVAILABLE when it was not (nothing of it
+   *   was written); AUDIT_COMMIT_UNKNOWN when the store could not be asked.
+   */
+  async #settle(batch: Batch, error: unknown): Promise<true> {
+    this.#alone = false;
+    this.#last = null;
+    const first = batch.records[0];
+    const checkpoint = batch.checkpoint;
+    const records = `${batch.records.length} record${batch.records.length === 1 ? '' : 's'}${first ? ` from ${first.seq}` : ''}`;
+    let lastError = error;
+    const giveUpAt = Date.now() + SETTLE_WITHIN_MS;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        const pause = SETTLE_BACKOFF_MS * 2 ** (attempt - 1);
+        if (Date.now() + pause >= giveUpAt) break;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+      let committed: boolean;
+      try {
+        committed = await this.#run(async (c) => {
+          await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`);
+          let found: boolean;
+          if (first) {
+            const row = (await c.query('SELECT hash FROM audit_records WHERE seq = $1', [first.seq])).rows[0] as Row | undefined;
+            found = Buffer.isBuffer(row?.hash) && row.hash.toString('hex') === first.hash;
+          } else if (checkpoint) {
+            const row = (await c.query('SELECT signature FROM audit_checkpoints WHERE size = $1', [checkpoint.size])).rows[0] as Row | undefined;
+            found = row?.signature === checkpoint.signature;
+          } else found = true; // nothing to write: nothing lost
+          await c.query('ROLLBACK');
+          return found;
+        });
+      } catch (e) {
+        lastError = e;
+        continue;
+      }
+      if (committed) return true;
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `the audit log at ${this.where} did not commit ${records} (${(error as Error).message}): none of them was written`, { cause: error });
+    }
+    throw new AuditError(
+      'AUDIT_COMMIT_UNKNOWN',
+      `the audit log at ${this.where} lost its connection while committing ${records}, and could not learn whether they were written: ${(lastError as Error).message}`,
+      { cause: lastError },
+    );
   }
 
   async record(seq: number): Promise<StoredRecord | null> {
@@ -348,6 +415,14 @@ export class PostgresStore implements AuditStore {
     await this.#pool.end().catch(() => {});
   }
 }
+
+/**
+ * How long #settle keeps asking the store whether a commit happened (long
+ * enough for a server restart), pausing 250 ms, then twice as long each time;
+ * an attempt under way when that time is up runs to its own timeouts.
+ */
+const SETTLE_WITHIN_MS = 3_000;
+const SETTLE_BACKOFF_MS = 250;
 
 /** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
 const COPY_FROM = 128;

@@ -79,7 +79,9 @@ export interface AuditStore {
    * durable. Calls may overlap; each is its own transaction, in lock order.
    * @throws AuditError AUDIT_CLOSED before openWriter() or after close();
    *   AUDIT_STORE_UNAVAILABLE or AUDIT_STORE_FOREIGN when the commit failed
-   *   (then nothing of the request was written).
+   *   (then nothing of the request was written); AUDIT_COMMIT_UNKNOWN
+   *   (PostgreSQL) when the connection was lost after the commit was sent and
+   *   the store could not be asked again whether it happened.
    */
   append(request: AppendRequest): Promise<AppendResult>;
   head(): Promise<LogHead>;
