@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
-import type { PostgresStore } from './postgres.ts';
+import { MAX_WAITING, TIMEOUT_DEFAULTS, type PostgresStore } from './postgres.ts';
 
 let cluster: TestPostgres;
 let n = 0;
@@ -103,9 +104,10 @@ describe('when PostgreSQL fails under a writer', () => {
             await admin.end();
             await cluster.restart();
           } else {
-            for (let k = 0; k < 3; k++) {
+            // Between two commits the writer's connection idles in the pool (its loss then costs nothing): repeat until one hits a commit.
+            for (let k = 0; k < 200 && run.failed.length === 0; k++) {
               await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [database]);
-              await sleep(30);
+              await sleep(10);
             }
           }
           const before = run.acked.size;
@@ -185,4 +187,110 @@ describe('when PostgreSQL fails under a writer', () => {
     });
   });
 
+  describe('when the server cannot be reached as the log opens', () => {
+    it('refuses with AUDIT_STORE_UNAVAILABLE naming host, port and database (never the password) and what to do', async () => {
+      const port = await freePort();
+      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-faults-'));
+      dirs.push(stateDir);
+      const started = Date.now();
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl: `postgres://corral:s3cret-pw@127.0.0.1:${port}/audit_main` }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'AUDIT_STORE_UNAVAILABLE');
+        assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}/audit_main`));
+        assert.match(e.message, /check that PostgreSQL is running/);
+        assert.doesNotMatch(e.message, /s3cret-pw|corral:/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5_000);
+    });
+
+    it('gives up after the connect timeout when the server accepts but never answers (connect_timeout=1 in the URL)', { timeout: 15_000 }, async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      proxy.set('silent');
+      const started = Date.now();
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1` }), { code: 'AUDIT_STORE_UNAVAILABLE' });
+      const took = Date.now() - started;
+      assert.ok(took >= 900 && took < 4_000, `took ${took} ms`);
+    });
+  });
+
+  describe('when the server accepts but never answers and the URL sets no timeout', () => {
+    it(`gives up after the default connect timeout (${TIMEOUT_DEFAULTS.connectMs} ms) rather than wait for ever`, { timeout: 15_000 }, async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      proxy.set('silent');
+      const started = Date.now();
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) }), { code: 'AUDIT_STORE_UNAVAILABLE' });
+      const took = Date.now() - started;
+      assert.ok(took >= TIMEOUT_DEFAULTS.connectMs - 100 && took < TIMEOUT_DEFAULTS.connectMs + 2_000, `took ${took} ms`);
+    });
+  });
+
+  describe('when the server goes silent, then away, then comes back, under an open log', () => {
+    it('answers the append whose statement went unanswered within seconds (AUDIT_COMMIT_UNKNOWN: it cannot learn whether it committed), then fails appends at once, then appends again on the same log', { timeout: 20_000 }, async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const log = await openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1&statement_timeout=1000` });
+      try {
+        const acked = new Map<number, string>();
+        for (let i = 0; i < 5; i++) {
+          const r = await log.append(sampleEvent(i));
+          acked.set(r.seq, r.hash);
+        }
+        proxy.set('silent');
+        let started = Date.now();
+        await assert.rejects(log.append(sampleEvent(5)), { code: 'AUDIT_COMMIT_UNKNOWN' });
+        let took = Date.now() - started;
+        // The statement's timeout and grace (3 s), then asking again whether it committed (3 s at most).
+        assert.ok(took < 8_000, `a silent server held an append ${took} ms`);
+        proxy.set('refuse');
+        started = Date.now();
+        for (let i = 0; i < 5; i++) await assert.rejects(log.append(sampleEvent(6 + i)), { code: 'AUDIT_STORE_UNAVAILABLE' });
+        took = Date.now() - started;
+        assert.ok(took < 1_000, `a refusing server held five appends ${took} ms`);
+        proxy.set('forward');
+        let r: Awaited<ReturnType<AuditLog['append']>> | undefined;
+        for (let tries = 0; !r && tries < 100; tries++) r = await log.append(sampleEvent(20)).catch(async () => void (await sleep(50)));
+        assert.ok(r, 'the log did not append again once the server was back');
+        // The append in doubt never reached the server.
+        assert.equal(r.seq, 5);
+        acked.set(r.seq, r.hash);
+        await assertHoldsExactly(log, acked, 6);
+      } finally {
+        proxy.set('forward');
+        await log.close();
+      }
+    });
+
+    it('bounds what waits for a silent server: appends beyond the bound fail at once rather than queue', { timeout: 20_000 }, async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const log = await openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1&statement_timeout=1000` });
+      try {
+        await log.append(sampleEvent(0));
+        proxy.set('silent');
+        const events = Array.from({ length: MAX_WAITING + 20_000 }, (_, i) => sampleEvent(1 + i));
+        let issued = Infinity;
+        let early = 0;
+        const all = events.map((e) =>
+          log.append(e).then(
+            () => 'appended',
+            (e: { code?: string }) => {
+              if (Date.now() - issued < 500) early++;
+              return e.code;
+            },
+          ),
+        );
+        issued = Date.now();
+        const codes = await Promise.all(all);
+        // Batches this large take the head's lock before they write: the silent server is given up before any COMMIT is sent.
+        assert.deepEqual([...new Set(codes)], ['AUDIT_STORE_UNAVAILABLE']);
+        // Those beyond the bound (and the first request's own share) fail at once; the rest when the server is given up.
+        assert.ok(early >= 20_000 - 256, `only ${early} appends failed at once`);
+      } finally {
+        proxy.set('forward');
+        await log.close();
+      }
+    });
+  });
 });

@@ -27,11 +27,34 @@ const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
 
 export interface PostgresStoreOptions {
-  /** postgres://user@host:port/database */
+  /**
+   * postgres://user@host:port/database. Its parameters `connect_timeout`
+   * (seconds, as libpq) and `statement_timeout` (ms) override the defaults
+   * (TIMEOUT_DEFAULTS).
+   */
   url: string;
   /** Connections kept (default 4). */
   poolSize?: number;
 }
+
+/**
+ * How long a connection attempt, and a statement, may take before it fails
+ * with AUDIT_STORE_UNAVAILABLE: an unreachable or silent server fails appends
+ * in seconds instead of holding them. A session idle inside a transaction
+ * for the statement timeout is ended by the server (its client is gone: it
+ * must not hold the head's lock from every other writer).
+ */
+export const TIMEOUT_DEFAULTS = { connectMs: 5_000, statementMs: 15_000 } as const;
+
+/** How long past the server's statement timeout the client waits for an answer before it gives the connection up (the server, or the network to it, is gone). */
+const ANSWER_GRACE_MS = 2_000;
+
+/**
+ * Most records waiting for the transaction under way, past which appends are
+ * refused at once (AUDIT_STORE_UNAVAILABLE) rather than queued: with the server
+ * slow or gone, memory stays bounded. Four full transactions.
+ */
+export const MAX_WAITING = 4 * MAX_TRANSACTION;
 
 type WaitingAppend = { request: AppendRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
 
@@ -42,6 +65,8 @@ export class PostgresStore implements AuditStore {
   #writer: WriterConfig | null = null;
   /** Requests waiting for the transaction under way to end; the next one takes them all (group commit). */
   #waiting: WaitingAppend[] = [];
+  /** Records in #waiting. */
+  #waitingRecords = 0;
   #committing = false;
   /** The head this writer's last transaction left, and whether no other writer wrote between its last two. */
   #last: LogHead | null = null;
@@ -60,7 +85,20 @@ export class PostgresStore implements AuditStore {
    */
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
     const where = postgresWhere(options.url);
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 4 });
+    const params = new URL(options.url).searchParams;
+    const connectMs = positive(params.get('connect_timeout'), 1000) ?? TIMEOUT_DEFAULTS.connectMs;
+    const statementMs = positive(params.get('statement_timeout'), 1) ?? TIMEOUT_DEFAULTS.statementMs;
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 4,
+      connectionTimeoutMillis: connectMs,
+      // Parameters in the URL override these three.
+      statement_timeout: statementMs,
+      idle_in_transaction_session_timeout: statementMs,
+      query_timeout: statementMs + ANSWER_GRACE_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     // A connection that fails is given up (see #run); its error reaches the
     // query that was using it, if any. Without a listener, an error on a
     // connection checked out between two queries (an admin's
@@ -77,7 +115,11 @@ export class PostgresStore implements AuditStore {
     try {
       client = await this.#pool.connect();
     } catch (error) {
-      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `cannot connect to the audit log at ${this.where}: ${(error as Error).message}`, { cause: error });
+      throw new AuditError(
+        'AUDIT_STORE_UNAVAILABLE',
+        `cannot connect to the audit log at ${this.where}: ${(error as Error).message}; check that PostgreSQL is running and reachable there and that the URL's host, port, database and user are right`,
+        { cause: error },
+      );
     }
     let failed: unknown = undefined;
     try {
@@ -144,6 +186,12 @@ export class PostgresStore implements AuditStore {
 
   append(request: AppendRequest): Promise<AppendResult> {
     if (!this.#writer) return Promise.reject(new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is not open for writing`));
+    if (request.bodies.length > 0 && this.#waitingRecords + request.bodies.length > MAX_WAITING) {
+      return Promise.reject(
+        new AuditError('AUDIT_STORE_UNAVAILABLE', `${this.#waitingRecords} records already wait for the audit log at ${this.where}, which is slow or unreachable: nothing was written; retry later`),
+      );
+    }
+    this.#waitingRecords += request.bodies.length;
     return new Promise((resolve, reject) => {
       this.#waiting.push({ request, resolve, reject });
       if (!this.#committing) void this.#commitWaiting();
@@ -157,6 +205,7 @@ export class PostgresStore implements AuditStore {
       for (let records = 0; n < this.#waiting.length && records < MAX_TRANSACTION; n++) records += (this.#waiting[n] as WaitingAppend).request.bodies.length;
       const jobs = this.#waiting.splice(0, n);
       const requests = jobs.map((j) => j.request);
+      for (const r of requests) this.#waitingRecords -= r.bodies.length;
       try {
         const parts = splitResult(await this.#appendOne(mergeRequests(requests)), requests);
         jobs.forEach((j, i) => j.resolve(parts[i] as AppendResult));
@@ -423,6 +472,12 @@ export class PostgresStore implements AuditStore {
  */
 const SETTLE_WITHIN_MS = 3_000;
 const SETTLE_BACKOFF_MS = 250;
+
+/** A positive whole number of `unit` ms from a URL parameter, or undefined. */
+function positive(value: string | null, unit: number): number | undefined {
+  if (value === null || !/^\d+$/.test(value) || Number(value) <= 0) return undefined;
+  return Number(value) * unit;
+}
 
 /** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
 const COPY_FROM = 128;
