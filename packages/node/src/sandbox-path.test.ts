@@ -1,7 +1,7 @@
 // Which folders on a sandbox's PATH a command inside could put a program in.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { SandboxPlan } from '@corral/contain';
 import { tempDir } from '../test/temp-dir.ts';
@@ -105,8 +105,15 @@ describe('a bare program name under an allowlist, looked up on the sandbox\'s PA
 
   it("skips a folder the sandbox does not see, whatever this host holds there", () => {
     const { ws, at } = folders();
-    // Node's own folder on this host is bound nowhere in this plan: its node is not what the sandbox runs.
-    const unseen = dirname(process.execPath);
-    assert.deepEqual(lookUp(at(`${unseen}:/usr/bin:${ws}/bin`), 'node'), existsSync('/usr/bin/node') ? { found: '/usr/bin/node' } : { writable: `${ws}/bin` });
+    // A host folder holding a `node`, bound nowhere in this plan: its node is not what the sandbox runs. Outside
+    // /tmp, whatever this checkout's: the sandbox's /tmp is its own, and a PATH entry there is one it can write.
+    const unseen = mkdtempSync('/var/tmp/corral-unseen-');
+    try {
+      writeFileSync(join(unseen, 'node'), '#!/bin/sh\n');
+      chmodSync(join(unseen, 'node'), 0o755);
+      assert.deepEqual(lookUp(at(`${unseen}:/usr/bin:${ws}/bin`), 'node'), existsSync('/usr/bin/node') ? { found: '/usr/bin/node' } : { writable: `${ws}/bin` });
+    } finally {
+      rmSync(unseen, { recursive: true, force: true });
+    }
   });
 });
