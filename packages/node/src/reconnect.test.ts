@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayError } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
@@ -204,5 +205,35 @@ describe('which refusals are final', () => {
     assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x', details: { code: 'AUTH_TOKEN_MISMATCH' }, retryable: true }), undefined);
     assert.equal(finalRefusal({ code: 'INVALID_REQUEST', message: 'x' }), undefined);
     assert.equal(finalRefusal(undefined), undefined);
+  });
+});
+
+describe('a gateway whose identity store another process holds', () => {
+  it('is tried again once the store is free, never taken as a refusal of the device (regression: the node stopped for good)', { timeout: 30_000 }, async () => {
+    const state = tempDir('corral-rc-busy-gw-');
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    // `corral nodes pair` or another gateway on the same state, holding the write lock past the store's 5 s busy timeout.
+    const other = new DatabaseSync(join(state, 'identity.db'));
+    other.exec('BEGIN IMMEDIATE');
+    const statuses: NodeStatus[] = [];
+    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-rc-busy-node-'), maxBackoffMs: 200, warmSandboxes: 0, onStatus: (s) => statuses.push(s) });
+    const running = host.start().catch((error: unknown) => error);
+    try {
+      await new Promise((r) => setTimeout(r, 6_500));
+      other.exec('ROLLBACK');
+      other.close();
+      const deadline = Date.now() + 10_000;
+      while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline && !statuses.some((s) => s.state === 'stopped')) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(statuses.filter((s) => s.state === 'stopped'), [], 'the node gave up');
+      assert.ok(gw.identity.nodes.find(host.device.deviceId), 'the node never reached the gateway once its store was free');
+      assert.ok(statuses.some((s) => s.state === 'refused' && s.detail === 'UNAVAILABLE'), 'asked to retry while the store was held');
+      // Paired, it connects: nothing of the busy spell stays behind.
+      gw.identity.nodes.pair(host.device.deviceId, 'test');
+      assert.equal(await running, undefined);
+    } finally {
+      if (other.isOpen) other.close();
+      await host.close();
+      await gw.close();
+    }
   });
 });

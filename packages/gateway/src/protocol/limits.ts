@@ -25,4 +25,6 @@ export const CLOSE = {
   /** A frame over the size limit of its phase. */
   tooBig: 1009,
   internal: 1011,
+  /** A store or resource busy for now: reconnect later (IANA-registered 1013). */
+  tryAgainLater: 1013,
 } as const;

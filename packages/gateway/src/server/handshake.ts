@@ -138,8 +138,18 @@ function deviceRefusal(error: unknown, deviceId: string, requestId: string, role
     return new GatewayError('GATEWAY_DEVICE_REVOKED', 'the node was unpaired', { cause: error, wire: { code: 'NOT_PAIRED', message: 'device pairing was revoked', details: { code: 'PAIRING_REQUIRED', reason: 'revoked', recommendedNextStep: 'review_auth_configuration' } } });
   }
   if (error.code === 'IDENTITY_NODE_SURFACE_INVALID') return new GatewayError('GATEWAY_PARAMS_INVALID', error.message, { cause: error, wire: { code: 'INVALID_REQUEST', message: error.message } });
+  if (error.code === 'IDENTITY_STORE_BUSY') return storeBusy(error);
   const detail = DEVICE_DETAIL[error.code] ?? 'DEVICE_AUTH_INVALID';
   return new GatewayError('GATEWAY_DEVICE_AUTH_INVALID', 'device authentication failed', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'device authentication failed', details: { code: detail } } });
+}
+
+/**
+ * The identity store held by another process past its busy timeout: nothing
+ * was checked, so nothing is refused for good — the peer is asked to retry
+ * (a refusal of its device would make a node give up).
+ */
+export function storeBusy(error: IdentityError): GatewayError {
+  return new GatewayError('GATEWAY_BUSY', 'the identity store is busy', { cause: error, wire: { code: 'UNAVAILABLE', message: 'the gateway is busy: try again shortly', retryable: true, retryAfterMs: 1_000 } });
 }
 
 function refusal(code: GatewayError['code'], message: string, details: Record<string, unknown> | undefined): GatewayError {
