@@ -39,17 +39,23 @@ async function events(state: string): Promise<AuditEvent[]> {
   return out;
 }
 
+/** A gateway with POLICY and a node host paired to it, connected. */
+async function pairedHost(name: string): Promise<{ state: string; gw: Gateway; host: NodeHost }> {
+  const state = tempDir('corral-runs-gw-');
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
+  const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+  const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-runs-node-'), name, maxBackoffMs: 200 });
+  const connected = host.start();
+  while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
+  gw.identity.nodes.pair(host.device.deviceId, 'test');
+  await connected;
+  return { state, gw, host };
+}
+
 describe('suspending an agent', () => {
   it('stops its running container on the node within seconds, not the operator’s, and the log records the stop', async () => {
-    const state = tempDir('corral-stop-gw-');
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-stop-node-'), name: 'runner-1', maxBackoffMs: 200 });
-    const connected = host.start();
-    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
-    gw.identity.nodes.pair(host.device.deviceId, 'test');
-    await connected;
+    const { state, gw, host } = await pairedHost('runner-1');
     gw.identity.agents.create({ name: 'builder', process: 'ci', owner: 'owner@example.com', scopes: [] });
     await gw.identity.localUsers.create('root', 'a password for tests', ['admin']);
     const agent = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('builder')).token });
@@ -111,15 +117,7 @@ describe('runs that share a runId (a caller chooses it; upstream reuses an allow
 
 describe('a caller that leaves while its run goes on', () => {
   it('has the run stopped on the node within seconds (the gateway\'s node.invoke.cancel), and the gateway records the result the node sends (regression: the node ran it to its end)', async () => {
-    const state = tempDir('corral-cancel-gw-');
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-cancel-node-'), name: 'runner-2', maxBackoffMs: 200 });
-    const connected = host.start();
-    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
-    gw.identity.nodes.pair(host.device.deviceId, 'test');
-    await connected;
+    const { state, gw, host } = await pairedHost('runner-2');
     const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
     try {
       const run = operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['sleep', '20'] }, timeoutMs: 30_000, idempotencyKey: randomUUID() }, { timeoutMs: 35_000 });
