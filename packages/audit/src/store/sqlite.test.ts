@@ -198,9 +198,17 @@ describe('a SQLite log with its writer thread', () => {
     const stateDir = freshDir('lone-share');
     const log = await openLog({ stateDir });
     const here: boolean[] = [];
+    const tookMs: number[] = [];
     // Back to back, each commit here spends more of the budget than the time it takes gives back.
-    for (let seq = 0; seq < 2000 && !here.includes(false); seq++) here.push(await settledAtOnce(log.store.append(request(seq, 1))));
-    assert.deepEqual(here.slice(0, 2), [true, true]);
+    for (let seq = 0; seq < 2000 && !here.includes(false); seq++) {
+      const started = performance.now();
+      const appended = log.store.append(request(seq, 1)); // a commit here is made inside this call
+      tookMs.push(performance.now() - started);
+      here.push(await settledAtOnce(appended));
+    }
+    assert.equal(here[0], true);
+    // The second fits in the burst unless the first alone spent it (an fsync slower than 4 ms, on a loaded host).
+    if (tookMs[0]! < 3) assert.equal(here[1], true, `the first commit took ${tookMs[0]!.toFixed(2)} ms, and the second went to the thread`);
     assert.equal(here.at(-1), false, `all of ${here.length} back-to-back appends were committed here`);
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(await settledAtOnce(log.store.append(request(here.length, 1))), true, 'after a pause, here again');
