@@ -55,6 +55,37 @@ describe('when another process holds the identity store', () => {
     }
   });
 
+  it('Identity.open with a busyTimeoutMs gives up after that long, and so does a write to the store it opens', () => {
+    // The gateway waits briefly: SQLite waits synchronously, and the gateway serves everyone from one thread.
+    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
+    dirs.push(dir);
+    const identity = Identity.open(dir, { busyTimeoutMs: 150 });
+    const other = new DatabaseSync(join(dir, 'identity.db'));
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      let started = Date.now();
+      assert.throws(() => Identity.open(dir, { busyTimeoutMs: 150 }), (error) => assertBusy(error, dir));
+      assert.ok(Date.now() - started < 1_000, `open waited ${Date.now() - started} ms`);
+      started = Date.now();
+      assert.throws(() => identity.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' }), (error) => assertBusy(error, dir));
+      const waited = Date.now() - started;
+      assert.ok(waited >= 100 && waited < 1_000, `the write waited ${waited} ms`);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    assert.equal(identity.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' }).name, 'bot');
+    identity.close();
+  });
+
+  it('Identity.open refuses a busyTimeoutMs that is not whole milliseconds, 0 or more', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
+    dirs.push(dir);
+    for (const busyTimeoutMs of [-1, 0.5, Number.NaN, Infinity]) {
+      assert.throws(() => Identity.open(dir, { busyTimeoutMs }), { code: 'IDENTITY_INPUT_INVALID' }, String(busyTimeoutMs));
+    }
+  });
+
   describe('a write to an open store', () => {
     const writes: Array<[string, (db: DatabaseSync) => unknown]> = [
       ['creating an agent', (db) => new AgentRegistry(db).create({ name: 'bot', process: 'p', owner: 'o@example.com' })],

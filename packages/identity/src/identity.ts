@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
 import { AgentRegistry } from './agents.ts';
+import { BUSY_TIMEOUT_MS } from './busy.ts';
 import { getMeta, openIdentityDb, setMetaIfAbsent } from './db.ts';
 import { IdentityError } from './errors.ts';
 import { HumanRegistry } from './humans.ts';
@@ -23,6 +24,13 @@ export interface IdentityOptions {
   maxTtlSeconds?: number;
   /** Clock for tests. */
   now?: () => number;
+  /**
+   * How long, in milliseconds, a statement waits for another process's lock
+   * on the store before it fails with IDENTITY_STORE_BUSY (default 5000).
+   * SQLite waits synchronously: a process that serves others from one thread
+   * (the gateway) gives a short one and answers IDENTITY_STORE_BUSY as "try again".
+   */
+  busyTimeoutMs?: number;
 }
 
 /**
@@ -51,7 +59,7 @@ export class Identity {
     this.localUsers = new LocalUsers(db, now);
   }
 
-  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's; IDENTITY_STORE_BUSY when another process holds the store's lock for more than 5 s. */
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes or a busy timeout out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's; IDENTITY_STORE_BUSY when another process holds the store's lock for longer than `busyTimeoutMs` (default 5 s). */
   static open(stateDir: string, options: IdentityOptions = {}): Identity {
     const now = options.now ?? Date.now;
     const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;
@@ -66,7 +74,9 @@ export class Identity {
         throw new IdentityError('IDENTITY_INPUT_INVALID', `the token ${name} must be 1 to ${MAX_NAME_LENGTH} characters`);
       }
     }
-    const db = openIdentityDb(stateDir);
+    const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new IdentityError('IDENTITY_INPUT_INVALID', 'the busy timeout must be whole milliseconds, 0 or more');
+    const db = openIdentityDb(stateDir, { busyTimeoutMs });
     let issuer: string;
     let audience: string;
     try {
