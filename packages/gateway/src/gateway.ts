@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit';
-import { Identity, checkOidcSettings } from '@corral/identity';
+import { Identity, IdentityError, checkOidcSettings } from '@corral/identity';
 import type { Decision } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
 import { HttpApi } from './http/api.ts';
@@ -104,14 +104,14 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http');
   }
 
-  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
+  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY (another process held identity.db for 5 s) (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     if (options.oidc) {
       // Wrong settings are refused now, naming the setting, not at someone's first sign-in.
       const { name: _name, ...settings } = options.oidc;
       checkOidcSettings(settings);
     }
-    const identity = Identity.open(options.stateDir, options.now ? { now: options.now } : {});
+    const identity = await openIdentity(options.stateDir, options.now);
     let db: DatabaseSync | undefined;
     let audit: AuditLog | undefined;
     let server: GatewayServer | undefined;
@@ -191,6 +191,39 @@ export class Gateway {
     await this.#audit?.close();
     this.#db.close();
     this.identity.close();
+  }
+}
+
+/**
+ * How long the gateway's identity statements wait for another process's lock
+ * on identity.db (a `corral nodes pair` or `corral agents create` writing).
+ * SQLite waits synchronously, stopping every connection, run and console
+ * request the gateway serves, so the wait is short: 150 ms covers a CLI
+ * command's write transaction, which lasts a few milliseconds, through ten
+ * of SQLite's retries, and stays under what a person notices as a pause in
+ * the console or a node as a late answer; a lock held longer is answered as
+ * "busy, try again" (wire UNAVAILABLE, HTTP 503 with Retry-After) instead
+ * of freezing the gateway for the CLI's 5 s on every attempt.
+ */
+export const IDENTITY_BUSY_TIMEOUT_MS = 150;
+
+/** How long start-up keeps trying to open an identity store another process holds (the CLI's own wait). */
+const IDENTITY_OPEN_PATIENCE_MS = 5_000;
+
+/**
+ * Opens the identity store with the gateway's short busy timeout; while
+ * another process holds it, start-up tries again for IDENTITY_OPEN_PATIENCE_MS
+ * (between tries the event loop is free). Throws what Identity.open throws.
+ */
+async function openIdentity(stateDir: string, now: (() => number) | undefined): Promise<Identity> {
+  const giveUpAt = Date.now() + IDENTITY_OPEN_PATIENCE_MS;
+  for (;;) {
+    try {
+      return Identity.open(stateDir, { busyTimeoutMs: IDENTITY_BUSY_TIMEOUT_MS, ...(now ? { now } : {}) });
+    } catch (error) {
+      if (!(error instanceof IdentityError) || error.code !== 'IDENTITY_STORE_BUSY' || Date.now() >= giveUpAt) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 }
 

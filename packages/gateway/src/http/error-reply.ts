@@ -9,6 +9,11 @@ import { issueView } from './policy-control.ts';
 import { failure, type Reply } from './respond.ts';
 
 export function errorReply(error: unknown): { reply: Reply; unexpected: boolean } {
+  // Another process (a corral command) holds the identity store: nothing was done, try again. Its message names the store's path, which stays in the gateway.
+  const busy = () => {
+    const answer = failure(503, 'unavailable', { message: 'the gateway is busy: try again shortly', code: (error as { code: string }).code, retryAfterS: BUSY_RETRY_AFTER_S });
+    return { reply: { ...answer, headers: { 'retry-after': String(BUSY_RETRY_AFTER_S) } }, unexpected: false };
+  };
   const known = (status: number, name: string, extra: { message?: string; issues?: unknown[] } = {}) => {
     const e = error as { code: string; message: string };
     return { reply: failure(status, name, { message: e.message, code: e.code, ...extra }), unexpected: false };
@@ -26,6 +31,8 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
       case 'GATEWAY_APPROVAL_MISMATCH':
       case 'GATEWAY_CONFLICT':
         return known(409, 'conflict');
+      case 'GATEWAY_BUSY':
+        return busy();
     }
   }
   if (error instanceof IdentityError) {
@@ -40,6 +47,8 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
       case 'IDENTITY_NODE_REVOKED':
       case 'IDENTITY_USER_EXISTS':
         return known(409, 'conflict');
+      case 'IDENTITY_STORE_BUSY':
+        return busy();
     }
   }
   if (error instanceof PolicyError) {
@@ -65,6 +74,9 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
   }
   return { reply: failure(500, 'internal_error'), unexpected: true };
 }
+
+/** The seconds a caller refused for a busy identity store is told to wait (Retry-After). */
+const BUSY_RETRY_AFTER_S = 1;
 
 /** The code to log for an error (never its message, which may quote input). */
 export function errorCode(error: unknown): string {

@@ -20,6 +20,7 @@ import { GatewayError } from '../errors.ts';
 import { CLOSE } from '../protocol/limits.ts';
 import { hasScope, type OperatorScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
+import { busyFailure } from '../server/handshake.ts';
 import type { GatewayServer } from '../server/server.ts';
 import type { SurfaceStore } from '../store/store.ts';
 
@@ -216,8 +217,11 @@ export class NodeInventory {
         decided = identity.pair(node.deviceId, by.id, { requestId });
       } catch (error) {
         if (!(error instanceof IdentityError)) throw error;
-        // The node declared another surface while the record was written: nothing was granted, and the log says so.
+        // The node declared another surface while the record was written, or another process held the identity store: nothing was granted, and the log says so.
         await record(node.status, { status: 'failure', detail: error.code });
+        // A busy store refused nothing: the operator approves again in a moment.
+        const busy = busyFailure(error);
+        if (busy) throw busy;
         throw new GatewayError('GATEWAY_PARAMS_INVALID', 'no such pairing request', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'unknown requestId' } });
       }
     } else decided = identity.decline(node.deviceId, { requestId });
@@ -355,7 +359,8 @@ export class NodeInventory {
         try {
           server.identity.nodes.revoke(node.deviceId);
         } catch (error) {
-          if (!(error instanceof IdentityError)) throw error;
+          // Not revoked while another process holds the store: said so (retryable), never answered as removed.
+          if (!(error instanceof IdentityError) || error.code === 'IDENTITY_STORE_BUSY') throw error;
         }
         this.#live.get(node.deviceId)?.close(CLOSE.policyViolation, 'device pairing was revoked');
         // Removed even when its record is refused, and the caller is told so (as for a rejection).

@@ -152,6 +152,11 @@ export function storeBusy(error: IdentityError): GatewayError {
   return new GatewayError('GATEWAY_BUSY', 'the identity store is busy', { cause: error, wire: { code: 'UNAVAILABLE', message: 'the gateway is busy: try again shortly', retryable: true, retryAfterMs: 1_000 } });
 }
 
+/** GATEWAY_BUSY (see storeBusy) for identity's IDENTITY_STORE_BUSY; undefined for anything else. */
+export function busyFailure(error: unknown): GatewayError | undefined {
+  return error instanceof IdentityError && error.code === 'IDENTITY_STORE_BUSY' ? storeBusy(error) : undefined;
+}
+
 function refusal(code: GatewayError['code'], message: string, details: Record<string, unknown> | undefined): GatewayError {
   return new GatewayError(code, message, { wire: { code: 'INVALID_REQUEST', message, ...(details ? { details } : {}) } });
 }

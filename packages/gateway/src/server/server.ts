@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { PROTOCOL_VERSION, missingScopeErrorShape } from '@openclaw/gateway-protocol';
-import { IdentityError, printable, tokenKeyId, type Identity } from '@corral/identity';
+import { printable, tokenKeyId, type Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
@@ -13,7 +13,7 @@ import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PRE
 import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
-import { authenticateConnect, storeBusy } from './handshake.ts';
+import { authenticateConnect, busyFailure } from './handshake.ts';
 import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -471,7 +471,7 @@ export class GatewayServer {
       params = checkConnectParams(frame.params);
       peer = authenticateConnect(params, { nonce: connection.nonce, token: this.#settings.token, identity: this.#identity, remoteAddress: connection.remoteAddress, now: this.#now(), ...(this.#deviceTokens ? { deviceTokens: this.#deviceTokens } : {}) });
     } catch (error) {
-      const failure = error instanceof GatewayError ? error : error instanceof IdentityError && error.code === 'IDENTITY_STORE_BUSY' ? storeBusy(error) : new GatewayError('GATEWAY_INTERNAL', 'connect failed', { cause: error });
+      const failure = error instanceof GatewayError ? error : (busyFailure(error) ?? new GatewayError('GATEWAY_INTERNAL', 'connect failed', { cause: error }));
       const wire: WireError = failure.wire ?? { code: 'INVALID_REQUEST', message: failure.code === 'GATEWAY_FRAME_INVALID' ? 'invalid connect params' : 'connect failed' };
       this.#log({ event: 'refused', connId: connection.id, code: failure.code, remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, wire));
@@ -503,7 +503,7 @@ export class GatewayServer {
       peer.scopes = peer.scopes.filter((scope) => AGENT_SCOPES.includes(scope));
     } catch (error) {
       // A store too busy to check the token has refused nothing: the agent retries.
-      const busy = error instanceof IdentityError && error.code === 'IDENTITY_STORE_BUSY' ? storeBusy(error) : undefined;
+      const busy = busyFailure(error);
       this.#log({ event: 'refused', connId: connection.id, code: busy?.code ?? 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
       connection.send(responseError(frame.id, busy?.wire ?? { code: 'INVALID_REQUEST', message: 'unauthorized: agent identity token rejected', details: { code: 'AUTH_UNAUTHORIZED' } }));
       connection.close(busy ? CLOSE.tryAgainLater : CLOSE.policyViolation, busy ? 'busy' : 'unauthorized');
@@ -591,8 +591,10 @@ export class GatewayServer {
     try {
       await this.#serve(connection, frame);
     } catch (error) {
-      this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
-      connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
+      // The agent's token checked against an identity store another process holds: try again.
+      const busy = busyFailure(error);
+      this.#log({ event: 'handler-failed', connId: connection.id, code: busy?.code ?? (error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL') });
+      connection.send(responseError(frame.id, busy?.wire ?? { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
     }
   }
 
@@ -634,7 +636,10 @@ export class GatewayServer {
     try {
       const payload = await spec.handler(params, { connection, peer, server: this });
       connection.send(responseOk(frame.id, payload ?? {}));
-    } catch (error) {
+    } catch (thrown) {
+      // A write to an identity store another process holds (a CLI command) refused nothing: the caller tries again.
+      const error = busyFailure(thrown) ?? thrown;
+      if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') this.#log({ event: 'handler-failed', connId: connection.id, code: error.code });
       if (error instanceof GatewayError && error.wire) {
         connection.send(responseError(frame.id, error.wire));
         // A node whose pairing was revoked while it stayed connected is told so, then cut off.
