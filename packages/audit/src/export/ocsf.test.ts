@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { normalizeEvent, type AuditEventInput } from '../record/event.ts';
 import { toOcsf } from './ocsf.ts';
@@ -54,5 +55,158 @@ describe('the OCSF 1.8.0 export', () => {
     const e = ocsf(sampleEvent(4)) as { unmapped: { corral: { seq: number; event: { details: unknown } } } };
     assert.equal(e.unmapped.corral.seq, 7);
     assert.deepEqual(e.unmapped.corral.event.details, sampleEvent(4).details);
+  });
+});
+
+// Records as the gateway writes them for one governed command on a node
+// (packages/gateway/src/exec/invoke.ts): #authorize's decision, #run's and
+// #lateResult's result, #abandon's record that the caller left, and runRecord
+// (corral.run.report) for a run another gateway sent a Corral node.
+const NODE = 'node-7f3a';
+const DIGEST = 'ef'.repeat(32);
+const agent = { kind: 'agent', id: 'invoice-intake' } as const;
+const decided = (effect: 'allow' | 'deny' | 'ask', reason: string): AuditEventInput => ({
+  actor: agent,
+  action: 'node.invoke.decide',
+  resource: { kind: 'command', id: '/usr/bin/git' },
+  node: NODE,
+  decision: { effect, policies: ['git-read'], reason },
+  details: { digest: DIGEST, command: 'system.run', argv: ['/usr/bin/git', 'log', '-1'], commands: [['/usr/bin/git', 'log', '-1']], cwd: '/srv/repo', envKeys: ['LANG'] },
+});
+const resulted = (outcome: AuditEventInput['outcome'], details: Record<string, string | number | boolean>, approvalId?: string): AuditEventInput => ({
+  actor: agent,
+  action: 'node.invoke',
+  resource: { kind: 'command', id: 'system.run' },
+  node: NODE,
+  ...(approvalId ? { decision: { effect: 'allow' as const, approval: approvalId } } : {}),
+  outcome,
+  context: { outputs: { result: `sha256:${'12'.repeat(32)}` } },
+  details: { invokeId: '5b0e6c1e-4f7a-4a3e-9d55-0c8f8b1f2a11', ...details },
+});
+
+describe('a governed run through the gateway', () => {
+  describe('its decision (node.invoke.decide of system.run)', () => {
+    it('maps an allow to Process Activity [1007] Launch, spawned, with the command line and working directory from the argv, on the node', () => {
+      const e = ocsf(decided('allow', 'permitted by git-read'));
+      for (const k of [...BASE, 'process', 'actor', 'device']) assert.ok(k in e, k);
+      assert.deepEqual([e.class_uid, e.category_uid, e.activity_id, e.activity_name, e.type_uid, e.type_name], [1007, 1, 1, 'Launch', 100701, 'Process Activity: Launch']);
+      assert.deepEqual(e.process, { name: '/usr/bin/git', cmd_line: '/usr/bin/git log -1', working_directory: '/srv/repo' });
+      assert.deepEqual([e.launch_type_id, e.launch_type], [1, 'Spawn']);
+      assert.deepEqual(e.device, { hostname: NODE, type_id: 0, type: 'Unknown' });
+      assert.deepEqual([e.action_id, e.action, e.disposition_id, e.disposition, e.severity_id, e.status_id], [1, 'Allowed', 1, 'Allowed', 1, 1]);
+      assert.deepEqual(e.actor, { app_name: 'invoice-intake', app_uid: 'agent:invoice-intake', authorizations: [{ decision: 'allow', policy: { name: 'git-read' } }] });
+      assert.ok(!('exit_code' in e) && !('api' in e));
+    });
+    it('maps a deny to a blocked Launch of Medium severity that failed, nothing spawned', () => {
+      const e = ocsf(decided('deny', 'forbidden by no-push'));
+      assert.deepEqual([e.class_uid, e.activity_name, e.type_uid], [1007, 'Launch', 100701]);
+      assert.deepEqual([e.action_id, e.action, e.disposition_id, e.disposition], [2, 'Denied', 2, 'Blocked']);
+      assert.deepEqual([e.severity_id, e.severity, e.status_id, e.status, e.status_detail], [3, 'Medium', 2, 'Failure', 'forbidden by no-push']);
+      assert.ok(!('launch_type_id' in e));
+    });
+    it('maps an ask to a Launch delayed for a human, of Low severity, its outcome unknown', () => {
+      const e = ocsf(decided('ask', 'needs a reviewer'));
+      assert.deepEqual([e.class_uid, e.activity_name], [1007, 'Launch']);
+      assert.deepEqual([e.disposition_id, e.disposition, e.severity_id, e.status_id], [14, 'Delayed', 2, 0]);
+    });
+  });
+  describe('its result (node.invoke of system.run)', () => {
+    it('maps a finished run to Process Activity [1007] Terminate with its exit code and duration, an allowed run as OpenShell records an exit', () => {
+      const e = ocsf(resulted({ status: 'success', exitCode: 3 }, { timedOut: false, containerPolicy: 'sha256:' + 'aa'.repeat(32), refused: 0, connections: 2, durationMs: 41.7 }));
+      for (const k of [...BASE, 'process', 'actor', 'device']) assert.ok(k in e, k);
+      assert.deepEqual([e.class_uid, e.activity_id, e.activity_name, e.type_uid, e.type_name], [1007, 2, 'Terminate', 100702, 'Process Activity: Terminate']);
+      assert.equal(e.exit_code, 3);
+      assert.equal(e.duration, 42);
+      // The record names the command (system.run), not the program: OpenShell's unknown process.
+      assert.deepEqual(e.process, { name: 'unknown' });
+      assert.equal((e.device as { hostname: string }).hostname, NODE);
+      assert.deepEqual([e.action, e.disposition, e.severity, e.status], ['Allowed', 'Allowed', 'Informational', 'Success']);
+    });
+    it('says Approved for a run a human approved', () => {
+      const e = ocsf(resulted({ status: 'success', exitCode: 0 }, {}, 'approval-9'));
+      assert.deepEqual([e.activity_name, e.disposition_id, e.disposition], ['Terminate', 8, 'Approved']);
+    });
+    it('maps a run the node stopped at its timeout to a blocked, failed Terminate of Critical severity, as OpenShell records a timeout kill', () => {
+      const e = ocsf(resulted({ status: 'success' }, { timedOut: true, durationMs: 30_000 }));
+      assert.deepEqual([e.activity_name, e.action, e.disposition, e.severity_id, e.severity, e.status], ['Terminate', 'Denied', 'Blocked', 5, 'Critical', 'Failure']);
+    });
+    it('maps the record that the caller left to a Terminate whose outcome is unknown, and a late result to a Terminate with its exit code', () => {
+      const left = ocsf({ actor: agent, action: 'node.invoke', resource: { kind: 'command', id: 'system.run' }, node: NODE, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: 'i-1', cancelSent: true } });
+      assert.deepEqual([left.class_uid, left.activity_name, left.status, left.status_detail], [1007, 'Terminate', 'Unknown', 'caller-left']);
+      const late = ocsf(resulted({ status: 'success', exitCode: 0 }, { callerLeft: true }));
+      assert.deepEqual([late.activity_name, late.exit_code], ['Terminate', 0]);
+    });
+    it("maps a node's report of a run another gateway sent it (corral.run.report) to a Terminate on that node", () => {
+      const e = ocsf({ actor: { kind: 'node', id: NODE }, action: 'node.invoke', resource: { kind: 'command', id: 'system.run' }, node: NODE, outcome: { status: 'failure', exitCode: 1 }, details: { runId: 'r-1', digest: DIGEST, principal: 'Agent::invoice-intake', via: 'another gateway' } });
+      assert.deepEqual([e.class_uid, e.activity_name, e.exit_code, e.status], [1007, 'Terminate', 1, 'Failure']);
+      assert.deepEqual(e.actor, { app_name: NODE, app_uid: `node:${NODE}` });
+    });
+    it('keeps the whole record in unmapped.corral', () => {
+      const input = { ...resulted({ status: 'success', exitCode: 0 }, { refused: 1 }), time: '2026-11-27T04:00:00.000Z' };
+      const e = ocsf(input) as { unmapped: { corral: { event: unknown } } };
+      assert.deepEqual(e.unmapped.corral.event, normalizeEvent(input));
+    });
+  });
+  it('keeps named commands, a prepare, an unknown command and approvals as API Activity [6003]', () => {
+    const named: AuditEventInput[] = [
+      { actor: agent, action: 'node.invoke.decide', resource: { kind: 'command', id: 'payment.create' }, node: NODE, decision: { effect: 'ask', policies: ['payments'], reason: 'over 100' }, details: { digest: DIGEST, command: 'payment.create', params: { amount: 120 } } },
+      { actor: agent, action: 'node.invoke', resource: { kind: 'command', id: 'payment.create' }, node: NODE, outcome: { status: 'success' }, details: { invokeId: 'i-2' } },
+      { ...decided('allow', 'permitted'), details: { digest: DIGEST, command: 'system.run.prepare', argv: ['ls'], commands: [['ls']], cwd: null, envKeys: [] } },
+      { actor: agent, action: 'node.invoke.decide', resource: { kind: 'command', id: 'system.fly' }, node: NODE, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: 'system.fly' } },
+      { actor: agent, action: 'approval.request', resource: { kind: 'approval', id: 'approval-9' }, node: NODE, decision: { effect: 'ask', policies: ['git-read'], reason: 'needs a reviewer' }, details: { digest: DIGEST, quorum: 1, expiresAtMs: 1 } },
+      { actor: { kind: 'node', id: NODE }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: NODE, outcome: { status: 'failure', detail: 'unknown-run' }, details: {} },
+    ];
+    for (const input of named) {
+      const e = ocsf(input);
+      assert.equal(e.class_uid, 6003, input.action);
+      assert.deepEqual(e.api, { operation: input.action });
+      assert.ok(!('process' in e));
+    }
+  });
+});
+
+describe('every record', () => {
+  const CLASSES: Record<number, [string, number, string]> = { 1007: ['Process Activity', 1, 'System Activity'], 4001: ['Network Activity', 4, 'Network Activity'], 6003: ['API Activity', 6, 'Application Activity'] };
+  const MEMBER: Record<number, string> = { 1007: 'process', 4001: 'dst_endpoint', 6003: 'api' };
+  const action = fc.oneof(
+    fc.constantFrom('run.exec', 'run.exit', 'net.connect', 'net.refuse', 'node.invoke', 'node.invoke.decide', 'node.report.refused', 'approval.request', 'approval.resolve', 'policy.grant', 'tool.call', 'agent.suspend', 'payment.create'),
+    fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}(\.[a-z][a-z0-9_-]{0,8}){0,3}$/),
+  );
+  const input = fc.record({
+    action,
+    resource: fc.record({ kind: fc.constantFrom('command', 'endpoint', 'approval', 'tool'), id: fc.constantFrom('system.run', 'system.run.prepare', 'payment.create', '/bin/sh', 'api.example.com:443', 'x') }),
+    effect: fc.option(fc.constantFrom('allow', 'deny', 'ask') as fc.Arbitrary<'allow' | 'deny' | 'ask'>, { nil: undefined }),
+    status: fc.option(fc.constantFrom('success', 'failure', 'unknown') as fc.Arbitrary<'success' | 'failure' | 'unknown'>, { nil: undefined }),
+    command: fc.option(fc.constantFrom('system.run', 'system.run.prepare', 'payment.create'), { nil: undefined }),
+    argv: fc.option(fc.array(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 4 }), { nil: undefined }),
+    timedOut: fc.option(fc.boolean(), { nil: undefined }),
+    node: fc.option(fc.constantFrom(NODE, 'host-2'), { nil: undefined }),
+  });
+  it('maps to exactly one class, its category and activity consistent: type_uid = class_uid × 100 + activity_id', () => {
+    fc.assert(
+      fc.property(input, (r) => {
+        const e = ocsf({
+          actor: agent,
+          action: r.action,
+          resource: r.resource,
+          ...(r.effect ? { decision: { effect: r.effect } } : {}),
+          ...(r.status ? { outcome: { status: r.status } } : {}),
+          ...(r.node ? { node: r.node } : {}),
+          details: { ...(r.command ? { command: r.command } : {}), ...(r.argv ? { argv: r.argv } : {}), ...(r.timedOut !== undefined ? { timedOut: r.timedOut } : {}) },
+        });
+        const cls = CLASSES[e.class_uid as number];
+        assert.ok(cls, `class ${String(e.class_uid)}`);
+        assert.deepEqual([e.class_name, e.category_uid, e.category_name], cls);
+        assert.equal(e.type_uid, (e.class_uid as number) * 100 + (e.activity_id as number));
+        assert.equal(e.type_name, `${e.class_name}: ${e.activity_name}`);
+        // Exactly one class's own members: a record is never a process and an API call at once.
+        assert.deepEqual(Object.values(MEMBER).filter((k) => k in e), [MEMBER[e.class_uid as number]]);
+        // A governed system.run is a process; its prepare, named commands and everything not a run or a connection are API Activity.
+        const governed = (r.action === 'node.invoke.decide' && r.command === 'system.run' && r.argv !== undefined) || (r.action === 'node.invoke' && r.resource.kind === 'command' && r.resource.id === 'system.run');
+        if (governed) assert.equal(e.class_uid, 1007);
+        if (r.action.startsWith('node.') && !governed) assert.equal(e.class_uid, 6003);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
