@@ -57,7 +57,7 @@ export interface AuditEventInput {
   /** When the action happened; default: now. */
   time?: Date | string;
   actor: Actor;
-  /** Dotted verb, e.g. `run.exec`, `node.invoke.decide`, `approval.resolve`, `agent.suspend` (`run.*` and `net.*` export to OCSF as process and network activity). */
+  /** Dotted verb, e.g. `run.exec`, `node.invoke.decide`, `approval.resolve`, `agent.suspend` (`run.*`, a governed `system.run` and `net.*` export to OCSF as process and network activity). */
   action: string;
   resource: { kind: string; id: string };
   decision?: Decision;
