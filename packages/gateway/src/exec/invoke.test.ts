@@ -363,6 +363,8 @@ describe('when the caller of a running command disconnects before its node answe
       for (let i = 0; i < 2; i++) await node.client.request('node.invoke.result', { id: node.received[0]!.id, nodeId: node.device.deviceId, ok: true, payloadJSON: '{"exitCode":0}' });
       const late = gw.events.filter((e) => e.action === 'node.invoke').slice(1);
       assert.deepEqual(late.map((e) => [e.node, e.outcome?.status, e.outcome?.exitCode, (e.details as { invokeId?: string; callerLeft?: boolean }).invokeId, (e.details as { callerLeft?: boolean }).callerLeft]), [[node.device.deviceId, 'success', 0, node.received[0]!.id, true]]);
+      // The decision, the caller's leaving and the late result are one run's: one trace pairs them (OCSF correlation_uid).
+      assert.deepEqual(gw.events.filter((e) => e.action.startsWith('node.invoke')).map((e) => e.trace), Array(3).fill(node.received[0]!.id.replaceAll('-', '')));
     } finally {
       await bystander.close();
       await node.close();
@@ -391,6 +393,7 @@ describe('when the caller of a running command disconnects before its node answe
       assert.equal(await abandoned, 'closed');
       await until(() => gw.events.some((e) => e.action === 'node.invoke'));
       assert.deepEqual(gw.events.filter((e) => e.action.startsWith('node.invoke')).map((e) => e.action), ['node.invoke.decide', 'node.invoke']);
+      assert.deepEqual(gw.events.filter((e) => e.action.startsWith('node.invoke')).map((e) => e.trace), Array(2).fill(node.received[0]!.id.replaceAll('-', '')));
     } finally {
       await node.close();
       await gw.close();

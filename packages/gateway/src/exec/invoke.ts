@@ -424,6 +424,8 @@ export class NodeInvoker {
     const { approvalId, receiptFor, unrecorded } = authorized;
     // The request's id: an approval's receipt is issued for it alone.
     const id = randomUUID();
+    // Every record of this run carries it as their trace, so the decision and the result can be paired (OCSF correlation_uid).
+    const trace = runTrace(id);
     let commandParams: unknown = params.params ?? null;
     if (assessed) {
       // The node gets exactly what was decided, never the raw request, and (below) the signed receipt of any approval.
@@ -443,7 +445,7 @@ export class NodeInvoker {
     // the command is sent while its decision commits and released once it
     // has; any other node gets it only once the decision is durable.
     const held = unrecorded !== undefined && params.command === 'system.run' && connection.peer!.caps.includes(INVOKE_RELEASE_EVENT);
-    if (unrecorded && !held) await this.#audit(unrecorded);
+    if (unrecorded && !held) await this.#audit({ ...unrecorded, trace });
     // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
     // And once more after the node's plan and the decision record: still paired, still approved.
@@ -459,7 +461,7 @@ export class NodeInvoker {
     const left = this.#whenGone(caller);
     try {
       if (held) {
-        recorded = this.#audit(unrecorded!);
+        recorded = this.#audit({ ...unrecorded!, trace });
         recorded.then(
           () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: true }),
           () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
@@ -469,7 +471,7 @@ export class NodeInvoker {
       try {
         outcome = await Promise.race([answered, left.gone]);
       } catch (error) {
-        await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) } })]);
+        await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) }, trace })]);
         throw error;
       }
       if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId }, id, timeoutMs, recorded);
@@ -488,6 +490,7 @@ export class NodeInvoker {
           outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
           ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
           details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
+          trace,
         }),
       ]);
       return result;
@@ -542,7 +545,7 @@ export class NodeInvoker {
     const timer = setTimeout(() => this.#abandoned.delete(id), timeoutMs + 1_000);
     timer.unref();
     const cancelSent = connection.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
-    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) } });
+    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) }, trace: runTrace(id) });
     this.#abandoned.set(id, { ...request, timer, leftRecorded });
     await leftRecorded;
     throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
@@ -571,6 +574,7 @@ export class NodeInvoker {
       outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
       details: { invokeId: id, callerLeft: true, ...containedFacts(payload) },
+      trace: runTrace(id),
     });
     return true;
   }
@@ -966,4 +970,9 @@ function containedFacts(payload: unknown): Record<string, string | number | bool
   if (typeof contained.policyDigest === 'string') out.containerPolicy = contained.policyDigest.slice(0, 100);
   for (const key of ['refused', 'connections', 'durationMs'] as const) if (typeof contained[key] === 'number') out[key] = contained[key] as number;
   return out;
+}
+
+/** The trace id of a governed run's records: its request id as a W3C trace id (32 lowercase hex). */
+function runTrace(invokeId: string): string {
+  return invokeId.replaceAll('-', '');
 }
