@@ -5,6 +5,7 @@
 // as one summary record per node a window, never one record each.
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
+import { TokenBucket } from '../server/token-bucket.ts';
 
 export interface NodeAuditLimits {
   /** Records the budget refills by each second. */
@@ -32,8 +33,7 @@ export function rateLimited(message: string): GatewayError {
 }
 
 interface Bucket {
-  tokens: number;
-  at: number;
+  budget: TokenBucket;
   /** Drops not yet summarized, by action; their first at `since`. */
   dropped: Map<string, number>;
   since: number;
@@ -62,13 +62,8 @@ export class NodeAuditBudget {
   admit(nodeId: string, action: string): boolean {
     const now = this.#now();
     let bucket = this.#buckets.get(nodeId);
-    if (bucket === undefined) this.#buckets.set(nodeId, (bucket = { tokens: this.#limits.burst, at: now, dropped: new Map(), since: 0, timer: undefined }));
-    bucket.tokens = Math.min(this.#limits.burst, bucket.tokens + (Math.max(0, now - bucket.at) * this.#limits.perSecond) / 1000);
-    bucket.at = now;
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return true;
-    }
+    if (bucket === undefined) this.#buckets.set(nodeId, (bucket = { budget: new TokenBucket(this.#limits.perSecond, this.#limits.burst, this.#now), dropped: new Map(), since: 0, timer: undefined }));
+    if (bucket.budget.take()) return true;
     if (bucket.dropped.size === 0) {
       bucket.since = now;
       bucket.timer = setTimeout(() => void this.flush(nodeId), this.#limits.summaryAfterMs);

@@ -3,6 +3,7 @@
 // socket as bytes arrive, so a frame past either is cut off before ws buffers
 // the rest of it or the gateway parses any of it.
 import { MAX_PAYLOAD_BYTES } from '../protocol/limits.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 /** Which limits a peer gets: an operator connection carrying an agent token is an agent. */
 export type PeerKind = 'operator' | 'agent' | 'node';
@@ -55,17 +56,13 @@ export type InboundRefusal = 'frame-too-large' | 'budget-exhausted';
  */
 export class InboundMeter {
   #limits: Readonly<InboundLimits>;
-  readonly #now: () => number;
-  #tokens: number;
-  #refilledAt: number;
+  readonly #budget: TokenBucket;
   #arrived = 0;
   #delivered = 0;
 
   constructor(limits: Readonly<InboundLimits>, now: () => number) {
     this.#limits = limits;
-    this.#now = now;
-    this.#tokens = limits.burstBytes;
-    this.#refilledAt = now();
+    this.#budget = new TokenBucket(limits.bytesPerSecond, limits.burstBytes, now);
   }
 
   get limits(): Readonly<InboundLimits> {
@@ -75,8 +72,7 @@ export class InboundMeter {
   /** Puts the connection under other limits (its kind's, once it is authenticated), with a full budget. */
   limit(limits: Readonly<InboundLimits>): void {
     this.#limits = limits;
-    this.#tokens = limits.burstBytes;
-    this.#refilledAt = this.#now();
+    this.#budget.reset(limits.bytesPerSecond, limits.burstBytes);
   }
 
   /** A frame (a message, a ping or a pong) of `bytes` payload that ws delivered. */
@@ -87,14 +83,11 @@ export class InboundMeter {
   /** Counts a raw read of `bytes`; returns why it is refused, or undefined. */
   arrived(bytes: number): InboundRefusal | undefined {
     this.#arrived += bytes;
-    const now = this.#now();
-    this.#tokens = Math.min(this.#limits.burstBytes, this.#tokens + (Math.max(0, now - this.#refilledAt) * this.#limits.bytesPerSecond) / 1000);
-    this.#refilledAt = now;
-    this.#tokens -= bytes;
+    const left = this.#budget.spend(bytes);
     // Every byte read is counted by now, so more delivered than arrived is a miscount: it must never lend a peer room.
     if (this.#delivered > this.#arrived) this.#delivered = this.#arrived;
     if (this.#arrived - this.#delivered > this.#limits.maxPayload + READ_SLACK) return 'frame-too-large';
-    if (this.#tokens < 0) return 'budget-exhausted';
+    if (left < 0) return 'budget-exhausted';
     return undefined;
   }
 }
