@@ -494,3 +494,21 @@ describe('when the gateway stops while a node has records dropped and not yet su
     assert.deepEqual(summaries.map((e) => [e.node, (e.details as { dropped?: number }).dropped]), [['flooding-node', dropped]]);
   });
 });
+
+describe('the result record of a system.run its node ran', () => {
+  it('says failure for a command that exited non-zero or timed out, success only for exit 0, as the node’s own report and `corral run` do (regression: any answered run was a success)', async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const answers: Record<string, unknown> = { '0': { exitCode: 0 }, '3': { exitCode: 3 }, late: { exitCode: null, timedOut: true } };
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], (i) => ({ ok: true, payload: answers[(i.params as { command: string[] }).command[1]!] }));
+    const operator = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
+    try {
+      for (const key of Object.keys(answers)) await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['echo', key] }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 });
+      const results = gw.events.filter((e) => e.action === 'node.invoke');
+      assert.deepEqual(results.map((e) => [e.outcome?.status, e.outcome?.exitCode]), [['success', 0], ['failure', 3], ['failure', undefined]]);
+    } finally {
+      await operator.close();
+      await node.close();
+      await gw.close();
+    }
+  });
+});

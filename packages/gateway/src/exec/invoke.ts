@@ -477,7 +477,6 @@ export class NodeInvoker {
       if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId }, id, timeoutMs, recorded);
       const result = outcome;
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
-      const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
       // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
       await Promise.all([
         recorded,
@@ -487,7 +486,7 @@ export class NodeInvoker {
           resource: { kind: 'command', id: params.command },
           node: nodeId,
           ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
-          outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+          outcome: resultOutcome(result, payload),
           ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
           details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
           trace,
@@ -564,14 +563,13 @@ export class NodeInvoker {
     // After the record that its caller left, which it follows.
     await request.leftRecorded.catch(() => undefined);
     const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
-    const exitCode = typeof (payload as { exitCode?: unknown } | undefined)?.exitCode === 'number' ? (payload as { exitCode: number }).exitCode : undefined;
     await this.#audit({
       actor: actor(request.principal),
       action: 'node.invoke',
       resource: { kind: 'command', id: request.command },
       node: request.nodeId,
       ...(request.approvalId ? { decision: { effect: 'allow', approval: request.approvalId } } : {}),
-      outcome: { status: result.ok ? 'success' : 'failure', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) },
+      outcome: resultOutcome(result, payload),
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
       details: { invokeId: id, callerLeft: true, ...containedFacts(payload) },
       trace: runTrace(id),
@@ -962,6 +960,17 @@ function sha256(text: string): string {
 }
 
 /** What the node reported of the sandbox: the policy digest, counts of refused accesses and network connections, duration. */
+/**
+ * A result record's outcome. A command that ran but exited non-zero or timed out is a failure, as the node's own
+ * report and `corral run` record it: `ok` only says the node answered.
+ */
+function resultOutcome(result: InvokeResult, payload: unknown): AuditEventInput['outcome'] {
+  const facts = payload as { exitCode?: unknown; timedOut?: unknown } | undefined;
+  const exitCode = typeof facts?.exitCode === 'number' ? facts.exitCode : undefined;
+  const failed = !result.ok || (exitCode !== undefined && exitCode !== 0) || facts?.timedOut === true;
+  return { status: failed ? 'failure' : 'success', ...(exitCode !== undefined ? { exitCode } : {}), ...(result.error?.code ? { detail: result.error.code } : {}) };
+}
+
 function containedFacts(payload: unknown): Record<string, string | number | boolean> {
   const contained = (payload as { contained?: Record<string, unknown> } | undefined)?.contained;
   const out: Record<string, string | number | boolean> = {};
