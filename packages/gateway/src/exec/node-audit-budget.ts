@@ -1,28 +1,45 @@
 // How many audit records each node may cause on its own word (a refused
 // report, containers it says it stopped, runs it asks to be authorized):
-// a budget per node that refills over time. Past it, what the node asked
-// for is refused and its record dropped; the drops are counted and written
-// as one summary record per node a window, never one record each.
+// budgets per node that refill over time, one for the runs it asks to be
+// authorized and one for everything else, so that neither starves the other.
+// Past one, what the node asked for is refused and its record dropped; the
+// drops are counted and written as one summary record per node a window,
+// never one record each.
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import { TokenBucket } from '../server/token-bucket.ts';
 
 export interface NodeAuditLimits {
-  /** Records the budget refills by each second. */
+  /** Records, other than run authorizations, the budget refills by each second. */
   perSecond: number;
-  /** Records the budget holds when full. */
+  /** Records, other than run authorizations, the budget holds when full. */
   burst: number;
   /** How long after its first drop a node's summary record is written (ms). */
   summaryAfterMs: number;
+  /** The budget of `corral.run.authorize` alone (default NODE_AUDIT_LIMITS.runs). */
+  runs?: { perSecond: number; burst: number };
 }
 
+/** The action whose records draw on the run budget: a run a node asks to be authorized. */
+export const RUN_AUTHORIZE_ACTION = 'corral.run.authorize';
+
 /**
- * A node serving an upstream gateway asks to authorize each run (one or two
- * records) and reports it (one, bounded by the runs authorized): 600 at once
- * and 20 a second keep far ahead of 32 runs at once, and bound a flood to
- * about 1.7 million records a day a node instead of as many as it can send.
+ * - runs: a Corral node under a busy upstream gateway asks to authorize each
+ *   run it is sent (one decision record, a second only when a human is
+ *   asked) and reports it (one more, bounded by the runs authorized, so
+ *   never budgeted). 200 a second is a node's 32 runs at once (MAX_RUNS
+ *   in packages/node) each done in 160 ms, back to back, more than agents
+ *   working through one host ask for; 2,000 at once holds ten seconds of
+ *   twice that. At ~400 records a second it is under 1 % of what one SQLite log
+ *   appends and 4 % of a PostgreSQL log's 10,000/s target, and bounds a
+ *   node at 17 million runs a day instead of as many as it can send.
+ * - everything else a node says on its own word (reports of runs this
+ *   gateway never authorized, containers it stopped) needs few records:
+ *   600 at once and 20 a second keep far ahead of a node stopping every
+ *   container of a suspended agent, and bound a flood to about 1.7 million
+ *   records a day a node. A flood of either leaves the other's budget whole.
  */
-export const NODE_AUDIT_LIMITS: Readonly<NodeAuditLimits> = { perSecond: 20, burst: 600, summaryAfterMs: 60_000 };
+export const NODE_AUDIT_LIMITS: Readonly<NodeAuditLimits> = { perSecond: 20, burst: 600, summaryAfterMs: 60_000, runs: { perSecond: 200, burst: 2_000 } };
 
 /** The action of the summary record: how many records of a node were dropped, by action, since when. */
 export const DROPPED_ACTION = 'node.audit.dropped';
@@ -33,7 +50,10 @@ export function rateLimited(message: string): GatewayError {
 }
 
 interface Bucket {
+  /** Records other than run authorizations. */
   budget: TokenBucket;
+  /** Run authorizations. */
+  runs: TokenBucket;
   /** Drops not yet summarized, by action; their first at `since`. */
   dropped: Map<string, number>;
   since: number;
@@ -55,15 +75,20 @@ export class NodeAuditBudget {
   }
 
   /**
-   * Whether `nodeId` may cause one more record of `action` now. When not, the
-   * drop is counted toward the node's next summary record, and the caller
-   * refuses what the node asked for and writes nothing.
+   * Whether `nodeId` may cause one more record of `action` now, from the run
+   * budget for RUN_AUTHORIZE_ACTION and from the other for any other action.
+   * When not, the drop is counted toward the node's next summary record, and
+   * the caller refuses what the node asked for and writes nothing.
    */
   admit(nodeId: string, action: string): boolean {
     const now = this.#now();
     let bucket = this.#buckets.get(nodeId);
-    if (bucket === undefined) this.#buckets.set(nodeId, (bucket = { budget: new TokenBucket(this.#limits.perSecond, this.#limits.burst, this.#now), dropped: new Map(), since: 0, timer: undefined }));
-    if (bucket.budget.take()) return true;
+    if (bucket === undefined) {
+      const runs = this.#limits.runs ?? NODE_AUDIT_LIMITS.runs!;
+      bucket = { budget: new TokenBucket(this.#limits.perSecond, this.#limits.burst, this.#now), runs: new TokenBucket(runs.perSecond, runs.burst, this.#now), dropped: new Map(), since: 0, timer: undefined };
+      this.#buckets.set(nodeId, bucket);
+    }
+    if ((action === RUN_AUTHORIZE_ACTION ? bucket.runs : bucket.budget).take()) return true;
     if (bucket.dropped.size === 0) {
       bucket.since = now;
       bucket.timer = setTimeout(() => void this.flush(nodeId), this.#limits.summaryAfterMs);
