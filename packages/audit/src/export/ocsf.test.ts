@@ -25,12 +25,29 @@ describe('the OCSF 1.8.0 export', () => {
   it('maps a refused connection to Network Activity [4001] Denied/Blocked, severity Medium, status Failure', () => {
     const e = ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id: 'httpbin.org:443' }, decision: { effect: 'deny', reason: 'no matching policy' }, outcome: { status: 'failure' } });
     assert.equal(e.class_uid, 4001);
+    // OpenShell records a denied CONNECT as an Open the control blocked, not as a Refuse.
+    assert.deepEqual([e.activity_id, e.activity_name, e.type_uid, e.type_name], [1, 'Open', 400101, 'Network Activity: Open']);
     assert.deepEqual([e.action_id, e.action, e.disposition_id, e.disposition], [2, 'Denied', 2, 'Blocked']);
     assert.deepEqual([e.severity_id, e.severity, e.status_id, e.status], [3, 'Medium', 2, 'Failure']);
     assert.deepEqual(e.dst_endpoint, { hostname: 'httpbin.org', port: 443 });
     const to = (id: string) => ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id } }).dst_endpoint;
     assert.deepEqual([to('10.0.0.7:8443'), to('[2001:db8::1]:443'), to('example.com')], [{ ip: '10.0.0.7', port: 8443 }, { ip: '2001:db8::1', port: 443 }, { hostname: 'example.com' }]);
     assert.equal(e.status_detail, 'no matching policy');
+  });
+  it('maps a net.refuse record to a Network Activity Open that was Denied/Blocked, as OpenShell records a denied connection', () => {
+    const e = ocsf({ ...sampleEvent(1), action: 'net.refuse', resource: { kind: 'endpoint', id: 'httpbin.org:443' }, decision: { effect: 'deny', reason: 'no matching policy' }, outcome: { status: 'failure' } });
+    assert.deepEqual([e.class_uid, e.activity_id, e.activity_name, e.type_uid], [4001, 1, 'Open', 400101]);
+    assert.deepEqual([e.action_id, e.action, e.disposition_id, e.disposition, e.severity_id, e.status_id], [2, 'Denied', 2, 'Blocked', 3, 2]);
+  });
+  it("names a connection's deciding policy in firewall_rule, as OpenShell's Network Activity does, and no authorizations in the actor", () => {
+    const e = ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id: 'api.example.com:443' }, decision: { effect: 'allow', policies: ['egress-api', 'egress-all'] } });
+    assert.deepEqual(e.firewall_rule, { name: 'egress-api', type: 'cedar' });
+    assert.ok(!('authorizations' in (e.actor as object)));
+    // No policy decided (nothing matched): OpenShell's rule name for none, '-'.
+    const none = ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id: 'httpbin.org:443' }, decision: { effect: 'deny', reason: 'no matching policy' } });
+    assert.deepEqual(none.firewall_rule, { name: '-', type: 'cedar' });
+    const contained = ocsf({ ...sampleEvent(1), action: 'net.connect', resource: { kind: 'endpoint', id: 'api.example.com:443' }, decision: { effect: 'allow', policies: [`container:sha256:${'aa'.repeat(32)}`] } });
+    assert.deepEqual(contained.firewall_rule, { name: `container:sha256:${'aa'.repeat(32)}`, type: 'container' });
   });
   it('maps a tool call to API Activity [6003] with the operation, the agent and the human it acts for', () => {
     const e = ocsf({ ...sampleEvent(2), action: 'tool.call', decision: { effect: 'allow', approval: 'approval:42', policies: ['invoice-intake@sha256:' + 'ab'.repeat(32)] } });
@@ -112,7 +129,7 @@ describe('a governed run through the gateway', () => {
   });
   describe('its result (node.invoke of system.run)', () => {
     it('maps a finished run to Process Activity [1007] Terminate with its exit code and duration, an allowed run as OpenShell records an exit', () => {
-      const e = ocsf(resulted({ status: 'success', exitCode: 3 }, { timedOut: false, containerPolicy: 'sha256:' + 'aa'.repeat(32), refused: 0, connections: 2, durationMs: 41.7 }));
+      const e = ocsf(resulted({ status: 'failure', exitCode: 3 }, { timedOut: false, containerPolicy: 'sha256:' + 'aa'.repeat(32), refused: 0, connections: 2, durationMs: 41.7 }));
       for (const k of [...BASE, 'process', 'actor', 'device']) assert.ok(k in e, k);
       assert.deepEqual([e.class_uid, e.activity_id, e.activity_name, e.type_uid, e.type_name], [1007, 2, 'Terminate', 100702, 'Process Activity: Terminate']);
       assert.equal(e.exit_code, 3);
@@ -122,12 +139,21 @@ describe('a governed run through the gateway', () => {
       assert.equal((e.device as { hostname: string }).hostname, NODE);
       assert.deepEqual([e.action, e.disposition, e.severity, e.status], ['Allowed', 'Allowed', 'Informational', 'Success']);
     });
+    it('says Success for a run that exited non-zero, recorded as a failure: the exit code tells, as in OpenShell\'s exit event', () => {
+      const e = ocsf(resulted({ status: 'failure', exitCode: 1 }, { timedOut: false, durationMs: 5 }));
+      assert.deepEqual([e.activity_name, e.exit_code, e.status_id, e.status, e.action_id, e.disposition_id, e.severity_id], ['Terminate', 1, 1, 'Success', 1, 1, 1]);
+    });
+    it('says Failure for a result with no exit code that failed (the node could not run it)', () => {
+      const e = ocsf(resulted({ status: 'failure', detail: 'UNAVAILABLE' }, {}));
+      assert.deepEqual([e.activity_name, e.status, e.status_detail], ['Terminate', 'Failure', 'UNAVAILABLE']);
+      assert.ok(!('exit_code' in e));
+    });
     it('says Approved for a run a human approved', () => {
       const e = ocsf(resulted({ status: 'success', exitCode: 0 }, {}, 'approval-9'));
       assert.deepEqual([e.activity_name, e.disposition_id, e.disposition], ['Terminate', 8, 'Approved']);
     });
     it('maps a run the node stopped at its timeout to a blocked, failed Terminate of Critical severity, as OpenShell records a timeout kill', () => {
-      const e = ocsf(resulted({ status: 'success' }, { timedOut: true, durationMs: 30_000 }));
+      const e = ocsf(resulted({ status: 'failure' }, { timedOut: true, durationMs: 30_000 }));
       assert.deepEqual([e.activity_name, e.action, e.disposition, e.severity_id, e.severity, e.status], ['Terminate', 'Denied', 'Blocked', 5, 'Critical', 'Failure']);
     });
     it('maps the record that the caller left to a Terminate whose outcome is unknown, and a late result to a Terminate with its exit code', () => {
@@ -138,7 +164,7 @@ describe('a governed run through the gateway', () => {
     });
     it("maps a node's report of a run another gateway sent it (corral.run.report) to a Terminate on that node", () => {
       const e = ocsf({ actor: { kind: 'node', id: NODE }, action: 'node.invoke', resource: { kind: 'command', id: 'system.run' }, node: NODE, outcome: { status: 'failure', exitCode: 1 }, details: { runId: 'r-1', digest: DIGEST, principal: 'Agent::invoice-intake', via: 'another gateway' } });
-      assert.deepEqual([e.class_uid, e.activity_name, e.exit_code, e.status], [1007, 'Terminate', 1, 'Failure']);
+      assert.deepEqual([e.class_uid, e.activity_name, e.exit_code, e.status], [1007, 'Terminate', 1, 'Success']);
       assert.deepEqual(e.actor, { app_name: NODE, app_uid: `node:${NODE}` });
     });
     it('keeps the whole record in unmapped.corral', () => {
