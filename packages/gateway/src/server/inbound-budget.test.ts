@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { badInboundLimits, INBOUND_LIMITS, InboundMeter } from './inbound-budget.ts';
+import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
 
 /** A meter on a clock the test moves. */
-function meter(limits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
+function meter(limits: InboundLimits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000, maxHeldOffMs: 30_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
   let now = 0;
   return { meter: new InboundMeter(limits, () => now), advance: (ms) => void (now += ms) };
 }
@@ -18,36 +18,79 @@ describe('InboundMeter', () => {
   });
 
   it('refuses a frame still arriving past maxPayload (and a read of slack), before it is delivered', () => {
-    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9 });
+    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9, maxHeldOffMs: 30_000 });
     let refusal;
     for (let i = 0; i < 20 && refusal === undefined; i++) refusal = m.arrived(16_384);
     assert.equal(refusal, 'frame-too-large');
   });
 
   it('never refuses the largest frame that fits, sent whole', () => {
-    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1, burstBytes: 100_014 });
+    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1, burstBytes: 100_014, maxHeldOffMs: 30_000 });
     for (let sent = 0; sent < 100_014; sent += 16_384) assert.equal(m.arrived(Math.min(16_384, 100_014 - sent)), undefined);
   });
 
-  it('when a stream of frames outruns the refill, refuses it as budget-exhausted, and lets it through again once refilled', () => {
+  it('when a stream of frames outruns the refill, holds the peer off until its budget is back to zero, and no longer once refilled (regression: a bursty node was cut off)', () => {
     const { meter: m, advance } = meter();
-    let refusal;
     let frames = 0;
-    for (; frames < 100 && refusal === undefined; frames++) {
+    for (; frames < 100 && m.holdMs === 0; frames++) {
       m.delivered(50_000 - 8);
-      refusal = m.arrived(50_000);
+      assert.equal(m.arrived(50_000), undefined);
       advance(100);
     }
-    assert.equal(refusal, 'budget-exhausted');
-    assert.ok(frames > 4 && frames < 10, `refused at frame ${frames}`);
+    assert.ok(frames > 4 && frames < 10, `held off at frame ${frames}`);
+    // 50,000 bytes a read at 10,000 a second: at most 5 s to be back to zero.
+    assert.ok(m.holdMs > 0 && m.holdMs <= 5_000, `held off ${m.holdMs} ms`);
     advance(60_000);
     m.delivered(50_000 - 8);
     assert.equal(m.arrived(50_000), undefined);
+    assert.equal(m.holdMs, 0);
+  });
+
+  describe('when a peer goes on sending past its budget', () => {
+    it('refuses it as held-off-too-long once it would be held off for longer than maxHeldOffMs in a row, reading at the refill rate', () => {
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      let refusal;
+      let waited = 0;
+      for (let reads = 0; reads < 1_000 && refusal === undefined; reads++) {
+        m.delivered(10_000 - 8);
+        refusal = m.arrived(10_000);
+        if (refusal !== undefined) break;
+        waited += m.holdMs;
+        advance(m.holdMs);
+      }
+      assert.equal(refusal, 'held-off-too-long');
+      assert.ok(waited >= 9_000 && waited <= 10_000, `refused after ${waited} ms held off`);
+    });
+
+    it('starts counting again after a read within its budget: a peer that bursts now and then is never refused', () => {
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      for (let burst = 0; burst < 10; burst++) {
+        for (let reads = 0; reads < 15; reads++) {
+          m.delivered(10_000 - 8);
+          assert.equal(m.arrived(10_000), undefined);
+          advance(m.holdMs);
+        }
+        advance(20_000);
+      }
+    });
+
+    it('tells whether it was held off since a given time (its pong may wait behind its frames)', () => {
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      assert.equal(m.heldOffSince(0), false);
+      m.delivered(100_000 - 8);
+      m.arrived(100_000);
+      m.delivered(10_000 - 8);
+      m.arrived(10_000);
+      assert.ok(m.holdMs > 0);
+      assert.equal(m.heldOffSince(0), true);
+      advance(5_000);
+      assert.equal(m.heldOffSince(1), false);
+    });
   });
 
   it('starts a full budget under new limits (a connection once authenticated)', () => {
-    const { meter: m } = meter({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 10 });
-    assert.equal(m.arrived(100), 'budget-exhausted');
+    const { meter: m } = meter({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 10, maxHeldOffMs: 1_000 });
+    assert.equal(m.arrived(100), 'held-off-too-long');
     m.delivered(94);
     m.limit(INBOUND_LIMITS.node);
     m.delivered(994);
@@ -57,9 +100,10 @@ describe('InboundMeter', () => {
 
 describe('badInboundLimits', () => {
   it('names a burst smaller than the largest frame, and a limit that is not a positive integer', () => {
-    assert.equal(badInboundLimits({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 9 }), 'burstBytes');
-    assert.equal(badInboundLimits({ maxPayload: 0, bytesPerSecond: 1, burstBytes: 9 }), 'maxPayload');
-    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1.5, burstBytes: 9 }), 'bytesPerSecond');
+    assert.equal(badInboundLimits({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 1 }), 'burstBytes');
+    assert.equal(badInboundLimits({ maxPayload: 0, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 1 }), 'maxPayload');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1.5, burstBytes: 9, maxHeldOffMs: 1 }), 'bytesPerSecond');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 0 }), 'maxHeldOffMs');
     for (const limits of Object.values(INBOUND_LIMITS)) assert.equal(badInboundLimits(limits), undefined);
   });
 });

@@ -1,7 +1,9 @@
 // What one authenticated peer may send: the largest frame its kind of peer
 // has reason to send, and a byte budget over time, both counted on the raw
-// socket as bytes arrive, so a frame past either is cut off before ws buffers
-// the rest of it or the gateway parses any of it.
+// socket as bytes arrive. A frame past the largest is cut off before ws
+// buffers the rest of it or the gateway parses any of it; a peer past its
+// budget is held off (its socket is not read until the budget refills), and
+// cut off only when it is held off for longer than maxHeldOffMs in a row.
 import { MAX_PAYLOAD_BYTES } from '../protocol/limits.ts';
 import { TokenBucket } from './token-bucket.ts';
 
@@ -15,6 +17,12 @@ export interface InboundLimits {
   bytesPerSecond: number;
   /** Bytes the budget holds when full; at least maxPayload, so the largest frame always fits a full budget. */
   burstBytes: number;
+  /**
+   * How long a peer may be held off in a row (every read of its socket past
+   * its budget, each followed by a wait for the budget to refill) before it
+   * is cut off, in milliseconds.
+   */
+  maxHeldOffMs: number;
 }
 
 /**
@@ -31,11 +39,15 @@ export interface InboundLimits {
  * 1 MiB each; it refills
  * at a rate that keeps parsing one peer's frames to a few per cent of the
  * event loop (JSON.parse takes about 1.3 ms a MiB).
+ * A peer past its budget is read only as fast as its budget refills (TCP
+ * then slows its sender), and cut off once that has gone on for 30 s in a
+ * row: twice what a node's worst burst needs, 32 results of 2.8 MB at once
+ * (90 MB: 32 MiB at once, the rest at 4 MiB/s, about 14 s).
  */
 export const INBOUND_LIMITS: Readonly<Record<PeerKind, Readonly<InboundLimits>>> = {
-  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 32 * 1024 * 1024 },
-  agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024 },
-  operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES },
+  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 32 * 1024 * 1024, maxHeldOffMs: 30_000 },
+  agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024, maxHeldOffMs: 30_000 },
+  operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES, maxHeldOffMs: 30_000 },
 };
 
 /** Room for a header and one socket read (64 KiB) beyond the largest frame, so the check never cuts a frame that fits. */
@@ -46,22 +58,30 @@ function headerBytes(payload: number): number {
   return 2 + 4 + (payload < 126 ? 0 : payload < 65_536 ? 2 : 8);
 }
 
-/** Why the meter refused the bytes that arrived. */
-export type InboundRefusal = 'frame-too-large' | 'budget-exhausted';
+/** Why the meter refused the bytes that arrived: a frame past maxPayload, or a peer held off for longer than maxHeldOffMs in a row. */
+export type InboundRefusal = 'frame-too-large' | 'held-off-too-long';
 
 /**
  * Meters one connection's inbound bytes. `arrived` is called with each raw
  * socket read after ws has taken it (so frames it completed were already
  * `delivered`); the bytes not yet delivered are the frame still arriving.
+ * A read past the budget holds the peer off: its socket is to be read again
+ * only after `holdMs`, when the budget has refilled.
  */
 export class InboundMeter {
   #limits: Readonly<InboundLimits>;
   readonly #budget: TokenBucket;
+  readonly #now: () => number;
   #arrived = 0;
   #delivered = 0;
+  #holdMs = 0;
+  /** When the peer's present run of reads past its budget began, and when it was last held off. */
+  #heldOffSince: number | undefined;
+  #heldOffAt: number | undefined;
 
   constructor(limits: Readonly<InboundLimits>, now: () => number) {
     this.#limits = limits;
+    this.#now = now;
     this.#budget = new TokenBucket(limits.bytesPerSecond, limits.burstBytes, now);
   }
 
@@ -73,6 +93,19 @@ export class InboundMeter {
   limit(limits: Readonly<InboundLimits>): void {
     this.#limits = limits;
     this.#budget.reset(limits.bytesPerSecond, limits.burstBytes);
+    this.#holdMs = 0;
+    this.#heldOffSince = undefined;
+    this.#heldOffAt = undefined;
+  }
+
+  /** How long, after the last read, to read nothing more from the peer (ms): until its budget is back to zero. */
+  get holdMs(): number {
+    return this.#holdMs;
+  }
+
+  /** Whether the peer was held off at `since` or after (its pongs may wait behind what it sent). */
+  heldOffSince(since: number): boolean {
+    return this.#heldOffAt !== undefined && this.#heldOffAt >= since;
   }
 
   /** A frame (a message, a ping or a pong) of `bytes` payload that ws delivered. */
@@ -80,14 +113,28 @@ export class InboundMeter {
     this.#delivered += headerBytes(bytes) + bytes;
   }
 
-  /** Counts a raw read of `bytes`; returns why it is refused, or undefined. */
+  /**
+   * Counts a raw read of `bytes`; returns why it is refused, or undefined
+   * (then `holdMs` says how long to wait before reading on). A run of reads
+   * past the budget ends at the first read within it; it is refused once
+   * it, with the wait it now needs, would last longer than maxHeldOffMs.
+   */
   arrived(bytes: number): InboundRefusal | undefined {
+    const now = this.#now();
     this.#arrived += bytes;
     const left = this.#budget.spend(bytes);
     // Every byte read is counted by now, so more delivered than arrived is a miscount: it must never lend a peer room.
     if (this.#delivered > this.#arrived) this.#delivered = this.#arrived;
     if (this.#arrived - this.#delivered > this.#limits.maxPayload + READ_SLACK) return 'frame-too-large';
-    if (left < 0) return 'budget-exhausted';
+    if (left >= 0) {
+      this.#holdMs = 0;
+      this.#heldOffSince = undefined;
+      return undefined;
+    }
+    this.#heldOffSince ??= now;
+    this.#heldOffAt = now;
+    this.#holdMs = Math.ceil((-left * 1000) / this.#limits.bytesPerSecond);
+    if (now - this.#heldOffSince + this.#holdMs > this.#limits.maxHeldOffMs) return 'held-off-too-long';
     return undefined;
   }
 }

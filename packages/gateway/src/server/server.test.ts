@@ -760,9 +760,90 @@ describe('when a peer sends more than its kind of peer needs', () => {
   });
 });
 
+describe('when a node sends a burst of frames past its byte budget', () => {
+  // A budget of 256 KiB refilled at 1 MiB/s: 24 frames of 100 KiB sent at once take about 2 s to read.
+  const limits = { maxPayload: 128 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 256 * 1024 };
+  const frames = 24;
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startTestGateway({ tickIntervalMs: 100, inboundLimits: { node: limits } });
+    gw.server.method('test.result', { role: 'node', handler: (params) => ({ bytes: JSON.stringify(params).length }) });
+  });
+  after(() => gw.stop());
+
+  /** Sends `frames` results of 100 KiB at once; resolves with how many were answered, and when the last was. */
+  function burst(node: GatewayClient): { answered: () => number; done: Promise<number> } {
+    let answered = 0;
+    const payloadJSON = 'x'.repeat(100 * 1024);
+    const done = Promise.all(Array.from({ length: frames }, () => node.request('test.result', { payloadJSON }, { timeoutMs: 60_000 }).then(() => void (answered += 1)))).then(() => Date.now());
+    return { answered: () => answered, done };
+  }
+
+  it('slows it down by reading its socket no faster than its budget refills, and serves every frame, rather than closing it (regression: a node returning a large output was cut off with 1008)', async () => {
+    const { client: node, device } = await pairedNode(gw);
+    try {
+      const started = Date.now();
+      const finished = await burst(node).done;
+      // What the burst holds past the budget is read at 1 MiB/s: more than a second, however fast the machine.
+      assert.ok(finished - started >= 1_000, `answered after ${finished - started} ms`);
+      assert.ok(gw.server.connections().some((c) => c.peer?.deviceId === device.deviceId));
+      assert.ok(!gw.log.some((e) => e.code === 'GATEWAY_RATE_LIMITED'));
+      assert.deepEqual(await node.request('test.result', { payloadJSON: 'after' }), { bytes: JSON.stringify({ payloadJSON: 'after' }).length });
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('keeps it connected although its pongs wait behind the frames it is held to (ticks every 100 ms)', async () => {
+    const { client: node, device } = await pairedNode(gw);
+    try {
+      await burst(node).done;
+      assert.ok(!gw.log.some((e) => e.code === 'GATEWAY_TIMEOUT' && e.deviceId === device.deviceId), 'cut off as not answering pings');
+      assert.ok(gw.server.connections().some((c) => c.peer?.deviceId === device.deviceId));
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('answers another connection at once while it holds the node off', async () => {
+    const { client: node } = await pairedNode(gw);
+    const bystander = await operator(gw);
+    try {
+      const sent = burst(node);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(((await bystander.request('health')) as { ok: boolean }).ok, true);
+      assert.ok(sent.answered() < frames, `the node's ${frames} frames were all served before the bystander's one`);
+      await sent.done;
+    } finally {
+      await bystander.close();
+      await node.close();
+    }
+  });
+});
+
 describe('when a peer keeps sending frames faster than its byte budget refills', () => {
-  it('closes it with 1008 and logs GATEWAY_RATE_LIMITED, and serves a peer within its budget (regression: a stream of large frames kept the event loop busy)', async () => {
-    const gw = await startTestGateway({ inboundLimits: { operator: { maxPayload: 128 * 1024, bytesPerSecond: 64 * 1024, burstBytes: 512 * 1024 } } });
+  it('notices that a peer it holds off went away, and cuts nothing off as rate limited', async () => {
+    const gw = await startTestGateway({ inboundLimits: { operator: { maxPayload: 128 * 1024, bytesPerSecond: 512 * 1024, burstBytes: 256 * 1024 } } });
+    gw.server.method('test.echo', { role: 'operator', handler: () => ({ ok: true }) });
+    const closed: string[] = [];
+    gw.server.on('closed', (c) => closed.push(c.id));
+    const peer = await rawOperator(gw);
+    try {
+      const frame = JSON.stringify({ type: 'req', id: 'x', method: 'test.echo', params: { pad: 'x'.repeat(100 * 1024) } });
+      for (let i = 0; i < 20; i++) peer.send(frame);
+      await peer.until((f) => f.id === 'x');
+      peer.socket.terminate();
+      for (const deadline = Date.now() + 20_000; closed.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(closed.length, 1);
+      assert.equal(gw.server.connections().length, 0);
+      assert.ok(!gw.log.some((e) => e.code === 'GATEWAY_RATE_LIMITED'));
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('closes with 1008 and logs GATEWAY_RATE_LIMITED a peer held off for longer than maxHeldOffMs in a row, and serves a peer within its budget (regression: a stream of large frames kept the event loop busy)', async () => {
+    const gw = await startTestGateway({ inboundLimits: { operator: { maxPayload: 128 * 1024, bytesPerSecond: 64 * 1024, burstBytes: 512 * 1024, maxHeldOffMs: 1_000 } } });
     gw.server.method('test.echo', { role: 'operator', handler: () => ({ ok: true }) });
     const calm = await operator(gw);
     const peer = await rawOperator(gw);

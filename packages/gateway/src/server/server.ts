@@ -107,7 +107,7 @@ export interface GatewayServerOptions {
   handshakeTimeoutMs?: number;
   /** An operator's largest frame (default 25 MiB), and the most any other kind of peer gets by default; `inboundLimits` sets each kind's. */
   maxPayload?: number;
-  /** What each kind of peer may send after hello-ok: its largest frame and its byte budget over time (defaults INBOUND_LIMITS). */
+  /** What each kind of peer may send after hello-ok: its largest frame, its byte budget over time, and how long it may be held off past that budget (defaults INBOUND_LIMITS). */
   inboundLimits?: Partial<Record<PeerKind, Partial<InboundLimits>>>;
   maxBufferedBytes?: number;
   /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
@@ -205,7 +205,7 @@ export class GatewayServer {
     for (const kind of ['operator', 'agent', 'node'] as const) {
       const given = options.inboundLimits?.[kind] ?? {};
       const maxPayload = given.maxPayload ?? (kind === 'operator' ? (options.maxPayload ?? INBOUND_LIMITS.operator.maxPayload) : Math.min(INBOUND_LIMITS[kind].maxPayload, options.maxPayload ?? Infinity));
-      inboundLimits[kind] = { maxPayload, bytesPerSecond: given.bytesPerSecond ?? INBOUND_LIMITS[kind].bytesPerSecond, burstBytes: given.burstBytes ?? Math.max(INBOUND_LIMITS[kind].burstBytes, 2 * maxPayload) };
+      inboundLimits[kind] = { maxPayload, bytesPerSecond: given.bytesPerSecond ?? INBOUND_LIMITS[kind].bytesPerSecond, burstBytes: given.burstBytes ?? Math.max(INBOUND_LIMITS[kind].burstBytes, 2 * maxPayload), maxHeldOffMs: given.maxHeldOffMs ?? INBOUND_LIMITS[kind].maxHeldOffMs };
       const bad = badInboundLimits(inboundLimits[kind]);
       if (bad !== undefined) throw new GatewayError('GATEWAY_CONFIG_INVALID', `inboundLimits.${kind}.${bad} must be a positive integer${bad === 'burstBytes' ? ' at least maxPayload' : ''}`);
     }
@@ -388,16 +388,31 @@ export class GatewayServer {
     // each read, so a frame past its limit is cut off while it arrives rather
     // than buffered and parsed. Before hello-ok a peer may send at most 64 KiB
     // a frame, and little more in all; after it, what its kind of peer may
-    // (#accepted puts the meter under those limits).
+    // (#accepted puts the meter under those limits). A read past the peer's
+    // budget pauses its socket (ws's pause, which ws's own flow control
+    // respects) until the budget has refilled: TCP slows the peer, its bytes
+    // wait in the kernel, and no other connection waits on it. A pause lasts
+    // one read (at most 64 KiB) over the refill rate; a peer that goes away
+    // meanwhile is noticed once what it sent before is read (at once when its
+    // socket is reset), and a run of pauses lasts at most its kind's
+    // maxHeldOffMs before the peer is cut off.
     const raw = request.socket as Socket;
     const meter = new InboundMeter(this.#inboundLimits.operator, this.#now);
     this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
+    let resumeTimer: NodeJS.Timeout | undefined;
     const countBytes = (chunk: Buffer): void => {
       if (connection.phase === 'closed') return;
       const refusal = meter.arrived(chunk.length);
       if (connection.phase === 'ready') {
-        if (refusal !== undefined) this.#refuseInbound(connection, raw, refusal);
+        if (refusal !== undefined) return this.#refuseInbound(connection, raw, refusal);
+        if (meter.holdMs > 0) {
+          socket.pause();
+          clearTimeout(resumeTimer);
+          resumeTimer = setTimeout(() => {
+            if (connection.phase !== 'closed') socket.resume();
+          }, meter.holdMs);
+        }
         return;
       }
       preauthBytes += chunk.length;
@@ -424,6 +439,7 @@ export class GatewayServer {
     socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
+      clearTimeout(resumeTimer);
       raw.off('data', countBytes);
       const wasReady = connection.peer !== undefined;
       connection.phase = 'closed';
@@ -663,8 +679,9 @@ export class GatewayServer {
 
   /**
    * Closes a connection that sent a frame past its kind's largest (1009) or
-   * more bytes than its budget allows (1008), and reads nothing more from it:
-   * the close frame is flushed, then the socket is destroyed.
+   * went on sending past its budget for longer than its kind's maxHeldOffMs
+   * (1008), and reads nothing more from it: the close frame is flushed, then
+   * the socket is destroyed.
    */
   #refuseInbound(connection: Connection, raw: Socket, refusal: InboundRefusal): void {
     const peer = connection.peer!;
@@ -683,13 +700,15 @@ export class GatewayServer {
 
   /**
    * Every tick interval: a `tick` event to each authenticated connection, and a
-   * WebSocket ping; a peer that did not answer the previous ping is cut off.
+   * WebSocket ping; a peer that did not answer the previous ping is cut off,
+   * unless the gateway held it off since (its pong waits behind the frames
+   * it is held to; how long it may be held off is bounded on its own).
    */
   #sendTicks(): void {
     const ts = this.#now();
     for (const connection of this.#connections) {
       if (connection.phase !== 'ready') continue;
-      if (!connection.alive) {
+      if (!connection.alive && !this.#meterOf.get(connection)?.heldOffSince(ts - this.#settings.tickIntervalMs)) {
         this.#log({ event: 'closed', connId: connection.id, code: 'GATEWAY_TIMEOUT', role: connection.peer!.role });
         connection.phase = 'closed';
         connection.socket.terminate();
