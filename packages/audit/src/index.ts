@@ -41,7 +41,7 @@ export type { InclusionProofResult, ConsistencyProofResult } from './log/reader.
 
 export { exportJsonl, EXPORT_FORMAT } from './export/jsonl.ts';
 export type { ExportHeader, ExportRange } from './export/jsonl.ts';
-export { toOcsf, OCSF_VERSION } from './export/ocsf.ts';
+export { toOcsf, toOcsfEvents, OCSF_VERSION } from './export/ocsf.ts';
 export type { OcsfInput } from './export/ocsf.ts';
 
 export { loadSigningKey, loadPublicKeyFile, KEY_FILE, PUBLIC_KEY_FILE } from './io/key-file.ts';

@@ -73,18 +73,19 @@ describe('corral audit', () => {
     const p = JSON.parse((await run(['proof', 'consistency', '5', '12', '--json'])).stdout);
     verifyConsistency(sha256Hasher, 5, 12, p.proof, p.root1, p.root2);
   });
-  it('export --format ocsf writes OCSF 1.8.0 events, one per line', async () => {
+  it('export --format ocsf writes OCSF 1.8.0 events, one per line: a run as its Launch and its Terminate', async () => {
     const r = await run(['export', '--format', 'ocsf']);
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(events.length, 12);
+    assert.equal(events.length, 18);
     assert.deepEqual([...new Set(events.map((e) => e.class_uid))].sort(), [1007, 4001]);
     assert.ok(events.every((e) => e.metadata.version === '1.8.0' && e.type_uid === e.class_uid * 100 + e.activity_id));
-    assert.equal(events[7].action, 'Denied');
+    assert.deepEqual(events.filter((e) => e.metadata.sequence === 4).map((e) => [e.class_uid, e.activity_name]), [[1007, 'Launch'], [1007, 'Terminate']]);
+    assert.equal(events.filter((e) => e.action === 'Denied').length, 1);
   });
   it('export --since/--until selects records by time', async () => {
     const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01T00:00:03Z', '--until', '2026-01-01T00:00:05Z']);
-    assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4, 5]);
+    assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4, 4, 5]);
   });
   it('export --format xml is a usage error', async () => {
     assert.equal((await run(['export', '--format', 'xml'])).code, 2);
@@ -313,12 +314,12 @@ describe('corral audit', () => {
     it('accept a time with an offset', async () => {
       const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01T01:00:03+01:00', '--until', '2026-01-01T00:00:04.000Z']);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4]);
+      assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).metadata.sequence), [3, 4, 4]);
     });
     it('take a date as the whole day: --until 2026-01-01 keeps that day\'s records (regression: it meant midnight at its start, and dropped the day)', async () => {
       const r = await run(['export', '--format', 'ocsf', '--since', '2026-01-01', '--until', '2026-01-01']);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim().split('\n').length, 12);
+      assert.equal(r.stdout.trim().split('\n').length, 18);
       assert.equal((await run(['export', '--format', 'ocsf', '--until', '2025-12-31'])).stdout, '');
     });
     it('refuse --since later than --until as a usage error', async () => {

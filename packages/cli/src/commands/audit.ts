@@ -275,7 +275,7 @@ export function registerAudit(program: Command): void {
             const rec = lib.toAuditRecord(r);
             const t = Date.parse(rec.event.time);
             if ((since !== undefined && t < since) || (until !== undefined && t > until)) continue;
-            await write(JSON.stringify(lib.toOcsf(rec)));
+            for (const event of lib.toOcsfEvents(rec)) await write(JSON.stringify(event));
           }
         }
       });
