@@ -6,7 +6,14 @@
 // `clone --config`), by a transport (`ext::CMD`), by an option whose command
 // runs on the other side of a local transport (`fetch --upload-pack=CMD`,
 // `push --receive-pack=CMD`), or by a template folder whose hooks a clone
-// runs (`clone --template=DIR`). A permit for `git` must not permit those.
+// runs (`clone --template=DIR`). A name that is not one of git's own
+// commands (`git lfs`, `git x/y`) runs `git-<name>` from git's exec path, the
+// PATH or the working directory, or an alias: it is handed back as that
+// program. A diff or merge tool, a browser, or a pager git picks from its
+// configuration, and maintenance that schedules git to run later, outside
+// governance (`maintenance start`, `scalar register`), make the run opaque.
+// Scalar, git's companion, is read with the same rules as git (its `-c`).
+// A permit for `git` must not permit those.
 //
 // An explicit command is handed back to be decided as one more command of the
 // run (the policy must permit it too); anything else that can name a command
@@ -112,6 +119,29 @@ const GLOBAL_FLAGS = new Set([
   '--literal-pathspecs', '--no-literal-pathspecs', '--glob-pathspecs', '--noglob-pathspecs', '--icase-pathspecs',
   '--exec-path', '--html-path', '--man-path', '--info-path', '-v', '--version', '-h', '--help',
 ]);
+/**
+ * Git's own commands: its built-ins (git 2.39 to 2.51) and the programs git
+ * installs in its exec path, with git-svn and git-send-email. For any other
+ * name git runs `git-<name>` from its exec path or the PATH (a name with a
+ * slash: from the working directory), else an alias of its configuration
+ * (git.c run_argv). Contrib commands that drive another program (`p4`,
+ * `cvsimport`, `gui`) are not listed: they are decided as `git-<name>`.
+ */
+const GIT_COMMANDS = new Set([
+  'add', 'am', 'annotate', 'apply', 'archive', 'backfill', 'bisect', 'bisect--helper', 'blame', 'branch', 'bugreport', 'bundle', 'cat-file', 'check-attr', 'check-ignore', 'check-mailmap',
+  'check-ref-format', 'checkout', 'checkout--worker', 'checkout-index', 'cherry', 'cherry-pick', 'clean', 'clone', 'column', 'commit', 'commit-graph', 'commit-tree', 'config',
+  'count-objects', 'credential', 'credential-cache', 'credential-cache--daemon', 'credential-store', 'describe', 'diagnose', 'diff', 'diff-files', 'diff-index', 'diff-pairs', 'diff-tree',
+  'difftool', 'env--helper', 'fast-export', 'fast-import', 'fetch', 'fetch-pack', 'fmt-merge-msg', 'for-each-ref', 'for-each-repo', 'format-patch', 'fsck', 'fsck-objects',
+  'fsmonitor--daemon', 'gc', 'get-tar-commit-id', 'grep', 'hash-object', 'help', 'hook', 'index-pack', 'init', 'init-db', 'interpret-trailers', 'last-modified', 'log', 'ls-files', 'ls-remote',
+  'ls-tree', 'mailinfo', 'mailsplit', 'maintenance', 'merge', 'merge-base', 'merge-file', 'merge-index', 'merge-ours', 'merge-recursive', 'merge-recursive-ours', 'merge-recursive-theirs',
+  'merge-subtree', 'merge-tree', 'mktag', 'mktree', 'multi-pack-index', 'mv', 'name-rev', 'notes', 'pack-objects', 'pack-redundant', 'pack-refs', 'patch-id', 'pickaxe', 'prune',
+  'prune-packed', 'pull', 'push', 'range-diff', 'read-tree', 'rebase', 'receive-pack', 'reflog', 'refs', 'remote', 'remote-ext', 'remote-fd', 'repack', 'replace', 'replay', 'repo', 'rerere',
+  'reset', 'restore', 'rev-list', 'rev-parse', 'revert', 'rm', 'send-pack', 'shortlog', 'show', 'show-branch', 'show-index', 'show-ref', 'sparse-checkout', 'stage', 'stash', 'status',
+  'stripspace', 'submodule', 'submodule--helper', 'switch', 'symbolic-ref', 'tag', 'unpack-file', 'unpack-objects', 'update-index', 'update-ref', 'update-server-info', 'upload-archive',
+  'upload-archive--writer', 'upload-pack', 'var', 'verify-commit', 'verify-pack', 'verify-tag', 'version', 'whatchanged', 'worktree', 'write-tree',
+  'add--interactive', 'daemon', 'difftool--helper', 'filter-branch', 'http-backend', 'http-fetch', 'http-push', 'imap-send', 'instaweb', 'merge-octopus', 'merge-one-file', 'merge-resolve',
+  'mergetool', 'quiltimport', 'remote-ftp', 'remote-ftps', 'remote-http', 'remote-https', 'request-pull', 'sh-i18n--envsubst', 'shell', 'subtree', 'web--browse', 'svn', 'send-email',
+]);
 /** Subcommands that run code their options name, in ways Corral does not model: the run is opaque whatever follows. */
 const OPAQUE_SUBCOMMANDS: Record<string, string> = {
   'filter-branch': 'evaluates the shell code its filters give',
@@ -122,11 +152,25 @@ const OPAQUE_SUBCOMMANDS: Record<string, string> = {
   'bisect--helper': 'is the internal helper of git bisect',
   'remote-ext': 'runs the command its address names',
   shell: 'runs the programs of a folder in its home (git-shell-commands)',
+  mergetool: 'runs the merge tool its configuration or --tool names',
+  'difftool--helper': 'runs the diff tool or command its environment and configuration name',
+  'web--browse': 'runs the browser its options or configuration name',
 };
 /** Subcommands that reach a remote through a transport. */
 const TRANSPORT_SUBCOMMANDS = new Set(['fetch', 'pull', 'clone', 'ls-remote', 'push', 'archive', 'fetch-pack', 'send-pack', 'upload-archive']);
 /** Their long options whose value is a command git runs on the other side of the transport, which for a local one is this machine. */
 const REMOTE_PROGRAM_OPTIONS = ['upload-pack', 'receive-pack'];
+/** Subcommands that take an address, to reach now or to store for a later fetch (`remote add`, `submodule add`). */
+const ADDRESS_SUBCOMMANDS = new Set([...TRANSPORT_SUBCOMMANDS, 'remote', 'submodule']);
+/**
+ * Transports git speaks itself or through a helper it installs
+ * (transport.c): for any other `<name>::<address>` or `<scheme>://` git runs
+ * `git-remote-<name>` from its exec path or PATH. Compared as spelled: git
+ * reads `SSH://` as the helper git-remote-SSH.
+ */
+const GIT_TRANSPORTS = new Set(['http', 'https', 'ftp', 'ftps', 'git', 'ssh', 'git+ssh', 'ssh+git', 'file']);
+/** `<name>::` or `<scheme>://` at the start of an argument or an option's value, as git reads a helper's name (is_urlschemechar). */
+const HELPER_ADDRESS = /(?:^|=)([A-Za-z][A-Za-z0-9+.-]*)(::|:\/\/)/;
 /** Subcommands whose `--exec` names the remote program (as --upload-pack or --receive-pack do). */
 const EXEC_IS_REMOTE_PROGRAM = new Set(['push', 'send-pack', 'fetch-pack', 'ls-remote', 'archive', 'upload-archive']);
 
@@ -136,9 +180,10 @@ const EXEC_IS_REMOTE_PROGRAM = new Set(['push', 'send-pack', 'fetch-pack', 'ls-r
  * git to run, or why what it runs cannot be told. Never throws.
  */
 export function readGit(argv: readonly string[], program: string): GitReading {
-  const args = program === 'git' ? argv.slice(1) : [program.slice('git-'.length), ...argv.slice(1)];
+  const args = program === 'git' || program === 'scalar' ? argv.slice(1) : [program.slice('git-'.length), ...argv.slice(1)];
   // The ext transport is `ext::CMD`, as an address or an option's value (`--url=ext::…`, `-c remote.x.url=ext::…`).
   if (args.some((a) => /^ext::|=ext::/i.test(a))) return { opaqueReason: 'a git ext:: address, which runs the command it names' };
+  if (program === 'scalar') return scalar(args);
   let i = 0;
   if (program === 'git') {
     for (; i < args.length; i += 1) {
@@ -163,6 +208,14 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   const rest = args.slice(i + 1);
   const opaque = OPAQUE_SUBCOMMANDS[subcommand];
   if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
+  if (program === 'git' && !GIT_COMMANDS.has(subcommand)) return { runs: [{ argv: [`git-${subcommand}`, ...rest] }] };
+  for (const arg of ADDRESS_SUBCOMMANDS.has(subcommand) ? rest : []) {
+    const helper = HELPER_ADDRESS.exec(arg);
+    // `http::` too is a helper's name (git-remote-http), which git installs; only `ssh://` and the like are spoken by git itself.
+    if (helper !== null && !(GIT_TRANSPORTS.has(helper[1]!) && (helper[2] === '://' || /^(?:https?|ftps?)$/.test(helper[1]!)))) {
+      return { opaqueReason: `git ${subcommand} with the address ${helper[1]!.slice(0, 40)}${helper[2]}, which runs git-remote-${helper[1]!.slice(0, 40)} from the node's PATH` };
+    }
+  }
   for (let j = 0; j < rest.length && TRANSPORT_SUBCOMMANDS.has(subcommand); j += 1) {
     const long = longOption(rest[j]!, EXEC_IS_REMOTE_PROGRAM.has(subcommand) ? [...REMOTE_PROGRAM_OPTIONS, 'exec'] : REMOTE_PROGRAM_OPTIONS);
     if (long !== undefined) return { opaqueReason: `git ${subcommand} --${long.name}, which names a program git runs` };
@@ -171,9 +224,11 @@ export function readGit(argv: readonly string[], program: string): GitReading {
     case 'rebase':
       return explicit(subcommand, rest, 'exec', 'x', true);
     case 'difftool':
-      return explicit(subcommand, rest, 'extcmd', 'x', true);
+      return difftool(rest);
     case 'grep':
-      return explicit(subcommand, rest, 'open-files-in-pager', 'O', false);
+      return explicit(subcommand, rest, 'open-files-in-pager', 'O', false, true);
+    case 'maintenance':
+      return maintenance(rest);
     case 'bisect':
       return bisect(rest);
     case 'merge-index':
@@ -214,11 +269,12 @@ function longOption(arg: string, names: readonly string[]): { name: string; inli
  * `--exec=CMD`, an abbreviation) or its short letter (`-x CMD`, `-xCMD`, in
  * a cluster `-ix CMD`), each a shell payload. `separate` says whether the
  * value may be the next argument (else it is only inline: an optional
- * value). Every argument is read as a possible option, values of other
+ * value); `appends`, whether git runs it with arguments after it (`CMD
+ * "$@"`). Every argument is read as a possible option, values of other
  * options included: a command is never missed, at worst one too many is
  * asked about.
  */
-function explicit(subcommand: string, rest: readonly string[], long: string, short: string, separate: boolean): GitReading {
+function explicit(subcommand: string, rest: readonly string[], long: string, short: string, separate: boolean, appends = false): GitReading {
   const runs: GitRun[] = [];
   for (let j = 0; j < rest.length; j += 1) {
     const arg = rest[j]!;
@@ -231,7 +287,7 @@ function explicit(subcommand: string, rest: readonly string[], long: string, sho
       if (at > 0 && /^[A-Za-z]*$/.test(arg.slice(1, at))) value = at + 1 < arg.length ? arg.slice(at + 1) : separate ? rest[j + 1] : undefined;
     }
     if (value === undefined) continue;
-    const reason = payloadReason(value);
+    const reason = payloadReason(value, appends);
     if (reason !== undefined) return { opaqueReason: `git ${subcommand} --${long} ${reason}` };
     runs.push({ payload: value });
   }
@@ -242,11 +298,78 @@ function explicit(subcommand: string, rest: readonly string[], long: string, sho
  * Why a command git hands to `sh -c` as `CMD "$@"` (or evaluates with
  * arguments after it) cannot be read as CMD alone: a newline (a rebase todo
  * line of its own), or a trailing backslash (it would escape what git adds).
+ * When git `appends` arguments (the paths of `grep -O`, difftool's `$LOCAL
+ * $REMOTE`), a blank command or one ending in `;`, `&` or `|` runs them as a
+ * command of their own: the first path, a file of the repository, would run.
  */
-function payloadReason(payload: string): string | undefined {
+function payloadReason(payload: string, appends = false): string | undefined {
   if (payload.includes('\n') || payload.includes('\r')) return 'with a newline in its command';
   if (/(?:^|[^\\])(?:\\\\)*\\$/.test(payload)) return 'with a command ending in a backslash';
+  if (appends && payload.trim() === '') return 'with a blank command, so that the first path git appends runs as the command';
+  if (appends && /[;&|]\s*$/.test(payload)) return 'with a command ending in ;, & or |, so that the paths git appends run as a command of their own';
   return undefined;
+}
+
+/**
+ * `git difftool` runs the diff tool its configuration, `--tool` or a guess
+ * names, unless `-x`/`--extcmd` names a command: the run is opaque without
+ * one. Read as difftool's parser reads (parse-options keeping unknown options
+ * for git diff, which turns abbreviations off): only whole spellings before
+ * `--` count, in a cluster only after `-g`, `-d` or `-y`, `-t` takes a value,
+ * and `--no-extcmd` takes the command back. The commands asked about are all
+ * `explicit` finds, which include these.
+ */
+function difftool(rest: readonly string[]): GitReading {
+  let extcmd: string | undefined;
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    const cluster = /^-([gdy]*)([tx])(.*)$/s.exec(arg);
+    if (arg === '--') break;
+    if (arg === '--tool-help') return { runs: [] };
+    if (arg === '--extcmd') extcmd = rest[++j];
+    else if (arg.startsWith('--extcmd=')) extcmd = arg.slice('--extcmd='.length);
+    else if (arg === '--no-extcmd') extcmd = undefined;
+    else if (arg === '--tool') j += 1;
+    else if (cluster !== null) {
+      const value = cluster[3] !== '' ? cluster[3] : rest[++j];
+      if (cluster[2] === 'x') extcmd = value;
+    }
+  }
+  if (extcmd === undefined) return { opaqueReason: 'git difftool, which runs the diff tool its configuration or --tool names (only -x names the command it runs)' };
+  return explicit('difftool', rest, 'extcmd', 'x', true, true);
+}
+
+/** `git maintenance start` schedules git to run later (cron, systemd, launchd), outside any sandbox and outside governance; `register` adds the repository to what it runs in. */
+function maintenance(rest: readonly string[]): GitReading {
+  const action = rest.find((a) => a === 'start' || a === 'register');
+  return action === undefined ? { runs: [] } : { opaqueReason: `git maintenance ${action}, which schedules git to run later, outside governance` };
+}
+
+/** Scalar subcommands that start no maintenance and run nothing of the caller's choosing. */
+const SCALAR_INERT = new Set(['list', 'unregister', 'delete', 'run', 'diagnose', 'help', 'version']);
+/** Scalar subcommands that start git's maintenance (`git maintenance start`) for a repository. */
+const SCALAR_MAINTAINED = new Set(['register', 'clone', 'reconfigure']);
+
+/**
+ * `scalar [-C DIR] [-c KEY=VALUE] SUBCOMMAND …` (scalar.c): its `-c` is
+ * git's and read as such, stuck to its value too (`-cKEY=VALUE`); any other
+ * option, a subcommand that starts maintenance, and one Corral does not know
+ * make the run opaque.
+ */
+function scalar(args: readonly string[]): GitReading {
+  let i = 0;
+  for (; i < args.length && args[i]!.startsWith('-'); i += 1) {
+    const arg = args[i]!;
+    if (arg.startsWith('-c')) {
+      const reason = settingReason('scalar -c', arg === '-c' ? (args[++i] ?? '') : arg.slice(2));
+      if (reason !== undefined) return { opaqueReason: reason };
+    } else if (arg === '-C') i += 1;
+    else if (!arg.startsWith('-C')) return { opaqueReason: `the scalar option ${arg.slice(0, 40)}, which Corral does not model` };
+  }
+  const subcommand = args[i];
+  if (subcommand === undefined || SCALAR_INERT.has(subcommand)) return { runs: [] };
+  if (SCALAR_MAINTAINED.has(subcommand)) return { opaqueReason: `scalar ${subcommand}, which schedules git to run later, outside governance` };
+  return { opaqueReason: `scalar ${subcommand.slice(0, 40)}, which Corral does not model` };
 }
 
 /** `git bisect run CMD [ARGS…]` runs CMD with ARGS (each quoted, so one argv); `bisect view|visualize` with a program or git command of the caller's choosing is opaque. */

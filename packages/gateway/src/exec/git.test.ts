@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DecisionPoint, loadPolicies } from '@corral/policy';
+import { canonicalRun } from './canonical.ts';
+import { commandLine } from './command-line.ts';
+import { decideRun } from './decide.ts';
+import { readGit } from './git.ts';
+
+const POLICY = `
+@id("git-allowed")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"git");
+
+@id("echo-allowed")
+permit (principal == Human::"alice", action == Action::"system.run", resource == Command::"echo");
+`;
+
+function decide(command: string[]) {
+  const point = new DecisionPoint();
+  point.load(loadPolicies([{ file: 'test.cedar', text: POLICY }]));
+  return decideRun((input) => point.decide(input), { type: 'Human', id: 'alice' }, canonicalRun({ command }));
+}
+
+/** A git argv as each form canonicalRun looks through sends it: plain, by its system path, behind env, inside sh -c and bash -c after another command. */
+function forms(argv: readonly string[]): string[][] {
+  const rest = argv.slice(1);
+  return [[...argv], ['/usr/bin/git', ...rest], ['env', 'LANG=C', ...argv], ['sh', '-c', commandLine(argv)], ['bash', '-c', `echo start; ${commandLine(['/usr/bin/git', ...rest])}`]];
+}
+
+/** A file the caller may have planted in the repository, which git appends to a command as an argument. */
+const CMD = 'touch /tmp/pwned';
+
+describe('when git is asked for a command that is not its own', () => {
+  for (const [name, argv, handed] of [
+    ['a name git would look up as git-<name> on PATH', ['git', 'foo', 'a', 'b'], ['git-foo', 'a', 'b']],
+    ['an external command after git options', ['git', '-C', 'dir', '--no-pager', 'lfs', 'pull'], ['git-lfs', 'pull']],
+    ['a name with a slash, which git runs from the working directory (./git-x/y)', ['git', 'x/y', 'a'], ['git-x/y', 'a']],
+    ['a built-in name in another case (git-Status, or an alias)', ['git', 'Status'], ['git-Status']],
+    ['a contrib command that runs programs of its own (git p4)', ['git', 'p4', 'sync'], ['git-p4', 'sync']],
+  ] as [string, string[], string[]][]) {
+    it(`decides ${name} on git-<name> as well as git, in every form it is sent (regression: a permit for git ran it)`, () => {
+      for (const command of forms(argv)) {
+        const run = canonicalRun({ command });
+        assert.equal(run.opaque, false, `${command.join(' ')}: ${run.opaqueReason}`);
+        assert.deepEqual(run.commands.at(-1), handed, command.join(' '));
+        assert.equal(decide(command).decision, 'deny', command.join(' '));
+      }
+    });
+  }
+
+  it('hands back git-<name> for any name with a character none of git\'s commands has (an upper-case letter, a digit, a dot, a slash, a space)', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 16 }), fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), (name, rest) => {
+        if (/^-|^[a-z-]*$/.test(name) || /ext::/i.test(name) || rest.some((a) => /ext::/i.test(a))) return;
+        assert.deepEqual(readGit(['git', name, ...rest], 'git'), { runs: [{ argv: [`git-${name}`, ...rest] }] }, name);
+      }),
+    );
+  });
+
+  it('reads a dashed git-<name> that is not git\'s as that program alone, not handed back again', () => {
+    assert.deepEqual(canonicalRun({ command: ['git-foo', 'x'] }).commands, [['git-foo', 'x']]);
+    assert.deepEqual(readGit(['git-foo', 'x'], 'git-foo'), { runs: [] });
+  });
+
+  for (const argv of [['git', 'status'], ['git', 'stash', 'list'], ['git', 'worktree', 'list'], ['git', 'sparse-checkout', 'list'], ['git', 'range-diff', 'a...b'], ['git', 'subtree', 'split', '-P', 'x'], ['git', 'maintenance', 'run'], ['git', 'version']]) {
+    it(`still decides git's own ${argv[1]} as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+});
+
+describe('when git difftool runs a diff tool', () => {
+  for (const [name, argv] of [
+    ['with no -x (the tool its configuration or guess names)', ['git', 'difftool', 'HEAD']],
+    ['with --tool', ['git', 'difftool', '--tool=vimdiff', 'HEAD']],
+    ['with -t as two words', ['git', 'difftool', '-t', 'meld']],
+    ['with --gui', ['git', 'difftool', '-g']],
+    ['with -x taken back by --no-extcmd', ['git', 'difftool', '-x', 'echo', '--no-extcmd']],
+    ['with -x after -- (a path, not an option)', ['git', 'difftool', '--', '-x', 'echo']],
+    ['with -x as the value of -t', ['git', 'difftool', '-t', '-x', 'echo']],
+    ['with x inside the value of a clustered -t (-txecho is the tool xecho)', ['git', 'difftool', '-txecho']],
+    ['with x after a letter difftool passes to git diff (-Rx)', ['git', 'difftool', '-Rx', 'echo']],
+    ['with an abbreviated --ext, which difftool passes to git diff', ['git', 'difftool', '--ext=echo']],
+    ['with --extc as two words', ['git', 'difftool', '--extc', 'echo']],
+  ] as [string, string[]][]) {
+    it(`makes git difftool ${name} opaque (regression: decided as git alone)`, () => {
+      for (const command of forms(argv)) assert.equal(canonicalRun({ command }).opaque, true, command.join(' '));
+    });
+  }
+
+  for (const [name, argv, handed] of [
+    ['-x CMD', ['git', 'difftool', '-x', CMD, 'HEAD'], ['touch', '/tmp/pwned']],
+    ['-xCMD', ['git', 'difftool', '-xecho', 'HEAD'], ['echo']],
+    ['-yx CMD', ['git', 'difftool', '-yx', CMD], ['touch', '/tmp/pwned']],
+    ['-dyxCMD', ['git', 'difftool', '-dyxecho'], ['echo']],
+    ['--extcmd CMD', ['git', 'difftool', '--extcmd', CMD], ['touch', '/tmp/pwned']],
+    ['--extcmd=CMD', ['git', 'difftool', `--extcmd=${CMD}`, '--dir-diff'], ['touch', '/tmp/pwned']],
+    ['a tool and -x (the command wins)', ['git', 'difftool', '-t', 'meld', '-x', 'echo'], ['echo']],
+  ] as [string, string[], string[]][]) {
+    it(`decides git difftool ${name} on git and the command, in every form it is sent`, () => {
+      for (const command of forms(argv)) {
+        const run = canonicalRun({ command });
+        assert.equal(run.opaque, false, `${command.join(' ')}: ${run.opaqueReason}`);
+        assert.deepEqual(run.commands.at(-1), handed, command.join(' '));
+      }
+    });
+  }
+
+  it('decides git difftool --tool-help, which only lists the tools, as git alone', () => {
+    assert.deepEqual(readGit(['git', 'difftool', '--tool-help'], 'git'), { runs: [] });
+  });
+
+  for (const [name, argv] of [
+    ['a blank -x (git evals "$LOCAL" "$REMOTE" as the command)', ['git', 'difftool', '-x', ' ']],
+    ['an -x ending in ; (the paths git appends run as a command of their own)', ['git', 'difftool', '-x', 'echo;']],
+    ['an --extcmd ending in &&', ['git', 'difftool', '--extcmd=echo &&']],
+    ['an -x ending in a pipe', ['git', 'difftool', '-xecho |']],
+  ] as [string, string[]][]) {
+    it(`makes git difftool with ${name} opaque (regression: decided on the command alone)`, () => {
+      assert.match(canonicalRun({ command: argv }).opaqueReason ?? '', /appends/);
+    });
+  }
+});
+
+describe('when git grep opens files in a pager of the caller\'s choosing', () => {
+  for (const [name, argv, handed] of [
+    ['-OCMD', ['git', 'grep', '-Oecho', 'needle'], ['echo']],
+    ['-iOCMD (a cluster)', ['git', 'grep', '-iOecho', 'needle'], ['echo']],
+    ['--open-files-in-pager=CMD', ['git', 'grep', `--open-files-in-pager=${CMD}`, 'needle'], ['touch', '/tmp/pwned']],
+    ['an abbreviated --open=CMD', ['git', 'grep', `--open=${CMD}`, 'needle'], ['touch', '/tmp/pwned']],
+    ['an abbreviated --open-files=CMD', ['git', 'grep', '--open-files=echo', 'needle'], ['echo']],
+  ] as [string, string[], string[]][]) {
+    it(`decides git grep ${name} on git and the pager it names, in every form it is sent`, () => {
+      for (const command of forms(argv)) {
+        const run = canonicalRun({ command });
+        assert.equal(run.opaque, false, `${command.join(' ')}: ${run.opaqueReason}`);
+        assert.deepEqual(run.commands.at(-1), handed, command.join(' '));
+      }
+    });
+  }
+
+  for (const [name, argv] of [
+    ['-O ending in ; (git runs each matching file as a command)', ['git', 'grep', '-Otrue;', 'needle', '--', 'sub']],
+    ['a blank -O', ['git', 'grep', '-O ', 'needle']],
+    ['--open-files-in-pager= ending in &&', ['git', 'grep', '--open-files-in-pager=true &&', 'needle']],
+    ['an abbreviated --open= ending in a pipe', ['git', 'grep', '--open=true |', 'needle']],
+    ['-O ending in &', ['git', 'grep', '-Otrue &', 'needle']],
+  ] as [string, string[]][]) {
+    it(`makes git grep ${name} opaque, in every form it is sent (regression: a matching file of the repository ran under a permit for git)`, () => {
+      for (const command of forms(argv)) assert.equal(canonicalRun({ command }).opaque, true, command.join(' '));
+    });
+  }
+});
+
+describe('when git runs a program its configuration chooses, or leaves one to run later', () => {
+  for (const [name, argv, reason] of [
+    ['mergetool', ['git', 'mergetool'], /mergetool/],
+    ['mergetool --tool', ['git', 'mergetool', '--tool=vimdiff'], /mergetool/],
+    ['difftool--helper', ['git', 'difftool--helper', 'a', 'b'], /difftool--helper/],
+    ['web--browse', ['git', 'web--browse', '-b', 'firefox', 'http://example.com'], /web--browse/],
+    ['maintenance start (timers that run git later, outside governance)', ['git', 'maintenance', 'start'], /maintenance start/],
+    ['maintenance start --scheduler', ['git', 'maintenance', 'start', '--scheduler=crontab'], /maintenance start/],
+    ['maintenance register', ['git', 'maintenance', 'register'], /maintenance register/],
+    ['maintenance register --config-file', ['git', 'maintenance', 'register', '--config-file', '/tmp/c'], /maintenance register/],
+  ] as [string, string[], RegExp][]) {
+    it(`makes git ${name} opaque, in every form it is sent and dashed (regression: decided as git alone)`, () => {
+      for (const command of [...forms(argv), [`git-${argv[1]!}`, ...argv.slice(2)]]) assert.match(canonicalRun({ command }).opaqueReason ?? '', reason, command.join(' '));
+    });
+  }
+
+  for (const action of ['run', 'stop', 'unregister']) {
+    it(`decides git maintenance ${action} as git alone`, () => {
+      assert.deepEqual(readGit(['git', 'maintenance', action], 'git'), { runs: [] });
+    });
+  }
+});
+
+describe('when scalar, git\'s companion, is read as git', () => {
+  for (const [name, argv, reason] of [
+    ['-c core.fsmonitor=CMD', ['scalar', '-c', `core.fsmonitor=${CMD}`, 'list'], /core\.fsmonitor/],
+    ['-c with the key stuck to it', ['scalar', `-ccore.fsmonitor=${CMD}`, 'run', 'all'], /core\.fsmonitor/],
+    ['-c alias.x=!CMD after -C', ['scalar', '-C', 'dir', '-c', `alias.x=!${CMD}`, 'run', 'all'], /alias\.x/],
+    ['an option it does not model', ['scalar', '--bogus', 'list'], /--bogus/],
+    ['register (it starts maintenance timers that run git later)', ['scalar', 'register', 'dir'], /scalar register/],
+    ['clone (it registers the clone for maintenance)', ['scalar', 'clone', 'https://example.com/r.git'], /scalar clone/],
+    ['reconfigure', ['scalar', 'reconfigure', '--all'], /scalar reconfigure/],
+    ['a subcommand it does not know', ['scalar', 'cache-server', '--set', 'x'], /cache-server/],
+    ['an ext:: address', ['scalar', 'clone', `ext::sh -c ${CMD}`], /ext::/],
+  ] as [string, string[], RegExp][]) {
+    it(`makes scalar ${name} opaque`, () => {
+      const reading = readGit(argv, 'scalar');
+      assert.ok('opaqueReason' in reading, argv.join(' '));
+      assert.match(reading.opaqueReason, reason);
+    });
+  }
+
+  for (const argv of [['scalar', 'list'], ['scalar', '-C', 'dir', '-c', 'user.name=Alice', 'run', 'all'], ['scalar', 'unregister', 'dir'], ['scalar', 'diagnose'], ['scalar', 'version'], ['scalar']]) {
+    it(`reads ${commandLine(argv)} as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'scalar'), { runs: [] });
+    });
+  }
+});
+
+describe('when a git address names a remote helper, which git runs as git-remote-<name> from its exec path or PATH', () => {
+  for (const [name, argv] of [
+    ['fetch <name>::<address>', ['git', 'fetch', 'hg::https://example.com/r']],
+    ['clone <scheme>://, a scheme git does not speak itself', ['git', 'clone', 'evil://example.com/r', 'dst']],
+    ['push <name>::<address>', ['git', 'push', 'gcrypt::rsync://example.com/r', 'main']],
+    ['ls-remote with a scheme in another case', ['git', 'ls-remote', 'S3://bucket/r']],
+    ['archive --remote=<name>::<address>', ['git', 'archive', '--remote=evil::x', 'HEAD']],
+    ['remote add, which a later fetch runs', ['git', 'remote', 'add', 'x', 'evil::y']],
+    ['remote set-url', ['git', 'remote', 'set-url', 'origin', 'evil://y']],
+    ['submodule add', ['git', 'submodule', 'add', 'evil::y', 'sub']],
+    ['clone after -C', ['git', '-C', 'dir', 'clone', 'fd::0,1', 'dst']],
+  ] as [string, string[]][]) {
+    it(`makes git ${name} opaque, in every form it is sent (regression: a permit for git ran the helper)`, () => {
+      for (const command of forms(argv)) assert.match(canonicalRun({ command }).opaqueReason ?? '', /git-remote-/, command.join(' '));
+    });
+  }
+
+  for (const argv of [
+    ['git', 'clone', 'https://example.com/r.git', 'dst'],
+    ['git', 'fetch', 'ssh://host/r'],
+    ['git', 'fetch', 'git+ssh://host/r'],
+    ['git', 'fetch', 'git://host/r'],
+    ['git', 'fetch', 'file:///srv/r'],
+    ['git', 'clone', 'git@example.com:r.git'],
+    ['git', 'push', 'origin', 'HEAD:refs/heads/x'],
+    ['git', 'remote', 'add', 'up', 'https://example.com/r'],
+    ['git', 'commit', '-m', 'std::vector no longer leaks'],
+    ['git', 'log', '-S', 'std::move'],
+  ]) {
+    it(`decides ${commandLine(argv)} as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+});
