@@ -235,3 +235,27 @@ describe('when a git address names a remote helper, which git runs as git-remote
     });
   }
 });
+
+describe('when git shows a manual, through the man, info or browser its configuration names', () => {
+  for (const argv of [
+    ['git', 'help', 'commit'],
+    ['git', '--help', 'commit'],
+    ['git', '-h', 'commit'],
+    ['git', 'commit', '--help'],
+    ['git', 'help', '--man', 'commit'],
+    ['git', 'help', '--ma', 'commit'],
+    ['git', 'help', '-w', 'commit'],
+    ['git', 'help', '--info', 'commit'],
+    ['git', 'foo', '--help'],
+  ]) {
+    it(`makes ${commandLine(argv)} opaque, in every form it is sent (regression: a permit for git ran man)`, () => {
+      for (const command of forms(argv)) assert.match(canonicalRun({ command }).opaqueReason ?? '', /manual/, command.join(' '));
+    });
+  }
+
+  for (const argv of [['git', 'help'], ['git', 'help', '-a'], ['git', 'help', '--guides'], ['git', 'help', '-c'], ['git', '--help'], ['git', 'commit', '-h'], ['git', 'commit', '-a', '--help']]) {
+    it(`decides ${commandLine(argv)}, which only prints, as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+});

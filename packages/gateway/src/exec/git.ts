@@ -9,7 +9,7 @@
 // runs (`clone --template=DIR`). A name that is not one of git's own
 // commands (`git lfs`, `git x/y`) runs `git-<name>` from git's exec path, the
 // PATH or the working directory, or an alias: it is handed back as that
-// program. A diff or merge tool, a browser, or a pager git picks from its
+// program. A diff or merge tool, a browser or a manual viewer git picks from its
 // configuration, and maintenance that schedules git to run later, outside
 // governance (`maintenance start`, `scalar register`), make the run opaque.
 // Scalar, git's companion, is read with the same rules as git (its `-c`).
@@ -142,6 +142,11 @@ const GIT_COMMANDS = new Set([
   'add--interactive', 'daemon', 'difftool--helper', 'filter-branch', 'http-backend', 'http-fetch', 'http-push', 'imap-send', 'instaweb', 'merge-octopus', 'merge-one-file', 'merge-resolve',
   'mergetool', 'quiltimport', 'remote-ftp', 'remote-ftps', 'remote-http', 'remote-https', 'request-pull', 'sh-i18n--envsubst', 'shell', 'subtree', 'web--browse', 'svn', 'send-email',
 ]);
+/** Options with which `git help` only prints a list; with any other, or a page to show, it runs man, info or a browser. */
+const HELP_LISTS = new Set([
+  '-a', '--all', '-g', '--guides', '-c', '--config', '--user-interfaces', '--developer-interfaces', '--verbose', '--no-verbose',
+  '--external-commands', '--no-external-commands', '--aliases', '--no-aliases',
+]);
 /** Subcommands that run code their options name, in ways Corral does not model: the run is opaque whatever follows. */
 const OPAQUE_SUBCOMMANDS: Record<string, string> = {
   'filter-branch': 'evaluates the shell code its filters give',
@@ -185,11 +190,13 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   if (args.some((a) => /^ext::|=ext::/i.test(a))) return { opaqueReason: 'a git ext:: address, which runs the command it names' };
   if (program === 'scalar') return scalar(args);
   let i = 0;
+  let help = false;
   if (program === 'git') {
     for (; i < args.length; i += 1) {
       const arg = args[i]!;
       if (!arg.startsWith('-')) break;
-      if (arg === '-c') {
+      if (arg === '--help' || arg === '-h') help = true;
+      else if (arg === '-c') {
         i += 1;
         const reason = settingReason('git -c', args[i] ?? '');
         if (reason !== undefined) return { opaqueReason: reason };
@@ -206,6 +213,10 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   const subcommand = args[i];
   if (subcommand === undefined) return { runs: [] };
   const rest = args.slice(i + 1);
+  // `git --help X`, `git X --help` and `git help X` are `git help X` (git.c), which runs man, info or a browser.
+  if (help || rest[0] === '--help' || (subcommand === 'help' && !rest.every((a) => HELP_LISTS.has(a)))) {
+    return { opaqueReason: `git help ${(subcommand === 'help' ? rest.join(' ') : subcommand).slice(0, 40)}, which shows a manual through the man, info or browser its configuration names` };
+  }
   const opaque = OPAQUE_SUBCOMMANDS[subcommand];
   if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
   if (program === 'git' && !GIT_COMMANDS.has(subcommand)) return { runs: [{ argv: [`git-${subcommand}`, ...rest] }] };
