@@ -18,7 +18,7 @@ permit (principal == Human::"alice", action == Action::"system.run", resource ==
 function decide(command: string[]) {
   const point = new DecisionPoint();
   point.load(loadPolicies([{ file: 'test.cedar', text: POLICY }]));
-  return decideRun((input) => point.decide(input), { type: 'Human', id: 'alice' }, canonicalRun({ command }));
+  return decideRun(point, { type: 'Human', id: 'alice' }, canonicalRun({ command }));
 }
 
 /** A git argv as each form canonicalRun looks through sends it: plain, by its system path, behind env, inside sh -c and bash -c after another command. */
@@ -255,6 +255,47 @@ describe('when git shows a manual, through the man, info or browser its configur
 
   for (const argv of [['git', 'help'], ['git', 'help', '-a'], ['git', 'help', '--guides'], ['git', 'help', '-c'], ['git', '--help'], ['git', 'commit', '-h'], ['git', 'commit', '-a', '--help']]) {
     it(`decides ${commandLine(argv)}, which only prints, as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+});
+
+describe('when a merge strategy that is not git\'s own is named, which git runs as git-merge-<name> from its exec path or PATH', () => {
+  for (const argv of [
+    ['git', 'merge', '-s', 'evil', 'topic'],
+    ['git', 'merge', '-sevil', 'topic'],
+    ['git', 'merge', '-nsevil', 'topic'],
+    ['git', 'merge', '-ns', 'evil', 'topic'],
+    ['git', 'merge', '--strategy=evil', 'topic'],
+    ['git', 'merge', '--strategy', 'evil', 'topic'],
+    ['git', 'merge', '--strat=evil', 'topic'],
+    ['git', 'merge', '-s', 'ort', '-s', 'evil', 'a', 'b'],
+    ['git', 'pull', '-s', 'evil', 'origin'],
+    ['git', 'rebase', '--strategy=evil', 'main'],
+    ['git', 'rebase', '-ms', 'evil', 'main'],
+    ['git', 'cherry-pick', '--strategy', 'evil', 'abc'],
+    ['git', 'revert', '--strategy=evil', 'abc'],
+  ]) {
+    it(`makes ${commandLine(argv)} opaque, in every form it is sent (regression: a permit for git ran git-merge-evil)`, () => {
+      for (const command of forms(argv)) assert.match(canonicalRun({ command }).opaqueReason ?? '', /git-merge-evil/, command.join(' '));
+    });
+  }
+
+  for (const argv of [
+    ['git', 'merge', '-s', 'ort', 'topic'],
+    ['git', 'merge', '--strategy=recursive', '-Xsubtree=lib', 'topic'],
+    ['git', 'merge', '-Xsubtree=lib', 'topic'],
+    ['git', 'merge', '-mfixes', 'topic'],
+    ['git', 'merge', '-Smykeys', 'topic'],
+    ['git', 'merge', '-s', 'octopus', 'a', 'b'],
+    ['git', 'pull', '--strategy=resolve'],
+    ['git', 'rebase', '-s', 'ours', 'main'],
+    ['git', 'cherry-pick', '-s', 'abc'],
+    ['git', 'revert', '-s', 'abc'],
+    ['git', 'merge', '--squash', 'topic'],
+    ['git', 'merge', '--stat', 'topic'],
+  ]) {
+    it(`decides ${commandLine(argv)} as git alone`, () => {
       assert.deepEqual(readGit(argv, 'git'), { runs: [] });
     });
   }

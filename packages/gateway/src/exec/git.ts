@@ -9,9 +9,12 @@
 // runs (`clone --template=DIR`). A name that is not one of git's own
 // commands (`git lfs`, `git x/y`) runs `git-<name>` from git's exec path, the
 // PATH or the working directory, or an alias: it is handed back as that
-// program. A diff or merge tool, a browser or a manual viewer git picks from its
-// configuration, and maintenance that schedules git to run later, outside
-// governance (`maintenance start`, `scalar register`), make the run opaque.
+// program. Opaque: a remote helper (`fetch foo::ADDRESS`, `foo://`) or a
+// merge strategy (`merge -s foo`), which git finds the same way as
+// `git-remote-foo` or `git-merge-foo`; a diff or merge tool, a browser or a
+// manual viewer git picks from its configuration; and maintenance that
+// schedules git to run later, outside governance (`maintenance start`,
+// `scalar register`).
 // Scalar, git's companion, is read with the same rules as git (its `-c`).
 // A permit for `git` must not permit those.
 //
@@ -227,6 +230,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
       return { opaqueReason: `git ${subcommand} with the address ${helper[1]!.slice(0, 40)}${helper[2]}, which runs git-remote-${helper[1]!.slice(0, 40)} from the node's PATH` };
     }
   }
+  const strategy = strategyReason(subcommand, rest);
+  if (strategy !== undefined) return { opaqueReason: strategy };
   for (let j = 0; j < rest.length && TRANSPORT_SUBCOMMANDS.has(subcommand); j += 1) {
     const long = longOption(rest[j]!, EXEC_IS_REMOTE_PROGRAM.has(subcommand) ? [...REMOTE_PROGRAM_OPTIONS, 'exec'] : REMOTE_PROGRAM_OPTIONS);
     if (long !== undefined) return { opaqueReason: `git ${subcommand} --${long.name}, which names a program git runs` };
@@ -287,22 +292,56 @@ function longOption(arg: string, names: readonly string[]): { name: string; inli
  */
 function explicit(subcommand: string, rest: readonly string[], long: string, short: string, separate: boolean, appends = false): GitReading {
   const runs: GitRun[] = [];
-  for (let j = 0; j < rest.length; j += 1) {
-    const arg = rest[j]!;
-    let value: string | undefined;
-    const option = longOption(arg, [long]);
-    if (option !== undefined) value = option.inline ?? (separate ? rest[j + 1] : undefined);
-    else if (/^-[A-Za-z]/.test(arg) && !arg.startsWith('--')) {
-      const at = arg.indexOf(short);
-      // Letters before it are flags of the cluster; the rest of the cluster is its value, else the next argument.
-      if (at > 0 && /^[A-Za-z]*$/.test(arg.slice(1, at))) value = at + 1 < arg.length ? arg.slice(at + 1) : separate ? rest[j + 1] : undefined;
-    }
-    if (value === undefined) continue;
+  for (const value of optionValues(rest, long, short, separate)) {
     const reason = payloadReason(value, appends);
     if (reason !== undefined) return { opaqueReason: `git ${subcommand} --${long} ${reason}` };
     runs.push({ payload: value });
   }
   return { runs };
+}
+
+/**
+ * The values given to an option as `explicit` reads them: `--LONG VALUE`,
+ * `--LONG=VALUE`, an abbreviation, `-S VALUE`, `-SVALUE`, in a cluster
+ * (`-aS VALUE`) unless a letter before it is one of `valueLetters`, options
+ * whose value the rest of the cluster is. `short` is '' for an option with
+ * no short letter. Every argument is read as a possible option.
+ */
+function optionValues(rest: readonly string[], long: string, short: string, separate: boolean, valueLetters = ''): string[] {
+  const values: string[] = [];
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    let value: string | undefined;
+    const option = longOption(arg, [long]);
+    if (option !== undefined) value = option.inline ?? (separate ? rest[j + 1] : undefined);
+    else if (short !== '' && /^-[A-Za-z]/.test(arg) && !arg.startsWith('--')) {
+      const at = arg.indexOf(short);
+      const before = arg.slice(1, at);
+      // Letters before it are flags of the cluster; the rest of the cluster is its value, else the next argument.
+      if (at > 0 && /^[A-Za-z]*$/.test(before) && ![...before].some((c) => valueLetters.includes(c))) value = at + 1 < arg.length ? arg.slice(at + 1) : separate ? rest[j + 1] : undefined;
+    }
+    if (value !== undefined) values.push(value);
+  }
+  return values;
+}
+
+/** Merge strategies git has built in; for any other name git runs `git-merge-<name>` from its exec path or PATH (merge.c, sequencer.c). */
+const MERGE_STRATEGIES = new Set(['ort', 'recursive', 'resolve', 'octopus', 'ours', 'subtree']);
+/** Subcommands that take a merge strategy: its short letter ('' for `--strategy` alone) and the short options whose value is the rest of a cluster. */
+const STRATEGY_OPTIONS: Record<string, { short: string; valueLetters: string }> = {
+  merge: { short: 's', valueLetters: 'mFXS' },
+  pull: { short: 's', valueLetters: 'XS' },
+  rebase: { short: 's', valueLetters: 'xXSC' },
+  'cherry-pick': { short: '', valueLetters: '' },
+  revert: { short: '', valueLetters: '' },
+};
+
+/** Why a subcommand's merge strategy (`-s NAME`, `--strategy=NAME`) is not git's own, or undefined. */
+function strategyReason(subcommand: string, rest: readonly string[]): string | undefined {
+  const options = STRATEGY_OPTIONS[subcommand];
+  if (options === undefined) return undefined;
+  const name = optionValues(rest, 'strategy', options.short, true, options.valueLetters).find((s) => !MERGE_STRATEGIES.has(s));
+  return name === undefined ? undefined : `git ${subcommand} --strategy ${name.slice(0, 40)}, which runs git-merge-${name.slice(0, 40)} from the node's PATH`;
 }
 
 /**
