@@ -9,7 +9,7 @@ import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
 import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts';
 import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
-import { checkedEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
+import { checkedEvent, type AuditEventInput } from '../record/event.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
 import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
@@ -167,15 +167,15 @@ export class AuditLog {
    */
   append(input: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new AuditError('AUDIT_CLOSED', 'the audit log is closed'));
-    let event: AuditEvent;
     let body: string;
+    let timeMs: number;
     try {
-      ({ event, body } = checkedEvent(input, this.#now));
+      ({ body, timeMs } = checkedEvent(input, this.#now));
     } catch (error) {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ body, timeMs: Date.parse(event.time), resolve, reject });
+      this.#queue.push({ body, timeMs, resolve, reject });
       if (this.#queue.length >= REQUEST_SIZE) this.#flush();
       else if (!this.#flushScheduled) {
         // Appends issued by the same task share a request; requests that reach
@@ -237,11 +237,13 @@ export class AuditLog {
   #send(batch: Pending[], seal: Seal): Promise<SignedCheckpoint | null> {
     if (seal === 'due' && this.#timerDue) seal = 'timer';
     this.#timerDue = false;
-    const bodies = new Array<string>(batch.length);
-    const timesMs = new Array<number>(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      bodies[i] = batch[i]!.body;
-      timesMs[i] = batch[i]!.timeMs;
+    // Filled by push, not pre-sized: a pre-sized array has holes as far as V8
+    // knows, and postMessage then copies it member by member, as an object.
+    const bodies: string[] = [];
+    const timesMs: number[] = [];
+    for (const p of batch) {
+      bodies.push(p.body);
+      timesMs.push(p.timeMs);
     }
     const done = this.store.append({ bodies, timesMs, seal }).then(
       (result) => {

@@ -85,6 +85,38 @@ describe('checkedEvent', () => {
     const { body } = checkedEvent({ ...sampleEvent(0), context: { inputs: { zeta: d, '10': d, alpha: d, '9': d } } });
     assert.match(body, new RegExp(`"inputs":\\{"10":"${d}","9":"${d}","alpha":"${d}","zeta":"${d}"\\}`));
   });
+  it('gives the time in ms since the epoch, from a Date, from ISO text and from the clock', () => {
+    assert.equal(checkedEvent(sampleEvent(5)).timeMs, Date.UTC(2026, 10, 25, 12, 0, 5));
+    assert.equal(checkedEvent({ ...sampleEvent(0), time: '0000-01-01T00:00:00.000Z' }).timeMs, -62_167_219_200_000);
+    const { time, ...rest } = sampleEvent(0);
+    assert.equal(checkedEvent(rest, () => new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6))).timeMs, Date.UTC(2026, 0, 2, 3, 4, 5, 6));
+  });
+  it('writes the time of a Date as toISOString writes it, and takes ISO text that names a real instant (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 }), (ms) => {
+        const iso = new Date(ms).toISOString();
+        const fromDate = checkedEvent({ ...sampleEvent(0), time: new Date(ms) });
+        const fromText = checkedEvent({ ...sampleEvent(0), time: iso });
+        assert.equal(fromDate.event.time, iso);
+        assert.equal(fromDate.timeMs, ms);
+        assert.equal(fromText.body, fromDate.body);
+        assert.equal(fromText.timeMs, ms);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+  it('takes ISO text exactly when it prints back from the instant it names (property)', () => {
+    const d = (n: number) => fc.integer({ min: 0, max: 10 ** n - 1 }).map((v) => String(v).padStart(n, '0'));
+    const text = fc.tuple(d(4), d(2), d(2), d(2), d(2), d(2), d(3)).map(([y, mo, da, h, mi, s, ms]) => `${y}-${mo}-${da}T${h}:${mi}:${s}.${ms}Z`);
+    fc.assert(
+      fc.property(text, (t) => {
+        const real = !Number.isNaN(new Date(t).getTime()) && new Date(t).toISOString() === t;
+        if (real) assert.equal(checkedEvent({ ...sampleEvent(0), time: t }).event.time, t);
+        else assert.throws(() => checkedEvent({ ...sampleEvent(0), time: t }), { code: 'AUDIT_EVENT_INVALID' });
+      }),
+      { numRuns: 3_000 },
+    );
+  });
   it('refuses details that are not JSON (a NaN) with AUDIT_EVENT_INVALID', () => {
     assert.throws(() => checkedEvent({ ...sampleEvent(0), details: { n: Number.NaN } }), { code: 'AUDIT_EVENT_INVALID' });
   });

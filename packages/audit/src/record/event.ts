@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { AuditError, type EventIssue } from '../errors.ts';
 import { canonicalize, inCanonicalOrder, type JsonValue } from './canonical.ts';
+import { isoTime } from './iso-time.ts';
 
 /** Version of the record format this code writes (the envelope's `v`). */
 export const RECORD_VERSION = 1;
@@ -101,6 +102,11 @@ const MAX_TEXT = 4096;
  * @throws AuditError AUDIT_EVENT_INVALID listing every problem in `issues`.
  */
 export function normalizeEvent(input: AuditEventInput, now: () => Date = () => new Date()): AuditEvent {
+  return normalize(input, now).event;
+}
+
+/** normalizeEvent, and the event's time in ms since the epoch (what it read its time from). */
+function normalize(input: AuditEventInput, now: () => Date): { event: AuditEvent; timeMs: number } {
   const issues: EventIssue[] = [];
   const bad = (field: string, message: string) => void issues.push({ field, message });
   if (typeof input !== 'object' || input === null) {
@@ -108,13 +114,17 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   }
 
   let time: string;
+  let timeMs = Number.NaN;
   const t = input.time ?? now();
   if (t instanceof Date) {
     // Years past 9999 print as +010000-…, which is not the record's time format.
-    time = Number.isNaN(t.getTime()) ? '' : t.toISOString();
-    if (!ISO_UTC.test(time)) bad('time', 'is an invalid date, or one outside the years 0000–9999');
+    timeMs = t.getTime();
+    const text = isoTime(timeMs);
+    if (text === undefined) bad('time', 'is an invalid date, or one outside the years 0000–9999');
+    time = text ?? '';
   } else if (typeof t === 'string' && isoUtc(t)) {
     time = t;
+    timeMs = Date.parse(t);
   } else {
     bad('time', 'must be a Date or an ISO 8601 UTC string with milliseconds');
     time = '';
@@ -215,7 +225,7 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
   if (issues.length > 0) {
     throw new AuditError('AUDIT_EVENT_INVALID', `invalid audit event: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, { issues });
   }
-  return event;
+  return { event, timeMs };
 }
 
 /**
@@ -223,9 +233,7 @@ export function normalizeEvent(input: AuditEventInput, now: () => Date = () => n
  * rolls 2026-02-30 over into March, so the text must be what it prints back.
  */
 function isoUtc(t: string): boolean {
-  if (!ISO_UTC.test(t)) return false;
-  const d = new Date(t);
-  return !Number.isNaN(d.getTime()) && d.toISOString() === t;
+  return ISO_UTC.test(t) && isoTime(Date.parse(t)) === t;
 }
 
 function checkText(issues: EventIssue[], field: string, v: unknown, max: number): string | undefined {
@@ -279,14 +287,17 @@ export function canonicalEvent(event: AuditEvent): string {
  * in order too, the event is serialised as it stands, without walking the
  * rest again.
  *
+ * Also gives the event's time in ms since the epoch (`timeMs`, what the
+ * stores index), read from the Date or text it was given.
+ *
  * @throws AuditError AUDIT_EVENT_INVALID.
  */
-export function checkedEvent(input: AuditEventInput, now: () => Date = () => new Date()): { event: AuditEvent; body: string } {
-  const event = normalizeEvent(input, now);
+export function checkedEvent(input: AuditEventInput, now: () => Date = () => new Date()): { event: AuditEvent; body: string; timeMs: number } {
+  const { event, timeMs } = normalize(input, now);
   // Both sit one level into the event, as canonicalize() counts depth.
   const ordered = (event.details === undefined || inCanonicalOrder(event.details, 1)) && (event.context === undefined || inCanonicalOrder(event.context, 1));
-  if (!ordered) return { event, body: canonicalEvent(event) };
-  return { event, body: checkSize(JSON.stringify(event)) };
+  if (!ordered) return { event, body: canonicalEvent(event), timeMs };
+  return { event, body: checkSize(JSON.stringify(event)), timeMs };
 }
 
 function notCanonical(error: unknown): AuditError {

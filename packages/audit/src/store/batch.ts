@@ -65,14 +65,15 @@ export function buildBatch(head: LogHead, request: AppendRequest, config: Writer
   const range = new CompactRange(sha256Hasher, head.size, head.frontier);
   const { bodies, timesMs } = request;
   const records: StoredRecord[] = new Array(bodies.length);
-  const hashes: string[] = new Array(bodies.length);
+  // Filled by push: a pre-sized array has holes as far as V8 knows, and the writer thread's postMessage then copies it member by member.
+  const hashes: string[] = [];
   let prev = head.lastHash;
   for (let i = 0; i < bodies.length; i++) {
     const seq = range.size;
     const body = bodies[i] as string;
     const hash = sha256Hasher.leaf(recordBytes(seq, prev, body));
     records[i] = { seq, prev, body, hash, nodes: range.append(hash), timeMs: timesMs[i] as number };
-    hashes[i] = hash;
+    hashes.push(hash);
     prev = hash;
   }
   const next: LogHead = { size: range.size, lastHash: prev, frontier: range.hashes, checkpointSize: head.checkpointSize, checkpointTimeMs: head.checkpointTimeMs };
