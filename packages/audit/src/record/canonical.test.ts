@@ -75,6 +75,26 @@ describe('canonicalize (RFC 8785)', () => {
     });
   });
 
+  describe('against a naive reference (member by member, sorted by code units, strings and numbers by JSON.stringify)', () => {
+    const naive = (v: unknown): string => {
+      if (Array.isArray(v)) return `[${v.map(naive).join(',')}]`;
+      if (v !== null && typeof v === 'object') {
+        const keys = Object.keys(v).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        return `{${keys.map((k) => `${JSON.stringify(k)}:${naive((v as Record<string, unknown>)[k])}`).join(',')}}`;
+      }
+      return JSON.stringify(v);
+    };
+    // Names an ECMAScript engine lists first (array indices), near-indices, and any text.
+    const name = fc.oneof(fc.string(), fc.constantFrom('0', '1', '9', '10', '01', '-1', '1.5', '4294967294', '4294967295', 'a', 'b', '__proto__', '\u20ac', '\ud83d\ude00'));
+    const { tree } = fc.letrec((t) => ({
+      tree: fc.oneof({ depthSize: 'small', withCrossShrink: true }, t('leaf'), fc.array(t('tree'), { maxLength: 4 }), fc.dictionary(name, t('tree'), { maxKeys: 6 })),
+      leaf: fc.oneof(fc.constant(null), fc.boolean(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary-ascii' })),
+    }));
+    it('writes the same bytes for any JSON value (property)', () => {
+      fc.assert(fc.property(tree, (v) => assert.equal(canonicalize(v), naive(v))), { numRuns: 3_000 });
+    });
+  });
+
   describe('properties', () => {
     const json = fc.jsonValue({ noUnicodeString: false }).filter((v) => !Object.is(v, -0));
     it('round-trips: parsing the output gives the input back', () => {

@@ -50,6 +50,12 @@ export function inCanonicalOrder(value: unknown, depth: number): boolean {
 const INTEGER_KEYS = Symbol('integer keys');
 const INTEGER_LIKE = /^(?:0|[1-9][0-9]*)$/;
 
+/** A name ECMAScript may list before the others (an array index); only one that starts with a digit can be. */
+function integerLike(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c >= 0x30 && c <= 0x39 && INTEGER_LIKE.test(key);
+}
+
 /**
  * Checks `value` against the preconditions and returns it with every object's
  * members in UTF-16 code unit order (the value itself when already so, else a
@@ -97,7 +103,7 @@ function order(value: unknown, depth: number): unknown {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     if (!key.isWellFormed()) refuse('member name holds a lone surrogate');
-    if (INTEGER_LIKE.test(key)) return INTEGER_KEYS;
+    if (integerLike(key)) return INTEGER_KEYS;
     if (i > 0 && (keys[i - 1] as string) > key) sorted = false;
     const item = record[key];
     let o: unknown;
