@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit';
 import { Identity, IdentityError, checkOidcSettings } from '@corral/identity';
-import type { Decision } from '@corral/policy';
+import type { Decider } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
 import { HttpApi } from './http/api.ts';
 import { AuditFeed } from './http/feed.ts';
@@ -28,8 +28,8 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   stateDir: string;
   /** Cedar policies (default STATE_DIR/policies; an `entities.json` beside them is loaded too). No policies: every governed command is denied. */
   policyDir?: string;
-  /** A decision function instead of a policy directory (tests, embedding). */
-  decide?: (input: unknown) => Decision;
+  /** A decision point instead of a policy directory (tests, embedding). */
+  decider?: Decider;
   /**
    * Append to the state directory's audit log (default true), or to this log,
    * opened by the caller (PostgreSQL, a log shared with the rest of an
@@ -118,11 +118,11 @@ export class Gateway {
     try {
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
-      const policies = options.decide ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'));
-      const decide = options.decide ?? ((input: unknown) => policies!.decide(input));
+      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'));
+      const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
-      const { stateDir: _s, policyDir: _p, decide: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
+      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
       server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
       const log = given ?? audit;
@@ -140,7 +140,7 @@ export class Gateway {
         openRuns: new OpenRuns(db),
         receipts: ReceiptSigner.open(db),
         ...(policies ? { grants: new PolicyGrants(policies, approvals) } : {}),
-        decide,
+        decider,
         ...(log ? { audit: append } : {}),
         ...(approvalTtlMs ? { approvalTtlMs } : {}),
         ...(approvalPollMs ? { approvalPollMs } : {}),

@@ -56,7 +56,7 @@ describe('the audit records of a governed command', () => {
     await log.close(); // every append now fails with AUDIT_CLOSED
     const point = new DecisionPoint();
     point.reload(join(state, 'policies'));
-    new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit: (event) => log.append(event) });
+    new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit: (event) => log.append(event) });
     const node = await pairedNodePeer(server.url, token, identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0, stdout: 'secret result' } }));
     const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
     try {

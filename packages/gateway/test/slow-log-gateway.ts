@@ -45,7 +45,7 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
     return record;
   };
   const approvals = new ApprovalStore(db);
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit });
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit });
   const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
   return {
     server,

@@ -381,3 +381,37 @@ describe('DecisionPoint refuses bad requests', () => {
     );
   });
 });
+
+describe('DecisionPoint.decideEach', () => {
+  const SPELLINGS = `
+@id("run-rm") permit (principal, action == Action::"system.run", resource == Command::"rm");
+@id("no-bin-rm") forbid (principal, action == Action::"system.run", resource == Command::"/bin/rm") when { context has argv && context.argv.contains("-rf") };
+@id("no-tmp") forbid (principal, action == Action::"system.run", resource) when { context has commandLine && context.commandLine like "*\\n/tmp/*" };
+@id("finance-run") permit (principal in Group::"finance", action == Action::"system.run", resource) when { context has argv && context.argv.contains("ok") };
+`;
+  const pdp = pdpWith(SPELLINGS);
+  const resourceIds = fc.constantFrom('rm', '/bin/rm', '/usr/bin/rm', 'ls', './rm', '', 'é');
+  const argv = fc.array(fc.constantFrom('rm', '-rf', 'ok', '/tmp/x', 'x'), { minLength: 1, maxLength: 4 });
+
+  it('answers, for each resource in order, what decide answers for the request on that resource', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('bot', 'someone'), argv, fc.array(resourceIds, { maxLength: 8 }), (who, args, ids) => {
+        const input = { principal: { type: 'Agent', id: who }, action: 'system.run', context: { argv: args, commandLine: `\n${args.join('\n')}\n` } };
+        const resources = ids.map((id) => ({ type: 'Command', id }));
+        const each = pdp.decideEach(input, resources);
+        assert.deepEqual(each, resources.map((resource) => pdp.decide({ ...input, resource })));
+      }),
+    );
+  });
+
+  it('refuses the whole request when one resource does not fit, naming it (POLICY_REQUEST_INVALID), and decides nothing', () => {
+    const input = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', context: { argv: ['rm'], commandLine: '\nrm\n' } };
+    assert.throws(() => pdp.decideEach(input, [{ type: 'Command', id: 'rm' }, { type: 'Record', id: 'p1' }]), (e: PolicyError) => e.code === 'POLICY_REQUEST_INVALID' && /resources of type Record/.test(e.message));
+    assert.throws(() => pdp.decideEach(input, [{ type: 'Command', id: 'rm' }, { type: 'Command' }]), (e: PolicyError) => e.code === 'POLICY_REQUEST_INVALID' && /resource\.id/.test(e.message));
+  });
+
+  it('checks the context once for all resources: a context that does not fit the schema is refused however many resources', () => {
+    const input = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', context: { argv: 'rm' } };
+    for (const count of [1, 5]) assert.throws(() => pdp.decideEach(input, Array.from({ length: count }, () => ({ type: 'Command', id: 'rm' }))), (e: PolicyError) => e.code === 'POLICY_REQUEST_INVALID');
+  });
+});

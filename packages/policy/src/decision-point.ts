@@ -4,7 +4,7 @@ import { PolicyError } from './errors.ts';
 import { cedar, describeCedarError } from './lib/cedar.ts';
 import { CedarRecord, EntityRef, EvalError, Unsupported, entityKey, fromJson } from './lib/values.ts';
 import { loadPolicyDir, type LoadedPolicy, type PolicySet } from './load.ts';
-import { parseRequest, type DecisionRequest } from './request.ts';
+import { parseRequest, parseRequests, type DecisionRequest } from './request.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
 /** A decision: allow, deny, or ask a human. */
@@ -26,6 +26,15 @@ export interface Decision {
   readonly policySet: string;
   /** How many policies were evaluated: the slice whose scope could match the request. */
   readonly evaluated: number;
+}
+
+/**
+ * What decides requests: one request, for each of several resources at once
+ * (all the spellings of one program a policy could name). A DecisionPoint is
+ * one; so is anything that hands on to one.
+ */
+export interface Decider {
+  decideEach(input: unknown, resources: readonly unknown[]): Decision[];
 }
 
 /** What Cedar semantics say about a request: which forbids and permits are satisfied, which policies errored. */
@@ -106,7 +115,7 @@ export function acceptIllTypedEntities(point: DecisionPoint): DecisionPoint {
  * to JavaScript where possible; cedar-wasm evaluates the rest of that slice
  * alone, with only the entities the request can reach.
  */
-export class DecisionPoint {
+export class DecisionPoint implements Decider {
   readonly schema: CorralSchema;
   #active: Active | undefined;
   #entities: EntityStore;
@@ -167,7 +176,21 @@ export class DecisionPoint {
   decide(input: unknown): Decision {
     const active = this.#active;
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    const request = parseRequest(input, this.schema, this.#now());
+    return this.#decided(active, parseRequest(input, this.schema, this.#now()));
+  }
+
+  /**
+   * Decides `input` once for each of `resources` (each replacing its
+   * resource), in order: what `decide` answers for each, with the request
+   * parsed and checked once. Throws as `decide` does.
+   */
+  decideEach(input: unknown, resources: readonly unknown[]): Decision[] {
+    const active = this.#active;
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    return parseRequests(input, resources, this.schema, this.#now()).map((request) => this.#decided(active, request));
+  }
+
+  #decided(active: Active, request: DecisionRequest): Decision {
     const { evaluation, deferred } = evaluateSlice(active, request, this.#entities, false)!;
     return combine(evaluation, active, request, deferred > 0 ? 'cedar' : 'compiled');
   }
@@ -290,6 +313,25 @@ function candidates(active: Active, request: DecisionRequest, principal: EntityR
 }
 
 /**
+ * A parsed request's context as Cedar values, converted once: the requests
+ * of one `decideEach` share one snapshot of it, which nothing changes after
+ * parsing. Undefined when it holds a value the compiled code does not model.
+ */
+const cedarContexts = new WeakMap<object, CedarRecord | undefined>();
+function cedarContext(json: Readonly<Record<string, unknown>>): CedarRecord | undefined {
+  if (cedarContexts.has(json)) return cedarContexts.get(json);
+  let context: CedarRecord | undefined;
+  try {
+    const value = fromJson(json);
+    if (value instanceof CedarRecord) context = value;
+  } catch (error) {
+    if (!(error instanceof Unsupported)) throw error;
+  }
+  cedarContexts.set(json, context);
+  return context;
+}
+
+/**
  * Evaluates the slice of policies whose scope can match the request: each
  * compiled policy in JavaScript, the others — not compiled, or reading a
  * value the compiled code does not model (an extension value, a number beyond
@@ -303,13 +345,8 @@ function evaluateSlice(active: Active, request: DecisionRequest, store: EntitySt
   const principal = new EntityRef(request.principal.type, request.principal.id);
   const resource = new EntityRef(request.resource.type, request.resource.id);
   const action = new EntityRef('Action', request.action);
-  let env: Env | undefined;
-  try {
-    const context = fromJson(request.context);
-    if (context instanceof CedarRecord) env = { principal, action, resource, context, store };
-  } catch (error) {
-    if (!(error instanceof Unsupported)) throw error;
-  }
+  const context = cedarContext(request.context);
+  const env: Env | undefined = context ? { principal, action, resource, context, store } : undefined;
   const slice = candidates(active, request, principal, store);
   const result: Evaluation = { forbids: [], permits: [], errors: [], evaluated: slice.length };
   const deferred: Entry[] = [];

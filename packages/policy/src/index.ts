@@ -9,7 +9,7 @@ export { parseRequest } from './request.ts';
 export type { DecisionRequest, DecisionRequestInput, EntityUid } from './request.ts';
 export { EntityStore } from './entities.ts';
 export { DecisionPoint } from './decision-point.ts';
-export type { Decision, DecisionKind, Evaluation } from './decision-point.ts';
+export type { Decider, Decision, DecisionKind, Evaluation } from './decision-point.ts';
 export { watchPolicyDir } from './watch.ts';
 export type { PolicyWatcher } from './watch.ts';
 export { loadCases, parseCases, runCases } from './cases.ts';

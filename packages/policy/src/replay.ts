@@ -1,4 +1,4 @@
-import type { Decision, DecisionKind, DecisionPoint } from './decision-point.ts';
+import type { Decider, DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { isPlainObject } from './schema.ts';
 
@@ -13,10 +13,10 @@ export interface RecordedDecision {
   /**
    * A decision that combined several requests (a run of several commands,
    * each program under each of its spellings) judges itself as it was made,
-   * with the candidate's `decide`; `request` is then what a report shows of
-   * it. Without one, `request` alone is decided.
+   * with the candidate; `request` is then what a report shows of it. Without
+   * one, `request` alone is decided.
    */
-  judge?: (decide: (input: unknown) => Decision) => ReplayVerdict;
+  judge?: (decider: Decider) => ReplayVerdict;
 }
 
 /** What the candidate decides for a recorded decision. */
@@ -68,17 +68,19 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
     const where = { ...(record.ref !== undefined ? { ref: record.ref } : {}), ...(record.at !== undefined ? { at: record.at } : {}) };
     // A judge may catch what decide throws (a run it cannot decide is denied): the first refusal is kept to report.
     let refusal: PolicyError | undefined;
-    const decide = (request: unknown): Decision => {
-      try {
-        return candidate.decide(atItsTime(request as RecordedDecision['request'], record.at));
-      } catch (error) {
-        if (error instanceof PolicyError) refusal ??= error;
-        throw error;
-      }
+    const decider: Decider = {
+      decideEach(input, resources) {
+        try {
+          return candidate.decideEach(atItsTime(input as RecordedDecision['request'], record.at), resources);
+        } catch (error) {
+          if (error instanceof PolicyError) refusal ??= error;
+          throw error;
+        }
+      },
     };
     let after: ReplayVerdict;
     try {
-      after = record.judge ? record.judge(decide) : decide(record.request);
+      after = record.judge ? record.judge(decider) : decider.decideEach(record.request, [record.request.resource])[0]!;
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
       refusal ??= error;

@@ -30,16 +30,30 @@ export interface DecisionRequestInput {
  */
 export function parseRequest(input: unknown, schema: CorralSchema, now: number = Date.now()): DecisionRequest {
   if (!isPlainObject(input)) throw invalid('the request must be an object');
+  return parseRequests(input, [input.resource], schema, now)[0]!;
+}
+
+/**
+ * One request on each of `resources`, which replace the request's own
+ * resource: validated as parseRequest does, the principal, action and context
+ * once for all of them (they share one snapshot of the context). For the
+ * spellings of one program a policy could name. Throws POLICY_REQUEST_INVALID
+ * naming the first problem.
+ */
+export function parseRequests(input: unknown, resources: readonly unknown[], schema: CorralSchema, now: number = Date.now()): DecisionRequest[] {
+  if (!isPlainObject(input)) throw invalid('the request must be an object');
   const principal = uid(input.principal, 'principal');
-  const resource = uid(input.resource, 'resource');
+  const uids = resources.map((r) => uid(r, 'resource'));
   const action = actionId(input.action);
   const info = schema.actions.get(action);
   if (!info) throw invalid(`unknown action "${action}"`);
   if (!info.principalTypes.includes(principal.type)) {
     throw invalid(`action "${action}" does not apply to principals of type ${principal.type} (only ${info.principalTypes.join(', ') || 'none: it is an action group'})`);
   }
-  if (!info.resourceTypes.includes(resource.type)) {
-    throw invalid(`action "${action}" does not apply to resources of type ${resource.type} (only ${info.resourceTypes.join(', ')})`);
+  for (const resource of uids) {
+    if (!info.resourceTypes.includes(resource.type)) {
+      throw invalid(`action "${action}" does not apply to resources of type ${resource.type} (only ${info.resourceTypes.join(', ')})`);
+    }
   }
   const given = input.context ?? {};
   if (!isPlainObject(given)) throw invalid('context must be an object');
@@ -52,7 +66,7 @@ export function parseRequest(input: unknown, schema: CorralSchema, now: number =
     const bad = checkValue(schema, info.context, context, 'context');
     if (bad) throw invalid(bad);
   }
-  return { principal, action, resource, context };
+  return uids.map((resource) => ({ principal, action, resource, context }));
 }
 
 function uid(raw: unknown, name: string): EntityUid {

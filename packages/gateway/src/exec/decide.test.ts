@@ -24,7 +24,7 @@ function pointFor(text: string): DecisionPoint {
 }
 
 const review = pointFor(REVIEW_POLICY);
-const decide = (command: string[], point = review, who = operator, cwd?: string) => decideRun((input) => point.decide(input), who, canonicalRun({ command, ...(cwd ? { cwd } : {}) }));
+const decide = (command: string[], point = review, who = operator, cwd?: string) => decideRun(point, who, canonicalRun({ command, ...(cwd ? { cwd } : {}) }));
 
 describe('forbid rules under a policy that permits everything else', () => {
   it('still allows what no forbid names (the baseline)', () => {
@@ -222,7 +222,7 @@ describe('the node a command would run on', () => {
   const point = pointFor(PER_NODE);
   point.setEntities([{ uid: { type: 'Node', id: 'n1' }, attrs: { platform: 'linux', paired: true }, parents: [{ type: 'Group', id: 'prod' }] }, { uid: { type: 'Group', id: 'prod' }, attrs: {}, parents: [] }]);
   const builder: PrincipalRef = { type: 'Agent', id: 'builder' };
-  const on = (node: string, command: string[]) => decideRun((input) => point.decide(input), builder, canonicalRun({ command }), { node }).decision;
+  const on = (node: string, command: string[]) => decideRun(point, builder, canonicalRun({ command }), { node }).decision;
 
   it('is named in the context, so a policy can keep an agent off a machine or a group of them (a forbid on a node matched nothing before)', () => {
     assert.equal(on('n2', ['make']), 'allow');

@@ -2,7 +2,7 @@
 // will run (packages/policy), combined so that the strictest wins. A command
 // the analysis cannot see through is denied; a decision point that throws
 // (no policy loaded, unreachable) denies.
-import type { Decision } from '@corral/policy';
+import type { Decider, Decision } from '@corral/policy';
 import { isSystemProgram, programName, SYSTEM_DIRS, type CanonicalRun } from './canonical.ts';
 import type { NamedRule } from './rules.ts';
 
@@ -75,11 +75,11 @@ function siteContext(at: ActionSite): Record<string, unknown> {
 }
 
 /**
- * Decides a canonical run. `decide` is the policy decision point's `decide`
- * (it may throw); `at` (the node, the action digest) goes into each request's
+ * Decides a canonical run. `decider` is the policy decision point (it may
+ * throw); `at` (the node, the action digest) goes into each request's
  * context. Never throws.
  */
-export function decideRun(decide: (input: unknown) => Decision, principal: PrincipalRef, run: CanonicalRun, at: ActionSite = {}): RunDecision {
+export function decideRun(decider: Decider, principal: PrincipalRef, run: CanonicalRun, at: ActionSite = {}): RunDecision {
   if (run.opaque) return { decision: 'deny', reason: `cannot tell what would run: ${run.opaqueReason ?? 'opaque command'}`, quorum: 0, policies: [], commands: run.commands.map((argv) => ({ argv, decision: 'deny' })) };
   const commands: RunDecision['commands'] = [];
   const policies = new Set<string>();
@@ -89,7 +89,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.wrappers) {
     let forbidden: Decision | undefined;
     try {
-      forbidden = forbidOf(decide, principal, argv, run.cwd, at);
+      forbidden = forbidOf(decisions(decider, principal, argv, run.cwd, at));
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
     }
@@ -98,7 +98,7 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
   for (const argv of run.commands) {
     let decision: Decision;
     try {
-      decision = decideCommand(decide, principal, argv, run.cwd, at);
+      decision = decideCommand(decisions(decider, principal, argv, run.cwd, at));
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
@@ -117,36 +117,32 @@ export function decideRun(decide: (input: unknown) => Decision, principal: Princ
 }
 
 /**
- * One command's decision: the request on its resource, unless a forbid
- * denies one of its other spellings. Throws what `decide` throws.
+ * One command's decision from its decisions (see `decisions`): the request on
+ * its resource, unless a forbid denies one of its other spellings.
  */
-function decideCommand(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): Decision {
-  const { id } = commandResource(argv[0]!);
-  const decision = commandRequest(decide, principal, argv, cwd, at)(id);
-  if (decision.decision === 'deny') return decision;
-  return forbidOf(decide, principal, argv, cwd, at, id) ?? decision;
+function decideCommand([decision, ...others]: Decision[]): Decision {
+  if (decision!.decision === 'deny') return decision!;
+  return forbidOf(others) ?? decision!;
 }
 
 /**
- * The forbid that denies a program under any of its spellings (all of them,
- * or all but `skip`), if one does: what a shell looked through is checked
- * against, as it needs no permit. Throws what `decide` throws.
+ * The forbid among a program's decisions that denies it, if one does: what a
+ * shell looked through is checked against, as it needs no permit.
  */
-function forbidOf(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite, skip?: string): Decision | undefined {
-  const { id, spellings } = commandResource(argv[0]!);
-  const request = commandRequest(decide, principal, argv, cwd, at);
-  for (const spelling of [id, ...spellings]) {
-    if (spelling === skip) continue;
-    const other = request(spelling);
-    // With no approval in the context, a deny that names policies is a forbid (satisfied, or not evaluable).
-    if (other.decision === 'deny' && other.policies.length > 0) return other;
-  }
-  return undefined;
+function forbidOf(decided: Decision[]): Decision | undefined {
+  // With no approval in the context, a deny that names policies is a forbid (satisfied, or not evaluable).
+  return decided.find((d) => d.decision === 'deny' && d.policies.length > 0);
 }
 
-function commandRequest(decide: (input: unknown) => Decision, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): (resource: string) => Decision {
-  const context = commandContext(argv, cwd, at);
-  return (resource) => decide({ principal: { type: principal.type, id: principal.id }, action: 'system.run', resource: { type: 'Command', id: resource }, context });
+/**
+ * The decisions on one command: its request on its resource first, then on
+ * each other spelling of its program (see commandResource), asked of the
+ * decision point at once. Throws what the decider throws.
+ */
+function decisions(decider: Decider, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): Decision[] {
+  const { id, spellings } = commandResource(argv[0]!);
+  const input = { principal: { type: principal.type, id: principal.id }, action: 'system.run', context: commandContext(argv, cwd, at) };
+  return decider.decideEach(input, [id, ...spellings].map((resource) => ({ type: 'Command', id: resource })));
 }
 
 /**
@@ -165,10 +161,10 @@ export function nodeAsked(verdict: RunDecision, why: string): RunDecision {
  * takes from the snapshotted params. A request the schema refuses, or a
  * decision point that throws, denies. Never throws.
  */
-export function decideNamed(decide: (input: unknown) => Decision, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>, at: ActionSite): RunDecision {
+export function decideNamed(decider: Decider, principal: PrincipalRef, rule: NamedRule, params: Record<string, unknown>, at: ActionSite): RunDecision {
   let decision: Decision;
   try {
-    decision = decide({ principal: { type: principal.type, id: principal.id }, action: rule.action, resource: rule.resource, context: { ...rule.context(params), ...siteContext(at) } });
+    [decision] = decider.decideEach({ principal: { type: principal.type, id: principal.id }, action: rule.action, context: { ...rule.context(params), ...siteContext(at) } }, [rule.resource]) as [Decision];
   } catch {
     return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: [] };
   }

@@ -276,7 +276,7 @@ async function refusingLogGateway(state: string, serverOptions: Partial<GatewayS
     if (refusing.when?.(event)) throw new Error('the disk is full');
     events.push(event);
   };
-  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decide: (input) => point.decide(input), audit, ...invokerOptions });
+  new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit, ...invokerOptions });
   return {
     server,
     identity,

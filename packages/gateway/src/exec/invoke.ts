@@ -14,7 +14,7 @@ import {
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
-import type { Decision } from '@corral/policy';
+import type { Decider } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
@@ -64,8 +64,8 @@ export interface InvokerOptions {
   openRuns: OpenRuns;
   /** Where allow-always approvals become Cedar grants; without it allow-always allows the one run only. */
   grants?: PolicyGrants;
-  /** The policy decision point's `decide`; absent (or throwing) means deny. */
-  decide?: (input: unknown) => Decision;
+  /** The policy decision point; absent (or throwing) means deny. */
+  decider?: Decider;
   /** Where events go (packages/audit's `append`); a failed append fails the command closed. */
   audit?: (event: AuditEventInput) => Promise<unknown>;
   /** The human principal an operator connection acts as (default `Human::"operator"`). */
@@ -593,7 +593,7 @@ export class NodeInvoker {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
       const digest = actionDigest({ principal: who, nodeId, command, params });
-      const verdict = this.#options.decide ? decideNamed(this.#options.decide, principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
+      const verdict = this.#options.decider ? decideNamed(this.#options.decider, principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
       return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
@@ -603,7 +603,7 @@ export class NodeInvoker {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
-    const verdict = this.#options.decide ? decideRun(this.#options.decide, principal, run, { node: nodeId, digest }) : NO_POLICY;
+    const verdict = this.#options.decider ? decideRun(this.#options.decider, principal, run, { node: nodeId, digest }) : NO_POLICY;
     return {
       digest,
       verdict,

@@ -58,7 +58,7 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
     } catch {
       return undefined;
     }
-    return { ...base, request: { principal, action: rule.action, resource: rule.resource, context: rule.context(params) }, judge: (decide) => asNodeAsks(decideNamed(decide, principal, rule, params, site)) };
+    return { ...base, request: { principal, action: rule.action, resource: rule.resource, context: rule.context(params) }, judge: (decider) => asNodeAsks(decideNamed(decider, principal, rule, params, site)) };
   }
   if (governance?.kind !== 'run') return undefined;
   const argv = details.argv;
@@ -75,7 +75,7 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
   return {
     ...base,
     request: { principal, action: 'system.run', resource: { type: 'Command', id: commandResource(argv[0]!).id }, context: commandContext(argv, cwd, site) },
-    judge: (decide) => asNodeAsks(decideRun(decide, principal, run, site)),
+    judge: (decider) => asNodeAsks(decideRun(decider, principal, run, site)),
   };
 }
 

@@ -153,6 +153,13 @@ export class PolicyControl {
     return active.point.decide(input);
   }
 
+  /** Decides `input` for each of `resources` with the active set (DecisionPoint.decideEach). Throws POLICY_NOT_LOADED when there is none. */
+  decideEach(input: unknown, resources: readonly unknown[]): Decision[] {
+    const active = this.#current();
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    return active.point.decideEach(input, resources);
+  }
+
   /** The active set as compiled (the empty set when there is none): what an activation replaces, to put back. */
   activeCandidate(): Candidate {
     return this.#current() ?? compileCandidate([]);
