@@ -84,3 +84,11 @@ describe('an allowed git run, under an allowlist', () => {
     assert.doesNotThrow(() => refuseWritableGitConfig({ version: 1, defaults: { security: 'full' } }, git('status'), plan(repo, [{ kind: 'rw', path: repo }])));
   });
 });
+
+describe('an allowed scalar run, under an allowlist', () => {
+  it('is refused in a repository of a read-write grant, as git is: scalar runs git on that repository\'s configuration (regression: scalar was not checked)', () => {
+    const repo = repository();
+    assert.throws(() => refuseWritableGitConfig(allowlist, { commands: [['scalar', 'run', 'all']] }, plan(repo, [{ kind: 'rw', path: repo }])), denied(join(repo, '.git')));
+    assert.doesNotThrow(() => refuseWritableGitConfig(allowlist, { commands: [['/usr/bin/scalar', 'list']] }, plan(repo, [{ kind: 'ro', path: repo }])));
+  });
+});

@@ -79,10 +79,10 @@ export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands
   }
 }
 
-/** Whether `program` (an argv[0]) is git or one of its helpers (`git-upload-pack`), by name or path. */
+/** Whether `program` (an argv[0]) is git, one of its helpers (`git-upload-pack`) or scalar (which runs git on the same configuration), by name or path. */
 function isGit(program: string): boolean {
   const name = basename(program);
-  return name === 'git' || name.startsWith('git-');
+  return name === 'git' || name.startsWith('git-') || name === 'scalar';
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

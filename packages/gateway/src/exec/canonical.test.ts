@@ -32,7 +32,7 @@ const alice = { type: 'Human' as const, id: 'alice' };
 
 function decide(command: string[], env?: Record<string, string>) {
   const point = decisionPoint();
-  return decideRun((input) => point.decide(input), alice, canonicalRun({ command, ...(env ? { env } : {}) }));
+  return decideRun(point, alice, canonicalRun({ command, ...(env ? { env } : {}) }));
 }
 
 describe('canonicalRun', () => {
@@ -203,9 +203,12 @@ describe('decideRun', () => {
   });
 
   it('denies when the decision point throws (control plane cannot decide)', () => {
-    const verdict = decideRun(() => {
-      throw new Error('unreachable');
-    }, alice, canonicalRun({ command: ['ls'] }));
+    const unreachable = {
+      decideEach(): never {
+        throw new Error('unreachable');
+      },
+    };
+    const verdict = decideRun(unreachable, alice, canonicalRun({ command: ['ls'] }));
     assert.equal(verdict.decision, 'deny');
   });
 
@@ -453,4 +456,15 @@ describe('when git is asked only to be git', () => {
       }
     });
   }
+});
+
+describe('a run of scalar, git\'s companion', () => {
+  it('is decided as git is read: scalar -c core.fsmonitor=CMD is opaque and denied under a permit for scalar, scalar list is allowed (regression: scalar was a plain program, its -c unread)', () => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies([{ file: 'p.cedar', text: '@id("scalar") permit (principal, action == Action::"system.run", resource == Command::"scalar");' }]));
+    const run = (command: string[]) => decideRun(point, alice, canonicalRun({ command }));
+    assert.equal(run(['scalar', '-c', 'core.fsmonitor=touch /tmp/x', 'list']).decision, 'deny');
+    assert.equal(canonicalRun({ command: ['scalar', '-c', 'core.fsmonitor=touch /tmp/x', 'list'] }).opaque, true);
+    assert.equal(run(['scalar', 'list']).decision, 'allow');
+  });
 });

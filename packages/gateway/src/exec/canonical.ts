@@ -214,7 +214,7 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
-  if (program === 'git' || program.startsWith('git-')) return expandGit(argv, program, depth);
+  if (program === 'git' || program.startsWith('git-') || program === 'scalar') return expandGit(argv, program, depth);
   if (DECLARERS.has(program)) {
     const reason = declaration(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
