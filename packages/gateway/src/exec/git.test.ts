@@ -300,3 +300,11 @@ describe('when a merge strategy that is not git\'s own is named, which git runs 
     });
   }
 });
+
+describe('a subcommand named like a property every object has', () => {
+  for (const name of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+    it(`hands back git ${name} as git-${name}, and reads ${name} -s x as no merge (regression: the tables of subcommands answered for Object.prototype's own names)`, () => {
+      assert.deepEqual(readGit(['git', name, '-s', 'x'], 'git'), { runs: [{ argv: [`git-${name}`, '-s', 'x'] }] });
+    });
+  }
+});

@@ -151,7 +151,7 @@ const HELP_LISTS = new Set([
   '--external-commands', '--no-external-commands', '--aliases', '--no-aliases',
 ]);
 /** Subcommands that run code their options name, in ways Corral does not model: the run is opaque whatever follows. */
-const OPAQUE_SUBCOMMANDS: Record<string, string> = {
+const OPAQUE_SUBCOMMANDS = new Map<string, string>(Object.entries({
   'filter-branch': 'evaluates the shell code its filters give',
   'send-email': 'runs the commands its options and settings name (--to-cmd, --sendmail-cmd, --smtp-server)',
   instaweb: 'runs the web server and browser its options name',
@@ -163,7 +163,7 @@ const OPAQUE_SUBCOMMANDS: Record<string, string> = {
   mergetool: 'runs the merge tool its configuration or --tool names',
   'difftool--helper': 'runs the diff tool or command its environment and configuration name',
   'web--browse': 'runs the browser its options or configuration name',
-};
+}));
 /** Subcommands that reach a remote through a transport. */
 const TRANSPORT_SUBCOMMANDS = new Set(['fetch', 'pull', 'clone', 'ls-remote', 'push', 'archive', 'fetch-pack', 'send-pack', 'upload-archive']);
 /** Their long options whose value is a command git runs on the other side of the transport, which for a local one is this machine. */
@@ -220,7 +220,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   if (help || rest[0] === '--help' || (subcommand === 'help' && !rest.every((a) => HELP_LISTS.has(a)))) {
     return { opaqueReason: `git help ${(subcommand === 'help' ? rest.join(' ') : subcommand).slice(0, 40)}, which shows a manual through the man, info or browser its configuration names` };
   }
-  const opaque = OPAQUE_SUBCOMMANDS[subcommand];
+  const opaque = OPAQUE_SUBCOMMANDS.get(subcommand);
   if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
   if (program === 'git' && !GIT_COMMANDS.has(subcommand)) return { runs: [{ argv: [`git-${subcommand}`, ...rest] }] };
   for (const arg of ADDRESS_SUBCOMMANDS.has(subcommand) ? rest : []) {
@@ -328,17 +328,17 @@ function optionValues(rest: readonly string[], long: string, short: string, sepa
 /** Merge strategies git has built in; for any other name git runs `git-merge-<name>` from its exec path or PATH (merge.c, sequencer.c). */
 const MERGE_STRATEGIES = new Set(['ort', 'recursive', 'resolve', 'octopus', 'ours', 'subtree']);
 /** Subcommands that take a merge strategy: its short letter ('' for `--strategy` alone) and the short options whose value is the rest of a cluster. */
-const STRATEGY_OPTIONS: Record<string, { short: string; valueLetters: string }> = {
+const STRATEGY_OPTIONS = new Map<string, { short: string; valueLetters: string }>(Object.entries({
   merge: { short: 's', valueLetters: 'mFXS' },
   pull: { short: 's', valueLetters: 'XS' },
   rebase: { short: 's', valueLetters: 'xXSC' },
   'cherry-pick': { short: '', valueLetters: '' },
   revert: { short: '', valueLetters: '' },
-};
+}));
 
 /** Why a subcommand's merge strategy (`-s NAME`, `--strategy=NAME`) is not git's own, or undefined. */
 function strategyReason(subcommand: string, rest: readonly string[]): string | undefined {
-  const options = STRATEGY_OPTIONS[subcommand];
+  const options = STRATEGY_OPTIONS.get(subcommand);
   if (options === undefined) return undefined;
   const name = optionValues(rest, 'strategy', options.short, true, options.valueLetters).find((s) => !MERGE_STRATEGIES.has(s));
   return name === undefined ? undefined : `git ${subcommand} --strategy ${name.slice(0, 40)}, which runs git-merge-${name.slice(0, 40)} from the node's PATH`;
