@@ -180,6 +180,25 @@ function notStartedEventOf(argv: string[], policyFile: string, policyDigest: str
   };
 }
 
+/**
+ * The audit event for a run stopped by `signal` (Ctrl-C: SIGINT) after its
+ * policy was loaded and before the command started: the policy's allow, an
+ * outcome of failure, `not started: interrupted (SIGNAL)`, no exit code, and
+ * the signal in the details.
+ */
+export function interruptedRunEvent(argv: string[], policyFile: string, policyDigest: string, signal: NodeJS.Signals): AuditEventInput {
+  return {
+    actor: localActor(),
+    action: 'run.exec',
+    resource: { kind: 'command', id: argv[0] ?? '' },
+    decision: { effect: 'allow', policies: [`container:sha256:${policyDigest}`], reason: `contained by ${policyFile}` },
+    context: { inputs: { policy: `sha256:${policyDigest}`, argv: argvDigest(argv) } },
+    outcome: { status: 'failure', detail: `not started: interrupted (${signal})` },
+    details: { argv, policyFile, signal },
+    node: hostname(),
+  };
+}
+
 function argvDigest(argv: string[]): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(argv)).digest('hex')}`;
 }

@@ -266,6 +266,38 @@ describe('the audit record of corral run', () => {
     assert.deepEqual([run?.event.action, run?.event.details?.argv], ['run.exec', ['/bin/sh', '-c', 'echo started; exec sleep 30']]);
   });
 
+  describe('when Ctrl-C comes after the policy is decided and before the command starts', () => {
+    // strace delivers SIGINT to corral exactly as it opens one file: a granted path, which only the sandbox's start
+    // opens (as it binds it), or the audit log's signing key, which only opening the log reads. No timing is assumed.
+    const windows = [
+      ['as the sandbox is set up (a granted path is bound)', (policy: string) => join(policy, '../project'), '(regression: corral died at once, the attempt unrecorded)'],
+      ['as the audit log opens (its signing key is read)', (_policy: string, stateDir: string) => join(stateDir, 'audit-signing-key.pem'), '(regression: exit 130 and no record)'],
+    ] as const;
+    for (const [when, path, regression] of windows) {
+      it(`records the run as stopped before it started, naming SIGINT, runs nothing and exits 130, ${when} ${regression}`, async () => {
+        const stateDir = tempStateDir();
+        const policy = policyFile('runtime: [shell]\nfilesystem: { readonly: [./project] }\n');
+        mkdirSync(join(policy, '../project'));
+        // A first run creates the log and its key.
+        assert.equal((await corral(['--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/true'])).code, 0);
+        const r = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', '-P', path(policy, stateDir), '-e', 'trace=openat', '-e', 'inject=openat:signal=SIGINT:when=1', CORRAL_BIN, '--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/sh', '-c', 'echo ran'], {
+          encoding: 'utf8',
+          env: { ...process.env, CORRAL_NODE: process.execPath },
+          timeout: 60_000,
+        });
+        assert.equal(r.status, 130, `${r.signal ?? ''} ${r.stderr}`);
+        assert.equal(r.stdout, '');
+        assert.doesNotMatch(r.stderr, NO_STACK);
+        const [, attempt, ...more] = await records(stateDir);
+        assert.equal(more.length, 0);
+        assert.deepEqual(attempt?.event.details?.argv, ['/bin/sh', '-c', 'echo ran']);
+        assert.equal(attempt?.event.decision?.effect, 'allow');
+        assert.deepEqual(attempt?.event.outcome, { status: 'failure', detail: 'not started: interrupted (SIGINT)' });
+        assert.equal(attempt?.event.details?.signal, 'SIGINT');
+      });
+    }
+  });
+
   describe('when the reader of its output goes away (corral run … | head)', () => {
     for (const json of [false, true]) {
       it(`stops the command, records the run and exits 141 like a pipeline's writer, without a stack trace${json ? ' (--json)' : ''} (regression: EPIPE crashed corral with the run unrecorded)`, async () => {

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
-import { DigestingSink, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
+import { DigestingSink, interruptedRunEvent, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 // Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
 const POLICY_CACHE = 'policy-cache';
@@ -52,7 +52,11 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       const tooLarge = opts.audit ? unrecordable(argv, file, plan.policyDigest, plan.warnings) : undefined;
       if (tooLarge) throw new CliFailure(`the run cannot be recorded in the audit log: ${tooLarge}; nothing ran. Pass long data through a file or standard input, or run with --no-audit to run without a record.`, EXIT.usage);
       // From here on the policy is loaded and the run can be recorded: a failure before the command
-      // starts is recorded as an attempt that did not start, once the audit log is open.
+      // starts, or an interrupt, is recorded as an attempt that did not start, once the audit log is open.
+      // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: one
+      // before the command starts (as the sandbox sets up, as the log opens), a second one, or one while
+      // the run is recorded and the log sealed, would otherwise end this process with the run unrecorded.
+      const interrupts = new Interrupts();
       let runner: Runner | undefined;
       let cannotStart: unknown;
       try {
@@ -69,10 +73,6 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
       await runner?.started();
       let audit: AuditLog | undefined;
-      // Ctrl-C, SIGTERM, a hang-up (the terminal closed) or Ctrl-\ stops the command, never corral: a
-      // second one, or one while the run is recorded and the log sealed, would otherwise end this
-      // process with the run unrecorded.
-      const interrupts = new Interrupts();
       // Output that cannot be written (`corral run … | head`, a full disk) stops the command (see
       // runContained), never corral: what is printed after that (warnings, an error) goes nowhere.
       let stdoutFailure: string | undefined;
@@ -82,7 +82,10 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
         audit = opts.audit ? await openAudit(state) : undefined;
         await warming;
         if (runner === undefined) throw await notStarted(cannotStart, argv, file, plan.policyDigest, audit);
-        if (interrupts.signal) throw new CliFailure(`interrupted (${interrupts.signal}) before the command started; nothing ran`, 128 + osConstants.signals[interrupts.signal]);
+        // A signal that came while this thread was busy (opening the log reads it synchronously) reaches
+        // its listener only when the event loop next polls: let it, before deciding to start the command.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (interrupts.signal) throw await interruptedBeforeStart(interrupts.signal, argv, file, plan.policyDigest, audit);
         const { result, outputFailure } = await runContained(runner, plan, argv, file, { json: opts.json === true, stdin }, audit, interrupts);
         for (const warning of result.warnings) process.stderr.write(`corral: warning: ${warning}\n`);
         const status = exitStatus(result, interrupts.signal, outputFailure === 'EPIPE');
@@ -184,6 +187,22 @@ async function notStarted(error: unknown, argv: string[], file: string, policyDi
     return new CliFailure(`${said}${ran}, and the attempt could not be recorded in the audit log: ${String(auditMessage)}`, EXIT.environment, typeof auditCode === 'string' ? auditCode : undefined);
   }
   return failure;
+}
+
+/**
+ * Records that `argv` was stopped by `signal` before it started, and returns
+ * what to throw: the interrupt, exiting 128 + the signal's number (130 for
+ * Ctrl-C), or, when the audit log cannot record it, a failure that says so.
+ */
+async function interruptedBeforeStart(signal: NodeJS.Signals, argv: string[], file: string, policyDigest: string, audit: AuditLog | undefined): Promise<CliFailure> {
+  const said = `interrupted (${signal}) before the command started; nothing ran`;
+  try {
+    await audit?.append(interruptedRunEvent(argv, file, policyDigest, signal));
+  } catch (auditError) {
+    const { code, message } = auditError as { code?: unknown; message?: unknown };
+    return new CliFailure(`${said}, and the attempt could not be recorded in the audit log: ${String(message)}`, EXIT.environment, typeof code === 'string' ? code : undefined);
+  }
+  return new CliFailure(said, 128 + osConstants.signals[signal]);
 }
 
 /**
