@@ -512,3 +512,29 @@ describe('the result record of a system.run its node ran', () => {
     }
   });
 });
+
+describe('a command sent only once its decision is on record (a node that does not hold runs)', () => {
+  it('is not sent when its node was unpaired while the decision record was being committed: the route is read again after that wait', async () => {
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run']);
+    const decision = Promise.withResolvers<void>();
+    let holding = false;
+    gw.holding.when = (e) => (e.action === 'node.invoke.decide' ? ((holding = true), decision.promise) : undefined);
+    const operator = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
+    try {
+      const invoked = operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['echo', 'unpaired'] }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 }).then(
+        () => 'ran',
+        (e: { wire?: { code?: string } }) => e.wire?.code ?? 'error',
+      );
+      while (!holding) await new Promise((r) => setTimeout(r, 5));
+      gw.identity.nodes.revoke(node.device.deviceId);
+      decision.resolve();
+      assert.notEqual(await invoked, 'ran');
+      assert.equal(node.received.length, 0);
+    } finally {
+      await operator.close();
+      await node.close();
+      await gw.close();
+    }
+  });
+});

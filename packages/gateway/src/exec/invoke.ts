@@ -427,6 +427,8 @@ export class NodeInvoker {
     // Every record of this run carries it as their trace, so the decision and the result can be paired (OCSF correlation_uid).
     const trace = runTrace(id);
     let commandParams: unknown = params.params ?? null;
+    // Whether anything was waited for since the route was read (then it is read again before the send).
+    let waited = false;
     if (assessed) {
       // The node gets exactly what was decided, never the raw request, and (below) the signed receipt of any approval.
       // Only the gateway says a human approved — this once (the approval spent), or always (the grant that
@@ -435,6 +437,7 @@ export class NodeInvoker {
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: undefined, approvalReceipt: undefined };
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
         const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
+        waited = true;
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
         commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
       }
@@ -445,11 +448,14 @@ export class NodeInvoker {
     // the command is sent while its decision commits and released once it
     // has; any other node gets it only once the decision is durable.
     const held = unrecorded !== undefined && params.command === 'system.run' && connection.peer!.caps.includes(INVOKE_RELEASE_EVENT);
-    if (unrecorded && !held) await this.#audit({ ...unrecorded, trace });
+    if (unrecorded && !held) {
+      await this.#audit({ ...unrecorded, trace });
+      waited = true;
+    }
     // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
-    // And once more after the node's plan and the decision record: still paired, still approved.
-    this.#routeFor(nodeId, params.command);
+    // And once more after waiting for the node's plan or the decision record: still paired, still approved.
+    if (waited) this.#routeFor(nodeId, params.command);
     // Issued last, as the request goes: the node takes it for a minute.
     const receipt = receiptFor?.(id);
     if (receipt) commandParams = { ...(commandParams as Record<string, unknown>), approvalDecision: receipt.decision, approvalReceipt: receipt };
