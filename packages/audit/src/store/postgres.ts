@@ -50,6 +50,84 @@ export const TIMEOUT_DEFAULTS = { connectMs: 5_000, statementMs: 15_000 } as con
 const ANSWER_GRACE_MS = 2_000;
 
 /**
+ * How a store that found its server unreachable tries again: after a
+ * connection attempt fails, the next is allowed only after a pause, which
+ * doubles from `firstMs` with each failure up to `maxMs`, each pause drawn at
+ * random between half of that and all of it (so writers that lost the server
+ * together do not all come back at the same instant). Until then every append
+ * and read fails at once with AUDIT_STORE_UNAVAILABLE, without connecting;
+ * then the first caller tests the server with its own connection, one at a
+ * time, while the others keep failing at once. A server that is back is used
+ * again at most `maxMs` after it is back (by the first caller after that).
+ * Only a final seal (closing the log) and learning whether a commit happened
+ * try the server whenever they come: each is one call, not a stream of them.
+ */
+export const RECONNECT_BACKOFF = { firstMs: 250, maxMs: 5_000 } as const;
+
+/**
+ * Whether the server is known to be unreachable (its last connection attempt
+ * failed), and when, and by whom, it is tried again (RECONNECT_BACKOFF).
+ */
+class Reachability {
+  /** Connection attempts failed in a row since the server was last reached; 0 when it is up as far as known. */
+  #failures = 0;
+  /** When the next attempt may go, while #failures > 0 (ms since the epoch). */
+  #retryAt = 0;
+  /** A caller is testing whether the server is back. */
+  #probing = false;
+  #lastError: unknown = undefined;
+
+  /** While the server is known down and no attempt may go now: how long until one may (ms). Else undefined. */
+  refusing(now: number): number | undefined {
+    if (this.#failures === 0) return undefined;
+    if (this.#probing || now < this.#retryAt) return Math.max(0, this.#retryAt - now);
+    return undefined;
+  }
+
+  /** The last failure to connect, for the error of a caller refused at once. */
+  get lastError(): unknown {
+    return this.#lastError;
+  }
+
+  /**
+   * Lets a caller connect: true when it is the one testing a server known to
+   * be down (refusing() said it may go), which it must report with reached()
+   * or failed(); false when the server is up as far as known.
+   */
+  admit(): boolean {
+    if (this.#failures === 0) return false;
+    this.#probing = true;
+    return true;
+  }
+
+  /** A connection was made: the server is up. */
+  reached(): void {
+    this.#failures = 0;
+    this.#probing = false;
+    this.#lastError = undefined;
+  }
+
+  /**
+   * A connection attempt failed. The pause grows only for the first failure
+   * and for each test of a server already known down (`probe`), never for the
+   * other attempts that were under way when it went down.
+   */
+  failed(error: unknown, probe: boolean, now: number): void {
+    this.#lastError = error;
+    if (this.#failures > 0 && !probe) return;
+    this.#probing = false;
+    this.#failures++;
+    const ceiling = Math.min(RECONNECT_BACKOFF.maxMs, RECONNECT_BACKOFF.firstMs * 2 ** Math.min(this.#failures - 1, 20));
+    this.#retryAt = now + ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  /** A test of the server ended without saying whether it is up (it waited for a free connection of the pool). */
+  inconclusive(probe: boolean): void {
+    if (probe) this.#probing = false;
+  }
+}
+
+/**
  * Most records waiting for the transaction under way, past which appends are
  * refused at once (AUDIT_STORE_UNAVAILABLE) rather than queued: with the server
  * slow or gone, memory stays bounded. Four full transactions.
@@ -62,6 +140,8 @@ export class PostgresStore implements AuditStore {
   readonly kind = 'postgres' as const;
   readonly where: string;
   readonly #pool: pg.Pool;
+  readonly #poolSize: number;
+  readonly #reachability = new Reachability();
   #writer: WriterConfig | null = null;
   /** Requests waiting for the transaction under way to end; the next one takes them all (group commit). */
   #waiting: WaitingAppend[] = [];
@@ -74,8 +154,9 @@ export class PostgresStore implements AuditStore {
   /** Transactions committed each way since connecting (for tests and diagnostics). */
   readonly commits = { guarded: 0, locked: 0 };
 
-  private constructor(pool: pg.Pool, where: string) {
+  private constructor(pool: pg.Pool, poolSize: number, where: string) {
     this.#pool = pool;
+    this.#poolSize = poolSize;
     this.where = where;
   }
 
@@ -88,9 +169,10 @@ export class PostgresStore implements AuditStore {
     const params = new URL(options.url).searchParams;
     const connectMs = positive(params.get('connect_timeout'), 1000) ?? TIMEOUT_DEFAULTS.connectMs;
     const statementMs = positive(params.get('statement_timeout'), 1) ?? TIMEOUT_DEFAULTS.statementMs;
+    const poolSize = options.poolSize ?? 4;
     const pool = new pg.Pool({
       connectionString: options.url,
-      max: options.poolSize ?? 4,
+      max: poolSize,
       connectionTimeoutMillis: connectMs,
       // Parameters in the URL override these three.
       statement_timeout: statementMs,
@@ -105,22 +187,40 @@ export class PostgresStore implements AuditStore {
     // pg_terminate_backend, a server restart) would end the process.
     pool.on('error', () => {});
     pool.on('connect', (client) => client.on('error', () => {}));
-    const store = new PostgresStore(pool, where);
+    const store = new PostgresStore(pool, poolSize, where);
     await store.#run(async (c) => c.query('SELECT 1'));
     return store;
   }
 
-  async #run<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on a connection of the pool. While the server is known down
+   * (RECONNECT_BACKOFF), fails at once, connecting to nothing, unless this
+   * caller is the one to test whether it is back, or `always` (learning
+   * whether a commit happened, which keeps its own pauses: see #settle; a
+   * final seal: see finalSeal).
+   * @throws AuditError AUDIT_STORE_UNAVAILABLE (nothing of `work` was done
+   *   when it is a connection that failed), or what `work` throws, coded.
+   */
+  async #run<T>(work: (client: pg.PoolClient) => Promise<T>, always = false): Promise<T> {
+    const reachability = this.#reachability;
+    const waitMs = always ? undefined : reachability.refusing(Date.now());
+    if (waitMs !== undefined) throw this.#unreachable(waitMs);
+    const probe = !always && reachability.admit();
+    // A pool with every connection in use queues the caller: a timeout then says nothing of the server.
+    const queued = this.#pool.idleCount === 0 && this.#pool.totalCount >= this.#poolSize;
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
     } catch (error) {
+      if (queued) reachability.inconclusive(probe);
+      else reachability.failed(error, probe || always, Date.now());
       throw new AuditError(
         'AUDIT_STORE_UNAVAILABLE',
         `cannot connect to the audit log at ${this.where}: ${(error as Error).message}; check that PostgreSQL is running and reachable there and that the URL's host, port, database and user are right`,
         { cause: error },
       );
     }
+    reachability.reached();
     let failed: unknown = undefined;
     try {
       return await work(client);
@@ -136,6 +236,16 @@ export class PostgresStore implements AuditStore {
       // transaction it had open (the server rolls it back).
       client.release(failed === undefined ? undefined : true);
     }
+  }
+
+  /** The error of a caller refused at once while the server is known down; nothing was written. */
+  #unreachable(waitMs: number): AuditError {
+    const last = this.#reachability.lastError;
+    return new AuditError(
+      'AUDIT_STORE_UNAVAILABLE',
+      `the audit log at ${this.where} is unreachable (${(last as Error | undefined)?.message ?? 'its server did not answer'}); ${waitMs > 0 ? `it is tried again in ${Math.ceil(waitMs)} ms` : 'it is being tried again'}. Nothing was written: retry later`,
+      { cause: last },
+    );
   }
 
   async #tx<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -186,6 +296,10 @@ export class PostgresStore implements AuditStore {
 
   append(request: AppendRequest): Promise<AppendResult> {
     if (!this.#writer) return Promise.reject(new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is not open for writing`));
+    // The server is known down and not to be tried yet: fail now rather than wait in the queue to fail.
+    // A final seal (closing the log, an explicit checkpoint: one call, no records) tries the server itself.
+    const waitMs = finalSeal(request) ? undefined : this.#reachability.refusing(Date.now());
+    if (waitMs !== undefined) return Promise.reject(this.#unreachable(waitMs));
     if (request.bodies.length > 0 && this.#waitingRecords + request.bodies.length > MAX_WAITING) {
       return Promise.reject(
         new AuditError('AUDIT_STORE_UNAVAILABLE', `${this.#waitingRecords} records already wait for the audit log at ${this.where}, which is slow or unreachable: nothing was written; retry later`),
@@ -207,7 +321,7 @@ export class PostgresStore implements AuditStore {
       const requests = jobs.map((j) => j.request);
       for (const r of requests) this.#waitingRecords -= r.bodies.length;
       try {
-        const parts = splitResult(await this.#appendOne(mergeRequests(requests)), requests);
+        const parts = splitResult(await this.#appendOne(mergeRequests(requests), requests.some(finalSeal)), requests);
         jobs.forEach((j, i) => j.resolve(parts[i] as AppendResult));
       } catch (error) {
         for (const j of jobs) j.reject(error);
@@ -225,21 +339,21 @@ export class PostgresStore implements AuditStore {
    * commit here). When the head has moved (another writer appended), the
    * statement writes nothing and the batch is built again under the lock.
    */
-  async #appendOne(request: AppendRequest): Promise<AppendResult> {
+  async #appendOne(request: AppendRequest, always: boolean): Promise<AppendResult> {
     const config = this.#writer;
     if (!config) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
     const last = this.#alone ? this.#last : null;
     // Batches for COPY, and a timer's request with nothing to append, take the lock: neither gains from the bet.
     if (last && request.bodies.length > 0 && request.bodies.length < COPY_FROM) {
-      const written = await this.#appendGuarded(last, request, config);
+      const written = await this.#appendGuarded(last, request, config, always);
       if (written) return written;
       this.#alone = false;
     }
-    return this.#appendLocked(request, config);
+    return this.#appendLocked(request, config, always);
   }
 
   /** The batch built on `last`, written only if the head is still `last`; null when it is not (nothing written). */
-  async #appendGuarded(last: LogHead, request: AppendRequest, config: WriterConfig): Promise<AppendResult | null> {
+  async #appendGuarded(last: LogHead, request: AppendRequest, config: WriterConfig, always: boolean): Promise<AppendResult | null> {
     const { batch, result } = buildBatch(last, request, config, Date.now());
     // Set once the statement is sent: from then on a failure leaves the outcome to be learnt (#settle).
     let sent = false;
@@ -258,7 +372,7 @@ export class PostgresStore implements AuditStore {
         this.#last = null;
         throw error;
       }
-    }).catch((error: unknown) => (sent ? this.#settle(batch, error) : Promise.reject(error)));
+    }, always).catch((error: unknown) => (sent ? this.#settle(batch, error) : Promise.reject(error)));
     if (!written) return null;
     this.commits.guarded++;
     this.#last = batch.head;
@@ -266,7 +380,7 @@ export class PostgresStore implements AuditStore {
   }
 
   /** BEGIN with the head's row lock; the rows, the new head and any checkpoint in one statement (or COPY, then one); COMMIT. */
-  async #appendLocked(request: AppendRequest, config: WriterConfig): Promise<AppendResult> {
+  async #appendLocked(request: AppendRequest, config: WriterConfig, always: boolean): Promise<AppendResult> {
     // Set once COMMIT is sent: from then on a failure leaves the outcome to be learnt (#settle).
     let sent = null as { batch: Batch; result: AppendResult } | null;
     return this.#run(async (c) => {
@@ -298,7 +412,7 @@ export class PostgresStore implements AuditStore {
         this.#last = null;
         throw error;
       }
-    }).catch(async (error: unknown) => {
+    }, always).catch(async (error: unknown) => {
       if (!sent) throw error;
       await this.#settle(sent.batch, error);
       return sent.result;
@@ -347,7 +461,7 @@ export class PostgresStore implements AuditStore {
           } else found = true; // nothing to write: nothing lost
           await c.query('ROLLBACK');
           return found;
-        });
+        }, true);
       } catch (e) {
         lastError = e;
         continue;
@@ -472,6 +586,11 @@ export class PostgresStore implements AuditStore {
  */
 const SETTLE_WITHIN_MS = 3_000;
 const SETTLE_BACKOFF_MS = 250;
+
+/** A request that only seals what is unsealed (closing the log, an explicit checkpoint): it may test a server known down itself. */
+function finalSeal(request: AppendRequest): boolean {
+  return request.bodies.length === 0 && request.seal === 'now';
+}
 
 /** A positive whole number of `unit` ms from a URL parameter, or undefined. */
 function positive(value: string | null, unit: number): number | undefined {

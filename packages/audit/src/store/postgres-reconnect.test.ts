@@ -1,0 +1,257 @@
+// The PostgreSQL store while its server is down, against a real throwaway
+// cluster: appends fail at once and coded instead of each waiting to
+// connect, the store tries the server again only now and then (one caller
+// at a time, pauses growing to RECONNECT_BACKOFF.maxMs), and once the server
+// is back appends resume within that bound, the log whole and verifying.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
+import { sampleEvent } from '../../test/fixtures.ts';
+import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
+import { readRecord, verifyStore } from '../log/reader.ts';
+import { RECONNECT_BACKOFF } from './postgres.ts';
+
+let cluster: TestPostgres;
+let n = 0;
+const dirs: string[] = [];
+const gates: Gate[] = [];
+/** Appending lanes still running; each test stops its own, and a failed assertion leaves none behind. */
+const running = new Set<{ stop(): Promise<void> }>();
+before(async () => {
+  cluster = await startPostgres();
+});
+after(async () => {
+  for (const g of gates) await g.close();
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  cluster?.stop();
+});
+
+function fresh(): { stateDir: string; postgresUrl: string } {
+  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-reconnect-'));
+  dirs.push(stateDir);
+  return { stateDir, postgresUrl: cluster.createDatabase(`reconnect_${process.pid}_${++n}`) };
+}
+
+/**
+ * A port in front of the cluster that counts every connection made to it:
+ * `open` passes bytes both ways; `down` closes every connection and each new
+ * one at once (a server that is down); `silent` accepts and never answers.
+ */
+interface Gate {
+  connections: number;
+  set(mode: 'open' | 'down' | 'silent'): void;
+  url(url: string): string;
+  close(): Promise<void>;
+}
+
+async function gateTo(port: number): Promise<Gate> {
+  const sockets = new Set<Socket>();
+  let mode: 'open' | 'down' | 'silent' = 'open';
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  };
+  const server: Server = createServer((client) => {
+    gate.connections++;
+    track(client);
+    if (mode === 'down') return void client.destroy();
+    if (mode === 'silent') return;
+    const upstream = connect(port, '127.0.0.1');
+    track(upstream);
+    client.pipe(upstream).on('close', () => client.destroy());
+    upstream.pipe(client).on('close', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const gate: Gate = {
+    connections: 0,
+    set(next) {
+      mode = next;
+      if (mode !== 'open') for (const s of sockets) s.destroy();
+    },
+    url(url) {
+      const u = new URL(url);
+      u.host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+      return u.toString();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+  gates.push(gate);
+  return gate;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Appends on `lanes` lanes, one append at a time each, until stop(); collects what was acknowledged and the codes of what failed. */
+function steadyAppending(log: AuditLog, lanes: number) {
+  const acked = new Map<number, string>();
+  const failed: string[] = [];
+  let lastAckAt = 0;
+  let stopping = false;
+  let i = 0;
+  const lane = async () => {
+    while (!stopping) {
+      try {
+        const r = await log.append(sampleEvent(i++));
+        acked.set(r.seq, r.hash);
+        lastAckAt = Date.now();
+      } catch (error) {
+        failed.push(String((error as { code?: string }).code));
+        await sleep(2);
+      }
+    }
+  };
+  const laneRuns = Promise.all(Array.from({ length: lanes }, lane));
+  const handle = {
+    acked,
+    failed,
+    get lastAckAt() {
+      return lastAckAt;
+    },
+    async until(done: () => boolean, ms: number) {
+      const deadline = Date.now() + ms;
+      while (!done() && Date.now() < deadline) await sleep(5);
+    },
+    async stop() {
+      stopping = true;
+      running.delete(handle);
+      await laneRuns;
+    },
+  };
+  running.add(handle);
+  return handle;
+}
+
+/** The log verifies, holds `size` records, and each acknowledged record is the one acknowledged. */
+async function assertHoldsExactly(log: AuditLog, acked: Map<number, string>, size: number): Promise<void> {
+  const report = await verifyStore(log.store, log.publicKey);
+  assert.equal(report.ok, true, JSON.stringify(report.damage));
+  assert.equal(report.verified, size);
+  for (const [seq, hash] of acked) assert.equal((await readRecord(log.store, seq)).hash, hash, `acknowledged record ${seq}`);
+}
+
+/**
+ * The most connection attempts a store makes while its server stays down for
+ * `windowMs`: the first failure, then one test after each pause, the pauses
+ * at least half of firstMs, 2 × firstMs, … (capped at maxMs); and a few more
+ * for the attempts under way as it went down.
+ */
+function mostAttempts(windowMs: number): number {
+  let attempts = 1;
+  for (let spent = 0, k = 0; ; k++) {
+    spent += Math.min(RECONNECT_BACKOFF.maxMs, RECONNECT_BACKOFF.firstMs * 2 ** k) / 2;
+    if (spent > windowMs) break;
+    attempts++;
+  }
+  return attempts + 4;
+}
+
+describe('when the PostgreSQL server of an open log is down', () => {
+  it('fails every append at once with AUDIT_STORE_UNAVAILABLE, connecting only after growing pauses, one attempt at a time, and resumes within RECONNECT_BACKOFF.maxMs of its return, losing and repeating nothing', { timeout: 90_000 }, async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const gate = await gateTo(cluster.port);
+    const log = await openAuditLog({ stateDir, postgresUrl: gate.url(postgresUrl) });
+    try {
+      const before = steadyAppending(log, 8);
+      await before.until(() => before.acked.size >= 200, 20_000);
+      await before.stop();
+      assert.deepEqual(before.failed, []);
+      gate.set('down');
+      const downAt = Date.now();
+      const attemptsBefore = gate.connections;
+      const run = steadyAppending(log, 8);
+      // Long enough for several pauses, and enough failed appends to show they do not each connect.
+      await run.until(() => run.failed.length >= 2_000 && Date.now() - downAt >= 3_000, 30_000);
+      const downMs = Date.now() - downAt;
+      const attempts = gate.connections - attemptsBefore;
+      const failedWhileDown = run.failed.length;
+      assert.ok(failedWhileDown >= 2_000, `only ${failedWhileDown} appends failed in ${downMs} ms while the server was down`);
+      // A pooled connection the outage cut as it was used may leave its append in doubt (AUDIT_COMMIT_UNKNOWN); every other fails as not written.
+      assert.ok(run.failed.every((code) => code === 'AUDIT_STORE_UNAVAILABLE' || code === 'AUDIT_COMMIT_UNKNOWN'), [...new Set(run.failed)].join());
+      assert.ok(run.failed.filter((code) => code === 'AUDIT_STORE_UNAVAILABLE').length >= failedWhileDown - 8);
+      assert.equal(run.acked.size, 0);
+      assert.ok(attempts <= mostAttempts(downMs), `${attempts} connection attempts in ${downMs} ms for ${failedWhileDown} failed appends`);
+      gate.set('open');
+      const backAt = Date.now();
+      await run.until(() => run.acked.size > 0, RECONNECT_BACKOFF.maxMs + 30_000);
+      const resumedMs = Date.now() - backAt;
+      assert.ok(run.acked.size > 0, 'the log did not append again once the server was back');
+      // The longest pause, and time to connect and commit on a slow machine.
+      assert.ok(resumedMs <= RECONNECT_BACKOFF.maxMs + 5_000, `appends resumed ${resumedMs} ms after the server was back`);
+      await run.until(() => run.acked.size >= 200, 30_000);
+      await run.stop();
+      const acked = new Map([...before.acked, ...run.acked]);
+      // Nothing reached the server while it was down: the log holds exactly what was acknowledged, each seq once.
+      await assertHoldsExactly(log, acked, acked.size);
+    } finally {
+      gate.set('open');
+      for (const r of [...running]) await r.stop();
+      await log.close();
+    }
+  });
+
+  it('fails appends at once when the server accepts and never answers, rather than each waiting for its connect timeout', { timeout: 60_000 }, async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const gate = await gateTo(cluster.port);
+    const log = await openAuditLog({ stateDir, postgresUrl: `${gate.url(postgresUrl)}?connect_timeout=1` });
+    try {
+      const first = await log.append(sampleEvent(0));
+      gate.set('silent');
+      // The first learns the server is gone, by its connect timeout (or the cut connection).
+      await assert.rejects(log.append(sampleEvent(1)), { code: 'AUDIT_STORE_UNAVAILABLE' });
+      const started = Date.now();
+      const attemptsBefore = gate.connections;
+      for (let i = 0; i < 20; i++) await assert.rejects(log.append(sampleEvent(2 + i)), { code: 'AUDIT_STORE_UNAVAILABLE' });
+      const took = Date.now() - started;
+      const attempts = gate.connections - attemptsBefore;
+      // Each waiting for its own connect timeout, twenty would take 20 s.
+      assert.ok(took < 10_000, `twenty appends took ${took} ms against a silent server`);
+      assert.ok(attempts <= mostAttempts(took), `${attempts} connection attempts in ${took} ms`);
+      gate.set('open');
+      let r: Awaited<ReturnType<AuditLog['append']>> | undefined;
+      const deadline = Date.now() + RECONNECT_BACKOFF.maxMs + 30_000;
+      while (!r && Date.now() < deadline) r = await log.append(sampleEvent(30)).catch(async () => void (await sleep(20)));
+      assert.ok(r, 'the log did not append again once the server answered');
+      assert.equal(r.seq, 1);
+      await assertHoldsExactly(log, new Map([[0, first.hash], [1, r.hash]]), 2);
+    } finally {
+      gate.set('open');
+      for (const r of [...running]) await r.stop();
+      await log.close();
+    }
+  });
+
+  it('when the server restarts under steady appending, fails appends coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const gate = await gateTo(cluster.port);
+    const log = await openAuditLog({ stateDir, postgresUrl: gate.url(postgresUrl) });
+    try {
+      const run = steadyAppending(log, 8);
+      await run.until(() => run.acked.size >= 300, 20_000);
+      const attemptsBefore = gate.connections;
+      await cluster.restart();
+      const before = run.acked.size;
+      await run.until(() => run.acked.size >= before + 300, RECONNECT_BACKOFF.maxMs + 30_000);
+      await run.stop();
+      assert.ok(run.acked.size >= before + 300, `the log appended only ${run.acked.size - before} records after the restart`);
+      assert.ok(run.failed.length > 0, 'no append failed: the restart missed the writer');
+      assert.deepEqual([...new Set(run.failed)], ['AUDIT_STORE_UNAVAILABLE']);
+      // Connections made from the restart until appending resumed: the pool's own, and a few tests of the server; not one per failed append.
+      const attempts = gate.connections - attemptsBefore;
+      assert.ok(attempts < Math.max(30, run.failed.length / 10), `${attempts} connection attempts for ${run.failed.length} failed appends`);
+      await assertHoldsExactly(log, run.acked, run.acked.size);
+    } finally {
+      for (const r of [...running]) await r.stop();
+      await log.close();
+    }
+  });
+});
