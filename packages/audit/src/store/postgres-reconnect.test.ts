@@ -244,11 +244,15 @@ describe('when the PostgreSQL server of an open log is down', () => {
       await run.stop();
       assert.ok(run.acked.size >= before + 300, `the log appended only ${run.acked.size - before} records after the restart`);
       assert.ok(run.failed.length > 0, 'no append failed: the restart missed the writer');
-      assert.deepEqual([...new Set(run.failed)], ['AUDIT_STORE_UNAVAILABLE']);
+      // A commit the restart cut before its answer is AUDIT_COMMIT_UNKNOWN when the server takes longer than #settle asks (a slow machine): in doubt, not lost.
+      const inDoubt = run.failed.filter((code) => code === 'AUDIT_COMMIT_UNKNOWN').length;
+      assert.deepEqual([...new Set(run.failed.filter((code) => code !== 'AUDIT_COMMIT_UNKNOWN'))], ['AUDIT_STORE_UNAVAILABLE']);
       // Connections made from the restart until appending resumed: the pool's own, and a few tests of the server; not one per failed append.
       const attempts = gate.connections - attemptsBefore;
       assert.ok(attempts < Math.max(30, run.failed.length / 10), `${attempts} connection attempts for ${run.failed.length} failed appends`);
-      await assertHoldsExactly(log, run.acked, run.acked.size);
+      const size = (await log.store.head()).size;
+      assert.ok(size >= run.acked.size && size <= run.acked.size + inDoubt, `the log holds ${size} records; ${run.acked.size} were acknowledged and ${inDoubt} left in doubt`);
+      await assertHoldsExactly(log, run.acked, size);
     } finally {
       for (const r of [...running]) await r.stop();
       await log.close();
