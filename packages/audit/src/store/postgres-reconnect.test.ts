@@ -230,6 +230,29 @@ describe('when the PostgreSQL server of an open log is down', () => {
     }
   });
 
+  it('still seals and closes the log when closed right after the server is back, within the pause (close tries the server itself)', { timeout: 60_000 }, async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const gate = await gateTo(cluster.port);
+    const url = gate.url(postgresUrl);
+    const log = await openAuditLog({ stateDir, postgresUrl: url });
+    const first = await log.append(sampleEvent(0));
+    gate.set('down');
+    // Until the store knows the server down (a pooled connection may fail first), and the next test of it is still to come.
+    let refused: (Error & { code?: string }) | undefined;
+    for (let i = 1; i <= 10 && !refused?.message.includes('tried again'); i++) refused = await log.append(sampleEvent(i)).then(() => undefined, (e: Error & { code?: string }) => e);
+    assert.equal(refused?.code, 'AUDIT_STORE_UNAVAILABLE');
+    assert.match(refused.message, /tried again/);
+    gate.set('open');
+    await log.close();
+    const again = await openAuditLog({ stateDir, postgresUrl: url });
+    try {
+      assert.equal((await again.store.head()).checkpointSize, 1, 'the close sealed the record it held');
+      await assertHoldsExactly(again, new Map([[0, first.hash]]), 1);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('when the server restarts under steady appending, fails appends coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
     const { stateDir, postgresUrl } = fresh();
     const gate = await gateTo(cluster.port);
