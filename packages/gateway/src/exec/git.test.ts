@@ -286,7 +286,7 @@ describe('when a merge strategy that is not git\'s own is named, which git runs 
     ['git', 'merge', '--strategy=recursive', '-Xsubtree=lib', 'topic'],
     ['git', 'merge', '-Xsubtree=lib', 'topic'],
     ['git', 'merge', '-mfixes', 'topic'],
-    ['git', 'merge', '-Smykeys', 'topic'],
+    ['git', 'merge', '-Fsevil', 'topic'],
     ['git', 'merge', '-s', 'octopus', 'a', 'b'],
     ['git', 'pull', '--strategy=resolve'],
     ['git', 'rebase', '-s', 'ours', 'main'],
@@ -307,4 +307,174 @@ describe('a subcommand named like a property every object has', () => {
       assert.deepEqual(readGit(['git', name, '-s', 'x'], 'git'), { runs: [{ argv: [`git-${name}`, '-s', 'x'] }] });
     });
   }
+});
+
+describe('when git signs or verifies, which runs the program its configuration names (gpg, gpgsm for gpg.format=x509, ssh-keygen for ssh, or any gpg.program)', () => {
+  for (const argv of [
+    ['git', 'commit', '-S', '-m', 'msg'],
+    ['git', 'commit', '-Smykey', '-m', 'msg'],
+    ['git', 'commit', '-aS', '-m', 'msg'],
+    ['git', 'commit', '-sS', '-m', 'msg'],
+    ['git', 'commit', '--gpg-sign', '-m', 'msg'],
+    ['git', 'commit', '--gpg-sign=mykey', '-m', 'msg'],
+    ['git', 'commit', '--gpg', '-m', 'msg'],
+    ['git', 'commit', '--amend', '--no-edit', '-S'],
+    ['git', 'tag', '-s', 'v1', '-m', 'release'],
+    ['git', 'tag', '-u', 'mykey', 'v1', '-m', 'release'],
+    ['git', 'tag', '-umykey', 'v1'],
+    ['git', 'tag', '-as', 'v1', '-m', 'release'],
+    ['git', 'tag', '--sign', 'v1'],
+    ['git', 'tag', '--local-user=mykey', 'v1'],
+    ['git', 'tag', '-v', 'v1'],
+    ['git', 'tag', '--verify', 'v1'],
+    ['git', 'merge', '-S', 'topic'],
+    ['git', 'merge', '--gpg-sign=mykey', 'topic'],
+    ['git', 'merge', '--verify-signatures', 'topic'],
+    ['git', 'merge', '--verify-sig', 'topic'],
+    ['git', 'pull', '-S', 'origin', 'main'],
+    ['git', 'pull', '--verify-signatures', 'origin'],
+    ['git', 'rebase', '-S', 'main'],
+    ['git', 'rebase', '-iS', 'main'],
+    ['git', 'rebase', '--gpg-sign', 'main'],
+    ['git', 'cherry-pick', '-S', 'abc'],
+    ['git', 'cherry-pick', '-xS', 'abc'],
+    ['git', 'revert', '--gpg-sign', 'abc'],
+    ['git', 'am', '-S', 'patch.mbox'],
+    ['git', 'am', '-3S', 'patch.mbox'],
+    ['git', 'commit-tree', '-S', '-m', 'msg', 'HEAD^{tree}'],
+    ['git', 'commit-tree', '--gpg-sign=mykey', 'HEAD^{tree}'],
+    ['git', 'push', '--signed', 'origin', 'main'],
+    ['git', 'push', '--signed=if-asked', 'origin', 'main'],
+    ['git', 'push', '--sig', 'origin', 'main'],
+    ['git', 'push', '--signed=no', '--signed', 'origin'],
+    ['git', 'push', '--no-signed', '--signed=yes', 'origin'],
+    ['git', 'send-pack', '--signed', 'remote', 'main'],
+    ['git', 'verify-commit', 'HEAD'],
+    ['git', 'verify-tag', 'v1'],
+    ['git', 'verify-tag', '--raw', 'v1'],
+    ['git', 'log', '--show-signature'],
+    ['git', 'show', '--show-signature', 'HEAD'],
+    ['git', 'log', '--format=%h %G?'],
+    ['git', 'log', '--pretty=format:%GK %s'],
+    ['git', 'rev-list', '--format=%GS', 'HEAD'],
+    ['git', 'for-each-ref', '--format', '%(signature:grade)', 'refs/tags'],
+    ['git', 'for-each-ref', '--format=%(signature)'],
+    ['git', 'branch', '--format=%(signature:key)'],
+    ['git', 'tag', '-l', '--format=%(signature)'],
+    ['git', 'fast-import'],
+    ['git', 'fast-import', '--signed-commits=sign-if-invalid'],
+  ]) {
+    it(`makes ${commandLine(argv)} opaque, in every form it is sent and dashed (regression: a permit for git ran gpg)`, () => {
+      for (const command of [...forms(argv), [`git-${argv[1]!}`, ...argv.slice(2)]]) assert.match(canonicalRun({ command }).opaqueReason ?? '', /sign|verif/, command.join(' '));
+    });
+  }
+
+  for (const argv of [
+    ['git', '-c', 'commit.gpgSign=true', 'commit', '-m', 'msg'],
+    ['git', '-c', 'tag.gpgSign=true', 'tag', '-a', 'v1', '-m', 'release'],
+    ['git', '-c', 'push.gpgSign=true', 'push'],
+    ['git', '-c', 'log.showSignature=true', 'log'],
+    ['git', '-c', 'merge.verifySignatures=true', 'merge', 'topic'],
+    ['git', '-c', 'gpg.program=gpg', 'commit', '-S', '-m', 'msg'],
+    ['git', '-c', 'gpg.format=ssh', 'log'],
+    ['git', '-c', 'gpg.ssh.defaultKeyCommand=ssh-add -L', 'commit', '-m', 'msg'],
+    ['git', 'config', 'commit.gpgsign', 'true'],
+    ['git', 'config', 'gpg.program', 'gpg2'],
+  ]) {
+    it(`makes ${commandLine(argv)} opaque: a setting that signs, verifies or names the signing program is not known to name no command`, () => {
+      assert.ok('opaqueReason' in readGit(argv, 'git'), argv.join(' '));
+    });
+  }
+
+  for (const argv of [
+    ['git', 'commit', '-m', 'msg'],
+    ['git', 'commit', '-s', '-m', 'msg'],
+    ['git', 'commit', '-mSigned', '-a'],
+    ['git', 'commit', '-amSome message'],
+    ['git', 'commit', '-CS'],
+    ['git', 'commit', '--no-gpg-sign', '-m', 'msg'],
+    ['git', 'commit', '-m', '100%Good, %G? stays text in a message'],
+    ['git', 'tag', 'v1'],
+    ['git', 'tag', '-a', 'v1', '-m', 'release'],
+    ['git', 'tag', '-msigned', 'v1'],
+    ['git', 'tag', '-l', '-n5'],
+    ['git', 'tag', '-d', 'v1'],
+    ['git', 'merge', '--verify', 'topic'],
+    ['git', 'merge', '--no-verify-signatures', 'topic'],
+    ['git', 'merge', '-mSigned', 'topic'],
+    ['git', 'merge', '-sort', 'topic'],
+    ['git', 'rebase', '-XSubtree', 'main'],
+    ['git', 'cherry-pick', '-s', 'abc'],
+    ['git', 'push', '--no-signed', 'origin'],
+    ['git', 'push', '--signed=no', 'origin'],
+    ['git', 'push', '--signed=false', 'origin'],
+    ['git', 'log', '--no-show-signature'],
+    ['git', 'log', '--format=%h %s'],
+    ['git', 'log', '-G', 'needle'],
+    ['git', 'for-each-ref', '--format=%(refname)'],
+    ['git', 'am', '-s', 'patch.mbox'],
+    ['git', 'fast-export', '--all'],
+  ]) {
+    it(`decides ${commandLine(argv)}, which neither signs nor verifies, as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+});
+
+describe('when git grep -O is given no command, so that git runs the pager its configuration or environment names', () => {
+  for (const argv of [
+    ['git', 'grep', '-O', 'needle'],
+    ['git', 'grep', '-iO', 'needle'],
+    ['git', 'grep', '--open-files-in-pager', 'needle'],
+    ['git', 'grep', '--open', 'needle'],
+  ]) {
+    it(`makes ${commandLine(argv)} opaque, in every form it is sent (regression: decided as git alone; git runs core.pager, GIT_PAGER, PAGER or less without a terminal)`, () => {
+      for (const command of forms(argv)) assert.match(canonicalRun({ command }).opaqueReason ?? '', /pager/, command.join(' '));
+    });
+  }
+
+  it('decides git grep -e -O (the pattern -O) as git alone', () => {
+    assert.deepEqual(readGit(['git', 'grep', '-e', '-O'], 'git'), { runs: [] });
+  });
+});
+
+describe('when git starts a daemon that would outlive the command', () => {
+  // Every run is contained (packages/contain): bubblewrap's --unshare-all gives it a PID namespace whose
+  // first process ends with the command, and the kernel then kills every process left in it, a detached
+  // daemon (setsid, double fork) included; the run's cgroups are killed whole on a timeout or an abort.
+  // These daemons are git's own and run nothing of the caller's choosing, so they are git alone.
+  for (const argv of [
+    ['git', 'daemon', '--detach', '--base-path=/srv'],
+    ['git', 'credential-cache--daemon', '/tmp/socket'],
+    ['git', 'fsmonitor--daemon', 'start'],
+    ['git', 'credential-cache', 'store'],
+  ]) {
+    it(`decides ${commandLine(argv)} as git alone: the contained run ends every process it started`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+
+  it('still makes git daemon --access-hook opaque', () => {
+    assert.ok('opaqueReason' in readGit(['git', 'daemon', '--detach', '--access-hook=/tmp/hook'], 'git'));
+  });
+});
+
+describe('when git -C changes folder before running a git-<name> given with a slash', () => {
+  for (const [argv, handed] of [
+    [['git', '-C', 'dir', 'x/y', 'a'], ['dir/git-x/y', 'a']],
+    [['git', '-C', 'a', '-C', 'b', 'x/y'], ['a/b/git-x/y']],
+    [['git', '-C', 'a', '-C', '/abs', 'x/y'], ['/abs/git-x/y']],
+    [['git', '-C', '', 'x/y'], ['git-x/y']],
+    [['git', '-C', 'dir/', 'x/y'], ['dir/git-x/y']],
+    [['git', '-C', '/', '-C', 'srv', 'x/y'], ['/srv/git-x/y']],
+    [['git', '-C', '/', 'x/y'], ['/git-x/y']],
+  ] as [string[], string[]][]) {
+    it(`hands back ${commandLine(argv)} as ${handed[0]}, the path git runs from the folder -C names (regression: handed back as git-x/y, a path in the run's own folder)`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [{ argv: handed }] });
+    });
+  }
+
+  it('hands back a name with no slash as git-<name>, which git takes from its exec path or PATH whatever -C says', () => {
+    assert.deepEqual(readGit(['git', '-C', 'dir', 'lfs', 'pull'], 'git'), { runs: [{ argv: ['git-lfs', 'pull'] }] });
+  });
 });

@@ -12,9 +12,17 @@
 // program. Opaque: a remote helper (`fetch foo::ADDRESS`, `foo://`) or a
 // merge strategy (`merge -s foo`), which git finds the same way as
 // `git-remote-foo` or `git-merge-foo`; a diff or merge tool, a browser or a
-// manual viewer git picks from its configuration; and maintenance that
-// schedules git to run later, outside governance (`maintenance start`,
-// `scalar register`).
+// manual viewer git picks from its configuration; a pager for `grep -O`
+// given no command; signing and verifying (`commit -S`, `tag -s`, `push
+// --signed`, `verify-commit`, `log --show-signature`, `%G?`), which run gpg,
+// gpgsm, ssh-keygen or whatever gpg.format and gpg.program name; and
+// maintenance that schedules git to run later, outside governance
+// (`maintenance start`, `scalar register`). Daemons git starts (`daemon
+// --detach`, `credential-cache--daemon`, `fsmonitor--daemon start`) are git
+// alone: they are git's own, and they end with the run, whose contained
+// process tree is killed whole when its command ends (packages/contain: the
+// run's PID namespace, whose every process the kernel kills once the first
+// one ends, and its cgroups).
 // Scalar, git's companion, is read with the same rules as git (its `-c`).
 // A permit for `git` must not permit those.
 //
@@ -194,6 +202,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   if (program === 'scalar') return scalar(args);
   let i = 0;
   let help = false;
+  // The folder each `-C` moves to, from the run's working directory, as git joins them: '' for none.
+  let folder = '';
   if (program === 'git') {
     for (; i < args.length; i += 1) {
       const arg = args[i]!;
@@ -208,7 +218,10 @@ export function readGit(argv: readonly string[], program: string): GitReading {
         const key = text.slice(0, Math.max(0, text.lastIndexOf('=')));
         if (!inertSetting(key, undefined)) return { opaqueReason: `git --config-env sets ${key.slice(0, 60)} from the environment, which Corral does not know to name no command` };
       } else if (arg.startsWith('--exec-path=')) return { opaqueReason: 'git --exec-path= takes its subcommands from a folder of the caller\'s choosing' };
-      else if (GLOBAL_WITH_VALUE.has(arg)) i += 1;
+      else if (arg === '-C') {
+        i += 1;
+        folder = chdir(folder, args[i] ?? '');
+      } else if (GLOBAL_WITH_VALUE.has(arg)) i += 1;
       else if (GLOBAL_FLAGS.has(arg) || [...GLOBAL_WITH_VALUE].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`)) || arg.startsWith('--list-cmds=')) continue;
       else return { opaqueReason: `the git option ${arg.slice(0, 40)}, which Corral does not model` };
     }
@@ -222,7 +235,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   }
   const opaque = OPAQUE_SUBCOMMANDS.get(subcommand);
   if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
-  if (program === 'git' && !GIT_COMMANDS.has(subcommand)) return { runs: [{ argv: [`git-${subcommand}`, ...rest] }] };
+  if (program === 'git' && !GIT_COMMANDS.has(subcommand)) return { runs: [{ argv: [external(folder, subcommand), ...rest] }] };
   for (const arg of ADDRESS_SUBCOMMANDS.has(subcommand) ? rest : []) {
     const helper = HELPER_ADDRESS.exec(arg);
     // `http::` too is a helper's name (git-remote-http), which git installs; only `ssh://` and the like are spoken by git itself.
@@ -232,6 +245,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   }
   const strategy = strategyReason(subcommand, rest);
   if (strategy !== undefined) return { opaqueReason: strategy };
+  const signing = signingReason(subcommand, rest);
+  if (signing !== undefined) return { opaqueReason: signing };
   for (let j = 0; j < rest.length && TRANSPORT_SUBCOMMANDS.has(subcommand); j += 1) {
     const long = longOption(rest[j]!, EXEC_IS_REMOTE_PROGRAM.has(subcommand) ? [...REMOTE_PROGRAM_OPTIONS, 'exec'] : REMOTE_PROGRAM_OPTIONS);
     if (long !== undefined) return { opaqueReason: `git ${subcommand} --${long.name}, which names a program git runs` };
@@ -242,7 +257,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
     case 'difftool':
       return difftool(rest);
     case 'grep':
-      return explicit(subcommand, rest, 'open-files-in-pager', 'O', false, true);
+      return grep(rest);
     case 'maintenance':
       return maintenance(rest);
     case 'bisect':
@@ -278,6 +293,127 @@ function longOption(arg: string, names: readonly string[]): { name: string; inli
   const name = names.find((n) => given !== '' && n.startsWith(given));
   if (name === undefined) return undefined;
   return eq < 0 ? { name } : { name, inline: body.slice(eq + 1) };
+}
+
+/**
+ * Each spelling in `rest` of an option: a short one, one of `letters`,
+ * alone or in a cluster (`-S`, `-aS`, `-SKEY`) unless a letter before it is
+ * one of `valueLetters`, whose value the rest of the cluster is; or a long
+ * one, one of `longs` or an abbreviation (`--gpg`), but not a spelling in
+ * `others`, another option's whole name. `inline` is what follows the option
+ * in its word (after `=` for a long one), undefined when nothing does. Every
+ * argument is read as a possible option, values of other options included:
+ * one is never missed, at worst one too many is found.
+ */
+function findOptions(rest: readonly string[], longs: readonly string[], letters: string, valueLetters: string, others: readonly string[] = []): { spelling: string; inline?: string }[] {
+  const found: { spelling: string; inline?: string }[] = [];
+  for (const arg of rest) {
+    const long = longOption(arg, longs);
+    if (long !== undefined && !others.includes(arg.split('=')[0]!.slice(2))) found.push({ spelling: `--${long.name}`, ...(long.inline !== undefined ? { inline: long.inline } : {}) });
+    if (letters === '' || !/^-[^-]/.test(arg)) continue;
+    for (let at = 1; at < arg.length; at += 1) {
+      const letter = arg[at]!;
+      if (letters.includes(letter)) {
+        found.push({ spelling: `-${letter}`, ...(at + 1 < arg.length ? { inline: arg.slice(at + 1) } : {}) });
+        break;
+      }
+      if (valueLetters.includes(letter) || !/[A-Za-z0-9]/.test(letter)) break;
+    }
+  }
+  return found;
+}
+
+/**
+ * Subcommands whose options sign (`-S`, `--gpg-sign`, `tag -s`, `-u`, `push
+ * --signed`) or verify (`--verify-signatures`, `tag -v`): their short
+ * letters, the short options whose value is the rest of a cluster (so that
+ * `commit -mSave` is a message), and other options a long one's abbreviation
+ * must not be read as (`merge --verify`, its hooks).
+ */
+const SIGNING_OPTIONS = new Map<string, { longs: string[]; letters: string; valueLetters: string; others?: string[] }>(Object.entries({
+  commit: { longs: ['gpg-sign'], letters: 'S', valueLetters: 'mFcCtuM' },
+  merge: { longs: ['gpg-sign', 'verify-signatures'], letters: 'S', valueLetters: 'sXmF', others: ['verify'] },
+  pull: { longs: ['gpg-sign', 'verify-signatures'], letters: 'S', valueLetters: 'rsXjo', others: ['verify'] },
+  rebase: { longs: ['gpg-sign'], letters: 'S', valueLetters: 'CxrsX' },
+  'cherry-pick': { longs: ['gpg-sign'], letters: 'S', valueLetters: 'mX' },
+  revert: { longs: ['gpg-sign'], letters: 'S', valueLetters: 'mX' },
+  am: { longs: ['gpg-sign'], letters: 'S', valueLetters: 'Cp' },
+  'commit-tree': { longs: ['gpg-sign'], letters: 'S', valueLetters: 'pmF' },
+  tag: { longs: ['sign', 'local-user', 'verify'], letters: 'suv', valueLetters: 'mFn' },
+  push: { longs: ['signed'], letters: '', valueLetters: '' },
+  'send-pack': { longs: ['signed'], letters: '', valueLetters: '' },
+}));
+/** Subcommands that always verify (`verify-commit`, `verify-tag`), or may sign or verify as their input says (`fast-import`: `option git signed-commits=sign-if-invalid`). */
+const SIGNING_SUBCOMMANDS = new Set(['verify-commit', 'verify-tag', 'fast-import']);
+/** A pretty format's placeholder that verifies a commit's signature (`%G?`, `%GK`; pretty.c), or ref-filter's atom (`%(signature)`). */
+const SIGNATURE_PLACEHOLDER = /%G|%\(signature/;
+
+/**
+ * Why a subcommand signs or verifies a signature, or undefined. Git runs the
+ * program of gpg.format (openpgp, x509, ssh) and gpg.program or
+ * gpg.<format>.program, with gpg.ssh.defaultKeyCommand and the key
+ * user.signingKey names: settings of configuration files Corral cannot read
+ * (the node refuses only files the sandbox could have written), so the
+ * program is not known and the run is opaque. On git's command line these
+ * settings, and those that sign or verify (commit.gpgSign, tag.gpgSign,
+ * push.gpgSign, log.showSignature, merge.verifySignatures), are not known to
+ * name no command (`inertSetting`). Read on the command line: a subcommand's
+ * options (`SIGNING_OPTIONS`), one that always does (`SIGNING_SUBCOMMANDS`),
+ * `--show-signature` (revision.c, exact) and a placeholder that verifies in
+ * an option's value (`--format=%G?`, `--format %(signature)`).
+ */
+function signingReason(subcommand: string, rest: readonly string[]): string | undefined {
+  const why = 'which runs the signing program its configuration names (gpg, gpgsm or ssh-keygen by gpg.format, or gpg.program), which Corral cannot read';
+  if (SIGNING_SUBCOMMANDS.has(subcommand)) return `git ${subcommand}, which may sign or verify, ${why}`;
+  const options = SIGNING_OPTIONS.get(subcommand);
+  // `push --signed=no` (git's false: no, false, off, 0, or empty) does not sign.
+  const found = options === undefined ? [] : findOptions(rest, options.longs, options.letters, options.valueLetters, options.others);
+  const signs = found.find((o) => !(o.spelling === '--signed' && /^(?:no|false|off|0*)$/i.test(o.inline ?? 'yes')));
+  if (signs !== undefined) return `git ${subcommand} ${signs.spelling}, which signs or verifies, ${why}`;
+  if (rest.includes('--show-signature')) return `git ${subcommand} --show-signature, which verifies, ${why}`;
+  const format = rest.find((a, j) => SIGNATURE_PLACEHOLDER.test(a) && (a.startsWith('--') || (rest[j - 1]?.startsWith('--') === true && !rest[j - 1]!.includes('='))));
+  if (format !== undefined) return `git ${subcommand} with a format that shows a signature's check, which verifies, ${why}`;
+  return undefined;
+}
+
+/** git grep's short options that take a value: the rest of a cluster, else the next argument. */
+const GREP_VALUE_LETTERS = 'efABCm';
+
+/**
+ * `git grep -O[CMD]`: a command given is handed back as `explicit` reads it;
+ * `-O` or `--open-files-in-pager` given none runs the pager of GIT_PAGER,
+ * core.pager, PAGER or less, with or without a terminal (grep.c,
+ * git_pager), which Corral cannot read: opaque. The value of `-e PATTERN`
+ * and the like is not an option.
+ */
+function grep(rest: readonly string[]): GitReading {
+  for (let j = 0; j < rest.length; j += 1) {
+    const arg = rest[j]!;
+    const option = findOptions([arg], ['open-files-in-pager'], 'O', GREP_VALUE_LETTERS)[0];
+    if (option !== undefined && option.inline === undefined) {
+      return { opaqueReason: 'git grep -O with no command, which opens the files in the pager its configuration or environment names (core.pager, GIT_PAGER, PAGER)' };
+    }
+    // A cluster ending in an option that takes a value (`-e`, `-ie`) takes the next argument, even one that starts with -.
+    const cluster = /^-([A-Za-z]+)$/.exec(arg);
+    if (option === undefined && cluster !== null && [...cluster[1]!].findIndex((c) => GREP_VALUE_LETTERS.includes(c)) === cluster[1]!.length - 1) j += 1;
+  }
+  return explicit('grep', rest, 'open-files-in-pager', 'O', false, true);
+}
+
+/** The folder git is in after `-C to` from `folder` ('' for the run's working directory): an empty one stays, an absolute one replaces (git.c, chdir). */
+function chdir(folder: string, to: string): string {
+  if (to === '') return folder;
+  const trimmed = to.replace(/(?<=.)\/+$/, '');
+  return to.startsWith('/') || folder === '' ? trimmed : `${folder.replace(/\/$/, '')}/${trimmed}`;
+}
+
+/**
+ * The program git runs for a name that is not its own: `git-<name>` from its
+ * exec path or the PATH, whatever `-C` says; a name with a slash is a path,
+ * taken from the folder `-C` moved to (`git -C dir x/y` runs dir/git-x/y).
+ */
+function external(folder: string, name: string): string {
+  return name.includes('/') && folder !== '' ? `${folder.replace(/\/$/, '')}/git-${name}` : `git-${name}`;
 }
 
 /**
