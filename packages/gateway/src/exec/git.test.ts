@@ -478,3 +478,15 @@ describe('when git -C changes folder before running a git-<name> given with a sl
     assert.deepEqual(readGit(['git', '-C', 'dir', 'lfs', 'pull'], 'git'), { runs: [{ argv: ['git-lfs', 'pull'] }] });
   });
 });
+
+describe('when git bisect visualize is given nothing to run', () => {
+  for (const argv of [['git', 'bisect', 'visualize'], ['git', 'bisect', 'view']]) {
+    it(`makes ${commandLine(argv)} opaque, in every form it is sent (regression: decided as git alone; with a display granted to the sandbox, git runs gitk)`, () => {
+      for (const command of forms(argv)) assert.match(canonicalRun({ command }).opaqueReason ?? '', /gitk/, command.join(' '));
+    });
+  }
+
+  it('decides git bisect view --stat, which runs git log, as git alone', () => {
+    assert.deepEqual(readGit(['git', 'bisect', 'view', '--stat'], 'git'), { runs: [] });
+  });
+});

@@ -12,7 +12,8 @@
 // program. Opaque: a remote helper (`fetch foo::ADDRESS`, `foo://`) or a
 // merge strategy (`merge -s foo`), which git finds the same way as
 // `git-remote-foo` or `git-merge-foo`; a diff or merge tool, a browser or a
-// manual viewer git picks from its configuration; a pager for `grep -O`
+// manual viewer git picks from its configuration; gitk for a bare `bisect
+// visualize` when a display is there; a pager for `grep -O`
 // given no command; signing and verifying (`commit -S`, `tag -s`, `push
 // --signed`, `verify-commit`, `log --show-signature`, `%G?`), which run gpg,
 // gpgsm, ssh-keygen or whatever gpg.format and gpg.program name; and
@@ -558,7 +559,13 @@ function scalar(args: readonly string[]): GitReading {
   return { opaqueReason: `scalar ${subcommand.slice(0, 40)}, which Corral does not model` };
 }
 
-/** `git bisect run CMD [ARGS…]` runs CMD with ARGS (each quoted, so one argv); `bisect view|visualize` with a program or git command of the caller's choosing is opaque. */
+/**
+ * `git bisect run CMD [ARGS…]` runs CMD with ARGS (each quoted, so one argv);
+ * `bisect view|visualize` with a program or git command of the caller's
+ * choosing is opaque, and so is one given nothing, which runs gitk when the
+ * environment names a display (DISPLAY, which a container policy can grant)
+ * and gitk is on the PATH (bisect.c).
+ */
 function bisect(rest: readonly string[]): GitReading {
   const [action, ...args] = rest;
   if (action === 'run') {
@@ -567,7 +574,8 @@ function bisect(rest: readonly string[]): GitReading {
     if (command[0]!.startsWith('-')) return { opaqueReason: 'git bisect run with options Corral does not model' };
     return { runs: [{ argv: command }] };
   }
-  if ((action === 'view' || action === 'visualize') && args.length > 0 && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
+  if ((action === 'view' || action === 'visualize') && args.length === 0) return { opaqueReason: `git bisect ${action}, which runs gitk when its environment names a display` };
+  if ((action === 'view' || action === 'visualize') && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
   return { runs: [] };
 }
 
