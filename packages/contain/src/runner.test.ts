@@ -876,8 +876,8 @@ describe('the runner', () => {
 
     it('refuses a variable holding a NUL byte, which would reach bubblewrap as options of its own', async () => {
       const p = plan({});
-      p.env.INJECTED = 'x\0--bind\0/\0/host';
-      await assert.rejects(runner.spawn(p, ['/bin/true']).result, { code: 'CONTAIN_BAD_COMMAND' });
+      const injected: SandboxPlan = { ...p, env: { ...p.env, INJECTED: 'x\0--bind\0/\0/host' } };
+      await assert.rejects(runner.spawn(injected, ['/bin/true']).result, { code: 'CONTAIN_BAD_COMMAND' });
     });
 
     it('refuses to run after close', async () => {

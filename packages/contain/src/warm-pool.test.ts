@@ -116,6 +116,24 @@ describe('WarmPool', () => {
     });
   });
 
+  describe('when a run’s plan is not the one kept warm', () => {
+    it('gives no sandbox to a plan whose policy differs in one field, nor to a copy of the plan given another policy', async () => {
+      const { warm } = pool();
+      const policy = validatePolicy({ runtime: ['shell'], onUnenforceable: 'warn' });
+      const lenient = planSandbox({ policy, source: 'warm-pool.test', baseDir: '/tmp' });
+      await warm.keep(lenient, 1);
+      const strict = planSandbox({ policy: validatePolicy({ runtime: ['shell'] }), source: 'warm-pool.test', baseDir: '/tmp' });
+      assert.equal(warm.take(strict, 'pipe'), undefined);
+      assert.equal(warm.take({ ...lenient, policy: { ...policy, onUnenforceable: 'refuse' } }, 'pipe'), undefined);
+      assert.equal(warm.take({ ...lenient, env: { ...lenient.env, LANG: 'C' } }, 'pipe'), undefined);
+      assert.equal(warm.take(lenient, 'inherit'), undefined);
+      // The same policy planned again is the same plan: it takes the sandbox.
+      const again = planSandbox({ policy, source: 'warm-pool.test', baseDir: '/tmp' });
+      assert.equal(warm.take(again, 'pipe')?.id, 1);
+      await warm.close();
+    });
+  });
+
   describe('when no warm sandbox is ready', () => {
     it('gives none, and starts filling on the next turn of the event loop', async () => {
       const { warm, log } = pool();

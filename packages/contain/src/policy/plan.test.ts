@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { validatePolicy } from './load.ts';
 import { MAX_DENIED_ENTRIES } from './hard-links.ts';
-import { planSandbox, type SandboxPlan } from './plan.ts';
+import { planKey, planSandbox, type SandboxPlan } from './plan.ts';
 
 function workspace(): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-plan-')));
@@ -577,6 +578,82 @@ describe('planning a sandbox', () => {
       assert.notEqual(a.policyDigest, c.policyDigest);
       assert.match(a.policyDigest, /^[0-9a-f]{64}$/);
     });
+
+    it('is the SHA-256 of the canonical JSON the audit log has always recorded', () => {
+      const dir = workspace();
+      for (const written of [
+        {},
+        { runtime: ['shell', 'python'], filesystem: { readwrite: ['./outbox'], readonly: ['inbox'], denied: ['inbox/secret.txt'] } },
+        { network: { egress: { allow: ['10.0.0.0/8:443', '*.example.com:443', 'shop.test:80-90'] }, ingress: [{ port: 8080, hostPort: 18080 }] }, environment: { pass: ['TERM'], set: { Z_Q: 'é\n"', A: '' } } },
+      ]) {
+        const policy = validatePolicy(written);
+        assert.equal(plan(dir, policy).policyDigest, createHash('sha256').update(naiveCanonicalJson(policy)).digest('hex'));
+      }
+    });
+
+    it('freezes the policy a plan is made of, so the digest kept for it cannot go stale', () => {
+      const policy = validatePolicy({ runtime: ['shell'], process: { memoryMB: 64 } });
+      const first = planSandbox({ policy, source: '<test>', baseDir: workspace() }).policyDigest;
+      assert.throws(() => policy.filesystem.readwrite.push('/'), TypeError);
+      assert.throws(() => Object.assign(policy.process, { memoryMB: 4096 }), TypeError);
+      assert.throws(() => Object.assign(policy, { onUnenforceable: 'warn' }), TypeError);
+      const again = planSandbox({ policy, source: '<test>', baseDir: workspace() });
+      assert.equal(again.policyDigest, first);
+      assert.equal(again.limits.memoryMB.value, 64);
+    });
+  });
+
+  describe('the plan key', () => {
+    const rich = (): SandboxPlan => {
+      const dir = workspace();
+      return plan(dir, {
+        runtime: ['shell'],
+        filesystem: { readwrite: ['./outbox'], readonly: ['inbox'], denied: ['inbox/private', 'outbox/not-yet/key'] },
+        network: { egress: { allow: ['10.0.0.0/8:443', 'shop.test:443'] }, ingress: [{ port: 8080, hostPort: 18080 }] },
+        environment: { pass: ['TERM'], set: { GREETING: 'hello' } },
+        process: { memoryMB: 64 },
+      }, { TERM: 'xterm' });
+    };
+
+    it('is the same for the same policy planned again, as a run of a profile kept warm is', () => {
+      const dir = workspace();
+      const policy = validatePolicy({ runtime: ['shell'], filesystem: { readwrite: ['./outbox'] } });
+      const loaded = { policy, source: join(dir, 'policy.yaml'), baseDir: dir };
+      assert.equal(planKey(planSandbox(loaded, {})), planKey(planSandbox(loaded, {})));
+      assert.match(planKey(planSandbox(loaded, {})), /^[0-9a-f]{64}$/);
+    });
+
+    it('differs when any one value of the plan differs, down to each mount, variable, limit, rule and policy field', () => {
+      const p = rich();
+      const key = planKey(p);
+      let changed = 0;
+      for (const path of leaves(p)) {
+        const copy = structuredClone(p);
+        const holder = path.slice(0, -1).reduce((o: any, k) => o[k], copy);
+        const last = path.at(-1)!;
+        const value = holder[last];
+        holder[last] = typeof value === 'string' ? `${value}x` : typeof value === 'number' ? value + 1 : typeof value === 'bigint' ? value + 1n : typeof value === 'boolean' ? !value : 'x';
+        assert.notEqual(planKey(copy), key, `changing ${path.join('.')} kept the key`);
+        changed++;
+      }
+      assert.ok(changed > 50, `only ${changed} values were changed`);
+      // One more mount, one less, a variable added.
+      assert.notEqual(planKey({ ...p, mounts: [...p.mounts, { kind: 'ro', path: '/opt' }] }), key);
+      assert.notEqual(planKey({ ...p, mounts: p.mounts.slice(1) }), key);
+      assert.notEqual(planKey({ ...p, env: { ...p.env, LD_PRELOAD: '/tmp/x.so' } }), key);
+      assert.notEqual(planKey({ ...p, egress: null }), key);
+    });
+
+    it('differs for a plan made of a copy of its policy changed in one field', () => {
+      const dir = workspace();
+      const policy = validatePolicy({ runtime: ['shell'] });
+      const loaded = { policy, source: join(dir, 'policy.yaml'), baseDir: dir };
+      const first = planSandbox(loaded, {});
+      const lenient = planSandbox({ ...loaded, policy: { ...policy, onUnenforceable: 'warn' } }, {});
+      assert.notEqual(planKey(lenient), planKey(first));
+      assert.notEqual(lenient.policyDigest, first.policyDigest);
+      assert.equal(planKey(planSandbox(loaded, {})), planKey(first));
+    });
   });
 
   describe('runtime presets', () => {
@@ -706,3 +783,22 @@ describe('granting a display', () => {
     assert.equal(p.env.DISPLAY, undefined);
   });
 });
+
+/** The canonical JSON policy digests were first made with, kept here to check the one in plan.ts against. */
+function naiveCanonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(naiveCanonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${naiveCanonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return typeof value === 'bigint' ? `${value}n` : JSON.stringify(value);
+}
+
+/** The path to every value of `value` that holds no other (strings, numbers, bigints, booleans, null). */
+function leaves(value: unknown, path: (string | number)[] = []): (string | number)[][] {
+  if (value === null || typeof value !== 'object') return [path];
+  return Object.entries(value).flatMap(([k, v]) => (v === undefined ? [] : leaves(v, [...path, Array.isArray(value) ? Number(k) : k])));
+}

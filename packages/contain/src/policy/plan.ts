@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -114,6 +114,9 @@ export interface PlanOptions {
  * A denied path that does not exist yet, below a read-write grant, is masked from its first missing
  * folder (nothing the sandbox may create lies below it): the plan's `deny` mount says `missing`, and
  * the runner makes that folder before the sandbox starts.
+ *
+ * `loaded.policy`, which the plan holds, is frozen with everything in it: what the plan was made of
+ * cannot change under it (its digest is kept: see policyDigestOf). A changed copy is another policy.
  */
 export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = process.env, options: PlanOptions = {}): SandboxPlan {
   const { policy, source, baseDir } = loaded;
@@ -342,7 +345,8 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const egress = policy.network.egress === 'none' ? null : policy.network.egress.allow.map((r) => parseEgressRule(r) as EgressRule);
 
   return {
-    policyDigest: createHash('sha256').update(canonicalJson(policy)).digest('hex'),
+    // The policy is frozen: its digest is worked out once, however many plans are made of it (one a run, on a node).
+    policyDigest: policyDigestOf(seal(policy)),
     policy,
     source,
     mounts,
@@ -441,24 +445,74 @@ function depth(path: string): number {
   return path.split(sep).length;
 }
 
-/**
- * A digest of the whole plan (every mount, variable, limit and grant): two
- * plans with the same key build the same sandbox. Warm sandboxes are kept per key.
- */
-export function planKey(plan: SandboxPlan): string {
-  return createHash('sha256').update(canonicalJson(plan)).digest('hex');
+// Policies planSandbox froze, with everything they hold: nothing in them can change any more.
+const sealed = new WeakSet<object>();
+// The digest of each sealed policy, worked out once however many plans are made of it.
+const policyDigests = new WeakMap<object, string>();
+
+/** Freezes `value` and everything it holds (plain data: objects, arrays, primitives), and returns it. */
+function seal<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || sealed.has(value)) return value;
+  // Counted as sealed while its members are (data that holds itself ends there); not, if one cannot be frozen.
+  sealed.add(value);
+  try {
+    for (const inner of Object.values(value)) seal(inner);
+    Object.freeze(value);
+  } catch (error) {
+    sealed.delete(value);
+    throw error;
+  }
+  return value;
 }
 
-/** Deterministic JSON with sorted keys: stable digests of policies. */
+/** SHA-256 of the policy's canonical JSON (what the audit log records); kept for a sealed policy, which cannot change. */
+function policyDigestOf(policy: ContainerPolicy): string {
+  const known = policyDigests.get(policy);
+  if (known !== undefined) return known;
+  const digest = createHash('sha256').update(canonicalJson(policy)).digest('hex');
+  if (sealed.has(policy)) policyDigests.set(policy, digest);
+  return digest;
+}
+
+/**
+ * A digest of the whole plan (every mount, variable, limit and grant, and the
+ * policy it holds): two plans with the same key build the same sandbox. Warm
+ * sandboxes are kept per key. Worked out afresh at each call: a plan is plain
+ * data its holder could change.
+ *
+ * The policy counts by its digest (a frozen one's is kept), the egress rules
+ * (which hold bigints) in canonical JSON, every other field as JSON in the
+ * order the plan holds it: two plans that differ in anything get different
+ * keys, and plans planSandbox makes of the same policy and environment hold
+ * their fields in the same order (one built otherwise at worst finds no warm sandbox).
+ */
+export function planKey(plan: SandboxPlan): string {
+  const { policy, egress, ...rest } = plan;
+  // Neither the digest (hex) nor canonical JSON holds a line break: each part ends where the next begins.
+  return hash('sha256', `${policyDigestOf(policy)}\n${canonicalJson(egress)}\n${JSON.stringify(rest)}`, 'hex');
+}
+
+/**
+ * Deterministic JSON with sorted keys (members whose value is undefined left
+ * out; bigints as `5n`): stable digests of policies, and a plan's egress rules
+ * in its key. Its output must not change: the audit log holds policy digests made with it.
+ */
 function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
+  if (typeof value !== 'object' || value === null) {
+    // Egress rules hold CIDR addresses as bigints, which JSON has no form for.
+    return typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) as string | undefined) ?? '';
   }
-  // Egress rules hold CIDR addresses as bigints, which JSON has no form for.
-  return typeof value === 'bigint' ? `${value}n` : JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  for (const key of Object.keys(record).sort()) {
+    const inner = record[key];
+    if (inner === undefined) continue;
+    out += (out === '{' ? '' : ',') + JSON.stringify(key) + ':' + canonicalJson(inner);
+  }
+  return `${out}}`;
 }
