@@ -92,3 +92,17 @@ describe('an allowed scalar run, under an allowlist', () => {
     assert.doesNotThrow(() => refuseWritableGitConfig(allowlist, { commands: [['/usr/bin/scalar', 'list']] }, plan(repo, [{ kind: 'ro', path: repo }])));
   });
 });
+
+describe('git NAME handed over to git-NAME, under an allowlist', () => {
+  it('counts git-NAME as no earlier command: git has read its configuration before it starts, so a configuration the sandbox could only write in this run does not refuse git NAME alone (regression: every git NAME was refused where HOME is the sandbox\'s own)', () => {
+    const repo = repository();
+    // HOME is /tmp, the sandbox's own: only a command of this run can write there.
+    const run = (...commands: string[][]) => () => refuseWritableGitConfig(allowlist, { commands }, plan(repo, [{ kind: 'ro', path: repo }]));
+    const refused = (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /global configuration at \/tmp\//.test(e.message);
+    assert.doesNotThrow(run(['git', 'hi', 'x'], ['git-hi', 'x']));
+    assert.doesNotThrow(run(['git', '-C', 'sub', 'hi'], ['sub/git-hi']));
+    // A command before git, or a git-NAME that is not what the git before it hands over to, may write that configuration first.
+    assert.throws(run(['printf', 'x'], ['git', 'hi'], ['git-hi']), refused);
+    assert.throws(run(['git', 'hi', 'x'], ['git-other', 'x']), refused);
+  });
+});

@@ -52,8 +52,10 @@ export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands
   if (policy.defaults.security !== 'allowlist') return;
   const gits = run.commands.filter((argv) => isGit(argv[0] ?? ''));
   if (gits.length === 0) return;
-  // Any command but a change of folder may write (a redirection of its output included); git itself writes its configuration (`git config`).
-  const reader = new GitReads(plan, run.commands.filter((argv) => !['cd', 'pushd', 'popd'].includes(argv[0] ?? '')).length > 1);
+  // Any command but a change of folder may write (a redirection of its output included); git itself writes its configuration
+  // (`git config`). Not the git-NAME that `git NAME` hands over to: it starts once that git has read its configuration.
+  const writers = run.commands.filter((argv, i) => !['cd', 'pushd', 'popd'].includes(argv[0] ?? '') && !handedBack(run.commands[i - 1], argv));
+  const reader = new GitReads(plan, writers.length > 1);
   const env = plan.env;
   const home = nonEmpty(env.HOME);
   const starts = startFolders(run.commands, plan.cwd, home);
@@ -77,6 +79,20 @@ export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands
       else reader.discover(from);
     }
   }
+}
+
+/**
+ * Whether `argv` is the git-NAME that the git run `before` hands its
+ * subcommand NAME over to (`git -C d hi x` → `d/git-hi x`, as the gateway's
+ * reading of git puts it right after that run).
+ */
+function handedBack(before: readonly string[] | undefined, argv: readonly string[]): boolean {
+  if (before === undefined || !isGit(before[0] ?? '')) return false;
+  const at = globalOptions(before).subcommand;
+  const name = before[at];
+  if (name === undefined || !basename(argv[0] ?? '').startsWith('git-') || !(argv[0] ?? '').endsWith(`git-${name}`)) return false;
+  const rest = before.slice(at + 1);
+  return argv.length === rest.length + 1 && rest.every((arg, i) => arg === argv[i + 1]);
 }
 
 /** Whether `program` (an argv[0]) is git, one of its helpers (`git-upload-pack`) or scalar (which runs git on the same configuration), by name or path. */
@@ -114,12 +130,13 @@ function startFolders(commands: readonly (readonly string[])[], cwd: string, hom
   return [...new Set(out)];
 }
 
-/** What git's own options (those before its subcommand) say about where it reads from. */
-function globalOptions(argv: readonly string[]): { chdirs: string[]; gitDir?: string; execPath?: string } {
+/** What git's own options (those before its subcommand) say about where it reads from, and where its subcommand is. */
+function globalOptions(argv: readonly string[]): { chdirs: string[]; gitDir?: string; execPath?: string; subcommand: number } {
   const chdirs: string[] = [];
   let gitDir: string | undefined;
   let execPath: string | undefined;
-  for (let i = 1; i < argv.length; i++) {
+  let i = 1;
+  for (; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-')) break; // the subcommand
     if (arg === '-C') chdirs.push(argv[++i] ?? '');
@@ -128,7 +145,7 @@ function globalOptions(argv: readonly string[]): { chdirs: string[]; gitDir?: st
     else if (arg.startsWith('--exec-path=')) execPath = arg.slice('--exec-path='.length);
     else if (arg === '-c' || arg === '--work-tree' || arg === '--namespace' || arg === '--config-env' || arg === '--list-cmds') i++;
   }
-  return { chdirs: chdirs.filter((d) => d !== ''), ...(gitDir !== undefined && gitDir !== '' ? { gitDir } : {}), ...(execPath !== undefined && execPath !== '' ? { execPath } : {}) };
+  return { chdirs: chdirs.filter((d) => d !== ''), ...(gitDir !== undefined && gitDir !== '' ? { gitDir } : {}), ...(execPath !== undefined && execPath !== '' ? { execPath } : {}), subcommand: i };
 }
 
 /** The checks of one run: what git reads, each path judged once. */

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
 import { DatabaseSync } from 'node:sqlite';
-import { actionDigest, canonicalRun, Gateway, GatewayError, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
+import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
-import { LOCAL_POLICY_FILE } from './local-policy.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -55,6 +55,8 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
   return {
     host,
     invoke,
+    /** Sends the node an event of the gateway's (a release, a cancel). */
+    send: (event: string, payload: unknown) => node!.event(event, payload),
     server: gw.server,
     close: async () => {
       await host.close();
@@ -128,6 +130,76 @@ describe("a shell of the caller's choosing under the node's allowlist", () => {
     } finally {
       await gw.close();
       await runner.close();
+    }
+  });
+});
+
+describe('a run the gateway holds until its decision is recorded (awaitRelease)', () => {
+  const echoOnly = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } };
+
+  /** A node whose policy allows echo, with its runs recorded (never run), and a count of its reads of that policy. */
+  async function holding() {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify(echoOnly));
+    const ran: string[][] = [];
+    const runner = new (class extends HeldRunner {
+      override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions) {
+        ran.push([...argv]);
+        const result = super.run(plan, argv, options);
+        this.finish();
+        return result;
+      }
+    })();
+    const gw = await hostileGateway({ stateDir, runner });
+    const read = Object.getOwnPropertyDescriptor(LocalPolicy.prototype, 'current')!.get!;
+    const reads = { count: 0, first: Promise.withResolvers<void>() };
+    Object.defineProperty(gw.host.policy, 'current', {
+      get() {
+        reads.count += 1;
+        reads.first.resolve();
+        return read.call(gw.host.policy);
+      },
+    });
+    /** Sends a held `echo held`; resolves once the node has checked and planned it and waits for the release. */
+    const held = async (id: string): Promise<{ answer: Promise<Answer> }> => {
+      const answer = gw.invoke('system.run', { command: ['echo', 'held'], awaitRelease: true }, 20_000, id);
+      await reads.first.promise;
+      // What follows the first read up to the wait for the release runs in the same turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      return { answer };
+    };
+    const release = (id: string) => gw.send(INVOKE_RELEASE_EVENT, { id, ok: true });
+    return { gw, ran, reads, held, release, stateDir, close: async () => (await gw.close(), await runner.close()) };
+  }
+
+  it('is checked against one reading of the node policy before the release and one after it: the allowlist and the check for planted programs never see two versions of it', async () => {
+    const node = await holding();
+    try {
+      const id = randomUUID();
+      const { answer } = await node.held(id);
+      assert.equal(node.reads.count, 1, 'read more than once before the release');
+      node.release(id);
+      const done = await answer;
+      assert.equal(done.ok, true, done.error?.message);
+      assert.equal(node.reads.count, 2, 'read more than once after the release');
+      assert.deepEqual(node.ran, [['echo', 'held']]);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('is refused, and nothing runs, when the node policy is tightened while it waits for the release', async () => {
+    const node = await holding();
+    try {
+      const id = randomUUID();
+      const { answer } = await node.held(id);
+      writeFileSync(join(node.stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny' } }));
+      node.release(id);
+      const refused = await answer;
+      assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.deepEqual(node.ran, []);
+    } finally {
+      await node.close();
     }
   });
 });
@@ -738,10 +810,13 @@ describe('a shell looked through that reads a startup file from a home the sandb
 });
 
 describe("git on the node's allowlist, when its configuration lies where the sandbox can write", () => {
-  /** A node whose allowlist is git, printf and tee, with this container policy. */
+  /**
+   * A node whose allowlist is git, git-hi, printf and tee, with this container policy: `git hi` runs a git-hi
+   * program if one is on the PATH, else the alias, so an allowlist that lets it run names git-hi too.
+   */
   async function allowlistedGit(policy: Record<string, unknown>) {
     const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }, { pattern: 'git-hi' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
     return hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
   }
   /** A repository made by git on this host whose .git/config holds an alias that runs `id`, which no allowlist here names. */
@@ -840,6 +915,21 @@ describe("a program named by its path on the node's allowlist, where the sandbox
         assert.equal(answer.ok, true, `${command.join(' ')}: ${answer.error?.message}`);
         assert.equal((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, 'planted');
       }
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("git NAME on the node's allowlist, for a NAME that is not git's own", () => {
+  it('is refused unless the allowlist names git-NAME too: git runs git-NAME from the PATH before it looks for an alias (regression: an allowlist of git ran any git-NAME program)', async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }] } } }));
+    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy: { version: 1, runtime: ['shell'], network: { egress: 'none' } }, baseDir: stateDir } } });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['git', 'hi'] });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
+      assert.match(answer.error!.message, /git-hi/);
     } finally {
       await gw.close();
     }

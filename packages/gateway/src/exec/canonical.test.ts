@@ -429,7 +429,6 @@ describe('when git is asked only to be git', () => {
     [['git', '-c', 'credential.helper=', 'fetch']],
     [['git', 'rebase', '-i', 'main']],
     [['git', 'rebase', '--no-exec', 'main']],
-    [['git', 'grep', '-O', 'needle']],
     [['git', 'fetch', 'origin']],
     [['git', 'push', 'origin', 'main']],
     [['git', 'clone', 'https://example.com/r.git', 'dst']],
