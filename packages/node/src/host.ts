@@ -519,11 +519,16 @@ export class NodeHost {
     if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
-    const local = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed);
+    // One reading of the policy for the checks made now, in one go: they never see two versions of it.
+    let policy = this.policy.current;
+    const local = localAllows(policy, allowlistSubjects(run), agent, claimed);
     // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
     if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) throw new NodeError('NODE_RUN_DENIED', local.reason);
     // A receipt in the request was issued for this request alone.
-    if (params.approvalReceipt !== undefined) await this.#checkReceipt(params.approvalReceipt, params, invokeId);
+    if (params.approvalReceipt !== undefined) {
+      await this.#checkReceipt(params.approvalReceipt, params, invokeId);
+      policy = this.policy.current; // read again: it may have changed while the receipt was checked
+    }
     // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
     if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
@@ -535,7 +540,7 @@ export class NodeHost {
       throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
     }
     // What the allowlist lets run is what it names: never a program, startup file or library the sandbox could have put in its place.
-    refusePlanted(this.policy.current, run, plan);
+    refusePlanted(policy, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const stop = () => controller.abort();
@@ -557,9 +562,11 @@ export class NodeHost {
       if (!confirmed) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
-      const final = localAllows(this.policy.current, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
+      // Both checks read the policy as it is now, once, with nothing awaited between them and the run's start.
+      policy = this.policy.current;
+      const final = localAllows(policy, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
-      refusePlanted(this.policy.current, run, plan);
+      refusePlanted(policy, run, plan);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {

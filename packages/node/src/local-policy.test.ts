@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import { canonicalRun } from '@corral/gateway';
 import { DEVICE_FILE } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
@@ -26,6 +27,23 @@ describe('the node\'s local policy', () => {
     const policy = new LocalPolicy(stateWith());
     assert.equal(policy.current.defaults.security, 'full');
     assert.equal(policy.snapshot().exists, false);
+  });
+
+  it('finds that there is no policy file without a failed open, which each of its reads at every command paid for (an error built each time), and finds one written since', () => {
+    const dir = stateWith();
+    const policy = new LocalPolicy(dir);
+    const opens = mock.method(fs, 'openSync');
+    syncBuiltinESMExports();
+    try {
+      assert.equal(policy.current.defaults.security, 'full');
+      assert.equal(policy.snapshot().exists, false);
+      assert.equal(opens.mock.calls.filter((call) => call.arguments[0] === policy.path).length, 0);
+    } finally {
+      opens.mock.restore();
+      syncBuiltinESMExports();
+    }
+    writeFileSync(join(dir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny' } }));
+    assert.equal(policy.current.defaults.security, 'deny');
   });
 
   it('allows only listed programs under allowlist, by name or exact path, for every command in a chain', () => {

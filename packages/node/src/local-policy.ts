@@ -218,6 +218,9 @@ export class LocalPolicy {
   }
 
   #read(): { exists: boolean; policy: LocalPolicyFile } {
+    // Nothing there at all (no file, no link) is the default, found without a failed open (read at every command, that cost each one).
+    // Anything else, or a path that cannot be looked at, is read below, which says what it is.
+    if (noEntry(this.path)) return { exists: false, policy: DEFAULT_LOCAL_POLICY };
     let text: string;
     try {
       // A regular file of at most MAX_LOCAL_POLICY_BYTES, never a FIFO waited on or a link to /dev/zero read for ever.
@@ -247,5 +250,14 @@ export class LocalPolicy {
     }
     this.#parsed = { text, policy };
     return { exists: true, policy };
+  }
+}
+
+/** True when nothing, not even a link, is at `path`; false when something is, or when it cannot be looked at. */
+function noEntry(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) === undefined;
+  } catch {
+    return false;
   }
 }
