@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { validatePolicy } from './load.ts';
@@ -665,6 +666,40 @@ describe('planning a sandbox', () => {
       assert.ok(!paths.includes('/') && !paths.includes('/etc') && !paths.some((x) => x.startsWith('/etc/') && !/^\/etc\/(ld\.so|alternatives)/.test(x)));
       assert.ok(p.mounts.every((m) => m.kind !== 'rw'));
       assert.ok(p.env.PATH?.includes('/usr/bin'));
+    });
+
+    it('look each of their paths up once, as the plan resolves it, and one not on this host without an error thrown (a plan is made for every run a node serves)', () => {
+      const dir = workspace();
+      const library = ['/usr/lib', '/usr/lib64', '/usr/lib32', '/usr/libexec', '/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/usr/bin', '/etc/alternatives'];
+      const looked: string[] = [];
+      const threw: string[] = [];
+      const { lstatSync } = fs;
+      const exists = mock.method(fs, 'existsSync');
+      const lstat = mock.method(fs, 'lstatSync', ((path: string, options?: fs.StatSyncOptions) => {
+        looked.push(path);
+        try {
+          return lstatSync(path, options);
+        } catch (error) {
+          threw.push(path);
+          throw error;
+        }
+      }) as typeof fs.lstatSync);
+      syncBuiltinESMExports();
+      let p: SandboxPlan;
+      try {
+        p = plan(dir, { runtime: ['shell'] });
+      } finally {
+        exists.mock.restore();
+        lstat.mock.restore();
+        syncBuiltinESMExports();
+      }
+      for (const path of library) {
+        assert.equal(exists.mock.calls.filter((call) => call.arguments[0] === path).length, 0, `${path} was looked up before the plan resolved it`);
+        assert.equal(looked.filter((l) => l === path).length, 1, `${path} was not looked up exactly once`);
+      }
+      assert.deepEqual(threw, []);
+      // What is not on this host is left out.
+      for (const path of library.filter((l) => !existsSync(l))) assert.ok(!p.mounts.some((m) => m.path === path), `${path} is not here, but bound`);
     });
 
     it('leave out a grant inside another of its kind, where bound again it would land on a symlink (/usr/bin/python3 under /usr/bin), and keep one of another kind', () => {

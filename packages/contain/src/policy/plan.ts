@@ -168,12 +168,11 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const rwFields = new Map<string, string>();
   // A preset's path, and the display's, is bound where it is named, from where it leads.
   const sources = new Map<string, string>();
-  const named = (path: string, field: string) => {
-    const real = reach(path, field);
-    if (real !== undefined && real !== path) sources.set(path, real);
-  };
   for (const p of preset.readonly) {
-    named(p, 'runtime');
+    // Looked up here alone: one that is not on this host (or leads nowhere) is left out.
+    const real = reach(p, 'runtime');
+    if (real === undefined) continue;
+    if (real !== p) sources.set(p, real);
     grants.set(p, 'ro');
   }
   policy.filesystem.readwrite.forEach((raw, i) => {
@@ -411,17 +410,20 @@ function resolvePartly(path: string): { real: string; links: string[]; missing?:
       continue;
     }
     const next = join(real, name);
+    // Whatever follows a missing folder lies below it, unless a `..` comes back out (only a symlink's target holds one).
+    const missing = () => (pending.includes('..') ? undefined : { real: next, links, missing: next });
     let target: string;
     try {
-      if (!lstatSync(next).isSymbolicLink()) {
+      // Nothing there is answered without an error thrown (a preset's path not on this host, at every plan).
+      const stat = lstatSync(next, { throwIfNoEntry: false });
+      if (stat === undefined) return missing();
+      if (!stat.isSymbolicLink()) {
         real = next;
         continue;
       }
       target = readlinkSync(next);
     } catch (error) {
-      // Whatever follows a missing folder lies below it, unless a `..` comes back out (only a symlink's target holds one).
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !pending.includes('..')) return { real: next, links, missing: next };
-      return undefined;
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? missing() : undefined;
     }
     if (links.push(next) > MAX_LINKS) return undefined;
     pending.unshift(...target.split(sep).filter((part) => part !== ''));

@@ -18,8 +18,9 @@ const MERGED_TOP_LEVEL = ['/bin', '/sbin', '/lib', '/lib64', '/lib32'];
 const SYSTEM_BIN_DIRS = ['/usr/local/bin', '/usr/bin'];
 
 /**
- * Resolves the presets a policy names into host paths, as they are on this
- * host. Paths that do not exist here are left out. Never grants '/' or /etc.
+ * Resolves the presets a policy names into host paths. The read-only paths
+ * are not looked up: planSandbox resolves each (through its symlinks) and
+ * leaves out those not on this host. Never grants '/' or /etc.
  *
  * @param nodeBinary the Node executable the `node` preset grants (the running one by default).
  */
@@ -39,7 +40,7 @@ export function presetGrant(presets: readonly RuntimePreset[], nodeBinary = proc
       addPython(grant);
     }
   }
-  grant.readonly = [...new Set(grant.readonly.filter((p) => existsSync(p)))];
+  grant.readonly = [...new Set(grant.readonly)];
   grant.path = [...new Set(grant.path)];
   return grant;
 }
