@@ -16,6 +16,8 @@ import { RUNTIME_PRESETS } from './defaults.ts';
 // A NUL byte ends a word for the kernel: what the sandbox got would differ from what the policy shows.
 const text = z.string().refine((value) => !value.includes('\0'), 'cannot hold a NUL byte');
 
+// Defaults are made afresh for each policy (a function): a default object given as a value is shallow-copied, so the
+// arrays inside it would be shared by every policy that took it.
 const pathList = z.array(text.min(1, 'a path cannot be empty')).default([]);
 
 const egressRule = z.string().superRefine((value, ctx) => {
@@ -39,7 +41,7 @@ export const ContainerPolicySchema = z
         readonly: pathList.describe('Paths the command may read.'),
         denied: pathList.describe('Paths hidden even inside a granted tree; a deny always wins.'),
       })
-      .default({ readwrite: [], readonly: [], denied: [] }),
+      .default(() => ({ readwrite: [], readonly: [], denied: [] })),
     network: z
       .strictObject({
         egress: z
@@ -60,7 +62,7 @@ export const ContainerPolicySchema = z
           )
           .default([]),
       })
-      .default({ egress: 'none', ingress: [] }),
+      .default(() => ({ egress: 'none' as const, ingress: [] })),
     process: z
       .strictObject({
         maxProcesses: z.int().min(1).max(65536).optional(),
@@ -85,7 +87,7 @@ export const ContainerPolicySchema = z
           .default({}),
         pass: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _')).default([]),
       })
-      .default({ set: {}, pass: [] }),
+      .default(() => ({ set: {}, pass: [] })),
     workingDirectory: text.min(1).optional(),
     onUnenforceable: z
       .enum(['refuse', 'warn'])
