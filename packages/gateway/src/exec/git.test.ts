@@ -220,11 +220,8 @@ describe('when a git address names a remote helper, which git runs as git-remote
 
   for (const argv of [
     ['git', 'clone', 'https://example.com/r.git', 'dst'],
-    ['git', 'fetch', 'ssh://host/r'],
-    ['git', 'fetch', 'git+ssh://host/r'],
     ['git', 'fetch', 'git://host/r'],
     ['git', 'fetch', 'file:///srv/r'],
-    ['git', 'clone', 'git@example.com:r.git'],
     ['git', 'push', 'origin', 'HEAD:refs/heads/x'],
     ['git', 'remote', 'add', 'up', 'https://example.com/r'],
     ['git', 'commit', '-m', 'std::vector no longer leaks'],
@@ -489,4 +486,84 @@ describe('when git bisect visualize is given nothing to run', () => {
   it('decides git bisect view --stat, which runs git log, as git alone', () => {
     assert.deepEqual(readGit(['git', 'bisect', 'view', '--stat'], 'git'), { runs: [] });
   });
+});
+
+/** The argv git's ssh transport runs for HOST and the remote command REMOTE, with protocol v1 or v2's `-o SendEnv=GIT_PROTOCOL` unless `v0`, and any options before the host. */
+function ssh(host: string, remote: string, options: string[] = [], v0 = false): string[] {
+  return ['ssh', ...(v0 ? [] : ['-o', 'SendEnv=GIT_PROTOCOL']), ...options, host, remote];
+}
+
+describe('when a git address reaches another machine over ssh, which git runs as ssh HOST "git-upload-pack \'PATH\'"', () => {
+  // Each argv is the one git 2.39 ran with GIT_SSH pointing at a recorder named ssh and no configuration (archive: git 2.41 and later).
+  for (const [argv, handed] of [
+    [['git', 'fetch', 'ssh://host/r'], ssh('host', "git-upload-pack '/r'")],
+    [['git', 'fetch', 'ssh://git@host:2222/~u/r.git'], ssh('git@host', "git-upload-pack '~u/r.git'", ['-p', '2222'])],
+    [['git', 'fetch', 'git+ssh://host:/r'], ssh('host', "git-upload-pack '/r'")],
+    [['git', 'fetch', 'ssh+git://u@host/p q'], ssh('u@host', "git-upload-pack '/p q'")],
+    [['git', 'fetch', 'ssh://user:pw@host:22/r'], ssh('user:pw@host:22', "git-upload-pack '/r'")],
+    [['git', 'fetch', 'ssh://host:65536/x'], ssh('host:65536', "git-upload-pack '/x'")],
+    [['git', 'fetch', 'host:a~b'], ssh('host', "git-upload-pack '~b'")],
+    [['git', 'fetch', "host:it's!"], ssh('host', "git-upload-pack 'it'\\''s'\\!''")],
+    [['git', 'fetch', '--depth', '3', 'host:/abs/r'], ssh('host', "git-upload-pack '/abs/r'")],
+    [['git', 'fetch', '-j4', '--', 'host:r', 'main:main'], ssh('host', "git-upload-pack 'r'")],
+    [['git', 'fetch', '--ipv6', 'host:r'], ssh('host', "git-upload-pack 'r'", ['-6'])],
+    [['git', 'clone', 'git@github.com:o/r.git', 'dst'], ssh('git@github.com', "git-upload-pack 'o/r.git'")],
+    [['git', 'clone', '-c', 'protocol.version=1', '--depth', '1', 'host:r', 'dst'], ssh('host', "git-upload-pack 'r'")],
+    [['git', 'pull', '-4', 'git+ssh://host/r', 'main'], ssh('host', "git-upload-pack '/r'", ['-4'])],
+    [['git', 'ls-remote', 'host:r'], ssh('host', "git-upload-pack 'r'")],
+    [['git', 'push', 'git@host:r', 'HEAD:main'], ssh('git@host', "git-receive-pack 'r'", [], true)],
+    [['git', 'push', '--repo=host:r'], ssh('host', "git-receive-pack 'r'", [], true)],
+    [['git', '-c', 'protocol.version=1', 'push', 'host:r'], ssh('host', "git-receive-pack 'r'")],
+    [['git', '-c', 'protocol.version=0', 'fetch', 'host:r'], ssh('host', "git-upload-pack 'r'", [], true)],
+    [['git', 'archive', '--remote=host:r', 'HEAD'], ssh('host', "git-upload-archive 'r'", [], true)],
+    [['git', 'archive', '--remote', 'ssh://host:22/r', 'HEAD'], ssh('host', "git-upload-archive '/r'", ['-p', '22'], true)],
+    [['git', 'send-pack', 'host:r', 'main'], ssh('host', "git-receive-pack 'r'", [], true)],
+    [['git', 'fetch-pack', '--depth=1', 'host:r'], ssh('host', "git-upload-pack 'r'")],
+    [['git', 'remote', 'add', '-f', 'x', 'host:r'], ssh('host', "git-upload-pack 'r'")],
+    [['git', 'submodule', 'add', 'host:r', 'sub'], ssh('host', "git-upload-pack 'r'")],
+  ] as [string[], string[]][]) {
+    it(`hands back ${commandLine(handed)} for ${commandLine(argv)}, and a permit for git alone does not run it, in every form it is sent (regression: a permit for git ran ssh)`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [{ argv: handed, transport: 'ssh' }] });
+      for (const command of forms(argv)) {
+        assert.deepEqual(canonicalRun({ command }).commands.at(-1), handed, command.join(' '));
+        assert.equal(decide(command).decision, 'deny', command.join(' '));
+      }
+    });
+  }
+
+  for (const [name, argv] of [
+    ['an address git percent-decodes', ['git', 'fetch', 'ssh://host/r%27x']],
+    ['a bracketed host', ['git', 'clone', 'ssh://[host:22]/r']],
+    ['an address with no path', ['git', 'fetch', 'ssh://host']],
+    ['a host starting with -, which git refuses', ['git', 'fetch', 'ssh://-oProxyCommand=x/r']],
+    ['a port git reads with a sign', ['git', 'fetch', 'ssh://host:+22/r']],
+    ['an option Corral does not know before a word that may be the address', ['git', 'fetch', '--newer-option', 'origin', 'host:r']],
+  ] as [string, string[]][]) {
+    it(`makes git with ${name} opaque (regression: decided as git alone)`, () => {
+      assert.match(canonicalRun({ command: argv }).opaqueReason ?? '', /ssh address/);
+    });
+  }
+
+  for (const argv of [
+    ['git', 'clone', 'https://example.com/r.git', 'dst'],
+    ['git', 'fetch', 'git://host/r'],
+    ['git', 'fetch', 'file:///srv/r'],
+    ['git', 'fetch', './x:y'],
+    ['git', 'fetch', '/srv/x:y'],
+    ['git', 'clone', '../a:b', 'dst'],
+    ['git', 'fetch', 'origin'],
+    ['git', 'fetch', 'origin', 'main:main'],
+    ['git', 'push', 'origin', 'HEAD:refs/heads/x'],
+    ['git', 'push', '-o', 'ci.skip', 'origin', 'a:b'],
+    ['git', 'pull', '-s', 'ours', 'origin', 'main'],
+    ['git', 'remote', 'add', 'x', 'host:r'],
+    ['git', 'remote', 'set-url', 'origin', 'git@host:r'],
+    ['git', 'archive', 'HEAD', 'a:b'],
+    ['git', 'ls-remote', '--get-url'],
+  ]) {
+    it(`decides ${commandLine(argv)}, which reaches no ssh address on its command line, as git alone`, () => {
+      assert.deepEqual(readGit(argv, 'git'), { runs: [] });
+    });
+  }
+
 });

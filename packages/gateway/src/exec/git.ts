@@ -9,7 +9,8 @@
 // runs (`clone --template=DIR`). A name that is not one of git's own
 // commands (`git lfs`, `git x/y`) runs `git-<name>` from git's exec path, the
 // PATH or the working directory, or an alias: it is handed back as that
-// program. Opaque: a remote helper (`fetch foo::ADDRESS`, `foo://`) or a
+// program. So is the ssh an ssh address makes git run (`clone git@host:r`,
+// `fetch ssh://host/r`), as the argv git builds (see sshTransport). Opaque: a remote helper (`fetch foo::ADDRESS`, `foo://`) or a
 // merge strategy (`merge -s foo`), which git finds the same way as
 // `git-remote-foo` or `git-merge-foo`; a diff or merge tool, a browser or a
 // manual viewer git picks from its configuration; gitk for a bare `bisect
@@ -43,7 +44,13 @@ export type GitRun =
   /** Run by a shell (`sh -c PAYLOAD`), or as one word. */
   | { payload: string }
   /** Run as this argv. */
-  | { argv: string[] };
+  | { argv: string[] }
+  /**
+   * Run as this argv, built by git's ssh transport (`ssh … HOST "git-upload-pack 'PATH'"`):
+   * decided as it is, not read again as a program that runs the command it is given, since
+   * that command runs on the other machine and git allows no option through the address.
+   */
+  | { argv: string[]; transport: 'ssh' };
 
 /** The commands a git command line runs besides git, or why that cannot be told. */
 export type GitReading = { runs: GitRun[] } | { opaqueReason: string };
@@ -205,6 +212,8 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   let help = false;
   // The folder each `-C` moves to, from the run's working directory, as git joins them: '' for none.
   let folder = '';
+  // The protocol version git asks for (protocol.c): 2 unless `-c protocol.version=N` says otherwise.
+  let protocol = 2;
   if (program === 'git') {
     for (; i < args.length; i += 1) {
       const arg = args[i]!;
@@ -214,6 +223,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
         i += 1;
         const reason = settingReason('git -c', args[i] ?? '');
         if (reason !== undefined) return { opaqueReason: reason };
+        protocol = protocolSetting(args[i]!) ?? protocol;
       } else if (arg === '--config-env' || arg.startsWith('--config-env=')) {
         const text = arg === '--config-env' ? (args[++i] ?? '') : arg.slice('--config-env='.length);
         const key = text.slice(0, Math.max(0, text.lastIndexOf('=')));
@@ -252,6 +262,14 @@ export function readGit(argv: readonly string[], program: string): GitReading {
     const long = longOption(rest[j]!, EXEC_IS_REMOTE_PROGRAM.has(subcommand) ? [...REMOTE_PROGRAM_OPTIONS, 'exec'] : REMOTE_PROGRAM_OPTIONS);
     if (long !== undefined) return { opaqueReason: `git ${subcommand} --${long.name}, which names a program git runs` };
   }
+  const ssh = sshTransport(subcommand, rest, protocol);
+  if ('opaqueReason' in ssh) return ssh;
+  const reading = readSubcommand(subcommand, rest);
+  return 'opaqueReason' in reading || ssh.runs.length === 0 ? reading : { runs: [...ssh.runs, ...reading.runs] };
+}
+
+/** What a git subcommand is handed to run, read from its own arguments. */
+function readSubcommand(subcommand: string, rest: readonly string[]): GitReading {
   switch (subcommand) {
     case 'rebase':
       return explicit(subcommand, rest, 'exec', 'x', true);
@@ -662,4 +680,267 @@ function cloneOrInit(subcommand: string, rest: readonly string[]): GitReading {
     if (reason !== undefined) return { opaqueReason: reason };
   }
   return { runs: [] };
+}
+
+// Git's ssh transport (connect.c git_connect, fill_ssh_args). An address
+// `ssh://[user@]host[:port]/path` (or `git+ssh://`, `ssh+git://`), or one
+// in scp's form `[user@]host:path` (a colon before any slash: url.c
+// url_is_local_not_ssh), makes git run
+// `ssh [-o SendEnv=GIT_PROTOCOL] [-4|-6] [-p PORT] [user@]host "PROGRAM 'PATH'"`,
+// PROGRAM being git-upload-pack (fetch, pull, clone, ls-remote, fetch-pack,
+// submodule add, remote add -f), git-receive-pack (push, send-pack) or
+// git-upload-archive (archive --remote). That ssh is handed back as an argv,
+// decided as a command of its own: a permit for git does not cover ssh, and a
+// policy can permit or forbid ssh to a host by its argv. `-o
+// SendEnv=GIT_PROTOCOL` is there when git speaks protocol version 1 or 2:
+// version 2 by default, which git falls back from to 0 for anything but
+// git-upload-pack; `-c protocol.version=N` on the command line is read.
+//
+// The argv is the one git builds with none of core.sshCommand, ssh.variant,
+// protocol.version, url.<base>.insteadOf set in a configuration file (and no
+// GIT_SSH, GIT_SSH_COMMAND, GIT_SSH_VARIANT: any other GIT_* variable makes
+// the run opaque, gitEnvReason). Those files can change the program, its
+// options or the address; Corral does not read them, and the node refuses a
+// run whose git configuration the sandbox could have written
+// (packages/node, git-config.ts), so what they set is the operator's.
+//
+// A remote named by its name (`git fetch origin`, `git push`, `git pull`,
+// `git remote update`, `git remote show origin`, `git submodule update`, a
+// relative submodule address `../x.git`, fetches of submodules) reaches the
+// address its configuration stores, which the command line does not show:
+// nothing is handed back for it, and it is decided as git alone. Its address
+// is in the repository's configuration, which the node checks is not
+// sandbox-writable; `git remote add` and `set-url` only store an address
+// (nothing runs then), and an address they store is read as any other on
+// their command line (a remote helper's is opaque), but ssh to it is not
+// handed back when a later `git fetch NAME` runs it. A policy that must
+// bound where ssh goes therefore has to bound git's remotes as well.
+//
+// An address form Corral does not read as git does is opaque: one with `%`
+// (git decodes it), brackets (`[host:port]`), an empty path, or a host or
+// path starting with `-` (git refuses those). A scp-like word that may be
+// the repository or may be the value of an option Corral does not know is
+// opaque too. `clone host:path` when a local folder `host:path` exists is a
+// local clone (clone.c): ssh is handed back all the same, one command more
+// for the policy to permit.
+
+/** The program git asks the other side to run, by subcommand (transport.c, builtin/archive.c). */
+const SSH_REMOTE_PROGRAMS = new Map<string, string>(Object.entries({
+  fetch: 'git-upload-pack', pull: 'git-upload-pack', clone: 'git-upload-pack', 'ls-remote': 'git-upload-pack', 'fetch-pack': 'git-upload-pack',
+  push: 'git-receive-pack', 'send-pack': 'git-receive-pack', archive: 'git-upload-archive', submodule: 'git-upload-pack', remote: 'git-upload-pack',
+}));
+
+/**
+ * How a subcommand's options read (parse-options): long options and short
+ * letters that take the next argument as their value; flags; optional
+ * letters whose value is only the rest of their cluster (`-rmerges`). A long
+ * option or letter in neither list may or may not take the next argument:
+ * both readings are followed.
+ */
+interface OptionSyntax { values: string[]; flags: string[]; valueLetters: string; flagLetters: string; optionalLetters?: string }
+
+const FETCH_VALUES = ['upload-pack', 'jobs', 'depth', 'shallow-since', 'shallow-exclude', 'deepen', 'recurse-submodules-default', 'refmap', 'server-option',
+  'negotiation-restrict', 'negotiation-tip', 'negotiation-include', 'filter', 'submodule-prefix'];
+const FETCH_FLAGS = ['all', 'set-upstream', 'append', 'atomic', 'multiple', 'tags', 'prefetch', 'prune', 'prune-tags', 'recurse-submodules', 'dry-run', 'porcelain',
+  'write-fetch-head', 'keep', 'update-head-ok', 'progress', 'unshallow', 'refetch', 'update-shallow', 'negotiate-only', 'auto-maintenance', 'auto-gc',
+  'show-forced-updates', 'write-commit-graph', 'stdin', 'force', 'quiet', 'verbose', 'ipv4', 'ipv6'];
+/** The option syntax of each subcommand whose first positional argument is the address it reaches (builtin/*.c, git 2.51). */
+const TRANSPORT_SYNTAX = new Map<string, OptionSyntax>(Object.entries({
+  fetch: { values: FETCH_VALUES, flags: FETCH_FLAGS, valueLetters: 'jo', flagLetters: 'amtpPkufqvn46' },
+  pull: {
+    values: [...FETCH_VALUES.filter((v) => v !== 'jobs'), 'strategy', 'strategy-option'],
+    flags: [...FETCH_FLAGS, 'jobs', 'rebase', 'stat', 'summary', 'compact-summary', 'log', 'signoff', 'squash', 'commit', 'edit', 'ff', 'ff-only', 'verify',
+      'verify-signatures', 'autostash', 'gpg-sign', 'allow-unrelated-histories'],
+    valueLetters: 'osX', flagLetters: 'atpkfqvn46', optionalLetters: 'jrS',
+  },
+  push: {
+    values: ['repo', 'receive-pack', 'exec', 'push-option', 'recurse-submodules'],
+    flags: ['all', 'branches', 'mirror', 'delete', 'tags', 'dry-run', 'porcelain', 'force', 'force-with-lease', 'force-if-includes', 'set-upstream', 'progress',
+      'prune', 'verify', 'follow-tags', 'signed', 'atomic', 'thin', 'quiet', 'verbose', 'ipv4', 'ipv6'],
+    valueLetters: 'o', flagLetters: 'dnfuqv46',
+  },
+  clone: {
+    values: ['jobs', 'template', 'reference', 'reference-if-able', 'origin', 'branch', 'revision', 'upload-pack', 'depth', 'shallow-since', 'shallow-exclude',
+      'separate-git-dir', 'ref-format', 'config', 'server-option', 'bundle-uri', 'filter'],
+    flags: ['progress', 'reject-shallow', 'checkout', 'bare', 'mirror', 'local', 'hardlinks', 'shared', 'recursive', 'recurse-submodules', 'dissociate',
+      'single-branch', 'tags', 'shallow-submodules', 'also-filter-submodules', 'remote-submodules', 'sparse', 'quiet', 'verbose', 'ipv4', 'ipv6'],
+    valueLetters: 'jobuc', flagLetters: 'nlsqv46',
+  },
+  'ls-remote': { values: ['upload-pack', 'exec', 'server-option', 'sort'], flags: ['tags', 'branches', 'heads', 'refs', 'get-url', 'exit-code', 'symref', 'quiet'], valueLetters: 'o', flagLetters: 'tbhq' },
+  'send-pack': {
+    values: ['receive-pack', 'exec', 'remote', 'push-option'],
+    flags: ['all', 'mirror', 'dry-run', 'force', 'signed', 'progress', 'thin', 'atomic', 'stateless-rpc', 'stdin', 'helper-status', 'force-with-lease', 'verbose', 'quiet'],
+    valueLetters: '', flagLetters: 'fnqv',
+  },
+  // fetch-pack reads each option as one word (`--depth=N`).
+  'fetch-pack': { values: [], flags: [], valueLetters: '', flagLetters: '' },
+  // `submodule add` (after `submodule [--quiet]`), which clones the address.
+  submodule: { values: ['branch', 'name', 'reference', 'ref-format', 'depth'], flags: ['force', 'quiet', 'progress', 'dissociate', 'single-branch'], valueLetters: 'b', flagLetters: 'fq' },
+  // `remote add` (after `remote [-v]`), whose -f fetches from the address at once.
+  remote: { values: ['track', 'master'], flags: ['fetch', 'tags', 'mirror', 'verbose'], valueLetters: 'tm', flagLetters: 'fv' },
+}));
+
+/** The protocol version `-c KEY=VALUE` sets when KEY is protocol.version (0, 1 or 2), else undefined. */
+function protocolSetting(text: string): number | undefined {
+  const match = /^protocol\.version=([012])$/i.exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * The words that may be a subcommand's `n`th positional argument (from 0)
+ * as git's option parser reads `args` by `syntax`: one word when every
+ * option is known, more when an option Corral does not know may or may not
+ * take the next word.
+ */
+function positionalCandidates(args: readonly string[], syntax: OptionSyntax, n: number, singleWords = false): Set<string> {
+  const found = new Set<string>();
+  const seen = new Set<string>();
+  const queue: [number, number, boolean][] = [[0, 0, false]];
+  while (queue.length > 0) {
+    const [j, count, ended] = queue.pop()!;
+    const key = `${j}:${count}:${ended}`;
+    const arg = args[j];
+    if (seen.has(key) || arg === undefined) continue;
+    seen.add(key);
+    const next = (skip: number): void => void queue.push([j + skip, count, ended]);
+    if (ended || arg === '-' || !arg.startsWith('-')) {
+      if (count === n) found.add(arg);
+      else queue.push([j + 1, count + 1, ended]);
+    } else if (arg === '--') queue.push([j + 1, count, true]);
+    else if (singleWords) next(1);
+    else if (arg.startsWith('--')) {
+      const name = arg.slice(2).split('=')[0]!;
+      if (arg.includes('=') || name.startsWith('no-') || syntax.flags.includes(name)) next(1);
+      else if (syntax.values.includes(name)) next(2);
+      else {
+        const value = longOption(arg, syntax.values) !== undefined;
+        const flag = longOption(arg, syntax.flags) !== undefined;
+        if (value && !flag) next(2);
+        else if (flag && !value) next(1);
+        else {
+          next(1);
+          next(2);
+        }
+      }
+    } else {
+      let skip = 1;
+      for (let at = 1; at < arg.length; at += 1) {
+        const letter = arg[at]!;
+        if (syntax.valueLetters.includes(letter)) {
+          if (at + 1 === arg.length) skip = 2;
+          break;
+        }
+        if (syntax.optionalLetters?.includes(letter) === true) break;
+        if (!syntax.flagLetters.includes(letter)) {
+          if (at + 1 === arg.length) skip = 3;
+          break;
+        }
+      }
+      if (skip === 3) {
+        next(1);
+        next(2);
+      } else next(skip);
+    }
+  }
+  return found;
+}
+
+/** An ssh address read as git reads it: user and host, port, path (connect.c parse_connect_url), or why it is not read; undefined for an address that is not ssh's. */
+type SshAddress = { host: string; port?: string; path: string } | { opaqueReason: string };
+
+/** Reads `url` as git's ssh transport does, or undefined when git reaches it another way (a local path, another scheme). */
+function sshAddress(url: string): SshAddress | undefined {
+  const scheme = /^([A-Za-z0-9][A-Za-z0-9+.-]*):\/\//.exec(url);
+  let host: string;
+  let path: string | undefined;
+  if (scheme !== null) {
+    if (!['ssh', 'git+ssh', 'ssh+git'].includes(scheme[1]!)) return undefined;
+    const rest = url.slice(scheme[0].length);
+    const slash = rest.indexOf('/');
+    host = slash < 0 ? rest : rest.slice(0, slash);
+    path = slash < 0 ? undefined : rest.slice(slash);
+  } else {
+    const colon = url.indexOf(':');
+    const slash = url.indexOf('/');
+    if (colon < 0 || (slash >= 0 && slash < colon)) return undefined;
+    host = url.slice(0, colon);
+    path = url.slice(colon + 1);
+  }
+  const shown = url.slice(0, 80);
+  if (url.includes('%') || url.includes('[')) return { opaqueReason: `the ssh address ${shown}, in a form Corral does not read as git does (% or [ ])` };
+  if (path === undefined || path === '') return { opaqueReason: `the ssh address ${shown}, which names no path` };
+  // git turns /~user/x into ~user/x, and so the second character of any path (connect.c).
+  if (path[1] === '~') path = path.slice(1);
+  // The port follows the first colon of the host, when all that follows is a number below 65536; an empty one is dropped (get_host_and_port).
+  let port: string | undefined;
+  const colon = host.indexOf(':');
+  const after = colon < 0 ? '' : host.slice(colon + 1);
+  if (colon >= 0 && /^[\s+-]/.test(after)) return { opaqueReason: `the ssh address ${shown}, whose port Corral does not read as git does` };
+  if (colon >= 0 && (after === '' || (/^\d+$/.test(after) && Number(after) < 65536))) {
+    if (after !== '') port = after;
+    host = host.slice(0, colon);
+  }
+  if (host === '' || host.startsWith('-') || path.startsWith('-') || port?.startsWith('-') === true) return { opaqueReason: `the ssh address ${shown}, which git refuses` };
+  return port === undefined ? { host, path } : { host, port, path };
+}
+
+/** `'TEXT'` as git quotes a path for the remote shell (quote.c sq_quote_buf): a `'` or `!` is closed out and escaped. */
+function shellQuoted(text: string): string {
+  return `'${text.replace(/['!]/g, (c) => `'\\${c}'`)}'`;
+}
+
+/**
+ * The ssh command a subcommand's address makes git run (see above), as the
+ * runs to hand back; nothing when it reaches no ssh address on its command
+ * line; opaque when the address is in a form not read, or may be.
+ */
+function sshTransport(subcommand: string, rest: readonly string[], configured: number): { runs: GitRun[] } | { opaqueReason: string } {
+  const program = SSH_REMOTE_PROGRAMS.get(subcommand);
+  // archive reaches only the address of its --remote.
+  const syntax = TRANSPORT_SYNTAX.get(subcommand) ?? { values: [], flags: [], valueLetters: '', flagLetters: '' };
+  if (program === undefined) return { runs: [] };
+  let args = rest;
+  let candidates: Set<string>;
+  if (subcommand === 'archive') {
+    candidates = new Set(optionValues(rest, 'remote', '', true));
+  } else if (subcommand === 'submodule' || subcommand === 'remote') {
+    // `submodule [--quiet] add …`, `remote [-v] add [-f] NAME ADDRESS`: another action stores or reaches a configured remote.
+    const at = rest.findIndex((a) => !a.startsWith('-'));
+    if (rest[at] !== 'add') return { runs: [] };
+    args = rest.slice(at + 1);
+    if (subcommand === 'remote' && findOptions(args, ['fetch'], 'f', 'tm').length === 0) return { runs: [] };
+    candidates = positionalCandidates(args, syntax, subcommand === 'remote' ? 1 : 0);
+  } else {
+    candidates = positionalCandidates(args, syntax, 0, subcommand === 'fetch-pack');
+    if (subcommand === 'push') for (const repo of optionValues(rest, 'repo', '', true)) candidates.add(repo);
+  }
+  const addresses = [...candidates].map((word) => ({ word, address: sshAddress(word) })).filter((c) => c.address !== undefined);
+  if (addresses.length === 0) return { runs: [] };
+  if (candidates.size > 1 && subcommand !== 'archive' && subcommand !== 'push') {
+    return { opaqueReason: `git ${subcommand} with an option Corral does not know before ${addresses[0]!.word.slice(0, 80)}, which may be an ssh address` };
+  }
+  let version = configured;
+  if (subcommand === 'clone') for (const setting of optionValues(rest, 'config', 'c', true, 'jobu')) version = protocolSetting(setting) ?? version;
+  // git speaks version 2 only to git-upload-pack (connect.c git_connect).
+  if (version === 2 && program !== 'git-upload-pack') version = 0;
+  const family = ipFamily(subcommand, args, syntax);
+  const runs: GitRun[] = [];
+  for (const { address } of addresses) {
+    if ('opaqueReason' in address!) return { opaqueReason: `git ${subcommand} with ${address.opaqueReason}` };
+    const argv = ['ssh', ...(version > 0 ? ['-o', 'SendEnv=GIT_PROTOCOL'] : []), ...family, ...(address!.port !== undefined ? ['-p', address!.port] : []), address!.host, `${program} ${shellQuoted(address!.path)}`];
+    runs.push({ argv, transport: 'ssh' });
+  }
+  return { runs };
+}
+
+/** `-4` or `-6` when the last of `-4`/`--ipv4`/`-6`/`--ipv6` among a subcommand's options asks for one (fetch, pull, push, clone). */
+function ipFamily(subcommand: string, args: readonly string[], syntax: OptionSyntax): string[] {
+  if (!['fetch', 'pull', 'push', 'clone'].includes(subcommand)) return [];
+  let family: string[] = [];
+  for (const arg of args) {
+    if (arg === '--') break;
+    const found = findOptions([arg], ['ipv4', 'ipv6'], '46', syntax.valueLetters + (syntax.optionalLetters ?? ''));
+    if (found.length > 0) family = [found.at(-1)!.spelling === '--ipv6' || found.at(-1)!.spelling === '-6' ? '-6' : '-4'];
+  }
+  return family;
 }
