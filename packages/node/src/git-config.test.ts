@@ -93,7 +93,7 @@ describe('an allowed scalar run, under an allowlist', () => {
   });
 });
 
-describe('git NAME handed over to git-NAME, under an allowlist', () => {
+describe('git NAME handed over to git-NAME, or git\'s ssh transport to ssh, under an allowlist', () => {
   it('counts git-NAME as no earlier command: git has read its configuration before it starts, so a configuration the sandbox could only write in this run does not refuse git NAME alone (regression: every git NAME was refused where HOME is the sandbox\'s own)', () => {
     const repo = repository();
     // HOME is /tmp, the sandbox's own: only a command of this run can write there.
@@ -101,8 +101,10 @@ describe('git NAME handed over to git-NAME, under an allowlist', () => {
     const refused = (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /global configuration at \/tmp\//.test(e.message);
     assert.doesNotThrow(run(['git', 'hi', 'x'], ['git-hi', 'x']));
     assert.doesNotThrow(run(['git', '-C', 'sub', 'hi'], ['sub/git-hi']));
+    assert.doesNotThrow(run(['git', 'clone', 'git@example.com:x.git'], ['ssh', '-o', 'SendEnv=GIT_PROTOCOL', 'git@example.com', "git-upload-pack 'x.git'"]));
     // A command before git, or a git-NAME that is not what the git before it hands over to, may write that configuration first.
     assert.throws(run(['printf', 'x'], ['git', 'hi'], ['git-hi']), refused);
     assert.throws(run(['git', 'hi', 'x'], ['git-other', 'x']), refused);
+    assert.throws(run(['git', 'clone', 'git@example.com:x.git'], ['ssh', 'git@example.com', 'touch /tmp/.gitconfig']), refused);
   });
 });

@@ -82,12 +82,14 @@ export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands
 }
 
 /**
- * Whether `argv` is the git-NAME that the git run `before` hands its
- * subcommand NAME over to (`git -C d hi x` → `d/git-hi x`, as the gateway's
- * reading of git puts it right after that run).
+ * Whether `argv` is what the git run `before` hands over to, as the gateway's
+ * reading of git puts it right after that run: the git-NAME for its
+ * subcommand NAME (`git -C d hi x` → `d/git-hi x`), or the ssh of its ssh
+ * transport (`ssh … HOST "git-upload-pack 'PATH'"`).
  */
 function handedBack(before: readonly string[] | undefined, argv: readonly string[]): boolean {
   if (before === undefined || !isGit(before[0] ?? '')) return false;
+  if (argv[0] === 'ssh') return /^git-(?:upload-pack|receive-pack|upload-archive) '/.test(argv.at(-1) ?? '');
   const at = globalOptions(before).subcommand;
   const name = before[at];
   if (name === undefined || !basename(argv[0] ?? '').startsWith('git-') || !(argv[0] ?? '').endsWith(`git-${name}`)) return false;

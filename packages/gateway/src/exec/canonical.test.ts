@@ -467,3 +467,16 @@ describe('a run of scalar, git\'s companion', () => {
     assert.equal(run(['scalar', 'list']).decision, 'allow');
   });
 });
+
+describe("a git run over git's ssh transport", () => {
+  const point = new DecisionPoint();
+  point.load(loadPolicies([{ file: 'p.cedar', text: '@id("git") permit (principal, action == Action::"system.run", resource == Command::"git");\n@id("ssh-github") permit (principal, action == Action::"system.run", resource == Command::"ssh") when { context has argv && context.argv.contains("git@github.com") };' }]));
+  const run = (command: string[]) => decideRun(point, alice, canonicalRun({ command }));
+
+  it('is decided on the ssh git runs as well: allowed to the host a policy permits ssh to, denied to another (regression: every run over ssh was opaque, or a permit for git ran ssh)', () => {
+    assert.deepEqual(canonicalRun({ command: ['git', 'clone', 'git@github.com:corral/x.git'] }).commands.map((argv) => argv[0]), ['git', 'ssh']);
+    assert.equal(run(['git', 'clone', 'git@github.com:corral/x.git']).decision, 'allow');
+    assert.equal(run(['git', 'clone', 'git@example.com:corral/x.git']).decision, 'deny');
+    assert.equal(run(['git', 'clone', 'https://github.com/corral/x.git']).decision, 'allow');
+  });
+});

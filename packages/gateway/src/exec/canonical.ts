@@ -262,6 +262,11 @@ function expandGit(argv: string[], program: string, depth: number): { commands: 
   const commands: string[][] = [argv];
   const wrappers: string[][] = [];
   for (const run of reading.runs) {
+    // The ssh git's transport runs: its argv as git builds it; the command it asks for runs on the remote host.
+    if ('transport' in run) {
+      commands.push(run.argv);
+      continue;
+    }
     let simple: string[][];
     if ('argv' in run) simple = [run.argv];
     else {
