@@ -538,3 +538,29 @@ describe('a command sent only once its decision is on record (a node that does n
     }
   });
 });
+
+describe("the node's result, acknowledged", () => {
+  it("only after the caller's answer is sent: a Corral node then replaces the warm sandbox its run took, which on a shared host would compete with that answer (regression: the acknowledgement went first)", async () => {
+    const { Connection } = await import('../server/connection.ts');
+    const gw = await refusingLogGateway(stateDir());
+    const node = await pairedNodePeer(gw.server.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+    const operator = await GatewayClient.connect({ url: gw.server.url, token, role: 'operator', scopes: ['operator.write'] });
+    const sent: string[] = [];
+    const send = Connection.prototype.send;
+    Connection.prototype.send = function (this: InstanceType<typeof Connection>, text: string) {
+      const frame = JSON.parse(text) as { type: string };
+      if (frame.type === 'res') sent.push(this.peer?.role ?? 'unknown');
+      return send.call(this, text);
+    };
+    try {
+      await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['echo', 'order'] }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 });
+      while (sent.length < 2) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(sent, ['operator', 'node']);
+    } finally {
+      Connection.prototype.send = send;
+      await operator.close();
+      await node.close();
+      await gw.close();
+    }
+  });
+});

@@ -501,7 +501,8 @@ export class NodeInvoker {
       return result;
     } finally {
       left.dispose();
-      finished.resolve();
+      // On a later turn: the caller's answer, sent as this returns, is on its way before the node's acknowledgement.
+      setImmediate(() => finished.resolve());
     }
   }
 
