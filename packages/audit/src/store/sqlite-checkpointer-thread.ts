@@ -4,9 +4,19 @@
 // every append waiting on it for tens of milliseconds; here it runs beside
 // the writer (PASSIVE: it never takes the write lock), and the writer's
 // commits pay only for their own pages.
+//
+// Each process appending to the log runs one of these, and each counts only
+// its own process's commits. So before it checkpoints it looks at the log:
+// in WAL mode only a checkpoint writes the database file, so a file written
+// since this thread last looked means another process checkpointed meanwhile,
+// and this one leaves its turn to it. With one process the file changes only
+// by this thread's own checkpoints, and it checkpoints as often as before;
+// with several, about as often as one process making all their commits
+// would, rather than once per process.
+import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
-import { committed, isClosing, waitForCommit, type CommitCount } from './sqlite-commit-count.ts';
+import { committed, isClosing, noteLook, waitForCommit, type CommitCount } from './sqlite-commit-count.ts';
 
 /** Checkpoint once this many records were committed since the last one… */
 const EVERY_RECORDS = 2048;
@@ -27,22 +37,54 @@ const { path, committed: count } = workerData as { path: string; committed: Comm
 const db = new DatabaseSync(path);
 db.exec('PRAGMA synchronous = FULL');
 parentPort?.postMessage('ready');
+
+/** When and to what size the database file was last written; null when it cannot be told (then every look checkpoints). */
+function lastWrite(): string | null {
+  try {
+    const s = statSync(path, { bigint: true });
+    return `${s.mtimeNs}/${s.size}`;
+  } catch {
+    return null;
+  }
+}
+
 let done = committed(count);
+/** The database file as this thread last saw it: after its own checkpoint, or when it left one to another process. */
+let seenWrite = lastWrite();
+/** True when this thread left commits it counted to another process's checkpoint, and looks again once the log is idle. */
+let owed = false;
 while (!isClosing(count)) {
   const seen = committed(count);
   if (seen.records === done.records && seen.commits === done.commits) {
-    waitForCommit(count, seen.records, IDLE_MS);
+    if (!waitForCommit(count, seen.records, IDLE_MS) && owed) look();
     continue;
   }
   // Fewer new ones than either threshold: wait for the writer to pause first.
   const few = seen.records - done.records < EVERY_RECORDS && seen.commits - done.commits < EVERY_COMMITS;
   if (few && waitForCommit(count, seen.records, IDLE_MS)) continue;
+  done = seen;
+  look();
+}
+db.close();
+
+/** Checkpoints, unless another process did since this thread last looked. */
+function look(): void {
+  const written = lastWrite();
+  if (written !== null && written !== seenWrite) {
+    // Another process's checkpoint copied (most of) what this one would.
+    seenWrite = written;
+    owed = true;
+    noteLook(count, false);
+    return;
+  }
   try {
     db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    noteLook(count, true);
   } catch {
     // The writer's own automatic checkpoint is the fallback; nothing
     // acknowledged depends on this thread.
+    noteLook(count, false);
   }
-  done = seen;
+  seenWrite = lastWrite();
+  owed = false;
 }
-db.close();
