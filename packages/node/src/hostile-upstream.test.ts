@@ -82,6 +82,21 @@ class HeldRunner extends Runner {
   }
 }
 
+/** A runner that runs nothing: it records each argv it is given in `ran` and finishes the run at once. */
+class RecordingRunner extends HeldRunner {
+  readonly #ran: string[][];
+  constructor(ran: string[][]) {
+    super();
+    this.#ran = ran;
+  }
+  override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
+    this.#ran.push([...argv]);
+    const result = super.run(plan, argv, options);
+    this.finish();
+    return result;
+  }
+}
+
 describe('a flood of system.run from the gateway', () => {
   it(`runs at most ${MAX_RUNS} at once and refuses the rest at once as UNAVAILABLE, rather than starting a sandbox for each (regression: 200 sandboxes at once)`, async () => {
     const runner = new HeldRunner();
@@ -111,14 +126,7 @@ describe("a shell of the caller's choosing under the node's allowlist", () => {
     const stateDir = tempDir('corral-hostile-node-');
     writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
     const ran: string[][] = [];
-    const runner = new (class extends HeldRunner {
-      override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions) {
-        ran.push([...argv]);
-        const result = super.run(plan, argv, options);
-        this.finish();
-        return result;
-      }
-    })();
+    const runner = new RecordingRunner(ran);
     const gw = await hostileGateway({ stateDir, runner });
     try {
       const refused = await gw.invoke('system.run', { command: ['/tmp/x/sh', '-c', 'echo hi'] });
@@ -142,14 +150,7 @@ describe('a run the gateway holds until its decision is recorded (awaitRelease)'
     const stateDir = tempDir('corral-hostile-node-');
     writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify(echoOnly));
     const ran: string[][] = [];
-    const runner = new (class extends HeldRunner {
-      override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions) {
-        ran.push([...argv]);
-        const result = super.run(plan, argv, options);
-        this.finish();
-        return result;
-      }
-    })();
+    const runner = new RecordingRunner(ran);
     const gw = await hostileGateway({ stateDir, runner });
     const read = Object.getOwnPropertyDescriptor(LocalPolicy.prototype, 'current')!.get!;
     const reads = { count: 0, first: Promise.withResolvers<void>() };
