@@ -21,6 +21,7 @@ import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type Loca
 import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
+import { refuseWritableSshConfig } from './ssh-config.ts';
 import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
@@ -763,13 +764,15 @@ function approvalClaimed(params: Record<string, unknown>): boolean {
  * sandbox wrote under a name the allowlist lists: a program where it can
  * write (named by a path, or found there on PATH), a shell's startup file,
  * a library or module a variable of its environment loads, git's
- * configuration or hooks. Throws NODE_RUN_DENIED.
+ * configuration or hooks, ssh's configuration or a command its `-o` names.
+ * Throws NODE_RUN_DENIED.
  */
 function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: SandboxPlan): void {
   refuseWritablePrograms(policy, run, plan);
   refuseWritableStartupFiles(policy, run, plan);
   refuseWritableLoadPaths(policy, plan);
   refuseWritableGitConfig(policy, run, plan);
+  refuseWritableSshConfig(policy, run, plan);
 }
 
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */

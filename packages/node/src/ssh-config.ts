@@ -1,0 +1,218 @@
+// The configuration an allowed ssh reads before it connects. Its files
+// (`-F FILE`, else ~/.ssh/config and /etc/ssh/ssh_config, and every file they
+// `Include`) can each name a program ssh runs on its own: ProxyCommand,
+// LocalCommand (with PermitLocalCommand), KnownHostsCommand, `Match exec`, a
+// PKCS#11 or security-key library it loads, XAuthLocation. Written by an
+// earlier run in a read-write grant, or by an earlier command of the same run
+// in the sandbox's own /tmp (the default HOME), they run programs no
+// allowlist named, under the name `ssh`; so does a `-o` option of the command
+// line that names such a program.
+import { globSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import type { SandboxPlan } from '@corral/contain';
+import { NodeError } from './errors.ts';
+import type { LocalPolicyFile } from './local-policy.ts';
+import { lookUp, seen, writableBy } from './sandbox-path.ts';
+import { shown } from './untrusted-text.ts';
+
+/** The most bytes of a configuration file read for the files it includes; a larger one is refused. */
+const MAX_CONFIG_BYTES = 1 << 20;
+/** How deep Includes are followed (OpenSSH's own limit is 16). */
+const MAX_INCLUDE_DEPTH = 16;
+/** The most configuration files read for one run; a run whose ssh would read more is refused. */
+const MAX_CONFIG_FILES = 256;
+
+/** ssh's options that take an argument (OpenSSH's getopt string). */
+const WITH_ARGUMENT = new Set('bceilmopBDEFIJLOPQRSwW'.split(''));
+
+/**
+ * Keywords (lower case) whose value is a program ssh runs or a library it
+ * loads; `none` (or, for PermitLocalCommand, anything but yes/true) runs nothing.
+ */
+const RUNS = new Set(['proxycommand', 'localcommand', 'knownhostscommand', 'permitlocalcommand', 'pkcs11provider', 'securitykeyprovider', 'xauthlocation', 'match']);
+
+/**
+ * Under an allowlist, refuses a run with an ssh command (`ssh` by name or
+ * path, git's ssh transport included) when ssh would read a configuration
+ * file the sandbox could have written before ssh starts (in a read-write
+ * grant, whatever the run; in the sandbox's own folders, when the run has
+ * another command than this ssh, `cd` and the git handing over to it), or
+ * when its command line names a program to run or library to load: a `-o`
+ * ProxyCommand, LocalCommand, KnownHostsCommand, PKCS11Provider,
+ * SecurityKeyProvider or XAuthLocation other than `none`, PermitLocalCommand
+ * yes, `-I`; and ProxyJump or `-J`, which run `ssh` again from PATH, when
+ * that lookup passes a folder the sandbox can write. Read: `-F FILE` (none
+ * for `-F none`), else $HOME/.ssh/config (HOME of the sandbox's environment)
+ * and /etc/ssh/ssh_config, a `-o Include`, and every file these include
+ * (glob patterns: their folder must be one the sandbox cannot write),
+ * bounded in depth and count; an include that cannot be read or followed is
+ * refused. Throws NODE_RUN_DENIED.
+ */
+export function refuseWritableSshConfig(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[] }, plan: SandboxPlan): void {
+  if (policy.defaults.security !== 'allowlist') return;
+  for (let i = 0; i < run.commands.length; i++) {
+    const argv = run.commands[i]!;
+    if (basename(argv[0] ?? '') !== 'ssh') continue;
+    const earlier = run.commands.some((other, j) => j !== i && !['cd', 'pushd', 'popd'].includes(other[0] ?? '') && !(j === i - 1 && handsOver(other, argv)));
+    const options = sshOptions(argv);
+    const reads = new SshReads(plan, earlier);
+    for (const option of options.settings) reads.setting(option, 'its command line (-o)');
+    if (options.pkcs11 !== undefined) refuse(`ssh would load the PKCS#11 library ${shown(options.pkcs11, 200)} its command line names (-I)`, 'Leave -I off, or leave ssh off the allowlist for this sandbox');
+    if (options.jump) reads.jump('its command line (-J)');
+    const home = plan.env.HOME === undefined || plan.env.HOME === '' ? undefined : plan.env.HOME;
+    if (options.file !== undefined) {
+      if (options.file !== 'none') reads.config('the configuration -F names', resolve(plan.cwd, tilde(options.file, home) ?? options.file), 'user', 0);
+    } else {
+      if (home !== undefined) reads.config('its user configuration', join(home, '.ssh', 'config'), 'user', 0);
+      reads.config('its system configuration', '/etc/ssh/ssh_config', 'system', 0);
+    }
+    for (const include of options.includes) reads.include(include, 'user', plan.cwd, 0);
+  }
+}
+
+/** Whether `git` is a git run whose ssh transport `ssh` is (the gateway puts that ssh right after it, ending in `git-upload-pack '…'`). */
+function handsOver(git: readonly string[], ssh: readonly string[]): boolean {
+  const name = basename(git[0] ?? '');
+  return (name === 'git' || name.startsWith('git-')) && /^git-(?:upload-pack|receive-pack|upload-archive) '/.test(ssh.at(-1) ?? '');
+}
+
+function refuse(why: string, remedy: string): never {
+  throw new NodeError('NODE_RUN_DENIED', `${why}: a program named there (ProxyCommand, LocalCommand, KnownHostsCommand, Match exec) would run unlisted. ${remedy}`);
+}
+
+/**
+ * ssh's command line as OpenSSH's getopt reads it: options (clustered, with
+ * their argument joined or next) before the host, and again after it up to
+ * the first other word (the remote command) or `--`.
+ */
+function sshOptions(argv: readonly string[]): { settings: string[]; includes: string[]; file?: string; pkcs11?: string; jump: boolean } {
+  const settings: string[] = [];
+  let file: string | undefined;
+  let pkcs11: string | undefined;
+  let jump = false;
+  let host = false;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (!arg.startsWith('-') || arg === '-') {
+      if (host) break; // the remote command
+      host = true;
+      continue;
+    }
+    for (let k = 1; k < arg.length; k++) {
+      const flag = arg[k]!;
+      if (!WITH_ARGUMENT.has(flag)) continue;
+      const value = k + 1 < arg.length ? arg.slice(k + 1) : (argv[++i] ?? '');
+      if (flag === 'o') settings.push(value);
+      else if (flag === 'F') file = value;
+      else if (flag === 'I') pkcs11 = value;
+      else if (flag === 'J') jump = true;
+      break;
+    }
+  }
+  const includes = settings.flatMap((s) => {
+    const { keyword, value } = splitSetting(s);
+    return keyword === 'include' ? words(value) : [];
+  });
+  return { settings, includes, ...(file !== undefined ? { file } : {}), ...(pkcs11 !== undefined ? { pkcs11 } : {}), jump };
+}
+
+/** A configuration line's keyword (lower case) and the rest: `Keyword value`, `Keyword=value`, `Keyword = value`. */
+function splitSetting(line: string): { keyword: string; value: string } {
+  const match = /^\s*([A-Za-z0-9]+)\s*(?:=\s*|\s+|$)(.*)$/.exec(line);
+  if (!match) return { keyword: '', value: line.trim() };
+  return { keyword: match[1]!.toLowerCase(), value: match[2]!.trim() };
+}
+
+/** A value's whitespace-separated words, double quotes taken away. */
+function words(value: string): string[] {
+  return [...value.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+/** `~` or `~/…` made absolute from `home`; undefined when it cannot be; the path itself otherwise. */
+function tilde(path: string, home: string | undefined): string | undefined {
+  if (path !== '~' && !path.startsWith('~/')) return path;
+  return home === undefined ? undefined : join(home, path.slice(1));
+}
+
+/** The checks of one ssh command: what it reads, each file once. */
+class SshReads {
+  readonly #plan: SandboxPlan;
+  readonly #earlier: boolean;
+  readonly #read = new Set<string>();
+
+  constructor(plan: SandboxPlan, earlier: boolean) {
+    this.#plan = plan;
+    this.#earlier = earlier;
+  }
+
+  /** Refuses when `path` is one the sandbox could have written before ssh reads it. */
+  check(what: string, path: string): void {
+    const by = writableBy(this.#plan, path);
+    if (by === 'grant' || (by === 'sandbox' && this.#earlier)) {
+      refuse(`ssh reads ${what} at ${shown(path, 200)}, which ${by === 'grant' ? 'an earlier run may have written' : 'an earlier command of this run can write'}`, 'Keep it where the sandbox cannot write (a read-only grant), give ssh `-F none` or a read-only `-F` file, or leave ssh off the allowlist for this sandbox');
+    }
+  }
+
+  /** A `-o` option or a line of a file: refused when it names a program on the command line; ProxyJump checks the ssh it runs. */
+  setting(line: string, where: string): void {
+    const { keyword, value } = splitSetting(line);
+    if (keyword === 'proxyjump' && value.toLowerCase() !== 'none') this.jump(where);
+    if (!RUNS.has(keyword)) return;
+    const lower = value.toLowerCase();
+    const harmless = keyword === 'permitlocalcommand' ? lower !== 'yes' && lower !== 'true' : lower === 'none';
+    if (!harmless) refuse(`ssh would run or load what ${where} names in ${shown(line, 200)}`, 'Give it as `none` or leave it off, or leave ssh off the allowlist for this sandbox');
+  }
+
+  /** ProxyJump runs `ssh` again through the shell, found on the sandbox's PATH: refused when that lookup passes a folder the sandbox can write. */
+  jump(where: string): void {
+    const { found, writable } = lookUp(this.#plan, 'ssh');
+    if (writable !== undefined || (found !== undefined && writableBy(this.#plan, found) !== undefined)) {
+      refuse(`ssh would run a jump host (ProxyJump, from ${where}) with the \`ssh\` the sandbox's PATH finds, which passes ${shown(writable ?? found ?? '', 200)}, a folder the sandbox can write`, "Keep PATH's folders up to ssh to ones the sandbox cannot write, or leave ssh off the allowlist for this sandbox");
+    }
+  }
+
+  /** A configuration file: refused when writable, else read for the files it includes. A missing one is read as empty, as ssh does. */
+  config(what: string, file: string, kind: 'user' | 'system', depth: number): void {
+    this.check(what, file);
+    if (this.#read.has(file)) return;
+    if (this.#read.size >= MAX_CONFIG_FILES) refuse(`ssh would read more than ${MAX_CONFIG_FILES} configuration files, the last at ${shown(file, 200)}`, 'Include fewer files');
+    this.#read.add(file);
+    let text: string;
+    try {
+      const stat = statSync(file, { throwIfNoEntry: false });
+      if (stat === undefined || !seen(this.#plan, file)) return;
+      if (!stat.isFile()) refuse(`ssh reads ${what} at ${shown(file, 200)}, which is not a regular file`, 'Name a regular file');
+      if (stat.size > MAX_CONFIG_BYTES) refuse(`ssh reads ${what} at ${shown(file, 200)}, which is larger than ${MAX_CONFIG_BYTES} bytes: what it includes cannot be told`, 'Keep it smaller');
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if (error instanceof NodeError) throw error;
+      refuse(`ssh reads ${what} at ${shown(file, 200)}, which cannot be read here: what it includes cannot be told`, 'Make it readable to the node, or leave ssh off the allowlist for this sandbox');
+    }
+    for (const line of text.split('\n')) {
+      const { keyword, value } = splitSetting(line);
+      if (keyword !== 'include') continue;
+      for (const pattern of words(value)) this.include(pattern, kind, kind === 'user' ? undefined : '/etc/ssh', depth + 1, file);
+    }
+  }
+
+  /**
+   * One `Include` pattern: relative ones from ~/.ssh (a user file) or
+   * /etc/ssh (the system file), `~` from HOME; a glob's folder must be one
+   * the sandbox cannot write (a file it made there would match), and each
+   * file it matches now is read.
+   */
+  include(pattern: string, kind: 'user' | 'system', base: string | undefined, depth: number, from?: string): void {
+    const where = from === undefined ? 'its command line (-o Include)' : shown(from, 200);
+    if (depth > MAX_INCLUDE_DEPTH) refuse(`ssh would follow Includes deeper than ${MAX_INCLUDE_DEPTH} from ${where}`, 'Include less deeply');
+    const home = this.#plan.env.HOME === undefined || this.#plan.env.HOME === '' ? undefined : this.#plan.env.HOME;
+    const expanded = tilde(pattern, home);
+    const root = base ?? (home !== undefined ? join(home, '.ssh') : undefined);
+    if (expanded === undefined || (!isAbsolute(expanded) && root === undefined)) refuse(`ssh would include ${shown(pattern, 200)} from ${where}, whose folder depends on a HOME the sandbox does not set`, 'Name it by an absolute path');
+    const absolute = resolve(root ?? '/', expanded);
+    if (!/[*?[]/.test(absolute)) return this.config(`a file ${where} includes`, absolute, kind, depth);
+    const fixed = absolute.slice(0, absolute.search(/[*?[]/));
+    this.check(`the folder of files ${where} includes`, fixed.endsWith('/') ? fixed.slice(0, -1) || '/' : dirname(fixed));
+    for (const match of globSync(absolute).sort()) this.config(`a file ${where} includes`, match, kind, depth);
+  }
+}
