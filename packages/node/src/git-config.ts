@@ -21,7 +21,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
-import { seen, writableBy } from './sandbox-path.ts';
+import { seen, writableBy, writtenBefore } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 /** The most bytes of a configuration file read for the files it includes or points at; a larger one is refused. */
@@ -50,12 +50,10 @@ const MAX_INCLUDE_DEPTH = 10;
  */
 export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands: readonly (readonly string[])[] }, plan: SandboxPlan): void {
   if (policy.defaults.security !== 'allowlist') return;
-  const gits = run.commands.filter((argv) => isGit(argv[0] ?? ''));
-  if (gits.length === 0) return;
-  // Any command but a change of folder may write (a redirection of its output included); git itself writes its configuration
-  // (`git config`). Not the git-NAME that `git NAME` hands over to: it starts once that git has read its configuration.
-  const writers = run.commands.filter((argv, i) => !['cd', 'pushd', 'popd'].includes(argv[0] ?? '') && !handedBack(run.commands[i - 1], argv));
-  const reader = new GitReads(plan, writers.length > 1);
+  const at = run.commands.flatMap((argv, i) => (isGit(argv[0] ?? '') ? [i] : []));
+  if (at.length === 0) return;
+  const gits = at.map((i) => run.commands[i]!);
+  const reader = new GitReads(plan, at.some((i) => mayWriteBefore(run.commands, i)));
   const env = plan.env;
   const home = nonEmpty(env.HOME);
   const starts = startFolders(run.commands, plan.cwd, home);
@@ -79,6 +77,17 @@ export function refuseWritableGitConfig(policy: LocalPolicyFile, run: { commands
       else reader.discover(from);
     }
   }
+}
+
+/**
+ * Whether a command of the run other than the one at `at` could write files
+ * before it starts: any but a change of folder (a redirection of its output
+ * included; git itself writes its configuration, `git config`) — not what a
+ * git run hands over to (it starts once that git has read its
+ * configuration), nor the git that hands over to the one at `at`.
+ */
+export function mayWriteBefore(commands: readonly (readonly string[])[], at: number): boolean {
+  return commands.some((argv, j) => j !== at && !['cd', 'pushd', 'popd'].includes(argv[0] ?? '') && !handedBack(commands[j - 1], argv) && !(j === at - 1 && handedBack(argv, commands[at]!)));
 }
 
 /**
@@ -165,9 +174,9 @@ class GitReads {
   /** Refuses when `path` (taken from `base` when relative) is one the sandbox could have written before git reads it. */
   check(what: string, path: string, base: string): void {
     const absolute = resolve(base, path);
-    const by = writableBy(this.#plan, absolute);
-    if (by === 'grant' || (by === 'sandbox' && this.#earlier)) {
-      throw new NodeError('NODE_RUN_DENIED', `git reads ${what} at ${shown(absolute, 200)}, which ${by === 'grant' ? 'an earlier run may have written' : 'an earlier command of this run can write'}: a command named there (core.fsmonitor, a hook, core.hooksPath, an alias with !, a filter) would run unlisted. Keep it where the sandbox cannot write (a read-only grant), or leave git off the allowlist for this sandbox`);
+    const who = writtenBefore(writableBy(this.#plan, absolute), this.#earlier);
+    if (who !== undefined) {
+      throw new NodeError('NODE_RUN_DENIED', `git reads ${what} at ${shown(absolute, 200)}, which ${who}: a command named there (core.fsmonitor, a hook, core.hooksPath, an alias with !, a filter) would run unlisted. Keep it where the sandbox cannot write (a read-only grant), or leave git off the allowlist for this sandbox`);
     }
   }
 

@@ -141,6 +141,18 @@ export function writableBy(plan: SandboxPlan, path: string): 'sandbox' | 'grant'
   return undefined;
 }
 
+/**
+ * Who, by `by` (writableBy's answer for a file a program reads), could have
+ * written it before the program reads it, as a refusal says it: an earlier
+ * run, for a read-write grant; an earlier command of this run, for the
+ * sandbox's own folders, when one may run before (`earlier`); undefined when
+ * nobody could.
+ */
+export function writtenBefore(by: 'sandbox' | 'grant' | undefined, earlier: boolean): string | undefined {
+  if (by === 'grant') return 'an earlier run may have written';
+  return by === 'sandbox' && earlier ? 'an earlier command of this run can write' : undefined;
+}
+
 /** The deepest mount holding `dir` (of two at one path, the later), the sandbox's own writable folders among them. */
 function deepestMount(plan: SandboxPlan, dir: string): SandboxPlan['mounts'][number] | undefined {
   let deepest: SandboxPlan['mounts'][number] | undefined;

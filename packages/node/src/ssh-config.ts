@@ -12,7 +12,8 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
-import { lookUp, seen, writableBy } from './sandbox-path.ts';
+import { mayWriteBefore } from './git-config.ts';
+import { lookUp, seen, writableBy, writtenBefore } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 /** The most bytes of a configuration file read for the files it includes; a larger one is refused. */
@@ -53,9 +54,8 @@ export function refuseWritableSshConfig(policy: LocalPolicyFile, run: { commands
   for (let i = 0; i < run.commands.length; i++) {
     const argv = run.commands[i]!;
     if (basename(argv[0] ?? '') !== 'ssh') continue;
-    const earlier = run.commands.some((other, j) => j !== i && !['cd', 'pushd', 'popd'].includes(other[0] ?? '') && !(j === i - 1 && handsOver(other, argv)));
     const options = sshOptions(argv);
-    const reads = new SshReads(plan, earlier);
+    const reads = new SshReads(plan, mayWriteBefore(run.commands, i));
     for (const option of options.settings) reads.setting(option, 'its command line (-o)');
     if (options.pkcs11 !== undefined) refuse(`ssh would load the PKCS#11 library ${shown(options.pkcs11, 200)} its command line names (-I)`, 'Leave -I off, or leave ssh off the allowlist for this sandbox');
     if (options.jump) reads.jump('its command line (-J)');
@@ -68,12 +68,6 @@ export function refuseWritableSshConfig(policy: LocalPolicyFile, run: { commands
     }
     for (const include of options.includes) reads.include(include, 'user', plan.cwd, 0);
   }
-}
-
-/** Whether `git` is a git run whose ssh transport `ssh` is (the gateway puts that ssh right after it, ending in `git-upload-pack '…'`). */
-function handsOver(git: readonly string[], ssh: readonly string[]): boolean {
-  const name = basename(git[0] ?? '');
-  return (name === 'git' || name.startsWith('git-')) && /^git-(?:upload-pack|receive-pack|upload-archive) '/.test(ssh.at(-1) ?? '');
 }
 
 function refuse(why: string, remedy: string): never {
@@ -148,9 +142,9 @@ class SshReads {
 
   /** Refuses when `path` is one the sandbox could have written before ssh reads it. */
   check(what: string, path: string): void {
-    const by = writableBy(this.#plan, path);
-    if (by === 'grant' || (by === 'sandbox' && this.#earlier)) {
-      refuse(`ssh reads ${what} at ${shown(path, 200)}, which ${by === 'grant' ? 'an earlier run may have written' : 'an earlier command of this run can write'}`, 'Keep it where the sandbox cannot write (a read-only grant), give ssh `-F none` or a read-only `-F` file, or leave ssh off the allowlist for this sandbox');
+    const who = writtenBefore(writableBy(this.#plan, path), this.#earlier);
+    if (who !== undefined) {
+      refuse(`ssh reads ${what} at ${shown(path, 200)}, which ${who}`, 'Keep it where the sandbox cannot write (a read-only grant), give ssh `-F none` or a read-only `-F` file, or leave ssh off the allowlist for this sandbox');
     }
   }
 

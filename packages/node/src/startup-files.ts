@@ -9,7 +9,7 @@ import { isAbsolute } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
-import { writableBy } from './sandbox-path.ts';
+import { writableBy, writtenBefore } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 /**
@@ -25,9 +25,9 @@ export function refuseWritableStartupFiles(policy: LocalPolicyFile, run: { wrapp
   run.wrappers.forEach((shell, depth) => {
     for (const { variable, path } of startupFolders(shell, plan.env)) {
       // A relative one is taken from the working directory, which may be a read-write grant.
-      const by = isAbsolute(path) ? writableBy(plan, path) : 'grant';
-      if (by === 'grant' || (by === 'sandbox' && depth > 0)) {
-        throw new NodeError('NODE_RUN_DENIED', `${shown(shell[0]!, 200)} reads a startup file from ${variable} (${shown(path, 200)}), which ${by === 'grant' ? 'an earlier run may have written' : 'an earlier command of this run can write'}: what it holds would run unlisted`);
+      const who = writtenBefore(isAbsolute(path) ? writableBy(plan, path) : 'grant', depth > 0);
+      if (who !== undefined) {
+        throw new NodeError('NODE_RUN_DENIED', `${shown(shell[0]!, 200)} reads a startup file from ${variable} (${shown(path, 200)}), which ${who}: what it holds would run unlisted`);
       }
     }
   });
