@@ -97,7 +97,11 @@ const MAX_TEXT = 4096;
 
 /**
  * Checks an event and copies it into a fresh plain object (the only thing
- * written afterwards), applying redaction to the payload.
+ * written afterwards), applying redaction to the payload. `details` is kept
+ * as given, not copied (a copy would cost every append more than its check):
+ * it is read when checked and again when serialised, so it must be plain
+ * data the caller leaves alone until the append returns — as every caller in
+ * Corral passes it (its own objects, or JSON it parsed).
  *
  * @throws AuditError AUDIT_EVENT_INVALID listing every problem in `issues`.
  */
