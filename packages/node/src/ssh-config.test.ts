@@ -1,9 +1,9 @@
 // Which ssh runs read a configuration file the sandbox could have written, or name a program to run on their command line.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
-import type { SandboxPlan } from '@corral/contain';
+import { after, describe, it } from 'node:test';
+import { planSandbox, Runner, validatePolicy, type ContainerPolicyInput, type SandboxPlan } from '@corral/contain';
 import { tempDir } from '../test/temp-dir.ts';
 import { refuseWritableSshConfig } from './ssh-config.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
@@ -77,6 +77,27 @@ describe('an allowed ssh run, under an allowlist', () => {
     assert.doesNotThrow(() => refuseWritableSshConfig(allowlist, { commands: [['git', 'fetch'], ['ssh', '-o', 'SendEnv=GIT_PROTOCOL', 'git@example.org', "git-upload-pack 'x.git'"]] }, plan(ro, [{ kind: 'ro', path: ro }], { HOME: tmpHome })));
   });
 
+  it('is refused, with HOME a read-only folder, when an earlier command of the run could write /tmp/.ssh/config: ssh reads the passwd home, not HOME', () => {
+    const dir = home('Host *\n  BatchMode yes\n');
+    const mounts: SandboxPlan['mounts'] = [{ kind: 'ro', path: dir }];
+    const after = (...args: string[]) => ({ commands: [['sh', '-c', 'mkdir -p /tmp/.ssh && echo "ProxyCommand /tmp/x" > /tmp/.ssh/config'], ['ssh', ...args]] });
+    assert.throws(() => refuseWritableSshConfig(allowlist, after('example.org'), plan(dir, mounts, { HOME: dir })), denied('/tmp/.ssh/config'));
+    // `~` in -F and Include is the passwd home too.
+    assert.throws(() => refuseWritableSshConfig(allowlist, after('-F', '~/.ssh/config', 'example.org'), plan(dir, mounts, { HOME: dir })), denied('/tmp/.ssh/config'));
+    writeFileSync(join(dir, 'cfg'), 'Include ~/planted\n');
+    assert.throws(() => refuseWritableSshConfig(allowlist, after('-F', join(dir, 'cfg'), 'example.org'), plan(dir, mounts, { HOME: dir })), denied('/tmp/planted'));
+    // HOME is checked as well: a read-write grant there is refused even though ssh would not read it.
+    const rw = home('Host *\n');
+    assert.throws(() => refuseWritableSshConfig(allowlist, ssh('-F', '~/.ssh/config', 'example.org'), plan(dir, [...mounts, { kind: 'rw', path: rw }], { HOME: rw })), denied(join(rw, '.ssh', 'config')));
+    // As the only command, the sandbox's fresh /tmp holds nothing of ssh's.
+    assert.doesNotThrow(() => refuseWritableSshConfig(allowlist, ssh('example.org'), plan(dir, mounts, { HOME: dir })));
+  });
+
+  it('is refused when a read-write grant holds the passwd home\'s .ssh, whatever HOME is and even as the only command', () => {
+    const dir = home('Host *\n');
+    assert.throws(() => refuseWritableSshConfig(allowlist, ssh('example.org'), plan(dir, [{ kind: 'ro', path: dir }, { kind: 'rw', path: '/tmp/.ssh' }], { HOME: dir })), denied('/tmp/.ssh/config'));
+  });
+
   it('is refused for a -o option that names a program to run or a library to load, in any spelling, unless it is none', () => {
     const ro = tempDir('corral-ssh-o-');
     const run = (...args: string[]) => () => refuseWritableSshConfig(allowlist, ssh(...args), plan(ro, [{ kind: 'ro', path: ro }]));
@@ -100,4 +121,30 @@ describe('an allowed ssh run, under an allowlist', () => {
     assert.doesNotThrow(() => refuseWritableSshConfig({ version: 1, defaults: { security: 'full' } }, ssh('-oProxyCommand=/tmp/x', 'h'), plan(dir, [{ kind: 'rw', path: dir }], { HOME: dir })));
     assert.doesNotThrow(() => refuseWritableSshConfig(allowlist, { commands: [['ssh-keygen', '-l', '-f', 'k']] }, plan(dir, [{ kind: 'rw', path: dir }], { HOME: dir })));
   });
+});
+
+describe("the home ssh takes from a sandbox's passwd, in a real sandbox", () => {
+  const runner = new Runner();
+  after(() => runner.close());
+  const base = realpathSync(tempDir('corral-ssh-passwd-'));
+  for (const name of ['ro', 'rw']) {
+    mkdirSync(join(base, name, '.ssh'), { recursive: true });
+    writeFileSync(join(base, name, '.ssh', 'config'), `Host corral-test\n  Hostname from-${name}\n`);
+  }
+  const policies: [string, ContainerPolicyInput][] = [
+    ['the default HOME', { runtime: ['shell'], filesystem: { readonly: ['./ro'] } }],
+    ['HOME set to a read-only grant', { runtime: ['shell'], filesystem: { readonly: ['./ro'] }, environment: { set: { HOME: join(base, 'ro') } } }],
+    ['HOME set to a read-write grant', { runtime: ['shell'], filesystem: { readwrite: ['./rw'] }, environment: { set: { HOME: join(base, 'rw') } } }],
+    ["the host's HOME passed", { runtime: ['shell'], filesystem: { readonly: ['./ro'] }, environment: { pass: ['HOME'] } }],
+  ];
+  const ssh = existsSync('/usr/bin/ssh');
+  for (const [what, policy] of policies) {
+    it(`is /tmp, whatever HOME is, with ${what}: the file refuseWritableSshConfig checks is the one ssh reads`, async () => {
+      const p = planSandbox({ policy: validatePolicy(policy), source: 'test', baseDir: base });
+      const script = 'getent passwd "$(id -u)" | cut -d: -f6' + (ssh ? "; mkdir -p /tmp/.ssh && printf 'Host corral-test\\n  Hostname from-tmp\\n' > /tmp/.ssh/config && ssh -G corral-test | grep '^hostname '" : '');
+      const r = await runner.run(p, ['/bin/sh', '-c', script]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, '/tmp\n' + (ssh ? 'hostname from-tmp\n' : ''));
+    });
+  }
 });

@@ -4,11 +4,11 @@
 // LocalCommand (with PermitLocalCommand), KnownHostsCommand, `Match exec`, a
 // PKCS#11 or security-key library it loads, XAuthLocation. Written by an
 // earlier run in a read-write grant, or by an earlier command of the same run
-// in the sandbox's own /tmp (the default HOME), they run programs no
-// allowlist named, under the name `ssh`; so does a `-o` option of the command
-// line that names such a program.
+// in the sandbox's own /tmp (the home of every user in the sandbox's passwd,
+// and the default HOME), they run programs no allowlist named, under the name
+// `ssh`; so does a `-o` option of the command line that names such a program.
 import { globSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
@@ -22,6 +22,15 @@ const MAX_CONFIG_BYTES = 1 << 20;
 const MAX_INCLUDE_DEPTH = 16;
 /** The most configuration files read for one run; a run whose ssh would read more is refused. */
 const MAX_CONFIG_FILES = 256;
+
+/**
+ * The home OpenSSH takes `~/.ssh/config` and `~` from: its user's passwd entry
+ * (getpwuid(getuid())), not $HOME. The /etc/passwd Corral writes into every
+ * sandbox gives each user it names (root, and the caller's uid as `corral`)
+ * /tmp, whatever the policy sets HOME to; ssh-config.test.ts runs a sandbox to
+ * keep this true.
+ */
+const PASSWD_HOME = '/tmp';
 
 /** ssh's options that take an argument (OpenSSH's getopt string). */
 const WITH_ARGUMENT = new Set('bceilmopBDEFIJLOPQRSwW'.split(''));
@@ -43,9 +52,10 @@ const RUNS = new Set(['proxycommand', 'localcommand', 'knownhostscommand', 'perm
  * SecurityKeyProvider or XAuthLocation other than `none`, PermitLocalCommand
  * yes, `-I`; and ProxyJump or `-J`, which run `ssh` again from PATH, when
  * that lookup passes a folder the sandbox can write. Read: `-F FILE` (none
- * for `-F none`), else $HOME/.ssh/config (HOME of the sandbox's environment)
- * and /etc/ssh/ssh_config, a `-o Include`, and every file these include
- * (glob patterns: their folder must be one the sandbox cannot write),
+ * for `-F none`), else ~/.ssh/config and /etc/ssh/ssh_config, a `-o Include`,
+ * and every file these include (glob patterns: their folder must be one the
+ * sandbox cannot write); `~` is both the passwd home ssh takes it from (/tmp)
+ * and the sandbox's HOME when that differs, each file checked,
  * bounded in depth and count; an include that cannot be read or followed is
  * refused. Throws NODE_RUN_DENIED.
  */
@@ -59,11 +69,10 @@ export function refuseWritableSshConfig(policy: LocalPolicyFile, run: { commands
     for (const option of options.settings) reads.setting(option, 'its command line (-o)');
     if (options.pkcs11 !== undefined) refuse(`ssh would load the PKCS#11 library ${shown(options.pkcs11, 200)} its command line names (-I)`, 'Leave -I off, or leave ssh off the allowlist for this sandbox');
     if (options.jump) reads.jump('its command line (-J)');
-    const home = plan.env.HOME === undefined || plan.env.HOME === '' ? undefined : plan.env.HOME;
     if (options.file !== undefined) {
-      if (options.file !== 'none') reads.config('the configuration -F names', resolve(plan.cwd, tilde(options.file, home) ?? options.file), 'user', 0);
+      if (options.file !== 'none') for (const home of homes(plan)) reads.config('the configuration -F names', resolve(plan.cwd, tilde(options.file, home)), 'user', 0);
     } else {
-      if (home !== undefined) reads.config('its user configuration', join(home, '.ssh', 'config'), 'user', 0);
+      for (const home of homes(plan)) reads.config('its user configuration', join(home, '.ssh', 'config'), 'user', 0);
       reads.config('its system configuration', '/etc/ssh/ssh_config', 'system', 0);
     }
     for (const include of options.includes) reads.include(include, 'user', plan.cwd, 0);
@@ -123,10 +132,18 @@ function words(value: string): string[] {
   return [...value.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]!);
 }
 
-/** `~` or `~/…` made absolute from `home`; undefined when it cannot be; the path itself otherwise. */
-function tilde(path: string, home: string | undefined): string | undefined {
-  if (path !== '~' && !path.startsWith('~/')) return path;
-  return home === undefined ? undefined : join(home, path.slice(1));
+/**
+ * The folders `~` may be to the sandbox's ssh: the passwd home it reads, and
+ * HOME too when the sandbox sets another (failing closed: each is checked).
+ */
+function homes(plan: SandboxPlan): string[] {
+  const home = plan.env.HOME;
+  return home === undefined || home === '' || resolve('/', home) === PASSWD_HOME ? [PASSWD_HOME] : [PASSWD_HOME, home];
+}
+
+/** `~` or `~/…` made absolute from `home`; the path itself otherwise. */
+function tilde(path: string, home: string): string {
+  return path !== '~' && !path.startsWith('~/') ? path : join(home, path.slice(1));
 }
 
 /** The checks of one ssh command: what it reads, each file once. */
@@ -192,21 +209,22 @@ class SshReads {
 
   /**
    * One `Include` pattern: relative ones from ~/.ssh (a user file) or
-   * /etc/ssh (the system file), `~` from HOME; a glob's folder must be one
-   * the sandbox cannot write (a file it made there would match), and each
-   * file it matches now is read.
+   * /etc/ssh (the system file), `~` from each home ssh may take (see homes);
+   * a glob's folder must be one the sandbox cannot write (a file it made
+   * there would match), and each file it matches now is read.
    */
   include(pattern: string, kind: 'user' | 'system', base: string | undefined, depth: number, from?: string): void {
     const where = from === undefined ? 'its command line (-o Include)' : shown(from, 200);
     if (depth > MAX_INCLUDE_DEPTH) refuse(`ssh would follow Includes deeper than ${MAX_INCLUDE_DEPTH} from ${where}`, 'Include less deeply');
-    const home = this.#plan.env.HOME === undefined || this.#plan.env.HOME === '' ? undefined : this.#plan.env.HOME;
-    const expanded = tilde(pattern, home);
-    const root = base ?? (home !== undefined ? join(home, '.ssh') : undefined);
-    if (expanded === undefined || (!isAbsolute(expanded) && root === undefined)) refuse(`ssh would include ${shown(pattern, 200)} from ${where}, whose folder depends on a HOME the sandbox does not set`, 'Name it by an absolute path');
-    const absolute = resolve(root ?? '/', expanded);
-    if (!/[*?[]/.test(absolute)) return this.config(`a file ${where} includes`, absolute, kind, depth);
-    const fixed = absolute.slice(0, absolute.search(/[*?[]/));
-    this.check(`the folder of files ${where} includes`, fixed.endsWith('/') ? fixed.slice(0, -1) || '/' : dirname(fixed));
-    for (const match of globSync(absolute).sort()) this.config(`a file ${where} includes`, match, kind, depth);
+    const paths = new Set(homes(this.#plan).map((home) => resolve(base ?? join(home, '.ssh'), tilde(pattern, home))));
+    for (const absolute of paths) {
+      if (!/[*?[]/.test(absolute)) {
+        this.config(`a file ${where} includes`, absolute, kind, depth);
+        continue;
+      }
+      const fixed = absolute.slice(0, absolute.search(/[*?[]/));
+      this.check(`the folder of files ${where} includes`, fixed.endsWith('/') ? fixed.slice(0, -1) || '/' : dirname(fixed));
+      for (const match of globSync(absolute).sort()) this.config(`a file ${where} includes`, match, kind, depth);
+    }
   }
 }
