@@ -13,7 +13,7 @@ export { parseEgressRule } from './net/egress-rule.ts';
 export type { EgressRule, PortRange } from './net/egress-rule.ts';
 export { hostCapabilities } from './linux/host.ts';
 export type { Capability, HostCapabilities } from './linux/host.ts';
-export { Runner } from './runner.ts';
+export { Runner, SANDBOX_PASSWD_HOME } from './runner.ts';
 export type { ContainedProcess, LimitHit, RefusedAccess, RunOptions, RunResult, RunnerOptions } from './runner.ts';
 export { REFUSED_SYSCALLS, SECCOMP_RULES, seccompProgram } from './linux/seccomp.ts';
 export type { SeccompArch, SeccompResult, SeccompRule } from './linux/seccomp.ts';

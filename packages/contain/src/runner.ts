@@ -854,13 +854,16 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
   return { childPid, ran };
 }
 
+/** The home directory the sandbox's /etc/passwd gives every user it names (what a program that asks passwd, such as ssh, takes for home, whatever HOME says). */
+export const SANDBOX_PASSWD_HOME = '/tmp';
+
 /** /etc files the sandbox sees instead of the host's: no host users, no resolver. */
 function writeSyntheticEtc(dir: string): SyntheticEtc {
   // By number: a user id with no passwd entry (a container under an arbitrary uid) has no userInfo().
   const uid = process.getuid!();
   const gid = process.getgid!();
   const files: Record<string, string> = {
-    passwd: `root:x:0:0:root:/tmp:/bin/sh\n${uid === 0 ? '' : `corral:x:${uid}:${gid}:contained command:/tmp:/bin/sh\n`}nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
+    passwd: `root:x:0:0:root:${SANDBOX_PASSWD_HOME}:/bin/sh\n${uid === 0 ? '' : `corral:x:${uid}:${gid}:contained command:${SANDBOX_PASSWD_HOME}:/bin/sh\n`}nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`,
     group: `root:x:0:\n${gid === 0 ? '' : `corral:x:${gid}:\n`}nogroup:x:65534:\n`,
     hosts: '127.0.0.1\tlocalhost corral\n::1\tlocalhost ip6-localhost ip6-loopback\n',
     hostname: 'corral\n',

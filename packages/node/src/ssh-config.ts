@@ -9,7 +9,7 @@
 // `ssh`; so does a `-o` option of the command line that names such a program.
 import { globSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { SandboxPlan } from '@corral/contain';
+import { SANDBOX_PASSWD_HOME, type SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
 import { mayWriteBefore } from './git-config.ts';
@@ -27,10 +27,10 @@ const MAX_CONFIG_FILES = 256;
  * The home OpenSSH takes `~/.ssh/config` and `~` from: its user's passwd entry
  * (getpwuid(getuid())), not $HOME. The /etc/passwd Corral writes into every
  * sandbox gives each user it names (root, and the caller's uid as `corral`)
- * /tmp, whatever the policy sets HOME to; ssh-config.test.ts runs a sandbox to
- * keep this true.
+ * SANDBOX_PASSWD_HOME, whatever the policy sets HOME to; ssh-config.test.ts
+ * runs a sandbox to keep this true.
  */
-const PASSWD_HOME = '/tmp';
+const PASSWD_HOME = SANDBOX_PASSWD_HOME;
 
 /** ssh's options that take an argument (OpenSSH's getopt string). */
 const WITH_ARGUMENT = new Set('bceilmopBDEFIJLOPQRSwW'.split(''));
