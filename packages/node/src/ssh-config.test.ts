@@ -148,3 +148,11 @@ describe("the home ssh takes from a sandbox's passwd, in a real sandbox", () => 
     });
   }
 });
+
+describe('Include given to ssh on its command line', () => {
+  it('is refused at once, as ssh itself refuses it, and nothing it names is globbed (regression: -o "Include /**/*" walked the whole file system on the node)', () => {
+    for (const args of [['-o', 'Include /**/*', 'example.org'], ['-oInclude=/etc/*', 'example.org']]) {
+      assert.throws(() => refuseWritableSshConfig(allowlist, ssh(...args), plan('/', [])), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /-o Include/.test(e.message));
+    }
+  });
+});

@@ -52,8 +52,9 @@ const RUNS = new Set(['proxycommand', 'localcommand', 'knownhostscommand', 'perm
  * SecurityKeyProvider or XAuthLocation other than `none`, PermitLocalCommand
  * yes, `-I`; and ProxyJump or `-J`, which run `ssh` again from PATH, when
  * that lookup passes a folder the sandbox can write. Read: `-F FILE` (none
- * for `-F none`), else ~/.ssh/config and /etc/ssh/ssh_config, a `-o Include`,
- * and every file these include (glob patterns: their folder must be one the
+ * for `-F none`), else ~/.ssh/config and /etc/ssh/ssh_config, and every
+ * file these include (a `-o Include`, which ssh does not take, is refused;
+ * glob patterns, read as glob(3) reads them: their folder must be one the
  * sandbox cannot write); `~` is both the passwd home ssh takes it from (/tmp)
  * and the sandbox's HOME when that differs, each file checked,
  * bounded in depth and count; an include that cannot be read or followed is
@@ -75,7 +76,8 @@ export function refuseWritableSshConfig(policy: LocalPolicyFile, run: { commands
       for (const home of homes(plan)) reads.config('its user configuration', join(home, '.ssh', 'config'), 'user', 0);
       reads.config('its system configuration', '/etc/ssh/ssh_config', 'system', 0);
     }
-    for (const include of options.includes) reads.include(include, 'user', plan.cwd, 0);
+    // OpenSSH refuses Include on its command line; nothing the caller writes there is globbed here either.
+    if (options.includes.length > 0) refuse('ssh was given Include on its command line (-o Include), which it does not take', 'Leave -o Include off');
   }
 }
 
@@ -224,7 +226,8 @@ class SshReads {
       }
       const fixed = absolute.slice(0, absolute.search(/[*?[]/));
       this.check(`the folder of files ${where} includes`, fixed.endsWith('/') ? fixed.slice(0, -1) || '/' : dirname(fixed));
-      for (const match of globSync(absolute).sort()) this.config(`a file ${where} includes`, match, kind, depth);
+      // ssh globs as glob(3) does, where `**` is `*` within one folder; Node's `**` would walk every folder below.
+      for (const match of globSync(absolute.replace(/\*{2,}/g, '*')).sort()) this.config(`a file ${where} includes`, match, kind, depth);
     }
   }
 }
