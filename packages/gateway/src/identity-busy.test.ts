@@ -14,6 +14,7 @@ import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { IDENTITY_BUSY_TIMEOUT_MS } from './gateway.ts';
 import { Gateway, GatewayClient } from './index.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './http/testing.ts';
+import { closeAdminGateway, startAdminGateway } from '../test/harness.ts';
 
 /** How soon a request the lock does not concern is answered while a write waits on it. */
 const ANSWERED_WITHIN_MS = 300;
@@ -51,15 +52,9 @@ describe('while another process holds the identity store\'s write lock', () => {
   let gw: Gateway;
   let admin: GatewayClient;
   before(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'corral-busy-'));
-    gw = await Gateway.start({ stateDir, token, port: 0 });
-    admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    ({ stateDir, gw, admin } = await startAdminGateway('corral-busy-', token));
   });
-  after(async () => {
-    await admin.close();
-    await gw.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  after(() => closeAdminGateway({ stateDir, gw, admin }));
 
   it('waits on the lock far less than the CLI does', () => {
     assert.ok(IDENTITY_BUSY_TIMEOUT_MS >= 100 && IDENTITY_BUSY_TIMEOUT_MS <= 250, `${IDENTITY_BUSY_TIMEOUT_MS} ms`);

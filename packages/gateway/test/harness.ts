@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Identity } from '@corral/identity';
 import WebSocket from 'ws';
-import { GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from '../src/index.ts';
+import { Gateway, GatewayClient, GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from '../src/index.ts';
 
 export interface TestGateway {
   server: GatewayServer;
@@ -35,6 +35,28 @@ export async function startTestGateway(options: Partial<GatewayServerOptions> & 
       if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A whole Gateway (policies, audit log, HTTP API) on a fresh state directory, with an administrator connected to it. */
+export interface AdminGateway {
+  stateDir: string;
+  gw: Gateway;
+  admin: GatewayClient;
+}
+
+/** Starts a gateway on a new state directory named `prefix…`, and connects an operator with operator.admin. */
+export async function startAdminGateway(prefix: string, token: string): Promise<AdminGateway> {
+  const stateDir = mkdtempSync(join(tmpdir(), prefix));
+  const gw = await Gateway.start({ stateDir, token, port: 0 });
+  const admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  return { stateDir, gw, admin };
+}
+
+/** Closes what startAdminGateway started and removes its state directory. */
+export async function closeAdminGateway({ stateDir, gw, admin }: AdminGateway): Promise<void> {
+  await admin.close();
+  await gw.close();
+  rmSync(stateDir, { recursive: true, force: true });
 }
 
 /** A peer that speaks raw frames. */

@@ -13,6 +13,7 @@ import type { PairingRequest } from '../server/server.ts';
 import { MAX_ANNOUNCED, NodeInventory, approvalScopes } from './inventory.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
+import { closeAdminGateway, startAdminGateway } from '../../test/harness.ts';
 
 const token = randomBytes(24).toString('base64url');
 
@@ -43,15 +44,9 @@ describe('node pairing over the protocol', () => {
   let gw: Gateway;
   let admin: GatewayClient;
   before(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'corral-inv-'));
-    gw = await Gateway.start({ stateDir, token, port: 0 });
-    admin = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    ({ stateDir, gw, admin } = await startAdminGateway('corral-inv-', token));
   });
-  after(async () => {
-    await admin.close();
-    await gw.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  after(() => closeAdminGateway({ stateDir, gw, admin }));
 
   it('lists a new node as a pending request with its declared commands, the scopes approving it needs and the address it came from, and announces it once', async () => {
     const device = createDeviceIdentity();
