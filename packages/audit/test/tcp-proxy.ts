@@ -8,6 +8,8 @@ export type ProxyMode = 'forward' | 'refuse' | 'silent';
 
 export interface TcpProxy {
   port: number;
+  /** Connections made to the proxy so far, refused ones included. */
+  connections: number;
   /** `url` with its host and port replaced by the proxy's. */
   url(url: string): string;
   /**
@@ -32,6 +34,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let mode: ProxyMode = 'forward';
   const proxy: TcpProxy = {
     port: 0,
+    connections: 0,
     set(next) {
       mode = next;
       if (mode === 'refuse') for (const s of sockets) s.destroy();
@@ -57,6 +60,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     s.on('error', () => {});
   };
   const server = createServer((client) => {
+    proxy.connections++;
     track(client);
     if (mode === 'refuse') return void client.destroy();
     const upstream = connect(targetPort, '127.0.0.1');

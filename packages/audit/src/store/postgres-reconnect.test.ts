@@ -4,13 +4,13 @@
 // at a time, pauses growing to RECONNECT_BACKOFF.maxMs), and once the server
 // is back appends resume within that bound, the log whole and verifying.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
 import { RECONNECT_BACKOFF } from './postgres.ts';
@@ -18,75 +18,29 @@ import { RECONNECT_BACKOFF } from './postgres.ts';
 let cluster: TestPostgres;
 let n = 0;
 const dirs: string[] = [];
-const gates: Gate[] = [];
+const proxies: TcpProxy[] = [];
 /** Appending lanes still running; each test stops its own, and a failed assertion leaves none behind. */
 const running = new Set<{ stop(): Promise<void> }>();
 before(async () => {
   cluster = await startPostgres();
 });
 after(async () => {
-  for (const g of gates) await g.close();
+  for (const p of proxies) await p.close();
   dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   cluster?.stop();
 });
+
+/** A proxy in front of the cluster, counting every connection made to it (see tcp-proxy.ts), closed after the tests. */
+async function gateTo(port: number): Promise<TcpProxy> {
+  const proxy = await startTcpProxy(port);
+  proxies.push(proxy);
+  return proxy;
+}
 
 function fresh(): { stateDir: string; postgresUrl: string } {
   const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-reconnect-'));
   dirs.push(stateDir);
   return { stateDir, postgresUrl: cluster.createDatabase(`reconnect_${process.pid}_${++n}`) };
-}
-
-/**
- * A port in front of the cluster that counts every connection made to it:
- * `open` passes bytes both ways; `down` closes every connection and each new
- * one at once (a server that is down); `silent` accepts and never answers.
- */
-interface Gate {
-  connections: number;
-  set(mode: 'open' | 'down' | 'silent'): void;
-  url(url: string): string;
-  close(): Promise<void>;
-}
-
-async function gateTo(port: number): Promise<Gate> {
-  const sockets = new Set<Socket>();
-  let mode: 'open' | 'down' | 'silent' = 'open';
-  const track = (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-  };
-  const server: Server = createServer((client) => {
-    gate.connections++;
-    track(client);
-    if (mode === 'down') return void client.destroy();
-    if (mode === 'silent') return;
-    const upstream = connect(port, '127.0.0.1');
-    track(upstream);
-    client.pipe(upstream).on('close', () => client.destroy());
-    upstream.pipe(client).on('close', () => upstream.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const gate: Gate = {
-    connections: 0,
-    set(next) {
-      mode = next;
-      if (mode !== 'open') for (const s of sockets) s.destroy();
-    },
-    url(url) {
-      const u = new URL(url);
-      u.host = `127.0.0.1:${(server.address() as { port: number }).port}`;
-      return u.toString();
-    },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-  gates.push(gate);
-  return gate;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -165,7 +119,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       await before.until(() => before.acked.size >= 200, 20_000);
       await before.stop();
       assert.deepEqual(before.failed, []);
-      gate.set('down');
+      gate.set('refuse');
       const downAt = Date.now();
       const attemptsBefore = gate.connections;
       const run = steadyAppending(log, 8);
@@ -180,7 +134,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       assert.ok(run.failed.filter((code) => code === 'AUDIT_STORE_UNAVAILABLE').length >= failedWhileDown - 8);
       assert.equal(run.acked.size, 0);
       assert.ok(attempts <= mostAttempts(downMs), `${attempts} connection attempts in ${downMs} ms for ${failedWhileDown} failed appends`);
-      gate.set('open');
+      gate.set('forward');
       const backAt = Date.now();
       await run.until(() => run.acked.size > 0, RECONNECT_BACKOFF.maxMs + 30_000);
       const resumedMs = Date.now() - backAt;
@@ -193,7 +147,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       // Nothing reached the server while it was down: the log holds exactly what was acknowledged, each seq once.
       await assertHoldsExactly(log, acked, acked.size);
     } finally {
-      gate.set('open');
+      gate.set('forward');
       for (const r of [...running]) await r.stop();
       await log.close();
     }
@@ -205,6 +159,8 @@ describe('when the PostgreSQL server of an open log is down', () => {
     const log = await openAuditLog({ stateDir, postgresUrl: `${gate.url(postgresUrl)}?connect_timeout=1` });
     try {
       const first = await log.append(sampleEvent(0));
+      // Open connections cut, new ones accepted and never answered.
+      gate.set('refuse');
       gate.set('silent');
       // The first learns the server is gone, by its connect timeout (or the cut connection).
       await assert.rejects(log.append(sampleEvent(1)), { code: 'AUDIT_STORE_UNAVAILABLE' });
@@ -216,7 +172,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       // Each waiting for its own connect timeout, twenty would take 20 s.
       assert.ok(took < 10_000, `twenty appends took ${took} ms against a silent server`);
       assert.ok(attempts <= mostAttempts(took), `${attempts} connection attempts in ${took} ms`);
-      gate.set('open');
+      gate.set('forward');
       let r: Awaited<ReturnType<AuditLog['append']>> | undefined;
       const deadline = Date.now() + RECONNECT_BACKOFF.maxMs + 30_000;
       while (!r && Date.now() < deadline) r = await log.append(sampleEvent(30)).catch(async () => void (await sleep(20)));
@@ -224,7 +180,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       assert.equal(r.seq, 1);
       await assertHoldsExactly(log, new Map([[0, first.hash], [1, r.hash]]), 2);
     } finally {
-      gate.set('open');
+      gate.set('forward');
       for (const r of [...running]) await r.stop();
       await log.close();
     }
@@ -236,13 +192,13 @@ describe('when the PostgreSQL server of an open log is down', () => {
     const url = gate.url(postgresUrl);
     const log = await openAuditLog({ stateDir, postgresUrl: url });
     const first = await log.append(sampleEvent(0));
-    gate.set('down');
+    gate.set('refuse');
     // Until the store knows the server down (a pooled connection may fail first), and the next test of it is still to come.
     let refused: (Error & { code?: string }) | undefined;
     for (let i = 1; i <= 10 && !refused?.message.includes('tried again'); i++) refused = await log.append(sampleEvent(i)).then(() => undefined, (e: Error & { code?: string }) => e);
     assert.equal(refused?.code, 'AUDIT_STORE_UNAVAILABLE');
     assert.match(refused.message, /tried again/);
-    gate.set('open');
+    gate.set('forward');
     await log.close();
     const again = await openAuditLog({ stateDir, postgresUrl: url });
     try {
