@@ -21,7 +21,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
-import { seen, writableBy, writtenBefore } from './sandbox-path.ts';
+import { FileReads, seen } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 /** The most bytes of a configuration file read for the files it includes or points at; a larger one is refused. */
@@ -160,21 +160,11 @@ function globalOptions(argv: readonly string[]): { chdirs: string[]; gitDir?: st
 }
 
 /** The checks of one run: what git reads, each path judged once. */
-class GitReads {
-  readonly #plan: SandboxPlan;
-  /** Whether another command of the run may write the sandbox's own folders before git starts. */
-  readonly #earlier: boolean;
-  readonly #read = new Set<string>();
-
-  constructor(plan: SandboxPlan, earlier: boolean) {
-    this.#plan = plan;
-    this.#earlier = earlier;
-  }
-
+class GitReads extends FileReads {
   /** Refuses when `path` (taken from `base` when relative) is one the sandbox could have written before git reads it. */
   check(what: string, path: string, base: string): void {
     const absolute = resolve(base, path);
-    const who = writtenBefore(writableBy(this.#plan, absolute), this.#earlier);
+    const who = this.writer(absolute);
     if (who !== undefined) {
       throw new NodeError('NODE_RUN_DENIED', `git reads ${what} at ${shown(absolute, 200)}, which ${who}: a command named there (core.fsmonitor, a hook, core.hooksPath, an alias with !, a filter) would run unlisted. Keep it where the sandbox cannot write (a read-only grant), or leave git off the allowlist for this sandbox`);
     }
@@ -184,19 +174,19 @@ class GitReads {
   config(what: string, path: string, base: string, depth = 0): void {
     const file = resolve(base, path);
     this.check(what, file, base);
-    if (this.#read.has(file) || depth > MAX_INCLUDE_DEPTH) return;
-    this.#read.add(file);
+    if (this.read.has(file) || depth > MAX_INCLUDE_DEPTH) return;
+    this.read.add(file);
     let text: string;
     try {
       const stat = statSync(file);
-      if (!stat.isFile() || !seen(this.#plan, file)) return;
+      if (!stat.isFile() || !seen(this.plan, file)) return;
       if (stat.size > MAX_CONFIG_BYTES) throw new NodeError('NODE_RUN_DENIED', `git reads ${what} at ${shown(file, 200)}, which is larger than ${MAX_CONFIG_BYTES} bytes: what it includes cannot be told`);
       text = readFileSync(file, 'utf8');
     } catch (error) {
       if (error instanceof NodeError) throw error;
       return; // not there, or not readable: git reads nothing from it either
     }
-    const home = nonEmpty(this.#plan.env.HOME);
+    const home = nonEmpty(this.plan.env.HOME);
     for (const { key, value } of pathSettings(text)) {
       const expanded = value.startsWith('~/') ? (home !== undefined ? join(home, value.slice(2)) : undefined) : value;
       if (expanded === undefined) continue;
@@ -225,7 +215,7 @@ class GitReads {
       const dotGit = join(dir, '.git');
       // One the sandbox could make or replace here is found before any further up.
       this.check('the repository it looks for', dotGit, dir);
-      if (seen(this.#plan, dotGit)) {
+      if (seen(this.plan, dotGit)) {
         const stat = statSync(dotGit, { throwIfNoEntry: false });
         if (stat?.isDirectory()) return this.repository(dotGit, dir);
         if (stat?.isFile()) {
@@ -233,7 +223,7 @@ class GitReads {
           if (target !== undefined) return this.repository(resolve(dir, target), dir);
         }
       }
-      if (seen(this.#plan, dir) && bare(dir)) return this.repository(dir, dir);
+      if (seen(this.plan, dir) && bare(dir)) return this.repository(dir, dir);
       if (dirname(dir) === dir) return;
     }
   }

@@ -153,6 +153,29 @@ export function writtenBefore(by: 'sandbox' | 'grant' | undefined, earlier: bool
   return by === 'sandbox' && earlier ? 'an earlier command of this run can write' : undefined;
 }
 
+/**
+ * The files one program of a run reads before it does what it was asked (its
+ * configuration and what that includes or points at): who could have written
+ * each before the program starts, and which were read already.
+ */
+export class FileReads {
+  protected readonly plan: SandboxPlan;
+  /** Whether another command of the run may write the sandbox's own folders before the program starts. */
+  readonly #earlier: boolean;
+  /** The files read so far, each read once. */
+  protected readonly read = new Set<string>();
+
+  constructor(plan: SandboxPlan, earlier: boolean) {
+    this.plan = plan;
+    this.#earlier = earlier;
+  }
+
+  /** Who could have written the absolute `path` before the program reads it, as writtenBefore says it; undefined when nobody could. */
+  protected writer(path: string): string | undefined {
+    return writtenBefore(writableBy(this.plan, path), this.#earlier);
+  }
+}
+
 /** The deepest mount holding `dir` (of two at one path, the later), the sandbox's own writable folders among them. */
 function deepestMount(plan: SandboxPlan, dir: string): SandboxPlan['mounts'][number] | undefined {
   let deepest: SandboxPlan['mounts'][number] | undefined;

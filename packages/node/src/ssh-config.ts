@@ -13,7 +13,7 @@ import { SANDBOX_PASSWD_HOME, type SandboxPlan } from '@corral/contain';
 import { NodeError } from './errors.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
 import { mayWriteBefore } from './git-config.ts';
-import { lookUp, seen, writableBy, writtenBefore } from './sandbox-path.ts';
+import { FileReads, lookUp, seen, writableBy } from './sandbox-path.ts';
 import { shown } from './untrusted-text.ts';
 
 /** The most bytes of a configuration file read for the files it includes; a larger one is refused. */
@@ -149,19 +149,10 @@ function tilde(path: string, home: string): string {
 }
 
 /** The checks of one ssh command: what it reads, each file once. */
-class SshReads {
-  readonly #plan: SandboxPlan;
-  readonly #earlier: boolean;
-  readonly #read = new Set<string>();
-
-  constructor(plan: SandboxPlan, earlier: boolean) {
-    this.#plan = plan;
-    this.#earlier = earlier;
-  }
-
+class SshReads extends FileReads {
   /** Refuses when `path` is one the sandbox could have written before ssh reads it. */
   check(what: string, path: string): void {
-    const who = writtenBefore(writableBy(this.#plan, path), this.#earlier);
+    const who = this.writer(path);
     if (who !== undefined) {
       refuse(`ssh reads ${what} at ${shown(path, 200)}, which ${who}`, 'Keep it where the sandbox cannot write (a read-only grant), give ssh `-F none` or a read-only `-F` file, or leave ssh off the allowlist for this sandbox');
     }
@@ -179,8 +170,8 @@ class SshReads {
 
   /** ProxyJump runs `ssh` again through the shell, found on the sandbox's PATH: refused when that lookup passes a folder the sandbox can write. */
   jump(where: string): void {
-    const { found, writable } = lookUp(this.#plan, 'ssh');
-    if (writable !== undefined || (found !== undefined && writableBy(this.#plan, found) !== undefined)) {
+    const { found, writable } = lookUp(this.plan, 'ssh');
+    if (writable !== undefined || (found !== undefined && writableBy(this.plan, found) !== undefined)) {
       refuse(`ssh would run a jump host (ProxyJump, from ${where}) with the \`ssh\` the sandbox's PATH finds, which passes ${shown(writable ?? found ?? '', 200)}, a folder the sandbox can write`, "Keep PATH's folders up to ssh to ones the sandbox cannot write, or leave ssh off the allowlist for this sandbox");
     }
   }
@@ -188,13 +179,13 @@ class SshReads {
   /** A configuration file: refused when writable, else read for the files it includes. A missing one is read as empty, as ssh does. */
   config(what: string, file: string, kind: 'user' | 'system', depth: number): void {
     this.check(what, file);
-    if (this.#read.has(file)) return;
-    if (this.#read.size >= MAX_CONFIG_FILES) refuse(`ssh would read more than ${MAX_CONFIG_FILES} configuration files, the last at ${shown(file, 200)}`, 'Include fewer files');
-    this.#read.add(file);
+    if (this.read.has(file)) return;
+    if (this.read.size >= MAX_CONFIG_FILES) refuse(`ssh would read more than ${MAX_CONFIG_FILES} configuration files, the last at ${shown(file, 200)}`, 'Include fewer files');
+    this.read.add(file);
     let text: string;
     try {
       const stat = statSync(file, { throwIfNoEntry: false });
-      if (stat === undefined || !seen(this.#plan, file)) return;
+      if (stat === undefined || !seen(this.plan, file)) return;
       if (!stat.isFile()) refuse(`ssh reads ${what} at ${shown(file, 200)}, which is not a regular file`, 'Name a regular file');
       if (stat.size > MAX_CONFIG_BYTES) refuse(`ssh reads ${what} at ${shown(file, 200)}, which is larger than ${MAX_CONFIG_BYTES} bytes: what it includes cannot be told`, 'Keep it smaller');
       text = readFileSync(file, 'utf8');
@@ -218,7 +209,7 @@ class SshReads {
   include(pattern: string, kind: 'user' | 'system', base: string | undefined, depth: number, from?: string): void {
     const where = from === undefined ? 'its command line (-o Include)' : shown(from, 200);
     if (depth > MAX_INCLUDE_DEPTH) refuse(`ssh would follow Includes deeper than ${MAX_INCLUDE_DEPTH} from ${where}`, 'Include less deeply');
-    const paths = new Set(homes(this.#plan).map((home) => resolve(base ?? join(home, '.ssh'), tilde(pattern, home))));
+    const paths = new Set(homes(this.plan).map((home) => resolve(base ?? join(home, '.ssh'), tilde(pattern, home))));
     for (const absolute of paths) {
       if (!/[*?[]/.test(absolute)) {
         this.config(`a file ${where} includes`, absolute, kind, depth);
