@@ -3,13 +3,21 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.ts';
 
+/**
+ * Decodes strictly (RFC 8259 §8.1: JSON exchanged between systems is UTF-8):
+ * a byte sequence that is not UTF-8 is refused, never read as U+FFFD, which
+ * would let a name, reason or password arrive other than it was sent. A byte
+ * order mark is kept, so JSON.parse refuses it as before.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 /** Default body limit; the policy routes allow more. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
 /**
  * Reads the body as a JSON object (`{}` when empty, unless `required`).
  * Throws GATEWAY_PARAMS_INVALID for a body too large, not sent as
- * application/json, not JSON, or not an object, and for none when `required`.
+ * application/json, not UTF-8, not JSON, or not an object, and for none when `required`.
  */
 export async function readJson(request: IncomingMessage, limit: number = MAX_BODY_BYTES, required = false): Promise<Record<string, unknown>> {
   const declared = Number(request.headers['content-length'] ?? 0);
@@ -27,9 +35,15 @@ export async function readJson(request: IncomingMessage, limit: number = MAX_BOD
   // A browser sends application/json across sites only after a preflight this
   // gateway never grants: requiring it stops forms on other sites posting here (a signed-out sign-in included).
   if (!/^application\/json\s*(;|$)/i.test(String(request.headers['content-type'] ?? ''))) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body must be sent as application/json');
+  let text: string;
+  try {
+    text = UTF8.decode(Buffer.concat(chunks));
+  } catch (error) {
+    throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body is not UTF-8', { cause: error });
+  }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the body is not JSON', { cause: error });
   }

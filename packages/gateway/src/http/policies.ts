@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_CANDIDATE_NESTING, MAX_SET_BYTES, nestedDeeperThan, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
@@ -91,7 +91,10 @@ export function policyRoutes(api: ApiContext): Route[] {
         let cases: PolicyCases | undefined;
         let unreadable: unknown;
         try {
-          if (text !== undefined) cases = parseCases(text, (file) => caseFile(files, file));
+          const parsed = text === undefined ? undefined : parseCases(text, (file) => caseFile(files, file));
+          // Handed to a worker thread as they are: data nested thousands deep could not be copied there.
+          if (parsed && nestedDeeperThan(parsed, MAX_CANDIDATE_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases or their entities are nested more than ${MAX_CANDIDATE_NESTING} deep`);
+          cases = parsed;
         } catch (error) {
           unreadable = error;
         }

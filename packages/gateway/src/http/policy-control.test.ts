@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
-import { compileCandidate, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
+import { errorReply } from './error-reply.ts';
+import { compileCandidate, hashFiles, nestedDeeperThan, parseFiles, PolicyControl } from './policy-control.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -165,6 +166,23 @@ describe('activating from two processes at once', () => {
     assert.equal(PolicyControl.open(dir).active().hash, before);
     assert.equal(control.decide(request).decision, 'allow');
   });
+  it('answers that conflict without naming where the policy directory is: its message goes to the API caller as it is (regression: it named the directory)', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir, { lockWaitMs: 50 });
+    const release = holdLock(dir);
+    let thrown: unknown;
+    try {
+      control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), control.active().hash);
+    } catch (error) {
+      thrown = error;
+    } finally {
+      release();
+    }
+    assert.equal((thrown as { code?: string }).code, 'GATEWAY_CONFLICT');
+    const { reply, unexpected } = errorReply(thrown);
+    assert.deepEqual([reply.status, unexpected], [409, false]);
+    assert.equal(JSON.stringify(reply.body).includes(dirname(dir)), false, JSON.stringify(reply.body));
+  });
   it('lets one of two activations on the same base hash through; the other is refused and nothing is lost', async () => {
     const dir = policyDir();
     const base = PolicyControl.open(dir).active().hash;
@@ -177,5 +195,28 @@ describe('activating from two processes at once', () => {
     const results = await Promise.all(children.map((c) => c.result));
     assert.deepEqual(results.map((r) => r.activated).sort(), [false, true]);
     assert.equal(PolicyControl.open(dir).active().hash, results.find((r) => r.activated)!.hash, 'the set on disk is the one that was activated');
+  });
+});
+
+describe('how deep candidate data nests (nestedDeeperThan)', () => {
+  const chain = (n: number): unknown => (n === 0 ? 1 : [chain(n - 1)]);
+  it('counts each array or object on the way down: [[1]] is 2 deep, a scalar 0', () => {
+    assert.deepEqual([nestedDeeperThan(1, 0), nestedDeeperThan([], 0), nestedDeeperThan([[1]], 1), nestedDeeperThan([[1]], 2), nestedDeeperThan({ a: { b: [] } }, 3)], [false, true, true, false, false]);
+  });
+  it('reads data nested far deeper than the stack allows without overflowing it', () => {
+    const deep = JSON.parse('['.repeat(200_000) + ']'.repeat(200_000)) as unknown;
+    assert.equal(nestedDeeperThan(deep, 64), true);
+  });
+  it('walks one object that YAML aliases put in many places once, and still counts its depth wherever it is deepest', () => {
+    let shared: unknown = chain(10);
+    // Each level holds the one below twice: 2^40 paths, 40 objects.
+    for (let i = 0; i < 40; i++) shared = [shared, shared];
+    assert.equal(nestedDeeperThan(shared, 50), false);
+    assert.equal(nestedDeeperThan([1, shared, [[shared]]], 52), true, 'met shallow first, then 2 deeper');
+  });
+  it('takes a cycle as deeper than any limit', () => {
+    const loop: unknown[] = [];
+    loop.push([loop]);
+    assert.equal(nestedDeeperThan(loop, 1000), true);
   });
 });

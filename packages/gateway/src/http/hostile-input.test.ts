@@ -1,0 +1,85 @@
+// Requests an attacker on the loopback or the company network would send,
+// each answered with a coded refusal: never a 500, never input changed on
+// its way in, never an internal path in the answer.
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+const PERMIT = { name: 'main.cedar', text: 'permit (principal, action, resource);\n' };
+/** JSON text of arrays nested `n` deep: what a structured clone (handing data to a worker thread) cannot copy past a few thousand. */
+const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
+const ONE_CASE = `cases:
+  - name: operator may echo
+    principal: { type: Human, id: operator }
+    action: system.run
+    resource: { type: Command, id: echo }
+    context: { argv: [echo, hi] }
+    expect: allow
+`;
+
+describe('hostile requests to the HTTP API', () => {
+  let t: TestGateway;
+  let admin: ApiClient;
+  const log: Array<{ event: string; code?: string }> = [];
+  before(async () => {
+    t = await startTestGateway({ log: (entry) => log.push(entry) });
+    admin = await t.as('root', ['admin']);
+  });
+  after(() => t.close());
+
+  describe('when a policy candidate holds data nested thousands deep', () => {
+    it('answers validate and test with 400 invalid_policy naming entities.json (regression: 500 internal_error, the checker could not be handed the entities)', async () => {
+      const files = [PERMIT, { name: 'entities.json', text: nested(10_000) }];
+      for (const path of ['/api/policies/validate', '/api/policies/test']) {
+        const answer = await admin.post(path, { files, cases: ONE_CASE });
+        assert.equal(answer.status, path.endsWith('validate') ? 200 : 400, path);
+        assert.equal(answer.body.ok, false, path);
+        assert.deepEqual(answer.body.issues.map((i: { file: string }) => i.file), ['entities.json'], path);
+      }
+    });
+
+    it('answers test with 400 invalid_policy when the entities file its cases name is nested that deep (regression: 500 internal_error)', async () => {
+      const files = [PERMIT, { name: 'deep.json', text: nested(10_000) }];
+      const answer = await admin.post('/api/policies/test', { files, cases: `entities: deep.json\n${ONE_CASE}` });
+      assert.deepEqual([answer.status, answer.body.error, answer.body.code], [400, 'invalid_policy', 'POLICY_CASES_INVALID']);
+    });
+
+    it('logs no unexpected failure for any of them', () => {
+      assert.deepEqual(log.filter((e) => e.event === 'handler-failed'), []);
+    });
+  });
+
+  describe('when a body is not UTF-8', () => {
+    /** A POST with these exact bytes as its body. */
+    const post = (path: string, bytes: Buffer) =>
+      new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const url = new URL(t.gw.httpUrl);
+        const req = request({ host: url.hostname, port: url.port, path, method: 'POST', headers: { 'content-type': 'application/json', cookie: admin.cookie!, 'x-corral-csrf': admin.csrf! } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()) }));
+        });
+        req.on('error', reject);
+        req.end(bytes);
+      });
+
+    it('refuses it with 400 invalid_request, rather than reading its bad bytes as U+FFFD and going on (regression: a reason of 0xFF 0xFE was taken as "\uFFFD\uFFFD")', async () => {
+      const bytes = Buffer.concat([Buffer.from('{"reason":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+      const answer = await post('/api/agents/nobody/suspend', bytes);
+      assert.deepEqual([answer.status, answer.body.error, answer.body.code], [400, 'invalid_request', 'GATEWAY_PARAMS_INVALID']);
+    });
+
+    it('refuses a lone surrogate encoded in UTF-8 (CESU-8) and an overlong encoding alike', async () => {
+      for (const bad of [[0xed, 0xa0, 0x80], [0xc0, 0xaf]]) {
+        const answer = await post('/api/agents/nobody/suspend', Buffer.concat([Buffer.from('{"reason":"'), Buffer.from(bad), Buffer.from('"}')]));
+        assert.deepEqual([answer.status, answer.body.code], [400, 'GATEWAY_PARAMS_INVALID'], Buffer.from(bad).toString('hex'));
+      }
+    });
+
+    it('still reads well-formed UTF-8 beyond ASCII', async () => {
+      const answer = await post('/api/agents/nobody/suspend', Buffer.from('{"reason":"arrêt d’urgence 🚨"}'));
+      assert.deepEqual([answer.status, answer.body.code], [404, 'IDENTITY_AGENT_NOT_FOUND'], 'read, and the agent looked up');
+    });
+  });
+});
