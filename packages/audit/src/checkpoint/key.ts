@@ -29,11 +29,27 @@ export function privateKeyFromPem(pem: string, where: string): KeyObject {
   return key;
 }
 
+/** The label of each PEM block's BEGIN line (RFC 7468 section 3). */
+const PEM_BEGIN = /-----BEGIN ([^\r\n-]*)-----/g;
+
 /**
- * Reads an Ed25519 public key from SPKI PEM.
+ * Reads an Ed25519 public key from SPKI PEM. Guards: the text holds no
+ * private key (Node would derive a public key from one; whoever holds it
+ * can sign anything, and it is never repeated in the error); it holds exactly
+ * one PEM block, labelled PUBLIC KEY (of two keys, OpenSSL takes the first:
+ * which one is trusted must not depend on order); that block is an Ed25519
+ * public key. Text outside the block is allowed (RFC 7468 section 2).
+ *
  * @throws AuditError AUDIT_KEY_UNAVAILABLE when it is not one.
  */
 export function publicKeyFromPem(pem: string, where: string): KeyObject {
+  const labels = Array.from(pem.matchAll(PEM_BEGIN), (m) => m[1] as string);
+  if (labels.some((label) => label.includes('PRIVATE'))) {
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `${where} holds a private key, not the public key: give the file \`corral audit public-key\` prints, and keep the private key secret`);
+  }
+  if (labels.length !== 1 || labels[0] !== 'PUBLIC KEY') {
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `${where} must hold exactly one PEM block, -----BEGIN PUBLIC KEY-----; it holds ${labels.length} PEM block(s)${labels.length === 1 ? ' of another kind' : ''}`);
+  }
   let key: KeyObject;
   try {
     key = createPublicKey(pem);
