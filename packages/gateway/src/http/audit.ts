@@ -65,7 +65,9 @@ export function auditRoutes(api: ApiContext): Route[] {
     verifying ??= (async () => {
       const verifiedAtMs = api.now();
       const started = performance.now();
-      const report = await verifyStore(log.store, log.publicKey, readWitness(witnessPath(api.stateDir)));
+      // The witness of this log: a PostgreSQL log keeps its own, named for its database (as openAuditLog and `corral audit verify` read it).
+      const witness = readWitness(witnessPath(api.stateDir, log.store.kind === 'postgres' ? log.store.where : undefined));
+      const report = await verifyStore(log.store, log.publicKey, witness);
       return { report, verifiedAtMs, durationMs: Math.round(performance.now() - started) };
     })().finally(() => (verifying = undefined));
     return verifying;
