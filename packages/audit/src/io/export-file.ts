@@ -167,6 +167,11 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       continue;
     }
     if (text.startsWith('{"checkpoint"') || text.startsWith('{"seal"')) continue;
+    if (verifier.settled) {
+      // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
+      verifier.skip();
+      continue;
+    }
     try {
       const r = parseRecord(text);
       verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });

@@ -378,6 +378,26 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a crafted export holds 300,000 broken record lines after the first', () => {
+    it('parses no more of them than the records kept to diagnose the first break, and counts the rest (regression: it parsed each one, ~15 µs a line: minutes for a few MB)', async () => {
+      const lines = [...clean, ...Array.from({ length: 300_000 }, () => '{"event":x')];
+      const parse = JSON.parse;
+      let parsed = 0;
+      JSON.parse = ((text: string, reviver?: Parameters<typeof JSON.parse>[1]) => {
+        parsed++;
+        return parse(text, reviver);
+      }) as typeof JSON.parse;
+      let r: Awaited<ReturnType<typeof verifyExportFile>>;
+      try {
+        r = await verify('300k-broken-records', lines);
+      } finally {
+        JSON.parse = parse;
+      }
+      assert.deepEqual([r.firstBadSeq, r.damage[0]?.kind, r.damage[0]?.line, r.records], [50, 'malformed', clean.length + 1, 300_050]);
+      assert.ok(parsed < 100_000 + 2 * clean.length, `JSON.parse ran ${parsed} times`);
+    });
+  });
+
   describe('when the bytes around the lines change', () => {
     const bytes = (text: string) => {
       const file = join(dir, `bytes-${text.length}.jsonl`);

@@ -105,6 +105,8 @@ export class LogVerifier {
   #brokenBody = '';
   /** The first broken link was an unreadable record, already reported as such. */
   #unreadable = false;
+  /** Records (readable or not) fed after the first broken link: past lookahead, none changes the report. */
+  #afterBreak = 0;
   #rootMismatch: SignedCheckpoint | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
@@ -198,6 +200,7 @@ export class LogVerifier {
     this.#records++;
     const hash = this.#h.leaf(recordBytes(seq, prev, body));
     if (this.#broken) {
+      this.#afterBreak++;
       if (this.#broken.length < this.#lookahead) this.#broken.push(seen(seq, prev, hash, storedHash, line));
       return;
     }
@@ -217,6 +220,24 @@ export class LogVerifier {
     }
     this.#broken = [seen(seq, prev, hash, storedHash, line)];
     this.#brokenBody = body;
+  }
+
+  /**
+   * True when nothing fed from now on can change the report but the count of
+   * records read: the first broken link is found and `lookahead` records have
+   * followed it. A reader of hostile input then need not read the rest (see skip()).
+   */
+  get settled(): boolean {
+    return this.#broken !== undefined && this.#afterBreak >= this.#lookahead;
+  }
+
+  /**
+   * Counts one more record without reading it, once settled.
+   * @throws AuditError AUDIT_BAD_ARGUMENT when not settled: the record could change the report.
+   */
+  skip(): void {
+    if (!this.settled) throw new AuditError('AUDIT_BAD_ARGUMENT', 'a record is skipped only once the verifier is settled');
+    this.#records++;
   }
 
   /**
@@ -269,7 +290,10 @@ export class LogVerifier {
   malformed(message: string, line?: number, seq?: number): void {
     this.#prepare();
     this.#records++;
-    if (this.#broken) return;
+    if (this.#broken) {
+      this.#afterBreak++;
+      return;
+    }
     this.#broken = [];
     this.#unreadable = true;
     const at = seq ?? this.#range.size;
