@@ -88,6 +88,20 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a record claiming a later seq is inserted before seq 41', () => {
+    for (const [what, line] of [
+      ['a copy of seq 45', () => clean[lineOf(45)] as string],
+      ['seq 45 of another log', () => recordBytes(45, 'cd'.repeat(32), extractBody(clean[lineOf(45)] as string).replace('invoice-45.pdf', 'invoice-54.pdf'))],
+    ] as const) {
+      it(`names seq 41 as inserted, not reordered, when it is ${what}, and the checkpoint at 50 vouches for seq 40 (regression: "seq 41 is out of place")`, async () => {
+        const lines = [...clean];
+        lines.splice(lineOf(41), 0, line());
+        const r = await verify(`inserted-45-before-41-${what.length}`, lines);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['inserted', 41, lineOf(41) + 1]]);
+      });
+    }
+  });
+
   describe('when two records swap places', () => {
     it('names seq 41 as reordered', async () => {
       const lines = [...clean];

@@ -454,6 +454,7 @@ export class LogVerifier {
     else if (d.kind === 'edited' && at === e && rest[1]) [leaves, after] = [[...kept, rest[1].prev], rest.slice(1)];
     else if ((d.kind === 'deleted' || d.kind === 'malformed') && at === e && r.seq === e + 1) [leaves, after] = [[...kept, r.prev], rest];
     else if (d.kind === 'inserted' && at === e - 1 && r.seq === e - 1 && kept.length > 0) [leaves, after] = [kept.slice(0, -1), rest];
+    else if (d.kind === 'inserted' && at === e && r.seq !== e) [leaves, after] = [kept, rest.slice(1)];
     else if (d.kind === 'reordered' && at === e) [leaves, after] = [kept, [...rest].sort((a, b) => a.seq - b.seq)];
     else return false;
     // A checkpoint that failed before the damaged record means more than it is wrong.
@@ -489,6 +490,10 @@ export class LogVerifier {
     };
 
     if (r.seq > e) {
+      // The next record is the one expected and the seq this one claims comes later too: it is one too many.
+      if (next && next.seq === e && next.prev === P && r.prev !== next.hash && laterHasSeq(r.seq)) {
+        return at('inserted', e, `a record claiming seq ${r.seq} sits where seq ${e} should be: it was inserted`);
+      }
       if (laterHasSeq(e) || laterFollowsP) return at('reordered', e, `seq ${e} is out of place: seq ${r.seq} comes where ${e} should`);
       return at('deleted', e, r.seq - 1 === e ? `seq ${e} is missing` : `seq ${e}–${r.seq - 1} are missing`);
     }
