@@ -65,6 +65,16 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when the record before the last one is edited', () => {
+    it('names seq 48 as edited, not seq 49, and the checkpoint at 50 vouches for seq 40–47 (regression: "seq 49 was edited", and seq 40–48 unsealed)', async () => {
+      const lines = [...clean];
+      const i = lineOf(48);
+      lines[i] = (lines[i] as string).replace('invoice-48.pdf', 'invoice-84.pdf');
+      const r = await verify('edited-record-48', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['edited', 48, i + 1]]);
+    });
+  });
+
   describe('when the export drops a record', () => {
     it('names seq 41 as the first bad record, deleted', async () => {
       const lines = clean.filter((_, i) => i !== lineOf(41));

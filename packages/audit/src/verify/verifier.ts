@@ -507,8 +507,12 @@ export class LogVerifier {
     if (last && r.prev === last.prev) return at('inserted', last.seq, `seq ${last.seq} was inserted: it and the next record claim the same predecessor`, last.line);
     if (originalAt(r.seq + 1)) return at('deleted', e, `seq ${e} is missing: the records after it were renumbered`);
     if (originalAt(r.seq - 1) && last) return at('inserted', last.seq, `seq ${last.seq} was inserted: the records after it were renumbered`, last.line);
-    const rConsistent = next !== undefined ? next.prev === r.hash : this.#rootMismatch !== undefined && this.#rootMismatch.size <= e;
-    if (last && rConsistent) return at('edited', last.seq, `seq ${last.seq} was edited: seq ${e} records a different hash for it`, last.line);
+    if (last) {
+      const editedLast = at('edited', last.seq, `seq ${last.seq} was edited: seq ${e} records a different hash for it`, last.line);
+      // Nothing after r to say whether r or the record before it changed: the next checkpoint may.
+      const rConsistent = next !== undefined ? next.prev === r.hash : (this.#rootMismatch !== undefined && this.#rootMismatch.size <= e) || this.#confirmed(editedLast, rest);
+      if (rConsistent) return editedLast;
+    }
     return at('edited', e, `seq ${e} was edited: its predecessor hash does not match seq ${e - 1}`);
   }
 }
