@@ -166,6 +166,13 @@ describe('corral audit', () => {
     it('refuses --export without --public-key as a usage error', async () => {
       assert.equal((await corral(['audit', 'verify', '--export', file])).code, 2);
     });
+    it('refuses the signing key given as --public-key, naming the file and never printing the key (regression: the public key derived from it was trusted)', async () => {
+      const pem = readFileSync(join(dir, 'audit-signing-key.pem'), 'utf8');
+      const r = await corral(['audit', 'verify', '--export', file, '--public-key', join(dir, 'audit-signing-key.pem')]);
+      assert.equal(r.code, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, /audit-signing-key\.pem holds a private key.*AUDIT_KEY_UNAVAILABLE/);
+      for (const l of pem.split('\n').filter((l) => l !== '' && !l.startsWith('-----'))) assert.ok(!(r.stdout + r.stderr).includes(l.slice(0, 16)), 'the private key was printed');
+    });
     it('names a missing public key file', async () => {
       const r = await corral(['audit', 'verify', '--export', file, '--public-key', join(dir, 'nope.pem')]);
       assert.equal(r.code, 3, 'could not check: not damage (1)');
