@@ -31,6 +31,8 @@ class Unreadable {
 
 const HEAD = 16;
 
+const CR_ALONE = 'the lines seem to end with CR alone; an export ends them with LF (or CRLF)';
+
 /** A checkpoint or seal line (by its first bytes): damage to it is the checkpoint's, not a record's. */
 function signedLine(head: string): 'checkpoint' | 'seal' | undefined {
   if (head.startsWith('{"checkpoint"')) return 'checkpoint';
@@ -63,7 +65,16 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
   let length = 0;
   let skipping = false;
   let head = Buffer.alloc(0);
-  const tooLong = () => new Unreadable(`the line is longer than ${MAX_LINE} bytes`, skipping ? head : Buffer.concat(parts).subarray(0, HEAD));
+  /** A CR inside the first MAX_LINE bytes of a line too long to read: the file's lines likely end with CR alone. */
+  let cr = false;
+  const tooLong = () => {
+    if (!skipping) {
+      const first = Buffer.concat(parts);
+      head = first.subarray(0, HEAD);
+      cr = first.subarray(0, MAX_LINE).includes(0x0d);
+    }
+    return new Unreadable(`the line is longer than ${MAX_LINE} bytes${cr ? ` and holds a carriage return: ${CR_ALONE}` : ''}`, head);
+  };
   const finish = (): [number, string | Unreadable] => [++n, skipping || length > MAX_LINE ? tooLong() : decode(parts)];
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
@@ -75,12 +86,15 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
         parts = [];
         length = 0;
         skipping = false;
+        cr = false;
       }
       if (skipping) continue;
       parts.push(chunk.subarray(at));
       length += chunk.length - at;
       if (length > MAX_LINE) {
-        head = Buffer.concat(parts).subarray(0, HEAD);
+        const first = Buffer.concat(parts);
+        head = first.subarray(0, HEAD);
+        cr = first.subarray(0, MAX_LINE).includes(0x0d);
         skipping = true;
         parts = [];
       }
@@ -94,6 +108,7 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
 function parseHeader(path: string, text: string): ExportHeader {
   const bad = (why: string) => new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${why}`, { line: 1 });
   if (text.startsWith('\ufeff')) throw bad('the file starts with a byte-order mark, which the exporter never writes: an export is UTF-8 without one');
+  if (text.includes('\r')) throw bad(`the header line holds a carriage return: ${CR_ALONE}`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

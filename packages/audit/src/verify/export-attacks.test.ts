@@ -431,6 +431,13 @@ describe('verifying an export offline', () => {
     it('passes CRLF line endings and a last line without one: a record holds no raw CR or LF', async () => {
       for (const text of [`${clean.join('\r\n')}\r\n`, clean.join('\n')]) assert.equal((await verifyExportFile(bytes(text), publicKey)).ok, true);
     });
+    it('refuses lines ended by CR alone with AUDIT_EXPORT_MALFORMED naming line 1 and saying so, however long the file (regression: "not JSON", or "longer than 1048576 bytes")', async () => {
+      const small = `${clean.join('\r')}\r`;
+      const large = `${[...clean, ...Array.from({ length: 3000 }, () => clean[lineOf(7)] as string)].join('\r')}\r`;
+      for (const text of [small, large]) {
+        await assert.rejects(verifyExportFile(bytes(text), publicKey), (e: Error & { code?: string; line?: number }) => e.code === 'AUDIT_EXPORT_MALFORMED' && e.line === 1 && /carriage return/.test(e.message));
+      }
+    });
     it('refuses a byte order mark before the header with AUDIT_EXPORT_MALFORMED (the exporter writes none), saying so', async () => {
       await assert.rejects(verifyExportFile(bytes(`\ufeff${clean.join('\n')}\n`), publicKey), (e: Error & { code?: string; line?: number }) => e.code === 'AUDIT_EXPORT_MALFORMED' && e.line === 1 && /byte-order mark/.test(e.message));
     });
