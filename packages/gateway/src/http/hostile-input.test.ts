@@ -3,6 +3,7 @@
 // its way in, never an internal path in the answer.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
@@ -47,6 +48,21 @@ describe('hostile requests to the HTTP API', () => {
 
     it('logs no unexpected failure for any of them', () => {
       assert.deepEqual(log.filter((e) => e.event === 'handler-failed'), []);
+    });
+  });
+
+  describe('when an auditor sends a cases text that takes the YAML parser seconds (20,000 anchors)', () => {
+    it('reads it off the event loop: the gateway goes on serving meanwhile, and the cases are refused (regression: every connection stalled for the seconds it took, over a minute for a megabyte)', async () => {
+      const auditor = await t.as('audrey', ['auditor']);
+      const cases = Array.from({ length: 20_000 }, (_, i) => `k${i}: &a${i} [x]`).join('\n');
+      // The gateway runs on this thread: the longest a timer here waited is the longest it stalled.
+      const delay = monitorEventLoopDelay({ resolution: 20 });
+      delay.enable();
+      const answer = await auditor.post('/api/policies/test', { files: [PERMIT], cases });
+      delay.disable();
+      assert.deepEqual([answer.status, answer.body.error, answer.body.code], [400, 'invalid_policy', 'POLICY_CASES_INVALID']);
+      const stalledMs = delay.max / 1e6;
+      assert.ok(stalledMs < 2000, `the event loop stalled for ${stalledMs.toFixed(0)} ms`);
     });
   });
 

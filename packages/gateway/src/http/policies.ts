@@ -2,12 +2,13 @@
 // replay over the decisions recorded in the audit log, and activation
 // (compare-and-swap on the active hash; the active set is kept when the
 // candidate does not validate).
-import { corralSchema, parseCases, type PolicyCases, PolicyError, replayAsync, runCasesOffThread, validatePoliciesOffThread } from '@corral/policy';
+import { corralSchema, type PolicyCases, replayAsync, runCasesOffThread, validatePoliciesOffThread } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_CANDIDATE_NESTING, MAX_SET_BYTES, nestedDeeperThan, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { parseCasesOffThread } from './cases-off-thread.ts';
+import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
@@ -32,17 +33,6 @@ async function checked<T>(check: () => Promise<T>): Promise<{ ok: true; value: T
 }
 
 const invalid = (issues: Issue[]) => reply(400, { error: 'invalid_policy', ok: false, issues });
-
-/** A file the cases name (their entities), from the candidate's own files. */
-function caseFile(files: readonly PolicyFile[], file: string): unknown {
-  const found = files.find((f) => f.name === file);
-  if (!found) throw new PolicyError('POLICY_CASES_INVALID', `the cases name ${file.slice(0, 100)}, which is not in the set`);
-  try {
-    return JSON.parse(found.text) as unknown;
-  } catch (error) {
-    throw new PolicyError('POLICY_CASES_INVALID', `${file.slice(0, 100)} is not JSON`, { cause: error });
-  }
-}
 
 function entityKey(e: unknown): string {
   const uid = (e as { uid?: { type?: unknown; id?: unknown } } | null)?.uid;
@@ -91,10 +81,8 @@ export function policyRoutes(api: ApiContext): Route[] {
         let cases: PolicyCases | undefined;
         let unreadable: unknown;
         try {
-          const parsed = text === undefined ? undefined : parseCases(text, (file) => caseFile(files, file));
-          // Handed to a worker thread as they are: data nested thousands deep could not be copied there.
-          if (parsed && nestedDeeperThan(parsed, MAX_CANDIDATE_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases or their entities are nested more than ${MAX_CANDIDATE_NESTING} deep`);
-          cases = parsed;
+          // Read off the event loop: YAML takes seconds over a large text, a minute over a megabyte of anchors.
+          if (text !== undefined) cases = await parseCasesOffThread(text, files);
         } catch (error) {
           unreadable = error;
         }
