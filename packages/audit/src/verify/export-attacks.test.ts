@@ -278,6 +278,17 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a line that is no record is inserted before seq 41', () => {
+    it('names it as malformed at seq 41 and its line, and the checkpoint at 50 vouches for seq 40 (regression: seq 40 was reported unsealed)', async () => {
+      for (const junk of ['not json', '{"event":{"a":1}}', `{"x":"${'y'.repeat(2 * 1024 * 1024)}"}`]) {
+        const lines = [...clean];
+        lines.splice(lineOf(41), 0, junk);
+        const r = await verify(`junk-before-41-${junk.length}`, lines);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['malformed', 41, lineOf(41) + 1]]);
+      }
+    });
+  });
+
   describe('when the checkpoint lines are dropped and the chain recomputed around an edit', () => {
     it('refuses every record as unsealed: nothing the key signed vouches for them', async () => {
       const records = clean.filter((l) => l.startsWith('{"event"'));

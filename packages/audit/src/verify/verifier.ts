@@ -437,7 +437,8 @@ export class LogVerifier {
    * before it are the ones the key signed: the tree at the last matching
    * checkpoint, grown by the records since, with the damaged record replaced
    * by the leaf hash its successor names (edited in place, deleted, made
-   * unreadable), left out (inserted), or the records after it put back in
+   * unreadable), left out (inserted, or an unreadable line where the next
+   * record is the one expected), or the records after it put back in
    * order (reordered), reaches the root of the next checkpoint. When more was
    * rewritten than the diagnosis says (a record edited and the next one
    * deleted to hide it), nothing left names the original hashes: the roots differ.
@@ -453,6 +454,7 @@ export class LogVerifier {
     if (d.kind === 'edited' && at === e - 1 && kept.length > 0) [leaves, after] = [[...kept.slice(0, -1), r.prev], rest];
     else if (d.kind === 'edited' && at === e && rest[1]) [leaves, after] = [[...kept, rest[1].prev], rest.slice(1)];
     else if ((d.kind === 'deleted' || d.kind === 'malformed') && at === e && r.seq === e + 1) [leaves, after] = [[...kept, r.prev], rest];
+    else if (d.kind === 'malformed' && at === e && r.seq === e) [leaves, after] = [kept, rest];
     else if (d.kind === 'inserted' && at === e - 1 && r.seq === e - 1 && kept.length > 0) [leaves, after] = [kept.slice(0, -1), rest];
     else if (d.kind === 'inserted' && at === e && r.seq !== e) [leaves, after] = [kept, rest.slice(1)];
     else if (d.kind === 'reordered' && at === e) [leaves, after] = [kept, [...rest].sort((a, b) => a.seq - b.seq)];
