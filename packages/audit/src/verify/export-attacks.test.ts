@@ -112,6 +112,29 @@ describe('verifying an export offline', () => {
     }
   });
 
+  describe('when record 41 is replaced by a record claiming another seq', () => {
+    for (const [what, line] of [
+      ['a copy of seq 30', () => clean[lineOf(30)] as string],
+      ['seq 45 of another log', () => recordBytes(45, 'cd'.repeat(32), extractBody(clean[lineOf(45)] as string))],
+    ] as const) {
+      it(`names seq 41 as edited when it is ${what}, and the checkpoint at 50 vouches for seq 40 (regression: seq 41–44 "missing", or seq 41 inserted, and seq 40 unsealed)`, async () => {
+        const lines = [...clean];
+        lines[lineOf(41)] = line();
+        const r = await verify(`replaced-41-${what.length}`, lines);
+        assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['edited', 41, lineOf(41) + 1]]);
+      });
+    }
+  });
+
+  describe('when a record of another log claiming seq 41 is inserted before it', () => {
+    it('names seq 41 as inserted, not reordered, and the checkpoint at 50 vouches for seq 40 (regression: "seq 41 is out of place", and seq 40 unsealed)', async () => {
+      const lines = [...clean];
+      lines.splice(lineOf(41), 0, recordBytes(41, 'cd'.repeat(32), extractBody(clean[lineOf(41)] as string)));
+      const r = await verify('other-41-before-41', lines);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['inserted', 41, lineOf(41) + 1]]);
+    });
+  });
+
   describe('when two records swap places', () => {
     it('names seq 41 as reordered', async () => {
       const lines = [...clean];

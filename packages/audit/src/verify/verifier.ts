@@ -456,7 +456,7 @@ export class LogVerifier {
     else if ((d.kind === 'deleted' || d.kind === 'malformed') && at === e && r.seq === e + 1) [leaves, after] = [[...kept, r.prev], rest];
     else if (d.kind === 'malformed' && at === e && r.seq === e) [leaves, after] = [kept, rest];
     else if (d.kind === 'inserted' && at === e - 1 && r.seq === e - 1 && kept.length > 0) [leaves, after] = [kept.slice(0, -1), rest];
-    else if (d.kind === 'inserted' && at === e && r.seq !== e) [leaves, after] = [kept, rest.slice(1)];
+    else if (d.kind === 'inserted' && at === e) [leaves, after] = [kept, rest.slice(1)];
     else if (d.kind === 'reordered' && at === e) [leaves, after] = [kept, [...rest].sort((a, b) => a.seq - b.seq)];
     else return false;
     // A checkpoint that failed before the damaged record means more than it is wrong.
@@ -491,6 +491,10 @@ export class LogVerifier {
       return h === r.storedHash || (next !== undefined && next.prev === h);
     };
 
+    // Another record in the place of seq e: the next one is e + 1, and names e's original hash.
+    if (r.seq !== e && r.seq !== e + 1 && next && next.seq === e + 1 && next.prev !== r.hash && !laterHasSeq(e)) {
+      return at('edited', e, `seq ${e} was replaced: a record claiming seq ${r.seq} sits in its place`);
+    }
     if (r.seq > e) {
       // The next record is the one expected and the seq this one claims comes later too: it is one too many.
       if (next && next.seq === e && next.prev === P && r.prev !== next.hash && laterHasSeq(r.seq)) {
@@ -505,6 +509,7 @@ export class LogVerifier {
     }
     // r.seq === e
     if (r.prev === P) return at('edited', e, `seq ${e} was edited: its content no longer hashes to the hash recorded when it was appended`);
+    if (next && next.seq === e && next.prev === P) return at('inserted', e, `two records claim seq ${e}: the first, which does not follow seq ${e - 1}, was inserted`);
     if (laterFollowsP) return at('reordered', e, `seq ${e} is out of place: the record that follows seq ${e - 1} comes later`);
     if (last && r.prev === last.prev) return at('inserted', last.seq, `seq ${last.seq} was inserted: it and the next record claim the same predecessor`, last.line);
     if (originalAt(r.seq + 1)) return at('deleted', e, `seq ${e} is missing: the records after it were renumbered`);
