@@ -405,6 +405,20 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when a crafted export holds 20,000 well-formed checkpoint lines with bad signatures', () => {
+    it('checks no more signatures than there are records before them (one checkpoint per tree size), and reports the rest as not read (regression: each took a signature check, ~0.1–0.4 ms: minutes for a few MB)', async () => {
+      const c = JSON.parse(clean.at(-1) as string).checkpoint;
+      const forged = JSON.stringify({ checkpoint: { ...c, signature: `${'A'.repeat(85)}A==` } });
+      const r = await verify('20k-forged-checkpoints', [...clean, ...Array.from({ length: 20_000 }, () => forged)]);
+      assert.ok(r.checkpoints.total <= 51, `${r.checkpoints.total} checkpoints were checked`);
+      assert.deepEqual([r.ok, r.verified, r.sealed, r.checkpoints.valid], [false, 50, 50, 5]);
+      const listed = r.damage.filter((d) => d.kind === 'checkpoint-forged');
+      assert.equal(listed.length, MAX_LISTED_CHECKPOINTS + 1);
+      assert.match(listed.at(-1)!.message, new RegExp(`^${20_000 - MAX_LISTED_CHECKPOINTS} more checkpoints are forged or cannot be read`));
+      assert.match(listed.at(-2)!.message, /more checkpoint lines than records/);
+    });
+  });
+
   describe('when blank lines sit between records or at the end', () => {
     it('passes: a blank line holds no record and changes none', async () => {
       const lines = [...clean];
