@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { errorReply } from './error-reply.ts';
-import { compileCandidate, hashFiles, nestedDeeperThan, parseFiles, PolicyControl } from './policy-control.ts';
+import { compileCandidate, compileCandidateOffThread, hashFiles, nestedDeeperThan, parseFiles, PolicyControl } from './policy-control.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -218,5 +218,19 @@ describe('how deep candidate data nests (nestedDeeperThan)', () => {
     const loop: unknown[] = [];
     loop.push([loop]);
     assert.equal(nestedDeeperThan(loop, 1000), true);
+  });
+});
+
+describe('building a candidate off the gateway thread (compileCandidateOffThread)', () => {
+  it("reports the set's own issues first when its entities are wrong too, as when the entities were loaded after the set", async () => {
+    const files = [
+      { name: 'main.cedar', text: 'permit (principal, action, resource) when { nonsense };\n' },
+      { name: 'entities.json', text: '[{"uid":{"type":"Nope","id":"x"},"attrs":{},"parents":[]}]' },
+    ];
+    await assert.rejects(compileCandidateOffThread(files), (error: { code?: string; issues?: Array<{ file: string }> }) => error.code === 'POLICY_SET_INVALID' && error.issues?.[0]?.file === 'main.cedar');
+  });
+
+  it('refuses entities that are not valid entities with POLICY_ENTITIES_INVALID', async () => {
+    await assert.rejects(compileCandidateOffThread([{ name: 'main.cedar', text: PERMIT }, { name: 'entities.json', text: '[{"uid":{"type":"Nope","id":"x"},"attrs":{},"parents":[]}]' }]), { code: 'POLICY_ENTITIES_INVALID' });
   });
 });

@@ -100,9 +100,11 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
  * (their worker failed: cedar-wasm trapped on them, say), POLICY_ENGINE_BUSY.
  */
 export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
+  const set = await loadPoliciesOffThread(cedarSources(files), undefined, options);
+  // After the set's own issues, as before: a set and its entities that are both wrong report the set.
   const entities = files.find((f) => f.name === 'entities.json');
   if (entities !== undefined && !loadedHere.has(textDigest(entities.text))) await validatePoliciesOffThread([], candidateEntities(files));
-  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files), undefined, options));
+  return candidateOf(files, set);
 }
 
 /**
