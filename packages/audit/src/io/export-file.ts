@@ -58,43 +58,42 @@ function decode(parts: Buffer[]): string | Unreadable {
   }
 }
 
-/** The file's lines with their 1-based numbers, each at most MAX_LINE bytes. */
+/**
+ * The file's lines with their 1-based numbers, each at most MAX_LINE bytes. A
+ * longer line is yielded as Unreadable once MAX_LINE of it is read, and the
+ * rest of it is skipped: a caller that stops at it (a header line) reads no more.
+ */
 async function* lines(path: string): AsyncIterable<[number, string | Unreadable]> {
   let n = 0;
   let parts: Buffer[] = [];
   let length = 0;
+  /** In a line already yielded as too long, until its end. */
   let skipping = false;
-  let head = Buffer.alloc(0);
-  /** A CR inside the first MAX_LINE bytes of a line too long to read: the file's lines likely end with CR alone. */
-  let cr = false;
-  const tooLong = () => {
-    if (!skipping) {
-      const first = Buffer.concat(parts);
-      head = first.subarray(0, HEAD);
-      cr = first.subarray(0, MAX_LINE).includes(0x0d);
-    }
-    return new Unreadable(`the line is longer than ${MAX_LINE} bytes${cr ? ` and holds a carriage return: ${CR_ALONE}` : ''}`, head);
+  const tooLong = (): Unreadable => {
+    const first = Buffer.concat(parts);
+    // A carriage return within it: the file's lines likely end with CR alone.
+    const cr = first.subarray(0, MAX_LINE).includes(0x0d);
+    return new Unreadable(`the line is longer than ${MAX_LINE} bytes${cr ? ` and holds a carriage return: ${CR_ALONE}` : ''}`, first.subarray(0, HEAD));
   };
-  const finish = (): [number, string | Unreadable] => [++n, skipping || length > MAX_LINE ? tooLong() : decode(parts)];
+  const finish = (): [number, string | Unreadable] => [++n, length > MAX_LINE ? tooLong() : decode(parts)];
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
       let at = 0;
       for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
-        parts.push(chunk.subarray(at, nl));
-        length += nl - at;
-        yield finish();
+        if (!skipping) {
+          parts.push(chunk.subarray(at, nl));
+          length += nl - at;
+          yield finish();
+        }
         parts = [];
         length = 0;
         skipping = false;
-        cr = false;
       }
       if (skipping) continue;
       parts.push(chunk.subarray(at));
       length += chunk.length - at;
       if (length > MAX_LINE) {
-        const first = Buffer.concat(parts);
-        head = first.subarray(0, HEAD);
-        cr = first.subarray(0, MAX_LINE).includes(0x0d);
+        yield [++n, tooLong()];
         skipping = true;
         parts = [];
       }
@@ -102,7 +101,7 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
   } catch (error) {
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
-  if (length > 0 || skipping) yield finish();
+  if (length > 0 && !skipping) yield finish();
 }
 
 function parseHeader(path: string, text: string): ExportHeader {

@@ -2,7 +2,7 @@
 // file is a named mutation of one clean export of 50 records.
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -436,6 +436,16 @@ describe('verifying an export offline', () => {
       lines[i] = `{"event":"${'x'.repeat(3 * 1024 * 1024)}"}`;
       const r = await verify('huge-line-12', lines);
       assert.deepEqual([r.firstBadSeq, r.damage[0]?.kind, r.damage[0]?.line, r.damage.length], [12, 'malformed', i + 1, 1]);
+    });
+    it('refuses a file of one 1 TiB line (sparse) with AUDIT_EXPORT_MALFORMED naming line 1 once it has read 1 MiB of it (regression: it read the whole line first)', { timeout: 120_000 }, async () => {
+      const file = join(dir, 'one-tib-line.jsonl');
+      writeFileSync(file, '{"export":');
+      truncateSync(file, 2 ** 40);
+      try {
+        await assert.rejects(verifyExportFile(file, publicKey), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+      } finally {
+        rmSync(file);
+      }
     });
     it('refuses a header line that long with AUDIT_EXPORT_MALFORMED', async () => {
       await assert.rejects(verify('huge-header', ['x'.repeat(3 * 1024 * 1024), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
