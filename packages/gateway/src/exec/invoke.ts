@@ -144,12 +144,14 @@ export class NodeInvoker {
    * Resolves an approval (the HTTP API and the protocol come here; the CLI
    * writes the store) and wakes whoever waits for it. `approver` is the
    * authenticated human, as the caller established. An allow-always that
-   * reaches its quorum becomes a Cedar grant at once. Throws the store's
-   * GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID.
+   * reaches its quorum becomes a Cedar grant at once. A `reason` the
+   * approver gave goes into the decision's own `approval.resolve` record
+   * (details.reason), so the decision and why are recorded in one append.
+   * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID.
    */
-  resolveApproval(id: string, decision: ApprovalDecision, approver: string): Approval {
+  resolveApproval(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
     const approval = this.#options.approvals.resolve(id, decision, approver);
-    this.#resolved(approval, decision, approver);
+    this.#resolved(approval, decision, approver, reason);
     return approval;
   }
 
@@ -164,10 +166,11 @@ export class NodeInvoker {
     return withdrawn.map((a) => a.id);
   }
 
-  /** Records `approver`'s decision on `approval` (as it now stands), makes an allow-always grant, tells approvers, and wakes its waiting run once the record is durable. */
-  #resolved(approval: Approval, decision: ApprovalDecision, approver: string): void {
+  /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant, tells approvers, and wakes its waiting run once the record is durable. */
+  #resolved(approval: Approval, decision: ApprovalDecision, approver: string, reason?: string): void {
     const { id } = approval;
-    const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details: { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers } });
+    const details = { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers, ...(reason !== undefined ? { reason } : {}) };
+    const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details });
     if (approval.status === 'allowed' && approval.decision === 'allow-always') void this.#grant(approval).catch(() => {});
     if (approval.status !== 'pending') {
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));

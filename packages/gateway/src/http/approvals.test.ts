@@ -101,6 +101,19 @@ describe('approvals from a signed-in session', () => {
     assert.equal((await alice.get('/api/approvals?status=bogus')).status, 400);
   });
 
+  it('keeps the reason a human gives in the decision\'s own approval.resolve record, with no second write that could fail after the decision (regression: a separate approval.comment append failing answered 500 for an approval that went through)', async () => {
+    const running = invoke(['wipe', 'disk']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    const denied = await alice.post(`/api/approvals/${pending.id}/deny`, { reason: 'wrong disk' });
+    assert.deepEqual([denied.status, denied.body.status], [200, 'denied']);
+    await running;
+    const records = await waitFor('the approval.resolve record', async () => {
+      const found = (await auditEvents(state)).filter((e) => e.resource.id === pending.id && (e.action === 'approval.resolve' || e.action === 'approval.comment'));
+      return found.some((e) => e.action === 'approval.resolve') ? found : undefined;
+    });
+    assert.deepEqual(records.map((e) => [e.action, e.actor.id, e.details?.decision, e.details?.reason]), [['approval.resolve', 'alice', 'deny', 'wrong disk']]);
+  });
+
   describe('when an allow-always grant is revoked', () => {
     let id: string;
     before(async () => {

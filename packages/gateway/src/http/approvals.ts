@@ -38,12 +38,12 @@ function reasonOf(body: Record<string, unknown>): string | undefined {
 }
 
 export function approvalRoutes(api: ApiContext): Route[] {
-  const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
+  const resolve = (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
-    const approval = api.invoker.resolveApproval(id, decision, approver);
-    // The invoker records the decision; a reason the human gave is recorded beside it.
-    if (reason !== undefined) await api.record({ actor: { kind: 'human', id: approver }, action: 'approval.comment', resource: { kind: 'approval', id }, details: { decision, reason } });
+    // The invoker records the decision and the reason the human gave in one record: a second
+    // write after the decision was committed could fail and answer 500 for an approval that went through.
+    const approval = api.invoker.resolveApproval(id, decision, approver, reason);
     return reply(200, approvalView(approval));
   };
   return [
