@@ -213,6 +213,61 @@ describe('when the PostgreSQL server of an open log is down', () => {
     }
   });
 
+  it('tests the server one caller at a time even when a seal trying the server itself fails while such a test is under way', { timeout: 90_000 }, async () => {
+    const { stateDir, postgresUrl } = fresh();
+    const gate = await gateTo(cluster.port);
+    const connectMs = 6_000;
+    const log = await openAuditLog({ stateDir, postgresUrl: `${gate.url(postgresUrl)}?connect_timeout=${connectMs / 1000}` });
+    const calls: Promise<unknown>[] = [];
+    try {
+      await log.append(sampleEvent(0));
+      gate.set('refuse');
+      // Until the store knows the server down (a pooled connection may fail first).
+      let refused: Error | undefined;
+      for (let i = 1; i <= 10 && !refused?.message.includes('tried again'); i++) refused = await log.store.head().then(() => undefined, (e: Error) => e);
+      assert.match(refused?.message ?? '', /tried again/);
+      // Connections accepted and never answered: each attempt lasts its connect timeout.
+      gate.set('silent');
+      const settled = (p: Promise<string | undefined>) => {
+        const s = { done: false, value: p };
+        void p.finally(() => void (s.done = true));
+        return s;
+      };
+      const connectedOr = async (before: number, gaveUp: () => boolean) => {
+        while (gate.connections === before && !gaveUp()) await sleep(5);
+        return gate.connections > before;
+      };
+      // A final seal tries the server itself, whatever the pause...
+      let before = gate.connections;
+      const seal = settled(log.checkpoint().then(() => 'sealed', (e: { code?: string }) => e.code));
+      calls.push(seal.value);
+      assert.ok(await connectedOr(before, () => seal.done), 'the seal did not try the server');
+      // ...and while its attempt is under way, a read past the pause tests the server. Starting the read a while after
+      // the seal's attempt keeps the read's under way that long after the seal's fails: the window a second test would use.
+      await sleep(2_000);
+      before = gate.connections;
+      const test = settled(log.store.head().then(() => 'read', (e: { code?: string }) => e.code));
+      calls.push(test.value);
+      assert.ok(await connectedOr(before, () => test.done), 'the read did not test the server');
+      assert.ok(!seal.done, "the seal's attempt ended before the read's began (a machine too slow for this test's 4 s of slack)");
+      const whileTesting = gate.connections;
+      assert.equal(await seal.value, 'AUDIT_STORE_UNAVAILABLE');
+      // The seal's attempt failed; until the read's test ends, every other caller fails at once, connecting to nothing.
+      let madeDuringTest = 0;
+      while (!test.done) {
+        calls.push(log.store.head().catch(() => undefined));
+        await sleep(20);
+        if (!test.done) madeDuringTest = gate.connections - whileTesting;
+      }
+      assert.equal(await test.value, 'AUDIT_STORE_UNAVAILABLE');
+      assert.equal(madeDuringTest, 0, `${madeDuringTest} more connection attempts while a test of the server was under way`);
+    } finally {
+      gate.set('forward');
+      await Promise.allSettled(calls);
+      await log.close();
+    }
+  });
+
   it('when the server restarts under steady appending, fails appends coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
     const { stateDir, postgresUrl } = fresh();
     const gate = await gateTo(cluster.port);

@@ -109,13 +109,16 @@ class Reachability {
 
   /**
    * A connection attempt failed. The pause grows only for the first failure
-   * and for each test of a server already known down (`probe`), never for the
-   * other attempts that were under way when it went down.
+   * and for each attempt on a server already known down — its test (`probe`)
+   * or a caller that tries it whatever the pause (`always`) — never for the
+   * other attempts that were under way when it went down. Only the test's own
+   * end lets the next caller test the server: a seal's attempt failing while
+   * the test is under way does not.
    */
-  failed(error: unknown, probe: boolean, now: number): void {
+  failed(error: unknown, probe: boolean, always: boolean, now: number): void {
     this.#lastError = error;
-    if (this.#failures > 0 && !probe) return;
-    this.#probing = false;
+    if (this.#failures > 0 && !probe && !always) return;
+    if (probe) this.#probing = false;
     this.#failures++;
     const ceiling = Math.min(RECONNECT_BACKOFF.maxMs, RECONNECT_BACKOFF.firstMs * 2 ** Math.min(this.#failures - 1, 20));
     this.#retryAt = now + ceiling / 2 + Math.random() * (ceiling / 2);
@@ -213,7 +216,7 @@ export class PostgresStore implements AuditStore {
       client = await this.#pool.connect();
     } catch (error) {
       if (queued) reachability.inconclusive(probe);
-      else reachability.failed(error, probe || always, Date.now());
+      else reachability.failed(error, probe, always, Date.now());
       throw new AuditError(
         'AUDIT_STORE_UNAVAILABLE',
         `cannot connect to the audit log at ${this.where}: ${(error as Error).message}; check that PostgreSQL is running and reachable there and that the URL's host, port, database and user are right`,
