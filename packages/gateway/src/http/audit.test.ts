@@ -1,7 +1,7 @@
 // The audit explorer: search and page, one record with an inclusion proof
 // that verifies on its own against the signed checkpoint, and whole-log verification.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -84,6 +84,45 @@ describe('the audit explorer', () => {
     const missing = await auditor.get('/api/audit/999999');
     assert.deepEqual([missing.status, missing.body.code], [404, 'AUDIT_NOT_FOUND']);
     assert.equal(JSON.stringify(missing.body).includes(t.state), false, JSON.stringify(missing.body));
+  });
+});
+
+describe('verifying the log when its witness file cannot be used', () => {
+  let t: TestGateway;
+  let auditor: ApiClient;
+  before(async () => {
+    t = await startTestGateway();
+    auditor = await t.as('audrey', ['auditor']);
+  });
+  after(() => t.close());
+  const witness = () => join(t.state, 'audit-witness.json');
+
+  it('answers 503 AUDIT_STORE_UNAVAILABLE naming the witness file and what to do, not the state directory, when the witness is a directory (regression: a bare 500)', async () => {
+    rmSync(witness(), { recursive: true, force: true });
+    mkdirSync(witness());
+    try {
+      const answer = await auditor.get('/api/audit/verify');
+      assert.deepEqual([answer.status, answer.body.error, answer.body.code], [503, 'unavailable', 'AUDIT_STORE_UNAVAILABLE']);
+      assert.match(answer.body.message, /not verified.*audit-witness\.json.*cannot be read.*can read/);
+      assert.ok(!answer.body.message.includes(t.state), 'the state directory stays in the gateway');
+      assert.ok(!JSON.stringify(answer.body).includes('EISDIR'), 'no system error text');
+    } finally {
+      rmSync(witness(), { recursive: true, force: true });
+    }
+  });
+
+  it('answers 503 AUDIT_CHECKPOINT_MALFORMED when the witness holds no checkpoint, and verifies again once it is put right', async () => {
+    writeFileSync(witness(), 'not a checkpoint\n');
+    try {
+      const answer = await auditor.get('/api/audit/verify');
+      assert.deepEqual([answer.status, answer.body.code], [503, 'AUDIT_CHECKPOINT_MALFORMED']);
+      assert.match(answer.body.message, /audit-witness\.json/);
+      assert.ok(!answer.body.message.includes(t.state));
+    } finally {
+      rmSync(witness(), { force: true });
+    }
+    const again = await auditor.get('/api/audit/verify');
+    assert.deepEqual([again.status, again.body.ok], [200, true]);
   });
 });
 

@@ -1,7 +1,8 @@
 // The audit explorer: search and page through the log, one record with its
 // inclusion proof against a signed checkpoint, and whole-log verification —
 // the same checks `corral audit show|prove|verify` make, through @corral/audit.
-import { AuditError, proveInclusion, readRecord, readWitness, sha256Hasher, verifyCheckpointSignature, verifyInclusion, verifyStore, witnessPath, checkpointJson, type AuditLog } from '@corral/audit';
+import { basename } from 'node:path';
+import { AuditError, proveInclusion, readRecord, readWitness, sha256Hasher, verifyCheckpointSignature, verifyInclusion, verifyStore, witnessPath, checkpointJson, type AuditLog, type SignedCheckpoint } from '@corral/audit';
 import { agentNames } from './activity.ts';
 import type { ApiContext } from './context.ts';
 import { toEvent, type ActivityEvent } from './event.ts';
@@ -56,18 +57,53 @@ function verifies(check: () => void): boolean {
   }
 }
 
+type Verification = { report: Awaited<ReturnType<typeof verifyStore>>; verifiedAtMs: number; durationMs: number } | WitnessUnusable;
+
+/** Why the witness file could not be used: its name in the state directory (never the directory itself), and the audit package's code. */
+interface WitnessUnusable {
+  unusable: 'AUDIT_STORE_UNAVAILABLE' | 'AUDIT_CHECKPOINT_MALFORMED';
+  file: string;
+}
+
+/** The log's witness (null: none kept yet), or why it cannot be used. Any other error is thrown. */
+function witnessIn(path: string): { checkpoint: SignedCheckpoint | null } | WitnessUnusable {
+  try {
+    return { checkpoint: readWitness(path) };
+  } catch (error) {
+    if (error instanceof AuditError && (error.code === 'AUDIT_STORE_UNAVAILABLE' || error.code === 'AUDIT_CHECKPOINT_MALFORMED')) return { unusable: error.code, file: basename(path) };
+    throw error;
+  }
+}
+
+/**
+ * 503 for a witness file that cannot be read (a directory, no read permission)
+ * or holds no checkpoint: the log was not verified, and a verification without
+ * its witness would miss a log rolled back, so none is made. Says what is
+ * wrong, which file of the state directory, and what to do; the error behind
+ * it (with the state directory's path) stays in the gateway.
+ */
+function witnessFailure(witness: WitnessUnusable) {
+  const message =
+    witness.unusable === 'AUDIT_STORE_UNAVAILABLE'
+      ? `the log was not verified: its witness ${witness.file} in the gateway's state directory cannot be read; make it a regular file the gateway's user can read (restore it from a backup if it was replaced), then verify again`
+      : `the log was not verified: its witness ${witness.file} in the gateway's state directory is not a signed checkpoint; compare it with a copy kept elsewhere (it may have been tampered with), restore it, then verify again`;
+  return failure(503, 'unavailable', { message, code: witness.unusable });
+}
+
 export function auditRoutes(api: ApiContext): Route[] {
   const noLog = () => failure(404, 'not_found', { message: 'this gateway keeps no audit log' });
   // Requests made while the log is being verified share that verification: reading the whole log is
   // seconds of CPU on a large one, and a reader asking again and again must not multiply it.
-  let verifying: Promise<{ report: Awaited<ReturnType<typeof verifyStore>>; verifiedAtMs: number; durationMs: number }> | undefined;
+  let verifying: Promise<Verification> | undefined;
   const verification = (log: AuditLog) => {
-    verifying ??= (async () => {
+    verifying ??= (async (): Promise<Verification> => {
       const verifiedAtMs = api.now();
       const started = performance.now();
       // The witness of this log: a PostgreSQL log keeps its own, named for its database (as openAuditLog and `corral audit verify` read it).
-      const witness = readWitness(witnessPath(api.stateDir, log.store.kind === 'postgres' ? log.store.where : undefined));
-      const report = await verifyStore(log.store, log.publicKey, witness);
+      const file = witnessPath(api.stateDir, log.store.kind === 'postgres' ? log.store.where : undefined);
+      const witness = witnessIn(file);
+      if ('unusable' in witness) return witness;
+      const report = await verifyStore(log.store, log.publicKey, witness.checkpoint);
       return { report, verifiedAtMs, durationMs: Math.round(performance.now() - started) };
     })().finally(() => (verifying = undefined));
     return verifying;
@@ -121,7 +157,9 @@ export function auditRoutes(api: ApiContext): Route[] {
       access: 'audit.read',
       handle: async () => {
         if (!api.audit) return noLog();
-        const { report, verifiedAtMs, durationMs } = await verification(api.audit);
+        const verified = await verification(api.audit);
+        if ('unusable' in verified) return witnessFailure(verified);
+        const { report, verifiedAtMs, durationMs } = verified;
         const first = report.damage[0];
         return reply(200, {
           ok: report.ok,
