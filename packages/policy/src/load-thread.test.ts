@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { syncBuiltinESMExports } from 'node:module';
 import { describe, it } from 'node:test';
 import workerThreads from 'node:worker_threads';
+import fc from 'fast-check';
 import { runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
@@ -89,5 +90,54 @@ describe('checking a policy set on a worker thread', () => {
     assert.equal((refused[0] as PromiseRejectedResult).reason.code, 'POLICY_ENGINE_BUSY');
     // Two were running when it came; it started with the first free turn, beside the next one waiting.
     assert.ok(finished.indexOf('urgent') <= 3, `the urgent check went before those waiting: ${finished.join(' ')}`);
+  });
+});
+
+describe('when the data cannot be copied to a worker thread', () => {
+  const nested = (depth: number): unknown => {
+    let value: unknown = 'x';
+    for (let i = 0; i < depth; i++) value = [value];
+    return value;
+  };
+  const deep = nested(100_000);
+  const caseWith = (name: string, context: unknown): PolicyCase => ({ name, request: { ...CASES[0]!.request, context: { deep: context } }, expect: 'allow' });
+
+  it('refuses entities nested 100,000 deep with POLICY_ENTITIES_INVALID (a raw RangeError from the copy escaped)', async () => {
+    await assert.rejects(validatePoliciesOffThread(SOURCES, [{ uid: { type: 'Group', id: 'g' }, attrs: { deep }, parents: [] }]), (error: unknown) => {
+      assert.ok(error instanceof PolicyError, String(error));
+      assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
+      assert.match(error.message, /entities/);
+      return true;
+    });
+    await assert.rejects(runCasesOffThread(SOURCES, deep, CASES), { code: 'POLICY_ENTITIES_INVALID' });
+  });
+
+  it('refuses cases nested 100,000 deep with POLICY_CASES_INVALID naming the case (a raw RangeError from the copy escaped)', async () => {
+    await assert.rejects(runCasesOffThread(SOURCES, [], [CASES[0]!, caseWith('deep', deep)]), (error: unknown) => {
+      assert.ok(error instanceof PolicyError, String(error));
+      assert.equal(error.code, 'POLICY_CASES_INVALID');
+      assert.match(error.message, /cases\[1\]/);
+      return true;
+    });
+  });
+
+  it('refuses data that is not data (a function) with the coded error of the part at fault', async () => {
+    await assert.rejects(validatePoliciesOffThread(SOURCES, [{ uid: { type: 'Group', id: 'g' }, attrs: { f: () => 1 }, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+    await assert.rejects(runCasesOffThread(SOURCES, [], [caseWith('fn', () => 1)]), { code: 'POLICY_CASES_INVALID' });
+  });
+
+  it('gives its turn back: after such refusals, more checks than may run at once all run', async () => {
+    const refusals = Array.from({ length: 3 }, () => validatePoliciesOffThread(SOURCES, deep).catch((error: PolicyError) => error.code));
+    assert.deepEqual(await Promise.all(refusals), ['POLICY_ENTITIES_INVALID', 'POLICY_ENTITIES_INVALID', 'POLICY_ENTITIES_INVALID']);
+    assert.equal((await Promise.all([loadPoliciesOffThread(SOURCES), loadPoliciesOffThread(SOURCES), loadPoliciesOffThread(SOURCES)])).length, 3);
+  });
+
+  it('still refuses entities deep enough to copy but too deep for a decision point, on the worker, with POLICY_ENTITIES_INVALID (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 33, max: 3_000 }), async (depth) => {
+        await assert.rejects(validatePoliciesOffThread(SOURCES, [{ uid: { type: 'Group', id: 'g' }, attrs: { deep: nested(depth) }, parents: [] }]), { code: 'POLICY_ENTITIES_INVALID' });
+      }),
+      { numRuns: 5 },
+    );
   });
 });

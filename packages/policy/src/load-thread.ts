@@ -69,12 +69,18 @@ async function offThread(job: OffThreadJob, schema: CorralSchema, urgent = false
 }
 
 function inWorker(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
-  const worker = new Worker(WORKER_URL, {
-    workerData: { ...job, ...(schema === corralSchema() ? {} : { schemaText: schema.text }) },
-    resourceLimits: { maxOldGenerationSizeMb: HEAP_MB },
-    stdout: true,
-    stderr: true,
-  });
+  let worker: Worker;
+  try {
+    // The job is copied (a structured clone) here, on this thread.
+    worker = new Worker(WORKER_URL, {
+      workerData: { ...job, ...(schema === corralSchema() ? {} : { schemaText: schema.text }) },
+      resourceLimits: { maxOldGenerationSizeMb: HEAP_MB },
+      stdout: true,
+      stderr: true,
+    });
+  } catch (error) {
+    return Promise.reject(notCopied(job, error));
+  }
   return new Promise((resolve, reject) => {
     // The first outcome stands; the check's turn ends only when its worker is gone, since until then it holds its memory.
     let outcome: { value: unknown } | { error: PolicyError } | undefined;
@@ -96,4 +102,34 @@ function inWorker(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
       else resolve(o.value);
     });
   });
+}
+
+/**
+ * Why `job` could not be copied to a worker, as the coded error of the part
+ * at fault: data nested some thousands deep overflows the stack of the copy
+ * (a RangeError), and what is not data (a function, say) cannot be copied.
+ * Either would be refused on the worker anyway: a decision point takes 32
+ * levels inside an entity or a context, and only plain JSON.
+ * POLICY_ENTITIES_INVALID, POLICY_CASES_INVALID naming the case, or
+ * POLICY_ENGINE_FAILED when neither part alone fails to copy.
+ */
+function notCopied(job: OffThreadJob, error: unknown): PolicyError {
+  const why = (failure: unknown) => (failure instanceof RangeError ? 'nested too deeply to be copied to the checker (Corral takes at most 32 levels inside an entity or a context)' : 'not plain JSON data');
+  const entities = copyFailure(job.entities);
+  if (entities !== undefined) return new PolicyError('POLICY_ENTITIES_INVALID', `the entities are ${why(entities)}`, { cause: error });
+  for (const [index, c] of (job.cases ?? []).entries()) {
+    const failure = copyFailure(c);
+    if (failure !== undefined) return new PolicyError('POLICY_CASES_INVALID', `cases[${index}] is ${why(failure)}`, { cause: error });
+  }
+  return new PolicyError('POLICY_ENGINE_FAILED', `the policy set could not be checked: it could not be copied to the checker (${why(error)})`, { cause: error });
+}
+
+/** What copying `value` to another thread throws, or undefined when it copies. */
+function copyFailure(value: unknown): unknown {
+  try {
+    structuredClone(value);
+    return undefined;
+  } catch (error) {
+    return error ?? new Error('the copy failed');
+  }
 }
