@@ -268,7 +268,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
     }
   });
 
-  it('when the server restarts under steady appending, fails appends coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
+  it('when the server restarts under steady appending, fails appends only coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
     const { stateDir, postgresUrl } = fresh();
     const gate = await gateTo(cluster.port);
     const log = await openAuditLog({ stateDir, postgresUrl: gate.url(postgresUrl) });
@@ -281,12 +281,15 @@ describe('when the PostgreSQL server of an open log is down', () => {
       await run.until(() => run.acked.size >= before + 300, RECONNECT_BACKOFF.maxMs + 30_000);
       await run.stop();
       assert.ok(run.acked.size >= before + 300, `the log appended only ${run.acked.size - before} records after the restart`);
-      assert.ok(run.failed.length > 0, 'no append failed: the restart missed the writer');
+      // The restart ended every connection the writer had: appending again took a new one.
+      const attempts = gate.connections - attemptsBefore;
+      assert.ok(attempts > 0, 'the writer did not connect again: the restart missed it');
+      // Whether any append fails depends on where the restart lands: one that cuts the answer to a commit that happened
+      // leaves the store asking whether it did (#settle) while the other appends wait, and all of them may then succeed.
       // A commit the restart cut before its answer is AUDIT_COMMIT_UNKNOWN when the server takes longer than #settle asks (a slow machine): in doubt, not lost.
       const inDoubt = run.failed.filter((code) => code === 'AUDIT_COMMIT_UNKNOWN').length;
-      assert.deepEqual([...new Set(run.failed.filter((code) => code !== 'AUDIT_COMMIT_UNKNOWN'))], ['AUDIT_STORE_UNAVAILABLE']);
+      assert.ok(run.failed.every((code) => code === 'AUDIT_STORE_UNAVAILABLE' || code === 'AUDIT_COMMIT_UNKNOWN'), [...new Set(run.failed)].join());
       // Connections made from the restart until appending resumed: the pool's own, and a few tests of the server; not one per failed append.
-      const attempts = gate.connections - attemptsBefore;
       assert.ok(attempts < Math.max(30, run.failed.length / 10), `${attempts} connection attempts for ${run.failed.length} failed appends`);
       const size = (await log.store.head()).size;
       assert.ok(size >= run.acked.size && size <= run.acked.size + inDoubt, `the log holds ${size} records; ${run.acked.size} were acknowledged and ${inDoubt} left in doubt`);
