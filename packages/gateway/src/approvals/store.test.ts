@@ -227,3 +227,46 @@ describe('approval receipts', () => {
     });
   });
 });
+
+describe('resolving while another process holds gateway.db (the CLI appending its record)', () => {
+  it('waits with timers, not inside SQLite: the event loop runs meanwhile, and the decision lands once the lock is let go', async () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('lock-released'), action: {}, quorum: 1 });
+    const holder = new DatabaseSync(join(dir, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 5);
+    try {
+      const resolving = approvals.resolveWhenFree(a.id, 'allow-once', 'alice');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ticks > 0, 'timers fired while the resolve waited');
+      holder.exec('ROLLBACK');
+      assert.equal((await resolving).status, 'allowed');
+    } finally {
+      clearInterval(ticking);
+      if (holder.isTransaction) holder.exec('ROLLBACK');
+      holder.close();
+    }
+  });
+
+  it('gives up with GATEWAY_BUSY, retryable, once the lock is held past the wait; nothing changes and the connection keeps its own busy timeout', async () => {
+    const db = openGatewayDb(dir);
+    const approvals = new ApprovalStore(db);
+    const a = approvals.create({ digest: digestOf('lock-held'), action: {}, quorum: 1 });
+    const holder = new DatabaseSync(join(dir, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      await assert.rejects(approvals.resolveWhenFree(a.id, 'deny', 'alice', 50), (error: { code?: string; wire?: { code?: string; retryable?: boolean; retryAfterMs?: number } }) => {
+        assert.equal(error.code, 'GATEWAY_BUSY');
+        assert.deepEqual([error.wire?.code, error.wire?.retryable, (error.wire?.retryAfterMs ?? 0) > 0], ['UNAVAILABLE', true, true]);
+        return true;
+      });
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.equal(approvals.get(a.id).status, 'pending');
+    assert.equal(db.isTransaction, false);
+    assert.equal((db.prepare('PRAGMA busy_timeout').get() as { timeout: number }).timeout, 5000);
+  });
+});

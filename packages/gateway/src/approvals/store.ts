@@ -7,6 +7,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
+import { beginImmediateWithTimers, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
 export type ApprovalStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'used';
 export type ApprovalDecision = 'allow-once' | 'allow-always' | 'deny';
@@ -172,6 +173,26 @@ export class ApprovalStore {
   }
 
   /**
+   * resolve(), waiting for the write lock with timers (store/write-lock.ts)
+   * while another process holds it (the CLI keeps it while it appends its
+   * decision's record), so the gateway goes on serving everyone else
+   * meanwhile. For the gateway; throws what resolve() throws, and
+   * GATEWAY_BUSY when the lock is still held after `waitMs`.
+   */
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<Approval> {
+    checkDecision(decision, approver);
+    await beginImmediateWithTimers(this.#db, waitMs);
+    try {
+      const resolved = this.#apply(id, decision, approver);
+      this.#db.exec('COMMIT');
+      return resolved;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
    * resolve(), committed only once `record` (the decision's audit record,
    * made durable by the caller) has settled: whoever reads this store from
    * another connection (a gateway waiting for the approval) sees the
@@ -194,8 +215,7 @@ export class ApprovalStore {
 
   /** Checks the arguments and takes the write lock. */
   #begin(decision: ApprovalDecision, approver: string): void {
-    if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
-    if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 200 characters');
+    checkDecision(decision, approver);
     this.#db.exec('BEGIN IMMEDIATE');
   }
 
@@ -327,6 +347,12 @@ export class ApprovalStore {
     this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status);
     return { ...approval, status: 'expired' };
   }
+}
+
+/** A decision and its approver as resolve() takes them. Throws GATEWAY_PARAMS_INVALID. */
+function checkDecision(decision: ApprovalDecision, approver: string): void {
+  if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
+  if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 200 characters');
 }
 
 function fromRow(r: Row): Approval {

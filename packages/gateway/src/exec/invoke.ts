@@ -156,6 +156,19 @@ export class NodeInvoker {
   }
 
   /**
+   * resolveApproval() for the gateway's own routes (the HTTP API, the
+   * protocol): while another process (the CLI) holds gateway.db's write lock
+   * it waits with timers, not inside SQLite, so every other connection is
+   * served meanwhile. Throws what resolveApproval throws, and GATEWAY_BUSY
+   * (retryable) when the lock is still held after `waitMs`.
+   */
+  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval> {
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, waitMs);
+    this.#resolved(approval, decision, approver, reason);
+    return approval;
+  }
+
+  /**
    * Withdraws every approval of `principal` that could still let a command
    * run (pending, or allowed and unspent), denied by `by` (an agent's
    * suspension), and wakes whoever waits for them. Returns their ids.
@@ -373,11 +386,11 @@ export class NodeInvoker {
       role: 'operator',
       scopes: ['operator.approvals'],
       validate: validateExecApprovalResolveParams,
-      handler: (params, { peer }) => {
+      handler: async (params, { peer }) => {
         const p = params as { id: string; decision: string; reviewer?: { channel: string; accountId: string; senderId: string } };
         const approver = protocolApprover(peer, p.reviewer);
         try {
-          return view(this.resolveApproval(p.id, p.decision as ApprovalDecision, approver));
+          return view(await this.resolveApprovalWhenFree(p.id, p.decision as ApprovalDecision, approver));
         } catch (error) {
           if (error instanceof GatewayError && !error.wire) throw new GatewayError(error.code, error.message, { wire: { code: 'INVALID_REQUEST', message: error.message } });
           throw error;

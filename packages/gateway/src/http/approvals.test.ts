@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { grantFile } from '../approvals/grants.ts';
@@ -112,6 +113,29 @@ describe('approvals from a signed-in session', () => {
       return found.some((e) => e.action === 'approval.resolve') ? found : undefined;
     });
     assert.deepEqual(records.map((e) => [e.action, e.actor.id, e.details?.decision, e.details?.reason]), [['approval.resolve', 'alice', 'deny', 'wrong disk']]);
+  });
+
+  it('goes on answering everyone else while a corral command holds the gateway state, and resolves once it lets go (regression: the resolve waited inside SQLite for 5 s, stalling every connection, then answered 500)', async () => {
+    const running = invoke(['wipe', 'tmp']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    // What `corral approvals approve` does while it appends its record: gateway.db's write lock, from another connection.
+    const holder = new DatabaseSync(join(state, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let answered = false;
+    const resolving = alice.post(`/api/approvals/${pending.id}/approve`, {}).finally(() => (answered = true));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const status = await alice.get('/api/status');
+      assert.equal(status.status, 200);
+      assert.equal(answered, false, 'the status was answered while the approval waited for the lock');
+      assert.equal(t.gw.approvals.get(pending.id).status, 'pending');
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    const approved = await resolving;
+    assert.deepEqual([approved.status, approved.body.status], [200, 'allowed']);
+    assert.equal(((await running) as { ok?: boolean }).ok, true);
   });
 
   describe('when an allow-always grant is revoked', () => {

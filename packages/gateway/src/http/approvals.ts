@@ -38,12 +38,13 @@ function reasonOf(body: Record<string, unknown>): string | undefined {
 }
 
 export function approvalRoutes(api: ApiContext): Route[] {
-  const resolve = (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
+  const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
-    const approval = api.invoker.resolveApproval(id, decision, approver, reason);
+    // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
+    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason);
     return reply(200, approvalView(approval));
   };
   return [
