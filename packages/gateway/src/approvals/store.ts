@@ -7,7 +7,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
-import { beginImmediateWithTimers, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
+import { writeWhenFree, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
 export type ApprovalStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'used';
 export type ApprovalDecision = 'allow-once' | 'allow-always' | 'deny';
@@ -181,15 +181,7 @@ export class ApprovalStore {
    */
   async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<Approval> {
     checkDecision(decision, approver);
-    await beginImmediateWithTimers(this.#db, waitMs);
-    try {
-      const resolved = this.#apply(id, decision, approver);
-      this.#db.exec('COMMIT');
-      return resolved;
-    } catch (error) {
-      this.#db.exec('ROLLBACK');
-      throw error;
-    }
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver), waitMs);
   }
 
   /**

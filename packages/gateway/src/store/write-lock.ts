@@ -48,14 +48,17 @@ export function tryBeginImmediate(db: DatabaseSync): boolean {
 }
 
 /**
- * Takes the write lock of `db` (BEGIN IMMEDIATE), trying again after 1, 2,
- * 4… up to 16 ms while another process holds it, so the event loop keeps
- * serving everyone else; the caller then commits or rolls back. Precondition:
- * no transaction open on `db` (its users run theirs without awaiting inside).
- * Throws GATEWAY_BUSY (retryable, with retryAfterMs) when the lock is still
- * held after `waitMs` (measured on the monotonic clock).
+ * Runs `work` in a write transaction of `db` (BEGIN IMMEDIATE … COMMIT,
+ * rolled back when it throws) and returns what it returns. While another
+ * process holds the write lock it tries again after 1, 2, 4… up to 16 ms, so
+ * the event loop keeps serving everyone else. `work` must be synchronous: it
+ * runs in the same tick as the BEGIN, so no other code on this connection
+ * (which all the gateway's stores share) can slip into the transaction.
+ * Precondition: no transaction open on `db`. Throws what `work` throws, and
+ * GATEWAY_BUSY (retryable, with retryAfterMs) when the lock is still held
+ * after `waitMs` (measured on the monotonic clock).
  */
-export async function beginImmediateWithTimers(db: DatabaseSync, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<void> {
+export async function writeWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<T> {
   const deadline = performance.now() + waitMs;
   for (let pause = 1; !tryBeginImmediate(db); pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
     if (performance.now() >= deadline) {
@@ -63,5 +66,13 @@ export async function beginImmediateWithTimers(db: DatabaseSync, waitMs: number 
       throw new GatewayError('GATEWAY_BUSY', message, { wire: { code: 'UNAVAILABLE', message, retryable: true, retryAfterMs: BUSY_RETRY_AFTER_MS } });
     }
     await sleep(pause);
+  }
+  try {
+    const result = work();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
   }
 }
