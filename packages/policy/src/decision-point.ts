@@ -163,9 +163,21 @@ export class DecisionPoint implements Decider {
     return set;
   }
 
-  /** Replaces the entity data (Cedar JSON entity array), which must fit the schema. Throws POLICY_ENTITIES_INVALID and keeps the old data. */
-  setEntities(entities: unknown): void {
-    this.#entities = new EntityStore(this.schema, entities, this.#entities.version + 1, !untyped.has(this));
+  /**
+   * Replaces the entity data (Cedar JSON entity array), which must fit the
+   * schema, with at most MAX_PARENT_DEPTH (256) levels of parents above any
+   * entity, none its own ancestor. Throws POLICY_ENTITIES_INVALID and keeps
+   * the old data; given the `file` the data came from, the error names it
+   * (message and issue).
+   */
+  setEntities(entities: unknown, options: { file?: string } = {}): void {
+    try {
+      this.#entities = new EntityStore(this.schema, entities, this.#entities.version + 1, !untyped.has(this));
+    } catch (error) {
+      const { file } = options;
+      if (file === undefined || !(error instanceof PolicyError) || error.code !== 'POLICY_ENTITIES_INVALID' || error.issues.length > 0) throw error;
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `${file}: ${error.message}`, { cause: error, issues: [{ file, message: error.message }] });
+    }
   }
 
   /**

@@ -6,6 +6,14 @@ import { isPlainObject, type CorralSchema } from './schema.ts';
 
 const NO_ANCESTORS: ReadonlySet<string> = new Set();
 
+/**
+ * Most levels of parents above any entity: far above a real org chart (a
+ * few dozen). cedar-wasm walks a hierarchy recursively on its fixed stack:
+ * a chain of some 3,000 (or a loop that long) overflows it, and the trap
+ * leaves cedar-wasm failing every later call in its thread.
+ */
+export const MAX_PARENT_DEPTH = 256;
+
 interface StoredEntity {
   readonly uid: EntityRef;
   /** Attribute values, parsed once; Opaque where Corral does not model the value. */
@@ -61,6 +69,14 @@ export class EntityStore {
       const actionJson: EntityJson = { uid: { type: 'Action', id: action.id }, attrs: {}, parents };
       this.#jsonByKey.set(uid.key, { json: actionJson, names: parents.map((p) => entityKey(p.type, p.id)) });
       json.push(actionJson);
+    }
+    // Before cedar-wasm sees the hierarchy: its walk of a chain thousands long traps. (Nesting inside an entity is bounded by copyJson.)
+    const problem = hierarchyProblem(new Map([...this.#byKey].map(([key, e]) => [key, e.parents])));
+    if (problem?.kind === 'deep') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} has more than ${MAX_PARENT_DEPTH} levels of parents above it (Corral takes at most ${MAX_PARENT_DEPTH}); make it a member of the groups higher up directly`);
+    }
+    if (problem?.kind === 'cycle') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} is its own ancestor (its parents lead back to it); remove a parent on that loop`);
     }
     // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
     // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
@@ -126,6 +142,60 @@ export class EntityStore {
   isIn(key: string, ancestorKey: string): boolean {
     return key === ancestorKey || this.ancestors(key).has(ancestorKey);
   }
+}
+
+/** What is wrong with an entity hierarchy: an entity too deep in it, or one its own ancestor. */
+export interface HierarchyProblem {
+  key: string;
+  kind: 'deep' | 'cycle';
+}
+
+/**
+ * The first problem in the hierarchy `parents` (each entity's key → its
+ * parents' keys, in the order given): an entity with more than `limit`
+ * levels of parents above it on some path, named as the first such entity
+ * the walk starts from, or an entity that is its own ancestor. A parent
+ * with no entry has no parents (Cedar takes a parent that is not in the
+ * data). A loop is named before an entity too deep. Walks without
+ * recursion, each entity once: O(entities + parents).
+ */
+export function hierarchyProblem(parents: ReadonlyMap<string, readonly string[]>, limit: number = MAX_PARENT_DEPTH): HierarchyProblem | undefined {
+  /** Levels of parents above each entity walked already; ON_PATH while it is on the path being walked. */
+  const heights = new Map<string, number>();
+  const ON_PATH = -1;
+  // A loop is the more useful thing to name (a deep chain may be one), so the walk goes on past the first entity too deep.
+  let deep: HierarchyProblem | undefined;
+  for (const [start, startParents] of parents) {
+    if (heights.has(start)) continue;
+    heights.set(start, ON_PATH);
+    const path = [{ key: start, parents: startParents, next: 0, height: 0 }];
+    while (path.length > 0) {
+      const top = path.at(-1)!;
+      if (top.next < top.parents.length) {
+        const parent = top.parents[top.next++]!;
+        const known = heights.get(parent);
+        const own = parents.get(parent);
+        if (known === ON_PATH) return { key: parent, kind: 'cycle' };
+        if (known !== undefined) {
+          top.height = Math.max(top.height, known + 1);
+        } else if (own === undefined) {
+          top.height = Math.max(top.height, 1);
+        } else {
+          heights.set(parent, ON_PATH);
+          path.push({ key: parent, parents: own, next: 0, height: 0 });
+        }
+      } else {
+        path.pop();
+        heights.set(top.key, top.height);
+        const below = path.at(-1);
+        if (below) below.height = Math.max(below.height, top.height + 1);
+      }
+      // The entity the walk started from is at least this many levels below the top of the path.
+      const current = path.at(-1);
+      if (current && path.length - 1 + current.height > limit) deep ??= { key: start, kind: 'deep' };
+    }
+  }
+  return deep;
 }
 
 /**
