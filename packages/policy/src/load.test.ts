@@ -418,6 +418,21 @@ describe('loadPolicies: a deeply nested policy cannot break cedar-wasm', () => {
     );
   });
 
+  it('refuses 100,000 nested brackets, if-expressions or negations with POLICY_SET_INVALID naming the file and line, and cedar-wasm keeps working', () => {
+    for (const body of [SHAPES.brackets!(100_000), SHAPES.conditionals!(100_000), `${'!'.repeat(100_000)}true`]) {
+      const text = `@id("deep")\nforbid(principal, action, resource) when {\n  ${body} };\n`;
+      assert.throws(() => loadPolicies([{ file: 'deep.cedar', text }]), (error: unknown) => {
+        assert.ok(error instanceof PolicyError, String(error));
+        assert.equal(error.code, 'POLICY_SET_INVALID');
+        assert.deepEqual([error.issues[0]?.file, error.issues[0]?.line], ['deep.cedar', 3]);
+        return true;
+      });
+    }
+    const pdp = new DecisionPoint();
+    pdp.load(loadPolicies([{ file: 'good.cedar', text: ON_CEDAR }]));
+    assert.deepEqual([pdp.decide(request).decision, pdp.decide(request).engine], ['allow', 'cedar']);
+  });
+
   it('counts nesting after a comment ended by a carriage return (the guard read it as comment to the line feed, and cedar-wasm trapped)', () => {
     // Run in a child: before the fix, the trap broke cedar-wasm for the rest of the process.
     const script = `
