@@ -138,6 +138,25 @@ describe('approvals from a signed-in session', () => {
     assert.equal(((await running) as { ok?: boolean }).ok, true);
   });
 
+  it('answers 503 GATEWAY_BUSY with Retry-After, and changes nothing, when a corral command keeps the gateway state past the wait', async () => {
+    const running = invoke(['wipe', 'var']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    const holder = new DatabaseSync(join(state, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let refused;
+    try {
+      refused = await alice.post(`/api/approvals/${pending.id}/deny`, { reason: 'too late' });
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.deepEqual([refused.status, refused.body.error, refused.body.code, refused.headers.get('retry-after')], [503, 'unavailable', 'GATEWAY_BUSY', '1']);
+    assert.equal(t.gw.approvals.get(pending.id).status, 'pending');
+    const denied = await alice.post(`/api/approvals/${pending.id}/deny`, { reason: 'on retry' });
+    assert.deepEqual([denied.status, denied.body.status], [200, 'denied']);
+    await running;
+  });
+
   describe('when an allow-always grant is revoked', () => {
     let id: string;
     before(async () => {
