@@ -102,11 +102,11 @@ describe('hostile requests to the HTTP API', () => {
   // Last: on the code before the fix, this one broke cedar-wasm on the gateway's thread for every test after it.
   describe('when an auditor replays a candidate whose entities.json holds a parent chain 8,000 long', () => {
     const chain = JSON.stringify(Array.from({ length: 8000 }, (_, i) => ({ uid: { type: 'Group', id: `g${i}` }, attrs: {}, parents: i > 0 ? [{ type: 'Group', id: `g${i - 1}` }] : [] })));
-    it("refuses it with a coded answer, and the gateway's own Cedar engine goes on working (regression: cedar-wasm trapped on the gateway's thread, 500, and every call into it after failed: decisions, activations, replays)", async () => {
+    it("refuses it as an invalid policy naming entities.json, and the gateway's own Cedar engine goes on working (regression: cedar-wasm trapped on the gateway's thread, 500, and every call into it after failed: decisions, activations, replays)", async () => {
       const auditor = await t.as('audrey', ['auditor']);
       const refused = await auditor.post('/api/policies/replay', { files: [PERMIT, { name: 'entities.json', text: chain }] });
-      assert.equal(refused.status, 503, JSON.stringify(refused.body));
-      assert.equal(refused.body.code, 'POLICY_ENGINE_FAILED');
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.deepEqual([refused.body.error, refused.body.issues[0].file], ['invalid_policy', 'entities.json']);
       const next = await auditor.post('/api/policies/replay', { files: [PERMIT, { name: 'entities.json', text: '[]' }] });
       assert.equal(next.status, 200, JSON.stringify(next.body));
     });

@@ -87,6 +87,16 @@ describe('activating a policy set', () => {
 });
 
 describe('reading the set on disk', () => {
+  it('refuses at start an entities.json whose parents run 300 levels deep, naming the file, and keeps the set in use when such a file appears later (Cedar would walk the chain recursively)', () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    const chain = Array.from({ length: 300 }, (_, i) => ({ uid: { type: 'Group', id: `g${i}` }, attrs: {}, parents: i > 0 ? [{ type: 'Group', id: `g${i - 1}` }] : [] }));
+    writeFileSync(join(dir, 'entities.json'), JSON.stringify(chain));
+    assert.throws(() => PolicyControl.open(dir), (error: Error & { code?: string }) => error.code === 'POLICY_ENTITIES_INVALID' && error.message.includes('entities.json'));
+    assert.equal(control.refresh().files.length, 1, 'the edit is not adopted');
+    assert.equal(control.decide(request).decision, 'allow');
+  });
+
   it('refuses at start a directory holding a link out of it or a FIFO named as a policy, and keeps the set in use when one appears later (a link loop hung the read, a FIFO blocked it)', () => {
     const dir = policyDir();
     const outside = mkdtempSync(join(tmpdir(), 'corral-policy-outside-'));

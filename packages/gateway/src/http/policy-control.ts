@@ -196,7 +196,7 @@ function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
   point.load(set);
   const entities = candidateEntities(files);
   if (entities !== undefined) {
-    point.setEntities(entities);
+    point.setEntities(entities, { file: 'entities.json' });
     if (loadedHere.size >= LOADED_HERE) loadedHere.clear();
     loadedHere.add(textDigest(files.find((f) => f.name === 'entities.json')!.text));
   }
