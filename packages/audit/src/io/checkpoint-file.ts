@@ -1,13 +1,14 @@
 // A checkpoint kept from earlier (an auditor's `--checkpoint FILE`): a file
 // holding one checkpoint, bare or as the `{"checkpoint":{…}}` line of an export.
-import { readBoundedText, TooLarge } from './bounded-read.ts';
+import { NotRegularFile, readBoundedText, TooLarge } from './bounded-read.ts';
 import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 
 /**
  * Reads the checkpoint in `path`. Guards: the file reads; it is JSON; it is an
  * object; then parseCheckpoint's rules, on its `checkpoint` member when it has one.
- * @throws AuditError AUDIT_BAD_ARGUMENT when the file cannot be read;
+ * @throws AuditError AUDIT_BAD_ARGUMENT when the file cannot be read or is not a
+ *   regular file (a FIFO, a socket, a device, a directory: refused before it is read);
  *   AUDIT_CHECKPOINT_MALFORMED naming the file and what is wrong.
  */
 export function readCheckpointFile(path: string): SignedCheckpoint {
@@ -15,6 +16,7 @@ export function readCheckpointFile(path: string): SignedCheckpoint {
   try {
     text = readBoundedText(path);
   } catch (error) {
+    if (error instanceof NotRegularFile) throw new AuditError('AUDIT_BAD_ARGUMENT', `cannot read the checkpoint ${path}: ${error.message}; save the checkpoint to a file first (tail -n 1 audit.jsonl > kept.json) and give its path`, { cause: error });
     if (error instanceof TooLarge) throw new AuditError('AUDIT_CHECKPOINT_MALFORMED', `${path} is not a checkpoint: it is ${error.message}; keep one checkpoint, such as the last line of an export (tail -n 1 audit.jsonl > kept.json)`, { cause: error });
     throw new AuditError('AUDIT_BAD_ARGUMENT', `cannot read the checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }

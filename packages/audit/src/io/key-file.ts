@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
-import { readBoundedText, TooLarge } from './bounded-read.ts';
+import { NotRegularFile, readBoundedText, TooLarge } from './bounded-read.ts';
 
 export const KEY_FILE = 'audit-signing-key.pem';
 export const PUBLIC_KEY_FILE = 'audit-signing-key.pub.pem';
@@ -60,13 +60,17 @@ export function loadSigningKey(stateDir: string): SigningKey {
 
 /**
  * Loads a public key an auditor was given (SPKI PEM).
- * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing or not an Ed25519 public key.
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing, not a regular file (a FIFO, a
+ *   socket, a device, a directory: refused before it is read), or not an Ed25519 public key.
  */
 export function loadPublicKeyFile(path: string): KeyObject {
   let pem: string;
   try {
     pem = readBoundedText(path);
   } catch (error) {
+    if (error instanceof NotRegularFile) {
+      throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot read the public key ${path}: ${error.message}; save the PEM public key to a file and give its path`, { cause: error });
+    }
     const why = error instanceof TooLarge ? `it is ${error.message}, not a public key` : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
     throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot read the public key ${path}: ${why}`, { cause: error });
   }
