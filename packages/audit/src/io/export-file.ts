@@ -18,7 +18,7 @@ import { LogVerifier } from '../verify/verifier.ts';
  */
 const MAX_LINE = 1024 * 1024;
 
-/** A line that is not read: too long, or not UTF-8. */
+/** A line that is not read: not UTF-8. */
 class Unreadable {
   readonly why: string;
   /** Its first bytes (as Latin-1): enough to tell a checkpoint or seal line from a record. */
@@ -59,49 +59,50 @@ function decode(parts: Buffer[]): string | Unreadable {
 }
 
 /**
- * The file's lines with their 1-based numbers, each at most MAX_LINE bytes. A
- * longer line is yielded as Unreadable once MAX_LINE of it is read, and the
- * rest of it is skipped: a caller that stops at it (a header line) reads no more.
+ * The file's lines with their 1-based numbers, each at most MAX_LINE bytes.
+ * @throws AuditError AUDIT_EXPORT_MALFORMED naming the line, once MAX_LINE of
+ *   a longer line is read: reading on would mean reading it to its end, and a
+ *   line (a sparse file) may hold a terabyte of zeros. The exporter never
+ *   writes one, so the file is not an export as written.
  */
 async function* lines(path: string): AsyncIterable<[number, string | Unreadable]> {
   let n = 0;
   let parts: Buffer[] = [];
   let length = 0;
-  /** In a line already yielded as too long, until its end. */
-  let skipping = false;
-  const tooLong = (): Unreadable => {
-    const first = Buffer.concat(parts);
+  const tooLong = (): AuditError => {
+    const first = Buffer.concat(parts).subarray(0, MAX_LINE);
     // A carriage return within it: the file's lines likely end with CR alone.
-    const cr = first.subarray(0, MAX_LINE).includes(0x0d);
-    return new Unreadable(`the line is longer than ${MAX_LINE} bytes${cr ? ` and holds a carriage return: ${CR_ALONE}` : ''}`, first.subarray(0, HEAD));
+    const cr = first.includes(0x0d);
+    const why = cr ? ` and holds a carriage return: ${CR_ALONE}` : `: corral audit export writes none so long (a record holds at most a 64 KiB event), so this file is not an export as it was written`;
+    return new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:${n + 1}: the line is longer than ${MAX_LINE} bytes${why}`, { line: n + 1 });
   };
-  const finish = (): [number, string | Unreadable] => [++n, length > MAX_LINE ? tooLong() : decode(parts)];
+  const finish = (): [number, string | Unreadable] => {
+    if (length > MAX_LINE) throw tooLong();
+    return [++n, decode(parts)];
+  };
+  let stream: ReturnType<typeof createReadStream> | undefined;
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
+    stream = createReadStream(path, { highWaterMark: 64 * 1024 });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
       let at = 0;
       for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
-        if (!skipping) {
-          parts.push(chunk.subarray(at, nl));
-          length += nl - at;
-          yield finish();
-        }
+        parts.push(chunk.subarray(at, nl));
+        length += nl - at;
+        yield finish();
         parts = [];
         length = 0;
-        skipping = false;
       }
-      if (skipping) continue;
       parts.push(chunk.subarray(at));
       length += chunk.length - at;
-      if (length > MAX_LINE) {
-        yield [++n, tooLong()];
-        skipping = true;
-        parts = [];
-      }
+      if (length > MAX_LINE) throw tooLong();
     }
   } catch (error) {
+    if (error instanceof AuditError) throw error;
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  } finally {
+    stream?.destroy();
   }
-  if (length > 0 && !skipping) yield finish();
+  if (length > 0) yield finish();
 }
 
 function parseHeader(path: string, text: string): ExportHeader {
@@ -133,8 +134,9 @@ function parseHeader(path: string, text: string): ExportHeader {
  * kept from before, when given). Damage — including broken record lines — is
  * reported, never thrown.
  *
- * @throws AuditError AUDIT_EXPORT_MALFORMED when the file cannot be read or
- *   its header (line 1) is not a Corral audit export; AUDIT_BAD_ARGUMENT when
+ * @throws AuditError AUDIT_EXPORT_MALFORMED when the file cannot be read, its
+ *   header (line 1) is not a Corral audit export, or a line is longer than
+ *   1 MiB (named at once, in the first pass: no more of the file is read); AUDIT_BAD_ARGUMENT when
  *   it is not a regular file (a pipe), or the export starts after the witness
  *   (it cannot show the log extends it).
  */

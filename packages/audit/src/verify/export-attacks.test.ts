@@ -303,7 +303,8 @@ describe('verifying an export offline', () => {
 
   describe('when a line that is no record is inserted before seq 41', () => {
     it('names it as malformed at seq 41 and its line, and the checkpoint at 50 vouches for seq 40 (regression: seq 40 was reported unsealed)', async () => {
-      for (const junk of ['not json', '{"event":{"a":1}}', `{"x":"${'y'.repeat(2 * 1024 * 1024)}"}`]) {
+      // (A line longer than 1 MiB is refused outright: see 'when a line is longer than any record can be'.)
+      for (const junk of ['not json', '{"event":{"a":1}}']) {
         const lines = [...clean];
         lines.splice(lineOf(41), 0, junk);
         const r = await verify(`junk-before-41-${junk.length}`, lines);
@@ -443,12 +444,22 @@ describe('verifying an export offline', () => {
   });
 
   describe('when a line is longer than any record can be', () => {
-    it('reports it as malformed without reading it into memory', async () => {
+    it('refuses the export with AUDIT_EXPORT_MALFORMED naming the line, without reading it into memory', async () => {
       const lines = [...clean];
       const i = lineOf(12);
       lines[i] = `{"event":"${'x'.repeat(3 * 1024 * 1024)}"}`;
-      const r = await verify('huge-line-12', lines);
-      assert.deepEqual([r.firstBadSeq, r.damage[0]?.kind, r.damage[0]?.line, r.damage.length], [12, 'malformed', i + 1, 1]);
+      await assert.rejects(verify('huge-line-12', lines), { code: 'AUDIT_EXPORT_MALFORMED', line: i + 1 });
+    });
+    it('refuses an export with a 1 TiB line (sparse) after record 12 with AUDIT_EXPORT_MALFORMED naming it, once 1 MiB of it is read (regression: the line was read to its end, in both passes)', { timeout: 120_000 }, async () => {
+      const file = join(dir, 'one-tib-line-after-12.jsonl');
+      const head = clean.slice(0, lineOf(12) + 1);
+      writeFileSync(file, `${head.join('\n')}\n{"event":`);
+      truncateSync(file, 2 ** 40);
+      try {
+        await assert.rejects(verifyExportFile(file, publicKey), (e: Error & { code?: string; line?: number }) => e.code === 'AUDIT_EXPORT_MALFORMED' && e.line === head.length + 1 && /longer than 1048576 bytes/.test(e.message));
+      } finally {
+        rmSync(file);
+      }
     });
     it('refuses a file of one 1 TiB line (sparse) with AUDIT_EXPORT_MALFORMED naming line 1 once it has read 1 MiB of it (regression: it read the whole line first)', { timeout: 120_000 }, async () => {
       const file = join(dir, 'one-tib-line.jsonl');
@@ -463,13 +474,11 @@ describe('verifying an export offline', () => {
     it('refuses a header line that long with AUDIT_EXPORT_MALFORMED', async () => {
       await assert.rejects(verify('huge-header', ['x'.repeat(3 * 1024 * 1024), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
     });
-    it('reports a checkpoint line that long as that checkpoint\'s damage, not record 20\'s, and verifies the records against the others', async () => {
+    it('refuses a checkpoint line that long with AUDIT_EXPORT_MALFORMED naming its line', async () => {
       const lines = [...clean];
       const i = lines.findIndex((l) => l.startsWith('{"checkpoint"') && l.includes('"size":20,'));
       lines[i] = (lines[i] as string).replace('"keyId":"', `"keyId":"${'0'.repeat(2 * 1024 * 1024)}`);
-      const r = await verify('huge-checkpoint-20', lines);
-      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq, d.line]), [['checkpoint-forged', null, i + 1]]);
-      assert.deepEqual([r.verified, r.sealed], [50, 50]);
+      await assert.rejects(verify('huge-checkpoint-20', lines), { code: 'AUDIT_EXPORT_MALFORMED', line: i + 1 });
     });
   });
 
