@@ -189,6 +189,26 @@ describe('the console in Chromium', () => {
       assert.equal((await paying).ok, false);
     });
 
+    it('shows the reason the approver gave on the resolved card, a bidi override in it spelled out (regression: the gateway never returned it, so no card showed one)', async () => {
+      const running = outcome(runOnNode(stack, ['printf', 'reason shown']));
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: "printf 'reason shown'" });
+      await card.waitFor();
+      await card.getByRole('button', { name: 'Deny…' }).click();
+      await card.getByLabel('Reason for denying').fill('paid \u202Etwice');
+      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      assert.equal((await running).ok, false);
+      const showResolved = page.getByLabel('Show resolved');
+      await showResolved.check();
+      try {
+        const resolved = page.locator('article.approval-denied', { hasText: "printf 'reason shown'" });
+        await resolved.getByText('— paid \\u202Etwice').waitFor();
+        assert.doesNotMatch(await resolved.innerText(), /[\u202A-\u202E\u2066-\u2069]/);
+      } finally {
+        await showResolved.uncheck();
+      }
+    });
+
     it('ignores the second click of a double click on Approve once when the card below has slid under the pointer (regression: it approved a command the approver never read)', async () => {
       const first = outcome(runOnNode(stack, ['printf', 'first of two']));
       const firstCard = page.locator('article[data-approval]', { hasText: 'first of two' });

@@ -81,7 +81,8 @@ export interface Approval {
   expiresAtMs: number;
   resolvedAtMs: number | null;
   action: ApprovalAction;
-  reason?: string;
+  /** Why, as the approver whose decision settled it wrote it (null while pending, or when none was given): untrusted text, shown through visible(). */
+  reason: string | null;
 }
 
 export interface AuditPage {

@@ -256,7 +256,7 @@ describe('resolving while another process holds gateway.db (the CLI appending it
     const holder = new DatabaseSync(join(dir, 'gateway.db'));
     holder.exec('BEGIN IMMEDIATE');
     try {
-      await assert.rejects(approvals.resolveWhenFree(a.id, 'deny', 'alice', 50), (error: { code?: string; wire?: { code?: string; retryable?: boolean; retryAfterMs?: number } }) => {
+      await assert.rejects(approvals.resolveWhenFree(a.id, 'deny', 'alice', { waitMs: 50 }), (error: { code?: string; wire?: { code?: string; retryable?: boolean; retryAfterMs?: number } }) => {
         assert.equal(error.code, 'GATEWAY_BUSY');
         assert.deepEqual([error.wire?.code, error.wire?.retryable, (error.wire?.retryAfterMs ?? 0) > 0], ['UNAVAILABLE', true, true]);
         return true;
@@ -268,5 +268,89 @@ describe('resolving while another process holds gateway.db (the CLI appending it
     assert.equal(approvals.get(a.id).status, 'pending');
     assert.equal(db.isTransaction, false);
     assert.equal((db.prepare('PRAGMA busy_timeout').get() as { timeout: number }).timeout, 5000);
+  });
+});
+
+describe('the gateway\'s other writes to approvals while another process holds gateway.db', () => {
+  it('makes and spends an approval at once, with no promise, while the lock is free (a governed run gains no turn of the event loop)', () => {
+    const approvals = store();
+    const made = approvals.createNowOrWhenFree({ digest: digestOf('free-create'), action: {}, quorum: 1 });
+    assert.ok(!(made instanceof Promise));
+    approvals.resolve(made.id, 'allow-once', 'alice');
+    const spent = approvals.consumeNowOrWhenFree(made.id, digestOf('free-create'));
+    assert.ok(!(spent instanceof Promise));
+    assert.equal(spent.status, 'used');
+  });
+
+  it('makes, spends and withdraws with timers while the lock is held: the event loop runs meanwhile, and each lands once it is let go (regression: each waited inside SQLite for up to 5 s)', async () => {
+    const approvals = store();
+    const toSpend = approvals.create({ digest: digestOf('held-consume'), action: {}, quorum: 1 });
+    approvals.resolve(toSpend.id, 'allow-once', 'alice');
+    const toWithdraw = approvals.create({ digest: digestOf('held-withdraw'), action: { principal: 'Agent::held-bot' }, quorum: 1 });
+    const holder = new DatabaseSync(join(dir, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 5);
+    try {
+      const making = approvals.createNowOrWhenFree({ digest: digestOf('held-create'), action: {}, quorum: 1 });
+      const spending = approvals.consumeNowOrWhenFree(toSpend.id, digestOf('held-consume'));
+      const withdrawing = approvals.withdrawAllWhenFree('Agent::held-bot', 'admin', { reason: 'suspended' });
+      assert.ok(making instanceof Promise && spending instanceof Promise);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ticks > 0, 'timers fired while the writes waited');
+      assert.equal(approvals.get(toSpend.id).status, 'allowed', 'nothing spent while the lock is held');
+      holder.exec('ROLLBACK');
+      assert.equal((await making).status, 'pending');
+      assert.equal((await spending).status, 'used');
+      assert.deepEqual((await withdrawing).map((a) => [a.id, a.status, a.reason]), [[toWithdraw.id, 'denied', 'suspended']]);
+    } finally {
+      clearInterval(ticking);
+      if (holder.isTransaction) holder.exec('ROLLBACK');
+      holder.close();
+    }
+  });
+
+  it('gives up making one with GATEWAY_BUSY, retryable, past the wait, and makes nothing', async () => {
+    const approvals = store();
+    const holder = new DatabaseSync(join(dir, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      await assert.rejects(Promise.resolve(approvals.createNowOrWhenFree({ digest: digestOf('held-too-long'), action: {}, quorum: 1 }, 50)), { code: 'GATEWAY_BUSY' });
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.equal(approvals.open(digestOf('held-too-long')), undefined);
+  });
+
+  it('reads an approval past its expiry as expired without waiting for the lock, and stores it so on a later read once the lock is free', () => {
+    let now = 1_000_000;
+    const approvals = new ApprovalStore(openGatewayDb(dir), () => now);
+    const a = approvals.create({ digest: digestOf('expires-under-lock'), action: {}, quorum: 1, ttlMs: 10 });
+    now += 60_000;
+    const holder = new DatabaseSync(join(dir, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    const stored = () => (holder.prepare('SELECT status FROM approvals WHERE id = ?').get(a.id) as { status: string }).status;
+    try {
+      const started = performance.now();
+      assert.equal(approvals.get(a.id).status, 'expired');
+      assert.equal(approvals.list().find((x) => x.id === a.id)?.status, 'expired');
+      assert.ok(performance.now() - started < 4000, 'did not wait for the 5 s busy timeout');
+      assert.equal(stored(), 'pending');
+    } finally {
+      holder.exec('ROLLBACK');
+    }
+    assert.equal(approvals.get(a.id).status, 'expired');
+    assert.equal(stored(), 'expired');
+    holder.close();
+  });
+
+  it('refuses a reason past 500 characters, or not well-formed text, with GATEWAY_PARAMS_INVALID', () => {
+    const approvals = store();
+    const a = approvals.create({ digest: digestOf('long reason'), action: {}, quorum: 1 });
+    assert.throws(() => approvals.resolve(a.id, 'deny', 'alice', 'x'.repeat(501)), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => approvals.resolve(a.id, 'deny', 'alice', '\uD800'), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.throws(() => approvals.withdrawAll('Agent::x', 'admin', 'x'.repeat(501)), { code: 'GATEWAY_PARAMS_INVALID' });
+    assert.equal(approvals.resolve(a.id, 'deny', 'alice', 'x'.repeat(500)).reason?.length, 500);
   });
 });

@@ -5,9 +5,10 @@
 // on the one run that asked, for that digest only; allow-always also becomes a
 // Cedar grant in the policy set, approvals/grants.ts) or deny.
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
-import { writeWhenFree, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
+import { preparedOnce } from '../store/statements.ts';
+import { writeIfFree, writeNowOrWhenFree, writeWhenFree, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
 export type ApprovalStatus = 'pending' | 'allowed' | 'denied' | 'expired' | 'used';
 export type ApprovalDecision = 'allow-once' | 'allow-always' | 'deny';
@@ -25,7 +26,20 @@ export interface Approval {
   createdAtMs: number;
   expiresAtMs: number;
   resolvedAtMs: number | null;
+  /**
+   * Why, in the words of whoever settled it: the reason given with the
+   * decision that settled the approval (the deny, or the allow that reached
+   * the quorum; an agent's suspension, for the approvals it withdrew). Null
+   * while pending, when that decision came without one, or when it expired.
+   * Text from a person, at most MAX_REASON characters: show it as untrusted.
+   * The reasons of allows before the quorum are in their own approval.resolve
+   * records (details.reason).
+   */
+  reason: string | null;
 }
+
+/** The longest reason a decision may carry (as the HTTP API takes it). */
+export const MAX_REASON = 500;
 
 interface Row {
   id: string;
@@ -38,6 +52,7 @@ interface Row {
   created_at: number;
   expires_at: number;
   resolved_at: number | null;
+  reason: string | null;
 }
 
 const SCHEMA = `
@@ -53,7 +68,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   expires_at INTEGER NOT NULL,
   resolved_at INTEGER,
   granted_at INTEGER,
-  grant_withdrawn_at INTEGER
+  grant_withdrawn_at INTEGER,
+  reason TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
 CREATE TABLE IF NOT EXISTS approvals_migrations (
@@ -78,16 +94,19 @@ export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
 export class ApprovalStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
+  /** The statements of a governed run's path (make, read, spend), prepared once. */
+  readonly #sql: (sql: string) => StatementSync;
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
     this.#db = db;
     this.#now = now;
+    this.#sql = preparedOnce(db);
     db.exec(SCHEMA);
     this.#migrate();
   }
 
   /**
-   * Adds grant_withdrawn_at (after the releases of the table without it),
+   * Adds reason and grant_withdrawn_at (after the releases of the table without them),
    * granted_at (after the first release) and, once per
    * database, counts the allow-always approvals allowed or used before it as
    * granted (GRANTS_MADE_BEFORE_GRANTED_AT): a database a gateway already gave
@@ -97,12 +116,13 @@ export class ApprovalStore {
   #migrate(): void {
     const done = () => this.#db.prepare('SELECT 1 FROM approvals_migrations WHERE name = ?').get(GRANTS_MADE_BEFORE_GRANTED_AT) !== undefined;
     const columns = () => (this.#db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
-    if (done() && columns().includes('grant_withdrawn_at')) return;
+    if (done() && columns().includes('grant_withdrawn_at') && columns().includes('reason')) return;
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       const has = columns();
       if (!has.includes('granted_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
       if (!has.includes('grant_withdrawn_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN grant_withdrawn_at INTEGER');
+      if (!has.includes('reason')) this.#db.exec('ALTER TABLE approvals ADD COLUMN reason TEXT');
       if (!done()) {
         this.#db.prepare("UPDATE approvals SET granted_at = COALESCE(resolved_at, created_at) WHERE granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run();
         this.#db.prepare('INSERT INTO approvals_migrations (name, at) VALUES (?, ?)').run(GRANTS_MADE_BEFORE_GRANTED_AT, this.#now());
@@ -114,21 +134,36 @@ export class ApprovalStore {
     }
   }
 
-  /** A new pending approval for one action. */
-  create(input: { digest: string; action: Record<string, unknown>; quorum: number; ttlMs?: number }): Approval {
-    if (!/^[0-9a-f]{64}$/.test(input.digest)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the digest must be 64 hex digits');
+  /** A new pending approval for one action. Throws GATEWAY_PARAMS_INVALID (a digest that is not 64 hex digits). */
+  create(input: NewApproval): Approval {
+    checkDigest(input.digest);
+    return this.#insert(input);
+  }
+
+  /**
+   * create() for the gateway: made at once while gateway.db's write lock is
+   * free (the approval itself, no promise), else waited for with timers
+   * (store/write-lock.ts) so every other connection is served meanwhile.
+   * Throws what create() throws, and GATEWAY_BUSY (retryable) when the lock
+   * is still held after `waitMs`.
+   */
+  createNowOrWhenFree(input: NewApproval, waitMs: number = WRITE_LOCK_WAIT_MS): Approval | Promise<Approval> {
+    checkDigest(input.digest);
+    return writeNowOrWhenFree(this.#db, () => this.#insert(input), waitMs);
+  }
+
+  #insert(input: NewApproval): Approval {
     const quorum = Math.min(Math.max(1, Math.floor(input.quorum)), 16);
     const now = this.#now();
     const id = randomUUID();
-    this.#db
-      .prepare("INSERT INTO approvals (id, digest, action, status, decision, quorum, approvers, created_at, expires_at) VALUES (?, ?, ?, 'pending', NULL, ?, '[]', ?, ?)")
+    this.#sql("INSERT INTO approvals (id, digest, action, status, decision, quorum, approvers, created_at, expires_at) VALUES (?, ?, ?, 'pending', NULL, ?, '[]', ?, ?)")
       .run(id, input.digest, JSON.stringify(input.action), quorum, now, now + (input.ttlMs ?? DEFAULT_APPROVAL_TTL_MS));
     return this.get(id);
   }
 
-  /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval past its expiry is reported (and stored) as expired. */
+  /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval past its expiry is reported as expired (and stored so, when the write lock is free: #expireIfDue). */
   get(id: string): Approval {
-    const row = typeof id === 'string' ? (this.#db.prepare('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined) : undefined;
+    const row = typeof id === 'string' ? (this.#sql('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined) : undefined;
     if (!row) throw new GatewayError('GATEWAY_APPROVAL_NOT_FOUND', `no approval ${JSON.stringify(String(id).slice(0, 100))}`, { wire: { code: 'APPROVAL_NOT_FOUND', message: 'unknown approval id' } });
     return this.#expireIfDue(fromRow(row));
   }
@@ -157,13 +192,15 @@ export class ApprovalStore {
    * only the first name given under it is kept: `approvers` are those who
    * counted, at most the quorum); at
    * the quorum the approval is allowed, always only when every approver chose
-   * allow-always, else once. Throws GATEWAY_APPROVAL_NOT_FOUND,
-   * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
+   * allow-always, else once. A `reason` (text of at most MAX_REASON
+   * characters) is kept as the approval's reason when this decision settles
+   * it. Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
+   * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
    */
-  resolve(id: string, decision: ApprovalDecision, approver: string): Approval {
-    this.#begin(decision, approver);
+  resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
+    this.#begin(decision, approver, reason);
     try {
-      const resolved = this.#apply(id, decision, approver);
+      const resolved = this.#apply(id, decision, approver, reason);
       this.#db.exec('COMMIT');
       return resolved;
     } catch (error) {
@@ -179,9 +216,9 @@ export class ApprovalStore {
    * meanwhile. For the gateway; throws what resolve() throws, and
    * GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<Approval> {
-    checkDecision(decision, approver);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver), waitMs);
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number } = {}): Promise<Approval> {
+    checkDecision(decision, approver, options.reason);
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason), options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   /**
@@ -192,10 +229,10 @@ export class ApprovalStore {
    * the decision back and is thrown. For a process with a connection of its
    * own (the CLI): the write lock is held while `record` runs.
    */
-  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>): Promise<Approval> {
-    this.#begin(decision, approver);
+  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>, reason?: string): Promise<Approval> {
+    this.#begin(decision, approver, reason);
     try {
-      const resolved = this.#apply(id, decision, approver);
+      const resolved = this.#apply(id, decision, approver, reason);
       await record(resolved);
       this.#db.exec('COMMIT');
       return resolved;
@@ -206,19 +243,19 @@ export class ApprovalStore {
   }
 
   /** Checks the arguments and takes the write lock. */
-  #begin(decision: ApprovalDecision, approver: string): void {
-    checkDecision(decision, approver);
+  #begin(decision: ApprovalDecision, approver: string, reason: string | undefined): void {
+    checkDecision(decision, approver, reason);
     this.#db.exec('BEGIN IMMEDIATE');
   }
 
   /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
-  #apply(id: string, decision: ApprovalDecision, approver: string): Approval {
+  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
     const now = this.#now();
     if (decision === 'deny') {
-      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, id);
+      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, reason ?? null, id);
     } else {
       // One name per authority: another name given under a token or account that already counted
       // would only look like another approver (to people, and on the receipt, which a node refuses past 16).
@@ -227,7 +264,7 @@ export class ApprovalStore {
       // Allow-always only when every approver chose it: the weakest allow so far stands.
       const allow = approval.decision === 'allow-once' ? 'allow-once' : decision;
       if (new Set(approvers.map(authority)).size >= approval.quorum) {
-        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ? WHERE id = ?").run(allow, JSON.stringify(approvers), now, id);
+        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ?, reason = ? WHERE id = ?").run(allow, JSON.stringify(approvers), now, reason ?? null, id);
       } else {
         this.#db.prepare('UPDATE approvals SET decision = ?, approvers = ? WHERE id = ?').run(allow, JSON.stringify(approvers), id);
       }
@@ -242,19 +279,45 @@ export class ApprovalStore {
    * transaction. An agent's suspension withdraws them: none outlives it, even
    * once the agent is resumed. Returns them as they now stand.
    */
-  withdrawAll(principal: string, by: string): Approval[] {
+  withdrawAll(principal: string, by: string, reason?: string): Approval[] {
+    checkReason(reason);
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const now = this.#now();
-      const rows = this.#db.prepare("SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND expires_at >= ? AND json_extract(action, '$.principal') = ?").all(now, principal) as unknown as Row[];
-      const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ? WHERE id = ?");
-      for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, row.id);
+      const withdrawn = this.#withdraw(principal, by, reason);
       this.#db.exec('COMMIT');
-      return rows.map((row) => this.get(row.id));
+      return withdrawn;
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  /**
+   * withdrawAll() for the gateway: while another process holds gateway.db's
+   * write lock it waits with timers (store/write-lock.ts), so every other
+   * connection is served meanwhile. `first` (synchronous: an agent's
+   * suspension) runs once the lock is held, in the same tick as the
+   * withdrawal, so no approval can be made between the two; when it throws,
+   * nothing is withdrawn and that is thrown. Throws GATEWAY_PARAMS_INVALID (a
+   * reason checkReason refuses), and GATEWAY_BUSY (retryable, nothing
+   * withdrawn, `first` not run) when the lock is still held after `waitMs`.
+   */
+  async withdrawAllWhenFree(principal: string, by: string, options: { reason?: string; waitMs?: number; first?: () => void } = {}): Promise<Approval[]> {
+    checkReason(options.reason);
+    const work = () => {
+      options.first?.();
+      return this.#withdraw(principal, by, options.reason);
+    };
+    return writeWhenFree(this.#db, work, options.waitMs ?? WRITE_LOCK_WAIT_MS);
+  }
+
+  /** withdrawAll's writes, inside its transaction; the approvals as they then stand. */
+  #withdraw(principal: string, by: string, reason: string | undefined): Approval[] {
+    const now = this.#now();
+    const rows = this.#db.prepare("SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND expires_at >= ? AND json_extract(action, '$.principal') = ?").all(now, principal) as unknown as Row[];
+    const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?");
+    for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, reason ?? null, row.id);
+    return rows.map((row) => this.get(row.id));
   }
 
   /**
@@ -266,11 +329,26 @@ export class ApprovalStore {
    * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_NOT_FOUND.
    */
   consume(id: string, digest: string): Approval {
+    return this.#spend(id, digest);
+  }
+
+  /**
+   * consume() for the gateway (a governed run spending its approval): at once
+   * while gateway.db's write lock is free (no promise), else waited for with
+   * timers so every other connection is served meanwhile. Throws what
+   * consume() throws, and GATEWAY_BUSY (retryable, nothing spent) when the
+   * lock is still held after `waitMs`.
+   */
+  consumeNowOrWhenFree(id: string, digest: string, waitMs: number = WRITE_LOCK_WAIT_MS): Approval | Promise<Approval> {
+    return writeNowOrWhenFree(this.#db, () => this.#spend(id, digest), waitMs);
+  }
+
+  #spend(id: string, digest: string): Approval {
     const approval = this.get(id);
     if (!sameHex(approval.digest, digest)) throw new GatewayError('GATEWAY_APPROVAL_MISMATCH', 'the approval is for another action', { wire: { code: 'INVALID_REQUEST', message: 'approval does not match this command' } });
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired');
     if (approval.status !== 'allowed') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval is ${approval.status}`);
-    const changed = this.#db.prepare("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
+    const changed = this.#sql("UPDATE approvals SET status = 'used' WHERE id = ? AND status = 'allowed'").run(id).changes;
     if (Number(changed) !== 1) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already used');
     return this.get(id);
   }
@@ -333,18 +411,45 @@ export class ApprovalStore {
     return rows.map((r) => this.#expireIfDue(fromRow(r))).find((a) => a.status === 'pending' || a.status === 'allowed');
   }
 
+  /**
+   * An approval past its expiry, reported as expired and stored so when the
+   * write lock is free now. The stored status only saves the next read the
+   * sum (every decision and spend checks the expiry itself), so while
+   * another process holds the lock the store is left for a later read: a
+   * listing never waits for the lock.
+   */
   #expireIfDue(approval: Approval): Approval {
     if (approval.status !== 'pending' && approval.status !== 'allowed') return approval;
     if (this.#now() <= approval.expiresAtMs) return approval;
-    this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status);
+    writeIfFree(this.#db, () => void this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status));
     return { ...approval, status: 'expired' };
   }
 }
 
+/** What create() takes: the action's digest (64 hex digits), what the approver is shown, the quorum (1–16), the time to live (default DEFAULT_APPROVAL_TTL_MS). */
+export interface NewApproval {
+  digest: string;
+  action: Record<string, unknown>;
+  quorum: number;
+  ttlMs?: number;
+}
+
+/** Throws GATEWAY_PARAMS_INVALID unless `digest` is 64 lowercase hex digits. */
+function checkDigest(digest: string): void {
+  if (!/^[0-9a-f]{64}$/.test(digest)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the digest must be 64 hex digits');
+}
+
 /** A decision and its approver as resolve() takes them. Throws GATEWAY_PARAMS_INVALID. */
-function checkDecision(decision: ApprovalDecision, approver: string): void {
+function checkDecision(decision: ApprovalDecision, approver: string, reason: string | undefined): void {
   if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
   if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 200 characters');
+  checkReason(reason);
+}
+
+/** A reason as a decision takes it: absent, or text of at most MAX_REASON characters. Throws GATEWAY_PARAMS_INVALID. */
+export function checkReason(reason: unknown): asserts reason is string | undefined {
+  if (reason === undefined) return;
+  if (typeof reason !== 'string' || reason.length > MAX_REASON || !reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
 }
 
 function fromRow(r: Row): Approval {
@@ -359,6 +464,7 @@ function fromRow(r: Row): Approval {
     createdAtMs: r.created_at,
     expiresAtMs: r.expires_at,
     resolvedAtMs: r.resolved_at,
+    reason: r.reason ?? null,
   };
 }
 

@@ -146,11 +146,12 @@ export class NodeInvoker {
    * authenticated human, as the caller established. An allow-always that
    * reaches its quorum becomes a Cedar grant at once. A `reason` the
    * approver gave goes into the decision's own `approval.resolve` record
-   * (details.reason), so the decision and why are recorded in one append.
+   * (details.reason), so the decision and why are recorded in one append,
+   * and is the approval's `reason` when this decision settles it.
    * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID.
    */
   resolveApproval(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
-    const approval = this.#options.approvals.resolve(id, decision, approver);
+    const approval = this.#options.approvals.resolve(id, decision, approver, reason);
     this.#resolved(approval, decision, approver, reason);
     return approval;
   }
@@ -163,7 +164,7 @@ export class NodeInvoker {
    * (retryable) when the lock is still held after `waitMs`.
    */
   async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval> {
-    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, waitMs);
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}) });
     this.#resolved(approval, decision, approver, reason);
     return approval;
   }
@@ -171,11 +172,17 @@ export class NodeInvoker {
   /**
    * Withdraws every approval of `principal` that could still let a command
    * run (pending, or allowed and unspent), denied by `by` (an agent's
-   * suspension), and wakes whoever waits for them. Returns their ids.
+   * suspension) for `reason` (each approval's reason), and wakes whoever
+   * waits for them. Returns their ids. `first` (the suspension itself) runs
+   * in the same tick as the withdrawal, once gateway.db's write lock is held:
+   * no approval is made between the two, and when it throws nothing is
+   * withdrawn. While another process holds the lock it waits with timers;
+   * throws GATEWAY_BUSY (retryable, nothing done) past the wait,
+   * GATEWAY_PARAMS_INVALID for a reason the store refuses, what `first` throws.
    */
-  withdrawApprovalsOf(principal: PrincipalRef, by: string): string[] {
-    const withdrawn = this.#options.approvals.withdrawAll(`${principal.type}::${principal.id}`, by);
-    for (const approval of withdrawn) this.#resolved(approval, 'deny', by);
+  async withdrawApprovalsOf(principal: PrincipalRef, by: string, reason?: string, first?: () => void): Promise<string[]> {
+    const withdrawn = await this.#options.approvals.withdrawAllWhenFree(`${principal.type}::${principal.id}`, by, { ...(reason !== undefined ? { reason } : {}), ...(first ? { first } : {}) });
+    for (const approval of withdrawn) this.#resolved(approval, 'deny', by, reason);
     return withdrawn.map((a) => a.id);
   }
 
@@ -673,7 +680,9 @@ export class NodeInvoker {
       if (this.#options.approvals.pendingCount(`${principal.type}::${principal.id}`, nodeId) >= MAX_PENDING_APPROVALS) {
         throw wire('GATEWAY_BUSY', { code: 'UNAVAILABLE', message: 'too many approvals pending for this requester on this node', retryable: true, details: { code: 'APPROVALS_PENDING_LIMIT' } });
       }
-      approval = this.#options.approvals.create({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+      // Made at once while gateway.db's lock is free (no turn of the event loop); while a corral command holds it, waited for with timers.
+      const made = this.#options.approvals.createNowOrWhenFree({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
+      approval = made instanceof Promise ? await made : made;
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
       await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
     }
@@ -685,8 +694,10 @@ export class NodeInvoker {
     if (principal.type === 'Agent' && this.#server.identity.agents.find(principal.id)?.status !== 'active') throw denied(command, 'the agent was suspended or retired after the approval', settled.id);
     let spent: Approval;
     try {
-      spent = this.#options.approvals.consume(approval.id, digest);
+      const spending = this.#options.approvals.consumeNowOrWhenFree(approval.id, digest);
+      spent = spending instanceof Promise ? await spending : spending;
     } catch (error) {
+      if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') throw error;
       throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
     // Resolved outside this process (the CLI): its grant is added on first use.
@@ -975,7 +986,7 @@ function denied(command: string, reason: string, approvalId?: string): GatewayEr
 }
 
 function view(approval: Approval): Record<string, unknown> {
-  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest };
+  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason };
 }
 
 function sha256(text: string): string {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
@@ -129,6 +130,29 @@ describe('agents', () => {
     assert.equal((await admin.post('/api/agents/invoice-bot/resume')).status, 200);
     // A retry of the same action finds nothing to spend: it asks again.
     assert.equal(approvals.open('ab'.repeat(32)), undefined);
+  });
+
+  it('suspends, with the suspension\'s reason as the reason of each approval it withdraws, once a corral command holding gateway.db lets go, and answers everyone else meanwhile (regression: the withdrawal waited inside SQLite, stalling the gateway for 5 s, then answered 500 for an agent suspended unrecorded)', async () => {
+    const approvals = t.gw.approvals;
+    const waiting = approvals.create({ digest: 'ef'.repeat(32), action: { principal: 'Agent::invoice-bot' }, quorum: 1 });
+    const holder = new DatabaseSync(join(state, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let answered = false;
+    const suspending = admin.post('/api/agents/invoice-bot/suspend', { reason: 'card skimmer suspected' }).finally(() => (answered = true));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await approver.get('/api/status')).status, 200);
+      assert.equal(answered, false, 'the status was answered while the suspension waited for the lock');
+      assert.equal(t.gw.identity.agents.get('invoice-bot').status, 'active', 'the suspension and its withdrawal land together');
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    const answer = await suspending;
+    assert.deepEqual([answer.status, answer.body.status], [200, 'suspended']);
+    const withdrawn = approvals.get(waiting.id);
+    assert.deepEqual([withdrawn.status, withdrawn.reason], ['denied', 'card skimmer suspected']);
+    assert.equal((await admin.post('/api/agents/invoice-bot/resume')).status, 200);
   });
 });
 

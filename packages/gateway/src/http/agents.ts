@@ -29,9 +29,14 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON || !input.reason.isWellFormed())) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
         const reason = typeof input.reason === 'string' ? input.reason : '';
         const human = actingHuman(caller!);
-        const agent = api.identity.agents.suspend(params.name!);
-        // Its approvals are withdrawn now, pending or approved and unspent: none lets a command run once approved, or once the agent is resumed.
-        const denied = api.invoker.withdrawApprovalsOf({ type: 'Agent', id: agent.name }, human);
+        const named = api.identity.agents.get(params.name!);
+        // Its approvals are withdrawn with the suspension, pending or approved and unspent, in the same tick (no approval
+        // is made between them): none lets a command run once approved, or once the agent is resumed. While a corral
+        // command holds gateway.db it waits off the event loop; past the wait, 503 GATEWAY_BUSY and nothing is done.
+        const suspended: { agent?: Agent } = {};
+        const denied = await api.invoker.withdrawApprovalsOf({ type: 'Agent', id: named.name }, human, reason || undefined, () => void (suspended.agent = api.identity.agents.suspend(named.id)));
+        const agent = suspended.agent;
+        if (!agent) throw new GatewayError('GATEWAY_INTERNAL', 'the agent was not suspended');
         // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
         await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });

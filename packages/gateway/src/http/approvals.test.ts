@@ -157,6 +157,95 @@ describe('approvals from a signed-in session', () => {
     await running;
   });
 
+  describe('the reason an approver gives', () => {
+    it('comes back as the reason of the approval it settled: in the answer, on reading it again, in the whole history and over the protocol (regression: the approval never carried it, so the console showed none)', async () => {
+      const running = invoke(['wipe', 'home']).catch((e: unknown) => e);
+      const pending = await pendingFor('wipe');
+      assert.equal((await alice.get(`/api/approvals/${pending.id}`)).body.reason, null, 'no reason while pending');
+      const denied = await alice.post(`/api/approvals/${pending.id}/deny`, { reason: 'home holds the only copy \u202Eof it' });
+      assert.deepEqual([denied.status, denied.body.status, denied.body.reason], [200, 'denied', 'home holds the only copy \u202Eof it']);
+      assert.equal((await alice.get(`/api/approvals/${pending.id}`)).body.reason, 'home holds the only copy \u202Eof it', 'kept as given: the console spells out what it cannot show');
+      const history = await alice.get('/api/approvals?status=all&limit=1000');
+      assert.equal((history.body.approvals as Array<{ id: string; reason: string | null }>).find((a) => a.id === pending.id)?.reason, 'home holds the only copy \u202Eof it');
+      const overWs = (await operator.request('exec.approval.get', { id: pending.id })) as { reason?: unknown };
+      assert.equal(overWs.reason, 'home holds the only copy \u202Eof it');
+      await running;
+    });
+
+    it('of a quorum is the reason of the approver whose allow reached it; one before it stays in that approver\'s own record', async () => {
+      const running = invoke(['pay', '300']);
+      const pending = await pendingFor('pay');
+      const first = await alice.post(`/api/approvals/${pending.id}/approve`, { reason: 'invoice 12 matches' });
+      assert.deepEqual([first.body.status, first.body.reason], ['pending', null]);
+      const second = await bob.post(`/api/approvals/${pending.id}/approve`, { reason: 'payee confirmed by phone' });
+      assert.deepEqual([second.body.status, second.body.reason], ['allowed', 'payee confirmed by phone']);
+      assert.equal(((await running) as { ok: boolean }).ok, true);
+      const records = await waitFor('both approval.resolve records', async () => {
+        const found = (await auditEvents(state)).filter((e) => e.action === 'approval.resolve' && e.resource.id === pending.id);
+        return found.length >= 2 ? found : undefined;
+      });
+      assert.deepEqual(records.map((e) => [e.actor.id, e.details?.reason]), [['alice', 'invoice 12 matches'], ['bob', 'payee confirmed by phone']]);
+    });
+
+    it('is refused past 500 characters (400), and the approval stays pending', async () => {
+      const approval = t.gw.approvals.create({ digest: 'b'.repeat(64), action: { argv: ['ls'] }, quorum: 1 });
+      const refused = await alice.post(`/api/approvals/${approval.id}/deny`, { reason: 'x'.repeat(501) });
+      assert.equal(refused.status, 400);
+      assert.equal(t.gw.approvals.get(approval.id).status, 'pending');
+      const kept = await alice.post(`/api/approvals/${approval.id}/deny`, { reason: 'x'.repeat(500) });
+      assert.deepEqual([kept.status, kept.body.reason.length], [200, 500]);
+    });
+  });
+
+  describe('while a corral command holds gateway.db', () => {
+    it('lists approvals at once, one past its expiry as expired, and answers everyone else (regression: storing the expiry waited inside SQLite for 5 s, stalling the gateway, then answered 500)', async () => {
+      const due = t.gw.approvals.create({ digest: 'c'.repeat(64), action: { argv: ['ls'] }, quorum: 1, ttlMs: 1 });
+      await new Promise((r) => setTimeout(r, 20));
+      const holder = new DatabaseSync(join(state, 'gateway.db'));
+      holder.exec('BEGIN IMMEDIATE');
+      try {
+        const [listed, status] = await Promise.all([alice.get('/api/approvals?status=all&limit=1000'), alice.get('/api/status')]);
+        assert.deepEqual([listed.status, status.status], [200, 200]);
+        assert.equal((listed.body.approvals as Array<{ id: string; status: string }>).find((a) => a.id === due.id)?.status, 'expired');
+        assert.equal(holder.isTransaction, true, 'answered while the lock was still held');
+      } finally {
+        holder.exec('ROLLBACK');
+        holder.close();
+      }
+      assert.equal((await alice.get(`/api/approvals/${due.id}`)).body.status, 'expired', 'stored by a later read');
+    });
+
+    it('makes a governed run\'s approval once the lock is let go, and answers everyone else meanwhile (regression: the approval\'s insert waited inside SQLite, stalling the gateway for 5 s, and the run failed)', async () => {
+      const holder = new DatabaseSync(join(state, 'gateway.db'));
+      holder.exec('BEGIN IMMEDIATE');
+      let settled = false;
+      const running = invoke(['wipe', 'under-lock']).then(
+        (v) => ((settled = true), v),
+        (e: unknown) => ((settled = true), e),
+      );
+      try {
+        // The run has been decided (its node.invoke.decide record is in the audit log): its approval is what it makes next.
+        await waitFor('the run\'s decision record', async () =>
+          (await auditEvents(state)).find((e) => e.action === 'node.invoke.decide' && (e.details?.argv as string[] | undefined)?.[1] === 'under-lock'),
+        );
+        await new Promise((r) => setTimeout(r, 200));
+        const status = await alice.get('/api/status');
+        assert.equal(status.status, 200);
+        assert.equal(settled, false, 'the run still waits for its approval to be made');
+        assert.equal(t.gw.approvals.list({ status: 'pending' }).some((a) => (a.action.argv as string[] | undefined)?.[1] === 'under-lock'), false, 'nothing made while the lock is held');
+      } finally {
+        holder.exec('ROLLBACK');
+        holder.close();
+      }
+      const pending = await waitFor('the approval made once the lock was let go', async () => {
+        const list = await alice.get('/api/approvals');
+        return (list.body.approvals as Array<{ id: string; action: { argv: string[] } }>).find((a) => a.action.argv[1] === 'under-lock');
+      });
+      assert.equal((await alice.post(`/api/approvals/${pending.id}/approve`, {})).body.status, 'allowed');
+      assert.equal(((await running) as { ok?: boolean }).ok, true);
+    });
+  });
+
   describe('when an allow-always grant is revoked', () => {
     let id: string;
     before(async () => {
@@ -252,6 +341,35 @@ describe('the whole history of approvals', () => {
       for (const bad of ['limit=0', 'limit=1001', 'limit=x', 'before=0', 'before=-1']) assert.equal((await approver.get(`/api/approvals?status=all&${bad}`)).status, 400, bad);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('a gateway.db from before approvals kept their reason', () => {
+  it('opens, gains the column, and keeps the reason of the next decision; the approvals stored before have none (null)', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-approvals-old-'));
+    const old = new DatabaseSync(join(state, 'gateway.db'));
+    // The approvals table as the releases before reason made it.
+    old.exec(`CREATE TABLE approvals (id TEXT PRIMARY KEY, digest TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL, decision TEXT, quorum INTEGER NOT NULL, approvers TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, resolved_at INTEGER, granted_at INTEGER, grant_withdrawn_at INTEGER);
+      CREATE TABLE approvals_migrations (name TEXT PRIMARY KEY, at INTEGER NOT NULL);
+      INSERT INTO approvals_migrations VALUES ('grants-made-before-granted-at', 1);`);
+    const now = Date.now();
+    const insert = old.prepare('INSERT INTO approvals (id, digest, action, status, decision, quorum, approvers, created_at, expires_at, resolved_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)');
+    insert.run('before-pending', 'd'.repeat(64), JSON.stringify({ argv: ['ls'] }), 'pending', null, '[]', now, now + 600_000, null);
+    insert.run('before-denied', 'e'.repeat(64), JSON.stringify({ argv: ['rm'] }), 'denied', 'deny', '["alice"]', now, now + 600_000, now);
+    old.close();
+    const t = await startTestGateway({ stateDir: state });
+    try {
+      const approver = await t.as('olga', ['approver']);
+      assert.equal((await approver.get('/api/approvals/before-denied')).body.reason, null);
+      const denied = await approver.post('/api/approvals/before-pending/deny', { reason: 'not on this host' });
+      assert.deepEqual([denied.status, denied.body.status, denied.body.reason], [200, 'denied', 'not on this host']);
+      const check = new DatabaseSync(join(state, 'gateway.db'), { readOnly: true });
+      assert.equal((check.prepare('SELECT reason FROM approvals WHERE id = ?').get('before-pending') as { reason: string }).reason, 'not on this host');
+      check.close();
+    } finally {
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
     }
   });
 });

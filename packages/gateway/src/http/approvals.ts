@@ -2,7 +2,7 @@
 // (allow-always) grant. Resolving goes through the invoker's resolveApproval,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
-import { tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { MAX_REASON, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -10,7 +10,6 @@ import { failure, reply } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam } from './scan.ts';
 
-const MAX_REASON = 500;
 /** Approvals a page of the whole history holds by default, and at most. */
 const DEFAULT_PAGE = 200;
 const MAX_PAGE = 1000;

@@ -6,9 +6,20 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayError } from '../errors.ts';
+import { preparedOnce } from './statements.ts';
 
 /** How long a write waits, with timers, for another process's lock on gateway.db by default. */
 export const WRITE_LOCK_WAIT_MS = 5000;
+
+/**
+ * The gateway's own connection's busy_timeout once it is open (gateway.ts):
+ * what is left of SQLite's wait inside a call, for the few writes that stay
+ * synchronous (node surfaces, open runs, device tokens, an allow-always
+ * grant's claim). Every other gateway write tries at once and waits with
+ * timers (writeWhenFree, writeNowOrWhenFree, writeIfFree). A corral command
+ * keeps its 5 s: it has nobody else to serve.
+ */
+export const GATEWAY_BUSY_TIMEOUT_MS = 250;
 
 /** What a caller refused for a lock held past the wait is told to wait before trying again. */
 export const BUSY_RETRY_AFTER_MS = 1000;
@@ -22,8 +33,18 @@ export function isBusy(error: unknown): boolean {
   return typeof errcode === 'number' && (errcode & 0xff) === 5;
 }
 
-/** Each connection's `PRAGMA busy_timeout`, prepared once (a statement prepared per call holds native memory until the collector runs). */
-const busyTimeouts = new WeakMap<DatabaseSync, StatementSync>();
+/**
+ * Each connection's statements here, prepared once: a statement prepared per
+ * call holds native memory until the collector runs, and one parsed per call
+ * (exec) costs the governed run's path microseconds it did not spend before.
+ */
+const statements = new WeakMap<DatabaseSync, (sql: string) => StatementSync>();
+
+function sql(db: DatabaseSync): (sql: string) => StatementSync {
+  let prepared = statements.get(db);
+  if (!prepared) statements.set(db, (prepared = preparedOnce(db)));
+  return prepared;
+}
 
 /**
  * One `BEGIN IMMEDIATE` on `db` that does not wait: true when it holds the
@@ -32,18 +53,17 @@ const busyTimeouts = new WeakMap<DatabaseSync, StatementSync>();
  * Any other failure is thrown as it is.
  */
 export function tryBeginImmediate(db: DatabaseSync): boolean {
-  let read = busyTimeouts.get(db);
-  if (!read) busyTimeouts.set(db, (read = db.prepare('PRAGMA busy_timeout')));
-  const timeout = (read.get() as { timeout?: number } | undefined)?.timeout ?? 0;
-  db.exec('PRAGMA busy_timeout = 0');
+  const prepared = sql(db);
+  const timeout = Math.trunc((prepared('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0);
+  if (timeout !== 0) prepared('PRAGMA busy_timeout = 0').run();
   try {
-    db.exec('BEGIN IMMEDIATE');
+    prepared('BEGIN IMMEDIATE').run();
     return true;
   } catch (error) {
     if (isBusy(error)) return false;
     throw error;
   } finally {
-    db.exec(`PRAGMA busy_timeout = ${Math.trunc(timeout)}`);
+    if (timeout !== 0) prepared(`PRAGMA busy_timeout = ${timeout}`).run();
   }
 }
 
@@ -67,12 +87,45 @@ export async function writeWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: 
     }
     await sleep(pause);
   }
+  return settle(db, work);
+}
+
+/**
+ * writeWhenFree() that does not wait when it need not: while no other
+ * process holds gateway.db's write lock, `work` runs and commits at once and
+ * its result is returned as it is (no promise, so a governed run's own path
+ * gains no turn of the event loop); otherwise the promise writeWhenFree()
+ * gives. Same preconditions and errors as writeWhenFree().
+ */
+export function writeNowOrWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: number = WRITE_LOCK_WAIT_MS): T | Promise<T> {
+  return tryBeginImmediate(db) ? settle(db, work) : writeWhenFree(db, work, waitMs);
+}
+
+/**
+ * For a write that must stay synchronous and may be skipped (a cache of what
+ * a read can work out again, such as an approval past its expiry stored as
+ * expired): runs `work` in a write transaction when the lock is free now,
+ * else does nothing and returns false. Inside a transaction already open on
+ * `db` it simply runs `work`.
+ */
+export function writeIfFree(db: DatabaseSync, work: () => void): boolean {
+  if (db.isTransaction) {
+    work();
+    return true;
+  }
+  if (!tryBeginImmediate(db)) return false;
+  settle(db, work);
+  return true;
+}
+
+/** `work` inside the transaction just begun: committed, or rolled back and thrown. */
+function settle<T>(db: DatabaseSync, work: () => T): T {
   try {
     const result = work();
-    db.exec('COMMIT');
+    sql(db)('COMMIT').run();
     return result;
   } catch (error) {
-    db.exec('ROLLBACK');
+    if (db.isTransaction) sql(db)('ROLLBACK').run();
     throw error;
   }
 }
