@@ -71,3 +71,32 @@ describe('verifyStore on a log with 200,000 checkpoints (a one-shot writer signs
     assert.match(forged.at(-1)!.message, new RegExp(`^${200_000 - MAX_LISTED_CHECKPOINTS} more checkpoints are forged`));
   });
 });
+
+describe('verifyStore on a live log broken at seq 0 and 150,000 records after it', () => {
+  it('reads no record past the 100,000 kept to diagnose the break, and counts the rest (regression: every record to the end was read and hashed)', async () => {
+    const total = 150_000;
+    let bodies = 0;
+    const store = {
+      where: 'test',
+      head: async () => ({ size: total, lastHash: '0'.repeat(64), checkpointSize: 0, checkpointTime: 0 }),
+      checkpoints: async () => [],
+      checkpointFor: async () => null,
+      outside: async () => ({ before: null, beyond: null }),
+      async *scanChain(from: number, to: number) {
+        for (let first = from; first < Math.min(to, total); first += 10_000) {
+          const rows: unknown[][] = [];
+          for (let seq = first; seq < Math.min(first + 10_000, to, total); seq++) {
+            // Seq 0 names a predecessor that is not the genesis: the chain breaks at once.
+            const row: unknown[] = [seq, 'ab'.repeat(32), 'cd'.repeat(32)];
+            Object.defineProperty(row, 3, { get: () => (bodies++, '{}') });
+            rows.push(row);
+          }
+          yield rows;
+        }
+      },
+    } as unknown as AuditStore;
+    const report = await verifyStore(store, generateSigningKey().publicKey);
+    assert.deepEqual([report.ok, report.firstBadSeq, report.records], [false, 0, total]);
+    assert.ok(bodies <= 100_001, `${bodies} record bodies were read`);
+  });
+});

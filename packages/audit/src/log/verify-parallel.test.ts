@@ -4,12 +4,15 @@ import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { signCheckpoint } from '../checkpoint/sign.ts';
 import { loadSigningKey } from '../io/key-file.ts';
 import { openAuditLog, type AuditLog } from './audit-log.ts';
 import { verifyStore } from './reader.ts';
 import { storedRootAt } from './stored-root.ts';
+import { GENESIS_PREV } from '../record/envelope.ts';
+import type { VerifyReport } from '../verify/report.ts';
 
 let dir: string;
 let log: AuditLog;
@@ -85,6 +88,32 @@ describe('verifying on the calling thread', () => {
     } finally {
       await big.close();
       rmSync(bigDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a verification thread whose slice is damaged', () => {
+  it('stops at the first break, which the sequential pass diagnoses (regression: it read its slice to the end)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-parallel-damaged-'));
+    try {
+      const small = await openAuditLog({ stateDir, checkpointEvery: 64 });
+      await Promise.all(Array.from({ length: 500 }, (_, i) => small.append(sampleEvent(i))));
+      const publicKeyPem = small.publicKeyPem;
+      await small.close();
+      const path = join(stateDir, 'audit.db');
+      const db = new DatabaseSync(path);
+      db.exec("UPDATE audit_records SET body = replace(body, 'invoice-', 'invoicf-') WHERE seq = 10");
+      db.close();
+      const job = { path, publicKeyPem, from: 0, to: 500, start: { size: 0, lastHash: GENESIS_PREV, frontier: [] }, checkpoints: [], partial: true };
+      const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: job });
+      const { report } = await new Promise<{ report: VerifyReport }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      assert.equal(report.ok, false);
+      assert.ok(report.records <= 11, `the thread read ${report.records} of the slice's 500 records`);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });

@@ -20,13 +20,44 @@ interface SliceResult {
   state: VerifyStart;
 }
 
-function slice(job: object): Promise<SliceResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: job });
+/** A slice's thread; `stop` ends it early (its result is then never asked for). */
+function slice(job: object): { result: Promise<SliceResult>; stop: () => void } {
+  const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: job });
+  let stopped = false;
+  const result = new Promise<SliceResult>((resolve, reject) => {
     worker.once('message', (m: SliceResult) => resolve(m));
     worker.once('error', reject);
-    worker.once('exit', (code) => code !== 0 && reject(new AuditError('AUDIT_STORE_UNAVAILABLE', `a verification thread exited with code ${code}`)));
+    worker.once('exit', (code) => code !== 0 && !stopped && reject(new AuditError('AUDIT_STORE_UNAVAILABLE', `a verification thread exited with code ${code}`)));
   });
+  return {
+    result,
+    stop: () => {
+      stopped = true;
+      void worker.terminate();
+    },
+  };
+}
+
+/**
+ * Both slices' results; null as soon as either finds damage (or fails), the
+ * other thread then stopped: the log is verified again sequentially anyway,
+ * and a log damaged early need not be read to its end twice first.
+ */
+async function both(jobs: [object, object]): Promise<[SliceResult, SliceResult] | null> {
+  const threads = jobs.map(slice);
+  const stopAll = () => {
+    for (const t of threads) t.stop();
+  };
+  const damaged = (r: SliceResult) => {
+    if (!r.report.ok) throw r;
+    return r;
+  };
+  try {
+    return (await Promise.all(threads.map((t) => t.result.then(damaged)))) as [SliceResult, SliceResult];
+  } catch {
+    stopAll();
+    return null;
+  }
 }
 
 /** The parallel fast path; null when the caller must verify sequentially. */
@@ -43,27 +74,23 @@ export async function verifySqliteInParallel(store: SqliteStore, publicKey: KeyO
     return null;
   }
   const pem = publicKeyPem(publicKey);
-  let a: SliceResult;
-  let b: SliceResult;
-  try {
-    [a, b] = await Promise.all([
-      // The witness goes to the slice whose records lead up to it (a verifier refuses one before its start).
-      slice({
-        path: store.where,
-        publicKeyPem: pem,
-        from: 0,
-        to: k,
-        start: { size: 0, lastHash: GENESIS_PREV, frontier: [] },
-        checkpoints: checkpoints.filter((c) => c.size <= k),
-        partial: true,
-        ...(witness && witness.size <= k ? { witness } : {}),
-      }),
-      slice({ path: store.where, publicKeyPem: pem, from: k, to: size, start, checkpoints: checkpoints.filter((c) => c.size > k), partial: false, ...(witness && witness.size > k ? { witness } : {}) }),
-    ]);
-  } catch {
-    // A row a slice could not read (AUDIT_RECORD_MALFORMED) is damage the sequential pass reports at its seq.
-    return null;
-  }
+  // A row a slice could not read (AUDIT_RECORD_MALFORMED) is damage the sequential pass reports at its seq.
+  const results = await both([
+    // The witness goes to the slice whose records lead up to it (a verifier refuses one before its start).
+    {
+      path: store.where,
+      publicKeyPem: pem,
+      from: 0,
+      to: k,
+      start: { size: 0, lastHash: GENESIS_PREV, frontier: [] },
+      checkpoints: checkpoints.filter((c) => c.size <= k),
+      partial: true,
+      ...(witness && witness.size <= k ? { witness } : {}),
+    },
+    { path: store.where, publicKeyPem: pem, from: k, to: size, start, checkpoints: checkpoints.filter((c) => c.size > k), partial: false, ...(witness && witness.size > k ? { witness } : {}) },
+  ]);
+  if (!results) return null;
+  const [a, b] = results;
   const joined = a.state.size === k && a.state.lastHash === start.lastHash && a.state.frontier.join() === start.frontier.join();
   if (!joined || !a.report.ok || !b.report.ok) return null;
   return {

@@ -16,8 +16,15 @@ try {
     start: job.start,
     partial: job.partial,
     ...(job.witness ? { witness: job.witness } : {}),
+    // A slice with damage is verified again sequentially, which diagnoses it: no record past its first break is needed here.
+    lookahead: 0,
   });
-  for await (const rows of store.scanChain(job.from, job.to)) for (const [seq, prev, hash, body] of rows) verifier.add(seq, prev, body, hash);
+  scan: for await (const rows of store.scanChain(job.from, job.to)) {
+    for (const [seq, prev, hash, body] of rows) {
+      if (verifier.settled) break scan;
+      verifier.add(seq, prev, body, hash);
+    }
+  }
   parentPort?.postMessage({ report: verifier.finish(), state: verifier.state() });
 } finally {
   await store.close();
