@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { compileCandidate, PolicyControl, type Candidate } from '../http/policy-control.ts';
 import { openGatewayDb } from '../store/store.ts';
@@ -206,5 +207,40 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
     upgraded.resolve(a.id, 'allow-always', 'alice@example.com');
     const restarted = new ApprovalStore(openGatewayDb(dir));
     assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(restarted.consume(a.id, a.digest)), true);
+  });
+});
+
+describe('while another process holds gateway.db (a corral command appending its record)', () => {
+  it('makes a grant, and revokes it, once the lock is let go, waiting with timers meanwhile (regression: the claim and the withdrawal waited inside SQLite, stalling the gateway)', async () => {
+    const dir = policyDir();
+    const grants = grantsIn(dir);
+    const approval = allowedAlways();
+    const active = () => PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id));
+    const holder = new DatabaseSync(join(approvalsDir, 'gateway.db'));
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 5);
+    try {
+      holder.exec('BEGIN IMMEDIATE');
+      const adding = grants.add(approval);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ticks > 0, 'timers fired while the claim waited');
+      assert.equal(active(), false, 'not made while the lock is held');
+      holder.exec('ROLLBACK');
+      assert.equal(await adding, true);
+      assert.equal(active(), true);
+      holder.exec('BEGIN IMMEDIATE');
+      ticks = 0;
+      const removing = grants.remove(approval.id);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(ticks > 0, 'timers fired while the withdrawal waited');
+      assert.equal(approvals.grantWithdrawn(approval.id), false, 'not withdrawn while the lock is held');
+      holder.exec('ROLLBACK');
+      assert.equal(await removing, 'revoked');
+      assert.equal(active(), false);
+    } finally {
+      clearInterval(ticking);
+      if (holder.isTransaction) holder.exec('ROLLBACK');
+      holder.close();
+    }
   });
 });

@@ -51,10 +51,13 @@ export function revokeGrantIn(dir: string, approvals: ApprovalStore, approvalId:
  * same), and so is one a gateway is making now (`withheld`: its maker removes
  * it). A set changed meanwhile is read again. Throws the policy package's
  * POLICY_* when the set without the grant does not validate,
- * GATEWAY_CONFLICT when the set keeps changing under it.
+ * GATEWAY_CONFLICT when the set keeps changing under it, GATEWAY_BUSY
+ * (retryable, nothing withdrawn) when another process holds gateway.db past
+ * the wait.
  */
 async function removeGrant(control: PolicyControl, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
-  const withdrawal = approvals.withdrawGrant(approvalId);
+  // While a corral command holds gateway.db this waits with timers, so a gateway revoking goes on serving everyone else.
+  const withdrawal = await approvals.withdrawGrantWhenFree(approvalId);
   const name = grantFile(approvalId);
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = control.refresh();
@@ -102,7 +105,8 @@ export class PolicyGrants {
    * active. A grant is made once: one made before and withdrawn since is not
    * made again (false). A set changed meanwhile is read again. Throws the
    * policy package's POLICY_* when the set with the grant does not validate,
-   * GATEWAY_CONFLICT when the set keeps changing under it.
+   * GATEWAY_CONFLICT when the set keeps changing under it, GATEWAY_BUSY
+   * (retryable, not made) when another process holds gateway.db past the wait.
    */
   add(approval: Approval): Promise<boolean> {
     // An approval that expired or was denied on the way to its quorum may hold allow-always as its weakest allow so far.
@@ -117,7 +121,7 @@ export class PolicyGrants {
   async #add(approval: Approval): Promise<boolean> {
     const name = grantFile(approval.id);
     if (this.#control.refresh().files.some((f) => f.name === name)) return true;
-    if (!this.#approvals.claimGrant(approval.id)) return false;
+    if (!(await this.#approvals.claimGrantWhenFree(approval.id))) return false;
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const active = this.#control.refresh();
@@ -134,7 +138,8 @@ export class PolicyGrants {
       }
       throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
     } catch (error) {
-      this.#approvals.releaseGrant(approval.id);
+      // A claim that cannot be given back (gateway.db held past the wait) leaves the grant unmade: less is allowed, never more.
+      await this.#approvals.releaseGrantWhenFree(approval.id).catch(() => {});
       throw error;
     }
   }

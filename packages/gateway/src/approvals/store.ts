@@ -363,6 +363,11 @@ export class ApprovalStore {
     return Number(this.#db.prepare('UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
   }
 
+  /** claimGrant() for the gateway, waiting for gateway.db's write lock with timers (store/write-lock.ts). Throws GATEWAY_BUSY (retryable, nothing claimed) past `waitMs`. */
+  claimGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<boolean> {
+    return writeWhenFree(this.#db, () => this.claimGrant(id), waitMs);
+  }
+
   /**
    * Withdraws the grant of approval `id`, for good, whether it is made, being
    * made (claimed by a gateway, maybe in another process, and not yet in the
@@ -376,15 +381,31 @@ export class ApprovalStore {
   withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
-      const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
-      const claimed = first && !withheld && (this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null }).granted_at !== null;
+      const outcome = this.#withdrawGrant(id);
       this.#db.exec('COMMIT');
-      return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
+      return outcome;
     } catch (error) {
       this.#db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  /**
+   * withdrawGrant() waiting for gateway.db's write lock with timers
+   * (store/write-lock.ts), so a gateway revoking a grant goes on serving
+   * everyone else meanwhile. Throws GATEWAY_BUSY (retryable, nothing
+   * withdrawn) past `waitMs`.
+   */
+  withdrawGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<'withheld' | 'withdrawn' | 'none'> {
+    return writeWhenFree(this.#db, () => this.#withdrawGrant(id), waitMs);
+  }
+
+  /** withdrawGrant's writes, inside its transaction. */
+  #withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
+    const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
+    const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
+    const claimed = first && !withheld && (this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null }).granted_at !== null;
+    return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
   }
 
   /** Whether the grant of approval `id` was withdrawn (withdrawGrant). */
@@ -395,6 +416,11 @@ export class ApprovalStore {
 
   releaseGrant(id: string): void {
     this.#db.prepare('UPDATE approvals SET granted_at = NULL WHERE id = ?').run(id);
+  }
+
+  /** releaseGrant() waiting for gateway.db's write lock with timers. Throws GATEWAY_BUSY (retryable, the claim kept: the grant is then not made) past `waitMs`. */
+  releaseGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<void> {
+    return writeWhenFree(this.#db, () => this.releaseGrant(id), waitMs);
   }
 
   /** How many approvals for `principal` (as approvals name it: `Agent::invoice-bot`) on node `nodeId` are pending and unexpired. */

@@ -236,7 +236,9 @@ export class NodeInvoker {
     }
     const runId = randomUUID();
     const run: OpenRun = { ...open(runId), at: Date.now() };
-    this.#openRuns.put(nodeId, runId, run);
+    // At once while gateway.db's lock is free (no turn of the event loop); else waited for with timers.
+    const putting = this.#openRuns.put(nodeId, runId, run);
+    if (putting instanceof Promise) await putting;
     return { runId, run };
   }
 
@@ -247,12 +249,12 @@ export class NodeInvoker {
    * the log refuses leaves it waiting, first in line again.
    */
   async #closeUnreported(nodeId: string, runId: string, run: OpenRun, because: string): Promise<void> {
-    if (!this.#openRuns.take(nodeId, runId)) return;
+    if (!(await this.#openRuns.take(nodeId, runId))) return;
     try {
       const record = runRecord(nodeId, runId, run);
       await this.#audit({ ...record, actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' }, details: { ...record.details, because } });
     } catch (error) {
-      this.#openRuns.put(nodeId, runId, run);
+      await this.#openRuns.put(nodeId, runId, run);
       throw error;
     }
   }
@@ -355,7 +357,8 @@ export class NodeInvoker {
         const nodeId = peer.deviceId!;
         const runId = typeof p.runId === 'string' ? p.runId : undefined;
         // Taken out before its record is written: a second report of it meanwhile is refused, never recorded twice.
-        const run = runId === undefined ? undefined : this.#openRuns.take(nodeId, runId);
+        const taking = runId === undefined ? undefined : this.#openRuns.take(nodeId, runId);
+        const run = taking instanceof Promise ? await taking : taking;
         if (!run) {
           // A report of a run this gateway never authorized for this node (or one already reported): its word alone, recorded as refused.
           // Past the node's budget it is refused all the same, unrecorded but counted in the node's summary.
@@ -370,7 +373,7 @@ export class NodeInvoker {
           });
         } catch (error) {
           // Unrecorded, the run still waits for its report (the node is told to retry), or is recorded as not reported.
-          this.#openRuns.put(nodeId, runId!, run);
+          await this.#openRuns.put(nodeId, runId!, run);
           throw error;
         }
         return { ok: true };

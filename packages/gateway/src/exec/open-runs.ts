@@ -7,6 +7,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { ApprovalReceipt } from '../approvals/receipt.ts';
 import { preparedOnce } from '../store/statements.ts';
+import { writeNowOrWhenFree } from '../store/write-lock.ts';
 import type { PrincipalRef } from './decide.ts';
 
 const SCHEMA = `
@@ -30,10 +31,12 @@ export interface OpenRun {
 }
 
 export class OpenRuns {
+  readonly #db: DatabaseSync;
   readonly #sql: ReturnType<typeof preparedOnce>;
 
   constructor(db: DatabaseSync) {
     db.exec(SCHEMA);
+    this.#db = db;
     this.#sql = preparedOnce(db);
   }
 
@@ -53,14 +56,26 @@ export class OpenRuns {
     return (this.#sql('SELECT DISTINCT node_id FROM open_runs').all() as Array<{ node_id: string }>).map((r) => r.node_id);
   }
 
-  /** Keeps `run` of `nodeId` until it is taken (again, after a record of it failed: its `at` keeps its place in line). */
-  put(nodeId: string, runId: string, run: OpenRun): void {
-    this.#sql('INSERT OR REPLACE INTO open_runs (run_id, node_id, opened_at, run) VALUES (?, ?, ?, ?)').run(runId, nodeId, run.at, JSON.stringify(run));
+  /**
+   * Keeps `run` of `nodeId` until it is taken (again, after a record of it
+   * failed: its `at` keeps its place in line). At once while gateway.db's
+   * write lock is free (no promise); while another process (a corral
+   * command) holds it, a promise that waits with timers (store/write-lock.ts),
+   * rejected with GATEWAY_BUSY (retryable, nothing kept) past the wait.
+   */
+  put(nodeId: string, runId: string, run: OpenRun): void | Promise<void> {
+    return writeNowOrWhenFree(this.#db, () => void this.#sql('INSERT OR REPLACE INTO open_runs (run_id, node_id, opened_at, run) VALUES (?, ?, ?, ?)').run(runId, nodeId, run.at, JSON.stringify(run)));
   }
 
-  /** Takes out the run `runId` of `nodeId`: undefined when no such run of that node waits (another node's, unknown, or reported). */
-  take(nodeId: string, runId: string): OpenRun | undefined {
-    const row = this.#sql('DELETE FROM open_runs WHERE run_id = ? AND node_id = ? RETURNING run').get(runId, nodeId) as { run: string } | undefined;
-    return row ? (JSON.parse(row.run) as OpenRun) : undefined;
+  /**
+   * Takes out the run `runId` of `nodeId`: undefined when no such run of that
+   * node waits (another node's, unknown, or reported). At once or waiting for
+   * the lock, as put() does; GATEWAY_BUSY (nothing taken) past the wait.
+   */
+  take(nodeId: string, runId: string): OpenRun | undefined | Promise<OpenRun | undefined> {
+    return writeNowOrWhenFree(this.#db, () => {
+      const row = this.#sql('DELETE FROM open_runs WHERE run_id = ? AND node_id = ? RETURNING run').get(runId, nodeId) as { run: string } | undefined;
+      return row ? (JSON.parse(row.run) as OpenRun) : undefined;
+    });
   }
 }

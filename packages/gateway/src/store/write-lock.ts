@@ -14,10 +14,11 @@ export const WRITE_LOCK_WAIT_MS = 5000;
 /**
  * The gateway's own connection's busy_timeout once it is open (gateway.ts):
  * what is left of SQLite's wait inside a call, for the few writes that stay
- * synchronous (node surfaces, open runs, device tokens, an allow-always
- * grant's claim). Every other gateway write tries at once and waits with
- * timers (writeWhenFree, writeNowOrWhenFree, writeIfFree). A corral command
- * keeps its 5 s: it has nobody else to serve.
+ * synchronous (a node's declared surface as it connects, device tokens,
+ * both written inside synchronous handshake code outside these stores).
+ * Every write of approvals, grants and open runs tries at once and waits
+ * with timers (writeWhenFree, writeNowOrWhenFree, writeIfFree). A corral
+ * command keeps its 5 s: it has nobody else to serve.
  */
 export const GATEWAY_BUSY_TIMEOUT_MS = 250;
 
