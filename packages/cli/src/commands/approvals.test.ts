@@ -191,6 +191,33 @@ describe('corral approvals approve under a quorum', () => {
   });
 });
 
+describe('corral approvals deny --reason', () => {
+  it('keeps the reason with the approval and in its approval.resolve record, and refuses one past 500 characters with exit 2, leaving the approval pending', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const first = store.create({ digest: 'c'.repeat(64), action: { argv: ['pay', '20000'] }, quorum: 1 });
+      const second = store.create({ digest: 'd'.repeat(64), action: { argv: ['pay', '30000'] }, quorum: 1 });
+      db.close();
+      const long = await corral(['--state-dir', state, 'approvals', 'deny', second.id, '--reason', 'x'.repeat(501)]);
+      assert.equal(long.code, 2, long.stderr);
+      assert.match(long.stderr, /reason must be text of at most 500 characters/);
+      const denied = await corral(['--state-dir', state, 'approvals', 'deny', first.id, '--reason', 'no payments during the freeze', '--json']);
+      assert.equal(denied.code, 0, denied.stderr);
+      assert.deepEqual([JSON.parse(denied.stdout).status, JSON.parse(denied.stdout).reason], ['denied', 'no payments during the freeze']);
+      const listed = await corral(['--state-dir', state, 'approvals', 'list', '--all']);
+      assert.match(listed.stdout, new RegExp(`${first.id} .*— no payments during the freeze`));
+      assert.match(listed.stdout, new RegExp(`${second.id}  pending`));
+      const shown = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
+      const resolves = shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; resource: { id: string }; details?: Record<string, unknown> } }).filter((r) => r.event.action === 'approval.resolve');
+      assert.deepEqual(resolves.map((r) => [r.event.resource.id, r.event.details?.reason]), [[first.id, 'no payments during the freeze']]);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals given what names nothing', () => {
   it('says there is no gateway state, with exit 3, and creates nothing, for a state directory no gateway has used', async () => {
     const state = join(tempStateDir(), 'typo');

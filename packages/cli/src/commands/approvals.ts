@@ -39,7 +39,7 @@ function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
-  return printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}`);
+  return printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`);
 }
 
 /** `corral approvals list|approve ID|deny ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
@@ -62,9 +62,10 @@ export function registerApprovals(program: Command): void {
       .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
       .argument('<id>', 'the approval id')
       .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
+      .option('--reason <text>', 'why (at most 500 characters): kept with the approval and in its audit record')
       .option('--json', 'print the approval as JSON');
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
-    cmd.action(async (id: string, opts: { by: string; json?: boolean; always?: boolean }, command: Command) => {
+    cmd.action(async (id: string, opts: { by: string; reason?: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.
       const approver = await approverOf(opts.by);
@@ -87,12 +88,12 @@ export function registerApprovals(program: Command): void {
                 resource: { kind: 'approval', id: resolved.id },
                 decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: resolved.id },
                 outcome: { status: 'success' },
-                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers },
+                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) },
               })
               .catch((error: Error) => {
                 throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
               });
-          }),
+          }, opts.reason),
         );
       } finally {
         await log.close();
