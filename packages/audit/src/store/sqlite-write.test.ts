@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
-import { tryBeginImmediate } from './sqlite-write.ts';
+import { isBusy, tryBeginImmediate } from './sqlite-write.ts';
 
 describe('tryBeginImmediate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corral-sqlite-write-'));
@@ -54,5 +54,12 @@ describe('tryBeginImmediate', () => {
     assert.equal(tryBeginImmediate(other, path, Date.now() + 60_000), true);
     assert.equal(other.isTransaction, true);
     other.exec('ROLLBACK');
+  });
+});
+
+describe('isBusy', () => {
+  it("takes SQLITE_BUSY's extended codes (BUSY_RECOVERY 261, BUSY_SNAPSHOT 517, BUSY_TIMEOUT 773) as the lock being held, whatever the message, and no other code", () => {
+    for (const errcode of [5, 261, 517, 773]) assert.equal(isBusy({ errcode, message: 'refused' }), true, String(errcode));
+    for (const errcode of [1, 6, 11, 262]) assert.equal(isBusy({ errcode, message: 'refused' }), false, String(errcode));
   });
 });

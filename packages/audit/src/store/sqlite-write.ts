@@ -64,9 +64,10 @@ export async function beginImmediateWithTimers(db: DatabaseSync, where: string):
   for (let wait = 1; !tryBeginImmediate(db, where, deadline); wait = Math.min(wait * 2, 2)) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
-/** True when SQLite refused because another connection holds the lock (SQLITE_BUSY). */
+/** True when SQLite refused because another connection holds the lock (SQLITE_BUSY, or one of its extended codes such as BUSY_RECOVERY). */
 export function isBusy(error: unknown): boolean {
-  return (error as { errcode?: number }).errcode === 5 || /database is locked/i.test((error as Error).message ?? '');
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  return (typeof errcode === 'number' && (errcode & 0xff) === 5) || /database is locked/i.test((error as Error).message ?? '');
 }
 
 /** Writes batches through one connection: the writer thread's, or the calling thread's for lone and one-shot appends. */
