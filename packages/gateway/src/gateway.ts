@@ -22,7 +22,7 @@ import { OpenRuns } from './exec/open-runs.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
-import { GATEWAY_BUSY_TIMEOUT_MS } from './store/write-lock.ts';
+import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
 
 export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   /** Where identity.db, gateway.db, the audit log and `policies/` live. */
@@ -150,7 +150,7 @@ export class Gateway {
       // Opened and migrated (waiting up to 5 s for a corral command, as start-up may), the gateway's connection
       // keeps a short busy_timeout: its writes wait with timers (store/write-lock.ts), and the few left
       // synchronous stall the event loop at most this long while a corral command holds gateway.db.
-      db.exec(`PRAGMA busy_timeout = ${GATEWAY_BUSY_TIMEOUT_MS}`);
+      setBusyTimeout(db, GATEWAY_BUSY_TIMEOUT_MS);
       const now = options.now ?? Date.now;
       http.attach({
         token: options.token,

@@ -28,3 +28,4 @@ export { LocalUsers } from './local-users.ts';
 export type { LocalUser } from './local-users.ts';
 export type { HumanRecord } from './humans.ts';
 export { parseTtl } from './ttl.ts';
+export { isBusy } from './busy.ts';

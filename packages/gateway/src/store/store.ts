@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
 import { preparedOnce } from './statements.ts';
+import { setBusyTimeout } from './write-lock.ts';
 
 export const GATEWAY_DB_FILE = 'gateway.db';
 
@@ -28,7 +29,8 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
     const path = join(stateDir, GATEWAY_DB_FILE);
     const db = new DatabaseSync(path);
     chmodSync(path, 0o600);
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+    setBusyTimeout(db, 5000);
     db.exec(SCHEMA);
     // Added after the first release of the table.
     const columns = (db.prepare('PRAGMA table_info(node_surface)').all() as Array<{ name: string }>).map((c) => c.name);

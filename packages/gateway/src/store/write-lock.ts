@@ -5,6 +5,7 @@
 // attempt waits for nothing and the waits between attempts are timers.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isBusy } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import { preparedOnce } from './statements.ts';
 
@@ -28,11 +29,7 @@ export const BUSY_RETRY_AFTER_MS = 1000;
 /** The longest pause between two attempts: SQLite does not signal a release, so a waiter gets in only when it tries. */
 const MAX_PAUSE_MS = 16;
 
-/** SQLITE_BUSY and its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT): another connection holds the lock. */
-export function isBusy(error: unknown): boolean {
-  const errcode = (error as { errcode?: unknown } | null)?.errcode;
-  return typeof errcode === 'number' && (errcode & 0xff) === 5;
-}
+export { isBusy };
 
 /**
  * Each connection's statements here, prepared once: a statement prepared per
@@ -47,6 +44,26 @@ function sql(db: DatabaseSync): (sql: string) => StatementSync {
   return prepared;
 }
 
+/** Each connection's busy_timeout as setBusyTimeout() set it, so that tryBeginImmediate() need not read it back each time. */
+const busyTimeouts = new WeakMap<DatabaseSync, number>();
+
+/** Sets `db`'s busy_timeout (how long a statement waits inside the call for another process's lock), and remembers it. */
+export function setBusyTimeout(db: DatabaseSync, ms: number): void {
+  const timeout = Math.max(0, Math.trunc(ms));
+  db.exec(`PRAGMA busy_timeout = ${timeout}`);
+  busyTimeouts.set(db, timeout);
+}
+
+/** `db`'s busy_timeout: as setBusyTimeout() set it, else read once. */
+function busyTimeoutOf(db: DatabaseSync): number {
+  let timeout = busyTimeouts.get(db);
+  if (timeout === undefined) {
+    timeout = Math.trunc((sql(db)('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0);
+    busyTimeouts.set(db, timeout);
+  }
+  return timeout;
+}
+
 /**
  * One `BEGIN IMMEDIATE` on `db` that does not wait: true when it holds the
  * write lock now, false when another connection holds it. The connection's
@@ -55,7 +72,7 @@ function sql(db: DatabaseSync): (sql: string) => StatementSync {
  */
 export function tryBeginImmediate(db: DatabaseSync): boolean {
   const prepared = sql(db);
-  const timeout = Math.trunc((prepared('PRAGMA busy_timeout').get() as { timeout?: number } | undefined)?.timeout ?? 0);
+  const timeout = busyTimeoutOf(db);
   if (timeout !== 0) prepared('PRAGMA busy_timeout = 0').run();
   try {
     prepared('BEGIN IMMEDIATE').run();
@@ -83,7 +100,7 @@ export async function writeWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: 
   const deadline = performance.now() + waitMs;
   for (let pause = 1; !tryBeginImmediate(db); pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
     if (performance.now() >= deadline) {
-      const message = `another Corral process (a corral command) held the gateway state for more than ${(waitMs / 1000).toFixed(1)} s: nothing was changed; try again`;
+      const message = `another Corral process held the gateway state for more than ${(waitMs / 1000).toFixed(1)} s: nothing was changed; try again`;
       throw new GatewayError('GATEWAY_BUSY', message, { wire: { code: 'UNAVAILABLE', message, retryable: true, retryAfterMs: BUSY_RETRY_AFTER_MS } });
     }
     await sleep(pause);
