@@ -221,7 +221,9 @@ describe('while another process holds gateway.db (a corral command appending its
     const ticking = setInterval(() => ticks++, 5);
     try {
       holder.exec('BEGIN IMMEDIATE');
+      const called = performance.now();
       const adding = grants.add(approval);
+      assert.ok(performance.now() - called < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - called).toFixed(0)} ms)`);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the claim waited');
       assert.equal(active(), false, 'not made while the lock is held');
@@ -230,7 +232,9 @@ describe('while another process holds gateway.db (a corral command appending its
       assert.equal(active(), true);
       holder.exec('BEGIN IMMEDIATE');
       ticks = 0;
+      const again = performance.now();
       const removing = grants.remove(approval.id);
+      assert.ok(performance.now() - again < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - again).toFixed(0)} ms)`);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the withdrawal waited');
       assert.equal(approvals.grantWithdrawn(approval.id), false, 'not withdrawn while the lock is held');

@@ -237,7 +237,9 @@ describe('resolving while another process holds gateway.db (the CLI appending it
     let ticks = 0;
     const ticking = setInterval(() => ticks++, 5);
     try {
+      const called = performance.now();
       const resolving = approvals.resolveWhenFree(a.id, 'allow-once', 'alice');
+      assert.ok(performance.now() - called < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - called).toFixed(0)} ms)`);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the resolve waited');
       holder.exec('ROLLBACK');
@@ -292,9 +294,11 @@ describe('the gateway\'s other writes to approvals while another process holds g
     let ticks = 0;
     const ticking = setInterval(() => ticks++, 5);
     try {
+      const called = performance.now();
       const making = approvals.createNowOrWhenFree({ digest: digestOf('held-create'), action: {}, quorum: 1 });
       const spending = approvals.consumeNowOrWhenFree(toSpend.id, digestOf('held-consume'));
       const withdrawing = approvals.withdrawAllWhenFree('Agent::held-bot', 'admin', { reason: 'suspended' });
+      assert.ok(performance.now() - called < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - called).toFixed(0)} ms)`);
       assert.ok(making instanceof Promise && spending instanceof Promise);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the writes waited');

@@ -32,8 +32,10 @@ describe('open runs', () => {
     let ticks = 0;
     const ticking = setInterval(() => ticks++, 5);
     try {
+      const called = performance.now();
       const putting = runs.put('node-1', 'run-held-put', run(3));
       const taking = runs.take('node-1', 'run-held-take');
+      assert.ok(performance.now() - called < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - called).toFixed(0)} ms)`);
       assert.ok(putting instanceof Promise && taking instanceof Promise);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the writes waited');
