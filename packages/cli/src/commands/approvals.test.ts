@@ -202,7 +202,7 @@ describe('corral approvals deny --reason', () => {
       db.close();
       const long = await corral(['--state-dir', state, 'approvals', 'deny', second.id, '--reason', 'x'.repeat(501)]);
       assert.equal(long.code, 2, long.stderr);
-      assert.match(long.stderr, /reason must be text of at most 500 characters/);
+      assert.match(long.stderr, /--reason: reason must be text of at most 500 characters/);
       const denied = await corral(['--state-dir', state, 'approvals', 'deny', first.id, '--reason', 'no payments during the freeze', '--json']);
       assert.equal(denied.code, 0, denied.stderr);
       assert.deepEqual([JSON.parse(denied.stdout).status, JSON.parse(denied.stdout).reason], ['denied', 'no payments during the freeze']);

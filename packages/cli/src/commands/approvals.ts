@@ -8,6 +8,19 @@ import { recordIdentityEvent } from './identity-record.ts';
 import { gatewayStateDir } from './nodes.ts';
 import { accountName } from '../account.ts';
 
+/** The `--reason` given, checked as the approval takes it, before anything changes. Throws a CliFailure (exit 2) naming --reason. */
+async function reasonOf(reason: string | undefined): Promise<string | undefined> {
+  const { checkReason, GatewayError } = await import('@corral/gateway');
+  try {
+    // Called for its throw: an assertion function imported at run time cannot narrow here.
+    (checkReason as (value: unknown) => void)(reason);
+    return reason;
+  } catch (error) {
+    if (error instanceof GatewayError) throw new CliFailure(`--reason: ${error.message}`, EXIT.usage, error.code);
+    throw error;
+  }
+}
+
 /** Runs `action` on the approvals of the command's gateway state; its coded errors (an unknown id: exit 2) go to the caller as they are. */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
   const { ApprovalStore, openGatewayDb } = await import('@corral/gateway');
@@ -69,6 +82,7 @@ export function registerApprovals(program: Command): void {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.
       const approver = await approverOf(opts.by);
+      const reason = await reasonOf(opts.reason);
       const dir = await gatewayStateDir(command);
       // The decision is committed only once its record is durable: a gateway waiting for it
       // runs nothing before the approval is in the audit log, and a log that cannot take the
@@ -88,12 +102,12 @@ export function registerApprovals(program: Command): void {
                 resource: { kind: 'approval', id: resolved.id },
                 decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: resolved.id },
                 outcome: { status: 'success' },
-                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) },
+                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers, ...(reason !== undefined ? { reason } : {}) },
               })
               .catch((error: Error) => {
                 throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
               });
-          }, opts.reason),
+          }, reason),
         );
       } finally {
         await log.close();
