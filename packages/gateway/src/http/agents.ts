@@ -4,6 +4,7 @@
 // agent's running containers; each node reports what it stopped
 // (`corral.agent.stopped`), and the audit log records it.
 import type { Agent } from '@corral/identity';
+import { checkReason } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { rateLimited } from '../exec/node-audit-budget.ts';
 import { actingHuman } from './auth.ts';
@@ -14,7 +15,6 @@ import type { RunningCommands } from './running.ts';
 
 /** The event a node receives when an agent is suspended. */
 export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
-const MAX_REASON = 500;
 
 export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] {
   const view = (a: Agent) => ({ id: a.id, name: a.name, displayName: a.displayName, process: a.process, owner: a.owner, status: a.status, scopes: a.scopes, createdAt: a.createdAt, updatedAt: a.updatedAt, running: running.count(a) });
@@ -26,8 +26,9 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
       access: 'agents.write',
       handle: async ({ params, caller, body }) => {
         const input = await body();
-        if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON || !input.reason.isWellFormed())) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
-        const reason = typeof input.reason === 'string' ? input.reason : '';
+        const given = input.reason;
+        checkReason(given);
+        const reason = given ?? '';
         const human = actingHuman(caller!);
         const named = api.identity.agents.get(params.name!);
         // Its approvals are withdrawn with the suspension, pending or approved and unspent, in the same tick (no approval

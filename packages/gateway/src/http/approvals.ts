@@ -2,7 +2,7 @@
 // (allow-always) grant. Resolving goes through the invoker's resolveApproval,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
-import { MAX_REASON, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { checkReason, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -31,9 +31,9 @@ function approverOf(caller: Caller, body: Record<string, unknown>): string {
 }
 
 function reasonOf(body: Record<string, unknown>): string | undefined {
-  if (body.reason === undefined) return undefined;
-  if (typeof body.reason !== 'string' || body.reason.length > MAX_REASON || !body.reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
-  return body.reason;
+  const reason = body.reason;
+  checkReason(reason);
+  return reason;
 }
 
 export function approvalRoutes(api: ApiContext): Route[] {
