@@ -98,6 +98,8 @@ describe('agents', () => {
     assert.deepEqual([twice.status, twice.body.code], [409, 'IDENTITY_AGENT_STATE']);
     assert.equal((await admin.post('/api/agents/nobody/suspend', {})).status, 404);
     assert.equal((await admin.post('/api/agents/invoice-bot/suspend', { reason: 42 })).status, 400);
+    assert.equal((await admin.post('/api/agents/invoice-bot/suspend', { reason: 'x'.repeat(501) })).status, 400, 'a reason past 500 characters');
+    assert.equal((await admin.post('/api/agents/invoice-bot/suspend', { reason: 'half \ud800 a pair' })).status, 400, 'a reason that is not well-formed text');
     const resumed = await admin.post('/api/agents/invoice-bot/resume');
     assert.deepEqual([resumed.status, resumed.body.status], [200, 'active']);
   });
