@@ -3,11 +3,11 @@ import { syncBuiltinESMExports } from 'node:module';
 import { describe, it } from 'node:test';
 import workerThreads from 'node:worker_threads';
 import fc from 'fast-check';
-import { runCases, type PolicyCase } from './cases.ts';
+import { parseCases, runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
-import { loadPoliciesOffThread, MAX_WAITING, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+import { loadPoliciesOffThread, MAX_WAITING, nestedDeeperThan, runCaseTextOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
 
 const SOURCES = [
   { file: 'a.cedar', text: '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n' },
@@ -139,5 +139,98 @@ describe('when the data cannot be copied to a worker thread', () => {
       }),
       { numRuns: 5 },
     );
+  });
+});
+
+describe('reading and running a cases text on a worker thread (runCaseTextOffThread)', () => {
+  const ECHO = `cases:
+  - name: echo
+    principal: { type: Human, id: op }
+    action: system.run
+    resource: { type: Command, id: echo }
+    expect: allow
+`;
+
+  /** Runs `work` counting the workers this module starts meanwhile. */
+  const counting = async (work: () => Promise<unknown>): Promise<number> => {
+    const Original = workerThreads.Worker;
+    let started = 0;
+    workerThreads.Worker = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args);
+        started++;
+      }
+    };
+    syncBuiltinESMExports();
+    try {
+      await work();
+    } finally {
+      workerThreads.Worker = Original;
+      syncBuiltinESMExports();
+    }
+    return started;
+  };
+
+  it('reads the text and runs its cases on one worker, with the same results as on this thread (the text was read on a worker of its own, and the cases copied to another)', async () => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies(SOURCES));
+    let results: unknown;
+    const workers = await counting(async () => (results = await runCaseTextOffThread(SOURCES, ECHO)));
+    assert.deepEqual(results, runCases(point, parseCases(ECHO).cases));
+    assert.equal(workers, 1);
+  });
+
+  it("adds the cases' entities, from a file they name, to the set's own, and a case's entity replaces the set's with the same uid", async () => {
+    const member = `@id("crew")\npermit (principal in Group::"crew", action == Action::"system.run", resource == Command::"ls");\n`;
+    const ls = (id: string, expect: string) => `  - name: ${id}\n    principal: { type: Human, id: ${id} }\n    action: system.run\n    resource: { type: Command, id: ls }\n    expect: ${expect}\n`;
+    const own = { file: 'entities.json', text: JSON.stringify([{ uid: { type: 'Human', id: 'ann' }, attrs: { email: 'x@example.com', roles: [] }, parents: [{ type: 'Group', id: 'crew' }] }, { uid: { type: 'Human', id: 'bo' }, attrs: { email: 'x@example.com', roles: [] }, parents: [{ type: 'Group', id: 'crew' }] }]) };
+    const theirs = { file: 'more.json', text: JSON.stringify([{ uid: { type: 'Human', id: 'bo' }, attrs: { email: 'x@example.com', roles: [] }, parents: [] }, { uid: { type: 'Human', id: 'cy' }, attrs: { email: 'x@example.com', roles: [] }, parents: [{ type: 'Group', id: 'crew' }] }]) };
+    const results = await runCaseTextOffThread([{ file: 'm.cedar', text: member }], `entities: more.json\ncases:\n${ls('ann', 'allow')}${ls('bo', 'deny')}${ls('cy', 'allow')}`, { entities: own, files: [theirs] });
+    assert.deepEqual(results.map((r) => [r.name, r.passed]), [['ann', true], ['bo', true], ['cy', true]]);
+  });
+
+  it("reports the set's issues first, then its entities file not being JSON, then cases that do not read", async () => {
+    await assert.rejects(runCaseTextOffThread([{ file: 'bad.cedar', text: 'forbid (' }], 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), { code: 'POLICY_SET_INVALID' });
+    await assert.rejects(runCaseTextOffThread(SOURCES, 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), (error: PolicyError) => {
+      assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
+      assert.deepEqual(error.issues.map((i) => i.file), ['entities.json']);
+      return true;
+    });
+    await assert.rejects(runCaseTextOffThread(SOURCES, 'not: [cases', { entities: { file: 'entities.json', text: '[]' } }), { code: 'POLICY_CASES_INVALID' });
+  });
+
+  it('refuses cases naming a file it was not given, or one nested thousands deep, with POLICY_CASES_INVALID', async () => {
+    await assert.rejects(runCaseTextOffThread(SOURCES, `entities: gone.json\n${ECHO}`), { code: 'POLICY_CASES_INVALID' });
+    const deep = { file: 'deep.json', text: '['.repeat(10_000) + ']'.repeat(10_000) };
+    await assert.rejects(runCaseTextOffThread(SOURCES, `entities: deep.json\n${ECHO}`, { files: [deep] }), { code: 'POLICY_CASES_INVALID' });
+  });
+
+  it('refuses valid cases that take the YAML parser more than 10 s to read (40,000 anchors: most of a minute) with POLICY_CASES_INVALID, and frees its turn', async () => {
+    const anchors = Array.from({ length: 40_000 }, (_, i) => `k${i}: &a${i} [x]`).join('\n');
+    await assert.rejects(runCaseTextOffThread(SOURCES, `${anchors}\n${ECHO}`), { code: 'POLICY_CASES_INVALID' });
+    assert.equal((await runCaseTextOffThread(SOURCES, ECHO)).length, 1);
+  });
+});
+
+describe('how deep cases read from a text nest (nestedDeeperThan)', () => {
+  const chain = (n: number): unknown => (n === 0 ? 1 : [chain(n - 1)]);
+  it('counts each array or object on the way down: [[1]] is 2 deep, a scalar 0', () => {
+    assert.deepEqual([nestedDeeperThan(1, 0), nestedDeeperThan([], 0), nestedDeeperThan([[1]], 1), nestedDeeperThan([[1]], 2), nestedDeeperThan({ a: { b: [] } }, 3)], [false, true, true, false, false]);
+  });
+  it('reads data nested far deeper than the stack allows without overflowing it', () => {
+    const deep = JSON.parse('['.repeat(200_000) + ']'.repeat(200_000)) as unknown;
+    assert.equal(nestedDeeperThan(deep, 64), true);
+  });
+  it('walks one object that YAML aliases put in many places once, and still counts its depth wherever it is deepest', () => {
+    let shared: unknown = chain(10);
+    // Each level holds the one below twice: 2^40 paths, 40 objects.
+    for (let i = 0; i < 40; i++) shared = [shared, shared];
+    assert.equal(nestedDeeperThan(shared, 50), false);
+    assert.equal(nestedDeeperThan([1, shared, [[shared]]], 52), true, 'met shallow first, then 2 deeper');
+  });
+  it('takes a cycle as deeper than any limit', () => {
+    const loop: unknown[] = [];
+    loop.push([loop]);
+    assert.equal(nestedDeeperThan(loop, 1000), true);
   });
 });

@@ -18,12 +18,25 @@ export const MAX_WAITING = 8;
 const TIMEOUT_MS = 60_000;
 const HEAP_MB = 512;
 
-/** What a worker is asked: the loaded set; only whether the set and its entities are valid; or the results of test cases. */
+/** Reading a cases text takes at most this long: one people write reads in well under a second, one that takes this long is refused, not waited on. */
+const READ_CASES_MS = 10_000;
+/** Deepest nesting of cases read from a text (with the entities they name): a decision point takes 32 levels inside one entity or context. */
+export const MAX_CASES_NESTING = 64;
+
+/** A cases text to read on the worker, with the set's own entities file and the files the cases may name for their entities. */
+export interface CaseText {
+  text: string;
+  entities?: PolicySource;
+  files: PolicySource[];
+}
+
+/** What a worker is asked: the loaded set; only whether the set and its entities are valid; the results of test cases, given or read from a text. */
 export interface OffThreadJob {
   sources: PolicySource[];
-  want: 'set' | 'valid' | 'cases';
+  want: 'set' | 'valid' | 'cases' | 'case-text';
   entities?: unknown;
   cases?: PolicyCase[];
+  caseText?: CaseText;
 }
 
 /**
@@ -46,6 +59,64 @@ export async function validatePoliciesOffThread(sources: readonly PolicySource[]
 /** Runs `cases` against a decision point holding `sources` and `entities`, on a worker thread; rejects as validatePoliciesOffThread. */
 export async function runCasesOffThread(sources: readonly PolicySource[], entities: unknown, cases: readonly PolicyCase[], schema: CorralSchema = corralSchema()): Promise<CaseResult[]> {
   return (await offThread({ sources: [...sources], want: 'cases', entities, cases: [...cases] }, schema)) as CaseResult[];
+}
+
+/**
+ * Reads the cases file `text` (YAML) and runs its cases against a decision
+ * point holding `sources` and the set's entities, all on one worker thread:
+ * the YAML parser takes seconds over a large text and over a minute over a
+ * megabyte of anchors. `set.entities` is the set's entities file (JSON
+ * text); `set.files` are the files the cases may name for their entities.
+ * The cases' entities are added to the set's (a list), replacing any with
+ * the same uid. Rejects, in this order: POLICY_SET_INVALID;
+ * POLICY_ENTITIES_INVALID when the set's entities file is not JSON;
+ * POLICY_CASES_INVALID when the text does not read as cases, names a file
+ * not given or not JSON, nests more than MAX_CASES_NESTING deep, or takes
+ * more than 10 s to read (POLICY_ENTITIES_INVALID first when the set's
+ * entities are not valid either); POLICY_ENTITIES_INVALID when the entities
+ * together are not valid; POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY as
+ * validatePoliciesOffThread.
+ */
+export async function runCaseTextOffThread(sources: readonly PolicySource[], text: string, set: { entities?: PolicySource; files?: readonly PolicySource[] } = {}, schema: CorralSchema = corralSchema()): Promise<CaseResult[]> {
+  const caseText: CaseText = { text, ...(set.entities !== undefined ? { entities: { file: set.entities.file, text: set.entities.text } } : {}), files: (set.files ?? []).map((f) => ({ file: f.file, text: f.text })) };
+  return (await offThread({ sources: [...sources], want: 'case-text', caseText }, schema)) as CaseResult[];
+}
+
+/**
+ * Whether data as JSON.parse or a YAML parser made it nests arrays and
+ * objects more than `limit` deep (`[[]]` is 2). Walks without recursion, and
+ * each object once: YAML aliases put one object in many places, and may
+ * make a cycle (which nests without end, so it is deeper than any limit).
+ */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const isObject = (v: unknown): v is object => v !== null && typeof v === 'object';
+  if (!isObject(value)) return false;
+  /** The nesting below each object walked already, itself included. */
+  const heights = new Map<object, number>();
+  /** The objects on the path from `value` down to the one being walked. */
+  const path: Array<{ node: object; children: unknown[]; next: number; height: number }> = [{ node: value, children: Object.values(value), next: 0, height: 1 }];
+  if (path.length > limit) return true;
+  while (path.length > 0) {
+    const top = path.at(-1)!;
+    if (top.next < top.children.length) {
+      const child = top.children[top.next++];
+      if (!isObject(child)) continue;
+      const known = heights.get(child);
+      if (known !== undefined) {
+        if (path.length + known > limit) return true;
+        top.height = Math.max(top.height, known + 1);
+      } else {
+        path.push({ node: child, children: Object.values(child), next: 0, height: 1 });
+        if (path.length > limit) return true;
+      }
+      continue;
+    }
+    path.pop();
+    heights.set(top.node, top.height);
+    const parent = path.at(-1);
+    if (parent) parent.height = Math.max(parent.height, top.height + 1);
+  }
+  return false;
 }
 
 let running = 0;
@@ -90,13 +161,23 @@ function inWorker(job: OffThreadJob, schema: CorralSchema): Promise<unknown> {
     };
     const failed = (message: string) => settle({ error: new PolicyError('POLICY_ENGINE_FAILED', message) });
     const timer = setTimeout(() => failed(`checking the policy set took more than ${TIMEOUT_MS / 1000} s; split it, or simplify its conditions`), TIMEOUT_MS);
-    worker.once('message', (answer: { set?: PolicySet; results?: CaseResult[]; error?: { code: PolicyErrorCode; message: string; issues: PolicyIssue[] } }) => {
-      if (answer.error) settle({ error: new PolicyError(answer.error.code, answer.error.message, { issues: [...answer.error.issues] }) });
-      else settle({ value: answer.set ?? answer.results });
+    /** While a cases text is read: its own, shorter limit. */
+    let reading: ReturnType<typeof setTimeout> | undefined;
+    worker.on('message', (answer: { reading?: true; read?: true; set?: PolicySet; results?: CaseResult[]; error?: { code: PolicyErrorCode; message: string; issues: PolicyIssue[] } }) => {
+      if (answer.reading) {
+        reading = setTimeout(() => settle({ error: new PolicyError('POLICY_CASES_INVALID', `reading the cases took more than ${READ_CASES_MS / 1000} s; shorten or simplify them`) }), READ_CASES_MS);
+      } else if (answer.read) {
+        clearTimeout(reading);
+      } else if (answer.error) {
+        settle({ error: new PolicyError(answer.error.code, answer.error.message, { issues: [...answer.error.issues] }) });
+      } else {
+        settle({ value: answer.set ?? answer.results });
+      }
     });
     worker.once('error', (error) => failed(`the policy set could not be checked: ${error.message}`));
     worker.once('exit', () => {
       clearTimeout(timer);
+      clearTimeout(reading);
       const o = outcome ?? { error: new PolicyError('POLICY_ENGINE_FAILED', 'the policy set could not be checked: its checker stopped') };
       if ('error' in o) reject(o.error);
       else resolve(o.value);

@@ -1,13 +1,63 @@
 // Checks one policy set on a thread of its own: see load-thread.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { runCases } from './cases.ts';
+import { parseCases, runCases, type CaseResult, type PolicyCases } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
 import { corralSchema, parseSchema } from './schema.ts';
-import type { OffThreadJob } from './load-thread.ts';
+import { MAX_CASES_NESTING, nestedDeeperThan, type CaseText, type OffThreadJob } from './load-thread.ts';
 
 const job = workerData as OffThreadJob & { schemaText?: string };
+
+/** The cases `c.text` holds, run against `point` (holding the set) with the set's entities and theirs: see runCaseTextOffThread. */
+function runCaseText(point: DecisionPoint, c: CaseText): CaseResult[] {
+  let own: unknown;
+  if (c.entities !== undefined) {
+    const { file } = c.entities;
+    try {
+      own = JSON.parse(c.entities.text) as unknown;
+    } catch (error) {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
+    }
+  }
+  /** An entities file the cases name, from the set's files. */
+  const named = (file: string): unknown => {
+    const found = c.files.find((f) => f.file === file);
+    if (!found) throw new PolicyError('POLICY_CASES_INVALID', `the cases name ${file.slice(0, 100)}, which is not in the set`);
+    try {
+      return JSON.parse(found.text) as unknown;
+    } catch (error) {
+      throw new PolicyError('POLICY_CASES_INVALID', `${file.slice(0, 100)} is not JSON`, { cause: error });
+    }
+  };
+  // The parent thread holds reading to its own limit, from here to `read`.
+  parentPort!.postMessage({ reading: true });
+  let cases: PolicyCases | undefined;
+  let unreadable: unknown;
+  try {
+    cases = parseCases(c.text, named);
+    if (nestedDeeperThan(cases, MAX_CASES_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases or their entities are nested more than ${MAX_CASES_NESTING} deep`);
+  } catch (error) {
+    cases = undefined;
+    unreadable = error;
+  }
+  parentPort!.postMessage({ read: true });
+  if (!cases) {
+    // The set's own entities are reported before cases that cannot be read.
+    if (own !== undefined) point.setEntities(own);
+    throw unreadable;
+  }
+  const merged = new Map<string, unknown>();
+  for (const e of [...(Array.isArray(own) ? own : []), ...cases.entities]) merged.set(entityKey(e), e);
+  point.setEntities([...merged.values()]);
+  return runCases(point, cases.cases);
+}
+
+/** What tells entities apart: their uid, whatever it holds (the decision point checks it). */
+function entityKey(e: unknown): string {
+  const uid = (e as { uid?: { type?: unknown; id?: unknown } } | null)?.uid;
+  return `${String(uid?.type)}::${JSON.stringify(uid?.id)}`;
+}
 try {
   const schema = job.schemaText === undefined ? corralSchema() : parseSchema(job.schemaText);
   const set = loadPolicies(job.sources, schema);
@@ -16,8 +66,12 @@ try {
   } else {
     const point = new DecisionPoint({ schema });
     point.load(set);
-    if (job.entities !== undefined) point.setEntities(job.entities);
-    parentPort!.postMessage({ results: job.want === 'cases' ? runCases(point, job.cases ?? []) : [] });
+    if (job.want === 'case-text') {
+      parentPort!.postMessage({ results: runCaseText(point, job.caseText!) });
+    } else {
+      if (job.entities !== undefined) point.setEntities(job.entities);
+      parentPort!.postMessage({ results: job.want === 'cases' ? runCases(point, job.cases ?? []) : [] });
+    }
   }
 } catch (error) {
   parentPort!.postMessage({
