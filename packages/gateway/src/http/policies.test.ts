@@ -5,8 +5,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import workerThreads from 'node:worker_threads';
 import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
@@ -111,6 +113,26 @@ describe('policies', () => {
     assert.deepEqual(broken.body.results.map((r: { expected: string; actual: string }) => [r.expected, r.actual]), [['allow', 'deny']]);
     const sent = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], cases: CASES.replace('expect: allow', 'expect: deny') });
     assert.equal(sent.body.ok, true);
+  });
+
+  it('reads and runs the cases of one test request on one worker thread (regression: read on a worker of the gateway\'s own and run on another, so one request could hold four)', async () => {
+    const Original = workerThreads.Worker;
+    let started = 0;
+    workerThreads.Worker = class extends Original {
+      constructor(...args: ConstructorParameters<typeof Original>) {
+        super(...args);
+        started++;
+      }
+    };
+    syncBuiltinESMExports();
+    try {
+      const answer = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], cases: CASES });
+      assert.deepEqual([answer.status, answer.body.ok], [200, true]);
+    } finally {
+      workerThreads.Worker = Original;
+      syncBuiltinESMExports();
+    }
+    assert.equal(started, 1);
   });
 
   it('replays the recorded decisions under a candidate and lists each one it would change', async () => {

@@ -2,12 +2,11 @@
 // replay over the decisions recorded in the audit log, and activation
 // (compare-and-swap on the active hash; the active set is kept when the
 // candidate does not validate).
-import { corralSchema, type PolicyCases, replayAsync, runCasesOffThread, validatePoliciesOffThread } from '@corral/policy';
+import { corralSchema, PolicyError, replayAsync, runCaseTextOffThread, validatePoliciesOffThread } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { parseCasesOffThread } from './cases-off-thread.ts';
 import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
@@ -33,11 +32,6 @@ async function checked<T>(check: () => Promise<T>): Promise<{ ok: true; value: T
 }
 
 const invalid = (issues: Issue[]) => reply(400, { error: 'invalid_policy', ok: false, issues });
-
-function entityKey(e: unknown): string {
-  const uid = (e as { uid?: { type?: unknown; id?: unknown } } | null)?.uid;
-  return `${String(uid?.type)}::${JSON.stringify(uid?.id)}`;
-}
 
 export function policyRoutes(api: ApiContext): Route[] {
   const control = () => {
@@ -77,25 +71,24 @@ export function policyRoutes(api: ApiContext): Route[] {
         const files = parseFiles(input.files);
         if (input.cases !== undefined && typeof input.cases !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'cases must be the text of a cases file');
         const text = (input.cases as string | undefined) ?? files.find((f) => f.name === 'cases.yaml')?.text ?? control().active().files.find((f) => f.name === 'cases.yaml')?.text;
-        // Cases that do not parse are reported after the set's own issues, as they were when both were checked here.
-        let cases: PolicyCases | undefined;
-        let unreadable: unknown;
-        try {
-          // Read off the event loop: YAML takes seconds over a large text, a minute over a megabyte of anchors.
-          if (text !== undefined) cases = await parseCasesOffThread(text, files);
-        } catch (error) {
-          unreadable = error;
+        if (text === undefined) {
+          const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files)));
+          return valid.ok ? failure(400, 'invalid_request', { message: 'no cases: send cases, or keep a cases.yaml in the set' }) : invalid(valid.issues);
         }
+        // Read and run on one worker (YAML takes seconds over a large text, a minute over a megabyte of anchors); cases that do not read are reported after the set's own issues.
+        const own = files.find((f) => f.name === 'entities.json');
+        let unreadable: PolicyError | undefined;
         const results = await checked(async () => {
-          const own = candidateEntities(files);
-          if (!cases) return void (await validatePoliciesOffThread(cedarSources(files), own));
-          const merged = new Map<string, unknown>();
-          for (const e of [...(Array.isArray(own) ? own : []), ...cases.entities]) merged.set(entityKey(e), e);
-          return runCasesOffThread(cedarSources(files), [...merged.values()], cases.cases);
+          try {
+            return await runCaseTextOffThread(cedarSources(files), text, { ...(own ? { entities: { file: own.name, text: own.text } } : {}), files: files.filter((f) => !f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text })) });
+          } catch (error) {
+            if (!(error instanceof PolicyError) || error.code !== 'POLICY_CASES_INVALID') throw error;
+            unreadable = error;
+            return [];
+          }
         });
         if (!results.ok) return invalid(results.issues);
         if (unreadable !== undefined) throw unreadable;
-        if (!results.value) return failure(400, 'invalid_request', { message: 'no cases: send cases, or keep a cases.yaml in the set' });
         const rows = results.value.map((r) => ({ name: r.name, expected: r.expected.decision, actual: r.actual.decision, pass: r.passed, reason: r.actual.reason, policies: r.actual.policies }));
         return reply(200, { ok: rows.every((r) => r.pass), issues: [], results: rows });
       },

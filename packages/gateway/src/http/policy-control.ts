@@ -127,53 +127,11 @@ export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
 }
 
 /**
- * Deepest nesting of candidate data (entities, cases) the API hands to a
- * policy checker. The policy package takes 32 levels inside one entity or
- * context; past a few thousand, the copy made for its worker thread (a
- * structured clone) overflows the stack, so deeper data is refused first.
- */
-export const MAX_CANDIDATE_NESTING = 64;
-
-/**
- * Whether data as JSON.parse or a YAML parser made it nests arrays and
- * objects more than `limit` deep (`[[]]` is 2). Walks without recursion, and
- * each object once: YAML aliases put one object in many places, and may
- * make a cycle (which nests without end, so it is deeper than any limit).
- */
-export function nestedDeeperThan(value: unknown, limit: number): boolean {
-  const isObject = (v: unknown): v is object => v !== null && typeof v === 'object';
-  if (!isObject(value)) return false;
-  /** The nesting below each object walked already, itself included. */
-  const heights = new Map<object, number>();
-  /** The objects on the path from `value` down to the one being walked. */
-  const path: Array<{ node: object; children: unknown[]; next: number; height: number }> = [{ node: value, children: Object.values(value), next: 0, height: 1 }];
-  if (path.length > limit) return true;
-  while (path.length > 0) {
-    const top = path.at(-1)!;
-    if (top.next < top.children.length) {
-      const child = top.children[top.next++];
-      if (!isObject(child)) continue;
-      const known = heights.get(child);
-      if (known !== undefined) {
-        if (path.length + known > limit) return true;
-        top.height = Math.max(top.height, known + 1);
-      } else {
-        path.push({ node: child, children: Object.values(child), next: 0, height: 1 });
-        if (path.length > limit) return true;
-      }
-      continue;
-    }
-    path.pop();
-    heights.set(top.node, top.height);
-    const parent = path.at(-1);
-    if (parent) parent.height = Math.max(parent.height, top.height + 1);
-  }
-  return false;
-}
-
-/**
  * The candidate's `entities.json` parsed, if it has one. Throws
- * POLICY_ENTITIES_INVALID when it is not JSON, or nests deeper than MAX_CANDIDATE_NESTING.
+ * POLICY_ENTITIES_INVALID when it is not JSON. Nesting is the policy
+ * package's to refuse: a decision point takes 32 levels inside an entity,
+ * and what is too deep to copy to a checker's worker is refused as the
+ * entities' fault.
  */
 export function candidateEntities(files: readonly PolicyFile[]): unknown {
   const entities = files.find((f) => f.name === 'entities.json');
@@ -183,10 +141,6 @@ export function candidateEntities(files: readonly PolicyFile[]): unknown {
     value = JSON.parse(entities.text) as unknown;
   } catch (error) {
     throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities.json is not JSON', { cause: error, issues: [{ file: 'entities.json', message: 'not JSON' }] });
-  }
-  if (nestedDeeperThan(value, MAX_CANDIDATE_NESTING)) {
-    const message = `nested more than ${MAX_CANDIDATE_NESTING} deep`;
-    throw new PolicyError('POLICY_ENTITIES_INVALID', `entities.json is ${message}`, { issues: [{ file: 'entities.json', message }] });
   }
   return value;
 }
