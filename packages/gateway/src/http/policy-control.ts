@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, validatePoliciesOffThread, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 
 export interface PolicyFile {
@@ -94,32 +94,16 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
  * As compileCandidate, with the slow part (Cedar parsing and validation:
  * seconds for a large set) on a worker thread, so a candidate sent to the API
  * does not stall every connection the gateway serves. `urgent`: a set about
- * to become active, checked before candidates that wait. Entities this
- * thread has not loaded before are loaded on a worker first: see
- * LOADED_HERE. Rejects as compileCandidate, or with POLICY_ENGINE_FAILED
- * (their worker failed: cedar-wasm trapped on them, say), POLICY_ENGINE_BUSY.
+ * to become active, checked before candidates that wait. Its entities are
+ * loaded on this thread, after the set's own issues (a set and its entities
+ * both wrong report the set): the policy package refuses a hierarchy that
+ * would trap cedar-wasm (a parent chain thousands long, a loop) before
+ * cedar-wasm sees it. Rejects as compileCandidate, or with
+ * POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
  */
 export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
-  const set = await loadPoliciesOffThread(cedarSources(files), undefined, options);
-  // After the set's own issues, as before: a set and its entities that are both wrong report the set.
-  const entities = files.find((f) => f.name === 'entities.json');
-  if (entities !== undefined && !loadedHere.has(textDigest(entities.text))) await validatePoliciesOffThread([], candidateEntities(files));
-  return candidateOf(files, set);
+  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files), undefined, options));
 }
-
-/**
- * How many entities.json texts this thread remembers having loaded. A
- * candidate's decision point is built on the gateway's thread, whose
- * cedar-wasm makes every decision; entities that trap it (a parent chain
- * thousands long overflows its stack) leave it failing every later call
- * there, and a trap escapes as an uncaught error. So entities are loaded on a
- * worker first, a trap ending only that worker, unless this thread loaded
- * the same text already (the active set's, which each grant's set carries).
- */
-const LOADED_HERE = 16;
-/** The SHA-256 of each entities.json text this thread loaded. */
-const loadedHere = new Set<string>();
-const textDigest = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** The candidate's Cedar files, as the policy package reads sources. */
 export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
@@ -149,11 +133,7 @@ function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
   const point = new DecisionPoint();
   point.load(set);
   const entities = candidateEntities(files);
-  if (entities !== undefined) {
-    point.setEntities(entities, { file: 'entities.json' });
-    if (loadedHere.size >= LOADED_HERE) loadedHere.clear();
-    loadedHere.add(textDigest(files.find((f) => f.name === 'entities.json')!.text));
-  }
+  if (entities !== undefined) point.setEntities(entities, { file: 'entities.json' });
   return { files, hash: hashFiles(files), point };
 }
 
