@@ -13,6 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
+import { isBusy } from '../store/write-lock.ts';
 
 export interface PolicyFile {
   name: string;
@@ -254,7 +255,7 @@ function withActivationLock<T>(dir: string, waitMs: number, work: () => T): T {
       lock.exec('BEGIN IMMEDIATE');
     } catch (error) {
       // Only a lock held elsewhere is a conflict; any other failure is reported as it is.
-      if ((error as { errcode?: number }).errcode !== 5 && !/database is locked/i.test((error as Error).message ?? '')) throw error;
+      if (!isBusy(error)) throw error;
       // Without the directory's path: the API sends this message to its caller.
       throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set locked for ${(waitMs / 1000).toFixed(1)} s; try again`, { cause: error });
     }
