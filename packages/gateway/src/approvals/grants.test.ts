@@ -29,17 +29,17 @@ function allowedAlways(approvers = ['alice@example.com']): Approval {
 }
 
 /** Activates the set plus `other.cedar`, as another process would (its own PolicyControl on the same directory). */
-function changeElsewhere(dir: string): void {
+async function changeElsewhere(dir: string): Promise<void> {
   const elsewhere = PolicyControl.open(dir);
   const active = elsewhere.active();
-  assert.equal(elsewhere.activate(compileCandidate([...active.files, { name: 'other.cedar', text: OTHER }]), active.hash), true);
+  assert.equal(await elsewhere.activate(compileCandidate([...active.files, { name: 'other.cedar', text: OTHER }]), active.hash), true);
 }
 
 describe('allow-always grants', () => {
   it('adds a grant on top of a change another process activated since this gateway last read the set', async () => {
     const dir = policyDir();
     const grants = grantsIn(dir);
-    changeElsewhere(dir);
+    await changeElsewhere(dir);
     const approval = allowedAlways();
     assert.equal(await grants.add(approval), true);
     const names = PolicyControl.open(dir).active().files.map((f) => f.name).sort();
@@ -54,8 +54,8 @@ describe('allow-always grants', () => {
     const racing = {
       refresh: () => control.refresh(),
       active: () => control.active(),
-      activate: (candidate: Candidate, baseHash: string) => {
-        if (raced++ === 0) changeElsewhere(dir);
+      activate: async (candidate: Candidate, baseHash: string) => {
+        if (raced++ === 0) await changeElsewhere(dir);
         return control.activate(candidate, baseHash);
       },
     } as unknown as PolicyControl;
@@ -76,7 +76,7 @@ describe('allow-always grants', () => {
     const dir = policyDir();
     const approval = allowedAlways();
     assert.equal(await grantsIn(dir).add(approval), true);
-    changeElsewhere(dir);
+    await changeElsewhere(dir);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
@@ -120,9 +120,9 @@ describe('allow-always grants', () => {
     const racing = {
       refresh: () => control.refresh(),
       active: () => control.active(),
-      activate: (candidate: Candidate, baseHash: string) => {
+      activate: async (candidate: Candidate, baseHash: string) => {
         approvalsElsewhere.withdrawGrant(approval.id);
-        const swapped = control.activate(candidate, baseHash);
+        const swapped = await control.activate(candidate, baseHash);
         coveredAfterSwap = grants.covering(approval.digest);
         return swapped;
       },
@@ -154,7 +154,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.deepEqual(await Promise.all([grants.add(approval), grants.add(approval)]), [true, true]);
     const failing = allowedAlways();
-    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: () => false } as unknown as PolicyControl;
+    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: async () => false } as unknown as PolicyControl;
     await assert.rejects(new PolicyGrants(refusing, approvals).add(failing), { code: 'GATEWAY_CONFLICT' });
     assert.equal(await grants.add(failing), true);
   });

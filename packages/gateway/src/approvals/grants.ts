@@ -62,7 +62,7 @@ async function removeGrant(control: PolicyControl, approvals: ApprovalStore, app
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = control.refresh();
     if (!active.files.some((f) => f.name === name)) return withdrawal === 'none' ? 'not-found' : 'withheld';
-    if (control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
+    if (await control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
   }
   throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
 }
@@ -129,7 +129,7 @@ export class PolicyGrants {
         const candidate = await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
         // Withdrawn meanwhile (by `corral approvals revoke` in another process, which found it not made yet): never made.
         if (this.#approvals.grantWithdrawn(approval.id)) return false;
-        if (this.#control.activate(candidate, active.hash)) {
+        if (await this.#control.activate(candidate, active.hash)) {
           // Withdrawn between that look and the swap: taken back at once (no decision counted it meanwhile: covering() asks the store).
           if (!this.#approvals.grantWithdrawn(approval.id)) return true;
           await removeGrant(this.#control, this.#approvals, approval.id);

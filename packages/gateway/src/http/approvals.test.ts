@@ -287,7 +287,7 @@ describe('approvals from a signed-in session', () => {
     const control = PolicyControl.open(join(state, 'policies'));
     const active = control.active();
     const files = active.files.map((f) => (f.name === 'main.cedar' ? { ...f, text: POLICY.replace(/@id\("ship-needs-one"\)[^;]*;/, '') } : f));
-    assert.equal(control.activate(compileCandidate(files), active.hash), true);
+    assert.equal(await control.activate(compileCandidate(files), active.hash), true);
     const ran = () => node.received.filter((r) => (r.params.command as string[]).join(' ') === 'ship it').length;
     await invoke(['ship', 'it']);
     assert.equal(ran(), 2, 'allowed by the grant alone, unasked');

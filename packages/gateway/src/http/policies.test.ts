@@ -7,6 +7,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import workerThreads from 'node:worker_threads';
 import { openAuditLog } from '@corral/audit';
@@ -222,5 +223,90 @@ describe('activating a policy set', () => {
       await t.close();
       rmSync(state, { recursive: true, force: true });
     }
+  });
+});
+
+describe('activating while another process holds the policy directory\'s activation lock', () => {
+  let state: string;
+  let t: TestGateway;
+  let admin: ApiClient;
+  before(async () => {
+    state = mkdtempSync(join(tmpdir(), 'corral-http-policies-locked-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), FORBID_ECHO);
+    t = await startTestGateway({ stateDir: state });
+    admin = await t.as('root', ['admin']);
+  });
+  after(async () => {
+    await t.close();
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  /** Takes the activation lock as another process's activation (a second gateway, `corral approvals revoke`) does: its own connection to the lock file. */
+  function holdActivationLock(): { held: () => boolean; release: () => void } {
+    mkdirSync(join(state, 'policies.versions'), { recursive: true });
+    const holder = new DatabaseSync(join(state, 'policies.versions', 'activation.lock'));
+    holder.exec('BEGIN IMMEDIATE');
+    return {
+      held: () => holder.isTransaction,
+      release: () => {
+        holder.exec('ROLLBACK');
+        holder.close();
+      },
+    };
+  }
+
+  /** Posts an activation and notes when it is answered. */
+  function activate(files: Array<{ name: string; text: string }>, baseHash: string) {
+    const answer = { settled: false, reply: admin.post('/api/policies/activate', { files, baseHash }) };
+    answer.reply.then(
+      () => (answer.settled = true),
+      () => (answer.settled = true),
+    );
+    return answer;
+  }
+
+  /** Asks for the status several times over a second, each answered while the activation still waits (the candidate is checked on a worker first, then the lock is waited for). */
+  async function answeredMeanwhile(lock: { held: () => boolean }, activation: { settled: boolean }): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const status = await admin.get('/api/status');
+      assert.equal(status.status, 200);
+      assert.equal(activation.settled, false, 'answered while the activation still waits for the lock');
+      assert.equal(lock.held(), true);
+    }
+  }
+
+  it('answers other requests while the activation waits, and activates once the lock is let go (regression: the wait was inside SQLite and stalled every connection for up to 10 s)', async () => {
+    const before = (await admin.get('/api/policies')).body.hash;
+    const lock = holdActivationLock();
+    let activation;
+    try {
+      activation = activate([{ name: 'main.cedar', text: ALLOW_ECHO }], before);
+      await answeredMeanwhile(lock, activation);
+    } finally {
+      lock.release();
+    }
+    const activated = await activation.reply;
+    assert.equal(activated.status, 200, JSON.stringify(activated.body));
+    assert.equal((await admin.get('/api/policies')).body.hash, activated.body.hash);
+    assert.equal(readFileSync(join(state, 'policies', 'main.cedar'), 'utf8'), ALLOW_ECHO);
+  });
+
+  it('answers 409 conflict, the active set unchanged, when the lock is held past the wait, and answers other requests meanwhile', async () => {
+    const before = (await admin.get('/api/policies')).body.hash;
+    const lock = holdActivationLock();
+    try {
+      const activation = activate([{ name: 'main.cedar', text: FORBID_ECHO }], before);
+      await answeredMeanwhile(lock, activation);
+      // The gateway's wait is 10 s.
+      const refused = await activation.reply;
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.equal(refused.body.error, 'conflict');
+    } finally {
+      lock.release();
+    }
+    assert.equal((await admin.get('/api/policies')).body.hash, before);
+    assert.equal(readFileSync(join(state, 'policies', 'main.cedar'), 'utf8'), ALLOW_ECHO);
   });
 });

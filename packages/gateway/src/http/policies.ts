@@ -134,12 +134,12 @@ export function policyRoutes(api: ApiContext): Route[] {
           files,
           async (candidate) => {
             const replaced = set.activeCandidate();
-            if (!set.activate(candidate, baseHash)) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
+            if (!(await set.activate(candidate, baseHash))) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
             try {
               await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } });
             } catch (error) {
               // A set that may allow more is never left in force unrecorded: the one it replaced goes back.
-              set.activate(replaced, candidate.hash);
+              await set.activate(replaced, candidate.hash);
               throw error;
             }
             return reply(200, { hash: candidate.hash });

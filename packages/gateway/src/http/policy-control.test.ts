@@ -26,12 +26,12 @@ function policyDir(): string {
 }
 
 describe('activating a policy set', () => {
-  it('moves a plain directory aside, links the new version, and a fresh load decides with it', () => {
+  it('moves a plain directory aside, links the new version, and a fresh load decides with it', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir);
     assert.equal(control.decide(request).decision, 'allow');
     const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }]));
-    assert.equal(control.activate(candidate, control.active().hash), true);
+    assert.equal(await control.activate(candidate, control.active().hash), true);
     assert.equal(control.decide(request).decision, 'deny');
     assert.equal(lstatSync(dir).isSymbolicLink(), true);
     assert.equal(readFileSync(join(dir, 'main.cedar'), 'utf8'), FORBID);
@@ -41,34 +41,34 @@ describe('activating a policy set', () => {
     assert.equal(PolicyControl.open(dir).active().hash, candidate.hash, 'a restart reads the activated set');
   });
 
-  it('swaps one link for another on the second activation, leaving no stray links behind', () => {
+  it('swaps one link for another on the second activation, leaving no stray links behind', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir);
-    for (const text of [FORBID, PERMIT, FORBID]) assert.equal(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text }])), control.active().hash), true);
+    for (const text of [FORBID, PERMIT, FORBID]) assert.equal(await control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text }])), control.active().hash), true);
     assert.equal(control.decide(request).decision, 'deny');
     assert.deepEqual(readdirSync(join(dir, '..')).filter((n) => n.includes('.link-')), []);
   });
 
-  it('refuses a base hash that is not the active one, and one made before a valid edit by hand, which it adopts', () => {
+  it('refuses a base hash that is not the active one, and one made before a valid edit by hand, which it adopts', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir);
     const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }]));
-    assert.equal(control.activate(candidate, hashFiles([])), false);
+    assert.equal(await control.activate(candidate, hashFiles([])), false);
     const base = control.active().hash;
     writeFileSync(join(dir, 'main.cedar'), `${PERMIT}// edited by hand\n`);
-    assert.equal(control.activate(candidate, base), false);
+    assert.equal(await control.activate(candidate, base), false);
     assert.equal(control.active().files[0]!.text.endsWith('// edited by hand\n'), true);
     assert.equal(control.decide(request).decision, 'allow');
   });
 
-  it('keeps the set in use when the directory is edited into an invalid set, and lets a candidate replace it', () => {
+  it('keeps the set in use when the directory is edited into an invalid set, and lets a candidate replace it', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir);
     const base = control.active().hash;
     writeFileSync(join(dir, 'main.cedar'), 'permit (principal, action, resource');
     assert.equal(control.refresh().hash, base);
     assert.equal(control.decide(request).decision, 'allow');
-    assert.equal(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), base), true);
+    assert.equal(await control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), base), true);
     assert.equal(control.decide(request).decision, 'deny');
   });
 
@@ -128,7 +128,7 @@ describe('activating from two processes at once', () => {
       const candidate = compileCandidate([{ name: 'main.cedar', text: ${JSON.stringify(text)} }]);
       process.stdout.write('ready\\n');
       const start = performance.now();
-      const activated = control.activate(candidate, ${JSON.stringify(baseHash)});
+      const activated = await control.activate(candidate, ${JSON.stringify(baseHash)});
       process.stdout.write(JSON.stringify({ activated, hash: candidate.hash, ms: performance.now() - start }) + '\\n');`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -163,26 +163,26 @@ describe('activating from two processes at once', () => {
     assert.equal(activated, true);
     assert.ok(ms >= 200, `the activation went ahead after ${ms.toFixed(0)} ms, while the lock was held`);
   });
-  it('refuses with GATEWAY_CONFLICT, changing nothing, when another process keeps the lock past the wait', () => {
+  it('refuses with GATEWAY_CONFLICT, changing nothing, when another process keeps the lock past the wait', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir, { lockWaitMs: 200 });
     const before = control.active().hash;
     const release = holdLock(dir);
     try {
-      assert.throws(() => control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), before), { code: 'GATEWAY_CONFLICT' });
+      await assert.rejects(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), before), { code: 'GATEWAY_CONFLICT' });
     } finally {
       release();
     }
     assert.equal(PolicyControl.open(dir).active().hash, before);
     assert.equal(control.decide(request).decision, 'allow');
   });
-  it('answers that conflict without naming where the policy directory is: its message goes to the API caller as it is (regression: it named the directory)', () => {
+  it('answers that conflict without naming where the policy directory is: its message goes to the API caller as it is (regression: it named the directory)', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir, { lockWaitMs: 50 });
     const release = holdLock(dir);
     let thrown: unknown;
     try {
-      control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), control.active().hash);
+      await control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), control.active().hash);
     } catch (error) {
       thrown = error;
     } finally {

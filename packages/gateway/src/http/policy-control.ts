@@ -11,9 +11,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
-import { isBusy } from '../store/write-lock.ts';
+import { setBusyTimeout, tryBeginImmediate } from '../store/write-lock.ts';
 
 export interface PolicyFile {
   name: string;
@@ -220,13 +221,18 @@ export class PolicyControl {
 
   /**
    * Makes a validated candidate active when `baseHash` is the hash of the
-   * active set (after adopting a valid edit made by hand), and returns whether
-   * it did. The comparison and the swap hold the directory's activation lock,
-   * so another process's activation (`corral approvals revoke`, a second
-   * gateway) cannot slip between them and be lost. Throws GATEWAY_CONFLICT
-   * when another process holds the lock longer than `lockWaitMs` (default 10 s).
+   * active set (after adopting a valid edit made by hand), and resolves to
+   * whether it did. The comparison and the swap hold the directory's
+   * activation lock, so another process's activation (`corral approvals
+   * revoke`, a second gateway) cannot slip between them and be lost. While
+   * another process holds the lock this waits with timers, so the gateway
+   * goes on serving everyone else; once it has the lock, the comparison and
+   * the swap run in that same tick, so no other activation of this process
+   * comes between them either. Rejects with GATEWAY_CONFLICT, nothing
+   * changed, when another process holds the lock longer than `lockWaitMs`
+   * (default 10 s).
    */
-  activate(candidate: Candidate, baseHash: string): boolean {
+  activate(candidate: Candidate, baseHash: string): Promise<boolean> {
     return withActivationLock(this.dir, this.#lockWaitMs, () => {
       if (baseHash !== this.refresh().hash) return false;
       swapDirectory(this.dir, candidate);
@@ -240,24 +246,31 @@ export class PolicyControl {
 /** How long an activation waits for another process's to finish, by default. */
 const ACTIVATION_WAIT_MS = 10_000;
 
+/** The longest pause between two attempts at the activation lock: SQLite does not signal a release, so a waiter gets in only when it tries. */
+const MAX_PAUSE_MS = 16;
+
 /**
  * Runs `work` holding the activation lock of the policy directory: the write
  * lock of a small SQLite file beside its versions, which the kernel releases
  * if the holder dies (a lock file left behind by a crash would need a guess).
+ * Each attempt waits for nothing (busy_timeout 0: SQLite would wait inside
+ * the call, stalling the event loop); between attempts it waits 1, 2, 4… up
+ * to 16 ms with timers. `work` must be synchronous: it runs in the tick the
+ * lock was taken, and the lock is let go before this returns. Rejects with
+ * GATEWAY_CONFLICT when the lock is still held elsewhere after `waitMs`
+ * (measured on the monotonic clock), and with any other failure as it is.
  */
-function withActivationLock<T>(dir: string, waitMs: number, work: () => T): T {
+async function withActivationLock<T>(dir: string, waitMs: number, work: () => T): Promise<T> {
   const versions = `${dir}.versions`;
   mkdirSync(versions, { recursive: true, mode: 0o700 });
   const lock = new DatabaseSync(join(versions, 'activation.lock'));
   try {
-    lock.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(waitMs))}`);
-    try {
-      lock.exec('BEGIN IMMEDIATE');
-    } catch (error) {
-      // Only a lock held elsewhere is a conflict; any other failure is reported as it is.
-      if (!isBusy(error)) throw error;
+    setBusyTimeout(lock, 0);
+    const deadline = performance.now() + waitMs;
+    for (let pause = 1; !tryBeginImmediate(lock); pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
       // Without the directory's path: the API sends this message to its caller.
-      throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set locked for ${(waitMs / 1000).toFixed(1)} s; try again`, { cause: error });
+      if (performance.now() >= deadline) throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set locked for ${(waitMs / 1000).toFixed(1)} s; try again`);
+      await sleep(pause);
     }
     try {
       return work();
