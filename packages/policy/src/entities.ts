@@ -14,6 +14,26 @@ const NO_ANCESTORS: ReadonlySet<string> = new Set();
  */
 export const MAX_PARENT_DEPTH = 256;
 
+/**
+ * Most ancestor pairs in all: the sum over entities of how many ancestors
+ * each has (Cedar's `in` relation, which cedar-wasm and Corral's store both
+ * compute in full when the entities are loaded, at about 1–4 µs a pair).
+ * A real org chart (10,000 humans each in 3 of 1,000 groups nested 5 deep,
+ * each group in 1–3 groups above) has some 220,000. Groups each a member of
+ * many groups, layer on layer, reach millions within the depth limit (an
+ * 11-wide, 256-deep layered graph: 3.9 million), and loading them held the
+ * loading thread for seconds.
+ */
+export const MAX_ANCESTOR_PAIRS = 500_000;
+
+/**
+ * Most parent links followed walking every entity's ancestors, entity by
+ * entity, as cedar-wasm does when it loads them (at least one a pair, more
+ * where groups share ancestors): bounds that walk's time as
+ * MAX_ANCESTOR_PAIRS bounds what it keeps.
+ */
+export const MAX_PARENT_LINKS = 10_000_000;
+
 interface StoredEntity {
   readonly uid: EntityRef;
   /** Attribute values, parsed once; Opaque where Corral does not model the value. */
@@ -38,7 +58,9 @@ export class EntityStore {
   /**
    * Throws POLICY_ENTITIES_INVALID on malformed input, a duplicate uid, or
    * (unless `typed` is false) an entity that does not fit `schema`: its type,
-   * attributes and parents' types.
+   * attributes and parents' types; and on a hierarchy deeper than
+   * MAX_PARENT_DEPTH, with a loop, or heavier than MAX_ANCESTOR_PAIRS or
+   * MAX_PARENT_LINKS (see hierarchyWeight).
    */
   constructor(schema: CorralSchema, entities: unknown, version = 0, typed = true) {
     if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
@@ -77,6 +99,14 @@ export class EntityStore {
     }
     if (problem?.kind === 'cycle') {
       throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} is its own ancestor (its parents lead back to it); remove a parent on that loop`);
+    }
+    // Before cedar-wasm computes the ancestor relation: within the depth limit it can still be millions of pairs, seconds of work.
+    const weight = hierarchyWeight(new Map([...this.#byKey].map(([key, e]) => [key, e.parents])));
+    if (weight.over !== undefined) {
+      const what = weight.pairs > MAX_ANCESTOR_PAIRS
+        ? `more than ${MAX_ANCESTOR_PAIRS} ancestors in all (counting each entity's ancestors, summed over entities)`
+        : `more than ${MAX_PARENT_LINKS} parent links to follow finding each entity's ancestors (summed over entities)`;
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities have ${what}, passed at entity ${weight.over} (Corral takes at most ${MAX_ANCESTOR_PAIRS} ancestors and ${MAX_PARENT_LINKS} links); make entities members of fewer, flatter groups`);
     }
     // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
     // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
@@ -196,6 +226,65 @@ export function hierarchyProblem(parents: ReadonlyMap<string, readonly string[]>
     }
   }
   return deep;
+}
+
+/** How much the ancestor relation of a hierarchy weighs, counted up to a limit. */
+export interface HierarchyWeight {
+  /** Sum over entities of the number of ancestors each has (itself only when a loop leads back to it), up to where counting stopped. */
+  pairs: number;
+  /** Parent links followed walking each entity's ancestors, up to where counting stopped. */
+  links: number;
+  /** The entity whose ancestors passed a limit, when one was passed (it lies on a heaviest path); counting stopped there. */
+  over?: string;
+}
+
+/**
+ * Counts the ancestor relation of the hierarchy `parents` (each entity's key
+ * → its parents' keys; a parent with no entry has no parents): for each
+ * entity in turn, its ancestors (each once, however many paths reach it) and
+ * the parent links followed to find them. Stops as soon as `pairs` passes
+ * `limits.pairs` or `links` passes `limits.links`, naming the entity being
+ * walked, so its time is O(entities + limits). Without recursion; a loop of
+ * parents is counted, not followed forever (hierarchyProblem names loops).
+ */
+export function hierarchyWeight(
+  parents: ReadonlyMap<string, readonly string[]>,
+  limits: { pairs: number; links: number } = { pairs: MAX_ANCESTOR_PAIRS, links: MAX_PARENT_LINKS },
+): HierarchyWeight {
+  // Entities as numbers, parents as arrays of numbers: the walk below touches no strings.
+  const index = new Map<string, number>();
+  const number = (key: string): number => {
+    let n = index.get(key);
+    if (n === undefined) index.set(key, (n = index.size));
+    return n;
+  };
+  const keys = [...parents.keys()];
+  for (const key of keys) number(key);
+  const up: Int32Array[] = keys.map((key) => Int32Array.from(parents.get(key)!, number));
+  /** seenBy[n] is the walk (1 + the entity's number) that last reached n: one array for every walk, no set per entity. */
+  const seenBy = new Int32Array(index.size);
+  const stack = new Int32Array(index.size);
+  let pairs = 0;
+  let links = 0;
+  for (let start = 0; start < up.length; start++) {
+    const walk = start + 1;
+    let top = 0;
+    stack[top++] = start;
+    while (top > 0) {
+      const own = up[stack[--top]!];
+      if (own === undefined) continue;
+      links += own.length;
+      for (const parent of own) {
+        if (seenBy[parent] === walk) continue;
+        seenBy[parent] = walk;
+        pairs++;
+        // The walk began by following start's own parents: reached again, it is counted as its own ancestor, not walked twice.
+        if (parent !== start) stack[top++] = parent;
+      }
+      if (pairs > limits.pairs || links > limits.links) return { pairs, links, over: keys[start]! };
+    }
+  }
+  return { pairs, links };
 }
 
 /**
