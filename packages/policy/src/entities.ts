@@ -251,30 +251,41 @@ export function hierarchyWeight(
   parents: ReadonlyMap<string, readonly string[]>,
   limits: { pairs: number; links: number } = { pairs: MAX_ANCESTOR_PAIRS, links: MAX_PARENT_LINKS },
 ): HierarchyWeight {
-  // Entities as numbers, parents as arrays of numbers: the walk below touches no strings.
+  // Entities as numbers, and every entity's parents in one array of numbers (entity n's at first[n] … first[n + 1]): the walk below touches no strings.
   const index = new Map<string, number>();
-  const number = (key: string): number => {
-    let n = index.get(key);
-    if (n === undefined) index.set(key, (n = index.size));
-    return n;
-  };
   const keys = [...parents.keys()];
-  for (const key of keys) number(key);
-  const up: Int32Array[] = keys.map((key) => Int32Array.from(parents.get(key)!, number));
+  for (const key of keys) index.set(key, index.size);
+  let linkCount = 0;
+  for (const own of parents.values()) linkCount += own.length;
+  const first = new Int32Array(keys.length + 1);
+  const up = new Int32Array(linkCount);
+  let at = 0;
+  for (const [n, own] of [...parents.values()].entries()) {
+    first[n] = at;
+    for (const key of own) {
+      let parent = index.get(key);
+      if (parent === undefined) index.set(key, (parent = index.size));
+      up[at++] = parent;
+    }
+  }
+  first[keys.length] = at;
   /** seenBy[n] is the walk (1 + the entity's number) that last reached n: one array for every walk, no set per entity. */
   const seenBy = new Int32Array(index.size);
   const stack = new Int32Array(index.size);
   let pairs = 0;
   let links = 0;
-  for (let start = 0; start < up.length; start++) {
+  for (let start = 0; start < keys.length; start++) {
     const walk = start + 1;
     let top = 0;
     stack[top++] = start;
     while (top > 0) {
-      const own = up[stack[--top]!];
-      if (own === undefined) continue;
-      links += own.length;
-      for (const parent of own) {
+      const n = stack[--top]!;
+      // A parent with no entry of its own has no parents.
+      if (n >= keys.length) continue;
+      const end = first[n + 1]!;
+      links += end - first[n]!;
+      for (let i = first[n]!; i < end; i++) {
+        const parent = up[i]!;
         if (seenBy[parent] === walk) continue;
         seenBy[parent] = walk;
         pairs++;
