@@ -167,7 +167,7 @@ export class DecisionPoint implements Decider {
    * Replaces the entity data (Cedar JSON entity array), which must fit the
    * schema, with at most MAX_PARENT_DEPTH (256) levels of parents above any
    * entity, none its own ancestor, and an ancestor relation within
-   * MAX_ANCESTOR_PAIRS (500,000 ancestors summed over entities) and
+   * MAX_ANCESTOR_PAIRS (1,000,000 ancestors summed over entities) and
    * MAX_PARENT_LINKS (10,000,000 parent links followed finding them): checked
    * before cedar-wasm computes that relation, which took seconds of this
    * thread for wide, deep group graphs. Throws POLICY_ENTITIES_INVALID and keeps

@@ -19,12 +19,14 @@ export const MAX_PARENT_DEPTH = 256;
  * each has (Cedar's `in` relation, which cedar-wasm and Corral's store both
  * compute in full when the entities are loaded, at about 1–4 µs a pair).
  * A real org chart (10,000 humans each in 3 of 1,000 groups nested 5 deep,
- * each group in 1–3 groups above) has some 220,000. Groups each a member of
- * many groups, layer on layer, reach millions within the depth limit (an
- * 11-wide, 256-deep layered graph: 3.9 million), and loading them held the
- * loading thread for seconds.
+ * each group in 1–3 groups above) has some 220,000; the limit leaves room
+ * for an organisation several times that size (a load of 1–4 s, at start or
+ * when a candidate is replayed or activated). Groups each a member of many
+ * groups, layer on layer, reach millions within the depth limit (an 11-wide,
+ * 256-deep layered graph: 3.9 million), and loading them held the loading
+ * thread for tens of seconds.
  */
-export const MAX_ANCESTOR_PAIRS = 500_000;
+export const MAX_ANCESTOR_PAIRS = 1_000_000;
 
 /**
  * Most parent links followed walking every entity's ancestors, entity by
