@@ -11,10 +11,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
-import { setBusyTimeout, tryBeginImmediate } from '../store/write-lock.ts';
+import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
 export interface PolicyFile {
   name: string;
@@ -246,9 +245,6 @@ export class PolicyControl {
 /** How long an activation waits for another process's to finish, by default. */
 const ACTIVATION_WAIT_MS = 10_000;
 
-/** The longest pause between two attempts at the activation lock: SQLite does not signal a release, so a waiter gets in only when it tries. */
-const MAX_PAUSE_MS = 16;
-
 /**
  * Runs `work` holding the activation lock of the policy directory: the write
  * lock of a small SQLite file beside its versions, which the kernel releases
@@ -266,17 +262,19 @@ async function withActivationLock<T>(dir: string, waitMs: number, work: () => T)
   const lock = new DatabaseSync(join(versions, 'activation.lock'));
   try {
     setBusyTimeout(lock, 0);
-    const deadline = performance.now() + waitMs;
-    for (let pause = 1; !tryBeginImmediate(lock); pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
+    return await inTransactionWhenFree(
+      lock,
+      waitMs,
+      () => {
+        try {
+          return work();
+        } finally {
+          lock.exec('ROLLBACK');
+        }
+      },
       // Without the directory's path: the API sends this message to its caller.
-      if (performance.now() >= deadline) throw new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set locked for ${(waitMs / 1000).toFixed(1)} s; try again`);
-      await sleep(pause);
-    }
-    try {
-      return work();
-    } finally {
-      lock.exec('ROLLBACK');
-    }
+      () => new GatewayError('GATEWAY_CONFLICT', `another process kept the policy set locked for ${(waitMs / 1000).toFixed(1)} s; try again`),
+    );
   } finally {
     lock.close();
   }

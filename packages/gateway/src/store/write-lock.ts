@@ -96,16 +96,27 @@ export function tryBeginImmediate(db: DatabaseSync): boolean {
  * GATEWAY_BUSY (retryable, with retryAfterMs) when the lock is still held
  * after `waitMs` (measured on the monotonic clock).
  */
-export async function writeWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<T> {
+export function writeWhenFree<T>(db: DatabaseSync, work: () => T, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<T> {
+  return inTransactionWhenFree(db, waitMs, () => settle(db, work), () => {
+    const message = `another Corral process held the gateway state for more than ${(waitMs / 1000).toFixed(1)} s: nothing was changed; try again`;
+    return new GatewayError('GATEWAY_BUSY', message, { wire: { code: 'UNAVAILABLE', message, retryable: true, retryAfterMs: BUSY_RETRY_AFTER_MS } });
+  });
+}
+
+/**
+ * Takes `db`'s write lock (BEGIN IMMEDIATE), trying at once and then after
+ * 1, 2, 4… up to 16 ms with timers, and runs `inside` in the very tick it was
+ * taken (nothing else on the connection can come between); `inside` ends the
+ * transaction. Rejects with what `late()` makes when the lock is still held
+ * elsewhere after `waitMs` (monotonic clock), nothing begun.
+ */
+export async function inTransactionWhenFree<T>(db: DatabaseSync, waitMs: number, inside: () => T, late: () => Error): Promise<T> {
   const deadline = performance.now() + waitMs;
   for (let pause = 1; !tryBeginImmediate(db); pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
-    if (performance.now() >= deadline) {
-      const message = `another Corral process held the gateway state for more than ${(waitMs / 1000).toFixed(1)} s: nothing was changed; try again`;
-      throw new GatewayError('GATEWAY_BUSY', message, { wire: { code: 'UNAVAILABLE', message, retryable: true, retryAfterMs: BUSY_RETRY_AFTER_MS } });
-    }
+    if (performance.now() >= deadline) throw late();
     await sleep(pause);
   }
-  return settle(db, work);
+  return inside();
 }
 
 /**
