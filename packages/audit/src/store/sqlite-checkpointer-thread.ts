@@ -36,7 +36,6 @@ const IDLE_MS = 250;
 const { path, committed: count } = workerData as { path: string; committed: CommitCount };
 const db = new DatabaseSync(path);
 db.exec('PRAGMA synchronous = FULL');
-parentPort?.postMessage('ready');
 
 /** When and to what size the database file was last written; null when it cannot be told (then every look checkpoints). */
 function lastWrite(): string | null {
@@ -53,6 +52,9 @@ let done = committed(count);
 let seenWrite = lastWrite();
 /** True when this thread left commits it counted to another process's checkpoint, and looks again once the log is idle. */
 let owed = false;
+// Ready only once the count it starts from is read: a commit made before then would be taken as done, and the
+// commits of a gateway that then waits for a look (or a test) would never reach the next one.
+parentPort?.postMessage('ready');
 while (!isClosing(count)) {
   const seen = committed(count);
   if (seen.records === done.records && seen.commits === done.commits) {

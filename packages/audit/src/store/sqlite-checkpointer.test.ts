@@ -29,6 +29,9 @@ function newLog(name: string): { path: string; db: DatabaseSync; commit: () => v
   return { path, db, commit: () => insert.run() };
 }
 
+/** Why each checkpointer thread ended before it was asked to, by its count: a test waiting on it says so instead of waiting out its minute. */
+const ended = new WeakMap<CommitCount, string>();
+
 /** Starts the checkpointer thread a process runs beside its writer, counting that process's commits. */
 async function startCheckpointer(path: string): Promise<{ count: CommitCount; stop: () => Promise<void> }> {
   const count = newCommitCount();
@@ -37,10 +40,14 @@ async function startCheckpointer(path: string): Promise<{ count: CommitCount; st
     worker.once('message', resolve);
     worker.once('error', reject);
   });
+  let stopping = false;
+  worker.on('error', (error) => ended.set(count, `failed: ${error.stack ?? error.message}`));
   const exited = new Promise((resolve) => worker.once('exit', resolve));
+  void exited.then((code) => stopping || ended.has(count) || ended.set(count, `exited with code ${String(code)}`));
   return {
     count,
     stop: async () => {
+      stopping = true;
       noteClosing(count);
       await exited;
     },
@@ -51,7 +58,9 @@ async function startCheckpointer(path: string): Promise<{ count: CommitCount; st
 async function lookedAfter(count: CommitCount, looks: number): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (checkpointsRun(count).looks <= looks) {
-    if (Date.now() > deadline) assert.fail('the checkpointer did not look at the log within a minute');
+    const end = ended.get(count);
+    if (end !== undefined) assert.fail(`the checkpointer thread ended before it looked at the log: ${end}`);
+    if (Date.now() > deadline) assert.fail(`the checkpointer did not look at the log within a minute (${JSON.stringify(checkpointsRun(count))} so far)`);
     await sleep(2);
   }
 }
