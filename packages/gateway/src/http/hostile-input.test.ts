@@ -5,19 +5,11 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+import { type ApiClient, ECHO_CASES, startTestGateway, type TestGateway } from './testing.ts';
 
 const PERMIT = { name: 'main.cedar', text: 'permit (principal, action, resource);\n' };
 /** JSON text of arrays nested `n` deep: what a structured clone (handing data to a worker thread) cannot copy past a few thousand. */
 const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
-const ONE_CASE = `cases:
-  - name: operator may echo
-    principal: { type: Human, id: operator }
-    action: system.run
-    resource: { type: Command, id: echo }
-    context: { argv: [echo, hi] }
-    expect: allow
-`;
 
 describe('hostile requests to the HTTP API', () => {
   let t: TestGateway;
@@ -33,7 +25,7 @@ describe('hostile requests to the HTTP API', () => {
     it('answers validate and test with 400 invalid_policy naming entities.json (regression: 500 internal_error, the checker could not be handed the entities)', async () => {
       const files = [PERMIT, { name: 'entities.json', text: nested(10_000) }];
       for (const path of ['/api/policies/validate', '/api/policies/test']) {
-        const answer = await admin.post(path, { files, cases: ONE_CASE });
+        const answer = await admin.post(path, { files, cases: ECHO_CASES });
         assert.equal(answer.status, path.endsWith('validate') ? 200 : 400, path);
         assert.equal(answer.body.ok, false, path);
         assert.deepEqual(answer.body.issues.map((i: { file: string }) => i.file), ['entities.json'], path);
@@ -42,7 +34,7 @@ describe('hostile requests to the HTTP API', () => {
 
     it('answers test with 400 invalid_policy when the entities file its cases name is nested that deep (regression: 500 internal_error)', async () => {
       const files = [PERMIT, { name: 'deep.json', text: nested(10_000) }];
-      const answer = await admin.post('/api/policies/test', { files, cases: `entities: deep.json\n${ONE_CASE}` });
+      const answer = await admin.post('/api/policies/test', { files, cases: `entities: deep.json\n${ECHO_CASES}` });
       assert.deepEqual([answer.status, answer.body.error, answer.body.code], [400, 'invalid_policy', 'POLICY_CASES_INVALID']);
     });
 

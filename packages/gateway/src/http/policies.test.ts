@@ -13,18 +13,10 @@ import workerThreads from 'node:worker_threads';
 import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
-import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+import { type ApiClient, auditEvents, ECHO_CASES, startTestGateway, type TestGateway } from './testing.ts';
 
 const ALLOW_ECHO = '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n';
 const FORBID_ECHO = '@id("no-echo")\nforbid (principal, action == Action::"system.run", resource == Command::"echo");\n';
-const CASES = `cases:
-  - name: operator may echo
-    principal: { type: Human, id: operator }
-    action: system.run
-    resource: { type: Command, id: echo }
-    context: { argv: [echo, hi] }
-    expect: allow
-`;
 
 describe('policies', () => {
   let state: string;
@@ -37,7 +29,7 @@ describe('policies', () => {
     state = mkdtempSync(join(tmpdir(), 'corral-http-policies-'));
     mkdirSync(join(state, 'policies'));
     writeFileSync(join(state, 'policies', 'main.cedar'), ALLOW_ECHO);
-    writeFileSync(join(state, 'policies', 'cases.yaml'), CASES);
+    writeFileSync(join(state, 'policies', 'cases.yaml'), ECHO_CASES);
     t = await startTestGateway({ stateDir: state });
     node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run']);
     operator = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.admin'] });
@@ -79,7 +71,7 @@ describe('policies', () => {
     let text = '';
     for (let i = 0; text.length < 300_000; i++) text += `@id("p${i}")\npermit (principal == Agent::"a${i}", action in Action::"node.command", resource) when { context has argv && context.argv.contains("tool-${i}") };\n`;
     const files = [{ name: 'big.cedar', text }];
-    for (const [path, body] of [['/api/policies/validate', { files }], ['/api/policies/test', { files, cases: CASES }]] as const) {
+    for (const [path, body] of [['/api/policies/validate', { files }], ['/api/policies/test', { files, cases: ECHO_CASES }]] as const) {
       let checked = false;
       const checking = admin.post(path, body).then((r) => {
         checked = true;
@@ -112,7 +104,7 @@ describe('policies', () => {
     const broken = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }] });
     assert.equal(broken.body.ok, false);
     assert.deepEqual(broken.body.results.map((r: { expected: string; actual: string }) => [r.expected, r.actual]), [['allow', 'deny']]);
-    const sent = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], cases: CASES.replace('expect: allow', 'expect: deny') });
+    const sent = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: FORBID_ECHO }], cases: ECHO_CASES.replace('expect: allow', 'expect: deny') });
     assert.equal(sent.body.ok, true);
   });
 
@@ -127,7 +119,7 @@ describe('policies', () => {
     };
     syncBuiltinESMExports();
     try {
-      const answer = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], cases: CASES });
+      const answer = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], cases: ECHO_CASES });
       assert.deepEqual([answer.status, answer.body.ok], [200, true]);
     } finally {
       workerThreads.Worker = Original;

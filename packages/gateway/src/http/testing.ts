@@ -12,6 +12,16 @@ import { Gateway, type GatewayOptions } from '../gateway.ts';
 
 export const TEST_PASSWORD = 'a password for tests';
 
+/** A cases text of one case: the operator may run `echo hi` (allowed). */
+export const ECHO_CASES = `cases:
+  - name: operator may echo
+    principal: { type: Human, id: operator }
+    action: system.run
+    resource: { type: Command, id: echo }
+    context: { argv: [echo, hi] }
+    expect: allow
+`;
+
 export interface Answer {
   status: number;
   headers: Headers;
