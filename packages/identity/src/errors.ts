@@ -80,8 +80,10 @@ export type IdentityErrorCode =
   | 'IDENTITY_CONFIG_MISSING'
   /**
    * The state directory belongs to another user, or others may write it and
-   * it cannot be made 0700: the identity store in it would not be Corral's
-   * alone. The message names the directory and what to do.
+   * it cannot be made 0700, or identity.db or a file SQLite keeps beside it
+   * (-wal, -shm, -journal) belongs to another user: the identity store in it
+   * would not be Corral's alone. The message names the directory or file and
+   * what to do.
    */
   | 'IDENTITY_STATE_DIR_UNSAFE'
   /** identity.db, or a file SQLite keeps beside it (-wal, -shm, -journal), is a symbolic link: it is not followed. */

@@ -59,7 +59,7 @@ export class Identity {
     this.localUsers = new LocalUsers(db, now);
   }
 
-  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes or a busy timeout out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's; IDENTITY_STORE_BUSY when another process holds the store's lock for longer than `busyTimeoutMs` (default 5 s). */
+  /** Opens `STATE_DIR/identity.db`, creating it (mode 0600) on first use, and makes STATE_DIR 0700. Throws IDENTITY_STORE_FAILED; IDENTITY_STATE_DIR_UNSAFE for a state directory of another user's, or one others may write that cannot be made 0700, or an identity.db or -wal, -shm or -journal file of another user's; IDENTITY_STORE_SYMLINK when identity.db or its -wal, -shm or -journal file is a symbolic link; IDENTITY_INPUT_INVALID for lifetimes or a busy timeout out of range, an issuer or audience that is empty or longer than 256 characters, or one other than the store's; IDENTITY_STORE_BUSY when another process holds the store's lock for longer than `busyTimeoutMs` (default 5 s). */
   static open(stateDir: string, options: IdentityOptions = {}): Identity {
     const now = options.now ?? Date.now;
     const defaultTtlSeconds = options.defaultTtlSeconds ?? 600;

@@ -119,3 +119,27 @@ describe('identity.db that is not a file', () => {
     assert.throws(() => Identity.open(dir), { code: 'IDENTITY_STORE_FAILED' });
   });
 });
+
+describe('a file of the identity store that another user owns', { skip: !root && 'only root can give a file to another user' }, () => {
+  // Left from a time the state directory was open to others (0777, made 0700 since): its owner may still hold it open,
+  // and would read the signing keys written through it, or write keys of their own in.
+  for (const name of ['identity.db', 'identity.db-wal', 'identity.db-shm', 'identity.db-journal']) {
+    it(`at ${name} is refused: IDENTITY_STATE_DIR_UNSAFE, naming it, and nothing is written to it`, () => {
+      // Before: identity.db was made 0600 but kept its owner (Corral runs as root here), and a -wal or -shm file was used as it was.
+      const dir = tempDir();
+      chmodSync(dir, 0o777);
+      const planted = join(dir, name);
+      writeFileSync(planted, '');
+      chmodSync(planted, 0o666);
+      chownSync(planted, 65534, 65534);
+      assert.throws(() => Identity.open(dir), (error: Error) => {
+        assert.equal((error as { code?: string }).code, 'IDENTITY_STATE_DIR_UNSAFE');
+        assert.ok(error.message.includes(planted));
+        return true;
+      });
+      assert.equal(statSync(planted).size, 0);
+      assert.equal(statSync(planted).uid, 65534);
+      assert.equal(modeOf(planted), 0o666);
+    });
+  }
+});

@@ -1,6 +1,6 @@
 // The state directory holds identity.db, and so the token-signing private
 // keys: only the user Corral runs as may enter it, list it or change it.
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { IdentityError } from './errors.ts';
 
 /**
@@ -68,19 +68,26 @@ export function securePrivateDir(stateDir: string): void {
  * `-journal`) is a symbolic link. A link planted in the state directory
  * would otherwise send the store, and the signing keys written to it,
  * wherever it points, or make Corral create or change a file there.
+ * Neither `path` nor any companion may belong to another user: one left
+ * from a time others could write the directory (made 0700 since) may still
+ * be open in their process, which would read the signing keys written
+ * through it or write keys of its own in, whatever its mode is now.
  *
- * Throws IDENTITY_STORE_SYMLINK naming the link; IDENTITY_STORE_FAILED when
- * `path` is not a regular file or cannot be made or changed.
+ * Throws IDENTITY_STORE_SYMLINK naming the link; IDENTITY_STATE_DIR_UNSAFE
+ * naming a file of another user's; IDENTITY_STORE_FAILED when `path` is not
+ * a regular file or cannot be made or changed.
  */
 export function privateStoreFile(path: string, companions: readonly string[]): void {
+  const uid = process.getuid?.();
   for (const name of [path, ...companions]) {
-    let link: boolean;
+    let found: Stats | undefined;
     try {
-      link = lstatSync(name, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+      found = lstatSync(name, { throwIfNoEntry: false });
     } catch (error) {
       throw new IdentityError('IDENTITY_STORE_FAILED', `cannot look at ${name}: ${reason(error)}`, { cause: error });
     }
-    if (link) throw linked(name);
+    if (found?.isSymbolicLink() === true) throw linked(name);
+    if (found !== undefined && uid !== undefined && found.uid !== uid) throw foreign(name, found.uid, uid);
   }
   let fd: number;
   try {
@@ -91,7 +98,10 @@ export function privateStoreFile(path: string, companions: readonly string[]): v
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the identity store ${path}: ${reason(error)}`, { cause: error });
   }
   try {
-    if (!fstatSync(fd).isFile()) throw new IdentityError('IDENTITY_STORE_FAILED', `the identity store ${path} is not a file: remove what is there, or give Corral another state directory with --state-dir`);
+    const opened = fstatSync(fd);
+    if (!opened.isFile()) throw new IdentityError('IDENTITY_STORE_FAILED', `the identity store ${path} is not a file: remove what is there, or give Corral another state directory with --state-dir`);
+    // What was opened, should it have been put there since the look above.
+    if (uid !== undefined && opened.uid !== uid) throw foreign(path, opened.uid, uid);
     fchmodSync(fd, 0o600);
   } catch (error) {
     if (error instanceof IdentityError) throw error;
@@ -105,6 +115,13 @@ function linked(path: string): IdentityError {
   return new IdentityError(
     'IDENTITY_STORE_SYMLINK',
     `${path} is a symbolic link, which Corral does not follow for its identity store (a link planted there would send the store and its signing keys elsewhere): remove the link; if it pointed to Corral's own store, move that file into its place`,
+  );
+}
+
+function foreign(path: string, owner: number, uid: number): IdentityError {
+  return new IdentityError(
+    'IDENTITY_STATE_DIR_UNSAFE',
+    `${path} belongs to another user (uid ${owner}), who may still hold it open and read or change the identity store and its signing keys through it: remove it, and look for anything else they left in the state directory, or give Corral another with --state-dir (Corral runs as uid ${uid})`,
   );
 }
 
