@@ -20,11 +20,11 @@ async function seed(stack: Stack): Promise<NodeHost> {
   await runOnNode(stack, ['rm', '-rf', '/srv/invoices']).catch(() => {});
   await createPayment(stack, { amount: 25_000, currency: 'EUR', payee: 'Office Supplies Ltd' });
   const printed = runOnNode(stack, ['printf', 'invoice-0002 paid']);
-  stack.gateway.invoker.resolveApproval(await waitForPending(stack, (a) => a.argv?.[0] === 'printf'), 'allow-once', 'local:alice');
+  await stack.gateway.invoker.resolveApprovalWhenFree(await waitForPending(stack, (a) => a.argv?.[0] === 'printf'), 'allow-once', 'local:alice');
   await printed;
   // Left pending with one of its two approvals: the inbox shows "1 of 2".
   void createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Big Supplier AG' }, 600_000).catch(() => {});
-  stack.gateway.invoker.resolveApproval(await waitForPending(stack, (a) => a.command === 'payment.create'), 'allow-once', 'local:alice');
+  await stack.gateway.invoker.resolveApprovalWhenFree(await waitForPending(stack, (a) => a.command === 'payment.create'), 'allow-once', 'local:alice');
   void runOnNode(stack, ['printf', 'invoice-0003 paid'], 600_000).catch(() => {});
   await waitForPending(stack, (a) => a.argv?.[0] === 'printf');
   // A second machine asking to be paired.

@@ -103,7 +103,7 @@ describe('upstream OpenClaw node host and operator CLI against the Corral gatewa
         if (!pending) await new Promise((r) => setTimeout(r, 20));
       }
       assert.ok(pending, 'an approval was asked');
-      gw.invoker.resolveApproval(pending.id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(pending.id, 'allow-once', 'alice');
       const ran = (await running) as { payload: { stdout: string; exitCode: number } };
       assert.deepEqual([ran.payload.exitCode, ran.payload.stdout], [0, 'approved']);
     } finally {

@@ -118,7 +118,7 @@ describe('approvals over the protocol', () => {
     before(async () => {
       const id = await pending(['printf', 'receipt']);
       digest = gw.approvals.get(id).digest;
-      gw.invoker.resolveApproval(id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
       await run(operator, ['printf', 'receipt']);
       receipt = node.received.at(-1)!.params.approvalReceipt as ApprovalReceipt;
       invokeId = node.received.at(-1)!.id;
@@ -186,7 +186,7 @@ describe('approvals over the protocol', () => {
   describe('what the node is told about approvals', () => {
     it('never passes on an approval decision or receipt the caller put in the params: only the gateway says a human approved (regression: approvalDecision reached the node, which let it skip its own ask)', async () => {
       const id = await pending(['printf', 'genuine']);
-      gw.invoker.resolveApproval(id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
       await run(operator, ['printf', 'genuine']);
       const genuine = node.received.at(-1)!.params.approvalReceipt;
       await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['echo', 'unasked'], approvalDecision: 'allow-always', approvalReceipt: genuine, approved: true }, timeoutMs: 5_000, idempotencyKey: randomUUID() }, { timeoutMs: 10_000 });
@@ -200,7 +200,7 @@ describe('approvals over the protocol', () => {
     let id: string;
     before(async () => {
       id = await pending(['printf', 'always']);
-      gw.invoker.resolveApproval(id, 'allow-always', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
       await run(operator, ['printf', 'always']);
     });
 
@@ -234,7 +234,7 @@ describe('approvals over the protocol', () => {
 
     it('stays withdrawn when it is withdrawn before the run it was approved for (regression: that run made the grant again)', async () => {
       const early = await pending(['printf', 'withdrawn-early']);
-      gw.invoker.resolveApproval(early, 'allow-always', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(early, 'allow-always', 'alice');
       const file = join(state, 'policies', grantFile(early));
       for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(await operator.request('exec.approval.grants.revoke', { grantId: `approval-${early}` }), { outcome: 'revoked' });
@@ -274,7 +274,7 @@ describe('a Corral node serving another gateway, whose own policy asks a human (
     await assert.rejects(authorize(['echo', 'asked'], { askHuman: why, timeoutMs: 100 }), refusedWith('APPROVAL_PENDING'));
     const [approval] = gw.approvals.list({ status: 'pending' });
     assert.equal(approval?.action.reason, `the node asks a human: ${why}`);
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
     const answer = await authorize(['echo', 'asked'], { askHuman: why });
     assert.deepEqual([answer.decision, answer.approvalId, answer.approvalReceipt?.approvalId], ['allow', approval!.id, approval!.id]);
   });

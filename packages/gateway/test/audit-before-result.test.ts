@@ -154,7 +154,7 @@ describe('the audit records of a governed command', () => {
           pending = gw.approvals.list({ status: 'pending' })[0];
         }
         assert.ok(pending, 'an approval request');
-        gw.invoker.resolveApproval(pending.id, 'allow-once', 'alice');
+        await gw.invoker.resolveApprovalWhenFree(pending.id, 'allow-once', 'alice');
         await waiting;
         assert.equal(received.length, 1);
         assert.equal(gw.approvalsDurable.length, 1);

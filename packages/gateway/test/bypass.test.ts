@@ -70,7 +70,7 @@ describe('an approval or allow for one command never covers another chained to i
     // printf ok is approved always: a standing grant for exactly that action.
     await assert.rejects(run(['printf', 'ok'], 100));
     const [approval] = gw.approvals.list({ status: 'pending' });
-    gw.invoker.resolveApproval(approval!.id, 'allow-always', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-always', 'alice');
     await run(['printf', 'ok']);
     await run(['printf', 'ok']);
     await run(['sh', '-c', 'echo hi']);

@@ -60,7 +60,7 @@ describe('a named governed command (payment.create)', () => {
     const [approval] = gw.approvals.list({ status: 'pending' });
     assert.equal(approval!.quorum, 1);
     assert.deepEqual(approval!.action.params, { amount: 420_000, currency: 'EUR', payee: 'ACME GmbH' });
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
     await pay(bot, { amount: 420_000, currency: 'EUR', payee: 'ACME GmbH' });
     assert.equal(payments().length, before + 1);
   });
@@ -71,11 +71,11 @@ describe('a named governed command (payment.create)', () => {
     await assert.rejects(pay(bot, params, 200), refusedWith('APPROVAL_PENDING'));
     const [approval] = gw.approvals.list({ status: 'pending' });
     assert.equal(approval!.quorum, 2);
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
     await assert.rejects(pay(bot, params, 200), refusedWith('APPROVAL_PENDING'));
     assert.equal(payments().length, before);
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'bob');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'bob');
     await pay(bot, params);
     assert.equal(payments().length, before + 1);
   });
@@ -84,13 +84,13 @@ describe('a named governed command (payment.create)', () => {
     const params = { amount: 500_000, currency: 'EUR', payee: 'ACME GmbH' };
     await assert.rejects(pay(bot, params, 200), refusedWith('APPROVAL_PENDING'));
     const [approval] = gw.approvals.list({ status: 'pending' });
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
     const before = payments().length;
     await assert.rejects(pay(bot, { ...params, amount: 900_000 }, 200), refusedWith('APPROVAL_PENDING'));
     await assert.rejects(pay(bot, { ...params, payee: 'Mallory Ltd' }, 200), refusedWith('APPROVAL_PENDING'));
     assert.equal(payments().length, before);
     assert.equal(gw.approvals.get(approval!.id).status, 'allowed');
-    for (const other of gw.approvals.list({ status: 'pending' })) gw.invoker.resolveApproval(other.id, 'deny', 'alice');
+    for (const other of gw.approvals.list({ status: 'pending' })) await gw.invoker.resolveApprovalWhenFree(other.id, 'deny', 'alice');
   });
 
   it('denies a payment by a principal no policy permits (an operator), and the node never sees it', async () => {

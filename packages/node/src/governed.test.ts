@@ -102,7 +102,7 @@ describe('a governed system.run', () => {
   it('never lets an approval for one command cover another', async () => {
     await assert.rejects(run(operator, host.device.deviceId, ['printf', 'one'], 200), deniedWith('APPROVAL_PENDING'));
     const [one] = gw.approvals.list({ status: 'pending' }).filter((a) => (a.action.argv as string[])[1] === 'one');
-    gw.invoker.resolveApproval(one!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(one!.id, 'allow-once', 'alice');
     // A different command gets its own request, not the approved one.
     await assert.rejects(run(operator, host.device.deviceId, ['printf', 'two'], 200), deniedWith('APPROVAL_PENDING'));
     assert.equal(gw.approvals.get(one!.id).status, 'allowed');
@@ -124,7 +124,7 @@ describe('a governed system.run', () => {
   it('records allow-always as a grant: the same command then runs without asking', async () => {
     await assert.rejects(run(operator, host.device.deviceId, ['printf', 'always'], 200), deniedWith('APPROVAL_PENDING'));
     const [always] = gw.approvals.list({ status: 'pending' }).filter((a) => (a.action.argv as string[])[1] === 'always');
-    gw.invoker.resolveApproval(always!.id, 'allow-always', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(always!.id, 'allow-always', 'alice');
     assert.equal((await run(operator, host.device.deviceId, ['printf', 'always'])).payload.stdout, 'always');
     assert.equal((await run(operator, host.device.deviceId, ['printf', 'always'])).payload.stdout, 'always');
   });
@@ -187,7 +187,7 @@ describe('a node whose own policy asks (ask=always)', () => {
       await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi'], 300), deniedWith('APPROVAL_PENDING'));
       const [asked] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
       assert.match(String(asked?.action.reason), /^the node asks a human: SYSTEM_RUN_DENIED: approval required/);
-      gw.invoker.resolveApproval(asked!.id, 'allow-always', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(asked!.id, 'allow-always', 'alice');
       assert.equal((await run(operator, host.device.deviceId, ['echo', 'hi'])).payload.stdout, 'hi\n');
       assert.equal(gw.approvals.get(asked!.id).status, 'used');
       // Allowed always: the grant answers the node's ask for exactly this run from now on, unasked.
@@ -196,7 +196,7 @@ describe('a node whose own policy asks (ask=always)', () => {
       // The gateway's policy asks for printf: one approval, and the node runs it.
       await assert.rejects(run(operator, host.device.deviceId, ['printf', 'asked'], 100), deniedWith('APPROVAL_PENDING'));
       const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
-      gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
       assert.equal((await run(operator, host.device.deviceId, ['printf', 'asked'])).payload.stdout, 'asked');
       assert.equal(gw.approvals.list().filter((a) => a.action.nodeId === host.device.deviceId).length, 2);
     } finally {
@@ -318,7 +318,7 @@ describe('approval receipts on the node', () => {
     const approve = async (host: NodeHost, argv: string[]) => {
       await assert.rejects(run(operator, host.device.deviceId, argv, 100), deniedWith('APPROVAL_PENDING'));
       const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
-      gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
       return run(operator, host.device.deviceId, argv);
     };
     const host = await pairedHost(gw);

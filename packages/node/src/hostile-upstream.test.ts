@@ -343,7 +343,10 @@ describe('a node serving another gateway, governed by a Corral control plane', (
     const approveNext = async (decision: 'allow-once' | 'allow-always'): Promise<void> => {
       for (let i = 0; i < 500; i++) {
         const [pending] = cp.approvals.list({ status: 'pending' });
-        if (pending) return void cp.invoker.resolveApproval(pending.id, decision, 'alice');
+        if (pending) {
+          await cp.invoker.resolveApprovalWhenFree(pending.id, decision, 'alice');
+          return;
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.fail('no approval was asked for');

@@ -88,7 +88,7 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
     const approveNext = async (): Promise<string> => {
       for (let i = 0; i < 500; i++) {
         const [pending] = corralGateway.approvals.list({ status: 'pending' });
-        if (pending) return corralGateway.invoker.resolveApproval(pending.id, 'allow-once', 'alice').id;
+        if (pending) return (await corralGateway.invoker.resolveApprovalWhenFree(pending.id, 'allow-once', 'alice')).id;
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.fail('no approval was asked for');

@@ -94,7 +94,7 @@ describe('allow-always grants', () => {
     const dir = policyDir();
     const approval = allowedAlways();
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'withheld');
-    assert.equal(await grantsIn(dir).add(approvals.consume(approval.id, approval.digest)), false);
+    assert.equal(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest)), false);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
     const once = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
@@ -121,7 +121,7 @@ describe('allow-always grants', () => {
       refresh: () => control.refresh(),
       active: () => control.active(),
       activate: async (candidate: Candidate, baseHash: string) => {
-        approvalsElsewhere.withdrawGrant(approval.id);
+        await approvalsElsewhere.withdrawGrantWhenFree(approval.id);
         const swapped = await control.activate(candidate, baseHash);
         coveredAfterSwap = grants.covering(approval.digest);
         return swapped;
@@ -136,7 +136,7 @@ describe('allow-always grants', () => {
     const grants = grantsIn(dir);
     const approval = allowedAlways();
     assert.equal(await grants.add(approval), true);
-    assert.equal(approvalsElsewhere.withdrawGrant(approval.id), 'withdrawn');
+    assert.equal(await approvalsElsewhere.withdrawGrantWhenFree(approval.id), 'withdrawn');
     assert.equal(grants.covering(approval.digest), undefined);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked', 'its file is then removed like any other');
   });
@@ -145,7 +145,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.equal(await grantsIn(dir).add(approval), true);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
-    assert.equal(await grantsIn(dir).add(approvals.consume(approval.id, approval.digest)), false);
+    assert.equal(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest)), false);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
   it('answers two adds of one grant at once alike, and makes it again after a failed attempt', async () => {
@@ -189,7 +189,7 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
     // That gateway made the grant when the approval was resolved; an operator revoked it (the set holds no grant); then the gateway was upgraded.
     const { dir, approval } = storedBefore(false);
     const upgraded = new ApprovalStore(openGatewayDb(dir));
-    const spent = upgraded.consume(approval.id, approval.digest);
+    const spent = await upgraded.consumeNowOrWhenFree(approval.id, approval.digest);
     assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(spent), false);
     assert.equal(PolicyControl.open(join(dir, 'policies')).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
@@ -197,7 +197,7 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
   it('does not bring it back either where a gateway already added granted_at without marking the approvals stored before', async () => {
     const { dir, approval } = storedBefore(true);
     const upgraded = new ApprovalStore(openGatewayDb(dir));
-    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(upgraded.consume(approval.id, approval.digest)), false);
+    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(await upgraded.consumeNowOrWhenFree(approval.id, approval.digest)), false);
   });
 
   it('still makes the grant of an approval resolved after the upgrade, also once the store is opened again (a restart)', async () => {
@@ -206,7 +206,7 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
     const a = upgraded.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
     upgraded.resolve(a.id, 'allow-always', 'alice@example.com');
     const restarted = new ApprovalStore(openGatewayDb(dir));
-    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(restarted.consume(a.id, a.digest)), true);
+    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(await restarted.consumeNowOrWhenFree(a.id, a.digest)), true);
   });
 });
 

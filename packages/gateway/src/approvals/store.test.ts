@@ -19,19 +19,19 @@ function store(now: () => number = Date.now): ApprovalStore {
 }
 
 describe('approvals', () => {
-  it('allows once: usable for its own digest exactly once', () => {
+  it('allows once: usable for its own digest exactly once', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('ls'), action: { argv: ['ls'] }, quorum: 1 });
     assert.equal(approvals.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
-    assert.equal(approvals.consume(a.id, digestOf('ls')).status, 'used');
-    assert.throws(() => approvals.consume(a.id, digestOf('ls')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+    assert.equal((await approvals.consumeNowOrWhenFree(a.id, digestOf('ls'))).status, 'used');
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('ls')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
-  it('is never replayable for a different command (GATEWAY_APPROVAL_MISMATCH)', () => {
+  it('is never replayable for a different command (GATEWAY_APPROVAL_MISMATCH)', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('ls'), action: {}, quorum: 1 });
     approvals.resolve(a.id, 'allow-once', 'alice');
-    assert.throws(() => approvals.consume(a.id, digestOf('ls | rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('ls | rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
     assert.equal(approvals.get(a.id).status, 'allowed');
   });
 
@@ -101,32 +101,32 @@ describe('approvals', () => {
     assert.equal(accountApprover('ops', 'Zoë Ñandú 山田'), 'account:ops:Zoë Ñandú 山田');
   });
 
-  it('denies on any approver\'s deny, and cannot then be allowed', () => {
+  it('denies on any approver\'s deny, and cannot then be allowed', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('rm'), action: {}, quorum: 2 });
     approvals.resolve(a.id, 'allow-once', 'alice');
     assert.equal(approvals.resolve(a.id, 'deny', 'bob').status, 'denied');
     assert.throws(() => approvals.resolve(a.id, 'allow-once', 'carol'), { code: 'GATEWAY_APPROVAL_RESOLVED' });
-    assert.throws(() => approvals.consume(a.id, digestOf('rm')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('rm')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
-  it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', () => {
+  it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });
     approvals.resolve(a.id, 'allow-always', 'alice');
-    assert.throws(() => approvals.consume(a.id, digestOf('make test; rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
-    assert.equal(approvals.consume(a.id, digestOf('make test')).status, 'used');
-    assert.throws(() => approvals.consume(a.id, digestOf('make test')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('make test; rm -rf /')), { code: 'GATEWAY_APPROVAL_MISMATCH' });
+    assert.equal((await approvals.consumeNowOrWhenFree(a.id, digestOf('make test'))).status, 'used');
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('make test')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
-  it('expires: a pending approval past its expiry can be neither resolved nor used', () => {
+  it('expires: a pending approval past its expiry can be neither resolved nor used', async () => {
     let now = 1_000_000;
     const approvals = store(() => now);
     const a = approvals.create({ digest: digestOf('late'), action: {}, quorum: 1, ttlMs: 1_000 });
     now += 1_001;
     assert.equal(approvals.get(a.id).status, 'expired');
     assert.throws(() => approvals.resolve(a.id, 'allow-once', 'alice'), { code: 'GATEWAY_APPROVAL_EXPIRED' });
-    assert.throws(() => approvals.consume(a.id, digestOf('late')), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+    await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('late')), { code: 'GATEWAY_APPROVAL_EXPIRED' });
   });
 
   it('survives a restart: pending approvals are there when the store is opened again', () => {

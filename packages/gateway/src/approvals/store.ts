@@ -321,23 +321,16 @@ export class ApprovalStore {
   }
 
   /**
-   * Spends an allowed approval on the action it was granted for, once; the
-   * digest presented must equal the one approved. (What allow-always allows
-   * afterwards is its Cedar grant, so removing the grant withdraws it.)
-   * Throws GATEWAY_APPROVAL_MISMATCH (another action: never
-   * replayable), GATEWAY_APPROVAL_RESOLVED (denied or already used),
-   * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_NOT_FOUND.
-   */
-  consume(id: string, digest: string): Approval {
-    return this.#spend(id, digest);
-  }
-
-  /**
-   * consume() for the gateway (a governed run spending its approval): at once
-   * while gateway.db's write lock is free (no promise), else waited for with
-   * timers so every other connection is served meanwhile. Throws what
-   * consume() throws, and GATEWAY_BUSY (retryable, nothing spent) when the
-   * lock is still held after `waitMs`.
+   * Spends an allowed approval on the action it was granted for, once (a
+   * governed run spending its approval); the digest presented must equal the
+   * one approved. (What allow-always allows afterwards is its Cedar grant, so
+   * removing the grant withdraws it.) At once while gateway.db's write lock
+   * is free (no promise, and an error is thrown, not rejected), else waited
+   * for with timers so every other connection is served meanwhile. Throws
+   * GATEWAY_APPROVAL_MISMATCH (another action: never replayable),
+   * GATEWAY_APPROVAL_RESOLVED (denied or already used),
+   * GATEWAY_APPROVAL_EXPIRED, GATEWAY_APPROVAL_NOT_FOUND, and GATEWAY_BUSY
+   * (retryable, nothing spent) when the lock is still held after `waitMs`.
    */
   consumeNowOrWhenFree(id: string, digest: string, waitMs: number = WRITE_LOCK_WAIT_MS): Approval | Promise<Approval> {
     return writeNowOrWhenFree(this.#db, () => this.#spend(id, digest), waitMs);
@@ -377,30 +370,15 @@ export class ApprovalStore {
    * back, and no decision counts it. What this call did: `withheld` (it was
    * not claimed yet), `withdrawn` (the first withdrawal of a grant claimed),
    * or `none` (withdrawn before, or an approval that makes no grant).
-   */
-  withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      const outcome = this.#withdrawGrant(id);
-      this.#db.exec('COMMIT');
-      return outcome;
-    } catch (error) {
-      this.#db.exec('ROLLBACK');
-      throw error;
-    }
-  }
-
-  /**
-   * withdrawGrant() waiting for gateway.db's write lock with timers
-   * (store/write-lock.ts), so a gateway revoking a grant goes on serving
-   * everyone else meanwhile. Throws GATEWAY_BUSY (retryable, nothing
-   * withdrawn) past `waitMs`.
+   * Waits for gateway.db's write lock with timers (store/write-lock.ts), so a
+   * gateway revoking a grant goes on serving everyone else meanwhile. Throws
+   * GATEWAY_BUSY (retryable, nothing withdrawn) past `waitMs`.
    */
   withdrawGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<'withheld' | 'withdrawn' | 'none'> {
     return writeWhenFree(this.#db, () => this.#withdrawGrant(id), waitMs);
   }
 
-  /** withdrawGrant's writes, inside its transaction. */
+  /** withdrawGrantWhenFree's writes, inside its transaction. */
   #withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
     const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
     const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
@@ -408,7 +386,7 @@ export class ApprovalStore {
     return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
   }
 
-  /** Whether the grant of approval `id` was withdrawn (withdrawGrant). */
+  /** Whether the grant of approval `id` was withdrawn (withdrawGrantWhenFree). */
   grantWithdrawn(id: string): boolean {
     const row = this.#db.prepare('SELECT grant_withdrawn_at FROM approvals WHERE id = ?').get(id) as { grant_withdrawn_at: number | null } | undefined;
     return row?.grant_withdrawn_at !== undefined && row.grant_withdrawn_at !== null;

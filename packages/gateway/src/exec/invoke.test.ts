@@ -49,7 +49,7 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
   async function approvedRun(asker: NodePeer, argv: string[]): Promise<Authorized> {
     await assert.rejects(authorize(asker, argv, { timeoutMs: 50 }), refusedWith('APPROVAL_PENDING'));
     const approval = gw.approvals.list({ status: 'pending' }).find((a) => a.action.nodeId === asker.device.deviceId && JSON.stringify(a.action.argv) === JSON.stringify(argv));
-    gw.invoker.resolveApproval(approval!.id, 'allow-once', 'alice');
+    await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-once', 'alice');
     return authorize(asker, argv);
   }
 
@@ -225,7 +225,7 @@ describe('when one requester keeps asking for approvals it is not waiting for', 
       // The same action again waits on its open approval; another node asks on its own account; a resolved one makes room.
       await assert.rejects(ask(flooder, 0), refusedWith('APPROVAL_PENDING'));
       await assert.rejects(ask(bystander, 0), refusedWith('APPROVAL_PENDING'));
-      gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'deny', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(gw.approvals.list({ status: 'pending' })[0]!.id, 'deny', 'alice');
       await assert.rejects(ask(flooder, MAX_PENDING_APPROVALS), refusedWith('APPROVAL_PENDING'));
     } finally {
       await flooder.close();
@@ -250,7 +250,7 @@ describe('when the caller of an asking command disconnects while it waits, and r
       assert.equal(await abandoned, 'closed');
       const retried = invoke(second);
       await new Promise((r) => setTimeout(r, 100));
-      gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+      await gw.invoker.resolveApprovalWhenFree(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
       assert.equal(((await retried) as { ok: boolean }).ok, true);
       assert.equal(node.received.length, 1);
     } finally {
@@ -415,7 +415,7 @@ describe('when the caller of a running command disconnects before its node answe
           (e: { wire?: { message?: string } }) => e.wire?.message ?? 'closed',
         );
         await until(() => gw.approvals.list({ status: 'pending' }).length === 1);
-        gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+        await gw.invoker.resolveApprovalWhenFree(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
         await until(() => node.received.filter((r) => r.command === 'system.run.prepare').length === i + 1);
         await agent.close();
         assert.equal(await asked, 'closed');

@@ -147,21 +147,11 @@ export class NodeInvoker {
    * reaches its quorum becomes a Cedar grant at once. A `reason` the
    * approver gave goes into the decision's own `approval.resolve` record
    * (details.reason), so the decision and why are recorded in one append,
-   * and is the approval's `reason` when this decision settles it.
-   * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID.
-   */
-  resolveApproval(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
-    const approval = this.#options.approvals.resolve(id, decision, approver, reason);
-    this.#resolved(approval, decision, approver, reason);
-    return approval;
-  }
-
-  /**
-   * resolveApproval() for the gateway's own routes (the HTTP API, the
-   * protocol): while another process (the CLI) holds gateway.db's write lock
-   * it waits with timers, not inside SQLite, so every other connection is
-   * served meanwhile. Throws what resolveApproval throws, and GATEWAY_BUSY
-   * (retryable) when the lock is still held after `waitMs`.
+   * and is the approval's `reason` when this decision settles it. While
+   * another process (the CLI) holds gateway.db's write lock it waits with
+   * timers, not inside SQLite, so every other connection is served
+   * meanwhile. Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
+   * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
   async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval> {
     const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}) });

@@ -79,7 +79,7 @@ describe('approvals from a signed-in session', () => {
     const result = (await running) as { ok: boolean };
     assert.equal(result.ok, true);
     assert.deepEqual(node.received.map((r) => (r.params.command as string[])[0]), ['pay']);
-    // resolveApproval does not wait for its audit append: read until the records land.
+    // resolveApprovalWhenFree does not wait for its audit append: read until the records land.
     const resolved = await waitFor('the approval.resolve records', async () => {
       const found = (await auditEvents(state)).filter((e) => e.action === 'approval.resolve' && e.resource.id === pending.id);
       return found.length >= 3 ? found : undefined;
@@ -292,7 +292,7 @@ describe('approvals from a signed-in session', () => {
     await invoke(['ship', 'it']);
     assert.equal(ran(), 2, 'allowed by the grant alone, unasked');
     // `corral approvals revoke` in another process has withdrawn it in the store and not yet swapped its file out.
-    assert.equal(t.gw.approvals.withdrawGrant(id), 'withdrawn');
+    assert.equal(await t.gw.approvals.withdrawGrantWhenFree(id), 'withdrawn');
     const refused = (await invoke(['ship', 'it']).catch((e: unknown) => e)) as { wire?: { message?: string } };
     assert.match(refused.wire?.message ?? '', /withdrawn/);
     assert.equal(ran(), 2, 'nothing ran on the withdrawn grant');

@@ -314,7 +314,7 @@ describe('when an operator narrows or unpairs a node while a command for it wait
         if (change === 'revoked') outside.nodes.revoke(node.device.deviceId);
         else outside.nodes.pair(node.device.deviceId, 'bob', { commands: ['system.which'] });
         outside.close();
-        gw.invoker.resolveApproval(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
+        await gw.invoker.resolveApprovalWhenFree(gw.approvals.list({ status: 'pending' })[0]!.id, 'allow-once', 'alice');
         await assert.rejects(invoked, (e: { wire?: { code: string } }) => e.wire?.code === (change === 'revoked' ? 'NOT_PAIRED' : 'INVALID_REQUEST'));
         assert.deepEqual(node.received.map((r) => r.command), []);
       } finally {
