@@ -1,8 +1,10 @@
 // Verifying an export file offline, given only the public key: two streaming
 // passes (checkpoints first, then records) over the lines, so an export of
-// any size verifies in bounded memory.
-import type { KeyObject } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+// any size verifies in bounded memory. Both passes read one open file, the
+// bytes it held when opened, and must read the same bytes.
+import { createHash, type Hash, type KeyObject } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
@@ -30,6 +32,83 @@ class Unreadable {
 }
 
 const HEAD = 16;
+
+/** Bytes read at a time. */
+const CHUNK = 64 * 1024;
+
+/** The export as first opened: one descriptor both passes read, and what it was then. */
+interface ExportFile {
+  /** As the caller named it (for messages, and to tell whether it still names this file). */
+  readonly path: string;
+  readonly handle: FileHandle;
+  readonly dev: number;
+  readonly ino: number;
+  /** Its size when opened: each pass reads this many bytes, no more. */
+  readonly size: number;
+}
+
+/**
+ * Opens the export once, for both passes. Opened without blocking and checked
+ * with fstat on the descriptor opened, so no rename between a check and the
+ * open can swap a FIFO in (opening one for reading blocks until a writer comes).
+ * @throws AuditError AUDIT_EXPORT_MALFORMED when it cannot be opened;
+ *   AUDIT_BAD_ARGUMENT when it is not a regular file.
+ */
+async function openExport(path: string): Promise<ExportFile> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    // A socket file cannot be opened at all.
+    if ((error as NodeJS.ErrnoException).code === 'ENXIO') throw notRegular(path);
+    throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+  try {
+    const s = await handle.stat();
+    if (!s.isFile()) throw notRegular(path);
+    return { path, handle, dev: s.dev, ino: s.ino, size: s.size };
+  } catch (error) {
+    await handle.close();
+    if (error instanceof AuditError) throw error;
+    throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * The file is read twice (checkpoints, then records): a pipe would be empty
+ * the second time, and its records reported missing from a sound export.
+ */
+function notRegular(path: string): AuditError {
+  return new AuditError('AUDIT_BAD_ARGUMENT', `the export ${path} is not a regular file (a pipe, a device or a directory): verification reads it twice, so save it to a file first`);
+}
+
+/** The export changed while it was read: its two passes, or the file and its path, no longer agree. */
+function changedError(file: ExportFile, why: string, cause?: unknown): AuditError {
+  return new AuditError(
+    'AUDIT_EXPORT_MALFORMED',
+    `the export ${file.path} changed while it was verified: ${why}. No report is given: what was read is not what the file holds now, so verify a copy that nothing writes to`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/**
+ * Why the export is no longer the file first opened, as it was then, or
+ * undefined when it is: it grew or shrank, or its path names another file
+ * (one renamed over it) or none.
+ */
+async function whatChanged(file: ExportFile): Promise<string | undefined> {
+  const now = await file.handle.stat();
+  if (now.size > file.size) return `it grew from ${file.size} to ${now.size} bytes`;
+  if (now.size < file.size) return `it shrank from ${file.size} to ${now.size} bytes`;
+  let named: { dev: number; ino: number } | undefined;
+  try {
+    named = await stat(file.path);
+  } catch {
+    named = undefined;
+  }
+  if (named?.dev !== file.dev || named.ino !== file.ino) return `its path names another file now, or none (another file was renamed over it, or it was moved or removed)`;
+  return undefined;
+}
 
 const CR_ALONE = 'the lines seem to end with CR alone; an export ends them with LF (or CRLF)';
 
@@ -63,9 +142,14 @@ function decode(parts: Buffer[]): string | Unreadable {
  * @throws AuditError AUDIT_EXPORT_MALFORMED naming the line, once MAX_LINE of
  *   a longer line is read: reading on would mean reading it to its end, and a
  *   line (a sparse file) may hold a terabyte of zeros. The exporter never
- *   writes one, so the file is not an export as written.
+ *   writes one, so the file is not an export as written. Also when the file
+ *   ends before the size it had when opened: it changed (changedError).
+ *
+ * Reads the `file.size` bytes the file held when opened, from its open
+ * descriptor (never the path again), and feeds each to `digest`.
  */
-async function* lines(path: string): AsyncIterable<[number, string | Unreadable]> {
+async function* lines(file: ExportFile, digest: Hash): AsyncIterable<[number, string | Unreadable]> {
+  const path = file.path;
   let n = 0;
   let parts: Buffer[] = [];
   let length = 0;
@@ -80,27 +164,34 @@ async function* lines(path: string): AsyncIterable<[number, string | Unreadable]
     if (length > MAX_LINE) throw tooLong();
     return [++n, decode(parts)];
   };
-  let stream: ReturnType<typeof createReadStream> | undefined;
+  /** The lines `chunk` ends; the rest of it is kept for the next. */
+  function* split(chunk: Buffer): Iterable<[number, string | Unreadable]> {
+    let at = 0;
+    for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
+      parts.push(chunk.subarray(at, nl));
+      length += nl - at;
+      yield finish();
+      parts = [];
+      length = 0;
+    }
+    parts.push(chunk.subarray(at));
+    length += chunk.length - at;
+    if (length > MAX_LINE) throw tooLong();
+  }
   try {
-    stream = createReadStream(path, { highWaterMark: 64 * 1024 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let at = 0;
-      for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
-        parts.push(chunk.subarray(at, nl));
-        length += nl - at;
-        yield finish();
-        parts = [];
-        length = 0;
-      }
-      parts.push(chunk.subarray(at));
-      length += chunk.length - at;
-      if (length > MAX_LINE) throw tooLong();
+    for (let at = 0; at < file.size; ) {
+      // A fresh buffer each time: a line's parts may span chunks.
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK, file.size - at));
+      const { bytesRead } = await file.handle.read(chunk, 0, chunk.length, at);
+      if (bytesRead === 0) throw changedError(file, `it shrank below the ${file.size} bytes it held when opened`);
+      const bytes = chunk.subarray(0, bytesRead);
+      at += bytesRead;
+      digest.update(bytes);
+      yield* split(bytes);
     }
   } catch (error) {
     if (error instanceof AuditError) throw error;
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-  } finally {
-    stream?.destroy();
   }
   if (length > 0) yield finish();
 }
@@ -134,14 +225,30 @@ function parseHeader(path: string, text: string): ExportHeader {
  * kept from before, when given). Damage — including broken record lines — is
  * reported, never thrown.
  *
+ * The file is opened once and both passes read that descriptor, up to the
+ * size it had when opened; the passes must read the same bytes (their SHA-256
+ * digests are compared), and when they are done the file must still be that
+ * size and its path must still name it.
+ *
  * @throws AuditError AUDIT_EXPORT_MALFORMED when the file cannot be read, its
- *   header (line 1) is not a Corral audit export, or a line is longer than
- *   1 MiB (named at once, in the first pass: no more of the file is read); AUDIT_BAD_ARGUMENT when
+ *   header (line 1) is not a Corral audit export, a line is longer than
+ *   1 MiB (named at once, in the first pass: no more of the file is read), or
+ *   the file changed while it was verified (it grew, shrank or was rewritten,
+ *   or another file was renamed over it: no report is given); AUDIT_BAD_ARGUMENT when
  *   it is not a regular file (a pipe), or the export starts after the witness
  *   (it cannot show the log extends it).
  */
 export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
-  regularFile(path);
+  const file = await openExport(path);
+  try {
+    return await verifyOpenExport(file, publicKey, witness);
+  } finally {
+    await file.handle.close();
+  }
+}
+
+async function verifyOpenExport(file: ExportFile, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+  const path = file.path;
   let verifier: LogVerifier | undefined;
   let seal: { line: number; size: number; checkpoint: SignedCheckpoint; consistency: string[] } | undefined;
   // The exporter writes one checkpoint per tree size, after the record that completes it (and an
@@ -149,7 +256,8 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   // of a hostile file would only cost time.
   let records = 0;
   let checkpoints = 0;
-  for await (const [n, text] of lines(path)) {
+  const first = createHash('sha256');
+  for await (const [n, text] of lines(file, first)) {
     if (n === 1) {
       if (text instanceof Unreadable) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${text.why}`, { line: 1 });
       const header = parseHeader(path, text);
@@ -158,7 +266,7 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
       continue;
     }
-    if (!verifier) break;
+    if (!verifier) continue;
     if (text instanceof Unreadable) {
       const what = signedLine(text.head);
       if (what) verifier.checkpointUnreadable(`${path}:${n}: ${what} line cannot be read: ${text.why}`, n);
@@ -186,7 +294,25 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
     } else if (text !== '') records++;
   }
   if (!verifier) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
-  for await (const [n, text] of lines(path)) {
+  const second = createHash('sha256');
+  try {
+    await readRecords(verifier, lines(file, second), path);
+  } catch (error) {
+    // A line the first pass read whole, now too long or gone: the file changed under it.
+    const why = await whatChanged(file);
+    if (why !== undefined) throw changedError(file, why, error);
+    throw error;
+  }
+  if (!first.digest().equals(second.digest())) throw changedError(file, 'its bytes changed between the pass that read its checkpoints and the one that read its records');
+  const why = await whatChanged(file);
+  if (why !== undefined) throw changedError(file, why);
+  if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
+  return verifier.finish();
+}
+
+/** The second pass: the records, in order, to `verifier`. */
+async function readRecords(verifier: LogVerifier, read: AsyncIterable<[number, string | Unreadable]>, path: string): Promise<void> {
+  for await (const [n, text] of read) {
     if (n === 1 || text === '') continue; // a blank line holds no record and changes none
     if (text instanceof Unreadable) {
       if (!signedLine(text.head)) verifier.malformed(`${path}:${n}: ${text.why}`, n);
@@ -205,22 +331,6 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
       verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
     }
   }
-  if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
-  return verifier.finish();
-}
-
-/**
- * The file is read twice (checkpoints, then records): a pipe would be empty
- * the second time, and its records reported missing from a sound export.
- */
-function regularFile(path: string): void {
-  let isFile: boolean;
-  try {
-    isFile = statSync(path).isFile();
-  } catch (error) {
-    throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
-  }
-  if (!isFile) throw new AuditError('AUDIT_BAD_ARGUMENT', `the export ${path} is not a regular file (a pipe, a device or a directory): verification reads it twice, so save it to a file first`);
 }
 
 /** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */
