@@ -1,5 +1,5 @@
 // Approvals: the inbox and its decisions, and the withdrawal of a standing
-// (allow-always) grant. Resolving goes through the invoker's resolveApproval,
+// (allow-always) grant. Resolving goes through the invoker's resolveApprovalWhenFree,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
 import { checkReason, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
