@@ -41,8 +41,8 @@ export class KeyRing {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #imported = new Map<string, Promise<CryptoKey>>();
-  #active: { value: { kid: string; key: CryptoKey }; until: number } | undefined;
-  readonly #published = new Map<string, { row: Row | undefined; until: number }>();
+  #active: { value: { kid: string; key: CryptoKey }; readAt: number } | undefined;
+  readonly #published = new Map<string, { row: Row | undefined; readAt: number }>();
   readonly #byKid: StatementSync;
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
@@ -54,7 +54,7 @@ export class KeyRing {
   /** The active signing key, created on first use. */
   async signingKey(): Promise<{ kid: string; key: CryptoKey }> {
     const cached = this.#active;
-    if (cached && cached.until > this.#now()) return cached.value;
+    if (cached && fresh(cached.readAt, this.#now())) return cached.value;
     this.#expire();
     let row = this.#db.prepare("SELECT * FROM signing_keys WHERE state = 'active'").get() as Row | undefined;
     if (!row) {
@@ -69,7 +69,7 @@ export class KeyRing {
     }
     const value = { kid, key: await key };
     // Another process may rotate: look again within a second (the old key stays valid through its overlap).
-    this.#active = { value, until: this.#now() + 1000 };
+    this.#active = { value, readAt: this.#now() };
     return value;
   }
 
@@ -102,10 +102,10 @@ export class KeyRing {
   #publishedRow(kid: string): Row | undefined {
     const now = this.#now();
     let known = this.#published.get(kid);
-    if (!known || known.until <= now) {
+    if (!known || !fresh(known.readAt, now)) {
       const row = this.#byKid.get(kid) as Row | undefined;
       if (this.#published.size > 64) this.#published.clear();
-      known = { row, until: now + 1000 };
+      known = { row, readAt: now };
       this.#published.set(kid, known);
     }
     const row = known.row;
@@ -183,6 +183,20 @@ export class KeyRing {
     // pages as they were, key included, until it is checkpointed and emptied. Best effort: a reader may hold it.
     this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
+}
+
+/** How long a key's row is used before it is read again: a rotation by another process is seen within this. */
+const KEY_REREAD_MS = 1000;
+
+/**
+ * Whether a key's row read at `readAt` may still be used at `now` without
+ * reading it again: for less than a second, and never once the clock has been
+ * set back past the read (an NTP step, a resumed virtual machine), which
+ * would otherwise keep a key another process cut off in use for as long as
+ * the step.
+ */
+function fresh(readAt: number, now: number): boolean {
+  return now >= readAt && now - readAt < KEY_REREAD_MS;
 }
 
 async function newKeyMaterial(): Promise<{ kid: string; privateJwk: string; publicJwk: string }> {

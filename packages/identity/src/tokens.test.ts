@@ -367,3 +367,48 @@ describe('key rotation', () => {
     }
   });
 });
+
+describe('when the clock of a long-running process is set back', () => {
+  // The gateway and the CLI share the store: `corral identity rotate --overlap 0` in one is seen by the other within a
+  // second, as each re-reads a key a second after it last did. Before: "a second after" was counted on a clock that
+  // may step back (an NTP correction, a resumed VM), and a key cut off then went on being used for as long as the step.
+  const start = Date.UTC(2026, 10, 25, 12);
+
+  async function cutOffWhileClockStepsBack(): Promise<{ gateway: Identity; cli: Identity; token: string; oldKid: string; newKid: string }> {
+    const dir = tempDir();
+    let clock = start - 20 * 60_000; // the machine's, which both processes read
+    const cli = Identity.open(dir, { now: () => clock });
+    const gateway = Identity.open(dir, { now: () => clock });
+    cli.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+    const { token } = await cli.issueToken('bot', { ttlSeconds: 3600 });
+    const oldKid = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid as string;
+    clock = start;
+    await gateway.verifyToken(token);
+    assert.equal((await gateway.keys.signingKey()).kid, oldKid);
+    clock = start - 10 * 60_000;
+    const newKid = await cli.rotateKeys(0);
+    clock += 1;
+    return { gateway, cli, token, oldKid, newKid };
+  }
+
+  it('refuses a token of a key another process cut off, as it does with the clock running on: IDENTITY_TOKEN_KEY_UNKNOWN', async () => {
+    const { gateway, cli, token, oldKid } = await cutOffWhileClockStepsBack();
+    try {
+      await assert.rejects(gateway.verifyToken(token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+      assert.equal(gateway.keys.isPublished(oldKid), false);
+    } finally {
+      gateway.close();
+      cli.close();
+    }
+  });
+
+  it('signs with the key another process made active, not the one it cut off', async () => {
+    const { gateway, cli, newKid } = await cutOffWhileClockStepsBack();
+    try {
+      assert.equal((await gateway.keys.signingKey()).kid, newKid);
+    } finally {
+      gateway.close();
+      cli.close();
+    }
+  });
+});
