@@ -196,6 +196,22 @@ describe('agent tokens', () => {
     }
   });
 
+  it('logs the key id of a forged token only when it is base64url, so no line feed or escape sequence of a forger\'s reaches the log', async () => {
+    // Before: the header's kid was logged as the forger wrote it (up to 128 characters of anything, before any signature
+    // was checked), and a log written as lines showed a line of the forger's making, or had the terminal rewritten.
+    for (const kid of ['x\n{"event":"token.accepted","sub":"agt_admin"}', '\u001b[2J\u001b[Hall clear', 'a\u202eb']) {
+      const log: TokenRefusal[] = [];
+      const forged = `${b64({ alg: 'EdDSA', typ: 'at+jwt', kid })}.${b64({ sub: 'agt_x' })}.${'A'.repeat(86)}`;
+      await assert.rejects(id.verifyToken(forged, { log: (r) => log.push(r) }), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+      assert.equal(log.length, 1);
+      assert.equal(log[0]!.kid, undefined, JSON.stringify(log[0]));
+    }
+    const log: TokenRefusal[] = [];
+    const unknown = `${b64({ alg: 'EdDSA', typ: 'at+jwt', kid: 'retired-or-never-published_0' })}.${b64({ sub: 'agt_x' })}.${'A'.repeat(86)}`;
+    await assert.rejects(id.verifyToken(unknown, { log: (r) => log.push(r) }), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
+    assert.equal(log[0]!.kid, 'retired-or-never-published_0', 'a key id of key-id shape is still logged, published or not');
+  });
+
   it('classes forged codes apart from refused ones', () => {
     assert.ok(FORGED_TOKEN_CODES.has('IDENTITY_TOKEN_SIGNATURE_INVALID'));
     assert.ok(!FORGED_TOKEN_CODES.has('IDENTITY_TOKEN_EXPIRED'));

@@ -29,6 +29,7 @@ export interface TokenRefusal {
   event: 'token.refused';
   code: IdentityErrorCode;
   reason: string;
+  /** The header's key id, when it is base64url (as every key id Corral makes is), whether or not it names a published key. */
   kid?: string;
   sub?: string;
   jti?: string;
@@ -143,7 +144,9 @@ async function verify(
   if (header.alg !== ALGORITHM) throw fail('IDENTITY_TOKEN_ALGORITHM', `only ${ALGORITHM} tokens are accepted`);
   if (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > 128) throw fail('IDENTITY_TOKEN_KEY_UNKNOWN', 'the token names no key');
   if (header.crit !== undefined) throw fail('IDENTITY_TOKEN_MALFORMED', 'critical header parameters are not supported');
-  seen.kid = header.kid;
+  // Logged before any signature is checked: only in the shape of a key id (Corral's are RFC 7638 thumbprints, base64url),
+  // so that a forger's line feed or escape sequence never reaches a log.
+  if (SEGMENT.test(header.kid)) seen.kid = header.kid;
   const key = await deps.keys.verificationKey(header.kid);
   if (!key) throw fail('IDENTITY_TOKEN_KEY_UNKNOWN', 'the token was not signed by a key Corral publishes');
 
