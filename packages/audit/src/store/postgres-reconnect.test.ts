@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
-import { RECONNECT_BACKOFF } from './postgres.ts';
+import { PostgresStore, RECONNECT_BACKOFF } from './postgres.ts';
 
 let cluster: TestPostgres;
 let n = 0;
@@ -298,5 +299,95 @@ describe('when the PostgreSQL server of an open log is down', () => {
       for (const r of [...running]) await r.stop();
       await log.close();
     }
+  });
+
+  describe('when the network goes silent while a connection waits idle in the pool', () => {
+    /**
+     * A store known to be unable to reach its server (a new connection was
+     * refused) that still holds one pooled connection made before, which
+     * then goes silent with every other (a network split). Its last answer
+     * came before the store learned the server was down.
+     */
+    async function downWithAnIdleConnection() {
+      const { postgresUrl } = fresh();
+      const database = new URL(postgresUrl).pathname.slice(1);
+      const gate = await gateTo(cluster.port);
+      // A connection the network has dropped gives up in seconds: a statement gets 1 s, its answer 2 s more.
+      const store = await PostgresStore.connect({ url: `${gate.url(postgresUrl)}?connect_timeout=2&statement_timeout=1000`, poolSize: 4 });
+      const admin = new pg.Client({ connectionString: cluster.url });
+      await admin.connect();
+      const allow = (yes: boolean) => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS ${yes}`);
+      try {
+        // The one pooled connection is busy when the next caller needs one, and the server refuses that caller's new one.
+        await allow(false);
+        const busy = store.query('SELECT pg_sleep(0.5)');
+        await assert.rejects(store.query('SELECT 1'), { code: 'AUDIT_STORE_UNAVAILABLE' });
+        await busy;
+        await allow(true);
+        gate.set('silent');
+        return { store, gate, admin };
+      } catch (error) {
+        await admin.end();
+        await store.close();
+        throw error;
+      }
+    }
+
+    it('tests the server with a round trip on the pooled connection, failing every other caller at once meanwhile, connecting to nothing (regression: taking it from the pool counted as reaching the server, and every caller went on to connect)', { timeout: 60_000 }, async () => {
+      const { store, gate, admin } = await downWithAnIdleConnection();
+      const calls: Promise<unknown>[] = [];
+      try {
+        // Past the first pause, the next caller tests the server: the pool hands it the idle connection.
+        await sleep(RECONNECT_BACKOFF.firstMs + 50);
+        const before = gate.connections;
+        let done = false;
+        const test = store.query('SELECT 1').then(
+          () => 'answered',
+          (e: { code?: string }) => e.code,
+        );
+        void test.finally(() => void (done = true));
+        calls.push(test);
+        let refusedAtOnce = 0;
+        let others = 0;
+        while (!done) {
+          await sleep(50);
+          if (done) break;
+          others++;
+          const started = Date.now();
+          const other = store.query('SELECT 1').then(
+            () => 'answered',
+            (e: Error & { code?: string }) => (e.code === 'AUDIT_STORE_UNAVAILABLE' && Date.now() - started < 500 && /tried again/.test(e.message) ? 'refused' : String(e.code)),
+          );
+          calls.push(other);
+          if ((await Promise.race([other, sleep(500).then(() => 'waiting')])) === 'refused') refusedAtOnce++;
+        }
+        assert.equal(await test, 'AUDIT_STORE_UNAVAILABLE');
+        assert.ok(others > 0, 'the test of the server ended before any other caller came');
+        assert.equal(refusedAtOnce, others, `${others - refusedAtOnce} of ${others} callers were let through while the server was being tested`);
+        assert.equal(gate.connections - before, 0, `${gate.connections - before} connection attempts while the server was being tested`);
+        // The test failed: the server is still known down, and the next caller is refused at once.
+        await assert.rejects(store.query('SELECT 1'), (e: Error & { code?: string }) => e.code === 'AUDIT_STORE_UNAVAILABLE' && /tried again/.test(e.message));
+      } finally {
+        gate.set('forward');
+        await Promise.allSettled(calls);
+        await admin.end();
+        await store.close();
+      }
+    });
+
+    it('uses the server again once the pooled connection answers the test', { timeout: 60_000 }, async () => {
+      const { store, gate, admin } = await downWithAnIdleConnection();
+      try {
+        gate.set('forward');
+        await sleep(RECONNECT_BACKOFF.firstMs + 50);
+        const before = gate.connections;
+        assert.deepEqual(await store.query('SELECT 1 AS one'), [{ one: 1 }]);
+        assert.equal(gate.connections - before, 0, 'the test did not use the pooled connection');
+        assert.deepEqual(await store.query('SELECT 2 AS two'), [{ two: 2 }]);
+      } finally {
+        await admin.end();
+        await store.close();
+      }
+    });
   });
 });

@@ -56,8 +56,10 @@ const ANSWER_GRACE_MS = 2_000;
  * random between half of that and all of it (so writers that lost the server
  * together do not all come back at the same instant). Until then every append
  * and read fails at once with AUDIT_STORE_UNAVAILABLE, without connecting;
- * then the first caller tests the server with its own connection, one at a
- * time, while the others keep failing at once. A server that is back is used
+ * then the first caller tests the server, one at a time, while the others
+ * keep failing at once: it is back once a round trip with it completes (a
+ * new connection made, or a statement answered on one the pool kept, which
+ * may have gone silent since its last answer). A server that is back is used
  * again at most `maxMs` after it is back (by the first caller after that).
  * Only a final seal (closing the log) and learning whether a commit happened
  * try the server whenever they come: each is one call, not a stream of them.
@@ -100,7 +102,12 @@ class Reachability {
     return true;
   }
 
-  /** A connection was made: the server is up. */
+  /** The server is known down: its last connection attempt, or test, failed. */
+  get down(): boolean {
+    return this.#failures > 0;
+  }
+
+  /** A round trip with the server completed (a connection made, or a statement answered): the server is up. */
   reached(): void {
     this.#failures = 0;
     this.#probing = false;
@@ -108,9 +115,10 @@ class Reachability {
   }
 
   /**
-   * A connection attempt failed. The pause grows only for the first failure
-   * and for each attempt on a server already known down — its test (`probe`)
-   * or a caller that tries it whatever the pause (`always`) — never for the
+   * A connection attempt, or the test of a pooled connection (#test),
+   * failed. The pause grows only for the first failure and for each attempt
+   * on a server already known down — its test (`probe`) or a caller that
+   * tries it whatever the pause (`always`) — never for the
    * other attempts that were under way when it went down. Only the test's own
    * end lets the next caller test the server: a seal's attempt failing while
    * the test is under way does not.
@@ -145,6 +153,13 @@ export class PostgresStore implements AuditStore {
   readonly #pool: pg.Pool;
   readonly #poolSize: number;
   readonly #reachability = new Reachability();
+  /**
+   * Connections the pool made that no caller has had yet: making one is a
+   * round trip with the server. One handed out again from the pool's idle
+   * ones proves nothing of it: the network may have gone silent since its
+   * last answer.
+   */
+  readonly #unused: WeakSet<pg.PoolClient>;
   #writer: WriterConfig | null = null;
   /** Requests waiting for the transaction under way to end; the next one takes them all (group commit). */
   #waiting: WaitingAppend[] = [];
@@ -157,8 +172,9 @@ export class PostgresStore implements AuditStore {
   /** Transactions committed each way since connecting (for tests and diagnostics). */
   readonly commits = { guarded: 0, locked: 0 };
 
-  private constructor(pool: pg.Pool, poolSize: number, where: string) {
+  private constructor(pool: pg.Pool, poolSize: number, where: string, unused: WeakSet<pg.PoolClient>) {
     this.#pool = pool;
+    this.#unused = unused;
     this.#poolSize = poolSize;
     this.where = where;
   }
@@ -189,8 +205,12 @@ export class PostgresStore implements AuditStore {
     // connection checked out between two queries (an admin's
     // pg_terminate_backend, a server restart) would end the process.
     pool.on('error', () => {});
-    pool.on('connect', (client) => client.on('error', () => {}));
-    const store = new PostgresStore(pool, poolSize, where);
+    const unused = new WeakSet<pg.PoolClient>();
+    pool.on('connect', (client) => {
+      client.on('error', () => {});
+      unused.add(client);
+    });
+    const store = new PostgresStore(pool, poolSize, where, unused);
     await store.#run(async (c) => c.query('SELECT 1'));
     return store;
   }
@@ -200,7 +220,9 @@ export class PostgresStore implements AuditStore {
    * (RECONNECT_BACKOFF), fails at once, connecting to nothing, unless this
    * caller is the one to test whether it is back, or `always` (learning
    * whether a commit happened, which keeps its own pauses: see #settle; a
-   * final seal: see finalSeal).
+   * final seal: see finalSeal). Such a caller handed a connection the pool
+   * kept tests it with a round trip first (#test); only a connection made,
+   * or a statement answered, says the server is reached.
    * @throws AuditError AUDIT_STORE_UNAVAILABLE (nothing of `work` was done
    *   when it is a connection that failed), or what `work` throws, coded.
    */
@@ -223,7 +245,8 @@ export class PostgresStore implements AuditStore {
         { cause: error },
       );
     }
-    reachability.reached();
+    if (this.#unused.delete(client)) reachability.reached();
+    else if (probe || (always && reachability.down)) await this.#test(client, probe, always);
     let failed: unknown = undefined;
     try {
       return await work(client);
@@ -238,6 +261,26 @@ export class PostgresStore implements AuditStore {
       // still busy with a statement that timed out, and closing it ends any
       // transaction it had open (the server rolls it back).
       client.release(failed === undefined ? undefined : true);
+    }
+  }
+
+  /**
+   * Tests a server known down on a connection the pool had kept (see #unused),
+   * with a statement it must answer before the connection is used: one that
+   * goes unanswered (the network dropped it silently) is a failed attempt.
+   * An error the server sent is an answer: it is up.
+   * @throws AuditError AUDIT_STORE_UNAVAILABLE (the connection is closed) when it failed.
+   */
+  async #test(client: pg.PoolClient, probe: boolean, always: boolean): Promise<void> {
+    const reachability = this.#reachability;
+    try {
+      await client.query('SELECT 1');
+      reachability.reached();
+    } catch (error) {
+      client.release(true);
+      if (error instanceof pg.DatabaseError) reachability.reached();
+      else reachability.failed(error, probe, always, Date.now());
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `the audit log at ${this.where} did not answer on a pooled connection: ${(error as Error).message}`, { cause: error });
     }
   }
 
