@@ -320,7 +320,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       try {
         // The one pooled connection is busy when the next caller needs one, and the server refuses that caller's new one.
         await allow(false);
-        const busy = store.query('SELECT pg_sleep(0.5)');
+        const busy = store.query('SELECT pg_sleep(0.2)');
         await assert.rejects(store.query('SELECT 1'), { code: 'AUDIT_STORE_UNAVAILABLE' });
         await busy;
         await allow(true);
