@@ -22,7 +22,8 @@ import { hasScope, type OperatorScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import { busyFailure } from '../server/handshake.ts';
 import type { GatewayServer } from '../server/server.ts';
-import type { SurfaceStore } from '../store/store.ts';
+import type { NodeSurface, SurfaceStore } from '../store/store.ts';
+import { WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
 /**
  * Declared commands that run programs on the node, or reach its files, browser
@@ -98,14 +99,21 @@ export class NodeInventory {
   /** The request each device was last announced with, so reconnects do not announce it again. */
   readonly #announced = new Map<string, string>();
   readonly #now: () => number;
+  readonly #writeWaitMs: number;
 
   readonly #record: (event: AuditEventInput) => Promise<unknown>;
 
-  /** `record` appends to the audit log: every pairing decision and removal made through the gateway is recorded. */
-  constructor(server: GatewayServer, surfaces: SurfaceStore, options: { now?: () => number; record?: (event: AuditEventInput) => Promise<unknown> } = {}) {
+  /**
+   * `record` appends to the audit log: every pairing decision and removal
+   * made through the gateway is recorded. `writeWaitMs` (default
+   * WRITE_LOCK_WAIT_MS) is how long a declared surface waits, with timers,
+   * for another process's lock on gateway.db before it is given up.
+   */
+  constructor(server: GatewayServer, surfaces: SurfaceStore, options: { now?: () => number; record?: (event: AuditEventInput) => Promise<unknown>; writeWaitMs?: number } = {}) {
     this.#server = server;
     this.#surfaces = surfaces;
     this.#now = options.now ?? Date.now;
+    this.#writeWaitMs = options.writeWaitMs ?? WRITE_LOCK_WAIT_MS;
     this.#record = options.record ?? (async () => undefined);
     server.on('ready', (connection) => this.#attach(connection));
     server.on('closed', (connection) => {
@@ -113,21 +121,28 @@ export class NodeInventory {
       if (connection.peer?.role === 'node' && deviceId && this.#live.get(deviceId) === connection) this.#live.delete(deviceId);
     });
     server.onPairingRequest((request) => {
-      this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now(), ...(request.remoteAddress ? { remoteIp: displayAddress(request.remoteAddress) } : {}) });
-      // Announce a request once, not on every reconnect attempt.
-      if (this.#announced.get(request.deviceId) === request.requestId) return;
-      // Any genuine device (a fresh key costs nothing) adds one: forget the oldest, which at worst is announced again.
-      this.#announced.delete(request.deviceId);
-      if (this.#announced.size >= MAX_ANNOUNCED) this.#announced.delete(this.#announced.keys().next().value!);
-      this.#announced.set(request.deviceId, request.requestId);
-      const node = server.identity.nodes.find(request.deviceId);
-      if (node?.surfaceRequest) server.broadcast('node.pair.requested', this.#pairingEntry(node), (peer) => hasScope(peer.scopes, 'operator.pairing'));
+      const announce = (): void => {
+        // Announce a request once, not on every reconnect attempt.
+        if (this.#announced.get(request.deviceId) === request.requestId) return;
+        // Any genuine device (a fresh key costs nothing) adds one: forget the oldest, which at worst is announced again.
+        this.#announced.delete(request.deviceId);
+        if (this.#announced.size >= MAX_ANNOUNCED) this.#announced.delete(this.#announced.keys().next().value!);
+        this.#announced.set(request.deviceId, request.requestId);
+        const node = server.identity.nodes.find(request.deviceId);
+        if (node?.surfaceRequest) server.broadcast('node.pair.requested', this.#pairingEntry(node), (peer) => hasScope(peer.scopes, 'operator.pairing'));
+      };
+      // Announced once its surface is stored (the announcement shows it). The node was refused already and retries:
+      // while another process holds gateway.db past the wait, nothing is stored or announced, and its next attempt does both.
+      const stored = this.#surfaces.record({ deviceId: request.deviceId, displayName: request.displayName, platform: request.platform, commands: request.commands, caps: request.caps, lastSeenAt: this.#now(), ...(request.remoteAddress ? { remoteIp: displayAddress(request.remoteAddress) } : {}) }, { waitMs: this.#writeWaitMs });
+      if (stored === undefined) announce();
+      else stored.then(announce).catch(() => undefined);
     });
     // A waiting node dropped as stale leaves nothing behind here: its declared surface would otherwise be kept for ever,
     // one row per key a token holder ever made, and if it comes back its request is announced again.
+    // A surface left while another process holds gateway.db past the wait is shown nowhere (lists start from identity's nodes) and is replaced if the device returns.
     server.identity.nodes.onPendingExpired((deviceIds) => {
-      this.#surfaces.forget(deviceIds);
       for (const deviceId of deviceIds) this.#announced.delete(deviceId);
+      void Promise.resolve(this.#surfaces.forget(deviceIds, { waitMs: this.#writeWaitMs })).catch(() => undefined);
     });
     this.#register();
   }
@@ -245,12 +260,40 @@ export class NodeInventory {
     }
   }
 
+  /**
+   * A node that completed its handshake becomes routable, and what it
+   * declared is stored: at once while gateway.db's write lock is free, else
+   * with timers (write-lock.ts), the gateway serving everyone meanwhile.
+   * Nothing relies on the stored surface while the node is connected (routes
+   * and lists read its live declaration). Written in the tick the lock is
+   * taken, and not at all when a newer connection of the device is live by
+   * then (its own write follows). Past the wait nothing is written and the
+   * connection is closed 1013 (try again later): the node reconnects and
+   * declares its surface again. A write made at once that fails throws (the
+   * server closes the connection 1011); one that waited and then fails
+   * closes it 1011 here.
+   */
   #attach(connection: Connection): void {
     const peer = connection.peer!;
-    if (peer.role !== 'node' || !peer.deviceId) return;
-    this.#live.set(peer.deviceId, connection);
-    const node = this.#server.identity.nodes.get(peer.deviceId);
-    this.#surfaces.record({ deviceId: peer.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt: this.#now(), ...(connection.remoteAddress ? { remoteIp: displayAddress(connection.remoteAddress) } : {}) });
+    const deviceId = peer.deviceId;
+    if (peer.role !== 'node' || !deviceId) return;
+    this.#live.set(deviceId, connection);
+    const stored = this.#surfaces.record(this.#declared(connection, this.#server.identity.nodes.get(deviceId), this.#now()), {
+      waitMs: this.#writeWaitMs,
+      unless: () => this.#live.has(deviceId) && this.#live.get(deviceId) !== connection,
+    });
+    stored?.catch((error: unknown) => {
+      if (this.#live.get(deviceId) !== connection) return;
+      // Any other failure (a store that cannot be written) is the gateway's own fault, as when the write is made at once.
+      if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') connection.close(CLOSE.tryAgainLater, 'gateway busy: try again');
+      else connection.close(CLOSE.internal, 'internal error');
+    });
+  }
+
+  /** What the node on `connection` declared, as stored and listed. */
+  #declared(connection: Connection, node: NodeRecord, lastSeenAt: number): NodeSurface {
+    const peer = connection.peer!;
+    return { deviceId: node.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt, ...(connection.remoteAddress ? { remoteIp: displayAddress(connection.remoteAddress) } : {}) };
   }
 
   #find(ref: unknown): NodeRecord | undefined {
@@ -263,9 +306,11 @@ export class NodeInventory {
   }
 
   #entry(node: NodeRecord): NodeListEntry {
-    const surface = this.#surfaces.get(node.deviceId);
     const live = this.#live.get(node.deviceId);
     const connected = live !== undefined && live.phase === 'ready' && node.status === 'paired';
+    const stored = this.#surfaces.get(node.deviceId);
+    // A connected node is shown as it declared itself on its connection, stored or not yet (its write may wait for the lock).
+    const surface = connected ? this.#declared(live, node, stored?.lastSeenAt ?? live.peer!.connectedAt) : stored;
     return {
       nodeId: node.deviceId,
       displayName: surface?.displayName ?? node.displayName,

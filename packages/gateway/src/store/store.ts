@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
 import { preparedOnce } from './statements.ts';
-import { setBusyTimeout } from './write-lock.ts';
+import { setBusyTimeout, writeNowOrWhenFree, WRITE_LOCK_WAIT_MS } from './write-lock.ts';
 
 export const GATEWAY_DB_FILE = 'gateway.db';
 
@@ -62,21 +62,47 @@ interface SurfaceRow {
   remote_ip: string | null;
 }
 
-/** What each node last declared when it connected (or asked to be paired). */
+/**
+ * What each node last declared when it connected (or asked to be paired).
+ * Its writes take gateway.db's write lock with timers (write-lock.ts): a
+ * `corral` command holding the lock never stalls the gateway on them.
+ */
 export class SurfaceStore {
+  readonly #db: DatabaseSync;
   readonly #sql: (sql: string) => StatementSync;
   constructor(db: DatabaseSync) {
+    this.#db = db;
     this.#sql = preparedOnce(db);
   }
 
-  record(surface: NodeSurface): void {
+  /**
+   * Stores `surface` in place of what its device declared before: at once
+   * (nothing returned) while no other process holds gateway.db's write lock,
+   * else once it is free (the promise). `unless` is asked in the very
+   * transaction, just before the write: when it says so, nothing is written.
+   * Rejects with GATEWAY_BUSY (wire UNAVAILABLE, retryable) when the lock is
+   * still held after `waitMs`, nothing written.
+   */
+  record(surface: NodeSurface, options: { waitMs?: number; unless?: () => boolean } = {}): void | Promise<void> {
+    return writeNowOrWhenFree(this.#db, () => {
+      if (options.unless?.() !== true) this.#write(surface);
+    }, options.waitMs ?? WRITE_LOCK_WAIT_MS);
+  }
+
+  #write(surface: NodeSurface): void {
     this.#sql('INSERT INTO node_surface (device_id, display_name, platform, commands, caps, last_seen_at, remote_ip) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET display_name = excluded.display_name, platform = excluded.platform, commands = excluded.commands, caps = excluded.caps, last_seen_at = excluded.last_seen_at, remote_ip = COALESCE(excluded.remote_ip, node_surface.remote_ip)')
       .run(surface.deviceId, surface.displayName.slice(0, 200), surface.platform.slice(0, 64), JSON.stringify(surface.commands.slice(0, 256)), JSON.stringify(surface.caps.slice(0, 64)), surface.lastSeenAt, surface.remoteIp?.slice(0, 64) ?? null);
   }
 
-  /** Forgets what these nodes declared (nodes no longer known: a pairing request dropped as stale). */
-  forget(deviceIds: readonly string[]): void {
-    for (const deviceId of deviceIds) this.#sql('DELETE FROM node_surface WHERE device_id = ?').run(deviceId);
+  /**
+   * Forgets what these nodes declared (nodes no longer known: a pairing
+   * request dropped as stale), in one transaction taken as record() takes
+   * it; same errors.
+   */
+  forget(deviceIds: readonly string[], options: { waitMs?: number } = {}): void | Promise<void> {
+    return writeNowOrWhenFree(this.#db, () => {
+      for (const deviceId of deviceIds) this.#sql('DELETE FROM node_surface WHERE device_id = ?').run(deviceId);
+    }, options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   get(deviceId: string): NodeSurface | undefined {

@@ -14,12 +14,13 @@ export const WRITE_LOCK_WAIT_MS = 5000;
 
 /**
  * The gateway's own connection's busy_timeout once it is open (gateway.ts):
- * what is left of SQLite's wait inside a call, for the few writes that stay
- * synchronous (a node's declared surface as it connects, device tokens,
- * both written inside synchronous handshake code outside these stores).
- * Every write of approvals, grants and open runs tries at once and waits
- * with timers (writeWhenFree, writeNowOrWhenFree, writeIfFree). A corral
- * command keeps its 5 s: it has nobody else to serve.
+ * what is left of SQLite's wait inside a call. No write of the running
+ * gateway waits there: approvals, grants, open runs and a node's declared
+ * surface try at once and wait with timers (writeWhenFree,
+ * writeNowOrWhenFree); a device token, or an approval stored as expired, is
+ * written only while the lock is free (writeIfFree). It bounds the stall of
+ * any statement that still meets another process's lock. A corral command
+ * keeps its 5 s: it has nobody else to serve.
  */
 export const GATEWAY_BUSY_TIMEOUT_MS = 250;
 
