@@ -23,18 +23,13 @@ const MAX_LINE = 1024 * 1024;
 /** A line that is not read: not UTF-8. */
 class Unreadable {
   readonly why: string;
-  /** Its first bytes (as Latin-1): enough to tell a checkpoint or seal line from a record. */
-  readonly head: string;
-  constructor(why: string, head: Buffer) {
+  constructor(why: string) {
     this.why = why;
-    this.head = head.toString('latin1');
   }
 }
 
-const HEAD = 16;
-
 /** Bytes read at a time. */
-const CHUNK = 64 * 1024;
+const CHUNK = 1024 * 1024;
 
 /** The export as first opened: one descriptor both passes read, and what it was then. */
 interface ExportFile {
@@ -113,11 +108,16 @@ async function whatChanged(file: ExportFile): Promise<string | undefined> {
 const CR_ALONE = 'the lines seem to end with CR alone; an export ends them with LF (or CRLF)';
 
 /** A checkpoint or seal line (by its first bytes): damage to it is the checkpoint's, not a record's. */
-function signedLine(head: string): 'checkpoint' | 'seal' | undefined {
-  if (head.startsWith('{"checkpoint"')) return 'checkpoint';
-  if (head.startsWith('{"seal"')) return 'seal';
+function signedLine(bytes: Buffer): 'checkpoint' | 'seal' | undefined {
+  // Every line but the header starts with {" : look further only then.
+  if (bytes[0] !== 0x7b || bytes[1] !== 0x22) return undefined;
+  if (bytes[2] === 0x63 && bytes.toString('latin1', 0, CHECKPOINT_HEAD.length) === CHECKPOINT_HEAD) return 'checkpoint';
+  if (bytes[2] === 0x73 && bytes.toString('latin1', 0, SEAL_HEAD.length) === SEAL_HEAD) return 'seal';
   return undefined;
 }
+
+const CHECKPOINT_HEAD = '{"checkpoint"';
+const SEAL_HEAD = '{"seal"';
 
 /**
  * Fatal: a lenient decoder reads a byte that is not UTF-8 as U+FFFD, so a file
@@ -126,19 +126,23 @@ function signedLine(head: string): 'checkpoint' | 'seal' | undefined {
  */
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** A line's bytes as text (a CRLF ending read as LF). */
-function decode(parts: Buffer[]): string | Unreadable {
-  let bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-  if (bytes.at(-1) === 0x0d) bytes = bytes.subarray(0, -1);
+/** A line's bytes as text. */
+function decode(bytes: Buffer): string | Unreadable {
   try {
     return utf8.decode(bytes);
   } catch {
-    return new Unreadable('the line is not UTF-8', bytes.subarray(0, HEAD));
+    return new Unreadable('the line is not UTF-8');
   }
 }
 
+/** The lines one chunk of the file ends: line `first`, `first` + 1, …, each its bytes without the LF (or CRLF). */
+interface Lines {
+  first: number;
+  bytes: Buffer[];
+}
+
 /**
- * The file's lines with their 1-based numbers, each at most MAX_LINE bytes.
+ * The file's lines, a chunk's worth at a time, each at most MAX_LINE bytes.
  * @throws AuditError AUDIT_EXPORT_MALFORMED naming the line, once MAX_LINE of
  *   a longer line is read: reading on would mean reading it to its end, and a
  *   line (a sparse file) may hold a terabyte of zeros. The exporter never
@@ -148,7 +152,7 @@ function decode(parts: Buffer[]): string | Unreadable {
  * Reads the `file.size` bytes the file held when opened, from its open
  * descriptor (never the path again), and feeds each to `digest`.
  */
-async function* lines(file: ExportFile, digest: Hash): AsyncIterable<[number, string | Unreadable]> {
+async function* lines(file: ExportFile, digest: Hash): AsyncIterable<Lines> {
   const path = file.path;
   let n = 0;
   let parts: Buffer[] = [];
@@ -160,24 +164,13 @@ async function* lines(file: ExportFile, digest: Hash): AsyncIterable<[number, st
     const why = cr ? ` and holds a carriage return: ${CR_ALONE}` : `: corral audit export writes none so long (a record holds at most a 64 KiB event), so this file is not an export as it was written`;
     return new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:${n + 1}: the line is longer than ${MAX_LINE} bytes${why}`, { line: n + 1 });
   };
-  const finish = (): [number, string | Unreadable] => {
+  /** The line `parts` hold, a CRLF ending read as LF. */
+  const finish = (): Buffer => {
     if (length > MAX_LINE) throw tooLong();
-    return [++n, decode(parts)];
+    n++;
+    const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    return bytes.at(-1) === 0x0d ? bytes.subarray(0, -1) : bytes;
   };
-  /** The lines `chunk` ends; the rest of it is kept for the next. */
-  function* split(chunk: Buffer): Iterable<[number, string | Unreadable]> {
-    let at = 0;
-    for (let nl = chunk.indexOf(0x0a); nl >= 0; at = nl + 1, nl = chunk.indexOf(0x0a, at)) {
-      parts.push(chunk.subarray(at, nl));
-      length += nl - at;
-      yield finish();
-      parts = [];
-      length = 0;
-    }
-    parts.push(chunk.subarray(at));
-    length += chunk.length - at;
-    if (length > MAX_LINE) throw tooLong();
-  }
   try {
     for (let at = 0; at < file.size; ) {
       // A fresh buffer each time: a line's parts may span chunks.
@@ -187,13 +180,25 @@ async function* lines(file: ExportFile, digest: Hash): AsyncIterable<[number, st
       const bytes = chunk.subarray(0, bytesRead);
       at += bytesRead;
       digest.update(bytes);
-      yield* split(bytes);
+      const batch: Lines = { first: n + 1, bytes: [] };
+      let from = 0;
+      for (let nl = bytes.indexOf(0x0a); nl >= 0; from = nl + 1, nl = bytes.indexOf(0x0a, from)) {
+        parts.push(bytes.subarray(from, nl));
+        length += nl - from;
+        batch.bytes.push(finish());
+        parts = [];
+        length = 0;
+      }
+      parts.push(bytes.subarray(from));
+      length += bytes.length - from;
+      if (length > MAX_LINE) throw tooLong();
+      if (batch.bytes.length > 0) yield batch;
     }
   } catch (error) {
     if (error instanceof AuditError) throw error;
     throw new AuditError('AUDIT_EXPORT_MALFORMED', `cannot read the export ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
   }
-  if (length > 0) yield finish();
+  if (length > 0) yield { first: n + 1, bytes: [finish()] };
 }
 
 function parseHeader(path: string, text: string): ExportHeader {
@@ -247,82 +252,171 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
   }
 }
 
+/**
+ * Reads the checkpoints (first pass), then the records (second pass) by the
+ * leaf hash of each record line as it stands, without parsing it, as the live
+ * log's records are verified; for a sound export that is the whole report. A
+ * line that is not a record's exact shape, or any damage, sends the records
+ * to a second pass that parses every line, to name the first bad one and what
+ * is wrong with it. Every pass must read the bytes the first read.
+ */
 async function verifyOpenExport(file: ExportFile, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+  const digests: Buffer[] = [];
+  const { verifier, seal } = await readCheckpoints(file, publicKey, witness, digests);
+  let parsed = verifier;
+  if (verifier.clean) {
+    parsed = verifier.again();
+    if (await readRecords(file, verifier, recordsByHash, digests)) {
+      if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
+      const report = verifier.finish();
+      if (report.ok) return report;
+    }
+  }
+  await readRecords(file, parsed, parsedRecords, digests);
+  if (seal) parsed.seal(seal.size, seal.checkpoint, seal.consistency);
+  return parsed.finish();
+}
+
+interface Seal {
+  line: number;
+  size: number;
+  checkpoint: SignedCheckpoint;
+  consistency: string[];
+}
+
+/** The first pass: the header, then each checkpoint to a new verifier, and the seal line, if any. */
+async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: SignedCheckpoint | null | undefined, digests: Buffer[]): Promise<{ verifier: LogVerifier; seal: Seal | undefined }> {
   const path = file.path;
   let verifier: LogVerifier | undefined;
-  let seal: { line: number; size: number; checkpoint: SignedCheckpoint; consistency: string[] } | undefined;
-  const first = createHash('sha256');
-  for await (const [n, text] of lines(file, first)) {
-    if (n === 1) {
-      if (text instanceof Unreadable) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${text.why}`, { line: 1 });
-      const header = parseHeader(path, text);
-      // Checkpoints go to the verifier as they are read: it keeps the validly signed ones, once each, so memory
-      // follows what the key signed, not what the file holds.
-      verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
-      continue;
-    }
-    if (!verifier) continue;
-    if (text instanceof Unreadable) {
-      const what = signedLine(text.head);
-      if (what) verifier.checkpointUnreadable(`${path}:${n}: ${what} line cannot be read: ${text.why}`, n);
-      continue;
-    }
-    if (text.startsWith('{"checkpoint"')) {
-      // However many a hostile file holds: the verifier checks the signatures of at most MAX_FORGED_CHECKED
-      // forged ones, and knows one it found validly signed again without a check.
-      try {
-        const raw = JSON.parse(text) as { checkpoint?: unknown };
-        verifier.checkpoint(parseCheckpoint(raw.checkpoint));
-      } catch (error) {
-        verifier.checkpointUnreadable(`${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}`, n);
+  let seal: Seal | undefined;
+  const digest = createHash('sha256');
+  for await (const batch of lines(file, digest)) {
+    for (let i = 0; i < batch.bytes.length; i++) {
+      const n = batch.first + i;
+      const bytes = batch.bytes[i] as Buffer;
+      if (n === 1) {
+        const text = decode(bytes);
+        if (text instanceof Unreadable) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path}:1: ${text.why}`, { line: 1 });
+        const header = parseHeader(path, text);
+        // Checkpoints go to the verifier as they are read: it keeps the validly signed ones, once each, so memory
+        // follows what the key signed, not what the file holds.
+        verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
+        continue;
       }
-    } else if (text.startsWith('{"seal"')) {
-      try {
-        if (seal) throw new AuditError('AUDIT_EXPORT_MALFORMED', `a second seal line (the first is line ${seal.line})`, { line: n });
-        seal = { line: n, ...parseSeal(text) };
-      } catch (error) {
-        verifier.checkpointUnreadable(`${path}:${n}: seal line cannot be read: ${(error as Error).message}`, n);
+      const what = signedLine(bytes);
+      if (!verifier || !what) continue;
+      const text = decode(bytes);
+      if (text instanceof Unreadable) {
+        verifier.checkpointUnreadable(`${path}:${n}: ${what} line cannot be read: ${text.why}`, n);
+      } else if (what === 'checkpoint') {
+        // However many a hostile file holds: the verifier checks the signatures of at most MAX_FORGED_CHECKED
+        // forged ones, and knows one it found validly signed again without a check.
+        try {
+          const raw = JSON.parse(text) as { checkpoint?: unknown };
+          verifier.checkpoint(parseCheckpoint(raw.checkpoint));
+        } catch (error) {
+          verifier.checkpointUnreadable(`${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}`, n);
+        }
+      } else {
+        try {
+          if (seal) throw new AuditError('AUDIT_EXPORT_MALFORMED', `a second seal line (the first is line ${seal.line})`, { line: n });
+          seal = { line: n, ...parseSeal(text) };
+        } catch (error) {
+          verifier.checkpointUnreadable(`${path}:${n}: seal line cannot be read: ${(error as Error).message}`, n);
+        }
       }
     }
   }
   if (!verifier) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
-  const second = createHash('sha256');
+  sameBytes(file, digests, digest.digest(), 'read its checkpoints');
+  return { verifier, seal };
+}
+
+/**
+ * A second pass: the record lines to `verifier` through `feed`. False when
+ * `feed` gave up (before the end, so the file is not checked then); true once
+ * the pass read the bytes the first did and the file is still what was opened.
+ * @throws AuditError AUDIT_EXPORT_MALFORMED when the file changed (changedError).
+ */
+async function readRecords(file: ExportFile, verifier: LogVerifier, feed: (verifier: LogVerifier, read: AsyncIterable<Lines>, path: string) => Promise<boolean>, digests: Buffer[]): Promise<boolean> {
+  const digest = createHash('sha256');
   try {
-    await readRecords(verifier, lines(file, second), path);
+    if (!(await feed(verifier, lines(file, digest), file.path))) return false;
   } catch (error) {
     // A line the first pass read whole, now too long or gone: the file changed under it.
     const why = await whatChanged(file);
     if (why !== undefined) throw changedError(file, why, error);
     throw error;
   }
-  if (!first.digest().equals(second.digest())) throw changedError(file, 'its bytes changed between the pass that read its checkpoints and the one that read its records');
+  sameBytes(file, digests, digest.digest(), 'read its records');
   const why = await whatChanged(file);
   if (why !== undefined) throw changedError(file, why);
-  if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
-  return verifier.finish();
+  return true;
 }
 
-/** The second pass: the records, in order, to `verifier`. */
-async function readRecords(verifier: LogVerifier, read: AsyncIterable<[number, string | Unreadable]>, path: string): Promise<void> {
-  for await (const [n, text] of read) {
-    if (n === 1 || text === '') continue; // a blank line holds no record and changes none
-    if (text instanceof Unreadable) {
-      if (!signedLine(text.head)) verifier.malformed(`${path}:${n}: ${text.why}`, n);
-      continue;
-    }
-    if (text.startsWith('{"checkpoint"') || text.startsWith('{"seal"')) continue;
-    if (verifier.settled) {
-      // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
-      verifier.skip();
-      continue;
-    }
-    try {
-      const r = parseRecord(text);
-      verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });
-    } catch (error) {
-      verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
+/** Adds a pass's digest to `digests`; throws changedError when it is not the first pass's. */
+function sameBytes(file: ExportFile, digests: Buffer[], digest: Buffer, pass: string): void {
+  const first = digests[0];
+  if (first !== undefined && !first.equals(digest)) throw changedError(file, `its bytes changed between the first pass over it and the one that ${pass}`);
+  digests.push(digest);
+}
+
+/** A record line's last members, as `corral audit export` writes every record: `,"prev":"<hex>","seq":<n>,"v":1}`. */
+const RECORD_TAIL = /,"prev":"([0-9a-f]{64})","seq":(0|[1-9][0-9]{0,15}),"v":1\}$/;
+/** Enough of a line's end for the longest tail: 9 + 64 + 8 + 16 + 7 bytes. */
+const TAIL_BYTES = 104;
+const RECORD_HEAD = '{"event":{';
+
+/**
+ * The second pass by leaf hash: each record line's seq and prev read from its
+ * tail, its leaf hash taken over its bytes. False at the first line that is
+ * not of that shape (or not a safe seq) and at the first damage: the parsed
+ * passes then say what is wrong.
+ */
+async function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>): Promise<boolean> {
+  for await (const batch of read) {
+    for (let i = 0; i < batch.bytes.length; i++) {
+      const n = batch.first + i;
+      const bytes = batch.bytes[i] as Buffer;
+      if (n === 1 || bytes.length === 0 || signedLine(bytes)) continue;
+      if (bytes.toString('latin1', 0, RECORD_HEAD.length) !== RECORD_HEAD) return false;
+      const tail = RECORD_TAIL.exec(bytes.toString('latin1', Math.max(0, bytes.length - TAIL_BYTES), bytes.length));
+      const seq = tail ? Number(tail[2]) : Number.NaN;
+      if (!tail || !Number.isSafeInteger(seq)) return false;
+      verifier.addLeaf(seq, tail[1] as string, sha256Hasher.leaf(bytes), n);
+      if (!verifier.clean) return false;
     }
   }
+  return true;
+}
+
+/** The second pass, parsing each record line: the records, in order, to `verifier`. Always true (damage is reported). */
+async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, path: string): Promise<boolean> {
+  for await (const batch of read) {
+    for (let i = 0; i < batch.bytes.length; i++) {
+      const n = batch.first + i;
+      const bytes = batch.bytes[i] as Buffer;
+      // A blank line holds no record and changes none.
+      if (n === 1 || bytes.length === 0 || signedLine(bytes)) continue;
+      if (verifier.settled) {
+        // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
+        verifier.skip();
+        continue;
+      }
+      const text = decode(bytes);
+      if (text instanceof Unreadable) {
+        verifier.malformed(`${path}:${n}: ${text.why}`, n);
+        continue;
+      }
+      try {
+        const r = parseRecord(text);
+        verifier.record({ seq: r.seq, prev: r.prev, body: r.body, line: n });
+      } catch (error) {
+        verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
+      }
+    }
+  }
+  return true;
 }
 
 /** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */

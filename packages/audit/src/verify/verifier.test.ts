@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { describe, it } from 'node:test';
-import { generateSigningKey } from '../checkpoint/key.ts';
+import { describe, it, mock } from 'node:test';
+import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
+import { signCheckpoint } from '../checkpoint/sign.ts';
+import { CompactRange } from '../merkle/compact-range.ts';
+import { GENESIS_PREV, recordBytes } from '../record/envelope.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
 import { LogVerifier } from './verifier.ts';
 
@@ -22,6 +27,68 @@ describe('LogVerifier', () => {
       const grown = process.memoryUsage().heapUsed - before;
       assert.ok(grown < 10_000_000, `the heap grew by ${grown} bytes`);
       assert.deepEqual(verifier.finish().damage.map((d) => [d.kind, d.seq]), [['edited', 0]]);
+    });
+  });
+
+  describe('fed by leaf hash', () => {
+    const key = generateSigningKey();
+    /** Three records and the checkpoint at 3 signed over them. */
+    const bodies = ['{"n":0}', '{"n":1}', '{"n":2}'];
+    const range = new CompactRange(sha256Hasher);
+    const chain: { seq: number; prev: string; hash: string }[] = [];
+    for (const [seq, body] of bodies.entries()) {
+      const prev = chain.at(-1)?.hash ?? GENESIS_PREV;
+      const hash = sha256Hasher.leaf(recordBytes(seq, prev, body));
+      range.append(hash);
+      chain.push({ seq, prev, hash });
+    }
+    const checkpoint = signCheckpoint(key.privateKey, { size: 3, root: range.root(), time: new Date(0).toISOString(), keyId: keyIdOf(key.publicKey) });
+
+    it('reports what add() reports for the same records', () => {
+      const byBody = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [checkpoint], requireSealed: true });
+      const byHash = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [checkpoint], requireSealed: true });
+      for (const [i, r] of chain.entries()) {
+        byBody.add(r.seq, r.prev, bodies[i] as string);
+        byHash.addLeaf(r.seq, r.prev, r.hash);
+      }
+      assert.equal(byHash.clean, true);
+      assert.deepEqual(byHash.finish(), byBody.finish());
+    });
+
+    it('is not clean once a link breaks, and refuses to diagnose it without the body (AUDIT_BAD_ARGUMENT)', () => {
+      const v = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [checkpoint] });
+      v.addLeaf(0, GENESIS_PREV, chain[0]!.hash);
+      assert.equal(v.clean, true);
+      v.addLeaf(1, chain[0]!.hash, 'ab'.repeat(32));
+      v.addLeaf(2, chain[1]!.hash, chain[2]!.hash);
+      assert.equal(v.clean, false);
+      assert.throws(() => v.finish(), { code: 'AUDIT_BAD_ARGUMENT' });
+    });
+
+    it('again() gives a verifier with the same checkpoints and damage, checking no signature again', () => {
+      const forged = { ...checkpoint, size: 2 };
+      const v = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [checkpoint, forged], witness: checkpoint });
+      const spy = mock.method(crypto, 'verify');
+      // The verifier imports verify by name: its binding follows the module object only once synced.
+      syncBuiltinESMExports();
+      let copy: LogVerifier;
+      try {
+        new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [checkpoint] });
+        assert.equal(spy.mock.callCount(), 1, 'the spy sees the checks a new verifier makes');
+        copy = v.again();
+        assert.equal(spy.mock.callCount(), 1);
+      } finally {
+        spy.mock.restore();
+        syncBuiltinESMExports();
+      }
+      for (const [i, r] of chain.entries()) {
+        v.add(r.seq, r.prev, bodies[i] as string);
+        copy.add(r.seq, r.prev, bodies[i] as string);
+      }
+      const report = copy.finish();
+      assert.deepEqual(report, v.finish());
+      assert.deepEqual(report.damage.map((d) => [d.kind, d.checkpointSize]), [['checkpoint-forged', 2]]);
+      assert.throws(() => v.again(), { code: 'AUDIT_BAD_ARGUMENT' });
     });
   });
 });

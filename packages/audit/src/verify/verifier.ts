@@ -100,7 +100,9 @@ export class LogVerifier {
   #listedCheckpoints = 0;
   /** Set once the checkpoints are in order and the start's are checked: at the first record, seal or finish. */
   #prepared = false;
-  readonly #witness: SignedCheckpoint | undefined;
+  #witness: SignedCheckpoint | undefined;
+  /** What it was made with (for again()). */
+  readonly #options: VerifierOptions;
   readonly #lookahead: number;
   readonly #start: number;
   readonly #partial: boolean;
@@ -116,8 +118,8 @@ export class LogVerifier {
   #total = 0;
   /** Set at the first broken link: the records from there on, for diagnosis. */
   #broken: Seen[] | undefined;
-  /** The first broken record's body, which diagnosis hashes again at other seqs; the rest need none (memory stays bounded). */
-  #brokenBody = '';
+  /** The first broken record's body, which diagnosis hashes again at other seqs; the rest need none (memory stays bounded). Undefined when it came through addLeaf(). */
+  #brokenBody: string | undefined;
   /** The first broken link was an unreadable record, already reported as such. */
   #unreadable = false;
   /** Records (readable or not) fed after the first broken link: past lookahead, none changes the report. */
@@ -130,6 +132,7 @@ export class LogVerifier {
 
   /** @throws AuditError AUDIT_BAD_ARGUMENT when the witness lies before start. */
   constructor(options: VerifierOptions) {
+    this.#options = options;
     this.#h = options.hasher;
     this.#publicKey = options.publicKey;
     const start = options.start ?? { size: 0, lastHash: GENESIS_PREV, frontier: [] };
@@ -196,6 +199,32 @@ export class LogVerifier {
     this.#checks.push(c);
   }
 
+  /**
+   * A new verifier in this one's state before its first record: the
+   * checkpoints it took, those found forged or unreadable, its witness, with
+   * no signature checked again. For feeding the same records a second time,
+   * another way (addLeaf(), then add() to diagnose damage).
+   * @throws AuditError AUDIT_BAD_ARGUMENT once a record was fed.
+   */
+  again(): LogVerifier {
+    if (this.#prepared) throw new AuditError('AUDIT_BAD_ARGUMENT', 'a verifier is copied only before its first record');
+    const options = { ...this.#options };
+    delete options.checkpoints;
+    delete options.witness;
+    const v = new LogVerifier(options);
+    v.#checks.push(...this.#checks);
+    for (const k of this.#kept) v.#kept.add(k);
+    for (const k of this.#signed) v.#signed.add(k);
+    v.#forged = this.#forged;
+    v.#damage.push(...this.#damage.map((d) => ({ ...d })));
+    v.#unlistedCheckpoints = this.#unlistedCheckpoints;
+    v.#listedCheckpoints = this.#listedCheckpoints;
+    v.#total = this.#total;
+    v.#valid = this.#valid;
+    v.#witness = this.#witness;
+    return v;
+  }
+
   /** A checkpoint (or seal) line of an export that cannot be read, at its `line`: reported as forged. */
   checkpointUnreadable(message: string, line: number): void {
     this.#checkpointDamage({ kind: 'checkpoint-forged', seq: null, line, message });
@@ -224,9 +253,32 @@ export class LogVerifier {
 
   /** Feeds the next record in log order, as separate parts (no object per record on the hot path). */
   add(seq: number, prev: string, body: string, storedHash?: string, line?: number): void {
+    this.#feed(seq, prev, this.#h.leaf(recordBytes(seq, prev, body)), storedHash, line, body);
+  }
+
+  /**
+   * Feeds the next record in log order by its leaf hash, which the caller
+   * computed over the record's bytes as they stand (an export line): for a
+   * pass that only asks whether everything verifies. Without the body, a
+   * broken link cannot be diagnosed: once `clean` is false, verify again,
+   * feeding the records through add().
+   */
+  addLeaf(seq: number, prev: string, leafHash: string, line?: number): void {
+    this.#feed(seq, prev, leafHash, undefined, line, undefined);
+  }
+
+  /**
+   * True while nothing taken so far is wrong: no broken link, no root that
+   * does not match, no forged or unreadable checkpoint. finish() may still
+   * find damage (unsealed records, a truncation).
+   */
+  get clean(): boolean {
+    return this.#broken === undefined && this.#rootMismatch === undefined && this.#damage.length === 0 && this.#unlistedCheckpoints === 0;
+  }
+
+  #feed(seq: number, prev: string, hash: string, storedHash: string | undefined, line: number | undefined, body: string | undefined): void {
     if (!this.#prepared) this.#prepare();
     this.#records++;
-    const hash = this.#h.leaf(recordBytes(seq, prev, body));
     if (this.#broken) {
       this.#afterBreak++;
       if (this.#broken.length < this.#lookahead) this.#broken.push(seen(seq, prev, hash, storedHash, line));
@@ -335,7 +387,10 @@ export class LogVerifier {
       this.#damage.push({ kind: 'checkpoint-forged', seq: null, message: `${this.#unlistedCheckpoints} more checkpoints are forged or cannot be read, or were not checked (the first ${MAX_LISTED_CHECKPOINTS} are listed)` });
     }
     let precise: Damage | undefined;
-    if (this.#broken && this.#broken.length > 0 && !this.#unreadable) this.#damage.push((precise = this.#diagnose(this.#broken)));
+    if (this.#broken && this.#broken.length > 0 && !this.#unreadable) {
+      if (this.#brokenBody === undefined) throw new AuditError('AUDIT_BAD_ARGUMENT', 'a record fed by its leaf hash broke the chain, which cannot be diagnosed without its body: verify again through add()');
+      this.#damage.push((precise = this.#diagnose(this.#broken, this.#brokenBody)));
+    }
     const verified = this.#range.size;
     const intact = !this.#broken;
     const explained = precise !== undefined && this.#rootMismatch !== undefined && (precise.seq as number) < this.#rootMismatch.size;
@@ -505,7 +560,7 @@ export class LogVerifier {
     return false;
   }
 
-  #diagnose(rest: Seen[]): Damage {
+  #diagnose(rest: Seen[], brokenBody: string): Damage {
     const e = this.#range.size;
     const r = rest[0] as Seen;
     const next = rest[1];
@@ -515,7 +570,7 @@ export class LogVerifier {
     const laterFollowsP = rest.slice(1).some((x) => x.prev === P);
     const laterHasSeq = (s: number) => rest.slice(1).some((x) => x.seq === s);
     const originalAt = (seq: number) => {
-      const h = this.#h.leaf(recordBytes(seq, r.prev, this.#brokenBody));
+      const h = this.#h.leaf(recordBytes(seq, r.prev, brokenBody));
       return h === r.storedHash || (next !== undefined && next.prev === h);
     };
 
