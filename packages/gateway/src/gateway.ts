@@ -148,8 +148,8 @@ export class Gateway {
         ...(operatorPrincipal ? { operatorPrincipal } : {}),
       });
       // Opened and migrated (waiting up to 5 s for a corral command, as start-up may), the gateway's connection
-      // keeps a short busy_timeout: its writes wait with timers (store/write-lock.ts), and the few left
-      // synchronous stall the event loop at most this long while a corral command holds gateway.db.
+      // keeps a short busy_timeout: no write of the running gateway waits inside SQLite (store/write-lock.ts);
+      // this bounds any statement that still meets another process's lock.
       setBusyTimeout(db, GATEWAY_BUSY_TIMEOUT_MS);
       const now = options.now ?? Date.now;
       http.attach({

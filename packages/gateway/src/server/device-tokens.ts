@@ -61,11 +61,6 @@ export class DeviceTokens {
     if (typeof token !== 'string' || token.length === 0 || token.length > 200) return false;
     return this.#sql('SELECT 1 FROM device_tokens WHERE device_id = ? AND role = ? AND token_hash = ?').get(deviceId, role, digest(token)) !== undefined;
   }
-
-  /** Every token of a device stops working. */
-  revoke(deviceId: string): void {
-    this.#sql('DELETE FROM device_tokens WHERE device_id = ?').run(deviceId);
-  }
 }
 
 /** Lookup by the token's SHA-256: the database never holds a usable token, and what a lookup's timing could reveal is a hash. */
