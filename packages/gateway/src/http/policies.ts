@@ -1,7 +1,8 @@
 // Policies: the active set, and a candidate's validation, test cases,
 // replay over the decisions recorded in the audit log, and activation
 // (compare-and-swap on the active hash; the active set is kept when the
-// candidate does not validate).
+// candidate does not validate, and put back when the audit log cannot
+// record the activation).
 import { corralSchema, PolicyError, replayAsync, runCaseTextOffThread, validatePoliciesOffThread } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
@@ -30,6 +31,9 @@ async function checked<T>(check: () => Promise<T>): Promise<{ ok: true; value: T
     return { ok: false, issues: issues.map(issueView) };
   }
 }
+
+/** What an activation answers when it could be neither recorded nor undone. */
+const UNRECORDED = 'the activation could not be recorded in the audit log, and the set it replaced could not be put back: the new set stays in the policy directory, unrecorded, and this gateway denies every request until a set is activated';
 
 const invalid = (issues: Issue[]) => reply(400, { error: 'invalid_policy', ok: false, issues });
 
@@ -133,15 +137,12 @@ export function policyRoutes(api: ApiContext): Route[] {
         return withCandidate(
           files,
           async (candidate) => {
-            const replaced = set.activeCandidate();
-            if (!(await set.activate(candidate, baseHash))) return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
-            try {
-              await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } });
-            } catch (error) {
-              // A set that may allow more is never left in force unrecorded: the one it replaced goes back.
-              await set.activate(replaced, candidate.hash);
-              throw error;
-            }
+            // A set that may allow more is never left deciding unrecorded: the one it replaced goes back, and when it cannot, nothing is decided until a set is activated.
+            const outcome = await set.activateRecorded(candidate, baseHash, (replaced) =>
+              api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } }),
+            );
+            if (outcome === 'stale') return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
+            if (outcome === 'unrecorded') return failure(500, 'internal_error', { code: 'POLICY_NOT_LOADED', message: UNRECORDED });
             return reply(200, { hash: candidate.hash });
           },
           true,

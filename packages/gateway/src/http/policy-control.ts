@@ -6,12 +6,15 @@
 // the decision point is swapped the same way (one reference), so decisions
 // in flight finish under the set they started with. Activation is a
 // compare-and-swap on the active set's hash, held under a lock that other
-// processes activating the same directory take too.
+// processes activating the same directory take too. A hand edit of the
+// directory that does not validate never replaces the set in use, and the
+// status says so (refusedEdit); a set whose activation could be neither
+// recorded nor undone decides nothing (every request is denied).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
@@ -138,44 +141,98 @@ function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
   return { files, hash: hashFiles(files), point };
 }
 
+/**
+ * What the gateway's log is told about its policy set: a hand edit of the
+ * directory that was refused, an activation left in force unrecorded. Codes
+ * and hashes only: never policy text, entity data, an issue's message or
+ * where the directory is.
+ */
+export interface PolicyLogEntry {
+  event: 'policy-edit-refused' | 'policy-activation-unrecorded';
+  /** Why: the refusal's POLICY_* code; for an unrecorded activation, the code of the record's failure. */
+  code: string;
+  /** The hash (hashFiles) of the files refused, or of the set left unrecorded; absent when the files could not be read. */
+  hash?: string;
+  /** How many issues the refusal lists. */
+  issues?: number;
+  /** For an unrecorded activation: the code of the failure that kept the replaced set from being put back. */
+  putBack?: string;
+}
+
+/** A hand edit of the policy directory that was not adopted: the set in use stays. What the API shows; it names no path. */
+export interface RefusedEdit {
+  /** The hash (hashFiles) of the files found; absent when they could not be read. */
+  hash?: string;
+  code: PolicyErrorCode;
+  /** Corral's sentence for a human: what was refused and what is decided meanwhile. */
+  message: string;
+  /** Each issue, by file relative to the directory, line and column: empty when the files could not be read. */
+  issues: ReturnType<typeof issueView>[];
+}
+
+/** The set in use, and what keeps the directory or the gateway from being as they seem. */
+export interface PolicyStatus {
+  hash: string;
+  files: PolicyFile[];
+  /** The directory holds an edit made by hand that was refused: decisions use `hash`'s set (none: every request is denied). */
+  refusedEdit?: RefusedEdit;
+  /** The set in use was activated but neither recorded in the audit log nor put back: this gateway denies every request until a set is activated. */
+  unrecorded?: true;
+}
+
+/** What an activation that is recorded came to (see PolicyControl.activateRecorded). */
+export type RecordedActivation = 'activated' | 'stale' | 'unrecorded';
+
+/** Refusals that say only what the files hold: the same files are refused again, so they are not read as a set twice. */
+const LASTING: ReadonlySet<PolicyErrorCode> = new Set(['POLICY_SET_INVALID', 'POLICY_ENTITIES_INVALID']);
+
 export class PolicyControl {
   readonly dir: string;
   #active: Candidate | undefined;
   /** The version the policy directory's link pointed at when the active set was read. */
   #linked: string | undefined;
+  /** The last hand edit of the directory that was refused, while the directory still holds it. */
+  #refused: RefusedEdit | undefined;
+  /** The hash of a set activated but neither recorded nor put back: while it is in force, nothing is decided. */
+  #unrecorded: string | undefined;
+  readonly #log: ((entry: PolicyLogEntry) => void) | undefined;
 
   /** How long an activation waits for another process's to finish, ms. */
   readonly #lockWaitMs: number;
 
-  private constructor(dir: string, active: Candidate | undefined, lockWaitMs: number) {
+  private constructor(dir: string, active: Candidate | undefined, options: { lockWaitMs: number; log: ((entry: PolicyLogEntry) => void) | undefined }) {
     this.dir = dir;
-    this.#lockWaitMs = lockWaitMs;
+    this.#lockWaitMs = options.lockWaitMs;
+    this.#log = options.log;
     this.#active = active;
     this.#linked = linkTarget(dir);
   }
 
-  /** Loads the directory when it exists. Throws POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE. */
-  static open(dir: string, options: { lockWaitMs?: number } = {}): PolicyControl {
-    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined, options.lockWaitMs ?? ACTIVATION_WAIT_MS);
+  /**
+   * Loads the directory when it exists. `log` is told of a hand edit refused
+   * later and of an activation left unrecorded (PolicyLogEntry). Throws
+   * POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE.
+   */
+  static open(dir: string, options: { lockWaitMs?: number; log?: (entry: PolicyLogEntry) => void } = {}): PolicyControl {
+    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined, { lockWaitMs: options.lockWaitMs ?? ACTIVATION_WAIT_MS, log: options.log });
   }
 
-  /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none. */
+  /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none, or while it is an activation left unrecorded (see activateRecorded). */
   decide(input: unknown): Decision {
-    const active = this.#current();
-    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    return active.point.decide(input);
+    return this.#deciding().point.decide(input);
   }
 
-  /** Decides `input` for each of `resources` with the active set (DecisionPoint.decideEach). Throws POLICY_NOT_LOADED when there is none. */
+  /** Decides `input` for each of `resources` with the active set (DecisionPoint.decideEach). Throws as `decide`. */
   decideEach(input: unknown, resources: readonly unknown[]): Decision[] {
-    const active = this.#current();
-    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    return active.point.decideEach(input, resources);
+    return this.#deciding().point.decideEach(input, resources);
   }
 
-  /** The active set as compiled (the empty set when there is none): what an activation replaces, to put back. */
-  activeCandidate(): Candidate {
-    return this.#current() ?? compileCandidate([]);
+  /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is one whose activation was not recorded. */
+  #deciding(): Candidate {
+    const active = this.#current();
+    if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    if (active.hash === this.#unrecorded) throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but the activation could not be recorded in the audit log nor undone: nothing is decided with it until a set is activated');
+    return active;
   }
 
   /** The active files and their hash (no files: the empty set's hash). */
@@ -200,22 +257,64 @@ export class PolicyControl {
 
   /**
    * Adopts the directory's set when it was changed by hand and still
-   * validates (an invalid edit is ignored: the set in use stays). Returns the active set.
+   * validates. An edit that does not validate, or files that cannot be read,
+   * never replace the set in use (with none, every request stays denied):
+   * the returned status names the refusal (`refusedEdit`) until the
+   * directory holds a valid set again, and the log is told once for each
+   * refused edit. Returns the status of the set in use.
    */
-  refresh(): { hash: string; files: PolicyFile[] } {
+  refresh(): PolicyStatus {
     let files: PolicyFile[];
     try {
       files = existsSync(this.dir) ? readFiles(this.dir) : [];
-    } catch {
-      return this.active();
+    } catch (error) {
+      this.#refuse(undefined, error);
+      return this.status();
     }
-    if (hashFiles(files) === (this.#active?.hash ?? hashFiles([]))) return this.active();
+    const hash = hashFiles(files);
+    if (hash === (this.#active?.hash ?? hashFiles([]))) {
+      this.#refused = undefined;
+      return this.status();
+    }
+    // Asked again (before every GET of the set), an edit refused for what it holds is not checked a second time.
+    if (this.#refused?.hash === hash && LASTING.has(this.#refused.code)) return this.status();
+    let adopted: Candidate;
     try {
-      this.#active = compileCandidate(files);
-    } catch {
-      // An edit that does not validate never replaces the set in use.
+      adopted = compileCandidate(files);
+    } catch (error) {
+      this.#refuse(hash, error);
+      return this.status();
     }
-    return this.active();
+    this.#inForce(adopted);
+    return this.status();
+  }
+
+  /** The set in use, and the refused edit or unrecorded activation that goes with it, as last seen (refresh reads the directory again). */
+  status(): PolicyStatus {
+    const active = this.active();
+    return { ...active, ...(this.#refused ? { refusedEdit: this.#refused } : {}), ...(this.#unrecorded !== undefined && this.#unrecorded === this.#active?.hash ? { unrecorded: true as const } : {}) };
+  }
+
+  /** Notes a hand edit refused (files of `hash`, or unreadable ones), telling the log when it is not the refusal noted already. */
+  #refuse(hash: string | undefined, error: unknown): void {
+    const code: PolicyErrorCode = error instanceof PolicyError ? error.code : 'POLICY_ENGINE_FAILED';
+    if (this.#refused?.hash === hash && this.#refused?.code === code) return;
+    const issues = code === 'POLICY_UNREADABLE' ? [] : (candidateIssues(error) ?? []).map(issueView);
+    const meanwhile = this.#active ? `the gateway goes on deciding with the set in use (${this.#active.hash.slice(0, 12)})` : 'no valid set is loaded, so every request is denied';
+    const what = {
+      POLICY_UNREADABLE: 'the policy directory could not be read (a file that is a link or not a regular file, or more than 1 MiB of policy files)',
+      POLICY_ENTITIES_INVALID: "the policy directory's entities.json was edited into entities that are not valid",
+      POLICY_SET_INVALID: 'the policy directory was edited into a set that does not validate',
+    }[code as string] ?? "the policy directory's files could not be checked";
+    this.#refused = { ...(hash !== undefined ? { hash } : {}), code, message: `${what}: ${meanwhile} until the directory holds a valid set or a set is activated`, issues };
+    this.#log?.({ event: 'policy-edit-refused', code, ...(hash !== undefined ? { hash } : {}), issues: issues.length });
+  }
+
+  /** Makes `candidate` the set decisions use: the directory holds it, so no refused edit stands, and an unrecorded set is out of force unless it is this one. */
+  #inForce(candidate: Candidate): void {
+    this.#active = candidate;
+    this.#refused = undefined;
+    if (this.#unrecorded !== candidate.hash) this.#unrecorded = undefined;
   }
 
   /**
@@ -231,15 +330,63 @@ export class PolicyControl {
    * changed, when another process holds the lock longer than `lockWaitMs`
    * (default 10 s).
    */
-  activate(candidate: Candidate, baseHash: string): Promise<boolean> {
+  async activate(candidate: Candidate, baseHash: string): Promise<boolean> {
+    return (await this.#swap(candidate, baseHash)) !== undefined;
+  }
+
+  /**
+   * As `activate`, then records the activation with `record` (handed the set
+   * it replaced, as it was in force when swapped). A set is never left
+   * deciding unrecorded: when `record` rejects, nothing more is decided with
+   * the candidate (decide throws POLICY_NOT_LOADED, so every request is
+   * denied) while the set it replaced is put back, and this rejects with
+   * the record's error once it is back (or once another set is in force).
+   * When the put-back fails too (another process holds the activation lock
+   * past `lockWaitMs`, the directory cannot be written), the candidate stays
+   * on disk, unrecorded: this gateway goes on denying every request while it
+   * is in force, its status says `unrecorded`, the log is told, and this
+   * resolves 'unrecorded'. That ends when a set is activated and recorded
+   * (the same one included) or another set comes into force. Resolves
+   * 'stale' (nothing changed) when `baseHash` is not the active hash;
+   * rejects as `activate`.
+   */
+  async activateRecorded(candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>): Promise<RecordedActivation> {
+    const replaced = await this.#swap(candidate, baseHash);
+    if (replaced === undefined) return 'stale';
+    try {
+      await record(replaced);
+    } catch (error) {
+      this.#unrecorded = candidate.hash;
+      try {
+        await this.activate(replaced, candidate.hash);
+      } catch (putBack) {
+        if (this.#unrecorded !== candidate.hash || this.#active?.hash !== candidate.hash) throw error;
+        this.#log?.({ event: 'policy-activation-unrecorded', code: codeOf(error), hash: candidate.hash, putBack: codeOf(putBack) });
+        return 'unrecorded';
+      }
+      throw error;
+    }
+    if (this.#unrecorded === candidate.hash) this.#unrecorded = undefined;
+    return 'activated';
+  }
+
+  /** Swaps `candidate` in when `baseHash` is the active hash, under the activation lock; resolves to the set it replaced (the empty set for none), or undefined when the hash was stale. */
+  #swap(candidate: Candidate, baseHash: string): Promise<Candidate | undefined> {
     return withActivationLock(this.dir, this.#lockWaitMs, () => {
-      if (baseHash !== this.refresh().hash) return false;
+      if (baseHash !== this.refresh().hash) return undefined;
+      const replaced = this.#active ?? compileCandidate([]);
       swapDirectory(this.dir, candidate);
-      this.#active = candidate;
+      this.#inForce(candidate);
       this.#linked = linkTarget(this.dir);
-      return true;
+      return replaced;
     });
   }
+}
+
+/** A failure's code for the log: a coded error's, a system call's (ENOSPC), or GATEWAY_INTERNAL. Never its message. */
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
 }
 
 /** How long an activation waits for another process's to finish, by default. */
