@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { corral, tempStateDir } from '../test/corral.ts';
+import { CORRAL_BIN, corral, tempStateDir } from '../test/corral.ts';
 
 const FAMILIES = ['run', 'doctor', 'agents', 'tokens', 'identity', 'policy', 'audit', 'gateway', 'nodes', 'approvals', 'node', 'up', 'users'];
 
@@ -67,6 +68,65 @@ describe('the corral command', () => {
         again.filter((url) => /\/packages\/(gateway|identity|policy|node|console)\/|\/packages\/contain\/src\/net\/proxy\.ts|\/node_modules\/(yaml|zod)\//.test(url)),
         [],
       );
+    });
+  });
+
+  describe('when standard output cannot be written', () => {
+    const POLICIES = new URL('../../../examples/invoice-intake/cedar', import.meta.url).pathname;
+    const COMMANDS = [['identity', 'jwks'], ['agents', 'list'], ['agents', 'list', '--json'], ['identity', 'nodes', 'list'], ['policy', 'validate', POLICIES], ['doctor', '--json'], ['--help']];
+    /** A state directory holding an identity store, so that every command above has something to print. */
+    async function installed(): Promise<string> {
+      const stateDir = tempStateDir();
+      const r = await corral(['--state-dir', stateDir, 'agents', 'create', 'reader-bot', '--process', 'p', '--owner', 'a@example.com']);
+      assert.equal(r.code, 0, r.stderr);
+      return stateDir;
+    }
+
+    /**
+     * Runs corral with its standard output a pipe whose reader has already gone (`| head -c0`): the shell
+     * in front waits for the end of its input, which comes only once the read end is closed, then starts corral.
+     */
+    function withClosedOutput(args: string[], stateDir: string): Promise<{ code: number | null; stderr: string }> {
+      return new Promise((resolve, reject) => {
+        const child = spawn('/bin/sh', ['-c', 'cat >/dev/null; exec "$0" "$@"', CORRAL_BIN, ...args], {
+          env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: stateDir },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        child.stdout!.destroy();
+        child.stdin!.end();
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+        child.once('error', reject);
+        child.once('close', (code) => resolve({ code, stderr }));
+      });
+    }
+
+    for (const args of COMMANDS) {
+      const named = args.map((a) => (a === POLICIES ? 'DIR' : a)).join(' ');
+      it(`${named} ends quietly with its own status when its reader went away (regression: an uncaught EPIPE's stack trace, exit 1)`, async () => {
+        const stateDir = await installed();
+        const r = await withClosedOutput(args, stateDir);
+        assert.equal(r.stderr, '');
+        assert.equal(r.code, 0);
+      });
+
+      it(`${named} exits 3 naming ENOSPC on a full disk, without a stack trace (regression: an uncaught error's stack trace, exit 1)`, async () => {
+        const stateDir = await installed();
+        const full = openSync('/dev/full', 'w');
+        try {
+          const r = spawnSync(CORRAL_BIN, args, { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: stateDir }, stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+          assert.equal(r.stderr, 'corral: cannot write the output: ENOSPC; what was written is incomplete\n');
+          assert.equal(r.status, 3);
+        } finally {
+          closeSync(full);
+        }
+      });
+    }
+
+    it('a failure under --json still exits with its own code when its reader went away', async () => {
+      const r = await withClosedOutput(['agents', 'show', 'nobody', '--json'], await installed());
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr, 'corral: no agent named nobody [IDENTITY_AGENT_NOT_FOUND]\n');
     });
   });
 });

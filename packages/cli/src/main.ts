@@ -2,7 +2,7 @@
 // `corral <noun> <verb>`: human output by default, --json for machines.
 import { Command, CommanderError } from 'commander';
 import { EXIT } from './exit-codes.ts';
-import { CliFailure, printable } from './output.ts';
+import { CliFailure, outputBroken, printable, watchOutput } from './output.ts';
 
 const program = new Command('corral')
   .description('Run AI agents inside a company: identity, policy, containment, approval, proof.')
@@ -36,13 +36,17 @@ try {
   // Only the family being run is loaded (a contained run never pays for the gateway's code);
   // help, an unknown command or none at all load every family, so commander can list them.
   const named = commandWord(process.argv.slice(2));
+  // `corral run` tells its own output's failures apart (exit 141, the summary, the record): every other command shares one way.
+  if (named !== 'run') watchOutput();
   const load = named !== undefined && Object.hasOwn(FAMILIES, named) ? [FAMILIES[named]!] : Object.values(FAMILIES);
   for (const register of await Promise.all(load.map((family) => family()))) register(program);
   acceptStateDirAfterCommand(program);
   followDispatch(program);
   await program.parseAsync(process.argv);
 } catch (error) {
-  process.exitCode = exitCodeFor(error);
+  const code = exitCodeFor(error);
+  // The failure could not be told in full: a full disk under `> file` says so, exit 3, whichever comes first.
+  process.exitCode = outputBroken() ? EXIT.environment : code;
 }
 
 /**

@@ -1,3 +1,5 @@
+import { EXIT } from './exit-codes.ts';
+
 /**
  * Characters that draw nothing, look like a plain space, or move the cursor,
  * redraw the screen or reorder the line: C0 and C1 controls (escape
@@ -17,6 +19,39 @@ export function printable(text: string): string {
     const code = c.codePointAt(0)!.toString(16);
     return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\u{${code}}`;
   });
+}
+
+/** Whether standard output failed for a reason other than its reader going away; and whether a failure ends the process at once. */
+const output = { watched: false, broken: false, stop: false };
+
+/**
+ * Standard output that cannot be written, never with a stack trace: a reader
+ * that stopped reading (`| head`) goes unnoticed, and the command finishes
+ * what it does with its own exit status; any other failure (a full disk
+ * under `> file`) is named on stderr and the command exits 3, so that a cut
+ * output is never taken for a whole one. With `stop`, either ends the process
+ * at once (exit 0 or 3): for a command that would go on writing, or wait for
+ * a reader that is gone (`audit export`, `audit tail -f`).
+ */
+export function watchOutput(options: { stop?: boolean } = {}): void {
+  if (options.stop) output.stop = true;
+  if (output.watched) return;
+  output.watched = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') {
+      if (output.stop) process.exit(EXIT.ok);
+      return;
+    }
+    output.broken = true;
+    process.stderr.write(`corral: cannot write the output: ${error.code ?? error.message}; what was written is incomplete\n`);
+    process.exitCode = EXIT.environment;
+    if (output.stop) process.exit(EXIT.environment);
+  });
+}
+
+/** Whether standard output failed for a reason other than its reader going away (see watchOutput): the exit code is then 3. */
+export function outputBroken(): boolean {
+  return output.broken;
 }
 
 /** Prints a value as one JSON document on stdout. */

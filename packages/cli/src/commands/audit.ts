@@ -3,7 +3,7 @@ import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printable, printJson } from '../output.ts';
+import { CliFailure, printable, printJson, watchOutput } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
 interface Globals {
@@ -99,20 +99,6 @@ function stillFollowed(file: { path: string; dev: number; ino: number }, next: n
   throw new CliFailure(`the audit log ${file.path} ${what} while it was followed; stopped after ${next} record(s): run 'corral audit tail -f' again to follow the log there now`, EXIT.environment);
 }
 
-/**
- * Standard output that cannot be written, never with a stack trace: a reader
- * that stopped reading (`| head`) ends the output quietly; any other failure
- * (a full disk under `export > file`) ends it naming the error, exit 3, so a
- * cut export or report is never taken for a whole one.
- */
-function onOutputError(): void {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(EXIT.ok);
-    process.stderr.write(`corral: cannot write the output: ${error.code ?? error.message}; what was written is incomplete\n`);
-    process.exit(EXIT.environment);
-  });
-}
-
 // Loaded when an audit command runs (see the preAction hook): the rest of the CLI starts without it.
 let lib: typeof import('@corral/audit');
 
@@ -121,7 +107,8 @@ export function registerAudit(program: Command): void {
     .command('audit')
     .description('Read, prove, verify and export the tamper-evident audit log.')
     .hook('preAction', async () => {
-      onOutputError();
+      // export and tail -f would go on writing, or wait for a drain that never comes: they stop at once.
+      watchOutput({ stop: true });
       lib ??= await import('@corral/audit');
     })
     .option('--postgres <url>', 'use the audit log in this PostgreSQL database (default: $CORRAL_AUDIT_POSTGRES_URL, else audit.db in the state directory)');
