@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -132,6 +134,24 @@ describe('corral policy', () => {
     const missing = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', join(tmp, 'no-such.jsonl'));
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read history from .*no-such\.jsonl: ENOENT/);
+  });
+
+  it('names a history that is a directory, exit 2 (regression: EISDIR alone, naming no file, exit 1)', async () => {
+    for (const json of [[], ['--json']]) {
+      const r = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', tmp, ...json);
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(r.stderr.startsWith(`corral: cannot read history from ${tmp}: EISDIR`), r.stderr);
+      if (json.length > 0) assert.equal(JSON.parse(r.stdout).error.code, 'CLI_BAD_ARGUMENT');
+    }
+  });
+
+  it('reads history from a pipe (--history <(...)), not only from a regular file', async () => {
+    const fifo = join(tmp, 'history.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const line = JSON.stringify({ ref: 7, request: { principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount: 420_000 } }, decision: 'allow' });
+    const [r] = await Promise.all([run('policy', 'replay', '--candidate', EXAMPLE, '--history', fifo, '--entities', join(EXAMPLE, 'entities.json'), '--json'), writeFile(fifo, `${line}\n`)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).changed.map((c: { ref: number }) => c.ref), [7]);
   });
 
   it('replays the decisions recorded in the audit log of the state directory, a governed run as the gateway decided it (regression: every node.invoke.decide was left out)', async () => {

@@ -228,19 +228,25 @@ async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
     throw new CliFailure(`cannot read history from ${file}: ${(error as Error).message}`, EXIT.usage);
   }
   let n = 0;
-  for await (const line of lines) {
-    n++;
-    if (line.trim() === '') continue;
-    let record: RecordedDecision;
-    try {
-      record = JSON.parse(line) as RecordedDecision;
-    } catch {
-      throw new CliFailure(`${file}:${n}: not JSON`, EXIT.usage);
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === '') continue;
+      let record: RecordedDecision;
+      try {
+        record = JSON.parse(line) as RecordedDecision;
+      } catch {
+        throw new CliFailure(`${file}:${n}: not JSON`, EXIT.usage);
+      }
+      if (!['allow', 'deny', 'ask'].includes(record?.decision) || typeof record.request !== 'object' || record.request === null) {
+        throw new CliFailure(`${file}:${n}: a recorded decision needs request and decision (allow, deny or ask)`, EXIT.usage);
+      }
+      yield { ref: record.ref ?? n, ...(record.at !== undefined ? { at: record.at } : {}), request: record.request, decision: record.decision };
     }
-    if (!['allow', 'deny', 'ask'].includes(record?.decision) || typeof record.request !== 'object' || record.request === null) {
-      throw new CliFailure(`${file}:${n}: a recorded decision needs request and decision (allow, deny or ask)`, EXIT.usage);
-    }
-    yield { ref: record.ref ?? n, ...(record.at !== undefined ? { at: record.at } : {}), request: record.request, decision: record.decision };
+  } catch (error) {
+    if (error instanceof CliFailure) throw error;
+    // A directory opens, and fails at its first read (EISDIR); a disk may fail at any line: either names the file, as a missing one does.
+    throw new CliFailure(`cannot read history from ${file}${n > 0 ? ` after line ${n}` : ''}: ${(error as Error).message}`, EXIT.usage);
   }
 }
 
