@@ -10,7 +10,7 @@ import { ApprovalStore } from './approvals/store.ts';
 import { HttpApi } from './http/api.ts';
 import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
-import { PolicyControl } from './http/policy-control.ts';
+import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
 import { Sessions, type SessionUser } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
@@ -20,11 +20,11 @@ import { DeviceTokens } from './server/device-tokens.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { OpenRuns } from './exec/open-runs.ts';
 import { NodeInventory } from './nodes/inventory.ts';
-import { GatewayServer, type GatewayServerOptions } from './server/server.ts';
+import { GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
 
-export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
+export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log'> {
   /** Where identity.db, gateway.db, the audit log and `policies/` live. */
   stateDir: string;
   /** Cedar policies (default STATE_DIR/policies; an `entities.json` beside them is loaded too). No policies: every governed command is denied. */
@@ -44,7 +44,12 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity'> {
   consoleDir?: string;
   /** OpenID Connect single sign-on for the console (authorization code + PKCE); local users sign in either way. */
   oidc?: ConsoleOidcSettings;
+  /** The gateway's log: refusals and faults of connections, requests and the policy set, with their codes; never a token, key or policy text. */
+  log?: (entry: GatewayLogLine) => void;
 }
+
+/** A line of the gateway's log: its server's (connections, requests) or its policy set's (a refused hand edit, an unrecorded activation). */
+export type GatewayLogLine = GatewayLogEntry | PolicyLogEntry;
 
 /**
  * How often the gateway looks for nodes unpaired by another process (`corral
@@ -119,7 +124,7 @@ export class Gateway {
     try {
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
-      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'));
+      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'), options.log ? { log: options.log } : {});
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });

@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { CorralRole } from '@corral/identity';
 import { rolesGrant } from './roles.ts';
+import type { GatewayLogLine } from '../gateway.ts';
 import type { GatewayLogEntry } from '../server/server.ts';
 import type { Route } from './router.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
@@ -16,7 +17,7 @@ describe('authentication and roles on every route', () => {
   let t: TestGateway;
   let routes: readonly Route[];
   const clients = new Map<CorralRole, ApiClient>();
-  const log: GatewayLogEntry[] = [];
+  const log: GatewayLogLine[] = [];
   before(async () => {
     t = await startTestGateway({ log: (entry) => log.push(entry) });
     routes = t.gw.http.router?.routes ?? [];
@@ -50,7 +51,7 @@ describe('authentication and roles on every route', () => {
   });
 
   it('logs each refusal by its code and address, never a token or cookie', () => {
-    const refused = log.filter((e) => e.connId === 'http' && e.event === 'refused');
+    const refused = log.filter((e): e is GatewayLogEntry => 'connId' in e && e.connId === 'http' && e.event === 'refused');
     assert.ok(refused.some((e) => e.code === 'http_unauthenticated' && e.remoteAddress === '127.0.0.1'));
     const text = JSON.stringify(log);
     assert.equal(text.includes(t.token), false);
