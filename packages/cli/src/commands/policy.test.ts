@@ -101,6 +101,26 @@ describe('corral policy', () => {
       assert.match(r.stderr, /twice\.json: entity \[2\] Agent::"mallory" is entity \[0\] again/);
     });
 
+    it('names the file and its own index of an entity it refuses, beside the agents of the state directory (regression: its index among them, entities[2] for the first)', async () => {
+      const dir = join(tmp, 'numbered');
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'invoice-bot', '--process', 'invoice-intake', '--owner', 'alice@example.com'])).code, 0);
+      const entities = join(tmp, 'one-bad.json');
+      writeFileSync(entities, JSON.stringify([{ uid: { type: 'Record', id: 'r' }, attrs: {}, parents: [{ type: 'Collection' }] }]));
+      writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'record.read', resource: { type: 'Record', id: 'r' } }));
+      const explained = await corral(['--state-dir', dir, 'policy', 'explain', '--request', request, '--policies', EXAMPLE, '--entities', entities, '--json']);
+      assert.equal(explained.code, 2, explained.stderr);
+      const { error } = JSON.parse(explained.stdout);
+      assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
+      assert.match(error.message, /^entities\[0\]\./);
+      assert.ok(error.message.includes(`entities[0] is the first of ${entities}`), error.message);
+      const cases = join(tmp, 'one-bad.yaml');
+      writeFileSync(cases, JSON.stringify({ entities: [{ uid: { type: 'Record', id: 'ok' }, attrs: {}, parents: [] }, { uid: { type: 'Record', id: 'r' }, attrs: {}, parents: [{ type: 'Collection' }] }], cases: [{ name: 'reads', principal: { type: 'Agent', id: 'invoice-bot' }, action: 'record.read', resource: { type: 'Record', id: 'r' }, expect: 'allow' }] }));
+      const tested = await corral(['--state-dir', dir, 'policy', 'test', EXAMPLE, cases]);
+      assert.equal(tested.code, 2, tested.stderr);
+      assert.match(tested.stderr, /^corral: entities\[1\]\./);
+      assert.ok(tested.stderr.includes(`entities[0] is the first of the entities of ${cases}`), tested.stderr);
+    });
+
     it('gives the code of a refusal as its own field under --json', async () => {
       writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'mallory' }, action: 'launch.missiles', resource: { type: 'Record', id: 'r' } }));
       const r = await run('policy', 'explain', '--request', request, '--policies', blocked, '--json');

@@ -3,19 +3,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
-import type { Decision, PolicySet, RecordedDecision } from '@corral/policy';
+import type { Decision, DecisionPoint, PolicyError, PolicySet, RecordedDecision } from '@corral/policy';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
-/** Turns a policy package refusal into a CLI failure that prints each issue as `file:line:column: message`. */
-async function policyStep<T>(step: () => Promise<T> | T): Promise<T> {
+/**
+ * Turns a policy package refusal into a CLI failure that prints each issue as
+ * `file:line:column: message`, and after them `note(error)` when it gives one.
+ */
+async function policyStep<T>(step: () => Promise<T> | T, note?: (error: PolicyError) => string | undefined): Promise<T> {
   const { PolicyError, formatPolicyIssue } = await policyPackage();
   try {
     return await step();
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    const lines = [error.message, ...error.issues.map(formatPolicyIssue)];
+    const lines = [error.message, ...error.issues.map(formatPolicyIssue), note?.(error)].filter((l) => l !== undefined);
     const exit = error.code === 'POLICY_ENGINE_FAILED' ? EXIT.failed : EXIT.usage;
     // The code as its own field: under --json the error document carries it.
     throw new CliFailure(lines.join('\n'), exit, error.code);
@@ -30,12 +33,36 @@ function readJson(file: string, what: string): unknown {
   }
 }
 
+/** Entities to decide with; `from` names the source whose entities come first, in its order (see mergeEntities). */
+interface Entities {
+  list: unknown[];
+  from?: { where: string; count: number };
+}
+
 /**
- * The entities decisions are made about: the agents (and their processes as
- * groups) and humans of this install's identity store, then those of an
- * entities file, which win on the same uid.
+ * Hands `entities` to the decision point. A refusal numbers the entity it
+ * refuses (`entities[2]`) among all of them: it is then told that the first
+ * ones are those of the file named, in its order, so that the number points
+ * into it.
  */
-export async function composeEntities(dir: string, file?: string): Promise<unknown[]> {
+function setEntities(pdp: DecisionPoint, entities: Entities): Promise<void> {
+  const from = entities.from;
+  return policyStep(
+    () => pdp.setEntities(entities.list),
+    (error) => {
+      if (error.code !== 'POLICY_ENTITIES_INVALID' || from === undefined || from.count === 0) return undefined;
+      const last = from.count === 1 ? '' : `, up to entities[${from.count - 1}]`;
+      return `(entities[0] is the first of ${from.where}, in its order${last}; after them come the agents and humans of the state directory)`;
+    },
+  );
+}
+
+/**
+ * The entities decisions are made about: those of an entities file, then the
+ * agents (and their processes as groups) and humans of this install's
+ * identity store, which the file's replace on the same uid.
+ */
+export async function composeEntities(dir: string, file?: string): Promise<Entities> {
   const fromState = new Map<string, unknown>();
   const put = (e: { uid: { type: string; id: string } }) => fromState.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
   if (existsSync(join(dir, 'identity.db'))) {
@@ -51,7 +78,7 @@ export async function composeEntities(dir: string, file?: string): Promise<unkno
       identity.close();
     }
   }
-  if (file === undefined) return [...fromState.values()];
+  if (file === undefined) return { list: [...fromState.values()] };
   const extra = readJson(file, 'entities');
   if (!Array.isArray(extra)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
   return mergeEntities([...fromState.values()], extra, file);
@@ -66,14 +93,13 @@ function uidKey(entity: unknown): string | undefined {
 }
 
 /**
- * `base` with the entities of `source` (named `where` in messages) laid over
- * it: an entity of `source` replaces the one of `base` with its uid. A uid
+ * The entities of `source` (named `where` in messages), in its order, then
+ * those of `base` whose uid it does not hold: an entity of `source` replaces
+ * the one of `base` with its uid, and keeps its index in `source`. A uid
  * twice in `source` is refused, as the decision point refuses it; keeping
  * either would decide with data its author did not see.
  */
-function mergeEntities(base: readonly unknown[], source: readonly unknown[], where: string): unknown[] {
-  const byUid = new Map<string, unknown>();
-  for (const e of base) byUid.set(uidKey(e) ?? '', e);
+function mergeEntities(base: readonly unknown[], source: readonly unknown[], where: string): Entities {
   const seen = new Map<string, number>();
   for (const [i, e] of source.entries()) {
     const key = uidKey(e);
@@ -81,9 +107,8 @@ function mergeEntities(base: readonly unknown[], source: readonly unknown[], whe
     const first = seen.get(key);
     if (first !== undefined) throw new CliFailure(`${where}: entity [${i}] ${key} is entity [${first}] again; keep one`, EXIT.usage);
     seen.set(key, i);
-    byUid.set(key, e);
   }
-  return [...byUid.values()];
+  return { list: [...source, ...base.filter((e) => !seen.has(uidKey(e) ?? ''))], from: { where, count: source.length } };
 }
 
 function agentEntity(a: Agent) {
@@ -153,7 +178,7 @@ export function registerPolicy(program: Command): void {
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
       const fromState = await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
-      await policyStep(() => pdp.setEntities(mergeEntities(fromState, cases.entities, `the entities of ${casesFile}`)));
+      await setEntities(pdp, mergeEntities(fromState.list, cases.entities, `the entities of ${casesFile}`));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
@@ -184,7 +209,7 @@ export function registerPolicy(program: Command): void {
       const set = await policyStep(() => pdp.reload(policiesDir(command, opts.policies)));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
-      await policyStep(() => pdp.setEntities(entities));
+      await setEntities(pdp, entities);
       const request = readJson(resolve(opts.request), 'the request');
       const decision = await policyStep(() => pdp.decide(request));
       if (opts.json) printJson(decision);
@@ -204,7 +229,7 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
       const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
-      await policyStep(() => pdp.setEntities(entities));
+      await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
       const report = await replayAsync(pdp, history);
       if (opts.json) return printJson(report);
