@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -71,5 +71,68 @@ describe('corral gateway, with single sign-on for the console', () => {
     assert.match(broken.stderr, /sso\.json is not valid JSON/);
     assert.doesNotMatch(broken.stderr, /s3cr3t/);
     for (const r of [elsewhere, hmac, broken]) assert.doesNotMatch(r.stdout, /listening/);
+  });
+});
+
+describe('corral gateway, as every command', () => {
+  /** Starts `corral gateway --port 0 ARGS` and resolves with its stdout once `ready` accepts it; the caller stops it. */
+  async function started(args: string[], env: NodeJS.ProcessEnv, ready: (stdout: string) => boolean): Promise<{ stdout: string; stop: () => Promise<void> }> {
+    const child = spawn(CORRAL_BIN, ['gateway', '--port', '0', ...args], { env: { ...process.env, CORRAL_NODE: process.execPath, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'close');
+      }
+    };
+    let stdout = '';
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+          stdout += c;
+          if (ready(stdout)) resolve();
+        });
+        child.once('close', (code) => reject(new Error(`corral gateway ended (${code}) before it was ready: ${stdout}${stderr}`)));
+      });
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    return { stdout, stop };
+  }
+
+  it('takes --state-dir after the command word (regression: refused as an unknown option)', async () => {
+    const state = tempStateDir();
+    const gateway = await started(['--state-dir', state], { CORRAL_STATE_DIR: tempStateDir(), CORRAL_GATEWAY_TOKEN: '' }, (out) => out.includes('\n'));
+    try {
+      assert.match(gateway.stdout, /^corral gateway listening on ws:\/\/127\.0\.0\.1:\d+/);
+      assert.ok(existsSync(join(state, 'gateway-token')), 'the token was made in the state directory given');
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('prints one JSON document with its URL under --json once it listens (regression: refused as an unknown option)', async () => {
+    const parsed = (out: string) => {
+      try {
+        return JSON.parse(out) as { url: string };
+      } catch {
+        return undefined;
+      }
+    };
+    const gateway = await started(['--json'], { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' }, (out) => parsed(out) !== undefined);
+    try {
+      assert.deepEqual(Object.keys(parsed(gateway.stdout)!), ['url'], gateway.stdout);
+      assert.match(parsed(gateway.stdout)!.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('leaves --json after `token` to the token command', async () => {
+    const r = await corral(['gateway', 'token', '--json'], { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { token: 'a-token-of-sixteen-or-more', source: 'env' });
   });
 });

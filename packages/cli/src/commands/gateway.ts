@@ -39,7 +39,12 @@ export function registerGateway(program: Command): void {
     .option('--port <port>', 'port to listen on', '18789')
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
-    .action(async (opts: { port: string; bind: string; oidc?: string }, command: Command) => {
+    .option('--json', 'print one JSON document, {"url"}, once it listens')
+    // It runs itself and has a subcommand: main.ts gives --state-dir only to commands without one. Its options come
+    // before `token`, so that `gateway token --json` is the token command's.
+    .option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)')
+    .enablePositionalOptions()
+    .action(async (opts: { port: string; bind: string; oidc?: string; json?: boolean }, command: Command) => {
       const port = portOption(opts.port);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       const dir = dirOf(command);
@@ -55,7 +60,8 @@ export function registerGateway(program: Command): void {
         if (cause?.code === 'EADDRINUSE') throw new CliFailure(`${(error as Error).message} — choose another with --port [${(error as { code: string }).code}]`, EXIT.environment);
         throw error;
       }
-      process.stdout.write(`corral gateway listening on ${running.url}\n`);
+      if (opts.json) printJson({ url: running.url });
+      else process.stdout.write(`corral gateway listening on ${running.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
         process.once('SIGINT', stop);
