@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync, createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openAuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
-import { corral } from '../../test/corral.ts';
+import { CORRAL_BIN, corral } from '../../test/corral.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/invoice-intake/cedar', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-policy-'));
@@ -172,6 +173,30 @@ describe('corral policy', () => {
     const [r] = await Promise.all([run('policy', 'replay', '--candidate', EXAMPLE, '--history', fifo, '--entities', join(EXAMPLE, 'entities.json'), '--json'), writeFile(fifo, `${line}\n`)]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout).changed.map((c: { ref: number }) => c.ref), [7]);
+  });
+
+  it('says on stderr how many recorded decisions it has read while a replay takes long, its report alone on stdout (regression: nothing for as long as it took)', { timeout: 60_000 }, async () => {
+    const fifo = join(tmp, 'slow-history.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const child = spawn(CORRAL_BIN, ['--state-dir', state, 'policy', 'replay', '--candidate', EXAMPLE, '--history', fifo, '--entities', join(EXAMPLE, 'entities.json'), '--json'], {
+      env: { ...process.env, CORRAL_NODE: process.execPath },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const closed = once(child, 'close');
+    // The history arrives slowly: three decisions, then nothing until the progress line has been seen.
+    const history = createWriteStream(fifo);
+    const line = JSON.stringify({ request: { principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount: 1 } }, decision: 'allow' });
+    history.write(`${line}\n${line}\n${line}\n`);
+    while (!stderr.includes('corral: replay: 3 recorded decisions read\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    history.end();
+    const [code] = await closed;
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /^(corral: replay: 3 recorded decisions read\n)+$/);
+    assert.equal(JSON.parse(stdout).total, 3);
   });
 
   it('replays the decisions recorded in the audit log of the state directory, a governed run as the gateway decided it (regression: every node.invoke.decide was left out)', async () => {

@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
 import type { Decision, DecisionPoint, PolicyError, PolicySet, RecordedDecision } from '@corral/policy';
+import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
@@ -231,7 +232,14 @@ export function registerPolicy(program: Command): void {
       const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
       await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
-      const report = await replayAsync(pdp, history);
+      // A month of decisions may take a while: how many were read so far goes to stderr.
+      const progress = new CountProgress(process.stderr, 'replay: %d recorded decisions read');
+      let report: Awaited<ReturnType<typeof replayAsync>>;
+      try {
+        report = await replayAsync(pdp, counted(history, progress));
+      } finally {
+        progress.done();
+      }
       if (opts.json) return printJson(report);
       for (const c of report.changed) {
         const r = c.request as { principal?: { type?: string; id?: string }; action?: unknown; resource?: { type?: string; id?: string } };
@@ -241,6 +249,14 @@ export function registerPolicy(program: Command): void {
       for (const r of report.refused) process.stdout.write(`${printable(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]`)}\n`);
       process.stdout.write(`${report.total} recorded decisions: ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.refused.length} not decidable\n`);
     });
+}
+
+/** `items` as they come, each counted in `progress`. */
+async function* counted<T>(items: AsyncIterable<T>, progress: CountProgress): AsyncGenerator<T> {
+  for await (const item of items) {
+    progress.add();
+    yield item;
+  }
 }
 
 /** Reads recorded decisions from a JSON-lines file, lazily, line by line (a month of history need not fit in memory). */
