@@ -163,17 +163,33 @@ export interface PolicyFile {
   text: string;
 }
 
-export interface PolicySet {
-  hash: string;
-  files: PolicyFile[];
-  schema: string;
-}
-
 export interface PolicyIssue {
   file: string;
   line?: number;
   column?: number;
   message: string;
+}
+
+/** A hand edit of the policy directory the gateway did not adopt: it goes on deciding with `PolicySet.hash`'s set (none: every request is denied). */
+export interface RefusedEdit {
+  /** Why, a POLICY_* code: POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE. */
+  code: string;
+  /** The hash of the files refused; absent when they could not be read. */
+  hash?: string;
+  /** The gateway's sentence: what was refused and what is decided meanwhile. */
+  message: string;
+  /** Each issue by file (relative to the directory), line and column; empty when the files could not be read. */
+  issues: PolicyIssue[];
+}
+
+export interface PolicySet {
+  hash: string;
+  files: PolicyFile[];
+  schema: string;
+  /** Present while the policy directory holds a hand edit that was refused. */
+  refusedEdit?: RefusedEdit;
+  /** The set in force was activated but neither recorded in the audit log nor put back: every request is denied until a set is activated and recorded. */
+  unrecorded?: true;
 }
 
 export interface Validation {

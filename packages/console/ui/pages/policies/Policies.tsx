@@ -1,6 +1,8 @@
 // The active policy set, and a candidate edited beside it: validate it, run
 // the test cases, replay recorded decisions to see what would change, then
-// activate it over the exact set it was edited from (baseHash).
+// activate it over the exact set it was edited from (baseHash). A hand edit
+// of the policy directory the gateway refused, and a set in force left
+// unrecorded (every request denied), are shown above it.
 import { useEffect, useState } from 'react';
 import { ApiError, api } from '../../api/client.ts';
 import type { PolicyFile, User } from '../../api/types.ts';
@@ -10,6 +12,7 @@ import { shortHash } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 import { CheckResults, type Result } from './CheckResults.tsx';
 import { HiddenCharacters } from './HiddenCharacters.tsx';
+import { RefusedEditAlert, UnrecordedAlert } from './SetAlerts.tsx';
 
 export function Policies({ user }: { user: User }) {
   const active = useLoad(() => api.policies(), []);
@@ -20,9 +23,11 @@ export function Policies({ user }: { user: User }) {
   const [busy, setBusy] = useState(false);
   const admin = isAdmin(user);
 
+  // Another set in force replaces the candidate; the same set loaded again (its status refreshed) keeps the edits.
+  const activeHash = active.data?.hash;
   useEffect(() => {
     if (active.data) setCandidate(active.data.files.map((f) => ({ ...f })));
-  }, [active.data]);
+  }, [activeHash]);
 
   const changed = active.data !== undefined && candidate.some((f, i) => f.text !== active.data?.files[i]?.text);
   const file = candidate.find((f) => f.name === selected) ?? candidate[0];
@@ -52,6 +57,8 @@ export function Policies({ user }: { user: User }) {
         )}
       </div>
       <ErrorNote error={active.error} />
+      {active.data?.unrecorded && <UnrecordedAlert hash={active.data.hash} admin={admin} />}
+      {active.data?.refusedEdit && <RefusedEditAlert refused={active.data.refusedEdit} admin={admin} />}
       {active.data && (
         <div className="policy-editor">
           <nav aria-label="Policy files" className="file-list">
@@ -99,12 +106,19 @@ export function Policies({ user }: { user: User }) {
                 <button
                   type="button"
                   className="primary"
-                  disabled={busy || !changed}
+                  // A set left unrecorded ends when it is activated again as it stands.
+                  disabled={busy || !(changed || active.data.unrecorded)}
                   onClick={() =>
                     void check(async () => {
-                      const activated = await api.activatePolicies(candidate, active.data?.hash ?? '');
-                      active.reload();
-                      return { kind: 'activated', hash: activated.hash };
+                      try {
+                        const activated = await api.activatePolicies(candidate, active.data?.hash ?? '');
+                        active.reload();
+                        return { kind: 'activated', hash: activated.hash };
+                      } catch (failure) {
+                        // A failed activation can leave the set in force unrecorded, which the status then says; after a conflict the page keeps the edit until reloaded.
+                        if (!(failure instanceof ApiError && failure.status === 409)) active.reload();
+                        throw failure;
+                      }
                     })
                   }
                 >
