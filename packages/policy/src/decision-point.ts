@@ -1,5 +1,5 @@
 import { compilePolicy, scopeMatches, type CompiledPolicy, type Env, type ScopeConstraint } from './compile.ts';
-import { EntityStore, entityKeysIn } from './entities.ts';
+import { EntityStore, entityKeysIn, storeOfCheckedEntities } from './entities.ts';
 import { PolicyError } from './errors.ts';
 import { cedar, describeCedarError } from './lib/cedar.ts';
 import { CedarRecord, EntityRef, EvalError, Unsupported, entityKey, fromJson } from './lib/values.ts';
@@ -108,6 +108,22 @@ export function acceptIllTypedEntities(point: DecisionPoint): DecisionPoint {
   return point;
 }
 
+/** Swaps a decision point's entity store: set in DecisionPoint's static block, for setCheckedEntities. */
+let replaceStore: (point: DecisionPoint, store: EntityStore) => void;
+
+/**
+ * As `point.setEntities(entities)`, for entities a decision point of the same
+ * schema took already — on a worker thread, parsed from the same JSON text —
+ * so without checking the whole again: read in slices, the event loop
+ * running between them (storeOfCheckedEntities). Decisions are the same as
+ * after setEntities. Not exported from the package: only for data accepted
+ * first (decisionPointOffThread). Rejects with POLICY_ENTITIES_INVALID,
+ * keeping the old data.
+ */
+export async function setCheckedEntities(point: DecisionPoint, entities: unknown): Promise<void> {
+  replaceStore(point, await storeOfCheckedEntities(point.schema, entities, point.entities.version + 1));
+}
+
 /**
  * Corral's policy decision point. Holds one active policy set and one entity
  * store; `decide` is synchronous. Policies are sliced by action and principal
@@ -123,6 +139,12 @@ export class DecisionPoint implements Decider {
   /** cedar-wasm keeps pre-parsed sets by name: two slots per decision point, the active one and the one a load fills. */
   readonly #instance = ++instances;
   #slot = 0;
+
+  static {
+    replaceStore = (point, store) => {
+      point.#entities = store;
+    };
+  }
 
   constructor(options: { schema?: CorralSchema; now?: () => number } = {}) {
     this.schema = options.schema ?? corralSchema();

@@ -20,8 +20,9 @@ export const MAX_PARENT_DEPTH = 256;
  * compute in full when the entities are loaded, at about 1–4 µs a pair).
  * A real org chart (10,000 humans each in 3 of 1,000 groups nested 5 deep,
  * each group in 1–3 groups above) has some 220,000; the limit leaves room
- * for an organisation several times that size (a load of 1–4 s, at start or
- * when a candidate is replayed or activated). Groups each a member of many
+ * for an organisation several times that size (a load of 1–4 s: on the
+ * gateway's thread at start, on a worker when a candidate is replayed or
+ * activated, see storeOfCheckedEntities). Groups each a member of many
  * groups, layer on layer, reach millions within the depth limit (an 11-wide,
  * 256-deep layered graph: 3.9 million), and loading them held the loading
  * thread for tens of seconds.
@@ -44,6 +45,101 @@ interface StoredEntity {
 }
 
 /**
+ * Entities read one at a time into the maps a store keeps: each snapshotted
+ * (copyJson), its uid unique and not an action, its attributes parsed. What
+ * the store's constructor reads before it checks the whole, and what
+ * storeOfCheckedEntities reads in slices.
+ */
+class ReadEntities {
+  readonly byKey = new Map<string, StoredEntity>();
+  /** Each entity's Cedar JSON, and the keys its data names (parents, and entity references anywhere in its attributes). */
+  readonly jsonByKey = new Map<string, { json: EntityJson; names: readonly string[] }>();
+  readonly json: EntityJson[] = [];
+
+  /** Reads `raw`, entities[index]. Throws POLICY_ENTITIES_INVALID. */
+  add(raw: unknown, index: number): void {
+    const entity = snapshotEntity(copyJson(raw, (problem) => new PolicyError('POLICY_ENTITIES_INVALID', `entities[${index}] ${problem}`)), index);
+    const uid = new EntityRef(entity.uid.type, entity.uid.id);
+    if (this.byKey.has(uid.key)) throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key} appears twice`);
+    if (uid.type === 'Action') throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key}: actions come from the schema`);
+    const attrs = new Map<string, Value>();
+    for (const [k, v] of Object.entries(entity.attrs)) {
+      try {
+        attrs.set(k, fromJson(v));
+      } catch (error) {
+        if (!(error instanceof Unsupported)) throw error;
+        attrs.set(k, new Opaque());
+      }
+    }
+    const parents = entity.parents.map((p) => entityKey(p.type, p.id));
+    this.byKey.set(uid.key, { uid, attrs, parents });
+    this.jsonByKey.set(uid.key, { json: entity as EntityJson, names: [...entityKeysIn(entity.attrs, new Set(parents))] });
+    this.json.push(entity as EntityJson);
+  }
+
+  /** Adds the schema's actions and their groups, after every entity of the data. */
+  addActions(schema: CorralSchema): void {
+    for (const action of schema.actions.values()) {
+      const uid = new EntityRef('Action', action.id);
+      const parents = action.groups.map((g) => ({ type: 'Action', id: g }));
+      this.byKey.set(uid.key, { uid, attrs: new Map(), parents: parents.map((p) => entityKey(p.type, p.id)) });
+      const actionJson: EntityJson = { uid: { type: 'Action', id: action.id }, attrs: {}, parents };
+      this.jsonByKey.set(uid.key, { json: actionJson, names: parents.map((p) => entityKey(p.type, p.id)) });
+      this.json.push(actionJson);
+    }
+  }
+
+  /**
+   * Checks the whole: the hierarchy's depth, loops and weight, and that
+   * cedar-wasm reads the entities (fitting `schema` when `typed`). Throws
+   * POLICY_ENTITIES_INVALID. Seconds for a large organisation (cedar-wasm
+   * computes the ancestor relation in full).
+   */
+  check(schema: CorralSchema, typed: boolean): void {
+    // Before cedar-wasm sees the hierarchy: its walk of a chain thousands long traps. (Nesting inside an entity is bounded by copyJson.)
+    const problem = hierarchyProblem(new Map([...this.byKey].map(([key, e]) => [key, e.parents])));
+    if (problem?.kind === 'deep') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} has more than ${MAX_PARENT_DEPTH} levels of parents above it (Corral takes at most ${MAX_PARENT_DEPTH}); make it a member of the groups higher up directly`);
+    }
+    if (problem?.kind === 'cycle') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} is its own ancestor (its parents lead back to it); remove a parent on that loop`);
+    }
+    // Before cedar-wasm computes the ancestor relation: within the depth limit it can still be millions of pairs, seconds of work.
+    const weight = hierarchyWeight(new Map([...this.byKey].map(([key, e]) => [key, e.parents])));
+    if (weight.over !== undefined) {
+      const what = weight.pairs > MAX_ANCESTOR_PAIRS
+        ? `more than ${MAX_ANCESTOR_PAIRS} ancestors in all (counting each entity's ancestors, summed over entities)`
+        : `more than ${MAX_PARENT_LINKS} parent links to follow finding each entity's ancestors (summed over entities)`;
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities have ${what}, passed at entity ${weight.over} (Corral takes at most ${MAX_ANCESTOR_PAIRS} ancestors and ${MAX_PARENT_LINKS} links); make entities members of fewer, flatter groups`);
+    }
+    // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
+    // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
+    // unequal to "suspended", an agent of a misspelt type has none of its groups, and a forbid on either never applies.
+    const parsed = cedar.checkParseEntities({ entities: this.json, ...(typed ? { schema: schema.text } : {}) } as never);
+    if (parsed.type !== 'success') {
+      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities do not fit the schema or Cedar cannot read them: ${parsed.errors.map(describeCedarError).join('; ')}`);
+    }
+  }
+}
+
+/** Entities read and checked: what a store is made of. Only this module makes them. */
+class CheckedEntities {
+  readonly #read: ReadEntities;
+  constructor(read: ReadEntities) {
+    this.#read = read;
+  }
+
+  get read(): ReadEntities {
+    return this.#read;
+  }
+
+  /** Whether `value` is one: a brand check, which no proxy or look-alike object passes. */
+  static is(value: unknown): value is CheckedEntities {
+    return typeof value === 'object' && value !== null && #read in value;
+  }
+}
+
+/**
  * The entities decisions are made about (agents, humans, groups, nodes, files …),
  * parsed once. Immutable: a change is a new store with a new `version`.
  * Action entities and their groups come from the schema.
@@ -52,9 +148,9 @@ export class EntityStore {
   readonly version: number;
   /** The entities in Cedar's JSON form, as handed to cedar-wasm on the fallback path. */
   readonly json: readonly EntityJson[];
-  readonly #byKey = new Map<string, StoredEntity>();
+  readonly #byKey: ReadonlyMap<string, StoredEntity>;
   /** Each entity's Cedar JSON, and the keys its data names (parents, and entity references anywhere in its attributes). */
-  readonly #jsonByKey = new Map<string, { json: EntityJson; names: readonly string[] }>();
+  readonly #jsonByKey: ReadonlyMap<string, { json: EntityJson; names: readonly string[] }>;
   readonly #ancestors = new Map<string, ReadonlySet<string>>();
 
   /**
@@ -65,59 +161,11 @@ export class EntityStore {
    * MAX_PARENT_LINKS (see hierarchyWeight).
    */
   constructor(schema: CorralSchema, entities: unknown, version = 0, typed = true) {
-    if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
-    const json: EntityJson[] = [];
-    for (const [index, raw] of entities.entries()) {
-      const entity = snapshotEntity(copyJson(raw, (problem) => new PolicyError('POLICY_ENTITIES_INVALID', `entities[${index}] ${problem}`)), index);
-      const uid = new EntityRef(entity.uid.type, entity.uid.id);
-      if (this.#byKey.has(uid.key)) throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key} appears twice`);
-      if (uid.type === 'Action') throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${uid.key}: actions come from the schema`);
-      const attrs = new Map<string, Value>();
-      for (const [k, v] of Object.entries(entity.attrs)) {
-        try {
-          attrs.set(k, fromJson(v));
-        } catch (error) {
-          if (!(error instanceof Unsupported)) throw error;
-          attrs.set(k, new Opaque());
-        }
-      }
-      const parents = entity.parents.map((p) => entityKey(p.type, p.id));
-      this.#byKey.set(uid.key, { uid, attrs, parents });
-      this.#jsonByKey.set(uid.key, { json: entity as EntityJson, names: [...entityKeysIn(entity.attrs, new Set(parents))] });
-      json.push(entity as EntityJson);
-    }
-    for (const action of schema.actions.values()) {
-      const uid = new EntityRef('Action', action.id);
-      const parents = action.groups.map((g) => ({ type: 'Action', id: g }));
-      this.#byKey.set(uid.key, { uid, attrs: new Map(), parents: parents.map((p) => entityKey(p.type, p.id)) });
-      const actionJson: EntityJson = { uid: { type: 'Action', id: action.id }, attrs: {}, parents };
-      this.#jsonByKey.set(uid.key, { json: actionJson, names: parents.map((p) => entityKey(p.type, p.id)) });
-      json.push(actionJson);
-    }
-    // Before cedar-wasm sees the hierarchy: its walk of a chain thousands long traps. (Nesting inside an entity is bounded by copyJson.)
-    const problem = hierarchyProblem(new Map([...this.#byKey].map(([key, e]) => [key, e.parents])));
-    if (problem?.kind === 'deep') {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} has more than ${MAX_PARENT_DEPTH} levels of parents above it (Corral takes at most ${MAX_PARENT_DEPTH}); make it a member of the groups higher up directly`);
-    }
-    if (problem?.kind === 'cycle') {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${problem.key} is its own ancestor (its parents lead back to it); remove a parent on that loop`);
-    }
-    // Before cedar-wasm computes the ancestor relation: within the depth limit it can still be millions of pairs, seconds of work.
-    const weight = hierarchyWeight(new Map([...this.#byKey].map(([key, e]) => [key, e.parents])));
-    if (weight.over !== undefined) {
-      const what = weight.pairs > MAX_ANCESTOR_PAIRS
-        ? `more than ${MAX_ANCESTOR_PAIRS} ancestors in all (counting each entity's ancestors, summed over entities)`
-        : `more than ${MAX_PARENT_LINKS} parent links to follow finding each entity's ancestors (summed over entities)`;
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities have ${what}, passed at entity ${weight.over} (Corral takes at most ${MAX_ANCESTOR_PAIRS} ancestors and ${MAX_PARENT_LINKS} links); make entities members of fewer, flatter groups`);
-    }
-    // What cedar-wasm cannot read (a null, a fraction) would fail every decision on the fallback path, long after this store was accepted.
-    // Policies are validated against the schema, so they trust data to fit it: a status that is a set compares
-    // unequal to "suspended", an agent of a misspelt type has none of its groups, and a forbid on either never applies.
-    const parsed = cedar.checkParseEntities({ entities: json, ...(typed ? { schema: schema.text } : {}) } as never);
-    if (parsed.type !== 'success') {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities do not fit the schema or Cedar cannot read them: ${parsed.errors.map(describeCedarError).join('; ')}`);
-    }
-    this.json = json;
+    // Inside this module only: entities read and checked already (storeOfCheckedEntities).
+    const read = (CheckedEntities.is(entities) ? entities : readAndCheck(schema, entities, typed)).read;
+    this.#byKey = read.byKey;
+    this.#jsonByKey = read.jsonByKey;
+    this.json = read.json;
     this.version = version;
   }
 
@@ -174,6 +222,48 @@ export class EntityStore {
   isIn(key: string, ancestorKey: string): boolean {
     return key === ancestorKey || this.ancestors(key).has(ancestorKey);
   }
+}
+
+/** `entities` read whole, then checked whole; throws POLICY_ENTITIES_INVALID. */
+function readAndCheck(schema: CorralSchema, entities: unknown, typed: boolean): CheckedEntities {
+  if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
+  const read = new ReadEntities();
+  for (const [index, raw] of entities.entries()) read.add(raw, index);
+  read.addActions(schema);
+  read.check(schema, typed);
+  return new CheckedEntities(read);
+}
+
+/** Longest this thread reads entities for storeOfCheckedEntities before it lets the event loop run, ms. */
+const SLICE_MS = 5;
+
+/**
+ * A store of `entities` (held to `schema`), for data a store was made of
+ * already — on another thread, from the same JSON text — and so passed every
+ * check the constructor makes. Each entity is read as the constructor reads
+ * it (snapshot, uid, attributes), in slices of about SLICE_MS between which
+ * this yields to the event loop; the checks of the whole are not made again
+ * (hierarchy depth, loops and weight, and cedar-wasm's parse, which computes
+ * the ancestor relation in full): they held this thread 1–4 s for a large
+ * organisation. The store decides as the constructor's would: the maps it
+ * holds are the same, and ancestors are found when a decision asks, as
+ * there. Not exported from the package: a caller must have had the same
+ * data accepted first (see decisionPointOffThread). Rejects with
+ * POLICY_ENTITIES_INVALID for what an entity's own reading refuses.
+ */
+export async function storeOfCheckedEntities(schema: CorralSchema, entities: unknown, version: number): Promise<EntityStore> {
+  if (!Array.isArray(entities)) throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities must be a JSON array');
+  const read = new ReadEntities();
+  let sliceStart = performance.now();
+  for (const [index, raw] of entities.entries()) {
+    read.add(raw, index);
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+  read.addActions(schema);
+  return new EntityStore(schema, new CheckedEntities(read), version);
 }
 
 /** What is wrong with an entity hierarchy: an entity too deep in it, or one its own ancestor. */

@@ -5,6 +5,7 @@
 // thread) or a set that runs the worker out of memory ends that worker only.
 import { Worker } from 'node:worker_threads';
 import type { CaseResult, PolicyCase } from './cases.ts';
+import { DecisionPoint, setCheckedEntities } from './decision-point.ts';
 import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
 import type { PolicySet, PolicySource } from './load.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
@@ -30,10 +31,12 @@ export interface CaseText {
   files: PolicySource[];
 }
 
-/** What a worker is asked: the loaded set; only whether the set and its entities are valid; the results of test cases, given or read from a text. */
+/** What a worker is asked: the loaded set (and whether an entities file is valid beside it); only whether the set and its entities are valid; the results of test cases, given or read from a text. */
 export interface OffThreadJob {
   sources: PolicySource[];
   want: 'set' | 'valid' | 'cases' | 'case-text';
+  /** With 'set': an entities file (JSON text) checked as setEntities checks it. */
+  entitiesFile?: PolicySource;
   entities?: unknown;
   cases?: PolicyCase[];
   caseText?: CaseText;
@@ -49,6 +52,53 @@ export interface OffThreadJob {
  */
 export async function loadPoliciesOffThread(sources: readonly PolicySource[], schema: CorralSchema = corralSchema(), options: { urgent?: boolean } = {}): Promise<PolicySet> {
   return (await offThread({ sources: [...sources], want: 'set' }, schema, options.urgent === true)) as PolicySet;
+}
+
+/**
+ * A decision point holding `sources` and, when given, the entities file
+ * `entities` (Cedar JSON text), as `load` and `setEntities` would make it —
+ * with what is slow on a worker thread: parsing and validating the set
+ * (seconds for a large one), and checking the entities as a whole (hierarchy
+ * depth, loops and weight, and cedar-wasm's parse, which computes the
+ * ancestor relation: 1–4 s for a large organisation). This thread then loads
+ * the set, parses the text again (one stretch, some 10 ms a MiB) and reads
+ * the entities from it in slices between which the event loop runs (about
+ * 5 ms each; a 10,000-person org is read in 0.1–0.2 s), deciding as a point
+ * given them with setEntities would. `urgent` as loadPoliciesOffThread.
+ * Rejects, in this order: POLICY_SET_INVALID (every issue); then
+ * POLICY_ENTITIES_INVALID naming the file, in the message and as an issue
+ * (not JSON, or entities setEntities refuses); POLICY_ENGINE_FAILED,
+ * POLICY_ENGINE_BUSY as loadPoliciesOffThread.
+ */
+export async function decisionPointOffThread(sources: readonly PolicySource[], options: { entities?: PolicySource; urgent?: boolean } = {}, schema: CorralSchema = corralSchema()): Promise<DecisionPoint> {
+  const entities = options.entities === undefined ? undefined : { file: options.entities.file, text: options.entities.text };
+  const set = (await offThread({ sources: [...sources], want: 'set', ...(entities !== undefined ? { entitiesFile: entities } : {}) }, schema, options.urgent === true)) as PolicySet;
+  // This thread's share, each part in a turn of the event loop of its own: loading the set, parsing the entities' text, and reading them again (the worker took them from this text) in slices.
+  await nextTurn();
+  const point = new DecisionPoint({ schema });
+  point.load(set);
+  if (entities !== undefined) {
+    await nextTurn();
+    const parsed = parseEntitiesFile(entities);
+    await nextTurn();
+    await setCheckedEntities(point, parsed);
+  }
+  return point;
+}
+
+/** Resolves once the event loop has run what waits (timers, I/O). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** An entities file's JSON text, parsed. Throws POLICY_ENTITIES_INVALID naming the file (message and issue) when it is not JSON. */
+export function parseEntitiesFile(entities: PolicySource): unknown {
+  const { file } = entities;
+  try {
+    return JSON.parse(entities.text) as unknown;
+  } catch (error) {
+    throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
+  }
 }
 
 /** Checks `sources` and `entities` (Cedar JSON) as a decision point would load them, on a worker thread; rejects as loadPoliciesOffThread, or with POLICY_ENTITIES_INVALID. */

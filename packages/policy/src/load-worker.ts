@@ -5,21 +5,13 @@ import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
 import { corralSchema, parseSchema } from './schema.ts';
-import { MAX_CASES_NESTING, nestedDeeperThan, type CaseText, type OffThreadJob } from './load-thread.ts';
+import { MAX_CASES_NESTING, nestedDeeperThan, parseEntitiesFile, type CaseText, type OffThreadJob } from './load-thread.ts';
 
 const job = workerData as OffThreadJob & { schemaText?: string };
 
 /** The cases `c.text` holds, run against `point` (holding the set) with the set's entities and theirs: see runCaseTextOffThread. */
 function runCaseText(point: DecisionPoint, c: CaseText): CaseResult[] {
-  let own: unknown;
-  if (c.entities !== undefined) {
-    const { file } = c.entities;
-    try {
-      own = JSON.parse(c.entities.text) as unknown;
-    } catch (error) {
-      throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
-    }
-  }
+  const own = c.entities === undefined ? undefined : parseEntitiesFile(c.entities);
   /** An entities file the cases name, from the set's files. */
   const named = (file: string): unknown => {
     const found = c.files.find((f) => f.file === file);
@@ -62,6 +54,8 @@ try {
   const schema = job.schemaText === undefined ? corralSchema() : parseSchema(job.schemaText);
   const set = loadPolicies(job.sources, schema);
   if (job.want === 'set') {
+    // Checked whole here, so that the thread that asked need only read them again (decisionPointOffThread).
+    if (job.entitiesFile !== undefined) new DecisionPoint({ schema }).setEntities(parseEntitiesFile(job.entitiesFile), { file: job.entitiesFile.file });
     parentPort!.postMessage({ set });
   } else {
     const point = new DecisionPoint({ schema });
