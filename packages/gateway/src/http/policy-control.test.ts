@@ -221,4 +221,42 @@ describe('building a candidate off the gateway thread (compileCandidateOffThread
   it('refuses entities that are not valid entities with POLICY_ENTITIES_INVALID', async () => {
     await assert.rejects(compileCandidateOffThread([{ name: 'main.cedar', text: PERMIT }, { name: 'entities.json', text: '[{"uid":{"type":"Nope","id":"x"},"attrs":{},"parents":[]}]' }]), { code: 'POLICY_ENTITIES_INVALID' });
   });
+
+  /** What refusing `files` says: code, message and issues. */
+  const refusal = async (build: () => unknown) => {
+    try {
+      await build();
+    } catch (error) {
+      const e = error as { code: string; message: string; issues: unknown };
+      return { code: e.code, message: e.message, issues: e.issues };
+    }
+    throw new Error('the candidate was built');
+  };
+
+  it('refuses entities as compileCandidate does, with the same message and issue naming entities.json: not JSON, a loop, an unknown type', async () => {
+    const loop = [{ uid: { type: 'Group', id: 'a' }, parents: [{ type: 'Group', id: 'b' }] }, { uid: { type: 'Group', id: 'b' }, parents: [{ type: 'Group', id: 'a' }] }];
+    for (const text of ['{not json', JSON.stringify(loop), '[{"uid":{"type":"Nope","id":"x"},"attrs":{},"parents":[]}]']) {
+      const files = [{ name: 'main.cedar', text: PERMIT }, { name: 'entities.json', text }];
+      const here = await refusal(() => compileCandidate(files));
+      assert.equal(here.code, 'POLICY_ENTITIES_INVALID');
+      assert.deepEqual(await refusal(() => compileCandidateOffThread(files)), here);
+    }
+  });
+
+  it('decides as compileCandidate does with the same files, and so does the set once activated', async () => {
+    const groups = Array.from({ length: 20 }, (_, i) => ({ uid: { type: 'Group', id: `g${i}` }, parents: i < 4 ? [] : [{ type: 'Group', id: `g${i % 4}` }, { type: 'Group', id: `g${(i * 7) % 20}` }].filter((p, j, all) => p.id !== `g${i}` && all.findIndex((q) => q.id === p.id) === j && Number(p.id.slice(1)) < i) }));
+    const people = Array.from({ length: 200 }, (_, i) => ({ uid: { type: 'Human', id: `h${i}` }, attrs: { email: `h${i}@example.com`, roles: i % 3 === 0 ? ['ops'] : [] }, parents: [{ type: 'Group', id: `g${4 + (i % 16)}` }] }));
+    const files = [
+      { name: 'main.cedar', text: '@id("g1")\npermit (principal in Group::"g1", action == Action::"system.run", resource);\n@id("ops")\nforbid (principal, action, resource) unless { principal has roles && principal.roles.contains("ops") };\n' },
+      { name: 'entities.json', text: JSON.stringify([...groups, ...people]) },
+    ];
+    const decisions = (decide: (input: unknown) => { decision: string; policies: readonly string[] }) => people.map((p) => decide({ ...request, principal: p.uid })).map((d) => `${d.decision} ${d.policies.join(',')}`);
+    const here = compileCandidate(files);
+    const there = await compileCandidateOffThread(files);
+    assert.deepEqual(decisions((input) => there.point.decide(input)), decisions((input) => here.point.decide(input)));
+    assert.deepEqual(new Set(decisions((input) => there.point.decide(input))), new Set(['allow g1', 'deny ops', 'deny ']), 'not vacuous: allowed, forbidden, and permitted by none');
+    const control = PolicyControl.open(policyDir());
+    assert.ok(await control.activate(there, control.active().hash));
+    assert.deepEqual(decisions((input) => control.decide(input)), decisions((input) => here.point.decide(input)));
+  });
 });

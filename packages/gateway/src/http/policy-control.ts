@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, loadPolicies, loadPoliciesOffThread, PolicyError, readPolicyDir, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, decisionPointOffThread, loadPolicies, PolicyError, readPolicyDir, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
@@ -95,18 +95,22 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
 }
 
 /**
- * As compileCandidate, with the slow part (Cedar parsing and validation:
- * seconds for a large set) on a worker thread, so a candidate sent to the API
- * does not stall every connection the gateway serves. `urgent`: a set about
- * to become active, checked before candidates that wait. Its entities are
- * loaded on this thread, after the set's own issues (a set and its entities
- * both wrong report the set): the policy package refuses a hierarchy that
- * would trap cedar-wasm (a parent chain thousands long, a loop) before
- * cedar-wasm sees it. Rejects as compileCandidate, or with
- * POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
+ * As compileCandidate, with the slow parts on a worker thread, so a
+ * candidate sent to the API does not stall every connection the gateway
+ * serves: Cedar parsing and validation (seconds for a large set), and the
+ * checks of its entities as a whole (hierarchy depth, loops and weight, and
+ * cedar-wasm's parse: 1–4 s for a large org chart), made before cedar-wasm
+ * sees the hierarchy. The gateway's thread, which must hold the entities to
+ * decide with them, then reads them again in slices of a few milliseconds
+ * (decisionPointOffThread), deciding as compileCandidate's would. `urgent`:
+ * a set about to become active, checked before candidates that wait. A set
+ * and its entities both wrong report the set. Rejects as compileCandidate,
+ * or with POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
  */
 export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
-  return candidateOf(files, await loadPoliciesOffThread(cedarSources(files), undefined, options));
+  const entities = files.find((f) => f.name === 'entities.json');
+  const point = await decisionPointOffThread(cedarSources(files), { ...(entities ? { entities: { file: entities.name, text: entities.text } } : {}), ...options });
+  return { files, hash: hashFiles(files), point };
 }
 
 /** The candidate's Cedar files, as the policy package reads sources. */
