@@ -40,7 +40,8 @@ describe('CountProgress', () => {
     const progress = new CountProgress(out, 'replay: %d recorded decisions read', { afterMs: 0, everyMs: 5 });
     progress.add(7);
     await until(() => out.text().includes('corral: replay: 7 recorded decisions read'));
+    progress.note('corral: a warning\n');
     progress.done();
-    assert.match(out.text(), /^(\r\x1b\[2Kcorral: replay: 7 recorded decisions read)+\r\x1b\[2K$/);
+    assert.match(out.text(), /^(\r\x1b\[2Kcorral: replay: 7 recorded decisions read)+\r\x1b\[2Kcorral: a warning\n$/);
   });
 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -394,6 +395,31 @@ describe('corral audit', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  });
+
+  it('export says on stderr how many lines it has written once it has taken 2 s (here: a reader slower than it), the export alone on stdout (regression: nothing for as long as it took)', async () => {
+    const big = tempStateDir();
+    cleanup.push(big);
+    const log = await openAuditLog({ stateDir: big });
+    // Far more than a pipe and the streams' buffers hold: the export waits on its reader.
+    for (let i = 0; i < 1000; i++) await log.append(event(i));
+    await log.close();
+    const child = spawn(CORRAL_BIN, ['--state-dir', big, 'audit', 'export', '--format', 'jsonl'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const chunks: string[] = [];
+    child.stdout!.setEncoding('utf8');
+    // The first lines say the export has begun; then nothing is read for 3 s, however slow this machine is.
+    await once(child.stdout!, 'readable');
+    chunks.push(child.stdout!.read() as string);
+    await new Promise((r) => setTimeout(r, 3000));
+    child.stdout!.on('data', (c: string) => chunks.push(c));
+    assert.equal(await closed, 0, stderr);
+    assert.match(stderr, /^(corral: export: \d+ lines written\n)+$/);
+    const lines = chunks.join('').trimEnd().split('\n');
+    assert.ok(lines.length > 1000, `${lines.length} lines`);
+    for (const line of lines) JSON.parse(line);
   });
 
   describe('when standard output cannot be written (a full disk: /dev/full)', () => {

@@ -2,6 +2,7 @@
 import type { AuditReader, AuditRecord, SignedCheckpoint, VerifyReport } from '@corral/audit';
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
+import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson, watchOutput } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
@@ -244,26 +245,33 @@ export function registerAudit(program: Command): void {
       await withReader(command, async (reader) => {
         let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
         if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? 0, until ?? 8.64e15);
+        // A long log takes a while, or a slow reader does: how many lines were written so far goes to stderr.
+        const progress = new CountProgress(process.stderr, 'export: %d lines written');
         const write = async (text: string) => {
+          progress.add();
           if (!process.stdout.write(`${text}\n`)) await new Promise((r) => process.stdout.once('drain', r));
         };
-        if (opts.format === 'jsonl') {
-          if (!range) range = { from: 0, to: 0 };
-          const unsealed = (from: number, to: number) =>
-            process.stderr.write(
-              `corral: seq ${from}–${to - 1} are not sealed by a signed checkpoint yet, so they were left out (an auditor could not tell them from forged ones); the log signs one every ${lib.CHECKPOINT_DEFAULTS.every} records or ${lib.CHECKPOINT_DEFAULTS.intervalMs / 1000} s while it is open and when it closes: export again after that\n`,
-            );
-          for await (const l of lib.exportJsonl(reader.store, reader.meta.keyId, range, unsealed)) await write(l);
-          return;
-        }
-        if (!range) return;
-        for await (const rows of reader.store.scan(range.from, range.to)) {
-          for (const r of rows) {
-            const rec = lib.toAuditRecord(r);
-            const t = Date.parse(rec.event.time);
-            if ((since !== undefined && t < since) || (until !== undefined && t > until)) continue;
-            for (const event of lib.toOcsfEvents(rec)) await write(JSON.stringify(event));
+        try {
+          if (opts.format === 'jsonl') {
+            if (!range) range = { from: 0, to: 0 };
+            const unsealed = (from: number, to: number) =>
+              progress.note(
+                `corral: seq ${from}–${to - 1} are not sealed by a signed checkpoint yet, so they were left out (an auditor could not tell them from forged ones); the log signs one every ${lib.CHECKPOINT_DEFAULTS.every} records or ${lib.CHECKPOINT_DEFAULTS.intervalMs / 1000} s while it is open and when it closes: export again after that\n`,
+              );
+            for await (const l of lib.exportJsonl(reader.store, reader.meta.keyId, range, unsealed)) await write(l);
+            return;
           }
+          if (!range) return;
+          for await (const rows of reader.store.scan(range.from, range.to)) {
+            for (const r of rows) {
+              const rec = lib.toAuditRecord(r);
+              const t = Date.parse(rec.event.time);
+              if ((since !== undefined && t < since) || (until !== undefined && t > until)) continue;
+              for (const event of lib.toOcsfEvents(rec)) await write(JSON.stringify(event));
+            }
+          }
+        } finally {
+          progress.done();
         }
       });
     });
