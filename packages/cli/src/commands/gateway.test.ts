@@ -136,3 +136,20 @@ describe('corral gateway, as every command', () => {
     assert.deepEqual(JSON.parse(r.stdout), { token: 'a-token-of-sixteen-or-more', source: 'env' });
   });
 });
+
+describe('corral gateway, when its state directory cannot hold the token', () => {
+  it('exits 3 naming the state directory and what to do, the token given or not (regression: EEXIST of mkdir alone, exit 1, as a check that failed)', async () => {
+    const notADirectory = join(tempStateDir(), 'a-file');
+    writeFileSync(notADirectory, 'not a directory\n');
+    for (const args of [['gateway', 'token'], ['gateway', 'token', '--json'], ['gateway', '--port', '0']]) {
+      const r = await corral(['--state-dir', notADirectory, ...args], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr, `corral: the state directory ${notADirectory} is not a directory, so the gateway token cannot be kept there: choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN\n`);
+      if (args.includes('--json')) assert.equal(JSON.parse(r.stdout).error.code, 'CLI_UNAVAILABLE');
+    }
+    const beneathAFile = join(notADirectory, 'state');
+    const r = await corral(['--state-dir', beneathAFile, 'gateway', 'token'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr, `corral: cannot keep the gateway token in the state directory ${beneathAFile} (ENOTDIR): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN\n`);
+  });
+});

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createOnce } from '@corral/node/whole-files';
@@ -18,17 +18,32 @@ export function portOption(text: string): number {
   return port;
 }
 
-/** `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated (mode 0600) on first use. */
+/**
+ * `CORRAL_GATEWAY_TOKEN`, else the token in the state directory, generated
+ * (mode 0600) on first use. A state directory that cannot hold it is a
+ * CliFailure, exit 3, naming the directory and what to do.
+ */
 export function gatewayToken(dir: string): { token: string; source: 'env' | 'file' } {
   const fromEnv = process.env.CORRAL_GATEWAY_TOKEN;
   if (fromEnv !== undefined && fromEnv !== '') {
     if (fromEnv.length < 16) throw new CliFailure('CORRAL_GATEWAY_TOKEN must be at least 16 characters', EXIT.usage);
     return { token: fromEnv, source: 'env' };
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Made once, whole: processes starting at the same moment all read the one token.
-  const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`);
-  return { token: text.trim(), source: 'file' };
+  const remedy = 'choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN';
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new CliFailure(`the state directory ${dir} is not a directory, so the gateway token cannot be kept there: ${remedy}`, EXIT.environment);
+  }
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Made once, whole: processes starting at the same moment all read the one token.
+    const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`);
+    return { token: text.trim(), source: 'file' };
+  } catch (error) {
+    // The file system's refusal (a read-only disk, a directory of another user's): the host, not the request.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
+    throw new CliFailure(`cannot keep the gateway token in the state directory ${dir} (${code}): fix its permissions, or ${remedy}`, EXIT.environment);
+  }
 }
 
 /** `corral gateway [--port --bind]` and `corral gateway token`. */
