@@ -64,6 +64,46 @@ describe('corral node run, when the gateway refuses or cannot be reached', () =>
     }
   });
 
+  it('under --json, writes JSON lines only: who it is, its statuses, then its refusal as an error document, exit 1 (regression: --json was refused as an unknown option)', async () => {
+    const state = tempStateDir();
+    const gw = await Gateway.start({ stateDir: state, token: randomBytes(24).toString('base64url'), port: 0 });
+    try {
+      const r = await corral(['node', 'run', '--gateway', gw.url, '--token', 'WRONG-token-for-this-gateway', '--json']);
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(Object.keys(lines[0]!), ['node', 'gateway']);
+      assert.equal(lines[0]!.gateway, gw.url);
+      assert.deepEqual(lines.at(-2), { state: 'stopped', detail: 'AUTH_TOKEN_MISMATCH' });
+      assert.equal((lines.at(-1)!.error as { code: string }).code, 'NODE_CONFIG_INVALID');
+      for (const status of lines.slice(1, -1)) assert.equal(typeof status.state, 'string', JSON.stringify(status));
+      assert.doesNotMatch(r.stdout + r.stderr, /WRONG-token/, 'the token is never echoed');
+    } finally {
+      await gw.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('under --json, says each retry of a gateway that is not there as a JSON line', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', `ws://127.0.0.1:${port}`, '--token', 'a-token', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      while ((out.match(/"state":"unreachable"/g) ?? []).length < 1 && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0);
+    const lines = out.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const unreachable = lines.find((l) => l.state === 'unreachable')!;
+    assert.equal(unreachable.detail, 'ECONNREFUSED');
+    assert.equal(typeof unreachable.retryInMs, 'number');
+  });
+
   it('keeps retrying a gateway that is not there, saying so and when it tries again', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));

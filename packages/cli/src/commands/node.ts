@@ -6,6 +6,9 @@ import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
 import type { NodeHostOptions } from '@corral/node';
 
+/** What the node host reports of its connections (onStatus). */
+type NodeStatus = Parameters<NonNullable<NodeHostOptions['onStatus']>>[0];
+
 /** `corral node run --gateway ws://HOST:PORT --token T [--name NAME]`: serve this machine's commands, contained. */
 export function registerNode(program: Command): void {
   const node = program.command('node').description("this machine as a node: serves a gateway's commands through local policy and the sandbox");
@@ -20,7 +23,8 @@ export function registerNode(program: Command): void {
     .option('--policy <file>', 'container policy (YAML or JSON) every command runs under (default: shell runtime, no network)')
     .option('--agent-map <upstream=corral...>', "with --control-plane: the Corral agent each upstream OpenClaw agent runs as (e.g. main=invoice-bot); commands from other agents are denied")
     .option('--agent-policy <corral=file...>', "the container policy one Corral agent's commands run under, instead of --policy")
-    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; controlPlaneToken?: string; agentMap?: string[]; agentPolicy?: string[] }, command: Command) => {
+    .option('--json', 'JSON lines: {"node", "gateway"} once it starts, then {"state", "detail"?, "retryInMs"?, "target"?} as its connections change')
+    .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; controlPlaneToken?: string; agentMap?: string[]; agentPolicy?: string[]; json?: boolean }, command: Command) => {
       const token = opts.token ?? (process.env.CORRAL_GATEWAY_TOKEN || undefined);
       // Each gateway gets only its own token: the one --gateway takes would let that gateway (upstream OpenClaw) into the control plane.
       const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
@@ -76,6 +80,10 @@ export function registerNode(program: Command): void {
             const news = `${s.state} ${s.detail ?? ''}`;
             if (news === lastControlPlaneNews) return;
             lastControlPlaneNews = news;
+          }
+          // Every status, `stopped` too (the gateway's code): the error document of the command's failure follows it.
+          if (opts.json) return void process.stdout.write(`${JSON.stringify(statusJson(s))}\n`);
+          if (s.target === 'control-plane') {
             const cp = `control plane ${opts.controlPlane}`;
             if (s.state === 'connected') say(`${cp} connected`);
             else if (s.state === 'pending-pairing') say(`${cp}: waiting for an operator to pair node ${s.detail} there (corral nodes pair); every command is denied until then`);
@@ -99,7 +107,8 @@ export function registerNode(program: Command): void {
         const flag = error.message.startsWith('a control plane token') ? '--control-plane-token or CORRAL_CONTROL_PLANE_TOKEN' : '--token or CORRAL_GATEWAY_TOKEN';
         throw new CliFailure(`${error.message}; give it with ${flag}`, EXIT.usage, error.code);
       }
-      process.stdout.write(`node ${host.device.deviceId} connecting to ${opts.gateway}\n`);
+      if (opts.json) process.stdout.write(`${JSON.stringify({ node: host.device.deviceId, gateway: opts.gateway })}\n`);
+      else process.stdout.write(`node ${host.device.deviceId} connecting to ${opts.gateway}\n`);
       void host.start().catch(() => {}); // a refusal for good settles `stopped` too
       // Runs until a signal, or until the gateway refuses this node in a way retrying cannot fix (wrong token, revoked pairing…).
       let refused: { code: string; message: string } | undefined;
@@ -112,8 +121,14 @@ export function registerNode(program: Command): void {
         });
       });
       await host.close();
-      if (refused) throw new CliFailure(`${refused.message} [${refused.code}]`, EXIT.failed);
+      // The code as its own field: printed after the message, and under --json the error document's code.
+      if (refused) throw new CliFailure(refused.message, EXIT.failed, refused.code);
     });
+}
+
+/** A status as one line of `node run --json`: its fields that are set, no others. */
+function statusJson(s: NodeStatus): Record<string, unknown> {
+  return { state: s.state, ...(s.detail !== undefined ? { detail: s.detail } : {}), ...(s.retryInMs !== undefined ? { retryInMs: s.retryInMs } : {}), ...(s.target !== undefined ? { target: s.target } : {}) };
 }
 
 /** The gateway's refusal of a new node while as many wait to be paired as it keeps: retried, as it asks. */
