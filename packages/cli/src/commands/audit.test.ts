@@ -515,4 +515,19 @@ describe('corral audit --postgres', () => {
     const proof = await corral(['audit', 'proof', 'inclusion', '2', '--postgres', url, '--state-dir', state, '--json']);
     assert.equal(proof.code, 0, proof.stdout + proof.stderr);
   });
+
+  it('verify on a machine with no state directory, trusting a key it was given: the verdict alone under --json, exit 0, a warning that it keeps no witness (regression: the report, then EPERM or ENOENT of the witness as a second document, exit 1 as if damaged)', async () => {
+    const state = tempStateDir();
+    cleanup.push(state);
+    const url = cluster.createDatabase('cli_audit_elsewhere');
+    const log = await openAuditLog({ stateDir: state, postgresUrl: url });
+    for (let i = 0; i < 3; i++) await log.append(event(i));
+    await log.close();
+    const nowhere = join(tempStateDir(), 'not-made');
+    const r = await corral(['audit', 'verify', '--postgres', url, '--state-dir', nowhere, '--public-key', join(state, 'audit-signing-key.pub.pem'), '--json']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual([report.ok, report.sealed], [true, 3]);
+    assert.match(r.stderr, /^corral: warning: the log is intact, but the checkpoint it was verified to extend could not be kept in \S+audit-witness-[0-9a-f]{16}\.json \(ENOENT\): the next verify checks for a rollback only against the checkpoint kept before, if any\n$/);
+  });
 });

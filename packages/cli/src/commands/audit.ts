@@ -100,6 +100,23 @@ function stillFollowed(file: { path: string; dev: number; ino: number }, next: n
   throw new CliFailure(`the audit log ${file.path} ${what} while it was followed; stopped after ${next} record(s): run 'corral audit tail -f' again to follow the log there now`, EXIT.environment);
 }
 
+/**
+ * Keeps `checkpoint` as the witness a later verify checks the log still
+ * extends. A witness that cannot be written (a read-only copy of the state
+ * directory, none on this machine for a PostgreSQL log) leaves the verdict
+ * as it was, intact: a warning on stderr says so, and that the next verify
+ * checks for a rollback only against what was kept before.
+ */
+function keepWitness(file: string, checkpoint: SignedCheckpoint): void {
+  try {
+    lib.advanceWitness(file, checkpoint);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
+    process.stderr.write(`corral: warning: the log is intact, but the checkpoint it was verified to extend could not be kept in ${file} (${code}): the next verify checks for a rollback only against the checkpoint kept before, if any\n`);
+  }
+}
+
 // Loaded when an audit command runs (see the preAction hook): the rest of the CLI starts without it.
 let lib: typeof import('@corral/audit');
 
@@ -186,7 +203,7 @@ export function registerAudit(program: Command): void {
           printReport(report, opts.json === true, reader.store.where);
           if (report.ok) {
             const last = (await reader.store.checkpoints()).at(-1);
-            if (last && last.size <= report.sealed) lib.advanceWitness(file, last);
+            if (last && last.size <= report.sealed) keepWitness(file, last);
           }
         },
         opts.publicKey,
