@@ -21,6 +21,10 @@ const approvals = new ApprovalStore(openGatewayDb(approvalsDir));
 /** The same approvals as `corral approvals revoke` sees them from another process: a connection of its own. */
 const approvalsElsewhere = new ApprovalStore(openGatewayDb(approvalsDir));
 const grantsIn = (dir: string) => new PolicyGrants(PolicyControl.open(dir), approvals);
+/** The record of a grant made, as an audit log that takes it. */
+const recorded = async (): Promise<void> => {};
+const MADE = { status: 'made' };
+const NOT_MADE = { status: 'not-made' };
 
 function allowedAlways(approvers = ['alice@example.com']): Approval {
   const a = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: approvers.length });
@@ -41,7 +45,7 @@ describe('allow-always grants', () => {
     const grants = grantsIn(dir);
     await changeElsewhere(dir);
     const approval = allowedAlways();
-    assert.equal(await grants.add(approval), true);
+    assert.deepEqual(await grants.add(approval, recorded), MADE);
     const names = PolicyControl.open(dir).active().files.map((f) => f.name).sort();
     assert.deepEqual(names, [grantFile(approval.id), 'other.cedar', 'run.cedar']);
     assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
@@ -54,13 +58,13 @@ describe('allow-always grants', () => {
     const racing = {
       refresh: () => control.refresh(),
       active: () => control.active(),
-      activate: async (candidate: Candidate, baseHash: string) => {
+      activateRecorded: async (candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>) => {
         if (raced++ === 0) await changeElsewhere(dir);
-        return control.activate(candidate, baseHash);
+        return control.activateRecorded(candidate, baseHash, record);
       },
     } as unknown as PolicyControl;
     const approval = allowedAlways();
-    assert.equal(await new PolicyGrants(racing, approvals).add(approval), true);
+    assert.deepEqual(await new PolicyGrants(racing, approvals).add(approval, recorded), MADE);
     assert.equal(raced, 2, 'the first swap was refused, the second went through');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), [grantFile(approval.id), 'other.cedar', 'run.cedar']);
   });
@@ -68,14 +72,14 @@ describe('allow-always grants', () => {
     const grants = grantsIn(policyDir());
     const other = 'cd'.repeat(32);
     const approval = allowedAlways([`token:x context.digest == "${other}"`]);
-    assert.equal(await grants.add(approval), true);
+    assert.deepEqual(await grants.add(approval, recorded), MADE);
     assert.equal(grants.covering(approval.digest), `approval-${approval.id}`);
     assert.equal(grants.covering(other), undefined);
   });
   it('removes a grant from another process and keeps what was activated since', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
-    assert.equal(await grantsIn(dir).add(approval), true);
+    assert.deepEqual(await grantsIn(dir).add(approval, recorded), MADE);
     await changeElsewhere(dir);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
@@ -85,16 +89,16 @@ describe('allow-always grants', () => {
     const dir = policyDir();
     const grants = grantsIn(dir);
     const approval = allowedAlways();
-    const adding = grants.add(approval);
+    const adding = grants.add(approval, recorded);
     assert.equal(await grants.remove(approval.id), 'revoked');
-    assert.equal(await adding, true);
+    assert.deepEqual(await adding, MADE);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
   it('withholds a grant not made yet, so that its approval\'s run, spending it later, makes none (regression: an approval resolved always by the CLI made its grant when its run came, after a revoke had found nothing)', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'withheld');
-    assert.equal(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest)), false);
+    assert.deepEqual(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest), recorded), NOT_MADE);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
     const once = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
@@ -105,9 +109,9 @@ describe('allow-always grants', () => {
     const dir = policyDir();
     const grants = grantsIn(dir);
     const approval = allowedAlways();
-    const adding = grants.add(approval); // claimed at once, compiled off-thread
+    const adding = grants.add(approval, recorded); // claimed at once, compiled off-thread
     assert.equal(await revokeGrantIn(dir, approvalsElsewhere, approval.id), 'withheld');
-    assert.equal(await adding, false);
+    assert.deepEqual(await adding, NOT_MADE);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
     assert.equal(grants.covering(approval.digest), undefined);
   });
@@ -126,8 +130,15 @@ describe('allow-always grants', () => {
         coveredAfterSwap = grants.covering(approval.digest);
         return swapped;
       },
+      activateRecorded: async (candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>) => {
+        await approvalsElsewhere.withdrawGrantWhenFree(approval.id);
+        return control.activateRecorded(candidate, baseHash, async (replaced) => {
+          coveredAfterSwap = grants.covering(approval.digest);
+          await record(replaced);
+        });
+      },
     } as unknown as PolicyControl;
-    assert.equal(await new PolicyGrants(racing, approvals).add(approval), false);
+    assert.deepEqual(await new PolicyGrants(racing, approvals).add(approval, recorded), NOT_MADE);
     assert.equal(coveredAfterSwap, undefined, 'in the set for a moment, yet covering nothing');
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
@@ -135,7 +146,7 @@ describe('allow-always grants', () => {
     const dir = policyDir();
     const grants = grantsIn(dir);
     const approval = allowedAlways();
-    assert.equal(await grants.add(approval), true);
+    assert.deepEqual(await grants.add(approval, recorded), MADE);
     assert.equal(await approvalsElsewhere.withdrawGrantWhenFree(approval.id), 'withdrawn');
     assert.equal(grants.covering(approval.digest), undefined);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked', 'its file is then removed like any other');
@@ -143,20 +154,20 @@ describe('allow-always grants', () => {
   it('makes a grant once: one withdrawn is not made again when asked again (its approval\'s own run, another gateway, a restart)', async () => {
     const dir = policyDir();
     const approval = allowedAlways();
-    assert.equal(await grantsIn(dir).add(approval), true);
+    assert.deepEqual(await grantsIn(dir).add(approval, recorded), MADE);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'revoked');
-    assert.equal(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest)), false);
+    assert.deepEqual(await grantsIn(dir).add(await approvals.consumeNowOrWhenFree(approval.id, approval.digest), recorded), NOT_MADE);
     assert.equal(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
   it('answers two adds of one grant at once alike, and makes it again after a failed attempt', async () => {
     const dir = policyDir();
     const grants = grantsIn(dir);
     const approval = allowedAlways();
-    assert.deepEqual(await Promise.all([grants.add(approval), grants.add(approval)]), [true, true]);
+    assert.deepEqual(await Promise.all([grants.add(approval, recorded), grants.add(approval, recorded)]), [MADE, MADE]);
     const failing = allowedAlways();
-    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: async () => false } as unknown as PolicyControl;
-    await assert.rejects(new PolicyGrants(refusing, approvals).add(failing), { code: 'GATEWAY_CONFLICT' });
-    assert.equal(await grants.add(failing), true);
+    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: async () => false, activateRecorded: async () => 'stale' } as unknown as PolicyControl;
+    await assert.rejects(new PolicyGrants(refusing, approvals).add(failing, recorded), { code: 'GATEWAY_CONFLICT' });
+    assert.deepEqual(await grants.add(failing, recorded), MADE);
   });
   it('makes no grant of an approval that expired on its way to a quorum, every approver so far having chosen always', async () => {
     let now = Date.now();
@@ -166,7 +177,7 @@ describe('allow-always grants', () => {
     now += 1_001;
     const expired = clocked.get(a.id);
     assert.deepEqual([expired.status, expired.decision], ['expired', 'allow-always']);
-    assert.equal(await new PolicyGrants(PolicyControl.open(policyDir()), clocked).add(expired), false);
+    assert.deepEqual(await new PolicyGrants(PolicyControl.open(policyDir()), clocked).add(expired, recorded), NOT_MADE);
   });
 });
 
@@ -190,14 +201,14 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
     const { dir, approval } = storedBefore(false);
     const upgraded = new ApprovalStore(openGatewayDb(dir));
     const spent = await upgraded.consumeNowOrWhenFree(approval.id, approval.digest);
-    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(spent), false);
+    assert.deepEqual(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(spent, recorded), NOT_MADE);
     assert.equal(PolicyControl.open(join(dir, 'policies')).active().files.some((f) => f.name === grantFile(approval.id)), false);
   });
 
   it('does not bring it back either where a gateway already added granted_at without marking the approvals stored before', async () => {
     const { dir, approval } = storedBefore(true);
     const upgraded = new ApprovalStore(openGatewayDb(dir));
-    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(await upgraded.consumeNowOrWhenFree(approval.id, approval.digest)), false);
+    assert.deepEqual(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), upgraded).add(await upgraded.consumeNowOrWhenFree(approval.id, approval.digest), recorded), NOT_MADE);
   });
 
   it('still makes the grant of an approval resolved after the upgrade, also once the store is opened again (a restart)', async () => {
@@ -206,7 +217,7 @@ describe('an allow-always approval a gateway stored before it kept granted_at', 
     const a = upgraded.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
     upgraded.resolve(a.id, 'allow-always', 'alice@example.com');
     const restarted = new ApprovalStore(openGatewayDb(dir));
-    assert.equal(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(await restarted.consumeNowOrWhenFree(a.id, a.digest)), true);
+    assert.deepEqual(await new PolicyGrants(PolicyControl.open(join(dir, 'policies')), restarted).add(await restarted.consumeNowOrWhenFree(a.id, a.digest), recorded), MADE);
   });
 });
 
@@ -222,13 +233,13 @@ describe('while another process holds gateway.db (a corral command appending its
     try {
       holder.exec('BEGIN IMMEDIATE');
       const called = performance.now();
-      const adding = grants.add(approval);
+      const adding = grants.add(approval, recorded);
       assert.ok(performance.now() - called < 1000, `the call returned at once, to wait with timers (it took ${(performance.now() - called).toFixed(0)} ms)`);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(ticks > 0, 'timers fired while the claim waited');
       assert.equal(active(), false, 'not made while the lock is held');
       holder.exec('ROLLBACK');
-      assert.equal(await adding, true);
+      assert.deepEqual(await adding, MADE);
       assert.equal(active(), true);
       holder.exec('BEGIN IMMEDIATE');
       ticks = 0;

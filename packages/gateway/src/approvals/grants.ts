@@ -3,11 +3,12 @@
 // @id naming the approval. It permits exactly that action (its digest, as
 // `context.digest`); forbids still win over it. Like any policy it is listed
 // with the set, goes live through the same atomic activation (no restart),
-// and is withdrawn by removing its file.
+// and is withdrawn by removing its file. It stands only once the audit log
+// has its record: one the log refuses is taken back (see PolicyGrants.add).
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
-import { compileCandidateOffThread, PolicyControl } from '../http/policy-control.ts';
+import { compileCandidateOffThread, PolicyControl, type RecordedActivation } from '../http/policy-control.ts';
 
 export const GRANTS_DIR = 'grants';
 
@@ -24,6 +25,22 @@ export function grantApprovalId(text: string): string | undefined {
 /** The audit record of a withdrawn grant: who withdrew it, and whether it was withheld before it was made (the gateway and `corral approvals revoke` record the same). */
 export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclude<GrantRevocation, 'not-found'>): AuditEventInput {
   return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: { status: 'success' }, details: { approval: approvalId, file: grantFile(approvalId), ...(outcome === 'withheld' ? { withheldBeforeMade: true } : {}) } };
+}
+
+/**
+ * What adding a grant came to: `made` (in the set and recorded, now or
+ * before), `not-made` (withdrawn before it was made, or no allow-always), or
+ * made and refused by the audit log (`code`: the refusal's): `taken-back` (out
+ * of the set in force: it allowed nothing) or `unrecorded` (still in the set,
+ * which decides nothing while it is in force; the grant counts for no
+ * decision).
+ */
+export type GrantAddition = { status: 'made' | 'not-made' } | { status: 'taken-back' | 'unrecorded'; code: string };
+
+/** A failure's code, for the approver and the log: a coded error's, or GATEWAY_INTERNAL. Never its message. */
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
 }
 
 /** What withdrawing a grant did: removed it from the set, withheld it before it was made, or found none. */
@@ -90,7 +107,11 @@ export class PolicyGrants {
   readonly #control: PolicyControl;
   readonly #approvals: ApprovalStore;
   /** Grants being added by this process: asked again meanwhile (its run, as it resolves), the answer is that add's. */
-  readonly #adding = new Map<string, Promise<boolean>>();
+  readonly #adding = new Map<string, Promise<GrantAddition>>();
+  /** Grants in the set whose record is not yet durable: no decision counts them. */
+  readonly #recording = new Set<string>();
+  /** Grants this process made whose record the audit log refused, by approval id: no decision counts them, and asked again, this is the answer. */
+  readonly #unrecorded = new Map<string, GrantAddition>();
   #index: { hash: string; byDigest: Map<string, string> } | undefined;
 
   constructor(control: PolicyControl, approvals: ApprovalStore) {
@@ -100,48 +121,122 @@ export class PolicyGrants {
 
   /**
    * Adds the grant of an allowed (or used) allow-always approval to the
-   * active set (read afresh, so a change made by another process is kept) and
-   * activates it through the compare-and-swap; returns whether the grant is
-   * active. A grant is made once: one made before and withdrawn since is not
-   * made again (false). A set changed meanwhile is read again. Throws the
-   * policy package's POLICY_* when the set with the grant does not validate,
-   * GATEWAY_CONFLICT when the set keeps changing under it, GATEWAY_BUSY
-   * (retryable, not made) when another process holds gateway.db past the wait.
+   * active set (read afresh, so a change made by another process is kept)
+   * through the compare-and-swap, and records it with `record` (the audit
+   * append of the grant made) before it counts for any decision. A grant is
+   * made once: one made before and withdrawn since is not made again. A set
+   * changed meanwhile is read again. Asked again for the same approval (its
+   * run, as it resolves), the answer is the first ask's; `record` is called
+   * once.
+   *
+   * When `record` rejects, the grant never stands: from that moment the set
+   * holding it decides nothing (PolicyControl.activateRecorded: every request
+   * is denied) while the set without it is put back, the grant is withdrawn
+   * in gateway.db (no process counts it, nor this one after a restart, and
+   * it is never made again) and counted for no decision here, and this
+   * resolves 'taken-back'. When it cannot be taken out of the set in force
+   * (another process holds the activation lock, the directory cannot be
+   * written), it resolves 'unrecorded': the set holding it stays in force
+   * denying every request (its status says `unrecorded`) until a set is
+   * activated or the grant revoked.
+   *
+   * Throws the policy package's POLICY_* when the set with the grant does
+   * not validate, GATEWAY_CONFLICT when the set keeps changing under it or
+   * another process holds its activation lock past the wait, GATEWAY_BUSY
+   * (retryable) when another process holds gateway.db past the wait: then
+   * nothing was made.
    */
-  add(approval: Approval): Promise<boolean> {
+  add(approval: Approval, record: () => Promise<void>): Promise<GrantAddition> {
     // An approval that expired or was denied on the way to its quorum may hold allow-always as its weakest allow so far.
-    if ((approval.status !== 'allowed' && approval.status !== 'used') || approval.decision !== 'allow-always') return Promise.resolve(false);
+    if ((approval.status !== 'allowed' && approval.status !== 'used') || approval.decision !== 'allow-always') return Promise.resolve({ status: 'not-made' });
     const under = this.#adding.get(approval.id);
     if (under) return under;
-    const adding = this.#add(approval).finally(() => this.#adding.delete(approval.id));
+    const adding = this.#add(approval, record).finally(() => this.#adding.delete(approval.id));
     this.#adding.set(approval.id, adding);
     return adding;
   }
 
-  async #add(approval: Approval): Promise<boolean> {
-    const name = grantFile(approval.id);
-    if (this.#control.refresh().files.some((f) => f.name === name)) return true;
-    if (!(await this.#approvals.claimGrantWhenFree(approval.id))) return false;
+  async #add(approval: Approval, record: () => Promise<void>): Promise<GrantAddition> {
+    const id = approval.id;
+    const name = grantFile(id);
+    const unrecorded = this.#unrecorded.get(id);
+    if (unrecorded) return unrecorded;
+    if (this.#approvals.grantWithdrawn(id)) return { status: 'not-made' };
+    if (this.#control.refresh().files.some((f) => f.name === name)) return { status: 'made' };
+    if (!(await this.#approvals.claimGrantWhenFree(id))) return { status: 'not-made' };
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
         const active = this.#control.refresh();
-        if (active.files.some((f) => f.name === name)) return true;
+        if (active.files.some((f) => f.name === name)) return { status: 'made' };
         const candidate = await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
         // Withdrawn meanwhile (by `corral approvals revoke` in another process, which found it not made yet): never made.
-        if (this.#approvals.grantWithdrawn(approval.id)) return false;
-        if (await this.#control.activate(candidate, active.hash)) {
-          // Withdrawn between that look and the swap: taken back at once (no decision counted it meanwhile: covering() asks the store).
-          if (!this.#approvals.grantWithdrawn(approval.id)) return true;
-          await removeGrant(this.#control, this.#approvals, approval.id);
-          return false;
+        if (this.#approvals.grantWithdrawn(id)) return { status: 'not-made' };
+        /** The code of the audit log's refusal of its record, once refused. */
+        const refused: { code?: string } = {};
+        // Counted for no decision until its record is durable.
+        this.#recording.add(id);
+        let activation: RecordedActivation;
+        try {
+          activation = await this.#control.activateRecorded(candidate, active.hash, async () => {
+            // Withdrawn between that look and the swap: taken back below, never made (its revoke is what is recorded).
+            if (this.#approvals.grantWithdrawn(id)) return;
+            try {
+              await record();
+            } catch (error) {
+              // From here on, nothing in this process counts it, whatever becomes of its file.
+              refused.code = codeOf(error);
+              this.#unrecorded.set(id, { status: 'unrecorded', code: refused.code });
+              throw error;
+            }
+          });
+        } catch (error) {
+          // The swap itself failed: nothing was made (the claim is given back below).
+          if (refused.code === undefined) throw error;
+          return await this.#takeBack(id, refused.code);
+        } finally {
+          this.#recording.delete(id);
         }
+        if (refused.code !== undefined) return await this.#takeBack(id, refused.code);
+        if (activation === 'stale') continue;
+        // Withdrawn between that look and the swap: taken back at once (no decision counted it meanwhile).
+        if (!this.#approvals.grantWithdrawn(id)) return { status: 'made' };
+        await removeGrant(this.#control, this.#approvals, id);
+        return { status: 'not-made' };
       }
       throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
     } catch (error) {
       // A claim that cannot be given back (gateway.db held past the wait) leaves the grant unmade: less is allowed, never more.
-      await this.#approvals.releaseGrantWhenFree(approval.id).catch(() => {});
+      await this.#approvals.releaseGrantWhenFree(id).catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Takes back a grant swapped into the set whose record was refused (code
+   * `code`); its set was put back or left deciding nothing (activateRecorded).
+   * Withdrawn in gateway.db, for good, so that no process counts it and no
+   * ask makes it again; then taken out of the set in force should it still
+   * be there (put back failed, or another process activated a set holding
+   * it meanwhile). Whether that worked is remembered: asked again, the
+   * answer is the same.
+   */
+  async #takeBack(id: string, code: string): Promise<GrantAddition> {
+    // While another process holds gateway.db past the wait, only this process knows (#unrecorded): it counts the grant for nothing.
+    await this.#approvals.withdrawGrantWhenFree(id).catch(() => undefined);
+    const name = grantFile(id);
+    let inForce = true;
+    try {
+      for (let attempt = 0; attempt < 3 && inForce; attempt++) {
+        const active = this.#control.refresh();
+        inForce = active.files.some((f) => f.name === name);
+        if (inForce && (await this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash))) inForce = false;
+      }
+    } catch {
+      // Left in the set: the set decides nothing while it is in force (activateRecorded), and no decision here counts the grant.
+    }
+    const outcome: GrantAddition = { status: inForce ? 'unrecorded' : 'taken-back', code };
+    this.#unrecorded.set(id, outcome);
+    return outcome;
   }
 
   /**
@@ -156,14 +251,20 @@ export class PolicyGrants {
 
   /**
    * Whether the policies that allowed a decision are all grants withdrawn
-   * since (in another process, their files still in the set for a moment):
-   * then nothing allows it any more.
+   * since (in another process, their files still in the set for a moment),
+   * or grants whose record is not durable (being recorded, or refused by
+   * the audit log): then nothing allows it.
    */
   allWithdrawn(policies: readonly string[]): boolean {
-    return policies.length > 0 && policies.every((p) => p.startsWith('approval-') && this.#approvals.grantWithdrawn(grantApprovalId(p) ?? ''));
+    return policies.length > 0 && policies.every((p) => p.startsWith('approval-') && !this.#counts(grantApprovalId(p) ?? ''));
   }
 
-  /** The policy id of an active grant for exactly this digest, if any and not withdrawn (its file may outlive a withdrawal made in another process for a moment). */
+  /** Whether a decision may count approval `id`'s grant (its file in the set): recorded, and not withdrawn. */
+  #counts(id: string): boolean {
+    return !this.#recording.has(id) && !this.#unrecorded.has(id) && !this.#approvals.grantWithdrawn(id);
+  }
+
+  /** The policy id of an active grant for exactly this digest, if any, recorded and not withdrawn (its file may outlive a withdrawal made in another process for a moment). */
   covering(digest: string): string | undefined {
     const active = this.#control.active();
     if (this.#index?.hash !== active.hash) {
@@ -176,7 +277,7 @@ export class PolicyGrants {
       this.#index = { hash: active.hash, byDigest };
     }
     const grant = this.#index.byDigest.get(digest);
-    return grant === undefined || this.#approvals.grantWithdrawn(grant.slice('approval-'.length)) ? undefined : grant;
+    return grant === undefined || !this.#counts(grant.slice('approval-'.length)) ? undefined : grant;
   }
 }
 

@@ -15,7 +15,7 @@ import {
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
-import { grantApprovalId, grantRevokedEvent, type PolicyGrants } from '../approvals/grants.ts';
+import { grantApprovalId, grantRevokedEvent, type GrantAddition, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
@@ -78,6 +78,23 @@ export interface InvokerOptions {
   nodeAuditLimits?: NodeAuditLimits;
 }
 
+/**
+ * What became of an allow-always approval's grant, as its approver is told
+ * (the `grant` of a resolve's answer): `made` (it stands, recorded; `id` may
+ * be another approval's grant for the same action), `not-made` (withdrawn
+ * before it was made), `failed` (the set with it could not be activated:
+ * `code`), or refused by the audit log (`code`): `taken-back` (it never
+ * allowed anything) or `unrecorded` (its file stays in the set, which then
+ * decides nothing: every request is denied until a set is activated or the
+ * grant revoked). Short of `made` and `not-made`, the approval allows its
+ * one waiting run only, as allow-once.
+ */
+export interface GrantView {
+  id: string;
+  status: GrantAddition['status'] | 'failed';
+  code?: string;
+}
+
 /** A request whose caller left before its node answered: what its late result is recorded as. */
 type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
 
@@ -108,6 +125,8 @@ export class NodeInvoker {
   /** Requests whose caller left before their node answered, oldest first: a result that still comes is recorded (see #abandon). */
   readonly #abandoned = new Map<string, Abandoned>();
   readonly #approvalListeners = new Map<string, Set<() => void>>();
+  /** Grants being made for an approval (its resolve and its run ask together): one making, one set of records. */
+  readonly #granting = new Map<string, Promise<GrantView>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
   /** Runs authorized for each node (corral.run.authorize) and not yet reported. */
@@ -144,7 +163,9 @@ export class NodeInvoker {
    * Resolves an approval (the HTTP API and the protocol come here; the CLI
    * writes the store) and wakes whoever waits for it. `approver` is the
    * authenticated human, as the caller established. An allow-always that
-   * reaches its quorum becomes a Cedar grant at once. A `reason` the
+   * reaches its quorum becomes a Cedar grant at once, and the answer says
+   * what became of it (`grant`, see GrantView): one the audit log did not
+   * record never stands. A `reason` the
    * approver gave goes into the decision's own `approval.resolve` record
    * (details.reason), so the decision and why are recorded in one append,
    * and is the approval's `reason` when this decision settles it. While
@@ -153,10 +174,10 @@ export class NodeInvoker {
    * meanwhile. Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
    * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
-  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval> {
+  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval & { grant?: GrantView }> {
     const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}) });
-    this.#resolved(approval, decision, approver, reason);
-    return approval;
+    const grant = await this.#resolved(approval, decision, approver, reason);
+    return grant ? { ...approval, grant } : approval;
   }
 
   /**
@@ -176,12 +197,13 @@ export class NodeInvoker {
     return withdrawn.map((a) => a.id);
   }
 
-  /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant, tells approvers, and wakes its waiting run once the record is durable. */
-  #resolved(approval: Approval, decision: ApprovalDecision, approver: string, reason?: string): void {
+  /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant (resolving to what became of it), tells approvers, and wakes its waiting run once the record is durable. */
+  #resolved(approval: Approval, decision: ApprovalDecision, approver: string, reason?: string): Promise<GrantView | undefined> {
     const { id } = approval;
     const details = { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers, ...(reason !== undefined ? { reason } : {}) };
     const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details });
-    if (approval.status === 'allowed' && approval.decision === 'allow-always') void this.#grant(approval).catch(() => {});
+    // The approval went through whatever becomes of its grant: the answer says what did.
+    const granting = approval.status === 'allowed' && approval.decision === 'allow-always' ? this.#grant(approval).catch((error: unknown): GrantView => ({ id: `approval-${id}`, status: 'failed', code: codeOf(error) })) : Promise.resolve(undefined);
     if (approval.status !== 'pending') {
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
       // The waiting run goes on once the approval's own record is durable. Should that append
@@ -193,6 +215,7 @@ export class NodeInvoker {
       };
       void recorded.then(wakeAll, wakeAll);
     } else void recorded.catch(() => {});
+    return granting;
   }
 
   /**
@@ -277,20 +300,44 @@ export class NodeInvoker {
     for (const [runId, run] of this.#openRuns.ofNode(nodeId)) await this.#closeUnreported(nodeId, runId, run, 'its node was unpaired').catch(() => undefined);
   }
 
-  /** Adds an allow-always approval's grant to the policy set and records it; a grant that cannot be added is recorded as a failure (the approved run itself still goes ahead). */
-  async #grant(approval: Approval): Promise<void> {
+  /**
+   * Adds an allow-always approval's grant to the policy set and records it
+   * (PolicyGrants.add: one the log refuses is taken back, never left
+   * standing); resolves to what became of it, undefined without grants.
+   * Asked again while it is being made (its resolve and its run), the answer
+   * is the same and nothing is recorded twice. A grant that cannot be added
+   * is recorded as a failure; so, should the log take it, is one it refused
+   * to record as made. Never rejects.
+   */
+  #grant(approval: Approval): Promise<GrantView | undefined> {
     const grants = this.#options.grants;
-    if (!grants || grants.covering(approval.digest) !== undefined) return;
-    let added = false;
-    let detail: string | undefined;
+    if (!grants) return Promise.resolve(undefined);
+    const covering = grants.covering(approval.digest);
+    if (covering !== undefined) return Promise.resolve({ id: covering, status: 'made' });
+    const under = this.#granting.get(approval.id);
+    if (under) return under;
+    const granting = this.#makeGrant(grants, approval).finally(() => this.#granting.delete(approval.id));
+    this.#granting.set(approval.id, granting);
+    return granting;
+  }
+
+  async #makeGrant(grants: PolicyGrants, approval: Approval): Promise<GrantView> {
+    const id = `approval-${approval.id}`;
+    const record = (outcome: AuditEventInput['outcome'], more: Record<string, unknown> = {}): Promise<void> =>
+      this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id }, decision: { effect: 'allow', approval: approval.id }, outcome, details: { digest: approval.digest, approvers: approval.approvers, ...more } });
+    let added: GrantAddition;
     try {
-      added = await grants.add(approval);
+      added = await grants.add(approval, () => record({ status: 'success' }));
     } catch (error) {
-      detail = (error as { code?: string }).code ?? 'error';
+      const code = codeOf(error);
+      await record({ status: 'failure', detail: code }).catch(() => undefined);
+      return { id, status: 'failed', code };
     }
-    // Not made, and nothing failed: it was made before and withdrawn since (recorded then), and stays withdrawn.
-    if (!added && detail === undefined) return;
-    await this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id: `approval-${approval.id}` }, decision: { effect: 'allow', approval: approval.id }, outcome: { status: added ? 'success' : 'failure', ...(detail ? { detail } : {}) }, details: { digest: approval.digest, approvers: approval.approvers } });
+    if (added.status === 'taken-back' || added.status === 'unrecorded') {
+      // The log refused the grant's record a moment ago: should it take this one, it says the grant does not stand.
+      await record({ status: 'failure', detail: added.status }, { refused: added.code }).catch(() => undefined);
+    }
+    return { id, ...added };
   }
 
   #register(): void {
@@ -693,13 +740,21 @@ export class NodeInvoker {
       if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') throw error;
       throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
-    // Resolved outside this process (the CLI): its grant is added on first use.
-    if (spent.decision === 'allow-always') await this.#grant(spent);
+    // Resolved outside this process (the CLI): its grant is added on first use. Resolved here: the grant being made is waited for.
+    const made = spent.decision === 'allow-always' ? await this.#grant(spent) : undefined;
+    // An allow-always whose grant could not be made, or not recorded, allows this one run only, as allow-once: on a
+    // decision record saying so, durable before the run (the approval's own record said allow-always).
+    const once = made !== undefined && made.status !== 'made' && made.status !== 'not-made' ? made : undefined;
     const receiptFor = (runId: string): ApprovalReceipt => {
       const issuedAtMs = Date.now();
-      return this.#options.receipts.sign({ v: 2, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId, principal: `${principal.type}::${principal.id}`, nodeId, command });
+      return this.#options.receipts.sign({ v: 2, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' && !once ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId, principal: `${principal.type}::${principal.id}`, nodeId, command });
     };
-    return { approvalId: approval.id, receiptFor, unrecorded: undefined };
+    const allowedOnce: AuditEventInput | undefined = once === undefined ? undefined : {
+      ...decided,
+      decision: { effect: 'allow', policies: verdict.policies, approval: approval.id, reason: `allowed once by its approval: its allow-always grant ${once.status === 'failed' ? 'could not be made' : 'was not recorded'} (${once.status})` },
+      details: { ...decided.details, grant: once.status, ...(once.code !== undefined ? { grantCode: once.code } : {}) },
+    };
+    return { approvalId: approval.id, receiptFor, unrecorded: allowedOnce };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -978,8 +1033,14 @@ function denied(command: string, reason: string, approvalId?: string): GatewayEr
   return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `${code}: ${reason}`, details: { code, reason, ...(approvalId ? { approvalId } : {}) } });
 }
 
-function view(approval: Approval): Record<string, unknown> {
-  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason };
+function view(approval: Approval & { grant?: GrantView }): Record<string, unknown> {
+  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason, ...(approval.grant ? { grant: approval.grant } : {}) };
+}
+
+/** A failure's code, for the approver and the log: a coded error's, or GATEWAY_INTERNAL. Never its message. */
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
 }
 
 function sha256(text: string): string {

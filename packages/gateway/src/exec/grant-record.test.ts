@@ -1,0 +1,189 @@
+// An allow-always approval's grant is a standing permission: it stands only
+// once the audit log has its record. When the log refuses that record, the
+// grant is taken back (the set without it is put back) and the approval allows
+// its one waiting run only; when it cannot be taken back either, the policy set
+// holding it decides nothing (every request is denied) until a set is
+// activated or the grant revoked. The approver is told which in the answer.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { DatabaseSync } from 'node:sqlite';
+import type { AuditEventInput } from '@corral/audit';
+import { Identity } from '@corral/identity';
+import { ApprovalStore, GatewayClient, GatewayServer, grantFile, NodeInventory, NodeInvoker, OpenRuns, PolicyGrants, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
+import { PolicyControl } from '../http/policy-control.ts';
+import { pairedNodePeer } from '../../test/node-peer.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
+
+const token = randomBytes(24).toString('base64url');
+const POLICY = `
+@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");
+@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");
+`;
+const stateDir = policyStateDirs('grant-record', POLICY);
+const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
+
+/** A gateway deciding with the policy directory of a fresh state directory, making grants in it, whose audit log refuses the appends `refusing.when` picks. */
+async function grantingGateway() {
+  const state = stateDir();
+  const identity = Identity.open(state);
+  const db = openGatewayDb(state);
+  const server = await GatewayServer.start({ token, identity, port: 0 });
+  const dir = join(state, 'policies');
+  // A put-back that meets another process's activation lock gives up soon.
+  const control = PolicyControl.open(dir, { lockWaitMs: 300 });
+  const approvals = new ApprovalStore(db);
+  const grants = new PolicyGrants(control, approvals);
+  const events: AuditEventInput[] = [];
+  const refusing: { when?: (event: AuditEventInput) => boolean } = {};
+  const audit = async (event: AuditEventInput) => {
+    if (refusing.when?.(event)) throw new Error('the disk is full');
+    events.push(event);
+  };
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: control, grants, audit, approvalPollMs: 20 });
+  const node = await pairedNodePeer(server.url, token, identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
+  const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
+  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
+  /** Asks for `argv` and resolves once its approval waits: the waiting run, and the approval's id. */
+  const asked = async (argv: string[]) => {
+    const waiting = run(argv);
+    waiting.catch(() => undefined);
+    let approval = approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
+    for (let i = 0; !approval && i < 500; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      approval = approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
+    }
+    assert.ok(approval, 'an approval request');
+    return { waiting, id: approval.id, digest: approval.digest };
+  };
+  const inSet = (id: string) => PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(id));
+  return {
+    dir,
+    control,
+    approvals,
+    grants,
+    invoker,
+    node,
+    events,
+    refusing,
+    run,
+    asked,
+    inSet,
+    async close() {
+      await operator.close();
+      await node.close();
+      await server.close();
+      db.close();
+      identity.close();
+    },
+  };
+}
+
+/** Holds the activation lock of policy directory `dir`, as another process activating a set would. */
+function holdActivationLock(dir: string): { release(): void } {
+  const lock = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
+  lock.exec('BEGIN IMMEDIATE');
+  return {
+    release() {
+      if (!lock.isOpen) return;
+      if (lock.isTransaction) lock.exec('ROLLBACK');
+      lock.close();
+    },
+  };
+}
+
+describe('when the audit log refuses the record of an allow-always grant', () => {
+  it('takes the grant back: the set without it is put back, nothing counts it, and the same action asks again (regression: the grant stayed in force, unrecorded)', async () => {
+    const gw = await grantingGateway();
+    try {
+      gw.refusing.when = (e) => e.action === 'policy.grant';
+      const { waiting, id, digest } = await gw.asked(['printf', 'always']);
+      const resolved = await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+      await waiting.catch(() => undefined);
+      assert.equal(gw.inSet(id), false, 'the grant file is out of the set in force');
+      assert.equal(gw.grants.covering(digest), undefined);
+      assert.equal(gw.control.status().unrecorded, undefined, 'the set put back decides');
+      gw.refusing.when = undefined;
+      await assert.rejects(gw.run(['printf', 'always'], 100), refusedWith('APPROVAL_PENDING'));
+      await gw.run(['echo', 'still-decided']);
+      assert.deepEqual((resolved as { grant?: unknown }).grant, { id: `approval-${id}`, status: 'taken-back', code: 'GATEWAY_INTERNAL' });
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('lets the waiting run go as allowed once, on a decision record saying so, never on the grant', async () => {
+    const gw = await grantingGateway();
+    try {
+      gw.refusing.when = (e) => e.action === 'policy.grant';
+      const { waiting, id } = await gw.asked(['printf', 'once']);
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+      await waiting;
+      const sent = gw.node.received.at(-1)!;
+      assert.equal(sent.params.approvalDecision, 'allow-once');
+      assert.equal((sent.params.approvalReceipt as { decision?: string }).decision, 'allow-once');
+      const decided = gw.events.filter((e) => e.action === 'node.invoke.decide' && e.decision?.approval === id);
+      assert.deepEqual(
+        decided.map((e) => [e.decision?.effect, (e.details as { grant?: string }).grant]),
+        [['allow', 'taken-back']],
+        'the decision the run went on is on record before it ran',
+      );
+      const runs = gw.events.filter((e) => e.action === 'node.invoke' && e.decision?.approval === id);
+      assert.equal(runs.length, 1);
+      assert.ok(gw.events.indexOf(decided[0]!) < gw.events.indexOf(runs[0]!));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('records the grant once, made, when the log takes it (the resolve and the run spending the approval ask for it together)', async () => {
+    const gw = await grantingGateway();
+    try {
+      const { waiting, id, digest } = await gw.asked(['printf', 'recorded']);
+      const resolved = await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+      await waiting;
+      assert.deepEqual((resolved as { grant?: unknown }).grant, { id: `approval-${id}`, status: 'made' });
+      assert.equal(gw.inSet(id), true);
+      assert.equal(gw.grants.covering(digest), `approval-${id}`);
+      assert.deepEqual(gw.events.filter((e) => e.action === 'policy.grant').map((e) => e.outcome?.status), ['success']);
+      assert.equal(gw.node.received.at(-1)!.params.approvalDecision, 'allow-always');
+      await gw.run(['printf', 'recorded'], 2_000);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  describe('and the grant cannot be taken back either (another process holds the policy set\'s activation lock)', () => {
+    it('denies every request while the set holding it is in force, counts the grant for nothing, and says so; a revoke ends it', async () => {
+      const gw = await grantingGateway();
+      let lock: { release(): void } | undefined;
+      try {
+        gw.refusing.when = (e) => {
+          if (e.action !== 'policy.grant') return false;
+          lock ??= holdActivationLock(gw.dir);
+          return true;
+        };
+        const { waiting, id, digest } = await gw.asked(['printf', 'stuck']);
+        const resolved = await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+        await waiting.catch(() => undefined);
+        assert.equal(gw.inSet(id), true, 'the file could not be removed');
+        assert.equal(gw.grants.covering(digest), undefined);
+        assert.equal(gw.control.status().unrecorded, true);
+        assert.equal(gw.approvals.grantWithdrawn(id), true, 'withdrawn in gateway.db: no process, nor this one after a restart, counts it');
+        assert.deepEqual((resolved as { grant?: unknown }).grant, { id: `approval-${id}`, status: 'unrecorded', code: 'GATEWAY_INTERNAL' });
+        gw.refusing.when = undefined;
+        await assert.rejects(gw.run(['printf', 'stuck'], 100), refusedWith('SYSTEM_RUN_DENIED'));
+        await assert.rejects(gw.run(['echo', 'anything'], 100), refusedWith('SYSTEM_RUN_DENIED'));
+        lock!.release();
+        assert.equal(await gw.invoker.revokeGrant(`approval-${id}`, 'carol'), 'revoked');
+        assert.equal(gw.inSet(id), false);
+        await gw.run(['echo', 'decided-again']);
+        await assert.rejects(gw.run(['printf', 'stuck'], 100), refusedWith('APPROVAL_PENDING'));
+      } finally {
+        lock?.release();
+        await gw.close();
+      }
+    });
+  });
+});
