@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,19 @@ describe('corral policy', () => {
     });
   });
 
+  it('exits 3 when the identity store of the state directory cannot be opened, as every command does (regression: exit 1, as if a check had failed)', async () => {
+    const dir = join(tmp, 'not-a-store');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'identity.db'), 'not a database: text long enough for SQLite to read a header from it\n', { mode: 0o600 });
+    const request = join(tmp, 'not-a-store-request.json');
+    writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'record.read', resource: { type: 'Record', id: 'r' } }));
+    for (const args of [['explain', '--request', request, '--policies', EXAMPLE], ['test', EXAMPLE, join(EXAMPLE, 'cases.yaml')], ['replay', '--candidate', EXAMPLE, '--history', '/dev/null']]) {
+      const r = await corral(['--state-dir', dir, 'policy', ...args, '--json']);
+      assert.equal(r.code, 3, `${args[0]}: ${r.stderr}`);
+      assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_STORE_FAILED', args[0]);
+    }
+  });
+
   it('replays recorded history through a candidate set and lists what would change', async () => {
     const history = join(tmp, 'history.jsonl');
     const req = (amount: number) => ({ principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount } });
@@ -191,8 +204,12 @@ describe('corral policy', () => {
     const history = createWriteStream(fifo);
     const line = JSON.stringify({ request: { principal: { type: 'Agent', id: 'invoice-bot' }, action: 'payment.create', resource: { type: 'Record', id: 'PAY-7' }, context: { amount: 1 } }, decision: 'allow' });
     history.write(`${line}\n${line}\n${line}\n`);
-    while (!stderr.includes('corral: replay: 3 recorded decisions read\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
-    history.end();
+    try {
+      while (!stderr.includes('corral: replay: 3 recorded decisions read\n') && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      // Ended at the latest when the test gives up, so that the replay ends.
+      history.end();
+    }
     const [code] = await closed;
     assert.equal(code, 0, stderr);
     assert.match(stderr, /^(corral: replay: 3 recorded decisions read\n)+$/);
