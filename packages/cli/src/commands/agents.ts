@@ -7,6 +7,7 @@ import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 import { accountName } from '../account.ts';
+import { openGatewayState } from './nodes.ts';
 
 /** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
 export function identityDir(command: Command, options: { create?: boolean } = {}): string {
@@ -171,10 +172,11 @@ type Withdrawal = { deniedApprovals: string[] } | { approvalsNotWithdrawn: strin
  * for one sees it denied. Their ids; none when no gateway ever ran here.
  */
 async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal> {
-  const { accountApprover, ApprovalStore, GATEWAY_DB_FILE, openGatewayDb } = await import('@corral/gateway');
+  const { accountApprover, ApprovalStore, GATEWAY_DB_FILE } = await import('@corral/gateway');
   if (!existsSync(join(dir, GATEWAY_DB_FILE))) return { deniedApprovals: [] };
   try {
-    const db = openGatewayDb(dir);
+    // Its failure names the file and why.
+    const db = await openGatewayState(dir);
     try {
       const username = accountName();
       return { deniedApprovals: new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id) };

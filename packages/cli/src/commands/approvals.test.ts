@@ -247,6 +247,25 @@ describe('corral approvals given what names nothing', () => {
   });
 });
 
+describe('corral approvals and nodes when the gateway state cannot be opened', () => {
+  it('exit 3, naming gateway.db and why, with its code under --json (regression: "the gateway state could not be opened", exit 2, as bad usage)', async () => {
+    const dir = tempStateDir();
+    try {
+      assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'invoice-bot', '--process', 'p', '--owner', 'a@example.com'])).code, 0);
+      writeFileSync(join(dir, 'gateway.db'), 'not a database: text long enough for SQLite to read a header from it\n', { mode: 0o600 });
+      for (const args of [['approvals', 'list'], ['nodes', 'list']]) {
+        const r = await corral(['--state-dir', dir, ...args, '--json']);
+        assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+        const { error } = JSON.parse(r.stdout);
+        assert.equal(error.code, 'GATEWAY_CONFIG_INVALID');
+        assert.equal(error.message, `cannot open the gateway state ${join(dir, 'gateway.db')}: file is not a database`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals revoke, before the grant is made', () => {
   it('withholds the grant of an approval resolved always whose run has not come yet, says so and records it (regression: it answered "no active grant", exit 2, and the run made the grant when it came)', async () => {
     const state = tempStateDir();

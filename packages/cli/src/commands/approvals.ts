@@ -5,7 +5,7 @@ import { EXIT } from '../exit-codes.ts';
 import { commandLine } from '@corral/gateway/command-line';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { recordIdentityEvent } from './identity-record.ts';
-import { gatewayStateDir } from './nodes.ts';
+import { gatewayStateDir, openGatewayState } from './nodes.ts';
 import { accountName } from '../account.ts';
 
 /** The `--reason` given, checked as the approval takes it, before anything changes. Throws a CliFailure (exit 2) naming --reason. */
@@ -23,8 +23,8 @@ async function reasonOf(reason: string | undefined): Promise<string | undefined>
 
 /** Runs `action` on the approvals of the command's gateway state; its coded errors (an unknown id: exit 2) go to the caller as they are. */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
-  const { ApprovalStore, openGatewayDb } = await import('@corral/gateway');
-  const db = openGatewayDb(await gatewayStateDir(command));
+  const { ApprovalStore } = await import('@corral/gateway');
+  const db = await openGatewayState(await gatewayStateDir(command));
   try {
     return await action(new ApprovalStore(db));
   } finally {

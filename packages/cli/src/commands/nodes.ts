@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 import type { Identity, NodeRecord } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
@@ -20,12 +22,28 @@ export async function gatewayStateDir(command: Command): Promise<string> {
   return existingState(dirOf(command), GATEWAY_DB_FILE, 'gateway state', 'start `corral gateway` with this state directory');
 }
 
+/**
+ * Opens the gateway state (`gateway.db`) of `dir`. One that cannot be opened
+ * (not a database, a read-only disk) is a CliFailure, exit 3 (the host, not
+ * the request), naming the file and why, with GATEWAY_CONFIG_INVALID as its code.
+ */
+export async function openGatewayState(dir: string): Promise<DatabaseSync> {
+  const { GATEWAY_DB_FILE, GatewayError, openGatewayDb } = await import('@corral/gateway');
+  try {
+    return openGatewayDb(dir);
+  } catch (error) {
+    if (!(error instanceof GatewayError) || error.code !== 'GATEWAY_CONFIG_INVALID') throw error;
+    const why = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    throw new CliFailure(`cannot open the gateway state ${join(dir, GATEWAY_DB_FILE)}${why}`, EXIT.environment, error.code);
+  }
+}
+
 /** Identity's pairing state joined with what the gateway last heard from each node. */
 async function nodeRows(command: Command): Promise<NodeRow[]> {
-  const { openGatewayDb, SurfaceStore } = await import('@corral/gateway');
+  const { SurfaceStore } = await import('@corral/gateway');
   const dir = await gatewayStateDir(command);
   const list = await withIdentity(command, (id) => id.nodes.list());
-  const db = openGatewayDb(dir);
+  const db = await openGatewayState(dir);
   try {
     const surfaces = new SurfaceStore(db);
     return list.map((node) => {
