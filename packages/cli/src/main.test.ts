@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -69,6 +69,22 @@ describe('the corral command', () => {
         [],
       );
     });
+  });
+
+  describe('given a state directory whose name is not UTF-8 (Latin-1 é)', () => {
+    for (const [how, script] of [
+      ['--state-dir', 'exec "$0" --state-dir "$(printf "%s/st\\351" "$1")" agents create reader-bot --process p --owner a@example.com --json'],
+      ['CORRAL_STATE_DIR', 'CORRAL_STATE_DIR="$(printf "%s/st\\351" "$1")" exec "$0" agents create reader-bot --process p --owner a@example.com --json'],
+    ] as const) {
+      it(`refuses it from ${how}, exit 2, creating nothing (regression: another directory, named with U+FFFD, was made and used)`, () => {
+        const parent = mkdtempSync(join(tmpdir(), 'corral-latin1-'));
+        const r = spawnSync('/bin/sh', ['-c', script, CORRAL_BIN, parent], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: '' }, encoding: 'utf8' });
+        assert.equal(r.status, 2, r.stderr);
+        assert.equal(JSON.parse(r.stdout).error.code, 'CLI_BAD_ARGUMENT');
+        assert.match(r.stderr, /not UTF-8/);
+        assert.deepEqual(readdirSync(parent), []);
+      });
+    }
   });
 
   describe('when standard output cannot be written', () => {

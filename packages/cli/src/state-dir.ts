@@ -8,11 +8,17 @@ import { CliFailure } from './output.ts';
  * The state directory every command shares: `--state-dir`, else
  * `CORRAL_STATE_DIR` (set but empty counts as unset), else `~/.corral`.
  * An empty `--state-dir` (`--state-dir "$DIR"` with DIR unset) is bad usage,
- * exit 2: it names no directory, and never means the default one.
+ * exit 2: it names no directory, and never means the default one; so is a
+ * name that is not UTF-8, which Node has already read as another one.
  */
 export function stateDir(option: string | undefined): string {
   if (option === '') throw new CliFailure('--state-dir names no directory: give one, or leave the option out for $CORRAL_STATE_DIR or ~/.corral', EXIT.usage);
   const chosen = option ?? process.env.CORRAL_STATE_DIR;
+  // Node reads each byte of an argument or variable that is not UTF-8 as U+FFFD: the path would name another directory.
+  if (chosen?.includes('\uFFFD')) {
+    const from = option === undefined ? 'CORRAL_STATE_DIR' : '--state-dir';
+    throw new CliFailure(`${from} holds bytes that are not UTF-8 (shown as \uFFFD), so Corral cannot name that directory: give it a UTF-8 name, or a symbolic link with one`, EXIT.usage);
+  }
   return chosen ? resolve(chosen) : join(homedir(), '.corral');
 }
 
