@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Identity, createDeviceIdentity, signDeviceAuth } from '@corral/identity';
-import { CORRAL_BIN, corral } from '../../test/corral.ts';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 import { startTestIssuer, publicClient, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
@@ -176,5 +176,23 @@ describe('corral identity login with settings it cannot use', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /broken-oidc\.json is not valid JSON/);
     for (const piece of ['s3cr', 'VALUE', 'kept']) assert.ok(!r.stderr.includes(piece) && !r.stdout.includes(piece), piece);
+  });
+});
+
+describe('corral identity keys, humans and users list, when there is nothing to list', () => {
+  it('say so in words, as agents list and nodes list do (regression: no output at all, as if the command had not run)', async () => {
+    const dir = tempStateDir();
+    assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'invoice-bot', '--process', 'p', '--owner', 'a@example.com'])).code, 0);
+    for (const [args, said] of [
+      [['identity', 'keys'], 'no signing keys yet: the first token issued, or corral identity jwks, makes one\n'],
+      [['identity', 'humans'], 'no one has signed in\n'],
+      [['users', 'list'], 'no local logins: corral up makes the admin one\n'],
+    ] as const) {
+      const r = await corral(['--state-dir', dir, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, said, args.join(' '));
+      const json = await corral(['--state-dir', dir, ...args, '--json']);
+      assert.ok(JSON.stringify(JSON.parse(json.stdout)).includes('[]'), json.stdout);
+    }
   });
 });

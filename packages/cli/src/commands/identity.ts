@@ -44,6 +44,7 @@ export function registerIdentity(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const keys = await withIdentity(command, (id) => id.keys.list());
       if (opts.json) return printJson(keys);
+      if (keys.length === 0) return void process.stdout.write('no signing keys yet: the first token issued, or corral identity jwks, makes one\n');
       for (const k of keys) process.stdout.write(`${k.kid}  ${k.state}${k.retireAfter ? ` until ${k.retireAfter}` : ''}  created ${k.createdAt}\n`);
     });
 
@@ -66,6 +67,7 @@ export function registerIdentity(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const list = await withIdentity(command, (id) => id.humans.list());
       if (opts.json) return printJson(list);
+      if (list.length === 0) return void process.stdout.write('no one has signed in\n');
       // The issuer chose the subject and the address: printed so that neither can write to the terminal.
       for (const h of list) process.stdout.write(`${printable(h.email ?? h.subject)}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
     });

@@ -13,6 +13,7 @@ export function registerUsers(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const list = await withIdentity(command, (identity) => identity.localUsers.list());
       if (opts.json) return printJson({ users: list });
+      if (list.length === 0) return void process.stdout.write('no local logins: corral up makes the admin one\n');
       for (const u of list) process.stdout.write(`${u.username}\t${u.roles.join(',')}\tsince ${u.createdAt}\n`);
     });
   users
