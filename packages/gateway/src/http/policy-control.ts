@@ -450,27 +450,60 @@ function readFiles(dir: string): PolicyFile[] {
 /**
  * Writes the candidate to `<dir>.versions/<hash>` and points `<dir>` at it.
  * The first activation of a plain directory moves it into the versions
- * directory first (the one moment `<dir>` is briefly absent).
+ * directory first (the one moment `<dir>` is briefly absent). A saved
+ * version is used again only while it holds the candidate's files: once
+ * `<dir>` links to it, a hand edit of the directory edits it, so one that
+ * holds anything else is moved aside to `edited-<time>-<hash>` and written
+ * again. When `<dir>` links to that very version, it is pointed at a fresh
+ * copy first, so it never links to a missing or edited version meanwhile.
  */
 function swapDirectory(dir: string, candidate: Candidate): void {
   const versions = `${dir}.versions`;
   mkdirSync(versions, { recursive: true, mode: 0o700 });
   const target = join(versions, candidate.hash);
-  if (!existsSync(target)) {
-    const staging = join(versions, `.staging-${randomBytes(6).toString('hex')}`);
-    for (const f of candidate.files) {
-      mkdirSync(dirname(join(staging, f.name)), { recursive: true, mode: 0o700 });
-      writeFileSync(join(staging, f.name), f.text, { mode: 0o600 });
+  if (existsSync(target) && !holds(target, candidate.hash)) {
+    const linked = join(basename(versions), candidate.hash);
+    const interim = linkTarget(dir) === linked ? writeVersion(versions, candidate.files) : undefined;
+    if (interim !== undefined) pointAt(dir, join(basename(versions), basename(interim)));
+    renameSync(target, join(versions, `edited-${Date.now()}-${candidate.hash}`));
+    renameSync(writeVersion(versions, candidate.files), target);
+    if (interim !== undefined) {
+      pointAt(dir, linked);
+      rmSync(interim, { recursive: true, force: true });
     }
-    mkdirSync(staging, { recursive: true, mode: 0o700 });
-    renameSync(staging, target);
   }
+  if (!existsSync(target)) renameSync(writeVersion(versions, candidate.files), target);
   if (existsSync(dir) && !lstatSync(dir).isSymbolicLink()) {
     const previous = join(versions, `previous-${Date.now()}`);
     renameSync(dir, previous);
   }
+  pointAt(dir, join(basename(versions), candidate.hash));
+}
+
+/** Whether the version directory `path` holds exactly the files of `hash` (hashFiles); not when it cannot be read as a set. */
+function holds(path: string, hash: string): boolean {
+  try {
+    return hashFiles(readFiles(path)) === hash;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes `files` to a new staging directory in `versions`; returns its path. */
+function writeVersion(versions: string, files: readonly PolicyFile[]): string {
+  const staging = join(versions, `.staging-${randomBytes(6).toString('hex')}`);
+  for (const f of files) {
+    mkdirSync(dirname(join(staging, f.name)), { recursive: true, mode: 0o700 });
+    writeFileSync(join(staging, f.name), f.text, { mode: 0o600 });
+  }
+  mkdirSync(staging, { recursive: true, mode: 0o700 });
+  return staging;
+}
+
+/** Points the link `dir` at `target` (relative to dir's parent) with one rename(2), replacing the link there. */
+function pointAt(dir: string, target: string): void {
   const link = `${dir}.link-${randomBytes(6).toString('hex')}`;
-  symlinkSync(join(basename(versions), candidate.hash), link);
+  symlinkSync(target, link);
   try {
     renameSync(link, dir);
   } catch (error) {
