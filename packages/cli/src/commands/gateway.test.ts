@@ -153,3 +153,40 @@ describe('corral gateway, when its state directory cannot hold the token', () =>
     assert.equal(r.stderr, `corral: cannot keep the gateway token in the state directory ${beneathAFile} (ENOTDIR): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN\n`);
   });
 });
+
+describe("corral gateway's log", () => {
+  const token = 'a-token-of-sixteen-or-more';
+
+  it('writes a refused connection to stderr as a JSON line with its level and code, never the token it was offered (regression: the gateway was given no log, and nothing was written)', async () => {
+    const state = tempStateDir();
+    const child = spawn(CORRAL_BIN, ['gateway', '--port', '0'], { env: { ...process.env, CORRAL_GATEWAY_TOKEN: token, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const url = /listening on (ws:\/\/\S+)/.exec(line)![1]!;
+      const { GatewayClient } = await import('@corral/gateway');
+      const wrong = 'the-wrong-token-offered-here';
+      await assert.rejects(GatewayClient.connect({ url, token: wrong, role: 'operator', scopes: ['operator.read'] }));
+      for (let i = 0; i < 100 && !stderr.includes('"refused"'); i++) await new Promise((r) => setTimeout(r, 20));
+      const entries = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const refused = entries.find((e) => e.event === 'refused');
+      assert.ok(refused, `no refusal logged: ${stderr}`);
+      assert.equal(refused.level, 40);
+      assert.equal(refused.msg, 'refused');
+      assert.equal(typeof refused.code, 'string');
+      assert.equal(typeof refused.time, 'string');
+      assert.equal(stderr.includes(wrong), false);
+      assert.equal(stderr.includes(token), false);
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    }
+  });
+
+  it('refuses a --log-level it does not know (exit 2, naming the levels)', async () => {
+    const r = await corral(['gateway', '--port', '0', '--log-level', 'loud'], { env: { CORRAL_GATEWAY_TOKEN: token } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--log-level must be one of debug, info, warn, error, silent/);
+  });
+});

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createOnce } from '@corral/node/whole-files';
 import { EXIT } from '../exit-codes.ts';
+import { gatewayLog, LOG_LEVELS, logLevelOption, stderrDestination } from '../gateway-log.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
@@ -55,20 +56,23 @@ export function registerGateway(program: Command): void {
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
     .option('--json', 'print one JSON document, {"url"}, once it listens')
+    .option('--log-level <level>', `the gateway's log on stderr, JSON lines from this level up (${LOG_LEVELS.join(', ')})`, 'info')
     // It runs itself and has a subcommand: main.ts gives --state-dir only to commands without one. Its options come
     // before `token`, so that `gateway token --json` is the token command's.
     .option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)')
     .enablePositionalOptions()
-    .action(async (opts: { port: string; bind: string; oidc?: string; json?: boolean }, command: Command) => {
+    .action(async (opts: { port: string; bind: string; oidc?: string; json?: boolean; logLevel: string }, command: Command) => {
       const port = portOption(opts.port);
+      const level = logLevelOption(opts.logLevel);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       const dir = dirOf(command);
       const { token } = gatewayToken(dir);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const { Gateway } = await import('@corral/gateway');
+      const log = gatewayLog(stderrDestination(), level);
       let running;
       try {
-        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}) });
+        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), log });
       } catch (error) {
         // The listen error's own words, and what to do about the common one.
         const cause = (error as { code?: unknown; cause?: { code?: unknown } }).cause;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +92,17 @@ describe('corral up', { timeout: 300_000 }, () => {
       } finally {
         await operator.close();
       }
+    });
+
+    it("keeps the gateway's log in STATE/gateway.log, readable by its owner alone: JSON lines, the node's connection among them, no token nor password (the gateway was given no log: nothing was kept)", () => {
+      const path = join(state, 'gateway.log');
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      const text = readFileSync(path, 'utf8');
+      const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { event?: string; role?: string; level?: number });
+      assert.ok(lines.some((l) => l.event === 'connected' && l.role === 'node'), text);
+      assert.equal(text.includes(token), false);
+      assert.equal(text.includes(password), false);
+      assert.match(upProcess.stderr(), new RegExp(`the gateway's log is ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     });
 
     it('sets up the invoice-intake example: its agent, its Cedar rules in STATE/policies, its container policy and profile', async () => {

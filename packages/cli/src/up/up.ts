@@ -15,6 +15,7 @@ import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { gatewayToken } from '../commands/gateway.ts';
+import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
 import { findConsole } from './console.ts';
 import { ensureExampleAgent, hiddenState, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
@@ -82,7 +83,7 @@ export async function up(options: UpOptions): Promise<number> {
   const ready = await start(options, progress, running);
   const readyMs = Math.round(performance.now() - started);
   report(ready, options, readyMs, running.gateway!.url);
-  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; Ctrl-C stops`);
+  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; the gateway's log is ${join(options.stateDir, GATEWAY_LOG_FILE)}; Ctrl-C stops`);
 
   // OpenClaw takes its time to start; a signal meanwhile stops everything without waiting for it.
   let abandoned = false;
@@ -157,9 +158,13 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
   }
 }
 
+/** Where `corral up` keeps the gateway's log (its stderr shows progress): JSON lines, appended to at every start. */
+export const GATEWAY_LOG_FILE = 'gateway.log';
+
 async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
   const { Gateway } = await import('@corral/gateway');
-  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}) });
+  const log = gatewayLog(fileDestination(join(dir, GATEWAY_LOG_FILE)));
+  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), log });
 }
 
 /** The sandbox runner and each agent's container policy (from its profile), read before the node connects. */
