@@ -55,6 +55,8 @@ export const MAX_OPEN_RUNS = 64;
 const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
 /** Approvals one principal may have pending on one node: each is stored and put before every approver, so no requester may flood them. */
 export const MAX_PENDING_APPROVALS = 32;
+/** How many approvals may be marked unvouched for (NodeInvoker#unvouched) before the marks of those no longer allowed are dropped. */
+const UNVOUCHED_SWEEP_AT = 256;
 
 export interface InvokerOptions {
   approvals: ApprovalStore;
@@ -129,6 +131,17 @@ export class NodeInvoker {
   readonly #granting = new Map<string, Promise<GrantView>>();
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
+  /**
+   * Allowed approvals whose own record (`approval.resolve`) this gateway
+   * cannot vouch for: the audit log refused it here (`refused`), or they were
+   * allowed before this gateway started (`unconfirmed`: a gateway that stopped
+   * between committing an approval and appending its record, or whose log
+   * refused it, left no trace of which). Their run carries a decision record
+   * of its own, durable before it runs (see #authorize). An approval resolved
+   * by `corral approvals approve` while this gateway runs needs none: the CLI
+   * commits it only once its record is durable.
+   */
+  readonly #unvouched = new Map<string, 'refused' | 'unconfirmed'>();
   /** Runs authorized for each node (corral.run.authorize) and not yet reported. */
   readonly #openRuns: OpenRuns;
   /** The records each node may cause on its own word; what it asks past that is refused and summarized. */
@@ -140,6 +153,7 @@ export class NodeInvoker {
     this.#options = options;
     this.#openRuns = options.openRuns;
     this.nodeAudit = new NodeAuditBudget((event) => this.#audit(event), options.nodeAuditLimits);
+    for (const approval of options.approvals.list({ status: 'allowed' })) this.#unvouched.set(approval.id, 'unconfirmed');
     server.on('closed', (connection) => {
       const leaving = this.#onLeave.get(connection);
       this.#onLeave.delete(connection);
@@ -207,15 +221,40 @@ export class NodeInvoker {
     if (approval.status !== 'pending') {
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
       // The waiting run goes on once the approval's own record is durable. Should that append
-      // fail, it goes on all the same: its decision record must then be stored before it runs.
+      // fail, it goes on all the same: its decision record must then be durable before it runs (#authorize).
       this.#recording.add(id);
       const wakeAll = () => {
         this.#recording.delete(id);
         for (const wake of this.#approvalListeners.get(id) ?? []) wake();
       };
-      void recorded.then(wakeAll, wakeAll);
+      const refused = () => {
+        if (approval.status === 'allowed') this.#unvouch(id, 'refused');
+        wakeAll();
+      };
+      void recorded.then(wakeAll, refused);
     } else void recorded.catch(() => {});
     return granting;
+  }
+
+  /**
+   * Marks allowed approval `id` as one whose own record this gateway cannot
+   * vouch for (see #unvouched). Marks of approvals no longer allowed (spent,
+   * expired, withdrawn) are dropped as the marks grow; a mark is never
+   * dropped while its approval can still allow a run.
+   */
+  #unvouch(id: string, why: 'refused' | 'unconfirmed'): void {
+    if (this.#unvouched.size >= UNVOUCHED_SWEEP_AT) {
+      for (const marked of this.#unvouched.keys()) {
+        let status: Approval['status'] | undefined;
+        try {
+          status = this.#options.approvals.get(marked).status;
+        } catch {
+          status = undefined;
+        }
+        if (status !== 'allowed') this.#unvouched.delete(marked);
+      }
+    }
+    this.#unvouched.set(id, why);
   }
 
   /**
@@ -740,6 +779,9 @@ export class NodeInvoker {
       if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') throw error;
       throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
+    // Spent: whatever happens next, it allows no other run.
+    const unvouched = this.#unvouched.get(spent.id);
+    this.#unvouched.delete(spent.id);
     // Resolved outside this process (the CLI): its grant is added on first use. Resolved here: the grant being made is waited for.
     const made = spent.decision === 'allow-always' ? await this.#grant(spent) : undefined;
     // An allow-always whose grant could not be made, or not recorded, allows this one run only, as allow-once: on a
@@ -749,12 +791,18 @@ export class NodeInvoker {
       const issuedAtMs = Date.now();
       return this.#options.receipts.sign({ v: 2, approvalId: spent.id, digest, decision: spent.decision === 'allow-always' && !once ? 'allow-always' : 'allow-once', approvers: spent.approvers, quorum: spent.quorum, resolvedAtMs: spent.resolvedAtMs ?? 0, issuedAtMs, expiresAtMs: issuedAtMs + RECEIPT_VALIDITY_MS, runId, principal: `${principal.type}::${principal.id}`, nodeId, command });
     };
-    const allowedOnce: AuditEventInput | undefined = once === undefined ? undefined : {
+    // An approval whose own record is not known to be durable allows its run on a decision record of its own, durable before it runs.
+    const why = [
+      ...(unvouched === 'refused' ? ['its own record (approval.resolve) was refused by the audit log'] : []),
+      ...(unvouched === 'unconfirmed' ? ['it was allowed before this gateway started, so its own record (approval.resolve) is not known to be durable'] : []),
+      ...(once !== undefined ? [`its allow-always grant ${once.status === 'failed' ? 'could not be made' : 'was not recorded'} (${once.status})`] : []),
+    ];
+    const allowed: AuditEventInput | undefined = why.length === 0 ? undefined : {
       ...decided,
-      decision: { effect: 'allow', policies: verdict.policies, approval: approval.id, reason: `allowed once by its approval: its allow-always grant ${once.status === 'failed' ? 'could not be made' : 'was not recorded'} (${once.status})` },
-      details: { ...decided.details, grant: once.status, ...(once.code !== undefined ? { grantCode: once.code } : {}) },
+      decision: { effect: 'allow', policies: verdict.policies, approval: approval.id, reason: `allowed ${once !== undefined || spent.decision === 'allow-once' ? 'once ' : ''}by its approval: ${why.join('; ')}` },
+      details: { ...decided.details, ...(unvouched !== undefined ? { approvalRecord: unvouched } : {}), ...(once !== undefined ? { grant: once.status, ...(once.code !== undefined ? { grantCode: once.code } : {}) } : {}) },
     };
-    return { approvalId: approval.id, receiptFor, unrecorded: allowedOnce };
+    return { approvalId: approval.id, receiptFor, unrecorded: allowed };
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
@@ -931,7 +979,12 @@ interface Authorized {
    * record. Called once: the approval is spent on that run alone.
    */
   receiptFor: ((runId: string) => ApprovalReceipt) | undefined;
-  /** An allow's decision record, for the caller to append (durable before the command runs); undefined when already durable. */
+  /**
+   * An allow's decision record, for the caller to append (durable before the
+   * command runs): policy's allow, or an approval's allow when the approval's
+   * own record is not known to be durable or its grant did not stand.
+   * Undefined when a durable record already allows the run.
+   */
   unrecorded: AuditEventInput | undefined;
 }
 
