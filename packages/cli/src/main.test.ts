@@ -139,6 +139,20 @@ describe('the corral command', () => {
       });
     }
 
+    it('users passwd says the new password it printed is lost, and exits 3, when its reader went away (regression: exit 0, the old password gone and the new one shown to nobody)', async () => {
+      const stateDir = await installed();
+      const { Identity } = await import('@corral/identity');
+      const identity = Identity.open(stateDir);
+      try {
+        await identity.localUsers.create('admin', 'an old password of some length', ['admin']);
+      } finally {
+        identity.close();
+      }
+      const r = await withClosedOutput(['users', 'passwd', 'admin'], stateDir);
+      assert.equal(r.code, 3);
+      assert.equal(r.stderr, 'corral: the new password did not reach standard output (EPIPE) and is lost: run the command again\n');
+    });
+
     it('a failure under --json still exits with its own code when its reader went away', async () => {
       const r = await withClosedOutput(['agents', 'show', 'nobody', '--json'], await installed());
       assert.equal(r.code, 2);

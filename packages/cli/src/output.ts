@@ -22,7 +22,7 @@ export function printable(text: string): string {
 }
 
 /** Whether standard output failed for a reason other than its reader going away; and whether a failure ends the process at once. */
-const output = { watched: false, broken: false, stop: false };
+const output = { watched: false, broken: false, stop: false, secret: undefined as string | undefined };
 
 /**
  * Standard output that cannot be written, never with a stack trace: a reader
@@ -38,8 +38,14 @@ export function watchOutput(options: { stop?: boolean } = {}): void {
   if (output.watched) return;
   output.watched = true;
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (output.secret !== undefined) {
+      // Shown once and kept nowhere else: a reader that went away took it with it.
+      process.stderr.write(`corral: ${output.secret} did not reach standard output (${error.code ?? error.message}) and is lost: run the command again\n`);
+      output.secret = undefined;
+      process.exitCode = EXIT.environment;
+    }
     if (error.code === 'EPIPE') {
-      if (output.stop) process.exit(EXIT.ok);
+      if (output.stop) process.exit(process.exitCode === EXIT.environment ? EXIT.environment : EXIT.ok);
       return;
     }
     output.broken = true;
@@ -47,6 +53,17 @@ export function watchOutput(options: { stop?: boolean } = {}): void {
     process.exitCode = EXIT.environment;
     if (output.stop) process.exit(EXIT.environment);
   });
+}
+
+/**
+ * Writes `text` holding a secret shown only this once (`what` names it, e.g.
+ * "the new password"): should standard output fail, even because its reader
+ * went away, the command says so on stderr and exits 3, since nothing else
+ * keeps it.
+ */
+export function printSecret(what: string, text: string): void {
+  output.secret = what;
+  process.stdout.write(text);
 }
 
 /** Whether standard output failed for a reason other than its reader going away (see watchOutput): the exit code is then 3. */

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { printJson } from '../output.ts';
+import { printJson, printSecret } from '../output.ts';
 import { identityDir, withIdentity } from './agents.ts';
 import { recordedChange } from './identity-record.ts';
 
@@ -29,7 +29,7 @@ export function registerUsers(program: Command): void {
         () => withIdentity(command, (identity) => identity.localUsers.setPassword(username, password)),
         () => ({ action: 'user.password.set', resource: { kind: 'user', id: `local:${username}` } }),
       );
-      if (opts.json) return printJson({ username, password });
-      process.stdout.write(`new password for ${username}: ${password}\nKeep it: it is shown only this once and stored only as a hash.\n`);
+      if (opts.json) return printSecret('the new password', `${JSON.stringify({ username, password }, null, 2)}\n`);
+      printSecret('the new password', `new password for ${username}: ${password}\nKeep it: it is shown only this once and stored only as a hash.\n`);
     });
 }

@@ -13,7 +13,7 @@ import type { ConsoleOidcSettings, Gateway } from '@corral/gateway';
 import type { NodeHost } from '@corral/node';
 import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson } from '../output.ts';
+import { CliFailure, printJson, printSecret } from '../output.ts';
 import { gatewayToken } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
@@ -371,8 +371,10 @@ function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: s
   process.stdout.write(`${ready.url}\n`);
   if (!ready.console) process.stdout.write('(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n');
   if (ready.admin.password) {
-    process.stdout.write(`sign in as ${ready.admin.username} with password: ${ready.admin.password}\n`);
-    process.stdout.write(`Keep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`);
+    printSecret(
+      'the admin password',
+      `sign in as ${ready.admin.username} with password: ${ready.admin.password}\nKeep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`,
+    );
   } else {
     process.stdout.write(`sign in as ${ADMIN_USERNAME} (its password was shown at the first start; to set a new one: corral users passwd ${ADMIN_USERNAME})\n`);
   }
