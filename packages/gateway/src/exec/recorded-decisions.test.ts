@@ -57,6 +57,14 @@ describe('a governed node command replayed from its decision record', () => {
     assert.deepEqual(allowCurl.changed.map((c) => [c.before, c.after.decision]), [['deny', 'allow']]);
   });
 
+  it('leaves out a run\'s allow that names the approval which allowed it: the policy\'s own answer is the ask recorded before (regression: replayed as a policy allow, a candidate that asks as the set did was reported to change it)', () => {
+    const asked = runRecord(['echo', 'hi'], 'ask');
+    const approved = { ...runRecord(['echo', 'hi'], 'allow', { approvalRecord: 'refused' }), decision: { effect: 'allow' as const, policies: [], approval: 'c'.repeat(32), reason: 'allowed by its approval' } };
+    const report = replayed(candidate(ALLOW_ECHO_AND_SH), [asked, approved]);
+    assert.equal(report.total, 1);
+    assert.equal(recordedDecision(1, approved, new Map()), undefined);
+  });
+
   it("asks again where the node's own policy asked, whatever the candidate allows", () => {
     const report = replayed(candidate(ALLOW_ECHO_AND_SH), [runRecord(['echo', 'hi'], 'ask', { nodeAsks: 'approval required by the node policy' })]);
     assert.deepEqual([report.unchanged, report.changed.length], [1, 0]);

@@ -26,7 +26,12 @@ export function recordedDecision(seq: number, event: AuditEvent, names: Readonly
   const type = CEDAR_PRINCIPAL[event.actor.kind];
   if (!effect || !type) return undefined;
   const principal: PrincipalRef = { type, id: event.actor.kind === 'agent' ? (names.get(event.actor.id) ?? event.actor.id) : event.actor.id };
-  if (event.action === 'node.invoke.decide') return commandDecision(seq, event, principal, effect);
+  if (event.action === 'node.invoke.decide') {
+    // A run's allow that names its approval (its own record, when the approval's was refused or unconfirmed):
+    // what policy answered is the ask recorded before it, which is replayed.
+    if (event.decision?.approval !== undefined) return undefined;
+    return commandDecision(seq, event, principal, effect);
+  }
   if (!corralSchema().actions.get(event.action)?.principalTypes.length) return undefined;
   const recorded = event.details?.context;
   const context: Record<string, unknown> = recorded && typeof recorded === 'object' && !Array.isArray(recorded) ? { ...recorded } : {};
