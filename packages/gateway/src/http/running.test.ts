@@ -45,4 +45,21 @@ describe('running commands', () => {
     feed.notify(result('system.run'));
     assert.equal(running.count(AGENT), 0);
   });
+
+  it("counts an approved run once when it carries its own allow record naming the approval (regression: counted at the approval's record and again at the run's)", () => {
+    const feed = new AuditFeed();
+    const running = new RunningCommands(feed);
+    const digest = 'd'.repeat(64);
+    const approvedRun = () => record({ actor: { kind: 'agent', id: AGENT.id }, action: 'node.invoke.decide', resource: { kind: 'command', id: 'sleep' }, decision: { effect: 'allow', approval: 'x' }, details: { digest, command: 'system.run' } });
+    feed.notify(decide(digest, 'ask'));
+    feed.notify(record({ actor: { kind: 'human', id: 'alice' }, action: 'approval.resolve', resource: { kind: 'approval', id: 'x' }, details: { digest, status: 'allowed' } }));
+    feed.notify(approvedRun());
+    assert.equal(running.count(AGENT), 1);
+    feed.notify(result('system.run'));
+    assert.equal(running.count(AGENT), 0);
+    // The approval's own record refused: the run's record is the only start.
+    feed.notify(decide(digest, 'ask'));
+    feed.notify(approvedRun());
+    assert.equal(running.count(AGENT), 1);
+  });
 });

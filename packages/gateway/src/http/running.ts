@@ -20,6 +20,8 @@ export class RunningCommands {
   readonly #byAgent = new Map<string, Map<string, number>>();
   /** Digest of an action waiting for approval → its run. */
   readonly #asked = new Map<string, Run>();
+  /** Digest of an action whose run its approval's record started → its run, until the run's own allow record naming the approval, if any. */
+  readonly #approved = new Map<string, Run>();
   /** Digest of a running action → its run (a run reported by another gateway names only its digest). */
   readonly #digests = new Map<string, Run>();
 
@@ -39,12 +41,23 @@ export class RunningCommands {
     if (event.action === 'node.invoke.decide' && event.actor.kind === 'agent' && digest) {
       // The decision names the program as its resource; the command sent (and named by the result) is in its details.
       const run = { agent: event.actor.id, command: typeof event.details?.command === 'string' ? event.details.command : event.resource.id };
-      if (event.decision?.effect === 'allow') this.#start(run, digest);
-      else if (event.decision?.effect === 'ask') remember(this.#asked, digest, run);
+      // A run's own allow naming its approval (its approval's record refused, or from before a restart) starts it,
+      // unless that approval's record did.
+      if (event.decision?.effect === 'allow') {
+        if (event.decision.approval === undefined || !this.#approved.delete(digest)) this.#start(run, digest);
+        this.#asked.delete(digest);
+      } else if (event.decision?.effect === 'ask') {
+        // A new ask of the action: an earlier approval's start no longer stands for its runs.
+        this.#approved.delete(digest);
+        remember(this.#asked, digest, run);
+      }
     } else if (event.action === 'approval.resolve' && digest && event.details?.status === 'allowed') {
       const run = this.#asked.get(digest);
       this.#asked.delete(digest);
-      if (run) this.#start(run, digest);
+      if (run) {
+        this.#start(run, digest);
+        remember(this.#approved, digest, run);
+      }
     } else if (event.action === 'node.invoke') {
       const run = (digest && this.#digests.get(digest)) || (event.actor.kind === 'agent' ? { agent: event.actor.id, command: event.resource.id } : undefined);
       if (digest) this.#digests.delete(digest);
