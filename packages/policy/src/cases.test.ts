@@ -64,6 +64,13 @@ cases:
     });
   }
 
+  it('names the line and column of a cases file that is not YAML, without quoting its text (regression: "not valid YAML", nothing more)', () => {
+    assert.throws(
+      () => parseCases('cases:\n  - name: a\n   expected: allow\n'),
+      (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && /not valid YAML: .*at line 3, column 1$/.test(e.message) && !e.message.includes('expected: allow'),
+    );
+  });
+
   it('never lets a foreign exception out of the cases parser (property)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 200 }), (text) => {

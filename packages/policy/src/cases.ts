@@ -67,7 +67,9 @@ export function parseCases(text: string, readEntities: (file: string) => unknown
   try {
     doc = parseYaml(text, { maxAliasCount: 100 });
   } catch (error) {
-    throw new PolicyError('POLICY_CASES_INVALID', 'the cases file is not valid YAML', { cause: error });
+    // The parser's own first line names the line and column ("… at line 3, column 1:"); the text it quotes after it is left out.
+    const why = error instanceof Error ? error.message.split('\n')[0]!.replace(/:$/, '') : String(error);
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${why}`, { cause: error });
   }
   if (!isPlainObject(doc)) throw new PolicyError('POLICY_CASES_INVALID', 'the cases file must be a mapping with a `cases` list');
   let entities: unknown = doc.entities ?? [];
