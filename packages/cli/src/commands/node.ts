@@ -4,10 +4,8 @@ import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
-import type { NodeHostOptions } from '@corral/node';
+import type { NodeHostOptions, NodeStatus } from '@corral/node';
 
-/** What the node host reports of its connections (onStatus). */
-type NodeStatus = Parameters<NonNullable<NodeHostOptions['onStatus']>>[0];
 
 /** `corral node run --gateway ws://HOST:PORT --token T [--name NAME]`: serve this machine's commands, contained. */
 export function registerNode(program: Command): void {
