@@ -22,4 +22,6 @@ export const EXIT = {
   timeout: 124,
   /** A resource limit (memory, processes, output) was hit and the command was stopped. */
   limit: 125,
+  /** A fault of Corral's own, not of the input or the host (sysexits' EX_SOFTWARE): printed with its stack, to be reported. */
+  internal: 70,
 } as const;

@@ -118,7 +118,7 @@ function exitCodeFor(error: unknown): number {
   }
   process.stderr.write(`corral: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
   if (json) printJsonError('INTERNAL', String((error as Error)?.message ?? error));
-  return 70;
+  return EXIT.internal;
 }
 
 /**
