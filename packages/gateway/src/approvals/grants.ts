@@ -137,8 +137,9 @@ export class PolicyGrants {
    * resolves 'taken-back'. When it cannot be taken out of the set in force
    * (another process holds the activation lock, the directory cannot be
    * written), it resolves 'unrecorded': the set holding it stays in force
-   * denying every request (its status says `unrecorded`) until a set is
-   * activated or the grant revoked.
+   * denying every request — in every process on the policy directory, and
+   * after a restart: the set is marked unrecorded on disk — (its status says
+   * `unrecorded`) until a set is activated and recorded or the grant revoked.
    *
    * Throws the policy package's POLICY_* when the set with the grant does
    * not validate, GATEWAY_CONFLICT when the set keeps changing under it or

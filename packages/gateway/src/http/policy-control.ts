@@ -9,9 +9,10 @@
 // processes activating the same directory take too. A hand edit of the
 // directory that does not validate never replaces the set in use, and the
 // status says so (refusedEdit); a set whose activation could be neither
-// recorded nor undone decides nothing (every request is denied).
+// recorded nor undone decides nothing (every request is denied), in any
+// process and after a restart: it is marked on disk (see markUnrecorded).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { DecisionPoint, decisionPointOffThread, loadPolicies, PolicyError, readPolicyDir, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
@@ -153,7 +154,12 @@ function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
  */
 export interface PolicyLogEntry {
   event: 'policy-edit-refused' | 'policy-activation-unrecorded';
-  /** Why: the refusal's POLICY_* code; for an unrecorded activation, the code of the record's failure. */
+  /**
+   * Why: the refusal's POLICY_* code; for an unrecorded activation, the code
+   * of the record's failure. A set found in force marked unrecorded on disk
+   * (at start, or by another process; no `putBack`) is logged once, as
+   * POLICY_NOT_LOADED, or POLICY_UNREADABLE when the marks cannot be read.
+   */
   code: string;
   /** The hash (hashFiles) of the files refused, or of the set left unrecorded; absent when the files could not be read. */
   hash?: string;
@@ -180,7 +186,7 @@ export interface PolicyStatus {
   files: PolicyFile[];
   /** The directory holds an edit made by hand that was refused: decisions use `hash`'s set (none: every request is denied). */
   refusedEdit?: RefusedEdit;
-  /** The set in use was activated but neither recorded in the audit log nor put back: this gateway denies every request until a set is activated. */
+  /** The set in use was activated but its activation is not recorded in the audit log (or the marks that say so cannot be read): every process on the directory denies every request until a set is activated and recorded, or another set comes into force. */
   unrecorded?: true;
 }
 
@@ -197,8 +203,10 @@ export class PolicyControl {
   #linked: string | undefined;
   /** The last hand edit of the directory that was refused, while the directory still holds it. */
   #refused: RefusedEdit | undefined;
-  /** The hash of a set activated but neither recorded nor put back: while it is in force, nothing is decided. */
-  #unrecorded: string | undefined;
+  /** Sets this process swapped in whose record it is writing, by hash (how many activations): their marks on disk do not stop this process deciding with them meanwhile. */
+  readonly #recording = new Map<string, number>();
+  /** The set and mark last told to the log as found marked unrecorded, so each is told once. */
+  #toldMark: string | undefined;
   readonly #log: ((entry: PolicyLogEntry) => void) | undefined;
 
   /** How long an activation waits for another process's to finish, ms. */
@@ -231,12 +239,23 @@ export class PolicyControl {
     return this.#deciding().point.decideEach(input, resources);
   }
 
-  /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is one whose activation was not recorded. */
+  /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is marked unrecorded (or the marks cannot be read). */
   #deciding(): Candidate {
     const active = this.#current();
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    if (active.hash === this.#unrecorded) throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but the activation could not be recorded in the audit log nor undone: nothing is decided with it until a set is activated');
+    const mark = this.#markOf(active.hash);
+    if (mark === 'marked') throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but its activation is not recorded in the audit log: nothing is decided with it until a set is activated and recorded');
+    if (mark === 'unreadable') throw new PolicyError('POLICY_NOT_LOADED', "the policy directory's marks of sets activated unrecorded cannot be read (they are not a directory, or not readable): nothing is decided until a set is activated and recorded");
     return active;
+  }
+
+  /** Whether set `hash` is marked unrecorded on disk, for this process: not while this process is writing its record. The log is told once of a set found marked. */
+  #markOf(hash: string): Mark {
+    const mark = this.#recording.has(hash) ? 'none' : markOf(this.dir, hash);
+    const told = mark === 'none' ? undefined : `${hash}:${mark}`;
+    if (told !== undefined && told !== this.#toldMark) this.#log?.({ event: 'policy-activation-unrecorded', code: mark === 'marked' ? 'POLICY_NOT_LOADED' : 'POLICY_UNREADABLE', hash });
+    this.#toldMark = told;
+    return mark;
   }
 
   /** The active files and their hash (no files: the empty set's hash). */
@@ -296,7 +315,7 @@ export class PolicyControl {
   /** The set in use, and the refused edit or unrecorded activation that goes with it, as last seen (refresh reads the directory again). */
   status(): PolicyStatus {
     const active = this.active();
-    return { ...active, ...(this.#refused ? { refusedEdit: this.#refused } : {}), ...(this.#unrecorded !== undefined && this.#unrecorded === this.#active?.hash ? { unrecorded: true as const } : {}) };
+    return { ...active, ...(this.#refused ? { refusedEdit: this.#refused } : {}), ...(this.#active && this.#markOf(this.#active.hash) !== 'none' ? { unrecorded: true as const } : {}) };
   }
 
   /** Notes a hand edit refused (files of `hash`, or unreadable ones), telling the log when it is not the refusal noted already. */
@@ -314,11 +333,10 @@ export class PolicyControl {
     this.#log?.({ event: 'policy-edit-refused', code, ...(hash !== undefined ? { hash } : {}), issues: issues.length });
   }
 
-  /** Makes `candidate` the set decisions use: the directory holds it, so no refused edit stands, and an unrecorded set is out of force unless it is this one. */
+  /** Makes `candidate` the set decisions use: the directory holds it, so no refused edit stands. */
   #inForce(candidate: Candidate): void {
     this.#active = candidate;
     this.#refused = undefined;
-    if (this.#unrecorded !== candidate.hash) this.#unrecorded = undefined;
   }
 
   /**
@@ -332,7 +350,8 @@ export class PolicyControl {
    * the swap run in that same tick, so no other activation of this process
    * comes between them either. Rejects with GATEWAY_CONFLICT, nothing
    * changed, when another process holds the lock longer than `lockWaitMs`
-   * (default 10 s).
+   * (default 10 s). It records nothing, so a set marked unrecorded stays
+   * marked (see activateRecorded); another set comes into force unmarked.
    */
   async activate(candidate: Candidate, baseHash: string): Promise<boolean> {
     return (await this.#swap(candidate, baseHash)) !== undefined;
@@ -341,50 +360,158 @@ export class PolicyControl {
   /**
    * As `activate`, then records the activation with `record` (handed the set
    * it replaced, as it was in force when swapped). A set is never left
-   * deciding unrecorded: when `record` rejects, nothing more is decided with
-   * the candidate (decide throws POLICY_NOT_LOADED, so every request is
-   * denied) while the set it replaced is put back, and this rejects with
-   * the record's error once it is back (or once another set is in force).
-   * When the put-back fails too (another process holds the activation lock
-   * past `lockWaitMs`, the directory cannot be written), the candidate stays
-   * on disk, unrecorded: this gateway goes on denying every request while it
-   * is in force, its status says `unrecorded`, the log is told, and this
-   * resolves 'unrecorded'. That ends when a set is activated and recorded
-   * (the same one included) or another set comes into force. Resolves
-   * 'stale' (nothing changed) when `baseHash` is not the active hash;
-   * rejects as `activate`.
+   * deciding unrecorded, in this process or any other: before it is swapped
+   * in, it is marked unrecorded on disk (markUnrecorded), so that another
+   * process sharing the directory, or this one after a crash and a restart,
+   * decides nothing with it (decide throws POLICY_NOT_LOADED, the status
+   * says `unrecorded`) until the mark is cleared once `record` resolves;
+   * this process alone decides with it meanwhile, as it did before. When
+   * `record` rejects, nothing more is decided with the candidate anywhere
+   * while the set it replaced is put back, and this rejects with the
+   * record's error once it is back (or once another set is in force): the
+   * candidate stays marked should it come into force again unrecorded, and a
+   * set put back keeps the mark it had. When the put-back fails too (another
+   * process holds the activation lock past `lockWaitMs`, the directory
+   * cannot be written), the candidate stays on disk, unrecorded and marked:
+   * every process denies every request while it is in force, the log is
+   * told, and this resolves 'unrecorded'. That ends when a set is activated
+   * and recorded (the same one included), or another set comes into force.
+   * Resolves 'stale' (nothing changed) when `baseHash` is not the active
+   * hash; rejects as `activate`, and with POLICY_NOT_LOADED when the record
+   * was made but the mark cannot be cleared (the set stays denied, as
+   * unrecorded, until it is activated again).
    */
   async activateRecorded(candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>): Promise<RecordedActivation> {
-    const replaced = await this.#swap(candidate, baseHash);
-    if (replaced === undefined) return 'stale';
+    const swapped = await this.#swap(candidate, baseHash, true);
+    if (swapped === undefined) return 'stale';
+    const { replaced, wasMarked } = swapped;
     try {
       await record(replaced);
     } catch (error) {
-      this.#unrecorded = candidate.hash;
+      this.#recorded(candidate.hash);
+      // Refused meanwhile, the set is this activation's to tell the log of (below), not one found marked.
+      this.#toldMark = `${candidate.hash}:marked`;
       try {
+        // The same set put back over itself keeps the mark it had; another set, its own.
+        if (replaced.hash === candidate.hash && !wasMarked) unmark(this.dir, candidate.hash);
         await this.activate(replaced, candidate.hash);
       } catch (putBack) {
-        if (this.#unrecorded !== candidate.hash || this.#active?.hash !== candidate.hash) throw error;
+        if (this.active().hash !== candidate.hash) throw error;
         this.#log?.({ event: 'policy-activation-unrecorded', code: codeOf(error), hash: candidate.hash, putBack: codeOf(putBack) });
         return 'unrecorded';
       }
       throw error;
     }
-    if (this.#unrecorded === candidate.hash) this.#unrecorded = undefined;
+    this.#recorded(candidate.hash);
+    try {
+      unmark(this.dir, candidate.hash);
+    } catch (error) {
+      throw new PolicyError('POLICY_NOT_LOADED', 'the activation was recorded, but the mark that keeps the set from deciding until it is recorded could not be cleared: nothing is decided with it until it is activated again', { cause: error });
+    }
     return 'activated';
   }
 
-  /** Swaps `candidate` in when `baseHash` is the active hash, under the activation lock; resolves to the set it replaced (the empty set for none), or undefined when the hash was stale. */
-  #swap(candidate: Candidate, baseHash: string): Promise<Candidate | undefined> {
+  /** Ends one of this process's records of set `hash` (see #recording): from now on, its mark on disk counts here too. */
+  #recorded(hash: string): void {
+    const left = (this.#recording.get(hash) ?? 1) - 1;
+    if (left > 0) this.#recording.set(hash, left);
+    else this.#recording.delete(hash);
+  }
+
+  /**
+   * Swaps `candidate` in when `baseHash` is the active hash, under the
+   * activation lock; resolves to the set it replaced (the empty set for
+   * none) and whether the candidate was marked unrecorded before, or
+   * undefined when the hash was stale. `recording`: the candidate is marked
+   * unrecorded on disk before the swap, and this process is writing its
+   * record (#recording) from the same tick.
+   */
+  #swap(candidate: Candidate, baseHash: string, recording = false): Promise<{ replaced: Candidate; wasMarked: boolean } | undefined> {
     return withActivationLock(this.dir, this.#lockWaitMs, () => {
       if (baseHash !== this.refresh().hash) return undefined;
       const replaced = this.#active ?? compileCandidate([]);
-      swapDirectory(this.dir, candidate);
+      const marks = markOf(this.dir, candidate.hash);
+      if (recording) {
+        // Marks that cannot be read stopped the replaced set from deciding: rewritten, they still do.
+        markUnrecorded(this.dir, marks === 'unreadable' && replaced.hash !== candidate.hash ? [candidate.hash, replaced.hash] : [candidate.hash]);
+        this.#recording.set(candidate.hash, (this.#recording.get(candidate.hash) ?? 0) + 1);
+      }
+      try {
+        swapDirectory(this.dir, candidate);
+      } catch (error) {
+        if (recording) {
+          this.#recorded(candidate.hash);
+          // Not swapped in: a mark it did not have would deny the set in force when that is the same set.
+          if (marks === 'none') unmark(this.dir, candidate.hash);
+        }
+        throw error;
+      }
       this.#inForce(candidate);
       this.#linked = linkTarget(this.dir);
-      return replaced;
+      return { replaced, wasMarked: marks !== 'none' };
     });
   }
+}
+
+/** Whether a set is marked unrecorded: 'unreadable' when the marks cannot be read (every set counts as marked then). */
+type Mark = 'none' | 'marked' | 'unreadable';
+
+/** Where the marks of sets activated unrecorded are kept: `<dir>.versions/unrecorded/<hash>`, one file a set. */
+const MARKS = 'unrecorded';
+
+const MARK_TEXT = 'This policy set was activated, but its activation is not recorded in the audit log: Corral decides nothing with it while it is in force. Activate a set (this one included) through Corral to clear it.\n';
+
+/**
+ * Whether the set of `hash` is marked unrecorded in the policy directory
+ * `dir` (one lstat(2), before every decision). Marks that cannot be read —
+ * `unrecorded` a file or a link to one, or not searchable — mark every set:
+ * what they hold is unknown.
+ */
+function markOf(dir: string, hash: string): Mark {
+  try {
+    return lstatSync(join(`${dir}.versions`, MARKS, hash), { throwIfNoEntry: false }) === undefined ? 'none' : 'marked';
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * Marks the sets of `hashes` unrecorded, durably (the file and its
+ * directories are synced), before anything comes into force that depends on
+ * it. What stands in the way of the marks' directory (a file, a link) is
+ * removed first. Only a mark's name counts; its text tells a human what it is.
+ * Throws the file system's error when it cannot be written.
+ */
+function markUnrecorded(dir: string, hashes: readonly string[]): void {
+  const versions = `${dir}.versions`;
+  const marks = join(versions, MARKS);
+  const found = lstatSync(marks, { throwIfNoEntry: false });
+  if (found !== undefined && !found.isDirectory()) rmSync(marks, { force: true });
+  mkdirSync(marks, { recursive: true, mode: 0o700 });
+  for (const hash of hashes) {
+    // Only the name counts: something else of that name (a directory, a link) is replaced by a plain file.
+    if (lstatSync(join(marks, hash), { throwIfNoEntry: false })?.isFile() === false) rmSync(join(marks, hash), { recursive: true, force: true });
+    const fd = openSync(join(marks, hash), 'w', 0o600);
+    try {
+      writeSync(fd, MARK_TEXT);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  for (const path of [marks, versions]) {
+    const fd = openSync(path, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Clears the mark of the set of `hash`, if any. Throws the file system's error when the marks cannot be written. */
+function unmark(dir: string, hash: string): void {
+  rmSync(join(`${dir}.versions`, MARKS, hash), { recursive: true, force: true });
 }
 
 /** A failure's code for the log: a coded error's, a system call's (ENOSPC), or GATEWAY_INTERNAL. Never its message. */
