@@ -33,7 +33,7 @@ async function checked<T>(check: () => Promise<T>): Promise<{ ok: true; value: T
 }
 
 /** What an activation answers when it could be neither recorded nor undone. */
-const UNRECORDED = 'the activation could not be recorded in the audit log, and the set it replaced could not be put back: the new set stays in the policy directory, unrecorded, and this gateway denies every request until a set is activated';
+const UNRECORDED = 'the activation could not be recorded in the audit log, and the set it replaced could not be put back: the new set stays in the policy directory, unrecorded, and every gateway on this state directory denies every request, also after a restart, until a set is activated and recorded';
 
 const invalid = (issues: Issue[]) => reply(400, { error: 'invalid_policy', ok: false, issues });
 
