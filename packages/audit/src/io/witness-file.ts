@@ -1,8 +1,8 @@
 // The witness: the latest checkpoint this machine has seen, kept outside the
 // database so that restoring an older database (a rollback) is noticed.
 import { createHash } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { readBoundedText } from './bounded-read.ts';
@@ -25,13 +25,49 @@ export function readWitness(path: string): SignedCheckpoint | null {
   }
 }
 
-/** Replaces the witness at `path` with `checkpoint` when it is newer (larger). */
+/**
+ * Replaces the witness at `path` with `checkpoint` when it is newer (larger),
+ * durably: the new witness is written to a temporary file beside it and
+ * synced to disk, renamed over the old one, and the directory synced, so a
+ * crash leaves the old witness or the new one, whole, and no temporary file
+ * is left behind when any step fails.
+ * @throws the file system's errno error (callers treat it as non-fatal: the
+ *   witness stays what it was, or is the new one not yet known to be on disk).
+ */
 export function advanceWitness(path: string, checkpoint: SignedCheckpoint): void {
   const current = readWitnessQuietly(path);
   if (current && current.size >= checkpoint.size) return;
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(checkpointJson(checkpoint))}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
+  try {
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      writeFileSync(fd, `${JSON.stringify(checkpointJson(checkpoint))}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // The error that stopped the write is the one to report.
+    }
+    throw error;
+  }
+  syncDirectory(dirname(path));
+}
+
+/** Makes a rename in `dir` durable. A file system that cannot sync a directory (EINVAL) has nothing more to do. */
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function readWitnessQuietly(path: string): SignedCheckpoint | null {
