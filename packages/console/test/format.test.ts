@@ -2,7 +2,7 @@
 // command lines, payments. Runs the console's own modules under Node.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCountdown, formatMoney, issueText, shortHash, visible } from '../ui/format.ts';
+import { formatCountdown, formatMoney, issueText, lookAlikes, shortHash, visible } from '../ui/format.ts';
 import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
 
 describe('formatMoney', () => {
@@ -119,6 +119,27 @@ describe('visible', () => {
 
   it('leaves ordinary text alone, letters beyond ASCII and the plain space included', () => {
     assert.equal(visible('Zahlung an Müller & Söhne, 東京'), 'Zahlung an Müller & Söhne, 東京');
+  });
+});
+
+describe('lookAlikes', () => {
+  it('names each letter beyond ASCII once, with its code point and script, so a Cyrillic а cannot pass for a Latin a', () => {
+    assert.deepEqual(lookAlikes('https://ex\u0430mple.com/\u0430'), ['\u0430 U+0430 Cyrillic']);
+    assert.deepEqual(lookAlikes('g\u043Eogle.c\u03BFm pa\u0131d'), ['\u043E U+043E Cyrillic', '\u03BF U+03BF Greek', '\u0131 U+0131 Latin']);
+  });
+
+  it('finds nothing in ASCII, the empty text or a field left out', () => {
+    assert.deepEqual(lookAlikes('https://example.com/pay?to=ACME GmbH'), []);
+    assert.deepEqual(lookAlikes(''), []);
+    assert.deepEqual(lookAlikes(null), []);
+  });
+
+  it('leaves to visible() what it spells out already (a bidi override, a zero-width space)', () => {
+    assert.deepEqual(lookAlikes('harmless\u202Etxt.exe\u200B'), []);
+  });
+
+  it('lists at most eight characters of a field and counts the rest', () => {
+    assert.deepEqual(lookAlikes('\u0430\u0431\u0432\u0433\u0434\u0435\u0436\u0437\u0438\u0439').slice(-2), ['\u0437 U+0437 Cyrillic', 'and 2 more']);
   });
 });
 

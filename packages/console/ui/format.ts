@@ -62,3 +62,25 @@ export function visible(text: string | null | undefined): string {
     return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\U${code.padStart(8, '0')}`;
   });
 }
+
+/** Scripts a look-alike note names; a character of any other is named by its code point alone. */
+const SCRIPTS = ['Latin', 'Greek', 'Cyrillic', 'Armenian', 'Cherokee', 'Georgian', 'Hebrew', 'Arabic', 'Han', 'Hiragana', 'Katakana', 'Hangul', 'Common', 'Inherited'].map((name) => ({ name, test: new RegExp(`\\p{Script=${name}}`, 'u') }));
+/** Most characters one field's note lists; the rest are counted. */
+const MOST_LISTED = 8;
+
+/**
+ * The characters beyond ASCII that visible() leaves as they are, each once in
+ * the order met, as "а U+0430 Cyrillic": a Cyrillic а, a Greek ο or a Latin ı
+ * reads as the ASCII letter it resembles, so `https://exаmple.com` and the payee
+ * "АСМЕ GmbH" look like what they are not. Empty for ASCII text.
+ */
+export function lookAlikes(text: string | null | undefined): string[] {
+  const seen = new Set<string>();
+  for (const char of visible(text)) if (char.codePointAt(0)! > 0x7e) seen.add(char);
+  const named = [...seen].slice(0, MOST_LISTED).map((char) => {
+    const code = char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    const script = SCRIPTS.find((s) => s.test.test(char))?.name;
+    return `${char} U+${code}${script ? ` ${script}` : ''}`;
+  });
+  return seen.size > MOST_LISTED ? [...named, `and ${seen.size - MOST_LISTED} more`] : named;
+}

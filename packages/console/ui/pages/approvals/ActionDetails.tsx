@@ -1,8 +1,34 @@
 import type { ApprovalAction } from '../../api/types.ts';
-import { formatMoney, visible } from '../../format.ts';
+import { formatMoney, lookAlikes, visible } from '../../format.ts';
 import { chained, envNames, paymentOf } from './action.ts';
 
-/** Everything the approver is shown about the exact action, as a definition list; the agent's text goes through visible(). */
+/**
+ * Each field of the action an agent or node chose that holds characters beyond
+ * ASCII, with those characters named: what reads as `example.com` or "ACME
+ * GmbH" may be spelled with Cyrillic or Greek letters, and the approver would
+ * approve another host or payee than the one they read.
+ */
+function LookAlikes({ fields }: { fields: Array<[string, string | null | undefined]> }) {
+  const found = fields.flatMap(([field, text]) => {
+    const chars = lookAlikes(text);
+    return chars.length === 0 ? [] : [{ field, chars }];
+  });
+  if (found.length === 0) return null;
+  return (
+    <div className="error look-alikes">
+      Letters beyond ASCII can pass for others: check these characters before approving.
+      <ul>
+        {found.map(({ field, chars }) => (
+          <li key={field}>
+            {field}: <span className="mono">{chars.join(', ')}</span>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
+/** Everything the approver is shown about the exact action, as a definition list; the agent's text goes through visible(), and any of it beyond ASCII is named below. */
 export function ActionDetails({ action }: { action: ApprovalAction }) {
   const env = envNames(action.env);
   const commands = chained(action.commands);
@@ -10,85 +36,100 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
   const otherFields = payment ? payment.rest : (action.context ?? action.params ?? {});
   const node = action.node ?? action.nodeId;
   const policies = Array.isArray(action.policies) ? action.policies : [];
+  const argv = Array.isArray(action.argv) ? action.argv.map(String) : [];
+  const chosen: Array<[string, string | null | undefined]> = [
+    ['who asks', action.principal],
+    ['node', node],
+    ...argv.map((arg, i): [string, string] => [`argument ${i + 1}`, arg]),
+    ['working directory', action.cwd],
+    ['environment', env.join(' ')],
+    ['action', action.cedarAction ?? action.command],
+    ['currency', payment?.currency],
+    ['payee', payment?.payee],
+    ['parameters', Object.keys(otherFields).length > 0 ? JSON.stringify(otherFields) : ''],
+  ];
   return (
-    <dl className="facts">
-      <dt>Who asks</dt>
-      <dd className="mono">{visible(action.principal ?? 'unknown')}</dd>
-      {node && (
-        <>
-          <dt>Node</dt>
-          <dd className="mono">{visible(node)}</dd>
-        </>
-      )}
-      {Array.isArray(action.argv) && (
-        <>
-          <dt>Arguments</dt>
-          <dd>
-            <ol className="argv">
-              {action.argv.map((arg, i) => (
-                <li key={i} className="mono">
-                  {visible(String(arg))}
-                </li>
-              ))}
-            </ol>
-          </dd>
-        </>
-      )}
-      {commands.length > 1 && (
-        <>
-          <dt>Every command</dt>
-          <dd>
-            <ul>
-              {commands.map((c, i) => (
-                <li key={i} className="mono">
-                  {c}
-                </li>
-              ))}
-            </ul>
-          </dd>
-        </>
-      )}
-      {action.cwd && (
-        <>
-          <dt>Working directory</dt>
-          <dd className="mono">{visible(action.cwd)}</dd>
-        </>
-      )}
-      {env.length > 0 && (
-        <>
-          <dt>Environment</dt>
-          <dd className="mono">{visible(env.join(' '))}</dd>
-        </>
-      )}
-      {(action.cedarAction || action.command) && (
-        <>
-          <dt>Action</dt>
-          <dd className="mono">{visible(action.cedarAction ?? action.command ?? '')}</dd>
-        </>
-      )}
-      {payment && (
-        <>
-          <dt>Amount</dt>
-          <dd className="amount">{formatMoney(payment.amount, payment.currency)}</dd>
-        </>
-      )}
-      {payment?.payee !== undefined && (
-        <>
-          <dt>Payee</dt>
-          <dd>{visible(payment.payee)}</dd>
-        </>
-      )}
-      {Object.keys(otherFields).length > 0 && (
-        <>
-          <dt>Parameters</dt>
-          <dd className="mono small">{visible(JSON.stringify(otherFields))}</dd>
-        </>
-      )}
-      <dt>Why it asks</dt>
-      <dd>
-        {policies.length > 0 && <span className="mono">{visible(policies.join(', '))}: </span>}
-        {typeof action.reason === 'string' ? visible(action.reason) : <span className="muted">no reason given</span>}
-      </dd>
-    </dl>
+    <>
+      <dl className="facts">
+        <dt>Who asks</dt>
+        <dd className="mono">{visible(action.principal ?? 'unknown')}</dd>
+        {node && (
+          <>
+            <dt>Node</dt>
+            <dd className="mono">{visible(node)}</dd>
+          </>
+        )}
+        {Array.isArray(action.argv) && (
+          <>
+            <dt>Arguments</dt>
+            <dd>
+              <ol className="argv">
+                {action.argv.map((arg, i) => (
+                  <li key={i} className="mono">
+                    {visible(String(arg))}
+                  </li>
+                ))}
+              </ol>
+            </dd>
+          </>
+        )}
+        {commands.length > 1 && (
+          <>
+            <dt>Every command</dt>
+            <dd>
+              <ul>
+                {commands.map((c, i) => (
+                  <li key={i} className="mono">
+                    {c}
+                  </li>
+                ))}
+              </ul>
+            </dd>
+          </>
+        )}
+        {action.cwd && (
+          <>
+            <dt>Working directory</dt>
+            <dd className="mono">{visible(action.cwd)}</dd>
+          </>
+        )}
+        {env.length > 0 && (
+          <>
+            <dt>Environment</dt>
+            <dd className="mono">{visible(env.join(' '))}</dd>
+          </>
+        )}
+        {(action.cedarAction || action.command) && (
+          <>
+            <dt>Action</dt>
+            <dd className="mono">{visible(action.cedarAction ?? action.command ?? '')}</dd>
+          </>
+        )}
+        {payment && (
+          <>
+            <dt>Amount</dt>
+            <dd className="amount">{formatMoney(payment.amount, payment.currency)}</dd>
+          </>
+        )}
+        {payment?.payee !== undefined && (
+          <>
+            <dt>Payee</dt>
+            <dd>{visible(payment.payee)}</dd>
+          </>
+        )}
+        {Object.keys(otherFields).length > 0 && (
+          <>
+            <dt>Parameters</dt>
+            <dd className="mono small">{visible(JSON.stringify(otherFields))}</dd>
+          </>
+        )}
+        <dt>Why it asks</dt>
+        <dd>
+          {policies.length > 0 && <span className="mono">{visible(policies.join(', '))}: </span>}
+          {typeof action.reason === 'string' ? visible(action.reason) : <span className="muted">no reason given</span>}
+        </dd>
+      </dl>
+      <LookAlikes fields={chosen} />
+    </>
   );
 }

@@ -1,0 +1,86 @@
+// What an approver or auditor is shown when the text is chosen against them,
+// and what other tabs of the console do when one signs out, in headless
+// Chromium against a real gateway.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { createPayment, launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+
+const SEEN_MS = 15_000;
+
+function settled<T>(running: Promise<T>): Promise<boolean> {
+  return running.then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('the console against hostile text and stale tabs', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  before(async () => {
+    stack = await startStack();
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  async function signedIn(context: Awaited<ReturnType<Browser['newContext']>>): Promise<Page> {
+    const page = await context.newPage();
+    page.setDefaultTimeout(SEEN_MS);
+    await signIn(page, stack, stack.admin.username, stack.admin.password);
+    return page;
+  }
+
+  describe('an approval whose text holds letters that pass for ASCII ones', () => {
+    it('names the Cyrillic а in a URL argument and the Cyrillic АСМЕ of a payee, with their code points (regression: the card read exactly as example.com and ACME GmbH)', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', 'https://ex\u0430mple.com/pay']));
+        const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: '\u0410\u0421\u041C\u0415 GmbH' }));
+        const command = page.locator('article[data-approval]', { hasText: 'mple.com/pay' });
+        const payment = page.locator('article[data-approval]', { hasText: 'GmbH' });
+        await command.waitFor();
+        await payment.waitFor();
+        const commandNote = await command.locator('.look-alikes').innerText();
+        assert.match(commandNote, /argument 2/);
+        assert.match(commandNote, /U\+0430 Cyrillic/);
+        const paymentNote = await payment.locator('.look-alikes').innerText();
+        assert.match(paymentNote, /payee/);
+        for (const code of ['0410', '0421', '041C', '0415']) assert.match(paymentNote, new RegExp(`U\\+${code} Cyrillic`));
+        for (const card of [command, payment]) {
+          await card.getByRole('button', { name: 'Deny…' }).click();
+          await card.getByLabel('Reason for denying').fill('look-alike text');
+          await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        }
+        assert.equal(await running, false);
+        assert.equal(await paying, false);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('adds no note to an approval that is ASCII throughout', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', 'https://example.com/pay']));
+        const card = page.locator('article[data-approval]', { hasText: 'example.com/pay' });
+        await card.waitFor();
+        assert.equal(await card.locator('.look-alikes').count(), 0);
+        await card.getByRole('button', { name: 'Deny…' }).click();
+        await card.getByLabel('Reason for denying').fill('not now');
+        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+});
