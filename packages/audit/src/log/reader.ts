@@ -28,6 +28,38 @@ const SCAN_BATCH = 10_000;
  */
 const PARALLEL_FROM = availableParallelism() >= 2 ? 300_000 : Number.POSITIVE_INFINITY;
 
+/** The least time between two progress reports of verifyStore, by default. */
+const PROGRESS_EVERY_MS = 250;
+
+export interface VerifyStoreOptions {
+  /** Logs at least this large verify on two threads (SQLite; default: 300,000 given two cores, else never). */
+  parallelFrom?: number;
+  /**
+   * Told how far verification has come: the records verified so far and how
+   * many the log's head says it holds. Called with 0 when the records begin,
+   * then at most every `progressEveryMs`. The count may start again from 0:
+   * a log found damaged on two threads is verified again on one.
+   */
+  onProgress?: (verified: number, total: number | null) => void;
+  /** The least time between two onProgress calls after the first (default 250 ms). */
+  progressEveryMs?: number;
+}
+
+/** `onProgress` for a pass over `total` records, called at most every `everyMs`; undefined without one. */
+function progressReporter(options: VerifyStoreOptions, total: number): ((verified: number) => void) | undefined {
+  const { onProgress } = options;
+  if (!onProgress) return undefined;
+  const everyMs = options.progressEveryMs ?? PROGRESS_EVERY_MS;
+  let nextAt = performance.now() + everyMs;
+  onProgress(0, total);
+  return (verified) => {
+    const now = performance.now();
+    if (now < nextAt) return;
+    nextAt = now + everyMs;
+    onProgress(verified, total);
+  };
+}
+
 export interface InclusionProofResult {
   seq: number;
   leafHash: string;
@@ -199,8 +231,9 @@ async function readCheckpoints(store: AuditStore): Promise<{ checkpoints: Signed
  * read (a column of the wrong type) is `malformed` damage at its seq, and
  * reading goes on after it. Returns false when the store itself broke
  * mid-scan (a corrupt page), after reporting the first record it could not read.
+ * `progress`, when given, is told after each batch how many records were read.
  */
-async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: number): Promise<boolean> {
+async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: number, progress?: (verified: number) => void): Promise<boolean> {
   let next = from;
   for (;;) {
     try {
@@ -208,6 +241,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
         // Once the first break is diagnosed, hashing the rest would only cost time: count it.
         for (const r of rows) verifier.settled ? verifier.skip() : verifier.add(r[0], r[1], r[3], r[2]);
         next = (rows[rows.length - 1] as ChainRow)[0] + 1;
+        progress?.(next - from);
         // SQLite reads are synchronous: without a turn of the event loop between batches, a gateway
         // verifying its log (the HTTP API) would answer nothing else until the whole log was read.
         await yieldToLoop();
@@ -287,9 +321,10 @@ async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints:
  * head against both: no row outside [0, head.size), and the checkpoint the
  * head says was signed last is there.
  * Reports damage; never throws for damage and never changes the store.
+ * Tells `options.onProgress` how far it has come (see VerifyStoreOptions).
  * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.
  */
-export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: { parallelFrom?: number } = {}): Promise<VerifyReport> {
+export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: VerifyStoreOptions = {}): Promise<VerifyReport> {
   // The checkpoints before the head: a checkpoint commits with the head that covers it, so on a live log
   // every checkpoint read lies within the head read after it — unless the head was moved back.
   const { checkpoints, unreadable } = await readCheckpoints(store);
@@ -317,12 +352,12 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   // A live log grows while it is verified: rows its head has moved on to cover since were appended, not inserted.
   const beyond = past && (await store.head()).size > past.last ? null : past;
   if (store instanceof SqliteStore && known.length === 0 && !before && !beyond && head.size >= (options.parallelFrom ?? PARALLEL_FROM)) {
-    const fast = await verifySqliteInParallel(store, publicKey, checkpoints, witness, head.size);
+    const fast = await verifySqliteInParallel(store, publicKey, checkpoints, witness, head.size, progressReporter(options, head.size));
     if (fast && fast.verified === head.size) return fast;
   }
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, ...(witness ? { witness } : {}) });
   // Through the head only: rows beyond it are judged apart (judgeBeyond).
-  const readable = await feed(store, verifier, 0, head.size);
+  const readable = await feed(store, verifier, 0, head.size, progressReporter(options, head.size));
   const report = verifier.finish();
   report.damage = report.damage.concat(known);
   report.checkpoints.total += unreadable.length;

@@ -20,12 +20,18 @@ interface SliceResult {
   state: VerifyStart;
 }
 
-/** A slice's thread; `stop` ends it early (its result is then never asked for). */
-function slice(job: object): { result: Promise<SliceResult>; stop: () => void } {
-  const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: job });
+/** What a slice's thread posts: how many of its records it has verified so far (when asked to), then its result. */
+type SliceMessage = SliceResult | { verified: number };
+
+/**
+ * A slice's thread; `stop` ends it early (its result is then never asked for).
+ * `progress`, when given, is told how many of the slice's records were verified, after each batch the thread reads.
+ */
+function slice(job: object, progress?: (verified: number) => void): { result: Promise<SliceResult>; stop: () => void } {
+  const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { ...job, progress: progress !== undefined } });
   let stopped = false;
   const result = new Promise<SliceResult>((resolve, reject) => {
-    worker.once('message', (m: SliceResult) => resolve(m));
+    worker.on('message', (m: SliceMessage) => ('report' in m ? resolve(m) : progress?.(m.verified)));
     worker.once('error', reject);
     worker.once('exit', (code) => code !== 0 && !stopped && reject(new AuditError('AUDIT_STORE_UNAVAILABLE', `a verification thread exited with code ${code}`)));
   });
@@ -43,8 +49,18 @@ function slice(job: object): { result: Promise<SliceResult>; stop: () => void } 
  * other thread then stopped: the log is verified again sequentially anyway,
  * and a log damaged early need not be read to its end twice first.
  */
-async function both(jobs: [object, object]): Promise<[SliceResult, SliceResult] | null> {
-  const threads = jobs.map(slice);
+async function both(jobs: [object, object], progress?: (verified: number) => void): Promise<[SliceResult, SliceResult] | null> {
+  const counts = [0, 0];
+  const threads = jobs.map((job, i) =>
+    slice(
+      job,
+      progress &&
+        ((verified) => {
+          counts[i] = verified;
+          progress((counts[0] as number) + (counts[1] as number));
+        }),
+    ),
+  );
   const stopAll = () => {
     for (const t of threads) t.stop();
   };
@@ -60,8 +76,18 @@ async function both(jobs: [object, object]): Promise<[SliceResult, SliceResult] 
   }
 }
 
-/** The parallel fast path; null when the caller must verify sequentially. */
-export async function verifySqliteInParallel(store: SqliteStore, publicKey: KeyObject, checkpoints: SignedCheckpoint[], witness: SignedCheckpoint | null | undefined, size: number): Promise<VerifyReport | null> {
+/**
+ * The parallel fast path; null when the caller must verify sequentially.
+ * `progress`, when given, is told how many records both threads have verified together, as they go.
+ */
+export async function verifySqliteInParallel(
+  store: SqliteStore,
+  publicKey: KeyObject,
+  checkpoints: SignedCheckpoint[],
+  witness: SignedCheckpoint | null | undefined,
+  size: number,
+  progress?: (verified: number) => void,
+): Promise<VerifyReport | null> {
   const k = Math.floor(size / 2);
   const ids = frontierNodes(k);
   let start: VerifyStart;
@@ -88,7 +114,7 @@ export async function verifySqliteInParallel(store: SqliteStore, publicKey: KeyO
       ...(witness && witness.size <= k ? { witness } : {}),
     },
     { path: store.where, publicKeyPem: pem, from: k, to: size, start, checkpoints: checkpoints.filter((c) => c.size > k), partial: false, ...(witness && witness.size > k ? { witness } : {}) },
-  ]);
+  ], progress);
   if (!results) return null;
   const [a, b] = results;
   const joined = a.state.size === k && a.state.lastHash === start.lastHash && a.state.frontier.join() === start.frontier.join();

@@ -6,7 +6,7 @@ import { sha256Hasher } from '../merkle/hasher.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 
-const job = workerData as { path: string; publicKeyPem: string; from: number; to: number; start: VerifyStart; checkpoints: SignedCheckpoint[]; witness?: SignedCheckpoint; partial: boolean };
+const job = workerData as { path: string; publicKeyPem: string; from: number; to: number; start: VerifyStart; checkpoints: SignedCheckpoint[]; witness?: SignedCheckpoint; partial: boolean; progress: boolean };
 const store = new SqliteStore({ path: job.path, create: false });
 try {
   const verifier = new LogVerifier({
@@ -19,11 +19,15 @@ try {
     // A slice with damage is verified again sequentially, which diagnoses it: no record past its first break is needed here.
     lookahead: 0,
   });
+  let verified = 0;
   scan: for await (const rows of store.scanChain(job.from, job.to)) {
     for (const [seq, prev, hash, body] of rows) {
       if (verifier.settled) break scan;
       verifier.add(seq, prev, body, hash);
     }
+    // One message a batch (10,000 records, some 30 ms): the main thread decides how often to show it.
+    verified += rows.length;
+    if (job.progress) parentPort?.postMessage({ verified });
   }
   parentPort?.postMessage({ report: verifier.finish(), state: verifier.state() });
 } finally {
