@@ -117,6 +117,35 @@ function keepWitness(file: string, checkpoint: SignedCheckpoint): void {
   }
 }
 
+/** How long a verify stays quiet before it shows its progress, as export and replay (count-progress.ts). */
+const PROGRESS_AFTER_MS = 2000;
+
+/**
+ * `corral audit verify`'s progress on stderr, as `corral audit export` and
+ * `corral policy replay` show theirs: nothing for a verify that ends within
+ * 2 s, then `corral: verify: 120000 of 10000000 records verified`. Standard
+ * output stays the report alone, --json or not. CORRAL_VERIFY_PROGRESS_MS
+ * (milliseconds) shows it that soon and that often instead: tests need no log
+ * of millions of records to see it.
+ */
+function verifyProgress(): { options: { onProgress: (verified: number, total: number | null) => void; progressEveryMs?: number }; done: () => void } {
+  const text = process.env.CORRAL_VERIFY_PROGRESS_MS;
+  const ms = text !== undefined && /^\d{1,9}$/.test(text) ? Number(text) : undefined;
+  const started = performance.now();
+  let progress: CountProgress | undefined;
+  let shown = 0;
+  const onProgress = (verified: number, total: number | null) => {
+    // Made once the total is known; the quiet time still counts from the start of the verify.
+    progress ??= new CountProgress(process.stderr, total === null ? 'verify: %d records verified' : `verify: %d of ${total} records verified`, {
+      afterMs: Math.max(0, (ms ?? PROGRESS_AFTER_MS) - (performance.now() - started)),
+      ...(ms === undefined ? {} : { everyMs: ms }),
+    });
+    progress.add(verified - shown);
+    shown = verified;
+  };
+  return { options: { onProgress, ...(ms === undefined ? {} : { progressEveryMs: ms }) }, done: () => progress?.done() };
+}
+
 // Loaded when an audit command runs (see the preAction hook): the rest of the CLI starts without it.
 let lib: typeof import('@corral/audit');
 
@@ -199,7 +228,14 @@ export function registerAudit(program: Command): void {
         command,
         async (reader) => {
           const file = lib.witnessPath(dir, reader.store.kind === 'postgres' ? reader.store.where : undefined);
-          const report = await lib.verifyStore(reader.store, reader.publicKey(), witness ?? lib.readWitness(file));
+          // A log of ten million records takes some 30 s: how many were verified so far goes to stderr.
+          const progress = verifyProgress();
+          let report: VerifyReport;
+          try {
+            report = await lib.verifyStore(reader.store, reader.publicKey(), witness ?? lib.readWitness(file), progress.options);
+          } finally {
+            progress.done();
+          }
           printReport(report, opts.json === true, reader.store.where);
           if (report.ok) {
             const last = (await reader.store.checkpoints()).at(-1);
