@@ -18,9 +18,12 @@ function settled<T>(running: Promise<T>): Promise<boolean> {
 describe('the console against hostile text and stale tabs', () => {
   let stack: Stack;
   let browser: Browser;
+  /** An auditor: no page of theirs asks the gateway anything by itself (an approver's navigation polls the approval count). */
+  const auditor = { username: 'audra', password: 'audra reads the audit log' };
 
   before(async () => {
     stack = await startStack();
+    await stack.gateway.identity.localUsers.create(auditor.username, auditor.password, ['auditor']);
     browser = await launchChromium();
   });
   after(async () => {
@@ -28,10 +31,10 @@ describe('the console against hostile text and stale tabs', () => {
     await stack?.close();
   });
 
-  async function signedIn(context: Awaited<ReturnType<Browser['newContext']>>): Promise<Page> {
+  async function signedIn(context: Awaited<ReturnType<Browser['newContext']>>, as = stack.admin): Promise<Page> {
     const page = await context.newPage();
     page.setDefaultTimeout(SEEN_MS);
-    await signIn(page, stack, stack.admin.username, stack.admin.password);
+    await signIn(page, stack, as.username, as.password);
     return page;
   }
 
@@ -78,6 +81,43 @@ describe('the console against hostile text and stale tabs', () => {
         await card.getByLabel('Reason for denying').fill('not now');
         await card.getByRole('button', { name: 'Deny', exact: true }).click();
         assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
+  describe('signing out in one tab', () => {
+    it('signs out every other tab of the console at once, the audit log it showed gone (regression: an auditor\'s tab on the audit explorer, which asks nothing more, went on showing the log to whoever sat down next)', async () => {
+      const context = await browser.newContext();
+      try {
+        const left = await signedIn(context, auditor);
+        await left.getByRole('link', { name: 'Audit' }).click();
+        await left.locator('tbody tr').first().waitFor();
+        const other = await context.newPage();
+        other.setDefaultTimeout(SEEN_MS);
+        await other.goto(`${stack.url}/activity`);
+        await other.getByRole('button', { name: 'Sign out' }).click();
+        await other.getByLabel('Username').waitFor();
+        await left.getByLabel('Username').waitFor();
+        assert.equal(await left.locator('tbody tr').count(), 0);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('shows who a tab acts as once another tab signs in as someone else (regression: it still named the first user while every request went as the second)', async () => {
+      const context = await browser.newContext();
+      try {
+        const left = await signedIn(context, auditor);
+        await left.getByRole('link', { name: 'Audit' }).click();
+        const other = await context.newPage();
+        other.setDefaultTimeout(SEEN_MS);
+        await other.goto(`${stack.url}/`);
+        await other.getByRole('button', { name: 'Sign out' }).click();
+        await signIn(other, stack, stack.admin.username, stack.admin.password);
+        await left.locator('.who', { hasText: /^admin\b/ }).waitFor();
+        assert.doesNotMatch(await left.locator('.who').innerText(), /audra/);
       } finally {
         await context.close();
       }

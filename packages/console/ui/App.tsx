@@ -1,7 +1,7 @@
 // The console's shell: who is signed in, the navigation their roles allow,
 // and the page for the current path.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, onSignedOut } from './api/client.ts';
+import { api, onSessionChanged, onSignedOut } from './api/client.ts';
 import type { User } from './api/types.ts';
 import { canRead, type PageName } from './common/roles.ts';
 import { usePendingCount } from './hooks/use-pending-count.ts';
@@ -28,11 +28,24 @@ export function App() {
   const path = usePath();
 
   useEffect(() => {
-    api.session().then(
-      (s) => setSession({ kind: 'signed-in', user: s.user }),
-      () => setSession({ kind: 'signed-out' }),
-    );
-    return onSignedOut(() => setSession({ kind: 'signed-out' }));
+    let current = true;
+    const check = () =>
+      api.session().then(
+        (s) => current && setSession({ kind: 'signed-in', user: s.user }),
+        () => current && setSession({ kind: 'signed-out' }),
+      );
+    void check();
+    const stopSignedOut = onSignedOut(() => setSession({ kind: 'signed-out' }));
+    // Another tab signed out or signed someone in: nothing the last user was shown stays on screen, and the console asks again who it acts as.
+    const stopChanged = onSessionChanged(() => {
+      setSession({ kind: 'checking' });
+      void check();
+    });
+    return () => {
+      current = false;
+      stopSignedOut();
+      stopChanged();
+    };
   }, []);
 
   const signOut = useCallback(() => {

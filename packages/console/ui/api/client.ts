@@ -113,6 +113,20 @@ export function onSignedOut(listener: () => void): () => void {
   return () => signedOutListeners.delete(listener);
 }
 
+/**
+ * Called when another tab of this console signs out or signs someone in: the
+ * key it keeps is this tab's key too, so this tab is signed out as well, or
+ * acts as whoever signed in there. (The browser reports a change of
+ * localStorage only to the other tabs of this origin; `key` null is a clear.)
+ */
+export function onSessionChanged(listener: () => void): () => void {
+  const changed = (event: StorageEvent) => {
+    if (event.key === KEY_ITEM || event.key === null) listener();
+  };
+  window.addEventListener('storage', changed);
+  return () => window.removeEventListener('storage', changed);
+}
+
 type Method = 'GET' | 'POST' | 'DELETE';
 
 async function call<T>(method: Method, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
