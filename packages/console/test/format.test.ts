@@ -2,7 +2,7 @@
 // command lines, payments. Runs the console's own modules under Node.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCountdown, formatMoney, issueText, lookAlikes, shortHash, visible } from '../ui/format.ts';
+import { formatCountdown, formatMoney, issueText, lookAlikes, oddSpaces, shortHash, visible } from '../ui/format.ts';
 import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
 
 describe('formatMoney', () => {
@@ -140,6 +140,25 @@ describe('lookAlikes', () => {
 
   it('lists at most eight characters of a field and counts the rest', () => {
     assert.deepEqual(lookAlikes('\u0430\u0431\u0432\u0433\u0434\u0435\u0436\u0437\u0438\u0439').slice(-2), ['\u0437 U+0437 Cyrillic', 'and 2 more']);
+  });
+});
+
+describe('oddSpaces', () => {
+  it('names the spaces a page does not show: at the start, at the end, several in a row', () => {
+    assert.deepEqual(oddSpaces(' ACME GmbH'), ['a space at the start']);
+    assert.deepEqual(oddSpaces('ACME GmbH  '), ['2 spaces at the end']);
+    assert.deepEqual(oddSpaces('ACME  GmbH   AG'), ['3 spaces in a row']);
+    assert.deepEqual(oddSpaces(' ACME  GmbH '), ['a space at the start', 'a space at the end', '2 spaces in a row']);
+  });
+
+  it('finds nothing in text whose every space shows, nor in the empty text', () => {
+    assert.deepEqual(oddSpaces('ACME GmbH'), []);
+    assert.deepEqual(oddSpaces(''), []);
+    assert.deepEqual(oddSpaces(undefined), []);
+  });
+
+  it('counts a value of spaces alone once, at the start', () => {
+    assert.deepEqual(oddSpaces('   '), ['3 spaces at the start']);
   });
 });
 

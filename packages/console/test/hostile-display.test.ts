@@ -38,7 +38,7 @@ describe('the console against hostile text and stale tabs', () => {
     return page;
   }
 
-  describe('an approval whose text holds letters that pass for ASCII ones', () => {
+  describe('an approval whose text reads as something it is not', () => {
     it('names the Cyrillic а in a URL argument and the Cyrillic АСМЕ of a payee, with their code points (regression: the card read exactly as example.com and ACME GmbH)', async () => {
       const context = await browser.newContext();
       try {
@@ -68,7 +68,33 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
-    it('adds no note to an approval that is ASCII throughout', async () => {
+    it('names the spaces a payee and an argument hold at either end or in a row, which the page does not draw (regression: "ACME  GmbH " read as ACME GmbH)', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', 'trailing-space ']));
+        const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'Double  Space Supplier ' }));
+        const command = page.locator('article[data-approval]', { hasText: 'trailing-space' });
+        const payment = page.locator('article[data-approval]', { hasText: 'Space Supplier' });
+        await command.waitFor();
+        await payment.waitFor();
+        assert.match(await command.locator('.look-alikes').innerText(), /argument 2: a space at the end/);
+        const paymentNote = await payment.locator('.look-alikes').innerText();
+        assert.match(paymentNote, /payee: a space at the end, 2 spaces in a row/);
+        for (const card of [command, payment]) {
+          await card.getByRole('button', { name: 'Deny…' }).click();
+          await card.getByLabel('Reason for denying').fill('spaced text');
+          await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        }
+        assert.equal(await running, false);
+        assert.equal(await paying, false);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('adds no note to an approval that is ASCII throughout, each space showing', async () => {
       const context = await browser.newContext();
       try {
         const page = await signedIn(context);

@@ -84,3 +84,21 @@ export function lookAlikes(text: string | null | undefined): string[] {
   });
   return seen.size > MOST_LISTED ? [...named, `and ${seen.size - MOST_LISTED} more`] : named;
 }
+
+/**
+ * The plain spaces of `text` a reader cannot count, as "a space at the end",
+ * "2 spaces in a row": a page draws a run of spaces as one and none at either
+ * end, so "ACME  GmbH " reads as "ACME GmbH". Empty when every space shows.
+ */
+export function oddSpaces(text: string | null | undefined): string[] {
+  const found: string[] = [];
+  const value = text ?? '';
+  const lead = /^ +/.exec(value)?.[0].length ?? 0;
+  const core = value.replace(/^ +| +$/g, '');
+  const trail = core === '' ? 0 : (/ +$/.exec(value)?.[0].length ?? 0);
+  if (lead > 0) found.push(lead === 1 ? 'a space at the start' : `${lead} spaces at the start`);
+  if (trail > 0) found.push(trail === 1 ? 'a space at the end' : `${trail} spaces at the end`);
+  const inner = (core.match(/ {2,}/g) ?? []).map((run) => run.length);
+  if (inner.length > 0) found.push(`${Math.max(...inner)} spaces in a row`);
+  return found;
+}

@@ -1,26 +1,27 @@
 import type { ApprovalAction } from '../../api/types.ts';
-import { formatMoney, lookAlikes, visible } from '../../format.ts';
+import { formatMoney, lookAlikes, oddSpaces, visible } from '../../format.ts';
 import { chained, envNames, paymentOf } from './action.ts';
 
 /**
- * Each field of the action an agent or node chose that holds characters beyond
- * ASCII, with those characters named: what reads as `example.com` or "ACME
- * GmbH" may be spelled with Cyrillic or Greek letters, and the approver would
- * approve another host or payee than the one they read.
+ * Each field of the action an agent or node chose that does not read as what
+ * it is, and why: characters beyond ASCII (what reads as `example.com` or
+ * "ACME GmbH" may be spelled with Cyrillic or Greek letters), and spaces the
+ * page does not show (at either end, or several in a row). Else the approver
+ * would approve another host or payee than the one they read.
  */
 function LookAlikes({ fields }: { fields: Array<[string, string | null | undefined]> }) {
   const found = fields.flatMap(([field, text]) => {
-    const chars = lookAlikes(text);
-    return chars.length === 0 ? [] : [{ field, chars }];
+    const notes = [...lookAlikes(text), ...oddSpaces(text)];
+    return notes.length === 0 ? [] : [{ field, notes }];
   });
   if (found.length === 0) return null;
   return (
     <div className="error look-alikes">
-      Letters beyond ASCII can pass for others: check these characters before approving.
+      Check these before approving: letters beyond ASCII can pass for others, and spaces at either end or in a row do not show.
       <ul>
-        {found.map(({ field, chars }) => (
+        {found.map(({ field, notes }) => (
           <li key={field}>
-            {field}: <span className="mono">{chars.join(', ')}</span>
+            {field}: <span className="mono">{notes.join(', ')}</span>
           </li>
         ))}
       </ul>
@@ -28,7 +29,7 @@ function LookAlikes({ fields }: { fields: Array<[string, string | null | undefin
   );
 }
 
-/** Everything the approver is shown about the exact action, as a definition list; the agent's text goes through visible(), and any of it beyond ASCII is named below. */
+/** Everything the approver is shown about the exact action, as a definition list; the agent's text goes through visible(), and any of it beyond ASCII or with spaces that do not show is named below. */
 export function ActionDetails({ action }: { action: ApprovalAction }) {
   const env = envNames(action.env);
   const commands = chained(action.commands);
