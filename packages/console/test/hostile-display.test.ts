@@ -2,7 +2,9 @@
 // and what other tabs of the console do when one signs out, in headless
 // Chromium against a real gateway.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { NodeHost } from '@corral/node';
 import type { Browser, Page } from 'playwright-core';
 import { createPayment, launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
 
@@ -109,6 +111,37 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(await running, false);
       } finally {
         await context.close();
+      }
+    });
+  });
+
+  describe('a node asking to pair', () => {
+    it('says when another node already has its name, and names a Cyrillic letter in a look-alike name (regression: a second runner-1 read as the runner-1 already paired)', async () => {
+      const twin = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'twin'), name: 'runner-1', maxBackoffMs: 200 });
+      const lookAlike = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'look-alike'), name: 'runn\u0435r-1', maxBackoffMs: 200 });
+      void twin.start().catch(() => {});
+      void lookAlike.start().catch(() => {});
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        // A pairing request's row, not the node's row in the list of nodes.
+        const request = (node: NodeHost) => page.locator('tr', { hasText: node.device.deviceId.slice(0, 16) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
+        const twinRow = request(twin);
+        const lookAlikeRow = request(lookAlike);
+        await twinRow.waitFor();
+        await lookAlikeRow.waitFor();
+        const paired = stack.node.device.deviceId.slice(0, 16);
+        assert.match(await twinRow.locator('.look-alikes').innerText(), new RegExp(`another node is named runner-1 \\(${paired}`));
+        assert.match(await lookAlikeRow.locator('.look-alikes').innerText(), /U\+0435 Cyrillic/);
+        for (const row of [twinRow, lookAlikeRow]) {
+          await row.getByRole('button', { name: 'Reject' }).click();
+          await row.waitFor({ state: 'detached' });
+        }
+      } finally {
+        await context.close();
+        await twin.close();
+        await lookAlike.close();
       }
     });
   });

@@ -30,7 +30,7 @@ export function AgentsAndNodes({ user }: { user: User }) {
     <section aria-labelledby="agents-title">
       <h1 id="agents-title">Agents and nodes</h1>
       <AgentsTable admin={admin} />
-      <PairingRequests admin={admin} pending={pending} onDecided={reload} />
+      <PairingRequests admin={admin} pending={pending} nodes={nodes.data ?? []} onDecided={reload} />
       <NodesTable admin={admin} nodes={nodes} />
     </section>
   );

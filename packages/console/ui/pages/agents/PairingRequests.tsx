@@ -1,16 +1,32 @@
 import { api } from '../../api/client.ts';
-import type { PairingRequest } from '../../api/types.ts';
+import type { NodeEntry, PairingRequest } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
-import { formatTime, visible } from '../../format.ts';
+import { formatTime, lookAlikes, oddSpaces, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
+
+/**
+ * What makes a request's name read as another node's: a node chooses its own
+ * name, so a second "runner-1", or one spelled with a Cyrillic е, passes for
+ * the runner-1 already paired. Each other node of that exact name is named by
+ * the start of its id; characters beyond ASCII and spaces that do not show are named too.
+ */
+function nameNotes(request: PairingRequest, nodes: readonly NodeEntry[]): string[] {
+  const namesakes = nodes.filter((n) => n.nodeId !== request.nodeId && n.displayName === request.displayName);
+  return [
+    ...namesakes.map((n) => `another node is named ${visible(n.displayName)} (${n.nodeId.slice(0, 16)}, ${n.status ?? (n.paired ? 'paired' : 'not paired')})`),
+    ...lookAlikes(request.displayName),
+    ...oddSpaces(request.displayName),
+  ];
+}
 
 /**
  * Nodes asking to be paired, and paired nodes asking for more commands: a
  * node is sent no command until an admin approves it here. Each row shows
- * what approving grants — for a paired node, the commands it adds.
+ * what approving grants — for a paired node, the commands it adds — and what
+ * in its name could pass for another node's (`nodes`: every node known).
  */
-export function PairingRequests({ admin, pending, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; onDecided: () => void }) {
+export function PairingRequests({ admin, pending, nodes, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; nodes: readonly NodeEntry[]; onDecided: () => void }) {
   const action = useAction(onDecided);
   if (pending.data && pending.data.length === 0 && !action.error) return null;
 
@@ -31,26 +47,32 @@ export function PairingRequests({ admin, pending, onDecided }: { admin: boolean;
           </tr>
         </thead>
         <tbody>
-          {(pending.data ?? []).map((request) => (
-            <tr key={request.requestId}>
-              <th scope="row">{visible(request.displayName)}</th>
-              <td className="mono small">{request.nodeId.slice(0, 16)}</td>
-              <td>{visible(request.platform)}</td>
-              <td className="mono">{request.remoteIp ?? '-'}</td>
-              <td className="mono small">{requested(request)}</td>
-              <td className="nowrap">{formatTime(request.ts)}</td>
-              {admin && (
-                <td className="actions">
-                  <button type="button" className="primary" disabled={action.busy} onClick={() => void action.run(() => api.approvePairing(request.requestId))}>
-                    Approve
-                  </button>
-                  <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.rejectPairing(request.requestId))}>
-                    Reject
-                  </button>
-                </td>
-              )}
-            </tr>
-          ))}
+          {(pending.data ?? []).map((request) => {
+            const notes = nameNotes(request, nodes);
+            return (
+              <tr key={request.requestId}>
+                <th scope="row">
+                  {visible(request.displayName)}
+                  {notes.length > 0 && <span className="error look-alikes small">Check the name: {notes.join('; ')}</span>}
+                </th>
+                <td className="mono small">{request.nodeId.slice(0, 16)}</td>
+                <td>{visible(request.platform)}</td>
+                <td className="mono">{request.remoteIp ?? '-'}</td>
+                <td className="mono small">{requested(request)}</td>
+                <td className="nowrap">{formatTime(request.ts)}</td>
+                {admin && (
+                  <td className="actions">
+                    <button type="button" className="primary" disabled={action.busy} onClick={() => void action.run(() => api.approvePairing(request.requestId))}>
+                      Approve
+                    </button>
+                    <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.rejectPairing(request.requestId))}>
+                      Reject
+                    </button>
+                  </td>
+                )}
+              </tr>
+            );
+          })}
         </tbody>
       </table>
     </>
