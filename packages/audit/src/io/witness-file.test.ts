@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import fs, { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,51 +24,58 @@ function place(): { dir: string; path: string } {
 
 type Step = { op: 'fsync'; directory: boolean } | { op: 'rename'; from: string; to: string };
 
-/** Runs `work` with fs.fsyncSync and fs.renameSync observed (witness-file.ts imports them by name: synced into its bindings). */
-function observingSyncs(work: () => void, fsyncFails?: NodeJS.ErrnoException): Step[] {
+/**
+ * Runs `work` with each file handle's sync() and fs/promises' rename observed
+ * (witness-file.ts imports rename by name: synced into its bindings).
+ */
+async function observingSyncs(work: () => Promise<void>, syncFails?: NodeJS.ErrnoException): Promise<Step[]> {
   const steps: Step[] = [];
-  const { fsyncSync, renameSync, fstatSync } = fs;
-  const fsync = mock.method(fs, 'fsyncSync', (fd: number) => {
-    steps.push({ op: 'fsync', directory: fstatSync(fd).isDirectory() });
-    if (fsyncFails) throw fsyncFails;
-    fsyncSync(fd);
+  const probe = await fsp.open(root, 'r');
+  const handleProto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+  await probe.close();
+  const { sync } = handleProto;
+  const { rename } = fsp;
+  const fsync = mock.method(handleProto, 'sync', async function (this: fsp.FileHandle) {
+    steps.push({ op: 'fsync', directory: (await this.stat()).isDirectory() });
+    if (syncFails) throw syncFails;
+    return sync.call(this);
   });
-  const rename = mock.method(fs, 'renameSync', (from: string, to: string) => {
+  const renaming = mock.method(fsp, 'rename', async (from: string, to: string) => {
     steps.push({ op: 'rename', from, to });
-    renameSync(from, to);
+    return rename(from, to);
   });
   syncBuiltinESMExports();
   try {
-    work();
+    await work();
   } finally {
     fsync.mock.restore();
-    rename.mock.restore();
+    renaming.mock.restore();
     syncBuiltinESMExports();
   }
   return steps;
 }
 
 describe('advanceWitness', () => {
-  it('writes a witness that reads back as the same checkpoint, and leaves nothing else in its directory', () => {
+  it('writes a witness that reads back as the same checkpoint, and leaves nothing else in its directory', async () => {
     const { dir, path } = place();
-    advanceWitness(path, at(5));
+    await advanceWitness(path, at(5));
     assert.deepEqual(readWitness(path), at(5));
     assert.deepEqual(readdirSync(dir), ['audit-witness.json']);
   });
 
-  it('replaces a witness only with a larger checkpoint', () => {
+  it('replaces a witness only with a larger checkpoint', async () => {
     const { path } = place();
-    advanceWitness(path, at(10));
-    advanceWitness(path, at(7));
+    await advanceWitness(path, at(10));
+    await advanceWitness(path, at(7));
     assert.equal(readWitness(path)?.size, 10);
-    advanceWitness(path, at(12));
+    await advanceWitness(path, at(12));
     assert.equal(readWitness(path)?.size, 12);
   });
 
-  it('syncs the new witness to disk before it replaces the old one, then the directory holding it (regression: after a crash the witness could be empty or old)', () => {
+  it('syncs the new witness to disk before it replaces the old one, then the directory holding it (regression: after a crash the witness could be empty or old)', async () => {
     const { path } = place();
-    advanceWitness(path, at(5));
-    const steps = observingSyncs(() => advanceWitness(path, at(9)));
+    await advanceWitness(path, at(5));
+    const steps = await observingSyncs(() => advanceWitness(path, at(9)));
     assert.deepEqual(
       steps.map((s) => (s.op === 'fsync' ? `fsync ${s.directory ? 'directory' : 'file'}` : `rename to ${s.to === path ? 'the witness' : s.to}`)),
       ['fsync file', 'rename to the witness', 'fsync directory'],
@@ -76,18 +84,18 @@ describe('advanceWitness', () => {
   });
 
   describe('when it cannot replace the witness', () => {
-    it('removes its temporary file when the rename fails (the witness path is a directory) and throws the errno error callers warn about (regression: the .tmp file was left behind)', () => {
+    it('removes its temporary file when the rename fails (the witness path is a directory) and throws the errno error callers warn about (regression: the .tmp file was left behind)', async () => {
       const { dir, path } = place();
       mkdirSync(path);
-      assert.throws(() => advanceWitness(path, at(5)), (e: NodeJS.ErrnoException) => typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code));
+      await assert.rejects(advanceWitness(path, at(5)), (e: NodeJS.ErrnoException) => typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code));
       assert.deepEqual(readdirSync(dir), ['audit-witness.json']);
     });
 
-    it('removes its temporary file when the disk refuses to sync it, and keeps the old witness whole', () => {
+    it('removes its temporary file when the disk refuses to sync it, and keeps the old witness whole', async () => {
       const { dir, path } = place();
-      advanceWitness(path, at(5));
+      await advanceWitness(path, at(5));
       const eio = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', errno: -5, syscall: 'fsync' });
-      assert.throws(() => observingSyncs(() => advanceWitness(path, at(9)), eio), { code: 'EIO' });
+      await assert.rejects(observingSyncs(() => advanceWitness(path, at(9)), eio), { code: 'EIO' });
       assert.deepEqual(readdirSync(dir), ['audit-witness.json']);
       assert.equal(readWitness(path)?.size, 5);
     });

@@ -1,7 +1,7 @@
 // The witness: the latest checkpoint this machine has seen, kept outside the
 // database so that restoring an older database (a rollback) is noticed.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
@@ -30,43 +30,42 @@ export function readWitness(path: string): SignedCheckpoint | null {
  * durably: the new witness is written to a temporary file beside it and
  * synced to disk, renamed over the old one, and the directory synced, so a
  * crash leaves the old witness or the new one, whole, and no temporary file
- * is left behind when any step fails.
+ * is left behind when any step fails. The writes and syncs run off the
+ * calling thread (a log's writer calls this while it appends). Calls for one
+ * path must not overlap: a later, smaller checkpoint could land last.
  * @throws the file system's errno error (callers treat it as non-fatal: the
  *   witness stays what it was, or is the new one not yet known to be on disk).
  */
-export function advanceWitness(path: string, checkpoint: SignedCheckpoint): void {
+export async function advanceWitness(path: string, checkpoint: SignedCheckpoint): Promise<void> {
   const current = readWitnessQuietly(path);
   if (current && current.size >= checkpoint.size) return;
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    const handle = await open(tmp, 'w', 0o644);
     try {
-      writeFileSync(fd, `${JSON.stringify(checkpointJson(checkpoint))}\n`);
-      fsyncSync(fd);
+      await handle.writeFile(`${JSON.stringify(checkpointJson(checkpoint))}\n`);
+      await handle.sync();
     } finally {
-      closeSync(fd);
+      await handle.close();
     }
-    renameSync(tmp, path);
+    await rename(tmp, path);
   } catch (error) {
-    try {
-      rmSync(tmp, { force: true });
-    } catch {
-      // The error that stopped the write is the one to report.
-    }
+    // The error that stopped the write is the one to report.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw error;
   }
-  syncDirectory(dirname(path));
+  await syncDirectory(dirname(path));
 }
 
 /** Makes a rename in `dir` durable. A file system that cannot sync a directory (EINVAL) has nothing more to do. */
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 

@@ -130,6 +130,7 @@ export class AuditLog {
   #closed = false;
   #pendingWitness: SignedCheckpoint | null = null;
   #witnessWrittenAt = 0;
+  #witnessWritten: Promise<void> = Promise.resolve();
 
   constructor(store: AuditStore, key: SigningKey, witnessFile: string, options: OpenAuditLogOptions) {
     this.store = store;
@@ -195,6 +196,7 @@ export class AuditLog {
     await this.#settle();
     const c = await this.#send([], 'now');
     this.#flushWitness();
+    await this.#witnessWritten;
     return c;
   }
 
@@ -207,6 +209,7 @@ export class AuditLog {
       await this.#settle();
       await this.#send([], 'now');
       this.#flushWitness();
+      await this.#witnessWritten;
     } finally {
       await this.store.close();
     }
@@ -269,18 +272,16 @@ export class AuditLog {
     return done;
   }
 
+  /** Writes the newest checkpoint as the witness, after any write still under way (off this thread); `#witnessWritten` settles once it is. */
   #flushWitness(): void {
     const c = this.#pendingWitness;
     this.#pendingWitness = null;
     if (!c) return;
     this.#witnessWrittenAt = Date.now();
-    try {
-      advanceWitness(this.#witnessFile, c);
-    } catch {
-      // The witness is an extra safeguard kept beside the log: failing to
-      // write it must not turn an acknowledged, durable append into an error.
-      // `corral audit verify` writes it again.
-    }
+    // The witness is an extra safeguard kept beside the log: failing to
+    // write it must not turn an acknowledged, durable append into an error.
+    // `corral audit verify` writes it again.
+    this.#witnessWritten = this.#witnessWritten.then(() => advanceWitness(this.#witnessFile, c)).catch(() => undefined);
   }
 
 }

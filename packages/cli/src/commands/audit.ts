@@ -107,9 +107,9 @@ function stillFollowed(file: { path: string; dev: number; ino: number }, next: n
  * as it was, intact: a warning on stderr says so, and that the next verify
  * checks for a rollback only against what was kept before.
  */
-function keepWitness(file: string, checkpoint: SignedCheckpoint): void {
+async function keepWitness(file: string, checkpoint: SignedCheckpoint): Promise<void> {
   try {
-    lib.advanceWitness(file, checkpoint);
+    await lib.advanceWitness(file, checkpoint);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
@@ -239,7 +239,7 @@ export function registerAudit(program: Command): void {
           printReport(report, opts.json === true, reader.store.where);
           if (report.ok) {
             const last = (await reader.store.checkpoints()).at(-1);
-            if (last && last.size <= report.sealed) keepWitness(file, last);
+            if (last && last.size <= report.sealed) await keepWitness(file, last);
           }
         },
         opts.publicKey,
