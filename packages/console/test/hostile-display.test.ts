@@ -146,6 +146,30 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe('a policy file under review', () => {
+    it('names under the editor a line whose identifier is spelled with a Cyrillic і, so a forbid that can never match does not pass for one that does (regression: Agent::"іnvoice-bot" read as the agent it misses)', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Policies' }).click();
+        await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: 'run.cedar' }).click();
+        const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
+        const text = await editor.inputValue();
+        const line = text.split('\n').length + 1;
+        await editor.fill(`${text}\nforbid (principal == Agent::"\u0456nvoice-bot", action, resource);`);
+        const note = page.locator('.hidden-characters');
+        const named = note.locator('li', { hasText: `${line}: forbid` });
+        await named.waitFor();
+        assert.match(await named.innerText(), /U\+0456 Cyrillic/);
+        assert.equal(await note.locator('li').count(), 1);
+        await page.getByRole('button', { name: 'Discard changes' }).click();
+        await note.waitFor({ state: 'detached' });
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
   describe('signing out in one tab', () => {
     it('signs out every other tab of the console at once, the audit log it showed gone (regression: an auditor\'s tab on the audit explorer, which asks nothing more, went on showing the log to whoever sat down next)', async () => {
       const context = await browser.newContext();
