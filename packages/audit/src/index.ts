@@ -35,6 +35,8 @@ export type { OpenAuditLogOptions } from './log/audit-log.ts';
 export { openAuditReader } from './log/open-reader.ts';
 export type { AuditReader, OpenAuditReaderOptions } from './log/open-reader.ts';
 export { readRecord, toAuditRecord, proveInclusion, proveConsistency, verifyStore } from './log/reader.ts';
+export type { VerifyStoreOptions } from './log/reader.ts';
+export type { VerifyProgressOptions } from './verify/progress.ts';
 export { storedRootAt } from './log/stored-root.ts';
 export type { AuditRecord } from './log/audit-record.ts';
 export type { InclusionProofResult, ConsistencyProofResult } from './log/reader.ts';

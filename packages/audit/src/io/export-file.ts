@@ -10,6 +10,7 @@ import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
 import { isHash, sha256Hasher } from '../merkle/hasher.ts';
 import { parseRecord } from '../record/envelope.ts';
+import { progressReporter, type VerifyProgressOptions } from '../verify/progress.ts';
 import type { VerifyReport } from '../verify/report.ts';
 import { LogVerifier } from '../verify/verifier.ts';
 
@@ -30,6 +31,9 @@ class Unreadable {
 
 /** Bytes read at a time. */
 const CHUNK = 1024 * 1024;
+
+const ignoreProgress = (): void => {};
+
 
 /** The export as first opened: one descriptor both passes read, and what it was then. */
 interface ExportFile {
@@ -243,10 +247,10 @@ function parseHeader(path: string, text: string): ExportHeader {
  *   it is not a regular file (a pipe), or the export starts after the witness
  *   (it cannot show the log extends it).
  */
-export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+export async function verifyExportFile(path: string, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: VerifyProgressOptions = {}): Promise<VerifyReport> {
   const file = await openExport(path);
   try {
-    return await verifyOpenExport(file, publicKey, witness);
+    return await verifyOpenExport(file, publicKey, witness, options);
   } finally {
     await file.handle.close();
   }
@@ -260,19 +264,19 @@ export async function verifyExportFile(path: string, publicKey: KeyObject, witne
  * to a second pass that parses every line, to name the first bad one and what
  * is wrong with it. Every pass must read the bytes the first read.
  */
-async function verifyOpenExport(file: ExportFile, publicKey: KeyObject, witness?: SignedCheckpoint | null): Promise<VerifyReport> {
+async function verifyOpenExport(file: ExportFile, publicKey: KeyObject, witness: SignedCheckpoint | null | undefined, options: VerifyProgressOptions): Promise<VerifyReport> {
   const digests: Buffer[] = [];
-  const { verifier, seal } = await readCheckpoints(file, publicKey, witness, digests);
+  const { verifier, seal, records } = await readCheckpoints(file, publicKey, witness, digests);
   let parsed = verifier;
   if (verifier.clean) {
     parsed = verifier.again();
-    if (await readRecords(file, verifier, recordsByHash, digests)) {
+    if (await readRecords(file, verifier, recordsByHash, digests, progressReporter(options, records) ?? ignoreProgress)) {
       if (seal) verifier.seal(seal.size, seal.checkpoint, seal.consistency);
       const report = verifier.finish();
       if (report.ok) return report;
     }
   }
-  await readRecords(file, parsed, parsedRecords, digests);
+  await readRecords(file, parsed, parsedRecords, digests, progressReporter(options, records) ?? ignoreProgress);
   if (seal) parsed.seal(seal.size, seal.checkpoint, seal.consistency);
   return parsed.finish();
 }
@@ -284,11 +288,12 @@ interface Seal {
   consistency: string[];
 }
 
-/** The first pass: the header, then each checkpoint to a new verifier, and the seal line, if any. */
-async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: SignedCheckpoint | null | undefined, digests: Buffer[]): Promise<{ verifier: LogVerifier; seal: Seal | undefined }> {
+/** The first pass: the header, then each checkpoint to a new verifier, and the seal line, if any; and how many record lines follow the header. */
+async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: SignedCheckpoint | null | undefined, digests: Buffer[]): Promise<{ verifier: LogVerifier; seal: Seal | undefined; records: number }> {
   const path = file.path;
   let verifier: LogVerifier | undefined;
   let seal: Seal | undefined;
+  let records = 0;
   const digest = createHash('sha256');
   for await (const batch of lines(file, digest)) {
     for (let i = 0; i < batch.bytes.length; i++) {
@@ -304,6 +309,7 @@ async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: 
         continue;
       }
       const what = signedLine(bytes);
+      if (!what && bytes.length > 0) records++;
       if (!verifier || !what) continue;
       const text = decode(bytes);
       if (text instanceof Unreadable) {
@@ -329,7 +335,7 @@ async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: 
   }
   if (!verifier) throw new AuditError('AUDIT_EXPORT_MALFORMED', `${path} is empty: no export header`, { line: 1 });
   sameBytes(file, digests, digest.digest(), 'read its checkpoints');
-  return { verifier, seal };
+  return { verifier, seal, records };
 }
 
 /**
@@ -338,10 +344,16 @@ async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: 
  * the pass read the bytes the first did and the file is still what was opened.
  * @throws AuditError AUDIT_EXPORT_MALFORMED when the file changed (changedError).
  */
-async function readRecords(file: ExportFile, verifier: LogVerifier, feed: (verifier: LogVerifier, read: AsyncIterable<Lines>, path: string) => Promise<boolean>, digests: Buffer[]): Promise<boolean> {
+async function readRecords(
+  file: ExportFile,
+  verifier: LogVerifier,
+  feed: (verifier: LogVerifier, read: AsyncIterable<Lines>, path: string, progress: (verified: number) => void) => Promise<boolean>,
+  digests: Buffer[],
+  progress: (verified: number) => void,
+): Promise<boolean> {
   const digest = createHash('sha256');
   try {
-    if (!(await feed(verifier, lines(file, digest), file.path))) return false;
+    if (!(await feed(verifier, lines(file, digest), file.path, progress))) return false;
   } catch (error) {
     // A line the first pass read whole, now too long or gone: the file changed under it.
     const why = await whatChanged(file);
@@ -371,9 +383,10 @@ const RECORD_HEAD = '{"event":{';
  * The second pass by leaf hash: each record line's seq and prev read from its
  * tail, its leaf hash taken over its bytes. False at the first line that is
  * not of that shape (or not a safe seq) and at the first damage: the parsed
- * passes then say what is wrong.
+ * passes then say what is wrong. `progress` is told the records read after each batch of lines.
  */
-async function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>): Promise<boolean> {
+async function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>, _path: string, progress: (verified: number) => void): Promise<boolean> {
+  let records = 0;
   for await (const batch of read) {
     for (let i = 0; i < batch.bytes.length; i++) {
       const n = batch.first + i;
@@ -385,19 +398,23 @@ async function recordsByHash(verifier: LogVerifier, read: AsyncIterable<Lines>):
       if (!tail || !Number.isSafeInteger(seq)) return false;
       verifier.addLeaf(seq, tail[1] as string, sha256Hasher.leaf(bytes), n);
       if (!verifier.clean) return false;
+      records++;
     }
+    progress(records);
   }
   return true;
 }
 
 /** The second pass, parsing each record line: the records, in order, to `verifier`. Always true (damage is reported). */
-async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, path: string): Promise<boolean> {
+async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, path: string, progress: (verified: number) => void): Promise<boolean> {
+  let records = 0;
   for await (const batch of read) {
     for (let i = 0; i < batch.bytes.length; i++) {
       const n = batch.first + i;
       const bytes = batch.bytes[i] as Buffer;
       // A blank line holds no record and changes none.
       if (n === 1 || bytes.length === 0 || signedLine(bytes)) continue;
+      records++;
       if (verifier.settled) {
         // The first break is found and diagnosed: parsing the rest of a hostile file would only cost time.
         verifier.skip();
@@ -415,6 +432,7 @@ async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, 
         verifier.malformed(`${path}:${n}: ${(error as Error).message}`, n);
       }
     }
+    progress(records);
   }
   return true;
 }

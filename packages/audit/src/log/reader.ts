@@ -8,6 +8,7 @@ import { sha256Hasher } from '../merkle/hasher.ts';
 import { consistencyProof, inclusionProof } from '../merkle/prover.ts';
 import { normalizeEvent, type AuditEvent, type AuditEventInput } from '../record/event.ts';
 import type { AuditStore, ChainRow, LogHead, SeqSpan, StoredRecord } from '../store/store.ts';
+import { progressReporter, type VerifyProgressOptions } from '../verify/progress.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
@@ -28,36 +29,9 @@ const SCAN_BATCH = 10_000;
  */
 const PARALLEL_FROM = availableParallelism() >= 2 ? 300_000 : Number.POSITIVE_INFINITY;
 
-/** The least time between two progress reports of verifyStore, by default. */
-const PROGRESS_EVERY_MS = 250;
-
-export interface VerifyStoreOptions {
+export interface VerifyStoreOptions extends VerifyProgressOptions {
   /** Logs at least this large verify on two threads (SQLite; default: 300,000 given two cores, else never). */
   parallelFrom?: number;
-  /**
-   * Told how far verification has come: the records verified so far and how
-   * many the log's head says it holds. Called with 0 when the records begin,
-   * then at most every `progressEveryMs`. The count may start again from 0:
-   * a log found damaged on two threads is verified again on one.
-   */
-  onProgress?: (verified: number, total: number | null) => void;
-  /** The least time between two onProgress calls after the first (default 250 ms). */
-  progressEveryMs?: number;
-}
-
-/** `onProgress` for a pass over `total` records, called at most every `everyMs`; undefined without one. */
-function progressReporter(options: VerifyStoreOptions, total: number): ((verified: number) => void) | undefined {
-  const { onProgress } = options;
-  if (!onProgress) return undefined;
-  const everyMs = options.progressEveryMs ?? PROGRESS_EVERY_MS;
-  let nextAt = performance.now() + everyMs;
-  onProgress(0, total);
-  return (verified) => {
-    const now = performance.now();
-    if (now < nextAt) return;
-    nextAt = now + everyMs;
-    onProgress(verified, total);
-  };
 }
 
 export interface InclusionProofResult {

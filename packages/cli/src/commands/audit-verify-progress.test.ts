@@ -1,6 +1,7 @@
 // `corral audit verify` showing how far it has come on stderr, its report alone on stdout.
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { corral, tempStateDir } from '../../test/corral.ts';
@@ -29,6 +30,21 @@ describe('corral audit verify progress', () => {
         assert.equal(shown.stdout, quiet.stdout);
         if (args.includes('--json')) assert.equal(JSON.parse(shown.stdout).verified, 12);
         else assert.match(shown.stdout, /^ok: .*seq 0–11 \(12 records\) verified/);
+      });
+      it('says so too for an export verified offline (--export)', async () => {
+        const exported = await corral(['--state-dir', dir, 'audit', 'export', '--format', 'jsonl']);
+        const file = join(dir, 'export.jsonl');
+        writeFileSync(file, exported.stdout);
+        const key = join(dir, 'public.pem');
+        writeFileSync(key, (await corral(['--state-dir', dir, 'audit', 'public-key'])).stdout);
+        const offline = ['--export', file, '--public-key', key, ...args];
+        const quiet = await verify(offline);
+        const shown = await verify(offline, 0);
+        assert.equal(shown.code, 0, shown.stderr);
+        assert.match(shown.stderr, /^(corral: verify: (0|12) of 12 records verified\n)+$/);
+        assert.match(shown.stderr, /^corral: verify: 12 of 12 records verified$/m);
+        assert.equal(shown.stdout, quiet.stdout);
+        assert.equal(quiet.stderr, '');
       });
       it('shows nothing for a verify that ends within 2 s', async () => {
         const r = await verify(args);

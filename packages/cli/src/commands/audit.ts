@@ -219,7 +219,14 @@ export function registerAudit(program: Command): void {
       const witness = opts.checkpoint === undefined ? null : checkpointArg(opts.checkpoint);
       if (opts.export) {
         if (!opts.publicKey) throw new CliFailure('--export needs --public-key FILE: the key you trust (from `corral audit public-key`)', EXIT.usage);
-        const report = await lib.verifyExportFile(opts.export, lib.loadPublicKeyFile(opts.publicKey), witness);
+        const publicKey = lib.loadPublicKeyFile(opts.publicKey);
+        const progress = verifyProgress();
+        let report: VerifyReport;
+        try {
+          report = await lib.verifyExportFile(opts.export, publicKey, witness, progress.options);
+        } finally {
+          progress.done();
+        }
         printReport(report, opts.json === true, opts.export);
         return;
       }
