@@ -17,4 +17,15 @@ describe('an audit record summarised for people', () => {
     assert.equal(split, 'agent a1 node.invoke.decide printf a b');
     assert.equal(toEvent(record({ details: { argv: ['sh', '-c', "echo 'hi'; ls"] } })).summary, `agent a1 node.invoke.decide sh -c 'echo '\\''hi'\\''; ls'`);
   });
+
+  it('marks a summary it cut short with …, so the end of a long command line never looks like all of it (regression: cut at 300 characters without a mark, `… && rm -rf ~` hidden)', () => {
+    const long = toEvent(record({ details: { argv: ['sh', '-c', `${'echo fine; '.repeat(40)}rm -rf ~`] } })).summary;
+    assert.equal(long.length, 300);
+    assert.ok(long.endsWith('…'), long.slice(-20));
+    const short = toEvent(record({ details: { argv: ['true'] } })).summary;
+    assert.ok(!short.endsWith('…'));
+    // Not inside a surrogate pair: the last character before the mark is whole.
+    const emoji = toEvent(record({ details: { argv: ['printf', '😀'.repeat(200)] } })).summary;
+    assert.ok(emoji.endsWith('…') && emoji.slice(0, -1).isWellFormed());
+  });
 });

@@ -47,7 +47,18 @@ function summarise(record: AuditRecord, name: string | undefined): string {
   const what = argv ? `${e.action} ${argv}` : `${e.action} ${e.resource.kind} ${target}`;
   const effect = e.decision ? `: ${e.decision.effect}${e.decision.reason ? ` (${e.decision.reason})` : ''}` : '';
   const outcome = e.outcome ? ` → ${e.outcome.status}${e.outcome.exitCode !== undefined ? ` exit ${e.outcome.exitCode}` : ''}` : '';
-  return `${who} ${what}${effect}${outcome}`.slice(0, 300);
+  return clipped(`${who} ${what}${effect}${outcome}`, SUMMARY_MAX);
+}
+
+/** The longest summary, in UTF-16 code units. */
+const SUMMARY_MAX = 300;
+
+/** `text` cut to at most `max` code units, marked with … when cut (a command line's end must not look like all of it), never inside a surrogate pair. */
+function clipped(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  if (/[\uD800-\uDBFF]/.test(text[end - 1] ?? '')) end--;
+  return `${text.slice(0, end)}…`;
 }
 
 /** Whether an event passes the activity filters; `agent` lists the agent's id and name (records use either). */
