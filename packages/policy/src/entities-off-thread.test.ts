@@ -9,6 +9,7 @@ import { MAX_PARENT_DEPTH } from './entities.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies, type PolicySource } from './load.ts';
 import { decisionPointOffThread } from './load-thread.ts';
+import { longestGap } from '../../../scripts/testing/event-loop.ts';
 
 const SOURCES: PolicySource[] = [
   { file: 'staff.cedar', text: '@id("staff")\npermit (principal in Group::"g1-3", action == Action::"system.run", resource);\n' },
@@ -78,23 +79,6 @@ function refusal(error: unknown): { code: string; message: string; issues: unkno
   return { code: error.code, message: error.message, issues: error.issues };
 }
 
-/** The longest the event loop went without running a 2 ms interval while `work` ran, ms. */
-async function longestGap<T>(work: () => Promise<T>): Promise<{ gap: number; value: T }> {
-  let last = performance.now();
-  let gap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last);
-    last = now;
-  }, 2);
-  try {
-    const value = await work();
-    gap = Math.max(gap, performance.now() - last);
-    return { gap, value };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 describe('a decision point whose entities are checked on a worker thread', () => {
   describe('with an org chart of 2,000 people in 1,000 groups', () => {
@@ -213,7 +197,7 @@ describe('a decision point whose entities are checked on a worker thread', () =>
       const start = performance.now();
       onThisThread(SOURCES, text);
       const syncMs = performance.now() - start;
-      const { gap, value: point } = await longestGap(() => decisionPointOffThread(SOURCES, { entities: { file: 'entities.json', text } }));
+      const { gap, value: point } = await longestGap(() => decisionPointOffThread(SOURCES, { entities: { file: 'entities.json', text } }), 2);
       assert.ok(gap < syncMs / 4, `the event loop stalled ${gap.toFixed(0)} ms; setEntities takes ${syncMs.toFixed(0)} ms`);
       assert.equal(point.decide({ principal: { type: 'Human', id: 'h9999' }, ...REQUESTS[0]! }).policySet, point.policySet!.fingerprint);
     });

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { MAX_SET_BYTES } from './policy-control.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+import { longestGap } from '../../../../scripts/testing/event-loop.ts';
 
 const POLICY = '@id("staff") permit (principal in Group::"g1-3", action == Action::"system.run", resource);\n';
 
@@ -35,23 +36,6 @@ function org(people: number): unknown[] {
   return out;
 }
 
-/** The longest the event loop went without running a 5 ms interval while `work` ran, ms. */
-async function longestGap<T>(work: () => Promise<T>): Promise<{ gap: number; value: T }> {
-  let last = performance.now();
-  let gap = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gap = Math.max(gap, now - last);
-    last = now;
-  }, 5);
-  try {
-    const value = await work();
-    gap = Math.max(gap, performance.now() - last);
-    return { gap, value };
-  } finally {
-    clearInterval(timer);
-  }
-}
 
 describe('a candidate whose entities are a large org chart (5,000 people in 1,000 groups, under 1 MiB)', () => {
   let state: string;

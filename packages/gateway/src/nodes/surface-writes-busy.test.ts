@@ -17,6 +17,7 @@ import { GATEWAY_DB_FILE } from '../store/store.ts';
 import { setBusyTimeout } from '../store/write-lock.ts';
 import { NodeInventory } from './inventory.ts';
 import { startTestGateway, type TestGateway } from '../../test/harness.ts';
+import { stallMeter } from '../../../../scripts/testing/event-loop.ts';
 
 /**
  * The gateway connection's busy_timeout in these tests: far above the
@@ -41,24 +42,6 @@ function holdWriteLock(stateDir: string): { release(): void } {
   };
 }
 
-/** The longest the event loop went without running a 5 ms timer, from now until stop(). */
-function stallMeter(): { stop(): number } {
-  let last = performance.now();
-  let worst = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - last);
-    last = now;
-  }, 5);
-  // A test that fails before stop() leaves the process free to end.
-  timer.unref();
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(worst, performance.now() - last);
-    },
-  };
-}
 
 /** Waits (with timers, up to 10 s) until `check` holds. */
 async function eventually(check: () => boolean, what: string): Promise<void> {
