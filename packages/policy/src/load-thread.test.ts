@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { syncBuiltinESMExports } from 'node:module';
 import { describe, it } from 'node:test';
-import workerThreads from 'node:worker_threads';
 import fc from 'fast-check';
+import { countingWorkers } from '../../../scripts/testing/workers.ts';
 import { parseCases, runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
@@ -55,29 +54,14 @@ describe('checking a policy set on a worker thread', () => {
   });
 
   it('never runs more than two workers at once, counting one until it has exited (a freed turn let a newcomer in beside the woken one)', async () => {
-    // Count the workers this module starts: Worker, as node:worker_threads exports it, is swapped for a counting one.
-    const Original = workerThreads.Worker;
-    let live = 0;
-    let most = 0;
-    workerThreads.Worker = class extends Original {
-      constructor(...args: ConstructorParameters<typeof Original>) {
-        super(...args);
-        most = Math.max(most, ++live);
-        this.once('exit', () => live--);
-      }
-    };
-    syncBuiltinESMExports();
-    try {
+    const { mostAtOnce } = await countingWorkers(async () => {
       const first = validatePoliciesOffThread(SOURCES);
       const more = [validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES)];
       // Newcomers the moment the first is done, while the next waiting one has been woken.
       const late = first.then(() => Promise.all([validatePoliciesOffThread(SOURCES), validatePoliciesOffThread(SOURCES)]));
       await Promise.all([first, ...more, late]);
-    } finally {
-      workerThreads.Worker = Original;
-      syncBuiltinESMExports();
-    }
-    assert.equal(most, 2);
+    });
+    assert.equal(mostAtOnce, 2);
   });
 
   it(`refuses a check when ${MAX_WAITING} wait already (POLICY_ENGINE_BUSY), but never an urgent one, which goes first`, async () => {
@@ -151,31 +135,12 @@ describe('reading and running a cases text on a worker thread (runCaseTextOffThr
     expect: allow
 `;
 
-  /** Runs `work` counting the workers this module starts meanwhile. */
-  const counting = async (work: () => Promise<unknown>): Promise<number> => {
-    const Original = workerThreads.Worker;
-    let started = 0;
-    workerThreads.Worker = class extends Original {
-      constructor(...args: ConstructorParameters<typeof Original>) {
-        super(...args);
-        started++;
-      }
-    };
-    syncBuiltinESMExports();
-    try {
-      await work();
-    } finally {
-      workerThreads.Worker = Original;
-      syncBuiltinESMExports();
-    }
-    return started;
-  };
 
   it('reads the text and runs its cases on one worker, with the same results as on this thread (the text was read on a worker of its own, and the cases copied to another)', async () => {
     const point = new DecisionPoint();
     point.load(loadPolicies(SOURCES));
     let results: unknown;
-    const workers = await counting(async () => (results = await runCaseTextOffThread(SOURCES, ECHO)));
+    const { started: workers } = await countingWorkers(async () => (results = await runCaseTextOffThread(SOURCES, ECHO)));
     assert.deepEqual(results, runCases(point, parseCases(ECHO).cases));
     assert.equal(workers, 1);
   });

@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import workerThreads from 'node:worker_threads';
 import { openAuditLog } from '@corral/audit';
+import { countingWorkers } from '../../../../scripts/testing/workers.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
 import { type ApiClient, auditEvents, ECHO_CASES, startTestGateway, type TestGateway } from './testing.ts';
@@ -109,22 +108,10 @@ describe('policies', () => {
   });
 
   it('reads and runs the cases of one test request on one worker thread (regression: read on a worker of the gateway\'s own and run on another, so one request could hold four)', async () => {
-    const Original = workerThreads.Worker;
-    let started = 0;
-    workerThreads.Worker = class extends Original {
-      constructor(...args: ConstructorParameters<typeof Original>) {
-        super(...args);
-        started++;
-      }
-    };
-    syncBuiltinESMExports();
-    try {
+    const { started } = await countingWorkers(async () => {
       const answer = await auditor.post('/api/policies/test', { files: [{ name: 'main.cedar', text: ALLOW_ECHO }], cases: ECHO_CASES });
       assert.deepEqual([answer.status, answer.body.ok], [200, true]);
-    } finally {
-      workerThreads.Worker = Original;
-      syncBuiltinESMExports();
-    }
+    });
     assert.equal(started, 1);
   });
 
