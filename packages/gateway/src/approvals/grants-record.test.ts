@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DatabaseSync } from 'node:sqlite';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { PolicyControl } from '../http/policy-control.ts';
 import { openGatewayDb } from '../store/store.ts';
 import { grantFile, PolicyGrants } from './grants.ts';
 import { ApprovalStore, type Approval } from './store.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const BASE = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const stateDir = policyStateDirs('grants-record', BASE);
@@ -69,11 +69,10 @@ describe('the record of a grant', () => {
       const control = PolicyControl.open(dir, { lockWaitMs: 200 });
       const grants = new PolicyGrants(control, approvals);
       const approval = allowedAlways();
-      let lock: DatabaseSync | undefined;
+      let release: (() => void) | undefined;
       try {
         const added = await grants.add(approval, async () => {
-          lock = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-          lock.exec('BEGIN IMMEDIATE');
+          release = holdActivationLock(dir);
           throw refusal();
         });
         assert.equal(inSet(dir, approval), true, 'its file could not be removed');
@@ -83,13 +82,12 @@ describe('the record of a grant', () => {
         assert.throws(() => control.decide(LS), { code: 'POLICY_NOT_LOADED' });
         assert.equal(approvals.grantWithdrawn(approval.id), true);
         assert.deepEqual(added, { status: 'unrecorded', code: 'GATEWAY_INTERNAL' });
-        lock!.exec('ROLLBACK');
+        release!();
         assert.equal(await grants.remove(approval.id), 'revoked');
         assert.equal(inSet(dir, approval), false);
         assert.equal(control.decide(LS).decision, 'allow', 'decided again once the set without it is in force');
       } finally {
-        if (lock?.isTransaction) lock.exec('ROLLBACK');
-        lock?.close();
+        release?.();
       }
     });
   });

@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { PolicyControl } from '../http/policy-control.ts';
 import { openGatewayDb } from '../store/store.ts';
 import { grantFile, PolicyGrants, revokeGrantIn } from './grants.ts';
 import { ApprovalStore, type Approval } from './store.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const BASE = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const stateDir = policyStateDirs('grants-unrecorded', BASE);
@@ -36,17 +36,15 @@ function decided(control: PolicyControl, approval: Approval): string {
 /** Adds the grant with its record refused while another process keeps the set from being put back: the set holding it is left in force. */
 async function leftUnrecorded(dir: string): Promise<Approval> {
   const approval = allowedAlways();
-  let lock: DatabaseSync | undefined;
+  let release: (() => void) | undefined;
   try {
     const added = await new PolicyGrants(PolicyControl.open(dir, { lockWaitMs: 100 }), approvals).add(approval, async () => {
-      lock = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-      lock.exec('BEGIN IMMEDIATE');
+      release = holdActivationLock(dir);
       throw refusal();
     });
     assert.deepEqual(added, { status: 'unrecorded', code: 'GATEWAY_INTERNAL' });
   } finally {
-    if (lock?.isTransaction) lock.exec('ROLLBACK');
-    lock?.close();
+    release?.();
   }
   assert.ok(PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(approval.id)), 'its file is still in the set');
   return approval;

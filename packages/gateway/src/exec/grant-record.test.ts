@@ -8,13 +8,13 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DatabaseSync } from 'node:sqlite';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { ApprovalStore, GatewayClient, GatewayServer, grantFile, NodeInventory, NodeInvoker, OpenRuns, PolicyGrants, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
 import { PolicyControl } from '../http/policy-control.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = `
@@ -80,18 +80,6 @@ async function grantingGateway() {
   };
 }
 
-/** Holds the activation lock of policy directory `dir`, as another process activating a set would. */
-function holdActivationLock(dir: string): { release(): void } {
-  const lock = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-  lock.exec('BEGIN IMMEDIATE');
-  return {
-    release() {
-      if (!lock.isOpen) return;
-      if (lock.isTransaction) lock.exec('ROLLBACK');
-      lock.close();
-    },
-  };
-}
 
 describe('when the audit log refuses the record of an allow-always grant', () => {
   it('takes the grant back: the set without it is put back, nothing counts it, and the same action asks again (regression: the grant stayed in force, unrecorded)', async () => {
@@ -157,11 +145,11 @@ describe('when the audit log refuses the record of an allow-always grant', () =>
   describe('and the grant cannot be taken back either (another process holds the policy set\'s activation lock)', () => {
     it('denies every request while the set holding it is in force, counts the grant for nothing, and says so; a revoke ends it', async () => {
       const gw = await grantingGateway();
-      let lock: { release(): void } | undefined;
+      let release: (() => void) | undefined;
       try {
         gw.refusing.when = (e) => {
           if (e.action !== 'policy.grant') return false;
-          lock ??= holdActivationLock(gw.dir);
+          release ??= holdActivationLock(gw.dir);
           return true;
         };
         const { waiting, id, digest } = await gw.asked(['printf', 'stuck']);
@@ -175,13 +163,13 @@ describe('when the audit log refuses the record of an allow-always grant', () =>
         gw.refusing.when = undefined;
         await assert.rejects(gw.run(['printf', 'stuck'], 100), refusedWith('SYSTEM_RUN_DENIED'));
         await assert.rejects(gw.run(['echo', 'anything'], 100), refusedWith('SYSTEM_RUN_DENIED'));
-        lock!.release();
+        release!();
         assert.equal(await gw.invoker.revokeGrant(`approval-${id}`, 'carol'), 'revoked');
         assert.equal(gw.inSet(id), false);
         await gw.run(['echo', 'decided-again']);
         await assert.rejects(gw.run(['printf', 'stuck'], 100), refusedWith('APPROVAL_PENDING'));
       } finally {
-        lock?.release();
+        release?.();
         await gw.close();
       }
     });

@@ -8,13 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { AuditError, openAuditLog, type AuditEventInput } from '@corral/audit';
 import { pairedNodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
 import { compileCandidate, parseFiles, PolicyControl, type PolicyLogEntry } from './policy-control.ts';
 import { auditEvents, startTestGateway } from './testing.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -32,17 +32,6 @@ function stateWith(text: string): string {
   return state;
 }
 
-/** Takes the directory's activation lock as another process's activation does; gives a function that lets it go (once, however often called). */
-function holdLock(dir: string): () => void {
-  mkdirSync(`${dir}.versions`, { recursive: true });
-  const db = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-  db.exec('BEGIN IMMEDIATE');
-  return () => {
-    if (!db.isOpen) return;
-    db.exec('ROLLBACK');
-    db.close();
-  };
-}
 
 const downLog = () => new AuditError('AUDIT_STORE_UNAVAILABLE', 'the audit log is unavailable');
 
@@ -55,7 +44,7 @@ describe('when an activation cannot be recorded', () => {
     const meanwhile: string[] = [];
     const activation = control.activateRecorded(candidate, control.active().hash, async () => {
       // The put-back waits for this lock: decisions are asked for meanwhile.
-      release = holdLock(dir);
+      release = holdActivationLock(dir);
       setTimeout(() => {
         try {
           control.decide(request);
@@ -81,7 +70,7 @@ describe('when an activation cannot be recorded', () => {
     const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: PERMIT }]));
     let release: (() => void) | undefined;
     const outcome = await control.activateRecorded(candidate, control.active().hash, async () => {
-      release = holdLock(dir);
+      release = holdActivationLock(dir);
       throw downLog();
     });
     try {
@@ -107,7 +96,7 @@ describe('when an activation cannot be recorded', () => {
     const candidate = compileCandidate(parseFiles([{ name: 'main.cedar', text: PERMIT }]));
     let release: (() => void) | undefined;
     assert.equal(await control.activateRecorded(candidate, control.active().hash, async () => {
-      release = holdLock(dir);
+      release = holdActivationLock(dir);
       throw downLog();
     }), 'unrecorded');
     release?.();
@@ -130,7 +119,7 @@ describe('POST /api/policies/activate when the audit log cannot record it and th
       if (event.action !== 'policy.activate' || !failNext) return append(event);
       failNext = false;
       // The put-back needs the activation lock: another process holds it past the gateway's wait.
-      release = holdLock(dir);
+      release = holdActivationLock(dir);
       throw downLog();
     };
     const t = await startTestGateway({ stateDir: state, audit: log });

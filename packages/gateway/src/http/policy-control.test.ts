@@ -6,10 +6,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { errorReply } from './error-reply.ts';
 import { compileCandidate, compileCandidateOffThread, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -140,21 +140,12 @@ describe('activating from two processes at once', () => {
       result: new Promise<{ activated: boolean; hash: string; ms: number }>((resolve) => child.on('close', () => resolve(JSON.parse(out.split('\n')[1]!)))),
     };
   }
-  /** Holds the activation lock from this process, as another process's activation would. */
-  function holdLock(dir: string): () => void {
-    mkdirSync(`${dir}.versions`, { recursive: true });
-    const db = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-    db.exec('BEGIN IMMEDIATE');
-    return () => {
-      db.exec('ROLLBACK');
-      db.close();
-    };
-  }
+
 
   it('waits while another process holds the activation lock, then activates', async () => {
     const dir = policyDir();
     const base = PolicyControl.open(dir).active().hash;
-    const release = holdLock(dir);
+    const release = holdActivationLock(dir);
     const child = activator(dir, FORBID, base);
     await child.ready();
     await new Promise((r) => setTimeout(r, 300));
@@ -167,7 +158,7 @@ describe('activating from two processes at once', () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir, { lockWaitMs: 200 });
     const before = control.active().hash;
-    const release = holdLock(dir);
+    const release = holdActivationLock(dir);
     try {
       await assert.rejects(control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), before), { code: 'GATEWAY_CONFLICT' });
     } finally {
@@ -179,7 +170,7 @@ describe('activating from two processes at once', () => {
   it('answers that conflict without naming where the policy directory is: its message goes to the API caller as it is (regression: it named the directory)', async () => {
     const dir = policyDir();
     const control = PolicyControl.open(dir, { lockWaitMs: 50 });
-    const release = holdLock(dir);
+    const release = holdActivationLock(dir);
     let thrown: unknown;
     try {
       await control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: FORBID }])), control.active().hash);
@@ -196,7 +187,7 @@ describe('activating from two processes at once', () => {
   it('lets one of two activations on the same base hash through; the other is refused and nothing is lost', async () => {
     const dir = policyDir();
     const base = PolicyControl.open(dir).active().hash;
-    const release = holdLock(dir);
+    const release = holdActivationLock(dir);
     const texts = [FORBID, `${PERMIT}// the other candidate\n`];
     const children = texts.map((text) => activator(dir, text, base));
     await Promise.all(children.map((c) => c.ready()));

@@ -10,11 +10,11 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { AuditError } from '@corral/audit';
 import { compileCandidate, hashFiles, parseFiles, PolicyControl, type PolicyLogEntry } from './policy-control.ts';
 import { startTestGateway } from './testing.ts';
+import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = 'forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -34,17 +34,6 @@ function policyDir(text = FORBID): string {
 const setOf = (text: string) => compileCandidate(parseFiles([{ name: 'main.cedar', text }]));
 const downLog = () => new AuditError('AUDIT_STORE_UNAVAILABLE', 'the audit log is unavailable');
 
-/** Takes the directory's activation lock as another process's activation does; gives a function that lets it go (once). */
-function holdLock(dir: string): () => void {
-  mkdirSync(`${dir}.versions`, { recursive: true });
-  const db = new DatabaseSync(join(`${dir}.versions`, 'activation.lock'));
-  db.exec('BEGIN IMMEDIATE');
-  return () => {
-    if (!db.isOpen) return;
-    db.exec('ROLLBACK');
-    db.close();
-  };
-}
 
 /** Activates `text` in `control`, its record refused and the put-back kept from the lock: the set is left in force unrecorded. */
 async function leaveUnrecorded(control: PolicyControl, dir: string, text = PERMIT): Promise<string> {
@@ -52,7 +41,7 @@ async function leaveUnrecorded(control: PolicyControl, dir: string, text = PERMI
   let release: (() => void) | undefined;
   try {
     const outcome = await control.activateRecorded(candidate, control.active().hash, async () => {
-      release = holdLock(dir);
+      release = holdActivationLock(dir);
       throw downLog();
     });
     assert.equal(outcome, 'unrecorded');
