@@ -677,6 +677,25 @@ describe('EgressProxy', () => {
       assert.deepEqual([records[1]?.allowed, records[1]?.reason], [false, 'bad-request']);
       release();
     });
+
+    it('cuts off a client that pipelines a CONNECT behind an unfinished answer, opening no tunnel, and records it', async () => {
+      const before = channel.connections().length;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      // The tunnel opened beside the held answer: a second upstream connection for one client
+      // connection, its 200 and the tunnelled bytes written before the answer to the GET.
+      socket.write(`GET http://api.test.corral:${holderPort}/ HTTP/1.1\r\n\r\nCONNECT api.test.corral:${echoPort} HTTP/1.1\r\n\r\nping`);
+      await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 500))]);
+      release();
+      socket.destroy();
+      assert.ok(!received.includes('Connection Established'), received);
+      assert.ok(!received.includes('ping'), received);
+      const records = (await finished(channel, before + 2)).slice(before);
+      const connect = records.find((r) => r.method === 'CONNECT');
+      assert.deepEqual([connect?.allowed, connect?.reason, connect?.host, connect?.port], [false, 'bad-request', 'api.test.corral', echoPort]);
+    });
   });
 
   describe('when clients send a request and leave at once, again and again', () => {
@@ -1062,11 +1081,13 @@ describe('EgressProxy', () => {
       const waiting = await own.openChannel(rules('*.test.corral:*', '127.0.0.1/32:*'));
       const socket = net.connect(waiting.socketPath);
       socket.on('error', () => undefined);
-      // An answer the client leaves unread, then a CONNECT whose name never resolves: closing
-      // with unread bytes resets the proxy's side of the connection while the CONNECT waits.
-      socket.write(`GET http://api.test.corral:${httpPort}/bytes?n=${1 << 20} HTTP/1.1\r\n\r\nCONNECT slow.test.corral:443 HTTP/1.1\r\n\r\n`);
-      await once(socket, 'data');
+      // An answer the client leaves mostly unread (it fits the socket's buffers, so it is done), then
+      // a CONNECT whose name never resolves: closing with unread bytes resets the proxy's side of the
+      // connection while the CONNECT waits.
       socket.pause();
+      socket.write(`GET http://api.test.corral:${httpPort}/bytes?n=${64 << 10} HTTP/1.1\r\n\r\n`);
+      await finished(waiting, 1);
+      socket.write('CONNECT slow.test.corral:443 HTTP/1.1\r\n\r\n');
       await new Promise((r) => setTimeout(r, 50));
       socket.destroy();
       const records = await finished(waiting, 2);

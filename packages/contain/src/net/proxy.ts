@@ -65,7 +65,8 @@ export interface EgressChannelOptions {
 /**
  * Why a connection attempt did not go through.
  * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
- * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds), `header-too-large`, `header-timeout`;
+ * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds, or a
+ *   CONNECT pipelined behind an unfinished answer), `header-too-large`, `header-timeout`;
  * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
  * - `channel-closed` (503): the run ended while the attempt was under way;
  * - `client-closed` (recorded as 499, answered to nobody): the client went away before the
@@ -394,6 +395,8 @@ class Channel implements EgressChannel {
   readonly #upstreams = new Set<net.Socket>();
   /** Per client connection: plain-HTTP requests pipelined behind an unfinished answer (see #await). */
   readonly #waiting = new WeakMap<net.Socket, number>();
+  /** Per client connection: the plain-HTTP answer it is being given, until that answer closes. */
+  readonly #answering = new WeakMap<net.Socket, http.ServerResponse>();
   readonly #abort = new AbortController();
   /** The channel's resolver calls under way, abandoned ones included (see maxLookupsPerChannel). */
   readonly #lookups: Slots;
@@ -559,6 +562,11 @@ class Channel implements EgressChannel {
     endWith(socket, rawAnswer(reason, undefined));
   }
 
+  /** True while the client connection has a plain-HTTP answer under way or requests waiting for theirs. */
+  #answersPending(socket: net.Socket): boolean {
+    return this.#answering.has(socket) || (this.#waiting.get(socket) ?? 0) > 0;
+  }
+
   #tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
     client.setTimeout(0);
     const entry = this.#begin('CONNECT');
@@ -570,13 +578,23 @@ class Channel implements EgressChannel {
     const gone = new AbortController();
     client.once('close', () => gone.abort());
     const target = parseAuthority(req.url ?? '');
+    if (target !== null) {
+      entry.record.host = target.host;
+      entry.record.port = target.port;
+    }
+    // Node hands a CONNECT over as soon as it is parsed, even pipelined behind a plain-HTTP request
+    // still being answered: its tunnel would be a second upstream connection for one client
+    // connection, and its 200 and bytes would go out before (or into) the answers owed first.
+    if (this.#answersPending(client)) {
+      this.#refused(entry, 'bad-request');
+      client.destroy();
+      return;
+    }
     if (target === null) {
       this.#refused(entry, 'bad-request');
       endWith(client, rawAnswer('bad-request', undefined));
       return;
     }
-    entry.record.host = target.host;
-    entry.record.port = target.port;
     void this.#connect(entry, target, true, gone.signal)
       .then((upstream) => this.#splice(entry, target, client, head, upstream))
       .catch(() => {
@@ -627,6 +645,11 @@ class Channel implements EgressChannel {
       return;
     }
     const entry = this.#begin('HTTP', req.method);
+    const socket = res.socket;
+    this.#answering.set(socket, res);
+    res.once('close', () => {
+      if (this.#answering.get(socket) === res) this.#answering.delete(socket);
+    });
     // A client gone before its answer: the attempt is given up, so that a client which sends a
     // request and leaves, again and again, makes no more work than the channel's connections allow.
     const gone = new AbortController();
