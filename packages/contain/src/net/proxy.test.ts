@@ -698,6 +698,52 @@ describe('EgressProxy', () => {
     });
   });
 
+  describe('when a malformed request follows an answer already under way on the same connection', () => {
+    // Sends the head and half the body of its answer, and the rest when told.
+    const rest: net.Socket[] = [];
+    const trickle = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234');
+        rest.push(s);
+      });
+    });
+    let trickPort: number;
+    let channel: EgressChannel;
+    before(async () => {
+      trickPort = await listen(trickle);
+      channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+    });
+    after(async () => {
+      await channel.close();
+      trickle.close();
+    });
+
+    it('cuts the client off and never writes its refusal into the middle of that answer', async () => {
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      socket.write(`GET http://api.test.corral:${trickPort}/ HTTP/1.1\r\n\r\n`);
+      await until(() => received.endsWith('01234') || undefined, 'half the answer');
+      socket.write('GARBAGE\r\n\r\n');
+      await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 3000))]);
+      for (const s of rest) s.end('56789');
+      socket.destroy();
+      // Before: '…01234HTTP/1.1 400 Bad Request…', read by the client as the answer's last 5 bytes and more.
+      assert.ok(received.endsWith('\r\n\r\n01234'), JSON.stringify(received));
+      assert.ok(!received.includes('X-Corral-Refused'), JSON.stringify(received));
+      const records = await finished(channel, 2);
+      assert.deepEqual(
+        records.map((r) => [r.allowed, r.reason ?? null, r.aborted ?? null]),
+        [
+          [true, null, 'client'],
+          [false, 'bad-request', null],
+        ],
+      );
+    });
+  });
+
   describe('when clients send a request and leave at once, again and again', () => {
     // Each client frees its connection slot as it leaves: an attempt kept going after it would make
     // work (resolver calls, upstream connections) the channel's connection cap no longer bounds.

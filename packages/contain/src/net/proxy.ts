@@ -66,7 +66,8 @@ export interface EgressChannelOptions {
  * Why a connection attempt did not go through.
  * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
  * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds, or a
- *   CONNECT pipelined behind an unfinished answer), `header-too-large`, `header-timeout`;
+ *   CONNECT pipelined behind an unfinished answer), `header-too-large`, `header-timeout`; one that follows an
+ *   unfinished answer on its connection is not answered: the client is cut off;
  * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
  * - `channel-closed` (503): the run ended while the attempt was under way;
  * - `client-closed` (recorded as 499, answered to nobody): the client went away before the
@@ -559,6 +560,12 @@ class Channel implements EgressChannel {
     const reason: ConnectionRefusal =
       code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header-timeout' : 'bad-request';
     this.#refused(this.#begin('HTTP'), reason);
+    // Behind an answer under way (a pipelined request), the refusal would be written into that
+    // answer's bytes, or read as the answer to an earlier request: the client is cut off instead.
+    if (this.#answersPending(socket)) {
+      socket.destroy();
+      return;
+    }
     endWith(socket, rawAnswer(reason, undefined));
   }
 
