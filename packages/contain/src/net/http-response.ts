@@ -61,6 +61,8 @@ export class ResponseReader {
   #progress: ReadProgress = 'head';
   #head: Buffer[] = [];
   #headBytes = 0;
+  /** The head's last (up to 3) bytes so far: its end may straddle reads. */
+  #carry: Buffer = Buffer.alloc(0);
   #framing: Framing = 'none';
   /** Bytes of body left: of the whole body (length), of the current chunk (chunked). */
   #left = 0;
@@ -99,26 +101,34 @@ export class ResponseReader {
   }
 
   #readHead(chunk: Buffer, at: number, sink: ResponseSink): number | ResponseFault {
-    // The end of the head may straddle reads: search from up to three bytes back.
-    const carried = Math.min(3, this.#headBytes);
-    const joined = carried === 0 ? chunk.subarray(at) : Buffer.concat([this.#tail(carried), chunk.subarray(at)]);
-    const found = joined.indexOf('\r\n\r\n');
-    const taken = found === -1 ? chunk.length - at : found + 4 - carried;
+    const end = this.#headEnd(chunk, at);
+    const taken = end === -1 ? chunk.length - at : end - at;
     if (this.#headBytes + taken > this.#maxHeadBytes) return 'head-too-large';
-    this.#head.push(Buffer.from(chunk.subarray(at, at + taken)));
+    const piece = Buffer.from(chunk.subarray(at, at + taken));
+    this.#head.push(piece);
     this.#headBytes += taken;
-    if (found === -1) return chunk.length;
-    const text = Buffer.concat(this.#head).toString('latin1', 0, this.#headBytes - 4);
+    // Only the last bytes are kept aside: joining the whole head at every read is quadratic in a
+    // head sent a byte at a time.
+    this.#carry = piece.length >= 3 ? piece.subarray(piece.length - 3) : Buffer.concat([this.#carry, piece]).subarray(-3);
+    if (end === -1) return chunk.length;
+    const text = Buffer.concat(this.#head, this.#headBytes).toString('latin1', 0, this.#headBytes - 4);
     this.#head = [];
     this.#headBytes = 0;
+    this.#carry = Buffer.alloc(0);
     const fault = this.#startBody(text, sink);
-    return fault ?? at + taken;
+    return fault ?? end;
   }
 
-  /** The last `n` bytes of the head read so far. */
-  #tail(n: number): Buffer {
-    const all = Buffer.concat(this.#head);
-    return all.subarray(all.length - n);
+  /** Where in `chunk` the head's blank line ends (just past it), searching from `at` and the bytes carried; -1 when not yet. */
+  #headEnd(chunk: Buffer, at: number): number {
+    const carried = this.#carry.length;
+    if (carried > 0) {
+      const bridge = Buffer.concat([this.#carry, chunk.subarray(at, at + 3)]);
+      const found = bridge.indexOf('\r\n\r\n');
+      if (found !== -1) return at + found + 4 - carried;
+    }
+    const found = chunk.indexOf('\r\n\r\n', at);
+    return found === -1 ? -1 : found + 4;
   }
 
   #startBody(text: string, sink: ResponseSink): ResponseFault | undefined {
@@ -144,7 +154,8 @@ export class ResponseReader {
       return undefined;
     }
     const head: ResponseHead = { status: code, reason: status[2] ?? '', rawHeaders };
-    if (codings === undefined && lengths.length > 0) {
+    // A 204 has no Content-Length (RFC 9110 section 8.6): whatever one says is not read, nor passed on.
+    if (codings === undefined && lengths.length > 0 && code !== 204) {
       const values = new Set(lengths.map((v) => v.trim()));
       const only = [...values][0] as string;
       if (values.size !== 1 || !DECIMAL.test(only)) return 'bad-length';

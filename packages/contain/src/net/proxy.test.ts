@@ -107,6 +107,7 @@ const SCRIPTS: Record<string, { answer: string; open?: boolean }> = {
   '/hints': { answer: 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', open: true },
   '/folded': { answer: 'HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok' },
   '/short': { answer: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort' },
+  '/no-content': { answer: 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kept: yes\r\n\r\n', open: true },
 };
 const scriptedHeads: string[] = [];
 function scripted(): net.Server {
@@ -586,6 +587,11 @@ describe('EgressProxy', () => {
       assert.match(scriptedHeads.at(-1) ?? '', /^HEAD \/head HTTP\/1\.1\r\n/);
     });
 
+    it('passes on a 204 without the Content-Length its upstream wrongly sent', async () => {
+      const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/no-content`);
+      assert.deepEqual([got.status, got.headers['content-length'], got.headers['x-kept'], got.body.length], [204, undefined, 'yes', 0]);
+    });
+
     it('passes on the final answer after an interim 103', async () => {
       const got = await viaHttp(channel, `http://api.test.corral:${scriptedPort}/hints`);
       assert.deepEqual([got.status, got.body.toString()], [200, 'ok']);
@@ -1046,6 +1052,18 @@ describe('EgressProxy', () => {
         assert.deepEqual([record?.allowed, record?.reason], [false, reason]);
       });
     }
+
+    it('answers 400 bad-request to a body coded gzip then chunked, and forwards nothing (dropping the gzip would change the body)', async () => {
+      const before = scriptedHeads.length;
+      const answer = await rawExchange(
+        channel,
+        `POST http://api.test.corral:${scriptedPort}/echo HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`,
+      );
+      assert.deepEqual([answer.status, answer.headers['x-corral-refused']], [400, 'bad-request']);
+      const record = channel.connections().at(-1);
+      assert.deepEqual([record?.allowed, record?.reason, record?.httpMethod], [false, 'bad-request', 'POST']);
+      assert.equal(scriptedHeads.length, before);
+    });
 
     it('answers 408 header-timeout to a client that sends its head slowly (slowloris)', async () => {
       const socket = net.connect(channel.socketPath);

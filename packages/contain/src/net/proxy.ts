@@ -65,8 +65,9 @@ export interface EgressChannelOptions {
 /**
  * Why a connection attempt did not go through.
  * - allowlist refusals (403): `not-allowed`, `port-not-allowed`, `private-address`, `bad-address`;
- * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds, or a
- *   CONNECT pipelined behind an unfinished answer), `header-too-large`, `header-timeout`; one that follows an
+ * - the request itself (400, 431, 408): `bad-request` (also: more requests pipelined than the proxy holds, a
+ *   CONNECT pipelined behind an unfinished answer, or a body with a Transfer-Encoding other than `chunked` alone),
+ *   `header-too-large`, `header-timeout`; one that follows an
  *   unfinished answer on its connection is not answered: the client is cut off;
  * - the network (502, 504): `dns-failed`, `connect-failed`, `connect-timeout`;
  * - `channel-closed` (503): the run ended while the attempt was under way;
@@ -671,6 +672,11 @@ class Channel implements EgressChannel {
     }
     entry.record.host = target.host;
     entry.record.port = target.port;
+    if (!plainFraming(req)) {
+      this.#refused(entry, 'bad-request');
+      answer(res, 'bad-request', target);
+      return;
+    }
     void this.#connect(entry, target, false, gone.signal)
       .then((upstream) => {
         if (typeof upstream === 'string') {
@@ -1145,6 +1151,19 @@ function endToEnd(raw: readonly string[]): string[] {
     out.push(name, raw[i + 1] as string);
   }
   return out;
+}
+
+/**
+ * True when the request body is framed by Content-Length, by `Transfer-Encoding: chunked` alone,
+ * or not at all. Node's parser takes the chunked framing off a body coded `gzip, chunked` and
+ * leaves the gzip coding on: the proxy would have to forward the coding it does not apply, as
+ * the client wrote it, and an upstream reading a list of codings is where request smuggling
+ * lives; sent on as `chunked` alone, the body would change its meaning. Such a request (no
+ * client is known to send one) is refused instead.
+ */
+function plainFraming(req: http.IncomingMessage): boolean {
+  const codings = req.headers['transfer-encoding'];
+  return codings === undefined || codings.trim().toLowerCase() === 'chunked';
 }
 
 /**
