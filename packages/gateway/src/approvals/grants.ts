@@ -8,7 +8,7 @@
 import type { AuditEventInput } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
-import { compileCandidateOffThread, PolicyControl, type RecordedActivation } from '../http/policy-control.ts';
+import { codeOf, compileCandidateOffThread, PolicyControl, type RecordedActivation } from '../http/policy-control.ts';
 
 export const GRANTS_DIR = 'grants';
 
@@ -36,12 +36,6 @@ export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclu
  * decision).
  */
 export type GrantAddition = { status: 'made' | 'not-made' } | { status: 'taken-back' | 'unrecorded'; code: string };
-
-/** A failure's code, for the approver and the log: a coded error's, or GATEWAY_INTERNAL. Never its message. */
-function codeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
-}
 
 /** What withdrawing a grant did: removed it from the set, withheld it before it was made, or found none. */
 export type GrantRevocation = 'revoked' | 'withheld' | 'not-found';

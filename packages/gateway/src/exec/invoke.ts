@@ -19,6 +19,7 @@ import { grantApprovalId, grantRevokedEvent, type GrantAddition, type PolicyGran
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
+import { codeOf } from '../http/policy-control.ts';
 import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
 import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
@@ -1088,12 +1089,6 @@ function denied(command: string, reason: string, approvalId?: string): GatewayEr
 
 function view(approval: Approval & { grant?: GrantView }): Record<string, unknown> {
   return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason, ...(approval.grant ? { grant: approval.grant } : {}) };
-}
-
-/** A failure's code, for the approver and the log: a coded error's, or GATEWAY_INTERNAL. Never its message. */
-function codeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
 }
 
 function sha256(text: string): string {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { errorReply } from './error-reply.ts';
-import { compileCandidate, compileCandidateOffThread, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
+import { codeOf, compileCandidate, compileCandidateOffThread, hashFiles, parseFiles, PolicyControl } from './policy-control.ts';
 import { holdActivationLock } from '../../test/activation-lock.ts';
 
 const PERMIT = 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
@@ -249,5 +249,20 @@ describe('building a candidate off the gateway thread (compileCandidateOffThread
     const control = PolicyControl.open(policyDir());
     assert.ok(await control.activate(there, control.active().hash));
     assert.deepEqual(decisions((input) => control.decide(input)), decisions((input) => here.point.decide(input)));
+  });
+});
+
+describe('codeOf, the one way the gateway names a failure to its log and to an approver', () => {
+  it('gives a coded error its code, and a system call its errno name', () => {
+    assert.equal(codeOf(Object.assign(new Error('x'), { code: 'AUDIT_APPEND_FAILED' })), 'AUDIT_APPEND_FAILED');
+    assert.equal(codeOf(Object.assign(new Error('x'), { code: 'ENOSPC' })), 'ENOSPC');
+  });
+
+  it('never passes on a code that is not an upper-case name: a path or a message becomes GATEWAY_INTERNAL', () => {
+    assert.equal(codeOf(Object.assign(new Error('x'), { code: '/srv/corral/policies.versions' })), 'GATEWAY_INTERNAL');
+    assert.equal(codeOf(Object.assign(new Error('x'), { code: 'E\nforged log line' })), 'GATEWAY_INTERNAL');
+    assert.equal(codeOf(new Error('EACCES: permission denied, open /home/op/.corral/x')), 'GATEWAY_INTERNAL');
+    assert.equal(codeOf(null), 'GATEWAY_INTERNAL');
+    assert.equal(codeOf('ENOSPC'), 'GATEWAY_INTERNAL');
   });
 });

@@ -514,8 +514,12 @@ function unmark(dir: string, hash: string): void {
   rmSync(join(`${dir}.versions`, MARKS, hash), { recursive: true, force: true });
 }
 
-/** A failure's code for the log: a coded error's, a system call's (ENOSPC), or GATEWAY_INTERNAL. Never its message. */
-function codeOf(error: unknown): string {
+/**
+ * A failure's code, for the log and for an approver: a coded error's
+ * (POLICY_*, AUDIT_*), a system call's (ENOSPC), or GATEWAY_INTERNAL for
+ * anything else. Never its message, which may name a path.
+ */
+export function codeOf(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'GATEWAY_INTERNAL';
 }
