@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity, type DeviceIdentity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
@@ -246,6 +246,56 @@ describe('an approval allowed before this gateway started (its record may never 
       );
       assert.equal(gw.durableAtRun.length, 1);
       assert.ok(gw.durableAtRun[0]!.includes(decided[0]!), 'the allow was durable before the node got the command');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('when the marks of approvals allowed unrecorded grow past 256 and are swept', () => {
+  it('keeps the mark of an approval gateway.db cannot read at that moment: its run still carries its own durable allow (regression: a failed read dropped the mark, and the run went with no durable record that it was approved)', async () => {
+    const state = stateDir();
+    const earlier = await gatewayOver(state);
+    const { device } = earlier.node;
+    let id: string;
+    try {
+      await assert.rejects(earlier.run(['printf', 'kept-mark'], 50), refusedWith('APPROVAL_PENDING'));
+      id = earlier.pendingFor(['printf', 'kept-mark'])!.id;
+      await earlier.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
+      // Enough other approvals allowed before the restart that the next mark sweeps the marks.
+      for (let i = 0; i < 256; i++) {
+        const other = earlier.approvals.create({ digest: randomBytes(32).toString('hex'), action: { argv: ['printf', `other-${i}`] }, quorum: 1 });
+        await earlier.approvals.resolveRecorded(other.id, 'allow-once', 'bob', async () => undefined);
+      }
+    } finally {
+      await earlier.close();
+    }
+    const gw = await gatewayOver(state, [], device);
+    try {
+      const { get } = gw.approvals;
+      let failedReads = 0;
+      const reading = mock.method(gw.approvals, 'get', function (this: ApprovalStore, asked: string) {
+        if (asked !== id) return get.call(this, asked);
+        failedReads++;
+        throw Object.assign(new Error('database is locked'), { code: 'ERR_SQLITE_ERROR' });
+      });
+      try {
+        // An approval whose record the log refuses is marked too: the marks are swept, while gateway.db cannot read the first one.
+        gw.refusing.when = (e) => e.action === 'approval.resolve';
+        const trigger = await gw.asked(['printf', 'sweeps']);
+        await gw.invoker.resolveApprovalWhenFree(trigger.id, 'allow-once', 'alice');
+        await trigger.waiting;
+      } finally {
+        reading.mock.restore();
+      }
+      assert.ok(failedReads > 0, 'the sweep asked gateway.db for that approval');
+      gw.refusing.when = undefined;
+      await gw.run(['printf', 'kept-mark']);
+      assert.deepEqual(
+        decisionsOf(gw.events, id).map((e) => [e.decision?.effect, (e.details as { approvalRecord?: string }).approvalRecord]),
+        [['allow', 'unconfirmed']],
+      );
+      assert.ok(gw.durableAtRun.at(-1)!.includes(decisionsOf(gw.events, id)[0]!), 'the allow was durable before the node got the command');
     } finally {
       await gw.close();
     }

@@ -240,19 +240,20 @@ export class NodeInvoker {
   /**
    * Marks allowed approval `id` as one whose own record this gateway cannot
    * vouch for (see #unvouched). Marks of approvals no longer allowed (spent,
-   * expired, withdrawn) are dropped as the marks grow; a mark is never
-   * dropped while its approval can still allow a run.
+   * expired, withdrawn) or gone from gateway.db are dropped as the marks
+   * grow; a mark is never dropped while its approval can still allow a run,
+   * nor while gateway.db cannot say (a read that fails keeps it).
    */
   #unvouch(id: string, why: 'refused' | 'unconfirmed'): void {
     if (this.#unvouched.size >= UNVOUCHED_SWEEP_AT) {
       for (const marked of this.#unvouched.keys()) {
-        let status: Approval['status'] | undefined;
+        let status: Approval['status'] | 'gone' | undefined;
         try {
           status = this.#options.approvals.get(marked).status;
-        } catch {
-          status = undefined;
+        } catch (error) {
+          status = error instanceof GatewayError && error.code === 'GATEWAY_APPROVAL_NOT_FOUND' ? 'gone' : undefined;
         }
-        if (status !== 'allowed') this.#unvouched.delete(marked);
+        if (status !== undefined && status !== 'allowed') this.#unvouched.delete(marked);
       }
     }
     this.#unvouched.set(id, why);
