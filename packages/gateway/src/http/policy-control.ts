@@ -186,7 +186,7 @@ export interface PolicyStatus {
   files: PolicyFile[];
   /** The directory holds an edit made by hand that was refused: decisions use `hash`'s set (none: every request is denied). */
   refusedEdit?: RefusedEdit;
-  /** The set in use was activated but its activation is not recorded in the audit log (or the marks that say so cannot be read): every process on the directory denies every request until a set is activated and recorded, or another set comes into force. */
+  /** The set in use was activated but its activation is not recorded in the audit log (or the marks that say so cannot be read): every process on the directory denies every request until a set is activated and recorded, or a set not marked comes into force. */
   unrecorded?: true;
 }
 
@@ -350,8 +350,9 @@ export class PolicyControl {
    * the swap run in that same tick, so no other activation of this process
    * comes between them either. Rejects with GATEWAY_CONFLICT, nothing
    * changed, when another process holds the lock longer than `lockWaitMs`
-   * (default 10 s). It records nothing, so a set marked unrecorded stays
-   * marked (see activateRecorded); another set comes into force unmarked.
+   * (default 10 s). It records nothing and clears no mark: a set marked
+   * unrecorded (see activateRecorded) decides nothing once swapped in, as
+   * before; a set never marked decides.
    */
   async activate(candidate: Candidate, baseHash: string): Promise<boolean> {
     return (await this.#swap(candidate, baseHash)) !== undefined;
