@@ -8,7 +8,6 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream';
 import { ContainError } from '../errors.ts';
 import { ResponseReader, type ResponseHead } from './http-response.ts';
 import { canonicalAddress, checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
@@ -320,22 +319,39 @@ interface Entry {
   /** For a tunnel: the client socket the upstream's bytes go to, once the tunnel is established. */
   client?: net.Socket;
   /** For plain HTTP: takes each read of the upstream, once the request is on its way. */
-  reader?: (n: number, buffer: Buffer) => void;
+  reader?: (read: Read) => void;
   done: boolean;
 }
 
-// The download direction of a tunnel reads into pooled buffers and writes them
-// straight to the client, returning each buffer when its write is done: no
-// allocation and no garbage per chunk on the path that carries most bytes.
-// Only the bytes a read filled are ever written (`subarray(0, n)`). Reads of up to
-// 256 KiB (a loopback or LAN download fills them) cost the proxy about 40 % less CPU
-// per byte than 64 KiB ones: a quarter of the callbacks and writes.
+// An upstream's reads go into pooled buffers that are written straight to the client, each
+// buffer returned when its write is done: no allocation and no garbage per chunk on the path that
+// carries most bytes. Only the bytes a read filled are ever written (`subarray(0, n)`). Reads of up
+// to 256 KiB (a loopback or LAN download fills them) cost the proxy about 40 % less CPU per byte
+// than 64 KiB ones: a quarter of the callbacks and writes.
+//
+// The proxy runs outside the sandbox's memory limit, so what a contained command can make it hold
+// is bounded, end to end: nothing more is read from one side while the other has not taken what
+// was written to it (the kernel's socket buffers hold the rest), and a channel has at most
+// CHANNEL_READ_BUFFERS large buffers in use at once. An upstream that is paused, that is read
+// slowly (a read did not fill its buffer) or whose channel has its large buffers in use reads into
+// PARK, which every socket shares: what a read puts there is copied out at once. A connection
+// whose client stops reading thus holds one read of 16 KiB, or its channel's large buffers; one
+// whose upstream stops reading holds what Node read ahead from the client (CLIENT_HIGH_WATER_MARK
+// and one read of up to 64 KiB) and one such read unsent. 64 stalled tunnels held 80 MiB (145 MiB
+// the other way) before, 5 MiB (8 MiB) now.
 const READ_BUFFER_BYTES = 256 * 1024;
-/** Bytes a relayed stream may hold before it pushes back (1 MiB): 4 reads, so back-pressure acts per burst, not per read. */
-const RELAY_HIGH_WATER_MARK = 4 * READ_BUFFER_BYTES;
+/** Large read buffers one channel has in use at once: being read into, or written and not yet taken by the other side. */
+const CHANNEL_READ_BUFFERS = 4;
 /** At most 8 MiB of read buffers kept between reads. */
 const POOLED_BUFFERS = 32;
 const readBuffers: Buffer[] = [];
+/** The small read buffer every socket shares (see above). */
+const PARK = Buffer.alloc(16 * 1024);
+/**
+ * The high-water mark of the client side's streams (the socket, a request body): while the
+ * proxy does not read them, what Node reads ahead stays this small.
+ */
+const CLIENT_HIGH_WATER_MARK = 16 * 1024;
 
 function takeReadBuffer(): Buffer {
   return readBuffers.pop() ?? Buffer.alloc(READ_BUFFER_BYTES);
@@ -344,6 +360,33 @@ function takeReadBuffer(): Buffer {
 function returnReadBuffer(buffer: Buffer): void {
   if (readBuffers.length < POOLED_BUFFERS) readBuffers.push(buffer);
 }
+
+/** One channel's large read buffers: at most CHANNEL_READ_BUFFERS in use; beyond, PARK. */
+class ReadBuffers {
+  #inUse = 0;
+
+  /** A large buffer when `large` and the channel has one to spare, else PARK. */
+  take(large: boolean): Buffer {
+    if (!large || this.#inUse >= CHANNEL_READ_BUFFERS) return PARK;
+    this.#inUse++;
+    return takeReadBuffer();
+  }
+
+  /** Gives back a buffer take() gave (PARK needs no giving back). */
+  give(buffer: Buffer): void {
+    if (buffer === PARK) return;
+    this.#inUse--;
+    returnReadBuffer(buffer);
+  }
+}
+
+/** A read's bytes, and what to call once nothing refers to them any more. */
+interface Read {
+  chunk: Buffer;
+  release: () => void;
+}
+
+const nothing = () => undefined;
 
 interface Target {
   destination: Destination;
@@ -402,6 +445,7 @@ class Channel implements EgressChannel {
   readonly #abort = new AbortController();
   /** The channel's resolver calls under way, abandoned ones included (see maxLookupsPerChannel). */
   readonly #lookups: Slots;
+  readonly #buffers = new ReadBuffers();
   #closing: Promise<void> | undefined;
   #nextId = 0;
   #dropped = 0;
@@ -429,9 +473,7 @@ class Channel implements EgressChannel {
       connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(settings.headerTimeoutMs / 4))),
       requireHostHeader: false,
       insecureHTTPParser: false,
-      // Large buffers on the sandbox's side: a download's reads are passed on whole,
-      // without pausing and resuming the upstream at every chunk.
-      highWaterMark: RELAY_HIGH_WATER_MARK,
+      highWaterMark: CLIENT_HIGH_WATER_MARK,
     });
     this.#server.maxConnections = settings.maxConnectionsPerChannel;
     this.#server.on('connection', (socket: net.Socket) => {
@@ -637,9 +679,20 @@ class Channel implements EgressChannel {
     client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     // Each direction ends on its own (half-close is passed on); an error in either tears down both.
-    pipeline(client, upstream, (err) => {
-      if (err) upstream.destroy();
+    // Nothing more is read from the client while the upstream has not taken what it was given.
+    const resumeClient = () => {
+      if (upstream.writableLength === 0 && !client.destroyed) client.resume();
+    };
+    client.on('data', (data: Buffer) => {
+      if (upstream.destroyed) return;
+      upstream.write(data, resumeClient);
+      if (upstream.writableLength > 0) client.pause();
     });
+    client.once('end', () => upstream.end());
+    client.once('close', () => {
+      if (!client.readableEnded) upstream.destroy();
+    });
+    client.resume();
     upstream.once('end', () => client.end());
     upstream.once('close', () => {
       if (!client.writableEnded) client.destroy();
@@ -776,10 +829,19 @@ class Channel implements EgressChannel {
       settle();
     });
 
-    // Each read's buffer goes back to the pool once every slice written from it has been sent.
-    let current: { buffer: Buffer; held: number } = { buffer: Buffer.alloc(0), held: 0 };
-    const release = (read: { buffer: Buffer; held: number }) => {
-      if (--read.held === 0) returnReadBuffer(read.buffer);
+    // Each read's buffer is released once every slice written from it has been sent; nothing more
+    // is read from the upstream while the client has not taken what it was given.
+    let current = { release: nothing as () => void, held: 0 };
+    const release = (read: { release: () => void; held: number }) => {
+      if (--read.held === 0) read.release();
+    };
+    const resumeUpstream = () => {
+      if (!stopped && res.writableLength === 0 && upstream.isPaused() && !upstream.destroyed) upstream.resume();
+    };
+    // Checked once the writes of a read have left the response: it holds them back (corks its
+    // socket) until the next tick, and that is no reason to stop reading.
+    const pauseUpstream = () => {
+      if (!stopped && res.writableLength > 0 && !upstream.destroyed) upstream.pause();
     };
     const sink = {
       head: (head: ResponseHead) => {
@@ -795,18 +857,18 @@ class Channel implements EgressChannel {
         if (start === end || stopped) return;
         const read = current;
         read.held++;
-        const written = res.write(chunk.subarray(start, end), () => release(read));
-        if (!written && !upstream.isPaused()) {
-          upstream.pause();
-          res.once('drain', () => upstream.resume());
-        }
+        res.write(chunk.subarray(start, end), () => {
+          release(read);
+          resumeUpstream();
+        });
       },
     };
-    entry.reader = (n, buffer) => {
-      if (stopped) return void returnReadBuffer(buffer);
-      current = { buffer, held: 1 };
-      const progress = reader.push(buffer.subarray(0, n), sink);
+    entry.reader = ({ chunk, release: giveBack }) => {
+      if (stopped) return giveBack();
+      current = { release: giveBack, held: 1 };
+      const progress = reader.push(chunk, sink);
       release(current);
+      process.nextTick(pauseUpstream);
       if (progress === 'done') complete();
       else if (progress !== 'head' && progress !== 'body') fail('upstream');
     };
@@ -819,18 +881,18 @@ class Channel implements EgressChannel {
   /** Passes the request body on as Node's parser gives it, re-chunked when the client sent it chunked. */
   #sendBody(req: http.IncomingMessage, upstream: net.Socket, entry: Entry): void {
     const chunked = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
+    // Nothing more is read from the client while the upstream has not taken what it was given.
+    const resumeClient = () => {
+      if (upstream.writableLength === 0 && !req.destroyed) req.resume();
+    };
     req.on('data', (data: Buffer) => {
       if (upstream.destroyed || data.length === 0) return;
       if (chunked) {
-        // Written whatever write() answers (false means "pause after this", not "not taken"): a chunk cut short breaks the framing.
         upstream.write(`${data.length.toString(16)}\r\n`);
         upstream.write(data);
       }
-      const sent = upstream.write(chunked ? '\r\n' : data);
-      if (!sent) {
-        req.pause();
-        upstream.once('drain', () => req.resume());
-      }
+      upstream.write(chunked ? '\r\n' : data, resumeClient);
+      if (upstream.writableLength > 0) req.pause();
     });
     req.once('end', () => {
       if (chunked && !upstream.destroyed) upstream.write('0\r\n\r\n');
@@ -934,34 +996,44 @@ class Channel implements EgressChannel {
   }
 
   /** Hands one read of a plain-HTTP upstream to its request's reader. */
-  #read(entry: Entry, upstream: net.Socket, n: number, buffer: Uint8Array): boolean {
+  #read(entry: Entry, upstream: net.Socket, read: Read): boolean {
     const reader = entry.reader;
     if (reader === undefined) {
       // Read before the request was sent, or after the record was finished: fail closed.
-      returnReadBuffer(buffer as Buffer);
+      read.release();
       upstream.destroy();
       return false;
     }
-    reader(n, buffer as Buffer);
+    reader(read);
     return true;
   }
 
-  /** Writes one read of a tunnel's upstream to its client; pauses the upstream while the client is slow. */
-  #deliver(entry: Entry, upstream: net.Socket, n: number, buffer: Uint8Array): boolean {
+  /** Writes one read of a tunnel's upstream to its client; reads nothing more until the client has taken it. */
+  #deliver(entry: Entry, upstream: net.Socket, read: Read): boolean {
     const client = entry.client;
-    const chunk = buffer as Buffer;
     if (client === undefined || client.destroyed) {
       // Nowhere to deliver: the tunnel is gone, or (were the socket read before #splice —
       // it starts paused so that this cannot happen) bytes would be lost. Fail closed.
-      returnReadBuffer(chunk);
+      read.release();
       upstream.destroy();
       return false;
     }
-    if (!client.write(chunk.subarray(0, n), () => returnReadBuffer(chunk)) && !upstream.isPaused()) {
-      upstream.pause();
-      client.once('drain', () => upstream.resume());
-    }
+    client.write(read.chunk, () => {
+      read.release();
+      if (client.writableLength === 0 && upstream.isPaused() && !upstream.destroyed) upstream.resume();
+    });
+    if (client.writableLength > 0) upstream.pause();
     return true;
+  }
+
+  /**
+   * The read callback of an upstream socket: PARK's bytes are copied out at once (other sockets
+   * read into it next), a large buffer is given back to the channel once its bytes are sent.
+   */
+  #onRead(entry: Entry, upstream: net.Socket, tunnel: boolean, n: number, buffer: Buffer): boolean {
+    const read: Read =
+      buffer === PARK ? { chunk: Buffer.from(buffer.subarray(0, n)), release: nothing } : { chunk: buffer.subarray(0, n), release: () => this.#buffers.give(buffer) };
+    return tunnel ? this.#deliver(entry, upstream, read) : this.#read(entry, upstream, read);
   }
 
   /**
@@ -981,10 +1053,24 @@ class Channel implements EgressChannel {
         resolve('client-closed');
         return;
       }
-      // highWaterMark: the upstream's writable side pushes back per burst, not per write.
-      const options: net.NetConnectOpts & { highWaterMark: number } = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup, highWaterMark: RELAY_HIGH_WATER_MARK };
-      options.onread = { buffer: takeReadBuffer, callback: (n, buffer) => (tunnel ? this.#deliver(entry, socket, n, buffer) : this.#read(entry, socket, n, buffer)) };
+      const options: net.NetConnectOpts = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup };
+      // The buffer the next read goes into, taken when the last read is done: a large one only
+      // when that read filled its buffer (more is waiting) and the socket reads on.
+      let next: Buffer = PARK;
+      let large = false;
+      options.onread = {
+        buffer: () => (next = this.#buffers.take(large)),
+        callback: (n, buffer) => {
+          const going = this.#onRead(entry, socket, tunnel, n, buffer as Buffer);
+          large = going && n === buffer.length && !socket.isPaused();
+          return going;
+        },
+      };
       const socket = net.connect(options);
+      socket.once('close', () => {
+        this.#buffers.give(next);
+        next = PARK;
+      });
       // Nothing is read until there is somewhere to put it: a tunnel's client has its 200,
       // a plain-HTTP request has been sent. A server that speaks first waits.
       socket.pause();

@@ -1,0 +1,24 @@
+// An egress proxy in a process of its own, for tests that measure what the proxy itself holds:
+// run with --expose-gc under child_process.fork. It opens one channel allowing 127.0.0.1 (every
+// port) and says { socketPath }; to 'measure' it collects garbage and says { arrayBuffers, rss }
+// (bytes); to 'close' it closes the proxy and exits.
+import { EgressProxy } from './proxy.ts';
+import { parseEgressRule } from './egress-rule.ts';
+
+const rule = parseEgressRule('127.0.0.1/32:*');
+if (typeof rule === 'string') throw new TypeError(rule);
+const proxy = new EgressProxy({ hostAddresses: () => [], maxConnectionsPerChannel: 1024 });
+const channel = await proxy.openChannel([rule]);
+const collect = (globalThis as { gc?: () => void }).gc;
+if (collect === undefined) throw new TypeError('run with --expose-gc');
+
+process.on('message', (message) => {
+  if (message === 'measure') {
+    collect();
+    const { arrayBuffers, rss } = process.memoryUsage();
+    process.send?.({ arrayBuffers, rss });
+  } else if (message === 'close') {
+    void proxy.close().then(() => process.disconnect());
+  }
+});
+process.send?.({ socketPath: channel.socketPath });
