@@ -151,6 +151,8 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
       { agent: 'invoice-bot', effect: 'allow', by: ['bot-echoes'], argv: [['echo', 'allowed-output-42']] },
       { agent: 'invoice-bot', effect: 'deny', by: ['no-ssh'], argv: [['ls', '~/.ssh']] },
       { agent: 'invoice-bot', effect: 'ask', by: ['bot-prints-with-approval'], argv: [['printf', 'approved-output-7']] },
+      // Approved from the command line, another process: the run carries its own allow, naming the approval.
+      { agent: 'invoice-bot', effect: 'allow', by: ['bot-prints-with-approval'], argv: [['printf', 'approved-output-7']] },
       { agent: 'invoice-bot', effect: 'deny', by: ['bot-echoes', 'no-ssh'], argv: [['echo', 'ok'], ['ls', '~/.ssh']] },
     ]);
     const ran = events.filter((e) => e.action === 'node.invoke' && e.details?.via === 'another gateway');

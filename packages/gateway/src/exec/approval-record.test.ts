@@ -252,26 +252,13 @@ describe('an approval allowed before this gateway started (its record may never 
   });
 });
 
-describe('when the marks of approvals allowed unrecorded grow past 256 and are swept', () => {
-  it('keeps the mark of an approval gateway.db cannot read at that moment: its run still carries its own durable allow (regression: a failed read dropped the mark, and the run went with no durable record that it was approved)', async () => {
-    const state = stateDir();
-    const earlier = await gatewayOver(state);
-    const { device } = earlier.node;
-    let id: string;
+describe('when the approvals whose records this gateway made durable grow past 256 and are forgotten', () => {
+  it('forgets toward a record: one gateway.db cannot read at that moment is forgotten, and its run carries its own durable allow (unconfirmed)', async () => {
+    const gw = await gatewayOver();
     try {
-      await assert.rejects(earlier.run(['printf', 'kept-mark'], 50), refusedWith('APPROVAL_PENDING'));
-      id = earlier.pendingFor(['printf', 'kept-mark'])!.id;
-      await earlier.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
-      // Enough other approvals allowed before the restart that the next mark sweeps the marks.
-      for (let i = 0; i < 256; i++) {
-        const other = earlier.approvals.create({ digest: randomBytes(32).toString('hex'), action: { argv: ['printf', `other-${i}`] }, quorum: 1 });
-        await earlier.approvals.resolveRecorded(other.id, 'allow-once', 'bob', async () => undefined);
-      }
-    } finally {
-      await earlier.close();
-    }
-    const gw = await gatewayOver(state, [], device);
-    try {
+      await assert.rejects(gw.run(['printf', 'forgotten'], 50), refusedWith('APPROVAL_PENDING'));
+      const id = gw.pendingFor(['printf', 'forgotten'])!.id;
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
       const { get } = gw.approvals;
       let failedReads = 0;
       const reading = mock.method(gw.approvals, 'get', function (this: ApprovalStore, asked: string) {
@@ -280,17 +267,16 @@ describe('when the marks of approvals allowed unrecorded grow past 256 and are s
         throw Object.assign(new Error('database is locked'), { code: 'ERR_SQLITE_ERROR' });
       });
       try {
-        // An approval whose record the log refuses is marked too: the marks are swept, while gateway.db cannot read the first one.
-        gw.refusing.when = (e) => e.action === 'approval.resolve';
-        const trigger = await gw.asked(['printf', 'sweeps']);
-        await gw.invoker.resolveApprovalWhenFree(trigger.id, 'allow-once', 'alice');
-        await trigger.waiting;
+        // Enough other approvals resolved here, their records durable, that remembering the last sweeps the rest.
+        for (let i = 0; i < 256; i++) {
+          const other = gw.approvals.create({ digest: randomBytes(32).toString('hex'), action: { argv: ['printf', `other-${i}`] }, quorum: 1 });
+          await gw.invoker.resolveApprovalWhenFree(other.id, 'allow-once', 'bob');
+        }
       } finally {
         reading.mock.restore();
       }
       assert.ok(failedReads > 0, 'the sweep asked gateway.db for that approval');
-      gw.refusing.when = undefined;
-      await gw.run(['printf', 'kept-mark']);
+      await gw.run(['printf', 'forgotten']);
       assert.deepEqual(
         decisionsOf(gw.events, id).map((e) => [e.decision?.effect, (e.details as { approvalRecord?: string }).approvalRecord]),
         [['allow', 'unconfirmed']],
@@ -302,17 +288,22 @@ describe('when the marks of approvals allowed unrecorded grow past 256 and are s
   });
 });
 
-describe('an approval whose own record is durable before it is allowed', () => {
-  it('adds no record of its own to the run: resolved here, or by another process (`corral approvals approve` commits once its record is durable)', async () => {
+describe('an approval whose own record is durable before its run', () => {
+  it('adds no record of its own to the run when this gateway made that record durable; one resolved by another process (corral approvals approve, a second gateway, which commits an approval before its record) carries its own, durable before it runs (regression: a second gateway that crashed or whose log refused the record left its run with no durable record that it was approved)', async () => {
     const gw = await gatewayOver();
     try {
       const here = await gw.asked(['printf', 'here']);
       await gw.invoker.resolveApprovalWhenFree(here.id, 'allow-once', 'alice');
       await here.waiting;
+      assert.deepEqual(decisionsOf(gw.events, here.id), []);
       const there = await gw.asked(['printf', 'there']);
       await gw.approvals.resolveRecorded(there.id, 'allow-once', 'bob', async () => undefined);
       await there.waiting;
-      for (const { id } of [here, there]) assert.deepEqual(decisionsOf(gw.events, id), []);
+      assert.deepEqual(
+        decisionsOf(gw.events, there.id).map((e) => [e.decision?.effect, (e.details as { approvalRecord?: string }).approvalRecord]),
+        [['allow', 'unconfirmed']],
+      );
+      assert.ok(gw.durableAtRun.at(-1)!.includes(decisionsOf(gw.events, there.id)[0]!), 'the allow was durable before the node got the command');
       assert.equal(gw.durableAtRun.length, 2);
     } finally {
       await gw.close();

@@ -56,8 +56,8 @@ export const MAX_OPEN_RUNS = 64;
 const MAX_INVOKE_TIMEOUT_MS = 24 * 3600_000;
 /** Approvals one principal may have pending on one node: each is stored and put before every approver, so no requester may flood them. */
 export const MAX_PENDING_APPROVALS = 32;
-/** How many approvals may be marked unvouched for (NodeInvoker#unvouched) before the marks of those no longer allowed are dropped. */
-const UNVOUCHED_SWEEP_AT = 256;
+/** How many allowed approvals' records may be remembered (NodeInvoker#resolveRecords) before those no longer allowed are forgotten. */
+const RESOLVE_RECORDS_SWEEP_AT = 256;
 
 export interface InvokerOptions {
   approvals: ApprovalStore;
@@ -133,16 +133,17 @@ export class NodeInvoker {
   /** Approvals resolved here whose own record is not yet durable: their waiting runs hold until it is. */
   readonly #recording = new Set<string>();
   /**
-   * Allowed approvals whose own record (`approval.resolve`) this gateway
-   * cannot vouch for: the audit log refused it here (`refused`), or they were
-   * allowed before this gateway started (`unconfirmed`: a gateway that stopped
-   * between committing an approval and appending its record, or whose log
-   * refused it, left no trace of which). Their run carries a decision record
-   * of its own, durable before it runs (see #authorize). An approval resolved
-   * by `corral approvals approve` while this gateway runs needs none: the CLI
-   * commits it only once its record is durable.
+   * What became of the allowing `approval.resolve` record of approvals this
+   * gateway resolved: made durable here (`durable`), or refused by the audit
+   * log (`refused`). Only a `durable` one vouches for its run. Any other
+   * approval — resolved by another process (`corral approvals approve`, a
+   * second gateway on this state directory, which commits an approval before
+   * its record), before this gateway started, or forgotten here — is
+   * `unconfirmed`: nothing here knows its record is durable. A run of one not
+   * vouched for carries a decision record of its own, durable before it runs
+   * (see #authorize).
    */
-  readonly #unvouched = new Map<string, 'refused' | 'unconfirmed'>();
+  readonly #resolveRecords = new Map<string, 'durable' | 'refused'>();
   /** Runs authorized for each node (corral.run.authorize) and not yet reported. */
   readonly #openRuns: OpenRuns;
   /** The records each node may cause on its own word; what it asks past that is refused and summarized. */
@@ -154,7 +155,6 @@ export class NodeInvoker {
     this.#options = options;
     this.#openRuns = options.openRuns;
     this.nodeAudit = new NodeAuditBudget((event) => this.#audit(event), options.nodeAuditLimits);
-    for (const approval of options.approvals.list({ status: 'allowed' })) this.#unvouched.set(approval.id, 'unconfirmed');
     server.on('closed', (connection) => {
       const leaving = this.#onLeave.get(connection);
       this.#onLeave.delete(connection);
@@ -228,35 +228,35 @@ export class NodeInvoker {
         this.#recording.delete(id);
         for (const wake of this.#approvalListeners.get(id) ?? []) wake();
       };
-      const refused = () => {
-        if (approval.status === 'allowed') this.#unvouch(id, 'refused');
+      const settled = (record: 'durable' | 'refused') => () => {
+        if (approval.status === 'allowed') this.#rememberResolve(id, record);
         wakeAll();
       };
-      void recorded.then(wakeAll, refused);
+      void recorded.then(settled('durable'), settled('refused'));
     } else void recorded.catch(() => {});
     return granting;
   }
 
   /**
-   * Marks allowed approval `id` as one whose own record this gateway cannot
-   * vouch for (see #unvouched). Marks of approvals no longer allowed (spent,
-   * expired, withdrawn) or gone from gateway.db are dropped as the marks
-   * grow; a mark is never dropped while its approval can still allow a run,
-   * nor while gateway.db cannot say (a read that fails keeps it).
+   * Remembers what became of allowed approval `id`'s own record (see
+   * #resolveRecords). As they grow, those of approvals no longer allowed
+   * (spent, expired, withdrawn), gone from gateway.db or unreadable now are
+   * forgotten: a forgotten one counts as unconfirmed, so its run carries its
+   * own record — never the other way round.
    */
-  #unvouch(id: string, why: 'refused' | 'unconfirmed'): void {
-    if (this.#unvouched.size >= UNVOUCHED_SWEEP_AT) {
-      for (const marked of this.#unvouched.keys()) {
-        let status: Approval['status'] | 'gone' | undefined;
+  #rememberResolve(id: string, record: 'durable' | 'refused'): void {
+    if (this.#resolveRecords.size >= RESOLVE_RECORDS_SWEEP_AT) {
+      for (const known of this.#resolveRecords.keys()) {
+        let allowed = false;
         try {
-          status = this.#options.approvals.get(marked).status;
-        } catch (error) {
-          status = error instanceof GatewayError && error.code === 'GATEWAY_APPROVAL_NOT_FOUND' ? 'gone' : undefined;
+          allowed = this.#options.approvals.get(known).status === 'allowed';
+        } catch {
+          // Gone, or not readable now: forgetting it only adds a record to its run.
         }
-        if (status !== undefined && status !== 'allowed') this.#unvouched.delete(marked);
+        if (!allowed) this.#resolveRecords.delete(known);
       }
     }
-    this.#unvouched.set(id, why);
+    this.#resolveRecords.set(id, record);
   }
 
   /**
@@ -782,8 +782,9 @@ export class NodeInvoker {
       throw wire('GATEWAY_APPROVAL_RESOLVED', { code: 'INVALID_REQUEST', message: `${denialCode(command)}: approval not usable`, details: { code: denialCode(command) } }, error);
     }
     // Spent: whatever happens next, it allows no other run.
-    const unvouched = this.#unvouched.get(spent.id);
-    this.#unvouched.delete(spent.id);
+    const resolveRecord = this.#resolveRecords.get(spent.id);
+    this.#resolveRecords.delete(spent.id);
+    const unvouched = resolveRecord === 'durable' ? undefined : (resolveRecord ?? 'unconfirmed');
     // Resolved outside this process (the CLI): its grant is added on first use. Resolved here: the grant being made is waited for.
     const made = spent.decision === 'allow-always' ? await this.#grant(spent) : undefined;
     // An allow-always whose grant could not be made, or not recorded, allows this one run only, as allow-once: on a
@@ -796,7 +797,7 @@ export class NodeInvoker {
     // An approval whose own record is not known to be durable allows its run on a decision record of its own, durable before it runs.
     const why = [
       ...(unvouched === 'refused' ? ['its own record (approval.resolve) was refused by the audit log'] : []),
-      ...(unvouched === 'unconfirmed' ? ['it was allowed before this gateway started, so its own record (approval.resolve) is not known to be durable'] : []),
+      ...(unvouched === 'unconfirmed' ? ['it was allowed by another process, or before this gateway started, so its own record (approval.resolve) is not known here to be durable'] : []),
       ...(once !== undefined ? [`its allow-always grant ${once.status === 'failed' ? 'could not be made' : 'was not recorded'} (${once.status})`] : []),
     ];
     const allowed: AuditEventInput | undefined = why.length === 0 ? undefined : {
