@@ -63,7 +63,10 @@ export function watchOutput(options: { stop?: boolean } = {}): void {
  */
 export function printSecret(what: string, text: string): void {
   output.secret = what;
-  process.stdout.write(text);
+  // Once written, it reached its reader: a later failure of standard output does not lose it.
+  process.stdout.write(text, (error) => {
+    if (!error && output.secret === what) output.secret = undefined;
+  });
 }
 
 /** Whether standard output failed for a reason other than its reader going away (see watchOutput): the exit code is then 3. */

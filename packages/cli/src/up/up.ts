@@ -159,7 +159,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
 }
 
 /** Where `corral up` keeps the gateway's log (its stderr shows progress): JSON lines, appended to at every start. */
-export const GATEWAY_LOG_FILE = 'gateway.log';
+const GATEWAY_LOG_FILE = 'gateway.log';
 
 async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
   const { Gateway } = await import('@corral/gateway');
