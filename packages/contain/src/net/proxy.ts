@@ -332,13 +332,13 @@ interface Entry {
 // The proxy runs outside the sandbox's memory limit, so what a contained command can make it hold
 // is bounded, end to end: nothing more is read from one side while the other has not taken what
 // was written to it (the kernel's socket buffers hold the rest), and a channel has at most
-// CHANNEL_READ_BUFFERS large buffers in use at once. An upstream that is paused, that is read
-// slowly (a read did not fill its buffer) or whose channel has its large buffers in use reads into
-// PARK, which every socket shares: what a read puts there is copied out at once. A connection
-// whose client stops reading thus holds one read of 16 KiB, or its channel's large buffers; one
-// whose upstream stops reading holds what Node read ahead from the client (CLIENT_HIGH_WATER_MARK
-// and one read of up to 64 KiB) and one such read unsent. 64 stalled tunnels held 80 MiB (145 MiB
-// the other way) before, 5 MiB (8 MiB) now.
+// CHANNEL_READ_BUFFERS large buffers in use at once. An upstream that is idle or read slowly (a
+// read did not fill its buffer), or whose channel has its large buffers in use, reads into PARK,
+// which every socket shares: what a read puts there is copied out at once. A connection whose
+// client stops reading thus holds one read of 16 KiB, or some of its channel's large buffers; one
+// whose upstream stops reading holds what Node read ahead from the client (one read of up to
+// 64 KiB) and one such read unsent. 64 stalled tunnels held 80 MiB (145 MiB the other way)
+// before, 2 MiB (8 MiB) now.
 const READ_BUFFER_BYTES = 256 * 1024;
 /** Large read buffers one channel has in use at once: being read into, or written and not yet taken by the other side. */
 const CHANNEL_READ_BUFFERS = 4;
@@ -829,19 +829,22 @@ class Channel implements EgressChannel {
       settle();
     });
 
-    // Each read's buffer is released once every slice written from it has been sent; nothing more
-    // is read from the upstream while the client has not taken what it was given.
-    let current = { release: nothing as () => void, held: 0 };
-    const release = (read: { release: () => void; held: number }) => {
-      if (--read.held === 0) read.release();
-    };
-    const resumeUpstream = () => {
-      if (!stopped && res.writableLength === 0 && upstream.isPaused() && !upstream.destroyed) upstream.resume();
-    };
-    // Checked once the writes of a read have left the response: it holds them back (corks its
-    // socket) until the next tick, and that is no reason to stop reading.
-    const pauseUpstream = () => {
-      if (!stopped && res.writableLength > 0 && !upstream.destroyed) upstream.pause();
+    // Each read's buffer is released once every slice written from it has been sent. Nothing more
+    // is read from the upstream while the bytes of two reads wait for the client: one read in
+    // flight would not keep a fast client busy (a quarter less speed); more would hold more.
+    interface Pending {
+      release: () => void;
+      held: number;
+      written: boolean;
+    }
+    let current: Pending = { release: nothing, held: 0, written: false };
+    let unsent = 0;
+    const release = (read: Pending) => {
+      if (--read.held > 0) return;
+      read.release();
+      if (!read.written) return;
+      unsent--;
+      if (!stopped && unsent < 2 && upstream.isPaused() && !upstream.destroyed) upstream.resume();
     };
     const sink = {
       head: (head: ResponseHead) => {
@@ -856,19 +859,20 @@ class Channel implements EgressChannel {
       body: (chunk: Buffer, start: number, end: number) => {
         if (start === end || stopped) return;
         const read = current;
+        if (!read.written) {
+          read.written = true;
+          unsent++;
+        }
         read.held++;
-        res.write(chunk.subarray(start, end), () => {
-          release(read);
-          resumeUpstream();
-        });
+        res.write(chunk.subarray(start, end), () => release(read));
       },
     };
     entry.reader = ({ chunk, release: giveBack }) => {
       if (stopped) return giveBack();
-      current = { release: giveBack, held: 1 };
+      current = { release: giveBack, held: 1, written: false };
       const progress = reader.push(chunk, sink);
       release(current);
-      process.nextTick(pauseUpstream);
+      if (unsent >= 2) upstream.pause();
       if (progress === 'done') complete();
       else if (progress !== 'head' && progress !== 'body') fail('upstream');
     };
@@ -1031,8 +1035,14 @@ class Channel implements EgressChannel {
    * read into it next), a large buffer is given back to the channel once its bytes are sent.
    */
   #onRead(entry: Entry, upstream: net.Socket, tunnel: boolean, n: number, buffer: Buffer): boolean {
-    const read: Read =
-      buffer === PARK ? { chunk: Buffer.from(buffer.subarray(0, n)), release: nothing } : { chunk: buffer.subarray(0, n), release: () => this.#buffers.give(buffer) };
+    if (buffer !== PARK) return this.#pass(entry, upstream, tunnel, { chunk: buffer.subarray(0, n), release: () => this.#buffers.give(buffer) });
+    // A copy of its own: a slice of Node's shared 64 KiB pool would keep that whole slab alive.
+    const chunk = Buffer.allocUnsafeSlow(n);
+    PARK.copy(chunk, 0, 0, n);
+    return this.#pass(entry, upstream, tunnel, { chunk, release: nothing });
+  }
+
+  #pass(entry: Entry, upstream: net.Socket, tunnel: boolean, read: Read): boolean {
     return tunnel ? this.#deliver(entry, upstream, read) : this.#read(entry, upstream, read);
   }
 
@@ -1055,14 +1065,15 @@ class Channel implements EgressChannel {
       }
       const options: net.NetConnectOpts = { host: candidate.address, port, family: candidate.family, allowHalfOpen: true, noDelay: true, lookup: refuseLookup };
       // The buffer the next read goes into, taken when the last read is done: a large one only
-      // when that read filled its buffer (more is waiting) and the socket reads on.
+      // when that read filled its buffer (more is waiting). Kept while the socket is paused (the
+      // channel's budget bounds it): a read into PARK after every pause cost a tenth of the speed.
       let next: Buffer = PARK;
       let large = false;
       options.onread = {
         buffer: () => (next = this.#buffers.take(large)),
         callback: (n, buffer) => {
           const going = this.#onRead(entry, socket, tunnel, n, buffer as Buffer);
-          large = going && n === buffer.length && !socket.isPaused();
+          large = going && n === buffer.length;
           return going;
         },
       };
