@@ -164,6 +164,31 @@ describe('EgressProxy memory', () => {
     });
   });
 
+  describe(`when the upstreams of ${CONNECTIONS} plain-HTTP requests stop reading an endless chunked upload`, () => {
+    it('holds some 128 KiB a request, not 2 MiB', async () => {
+      const proxy = child as ChildProcess;
+      const before = await settled(proxy);
+      const size = `${block.length.toString(16)}\r\n`;
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const socket = net.connect(socketPath);
+        socket.on('error', () => undefined);
+        clients.push(socket);
+        socket.write(`POST http://127.0.0.1:${deafPort}/ HTTP/1.1\r\nHost: 127.0.0.1:${deafPort}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        const pump = () => {
+          while (!socket.destroyed) {
+            socket.write(size);
+            socket.write(block);
+            if (!socket.write('\r\n')) break;
+          }
+          if (!socket.destroyed) socket.once('drain', pump);
+        };
+        pump();
+      }
+      const held = (await settled(proxy)) - before;
+      assert.ok(held < LIMIT_UPSTREAM_STALLED, `the proxy holds ${(held / 2 ** 20).toFixed(1)} MiB more in buffers`);
+    });
+  });
+
   describe(`when the clients of ${CONNECTIONS} plain-HTTP requests stop reading an endless answer`, () => {
     it('holds the channel’s large buffers and 16 KiB a request', async () => {
       const proxy = child as ChildProcess;
