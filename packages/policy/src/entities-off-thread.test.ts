@@ -10,6 +10,7 @@ import { PolicyError } from './errors.ts';
 import { loadPolicies, type PolicySource } from './load.ts';
 import { decisionPointOffThread } from './load-thread.ts';
 import { longestGap } from '../../../scripts/testing/event-loop.ts';
+import { orgChart } from '../../../scripts/testing/org-chart.ts';
 
 const SOURCES: PolicySource[] = [
   { file: 'staff.cedar', text: '@id("staff")\npermit (principal in Group::"g1-3", action == Action::"system.run", resource);\n' },
@@ -20,31 +21,6 @@ const SOURCES: PolicySource[] = [
   { file: 'ring.cedar', text: '@id("ring")\npermit (principal in Group::"g3-11", action == Action::"file.read", resource) when { ip("127.0.0.1").isLoopback() && principal in Group::"g0-2" };\n' },
 ];
 
-/**
- * An org chart: 1,000 groups in 5 levels (10, 40, 100, 250, 600), each in
- * 1–3 groups of the level above, and `people` humans each in up to 3
- * groups, mostly of the lowest level, some with the role ops or an email
- * elsewhere. Pseudo-random, the same every run.
- */
-function org(people: number): unknown[] {
-  let seed = 7;
-  const pick = (n: number) => Math.floor((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 65_536) % n;
-  const group = (id: string) => ({ type: 'Group', id });
-  const levels: string[][] = [];
-  const out: unknown[] = [];
-  for (const [l, size] of [10, 40, 100, 250, 600].entries()) {
-    const above = levels[l - 1] ?? [];
-    levels.push(Array.from({ length: size }, (_, i) => `g${l}-${i}`));
-    for (const id of levels[l]!) out.push({ uid: group(id), attrs: { name: id }, parents: (l === 0 ? [] : [...new Set(Array.from({ length: 1 + pick(3) }, () => above[pick(above.length)]!))]).map(group) });
-  }
-  const all = levels.flat();
-  for (let h = 0; h < people; h++) {
-    const groups = [...new Set([0, 1, 2].map(() => (pick(4) === 0 ? all[pick(all.length)]! : levels[4]![pick(600)]!)))];
-    const attrs = { email: `h${h}@${pick(5) === 0 ? 'elsewhere.example' : 'example.com'}`, roles: pick(6) === 0 ? ['ops'] : [] };
-    out.push({ uid: { type: 'Human', id: `h${h}` }, attrs, parents: groups.map(group) });
-  }
-  return out;
-}
 
 /** The requests asked of every human: compiled policies, an approval, and one cedar-wasm decides. */
 const REQUESTS = [
@@ -83,7 +59,7 @@ function refusal(error: unknown): { code: string; message: string; issues: unkno
 describe('a decision point whose entities are checked on a worker thread', () => {
   describe('with an org chart of 2,000 people in 1,000 groups', () => {
     it('decides every request, and finds every ancestor, as a decision point given the same entities with setEntities', async () => {
-      const entities = org(2_000);
+      const entities = orgChart(2_000);
       const text = JSON.stringify(entities);
       const before = behaviour(onThisThread(SOURCES, text), entities);
       const after = behaviour(await decisionPointOffThread(SOURCES, { entities: { file: 'entities.json', text } }), entities);
@@ -94,7 +70,7 @@ describe('a decision point whose entities are checked on a worker thread', () =>
     });
 
     it('holds the same entities in Cedar JSON, in the same order, as setEntities', async () => {
-      const text = JSON.stringify(org(2_000));
+      const text = JSON.stringify(orgChart(2_000));
       const point = await decisionPointOffThread(SOURCES, { entities: { file: 'entities.json', text } });
       assert.deepEqual(point.entities.json, onThisThread(SOURCES, text).entities.json);
       assert.equal(point.entities.version, 1);
@@ -192,7 +168,7 @@ describe('a decision point whose entities are checked on a worker thread', () =>
 
   describe('with an org chart of 10,000 people in 1,000 groups nested 5 deep', () => {
     it('keeps the event loop answering while it is taken (regression: its checks held the thread taking it ~1 s)', async () => {
-      const text = JSON.stringify(org(10_000));
+      const text = JSON.stringify(orgChart(10_000));
       // What taking these entities with setEntities costs on this machine, now: the stall it used to cause (slowness scales both).
       const start = performance.now();
       onThisThread(SOURCES, text);

@@ -9,39 +9,17 @@ import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { MAX_SET_BYTES } from './policy-control.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 import { longestGap } from '../../../../scripts/testing/event-loop.ts';
+import { orgChart } from '../../../../scripts/testing/org-chart.ts';
 
 const POLICY = '@id("staff") permit (principal in Group::"g1-3", action == Action::"system.run", resource);\n';
 
-/**
- * An org chart as JSON entities: 1,000 groups in 5 levels (10, 40, 100, 250,
- * 600), each in 1–3 groups of the level above, and `people` humans each in
- * up to 3 groups, mostly of the lowest level. Pseudo-random, the same every run.
- */
-function org(people: number): unknown[] {
-  let seed = 1;
-  const pick = (n: number) => Math.floor((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 65_536) % n;
-  const group = (id: string) => ({ type: 'Group', id });
-  const levels: string[][] = [];
-  const out: unknown[] = [];
-  for (const [l, size] of [10, 40, 100, 250, 600].entries()) {
-    const above = levels[l - 1] ?? [];
-    levels.push(Array.from({ length: size }, (_, i) => `g${l}-${i}`));
-    for (const id of levels[l]!) out.push({ uid: group(id), parents: (l === 0 ? [] : [...new Set(Array.from({ length: 1 + pick(3) }, () => above[pick(above.length)]!))]).map(group) });
-  }
-  const all = levels.flat();
-  for (let h = 0; h < people; h++) {
-    const groups = [...new Set([0, 1, 2].map(() => (pick(4) === 0 ? all[pick(all.length)]! : levels[4]![pick(600)]!)))];
-    out.push({ uid: { type: 'Human', id: `h${h}` }, attrs: { email: '', roles: [] }, parents: groups.map(group) });
-  }
-  return out;
-}
 
 
 describe('a candidate whose entities are a large org chart (5,000 people in 1,000 groups, under 1 MiB)', () => {
   let state: string;
   let t: TestGateway;
   let admin: ApiClient;
-  const entities = JSON.stringify(org(5_000));
+  const entities = JSON.stringify(orgChart(5_000, { seed: 1, attributes: 'minimal' }));
   /** What taking these entities on this thread costs, now: the stall replay and activation used to cause (slowness scales both). */
   let syncMs = 0;
   before(async () => {
