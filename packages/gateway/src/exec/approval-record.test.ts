@@ -6,15 +6,14 @@
 // durable before the node gets the command, and runs nothing when the log
 // refuses that one too.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { describe, it, mock } from 'node:test';
 import type { AuditEventInput } from '@corral/audit';
-import { Identity, type DeviceIdentity } from '@corral/identity';
-import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, GatewayClient, GatewayServer, INVOKE_RELEASE_EVENT, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
-import { pairedNodePeer, type NodePeer, type ReceivedInvoke } from '../../test/node-peer.ts';
+import type { DeviceIdentity } from '@corral/identity';
+import { ApprovalStore, GatewayClient, INVOKE_RELEASE_EVENT } from '../index.ts';
+import type { NodePeer, ReceivedInvoke } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
+import { refusingLogGateway, type NodeAnswer } from '../../test/refusing-log-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = `
@@ -34,66 +33,11 @@ const decisionsOf = (events: AuditEventInput[], approvalId: string) => events.fi
  * appends `refusing.when` picks; its node answers every command at once and
  * notes, as each reaches it, the records durable by then.
  */
-async function gatewayOver(state = stateDir(), caps: string[] = [], device?: DeviceIdentity) {
-  const identity = Identity.open(state);
-  const db = openGatewayDb(state);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
-  const point = new DecisionPoint();
-  point.reload(join(state, 'policies'));
-  const approvals = new ApprovalStore(db);
-  const events: AuditEventInput[] = [];
-  const refusing: { when?: (event: AuditEventInput) => boolean } = {};
-  const audit = async (event: AuditEventInput) => {
-    if (refusing.when?.(event)) throw new Error('the disk is full');
-    events.push(event);
-  };
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit, approvalPollMs: 20 });
-  /** For each command the node got: the records durable when it got it. */
-  const durableAtRun: AuditEventInput[][] = [];
-  const answer = () => {
-    durableAtRun.push([...events]);
-    return { ok: true as const, payload: { exitCode: 0 } };
-  };
-  const node = device ? await pairedAgain(server.url, device, answer) : await pairedNodePeer(server.url, token, identity, ['system.run'], answer, caps);
-  const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
-  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
-  const pendingFor = (argv: string[]) => approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
-  /** Asks for `argv` and resolves once its approval waits: the waiting run, and the approval's id. */
-  const asked = async (argv: string[]) => {
-    const waiting = run(argv);
-    waiting.catch(() => undefined);
-    let approval = pendingFor(argv);
-    for (let i = 0; !approval && i < 500; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      approval = pendingFor(argv);
-    }
-    assert.ok(approval, 'an approval request');
-    return { waiting, id: approval.id };
-  };
-  return {
-    server,
-    identity,
-    approvals,
-    invoker,
-    node,
-    events,
-    durableAtRun,
-    refusing,
-    run,
-    asked,
-    pendingFor,
-    async close() {
-      await operator.close();
-      await node.close();
-      await server.close();
-      db.close();
-      identity.close();
-    },
-  };
-}
+const gatewayOver = (state = stateDir(), caps: string[] = [], device?: DeviceIdentity) =>
+  refusingLogGateway({ state, token, caps, ...(device ? { node: (url: string, answer: NodeAnswer) => pairedAgain(url, device, answer) } : {}) });
 
 /** The node `device`, paired with the gateway of this state directory before it restarted, connected again; it answers every command with `answer`. */
-async function pairedAgain(url: string, device: DeviceIdentity, answer: () => { ok: true; payload: unknown }): Promise<NodePeer> {
+async function pairedAgain(url: string, device: DeviceIdentity, answer: NodeAnswer): Promise<NodePeer> {
   const client = await GatewayClient.connect({ url, token, role: 'node', device, client: { displayName: 'restarted-peer' }, commands: ['system.run'], caps: [] });
   const received: ReceivedInvoke[] = [];
   client.on('node.invoke.request', (payload) => {

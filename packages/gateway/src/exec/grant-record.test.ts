@@ -5,16 +5,11 @@
 // holding it decides nothing (every request is denied) until a set is
 // activated or the grant revoked. The approver is told which in the answer.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import type { AuditEventInput } from '@corral/audit';
-import { Identity } from '@corral/identity';
-import { ApprovalStore, GatewayClient, GatewayServer, grantFile, NodeInventory, NodeInvoker, OpenRuns, PolicyGrants, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
-import { PolicyControl } from '../http/policy-control.ts';
-import { pairedNodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { holdActivationLock } from '../../test/activation-lock.ts';
+import { refusingLogGateway } from '../../test/refusing-log-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = `
@@ -26,58 +21,8 @@ const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string }
 
 /** A gateway deciding with the policy directory of a fresh state directory, making grants in it, whose audit log refuses the appends `refusing.when` picks. */
 async function grantingGateway() {
-  const state = stateDir();
-  const identity = Identity.open(state);
-  const db = openGatewayDb(state);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
-  const dir = join(state, 'policies');
-  // A put-back that meets another process's activation lock gives up soon.
-  const control = PolicyControl.open(dir, { lockWaitMs: 300 });
-  const approvals = new ApprovalStore(db);
-  const grants = new PolicyGrants(control, approvals);
-  const events: AuditEventInput[] = [];
-  const refusing: { when?: (event: AuditEventInput) => boolean } = {};
-  const audit = async (event: AuditEventInput) => {
-    if (refusing.when?.(event)) throw new Error('the disk is full');
-    events.push(event);
-  };
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: control, grants, audit, approvalPollMs: 20 });
-  const node = await pairedNodePeer(server.url, token, identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-  const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
-  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
-  /** Asks for `argv` and resolves once its approval waits: the waiting run, and the approval's id. */
-  const asked = async (argv: string[]) => {
-    const waiting = run(argv);
-    waiting.catch(() => undefined);
-    let approval = approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
-    for (let i = 0; !approval && i < 500; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      approval = approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
-    }
-    assert.ok(approval, 'an approval request');
-    return { waiting, id: approval.id, digest: approval.digest };
-  };
-  const inSet = (id: string) => PolicyControl.open(dir).active().files.some((f) => f.name === grantFile(id));
-  return {
-    dir,
-    control,
-    approvals,
-    grants,
-    invoker,
-    node,
-    events,
-    refusing,
-    run,
-    asked,
-    inSet,
-    async close() {
-      await operator.close();
-      await node.close();
-      await server.close();
-      db.close();
-      identity.close();
-    },
-  };
+  const gw = await refusingLogGateway({ state: stateDir(), token, grants: true });
+  return { ...gw, control: gw.control!, grants: gw.grants! };
 }
 
 
