@@ -1,7 +1,8 @@
 // A run an approval allows never goes before a durable record that it was
-// allowed. The approval's own record (`approval.resolve`) is that record; when
-// the audit log refuses it, or when the gateway cannot know it was kept (the
-// approval was allowed before this gateway started), the run carries its own
+// allowed. The approval's own record (`approval.resolve`) is that record when
+// this gateway made it durable; when the audit log refused it, or the gateway
+// cannot know it was kept (the approval was allowed by another process, or
+// before this gateway started), the run carries its own
 // decision record (`node.invoke.decide`, effect allow, naming the approval),
 // durable before the node gets the command, and runs nothing when the log
 // refuses that one too.
