@@ -221,6 +221,81 @@ describe('OIDC settings and issuer answers Corral cannot use', () => {
       await assert.rejects(client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending), { code: 'IDENTITY_OIDC_EXCHANGE_FAILED' });
     });
   }
+
+  describe('when an https issuer’s discovery document names endpoints inside Corral’s network, or off its origin', () => {
+    // A hostile or compromised issuer (or whoever serves its discovery document) would have Corral POST the code and its
+    // client secret, or GET a key set, wherever it says: the cloud metadata service, the gateway's own loopback port.
+    const fetched: string[] = [];
+    const recording = (doc: unknown): typeof fetch =>
+      (async (input: string | URL | Request) => {
+        fetched.push(String(input));
+        return Response.json(doc);
+      }) as typeof fetch;
+    const refusedEndpoints: Array<[string, 'authorization_endpoint' | 'token_endpoint' | 'jwks_uri', string]> = [
+      ['a token endpoint over plain HTTP on loopback', 'token_endpoint', 'http://127.0.0.1:8080/token'],
+      ['a key set over plain HTTP on loopback', 'jwks_uri', 'http://localhost:8080/jwks'],
+      ['an authorization endpoint over plain HTTP on IPv6 loopback', 'authorization_endpoint', 'http://[::1]:8080/auth'],
+      ['a key set at the cloud metadata service', 'jwks_uri', 'https://169.254.169.254/latest/meta-data/'],
+      ['a token endpoint on a private address', 'token_endpoint', 'https://10.0.0.8/token'],
+      ['a token endpoint on loopback written as an IPv4-mapped IPv6 address', 'token_endpoint', 'https://[::ffff:127.0.0.1]/token'],
+      ['a key set on loopback written as one number', 'jwks_uri', 'https://2130706433/jwks'],
+      ['a key set on 0.0.0.0, which reaches this machine', 'jwks_uri', 'https://0.0.0.0/jwks'],
+      ['an authorization endpoint on a .localhost name', 'authorization_endpoint', 'https://admin.localhost/auth'],
+      ['an authorization endpoint on a link-local IPv6 address', 'authorization_endpoint', 'https://[fe80::1]/auth'],
+      ['a token endpoint on another origin', 'token_endpoint', 'https://tokens.attacker.example/token'],
+      ['a key set on another port of the issuer’s host', 'jwks_uri', 'https://issuer.example:8443/jwks'],
+      ['a token endpoint carrying a user name and password', 'token_endpoint', 'https://user:pass@issuer.example/token'],
+    ];
+    for (const [what, field, url] of refusedEndpoints) {
+      it(`refuses ${what}, naming ${field} and fetching nothing from it: IDENTITY_OIDC_DISCOVERY_FAILED`, async () => {
+        // Before: any https URL, or an http one on loopback, was taken and later fetched, whatever the issuer's address.
+        fetched.length = 0;
+        const error = await OidcClient.discover({ ...base, fetch: recording({ ...DOC, [field]: url }) }).catch((e: unknown) => e);
+        assert.equal((error as { code?: string }).code, 'IDENTITY_OIDC_DISCOVERY_FAILED', String(error));
+        assert.match((error as Error).message, new RegExp(field));
+        assert.doesNotMatch((error as Error).message, /pass@/);
+        assert.deepEqual(fetched, [`${ISSUER}/.well-known/openid-configuration`]);
+      });
+    }
+
+    it('says which setting lets an endpoint off the issuer’s origin in', async () => {
+      const error = await OidcClient.discover({ ...base, fetch: recording({ ...DOC, jwks_uri: 'https://keys.example/certs' }) }).catch((e: unknown) => e);
+      assert.match((error as Error).message, /endpointOrigins/);
+      assert.match((error as Error).message, /"https:\/\/keys\.example"/);
+    });
+
+    it('takes a token endpoint and key set on origins the endpointOrigins setting lists (Google’s shape)', async () => {
+      const google = 'https://accounts.google.com';
+      const doc = { issuer: google, authorization_endpoint: `${google}/o/oauth2/v2/auth`, token_endpoint: 'https://oauth2.googleapis.com/token', jwks_uri: 'https://www.googleapis.com/oauth2/v3/certs' };
+      const settings = { ...base, issuer: google, fetch: recording(doc) };
+      await assert.rejects(OidcClient.discover(settings), { code: 'IDENTITY_OIDC_DISCOVERY_FAILED' });
+      const client = await OidcClient.discover({ ...settings, endpointOrigins: ['https://oauth2.googleapis.com', 'https://WWW.googleapis.com/'] });
+      assert.ok(client.startLogin().url.startsWith(`${google}/o/oauth2/v2/auth?`));
+    });
+
+    it('takes an endpoint on a private address when it is the issuer’s own origin, or listed in endpointOrigins', async () => {
+      // An issuer inside the company network (Keycloak at 10.0.0.5) serves its endpoints there.
+      const keycloak = 'https://10.0.0.5:8443/realms/corp';
+      const doc = { issuer: keycloak, authorization_endpoint: `${keycloak}/auth`, token_endpoint: `${keycloak}/token`, jwks_uri: `${keycloak}/certs` };
+      await OidcClient.discover({ ...base, issuer: keycloak, fetch: recording(doc) });
+      const elsewhere = { ...DOC, token_endpoint: 'https://10.0.0.8/token' };
+      await OidcClient.discover({ ...base, fetch: recording(elsewhere), endpointOrigins: ['https://10.0.0.8'] });
+    });
+
+    const origins: Array<[string, unknown]> = [
+      ['given as one string', 'https://keys.example'],
+      ['with a path', ['https://keys.example/certs']],
+      ['over plain HTTP, off this machine', ['http://keys.example']],
+      ['that is no URL', ['keys.example']],
+    ];
+    for (const [what, endpointOrigins] of origins) {
+      it(`refuses endpoint origins ${what} at discovery, naming the setting: IDENTITY_INPUT_INVALID`, async () => {
+        const error = await OidcClient.discover({ ...base, endpointOrigins } as OidcSettings).catch((e: unknown) => e);
+        assert.equal((error as { code?: string }).code, 'IDENTITY_INPUT_INVALID', String(error));
+        assert.match((error as Error).message, /OIDC setting endpointOrigins/);
+      });
+    }
+  });
 });
 
 /**

@@ -119,7 +119,9 @@ export class OidcClient {
 
   /**
    * Checks the settings, reads the issuer's discovery document and checks it
-   * names the same issuer, with https endpoints. Throws IDENTITY_CONFIG_MISSING,
+   * names the same issuer, with endpoints Corral may reach (https, on the
+   * issuer's origin or one endpointOrigins lists, none inside Corral's
+   * network: see readDiscovery). Throws IDENTITY_CONFIG_MISSING,
    * IDENTITY_INPUT_INVALID (a setting of the wrong shape: see
    * checkOidcSettings), IDENTITY_OIDC_DISCOVERY_FAILED.
    */
@@ -135,7 +137,7 @@ export class OidcClient {
     } catch (error) {
       throw new IdentityError('IDENTITY_OIDC_DISCOVERY_FAILED', `cannot read ${url}`, { cause: error });
     }
-    return new OidcClient(settings, readDiscovery(doc, settings.issuer));
+    return new OidcClient(settings, readDiscovery(doc, settings));
   }
 
   /** Starts a login: fresh state, nonce and PKCE verifier; the URL carries only the S256 challenge. */
