@@ -70,8 +70,8 @@ CREATE TABLE IF NOT EXISTS local_users (
  */
 export function openIdentityDb(stateDir: string, options: { busyTimeoutMs?: number } = {}): DatabaseSync {
   const busyTimeoutMs = options.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
-  const path = join(stateDir, 'identity.db');
-  securePrivateDir(stateDir);
+  // Opened by the directory's path as checked, with no symbolic link in it: a link given as stateDir may be moved meanwhile.
+  const path = join(securePrivateDir(stateDir), 'identity.db');
   privateStoreFile(path, ['-wal', '-shm', '-journal'].map((suffix) => path + suffix));
   let db: DatabaseSync | undefined;
   try {

@@ -1,7 +1,8 @@
 // The state directory holds the token-signing private keys: Corral makes it
 // its user's alone, or refuses one another user owns.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -142,4 +143,41 @@ describe('a file of the identity store that another user owns', { skip: !root &&
       assert.equal(modeOf(planted), 0o666);
     });
   }
+});
+
+describe('a state directory given as a symbolic link that someone moves while Corral opens the store', () => {
+  // A link in a directory others share (/tmp/corral → ~/corral-state) may be retargeted in a loop by whoever made it.
+  it('keeps the store in the directory Corral checked, never in the one the link names afterwards', () => {
+    // Before: the directory was checked through the link, then identity.db opened through it again by name: a link moved
+    // in between had the store, and the signing keys written to it, made (mode 644) in a directory of the mover's.
+    const parent = tempDir();
+    const checked = join(parent, 'checked');
+    mkdirSync(checked, { mode: 0o700 });
+    const theirs = join(parent, 'theirs');
+    mkdirSync(theirs);
+    chmodSync(theirs, 0o777);
+    const link = join(parent, 'link');
+    symlinkSync(checked, link);
+    // The link is moved as the first descriptor Corral opens is closed: the state directory's, once it has been checked.
+    const closeSync = fs.closeSync;
+    let moved = false;
+    fs.closeSync = (fd: number) => {
+      closeSync(fd);
+      if (moved) return;
+      moved = true;
+      rmSync(link);
+      symlinkSync(theirs, link);
+    };
+    syncBuiltinESMExports();
+    try {
+      Identity.open(link).close();
+    } finally {
+      fs.closeSync = closeSync;
+      syncBuiltinESMExports();
+    }
+    assert.ok(moved, 'the link was moved while the store was opened');
+    assert.deepEqual(readdirSync(theirs), []);
+    assert.ok(existsSync(join(checked, 'identity.db')));
+    assert.equal(modeOf(join(checked, 'identity.db')), 0o600);
+  });
 });

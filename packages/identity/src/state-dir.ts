@@ -1,6 +1,6 @@
 // The state directory holds identity.db, and so the token-signing private
 // keys: only the user Corral runs as may enter it, list it or change it.
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, realpathSync, type Stats } from 'node:fs';
 import { IdentityError } from './errors.ts';
 
 /**
@@ -9,26 +9,36 @@ import { IdentityError } from './errors.ts';
  * exist; made 0700 when this user owns it and others may read, enter or
  * write it. Nothing outside it is changed. It may be a symbolic link to a
  * directory (`~/.corral` → `/srv/corral`): the directory linked to is the
- * one checked and changed.
+ * one checked and changed, and its path, with no link in it, is returned:
+ * what Corral keeps there must be opened by that path, never through the
+ * link again, which whoever may write where the link is could have moved
+ * since (to a directory of theirs).
  *
  * Throws IDENTITY_STATE_DIR_UNSAFE, naming the directory and what to do,
  * when another user owns it (they could read or replace what Corral keeps
  * there), or when others may write it and it cannot be made 0700;
  * IDENTITY_STORE_FAILED when it cannot be made or opened.
  */
-export function securePrivateDir(stateDir: string): void {
+export function securePrivateDir(stateDir: string): string {
   const uid = process.getuid?.();
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot make the state directory ${stateDir}: ${reason(error)}`, { cause: error });
   }
+  let real: string;
+  try {
+    real = realpathSync(stateDir);
+  } catch (error) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the state directory ${stateDir}: ${reason(error)}`, { cause: error });
+  }
   // Owners and modes mean nothing to Corral where there are no user ids (Windows).
-  if (uid === undefined) return;
+  if (uid === undefined) return real;
   let fd: number;
   try {
-    // Checked and changed through one descriptor: what is changed is what was checked.
-    fd = openSync(stateDir, constants.O_RDONLY | constants.O_DIRECTORY);
+    // Checked and changed through one descriptor: what is changed is what was checked. Opened by the path
+    // resolved above, not followed should a link have been put at its last part since.
+    fd = openSync(real, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (error) {
     throw new IdentityError('IDENTITY_STORE_FAILED', `cannot open the state directory ${stateDir}: ${reason(error)}`, { cause: error });
   }
@@ -40,7 +50,7 @@ export function securePrivateDir(stateDir: string): void {
         `the state directory ${stateDir} belongs to another user (uid ${found.uid}), who could read or replace the identity store in it: run Corral as that user, or give it a state directory of this user's (uid ${uid}) with --state-dir`,
       );
     }
-    if ((found.mode & 0o077) === 0) return;
+    if ((found.mode & 0o077) === 0) return real;
     let refusal: unknown;
     try {
       fchmodSync(fd, 0o700);
@@ -56,6 +66,7 @@ export function securePrivateDir(stateDir: string): void {
         refusal === undefined ? {} : { cause: refusal },
       );
     }
+    return real;
   } finally {
     closeSync(fd);
   }
