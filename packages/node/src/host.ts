@@ -360,9 +360,11 @@ export class NodeHost {
           const held = this.#releases.get(p!.invokeId as string);
           if (held?.client === client) held.settle(false);
         });
-        // A gateway gone before it released a run: that run never starts.
+        // A gateway gone before it released a run: that run never starts. One gone while its runs go on has told their callers they
+        // failed, and no result can reach it now: each is stopped as its cancel stops it (run on, one the caller sent again ran twice).
         void client.closed.then(() => {
           for (const held of [...this.#releases.values()]) if (held.client === client) held.settle(false);
+          for (const invoke of this.#invokes.values()) if (invoke.client === client) invoke.cancel.abort();
         });
         this.#agentRuns.watch(client);
         // A gateway that approves this node's command surface while it is connected
@@ -559,7 +561,7 @@ export class NodeHost {
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
       const confirmed = release === undefined || (await release);
-      if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', 'not run: the gateway cancelled it (its caller left)');
+      if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', 'not run: the gateway cancelled it (its caller left) or went away');
       if (!confirmed) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).

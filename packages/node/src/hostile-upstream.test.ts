@@ -57,6 +57,8 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
     invoke,
     /** Sends the node an event of the gateway's (a release, a cancel). */
     send: (event: string, payload: unknown) => node!.event(event, payload),
+    /** Closes the node's connection from the gateway's side (a restart, a network drop); the node then reconnects. */
+    drop: () => node!.close(1012, 'service restart'),
     server: gw.server,
     close: async () => {
       await host.close();
@@ -94,6 +96,23 @@ class RecordingRunner extends HeldRunner {
     const result = super.run(plan, argv, options);
     this.finish();
     return result;
+  }
+}
+
+/** A runner whose runs last until their signal stops them (or `finish()`), answered then as a killed run (no exit code). */
+class UntilStoppedRunner extends Runner {
+  readonly began = Promise.withResolvers<void>();
+  readonly aborted = Promise.withResolvers<void>();
+  readonly #ended = Promise.withResolvers<void>();
+  override async run(_plan: SandboxPlan, _argv: readonly string[], options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
+    this.began.resolve();
+    options?.signal?.addEventListener('abort', () => this.aborted.resolve(), { once: true });
+    if (options?.signal?.aborted) this.aborted.resolve();
+    await Promise.race([this.aborted.promise, this.#ended.promise]);
+    return { exitCode: null, signal: 'SIGKILL', notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], ingress: [], warnings: [], policyDigest: 'stopped', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
+  }
+  finish(): void {
+    this.#ended.resolve();
   }
 }
 
@@ -936,6 +955,24 @@ describe("git NAME on the node's allowlist, for a NAME that is not git's own", (
       assert.match(answer.error!.message, /git-hi/);
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('a run whose gateway connection closes while it runs', () => {
+  it("is stopped, as when the gateway cancels it: its result can no longer reach anyone, and the gateway has told its caller it failed (regression: it ran on to its end, so a caller that tried again ran it twice)", async () => {
+    const runner = new UntilStoppedRunner();
+    const gw = await hostileGateway({ runner });
+    try {
+      void gw.invoke('system.run', { command: ['sleep', '600'] }, 600_000);
+      await runner.began.promise;
+      gw.drop();
+      const stopped = await Promise.race([runner.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+      assert.equal(stopped, true, 'the run was still going 10 s after its gateway connection closed');
+    } finally {
+      runner.finish();
+      await gw.close();
+      await runner.close();
     }
   });
 });
