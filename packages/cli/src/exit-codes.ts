@@ -12,7 +12,7 @@ export const EXIT = {
   failed: 1,
   /** Bad usage or bad input (unknown flag, invalid policy file, a sequence number or id that names nothing). */
   usage: 2,
-  /** The host lacks what is needed (bubblewrap missing, protection unenforceable, no audit log or key, a store that cannot be used). */
+  /** The host lacks what is needed (bubblewrap missing, protection unenforceable, no audit log or key, a store that cannot be used, a policy set in force that decides nothing because its activation is not recorded). */
   environment: 3,
   /** Corral refused to start the command (policy or enforcement). */
   refused: 126,

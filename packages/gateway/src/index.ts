@@ -14,6 +14,7 @@ export type { ConnectParams, HelloOk } from './protocol/frames.ts';
 export { Gateway } from './gateway.ts';
 export type { GatewayLogLine, GatewayOptions } from './gateway.ts';
 export type { PolicyLogEntry } from './http/policy-control.ts';
+export { hashFiles } from './http/policy-control.ts';
 export type { ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 export { ADMIN_COMMANDS, NodeInventory } from './nodes/inventory.ts';
 export type { NodeListEntry, PairingEntry } from './nodes/inventory.ts';

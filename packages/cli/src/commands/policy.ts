@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
-import type { Decision, DecisionPoint, PolicyError, PolicySet, RecordedDecision } from '@corral/policy';
+import type { Decision, DecisionPoint, PolicyError, PolicySet, PolicySource, RecordedDecision } from '@corral/policy';
 import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
@@ -140,6 +140,42 @@ function describeDecision(d: Decision, set: PolicySet): string {
   return lines.map(printable).join('\n');
 }
 
+/** The kinds of file a gateway reads as a policy set, and hashes (hashFiles of @corral/gateway): its Cedar files and the data beside them. */
+const SET_FILES = ['.cedar', '.json', '.yaml', '.yml'];
+
+/**
+ * Whether the set in force in the policy directory `dir` decides nothing in
+ * a gateway: marked unrecorded (its activation was neither recorded in the
+ * audit log nor undone, or is being recorded now), or taken as marked since
+ * the marks cannot be read. Reads the marks as the gateway reads them
+ * (markOf in @corral/gateway's http/policy-control.ts): one file a set,
+ * `<dir>.versions/unrecorded/<hash>`, where hash is hashFiles of the set's
+ * files. The gateway (slow to load) is loaded only when some mark stands.
+ * Throws POLICY_UNREADABLE, POLICY_SET_INVALID when a mark stands and the
+ * directory cannot be read as a gateway reads it.
+ */
+async function unrecordedMark(dir: string): Promise<'none' | { state: 'marked'; hash: string } | { state: 'unreadable'; where: string }> {
+  const marks = join(`${dir}.versions`, 'unrecorded');
+  const unreadable = { state: 'unreadable', where: marks } as const;
+  let names: string[];
+  try {
+    names = readdirSync(marks);
+    // A mark is looked up by name: marks that can be listed but not searched cannot be read either.
+    accessSync(marks, constants.X_OK);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'none' : unreadable;
+  }
+  if (names.length === 0) return 'none';
+  const [{ readPolicyDir }, { hashFiles }] = await Promise.all([policyPackage(), import('@corral/gateway')]);
+  const sources: PolicySource[] = readPolicyDir(dir, SET_FILES);
+  const hash = hashFiles(sources.map((s) => ({ name: s.file, text: s.text })));
+  try {
+    return lstatSync(join(marks, hash), { throwIfNoEntry: false }) === undefined ? 'none' : { state: 'marked', hash };
+  } catch {
+    return unreadable;
+  }
+}
+
 /** The policy package, loaded on use: cedar-wasm costs start-up time other command families should not pay. */
 function policyPackage() {
   return import('@corral/policy');
@@ -207,14 +243,31 @@ export function registerPolicy(program: Command): void {
     .action(async (opts: { request: string; policies?: string; entities?: string; json?: boolean }, command: Command) => {
       const { DecisionPoint } = await policyPackage();
       const pdp = new DecisionPoint();
-      const set = await policyStep(() => pdp.reload(policiesDir(command, opts.policies)));
+      const policies = policiesDir(command, opts.policies);
+      const set = await policyStep(() => pdp.reload(policies));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
       await setEntities(pdp, entities);
       const request = readJson(resolve(opts.request), 'the request');
       const decision = await policyStep(() => pdp.decide(request));
-      if (opts.json) printJson(decision);
-      else process.stdout.write(`${describeDecision(decision, set)}\n`);
+      const mark = await policyStep(() => unrecordedMark(policies));
+      if (mark === 'none') {
+        if (opts.json) printJson(decision);
+        else process.stdout.write(`${describeDecision(decision, set)}\n`);
+        return;
+      }
+      // The gateway decides nothing with this set: what it does is deny, whatever the set would decide.
+      const reason = mark.state === 'marked'
+        ? `the policy set in force (${mark.hash.slice(0, 12)}) was activated, but its activation is not recorded in the audit log: every request is denied, by every gateway and corral command on this policy directory, until a set (this one included) is activated and recorded`
+        : `the marks of policy sets activated unrecorded (${mark.where}) cannot be read, so every set counts as marked: every request is denied, by every gateway and corral command on this policy directory, until a set is activated and recorded`;
+      if (opts.json) {
+        printJson({ decision: 'deny', policies: [], reason, errors: [], code: 'POLICY_NOT_LOADED', unrecorded: true, ...(mark.state === 'unreadable' ? { marksUnreadable: true } : { hash: mark.hash }), setDecision: decision });
+      } else {
+        const head = [`decision: deny (the policy set in force is ${mark.state === 'marked' ? 'marked unrecorded' : 'taken as unrecorded: its marks cannot be read'})`, `reason:   ${reason}`].map(printable);
+        const own = describeDecision(decision, set).split('\n').map((l) => `  ${l}`);
+        process.stdout.write(`${[...head, 'once activated and recorded, the set would decide:', ...own].join('\n')}\n`);
+      }
+      process.exitCode = EXIT.environment;
     });
 
   policy
