@@ -7,6 +7,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
+import { runsCodeOfAction } from './runs-code.ts';
 import { preparedOnce } from '../store/statements.ts';
 import { writeIfFree, writeNowOrWhenFree, writeWhenFree, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
@@ -16,7 +17,14 @@ export type ApprovalDecision = 'allow-once' | 'allow-always' | 'deny';
 export interface Approval {
   id: string;
   digest: string;
-  /** What the approver is shown: principal, node, argv, cwd, env, every command, the policy reason. */
+  /**
+   * What the approver is shown: principal, node, argv, cwd, env, every
+   * command, the policy reason. For a run, also `runsCode`: a RunsCode
+   * (runs-code.ts) when a command of it runs code its argv does not show
+   * (`python3 -c …`, `xargs`, `ssh host CMD`), else null; computed by the
+   * store from the argv on every read, never taken from whoever made the
+   * approval, so approvals made before it existed carry it too.
+   */
   action: Record<string, unknown>;
   status: ApprovalStatus;
   /** Null until someone decides; while pending, the weakest allow so far (allow-always only when every approver chose it). */
@@ -194,8 +202,11 @@ export class ApprovalStore {
    * the quorum the approval is allowed, always only when every approver chose
    * allow-always, else once. A `reason` (text of at most MAX_REASON
    * characters) is kept as the approval's reason when this decision settles
-   * it. Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
-   * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID.
+   * it. Allow-always is refused for a run that runs code its argv does not
+   * show (action.runsCode): a standing grant would let it run again, with
+   * whatever it then reads, with no one looking. Throws
+   * GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
+   * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always).
    */
   resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
     this.#begin(decision, approver, reason);
@@ -253,6 +264,7 @@ export class ApprovalStore {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
+    if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();
     if (decision === 'deny') {
       this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, reason ?? null, id);
@@ -456,11 +468,31 @@ export function checkReason(reason: unknown): asserts reason is string | undefin
   if (typeof reason !== 'string' || reason.length > MAX_REASON || !reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
 }
 
+/**
+ * Throws GATEWAY_PARAMS_INVALID when the approval is for a run that runs code
+ * its argv does not show: allow-always would make a standing grant for what
+ * no approver could see. Its message names why (runs-code.ts: plain ASCII,
+ * no text of the agent's).
+ */
+function refuseStandingGrant(approval: Approval): void {
+  const runs = runsCodeOfAction(approval.action);
+  if (runs === null) return;
+  const message = `allow-always is refused for a command that runs code Corral cannot see (${runs.reason}): approve it once, or deny it`;
+  throw new GatewayError('GATEWAY_PARAMS_INVALID', message, { wire: { code: 'INVALID_REQUEST', message } });
+}
+
+/** The action as stored, with `runsCode` worked out afresh for a run (one with an argv or commands); a named command's is left as it is. */
+function actionOf(text: string): Record<string, unknown> {
+  const action = JSON.parse(text) as Record<string, unknown>;
+  if (!Array.isArray(action.argv) && !Array.isArray(action.commands)) return action;
+  return { ...action, runsCode: runsCodeOfAction(action) };
+}
+
 function fromRow(r: Row): Approval {
   return {
     id: r.id,
     digest: r.digest,
-    action: JSON.parse(r.action) as Record<string, unknown>,
+    action: actionOf(r.action),
     status: r.status,
     decision: r.decision,
     quorum: r.quorum,

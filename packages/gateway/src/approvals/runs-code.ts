@@ -1,0 +1,297 @@
+// Commands whose argv does not show what they will do: a program that runs
+// code given on its command line (`python3 -c …`, `node -e …`, an awk
+// program) or read from stdin (`python3 -`, `xargs`), or that runs it where
+// Corral does not look (`ssh host CMD`, `docker run`, `kubectl exec`). When
+// policy asks a human about such a command, the approver reads its argv; this
+// tells them that the argv is not the whole story, so a long one-liner is not
+// approved for what it seems to be, and no standing grant is made for it
+// (store.ts refuses allow-always).
+//
+// Pure and total: any value in, a verdict or null out, never a throw; linear
+// in the size of the argv. Programs are matched by file name (`python3` for
+// `/usr/bin/python3.12`), so a renamed interpreter is not recognised: this is
+// a warning to a person, not a containment boundary.
+import { programName } from '../exec/canonical.ts';
+
+/** Why an approver cannot judge a command from its argv. */
+export interface RunsCode {
+  /** The program's file name as given (`python3.12`): only names the table knows, so plain ASCII. */
+  program: string;
+  /** How it gets the code: the option (`-c`, `--eval`, `-exec`), `stdin`, `program text` (awk's first operand), `remote host` (ssh), or the subcommand (`run`). */
+  via: string;
+  /** One sentence for the approver: "python3 runs the code given with -c; Corral cannot see what it does". */
+  reason: string;
+}
+
+/**
+ * How a program's options read, for the option walk. Letters are short
+ * options (clusters such as `-lne` read letter by letter); long options are
+ * matched as `--name` or `--name=value`.
+ */
+interface Options {
+  /** Options whose value is code to run: the rest of the word, else the next word (`-c CODE`, `-cCODE`, `--eval=CODE`). */
+  code?: { short?: string; long?: readonly string[] };
+  /** Options that take a value that is not code: the rest of the word, else the next word (`-W ignore`), so it is not read as the script. */
+  value?: { short?: string; long?: readonly string[] };
+  /** Options that take the rest of their word only, maybe empty (perl's `-i.bak`, `-MFoo`). */
+  attached?: string;
+  /** Options followed by optional digits in the same word (perl's `-0777`, `-l`). */
+  digits?: string;
+  /** Options that tell it to read its program from stdin (`sh -s`). */
+  stdin?: string;
+  /** Options naming a file or module to run, after which the rest is that program's own arguments (`python3 -m http.server`, `php -f x.php`). */
+  runs?: string;
+  /** Options naming a program file, after which operands are data (`awk -f prog.awk`). */
+  file?: { short?: string; long?: readonly string[] };
+  /** Words with which it only prints something and exits (`--version`). */
+  exits?: readonly string[];
+}
+
+type Family =
+  /** An interpreter: code by option, else a script operand, else (with `stdin`) its program from stdin. */
+  | { kind: 'interpreter'; options: Options; stdin: boolean }
+  /** awk: its first operand is the program unless a program file is named. */
+  | { kind: 'awk'; options: Options }
+  /** A program that runs code whenever one of these words is among its arguments (find's `-exec`, rsync's `-e`). */
+  | { kind: 'option-anywhere'; options: Options; reason: (program: string, via: string) => string }
+  /** A program that runs code with one of these subcommands, wherever it stands among the operands before `--` (docker's `run`). */
+  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string }
+  /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits. */
+  | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[] }
+  /** env: `-S` splits a string into a command; otherwise the command after its options and assignments is read in turn. */
+  | { kind: 'env'; options: Options }
+  /** PowerShell: `-Command`/`-EncodedCommand` in any case and any unambiguous prefix. */
+  | { kind: 'pwsh' };
+
+const SEE_NOT = 'Corral cannot see what it does';
+const EXITS = ['--version', '--help', '-h', '-V', '-v'];
+
+const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'oO', long: ['--rcfile', '--init-file'] }, stdin: 's', exits: ['--version', '--help'] } };
+
+/**
+ * The table: programs (by file name, without a version suffix: `python` for
+ * `python3.12`) and what makes each run code its argv does not show.
+ */
+const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
+  ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, runs: 'm', exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
+  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
+  ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
+  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
+  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdztS' }, runs: 'fF', exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
+  ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
+  ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
+  ...names(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'csh', 'tcsh'], SHELL),
+  ...names(['fish'], { kind: 'interpreter', stdin: true, options: { code: { short: 'cC', long: ['--command', '--init-command'] }, exits: ['--version', '--help', '-v', '-h'] } }),
+  ...names(['pwsh', 'powershell'], { kind: 'pwsh' }),
+  ...names(['awk', 'gawk', 'mawk', 'nawk'], { kind: 'awk', options: { code: { short: 'e', long: ['--source'] }, file: { short: 'fE', long: ['--file', '--exec'] }, value: { short: 'vFiWl', long: ['--assign', '--field-separator', '--include', '--load'] }, exits: ['--version', '--help', '-V'] } }),
+  ['find', { kind: 'option-anywhere', options: { code: { long: ['-exec', '-execdir', '-ok', '-okdir'] } }, reason: (p, via) => `${p} runs the command given with ${via} on every file it finds; Corral cannot see which files` }],
+  ['rsync', { kind: 'option-anywhere', options: { code: { short: 'e', long: ['--rsh', '--rsync-path'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
+  ['xargs', { kind: 'always', via: 'stdin', reason: (p) => `${p} runs a command with arguments it reads from stdin; Corral cannot see them`, exits: ['--version', '--help'] }],
+  ['ssh', { kind: 'always', via: 'remote host', reason: (p) => `${p} runs commands on another host; Corral cannot see what runs there`, exits: ['-V'] }],
+  ['env', { kind: 'env', options: { code: { short: 'S', long: ['--split-string'] }, value: { short: 'uC', long: ['--unset', '--chdir'] } } }],
+  ...names(['docker', 'podman', 'nerdctl', 'docker-compose', 'podman-compose'], { kind: 'subcommand', subcommands: new Set(['run', 'exec', 'create', 'start', 'restart', 'build', 'up']), reason: (p, via) => `${p} ${via} runs code inside a container; ${SEE_NOT}` }),
+  ...names(['kubectl', 'oc'], { kind: 'subcommand', subcommands: new Set(['exec', 'run', 'debug', 'attach']), reason: (p, via) => `${p} ${via} runs code on a cluster; ${SEE_NOT}` }),
+]);
+
+function names(list: readonly string[], family: Family): Array<[string, Family]> {
+  return list.map((n) => [n.toLowerCase(), family]);
+}
+
+/** Longer than any program name in the table, with a version suffix: a longer argv[0] is none of them, and is not read further. */
+const MAX_NAME = 64;
+/** How deep env wrappers are read (`env env python3 -c …`). */
+const MAX_DEPTH = 8;
+
+/**
+ * Whether any command of a run runs code its argv does not show, and why:
+ * the first such command's verdict, else null. `action` is an approval's
+ * action: its `commands` (every simple command that will run, from the
+ * canonical run, wrappers such as `sh -c` already looked through) when it
+ * has them, else its `argv`. Anything else (a named command's params, a
+ * value that is not an argv of strings) is null. Never throws.
+ */
+export function runsCodeOfAction(action: unknown): RunsCode | null {
+  if (action === null || typeof action !== 'object') return null;
+  const { commands, argv } = action as { commands?: unknown; argv?: unknown };
+  if (Array.isArray(commands) && commands.length > 0) {
+    for (const command of commands) {
+      const found = runsCode(command);
+      if (found) return found;
+    }
+    return null;
+  }
+  return runsCode(argv);
+}
+
+/**
+ * Whether one command (an argv: program first) runs code its argv does not
+ * show, and why; null for anything else, including a value that is not an
+ * array (a word that is not a string reads as an empty word). Never throws.
+ */
+export function runsCode(argv: unknown): RunsCode | null {
+  if (!Array.isArray(argv) || argv.length === 0) return null;
+  try {
+    return classify(argv.map((a) => (typeof a === 'string' ? a : '')), 0);
+  } catch {
+    // Nothing here throws on strings; should it ever, the approver is told rather than nothing.
+    return { program: 'unknown', via: 'unknown', reason: 'Corral could not read this command; it may run code Corral cannot see' };
+  }
+}
+
+function classify(argv: readonly string[], depth: number): RunsCode | null {
+  const first = argv[0];
+  if (first === undefined || depth > MAX_DEPTH) return null;
+  const program = programName(first);
+  // ASCII only: no name in the table is otherwise, and a letter such as the Kelvin sign would lowercase into one.
+  if (program.length === 0 || program.length > MAX_NAME || !/^[A-Za-z0-9._+-]+$/.test(program)) return null;
+  const family = TABLE.get(unversioned(program).toLowerCase());
+  if (!family) return null;
+  switch (family.kind) {
+    case 'interpreter':
+      return interpreter(program, argv, family.options, family.stdin);
+    case 'awk':
+      return awk(program, argv, family.options);
+    case 'option-anywhere':
+      return optionAnywhere(program, argv, family.options, family.reason);
+    case 'subcommand':
+      return subcommand(program, argv, family.subcommands, family.reason);
+    case 'always':
+      if (argv.length === 2 && family.exits?.includes(argv[1]!)) return null;
+      if (program === 'ssh' && gitTransport(argv)) return null;
+      return { program, via: family.via, reason: family.reason(program) };
+    case 'env':
+      return env(program, argv, family.options, depth);
+    case 'pwsh':
+      return pwsh(program, argv);
+  }
+}
+
+/** The remote command of git's own ssh transport, as the canonical run names it (exec/git.ts): `git-upload-pack 'PATH'` and the like, last, after a few options and the host. */
+const GIT_TRANSPORT = /^git-(?:upload-pack|receive-pack|upload-archive) '(?:[^']|'\\[!']')*'$/;
+function gitTransport(argv: readonly string[]): boolean {
+  return argv.length <= 8 && GIT_TRANSPORT.test(argv[argv.length - 1]!);
+}
+
+/** `python3.12` → `python`, `lua5.4` → `lua`, `perl5.36.0` → `perl`: the trailing digits and dots dropped (a loop, not a regex, so a long name costs one pass). */
+function unversioned(name: string): string {
+  let end = name.length;
+  while (end > 0 && /[0-9.]/.test(name[end - 1]!)) end -= 1;
+  return end === 0 ? name : name.slice(0, end);
+}
+
+const codeReason = (program: string, via: string) => ({ program, via, reason: `${program} runs the code given with ${via}; ${SEE_NOT}` });
+const stdinReason = (program: string) => ({ program, via: 'stdin', reason: `${program} reads the code it runs from stdin; ${SEE_NOT}` });
+
+/** What the option walk found: code by an option, stdin, a program named to run, an exit, or where the operands start. */
+type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs' } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean };
+
+/**
+ * Reads the options before the first operand, as getopt does: `--` ends
+ * them, `-` is an operand, a cluster is read letter by letter, an option
+ * that takes a value takes the rest of its word or else the next word.
+ */
+function walk(argv: readonly string[], options: Options): Walk {
+  let file = false;
+  let i = 1;
+  for (; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') return { found: 'operands', at: i + 1, file };
+    if (word === '-' || !word.startsWith('-')) break;
+    if (options.exits?.includes(word)) return { found: 'exits' };
+    if (word.startsWith('--')) {
+      const eq = word.indexOf('=');
+      const name = eq < 0 ? word : word.slice(0, eq);
+      if (options.code?.long?.includes(name)) return { found: 'code', via: name };
+      if (options.file?.long?.includes(name)) file = true;
+      else if (!options.value?.long?.includes(name)) continue;
+      if (eq < 0) i += 1;
+      continue;
+    }
+    for (let j = 1; j < word.length; j += 1) {
+      const letter = word[j]!;
+      const last = j === word.length - 1;
+      if (options.code?.short?.includes(letter)) return { found: 'code', via: `-${letter}` };
+      if (options.stdin?.includes(letter)) return { found: 'stdin' };
+      if (options.runs?.includes(letter)) return { found: 'runs' };
+      if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
+        if (options.file?.short?.includes(letter)) file = true;
+        if (last) i += 1;
+        break;
+      }
+      if (options.attached?.includes(letter)) break;
+      if (options.digits?.includes(letter)) while (j + 1 < word.length && /[0-9]/.test(word[j + 1]!)) j += 1;
+    }
+  }
+  return { found: 'operands', at: i, file };
+}
+
+function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean): RunsCode | null {
+  const read = walk(argv, options);
+  if (read.found === 'code') return codeReason(program, read.via);
+  if (read.found === 'stdin') return stdinReason(program);
+  if (read.found !== 'operands' || !stdin) return null;
+  // No script named, or `-`: the program comes from stdin.
+  return read.at >= argv.length || argv[read.at] === '-' ? stdinReason(program) : null;
+}
+
+function awk(program: string, argv: readonly string[], options: Options): RunsCode | null {
+  const read = walk(argv, options);
+  if (read.found === 'code') return codeReason(program, read.via);
+  if (read.found !== 'operands' || read.file || read.at >= argv.length) return null;
+  return { program, via: 'program text', reason: `${program} runs the program given as its first argument; ${SEE_NOT}` };
+}
+
+/** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
+function optionAnywhere(program: string, argv: readonly string[], options: Options, reason: (program: string, via: string) => string): RunsCode | null {
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    const eq = word.indexOf('=');
+    const name = eq < 0 ? word : word.slice(0, eq);
+    const long = options.code?.long?.find((o) => o === name);
+    if (long) return { program, via: long, reason: reason(program, long) };
+    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--')) {
+      // Letters up to the first one that is not a letter: what follows may be a value (`-e'ssh -p 2'`).
+      for (let j = 1; j < word.length && /[A-Za-z]/.test(word[j]!); j += 1) {
+        if (options.code?.short?.includes(word[j]!)) return { program, via: `-${word[j]!}`, reason: reason(program, `-${word[j]!}`) };
+      }
+    }
+  }
+  return null;
+}
+
+/** One of the subcommands among the operands before `--` (global options may come first, and take values: `docker -H host run`). */
+function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string): RunsCode | null {
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    if (subcommands.has(word)) return { program, via: word, reason: reason(program, word) };
+  }
+  return null;
+}
+
+/** `env -S STRING`, else the command after env's options and NAME=value assignments, read in turn. */
+function env(program: string, argv: readonly string[], options: Options, depth: number): RunsCode | null {
+  const read = walk(argv, options);
+  if (read.found === 'code') return { program, via: read.via, reason: `${program} splits the string given with ${read.via} into a command; Corral cannot see what runs` };
+  if (read.found !== 'operands') return null;
+  let at = read.at;
+  while (at < argv.length && /^[^=]+=/.test(argv[at]!) && !argv[at]!.startsWith('-')) at += 1;
+  return at < argv.length ? classify(argv.slice(at), depth + 1) : null;
+}
+
+const PWSH_CODE = ['command', 'commandwithargs', 'encodedcommand'];
+
+/** `pwsh -c`, `-Command`, `-EncodedCommand`, `-e`, `-ec`, `-cwa`, any case, any prefix of three letters or more; else no `-File` and no script: stdin. */
+function pwsh(program: string, argv: readonly string[]): RunsCode | null {
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (!word.startsWith('-')) return null;
+    const name = word.replace(/^--?/, '').toLowerCase();
+    // Matched against ASCII names, so `-${name}` is ASCII: no text of the agent's goes into the reason.
+    if (['c', 'e', 'ec', 'cwa'].includes(name) || (name.length >= 3 && PWSH_CODE.some((o) => o.startsWith(name)))) return codeReason(program, `-${name}`);
+    if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : null;
+    if (['v', 'version', 'h', 'help', '?'].includes(name)) return null;
+  }
+  return stdinReason(program);
+}
