@@ -48,11 +48,24 @@ async function approverOf(by: string): Promise<string> {
   }
 }
 
+/**
+ * One approval as the human listing shows it: a line of its own, and under
+ * it, for a run that runs code its argv does not show (the gateway's
+ * action.runsCode), a line saying so and that --always is refused.
+ */
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
-  return printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`);
+  const line = printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`);
+  const runs = runsCodeReason(a.action.runsCode);
+  return runs === undefined ? line : `${line}\n  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`;
+}
+
+/** The reason of an action's runsCode, when it has one (older gateways send none). */
+function runsCodeReason(runsCode: unknown): string | undefined {
+  const reason = runsCode !== null && typeof runsCode === 'object' ? (runsCode as { reason?: unknown }).reason : undefined;
+  return typeof reason === 'string' ? reason.slice(0, 200) : undefined;
 }
 
 /** `corral approvals list|approve ID|deny ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
@@ -77,7 +90,7 @@ export function registerApprovals(program: Command): void {
       .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
       .option('--reason <text>', 'why (at most 500 characters): kept with the approval and in its audit record')
       .option('--json', 'print the approval as JSON');
-    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action');
+    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (refused for a command that runs code Corral cannot see: python3 -c, xargs, ssh HOST CMD…)');
     cmd.action(async (id: string, opts: { by: string; reason?: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.
