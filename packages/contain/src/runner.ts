@@ -433,6 +433,8 @@ export class Runner {
       if (options.signal?.aborted) onAbort();
       let sandbox: Sandbox | undefined = warm;
       const servers: Server[] = [];
+      /** The output streams not read while the stream they go to is full, each with what reads it again. */
+      const held = new Map<Readable, () => void>();
       try {
         sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, () => killedBy !== undefined);
         const { child: proc, channel } = sandbox;
@@ -450,6 +452,22 @@ export class Runner {
         if (options.stdin !== undefined && typeof options.stdin !== 'string') options.stdin.pipe(proc.stdin!).on('error', () => undefined);
         else if (proc.stdin) proc.stdin.end();
 
+        // Output held back stops being read until its stream drains; once bubblewrap is gone, what is left in
+        // the pipes (a pipe's worth) is read to the end whatever the stream says, or the run would never end.
+        const holdBack = (from: Readable, sink: Writable) => {
+          if (proc.exitCode !== null || proc.signalCode !== null || held.has(from)) return;
+          from.pause();
+          const resume = () => {
+            sink.off('drain', resume).off('close', resume).off('error', resume);
+            held.delete(from);
+            from.resume();
+          };
+          held.set(from, resume);
+          sink.on('drain', resume).on('close', resume).on('error', resume);
+        };
+        proc.once('exit', () => {
+          for (const resume of [...held.values()]) resume();
+        });
         let outBytes = 0;
         let errBytes = 0;
         let errHead = Buffer.alloc(0);
@@ -469,8 +487,11 @@ export class Runner {
             if (errHead.length < 200) errHead = Buffer.concat([errHead, part]).subarray(0, 200);
           }
           const sink = which === 'stdout' ? options.stdout : options.stderr;
-          if (sink) sink.write(part);
-          else output[which].push(part);
+          if (sink) {
+            // A stream that is full (a reader that stopped reading) holds the command back, as a pipe would: what it
+            // writes meanwhile would pile up here, outside the sandbox's memory limit, up to maxOutputBytes (1 TiB at most).
+            if (!sink.write(part) && !sink.destroyed && !sink.writableEnded) holdBack(proc[which]!, sink);
+          } else output[which].push(part);
           if (chunk.length > room) kill('output');
         };
         sandbox.output.sink = forward;
@@ -533,6 +554,7 @@ export class Runner {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         for (const s of servers) s.close();
+        for (const resume of [...held.values()]) resume();
         // The cgroups go back to the pool for a later run: a kill() from here on must not reach them.
         child = undefined;
         cgroups = undefined;
