@@ -37,6 +37,31 @@ describe('the record of corral run', () => {
     });
   });
 
+  describe('when the command made a hundred allowed connections before one it was refused', () => {
+    const at = (id: number, host: string, allowed: boolean): ConnectionRecord =>
+      ({ id, startedAt: new Date(id).toISOString(), method: 'CONNECT', host, port: 443, address: '192.0.2.1', allowed, ...(allowed ? {} : { reason: 'not-allowed' }), bytesSent: 0, bytesReceived: 0, durationMs: 0, open: false }) as ConnectionRecord;
+
+    it('still lists the refused one, with its host (regression: the list held the first hundred, and the refused host was only counted)', () => {
+      const connections = [...Array.from({ length: 100 }, (_, i) => at(i + 1, 'api.example.com', true)), at(101, 'exfil.example.net', false)];
+      const event = runEvent(['/bin/true'], '/p.yaml', { ...result(connections), refused: [{ kind: 'network', host: 'exfil.example.net', port: 443, reason: 'not-allowed', at: new Date(101).toISOString() }] }, OUTPUTS);
+      const details = event.details as { connections: { host: string; allowed: boolean }[]; connectionCount: number; refusedConnections: number };
+      assert.deepEqual(details.connections.filter((c) => !c.allowed).map((c) => c.host), ['exfil.example.net']);
+      assert.equal(details.connections.length, 100);
+      assert.deepEqual([details.connectionCount, details.refusedConnections], [101, 1]);
+    });
+
+    it('keeps the refused ones when the record must leave connections out to fit, and lists what it keeps in the order they came', () => {
+      const host = (name: string) => `${name}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(60)}`;
+      const connections = Array.from({ length: 300 }, (_, i) => at(i + 1, host(i === 250 ? 'refused' : 'allowed'), i !== 250));
+      const event = runEvent(['/bin/sh', '-c', 'x'.repeat(50_000)], '/p.yaml', result(connections), OUTPUTS);
+      assert.ok(Buffer.byteLength(written(event)) <= MAX_EVENT_BYTES);
+      const listed = (event.details as { connections: { host: string; allowed: boolean }[] }).connections;
+      assert.ok(listed.length > 1 && listed.length < 100, `${listed.length} listed`);
+      assert.deepEqual(listed.filter((c) => !c.allowed).map((c) => c.host), [host('refused')]);
+      assert.equal(listed.at(-1)?.allowed, false, 'the refused one, the latest of those kept, comes last');
+    });
+  });
+
   describe('unrecordable', () => {
     it('passes a command line whose record fits, with room for its results', () => {
       assert.equal(unrecordable(['/bin/true'], '/p.yaml', '0'.repeat(64), []), undefined);

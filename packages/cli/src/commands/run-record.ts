@@ -2,10 +2,10 @@ import { createHash, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import type { AuditEventInput } from '@corral/audit';
-import type { RunResult } from '@corral/contain';
+import type { ConnectionRecord, RunResult } from '@corral/contain';
 import { accountName } from '../account.ts';
 
-// An audit event holds at most 64 KiB: a run with more connections records the first ones and the counts.
+// An audit event holds at most 64 KiB: a run with more connections lists this many (the refused first) and the counts.
 const MAX_RECORDED_CONNECTIONS = 100;
 /** @corral/audit's MAX_EVENT_BYTES, here so that checking a run against it loads nothing of that package. */
 export const MAX_RECORD_BYTES = 64 * 1024;
@@ -99,14 +99,26 @@ export function localActor(): AuditEventInput['actor'] {
  * when Corral stopped the command for another reason than a limit.
  */
 export function runEvent(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, stoppedBecause?: string): AuditEventInput {
-  const event = runEventOf(argv, policyFile, result, outputs, stoppedBecause);
-  // A run whose connections' names are long: the last ones are left out (connectionCount says how many there were).
-  const details = event.details as { connections: unknown[] };
-  while (details.connections.length > 0 && eventBytes(event) > MAX_RECORD_BYTES - LOG_ROOM) details.connections = details.connections.slice(0, details.connections.length >> 1);
+  let room = MAX_RECORDED_CONNECTIONS;
+  let event = runEventOf(argv, policyFile, result, outputs, listedConnections(result.connections, room), stoppedBecause);
+  // A run whose connections' names are long: fewer are listed (connectionCount says how many there were).
+  while (room > 0 && eventBytes(event) > MAX_RECORD_BYTES - LOG_ROOM) event = runEventOf(argv, policyFile, result, outputs, listedConnections(result.connections, (room >>= 1)), stoppedBecause);
   return event;
 }
 
-function runEventOf(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, stoppedBecause?: string): AuditEventInput {
+/**
+ * At most `room` of the run's connections, for its record: the refused ones first, then the allowed,
+ * each the earliest first; listed in the order they came. What the command was kept from reaching is
+ * what a reader of the record looks for: taken in order alone, a hundred allowed connections made
+ * first would leave its refused attempts out, counted but never named.
+ */
+function listedConnections(connections: readonly ConnectionRecord[], room: number): ConnectionRecord[] {
+  const refused = connections.filter((c) => !c.allowed);
+  const kept = new Set([...refused, ...connections.filter((c) => c.allowed)].slice(0, room));
+  return connections.filter((c) => kept.has(c));
+}
+
+function runEventOf(argv: string[], policyFile: string, result: RunResult, outputs: { stdout: string; stderr: string }, listed: readonly ConnectionRecord[], stoppedBecause?: string): AuditEventInput {
   const refusedNetwork = result.refused.filter((r) => r.kind === 'network');
   const failed = result.exitCode !== 0 || result.limitsHit.length > 0 || result.notFound;
   const stopped = [...result.limitsHit, ...(stoppedBecause && result.exitCode === null ? [stoppedBecause] : [])];
@@ -130,7 +142,7 @@ function runEventOf(argv: string[], policyFile: string, result: RunResult, outpu
       limitsHit: result.limitsHit,
       refused: result.refused.filter((r) => r.kind === 'limit').map((r) => ({ ...r })),
       refusedConnections: refusedNetwork.length,
-      connections: result.connections.slice(0, MAX_RECORDED_CONNECTIONS).map((c) => ({
+      connections: listed.map((c) => ({
         host: c.host,
         port: c.port,
         address: c.address ?? null,
