@@ -1,5 +1,6 @@
 import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { ContainError } from '../errors.ts';
+import { SANDBOX_PROXY_PORT as PROXY_PORT } from '../policy/defaults.ts';
 import { within, type Mount, type SandboxPlan } from '../policy/plan.ts';
 
 /** Host files Corral writes itself and binds read-only in place of the host's /etc. */
@@ -16,7 +17,7 @@ export const SANDBOX_INGRESS_DIR = `${SANDBOX_RUN_DIR}/ingress`;
 /** Where Corral's forwarder is bound inside the sandbox. */
 export const LAUNCHER_FORWARD = '/.corral/forward';
 /** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY). */
-export const SANDBOX_PROXY_PORT = 3128;
+export const SANDBOX_PROXY_PORT = PROXY_PORT;
 
 /**
  * Files at the top of /proc that tell the sandbox about the host kernel and everything else it runs, which

@@ -11,3 +11,12 @@ export const PROCESS_DEFAULTS = {
   timeoutMs: 60_000,
   maxOutputBytes: 16 * 1024 * 1024,
 } as const;
+
+/** Loopback port inside the sandbox where tools find the egress proxy (HTTP_PROXY), when the policy grants egress. */
+export const SANDBOX_PROXY_PORT = 3128;
+
+/**
+ * The most ports the sandbox's launcher (native/corral-forward.c, MAX_LISTENERS) listens on: the
+ * egress proxy's port, when egress is granted, and each ingress port.
+ */
+export const MAX_SANDBOX_LISTENERS = 64;

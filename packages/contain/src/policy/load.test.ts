@@ -114,6 +114,36 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when network.ingress asks for what the sandbox cannot publish', () => {
+    const ingress = (ports: number[], egress = false) => `network:\n${egress ? '  egress: { allow: ["api.example.com:443"] }\n' : ''}  ingress:\n${ports.map((p) => `    - port: ${p}\n`).join('')}`;
+    const ports = (n: number) => Array.from({ length: n }, (_, i) => 8000 + i);
+
+    it("refuses more ports than the sandbox's launcher publishes, naming the field (regression: the run was reported as the command's exit 125, and the command never ran)", () => {
+      const error = invalid(ingress(ports(65)));
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['network.ingress', 3]]);
+      assert.match(error.issues[0]!.message, /at most 64/);
+      invalid(ingress(ports(64), true));
+      assert.equal(parsePolicyText(ingress(ports(64))).network.ingress.length, 64);
+      assert.equal(parsePolicyText(ingress(ports(63), true)).network.ingress.length, 63);
+    });
+
+    it('refuses a port listed twice, naming the second with its line', () => {
+      const error = invalid(ingress([8080, 9090, 8080]));
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['network.ingress[2].port', 5]]);
+    });
+
+    it('refuses a host port listed twice (0, any free port, may be listed as often as wanted)', () => {
+      const error = invalid('network:\n  ingress:\n    - { port: 80, hostPort: 8080 }\n    - { port: 81, hostPort: 0 }\n    - { port: 82, hostPort: 0 }\n    - { port: 83, hostPort: 8080 }\n');
+      assert.deepEqual(error.issues.map((i) => i.field), ['network.ingress[3].hostPort']);
+    });
+
+    it("refuses the proxy's own port inside the sandbox when egress is granted: the published port would lead host clients to the sandbox's egress", () => {
+      const error = invalid(ingress([3128], true));
+      assert.deepEqual(error.issues.map((i) => i.field), ['network.ingress[0].port']);
+      assert.equal(parsePolicyText(ingress([3128])).network.ingress[0]?.port, 3128);
+    });
+  });
+
   describe('when the text is not YAML or JSON', () => {
     it('refuses with the line of the syntax error', () => {
       const error = invalid('runtime: [shell\nfilesystem: {', 'p.yaml');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseEgressRule } from '../net/egress-rule.ts';
-import { RUNTIME_PRESETS } from './defaults.ts';
+import { MAX_SANDBOX_LISTENERS, RUNTIME_PRESETS, SANDBOX_PROXY_PORT } from './defaults.ts';
 
 /**
  * The container policy: what a contained command may touch. Default deny in
@@ -26,6 +26,31 @@ const egressRule = z.string().superRefine((value, ctx) => {
 });
 
 const port = z.int().min(1).max(65535);
+
+/**
+ * Ingress the sandbox can publish, each port once: no more ports than its launcher listens on (less the egress
+ * proxy's, when egress is granted), no port inside or host port (other than 0, any free one) listed twice, and
+ * not the proxy's own port inside when egress is granted, which would lead the host's clients to the sandbox's egress.
+ * (A check the published JSON Schema does not carry.)
+ */
+function publishable(network: { egress: unknown; ingress: { port: number; hostPort: number }[] }, ctx: z.RefinementCtx): void {
+  const egress = network.egress !== 'none';
+  const room = MAX_SANDBOX_LISTENERS - (egress ? 1 : 0);
+  if (network.ingress.length > room) {
+    const why = egress ? `, ${MAX_SANDBOX_LISTENERS} less the egress proxy's,` : '';
+    ctx.addIssue({ code: 'custom', path: ['ingress'], message: `at most ${room} ports can be published${why} not ${network.ingress.length}` });
+    return;
+  }
+  const ports = new Set<number>();
+  const hostPorts = new Set<number>();
+  network.ingress.forEach(({ port, hostPort }, i) => {
+    if (ports.has(port)) ctx.addIssue({ code: 'custom', path: ['ingress', i, 'port'], message: `port ${port} is published already; list each port once` });
+    else if (egress && port === SANDBOX_PROXY_PORT) ctx.addIssue({ code: 'custom', path: ['ingress', i, 'port'], message: `port ${port} is where the sandbox reaches its egress proxy: published, it would lead host clients out through the sandbox's egress; choose another port` });
+    if (hostPort !== 0 && hostPorts.has(hostPort)) ctx.addIssue({ code: 'custom', path: ['ingress', i, 'hostPort'], message: `host port ${hostPort} is taken by an earlier entry; list each host port once, or 0 for any free one` });
+    ports.add(port);
+    hostPorts.add(hostPort);
+  });
+}
 
 export const ContainerPolicySchema = z
   .strictObject({
@@ -62,6 +87,7 @@ export const ContainerPolicySchema = z
           )
           .default([]),
       })
+      .superRefine(publishable)
       .default(() => ({ egress: 'none' as const, ingress: [] })),
     process: z
       .strictObject({
