@@ -1,5 +1,6 @@
 // One approval request: the exact action, who asks, which policy asked and
-// why, quorum progress, the time left, and the three ways to answer.
+// why, quorum progress, the time left, and the three ways to answer (two for
+// a command that runs code Corral cannot see: no standing grant for it).
 import { useState, type FormEvent } from 'react';
 import { api } from '../../api/client.ts';
 import type { Approval } from '../../api/types.ts';
@@ -7,7 +8,7 @@ import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { formatCountdown, formatMoney, formatTime, visible } from '../../format.ts';
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
-import { actionTitle, paymentOf } from './action.ts';
+import { actionTitle, paymentOf, runsCodeOf } from './action.ts';
 
 /** `settled` false keeps the approve buttons disabled (the cards just moved). */
 export function ApprovalCard({ approval, settled, onResolved }: { approval: Approval; settled: boolean; onResolved: () => void }) {
@@ -21,6 +22,7 @@ export function ApprovalCard({ approval, settled, onResolved }: { approval: Appr
   const status = approval.status === 'pending' && !pending ? 'expired' : approval.status;
   const titleId = `approval-${approval.id}`;
   const payment = paymentOf(approval.action);
+  const runs = runsCodeOf(approval.action);
 
   async function act(run: () => Promise<unknown>) {
     setBusy(true);
@@ -49,6 +51,11 @@ export function ApprovalCard({ approval, settled, onResolved }: { approval: Appr
         {payment && <span className="amount">{formatMoney(payment.amount, payment.currency)}</span>}
         <span className={`status status-${status}`}>{status}</span>
       </header>
+      {runs && (
+        <div className="error runs-code" id={`${titleId}-runs-code`}>
+          <strong>Runs code Corral cannot see.</strong> {visible(runs.reason)}. Read every argument before approving. It can be approved once only: the gateway makes no standing grant for code it cannot see.
+        </div>
+      )}
       <ActionDetails action={approval.action} />
       <dl className="facts">
         <dt>Quorum</dt>
@@ -83,18 +90,22 @@ export function ApprovalCard({ approval, settled, onResolved }: { approval: Appr
       <ErrorNote error={error} />
       {pending && !denying && (
         <div className="actions">
-          <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))}>
+          <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))} aria-describedby={runs ? `${titleId}-runs-code` : undefined}>
             Approve once
           </button>
-          <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
-            Approve always
-          </button>
+          {!runs && (
+            <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
+              Approve always
+            </button>
+          )}
           <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>
             Deny…
           </button>
-          <span id={`${titleId}-always`} className="muted small">
-            Approve always lets this exact action run again without asking.
-          </span>
+          {!runs && (
+            <span id={`${titleId}-always`} className="muted small">
+              Approve always lets this exact action run again without asking.
+            </span>
+          )}
         </div>
       )}
       {pending && denying && (

@@ -40,6 +40,21 @@ export function paymentOf(action: ApprovalAction): Payment | undefined {
   return { amount, currency: typeof currency === 'string' ? currency : undefined, payee: typeof payee === 'string' ? payee : undefined, rest };
 }
 
+/** What the gateway says of a run that runs code its argv does not show (`python3 -c …`): absent from a run that does not, and from older gateways. */
+export interface RunsCode {
+  program: string;
+  via: string;
+  reason: string;
+}
+
+/** The action's runsCode when the gateway sent one in the shape it has. */
+export function runsCodeOf(action: ApprovalAction): RunsCode | undefined {
+  const runs = action.runsCode;
+  if (runs === null || typeof runs !== 'object') return undefined;
+  const { program, via, reason } = runs as Record<string, unknown>;
+  return typeof program === 'string' && typeof via === 'string' && typeof reason === 'string' ? { program, via, reason } : undefined;
+}
+
 /** Environment variable names only, whether the gateway sends a list or an object. */
 export function envNames(env: ApprovalAction['env']): string[] {
   if (Array.isArray(env)) return env.map(String);

@@ -1,0 +1,94 @@
+// The approval card of a command that runs code Corral cannot see
+// (`python3 -c …`), in headless Chromium against a real gateway: a policy
+// asks about python3, an operator runs a one-liner, and the approver is told.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+
+const SEEN_MS = 15_000;
+const PYTHON_ASKS = '@id("python-asks")\n@approval("required")\n@reason("running python needs one approver")\npermit (principal == Human::"operator", action == Action::"system.run", resource == Command::"python3");\n';
+const REASON = 'python3 runs the code given with -c; Corral cannot see what it does';
+
+function settled<T>(running: Promise<T>): Promise<boolean> {
+  return running.then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Adds a policy file to the active set through the HTTP API, with the gateway token. */
+async function addPolicy(stack: Stack, name: string, text: string): Promise<void> {
+  const headers = { authorization: `Bearer ${stack.token}`, 'content-type': 'application/json' };
+  const active = (await (await fetch(`${stack.url}/api/policies`, { headers })).json()) as { hash: string; files: Array<{ name: string; text: string }> };
+  const files = [...active.files.map(({ name: n, text: t }) => ({ name: n, text: t })), { name, text }];
+  const response = await fetch(`${stack.url}/api/policies/activate`, { method: 'POST', headers, body: JSON.stringify({ files, baseHash: active.hash }) });
+  assert.equal(response.status, 200, await response.text());
+}
+
+describe('the approval card of a command that runs code Corral cannot see', () => {
+  let stack: Stack;
+  let browser: Browser;
+  before(async () => {
+    stack = await startStack();
+    await addPolicy(stack, 'python-asks.cedar', PYTHON_ASKS);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  async function approvals(context: Awaited<ReturnType<Browser['newContext']>>): Promise<Page> {
+    const page = await context.newPage();
+    page.setDefaultTimeout(SEEN_MS);
+    await signIn(page, stack, stack.admin.username, stack.admin.password);
+    await page.getByRole('link', { name: 'Approvals' }).click();
+    return page;
+  }
+
+  it('says so above the command, in the gateway\'s words, offers no Approve always, and is approved once (python3 -c)', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await approvals(context);
+      const running = settled(runOnNode(stack, ['python3', '-c', 'print("runs-code-card")']));
+      const card = page.locator('article[data-approval]', { hasText: 'runs-code-card' });
+      await card.waitFor();
+      const note = card.locator('.runs-code');
+      assert.match(await note.innerText(), new RegExp(`^Runs code Corral cannot see\\. ${REASON}\\. Read every argument before approving\\. It can be approved once only`));
+      // Above the command's details, not after them.
+      const [noteTop, detailsTop] = await Promise.all([note.boundingBox(), card.locator('dl.facts').first().boundingBox()]);
+      assert.ok(noteTop && detailsTop && noteTop.y < detailsTop.y);
+      assert.equal(await card.getByRole('button', { name: 'Approve always' }).count(), 0);
+      // The HTTP API the card reads carries the flag as the gateway worked it out.
+      const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { runsCode?: unknown } }> };
+      const id = await card.getAttribute('data-approval');
+      assert.deepEqual(listed.approvals.find((a) => a.id === id)?.action.runsCode, { program: 'python3', via: '-c', reason: REASON });
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      await card.waitFor({ state: 'detached' });
+      await running;
+      const approval = stack.gateway.approvals.get(id!);
+      assert.deepEqual([approval.decision, approval.approvers.length], ['allow-once', 1]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('says nothing of the kind on a card whose command shows what it does (printf), which still offers Approve always', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await approvals(context);
+      const running = settled(runOnNode(stack, ['printf', 'plain-card']));
+      const card = page.locator('article[data-approval]', { hasText: 'plain-card' });
+      await card.waitFor();
+      assert.equal(await card.locator('.runs-code').count(), 0);
+      assert.equal(await card.getByRole('button', { name: 'Approve always' }).count(), 1);
+      await card.getByRole('button', { name: 'Deny…' }).click();
+      await card.getByLabel('Reason for denying').fill('not now');
+      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      assert.equal(await running, false);
+    } finally {
+      await context.close();
+    }
+  });
+});
