@@ -395,17 +395,25 @@ export class GatewayServer {
     // one read (at most 64 KiB) over the refill rate; a peer that goes away
     // meanwhile is noticed once what it sent before is read (at once when its
     // socket is reset), and a run of pauses lasts at most its kind's
-    // maxHeldOffMs before the peer is cut off.
+    // maxHeldOffMs before the peer is cut off. The limits hold until the
+    // socket is gone, also once the gateway has closed the connection: ws
+    // reads on, for the peer's close frame, and would otherwise take and
+    // buffer whatever came until the socket is cut off (Connection.close).
     const raw = request.socket as Socket;
     const meter = new InboundMeter(this.#inboundLimits.operator, this.#now);
     this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
+    let cutOff = false;
     let resumeTimer: NodeJS.Timeout | undefined;
     const countBytes = (chunk: Buffer): void => {
-      if (connection.phase === 'closed') return;
+      if (cutOff) return;
       const refusal = meter.arrived(chunk.length);
-      if (connection.phase === 'ready') {
-        if (refusal !== undefined) return this.#refuseInbound(connection, raw, refusal);
+      // Authenticated (hello-ok sent), whether or not closed since: its kind's limits.
+      if (connection.peer !== undefined) {
+        if (refusal !== undefined) {
+          cutOff = true;
+          return this.#refuseInbound(connection, raw, refusal);
+        }
         if (meter.holdMs > 0) {
           socket.pause();
           clearTimeout(resumeTimer);
@@ -417,9 +425,11 @@ export class GatewayServer {
       }
       preauthBytes += chunk.length;
       if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) {
+        cutOff = true;
         this.#log({ event: 'protocol-error', connId: connection.id, code: 'GATEWAY_FRAME_TOO_LARGE', remoteAddress });
-        connection.phase = 'closed';
-        raw.destroy();
+        connection.close(CLOSE.tooBig, 'frame too large before hello-ok');
+        raw.pause();
+        raw.end(() => raw.destroy());
       }
     };
     raw.on('data', countBytes);
@@ -681,7 +691,8 @@ export class GatewayServer {
    * Closes a connection that sent a frame past its kind's largest (1009) or
    * went on sending past its budget for longer than its kind's maxHeldOffMs
    * (1008), and reads nothing more from it: the close frame is flushed, then
-   * the socket is destroyed.
+   * the socket is destroyed. A connection the gateway closed already keeps
+   * the close code it was given; only its socket goes.
    */
   #refuseInbound(connection: Connection, raw: Socket, refusal: InboundRefusal): void {
     const peer = connection.peer!;
