@@ -4,7 +4,7 @@
 // and serves `system.run` (local policy, then the sandbox — never
 // uncontained), `system.which`, and `system.execApprovals.get|set`.
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
@@ -14,7 +14,7 @@ import { AgentRuns } from './agent-runs.ts';
 import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText } from './command-text.ts';
-import { createOnce, readStateFile } from './whole-files.ts';
+import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
@@ -144,18 +144,26 @@ export function finalRefusal(wire: WireError | undefined): { code: string; hint:
 
 /**
  * Reads the device key, creating it (mode 0600, in a state directory made
- * 0700) the first time, whole and once however many nodes start at once.
- * Throws NODE_DEVICE_INVALID when it cannot be read, made or parsed.
+ * this user's alone, 0700: privateStateDir) the first time, whole and once
+ * however many nodes start at once. Throws NODE_DEVICE_INVALID when it cannot
+ * be read, made or parsed, when another user owns the state directory or may
+ * write it, and when the key is another user's or others may read it.
  */
 export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
   const path = join(stateDir, DEVICE_FILE);
+  const unusable = (error: unknown) => new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} cannot be read or made (${(error as { code?: string }).code ?? 'error'}): the state directory must be a folder this user can write`, { cause: error });
+  try {
+    privateStateDir(stateDir, 'NODE_DEVICE_INVALID');
+  } catch (error) {
+    if (error instanceof NodeError) throw error;
+    throw unusable(error);
+  }
   let text: string;
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    text = createOnce(path, () => `${JSON.stringify(createDeviceIdentity())}\n`, 'NODE_DEVICE_INVALID').text;
+    text = createOnce(path, () => `${JSON.stringify(createDeviceIdentity())}\n`, 'NODE_DEVICE_INVALID', true).text;
   } catch (error) {
-    if (error instanceof NodeError) throw new NodeError('NODE_DEVICE_INVALID', `the device key ${error.message}: restore it, or remove it to make a new identity (which an operator must pair again)`, { cause: error });
-    throw new NodeError('NODE_DEVICE_INVALID', `the device key in ${path} cannot be read or made (${(error as { code?: string }).code ?? 'error'}): the state directory must be a folder this user can write`, { cause: error });
+    if (error instanceof NodeError) throw new NodeError('NODE_DEVICE_INVALID', `the device key ${error.message}: restore it (this user's, mode 600), or remove it to make a new identity (which an operator must pair again)`, { cause: error });
+    throw unusable(error);
   }
   const damaged = `the device key in ${path} is damaged: restore it, or remove it to make a new identity (which an operator must pair again)`;
   let raw: Partial<DeviceIdentity> | null;

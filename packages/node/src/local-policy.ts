@@ -229,7 +229,7 @@ export class LocalPolicy {
       // No file at all is the default; a link to one that is gone is a policy that cannot be read, never the default (which runs everything).
       if ((error as { code?: unknown }).code === 'ENOENT' && lstatSync(this.path, { throwIfNoEntry: false }) === undefined) return { exists: false, policy: DEFAULT_LOCAL_POLICY };
       if ((error as { code?: unknown }).code === 'ENOENT') throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} is a link to a file that is not there: restore it, or remove the link (while it leads nowhere, the node runs nothing)`, { cause: error });
-      if (error instanceof NodeError) throw new NodeError('NODE_POLICY_INVALID', `local policy ${error.message}: replace it with a policy file (while it is not one, the node runs nothing)`, { cause: error });
+      if (error instanceof NodeError) throw new NodeError('NODE_POLICY_INVALID', `local policy ${error.message}: replace it with a policy file of this user's (or root's) that only its owner may change (while it is not one, the node runs nothing)`, { cause: error });
       throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read`, { cause: error });
     }
     if (this.#parsed?.text === text) return { exists: true, policy: this.#parsed.policy };
