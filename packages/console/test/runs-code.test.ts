@@ -64,6 +64,16 @@ describe('the approval card of a command that runs code Corral cannot see', () =
       const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { runsCode?: unknown } }> };
       const id = await card.getAttribute('data-approval');
       assert.deepEqual(listed.approvals.find((a) => a.id === id)?.action.runsCode, { program: 'python3', via: '-c', reason: REASON });
+      // So does the protocol's (chat approvals), which refuses allow-always for it, naming why; the approval stays pending.
+      const overProtocol = (await stack.operator.request('exec.approval.get', { id })) as { request: { runsCode?: unknown } };
+      assert.deepEqual(overProtocol.request.runsCode, { program: 'python3', via: '-c', reason: REASON });
+      await assert.rejects(stack.operator.request('exec.approval.resolve', { id, decision: 'allow-always', reviewer: { channel: 'chat', accountId: 'acme', senderId: 'alice' } }), (error: { code?: string; wire?: { code?: string; message?: string } }) => {
+        assert.equal(error.code, 'GATEWAY_REQUEST_FAILED');
+        assert.equal(error.wire?.code, 'INVALID_REQUEST');
+        assert.match(error.wire?.message ?? '', /^allow-always is refused for a command that runs code Corral cannot see \(python3 runs the code given with -c/);
+        return true;
+      });
+      assert.equal(stack.gateway.approvals.get(id!).status, 'pending');
       await card.getByRole('button', { name: 'Approve once' }).click();
       await card.waitFor({ state: 'detached' });
       await running;
