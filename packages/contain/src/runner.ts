@@ -104,6 +104,13 @@ const FIRST_MOUNT_FD = 8;
 const O_PATH = 0o10000000;
 // O_CLOEXEC as /proc/PID/fdinfo shows it, in the octal `flags:` line.
 const O_CLOEXEC = 0o2000000;
+// bubblewrap reads at most this many words: its options, those of its --args descriptor, and the command line after `--`.
+const BWRAP_MAX_ARGS = 9000;
+// What any command line may hold, however it reaches the sandbox: Corral's launcher reads at most 65,536 words and less
+// than 2 MiB, NULs included (native/corral-forward.c), and Linux hands a program no word of 128 KiB or more (MAX_ARG_STRLEN).
+const MAX_COMMAND_WORDS = 65_536;
+const MAX_COMMAND_BYTES = 2 * 1024 * 1024 - 1;
+const MAX_WORD_BYTES = 128 * 1024 - 1;
 
 interface Exit {
   code: number | null;
@@ -198,6 +205,7 @@ export class Runner {
     if (argv.length === 0 || argv[0] === '') throw new ContainError('CONTAIN_BAD_COMMAND', 'no command given to run');
     // The kernel ends each word at a NUL: a word holding one would reach the command cut short.
     if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
+    checkCommandSize(argv);
     const enforcement = checkEnforceable(plan, this.#caps);
     const warm = this.#warm.take(plan, options.stdin === 'inherit' ? 'inherit' : 'pipe', options.refillAfter);
     const proc = this.#start(plan, [...argv], options, enforcement, warm);
@@ -287,7 +295,8 @@ export class Runner {
   /**
    * Starts bubblewrap for `plan` and moves it into the run's cgroups before it
    * runs anything. With `argv` the sandbox runs it at once; without, it waits
-   * in the launcher for its command (a warm sandbox). A run stopped meanwhile
+   * in the launcher for its command (a warm sandbox), as it does for an `argv`
+   * too long for bubblewrap's own command line (the run hands it over once ready). A run stopped meanwhile
    * (`stopped()`) is killed right after the handshake, never during it: killed
    * between its clone and its report of the child's pid, bubblewrap would leave
    * that child waiting outside any cgroup, holding the handshake open.
@@ -309,26 +318,45 @@ export class Runner {
       if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
       if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
 
-      const launcher = network || ingress || argv === undefined;
       const forwarder = this.#caps.forwarder;
-      // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
-      const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
       const env: Record<string, string> = { ...plan.env };
       if (network) Object.assign(env, proxyEnvironment());
       const envArgs = environmentArgs(env);
       const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, status: STATUS_FD, block: cgroups ? 5 : undefined, mounts: FIRST_MOUNT_FD };
-      const args = bwrapArgs({
-        plan,
-        etc: this.#etc,
-        mounts,
-        launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
-        egressSocket: channel?.socketPath,
-        ingress,
-        tmpfsBytes: enforcement.tmpfsBytes,
-        procMasks: this.#procMasks,
-        fds,
-      });
-      const commandLine = argv === undefined ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv) : argv;
+      // The command on bubblewrap's command line, or (`viaFd`) written to the launcher once the sandbox is ready.
+      const build = (viaFd: boolean) => {
+        const launcher = network || ingress || viaFd;
+        // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
+        const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const args = bwrapArgs({
+          plan,
+          etc: this.#etc,
+          mounts,
+          launcherBinds: launcher ? [{ source: forwarder.path!, dest: LAUNCHER_FORWARD }] : [],
+          egressSocket: channel?.socketPath,
+          ingress,
+          tmpfsBytes: enforcement.tmpfsBytes,
+          procMasks: this.#procMasks,
+          fds,
+        });
+        const commandLine = viaFd ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv!) : argv!;
+        // Every word bubblewrap reads: its options, those of its --args (the environment: three words a variable), `--` and the command line.
+        const words = args.length + 3 * Object.keys(env).length + 1 + commandLine.length;
+        return { viaFd, mounts, args, commandLine, words, own: words - (viaFd ? 0 : argv!.length) };
+      };
+      let built = build(argv === undefined);
+      // A command too long for bubblewrap to read along with the sandbox is handed over as a warm sandbox's is.
+      if (built.words > BWRAP_MAX_ARGS && !built.viaFd && forwarder.available) built = build(true);
+      if (built.own > BWRAP_MAX_ARGS) {
+        throw new ContainError(
+          'CONTAIN_UNENFORCEABLE',
+          `the sandbox the policy describes takes ${built.own} arguments of bubblewrap's, more than the ${BWRAP_MAX_ARGS} it reads, so the command was not started: the policy grants, denies or pins too many paths (${built.mounts.length} mounts) or sets too many variables (${Object.keys(env).length}); grant the folders that hold the paths instead`,
+        );
+      }
+      if (built.words > BWRAP_MAX_ARGS) {
+        throw new ContainError('CONTAIN_BAD_COMMAND', `the command has ${argv!.length} words, and bubblewrap reads at most ${BWRAP_MAX_ARGS - built.own} more with this policy; Corral's launcher, which would take it, is not available here (${forwarder.detail})`);
+      }
+      const { viaFd, mounts, args, commandLine } = built;
       if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
       mountFds = openMountSources(mountSources(mounts));
       placeStandIns(mounts, mountFds);
@@ -337,7 +365,7 @@ export class Runner {
       const started = spawn(executable!, rest, {
         // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
         env: {},
-        stdio: this.#overInherited([stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', argv === undefined ? 'pipe' : 'ignore', 'pipe', ...mountFds]),
+        stdio: this.#overInherited([stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds]),
       });
       child = started;
       // bubblewrap holds its copies until it has bound them; ours are done with.
@@ -377,7 +405,7 @@ export class Runner {
         if (adopted) (extra[5] as Writable).end('x');
       }
       handedOver();
-      const command = argv === undefined ? (extra[COMMAND_FD] as Duplex) : undefined;
+      const command = viaFd ? (extra[COMMAND_FD] as Duplex) : undefined;
       // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
       if (command && adopted) adopted = await launcherReady(command);
       return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
@@ -638,6 +666,23 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
     tmpfsBytes,
     warnings: warnings.map((w) => `not enforced: ${w}`),
   };
+}
+
+/**
+ * Refuses a command line no sandbox can be handed, before anything starts: one the launcher would refuse after the
+ * sandbox was up (its exit taken for the command's), or Linux (taken for a command not found, or a sandbox that could not start).
+ *
+ * @throws ContainError `CONTAIN_BAD_COMMAND` naming the bound.
+ */
+function checkCommandSize(argv: readonly string[]): void {
+  if (argv.length > MAX_COMMAND_WORDS) throw new ContainError('CONTAIN_BAD_COMMAND', `the command has ${argv.length} words, more than the ${MAX_COMMAND_WORDS} a contained command is handed; pass long lists through a file or standard input`);
+  let bytes = 0;
+  for (const [i, word] of argv.entries()) {
+    const length = Buffer.byteLength(word);
+    if (length > MAX_WORD_BYTES) throw new ContainError('CONTAIN_BAD_COMMAND', `word ${i} of the command holds ${length} bytes, more than the ${MAX_WORD_BYTES} Linux hands a program in one word; pass long data through a file or standard input`);
+    bytes += length + 1;
+  }
+  if (bytes > MAX_COMMAND_BYTES) throw new ContainError('CONTAIN_BAD_COMMAND', `the command line holds ${bytes} bytes, more than the ${MAX_COMMAND_BYTES} a contained command is handed; pass long data through a file or standard input`);
 }
 
 function limitDetail(limit: LimitHit, plan: SandboxPlan): string {
