@@ -59,6 +59,8 @@ const COMBINATIONS: Array<[string[], string[], string]> = [
   [['pwsh'], ['-NoProfile', '-EncodedCommand', 'CODE'], '-encodedcommand'],
   [['pwsh'], ['-ec', 'CODE'], '-ec'],
   [['pwsh'], ['-ENC', 'CODE'], '-enc'],
+  [['pwsh'], ['-ExecutionPolicy', 'Bypass', '-Command', 'CODE'], '-command'],
+  [['pwsh'], ['-NoProfile'], 'stdin'],
   [['awk', 'gawk', 'mawk', 'nawk'], ['BEGIN{CODE}'], 'program text'],
   [['awk'], ['-F', ':', '{CODE}', '/etc/passwd'], 'program text'],
   [['awk'], ['-F:', '-v', 'x=1', '{CODE}'], 'program text'],
@@ -142,8 +144,8 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['ls', '-c']), null);
   });
 
-  it('does not flag a program that only prints and exits, or docker and kubectl reading state: python3 --version, ssh -V, docker ps, kubectl get pods', () => {
-    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b']]) {
+  it('does not flag a program that only prints and exits, runs files from disk, or reads state: python3 --version, ssh -V, node --test, php -S, docker ps, kubectl get pods', () => {
+    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b']]) {
       assert.equal(runsCode(argv), null, JSON.stringify(argv));
     }
   });

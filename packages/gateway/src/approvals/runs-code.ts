@@ -39,8 +39,8 @@ interface Options {
   digits?: string;
   /** Options that tell it to read its program from stdin (`sh -s`). */
   stdin?: string;
-  /** Options naming a file or module to run, after which the rest is that program's own arguments (`python3 -m http.server`, `php -f x.php`). */
-  runs?: string;
+  /** Options naming a file or module to run, or that run files from disk, after which the rest is theirs (`python3 -m http.server`, `php -f x.php`, `node --test`). */
+  runs?: { short?: string; long?: readonly string[] };
   /** Options naming a program file, after which operands are data (`awk -f prog.awk`). */
   file?: { short?: string; long?: readonly string[] };
   /** Words with which it only prints something and exits (`--version`). */
@@ -73,11 +73,11 @@ const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { sho
  * `python3.12`) and what makes each run code its argv does not show.
  */
 const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
-  ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, runs: 'm', exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
-  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
+  ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
+  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
   ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
   ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
-  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdztS' }, runs: 'fF', exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
+  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
   ...names(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'csh', 'tcsh'], SHELL),
@@ -202,6 +202,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       const eq = word.indexOf('=');
       const name = eq < 0 ? word : word.slice(0, eq);
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
+      if (options.runs?.long?.includes(name)) return { found: 'runs' };
       if (options.file?.long?.includes(name)) file = true;
       else if (!options.value?.long?.includes(name)) continue;
       if (eq < 0) i += 1;
@@ -212,7 +213,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       const last = j === word.length - 1;
       if (options.code?.short?.includes(letter)) return { found: 'code', via: `-${letter}` };
       if (options.stdin?.includes(letter)) return { found: 'stdin' };
-      if (options.runs?.includes(letter)) return { found: 'runs' };
+      if (options.runs?.short?.includes(letter)) return { found: 'runs' };
       if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
         if (options.file?.short?.includes(letter)) file = true;
         if (last) i += 1;
@@ -282,16 +283,26 @@ function env(program: string, argv: readonly string[], options: Options, depth: 
 
 const PWSH_CODE = ['command', 'commandwithargs', 'encodedcommand'];
 
-/** `pwsh -c`, `-Command`, `-EncodedCommand`, `-e`, `-ec`, `-cwa`, any case, any prefix of three letters or more; else no `-File` and no script: stdin. */
+/**
+ * `pwsh -c`, `-Command`, `-EncodedCommand`, `-e`, `-ec`, `-cwa`, in any case
+ * and any prefix of three letters or more, anywhere among its arguments (its
+ * parameters that take a value are many: a word after one may be that value
+ * or the script, so every word is read); `-File -` or no operand at all:
+ * stdin; else a script.
+ */
 function pwsh(program: string, argv: readonly string[]): RunsCode | null {
+  let operand = false;
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
-    if (!word.startsWith('-')) return null;
+    if (!word.startsWith('-')) {
+      operand = true;
+      continue;
+    }
     const name = word.replace(/^--?/, '').toLowerCase();
     // Matched against ASCII names, so `-${name}` is ASCII: no text of the agent's goes into the reason.
     if (['c', 'e', 'ec', 'cwa'].includes(name) || (name.length >= 3 && PWSH_CODE.some((o) => o.startsWith(name)))) return codeReason(program, `-${name}`);
     if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : null;
     if (['v', 'version', 'h', 'help', '?'].includes(name)) return null;
   }
-  return stdinReason(program);
+  return operand ? null : stdinReason(program);
 }
