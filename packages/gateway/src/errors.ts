@@ -70,7 +70,9 @@ export type GatewayErrorCode =
   /** A request got no answer in time. */
   | 'GATEWAY_TIMEOUT'
   /** Start-up configuration is missing or wrong (no token, bad bind address). */
-  | 'GATEWAY_CONFIG_INVALID';
+  | 'GATEWAY_CONFIG_INVALID'
+  /** The gateway's own state, `gateway.db`, cannot be opened or used (a directory in its place, not a database, unreadable): the message names the file and what to do. */
+  | 'GATEWAY_STORE_FAILED';
 
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';

@@ -248,7 +248,7 @@ describe('corral approvals given what names nothing', () => {
 });
 
 describe('corral approvals and nodes when the gateway state cannot be opened', () => {
-  it('exit 3, naming gateway.db and why, with its code under --json (regression: "the gateway state could not be opened", exit 2, as bad usage)', async () => {
+  it('exit 3, naming gateway.db, why and what to do, with its code under --json (regression: "the gateway state could not be opened", exit 2, as bad usage; then GATEWAY_CONFIG_INVALID, as if the configuration were wrong)', async () => {
     const dir = tempStateDir();
     try {
       assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'invoice-bot', '--process', 'p', '--owner', 'a@example.com'])).code, 0);
@@ -257,8 +257,8 @@ describe('corral approvals and nodes when the gateway state cannot be opened', (
         const r = await corral(['--state-dir', dir, ...args, '--json']);
         assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
         const { error } = JSON.parse(r.stdout);
-        assert.equal(error.code, 'GATEWAY_CONFIG_INVALID');
-        assert.equal(error.message, `cannot open the gateway state ${join(dir, 'gateway.db')}: file is not a database`);
+        assert.equal(error.code, 'GATEWAY_STORE_FAILED');
+        assert.ok(error.message.startsWith(`cannot open the gateway state ${join(dir, 'gateway.db')}: it is not a database, or is damaged: restore it from a backup, or move it aside`), error.message);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

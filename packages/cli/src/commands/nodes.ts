@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Identity, NodeRecord } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
@@ -24,17 +23,17 @@ export async function gatewayStateDir(command: Command): Promise<string> {
 
 /**
  * Opens the gateway state (`gateway.db`) of `dir`. One that cannot be opened
- * (not a database, a read-only disk) is a CliFailure, exit 3 (the host, not
- * the request), naming the file and why, with GATEWAY_CONFIG_INVALID as its code.
+ * (not a database, a directory in its place, unreadable) is a CliFailure,
+ * exit 3 (the host, not the request), with GATEWAY_STORE_FAILED as its code
+ * and the gateway's message, which names the file, why and what to do.
  */
 export async function openGatewayState(dir: string): Promise<DatabaseSync> {
-  const { GATEWAY_DB_FILE, GatewayError, openGatewayDb } = await import('@corral/gateway');
+  const { GatewayError, openGatewayDb } = await import('@corral/gateway');
   try {
     return openGatewayDb(dir);
   } catch (error) {
-    if (!(error instanceof GatewayError) || error.code !== 'GATEWAY_CONFIG_INVALID') throw error;
-    const why = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    throw new CliFailure(`cannot open the gateway state ${join(dir, GATEWAY_DB_FILE)}${why}`, EXIT.environment, error.code);
+    if (!(error instanceof GatewayError) || error.code !== 'GATEWAY_STORE_FAILED') throw error;
+    throw new CliFailure(error.message, EXIT.environment, error.code);
   }
 }
 

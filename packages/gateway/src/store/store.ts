@@ -2,7 +2,7 @@
 // Nodes' identities and pairing live in packages/identity's store; this holds
 // what the gateway learns about them (declared commands, last seen) and,
 // later, approvals.
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
@@ -22,12 +22,18 @@ CREATE TABLE IF NOT EXISTS node_surface (
 );
 `;
 
-/** Opens (creating, mode 0600) `STATE_DIR/gateway.db`. Throws GATEWAY_CONFIG_INVALID when it cannot. */
+/**
+ * Opens (creating, mode 0600) `STATE_DIR/gateway.db`. Throws
+ * GATEWAY_STORE_FAILED when it cannot be opened or used (a directory in its
+ * place, not a database, unreadable, held by another process past the 5 s
+ * wait), its message naming the file, why and what to do.
+ */
 export function openGatewayDb(stateDir: string): DatabaseSync {
+  const path = join(stateDir, GATEWAY_DB_FILE);
+  let db: DatabaseSync | undefined;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const path = join(stateDir, GATEWAY_DB_FILE);
-    const db = new DatabaseSync(path);
+    db = new DatabaseSync(path);
     chmodSync(path, 0o600);
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
     setBusyTimeout(db, 5000);
@@ -37,8 +43,48 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
     if (!columns.includes('remote_ip')) db.exec('ALTER TABLE node_surface ADD COLUMN remote_ip TEXT');
     return db;
   } catch (error) {
-    throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the gateway state could not be opened', { cause: error });
+    try {
+      db?.close();
+    } catch {
+      // Closing what could not be used fails as it did: the error that counts is the one thrown below.
+    }
+    throw new GatewayError('GATEWAY_STORE_FAILED', `cannot open the gateway state ${path}: ${unusable(path, error)}`, { cause: error });
   }
+}
+
+/** SQLite's result codes (the primary code, low byte) for a file that is not an SQLite database, or is damaged. */
+const SQLITE_NOTADB = 26;
+const SQLITE_CORRUPT = 11;
+/** … for a file held by another process past the busy timeout. */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+/** … for a file that cannot be opened, written or read by this user. */
+const SQLITE_CANTOPEN = 14;
+const SQLITE_READONLY = 8;
+const SQLITE_PERM = 3;
+
+/** Why `path` could not be used as gateway.db, and what to do: without the cause's message, which names the path again. */
+function unusable(path: string, error: unknown): string {
+  const elsewhere = 'or give Corral another state directory with --state-dir';
+  const found = (() => {
+    try {
+      return lstatSync(path, { throwIfNoEntry: false });
+    } catch {
+      return undefined;
+    }
+  })();
+  if (found?.isDirectory()) return `it is a directory, not a file: move it aside, ${elsewhere}`;
+  const sqlite = (error as { errcode?: unknown } | null)?.errcode;
+  const code = typeof sqlite === 'number' ? sqlite & 0xff : undefined;
+  if (code === SQLITE_NOTADB || code === SQLITE_CORRUPT) return `it is not a database, or is damaged: restore it from a backup, or move it aside for the gateway to start a new one (the approvals and run state it kept are then lost), ${elsewhere}`;
+  if (code === SQLITE_BUSY || code === SQLITE_LOCKED) return 'another process held it longer than Corral waits (5 s): try again once it lets go';
+  const errno = (error as NodeJS.ErrnoException | null)?.code;
+  if (errno === 'EACCES' || errno === 'EPERM' || code === SQLITE_CANTOPEN || code === SQLITE_READONLY || code === SQLITE_PERM) {
+    if (found === undefined) return `it cannot be created in the state directory as this user: make the directory one this user may write, ${elsewhere}`;
+    return `it cannot be read or written as this user: make it a file this user owns and may read and write (Corral keeps it mode 600), ${elsewhere}`;
+  }
+  const why = typeof errno === 'string' && /^E[A-Z0-9]{1,20}$/.test(errno) ? errno : (error as Error | null)?.message ?? String(error);
+  return `${why}: check the file and its disk, ${elsewhere}`;
 }
 
 export interface NodeSurface {
