@@ -3,6 +3,12 @@
 
 /** Frames before hello-ok are capped at 64 KiB (upstream MAX_PREAUTH_PAYLOAD_BYTES). */
 export const MAX_PREAUTH_PAYLOAD_BYTES = 64 * 1024;
+/**
+ * Frames of any kind (text, ping, pong) a peer may send before hello-ok:
+ * Corral's bound, upstream states none. A client sends one, `connect`, and
+ * perhaps a ping to keep a slow handshake alive.
+ */
+export const MAX_PREAUTH_FRAMES = 64;
 /** After hello-ok: `policy.maxPayload` (upstream default 25 MiB). */
 export const MAX_PAYLOAD_BYTES = 25 * 1024 * 1024;
 /** `policy.maxBufferedBytes` (upstream default 50 MiB): a client slower than this is dropped. */

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { connectParams } from '../index.ts';
+import { GatewayClient, connectParams } from '../index.ts';
+import { MAX_PREAUTH_FRAMES } from '../protocol/limits.ts';
 import { startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 /** A client frame (RFC 6455 §5.2): FIN set, masked with a zero key, so the payload goes out as it is. */
@@ -107,6 +108,65 @@ describe('when the gateway has closed a connection and its peer sends on', () =>
       assert.equal(await sendOn(wire), 'cut');
       await wire.closed;
       assert.ok(gw.log.some((e) => e.connId === connId && e.event === 'refused' && e.code === 'GATEWAY_FRAME_TOO_LARGE'), JSON.stringify(gw.log));
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('before hello-ok', () => {
+  it(`closes with 1008 (GATEWAY_RATE_LIMITED) a peer that sends more than ${MAX_PREAUTH_FRAMES} frames, here empty pongs (regression: 128 KiB of them, 21,845 frames, were each handled on every connection a peer without the token opened)`, async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(Buffer.concat(Array.from({ length: 1_000 }, () => clientFrame(0xa, Buffer.alloc(0)))));
+      await waitFor('the socket cut off', () => wire.socket.destroyed, 5_000);
+      assert.ok(gw.log.some((e) => e.event === 'protocol-error' && e.code === 'GATEWAY_RATE_LIMITED'), JSON.stringify(gw.log));
+      // The close frame the gateway sent last: 0x88, its length, then the code.
+      const received = Buffer.from(wire.received(), 'latin1');
+      const close = received.lastIndexOf(0x88);
+      assert.equal(received.readUInt16BE(close + 2), 1008);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it(`lets a client send ${MAX_PREAUTH_FRAMES} frames before its connect, and serves it`, async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      const pongs = Array.from({ length: MAX_PREAUTH_FRAMES - 1 }, () => clientFrame(0xa, Buffer.alloc(0)));
+      wire.socket.write(Buffer.concat([...pongs, text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) })]));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      wire.socket.destroy();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('when an authenticated peer sends thousands of small frames at once', () => {
+  it('holds it to its byte budget as if each were 1 KiB, and cuts it off held off past maxHeldOffMs with 1008 (GATEWAY_RATE_LIMITED); another connection is served (regression: 2,000 requests of 50 bytes fit a 128 KiB budget and were all served at once)', async () => {
+    const limits = { maxPayload: 64 * 1024, bytesPerSecond: 64 * 1024, burstBytes: 128 * 1024, maxHeldOffMs: 1_000 };
+    const gw = await startTestGateway({ tickIntervalMs: 60_000, inboundLimits: { operator: limits } });
+    gw.server.method('test.noop', { role: 'operator', handler: () => ({}) });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      const requests = 2_000;
+      const small = text({ type: 'req', id: 'r', method: 'test.noop' });
+      assert.ok(requests * small.length < limits.burstBytes, 'the requests fit the budget byte for byte');
+      wire.socket.write(Buffer.concat(Array.from({ length: requests }, () => small)));
+      const answered = (): number => wire.received().split('"type":"res","id":"r"').length - 1;
+      let closed = false;
+      void wire.closed.then(() => void (closed = true));
+      await waitFor('the peer cut off, or every request answered', () => closed || answered() === requests, 30_000);
+      assert.ok(answered() < requests, `all ${answered()} requests answered`);
+      assert.ok(gw.log.some((e) => e.event === 'refused' && e.code === 'GATEWAY_RATE_LIMITED'), JSON.stringify(gw.log));
+      const other = await GatewayClient.connect({ url: gw.server.url, token: gw.token, role: 'operator', scopes: [] });
+      assert.deepEqual(await other.request('test.noop'), {});
+      await other.close();
     } finally {
       await gw.stop();
     }

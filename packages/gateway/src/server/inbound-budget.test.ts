@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
+import { badInboundLimits, FRAME_COST_BYTES, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
 
 /** A meter on a clock the test moves. */
 function meter(limits: InboundLimits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000, maxHeldOffMs: 30_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
@@ -85,6 +85,28 @@ describe('InboundMeter', () => {
       assert.equal(m.heldOffSince(0), true);
       advance(5_000);
       assert.equal(m.heldOffSince(1), false);
+    });
+  });
+
+  describe('when a peer sends many small frames', () => {
+    it(`counts each frame as at least ${FRAME_COST_BYTES} bytes of its budget: a read of 1,000 requests of 50 bytes holds it off as 1,000 frames of that size would (regression: 50-byte requests fit a node's 4 MiB/s at 80,000 a second, and took the whole event loop)`, () => {
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      for (let i = 0; i < 1_000; i++) m.delivered(50 - 6);
+      assert.equal(m.arrived(50_000), undefined);
+      assert.equal(m.holdMs, Math.ceil(((1_000 * FRAME_COST_BYTES - 200_000) * 1000) / 100_000));
+    });
+
+    it('counts a frame of FRAME_COST_BYTES or more as its own size, no more', () => {
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      for (let i = 0; i < 100; i++) m.delivered(FRAME_COST_BYTES - 6);
+      assert.equal(m.arrived(100 * FRAME_COST_BYTES), undefined);
+      assert.equal(m.holdMs, 0);
+    });
+
+    it('counts pings and pongs too, which are frames (of no payload at least 6 bytes each)', () => {
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      for (let i = 0; i < 10_000; i++) m.delivered(0);
+      assert.equal(m.arrived(60_000), 'held-off-too-long');
     });
   });
 

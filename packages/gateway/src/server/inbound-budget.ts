@@ -50,6 +50,18 @@ export const INBOUND_LIMITS: Readonly<Record<PeerKind, Readonly<InboundLimits>>>
   operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES, maxHeldOffMs: 30_000 },
 };
 
+/**
+ * What a frame costs of a peer's budget at the least, in bytes: what the
+ * gateway does for each frame however small (ws's framing, JSON.parse, the
+ * frame's and the params' validation, dispatch, an answer, a log line) costs
+ * as much as parsing several KiB of JSON. Counted by their bytes alone,
+ * 50-byte requests fit a node's 4 MiB/s at some 80,000 a second, and took
+ * the whole event loop from every other connection; at 1 KiB, a node's
+ * budget refills for 4,096 frames a second, an agent's for 1,024, an
+ * operator's for 8,192, a few per cent of the event loop.
+ */
+export const FRAME_COST_BYTES = 1024;
+
 /** Room for a header and one socket read (64 KiB) beyond the largest frame, so the check never cuts a frame that fits. */
 const READ_SLACK = 64 * 1024 + 1024;
 
@@ -108,9 +120,15 @@ export class InboundMeter {
     return this.#heldOffAt !== undefined && this.#heldOffAt >= since;
   }
 
-  /** A frame (a message, a ping or a pong) of `bytes` payload that ws delivered. */
+  /**
+   * A frame (a message, a ping or a pong) of `bytes` payload that ws
+   * delivered. One smaller than FRAME_COST_BYTES is charged the difference
+   * as well: the read it came in (`arrived`, next) finds the budget that much lower.
+   */
   delivered(bytes: number): void {
-    this.#delivered += headerBytes(bytes) + bytes;
+    const size = headerBytes(bytes) + bytes;
+    this.#delivered += size;
+    if (size < FRAME_COST_BYTES) this.#budget.spend(FRAME_COST_BYTES - size);
   }
 
   /**

@@ -9,7 +9,7 @@ import { printable, tokenKeyId, type Identity } from '@corral/identity';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { GatewayError, type WireError } from '../errors.ts';
 import { checkConnectParams, parseClientFrame, responseError, responseOk, type ConnectParams, type HelloOk, type RequestFrame } from '../protocol/frames.ts';
-import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
+import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PREAUTH_FRAMES, MAX_PREAUTH_PAYLOAD_BYTES, TICK_INTERVAL_MS } from '../protocol/limits.ts';
 import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
@@ -403,8 +403,24 @@ export class GatewayServer {
     const meter = new InboundMeter(this.#inboundLimits.operator, this.#now);
     this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
+    let preauthFrames = 0;
     let cutOff = false;
     let resumeTimer: NodeJS.Timeout | undefined;
+    /** Closes a peer that sent more than is allowed before hello-ok, and reads nothing more from it: the close frame is flushed, then the socket is destroyed. */
+    const refusePreauth = (code: 'GATEWAY_FRAME_TOO_LARGE' | 'GATEWAY_RATE_LIMITED', closeCode: number, reason: string): void => {
+      cutOff = true;
+      this.#log({ event: 'protocol-error', connId: connection.id, code, remoteAddress });
+      connection.close(closeCode, reason);
+      raw.pause();
+      raw.end(() => raw.destroy());
+    };
+    // Before hello-ok a peer has one frame to send, connect, and a pong or so: past MAX_PREAUTH_FRAMES of any kind it is
+    // cut off, so that a peer without the token cannot have the gateway handle 20,000 empty frames (128 KiB) on every
+    // connection it opens (a frame costs what several KiB of JSON cost to parse; see FRAME_COST_BYTES).
+    const countFrame = (): void => {
+      if (connection.peer !== undefined || cutOff || ++preauthFrames <= MAX_PREAUTH_FRAMES) return;
+      refusePreauth('GATEWAY_RATE_LIMITED', CLOSE.policyViolation, 'too many frames before hello-ok');
+    };
     const countBytes = (chunk: Buffer): void => {
       if (cutOff) return;
       const refusal = meter.arrived(chunk.length);
@@ -424,13 +440,7 @@ export class GatewayServer {
         return;
       }
       preauthBytes += chunk.length;
-      if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) {
-        cutOff = true;
-        this.#log({ event: 'protocol-error', connId: connection.id, code: 'GATEWAY_FRAME_TOO_LARGE', remoteAddress });
-        connection.close(CLOSE.tooBig, 'frame too large before hello-ok');
-        raw.pause();
-        raw.end(() => raw.destroy());
-      }
+      if (preauthBytes > 2 * MAX_PREAUTH_PAYLOAD_BYTES + 1024) refusePreauth('GATEWAY_FRAME_TOO_LARGE', CLOSE.tooBig, 'frame too large before hello-ok');
     };
     raw.on('data', countBytes);
     const handshakeTimer = setTimeout(() => {
@@ -440,12 +450,19 @@ export class GatewayServer {
     }, this.#settings.handshakeTimeoutMs);
     handshakeTimer.unref();
 
-    socket.on('message', (data: RawData, isBinary: boolean) => this.#onMessage(connection, data, isBinary));
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      countFrame();
+      this.#onMessage(connection, data, isBinary);
+    });
     socket.on('pong', (data: Buffer) => {
+      countFrame();
       meter.delivered(data.length);
       connection.alive = true;
     });
-    socket.on('ping', (data: Buffer) => meter.delivered(data.length));
+    socket.on('ping', (data: Buffer) => {
+      countFrame();
+      meter.delivered(data.length);
+    });
     socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
