@@ -20,3 +20,6 @@ export const SANDBOX_PROXY_PORT = 3128;
  * egress proxy's port, when egress is granted, and each ingress port.
  */
 export const MAX_SANDBOX_LISTENERS = 64;
+
+/** The most paths one list of a policy's `filesystem` names. */
+export const MAX_POLICY_PATHS = 4096;

@@ -114,6 +114,18 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a filesystem list names more paths than any sandbox holds', () => {
+    it('refuses it, naming the list and its line (regression: 16,000 denied paths were accepted and took 26 s to plan)', () => {
+      const paths = (n: number) => Array.from({ length: n }, (_, i) => `    - ./project/f${i}\n`).join('');
+      for (const list of ['readwrite', 'readonly', 'denied']) {
+        const error = invalid(`runtime: [shell]\nfilesystem:\n  ${list}:\n${paths(4097)}`);
+        assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [[`filesystem.${list}`, 4]]);
+        assert.match(error.issues[0]!.message, /at most 4096/);
+      }
+      assert.equal(parsePolicyText(`filesystem:\n  denied:\n${paths(4096)}`).filesystem.denied.length, 4096);
+    });
+  });
+
   describe('when network.ingress asks for what the sandbox cannot publish', () => {
     const ingress = (ports: number[], egress = false) => `network:\n${egress ? '  egress: { allow: ["api.example.com:443"] }\n' : ''}  ingress:\n${ports.map((p) => `    - port: ${p}\n`).join('')}`;
     const ports = (n: number) => Array.from({ length: n }, (_, i) => 8000 + i);
