@@ -28,11 +28,13 @@ Exit codes: the command's own exit status, whatever it is (128 + N when signal N
 Corral's own, which a command may also exit with itself:
   124 timeout: it ran past process.timeoutMs and its whole tree was killed
   125 a limit (memory, processes, output) stopped it
-  126 refused: the host cannot enforce what the policy asks, or a granted path changed as it started
+  126 refused: the host cannot enforce what the policy asks (or build a sandbox of that many paths and
+      variables), or a granted path changed as it started
   127 the command does not exist inside the sandbox
   130 Ctrl-C stopped it (143: SIGTERM, 129: a hang-up, 131: Ctrl-\\); the run is recorded all the same
   141 corral's output was closed (corral run … | head): the command was stopped
     2 the policy is invalid (file, line and field are printed), or the command line is too long to record
+      or to hand to a sandbox (over 65,536 words or 2 MiB, or a word of 128 KiB)
     3 the host cannot contain anything (see 'corral doctor') or the sandbox could not be set up (the
       attempt is recorded); or the audit log cannot be opened, or a record or the output cannot be
       written (the message says whether the command ran)
