@@ -1,11 +1,12 @@
 // People who sign in to the console with a password kept by Corral (the admin
 // `corral up` creates, and any others an admin adds), for installs without
 // single sign-on. Passwords are stored as scrypt hashes (RFC 7914) with a
-// per-user random salt and the cost parameters beside them, so they can be
-// raised later without breaking stored hashes.
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+// per-user random salt and the cost parameters beside them (password-hash.ts),
+// so the cost can be raised without breaking stored hashes: one made with an
+// older cost is made again with the current one when its user signs in.
 import type { DatabaseSync } from 'node:sqlite';
 import { IdentityError } from './errors.ts';
+import { DECOY_HASH, hashPassword, isCurrentCost, parsePasswordHash, passwordMatches } from './password-hash.ts';
 import { CORRAL_ROLES, type CorralRole } from './oidc.ts';
 
 /** A local user as callers see it; never the hash. */
@@ -29,50 +30,6 @@ interface Row {
 const USERNAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const MIN_PASSWORD = 8;
 const MAX_PASSWORD = 1024;
-/** scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, tens of milliseconds). */
-const COST = { N: 2 ** 15, r: 8, p: 1 } as const;
-const KEY_BYTES = 32;
-
-/** Hashes computed at once: each takes 32 MiB, so a flood of sign-ins waits its turn instead of exhausting memory. */
-const MAX_CONCURRENT = 2;
-let running = 0;
-const waiting: Array<() => void> = [];
-
-async function derive(password: string, salt: Buffer, cost: { N: number; r: number; p: number }): Promise<Buffer> {
-  if (running >= MAX_CONCURRENT) await new Promise<void>((resolve) => waiting.push(resolve));
-  running++;
-  try {
-    const options: ScryptOptions = { ...cost, maxmem: 256 * cost.N * cost.r };
-    return await new Promise((resolve, reject) => scrypt(password.normalize('NFKC'), salt, KEY_BYTES, options, (error, key) => (error ? reject(error) : resolve(key))));
-  } finally {
-    running--;
-    waiting.shift()?.();
-  }
-}
-
-/** `scrypt$N$r$p$salt$key`, salt and key in base64url. */
-async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await derive(password, salt, COST);
-  return ['scrypt', COST.N, COST.r, COST.p, salt.toString('base64url'), key.toString('base64url')].join('$');
-}
-
-async function matches(password: string, stored: string): Promise<boolean> {
-  const [scheme, n, r, p, salt, key] = stored.split('$');
-  if (scheme !== 'scrypt' || !salt || !key) return false;
-  const expected = Buffer.from(key, 'base64url');
-  const actual = await derive(password, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p) });
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
-}
-
-/**
- * Checked when the username is unknown, so that an unknown user takes as long
- * as a wrong password: a stored hash's shape with a random salt and key, which
- * no password matches. Made without hashing anything — a decoy hashed on first
- * use made the first unknown username after start-up take two hashes, twice
- * as long as a known one.
- */
-const DECOY = ['scrypt', COST.N, COST.r, COST.p, randomBytes(16).toString('base64url'), randomBytes(KEY_BYTES).toString('base64url')].join('$');
 
 function checkUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) throw invalid('username must be 1-63 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit');
@@ -119,14 +76,40 @@ export class LocalUsers {
 
   /**
    * The user when the password is theirs, else null — the same answer, after
-   * the same work, for an unknown username and a wrong password. Never throws
-   * for bad input.
+   * the same work (one hash at the current cost), for an unknown username and
+   * a wrong password. Never throws for bad input. A user whose stored hash was
+   * made with an older cost has it made again with the current one once the
+   * password is found right (see #upgrade).
+   *
+   * Throws IDENTITY_STORE_BUSY (retryable) when too many passwords are being
+   * checked at once, and IDENTITY_STORE_FAILED, without hashing, when the
+   * user's stored hash is malformed or asks for an absurd cost.
    */
   async verify(username: unknown, password: unknown): Promise<LocalUser | null> {
     const row = typeof username === 'string' && USERNAME.test(username) ? this.#row(username) : undefined;
     const given = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
-    const ok = await matches(given, row?.password_hash ?? DECOY);
-    return row && ok ? fromRow(row) : null;
+    const stored = row ? parsePasswordHash(row.password_hash, row.username) : DECOY_HASH;
+    const ok = await passwordMatches(given, stored);
+    if (!row || !ok) return null;
+    if (!isCurrentCost(stored.cost)) await this.#upgrade(row, given);
+    return fromRow(row);
+  }
+
+  /**
+   * Makes `row`'s hash again with the current cost, from the password just
+   * found right. Replaces it only if it is still the one checked (a password
+   * changed meanwhile stays), in one statement, and leaves updated_at alone:
+   * it is no change of the user's, and sessions are tied to it. Any failure
+   * (the hasher full, the store busy) keeps the old hash, which still signs
+   * the user in and is upgraded next time.
+   */
+  async #upgrade(row: Row, password: string): Promise<void> {
+    try {
+      const hash = await hashPassword(password);
+      this.#db.prepare('UPDATE local_users SET password_hash = ? WHERE username = ? AND password_hash = ?').run(hash, row.username, row.password_hash);
+    } catch {
+      // Kept as it was: see above.
+    }
   }
 
   /** Throws IDENTITY_USER_NOT_FOUND. */
