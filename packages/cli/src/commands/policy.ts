@@ -34,36 +34,56 @@ function readJson(file: string, what: string): unknown {
   }
 }
 
-/** Entities to decide with; `from` names the source whose entities come first, in its order (see mergeEntities). */
+/**
+ * Entities to decide with, and the sources they came from in the list's
+ * order (see mergeEntities): `parts` counts the entities each source gave.
+ */
 interface Entities {
   list: unknown[];
-  from?: { where: string; count: number };
+  parts: { where: string; count: number }[];
 }
 
 /**
  * Hands `entities` to the decision point. A refusal numbers the entity it
- * refuses (`entities[2]`) among all of them: it is then told that the first
- * ones are those of the file named, in its order, so that the number points
- * into it.
+ * refuses (`entities[2]`) among all of them: it is then told which source
+ * each run of numbers came from, in that source's order, so that the number
+ * points into it.
  */
 function setEntities(pdp: DecisionPoint, entities: Entities): Promise<void> {
-  const from = entities.from;
   return policyStep(
     () => pdp.setEntities(entities.list),
     (error) => {
-      if (error.code !== 'POLICY_ENTITIES_INVALID' || from === undefined || from.count === 0) return undefined;
-      const last = from.count === 1 ? '' : `, up to entities[${from.count - 1}]`;
-      return `(entities[0] is the first of ${from.where}, in its order${last}; after them come the agents and humans of the state directory)`;
+      if (error.code !== 'POLICY_ENTITIES_INVALID' || entities.parts.length === 0) return undefined;
+      let first = 0;
+      const runs = entities.parts
+        .map((p) => {
+          const run = p.count === 0 ? '' : `entities[${first}] is the first of ${p.where}, in its order${p.count === 1 ? '' : `, up to entities[${first + p.count - 1}]`}`;
+          first += p.count;
+          return run;
+        })
+        .filter((run) => run !== '');
+      return `(${runs.join('; ')})`;
     },
   );
 }
 
+/** Where the state directory's agents and humans come among the sources of composeEntities. */
+const STATE_SOURCE = Symbol('the state directory');
+
 /**
- * The entities decisions are made about: those of an entities file, then the
- * agents (and their processes as groups) and humans of this install's
- * identity store, which the file's replace on the same uid.
+ * The entities decisions are made about, from `sources` ({ where, list }) in
+ * turn, each replacing the ones before it on the same uid. The state
+ * directory's are the agents (and their processes as groups) and humans of
+ * this install's identity store (`STATE_SOURCE`).
  */
-export async function composeEntities(dir: string, file?: string): Promise<Entities> {
+async function composeEntities(dir: string, sources: readonly ({ where: string; list: readonly unknown[] } | typeof STATE_SOURCE)[]): Promise<Entities> {
+  let entities: Entities = { list: [], parts: [] };
+  for (const source of sources) entities = source === STATE_SOURCE ? mergeEntities(entities, await stateEntities(dir), 'the agents and humans of the state directory') : mergeEntities(entities, source.list, source.where);
+  return entities;
+}
+
+/** The agents (and their processes as groups) and humans of the identity store in `dir`. */
+async function stateEntities(dir: string): Promise<unknown[]> {
   const fromState = new Map<string, unknown>();
   const put = (e: { uid: { type: string; id: string } }) => fromState.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
   if (existsSync(join(dir, 'identity.db'))) {
@@ -79,10 +99,34 @@ export async function composeEntities(dir: string, file?: string): Promise<Entit
       identity.close();
     }
   }
-  if (file === undefined) return { list: [...fromState.values()] };
-  const extra = readJson(file, 'entities');
-  if (!Array.isArray(extra)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
-  return mergeEntities([...fromState.values()], extra, file);
+  return [...fromState.values()];
+}
+
+/** The entities of an `--entities` file. */
+function entitiesFile(file: string): { where: string; list: unknown[] } {
+  const list = readJson(file, 'entities');
+  if (!Array.isArray(list)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
+  return { where: file, list };
+}
+
+/**
+ * The entities of policy directory `dir`'s own `entities.json`, which a
+ * gateway decides with once the directory is its set (read as the gateway
+ * reads a set: no link followed, 1 MiB in all); none without one.
+ */
+async function setEntitiesFile(dir: string): Promise<{ where: string; list: unknown[] }[]> {
+  const { readPolicyDir } = await policyPackage();
+  const file = (await policyStep(() => readPolicyDir(dir, ['.json']))).find((f) => f.file === 'entities.json');
+  if (file === undefined) return [];
+  const where = join(dir, 'entities.json');
+  let list: unknown;
+  try {
+    list = JSON.parse(file.text);
+  } catch (error) {
+    throw new CliFailure(`cannot read entities from ${where}: ${(error as Error).message}`, EXIT.usage);
+  }
+  if (!Array.isArray(list)) throw new CliFailure(`${where} must hold a JSON array of entities`, EXIT.usage);
+  return [{ where, list }];
 }
 
 /** An entity's uid as `Type::"id"`, in either of Cedar's spellings (`{type, id}` or `{"__entity": {type, id}}`), or undefined. */
@@ -100,7 +144,7 @@ function uidKey(entity: unknown): string | undefined {
  * twice in `source` is refused, as the decision point refuses it; keeping
  * either would decide with data its author did not see.
  */
-function mergeEntities(base: readonly unknown[], source: readonly unknown[], where: string): Entities {
+function mergeEntities(base: Entities, source: readonly unknown[], where: string): Entities {
   const seen = new Map<string, number>();
   for (const [i, e] of source.entries()) {
     const key = uidKey(e);
@@ -109,7 +153,15 @@ function mergeEntities(base: readonly unknown[], source: readonly unknown[], whe
     if (first !== undefined) throw new CliFailure(`${where}: entity [${i}] ${key} is entity [${first}] again; keep one`, EXIT.usage);
     seen.set(key, i);
   }
-  return { list: [...source, ...base.filter((e) => !seen.has(uidKey(e) ?? ''))], from: { where, count: source.length } };
+  const kept = (e: unknown) => !seen.has(uidKey(e) ?? '');
+  // The named parts of `base` lose what `source` replaces: recounted, so that each run of numbers still points into its source.
+  let at = 0;
+  const parts = base.parts.map((p) => {
+    const count = base.list.slice(at, at + p.count).filter(kept).length;
+    at += p.count;
+    return { where: p.where, count };
+  });
+  return { list: [...source, ...base.list.filter(kept)], parts: [{ where, count: source.length }, ...parts] };
 }
 
 function agentEntity(a: Agent) {
@@ -214,8 +266,7 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
-      const fromState = await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined));
-      await setEntities(pdp, mergeEntities(fromState.list, cases.entities, `the entities of ${casesFile}`));
+      await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), [STATE_SOURCE, { where: `the entities of ${casesFile}`, list: cases.entities }]));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
@@ -238,7 +289,7 @@ export function registerPolicy(program: Command): void {
     .description('decide one request and say which policies decided it and why')
     .requiredOption('--request <file>', 'the request as JSON: { principal, action, resource, context }')
     .option('--policies <dir>', 'the policy directory (default: STATE_DIR/policies)')
-    .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
+    .option('--entities <file>', "extra entities (Cedar JSON) beside the policy directory's entities.json and the agents and humans of the state directory")
     .option('--json', 'print the decision as JSON')
     .action(async (opts: { request: string; policies?: string; entities?: string; json?: boolean }, command: Command) => {
       const { DecisionPoint } = await policyPackage();
@@ -246,7 +297,8 @@ export function registerPolicy(program: Command): void {
       const policies = policiesDir(command, opts.policies);
       const set = await policyStep(() => pdp.reload(policies));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
-      const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
+      // The data the set decides with (its entities.json); the identity store's agents and humans as they are now; then any given.
+      const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
       const request = readJson(resolve(opts.request), 'the request');
       const decision = await policyStep(() => pdp.decide(request));
@@ -275,14 +327,15 @@ export function registerPolicy(program: Command): void {
     .description("run a candidate policy set over the audit log's recorded decisions and list every one it would change")
     .requiredOption('--candidate <dir>', 'the candidate policy directory')
     .option('--history <file>', 'read recorded decisions from JSON lines ({ ref?, at?, request, decision } per line) instead of the audit log')
-    .option('--entities <file>', 'extra entities (Cedar JSON) beside the agents and humans of the state directory')
+    .option('--entities <file>', "extra entities (Cedar JSON) beside the candidate's entities.json and the agents and humans of the state directory")
     .option('--json', 'print the report as JSON')
     .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
       const { DecisionPoint, replayAsync } = await policyPackage();
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
-      const entities = await composeEntities(dir, opts.entities && resolve(opts.entities));
+      // The data the candidate would decide with once activated (its entities.json); the identity store's agents and humans; then any given.
+      const entities = await composeEntities(dir, [...(await setEntitiesFile(resolve(opts.candidate))), STATE_SOURCE, ...(opts.entities ? [entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
       // A month of decisions may take a while: how many were read so far goes to stderr.
