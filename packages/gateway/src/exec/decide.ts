@@ -6,6 +6,27 @@ import type { Decider, Decision } from '@corral/policy';
 import { isSystemProgram, programName, SYSTEM_DIRS, type CanonicalRun } from './canonical.ts';
 import type { NamedRule } from './rules.ts';
 
+/**
+ * The decision point a gateway decides with: a Decider, and, when its set
+ * can be replaced by another process while the gateway runs (PolicyControl),
+ * `decider()`: the decider for one action, given at once, or once the set it
+ * noticed is compiled off the gateway's thread — to be used in the tick it
+ * is given (see deciderFor).
+ */
+export interface GatewayDecider extends Decider {
+  decider?(): Decider | Promise<Decider>;
+}
+
+/**
+ * The decider to decide one action with (decideRun, decideNamed), after
+ * waiting for the set `decider` noticed to be compiled (GatewayDecider):
+ * use it at once. With nothing to wait for it costs one resolved promise.
+ * Rejects only as `decider.decider()` does (PolicyControl's never does).
+ */
+export async function deciderFor(decider: GatewayDecider): Promise<Decider> {
+  return (await decider.decider?.()) ?? decider;
+}
+
 export interface RunDecision {
   decision: 'allow' | 'deny' | 'ask';
   reason: string;

@@ -14,7 +14,6 @@ import {
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
-import type { Decider } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, type GrantAddition, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
@@ -25,7 +24,7 @@ import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
-import { decideNamed, decideRun, nodeAsked, type PrincipalRef, type RunDecision } from './decide.ts';
+import { decideNamed, decideRun, deciderFor, nodeAsked, type GatewayDecider, type PrincipalRef, type RunDecision } from './decide.ts';
 import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit-budget.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
@@ -67,8 +66,8 @@ export interface InvokerOptions {
   openRuns: OpenRuns;
   /** Where allow-always approvals become Cedar grants; without it allow-always allows the one run only. */
   grants?: PolicyGrants;
-  /** The policy decision point; absent (or throwing) means deny. */
-  decider?: Decider;
+  /** The policy decision point; absent (or throwing) means deny. Each action is decided with what its `decider()` gives, waited for (a set another process activated, being compiled). */
+  decider?: GatewayDecider;
   /** Where events go (packages/audit's `append`); a failed append fails the command closed. */
   audit?: (event: AuditEventInput) => Promise<unknown>;
   /** The human principal an operator connection acts as (default `Human::"operator"`). */
@@ -411,7 +410,7 @@ export class NodeInvoker {
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
-        const decided = this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
+        const decided = await this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
         const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
         const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection);
@@ -499,7 +498,7 @@ export class NodeInvoker {
       await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
       throw denied(params.command, 'no rule governs this command');
     }
-    let assessed = governance.kind !== 'read-only' ? this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
+    let assessed = governance.kind !== 'read-only' ? await this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
       const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller);
@@ -691,10 +690,12 @@ export class NodeInvoker {
   /**
    * What one governed command would do, decided: its snapshot (a canonical
    * run, or a named command's checked params), the digest an approval binds
-   * to, the policy's verdict, and the params the node will get. Throws
-   * GATEWAY_PARAMS_INVALID (wire INVALID_REQUEST) for params that do not fit.
+   * to, the policy's verdict, and the params the node will get. The verdict
+   * waits for a set the decider is compiling (GatewayDecider), and is made in
+   * the tick that wait ends. Rejects with GATEWAY_PARAMS_INVALID
+   * (wire INVALID_REQUEST) for params that do not fit.
    */
-  #assess(principal: PrincipalRef, nodeId: string, command: string, governance: Exclude<Governance, { kind: 'read-only' }>, rawParams: unknown): Assessed {
+  async #assess(principal: PrincipalRef, nodeId: string, command: string, governance: Exclude<Governance, { kind: 'read-only' }>, rawParams: unknown): Promise<Assessed> {
     const who = `${principal.type}::${principal.id}`;
     if (governance.kind === 'named') {
       let params: Record<string, unknown>;
@@ -704,7 +705,7 @@ export class NodeInvoker {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
       const digest = actionDigest({ principal: who, nodeId, command, params });
-      const verdict = this.#options.decider ? decideNamed(this.#options.decider, principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
+      const verdict = this.#options.decider ? decideNamed(await deciderFor(this.#options.decider), principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
       return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
@@ -714,7 +715,7 @@ export class NodeInvoker {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
-    const verdict = this.#options.decider ? decideRun(this.#options.decider, principal, run, { node: nodeId, digest }) : NO_POLICY;
+    const verdict = this.#options.decider ? decideRun(await deciderFor(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY;
     return {
       digest,
       verdict,

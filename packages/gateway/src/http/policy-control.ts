@@ -8,14 +8,17 @@
 // compare-and-swap on the active set's hash, held under a lock that other
 // processes activating the same directory take too. A hand edit of the
 // directory that does not validate never replaces the set in use, and the
-// status says so (refusedEdit); a set whose activation could be neither
+// status says so (refusedEdit); a set another process activated (the link
+// swapped) is compiled off the gateway's thread while the decisions that
+// arrive meanwhile wait for it (ready), never deciding with the set it
+// replaced; a set whose activation could be neither
 // recorded nor undone decides nothing (every request is denied), in any
 // process and after a restart: it is marked on disk (see markUnrecorded).
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, decisionPointOffThread, loadPolicies, PolicyError, readPolicyDir, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, decisionPointOffThread, loadPolicies, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
@@ -201,6 +204,8 @@ export class PolicyControl {
   #active: Candidate | undefined;
   /** The version the policy directory's link pointed at when the active set was read. */
   #linked: string | undefined;
+  /** The directory's set being compiled off the thread (see ready): decisions wait for it; a later change supersedes it. */
+  #adopting: Adoption | undefined;
   /** The last hand edit of the directory that was refused, while the directory still holds it. */
   #refused: RefusedEdit | undefined;
   /** Sets this process swapped in whose record it is writing, by hash (how many activations): their marks on disk do not stop this process deciding with them meanwhile. */
@@ -229,6 +234,69 @@ export class PolicyControl {
     return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined, { lockWaitMs: options.lockWaitMs ?? ACTIVATION_WAIT_MS, log: options.log });
   }
 
+  /**
+   * What a decision must wait for before it decides with this set: undefined
+   * when the set in use is the directory's as last seen (one readlink(2), as
+   * every decision makes), or a promise that resolves once the set another
+   * process activated (the link swapped) is compiled off the gateway's thread
+   * and in force — or refused, the set in use staying (refusedEdit) — and any
+   * set activated while it compiled after it. Until then the event loop serves
+   * everyone else. Decisions made in the tick it resolves decide with the set
+   * in force; decide() made before it resolves compiles the set on this thread
+   * instead, so that nothing decides with a set replaced once the change was
+   * seen. Never rejects.
+   */
+  ready(): Promise<void> | undefined {
+    const target = linkTarget(this.dir);
+    if (target !== this.#linked) {
+      this.#linked = target;
+      this.#adopt();
+    }
+    return this.#adopting === undefined ? undefined : this.#settled();
+  }
+
+  /** Resolves once no set of the directory is being compiled, noticing changes made meanwhile. */
+  async #settled(): Promise<void> {
+    while (this.#adopting !== undefined) {
+      await this.#adopting.done;
+      const target = linkTarget(this.dir);
+      if (target !== this.#linked) {
+        this.#linked = target;
+        this.#adopt();
+      }
+    }
+  }
+
+  /**
+   * Adopts the directory's set as refresh() does, compiling it off the
+   * thread: the compile in flight for the same files is kept, any other is
+   * superseded (its set is never put in force). A compile that fails refuses
+   * the files as refresh() does; one that says nothing of them (the checker
+   * failed) is made again on this thread, as refresh() makes it.
+   */
+  #adopt(): void {
+    const changed = this.#changed();
+    if (changed !== undefined && this.#adopting?.hash === changed.hash) return;
+    if (changed === undefined) {
+      this.#adopting = undefined;
+      return;
+    }
+    const adoption: Adoption = { hash: changed.hash, done: Promise.resolve() };
+    adoption.done = (async () => {
+      try {
+        const candidate = await compileCandidateOffThread(changed.files, { urgent: true });
+        if (this.#adopting === adoption) this.#inForce(candidate);
+      } catch (error) {
+        if (this.#adopting !== adoption) return;
+        if (candidateIssues(error) === undefined) this.#compile(changed);
+        else this.#refuse(changed.hash, error);
+      } finally {
+        if (this.#adopting === adoption) this.#adopting = undefined;
+      }
+    })();
+    this.#adopting = adoption;
+  }
+
   /** Decides with the active set. Throws POLICY_NOT_LOADED when there is none, or while it is an activation left unrecorded (see activateRecorded). */
   decide(input: unknown): Decision {
     return this.#deciding().point.decide(input);
@@ -239,9 +307,31 @@ export class PolicyControl {
     return this.#deciding().point.decideEach(input, resources);
   }
 
+  /**
+   * A decider for one action, to use at once (in the tick it is given):
+   * after waiting for the set noticed being compiled (ready), it decides
+   * with the set then in force, whatever its decisions of that action ask —
+   * one readlink(2) for them all — and throws as `decide`, each decision
+   * checking the set's mark (see activateRecorded) as `decide` does.
+   */
+  decider(): Decider | Promise<Decider> {
+    const waiting = this.ready();
+    return waiting === undefined ? this.#fixed() : waiting.then(() => this.#fixed());
+  }
+
+  /** A decider of the set in force now (see decider). */
+  #fixed(): Decider {
+    const active = this.#active;
+    return { decideEach: (input, resources) => this.#usable(active).point.decideEach(input, resources) };
+  }
+
   /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is marked unrecorded (or the marks cannot be read). */
   #deciding(): Candidate {
-    const active = this.#current();
+    return this.#usable(this.#current());
+  }
+
+  /** `active`, when it may decide: throws as #deciding. */
+  #usable(active: Candidate | undefined): Candidate {
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
     const mark = this.#markOf(active.hash);
     if (mark === 'marked') throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but its activation is not recorded in the audit log: nothing is decided with it until a set is activated and recorded');
@@ -268,10 +358,12 @@ export class PolicyControl {
    * The set in use, after adopting an activation another process made (`corral
    * approvals revoke`, another gateway on the same state directory): it swaps
    * the directory's link, so one readlink(2) tells whether to read the set again.
+   * A set noticed and still compiling off the thread (ready) is compiled here, on
+   * this thread, rather than decided without.
    */
   #current(): Candidate | undefined {
     const target = linkTarget(this.dir);
-    if (target !== this.#linked) {
+    if (target !== this.#linked || this.#adopting !== undefined) {
       this.#linked = target;
       this.refresh();
     }
@@ -284,32 +376,62 @@ export class PolicyControl {
    * never replace the set in use (with none, every request stays denied):
    * the returned status names the refusal (`refusedEdit`) until the
    * directory holds a valid set again, and the log is told once for each
-   * refused edit. Returns the status of the set in use.
+   * refused edit. Returns the status of the set in use. The set is compiled
+   * on this thread (a large one stalls the event loop for as long):
+   * refreshOffThread compiles it off the thread.
    */
   refresh(): PolicyStatus {
+    // What the directory holds now is adopted here: a compile in flight off the thread is of what it held before.
+    this.#adopting = undefined;
+    const changed = this.#changed();
+    if (changed !== undefined) this.#compile(changed);
+    return this.status();
+  }
+
+  /**
+   * As refresh, compiling the directory's set off the thread (a compile in
+   * flight for the same files is shared): decisions wait for it meanwhile
+   * (ready), and the event loop serves everyone else. Never rejects.
+   */
+  async refreshOffThread(): Promise<PolicyStatus> {
+    this.#adopt();
+    await this.#settled();
+    return this.status();
+  }
+
+  /**
+   * The directory's files when they are a set to compile: not the set in use,
+   * nor an edit refused already for what it holds (asked again before every
+   * GET of the set, it is not checked a second time). Files that cannot be
+   * read are refused here; found to be the set in use, no refusal stands.
+   */
+  #changed(): { files: PolicyFile[]; hash: string } | undefined {
     let files: PolicyFile[];
     try {
       files = existsSync(this.dir) ? readFiles(this.dir) : [];
     } catch (error) {
       this.#refuse(undefined, error);
-      return this.status();
+      return undefined;
     }
     const hash = hashFiles(files);
     if (hash === (this.#active?.hash ?? hashFiles([]))) {
       this.#refused = undefined;
-      return this.status();
+      return undefined;
     }
-    // Asked again (before every GET of the set), an edit refused for what it holds is not checked a second time.
-    if (this.#refused?.hash === hash && LASTING.has(this.#refused.code)) return this.status();
+    if (this.#refused?.hash === hash && LASTING.has(this.#refused.code)) return undefined;
+    return { files, hash };
+  }
+
+  /** Compiles the directory's files on this thread and puts them in force, or refuses them. */
+  #compile(changed: { files: PolicyFile[]; hash: string }): void {
     let adopted: Candidate;
     try {
-      adopted = compileCandidate(files);
+      adopted = compileCandidate(changed.files);
     } catch (error) {
-      this.#refuse(hash, error);
-      return this.status();
+      this.#refuse(changed.hash, error);
+      return;
     }
     this.#inForce(adopted);
-    return this.status();
   }
 
   /** The set in use, and the refused edit or unrecorded activation that goes with it, as last seen (refresh reads the directory again). */
@@ -425,11 +547,28 @@ export class PolicyControl {
    * none) and whether the candidate was marked unrecorded before, or
    * undefined when the hash was stale. `recording`: the candidate is marked
    * unrecorded on disk before the swap, and this process is writing its
-   * record (#recording) from the same tick.
+   * record (#recording) from the same tick. The directory's set is adopted
+   * first, off the thread; one found under the lock that is not compiled yet
+   * (another process activated it meanwhile) is compiled off the thread
+   * with the lock let go, then the lock is taken again (ADOPT_TRIES times,
+   * then on this thread, under the lock).
    */
-  #swap(candidate: Candidate, baseHash: string, recording = false): Promise<{ replaced: Candidate; wasMarked: boolean } | undefined> {
+  async #swap(candidate: Candidate, baseHash: string, recording = false): Promise<{ replaced: Candidate; wasMarked: boolean } | undefined> {
+    for (let tries = 0; ; tries++) {
+      await this.refreshOffThread();
+      const swapped = await this.#swapLocked(candidate, baseHash, recording, tries < ADOPT_TRIES);
+      if (swapped !== ADOPT_FIRST) return swapped;
+    }
+  }
+
+  /** #swap's work under the activation lock; ADOPT_FIRST when the directory holds a set not compiled yet and `mayLeave`. */
+  #swapLocked(candidate: Candidate, baseHash: string, recording: boolean, mayLeave: boolean): Promise<{ replaced: Candidate; wasMarked: boolean } | undefined | typeof ADOPT_FIRST> {
     return withActivationLock(this.dir, this.#lockWaitMs, () => {
-      if (baseHash !== this.refresh().hash) return undefined;
+      const changed = this.#changed();
+      if (changed !== undefined && mayLeave) return ADOPT_FIRST;
+      this.#adopting = undefined;
+      if (changed !== undefined) this.#compile(changed);
+      if (baseHash !== this.status().hash) return undefined;
       const replaced = this.#active ?? compileCandidate([]);
       const marks = markOf(this.dir, candidate.hash);
       if (recording) {
@@ -452,6 +591,18 @@ export class PolicyControl {
       return { replaced, wasMarked: marks !== 'none' };
     });
   }
+}
+
+/** An activation found the directory holding a set not compiled yet: it lets go of the lock to compile it off the thread. */
+const ADOPT_FIRST: unique symbol = Symbol('adopt first');
+
+/** How many times an activation lets go of the lock to compile off the thread a set found under it, before compiling one on the thread. */
+const ADOPT_TRIES = 3;
+
+/** A set of the policy directory being compiled off the thread: its files' hash, and the end of its compile (never rejects). */
+interface Adoption {
+  hash: string;
+  done: Promise<void>;
 }
 
 /** Whether a set is marked unrecorded: 'unreadable' when the marks cannot be read (every set counts as marked then). */
