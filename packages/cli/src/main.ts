@@ -135,7 +135,7 @@ function cliCode(exitCode: number): 'CLI_BAD_ARGUMENT' | 'CLI_UNAVAILABLE' | 'CL
 /** What a package's error code means for the exit code: a request that names nothing or is malformed, a host that lacks what is needed (a store that cannot be opened or written among it), or a check that failed. */
 function exitCodeOfCode(code: string): number {
   if (/_(BAD_ARGUMENT|PARAMS_INVALID|NOT_FOUND|INPUT_INVALID|CONFIG_INVALID|EXPORT_MALFORMED|SURFACE_INVALID)$/.test(code)) return EXIT.usage;
-  if (/_(UNAVAILABLE|STORE_FAILED|STORE_FOREIGN|STORE_BUSY|STORE_SYMLINK|STATE_DIR_UNSAFE)$/.test(code)) return EXIT.environment;
+  if (/_(UNAVAILABLE|STORE_FAILED|STORE_FOREIGN|STORE_BUSY|SIGN_IN_BUSY|STORE_SYMLINK|STATE_DIR_UNSAFE)$/.test(code)) return EXIT.environment;
   return EXIT.failed;
 }
 

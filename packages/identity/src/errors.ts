@@ -94,7 +94,12 @@ export type IdentityErrorCode =
    * store's lock for longer than Corral waits (5 s). Retryable: the same
    * call may be made again once the other process lets go.
    */
-  | 'IDENTITY_STORE_BUSY';
+  | 'IDENTITY_STORE_BUSY'
+  /**
+   * Too many passwords are being checked at once (each costs tens of MiB and
+   * a good part of a second): refused at once, without hashing. Retryable.
+   */
+  | 'IDENTITY_SIGN_IN_BUSY';
 
 export class IdentityError extends Error {
   override readonly name = 'IdentityError';

@@ -179,7 +179,7 @@ describe('local users\' password cost', () => {
   });
 
   describe('when as many passwords as the hasher takes are being checked', () => {
-    it('refuses one more sign-in at once with IDENTITY_STORE_BUSY (retryable), hashing nothing, and takes it again once one is done', async () => {
+    it('refuses one more sign-in at once with IDENTITY_SIGN_IN_BUSY (retryable), hashing nothing, and takes it again once one is done', async () => {
       await identity.localUsers.create('queenie', 'queenie password', ['viewer']);
       // The hasher's 2 places and 14 queued, each held until released.
       const releases: Array<() => void> = [];
@@ -187,9 +187,9 @@ describe('local users\' password cost', () => {
       await new Promise((resolve) => setImmediate(resolve));
       assert.deepEqual(HASHER.load, { running: 2, waiting: 14 });
       await withScrypt(async (calls) => {
-        await assert.rejects(identity.localUsers.verify('queenie', 'queenie password'), { code: 'IDENTITY_STORE_BUSY' });
-        await assert.rejects(identity.localUsers.verify('nobody', 'queenie password'), { code: 'IDENTITY_STORE_BUSY' });
-        await assert.rejects(identity.localUsers.create('quinn', 'quinn password', ['viewer']), { code: 'IDENTITY_STORE_BUSY' });
+        await assert.rejects(identity.localUsers.verify('queenie', 'queenie password'), { code: 'IDENTITY_SIGN_IN_BUSY' });
+        await assert.rejects(identity.localUsers.verify('nobody', 'queenie password'), { code: 'IDENTITY_SIGN_IN_BUSY' });
+        await assert.rejects(identity.localUsers.create('quinn', 'quinn password', ['viewer']), { code: 'IDENTITY_SIGN_IN_BUSY' });
         assert.deepEqual(calls, []);
       });
       // One place freed: a sign-in waits its turn (queued), and is answered once the others are done.

@@ -81,7 +81,7 @@ export class LocalUsers {
    * made with an older cost has it made again with the current one once the
    * password is found right (see #upgrade).
    *
-   * Throws IDENTITY_STORE_BUSY (retryable) when too many passwords are being
+   * Throws IDENTITY_SIGN_IN_BUSY (retryable) when too many passwords are being
    * checked at once, and IDENTITY_STORE_FAILED, without hashing, when the
    * user's stored hash is malformed or asks for an absurd cost.
    */

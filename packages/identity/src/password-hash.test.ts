@@ -63,7 +63,7 @@ describe('HashGate', () => {
     assert.deepEqual(order, [0, 1]);
     assert.deepEqual(gate.load, { running: 2, waiting: 2 });
     let ran = false;
-    await assert.rejects(gate.run(async () => { ran = true; }), { code: 'IDENTITY_STORE_BUSY' });
+    await assert.rejects(gate.run(async () => { ran = true; }), { code: 'IDENTITY_SIGN_IN_BUSY' });
     assert.equal(ran, false);
     releases.get(1)!();
     await tick();

@@ -95,7 +95,7 @@ export function isCurrentCost(cost: ScryptCost): boolean {
 
 /**
  * Hashes `password` (NFKC-normalised) with PASSWORD_COST and a random salt.
- * Throws IDENTITY_STORE_BUSY when the hasher is full (see HASHER).
+ * Throws IDENTITY_SIGN_IN_BUSY when the hasher is full (see HASHER).
  */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
@@ -105,7 +105,7 @@ export async function hashPassword(password: string): Promise<string> {
 
 /**
  * Whether `password` is the one `stored` (from parsePasswordHash) was made
- * from, compared in constant time. Throws IDENTITY_STORE_BUSY when the hasher
+ * from, compared in constant time. Throws IDENTITY_SIGN_IN_BUSY when the hasher
  * is full (see HASHER).
  */
 export async function passwordMatches(password: string, stored: StoredHash): Promise<boolean> {
@@ -138,7 +138,7 @@ function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffe
 
 /**
  * Hashing work at most `maxRunning` at once, at most `maxWaiting` more queued
- * in order; one more is refused at once with IDENTITY_STORE_BUSY (retryable),
+ * in order; one more is refused at once with IDENTITY_SIGN_IN_BUSY (retryable),
  * so a flood of sign-ins can neither take more than `maxRunning` hashes'
  * memory nor queue without end.
  */
@@ -158,11 +158,11 @@ export class HashGate {
     return { running: this.#running, waiting: this.#waiting.length };
   }
 
-  /** Runs `work` when a place is free. Throws IDENTITY_STORE_BUSY, without running it, when none is and the queue is full. */
+  /** Runs `work` when a place is free. Throws IDENTITY_SIGN_IN_BUSY, without running it, when none is and the queue is full. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.#running >= this.#maxRunning) {
       if (this.#waiting.length >= this.#maxWaiting) {
-        throw new IdentityError('IDENTITY_STORE_BUSY', `too many passwords are being checked at once (${this.#maxRunning} running, ${this.#maxWaiting} waiting): try again shortly`);
+        throw new IdentityError('IDENTITY_SIGN_IN_BUSY', `too many passwords are being checked at once (${this.#maxRunning} running, ${this.#maxWaiting} waiting): try again shortly`);
       }
       // The place is handed over by the one that frees it: #running counts this work from then on.
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
@@ -183,7 +183,7 @@ export class HashGate {
  * The process's one hasher: two hashes at once (one per core of a small
  * host, leaving libuv's other two threads to file and DNS work; 128 MiB at
  * PASSWORD_COST), fourteen more queued, some seconds' wait at most; beyond
- * that a sign-in is refused with IDENTITY_STORE_BUSY, which the gateway
+ * that a sign-in is refused with IDENTITY_SIGN_IN_BUSY, which the gateway
  * answers 503 with Retry-After.
  */
 export const HASHER = new HashGate(2, 14);

@@ -48,6 +48,7 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
       case 'IDENTITY_USER_EXISTS':
         return known(409, 'conflict');
       case 'IDENTITY_STORE_BUSY':
+      case 'IDENTITY_SIGN_IN_BUSY':
         return busy();
     }
   }
