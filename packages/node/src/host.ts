@@ -207,7 +207,7 @@ export class NodeHost {
   readonly #warmPlans: SandboxPlan[] = [];
   /** Held runs waiting for their gateway to say their decision is durable, by invoke id. */
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
-  /** Invokes being served, by request id: the gateway that sent one may cancel it (its caller left). */
+  /** Invokes being served, by request id: the gateway that sent one may cancel it (its caller left); it going away stops them too. */
   readonly #invokes = new Map<string, { client: GatewayClient; cancel: AbortController }>();
   /** The approval receipts this node has taken, until they lapse: none is taken twice, nor one issued before this host was made. */
   readonly #spentReceipts = new SpentReceipts({ startedAtMs: Date.now() });
@@ -423,6 +423,9 @@ export class NodeHost {
   async #serve(client: GatewayClient, request: InvokeRequest): Promise<void> {
     if (typeof request?.id !== 'string' || typeof request.command !== 'string') return;
     this.#options.onRequest?.({ id: request.id, command: request.command });
+    // The same id again from the gateway still waiting for its answer: nothing is run, and nothing answered, for it.
+    // Answered, the gateway would take that answer for the first request's; run, it would run a second command under one id.
+    if (this.#invokes.get(request.id)?.client === client) return;
     if (request.command !== 'system.run') return this.#respond(client, request);
     // Refused before its params are read: a flood holds no sandbox, and no memory, per request.
     if (this.#runs >= MAX_RUNS) return this.#answer(client, request, { ok: false, error: { code: 'UNAVAILABLE', message: `the node is busy: ${MAX_RUNS} commands are running or waiting for their decision` } });
@@ -449,15 +452,22 @@ export class NodeHost {
     const answered = Promise.withResolvers<void>();
     const cancel = new AbortController();
     this.#invokes.set(request.id, { client, cancel });
+    let result: { ok: boolean; payloadJSON?: string; error?: { code: string; message: string } };
     try {
       const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise, cancel.signal);
-      await this.#answer(client, request, { ok: true, payloadJSON: JSON.stringify(payload) });
+      result = { ok: true, payloadJSON: JSON.stringify(payload) };
     } catch (error) {
       const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
       const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
-      await this.#answer(client, request, { ok: false, error: { code, message } });
+      result = { ok: false, error: { code, message } };
     } finally {
-      this.#invokes.delete(request.id);
+      // Served once its answer is on its way: the gateway may use its id again as soon as it has the answer. Only its own
+      // entry: another gateway connection's request may use the same id meanwhile.
+      if (this.#invokes.get(request.id)?.cancel === cancel) this.#invokes.delete(request.id);
+    }
+    try {
+      await this.#answer(client, request, result);
+    } finally {
       answered.resolve();
     }
   }
@@ -509,7 +519,7 @@ export class NodeHost {
     return new Promise((resolve) => {
       const settle = (ok: boolean) => {
         clearTimeout(timer);
-        this.#releases.delete(id);
+        if (this.#releases.get(id)?.settle === settle) this.#releases.delete(id);
         resolve(ok);
       };
       const timer = setTimeout(() => settle(false), timeoutMs ?? 30_000);

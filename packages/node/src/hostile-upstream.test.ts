@@ -29,10 +29,13 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
   // Room for every answer of a flood at once (the node does not resend one the gateway turned away).
   const gw = await startTestGateway({ token, maxInFlight: 1_000 });
   const waiting = new Map<string, (answer: Answer) => void>();
+  /** How many answers came under each id. */
+  const answers = new Map<string, number>();
   gw.server.method('node.invoke.result', {
     role: 'node',
     handler: (params) => {
       const p = params as Answer & { id: string };
+      answers.set(p.id, (answers.get(p.id) ?? 0) + 1);
       waiting.get(p.id)?.(p);
       return { ok: true };
     },
@@ -57,6 +60,8 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
     invoke,
     /** Sends the node an event of the gateway's (a release, a cancel). */
     send: (event: string, payload: unknown) => node!.event(event, payload),
+    /** How many answers the node sent under `id`. */
+    answered: (id: string) => answers.get(id) ?? 0,
     /** Closes the node's connection from the gateway's side (a restart, a network drop); the node then reconnects. */
     drop: () => node!.close(1012, 'service restart'),
     server: gw.server,
@@ -101,10 +106,13 @@ class RecordingRunner extends HeldRunner {
 
 /** A runner whose runs last until their signal stops them (or `finish()`), answered then as a killed run (no exit code). */
 class UntilStoppedRunner extends Runner {
+  /** The argv of every run begun. */
+  readonly ran: string[][] = [];
   readonly began = Promise.withResolvers<void>();
   readonly aborted = Promise.withResolvers<void>();
   readonly #ended = Promise.withResolvers<void>();
-  override async run(_plan: SandboxPlan, _argv: readonly string[], options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
+  override async run(_plan: SandboxPlan, argv: readonly string[], options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
+    this.ran.push([...argv]);
     this.began.resolve();
     options?.signal?.addEventListener('abort', () => this.aborted.resolve(), { once: true });
     if (options?.signal?.aborted) this.aborted.resolve();
@@ -969,6 +977,33 @@ describe('a run whose gateway connection closes while it runs', () => {
       gw.drop();
       const stopped = await Promise.race([runner.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
       assert.equal(stopped, true, 'the run was still going 10 s after its gateway connection closed');
+    } finally {
+      runner.finish();
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
+describe('a request whose id is that of one the node is still serving for the same gateway', () => {
+  it('is neither run nor answered: the one answer under that id is the first request\'s, and a cancel of that id stops the first (regression: it ran as well, both were answered under one id, and the first could no longer be cancelled)', async () => {
+    const runner = new UntilStoppedRunner();
+    const gw = await hostileGateway({ runner });
+    try {
+      const id = randomUUID();
+      const first = gw.invoke('system.run', { command: ['printf', 'first'] }, 600_000, id);
+      await runner.began.promise;
+      gw.send('node.invoke.request', { id, nodeId: gw.host.device.deviceId, command: 'system.run', paramsJSON: JSON.stringify({ command: ['printf', 'second'] }) });
+      // Handled in order: once a later request is answered, the second has been served as far as it ever would be.
+      assert.equal((await gw.invoke('system.which', { bins: ['sh'] })).ok, true);
+      assert.deepEqual(runner.ran, [['printf', 'first']]);
+      gw.send('node.invoke.cancel', { invokeId: id, nodeId: gw.host.device.deviceId });
+      const stopped = await Promise.race([runner.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+      assert.equal(stopped, true, 'the cancel did not reach the first run');
+      const answer = await first;
+      assert.equal(JSON.parse(answer.payloadJSON ?? '{}').error, 'cancelled: the caller left', JSON.stringify(answer));
+      assert.equal((await gw.invoke('system.which', { bins: ['sh'] })).ok, true);
+      assert.equal(gw.answered(id), 1);
     } finally {
       runner.finish();
       await gw.close();
