@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -151,6 +151,24 @@ describe('corral gateway, when its state directory cannot hold the token', () =>
     const r = await corral(['--state-dir', beneathAFile, 'gateway', 'token'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stderr, `corral: cannot keep the gateway token in the state directory ${beneathAFile} (ENOTDIR): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN\n`);
+  });
+
+  it('refuses a token file other users can read, exit 3 naming the file, its mode and what to do, and never prints it (regression: it was used and shown)', async () => {
+    const state = tempStateDir();
+    const made = await corral(['--state-dir', state, 'gateway', 'token', '--json'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+    assert.equal(made.code, 0, made.stderr);
+    const { token } = JSON.parse(made.stdout) as { token: string };
+    const file = join(state, 'gateway-token');
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'made private');
+    chmodSync(file, 0o644);
+    for (const args of [['gateway', 'token'], ['gateway', '--port', '0']]) {
+      const r = await corral(['--state-dir', state, ...args], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} can be read by other users \\(mode 644\\).*chmod 600`));
+      assert.ok(!r.stdout.includes(token) && !r.stderr.includes(token), 'the token is not printed');
+    }
+    chmodSync(file, 0o600);
+    assert.equal(JSON.parse((await corral(['--state-dir', state, 'gateway', 'token', '--json'], { env: { CORRAL_GATEWAY_TOKEN: '' } })).stdout).token, token, 'private again, it is used');
   });
 });
 

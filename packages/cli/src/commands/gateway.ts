@@ -37,9 +37,13 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     // Made once, whole: processes starting at the same moment all read the one token.
-    const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`);
+    // A secret: one that other users could read, or have written, is refused (readStateFile's checks).
+    const { text } = createOnce(join(dir, GATEWAY_TOKEN_FILE), () => `${randomBytes(32).toString('base64url')}\n`, 'NODE_CONFIG_INVALID', true);
     return { token: text.trim(), source: 'file' };
   } catch (error) {
+    if ((error as { code?: unknown }).code === 'NODE_CONFIG_INVALID') {
+      throw new CliFailure(`${(error as Error).message}: the gateway token is not used; make it private (chmod 600, owned by this user), or remove it to have a new one made (nodes and operators then need the new token), or ${remedy}`, EXIT.environment);
+    }
     // The file system's refusal (a read-only disk, a directory of another user's): the host, not the request.
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) throw error;
