@@ -367,6 +367,59 @@ describe('gateway frames', () => {
   });
 });
 
+describe("when the gateway's event loop is held up past its tick", () => {
+  /**
+   * At a tick, once this process has read both pings and answered them, holds
+   * it up (as a long task would, or the machine not scheduling it) for `ms`
+   * after the tick came: both pongs wait, unread, until the next tick is due.
+   */
+  async function holdUpAfterTick(gw: TestGateway, ms: number): Promise<void> {
+    // Raw peers: GatewayClient has a watch of its own on the gateway's ticks.
+    const peers = [await rawOperator(gw), await rawOperator(gw)];
+    try {
+      await new Promise<void>((resolve) => {
+        let ticks = 0;
+        const onTick = (data: Buffer): void => {
+          if (!data.toString().includes('"event":"tick"') || ++ticks < 2) return;
+          peers[1]!.socket.off('message', onTick);
+          const came = Date.now();
+          setImmediate(() => {
+            for (const until = came + ms; Date.now() < until; );
+            resolve();
+          });
+        };
+        peers[1]!.socket.on('message', onTick);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(!gw.log.some((e) => e.code === 'GATEWAY_TIMEOUT'), JSON.stringify(gw.log));
+      for (const peer of peers) {
+        peer.send({ type: 'req', id: 'h', method: 'health' });
+        assert.equal((await peer.until((f) => f.id === 'h')).ok, true);
+      }
+    } finally {
+      await Promise.all(peers.map((p) => p.close()));
+    }
+  }
+
+  it('cuts off no peer that answered the ping before a hold-up of five ticks, its pong still unread (regression: the late tick found every pong unread and cut every peer off as dead)', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 100 });
+    try {
+      await holdUpAfterTick(gw, 500);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('cuts off no such peer when the hold-up ends just after the next tick was due, either', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 100 });
+    try {
+      await holdUpAfterTick(gw, 115);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe('gateway start-up', () => {
   it('refuses to start without a token (GATEWAY_CONFIG_INVALID)', async () => {
     const gw = await startTestGateway();

@@ -163,6 +163,7 @@ export class GatewayServer {
   readonly #now: () => number;
   readonly #startedAt: number;
   #tick: NodeJS.Timeout | undefined;
+  #tickSoon: NodeJS.Immediate | undefined;
   /** Every open socket, and, oldest first, those not yet authenticated and those still sending their request headers. */
   readonly #sockets = new Set<Socket>();
   /** Each with its address group (addressGroup). */
@@ -254,7 +255,15 @@ export class GatewayServer {
       http.once('error', (error: NodeJS.ErrnoException) => reject(new GatewayError('GATEWAY_CONFIG_INVALID', `the gateway could not listen on ${host}:${port}: ${listenFailure(error, host, port)}`, { cause: error })));
       http.listen(port, host, () => resolve());
     });
-    server.#tick = setInterval(() => server.#sendTicks(), settings.tickIntervalMs);
+    // Each tick waits for the reads of its turn of the event loop (timers run before them): a pong that
+    // arrived while the loop was held up is read before its peer is judged by it.
+    server.#tick = setInterval(() => {
+      // Not unref'd: an unref'd immediate lets the loop wait for I/O first, up to the next tick.
+      server.#tickSoon ??= setImmediate(() => {
+        server.#tickSoon = undefined;
+        server.#sendTicks();
+      });
+    }, settings.tickIntervalMs);
     server.#tick.unref();
     return server;
   }
@@ -309,6 +318,7 @@ export class GatewayServer {
   /** Tells every client the gateway is stopping, closes every connection, and stops listening. */
   async close(): Promise<void> {
     clearInterval(this.#tick);
+    clearImmediate(this.#tickSoon);
     for (const connection of this.#connections) {
       connection.event('shutdown', { reason: 'gateway stopping' });
       connection.close(CLOSE.goingAway, 'gateway stopping');
@@ -730,7 +740,10 @@ export class GatewayServer {
    * Every tick interval: a `tick` event to each authenticated connection, and a
    * WebSocket ping; a peer that did not answer the previous ping is cut off,
    * unless the gateway held it off since (its pong waits behind the frames
-   * it is held to; how long it may be held off is bounded on its own).
+   * it is held to; how long it may be held off is bounded on its own). Runs
+   * after the reads of its turn of the event loop (see start), so that a
+   * gateway held up past a tick does not take pongs it has not read yet for
+   * silence, and cut every peer off.
    */
   #sendTicks(): void {
     const ts = this.#now();
