@@ -8,7 +8,7 @@ import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { WebSocket } from 'ws';
 import { GatewayClient, GatewayServer, connectParams, isHelloOk, type GatewayClientOptions } from '../index.ts';
 import { DeviceTokens } from './device-tokens.ts';
-import { MAX_AGENT_CONNECTIONS, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, addressGroup } from './server.ts';
+import { LOG_REFUSALS_BURST, LOG_REFUSALS_PER_SECOND, MAX_AGENT_CONNECTIONS, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, addressGroup } from './server.ts';
 import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 function operator(gw: TestGateway, extra: Partial<GatewayClientOptions> = {}): Promise<GatewayClient> {
@@ -920,5 +920,26 @@ describe('when a peer keeps sending frames faster than its byte budget refills',
     const gw = await startTestGateway();
     await assert.rejects(GatewayServer.start({ token: gw.token, identity: gw.identity, port: 0, inboundLimits: { node: { maxPayload: 1024, burstBytes: 1000 } } }), { code: 'GATEWAY_CONFIG_INVALID' });
     await gw.stop();
+  });
+});
+
+describe('when a peer sends request after request that the gateway refuses', () => {
+  it(`answers every one, and logs the first ${LOG_REFUSALS_BURST} and then at most ${LOG_REFUSALS_PER_SECOND} a second of its connection, each with how many were left out before it, the rest on its close (regression: each was a line of the log, written at once: 1,000 requests for an unknown method wrote 1,000 lines)`, async () => {
+    const gw = await startTestGateway();
+    try {
+      const client = await operator(gw);
+      const requests = 1_000;
+      const answers = await Promise.allSettled(Array.from({ length: requests }, (_, i) => client.request(`no.such.method.${i}`)));
+      assert.ok(answers.every((a) => a.status === 'rejected' && (a.reason as { wire?: { code: string } }).wire?.code === 'INVALID_REQUEST'));
+      const lines = () => gw.log.filter((e) => e.code === 'GATEWAY_METHOD_UNKNOWN');
+      assert.ok(lines().length >= LOG_REFUSALS_BURST && lines().length < LOG_REFUSALS_BURST + 10, `${lines().length} lines`);
+      await client.close();
+      await new Promise((r) => setTimeout(r, 100));
+      const closed = gw.log.find((e) => e.event === 'closed' && e.connId === lines()[0]!.connId);
+      const told = lines().reduce((n, e) => n + 1 + (e.suppressed ?? 0), 0) + (closed?.suppressed ?? 0);
+      assert.equal(told, requests);
+    } finally {
+      await gw.stop();
+    }
   });
 });

@@ -15,6 +15,7 @@ import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure } from './handshake.ts';
 import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -49,6 +50,14 @@ export const MAX_UNAUTHENTICATED = 256;
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 /** Connections one agent may hold: an agent token is no gateway token, and must not let its holder fill MAX_CONNECTIONS. */
 export const MAX_AGENT_CONNECTIONS = 16;
+/**
+ * Lines of the log one connection's refused or failed requests may write:
+ * LOG_REFUSALS_BURST at once, then LOG_REFUSALS_PER_SECOND a second; each
+ * line says how many were left out before it (`suppressed`), and the
+ * connection's `closed` line how many after the last.
+ */
+export const LOG_REFUSALS_BURST = 20;
+export const LOG_REFUSALS_PER_SECOND = 1;
 export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -81,6 +90,8 @@ export interface GatewayLogEntry {
   remoteAddress?: string;
   /** For GATEWAY_METHOD_UNKNOWN: the method asked for (at most 100 characters). */
   method?: string;
+  /** Lines of this connection's refused or failed requests left out of the log before this one (LOG_REFUSALS_BURST). */
+  suppressed?: number;
 }
 
 /** A genuine device that asked to connect as a node before an operator paired it, or a paired one that declared commands no operator approved. */
@@ -173,6 +184,8 @@ export class GatewayServer {
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
   readonly #meterOf = new WeakMap<Connection, InboundMeter>();
+  /** What an authenticated connection may still write to the log of its requests' refusals and failures, and how many it was not let. */
+  readonly #refusalLogOf = new WeakMap<Connection, { budget: TokenBucket; suppressed: number }>();
   /**
    * Requests of each agent still being served, on its open connections and
    * on those it has closed: a handler goes on after its connection closes
@@ -482,7 +495,8 @@ export class GatewayServer {
       connection.phase = 'closed';
       this.#connections.delete(connection);
       if (wasReady) {
-        this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}) });
+        const suppressed = this.#refusalLogOf.get(connection)?.suppressed ?? 0;
+        this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}), ...(suppressed > 0 ? { suppressed } : {}) });
         this.#guard(connection, () => {
           for (const listener of this.#listeners.closed) listener(connection);
         });
@@ -595,6 +609,7 @@ export class GatewayServer {
     }
     connection.peer = peer;
     connection.phase = 'ready';
+    this.#refusalLogOf.set(connection, { budget: new TokenBucket(LOG_REFUSALS_PER_SECOND, LOG_REFUSALS_BURST, this.#now), suppressed: 0 });
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
     const limits = this.#inboundLimits[peerKind(peer)];
@@ -646,7 +661,7 @@ export class GatewayServer {
     } catch (error) {
       // The agent's token checked against an identity store another process holds: try again.
       const busy = busyFailure(error);
-      this.#log({ event: 'handler-failed', connId: connection.id, code: busy?.code ?? (error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL') });
+      this.#logRequest(connection, { event: 'handler-failed', connId: connection.id, code: busy?.code ?? (error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL') });
       connection.send(responseError(frame.id, busy?.wire ?? { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
     }
   }
@@ -662,16 +677,16 @@ export class GatewayServer {
     }
     const spec = this.#methods.get(frame.method);
     if (!spec) {
-      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_METHOD_UNKNOWN', role: peer.role, method: frame.method.slice(0, 100) });
+      this.#logRequest(connection, { event: 'refused', connId: connection.id, code: 'GATEWAY_METHOD_UNKNOWN', role: peer.role, method: frame.method.slice(0, 100) });
       return void connection.send(responseError(frame.id, { code: 'INVALID_REQUEST', message: `unknown method: ${frame.method.slice(0, 100)}` }));
     }
     if (spec.role !== peer.role) {
-      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_ROLE_FORBIDDEN', role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}) });
+      this.#logRequest(connection, { event: 'refused', connId: connection.id, code: 'GATEWAY_ROLE_FORBIDDEN', role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}) });
       return void connection.send(responseError(frame.id, { code: 'FORBIDDEN', message: `unauthorized role: ${peer.role}` }));
     }
     for (const scope of spec.scopes ?? []) {
       if (!hasScope(peer.scopes, scope)) {
-        this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_SCOPE_MISSING', role: peer.role });
+        this.#logRequest(connection, { event: 'refused', connId: connection.id, code: 'GATEWAY_SCOPE_MISSING', role: peer.role });
         return void connection.send(responseError(frame.id, missingScopeErrorShape({ missingScope: scope, requiredScopes: [...(spec.scopes ?? [])] }) as WireError));
       }
     }
@@ -681,7 +696,7 @@ export class GatewayServer {
     // As many as its open connections could hold at once, however many it opened and closed.
     const agentId = peer.agent?.id;
     if (agentId !== undefined && (this.#agentInFlight.get(agentId) ?? 0) >= MAX_AGENT_CONNECTIONS * this.#settings.maxInFlight) {
-      this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_BUSY', role: peer.role });
+      this.#logRequest(connection, { event: 'refused', connId: connection.id, code: 'GATEWAY_BUSY', role: peer.role });
       return void connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'too many requests in flight for this agent', retryable: true, retryAfterMs: 100 }));
     }
     connection.inFlight += 1;
@@ -692,7 +707,7 @@ export class GatewayServer {
     } catch (thrown) {
       // A write to an identity store another process holds (a CLI command) refused nothing: the caller tries again.
       const error = busyFailure(thrown) ?? thrown;
-      if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') this.#log({ event: 'handler-failed', connId: connection.id, code: error.code });
+      if (error instanceof GatewayError && error.code === 'GATEWAY_BUSY') this.#logRequest(connection, { event: 'handler-failed', connId: connection.id, code: error.code });
       if (error instanceof GatewayError && error.wire) {
         connection.send(responseError(frame.id, error.wire));
         // A node whose pairing was revoked while it stayed connected is told so, then cut off.
@@ -701,7 +716,7 @@ export class GatewayServer {
           connection.close(CLOSE.policyViolation, 'device pairing was revoked');
         }
       } else {
-        this.#log({ event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
+        this.#logRequest(connection, { event: 'handler-failed', connId: connection.id, code: error instanceof GatewayError ? error.code : 'GATEWAY_INTERNAL' });
         connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'internal error', retryable: true }));
       }
     } finally {
@@ -712,6 +727,25 @@ export class GatewayServer {
         else this.#agentInFlight.set(agentId, left);
       }
     }
+  }
+
+  /**
+   * Logs the refusal or failure of one request of an authenticated
+   * connection, within its budget (LOG_REFUSALS_BURST): a peer sending
+   * request after request to be refused would otherwise have the gateway
+   * write a line for each, at once, as fast as it is answered. Past the
+   * budget the line is counted, and the count goes with the next one logged.
+   */
+  #logRequest(connection: Connection, entry: GatewayLogEntry): void {
+    const limit = this.#refusalLogOf.get(connection);
+    if (limit === undefined) return this.#log(entry);
+    if (!limit.budget.take()) {
+      limit.suppressed += 1;
+      return;
+    }
+    const suppressed = limit.suppressed;
+    limit.suppressed = 0;
+    this.#log(suppressed > 0 ? { ...entry, suppressed } : entry);
   }
 
   /**
