@@ -16,6 +16,15 @@ describe('corral node run, refusing bad options before it connects', () => {
     assert.match(r.stderr, /--agent-map needs --control-plane/);
   });
 
+  it('refuses a user name or password in --gateway or --control-plane, which it would print and log, never echoing it (regression: printed as given)', async () => {
+    for (const args of [['--gateway', 'ws://me:s3cret-pass@127.0.0.1:9'], ['--gateway', 'ws://127.0.0.1:9', '--control-plane', 'wss://s3cret-pass@127.0.0.1:8', '--control-plane-token', 't2']]) {
+      const r = await corral(['node', 'run', '--token', 't', ...args]);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /must not hold a user name or password/);
+      assert.ok(!(r.stdout + r.stderr).includes('s3cret-pass'), 'the secret is not printed');
+    }
+  });
+
   it('refuses a malformed --agent-map entry, naming it (NODE_CONFIG_INVALID)', async () => {
     const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--control-plane', 'ws://127.0.0.1:8', '--control-plane-token', 't2', '--agent-map', 'main=Not A Name']);
     assert.equal(r.code, 2);

@@ -28,6 +28,10 @@ export function registerNode(program: Command): void {
       const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
       if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
       if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
+      // A URL is printed and logged as given: a secret in it would be too. Tokens have options (and variables) of their own.
+      for (const [flag, url] of [['--gateway', opts.gateway], ['--control-plane', opts.controlPlane]] as const) {
+        if (url !== undefined && /^wss?:\/\/[^/?#]*@/.test(url)) throw new CliFailure(`${flag} must not hold a user name or password (user@ in the URL): it would be printed and logged; give the token with ${flag === '--gateway' ? '--token or CORRAL_GATEWAY_TOKEN' : '--control-plane-token or CORRAL_CONTROL_PLANE_TOKEN'}`, EXIT.usage);
+      }
       // The node asks a control plane only about another gateway's commands: naming its own gateway would govern nothing.
       if (opts.controlPlane !== undefined && sameUrl(opts.controlPlane, opts.gateway)) throw new CliFailure('--control-plane names the gateway this node serves, which decides its commands itself: leave --control-plane out, or name the Corral gateway that governs this other one', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
