@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { createDeviceIdentity } from '@corral/identity';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GatewayClient } from './client.ts';
@@ -94,6 +95,45 @@ describe('a gateway that sends challenge after challenge before hello-ok', () =>
     } finally {
       for (const socket of wss.clients) socket.terminate();
       await new Promise((r) => wss.close(() => r(undefined)));
+    }
+  });
+});
+
+describe("when the client's event loop is held up past two of the gateway's ticks", () => {
+  it('reads what the gateway sent meanwhile before it takes the gateway for gone (regression: its check ran before those reads, and a live connection was closed with tick timeout)', async () => {
+    // The gateway in a thread of its own, so that it goes on ticking (every 50 ms, 100 ms promised) while this one is held up.
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(import.meta.resolve('ws'))}).then(({ WebSocketServer }) => {
+        const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+        wss.on('listening', () => parentPort.postMessage(wss.address().port));
+        wss.on('connection', (socket) => {
+          socket.send(JSON.stringify({ type: 'event', event: 'connect.challenge', payload: { nonce: 'n'.repeat(32), ts: Date.now() } }));
+          socket.once('message', (data) => {
+            const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1000000, maxBufferedBytes: 1000000, tickIntervalMs: 100 } };
+            socket.send(JSON.stringify({ type: 'res', id: JSON.parse(String(data)).id, ok: true, payload: hello }));
+            const ticks = setInterval(() => socket.send(JSON.stringify({ type: 'event', event: 'tick', payload: { ts: Date.now() } })), 50);
+            socket.on('close', () => clearInterval(ticks));
+          });
+        });
+      });`;
+    const worker = new Worker(source, { eval: true });
+    try {
+      const port = await new Promise<number>((resolve) => worker.once('message', resolve));
+      const client = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token: 't'.repeat(20), role: 'operator' });
+      let closed = false;
+      void client.closed.then(() => (closed = true));
+      try {
+        await new Promise<void>((resolve) => client.on('tick', () => resolve()));
+        // Held up for six ticks' worth, right after hearing one: the silence check is due long before the reads.
+        for (const until = Date.now() + 600; Date.now() < until; );
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(closed, false, 'a live gateway was taken for gone');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await worker.terminate();
     }
   });
 });

@@ -198,14 +198,23 @@ export class GatewayClient {
   #watchSilence(tickIntervalMs: number): void {
     if (!Number.isSafeInteger(tickIntervalMs) || tickIntervalMs <= 0) return;
     this.#socket.on('ping', () => (this.#lastHeard = Date.now()));
+    // Judged after the reads of the event loop's turn (timers run before them): what arrived while this process was
+    // held up (a long task, a machine that did not schedule it, a laptop asleep) counts before the gateway is taken for gone.
+    let judging: NodeJS.Immediate | undefined;
     const timer = setInterval(() => {
-      if (Date.now() - this.#lastHeard <= 2 * tickIntervalMs) return;
-      clearInterval(timer);
-      this.#socket.close(4000, 'tick timeout');
-      setTimeout(() => this.#socket.terminate(), 1_000).unref();
+      judging ??= setImmediate(() => {
+        judging = undefined;
+        if (Date.now() - this.#lastHeard <= 2 * tickIntervalMs) return;
+        clearInterval(timer);
+        this.#socket.close(4000, 'tick timeout');
+        setTimeout(() => this.#socket.terminate(), 1_000).unref();
+      });
     }, Math.max(50, Math.floor(tickIntervalMs / 2)));
     timer.unref();
-    void this.closed.then(() => clearInterval(timer));
+    void this.closed.then(() => {
+      clearInterval(timer);
+      clearImmediate(judging);
+    });
   }
 
   /** Listens for every event, with its name. */
