@@ -101,9 +101,10 @@ describe('a gateway that sends challenge after challenge before hello-ok', () =>
 
 describe("when the client's event loop is held up past two of the gateway's ticks", () => {
   it('reads what the gateway sent meanwhile before it takes the gateway for gone (regression: its check ran before those reads, and a live connection was closed with tick timeout)', async () => {
-    // The gateway in a thread of its own, so that it goes on ticking (every 50 ms, 100 ms promised) while this one is held up.
+    // The gateway in a thread of its own (ticks promised every 100 ms): told to, it sends one tick at once, or one
+    // 600 ms later and then wakes this thread, which it holds up meanwhile — whatever the machine's load.
     const source = `
-      const { parentPort } = require('node:worker_threads');
+      const { parentPort, workerData: held } = require('node:worker_threads');
       import(${JSON.stringify(import.meta.resolve('ws'))}).then(({ WebSocketServer }) => {
         const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
         wss.on('listening', () => parentPort.postMessage(wss.address().port));
@@ -112,22 +113,29 @@ describe("when the client's event loop is held up past two of the gateway's tick
           socket.once('message', (data) => {
             const hello = { type: 'hello-ok', protocol: 4, server: { version: 'fake', connId: 'c1' }, features: { methods: [], events: [] }, snapshot: { presence: [], health: {}, stateVersion: { presence: 0, health: 0 }, uptimeMs: 0 }, auth: { role: 'operator', scopes: [] }, policy: { maxPayload: 1000000, maxBufferedBytes: 1000000, tickIntervalMs: 100 } };
             socket.send(JSON.stringify({ type: 'res', id: JSON.parse(String(data)).id, ok: true, payload: hello }));
-            const ticks = setInterval(() => socket.send(JSON.stringify({ type: 'event', event: 'tick', payload: { ts: Date.now() } })), 50);
-            socket.on('close', () => clearInterval(ticks));
+          });
+          const tick = (then) => socket.send(JSON.stringify({ type: 'event', event: 'tick', payload: { ts: Date.now() } }), then);
+          parentPort.on('message', (what) => {
+            if (what === 'tick') tick();
+            else setTimeout(() => tick(() => { Atomics.store(held, 0, 1); Atomics.notify(held, 0); }), 600);
           });
         });
       });`;
-    const worker = new Worker(source, { eval: true });
+    const held = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(source, { eval: true, workerData: held });
     try {
       const port = await new Promise<number>((resolve) => worker.once('message', resolve));
       const client = await GatewayClient.connect({ url: `ws://127.0.0.1:${port}`, token: 't'.repeat(20), role: 'operator' });
       let closed = false;
       void client.closed.then(() => (closed = true));
       try {
-        await new Promise<void>((resolve) => client.on('tick', () => resolve()));
-        // Held up for six ticks' worth, right after hearing one: the silence check is due long before the reads.
-        for (const until = Date.now() + 600; Date.now() < until; );
-        await new Promise((r) => setTimeout(r, 300));
+        const heard = new Promise<void>((resolve) => client.on('tick', () => resolve()));
+        worker.postMessage('tick');
+        await heard;
+        // Held up for six ticks' worth right after hearing one; the gateway's next tick is on its way before this thread goes on.
+        worker.postMessage('hold');
+        Atomics.wait(held, 0, 0, 10_000);
+        await new Promise((r) => setTimeout(r, 150));
         assert.equal(closed, false, 'a live gateway was taken for gone');
       } finally {
         await client.close();
