@@ -24,9 +24,14 @@ export type RefusedAccess =
 
 /** What happened to one contained command. */
 export interface RunResult {
-  /** The command's exit code; null when Corral killed it or it died of a signal. */
+  /**
+   * The command's exit code as a shell reports it: 128 + N for a command that
+   * signal N ended inside the sandbox (bubblewrap passes its end on so, and
+   * so cannot tell it from `exit 128+N`); null when Corral killed it, or when
+   * bubblewrap itself was ended by a signal from outside.
+   */
   exitCode: number | null;
-  /** The signal that ended it, when one did. */
+  /** SIGKILL when Corral killed the command (a limit, the timeout, an abort); the signal that ended bubblewrap itself from outside; else null. */
   signal: NodeJS.Signals | null;
   /** The command could not be started inside the sandbox (not found, not executable). */
   notFound: boolean;
