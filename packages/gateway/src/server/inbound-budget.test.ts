@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { badInboundLimits, FRAME_COST_BYTES, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
 
 /** A meter on a clock the test moves. */
-function meter(limits: InboundLimits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000, maxHeldOffMs: 30_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
+function meter(limits: InboundLimits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
   let now = 0;
   return { meter: new InboundMeter(limits, () => now), advance: (ms) => void (now += ms) };
 }
@@ -18,14 +18,14 @@ describe('InboundMeter', () => {
   });
 
   it('refuses a frame still arriving past maxPayload (and a read of slack), before it is delivered', () => {
-    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9, maxHeldOffMs: 30_000 });
+    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 });
     let refusal;
     for (let i = 0; i < 20 && refusal === undefined; i++) refusal = m.arrived(16_384);
     assert.equal(refusal, 'frame-too-large');
   });
 
   it('never refuses the largest frame that fits, sent whole', () => {
-    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1, burstBytes: 100_014, maxHeldOffMs: 30_000 });
+    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1, burstBytes: 100_014, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 });
     for (let sent = 0; sent < 100_014; sent += 16_384) assert.equal(m.arrived(Math.min(16_384, 100_014 - sent)), undefined);
   });
 
@@ -48,7 +48,7 @@ describe('InboundMeter', () => {
 
   describe('when a peer goes on sending past its budget', () => {
     it('refuses it as held-off-too-long once it would be held off for longer than maxHeldOffMs in a row, reading at the refill rate', () => {
-      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 10_000 });
       let refusal;
       let waited = 0;
       for (let reads = 0; reads < 1_000 && refusal === undefined; reads++) {
@@ -63,7 +63,7 @@ describe('InboundMeter', () => {
     });
 
     it('starts counting again after a read within its budget: a peer that bursts now and then is never refused', () => {
-      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 10_000 });
       for (let burst = 0; burst < 10; burst++) {
         for (let reads = 0; reads < 15; reads++) {
           m.delivered(10_000 - 8);
@@ -75,7 +75,7 @@ describe('InboundMeter', () => {
     });
 
     it('tells whether it was held off since a given time (its pong may wait behind its frames)', () => {
-      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, maxHeldOffMs: 10_000 });
+      const { meter: m, advance } = meter({ maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 100_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 10_000 });
       assert.equal(m.heldOffSince(0), false);
       m.delivered(100_000 - 8);
       m.arrived(100_000);
@@ -90,28 +90,69 @@ describe('InboundMeter', () => {
 
   describe('when a peer sends many small frames', () => {
     it(`counts each frame as at least ${FRAME_COST_BYTES} bytes of its budget: a read of 1,000 requests of 50 bytes holds it off as 1,000 frames of that size would (regression: 50-byte requests fit a node's 4 MiB/s at 80,000 a second, and took the whole event loop)`, () => {
-      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 });
       for (let i = 0; i < 1_000; i++) m.delivered(50 - 6);
       assert.equal(m.arrived(50_000), undefined);
       assert.equal(m.holdMs, Math.ceil(((1_000 * FRAME_COST_BYTES - 200_000) * 1000) / 100_000));
     });
 
     it('counts a frame of FRAME_COST_BYTES or more as its own size, no more', () => {
-      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 });
       for (let i = 0; i < 100; i++) m.delivered(FRAME_COST_BYTES - 6);
       assert.equal(m.arrived(100 * FRAME_COST_BYTES), undefined);
       assert.equal(m.holdMs, 0);
     });
 
     it('counts pings and pongs too, which are frames (of no payload at least 6 bytes each)', () => {
-      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, maxHeldOffMs: 30_000 });
+      const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 100_000, burstBytes: 200_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 });
       for (let i = 0; i < 10_000; i++) m.delivered(0);
       assert.equal(m.arrived(60_000), 'held-off-too-long');
     });
   });
 
+  describe('when a peer sends more frames at once than its frame budget holds, though their bytes fit', () => {
+    const limits = { maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9, framesPerSecond: 1_000, burstFrames: 100, maxHeldOffMs: 30_000 };
+
+    it('holds it off until its frame budget is back to zero (regression: a node\'s 32 MiB held 32,768 small frames, all handled at once)', () => {
+      const { meter: m } = meter(limits);
+      for (let i = 0; i < 600; i++) m.delivered(44);
+      assert.equal(m.arrived(600 * 50), undefined);
+      // 500 frames past a budget refilled at 1,000 a second.
+      assert.equal(m.holdMs, 500);
+    });
+
+    it('lets the frames of its budget through at once, and as many again once it has refilled', () => {
+      const { meter: m, advance } = meter(limits);
+      for (let i = 0; i < 100; i++) m.delivered(44);
+      assert.equal(m.arrived(100 * 50), undefined);
+      assert.equal(m.holdMs, 0);
+      advance(100);
+      for (let i = 0; i < 100; i++) m.delivered(44);
+      assert.equal(m.arrived(100 * 50), undefined);
+      assert.equal(m.holdMs, 0);
+    });
+
+    it('refuses it as held-off-too-long once it goes on past its frame budget for longer than maxHeldOffMs in a row', () => {
+      const { meter: m, advance } = meter({ ...limits, maxHeldOffMs: 2_000 });
+      let refusal;
+      for (let reads = 0; reads < 100 && refusal === undefined; reads++) {
+        for (let i = 0; i < 1_000; i++) m.delivered(0);
+        refusal = m.arrived(6_000);
+        advance(m.holdMs);
+      }
+      assert.equal(refusal, 'held-off-too-long');
+    });
+
+    it('counts pings and pongs as frames too', () => {
+      const { meter: m } = meter(limits);
+      for (let i = 0; i < 200; i++) m.delivered(0);
+      assert.equal(m.arrived(200 * 6), undefined);
+      assert.equal(m.holdMs, 100);
+    });
+  });
+
   it('starts a full budget under new limits (a connection once authenticated)', () => {
-    const { meter: m } = meter({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 10, maxHeldOffMs: 1_000 });
+    const { meter: m } = meter({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 10, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 1_000 });
     assert.equal(m.arrived(100), 'held-off-too-long');
     m.delivered(94);
     m.limit(INBOUND_LIMITS.node);
@@ -122,10 +163,12 @@ describe('InboundMeter', () => {
 
 describe('badInboundLimits', () => {
   it('names a burst smaller than the largest frame, and a limit that is not a positive integer', () => {
-    assert.equal(badInboundLimits({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 1 }), 'burstBytes');
-    assert.equal(badInboundLimits({ maxPayload: 0, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 1 }), 'maxPayload');
-    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1.5, burstBytes: 9, maxHeldOffMs: 1 }), 'bytesPerSecond');
-    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, maxHeldOffMs: 0 }), 'maxHeldOffMs');
+    assert.equal(badInboundLimits({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 1 }), 'burstBytes');
+    assert.equal(badInboundLimits({ maxPayload: 0, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 1 }), 'maxPayload');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1.5, burstBytes: 9, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 1 }), 'bytesPerSecond');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 0 }), 'maxHeldOffMs');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 0, burstFrames: 1, maxHeldOffMs: 1 }), 'framesPerSecond');
+    assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 1, burstFrames: 0.5, maxHeldOffMs: 1 }), 'burstFrames');
     for (const limits of Object.values(INBOUND_LIMITS)) assert.equal(badInboundLimits(limits), undefined);
   });
 });

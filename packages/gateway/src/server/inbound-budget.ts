@@ -1,6 +1,6 @@
 // What one authenticated peer may send: the largest frame its kind of peer
-// has reason to send, and a byte budget over time, both counted on the raw
-// socket as bytes arrive. A frame past the largest is cut off before ws
+// has reason to send, a byte budget and a frame budget over time, counted on
+// the raw socket as bytes arrive and as ws delivers frames. A frame past the largest is cut off before ws
 // buffers the rest of it or the gateway parses any of it; a peer past its
 // budget is held off (its socket is not read until the budget refills), and
 // cut off only when it is held off for longer than maxHeldOffMs in a row.
@@ -17,6 +17,10 @@ export interface InboundLimits {
   bytesPerSecond: number;
   /** Bytes the budget holds when full; at least maxPayload, so the largest frame always fits a full budget. */
   burstBytes: number;
+  /** Frames (messages, pings, pongs) a second the frame budget refills by. */
+  framesPerSecond: number;
+  /** Frames the frame budget holds when full: how many the gateway handles of this peer at once, however small. */
+  burstFrames: number;
   /**
    * How long a peer may be held off in a row (every read of its socket past
    * its budget, each followed by a wait for the budget to refill) before it
@@ -43,11 +47,29 @@ export interface InboundLimits {
  * then slows its sender), and cut off once that has gone on for 30 s in a
  * row: twice what a node's worst burst needs, 32 results of 2.8 MB at once
  * (90 MB: 32 MiB at once, the rest at 4 MiB/s, about 14 s).
+ *
+ * Frames are budgeted on their own, since what the gateway does for a frame
+ * however small (see FRAME_COST_BYTES) is what a burst of small ones costs:
+ * a node's 32 MiB held 32,768 frames of the least cost, handled at once,
+ * which took the event loop from every other connection for about half a
+ * second. The frame budgets refill at the rate the byte budgets already
+ * allow small frames (bytesPerSecond / FRAME_COST_BYTES), and hold at once
+ * what a peer of that kind has reason to send together:
+ * - node: 1,024. What a node sends unasked in a burst is its answers: to
+ *   the invokes it was sent (at most MAX_IN_FLIGHT, 64, from each operator
+ *   or agent connection, its 32 runs among them), each a result, perhaps an
+ *   exec.finished event, and node.invoke.progress chunks; with its pongs,
+ *   a few hundred frames at worst.
+ * - agent: 256. Its requests in flight are held to MAX_IN_FLIGHT (64) a
+ *   connection; four times that.
+ * - operator: 1,024. Its requests too are held to 64 in flight; a console
+ *   or a CLI that sends a page of them at once, many times over.
+ * A peer past its frame budget is held off as one past its byte budget is.
  */
 export const INBOUND_LIMITS: Readonly<Record<PeerKind, Readonly<InboundLimits>>> = {
-  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 32 * 1024 * 1024, maxHeldOffMs: 30_000 },
-  agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024, maxHeldOffMs: 30_000 },
-  operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES, maxHeldOffMs: 30_000 },
+  node: { maxPayload: 4 * 1024 * 1024, bytesPerSecond: 4 * 1024 * 1024, burstBytes: 32 * 1024 * 1024, framesPerSecond: 4_096, burstFrames: 1_024, maxHeldOffMs: 30_000 },
+  agent: { maxPayload: 1024 * 1024, bytesPerSecond: 1024 * 1024, burstBytes: 2 * 1024 * 1024, framesPerSecond: 1_024, burstFrames: 256, maxHeldOffMs: 30_000 },
+  operator: { maxPayload: MAX_PAYLOAD_BYTES, bytesPerSecond: 8 * 1024 * 1024, burstBytes: 2 * MAX_PAYLOAD_BYTES, framesPerSecond: 8_192, burstFrames: 1_024, maxHeldOffMs: 30_000 },
 };
 
 /**
@@ -74,15 +96,16 @@ function headerBytes(payload: number): number {
 export type InboundRefusal = 'frame-too-large' | 'held-off-too-long';
 
 /**
- * Meters one connection's inbound bytes. `arrived` is called with each raw
- * socket read after ws has taken it (so frames it completed were already
- * `delivered`); the bytes not yet delivered are the frame still arriving.
- * A read past the budget holds the peer off: its socket is to be read again
- * only after `holdMs`, when the budget has refilled.
+ * Meters one connection's inbound bytes and frames. `arrived` is called with
+ * each raw socket read after ws has taken it (so frames it completed were
+ * already `delivered`); the bytes not yet delivered are the frame still
+ * arriving. A read past either budget holds the peer off: its socket is to
+ * be read again only after `holdMs`, when both budgets have refilled.
  */
 export class InboundMeter {
   #limits: Readonly<InboundLimits>;
   readonly #budget: TokenBucket;
+  readonly #frames: TokenBucket;
   readonly #now: () => number;
   #arrived = 0;
   #delivered = 0;
@@ -95,22 +118,24 @@ export class InboundMeter {
     this.#limits = limits;
     this.#now = now;
     this.#budget = new TokenBucket(limits.bytesPerSecond, limits.burstBytes, now);
+    this.#frames = new TokenBucket(limits.framesPerSecond, limits.burstFrames, now);
   }
 
   get limits(): Readonly<InboundLimits> {
     return this.#limits;
   }
 
-  /** Puts the connection under other limits (its kind's, once it is authenticated), with a full budget. */
+  /** Puts the connection under other limits (its kind's, once it is authenticated), with full budgets. */
   limit(limits: Readonly<InboundLimits>): void {
     this.#limits = limits;
     this.#budget.reset(limits.bytesPerSecond, limits.burstBytes);
+    this.#frames.reset(limits.framesPerSecond, limits.burstFrames);
     this.#holdMs = 0;
     this.#heldOffSince = undefined;
     this.#heldOffAt = undefined;
   }
 
-  /** How long, after the last read, to read nothing more from the peer (ms): until its budget is back to zero. */
+  /** How long, after the last read, to read nothing more from the peer (ms): until both its budgets are back to zero. */
   get holdMs(): number {
     return this.#holdMs;
   }
@@ -122,11 +147,13 @@ export class InboundMeter {
 
   /**
    * A frame (a message, a ping or a pong) of `bytes` payload that ws
-   * delivered. One smaller than FRAME_COST_BYTES is charged the difference
-   * as well: the read it came in (`arrived`, next) finds the budget that much lower.
+   * delivered: one of the frame budget. One smaller than FRAME_COST_BYTES is
+   * charged the difference of the byte budget as well: the read it came in
+   * (`arrived`, next) finds the budgets that much lower.
    */
   delivered(bytes: number): void {
     const size = headerBytes(bytes) + bytes;
+    this.#frames.spend(1);
     this.#delivered += size;
     if (size < FRAME_COST_BYTES) this.#budget.spend(FRAME_COST_BYTES - size);
   }
@@ -134,24 +161,25 @@ export class InboundMeter {
   /**
    * Counts a raw read of `bytes`; returns why it is refused, or undefined
    * (then `holdMs` says how long to wait before reading on). A run of reads
-   * past the budget ends at the first read within it; it is refused once
-   * it, with the wait it now needs, would last longer than maxHeldOffMs.
+   * past either budget ends at the first read within both; it is refused
+   * once it, with the wait it now needs, would last longer than maxHeldOffMs.
    */
   arrived(bytes: number): InboundRefusal | undefined {
     const now = this.#now();
     this.#arrived += bytes;
     const left = this.#budget.spend(bytes);
+    const framesLeft = this.#frames.spend(0);
     // Every byte read is counted by now, so more delivered than arrived is a miscount: it must never lend a peer room.
     if (this.#delivered > this.#arrived) this.#delivered = this.#arrived;
     if (this.#arrived - this.#delivered > this.#limits.maxPayload + READ_SLACK) return 'frame-too-large';
-    if (left >= 0) {
+    if (left >= 0 && framesLeft >= 0) {
       this.#holdMs = 0;
       this.#heldOffSince = undefined;
       return undefined;
     }
     this.#heldOffSince ??= now;
     this.#heldOffAt = now;
-    this.#holdMs = Math.ceil((-left * 1000) / this.#limits.bytesPerSecond);
+    this.#holdMs = Math.max(Math.ceil((Math.max(0, -left) * 1000) / this.#limits.bytesPerSecond), Math.ceil((Math.max(0, -framesLeft) * 1000) / this.#limits.framesPerSecond));
     if (now - this.#heldOffSince + this.#holdMs > this.#limits.maxHeldOffMs) return 'held-off-too-long';
     return undefined;
   }

@@ -118,7 +118,7 @@ export interface GatewayServerOptions {
   handshakeTimeoutMs?: number;
   /** An operator's largest frame (default 25 MiB), and the most any other kind of peer gets by default; `inboundLimits` sets each kind's. */
   maxPayload?: number;
-  /** What each kind of peer may send after hello-ok: its largest frame, its byte budget over time, and how long it may be held off past that budget (defaults INBOUND_LIMITS). */
+  /** What each kind of peer may send after hello-ok: its largest frame, its byte and frame budgets over time, and how long it may be held off past them (defaults INBOUND_LIMITS). */
   inboundLimits?: Partial<Record<PeerKind, Partial<InboundLimits>>>;
   maxBufferedBytes?: number;
   /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
@@ -219,7 +219,14 @@ export class GatewayServer {
     for (const kind of ['operator', 'agent', 'node'] as const) {
       const given = options.inboundLimits?.[kind] ?? {};
       const maxPayload = given.maxPayload ?? (kind === 'operator' ? (options.maxPayload ?? INBOUND_LIMITS.operator.maxPayload) : Math.min(INBOUND_LIMITS[kind].maxPayload, options.maxPayload ?? Infinity));
-      inboundLimits[kind] = { maxPayload, bytesPerSecond: given.bytesPerSecond ?? INBOUND_LIMITS[kind].bytesPerSecond, burstBytes: given.burstBytes ?? Math.max(INBOUND_LIMITS[kind].burstBytes, 2 * maxPayload), maxHeldOffMs: given.maxHeldOffMs ?? INBOUND_LIMITS[kind].maxHeldOffMs };
+      inboundLimits[kind] = {
+        maxPayload,
+        bytesPerSecond: given.bytesPerSecond ?? INBOUND_LIMITS[kind].bytesPerSecond,
+        burstBytes: given.burstBytes ?? Math.max(INBOUND_LIMITS[kind].burstBytes, 2 * maxPayload),
+        framesPerSecond: given.framesPerSecond ?? INBOUND_LIMITS[kind].framesPerSecond,
+        burstFrames: given.burstFrames ?? INBOUND_LIMITS[kind].burstFrames,
+        maxHeldOffMs: given.maxHeldOffMs ?? INBOUND_LIMITS[kind].maxHeldOffMs,
+      };
       const bad = badInboundLimits(inboundLimits[kind]);
       if (bad !== undefined) throw new GatewayError('GATEWAY_CONFIG_INVALID', `inboundLimits.${kind}.${bad} must be a positive integer${bad === 'burstBytes' ? ' at least maxPayload' : ''}`);
     }
