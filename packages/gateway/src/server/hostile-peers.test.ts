@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { GatewayClient, connectParams } from '../index.ts';
+import { WebSocket } from 'ws';
 import { MAX_PREAUTH_FRAMES } from '../protocol/limits.ts';
-import { startTestGateway, type TestGateway } from '../../test/harness.ts';
+import { MAX_PENDING_PONGS } from './server.ts';
+import { RawPeer, startTestGateway, type TestGateway } from '../../test/harness.ts';
 
 /** A client frame (RFC 6455 §5.2): FIN set, masked with a zero key, so the payload goes out as it is. */
 function clientFrame(opcode: number, payload: Buffer): Buffer {
@@ -168,6 +170,95 @@ describe('when an authenticated peer sends thousands of small frames at once', (
       assert.deepEqual(await other.request('test.noop'), {});
       await other.close();
     } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('when an authenticated peer sends ping after ping', () => {
+  it(`closes it with 1008 past ${MAX_PENDING_PONGS} pongs owed, and logs GATEWAY_RATE_LIMITED with the reason and its address group (regression: ws cut it off, with no close code and nothing in the log)`, async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      wire.socket.write(Buffer.concat(Array.from({ length: 1_000 }, () => clientFrame(0x9, Buffer.alloc(0)))));
+      await waitFor('the socket cut off', () => wire.socket.destroyed, 5_000);
+      const line = gw.log.find((e) => e.event === 'refused' && e.code === 'GATEWAY_RATE_LIMITED');
+      assert.ok(line, JSON.stringify(gw.log));
+      assert.equal(line.reason, 'ping flood');
+      assert.equal(line.addressGroup, '127.0.0.1');
+      assert.equal(line.role, 'operator');
+      // The close frame the gateway sent, after the pongs it owed: 0x88, its length, then the code.
+      const received = Buffer.from(wire.received(), 'latin1');
+      const close = received.lastIndexOf(Buffer.from([0x88, 2 + 'too many pings'.length]));
+      assert.ok(close >= 0, 'no close frame');
+      assert.equal(received.readUInt16BE(close + 2), 1008);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it(`answers ${MAX_PENDING_PONGS} pings sent at once, and keeps the connection`, async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      const before = wire.received().length;
+      wire.socket.write(Buffer.concat(Array.from({ length: MAX_PENDING_PONGS }, () => clientFrame(0x9, Buffer.alloc(0)))));
+      // Each pong of no payload is two bytes: 0x8a 0x00.
+      await waitFor('the pongs', () => wire.received().slice(before).split('\x8a\x00').length - 1 === MAX_PENDING_PONGS);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(wire.socket.destroyed, false);
+      assert.equal(gw.server.connections().length, 1);
+      wire.socket.destroy();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('when the gateway evicts an unfinished handshake to make room', () => {
+  it('closes its WebSocket with 1013 (try again later) and logs GATEWAY_BUSY with the reason, its address group and its connection (regression: its socket was destroyed, and the peer saw 1006 with no reason)', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000, maxUnauthenticated: 2, maxUnauthenticatedPerAddress: 2 });
+    const peers: RawPeer[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const peer = await RawPeer.open(gw.server.url);
+        peers.push(peer);
+        await peer.next();
+      }
+      assert.deepEqual(await peers[0]!.closed, { code: 1013, reason: 'gateway busy: too many unfinished handshakes' });
+      const line = gw.log.find((e) => e.event === 'refused' && e.code === 'GATEWAY_BUSY');
+      assert.ok(line, JSON.stringify(gw.log));
+      assert.equal(line.reason, 'too many unfinished handshakes');
+      assert.equal(line.addressGroup, '127.0.0.1');
+      assert.notEqual(line.connId, '-');
+      assert.equal(peers[2]!.socket.readyState, WebSocket.OPEN);
+    } finally {
+      for (const peer of peers) peer.socket.terminate();
+      await gw.stop();
+    }
+  });
+
+  it('logs a socket still sending its HTTP request with the reason and its address group too, and cuts it off at once', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000, maxUnauthenticated: 1, maxUnauthenticatedPerAddress: 1, headersTimeoutMs: 60_000, requestTimeoutMs: 60_000 });
+    const slow = createConnection(gw.server.port, '127.0.0.1');
+    slow.on('error', () => {});
+    const slowClosed = new Promise<void>((resolve) => slow.once('close', () => resolve()));
+    try {
+      slow.write('GET / HTTP/1.1\r\n');
+      await waitFor('the slow socket admitted', () => slow.bytesWritten > 0);
+      await new Promise((r) => setTimeout(r, 50));
+      const peer = await RawPeer.open(gw.server.url);
+      await slowClosed;
+      const line = gw.log.find((e) => e.event === 'refused' && e.code === 'GATEWAY_BUSY');
+      assert.ok(line, JSON.stringify(gw.log));
+      assert.deepEqual([line.connId, line.reason, line.addressGroup], ['-', 'too many unfinished handshakes', '127.0.0.1']);
+      peer.socket.terminate();
+    } finally {
+      slow.destroy();
       await gw.stop();
     }
   });

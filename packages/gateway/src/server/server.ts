@@ -58,6 +58,13 @@ export const MAX_AGENT_CONNECTIONS = 16;
  */
 export const LOG_REFUSALS_BURST = 20;
 export const LOG_REFUSALS_PER_SECOND = 1;
+/**
+ * Pongs the gateway may owe one peer, written but not yet taken by its
+ * socket: a peer that sends ping after ping without reading the pongs is
+ * closed (1008). ws's own bound (maxPendingAutoPongs), which cut such a
+ * peer off with no close code and nothing in the log.
+ */
+export const MAX_PENDING_PONGS = 60;
 export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -92,6 +99,10 @@ export interface GatewayLogEntry {
   method?: string;
   /** Lines of this connection's refused or failed requests left out of the log before this one (LOG_REFUSALS_BURST). */
   suppressed?: number;
+  /** Why the gateway cut a peer off, in a few fixed words (a ping flood, an unfinished handshake evicted to make room). */
+  reason?: string;
+  /** The peer's address group (addressGroup): what the caps on unfinished handshakes count by. */
+  addressGroup?: string;
 }
 
 /** A genuine device that asked to connect as a node before an operator paired it, or a paired one that declared commands no operator approved. */
@@ -183,6 +194,8 @@ export class GatewayServer {
   readonly #unauthenticatedFrom = new Map<string, Set<Socket>>();
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
+  /** The WebSocket connection on each upgraded socket. */
+  readonly #connectionOf = new WeakMap<Socket, Connection>();
   readonly #meterOf = new WeakMap<Connection, InboundMeter>();
   /** What an authenticated connection may still write to the log of its requests' refusals and failures, and how many it was not let. */
   readonly #refusalLogOf = new WeakMap<Connection, { budget: TokenBucket; suppressed: number }>();
@@ -261,7 +274,8 @@ export class GatewayServer {
       },
       fallback,
     );
-    const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false });
+    // Pings are answered by the gateway (#accept), which bounds the pongs it owes and logs the peer it cuts off for them.
+    const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false, autoPong: false });
     const server = new GatewayServer(http, wss, options, settings, inboundLimits);
     http.on('connection', (socket: Socket) => server.#admit(socket));
     http.on('request', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
@@ -362,10 +376,10 @@ export class GatewayServer {
     // Loopback is every client of this machine at once (nodes, operators, the console, the HTTP API's callers):
     // there the cap for all is the one that applies, as one local client could otherwise reset another's requests.
     const own = isLoopback(group) ? undefined : this.#unauthenticatedFrom.get(group);
-    if (own !== undefined && own.size >= this.#settings.maxUnauthenticatedPerAddress) this.#evict(own.values().next().value!);
-    else if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne();
-    if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne()) {
-      this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: socket.remoteAddress ?? '' });
+    if (own !== undefined && own.size >= this.#settings.maxUnauthenticatedPerAddress) this.#evict(own.values().next().value!, 'too many unfinished handshakes from its address');
+    else if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne('too many unfinished handshakes');
+    if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne('too many connections')) {
+      this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', reason: 'too many connections', addressGroup: group, remoteAddress: socket.remoteAddress ?? '' });
       socket.destroy();
       return;
     }
@@ -378,17 +392,28 @@ export class GatewayServer {
   }
 
   /** Closes the oldest socket still sending its headers, else the oldest other unauthenticated one. Returns whether there was one. */
-  #evictOne(): boolean {
+  #evictOne(reason: string): boolean {
     const victim = this.#sendingHeaders.values().next().value ?? this.#unauthenticated.keys().next().value;
     if (victim === undefined) return false;
-    this.#evict(victim);
+    this.#evict(victim, reason);
     return true;
   }
 
-  #evict(victim: Socket): void {
-    this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', remoteAddress: victim.remoteAddress ?? '' });
+  /**
+   * Closes an unauthenticated socket to make room, saying why in the log. A
+   * WebSocket waiting for its `connect` is told so too: closed 1013 (try
+   * again later), its socket cut off once the close frame is written (at the
+   * latest 2 s later, Connection.close); a socket still in HTTP has no close
+   * code, and is cut off at once. Either leaves the counts at once.
+   */
+  #evict(victim: Socket, reason: string): void {
+    const connection = this.#connectionOf.get(victim);
+    this.#log({ event: 'refused', connId: connection?.id ?? '-', code: 'GATEWAY_BUSY', reason, addressGroup: this.#unauthenticated.get(victim) ?? addressGroup(victim.remoteAddress ?? ''), remoteAddress: victim.remoteAddress ?? '' });
     this.#forget(victim);
-    victim.destroy();
+    if (connection === undefined || connection.phase === 'closed') return void victim.destroy();
+    connection.close(CLOSE.tryAgainLater, 'gateway busy: too many unfinished handshakes');
+    victim.pause();
+    victim.end(() => victim.destroy());
   }
 
   #forget(socket: Socket): void {
@@ -413,6 +438,7 @@ export class GatewayServer {
     const connection = new Connection(socket, nonce, remoteAddress, this.#settings.maxBufferedBytes);
     this.#connections.add(connection);
     this.#socketOf.set(connection, request.socket as Socket);
+    this.#connectionOf.set(request.socket as Socket, connection);
 
     // Bytes are counted on the raw socket as they arrive, after ws has taken
     // each read, so a frame past its limit is cut off while it arrives rather
@@ -434,6 +460,7 @@ export class GatewayServer {
     this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
     let preauthFrames = 0;
+    let pendingPongs = 0;
     let cutOff = false;
     let resumeTimer: NodeJS.Timeout | undefined;
     /** Closes a peer that sent more than is allowed before hello-ok, and reads nothing more from it: the close frame is flushed, then the socket is destroyed. */
@@ -492,6 +519,18 @@ export class GatewayServer {
     socket.on('ping', (data: Buffer) => {
       countFrame();
       meter.delivered(data.length);
+      if (cutOff || connection.phase === 'closed' || socket.readyState !== socket.OPEN) return;
+      // A peer that does not read its pongs, or sends pings faster than they are written, is cut off, saying why.
+      if (pendingPongs >= MAX_PENDING_PONGS) {
+        cutOff = true;
+        this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_RATE_LIMITED', reason: 'ping flood', addressGroup: addressGroup(remoteAddress), ...(connection.peer ? { role: connection.peer.role } : {}) });
+        connection.close(CLOSE.policyViolation, 'too many pings');
+        raw.pause();
+        raw.end(() => raw.destroy());
+        return;
+      }
+      pendingPongs += 1;
+      socket.pong(data, false, () => void (pendingPongs -= 1));
     });
     socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
     socket.on('close', () => {
