@@ -142,6 +142,21 @@ export class NodeRegistry {
   }
 
   /**
+   * Gives back the challenge of a connection that has ended (or no longer
+   * needs it): it is no longer accepted, and no longer counts toward the
+   * MAX_OPEN_CHALLENGES kept. A gateway releases each connection's challenge
+   * when it closes, so those kept are those of its open connections (at most
+   * its maxConnections), not every one handed out in the last 15 s: a flood
+   * of connections opened and closed would otherwise fill the 10,000 kept
+   * and push out the challenge of a node still connecting. A nonce not kept
+   * (spent, expired, released already, never given) is ignored.
+   */
+  release(nonce: string): void {
+    if (typeof nonce !== 'string') return;
+    this.#challenges.delete(nonce);
+  }
+
+  /**
    * Authenticates a node's connect request against the challenge it was
    * given. The challenge is spent whatever the outcome, so a captured proof
    * cannot be replayed. A device seen for the first time is recorded as

@@ -537,6 +537,8 @@ export class GatewayServer {
       clearTimeout(handshakeTimer);
       clearTimeout(resumeTimer);
       raw.off('data', countBytes);
+      // Its challenge goes with it: those kept are then only those of open connections (NodeRegistry.release).
+      this.#identity.nodes.release(nonce);
       const wasReady = connection.peer !== undefined;
       connection.phase = 'closed';
       this.#connections.delete(connection);
