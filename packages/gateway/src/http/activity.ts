@@ -6,6 +6,7 @@ import { matchesFilter, toEvent } from './event.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam, pageBackwards } from './scan.ts';
+import { StreamSlots } from './stream-slots.ts';
 
 /** How often an open stream checks that its session is still live (signed out, expired, its user changed or removed). */
 const SESSION_CHECK_MS = 1000;
@@ -21,6 +22,14 @@ const EFFECTS = new Set(['allow', 'deny', 'ask']);
  * and its EventSource reconnects with the last id it got and resumes.
  */
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+/**
+ * Streams one holder (a signed-in human, or the gateway token) keeps open: a
+ * browser holds at most six connections to one host over HTTP/1.1, so a
+ * console's tabs fit; past it the holder's oldest stream ends (StreamSlots).
+ */
+export const MAX_STREAMS_PER_HUMAN = 8;
+/** Streams open in all: past it the oldest stream of whoever holds the most ends. Well under the server's unauthenticated sockets (256), where every HTTP socket counts. */
+export const MAX_STREAMS = 128;
 
 function filterOf(api: ApiContext, url: URL): { agent: string[] | null; node: string | null; effect: string | null } | undefined {
   const effect = url.searchParams.get('effect') || null;
@@ -35,6 +44,7 @@ export function agentNames(api: ApiContext): Map<string, string> {
 }
 
 export function activityRoutes(api: ApiContext): Route[] {
+  const slots = new StreamSlots(MAX_STREAMS_PER_HUMAN, MAX_STREAMS);
   return [
     {
       method: 'GET',
@@ -68,8 +78,18 @@ export function activityRoutes(api: ApiContext): Route[] {
         const headers = { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
         // A HEAD gets the stream's headers and nothing to wait for (it would otherwise hold a stream open that can never send).
         if (request.method === 'HEAD') return void response.writeHead(200, headers).end();
+        // What the stream takes is let go when its socket closes, however early: a client that left while the log's head
+        // was read (a round trip to PostgreSQL) left its listener, timer and slot behind for good.
+        let closed = false;
+        const releases: Array<() => void> = [];
+        response.once('close', () => {
+          closed = true;
+          for (const release of releases.splice(0)) release();
+        });
         const lastId = request.headers['last-event-id'];
         const size = api.audit ? (await api.audit.store.head()).size : 0;
+        if (closed) return;
+        releases.push(slots.take(caller?.kind === 'session' ? `human:${caller.session.user.id}` : 'token', () => response.destroy()));
         // An id this log never gave (another gateway's, or a log started over) resumes nothing: trusted, it
         // would hold back every record up to it, so the stream would stay silent for as long as the log takes to get there.
         const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) && Number(lastId) < size ? Number(lastId) : undefined;
@@ -98,11 +118,7 @@ export function activityRoutes(api: ApiContext): Route[] {
           if (++checks % KEEPALIVE_CHECKS === 0) write(': keepalive\n\n');
         }, SESSION_CHECK_MS);
         check.unref();
-        const stop = (): void => {
-          clearInterval(check);
-          unsubscribe();
-        };
-        response.on('close', stop);
+        releases.push(() => clearInterval(check), unsubscribe);
         if (resumeAfter !== undefined && api.audit) {
           const head = await api.audit.store.head();
           for await (const rows of api.audit.store.scan(Math.max(resumeAfter + 1, head.size - MAX_RESUME), head.size, 500)) for (const r of rows) emit(toAuditRecord(r));
