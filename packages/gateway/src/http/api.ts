@@ -3,7 +3,8 @@
 // web console's static files at /. Every failure answers generically with
 // the coded cause kept for the log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayLogEntry } from '../server/server.ts';
+import { LOG_REFUSALS_BURST, LOG_REFUSALS_PER_SECOND, type GatewayLogEntry } from '../server/server.ts';
+import { TokenBucket } from '../server/token-bucket.ts';
 import { agentRoutes, registerStopReports } from './agents.ts';
 import { activityRoutes } from './activity.ts';
 import { approvalRoutes } from './approvals.ts';
@@ -30,6 +31,14 @@ function apiRouter(api: ApiContext): Router {
 export class HttpApi {
   readonly #console: ConsoleFiles | undefined;
   readonly #log: (entry: GatewayLogEntry) => void;
+  /**
+   * Lines refused and failed requests may write: LOG_REFUSALS_BURST at once,
+   * then LOG_REFUSALS_PER_SECOND a second, for all HTTP requests together
+   * (a flood comes over as many connections and addresses as it likes).
+   */
+  readonly #lines = new TokenBucket(LOG_REFUSALS_PER_SECOND, LOG_REFUSALS_BURST, () => performance.now());
+  /** Lines left out since the last one written. */
+  #suppressed = 0;
   #api: ApiContext | undefined;
   #router: Router | undefined;
 
@@ -52,7 +61,7 @@ export class HttpApi {
 
   readonly handle = (request: IncomingMessage, response: ServerResponse): void => {
     void this.#handle(request, response).catch((error) => {
-      this.#log({ event: 'handler-failed', connId: 'http', code: errorCode(error) });
+      this.#logRequest({ event: 'handler-failed', connId: 'http', code: errorCode(error) });
       send(response, failure(500, 'internal_error'));
     });
   };
@@ -81,7 +90,7 @@ export class HttpApi {
       const queryKey = route.keyInQuery ? (url.searchParams.get('csrf') ?? undefined) : undefined;
       const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.token, queryKey);
       if ('status' in who) {
-        this.#log({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: request.socket.remoteAddress ?? '' });
+        this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: request.socket.remoteAddress ?? '' });
         return send(response, who);
       }
       caller = who;
@@ -92,9 +101,26 @@ export class HttpApi {
       if (answer) send(response, answer);
     } catch (error) {
       const { reply, unexpected } = errorReply(error);
-      if (unexpected) this.#log({ event: 'handler-failed', connId: 'http', code: errorCode(error) });
+      if (unexpected) this.#logRequest({ event: 'handler-failed', connId: 'http', code: errorCode(error) });
       send(response, reply);
     }
+  }
+
+  /**
+   * Logs a refused or failed request within the budget: any web page open
+   * on this host can have the browser send request after request to be
+   * refused (a no-cors fetch needs no preflight), and each wrote a line at
+   * once. Past the budget a line is counted, and the count goes with the
+   * next one written (`suppressed`).
+   */
+  #logRequest(entry: GatewayLogEntry): void {
+    if (!this.#lines.take()) {
+      this.#suppressed += 1;
+      return;
+    }
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    this.#log(suppressed > 0 ? { ...entry, suppressed } : entry);
   }
 }
 
