@@ -263,3 +263,24 @@ describe('when the gateway evicts an unfinished handshake to make room', () => {
     }
   });
 });
+
+describe('when a peer sends a frame that breaks RFC 6455', () => {
+  it("logs a protocol error with ws's reason and the peer's address group, and ws closes it 1002 (regression: ws closed it with nothing in the log)", async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      // Opcode 0x3 is reserved.
+      wire.socket.write(clientFrame(0x3, Buffer.from('x')));
+      await waitFor('the log line', () => gw.log.some((e) => e.event === 'protocol-error'));
+      const line = gw.log.find((e) => e.event === 'protocol-error')!;
+      assert.deepEqual([line.code, line.reason, line.addressGroup], ['GATEWAY_FRAME_INVALID', 'WS_ERR_INVALID_OPCODE', '127.0.0.1']);
+      // ws's close frame: 0x88, a length of 2, the code 1002 and no reason.
+      await waitFor('the close frame 1002', () => wire.received().includes('\x88\x02\x03\xea'));
+      wire.socket.destroy();
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -532,7 +532,14 @@ export class GatewayServer {
       pendingPongs += 1;
       socket.pong(data, false, () => void (pendingPongs -= 1));
     });
-    socket.on('error', () => connection.close(CLOSE.protocolError, 'protocol error'));
+    socket.on('error', (error: Error & { code?: unknown }) => {
+      // ws found a frame that breaks RFC 6455 (an unknown opcode, an unmasked frame, bad UTF-8, too many fragments)
+      // and has closed the connection with its code: the log says so, naming ws's reason (a fixed code, nothing the peer sent).
+      if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_') && connection.phase !== 'closed') {
+        this.#log({ event: 'protocol-error', connId: connection.id, code: error.code.includes('LENGTH') ? 'GATEWAY_FRAME_TOO_LARGE' : 'GATEWAY_FRAME_INVALID', reason: error.code.slice(0, 64), addressGroup: addressGroup(remoteAddress) });
+      }
+      connection.close(CLOSE.protocolError, 'protocol error');
+    });
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
       clearTimeout(resumeTimer);
