@@ -283,4 +283,23 @@ describe('when a peer sends a frame that breaks RFC 6455', () => {
       await gw.stop();
     }
   });
+
+  it("logs a message sent in more fragments than ws takes as GATEWAY_RATE_LIMITED, with ws's reason, and ws closes it 1008", async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      // A text frame without FIN, then continuation frames without FIN (opcode 0): 1 byte each, past ws's 16,384 fragments.
+      const fragment = (opcode: number): Buffer => Buffer.from([opcode, 0x80 | 1, 0, 0, 0, 0, 0x78]);
+      wire.socket.write(Buffer.concat([fragment(0x1), ...Array.from({ length: 16_400 }, () => fragment(0x0))]));
+      await waitFor('the log line', () => gw.log.some((e) => e.event === 'protocol-error'));
+      const line = gw.log.find((e) => e.event === 'protocol-error')!;
+      assert.deepEqual([line.code, line.reason, line.addressGroup], ['GATEWAY_RATE_LIMITED', 'WS_ERR_TOO_MANY_BUFFERED_PARTS', '127.0.0.1']);
+      await waitFor('the close frame 1008', () => wire.received().includes('\x88\x02\x03\xf0'));
+      wire.socket.destroy();
+    } finally {
+      await gw.stop();
+    }
+  });
 });

@@ -61,10 +61,16 @@ export const LOG_REFUSALS_PER_SECOND = 1;
 /**
  * Pongs the gateway may owe one peer, written but not yet taken by its
  * socket: a peer that sends ping after ping without reading the pongs is
- * closed (1008). ws's own bound (maxPendingAutoPongs), which cut such a
- * peer off with no close code and nothing in the log.
+ * closed (1008). The bound is ws's own (maxPendingAutoPongs), where ws cut
+ * such a peer off with no close code and nothing in the log.
  */
 export const MAX_PENDING_PONGS = 60;
+/** What the gateway logs a ws error as: a message past its size (ws closes 1009), one in too many fragments (1008); ws's other WS_ERR_* are frames that break RFC 6455 (1002, 1007). */
+function wsErrorCode(code: string): 'GATEWAY_FRAME_TOO_LARGE' | 'GATEWAY_RATE_LIMITED' | 'GATEWAY_FRAME_INVALID' {
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 'GATEWAY_FRAME_TOO_LARGE';
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 'GATEWAY_RATE_LIMITED';
+  return 'GATEWAY_FRAME_INVALID';
+}
 export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
@@ -536,7 +542,7 @@ export class GatewayServer {
       // ws found a frame that breaks RFC 6455 (an unknown opcode, an unmasked frame, bad UTF-8, too many fragments)
       // and has closed the connection with its code: the log says so, naming ws's reason (a fixed code, nothing the peer sent).
       if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_') && connection.phase !== 'closed') {
-        this.#log({ event: 'protocol-error', connId: connection.id, code: error.code.includes('LENGTH') ? 'GATEWAY_FRAME_TOO_LARGE' : 'GATEWAY_FRAME_INVALID', reason: error.code.slice(0, 64), addressGroup: addressGroup(remoteAddress) });
+        this.#log({ event: 'protocol-error', connId: connection.id, code: wsErrorCode(error.code), reason: error.code.slice(0, 64), addressGroup: addressGroup(remoteAddress) });
       }
       connection.close(CLOSE.protocolError, 'protocol error');
     });
