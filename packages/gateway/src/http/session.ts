@@ -1,7 +1,7 @@
 // Sign-in and sign-out: `/api/session` for local users, `/api/auth/*` for
 // the providers on offer and the OpenID Connect round trip.
 import { randomBytes } from 'node:crypto';
-import type { HumanIdentity } from '@corral/identity';
+import { IdentityError, type HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
 import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
@@ -55,7 +55,14 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const devices = deviceTokens(request);
         const wait = api.throttle.attempt(username, address, devices);
         if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
-        const user = await api.identity.localUsers.verify(username, input.password);
+        let user;
+        try {
+          user = await api.identity.localUsers.verify(username, input.password);
+        } catch (error) {
+          // Too many passwords were being hashed: this one was not checked, and is not counted (503, try again).
+          if (error instanceof IdentityError && error.code === 'IDENTITY_SIGN_IN_BUSY') api.throttle.unchecked(username, address, devices);
+          throw error;
+        }
         if (!user) return failure(401, 'invalid_credentials');
         const device = api.throttle.succeed(username, address, devices);
         const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });

@@ -76,6 +76,17 @@ export class SignInThrottle {
     return `${id}.${issued}.${this.#seal(username, id, issued)}`;
   }
 
+  /**
+   * A try whose password was never checked (the gateway was too busy to
+   * hash it): it says nothing about the password, so it is no longer counted
+   * where attempt() counted it. Counted, every retry of the people signing
+   * in while someone kept the hasher full was a failure, and locked them out
+   * for WINDOW_MS after, device and all.
+   */
+  unchecked(username: string, address: string, deviceTokens: readonly string[] = []): void {
+    for (const [key] of this.#keys(username, address, deviceTokens)) this.#failures.get(key)?.pop();
+  }
+
   /** Where a try counts: the device a valid token names for this username alone, else the username and the address. */
   #keys(username: string, address: string, deviceTokens: readonly string[]): Array<[string, number]> {
     const device = deviceTokens.map((c) => this.#device(username, c)).find((d) => d !== undefined);
