@@ -88,6 +88,26 @@ describe('when a paired node sends thousands of small frames at once, well withi
     }
   });
 
+  it('counts each fragment of a message as a frame: 10 requests of 4,000 fragments each are read no faster than the frame budget refills, and served (regression: ws delivers each as one message, and only that one was counted)', async () => {
+    // 2,000 frames at once, then 20,000 a second: 40,000 fragments take about 1.9 s to read.
+    const gw = await startTestGateway({ tickIntervalMs: 60_000, inboundLimits: { node: { framesPerSecond: 20_000, burstFrames: 2_000 } } });
+    gw.server.method('test.noop', { role: 'node', handler: () => ({}) });
+    try {
+      const node = await wireNode(gw);
+      // A request's text, a byte a frame: a text frame without FIN, continuation frames (opcode 0), the last with FIN; padded with spaces.
+      const body = Buffer.from(JSON.stringify({ type: 'req', id: 'r', method: 'test.noop' }).padEnd(4_000, ' '));
+      const request = Buffer.concat(Array.from(body, (byte, i) => Buffer.from([(i === body.length - 1 ? 0x80 : 0) | (i === 0 ? 0x1 : 0x0), 0x80 | 1, 0, 0, 0, 0, byte])));
+      const started = Date.now();
+      node.socket.write(Buffer.concat(Array.from({ length: 10 }, () => request)));
+      await waitFor('every request answered', () => node.answered() === 10);
+      assert.ok(Date.now() - started >= 1_000, `answered after ${Date.now() - started} ms`);
+      assert.equal(gw.server.connections().length, 1, 'the node is still connected');
+      node.socket.destroy();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('answers another connection while it holds the node off', async () => {
     const gw = await startTestGateway({ tickIntervalMs: 60_000, inboundLimits: { node: { framesPerSecond: 2_000, burstFrames: 200 } } });
     gw.server.method('test.noop', { role: 'node', handler: () => ({}) });

@@ -133,6 +133,22 @@ describe('before hello-ok', () => {
     }
   });
 
+  it(`closes with 1008 (GATEWAY_RATE_LIMITED) a peer that sends a message in more than ${MAX_PREAUTH_FRAMES} fragments (regression: ws delivers it as one message, and up to 16,384 fragments were taken as one frame)`, async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 60_000 });
+    try {
+      const wire = await openWire(gw);
+      const fragment = (opcode: number): Buffer => Buffer.from([opcode, 0x80 | 1, 0, 0, 0, 0, 0x20]);
+      wire.socket.write(Buffer.concat([fragment(0x1), ...Array.from({ length: 1_000 }, () => fragment(0x0))]));
+      await waitFor('the socket cut off', () => wire.socket.destroyed, 5_000);
+      assert.ok(gw.log.some((e) => e.event === 'protocol-error' && e.code === 'GATEWAY_RATE_LIMITED'), JSON.stringify(gw.log));
+      const received = Buffer.from(wire.received(), 'latin1');
+      const close = received.lastIndexOf(0x88);
+      assert.equal(received.readUInt16BE(close + 2), 1008);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it(`lets a client send ${MAX_PREAUTH_FRAMES} frames before its connect, and serves it`, async () => {
     const gw = await startTestGateway({ tickIntervalMs: 60_000 });
     try {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { badInboundLimits, FRAME_COST_BYTES, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
+import { badInboundLimits, FRAME_COST_BYTES, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits } from './inbound-budget.ts';
 
 /** A meter on a clock the test moves. */
 function meter(limits: InboundLimits = { maxPayload: 100_000, bytesPerSecond: 10_000, burstBytes: 200_000, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 30_000 }): { meter: InboundMeter; advance: (ms: number) => void } {
@@ -151,6 +151,14 @@ describe('InboundMeter', () => {
     });
   });
 
+  it("counts a message's continuation frames (FrameScanner) against its frame budget: ws delivers the message alone", () => {
+    const { meter: m } = meter({ maxPayload: 100_000, bytesPerSecond: 1e9, burstBytes: 1e9, framesPerSecond: 1_000, burstFrames: 100, maxHeldOffMs: 30_000 });
+    m.continued(599);
+    m.delivered(600);
+    assert.equal(m.arrived(600 * 7), undefined);
+    assert.equal(m.holdMs, 500);
+  });
+
   it('starts a full budget under new limits (a connection once authenticated)', () => {
     const { meter: m } = meter({ maxPayload: 10, bytesPerSecond: 1, burstBytes: 10, framesPerSecond: 1e6, burstFrames: 1e6, maxHeldOffMs: 1_000 });
     assert.equal(m.arrived(100), 'held-off-too-long');
@@ -170,5 +178,34 @@ describe('badInboundLimits', () => {
     assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 0, burstFrames: 1, maxHeldOffMs: 1 }), 'framesPerSecond');
     assert.equal(badInboundLimits({ maxPayload: 1, bytesPerSecond: 1, burstBytes: 9, framesPerSecond: 1, burstFrames: 0.5, maxHeldOffMs: 1 }), 'burstFrames');
     for (const limits of Object.values(INBOUND_LIMITS)) assert.equal(badInboundLimits(limits), undefined);
+  });
+});
+
+/** A client frame (RFC 6455 §5.2), masked with a zero key. */
+function frame(opcode: number, payload: number, fin = true): Buffer {
+  const length = payload < 126 ? [0x80 | payload] : payload < 65_536 ? [0x80 | 126, payload >> 8, payload & 0xff] : [0x80 | 127, 0, 0, 0, 0, (payload >>> 24) & 0xff, (payload >> 16) & 0xff, (payload >> 8) & 0xff, payload & 0xff];
+  return Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, ...length, 0, 0, 0, 0]), Buffer.alloc(payload, 0x78)]);
+}
+
+describe('FrameScanner', () => {
+  it('counts none in frames sent whole: text, ping, pong, close', () => {
+    const scanner = new FrameScanner();
+    assert.equal(scanner.continuations(Buffer.concat([frame(0x1, 10), frame(0x9, 0), frame(0xa, 4), frame(0x1, 200), frame(0x8, 2)])), 0);
+  });
+
+  it('counts the continuation frames of a fragmented message, its first frame not among them', () => {
+    const scanner = new FrameScanner();
+    const parts = [frame(0x1, 3, false), ...Array.from({ length: 10 }, () => frame(0x0, 1, false)), frame(0x0, 1)];
+    assert.equal(scanner.continuations(Buffer.concat(parts)), 11);
+  });
+
+  it('follows frames split across reads at any byte, a header too, with 7-, 16- and 64-bit lengths', () => {
+    const stream = Buffer.concat([frame(0x1, 300, false), frame(0x0, 70_000, false), frame(0x9, 5), frame(0x0, 20), frame(0x1, 1, false), frame(0x0, 0)]);
+    for (const size of [1, 2, 3, 7, 13, 1_000, 65_536]) {
+      const scanner = new FrameScanner();
+      let count = 0;
+      for (let at = 0; at < stream.length; at += size) count += scanner.continuations(stream.subarray(at, at + size));
+      assert.equal(count, 3, `in reads of ${size} bytes`);
+    }
   });
 });

@@ -159,6 +159,16 @@ export class InboundMeter {
   }
 
   /**
+   * Continuation frames that arrived (FrameScanner), which ws delivers as
+   * part of their message: each is one of the frame budget, the message
+   * itself (`delivered`) counting as its first frame. Called before
+   * `arrived` with the read they came in.
+   */
+  continued(frames: number): void {
+    if (frames > 0) this.#frames.spend(frames);
+  }
+
+  /**
    * Counts a raw read of `bytes`; returns why it is refused, or undefined
    * (then `holdMs` says how long to wait before reading on). A run of reads
    * past either budget ends at the first read within both; it is refused
@@ -182,6 +192,53 @@ export class InboundMeter {
     this.#holdMs = Math.max(Math.ceil((Math.max(0, -left) * 1000) / this.#limits.bytesPerSecond), Math.ceil((Math.max(0, -framesLeft) * 1000) / this.#limits.framesPerSecond));
     if (now - this.#heldOffSince + this.#holdMs > this.#limits.maxHeldOffMs) return 'held-off-too-long';
     return undefined;
+  }
+}
+
+/**
+ * Follows the frames of a client's byte stream (RFC 6455 §5.2) by their
+ * headers alone, and counts the continuation frames (opcode 0) among them:
+ * ws delivers a message sent in fragments as one message, at its last, so
+ * the gateway sees no event for the others, and a peer could otherwise send
+ * 16,384 fragments of a byte each per message (ws's bound), each taken and
+ * buffered by ws, a frame budget counting only one of them.
+ * It reads only the bytes of each header, and skips each payload by its
+ * length; ws itself refuses a stream whose frames break the RFC.
+ */
+export class FrameScanner {
+  /** Payload bytes of the present frame still to skip. */
+  #skip = 0;
+  /** Bytes of a header that began in an earlier read. */
+  readonly #head: number[] = [];
+
+  /** The continuation frames whose headers end in this read (in order, after every read before it). */
+  continuations(chunk: Buffer): number {
+    let count = 0;
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, chunk.length - at);
+        this.#skip -= n;
+        at += n;
+        continue;
+      }
+      this.#head.push(chunk[at]!);
+      at += 1;
+      if (this.#head.length < 2) continue;
+      const length7 = this.#head[1]! & 0x7f;
+      const extended = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
+      const masked = (this.#head[1]! & 0x80) !== 0;
+      if (this.#head.length < 2 + extended + (masked ? 4 : 0)) continue;
+      let payload = length7;
+      if (extended > 0) {
+        payload = 0;
+        for (let i = 2; i < 2 + extended; i++) payload = payload * 256 + this.#head[i]!;
+      }
+      if ((this.#head[0]! & 0x0f) === 0) count += 1;
+      this.#head.length = 0;
+      this.#skip = payload;
+    }
+    return count;
   }
 }
 

@@ -14,7 +14,7 @@ import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protoc
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure } from './handshake.ts';
-import { badInboundLimits, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
+import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
@@ -463,6 +463,7 @@ export class GatewayServer {
     // buffer whatever came until the socket is cut off (Connection.close).
     const raw = request.socket as Socket;
     const meter = new InboundMeter(this.#inboundLimits.operator, this.#now);
+    const scanner = new FrameScanner();
     this.#meterOf.set(connection, meter);
     let preauthBytes = 0;
     let preauthFrames = 0;
@@ -486,6 +487,13 @@ export class GatewayServer {
     };
     const countBytes = (chunk: Buffer): void => {
       if (cutOff) return;
+      // Fragments of a message are frames too, though ws tells of none but the message (FrameScanner).
+      const continuations = scanner.continuations(chunk);
+      if (connection.peer === undefined && continuations > 0) {
+        preauthFrames += continuations;
+        if (preauthFrames > MAX_PREAUTH_FRAMES) return refusePreauth('GATEWAY_RATE_LIMITED', CLOSE.policyViolation, 'too many frames before hello-ok');
+      }
+      meter.continued(continuations);
       const refusal = meter.arrived(chunk.length);
       // Authenticated (hello-ok sent), whether or not closed since: its kind's limits.
       if (connection.peer !== undefined) {
