@@ -40,7 +40,11 @@ function stateDir(): string {
 
 const set = (main: string, entities = ORG): PolicyFile[] => [{ name: 'main.cedar', text: main }, { name: 'entities.json', text: entities }];
 
-/** What compiling `files` on this thread takes now (the faster of two): the stall of every connection when the gateway did it on a decision. */
+/**
+ * What compiling `files` on this thread takes now (the faster of two): the stall of every connection when the gateway did it on a decision.
+ * A stall under half of it is the compile gone off the thread; what stays (reading the result in slices) took 24–122 ms on a loaded
+ * machine against 0.4–1.6 s, so a quarter was too tight there.
+ */
 function syncCompileMs(files: PolicyFile[]): number {
   let best = Infinity;
   for (let i = 0; i < 2; i++) {
@@ -102,7 +106,7 @@ describe('a gateway whose set another process replaces, on a large org chart (5,
       assert.ok(refusedWith('SYSTEM_RUN_DENIED')((outcome as PromiseRejectedResult).reason), String((outcome as PromiseRejectedResult).reason));
     }
     assert.equal(ran(), before, 'nothing reached the node');
-    assert.ok(gap < syncMs / 4, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
+    assert.ok(gap < syncMs / 2, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
   });
 });
 
@@ -122,7 +126,7 @@ describe('a PolicyControl noticing a set another process activated', () => {
     });
     assert.equal(value, 'deny');
     assert.equal(control.ready(), undefined, 'once the set is in force, a decision waits for nothing');
-    assert.ok(gap < syncMs / 4, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
+    assert.ok(gap < syncMs / 2, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
   });
 
   it('decides a decision that does not wait with the new set, compiling it on its thread (never the old answer)', async () => {
@@ -197,7 +201,7 @@ describe('an activation made once another process activated a set not seen yet',
     assert.equal(value, false, 'the base hash is not the set in force');
     assert.equal(control.active().hash, theirs.hash);
     assert.equal(control.decide(request).decision, 'deny');
-    assert.ok(gap < syncMs / 4, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
+    assert.ok(gap < syncMs / 2, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
   });
 });
 
@@ -217,6 +221,6 @@ describe("refresh's off-thread twin (refreshOffThread)", () => {
     assert.equal(value.decision, 'deny');
     assert.equal(value.status.refusedEdit, undefined);
     assert.equal(value.status.hash, control.active().hash);
-    assert.ok(gap < syncMs / 4, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
+    assert.ok(gap < syncMs / 2, `the event loop stalled ${gap.toFixed(0)} ms; compiling the set on this thread takes ${syncMs.toFixed(0)} ms`);
   });
 });
