@@ -3,8 +3,9 @@
 // web console's static files at /. Every failure answers generically with
 // the coded cause kept for the log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LOG_REFUSALS_BURST, LOG_REFUSALS_PER_SECOND, type GatewayLogEntry } from '../server/server.ts';
-import { TokenBucket } from '../server/token-bucket.ts';
+import { hostAllowed } from '../server/addressed.ts';
+import type { GatewayLogEntry } from '../server/server.ts';
+import { ThrottledLog } from '../server/throttled-log.ts';
 import { agentRoutes, registerStopReports } from './agents.ts';
 import { activityRoutes } from './activity.ts';
 import { approvalRoutes } from './approvals.ts';
@@ -32,19 +33,19 @@ export class HttpApi {
   readonly #console: ConsoleFiles | undefined;
   readonly #log: (entry: GatewayLogEntry) => void;
   /**
-   * Lines refused and failed requests may write: LOG_REFUSALS_BURST at once,
-   * then LOG_REFUSALS_PER_SECOND a second, for all HTTP requests together
-   * (a flood comes over as many connections and addresses as it likes).
+   * Lines refused and failed requests may write, for all HTTP requests
+   * together (a flood comes over as many connections and addresses as it
+   * likes): any web page open on this host can have the browser send request
+   * after request to be refused (a no-cors fetch needs no preflight).
    */
-  readonly #lines = new TokenBucket(LOG_REFUSALS_PER_SECOND, LOG_REFUSALS_BURST, () => performance.now());
-  /** Lines left out since the last one written. */
-  #suppressed = 0;
+  readonly #lines: ThrottledLog;
   #api: ApiContext | undefined;
   #router: Router | undefined;
 
   constructor(options: { console?: ConsoleFiles; log?: (entry: GatewayLogEntry) => void }) {
     this.#console = options.console;
     this.#log = options.log ?? (() => {});
+    this.#lines = new ThrottledLog(this.#log, () => performance.now());
   }
 
   /** Serves the API from now on (until then it answers 503). */
@@ -80,7 +81,7 @@ export class HttpApi {
     const api = this.#api;
     const router = this.#router;
     if (!api || !router) return send(response, failure(503, 'unavailable'));
-    if (!hostAllowed(api.server.host, request.headers.host)) return send(response, failure(421, 'misdirected_request'));
+    if (!hostAllowed(request.socket.localAddress, request.headers.host)) return send(response, failure(421, 'misdirected_request'));
     const match = router.match(request.method ?? 'GET', url.pathname);
     if (!match) return send(response, failure(404, 'not_found'));
     if ('allow' in match) return send(response, { ...failure(405, 'method_not_allowed'), headers: { allow: match.allow.join(', ') } });
@@ -106,33 +107,9 @@ export class HttpApi {
     }
   }
 
-  /**
-   * Logs a refused or failed request within the budget: any web page open
-   * on this host can have the browser send request after request to be
-   * refused (a no-cors fetch needs no preflight), and each wrote a line at
-   * once. Past the budget a line is counted, and the count goes with the
-   * next one written (`suppressed`).
-   */
+  /** Logs a refused or failed request within the budget (ThrottledLog). */
   #logRequest(entry: GatewayLogEntry): void {
-    if (!this.#lines.take()) {
-      this.#suppressed += 1;
-      return;
-    }
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    this.#log(suppressed > 0 ? { ...entry, suppressed } : entry);
+    this.#lines.line(entry);
   }
 }
 
-const LOOPBACK_NAMES = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|\[::ffff:127(\.\d{1,3}){3}\])(:\d{1,5})?$/i;
-
-/**
- * A gateway bound to loopback answers only requests addressed to a loopback
- * name: a page on another site whose name was made to resolve to 127.0.0.1
- * (DNS rebinding) sends its own name as Host and is refused.
- */
-function hostAllowed(bound: string, host: string | undefined): boolean {
-  // 127.0.0.1 as an IPv4-mapped IPv6 address (::ffff:127.0.0.1) is loopback too.
-  const loopback = bound === '::1' || bound === 'localhost' || /^(::ffff:)?127\./i.test(bound);
-  return !loopback || (typeof host === 'string' && LOOPBACK_NAMES.test(host));
-}

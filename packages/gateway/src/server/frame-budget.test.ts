@@ -54,7 +54,7 @@ async function wireNode(gw: TestGateway): Promise<WireNode> {
     tail = text.slice(-(marker.length - 1));
     if (head.length < 4_096) head += chunk.toString('latin1');
   });
-  socket.write('GET / HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
   await waitFor('the challenge', () => /"nonce":"[^"]+","ts":\d+/.test(head), 5_000);
   const [, nonce, ts] = /"nonce":"([^"]+)","ts":(\d+)/.exec(head)!;
   socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ ...options, url: '' }, nonce!, Number(ts)) }));

@@ -54,7 +54,7 @@ function openWire(gw: TestGateway): Promise<WireSocket> {
       resolve({ socket, received: () => body.toString('latin1'), closed });
     });
     closed.then(() => reject(new Error('closed before the upgrade')));
-    socket.write('GET / HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
   });
 }
 

@@ -15,7 +15,8 @@ import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { ThrottledLog } from './throttled-log.ts';
+import { hostAllowed, originAllowed } from './addressed.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -50,14 +51,8 @@ export const MAX_UNAUTHENTICATED = 256;
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 /** Connections one agent may hold: an agent token is no gateway token, and must not let its holder fill MAX_CONNECTIONS. */
 export const MAX_AGENT_CONNECTIONS = 16;
-/**
- * Lines of the log one connection's refused or failed requests may write:
- * LOG_REFUSALS_BURST at once, then LOG_REFUSALS_PER_SECOND a second; each
- * line says how many were left out before it (`suppressed`), and the
- * connection's `closed` line how many after the last.
- */
-export const LOG_REFUSALS_BURST = 20;
-export const LOG_REFUSALS_PER_SECOND = 1;
+/** Lines of the log one connection's refused or failed requests may write (ThrottledLog); its `closed` line says how many after the last. */
+export { LOG_REFUSALS_BURST, LOG_REFUSALS_PER_SECOND } from './throttled-log.ts';
 /**
  * Pongs the gateway may owe one peer, written but not yet taken by its
  * socket: a peer that sends ping after ping without reading the pongs is
@@ -204,7 +199,9 @@ export class GatewayServer {
   readonly #connectionOf = new WeakMap<Socket, Connection>();
   readonly #meterOf = new WeakMap<Connection, InboundMeter>();
   /** What an authenticated connection may still write to the log of its requests' refusals and failures, and how many it was not let. */
-  readonly #refusalLogOf = new WeakMap<Connection, { budget: TokenBucket; suppressed: number }>();
+  readonly #refusalLogOf = new WeakMap<Connection, ThrottledLog>();
+  /** Lines of WebSocket upgrades refused for their Host or Origin, all together: any web page the user opens can send them. */
+  readonly #upgradeRefusals: ThrottledLog;
   /**
    * Requests of each agent still being served, on its open connections and
    * on those it has closed: a handler goes on after its connection closes
@@ -222,6 +219,7 @@ export class GatewayServer {
     this.#log = options.log ?? (() => {});
     this.#deviceTokens = options.deviceTokens;
     this.#now = options.now ?? Date.now;
+    this.#upgradeRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
     this.#startedAt = this.#now();
     // Upstream's method-scopes table puts `health` under operator.read: a connection granted no scopes learns nothing.
     this.method('health', { role: 'operator', scopes: ['operator.read'], handler: () => ({ ok: true, ts: this.#now() }) });
@@ -281,7 +279,13 @@ export class GatewayServer {
       fallback,
     );
     // Pings are answered by the gateway (#accept), which bounds the pongs it owes and logs the peer it cuts off for them.
-    const wss = new WebSocketServer({ server: http, maxPayload: settings.maxPayload, perMessageDeflate: false, autoPong: false });
+    const wss = new WebSocketServer({
+      server: http,
+      maxPayload: settings.maxPayload,
+      perMessageDeflate: false,
+      autoPong: false,
+      verifyClient: ({ origin, req }, done) => server.#verifyUpgrade(req, origin, done),
+    });
     const server = new GatewayServer(http, wss, options, settings, inboundLimits);
     http.on('connection', (socket: Socket) => server.#admit(socket));
     http.on('request', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
@@ -377,6 +381,20 @@ export class GatewayServer {
    * oldest unauthenticated socket, or else the oldest of all, when a cap is
    * reached; refused only when authenticated connections alone fill maxConnections.
    */
+  /**
+   * Refuses a WebSocket upgrade sent over loopback to a name that is not
+   * loopback (DNS rebinding: 421, as the HTTP API answers it), and one a web
+   * page of another origin asked for (403). Neither is a peer of the
+   * gateway's; their lines share one budget (ThrottledLog).
+   */
+  #verifyUpgrade(request: IncomingMessage, origin: string | undefined, done: (result: boolean, code?: number, message?: string) => void): void {
+    const host = request.headers.host;
+    const refusal = !hostAllowed(request.socket.localAddress, host) ? { status: 421, reason: 'host not loopback' } : !originAllowed(origin, host) ? { status: 403, reason: 'origin not the gateway\'s' } : undefined;
+    if (refusal === undefined) return done(true);
+    this.#upgradeRefusals.line({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(request.socket.remoteAddress ?? '') });
+    done(false, refusal.status, refusal.status === 421 ? 'Misdirected Request' : 'Forbidden');
+  }
+
   #admit(socket: Socket): void {
     const group = addressGroup(socket.remoteAddress ?? '');
     // Loopback is every client of this machine at once (nodes, operators, the console, the HTTP API's callers):
@@ -678,7 +696,7 @@ export class GatewayServer {
     }
     connection.peer = peer;
     connection.phase = 'ready';
-    this.#refusalLogOf.set(connection, { budget: new TokenBucket(LOG_REFUSALS_PER_SECOND, LOG_REFUSALS_BURST, this.#now), suppressed: 0 });
+    this.#refusalLogOf.set(connection, new ThrottledLog((entry) => this.#log(entry), this.#now));
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
     const limits = this.#inboundLimits[peerKind(peer)];
@@ -806,15 +824,9 @@ export class GatewayServer {
    * budget the line is counted, and the count goes with the next one logged.
    */
   #logRequest(connection: Connection, entry: GatewayLogEntry): void {
-    const limit = this.#refusalLogOf.get(connection);
-    if (limit === undefined) return this.#log(entry);
-    if (!limit.budget.take()) {
-      limit.suppressed += 1;
-      return;
-    }
-    const suppressed = limit.suppressed;
-    limit.suppressed = 0;
-    this.#log(suppressed > 0 ? { ...entry, suppressed } : entry);
+    const lines = this.#refusalLogOf.get(connection);
+    if (lines === undefined) return this.#log(entry);
+    lines.line(entry);
   }
 
   /**
