@@ -766,7 +766,7 @@ export class NodeInvoker {
       const made = this.#options.approvals.createNowOrWhenFree({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       approval = made instanceof Promise ? await made : made;
       this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
-      await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs } });
+      await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs, ...runsCodeOf(approval) } });
     }
     const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs), caller);
     if (!settled) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
@@ -1088,6 +1088,17 @@ function denialCode(command: string): 'SYSTEM_RUN_DENIED' | 'COMMAND_DENIED' {
 function denied(command: string, reason: string, approvalId?: string): GatewayError {
   const code = denialCode(command);
   return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `${code}: ${reason}`, details: { code, reason, ...(approvalId ? { approvalId } : {}) } });
+}
+
+/**
+ * The approval.request record's `runsCode`: the warning its approver is shown
+ * (action.runsCode, see approvals/runs-code.ts) that the command runs code its
+ * argv does not show; nothing when it has none (null, or a named command).
+ */
+function runsCodeOf(approval: Approval): { runsCode?: { program: string; via: string; reason: string } } {
+  const runs = approval.action.runsCode as { program?: unknown; via?: unknown; reason?: unknown } | null | undefined;
+  if (runs === null || typeof runs !== 'object') return {};
+  return { runsCode: { program: String(runs.program), via: String(runs.via), reason: String(runs.reason) } };
 }
 
 function view(approval: Approval & { grant?: GrantView }): Record<string, unknown> {
