@@ -52,7 +52,8 @@ export function policyRoutes(api: ApiContext): Route[] {
       method: 'GET',
       path: '/api/policies',
       access: 'policies.read',
-      handle: () => reply(200, { ...control().refresh(), schema: corralSchema().text }),
+      // A set another process activated is compiled off the gateway's thread (seconds over a large org chart); decisions wait for it meanwhile.
+      handle: async () => reply(200, { ...(await control().refreshOffThread()), schema: corralSchema().text }),
     },
     {
       method: 'POST',
