@@ -56,7 +56,8 @@ describe('allow-always grants', () => {
     let raced = 0;
     // The gateway's view of the set, with another process's activation landing just before its first swap.
     const racing = {
-      refresh: () => control.refresh(),
+      refreshOffThread: () => control.refreshOffThread(),
+      ready: () => control.ready(),
       active: () => control.active(),
       activateRecorded: async (candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>) => {
         if (raced++ === 0) await changeElsewhere(dir);
@@ -122,7 +123,8 @@ describe('allow-always grants', () => {
     const grants = new PolicyGrants(control, approvals);
     let coveredAfterSwap: string | undefined = 'not asked';
     const racing = {
-      refresh: () => control.refresh(),
+      refreshOffThread: () => control.refreshOffThread(),
+      ready: () => control.ready(),
       active: () => control.active(),
       activate: async (candidate: Candidate, baseHash: string) => {
         await approvalsElsewhere.withdrawGrantWhenFree(approval.id);
@@ -165,7 +167,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.deepEqual(await Promise.all([grants.add(approval, recorded), grants.add(approval, recorded)]), [MADE, MADE]);
     const failing = allowedAlways();
-    const refusing = { refresh: () => PolicyControl.open(dir).refresh(), activate: async () => false, activateRecorded: async () => 'stale' } as unknown as PolicyControl;
+    const refusing = { refreshOffThread: () => PolicyControl.open(dir).refreshOffThread(), activate: async () => false, activateRecorded: async () => 'stale' } as unknown as PolicyControl;
     await assert.rejects(new PolicyGrants(refusing, approvals).add(failing, recorded), { code: 'GATEWAY_CONFLICT' });
     assert.deepEqual(await grants.add(failing, recorded), MADE);
   });

@@ -71,7 +71,7 @@ async function removeGrant(control: PolicyControl, approvals: ApprovalStore, app
   const withdrawal = await approvals.withdrawGrantWhenFree(approvalId);
   const name = grantFile(approvalId);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const active = control.refresh();
+    const active = await control.refreshOffThread();
     if (!active.files.some((f) => f.name === name)) return withdrawal === 'none' ? 'not-found' : 'withheld';
     if (await control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
   }
@@ -157,11 +157,11 @@ export class PolicyGrants {
     const unrecorded = this.#unrecorded.get(id);
     if (unrecorded) return unrecorded;
     if (this.#approvals.grantWithdrawn(id)) return { status: 'not-made' };
-    if (this.#control.refresh().files.some((f) => f.name === name)) return { status: 'made' };
+    if ((await this.#control.refreshOffThread()).files.some((f) => f.name === name)) return { status: 'made' };
     if (!(await this.#approvals.claimGrantWhenFree(id))) return { status: 'not-made' };
     try {
       for (let attempt = 0; attempt < 3; attempt++) {
-        const active = this.#control.refresh();
+        const active = await this.#control.refreshOffThread();
         if (active.files.some((f) => f.name === name)) return { status: 'made' };
         const candidate = await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
         // Withdrawn meanwhile (by `corral approvals revoke` in another process, which found it not made yet): never made.
@@ -222,7 +222,7 @@ export class PolicyGrants {
     let inForce = true;
     try {
       for (let attempt = 0; attempt < 3 && inForce; attempt++) {
-        const active = this.#control.refresh();
+        const active = await this.#control.refreshOffThread();
         inForce = active.files.some((f) => f.name === name);
         if (inForce && (await this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash))) inForce = false;
       }
@@ -259,8 +259,17 @@ export class PolicyGrants {
     return !this.#recording.has(id) && !this.#unrecorded.has(id) && !this.#approvals.grantWithdrawn(id);
   }
 
-  /** The policy id of an active grant for exactly this digest, if any, recorded and not withdrawn (its file may outlive a withdrawal made in another process for a moment). */
+  /**
+   * The policy id of an active grant for exactly this digest, if any,
+   * recorded and not withdrawn (its file may outlive a withdrawal made in
+   * another process for a moment). None while a set another process
+   * activated is being compiled off the thread (PolicyControl.ready): its
+   * grants are not known yet, and those of the set it replaces no longer
+   * count; `add` waits for it and finds a grant it holds made.
+   */
   covering(digest: string): string | undefined {
+    // Compiled here, a large set would stall every connection for as long.
+    if (this.#control.ready() !== undefined) return undefined;
     const active = this.#control.active();
     if (this.#index?.hash !== active.hash) {
       const byDigest = new Map<string, string>();
