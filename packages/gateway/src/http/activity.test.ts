@@ -203,8 +203,9 @@ describe('a live stream left open', () => {
       } finally {
         await other.close();
       }
-      // The gateway announces what another process appended within about a second of its append.
-      const outcome = await Promise.race([closed, new Promise<'open'>((resolve) => setTimeout(resolve, 8000, 'open'))]);
+      // The gateway announces what another process appended within about a second of its append; sending 15,000 of
+      // them takes a loaded machine several seconds more. Left open, the stream would stay open for good.
+      const outcome = await Promise.race([closed, new Promise<'open'>((resolve) => setTimeout(resolve, 30_000, 'open'))]);
       response.destroy();
       assert.equal(outcome, 'closed', 'the gateway kept the stream open, holding what its reader did not read');
       const again = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie!, 'last-event-id': '0' } });
