@@ -2,7 +2,7 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -100,25 +100,51 @@ export function portFailure(host: string, port: number, error: unknown): CliFail
 
 /**
  * Takes the state directory for this process (STATE/up.lock holding its pid).
- * A lock left by a process that is gone is taken over. Returns the release.
- * Throws a CliFailure (exit 3) naming the process that holds it.
+ * The lock is written whole under a name of this process's, then linked into
+ * place: it never exists without its pid, so another `corral up` starting at
+ * the same moment never reads a half-written lock as one left behind. A lock
+ * naming a process that is gone is taken over; one naming no process (not
+ * written by `corral up`) is left for the user to judge. Returns the release.
+ * Throws a CliFailure (exit 3) naming the process that holds it, or the file.
  */
 export function lockStateDir(dir: string): () => void {
   const path = join(dir, UP_LOCK);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return () => rmSync(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  const draft = join(dir, `${UP_LOCK}.${process.pid}`);
+  writeFileSync(draft, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(draft, path);
+        return () => rmSync(path, { force: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const text = readLock(path);
+      // Released since: try again.
+      if (text === undefined) continue;
+      const holder = /^\d+\n?$/.test(text) ? Number(text.trim()) : Number.NaN;
+      if (!Number.isSafeInteger(holder) || holder <= 0) {
+        throw new CliFailure(`${path} names no process, so corral up cannot tell whether one holds it: remove it if no corral up is running on ${dir}`, EXIT.environment);
+      }
+      if (holder !== process.pid && alive(holder)) {
+        throw new CliFailure(`another corral up (pid ${holder}) is running on the state directory ${dir}: stop it first, or choose another state directory with --state-dir`, EXIT.environment);
+      }
+      rmSync(path, { force: true });
     }
-    const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
-      throw new CliFailure(`another corral up (pid ${holder}) is running on the state directory ${dir}: stop it first, or choose another state directory with --state-dir`, EXIT.environment);
-    }
-    unlinkSync(path);
+  } finally {
+    rmSync(draft, { force: true });
   }
   throw new CliFailure(`cannot take ${path}: remove it if no corral up is running`, EXIT.environment);
+}
+
+/** The lock's text, or undefined when it is gone. */
+function readLock(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 function alive(pid: number): boolean {
