@@ -74,6 +74,33 @@ describe('the node\'s local policy', () => {
     assert.throws(() => asking.replace({ version: 1, defaults: { security: 'full', ask: 'off' } }, asking.snapshot().hash), { code: 'NODE_POLICY_CHANGE_REFUSED' });
   });
 
+  it('writes nothing for a remote change that leaves it as it is, answering its hash, however often it comes (regression: each one rewrote and flushed the file)', () => {
+    const dir = stateWith(allowlist);
+    const file = join(dir, LOCAL_POLICY_FILE);
+    const policy = new LocalPolicy(dir);
+    const { hash } = policy.snapshot();
+    const before = lstatSync(file);
+    // The same policy as upstream sends it back: its entries' bookkeeping says nothing about what may run.
+    const same = { ...allowlist, agents: { '*': { allowlist: [{ pattern: 'echo', id: 'a', lastUsedAt: 1 }, { pattern: 'git' }] } } };
+    for (let i = 0; i < 3; i++) assert.deepEqual(policy.replace(same, hash), { hash });
+    const after = lstatSync(file);
+    assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the file was written');
+    assert.equal(readFileSync(file, 'utf8'), JSON.stringify(allowlist), 'its text changed');
+    // The rules still hold for a change that is one: an old hash is refused, a tightening is written.
+    assert.throws(() => policy.replace(same, '0'.repeat(64)), { code: 'NODE_POLICY_CHANGE_REFUSED' });
+    const tighter = policy.replace({ version: 1, defaults: { security: 'deny' } }, hash);
+    assert.notEqual(tighter.hash, hash);
+    assert.equal(policy.current.defaults.security, 'deny');
+  });
+
+  it('makes no policy file for a remote change to the default when there is none', () => {
+    const dir = stateWith();
+    const policy = new LocalPolicy(dir);
+    const { hash } = policy.snapshot();
+    assert.deepEqual(policy.replace({ version: 1, defaults: { security: 'full', ask: 'off' } }, hash), { hash });
+    assert.deepEqual([policy.snapshot().exists, policy.snapshot().hash], [false, hash]);
+  });
+
   it('refuses a change based on an old hash (compare-and-swap)', () => {
     const policy = new LocalPolicy(stateWith(allowlist));
     assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, '0'.repeat(64)), { code: 'NODE_POLICY_CHANGE_REFUSED' });

@@ -201,7 +201,9 @@ export class LocalPolicy {
 
   /**
    * A remote change: compare-and-swap on `baseHash` against the file as it is
-   * now, and only ever stricter. Throws NODE_POLICY_CHANGE_REFUSED,
+   * now, and only ever stricter. One that leaves the policy as it is (its hash
+   * is `baseHash`) writes nothing and succeeds with that hash: a gateway
+   * sending it again and again never has the node rewrite and flush its disk. Throws NODE_POLICY_CHANGE_REFUSED,
    * NODE_POLICY_INVALID (also for a policy larger than MAX_LOCAL_POLICY_BYTES).
    */
   replace(file: unknown, baseHash: unknown): { hash: string } {
@@ -212,9 +214,11 @@ export class LocalPolicy {
     const text = `${JSON.stringify(next, null, 2)}\n`;
     if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
     if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
+    const hash = policyHash(next);
+    if (hash === baseHash) return { hash };
     // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
     replaceFile(lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path, text);
-    return { hash: policyHash(next) };
+    return { hash };
   }
 
   #read(): { exists: boolean; policy: LocalPolicyFile } {
