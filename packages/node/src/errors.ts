@@ -13,7 +13,13 @@ export type NodeErrorCode =
   /** A request's params contradict each other (a command text that is not its argv). */
   | 'NODE_REQUEST_INVALID'
   /** Start-up options are missing or wrong. */
-  | 'NODE_CONFIG_INVALID';
+  | 'NODE_CONFIG_INVALID'
+  /**
+   * A request failed for a reason of the node's own (a file it cannot use, a
+   * fault): the gateway is told only this code, never the error's message
+   * (which names the node's files); the node's log is told the error.
+   */
+  | 'NODE_INTERNAL';
 
 export class NodeError extends Error {
   override readonly name = 'NodeError';

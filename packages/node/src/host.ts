@@ -86,6 +86,12 @@ export interface NodeHostOptions {
   /** Told of every request the gateway sends, before it is handled. */
   onRequest?: (request: { id: string; command: string }) => void;
   /**
+   * Told of every request that failed for a reason of the node's own (a
+   * NodeError NODE_INTERNAL, the error its cause), of which the gateway was
+   * told only that code. Default: a line on stderr.
+   */
+  onFailure?: (failure: { id: string; command: string; error: NodeError }) => void;
+  /**
    * Longest wait between reconnects (default 30 s, as upstream). The wait
    * before each reconnect is drawn at random between 250 ms and a ceiling that
    * doubles after each failed attempt up to this (full jitter: nodes restarted
@@ -457,9 +463,16 @@ export class NodeHost {
       const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise, cancel.signal);
       result = { ok: true, payloadJSON: JSON.stringify(payload) };
     } catch (error) {
-      const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID' ? 'INVALID_REQUEST' : (error as { wireCode?: string }).wireCode ?? 'UNAVAILABLE';
-      const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
-      result = { ok: false, error: { code, message } };
+      const expected = error instanceof NodeError || (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') || typeof (error as { wireCode?: unknown })?.wireCode === 'string';
+      if (expected) {
+        const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError ? 'INVALID_REQUEST' : (error as { wireCode: string }).wireCode;
+        const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
+        result = { ok: false, error: { code, message } };
+      } else {
+        // Anything else is the node's own failure (a file it cannot use…), whose message names its files: the gateway gets the code, the log the error.
+        this.#failed(request, new NodeError('NODE_INTERNAL', `${request.command} failed inside the node`, { cause: error }));
+        result = { ok: false, error: { code: 'UNAVAILABLE', message: 'NODE_INTERNAL: the node could not serve this request; its own log says why' } };
+      }
     } finally {
       // Served once its answer is on its way: the gateway may use its id again as soon as it has the answer. Only its own
       // entry: another gateway connection's request may use the same id meanwhile.
@@ -469,6 +482,20 @@ export class NodeHost {
       await this.#answer(client, request, result);
     } finally {
       answered.resolve();
+    }
+  }
+
+  /** Tells onFailure (by default stderr) of a request that failed for a reason of the node's own; a hook that throws is ignored. */
+  #failed(request: InvokeRequest, error: NodeError): void {
+    const failure = { id: request.id, command: request.command, error };
+    try {
+      if (this.#options.onFailure) return this.#options.onFailure(failure);
+      const cause = error.cause as { message?: unknown; code?: unknown } | undefined;
+      const why = typeof cause?.message === 'string' ? cause.message : String(cause);
+      // The request's id and command are the gateway's words, and a message may quote a request: one printable line.
+      process.stderr.write(`corral node: ${shown(request.command, 80)} ${shown(request.id, 80)} failed [${error.code}]: ${shown(why, 2000)}${typeof cause?.code === 'string' ? ` (${shown(cause.code, 40)})` : ''}\n`);
+    } catch {
+      // The answer to the gateway does not wait on, or fail with, the log.
     }
   }
 

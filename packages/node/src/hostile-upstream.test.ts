@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
 import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
@@ -1008,6 +1008,86 @@ describe('a request whose id is that of one the node is still serving for the sa
       runner.finish();
       await gw.close();
       await runner.close();
+    }
+  });
+});
+
+/** A runner that fails as a file the node cannot use fails: with the file system's error, naming a path of the node's machine. */
+class UnusableFileRunner extends Runner {
+  readonly path: string;
+  constructor(path: string) {
+    super();
+    this.path = path;
+  }
+  override async run(): Promise<RunResult & { stdout: string; stderr: string }> {
+    throw Object.assign(new Error(`EACCES: permission denied, open '${this.path}'`), { code: 'EACCES', path: this.path });
+  }
+}
+
+describe('a request that fails for a reason of the node\'s own', () => {
+  it('answers the gateway NODE_INTERNAL with none of the error\'s words, and gives the node\'s log the error (regression: the gateway got the raw message, a path of the node\'s machine in it)', async () => {
+    const secret = join(tempDir('corral-hostile-secret-'), 'private-project', 'key.pem');
+    const runner = new UnusableFileRunner(secret);
+    const failures: { id: string; command: string; error: { code: string; cause?: unknown } }[] = [];
+    const gw = await hostileGateway({ runner, onFailure: (failure) => failures.push(failure) });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['printf', 'x'] }, undefined, 'run-1');
+      assert.equal(answer.ok, false);
+      assert.equal(answer.error?.code, 'UNAVAILABLE');
+      assert.match(answer.error!.message, /^NODE_INTERNAL\b/);
+      assert.ok(!answer.error!.message.includes('private-project') && !answer.error!.message.includes('EACCES'), answer.error!.message);
+      assert.equal(failures.length, 1);
+      assert.deepEqual([failures[0]!.id, failures[0]!.command, failures[0]!.error.code], ['run-1', 'system.run', 'NODE_INTERNAL']);
+      assert.equal((failures[0]!.error.cause as Error).message.includes(secret), true, 'the log lost the detail');
+    } finally {
+      await gw.close();
+      await runner.close();
+    }
+  });
+
+  it('writes the error on stderr when no one else is told of it, as one printable line', async () => {
+    const secret = join(tempDir('corral-hostile-secret-'), 'private-project', 'key.pem');
+    const runner = new UnusableFileRunner(secret);
+    const gw = await hostileGateway({ runner });
+    const lines: string[] = [];
+    const write = mock.method(process.stderr, 'write', (chunk: unknown) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const answer = await gw.invoke('system.run', { command: ['printf', 'x'] }, undefined, 'run\u001b[2J-2');
+      assert.match(answer.error?.message ?? '', /^NODE_INTERNAL\b/);
+      const line = lines.find((l) => l.includes('NODE_INTERNAL')) ?? '';
+      assert.ok(line.includes(secret) && line.includes('EACCES'), JSON.stringify(lines));
+      assert.ok(!line.includes('\u001b') && line.indexOf('\n') === line.length - 1, JSON.stringify(line));
+    } finally {
+      write.mock.restore();
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
+describe('a system.execApprovals.set that changes nothing', () => {
+  it('is answered with the policy and its hash as they were, and writes nothing, however often it comes (regression: each one rewrote and flushed the policy file)', async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    const file = join(stateDir, LOCAL_POLICY_FILE);
+    const policy = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } };
+    writeFileSync(file, JSON.stringify(policy));
+    const before = statSync(file);
+    const gw = await hostileGateway({ stateDir });
+    try {
+      const got = JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!) as { hash: string };
+      for (let i = 0; i < 5; i++) {
+        const set = await gw.invoke('system.execApprovals.set', { file: policy, baseHash: got.hash });
+        assert.equal(set.ok, true, set.error?.message);
+        assert.deepEqual(JSON.parse(set.payloadJSON!), JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!));
+        assert.equal((JSON.parse(set.payloadJSON!) as { hash: string }).hash, got.hash);
+      }
+      const after = statSync(file);
+      assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the policy file was written');
+    } finally {
+      await gw.close();
     }
   });
 });
