@@ -6,6 +6,8 @@ export type NodeErrorCode =
   | 'NODE_POLICY_INVALID'
   /** A remote change would loosen the local policy, or was based on an old version (baseHash). */
   | 'NODE_POLICY_CHANGE_REFUSED'
+  /** Remote changes came faster than the node writes them (REMOTE_WRITES_BURST, then one per REMOTE_WRITE_INTERVAL_MS): try again later. */
+  | 'NODE_POLICY_CHANGE_BUSY'
   /** The local policy refuses the command. */
   | 'NODE_RUN_DENIED'
   /** Containment is not available here, so nothing runs (never uncontained). */

@@ -465,7 +465,7 @@ export class NodeHost {
     } catch (error) {
       const expected = error instanceof NodeError || (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') || typeof (error as { wireCode?: unknown })?.wireCode === 'string';
       if (expected) {
-        const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError ? 'INVALID_REQUEST' : (error as { wireCode: string }).wireCode;
+        const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : error.code === 'NODE_POLICY_CHANGE_BUSY' ? 'UNAVAILABLE' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError ? 'INVALID_REQUEST' : (error as { wireCode: string }).wireCode;
         const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
         result = { ok: false, error: { code, message } };
       } else {

@@ -13,7 +13,7 @@ import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
-import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy, REMOTE_WRITES_BURST } from './local-policy.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -1086,6 +1086,26 @@ describe('a system.execApprovals.set that changes nothing', () => {
       }
       const after = statSync(file);
       assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the policy file was written');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('system.execApprovals.set changes from a gateway that sends them without end', () => {
+  it('are refused as UNAVAILABLE beyond those the node writes at once (REMOTE_WRITES_BURST)', async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full' } }));
+    const gw = await hostileGateway({ stateDir });
+    try {
+      const answers: Answer[] = [];
+      for (let i = 0; i <= REMOTE_WRITES_BURST; i++) {
+        const { hash } = JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!) as { hash: string };
+        answers.push(await gw.invoke('system.execApprovals.set', { file: { version: 1, defaults: { security: 'full' }, agents: { '*': { allowlist: [{ pattern: i % 2 === 0 ? 'a' : 'b' }] } } }, baseHash: hash }));
+      }
+      assert.deepEqual(answers.map((a) => a.ok), [...Array(REMOTE_WRITES_BURST).fill(true), false]);
+      assert.equal(answers.at(-1)!.error?.code, 'UNAVAILABLE');
+      assert.match(answers.at(-1)!.error!.message, /too often/);
     } finally {
       await gw.close();
     }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it, mock } from 'node:test';
 import { canonicalRun } from '@corral/gateway';
 import { DEVICE_FILE } from './host.ts';
-import { LOCAL_POLICY_FILE, LocalPolicy, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy, REMOTE_WRITE_INTERVAL_MS, REMOTE_WRITES_BURST, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -91,6 +91,31 @@ describe('the node\'s local policy', () => {
     const tighter = policy.replace({ version: 1, defaults: { security: 'deny' } }, hash);
     assert.notEqual(tighter.hash, hash);
     assert.equal(policy.current.defaults.security, 'deny');
+  });
+
+  it('writes 10 remote changes at once, then one every 6 s, refusing the rest with NODE_POLICY_CHANGE_BUSY: a gateway alternating two changes that are each no looser cannot keep the node writing its disk', () => {
+    let now = 0;
+    const dir = stateWith({ version: 1, defaults: { security: 'full' } });
+    const policy = new LocalPolicy(dir, { now: () => now });
+    // Under full an allowlist lets nothing more run, so each is as strict as the other.
+    const listing = (pattern: string) => ({ version: 1, defaults: { security: 'full' }, agents: { '*': { allowlist: [{ pattern }] } } });
+    const change = (i: number) => policy.replace(listing(i % 2 === 0 ? 'a' : 'b'), policy.snapshot().hash);
+    for (let i = 0; i < REMOTE_WRITES_BURST; i++) change(i);
+    const written = readFileSync(join(dir, LOCAL_POLICY_FILE), 'utf8');
+    assert.throws(() => change(REMOTE_WRITES_BURST), { code: 'NODE_POLICY_CHANGE_BUSY' });
+    assert.equal(readFileSync(join(dir, LOCAL_POLICY_FILE), 'utf8'), written, 'the refused change was written');
+    // A change that writes nothing still succeeds, and the old-hash and only-stricter checks still come first.
+    assert.deepEqual(policy.replace(JSON.parse(written), policy.snapshot().hash), { hash: policy.snapshot().hash });
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, '0'.repeat(64)), { code: 'NODE_POLICY_CHANGE_REFUSED' });
+    now += REMOTE_WRITE_INTERVAL_MS - 1;
+    assert.throws(() => change(REMOTE_WRITES_BURST), { code: 'NODE_POLICY_CHANGE_BUSY' });
+    now += 1;
+    change(REMOTE_WRITES_BURST);
+    assert.throws(() => change(REMOTE_WRITES_BURST + 1), { code: 'NODE_POLICY_CHANGE_BUSY' });
+    // Refilled over time, never beyond the burst.
+    now += REMOTE_WRITE_INTERVAL_MS * 100;
+    for (let i = 1; i <= REMOTE_WRITES_BURST; i++) change(i); // 'a' is in force: starting with it would write nothing
+    assert.throws(() => change(REMOTE_WRITES_BURST + 1), { code: 'NODE_POLICY_CHANGE_BUSY' });
   });
 
   it('makes no policy file for a remote change to the default when there is none', () => {

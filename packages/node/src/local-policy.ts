@@ -169,6 +169,16 @@ export function isTighter(current: LocalPolicyFile, next: LocalPolicyFile): bool
   return true;
 }
 
+/**
+ * Remote changes the node writes at once, after which it writes one per
+ * REMOTE_WRITE_INTERVAL_MS and refuses the rest (NODE_POLICY_CHANGE_BUSY):
+ * a gateway alternating two changes that are each no looser (two allowlists
+ * under `full`) cannot loosen the policy, but could have the node rewrite
+ * and flush its disk without end. A change that writes nothing is not counted.
+ */
+export const REMOTE_WRITES_BURST = 10;
+export const REMOTE_WRITE_INTERVAL_MS = 6_000;
+
 /** The largest policy file the node reads or writes. */
 export const MAX_LOCAL_POLICY_BYTES = MAX_STATE_FILE_BYTES;
 
@@ -181,10 +191,17 @@ export class LocalPolicy {
   readonly path: string;
   /** The text last parsed, and its policy: a run reads the file twice, and parses it again only when its text changed. */
   #parsed: { text: string; policy: LocalPolicyFile } | undefined;
+  /** A monotonic clock in ms (tests); default performance.now. */
+  readonly #now: () => number;
+  /** Remote writes the node may make now (up to REMOTE_WRITES_BURST), as of #writesAt. */
+  #writes = REMOTE_WRITES_BURST;
+  #writesAt: number;
 
   /** Throws NODE_POLICY_INVALID for a file that is unreadable, too large or not a policy. */
-  constructor(stateDir: string) {
+  constructor(stateDir: string, options: { now?: () => number } = {}) {
     this.path = join(stateDir, LOCAL_POLICY_FILE);
+    this.#now = options.now ?? (() => performance.now());
+    this.#writesAt = this.#now();
     this.#read();
   }
 
@@ -203,8 +220,11 @@ export class LocalPolicy {
    * A remote change: compare-and-swap on `baseHash` against the file as it is
    * now, and only ever stricter. One that leaves the policy as it is (its hash
    * is `baseHash`) writes nothing and succeeds with that hash: a gateway
-   * sending it again and again never has the node rewrite and flush its disk. Throws NODE_POLICY_CHANGE_REFUSED,
-   * NODE_POLICY_INVALID (also for a policy larger than MAX_LOCAL_POLICY_BYTES).
+   * sending it again and again never has the node rewrite and flush its disk.
+   * One that does change it is refused beyond REMOTE_WRITES_BURST at once,
+   * then one per REMOTE_WRITE_INTERVAL_MS. Throws NODE_POLICY_CHANGE_REFUSED,
+   * NODE_POLICY_CHANGE_BUSY, NODE_POLICY_INVALID (also for a policy larger
+   * than MAX_LOCAL_POLICY_BYTES).
    */
   replace(file: unknown, baseHash: unknown): { hash: string } {
     const current = this.#read().policy;
@@ -216,9 +236,19 @@ export class LocalPolicy {
     if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
     const hash = policyHash(next);
     if (hash === baseHash) return { hash };
+    this.#takeWrite();
     // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
     replaceFile(lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path, text);
     return { hash };
+  }
+
+  /** Takes one remote write of the budget, refilled one per REMOTE_WRITE_INTERVAL_MS. Throws NODE_POLICY_CHANGE_BUSY when none is left. */
+  #takeWrite(): void {
+    const now = this.#now();
+    this.#writes = Math.min(REMOTE_WRITES_BURST, this.#writes + Math.max(0, now - this.#writesAt) / REMOTE_WRITE_INTERVAL_MS);
+    this.#writesAt = now;
+    if (this.#writes < 1) throw new NodeError('NODE_POLICY_CHANGE_BUSY', `remote changes to the node policy come too often: try again in ${Math.ceil(((1 - this.#writes) * REMOTE_WRITE_INTERVAL_MS) / 1000)} s`);
+    this.#writes -= 1;
   }
 
   #read(): { exists: boolean; policy: LocalPolicyFile } {
