@@ -110,8 +110,16 @@ export async function up(options: UpOptions): Promise<number> {
   const sealed = await stop(running, signal);
   progress.note(sealed ? `stopped; audit checkpoint sealed at ${sealed.size} records` : 'stopped');
   // An OpenClaw start cut short still holds its container process (which dies with this one): leave now rather than wait for it.
-  if (abandoned) process.exit(EXIT.ok);
-  return EXIT.ok;
+  if (abandoned) process.exit(exitCode());
+  return exitCode();
+}
+
+/**
+ * How a clean stop exits: 0, unless a failure was already set while running
+ * (3: the admin password, shown only once, did not reach standard output).
+ */
+function exitCode(): number {
+  return typeof process.exitCode === 'number' && process.exitCode !== EXIT.ok ? process.exitCode : EXIT.ok;
 }
 
 /**
@@ -363,16 +371,22 @@ function translate(error: unknown, options: UpOptions): unknown {
   return error;
 }
 
+/** The admin password, as named should it not reach standard output: only its hash is kept, so the way to a new one goes with it. */
+const LOST_PASSWORD = `the admin password (corral users passwd ${ADMIN_USERNAME} sets a new one)`;
+
 function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: string): void {
   if (options.json) {
-    printJson({ url: ready.url, gateway: gatewayUrl, stateDir: options.stateDir, console: ready.console, node: { deviceId: ready.nodeId }, agent: ready.agent ?? null, admin: ready.admin, readyMs });
+    const document = { url: ready.url, gateway: gatewayUrl, stateDir: options.stateDir, console: ready.console, node: { deviceId: ready.nodeId }, agent: ready.agent ?? null, admin: ready.admin, readyMs };
+    // It holds the password, shown only this once: a reader gone before it arrives is said, and the exit is 3.
+    if (ready.admin.password) printSecret(LOST_PASSWORD, `${JSON.stringify(document, null, 2)}\n`);
+    else printJson(document);
     return;
   }
   process.stdout.write(`${ready.url}\n`);
   if (!ready.console) process.stdout.write('(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n');
   if (ready.admin.password) {
     printSecret(
-      'the admin password',
+      LOST_PASSWORD,
       `sign in as ${ready.admin.username} with password: ${ready.admin.password}\nKeep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`,
     );
   } else {
