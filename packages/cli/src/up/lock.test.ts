@@ -3,7 +3,7 @@
 // lock that names no process is never taken for one left behind.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -25,6 +25,18 @@ describe("corral up's lock on its state directory", () => {
     assert.deepEqual(readdirSync(dir), [UP_LOCK]);
     release();
     assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('never writes through a symbolic link planted under the name it writes its pid to first (up.lock.PID)', () => {
+    const dir = fresh('planted');
+    const victim = join(fresh('victim'), 'file');
+    writeFileSync(victim, 'kept\n');
+    symlinkSync(victim, join(dir, `${UP_LOCK}.${process.pid}`));
+    const release = lockStateDir(dir);
+    assert.equal(readFileSync(victim, 'utf8'), 'kept\n');
+    assert.equal(readFileSync(join(dir, UP_LOCK), 'utf8'), `${process.pid}\n`);
+    assert.deepEqual(readdirSync(dir), [UP_LOCK]);
+    release();
   });
 
   it('refuses a state directory a running process holds (exit 3, naming its pid), and leaves its lock', async () => {

@@ -110,7 +110,9 @@ export function portFailure(host: string, port: number, error: unknown): CliFail
 export function lockStateDir(dir: string): () => void {
   const path = join(dir, UP_LOCK);
   const draft = join(dir, `${UP_LOCK}.${process.pid}`);
-  writeFileSync(draft, `${process.pid}\n`, { mode: 0o600 });
+  // Made anew, never opened through what is there: a link planted under that name is removed, not written through.
+  rmSync(draft, { force: true });
+  writeFileSync(draft, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
