@@ -33,9 +33,11 @@ Exit codes:
     0 stopped cleanly
     2 bad usage, the console's OIDC settings (--oidc) are wrong, or the
       policies or a container policy in the state directory do not load
-    3 the port is in use, the state directory cannot be written or another
-      corral up runs on it, this machine's node was unpaired, or OpenClaw
-      (--openclaw) cannot start`,
+    3 the port is in use, the state directory cannot be written, belongs to
+      another user or another corral up runs on it, this machine's node was
+      unpaired, or OpenClaw (--openclaw) cannot start; once stopped, also
+      when the admin password shown on the first start did not reach
+      standard output`,
     )
     .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = portOption(opts.port);
