@@ -29,3 +29,4 @@ export type { LocalUser } from './local-users.ts';
 export type { HumanRecord } from './humans.ts';
 export { parseTtl } from './ttl.ts';
 export { isBusy } from './busy.ts';
+export { securePrivateDir } from './state-dir.ts';

@@ -2,7 +2,8 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, closeSync, constants, existsSync, fchmodSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { IdentityError, securePrivateDir } from '@corral/identity';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -53,38 +54,17 @@ export function claimStateDir(dir: string): StateSnapshot {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new CliFailure(`cannot write the state directory ${dir} (${code}): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR`, EXIT.environment);
   }
-  keepPrivate(dir);
+  // Before anything is written in it: this user's alone (0700), as the identity store demands once the gateway opens it;
+  // until then, whoever else may write there could swap what `corral up` puts there (a policy, a profile).
+  try {
+    securePrivateDir(dir);
+  } catch (error) {
+    if (!(error instanceof IdentityError)) throw error;
+    throw new CliFailure(error.message, EXIT.environment, error.code);
+  }
   return new StateSnapshot(dir, existed ? readdirSync(dir) : undefined);
 }
 
-/**
- * Before anything is written in it: `dir` must be this user's, and only
- * theirs to read, enter or write (made 0700 if others may), as the identity
- * store demands once the gateway opens it; until then, whoever else may
- * write there could swap what `corral up` puts there (a policy, a profile)
- * for a link or a file of theirs. Checked and changed through one
- * descriptor. Throws a CliFailure (exit 3) naming the owner or the mode.
- */
-function keepPrivate(dir: string): void {
-  const uid = process.getuid?.();
-  // Owners and modes mean nothing where there are no user ids (Windows).
-  if (uid === undefined) return;
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    const found = fstatSync(fd);
-    if (found.uid !== uid) {
-      throw new CliFailure(`the state directory ${dir} belongs to another user (uid ${found.uid}), who could read or replace what Corral keeps there: choose a directory of your own with --state-dir or CORRAL_STATE_DIR`, EXIT.environment);
-    }
-    if ((found.mode & 0o077) === 0) return;
-    try {
-      fchmodSync(fd, 0o700);
-    } catch (error) {
-      throw new CliFailure(`the state directory ${dir} is open to other users (mode ${(found.mode & 0o777).toString(8)}) and cannot be made 0700 (${(error as NodeJS.ErrnoException).code ?? 'error'}): choose another with --state-dir or CORRAL_STATE_DIR`, EXIT.environment);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** What a state directory held before `corral up` touched it. */
 export class StateSnapshot {
