@@ -5,46 +5,22 @@
 // replaced.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { grantFile, grantPolicy } from './grants.ts';
 import { compileCandidate, PolicyControl, type PolicyFile } from '../http/policy-control.ts';
 import { refusingLogGateway } from '../../test/refusing-log-gateway.ts';
 import { longestGap } from '../../../../scripts/testing/event-loop.ts';
-import { orgChart } from '../../../../scripts/testing/org-chart.ts';
+import { LARGE_ORG, syncCompileMs } from '../../test/large-set.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
 
 const token = randomBytes(24).toString('base64url');
-/** 5,000 people in 1,000 groups: as large an org chart as a policy directory's 1 MiB holds. */
-const ORG = JSON.stringify(orgChart(5_000, { seed: 1, attributes: 'minimal' }));
+const ORG = LARGE_ORG;
 const ASKS = '@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");\n';
 /** What the other process adds: the grant must be made on top of it. */
 const THEIRS = '@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");\n';
 const set = (files: Record<string, string>): PolicyFile[] => Object.entries(files).map(([name, text]) => ({ name, text }));
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function stateDir(): string {
-  const state = mkdtempSync(join(tmpdir(), 'corral-grants-off-thread-'));
-  dirs.push(state);
-  mkdirSync(join(state, 'policies'));
-  writeFileSync(join(state, 'policies', 'run.cedar'), ASKS);
-  writeFileSync(join(state, 'policies', 'entities.json'), ORG);
-  return state;
-}
-
-/** What compiling `files` on this thread takes now (the faster of two): the stall of every connection when the grant did it. */
-function syncCompileMs(files: PolicyFile[]): number {
-  let best = Infinity;
-  for (let i = 0; i < 2; i++) {
-    const start = performance.now();
-    compileCandidate(files);
-    best = Math.min(best, performance.now() - start);
-  }
-  return best;
-}
+const stateDir = policyStateDirs('grants-off-thread', { 'run.cedar': ASKS, 'entities.json': ORG });
 
 describe('an allow-always grant made right after another process activated a set over a large org chart (5,000 people in 1,000 groups)', () => {
   it('is added to the new set while every connection goes on being served (regression: the set was compiled on the gateway thread, stalling every connection ~0.5-1 s)', async () => {

@@ -4,18 +4,16 @@
 // other connection goes on being served, and the answer is what compiling it
 // on the thread gave — the new set's hash, a refused edit, an unrecorded mark.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compileCandidate, PolicyControl, type PolicyFile } from './policy-control.ts';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 import { longestGap } from '../../../../scripts/testing/event-loop.ts';
-import { orgChart } from '../../../../scripts/testing/org-chart.ts';
+import { LARGE_ORG, linkUnchecked, syncCompileMs } from '../../test/large-set.ts';
 
-/** 5,000 people in 1,000 groups: as large an org chart as a policy directory's 1 MiB holds. */
-const ORG = JSON.stringify(orgChart(5_000, { seed: 1, attributes: 'minimal' }));
+const ORG = LARGE_ORG;
 const PERMIT = '@id("ls") permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = '@id("ls-withdrawn") forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const set = (main: string, entities?: string): PolicyFile[] => [{ name: 'main.cedar', text: main }, ...(entities !== undefined ? [{ name: 'entities.json', text: entities }] : [])];
@@ -30,28 +28,6 @@ function stateDir(files: PolicyFile[]): string {
   mkdirSync(join(state, 'policies'));
   for (const f of files) writeFileSync(join(state, 'policies', f.name), f.text);
   return state;
-}
-
-/** What compiling `files` on this thread takes now (the faster of two): the stall of every connection when the GET did it. */
-function syncCompileMs(files: PolicyFile[]): number {
-  let best = Infinity;
-  for (let i = 0; i < 2; i++) {
-    const start = performance.now();
-    compileCandidate(files);
-    best = Math.min(best, performance.now() - start);
-  }
-  return best;
-}
-
-/** Points the policy directory's link at a version holding `files`, unchecked, as another process (or an older Corral) could. */
-function linkUnchecked(dir: string, files: PolicyFile[]): void {
-  const version = join(`${dir}.versions`, `unchecked-${randomBytes(4).toString('hex')}`);
-  mkdirSync(version, { recursive: true });
-  for (const f of files) writeFileSync(join(version, f.name), f.text);
-  if (!lstatSync(dir).isSymbolicLink()) renameSync(dir, join(`${dir}.versions`, 'previous-by-hand'));
-  const link = `${dir}.link-test`;
-  symlinkSync(join(basename(`${dir}.versions`), basename(version)), link);
-  renameSync(link, dir);
 }
 
 /** The GET's answer without the schema. */

@@ -6,70 +6,28 @@
 // and a set that does not compile leaves the set in use deciding, refused.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gateway } from '../gateway.ts';
 import { GatewayClient } from '../index.ts';
 import { compileCandidate, type PolicyFile, type PolicyLogEntry, PolicyControl } from './policy-control.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { longestGap } from '../../../../scripts/testing/event-loop.ts';
-import { orgChart } from '../../../../scripts/testing/org-chart.ts';
+import { LARGE_ORG, linkUnchecked, syncCompileMs } from '../../test/large-set.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
 
-/** 5,000 people in 1,000 groups: as large an org chart as a policy directory's 1 MiB holds. */
-const ORG = JSON.stringify(orgChart(5_000, { seed: 1, attributes: 'minimal' }));
+const ORG = LARGE_ORG;
 const PERMIT = '@id("ls") permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = '@id("ls-withdrawn") forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const request = { principal: { type: 'Human', id: 'operator' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
 const token = randomBytes(24).toString('base64url');
 const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
 /** A state directory whose policies (PERMIT and the org chart) are a plain directory. */
-function stateDir(): string {
-  const state = mkdtempSync(join(tmpdir(), 'corral-policy-adopt-'));
-  dirs.push(state);
-  mkdirSync(join(state, 'policies'));
-  writeFileSync(join(state, 'policies', 'main.cedar'), PERMIT);
-  writeFileSync(join(state, 'policies', 'entities.json'), ORG);
-  return state;
-}
+const stateDir = policyStateDirs('policy-adopt', { 'main.cedar': PERMIT, 'entities.json': ORG });
 
 const set = (main: string, entities = ORG): PolicyFile[] => [{ name: 'main.cedar', text: main }, { name: 'entities.json', text: entities }];
-
-/**
- * What compiling `files` on this thread takes now (the faster of two): the stall of every connection when the gateway did it on a decision.
- * A stall under half of it is the compile gone off the thread; what stays (reading the result in slices) took 24–122 ms on a loaded
- * machine against 0.4–1.6 s, so a quarter was too tight there.
- */
-function syncCompileMs(files: PolicyFile[]): number {
-  let best = Infinity;
-  for (let i = 0; i < 2; i++) {
-    const start = performance.now();
-    compileCandidate(files);
-    best = Math.min(best, performance.now() - start);
-  }
-  return best;
-}
-
-/**
- * Points the policy directory's link at a version holding `files`, as
- * another process would, without checking them (a version written by an
- * older Corral, or edited where it lies).
- */
-function linkUnchecked(dir: string, files: PolicyFile[]): void {
-  const version = join(`${dir}.versions`, `unchecked-${randomBytes(4).toString('hex')}`);
-  mkdirSync(version, { recursive: true });
-  for (const f of files) writeFileSync(join(version, f.name), f.text);
-  // A plain directory is moved aside first, as the first activation does.
-  if (!lstatSync(dir).isSymbolicLink()) renameSync(dir, join(`${dir}.versions`, 'previous-by-hand'));
-  const link = `${dir}.link-test`;
-  symlinkSync(join(basename(`${dir}.versions`), basename(version)), link);
-  renameSync(link, dir);
-}
 
 describe('a gateway whose set another process replaces, on a large org chart (5,000 people in 1,000 groups)', () => {
   let state: string;
