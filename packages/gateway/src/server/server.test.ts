@@ -906,7 +906,7 @@ describe('when a peer keeps sending frames faster than its byte budget refills',
         peer.send(frame);
         await new Promise((r) => setTimeout(r, 5));
       }
-      assert.deepEqual(await peer.closed, { code: 1008, reason: 'rate limited: too many bytes sent' });
+      assert.deepEqual(await peer.closed, { code: 1008, reason: 'rate limited: sent past its byte or frame budget' });
       assert.ok(gw.log.some((e) => e.event === 'refused' && e.code === 'GATEWAY_RATE_LIMITED'));
       assert.deepEqual(await calm.request('test.echo', { pad: 'x'.repeat(100 * 1024) }), { ok: true });
     } finally {

@@ -841,7 +841,7 @@ export class GatewayServer {
     const code = refusal === 'frame-too-large' ? 'GATEWAY_FRAME_TOO_LARGE' : 'GATEWAY_RATE_LIMITED';
     this.#log({ event: 'refused', connId: connection.id, code, role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), remoteAddress: connection.remoteAddress });
     if (refusal === 'frame-too-large') connection.close(CLOSE.tooBig, `frame larger than ${this.#inboundLimits[peerKind(peer)].maxPayload} bytes`);
-    else connection.close(CLOSE.policyViolation, 'rate limited: too many bytes sent');
+    else connection.close(CLOSE.policyViolation, 'rate limited: sent past its byte or frame budget');
     raw.pause();
     raw.end(() => raw.destroy());
   }
