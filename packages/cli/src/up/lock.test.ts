@@ -3,13 +3,13 @@
 // lock that names no process is never taken for one left behind.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
-import { UP_LOCK, lockStateDir } from './state.ts';
+import { UP_LOCK, lockStateDir, removeIfSame } from './state.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'corral-up-lock-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -18,6 +18,25 @@ const fresh = (name: string) => mkdtempSync(join(root, `${name}-`));
 const refused = (pattern: RegExp) => (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && pattern.test(e.message);
 
 describe("corral up's lock on its state directory", () => {
+  it("removes only the lock it judged left behind: one another start has taken since is put back (regression: the second of two starts that both found a dead process's lock removed the first one's, and both ran)", () => {
+    const dir = fresh('raced');
+    const path = join(dir, UP_LOCK);
+    writeFileSync(path, '999999999\n');
+    const judged = lstatSync(path, { bigint: true }).ino;
+    // The file judged stays somewhere (as it does while the first start takes over), so its inode is not reused.
+    linkSync(path, join(fresh('kept'), 'judged'));
+    // The first start took it over: the dead process's lock gone, its own linked in its place.
+    rmSync(path);
+    writeFileSync(path, `${process.pid}\n`);
+    const taken = lstatSync(path, { bigint: true }).ino;
+    removeIfSame(path, judged);
+    assert.equal(lstatSync(path, { bigint: true }).ino, taken, "the first start's lock is where it was");
+    assert.deepEqual(readdirSync(dir), [UP_LOCK]);
+    // The lock judged is removed when it is still the one there.
+    removeIfSame(path, taken);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
   it('is written whole, naming this process, with nothing else left in the directory; the release removes it', () => {
     const dir = fresh('whole');
     const release = lockStateDir(dir);

@@ -2,7 +2,7 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, constants, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { IdentityError, securePrivateDir } from '@corral/identity';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -132,17 +132,17 @@ export function lockStateDir(dir: string): () => void {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      const text = readLock(path);
+      const read = readLock(path);
       // Released since: try again.
-      if (text === undefined) continue;
-      const holder = /^\d+\n?$/.test(text) ? Number(text.trim()) : Number.NaN;
+      if (read === undefined) continue;
+      const holder = /^\d+\n?$/.test(read.text) ? Number(read.text.trim()) : Number.NaN;
       if (!Number.isSafeInteger(holder) || holder <= 0) {
         throw new CliFailure(`${path} names no process, so corral up cannot tell whether one holds it: remove it if no corral up is running on ${dir}`, EXIT.environment);
       }
       if (holder !== process.pid && alive(holder)) {
         throw new CliFailure(`another corral up (pid ${holder}) is running on the state directory ${dir}: stop it first, or choose another state directory with --state-dir`, EXIT.environment);
       }
-      rmSync(path, { force: true });
+      removeIfSame(path, read.ino);
     }
   } finally {
     rmSync(draft, { force: true });
@@ -151,12 +151,42 @@ export function lockStateDir(dir: string): () => void {
 }
 
 /** The lock's text, or undefined when it is gone. */
-function readLock(path: string): string | undefined {
+/** The lock's text and the file it was read from (its inode); undefined when there is none, or it changed while read. */
+function readLock(path: string): { text: string; ino: bigint } | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    const before = lstatSync(path, { bigint: true }).ino;
+    const text = readFileSync(path, 'utf8');
+    return lstatSync(path, { bigint: true }).ino === before ? { text, ino: before } : undefined;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
+  }
+}
+
+/**
+ * Removes the lock left behind that `ino` is, and nothing else: two starts
+ * that both found it left behind must not have the second remove the lock
+ * the first has taken since. It is moved aside (rename(2) moves whatever is
+ * there, at once) and looked at: a lock other than the one judged is put
+ * back. Exported for its test.
+ */
+export function removeIfSame(path: string, ino: bigint): void {
+  const aside = `${path}.stale.${process.pid}`;
+  try {
+    renameSync(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    if (lstatSync(aside, { bigint: true }).ino === ino) return;
+    try {
+      linkSync(aside, path);
+    } catch {
+      // Taken by a third start meanwhile: that one holds it now.
+    }
+  } finally {
+    rmSync(aside, { force: true });
   }
 }
 
