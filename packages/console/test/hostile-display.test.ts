@@ -6,16 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NodeHost } from '@corral/node';
 import type { Browser, Page } from 'playwright-core';
-import { createPayment, launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+import { createPayment, launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
-
-function settled<T>(running: Promise<T>): Promise<boolean> {
-  return running.then(
-    () => true,
-    () => false,
-  );
-}
 
 describe('the console against hostile text and stale tabs', () => {
   let stack: Stack;

@@ -4,18 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+import { launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
 const PYTHON_ASKS = '@id("python-asks")\n@approval("required")\n@reason("running python needs one approver")\npermit (principal == Human::"operator", action == Action::"system.run", resource == Command::"python3");\n';
 const REASON = 'python3 runs the code given with -c; Corral cannot see what it does';
-
-function settled<T>(running: Promise<T>): Promise<boolean> {
-  return running.then(
-    () => true,
-    () => false,
-  );
-}
 
 /** Adds a policy file to the active set through the HTTP API, with the gateway token. */
 async function addPolicy(stack: Stack, name: string, text: string): Promise<void> {

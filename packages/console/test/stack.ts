@@ -134,6 +134,14 @@ export interface RunResult {
   payload: { exitCode: number; stdout: string; success: boolean };
 }
 
+/** True once `running` has succeeded, false once it has failed: what a test waiting on a run its approver decides asks. */
+export function settled<T>(running: Promise<T>): Promise<boolean> {
+  return running.then(
+    () => true,
+    () => false,
+  );
+}
+
 /** A governed `system.run` of `argv` on the stack's node, as the operator. */
 export function runOnNode(stack: Stack, argv: string[], timeoutMs = 20_000): Promise<RunResult> {
   const params = { nodeId: stack.node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() };
