@@ -93,6 +93,21 @@ describe('loadPolicyDir', () => {
       assert.equal(refused(() => loadPolicyDir(join(dir, 'policies'))).code, 'POLICY_UNREADABLE');
     });
 
+    it('refuses, naming it, a symbolic link that leads round in a loop (Node\'s ELOOP escaped uncoded, naming a /proc path)', () => {
+      const dir = fresh();
+      symlinkSync('loop', join(dir, 'policies', 'loop'));
+      const e = refused(() => loadPolicyDir(join(dir, 'policies')));
+      assert.equal(e.code, 'POLICY_UNREADABLE');
+      assert.match(e.message, /^loop is a symbolic link/);
+      assert.doesNotMatch(e.message, /\/proc\//);
+    });
+
+    it('skips a symbolic link to nothing that is not named .cedar, as it skips any other file', () => {
+      const dir = fresh();
+      symlinkSync(join(dir, 'gone'), join(dir, 'policies', 'README'));
+      assert.deepEqual(loadPolicyDir(join(dir, 'policies')).policies.map((p) => p.id), ['read']);
+    });
+
     it('refuses a FIFO named .cedar without waiting for a writer (the read blocked the process)', () => {
       const dir = fresh();
       execFileSync('mkfifo', [join(dir, 'policies', 'pipe.cedar')]);
@@ -331,6 +346,44 @@ describe('hot reload', () => {
       await waiting;
       assert.deepEqual(events, ['load', 'POLICY_SET_INVALID']);
       assert.equal(pdp.decide(request).decision, 'deny');
+    } finally {
+      watcher.close();
+    }
+  });
+});
+
+describe('hot reload when loading fails with an error that is not Corral\'s', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-policy-foreign-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reports it to onError as POLICY_ENGINE_FAILED and goes on watching (it was thrown from a timer, ending the gateway)', async () => {
+    writeFileSync(join(dir, 'p.cedar'), GOOD);
+    const pdp = new DecisionPoint();
+    const set = pdp.reload(dir);
+    let fail = true;
+    // A decision point whose load fails as cedar-wasm or the system can: not with a PolicyError.
+    const failing = Object.assign(Object.create(pdp) as DecisionPoint, {
+      reload: (d: string) => (fail ? (() => { throw new RangeError('Maximum call stack size exceeded'); })() : pdp.reload(d)),
+    });
+    const events: { error?: PolicyError; set?: unknown }[] = [];
+    let wake: () => void = () => {};
+    const next = () => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no reload within 30 s')), 30_000);
+      wake = () => (clearTimeout(timer), resolve());
+    });
+    const watcher = watchPolicyDir(failing, dir, { debounceMs: 20, onLoad: (s) => (events.push({ set: s }), wake()), onError: (e) => (events.push({ error: e }), wake()) });
+    try {
+      let waiting = next();
+      writeFileSync(join(dir, 'p.cedar'), `${GOOD}\n`);
+      await waiting;
+      assert.equal(events[0]?.error?.code, 'POLICY_ENGINE_FAILED');
+      assert.ok(events[0]?.error?.cause instanceof RangeError);
+      assert.equal(pdp.policySet, set);
+      fail = false;
+      waiting = next();
+      writeFileSync(join(dir, 'p.cedar'), `@id("deny-all") forbid(principal, action, resource);\n${GOOD}`);
+      await waiting;
+      assert.ok(events.at(-1)?.set);
     } finally {
       watcher.close();
     }

@@ -108,7 +108,7 @@ function readTree(dir: HeldDir, sub: string, suffixes: readonly string[], read: 
       } finally {
         closeHeldDir(inner);
       }
-    } else if (entry.isSymbolicLink() && (named || statSync(entryPath(dir, entry.name), { throwIfNoEntry: false })?.isDirectory())) {
+    } else if (entry.isSymbolicLink() && (named || linksToDirectory(dir, entry.name, file))) {
       throw new PolicyError('POLICY_UNREADABLE', `${file} is a symbolic link; policies are read only from files inside the policy directory`);
     } else if (named) {
       const bytes = readRegularFile(entryPath(dir, entry.name), file, budget.left, { noFollow: true });
@@ -117,6 +117,21 @@ function readTree(dir: HeldDir, sub: string, suffixes: readonly string[], read: 
     }
   }
   stillHeld(dir);
+}
+
+/**
+ * Whether the symbolic link `entry` of `dir` (called `file`) leads to a
+ * directory; false when it leads nowhere. Throws POLICY_UNREADABLE naming
+ * `file` when where it leads cannot be told (a loop of links, a target
+ * that cannot be searched): it might be a directory of policies.
+ */
+function linksToDirectory(dir: HeldDir, entry: string, file: string): boolean {
+  try {
+    return statSync(entryPath(dir, entry), { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ELOOP' ? 'that leads round in a loop' : 'that cannot be followed';
+    throw new PolicyError('POLICY_UNREADABLE', `${file} is a symbolic link ${why}; policies are read only from files inside the policy directory`, { cause: error });
+  }
 }
 
 const ANNOTATIONS = new Set(['id', 'approval', 'quorum', 'reason']);
