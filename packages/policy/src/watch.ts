@@ -13,7 +13,9 @@ export interface PolicyWatcher {
  * `debounceMs` of quiet), or `dir` — a link Corral's activation swaps to a
  * new version — comes to point elsewhere. A set that fails to load, or a
  * directory that cannot be watched, is reported to `onError` and the previous
- * set stays active. Throws POLICY_UNREADABLE when `dir` cannot be watched at all.
+ * set stays active; a load that fails with an error other than a PolicyError
+ * is reported as POLICY_ENGINE_FAILED, its cause that error. Throws
+ * POLICY_UNREADABLE when `dir` cannot be watched at all.
  */
 export function watchPolicyDir(
   pdp: DecisionPoint,
@@ -55,8 +57,8 @@ export function watchPolicyDir(
       const set = pdp.reload(dir);
       handlers.onLoad?.(set);
     } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
-      handlers.onError?.(error);
+      // Thrown from this timer, any other error would end the process: it is reported, coded, as a load that failed.
+      handlers.onError?.(error instanceof PolicyError ? error : new PolicyError('POLICY_ENGINE_FAILED', `loading the policy directory ${dir} failed`, { cause: error }));
     }
   };
 
