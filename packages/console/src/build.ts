@@ -2,6 +2,7 @@
 // buildConsole(), which runs Vite only when dist/ is missing or older than the
 // sources. Several processes may ask at once (parallel test files), so a
 // build happens under a lock file, into a fresh folder that is then swapped in.
+import { execFile } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,14 +61,35 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Vite's build, run in a process of its own. Vite and React read NODE_ENV from
+ * the process they run in: a gateway started with NODE_ENV=development would
+ * serve React's development build (its warnings and debugging hooks), and Vite
+ * sets NODE_ENV in that process when it is unset. Run apart with NODE_ENV=production,
+ * the build is the same whatever the caller's environment, and leaves it alone.
+ */
+const BUILD_SCRIPT = `const [vite, configFile, outDir] = process.argv.slice(1);
+const { build } = await import(vite);
+await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });`;
+
+/** Builds the console into `outDir` (emptied first). Throws CONSOLE_BUILD_FAILED, its cause naming what Vite wrote on standard error. */
+export function buildInto(outDir: string): Promise<void> {
+  const args = ['--input-type=module', '-e', BUILD_SCRIPT, import.meta.resolve('vite'), join(PACKAGE_DIR, 'vite.config.ts'), outDir];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { cwd: PACKAGE_DIR, env: { ...process.env, NODE_ENV: 'production' }, maxBuffer: 16 * 1024 * 1024 }, (error) => {
+      if (error) reject(new ConsoleError('CONSOLE_BUILD_FAILED', 'vite could not build the console', { cause: error }));
+      else resolve();
+    });
+  });
+}
+
 async function viteBuild(): Promise<void> {
   const staging = join(PACKAGE_DIR, `dist.${process.pid}.${Date.now()}`);
   try {
-    const { build } = await import('vite');
-    await build({ configFile: join(PACKAGE_DIR, 'vite.config.ts'), logLevel: 'warn', build: { outDir: staging, emptyOutDir: true } });
+    await buildInto(staging);
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
-    throw new ConsoleError('CONSOLE_BUILD_FAILED', 'vite could not build the console', { cause: error });
+    throw error;
   }
   const old = `${staging}.old`;
   try {
