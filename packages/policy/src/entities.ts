@@ -52,7 +52,7 @@ interface StoredEntity {
  */
 class ReadEntities {
   readonly byKey = new Map<string, StoredEntity>();
-  /** Each entity's Cedar JSON, and the keys its data names (parents, and entity references anywhere in its attributes). */
+  /** Each entity's Cedar JSON, and the keys its data names (parents, and entity references anywhere in its attributes and tags). */
   readonly jsonByKey = new Map<string, { json: EntityJson; names: readonly string[] }>();
   readonly json: EntityJson[] = [];
 
@@ -73,7 +73,7 @@ class ReadEntities {
     }
     const parents = entity.parents.map((p) => entityKey(p.type, p.id));
     this.byKey.set(uid.key, { uid, attrs, parents });
-    this.jsonByKey.set(uid.key, { json: entity as EntityJson, names: [...entityKeysIn(entity.attrs, new Set(parents))] });
+    this.jsonByKey.set(uid.key, { json: entity as EntityJson, names: [...entityKeysIn(entity.tags ?? {}, entityKeysIn(entity.attrs, new Set(parents)))] });
     this.json.push(entity as EntityJson);
   }
 
@@ -154,7 +154,8 @@ export class EntityStore {
   readonly #ancestors = new Map<string, ReadonlySet<string>>();
 
   /**
-   * Throws POLICY_ENTITIES_INVALID on malformed input, a duplicate uid, or
+   * Throws POLICY_ENTITIES_INVALID on malformed input (an entity with a key
+   * other than uid, attrs, parents and tags among it), a duplicate uid, or
    * (unless `typed` is false) an entity that does not fit `schema`: its type,
    * attributes and parents' types; and on a hierarchy deeper than
    * MAX_PARENT_DEPTH, with a loop, or heavier than MAX_ANCESTOR_PAIRS or
@@ -407,15 +408,32 @@ export function entityKeysIn(json: unknown, into: Set<string>): Set<string> {
   return into;
 }
 
-function snapshotEntity(raw: unknown, index: number): { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[] } {
+/** The keys of an entity in Cedar's JSON form. */
+const ENTITY_KEYS: ReadonlySet<string> = new Set(['uid', 'attrs', 'parents', 'tags']);
+
+/**
+ * One entity of the data, checked for its shape: a key other than uid,
+ * attrs, parents and tags is refused (a misspelt "parent" would drop the
+ * entity's groups, and with them every forbid on them), and tags are kept
+ * for cedar-wasm, which reads them (and refuses them on a type the schema
+ * gives none). Throws POLICY_ENTITIES_INVALID naming `entities[index]`.
+ */
+function snapshotEntity(raw: unknown, index: number): { uid: { type: string; id: string }; attrs: Record<string, unknown>; parents: { type: string; id: string }[]; tags?: Record<string, unknown> } {
   const where = `entities[${index}]`;
   if (!isPlainObject(raw)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where} must be an object`);
+  const unknown = Object.keys(raw).find((key) => !ENTITY_KEYS.has(key));
+  if (unknown !== undefined) {
+    const named = JSON.stringify(unknown.length > 64 ? `${unknown.slice(0, 64)}…` : unknown);
+    throw new PolicyError('POLICY_ENTITIES_INVALID', `${where} has the key ${named}; an entity has only uid, attrs, parents and tags`);
+  }
   const uid = snapshotUid(raw.uid, `${where}.uid`);
   const attrs = raw.attrs ?? {};
   if (!isPlainObject(attrs)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.attrs must be an object`);
   const parents = raw.parents ?? [];
   if (!Array.isArray(parents)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.parents must be an array`);
-  return { uid, attrs, parents: parents.map((p, i) => snapshotUid(p, `${where}.parents[${i}]`)) };
+  const tags = raw.tags;
+  if (tags !== undefined && !isPlainObject(tags)) throw new PolicyError('POLICY_ENTITIES_INVALID', `${where}.tags must be an object`);
+  return { uid, attrs, parents: parents.map((p, i) => snapshotUid(p, `${where}.parents[${i}]`)), ...(tags === undefined ? {} : { tags }) };
 }
 
 function snapshotUid(raw: unknown, where: string): { type: string; id: string } {
