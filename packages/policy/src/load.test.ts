@@ -108,6 +108,24 @@ describe('loadPolicyDir', () => {
       assert.deepEqual(loadPolicyDir(join(dir, 'policies')).policies.map((p) => p.id), ['read']);
     });
 
+    it('refuses, naming it, a tree of subdirectories nested more than 32 deep (6,000 levels overflowed the stack, and a RangeError escaped uncoded)', () => {
+      const dir = fresh();
+      const levels = Array.from({ length: 33 }, () => 'd').join('/');
+      mkdirSync(join(dir, 'policies', levels), { recursive: true });
+      writeFileSync(join(dir, 'policies', levels, 'deep.cedar'), '@id("deep") permit(principal, action, resource);');
+      const e = refused(() => loadPolicyDir(join(dir, 'policies')));
+      assert.equal(e.code, 'POLICY_UNREADABLE');
+      assert.match(e.message, /^(d\/){32}d is nested more than 32 directories deep/);
+    });
+
+    it('reads policies 32 subdirectories deep', () => {
+      const dir = fresh();
+      const levels = Array.from({ length: 32 }, () => 'd').join('/');
+      mkdirSync(join(dir, 'policies', levels), { recursive: true });
+      writeFileSync(join(dir, 'policies', levels, 'deep.cedar'), '@id("deep") permit(principal, action, resource);');
+      assert.deepEqual(loadPolicyDir(join(dir, 'policies')).policies.map((p) => p.id), ['deep', 'read']);
+    });
+
     it('refuses a FIFO named .cedar without waiting for a writer (the read blocked the process)', () => {
       const dir = fresh();
       execFileSync('mkfifo', [join(dir, 'policies', 'pipe.cedar')]);

@@ -38,6 +38,9 @@ export interface PolicySource {
 /** At most this much policy text is read from a directory: the gateway's limit for a whole set. */
 const MAX_DIR_BYTES = 1024 * 1024;
 
+/** At most this many levels of subdirectories are read below a policy directory. */
+const MAX_DIR_DEPTH = 32;
+
 /**
  * Reads every `*.cedar` file under `dir` (recursively, sorted) and loads them
  * as one set. Throws as readPolicyDir, or POLICY_SET_INVALID with every issue.
@@ -56,7 +59,8 @@ export function loadPolicyDir(dir: string, schema: CorralSchema = corralSchema()
  * it is read cannot mix files of two versions or bring in files from outside.
  * Throws POLICY_UNREADABLE naming the path — also for a symbolic link with
  * such a name or to a directory, such a file that is not a regular file, a
- * subdirectory replaced while it is read, or more than 1 MiB in all — and
+ * subdirectory replaced while it is read, subdirectories nested more than
+ * 32 deep, or more than 1 MiB in all — and
  * POLICY_SET_INVALID naming the line and column of each file's first byte
  * that is not UTF-8.
  */
@@ -102,6 +106,8 @@ function readTree(dir: HeldDir, sub: string, suffixes: readonly string[], read: 
     const file = sub === '' ? entry.name : `${sub}/${entry.name}`;
     const named = suffixes.some((s) => entry.name.endsWith(s));
     if (entry.isDirectory()) {
+      // Each level is a frame of this recursion and a descriptor held: thousands overflowed the stack.
+      if (file.split('/').length > MAX_DIR_DEPTH) throw new PolicyError('POLICY_UNREADABLE', `${file} is nested more than ${MAX_DIR_DEPTH} directories deep in the policy directory`);
       const inner = openHeldDir({ parent: dir, entry: entry.name }, file);
       try {
         readTree(inner, file, suffixes, read, budget);
