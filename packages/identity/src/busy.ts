@@ -1,6 +1,7 @@
 // Several Corral processes share one identity store (the gateway, each CLI
 // command): one that holds the write lock past the busy timeout makes the
-// others' writes fail with SQLITE_BUSY, which is said here in Corral's words.
+// others' writes fail with SQLITE_BUSY, which is said here in Corral's words,
+// as is a store SQLite finds damaged.
 import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { IdentityError } from './errors.ts';
 
@@ -16,6 +17,21 @@ export function isBusy(error: unknown): boolean {
   return typeof errcode === 'number' && (errcode & 0xff) === SQLITE_BUSY;
 }
 
+/** SQLITE_CORRUPT (and its extended codes) and SQLITE_NOTADB: a page of the store cannot be read as SQLite wrote it. */
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+
+/** Whether `error` is node:sqlite's SQLITE_CORRUPT or SQLITE_NOTADB: the store's file is damaged (a failing disk, a torn copy, an edit). */
+export function isDamaged(error: unknown): boolean {
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  return typeof errcode === 'number' && ((errcode & 0xff) === SQLITE_CORRUPT || (errcode & 0xff) === SQLITE_NOTADB);
+}
+
+/** IDENTITY_STORE_FAILED for the damaged store at `path`. */
+export function damagedError(path: string, cause: unknown): IdentityError {
+  return new IdentityError('IDENTITY_STORE_FAILED', `the identity store ${path} is damaged (SQLite finds it malformed): restore it from a backup, or give Corral another state directory with --state-dir`, { cause });
+}
+
 /** IDENTITY_STORE_BUSY for the store at `path`, after waiting `waitedMs`. */
 export function busyError(path: string, waitedMs: number, cause: unknown): IdentityError {
   return new IdentityError(
@@ -27,8 +43,9 @@ export function busyError(path: string, waitedMs: number, cause: unknown): Ident
 
 /**
  * `db`, with every method of it and of the statements it prepares throwing
- * IDENTITY_STORE_BUSY (see busyError) where SQLite failed with SQLITE_BUSY;
- * any other error passes unchanged. The registries take it as the
+ * IDENTITY_STORE_BUSY (see busyError) where SQLite failed with SQLITE_BUSY,
+ * and IDENTITY_STORE_FAILED (see damagedError) where it found the store
+ * damaged; any other error passes unchanged. The registries take it as the
  * DatabaseSync it is. Not covered: errors thrown while stepping an iterator
  * from `iterate()`.
  */
@@ -57,7 +74,8 @@ export function busyMapped(db: DatabaseSync, path: string, waitedMs: number): Da
             try {
               return result(Reflect.apply(value, t, args));
             } catch (error) {
-              throw isBusy(error) ? busyError(path, waitedMs, error) : error;
+              if (isBusy(error)) throw busyError(path, waitedMs, error);
+              throw isDamaged(error) ? damagedError(path, error) : error;
             }
           };
           methods.set(property, method);

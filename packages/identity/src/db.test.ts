@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -29,9 +29,27 @@ describe('the identity store', () => {
   describe('when identity.db is another application’s SQLite file', () => {
     const foreign: Array<[string, string]> = [
       ['a meta table of other columns', "CREATE TABLE meta (k TEXT, v TEXT); INSERT INTO meta VALUES ('issuer', 'theirs');"],
-      ['an agents table of other columns', 'CREATE TABLE agents (id TEXT PRIMARY KEY, label TEXT)'],
-      ['a signing_keys table of other columns', 'CREATE TABLE signing_keys (kid TEXT, secret TEXT)'],
+      // With a meta table as Corral's, so that it is the columns that give them away.
+      ['an agents table of other columns', 'CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE agents (id TEXT PRIMARY KEY, label TEXT)'],
+      ['a signing_keys table of other columns', 'CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE signing_keys (kid TEXT, secret TEXT)'],
     ];
+    it('refuses one none of whose tables is Corral\'s: IDENTITY_STORE_FAILED, and leaves the file as it was', () => {
+      // Before: Corral switched it to write-ahead logging and wrote its own tables, signing keys included, into it beside the other program's.
+      const dir = storeWith("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT); INSERT INTO moz_places VALUES (1, 'https://example.com/')");
+      assert.throws(() => Identity.open(dir), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
+        assert.match((error as Error).message, /is not a Corral identity store/);
+        return true;
+      });
+      const db = new DatabaseSync(join(dir, 'identity.db'));
+      try {
+        assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'delete');
+        assert.deepEqual((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name), ['moz_places']);
+      } finally {
+        db.close();
+      }
+    });
+
     for (const [what, sql] of foreign) {
       it(`refuses one with ${what}: IDENTITY_STORE_FAILED, and leaves the file as it was`, () => {
         // Before: an uncoded ERR_SQLITE_ERROR escaped Identity.open, with the file switched to write-ahead logging and Corral's other tables added.
@@ -44,12 +62,59 @@ describe('the identity store', () => {
         const db = new DatabaseSync(join(dir, 'identity.db'));
         try {
           assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'delete');
-          assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }).n, 1);
+          assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }).n, sql.split('CREATE TABLE').length - 1);
         } finally {
           db.close();
         }
       });
     }
+  });
+
+  describe('when identity.db is damaged', () => {
+    /** A store with an agent and a token of it, whose `table`'s first page is then overwritten with junk (as a failing disk or a torn copy would). */
+    async function damaged(table: string): Promise<{ dir: string; token: string }> {
+      const dir = tempDir();
+      const id = Identity.open(dir);
+      let token: string;
+      try {
+        id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+        token = (await id.issueToken('bot')).token;
+      } finally {
+        id.close();
+      }
+      const path = join(dir, 'identity.db');
+      const db = new DatabaseSync(path);
+      const { rootpage } = db.prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?').get(table) as { rootpage: number };
+      const { page_size: pageSize } = db.prepare('PRAGMA page_size').get() as { page_size: number };
+      db.close();
+      const fd = openSync(path, 'r+');
+      try {
+        writeSync(fd, Buffer.alloc(pageSize, 0x41), 0, pageSize, (rootpage - 1) * pageSize);
+      } finally {
+        closeSync(fd);
+      }
+      return { dir, token };
+    }
+
+    it('refuses to open one whose settings cannot be read: IDENTITY_STORE_FAILED, not an uncoded SQLite error', async () => {
+      const { dir } = await damaged('meta');
+      assert.throws(() => Identity.open(dir), (error: unknown) => {
+        assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
+        assert.match((error as Error).message, /damaged/);
+        return true;
+      });
+    });
+
+    it('answers IDENTITY_STORE_FAILED when an agent cannot be read: listing agents, and verifying a token, which is refused', async () => {
+      const { dir, token } = await damaged('agents');
+      const id = Identity.open(dir);
+      try {
+        assert.throws(() => id.agents.list(), { code: 'IDENTITY_STORE_FAILED' });
+        await assert.rejects(id.verifyToken(token), { code: 'IDENTITY_STORE_FAILED' });
+      } finally {
+        id.close();
+      }
+    });
   });
 
   it('opens a store an older Corral made, without the tables added since', async () => {

@@ -101,13 +101,21 @@ function columnsOf(db: DatabaseSync, table: string): string[] {
 }
 
 /**
- * Refuses, before anything is written to it, a database whose tables named
- * like Corral's lack the columns Corral's have: another application's file
- * at identity.db, whose first query would otherwise fail with an uncoded
- * SQLite error (after the store had been changed to write-ahead logging).
- * Tables a store made by an older Corral lacks are created afterwards.
+ * Refuses, before anything is written to it, another application's file at
+ * identity.db: one that holds tables (or anything else) but no `meta`
+ * table, which every Corral store has had from the first, made before any
+ * other (Corral would otherwise have added its tables, signing keys
+ * included, to the other program's database and changed it to write-ahead
+ * logging); and one whose tables named like Corral's lack the columns
+ * Corral's have, whose first query would otherwise fail with an uncoded
+ * SQLite error. An empty file is a store not made yet. Tables a store made
+ * by an older Corral lacks are created afterwards.
  */
 function checkTables(db: DatabaseSync): void {
+  const first = db.prepare('SELECT type, name FROM sqlite_schema LIMIT 1').get() as { type: string; name: string } | undefined;
+  if (first !== undefined && columnsOf(db, 'meta').length === 0) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `it is not a Corral identity store (it has no meta table, and holds the ${first.type} ${JSON.stringify(printableName(first.name))})`);
+  }
   if (!schemaColumns) {
     const reference = new DatabaseSync(':memory:');
     try {
@@ -147,6 +155,11 @@ function addNodeSurfaceColumns(db: DatabaseSync): void {
     db.exec('ROLLBACK');
     throw error;
   }
+}
+
+/** Another program's table name, as a message may quote it: no control or format characters, at most 64 characters. */
+function printableName(name: string): string {
+  return name.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, 64);
 }
 
 const NODE_SURFACE_COLUMNS = [

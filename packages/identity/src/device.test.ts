@@ -292,7 +292,8 @@ describe('node pairing', () => {
       try {
         const { DatabaseSync } = await import('node:sqlite');
         const db = new DatabaseSync(join(old, 'identity.db'));
-        db.exec("CREATE TABLE nodes (device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, display_name TEXT NOT NULL, platform TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('pending', 'paired', 'revoked')), requested_at INTEGER NOT NULL, paired_at INTEGER, paired_by TEXT) STRICT");
+        // Every store had its meta table from the first.
+        db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT; CREATE TABLE nodes (device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, display_name TEXT NOT NULL, platform TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('pending', 'paired', 'revoked')), requested_at INTEGER NOT NULL, paired_at INTEGER, paired_by TEXT) STRICT");
         const dev = createDeviceIdentity();
         db.prepare("INSERT INTO nodes VALUES (?, ?, 'old', 'linux', 'paired', 1, 2, 'ops')").run(dev.deviceId, dev.publicKey);
         db.close();
