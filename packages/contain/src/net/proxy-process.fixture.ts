@@ -1,7 +1,8 @@
-// An egress proxy in a process of its own, for tests that measure what the proxy itself holds:
+// An egress proxy in a process of its own, for tests that measure what the proxy itself holds or spends:
 // run with --expose-gc under child_process.fork. It opens one channel allowing 127.0.0.1 (every
 // port) and says { socketPath }; to 'measure' it collects garbage and says { arrayBuffers, rss }
-// (bytes); to 'close' it closes the proxy and exits.
+// (bytes); to 'cpu' it says { cpu } (the microseconds of CPU time it has used so far, user and
+// system); to 'close' it closes the proxy and exits.
 import { EgressProxy } from './proxy.ts';
 import { parseEgressRule } from './egress-rule.ts';
 
@@ -17,6 +18,9 @@ process.on('message', (message) => {
     collect();
     const { arrayBuffers, rss } = process.memoryUsage();
     process.send?.({ arrayBuffers, rss });
+  } else if (message === 'cpu') {
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpu: user + system });
   } else if (message === 'close') {
     void proxy.close().then(() => process.disconnect());
   }

@@ -838,6 +838,21 @@ describe('EgressProxy', () => {
       assert.equal(third.status, 200);
       assert.equal(refused.reused && third.reused, true, 'the three requests shared one client connection');
     });
+
+    // Node's server answered such a request 417 on its own, before the proxy saw it: an attempt
+    // that left no record.
+    it('decides and records a request that asks an expectation other than 100-continue, and forwards it to an allowed host without Expect', async () => {
+      const answer = await rawExchange(channel, 'GET http://api.evil.com/steal HTTP/1.1\r\nExpect: x-unmet\r\n\r\n');
+      assert.deepEqual([answer.status, answer.headers['x-corral-refused']], [403, 'not-allowed']);
+      const refused = (await finished(channel, 1)).at(-1);
+      assert.deepEqual([refused?.host, refused?.port, refused?.allowed, refused?.reason], ['api.evil.com', 80, false, 'not-allowed']);
+      const got = await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`, { headers: { Expect: 'x-unmet' } });
+      assert.equal(got.status, 200);
+      const names = (JSON.parse(got.body.toString()).rawHeaders as string[]).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      assert.ok(!names.includes('expect'), 'Expect was forwarded');
+      const allowed = (await finished(channel, 1)).at(-1);
+      assert.deepEqual([allowed?.host, allowed?.allowed, allowed?.status], ['api.test.corral', true, 200]);
+    });
   });
 
   describe('when a rule names the host but not the port', () => {
@@ -1369,6 +1384,16 @@ describe('EgressProxy', () => {
         [2, 3],
       );
       assert.equal(channel.droppedRecords, 1);
+      const three = await proxy.openChannel(rules('api.test.corral:*'), { maxRecords: 3 });
+      t.after(() => three.close());
+      for (let i = 0; i < 10; i++) {
+        await viaHttp(three, 'http://api.evil.com/');
+        assert.deepEqual(
+          three.connections().map((r) => r.id),
+          Array.from({ length: Math.min(3, i + 1) }, (_, k) => Math.max(1, i - 1) + k),
+        );
+      }
+      assert.equal(three.droppedRecords, 7);
     });
   });
 
