@@ -5,7 +5,7 @@
 import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
 import { isHash, sha256Hasher } from '../merkle/hasher.ts';
@@ -226,8 +226,14 @@ function parseHeader(path: string, text: string): ExportHeader {
   let ones = 0;
   for (let x = s.size; x > 0; x = Math.floor(x / 2)) ones += x % 2;
   if (s.frontier.length !== ones) throw bad(`start.frontier has ${s.frontier.length} hashes; a tree of ${s.size} needs ${ones}`);
-  return { format: EXPORT_FORMAT, keyId: String(h.keyId), start: { size: s.size, lastHash: s.lastHash, frontier: [...(s.frontier as string[])] } };
+  if (typeof h.keyId !== 'string' || !KEY_ID.test(h.keyId)) throw bad('keyId is not 32 hex characters');
+  const header: ExportHeader = { format: EXPORT_FORMAT, keyId: h.keyId, start: { size: s.size, lastHash: s.lastHash, frontier: [...(s.frontier as string[])] } };
+  if (JSON.stringify({ export: header }) !== text) throw bad(notAsWritten('header').message);
+  return header;
 }
+
+/** A key id as keyIdOf writes it. */
+const KEY_ID = /^[0-9a-f]{32}$/;
 
 /**
  * Verifies an export file against `publicKey` (and a checkpoint the auditor
@@ -319,7 +325,9 @@ async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: 
         // forged ones, and knows one it found validly signed again without a check.
         try {
           const raw = JSON.parse(text) as { checkpoint?: unknown };
-          verifier.checkpoint(parseCheckpoint(raw.checkpoint));
+          const c = parseCheckpoint(raw.checkpoint);
+          if (checkpointLine(c) !== text) throw notAsWritten('checkpoint');
+          verifier.checkpoint(c);
         } catch (error) {
           verifier.checkpointUnreadable(`${path}:${n}: checkpoint line cannot be read: ${(error as Error).message}`, n);
         }
@@ -437,6 +445,30 @@ async function parsedRecords(verifier: LogVerifier, read: AsyncIterable<Lines>, 
   return true;
 }
 
+/**
+ * A checkpoint line as `corral audit export` writes it. A line must be these
+ * very bytes: JSON.parse keeps the last of a repeated member, other readers
+ * the first, so a line spelled otherwise (`"time"` twice, the first a
+ * different time) could show the auditor's other tools another checkpoint
+ * than the one whose signature was checked.
+ */
+function checkpointLine(c: SignedCheckpoint): string {
+  return JSON.stringify({ checkpoint: checkpointJson(c) });
+}
+
+/** A seal line as `corral audit export` writes it (see checkpointLine). */
+function sealLine(seal: { size: number; checkpoint: SignedCheckpoint; consistency: readonly string[] }): string {
+  return JSON.stringify({ seal: { size: seal.size, checkpoint: checkpointJson(seal.checkpoint), consistency: seal.consistency } });
+}
+
+/** A line that reads, but not as the exporter writes it: a member repeated, one it never writes, another order, spaces. */
+function notAsWritten(what: 'checkpoint' | 'seal' | 'header'): AuditError {
+  return new AuditError(
+    'AUDIT_EXPORT_MALFORMED',
+    `the ${what} line is not spelled as corral audit export writes it (a member repeated or added, members in another order, or spaces): readers that take the first of a repeated member would see another ${what} than the one verified`,
+  );
+}
+
 /** A seal line: the checkpoint of a larger tree, and the consistency proof from the exported tree to it. */
 function parseSeal(text: string): { size: number; checkpoint: SignedCheckpoint; consistency: string[] } {
   const bad = (why: string) => new AuditError('AUDIT_EXPORT_MALFORMED', why);
@@ -445,5 +477,7 @@ function parseSeal(text: string): { size: number; checkpoint: SignedCheckpoint; 
   if (typeof raw.size !== 'number' || !Number.isSafeInteger(raw.size) || raw.size < 1) throw bad('size is not a positive integer');
   const consistency = raw.consistency;
   if (!Array.isArray(consistency) || consistency.length > 128 || !consistency.every(isHash)) throw bad('consistency is not a list of hashes');
-  return { size: raw.size, checkpoint: parseCheckpoint(raw.checkpoint), consistency: consistency as string[] };
+  const seal = { size: raw.size, checkpoint: parseCheckpoint(raw.checkpoint), consistency: [...(consistency as string[])] };
+  if (sealLine(seal) !== text) throw notAsWritten('seal');
+  return seal;
 }

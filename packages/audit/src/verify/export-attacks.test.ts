@@ -400,6 +400,11 @@ describe('verifying an export offline', () => {
       const r = await verifySealed('sealed-smaller', [...sealed.slice(0, -1), JSON.stringify(seal)]);
       assert.deepEqual([r.ok, r.damage[0]?.kind, r.sealed], [false, 'edited', 30]);
     });
+    it('reports a seal line that repeats a member as the seal\'s damage, and the records it would seal as unsealed: a reader taking the first "size" would see a seal for 50 records (regression: passed)', async () => {
+      const twice = (sealed.at(-1) as string).replace('{"seal":{"size":33,', '{"seal":{"size":50,"size":33,');
+      const r = await verifySealed('sealed-size-twice', [...sealed.slice(0, -1), twice]);
+      assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.seq, d.line])], [false, ['unsealed', 30, undefined], ['checkpoint-forged', null, sealed.length]]);
+    });
     it('refuses a seal signed by another key', async () => {
       const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: Record<string, unknown> } };
       const other = generateSigningKey();
@@ -408,6 +413,43 @@ describe('verifying an export offline', () => {
       const r = await verifySealed('sealed-other-key', [...sealed.slice(0, -1), JSON.stringify(seal)]);
       assert.equal(r.ok, false);
       assert.ok(r.damage.some((d) => d.kind === 'checkpoint-forged'));
+    });
+  });
+
+  describe('when a checkpoint line repeats a member, the first with another value', () => {
+    it('reports that checkpoint line as damage and seq 40–49 it sealed as unsealed: a reader taking the first "time" would see a time the key never signed (regression: passed)', async () => {
+      const lines = [...clean];
+      const i = lines.findIndex((l) => l.startsWith('{"checkpoint"') && l.includes('"size":50,'));
+      lines[i] = (lines[i] as string).replace('"time":"', '"time":"2020-01-01T00:00:00.000Z","time":"');
+      const r = await verify('checkpoint-time-twice', lines);
+      assert.deepEqual([r.ok, r.checkpoints, ...r.damage.map((d) => [d.kind, d.seq, d.throughSeq, d.line])], [false, { total: 4, valid: 4 }, ['unsealed', 40, 49, undefined], ['checkpoint-forged', null, undefined, i + 1]]);
+    });
+    it('reports a checkpoint line with a member the exporter never writes, or spaces, as damage too', async () => {
+      for (const [name, change] of [
+        ['extra-member', (l: string) => l.replace('{"checkpoint":{', '{"checkpoint":{"note":"x",')],
+        ['spaced', (l: string) => l.replace('{"checkpoint":{', '{"checkpoint": {')],
+      ] as const) {
+        const lines = clean.map((l) => (l.startsWith('{"checkpoint"') && l.includes('"size":50,') ? change(l) : l));
+        const r = await verify(`checkpoint-${name}`, lines);
+        assert.deepEqual([r.ok, r.damage.map((d) => d.kind)], [false, ['unsealed', 'checkpoint-forged']], name);
+      }
+    });
+  });
+
+  describe('when the header repeats a member, the first with another value', () => {
+    it('refuses the export with AUDIT_EXPORT_MALFORMED naming line 1: a reader taking the first "start" would see a whole log, not one starting at seq 30 (regression: passed as starting at 30)', async () => {
+      const log = await openAuditLog({ stateDir: dir });
+      const partial: string[] = [];
+      for await (const line of exportJsonl(log.store, log.keyId, { from: 30 })) partial.push(line);
+      await log.close();
+      const header = (partial[0] as string).replace(',"start":{', `,"start":{"size":0,"lastHash":"${'0'.repeat(64)}","frontier":[]},"start":{`);
+      assert.equal(JSON.parse(header).export.start.size, 30);
+      await assert.rejects(verify('header-start-twice', [header, ...partial.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+    it('refuses a header without a key id with AUDIT_EXPORT_MALFORMED naming line 1 (regression: passed, its key id read as "undefined")', async () => {
+      const header = JSON.parse(clean[0] as string);
+      delete header.export.keyId;
+      await assert.rejects(verify('header-no-key-id', [JSON.stringify(header), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
     });
   });
 
