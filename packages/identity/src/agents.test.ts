@@ -134,3 +134,40 @@ describe('when another process changes an agent between this command reading it 
     }
   });
 });
+
+describe('watching for the kill switch pulled in another process', () => {
+  it('names each agent suspended or retired since the last look, by this handle or another on the store, once', () => {
+    // Before: nothing told a gateway that `corral agents suspend` had stopped an agent, so the nodes went on running its commands.
+    const dir = mkdtempSync(join(tmpdir(), 'corral-agents-watch-'));
+    const gateway = Identity.open(dir);
+    const terminal = Identity.open(dir); // a second handle, as `corral agents suspend` would have
+    try {
+      const bot = gateway.agents.create({ name: 'bot', process: 'p', owner: 'a@example.com' });
+      gateway.agents.create({ name: 'other', process: 'p', owner: 'a@example.com' });
+      const stopped = gateway.agents.watchStopped();
+      const names = () => stopped().map((a) => `${a.name}:${a.status}`);
+      assert.deepEqual(names(), [], 'the first look names none');
+      terminal.agents.suspend('bot');
+      assert.deepEqual(names(), ['bot:suspended']);
+      assert.deepEqual(names(), [], 'named once');
+      terminal.agents.resume('bot');
+      assert.deepEqual(names(), [], 'a resume stops nothing');
+      gateway.agents.suspend(bot.id);
+      assert.deepEqual(names(), ['bot:suspended'], 'by this handle too');
+      // Suspended and resumed between two looks: what ran under the old generation stops all the same.
+      terminal.agents.resume('bot');
+      terminal.agents.suspend('bot');
+      terminal.agents.resume('bot');
+      assert.deepEqual(names(), ['bot:active']);
+      // An agent made after the first look, and stopped before the next.
+      terminal.agents.create({ name: 'late', process: 'p', owner: 'a@example.com' });
+      terminal.agents.retire('late');
+      terminal.agents.retire('other');
+      assert.deepEqual(names().sort(), ['late:retired', 'other:retired']);
+    } finally {
+      gateway.close();
+      terminal.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

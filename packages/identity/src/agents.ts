@@ -39,6 +39,8 @@ const SCOPE = /^[A-Za-z0-9][A-Za-z0-9:._*/-]{0,127}$/;
 /** Every scope is written into every token, which a verifier reads only up to 8 KiB: bounded here, an agent's tokens always fit. */
 const MAX_SCOPES = 64;
 const MAX_SCOPE_TEXT = 2048;
+/** The token generation of a new agent (the column's default). */
+const FIRST_GENERATION = 1;
 
 interface Row {
   id: string;
@@ -106,6 +108,36 @@ export class AgentRegistry {
 
   list(): Agent[] {
     return (this.#db.prepare('SELECT * FROM agents ORDER BY name').all() as unknown as Row[]).map(fromRow);
+  }
+
+  /**
+   * Watches for the kill switch pulled in any process sharing the store
+   * (`corral agents suspend` or `retire` in a terminal as well as the
+   * gateway's API): the function returned gives, at each call, the agents
+   * whose token generation moved on since the call before (suspended or
+   * retired meanwhile, whatever their status is now: what they were running
+   * under the old generation must stop), and at its first call none. It
+   * reads the agents again only when the store changed (PRAGMA data_version
+   * for other processes' commits, total_changes() for this connection's).
+   * An agent created since is compared with the generation agents start at.
+   * Throws IDENTITY_STORE_BUSY, IDENTITY_STORE_FAILED (a damaged store).
+   */
+  watchStopped(): () => Agent[] {
+    const changed = this.#db.prepare('SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes');
+    const generations = this.#db.prepare('SELECT id, token_generation FROM agents');
+    let seen: string | undefined;
+    let known: Map<string, number> | undefined;
+    return () => {
+      const { version, changes } = changed.get() as { version: number; changes: number };
+      const now = `${version}:${changes}`;
+      if (known !== undefined && now === seen) return [];
+      const rows = generations.all() as Array<{ id: string; token_generation: number }>;
+      const before = known;
+      seen = now;
+      known = new Map(rows.map((r) => [r.id, r.token_generation]));
+      if (before === undefined) return [];
+      return rows.filter((r) => r.token_generation > (before.get(r.id) ?? FIRST_GENERATION)).map((r) => this.get(r.id));
+    };
   }
 
   /** Active → suspended. Every token issued so far stops verifying at once. */
