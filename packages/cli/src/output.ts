@@ -21,6 +21,16 @@ export function printable(text: string): string {
   });
 }
 
+/**
+ * Rows under a header line, columns aligned, every cell made printable; the
+ * last column is not padded (it may be long: a command list, an id).
+ */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const cells = [header, ...rows].map((row) => row.map(printable));
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i]?.length ?? 0)));
+  return cells.map((row) => `${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`).join('');
+}
+
 /** Whether standard output failed for a reason other than its reader going away; and whether a failure ends the process at once. */
 const output = { watched: false, broken: false, stop: false, secret: undefined as string | undefined };
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Identity, NodeRecord } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printable, printJson } from '../output.ts';
+import { CliFailure, printable, printJson, table } from '../output.ts';
 import { existingState } from '../state-dir.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
@@ -54,9 +54,12 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
   }
 }
 
-function printRows(rows: NodeRow[], empty: string, commandsOf: (n: NodeRow) => string[], lead: (n: NodeRow) => string = () => ''): void {
+/** The nodes as a table: with `request`, each one's pending request id first; the last column lists `commands.of` each node. */
+function printRows(rows: NodeRow[], empty: string, commands: { title: string; of: (n: NodeRow) => string[] }, request = false): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  for (const n of rows) process.stdout.write(`${printable(`${lead(n)}${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${n.displayName}  ${n.platform}  ${n.remoteIp ?? '-'}  ${commandsOf(n).join(',') || '-'}`)}\n`);
+  const header = [...(request ? ['REQUEST'] : []), 'NODE', 'STATUS', 'NAME', 'PLATFORM', 'ADDRESS', commands.title];
+  const cells = (n: NodeRow) => [...(request ? [n.surfaceRequest!.requestId] : []), n.deviceId.slice(0, 16), n.status, n.displayName, n.platform, n.remoteIp ?? '-', commands.of(n).join(',') || '-'];
+  process.stdout.write(table(header, rows.map(cells)));
 }
 
 /** What a pending request asks for, in words: a new node, or a paired one's additions. */
@@ -164,7 +167,7 @@ export function registerNodes(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const rows = await nodeRows(command);
       if (opts.json) return printJson(rows);
-      printRows(rows, 'no nodes', (n) => n.commands);
+      printRows(rows, 'no nodes', { title: 'COMMANDS', of: (n) => n.commands });
     });
   nodes
     .command('pending')
@@ -174,7 +177,7 @@ export function registerNodes(program: Command): void {
       const rows = (await nodeRows(command)).filter((n) => n.surfaceRequest !== undefined);
       if (opts.json) return printJson(rows);
       // The request id first: what `pair` and `reject` take to decide on exactly the surface shown.
-      printRows(rows, 'no pending requests', requestLine, (n) => `${n.surfaceRequest!.requestId}  `);
+      printRows(rows, 'no pending requests', { title: 'ASKS FOR', of: requestLine }, true);
     });
   addPairingVerbs(nodes, gatewayStateDir);
 }

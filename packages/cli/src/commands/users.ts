@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { printJson, printSecret } from '../output.ts';
+import { printJson, printSecret, table } from '../output.ts';
 import { identityDir, withIdentity } from './agents.ts';
 import { recordedChange } from './identity-record.ts';
 
@@ -14,7 +14,7 @@ export function registerUsers(program: Command): void {
       const list = await withIdentity(command, (identity) => identity.localUsers.list());
       if (opts.json) return printJson({ users: list });
       if (list.length === 0) return void process.stdout.write('no local logins: corral up makes the admin one\n');
-      for (const u of list) process.stdout.write(`${u.username}\t${u.roles.join(',')}\tsince ${u.createdAt}\n`);
+      process.stdout.write(table(['USER', 'ROLES', 'SINCE'], list.map((u) => [u.username, u.roles.join(','), u.createdAt])));
     });
   users
     .command('passwd')
