@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, mock } from 'node:test';
 import fc from 'fast-check';
 import { sampleEvent } from '../../test/fixtures.ts';
-import { checkpointJson, parseCheckpoint } from '../checkpoint/checkpoint.ts';
+import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
 import { signCheckpoint } from '../checkpoint/sign.ts';
 import { exportJsonl } from '../export/jsonl.ts';
@@ -364,18 +364,32 @@ describe('verifying an export offline', () => {
 
   describe('when an export ends between two checkpoints with a seal line', () => {
     let sealed: string[];
+    /** Checkpoints of the log exported: at 40 (the seal's) and 50; and at 40 of another history signed by the same key. */
+    let at40: SignedCheckpoint;
+    let at50: SignedCheckpoint;
+    let forkAt40: SignedCheckpoint;
     before(async () => {
       const d = mkdtempSync(join(tmpdir(), 'corral-audit-seal-'));
       const log = await openAuditLog({ stateDir: d, checkpointEvery: 10 });
       for (let i = 0; i < 50; i++) await log.append(sampleEvent(i));
+      await log.checkpoint();
       sealed = [];
       for await (const line of exportJsonl(log.store, log.keyId, { from: 0, to: 33 })) sealed.push(line);
       publicKeyOfSealed = log.publicKey;
+      at40 = (await log.store.checkpointFor(40, true)) as SignedCheckpoint;
+      at50 = (await log.store.checkpointFor(50, true)) as SignedCheckpoint;
       await log.close();
+      const forkDir = join(d, 'fork');
+      mkdirSync(forkDir);
+      for (const f of ['audit-signing-key.pem', 'audit-signing-key.pub.pem']) copyFileSync(join(d, f), join(forkDir, f));
+      const fork = await openAuditLog({ stateDir: forkDir, checkpointEvery: 10 });
+      for (let i = 0; i < 40; i++) await fork.append(sampleEvent(i < 35 ? i : 1000 + i));
+      forkAt40 = (await fork.store.checkpointFor(40, true)) as SignedCheckpoint;
+      await fork.close();
       rmSync(d, { recursive: true, force: true });
     });
     let publicKeyOfSealed: KeyObject;
-    const verifySealed = (name: string, lines: string[]) => verifyExportFile(write(name, lines), publicKeyOfSealed);
+    const verifySealed = (name: string, lines: string[], witness?: SignedCheckpoint) => verifyExportFile(write(name, lines), publicKeyOfSealed, witness);
 
     it('seals all 33 records with the checkpoint at 40 and the consistency proof', async () => {
       assert.match(sealed.at(-1) as string, /^\{"seal":\{"size":33,"checkpoint":\{.*"size":40/);
@@ -404,6 +418,23 @@ describe('verifying an export offline', () => {
       const twice = (sealed.at(-1) as string).replace('{"seal":{"size":33,', '{"seal":{"size":50,"size":33,');
       const r = await verifySealed('sealed-size-twice', [...sealed.slice(0, -1), twice]);
       assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.seq, d.line])], [false, ['unsealed', 30, undefined], ['checkpoint-forged', null, sealed.length]]);
+    });
+    describe('and the auditor kept a checkpoint after its records', () => {
+      it('passes when the seal is that very checkpoint: the records are a prefix of the tree witnessed (regression: "rolled back")', async () => {
+        const r = await verifySealed('sealed-witnessed', sealed, at40);
+        assert.deepEqual([r.ok, r.damage], [true, []]);
+      });
+      it('names a fork when the key signed another tree of that size than the one the seal extends', async () => {
+        assert.notEqual(forkAt40.root, at40.root);
+        const r = await verifySealed('sealed-fork-witnessed', sealed, forkAt40);
+        assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.checkpointSize])], [false, ['rolled-back', 40]]);
+        assert.match(r.damage[0]?.message as string, /two different trees of 40/);
+      });
+      it('says the export may have been cut before a later one, not only that the log was rolled back', async () => {
+        const r = await verifySealed('sealed-witness-later', sealed, at50);
+        assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.seq, d.checkpointSize])], [false, ['rolled-back', 33, 50]]);
+        assert.match(r.damage[0]?.message as string, /export was cut before it/);
+      });
     });
     it('refuses a seal signed by another key', async () => {
       const seal = JSON.parse(sealed.at(-1) as string) as { seal: { checkpoint: Record<string, unknown> } };

@@ -125,6 +125,8 @@ export class LogVerifier {
   /** Records (readable or not) fed after the first broken link: past lookahead, none changes the report. */
   #afterBreak = 0;
   #rootMismatch: SignedCheckpoint | undefined;
+  /** The checkpoint of a seal whose consistency proof verified: the records are a prefix of the tree it signs. */
+  #sealedBy: SignedCheckpoint | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
   /** With requireSealed: the leaf hashes appended since #sealedState (at most lookahead), to test a diagnosis against a later checkpoint. */
@@ -350,6 +352,7 @@ export class LogVerifier {
       // A seal smaller than the records it seals proves nothing about them: verifyConsistency refuses size1 > size2.
       verifyConsistency(this.#h, size, checkpoint.size, consistency, this.#range.root(), checkpoint.root);
       this.#sealed = size;
+      this.#sealedBy = checkpoint;
     } catch {
       const from = this.#sealedBefore(size + 1);
       this.#damage.push({
@@ -416,8 +419,22 @@ export class LogVerifier {
         this.#damage.push({ kind: 'truncated', seq: verified, checkpointSize: largest.size, message: `the log ends at ${verified} records but a signed checkpoint covers ${largest.size}: seq ${verified}–${largest.size - 1} are missing` });
       }
       const w = this.#witness;
+      const s = this.#sealedBy;
       if (w && w.size > verified && !largest) {
-        this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message: `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back` });
+        if (s && s.size === w.size && !hashesEqual(s.root, w.root)) {
+          this.#damage.push({
+            kind: 'rolled-back',
+            seq: this.#sealedBefore(verified + 1),
+            checkpointSize: w.size,
+            message: `the key signed two different trees of ${w.size} records, the one witnessed earlier and the one these records are sealed by: the log was rolled back and rewritten (forked)`,
+          });
+        } else if (!(s && s.size === w.size)) {
+          // A seal of the very checkpoint witnessed shows the log reached it: these records are a prefix of that tree.
+          const message = this.#requireSealed
+            ? `the export ends at ${verified} records, before the checkpoint for ${w.size} witnessed earlier, and nothing in it shows the log reached that checkpoint: the log was rolled back, or the export was cut before it (export through seq ${w.size - 1} or later to check)`
+            : `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back`;
+          this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message });
+        }
       }
     }
     // Whatever else is wrong: records past the last matching checkpoint are vouched for by
