@@ -7,6 +7,8 @@ import { Worker } from 'node:worker_threads';
 import type { CaseResult, PolicyCase } from './cases.ts';
 import { DecisionPoint, setCheckedEntities } from './decision-point.ts';
 import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
+import { lineAt } from './lib/cedar.ts';
+import { duplicateKey } from './lib/json.ts';
 import type { PolicySet, PolicySource } from './load.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
@@ -91,14 +93,29 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** An entities file's JSON text, parsed. Throws POLICY_ENTITIES_INVALID naming the file (message and issue) when it is not JSON. */
+/**
+ * An entities file's JSON text, parsed. Throws POLICY_ENTITIES_INVALID naming
+ * the file (message and issue) when it is not JSON, and when one object in it
+ * gives a key twice, naming the line and column of the second: JSON.parse
+ * keeps the last silently, so `"parents"` given twice was the second list,
+ * whatever a reviewer of the file read in the first.
+ */
 export function parseEntitiesFile(entities: PolicySource): unknown {
-  const { file } = entities;
+  const { file, text } = entities;
+  let value: unknown;
   try {
-    return JSON.parse(entities.text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
   }
+  const twice = duplicateKey(text);
+  if (twice !== undefined) {
+    const key = JSON.stringify(twice.key.length > 64 ? `${twice.key.slice(0, 64)}…` : twice.key);
+    const message = `the key ${key} appears twice in one object; JSON readers keep one of the two silently`;
+    const { line, column } = lineAt(text, Buffer.byteLength(text.slice(0, twice.at), 'utf8'));
+    throw new PolicyError('POLICY_ENTITIES_INVALID', `${file}:${line}:${column}: ${message}`, { issues: [{ file, line, column, message }] });
+  }
+  return value;
 }
 
 /** Checks `sources` and `entities` (Cedar JSON) as a decision point would load them, on a worker thread; rejects as loadPoliciesOffThread, or with POLICY_ENTITIES_INVALID. */

@@ -28,3 +28,37 @@ export function copyJson(value: unknown, fail: (problem: string) => PolicyError)
   };
   return copy(value, 0);
 }
+
+/**
+ * The first key that appears twice in one object of the JSON text `text`,
+ * with the UTF-16 index of its second appearance, or undefined. `text` must
+ * be JSON (JSON.parse took it): JSON.parse keeps the last of two equal keys
+ * silently, so a reader of the file and Corral would see different data.
+ * Keys are compared as JSON.parse reads them ("a" and "\u0061" are one key).
+ * Without recursion; linear in the text.
+ */
+export function duplicateKey(text: string): { key: string; at: number } | undefined {
+  /** One frame per open bracket: an object's keys so far and whether a key comes next, or undefined for an array. */
+  const open: ({ keys: Set<string>; keyNext: boolean } | undefined)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{') open.push({ keys: new Set(), keyNext: true });
+    else if (c === '[') open.push(undefined);
+    else if (c === '}' || c === ']') open.pop();
+    else if (c === ',') {
+      const top = open.at(-1);
+      if (top) top.keyNext = true;
+    } else if (c === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      const top = open.at(-1);
+      if (top?.keyNext) {
+        const key = JSON.parse(text.slice(start, i + 1)) as string;
+        if (top.keys.has(key)) return { key, at: start };
+        top.keys.add(key);
+        top.keyNext = false;
+      }
+    }
+  }
+  return undefined;
+}
