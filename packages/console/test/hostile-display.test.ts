@@ -139,6 +139,99 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe('text an agent or node chose, on the pages that are not the approvals inbox', () => {
+    it('names the Cyrillic а of a command argument in live activity, in the audit log and in the record opened from it (regression: only the approval card named it; elsewhere https://exаmple.com read as example.com)', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        const running = settled(runOnNode(stack, ['printf', 'https://ex\u0430mple.com/activity']));
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        const live = page.locator('tbody tr', { hasText: 'mple.com/activity' }).first();
+        await live.waitFor();
+        assert.match(await live.locator('.look-alikes').first().innerText(), /U\+0430 Cyrillic/);
+
+        await page.getByRole('link', { name: 'Audit', exact: true }).click();
+        const logged = page.locator('tbody tr', { hasText: 'mple.com/activity' }).first();
+        await logged.waitFor();
+        assert.match(await logged.locator('.look-alikes').first().innerText(), /U\+0430 Cyrillic/);
+        await logged.getByRole('button', { name: /^Open record/ }).click();
+        const record = page.locator('section.detail');
+        await record.locator('pre.json', { hasText: 'mple.com/activity' }).waitFor();
+        assert.match(await record.locator('.look-alikes').innerText(), /mple\.com\/activity.*U\+0430 Cyrillic/);
+
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const card = page.locator('article[data-approval]', { hasText: 'mple.com/activity' });
+        await card.getByRole('button', { name: 'Deny…' }).click();
+        await card.getByLabel('Reason for denying').fill('look-alike host');
+        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('adds no note to a row of live activity that is ASCII throughout', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        await runOnNode(stack, ['echo', 'plain-ascii-text']);
+        const rows = page.locator('tbody tr', { hasText: 'plain-ascii-text' });
+        await rows.first().waitFor();
+        assert.equal(await rows.locator('.look-alikes').count(), 0);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it("names in the list of nodes another node of the same name and a Cyrillic letter in a name, and Revoke names the node's id (regression: only the pairing request said so; the list showed two runner-1 rows, each Revoke labelled alike)", async () => {
+      const twin = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'twin-listed'), name: 'runner-1', maxBackoffMs: 200 });
+      const lookAlike = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'look-alike-listed'), name: 'runn\u0435r-1', maxBackoffMs: 200 });
+      void twin.start().catch(() => {});
+      void lookAlike.start().catch(() => {});
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        const list = page.locator('table', { has: page.getByRole('columnheader', { name: 'Last seen' }) });
+        // A node's own row, by the full id its id cell holds (the start of an id also shows in the notes of its namesakes' rows).
+        const listed = (id: string) => list.locator('tbody tr').filter({ has: page.locator(`td[title="${id}"]`) });
+        await listed(twin.device.deviceId).waitFor();
+        await listed(lookAlike.device.deviceId).waitFor();
+        const paired = listed(stack.node.device.deviceId);
+        assert.match(await paired.locator('.look-alikes').innerText(), new RegExp(`another node is named runner-1 \\(${twin.device.deviceId.slice(0, 16)}`));
+        assert.match(await listed(lookAlike.device.deviceId).locator('.look-alikes').innerText(), /U\+0435 Cyrillic/);
+        assert.equal(await paired.getByRole('button', { name: `Revoke runner-1 (${stack.node.device.deviceId.slice(0, 16)})` }).count(), 1);
+        const requests = page.locator('tr').filter({ has: page.getByRole('button', { name: 'Reject' }) });
+        for (const node of [twin, lookAlike]) {
+          const row = requests.filter({ hasText: node.device.deviceId.slice(0, 16) });
+          await row.getByRole('button', { name: 'Reject' }).click();
+          await row.waitFor({ state: 'detached' });
+        }
+      } finally {
+        await context.close();
+        await twin.close();
+        await lookAlike.close();
+      }
+    });
+
+    it("names the Cyrillic а in an agent's owner (regression: аlice@example.com read as alice@example.com)", async () => {
+      stack.gateway.identity.agents.create({ name: 'look-alike-owner', process: 'invoice-intake', owner: '\u0430lice@example.com', scopes: ['records:read'] });
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'look-alike-owner' }) });
+        await row.waitFor();
+        assert.match(await row.locator('.look-alikes').innerText(), /U\+0430 Cyrillic/);
+        const plain = page.locator('tr', { has: page.getByRole('rowheader', { name: 'invoice-bot' }) });
+        assert.equal(await plain.locator('.look-alikes').count(), 0);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
   describe('a policy file under review', () => {
     it('names under the editor a line whose identifier is spelled with a Cyrillic і, so a forbid that can never match does not pass for one that does (regression: Agent::"іnvoice-bot" read as the agent it misses)', async () => {
       const context = await browser.newContext();

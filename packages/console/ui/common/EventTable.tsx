@@ -1,13 +1,18 @@
 // Audit events as a dense table, shared by live activity and the audit explorer.
+// What an agent or node chose (who, the action, the resource, the summary with
+// its arguments) goes through visible(), and any of it beyond ASCII or with
+// spaces that do not show is named under it, as on the approvals page.
 import type { ActivityEvent } from '../api/types.ts';
 import { formatTime, shortHash, visible } from '../format.ts';
 import { EffectBadge } from './EffectBadge.tsx';
+import { LookAlikeNote } from './LookAlikeNote.tsx';
 
-function actorText(event: ActivityEvent): string {
+/** Who acted, as the gateway named them (not yet through visible()). */
+function actorOf(event: ActivityEvent): string {
   const name = event.actor.name ?? event.actor.id;
   const who = `${event.actor.kind}:${name}`;
   const behalf = event.actor.onBehalfOf;
-  return visible(behalf ? `${who} for ${behalf.kind}:${behalf.id}` : who);
+  return behalf ? `${who} for ${behalf.kind}:${behalf.id}` : who;
 }
 
 function outcomeText(event: ActivityEvent): string {
@@ -45,10 +50,17 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
               )}
             </td>
             <td className="nowrap">{formatTime(event.time)}</td>
-            <td>{actorText(event)}</td>
-            <td className="mono">{visible(event.action)}</td>
+            <td>
+              {visible(actorOf(event))}
+              <LookAlikeNote text={actorOf(event)} />
+            </td>
+            <td className="mono">
+              {visible(event.action)}
+              <LookAlikeNote text={event.action} />
+            </td>
             <td className="mono" title={visible(event.resource.id)}>
               {visible(`${event.resource.kind}:${shortHash(event.resource.id)}`)}
+              <LookAlikeNote text={`${event.resource.kind}:${event.resource.id}`} />
             </td>
             <td>
               <EffectBadge effect={event.effect} />
@@ -57,7 +69,10 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
               {event.node ? visible(shortHash(event.node)) : ''}
             </td>
             <td>{outcomeText(event)}</td>
-            <td className="summary">{visible(event.summary)}</td>
+            <td className="summary">
+              {visible(event.summary)}
+              <LookAlikeNote text={event.summary} />
+            </td>
           </tr>
         ))}
       </tbody>

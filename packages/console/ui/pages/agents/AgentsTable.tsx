@@ -2,8 +2,9 @@ import { useState } from 'react';
 import { api } from '../../api/client.ts';
 import type { Agent } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { LookAlikeNote } from '../../common/LookAlikeNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
-import { formatTime } from '../../format.ts';
+import { formatTime, visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 
 export function AgentsTable({ admin }: { admin: boolean }) {
@@ -36,7 +37,7 @@ export function AgentsTable({ admin }: { admin: boolean }) {
           <input value={reason} onChange={(e) => setReason(e.target.value)} required autoFocus />
         </label>
         <button type="submit" className="danger" disabled={action.busy || reason.trim() === ''}>
-          Suspend {agent.name}
+          Suspend {visible(agent.name)}
         </button>
         <button type="button" onClick={() => setSuspending(null)}>
           Cancel
@@ -67,13 +68,16 @@ export function AgentsTable({ admin }: { admin: boolean }) {
           <tbody>
             {agents.data.map((agent) => (
               <tr key={agent.id}>
-                <th scope="row">{agent.name}</th>
-                <td>{agent.process}</td>
-                <td>{agent.owner}</td>
+                <th scope="row">{visible(agent.name)}</th>
+                <td>{visible(agent.process)}</td>
+                <td>
+                  {visible(agent.owner)}
+                  <LookAlikeNote text={agent.owner} />
+                </td>
                 <td>
                   <span className={`status status-${agent.status}`}>{agent.status}</span>
                 </td>
-                <td className="mono small">{agent.scopes.join(' ')}</td>
+                <td className="mono small">{visible(agent.scopes.join(' '))}</td>
                 <td className="num">{agent.running}</td>
                 <td className="nowrap">{formatTime(agent.createdAt)}</td>
                 {admin && (

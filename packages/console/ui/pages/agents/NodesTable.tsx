@@ -4,8 +4,14 @@ import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
 import { formatTime, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
+import { nameNotes } from './name-notes.ts';
 
-/** Paired and known nodes; `nodes` is loaded by the page, which also reloads it when a pairing is decided. */
+/**
+ * Paired and known nodes; `nodes` is loaded by the page, which also reloads it
+ * when a pairing is decided. A name another node also has, or that holds
+ * characters beyond ASCII or spaces that do not show, is pointed out under it,
+ * so Revoke is not pressed on the row of a node that only reads as the one meant.
+ */
 export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<NodeEntry[]> }) {
   const action = useAction(nodes.reload);
 
@@ -30,31 +36,37 @@ export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<Nod
             </tr>
           </thead>
           <tbody>
-            {nodes.data.map((node) => (
-              <tr key={node.nodeId}>
-                <th scope="row">{visible(node.displayName)}</th>
-                <td className="mono small" title={node.nodeId}>
-                  {node.nodeId.slice(0, 16)}
-                </td>
-                <td>{visible(node.platform)}</td>
-                <td>{node.connected ? 'yes' : 'no'}</td>
-                <td>
-                  <span className={`status status-${node.status ?? (node.paired ? 'paired' : 'pending')}`}>{node.status ?? (node.paired ? 'paired' : 'not paired')}</span>
-                </td>
-                <td className="mono small">{visible(node.commands.join(' '))}</td>
-                <td className="mono">{node.remoteIp ?? ''}</td>
-                <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
-                {admin && (
-                  <td>
-                    {node.paired && (
-                      <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${visible(node.displayName)}`}>
-                        Revoke
-                      </button>
-                    )}
+            {nodes.data.map((node) => {
+              const notes = nameNotes(node, nodes.data ?? []);
+              return (
+                <tr key={node.nodeId}>
+                  <th scope="row">
+                    {visible(node.displayName)}
+                    {notes.length > 0 && <span className="error look-alikes small">Check the name: {notes.join('; ')}</span>}
+                  </th>
+                  <td className="mono small" title={node.nodeId}>
+                    {node.nodeId.slice(0, 16)}
                   </td>
-                )}
-              </tr>
-            ))}
+                  <td>{visible(node.platform)}</td>
+                  <td>{node.connected ? 'yes' : 'no'}</td>
+                  <td>
+                    <span className={`status status-${node.status ?? (node.paired ? 'paired' : 'pending')}`}>{node.status ?? (node.paired ? 'paired' : 'not paired')}</span>
+                  </td>
+                  <td className="mono small">{visible(node.commands.join(' '))}</td>
+                  <td className="mono">{node.remoteIp ?? ''}</td>
+                  <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
+                  {admin && (
+                    <td>
+                      {node.paired && (
+                        <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${visible(node.displayName)} (${node.nodeId.slice(0, 16)})`}>
+                          Revoke
+                        </button>
+                      )}
+                    </td>
+                  )}
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       )}

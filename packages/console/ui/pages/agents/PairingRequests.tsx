@@ -2,23 +2,9 @@ import { api } from '../../api/client.ts';
 import type { NodeEntry, PairingRequest } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
-import { formatTime, lookAlikes, oddSpaces, visible } from '../../format.ts';
+import { formatTime, visible } from '../../format.ts';
 import type { Loaded } from '../../hooks/use-load.ts';
-
-/**
- * What makes a request's name read as another node's: a node chooses its own
- * name, so a second "runner-1", or one spelled with a Cyrillic е, passes for
- * the runner-1 already paired. Each other node of that exact name is named by
- * the start of its id; characters beyond ASCII and spaces that do not show are named too.
- */
-function nameNotes(request: PairingRequest, nodes: readonly NodeEntry[]): string[] {
-  const namesakes = nodes.filter((n) => n.nodeId !== request.nodeId && n.displayName === request.displayName);
-  return [
-    ...namesakes.map((n) => `another node is named ${visible(n.displayName)} (${n.nodeId.slice(0, 16)}, ${n.status ?? (n.paired ? 'paired' : 'not paired')})`),
-    ...lookAlikes(request.displayName),
-    ...oddSpaces(request.displayName),
-  ];
-}
+import { nameNotes } from './name-notes.ts';
 
 /**
  * Nodes asking to be paired, and paired nodes asking for more commands: a

@@ -3,14 +3,41 @@
 import { useEffect, useRef } from 'react';
 import { api } from '../../api/client.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
-import { visible } from '../../format.ts';
+import { lookAlikes, visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
+
+/**
+ * The lines of a record holding characters beyond ASCII, each with those
+ * characters named: what an agent or node chose (an argument, a payee) may be
+ * spelled with Cyrillic or Greek letters that read as the ASCII ones, so an
+ * auditor would read `https://exаmple.com` as example.com.
+ */
+function LinesBeyondAscii({ lines }: { lines: string[] }) {
+  const found = lines.flatMap((line, i) => {
+    const named = lookAlikes(line);
+    return named.length === 0 ? [] : [{ number: i + 1, line: line.trim(), named }];
+  });
+  if (found.length === 0) return null;
+  return (
+    <div className="error look-alikes">
+      These lines hold characters beyond ASCII, which can pass for other letters:
+      <ul>
+        {found.map(({ number, line, named }) => (
+          <li key={number} className="mono">
+            {line} — {named.join(', ')}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
 
 export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => void }) {
   const detail = useLoad(() => api.auditRecord(seq), [seq]);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [seq]);
   const proof = detail.data?.proof;
+  const lines = detail.data ? JSON.stringify(detail.data.record, null, 2).split('\n').map(visible) : [];
 
   return (
     <section className="card detail" aria-labelledby="record-title">
@@ -28,7 +55,8 @@ export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => voi
         <div className="columns">
           <div>
             <h3>Record</h3>
-            <pre className="json">{JSON.stringify(detail.data.record, null, 2).split('\n').map(visible).join('\n')}</pre>
+            <pre className="json">{lines.join('\n')}</pre>
+            <LinesBeyondAscii lines={lines} />
           </div>
           <div>
             <h3>
