@@ -31,3 +31,16 @@ export function existingState(dir: string, file: string, what: string, setup: st
   if (!existsSync(join(dir, file))) throw new CliFailure(`no ${what} in ${dir}: ${setup}, or name the right one with --state-dir`, EXIT.environment);
   return dir;
 }
+
+/** Where process workspaces live in the state directory: the one part of it a container policy may grant. */
+export const PROCESSES_DIR = 'processes';
+
+/**
+ * What every sandbox Corral starts on this state directory is kept out of
+ * (`corral run`'s and `corral up`'s nodes'): the whole state directory — the
+ * audit signing key, the identity database, the gateway token, the nodes' own
+ * keys — except the process workspaces, which a container policy may grant.
+ */
+export function hiddenState(stateDir: string): { dir: string; exposed: string[] } {
+  return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)] };
+}

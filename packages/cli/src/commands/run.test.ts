@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { openAuditReader, readRecord } from '@corral/audit';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+import { installExampleFiles, workspaceDir } from '../up/example.ts';
 
 function policyFile(text: string, name = 'policy.yaml'): string {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-run-')));
@@ -66,6 +67,19 @@ describe('corral run', () => {
       assert.equal(r.code, 2);
       assert.match(r.stderr, /filesystem\.readonly\[0\]: .*state directory/);
       assert.doesNotMatch(r.stderr, NO_STACK);
+    });
+  });
+
+  describe("when the policy lives in a process workspace of the state directory (STATE/processes, where corral up installs the example)", () => {
+    it('runs the example job there, writing its outbox, while the rest of the state directory stays hidden (regression: refused as inside the state directory, so the README\'s example could not run)', async () => {
+      const state = realpathSync(tempStateDir());
+      installExampleFiles(state);
+      writeFileSync(join(state, 'audit.key'), 'secret\n');
+      const workspace = workspaceDir(state);
+      const r = await corral(['--state-dir', state, 'run', '--policy', join(workspace, 'policy.yaml'), '--', '/bin/sh', '-c', `sh summarise.sh >/dev/null 2>&1; cat ${join(state, 'audit.key')} || echo key-hidden`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'key-hidden\n');
+      assert.match(readFileSync(join(workspace, 'outbox', 'summary.txt'), 'utf8'), /^total: 1540 EUR$/m);
     });
   });
 

@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
-import { stateDir } from '../state-dir.ts';
+import { hiddenState, stateDir } from '../state-dir.ts';
 import { DigestingSink, interruptedRunEvent, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 // Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
@@ -49,8 +49,9 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain/runner');
       const state = stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir);
       const file = resolve(opts.policy);
-      // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach.
-      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: state }));
+      // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach, but for its process workspaces.
+      const { dir, exposed } = hiddenState(state);
+      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: dir, exposed }));
       const tooLarge = opts.audit ? unrecordable(argv, file, plan.policyDigest, plan.warnings) : undefined;
       if (tooLarge) throw new CliFailure(`the run cannot be recorded in the audit log: ${tooLarge}; nothing ran. Pass long data through a file or standard input, or run with --no-audit to run without a record.`, EXIT.usage);
       // From here on the policy is loaded and the run can be recorded: a failure before the command

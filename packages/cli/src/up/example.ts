@@ -7,6 +7,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Agent, Identity } from '@corral/identity';
+import { PROCESSES_DIR } from '../state-dir.ts';
 import { writeProfile } from './profiles.ts';
 
 export const EXAMPLE_DIR = fileURLToPath(new URL('../../../../examples/invoice-intake/', import.meta.url));
@@ -23,22 +24,10 @@ export const INVOICE_INTAKE = {
 } as const;
 
 export const POLICIES_DIR = 'policies';
-/** Where process workspaces live in the state directory: the one part of it a container policy may grant. */
-export const PROCESSES_DIR = 'processes';
 
 /** Where the example's workspace lives in the state directory. */
 export function workspaceDir(stateDir: string): string {
   return join(stateDir, PROCESSES_DIR, INVOICE_INTAKE.process);
-}
-
-/**
- * What the sandboxes of `corral up`'s nodes are kept out of (their
- * `hiddenState`): the whole state directory — the audit signing key, the
- * identity database, the gateway token, the nodes' own keys — except the
- * process workspaces, which a container policy may grant.
- */
-export function hiddenState(stateDir: string): { dir: string; exposed: string[] } {
-  return { dir: stateDir, exposed: [join(stateDir, PROCESSES_DIR)] };
 }
 
 /**

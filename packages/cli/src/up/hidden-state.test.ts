@@ -11,7 +11,8 @@ import { loadPolicyFile, planSandbox, Runner } from '@corral/contain';
 import { Gateway } from '@corral/gateway';
 import { GATEWAY_TOKEN_FILE, gatewayToken } from '../commands/gateway.ts';
 import { ensureAdmin } from './admin.ts';
-import { hiddenState, installExampleFiles, workspaceDir } from './example.ts';
+import { hiddenState } from '../state-dir.ts';
+import { installExampleFiles, workspaceDir } from './example.ts';
 import { readProfiles } from './profiles.ts';
 
 const dirs: string[] = [];

@@ -18,7 +18,7 @@ import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProces
 import type { NodeHost } from '@corral/node';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
-import { hiddenState } from './example.ts';
+import { hiddenState } from '../state-dir.ts';
 
 /** The OpenClaw release Corral is tested against. */
 export const OPENCLAW_VERSION = '2026.9.6';
