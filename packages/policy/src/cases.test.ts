@@ -118,6 +118,11 @@ describe('loadCases when the cases file names a hostile entities file', () => {
     assert.doesNotMatch(inspect(error), /sk_live/);
   });
 
+  it('refuses an entities file that gives one key twice in an object, naming the key (JSON.parse kept the last silently, and the cases ran on data the file did not show)', () => {
+    writeFileSync(join(dir, 'twice.json'), '[{"uid": {"type": "Group", "id": "g"}, "parents": [{"type": "Group", "id": "top"}], "parents": []}]');
+    assert.throws(() => loadCases(casesNaming('twice.json')), (error: PolicyError) => error.code === 'POLICY_CASES_INVALID' && /"parents" appears twice/.test(error.message));
+  });
+
   it('refuses an entities file that is not UTF-8 (an id read as U+FFFD named another entity)', () => {
     writeFileSync(join(dir, 'latin1.json'), Buffer.concat([Buffer.from('[{"uid": {"type": "Group", "id": "caf'), Buffer.from([0xe9]), Buffer.from('"}}]')]));
     assert.throws(() => loadCases(casesNaming('latin1.json')), { code: 'POLICY_CASES_INVALID' });

@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
+import { duplicateKey } from './lib/json.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -37,20 +38,34 @@ const MAX_CASES_BYTES = 16 * 1024 * 1024;
  * Parses a cases file (YAML or JSON):
  * `{ entities?: FILE | [...], cases: [{ name, principal, action, resource, context?, expect, quorum?, policies? }] }`.
  * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID (also for text
- * that is not UTF-8), POLICY_UNREADABLE
+ * that is not UTF-8, and an entities file that gives one key twice in an object), POLICY_UNREADABLE
  * (also for a FIFO, a device, or a file over 16 MiB).
  */
 export function loadCases(path: string): PolicyCases {
   const text = textOf(readRegularFile(path, path, MAX_CASES_BYTES), path);
   return parseCases(text, (file) => {
     const entities = textOf(readRegularFile(resolve(dirname(path), file), file, MAX_CASES_BYTES), file);
-    try {
-      return JSON.parse(entities) as unknown;
-    } catch {
-      // Not JSON.parse's error as the cause: it quotes the file's first bytes, and the file may be anything.
-      throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
-    }
+    return casesEntities(entities, file);
   });
+}
+
+/**
+ * The JSON text `text` of an entities file cases name (`file` in messages),
+ * parsed. Throws POLICY_CASES_INVALID when it is not JSON (not quoting it)
+ * or gives one key twice in an object: JSON.parse keeps the last of the two
+ * silently, and the cases would run on data other than the file shows.
+ */
+export function casesEntities(text: string, file: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch {
+    // Not JSON.parse's error as the cause: it quotes the file's first bytes, and the file may be anything.
+    throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
+  }
+  const twice = duplicateKey(text);
+  if (twice !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `${file}: the key ${JSON.stringify(twice.key.slice(0, 64))} appears twice in one object (at character ${twice.at}); JSON readers keep one of the two silently`);
+  return value;
 }
 
 function textOf(bytes: Buffer, file: string): string {

@@ -154,6 +154,15 @@ describe('reading and running a cases text on a worker thread (runCaseTextOffThr
     assert.deepEqual(results.map((r) => [r.name, r.passed]), [['ann', true], ['bo', true], ['cy', true]]);
   });
 
+  it('refuses an entities file the cases name that gives one key twice in an object (the worker kept the last silently, and the cases ran on data the file did not show)', async () => {
+    const twice = { file: 'more.json', text: '[{"uid": {"type": "Group", "id": "g"}, "parents": [{"type": "Group", "id": "top"}], "parents": []}]' };
+    await assert.rejects(runCaseTextOffThread(SOURCES, `entities: more.json\n${ECHO}`, { files: [twice] }), (error: PolicyError) => {
+      assert.equal(error.code, 'POLICY_CASES_INVALID');
+      assert.match(error.message, /more\.json: the key "parents" appears twice/);
+      return true;
+    });
+  });
+
   it("reports the set's issues first, then its entities file not being JSON, then cases that do not read", async () => {
     await assert.rejects(runCaseTextOffThread([{ file: 'bad.cedar', text: 'forbid (' }], 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), { code: 'POLICY_SET_INVALID' });
     await assert.rejects(runCaseTextOffThread(SOURCES, 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), (error: PolicyError) => {

@@ -1,6 +1,6 @@
 // Checks one policy set on a thread of its own: see load-thread.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { parseCases, runCases, type CaseResult, type PolicyCases } from './cases.ts';
+import { casesEntities, parseCases, runCases, type CaseResult, type PolicyCases } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
@@ -16,11 +16,7 @@ function runCaseText(point: DecisionPoint, c: CaseText): CaseResult[] {
   const named = (file: string): unknown => {
     const found = c.files.find((f) => f.file === file);
     if (!found) throw new PolicyError('POLICY_CASES_INVALID', `the cases name ${file.slice(0, 100)}, which is not in the set`);
-    try {
-      return JSON.parse(found.text) as unknown;
-    } catch (error) {
-      throw new PolicyError('POLICY_CASES_INVALID', `${file.slice(0, 100)} is not JSON`, { cause: error });
-    }
+    return casesEntities(found.text, file.slice(0, 100));
   };
   // The parent thread holds reading to its own limit, from here to `read`.
   parentPort!.postMessage({ reading: true });
