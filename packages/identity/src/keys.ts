@@ -34,8 +34,9 @@ interface Row {
  * Corral's token-signing keys (Ed25519), kept in identity.db (file mode 0600).
  * One key is active and signs; after a rotation the previous key is
  * "retiring": still published and accepted for `overlapMs`, so tokens signed
- * just before the rotation keep verifying until they expire. Then it is
- * retired: unpublished, and its private half erased.
+ * just before the rotation keep verifying until they expire, but its private
+ * half, which will never sign again, is erased at the rotation. Then it is
+ * retired: unpublished.
  */
 export class KeyRing {
   readonly #db: DatabaseSync;
@@ -142,7 +143,10 @@ export class KeyRing {
    * Makes a new active key; the old one keeps verifying for `overlapMs`
    * (choose at least the longest token lifetime), and so at most does any
    * key still retiring from an earlier rotation: after a rotation with no
-   * overlap (a leaked store) only the new key verifies. Returns the new kid.
+   * overlap (a leaked store) only the new key verifies. The private half of
+   * each key rotated out is erased at once, from the store's file and, as
+   * far as no other process reads it then, from its write-ahead log (see
+   * #expire). Returns the new kid.
    */
   async rotate(overlapMs: number): Promise<string> {
     if (!Number.isSafeInteger(overlapMs) || overlapMs < 0) throw new IdentityError('IDENTITY_INPUT_INVALID', 'overlap must be a non-negative number of milliseconds');
@@ -152,8 +156,9 @@ export class KeyRing {
     this.#published.clear();
     this.#db.exec('BEGIN IMMEDIATE');
     try {
-      // A key retiring from an earlier rotation is cut short too: its private half is in the store as well.
-      this.#db.prepare("UPDATE signing_keys SET state = 'retiring', retire_after = MIN(IFNULL(retire_after, ?1), ?1) WHERE state IN ('active', 'retiring')").run(now + overlapMs);
+      // A key retiring from an earlier rotation is cut short too: its private half was in the store as well.
+      // None of them signs again: their private halves go now, not when their overlap ends.
+      this.#db.prepare("UPDATE signing_keys SET state = 'retiring', private_jwk = NULL, retire_after = MIN(IFNULL(retire_after, ?1), ?1) WHERE state IN ('active', 'retiring')").run(now + overlapMs);
       this.#db
         .prepare("INSERT INTO signing_keys (kid, private_jwk, public_jwk, state, created_at) VALUES (?, ?, ?, 'active', ?)")
         .run(material.kid, material.privateJwk, material.publicJwk, now);
@@ -163,6 +168,7 @@ export class KeyRing {
       if (error instanceof IdentityError) throw error;
       throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot rotate the signing key', { cause: error });
     }
+    this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
     return material.kid;
   }
 
@@ -174,7 +180,7 @@ export class KeyRing {
       .run(material.kid, material.privateJwk, material.publicJwk, this.#now());
   }
 
-  /** Retires keys whose overlap has ended and erases their private half. */
+  /** Retires keys whose overlap has ended, erasing a private half a store from before rotations erased it may still hold. */
   #expire(): void {
     const due = this.#db.prepare("SELECT 1 FROM signing_keys WHERE state = 'retiring' AND retire_after <= ? LIMIT 1").get(this.#now());
     if (!due) return;

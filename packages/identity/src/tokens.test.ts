@@ -360,6 +360,31 @@ describe('key rotation', () => {
     }
   });
 
+  it('erases the previous key\'s private half at the rotation, from identity.db and its write-ahead log, while its tokens verify through the overlap', async () => {
+    // Before: the private half of a key that would never sign again stayed in the store through the overlap, and after
+    // it until a token was next issued or the keys listed (a gateway that only verifies never erased it).
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      const { token } = await id.issueToken('bot');
+      const raw = new DatabaseSync(join(dir, 'identity.db'));
+      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
+      raw.close();
+      const secret = (JSON.parse(jwk) as { d: string }).d;
+      await id.rotateKeys(3_600_000);
+      await id.verifyToken(token);
+      for (const file of ['identity.db', 'identity.db-wal']) {
+        const path = join(dir, file);
+        assert.ok(!existsSync(path) || !readFileSync(path).includes(secret), `${file} still holds the private half of the key rotated out`);
+      }
+      assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retiring']);
+      await id.issueToken('bot');
+    } finally {
+      id.close();
+    }
+  });
+
   it('leaves no copy of a retired key\'s private half in identity.db or its write-ahead log, only a NULL in its row', async () => {
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
