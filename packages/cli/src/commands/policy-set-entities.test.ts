@@ -69,6 +69,20 @@ describe('corral policy explain and replay with the entities of the policy direc
     }
   });
 
+  it("refuses the directory's entities.json, or an --entities file, that gives one key twice in an object, naming the line (exit 2; JSON.parse kept the last \"parents\", and a blocked agent was explained as allowed)", async () => {
+    const twice = '[\n{"uid": {"type": "Group", "id": "blocked"}},\n{"uid": {"type": "Agent", "id": "mallory"}, "attrs": {"owner": "o", "process": "p", "status": "active", "scopes": []},\n "parents": [{"type": "Group", "id": "blocked"}],\n "parents": []}\n]';
+    const request = join(tmp, 'mallory-twice.json');
+    writeFileSync(request, JSON.stringify(read('mallory')));
+    const own = await run('policy', 'explain', '--request', request, '--policies', blockedSet('twice', twice));
+    assert.equal(own.code, 2, own.stdout);
+    assert.match(own.stderr, /twice\/entities\.json:5:2: the key "parents" appears twice/);
+    const extra = join(tmp, 'extra-twice.json');
+    writeFileSync(extra, twice);
+    const given = await run('policy', 'explain', '--request', request, '--policies', blockedSet('twice-given'), '--entities', extra, '--json');
+    assert.equal(given.code, 2, given.stdout);
+    assert.equal(JSON.parse(given.stdout).error.code, 'POLICY_ENTITIES_INVALID');
+  });
+
   it("numbers an entity the directory's entities.json gives wrongly within that file", async () => {
     const set = blockedSet('numbered', JSON.stringify([agent('ok', []), { uid: { type: 'Record', id: 'r' }, attrs: {}, parents: [{ type: 'Collection' }] }]));
     const request = join(tmp, 'numbered.json');

@@ -102,9 +102,17 @@ async function stateEntities(dir: string): Promise<unknown[]> {
   return [...fromState.values()];
 }
 
-/** The entities of an `--entities` file. */
-function entitiesFile(file: string): { where: string; list: unknown[] } {
-  const list = readJson(file, 'entities');
+/** The entities of an `--entities` file: UTF-8 JSON, no key twice in an object (parseEntitiesFile). */
+async function entitiesFile(file: string): Promise<{ where: string; list: unknown[] }> {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(file));
+  } catch (error) {
+    const why = error instanceof TypeError ? 'it is not UTF-8 text' : (error as Error).message;
+    throw new CliFailure(`cannot read entities from ${file}: ${why}`, EXIT.usage);
+  }
+  const { parseEntitiesFile } = await policyPackage();
+  const list = await policyStep(() => parseEntitiesFile({ file, text }));
   if (!Array.isArray(list)) throw new CliFailure(`${file} must hold a JSON array of entities`, EXIT.usage);
   return { where: file, list };
 }
@@ -115,16 +123,12 @@ function entitiesFile(file: string): { where: string; list: unknown[] } {
  * reads a set: no link followed, 1 MiB in all); none without one.
  */
 async function setEntitiesFile(dir: string): Promise<{ where: string; list: unknown[] }[]> {
-  const { readPolicyDir } = await policyPackage();
+  const { parseEntitiesFile, readPolicyDir } = await policyPackage();
   const file = (await policyStep(() => readPolicyDir(dir, ['.json']))).find((f) => f.file === 'entities.json');
   if (file === undefined) return [];
   const where = join(dir, 'entities.json');
-  let list: unknown;
-  try {
-    list = JSON.parse(file.text);
-  } catch (error) {
-    throw new CliFailure(`cannot read entities from ${where}: ${(error as Error).message}`, EXIT.usage);
-  }
+  // As the gateway parses it: not JSON, or a key twice in one object (JSON.parse keeps the last silently), is refused naming the line.
+  const list = await policyStep(() => parseEntitiesFile({ file: where, text: file.text }));
   if (!Array.isArray(list)) throw new CliFailure(`${where} must hold a JSON array of entities`, EXIT.usage);
   return [{ where, list }];
 }
@@ -298,7 +302,7 @@ export function registerPolicy(program: Command): void {
       const set = await policyStep(() => pdp.reload(policies));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       // The data the set decides with (its entities.json); the identity store's agents and humans as they are now; then any given.
-      const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [entitiesFile(resolve(opts.entities))] : [])]);
+      const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
       const request = readJson(resolve(opts.request), 'the request');
       const decision = await policyStep(() => pdp.decide(request));
@@ -335,7 +339,7 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
       // The data the candidate would decide with once activated (its entities.json); the identity store's agents and humans; then any given.
-      const entities = await composeEntities(dir, [...(await setEntitiesFile(resolve(opts.candidate))), STATE_SOURCE, ...(opts.entities ? [entitiesFile(resolve(opts.entities))] : [])]);
+      const entities = await composeEntities(dir, [...(await setEntitiesFile(resolve(opts.candidate))), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
       // A month of decisions may take a while: how many were read so far goes to stderr.
