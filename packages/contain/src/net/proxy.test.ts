@@ -444,6 +444,23 @@ describe('EgressProxy', () => {
       assert.equal(record?.aborted, undefined);
     });
 
+    // The client's end had come (and gone, unheard) while the tunnel was being decided: the
+    // upstream never learnt of it, and the tunnel stayed open, half-closed, until the run ended.
+    it('passes on a half-close the client sent with its CONNECT, before the tunnel opened', { timeout: 10_000 }, async (t) => {
+      const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
+      t.after(() => channel.close());
+      const socket = net.connect({ path: channel.socketPath, allowHalfOpen: true });
+      socket.on('error', () => undefined);
+      t.after(() => socket.destroy());
+      socket.end(Buffer.concat([Buffer.from(`CONNECT api.test.corral:${doublerPort} HTTP/1.1\r\n\r\n`), Buffer.alloc(100, 1)]));
+      const head = await readHead(socket);
+      assert.equal(head.status, 200);
+      const back = await readAll(socket, head.rest);
+      assert.equal(back.length, 200);
+      const [record] = await finished(channel, 1);
+      assert.deepEqual([record?.bytesSent, record?.bytesReceived, record?.aborted], [100, 200, undefined]);
+    });
+
     it('counts both ways for plain HTTP, streaming a 1 MiB upload and a 4 MiB chunked download', async (t) => {
       const channel = await open('api.test.corral:*', '127.0.0.1/32:*');
       t.after(() => channel.close());

@@ -709,7 +709,9 @@ class Channel implements EgressChannel {
       upstream.write(data, resumeClient);
       if (upstream.writableLength > 0) client.pause();
     });
-    client.once('end', () => upstream.end());
+    // A client that ended its side while the tunnel was being decided has had its 'end' already.
+    if (client.readableEnded) upstream.end();
+    else client.once('end', () => upstream.end());
     client.once('close', () => {
       if (!client.readableEnded) upstream.destroy();
     });
