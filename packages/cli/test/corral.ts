@@ -1,5 +1,5 @@
 // Runs the real `corral` command as a child process, the way a user or a script would.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,4 +37,36 @@ export function corral(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?:
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+const started = new Set<ChildProcess>();
+
+/**
+ * Starts a long-running `corral ARGS` (a gateway, a node); resolves once its
+ * stdout matches `ready`, with the match. killStarted() ends every one still running.
+ */
+export function startCorral(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray; exited: Promise<number | null> }> {
+  const child = spawn(CORRAL_BIN, args, { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`no ${ready} from corral ${args.join(' ')}: ${out} ${err}`)), 20_000);
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const match = ready.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match, exited });
+      }
+    });
+  });
+}
+
+/** Kills (SIGKILL) every command startCorral started that is still running. */
+export function killStarted(): void {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  started.clear();
 }

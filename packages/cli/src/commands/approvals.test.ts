@@ -1,52 +1,29 @@
 // corral gateway, corral node run, corral nodes pair and corral approvals,
 // each as a real process, with an operator connected over the protocol.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ApprovalStore, GatewayClient, grantFile, grantPolicy, openGatewayDb } from '@corral/gateway';
-import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+import { corral, killStarted, startCorral, tempStateDir } from '../../test/corral.ts';
 
 const gatewayState = tempStateDir();
 const nodeState = tempStateDir();
-const children: ChildProcess[] = [];
 after(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  killStarted();
   rmSync(gatewayState, { recursive: true, force: true });
   rmSync(nodeState, { recursive: true, force: true });
 });
-
-/** Starts a long-running corral command; resolves once a line of its stdout matches. */
-function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray; exited: Promise<number | null> }> {
-  const child = spawn(CORRAL_BIN, args, { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`no ${ready} from corral ${args.join(' ')}: ${out} ${err}`)), 20_000);
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const match = ready.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ child, match, exited });
-      }
-    });
-  });
-}
 
 describe('corral approvals with a running gateway and node', () => {
   it('pairs a corral node, holds an asking command until corral approvals approve, then runs it contained', async () => {
     mkdirSync(join(gatewayState, 'policies'));
     writeFileSync(join(gatewayState, 'policies', 'run.cedar'), '@id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");\n');
     const token = (await corral(['--state-dir', gatewayState, 'gateway', 'token'])).stdout.trim();
-    const gateway = await start(['--state-dir', gatewayState, 'gateway', '--port', '0'], /listening on (ws:\/\/\S+)/);
+    const gateway = await startCorral(['--state-dir', gatewayState, 'gateway', '--port', '0'], /listening on (ws:\/\/\S+)/);
     const url = gateway.match[1]!;
-    const node = await start(['--state-dir', nodeState, 'node', 'run', '--gateway', url, '--token', token, '--name', 'cli-node'], /waiting for an operator to pair node ([0-9a-f]{64})/);
+    const node = await startCorral(['--state-dir', nodeState, 'node', 'run', '--gateway', url, '--token', token, '--name', 'cli-node'], /waiting for an operator to pair node ([0-9a-f]{64})/);
     const deviceId = node.match[1]!;
     const paired = await corral(['--state-dir', gatewayState, 'nodes', 'pair', deviceId]);
     assert.equal(paired.code, 0, paired.stderr);

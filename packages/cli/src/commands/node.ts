@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
+import { hiddenState } from '../state-dir.ts';
 import type { NodeHostOptions, NodeStatus } from '@corral/node';
 
 
@@ -71,6 +72,8 @@ export function registerNode(program: Command): void {
         ...(token ? { token } : {}),
         name: opts.name,
         stateDir: dirOf(command),
+        // No sandbox sees the state directory but its process workspaces, as under corral up.
+        hiddenState: hiddenState(dirOf(command)),
         ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
         ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(controlPlaneToken ? { token: controlPlaneToken } : {}), agents } } : {}),
         onStatus: (s) => {
