@@ -139,6 +139,38 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe('pairing requests that move under the pointer', () => {
+    it('ignores a click on Approve when the request under the pointer has just slid there, as the one above it went (regression: the click paired a node the admin never read)', async () => {
+      const above = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'slide-above'), name: 'slide-above', maxBackoffMs: 200 });
+      const below = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'slide-below'), name: 'slide-below', maxBackoffMs: 200 });
+      const context = await browser.newContext();
+      try {
+        void above.start().catch(() => {});
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        const request = (name: string) => page.locator('tr', { has: page.getByRole('rowheader', { name }) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
+        await request('slide-above').waitFor();
+        void below.start().catch(() => {});
+        await request('slide-below').waitFor();
+        const approve = request('slide-above').getByRole('button', { name: 'Approve' });
+        await approve.click({ trial: true });
+        const box = (await approve.boundingBox())!;
+        // Another admin (here the gateway itself) rejects the request above; the next refresh slides the one below under the pointer.
+        stack.gateway.identity.nodes.decline(above.device.deviceId);
+        await request('slide-above').waitFor({ state: 'detached' });
+        await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(stack.gateway.identity.nodes.find(below.device.deviceId)?.status, 'pending');
+        await request('slide-below').getByRole('button', { name: 'Reject' }).click();
+        await request('slide-below').waitFor({ state: 'detached' });
+      } finally {
+        await context.close();
+        await above.close();
+        await below.close();
+      }
+    });
+  });
+
   describe('text an agent or node chose, on the pages that are not the approvals inbox', () => {
     it('names the Cyrillic а of a command argument in live activity, in the audit log and in the record opened from it (regression: only the approval card named it; elsewhere https://exаmple.com read as example.com)', async () => {
       const context = await browser.newContext();

@@ -1,16 +1,25 @@
 // Agent identities with the kill switch, Corral nodes, and nodes waiting to
 // be paired. Changing anything is for admins; approvers only see. Nodes come
-// and go on their own, so the node lists are fetched again every few seconds.
+// and go on their own, so the node lists are fetched again every few seconds;
+// after rows come, go or move, Approve, Reject and Revoke wait a moment.
 import { useCallback, useEffect } from 'react';
 import { api } from '../../api/client.ts';
 import type { User } from '../../api/types.ts';
 import { isAdmin } from '../../common/roles.ts';
 import { useLoad } from '../../hooks/use-load.ts';
+import { useSettled } from '../../hooks/use-settled.ts';
 import { AgentsTable } from './AgentsTable.tsx';
 import { NodesTable } from './NodesTable.tsx';
 import { PairingRequests } from './PairingRequests.tsx';
 
 const NODES_POLL_MS = 5_000;
+/**
+ * How long Approve, Reject and Revoke wait after a pairing request or a node
+ * comes, goes or moves: a refresh that removes the request above slides the
+ * next one under the pointer, and a click meant for the first must not pair a
+ * node the admin never read (nor revoke one they did not mean).
+ */
+const SETTLE_MS = 1_000;
 
 export function AgentsAndNodes({ user }: { user: User }) {
   const admin = isAdmin(user);
@@ -26,12 +35,15 @@ export function AgentsAndNodes({ user }: { user: User }) {
     const timer = setInterval(reload, NODES_POLL_MS);
     return () => clearInterval(timer);
   }, [reload]);
+  // The pairing requests sit above the nodes, so either list changing moves the rows of both.
+  const rows = [...(pending.data ?? []).map((r) => r.requestId), '|', ...(nodes.data ?? []).map((n) => n.nodeId)].join(' ');
+  const settled = useSettled(rows, SETTLE_MS);
   return (
     <section aria-labelledby="agents-title">
       <h1 id="agents-title">Agents and nodes</h1>
       <AgentsTable admin={admin} />
-      <PairingRequests admin={admin} pending={pending} nodes={nodes.data ?? []} onDecided={reload} />
-      <NodesTable admin={admin} nodes={nodes} />
+      <PairingRequests admin={admin} pending={pending} nodes={nodes.data ?? []} settled={settled} onDecided={reload} />
+      <NodesTable admin={admin} nodes={nodes} settled={settled} />
     </section>
   );
 }

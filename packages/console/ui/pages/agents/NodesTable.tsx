@@ -11,8 +11,9 @@ import { nameNotes } from './name-notes.ts';
  * when a pairing is decided. A name another node also has, or that holds
  * characters beyond ASCII or spaces that do not show, is pointed out under it,
  * so Revoke is not pressed on the row of a node that only reads as the one meant.
+ * `settled` false keeps Revoke disabled (the rows just moved).
  */
-export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<NodeEntry[]> }) {
+export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: Loaded<NodeEntry[]>; settled: boolean }) {
   const action = useAction(nodes.reload);
 
   return (
@@ -58,7 +59,7 @@ export function NodesTable({ admin, nodes }: { admin: boolean; nodes: Loaded<Nod
                   {admin && (
                     <td>
                       {node.paired && (
-                        <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${visible(node.displayName)} (${node.nodeId.slice(0, 16)})`}>
+                        <button type="button" className="danger" disabled={action.busy || !settled} onClick={() => void action.run(() => api.revokeNode(node.nodeId))} aria-label={`Revoke ${visible(node.displayName)} (${node.nodeId.slice(0, 16)})`}>
                           Revoke
                         </button>
                       )}

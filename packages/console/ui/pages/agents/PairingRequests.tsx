@@ -11,8 +11,9 @@ import { nameNotes } from './name-notes.ts';
  * node is sent no command until an admin approves it here. Each row shows
  * what approving grants — for a paired node, the commands it adds — and what
  * in its name could pass for another node's (`nodes`: every node known).
+ * `settled` false keeps Approve and Reject disabled (the rows just moved).
  */
-export function PairingRequests({ admin, pending, nodes, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; nodes: readonly NodeEntry[]; onDecided: () => void }) {
+export function PairingRequests({ admin, pending, nodes, settled, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; nodes: readonly NodeEntry[]; settled: boolean; onDecided: () => void }) {
   const action = useAction(onDecided);
   if (pending.data && pending.data.length === 0 && !action.error) return null;
 
@@ -48,10 +49,10 @@ export function PairingRequests({ admin, pending, nodes, onDecided }: { admin: b
                 <td className="nowrap">{formatTime(request.ts)}</td>
                 {admin && (
                   <td className="actions">
-                    <button type="button" className="primary" disabled={action.busy} onClick={() => void action.run(() => api.approvePairing(request.requestId))}>
+                    <button type="button" className="primary" disabled={action.busy || !settled} onClick={() => void action.run(() => api.approvePairing(request.requestId))}>
                       Approve
                     </button>
-                    <button type="button" className="danger" disabled={action.busy} onClick={() => void action.run(() => api.rejectPairing(request.requestId))}>
+                    <button type="button" className="danger" disabled={action.busy || !settled} onClick={() => void action.run(() => api.rejectPairing(request.requestId))}>
                       Reject
                     </button>
                   </td>
