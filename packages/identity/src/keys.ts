@@ -63,12 +63,7 @@ export class KeyRing {
       row = this.#db.prepare("SELECT * FROM signing_keys WHERE state = 'active'").get() as unknown as Row;
     }
     const kid = row.kid;
-    let key = this.#imported.get(`private:${kid}`);
-    if (!key) {
-      key = importJWK(JSON.parse(row.private_jwk!) as JWK, 'EdDSA') as Promise<CryptoKey>;
-      this.#imported.set(`private:${kid}`, key);
-    }
-    const value = { kid, key: await key };
+    const value = { kid, key: await this.#import(kid, 'private', row.private_jwk) };
     // Another process may rotate: look again within a second (the old key stays valid through its overlap).
     this.#active = { value, readAt: this.#now() };
     return value;
@@ -82,10 +77,32 @@ export class KeyRing {
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
     const row = this.#publishedRow(kid);
     if (!row) return undefined;
-    let key = this.#imported.get(`public:${kid}`);
+    return this.#import(kid, 'public', row.public_jwk);
+  }
+
+  /**
+   * The key of the JWK text `jwk`, the `half` of key `kid`'s row, imported
+   * once. A row that is no JWK (a damaged store) is
+   * IDENTITY_STORE_FAILED, with neither the parser's message nor jose's as
+   * its cause: V8's quotes the text around the damage, key included. It is
+   * not kept, so a row mended since is read again.
+   */
+  #import(kid: string, half: 'private' | 'public', jwk: string | null): Promise<CryptoKey> {
+    const name = `${half}:${kid}`;
+    let key = this.#imported.get(name);
     if (!key) {
-      key = importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA') as Promise<CryptoKey>;
-      this.#imported.set(`public:${kid}`, key);
+      const unreadable = () => new IdentityError('IDENTITY_STORE_FAILED', `the ${half} half of signing key ${kid} in the identity store cannot be read: the store is damaged; make a new key with corral identity rotate`);
+      let parsed: JWK;
+      try {
+        parsed = JSON.parse(jwk ?? '') as JWK;
+      } catch {
+        throw unreadable();
+      }
+      key = (importJWK(parsed, 'EdDSA') as Promise<CryptoKey>).catch(() => {
+        this.#imported.delete(name);
+        throw unreadable();
+      });
+      this.#imported.set(name, key);
     }
     return key;
   }
@@ -125,7 +142,7 @@ export class KeyRing {
     const rows = this.#db
       .prepare("SELECT * FROM signing_keys WHERE state = 'active' OR (state = 'retiring' AND (retire_after IS NULL OR retire_after > ?)) ORDER BY state = 'active' DESC, created_at DESC")
       .all(this.#now()) as unknown as Row[];
-    return { keys: rows.map((r) => JSON.parse(r.public_jwk) as PublicJwk) };
+    return { keys: rows.map((r) => publicJwk(r)) };
   }
 
   list(): SigningKeyInfo[] {
@@ -188,6 +205,15 @@ export class KeyRing {
     // The store zeroes what it frees (secure_delete, see openIdentityDb), but the write-ahead log still holds the
     // pages as they were, key included, until it is checkpointed and emptied. Best effort: a reader may hold it.
     this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  }
+}
+
+/** A row's public half as published: IDENTITY_STORE_FAILED for one that is no JWK (a damaged store). */
+function publicJwk(row: Row): PublicJwk {
+  try {
+    return JSON.parse(row.public_jwk) as PublicJwk;
+  } catch {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `the public half of signing key ${row.kid} in the identity store cannot be read: the store is damaged; make a new key with corral identity rotate`);
   }
 }
 

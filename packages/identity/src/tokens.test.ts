@@ -409,6 +409,59 @@ describe('key rotation', () => {
   });
 });
 
+describe('when the signing key\'s row in identity.db is damaged', () => {
+  it('refuses to sign with IDENTITY_STORE_FAILED, quoting no part of the private key in the error or its causes', async () => {
+    // Before: the JSON parser's SyntaxError escaped uncoded, its message quoting ten characters of the key (60 of its 256 bits).
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      await id.keys.jwks();
+      const raw = new DatabaseSync(join(dir, 'identity.db'));
+      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
+      const secret = (JSON.parse(jwk) as { d: string }).d;
+      // A quote lost: the parser's message would quote the ten characters of the key after it.
+      raw.prepare("UPDATE signing_keys SET private_jwk = replace(private_jwk, ?, ?) WHERE state = 'active'").run(`"${secret}"`, `${secret}"`);
+      raw.close();
+      const other = Identity.open(dir); // a process that had not read the key before the damage
+      try {
+        const error = await other.issueToken('bot').then(() => undefined, (e: unknown) => e);
+        assert.equal((error as { code?: string } | undefined)?.code, 'IDENTITY_STORE_FAILED');
+        let text = '';
+        for (let e: unknown = error; e instanceof Error; e = e.cause) text += `${e.message}\n${e.stack ?? ''}\n`;
+        for (let i = 0; i + 6 <= secret.length; i++) assert.ok(!text.includes(secret.slice(i, i + 6)), `the error quotes "${secret.slice(i, i + 6)}" of the private key`);
+      } finally {
+        other.close();
+      }
+    } finally {
+      id.close();
+    }
+  });
+});
+
+describe('when a published key\'s row in identity.db is damaged', () => {
+  it('answers a token of that key with IDENTITY_STORE_FAILED, not the parser\'s SyntaxError, and the JWKS too', async () => {
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      const { token } = await id.issueToken('bot');
+      const raw = new DatabaseSync(join(dir, 'identity.db'));
+      raw.prepare("UPDATE signing_keys SET public_jwk = substr(public_jwk, 2) WHERE state = 'active'").run();
+      raw.close();
+      const other = Identity.open(dir);
+      try {
+        await assert.rejects(other.verifyToken(token), { code: 'IDENTITY_STORE_FAILED' });
+        await assert.rejects(other.jwks(), { code: 'IDENTITY_STORE_FAILED' });
+      } finally {
+        other.close();
+      }
+    } finally {
+      id.close();
+    }
+  });
+});
+
 describe('when the clock of a long-running process is set back', () => {
   // The gateway and the CLI share the store: `corral identity rotate --overlap 0` in one is seen by the other within a
   // second, as each re-reads a key a second after it last did. Before: "a second after" was counted on a clock that
