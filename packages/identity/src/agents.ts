@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { storedNames } from './db.ts';
 import { IdentityError } from './errors.ts';
 
 export type AgentStatus = 'active' | 'suspended' | 'retired';
@@ -183,7 +184,7 @@ function fromRow(row: Row): Agent {
     displayName: row.display_name,
     process: row.process,
     owner: row.owner,
-    scopes: JSON.parse(row.scopes) as string[],
+    scopes: storedNames(row.scopes, `the scopes of agent ${row.id}`),
     status: row.status,
     tokenGeneration: row.token_generation,
     createdAt: new Date(row.created_at).toISOString(),

@@ -129,3 +129,53 @@ describe('the identity store', () => {
     }
   });
 });
+
+describe('when a row of identity.db holds a list that is not one', () => {
+  it('answers IDENTITY_STORE_FAILED naming the row for an agent\'s scopes, and refuses its token so, not with the parser\'s SyntaxError', async () => {
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      const bot = id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com', scopes: ['records:read'] });
+      const { token } = await id.issueToken('bot');
+      for (const damage of ['["records:read"', '{"records":"read"}', '[1]']) {
+        const raw = new DatabaseSync(join(dir, 'identity.db'));
+        raw.prepare('UPDATE agents SET scopes = ? WHERE id = ?').run(damage, bot.id);
+        raw.close();
+        assert.throws(() => id.agents.get('bot'), (error: unknown) => {
+          assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED', damage);
+          assert.match((error as Error).message, new RegExp(bot.id));
+          return true;
+        });
+        assert.throws(() => id.agents.list(), { code: 'IDENTITY_STORE_FAILED' });
+        await assert.rejects(id.verifyToken(token), { code: 'IDENTITY_STORE_FAILED' });
+      }
+    } finally {
+      id.close();
+    }
+  });
+
+  it('answers IDENTITY_STORE_FAILED naming the node for its approved or requested commands', async () => {
+    const { createDeviceIdentity } = await import('./device.ts');
+    const dir = tempDir();
+    const id = Identity.open(dir);
+    try {
+      const device = createDeviceIdentity();
+      const raw = new DatabaseSync(join(dir, 'identity.db'));
+      raw.prepare("INSERT INTO nodes (device_id, public_key, display_name, platform, status, requested_at, commands, requested_commands, request_id) VALUES (?, ?, 'n', 'linux', 'paired', 1, ?, ?, ?)").run(device.deviceId, device.publicKey, '["system.run"', null, null);
+      raw.close();
+      for (const read of [() => id.nodes.get(device.deviceId), () => id.nodes.list(), () => id.nodes.get(device.deviceId.slice(0, 12))]) {
+        assert.throws(read, (error: unknown) => {
+          assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
+          assert.match((error as Error).message, new RegExp(device.deviceId));
+          return true;
+        });
+      }
+      const again = new DatabaseSync(join(dir, 'identity.db'));
+      again.prepare("UPDATE nodes SET commands = '[]', requested_commands = ?, request_id = ? WHERE device_id = ?").run('"system.run"', 'ab'.repeat(16), device.deviceId);
+      again.close();
+      assert.throws(() => id.nodes.get(device.deviceId), { code: 'IDENTITY_STORE_FAILED' });
+    } finally {
+      id.close();
+    }
+  });
+});

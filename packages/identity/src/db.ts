@@ -172,6 +172,26 @@ const NODE_SURFACE_COLUMNS = [
   ['seen_at', 'INTEGER'],
 ] as const;
 
+/**
+ * The list of names (scopes, commands) kept as JSON text in a row, `where`
+ * naming it (`the scopes of agent agt_…`). Throws IDENTITY_STORE_FAILED,
+ * naming it, for text that is not a JSON list of strings (a damaged or
+ * hand-edited store): the parser's SyntaxError would escape uncoded, quoting
+ * the text.
+ */
+export function storedNames(text: string, where: string): string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string')) {
+    throw new IdentityError('IDENTITY_STORE_FAILED', `the identity store is damaged: ${where} is not a list of names`);
+  }
+  return value as string[];
+}
+
 export function getMeta(db: DatabaseSync, key: string): string | undefined {
   const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
   return row?.value;

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { storedNames } from './db.ts';
 import { verifyDeviceProof, type DeviceProof } from './device.ts';
 import { IdentityError } from './errors.ts';
 import { parseTtl } from './ttl.ts';
@@ -398,9 +399,9 @@ function fromRow(r: Row): NodeRecord {
     requestedAt: new Date(r.requested_at).toISOString(),
     ...(r.paired_at !== null ? { pairedAt: new Date(r.paired_at).toISOString() } : {}),
     ...(r.paired_by !== null ? { pairedBy: r.paired_by } : {}),
-    commands: r.status === 'paired' && r.commands !== null ? (JSON.parse(r.commands) as string[]) : [],
+    commands: r.status === 'paired' && r.commands !== null ? storedNames(r.commands, `the approved commands of node ${r.device_id}`) : [],
     ...(r.request_id !== null && r.requested_commands !== null && r.status !== 'revoked'
-      ? { surfaceRequest: { requestId: r.request_id, commands: JSON.parse(r.requested_commands) as string[], at: new Date(r.surface_requested_at ?? r.requested_at).toISOString() } }
+      ? { surfaceRequest: { requestId: r.request_id, commands: storedNames(r.requested_commands, `the requested commands of node ${r.device_id}`), at: new Date(r.surface_requested_at ?? r.requested_at).toISOString() } }
       : {}),
   };
 }
