@@ -68,6 +68,21 @@ action read appliesTo { principal: User, resource: Doc, context: { classificatio
     assert.throws(() => pdp.setEntities([agent({ parents: [], tags: { team: 'x' } })]), { code: 'POLICY_ENTITIES_INVALID' });
   });
 
+  it('name entities cedar-wasm is handed with the request: a group of the entity a tag names counts (without it, that entity had no groups, and the forbid on them never applied)', () => {
+    const owned = parseSchema(`entity Group; entity User in [Group];
+entity Doc tags User;
+type Approval = { state: String, approvers: Long };
+type Time = { epoch: Long, hour: Long, weekday: Long };
+action read appliesTo { principal: User, resource: Doc, context: { classification: String, time: Time, approval: Approval } };`);
+    const pdp = new DecisionPoint({ schema: owned });
+    pdp.load(loadPolicies([{ file: 'a.cedar', text: '@id("owned-by-contractors") forbid(principal, action, resource) when { resource.hasTag("owner") && resource.getTag("owner") in Group::"contractors" };\n@id("all") permit(principal, action, resource);' }], owned));
+    pdp.setEntities([
+      { uid: { type: 'Doc', id: 'd' }, tags: { owner: { __entity: { type: 'User', id: 'c' } } } },
+      { uid: { type: 'User', id: 'c' }, parents: [{ type: 'Group', id: 'contractors' }] },
+    ]);
+    assert.deepEqual(pdp.decide({ principal: { type: 'User', id: 'u' }, action: 'read', resource: { type: 'Doc', id: 'd' } }).policies, ['owned-by-contractors']);
+  });
+
   it('must be an object', () => {
     assert.throws(() => point().setEntities([{ uid: { type: 'Doc', id: 'd' }, tags: ['secret'] }]), { code: 'POLICY_ENTITIES_INVALID' });
   });
