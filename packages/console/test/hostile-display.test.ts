@@ -288,6 +288,49 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe('a console left unattended', () => {
+    it('signs out after an hour without use, though its pages go on asking the gateway, and says why (regression: the approvals count it polls every 10 s counted as use, so an unattended console stayed signed in for 12 hours)', async () => {
+      const context = await browser.newContext();
+      try {
+        await context.clock.install();
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        await page.getByRole('heading', { name: 'Approvals' }).waitFor();
+        await context.clock.fastForward('01:00:30');
+        await page.getByLabel('Username').waitFor();
+        assert.match(await page.locator('.signin').innerText(), /signed out after an hour without use/i);
+        await page.reload();
+        await page.getByLabel('Username').waitFor();
+        assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 0);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('stays signed in while someone uses it, in this tab or another of the console', async () => {
+      const context = await browser.newContext();
+      try {
+        await context.clock.install();
+        const page = await signedIn(context);
+        const other = await context.newPage();
+        other.setDefaultTimeout(SEEN_MS);
+        await other.goto(`${stack.url}/activity`);
+        await other.getByRole('navigation', { name: 'Console' }).waitFor();
+        await context.clock.fastForward('40:00');
+        await page.keyboard.press('Shift');
+        await context.clock.fastForward('40:00');
+        await other.mouse.click(5, 300);
+        await context.clock.fastForward('40:00');
+        for (const tab of [page, other]) {
+          await tab.getByRole('navigation', { name: 'Console' }).waitFor();
+          assert.equal(await tab.getByLabel('Username').count(), 0);
+        }
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
   describe('signing out in one tab', () => {
     it('signs out every other tab of the console at once, the audit log it showed gone (regression: an auditor\'s tab on the audit explorer, which asks nothing more, went on showing the log to whoever sat down next)', async () => {
       const context = await browser.newContext();

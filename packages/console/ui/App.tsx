@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, onSessionChanged, onSignedOut } from './api/client.ts';
 import type { User } from './api/types.ts';
 import { canRead, type PageName } from './common/roles.ts';
+import { useIdleSignOut } from './hooks/use-idle-sign-out.ts';
 import { usePendingCount } from './hooks/use-pending-count.ts';
 import { navigate, usePath } from './hooks/use-route.ts';
 import { Activity } from './pages/activity/Activity.tsx';
@@ -21,7 +22,8 @@ const PAGES: Array<{ name: PageName; path: string; title: string }> = [
   { name: 'policies', path: '/policies', title: 'Policies' },
 ];
 
-type SessionState = { kind: 'checking' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User };
+/** `idle`: the console signed itself out after an hour without use, which the sign-in page says. */
+type SessionState = { kind: 'checking' } | { kind: 'signed-out'; idle?: boolean } | { kind: 'signed-in'; user: User };
 
 export function App() {
   const [session, setSession] = useState<SessionState>({ kind: 'checking' });
@@ -35,7 +37,8 @@ export function App() {
         () => current && setSession({ kind: 'signed-out' }),
       );
     void check();
-    const stopSignedOut = onSignedOut(() => setSession({ kind: 'signed-out' }));
+    // A request still under way when the console signed itself out is refused too: the sign-in page keeps saying why.
+    const stopSignedOut = onSignedOut(() => setSession((now) => (now.kind === 'signed-out' ? now : { kind: 'signed-out' })));
     // Another tab signed out or signed someone in: nothing the last user was shown stays on screen, and the console asks again who it acts as.
     const stopChanged = onSessionChanged(() => {
       setSession({ kind: 'checking' });
@@ -51,14 +54,20 @@ export function App() {
   const signOut = useCallback(() => {
     void api.signOut().finally(() => setSession({ kind: 'signed-out' }));
   }, []);
+  // Nothing the user was shown stays on screen while the gateway is told.
+  const signOutIdle = useCallback(() => {
+    setSession({ kind: 'signed-out', idle: true });
+    void api.signOut().catch(() => {});
+  }, []);
 
   if (session.kind === 'checking') return <p className="loading">Loading…</p>;
-  if (session.kind === 'signed-out') return <SignIn onSignedIn={(user) => setSession({ kind: 'signed-in', user })} />;
+  if (session.kind === 'signed-out') return <SignIn notice={session.idle ? 'You were signed out after an hour without use.' : undefined} onSignedIn={(user) => setSession({ kind: 'signed-in', user })} />;
 
-  return <Shell user={session.user} path={path} onSignOut={signOut} />;
+  return <Shell user={session.user} path={path} onSignOut={signOut} onIdle={signOutIdle} />;
 }
 
-function Shell({ user, path, onSignOut }: { user: User; path: string; onSignOut: () => void }) {
+function Shell({ user, path, onSignOut, onIdle }: { user: User; path: string; onSignOut: () => void; onIdle: () => void }) {
+  useIdleSignOut(onIdle);
   // After moving to another page, focus goes to the page itself, so a keyboard
   // or screen-reader user starts there rather than back in the navigation.
   const main = useRef<HTMLElement>(null);

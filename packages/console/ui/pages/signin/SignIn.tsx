@@ -33,7 +33,8 @@ function describe(error: unknown): string {
   return 'The gateway did not answer. Is it running?';
 }
 
-export function SignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
+/** `notice`: why the console is signed out, when it signed itself out. */
+export function SignIn({ notice, onSignedIn }: { notice?: string | undefined; onSignedIn: (user: User) => void }) {
   const [providers, setProviders] = useState<Providers>();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
@@ -65,6 +66,11 @@ export function SignIn({ onSignedIn }: { onSignedIn: (user: User) => void }) {
     <main className="signin" id="main">
       <h1>Corral</h1>
       <p className="muted">Sign in to review approvals, activity and the audit log.</p>
+      {notice !== undefined && error === '' && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
       {error !== '' && (
         <p className="error" role="alert">
           {error}
