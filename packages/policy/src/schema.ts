@@ -25,6 +25,8 @@ export interface CorralSchema {
   readonly text: string;
   readonly actions: ReadonlyMap<string, ActionInfo>;
   readonly entityTypes: ReadonlySet<string>;
+  /** Each entity type's attributes (a Record type) and tags' type, when it has them. */
+  readonly entityShapes: ReadonlyMap<string, { shape?: TypeJson; tags?: TypeJson }>;
   /** Resolves a common type's name to its definition. */
   readonly commonTypes: ReadonlyMap<string, TypeJson>;
 }
@@ -79,7 +81,8 @@ export function parseSchema(text: string): CorralSchema {
     });
   }
   const commonTypes = new Map<string, TypeJson>(Object.entries((ns.commonTypes ?? {}) as Record<string, TypeJson>));
-  return { text, actions, entityTypes: new Set(Object.keys(ns.entityTypes)), commonTypes };
+  const entityShapes = new Map(Object.entries(ns.entityTypes as Record<string, { shape?: TypeJson; tags?: TypeJson }>).map(([name, t]) => [name, { ...(t.shape ? { shape: t.shape } : {}), ...(t.tags ? { tags: t.tags } : {}) }]));
+  return { text, actions, entityTypes: new Set(Object.keys(ns.entityTypes)), entityShapes, commonTypes };
 }
 
 /**
@@ -135,6 +138,47 @@ function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () =>
     }
     default:
       return `${path()} has a type Corral does not check (${t.type})`;
+  }
+}
+
+/**
+ * The first place in `value` (data that fits `type`: Cedar's schema-based
+ * parse took it) where an entity or an extension value is written in the
+ * form Cedar reads only with a schema — `{"type", "id"}` for
+ * `{"__entity": {"type", "id"}}`, `{"fn", "arg"}` for `{"__extn": {…}}` —
+ * as a problem naming its path, or undefined. Corral's evaluator and
+ * cedar-wasm at decision time read data without the schema, and so would
+ * read such a value as a record.
+ */
+export function implicitEscape(schema: CorralSchema, type: TypeJson, value: unknown, path: string): string | undefined {
+  const t = resolve(schema, type);
+  switch (t.type) {
+    case 'String':
+    case 'Long':
+    case 'Boolean':
+      return undefined;
+    case 'Set': {
+      if (!Array.isArray(value) || t.element === undefined) return undefined;
+      for (let i = 0; i < value.length; i++) {
+        const bad = implicitEscape(schema, t.element, value[i], `${path}[${i}]`);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    case 'Record': {
+      if (!isPlainObject(value)) return undefined;
+      for (const [key, attr] of Object.entries(t.attributes ?? {})) {
+        if (!Object.hasOwn(value, key)) continue;
+        const bad = implicitEscape(schema, attr, value[key], `${path}.${key}`);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    case 'Entity':
+      return isPlainObject(value) && !Object.hasOwn(value, '__entity') ? `${path} names an entity as {"type", "id"}; write {"__entity": {"type", "id"}}, which Corral reads as an entity (it would read this as a record)` : undefined;
+    default:
+      // An extension type (ipaddr, decimal, datetime, duration).
+      return isPlainObject(value) && !Object.hasOwn(value, '__extn') ? `${path} gives a ${t.type} value as {"fn", "arg"}; write {"__extn": {"fn", "arg"}}, which Corral reads as one (it would read this as a record)` : undefined;
   }
 }
 
