@@ -388,3 +388,32 @@ describe('node pairing', () => {
     });
   });
 });
+
+describe('a connect whose device id reads differently once its proof is checked', () => {
+  it('is taken as the device whose key signed it, never as the paired node it names afterwards', () => {
+    // Before: authenticate verified the proof's id once, then read connect.device.id again to look the node up,
+    // and admitted the caller as whichever node that second read named.
+    const dir = mkdtempSync(join(tmpdir(), 'corral-nodes-reread-'));
+    const id = Identity.open(dir);
+    try {
+      const victim = createDeviceIdentity();
+      const first = id.nodes.challenge();
+      const firstAt = Date.now();
+      const victimFields: DeviceAuthFields = { deviceId: victim.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: firstAt, token: '', nonce: first.nonce, platform: 'linux' };
+      assert.throws(() => id.nodes.authenticate({ device: { id: victim.deviceId, publicKey: victim.publicKey, signature: signDeviceAuth(victim.privateKeyPem, victimFields), signedAt: firstAt, nonce: first.nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [] }, first.nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      id.nodes.pair(victim.deviceId, 'ops');
+
+      const rogue = createDeviceIdentity();
+      const { nonce } = id.nodes.challenge();
+      const signedAt = Date.now();
+      const fields: DeviceAuthFields = { deviceId: rogue.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' };
+      let reads = 0;
+      const device = { get id() { return reads++ === 0 ? rogue.deviceId : victim.deviceId; }, publicKey: rogue.publicKey, signature: signDeviceAuth(rogue.privateKeyPem, fields), signedAt, nonce };
+      assert.throws(() => id.nodes.authenticate({ device, client: { id: 'node-host', mode: 'node', platform: 'linux' }, role: 'node', scopes: [] }, nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      assert.equal(id.nodes.get(rogue.deviceId).status, 'pending');
+    } finally {
+      id.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

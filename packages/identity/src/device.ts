@@ -85,12 +85,13 @@ export function signDeviceAuth(privateKeyPem: string, fields: DeviceAuthFields):
  * Verifies a device proof for this connection's challenge `expectedNonce`,
  * in OpenClaw's order: public key, id-vs-key, signedAt skew, nonce present,
  * nonce match, signature (v3, then legacy v2). Returns the version that
- * verified and the raw key. Throws IDENTITY_DEVICE_* codes.
+ * verified, the raw key and the device id it proved, read from `proof` once:
+ * use that id, never `proof.id` read again. Throws IDENTITY_DEVICE_* codes.
  */
 export function verifyDeviceProof(
   proof: DeviceProof,
   context: { clientId: string; clientMode: string; role: string; scopes: readonly string[]; token: string; platform?: string; deviceFamily?: string; expectedNonce: string; now?: number },
-): { version: 'v3' | 'v2'; publicKey: string } {
+): { version: 'v3' | 'v2'; publicKey: string; deviceId: string } {
   const p = snapshotProof(proof);
   const raw = parsePublicKey(p.publicKey);
   if (deviceIdFor(raw) !== p.id) throw new IdentityError('IDENTITY_DEVICE_ID_MISMATCH', 'the device id is not the hash of its public key');
@@ -102,8 +103,8 @@ export function verifyDeviceProof(
   const signature = decodeBase64url(p.signature);
   const fields: DeviceAuthFields = { ...context, deviceId: p.id, signedAtMs: p.signedAt, nonce: p.nonce };
   if (signature.length === 64) {
-    if (verify(null, Buffer.from(deviceAuthPayloadV3(fields), 'utf8'), key, signature)) return { version: 'v3', publicKey: raw.toString('base64url') };
-    if (verify(null, Buffer.from(deviceAuthPayloadV2(fields), 'utf8'), key, signature)) return { version: 'v2', publicKey: raw.toString('base64url') };
+    if (verify(null, Buffer.from(deviceAuthPayloadV3(fields), 'utf8'), key, signature)) return { version: 'v3', publicKey: raw.toString('base64url'), deviceId: p.id };
+    if (verify(null, Buffer.from(deviceAuthPayloadV2(fields), 'utf8'), key, signature)) return { version: 'v2', publicKey: raw.toString('base64url'), deviceId: p.id };
   }
   throw new IdentityError('IDENTITY_DEVICE_SIGNATURE_INVALID', 'the device signature does not verify');
 }

@@ -172,7 +172,8 @@ export class NodeRegistry {
     this.#challenges.delete(nonce);
     const now = this.#now();
     const expected = issuedAt !== undefined && now - issuedAt <= CHALLENGE_TTL_MS ? nonce : `spent:${randomBytes(8).toString('hex')}`;
-    const { publicKey } = verifyDeviceProof(connect.device, {
+    // The device as its proof was checked, read once: connect.device read again could name another.
+    const { publicKey, deviceId } = verifyDeviceProof(connect.device, {
       clientId: connect.client.id,
       clientMode: connect.client.mode,
       role: connect.role,
@@ -184,10 +185,10 @@ export class NodeRegistry {
       now,
     });
     const declared = surfaceOf(connect.commands ?? []);
-    const existing = this.find(connect.device.id);
-    if (!existing) this.#recordPending(connect, publicKey, now);
+    const existing = this.find(deviceId);
+    if (!existing) this.#recordPending(connect, deviceId, publicKey, now);
     else if (existing.status === 'pending') this.#statement("UPDATE nodes SET seen_at = ? WHERE device_id = ? AND status = 'pending' AND IFNULL(seen_at, requested_at) < ?").run(now, existing.deviceId, now - PENDING_SEEN_EVERY_MS);
-    const node = existing ?? this.get(connect.device.id);
+    const node = existing ?? this.get(deviceId);
     if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
     this.#requestSurface(node, declared);
     // Read again: an operator in another process may have unpaired it since the read above.
@@ -206,12 +207,12 @@ export class NodeRegistry {
    * let push out the nodes an operator is about to pair. Throws
    * IDENTITY_NODE_PENDING_FULL.
    */
-  #recordPending(connect: NodeConnect, publicKey: string, now: number): void {
+  #recordPending(connect: NodeConnect, deviceId: string, publicKey: string, now: number): void {
     this.#cache.clear();
     const expired = (this.#statement("DELETE FROM nodes WHERE status = 'pending' AND IFNULL(seen_at, requested_at) < ? RETURNING device_id").all(now - PENDING_NODE_TTL_MS) as Array<{ device_id: string }>).map((r) => r.device_id);
     const { changes } = this.#statement(
       "INSERT OR IGNORE INTO nodes (device_id, public_key, display_name, platform, status, requested_at, seen_at) SELECT ?, ?, ?, ?, 'pending', ?, ? WHERE (SELECT count(*) FROM nodes WHERE status = 'pending') < ?",
-    ).run(connect.device.id, publicKey, printable(connect.client.displayName ?? connect.device.id.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now, now, MAX_PENDING_NODES);
+    ).run(deviceId, publicKey, printable(connect.client.displayName ?? deviceId.slice(0, 12), 200), printable(connect.client.platform ?? '', 64), now, now, MAX_PENDING_NODES);
     if (expired.length > 0) {
       for (const listener of this.#expiredListeners) {
         try {
@@ -222,7 +223,7 @@ export class NodeRegistry {
       }
     }
     // None inserted: the list is full, or another process recorded this same device meanwhile (then it goes on as that).
-    if (changes === 0 && !this.#row(connect.device.id)) {
+    if (changes === 0 && !this.#row(deviceId)) {
       throw new IdentityError('IDENTITY_NODE_PENDING_FULL', `${MAX_PENDING_NODES} nodes already wait to be paired; an operator must pair or reject some first`);
     }
   }
