@@ -36,6 +36,19 @@ describe('corral policy', () => {
     assert.deepEqual([JSON.parse(j.stdout).valid, JSON.parse(j.stdout).issues[0].line], [false, 3]);
   });
 
+  it("refuses a set whose entities.json the gateway would refuse, naming it (exit 2; validate read only the Cedar files and said the set was valid, and activating it then failed)", async () => {
+    const looped = join(tmp, 'looped');
+    cpSync(EXAMPLE, looped, { recursive: true });
+    writeFileSync(join(looped, 'entities.json'), JSON.stringify([{ uid: { type: 'Group', id: 'a' }, parents: [{ type: 'Group', id: 'b' }] }, { uid: { type: 'Group', id: 'b' }, parents: [{ type: 'Group', id: 'a' }] }]));
+    const r = await run('policy', 'validate', looped);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /entities\.json: .*its own ancestor/);
+    const j = await run('policy', 'validate', looped, '--json');
+    assert.equal(j.code, 2);
+    const report = JSON.parse(j.stdout);
+    assert.deepEqual([report.valid, report.code, report.issues[0].file], [false, 'POLICY_ENTITIES_INVALID', 'entities.json']);
+  });
+
   it('passes the example cases, and fails (exit 1) a case that expects otherwise', async () => {
     const ok = await run('policy', 'test', EXAMPLE, join(EXAMPLE, 'cases.yaml'));
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);

@@ -243,13 +243,17 @@ export function registerPolicy(program: Command): void {
 
   policy
     .command('validate')
-    .description("parse every *.cedar file in DIR and validate it against Corral's schema")
+    .description("parse every *.cedar file in DIR and validate it against Corral's schema, with the entities.json beside them")
     .argument('<dir>', 'the policy directory')
     .option('--json', 'print { valid, policies } or { valid, issues } as JSON')
     .action(async (dir: string, opts: { json?: boolean }) => {
-      const { PolicyError, loadPolicyDir } = await policyPackage();
+      const { DecisionPoint, PolicyError, loadPolicies, parseEntitiesFile, readPolicyDir } = await policyPackage();
       try {
-        const set = loadPolicyDir(resolve(dir));
+        // Read once, as a gateway reads a set (its Cedar files and the data beside them), and checked as a gateway checks one it would make active: its entities.json too.
+        const files = readPolicyDir(resolve(dir), SET_FILES);
+        const set = loadPolicies(files.filter((f) => f.file.endsWith('.cedar')));
+        const entities = files.find((f) => f.file === 'entities.json');
+        if (entities !== undefined) new DecisionPoint().setEntities(parseEntitiesFile(entities), { file: entities.file });
         if (opts.json) printJson({ valid: true, fingerprint: set.fingerprint, policies: set.policies.map(({ id, file, line, effect, approval, quorum }) => ({ id, file, line, effect, approval, quorum })) });
         else process.stdout.write(`${set.policies.length} ${set.policies.length === 1 ? 'policy' : 'policies'} valid\n`);
       } catch (error) {
