@@ -239,7 +239,7 @@ describe('the console in Chromium', () => {
       assert.equal(again.payload.stdout, 'standing order');
     });
 
-    it('needs two distinct approvers above 10,000.00: the same approver twice counts once, a second approver sends the payment', async () => {
+    it('needs two distinct approvers above 10,000.00: an approver who approved is told it waits for another and offered Approve no more (regression: a second click by the same approver counted for nothing while it looked like an approval), a second approver sends the payment', async () => {
       const password = 'alice has a long password';
       await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
       const paying = outcome(createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Big Supplier AG' }));
@@ -249,7 +249,9 @@ describe('the console in Chromium', () => {
       assert.match(await card.locator('header .amount').innerText(), /^€25,000\.00$/);
       await card.getByRole('button', { name: 'Approve once' }).click();
       await card.locator('.quorum', { hasText: /^1 of 2$/ }).waitFor();
-      await Promise.all([page.waitForResponse((r) => r.url().endsWith(`/api/approvals/${id}/approve`)), card.getByRole('button', { name: 'Approve once' }).click()]);
+      await card.getByText('You approved this: it waits for 1 more approver.').waitFor();
+      assert.equal(await card.getByRole('button', { name: /^Approve/ }).count(), 0);
+      assert.equal(await card.getByRole('button', { name: 'Deny…' }).count(), 1);
       assert.equal(stack.gateway.approvals.get(id).status, 'pending');
       assert.equal(stack.gateway.approvals.get(id).approvers.length, 1);
 

@@ -130,7 +130,7 @@ function Page({ name, path, user }: { name: PageName; path: string; user: User }
     case 'activity':
       return <Activity />;
     case 'approvals':
-      return <Approvals />;
+      return <Approvals user={user} />;
     case 'audit':
       return <AuditExplorer path={path} />;
     case 'agents':

@@ -10,8 +10,14 @@ import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
 import { actionTitle, paymentOf, runsCodeOf } from './action.ts';
 
-/** `settled` false keeps the approve buttons disabled (the cards just moved). */
-export function ApprovalCard({ approval, settled, onResolved }: { approval: Approval; settled: boolean; onResolved: () => void }) {
+/**
+ * `settled` false keeps the approve buttons disabled (the cards just moved).
+ * `me` is the signed-in approver's name, as the gateway lists approvers: once
+ * they have approved a request that waits for others, the card says so and
+ * offers no Approve again (the gateway counts each approver once, so a second
+ * click would count for nothing while it looked like an approval); Deny stays.
+ */
+export function ApprovalCard({ approval, me, settled, onResolved }: { approval: Approval; me: string; settled: boolean; onResolved: () => void }) {
   const now = useNow();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
@@ -23,6 +29,8 @@ export function ApprovalCard({ approval, settled, onResolved }: { approval: Appr
   const titleId = `approval-${approval.id}`;
   const payment = paymentOf(approval.action);
   const runs = runsCodeOf(approval.action);
+  const approvedByMe = approval.approvers.includes(me);
+  const waitingFor = Math.max(0, approval.quorum - approval.approvers.length);
 
   async function act(run: () => Promise<unknown>) {
     setBusy(true);
@@ -90,18 +98,26 @@ export function ApprovalCard({ approval, settled, onResolved }: { approval: Appr
       <ErrorNote error={error} />
       {pending && !denying && (
         <div className="actions">
-          <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))} aria-describedby={runs ? `${titleId}-runs-code` : undefined}>
-            Approve once
-          </button>
-          {!runs && (
-            <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
-              Approve always
-            </button>
+          {approvedByMe ? (
+            <span className="mine">
+              You approved this: it waits for {waitingFor} more approver{waitingFor === 1 ? '' : 's'}.
+            </span>
+          ) : (
+            <>
+              <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))} aria-describedby={runs ? `${titleId}-runs-code` : undefined}>
+                Approve once
+              </button>
+              {!runs && (
+                <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
+                  Approve always
+                </button>
+              )}
+            </>
           )}
           <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>
             Deny…
           </button>
-          {!runs && (
+          {!runs && !approvedByMe && (
             <span id={`${titleId}-always`} className="muted small">
               Approve always lets this exact action run again without asking.
             </span>

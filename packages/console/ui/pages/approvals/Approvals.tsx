@@ -3,7 +3,7 @@
 // being requested or resolved, and every 10 s in case the stream is down.
 import { useCallback, useEffect, useState } from 'react';
 import { api } from '../../api/client.ts';
-import type { ActivityEvent } from '../../api/types.ts';
+import type { ActivityEvent, User } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { useEventStream } from '../../hooks/use-event-stream.ts';
 import { approvalsChanged } from '../../hooks/use-pending-count.ts';
@@ -15,7 +15,8 @@ const POLL_MS = 10_000;
 /** How long the approve buttons wait after cards come, go or move: the second click of a double click, or a click as a new request pushes the cards down, must not approve the card that slid under the pointer. */
 const SETTLE_MS = 1_000;
 
-export function Approvals() {
+/** `user`: who is signed in, whose own approvals the cards say are given. */
+export function Approvals({ user }: { user: User }) {
   const [showAll, setShowAll] = useState(false);
   const approvals = useLoad(async () => {
     // The history comes a page at a time, the newest first: pending requests are asked for on their own so none is left out.
@@ -49,7 +50,7 @@ export function Approvals() {
       <ul className="cards">
         {sorted.map((approval) => (
           <li key={approval.id}>
-            <ApprovalCard approval={approval} settled={settled} onResolved={reload} />
+            <ApprovalCard approval={approval} me={user.name} settled={settled} onResolved={reload} />
           </li>
         ))}
       </ul>
