@@ -296,6 +296,13 @@ describe('loadPolicies: a bad set is refused with file, line and reason', () => 
     assert.match(e.issues[0]!.message, /@id/);
   });
 
+  it('counts a carriage return alone as a line break, as Cedar and editors do (a file saved with CR line endings was refused: every policy "started on line 1")', () => {
+    const set = loadPolicies([{ file: 'a.cedar', text: '// old Mac line endings\rpermit(principal, action, resource);\rpermit(principal, action == Action::"record.read", resource);\r\npermit(principal, action == Action::"record.write", resource);' }]);
+    assert.deepEqual(set.policies.map((p) => p.id), ['a.cedar:2', 'a.cedar:3', 'a.cedar:4']);
+    const e = refused(() => loadPolicies([{ file: 'b.cedar', text: 'permit(principal, action, resource);\r\r@id("typo") permit(principal is Agent, action, resource) when { principal.stauts == "active" };' }]));
+    assert.deepEqual(e.issues.map((i) => i.line), [3]);
+  });
+
   it('loads a file of more than ten policies without @id, each at its own line (from the eleventh on, lines were lost and the file refused)', () => {
     const text = Array.from({ length: 12 }, (_, i) => `permit(principal, action, resource) when { context.time.hour == ${i} };`).join('\n');
     const set = loadPolicies([{ file: 'a.cedar', text }]);

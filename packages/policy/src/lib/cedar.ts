@@ -17,11 +17,16 @@ export function lineAt(text: string, byteOffset: number): { line: number; column
   return lineIndex(text)(byteOffset);
 }
 
-/** Indexes `text` once; the returned function maps UTF-8 byte offsets to 1-based line and column. */
+/**
+ * Indexes `text` once; the returned function maps UTF-8 byte offsets to
+ * 1-based line and column. A line ends at a line feed, a carriage return
+ * and line feed, or a carriage return alone (as Cedar, which ends a comment
+ * there, and editors count lines).
+ */
 export function lineIndex(text: string): (byteOffset: number) => { line: number; column: number } {
   const bytes = Buffer.from(text, 'utf8');
   const starts = [0];
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a) starts.push(i + 1);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) starts.push(i + 1);
   return (byteOffset) => {
     const at = Math.max(0, Math.min(byteOffset, bytes.length));
     let lo = 0;
