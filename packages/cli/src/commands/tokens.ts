@@ -23,7 +23,8 @@ export function registerTokens(program: Command): void {
           process.stdout.write(`${lines.join('\n')}\n`);
         }
       } catch (error) {
-        if (!(error instanceof IdentityError)) throw error;
+        // Only a token code is a verdict on the token: a store that is busy or cannot be read says nothing of it (exit 3).
+        if (!(error instanceof IdentityError) || !error.code.startsWith('IDENTITY_TOKEN_')) throw error;
         const kind = FORGED_TOKEN_CODES.has(error.code) ? 'forged' : 'refused';
         if (opts.json) {
           printJson({ valid: false, code: error.code, kind, reason: error.message });
