@@ -163,6 +163,23 @@ describe('reading and running a cases text on a worker thread (runCaseTextOffThr
     });
   });
 
+  it('keeps every entity whose uid is written {"__entity": {…}} when it adds the cases\' entities to the set\'s (all were taken as one uid, and only the last was kept)', async () => {
+    const member = `@id("crew")\npermit (principal in Group::"crew", action == Action::"system.run", resource == Command::"ls");\n`;
+    const ls = (id: string) => `  - name: ${id}\n    principal: { type: Human, id: ${id} }\n    action: system.run\n    resource: { type: Command, id: ls }\n    expect: allow\n`;
+    const human = (id: string) => ({ uid: { __entity: { type: 'Human', id } }, attrs: { email: 'x@example.com', roles: [] }, parents: [{ type: 'Group', id: 'crew' }] });
+    const own = { file: 'entities.json', text: JSON.stringify([human('ann'), human('bo')]) };
+    const results = await runCaseTextOffThread([{ file: 'm.cedar', text: member }], `entities: [${JSON.stringify(human('cy'))}]\ncases:\n${ls('ann')}${ls('bo')}${ls('cy')}`, { entities: own });
+    assert.deepEqual(results.map((r) => [r.name, r.passed]), [['ann', true], ['bo', true], ['cy', true]]);
+  });
+
+  it("refuses the set's entities file when it is JSON but not a list, naming it (it was taken as no entities)", async () => {
+    await assert.rejects(runCaseTextOffThread(SOURCES, ECHO, { entities: { file: 'entities.json', text: '{"uid": {"type": "Human", "id": "op"}}' } }), (error: PolicyError) => {
+      assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
+      assert.deepEqual(error.issues.map((i) => i.file), ['entities.json']);
+      return true;
+    });
+  });
+
   it("reports the set's issues first, then its entities file not being JSON, then cases that do not read", async () => {
     await assert.rejects(runCaseTextOffThread([{ file: 'bad.cedar', text: 'forbid (' }], 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), { code: 'POLICY_SET_INVALID' });
     await assert.rejects(runCaseTextOffThread(SOURCES, 'not: [cases', { entities: { file: 'entities.json', text: '{' } }), (error: PolicyError) => {

@@ -12,6 +12,10 @@ const job = workerData as OffThreadJob & { schemaText?: string };
 /** The cases `c.text` holds, run against `point` (holding the set) with the set's entities and theirs: see runCaseTextOffThread. */
 function runCaseText(point: DecisionPoint, c: CaseText): CaseResult[] {
   const own = c.entities === undefined ? undefined : parseEntitiesFile(c.entities);
+  if (own !== undefined && !Array.isArray(own)) {
+    const file = c.entities!.file;
+    throw new PolicyError('POLICY_ENTITIES_INVALID', `${file}: entities must be a JSON array`, { issues: [{ file, message: 'entities must be a JSON array' }] });
+  }
   /** An entities file the cases name, from the set's files. */
   const named = (file: string): unknown => {
     const found = c.files.find((f) => f.file === file);
@@ -36,14 +40,19 @@ function runCaseText(point: DecisionPoint, c: CaseText): CaseResult[] {
     throw unreadable;
   }
   const merged = new Map<string, unknown>();
-  for (const e of [...(Array.isArray(own) ? own : []), ...cases.entities]) merged.set(entityKey(e), e);
+  for (const e of [...(own ?? []), ...cases.entities]) merged.set(entityKey(e), e);
   point.setEntities([...merged.values()]);
   return runCases(point, cases.cases);
 }
 
-/** What tells entities apart: their uid, whatever it holds (the decision point checks it). */
+/**
+ * What tells entities apart: their uid, in either of Cedar's spellings
+ * (`{type, id}` or `{"__entity": {type, id}}`), whatever it holds (the
+ * decision point checks it).
+ */
 function entityKey(e: unknown): string {
-  const uid = (e as { uid?: { type?: unknown; id?: unknown } } | null)?.uid;
+  const raw = (e as { uid?: { __entity?: unknown } } | null)?.uid;
+  const uid = (typeof raw?.__entity === 'object' && raw.__entity !== null ? raw.__entity : raw) as { type?: unknown; id?: unknown } | undefined;
   return `${String(uid?.type)}::${JSON.stringify(uid?.id)}`;
 }
 try {
