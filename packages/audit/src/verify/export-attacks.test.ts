@@ -419,6 +419,35 @@ describe('verifying an export offline', () => {
       const r = await verifySealed('sealed-size-twice', [...sealed.slice(0, -1), twice]);
       assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.seq, d.line])], [false, ['unsealed', 30, undefined], ['checkpoint-forged', null, sealed.length]]);
     });
+    /** `sealed` with record `seq` edited in place (its body changed, its seq and prev kept). */
+    const editedAt = (seq: number, lines = sealed) => lines.map((l, i) => (i === lineOf(seq, lines) ? recordBytes(seq, JSON.parse(l).prev, extractBody(l).replace('"n":', '"m":')) : l));
+    it('names seq 31 as edited, not seq 32, and the seal vouches for seq 30 (regression: "seq 32 was edited", and seq 30–31 unsealed)', async () => {
+      const r = await verifySealed('sealed-edit-31', editedAt(31));
+      assert.deepEqual([r.firstBadSeq, ...r.damage.map((d) => [d.kind, d.seq])], [31, ['edited', 31]]);
+    });
+    it('names seq 31 as deleted, and the seal vouches for seq 30 (regression: seq 30 unsealed)', async () => {
+      const r = await verifySealed('sealed-delete-31', sealed.filter((_, i) => i !== lineOf(31, sealed)));
+      assert.deepEqual([r.firstBadSeq, ...r.damage.map((d) => [d.kind, d.seq])], [31, ['deleted', 31]]);
+    });
+    it('never names a first bad seq after the first record changed, whatever is done to the records from one seq on', async () => {
+      const attacks: Record<string, (seq: number) => string[]> = {
+        'edited in place': (seq) => editedAt(seq),
+        deleted: (seq) => sealed.filter((_, i) => i !== lineOf(seq, sealed)),
+        'edited, and the next deleted': (seq) => editedAt(seq).filter((_, i) => i !== lineOf(seq + 1, sealed)),
+        'edited, and the next edited too': (seq) => editedAt(seq + 1, editedAt(seq)),
+        'swapped with the next': (seq) => {
+          const lines = [...sealed];
+          [lines[lineOf(seq, sealed)], lines[lineOf(seq + 1, sealed)]] = [lines[lineOf(seq + 1, sealed)] as string, lines[lineOf(seq, sealed)] as string];
+          return lines;
+        },
+      };
+      for (const [attack, lines] of Object.entries(attacks)) {
+        for (let seq = 0; seq <= 31; seq++) {
+          const r = await verifySealed(`sealed-${attack.replaceAll(' ', '-')}-${seq}`, lines(seq));
+          assert.ok(!r.ok && r.firstBadSeq !== null && r.firstBadSeq <= seq, `${attack} at ${seq}: first bad seq ${r.firstBadSeq}: ${JSON.stringify(r.damage)}`);
+        }
+      }
+    });
     describe('and the auditor kept a checkpoint after its records', () => {
       it('passes when the seal is that very checkpoint: the records are a prefix of the tree witnessed (regression: "rolled back")', async () => {
         const r = await verifySealed('sealed-witnessed', sealed, at40);

@@ -127,6 +127,8 @@ export class LogVerifier {
   #rootMismatch: SignedCheckpoint | undefined;
   /** The checkpoint of a seal whose consistency proof verified: the records are a prefix of the tree it signs. */
   #sealedBy: SignedCheckpoint | undefined;
+  /** A validly signed seal given once the chain had broken: not applied, but a diagnosis may test itself against it (#confirmed). */
+  #brokenSeal: { size: number; checkpoint: SignedCheckpoint; consistency: readonly string[] } | undefined;
   /** The tree at the last checkpoint whose root matched (where a rewrite can start). */
   #sealedState: VerifyStart;
   /** With requireSealed: the leaf hashes appended since #sealedState (at most lookahead), to test a diagnosis against a later checkpoint. */
@@ -329,7 +331,16 @@ export class LogVerifier {
    */
   seal(size: number, checkpoint: SignedCheckpoint, consistency: readonly string[]): void {
     this.#prepare();
-    if (this.#broken) return;
+    if (this.#broken) {
+      // Past a broken link the seal seals nothing, but it may still confirm what the diagnosis names (an edit to the last record but one).
+      try {
+        verifyCheckpointSignature(this.#publicKey, checkpoint);
+        this.#brokenSeal = { size, checkpoint, consistency: [...consistency] };
+      } catch {
+        // A forged seal confirms nothing.
+      }
+      return;
+    }
     if (size !== this.#range.size) {
       const at = Math.min(size, this.#range.size);
       const message =
@@ -564,17 +575,30 @@ export class LogVerifier {
     const range = new CompactRange(this.#h, this.#sealedState.size, this.#sealedState.frontier);
     for (const leaf of leaves) range.append(leaf);
     let last = leaves.at(-1) ?? this.#sealedState.lastHash;
+    // The next checkpoint, or a seal (an export that ends between two checkpoints): whichever the records reach first.
     const next = this.#checks.find((c) => c.size > at);
-    if (!next) return false;
+    const seal = this.#brokenSeal !== undefined && this.#brokenSeal.size > at && (!next || next.size > this.#brokenSeal.size) ? this.#brokenSeal : undefined;
+    if (!next && !seal) return false;
     for (const x of [undefined, ...after]) {
       if (x) {
         if (x.seq !== range.size || x.prev !== last) return false;
         range.append(x.hash);
         last = x.hash;
       }
-      if (next.size === range.size) return hashesEqual(range.root(), next.root);
+      if (seal?.size === range.size) return this.#sealProves(seal, range.root());
+      if (next?.size === range.size) return hashesEqual(range.root(), next.root);
     }
     return false;
+  }
+
+  /** True when `seal`'s consistency proof leads from `root` (of its size) to its checkpoint's signed root. */
+  #sealProves(seal: { size: number; checkpoint: SignedCheckpoint; consistency: readonly string[] }, root: string): boolean {
+    try {
+      verifyConsistency(this.#h, seal.size, seal.checkpoint.size, seal.consistency, root, seal.checkpoint.root);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #diagnose(rest: Seen[], brokenBody: string): Damage {
