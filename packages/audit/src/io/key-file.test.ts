@@ -3,13 +3,13 @@
 // echoing what it holds.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { keyIdOf, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
-import { loadPublicKeyFile } from './key-file.ts';
+import { loadOrCreateSigningKey, loadPublicKeyFile, PUBLIC_KEY_FILE } from './key-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-audit-public-key-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,5 +77,19 @@ describe('loading the public key an auditor trusts', () => {
     it('refuses DER', () => void refusal(file('key.der', ed.publicKey.export({ type: 'spki', format: 'der' }))));
     it('refuses a JWK', () => void refusal(file('key.jwk', JSON.stringify(ed.publicKey.export({ format: 'jwk' })))));
     it('refuses an empty file', () => void refusal(file('empty.pem', '')));
+  });
+});
+
+describe('creating the signing key', () => {
+  it('replaces a symbolic link planted where the public key goes, and writes nothing through it (regression: the public key overwrote the file it named)', () => {
+    const state = join(dir, 'planted');
+    mkdirSync(state);
+    const victim = file('victim.txt', 'keep me\n');
+    symlinkSync(victim, join(state, PUBLIC_KEY_FILE));
+    const key = loadOrCreateSigningKey(state);
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me\n');
+    assert.ok(lstatSync(join(state, PUBLIC_KEY_FILE)).isFile());
+    assert.equal(keyIdOf(loadPublicKeyFile(join(state, PUBLIC_KEY_FILE))), key.keyId);
+    assert.deepEqual(readdirSync(state).sort(), ['audit-signing-key.pem', PUBLIC_KEY_FILE]);
   });
 });

@@ -2,7 +2,7 @@
 // directory, owner-only (0600), and refused when others can read it.
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
@@ -18,22 +18,48 @@ export interface SigningKey {
   path: string;
 }
 
-/** Loads the signing key from `stateDir`, creating it (and the directory, 0700) when absent. */
+/**
+ * Loads the signing key from `stateDir`, creating it (and the directory, 0700)
+ * when absent, with the public key beside it (PUBLIC_KEY_FILE).
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE as loadSigningKey, or when either cannot be written.
+ */
 export function loadOrCreateSigningKey(stateDir: string): SigningKey {
   const path = join(stateDir, KEY_FILE);
   if (existsSync(path)) return loadSigningKey(stateDir);
+  let created: KeyObject | undefined;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const { privateKey, publicKey } = generateSigningKey();
     writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flag: 'wx' });
     chmodSync(path, 0o600);
-    writeFileSync(join(stateDir, PUBLIC_KEY_FILE), publicKeyPem(publicKey), { mode: 0o644 });
+    created = publicKey;
   } catch (error) {
+    // EEXIST: another process created the key meanwhile; it writes the public key.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot create the audit signing key at ${path}: ${(error as Error).message}`, { cause: error });
     }
   }
+  if (created) writePublicKeyFile(stateDir, created);
   return loadSigningKey(stateDir);
+}
+
+/**
+ * Writes the public key an auditor takes away beside the private key: under a
+ * name of its own (created, never opened as found), then renamed into place,
+ * so a symbolic link planted at PUBLIC_KEY_FILE is replaced, never written
+ * through (the file it names, overwritten with a PEM).
+ */
+function writePublicKeyFile(stateDir: string, publicKey: KeyObject): void {
+  const target = join(stateDir, PUBLIC_KEY_FILE);
+  const tmp = `${target}.${process.pid}.tmp`;
+  try {
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, publicKeyPem(publicKey), { mode: 0o644, flag: 'wx' });
+    renameSync(tmp, target);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot write the audit public key at ${target}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  }
 }
 
 /**
