@@ -58,6 +58,15 @@ describe('corral policy explain and replay with the entities of the policy direc
     assert.deepEqual(report.changed.map((c: { ref: number; after: { decision: string } }) => [c.ref, c.after.decision]), [[7, 'deny']]);
   });
 
+  it("test decides with the directory's entities.json, as a gateway runs a set's cases (regression: it was ignored, and a case expecting the blocked agent denied failed)", async () => {
+    const set = blockedSet('test');
+    const cases = join(tmp, 'blocked-cases.yaml');
+    writeFileSync(cases, 'cases:\n  - name: mallory is blocked\n    principal: { type: Agent, id: mallory }\n    action: record.read\n    resource: { type: Record, id: r }\n    expect: deny\n    policies: [blocked]\n');
+    const r = await run('policy', 'test', set, cases);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1 passed, 0 failed/);
+  });
+
   it("names the directory's entities.json when it is not JSON, or not a list (exit 2)", async () => {
     const request = join(tmp, 'any.json');
     writeFileSync(request, JSON.stringify(read('alice')));

@@ -265,7 +265,7 @@ export function registerPolicy(program: Command): void {
 
   policy
     .command('test')
-    .description('check the decisions DIR makes for the example requests in CASES (YAML)')
+    .description("check the decisions DIR makes, with its entities.json, for the example requests in CASES (YAML)")
     .argument('<dir>', 'the policy directory')
     .argument('<cases>', 'the cases file')
     .option('--json', 'print every result as JSON')
@@ -274,7 +274,9 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
-      await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), [STATE_SOURCE, { where: `the entities of ${casesFile}`, list: cases.entities }]));
+      // As a gateway runs a set's cases: with its entities.json, under which the cases' own entities go (here with the identity store's agents and humans between).
+      const own = await setEntitiesFile(resolve(dir));
+      await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), [...own, STATE_SOURCE, { where: `the entities of ${casesFile}`, list: cases.entities }]));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
