@@ -58,7 +58,8 @@ export function authenticateConnect(
       if (role === 'node') {
         deviceId = context.identity.nodes.authenticate({ device: params.device, client, role, scopes: params.scopes ?? [], token: signedToken, commands: params.commands ?? [] }, context.nonce).deviceId;
       } else {
-        verifyDeviceProof(params.device, {
+        // The id the proof was checked for, as nodes.authenticate does for a node.
+        deviceId = verifyDeviceProof(params.device, {
           clientId: client.id,
           clientMode: client.mode,
           role,
@@ -68,11 +69,10 @@ export function authenticateConnect(
           ...(client.deviceFamily !== undefined ? { deviceFamily: client.deviceFamily } : {}),
           expectedNonce: context.nonce,
           now: context.now,
-        });
-        deviceId = params.device.id;
+        }).deviceId;
       }
     } catch (error) {
-      throw deviceRefusal(error, params.device.id, context.identity.nodes.find(params.device.id)?.surfaceRequest?.requestId ?? params.device.id, role);
+      throw deviceRefusal(error, params.device.id, pairingRequestOf(context.identity, params.device.id), role);
     }
   }
   return peerOf(params, role, protocol, deviceId, context);
@@ -122,6 +122,16 @@ const DEVICE_DETAIL: Record<string, string> = {
   IDENTITY_DEVICE_SIGNATURE_INVALID: 'DEVICE_AUTH_SIGNATURE_INVALID',
 };
 
+/** The id an operator approves the pairing of `deviceId` by: its surface request's, else its device id (also when the store cannot be read now). */
+function pairingRequestOf(identity: Identity, deviceId: string): string {
+  try {
+    return identity.nodes.find(deviceId)?.surfaceRequest?.requestId ?? deviceId;
+  } catch {
+    // The store failed for the refusal being answered too: that refusal says so, not this lookup.
+    return deviceId;
+  }
+}
+
 /** `requestId` is the node's pairing request, which an operator approves by that id. */
 function deviceRefusal(error: unknown, deviceId: string, requestId: string, role: Role): GatewayError {
   if (!(error instanceof IdentityError)) return new GatewayError('GATEWAY_INTERNAL', 'device check failed', { cause: error, wire: { code: 'UNAVAILABLE', message: 'device check failed', retryable: true } });
@@ -139,6 +149,9 @@ function deviceRefusal(error: unknown, deviceId: string, requestId: string, role
   }
   if (error.code === 'IDENTITY_NODE_SURFACE_INVALID') return new GatewayError('GATEWAY_PARAMS_INVALID', error.message, { cause: error, wire: { code: 'INVALID_REQUEST', message: error.message } });
   if (error.code === 'IDENTITY_STORE_BUSY') return storeBusy(error);
+  // A store that cannot be read (damaged) checked nothing: the node is asked to retry, as for any fault of the
+  // gateway's own, never told its device was refused (a DEVICE_AUTH_* refusal stops a node for good).
+  if (error.code === 'IDENTITY_STORE_FAILED') return new GatewayError('GATEWAY_INTERNAL', 'the identity store cannot be read', { cause: error, wire: { code: 'UNAVAILABLE', message: 'device check failed', retryable: true } });
   const detail = DEVICE_DETAIL[error.code] ?? 'DEVICE_AUTH_INVALID';
   return new GatewayError('GATEWAY_DEVICE_AUTH_INVALID', 'device authentication failed', { cause: error, wire: { code: 'INVALID_REQUEST', message: 'device authentication failed', details: { code: detail } } });
 }
