@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NodeHost } from '@corral/node';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import { createPayment, launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
@@ -282,6 +282,61 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(await note.locator('li').count(), 1);
         await page.getByRole('button', { name: 'Discard changes' }).click();
         await note.waitFor({ state: 'detached' });
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
+  describe('what the gateway answers when an action fails', () => {
+    /** A pending approval card, whose Approve once goes to `answer` instead of the gateway. */
+    async function cardWhoseApproveGets(page: Page, text: string, answer: (route: Route) => Promise<void>) {
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: text });
+      await card.waitFor();
+      await page.route('**/api/approvals/*/approve', answer);
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      return card;
+    }
+
+    async function denyAndUnroute(page: Page, card: ReturnType<Page['locator']>) {
+      await page.unrouteAll();
+      await card.getByRole('button', { name: 'Deny…' }).click();
+      await card.getByLabel('Reason for denying').fill('test over');
+      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+    }
+
+    it("spells out the characters of a refusal's message that draw nothing or reorder the line (regression: a U+202E in it reversed what the approver read)", async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        const running = settled(runOnNode(stack, ['printf', 'refusal-with-override']));
+        const refusal = JSON.stringify({ error: 'conflict', message: 'the approval was \u202Edevloser', code: 'GATEWAY_APPROVAL_RESOLVED', issues: [{ file: 'run\u202E.cedar', message: 'x\u200By' }] });
+        const card = await cardWhoseApproveGets(page, 'refusal-with-override', (route) => route.fulfill({ status: 409, contentType: 'application/json', body: refusal }));
+        const alert = card.getByRole('alert');
+        await alert.waitFor();
+        const text = await alert.innerText();
+        assert.match(text, /the approval was \\u202Edevloser \(GATEWAY_APPROVAL_RESOLVED\)/);
+        assert.match(text, /run\\u202E\.cedar x\\u200By/);
+        assert.doesNotMatch(text, /[\u202A-\u202E\u2066-\u2069\u200B]/);
+        await denyAndUnroute(page, card);
+        assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('says the gateway could not be reached when a request got no answer (regression: it said "Failed to fetch")', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        const running = settled(runOnNode(stack, ['printf', 'approve-without-answer']));
+        const card = await cardWhoseApproveGets(page, 'approve-without-answer', (route) => route.abort('connectionrefused'));
+        const alert = card.getByRole('alert');
+        await alert.waitFor();
+        assert.equal(await alert.innerText(), 'the gateway could not be reached (whether it got the request is not known: load the page again to see)');
+        await denyAndUnroute(page, card);
+        assert.equal(await running, false);
       } finally {
         await context.close();
       }

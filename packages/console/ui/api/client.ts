@@ -27,7 +27,7 @@ import type {
   Validation,
 } from './types.ts';
 
-/** A refusal or failure from the gateway, with its JSON error body. */
+/** A refusal or failure from the gateway, with its JSON error body; status 0 and error `unreachable` when no answer came. */
 export class ApiError extends Error {
   readonly status: number;
   readonly error: string;
@@ -136,7 +136,13 @@ async function call<T>(method: Method, path: string, body?: unknown, extra: Reco
   if (key !== '') headers['x-corral-csrf'] = key;
   const init: RequestInit = { method, headers, credentials: 'same-origin' };
   if (body !== undefined) init.body = JSON.stringify(body);
-  const response = await fetch(path, init);
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    // No answer at all (the gateway down, the network gone): the browser's own words ("Failed to fetch") say nothing to act on.
+    throw new ApiError(0, { error: 'unreachable', message: 'the gateway could not be reached (whether it got the request is not known: load the page again to see)' });
+  }
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let parsed: unknown = {};

@@ -2,7 +2,7 @@
 // Merkle tree and every signed checkpoint.
 import { api } from '../../api/client.ts';
 import { useLoad } from '../../hooks/use-load.ts';
-import { formatTime } from '../../format.ts';
+import { formatTime, visible } from '../../format.ts';
 
 export function VerifyBadge() {
   const check = useLoad(() => api.auditVerify(), []);
@@ -10,10 +10,10 @@ export function VerifyBadge() {
   let text = 'verifying…';
   let tone = 'none';
   if (check.error) {
-    text = `could not verify: ${check.error.message}`;
+    text = `could not verify: ${visible(check.error.message)}`;
     tone = 'deny';
   } else if (result && !check.loading) {
-    text = result.ok ? `log verified: ${result.records} records, ${result.checkpoints} checkpoints` : `log damaged at record ${result.firstBad ?? '?'}: ${result.damage ?? result.message}`;
+    text = result.ok ? `log verified: ${result.records} records, ${result.checkpoints} checkpoints` : `log damaged at record ${result.firstBad ?? '?'}: ${visible(result.damage ?? result.message)}`;
     tone = result.ok ? 'allow' : 'deny';
   }
   return (

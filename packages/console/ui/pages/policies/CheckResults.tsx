@@ -10,7 +10,7 @@ function Issues({ issues }: { issues: PolicyIssue[] }) {
     <ul className="issues">
       {issues.map((issue, i) => (
         <li key={i} className="mono">
-          {issueText(issue)}
+          {visible(issueText(issue))}
         </li>
       ))}
     </ul>
@@ -45,9 +45,9 @@ export function CheckResults({ result }: { result: Result }) {
             <tbody>
               {result.value.results.map((r) => (
                 <tr key={r.name}>
-                  <td>{r.name}</td>
-                  <td>{r.expected}</td>
-                  <td>{r.actual}</td>
+                  <td>{visible(r.name)}</td>
+                  <td>{visible(r.expected)}</td>
+                  <td>{visible(r.actual)}</td>
                   <td className={r.pass ? 'ok' : 'error'}>{r.pass ? 'pass' : 'FAIL'}</td>
                 </tr>
               ))}

@@ -3,10 +3,12 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, api } from '../../api/client.ts';
 import type { Providers, User } from '../../api/types.ts';
+import { visible } from '../../format.ts';
 
 const SIGNIN_ERRORS: Record<string, string> = {
   invalid_credentials: 'Wrong username or password.',
   too_many_attempts: 'Too many failed attempts for this username.',
+  unreachable: 'The gateway did not answer. Is it running?',
 };
 
 /** Why single sign-on sent the browser back without a session (`/?signin_error=…`). */
@@ -27,8 +29,8 @@ function ssoError(): string {
 function describe(error: unknown): string {
   if (error instanceof ApiError) {
     const known = SIGNIN_ERRORS[error.error];
-    if (error.retryAfterS !== undefined) return `${known ?? error.message} Try again in ${error.retryAfterS} s.`;
-    return known ?? error.message;
+    if (error.retryAfterS !== undefined) return `${known ?? visible(error.message)} Try again in ${error.retryAfterS} s.`;
+    return known ?? visible(error.message);
   }
   return 'The gateway did not answer. Is it running?';
 }
