@@ -12,9 +12,10 @@ const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * What a build is made from. The workspace's lock file stands for the installed
  * React and Vite: `npm update` changes it, and an upgrade (a security fix) must
- * reach the console served. Outside this workspace it may not exist.
+ * reach the console served. Outside this workspace it may not exist. This file
+ * is one too: how Vite is run (its NODE_ENV) shapes what it builds.
  */
-const SOURCES = [join(PACKAGE_DIR, 'ui'), join(PACKAGE_DIR, 'vite.config.ts'), join(PACKAGE_DIR, 'package.json'), join(PACKAGE_DIR, '..', '..', 'package-lock.json')];
+const SOURCES = [join(PACKAGE_DIR, 'ui'), join(PACKAGE_DIR, 'vite.config.ts'), join(PACKAGE_DIR, 'package.json'), fileURLToPath(import.meta.url), join(PACKAGE_DIR, '..', '..', 'package-lock.json')];
 const LOCK = join(PACKAGE_DIR, '.build.lock');
 /** Longer than any build on these machines; a lock older than this was left by a process that died. */
 const STALE_LOCK_MS = 120_000;

@@ -3,11 +3,11 @@
 // runs in (corral up builds it inside the gateway's own process), and the
 // same files from the same sources.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildInto } from '../src/build.ts';
+import { buildConsole, buildInto, consoleIsFresh } from '../src/build.ts';
 
 /** Every file under `dir`, by its path relative to `dir`, with its bytes. */
 function filesOf(dir: string): Map<string, Buffer> {
@@ -80,6 +80,18 @@ describe('the console build', () => {
     it('is the same files, byte for byte, each time it is built from the same sources', () => {
       assert.deepEqual([...first.keys()].sort(), [...second.keys()].sort());
       for (const [name, body] of first) assert.ok(body.equals(second.get(name) ?? Buffer.alloc(0)), `${name} differs between two builds`);
+    });
+  });
+
+  describe('when how it is built changes', () => {
+    it("is built again before it is served (regression: a console built before the build's own code changed, such as React's development build of a NODE_ENV=development start, went on being served as fresh)", async () => {
+      await buildConsole();
+      // The build's code as just changed: its file newer than the build served.
+      const now = new Date();
+      utimesSync(join(import.meta.dirname, '..', 'src', 'build.ts'), now, now);
+      assert.equal(consoleIsFresh(), false);
+      await buildConsole();
+      assert.equal(consoleIsFresh(), true);
     });
   });
 });
