@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { keyIdOf, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
-import { loadOrCreateSigningKey, loadPublicKeyFile, PUBLIC_KEY_FILE } from './key-file.ts';
+import { loadOrCreateSigningKey, loadPublicKeyFile, loadSigningKey, PUBLIC_KEY_FILE } from './key-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-audit-public-key-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,5 +91,29 @@ describe('creating the signing key', () => {
     assert.ok(lstatSync(join(state, PUBLIC_KEY_FILE)).isFile());
     assert.equal(keyIdOf(loadPublicKeyFile(join(state, PUBLIC_KEY_FILE))), key.keyId);
     assert.deepEqual(readdirSync(state).sort(), ['audit-signing-key.pem', PUBLIC_KEY_FILE]);
+  });
+});
+
+describe('loading the signing key', () => {
+  it('refuses a key file another user owns with AUDIT_KEY_UNAVAILABLE: its owner can read it and sign for the log (regression: loaded, owner-only being all that was checked)', (t) => {
+    const state = join(dir, 'owned');
+    loadOrCreateSigningKey(state);
+    const uid = process.getuid?.();
+    if (uid === undefined) return t.skip('no user ids on this platform');
+    // This process as another user than the one who made the key.
+    t.mock.method(process as { getuid: () => number }, 'getuid', () => uid + 1);
+    assert.throws(() => loadSigningKey(state), (error: unknown) => error instanceof AuditError && error.code === 'AUDIT_KEY_UNAVAILABLE' && error.message.includes(`uid ${uid}`));
+  });
+  it('refuses an owner-only FIFO where the key goes with AUDIT_KEY_UNAVAILABLE, without waiting for a writer (regression: read it, waiting for ever)', async (t) => {
+    const state = join(dir, 'fifo');
+    mkdirSync(state);
+    const fifo = join(state, 'audit-signing-key.pem');
+    const { execFileSync } = await import('node:child_process');
+    try {
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+    } catch {
+      return t.skip('no mkfifo here');
+    }
+    assert.throws(() => loadSigningKey(state), { code: 'AUDIT_KEY_UNAVAILABLE' });
   });
 });

@@ -2,7 +2,7 @@
 // directory, owner-only (0600), and refused when others can read it.
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
@@ -63,21 +63,38 @@ function writePublicKeyFile(stateDir: string, publicKey: KeyObject): void {
 }
 
 /**
- * Loads the signing key from `stateDir`.
- * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing, unreadable, readable by others, or not Ed25519.
+ * Loads the signing key from `stateDir`. Guards, on the one descriptor read:
+ * a regular file; owned by this process's user (its owner can read it and
+ * sign for the log, and replace it); readable by nobody else.
+ * @throws AuditError AUDIT_KEY_UNAVAILABLE when missing, unreadable, not a regular file, another
+ *   user's, readable by others, or not Ed25519.
  */
 export function loadSigningKey(stateDir: string): SigningKey {
   const path = join(stateDir, KEY_FILE);
   let pem: string;
+  let fd: number | undefined;
   try {
-    const mode = statSync(path).mode & 0o777;
+    // Without blocking: a FIFO planted there would hold the open until something wrote to it.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const found = fstatSync(fd);
+    if (!found.isFile()) throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit signing key ${path} is not a regular file`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && found.uid !== uid) {
+      throw new AuditError(
+        'AUDIT_KEY_UNAVAILABLE',
+        `the audit signing key ${path} belongs to another user (uid ${found.uid}), who can read it and sign for the log: run Corral as that user, or make it this user's (uid ${uid}); to verify the log as another user, trust its public key instead (--public-key)`,
+      );
+    }
+    const mode = found.mode & 0o777;
     if ((mode & 0o077) !== 0) {
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit signing key ${path} is readable by others (mode ${mode.toString(8)}); make it owner-only: chmod 600 ${path}`);
     }
-    pem = readFileSync(path, 'utf8');
+    pem = readFileSync(fd, 'utf8');
   } catch (error) {
     if (error instanceof AuditError) throw error;
     throw new AuditError('AUDIT_KEY_UNAVAILABLE', `no audit signing key at ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   const privateKey = privateKeyFromPem(pem, path);
   const publicKey = createPublicKey(privateKey);
