@@ -2,8 +2,8 @@
 // without use, but the console's own polls (the pending-approvals count every
 // 10 s, the lists of approvals and nodes) are requests too and restart that
 // clock, so a console left open on an unlocked screen stayed signed in for the
-// session's whole 12 hours. Use here is a person's: a key, a click, the
-// pointer or the wheel, in any tab of the console (their time is shared
+// session's whole 12 hours. Use here is a person's: a key, a click, a touch
+// or the wheel, in any tab of the console (their time is shared
 // through this origin's localStorage, so an idle tab does not sign out one in use).
 import { useEffect } from 'react';
 
@@ -14,7 +14,8 @@ const CHECK_MS = 15_000;
 /** How often a tab in use writes so for the others, at most. */
 const SHARE_MS = 5_000;
 const LAST_USE_ITEM = 'corral.last-use';
-const USES = ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart'] as const;
+/** A person's use. Not the pointer's moves: a browser may report one when the page moves under a still pointer (live activity adding rows). */
+const USES = ['keydown', 'pointerdown', 'wheel', 'touchstart'] as const;
 
 function sharedLastUse(): number {
   try {
