@@ -362,6 +362,21 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
+    it('does not count a pointer moving over the page as use (a browser may report one as the page moves under a still pointer)', async () => {
+      const context = await browser.newContext();
+      try {
+        await context.clock.install();
+        const page = await signedIn(context);
+        await context.clock.fastForward('40:00');
+        await page.mouse.move(200, 300);
+        await page.mouse.move(220, 320);
+        await context.clock.fastForward('21:00');
+        await page.getByLabel('Username').waitFor();
+      } finally {
+        await context.close();
+      }
+    });
+
     it('stays signed in while someone uses it, in this tab or another of the console', async () => {
       const context = await browser.newContext();
       try {
