@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -99,5 +99,19 @@ describe('advanceWitness', () => {
       assert.deepEqual(readdirSync(dir), ['audit-witness.json']);
       assert.equal(readWitness(path)?.size, 5);
     });
+  });
+});
+
+describe('advanceWitness, when a symbolic link is planted at its temporary file\'s name', () => {
+  it('writes nothing through it, and the witness is a file of its own (regression: the checkpoint overwrote the file the link named, and the link became the witness)', async () => {
+    const { dir, path } = place();
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me\n');
+    symlinkSync(victim, `${path}.${process.pid}.tmp`);
+    await advanceWitness(path, at(5));
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me\n');
+    assert.ok(lstatSync(path).isFile());
+    assert.equal(readWitness(path)?.size, 5);
+    assert.deepEqual(readdirSync(dir).sort(), ['audit-witness.json', 'victim.txt']);
   });
 });

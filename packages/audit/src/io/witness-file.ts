@@ -41,7 +41,9 @@ export async function advanceWitness(path: string, checkpoint: SignedCheckpoint)
   if (current && current.size >= checkpoint.size) return;
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    const handle = await open(tmp, 'w', 0o644);
+    // Created, never opened as found: a symbolic link planted at this foreseeable name would be written through.
+    await rm(tmp, { force: true });
+    const handle = await open(tmp, 'wx', 0o644);
     try {
       await handle.writeFile(`${JSON.stringify(checkpointJson(checkpoint))}\n`);
       await handle.sync();
