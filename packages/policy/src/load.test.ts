@@ -276,6 +276,15 @@ describe('loadPolicies: a bad set is refused with file, line and reason', () => 
     });
   }
 
+  it('refuses an @id holding a quote, a backslash, a line break or an invisible character (an id could write its own decision reason: forbidden by "x" permitted by "admin")', () => {
+    for (const id of ['x\\" permitted by \\"admin', 'a\\\\b', 'a\\nb', 'a\\u{202e}b', 'a\\u{200b}b', 'a\\u{7}b']) {
+      const e = refused(() => loadPolicies([{ file: 'a.cedar', text: `@id("${id}")\nforbid(principal, action, resource);` }]));
+      assert.equal(e.code, 'POLICY_SET_INVALID', id);
+      assert.match(e.issues[0]!.message, /@id/, id);
+    }
+    assert.deepEqual(loadPolicies([{ file: 'a.cedar', text: '@id("no ssh: Über-Regel 1/2 (é)")\nforbid(principal, action, resource);' }]).policies.map((p) => p.id), ['no ssh: Über-Regel 1/2 (é)']);
+  });
+
   it('validates a policy whose @id is "__proto__" like any other', () => {
     const e = refused(() => loadPolicies([{ file: 'a.cedar', text: '@id("__proto__")\npermit(principal is Agent, action, resource) when { principal.stauts == "active" };' }]));
     assert.equal(e.code, 'POLICY_SET_INVALID');

@@ -141,6 +141,8 @@ function linksToDirectory(dir: HeldDir, entry: string, file: string): boolean {
 }
 
 const ANNOTATIONS = new Set(['id', 'approval', 'quorum', 'reason']);
+/** What an @id may not hold: quotes and backslashes, controls, line and paragraph separators, invisible formatting (bidirectional overrides, zero-width characters). */
+const UNFIT_ID = /["\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const MAX_QUORUM = 10;
 
 /**
@@ -217,6 +219,8 @@ function assemble(sources: readonly PolicySource[], schema: CorralSchema, valida
       }
       const id = annotations.id ?? `${source.file}:${line}`;
       if (id === '') problem('@id must not be empty');
+      // Ids are quoted in decision reasons and shown in logs and the console: one must not be able to write more than itself there.
+      else if (annotations.id !== undefined && UNFIT_ID.test(id)) problem('@id must not hold a quote, a backslash, a line break, a control or an invisible formatting character');
       const approvalValue = annotations.approval;
       if (approvalValue !== undefined && approvalValue !== 'required') problem(`@approval must be "required", not "${approvalValue}"`);
       const approval = approvalValue === 'required';
