@@ -56,6 +56,25 @@ describe('the console for admins, approvers and auditors', () => {
       assert.equal(stack.gateway.identity.agents.get('invoice-intake').status, 'active');
     });
 
+    it('keeps the suspend form and its reason when the gateway refuses, so Suspend can be pressed again (regression: the form closed and the reason was gone while the agent ran on)', async () => {
+      const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'invoice-intake' }) });
+      await page.route('**/api/agents/*/suspend', (route: Route) => route.fulfill({ status: 503, contentType: 'application/json', headers: { 'retry-after': '1' }, body: JSON.stringify({ error: 'unavailable', message: 'the gateway is busy: try again shortly', retryAfterS: 1 }) }));
+      try {
+        await row.getByRole('button', { name: 'Suspend…' }).click();
+        await row.getByLabel('Reason').fill('invoices paid twice');
+        await row.getByRole('button', { name: 'Suspend invoice-intake' }).click();
+        await page.getByRole('alert').filter({ hasText: 'the gateway is busy' }).waitFor();
+        assert.equal(await row.getByLabel('Reason').inputValue(), 'invoices paid twice');
+      } finally {
+        await page.unrouteAll();
+      }
+      await row.getByRole('button', { name: 'Suspend invoice-intake' }).click();
+      await row.locator('.status', { hasText: 'suspended' }).waitFor();
+      assert.equal(stack.gateway.identity.agents.get('invoice-intake').status, 'suspended');
+      await row.getByRole('button', { name: 'Resume' }).click();
+      await row.locator('.status', { hasText: 'active' }).waitFor();
+    });
+
     it('approves a node waiting to pair, shown with the commands approving it grants, which then connects', async () => {
       const request = page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).filter({ has: page.getByRole('button', { name: 'Approve' }) });
       await request.getByText(/system\.run\b.*system\.which/).waitFor();

@@ -26,7 +26,9 @@ export function AgentsTable({ admin }: { admin: boolean }) {
         className="inline-form"
         onSubmit={(event) => {
           event.preventDefault();
-          void action.run(() => api.suspendAgent(agent.name, reason.trim())).then(() => {
+          // Refused, the form stays as filled in: pressing Suspend again is all it takes.
+          void action.run(() => api.suspendAgent(agent.name, reason.trim())).then((done) => {
+            if (!done) return;
             setSuspending(null);
             setReason('');
           });
