@@ -485,6 +485,22 @@ describe('corral audit', () => {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /went back from 6 to 3 records.*\[AUDIT_ROLLED_BACK\]/);
     });
+
+    it('stops with exit 1 and AUDIT_ROLLED_BACK when the log goes back and grows past the records it printed between two looks (regression: it went on, printing records of another history after the ones it had shown)', async () => {
+      const other = tempStateDir();
+      cleanup.push(other);
+      const log = await openAuditLog({ stateDir: other });
+      for (let i = 0; i < 8; i++) await log.append(event(100 + i));
+      await log.close();
+      const r = await followThrough((copy) => {
+        const db = new DatabaseSync(join(copy, 'audit.db'));
+        db.exec(`ATTACH '${join(other, 'audit.db')}' AS other`);
+        db.exec('BEGIN; DELETE FROM audit_records WHERE seq >= 3; INSERT INTO audit_records SELECT * FROM other.audit_records WHERE seq >= 3; UPDATE audit_head SET size = 8; COMMIT');
+        db.close();
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /no longer holds record 5 as it was printed.*\[AUDIT_ROLLED_BACK\]/);
+    });
   });
 });
 

@@ -169,15 +169,22 @@ export function registerAudit(program: Command): void {
     .action(async (opts: { lines: string; follow?: boolean; json?: boolean }, command: Command) => {
       const n = seqArg(opts.lines, '--lines');
       await withReader(command, async (reader) => {
-        const print = (r: AuditRecord) => process.stdout.write(`${opts.json ? JSON.stringify(recordJson(r)) : line(r)}\n`);
+        /** The hash of the last record printed (seq next - 1), once one is. */
+        let printed: string | undefined;
+        const print = (r: AuditRecord) => {
+          process.stdout.write(`${opts.json ? JSON.stringify(recordJson(r)) : line(r)}\n`);
+          printed = r.hash;
+        };
         const followed = opts.follow ? fileOf(reader) : undefined;
         let next = Math.max(0, (await reader.store.head()).size - n);
+        const rolledBack = (how: string) =>
+          new CliFailure(`the audit log at ${reader.store.where} ${how} while it was followed: it was rolled back or replaced (see 'corral audit verify')`, EXIT.failed, 'AUDIT_ROLLED_BACK');
         const drain = async () => {
           if (followed) stillFollowed(followed, next);
           const size = (await reader.store.head()).size;
-          if (size < next) {
-            throw new CliFailure(`the audit log at ${reader.store.where} went back from ${next} to ${size} records while it was followed: it was rolled back or replaced (see 'corral audit verify')`, EXIT.failed, 'AUDIT_ROLLED_BACK');
-          }
+          if (size < next) throw rolledBack(`went back from ${next} to ${size} records`);
+          // Gone back and grown again between two looks: the record printed last is no longer the log's.
+          if (printed !== undefined && (await reader.store.record(next - 1))?.hash !== printed) throw rolledBack(`no longer holds record ${next - 1} as it was printed`);
           for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(lib.toAuditRecord(r));
           next = size;
         };
