@@ -79,6 +79,14 @@ describe('activating a policy set', () => {
     assert.throws(() => compileCandidate(parseFiles([{ name: 'entities.json', text: '{not json' }])), { code: 'POLICY_ENTITIES_INVALID' });
   });
 
+  it('refuses a candidate entities.json giving one key twice in an object, naming its line, as a set on disk is (regression: JSON.parse kept the second "parents" silently)', () => {
+    const twice = '[{"uid":{"type":"Agent","id":"bot"},"attrs":{},\n "parents":[{"type":"Group","id":"blocked"}],\n "parents":[]}]';
+    assert.throws(
+      () => compileCandidate(parseFiles([{ name: 'main.cedar', text: PERMIT }, { name: 'entities.json', text: twice }])),
+      (error: Error & { code?: string }) => error.code === 'POLICY_ENTITIES_INVALID' && /entities\.json:3:2: the key "parents" appears twice/.test(error.message),
+    );
+  });
+
   it('refuses names that cannot sit side by side in one directory: a file and a folder of one name, and names that differ only in case', () => {
     for (const names of [['a.cedar', 'a.cedar/b.cedar'], ['team.cedar/x/b.cedar', 'team.cedar/x.cedar', 'team.cedar'], ['Main.cedar', 'main.cedar'], ['Team/a.cedar', 'team/b.cedar/c.cedar', 'team/b.cedar']]) {
       assert.throws(() => parseFiles(names.map((name) => ({ name, text: PERMIT }))), { code: 'GATEWAY_PARAMS_INVALID' }, names.join(' '));

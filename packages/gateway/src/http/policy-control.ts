@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, decisionPointOffThread, loadPolicies, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
@@ -124,7 +124,7 @@ export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
 
 /**
  * The candidate's `entities.json` parsed, if it has one. Throws
- * POLICY_ENTITIES_INVALID when it is not JSON. Nesting is the policy
+ * POLICY_ENTITIES_INVALID when it is not JSON or gives a key twice in one object. Nesting is the policy
  * package's to refuse: a decision point takes 32 levels inside an entity,
  * and what is too deep to copy to a checker's worker is refused as the
  * entities' fault.
@@ -132,13 +132,8 @@ export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
 export function candidateEntities(files: readonly PolicyFile[]): unknown {
   const entities = files.find((f) => f.name === 'entities.json');
   if (!entities) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(entities.text) as unknown;
-  } catch (error) {
-    throw new PolicyError('POLICY_ENTITIES_INVALID', 'entities.json is not JSON', { cause: error, issues: [{ file: 'entities.json', message: 'not JSON' }] });
-  }
-  return value;
+  // Not JSON.parse: it keeps the last of a key given twice in one object silently (parseEntitiesFile refuses it, naming the line).
+  return parseEntitiesFile({ file: 'entities.json', text: entities.text });
 }
 
 function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
