@@ -71,6 +71,12 @@ export type GatewayErrorCode =
   | 'GATEWAY_TIMEOUT'
   /** Start-up configuration is missing or wrong (no token, bad bind address). */
   | 'GATEWAY_CONFIG_INVALID'
+  /** `publicUrl` is not an absolute http(s) origin the gateway can be reached at (https unless its host is loopback; no credentials, path, query or fragment), or the console's OIDC redirectUri is not its callback. */
+  | 'GATEWAY_PUBLIC_URL_INVALID'
+  /** An entry of `trustedProxies` is not an IP address or an address block (`10.0.0.0/8`, `fd00::/8`) short of every address. */
+  | 'GATEWAY_TRUSTED_PROXY_INVALID'
+  /** Logged, never thrown: a trusted proxy sent an X-Forwarded-For that is not a list of addresses; the request is taken as from the proxy itself. */
+  | 'GATEWAY_FORWARDED_INVALID'
   /** The gateway's own state, `gateway.db`, cannot be opened or used (a directory in its place, not a database, unreadable): the message names the file and what to do. */
   | 'GATEWAY_STORE_FAILED';
 

@@ -8,9 +8,12 @@ import { Identity, IdentityError, checkOidcSettings } from '@corral/identity';
 import type { Decider } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
 import { HttpApi } from './http/api.ts';
+import { ClientAddresses, TrustedProxies } from './http/client-address.ts';
+import { ConsoleCookies } from './http/cookies.ts';
 import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
+import { checkRedirectAtPublicUrl, parsePublicUrl } from './http/public-url.ts';
 import { Sessions, type SessionUser } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
@@ -44,6 +47,23 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 
   consoleDir?: string;
   /** OpenID Connect single sign-on for the console (authorization code + PKCE); local users sign in either way. */
   oidc?: ConsoleOidcSettings;
+  /**
+   * Where people reach the gateway through the operator's TLS-terminating
+   * reverse proxy: `https://corral.example.com` (`http://` only for a loopback
+   * host; no user, path, query or fragment). Its Host is answered besides
+   * loopback names; when https, the console's cookies are Secure and the
+   * session's is `__Host-corral_session`; `oidc.redirectUri` must be its
+   * callback there. Throws GATEWAY_PUBLIC_URL_INVALID at start.
+   */
+  publicUrl?: string;
+  /**
+   * The reverse proxies in front of the gateway: IP addresses and blocks
+   * (`10.0.0.7`, `10.0.0.0/8`, `fd00::/8`). Only for a request whose socket
+   * peer is one of them is X-Forwarded-For read: the client is its rightmost
+   * entry that is not a trusted proxy (the sign-in limit per address, the
+   * log). Throws GATEWAY_TRUSTED_PROXY_INVALID at start.
+   */
+  trustedProxies?: readonly string[];
   /** The gateway's log: refusals and faults of connections, requests and the policy set, with their codes; never a token, key or policy text. */
   log?: (entry: GatewayLogLine) => void;
 }
@@ -110,13 +130,16 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http');
   }
 
-  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, identity's IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY (another process held identity.db for 5 s) (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
+  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, GATEWAY_PUBLIC_URL_INVALID, GATEWAY_TRUSTED_PROXY_INVALID, identity's IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY (another process held identity.db for 5 s) (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     if (options.oidc) {
       // Wrong settings are refused now, naming the setting, not at someone's first sign-in.
       const { name: _name, ...settings } = options.oidc;
       checkOidcSettings(settings);
     }
+    const publicUrl = options.publicUrl !== undefined ? parsePublicUrl(options.publicUrl) : undefined;
+    if (publicUrl && options.oidc) checkRedirectAtPublicUrl(publicUrl, options.oidc.redirectUri);
+    const trustedProxies = options.trustedProxies !== undefined ? TrustedProxies.parse(options.trustedProxies) : undefined;
     const identity = await openIdentity(options.stateDir, options.now);
     let db: DatabaseSync | undefined;
     let audit: AuditLog | undefined;
@@ -128,7 +151,7 @@ export class Gateway {
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
-      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, ...serverOptions } = options;
+      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
       server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
       const log = given ?? audit;
@@ -170,6 +193,9 @@ export class Gateway {
         feed,
         policies,
         sessions: new Sessions(now, (user) => user.version === undefined || localUserUnchanged(identity, user)),
+        cookies: new ConsoleCookies({ secure: publicUrl?.secure ?? false }),
+        publicUrl,
+        clientAddresses: new ClientAddresses(trustedProxies, options.log),
         throttle: new SignInThrottle(now),
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,

@@ -81,7 +81,7 @@ export class HttpApi {
     const api = this.#api;
     const router = this.#router;
     if (!api || !router) return send(response, failure(503, 'unavailable'));
-    if (!hostAllowed(request.socket.localAddress, request.headers.host)) return send(response, failure(421, 'misdirected_request'));
+    if (!hostAllowed(request.socket.localAddress, request.headers.host, api.publicUrl)) return send(response, failure(421, 'misdirected_request'));
     const match = router.match(request.method ?? 'GET', url.pathname);
     if (!match) return send(response, failure(404, 'not_found'));
     if ('allow' in match) return send(response, { ...failure(405, 'method_not_allowed'), headers: { allow: match.allow.join(', ') } });
@@ -89,9 +89,9 @@ export class HttpApi {
     let caller: Caller | undefined;
     if (route.access !== 'public') {
       const queryKey = route.keyInQuery ? (url.searchParams.get('csrf') ?? undefined) : undefined;
-      const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.token, queryKey);
+      const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.cookies.session, api.token, queryKey);
       if ('status' in who) {
-        this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: request.socket.remoteAddress ?? '' });
+        this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: api.clientAddresses.of(request) });
         return send(response, who);
       }
       caller = who;

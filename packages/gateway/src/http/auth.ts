@@ -6,16 +6,17 @@ import type { IncomingMessage } from 'node:http';
 import { sameSecret } from '../server/handshake.ts';
 import { failure, type Reply } from './respond.ts';
 import { rolesGrant, type Permission } from './roles.ts';
-import { readCookies, SESSION_COOKIE, type Session, type Sessions } from './sessions.ts';
+import { readCookies, type Session, type Sessions } from './sessions.ts';
 
 export type Caller = { kind: 'session'; session: Session; token: string } | { kind: 'token' };
 
 /**
  * The caller, or the refusal to send. Without `permission`, any signed-in
- * caller. `queryKey` is the session key from the URL, for the one route a
- * browser cannot send headers to (an EventSource).
+ * caller. `sessionCookie` is the session cookie's name (ConsoleCookies).
+ * `queryKey` is the session key from the URL, for the one route a browser
+ * cannot send headers to (an EventSource).
  */
-export function authenticate(request: IncomingMessage, permission: Permission | undefined, sessions: Sessions, gatewayToken: string, queryKey?: string): Caller | Reply {
+export function authenticate(request: IncomingMessage, permission: Permission | undefined, sessions: Sessions, sessionCookie: string, gatewayToken: string, queryKey?: string): Caller | Reply {
   const auth = request.headers.authorization;
   if (typeof auth === 'string' && auth !== '') {
     // The scheme's name is case-insensitive (RFC 9110 §11.1).
@@ -23,7 +24,7 @@ export function authenticate(request: IncomingMessage, permission: Permission | 
     if (presented === '' || !sameSecret(presented, gatewayToken)) return failure(401, 'unauthenticated');
     return { kind: 'token' };
   }
-  const live = readCookies(request, SESSION_COOKIE).filter((token) => sessions.get(token, { use: false }));
+  const live = readCookies(request, sessionCookie).filter((token) => sessions.get(token, { use: false }));
   if (live.length === 0) return failure(401, 'unauthenticated');
   // The cookie alone proves nothing: any web server on this host is sent it, and may set it.
   const presented = request.headers['x-corral-csrf'] ?? queryKey;

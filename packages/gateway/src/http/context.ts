@@ -5,9 +5,12 @@ import type { ApprovalStore } from '../approvals/store.ts';
 import type { NodeInvoker } from '../exec/invoke.ts';
 import type { NodeInventory } from '../nodes/inventory.ts';
 import type { GatewayServer } from '../server/server.ts';
+import type { ClientAddresses } from './client-address.ts';
+import type { ConsoleCookies } from './cookies.ts';
 import type { AuditFeed } from './feed.ts';
 import type { OidcSignIn } from './oidc-sign-in.ts';
 import type { PolicyControl } from './policy-control.ts';
+import type { PublicUrl } from './public-url.ts';
 import type { Sessions } from './sessions.ts';
 import type { SignInThrottle } from './throttle.ts';
 
@@ -27,6 +30,12 @@ export interface ApiContext {
   /** Undefined when the gateway was given a decision function instead of a policy directory. */
   policies: PolicyControl | undefined;
   sessions: Sessions;
+  /** The console's cookie names and whether they are Secure. */
+  cookies: ConsoleCookies;
+  /** Where people reach the gateway through the operator's reverse proxy, when configured: its Host is answered besides loopback names. */
+  publicUrl: PublicUrl | undefined;
+  /** Who sent a request: its socket's peer, or the client a trusted proxy forwards for (client-address.ts). */
+  clientAddresses: ClientAddresses;
   throttle: SignInThrottle;
   oidc: OidcSignIn | undefined;
   now: () => number;

@@ -3,11 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import { IdentityError, type HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
-import { OIDC_COOKIE, LOGIN_TTL_MS } from './oidc-sign-in.ts';
+import { LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
 import { deviceTokens } from './throttle.ts';
-import { cookie, isSessionKey, readCookies, SESSION_COOKIE, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
+import { isSessionKey, readCookies, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
 
 function sessionBody(session: Session): Record<string, unknown> {
   return { user: { id: session.user.id, name: session.user.name, roles: session.user.roles }, csrf: session.csrf };
@@ -51,7 +51,8 @@ export function sessionRoutes(api: ApiContext): Route[] {
       handle: async ({ request, body }) => {
         const input = await body();
         const username = typeof input.username === 'string' ? input.username : '';
-        const address = request.socket.remoteAddress ?? '';
+        // Behind a trusted proxy, the client it forwards for: not the proxy, which every client shares.
+        const address = api.clientAddresses.of(request);
         const devices = deviceTokens(request);
         const wait = api.throttle.attempt(username, address, devices);
         if (wait > 0) return failure(429, 'too_many_attempts', { retryAfterS: wait });
@@ -68,7 +69,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
         // The device token goes only to the console, in the body: a cookie would reach every port of this host.
-        return reply(200, { ...sessionBody(session), device }, { 'set-cookie': cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000) });
+        return reply(200, { ...sessionBody(session), device }, { 'set-cookie': api.cookies.set(request, api.cookies.session, token, SESSION_TTL_MS / 1000) });
       },
     },
     {
@@ -83,7 +84,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
       access: 'signed-in',
       handle: ({ request, caller }) => {
         if (caller?.kind === 'session') api.sessions.delete(caller.token);
-        return reply(204, undefined, { 'set-cookie': cookie(request, SESSION_COOKIE, '', 0) });
+        return reply(204, undefined, { 'set-cookie': api.cookies.set(request, api.cookies.session, '', 0) });
       },
     },
     {
@@ -106,7 +107,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
           try {
             const login = await api.oidc.start(key);
             location = login.url;
-            headers['set-cookie'] = cookie(request, OIDC_COOKIE, login.binding, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
+            headers['set-cookie'] = api.cookies.set(request, api.cookies.oidc, login.binding, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
           } catch (error) {
             location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
           }
@@ -120,17 +121,17 @@ export function sessionRoutes(api: ApiContext): Route[] {
       access: 'public',
       handle: async ({ request, response }) => {
         if (!api.oidc) return failure(404, 'not_found');
-        const cookies = [cookie(request, OIDC_COOKIE, '', 0, 'Lax', '/api/auth/oidc')];
+        const cookies = [api.cookies.set(request, api.cookies.oidc, '', 0, 'Lax', '/api/auth/oidc')];
         let location = '/';
         try {
-          const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookies(request, OIDC_COOKIE));
+          const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookies(request, api.cookies.oidc));
           api.identity.humans.record(human);
           const user = oidcUser(human);
           // The start's key may be whoever's sent this browser to the start (another port of the host can, and plant the binding
           // cookie too); the second half goes only to this browser's console, in a fragment no server or other port is sent.
           const half = randomBytes(24).toString('base64url');
           const { token } = api.sessions.create(user, `${key}.${half}`);
-          cookies.push(cookie(request, SESSION_COOKIE, token, SESSION_TTL_MS / 1000));
+          cookies.push(api.cookies.set(request, api.cookies.session, token, SESSION_TTL_MS / 1000));
           location = `/#signin=${half}`;
           await api.record({ actor: { kind: 'human', id: user.name }, action: 'console.sign-in', resource: { kind: 'session', id: 'oidc' }, outcome: { status: 'success' } });
         } catch (error) {

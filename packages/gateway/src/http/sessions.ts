@@ -1,7 +1,7 @@
 // Console sessions: an opaque random token in an HttpOnly, SameSite=Strict
-// cookie, kept in memory by its SHA-256 (a restart signs everyone out), and
-// a key (the CSRF value) the console sends in `x-corral-csrf` on every
-// request. Both are needed: cookies are not port-scoped, so every web server
+// cookie (Secure and `__Host-` prefixed behind an https publicUrl: cookies.ts),
+// kept in memory by its SHA-256 (a restart signs everyone out), and a key
+// (the CSRF value) the console sends in `x-corral-csrf` on every request. Both are needed: cookies are not port-scoped, so every web server
 // on the same host (another port of 127.0.0.1) is sent the cookie and may set
 // one, while the key lives only in the console's own origin (its storage and
 // the answer to its sign-in). A session lasts 12 hours, ends after an hour
@@ -115,10 +115,4 @@ export function readCookies(request: IncomingMessage, name: string, max = 8): st
 /** A key the console made: 32 to 128 base64url characters. */
 export function isSessionKey(value: unknown): value is string {
   return typeof value === 'string' && /^[A-Za-z0-9_-]{32,128}$/.test(value);
-}
-
-/** A Set-Cookie value; `maxAgeS` 0 clears it. `Secure` only when the request arrived over TLS. */
-export function cookie(request: IncomingMessage, name: string, value: string, maxAgeS: number, sameSite: 'Strict' | 'Lax' = 'Strict', path = '/'): string {
-  const secure = (request.socket as { encrypted?: boolean }).encrypted === true ? '; Secure' : '';
-  return `${name}=${value}; HttpOnly; SameSite=${sameSite}; Path=${path}; Max-Age=${maxAgeS}${secure}`;
 }
