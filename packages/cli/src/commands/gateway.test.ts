@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { request as httpRequest } from 'node:http';
 import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -206,5 +207,67 @@ describe("corral gateway's log", () => {
     const r = await corral(['gateway', '--port', '0', '--log-level', 'loud'], { env: { CORRAL_GATEWAY_TOKEN: token } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--log-level must be one of debug, info, warn, error, silent/);
+  });
+});
+
+describe('corral gateway behind a TLS-terminating reverse proxy (--public-url, --trust-proxy)', () => {
+  const env = { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' };
+
+  it('refuses a public URL it could not use and a proxy that is not an address, exit 2 naming the flag and what to give, before it listens', async () => {
+    const cases: Array<[string[], RegExp, string]> = [
+      [['--public-url', 'http://corral.example.com'], /--public-url "http:\/\/corral\.example\.com" must be https:\/\//, 'GATEWAY_PUBLIC_URL_INVALID'],
+      [['--public-url', 'https://corral.example.com/corral'], /--public-url "https:\/\/corral\.example\.com\/corral" must not have a path/, 'GATEWAY_PUBLIC_URL_INVALID'],
+      [['--trust-proxy', '10.0.0.1,proxy.example.com'], /--trust-proxy entry "proxy\.example\.com" is not an IP address or address block/, 'GATEWAY_TRUSTED_PROXY_INVALID'],
+      [['--trust-proxy', '10.0.0.1', '--trust-proxy', '0.0.0.0/0'], /--trust-proxy entry "0\.0\.0\.0\/0" is every address/, 'GATEWAY_TRUSTED_PROXY_INVALID'],
+    ];
+    for (const [args, message, code] of cases) {
+      const r = await corral(['--state-dir', tempStateDir(), 'gateway', '--port', '0', ...args], { env });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, new RegExp(`\\[${code}\\]\\n$`));
+      assert.doesNotMatch(r.stdout, /listening/);
+    }
+  });
+
+  it('answers its public name, signs in with a Secure __Host- cookie, and logs the client its trusted proxy names (the list given with a space after its comma)', async () => {
+    const state = tempStateDir();
+    const { Identity } = await import('@corral/identity');
+    const identity = Identity.open(state);
+    await identity.localUsers.create('alice', 'a password for tests', ['viewer']);
+    identity.close();
+    const log: string[] = [];
+    const child = spawn(CORRAL_BIN, ['gateway', '--port', '0', '--public-url', 'https://corral.example.com', '--trust-proxy', '10.0.0.0/8, 127.0.0.1'], {
+      env: { ...process.env, ...env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));
+    try {
+      const ended = once(child, 'close').then(([code]) => assert.fail(`corral gateway ended (${code}) before it listened: ${log.join('')}`));
+      const [line] = (await Promise.race([once(createInterface({ input: child.stdout! }), 'line'), ended])) as [string];
+      const port = Number(new URL(/listening on (ws:\/\/\S+)/.exec(line)![1]!).port);
+      const post = (path: string, body: unknown, headers: Record<string, string>) =>
+        new Promise<{ status: number; cookies: string[] }>((resolve, reject) => {
+          const req = httpRequest({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+            res.resume();
+            res.once('end', () => resolve({ status: res.statusCode ?? 0, cookies: res.headers['set-cookie'] ?? [] }));
+          });
+          req.once('error', reject);
+          req.end(JSON.stringify(body));
+        });
+      const signIn = await post('/api/session', { username: 'alice', password: 'a password for tests' }, { host: 'corral.example.com', 'x-forwarded-for': '198.51.100.2' });
+      assert.equal(signIn.status, 200, log.join(''));
+      assert.match(signIn.cookies[0]!, /^__Host-corral_session=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200; Secure$/);
+      const elsewhere = await post('/api/session', {}, { host: 'evil.example' });
+      assert.equal(elsewhere.status, 421);
+      assert.equal((await post('/api/policies/validate', {}, { 'x-forwarded-for': '198.51.100.9' })).status, 401);
+      for (let i = 0; i < 100 && !log.join('').includes('http_unauthenticated'); i++) await new Promise((r) => setTimeout(r, 20));
+      const refused = log.join('').split('\n').filter((l) => l.includes('http_unauthenticated')).map((l) => JSON.parse(l) as { remoteAddress?: string });
+      assert.deepEqual(refused.map((e) => e.remoteAddress), ['198.51.100.9'], log.join(''));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'close');
+      }
+    }
   });
 });

@@ -51,7 +51,26 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
   }
 }
 
-/** `corral gateway [--port --bind]` and `corral gateway token`. */
+/** `--trust-proxy`, given once or more, each a comma-separated list: the entries, trimmed. */
+function collectProxies(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((entry) => entry.trim())];
+}
+
+/** The gateway's names of its options, as this command spells them. */
+const OPTION_NAMES: Record<string, string> = { publicUrl: '--public-url', trustedProxies: '--trust-proxy' };
+
+/**
+ * A gateway's refusal of --public-url or --trust-proxy (GATEWAY_PUBLIC_URL_INVALID,
+ * GATEWAY_TRUSTED_PROXY_INVALID) as bad usage, exit 2, naming the flag; anything else, undefined.
+ */
+function optionRefusal(error: unknown): CliFailure | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (code !== 'GATEWAY_PUBLIC_URL_INVALID' && code !== 'GATEWAY_TRUSTED_PROXY_INVALID') return undefined;
+  const message = (error as Error).message.replace(/\b(publicUrl|trustedProxies)\b/g, (name) => OPTION_NAMES[name]!);
+  return new CliFailure(message, EXIT.usage, code);
+}
+
+/** `corral gateway [--port --bind --public-url --trust-proxy]` and `corral gateway token`. */
 export function registerGateway(program: Command): void {
   const gateway = program
     .command('gateway')
@@ -59,13 +78,15 @@ export function registerGateway(program: Command): void {
     .option('--port <port>', 'port to listen on', '18789')
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
+    .option('--public-url <url>', 'where people reach the console through your TLS-terminating reverse proxy, e.g. https://corral.example.com: its Host is answered, its cookies are Secure')
+    .option('--trust-proxy <addresses>', 'your reverse proxies, ADDR[,ADDR...] (IP addresses or CIDR blocks): only from these is X-Forwarded-For read for the client address', collectProxies)
     .option('--json', 'print one JSON document, {"url"}, once it listens')
     .option('--log-level <level>', `the gateway's log on stderr, JSON lines from this level up (${LOG_LEVELS.join(', ')})`, 'info')
     // It runs itself and has a subcommand: main.ts gives --state-dir only to commands without one. Its options come
     // before `token`, so that `gateway token --json` is the token command's.
     .option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)')
     .enablePositionalOptions()
-    .action(async (opts: { port: string; bind: string; oidc?: string; json?: boolean; logLevel: string }, command: Command) => {
+    .action(async (opts: { port: string; bind: string; oidc?: string; publicUrl?: string; trustProxy?: string[]; json?: boolean; logLevel: string }, command: Command) => {
       const port = portOption(opts.port);
       const level = logLevelOption(opts.logLevel);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
@@ -76,8 +97,11 @@ export function registerGateway(program: Command): void {
       const log = gatewayLog(stderrDestination(), level);
       let running;
       try {
-        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), log });
+        const proxy = { ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), ...(opts.trustProxy !== undefined ? { trustedProxies: opts.trustProxy } : {}) };
+        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), ...proxy, log });
       } catch (error) {
+        const refusal = optionRefusal(error);
+        if (refusal) throw refusal;
         // The listen error's own words, and what to do about the common one.
         const cause = (error as { code?: unknown; cause?: { code?: unknown } }).cause;
         if (cause?.code === 'EADDRINUSE') throw new CliFailure(`${(error as Error).message} — choose another with --port [${(error as { code: string }).code}]`, EXIT.environment);
