@@ -6,6 +6,7 @@ import { createHash, type Hash, type KeyObject } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
+import { keyIdOf } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
 import { isHash, sha256Hasher } from '../merkle/hasher.ts';
@@ -312,6 +313,9 @@ async function readCheckpoints(file: ExportFile, publicKey: KeyObject, witness: 
         // Checkpoints go to the verifier as they are read: it keeps the validly signed ones, once each, so memory
         // follows what the key signed, not what the file holds.
         verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, start: header.start, requireSealed: true, ...(witness ? { witness } : {}) });
+        // Unsigned, but what the export says it is: an export of another log (the wrong key given), or a header changed.
+        const trusted = keyIdOf(publicKey);
+        if (header.keyId !== trusted) verifier.checkpointUnreadable(`${path}:1: the header names signing key ${header.keyId}, not the trusted key ${trusted}: the export is of another log, or its header was changed`, 1);
         continue;
       }
       const what = signedLine(bytes);

@@ -496,6 +496,18 @@ describe('verifying an export offline', () => {
     });
   });
 
+  describe('when the header names another signing key than the trusted one', () => {
+    it('reports the header as damage at line 1 when its key id was changed (regression: passed)', async () => {
+      const header = (clean[0] as string).replace(/"keyId":"[0-9a-f]{32}"/, `"keyId":"${'0'.repeat(32)}"`);
+      const r = await verify('header-other-key', [header, ...clean.slice(1)]);
+      assert.deepEqual([r.ok, r.verified, ...r.damage.map((d) => [d.kind, d.seq, d.line])], [false, 50, ['checkpoint-forged', null, 1]]);
+    });
+    it('fails an export of no records verified with another key than the one it names (regression: "ok: no records verified")', async () => {
+      const r = await verifyExportFile(write('header-only', [clean[0] as string]), generateSigningKey().publicKey);
+      assert.deepEqual([r.ok, ...r.damage.map((d) => [d.kind, d.line])], [false, ['checkpoint-forged', 1]]);
+    });
+  });
+
   describe('when the header repeats a member, the first with another value', () => {
     it('refuses the export with AUDIT_EXPORT_MALFORMED naming line 1: a reader taking the first "start" would see a whole log, not one starting at seq 30 (regression: passed as starting at 30)', async () => {
       const log = await openAuditLog({ stateDir: dir });

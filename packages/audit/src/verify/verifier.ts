@@ -229,7 +229,10 @@ export class LogVerifier {
     return v;
   }
 
-  /** A checkpoint (or seal) line of an export that cannot be read, at its `line`: reported as forged. */
+  /**
+   * A checkpoint (or seal) line of an export that cannot be read, or a header
+   * naming another signing key than the trusted one, at its `line`: reported as forged.
+   */
   checkpointUnreadable(message: string, line: number): void {
     this.#checkpointDamage({ kind: 'checkpoint-forged', seq: null, line, message });
   }
