@@ -24,7 +24,7 @@ export { SurfaceStore, openGatewayDb } from './store/store.ts';
 export type { NodeSurface } from './store/store.ts';
 export { actionDigest, canonicalRun, splitShell } from './exec/canonical.ts';
 export type { CanonicalRun, RunRequest } from './exec/canonical.ts';
-export { decideRun } from './exec/decide.ts';
+export { commandResource, decideRun } from './exec/decide.ts';
 export type { PrincipalRef, RunDecision } from './exec/decide.ts';
 export { accountApprover, ApprovalStore, approverName, checkReason, DEFAULT_APPROVAL_TTL_MS } from './approvals/store.ts';
 export { RECEIPT_CLOCK_SKEW_MS, RECEIPT_VALIDITY_MS, ReceiptSigner, SpentReceipts, verifyCommandReceipt, verifyReceipt } from './approvals/receipt.ts';

@@ -78,6 +78,22 @@ describe('corral policy', () => {
     assert.deepEqual([JSON.parse(j.stdout).decision, JSON.parse(j.stdout).policies], ['deny', ['no-suspended-agents']]);
   });
 
+  it("explains a system.run as a gateway decides it: a forbid on another spelling of the program denies (regression: a forbid on Command::\"rm\" was not applied to /usr/bin/rm, explained as allowed while the gateway denied)", async () => {
+    const set = join(tmp, 'spellings');
+    mkdirSync(set);
+    writeFileSync(join(set, 'run.cedar'), '@id("runs") permit(principal, action == Action::"system.run", resource);\n@id("no-rm") forbid(principal, action == Action::"system.run", resource == Command::"rm");\n');
+    const request = join(tmp, 'rm.json');
+    writeFileSync(request, JSON.stringify({ principal: { type: 'Human', id: 'operator' }, action: 'system.run', resource: { type: 'Command', id: '/usr/bin/rm' }, context: { argv: ['/usr/bin/rm', 'x'], commandLine: '\n/usr/bin/rm\nx\n' } }));
+    const r = await run('policy', 'explain', '--request', request, '--policies', set, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const explained = JSON.parse(r.stdout);
+    assert.deepEqual([explained.decision, explained.policies, explained.askedAs.resource], ['deny', ['no-rm'], 'rm']);
+    assert.ok(explained.askedAs.spellings.includes('/usr/bin/rm'));
+    const human = await run('policy', 'explain', '--request', request, '--policies', set);
+    assert.match(human.stdout, /^decision: deny\n/);
+    assert.match(human.stdout, /asked as: Command::"rm", and for its forbids as .*\/usr\/bin\/rm/);
+  });
+
   it('refuses a request outside the schema with exit 2', async () => {
     const request = join(tmp, 'bad-req.json');
     writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'x' }, action: 'launch.missiles', resource: { type: 'Record', id: 'r' } }));

@@ -196,6 +196,36 @@ function describeDecision(d: Decision, set: PolicySet): string {
   return lines.map(printable).join('\n');
 }
 
+/**
+ * For a `system.run` request on a Command, the resources a gateway asks
+ * about it (commandResource of @corral/gateway): the program's own (`rm` for
+ * `/usr/bin/rm`) and its other spellings, whose forbids also deny it. The
+ * gateway is loaded only for such a request.
+ */
+async function commandSpellings(request: unknown): Promise<{ resource: string; spellings: string[] } | undefined> {
+  const r = request as { action?: unknown; resource?: { type?: unknown; id?: unknown } } | null;
+  if (r?.action !== 'system.run' || r.resource?.type !== 'Command' || typeof r.resource.id !== 'string') return undefined;
+  const { commandResource } = await import('@corral/gateway');
+  const { id, spellings } = commandResource(r.resource.id);
+  return { resource: id, spellings };
+}
+
+/**
+ * A command's decision as a gateway makes it (decideRun of @corral/gateway):
+ * the request on the program's own resource, unless that allows or asks and
+ * a forbid on another spelling denies it.
+ */
+function decideSpellings(pdp: DecisionPoint, request: unknown, asked: { resource: string; spellings: string[] }): Decision {
+  const [own, ...others] = pdp.decideEach(request, [asked.resource, ...asked.spellings].map((id) => ({ type: 'Command', id })));
+  if (own!.decision === 'deny') return own!;
+  // With no approval in the context, a deny that names policies is a forbid.
+  return others.find((d) => d.decision === 'deny' && d.policies.length > 0) ?? own!;
+}
+
+function askedLine(asked: { resource: string; spellings: string[] }): string {
+  return printable(`asked as: Command::"${asked.resource}"${asked.spellings.length > 0 ? `, and for its forbids as ${asked.spellings.join(', ')}` : ''} (as a gateway asks a system.run)`);
+}
+
 /** The kinds of file a gateway reads as a policy set, and hashes (hashFiles of @corral/gateway): its Cedar files and the data beside them. */
 const SET_FILES = ['.cedar', '.json', '.yaml', '.yml'];
 
@@ -311,11 +341,12 @@ export function registerPolicy(program: Command): void {
       const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
       const request = readJson(resolve(opts.request), 'the request');
-      const decision = await policyStep(() => pdp.decide(request));
+      const asked = await commandSpellings(request);
+      const decision = await policyStep(() => (asked ? decideSpellings(pdp, request, asked) : pdp.decide(request)));
       const mark = await policyStep(() => unrecordedMark(policies));
       if (mark === 'none') {
-        if (opts.json) printJson(decision);
-        else process.stdout.write(`${describeDecision(decision, set)}\n`);
+        if (opts.json) printJson(asked ? { ...decision, askedAs: asked } : decision);
+        else process.stdout.write(`${describeDecision(decision, set)}\n${asked ? `${askedLine(asked)}\n` : ''}`);
         return;
       }
       // The gateway decides nothing with this set: what it does is deny, whatever the set would decide.
