@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { freePort } from '../../../scripts/testing/free-port.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../scripts/testing/oidc-issuer.ts';
-import { launchChromium, startStack, type Stack } from './stack.ts';
+import { createPayment, launchChromium, settled, startStack, type Stack } from './stack.ts';
 
 describe('single sign-on in Chromium', () => {
   let stack: Stack;
@@ -17,7 +17,10 @@ describe('single sign-on in Chromium', () => {
     const port = await freePort();
     const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
     // bob approves payments (group finance-approvers); carol is in marketing, which maps to no role.
-    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: accountsWithGroups({ bob: ['finance-approvers'], carol: ['marketing'] }) });
+    // mallory approves too, under an address the issuer verified that reads as bob's: bоb@example.com, with a Cyrillic о.
+    const accounts = accountsWithGroups({ bob: ['finance-approvers'], carol: ['marketing'] });
+    const mallory = { email: 'b\u043Eb@example.com', email_verified: true, name: 'mallory', groups: ['finance-approvers'] };
+    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: (sub) => (sub === 'mallory' ? mallory : accounts(sub)) });
     stack = await startStack({ port, oidc: { name: 'Example SSO', issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
     browser = await launchChromium();
   });
@@ -58,5 +61,34 @@ describe('single sign-on in Chromium', () => {
     assert.match(await page.getByRole('alert').innerText(), /none of your groups gives you a role/);
     assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 0);
     await page.close();
+  });
+
+  it("names the Cyrillic о in the address of an approver who counts toward a quorum, so a second approver does not read it as bob's (regression: the card read 1 of 2 — bob@example.com)", async () => {
+    const paying = settled(createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Quorum Supplier AG' }));
+    const page = await browser.newPage();
+    page.setDefaultTimeout(15_000);
+    const pages = [page];
+    try {
+      await signInAtIssuer(page, 'mallory');
+      await page.getByRole('link', { name: 'Approvals' }).click();
+      const card = page.locator('article[data-approval]', { hasText: 'Quorum Supplier AG' });
+      await card.getByRole('button', { name: 'Approve once' }).click();
+      await card.locator('.quorum', { hasText: /^1 of 2$/ }).waitFor();
+      // bob, in a browser of his own (newPage makes a context of its own: no session at the issuer).
+      const second = await browser.newPage();
+      second.setDefaultTimeout(15_000);
+      pages.push(second);
+      await signInAtIssuer(second, 'bob');
+      await second.getByRole('link', { name: 'Approvals' }).click();
+      const seen = second.locator('article[data-approval]', { hasText: 'Quorum Supplier AG' });
+      await seen.locator('.quorum', { hasText: /^1 of 2$/ }).waitFor();
+      assert.match(await seen.locator('.look-alikes').innerText(), /Check who approved: .*U\+043E Cyrillic/);
+      await seen.getByRole('button', { name: 'Deny…' }).click();
+      await seen.getByLabel('Reason for denying').fill('not bob');
+      await seen.getByRole('button', { name: 'Deny', exact: true }).click();
+      assert.equal(await paying, false);
+    } finally {
+      for (const p of pages) await p.close();
+    }
   });
 });

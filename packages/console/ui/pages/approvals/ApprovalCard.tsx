@@ -5,6 +5,7 @@ import { useState, type FormEvent } from 'react';
 import { api } from '../../api/client.ts';
 import type { Approval } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { LookAlikeNote } from '../../common/LookAlikeNote.tsx';
 import { formatCountdown, formatMoney, formatTime, visible } from '../../format.ts';
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
@@ -73,6 +74,8 @@ export function ApprovalCard({ approval, me, settled, onResolved }: { approval: 
             {approval.approvers.length} of {approval.quorum}
           </span>
           {approval.approvers.length > 0 && <span className="muted"> — {visible(approval.approvers.join(', '))}</span>}
+          {/* An approver's name may be an address their single sign-on vouched for, spelled to read as a colleague's. */}
+          <LookAlikeNote text={approval.approvers.join(', ')} label="Check who approved" />
         </dd>
         <dt>Requested</dt>
         <dd>{formatTime(approval.createdAtMs)}</dd>
