@@ -153,7 +153,7 @@ export class Gateway {
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
-      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle });
+      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle, ...(publicUrl ? { publicAddress: publicUrl } : {}) });
       const log = given ?? audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();

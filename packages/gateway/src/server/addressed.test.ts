@@ -42,6 +42,19 @@ describe('which upgrades the gateway takes, by Host and Origin', () => {
     }
   });
 
+  it('behind a reverse proxy (publicUrl https://corral.example.com), takes an upgrade naming the public host from a page of the public origin, and still refuses any other name or origin (regression: 421 for the public Host, 403 for its Origin, so the console could not connect through the proxy)', async () => {
+    const t = await startHttpGateway({ publicUrl: 'https://corral.example.com' });
+    try {
+      const url = t.gw.url;
+      assert.equal(await upgradeStatus(url, { host: 'corral.example.com', origin: 'https://corral.example.com' }), 101);
+      assert.equal(await upgradeStatus(url, { origin: 'https://corral.example.com' }), 101, 'a proxy that passes the upstream address as Host');
+      assert.equal(await upgradeStatus(url, { host: 'corral.example.com', origin: 'http://corral.example.com' }), 403);
+      assert.equal(await upgradeStatus(url, { host: 'evil.example', origin: 'https://corral.example.com' }), 421);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('writes at most its budget of lines for a flood of refused upgrades, then says how many it left out', async () => {
     const gw = await startTestGateway();
     try {

@@ -16,7 +16,7 @@ import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { ThrottledLog } from './throttled-log.ts';
-import { hostAllowed, originAllowed } from './addressed.ts';
+import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -140,6 +140,8 @@ export interface GatewayServerOptions {
   deviceTokens?: DeviceTokens;
   /** HTTP requests that are not WebSocket upgrades. */
   http?: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Where people reach the gateway through the operator's reverse proxy (Gateway's publicUrl): its Host and Origin are taken for upgrades too. */
+  publicAddress?: PublicAddress;
   now?: () => number;
   /** Sockets open at once (default MAX_CONNECTIONS); see MAX_CONNECTIONS for how the cap is kept. */
   maxConnections?: number;
@@ -183,6 +185,7 @@ export class GatewayServer {
   readonly #pairingListeners = new Set<(request: PairingRequest) => void>();
   readonly #log: (entry: GatewayLogEntry) => void;
   readonly #deviceTokens: DeviceTokens | undefined;
+  readonly #publicAddress: PublicAddress | undefined;
   readonly #now: () => number;
   readonly #startedAt: number;
   #tick: NodeJS.Timeout | undefined;
@@ -218,6 +221,7 @@ export class GatewayServer {
     this.#inboundLimits = inboundLimits;
     this.#log = options.log ?? (() => {});
     this.#deviceTokens = options.deviceTokens;
+    this.#publicAddress = options.publicAddress;
     this.#now = options.now ?? Date.now;
     this.#upgradeRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
     this.#startedAt = this.#now();
@@ -389,7 +393,8 @@ export class GatewayServer {
    */
   #verifyUpgrade(request: IncomingMessage, origin: string | undefined, done: (result: boolean, code?: number, message?: string) => void): void {
     const host = request.headers.host;
-    const refusal = !hostAllowed(request.socket.localAddress, host) ? { status: 421, reason: 'host not loopback' } : !originAllowed(origin, host) ? { status: 403, reason: 'origin not the gateway\'s' } : undefined;
+    const pub = this.#publicAddress;
+    const refusal = !hostAllowed(request.socket.localAddress, host, pub) ? { status: 421, reason: 'host not loopback' } : !originAllowed(origin, host, pub) ? { status: 403, reason: 'origin not the gateway\'s' } : undefined;
     if (refusal === undefined) return done(true);
     this.#upgradeRefusals.line({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(request.socket.remoteAddress ?? '') });
     done(false, refusal.status, refusal.status === 421 ? 'Misdirected Request' : 'Forbidden');
