@@ -4,9 +4,10 @@
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit';
-import { Identity, IdentityError, checkOidcSettings } from '@corral/identity';
+import { Identity, IdentityError, checkOidcSettings, type Agent } from '@corral/identity';
 import type { Decider } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
+import { AGENT_SUSPENDED_EVENT } from './http/agents.ts';
 import { HttpApi } from './http/api.ts';
 import { ClientAddresses, TrustedProxies } from './http/client-address.ts';
 import { ConsoleCookies } from './http/cookies.ts';
@@ -23,6 +24,7 @@ import { DeviceTokens } from './server/device-tokens.ts';
 import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { OpenRuns } from './exec/open-runs.ts';
 import { NodeInventory } from './nodes/inventory.ts';
+import { CLOSE } from './protocol/limits.ts';
 import { GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
@@ -74,7 +76,9 @@ export type GatewayLogLine = GatewayLogEntry | PolicyLogEntry;
 /**
  * How often the gateway looks for nodes unpaired by another process (`corral
  * nodes revoke`): their connections are closed and their runs waiting for a
- * report recorded as not reported.
+ * report recorded as not reported; and for agents another process suspended
+ * or retired (`corral agents suspend`): their nodes are told to stop their
+ * commands, and their connections are closed.
  */
 const UNPAIRED_SWEEP_MS = 2000;
 
@@ -94,6 +98,8 @@ export class Gateway {
   readonly #sweep: NodeJS.Timeout;
   /** The sweep under way, if any: the next waits for it, and so does close(). */
   #sweeping: Promise<void> | undefined;
+  /** The agents whose kill switch was pulled since the last sweep, by any process on the store. */
+  readonly #stoppedAgents: () => Agent[];
 
   private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed }) {
     this.server = parts.server;
@@ -105,13 +111,24 @@ export class Gateway {
     this.#db = parts.db;
     this.#audit = parts.audit;
     this.#feed = parts.feed;
+    this.#stoppedAgents = this.identity.agents.watchStopped();
+    try {
+      this.#stoppedAgents();
+    } catch {
+      // A store busy now: the first sweep takes the agents as they are then.
+    }
     this.#sweep = setInterval(() => void this.sweepUnpaired(), UNPAIRED_SWEEP_MS).unref();
   }
 
-  /** Cuts off nodes no longer paired and records their runs waiting for a report as not reported (done every UNPAIRED_SWEEP_MS). */
+  /**
+   * Cuts off nodes no longer paired and records their runs waiting for a
+   * report as not reported, and stops the agents suspended or retired since
+   * (done every UNPAIRED_SWEEP_MS).
+   */
   sweepUnpaired(): Promise<void> {
     if (this.#sweeping) return this.#sweeping;
     const sweeping = (async () => {
+      this.#cutOffStoppedAgents();
       this.inventory.cutOffUnpaired();
       await this.invoker.closeRunsOfUnpaired();
     })()
@@ -123,6 +140,26 @@ export class Gateway {
       });
     this.#sweeping = sweeping;
     return sweeping;
+  }
+
+  /**
+   * For each agent whose kill switch was pulled since the last sweep, by this
+   * gateway's API or by another process (`corral agents suspend` or `retire`
+   * in a terminal, which reaches no node itself): the agent's connections
+   * opened with a token of an older generation are closed, not left until
+   * their next request; and while it is still suspended or retired, every
+   * connected node is told to stop its commands (`corral.agent.suspended`,
+   * as the API's suspend does; a node running none does nothing), but not
+   * once it was resumed, whose new commands must not be stopped for it.
+   */
+  #cutOffStoppedAgents(): void {
+    for (const agent of this.#stoppedAgents()) {
+      if (agent.status !== 'active') this.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason: '' }, (peer) => peer.role === 'node');
+      for (const connection of this.server.connections()) {
+        const held = connection.peer?.agent;
+        if (held?.id === agent.id && held.tokenGeneration < agent.tokenGeneration) connection.close(CLOSE.policyViolation, 'unauthorized');
+      }
+    }
   }
 
   /** The HTTP API's base URL (`/api/approvals`…). */
