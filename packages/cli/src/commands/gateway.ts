@@ -52,8 +52,13 @@ export function gatewayToken(dir: string): { token: string; source: 'env' | 'fil
 }
 
 /** `--trust-proxy`, given once or more, each a comma-separated list: the entries, trimmed. */
-function collectProxies(value: string, previous: string[] = []): string[] {
+export function collectProxies(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((entry) => entry.trim())];
+}
+
+/** --public-url and --trust-proxy as the gateway's options (corral gateway's and corral up's). */
+export function reverseProxyOptions(opts: { publicUrl?: string; trustProxy?: string[] }): { publicUrl?: string; trustedProxies?: string[] } {
+  return { ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), ...(opts.trustProxy !== undefined ? { trustedProxies: opts.trustProxy } : {}) };
 }
 
 /** The gateway's names of its options, as this command spells them. */
@@ -63,7 +68,7 @@ const OPTION_NAMES: Record<string, string> = { publicUrl: '--public-url', truste
  * A gateway's refusal of --public-url or --trust-proxy (GATEWAY_PUBLIC_URL_INVALID,
  * GATEWAY_TRUSTED_PROXY_INVALID) as bad usage, exit 2, naming the flag; anything else, undefined.
  */
-function optionRefusal(error: unknown): CliFailure | undefined {
+export function optionRefusal(error: unknown): CliFailure | undefined {
   const code = (error as { code?: unknown }).code;
   if (code !== 'GATEWAY_PUBLIC_URL_INVALID' && code !== 'GATEWAY_TRUSTED_PROXY_INVALID') return undefined;
   const message = (error as Error).message.replace(/\b(publicUrl|trustedProxies)\b/g, (name) => OPTION_NAMES[name]!);
@@ -97,8 +102,7 @@ export function registerGateway(program: Command): void {
       const log = gatewayLog(stderrDestination(), level);
       let running;
       try {
-        const proxy = { ...(opts.publicUrl !== undefined ? { publicUrl: opts.publicUrl } : {}), ...(opts.trustProxy !== undefined ? { trustedProxies: opts.trustProxy } : {}) };
-        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), ...proxy, log });
+        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log });
       } catch (error) {
         const refusal = optionRefusal(error);
         if (refusal) throw refusal;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -341,6 +342,36 @@ describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
 });
 
 describe('corral up --json --no-console', { timeout: 120_000 }, () => {
+  it('refuses a --public-url it could not use, exit 2 naming the flag, and leaves nothing behind', async () => {
+    const state = join(root, 'bad-public-url');
+    const r = startUp(state, ['--port', String(await freePort()), '--public-url', 'http://corral.example.com']);
+    assert.equal(await r.exited, 2, r.stderr());
+    assert.match(r.stderr(), /--public-url "http:\/\/corral\.example\.com" must be https:\/\/.*\[GATEWAY_PUBLIC_URL_INVALID\]/);
+    assert.equal(existsSync(state), false);
+  });
+
+  it('serves the console behind a reverse proxy with --public-url and --trust-proxy: the admin signs in through the public name with a Secure __Host- cookie', async () => {
+    const state = join(root, 'behind-proxy');
+    const up = startUp(state, ['--port', String(await freePort()), '--json', '--public-url', 'https://corral.example.com', '--trust-proxy', '127.0.0.1']);
+    try {
+      await up.waitFor(/^}\n/m);
+      const ready = JSON.parse(up.stdout()) as { url: string; admin: { username: string; password: string } };
+      const { port } = new URL(ready.url);
+      const signIn = await new Promise<{ status: number; cookies: string[] }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/api/session', method: 'POST', agent: false, headers: { host: 'corral.example.com', 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.2' } }, (res) => {
+          res.resume();
+          res.once('end', () => resolve({ status: res.statusCode ?? 0, cookies: res.headers['set-cookie'] ?? [] }));
+        });
+        req.once('error', reject);
+        req.end(JSON.stringify({ username: ready.admin.username, password: ready.admin.password }));
+      });
+      assert.equal(signIn.status, 200);
+      assert.match(signIn.cookies[0]!, /^__Host-corral_session=[^;]+;.*; Secure$/);
+    } finally {
+      assert.equal(await up.stop('SIGTERM'), 0);
+    }
+  });
+
   it('prints one JSON document when ready, with the admin password on first start, and serves the API without the console', async () => {
     const state = join(root, 'json');
     const up = startUp(state, ['--port', String(await freePort()), '--json', '--no-console']);

@@ -4,7 +4,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { dirOf } from './agents.ts';
-import { portOption } from './gateway.ts';
+import { collectProxies, portOption, reverseProxyOptions } from './gateway.ts';
 
 /** `corral up [--port 18789] [--bind 127.0.0.1] [--no-console] [--json]`: gateway, node, console and the example process, on this machine. */
 export function registerUp(program: Command): void {
@@ -15,6 +15,8 @@ export function registerUp(program: Command): void {
     .option('--bind <address>', 'address to listen on (loopback unless you say otherwise)', '127.0.0.1')
     .option('--no-console', 'serve the HTTP API without the web console')
     .option('--oidc <file>', `single sign-on for the console: OIDC settings as JSON (default: STATE_DIR/${CONSOLE_OIDC_FILE} when it exists)`)
+    .option('--public-url <url>', 'where people reach the console through your TLS-terminating reverse proxy, e.g. https://corral.example.com: its Host is answered, its cookies are Secure')
+    .option('--trust-proxy <addresses>', 'your reverse proxies, ADDR[,ADDR...] (IP addresses or CIDR blocks): only from these is X-Forwarded-For read for the client address', collectProxies)
     .option('--json', 'print one JSON document when ready: url, node, agent, admin (and one more for OpenClaw)')
     .option('--openclaw', 'also start upstream OpenClaw in a Corral container, its exec tool on a Corral node governed here (needs CORRAL_OPENCLAW_DIR)')
     .option('--model-url <url>', "with --openclaw: an OpenAI-compatible chat-completions endpoint (http://HOST:PORT/v1) for OpenClaw's agents")
@@ -39,7 +41,7 @@ Exit codes:
       when the admin password shown on the first start did not reach
       standard output`,
     )
-    .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
+    .action(async (opts: { port: string; bind: string; console: boolean; oidc?: string; publicUrl?: string; trustProxy?: string[]; json?: boolean; openclaw?: boolean; modelUrl?: string; model?: string }, command: Command) => {
       const port = portOption(opts.port);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       if ((opts.modelUrl !== undefined || opts.model !== undefined) && !opts.openclaw) throw new CliFailure('--model-url and --model go with --openclaw', EXIT.usage);
@@ -50,6 +52,6 @@ Exit codes:
       const dir = dirOf(command);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const { up } = await import('../up/up.ts');
-      process.exitCode = await up({ stateDir: dir, port, bind: opts.bind, console: opts.console, json: opts.json === true, ...(oidc ? { oidc } : {}), ...(openclaw ? { openclaw } : {}) });
+      process.exitCode = await up({ stateDir: dir, port, bind: opts.bind, console: opts.console, json: opts.json === true, ...(oidc ? { oidc } : {}), reverseProxy: reverseProxyOptions(opts), ...(openclaw ? { openclaw } : {}) });
     });
 }

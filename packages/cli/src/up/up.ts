@@ -14,7 +14,7 @@ import type { NodeHost } from '@corral/node';
 import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printSecret } from '../output.ts';
-import { gatewayToken } from '../commands/gateway.ts';
+import { gatewayToken, optionRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
 import { findConsole } from './console.ts';
@@ -34,6 +34,8 @@ export interface UpOptions {
   openclaw?: { modelUrl?: string; model?: string };
   /** Single sign-on for the console (read and checked by the command: consoleOidcSettings). */
   oidc?: ConsoleOidcSettings;
+  /** Behind a TLS-terminating reverse proxy: the gateway's `publicUrl` and `trustedProxies`. */
+  reverseProxy?: { publicUrl?: string; trustedProxies?: string[] };
 }
 
 /** OpenClaw's default agent acts as the example's agent. */
@@ -173,7 +175,11 @@ const GATEWAY_LOG_FILE = 'gateway.log';
 async function startGateway(dir: string, options: UpOptions, token: string, consoleDir: string | undefined): Promise<Gateway> {
   const { Gateway } = await import('@corral/gateway');
   const log = gatewayLog(fileDestination(join(dir, GATEWAY_LOG_FILE)));
-  return Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), log });
+  try {
+    return await Gateway.start({ stateDir: dir, token, host: options.bind, port: options.port, ...(consoleDir ? { consoleDir } : {}), ...(options.oidc ? { oidc: options.oidc } : {}), ...options.reverseProxy, log });
+  } catch (error) {
+    throw optionRefusal(error) ?? error;
+  }
 }
 
 /** The sandbox runner and each agent's container policy (from its profile), read before the node connects. */
