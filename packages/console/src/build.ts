@@ -75,7 +75,13 @@ await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true }
 
 /** Builds the console into `outDir` (emptied first). Throws CONSOLE_BUILD_FAILED, its cause naming what Vite wrote on standard error. */
 export function buildInto(outDir: string): Promise<void> {
-  const args = ['--input-type=module', '-e', BUILD_SCRIPT, import.meta.resolve('vite'), join(PACKAGE_DIR, 'vite.config.ts'), outDir];
+  let vite: string;
+  try {
+    vite = import.meta.resolve('vite');
+  } catch (error) {
+    return Promise.reject(new ConsoleError('CONSOLE_BUILD_FAILED', 'vite is not installed beside the console', { cause: error }));
+  }
+  const args = ['--input-type=module', '-e', BUILD_SCRIPT, vite, join(PACKAGE_DIR, 'vite.config.ts'), outDir];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { cwd: PACKAGE_DIR, env: { ...process.env, NODE_ENV: 'production' }, maxBuffer: 16 * 1024 * 1024 }, (error) => {
       if (error) reject(new ConsoleError('CONSOLE_BUILD_FAILED', 'vite could not build the console', { cause: error }));

@@ -3,7 +3,7 @@
 // runs in (corral up builds it inside the gateway's own process), and the
 // same files from the same sources.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,6 +80,19 @@ describe('the console build', () => {
     it('is the same files, byte for byte, each time it is built from the same sources', () => {
       assert.deepEqual([...first.keys()].sort(), [...second.keys()].sort());
       for (const [name, body] of first) assert.ok(body.equals(second.get(name) ?? Buffer.alloc(0)), `${name} differs between two builds`);
+    });
+  });
+
+  describe('when Vite cannot build it', () => {
+    it('answers CONSOLE_BUILD_FAILED, with what Vite said as its cause', async () => {
+      // A folder inside a file cannot be made.
+      const file = join(root, 'a-file');
+      writeFileSync(file, '');
+      await assert.rejects(buildInto(join(file, 'dist')), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'CONSOLE_BUILD_FAILED');
+        assert.ok(error.cause instanceof Error);
+        return true;
+      });
     });
   });
 
