@@ -43,6 +43,8 @@ export interface RunResult {
   limitsHit: LimitHit[];
   refused: RefusedAccess[];
   connections: ConnectionRecord[];
+  /** Connection records left out of `connections` past the proxy's bound, allowed ones first (the refused are kept). */
+  connectionsDropped: number;
   /** Host loopback ports the policy's ingress entries were published on. */
   ingress: { port: number; hostPort: number }[];
   warnings: string[];
@@ -572,6 +574,7 @@ export class Runner {
           limitsHit: [...limitsHit],
           refused,
           connections,
+          connectionsDropped: channel?.droppedRecords ?? 0,
           ingress: published,
           warnings: [...plan.warnings, ...enforcement.warnings],
           policyDigest: plan.policyDigest,

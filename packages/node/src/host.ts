@@ -638,7 +638,7 @@ export class NodeHost {
       truncated: stdout.truncated || stderr.truncated,
       error: stoppedForCaller ? 'cancelled: the caller left' : result.notFound ? 'command not found' : null,
       runId,
-      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length, durationMs: result.durationMs, warm: result.warm, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
+      contained: { policyDigest: result.policyDigest, refused: result.refused.length, connections: result.connections.length + result.connectionsDropped, durationMs: result.durationMs, warm: result.warm, ...(agent !== undefined ? { agent } : {}), ...(dropped.length > 0 ? { envDropped: dropped } : {}) },
     };
   }
 

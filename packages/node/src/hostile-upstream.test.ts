@@ -82,7 +82,7 @@ class HeldRunner extends Runner {
     this.most = Math.max(this.most, this.running);
     await new Promise<void>((resolve) => this.#held.push(resolve));
     this.running -= 1;
-    return { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], ingress: [], warnings: [], policyDigest: 'held', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
+    return { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], connectionsDropped: 0, ingress: [], warnings: [], policyDigest: 'held', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
   }
   finish(): void {
     for (const resolve of this.#held.splice(0)) resolve();
@@ -117,7 +117,7 @@ class UntilStoppedRunner extends Runner {
     options?.signal?.addEventListener('abort', () => this.aborted.resolve(), { once: true });
     if (options?.signal?.aborted) this.aborted.resolve();
     await Promise.race([this.aborted.promise, this.#ended.promise]);
-    return { exitCode: null, signal: 'SIGKILL', notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], ingress: [], warnings: [], policyDigest: 'stopped', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
+    return { exitCode: null, signal: 'SIGKILL', notFound: false, durationMs: 0, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections: [], connectionsDropped: 0, ingress: [], warnings: [], policyDigest: 'stopped', stdoutBytes: 0, stderrBytes: 0, stdout: '', stderr: '' };
   }
   finish(): void {
     this.#ended.resolve();

@@ -9,7 +9,7 @@ const DIGEST = `sha256:${'0'.repeat(64)}`;
 const OUTPUTS = { stdout: DIGEST, stderr: DIGEST };
 
 function result(connections: ConnectionRecord[]): RunResult {
-  return { exitCode: 0, signal: null, notFound: false, durationMs: 5, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections, ingress: [], warnings: [], policyDigest: '0'.repeat(64), stdoutBytes: 0, stderrBytes: 0 };
+  return { exitCode: 0, signal: null, notFound: false, durationMs: 5, warm: false, peakMemoryBytes: null, limitsHit: [], refused: [], connections, connectionsDropped: 0, ingress: [], warnings: [], policyDigest: '0'.repeat(64), stdoutBytes: 0, stderrBytes: 0 };
 }
 
 /** What the audit log's append() does to an event before writing it: it throws AUDIT_EVENT_INVALID where append() would. */
@@ -34,6 +34,14 @@ describe('the record of corral run', () => {
       assert.equal(details.connectionCount, 300);
       assert.ok(details.connections.length > 0 && details.connections.length < 100, `${details.connections.length} recorded`);
       assert.deepEqual(details.argv, argv, 'the command line is never cut');
+    });
+  });
+
+  describe('when the proxy left connection records out past its bound', () => {
+    it('counts those too (regression: the count stopped at the records kept)', () => {
+      const kept = [{ id: 7, startedAt: new Date(0).toISOString(), method: 'CONNECT', host: 'api.example', port: 443, allowed: false, reason: 'not-allowed', bytesSent: 0, bytesReceived: 0 } as ConnectionRecord];
+      const event = runEvent(['/bin/true'], '/p.yaml', { ...result(kept), connectionsDropped: 6 }, OUTPUTS);
+      assert.equal((event.details as { connectionCount: number }).connectionCount, 7);
     });
   });
 

@@ -77,7 +77,7 @@ export class DigestingSink extends Writable {
 export function unrecordable(argv: string[], policyFile: string, policyDigest: string, warnings: string[]): string | undefined {
   if ((argv[0] ?? '').length > MAX_TEXT) return `the command's name is longer than ${MAX_TEXT} characters`;
   if (`contained by ${policyFile}`.length > MAX_TEXT) return `the policy file's path is longer than ${MAX_TEXT - 'contained by '.length} characters`;
-  const ran: RunResult = { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: 0, limitsHit: [], refused: [], connections: [], ingress: [], warnings, policyDigest, stdoutBytes: 0, stderrBytes: 0 };
+  const ran: RunResult = { exitCode: 0, signal: null, notFound: false, durationMs: 0, warm: false, peakMemoryBytes: 0, limitsHit: [], refused: [], connections: [], connectionsDropped: 0, ingress: [], warnings, policyDigest, stdoutBytes: 0, stderrBytes: 0 };
   const bytes = eventBytes(runEvent(argv, policyFile, ran, { stdout: NO_OUTPUT, stderr: NO_OUTPUT }));
   const room = MAX_RECORD_BYTES - LOG_ROOM - RESULT_ROOM;
   if (bytes > room) return `its record would take ${bytes} bytes, and a record of a run holds at most ${room} before its results`;
@@ -151,7 +151,7 @@ function runEventOf(argv: string[], policyFile: string, result: RunResult, outpu
         bytesSent: c.bytesSent,
         bytesReceived: c.bytesReceived,
       })),
-      connectionCount: result.connections.length,
+      connectionCount: result.connections.length + result.connectionsDropped,
       warnings: result.warnings,
     },
     node: hostname(),

@@ -1442,6 +1442,20 @@ describe('EgressProxy', () => {
       }
       assert.equal(three.droppedRecords, 7);
     });
+
+    it('drops allowed records before refused ones, so allowed connections cannot push a refused attempt out of the record (regression: the oldest went first, whatever it was)', async (t) => {
+      const channel = await proxy.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'), { maxRecords: 3 });
+      t.after(() => channel.close());
+      assert.equal((await viaHttp(channel, 'http://api.evil.com/')).status, 403);
+      for (let i = 0; i < 10; i++) assert.equal((await viaHttp(channel, `http://api.test.corral:${httpPort}/echo`)).status, 200);
+      const kept = channel.connections();
+      assert.deepEqual(kept.map((r) => [r.id, r.allowed]), [[1, false], [10, true], [11, true]]);
+      assert.equal(channel.droppedRecords, 8);
+      // Refused ones alone past the cap: the oldest of them goes.
+      for (let i = 0; i < 4; i++) await viaHttp(channel, 'http://api.evil.com/');
+      assert.deepEqual(channel.connections().map((r) => [r.id, r.allowed]), [[13, false], [14, false], [15, false]]);
+      assert.equal(channel.droppedRecords, 12);
+    });
   });
 
   describe('with curl through a TCP-to-unix forwarder (as the sandbox reaches it)', () => {

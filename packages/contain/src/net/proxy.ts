@@ -58,7 +58,12 @@ export interface EgressProxyOptions {
 export interface EgressChannelOptions {
   /** Called once for each connection attempt, when its record is final (refused, failed, or closed). Exceptions are swallowed. */
   onConnection?: (record: ConnectionRecord) => void;
-  /** Records `connections()` keeps (the oldest are dropped beyond); default 100000. `onConnection` sees every one. */
+  /**
+   * Records `connections()` keeps; default 100000. Beyond it the oldest
+   * allowed one is dropped, and a refused one only when none allowed is kept,
+   * so a command cannot push its refused attempts out of its run's record by
+   * making allowed ones. `onConnection` sees every one.
+   */
   maxRecords?: number;
 }
 
@@ -134,7 +139,7 @@ export interface EgressChannel {
   readonly socketPath: string;
   /** Every connection attempt so far, oldest first (copies). */
   connections(): ConnectionRecord[];
-  /** Records dropped from `connections()` because of `maxRecords`. */
+  /** Records dropped from `connections()` because of `maxRecords` (allowed ones first). */
   readonly droppedRecords: number;
   /** Stops accepting, ends every open tunnel and request, removes the socket. Idempotent. */
   close(): Promise<void>;
@@ -322,6 +327,8 @@ interface Entry {
   /** For plain HTTP: takes each read of the upstream, once the request is on its way. */
   reader?: (read: Read) => void;
   done: boolean;
+  /** Dropped from the kept records (maxRecords), where it still sits until they are compacted. */
+  dropped?: boolean;
 }
 
 // An upstream's reads go into pooled buffers that are written straight to the client, each
@@ -436,13 +443,18 @@ class Channel implements EgressChannel {
   readonly #forget: () => void;
   readonly #server: http.Server;
   /**
-   * The kept records, oldest first, from #first on: a dropped one is cleared in place and the
-   * array is compacted once as many are dropped as it keeps. Array.shift() copied the whole array
-   * for each record past maxRecords (some 0.3 ms of the proxy's thread at 100000, for each
-   * request a contained command sends).
+   * The kept records, oldest first: a dropped one is marked in place and the array is compacted
+   * once as many are dropped as it keeps. Array.shift() copied the whole array for each record past
+   * maxRecords (some 0.3 ms of the proxy's thread at 100000, for each request a contained command
+   * sends). #allowed holds the kept records that were allowed, in the order they were, from
+   * #allowedFirst on: the ones dropped first. Each drop costs constant time, amortised.
    */
-  #records: (Entry | undefined)[] = [];
-  #first = 0;
+  #records: Entry[] = [];
+  /** Where in #records the oldest record not dropped may be: none before it is kept. */
+  #front = 0;
+  #kept = 0;
+  #allowed: Entry[] = [];
+  #allowedFirst = 0;
   readonly #open = new Set<Entry>();
   readonly #clients = new Set<net.Socket>();
   readonly #upstreams = new Set<net.Socket>();
@@ -516,7 +528,7 @@ class Channel implements EgressChannel {
 
   connections(): ConnectionRecord[] {
     const out: ConnectionRecord[] = [];
-    for (let i = this.#first; i < this.#records.length; i++) out.push(this.#snapshot(this.#records[i] as Entry));
+    for (const entry of this.#records) if (!entry.dropped) out.push(this.#snapshot(entry));
     return out;
   }
 
@@ -555,20 +567,45 @@ class Channel implements EgressChannel {
     };
     if (httpMethod !== undefined) record.httpMethod = httpMethod;
     const entry: Entry = { record, started: performance.now(), done: false };
-    if (this.#records.length - this.#first >= this.#maxRecords) this.#dropOldest();
-    if (this.#maxRecords > 0) this.#records.push(entry);
+    if (this.#kept >= this.#maxRecords) this.#dropOne();
+    if (this.#maxRecords > 0) {
+      this.#records.push(entry);
+      this.#kept++;
+    }
     this.#open.add(entry);
     return entry;
   }
 
-  /** Drops the oldest kept record (when maxRecords is 0 there is none to drop: nothing is kept). */
-  #dropOldest(): void {
+  /** A kept record was allowed: it is among the first to be dropped. */
+  #allowedRecord(entry: Entry): void {
+    if (this.#maxRecords > 0 && !entry.dropped) this.#allowed.push(entry);
+  }
+
+  /**
+   * Drops the oldest kept record that was allowed, else the oldest kept (when maxRecords is 0
+   * there is none to drop: nothing is kept).
+   */
+  #dropOne(): void {
     this.#dropped++;
-    if (this.#first >= this.#records.length) return;
-    this.#records[this.#first++] = undefined;
-    if (this.#first >= this.#records.length - this.#first) {
-      this.#records = this.#records.slice(this.#first);
-      this.#first = 0;
+    if (this.#kept === 0) return;
+    let victim: Entry | undefined;
+    while (this.#allowedFirst < this.#allowed.length && victim === undefined) {
+      const candidate = this.#allowed[this.#allowedFirst++]!;
+      if (!candidate.dropped) victim = candidate;
+    }
+    if (this.#allowedFirst >= this.#allowed.length - this.#allowedFirst) {
+      this.#allowed = this.#allowed.slice(this.#allowedFirst);
+      this.#allowedFirst = 0;
+    }
+    if (victim === undefined) {
+      while (this.#records[this.#front]!.dropped) this.#front++;
+      victim = this.#records[this.#front]!;
+    }
+    victim.dropped = true;
+    this.#kept--;
+    if (this.#records.length >= 2 * this.#kept + 64) {
+      this.#records = this.#records.filter((e) => !e.dropped);
+      this.#front = 0;
     }
   }
 
@@ -984,6 +1021,7 @@ class Channel implements EgressChannel {
         const result = await this.#dial(entry, candidate, target.port, tunnel, gone);
         if (typeof result !== 'string') {
           record.allowed = true;
+          this.#allowedRecord(entry);
           return result;
         }
         failure = result;
