@@ -343,6 +343,26 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe('a browser whose clock is wrong', () => {
+    it("counts an approval's time left by the gateway's clock, so a clock two hours ahead neither shows it expired nor takes its buttons away (regression: every request read expired and could not be approved)", async () => {
+      const context = await browser.newContext();
+      try {
+        await context.clock.install({ time: Date.now() + 2 * 3600_000 });
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = runOnNode(stack, ['printf', 'clock-ahead']);
+        running.catch(() => {}); // awaited below; a run the test never approves must not end it with an unhandled rejection
+        const card = page.locator('article[data-approval]', { hasText: 'clock-ahead' });
+        await card.waitFor();
+        assert.match(await card.locator('.countdown').innerText(), /^1[45]m \d\ds$/);
+        await card.getByRole('button', { name: 'Approve once' }).click();
+        assert.equal((await running).payload.stdout, 'clock-ahead');
+      } finally {
+        await context.close();
+      }
+    });
+  });
+
   describe('a console left unattended', () => {
     it('signs out after an hour without use, though its pages go on asking the gateway, and says why (regression: the approvals count it polls every 10 s counted as use, so an unattended console stayed signed in for 12 hours)', async () => {
       const context = await browser.newContext();

@@ -127,6 +127,28 @@ export function onSessionChanged(listener: () => void): () => void {
   return () => window.removeEventListener('storage', changed);
 }
 
+/**
+ * How far the gateway's clock is ahead of this browser's, from the `Date` of
+ * its last answer (to the second, so a difference under SKEW_MIN_MS counts as none).
+ * Expiry times are the gateway's: a browser whose clock is hours ahead (a
+ * machine keeping local time in its hardware clock) would read every approval
+ * as expired, one behind would count down time already gone.
+ */
+let skewMs = 0;
+const SKEW_MIN_MS = 2_000;
+
+function noteGatewayClock(response: Response): void {
+  const at = Date.parse(response.headers.get('date') ?? '');
+  if (Number.isNaN(at)) return;
+  const skew = at - Date.now();
+  skewMs = Math.abs(skew) < SKEW_MIN_MS ? 0 : skew;
+}
+
+/** The time by the gateway's clock, as far as its answers tell: for counting down to its expiry times. */
+export function gatewayNow(): number {
+  return Date.now() + skewMs;
+}
+
 type Method = 'GET' | 'POST' | 'DELETE';
 
 async function call<T>(method: Method, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
@@ -143,6 +165,7 @@ async function call<T>(method: Method, path: string, body?: unknown, extra: Reco
     // No answer at all (the gateway down, the network gone): the browser's own words ("Failed to fetch") say nothing to act on.
     throw new ApiError(0, { error: 'unreachable', message: 'the gateway could not be reached (whether it got the request is not known: load the page again to see)' });
   }
+  noteGatewayClock(response);
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let parsed: unknown = {};
