@@ -202,6 +202,24 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
+    it('keeps a row holding a long unbroken argument within the page, its summary wrapped to the end (regression: the table ran off the right edge, the end of the command out of sight)', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        const long = `https://example.com/${'a'.repeat(200)}/tail-end`;
+        await runOnNode(stack, ['echo', long]);
+        const row = page.locator('tbody tr', { hasText: 'tail-end' }).first();
+        await row.waitFor();
+        for (const cell of await row.locator('td').all()) {
+          const box = (await cell.boundingBox())!;
+          assert.ok(box.x + box.width <= 1280, `a cell ends at ${box.x + box.width}, past the page's 1280`);
+        }
+      } finally {
+        await context.close();
+      }
+    });
+
     it('adds no note to a row of live activity that is ASCII throughout', async () => {
       const context = await browser.newContext();
       try {
