@@ -3,9 +3,11 @@
 // runs in (corral up builds it inside the gateway's own process), and the
 // same files from the same sources.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { buildConsole, buildInto, consoleIsFresh } from '../src/build.ts';
 
@@ -42,6 +44,17 @@ describe('the console build', () => {
 
     it("is React's production build all the same (regression: corral up started with NODE_ENV=development served React's development build, its debugging code and all)", () => {
       const scripts = scriptsOf(files);
+      assert.ok(scripts.includes('Minified React error'), 'no production React in the build');
+      assert.ok(!scripts.includes('jsxDEV'), "React's development JSX runtime is in the build");
+    });
+  });
+
+  describe('when it is built with npm run build in a shell where NODE_ENV=development', () => {
+    it("is React's production build all the same (regression: a build by hand was React's development build, which the gateway then served as fresh)", () => {
+      const vite = join(dirname(fileURLToPath(import.meta.resolve('vite/package.json'))), 'bin', 'vite.js');
+      const out = join(root, 'by-hand');
+      execFileSync(process.execPath, [vite, 'build', '--config', 'vite.config.ts', '--outDir', out, '--emptyOutDir', '--logLevel', 'warn'], { cwd: join(import.meta.dirname, '..'), env: { ...process.env, NODE_ENV: 'development' }, stdio: 'pipe' });
+      const scripts = scriptsOf(filesOf(out));
       assert.ok(scripts.includes('Minified React error'), 'no production React in the build');
       assert.ok(!scripts.includes('jsxDEV'), "React's development JSX runtime is in the build");
     });
