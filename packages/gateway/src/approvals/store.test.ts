@@ -93,6 +93,36 @@ describe('approvals', () => {
     assert.throws(() => accountApprover('ops', ' '), { code: 'GATEWAY_PARAMS_INVALID' }, 'an approver with no name');
   });
 
+  describe('when one signed-in human approves under two names (single sign-on: their address changed case, changed, or lost its verification)', () => {
+    const bobs = 'oidc:https://sso.example#248289761001';
+    it('counts them once, by the authority the gateway gives, whatever names they came under: alone they reach no quorum of two', async () => {
+      const approvals = store();
+      const a = approvals.create({ digest: digestOf('pay 20000'), action: {}, quorum: 2 });
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'bob@example.com', undefined, bobs).status, 'pending');
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'Bob@Example.com', undefined, bobs).status, 'pending');
+      assert.equal((await approvals.resolveWhenFree(a.id, 'allow-once', bobs, { authority: bobs })).status, 'pending', 'named by issuer and subject, unverified');
+      const done = approvals.resolve(a.id, 'allow-once', 'carol@example.com', undefined, 'oidc:https://sso.example#5550001');
+      assert.deepEqual([done.status, done.approvers], ['allowed', ['bob@example.com', 'carol@example.com']]);
+    });
+
+    it('still counts every name under the gateway token or one system account as that token or account, whatever authority comes with it', () => {
+      const approvals = store();
+      const a = approvals.create({ digest: digestOf('pay 30000'), action: {}, quorum: 2 });
+      assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('alice'), undefined, 'oidc:x#alice').status, 'pending');
+      assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('bob'), undefined, 'oidc:x#bob').status, 'pending');
+      assert.equal(approvals.resolve(a.id, 'allow-once', accountApprover('ops', 'carol'), undefined, 'oidc:x#carol').status, 'allowed');
+    });
+
+    it('counts the names of an approval decided before authorities were kept as they were counted then', () => {
+      const db = openGatewayDb(dir);
+      const approvals = new ApprovalStore(db);
+      const a = approvals.create({ digest: digestOf('pay 40000'), action: {}, quorum: 2 });
+      db.prepare('UPDATE approvals SET approvers = ?, decision = ? WHERE id = ?').run(JSON.stringify(['bob@example.com']), 'allow-once', a.id);
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'bob@example.com').status, 'pending');
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'carol@example.com', undefined, 'oidc:x#carol').status, 'allowed');
+    });
+  });
+
   it('refuses an approver name that would show otherwise than it reads: a control character (C0 or C1) or a format character such as a bidirectional override', () => {
     for (const name of ['', '   ', 'a'.repeat(151), 'alice\nroot', 'alice\u0085root', 'ali\u202Eecb', 'alice\u200B', 'alice\u2066']) {
       assert.throws(() => tokenApprover(name), { code: 'GATEWAY_PARAMS_INVALID' }, JSON.stringify(name));

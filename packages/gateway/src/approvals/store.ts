@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS approvals (
   resolved_at INTEGER,
   granted_at INTEGER,
   grant_withdrawn_at INTEGER,
-  reason TEXT
+  reason TEXT,
+  authorities TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, created_at);
 CREATE TABLE IF NOT EXISTS approvals_migrations (
@@ -124,13 +125,14 @@ export class ApprovalStore {
   #migrate(): void {
     const done = () => this.#db.prepare('SELECT 1 FROM approvals_migrations WHERE name = ?').get(GRANTS_MADE_BEFORE_GRANTED_AT) !== undefined;
     const columns = () => (this.#db.prepare('PRAGMA table_info(approvals)').all() as Array<{ name: string }>).map((c) => c.name);
-    if (done() && columns().includes('grant_withdrawn_at') && columns().includes('reason')) return;
+    if (done() && columns().includes('grant_withdrawn_at') && columns().includes('reason') && columns().includes('authorities')) return;
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       const has = columns();
       if (!has.includes('granted_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN granted_at INTEGER');
       if (!has.includes('grant_withdrawn_at')) this.#db.exec('ALTER TABLE approvals ADD COLUMN grant_withdrawn_at INTEGER');
       if (!has.includes('reason')) this.#db.exec('ALTER TABLE approvals ADD COLUMN reason TEXT');
+      if (!has.includes('authorities')) this.#db.exec('ALTER TABLE approvals ADD COLUMN authorities TEXT');
       if (!done()) {
         this.#db.prepare("UPDATE approvals SET granted_at = COALESCE(resolved_at, created_at) WHERE granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run();
         this.#db.prepare('INSERT INTO approvals_migrations (name, at) VALUES (?, ?)').run(GRANTS_MADE_BEFORE_GRANTED_AT, this.#now());
@@ -204,14 +206,15 @@ export class ApprovalStore {
    * characters) is kept as the approval's reason when this decision settles
    * it. Allow-always is refused for a run that runs code its argv does not
    * show (action.runsCode): a standing grant would let it run again, with
-   * whatever it then reads, with no one looking. Throws
-   * GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
+   * whatever it then reads, with no one looking. `authority` is who a
+   * signed-in approver is, whatever name they are shown by (see authority()).
+   * Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
    * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always).
    */
-  resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string): Approval {
-    this.#begin(decision, approver, reason);
+  resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string, authority?: string): Approval {
+    this.#begin(decision, approver, reason, authority);
     try {
-      const resolved = this.#apply(id, decision, approver, reason);
+      const resolved = this.#apply(id, decision, approver, reason, authority);
       this.#db.exec('COMMIT');
       return resolved;
     } catch (error) {
@@ -227,9 +230,9 @@ export class ApprovalStore {
    * meanwhile. For the gateway; throws what resolve() throws, and
    * GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number } = {}): Promise<Approval> {
-    checkDecision(decision, approver, options.reason);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason), options.waitMs ?? WRITE_LOCK_WAIT_MS);
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string } = {}): Promise<Approval> {
+    checkDecision(decision, approver, options.reason, options.authority);
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority), options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   /**
@@ -254,34 +257,51 @@ export class ApprovalStore {
   }
 
   /** Checks the arguments and takes the write lock. */
-  #begin(decision: ApprovalDecision, approver: string, reason: string | undefined): void {
-    checkDecision(decision, approver, reason);
+  #begin(decision: ApprovalDecision, approver: string, reason: string | undefined, authority?: string): void {
+    checkDecision(decision, approver, reason, authority);
     this.#db.exec('BEGIN IMMEDIATE');
   }
 
   /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
-  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined): Approval {
+  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
     if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();
+    // Who each approver so far is, beside the names they are shown by; an approval stored before authorities were kept counts its names.
+    const kept = this.#authorities(id);
+    const authorities = approval.approvers.map((a, i) => kept[i] ?? authority(a));
+    const mine = authority(approver, given);
     if (decision === 'deny') {
-      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), now, reason ?? null, id);
+      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, authorities = ?, resolved_at = ?, reason = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), JSON.stringify([...authorities, mine]), now, reason ?? null, id);
     } else {
-      // One name per authority: another name given under a token or account that already counted
-      // would only look like another approver (to people, and on the receipt, which a node refuses past 16).
-      const counted = approval.approvers.some((a) => authority(a) === authority(approver));
+      // One name per authority: another name given under a token or account that already counted, or another name of a
+      // signed-in human who did, would only look like another approver (to people, and on the receipt, which a node refuses past 16).
+      const counted = authorities.includes(mine);
       const approvers = counted ? approval.approvers : [...approval.approvers, approver];
+      const who = counted ? authorities : [...authorities, mine];
       // Allow-always only when every approver chose it: the weakest allow so far stands.
       const allow = approval.decision === 'allow-once' ? 'allow-once' : decision;
-      if (new Set(approvers.map(authority)).size >= approval.quorum) {
-        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, resolved_at = ?, reason = ? WHERE id = ?").run(allow, JSON.stringify(approvers), now, reason ?? null, id);
+      if (new Set(who).size >= approval.quorum) {
+        this.#db.prepare("UPDATE approvals SET status = 'allowed', decision = ?, approvers = ?, authorities = ?, resolved_at = ?, reason = ? WHERE id = ?").run(allow, JSON.stringify(approvers), JSON.stringify(who), now, reason ?? null, id);
       } else {
-        this.#db.prepare('UPDATE approvals SET decision = ?, approvers = ? WHERE id = ?').run(allow, JSON.stringify(approvers), id);
+        this.#db.prepare('UPDATE approvals SET decision = ?, approvers = ?, authorities = ? WHERE id = ?').run(allow, JSON.stringify(approvers), JSON.stringify(who), id);
       }
     }
     return this.get(id);
+  }
+
+  /** The authorities kept for approval `id`'s approvers, in their order (none for one stored before they were kept). */
+  #authorities(id: string): Array<string | undefined> {
+    const row = this.#sql('SELECT authorities FROM approvals WHERE id = ?').get(id) as { authorities: string | null } | undefined;
+    if (typeof row?.authorities !== 'string') return [];
+    try {
+      const list: unknown = JSON.parse(row.authorities);
+      return Array.isArray(list) ? list.map((a) => (typeof a === 'string' ? a : undefined)) : [];
+    } catch {
+      return [];
+    }
   }
 
   /**
@@ -456,9 +476,10 @@ function checkDigest(digest: string): void {
 }
 
 /** A decision and its approver as resolve() takes them. Throws GATEWAY_PARAMS_INVALID. */
-function checkDecision(decision: ApprovalDecision, approver: string, reason: string | undefined): void {
+function checkDecision(decision: ApprovalDecision, approver: string, reason: string | undefined, authority?: string): void {
   if (decision !== 'allow-once' && decision !== 'allow-always' && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'decision must be allow-once, allow-always or deny');
   if (typeof approver !== 'string' || approver === '' || approver.length > 200) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver must be named, in at most 200 characters');
+  if (authority !== undefined && (typeof authority !== 'string' || authority === '' || authority.length > 400)) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'the approver’s authority must be text of at most 400 characters');
   checkReason(reason);
 }
 
@@ -551,9 +572,19 @@ export function approverName(name: unknown): string {
 const TOKEN_APPROVER = 'token:';
 const ACCOUNT_APPROVER = 'account:';
 
-/** Who an approval counts as toward a quorum: the token, the system account (accountApprover), or the approver. */
-function authority(approver: string): string {
+/**
+ * Who an approval counts as toward a quorum: the token, the system account
+ * (accountApprover), or the approver — a signed-in human as `given`, when the
+ * gateway knows them by more than the name they are shown by. Single sign-on
+ * names a person by the e-mail their provider verified, else by issuer and
+ * subject (`oidc:ISSUER#SUBJECT`): one person's name changes with their
+ * address, its case or its verification, while the subject stays, so the
+ * gateway gives that subject as their authority and they count once,
+ * whichever name they approve under. A token's or account's names are never
+ * counted apart, whatever authority comes with them.
+ */
+function authority(approver: string, given?: string): string {
   if (approver.startsWith(TOKEN_APPROVER)) return TOKEN_APPROVER;
   if (approver.startsWith(ACCOUNT_APPROVER)) return approver.slice(0, approver.indexOf(':', ACCOUNT_APPROVER.length) + 1);
-  return approver;
+  return given ?? approver;
 }
