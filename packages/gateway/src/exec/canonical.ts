@@ -51,8 +51,16 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busy
 const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
 const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
+/**
+ * Programs whose option takes its value in the same word as well (`-vNAME`):
+ * the shells' `printf -v NAME` (and zsh's `print -v NAME`) assigns NAME, so
+ * `printf -vPATH /tmp/x; ls` runs /tmp/x/ls; any word starting so is opaque.
+ */
+const ATTACHED_RUNNING_OPTIONS: Record<string, string> = { printf: '-v', print: '-v' };
 /** Builtins that assign variables: an assignment can change what runs (`export PATH=…`), and bash evaluates a subscript (`a[…]`) as arithmetic. */
 const DECLARERS = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
+/** Builtins that assign the variables their arguments name, read from input or the shell (see `assignment`). */
+const ASSIGNERS = new Set(['read', 'getopts', 'wait']);
 /**
  * Reserved words and compound-command syntax of POSIX sh, bash, ksh and zsh:
  * as the first word of a command they begin or continue a compound command
@@ -61,8 +69,15 @@ const DECLARERS = new Set(['export', 'declare', 'typeset', 'local', 'readonly'])
  * as if it were a program.
  */
 const SHELL_KEYWORDS = new Set(['if', 'then', 'elif', 'else', 'fi', 'for', 'while', 'until', 'do', 'done', 'case', 'esac', 'in', 'select', 'function', 'coproc', 'time', '{', '}', '!', '[[', ']]', 'repeat', 'foreach', 'end', 'always']);
-/** Single-letter shell options that change neither what runs nor how the payload is read; any other makes the run opaque (`-i` reads startup files, `-k` turns later words into environment, `-s` reads stdin). */
-const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'b', 'C', 'E', 'T', 'P']);
+/**
+ * Single-letter shell options that change neither what runs nor how the
+ * payload is read, in every shell looked through; any other makes the run
+ * opaque (`-i` reads startup files, `-k` turns later words into environment,
+ * `-s` reads stdin, mksh's `-T NAME` takes the next word, so that in
+ * `mksh -cT 'echo hi' 'rm X'` the payload is `rm X`; ksh's `-E` reads
+ * ~/.kshrc).
+ */
+const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'b', 'C', 'P']);
 /** Values of `-o`/`+o` (and bash's `-O`/`+O`) that change neither what runs nor how the payload is read; any other makes the run opaque. */
 const SHELL_OPTION_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noexec', 'pipefail', 'noclobber', 'allexport', 'posix', 'errtrace', 'functrace', 'physical', 'notify', 'hashall', 'extglob', 'nullglob', 'failglob', 'dotglob', 'globstar', 'nocaseglob', 'lastpipe', 'inherit_errexit']);
 /** bash's long options that change neither what runs nor how the payload is read; any other (`--rcfile F`, `--init-file F`, …) makes the run opaque. */
@@ -78,7 +93,20 @@ const EXECUTION_ENV = new Set([
   'PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'HOME', 'XDG_CONFIG_HOME', 'ZDOTDIR',
   'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
   'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
+  // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).
+  'LOCPATH', 'LOCALE_ARCHIVE',
 ]);
+/**
+ * The variables that choose the character set a shell reads its payload in.
+ * In a multibyte set other than UTF-8 (Big5, GBK, Shift JIS) a byte Corral
+ * reads as `\` or a quote can be the second half of a character: under
+ * `LC_ALL=zh_TW.BIG5`, bash reads `echo 亡\' '` + newline + `touch X #'` as
+ * echo and then touch, where Corral reads one echo. Only C, POSIX and UTF-8
+ * locales are read as Corral reads them; any other value makes the run opaque.
+ */
+const LOCALE_ENV = new Set(['LC_ALL', 'LC_CTYPE', 'LANG']);
+/** Locale names whose character set is ASCII or UTF-8 (`C`, `POSIX`, `C.UTF-8`, `en_US.utf8`, `de_DE.UTF-8@euro`), or empty (the default). */
+const READABLE_LOCALE = /^(?:|C|POSIX|[A-Za-z]+(?:_[A-Za-z]+)?\.(?:UTF-8|utf8)(?:@[A-Za-z0-9]+)?)$/i;
 /**
  * …and whole families of them: the loader's, bash's exported functions,
  * npm's settings, Lua's startup code. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
@@ -151,6 +179,7 @@ function sortKeys(env: Record<string, string>): Record<string, string> {
 function executionEnv(env: Record<string, string | undefined>): string | undefined {
   for (const [name, value] of Object.entries(env)) {
     if (EXECUTION_ENV.has(name) || EXECUTION_ENV_PREFIXES.some((p) => name.startsWith(p))) return `the environment sets ${name}, which changes what runs`;
+    if (LOCALE_ENV.has(name) && (value === undefined || !READABLE_LOCALE.test(value))) return `the environment sets ${name} to a locale whose characters Corral may not read as the shell does`;
     const git = gitEnvReason(name, value);
     if (git !== undefined) return git;
   }
@@ -197,6 +226,8 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
         const eq = arg.indexOf('=');
         next[arg.slice(0, eq)] = arg.slice(eq + 1);
       } else if (arg.startsWith('-')) return { argv: current, env: vars }; // an option we do not model: stays opaque
+      // env takes every word with `=` for an assignment (`X+=1`, `a/b=1`, `BASH_FUNC_ls%%=…`), not for the program: stays opaque.
+      else if (arg.includes('=')) return { argv: current, env: vars };
       else break;
     }
     if (i >= current.length) return { argv: current, env: vars };
@@ -214,9 +245,15 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  const attached = ATTACHED_RUNNING_OPTIONS[program];
+  if (attached !== undefined && argv.slice(1).some((a) => a.startsWith(attached))) return { commands: [argv], opaqueReason: `${program} ${attached} assigns a variable, which can change what runs` };
   if (program === 'git' || program.startsWith('git-') || program === 'scalar') return expandGit(argv, program, depth);
   if (DECLARERS.has(program)) {
     const reason = declaration(argv);
+    return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
+  }
+  if (ASSIGNERS.has(program)) {
+    const reason = assignment(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
   }
   if (!SHELLS.has(program) || !isSystemProgram(argv[0]!)) return { commands: [argv] };
@@ -328,8 +365,26 @@ function declaration(argv: string[]): string | undefined {
     if (/^[-+]/.test(arg)) return `${argv[0]!} with options Corral does not model`;
     if (arg.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
     const eq = arg.indexOf('=');
-    const risky = executionEnv(eq < 0 ? { [arg]: undefined } : { [arg.slice(0, eq)]: arg.slice(eq + 1) });
+    // `NAME+=value` appends to NAME (bash, ksh, zsh): to an unset LD_PRELOAD it is `LD_PRELOAD=value`; what it appends to is not known.
+    const risky = executionEnv(eq < 0 ? { [arg]: undefined } : arg[eq - 1] === '+' ? { [arg.slice(0, eq - 1)]: undefined } : { [arg.slice(0, eq)]: arg.slice(eq + 1) });
     if (risky !== undefined) return risky;
+  }
+  return undefined;
+}
+
+/**
+ * Why a builtin that assigns the variables its arguments name (`read NAME`,
+ * `getopts OPTS NAME`, bash's `wait -p NAME`) is opaque: it names one that
+ * changes what runs (`echo /tmp/x | read PATH; ls` runs /tmp/x/ls in zsh, or
+ * bash with lastpipe). A name may follow an option letter in its word (`-aPATH`).
+ */
+function assignment(argv: string[]): string | undefined {
+  for (const arg of argv.slice(1)) {
+    for (const name of [arg, arg.replace(/^-[A-Za-z]/, '')]) {
+      if (name.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
+      const risky = executionEnv({ [name]: undefined });
+      if (risky !== undefined) return risky;
+    }
   }
   return undefined;
 }
@@ -348,12 +403,15 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
   let word = '';
   let inWord = false;
   let evaluable = false;
+  // The last character added to the word unquoted, or '' when it was quoted: a tilde after an unquoted `=` or `:` expands.
+  let bare = '';
   const endWord = (): void => {
     // Quoted `$(…)` or backticks that a builtin may evaluate again (bash evaluates `a[$(…)]` in arithmetic).
     if (inWord && (word.includes('$(') || word.includes('`'))) evaluable = true;
     if (inWord) words.push(word);
     word = '';
     inWord = false;
+    bare = '';
   };
   const endCommand = (): void => {
     endWord();
@@ -367,6 +425,7 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
       if (close < 0) return { commands, opaqueReason: 'an unterminated quote' };
       word += payload.slice(i + 1, close);
       inWord = true;
+      bare = '';
       i = close;
     } else if (c === '"') {
       let j = i + 1;
@@ -387,14 +446,17 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
       }
       if (j >= payload.length) return { commands, opaqueReason: 'an unterminated quote' };
       inWord = true;
+      bare = '';
       i = j;
     } else if (c === '\\') {
       if (payload[i + 1] === '\n') {
         i += 1;
         continue;
       }
-      if (i + 1 < payload.length) word += payload[i + 1]!;
+      // A backslash that ends the payload quotes nothing and stays, as sh and bash keep it.
+      word += i + 1 < payload.length ? payload[i + 1]! : '\\';
       inWord = true;
+      bare = '';
       i += 1;
     } else if (c === '$' || c === '`') {
       return { commands, opaqueReason: c === '`' ? 'command substitution (backticks)' : 'a shell expansion ($…)' };
@@ -412,15 +474,23 @@ export function splitShell(payload: string): { commands: string[][]; opaqueReaso
     } else if (c === '*' || c === '?' || c === '[') {
       // What a glob expands to depends on the node's files: the argv that would run is not known.
       return { commands, opaqueReason: 'a glob in a shell payload' };
+    } else if (c === '~' && (!inWord || bare === '=' || bare === ':')) {
+      // `~`, `~user`, `a=~/x`, `PATH=a:~/b` expand to a home directory (bash does so in any word shaped as an assignment): `rm -rf ~` is not `rm -rf '~'`.
+      return { commands, opaqueReason: 'a tilde expansion in a shell payload' };
+    } else if (c === '=' && !inWord) {
+      // zsh expands a word starting with `=` to the path of the program it names (`=ls` is /usr/bin/ls).
+      return { commands, opaqueReason: 'a word starting with = (zsh expands it to a path)' };
     } else {
       word += c;
       inWord = true;
+      bare = c;
     }
   }
   endCommand();
   if (evaluable) return { commands, opaqueReason: 'a quoted command substitution the shell may evaluate' };
   for (const command of commands) {
-    if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(command[0]!)) return { commands, opaqueReason: 'a variable assignment prefix in a shell payload' };
+    // `NAME=value`, `NAME+=value` (bash, ksh, zsh), `a.b=value` (ksh93): the program is a later word. A program named with `=` is opaque too.
+    if (command[0]!.includes('=')) return { commands, opaqueReason: 'a variable assignment prefix in a shell payload' };
   }
   return { commands };
 }

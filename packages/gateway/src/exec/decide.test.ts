@@ -187,13 +187,19 @@ describe('the invoice-intake example policy', () => {
   }
 
   describe('bypass 5: anything touching ~/.ssh is forbidden, not only the exact string', () => {
-    for (const command of [['ls', '~/.ssh/'], ['cat', '/root/.ssh/id_ed25519'], ['ls', '.ssh'], ['cat', '.ssh/config'], ['cat', '/home/agent/.ssh'], ['grep', '-r', 'BEGIN', '/home/agent/.ssh/'], ['head', 'inbox/invoice-0001.txt', '/root/.ssh/authorized_keys'], ['sh', '-c', 'ls inbox; cat ~/.ssh/id_ed25519'], ['/usr/bin/cat', '/root/.ssh/id_ed25519']]) {
+    for (const command of [['ls', '~/.ssh/'], ['cat', '/root/.ssh/id_ed25519'], ['ls', '.ssh'], ['cat', '.ssh/config'], ['cat', '/home/agent/.ssh'], ['grep', '-r', 'BEGIN', '/home/agent/.ssh/'], ['head', 'inbox/invoice-0001.txt', '/root/.ssh/authorized_keys'], ['sh', '-c', 'ls inbox; cat /root/.ssh/id_ed25519'], ['/usr/bin/cat', '/root/.ssh/id_ed25519']]) {
       it(`denies ${command.join(' ')} by no-ssh-commands`, () => {
         const verdict = run(command);
         assert.equal(verdict.decision, 'deny');
         assert.ok(verdict.policies.includes('no-ssh-commands'), verdict.reason);
       });
     }
+
+    it('denies sh -c ls inbox; cat ~/.ssh/id_ed25519, whose tilde the shell expands, as a run Corral cannot read', () => {
+      const verdict = run(['sh', '-c', 'ls inbox; cat ~/.ssh/id_ed25519']);
+      assert.equal(verdict.decision, 'deny');
+      assert.match(verdict.reason, /tilde/);
+    });
 
     it('denies a command run in a working directory inside ~/.ssh', () => {
       const verdict = run(['cat', 'id_ed25519'], '/root/.ssh');

@@ -1,0 +1,146 @@
+// Each test here runs the real shell on a payload to show what it runs, and
+// that Corral no longer decides the payload as something else: an agent that
+// holds a permit for a harmless program (echo, printf, ls) must not run
+// another one through a shell reading Corral did not share.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DecisionPoint, loadPolicies } from '@corral/policy';
+import { canonicalRun } from './canonical.ts';
+import { decideRun } from './decide.ts';
+
+const HARMLESS = ['echo', 'printf', 'ls', 'export', 'read', 'env'];
+const POLICY = HARMLESS.map((name) => `@id("${name}-allowed") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${name}");`).join('\n');
+/** A policy that permits any program but forbids touch: a forbid must catch every way of naming it. */
+const ALL_BUT_TOUCH = `
+@id("anything") permit (principal == Agent::"bot", action == Action::"system.run", resource);
+@id("no-touch") forbid (principal, action == Action::"system.run", resource == Command::"touch");
+`;
+
+function decide(policy: string, command: string[], env?: Record<string, string>): string {
+  const point = new DecisionPoint();
+  point.load(loadPolicies([{ file: 'test.cedar', text: policy }]));
+  return decideRun(point, { type: 'Agent', id: 'bot' }, canonicalRun({ command, ...(env ? { env } : {}) })).decision;
+}
+
+const bash = spawnSync('bash', ['-c', 'true']).status === 0;
+
+describe('a shell payload Corral reads otherwise than the shell', () => {
+  let dir = '';
+  let marker = '';
+  /** Runs argv with the node's environment and `env` over it, in the test folder; the shell's stdout. */
+  const run = (argv: string[], env: Record<string, string> = {}): string => {
+    const result = spawnSync(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    return result.stdout;
+  };
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-shell-reading-'));
+    marker = join(dir, 'ran');
+    // An `ls` of the agent's making, and a script bash reads as its BASH_ENV: each leaves the marker when it runs.
+    mkdirSync(join(dir, 'bin'));
+    writeFileSync(join(dir, 'bin', 'ls'), `#!/bin/sh\n: > '${marker}'\n`);
+    chmodSync(join(dir, 'bin', 'ls'), 0o755);
+    writeFileSync(join(dir, 'startup.sh'), `: > '${marker}'\n`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const ran = (): boolean => {
+    const found = existsSync(marker);
+    rmSync(marker, { force: true });
+    return found;
+  };
+
+  describe('when an assignment prefix is NAME+=value (bash, ksh, zsh)', () => {
+    it('denies bash -c "X+=1 touch F" under a policy forbidding touch (regression: decided as the program X+=1)', { skip: !bash }, () => {
+      run(['bash', '-c', `X+=1 touch '${marker}'`]);
+      assert.equal(ran(), true, 'bash runs touch after the X+=1 prefix');
+      assert.equal(decide(ALL_BUT_TOUCH, ['bash', '-c', `X+=1 touch '${marker}'`]), 'deny');
+    });
+
+    it('denies env X+=1 touch F and env a/b=1 touch F, whose every word with = env takes for an assignment (regression: decided as the program X+=1)', () => {
+      for (const assignment of ['X+=1', 'a/b=1', 'BASH_FUNC_ls%%=() { :; }']) {
+        run(['env', assignment, 'touch', marker]);
+        assert.equal(ran(), true, `env runs touch after ${assignment}`);
+        assert.equal(decide(ALL_BUT_TOUCH, ['env', assignment, 'touch', marker]), 'deny', assignment);
+        assert.equal(decide(ALL_BUT_TOUCH, ['sh', '-c', `env '${assignment}' touch F`]), 'deny', `${assignment} in a payload`);
+      }
+    });
+
+    it('denies export LD_PRELOAD+=… or BASH_ENV+=…, which set the variable (regression: judged as the harmless name BASH_ENV+)', { skip: !bash }, () => {
+      const payload = `export BASH_ENV+='${join(dir, 'startup.sh')}'; bash -c 'echo hi'`;
+      run(['bash', '-c', payload]);
+      assert.equal(ran(), true, 'the inner bash reads the startup file');
+      assert.equal(decide(POLICY, ['bash', '-c', payload]), 'deny');
+      assert.equal(decide(POLICY, ['bash', '-c', "export LD_PRELOAD+=/tmp/x.so; ls"]), 'deny');
+    });
+  });
+
+  describe('when a builtin assigns a variable that changes what runs', () => {
+    it('denies printf -vPATH DIR; ls under a permit for printf and ls (regression: only a separate -v word was seen)', { skip: !bash }, () => {
+      const payload = `printf -vPATH '${join(dir, 'bin')}'; ls`;
+      run(['bash', '-c', payload]);
+      assert.equal(ran(), true, "bash runs the agent's ls");
+      assert.equal(decide(POLICY, ['bash', '-c', payload]), 'deny');
+      assert.equal(decide(POLICY, ['bash', '-ac', `printf -vBASH_ENV '${join(dir, 'startup.sh')}'; bash -c 'printf hi'`]), 'deny');
+    });
+
+    it('denies echo DIR | read PATH; ls under bash -O lastpipe, which reads in the shell itself (regression: read was a plain program)', { skip: !bash }, () => {
+      const payload = `echo '${join(dir, 'bin')}' | read PATH; ls`;
+      run(['bash', '-O', 'lastpipe', '-c', payload]);
+      assert.equal(ran(), true, "bash runs the agent's ls");
+      assert.equal(decide(POLICY, ['bash', '-O', 'lastpipe', '-c', payload]), 'deny');
+      assert.equal(decide(POLICY, ['sh', '-c', 'read -aPATH; ls']), 'deny');
+      assert.equal(decide(POLICY, ['sh', '-c', 'read -r line; echo done']), 'allow');
+    });
+  });
+
+  describe('when the shell expands a word Corral keeps as written', () => {
+    it('makes ~, ~user and a=~ opaque, which the shell turns into a home folder (regression: rm -rf ~ was decided as rm -rf "~")', { skip: !bash }, () => {
+      const home = join(dir, 'home');
+      assert.equal(run(['bash', '-c', 'printf "%s\\n" ~ a=~ x=a:~/b HEAD~1'], { HOME: home }), `${home}\na=${home}\nx=a:${home}/b\nHEAD~1\n`);
+      for (const payload of ['rm -rf ~', 'ls ~root', 'echo a=~', 'echo x=a:~/b', 'ls =ls']) assert.equal(canonicalRun({ command: ['bash', '-c', payload] }).opaque, true, payload);
+      assert.deepEqual(canonicalRun({ command: ['bash', '-c', "git log HEAD~1 '~'"] }).commands, [['git', 'log', 'HEAD~1', '~']]);
+    });
+
+    it('keeps a backslash that ends the payload, as the shell does (regression: it was dropped)', { skip: !bash }, () => {
+      assert.equal(run(['bash', '-c', 'printf "%s\\n" a\\']), 'a\\\n');
+      assert.equal(run(['sh', '-c', 'printf "%s\\n" a\\']), 'a\\\n');
+      assert.deepEqual(canonicalRun({ command: ['sh', '-c', 'printf "%s\\n" a\\'] }).commands, [['printf', '%s\\n', 'a\\']]);
+    });
+  });
+
+  describe('when the environment chooses a character set other than UTF-8', () => {
+    // In Big5 the bytes of U+4EA1 (E4 BA A1) end with a lead byte that takes the next `\` as its second half.
+    const payload = "echo \u4ea1\\' '\ntouch ran #'";
+
+    it('denies a payload bash reads as echo then touch where Corral read one echo (regression: allowed by a permit for echo)', () => {
+      const locales = join(dir, 'locales');
+      mkdirSync(locales, { recursive: true });
+      spawnSync('localedef', ['-f', 'BIG5', '-i', 'zh_TW', join(locales, 'zh_TW.BIG5')], { timeout: 120_000 });
+      const env = { LOCPATH: locales, LC_ALL: 'zh_TW.BIG5' };
+      if (bash && existsSync(join(locales, 'zh_TW.BIG5'))) {
+        run(['bash', '-c', payload], env);
+        assert.equal(ran(), true, 'bash runs touch');
+      }
+      assert.equal(decide(POLICY, ['bash', '-c', payload], env), 'deny');
+      assert.equal(decide(POLICY, ['bash', '-c', payload], { LC_ALL: 'zh_TW.BIG5' }), 'deny', 'a Big5 locale installed on the node');
+      assert.equal(decide(POLICY, ['bash', '-c', payload], { LANG: 'ja_JP.SJIS' }), 'deny');
+      assert.equal(decide(POLICY, ['env', 'LC_CTYPE=zh_CN.GBK', 'bash', '-c', payload]), 'deny');
+      assert.equal(decide(POLICY, ['bash', '-c', 'echo hi'], { LOCPATH: locales, LC_ALL: 'en_US.UTF-8' }), 'deny', 'a locale of the caller may give any name any character set');
+    });
+
+    it('still allows C, POSIX and UTF-8 locales', () => {
+      for (const value of ['C', 'POSIX', 'C.UTF-8', 'C.utf8', 'en_US.UTF-8', 'de_DE.utf8@euro', '']) assert.equal(decide(POLICY, ['bash', '-c', 'echo hi'], { LC_ALL: value, LANG: value }), 'allow', value);
+    });
+  });
+
+  describe('when a shell option takes the next word', () => {
+    it("makes mksh -cT 'echo hi' 'rm X' opaque: -T NAME takes the word Corral read as the payload", () => {
+      assert.equal(canonicalRun({ command: ['mksh', '-cT', 'echo hi', 'rm -rf /'] }).opaque, true);
+      assert.equal(canonicalRun({ command: ['ksh', '-Ec', 'echo hi'] }).opaque, true);
+    });
+  });
+});
