@@ -93,6 +93,11 @@ const EXECUTION_ENV = new Set([
   'PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'HOME', 'XDG_CONFIG_HOME', 'ZDOTDIR',
   'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
   'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
+  // Options a program reads from its environment, with which it runs a command (`TAR_OPTIONS=--checkpoint-action=exec=CMD tar tf x.tar`,
+  // `ZIPOPT='-T -TT CMD'`, `MAKEFLAGS=--eval=$(shell CMD)`, GOFLAGS=-toolexec=CMD), a startup file that names one (WGETRC's use_askpass),
+  // the remote shell or connect program (RSYNC_RSH, RSYNC_CONNECT_PROG, CVS_RSH), the shell programs start (SHELL) or the compiler a build runs.
+  'TAR_OPTIONS', 'ZIPOPT', 'ZIP', 'MAKEFLAGS', 'MFLAGS', 'GNUMAKEFLAGS', 'GOFLAGS', 'WGETRC', 'SYSTEMWGETRC', 'RSYNC_RSH', 'RSYNC_CONNECT_PROG', 'CVS_RSH', 'SHELL',
+  'PYTHONUSERBASE', 'SYSTEMD_PAGER', 'SYSTEMD_EDITOR', 'CC', 'CXX', 'CPP', 'LD', 'AR', 'AS',
   // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).
   'LOCPATH', 'LOCALE_ARCHIVE',
 ]);
@@ -109,11 +114,12 @@ const LOCALE_ENV = new Set(['LC_ALL', 'LC_CTYPE', 'LANG']);
 const READABLE_LOCALE = /^(?:|C|POSIX|[A-Za-z]+(?:_[A-Za-z]+)?\.(?:UTF-8|utf8)(?:@[A-Za-z0-9]+)?)$/i;
 /**
  * …and whole families of them: the loader's, bash's exported functions,
- * npm's settings, Lua's startup code. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
+ * npm's settings, Lua's startup code, cargo's (`CARGO_TARGET_…_RUNNER`) and
+ * the rustc wrapper. Git's (`GIT_SSH_COMMAND`, `GIT_PAGER`,
  * `GIT_CONFIG_COUNT` with `GIT_CONFIG_KEY_0=core.fsmonitor`) are judged by
  * git.ts: every `GIT_*` variable but those known to name no command.
  */
-const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT'];
+const EXECUTION_ENV_PREFIXES = ['LD_', 'DYLD_', 'BASH_FUNC_', 'NPM_CONFIG_', 'npm_config_', 'LUA_INIT', 'CARGO_', 'RUSTC'];
 const MAX_ARGS = 4096;
 const MAX_ARG_BYTES = 128 * 1024;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
