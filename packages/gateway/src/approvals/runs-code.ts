@@ -53,7 +53,13 @@ type Family =
   /** awk: its first operand is the program unless a program file is named. */
   | { kind: 'awk'; options: Options }
   /** A program that runs code whenever one of these words is among its arguments (find's `-exec`, rsync's `-e`). */
-  | { kind: 'option-anywhere'; options: Options; reason: (program: string, via: string) => string }
+  | {
+    kind: 'option-anywhere';
+    options: Options;
+    reason: (program: string, via: string) => string;
+    /** getopt_long's: a long option may be given by any prefix of it (`--to-com=CMD`), and the first word may be a cluster with no dash (tar's `xIf`). */
+    gnu?: boolean;
+  }
   /** A program that runs code with one of these subcommands, wherever it stands among the operands before `--` (docker's `run`). */
   | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string }
   /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits. */
@@ -61,7 +67,13 @@ type Family =
   /** env: `-S` splits a string into a command; otherwise the command after its options and assignments is read in turn. */
   | { kind: 'env'; options: Options }
   /** PowerShell: `-Command`/`-EncodedCommand` in any case and any unambiguous prefix. */
-  | { kind: 'pwsh' };
+  | { kind: 'pwsh' }
+  /** sed: its script (`-e`, `--expression`, else its first operand) runs a shell command with GNU sed's `e` command or the `e` flag of `s`. */
+  | { kind: 'sed' }
+  /** vim and its kin: Ex commands by `-c`, `--cmd`, `+CMD`, a script of commands or keystrokes (`-S`, `-s`), or from stdin (`-es`). */
+  | { kind: 'vim' }
+  /** socat: an address that runs a program (`EXEC:`, `SYSTEM:`), anywhere among its arguments. */
+  | { kind: 'socat' };
 
 const SEE_NOT = 'Corral cannot see what it does';
 const EXITS = ['--version', '--help', '-h', '-V', '-v'];
@@ -91,6 +103,16 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['env', { kind: 'env', options: { code: { short: 'S', long: ['--split-string'] }, value: { short: 'uC', long: ['--unset', '--chdir'] } } }],
   ...names(['docker', 'podman', 'nerdctl', 'docker-compose', 'podman-compose'], { kind: 'subcommand', subcommands: new Set(['run', 'exec', 'create', 'start', 'restart', 'build', 'up']), reason: (p, via) => `${p} ${via} runs code inside a container; ${SEE_NOT}` }),
   ...names(['kubectl', 'oc'], { kind: 'subcommand', subcommands: new Set(['exec', 'run', 'debug', 'attach']), reason: (p, via) => `${p} ${via} runs code on a cluster; ${SEE_NOT}` }),
+  // Programs better known for something else that run a command their options name.
+  ['tar', { kind: 'option-anywhere', gnu: true, options: { code: { short: 'IF', long: ['--to-command', '--use-compress-program', '--checkpoint-action', '--info-script', '--new-volume-script', '--rsh-command'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
+  ['zip', { kind: 'option-anywhere', options: { code: { long: ['-TT', '--unzip-command'] } }, reason: (p, via) => `${p} runs the command given with ${via} to test the archive; ${SEE_NOT}` }],
+  ['man', { kind: 'option-anywhere', options: { code: { short: 'PH', long: ['--pager', '--html'] } }, reason: (p, via) => `${p} runs the pager or browser given with ${via}; ${SEE_NOT}` }],
+  ...names(['nc', 'ncat', 'netcat'], { kind: 'option-anywhere', options: { code: { short: 'ec', long: ['--exec', '--sh-exec', '--lua-exec'] } }, reason: (p, via) => `${p} runs the command given with ${via} for each connection; ${SEE_NOT}` }),
+  ...names(['emacs'], { kind: 'option-anywhere', options: { code: { short: 'lf', long: ['--eval', '-eval', '--load', '-load', '--funcall', '-funcall', '--execute', '-execute', '--script', '-script'] } }, reason: (p, via) => `${p} runs the Lisp given with ${via}; ${SEE_NOT}` }),
+  ['dc', { kind: 'interpreter', stdin: true, options: { code: { short: 'e', long: ['--expression'] }, runs: { short: 'f', long: ['--file'] }, exits: ['--version', '--help', '-V', '-h'] } }],
+  ['sed', { kind: 'sed' }],
+  ...names(['vim', 'vi', 'nvim', 'ex', 'view', 'vimdiff', 'rvim', 'gvim', 'evim'], { kind: 'vim' }),
+  ['socat', { kind: 'socat' }],
 ]);
 
 function names(list: readonly string[], family: Family): Array<[string, Family]> {
@@ -152,7 +174,7 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
     case 'awk':
       return awk(program, argv, family.options);
     case 'option-anywhere':
-      return optionAnywhere(program, argv, family.options, family.reason);
+      return optionAnywhere(program, argv, family.options, family.reason, family.gnu === true);
     case 'subcommand':
       return subcommand(program, argv, family.subcommands, family.reason);
     case 'always':
@@ -163,6 +185,12 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
       return env(program, argv, family.options, depth);
     case 'pwsh':
       return pwsh(program, argv);
+    case 'sed':
+      return sed(program, argv);
+    case 'vim':
+      return vim(program, argv);
+    case 'socat':
+      return socat(program, argv);
   }
 }
 
@@ -243,17 +271,17 @@ function awk(program: string, argv: readonly string[], options: Options): RunsCo
 }
 
 /** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
-function optionAnywhere(program: string, argv: readonly string[], options: Options, reason: (program: string, via: string) => string): RunsCode | null {
+function optionAnywhere(program: string, argv: readonly string[], options: Options, reason: (program: string, via: string) => string, gnu = false): RunsCode | null {
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') break;
     const eq = word.indexOf('=');
     const name = eq < 0 ? word : word.slice(0, eq);
-    const long = options.code?.long?.find((o) => o === name);
+    const long = options.code?.long?.find((o) => o === name || (gnu && name.startsWith('--') && name.length >= 5 && o.startsWith(name)));
     if (long) return { program, via: long, reason: reason(program, long) };
-    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--')) {
+    if ((/^-[A-Za-z]/.test(word) || (gnu && i === 1 && /^[A-Za-z]+$/.test(word))) && !word.startsWith('--')) {
       // Letters up to the first one that is not a letter: what follows may be a value (`-e'ssh -p 2'`).
-      for (let j = 1; j < word.length && /[A-Za-z]/.test(word[j]!); j += 1) {
+      for (let j = word.startsWith('-') ? 1 : 0; j < word.length && /[A-Za-z]/.test(word[j]!); j += 1) {
         if (options.code?.short?.includes(word[j]!)) return { program, via: `-${word[j]!}`, reason: reason(program, `-${word[j]!}`) };
       }
     }
@@ -305,4 +333,74 @@ function pwsh(program: string, argv: readonly string[]): RunsCode | null {
     if (['v', 'version', 'h', 'help', '?'].includes(name)) return null;
   }
   return operand ? null : stdinReason(program);
+}
+
+/**
+ * A sed script that runs a shell command: GNU sed's `e` command (`1e id`,
+ * `/x/e`) or the `e` flag of `s` (`s/x/id/e`). Read loosely, so that it
+ * warns rather than misses: an `e` where a command may stand, or among what
+ * follows the last delimiter of an `s` command.
+ */
+const SED_E_COMMAND = /(?:^|[\s;{}!,0-9$/])e(?:$|[\s;}])/;
+const SED_E_FLAG = /s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[^;\n}]*e/s;
+
+/** sed whose script (each `-e`/`--expression`, else its first operand) runs a command; a script from a file (`-f`) is named, as a script is. */
+function sed(program: string, argv: readonly string[]): RunsCode | null {
+  const scripts: string[] = [];
+  let fromOption = false;
+  let operand: string | undefined;
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') {
+      operand ??= argv[i + 1];
+      break;
+    }
+    if (word.startsWith('--expression')) {
+      fromOption = true;
+      scripts.push(word.includes('=') ? word.slice(word.indexOf('=') + 1) : (argv[(i += 1)] ?? ''));
+    } else if (word.startsWith('--file')) fromOption = true;
+    else if (word === '--line-length') i += 1;
+    else if (/^-[A-Za-z]/.test(word) && !word.startsWith('--')) {
+      for (let j = 1; j < word.length; j += 1) {
+        const letter = word[j]!;
+        if (letter === 'e' || letter === 'f' || letter === 'l') {
+          if (letter !== 'l') fromOption = true;
+          const value = j + 1 < word.length ? word.slice(j + 1) : (argv[(i += 1)] ?? '');
+          if (letter === 'e') scripts.push(value);
+          break;
+        }
+        // -i and -E's neighbours: -i takes the rest of its word as a suffix.
+        if (letter === 'i') break;
+      }
+    } else if (!word.startsWith('-') && operand === undefined) operand = word;
+  }
+  if (!fromOption && operand !== undefined) scripts.push(operand);
+  for (const script of scripts) {
+    if (SED_E_COMMAND.test(script) || SED_E_FLAG.test(script)) return { program, via: 'e command', reason: `${program} runs the shell command its script gives with e; ${SEE_NOT}` };
+  }
+  return null;
+}
+
+/** vim and its kin given Ex commands or keystrokes to run: `-c CMD`, `--cmd CMD`, `+CMD` (not `+` or `+N`, a line), `-S FILE`, `-s FILE`, and `-e`/`-es` (Ex mode, commands from stdin when it is not a terminal). */
+function vim(program: string, argv: readonly string[]): RunsCode | null {
+  const end = argv.indexOf('--');
+  const words = argv.slice(1, end < 0 ? argv.length : end);
+  for (const word of words) {
+    if (word.startsWith('+') && !/^\+\d*$/.test(word)) return codeReason(program, '+');
+    if (word === '--cmd' || (/^-[A-Za-z]/.test(word) && word.includes('c'))) return codeReason(program, word === '--cmd' ? '--cmd' : '-c');
+  }
+  for (const word of words) {
+    if (!/^-[A-Za-z]/.test(word)) continue;
+    for (const letter of ['S', 's', 'e']) if (word.slice(1).includes(letter)) return codeReason(program, `-${letter}`);
+  }
+  return null;
+}
+
+/** socat with an address that runs a program: `EXEC:…`, `SYSTEM:…` (any case, either side). */
+function socat(program: string, argv: readonly string[]): RunsCode | null {
+  for (const word of argv.slice(1)) {
+    const address = /^(exec|system)[:,]/i.exec(word);
+    if (address) return { program, via: `${address[1]!.toUpperCase()}:`, reason: `${program} runs the program its ${address[1]!.toUpperCase()}: address names; ${SEE_NOT}` };
+  }
+  return null;
 }
