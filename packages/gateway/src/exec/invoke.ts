@@ -185,11 +185,13 @@ export class NodeInvoker {
    * and is the approval's `reason` when this decision settles it. While
    * another process (the CLI) holds gateway.db's write lock it waits with
    * timers, not inside SQLite, so every other connection is served
-   * meanwhile. Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
+   * meanwhile. `authority` is who a signed-in approver counts as toward a
+   * quorum, whatever name they are shown by (the store's authority()).
+   * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
    * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
-  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number): Promise<Approval & { grant?: GrantView }> {
-    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}) });
+  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number, authority?: string): Promise<Approval & { grant?: GrantView }> {
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}), ...(authority !== undefined ? { authority } : {}) });
     const grant = await this.#resolved(approval, decision, approver, reason);
     return grant ? { ...approval, grant } : approval;
   }

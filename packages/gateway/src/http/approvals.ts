@@ -30,6 +30,17 @@ function approverOf(caller: Caller, body: Record<string, unknown>): string {
   return tokenApprover(body.approver as string);
 }
 
+/**
+ * Who a signed-in human counts as toward a quorum, when the name they are
+ * shown by may change: single sign-on names a person by the address their
+ * provider verified, which can change, change case or lose its verification,
+ * while their issuer and subject (the session's id) stay. A local user's
+ * username never changes, and the token's approvers count as the token.
+ */
+function authorityOf(caller: Caller): string | undefined {
+  return caller.kind === 'session' && caller.session.user.id.startsWith('oidc:') ? caller.session.user.id : undefined;
+}
+
 function reasonOf(body: Record<string, unknown>): string | undefined {
   const reason = body.reason;
   checkReason(reason);
@@ -43,7 +54,7 @@ export function approvalRoutes(api: ApiContext): Route[] {
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
     // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
-    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason);
+    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller));
     return reply(200, approvalView(approval));
   };
   return [

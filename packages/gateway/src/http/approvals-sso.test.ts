@@ -1,0 +1,58 @@
+// Approving from the console after single sign-on: a person is named by the
+// address their provider verified, and that name can change while they stay
+// the same person (their issuer and subject). Toward a quorum they count once.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
+import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
+import { publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
+import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+describe('approving after single sign-on', () => {
+  let issuer: TestIssuer;
+  let t: TestGateway;
+  /** What the provider says of erin now: she can change her address (and its case) in its self-service page. */
+  let erin: Record<string, unknown> = { email: 'erin@example.com', email_verified: true };
+  const people: Record<string, () => Record<string, unknown>> = { erin: () => erin, frank: () => ({ email: 'frank@example.com', email_verified: true }) };
+
+  before(async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
+    issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: (sub) => (people[sub] ? { ...people[sub]!(), name: sub, groups: ['approvers'] } : undefined) });
+    t = await startTestGateway({ port, oidc: { issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['approvers'] } } });
+  });
+  after(async () => {
+    await t.close();
+    await issuer.close();
+  });
+
+  /** A console signed in as `subject` through the provider, with its session's key. */
+  async function signedIn(subject: string): Promise<ApiClient> {
+    const browser = t.anonymous();
+    const key = randomBytes(32).toString('base64url');
+    const start = await browser.get(`/api/auth/oidc/start?key=${key}`);
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(start.headers.get('location')!, subject, (target) => target.includes('/api/auth/oidc/callback'));
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+    browser.csrf = `${key}.${/^\/#signin=(.+)$/.exec(back.headers.get('location')!)![1]}`;
+    return browser;
+  }
+
+  const twoNeeded = (what: string) => t.gw.approvals.create({ digest: createHash('sha256').update(what).digest('hex'), action: { argv: [what] }, quorum: 2 });
+
+  it('counts one person once toward a quorum of two under each name their provider gave them: a verified address, the same in other case, and issuer and subject once it is unverified (regression: each name counted as another approver, so erin alone allowed it)', async () => {
+    const approval = twoNeeded('pay 50000');
+    const first = await (await signedIn('erin')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([first.status, first.body.status, first.body.approvers], [200, 'pending', ['erin@example.com']]);
+    erin = { email: 'Erin@Example.com', email_verified: true };
+    const recased = await (await signedIn('erin')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([recased.status, recased.body.status, recased.body.approvers], [200, 'pending', ['erin@example.com']]);
+    erin = { email: 'erin.new@example.com', email_verified: false };
+    const unverified = await (await signedIn('erin')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([unverified.status, unverified.body.status, unverified.body.approvers], [200, 'pending', ['erin@example.com']]);
+    const frank = await (await signedIn('frank')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([frank.status, frank.body.status, frank.body.approvers], [200, 'allowed', ['erin@example.com', 'frank@example.com']]);
+  });
+});
