@@ -58,6 +58,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_APPROVAL_RESOLVED'
   /** The approval (or its receipt) is for a different action, node or run than the one presented: never replayable. */
   | 'GATEWAY_APPROVAL_MISMATCH'
+  /** The approver is the human whose request the approval is for: an approval asks for someone else's eyes. */
+  | 'GATEWAY_APPROVAL_OWN_REQUEST'
   /** An approval receipt that is malformed, signed with another key, or whose signature does not verify. */
   | 'GATEWAY_RECEIPT_INVALID'
   /** A compare-and-swap on the policy set kept losing to other changes. */

@@ -93,6 +93,26 @@ describe('approvals', () => {
     assert.throws(() => accountApprover('ops', ' '), { code: 'GATEWAY_PARAMS_INVALID' }, 'an approver with no name');
   });
 
+  describe('when the approver is the human whose request it is', () => {
+    it('refuses their allow, once or always, with GATEWAY_APPROVAL_OWN_REQUEST, under their name or their authority; they may deny it, and someone else may allow it', () => {
+      const approvals = store();
+      const mine = () => approvals.create({ digest: digestOf(`deploy ${randomUUID()}`), action: { principal: 'Human::alice@example.com', argv: ['deploy'] }, quorum: 1 });
+      const a = mine();
+      assert.throws(() => approvals.resolve(a.id, 'allow-once', 'alice@example.com'), { code: 'GATEWAY_APPROVAL_OWN_REQUEST' });
+      assert.throws(() => approvals.resolve(a.id, 'allow-always', 'alice@example.com'), { code: 'GATEWAY_APPROVAL_OWN_REQUEST' });
+      assert.throws(() => approvals.resolve(a.id, 'allow-once', 'oidc:x#alice', undefined, 'alice@example.com'), { code: 'GATEWAY_APPROVAL_OWN_REQUEST' });
+      assert.equal(approvals.get(a.id).status, 'pending', 'nothing counted');
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'bob@example.com').status, 'allowed');
+      assert.equal(approvals.resolve(mine().id, 'deny', 'alice@example.com').status, 'denied');
+    });
+
+    it('takes an approver named under the gateway token for the token, never for the human of that name', () => {
+      const approvals = store();
+      const a = approvals.create({ digest: digestOf('deploy by operator'), action: { principal: 'Human::operator', argv: ['deploy'] }, quorum: 1 });
+      assert.equal(approvals.resolve(a.id, 'allow-once', tokenApprover('operator')).status, 'allowed');
+    });
+  });
+
   describe('when one signed-in human approves under two names (single sign-on: their address changed case, changed, or lost its verification)', () => {
     const bobs = 'oidc:https://sso.example#248289761001';
     it('counts them once, by the authority the gateway gives, whatever names they came under: alone they reach no quorum of two', async () => {

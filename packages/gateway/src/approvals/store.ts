@@ -209,7 +209,8 @@ export class ApprovalStore {
    * whatever it then reads, with no one looking. `authority` is who a
    * signed-in approver is, whatever name they are shown by (see authority()).
    * Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
-   * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always).
+   * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always),
+   * GATEWAY_APPROVAL_OWN_REQUEST (an allow by the human who asked: they may deny it).
    */
   resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string, authority?: string): Approval {
     this.#begin(decision, approver, reason, authority);
@@ -267,6 +268,7 @@ export class ApprovalStore {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
+    if (decision !== 'deny') refuseOwnRequest(approval, approver, given);
     if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();
     // Who each approver so far is, beside the names they are shown by; an approval stored before authorities were kept counts its names.
@@ -487,6 +489,21 @@ function checkDecision(decision: ApprovalDecision, approver: string, reason: str
 export function checkReason(reason: unknown): asserts reason is string | undefined {
   if (reason === undefined) return;
   if (typeof reason !== 'string' || reason.length > MAX_REASON || !reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
+}
+
+/**
+ * Throws GATEWAY_APPROVAL_OWN_REQUEST when `approver` (or the authority they
+ * count as) is the human the approval's action is for (`Human::NAME`, as
+ * approvals name principals): an approval is someone else's look at it.
+ * The gateway token's and system accounts' approvers (`token:…`,
+ * `account:…`) are never a human principal's name.
+ */
+function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined): void {
+  const principal = approval.action.principal;
+  if (typeof principal !== 'string' || !principal.startsWith('Human::')) return;
+  const requester = principal.slice('Human::'.length);
+  if (requester !== approver && requester !== authority) return;
+  throw new GatewayError('GATEWAY_APPROVAL_OWN_REQUEST', 'an approver may not allow a request of their own; someone else must approve it', { wire: { code: 'FORBIDDEN', message: 'an approver may not allow a request of their own' } });
 }
 
 /**

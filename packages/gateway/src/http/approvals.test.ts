@@ -298,6 +298,18 @@ describe('approvals from a signed-in session', () => {
     assert.equal(ran(), 2, 'nothing ran on the withdrawn grant');
   });
 
+  it('answers 403 forbidden (GATEWAY_APPROVAL_OWN_REQUEST) to a signed-in human allowing a request they made themself, counting nothing; they may deny it, and another human allows it', async () => {
+    const own = () => t.gw.approvals.create({ digest: randomUUID().replaceAll('-', '').padEnd(64, '0'), action: { principal: 'Human::alice', argv: ['ls'] }, quorum: 1 });
+    const approval = own();
+    for (const decision of ['allow-once', 'allow-always']) {
+      const refused = await alice.post(`/api/approvals/${approval.id}/approve`, { decision });
+      assert.deepEqual([refused.status, refused.body.error, refused.body.code], [403, 'forbidden', 'GATEWAY_APPROVAL_OWN_REQUEST'], decision);
+    }
+    assert.deepEqual(t.gw.approvals.get(approval.id).approvers, []);
+    assert.deepEqual((await bob.post(`/api/approvals/${approval.id}/approve`, {})).body.status, 'allowed');
+    assert.deepEqual((await alice.post(`/api/approvals/${own().id}/deny`, {})).body.status, 'denied');
+  });
+
   it('keeps the bearer-token form: the body names the approver', async () => {
     const approval = t.gw.approvals.create({ digest: 'a'.repeat(64), action: { argv: ['ls'] }, quorum: 1 });
     const tool = t.tool();
