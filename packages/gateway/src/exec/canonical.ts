@@ -48,7 +48,12 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busy
  * code to run (`trap 'rm -rf X' EXIT`), or that change what a name runs
  * (`alias`, `hash -p`, `enable -f`): deciding on them alone would decide nothing.
  */
-const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh']);
+const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh',
+  // Each runs the command its arguments name: `setarch x86_64 CMD`, `ssh-agent CMD`, `fakeroot CMD`, `capsh -- -c CMD`, `run-parts DIR`…
+  'setarch', 'linux32', 'linux64', 'i386', 'x86_64', 'ssh-agent', 'dbus-run-session', 'dbus-launch', 'xvfb-run', 'fakeroot', 'faketime', 'eatmydata', 'torsocks', 'torify',
+  'proxychains', 'proxychains4', 'tsocks', 'unbuffer', 'rlwrap', 'chronic', 'numactl', 'runcon', 'bwrap', 'capsh', 'run-parts', 'daemonize', 'start-stop-daemon', 'tini',
+  'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
+  'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
 const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
 /**
@@ -57,6 +62,12 @@ const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-
  * `printf -vPATH /tmp/x; ls` runs /tmp/x/ls; any word starting so is opaque.
  */
 const ATTACHED_RUNNING_OPTIONS: Record<string, string> = { printf: '-v', print: '-v' };
+/**
+ * The words with which iproute2's `ip` may run another command: `netns`
+ * and `vrf` (whose `exec CMD` does), as any prefix ip reads for them (`net`,
+ * `v`), and `-batch FILE` (whose lines may be `netns exec …`).
+ */
+const IP_RUNNING = /^(?:v|vr|vrf|net|netn|netns|--?b(?:a(?:t(?:ch?)?)?)?)$/;
 /** Builtins that assign variables: an assignment can change what runs (`export PATH=…`), and bash evaluates a subscript (`a[…]`) as arithmetic. */
 const DECLARERS = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
 /** Builtins that assign the variables their arguments name, read from input or the shell (see `assignment`). */
@@ -251,6 +262,7 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
   const attached = ATTACHED_RUNNING_OPTIONS[program];
   if (attached !== undefined && argv.slice(1).some((a) => a.startsWith(attached))) return { commands: [argv], opaqueReason: `${program} ${attached} assigns a variable, which can change what runs` };
   if (program === 'git' || program.startsWith('git-') || program === 'scalar') return expandGit(argv, program, depth);
