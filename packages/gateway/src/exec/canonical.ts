@@ -86,9 +86,11 @@ const SHELL_KEYWORDS = new Set(['if', 'then', 'elif', 'else', 'fi', 'for', 'whil
  * opaque (`-i` reads startup files, `-k` turns later words into environment,
  * `-s` reads stdin, mksh's `-T NAME` takes the next word, so that in
  * `mksh -cT 'echo hi' 'rm X'` the payload is `rm X`; ksh's `-E` reads
- * ~/.kshrc).
+ * ~/.kshrc; zsh's `-b` ends its options, so that in `zsh -b -c 'echo hi'`
+ * `-c` is the script zsh runs, a file of that name in the working directory;
+ * ksh93's `-P` makes a profile shell).
  */
-const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'b', 'C', 'P']);
+const SHELL_FLAGS = new Set(['e', 'u', 'x', 'v', 'f', 'l', 'n', 'a', 'h', 'C']);
 /** Values of `-o`/`+o` (and bash's `-O`/`+O`) that change neither what runs nor how the payload is read; any other makes the run opaque. */
 const SHELL_OPTION_NAMES = new Set(['errexit', 'nounset', 'xtrace', 'verbose', 'noglob', 'noexec', 'pipefail', 'noclobber', 'allexport', 'posix', 'errtrace', 'functrace', 'physical', 'notify', 'hashall', 'extglob', 'nullglob', 'failglob', 'dotglob', 'globstar', 'nocaseglob', 'lastpipe', 'inherit_errexit']);
 /** bash's long options that change neither what runs nor how the payload is read; any other (`--rcfile F`, `--init-file F`, …) makes the run opaque. */

@@ -142,5 +142,11 @@ describe('a shell payload Corral reads otherwise than the shell', () => {
       assert.equal(canonicalRun({ command: ['mksh', '-cT', 'echo hi', 'rm -rf /'] }).opaque, true);
       assert.equal(canonicalRun({ command: ['ksh', '-Ec', 'echo hi'] }).opaque, true);
     });
+
+    it("makes zsh -b -c 'echo hi' opaque: -b ends zsh's options, and zsh runs the file -c from the working directory", () => {
+      assert.equal(canonicalRun({ command: ['zsh', '-b', '-c', 'echo hi'] }).opaque, true);
+      assert.equal(canonicalRun({ command: ['zsh', '-xb', '-c', 'echo hi'] }).opaque, true);
+      assert.deepEqual(canonicalRun({ command: ['bash', '-xe', '-c', 'echo hi'] }).commands, [['echo', 'hi']]);
+    });
   });
 });
