@@ -32,6 +32,14 @@ export interface CanonicalRun {
   /** Every simple command that will run, in order, each as argv. */
   commands: string[][];
   /**
+   * Present when a command of the run changes the working directory (`cd
+   * DIR && make`): for each command of `commands`, every working directory it
+   * may run in (`cwd` and each one a `cd` before it may have reached, as a cd
+   * may fail). Each command is decided in each of them. Absent, every command
+   * runs in `cwd`.
+   */
+  cwds?: Array<Array<string | null>>;
+  /**
    * The shells looked through to find them (`sh -c …`), outermost first:
    * they need no permit of their own, but a forbid on one denies the run.
    */
@@ -111,6 +119,8 @@ const EXECUTION_ENV = new Set([
   // the remote shell or connect program (RSYNC_RSH, RSYNC_CONNECT_PROG, CVS_RSH), the shell programs start (SHELL) or the compiler a build runs.
   'TAR_OPTIONS', 'ZIPOPT', 'ZIP', 'MAKEFLAGS', 'MFLAGS', 'GNUMAKEFLAGS', 'GOFLAGS', 'WGETRC', 'SYSTEMWGETRC', 'RSYNC_RSH', 'RSYNC_CONNECT_PROG', 'CVS_RSH', 'SHELL',
   'PYTHONUSERBASE', 'SYSTEMD_PAGER', 'SYSTEMD_EDITOR', 'CC', 'CXX', 'CPP', 'LD', 'AR', 'AS',
+  // Where a cd goes (see workingDirectories): CDPATH sends `cd x` elsewhere, PWD is what a logical `cd ..` starts from.
+  'CDPATH', 'PWD', 'OLDPWD',
   // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).
   'LOCPATH', 'LOCALE_ARCHIVE',
 ]);
@@ -147,8 +157,58 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const cwd = request.cwd === undefined || request.cwd === null ? null : String(request.cwd);
   const unwrapped = unwrapEnv(argv, env);
   const expanded = expand(unwrapped.argv, 0);
-  const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason;
-  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
+  const folders = workingDirectories(expanded.commands, cwd);
+  const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason ?? ('opaqueReason' in folders ? folders.opaqueReason : undefined);
+  const cwds = 'cwds' in folders && folders.cwds !== undefined ? { cwds: folders.cwds } : {};
+  return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, ...cwds, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
+}
+
+/** Builtins that change the shell's working directory for the commands after them (zsh's `chdir` is its `cd`). */
+const DIRECTORY_CHANGERS = new Set(['cd', 'chdir', 'pushd']);
+
+/**
+ * The working directories each command may run in, once a `cd DIR` (or
+ * `pushd DIR`, zsh's `chdir DIR`) has run before it: the run's own, and every
+ * folder a cd before it names, since a cd may fail (`cd /missing; rm -rf x`
+ * runs rm where the run started) and a cd in a pipe or a nested shell does
+ * not outlast it. Over-approximated: a command is decided in each. Opaque:
+ * a cd whose folder Corral cannot tell: to the home folder (no operand, `~`
+ * is opaque already), back (`cd -`, `pushd +1`), with options (`-P`), two
+ * operands (zsh's `cd OLD NEW`). A relative cd from a working directory the
+ * request does not give (as an absolute path) leads to one not known either
+ * (null). `popd` returns to a folder already among them. Undefined `cwds` when no command changes the directory.
+ */
+function workingDirectories(commands: readonly string[][], cwd: string | null): { cwds?: Array<Array<string | null>> } | { opaqueReason: string } {
+  if (!commands.some((argv) => DIRECTORY_CHANGERS.has(programName(argv[0]!)))) return {};
+  const possible = new Set<string | null>([cwd]);
+  const cwds: Array<Array<string | null>> = [];
+  for (const argv of commands) {
+    cwds.push([...possible]);
+    // `./tool` after a cd is another file than the one the request's folder holds, where the node looks for it (packages/node, sandbox-path.ts).
+    if (possible.size > 1 && argv[0]!.includes('/') && !argv[0]!.startsWith('/')) return { opaqueReason: `${argv[0]!.slice(0, 60)}, a program named relative to a working directory a cd before it changed` };
+    if (!DIRECTORY_CHANGERS.has(programName(argv[0]!))) continue;
+    const operands = argv.slice(1);
+    const target = operands[0];
+    if (operands.length !== 1 || target === undefined || target === '' || /^[-+]/.test(target)) {
+      return { opaqueReason: `${programName(argv[0]!)} ${operands.join(' ').slice(0, 60)}, to a folder Corral cannot tell` };
+    }
+    for (const from of [...possible]) {
+      // From a working directory the request does not give (as an absolute path), a relative cd leads to one not known either: decided, as the first command was, without one.
+      possible.add(target.startsWith('/') ? joinPath('/', target) : from === null || !from.startsWith('/') ? null : joinPath(from, target));
+    }
+  }
+  return { cwds };
+}
+
+/** `target` from `base` as the shell's logical cd resolves it: `..` drops the last folder named, `.` and empty parts nothing. */
+function joinPath(base: string, target: string): string {
+  const out: string[] = [];
+  for (const part of (target.startsWith('/') ? target : `${base}/${target}`).split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return `/${out.join('/')}`;
 }
 
 /**

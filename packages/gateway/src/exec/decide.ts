@@ -116,10 +116,11 @@ export function decideRun(decider: Decider, principal: PrincipalRef, run: Canoni
     }
     if (forbidden) return { decision: 'deny', reason: `${argv[0]}: ${forbidden.reason}`, quorum: 0, policies: [...forbidden.policies], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
   }
-  for (const argv of run.commands) {
+  for (const [index, argv] of run.commands.entries()) {
     let decision: Decision;
     try {
-      decision = decideCommand(decisions(decider, principal, argv, run.cwd, at));
+      // Once a cd has run, in every working directory the command may run in (CanonicalRun.cwds): the strictest decision.
+      decision = strictest((run.cwds?.[index] ?? [run.cwd]).map((cwd) => decideCommand(decisions(decider, principal, argv, cwd, at))));
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [...policies], commands: [...commands, { argv, decision: 'deny' }] };
     }
@@ -135,6 +136,17 @@ export function decideRun(decider: Decider, principal: PrincipalRef, run: Canoni
     }
   }
   return { decision: verdict, reason, quorum: verdict === 'ask' ? Math.max(1, quorum) : 0, policies: [...policies], commands };
+}
+
+/** The strictest of one command's decisions in several working directories: a deny, else the ask with the largest quorum, else an allow; the policies of all. */
+function strictest(decided: Decision[]): Decision {
+  const rank = (d: Decision): number => (d.decision === 'deny' ? 2 : d.decision === 'ask' ? 1 : 0);
+  let chosen = decided[0]!;
+  for (const d of decided.slice(1)) {
+    if (rank(d) > rank(chosen) || (d.decision === 'ask' && chosen.decision === 'ask' && (d.quorum ?? 1) > (chosen.quorum ?? 1))) chosen = d;
+  }
+  if (decided.length === 1) return chosen;
+  return { ...chosen, policies: [...new Set(decided.flatMap((d) => (d.decision === chosen.decision ? d.policies : [])))] };
 }
 
 /**
