@@ -191,10 +191,15 @@ describe('ResponseReader', () => {
 
 describe('ResponseReader against a hostile upstream', () => {
   it('refuses a field of 16 KiB of blanks ending in a control character in linear time', () => {
-    const started = performance.now();
-    const r = read([`HTTP/1.1 200 OK\r\nX-A: ${' '.repeat(16_000)}\x01 \r\n\r\n`], { maxHeadBytes: 32_768 });
-    assert.equal(r.outcome, 'bad-head');
-    assert.ok(performance.now() - started < 200, `took ${(performance.now() - started).toFixed(0)} ms`);
+    // The quickest of five reads: a busy machine may stall one, and backtracking over the
+    // blanks (quadratic: seconds) would slow every one of them.
+    const times = Array.from({ length: 5 }, () => {
+      const started = performance.now();
+      const r = read([`HTTP/1.1 200 OK\r\nX-A: ${' '.repeat(16_000)}\x01 \r\n\r\n`], { maxHeadBytes: 32_768 });
+      assert.equal(r.outcome, 'bad-head');
+      return performance.now() - started;
+    });
+    assert.ok(Math.min(...times) < 50, `took ${times.map((ms) => ms.toFixed(0)).join(', ')} ms`);
   });
 
   it('copies a 16 KiB head sent a byte at a time in linear, not quadratic, bytes', (t) => {
