@@ -119,6 +119,9 @@ const EXECUTION_ENV = new Set([
   // the remote shell or connect program (RSYNC_RSH, RSYNC_CONNECT_PROG, CVS_RSH), the shell programs start (SHELL) or the compiler a build runs.
   'TAR_OPTIONS', 'ZIPOPT', 'ZIP', 'MAKEFLAGS', 'MFLAGS', 'GNUMAKEFLAGS', 'GOFLAGS', 'WGETRC', 'SYSTEMWGETRC', 'RSYNC_RSH', 'RSYNC_CONNECT_PROG', 'CVS_RSH', 'SHELL',
   'PYTHONUSERBASE', 'SYSTEMD_PAGER', 'SYSTEMD_EDITOR', 'CC', 'CXX', 'CPP', 'LD', 'AR', 'AS',
+  // Debian's bash reads ~/.bashrc when it thinks sshd started it (SSH_CLIENT or SSH2_CLIENT set, SHLVL below 2), as a login shell reads
+  // ~/.profile: a bash nested in a payload would run what the commands before it wrote there.
+  'SSH_CLIENT', 'SSH2_CLIENT', 'SHLVL',
   // Where a cd goes (see workingDirectories): CDPATH sends `cd x` elsewhere, PWD is what a logical `cd ..` starts from.
   'CDPATH', 'PWD', 'OLDPWD',
   // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).

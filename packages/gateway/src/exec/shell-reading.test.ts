@@ -137,6 +137,27 @@ describe('a shell payload Corral reads otherwise than the shell', () => {
     });
   });
 
+  describe('when the environment makes bash read a startup file', () => {
+    it("denies printf … | tee ~/.bashrc; bash -c 'echo hi' with SSH_CLIENT set and SHLVL low, whose inner bash reads ~/.bashrc as if sshd started it (regression: decided as printf, tee and echo)", { skip: !bash }, () => {
+      const home = join(dir, 'sshhome');
+      mkdirSync(home, { recursive: true });
+      const env = { SSH_CLIENT: '10.0.0.1 22 22', SHLVL: '0' };
+      const payload = `printf '%s\\n' ': > ran' | tee '${join(home, '.bashrc')}'; bash -c 'echo hi'`;
+      const permitted = ['printf', 'tee', 'echo'].map((name) => `@id("${name}") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${name}");`).join('\n');
+      assert.equal(decide(permitted, ['bash', '-c', 'printf hi | tee x; bash -c "echo hi"']), 'allow', 'each command is permitted');
+      // Debian and Ubuntu build bash so (SSH_SOURCE_BASHRC); with another build only the decision is checked.
+      writeFileSync(join(home, '.bashrc'), ': > ran\n');
+      run(['bash', '-c', 'true'], { ...env, HOME: home });
+      const readsBashrc = ran();
+      rmSync(join(home, '.bashrc'));
+      run(['bash', '-c', payload], { ...env, HOME: home });
+      assert.equal(ran(), readsBashrc, 'the inner bash runs what tee wrote, where bash reads ~/.bashrc so');
+      assert.equal(decide(permitted, ['bash', '-c', payload], env), 'deny');
+      assert.equal(decide(permitted, ['bash', '-c', payload], { SSH2_CLIENT: 'x' }), 'deny');
+      assert.equal(decide(POLICY, ['sh', '-c', "export SHLVL=0; bash -c 'echo hi'"]), 'deny');
+    });
+  });
+
   describe('when a shell option takes the next word', () => {
     it("makes mksh -cT 'echo hi' 'rm X' opaque: -T NAME takes the word Corral read as the payload", () => {
       assert.equal(canonicalRun({ command: ['mksh', '-cT', 'echo hi', 'rm -rf /'] }).opaque, true);
