@@ -61,7 +61,9 @@ const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 't
   'setarch', 'linux32', 'linux64', 'i386', 'x86_64', 'ssh-agent', 'dbus-run-session', 'dbus-launch', 'xvfb-run', 'fakeroot', 'faketime', 'eatmydata', 'torsocks', 'torify',
   'proxychains', 'proxychains4', 'tsocks', 'unbuffer', 'rlwrap', 'chronic', 'numactl', 'runcon', 'bwrap', 'capsh', 'run-parts', 'daemonize', 'start-stop-daemon', 'tini',
   'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
-  'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc']);
+  'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc',
+  // zsh builtins that assign variables their arguments name in forms Corral does not read (`zparseopts a:=path`), or that run what a widget or socket is given.
+  'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
 const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
 /**
@@ -122,6 +124,8 @@ const EXECUTION_ENV = new Set([
   // Debian's bash reads ~/.bashrc when it thinks sshd started it (SSH_CLIENT or SSH2_CLIENT set, SHLVL below 2), as a login shell reads
   // ~/.profile: a bash nested in a payload would run what the commands before it wrote there.
   'SSH_CLIENT', 'SSH2_CLIENT', 'SHLVL',
+  // zsh's arrays tied to the search paths (`echo /tmp/x | read path; ls` runs /tmp/x/ls in zsh), and where it autoloads functions and modules.
+  'path', 'fpath', 'FPATH', 'cdpath', 'module_path', 'MODULE_PATH',
   // Where a cd goes (see workingDirectories): CDPATH sends `cd x` elsewhere, PWD is what a logical `cd ..` starts from.
   'CDPATH', 'PWD', 'OLDPWD',
   // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).

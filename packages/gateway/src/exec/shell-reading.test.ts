@@ -158,6 +158,14 @@ describe('a shell payload Corral reads otherwise than the shell', () => {
     });
   });
 
+  describe("when zsh's own builtins and arrays are used", () => {
+    it('denies read path and export path=…, which set PATH through the array zsh ties to it, and zparseopts, which assigns in forms Corral does not read', () => {
+      for (const payload of ['echo /tmp/x | read path; ls', 'echo /tmp/x | read -A path; ls', 'export path=/tmp/x; ls', 'typeset fpath=/tmp/x', 'zparseopts a:=path; ls', 'integer x=1']) {
+        assert.equal(decide(POLICY, ['zsh', '-c', payload]), 'deny', payload);
+      }
+    });
+  });
+
   describe('when a shell option takes the next word', () => {
     it("makes mksh -cT 'echo hi' 'rm X' opaque: -T NAME takes the word Corral read as the payload", () => {
       assert.equal(canonicalRun({ command: ['mksh', '-cT', 'echo hi', 'rm -rf /'] }).opaque, true);
