@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { Identity } from './identity.ts';
+import { damageTable } from '../../../scripts/testing/damage-sqlite.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -82,17 +83,7 @@ describe('the identity store', () => {
       } finally {
         id.close();
       }
-      const path = join(dir, 'identity.db');
-      const db = new DatabaseSync(path);
-      const { rootpage } = db.prepare('SELECT rootpage FROM sqlite_schema WHERE name = ?').get(table) as { rootpage: number };
-      const { page_size: pageSize } = db.prepare('PRAGMA page_size').get() as { page_size: number };
-      db.close();
-      const fd = openSync(path, 'r+');
-      try {
-        writeSync(fd, Buffer.alloc(pageSize, 0x41), 0, pageSize, (rootpage - 1) * pageSize);
-      } finally {
-        closeSync(fd);
-      }
+      damageTable(join(dir, 'identity.db'), table);
       return { dir, token };
     }
 

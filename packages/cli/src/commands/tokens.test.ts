@@ -1,11 +1,11 @@
 // `corral tokens verify` when the identity store cannot answer: that is no verdict on the token.
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { corral } from '../../test/corral.ts';
+import { damageTable } from '../../../../scripts/testing/damage-sqlite.ts';
 
 describe('corral tokens verify', () => {
   describe('when the identity store is damaged where the agent is kept', () => {
@@ -18,17 +18,7 @@ describe('corral tokens verify', () => {
         const issued = await corral(['--state-dir', dir, 'agents', 'token', 'bot']);
         assert.equal(issued.code, 0, issued.stderr);
         const token = issued.stdout.trim();
-        const path = join(dir, 'identity.db');
-        const db = new DatabaseSync(path);
-        const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'agents'").get() as { rootpage: number };
-        const { page_size: pageSize } = db.prepare('PRAGMA page_size').get() as { page_size: number };
-        db.close();
-        const fd = openSync(path, 'r+');
-        try {
-          writeSync(fd, Buffer.alloc(pageSize, 0x41), 0, pageSize, (rootpage - 1) * pageSize);
-        } finally {
-          closeSync(fd);
-        }
+        damageTable(join(dir, 'identity.db'), 'agents');
         for (const json of [[], ['--json']]) {
           const r = await corral(['--state-dir', dir, 'tokens', 'verify', '-', ...json], { input: token });
           assert.equal(r.code, 3, `${json.join(' ')}: ${r.stderr}`);
