@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalize } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
-import { gitEnvReason, readGit } from './git.ts';
+import { gitEnvReason, gitWhere, readGit } from './git.ts';
 
 /** A `system.run` request as the protocol carries it (SystemRunParams, the parts that decide what runs). */
 export interface RunRequest {
@@ -35,8 +35,9 @@ export interface CanonicalRun {
    * Present when a command of the run changes the working directory (`cd
    * DIR && make`): for each command of `commands`, every working directory it
    * may run in (`cwd` and each one a `cd` before it may have reached, as a cd
-   * may fail). Each command is decided in each of them. Absent, every command
-   * runs in `cwd`.
+   * may fail), and for a command git is handed, each folder git may run it in
+   * (gitFolders). Each command is decided in each of them. Absent, every
+   * command runs in `cwd`.
    */
   cwds?: Array<Array<string | null>>;
   /**
@@ -164,7 +165,7 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const cwd = request.cwd === undefined || request.cwd === null ? null : String(request.cwd);
   const unwrapped = unwrapEnv(argv, env);
   const expanded = expand(unwrapped.argv, 0);
-  const folders = workingDirectories(expanded.commands, cwd);
+  const folders = workingDirectories(expanded.commands, cwd, expanded.places);
   const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason ?? ('opaqueReason' in folders ? folders.opaqueReason : undefined);
   const cwds = 'cwds' in folders && folders.cwds !== undefined ? { cwds: folders.cwds } : {};
   return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, ...cwds, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
@@ -183,28 +184,54 @@ const DIRECTORY_CHANGERS = new Set(['cd', 'chdir', 'pushd']);
  * is opaque already), back (`cd -`, `pushd +1`), with options (`-P`), two
  * operands (zsh's `cd OLD NEW`). A relative cd from a working directory the
  * request does not give (as an absolute path) leads to one not known either
- * (null). `popd` returns to a folder already among them. Undefined `cwds` when no command changes the directory.
+ * (null). `popd` returns to a folder already among them. A command git is
+ * handed (`places`) runs where git puts it, from each of those (gitFolders),
+ * and may run in the run's as well. Undefined `cwds` when no command changes the directory.
  */
-function workingDirectories(commands: readonly string[][], cwd: string | null): { cwds?: Array<Array<string | null>> } | { opaqueReason: string } {
-  if (!commands.some((argv) => DIRECTORY_CHANGERS.has(programName(argv[0]!)))) return {};
+function workingDirectories(commands: readonly string[][], cwd: string | null, places: ReadonlyArray<GitPlace[] | undefined> = []): { cwds?: Array<Array<string | null>> } | { opaqueReason: string } {
+  if (!commands.some((argv) => DIRECTORY_CHANGERS.has(programName(argv[0]!))) && !places.some((p) => p !== undefined)) return {};
   const possible = new Set<string | null>([cwd]);
   const cwds: Array<Array<string | null>> = [];
-  for (const argv of commands) {
-    cwds.push([...possible]);
-    // `./tool` after a cd is another file than the one the request's folder holds, where the node looks for it (packages/node, sandbox-path.ts).
-    if (possible.size > 1 && argv[0]!.includes('/') && !argv[0]!.startsWith('/')) return { opaqueReason: `${argv[0]!.slice(0, 60)}, a program named relative to a working directory a cd before it changed` };
+  for (const [index, argv] of commands.entries()) {
+    const own = new Set(possible);
+    for (const place of places[index] ?? []) for (const from of [...own]) for (const to of gitFolders(from, place)) own.add(to);
+    if (own.size > MAX_FOLDERS) return { opaqueReason: `${programName(argv[0]!).slice(0, 60)}, which may run in more working directories than Corral decides in` };
+    cwds.push([...own]);
+    // `./tool` after a cd, or handed to git, is another file than the one the request's folder holds, where the node looks for it (packages/node, sandbox-path.ts).
+    if ((own.size > 1 || !own.has(cwd)) && argv[0]!.includes('/') && !argv[0]!.startsWith('/')) return { opaqueReason: `${argv[0]!.slice(0, 60)}, a program named relative to a working directory a cd or git before it changed` };
     if (!DIRECTORY_CHANGERS.has(programName(argv[0]!))) continue;
     const operands = argv.slice(1);
     const target = operands[0];
     if (operands.length !== 1 || target === undefined || target === '' || /^[-+]/.test(target)) {
       return { opaqueReason: `${programName(argv[0]!)} ${operands.join(' ').slice(0, 60)}, to a folder Corral cannot tell` };
     }
-    for (const from of [...possible]) {
+    for (const from of own) {
       // From a working directory the request does not give (as an absolute path), a relative cd leads to one not known either: decided, as the first command was, without one.
       possible.add(target.startsWith('/') ? joinPath('/', target) : from === null || !from.startsWith('/') ? null : joinPath(from, target));
     }
   }
   return { cwds };
+}
+
+/** The most working directories a command is decided in (each is a decision per spelling of its program): more make the run opaque. */
+const MAX_FOLDERS = 64;
+
+/**
+ * The folders git may run a command it is handed in, when git is started in
+ * `from` (null: not known) with `place` (gitWhere): the top of its work tree,
+ * `--work-tree`'s folder when given, else the folder `-C` leads to or any
+ * folder above it, whichever holds the repository (Corral does not look).
+ * A relative folder from one not known is not known either (null).
+ */
+function gitFolders(from: string | null, place: GitPlace): Array<string | null> {
+  const absolute = (base: string | null, to: string): string | null => (to.startsWith('/') ? joinPath('/', to) : base === null || !base.startsWith('/') ? null : joinPath(base, to));
+  const folder = place.folder === '' ? from : absolute(from, place.folder);
+  if (place.workTree !== undefined) return [folder, absolute(folder, place.workTree)];
+  if (folder === null || !folder.startsWith('/')) return [folder, null];
+  const above: string[] = [folder];
+  for (let at = folder.lastIndexOf('/'); at > 0; at = folder.lastIndexOf('/', at - 1)) above.push(folder.slice(0, at));
+  if (folder !== '/') above.push('/');
+  return above;
 }
 
 /** `target` from `base` as the shell's logical cd resolves it: `..` drops the last folder named, `.` and empty parts nothing. */
@@ -323,8 +350,17 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
   return { argv: current, env: vars };
 }
 
+/**
+ * Where git runs a command it is handed, from where git itself runs (gitWhere):
+ * a command handed to a git that another git was handed has one per git, outermost first.
+ */
+type GitPlace = { folder: string; workTree?: string };
+
+/** The commands an argv will run; for each command a git hands over, where (`places`, parallel to `commands`; absent: none is). */
+type Expanded = { commands: string[][]; places?: Array<GitPlace[] | undefined>; wrappers?: string[][]; opaqueReason?: string };
+
 /** Every simple command an argv will run, looking through shell wrappers. */
-function expand(argv: string[], depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
+function expand(argv: string[], depth: number): Expanded {
   const program = programName(argv[0]!);
   if (program === 'env' && isSystemProgram(argv[0]!)) return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
@@ -355,23 +391,25 @@ function expand(argv: string[], depth: number): { commands: string[][]; wrappers
   const inner = expandEach(split.commands, depth + 1);
   if (inner.opaqueReason !== undefined) return inner;
   if (inner.commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
-  return { commands: inner.commands, wrappers: [argv, ...(inner.wrappers ?? [])] };
+  return { commands: inner.commands, ...(inner.places ? { places: inner.places } : {}), wrappers: [argv, ...(inner.wrappers ?? [])] };
 }
 
 /** The simple commands of a payload (or an argv another program runs), each with its `env` prefixes unwrapped and expanded in turn; the first opaque one ends it. */
-function expandEach(simple: string[][], depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
+function expandEach(simple: string[][], depth: number): Expanded {
   const commands: string[][] = [];
+  const places: Array<GitPlace[] | undefined> = [];
   const wrappers: string[][] = [];
   for (const words of simple) {
     const unwrapped = unwrapEnv(words, {});
     const risky = executionEnv(unwrapped.env);
     if (risky !== undefined) return { commands: [...commands, unwrapped.argv], opaqueReason: risky };
     const inner = expand(unwrapped.argv, depth);
+    places.push(...inner.commands.map((_, k) => inner.places?.[k]));
     commands.push(...inner.commands);
     wrappers.push(...(inner.wrappers ?? []));
     if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
   }
-  return { commands, wrappers };
+  return { commands, ...(places.some((p) => p !== undefined) ? { places } : {}), wrappers };
 }
 
 /**
@@ -379,16 +417,22 @@ function expandEach(simple: string[][], depth: number): { commands: string[][]; 
  * run, each command it is handed comes after it, read as `sh -c` reads a
  * payload; what git could be told to run otherwise makes the run opaque.
  */
-function expandGit(argv: string[], program: string, depth: number): { commands: string[][]; wrappers?: string[][]; opaqueReason?: string } {
+function expandGit(argv: string[], program: string, depth: number): Expanded {
   const reading = readGit(argv, program);
   if ('opaqueReason' in reading) return { commands: [argv], opaqueReason: reading.opaqueReason };
-  if (reading.runs.length > 0 && depth > 4) return { commands: [argv], opaqueReason: 'commands handed to git nested too deep' };
+  if (reading.runs.length === 0) return { commands: [argv] };
+  if (depth > 4) return { commands: [argv], opaqueReason: 'commands handed to git nested too deep' };
+  // Each command git is handed runs where git puts it (gitWhere), not where git was started.
+  const where = gitWhere(argv, program);
+  if ('opaqueReason' in where) return { commands: [argv], opaqueReason: where.opaqueReason };
   const commands: string[][] = [argv];
+  const places: Array<GitPlace[] | undefined> = [undefined];
   const wrappers: string[][] = [];
   for (const run of reading.runs) {
     // The ssh git's transport runs: its argv as git builds it; the command it asks for runs on the remote host.
     if ('transport' in run) {
       commands.push(run.argv);
+      places.push([where]);
       continue;
     }
     let simple: string[][];
@@ -399,11 +443,12 @@ function expandGit(argv: string[], program: string, depth: number): { commands: 
       simple = split.commands;
     }
     const inner = expandEach(simple, depth + 1);
+    places.push(...inner.commands.map((_, k) => [where, ...(inner.places?.[k] ?? [])]));
     commands.push(...inner.commands);
     wrappers.push(...(inner.wrappers ?? []));
     if (inner.opaqueReason !== undefined) return { commands, opaqueReason: inner.opaqueReason };
   }
-  return { commands, wrappers };
+  return { commands, places, wrappers };
 }
 
 /**

@@ -109,7 +109,9 @@ function settingReason(option: string, text: string): string | undefined {
  * configuration and no program (their names); with values, those inert
  * only at that value. Any other `GIT_*` variable makes a run opaque
  * (`GIT_TRACE=FILE` too: it appends text naming the argv to a file of the
- * caller's choosing, such as a shell's startup file):
+ * caller's choosing, such as a shell's startup file; `GIT_WORK_TREE` too: git
+ * runs the commands it is handed there, in a folder an `export` or an `env`
+ * prefix can set where Corral does not follow it, see gitWhere):
  * `GIT_SSH_COMMAND`, `GIT_PAGER=less`, `GIT_EDITOR`, `GIT_EXTERNAL_DIFF`,
  * `GIT_ASKPASS`, `GIT_CONFIG_*`, `GIT_ALLOW_PROTOCOL` and more run a
  * command or let one be named.
@@ -117,7 +119,7 @@ function settingReason(option: string, text: string): string | undefined {
 const INERT_GIT_ENV = new Set([
   'GIT_AUTHOR_NAME', 'GIT_AUTHOR_EMAIL', 'GIT_AUTHOR_DATE', 'GIT_COMMITTER_NAME', 'GIT_COMMITTER_EMAIL', 'GIT_COMMITTER_DATE',
   'GIT_TERMINAL_PROMPT', 'GIT_OPTIONAL_LOCKS', 'GIT_MERGE_AUTOEDIT', 'GIT_ADVICE', 'GIT_FLUSH', 'GIT_CEILING_DIRECTORIES', 'GIT_DISCOVERY_ACROSS_FILESYSTEM',
-  'GIT_LITERAL_PATHSPECS', 'GIT_GLOB_PATHSPECS', 'GIT_NOGLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE',
+  'GIT_LITERAL_PATHSPECS', 'GIT_GLOB_PATHSPECS', 'GIT_NOGLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_DIR', 'GIT_INDEX_FILE',
   'GIT_DEFAULT_HASH', 'GIT_NO_REPLACE_OBJECTS', 'GIT_REFLOG_ACTION', 'GIT_MERGE_VERBOSITY', 'GIT_PROGRESS_DELAY',
   'GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'GIT_HTTP_USER_AGENT', 'GIT_HTTP_LOW_SPEED_LIMIT', 'GIT_HTTP_LOW_SPEED_TIME', 'GIT_LFS_SKIP_SMUDGE',
 ]);
@@ -266,6 +268,33 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   if ('opaqueReason' in ssh) return ssh;
   const reading = readSubcommand(subcommand, rest);
   return 'opaqueReason' in reading || ssh.runs.length === 0 ? reading : { runs: [...ssh.runs, ...reading.runs] };
+}
+
+/**
+ * Where git runs the commands it is handed, read from its own options:
+ * `folder`, the folder its `-C` options lead to from the run's working
+ * directory (each relative to the one before, '' for none), and `workTree`,
+ * the folder `--work-tree` names (relative to `folder`), if any. Git moves to
+ * the top of its work tree before it runs a command it is handed (`rebase
+ * --exec` and `bisect run` run there, not where git was started): that is
+ * `workTree` when given, else `folder` or a folder above it, whichever holds
+ * the repository (canonical.ts decides in each). Opaque: a `-C` or
+ * `--work-tree` with `..`, which git follows through symlinks, not by name as
+ * Corral would. `program` is as readGit takes it. Never throws.
+ */
+export function gitWhere(argv: readonly string[], program: string): { folder: string; workTree?: string } | { opaqueReason: string } {
+  let folder = '';
+  let workTree: string | undefined;
+  for (let i = 1; program === 'git' && i < argv.length && argv[i]!.startsWith('-'); i += 1) {
+    const arg = argv[i]!;
+    let named: string | undefined;
+    if (arg === '-C') folder = chdir(folder, (named = argv[++i] ?? ''));
+    else if (arg === '--work-tree') workTree = named = argv[++i] ?? '';
+    else if (arg.startsWith('--work-tree=')) workTree = named = arg.slice('--work-tree='.length);
+    else if (arg === '-c' || arg === '--config-env' || GLOBAL_WITH_VALUE.has(arg)) i += 1;
+    if (named?.split('/').includes('..') === true) return { opaqueReason: `git ${arg.split('=')[0]!} ${named.slice(0, 60)}, a folder with .., which git follows through symlinks` };
+  }
+  return workTree === undefined ? { folder } : { folder, workTree };
 }
 
 /** What a git subcommand is handed to run, read from its own arguments. */
