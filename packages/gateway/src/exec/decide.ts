@@ -47,25 +47,47 @@ export interface PrincipalRef {
 // How argv[0] becomes the Cedar resource. A bare name (`rm`, found on the
 // node's PATH, which a request cannot change: canonical.ts makes a PATH
 // setting opaque) and a path in a standard system directory (`/bin/rm`,
-// `/usr/bin/rm`) are one program to policy, `Command::"rm"`. Any other path
-// (`./rm`, `/tmp/evil/echo`) stays literal, so a permit for `echo` never
-// admits a program placed elsewhere, and a permit is never looser than it
-// was. Forbids must catch every spelling, so each other spelling of the
-// program (argv[0] as sent, its file name, the file name in each system
+// `/usr/bin/rm`) are one program to policy, `Command::"rm"`. Any other
+// absolute path (`/tmp/evil/echo`) stays literal, so a permit for `echo`
+// never admits a program placed elsewhere, and a permit is never looser than
+// it was. A relative path (`./tool`, `bin/tool`) names the file the node runs:
+// the one in the working directory the command is decided in, so it is that
+// absolute path (`/srv/app/tool` for `./tool` in /srv/app, without `.` and
+// empty parts), and a permit for one folder's tool admits no other folder's;
+// from a working directory not known (none, or relative), it stays as
+// written. Forbids must catch every spelling, so each other spelling of the
+// program (argv[0] as sent, that absolute path, the path with `.`, empty
+// parts and `..` read by name, its file name, the file name in each system
 // directory) is asked as well, and a forbid any of them satisfies denies the
 // command; permits those requests satisfy count for nothing.
 
 /**
- * The Cedar resource id for a program as argv[0] spells it, and the other
+ * The Cedar resource id for a program as argv[0] spells it, run in the
+ * working directory `cwd` (null, or omitted: not known), and the other
  * spellings whose forbids also apply to it (see above).
  */
-export function commandResource(program: string): { id: string; spellings: string[] } {
+export function commandResource(program: string, cwd: string | null = null): { id: string; spellings: string[] } {
   const name = programName(program);
-  const id = isSystemProgram(program) ? name : program;
-  const spellings = new Set([program, name, ...SYSTEM_DIRS.map((d) => `${d}/${name}`)]);
+  const relative = program.includes('/') && !program.startsWith('/');
+  // The file the node runs, by a path whose `.` and empty parts are dropped (the kernel reads them so); `..` is kept, as a symlink before it decides where it leads.
+  const path = relative && cwd?.startsWith('/') === true ? cleanPath(`${cwd}/${program}`, false) : program;
+  const id = isSystemProgram(path) ? name : path;
+  const spellings = new Set([program, path, cleanPath(path, false), cleanPath(path, true), name, ...SYSTEM_DIRS.map((d) => `${d}/${name}`)]);
   spellings.delete(id);
   if (name === '') spellings.clear();
   return { id, spellings: [...spellings] };
+}
+
+/** An absolute `path` without `.` and empty parts, and with `byName`, `..` dropping the part before it; a relative path as it is. */
+function cleanPath(path: string, byName: boolean): string {
+  if (!path.startsWith('/')) return path;
+  const out: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..' && byName) out.pop();
+    else out.push(part);
+  }
+  return `/${out.join('/')}`;
 }
 
 /**
@@ -173,7 +195,7 @@ function forbidOf(decided: Decision[]): Decision | undefined {
  * decision point at once. Throws what the decider throws.
  */
 function decisions(decider: Decider, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): Decision[] {
-  const { id, spellings } = commandResource(argv[0]!);
+  const { id, spellings } = commandResource(argv[0]!, cwd);
   const input = { principal: { type: principal.type, id: principal.id }, action: 'system.run', context: commandContext(argv, cwd, at) };
   return decider.decideEach(input, [id, ...spellings].map((resource) => ({ type: 'Command', id: resource })));
 }

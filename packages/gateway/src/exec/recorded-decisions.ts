@@ -79,7 +79,7 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
   }
   return {
     ...base,
-    request: { principal, action: 'system.run', resource: { type: 'Command', id: commandResource(argv[0]!).id }, context: commandContext(argv, cwd, site) },
+    request: { principal, action: 'system.run', resource: { type: 'Command', id: commandResource(argv[0]!, cwd).id }, context: commandContext(argv, cwd, site) },
     judge: (decider) => asNodeAsks(decideRun(decider, principal, run, site)),
   };
 }
