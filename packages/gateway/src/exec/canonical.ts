@@ -166,7 +166,9 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const unwrapped = unwrapEnv(argv, env);
   const expanded = expand(unwrapped.argv, 0);
   const folders = workingDirectories(expanded.commands, cwd, expanded.places);
-  const opaqueReason = executionEnv(unwrapped.env) ?? expanded.opaqueReason ?? ('opaqueReason' in folders ? folders.opaqueReason : undefined);
+  // The node moves to the folder by the kernel's reading, through symlinks, where `..` need not lead where its name says.
+  const climbs = cwd !== null && cwd.split('/').includes('..') ? `the working directory ${cwd.slice(0, 80)}, whose .. the node follows through symlinks` : undefined;
+  const opaqueReason = climbs ?? executionEnv(unwrapped.env) ?? expanded.opaqueReason ?? ('opaqueReason' in folders ? folders.opaqueReason : undefined);
   const cwds = 'cwds' in folders && folders.cwds !== undefined ? { cwds: folders.cwds } : {};
   return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, ...cwds, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
 }

@@ -194,7 +194,9 @@ function forbidOf(decided: Decision[]): Decision | undefined {
  * each other spelling of its program (see commandResource), asked of the
  * decision point at once. Throws what the decider throws.
  */
-function decisions(decider: Decider, principal: PrincipalRef, argv: string[], cwd: string | null, at: ActionSite): Decision[] {
+function decisions(decider: Decider, principal: PrincipalRef, argv: string[], requested: string | null, at: ActionSite): Decision[] {
+  // The folder as a policy reads it, `/srv/app` however it is written (`/srv//app/.`, `/srv/app/`): the node runs the command there.
+  const cwd = requested === null ? null : cleanPath(requested, false);
   const { id, spellings } = commandResource(argv[0]!, cwd);
   const input = { principal: { type: principal.type, id: principal.id }, action: 'system.run', context: commandContext(argv, cwd, at) };
   return decider.decideEach(input, [id, ...spellings].map((resource) => ({ type: 'Command', id: resource })));

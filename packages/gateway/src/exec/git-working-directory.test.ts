@@ -114,3 +114,25 @@ describe('other programs that change the working directory', () => {
     }
   });
 });
+
+describe('the request\'s working directory, however it is written', () => {
+  const policy = (dir: string) => `@id("all") permit (principal, action, resource);\n@id("no-ls-in-secret") forbid (principal, action, resource == Command::"ls") when { context has cwd && context.cwd like "${dir}/secret*" };`;
+  const verdict = (command: string[], cwd: string) => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies([{ file: 'test.cedar', text: policy('/srv') }]));
+    return decideRun(point, { type: 'Agent', id: 'bot' }, canonicalRun({ command, cwd })).decision;
+  };
+
+  it('decides in the folder the node runs in: /srv//secret and /srv/./secret are /srv/secret (regression: a forbid on /srv/secret* did not see them)', () => {
+    assert.equal(verdict(['ls'], '/srv/public'), 'allow');
+    for (const cwd of ['/srv/secret', '/srv//secret', '/srv/./secret', '//srv/secret/', '/./srv/secret/.']) assert.equal(verdict(['ls'], cwd), 'deny', cwd);
+    assert.equal(verdict(['sh', '-c', 'cd sub; ls'], '/srv//secret'), 'deny');
+  });
+
+  it('makes a working directory with .. opaque: the node follows it through symlinks', () => {
+    assert.equal(canonicalRun({ command: ['ls'], cwd: '/srv/public/../secret' }).opaque, true);
+    assert.equal(verdict(['ls'], '/srv/public/../secret'), 'deny');
+    assert.equal(canonicalRun({ command: ['ls'], cwd: '/srv/public/..x' }).opaque, false);
+  });
+});
+
