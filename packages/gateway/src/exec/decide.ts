@@ -129,10 +129,12 @@ export function decideRun(decider: Decider, principal: PrincipalRef, run: Canoni
   let quorum = 0;
   let verdict: RunDecision['decision'] = 'allow';
   let reason = 'every command is allowed';
+  // A shell looked through may start after a cd or be handed to git: its forbids are asked in every working directory of the run.
+  const folders = [...new Set(run.cwds?.flat() ?? [run.cwd])];
   for (const argv of run.wrappers) {
     let forbidden: Decision | undefined;
     try {
-      forbidden = forbidOf(decisions(decider, principal, argv, run.cwd, at));
+      forbidden = forbidOf(folders.flatMap((cwd) => decisions(decider, principal, argv, cwd, at)));
     } catch {
       return { decision: 'deny', reason: 'the policy decision point could not decide', quorum: 0, policies: [], commands: run.commands.map((c) => ({ argv: c, decision: 'deny' })) };
     }

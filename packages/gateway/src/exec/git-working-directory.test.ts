@@ -136,3 +136,14 @@ describe('the request\'s working directory, however it is written', () => {
   });
 });
 
+describe('a shell looked through in another working directory', () => {
+  it('is denied by a forbid on it there: cd secret && bash -c ls, git -C secret rebase --exec "bash -c ls" (regression: its forbid was asked in the request\'s folder only)', () => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies([{ file: 'test.cedar', text: `@id("all") permit (principal, action, resource);\n@id("no-bash-in-secret") forbid (principal, action, resource == Command::"bash") when { context has cwd && context.cwd like "*/secret" };` }]));
+    const verdict = (command: string[]) => decideRun(point, { type: 'Agent', id: 'bot' }, canonicalRun({ command, cwd: '/w' })).decision;
+    assert.equal(verdict(['sh', '-c', 'cd public && bash -c ls']), 'allow');
+    assert.equal(verdict(['sh', '-c', 'cd secret && bash -c ls']), 'deny');
+    assert.equal(verdict(['git', '-C', 'secret', 'rebase', '--exec', 'bash -c ls', 'HEAD~1']), 'deny');
+  });
+});
+
