@@ -94,6 +94,16 @@ describe('corral policy', () => {
     assert.match(human.stdout, /asked as: Command::"rm", and for its forbids as .*\/usr\/bin\/rm/);
   });
 
+  it('explains a relative program as the file in the request\'s working directory, as a gateway names it: a forbid on /srv/app/tool denies ./tool run in /srv/app', async () => {
+    const set = join(tmp, 'relative');
+    mkdirSync(set);
+    writeFileSync(join(set, 'run.cedar'), '@id("runs") permit(principal, action == Action::"system.run", resource);\n@id("no-tool") forbid(principal, action == Action::"system.run", resource == Command::"/srv/app/tool");\n');
+    const request = join(tmp, 'tool.json');
+    writeFileSync(request, JSON.stringify({ principal: { type: 'Human', id: 'operator' }, action: 'system.run', resource: { type: 'Command', id: './tool' }, context: { argv: ['./tool'], commandLine: '\n./tool\n', cwd: '/srv/app' } }));
+    const explained = JSON.parse((await run('policy', 'explain', '--request', request, '--policies', set, '--json')).stdout);
+    assert.deepEqual([explained.decision, explained.policies, explained.askedAs.resource], ['deny', ['no-tool'], '/srv/app/tool']);
+  });
+
   it('refuses a request outside the schema with exit 2', async () => {
     const request = join(tmp, 'bad-req.json');
     writeFileSync(request, JSON.stringify({ principal: { type: 'Agent', id: 'x' }, action: 'launch.missiles', resource: { type: 'Record', id: 'r' } }));

@@ -199,14 +199,16 @@ function describeDecision(d: Decision, set: PolicySet): string {
 /**
  * For a `system.run` request on a Command, the resources a gateway asks
  * about it (commandResource of @corral/gateway): the program's own (`rm` for
- * `/usr/bin/rm`) and its other spellings, whose forbids also deny it. The
+ * `/usr/bin/rm`, `/srv/app/tool` for `./tool` run in /srv/app) and its other
+ * spellings, whose forbids also deny it. The
  * gateway is loaded only for such a request.
  */
 async function commandSpellings(request: unknown): Promise<{ resource: string; spellings: string[] } | undefined> {
-  const r = request as { action?: unknown; resource?: { type?: unknown; id?: unknown } } | null;
+  const r = request as { action?: unknown; resource?: { type?: unknown; id?: unknown }; context?: { cwd?: unknown } } | null;
   if (r?.action !== 'system.run' || r.resource?.type !== 'Command' || typeof r.resource.id !== 'string') return undefined;
   const { commandResource } = await import('@corral/gateway');
-  const { id, spellings } = commandResource(r.resource.id);
+  // A relative program is the file in the working directory, as the gateway names it.
+  const { id, spellings } = commandResource(r.resource.id, typeof r.context?.cwd === 'string' ? r.context.cwd : null);
   return { resource: id, spellings };
 }
 
