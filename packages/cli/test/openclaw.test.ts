@@ -70,9 +70,10 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
     gateway.identity.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'finance@example.com', scopes: [] });
     model = await ScriptedModel.start([
       { tool: 'exec', arguments: { command: 'echo allowed-output-42', host: 'node' } },
-      { tool: 'exec', arguments: { command: 'ls ~/.ssh', host: 'node' } },
+      { tool: 'exec', arguments: { command: 'ls /root/.ssh', host: 'node' } },
       { tool: 'exec', arguments: { command: 'printf approved-output-7', host: 'node' } },
-      // An allowed command chained to a forbidden one (upstream #128470): the decision covers both.
+      // An allowed command chained to one Corral cannot read (upstream #128470; `~` is the shell's to
+      // expand): the node refuses it, and the control plane's log holds the refusal all the same.
       { tool: 'exec', arguments: { command: 'echo ok && ls ~/.ssh', host: 'node' } },
       // Around the node, on OpenClaw's own host: OpenClaw itself refuses, exec is bound to the node.
       { tool: 'exec', arguments: { command: 'id', host: 'gateway' } },
@@ -149,11 +150,12 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
     const decisions = events.filter((e) => e.action === 'node.invoke.decide').map((e) => ({ agent: e.actor?.id, effect: e.decision?.effect, by: e.decision?.policies, argv: e.details?.commands }));
     assert.deepEqual(decisions, [
       { agent: 'invoice-bot', effect: 'allow', by: ['bot-echoes'], argv: [['echo', 'allowed-output-42']] },
-      { agent: 'invoice-bot', effect: 'deny', by: ['no-ssh'], argv: [['ls', '~/.ssh']] },
+      { agent: 'invoice-bot', effect: 'deny', by: ['no-ssh'], argv: [['ls', '/root/.ssh']] },
       { agent: 'invoice-bot', effect: 'ask', by: ['bot-prints-with-approval'], argv: [['printf', 'approved-output-7']] },
       // Approved from the command line, another process: the run carries its own allow, naming the approval.
       { agent: 'invoice-bot', effect: 'allow', by: ['bot-prints-with-approval'], argv: [['printf', 'approved-output-7']] },
-      { agent: 'invoice-bot', effect: 'deny', by: ['bot-echoes', 'no-ssh'], argv: [['echo', 'ok'], ['ls', '~/.ssh']] },
+      // Opaque: recorded as the node was asked to run it, decided by no policy.
+      { agent: 'invoice-bot', effect: 'deny', by: [], argv: [['/bin/sh', '-lc', 'echo ok && ls ~/.ssh']] },
     ]);
     const ran = events.filter((e) => e.action === 'node.invoke' && e.details?.via === 'another gateway');
     assert.equal(ran.length, 2, 'two commands ran; the forbidden one never did');

@@ -564,7 +564,12 @@ export class NodeHost {
     // An `env NAME=value` prefix in the argv sets variables as the request's env does: what the sandbox gets is kept to the same names.
     const prefixed = allowedEnv(run.env, loaded.policy.environment.pass);
     dropped.push(...prefixed.dropped);
-    if (run.opaque) throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
+    if (run.opaque) {
+      // Governed, the control plane is asked all the same, so that its audit log holds the refusal (its own
+      // reading of the run denies it at once, never asking a human); the node refuses whatever it answers.
+      if (this.#governed()) await this.#recordRefusal(run, agent, timeoutMs);
+      throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
+    }
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
     // One reading of the policy for the checks made now, in one go: they never see two versions of it.
@@ -762,6 +767,21 @@ export class NodeHost {
       const why = wire?.code === 'NOT_PAIRED' ? 'has not paired this node' : wire ? `refused: ${wire.message.replace(/^SYSTEM_RUN_DENIED: /, '') || wire.code}` : 'unreachable';
       throw new NodeError('NODE_RUN_DENIED', `control plane ${why}`, { cause: error });
     }
+  }
+
+  /**
+   * Has the control plane decide, and so record, a run this node refuses
+   * whatever it answers. Should it allow the run, the run is reported as not
+   * run; a control plane that cannot be reached records nothing.
+   */
+  async #recordRefusal(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<void> {
+    let authorization: Authorization;
+    try {
+      authorization = await this.#authorize(run, mapped, timeoutMs, undefined);
+    } catch {
+      return; // denied (and recorded so), or not reachable
+    }
+    await this.#report(authorization, null, '', 'NODE_RUN_DENIED');
   }
 
   /**
