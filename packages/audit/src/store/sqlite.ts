@@ -63,7 +63,7 @@ export class SqliteStore implements AuditStore {
   constructor(options: SqliteStoreOptions) {
     this.where = options.path;
     if (options.create === false && !existsSync(options.path)) {
-      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `no audit log at ${options.path}`);
+      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `no audit log at ${options.path}: nothing has recorded to this state directory yet (corral run, corral gateway and corral up do), or the log is in another one`);
     }
     try {
       // A read-write connection folds the write-ahead log into the file as it closes: an auditor's copy would lose what its log held.

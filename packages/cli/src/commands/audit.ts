@@ -152,7 +152,7 @@ let lib: typeof import('@corral/audit');
 export function registerAudit(program: Command): void {
   const audit = program
     .command('audit')
-    .description('Read, prove, verify and export the tamper-evident audit log.')
+    .description('read, prove, verify and export the tamper-evident audit log')
     .hook('preAction', async () => {
       // export and tail -f would go on writing, or wait for a drain that never comes: they stop at once.
       watchOutput({ stop: true });
