@@ -273,6 +273,35 @@ describe('corral approvals revoke, before the grant is made', () => {
   });
 });
 
+describe('corral approvals revoke, while the approval is pending', () => {
+  it('refuses (exit 1, GATEWAY_CONFLICT) and says to deny it instead, leaving nothing behind: the allow-always it is given later makes its grant (regression: it answered "no active grant", exit 2, and silently withheld that grant)', async () => {
+    const state = tempStateDir();
+    try {
+      mkdirSync(join(state, 'policies'));
+      writeFileSync(join(state, 'policies', 'run.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n');
+      const db = openGatewayDb(state);
+      const created = new ApprovalStore(db).create({ digest: 'c'.repeat(64), action: { command: 'system.run', argv: ['printf', 'x'], principal: 'Human::"operator"', nodeId: 'n' }, quorum: 1 });
+      db.close();
+      const refused = await corral(['--state-dir', state, 'approvals', 'revoke', created.id, '--by', 'carol', '--json']);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.equal(JSON.parse(refused.stdout).error.code, 'GATEWAY_CONFLICT');
+      assert.match(refused.stderr, /still pending.*deny it/);
+      assert.ok(!readdirSync(state).includes('audit.db'), 'no revocation was recorded');
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'approve', created.id, '--always', '--by', 'alice'])).code, 0);
+      const reopened = openGatewayDb(state);
+      try {
+        const store = new ApprovalStore(reopened);
+        assert.equal(store.grantWithdrawn(created.id), false, 'the refused revoke withdrew nothing');
+        assert.equal(store.claimGrant(created.id), true, 'the gateway makes the grant when the run spends the approval');
+      } finally {
+        reopened.close();
+      }
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals revoke --by', () => {
   it('refuses a name the audit record cannot carry (empty, too long, a line break), with exit 2, and leaves the grant in force (regression: the grant was withdrawn with no record)', async () => {
     const state = tempStateDir();

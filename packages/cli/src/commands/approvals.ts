@@ -131,7 +131,7 @@ export function registerApprovals(program: Command): void {
   }
   approvals
     .command('revoke')
-    .description('withdraw the standing grant an allow-always approval made (policies/grants/approval-ID.cedar); the next decision on that action asks again')
+    .description('withdraw the standing grant an allow-always approval made (policies/grants/approval-ID.cedar); the next decision on that action asks again (an approval still pending is refused: deny it instead)')
     .argument('<id>', 'the approval id (or its grant id, approval-ID)')
     .option('--by <who>', 'who withdraws it (recorded); default: the signed-in system account', accountName())
     .option('--json', 'print {id, grant, outcome} as JSON')

@@ -404,9 +404,13 @@ export class ApprovalStore {
    * back, and no decision counts it. What this call did: `withheld` (it was
    * not claimed yet), `withdrawn` (the first withdrawal of a grant claimed),
    * or `none` (withdrawn before, or an approval that makes no grant).
-   * Waits for gateway.db's write lock with timers (store/write-lock.ts), so a
-   * gateway revoking a grant goes on serving everyone else meanwhile. Throws
-   * GATEWAY_BUSY (retryable, nothing withdrawn) past `waitMs`.
+   * An approval still pending (and unexpired) has no grant to withdraw: it is
+   * refused, nothing written, so the allow-always it may be given later still
+   * makes its grant; who wants it stopped denies it. Waits for gateway.db's
+   * write lock with timers (store/write-lock.ts), so a gateway revoking a
+   * grant goes on serving everyone else meanwhile. Throws GATEWAY_CONFLICT
+   * (the approval is still pending: nothing withdrawn), GATEWAY_BUSY
+   * (retryable, nothing withdrawn) past `waitMs`.
    */
   withdrawGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<'withheld' | 'withdrawn' | 'none'> {
     return writeWhenFree(this.#db, () => this.#withdrawGrant(id), waitMs);
@@ -414,6 +418,12 @@ export class ApprovalStore {
 
   /** withdrawGrantWhenFree's writes, inside its transaction. */
   #withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
+    // Read in the same transaction as the writes: pending now, it cannot be resolved before they commit.
+    const row = this.#db.prepare('SELECT status, expires_at FROM approvals WHERE id = ?').get(id) as { status: ApprovalStatus; expires_at: number } | undefined;
+    if (row?.status === 'pending' && this.#now() <= row.expires_at) {
+      const message = `approval ${id} is still pending: there is no grant to revoke; to stop it, deny it instead`;
+      throw new GatewayError('GATEWAY_CONFLICT', message, { wire: { code: 'INVALID_REQUEST', message: 'approval still pending: deny it instead' } });
+    }
     const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
     const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
     const claimed = first && !withheld && (this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null }).granted_at !== null;

@@ -23,6 +23,8 @@ permit (principal, action == Action::"system.run", resource == Command::"wipe");
 permit (principal, action == Action::"system.run", resource == Command::"deploy");
 @id("ship-needs-one") @approval("required")
 permit (principal, action == Action::"system.run", resource == Command::"ship");
+@id("stage-needs-one") @approval("required")
+permit (principal, action == Action::"system.run", resource == Command::"stage");
 `;
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
@@ -276,6 +278,22 @@ describe('approvals from a signed-in session', () => {
       assert.equal((await bob.post('/api/approvals/not-an-id/revoke', {})).status, 404);
       assert.equal((await t.tool().post(`/api/approvals/${id}/revoke`, {})).status, 400);
     });
+  });
+
+  it('answers 409 conflict (GATEWAY_CONFLICT) to revoking an approval still pending, saying to deny it instead, and leaves nothing behind: allowed always later, it makes its grant (regression: 404, and the grant it made later was silently withheld)', async () => {
+    const first = invoke(['stage', 'build']);
+    const { id } = await pendingFor('stage');
+    const refused = await bob.post(`/api/approvals/${id}/revoke`, {});
+    assert.deepEqual([refused.status, refused.body.error, refused.body.code], [409, 'conflict', 'GATEWAY_CONFLICT']);
+    assert.match(String(refused.body.message), /still pending.*deny it/);
+    assert.equal(t.gw.approvals.grantWithdrawn(id), false, 'nothing withdrawn');
+    assert.equal((await auditEvents(state)).some((e) => e.action === 'policy.grant.revoke' && e.resource.id === `approval-${id}`), false, 'no revocation recorded');
+    const allowed = await alice.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' });
+    assert.equal(allowed.body.status, 'allowed');
+    await first;
+    assert.ok(existsSync(join(state, 'policies', grantFile(id))), 'the grant was made');
+    await invoke(['stage', 'build']); // the standing grant: no approval asked
+    assert.equal(t.gw.approvals.list({ status: 'pending' }).length, 0);
   });
 
   it('allows nothing on a grant withdrawn in another process while its file is still in the set, where it alone allowed (regression: it allowed until the file went)', async () => {
