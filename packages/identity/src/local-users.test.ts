@@ -111,3 +111,46 @@ describe('the first sign-in after start-up', () => {
     assert.deepEqual(hashes, { unknown: 1, wrong: 1 });
   });
 });
+
+describe('the username operator, which the gateway token acts as', () => {
+  let dir: string;
+  let identity: Identity;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-users-reserved-'));
+    identity = Identity.open(dir);
+  });
+  after(() => {
+    identity.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is refused as a new local user (IDENTITY_INPUT_INVALID, saying it is reserved): that person would be indistinguishable from the token holder in the audit log and in policy', async () => {
+    await assert.rejects(identity.localUsers.create('operator', 'long enough pw', ['approver']), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /reserved/.test(e.message!) && /another name/.test(e.message!));
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), [], 'nothing stored');
+    // Names that merely start or end like it are anyone's.
+    await identity.localUsers.create('operator2', 'long enough pw', ['approver']);
+    await identity.localUsers.create('ops.operator', 'long enough pw', ['approver']);
+  });
+
+  describe('when a store made before the refusal already holds a user named operator', () => {
+    before(async () => {
+      await identity.localUsers.create('soon-operator', 'the operator password', ['admin']);
+      const db = new DatabaseSync(join(dir, 'identity.db'));
+      db.prepare("UPDATE local_users SET username = 'operator' WHERE username = 'soon-operator'").run();
+      db.close();
+    });
+
+    it('refuses their sign-in with the right password (IDENTITY_INPUT_INVALID, saying it is reserved), and with a wrong one alike', async () => {
+      for (const password of ['the operator password', 'a wrong password']) {
+        await assert.rejects(identity.localUsers.verify('operator', password), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /reserved/.test(e.message!), password);
+      }
+    });
+
+    it('refuses to read them as a user (so a session they opened before ends) or give them a new password, and still lists them for an admin to see', async () => {
+      assert.throws(() => identity.localUsers.get('operator'), { code: 'IDENTITY_INPUT_INVALID' });
+      await assert.rejects(identity.localUsers.setPassword('operator', 'a brand new password'), { code: 'IDENTITY_INPUT_INVALID' });
+      assert.throws(() => identity.localUsers.setRoles('operator', ['viewer']), { code: 'IDENTITY_INPUT_INVALID' });
+      assert.ok(identity.localUsers.list().some((u) => u.username === 'operator'));
+    });
+  });
+});

@@ -31,9 +31,27 @@ const USERNAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const MIN_PASSWORD = 8;
 const MAX_PASSWORD = 1024;
 
+/**
+ * Human names the gateway gives callers who are no local user: whoever holds
+ * the gateway token acts as the human `operator` (the HTTP API's
+ * actingHuman, an operator connection's `Human::"operator"` principal). A
+ * local user of such a name could not be told from the token's holder in the
+ * audit log, nor in a Cedar policy written for that principal. Approvers the
+ * gateway names otherwise (`token:…`, `account:…`, `device:…`) hold a `:`,
+ * which no username may.
+ */
+const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['operator']);
+
 function checkUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) throw invalid('username must be 1-63 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit');
+  refuseReserved(username);
   return username;
+}
+
+/** Throws IDENTITY_INPUT_INVALID for a name in RESERVED_USERNAMES, saying why and what to do. */
+function refuseReserved(username: string): void {
+  if (!RESERVED_USERNAMES.has(username)) return;
+  throw invalid(`the username ${username} is reserved: the gateway token acts as Human::"${username}", so a local user of that name could not be told from the token's holder in the audit log or in policy; use another name (an existing ${username} login cannot sign in: sign in as another user)`);
 }
 
 function checkPassword(password: unknown): string {
@@ -81,11 +99,15 @@ export class LocalUsers {
    * made with an older cost has it made again with the current one once the
    * password is found right (see #upgrade).
    *
-   * Throws IDENTITY_SIGN_IN_BUSY (retryable) when too many passwords are being
+   * Throws IDENTITY_INPUT_INVALID for a reserved username (RESERVED_USERNAMES),
+   * whatever the password and whether or not the store holds it (one made
+   * before the name was refused), before reading or hashing anything;
+   * IDENTITY_SIGN_IN_BUSY (retryable) when too many passwords are being
    * checked at once, and IDENTITY_STORE_FAILED, without hashing, when the
    * user's stored hash is malformed or asks for an absurd cost.
    */
   async verify(username: unknown, password: unknown): Promise<LocalUser | null> {
+    if (typeof username === 'string') refuseReserved(username);
     const row = typeof username === 'string' && USERNAME.test(username) ? this.#row(username) : undefined;
     const given = typeof password === 'string' && password.length <= MAX_PASSWORD ? password : '';
     const stored = row ? parsePasswordHash(row.password_hash, row.username) : DECOY_HASH;
@@ -112,8 +134,14 @@ export class LocalUsers {
     }
   }
 
-  /** Throws IDENTITY_USER_NOT_FOUND. */
+  /**
+   * Throws IDENTITY_USER_NOT_FOUND, and IDENTITY_INPUT_INVALID for a reserved
+   * username, even one the store holds: such a user is no one's to act as
+   * (a session it opened ends, its password is not set again). list() still
+   * shows it.
+   */
   get(username: string): LocalUser {
+    if (typeof username === 'string') refuseReserved(username);
     const row = typeof username === 'string' ? this.#row(username) : undefined;
     if (!row) throw new IdentityError('IDENTITY_USER_NOT_FOUND', `no user named ${String(username).slice(0, 80)}`);
     return fromRow(row);
