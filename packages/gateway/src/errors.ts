@@ -58,6 +58,8 @@ export type GatewayErrorCode =
   | 'GATEWAY_APPROVAL_RESOLVED'
   /** The approval (or its receipt) is for a different action, node or run than the one presented: never replayable. */
   | 'GATEWAY_APPROVAL_MISMATCH'
+  /** The approval is still pending: there is no grant of it to revoke (deny it instead). */
+  | 'GATEWAY_APPROVAL_PENDING'
   /** The approver is the human whose request the approval is for: an approval asks for someone else's eyes. */
   | 'GATEWAY_APPROVAL_OWN_REQUEST'
   /** An approval receipt that is malformed, signed with another key, or whose signature does not verify. */

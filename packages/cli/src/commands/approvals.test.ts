@@ -274,7 +274,7 @@ describe('corral approvals revoke, before the grant is made', () => {
 });
 
 describe('corral approvals revoke, while the approval is pending', () => {
-  it('refuses (exit 1, GATEWAY_CONFLICT) and says to deny it instead, leaving nothing behind: the allow-always it is given later makes its grant (regression: it answered "no active grant", exit 2, and silently withheld that grant)', async () => {
+  it('refuses (exit 1, GATEWAY_APPROVAL_PENDING) and says to deny it instead, leaving nothing behind: the allow-always it is given later makes its grant (regression: it answered "no active grant", exit 2, and silently withheld that grant)', async () => {
     const state = tempStateDir();
     try {
       mkdirSync(join(state, 'policies'));
@@ -284,7 +284,7 @@ describe('corral approvals revoke, while the approval is pending', () => {
       db.close();
       const refused = await corral(['--state-dir', state, 'approvals', 'revoke', created.id, '--by', 'carol', '--json']);
       assert.equal(refused.code, 1, refused.stderr);
-      assert.equal(JSON.parse(refused.stdout).error.code, 'GATEWAY_CONFLICT');
+      assert.equal(JSON.parse(refused.stdout).error.code, 'GATEWAY_APPROVAL_PENDING');
       assert.match(refused.stderr, /still pending.*deny it/);
       assert.ok(!readdirSync(state).includes('audit.db'), 'no revocation was recorded');
       assert.equal((await corral(['--state-dir', state, 'approvals', 'approve', created.id, '--always', '--by', 'alice'])).code, 0);

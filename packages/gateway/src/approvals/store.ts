@@ -408,7 +408,7 @@ export class ApprovalStore {
    * refused, nothing written, so the allow-always it may be given later still
    * makes its grant; who wants it stopped denies it. Waits for gateway.db's
    * write lock with timers (store/write-lock.ts), so a gateway revoking a
-   * grant goes on serving everyone else meanwhile. Throws GATEWAY_CONFLICT
+   * grant goes on serving everyone else meanwhile. Throws GATEWAY_APPROVAL_PENDING
    * (the approval is still pending: nothing withdrawn), GATEWAY_BUSY
    * (retryable, nothing withdrawn) past `waitMs`.
    */
@@ -422,7 +422,7 @@ export class ApprovalStore {
     const row = this.#db.prepare('SELECT status, expires_at FROM approvals WHERE id = ?').get(id) as { status: ApprovalStatus; expires_at: number } | undefined;
     if (row?.status === 'pending' && this.#now() <= row.expires_at) {
       const message = `approval ${id} is still pending: there is no grant to revoke; to stop it, deny it instead`;
-      throw new GatewayError('GATEWAY_CONFLICT', message, { wire: { code: 'INVALID_REQUEST', message: 'approval still pending: deny it instead' } });
+      throw new GatewayError('GATEWAY_APPROVAL_PENDING', message, { wire: { code: 'INVALID_REQUEST', message: 'approval still pending: deny it instead' } });
     }
     const first = Number(this.#db.prepare('UPDATE approvals SET grant_withdrawn_at = ? WHERE id = ? AND grant_withdrawn_at IS NULL').run(this.#now(), id).changes) === 1;
     const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;

@@ -280,11 +280,11 @@ describe('approvals from a signed-in session', () => {
     });
   });
 
-  it('answers 409 conflict (GATEWAY_CONFLICT) to revoking an approval still pending, saying to deny it instead, and leaves nothing behind: allowed always later, it makes its grant (regression: 404, and the grant it made later was silently withheld)', async () => {
+  it('answers 409 conflict (GATEWAY_APPROVAL_PENDING) to revoking an approval still pending, saying to deny it instead, and leaves nothing behind: allowed always later, it makes its grant (regression: 404, and the grant it made later was silently withheld)', async () => {
     const first = invoke(['stage', 'build']);
     const { id } = await pendingFor('stage');
     const refused = await bob.post(`/api/approvals/${id}/revoke`, {});
-    assert.deepEqual([refused.status, refused.body.error, refused.body.code], [409, 'conflict', 'GATEWAY_CONFLICT']);
+    assert.deepEqual([refused.status, refused.body.error, refused.body.code], [409, 'conflict', 'GATEWAY_APPROVAL_PENDING']);
     assert.match(String(refused.body.message), /still pending.*deny it/);
     assert.equal(t.gw.approvals.grantWithdrawn(id), false, 'nothing withdrawn');
     assert.equal((await auditEvents(state)).some((e) => e.action === 'policy.grant.revoke' && e.resource.id === `approval-${id}`), false, 'no revocation recorded');

@@ -90,7 +90,7 @@ export function approvalRoutes(api: ApiContext): Route[] {
     { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body }) => resolve(params.id!, 'deny', caller!, await body()) },
     {
       // Withdraws the standing grant an allow-always approval made; the next decision asks again. An approval still
-      // pending has none: 409 conflict (GATEWAY_CONFLICT), nothing withdrawn, so an allow-always given later still makes its grant; deny it instead.
+      // pending has none: 409 conflict (GATEWAY_APPROVAL_PENDING), nothing withdrawn, so an allow-always given later still makes its grant; deny it instead.
       method: 'POST',
       path: '/api/approvals/:id/revoke',
       access: 'approvals.resolve',

@@ -30,6 +30,7 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
         return known(503, 'unavailable');
       case 'GATEWAY_APPROVAL_EXPIRED':
       case 'GATEWAY_APPROVAL_RESOLVED':
+      case 'GATEWAY_APPROVAL_PENDING':
       case 'GATEWAY_APPROVAL_MISMATCH':
       case 'GATEWAY_CONFLICT':
         return known(409, 'conflict');
