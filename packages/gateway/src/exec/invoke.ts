@@ -26,6 +26,7 @@ import type { GatewayServer } from '../server/server.ts';
 import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
 import { decideNamed, decideRun, deciderFor, nodeAsked, type GatewayDecider, type PrincipalRef, type RunDecision } from './decide.ts';
 import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit-budget.ts';
+import { nodeRefusal, refusalRecord } from './node-refusal.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 
@@ -455,6 +456,22 @@ export class NodeInvoker {
           await this.#openRuns.put(nodeId, runId!, run);
           throw error;
         }
+        return { ok: true };
+      },
+    });
+    // A run the node refused on its own, before asking: recorded as the node's deny, on its word alone (checked, bounded, its budget).
+    server.method('corral.run.refused', {
+      role: 'node',
+      handler: async (params, { connection, peer }) => {
+        const nodeId = peer.deviceId!;
+        await this.#assertPaired(connection, nodeId);
+        const refusal = nodeRefusal(params);
+        if (!this.nodeAudit.admit(nodeId, 'corral.run.refused')) throw rateLimited('too many refusals recorded for this node');
+        // The agent as this gateway knows it; one it does not know is named as the node's claim, the node the actor.
+        const agent = refusal.agentId !== undefined ? this.#server.identity.agents.find(refusal.agentId) : undefined;
+        const record = refusalRecord(nodeId, agent ? { kind: 'agent', id: agent.name } : { kind: 'node', id: nodeId }, refusal);
+        if (refusal.agentId !== undefined && !agent) record.details = { ...record.details, agent: refusal.agentId, agentKnown: false };
+        await this.#audit(record);
         return { ok: true };
       },
     });

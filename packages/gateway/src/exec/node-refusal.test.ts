@@ -1,0 +1,131 @@
+// `corral.run.refused` from a hostile node: what it may have recorded as its
+// own refusal, and what it may not make the control plane write.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
+import type { AuditEventInput } from '@corral/audit';
+import { Identity } from '@corral/identity';
+import { DecisionPoint } from '@corral/policy';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
+import type { NodeAuditLimits } from './node-audit-budget.ts';
+import { auditEvents } from '../../test/audit-events.ts';
+import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { policyStateDirs } from '../../test/policy-state.ts';
+import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, NODE_REFUSE_ACTION } from './node-refusal.ts';
+
+const token = randomBytes(24).toString('base64url');
+const stateDir = policyStateDirs('node-refusal', '@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");\n');
+const invalid = (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_REQUEST';
+const refusal = { command: ['rm', '-rf', '/srv'], cwd: '/srv', envKeys: ['LANG'], agentId: 'invoice-bot', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', reason: "rm is not on the node's allowlist" };
+
+describe('corral.run.refused', () => {
+  let state: string;
+  let gw: Gateway;
+  let node: NodePeer;
+  before(async () => {
+    state = stateDir();
+    gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    gw.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
+    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+  });
+  after(async () => {
+    await node.close();
+    await gw.close();
+  });
+  const refusals = async () => (await auditEvents(state)).filter((e) => e.action === NODE_REFUSE_ACTION);
+
+  it("records a paired node's refusal as the agent's denied run, decided by the node, on that node", async () => {
+    await node.client.request('corral.run.refused', refusal);
+    const [record] = (await refusals()).filter((e) => e.resource.id === 'rm');
+    assert.deepEqual(record?.actor, { kind: 'agent', id: 'invoice-bot' });
+    assert.equal(record.node, node.device.deviceId);
+    assert.deepEqual(record.decision, { effect: 'deny', reason: refusal.reason });
+    assert.deepEqual(record.details, { by: 'node', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', command: 'system.run', argv: refusal.command, cwd: '/srv', envKeys: ['LANG'] });
+  });
+
+  it('keeps control characters of the argv and reason as data, and never takes the action, node or actor from the params', async () => {
+    const hostile = { ...refusal, command: ['tput\u001b]0;owned\u0007', 'a\nb'], reason: 'line one\n\u001b[2Jfake record', action: 'approval.resolve', node: 'another-node', actor: { kind: 'human', id: 'alice' }, details: { by: 'gateway' } };
+    await node.client.request('corral.run.refused', hostile);
+    const [record] = (await refusals()).filter((e) => e.resource.id === hostile.command[0]);
+    assert.ok(record);
+    assert.deepEqual(record.details?.argv, hostile.command);
+    assert.equal(record.decision?.reason, hostile.reason);
+    assert.deepEqual([record.action, record.node, record.actor.kind, record.details?.by], [NODE_REFUSE_ACTION, node.device.deviceId, 'agent', 'node']);
+  });
+
+  it('names an agent the control plane does not know as the node\'s claim, the node the actor', async () => {
+    await node.client.request('corral.run.refused', { ...refusal, command: ['ghost-run'], agentId: 'ghost' });
+    const [record] = (await refusals()).filter((e) => e.resource.id === 'ghost-run');
+    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual([record.details?.agent, record.details?.agentKnown], ['ghost', false]);
+  });
+
+  it('refuses, and records nothing of, an oversized or malformed refusal', async () => {
+    const before = (await refusals()).length;
+    const bad: Array<[string, Record<string, unknown>]> = [
+      ['too many words', { ...refusal, command: Array.from({ length: MAX_REFUSED_ARGV + 1 }, () => 'x') }],
+      ['a word too long', { ...refusal, command: ['rm', 'x'.repeat(MAX_REFUSED_WORD + 1)] }],
+      ['too many bytes', { ...refusal, command: Array.from({ length: MAX_REFUSED_ARGV }, () => '\u0001'.repeat(MAX_REFUSED_WORD)) }],
+      ['a reason too long', { ...refusal, reason: 'r'.repeat(MAX_REFUSED_REASON + 1) }],
+      ['no argv', { ...refusal, command: [] }],
+      ['no program', { ...refusal, command: [''] }],
+      ['a word not a string', { ...refusal, command: ['rm', 7] }],
+      ['a code of its own', { ...refusal, code: 'GATEWAY_APPROVED' }],
+      ['a rule of its own', { ...refusal, rule: 'allowed' }],
+      ['an env value', { ...refusal, envKeys: ['LANG=C'] }],
+      ['an agent name not Corral\'s', { ...refusal, agentId: 'Invoice Bot' }],
+      ['no reason', { ...refusal, reason: '' }],
+      ['not an object', [] as unknown as Record<string, unknown>],
+    ];
+    for (const [what, params] of bad) await assert.rejects(node.client.request('corral.run.refused', params), invalid, what);
+    assert.equal((await refusals()).length, before);
+  });
+
+  it('refuses it from an operator connection (node role only)', async () => {
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      await assert.rejects(operator.request('corral.run.refused', refusal), (e: { wire?: { code?: string } }) => e.wire?.code === 'FORBIDDEN');
+    } finally {
+      await operator.close();
+    }
+  });
+
+  it("draws on the node's audit budget: past it, refused as RATE_LIMITED and counted, not recorded", async () => {
+    const small = await budgetedGateway(stateDir(), { perSecond: 0.001, burst: 2, summaryAfterMs: 60_000 });
+    const flooding = await pairedNodePeer(small.server.url, token, small.identity, ['system.run']);
+    try {
+      for (let i = 0; i < 2; i++) await flooding.client.request('corral.run.refused', { ...refusal, agentId: undefined });
+      await assert.rejects(flooding.client.request('corral.run.refused', { ...refusal, agentId: undefined }), (e: { wire?: { retryable?: boolean; details?: { code?: string } } }) => e.wire?.retryable === true && e.wire.details?.code === 'RATE_LIMITED');
+      assert.equal(small.events.filter((e) => e.action === NODE_REFUSE_ACTION).length, 2);
+      await small.invoker.nodeAudit.flush(flooding.device.deviceId);
+      const [summary] = small.events.filter((e) => e.action === 'node.audit.dropped');
+      assert.deepEqual(summary?.details?.byAction, { 'corral.run.refused': 1 });
+    } finally {
+      await flooding.close();
+      await small.close();
+    }
+  });
+});
+
+/** A gateway whose nodes' audit budget is `limits`, its records kept in `events`. */
+async function budgetedGateway(state: string, limits: NodeAuditLimits) {
+  const identity = Identity.open(state);
+  const db = openGatewayDb(state);
+  const server = await GatewayServer.start({ token, identity, port: 0 });
+  const point = new DecisionPoint();
+  point.reload(join(state, 'policies'));
+  const events: AuditEventInput[] = [];
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit: async (event) => void events.push(event), nodeAuditLimits: limits });
+  return {
+    server,
+    identity,
+    invoker,
+    events,
+    async close() {
+      await server.close();
+      db.close();
+      identity.close();
+    },
+  };
+}
