@@ -17,7 +17,7 @@ import { planText } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
-import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile } from './local-policy.ts';
+import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule } from './local-policy.ts';
 import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
@@ -575,25 +575,35 @@ export class NodeHost {
     // One reading of the policy for the checks made now, in one go: they never see two versions of it.
     let policy = this.policy.current;
     const local = localAllows(policy, allowlistSubjects(run), agent, claimed);
-    // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
-    if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) throw new NodeError('NODE_RUN_DENIED', local.reason);
-    // A receipt in the request was issued for this request alone.
-    if (params.approvalReceipt !== undefined) {
-      await this.#checkReceipt(params.approvalReceipt, params, invokeId);
-      policy = this.policy.current; // read again: it may have changed while the receipt was checked
-    }
-    // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
-    if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
     let plan: SandboxPlan;
+    // What the node refuses here, before it asks, the control plane records when one governs (told, never waited for).
+    let localRule: LocalRule | undefined;
     try {
-      // The node's state directory (its device key, its policy) is never the sandbox's to see.
-      plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...prefixed.env }, this.#hidden);
+      // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
+      if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) {
+        localRule = local.rule;
+        throw new NodeError('NODE_RUN_DENIED', local.reason);
+      }
+      // A receipt in the request was issued for this request alone.
+      if (params.approvalReceipt !== undefined) {
+        await this.#checkReceipt(params.approvalReceipt, params, invokeId);
+        policy = this.policy.current; // read again: it may have changed while the receipt was checked
+      }
+      // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
+      if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
+      try {
+        // The node's state directory (its device key, its policy) is never the sandbox's to see.
+        plan = planSandbox(run.cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: run.cwd } }, { ...passFromHost(loaded.policy.environment.pass), ...prefixed.env }, this.#hidden);
+      } catch (error) {
+        if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
+        throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
+      }
+      // What the allowlist lets run is what it names: never a program, startup file or library the sandbox could have put in its place.
+      refusePlanted(policy, run, plan);
     } catch (error) {
-      if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
-      throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
+      if (this.#governed() && error instanceof NodeError) void this.#tellRefusal(refusedRun(run, agent, error, localRule));
+      throw error;
     }
-    // What the allowlist lets run is what it names: never a program, startup file or library the sandbox could have put in its place.
-    refusePlanted(policy, run, plan);
     const controller = new AbortController();
     const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(), timeoutMs) : undefined;
     const stop = () => controller.abort();
@@ -785,6 +795,27 @@ export class NodeHost {
   }
 
   /**
+   * Tells the control plane of a run this node refused on its own before
+   * asking (`corral.run.refused`), for its audit log. Best effort: called
+   * without waiting, it never delays or changes the refusal; sent again as
+   * a report is (REPORT_ATTEMPTS, only while retrying may help); a control
+   * plane that cannot be reached records nothing. Never rejects.
+   */
+  async #tellRefusal(params: RefusedRun): Promise<void> {
+    for (let attempt = 1; !this.#stopped; attempt++) {
+      try {
+        const client = await this.#controlPlane();
+        await client.request('corral.run.refused', params, { timeoutMs: 10_000 });
+        return;
+      } catch (failure) {
+        const wire = failure instanceof GatewayError ? failure.wire : undefined;
+        if (attempt >= REPORT_ATTEMPTS || this.#stopped || (wire !== undefined && wire.retryable !== true)) return;
+        await new Promise((resolve) => setTimeout(resolve, REPORT_RETRY_MS * attempt));
+      }
+    }
+  }
+
+  /**
    * Reports a run to the control plane. A report it could not take now (its
    * audit log refused the record, the connection dropped) is sent again, up
    * to REPORT_ATTEMPTS times; a refusal is final. The decision record is in
@@ -840,6 +871,58 @@ function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: Sandbox
   refuseWritableLoadPaths(policy, plan);
   refuseWritableGitConfig(policy, run, plan);
   refuseWritableSshConfig(policy, run, plan);
+}
+
+/**
+ * The bounds of what `corral.run.refused` carries (the control plane's
+ * node-refusal.ts refuses anything larger): the first words of the argv, each
+ * cut to REFUSED_WORD characters, within REFUSED_ARGV_BYTES as JSON; the cwd
+ * cut to REFUSED_CWD; up to REFUSED_ENV_KEYS variable names; the reason cut to
+ * REFUSED_REASON. Anything cut is marked `truncated`.
+ */
+const REFUSED_ARGV = 64;
+const REFUSED_WORD = 1024;
+const REFUSED_ARGV_BYTES = 16 * 1024;
+const REFUSED_CWD = 1024;
+const REFUSED_ENV_KEYS = 64;
+const REFUSED_REASON = 1000;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/** A refused run as the control plane is told of it: the run as asked (env names, never values), the agent, the node's code and reason. */
+interface RefusedRun {
+  command: string[];
+  cwd: string | null;
+  envKeys: string[];
+  agentId?: string;
+  code: string;
+  rule?: string;
+  reason: string;
+  truncated?: true;
+}
+
+/** The params of `corral.run.refused` for `run` of `agent`, refused with `error` (by local policy rule `rule`), fit to the bounds above. */
+function refusedRun(run: CanonicalRun, agent: string | undefined, error: NodeError, rule: LocalRule | undefined): RefusedRun {
+  let truncated = false;
+  const command: string[] = [];
+  let bytes = 0;
+  for (const word of run.argv) {
+    const cut = word.slice(0, REFUSED_WORD);
+    const size = Buffer.byteLength(JSON.stringify(cut)) + 1;
+    if (command.length >= REFUSED_ARGV || (command.length > 0 && bytes + size > REFUSED_ARGV_BYTES)) {
+      truncated = true;
+      break;
+    }
+    if (cut !== word) truncated = true;
+    command.push(cut);
+    bytes += size;
+  }
+  const cwd = run.cwd === null ? null : run.cwd.slice(0, REFUSED_CWD);
+  if (cwd !== run.cwd) truncated = true;
+  const names = Object.keys(run.env);
+  const envKeys = names.filter((n) => ENV_NAME.test(n)).slice(0, REFUSED_ENV_KEYS);
+  if (envKeys.length !== names.length) truncated = true;
+  const reason = (error.message || error.code).slice(0, REFUSED_REASON);
+  return { command, cwd, envKeys, ...(agent !== undefined ? { agentId: agent } : {}), code: error.code, ...(rule !== undefined ? { rule } : {}), reason, ...(truncated ? { truncated: true as const } : {}) };
 }
 
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */

@@ -1,0 +1,179 @@
+// A node serving another gateway, governed by a Corral control plane, refuses
+// some runs on its own before asking (its local policy, a working directory it
+// cannot use): the control plane's audit log holds those refusals too.
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { AuditEvent } from '@corral/audit';
+import { Gateway, type Connection } from '@corral/gateway';
+import { auditEvents } from '../../gateway/test/audit-events.ts';
+import { startTestGateway } from '../../gateway/test/harness.ts';
+import { tempDir } from '../test/temp-dir.ts';
+import { NodeHost, loadOrCreateDevice } from './host.ts';
+import { LOCAL_POLICY_FILE } from './local-policy.ts';
+
+const token = randomBytes(24).toString('base64url');
+
+interface Answer {
+  ok: boolean;
+  error?: { code: string; message: string };
+}
+
+/**
+ * A Corral control plane permitting invoice-bot `printf`, and a node paired
+ * with it serving a gateway the test writes, mapping upstream `main` to
+ * invoice-bot, its own policy allowing `printf` alone.
+ */
+async function governedNode() {
+  const cpState = tempDir('corral-refusal-cp-');
+  mkdirSync(join(cpState, 'policies'));
+  writeFileSync(join(cpState, 'policies', 'run.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"printf");\n');
+  const cp = await Gateway.start({ stateDir: cpState, token, port: 0 });
+  cp.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
+  const nodeState = tempDir('corral-refusal-node-');
+  writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } }));
+  const deviceId = loadOrCreateDevice(nodeState).deviceId;
+  const upstream = await startTestGateway({ token });
+  const waiting = new Map<string, (answer: Answer) => void>();
+  upstream.server.method('node.invoke.result', {
+    role: 'node',
+    handler: (params) => {
+      const p = params as Answer & { id: string };
+      waiting.get(p.id)?.(p);
+      return { ok: true };
+    },
+  });
+  let node: Connection | undefined;
+  upstream.server.on('ready', (connection) => {
+    if (connection.peer?.role === 'node') node = connection;
+  });
+  const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+  const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.url, token, agents: { main: 'invoice-bot' } } });
+  const started = host.start();
+  while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
+  upstream.identity.nodes.pair(deviceId, 'test');
+  await started;
+  await announced;
+  cp.identity.nodes.pair(deviceId, 'test');
+  while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+  const invoke = (params: Record<string, unknown>): Promise<Answer> =>
+    new Promise((resolve) => {
+      const id = randomUUID();
+      waiting.set(id, resolve);
+      node!.event('node.invoke.request', { id, nodeId: deviceId, command: 'system.run', paramsJSON: JSON.stringify(params), timeoutMs: 20_000 });
+    });
+  /** The control plane's records of the node's own refusals, once `count` of them are there (or after 10 s). */
+  const refusals = async (count: number): Promise<AuditEvent[]> => {
+    for (const deadline = Date.now() + 10_000; ; ) {
+      const found = (await auditEvents(cpState)).filter((e) => e.action === 'node.invoke.refuse');
+      if (found.length >= count || Date.now() > deadline) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  return {
+    cp,
+    cpState,
+    deviceId,
+    invoke,
+    refusals,
+    close: async () => {
+      await host.close();
+      await upstream.stop();
+      await cp.close().catch(() => undefined);
+    },
+  };
+}
+
+describe('a governed node refusing a run on its own', () => {
+  it("has the refusal recorded in the control plane's audit log: its local policy's, as the mapped agent's denied run decided by the node (regression: no log held it)", async () => {
+    const gw = await governedNode();
+    try {
+      const answer = await gw.invoke({ command: ['id', '-u'], env: {}, agentId: 'main', sessionKey: 'agent:main:main' });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(answer.error.message, /not on the node's allowlist/);
+      const [record, ...more] = await gw.refusals(1);
+      assert.ok(record, 'the refusal was recorded');
+      assert.deepEqual(more, []);
+      assert.deepEqual(record.actor, { kind: 'agent', id: 'invoice-bot' });
+      assert.equal(record.node, gw.deviceId);
+      assert.deepEqual(record.resource, { kind: 'command', id: 'id' });
+      assert.equal(record.decision?.effect, 'deny');
+      assert.match(record.decision?.reason ?? '', /not on the node's allowlist/);
+      assert.deepEqual(record.details, { by: 'node', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', command: 'system.run', argv: ['id', '-u'], cwd: null, envKeys: [] });
+      // The control plane was never asked: the node refused first.
+      assert.deepEqual((await auditEvents(gw.cpState)).filter((e) => e.action === 'node.invoke.decide'), []);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('has a working directory it refuses recorded too, and a long argv recorded cut and marked so', async () => {
+    const gw = await governedNode();
+    try {
+      const relative = await gw.invoke({ command: ['printf', 'x'], cwd: 'not/absolute', agentId: 'main' });
+      assert.equal(relative.error?.code, 'SYSTEM_RUN_DENIED');
+      const long = await gw.invoke({ command: ['id', ...Array.from({ length: 100 }, (_, i) => `arg${i}`), 'y'.repeat(5_000)], agentId: 'main' });
+      assert.equal(long.error?.code, 'SYSTEM_RUN_DENIED');
+      const records = await gw.refusals(2);
+      const cwd = records.find((e) => e.resource.id === 'printf');
+      assert.deepEqual([cwd?.details?.cwd, cwd?.details?.code, cwd?.decision?.reason], ['not/absolute', 'NODE_RUN_DENIED', 'cwd must be an absolute path']);
+      const cut = records.find((e) => e.resource.id === 'id');
+      assert.equal((cut?.details?.argv as string[]).length, 64);
+      assert.equal(cut?.details?.truncated, true);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('refuses without waiting for the control plane to take the record (one that never answers), and the same when none can be reached', async () => {
+    const cp = await startTestGateway({ token });
+    const told = Promise.withResolvers<void>();
+    const never = Promise.withResolvers<void>();
+    cp.server.method('corral.run.refused', { role: 'node', handler: () => (told.resolve(), never.promise.then(() => ({ ok: true }))) });
+    const upstream = await startTestGateway({ token });
+    const answers = new Map<string, (answer: Answer) => void>();
+    upstream.server.method('node.invoke.result', { role: 'node', handler: (params) => (answers.get((params as { id: string }).id)?.(params as Answer), { ok: true }) });
+    let node: Connection | undefined;
+    upstream.server.on('ready', (connection) => {
+      if (connection.peer?.role === 'node') node = connection;
+    });
+    const nodeState = tempDir('corral-refusal-node-');
+    writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny', ask: 'off' } }));
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const invoke = (): Promise<Answer> =>
+      new Promise((resolve) => {
+        const id = randomUUID();
+        answers.set(id, resolve);
+        node!.event('node.invoke.request', { id, nodeId: deviceId, command: 'system.run', paramsJSON: JSON.stringify({ command: ['id'], agentId: 'main' }) });
+      });
+    try {
+      const started = host.start();
+      while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
+      upstream.identity.nodes.pair(deviceId, 'test');
+      await started;
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+      const first = invoke();
+      await Promise.race([told.promise, new Promise((_, reject) => setTimeout(() => reject(new Error('the control plane was never told of the refusal')), 10_000).unref())]);
+      // The node's request waits 10 s for the control plane's answer: a refusal that waited for it would come after that.
+      const answer = await Promise.race([first, new Promise<'waited'>((r) => setTimeout(() => r('waited'), 8_000).unref())]);
+      assert.notEqual(answer, 'waited', 'the refusal waited for the control plane');
+      assert.equal((answer as Answer).error?.code, 'SYSTEM_RUN_DENIED');
+      never.resolve();
+      await cp.stop();
+      const unreachable = await invoke();
+      assert.equal(unreachable.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(unreachable.error?.message ?? '', /security=deny/);
+    } finally {
+      never.resolve();
+      await host.close();
+      await upstream.stop();
+      await cp.stop().catch(() => undefined);
+    }
+  });
+});
