@@ -76,6 +76,9 @@ describe('corral.run.refused', () => {
       ['an env value', { ...refusal, envKeys: ['LANG=C'] }],
       ['an agent name not Corral\'s', { ...refusal, agentId: 'Invoice Bot' }],
       ['no reason', { ...refusal, reason: '' }],
+      ['a lone surrogate in a word', { ...refusal, command: ['rm', 'a\ud800'] }],
+      ['a lone surrogate in the cwd', { ...refusal, cwd: '/srv/\udc00' }],
+      ['a lone surrogate in the reason', { ...refusal, reason: 'cut \ud83d' }],
       ['not an object', [] as unknown as Record<string, unknown>],
     ];
     for (const [what, params] of bad) await assert.rejects(node.client.request('corral.run.refused', params), invalid, what);

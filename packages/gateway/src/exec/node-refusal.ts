@@ -56,7 +56,7 @@ function invalid(message: string): GatewayError {
  * NODE_CONTAINMENT_UNAVAILABLE), `rule` (absent, or a local policy rule),
  * `reason` (1..MAX_REFUSED_REASON characters), `truncated` (absent or a
  * boolean); argv, cwd and env names together at most MAX_REFUSED_RUN_BYTES
- * as JSON. Throws GATEWAY_PARAMS_INVALID (wire INVALID_REQUEST).
+ * as JSON; no text holding a lone surrogate (the audit log takes none). Throws GATEWAY_PARAMS_INVALID (wire INVALID_REQUEST).
  */
 export function nodeRefusal(raw: unknown): NodeRefusal {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('params must be an object');
@@ -64,16 +64,16 @@ export function nodeRefusal(raw: unknown): NodeRefusal {
   const { command, cwd, envKeys, agentId, code, rule, reason, truncated } = p;
   if (!Array.isArray(command) || command.length === 0 || command.length > MAX_REFUSED_ARGV) throw invalid(`command must be an argv of 1 to ${MAX_REFUSED_ARGV} words`);
   const argv = [...(command as unknown[])];
-  if (!argv.every((w) => typeof w === 'string' && w.length <= MAX_REFUSED_WORD)) throw invalid(`each word of command must be a string of at most ${MAX_REFUSED_WORD} characters`);
+  if (!argv.every((w) => typeof w === 'string' && w.length <= MAX_REFUSED_WORD && w.isWellFormed())) throw invalid(`each word of command must be a string of at most ${MAX_REFUSED_WORD} characters`);
   if (argv[0] === '') throw invalid('command must name a program');
-  if (!(cwd === undefined || cwd === null || (typeof cwd === 'string' && cwd.length > 0 && cwd.length <= MAX_REFUSED_CWD))) throw invalid(`cwd must be a path of at most ${MAX_REFUSED_CWD} characters`);
+  if (!(cwd === undefined || cwd === null || (typeof cwd === 'string' && cwd.length > 0 && cwd.length <= MAX_REFUSED_CWD && cwd.isWellFormed()))) throw invalid(`cwd must be a path of at most ${MAX_REFUSED_CWD} characters`);
   if (!(envKeys === undefined || (Array.isArray(envKeys) && envKeys.length <= MAX_REFUSED_ENV_KEYS))) throw invalid(`envKeys must list at most ${MAX_REFUSED_ENV_KEYS} names`);
   const keys = [...((envKeys ?? []) as unknown[])];
   if (!keys.every((k) => typeof k === 'string' && ENV_NAME.test(k))) throw invalid('envKeys must be environment variable names');
   if (!(agentId === undefined || (typeof agentId === 'string' && AGENT_NAME.test(agentId)))) throw invalid('agentId must be a Corral agent name');
   if (typeof code !== 'string' || !CODES.has(code)) throw invalid('code must be NODE_RUN_DENIED or NODE_CONTAINMENT_UNAVAILABLE');
   if (!(rule === undefined || (typeof rule === 'string' && RULES.has(rule)))) throw invalid('rule must be a local policy rule');
-  if (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REFUSED_REASON) throw invalid(`reason must be 1 to ${MAX_REFUSED_REASON} characters`);
+  if (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REFUSED_REASON || !reason.isWellFormed()) throw invalid(`reason must be 1 to ${MAX_REFUSED_REASON} characters`);
   if (!(truncated === undefined || typeof truncated === 'boolean')) throw invalid('truncated must be a boolean');
   const run = { argv: argv as string[], cwd: (cwd ?? null) as string | null, envKeys: keys as string[] };
   if (Buffer.byteLength(JSON.stringify(run)) > MAX_REFUSED_RUN_BYTES) throw invalid(`the run must take at most ${MAX_REFUSED_RUN_BYTES} bytes`);
