@@ -906,7 +906,8 @@ function refusedRun(run: CanonicalRun, agent: string | undefined, error: NodeErr
   const command: string[] = [];
   let bytes = 0;
   for (const word of run.argv) {
-    const cut = word.slice(0, REFUSED_WORD);
+    // Cut whole: a lone surrogate is no text the audit log takes.
+    const cut = word.slice(0, REFUSED_WORD).toWellFormed();
     const size = Buffer.byteLength(JSON.stringify(cut)) + 1;
     if (command.length >= REFUSED_ARGV || (command.length > 0 && bytes + size > REFUSED_ARGV_BYTES)) {
       truncated = true;
@@ -916,12 +917,12 @@ function refusedRun(run: CanonicalRun, agent: string | undefined, error: NodeErr
     command.push(cut);
     bytes += size;
   }
-  const cwd = run.cwd === null ? null : run.cwd.slice(0, REFUSED_CWD);
+  const cwd = run.cwd === null ? null : run.cwd.slice(0, REFUSED_CWD).toWellFormed();
   if (cwd !== run.cwd) truncated = true;
   const names = Object.keys(run.env);
   const envKeys = names.filter((n) => ENV_NAME.test(n)).slice(0, REFUSED_ENV_KEYS);
   if (envKeys.length !== names.length) truncated = true;
-  const reason = (error.message || error.code).slice(0, REFUSED_REASON);
+  const reason = (error.message || error.code).slice(0, REFUSED_REASON).toWellFormed();
   return { command, cwd, envKeys, ...(agent !== undefined ? { agentId: agent } : {}), code: error.code, ...(rule !== undefined ? { rule } : {}), reason, ...(truncated ? { truncated: true as const } : {}) };
 }
 

@@ -109,19 +109,25 @@ describe('a governed node refusing a run on its own', () => {
     }
   });
 
-  it('has a working directory it refuses recorded too, and a long argv recorded cut and marked so', async () => {
+  it('has a working directory it refuses recorded too, and a long argv recorded cut and marked so, never cut inside a character (regression: a lone surrogate, which the audit log refuses)', async () => {
     const gw = await governedNode();
     try {
       const relative = await gw.invoke({ command: ['printf', 'x'], cwd: 'not/absolute', agentId: 'main' });
       assert.equal(relative.error?.code, 'SYSTEM_RUN_DENIED');
       const long = await gw.invoke({ command: ['id', ...Array.from({ length: 100 }, (_, i) => `arg${i}`), 'y'.repeat(5_000)], agentId: 'main' });
       assert.equal(long.error?.code, 'SYSTEM_RUN_DENIED');
-      const records = await gw.refusals(2);
+      // Cut inside a surrogate pair: what is sent is still text the audit log takes.
+      const split = await gw.invoke({ command: ['whoami', `${'z'.repeat(1_023)}\u{1F600}`], agentId: 'main' });
+      assert.equal(split.error?.code, 'SYSTEM_RUN_DENIED');
+      const records = await gw.refusals(3);
       const cwd = records.find((e) => e.resource.id === 'printf');
       assert.deepEqual([cwd?.details?.cwd, cwd?.details?.code, cwd?.decision?.reason], ['not/absolute', 'NODE_RUN_DENIED', 'cwd must be an absolute path']);
       const cut = records.find((e) => e.resource.id === 'id');
       assert.equal((cut?.details?.argv as string[]).length, 64);
       assert.equal(cut?.details?.truncated, true);
+      const whole = records.find((e) => e.resource.id === 'whoami');
+      assert.deepEqual(whole?.details?.argv, ['whoami', `${'z'.repeat(1_023)}\ufffd`]);
+      assert.equal(whole?.details?.truncated, true);
     } finally {
       await gw.close();
     }
