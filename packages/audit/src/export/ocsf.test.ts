@@ -127,6 +127,16 @@ describe('a governed run through the gateway', () => {
       assert.deepEqual([e.disposition_id, e.disposition, e.severity_id, e.status_id], [14, 'Delayed', 2, 0]);
     });
   });
+  describe("a node's own refusal before asking (node.invoke.refuse of system.run)", () => {
+    it('maps it to a blocked Launch of Medium severity that failed, with the command line and working directory, nothing spawned (it was API Activity: Other)', () => {
+      const e = ocsf({ actor: agent, action: 'node.invoke.refuse', resource: { kind: 'command', id: 'id' }, node: NODE, decision: { effect: 'deny', reason: "id is not on the node's allowlist" }, details: { by: 'node', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', command: 'system.run', argv: ['id', '-u'], cwd: '/srv', envKeys: [] } });
+      assert.deepEqual([e.class_uid, e.activity_name, e.type_uid], [1007, 'Launch', 100701]);
+      assert.deepEqual(e.process, { name: 'id', cmd_line: 'id -u', working_directory: '/srv' });
+      assert.deepEqual([e.action, e.disposition, e.severity, e.status, e.status_detail], ['Denied', 'Blocked', 'Medium', 'Failure', "id is not on the node's allowlist"]);
+      assert.deepEqual(e.device, { hostname: NODE, type_id: 0, type: 'Unknown' });
+      assert.ok(!('launch_type_id' in e) && !('api' in e));
+    });
+  });
   describe('its result (node.invoke of system.run)', () => {
     it('maps a finished run to Process Activity [1007] Terminate with its exit code and duration, an allowed run as OpenShell records an exit', () => {
       const e = ocsf(resulted({ status: 'failure', exitCode: 3 }, { timedOut: false, containerPolicy: 'sha256:' + 'aa'.repeat(32), refused: 0, connections: 2, durationMs: 41.7 }));

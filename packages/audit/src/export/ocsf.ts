@@ -3,7 +3,7 @@
 // action/disposition each as id + caption; metadata.version "1.8.0"). Process
 // runs map to Process Activity [1007] — a `corral run` (`run.*`), and a
 // governed `system.run` through the gateway: its decision (`node.invoke.decide`
-// with the argv) as Launch, its result (`node.invoke` of `system.run`) as
+// with the argv, or a node's own refusal `node.invoke.refuse`) as Launch, its result (`node.invoke` of `system.run`) as
 // Terminate with the exit code, as OpenShell's supervisor records a process it
 // starts and one that exits. Network connections map to Network Activity
 // [4001] Open, allowed or denied, the deciding policy in `firewall_rule` as
@@ -58,6 +58,8 @@ export interface OcsfInput {
  */
 function governedRun(e: AuditEvent): 'launch' | 'terminate' | undefined {
   if (e.action === 'node.invoke.decide' && e.details?.command === 'system.run' && Array.isArray(e.details.argv)) return 'launch';
+  // A run a governed node refused on its own before asking its control plane (`details.by: 'node'`): a Launch it blocked.
+  if (e.action === 'node.invoke.refuse' && e.details?.command === 'system.run' && Array.isArray(e.details.argv)) return 'launch';
   if (e.action === 'node.invoke' && e.resource.kind === 'command' && e.resource.id === 'system.run') return 'terminate';
   return undefined;
 }
