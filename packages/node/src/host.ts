@@ -801,18 +801,8 @@ export class NodeHost {
    * a report is (REPORT_ATTEMPTS, only while retrying may help); a control
    * plane that cannot be reached records nothing. Never rejects.
    */
-  async #tellRefusal(params: RefusedRun): Promise<void> {
-    for (let attempt = 1; !this.#stopped; attempt++) {
-      try {
-        const client = await this.#controlPlane();
-        await client.request('corral.run.refused', params, { timeoutMs: 10_000 });
-        return;
-      } catch (failure) {
-        const wire = failure instanceof GatewayError ? failure.wire : undefined;
-        if (attempt >= REPORT_ATTEMPTS || this.#stopped || (wire !== undefined && wire.retryable !== true)) return;
-        await new Promise((resolve) => setTimeout(resolve, REPORT_RETRY_MS * attempt));
-      }
-    }
+  #tellRefusal(params: RefusedRun): Promise<void> {
+    return this.#sendForAudit('corral.run.refused', params);
   }
 
   /**
@@ -824,10 +814,20 @@ export class NodeHost {
    */
   async #report(authorization: Authorization, exitCode: number | null, output: string, error?: string): Promise<void> {
     const params = { runId: authorization.runId, ok: exitCode === 0, ...(exitCode !== null ? { exitCode } : {}), resultDigest: createHash('sha256').update(output).digest('hex'), ...(error ? { error } : {}) };
+    return this.#sendForAudit('corral.run.report', params);
+  }
+
+  /**
+   * Sends the control plane something for its audit log: retried up to
+   * REPORT_ATTEMPTS times while it could not take it now (its log refused
+   * the record, the connection dropped), never after a final refusal or once
+   * this node stopped (the first try is made all the same). Never rejects.
+   */
+  async #sendForAudit(method: 'corral.run.report' | 'corral.run.refused', params: object): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         const client = await this.#controlPlane();
-        await client.request('corral.run.report', params, { timeoutMs: 10_000 });
+        await client.request(method, params, { timeoutMs: 10_000 });
         return;
       } catch (failure) {
         const wire = failure instanceof GatewayError ? failure.wire : undefined;
