@@ -557,7 +557,17 @@ export class NodeHost {
   async #systemRun(params: Record<string, unknown>, invokeId: string, timeoutMs: number | undefined, release: Promise<boolean> | undefined, answered: Promise<void>, cancelled: AbortSignal): Promise<unknown> {
     const upstreamAgent = requestingAgent(params);
     // Serving another gateway, the agent is the mapped Corral agent; serving Corral's own, it already is one.
-    const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
+    let agent: string | undefined;
+    try {
+      agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
+    } catch (error) {
+      // An agent the map does not name: the control plane records it under the upstream name (an agent it does not know).
+      if (error instanceof NodeError && isArgv(params.command)) {
+        const asked = { argv: params.command, cwd: typeof params.cwd === 'string' ? params.cwd : null, env: isPlainRecord(params.env) ? params.env : {} };
+        void this.#tellRefusal(refusedRun(asked, upstreamAgent, error, undefined));
+      }
+      throw error;
+    }
     const loaded = (agent !== undefined ? this.#policies.get(agent) : undefined) ?? this.#policies.get('*')!;
     const { env, dropped } = allowedEnv(params.env, loaded.policy.environment.pass);
     const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null, env });
@@ -901,7 +911,17 @@ interface RefusedRun {
 }
 
 /** The params of `corral.run.refused` for `run` of `agent`, refused with `error` (by local policy rule `rule`), fit to the bounds above. */
-function refusedRun(run: CanonicalRun, agent: string | undefined, error: NodeError, rule: LocalRule | undefined): RefusedRun {
+/** A run's argv as the request carries it: words of text, at least one. */
+function isArgv(value: unknown): value is string[] {
+  return Array.isArray(value) && value.length > 0 && value.every((w) => typeof w === 'string');
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `run` is what was asked: argv, cwd, and the environment, whose names alone are sent. */
+function refusedRun(run: { argv: readonly string[]; cwd: string | null; env: Record<string, unknown> }, agent: string | undefined, error: NodeError, rule: LocalRule | undefined): RefusedRun {
   let truncated = false;
   const command: string[] = [];
   let bytes = 0;

@@ -109,6 +109,22 @@ describe('a governed node refusing a run on its own', () => {
     }
   });
 
+  it('has a run of an upstream agent its map does not name recorded too, under that name as an agent the control plane does not know (regression: refused before the run was read, and never recorded)', async () => {
+    const gw = await governedNode();
+    try {
+      const answer = await gw.invoke({ command: ['printf', 'x'], env: { HOME: '/root' }, agentId: 'stranger' });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(answer.error.message, /not mapped to a Corral agent/);
+      const [record] = await gw.refusals(1);
+      assert.ok(record, 'the refusal was recorded');
+      assert.equal(record.decision?.effect, 'deny');
+      assert.match(record.decision?.reason ?? '', /stranger is not mapped/);
+      assert.deepEqual([record.details?.agent, record.details?.agentKnown, record.details?.argv, record.details?.envKeys], ['stranger', false, ['printf', 'x'], ['HOME']]);
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('has a working directory it refuses recorded too, and a long argv recorded cut and marked so, never cut inside a character (regression: a lone surrogate, which the audit log refuses)', async () => {
     const gw = await governedNode();
     try {
