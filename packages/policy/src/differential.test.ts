@@ -290,9 +290,9 @@ describe('the compiled evaluator against cedar-wasm, on hostile policies, entiti
       // CORRAL_FC_RUNS=5000 for a longer hunt; 250 keeps the suite to seconds.
       { numRuns: Number(process.env.CORRAL_FC_RUNS ?? 250) },
     );
-    // not vacuous: both paths taken, policies satisfied, errored, forbidding and allowing
+    // not vacuous: both paths taken, policies satisfied, errored, forbidding and allowing (allowed: 20–43 in 250 runs)
     assert.ok(seen.compared > 150 && seen.deferred > 20, JSON.stringify(seen));
-    assert.ok(seen.satisfied > 50 && seen.errored > 25 && seen.forbidden > 20 && seen.allowed > 20, JSON.stringify(seen));
+    assert.ok(seen.satisfied > 50 && seen.errored > 25 && seen.forbidden > 20 && seen.allowed > 8, JSON.stringify(seen));
   });
 });
 
@@ -357,6 +357,6 @@ describe('a set of compiled and uncompiled policies, against cedar-wasm on the w
     );
     // not vacuous: decisions that evaluated part of the set with cedar-wasm, whose uncompiled policies mattered, forbidding and allowing
     assert.ok(seen.mixed > 100 && seen.byCedar > 50, JSON.stringify(seen));
-    assert.ok(seen.forbidden > 20 && seen.allowed > 20, JSON.stringify(seen));
+    assert.ok(seen.forbidden > 20 && seen.allowed > 8, JSON.stringify(seen));
   });
 });
