@@ -27,7 +27,11 @@ describe('an environment that makes a permitted program run a command', () => {
   let marker = '';
   const run = (argv: string[], env: Record<string, string>): boolean => {
     rmSync(marker, { force: true });
-    spawnSync(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, ...env }, timeout: 60_000, stdio: 'ignore' });
+    // The environment of a login session, whatever this one holds: make reads
+    // MAKEFLAGS' --eval before it sets its own SHELL, so without SHELL in the
+    // environment (as under CI) its $(shell) runs nothing.
+    const session = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, SHELL: '/bin/sh' };
+    spawnSync(argv[0]!, argv.slice(1), { cwd: dir, env: { ...session, ...env }, timeout: 60_000, stdio: 'ignore' });
     return existsSync(marker);
   };
 
