@@ -182,13 +182,13 @@ export function loadOrCreateDevice(stateDir: string): DeviceIdentity {
   return { deviceId: raw.deviceId, publicKey: raw.publicKey, privateKeyPem: raw.privateKeyPem };
 }
 
-/** A run the control plane allowed: the decision's digest, and the approval (with its checked receipt) that allowed it, if one did. */
+/** A run the control plane allowed: the decision's digest, and the approval that allowed it, if one did. */
 interface Authorization {
   /** What the control plane names this run by: the report must carry it. */
   runId: string;
   digest: string;
-  approvalId?: string;
-  receipt?: ApprovalReceipt;
+  /** The approval's receipt as the control plane sent it, not yet checked, and the run it was asked about (what it must be for). */
+  approval?: { receipt: unknown; params: Record<string, unknown> };
 }
 
 interface InvokeRequest {
@@ -466,7 +466,8 @@ export class NodeHost {
       const expected = error instanceof NodeError || (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') || typeof (error as { wireCode?: unknown })?.wireCode === 'string';
       if (expected) {
         const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : error.code === 'NODE_POLICY_CHANGE_BUSY' ? 'UNAVAILABLE' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError ? 'INVALID_REQUEST' : (error as { wireCode: string }).wireCode;
-        const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message}` : (error as Error).message;
+        // Upstream's refusal text first (gateways read `SYSTEM_RUN_DENIED: approval required` as the node asking a human), the node's own code after.
+        const message = code === 'SYSTEM_RUN_DENIED' ? `SYSTEM_RUN_DENIED: ${(error as Error).message} [${(error as NodeError).code}]` : (error as Error).message;
         result = { ok: false, error: { code, message } };
       } else {
         // Anything else is the node's own failure (a file it cannot use…), whose message names its files: the gateway gets the code, the log the error.
@@ -575,10 +576,11 @@ export class NodeHost {
     const prefixed = allowedEnv(run.env, loaded.policy.environment.pass);
     dropped.push(...prefixed.dropped);
     if (run.opaque) {
+      const refusal = new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
       // Governed, the control plane is asked all the same, so that its audit log holds the refusal (its own
       // reading of the run denies it at once, never asking a human); the node refuses whatever it answers.
-      if (this.#governed()) await this.#recordRefusal(run, agent, timeoutMs);
-      throw new NodeError('NODE_RUN_DENIED', `cannot tell what would run: ${run.opaqueReason}`);
+      if (this.#governed()) await this.#recordRefusal(run, agent, timeoutMs, refusal);
+      throw refusal;
     }
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
@@ -621,6 +623,7 @@ export class NodeHost {
     const runId = typeof params.runId === 'string' ? params.runId : randomUUID();
     const untrack = this.#agentRuns.track(runId, [upstreamAgent, agent], controller);
     let authorization: Authorization | undefined;
+    let receipt: ApprovalReceipt | undefined;
     let result;
     // Only what is passed on is kept, as it comes (OUTPUT_CAP per stream).
     const stdout = new OutputHead(OUTPUT_CAP);
@@ -629,7 +632,11 @@ export class NodeHost {
       // Nothing runs before its decision is durable: the control plane answers once it is, and Corral's gateway releases a held run once it is.
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
-      if (this.#governed()) authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
+      if (this.#governed()) {
+        authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
+        // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
+        if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
+      }
       const confirmed = release === undefined || (await release);
       if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', 'not run: the gateway cancelled it (its caller left) or went away');
       if (!confirmed) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
@@ -637,15 +644,16 @@ export class NodeHost {
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
       // Both checks read the policy as it is now, once, with nothing awaited between them and the run's start.
       policy = this.policy.current;
-      const final = localAllows(policy, allowlistSubjects(run), agent, claimed || authorization?.receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
+      const final = localAllows(policy, allowlistSubjects(run), agent, claimed || receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refusePlanted(policy, run, plan);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {
-      if (authorization) await this.#report(authorization, null, '', error instanceof ContainError ? error.code : 'error');
-      if (error instanceof ContainError) throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error });
-      throw error;
+      const refusal = error instanceof ContainError ? new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error }) : error;
+      // The control plane allowed this run: its audit log hears why the node did not run it, as the caller does.
+      if (authorization) await this.#report(authorization, null, '', reportedError(refusal));
+      throw refusal;
     } finally {
       clearTimeout(timer);
       cancelled.removeEventListener('abort', stop);
@@ -768,9 +776,9 @@ export class NodeHost {
   /**
    * Asks the control plane (saying why, when the node's own policy asks a
    * human); anything but an allow (unreachable, not paired, denied, no
-   * approval) denies. An allow an approval gave must carry the
-   * control plane's receipt for exactly this run, checked as on the
-   * node.invoke path before anything runs.
+   * approval) denies. An allow an approval gave carries the control plane's
+   * receipt, for exactly this run: the caller checks it (#checkReceipt)
+   * before anything runs, once it holds the authorization its report needs.
    */
   async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined): Promise<Authorization> {
     try {
@@ -779,8 +787,7 @@ export class NodeHost {
       const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { runId: answer.runId, digest: answer.digest };
-      const receipt = await this.#checkReceipt(answer.approvalReceipt, params, answer.runId);
-      return { runId: answer.runId, digest: answer.digest, approvalId: receipt.approvalId, receipt };
+      return { runId: answer.runId, digest: answer.digest, approval: { receipt: answer.approvalReceipt, params } };
     } catch (error) {
       if (error instanceof NodeError) throw error;
       const wire = error instanceof GatewayError ? error.wire : undefined;
@@ -791,17 +798,18 @@ export class NodeHost {
 
   /**
    * Has the control plane decide, and so record, a run this node refuses
-   * whatever it answers. Should it allow the run, the run is reported as not
-   * run; a control plane that cannot be reached records nothing.
+   * (with `refusal`) whatever it answers. Should it allow the run, the run is
+   * reported as not run, with that refusal; a control plane that cannot be
+   * reached records nothing.
    */
-  async #recordRefusal(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined): Promise<void> {
+  async #recordRefusal(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, refusal: NodeError): Promise<void> {
     let authorization: Authorization;
     try {
       authorization = await this.#authorize(run, mapped, timeoutMs, undefined);
     } catch {
       return; // denied (and recorded so), or not reachable
     }
-    await this.#report(authorization, null, '', 'NODE_RUN_DENIED');
+    await this.#report(authorization, null, '', reportedError(refusal));
   }
 
   /**
@@ -910,7 +918,6 @@ interface RefusedRun {
   truncated?: true;
 }
 
-/** The params of `corral.run.refused` for `run` of `agent`, refused with `error` (by local policy rule `rule`), fit to the bounds above. */
 /** A run's argv as the request carries it: words of text, at least one. */
 function isArgv(value: unknown): value is string[] {
   return Array.isArray(value) && value.length > 0 && value.every((w) => typeof w === 'string');
@@ -920,7 +927,11 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** `run` is what was asked: argv, cwd, and the environment, whose names alone are sent. */
+/**
+ * The params of `corral.run.refused` for `run` of `agent`, refused with
+ * `error` (by local policy rule `rule`), fit to the bounds above. `run` is
+ * what was asked: argv, cwd, and the environment, whose names alone are sent.
+ */
 function refusedRun(run: { argv: readonly string[]; cwd: string | null; env: Record<string, unknown> }, agent: string | undefined, error: NodeError, rule: LocalRule | undefined): RefusedRun {
   let truncated = false;
   const command: string[] = [];
@@ -944,6 +955,20 @@ function refusedRun(run: { argv: readonly string[]; cwd: string | null; env: Rec
   if (envKeys.length !== names.length) truncated = true;
   const reason = (error.message || error.code).slice(0, REFUSED_REASON).toWellFormed();
   return { command, cwd, envKeys, ...(agent !== undefined ? { agentId: agent } : {}), code: error.code, ...(rule !== undefined ? { rule } : {}), reason, ...(truncated ? { truncated: true as const } : {}) };
+}
+
+/** The most characters of a report's `error` the control plane keeps (it cuts a longer one). */
+const REPORT_ERROR = 200;
+
+/**
+ * What a run the control plane allowed is reported to have failed with: the
+ * node's code and reason (`NODE_RUN_DENIED: …`), cut whole characters at a
+ * time to what the control plane keeps; for any failure but the node's coded
+ * refusal, NODE_INTERNAL alone (such a message may name the node's files).
+ */
+function reportedError(error: unknown): string {
+  if (!(error instanceof NodeError) || error.code === 'NODE_INTERNAL') return 'NODE_INTERNAL';
+  return `${error.code}: ${error.message}`.slice(0, REPORT_ERROR).toWellFormed();
 }
 
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */

@@ -2,7 +2,7 @@
 // some runs on its own before asking (its local policy, a working directory it
 // cannot use): the control plane's audit log holds those refusals too.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -11,7 +11,7 @@ import { Gateway, type Connection } from '@corral/gateway';
 import { auditEvents } from '../../gateway/test/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
-import { NodeHost, loadOrCreateDevice } from './host.ts';
+import { NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './host.ts';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -21,19 +21,22 @@ interface Answer {
   error?: { code: string; message: string };
 }
 
+/** The node's own policy unless a test gives another: `printf` alone, never asking. */
+const PRINTF_ONLY = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } };
+
 /**
  * A Corral control plane permitting invoice-bot `printf`, and a node paired
  * with it serving a gateway the test writes, mapping upstream `main` to
- * invoice-bot, its own policy allowing `printf` alone.
+ * invoice-bot, its own policy `localPolicy`.
  */
-async function governedNode() {
+async function governedNode(localPolicy: object = PRINTF_ONLY) {
   const cpState = tempDir('corral-refusal-cp-');
   mkdirSync(join(cpState, 'policies'));
   writeFileSync(join(cpState, 'policies', 'run.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"printf");\n');
-  const cp = await Gateway.start({ stateDir: cpState, token, port: 0 });
+  const cp = await Gateway.start({ stateDir: cpState, token, port: 0, approvalPollMs: 20 });
   cp.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
   const nodeState = tempDir('corral-refusal-node-');
-  writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } }));
+  writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify(localPolicy));
   const deviceId = loadOrCreateDevice(nodeState).deviceId;
   const upstream = await startTestGateway({ token });
   const waiting = new Map<string, (answer: Answer) => void>();
@@ -72,10 +75,31 @@ async function governedNode() {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
+  /** The control plane's records of runs it allowed this node, once `count` of them were reported (or after 10 s). */
+  const reports = async (count: number): Promise<AuditEvent[]> => {
+    for (const deadline = Date.now() + 10_000; ; ) {
+      const found = (await auditEvents(cpState)).filter((e) => e.action === 'node.invoke' && e.actor.kind === 'node');
+      if (found.length >= count || Date.now() > deadline) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  /** The id of the approval the control plane asks a human for about this node's run, once it asks. */
+  const asked = async (): Promise<string> => {
+    for (;;) {
+      const [approval] = cp.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === deviceId);
+      if (approval) return approval.id;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const approve = (id: string) => cp.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
   return {
     cp,
     cpState,
+    nodeState,
     deviceId,
+    reports,
+    asked,
+    approve,
     invoke,
     refusals,
     close: async () => {
@@ -196,6 +220,47 @@ describe('a governed node refusing a run on its own', () => {
       await host.close();
       await upstream.stop();
       await cp.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe('a governed node refusing a run the control plane allowed', () => {
+  // The node asks a human for every command: the control plane asks one, and allows the run once that human approves it.
+  const asking = { version: 1, defaults: { security: 'allowlist', ask: 'always' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } };
+
+  it("reports its own code and reason to the control plane's audit log, and to the caller, when its policy was tightened while a human decided (regression: the report said only \"error\")", async () => {
+    const gw = await governedNode(asking);
+    try {
+      const answering = gw.invoke({ command: ['printf', 'x'], agentId: 'main' });
+      const approval = await gw.asked();
+      writeFileSync(join(gw.nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny' } }));
+      await gw.approve(approval);
+      const answer = await answering;
+      const [report, ...more] = await gw.reports(1);
+      assert.deepEqual(more, []);
+      assert.deepEqual(report?.outcome, { status: 'failure', detail: 'NODE_RUN_DENIED: local policy denies every command (security=deny)' });
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.equal(answer.error.message, 'SYSTEM_RUN_DENIED: local policy denies every command (security=deny) [NODE_RUN_DENIED]');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("reports an approval receipt it does not take to the control plane's audit log, with its code and reason (regression: nothing was reported, and the run was later recorded as never reported)", async () => {
+    const gw = await governedNode(asking);
+    try {
+      // The node pinned another gateway's receipt key: it takes none of this control plane's receipts.
+      writeFileSync(join(gw.nodeState, RECEIPT_KEY_FILE), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());
+      const answering = gw.invoke({ command: ['printf', 'x'], agentId: 'main' });
+      await gw.approve(await gw.asked());
+      const answer = await answering;
+      const [report] = await gw.reports(1);
+      assert.equal(report?.outcome?.status, 'failure');
+      assert.match(report?.outcome?.detail ?? '', /^NODE_RUN_DENIED: the approval receipt is not taken \(GATEWAY_RECEIPT_INVALID\)$/);
+      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.equal(answer.error.message, 'SYSTEM_RUN_DENIED: the approval receipt is not taken (GATEWAY_RECEIPT_INVALID) [NODE_RUN_DENIED]');
+    } finally {
+      await gw.close();
     }
   });
 });
