@@ -463,7 +463,7 @@ export class NodeHost {
       const payload = await this.#handle(request.command, params, request.id, timeoutMs, release, answered.promise, cancel.signal);
       result = { ok: true, payloadJSON: JSON.stringify(payload) };
     } catch (error) {
-      const expected = error instanceof NodeError || (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') || typeof (error as { wireCode?: unknown })?.wireCode === 'string';
+      const expected = (error instanceof NodeError && error.code !== 'NODE_INTERNAL') || (error instanceof GatewayError && error.code === 'GATEWAY_PARAMS_INVALID') || typeof (error as { wireCode?: unknown })?.wireCode === 'string';
       if (expected) {
         const code = error instanceof NodeError ? (error.code === 'NODE_POLICY_CHANGE_REFUSED' || error.code === 'NODE_POLICY_INVALID' || error.code === 'NODE_REQUEST_INVALID' ? 'INVALID_REQUEST' : error.code === 'NODE_POLICY_CHANGE_BUSY' ? 'UNAVAILABLE' : 'SYSTEM_RUN_DENIED') : error instanceof GatewayError ? 'INVALID_REQUEST' : (error as { wireCode: string }).wireCode;
         // Upstream's refusal text first (gateways read `SYSTEM_RUN_DENIED: approval required` as the node asking a human), the node's own code after.
@@ -471,7 +471,7 @@ export class NodeHost {
         result = { ok: false, error: { code, message } };
       } else {
         // Anything else is the node's own failure (a file it cannot use…), whose message names its files: the gateway gets the code, the log the error.
-        this.#failed(request, new NodeError('NODE_INTERNAL', `${request.command} failed inside the node`, { cause: error }));
+        this.#failed(request, error instanceof NodeError ? error : new NodeError('NODE_INTERNAL', `${request.command} failed inside the node`, { cause: error }));
         result = { ok: false, error: { code: 'UNAVAILABLE', message: 'NODE_INTERNAL: the node could not serve this request; its own log says why' } };
       }
     } finally {
@@ -529,13 +529,27 @@ export class NodeHost {
     const agentId = requestingAgent(params);
     // What upstream shows its approvers: never a text the argv does not run.
     const commandText = planText(run.argv, params.rawCommand);
-    const { security, ask } = this.policy.current.defaults;
+    const { security, ask } = this.#policyNow().defaults;
     return {
       plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null },
       execPolicy: { security, ask: ask ?? 'off' },
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },
     };
+  }
+
+  /**
+   * The local policy as its file holds it now, for a run or a prepare. A file
+   * the node cannot use is its own failure, not the caller's mistake: thrown
+   * as NODE_INTERNAL, of which the gateway hears only the code (the file's
+   * error names the node's state directory, which no sandbox sees).
+   */
+  #policyNow(): LocalPolicyFile {
+    try {
+      return this.policy.current;
+    } catch (error) {
+      throw new NodeError('NODE_INTERNAL', "the node's local policy cannot be read", { cause: error });
+    }
   }
 
   /**
@@ -585,7 +599,7 @@ export class NodeHost {
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
     // One reading of the policy for the checks made now, in one go: they never see two versions of it.
-    let policy = this.policy.current;
+    let policy = this.#policyNow();
     const local = localAllows(policy, allowlistSubjects(run), agent, claimed);
     let plan: SandboxPlan;
     // What the node refuses here, before it asks, the control plane records when one governs (told, never waited for).
@@ -599,7 +613,7 @@ export class NodeHost {
       // A receipt in the request was issued for this request alone.
       if (params.approvalReceipt !== undefined) {
         await this.#checkReceipt(params.approvalReceipt, params, invokeId);
-        policy = this.policy.current; // read again: it may have changed while the receipt was checked
+        policy = this.#policyNow(); // read again: it may have changed while the receipt was checked
       }
       // A requested working directory must lie inside what the agent's container grants; planned before any approval is asked for.
       if (run.cwd !== null && !isAbsolute(run.cwd)) throw new NodeError('NODE_RUN_DENIED', 'cwd must be an absolute path');
@@ -643,7 +657,7 @@ export class NodeHost {
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
       // Both checks read the policy as it is now, once, with nothing awaited between them and the run's start.
-      policy = this.policy.current;
+      policy = this.#policyNow();
       const final = localAllows(policy, allowlistSubjects(run), agent, claimed || receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refusePlanted(policy, run, plan);

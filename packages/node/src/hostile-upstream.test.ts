@@ -1045,6 +1045,27 @@ describe('a request that fails for a reason of the node\'s own', () => {
     }
   });
 
+  it("refuses a run, and a prepare, while the node's policy file is damaged as NODE_INTERNAL: the gateway never learns where the node keeps its state, the node's log does (regression: the caller was told INVALID_REQUEST with the file's path)", async () => {
+    const stateDir = join(tempDir('corral-hostile-secret-'), 'private-project');
+    const ran: string[][] = [];
+    const failures: { command: string; error: { code: string; cause?: unknown } }[] = [];
+    const gw = await hostileGateway({ stateDir, runner: new RecordingRunner(ran), onFailure: (failure) => failures.push(failure) });
+    try {
+      writeFileSync(join(stateDir, LOCAL_POLICY_FILE), '{ "version": 1, "defaults": ');
+      for (const command of ['system.run', 'system.run.prepare']) {
+        const answer = await gw.invoke(command, { command: ['printf', 'x'] });
+        assert.equal(answer.error?.code, 'UNAVAILABLE', command);
+        assert.match(answer.error!.message, /^NODE_INTERNAL\b/);
+        assert.ok(!answer.error!.message.includes('private-project'), answer.error!.message);
+      }
+      assert.deepEqual(ran, []);
+      assert.deepEqual(failures.map((f) => [f.command, f.error.code]), [['system.run', 'NODE_INTERNAL'], ['system.run.prepare', 'NODE_INTERNAL']]);
+      assert.match((failures[0]!.error.cause as Error).message, /private-project.*is not JSON/);
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('writes the error on stderr when no one else is told of it, as one printable line', async () => {
     const secret = join(tempDir('corral-hostile-secret-'), 'private-project', 'key.pem');
     const runner = new UnusableFileRunner(secret);
