@@ -106,6 +106,11 @@ export class ClientAddresses {
     this.#lines = new TokenBucket(MALFORMED_LOG_PER_SECOND, 1, now);
   }
 
+  /** Whether `peer`, a socket's peer address, is a trusted proxy: its requests are read for the client each forwards for. */
+  trusts(peer: string): boolean {
+    return this.#trusted?.has(peer) ?? false;
+  }
+
   /** The address `request` came from: its socket's peer, or for a trusted proxy's request the client it forwards for. */
   of(request: IncomingMessage): string {
     let address = this.#of.get(request);

@@ -17,6 +17,7 @@ import { authenticateConnect, busyFailure } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { ThrottledLog } from './throttled-log.ts';
 import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
+import { ClientAddresses } from '../http/client-address.ts';
 
 export const GATEWAY_VERSION = '0.1.0';
 
@@ -40,6 +41,15 @@ export const GATEWAY_VERSION = '0.1.0';
  *   newcomer closes its own oldest, so a flood from one host never closes
  *   another host's handshake (it closed every one older than the flood's
  *   last MAX_UNAUTHENTICATED sockets).
+ * - Behind the operator's reverse proxy every client arrives from the proxy's
+ *   address. A trusted proxy's socket (clientAddresses) is counted toward the
+ *   per-address cap of the client it forwards for, once its request head
+ *   says who that is, and again at each request of a keep-alive socket: one
+ *   client's flood through the proxy closes its own oldest, never another's
+ *   (every client shared the proxy's MAX_UNAUTHENTICATED_PER_ADDRESS). Until
+ *   its head arrives it holds only a place under MAX_UNAUTHENTICATED and the
+ *   headers deadline, as loopback's sockets do: a proxy opens a socket for
+ *   a client it is about to name, and a proxy that stalls is still cut off.
  * - Headers must arrive within HEADERS_TIMEOUT_MS, a whole request within
  *   REQUEST_TIMEOUT_MS; an idle keep-alive socket closes after
  *   KEEP_ALIVE_TIMEOUT_MS; a WebSocket must send `connect` within the
@@ -149,6 +159,8 @@ export interface GatewayServerOptions {
   maxUnauthenticated?: number;
   /** Of those, from one address or IPv6 /64 (default MAX_UNAUTHENTICATED_PER_ADDRESS, at most maxUnauthenticated). */
   maxUnauthenticatedPerAddress?: number;
+  /** Who sent a request: its socket's peer, or the client a trusted proxy forwards for (default: the peer). The per-address cap counts a trusted proxy's sockets by that client. */
+  clientAddresses?: ClientAddresses;
   /** An HTTP request's headers must arrive within this (default 10 s). */
   headersTimeoutMs?: number;
   /** A whole HTTP request must arrive within this (default 30 s, at least headersTimeoutMs). */
@@ -186,15 +198,16 @@ export class GatewayServer {
   readonly #log: (entry: GatewayLogEntry) => void;
   readonly #deviceTokens: DeviceTokens | undefined;
   readonly #publicAddress: PublicAddress | undefined;
+  readonly #clientAddresses: ClientAddresses;
   readonly #now: () => number;
   readonly #startedAt: number;
   #tick: NodeJS.Timeout | undefined;
   #tickSoon: NodeJS.Immediate | undefined;
   /** Every open socket, and, oldest first, those not yet authenticated and those still sending their request headers. */
   readonly #sockets = new Set<Socket>();
-  /** Each with its address group (addressGroup). */
+  /** Each with its address group (addressGroup): its peer's, or the client's its trusted proxy last forwarded for. */
   readonly #unauthenticated = new Map<Socket, string>();
-  /** The unauthenticated sockets of each address group, oldest first. */
+  /** The unauthenticated sockets of each address group, oldest first to join it; a trusted proxy's socket joins once its request head is read. */
   readonly #unauthenticatedFrom = new Map<string, Set<Socket>>();
   readonly #sendingHeaders = new Set<Socket>();
   readonly #socketOf = new WeakMap<Connection, Socket>();
@@ -222,6 +235,7 @@ export class GatewayServer {
     this.#log = options.log ?? (() => {});
     this.#deviceTokens = options.deviceTokens;
     this.#publicAddress = options.publicAddress;
+    this.#clientAddresses = options.clientAddresses ?? new ClientAddresses(undefined);
     this.#now = options.now ?? Date.now;
     this.#upgradeRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
     this.#startedAt = this.#now();
@@ -292,8 +306,8 @@ export class GatewayServer {
     });
     const server = new GatewayServer(http, wss, options, settings, inboundLimits);
     http.on('connection', (socket: Socket) => server.#admit(socket));
-    http.on('request', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
-    http.on('upgrade', (request: IncomingMessage) => server.#sendingHeaders.delete(request.socket as Socket));
+    http.on('request', (request: IncomingMessage) => server.#headRead(request));
+    http.on('upgrade', (request: IncomingMessage) => server.#headRead(request));
     wss.on('connection', (socket, request) => server.#accept(socket, request));
     // ws re-emits the HTTP server's errors; the listen promise below reports them.
     wss.on('error', () => {});
@@ -381,11 +395,6 @@ export class GatewayServer {
   }
 
   /**
-   * A new socket: counted, and room made for it by closing its own address's
-   * oldest unauthenticated socket, or else the oldest of all, when a cap is
-   * reached; refused only when authenticated connections alone fill maxConnections.
-   */
-  /**
    * Refuses a WebSocket upgrade sent over loopback to a name that is not
    * loopback (DNS rebinding: 421, as the HTTP API answers it), and one a web
    * page of another origin asked for (403). Neither is a peer of the
@@ -400,13 +409,17 @@ export class GatewayServer {
     done(false, refusal.status, refusal.status === 421 ? 'Misdirected Request' : 'Forbidden');
   }
 
+  /**
+   * A new socket: counted, and room made for it by closing its own address's
+   * oldest unauthenticated socket, or else the oldest of all, when a cap is
+   * reached; refused only when authenticated connections alone fill maxConnections.
+   */
   #admit(socket: Socket): void {
     const group = addressGroup(socket.remoteAddress ?? '');
-    // Loopback is every client of this machine at once (nodes, operators, the console, the HTTP API's callers):
-    // there the cap for all is the one that applies, as one local client could otherwise reset another's requests.
-    const own = isLoopback(group) ? undefined : this.#unauthenticatedFrom.get(group);
-    if (own !== undefined && own.size >= this.#settings.maxUnauthenticatedPerAddress) this.#evict(own.values().next().value!, 'too many unfinished handshakes from its address');
-    else if (this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne('too many unfinished handshakes');
+    // A trusted proxy's socket joins the group of the client it forwards for once its request head says who (#headRead).
+    const forwarded = this.#clientAddresses.trusts(socket.remoteAddress ?? '');
+    const madeRoom = !forwarded && this.#makeRoomIn(group);
+    if (!madeRoom && this.#unauthenticated.size >= this.#settings.maxUnauthenticated) this.#evictOne('too many unfinished handshakes');
     if (this.#sockets.size >= this.#settings.maxConnections && !this.#evictOne('too many connections')) {
       this.#log({ event: 'refused', connId: '-', code: 'GATEWAY_BUSY', reason: 'too many connections', addressGroup: group, remoteAddress: socket.remoteAddress ?? '' });
       socket.destroy();
@@ -414,10 +427,51 @@ export class GatewayServer {
     }
     this.#sockets.add(socket);
     this.#unauthenticated.set(socket, group);
-    // Read again: an eviction above may have emptied and dropped the group's set.
-    this.#unauthenticatedFrom.set(group, (this.#unauthenticatedFrom.get(group) ?? new Set()).add(socket));
+    if (!forwarded) this.#join(socket, group);
     this.#sendingHeaders.add(socket);
     socket.once('close', () => this.#forget(socket));
+  }
+
+  /**
+   * A request head has arrived on `request`'s socket: it no longer sends its
+   * headers, and a trusted proxy's unauthenticated socket now counts as the
+   * client this request is forwarded for, room made in that client's group.
+   */
+  #headRead(request: IncomingMessage): void {
+    const socket = request.socket as Socket;
+    this.#sendingHeaders.delete(socket);
+    const was = this.#unauthenticated.get(socket);
+    if (was === undefined || !this.#clientAddresses.trusts(socket.remoteAddress ?? '')) return;
+    const group = addressGroup(this.#clientAddresses.of(request));
+    this.#leaveGroup(socket, was);
+    this.#makeRoomIn(group);
+    this.#unauthenticated.set(socket, group);
+    this.#join(socket, group);
+  }
+
+  /**
+   * Closes the oldest unauthenticated socket of `group` when the group holds
+   * its cap (maxUnauthenticatedPerAddress). Returns whether it did. Loopback
+   * is every client of this machine at once (nodes, operators, the console,
+   * the HTTP API's callers): there the cap for all is the one that applies,
+   * as one local client could otherwise reset another's requests.
+   */
+  #makeRoomIn(group: string): boolean {
+    const own = isLoopback(group) ? undefined : this.#unauthenticatedFrom.get(group);
+    if (own === undefined || own.size < this.#settings.maxUnauthenticatedPerAddress) return false;
+    this.#evict(own.values().next().value!, 'too many unfinished handshakes from its address');
+    return true;
+  }
+
+  #join(socket: Socket, group: string): void {
+    // Read now: an eviction may have emptied and dropped the group's set.
+    this.#unauthenticatedFrom.set(group, (this.#unauthenticatedFrom.get(group) ?? new Set()).add(socket));
+  }
+
+  #leaveGroup(socket: Socket, group: string): void {
+    const own = this.#unauthenticatedFrom.get(group);
+    own?.delete(socket);
+    if (own?.size === 0) this.#unauthenticatedFrom.delete(group);
   }
 
   /** Closes the oldest socket still sending its headers, else the oldest other unauthenticated one. Returns whether there was one. */
@@ -456,9 +510,7 @@ export class GatewayServer {
     const group = this.#unauthenticated.get(socket);
     if (group === undefined) return;
     this.#unauthenticated.delete(socket);
-    const own = this.#unauthenticatedFrom.get(group);
-    own?.delete(socket);
-    if (own?.size === 0) this.#unauthenticatedFrom.delete(group);
+    this.#leaveGroup(socket, group);
   }
 
   #accept(socket: WebSocket, request: IncomingMessage): void {
