@@ -1,10 +1,12 @@
 // Files the node writes whole: made once, or replaced, never seen half-written,
 // never written through a link someone planted beside them.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { DeviceTokens } from './device-tokens.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
 import { createOnce, replaceFile } from './whole-files.ts';
@@ -57,5 +59,23 @@ describe('files the node writes whole', () => {
     tokens.set('ws://127.0.0.1:1', 'token-1');
     assert.equal(readFileSync(outside, 'utf8'), 'untouched\n');
     assert.equal(new DeviceTokens(dir).get('ws://127.0.0.1:1'), 'token-1');
+  });
+
+  it('leaves the node policy as it was when the disk takes only part of a remote change (a write cut short by a full disk or a file size limit), never a policy cut in two (regression: the part written was renamed into place)', { skip: spawnSync('prlimit', ['--version']).error !== undefined && 'no prlimit here' }, () => {
+    const dir = folder();
+    const file = join(dir, LOCAL_POLICY_FILE);
+    const old = `${JSON.stringify({ version: 1, defaults: { security: 'full' } })}\n`;
+    writeFileSync(file, old, { mode: 0o600 });
+    // A real process whose files may hold at most 100 bytes: a write of more is written in part, and said to be (no error).
+    const change = `import { LocalPolicy } from ${JSON.stringify(pathToFileURL(join(import.meta.dirname, 'local-policy.ts')).href)};
+      const policy = new LocalPolicy(${JSON.stringify(dir)});
+      const patterns = Array.from({ length: 20 }, (_, i) => ({ pattern: 'program-' + i }));
+      try { policy.replace({ version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: patterns } } }, policy.snapshot().hash); console.log('written'); }
+      catch (error) { console.log(error.code); }`;
+    const child = spawnSync('prlimit', ['--fsize=100', process.execPath, '--input-type=module', '-e', change], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    assert.notEqual(child.stdout.trim(), 'written');
+    assert.equal(readFileSync(file, 'utf8'), old);
+    assert.deepEqual(readdirSync(dir), [LOCAL_POLICY_FILE], 'a temporary file was left behind');
   });
 });

@@ -2,7 +2,7 @@
 // half-written: made once and kept (its device key, the receipt key it pins),
 // or replaced (its policy, the device tokens its gateways gave it).
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { NodeError, type NodeErrorCode } from './errors.ts';
 
 /** Far more than any file the node keeps (a key, a policy, a few tokens). */
@@ -87,7 +87,8 @@ function writeBeside(path: string, text: string): string {
   const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, text);
+    // Written until all of it is, or it fails: one write may take only part (a full disk, a file size limit) and say so without an error.
+    writeFileSync(fd, text);
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
