@@ -152,5 +152,100 @@ describe('the username operator, which the gateway token acts as', () => {
       assert.throws(() => identity.localUsers.setRoles('operator', ['viewer']), { code: 'IDENTITY_INPUT_INVALID' });
       assert.ok(identity.localUsers.list().some((u) => u.username === 'operator'));
     });
+
+    it('says, refusing their sign-in, how an admin gives the login another name or removes it', async () => {
+      // Before: it said only to sign in as another user, and Corral had no way to rename or remove the login.
+      const refused = await identity.localUsers.verify('operator', 'the operator password').catch((e: unknown) => e);
+      assert.match((refused as Error).message, /corral users rename operator NEW-NAME/);
+      assert.match((refused as Error).message, /corral users remove operator/);
+    });
+
+    it('marks them reserved in the list, and no one else', () => {
+      assert.deepEqual(
+        identity.localUsers.list().map((u) => [u.username, u.reserved ?? false]),
+        [['operator', true], ['operator2', false], ['ops.operator', false]],
+      );
+    });
   });
 });
+
+describe('giving a login made before its name was reserved a name of its own', () => {
+  let dir: string;
+  let identity: Identity;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-users-rename-'));
+    identity = Identity.open(dir);
+    await seedOldOperator(identity, dir, 'the operator password', ['approver', 'auditor']);
+    await identity.localUsers.create('alice', 'alice password 1', ['viewer']);
+  });
+  after(() => {
+    identity.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a new name that is reserved, malformed or taken, and leaves the login as it was', () => {
+    assert.throws(() => identity.localUsers.rename('operator', 'operator'), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.throws(() => identity.localUsers.rename('operator', 'Ops Lead'), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.throws(() => identity.localUsers.rename('operator', 'alice'), { code: 'IDENTITY_USER_EXISTS' });
+    assert.throws(() => identity.localUsers.rename('nobody', 'ops-lead'), { code: 'IDENTITY_INPUT_INVALID' });
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), ['alice', 'operator']);
+  });
+
+  it('refuses to rename a login whose name is its own (approvals and the audit log know it by that name): IDENTITY_INPUT_INVALID', () => {
+    assert.throws(() => identity.localUsers.rename('alice', 'alice2'), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /reserved/.test(e.message!));
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), ['alice', 'operator']);
+  });
+
+  it('renames it, keeping its password and roles, under a new id and a new updatedAt (so a session it held ends)', async () => {
+    const before = identity.localUsers.list().find((u) => u.username === 'operator')!;
+    const renamed = identity.localUsers.rename('operator', 'ops-lead');
+    assert.deepEqual([renamed.id, renamed.username, renamed.roles, renamed.reserved], ['local:ops-lead', 'ops-lead', ['approver', 'auditor'], undefined]);
+    assert.notEqual(renamed.updatedAt, before.updatedAt);
+    assert.equal(renamed.createdAt, before.createdAt);
+    assert.equal((await identity.localUsers.verify('ops-lead', 'the operator password'))?.id, 'local:ops-lead');
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), ['alice', 'ops-lead']);
+  });
+});
+
+describe('removing a local login', () => {
+  let dir: string;
+  let identity: Identity;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-users-remove-'));
+    identity = Identity.open(dir);
+    await seedOldOperator(identity, dir, 'the operator password', ['admin']);
+    await identity.localUsers.create('alice', 'alice password 1', ['viewer']);
+  });
+  after(() => {
+    identity.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('removes one made before its name was reserved, giving it back as it was', () => {
+    const removed = identity.localUsers.remove('operator');
+    assert.deepEqual([removed.id, removed.username, removed.roles, removed.reserved], ['local:operator', 'operator', ['admin'], true]);
+    assert.deepEqual(identity.localUsers.list().map((u) => u.username), ['alice']);
+  });
+
+  it('removes any other, whose password then signs no one in and whose name is found no more', async () => {
+    assert.equal(identity.localUsers.remove('alice').id, 'local:alice');
+    assert.equal(await identity.localUsers.verify('alice', 'alice password 1'), null);
+    assert.throws(() => identity.localUsers.get('alice'), { code: 'IDENTITY_USER_NOT_FOUND' });
+  });
+
+  it('refuses a name it does not hold: IDENTITY_USER_NOT_FOUND', () => {
+    assert.throws(() => identity.localUsers.remove('alice'), { code: 'IDENTITY_USER_NOT_FOUND' });
+    assert.throws(() => identity.localUsers.remove('../etc' as string), { code: 'IDENTITY_USER_NOT_FOUND' });
+  });
+});
+
+/** A store as Corral left it before the name operator was reserved: a local user of that name, made then. */
+async function seedOldOperator(identity: Identity, dir: string, password: string, roles: Parameters<Identity['localUsers']['create']>[2]): Promise<void> {
+  await identity.localUsers.create('soon-operator', password, roles);
+  const db = new DatabaseSync(join(dir, 'identity.db'));
+  try {
+    db.prepare("UPDATE local_users SET username = 'operator' WHERE username = 'soon-operator'").run();
+  } finally {
+    db.close();
+  }
+}

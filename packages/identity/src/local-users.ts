@@ -17,6 +17,11 @@ export interface LocalUser {
   roles: CorralRole[];
   createdAt: string;
   updatedAt: string;
+  /**
+   * Present for a login made before its name was reserved (RESERVED_USERNAMES):
+   * it cannot sign in until renamed (LocalUsers.rename) or removed.
+   */
+  reserved?: true;
 }
 
 interface Row {
@@ -42,16 +47,28 @@ const MAX_PASSWORD = 1024;
  */
 const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['operator']);
 
+/** A name for a new login. Throws IDENTITY_INPUT_INVALID when malformed or reserved, saying why and to choose another. */
 function checkUsername(username: unknown): string {
   if (typeof username !== 'string' || !USERNAME.test(username)) throw invalid('username must be 1-63 lowercase letters, digits, dots, dashes or underscores, starting with a letter or digit');
-  refuseReserved(username);
+  if (RESERVED_USERNAMES.has(username)) throw invalid(`the username ${username} is reserved: ${whyReserved(username)}; use another name`);
   return username;
 }
 
-/** Throws IDENTITY_INPUT_INVALID for a name in RESERVED_USERNAMES, saying why and what to do. */
+/**
+ * Throws IDENTITY_INPUT_INVALID for a name in RESERVED_USERNAMES, whether or
+ * not the store holds a login of that name, saying why it cannot act and how
+ * an admin gives a login of that name (made before it was reserved) another.
+ */
 function refuseReserved(username: string): void {
   if (!RESERVED_USERNAMES.has(username)) return;
-  throw invalid(`the username ${username} is reserved: the gateway token acts as Human::"${username}", so a local user of that name could not be told from the token's holder in the audit log or in policy; use another name (an existing ${username} login cannot sign in: sign in as another user)`);
+  throw invalid(
+    `the local login ${username} cannot sign in or be changed: its name is reserved (${whyReserved(username)}); ` +
+      `an admin on the gateway's host gives it another name, keeping its password and roles, with: corral users rename ${username} NEW-NAME (or removes it: corral users remove ${username})`,
+  );
+}
+
+function whyReserved(username: string): string {
+  return `the gateway token acts as Human::"${username}", so a local user of that name could not be told from the token's holder in the audit log or in policy`;
 }
 
 function checkPassword(password: unknown): string {
@@ -85,9 +102,7 @@ export class LocalUsers {
     try {
       this.#db.prepare('INSERT INTO local_users (username, password_hash, roles, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(name, hash, JSON.stringify(checked), now, now);
     } catch (error) {
-      if (error instanceof IdentityError) throw error;
-      if (String((error as Error).message).includes('UNIQUE')) throw new IdentityError('IDENTITY_USER_EXISTS', `a user named ${name} already exists`);
-      throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot store the user', { cause: error });
+      throw storeError(error, name);
     }
     return this.get(name);
   }
@@ -143,12 +158,47 @@ export class LocalUsers {
   get(username: string): LocalUser {
     if (typeof username === 'string') refuseReserved(username);
     const row = typeof username === 'string' ? this.#row(username) : undefined;
-    if (!row) throw new IdentityError('IDENTITY_USER_NOT_FOUND', `no user named ${String(username).slice(0, 80)}`);
+    if (!row) throw notFound(username);
     return fromRow(row);
   }
 
   list(): LocalUser[] {
     return (this.#db.prepare('SELECT * FROM local_users ORDER BY username').all() as unknown as Row[]).map(fromRow);
+  }
+
+  /**
+   * Removes a user, reserved names included (the way out for a login made
+   * before its name was reserved), and gives it back as it was. A session it
+   * holds ends at its next request (the gateway finds the user no more).
+   * Throws IDENTITY_USER_NOT_FOUND.
+   */
+  remove(username: string): LocalUser {
+    const row = this.#held(username);
+    this.#db.prepare('DELETE FROM local_users WHERE username = ?').run(row.username);
+    return fromRow(row);
+  }
+
+  /**
+   * Gives a login made before its name was reserved a name of its own,
+   * keeping its password and roles; its id changes, and so a session it held
+   * ends. Only a reserved name is renamed: approvals (a quorum's distinct
+   * approvers) and the audit log know every other login by its name for good.
+   * Throws IDENTITY_USER_NOT_FOUND; IDENTITY_INPUT_INVALID when `username` is
+   * not reserved or `newName` is malformed or reserved; IDENTITY_USER_EXISTS
+   * when `newName` is taken.
+   */
+  rename(username: string, newName: string): LocalUser {
+    if (typeof username !== 'string' || !RESERVED_USERNAMES.has(username)) {
+      throw invalid(`only a login whose name is reserved (${[...RESERVED_USERNAMES].join(', ')}) can be renamed: approvals and the audit log know every other by its name`);
+    }
+    const row = this.#held(username);
+    const name = checkUsername(newName);
+    try {
+      this.#db.prepare('UPDATE local_users SET username = ?, updated_at = ? WHERE username = ?').run(name, this.#now(), row.username);
+    } catch (error) {
+      throw storeError(error, name);
+    }
+    return this.get(name);
   }
 
   /** Replaces a user's password. Throws IDENTITY_USER_NOT_FOUND, IDENTITY_INPUT_INVALID. */
@@ -169,6 +219,24 @@ export class LocalUsers {
   #row(username: string): Row | undefined {
     return this.#db.prepare('SELECT * FROM local_users WHERE username = ?').get(username) as Row | undefined;
   }
+
+  /** The stored row of `username`, reserved or not. Throws IDENTITY_USER_NOT_FOUND. */
+  #held(username: string): Row {
+    const row = typeof username === 'string' ? this.#row(username) : undefined;
+    if (!row) throw notFound(username);
+    return row;
+  }
+}
+
+function notFound(username: unknown): IdentityError {
+  return new IdentityError('IDENTITY_USER_NOT_FOUND', `no user named ${String(username).slice(0, 80)}`);
+}
+
+/** A failed write of the user `name`: IDENTITY_USER_EXISTS when the name is taken, else IDENTITY_STORE_FAILED. */
+function storeError(error: unknown, name: string): IdentityError {
+  if (error instanceof IdentityError) return error;
+  if (String((error as Error).message).includes('UNIQUE')) return new IdentityError('IDENTITY_USER_EXISTS', `a user named ${name} already exists`);
+  return new IdentityError('IDENTITY_STORE_FAILED', 'cannot store the user', { cause: error });
 }
 
 function fromRow(row: Row): LocalUser {
@@ -178,6 +246,7 @@ function fromRow(row: Row): LocalUser {
     roles: JSON.parse(row.roles) as CorralRole[],
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
+    ...(RESERVED_USERNAMES.has(row.username) ? { reserved: true as const } : {}),
   };
 }
 
