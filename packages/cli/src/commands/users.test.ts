@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { DatabaseSync } from 'node:sqlite';
+import { after, before, describe, it } from 'node:test';
+import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+
+const OPERATOR_PASSWORD = 'the old operator password';
+const ALICE_PASSWORD = 'alice password of some length';
+
+interface AuditRecord {
+  event: { actor: { kind: string; id: string }; action: string; resource: { kind: string; id: string }; details?: Record<string, unknown> };
+}
+
+/**
+ * A store as Corral left it before the name operator was reserved (the gateway
+ * token acts as Human::"operator"): a local admin named operator, and alice.
+ */
+async function seedOldStore(state: string): Promise<void> {
+  const { Identity } = await import('@corral/identity');
+  const identity = Identity.open(state);
+  try {
+    await identity.localUsers.create('soon-operator', OPERATOR_PASSWORD, ['admin']);
+    await identity.localUsers.create('alice', ALICE_PASSWORD, ['viewer']);
+  } finally {
+    identity.close();
+  }
+  const db = new DatabaseSync(join(state, 'identity.db'));
+  try {
+    db.prepare("UPDATE local_users SET username = 'operator' WHERE username = 'soon-operator'").run();
+  } finally {
+    db.close();
+  }
+}
+
+describe('corral users, when the store holds a local login named operator made before the name was reserved', () => {
+  let state: string;
+  let gateway: ChildProcess;
+  let url: string;
+  const log: string[] = [];
+  const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
+  const audit = async (): Promise<AuditRecord[]> => {
+    const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
+    assert.equal(shown.code, 0, shown.stderr);
+    return shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+  };
+  /** Signs in at the gateway's console API: the answer, and the session's cookie and key when it opened one. */
+  const signIn = async (username: string, password: string) => {
+    const answer = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+    const body = (await answer.json()) as { csrf?: string; message?: string; code?: string };
+    const cookie = answer.headers.getSetCookie()[0]?.split(';')[0];
+    return { status: answer.status, body, session: cookie && body.csrf ? { cookie, csrf: body.csrf } : undefined };
+  };
+  const sessionStatus = async (session: { cookie: string; csrf: string }) => (await fetch(`${url}/api/session`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } })).status;
+
+  before(async () => {
+    state = tempStateDir();
+    await seedOldStore(state);
+    gateway = spawn(CORRAL_BIN, ['gateway', '--port', '0'], {
+      env: { ...process.env, CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gateway.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));
+    const ended = once(gateway, 'close').then(([code]) => assert.fail(`corral gateway ended (${code}) before it listened: ${log.join('')}`));
+    const [line] = (await Promise.race([once(createInterface({ input: gateway.stdout! }), 'line'), ended])) as [string];
+    url = /listening on (ws:\/\/\S+)/.exec(line)![1]!.replace(/^ws/, 'http');
+  });
+  after(async () => {
+    if (gateway.exitCode === null && gateway.signalCode === null) {
+      gateway.kill('SIGTERM');
+      await once(gateway, 'close');
+    }
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  it('the gateway refuses the login operator sign-in, saying why and the corral users command that gives it another name (400 IDENTITY_INPUT_INVALID)', async () => {
+    const refused = await signIn('operator', OPERATOR_PASSWORD);
+    assert.deepEqual([refused.status, refused.body.code, refused.session], [400, 'IDENTITY_INPUT_INVALID', undefined]);
+    assert.match(String(refused.body.message), /reserved/);
+    assert.match(String(refused.body.message), /corral users rename operator NEW-NAME/);
+  });
+
+  it('users list shows it, and says on stderr that it cannot sign in and how to rename it', async () => {
+    const listed = await users('list');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^operator +admin /m);
+    assert.match(listed.stderr, /the login operator cannot sign in: .*corral users rename operator NEW-NAME/);
+  });
+
+  it('users rename refuses to rename a login whose name is its own (exit 2, IDENTITY_INPUT_INVALID), and a new name that is reserved', async () => {
+    for (const args of [['alice', 'alice2'], ['operator', 'operator']]) {
+      const r = await users('rename', ...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /\[IDENTITY_INPUT_INVALID\]\n$/);
+    }
+  });
+
+  it('users rename operator ops-lead gives it a name of its own: the same password and roles sign in as ops-lead, and the audit log records the rename by the host account, not as operator', async () => {
+    // Before: no corral users command renamed or removed it; the login stayed, confused with the token's actor.
+    const renamed = await users('rename', 'operator', 'ops-lead', '--json');
+    assert.equal(renamed.code, 0, renamed.stderr);
+    assert.deepEqual([JSON.parse(renamed.stdout).id, JSON.parse(renamed.stdout).roles], ['local:ops-lead', ['admin']]);
+    const signedIn = await signIn('ops-lead', OPERATOR_PASSWORD);
+    assert.equal(signedIn.status, 200, log.join(''));
+    assert.equal((await signIn('operator', OPERATOR_PASSWORD)).status, 400);
+    const records = await audit();
+    const rename = records.find((r) => r.event.action === 'user.rename');
+    assert.deepEqual([rename?.event.resource, rename?.event.details?.to], [{ kind: 'user', id: 'local:operator' }, 'local:ops-lead']);
+    assert.notEqual(rename?.event.actor.id, 'operator');
+    assert.ok(records.some((r) => r.event.action === 'console.sign-in' && r.event.actor.id === 'ops-lead'));
+  });
+
+  it('users remove ends a session the removed login holds at its next request, and the audit log records the removal', async () => {
+    const signedIn = await signIn('alice', ALICE_PASSWORD);
+    assert.equal(signedIn.status, 200);
+    assert.equal(await sessionStatus(signedIn.session!), 200);
+    const removed = await users('remove', 'alice');
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(await sessionStatus(signedIn.session!), 401);
+    assert.equal((await signIn('alice', ALICE_PASSWORD)).status, 401);
+    const removal = (await audit()).find((r) => r.event.action === 'user.remove');
+    assert.deepEqual([removal?.event.resource, removal?.event.details?.roles], [{ kind: 'user', id: 'local:alice' }, ['viewer']]);
+  });
+
+  it('users remove names a login it does not hold as not found, exit 2', async () => {
+    const r = await users('remove', 'alice');
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /no user named alice \[IDENTITY_USER_NOT_FOUND\]\n$/);
+  });
+});
