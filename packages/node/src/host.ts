@@ -17,7 +17,7 @@ import { planText } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
-import { allowlistSubjects, LocalPolicy, localAllows, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule } from './local-policy.ts';
+import { allowlistSubjects, LocalPolicy, localAllows, MAX_LOCAL_POLICY_BYTES, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule } from './local-policy.ts';
 import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
@@ -445,6 +445,11 @@ export class NodeHost {
 
   async #respond(client: GatewayClient, request: InvokeRequest): Promise<void> {
     const timeoutMs = invokeTimeout(request.timeoutMs);
+    // A policy change larger than any policy the node writes is refused unread: reading and checking one as large as a frame
+    // (32 MiB) held the node for seconds, and a gigabyte of memory, before it found that.
+    if (request.command === 'system.execApprovals.set' && typeof request.paramsJSON === 'string' && request.paramsJSON.length > MAX_LOCAL_POLICY_BYTES) {
+      return this.#answer(client, request, { ok: false, error: { code: 'INVALID_REQUEST', message: `a policy change must take at most ${MAX_LOCAL_POLICY_BYTES} characters` } });
+    }
     let params: Record<string, unknown> = {};
     try {
       const parsed: unknown = request.paramsJSON ? JSON.parse(request.paramsJSON) : {};

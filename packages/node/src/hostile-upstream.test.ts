@@ -13,7 +13,7 @@ import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
-import { LOCAL_POLICY_FILE, LocalPolicy, REMOTE_WRITES_BURST } from './local-policy.ts';
+import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -1107,6 +1107,25 @@ describe('a system.execApprovals.set that changes nothing', () => {
       }
       const after = statSync(file);
       assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the policy file was written');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a system.execApprovals.set larger than any policy the node writes', () => {
+  it(`is refused unread as INVALID_REQUEST, whatever it holds (regression: a change of 30 MB, as a frame may be, was read and checked whole, holding the node for seconds and a gigabyte of memory)`, async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full' } }));
+    const gw = await hostileGateway({ stateDir });
+    try {
+      const { hash } = JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!) as { hash: string };
+      // Upstream's bookkeeping on an entry is read and left out: only its size says this change is too large to read.
+      const bloated = { version: 1, defaults: { security: 'allowlist' }, agents: { '*': { allowlist: [{ pattern: 'echo', lastUsedCommand: 'x'.repeat(MAX_LOCAL_POLICY_BYTES) }] } } };
+      const answer = await gw.invoke('system.execApprovals.set', { file: bloated, baseHash: hash });
+      assert.equal(answer.ok, false);
+      assert.equal(answer.error?.code, 'INVALID_REQUEST');
+      assert.equal(JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!).hash, hash, 'the change was written');
     } finally {
       await gw.close();
     }
