@@ -416,6 +416,9 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
     ['a space and a second address', 'mallory@example.com alice@example.com'],
     ['a zero-width space', 'ali\u200bce@example.com'],
     ['two @ signs', 'alice@example.com@evil.example'],
+    ['a fullwidth letter, which NFKC folds to alice@example.com', '\uff41lice@example.com'],
+    ['a Cyrillic а, which reads as alice@example.com', '\u0430lice@example.com'],
+    ['a dotless ı, which reads as alice@example.com', 'al\u0131ce@example.com'],
   ];
   for (const [what, email] of addresses) {
     it(`leaves out a verified e-mail holding ${what}, naming the person by issuer and subject`, async () => {

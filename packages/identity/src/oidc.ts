@@ -85,14 +85,21 @@ function errorName(text: string): string {
 
 /** An ID token's `sub`: 1 to 255 printable ASCII characters (OIDC Core §2), no space. */
 const SUBJECT = /^[\x21-\x7E]{1,255}$/;
-/** An address that names one person plainly: no control, format or separator character, quote, `:` or other `@`. */
-const PLAIN_EMAIL = /^[^\p{C}\p{Z}\s@<>()",;:\\]{1,64}@[^\p{C}\p{Z}\s@<>()",;:\\]{1,255}$/u;
+/**
+ * An address that names one person plainly: printable ASCII, no space, quote,
+ * `:` or other `@`. ASCII only, as the audit log and the console show it to
+ * people: a fullwidth `ａ` (NFKC's `a`), a Cyrillic `а` or a dotless `ı` would
+ * show another person's address. An internationalised domain comes as
+ * punycode (ASCII); a person whose address is not ASCII is named by issuer
+ * and subject.
+ */
+const PLAIN_EMAIL = /^[^\0-\x20\x7F-\u{10FFFF}@<>()",;:\\]{1,64}@[^\0-\x20\x7F-\u{10FFFF}@<>()",;:\\]{1,255}$/u;
 
 /** A person as Corral knows them after signing in. */
 export interface HumanIdentity {
   issuer: string;
   subject: string;
-  /** The `email` claim, only when the issuer marks it `email_verified: true` and it is a plain address. */
+  /** The `email` claim, only when the issuer marks it `email_verified: true` and it is a plain printable-ASCII address (see PLAIN_EMAIL). */
   email?: string;
   name?: string;
   /** The raw values of the role claim. */
