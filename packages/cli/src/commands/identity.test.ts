@@ -127,6 +127,9 @@ describe('corral identity login', () => {
     const shown = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
     const login = shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as { event: { action: string; actor: { id: string } } }).find((r) => r.event.action === 'human.login');
     assert.equal(login?.event.actor.id, `oidc:${issuer}#admin`);
+    // Before: identity humans listed them as plain admin, the name of the local admin login.
+    const listed = await corral(['--state-dir', state, 'identity', 'humans']);
+    assert.match(listed.stdout, new RegExp(`^oidc:${issuer.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#admin  `, 'm'));
   });
 
   it('keeps waiting through a stray request to its callback (any web page can send one), and signs the person in', async () => {

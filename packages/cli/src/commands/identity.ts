@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { HumanRecord } from '@corral/identity';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -69,7 +70,7 @@ export function registerIdentity(program: Command): void {
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no one has signed in\n');
       // The issuer chose the subject and the address: printed so that neither can write to the terminal.
-      for (const h of list) process.stdout.write(`${printable(h.email ?? h.subject)}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
+      for (const h of list) process.stdout.write(`${printable(humanName(h))}  ${h.roles.join(',')}  last sign-in ${h.lastLoginAt}\n`);
     });
 
   identity
@@ -121,9 +122,7 @@ export function registerIdentity(program: Command): void {
       });
       const human = await client.finishLogin(callbackUrl, pending);
       const record = await withIdentity(command, (id) => id.humans.record(human), { create: true });
-      // Named as the gateway names them: by a verified address, else by issuer and subject. The subject alone
-      // could be a local username (or read token:…) and be taken for someone else in the audit log.
-      const who = record.email ?? `oidc:${record.issuer}#${record.subject}`;
+      const who = humanName(record);
       await recordIdentityEvent(dirOf(command), {
         actor: { kind: 'human', id: who },
         action: 'human.login',
@@ -135,3 +134,11 @@ export function registerIdentity(program: Command): void {
     });
 }
 
+/**
+ * A person who signed in, named as the gateway names them: by a verified
+ * address, else by issuer and subject. The subject alone could be a local
+ * username (or read token:…) and be taken for someone else.
+ */
+function humanName(human: HumanRecord): string {
+  return human.email ?? `oidc:${human.issuer}#${human.subject}`;
+}
