@@ -90,13 +90,23 @@ describe('local users\' password cost', () => {
   });
 
   describe('a hash stored with the old cost (N=2^15 r=8 p=1)', () => {
-    it('refuses a wrong password, hashing with the stored cost, and is left as it was', async () => {
+    it('refuses a wrong password, hashing with the stored cost and then as much more as makes the current cost\'s work, and is left as it was', async () => {
       const hash = await oldUser('olga');
       await withScrypt(async (calls) => {
         assert.equal(await identity.localUsers.verify('olga', 'not the password at all'), null);
-        assert.deepEqual(calls, [{ N: 2 ** 15, r: 8, p: 1 }]);
+        assert.deepEqual(calls, [{ N: 2 ** 15, r: 8, p: 1 }, { N: 2 ** 15, r: 8, p: 3 }]);
       });
       assert.equal(stored('olga'), hash);
+    });
+
+    it('takes as much scrypt work (N·r·p) for a wrong password as an unknown username does, so that its time does not tell the user exists', async () => {
+      // Before: a quarter of it (N=2^15 p=1 against the decoy's N=2^16 p=2), so a user whose hash is older
+      // answered four times sooner than a name no one has, and could be found by timing sign-ins.
+      await oldUser('oksana');
+      const work = (calls: Cost[]) => calls.reduce((sum, c) => sum + c.N * c.r * c.p, 0);
+      const unknown = await withScrypt(async (calls) => (await identity.localUsers.verify('nobody-at-all', 'not the password at all'), work(calls)));
+      const older = await withScrypt(async (calls) => (await identity.localUsers.verify('oksana', 'not the password at all'), work(calls)));
+      assert.equal(older, unknown);
     });
 
     it('signs its user in and is made again with the current cost, leaving updated_at (and so sessions) alone', async () => {
@@ -104,7 +114,7 @@ describe('local users\' password cost', () => {
       const before = identity.localUsers.get('oscar');
       await withScrypt(async (calls) => {
         assert.equal((await identity.localUsers.verify('oscar', PASSWORD))?.username, 'oscar');
-        assert.deepEqual(calls, [{ N: 2 ** 15, r: 8, p: 1 }, { N: 2 ** 16, r: 8, p: 2 }]);
+        assert.deepEqual(calls, [{ N: 2 ** 15, r: 8, p: 1 }, { N: 2 ** 15, r: 8, p: 3 }, { N: 2 ** 16, r: 8, p: 2 }]);
       });
       assert.notEqual(stored('oscar'), hash);
       assert.match(stored('oscar'), /^scrypt\$65536\$8\$2\$/);

@@ -79,7 +79,7 @@ export function parsePasswordHash(stored: string, owner: string): StoredHash {
   if (cost.r > LIMITS.maxR) throw refuse(`r must be 1 to ${LIMITS.maxR}`);
   if (cost.p > LIMITS.maxP) throw refuse(`p must be 1 to ${LIMITS.maxP}`);
   if (memoryBytes(cost) > LIMITS.maxMemoryBytes) throw refuse(`128·N·r must be at most ${LIMITS.maxMemoryBytes / 2 ** 20} MiB`);
-  if (cost.N * cost.r * cost.p > LIMITS.maxWork) throw refuse(`N·r·p must be at most ${LIMITS.maxWork}`);
+  if (work(cost) > LIMITS.maxWork) throw refuse(`N·r·p must be at most ${LIMITS.maxWork}`);
   if (!BASE64URL.test(salt) || !BASE64URL.test(key)) throw refuse('salt and key must be base64url');
   const saltBytes = Buffer.from(salt, 'base64url');
   const keyBytes = Buffer.from(key, 'base64url');
@@ -105,12 +105,35 @@ export async function hashPassword(password: string): Promise<string> {
 
 /**
  * Whether `password` is the one `stored` (from parsePasswordHash) was made
- * from, compared in constant time. Throws IDENTITY_SIGN_IN_BUSY when the hasher
- * is full (see HASHER).
+ * from, compared in constant time. A hash stored with less work than
+ * PASSWORD_COST is followed by a filler hash (see fillerCost), so that the
+ * check takes as long as one of an unknown username (DECOY_HASH) and its time
+ * does not tell that the user exists. Throws IDENTITY_SIGN_IN_BUSY when the
+ * hasher is full (see HASHER).
  */
 export async function passwordMatches(password: string, stored: StoredHash): Promise<boolean> {
-  const actual = await HASHER.run(() => derive(password, stored.salt, stored.cost));
+  const actual = await HASHER.run(async () => {
+    const key = await derive(password, stored.salt, stored.cost);
+    const filler = fillerCost(stored.cost);
+    if (filler) await derive(password, stored.salt, filler);
+    return key;
+  });
   return timingSafeEqual(stored.key, actual);
+}
+
+/**
+ * The cost of a hash that, after one of `cost`, makes up PASSWORD_COST's work
+ * (N·r·p): `cost`'s N and r, so no more memory, and as many more p as the
+ * work lacks, at most LIMITS.maxP. None when `cost` has as much work already.
+ */
+function fillerCost(cost: ScryptCost): ScryptCost | undefined {
+  const lacking = work(PASSWORD_COST) - work(cost);
+  if (lacking <= 0) return undefined;
+  return { N: cost.N, r: cost.r, p: Math.min(LIMITS.maxP, Math.ceil(lacking / (cost.N * cost.r))) };
+}
+
+function work(cost: ScryptCost): number {
+  return cost.N * cost.r * cost.p;
 }
 
 /**
