@@ -62,7 +62,7 @@ function checkUsername(username: unknown): string {
 function refuseReserved(username: string): void {
   if (!RESERVED_USERNAMES.has(username)) return;
   throw invalid(
-    `the local login ${username} cannot sign in or be changed: its name is reserved (${whyReserved(username)}); ` +
+    `the local login ${username} cannot sign in or have its password or roles set: its name is reserved (${whyReserved(username)}); ` +
       `an admin on the gateway's host gives it another name, keeping its password and roles, with: corral users rename ${username} NEW-NAME (or removes it: corral users remove ${username})`,
   );
 }
@@ -157,9 +157,7 @@ export class LocalUsers {
    */
   get(username: string): LocalUser {
     if (typeof username === 'string') refuseReserved(username);
-    const row = typeof username === 'string' ? this.#row(username) : undefined;
-    if (!row) throw notFound(username);
-    return fromRow(row);
+    return fromRow(this.#held(username));
   }
 
   list(): LocalUser[] {
