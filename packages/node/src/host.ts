@@ -18,7 +18,7 @@ import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, MAX_LOCAL_POLICY_BYTES, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule } from './local-policy.ts';
-import { refuseWritableLoadPaths, refuseWritablePrograms } from './sandbox-path.ts';
+import { refuseWritableLoadPaths, refuseWritablePrograms, writableBy } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
 import { refuseWritableSshConfig } from './ssh-config.ts';
@@ -629,6 +629,9 @@ export class NodeHost {
         if (run.cwd !== null && error instanceof ContainError && error.code === 'CONTAIN_PATH_UNRESOLVABLE') throw new NodeError('NODE_RUN_DENIED', `cwd ${run.cwd.slice(0, 200)} is not inside what the agent's container policy grants`, { cause: error });
         throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: the container policy cannot be used (${(error as { code?: string }).code ?? 'error'})`, { cause: error });
       }
+      // The node's policy may be a link to one kept elsewhere (managed for many nodes): where a run could write it, one run could open
+      // the node's own gate for the next. Its state directory, the link's, is hidden from every sandbox; where the link leads is not.
+      if (writableBy(plan, this.policy.path) === 'grant') throw new NodeError('NODE_CONTAINMENT_UNAVAILABLE', "not run: the agent's container policy grants read-write the folder where the node's local policy is kept (its policy file links there), so a run could rewrite it; keep that policy outside what a sandbox may write");
       // What the allowlist lets run is what it names: never a program, startup file or library the sandbox could have put in its place.
       refusePlanted(policy, run, plan);
     } catch (error) {

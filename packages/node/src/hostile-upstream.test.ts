@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it, mock } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
@@ -1107,6 +1107,27 @@ describe('a system.execApprovals.set that changes nothing', () => {
       }
       const after = statSync(file);
       assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], 'the policy file was written');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("a node policy that is a link to a policy kept in a folder the agent's container policy grants read-write", () => {
+  it("refuses every run, before it runs anything: a run could rewrite the node's own gate (regression: printf … | tee rewrote the managed policy to security=full, and the next run, off the allowlist, ran)", async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    const managed = tempDir('corral-hostile-managed-');
+    writeFileSync(join(managed, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }, { pattern: 'tee' }] } } }), { mode: 0o600 });
+    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(stateDir, LOCAL_POLICY_FILE));
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [managed] } };
+    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      const rewrite = await gw.invoke('system.run', { command: ['/bin/sh', '-c', `printf '{"version":1,"defaults":{"security":"full"}}' | tee ${join(managed, LOCAL_POLICY_FILE)}`] });
+      assert.equal(rewrite.error?.code, 'SYSTEM_RUN_DENIED', rewrite.payloadJSON);
+      assert.match(rewrite.error!.message, /\[NODE_CONTAINMENT_UNAVAILABLE\]$/);
+      assert.ok(!rewrite.error!.message.includes(stateDir), rewrite.error!.message);
+      assert.equal(gw.host.policy.current.defaults.security, 'allowlist', 'the node policy was rewritten');
+      assert.equal((await gw.invoke('system.run', { command: ['id', '-u'] })).error?.code, 'SYSTEM_RUN_DENIED');
     } finally {
       await gw.close();
     }
