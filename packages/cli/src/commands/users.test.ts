@@ -131,3 +131,24 @@ describe('corral users, when the store holds a local login named operator made b
     assert.match(r.stderr, /no user named alice \[IDENTITY_USER_NOT_FOUND\]\n$/);
   });
 });
+
+describe('corral users remove admin', () => {
+  it('removes it and says that corral up makes a login named admin again, with a new password, at its next start', async () => {
+    const state = tempStateDir();
+    try {
+      const { Identity } = await import('@corral/identity');
+      const identity = Identity.open(state);
+      try {
+        await identity.localUsers.create('admin', 'an admin password of some length', ['admin']);
+      } finally {
+        identity.close();
+      }
+      const r = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /corral up makes a login named admin again, with a new password, at its next start/);
+      assert.match((await corral(['--state-dir', state, 'users', 'list'])).stdout, /^no local logins/);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

@@ -60,6 +60,8 @@ export function registerUsers(program: Command): void {
       const user = await withIdentity(command, (identity) => identity.localUsers.remove(username));
       // Removal takes access away: it stands even when the log cannot record it (a warning says so).
       await recordIdentityEvent(dirOf(command), { action: 'user.remove', resource: { kind: 'user', id: user.id }, details: { roles: user.roles } });
+      const { ADMIN_USERNAME } = await import('../up/admin.ts');
+      if (user.username === ADMIN_USERNAME) process.stderr.write(`corral: corral up makes a login named ${ADMIN_USERNAME} again, with a new password, at its next start\n`);
       if (opts.json) return printJson(user);
       process.stdout.write(`removed the login ${user.username}; a session it held has ended\n`);
     });
