@@ -2,7 +2,7 @@
 // command lines, payments. Runs the console's own modules under Node.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatCountdown, formatMoney, issueText, lookAlikes, oddSpaces, shortHash, visible } from '../ui/format.ts';
+import { formatCountdown, formatMoney, formatTime, issueText, lookAlikes, oddSpaces, shortHash, visible } from '../ui/format.ts';
 import { actionTitle, chained, commandLine, envNames, paymentOf, shellQuote } from '../ui/pages/approvals/action.ts';
 
 describe('formatMoney', () => {
@@ -166,6 +166,19 @@ describe('issueText', () => {
   it('names the file, line and column the gateway gave, and no more', () => {
     assert.equal(issueText({ file: 'run.cedar', line: 3, column: 14, message: 'unexpected token' }), 'run.cedar:3:14 unexpected token');
     assert.equal(issueText({ file: 'entities.json', message: 'not JSON' }), 'entities.json not JSON');
+  });
+});
+
+describe('formatTime', () => {
+  it('writes a time in UTC and says so, whatever zone the browser keeps (regression: local time with no zone, so 14:00 could be either)', () => {
+    assert.equal(formatTime(Date.UTC(2026, 10, 27, 14, 0, 5)), '2026-11-27 14:00:05 UTC');
+    assert.equal(formatTime('2026-11-27T23:30:00.000+02:00'), '2026-11-27 21:30:00 UTC');
+  });
+
+  it('writes a dash for a time left out, and spells out what draws nothing in a value that is not a time', () => {
+    assert.equal(formatTime(null), '—');
+    assert.equal(formatTime(''), '—');
+    assert.equal(formatTime('soon\u202E'), 'soon\\u202E');
   });
 });
 

@@ -29,12 +29,15 @@ export function formatCountdown(ms: number): string {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-/** An ISO time or epoch milliseconds as local "YYYY-MM-DD HH:MM:SS": sortable, the same in every locale. */
+/**
+ * An ISO time or epoch milliseconds as "YYYY-MM-DD HH:MM:SS UTC": sortable, the same in every locale, and in the zone
+ * the audit log, its export and the CLI write, so a time read here is the time found there. A value that is not a time is shown through visible().
+ */
 export function formatTime(at: string | number | null | undefined): string {
   if (at === null || at === undefined || at === '') return '—';
   const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return String(at);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  if (Number.isNaN(d.getTime())) return visible(String(at));
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
 }
 
 /** A long hash or id shortened for tables: its first 12 characters (the full one goes in a title). */

@@ -11,7 +11,12 @@ export interface Search {
   until?: string;
 }
 
-/** The audit search form: free text plus actor, action, effect and a time range. */
+/** A datetime-local input's value (`2026-11-27T14:00`) read as UTC, the zone every time in the console is shown in; '' for none. */
+function utc(value: string): string {
+  return value === '' ? '' : new Date(`${value}Z`).toISOString();
+}
+
+/** The audit search form: free text plus actor, action, effect and a time range in UTC. */
 export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }) {
   const [q, setQ] = useState('');
   const [actor, setActor] = useState('');
@@ -22,8 +27,7 @@ export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }
 
   function submit(event: FormEvent) {
     event.preventDefault();
-    const iso = (local: string) => (local === '' ? '' : new Date(local).toISOString());
-    onSearch({ q: q.trim(), actor: actor.trim(), action: action.trim(), effect, since: iso(since), until: iso(until) });
+    onSearch({ q: q.trim(), actor: actor.trim(), action: action.trim(), effect, since: utc(since), until: utc(until) });
   }
 
   return (
@@ -42,11 +46,11 @@ export function AuditSearch({ onSearch }: { onSearch: (search: Search) => void }
       </label>
       <EffectSelect value={effect} onChange={setEffect} />
       <label>
-        Since
+        Since (UTC)
         <input type="datetime-local" value={since} onChange={(e) => setSince(e.target.value)} />
       </label>
       <label>
-        Until
+        Until (UTC)
         <input type="datetime-local" value={until} onChange={(e) => setUntil(e.target.value)} />
       </label>
       <button type="submit">Search</button>
