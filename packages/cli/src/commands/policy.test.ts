@@ -112,6 +112,13 @@ describe('corral policy', () => {
     assert.match(r.stderr, /POLICY_REQUEST_INVALID/);
   });
 
+  it("says a request file that is not there is missing and what a request holds, exit 2 (it printed Node's ENOENT message, the path twice, and no way on)", async () => {
+    const missing = join(tmp, 'request.json');
+    const r = await run('policy', 'explain', '--request', missing, '--policies', EXAMPLE);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, `corral: cannot read the request from ${missing}: there is no such file; write the request there as JSON: { "principal": { "type": "Agent", "id": "invoice-bot" }, "action": "payment.create", "resource": { "type": "Record", "id": "PAY-7" }, "context": { "amount": 250000 } }\n`);
+  });
+
   describe('when the entities are spelled or listed unusually', () => {
     const blocked = join(tmp, 'blocked');
     const agent = (id: string, parents: unknown[]) => ({ uid: { __entity: { type: 'Agent', id } }, attrs: { owner: 'x', process: 'p', status: 'active', scopes: [] }, parents });
@@ -206,14 +213,14 @@ describe('corral policy', () => {
     assert.match((await run('policy', 'replay', '--candidate', EXAMPLE, '--history', history)).stderr, /broken-history\.jsonl:2: a recorded decision needs request and decision/);
     const missing = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', join(tmp, 'no-such.jsonl'));
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /cannot read history from .*no-such\.jsonl: ENOENT/);
+    assert.match(missing.stderr, /cannot read history from .*no-such\.jsonl: there is no such file\n/);
   });
 
   it('names a history that is a directory, exit 2 (regression: EISDIR alone, naming no file, exit 1)', async () => {
     for (const json of [[], ['--json']]) {
       const r = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', tmp, ...json);
       assert.equal(r.code, 2, r.stderr);
-      assert.ok(r.stderr.startsWith(`corral: cannot read history from ${tmp}: EISDIR`), r.stderr);
+      assert.ok(r.stderr.startsWith(`corral: cannot read history from ${tmp}: it is a directory, not a file\n`), r.stderr);
       if (json.length > 0) assert.equal(JSON.parse(r.stdout).error.code, 'CLI_BAD_ARGUMENT');
     }
   });

@@ -6,6 +6,7 @@ import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/iden
 import type { Decision, DecisionPoint, PolicyError, PolicySet, PolicySource, RecordedDecision } from '@corral/policy';
 import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
+import { fileProblem } from '../file-problem.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
@@ -26,11 +27,21 @@ async function policyStep<T>(step: () => Promise<T> | T, note?: (error: PolicyEr
   }
 }
 
-function readJson(file: string, what: string): unknown {
+/** What `explain` decides, shown whole when the file is missing: the README names a request.json a new install does not have. */
+const REQUEST_EXAMPLE = '{ "principal": { "type": "Agent", "id": "invoice-bot" }, "action": "payment.create", "resource": { "type": "Record", "id": "PAY-7" }, "context": { "amount": 250000 } }';
+
+function readRequest(file: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CliFailure(`cannot read ${what} from ${file}: ${(error as Error).message}`, EXIT.usage);
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new CliFailure(`cannot read the request from ${file}: ${fileProblem(error)}${missing ? `; write the request there as JSON: ${REQUEST_EXAMPLE}` : ''}`, EXIT.usage);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new CliFailure(`cannot read the request from ${file}: ${(error as Error).message}`, EXIT.usage);
   }
 }
 
@@ -108,7 +119,7 @@ async function entitiesFile(file: string): Promise<{ where: string; list: unknow
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(file));
   } catch (error) {
-    const why = error instanceof TypeError ? 'it is not UTF-8 text' : (error as Error).message;
+    const why = error instanceof TypeError ? 'it is not UTF-8 text' : fileProblem(error);
     throw new CliFailure(`cannot read entities from ${file}: ${why}`, EXIT.usage);
   }
   const { parseEntitiesFile } = await policyPackage();
@@ -342,7 +353,7 @@ export function registerPolicy(program: Command): void {
       // The data the set decides with (its entities.json); the identity store's agents and humans as they are now; then any given.
       const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
-      const request = readJson(resolve(opts.request), 'the request');
+      const request = readRequest(resolve(opts.request));
       const asked = await commandSpellings(request);
       const decision = await policyStep(() => (asked ? decideSpellings(pdp, request, asked) : pdp.decide(request)));
       const mark = await policyStep(() => unrecordedMark(policies));
@@ -415,7 +426,7 @@ async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
     const handle = await open(file);
     lines = handle.readLines({ encoding: 'utf8' });
   } catch (error) {
-    throw new CliFailure(`cannot read history from ${file}: ${(error as Error).message}`, EXIT.usage);
+    throw new CliFailure(`cannot read history from ${file}: ${fileProblem(error)}`, EXIT.usage);
   }
   let n = 0;
   try {
@@ -436,7 +447,7 @@ async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
   } catch (error) {
     if (error instanceof CliFailure) throw error;
     // A directory opens, and fails at its first read (EISDIR); a disk may fail at any line: either names the file, as a missing one does.
-    throw new CliFailure(`cannot read history from ${file}${n > 0 ? ` after line ${n}` : ''}: ${(error as Error).message}`, EXIT.usage);
+    throw new CliFailure(`cannot read history from ${file}${n > 0 ? ` after line ${n}` : ''}: ${fileProblem(error)}`, EXIT.usage);
   }
 }
 
