@@ -144,6 +144,27 @@ describe('a peer not named as a proxy, sending X-Forwarded-For', () => {
   });
 });
 
+describe('a WebSocket a trusted proxy forwards', () => {
+  it('is named in the log by the client it is forwarded for; one from a peer not trusted, by that peer (regression: every connection behind the proxy was logged as the proxy)', async () => {
+    const gw = await gatewayBehind(['127.0.0.2']);
+    const sockets: WebSocket[] = [];
+    try {
+      for (const from of ['127.0.0.2', '127.0.0.3']) {
+        const opened = await open(gw, from, '198.51.100.9');
+        sockets.push(opened.socket);
+        const { nonce, ts } = await opened.challenge;
+        opened.socket.send(JSON.stringify({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: 'not the gateway token at all', role: 'operator', scopes: [] }, nonce, ts) }));
+        await new Promise((resolve) => opened.socket.once('close', resolve));
+      }
+      const refused = gw.log.filter((e) => e.event === 'refused' && e.code === 'GATEWAY_AUTH_TOKEN_MISMATCH').map((e) => e.remoteAddress);
+      assert.deepEqual(refused, ['198.51.100.9', '127.0.0.3'], JSON.stringify(gw.log));
+    } finally {
+      for (const socket of sockets) socket.terminate();
+      await gw.stop();
+    }
+  });
+});
+
 async function waitFor(what: string, check: () => boolean, ms = 5_000): Promise<void> {
   for (const deadline = Date.now() + ms; !check(); ) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

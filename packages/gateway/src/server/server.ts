@@ -515,7 +515,8 @@ export class GatewayServer {
 
   #accept(socket: WebSocket, request: IncomingMessage): void {
     const { nonce, ts } = this.#identity.nodes.challenge();
-    const remoteAddress = request.socket.remoteAddress ?? '';
+    // Behind a trusted proxy, the client it forwards for: what the log and a node's address name.
+    const remoteAddress = this.#clientAddresses.of(request);
     const connection = new Connection(socket, nonce, remoteAddress, this.#settings.maxBufferedBytes);
     this.#connections.add(connection);
     this.#socketOf.set(connection, request.socket as Socket);
