@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OidcSettings } from '@corral/identity';
 import { EXIT } from './exit-codes.ts';
+import { fileProblem } from './file-problem.ts';
 import { CliFailure } from './output.ts';
 
 export const CONSOLE_OIDC_FILE = 'console-oidc.json';
@@ -22,7 +23,9 @@ export async function readOidcSettings(file: string, option: string): Promise<Oi
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CliFailure(`cannot read OIDC settings from ${file}: ${(error as Error).message}`, EXIT.usage);
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    const advice = `; write your issuer's settings there (docs/identity-and-policy.md#humans-single-sign-on), or name another file with ${option}`;
+    throw new CliFailure(`cannot read OIDC settings from ${file}: ${fileProblem(error)}${missing ? advice : ''}`, EXIT.usage);
   }
   let parsed: unknown;
   try {

@@ -171,6 +171,14 @@ describe('corral identity login with settings it cannot use', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 
+  it("says a state directory without oidc.json has no settings, where they go and how to name another file, exit 2 (it printed Node's ENOENT message and no way on)", async () => {
+    const state = join(tmp, 'no-settings');
+    const r = await corral(['--state-dir', state, 'identity', 'login', '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    const file = join(state, 'oidc.json');
+    assert.equal(JSON.parse(r.stdout).error.message, `cannot read OIDC settings from ${file}: there is no such file; write your issuer's settings there (docs/identity-and-policy.md#humans-single-sign-on), or name another file with --config`);
+  });
+
   it('says where a settings file is not JSON without quoting any of it (the client secret may be there)', async () => {
     // Before: V8's message went out whole, with ten characters of the secret around the mistake.
     const config = join(tmp, 'broken-oidc.json');
