@@ -8,7 +8,8 @@ import { parseEgressRule } from './egress-rule.ts';
 
 const rule = parseEgressRule('127.0.0.1/32:*');
 if (typeof rule === 'string') throw new TypeError(rule);
-const proxy = new EgressProxy({ hostAddresses: () => [], maxConnectionsPerChannel: 1024 });
+// No refusal budget to speak of: the records test measures a channel past 100000 refusals.
+const proxy = new EgressProxy({ hostAddresses: () => [], maxConnectionsPerChannel: 1024, refusalsPerSecond: 1_000_000_000, refusalBurst: 1_000_000_000 });
 const channel = await proxy.openChannel([rule]);
 const collect = (globalThis as { gc?: () => void }).gc;
 if (collect === undefined) throw new TypeError('run with --expose-gc');

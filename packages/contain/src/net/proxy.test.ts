@@ -1525,6 +1525,8 @@ describe('EgressProxy', () => {
       ['headerTimeoutMs', -1],
       ['maxHeaderSize', 1.5],
       ['maxLookupsPerChannel', 0],
+      ['refusalsPerSecond', 0.5],
+      ['refusalBurst', 0],
       ['lookup', 'dns'],
       ['hostAddresses', ['1.2.3.4']],
     ] as const) {

@@ -10,6 +10,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainError } from '../errors.ts';
 import { ResponseReader, type ResponseHead } from './http-response.ts';
+import { RefusalBudget } from './refusal-budget.ts';
 import { canonicalAddress, checkAddress, checkResolved, matchName, parseHost, type AllowedAddress, type AllowlistRefusal, type Destination } from './allowlist.ts';
 import type { EgressRule } from './egress-rule.ts';
 import type { SpecialAddressKind } from './special-addresses.ts';
@@ -45,6 +46,16 @@ export interface EgressProxyOptions {
    * threads until it returns); beyond, a lookup waits its turn. Default 4.
    */
   maxLookupsPerChannel?: number;
+  /**
+   * Refused attempts a channel decides in a second once its burst (`refusalBurst`) is spent; past
+   * that, every new attempt on the channel waits its turn before it is decided, so that a command
+   * sending refused requests as fast as it can neither keeps the proxy's thread busy nor fills its
+   * run's record in seconds. One whose client leaves before its turn is never decided: it is
+   * counted in `droppedRecords`. Default 20.
+   */
+  refusalsPerSecond?: number;
+  /** Refused attempts a channel decides at once before `refusalsPerSecond` holds it back. Default 100. */
+  refusalBurst?: number;
   /** Folder in which the proxy makes its private 0700 folder of sockets; default `os.tmpdir()`. */
   directory?: string;
   /**
@@ -97,7 +108,10 @@ export type ConnectionRefusal =
 export interface ConnectionRecord {
   /** 1, 2, 3, … within the channel. */
   id: number;
-  /** When the request arrived (a pipelined one: when the answers before it were done), ISO-8601. */
+  /**
+   * When the request was taken up, ISO-8601: as it arrived, or for a pipelined one when the answers
+   * before it were done, or past the channel's refusal budget when its turn came.
+   */
   startedAt: string;
   /** `CONNECT` for a tunnel, `HTTP` for a plain-HTTP request forwarded by the proxy. */
   method: 'CONNECT' | 'HTTP';
@@ -139,7 +153,11 @@ export interface EgressChannel {
   readonly socketPath: string;
   /** Every connection attempt so far, oldest first (copies). */
   connections(): ConnectionRecord[];
-  /** Records dropped from `connections()` because of `maxRecords` (allowed ones first). */
+  /**
+   * Attempts left out of `connections()`: records dropped because of `maxRecords` (allowed ones
+   * first), and attempts never decided because their client left while they waited their turn
+   * (see `refusalsPerSecond`).
+   */
   readonly droppedRecords: number;
   /** Stops accepting, ends every open tunnel and request, removes the socket. Idempotent. */
   close(): Promise<void>;
@@ -156,6 +174,8 @@ const DEFAULTS = {
   maxHeaderSize: 16_384,
   maxConnectionsPerChannel: 256,
   maxLookupsPerChannel: 4,
+  refusalsPerSecond: 20,
+  refusalBurst: 100,
   maxRecords: 100_000,
 } as const;
 
@@ -168,6 +188,8 @@ interface Settings {
   maxHeaderSize: number;
   maxConnectionsPerChannel: number;
   maxLookupsPerChannel: number;
+  refusalsPerSecond: number;
+  refusalBurst: number;
   directory: string;
 }
 
@@ -285,6 +307,8 @@ function readOptions(options: EgressProxyOptions): Settings {
     maxHeaderSize: positive('maxHeaderSize', options.maxHeaderSize),
     maxConnectionsPerChannel: positive('maxConnectionsPerChannel', options.maxConnectionsPerChannel),
     maxLookupsPerChannel: positive('maxLookupsPerChannel', options.maxLookupsPerChannel),
+    refusalsPerSecond: positive('refusalsPerSecond', options.refusalsPerSecond),
+    refusalBurst: positive('refusalBurst', options.refusalBurst),
     directory,
   };
 }
@@ -462,9 +486,12 @@ class Channel implements EgressChannel {
   readonly #waiting = new WeakMap<net.Socket, number>();
   /** Per client connection: the plain-HTTP answer it is being given, until that answer closes. */
   readonly #answering = new WeakMap<net.Socket, http.ServerResponse>();
+  /** Client connections whose unreadable request has its refusal waiting its turn or answered. */
+  readonly #refusing = new WeakSet<net.Socket>();
   readonly #abort = new AbortController();
   /** The channel's resolver calls under way, abandoned ones included (see maxLookupsPerChannel). */
   readonly #lookups: Slots;
+  readonly #budget: RefusalBudget;
   readonly #buffers = new ReadBuffers();
   #closing: Promise<void> | undefined;
   #nextId = 0;
@@ -485,6 +512,7 @@ class Channel implements EgressChannel {
     this.#maxRecords = maxRecords;
     this.#forget = forget;
     this.#lookups = new Slots(settings.maxLookupsPerChannel);
+    this.#budget = new RefusalBudget(settings.refusalBurst, settings.refusalsPerSecond);
     this.#server = http.createServer({
       maxHeaderSize: settings.maxHeaderSize,
       headersTimeout: settings.headerTimeoutMs,
@@ -535,6 +563,7 @@ class Channel implements EgressChannel {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#abort.abort();
+      this.#budget.close();
       for (const entry of this.#open) if (entry.record.allowed) entry.record.aborted ??= 'channel';
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       for (const socket of this.#upstreams) socket.destroy();
@@ -645,6 +674,7 @@ class Channel implements EgressChannel {
   }
 
   #refused(entry: Entry, reason: ConnectionRefusal): void {
+    this.#budget.spend();
     entry.record.allowed = false;
     entry.record.reason = reason;
     entry.record.status = STATUS[reason];
@@ -661,14 +691,33 @@ class Channel implements EgressChannel {
     }
     const reason: ConnectionRefusal =
       code === 'HPE_HEADER_OVERFLOW' ? 'header-too-large' : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'header-timeout' : 'bad-request';
-    this.#refused(this.#begin('HTTP'), reason);
     // Behind an answer under way (a pipelined request), the refusal would be written into that
     // answer's bytes, or read as the answer to an earlier request: the client is cut off instead.
     if (this.#answersPending(socket)) {
+      this.#refused(this.#begin('HTTP'), reason);
       socket.destroy();
       return;
     }
-    endWith(socket, rawAnswer(reason, undefined));
+    // Node reports the same connection again (more bytes after the bad ones, its header timeout)
+    // while its refusal waits its turn: one refusal for it is enough.
+    if (this.#refusing.has(socket)) return;
+    this.#refusing.add(socket);
+    this.#inTurn(socket, () => {
+      this.#refused(this.#begin('HTTP'), reason);
+      endWith(socket, rawAnswer(reason, undefined));
+    });
+  }
+
+  /**
+   * Decides an attempt in its turn (see refusalsPerSecond): `decide` runs now, or once the
+   * channel's refusals allow. An attempt whose client leaves (`closes` emits 'close') before its
+   * turn is never decided, and counted in droppedRecords.
+   */
+  #inTurn(closes: net.Socket | http.ServerResponse, decide: () => void): void {
+    const withdraw = this.#budget.turn(decide);
+    closes.once('close', () => {
+      if (withdraw()) this.#dropped++;
+    });
   }
 
   /** True while the client connection has a plain-HTTP answer under way or requests waiting for theirs. */
@@ -678,33 +727,48 @@ class Channel implements EgressChannel {
 
   #tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer): void {
     client.setTimeout(0);
-    const entry = this.#begin('CONNECT');
+    let entry: Entry | undefined;
     // Node's server stops listening for the socket's errors when it hands a CONNECT over: without
     // this, a client that resets its connection while the decision is pending would crash the process.
     client.on('error', () => {
-      if (entry.record.allowed) entry.record.aborted ??= 'client';
+      if (entry?.record.allowed) entry.record.aborted ??= 'client';
     });
     const gone = new AbortController();
     client.once('close', () => gone.abort());
+    // Node hands a CONNECT over as soon as it is parsed, even pipelined behind a plain-HTTP request
+    // still being answered: its tunnel would be a second upstream connection for one client
+    // connection, and its 200 and bytes would go out before (or into) the answers owed first.
+    if (this.#answersPending(client)) {
+      entry = this.#begin('CONNECT');
+      this.#readAuthority(entry, req);
+      this.#refused(entry, 'bad-request');
+      client.destroy();
+      return;
+    }
+    this.#inTurn(client, () => {
+      entry = this.#begin('CONNECT');
+      this.#decideTunnel(entry, req, client, head, gone.signal);
+    });
+  }
+
+  /** The CONNECT's target, written into its record when readable. */
+  #readAuthority(entry: Entry, req: http.IncomingMessage): Target | null {
     const target = parseAuthority(req.url ?? '');
     if (target !== null) {
       entry.record.host = target.host;
       entry.record.port = target.port;
     }
-    // Node hands a CONNECT over as soon as it is parsed, even pipelined behind a plain-HTTP request
-    // still being answered: its tunnel would be a second upstream connection for one client
-    // connection, and its 200 and bytes would go out before (or into) the answers owed first.
-    if (this.#answersPending(client)) {
-      this.#refused(entry, 'bad-request');
-      client.destroy();
-      return;
-    }
+    return target;
+  }
+
+  #decideTunnel(entry: Entry, req: http.IncomingMessage, client: net.Socket, head: Buffer, gone: AbortSignal): void {
+    const target = this.#readAuthority(entry, req);
     if (target === null) {
       this.#refused(entry, 'bad-request');
       endWith(client, rawAnswer('bad-request', undefined));
       return;
     }
-    void this.#connect(entry, target, true, gone.signal)
+    void this.#connect(entry, target, true, gone)
       .then((upstream) => this.#splice(entry, target, client, head, upstream))
       .catch(() => {
         entry.upstream?.destroy();
@@ -766,7 +830,6 @@ class Channel implements EgressChannel {
       this.#await(req, res);
       return;
     }
-    const entry = this.#begin('HTTP', req.method);
     const socket = res.socket;
     this.#answering.set(socket, res);
     res.once('close', () => {
@@ -778,6 +841,10 @@ class Channel implements EgressChannel {
     res.once('close', () => {
       if (!res.writableFinished) gone.abort();
     });
+    this.#inTurn(res, () => this.#decideHttp(this.#begin('HTTP', req.method), req, res, gone.signal));
+  }
+
+  #decideHttp(entry: Entry, req: http.IncomingMessage, res: http.ServerResponse, gone: AbortSignal): void {
     const target = parseAbsoluteHttp(req.url ?? '');
     if (target === null) {
       this.#refused(entry, 'bad-request');
@@ -791,7 +858,7 @@ class Channel implements EgressChannel {
       answer(res, 'bad-request', target);
       return;
     }
-    void this.#connect(entry, target, false, gone.signal)
+    void this.#connect(entry, target, false, gone)
       .then((upstream) => {
         if (typeof upstream === 'string') {
           this.#refused(entry, upstream);
