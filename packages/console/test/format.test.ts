@@ -120,6 +120,22 @@ describe('visible', () => {
   it('leaves ordinary text alone, letters beyond ASCII and the plain space included', () => {
     assert.equal(visible('Zahlung an Müller & Söhne, 東京'), 'Zahlung an Müller & Söhne, 東京');
   });
+
+  it('keeps four combining marks on a letter and says how many more it removed, so stacked marks cannot paint over the rows and buttons around them (regression: thousands of them on one letter reached the page)', () => {
+    assert.equal(visible(`x${'\u0316'.repeat(3000)}y`), `x${'\u0316'.repeat(4)}[2996 combining marks removed]y`);
+    assert.equal(visible(`a${'\u0300'.repeat(5)}b${'\u0301'.repeat(6)}`), `a${'\u0300'.repeat(4)}[1 combining mark removed]b${'\u0301'.repeat(4)}[2 combining marks removed]`);
+  });
+
+  it('keeps the marks of ordinary text: Vietnamese and pointed Hebrew written with combining marks', () => {
+    const vietnamese = 'Vie\u0323\u0302t Nam'; // ệ as e, dot below, circumflex
+    const hebrew = '\u05E9\u05C1\u05BC\u05B8\u0591'; // shin, shin dot, dagesh, qamats, etnahta
+    assert.equal(visible(vietnamese), vietnamese);
+    assert.equal(visible(hebrew), hebrew);
+  });
+
+  it('spells out a zero-width joiner between runs of marks before counting them, so the runs cannot all stack on one letter', () => {
+    assert.equal(visible(`x${'\u0316'.repeat(3)}\u200D${'\u0316'.repeat(6)}`), `x${'\u0316'.repeat(3)}\\u200D${'\u0316'.repeat(4)}[2 combining marks removed]`);
+  });
 });
 
 describe('lookAlikes', () => {

@@ -89,6 +89,33 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
+    it('keeps four of the thousands of combining marks stacked on one letter of an argument, says how many it removed, in the card and in live activity (regression: all of them reached the page, where a font stacks them over the rows and the Approve button around)', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', `zalgo-x${'\u0316'.repeat(3000)}-tail`]));
+        const card = page.locator('article[data-approval]', { hasText: 'zalgo-x' });
+        await card.waitFor();
+        const stacked = /\p{M}{5}/u;
+        const title = await card.getByRole('heading').innerText();
+        assert.ok(title.includes(`zalgo-x${'\u0316'.repeat(4)}[2996 combining marks removed]-tail`), `the title reads ${title.length} characters: ${title.slice(0, 80)}`);
+        assert.doesNotMatch(await page.locator('main').innerText(), stacked);
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        const live = page.locator('tbody tr', { hasText: 'zalgo-x' }).first();
+        await live.waitFor();
+        assert.match(await live.innerText(), /\[\d+ combining marks removed\]/); // the gateway cuts a summary short first
+        assert.doesNotMatch(await page.locator('main').innerText(), stacked);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        await card.getByRole('button', { name: 'Deny…' }).click();
+        await card.getByLabel('Reason for denying').fill('stacked marks');
+        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+
     it('adds no note to an approval that is ASCII throughout, each space showing', async () => {
       const context = await browser.newContext();
       try {

@@ -58,11 +58,27 @@ export function issueText(issue: { file: string; line?: number; column?: number;
  */
 const HIDDEN = /(?! )[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 
-/** Text an agent or node chose, as an approver must read it: every HIDDEN character written as its `\uXXXX` (`\UXXXXXXXX`) escape; a field the gateway left out (null) is ''. */
+/**
+ * Most combining marks kept on one character. Ordinary text needs few (Vietnamese two, pointed Hebrew four); a font stacks
+ * every one of them, so thousands on one letter ("Zalgo") paint far above and below its line, over other rows and the approve buttons.
+ */
+const MOST_MARKS = 4;
+/** The marks after a character beyond the first MOST_MARKS. */
+const STACKED = new RegExp(`(?<=\\p{M}{${MOST_MARKS}})\\p{M}+`, 'gu');
+
+/**
+ * Text an agent or node chose, as an approver must read it: every HIDDEN character written as its `\uXXXX` (`\UXXXXXXXX`)
+ * escape, and the combining marks on one character past MOST_MARKS removed, with how many in their place; a field the gateway left out (null) is ''.
+ */
 export function visible(text: string | null | undefined): string {
-  return (text ?? '').replace(HIDDEN, (char) => {
+  const spelled = (text ?? '').replace(HIDDEN, (char) => {
     const code = char.codePointAt(0)!.toString(16).toUpperCase();
     return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\U${code.padStart(8, '0')}`;
+  });
+  // Counted after spelling out: a joiner between runs of marks draws nothing and would leave every run stacked on one letter; spelled out, each run sits on its escape.
+  return spelled.replace(STACKED, (marks) => {
+    const removed = [...marks].length;
+    return `[${removed} combining mark${removed === 1 ? '' : 's'} removed]`;
   });
 }
 
