@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { validatePolicy } from '../policy/load.ts';
+import { planSandbox } from '../policy/plan.ts';
+import { Runner } from '../runner.ts';
 import { parseEgressRule, type EgressRule } from './egress-rule.ts';
 import { EgressProxy, type EgressChannel } from './proxy.ts';
 
@@ -151,5 +155,41 @@ describe('EgressProxy refusal budget', () => {
       assert.equal(answer.split('400 Bad Request').length - 1, 1);
       assert.equal(channel.droppedRecords, 0);
     });
+  });
+});
+
+// The same flood from inside a real sandbox, through the in-sandbox forwarder, with the default budget.
+describe('a contained command flooding one keep-alive connection with refused requests for 2 seconds', () => {
+  let runner: Runner;
+  before(() => {
+    runner = new Runner();
+  });
+  after(() => runner.close());
+
+  it('gets no more than the default burst and rate (100, then 20 a second), and its run records every one it got', { timeout: 60_000 }, async () => {
+    const flood = `
+      const proxy = new URL(process.env.HTTP_PROXY);
+      const socket = require('net').connect(Number(proxy.port), proxy.hostname);
+      const request = 'GET http://refused.example/ HTTP/1.1\\r\\n\\r\\n';
+      let answered = 0, tail = '';
+      socket.on('data', (chunk) => {
+        const text = tail + chunk.toString('latin1');
+        const got = text.split('403 Forbidden').length - 1;
+        answered += got;
+        tail = text.slice(-12);
+        for (let i = 0; i < got; i++) socket.write(request);
+      });
+      socket.write(request);
+      setTimeout(() => { console.log(answered); process.exit(0); }, 2000);
+    `;
+    const plan = planSandbox({ policy: validatePolicy({ runtime: ['node'], network: { egress: { allow: ['api.test.example:443'] } } }), source: 'test', baseDir: '/tmp' });
+    const r = await runner.run(plan, [realpathSync(process.execPath), '-e', flood]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const answered = Number(r.stdout.trim());
+    assert.ok(answered >= 100, `only ${answered} refusals answered`);
+    assert.ok(answered <= 100 + 20 * 3, `${answered} refusals answered in 2 seconds`);
+    assert.ok(r.connections.length >= answered && r.connections.length <= answered + 1, `${r.connections.length} records for ${answered} answers`);
+    assert.ok(r.connections.every((c) => !c.allowed && c.reason === 'not-allowed' && c.host === 'refused.example'));
+    assert.equal(r.refused.length, r.connections.length);
   });
 });
