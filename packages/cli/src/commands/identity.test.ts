@@ -36,6 +36,27 @@ describe('corral identity nodes', () => {
     }
   });
 
+  it('lists nodes under a header in aligned columns, as corral nodes list does (regression: no header, and each name pushed the next column along)', async () => {
+    const state = join(tmp, 'nodes-listed');
+    const gateway = Identity.open(state);
+    const devices = [['build-01', createDeviceIdentity()], ['x', createDeviceIdentity()]] as const;
+    try {
+      for (const [displayName, device] of devices) {
+        const { nonce } = gateway.nodes.challenge();
+        const signedAt = Date.now();
+        const signature = signDeviceAuth(device.privateKeyPem, { deviceId: device.deviceId, clientId: 'node-host', clientMode: 'node', role: 'node', scopes: [], signedAtMs: signedAt, token: '', nonce, platform: 'linux' });
+        const connect = { device: { id: device.deviceId, publicKey: device.publicKey, signature, signedAt, nonce }, client: { id: 'node-host', mode: 'node', platform: 'linux', displayName }, role: 'node', scopes: [] };
+        assert.throws(() => gateway.nodes.authenticate(connect, nonce), { code: 'IDENTITY_NODE_NOT_PAIRED' });
+      }
+    } finally {
+      gateway.close();
+    }
+    const listed = await corral(['--state-dir', state, 'identity', 'nodes', 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = devices.map(([name, d]) => `${d.deviceId.slice(0, 16)}  pending  ${name.padEnd(8)}  linux\n`);
+    assert.deepEqual(listed.stdout.split(/(?<=\n)/), [`NODE              STATUS   NAME      PLATFORM\n`, ...rows]);
+  });
+
   it('rotates the signing key and publishes both keys through the overlap', async () => {
     const state = join(tmp, 'keys');
     const before = JSON.parse((await corral(['--state-dir', state, 'identity', 'jwks'])).stdout);

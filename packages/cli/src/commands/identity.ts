@@ -3,7 +3,7 @@ import type { HumanRecord } from '@corral/identity';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
-import { CliFailure, printJson, printable } from '../output.ts';
+import { CliFailure, printJson, printable, table } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 import { dirOf, durationOption, identityDir, withIdentity } from './agents.ts';
 import { recordIdentityEvent } from './identity-record.ts';
@@ -57,7 +57,7 @@ export function registerIdentity(program: Command): void {
       const list = await withIdentity(command, (id) => id.nodes.list());
       if (opts.json) return printJson(list);
       if (list.length === 0) return void process.stdout.write('no nodes\n');
-      for (const n of list) process.stdout.write(`${n.deviceId.slice(0, 16)}  ${n.status.padEnd(8)}  ${printable(n.displayName)}  ${printable(n.platform)}\n`);
+      process.stdout.write(table(['NODE', 'STATUS', 'NAME', 'PLATFORM'], list.map((n) => [n.deviceId.slice(0, 16), n.status, n.displayName, n.platform])));
     });
   addPairingVerbs(nodes, (c) => identityDir(c));
 
