@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import fs, { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -334,6 +334,17 @@ describe('a policy file that is a link to a policy kept elsewhere (managed for m
     assert.deepEqual(JSON.parse(readFileSync(join(managed, LOCAL_POLICY_FILE), 'utf8')).agents['*'].allowlist, [{ pattern: 'echo' }]);
     writeFileSync(join(managed, LOCAL_POLICY_FILE), JSON.stringify(deny));
     assert.equal(policy.current.defaults.security, 'deny', 'the managed edit applies');
+  });
+
+  it("keeps the mode of the policy it changes: one kept for many nodes that others' nodes may read (0644) stays readable to them (regression: a remote change made it 0600, and every other node refused all runs)", { skip: process.getuid === undefined && 'no modes on this platform' }, () => {
+    const managed = stateWith(allowlist);
+    chmodSync(join(managed, LOCAL_POLICY_FILE), 0o644);
+    const dir = stateWith();
+    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    policy.replace({ ...allowlist, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }, policy.snapshot().hash);
+    assert.equal(statSync(join(managed, LOCAL_POLICY_FILE)).mode & 0o777, 0o644);
+    assert.equal(policy.current.agents?.['*']?.allowlist?.length, 1);
   });
 
   it('refuses every run while the link leads nowhere, rather than taking the default (which runs everything)', () => {

@@ -5,7 +5,7 @@
 // A remote change (`system.execApprovals.set`) must name the current hash and
 // may only make the policy stricter.
 import { createHash } from 'node:crypto';
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
 import { MAX_STATE_FILE_BYTES, readStateFile, replaceFile } from './whole-files.ts';
@@ -238,7 +238,9 @@ export class LocalPolicy {
     if (hash === baseHash) return { hash };
     this.#takeWrite();
     // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
-    replaceFile(lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path, text);
+    const target = lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path;
+    // Its mode stays (a policy other users' nodes read stays readable to them), never one others may write; a new file is 0600.
+    replaceFile(target, text, (statSync(target, { throwIfNoEntry: false })?.mode ?? 0o600) & 0o644);
     return { hash };
   }
 

@@ -79,14 +79,16 @@ export function privateStateDir(dir: string, code: NodeErrorCode): void {
 }
 
 /**
- * Writes `text` to a new file beside `path` (mode 0600) and flushes it to
- * disk; returns its name. O_EXCL and a name of its own per call: nobody could
- * have planted a link there beforehand, and two writers never share one.
+ * Writes `text` to a new file beside `path` (mode `mode`, whatever the umask)
+ * and flushes it to disk; returns its name. O_EXCL and a name of its own per
+ * call: nobody could have planted a link there beforehand, and two writers
+ * never share one.
  */
-function writeBeside(path: string, text: string): string {
+function writeBeside(path: string, text: string, mode = 0o600): string {
   const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
+    if (mode !== 0o600) fchmodSync(fd, mode);
     // Written until all of it is, or it fails: one write may take only part (a full disk, a file size limit) and say so without an error.
     writeFileSync(fd, text);
     fsyncSync(fd);
@@ -127,12 +129,12 @@ export function createOnce(path: string, make: () => string, code: NodeErrorCode
 }
 
 /**
- * Replaces the file at `path` with `text` (mode 0600): written whole and
- * renamed into place, so a reader sees the old file or the new one, and a
- * crash leaves one of them. Throws the file system's error.
+ * Replaces the file at `path` with `text` (mode `mode`, default 0600): written
+ * whole and renamed into place, so a reader sees the old file or the new one,
+ * and a crash leaves one of them. Throws the file system's error.
  */
-export function replaceFile(path: string, text: string): void {
-  const tmp = writeBeside(path, text);
+export function replaceFile(path: string, text: string, mode = 0o600): void {
+  const tmp = writeBeside(path, text, mode);
   try {
     renameSync(tmp, path);
   } catch (error) {
