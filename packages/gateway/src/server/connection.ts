@@ -1,6 +1,6 @@
 // One WebSocket connection to the gateway: its phase (waiting for `connect`,
 // authenticated), its role and scopes, its own event sequence.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import type { ConnectParams } from '../protocol/frames.ts';
 import { eventFrame } from '../protocol/frames.ts';
@@ -38,8 +38,10 @@ export class Connection {
   phase: ConnectionPhase = 'challenge';
   peer: Peer | undefined;
   inFlight = 0;
-  /** Whether the peer answered the last WebSocket ping. */
+  /** Whether the peer answered the last WebSocket ping (ping, pong). */
   alive = true;
+  /** The payloads of the last two pings, newest last. */
+  #pings: Buffer[] = [];
   #seq = 0;
   readonly #maxBufferedBytes: number;
 
@@ -66,6 +68,24 @@ export class Connection {
     if (this.phase !== 'ready') return this.send(eventFrame(name, payload));
     this.#seq += 1;
     return this.send(eventFrame(name, payload, this.#seq));
+  }
+
+  /**
+   * Pings the peer with a payload it cannot guess, and counts it not alive
+   * until it answers. Only a peer that reads what it is sent can echo the
+   * payload (RFC 6455 §5.5.3): a pong of its own making, sent with its pings
+   * unread, is no answer. Throws what ws throws for a socket closing.
+   */
+  ping(): void {
+    this.alive = false;
+    const payload = randomBytes(8);
+    this.#pings = [...this.#pings.slice(-1), payload];
+    this.socket.ping(payload);
+  }
+
+  /** Takes a pong: the peer is alive if it echoes one of the last two pings (the older, when its answer waited behind frames the gateway held it to past a tick). */
+  pong(data: Buffer): void {
+    if (this.#pings.some((payload) => payload.equals(data))) this.alive = true;
   }
 
   close(code: number, reason: string): void {

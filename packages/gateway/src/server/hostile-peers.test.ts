@@ -236,6 +236,42 @@ describe('when an authenticated peer sends ping after ping', () => {
   });
 });
 
+describe('when an authenticated peer reads nothing and sends pongs of its own', () => {
+  it('cuts it off as a dead peer (GATEWAY_TIMEOUT) within a few ticks: a pong counts only when it echoes a ping the gateway sent (regression: any pong, unread pings behind it, kept the peer for ever)', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 100 });
+    let beat: NodeJS.Timeout | undefined;
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      await waitFor('hello-ok', () => wire.received().includes('"hello-ok"'));
+      wire.socket.pause();
+      // Unsolicited pongs of no payload, twice a tick (RFC 6455 allows them as a heartbeat).
+      beat = setInterval(() => wire.socket.write(clientFrame(0xa, Buffer.alloc(0))), 50);
+      await waitFor('the peer cut off as dead', () => gw.log.some((e) => e.event === 'closed' && e.code === 'GATEWAY_TIMEOUT'), 2_000);
+      wire.socket.destroy();
+    } finally {
+      clearInterval(beat);
+      await gw.stop();
+    }
+  });
+
+  it('keeps a peer that answers each ping, with ticks every 100 ms', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 100 });
+    try {
+      const peer = await RawPeer.open(gw.server.url);
+      const { nonce, ts } = (await peer.next()).payload as { nonce: string; ts: number };
+      peer.send({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, nonce, ts) });
+      assert.equal((await peer.next()).ok, true);
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal(gw.server.connections().length, 1);
+      assert.ok(!gw.log.some((e) => e.code === 'GATEWAY_TIMEOUT'), JSON.stringify(gw.log));
+      await peer.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe('when the gateway evicts an unfinished handshake to make room', () => {
   it('closes its WebSocket with 1013 (try again later) and logs GATEWAY_BUSY with the reason, its address group and its connection (regression: its socket was destroyed, and the peer saw 1006 with no reason)', async () => {
     const gw = await startTestGateway({ tickIntervalMs: 60_000, maxUnauthenticated: 2, maxUnauthenticatedPerAddress: 2 });

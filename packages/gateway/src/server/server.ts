@@ -604,7 +604,7 @@ export class GatewayServer {
     socket.on('pong', (data: Buffer) => {
       countFrame();
       meter.delivered(data.length);
-      connection.alive = true;
+      connection.pong(data);
     });
     socket.on('ping', (data: Buffer) => {
       countFrame();
@@ -928,9 +928,8 @@ export class GatewayServer {
         connection.socket.terminate();
         continue;
       }
-      connection.alive = false;
       try {
-        connection.socket.ping();
+        connection.ping();
       } catch {
         // closing already
       }
