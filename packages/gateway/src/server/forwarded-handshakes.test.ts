@@ -96,6 +96,30 @@ describe('behind a trusted proxy at 127.0.0.2, a client forwarded over IPv6', ()
   });
 });
 
+describe("a trusted proxy's keep-alive socket", () => {
+  it("counts as the client of its latest request: another client's flood leaves it open once it carried a request of its own", async () => {
+    const gw = await gatewayBehind(['127.0.0.2']);
+    const sockets: WebSocket[] = [];
+    const kept = await silentSocket(gw, '127.0.0.2');
+    try {
+      let answered = '';
+      kept.setEncoding('latin1').on('data', (chunk: string) => (answered += chunk));
+      for (const [i, client] of ['203.0.113.7', '198.51.100.2'].entries()) {
+        kept.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: ${client}\r\n\r\n`);
+        await waitFor(`answer ${i + 1}`, () => answered.split('HTTP/1.1 426').length - 1 === i + 1);
+      }
+      sockets.push(...(await flood(gw, '127.0.0.2', 8, () => '203.0.113.7')));
+      await waitFor('the flood held to 4', () => openCount(sockets) <= 4);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(kept.closed, false, 'the socket now carrying 198.51.100.2 stays open');
+    } finally {
+      kept.destroy();
+      for (const socket of sockets) socket.terminate();
+      await gw.stop();
+    }
+  });
+});
+
 describe("a trusted proxy's sockets that have sent no request yet", () => {
   it('count toward the cap for all (8), not the proxy address\'s (4): the proxy opens them for clients it has not named yet', async () => {
     const gw = await gatewayBehind(['127.0.0.2']);
