@@ -816,7 +816,8 @@ describe('EgressProxy', () => {
         under--;
         return [{ address: '127.0.0.1', family: 4 }];
       };
-      const own = new EgressProxy({ lookup: slowLookup, dnsTimeoutMs: 5000 });
+      // More for the proxy than for one channel: the channel's own bound is the one seen here.
+      const own = new EgressProxy({ lookup: slowLookup, dnsTimeoutMs: 5000, maxLookups: 8 });
       const channel = await own.openChannel(rules('api.test.corral:*', '127.0.0.1/32:*'));
       t.after(() => own.close());
       const got = await Promise.all(Array.from({ length: 12 }, () => viaHttp(channel, `http://api.test.corral:${httpPort}/bytes?n=10`)));
@@ -1525,6 +1526,7 @@ describe('EgressProxy', () => {
       ['headerTimeoutMs', -1],
       ['maxHeaderSize', 1.5],
       ['maxLookupsPerChannel', 0],
+      ['maxLookups', -2],
       ['refusalsPerSecond', 0.5],
       ['refusalBurst', 0],
       ['lookup', 'dns'],

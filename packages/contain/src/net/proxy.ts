@@ -47,6 +47,15 @@ export interface EgressProxyOptions {
    */
   maxLookupsPerChannel?: number;
   /**
+   * Resolver calls the whole proxy has under way at once, over every channel, counted as
+   * `maxLookupsPerChannel` counts them. The default resolver (getaddrinfo) runs on libuv's
+   * threadpool, 4 threads unless UV_THREADPOOL_SIZE says otherwise, which the Corral process's file
+   * operations and asynchronous hashing share; a name whose DNS does not answer holds its thread
+   * until the resolver gives up, well past `dnsTimeoutMs`. Default 2, so that names resolving
+   * slowly leave the rest of the process threads to work with.
+   */
+  maxLookups?: number;
+  /**
    * Refused attempts a channel decides in a second once its burst (`refusalBurst`) is spent; past
    * that, every new attempt on the channel waits its turn before it is decided, so that a command
    * sending refused requests as fast as it can neither keeps the proxy's thread busy nor fills its
@@ -174,6 +183,7 @@ const DEFAULTS = {
   maxHeaderSize: 16_384,
   maxConnectionsPerChannel: 256,
   maxLookupsPerChannel: 4,
+  maxLookups: 2,
   refusalsPerSecond: 20,
   refusalBurst: 100,
   maxRecords: 100_000,
@@ -188,6 +198,7 @@ interface Settings {
   maxHeaderSize: number;
   maxConnectionsPerChannel: number;
   maxLookupsPerChannel: number;
+  maxLookups: number;
   refusalsPerSecond: number;
   refusalBurst: number;
   directory: string;
@@ -207,6 +218,8 @@ interface Settings {
 export class EgressProxy {
   readonly #settings: Settings;
   readonly #channels = new Set<Channel>();
+  /** Every channel's resolver calls under way (see maxLookups). */
+  readonly #lookups: Slots;
   #directory: Promise<string> | undefined;
   #closing: Promise<void> | undefined;
   #nextSocket = 0;
@@ -214,6 +227,7 @@ export class EgressProxy {
   /** @throws ContainError `CONTAIN_PROXY_FAILED` naming an unusable option. */
   constructor(options: EgressProxyOptions = {}) {
     this.#settings = readOptions(options);
+    this.#lookups = new Slots(this.#settings.maxLookups);
   }
 
   /**
@@ -238,7 +252,7 @@ export class EgressProxy {
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
       throw new ContainError('CONTAIN_PROXY_FAILED', `the channel socket path is ${Buffer.byteLength(socketPath)} bytes, over the ${MAX_SOCKET_PATH_BYTES} a unix socket allows; choose a shorter 'directory'`);
     }
-    const channel = new Channel(socketPath, snapshot, this.#settings, options.onConnection, maxRecords, () => this.#channels.delete(channel));
+    const channel = new Channel(socketPath, snapshot, this.#settings, this.#lookups, options.onConnection, maxRecords, () => this.#channels.delete(channel));
     this.#channels.add(channel);
     try {
       await channel.listen();
@@ -307,6 +321,7 @@ function readOptions(options: EgressProxyOptions): Settings {
     maxHeaderSize: positive('maxHeaderSize', options.maxHeaderSize),
     maxConnectionsPerChannel: positive('maxConnectionsPerChannel', options.maxConnectionsPerChannel),
     maxLookupsPerChannel: positive('maxLookupsPerChannel', options.maxLookupsPerChannel),
+    maxLookups: positive('maxLookups', options.maxLookups),
     refusalsPerSecond: positive('refusalsPerSecond', options.refusalsPerSecond),
     refusalBurst: positive('refusalBurst', options.refusalBurst),
     directory,
@@ -491,6 +506,8 @@ class Channel implements EgressChannel {
   readonly #abort = new AbortController();
   /** The channel's resolver calls under way, abandoned ones included (see maxLookupsPerChannel). */
   readonly #lookups: Slots;
+  /** The proxy's, every channel's (see maxLookups); a call holds its channel's slot while it waits for one. */
+  readonly #allLookups: Slots;
   readonly #budget: RefusalBudget;
   readonly #buffers = new ReadBuffers();
   #closing: Promise<void> | undefined;
@@ -501,6 +518,7 @@ class Channel implements EgressChannel {
     socketPath: string,
     rules: readonly EgressRule[],
     settings: Settings,
+    allLookups: Slots,
     onConnection: ((record: ConnectionRecord) => void) | undefined,
     maxRecords: number,
     forget: () => void,
@@ -512,6 +530,7 @@ class Channel implements EgressChannel {
     this.#maxRecords = maxRecords;
     this.#forget = forget;
     this.#lookups = new Slots(settings.maxLookupsPerChannel);
+    this.#allLookups = allLookups;
     this.#budget = new RefusalBudget(settings.refusalBurst, settings.refusalsPerSecond);
     this.#server = http.createServer({
       maxHeaderSize: settings.maxHeaderSize,
@@ -1116,7 +1135,8 @@ class Channel implements EgressChannel {
     gone.addEventListener('abort', giveUp, { once: true });
     closing.addEventListener('abort', giveUp, { once: true });
     try {
-      const answer = await Promise.race([this.#lookups.run(() => this.#settings.lookup(name, { all: true, order: 'verbatim' }), givenUp), givenUp]);
+      const lookup = () => this.#settings.lookup(name, { all: true, order: 'verbatim' });
+      const answer = await Promise.race([this.#lookups.run(() => this.#allLookups.run(lookup, givenUp), givenUp), givenUp]);
       if (!Array.isArray(answer)) return null;
       const addresses: string[] = [];
       for (const item of answer as unknown[]) {
