@@ -87,6 +87,14 @@ describe('the corral command', () => {
     }
   });
 
+  it('refuses a state directory in /proc, exit 2, at once (regression: Node looped for ever making it, past Ctrl-C and SIGTERM, as mkdir there answers that the folder holding it does not exist)', () => {
+    for (const args of [['agents', 'create', 'reader-bot', '--process', 'p', '--owner', 'a@example.com'], ['up', '--port', '0']]) {
+      const r = spawnSync(CORRAL_BIN, ['--state-dir', '/proc/self/corral', ...args, '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+      assert.equal(r.status, 2, `${args[0]}: ${r.signal ?? ''} ${r.stderr}`);
+      assert.deepEqual(JSON.parse(r.stdout).error, { code: 'CLI_BAD_ARGUMENT', message: '/proc/self/corral is in /proc, the kernel\'s view of its processes, where no folder can be made: choose another state directory with --state-dir or CORRAL_STATE_DIR' });
+    }
+  });
+
   describe('when standard output cannot be written', () => {
     const POLICIES = new URL('../../../examples/invoice-intake/cedar', import.meta.url).pathname;
     const COMMANDS = [['identity', 'jwks'], ['agents', 'list'], ['agents', 'list', '--json'], ['identity', 'nodes', 'list'], ['policy', 'validate', POLICIES], ['doctor', '--json'], ['--help']];

@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { EXIT } from './exit-codes.ts';
 import { CliFailure } from './output.ts';
 
@@ -19,7 +19,28 @@ export function stateDir(option: string | undefined): string {
     const from = option === undefined ? 'CORRAL_STATE_DIR' : '--state-dir';
     throw new CliFailure(`${from} holds bytes that are not UTF-8 (shown as \uFFFD), so Corral cannot name that directory: give it a UTF-8 name, or a symbolic link with one`, EXIT.usage);
   }
-  return chosen ? resolve(chosen) : join(homedir(), '.corral');
+  const dir = chosen ? resolve(chosen) : join(homedir(), '.corral');
+  if (onProcfs(dir)) throw new CliFailure(`${dir} is in /proc, the kernel's view of its processes, where no folder can be made: choose another state directory with --state-dir or CORRAL_STATE_DIR`, EXIT.usage);
+  return dir;
+}
+
+/** procfs's f_type (statfs(2)). */
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+/**
+ * Whether `path`, or the nearest folder above it that exists, is on procfs.
+ * There mkdir answers ENOENT in a folder that exists, and Node's recursive
+ * mkdir (every store makes its state directory so) retries for ever, in one
+ * synchronous call that Ctrl-C cannot interrupt.
+ */
+function onProcfs(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return statfsSync(p).type === PROC_SUPER_MAGIC;
+    } catch {
+      if (p === dirname(p)) return false;
+    }
+  }
 }
 
 /**
