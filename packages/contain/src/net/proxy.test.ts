@@ -701,6 +701,34 @@ describe('EgressProxy', () => {
       release();
     });
 
+    it('counts the requests a client pipelined and then left before they were taken up as dropped, so that the run counts every attempt', async () => {
+      const before = channel.connections().length;
+      const dropped = channel.droppedRecords;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      socket.write(`GET http://api.test.corral:${holderPort}/ HTTP/1.1\r\n\r\n`.repeat(5));
+      await until(() => most === 1 || undefined, 'the first request upstream');
+      socket.destroy();
+      await finished(channel, before + 1);
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      assert.equal(channel.connections().length - before, 1);
+      assert.equal(channel.droppedRecords - dropped, 4);
+    });
+
+    it('counts as dropped the requests a client pipelined past the cut-off', async () => {
+      const before = channel.connections().length;
+      const dropped = channel.droppedRecords;
+      const socket = net.connect(channel.socketPath);
+      socket.on('error', () => undefined);
+      socket.write(`GET http://api.test.corral:${holderPort}/ HTTP/1.1\r\n\r\n`.repeat(12));
+      await until(() => socket.destroyed || undefined, 'the proxy to cut the client off');
+      await finished(channel, before + 2);
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      assert.equal(channel.connections().length - before + channel.droppedRecords - dropped, 12);
+    });
+
     it('cuts off a client that pipelines a CONNECT behind an unfinished answer, opening no tunnel, and records it', async () => {
       const before = channel.connections().length;
       const socket = net.connect(channel.socketPath);

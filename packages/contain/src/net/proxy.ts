@@ -164,8 +164,9 @@ export interface EgressChannel {
   connections(): ConnectionRecord[];
   /**
    * Attempts left out of `connections()`: records dropped because of `maxRecords` (allowed ones
-   * first), and attempts never decided because their client left while they waited their turn
-   * (see `refusalsPerSecond`).
+   * first), and attempts never decided because their connection ended first: their client left
+   * while they waited their turn (see `refusalsPerSecond`) or behind the answers it had pipelined
+   * them after, or was cut off for pipelining too many.
    */
   readonly droppedRecords: number;
   /** Stops accepting, ends every open tunnel and request, removes the socket. Idempotent. */
@@ -906,12 +907,16 @@ class Channel implements EgressChannel {
    * client connection holds one upstream connection at a time. Node parses
    * and queues every request a client sends, however many, while none of them
    * has an answer to write: a client with more than MAX_PIPELINED waiting is
-   * cut off, recorded as `bad-request`.
+   * cut off, recorded as `bad-request`. A request whose connection ends before
+   * its turn is counted in droppedRecords.
    */
   #await(req: http.IncomingMessage, res: http.ServerResponse): void {
     const socket = req.socket;
-    // Cut off already: the rest of what Node had read is dropped unrecorded.
-    if (socket.destroyed) return;
+    // Cut off already: the rest of what Node had read is never decided, only counted.
+    if (socket.destroyed) {
+      this.#dropped++;
+      return;
+    }
     const waiting = (this.#waiting.get(socket) ?? 0) + 1;
     if (waiting > MAX_PIPELINED) {
       this.#refused(this.#begin('HTTP', req.method), 'bad-request');
@@ -919,7 +924,11 @@ class Channel implements EgressChannel {
       return;
     }
     this.#waiting.set(socket, waiting);
+    // A connection that ends (its client left, or was cut off) first: never decided, only counted.
+    const left = () => this.#dropped++;
+    socket.once('close', left);
     res.once('socket', () => {
+      socket.off('close', left);
       this.#waiting.set(socket, (this.#waiting.get(socket) ?? 1) - 1);
       this.#forward(req, res);
     });
