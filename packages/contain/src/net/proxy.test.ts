@@ -834,6 +834,23 @@ describe('EgressProxy', () => {
     });
   });
 
+  describe('when a client opens more connections than the channel holds', () => {
+    it('closes the ones past maxConnectionsPerChannel unread, and counts each in droppedRecords', async (t) => {
+      const own = new EgressProxy({ lookup, maxConnectionsPerChannel: 2 });
+      const channel = await own.openChannel(rules('api.test.corral:*'));
+      t.after(() => own.close());
+      const sockets = Array.from({ length: 5 }, () => {
+        const socket = net.connect(channel.socketPath);
+        socket.on('error', () => undefined);
+        return socket;
+      });
+      t.after(() => sockets.forEach((s) => s.destroy()));
+      await until(() => sockets.filter((s) => s.destroyed).length === 3 || undefined, 'three connections closed');
+      assert.equal(channel.connections().length, 0);
+      assert.equal(channel.droppedRecords, 3);
+    });
+  });
+
   describe('when a client opens many connections to names at once', () => {
     it('resolves at most 4 names at once for the channel, and every request still gets through in its turn', async (t) => {
       let under = 0;

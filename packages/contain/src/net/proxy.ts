@@ -38,7 +38,7 @@ export interface EgressProxyOptions {
   headerTimeoutMs?: number;
   /** Largest request head accepted, in bytes; default 16384. */
   maxHeaderSize?: number;
-  /** Client connections one channel holds open at once; beyond, new ones are closed unanswered. Default 256. */
+  /** Client connections one channel holds open at once; beyond, new ones are closed unanswered (and counted in `droppedRecords`). Default 256. */
   maxConnectionsPerChannel?: number;
   /**
    * Resolver calls one channel has under way at once, counting those whose client has gone or
@@ -166,7 +166,8 @@ export interface EgressChannel {
    * Attempts left out of `connections()`: records dropped because of `maxRecords` (allowed ones
    * first), and attempts never decided because their connection ended first: their client left
    * while they waited their turn (see `refusalsPerSecond`) or behind the answers it had pipelined
-   * them after, or was cut off for pipelining too many.
+   * them after, or was cut off for pipelining too many; and connections closed unread because the
+   * channel held `maxConnectionsPerChannel`.
    */
   readonly droppedRecords: number;
   /** Stops accepting, ends every open tunnel and request, removes the socket. Idempotent. */
@@ -544,6 +545,9 @@ class Channel implements EgressChannel {
       highWaterMark: CLIENT_HIGH_WATER_MARK,
     });
     this.#server.maxConnections = settings.maxConnectionsPerChannel;
+    // A connection past the cap is closed before anything is read from it: an attempt refused
+    // unheard, counted as one left out of the records.
+    this.#server.on('drop', () => this.#dropped++);
     this.#server.on('connection', (socket: net.Socket) => {
       this.#clients.add(socket);
       socket.once('close', () => this.#clients.delete(socket));
