@@ -9,6 +9,13 @@ import type { OperatorScope, Role } from '../protocol/scopes.ts';
 
 export type ConnectionPhase = 'challenge' | 'connecting' | 'ready' | 'closed';
 
+/**
+ * Pings a peer may leave unanswered and still answer: its pongs may wait
+ * behind frames it sent before them (a large result on a slow link), up to
+ * this many ticks (a minute at the default 15 s).
+ */
+const MAX_UNANSWERED_PINGS = 4;
+
 /** Who is on the other end, once `connect` succeeded. */
 export interface Peer {
   role: Role;
@@ -40,7 +47,7 @@ export class Connection {
   inFlight = 0;
   /** Whether the peer answered the last WebSocket ping (ping, pong). */
   alive = true;
-  /** The payloads of the last two pings, newest last. */
+  /** The payloads of the pings not yet answered, oldest first (at most MAX_UNANSWERED_PINGS). */
   #pings: Buffer[] = [];
   #seq = 0;
   readonly #maxBufferedBytes: number;
@@ -79,13 +86,20 @@ export class Connection {
   ping(): void {
     this.alive = false;
     const payload = randomBytes(8);
-    this.#pings = [...this.#pings.slice(-1), payload];
+    this.#pings = [...this.#pings.slice(1 - MAX_UNANSWERED_PINGS), payload];
     this.socket.ping(payload);
   }
 
-  /** Takes a pong: the peer is alive if it echoes one of the last two pings (the older, when its answer waited behind frames the gateway held it to past a tick). */
+  /**
+   * Takes a pong: the peer is alive if it echoes a ping not yet answered.
+   * That ping and those before it are answered then (pongs come in the order
+   * of their pings): an answer sent again is no answer to a later ping.
+   */
   pong(data: Buffer): void {
-    if (this.#pings.some((payload) => payload.equals(data))) this.alive = true;
+    const answered = this.#pings.findIndex((payload) => payload.equals(data));
+    if (answered === -1) return;
+    this.#pings = this.#pings.slice(answered + 1);
+    this.alive = true;
   }
 
   close(code: number, reason: string): void {

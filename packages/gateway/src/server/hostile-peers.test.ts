@@ -80,6 +80,22 @@ function sendOn(wire: WireSocket, frames = 64, size = 1024 * 1024): Promise<'tak
   });
 }
 
+/** The whole frames in what `received` (latin1) holds: the gateway's frames are unmasked (RFC 6455 §5.1). */
+function serverFrames(received: string): Array<{ opcode: number; payload: Buffer }> {
+  const bytes = Buffer.from(received, 'latin1');
+  const frames: Array<{ opcode: number; payload: Buffer }> = [];
+  for (let at = 0; at + 2 <= bytes.length; ) {
+    const length7 = bytes[at + 1]! & 0x7f;
+    const head = length7 === 126 ? 4 : length7 === 127 ? 10 : 2;
+    if (at + head > bytes.length) break;
+    const length = length7 === 126 ? bytes.readUInt16BE(at + 2) : length7 === 127 ? Number(bytes.readBigUInt64BE(at + 2)) : length7;
+    if (at + head + length > bytes.length) break;
+    frames.push({ opcode: bytes[at]! & 0x0f, payload: bytes.subarray(at + head, at + head + length) });
+    at += head + length;
+  }
+  return frames;
+}
+
 /** The code of the close frame the gateway sent last, in what `received` (latin1) holds: 0x88, its length, then the code. */
 function lastCloseCode(received: string): number {
   const bytes = Buffer.from(received, 'latin1');
@@ -249,6 +265,25 @@ describe('when an authenticated peer reads nothing and sends pongs of its own', 
       beat = setInterval(() => wire.socket.write(clientFrame(0xa, Buffer.alloc(0))), 50);
       await waitFor('the peer cut off as dead', () => gw.log.some((e) => e.event === 'closed' && e.code === 'GATEWAY_TIMEOUT'), 2_000);
       wire.socket.destroy();
+    } finally {
+      clearInterval(beat);
+      await gw.stop();
+    }
+  });
+
+  it('cuts off a peer that answered one ping and sends that answer again for each ping after it (regression: an answer replayed counted for as long as its ping was among the last two)', async () => {
+    const gw = await startTestGateway({ tickIntervalMs: 300 });
+    let beat: NodeJS.Timeout | undefined;
+    try {
+      const wire = await openWire(gw);
+      wire.socket.write(text({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: gw.token, role: 'operator', scopes: [] }, '', 0) }));
+      const pings = () => serverFrames(wire.received()).filter((f) => f.opcode === 0x9).map((f) => f.payload);
+      await waitFor('a first ping', () => pings().length > 0);
+      const answer = clientFrame(0xa, pings()[0]!);
+      beat = setInterval(() => wire.socket.write(answer), 30);
+      await wire.closed;
+      assert.ok(gw.log.some((e) => e.event === 'closed' && e.code === 'GATEWAY_TIMEOUT'), JSON.stringify(gw.log));
+      assert.equal(pings().length, 2, 'cut off at the first tick after the ping it did not answer');
     } finally {
       clearInterval(beat);
       await gw.stop();
