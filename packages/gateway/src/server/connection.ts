@@ -10,9 +10,9 @@ import type { OperatorScope, Role } from '../protocol/scopes.ts';
 export type ConnectionPhase = 'challenge' | 'connecting' | 'ready' | 'closed';
 
 /**
- * Pings a peer may leave unanswered and still answer: its pongs may wait
- * behind frames it sent before them (a large result on a slow link), up to
- * this many ticks (a minute at the default 15 s).
+ * Pings kept for their answers: a peer the gateway holds off (InboundMeter)
+ * is sent one each tick while its pongs wait, unread, behind the frames it
+ * sent first; when they are read, an answer to any of the last few counts.
  */
 const MAX_UNANSWERED_PINGS = 4;
 
