@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NodeHost } from '@corral/node';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Browser, Locator, Page, Route } from 'playwright-core';
 import { createPayment, launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
 
 const SEEN_MS = 15_000;
@@ -111,6 +111,55 @@ describe('the console against hostile text and stale tabs', () => {
         await card.getByLabel('Reason for denying').fill('stacked marks');
         await card.getByRole('button', { name: 'Deny', exact: true }).click();
         assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+
+    it('draws a command line and a payee holding Hebrew letters in the order they are stored, in the card and in live activity (regression: between two Hebrew letters, printf א 1 2 ב read as printf ב 2 1 א, its arguments in the wrong order)', async () => {
+      /** Where on screen, left to right, the `1` and the `2` of the first ' 1 2 ' in `element`'s text are drawn. */
+      const digitsAt = (element: Locator) =>
+        element.evaluate((root) => {
+          const walker = root.ownerDocument.createTreeWalker(root, 4 /* NodeFilter.SHOW_TEXT */);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const at = node.textContent!.indexOf(' 1 2 ');
+            if (at < 0) continue;
+            const left = (offset: number) => {
+              const range = root.ownerDocument.createRange();
+              range.setStart(node, offset);
+              range.setEnd(node, offset + 1);
+              return range.getBoundingClientRect().left;
+            };
+            return { one: left(at + 1), two: left(at + 3) };
+          }
+          throw new Error('no " 1 2 " in the text');
+        });
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', '\u05D0', '1', '2', '\u05D1', 'bidi-order']));
+        const card = page.locator('article[data-approval]', { hasText: 'bidi-order' });
+        await card.waitFor();
+        const title = await digitsAt(card.getByRole('heading'));
+        assert.ok(title.one < title.two, `the card's title draws 2 at ${title.two}, left of 1 at ${title.one}`);
+        const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'Bidi \u05D0 1 2 \u05D1 Payee' }));
+        const payment = page.locator('article[data-approval]', { hasText: 'Payee' });
+        const payee = await digitsAt(payment.locator('dt:text-is("Payee") + dd'));
+        assert.ok(payee.one < payee.two, `the payee draws 2 at ${payee.two}, left of 1 at ${payee.one}`);
+        await page.getByRole('link', { name: 'Live activity' }).click();
+        const summary = page.locator('tbody tr', { hasText: 'bidi-order' }).first().locator('td.summary');
+        await summary.waitFor();
+        const listed = await digitsAt(summary);
+        assert.ok(listed.one < listed.two, `live activity draws 2 at ${listed.two}, left of 1 at ${listed.one}`);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        for (const shown of [card, payment]) {
+          await shown.getByRole('button', { name: 'Deny…' }).click();
+          await shown.getByLabel('Reason for denying').fill('reordered');
+          await shown.getByRole('button', { name: 'Deny', exact: true }).click();
+        }
+        assert.equal(await running, false);
+        assert.equal(await paying, false);
       } finally {
         await context.close();
       }

@@ -115,7 +115,7 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
         {payment?.payee !== undefined && (
           <>
             <dt>Payee</dt>
-            <dd>{visible(payment.payee)}</dd>
+            <dd className="payee">{visible(payment.payee)}</dd>
           </>
         )}
         {Object.keys(otherFields).length > 0 && (
