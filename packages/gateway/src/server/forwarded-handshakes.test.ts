@@ -67,7 +67,8 @@ for (const proxy of ['127.0.0.2', '127.0.0.1']) {
         assert.equal(openCount(flooding), 4, "the flooding client's newest 4 stay");
         assert.ok(flooding.slice(-4).every((s) => s.readyState === WebSocket.OPEN));
         assert.equal(await connect(gw, other), true, "the other client's handshake completes");
-        assert.deepEqual(new Set(gw.log.filter((e) => e.code === 'GATEWAY_BUSY').map((e) => e.addressGroup)), new Set(['203.0.113.7']), 'only the flooding client was closed, and the log names it');
+        const busy = gw.log.filter((e) => e.code === 'GATEWAY_BUSY');
+        assert.deepEqual(new Set(busy.map((e) => `${e.addressGroup} ${e.remoteAddress}`)), new Set(['203.0.113.7 203.0.113.7']), 'only the flooding client was closed, and the log names it, not the proxy');
       } finally {
         for (const socket of sockets) socket.terminate();
         await gw.stop();
@@ -184,6 +185,19 @@ describe('a WebSocket a trusted proxy forwards', () => {
       assert.deepEqual(refused, ['198.51.100.9', '127.0.0.3'], JSON.stringify(gw.log));
     } finally {
       for (const socket of sockets) socket.terminate();
+      await gw.stop();
+    }
+  });
+
+  it("is named by that client's address group when refused for a web page's Origin", async () => {
+    const gw = await gatewayBehind(['127.0.0.2']);
+    try {
+      const page = new WebSocket(gw.server.url, { localAddress: '127.0.0.2', origin: 'https://elsewhere.example', headers: { 'x-forwarded-for': '198.51.100.9' } });
+      page.on('error', () => {});
+      await new Promise((resolve) => page.once('close', resolve));
+      const refused = gw.log.filter((e) => e.code === 'GATEWAY_UPGRADE_REFUSED').map((e) => e.addressGroup);
+      assert.deepEqual(refused, ['198.51.100.9'], JSON.stringify(gw.log));
+    } finally {
       await gw.stop();
     }
   });

@@ -405,7 +405,7 @@ export class GatewayServer {
     const pub = this.#publicAddress;
     const refusal = !hostAllowed(request.socket.localAddress, host, pub) ? { status: 421, reason: 'host not loopback' } : !originAllowed(origin, host, pub) ? { status: 403, reason: 'origin not the gateway\'s' } : undefined;
     if (refusal === undefined) return done(true);
-    this.#upgradeRefusals.line({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(request.socket.remoteAddress ?? '') });
+    this.#upgradeRefusals.line({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(this.#clientAddresses.of(request)) });
     done(false, refusal.status, refusal.status === 421 ? 'Misdirected Request' : 'Forbidden');
   }
 
@@ -491,7 +491,9 @@ export class GatewayServer {
    */
   #evict(victim: Socket, reason: string): void {
     const connection = this.#connectionOf.get(victim);
-    this.#log({ event: 'refused', connId: connection?.id ?? '-', code: 'GATEWAY_BUSY', reason, addressGroup: this.#unauthenticated.get(victim) ?? addressGroup(victim.remoteAddress ?? ''), remoteAddress: victim.remoteAddress ?? '' });
+    // A WebSocket's address is the client a trusted proxy forwards for (#accept); a socket still in HTTP, its peer.
+    const remoteAddress = connection?.remoteAddress ?? victim.remoteAddress ?? '';
+    this.#log({ event: 'refused', connId: connection?.id ?? '-', code: 'GATEWAY_BUSY', reason, addressGroup: this.#unauthenticated.get(victim) ?? addressGroup(remoteAddress), remoteAddress });
     this.#forget(victim);
     if (connection === undefined || connection.phase === 'closed') return void victim.destroy();
     connection.close(CLOSE.tryAgainLater, 'gateway busy: too many unfinished handshakes');
