@@ -1502,6 +1502,21 @@ describe('EgressProxy', () => {
       assert.deepEqual(channel.connections().map((r) => [r.id, r.allowed]), [[13, false], [14, false], [15, false]]);
       assert.equal(channel.droppedRecords, 12);
     });
+
+    it('drops a refused record that a later one to the same destination repeats before one that stands alone, so a flood of one refused request cannot push another refused attempt out of the record', async (t) => {
+      const channel = await proxy.openChannel(rules('api.test.corral:*'), { maxRecords: 3 });
+      t.after(() => channel.close());
+      assert.equal((await viaHttp(channel, 'http://exfil.evil.com/')).status, 403);
+      for (let i = 0; i < 10; i++) assert.equal((await viaHttp(channel, 'http://noise.evil.com/')).status, 403);
+      assert.deepEqual(channel.connections().map((r) => [r.id, r.host]), [[1, 'exfil.evil.com'], [10, 'noise.evil.com'], [11, 'noise.evil.com']]);
+      assert.equal(channel.droppedRecords, 8);
+      assert.equal((await viaHttp(channel, 'http://other.evil.com/')).status, 403);
+      assert.deepEqual(channel.connections().map((r) => r.host), ['exfil.evil.com', 'noise.evil.com', 'other.evil.com']);
+      // Every kept one stands alone: the oldest goes.
+      assert.equal((await viaHttp(channel, 'http://third.evil.com/')).status, 403);
+      assert.deepEqual(channel.connections().map((r) => r.host), ['noise.evil.com', 'other.evil.com', 'third.evil.com']);
+      assert.equal(channel.droppedRecords, 10);
+    });
   });
 
   describe('with curl through a TCP-to-unix forwarder (as the sandbox reaches it)', () => {

@@ -80,9 +80,11 @@ export interface EgressChannelOptions {
   onConnection?: (record: ConnectionRecord) => void;
   /**
    * Records `connections()` keeps; default 100000. Beyond it the oldest
-   * allowed one is dropped, and a refused one only when none allowed is kept,
-   * so a command cannot push its refused attempts out of its run's record by
-   * making allowed ones. `onConnection` sees every one.
+   * allowed one is dropped; when none allowed is kept, the oldest refused one
+   * that the next refused one to its host repeats (same method, port, address
+   * and reason); else the oldest. A command cannot push a refused attempt out of
+   * its run's record by making allowed connections, nor by sending one refused
+   * request again and again. `onConnection` sees every one.
    */
   maxRecords?: number;
 }
@@ -487,15 +489,22 @@ class Channel implements EgressChannel {
    * The kept records, oldest first: a dropped one is marked in place and the array is compacted
    * once as many are dropped as it keeps. Array.shift() copied the whole array for each record past
    * maxRecords (some 0.3 ms of the proxy's thread at 100000, for each request a contained command
-   * sends). #allowed holds the kept records that were allowed, in the order they were, from
-   * #allowedFirst on: the ones dropped first. Each drop costs constant time, amortised.
+   * sends). Dropped first are the kept records that were allowed (#allowed), then the refused ones
+   * a later kept one repeats (#repeated), so that neither allowed connections nor one refused
+   * request sent again and again push a refused attempt out of the record. Each drop costs
+   * constant time, amortised.
    */
   #records: Entry[] = [];
   /** Where in #records the oldest record not dropped may be: none before it is kept. */
   #front = 0;
   #kept = 0;
-  #allowed: Entry[] = [];
-  #allowedFirst = 0;
+  readonly #allowed = new DropQueue();
+  readonly #repeated = new DropQueue();
+  /**
+   * The latest kept refused record of each host, the record's own host string its key (a key of
+   * its own cost each record as much again as the record).
+   */
+  readonly #latestRefused = new Map<string, Entry>();
   readonly #open = new Set<Entry>();
   readonly #clients = new Set<net.Socket>();
   readonly #upstreams = new Set<net.Socket>();
@@ -634,25 +643,26 @@ class Channel implements EgressChannel {
     if (this.#maxRecords > 0 && !entry.dropped) this.#allowed.push(entry);
   }
 
+  /** A kept record was refused: the one it repeats, if any, is among the first to be dropped. */
+  #refusedRecord(entry: Entry): void {
+    if (this.#maxRecords === 0 || entry.dropped) return;
+    const earlier = this.#latestRefused.get(entry.record.host);
+    if (earlier !== undefined && !earlier.dropped && sameRefusal(earlier.record, entry.record)) this.#repeated.push(earlier);
+    this.#latestRefused.set(entry.record.host, entry);
+  }
+
   /**
-   * Drops the oldest kept record that was allowed, else the oldest kept (when maxRecords is 0
-   * there is none to drop: nothing is kept).
+   * Drops the oldest kept record that was allowed, else the oldest refused one a later one
+   * repeats, else the oldest kept (when maxRecords is 0 there is none to drop: nothing is kept).
    */
   #dropOne(): void {
     this.#dropped++;
     if (this.#kept === 0) return;
-    let victim: Entry | undefined;
-    while (this.#allowedFirst < this.#allowed.length && victim === undefined) {
-      const candidate = this.#allowed[this.#allowedFirst++]!;
-      if (!candidate.dropped) victim = candidate;
-    }
-    if (this.#allowedFirst >= this.#allowed.length - this.#allowedFirst) {
-      this.#allowed = this.#allowed.slice(this.#allowedFirst);
-      this.#allowedFirst = 0;
-    }
+    let victim = this.#allowed.take() ?? this.#repeated.take();
     if (victim === undefined) {
       while (this.#records[this.#front]!.dropped) this.#front++;
       victim = this.#records[this.#front]!;
+      if (this.#latestRefused.get(victim.record.host) === victim) this.#latestRefused.delete(victim.record.host);
     }
     victim.dropped = true;
     this.#kept--;
@@ -702,6 +712,7 @@ class Channel implements EgressChannel {
     entry.record.allowed = false;
     entry.record.reason = reason;
     entry.record.status = STATUS[reason];
+    this.#refusedRecord(entry);
     this.#finish(entry);
   }
 
@@ -1285,6 +1296,38 @@ class Channel implements EgressChannel {
       gone.addEventListener('abort', onGone, { once: true });
     });
   }
+}
+
+/**
+ * Kept records in the order they became the first to drop, taken oldest first; one dropped
+ * meanwhile is passed over. Constant time, amortised.
+ */
+class DropQueue {
+  #entries: Entry[] = [];
+  #first = 0;
+
+  push(entry: Entry): void {
+    this.#entries.push(entry);
+  }
+
+  /** The oldest entry not dropped yet, taken out of the queue. */
+  take(): Entry | undefined {
+    let found: Entry | undefined;
+    while (this.#first < this.#entries.length && found === undefined) {
+      const candidate = this.#entries[this.#first++]!;
+      if (!candidate.dropped) found = candidate;
+    }
+    if (this.#first >= this.#entries.length - this.#first) {
+      this.#entries = this.#entries.slice(this.#first);
+      this.#first = 0;
+    }
+    return found;
+  }
+}
+
+/** True when two refused records of one host tell the same thing: method, port, address and reason. */
+function sameRefusal(a: ConnectionRecord, b: ConnectionRecord): boolean {
+  return a.method === b.method && a.httpMethod === b.httpMethod && a.port === b.port && a.address === b.address && a.reason === b.reason;
 }
 
 /**
