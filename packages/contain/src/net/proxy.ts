@@ -938,12 +938,11 @@ class Channel implements EgressChannel {
       socket.destroy();
       return;
     }
+    // Requests still waiting when the connection ends (its client left, or was cut off) are never
+    // decided, only counted.
+    if (!this.#waiting.has(socket)) socket.once('close', () => (this.#dropped += this.#waiting.get(socket) ?? 0));
     this.#waiting.set(socket, waiting);
-    // A connection that ends (its client left, or was cut off) first: never decided, only counted.
-    const left = () => this.#dropped++;
-    socket.once('close', left);
     res.once('socket', () => {
-      socket.off('close', left);
       this.#waiting.set(socket, (this.#waiting.get(socket) ?? 1) - 1);
       this.#forward(req, res);
     });
