@@ -296,6 +296,22 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
+    it("keeps the record opened from the audit log within the page when a long unbroken argument holds a Cyrillic letter, the note naming it wrapped too (regression: the note's line ran thousands of pixels past the page's right edge)", async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      try {
+        const page = await signedIn(context);
+        await runOnNode(stack, ['echo', `https://ex\u0430mple.com/${'w'.repeat(600)}/record-wraps`]);
+        await page.getByRole('link', { name: 'Audit', exact: true }).click();
+        const logged = page.locator('tbody tr', { hasText: 'wwwwwwww' }).first();
+        await logged.getByRole('button', { name: /^Open record/ }).click();
+        await page.locator('section.detail .look-alikes', { hasText: 'record-wraps' }).waitFor();
+        const width = await page.evaluate('document.documentElement.scrollWidth');
+        assert.ok((width as number) <= 1280, `the page is ${width} pixels wide, past the window's 1280`);
+      } finally {
+        await context.close();
+      }
+    });
+
     it('adds no note to a row of live activity that is ASCII throughout', async () => {
       const context = await browser.newContext();
       try {
