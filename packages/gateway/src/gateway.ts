@@ -27,6 +27,7 @@ import { NodeInventory } from './nodes/inventory.ts';
 import { CLOSE } from './protocol/limits.ts';
 import { GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
+import { wellFormed } from './well-formed.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
 
 export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log'> {
@@ -195,7 +196,7 @@ export class Gateway {
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
       const append = async (event: AuditEventInput) => {
-        const record = await log!.append(event);
+        const record = await log!.append(wellFormed(event));
         feed.notify(record);
         return record;
       };

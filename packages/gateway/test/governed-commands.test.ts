@@ -99,10 +99,12 @@ describe('a named governed command (payment.create)', () => {
     assert.equal(payments().length, before);
   });
 
-  it('refuses params that do not fit before any decision: a fractional amount, an unknown field, a missing payee, an approval state', async () => {
+  it('refuses params that do not fit before any decision: a fractional amount, an unknown field, a missing payee, an approval state, a payee or reference holding a lone surrogate (regression for the last: "internal error")', async () => {
     const before = payments().length;
     for (const params of [
       { amount: 12.5, currency: 'EUR', payee: 'ACME GmbH' },
+      { amount: 100, currency: 'EUR', payee: 'ACME \ud800' },
+      { amount: 100, currency: 'EUR', payee: 'ACME GmbH', reference: '\udfff' },
       { amount: 100, currency: 'EUR', payee: 'ACME GmbH', approval: { state: 'approved', approvers: 2 } },
       { amount: 100, currency: 'EUR' },
       { amount: '100', currency: 'EUR', payee: 'ACME GmbH' },

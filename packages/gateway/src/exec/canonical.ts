@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { canonicalize } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
 import { gitEnvReason, gitWhere, readGit } from './git.ts';
+import { cut } from '../well-formed.ts';
 
 /** A `system.run` request as the protocol carries it (SystemRunParams, the parts that decide what runs). */
 export interface RunRequest {
@@ -163,11 +164,12 @@ export function canonicalRun(request: RunRequest): CanonicalRun {
   const argv = snapshotArgv(request.command);
   const env = snapshotEnv(request.env);
   const cwd = request.cwd === undefined || request.cwd === null ? null : String(request.cwd);
+  if (cwd?.isWellFormed() === false) throw new GatewayError('GATEWAY_PARAMS_INVALID', NOT_TEXT('cwd'));
   const unwrapped = unwrapEnv(argv, env);
   const expanded = expand(unwrapped.argv, 0);
   const folders = workingDirectories(expanded.commands, cwd, expanded.places);
   // The node moves to the folder by the kernel's reading, through symlinks, where `..` need not lead where its name says.
-  const climbs = cwd !== null && cwd.split('/').includes('..') ? `the working directory ${cwd.slice(0, 80)}, whose .. the node follows through symlinks` : undefined;
+  const climbs = cwd !== null && cwd.split('/').includes('..') ? `the working directory ${cut(cwd, 80)}, whose .. the node follows through symlinks` : undefined;
   const opaqueReason = climbs ?? executionEnv(unwrapped.env) ?? expanded.opaqueReason ?? ('opaqueReason' in folders ? folders.opaqueReason : undefined);
   const cwds = 'cwds' in folders && folders.cwds !== undefined ? { cwds: folders.cwds } : {};
   return { argv: unwrapped.argv, cwd, env: sortKeys(unwrapped.env), commands: expanded.commands, ...cwds, wrappers: expanded.wrappers ?? [], opaque: opaqueReason !== undefined, ...(opaqueReason !== undefined ? { opaqueReason } : {}) };
@@ -197,15 +199,15 @@ function workingDirectories(commands: readonly string[][], cwd: string | null, p
   for (const [index, argv] of commands.entries()) {
     const own = new Set(possible);
     for (const place of places[index] ?? []) for (const from of [...own]) for (const to of gitFolders(from, place)) own.add(to);
-    if (own.size > MAX_FOLDERS) return { opaqueReason: `${programName(argv[0]!).slice(0, 60)}, which may run in more working directories than Corral decides in` };
+    if (own.size > MAX_FOLDERS) return { opaqueReason: `${cut(programName(argv[0]!), 60)}, which may run in more working directories than Corral decides in` };
     cwds.push([...own]);
     // `./tool` after a cd, or handed to git, is another file than the one the request's folder holds, where the node looks for it (packages/node, sandbox-path.ts).
-    if ((own.size > 1 || !own.has(cwd)) && argv[0]!.includes('/') && !argv[0]!.startsWith('/')) return { opaqueReason: `${argv[0]!.slice(0, 60)}, a program named relative to a working directory a cd or git before it changed` };
+    if ((own.size > 1 || !own.has(cwd)) && argv[0]!.includes('/') && !argv[0]!.startsWith('/')) return { opaqueReason: `${cut(argv[0]!, 60)}, a program named relative to a working directory a cd or git before it changed` };
     if (!DIRECTORY_CHANGERS.has(programName(argv[0]!))) continue;
     const operands = argv.slice(1);
     const target = operands[0];
     if (operands.length !== 1 || target === undefined || target === '' || /^[-+]/.test(target)) {
-      return { opaqueReason: `${programName(argv[0]!)} ${operands.join(' ').slice(0, 60)}, to a folder Corral cannot tell` };
+      return { opaqueReason: `${programName(argv[0]!)} ${cut(operands.join(' '), 60)}, to a folder Corral cannot tell` };
     }
     for (const from of own) {
       // From a working directory the request does not give (as an absolute path), a relative cd leads to one not known either: decided, as the first command was, without one.
@@ -259,6 +261,9 @@ export function actionDigest(action: { principal: string; nodeId: string; comman
   return createHash('sha256').update(canonicalize(body), 'utf8').digest('hex');
 }
 
+/** A lone surrogate cannot be decided, digested or recorded (and would run as U+FFFD): the caller is told to send text. */
+const NOT_TEXT = (what: string) => `${what} holds a lone UTF-16 surrogate, which is not text: send the characters meant, as UTF-8 text`;
+
 function snapshotArgv(raw: unknown): string[] {
   if (!Array.isArray(raw) || raw.length === 0) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'command must be a non-empty argv');
   if (raw.length > MAX_ARGS) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'too many arguments');
@@ -267,6 +272,7 @@ function snapshotArgv(raw: unknown): string[] {
   for (const arg of raw) {
     if (typeof arg !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'every argument must be a string');
     if (arg.includes('\0')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'an argument contains NUL');
+    if (!arg.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', NOT_TEXT('an argument'));
     bytes += Buffer.byteLength(arg);
     out.push(arg);
   }
@@ -281,6 +287,7 @@ function snapshotEnv(raw: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     if (!ENV_NAME.test(key) || typeof value !== 'string' || value.includes('\0')) throw new GatewayError('GATEWAY_PARAMS_INVALID', 'env must map variable names to strings');
+    if (!value.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', NOT_TEXT(`env ${key}`));
     out[key] = value;
   }
   return out;
@@ -472,7 +479,7 @@ function shellPayload(argv: string[]): { payload: string; login: boolean } | { o
         login ||= arg === '--login';
         continue;
       }
-      return { opaqueReason: `the shell option ${arg.slice(0, 40)} (it may run a file, or Corral does not model it)` };
+      return { opaqueReason: `the shell option ${cut(arg, 40)} (it may run a file, or Corral does not model it)` };
     }
     if (!/^[-+][A-Za-z]+$/.test(arg)) return { opaqueReason: 'a shell running a script or stdin' };
     for (const letter of arg.slice(1)) {
@@ -481,7 +488,7 @@ function shellPayload(argv: string[]): { payload: string; login: boolean } | { o
       else if (letter === 'o' || letter === 'O') {
         i += 1;
         const name = argv[i];
-        if (name === undefined || !SHELL_OPTION_NAMES.has(name)) return { opaqueReason: `the shell option ${arg[0]}${letter} ${(name ?? '').slice(0, 40)} Corral does not model` };
+        if (name === undefined || !SHELL_OPTION_NAMES.has(name)) return { opaqueReason: `the shell option ${arg[0]}${letter} ${cut(name ?? '', 40)} Corral does not model` };
       } else if (!SHELL_FLAGS.has(letter)) return { opaqueReason: `the shell option ${arg[0]}${letter} Corral does not model` };
     }
   }

@@ -238,3 +238,32 @@ describe('the node a command would run on', () => {
     assert.equal(on('n3', ['deploy']), 'deny', 'deploy is permitted on n2 alone');
   });
 });
+
+describe('the reason a run is decided for', () => {
+  it('is text the audit log takes when it quotes a word cut where an emoji straddles the cut (property; regression: half a character, the record refused, the refusal unrecorded)', () => {
+    const point = pointFor(REVIEW_POLICY);
+    // A word whose emoji falls anywhere in the first 100 code units, so every quoting cut (40, 60, 80) meets one.
+    const word = fc.tuple(fc.nat({ max: 100 }), fc.constantFrom('😀', '𝔸', '🇪🇺')).map(([n, emoji]) => `${'x'.repeat(n)}${emoji}${'y'.repeat(20)}`);
+    const templates: Array<(w: string) => { command: string[]; cwd?: string }> = [
+      (w) => ({ command: ['sh', '-o', w] }),
+      (w) => ({ command: ['git', '-c', `${w}=1`, 'status'] }),
+      (w) => ({ command: ['git', '--config-env', `${w}=V`, 'status'] }),
+      (w) => ({ command: ['git', 'bisect', 'view', w] }),
+      (w) => ({ command: ['git', 'help', w] }),
+      (w) => ({ command: ['git', 'config', `-${w}`] }),
+      (w) => ({ command: ['git', 'config', `a.${w}`, 'v'] }),
+      (w) => ({ command: ['git', 'merge', '--strategy', w] }),
+      (w) => ({ command: ['git', 'fetch', `${w}::x`] }),
+      (w) => ({ command: ['scalar', w] }),
+      (w) => ({ command: ['ls'], cwd: `/${w}/..` }),
+      (w) => ({ command: ['sh', '-c', `cd /tmp && ./${w}`] }),
+    ];
+    fc.assert(
+      fc.property(fc.constantFrom(...templates), word, (template, w) => {
+        const verdict = decideRun(point, operator, canonicalRun(template(w)));
+        assert.ok(verdict.reason.isWellFormed(), verdict.reason);
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+});

@@ -5,6 +5,7 @@
 import type { Decider, Decision } from '@corral/policy';
 import { isSystemProgram, programName, SYSTEM_DIRS, type CanonicalRun } from './canonical.ts';
 import type { NamedRule } from './rules.ts';
+import { cut } from '../well-formed.ts';
 
 /**
  * The decision point a gateway decides with: a Decider, and, when its set
@@ -211,7 +212,7 @@ function decisions(decider: Decider, principal: PrincipalRef, argv: string[], re
  */
 export function nodeAsked(verdict: RunDecision, why: string): RunDecision {
   if (verdict.decision !== 'allow') return verdict;
-  return { ...verdict, decision: 'ask', quorum: Math.max(1, verdict.quorum), reason: `the node asks a human: ${why.slice(0, 300)}` };
+  return { ...verdict, decision: 'ask', quorum: Math.max(1, verdict.quorum), reason: `the node asks a human: ${cut(why, 300)}` };
 }
 
 /**

@@ -39,6 +39,8 @@
 // the node's to check (packages/node, git-config.ts), and so are the hooks and
 // aliases defined there.
 
+import { cut } from '../well-formed.ts';
+
 /** A command git would run, handed to it on its command line. */
 export type GitRun =
   /** Run by a shell (`sh -c PAYLOAD`), or as one word. */
@@ -101,7 +103,7 @@ function settingReason(option: string, text: string): string | undefined {
   const eq = text.indexOf('=');
   const key = eq < 0 ? text : text.slice(0, eq);
   if (inertSetting(key, eq < 0 ? null : text.slice(eq + 1))) return undefined;
-  return `${option} sets ${key.slice(0, 60)}, which Corral does not know to name no command`;
+  return `${option} sets ${cut(key, 60)}, which Corral does not know to name no command`;
 }
 
 /**
@@ -229,14 +231,14 @@ export function readGit(argv: readonly string[], program: string): GitReading {
       } else if (arg === '--config-env' || arg.startsWith('--config-env=')) {
         const text = arg === '--config-env' ? (args[++i] ?? '') : arg.slice('--config-env='.length);
         const key = text.slice(0, Math.max(0, text.lastIndexOf('=')));
-        if (!inertSetting(key, undefined)) return { opaqueReason: `git --config-env sets ${key.slice(0, 60)} from the environment, which Corral does not know to name no command` };
+        if (!inertSetting(key, undefined)) return { opaqueReason: `git --config-env sets ${cut(key, 60)} from the environment, which Corral does not know to name no command` };
       } else if (arg.startsWith('--exec-path=')) return { opaqueReason: 'git --exec-path= takes its subcommands from a folder of the caller\'s choosing' };
       else if (arg === '-C') {
         i += 1;
         folder = chdir(folder, args[i] ?? '');
       } else if (GLOBAL_WITH_VALUE.has(arg)) i += 1;
       else if (GLOBAL_FLAGS.has(arg) || [...GLOBAL_WITH_VALUE].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`)) || arg.startsWith('--list-cmds=')) continue;
-      else return { opaqueReason: `the git option ${arg.slice(0, 40)}, which Corral does not model` };
+      else return { opaqueReason: `the git option ${cut(arg, 40)}, which Corral does not model` };
     }
   }
   const subcommand = args[i];
@@ -244,7 +246,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
   const rest = args.slice(i + 1);
   // `git --help X`, `git X --help` and `git help X` are `git help X` (git.c), which runs man, info or a browser.
   if (help || rest[0] === '--help' || (subcommand === 'help' && !rest.every((a) => HELP_LISTS.has(a)))) {
-    return { opaqueReason: `git help ${(subcommand === 'help' ? rest.join(' ') : subcommand).slice(0, 40)}, which shows a manual through the man, info or browser its configuration names` };
+    return { opaqueReason: `git help ${cut(subcommand === 'help' ? rest.join(' ') : subcommand, 40)}, which shows a manual through the man, info or browser its configuration names` };
   }
   const opaque = OPAQUE_SUBCOMMANDS.get(subcommand);
   if (opaque !== undefined) return { opaqueReason: `git ${subcommand}, which ${opaque}` };
@@ -253,7 +255,7 @@ export function readGit(argv: readonly string[], program: string): GitReading {
     const helper = HELPER_ADDRESS.exec(arg);
     // `http::` too is a helper's name (git-remote-http), which git installs; only `ssh://` and the like are spoken by git itself.
     if (helper !== null && !(GIT_TRANSPORTS.has(helper[1]!) && (helper[2] === '://' || /^(?:https?|ftps?)$/.test(helper[1]!)))) {
-      return { opaqueReason: `git ${subcommand} with the address ${helper[1]!.slice(0, 40)}${helper[2]}, which runs git-remote-${helper[1]!.slice(0, 40)} from the node's PATH` };
+      return { opaqueReason: `git ${subcommand} with the address ${cut(helper[1]!, 40)}${helper[2]}, which runs git-remote-${cut(helper[1]!, 40)} from the node's PATH` };
     }
   }
   const strategy = strategyReason(subcommand, rest);
@@ -292,7 +294,7 @@ export function gitWhere(argv: readonly string[], program: string): { folder: st
     else if (arg === '--work-tree') workTree = named = argv[++i] ?? '';
     else if (arg.startsWith('--work-tree=')) workTree = named = arg.slice('--work-tree='.length);
     else if (arg === '-c' || arg === '--config-env' || GLOBAL_WITH_VALUE.has(arg)) i += 1;
-    if (named?.split('/').includes('..') === true) return { opaqueReason: `git ${arg.split('=')[0]!} ${named.slice(0, 60)}, a folder with .., which git follows through symlinks` };
+    if (named?.split('/').includes('..') === true) return { opaqueReason: `git ${arg.split('=')[0]!} ${cut(named, 60)}, a folder with .., which git follows through symlinks` };
   }
   return workTree === undefined ? { folder } : { folder, workTree };
 }
@@ -525,7 +527,7 @@ function strategyReason(subcommand: string, rest: readonly string[]): string | u
   const options = STRATEGY_OPTIONS.get(subcommand);
   if (options === undefined) return undefined;
   const name = optionValues(rest, 'strategy', options.short, true, options.valueLetters).find((s) => !MERGE_STRATEGIES.has(s));
-  return name === undefined ? undefined : `git ${subcommand} --strategy ${name.slice(0, 40)}, which runs git-merge-${name.slice(0, 40)} from the node's PATH`;
+  return name === undefined ? undefined : `git ${subcommand} --strategy ${cut(name, 40)}, which runs git-merge-${cut(name, 40)} from the node's PATH`;
 }
 
 /**
@@ -598,12 +600,12 @@ function scalar(args: readonly string[]): GitReading {
       const reason = settingReason('scalar -c', arg === '-c' ? (args[++i] ?? '') : arg.slice(2));
       if (reason !== undefined) return { opaqueReason: reason };
     } else if (arg === '-C') i += 1;
-    else if (!arg.startsWith('-C')) return { opaqueReason: `the scalar option ${arg.slice(0, 40)}, which Corral does not model` };
+    else if (!arg.startsWith('-C')) return { opaqueReason: `the scalar option ${cut(arg, 40)}, which Corral does not model` };
   }
   const subcommand = args[i];
   if (subcommand === undefined || SCALAR_INERT.has(subcommand)) return { runs: [] };
   if (SCALAR_MAINTAINED.has(subcommand)) return { opaqueReason: `scalar ${subcommand}, which schedules git to run later, outside governance` };
-  return { opaqueReason: `scalar ${subcommand.slice(0, 40)}, which Corral does not model` };
+  return { opaqueReason: `scalar ${cut(subcommand, 40)}, which Corral does not model` };
 }
 
 /**
@@ -622,7 +624,7 @@ function bisect(rest: readonly string[]): GitReading {
     return { runs: [{ argv: command }] };
   }
   if ((action === 'view' || action === 'visualize') && args.length === 0) return { opaqueReason: `git bisect ${action}, which runs gitk when its environment names a display` };
-  if ((action === 'view' || action === 'visualize') && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${args[0]!.slice(0, 40)}, which runs that program or git command` };
+  if ((action === 'view' || action === 'visualize') && !args[0]!.startsWith('-')) return { opaqueReason: `git bisect ${action} ${cut(args[0]!, 40)}, which runs that program or git command` };
   return { runs: [] };
 }
 
@@ -653,13 +655,13 @@ function config(rest: readonly string[]): GitReading {
     else if ([...CONFIG_WITH_VALUE].some((o) => o.startsWith('--') && arg.startsWith(`${o}=`))) continue;
     else if (CONFIG_READS.has(arg)) reads = true;
     else if (CONFIG_FLAGS.has(arg)) continue;
-    else if (arg.startsWith('-') || arg === 'rename-section' || arg === 'edit') return { opaqueReason: `git config ${arg.slice(0, 40)}, which Corral does not model` };
+    else if (arg.startsWith('-') || arg === 'rename-section' || arg === 'edit') return { opaqueReason: `git config ${cut(arg, 40)}, which Corral does not model` };
     else positional.push(arg);
   }
   if (positional[0] === 'set') positional.shift();
   const [key, value] = positional;
   if (reads || key === undefined || value === undefined) return { runs: [] };
-  return inertSetting(key, value) ? { runs: [] } : { opaqueReason: `git config sets ${key.slice(0, 60)}, which Corral does not know to name no command, for a later git to read` };
+  return inertSetting(key, value) ? { runs: [] } : { opaqueReason: `git config sets ${cut(key, 60)}, which Corral does not know to name no command, for a later git to read` };
 }
 
 /** `git merge-index [-o] [-q] PROGRAM …` runs PROGRAM for each file; read as a payload, which covers it run as one word too. */
@@ -895,7 +897,7 @@ function sshAddress(url: string): SshAddress | undefined {
     host = url.slice(0, colon);
     path = url.slice(colon + 1);
   }
-  const shown = url.slice(0, 80);
+  const shown = cut(url, 80);
   if (url.includes('%') || url.includes('[')) return { opaqueReason: `the ssh address ${shown}, in a form Corral does not read as git does (% or [ ])` };
   if (path === undefined || path === '') return { opaqueReason: `the ssh address ${shown}, which names no path` };
   // git turns /~user/x into ~user/x, and so the second character of any path (connect.c).
@@ -946,7 +948,7 @@ function sshTransport(subcommand: string, rest: readonly string[], configured: n
   const addresses = [...candidates].map((word) => ({ word, address: sshAddress(word) })).filter((c) => c.address !== undefined);
   if (addresses.length === 0) return { runs: [] };
   if (candidates.size > 1 && subcommand !== 'archive' && subcommand !== 'push') {
-    return { opaqueReason: `git ${subcommand} with an option Corral does not know before ${addresses[0]!.word.slice(0, 80)}, which may be an ssh address` };
+    return { opaqueReason: `git ${subcommand} with an option Corral does not know before ${cut(addresses[0]!.word, 80)}, which may be an ssh address` };
   }
   let version = configured;
   if (subcommand === 'clone') for (const setting of optionValues(rest, 'config', 'c', true, 'jobu')) version = protocolSetting(setting) ?? version;

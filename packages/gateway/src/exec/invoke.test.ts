@@ -117,6 +117,22 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     ]);
   });
 
+  it('records the refusal of a command whose words the decision cuts inside an emoji (regression: the reason held half a character, the audit log refused the record, and the refusal went unrecorded)', async () => {
+    for (const argv of [['sh', '-o', `${'x'.repeat(39)}\u{1F600}`], ['git', '-c', `${'x'.repeat(59)}\u{1F600}=1`, 'status']]) {
+      const before = (await auditEvents(state)).length;
+      await assert.rejects(authorize(node, argv), refusedWith('SYSTEM_RUN_DENIED'));
+      const records = (await auditEvents(state)).slice(before).filter((e) => e.action === 'node.invoke.decide');
+      assert.deepEqual(records.map((e) => e.decision?.effect), ['deny'], JSON.stringify(argv));
+      assert.ok(records[0]!.decision!.reason!.isWellFormed());
+    }
+  });
+
+  it('refuses a command, cwd or env value holding a lone surrogate as INVALID_REQUEST saying what to send (regression: "internal error", retryable)', async () => {
+    for (const [params, what] of [[{ command: ['echo', 'lone \ud800'] }, 'an argument'], [{ command: ['echo'], cwd: '/tmp/\udc00' }, 'cwd'], [{ command: ['echo'], env: { A: '\ud800' } }, 'env A']] as const) {
+      await assert.rejects(node.client.request('corral.run.authorize', { command: 'system.run', params, timeoutMs: 10_000 }), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'INVALID_REQUEST' && e.wire.message!.includes(`${what} holds a lone UTF-16 surrogate`));
+    }
+  });
+
   it('opens no run to report for a system.run.prepare: it runs nothing', async () => {
     const answer = (await node.client.request('corral.run.authorize', { command: 'system.run.prepare', params: { command: ['echo', 'plan'] }, timeoutMs: 10_000 }, { timeoutMs: 15_000 })) as Authorized;
     assert.deepEqual([answer.decision, answer.runId], ['allow', undefined]);

@@ -29,6 +29,7 @@ import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit
 import { nodeRefusal, refusalRecord } from './node-refusal.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
+import { cut } from '../well-formed.ts';
 
 /**
  * Corral's addition to the node protocol: a node that declares this cap holds
@@ -442,13 +443,13 @@ export class NodeInvoker {
         if (!run) {
           // A report of a run this gateway never authorized for this node (or one already reported): its word alone, recorded as refused.
           // Past the node's budget it is refused all the same, unrecorded but counted in the node's summary.
-          if (this.nodeAudit.admit(nodeId, 'node.report.refused')) await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: runId.slice(0, 100) } : {}) } });
+          if (this.nodeAudit.admit(nodeId, 'node.report.refused')) await this.#audit({ actor: { kind: 'node', id: nodeId }, action: 'node.report.refused', resource: { kind: 'command', id: 'system.run' }, node: nodeId, outcome: { status: 'failure', detail: 'unknown-run' }, details: { ...(runId !== undefined ? { runId: cut(runId, 100) } : {}) } });
           throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'no run of this node waits for a report under this runId' });
         }
         try {
           await this.#audit({
             ...runRecord(nodeId, runId!, run),
-            outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: p.error.slice(0, 200) } : {}) },
+            outcome: { status: p.ok === true ? 'success' : 'failure', ...(typeof p.exitCode === 'number' ? { exitCode: p.exitCode } : {}), ...(typeof p.error === 'string' ? { detail: cut(p.error, 200) } : {}) },
             ...(typeof p.resultDigest === 'string' && /^[0-9a-f]{64}$/.test(p.resultDigest) ? { context: { outputs: { result: `sha256:${p.resultDigest}` } } } : {}),
           });
         } catch (error) {
@@ -514,7 +515,7 @@ export class NodeInvoker {
     const governance = governanceOf(params.command);
 
     if (!governance) {
-      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: params.command.slice(0, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: params.command.slice(0, 100) } });
+      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: cut(params.command, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: cut(params.command, 100) } });
       throw denied(params.command, 'no rule governs this command');
     }
     let assessed = governance.kind !== 'read-only' ? await this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
@@ -731,7 +732,7 @@ export class NodeInvoker {
     try {
       run = canonicalRun((rawParams ?? {}) as { command: string[] });
     } catch (error) {
-      throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: `invalid ${command} params` }, error);
+      throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? `invalid ${command} params: ${error.message}` : `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
     const verdict = this.#options.decider ? decideRun(await deciderFor(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY;
@@ -1087,7 +1088,7 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
  */
 function askedByNode(assessed: Assessed, why: string): Assessed {
   // Recorded as the node's, so that replaying the decision asks again whatever a candidate policy allows.
-  return { ...assessed, verdict: nodeAsked(assessed.verdict, why), auditDetails: { ...assessed.auditDetails, nodeAsks: why.slice(0, 300) } };
+  return { ...assessed, verdict: nodeAsked(assessed.verdict, why), auditDetails: { ...assessed.auditDetails, nodeAsks: cut(why, 300) } };
 }
 
 /**

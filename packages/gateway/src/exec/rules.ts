@@ -6,6 +6,7 @@
 // a command the gateway cannot describe to the policy is one it cannot govern.
 import type { EntityUid } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
+import { cut } from '../well-formed.ts';
 
 /** Commands that only read the node (what is installed): forwarded without a policy decision, still audited. */
 export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set(['system.which']);
@@ -39,11 +40,11 @@ const paymentCreate: NamedRule = {
   params(raw) {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('payment.create params must be an object');
     const p = raw as Record<string, unknown>;
-    for (const key of Object.keys(p)) if (!['amount', 'currency', 'payee', 'reference'].includes(key)) throw invalid(`payment.create params: unknown field ${key.slice(0, 40)}`);
+    for (const key of Object.keys(p)) if (!['amount', 'currency', 'payee', 'reference'].includes(key)) throw invalid(`payment.create params: unknown field ${JSON.stringify(cut(key, 40))}`);
     if (!Number.isSafeInteger(p.amount) || (p.amount as number) < 0 || (p.amount as number) > MAX_AMOUNT) throw invalid('payment.create params.amount must be a whole number of minor units (cents), 0 or more');
     if (typeof p.currency !== 'string' || !CURRENCY.test(p.currency)) throw invalid('payment.create params.currency must be an ISO 4217 code such as EUR');
-    if (typeof p.payee !== 'string' || p.payee.trim() === '' || p.payee.length > 200) throw invalid('payment.create params.payee must name the payee (at most 200 characters)');
-    if (p.reference !== undefined && (typeof p.reference !== 'string' || p.reference.length > 200)) throw invalid('payment.create params.reference must be text of at most 200 characters');
+    if (typeof p.payee !== 'string' || p.payee.trim() === '' || p.payee.length > 200 || !p.payee.isWellFormed()) throw invalid('payment.create params.payee must name the payee (at most 200 characters of text)');
+    if (p.reference !== undefined && (typeof p.reference !== 'string' || p.reference.length > 200 || !p.reference.isWellFormed())) throw invalid('payment.create params.reference must be text of at most 200 characters');
     return { amount: p.amount, currency: p.currency, payee: p.payee, ...(p.reference !== undefined ? { reference: p.reference } : {}) };
   },
   context: (params) => ({ amount: params.amount, currency: params.currency }),

@@ -12,6 +12,7 @@ import type { ApiContext } from './context.ts';
 import { reply } from './respond.ts';
 import type { Route } from './router.ts';
 import type { RunningCommands } from './running.ts';
+import { cut } from '../well-formed.ts';
 
 /** The event a node receives when an agent is suspended. */
 export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
@@ -87,7 +88,7 @@ export function registerStopReports(api: ApiContext): void {
         resource: { kind: 'agent', id: p.agentId },
         node: peer.deviceId!,
         outcome: { status: 'success' },
-        details: { stopped: runIds.length, runIds, ...(typeof p.name === 'string' ? { name: p.name.slice(0, 100) } : {}) },
+        details: { stopped: runIds.length, runIds, ...(typeof p.name === 'string' ? { name: cut(p.name, 100) } : {}) },
       });
       return { ok: true };
     },

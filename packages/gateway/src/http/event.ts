@@ -2,6 +2,7 @@
 // the audit explorer's list (docs/http-api.md).
 import type { AuditRecord } from '@corral/audit';
 import { commandLine } from '../exec/command-line.ts';
+import { cut } from '../well-formed.ts';
 
 export interface ActivityEvent {
   seq: number;
@@ -55,10 +56,7 @@ const SUMMARY_MAX = 300;
 
 /** `text` cut to at most `max` code units, marked with … when cut (a command line's end must not look like all of it), never inside a surrogate pair. */
 function clipped(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  if (/[\uD800-\uDBFF]/.test(text[end - 1] ?? '')) end--;
-  return `${text.slice(0, end)}…`;
+  return text.length <= max ? text : `${cut(text, max - 1)}…`;
 }
 
 /** Whether an event passes the activity filters; `agent` lists the agent's id and name (records use either). */
