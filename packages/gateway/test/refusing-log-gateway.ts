@@ -63,7 +63,8 @@ export async function refusingLogGateway(options: RefusingLogGatewayOptions) {
   const pendingFor = (argv: string[]) => approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv));
   /** Asks for `argv` and resolves once its approval waits: the waiting run, and the approval's id and digest. */
   const asked = async (argv: string[]) => {
-    const waiting = run(argv);
+    // Its approver may take a while on a loaded machine (a large set compiled first): a run waits for them up to a minute.
+    const waiting = run(argv, 60_000);
     waiting.catch(() => undefined);
     let approval = pendingFor(argv);
     for (let i = 0; !approval && i < 500; i++) {

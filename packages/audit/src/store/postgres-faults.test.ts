@@ -105,9 +105,12 @@ describe('when PostgreSQL fails under a writer', () => {
             await cluster.restart();
           } else {
             // Between two commits the writer's connection idles in the pool (its loss then costs nothing): repeat until one hits a commit.
+            // After each, wait for the writer to go on or fail: terminating again while it asks the server whether its commit
+            // landed would also end those questions, and past 3 s of them it rightly answers AUDIT_COMMIT_UNKNOWN.
             for (let k = 0; k < 200 && run.failed.length === 0; k++) {
-              await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [database]);
-              await sleep(10);
+              const acked = run.acked.size;
+              await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+              await run.until(() => run.failed.length > 0 || run.acked.size >= acked + 20, 5_000);
             }
           }
           const before = run.acked.size;
