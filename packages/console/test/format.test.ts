@@ -133,6 +133,13 @@ describe('visible', () => {
     assert.equal(visible(hebrew), hebrew);
   });
 
+  it("spells out a combining mark with no letter of its own before it, so it cannot draw over a quote, a colon or a list number the console writes beside it (regression: an enclosing circle as an argument drew over the quote of the command line, and a long solidus overlay could strike through it)", () => {
+    assert.equal(visible('\u20DDx'), '\\u20DDx');
+    assert.equal(visible("a '\u0338b"), "a '\\u0338b");
+    assert.equal(visible('a \u0336\u0336'), 'a \\u0336\u0336');
+    assert.equal(shellQuote('\u20DD'), "$'\\u20DD'");
+  });
+
   it('spells out a zero-width joiner between runs of marks before counting them, so the runs cannot all stack on one letter', () => {
     assert.equal(visible(`x${'\u0316'.repeat(3)}\u200D${'\u0316'.repeat(6)}`), `x${'\u0316'.repeat(3)}\\u200D${'\u0316'.repeat(4)}[2 combining marks removed]`);
   });
@@ -148,6 +155,10 @@ describe('lookAlikes', () => {
     assert.deepEqual(lookAlikes('https://example.com/pay?to=ACME GmbH'), []);
     assert.deepEqual(lookAlikes(''), []);
     assert.deepEqual(lookAlikes(null), []);
+  });
+
+  it('names a combining mark on a dotted circle, as Unicode shows a mark alone, so it does not draw over the comma or colon before it', () => {
+    assert.deepEqual(lookAlikes('e\u0301'), ['\u25CC\u0301 U+0301 Inherited']);
   });
 
   it('leaves to visible() what it spells out already (a bidi override, a zero-width space)', () => {

@@ -165,6 +165,26 @@ describe('the console against hostile text and stale tabs', () => {
       }
     });
 
+    it("spells out a combining mark that opens an argument, so it draws over none of the quote, list number or colon the card writes before it (regression: an enclosing circle as an argument hid the note's colon and drew over the command line's quote)", async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await signedIn(context);
+        await page.getByRole('link', { name: 'Approvals' }).click();
+        const running = settled(runOnNode(stack, ['printf', '\u20DD', '\u0338=x', 'stray-mark']));
+        const card = page.locator('article[data-approval]', { hasText: 'stray-mark' });
+        await card.waitFor();
+        assert.equal(await card.getByRole('heading').innerText(), "printf $'\\u20DD' $'\\u0338=x' stray-mark");
+        // A mark shown on its own sits on a dotted circle (U+25CC), as in the note's list of characters.
+        assert.doesNotMatch(await card.innerText(), /(?<![\p{L}\p{N}\p{M}\u25CC])\p{M}/u);
+        await card.getByRole('button', { name: 'Deny…' }).click();
+        await card.getByLabel('Reason for denying').fill('stray mark');
+        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        assert.equal(await running, false);
+      } finally {
+        await context.close();
+      }
+    });
+
     it('adds no note to an approval that is ASCII throughout, each space showing', async () => {
       const context = await browser.newContext();
       try {

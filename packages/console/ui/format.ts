@@ -65,16 +65,21 @@ const HIDDEN = /(?! )[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}\u2800]/gu;
 const MOST_MARKS = 4;
 /** The marks after a character beyond the first MOST_MARKS. */
 const STACKED = new RegExp(`(?<=\\p{M}{${MOST_MARKS}})\\p{M}+`, 'gu');
+/** A mark with no letter or number of the text before it to sit on: it would draw over a space, a quote, or whatever the page writes before the text (a colon, a list number). */
+const STRAY = /(?<![\p{L}\p{N}\p{M}])\p{M}/gu;
+
+/** `char` as its `\uXXXX` (`\UXXXXXXXX`) escape. */
+function escaped(char: string): string {
+  const code = char.codePointAt(0)!.toString(16).toUpperCase();
+  return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\U${code.padStart(8, '0')}`;
+}
 
 /**
- * Text an agent or node chose, as an approver must read it: every HIDDEN character written as its `\uXXXX` (`\UXXXXXXXX`)
+ * Text an agent or node chose, as an approver must read it: every HIDDEN character and STRAY mark written as its `\uXXXX` (`\UXXXXXXXX`)
  * escape, and the combining marks on one character past MOST_MARKS removed, with how many in their place; a field the gateway left out (null) is ''.
  */
 export function visible(text: string | null | undefined): string {
-  const spelled = (text ?? '').replace(HIDDEN, (char) => {
-    const code = char.codePointAt(0)!.toString(16).toUpperCase();
-    return code.length <= 4 ? `\\u${code.padStart(4, '0')}` : `\\U${code.padStart(8, '0')}`;
-  });
+  const spelled = (text ?? '').replace(HIDDEN, escaped).replace(STRAY, escaped);
   // Counted after spelling out: a joiner between runs of marks draws nothing and would leave every run stacked on one letter; spelled out, each run sits on its escape.
   return spelled.replace(STACKED, (marks) => {
     const removed = [...marks].length;
@@ -84,6 +89,8 @@ export function visible(text: string | null | undefined): string {
 
 /** Scripts a look-alike note names; a character of any other is named by its code point alone. */
 const SCRIPTS = ['Latin', 'Greek', 'Cyrillic', 'Armenian', 'Cherokee', 'Georgian', 'Hebrew', 'Arabic', 'Han', 'Hiragana', 'Katakana', 'Hangul', 'Common', 'Inherited'].map((name) => ({ name, test: new RegExp(`\\p{Script=${name}}`, 'u') }));
+/** One combining mark. */
+const MARK = /^\p{M}$/u;
 /** Most characters one field's note lists; the rest are counted. */
 const MOST_LISTED = 8;
 
@@ -99,7 +106,9 @@ export function lookAlikes(text: string | null | undefined): string[] {
   const named = [...seen].slice(0, MOST_LISTED).map((char) => {
     const code = char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
     const script = SCRIPTS.find((s) => s.test.test(char))?.name;
-    return `${char} U+${code}${script ? ` ${script}` : ''}`;
+    // A mark named alone sits on a dotted circle, as Unicode's charts show one, not on the comma before it.
+    const shown = MARK.test(char) ? `\u25CC${char}` : char;
+    return `${shown} U+${code}${script ? ` ${script}` : ''}`;
   });
   return seen.size > MOST_LISTED ? [...named, `and ${seen.size - MOST_LISTED} more`] : named;
 }
