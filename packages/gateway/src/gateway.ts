@@ -30,7 +30,8 @@ import { SurfaceStore, openGatewayDb } from './store/store.ts';
 import { wellFormed } from './well-formed.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
 
-export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log'> {
+// clientAddresses is made from trustedProxies.
+export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log' | 'clientAddresses'> {
   /** Where identity.db, gateway.db, the audit log and `policies/` live. */
   stateDir: string;
   /** Cedar policies (default STATE_DIR/policies; an `entities.json` beside them is loaded too). No policies: every governed command is denied. */
@@ -191,7 +192,9 @@ export class Gateway {
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
       const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, ...serverOptions } = options;
       const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
-      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle, ...(publicUrl ? { publicAddress: publicUrl } : {}) });
+      // One reading of who sent each request, for the caps on unfinished handshakes and for the HTTP API.
+      const clientAddresses = new ClientAddresses(trustedProxies, options.log);
+      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle, clientAddresses, ...(publicUrl ? { publicAddress: publicUrl } : {}) });
       const log = given ?? audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
@@ -233,7 +236,7 @@ export class Gateway {
         sessions: new Sessions(now, (user) => user.version === undefined || localUserUnchanged(identity, user)),
         cookies: new ConsoleCookies({ secure: publicUrl?.secure ?? false }),
         publicUrl,
-        clientAddresses: new ClientAddresses(trustedProxies, options.log),
+        clientAddresses,
         throttle: new SignInThrottle(now),
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,

@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { connectParams } from '../index.ts';
 import type { GatewayLogLine } from '../gateway.ts';
 import { startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
 
@@ -197,6 +199,38 @@ describe('trustedProxies refused at start', () => {
       const error = await refusedAtStart({ trustedProxies: ['127.0.0.1', entry] });
       assert.equal(error.code, 'GATEWAY_TRUSTED_PROXY_INVALID', JSON.stringify(entry));
       assert.match(error.message, /^trustedProxies entry /);
+    }
+  });
+});
+
+/** A WebSocket from `localAddress` that a proxy forwards for `client`; resolves once open or refused, with its challenge to come. */
+async function forwardedSocket(url: string, localAddress: string, client: string): Promise<{ socket: WebSocket; challenge: Promise<{ nonce: string; ts: number }> }> {
+  const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, headers: { 'x-forwarded-for': client } });
+  socket.on('error', () => {});
+  const challenge = new Promise<{ nonce: string; ts: number }>((resolve) => socket.once('message', (data) => resolve(JSON.parse(data.toString()).payload)));
+  await new Promise((resolve) => socket.once('open', resolve).once('close', resolve));
+  return { socket, challenge };
+}
+
+describe('trustedProxies 127.0.0.2 (a load balancer), when one client opens WebSocket after WebSocket through it and never sends connect', () => {
+  it("closes that client's own oldest, and another client's handshake through the balancer completes (regression: every client behind it shared its address's unfinished handshakes)", async () => {
+    const t = await startTestGateway({ trustedProxies: ['127.0.0.2'], maxUnauthenticated: 8, maxUnauthenticatedPerAddress: 4 });
+    const sockets: WebSocket[] = [];
+    try {
+      const other = await forwardedSocket(t.gw.url, '127.0.0.2', '198.51.100.2');
+      sockets.push(other.socket);
+      for (let i = 0; i < 12; i++) sockets.push((await forwardedSocket(t.gw.url, '127.0.0.2', '203.0.113.7')).socket);
+      const { nonce, ts } = await other.challenge;
+      assert.equal(other.socket.readyState, WebSocket.OPEN, "the other client's handshake is still open");
+      const answer = new Promise<boolean>((resolve) => {
+        other.socket.once('message', (data) => resolve(JSON.parse(data.toString()).ok === true));
+        other.socket.once('close', () => resolve(false));
+      });
+      other.socket.send(JSON.stringify({ type: 'req', id: 'c1', method: 'connect', params: connectParams({ url: '', token: t.token, role: 'operator', scopes: ['operator.read'] }, nonce, ts) }));
+      assert.equal(await answer, true);
+    } finally {
+      for (const socket of sockets) socket.terminate();
+      await t.close();
     }
   });
 });
