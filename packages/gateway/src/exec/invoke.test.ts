@@ -133,6 +133,13 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     }
   });
 
+  it("records a report's error cut whole characters at a time (regression: cut inside a surrogate pair, the audit log refused it, and the run was later recorded as not reported)", async () => {
+    const run = await authorize(node, ['echo', 'reported-with-an-emoji']);
+    await node.client.request('corral.run.report', { runId: run.runId, ok: false, error: `${'x'.repeat(199)}\u{1F600}` });
+    const [report] = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && (e.details as { runId?: string }).runId === run.runId);
+    assert.deepEqual([report?.actor.kind, report?.outcome?.status, report?.outcome?.detail], ['node', 'failure', 'x'.repeat(199)]);
+  });
+
   it('opens no run to report for a system.run.prepare: it runs nothing', async () => {
     const answer = (await node.client.request('corral.run.authorize', { command: 'system.run.prepare', params: { command: ['echo', 'plan'] }, timeoutMs: 10_000 }, { timeoutMs: 15_000 })) as Authorized;
     assert.deepEqual([answer.decision, answer.runId], ['allow', undefined]);
