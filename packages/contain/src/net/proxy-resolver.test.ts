@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { pbkdf2 } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import * as net from 'node:net';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { parseEgressRule, type EgressRule } from './egress-rule.ts';
 import { EgressProxy, type EgressChannel, type EgressLookup, type ResolvedAddress } from './proxy.ts';
@@ -65,6 +66,30 @@ describe('EgressProxy resolver calls', () => {
       const ms = performance.now() - started;
       assert.ok(ms < 200, `a stat() waited ${ms.toFixed(0)} ms for a pool thread`);
       assert.ok(most <= 2, `${most} resolver calls under way at once`);
+    });
+  });
+
+  describe('when one contained command resolves names whose DNS never answers', () => {
+    it('leaves another command a resolver call of its own, so that its names still resolve', { timeout: 10_000 }, async (t) => {
+      const echo = net.createServer((s) => s.pipe(s).on('error', () => undefined));
+      echo.listen(0, '127.0.0.1');
+      await once(echo, 'listening');
+      const port = (echo.address() as net.AddressInfo).port;
+      const stuck: EgressLookup = async (name) => (name.endsWith('.stuck.test') ? new Promise(() => undefined) : [{ address: '127.0.0.1', family: 4 }]);
+      const own = new EgressProxy({ lookup: stuck, dnsTimeoutMs: 1000 });
+      const stalling = await own.openChannel(rules('*.stuck.test:443'));
+      const other = await own.openChannel(rules(`api.fine.test:${port}`, `127.0.0.1/32:${port}`));
+      const sockets = Array.from({ length: 4 }, (_, i) => connectTo(stalling, `n${i}.stuck.test:443`));
+      t.after(async () => {
+        for (const socket of sockets) socket.destroy();
+        await own.close();
+        echo.close();
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      const socket = connectTo(other, `api.fine.test:${port}`);
+      const [answer] = (await once(socket, 'data')) as [Buffer];
+      socket.destroy();
+      assert.match(answer.toString('latin1'), /^HTTP\/1\.1 200 /);
     });
   });
 });

@@ -43,7 +43,9 @@ export interface EgressProxyOptions {
   /**
    * Resolver calls one channel has under way at once, counting those whose client has gone or
    * whose answer came too late (a call cannot be taken back: it holds one of the host's resolver
-   * threads until it returns); beyond, a lookup waits its turn. Default 4.
+   * threads until it returns); beyond, a lookup waits its turn. Default 4; never more than
+   * `maxLookups` less one (when that is above 1), so that a command whose names do not answer
+   * cannot hold every call the proxy makes and leave other runs' names unresolved.
    */
   maxLookupsPerChannel?: number;
   /**
@@ -540,7 +542,7 @@ class Channel implements EgressChannel {
     this.#onConnection = onConnection;
     this.#maxRecords = maxRecords;
     this.#forget = forget;
-    this.#lookups = new Slots(settings.maxLookupsPerChannel);
+    this.#lookups = new Slots(Math.min(settings.maxLookupsPerChannel, Math.max(1, settings.maxLookups - 1)));
     this.#allLookups = allLookups;
     this.#budget = new RefusalBudget(settings.refusalBurst, settings.refusalsPerSecond);
     this.#server = http.createServer({
