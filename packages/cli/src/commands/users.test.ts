@@ -133,7 +133,7 @@ describe('corral users, when the store holds a local login named operator made b
 });
 
 describe('corral users remove admin', () => {
-  it('removes it and says that corral up makes a login named admin again, with a new password, at its next start', async () => {
+  it('removes it and, when no login left holds the admin role, says that corral up makes a login named admin again, with a new password, at its next start', async () => {
     const state = tempStateDir();
     try {
       const { Identity } = await import('@corral/identity');
@@ -145,8 +145,27 @@ describe('corral users remove admin', () => {
       }
       const r = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /corral up makes a login named admin again, with a new password, at its next start/);
+      assert.match(r.stderr, /no login left holds the admin role: corral up makes a login named admin again, with a new password, at its next start/);
       assert.match((await corral(['--state-dir', state, 'users', 'list'])).stdout, /^no local logins/);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('removes it without that warning while another login holds the admin role: corral up keeps that one', async () => {
+    const state = tempStateDir();
+    try {
+      const { Identity } = await import('@corral/identity');
+      const identity = Identity.open(state);
+      try {
+        await identity.localUsers.create('admin', 'an admin password of some length', ['admin']);
+        await identity.localUsers.create('alice', 'another password of some length', ['admin']);
+      } finally {
+        identity.close();
+      }
+      const r = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /corral up makes/);
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

@@ -57,11 +57,11 @@ export function registerUsers(program: Command): void {
     .argument('<username>')
     .option('--json', 'print the removed login')
     .action(async (username: string, opts: { json?: boolean }, command: Command) => {
-      const user = await withIdentity(command, (identity) => identity.localUsers.remove(username));
+      const { ADMIN_USERNAME, administrator } = await import('../up/admin.ts');
+      const [user, left] = await withIdentity(command, (identity) => [identity.localUsers.remove(username), administrator(identity)] as const);
       // Removal takes access away: it stands even when the log cannot record it (a warning says so).
       await recordIdentityEvent(dirOf(command), { action: 'user.remove', resource: { kind: 'user', id: user.id }, details: { roles: user.roles } });
-      const { ADMIN_USERNAME } = await import('../up/admin.ts');
-      if (user.username === ADMIN_USERNAME) process.stderr.write(`corral: corral up makes a login named ${ADMIN_USERNAME} again, with a new password, at its next start\n`);
+      if (left === undefined && user.roles.includes('admin')) process.stderr.write(`corral: no login left holds the admin role: corral up makes a login named ${ADMIN_USERNAME} again, with a new password, at its next start\n`);
       if (opts.json) return printJson(user);
       process.stdout.write(`removed the login ${user.username}; a session it held has ended\n`);
     });
