@@ -43,7 +43,12 @@ export interface RunResult {
   limitsHit: LimitHit[];
   refused: RefusedAccess[];
   connections: ConnectionRecord[];
-  /** Connection records left out of `connections` past the proxy's bound, allowed ones first (the refused are kept). */
+  /**
+   * Connection attempts left out of `connections` (the egress channel's droppedRecords): records
+   * past the proxy's bound (allowed ones first, then the oldest refused), and attempts the proxy
+   * never decided: their client left while they waited their turn or behind pipelined answers, or
+   * their connection was past the channel's connection cap.
+   */
   connectionsDropped: number;
   /** Host loopback ports the policy's ingress entries were published on. */
   ingress: { port: number; hostPort: number }[];
