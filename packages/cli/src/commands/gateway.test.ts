@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,6 +21,19 @@ describe('corral gateway, when its port is taken', () => {
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
     }
+  });
+});
+
+describe('corral gateway, when the policies of its state directory do not load', () => {
+  it('exits 2 naming each problem by file and line and what to do, as corral up does (regression: exit 1 and "the policy set is invalid (1 problem)" alone)', async () => {
+    const state = tempStateDir();
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'typo.cedar'), '// a typo on line 2\npermit(principal, action, resource\n');
+    const r = await corral(['--state-dir', state, 'gateway', '--port', '0', '--json'], { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more' } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(JSON.parse(r.stdout).error.code, 'POLICY_SET_INVALID');
+    const policies = join(state, 'policies');
+    assert.match(r.stderr, new RegExp(`^corral: the policies in ${policies} do not load: the policy set is invalid \\(1 problem\\)\ntypo\\.cedar:2:\\d+: .*\nfix them \\(corral policy validate ${policies} names each problem\\) and run corral gateway again \\[POLICY_SET_INVALID\\]\n$`));
   });
 });
 

@@ -75,6 +75,21 @@ export function optionRefusal(error: unknown): CliFailure | undefined {
   return new CliFailure(message, EXIT.usage, code);
 }
 
+/**
+ * A gateway's refusal of the policies in `policies` (a POLICY_ code) as bad
+ * usage, exit 2: the directory, each problem by file and line, and how to go
+ * on, ending with `again`, the command to run once they are fixed; anything
+ * else, undefined.
+ */
+export async function policiesRefusal(error: unknown, policies: string, again: string): Promise<CliFailure | undefined> {
+  const refused = error as { code?: unknown; message?: unknown; issues?: unknown } | undefined;
+  if (typeof refused?.code !== 'string' || !refused.code.startsWith('POLICY_')) return undefined;
+  const { formatPolicyIssue } = await import('@corral/policy');
+  const issues = Array.isArray(refused.issues) ? refused.issues.map(formatPolicyIssue) : [];
+  const lines = [`the policies in ${policies} do not load: ${String(refused.message)}`, ...issues, `fix them (corral policy validate ${policies} names each problem) and run ${again} again`];
+  return new CliFailure(lines.join('\n'), EXIT.usage, refused.code);
+}
+
 /** `corral gateway [--port --bind --public-url --trust-proxy]` and `corral gateway token`. */
 export function registerGateway(program: Command): void {
   const gateway = program
@@ -104,7 +119,7 @@ export function registerGateway(program: Command): void {
       try {
         running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log });
       } catch (error) {
-        const refusal = optionRefusal(error);
+        const refusal = optionRefusal(error) ?? (await policiesRefusal(error, join(dir, 'policies'), 'corral gateway'));
         if (refusal) throw refusal;
         // The listen error's own words, and what to do about the common one.
         const cause = (error as { code?: unknown; cause?: { code?: unknown } }).cause;

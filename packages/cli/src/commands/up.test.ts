@@ -327,7 +327,7 @@ describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
     assert.equal((await withIdentity(state, (identity) => identity.nodes.list()))[0]!.status, 'revoked');
   });
 
-  it('names broken policies and how to find the problem, exits 2, and keeps the state as it was', async () => {
+  it('names broken policies, each problem by file and line, and how to go on, exits 2, and keeps the state as it was', async () => {
     const state = join(root, 'broken');
     const first = startUp(state, ['--port', String(await freePort())]);
     await first.waitFor(URL_LINE);
@@ -335,7 +335,7 @@ describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
     writeFileSync(join(state, 'policies', 'typo.cedar'), '@id("typo")\npermit(principal, action, resource) when { principal.stauts == };\n');
     const r = startUp(state, ['--port', String(await freePort())]);
     assert.equal(await r.exited, 2, r.stderr());
-    assert.match(r.stderr(), /policies in .*broken\/policies do not load.*\n.*corral policy validate/);
+    assert.match(r.stderr(), /policies in .*broken\/policies do not load.*\ntypo\.cedar:2:\d+: .*\n.*corral policy validate/);
     assert.ok(existsSync(join(state, 'up.json')));
     assert.ok(existsSync(join(state, 'identity.db')));
   });

@@ -14,7 +14,7 @@ import type { NodeHost } from '@corral/node';
 import type { OpenClaw } from './openclaw.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printSecret } from '../output.ts';
-import { gatewayToken, optionRefusal } from '../commands/gateway.ts';
+import { gatewayToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
 import { findConsole } from './console.ts';
@@ -165,7 +165,7 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     await stop(running).catch(() => undefined);
     // Only a start that held the state directory removes what it created; another `corral up` may be creating it.
     if (fresh && running.release) snapshot.rollback();
-    throw translate(error, options);
+    throw await translate(error, options);
   }
 }
 
@@ -365,15 +365,13 @@ async function stop(running: Running, signal?: NodeJS.Signals): Promise<SignedCh
 }
 
 /** The user-facing failure for what went wrong while starting. */
-function translate(error: unknown, options: UpOptions): unknown {
+async function translate(error: unknown, options: UpOptions): Promise<unknown> {
   if (error instanceof CliFailure) return error;
   const port = portFailure(options.bind, options.port, (error as { cause?: unknown }).cause ?? error);
   if (port) return port;
+  const policies = await policiesRefusal(error, join(options.stateDir, POLICIES_DIR), 'corral up');
+  if (policies) return policies;
   const coded = error as { code?: string; message?: string };
-  if (coded.code === 'POLICY_SET_INVALID' || coded.code?.startsWith('POLICY_')) {
-    const policies = join(options.stateDir, POLICIES_DIR);
-    return new CliFailure(`the policies in ${policies} do not load: ${coded.message}\nfix them (corral policy validate ${policies} names each problem) and run corral up again`, EXIT.usage);
-  }
   if (coded.code?.startsWith('CONTAIN_POLICY')) return new CliFailure(`an agent's container policy does not load: ${coded.message}\nfix it and run corral up again`, EXIT.usage);
   return error;
 }
