@@ -216,6 +216,14 @@ describe('corral policy', () => {
     assert.match(missing.stderr, /cannot read history from .*no-such\.jsonl: there is no such file\n/);
   });
 
+  it('replays on a state directory with no audit log: exit 3 with the audit log\'s code, as every command without its log, and says to pass --history (regression: exit 2, CLI_BAD_ARGUMENT, as if the command line were wrong)', async () => {
+    const empty = mkdtempSync(join(tmp, 'no-log-'));
+    const r = await corral(['--state-dir', empty, 'policy', 'replay', '--candidate', EXAMPLE, '--json']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(JSON.parse(r.stdout).error.code, 'AUDIT_STORE_UNAVAILABLE');
+    assert.match(r.stderr, /^corral: cannot read the audit log: no audit log at .*; pass --history FILE to replay recorded decisions from a file \[AUDIT_STORE_UNAVAILABLE\]\n$/);
+  });
+
   it('names a history that is a directory, exit 2 (regression: EISDIR alone, naming no file, exit 1)', async () => {
     for (const json of [[], ['--json']]) {
       const r = await run('policy', 'replay', '--candidate', EXAMPLE, '--history', tmp, ...json);
@@ -289,11 +297,5 @@ describe('corral policy', () => {
     const text = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json')]);
     assert.match(text.stdout, /5 recorded decisions: 3 would change, 2 unchanged, 0 not decidable/);
     assert.match(text.stdout, /6 2026-\S+ {2}Agent::"invoice-bot" system\.run Command::"sh": allow -> deny \(rm: /);
-  });
-
-  it('says where to look when there is no audit log to replay', async () => {
-    const r = await corral(['--state-dir', join(tmp, 'empty'), 'policy', 'replay', '--candidate', EXAMPLE]);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /--history/);
   });
 });

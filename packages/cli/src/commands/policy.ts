@@ -464,7 +464,8 @@ async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
   try {
     reader = await audit.openAuditReader({ stateDir: dir });
   } catch (error) {
-    if (error instanceof audit.AuditError) throw new CliFailure(`cannot read the audit log: ${error.message} [${error.code}]; pass --history FILE to replay recorded decisions from a file`, EXIT.usage);
+    // The host's, as for every command that needs the log (exit 3), with the way round it.
+    if (error instanceof audit.AuditError) throw new CliFailure(`cannot read the audit log: ${error.message}; pass --history FILE to replay recorded decisions from a file`, EXIT.environment, error.code);
     throw error;
   }
   const names = new Map<string, string>();
