@@ -15,7 +15,7 @@ import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
 import { checkRedirectAtPublicUrl, parsePublicUrl } from './http/public-url.ts';
-import { Sessions, type SessionUser } from './http/sessions.ts';
+import { Sessions, type Session } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
 import { SignInThrottle } from './http/throttle.ts';
 import { PolicyGrants } from './approvals/grants.ts';
@@ -233,7 +233,7 @@ export class Gateway {
         record: async (event) => void (log ? await append(event) : undefined),
         feed,
         policies,
-        sessions: new Sessions(now, (user) => user.version === undefined || localUserUnchanged(identity, user)),
+        sessions: new Sessions(now, (session) => sessionCurrent(identity, session)),
         cookies: new ConsoleCookies({ secure: publicUrl?.secure ?? false }),
         publicUrl,
         clientAddresses,
@@ -304,9 +304,15 @@ async function openIdentity(stateDir: string, now: (() => number) | undefined): 
   }
 }
 
-/** Whether a signed-in local user still exists as it was at sign-in (same roles, same password). */
-function localUserUnchanged(identity: Identity, user: SessionUser): boolean {
+/**
+ * Whether a session's human is still as they signed in: a local user still
+ * there with the same roles and password; a single sign-on person whose
+ * sessions no admin ended since this one began.
+ */
+function sessionCurrent(identity: Identity, { user, createdAtMs }: Session): boolean {
   try {
+    if (user.oidc) return (identity.humans.signedOutAt(user.oidc.issuer, user.oidc.subject) ?? -Infinity) < createdAtMs;
+    if (user.version === undefined) return true;
     const current = identity.localUsers.get(user.name);
     return current.id === user.id && current.updatedAt === user.version;
   } catch {

@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS humans (
   last_login_at INTEGER NOT NULL,
   PRIMARY KEY (issuer, subject)
 ) STRICT;
+-- When an admin last ended a single sign-on person's sessions (corral identity sign-out): a session begun before then ends.
+CREATE TABLE IF NOT EXISTS human_sign_outs (
+  issuer TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (issuer, subject)
+) STRICT;
 CREATE TABLE IF NOT EXISTS local_users (
   username TEXT PRIMARY KEY,
   password_hash TEXT NOT NULL,

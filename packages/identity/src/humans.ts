@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import { IdentityError } from './errors.ts';
 import type { CorralRole, HumanIdentity } from './oidc.ts';
 
 export interface HumanRecord extends HumanIdentity {
@@ -22,6 +23,28 @@ export class HumanRegistry {
         ON CONFLICT (issuer, subject) DO UPDATE SET email = excluded.email, name = excluded.name, roles = excluded.roles, last_login_at = excluded.last_login_at`)
       .run(human.issuer, human.subject, human.email ?? null, human.name ?? null, JSON.stringify({ roles: human.roles, groups: human.groups }), this.#now());
     return this.list().find((h) => h.issuer === human.issuer && h.subject === human.subject)!;
+  }
+
+  /**
+   * Ends every console session begun before now of the people `name` names:
+   * their verified address, or `oidc:ISSUER#SUBJECT` (as `corral identity
+   * humans` shows them). For someone the issuer no longer lets sign in, it is
+   * what ends their access: a session would otherwise last its 12 hours.
+   * Throws IDENTITY_USER_NOT_FOUND when `name` names no one who signed in.
+   */
+  signOut(name: string): HumanRecord[] {
+    const named = this.list().filter((h) => h.email === name || `oidc:${h.issuer}#${h.subject}` === name);
+    if (named.length === 0) throw new IdentityError('IDENTITY_USER_NOT_FOUND', `no one who signed in is named ${JSON.stringify(name)}: corral identity humans lists who did`);
+    const at = this.#now();
+    const ended = this.#db.prepare('INSERT INTO human_sign_outs (issuer, subject, at) VALUES (?, ?, ?) ON CONFLICT (issuer, subject) DO UPDATE SET at = excluded.at');
+    for (const h of named) ended.run(h.issuer, h.subject, at);
+    return named;
+  }
+
+  /** When the sessions of the person `issuer` and `subject` name were last ended (ms since the epoch), or undefined. */
+  signedOutAt(issuer: string, subject: string): number | undefined {
+    const row = this.#db.prepare('SELECT at FROM human_sign_outs WHERE issuer = ? AND subject = ?').get(issuer, subject) as { at: number } | undefined;
+    return row?.at;
   }
 
   list(): HumanRecord[] {

@@ -228,3 +228,47 @@ describe('corral identity keys, humans and users list, when there is nothing to 
     }
   });
 });
+
+describe('corral identity sign-out', () => {
+  it("ends a person's sessions, named by their address or by issuer and subject, records it, and says so", async () => {
+    const state = tempStateDir();
+    try {
+      const identity = Identity.open(state);
+      try {
+        identity.humans.record({ issuer: 'https://sso.example.com', subject: 'u-17', email: 'gina@example.com', groups: [], roles: ['approver'] });
+        identity.humans.record({ issuer: 'https://sso.example.com', subject: 'u-18', groups: [], roles: ['viewer'] });
+      } finally {
+        identity.close();
+      }
+      const byAddress = await corral(['--state-dir', state, 'identity', 'sign-out', 'gina@example.com']);
+      assert.equal(byAddress.code, 0, byAddress.stderr);
+      assert.match(byAddress.stdout, /^ended every session of gina@example\.com begun before now; they can sign in again only through https:\/\/sso\.example\.com\n$/);
+      const bySubject = await corral(['--state-dir', state, 'identity', 'sign-out', 'oidc:https://sso.example.com#u-18', '--json']);
+      assert.equal(bySubject.code, 0, bySubject.stderr);
+      assert.deepEqual(JSON.parse(bySubject.stdout).map((h: { subject: string }) => h.subject), ['u-18']);
+      const after = Identity.open(state);
+      try {
+        assert.ok(after.humans.signedOutAt('https://sso.example.com', 'u-17')! <= Date.now());
+      } finally {
+        after.close();
+      }
+      const tail = await corral(['--state-dir', state, 'audit', 'tail', '--json']);
+      const records = tail.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { event: { action: string; resource: { id: string } } }).event);
+      assert.deepEqual(records.filter((r) => r.action === 'human.sign-out').map((r) => r.resource.id), ['gina@example.com', 'oidc:https://sso.example.com#u-18']);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('names no one it does not know: exit 2, saying where to look', async () => {
+    const state = tempStateDir();
+    try {
+      Identity.open(state).close();
+      const r = await corral(['--state-dir', state, 'identity', 'sign-out', 'nobody@example.com']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /no one who signed in is named "nobody@example\.com": corral identity humans lists who did/);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

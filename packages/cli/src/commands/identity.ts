@@ -74,6 +74,19 @@ export function registerIdentity(program: Command): void {
     });
 
   identity
+    .command('sign-out')
+    .description("end a single sign-on person's console sessions now, in every gateway on this state directory within a request (for someone the issuer no longer lets sign in)")
+    .argument('<name>', 'their verified address, or oidc:ISSUER#SUBJECT, as corral identity humans shows them')
+    .option('--json', 'print the people signed out as JSON')
+    .action(async (name: string, opts: { json?: boolean }, command: Command) => {
+      const named = await withIdentity(command, (id) => id.humans.signOut(name));
+      // It takes access away: it stands even when the log cannot record it (a warning says so).
+      for (const h of named) await recordIdentityEvent(dirOf(command), { action: 'human.sign-out', resource: { kind: 'human', id: humanName(h) }, details: { issuer: h.issuer } });
+      if (opts.json) return printJson(named);
+      for (const h of named) process.stdout.write(`ended every session of ${printable(humanName(h))} begun before now; they can sign in again only through ${printable(h.issuer)}\n`);
+    });
+
+  identity
     .command('login')
     .description('sign a person in through the OpenID Connect issuer (authorization code + PKCE, loopback redirect)')
     .option('--config <file>', 'OIDC settings as JSON (default: STATE_DIR/oidc.json)')

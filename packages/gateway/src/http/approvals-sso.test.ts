@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Identity } from '@corral/identity';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 import { publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
@@ -41,6 +42,20 @@ describe('approving after single sign-on', () => {
   }
 
   const twoNeeded = (what: string) => t.gw.approvals.create({ digest: createHash('sha256').update(what).digest('hex'), action: { argv: [what] }, quorum: 2 });
+
+  it("ends a person's sessions when an admin signs them out in another process (corral identity sign-out), and lets a later sign-in of theirs work (regression: a person the provider no longer let in kept their session up to 12 hours)", async () => {
+    const earlier = await signedIn('frank');
+    assert.equal((await earlier.get('/api/session')).status, 200);
+    const identity = Identity.open(t.state);
+    try {
+      assert.deepEqual(identity.humans.signOut('frank@example.com').map((h) => h.subject), ['frank']);
+    } finally {
+      identity.close();
+    }
+    assert.equal((await earlier.get('/api/session')).status, 401);
+    const again = await signedIn('frank');
+    assert.equal((await again.get('/api/session')).status, 200);
+  });
 
   it('counts one person once toward a quorum of two under each name their provider gave them: a verified address, the same in other case, and issuer and subject once it is unverified (regression: each name counted as another approver, so erin alone allowed it)', async () => {
     const approval = twoNeeded('pay 50000');

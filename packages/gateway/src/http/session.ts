@@ -37,7 +37,7 @@ const PLAIN_EMAIL = /^[^\s:@"()<>,;\\]{1,64}@[^\s:@"()<>,;\\]{1,85}$/;
  */
 function oidcUser(human: HumanIdentity): SessionUser {
   const id = `oidc:${human.issuer}#${human.subject}`;
-  return { id, name: human.email !== undefined && PLAIN_EMAIL.test(human.email) ? human.email : id, roles: human.roles };
+  return { id, name: human.email !== undefined && PLAIN_EMAIL.test(human.email) ? human.email : id, roles: human.roles, oidc: { issuer: human.issuer, subject: human.subject } };
 }
 
 export function sessionRoutes(api: ApiContext): Route[] {

@@ -27,6 +27,8 @@ export interface SessionUser {
   roles: CorralRole[];
   /** A local user's record as of sign-in (its last change): a change since (roles, password) or its removal ends the session. */
   version?: string;
+  /** A single sign-on person's issuer and subject: an admin ending their sessions (`corral identity sign-out`) ends this one. */
+  oidc?: { issuer: string; subject: string };
 }
 
 export interface Session {
@@ -41,10 +43,10 @@ const digest = (token: string) => createHash('sha256').update(token).digest('bas
 export class Sessions {
   readonly #byDigest = new Map<string, Session>();
   readonly #now: () => number;
-  readonly #current: (user: SessionUser) => boolean;
+  readonly #current: (session: Session) => boolean;
 
-  /** `current` says whether a session's user is still as it signed in (see SessionUser.version); a session whose user is not ends. */
-  constructor(now: () => number = Date.now, current: (user: SessionUser) => boolean = () => true) {
+  /** `current` says whether a session's user is still as it signed in (see SessionUser.version and .oidc); a session whose user is not ends. */
+  constructor(now: () => number = Date.now, current: (session: Session) => boolean = () => true) {
     this.#now = now;
     this.#current = current;
   }
@@ -77,7 +79,7 @@ export class Sessions {
     const session = this.#byDigest.get(key);
     if (!session) return undefined;
     const now = this.#now();
-    if (now - session.createdAtMs > SESSION_TTL_MS || now - session.lastSeenMs > SESSION_IDLE_MS || !this.#current(session.user)) {
+    if (now - session.createdAtMs > SESSION_TTL_MS || now - session.lastSeenMs > SESSION_IDLE_MS || !this.#current(session)) {
       this.#byDigest.delete(key);
       return undefined;
     }
