@@ -210,14 +210,17 @@ describe('corral approvals given what names nothing', () => {
     }
   });
 
-  it('names the unknown id, and under --json gives its code in the error document, with exit 2', async () => {
+  it('names the unknown id and where the ids are listed, and under --json gives its code in the error document, with exit 2, to approve, deny and revoke alike (regression: revoke gave CLI_BAD_ARGUMENT, and none said where to find an id)', async () => {
     const state = tempStateDir();
     try {
       openGatewayDb(state).close();
-      const result = await corral(['--state-dir', state, 'approvals', 'approve', 'no-such-id', '--by', 'alice', '--json']);
-      assert.equal(result.code, 2, result.stderr);
-      assert.match(result.stderr, /no-such-id/);
-      assert.equal(JSON.parse(result.stdout).error.code, 'GATEWAY_APPROVAL_NOT_FOUND');
+      for (const args of [['approve', 'no-such-id', '--by', 'alice'], ['deny', 'no-such-id'], ['revoke', 'no-such-id']]) {
+        const result = await corral(['--state-dir', state, 'approvals', ...args, '--json']);
+        assert.equal(result.code, 2, result.stderr);
+        const { error } = JSON.parse(result.stdout);
+        assert.equal(error.code, 'GATEWAY_APPROVAL_NOT_FOUND', args.join(' '));
+        assert.match(error.message, new RegExp(`${args[1]}.*: corral approvals list --all shows the id of every approval$`), args.join(' '));
+      }
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

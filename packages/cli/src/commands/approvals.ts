@@ -21,12 +21,20 @@ async function reasonOf(reason: string | undefined): Promise<string | undefined>
   }
 }
 
-/** Runs `action` on the approvals of the command's gateway state; its coded errors (an unknown id: exit 2) go to the caller as they are. */
+/** An id that names no approval, exit 2 with the gateway's code for it: what it was, and where the ids are. */
+function unknownApproval(what: string): CliFailure {
+  return new CliFailure(`${what}: corral approvals list --all shows the id of every approval`, EXIT.usage, 'GATEWAY_APPROVAL_NOT_FOUND');
+}
+
+/** Runs `action` on the approvals of the command's gateway state; its coded errors go to the caller as they are, an unknown id saying where the ids are. */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
-  const { ApprovalStore } = await import('@corral/gateway');
+  const { ApprovalStore, GatewayError } = await import('@corral/gateway');
   const db = await openGatewayState(await gatewayStateDir(command));
   try {
     return await action(new ApprovalStore(db));
+  } catch (error) {
+    if (error instanceof GatewayError && error.code === 'GATEWAY_APPROVAL_NOT_FOUND') throw unknownApproval(error.message);
+    throw error;
   } finally {
     db.close();
   }
@@ -138,7 +146,7 @@ export function registerApprovals(program: Command): void {
     .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
       const { grantApprovalId, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
       const approvalId = grantApprovalId(id);
-      if (approvalId === undefined) throw new CliFailure(`${id.slice(0, 100)} is not an approval id`, EXIT.usage);
+      if (approvalId === undefined) throw unknownApproval(`${id.slice(0, 100)} is not an approval id`);
       // The withdrawal is recorded under --by: a name the record cannot carry withdraws nothing.
       await approverOf(opts.by);
       const dir = await gatewayStateDir(command);
