@@ -66,6 +66,20 @@ describe('corral identity nodes', () => {
     assert.deepEqual(after.keys.map((k: { kid: string }) => k.kid), [JSON.parse(rotated.stdout).kid, before.keys[0].kid]);
   });
 
+  it('lists a retiring key with the time it verifies until, and a retired one with the time it stopped (regression: "retired until" a time gone by)', async () => {
+    const state = join(tmp, 'key-states');
+    const run = (...args: string[]) => corral(['--state-dir', state, ...args]);
+    await run('identity', 'jwks');
+    await run('identity', 'rotate', '--overlap', '1h');
+    await run('identity', 'rotate', '--overlap', '0');
+    const listed = await run('identity', 'keys');
+    assert.equal(listed.code, 0, listed.stderr);
+    const states = listed.stdout.trim().split('\n').map((line) => line.split('  ')[1]!.replace(/\d{4}-\S+Z/, 'T'));
+    assert.deepEqual(states, ['active', 'retired since T', 'retired since T']);
+    await run('identity', 'rotate', '--overlap', '1h');
+    assert.match((await run('identity', 'keys')).stdout, /^\S+ {2}retiring until \d{4}-\S+Z {2}created/m);
+  });
+
   it('stops a leaked key at once with --overlap 0: unpublished, and its tokens refused', async () => {
     // Before: "0" was no duration, and an overlap of at least a second was the closest an operator could come.
     const state = join(tmp, 'leaked');

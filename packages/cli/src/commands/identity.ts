@@ -46,7 +46,8 @@ export function registerIdentity(program: Command): void {
       const keys = await withIdentity(command, (id) => id.keys.list());
       if (opts.json) return printJson(keys);
       if (keys.length === 0) return void process.stdout.write('no signing keys yet: the first token issued, or corral identity jwks, makes one\n');
-      for (const k of keys) process.stdout.write(`${k.kid}  ${k.state}${k.retireAfter ? ` until ${k.retireAfter}` : ''}  created ${k.createdAt}\n`);
+      // retireAfter is when a retiring key stops verifying, or when a retired one did.
+      for (const k of keys) process.stdout.write(`${k.kid}  ${k.state}${k.retireAfter ? ` ${k.state === 'retired' ? 'since' : 'until'} ${k.retireAfter}` : ''}  created ${k.createdAt}\n`);
     });
 
   const nodes = identity.command('nodes').description('nodes (machines) known by their Ed25519 device key, and their pairing');
