@@ -1,7 +1,7 @@
 // The state directory as `corral up` claims it, before it writes anything
 // there: this user's, and theirs alone.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -35,5 +35,37 @@ describe("corral up's claim on its state directory", () => {
     assert.throws(() => claimStateDir(dir), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /belongs to another user \(uid 65534\)/.test(e.message));
     assert.equal(statSync(dir).mode & 0o777, 0o777);
     assert.deepEqual(readdirSync(dir), []);
+  });
+
+  describe('when another user put something in it while others could write it', { skip: process.getuid?.() !== 0 && 'only root can give a file to another user' }, () => {
+    const planted = (name: string, plant: (path: string) => void) => {
+      const dir = join(root, `planted-${name}`);
+      mkdirSync(dir);
+      chmodSync(dir, 0o777);
+      plant(join(dir, name));
+      return dir;
+    };
+    const refusedNaming = (dir: string, name: string) => (e: unknown) =>
+      e instanceof CliFailure && e.exitCode === EXIT.environment && e.code === 'IDENTITY_STATE_DIR_UNSAFE' && e.message.includes(`${join(dir, name)} belongs to another user (uid 65534)`);
+
+    it('refuses a link of theirs (exit 3, naming it), so nothing is written through it (regression: corral up appended its log to whatever file a gateway.log planted there linked to)', () => {
+      const victim = join(root, 'victim');
+      writeFileSync(victim, 'kept\n');
+      const dir = planted('gateway.log', (path) => {
+        symlinkSync(victim, path);
+        lchownSync(path, 65534, 65534);
+      });
+      assert.throws(() => claimStateDir(dir), refusedNaming(dir, 'gateway.log'));
+      assert.equal(readFileSync(victim, 'utf8'), 'kept\n');
+      assert.equal(statSync(dir).mode & 0o777, 0o700, 'no longer open to them');
+    });
+
+    it('refuses a folder of theirs (exit 3, naming it): held open, it would let them write Cedar rules or profiles into it later', () => {
+      const dir = planted('policies', (path) => {
+        mkdirSync(path);
+        chownSync(path, 65534, 65534);
+      });
+      assert.throws(() => claimStateDir(dir), refusedNaming(dir, 'policies'));
+    });
   });
 });

@@ -62,7 +62,27 @@ export function claimStateDir(dir: string): StateSnapshot {
     if (!(error instanceof IdentityError)) throw error;
     throw new CliFailure(error.message, EXIT.environment, error.code);
   }
-  return new StateSnapshot(dir, existed ? readdirSync(dir) : undefined);
+  const entries = readdirSync(dir);
+  refuseOthersEntries(dir, entries);
+  return new StateSnapshot(dir, existed ? entries : undefined);
+}
+
+/**
+ * Throws a CliFailure (exit 3) naming the first entry of `dir` another user
+ * owns. Only someone who could write `dir` put it there, before it was made
+ * 0700: a link of theirs would have `corral up` write where they chose, and
+ * a folder or file they still hold open they could read or change at will.
+ */
+function refuseOthersEntries(dir: string, entries: string[]): void {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  for (const entry of entries) {
+    const path = join(dir, entry);
+    const owner = lstatSync(path).uid;
+    if (owner !== uid) {
+      throw new CliFailure(`${path} belongs to another user (uid ${owner}), who put it there while others could write the state directory: remove it, or choose another state directory with --state-dir`, EXIT.environment, 'IDENTITY_STATE_DIR_UNSAFE');
+    }
+  }
 }
 
 
