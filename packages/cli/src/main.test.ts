@@ -47,6 +47,18 @@ describe('the corral command', () => {
     }
   });
 
+  it('names a mistyped option, with the one meant, before saying a required one is missing (regression: corral run --polciy said only that --policy was not given)', async () => {
+    for (const args of [['run', '--polciy', 'p.yaml', '--json', '--', 'true'], ['policy', 'explain', '--requets', 'r.json', '--json'], ['audit', 'export', '--fromat', 'jsonl', '--json']]) {
+      const r = await corral(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^error: unknown option '${args.find((a) => a.startsWith('--'))}'\\n\\(Did you mean --`), args.join(' '));
+      assert.equal(JSON.parse(r.stdout).error.code, 'CLI_BAD_ARGUMENT');
+    }
+    const missing = await corral(['run', '--', 'true']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^error: required option '-p, --policy <file>' not specified\n/);
+  });
+
   it('takes --state-dir after the command words too', async () => {
     const stateDir = tempStateDir();
     assert.equal((await corral(['run', '--state-dir', stateDir, '--policy', policyFile(), '--', '/bin/true'])).code, 0);

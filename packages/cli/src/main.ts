@@ -41,6 +41,7 @@ try {
   const load = named !== undefined && Object.hasOwn(FAMILIES, named) ? [FAMILIES[named]!] : Object.values(FAMILIES);
   for (const register of await Promise.all(load.map((family) => family()))) register(program);
   acceptStateDirAfterCommand(program);
+  checkRequiredAfterUnknown(program);
   followDispatch(program);
   await program.parseAsync(process.argv);
 } catch (error) {
@@ -57,6 +58,22 @@ try {
 function acceptStateDirAfterCommand(command: Command): void {
   if (command.commands.length > 0) return command.commands.forEach(acceptStateDirAfterCommand);
   if (!command.options.some((o) => o.long === '--state-dir')) command.option('--state-dir <dir>', 'state directory (default: $CORRAL_STATE_DIR or ~/.corral)');
+}
+
+/**
+ * Required options checked once every option given is known to be one:
+ * commander checks them first, so `corral run --polciy p.yaml` said that
+ * --policy was not given, and not that --polciy is no option (and which is).
+ */
+function checkRequiredAfterUnknown(command: Command): void {
+  if (command.commands.length > 0) return command.commands.forEach(checkRequiredAfterUnknown);
+  const required = command.options.filter((o) => o.mandatory);
+  if (required.length === 0) return;
+  for (const o of required) o.mandatory = false;
+  command.hook('preAction', () => {
+    const missing = required.find((o) => command.getOptionValue(o.attributeName()) === undefined);
+    if (missing) command.error(`error: required option '${missing.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+  });
 }
 
 /** Follows commander down the command words, into `reached`. */
