@@ -286,6 +286,11 @@ describe('corral audit', () => {
       assert.equal(r.code, 3);
       assert.match(r.stderr, /no audit log at .*audit\.db: nothing has recorded to this state directory yet .*, or the log is in another one \[AUDIT_STORE_UNAVAILABLE\]/);
     });
+    it('names the count option by both its spellings, -n (--lines), exit 2 (regression: --lines alone, which a command line with -n does not hold)', async () => {
+      const r = await corral(['audit', 'tail', '-n', 'ten']);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr, "corral: -n (--lines) must be a non-negative integer, got 'ten'\n");
+    });
     it('names a foreign database', async () => {
       const other = tempStateDir();
       cleanup.push(other);

@@ -167,7 +167,7 @@ export function registerAudit(program: Command): void {
     .option('-f, --follow', 'keep printing records as they are appended')
     .option('--json', 'one JSON object per record')
     .action(async (opts: { lines: string; follow?: boolean; json?: boolean }, command: Command) => {
-      const n = seqArg(opts.lines, '--lines');
+      const n = seqArg(opts.lines, '-n (--lines)');
       await withReader(command, async (reader) => {
         /** The hash of the last record printed (seq next - 1), once one is. */
         let printed: string | undefined;
