@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import fs, { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs, { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, describe, it, mock } from 'node:test';
 import { canonicalRun } from '@corral/gateway';
 import { DEVICE_FILE } from './host.ts';
@@ -351,5 +352,71 @@ describe('a policy file that is a link to a policy kept elsewhere (managed for m
     const dir = stateWith();
     symlinkSync(join(dir, 'gone', LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
     assert.throws(() => new LocalPolicy(dir), { code: 'NODE_POLICY_INVALID' });
+  });
+});
+
+describe('a policy kept for many nodes, changed by two of them at once', () => {
+  /** A node process of its own whose policy links to `managed`: sent `hash`, it tightens the policy to allow `program` alone, and answers `ok` or the code it was refused with. */
+  const nodeProcess = (managed: string) => {
+    const dir = stateWith();
+    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const source = `import { LocalPolicy } from ${JSON.stringify(new URL('./local-policy.ts', import.meta.url).href)};
+      import { createInterface } from 'node:readline';
+      let t = 0;
+      const policy = new LocalPolicy(${JSON.stringify(dir)}, { now: () => (t += ${REMOTE_WRITE_INTERVAL_MS}) });
+      for await (const line of createInterface({ input: process.stdin })) {
+        const [hash, program] = line.split(' ');
+        try { policy.replace({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: program }] } } }, hash); console.log('ok'); }
+        catch (e) { console.log(e.code ?? String(e)); }
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    return {
+      change: async (hash: string, program: string): Promise<string> => {
+        child.stdin.write(`${hash} ${program}\n`);
+        return String((await lines.next()).value);
+      },
+      end: () => child.stdin.end(),
+    };
+  };
+
+  it('takes over the lock a node left when it crashed changing the policy, and removes its own', () => {
+    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(`${managed}.lock`, `${gone}\n`);
+    const dir = stateWith();
+    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash);
+    assert.equal(policy.current.defaults.security, 'deny');
+    assert.deepEqual(readdirSync(join(managed, '..')), [LOCAL_POLICY_FILE]);
+  });
+
+  it('refuses a change as busy (NODE_POLICY_CHANGE_BUSY) while a live process holds the lock, and leaves the policy as it was', () => {
+    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
+    const dir = stateWith();
+    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_BUSY' });
+    assert.equal(policy.current.defaults.security, 'allowlist');
+    assert.deepEqual(readdirSync(join(managed, '..')).sort(), [LOCAL_POLICY_FILE, `${LOCAL_POLICY_FILE}.lock`]);
+  });
+
+  it('lets exactly one of two changes made from the same hash by two node processes through, and refuses the other as made from an old hash (regression: both passed the check, and the second write undid the first tightening)', async () => {
+    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    const nodes = [nodeProcess(managed), nodeProcess(managed)];
+    try {
+      for (let round = 0; round < 40; round++) {
+        writeFileSync(managed, JSON.stringify(allowlist));
+        const hash = new LocalPolicy(join(managed, '..')).snapshot().hash;
+        const answers = await Promise.all([nodes[0]!.change(hash, 'echo'), nodes[1]!.change(hash, 'git')]);
+        assert.deepEqual([...answers].sort(), ['NODE_POLICY_CHANGE_REFUSED', 'ok'], `round ${round}`);
+        const winner = answers[0] === 'ok' ? 'echo' : 'git';
+        assert.deepEqual(JSON.parse(readFileSync(managed, 'utf8')).agents['*'].allowlist, [{ pattern: winner }], `round ${round}`);
+      }
+    } finally {
+      for (const node of nodes) node.end();
+    }
   });
 });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
+import { withFileLock } from './file-lock.ts';
 import { MAX_STATE_FILE_BYTES, readStateFile, replaceFile } from './whole-files.ts';
 
 export type Security = 'deny' | 'allowlist' | 'full';
@@ -222,11 +223,22 @@ export class LocalPolicy {
    * is `baseHash`) writes nothing and succeeds with that hash: a gateway
    * sending it again and again never has the node rewrite and flush its disk.
    * One that does change it is refused beyond REMOTE_WRITES_BURST at once,
-   * then one per REMOTE_WRITE_INTERVAL_MS. Throws NODE_POLICY_CHANGE_REFUSED,
-   * NODE_POLICY_CHANGE_BUSY, NODE_POLICY_INVALID (also for a policy larger
-   * than MAX_LOCAL_POLICY_BYTES).
+   * then one per REMOTE_WRITE_INTERVAL_MS. Made holding the policy's lock
+   * (withFileLock), so that of two node processes changing one policy from
+   * the same hash, the second finds it changed. Throws
+   * NODE_POLICY_CHANGE_REFUSED, NODE_POLICY_CHANGE_BUSY (also while another
+   * process holds the lock past LOCK_WAIT_MS), NODE_POLICY_INVALID (also for
+   * a policy larger than MAX_LOCAL_POLICY_BYTES), and the file system's error.
    */
   replace(file: unknown, baseHash: unknown): { hash: string } {
+    this.#read(); // a policy that cannot be read (a link leading nowhere) is refused as such, before its lock is looked for
+    // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
+    const target = lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path;
+    // Other nodes may change that policy too: its hash is compared and the change written holding its lock, as one step.
+    return withFileLock(target, () => this.#replace(target, file, baseHash));
+  }
+
+  #replace(target: string, file: unknown, baseHash: unknown): { hash: string } {
     const current = this.#read().policy;
     if (typeof baseHash !== 'string' || baseHash !== policyHash(current)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
     const next = parseLocalPolicy(file);
@@ -237,8 +249,6 @@ export class LocalPolicy {
     const hash = policyHash(next);
     if (hash === baseHash) return { hash };
     this.#takeWrite();
-    // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
-    const target = lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path;
     // Its mode stays (a policy other users' nodes read stays readable to them), never one others may write; a new file is 0600.
     replaceFile(target, text, (statSync(target, { throwIfNoEntry: false })?.mode ?? 0o600) & 0o644);
     return { hash };

@@ -1,0 +1,93 @@
+// An exclusive lock on a file that several node processes may change (a
+// policy kept for many nodes, each node's own file a link to it), so that a
+// compare-and-swap on it is one step for all of them: a lock file beside it,
+// made whole and linked into place (which fails when one is there), holding
+// the pid of the process that made it.
+import { randomUUID } from 'node:crypto';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { NodeError } from './errors.ts';
+
+/** How long a change waits for another process's lock before it is refused as busy: a holder keeps it for one write. */
+export const LOCK_WAIT_MS = 1_000;
+
+/**
+ * Runs `work` (synchronous) holding `${path}.lock`, waiting up to
+ * LOCK_WAIT_MS for a lock another process holds; blocking, since a holder
+ * keeps it for one write alone. A lock whose process is gone (it crashed
+ * holding it) is taken over, as is one naming this process, which cannot be
+ * held: `work` never awaits, so no lock of this process outlives its call.
+ * Throws NODE_POLICY_CHANGE_BUSY when the lock is not free in time, the file
+ * system's error when the lock cannot be made, and what `work` throws.
+ */
+export function withFileLock<T>(path: string, work: () => T): T {
+  const lock = `${path}.lock`;
+  const mine = `${lock}.${process.pid}.${randomUUID()}.tmp`;
+  // Made whole first: another process never reads a lock without its pid.
+  writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+  try {
+    const deadline = performance.now() + LOCK_WAIT_MS;
+    while (!take(mine, lock)) {
+      if (performance.now() >= deadline) throw new NodeError('NODE_POLICY_CHANGE_BUSY', `another node is changing the node policy now (its lock file ${basename(lock)} is held): try again; if it stays so, remove that lock file beside the policy once no node is changing it`);
+      Atomics.wait(SLEEP, 0, 0, 2 + Math.random() * 8);
+    }
+  } finally {
+    rmSync(mine, { force: true });
+  }
+  try {
+    return work();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+const SLEEP = new Int32Array(new SharedArrayBuffer(4));
+
+/** Links `mine` into place as `lock`, after moving a stale one away; false while another live process holds it. */
+function take(mine: string, lock: string): boolean {
+  try {
+    linkSync(mine, lock);
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
+  }
+  if (!stale(lock)) return false;
+  // Moved away under a name of this call's own, then looked at again: of two processes taking over the same stale lock, the
+  // second may have moved the first one's new lock, which it then puts back.
+  const moved = `${lock}.${process.pid}.${randomUUID()}.stale`;
+  try {
+    renameSync(lock, moved);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return false;
+    throw error;
+  }
+  try {
+    if (!stale(moved)) linkSync(moved, lock);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(moved, { force: true });
+  }
+  return false;
+}
+
+/** Whether the lock at `path` names a process that is gone, or this one; false for one gone meanwhile, or held by a live process. */
+function stale(path: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return false;
+    throw error;
+  }
+  const pid = Number(text.trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as { code?: unknown }).code === 'ESRCH';
+  }
+}
