@@ -40,9 +40,10 @@ export function writeMarker(dir: string, marker: UpMarker): void {
 
 /**
  * Makes sure `dir` exists, is this user's alone (mode 0700) and can be
- * written. Returns what to remove to undo it: the entries that were not
- * there before. Throws a CliFailure (exit 3) naming the directory and what
- * to do.
+ * written. Returns the directory by the path it resolves to (see
+ * securePrivateDir: a link in `dir` is never gone through again), and what to
+ * remove to undo it: the entries that were not there before. Throws a
+ * CliFailure (exit 3) naming the directory and what to do.
  */
 export function claimStateDir(dir: string): StateSnapshot {
   const existed = existsSync(dir);
@@ -56,15 +57,16 @@ export function claimStateDir(dir: string): StateSnapshot {
   }
   // Before anything is written in it: this user's alone (0700), as the identity store demands once the gateway opens it;
   // until then, whoever else may write there could swap what `corral up` puts there (a policy, a profile).
+  let real: string;
   try {
-    securePrivateDir(dir);
+    real = securePrivateDir(dir);
   } catch (error) {
     if (!(error instanceof IdentityError)) throw error;
     throw new CliFailure(error.message, EXIT.environment, error.code);
   }
-  const entries = readdirSync(dir);
-  refuseOthersEntries(dir, entries);
-  return new StateSnapshot(dir, existed ? entries : undefined);
+  const entries = readdirSync(real);
+  refuseOthersEntries(real, entries);
+  return new StateSnapshot(real, existed ? entries : undefined);
 }
 
 /**
@@ -88,6 +90,7 @@ function refuseOthersEntries(dir: string, entries: string[]): void {
 
 /** What a state directory held before `corral up` touched it. */
 export class StateSnapshot {
+  /** The state directory, by the path with no link in it that corral up uses from here on. */
   readonly dir: string;
   /** Entries present before; undefined when the directory itself was new. */
   readonly #before: Set<string> | undefined;

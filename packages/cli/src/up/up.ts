@@ -66,6 +66,8 @@ interface Running {
 type ContainerPolicies = Record<string, { policy: unknown; baseDir: string; source: string }>;
 
 interface Ready {
+  /** The state directory by the path it resolved to when claimed, never through a link again. */
+  stateDir: string;
   url: string;
   console: boolean;
   nodeId: string;
@@ -84,14 +86,15 @@ export async function up(options: UpOptions): Promise<number> {
   const progress = new Progress(process.stderr);
   const running: Running = {};
   const ready = await start(options, progress, running);
+  const claimed = { ...options, stateDir: ready.stateDir };
   const readyMs = Math.round(performance.now() - started);
-  report(ready, options, readyMs, running.gateway!.url);
-  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; the gateway's log is ${join(options.stateDir, GATEWAY_LOG_FILE)}; Ctrl-C stops`);
+  report(ready, claimed, readyMs, running.gateway!.url);
+  progress.note(`ready in ${readyMs} ms${ready.agent ? `; agent ${ready.agent.name} (${INVOICE_INTAKE.process})` : ''} on node ${ready.nodeId.slice(0, 12)}; the gateway's log is ${join(ready.stateDir, GATEWAY_LOG_FILE)}; Ctrl-C stops`);
 
   // OpenClaw takes its time to start; a signal meanwhile stops everything without waiting for it.
   let abandoned = false;
   if (options.openclaw) {
-    const claw = progress.step('OpenClaw in a Corral container', () => startContainedOpenClaw(options, running), (c) => `ready in ${c.readyMs} ms`);
+    const claw = progress.step('OpenClaw in a Corral container', () => startContainedOpenClaw(claimed, running), (c) => `ready in ${c.readyMs} ms`);
     const first = await Promise.race([claw.then((c) => ({ claw: c }), (error: unknown) => ({ error })), stopSignal.then(() => undefined)]);
     if (first && 'error' in first) {
       await stop(running).catch(() => undefined);
@@ -131,9 +134,10 @@ function exitCode(): number {
  * that fails, everything it created is removed again.
  */
 async function start(options: UpOptions, progress: Progress, running: Running): Promise<Ready> {
-  const dir = options.stateDir;
   if (options.port !== 0) await progress.step(`port ${options.bind}:${options.port} free`, () => checkPortFree(options.bind, options.port));
-  const snapshot = await progress.step(`state directory ${dir}`, () => claimStateDir(dir));
+  const snapshot = await progress.step(`state directory ${options.stateDir}`, () => claimStateDir(options.stateDir));
+  // From here on by the path it resolved to: a link in the path given, whoever may write beside it could point elsewhere since.
+  const dir = snapshot.dir;
   const fresh = readMarker(dir) === undefined;
   try {
     running.release = lockStateDir(dir);
@@ -160,12 +164,12 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     await progress.step(consoleDir ? 'console answers' : 'HTTP API answers', () => answers(url));
     if (fresh) writeMarker(dir, { createdAt: new Date().toISOString(), example: INVOICE_INTAKE.process });
     await audit.append({ actor: UP_ACTOR, action: 'corral.up.start', resource: { kind: 'gateway', id: gateway.url }, node: host.device.deviceId, outcome: { status: 'success' }, details: { console: consoleDir !== undefined } });
-    return { url, console: consoleDir !== undefined, nodeId: host.device.deviceId, admin, ...(agent ? { agent: { id: agent.id, name: agent.name, status: agent.status } } : {}) };
+    return { stateDir: dir, url, console: consoleDir !== undefined, nodeId: host.device.deviceId, admin, ...(agent ? { agent: { id: agent.id, name: agent.name, status: agent.status } } : {}) };
   } catch (error) {
     await stop(running).catch(() => undefined);
     // Only a start that held the state directory removes what it created; another `corral up` may be creating it.
     if (fresh && running.release) snapshot.rollback();
-    throw await translate(error, options);
+    throw await translate(error, { ...options, stateDir: dir });
   }
 }
 
