@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hostCapabilities, planSandbox, Runner, validatePolicy } from '@corral/contain';
 import { ensureOpenclaw, OPENCLAW_CACHE } from '../../../gateway/test/openclaw.ts';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure } from '../output.ts';
 import { egressFor, INSIDE_PORT, MODEL_PROVIDER, openclawConfig, openclawContainerPolicy, startContainedGateway, startOpenClaw } from './openclaw.ts';
 
 const dirs: string[] = [];
@@ -91,6 +94,39 @@ describe("OpenClaw's container, as bubblewrap builds it", () => {
     } finally {
       await runner.close();
     }
+  });
+});
+
+/** A stand-in for OpenClaw's entry point, running `script` under Corral's container as OpenClaw would be. */
+function standIn(name: string, script: string): { home: string; modules: string; entry: string } {
+  const state = mkdtempSync(join(tmpdir(), `corral-claw-${name}-`));
+  dirs.push(state);
+  const home = join(state, 'openclaw');
+  const modules = join(state, 'install', 'node_modules');
+  mkdirSync(join(home, '.openclaw'), { recursive: true });
+  writeFileSync(join(home, '.openclaw', 'openclaw.json'), '{}\n');
+  mkdirSync(join(modules, 'openclaw'), { recursive: true });
+  const entry = join(modules, 'openclaw', 'openclaw.mjs');
+  writeFileSync(entry, script);
+  return { home, modules, entry };
+}
+
+/** Processes whose command line names `entry`, as `ps` shows them to everyone. */
+function running(entry: string): string[] {
+  return spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).stdout.split('\n').filter((line) => line.includes(entry));
+}
+
+describe("OpenClaw's gateway, when it does not get ready", () => {
+  it('exits early: exit 3 with its exit code and the end of its log, and nothing of it left running (regression: exit 1, saying code null)', async () => {
+    const claw = standIn('exits', "console.error('no config for you'); process.exit(7);\n");
+    await assert.rejects(startContainedGateway({ ...claw, config: {} }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /exited \(code 7\) before it was ready:\nno config for you/.test(e.message));
+    assert.deepEqual(running(claw.entry), []);
+  });
+
+  it('is slow: exit 3 once its time is up, with the end of its log, and nothing of it left running', async () => {
+    const claw = standIn('slow', "console.log('warming up'); setInterval(() => {}, 1000);\n");
+    await assert.rejects(startContainedGateway({ ...claw, config: {}, readyTimeoutMs: 2_000 }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /not ready within 2000 ms:\nwarming up/.test(e.message));
+    assert.deepEqual(running(claw.entry), []);
   });
 });
 

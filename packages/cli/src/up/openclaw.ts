@@ -235,7 +235,8 @@ export interface ContainedGateway {
  * Runs `openclaw gateway run` for the home `home` (its configuration already
  * written) inside a Corral container, until it says it is ready. Throws a
  * CliFailure (exit 3) naming the protection this host cannot enforce, or
- * (exit 1) with the tail of its log when it exits or is not ready in time.
+ * with the tail of its log when it exits or is not ready in time (exit 3
+ * too: OpenClaw cannot start here).
  */
 export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; channelHosts?: readonly string[]; runner?: Runner; readyTimeoutMs?: number }): Promise<ContainedGateway> {
   const hosts = options.hosts ?? {};
@@ -294,16 +295,16 @@ function openclawToken(home: string): string {
 }
 
 function exited(code: number | null, log: string): CliFailure {
-  return new CliFailure(`OpenClaw's gateway exited (code ${code}) before it was ready:\n${log.slice(-2_000)}`, EXIT.failed);
+  return new CliFailure(`OpenClaw's gateway exited (code ${code}) before it was ready:\n${log.slice(-2_000)}`, EXIT.environment);
 }
 
 async function waitForLog(log: () => string, pattern: RegExp, proc: ContainedProcess, ms: number): Promise<void> {
-  let gone = false;
-  void proc.result.then(() => (gone = true));
+  let gone: { exitCode: number | null } | undefined;
+  void proc.result.then((result) => (gone = result));
   const deadline = performance.now() + ms;
   while (!pattern.test(log())) {
-    if (gone) throw exited(null, log());
-    if (performance.now() > deadline) throw new CliFailure(`OpenClaw's gateway was not ready within ${ms} ms:\n${log().slice(-2_000)}`, EXIT.failed);
+    if (gone) throw exited(gone.exitCode, log());
+    if (performance.now() > deadline) throw new CliFailure(`OpenClaw's gateway was not ready within ${ms} ms:\n${log().slice(-2_000)}`, EXIT.environment);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
