@@ -18,8 +18,10 @@ export type NodeErrorCode =
   | 'NODE_CONFIG_INVALID'
   /**
    * A request failed for a reason of the node's own (a file it cannot use, a
-   * fault): the gateway is told only this code, never the error's message
-   * (which names the node's files); the node's log is told the error.
+   * fault): the gateway is told only this code, never the error's cause
+   * (which names the node's files); the node's log is told the cause. Its
+   * message is the node's own words, naming no file ("the node's local policy
+   * cannot be read"): the control plane's audit log is told it with a refused run.
    */
   | 'NODE_INTERNAL';
 

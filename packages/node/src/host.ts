@@ -17,7 +17,7 @@ import { planText } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
-import { allowlistSubjects, LocalPolicy, localAllows, MAX_LOCAL_POLICY_BYTES, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule } from './local-policy.ts';
+import { allowlistSubjects, LocalPolicy, localAllows, MAX_LOCAL_POLICY_BYTES, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule, type LocalVerdict } from './local-policy.ts';
 import { refuseWritableLoadPaths, refuseWritablePrograms, writableBy } from './sandbox-path.ts';
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
@@ -603,13 +603,16 @@ export class NodeHost {
     }
     // The node is its own gate: its ask needs the gateway's word that a human approved this run.
     const claimed = approvalClaimed(params);
-    // One reading of the policy for the checks made now, in one go: they never see two versions of it.
-    let policy = this.#policyNow();
-    const local = localAllows(policy, allowlistSubjects(run), agent, claimed);
+    let policy: LocalPolicyFile;
+    let local: LocalVerdict;
     let plan: SandboxPlan;
-    // What the node refuses here, before it asks, the control plane records when one governs (told, never waited for).
+    // What the node refuses here, before it asks, the control plane records when one governs (told, never waited for),
+    // a policy file it cannot read (NODE_INTERNAL) included.
     let localRule: LocalRule | undefined;
     try {
+      // One reading of the policy for the checks made now, in one go: they never see two versions of it.
+      policy = this.#policyNow();
+      local = localAllows(policy, allowlistSubjects(run), agent, claimed);
       // Governed, the control plane's approval (its receipt, checked below) may be the one the local policy asks for.
       if (!local.allowed && !(local.rule === 'approval-required' && this.#governed())) {
         localRule = local.rule;

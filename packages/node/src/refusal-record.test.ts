@@ -174,55 +174,87 @@ describe('a governed node refusing a run on its own', () => {
   });
 
   it('refuses without waiting for the control plane to take the record (one that never answers), and the same when none can be reached', async () => {
-    const cp = await startTestGateway({ token });
     const told = Promise.withResolvers<void>();
     const never = Promise.withResolvers<void>();
-    cp.server.method('corral.run.refused', { role: 'node', handler: () => (told.resolve(), never.promise.then(() => ({ ok: true }))) });
-    const upstream = await startTestGateway({ token });
-    const answers = new Map<string, (answer: Answer) => void>();
-    upstream.server.method('node.invoke.result', { role: 'node', handler: (params) => (answers.get((params as { id: string }).id)?.(params as Answer), { ok: true }) });
-    let node: Connection | undefined;
-    upstream.server.on('ready', (connection) => {
-      if (connection.peer?.role === 'node') node = connection;
-    });
-    const nodeState = tempDir('corral-refusal-node-');
-    writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'deny', ask: 'off' } }));
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
-    const invoke = (): Promise<Answer> =>
-      new Promise((resolve) => {
-        const id = randomUUID();
-        answers.set(id, resolve);
-        node!.event('node.invoke.request', { id, nodeId: deviceId, command: 'system.run', paramsJSON: JSON.stringify({ command: ['id'], agentId: 'main' }) });
-      });
+    const gw = await stubbedControlPlane({ version: 1, defaults: { security: 'deny', ask: 'off' } }, () => (told.resolve(), never.promise.then(() => ({ ok: true }))));
     try {
-      const started = host.start();
-      while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
-      upstream.identity.nodes.pair(deviceId, 'test');
-      await started;
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
-      while (node === undefined) await new Promise((r) => setTimeout(r, 5));
-      const first = invoke();
+      const first = gw.invoke();
       await Promise.race([told.promise, new Promise((_, reject) => setTimeout(() => reject(new Error('the control plane was never told of the refusal')), 10_000).unref())]);
       // The node's request waits 10 s for the control plane's answer: a refusal that waited for it would come after that.
       const answer = await Promise.race([first, new Promise<'waited'>((r) => setTimeout(() => r('waited'), 8_000).unref())]);
       assert.notEqual(answer, 'waited', 'the refusal waited for the control plane');
       assert.equal((answer as Answer).error?.code, 'SYSTEM_RUN_DENIED');
       never.resolve();
-      await cp.stop();
-      const unreachable = await invoke();
+      await gw.cp.stop();
+      const unreachable = await gw.invoke();
       assert.equal(unreachable.error?.code, 'SYSTEM_RUN_DENIED');
       assert.match(unreachable.error?.message ?? '', /security=deny/);
     } finally {
       never.resolve();
-      await host.close();
-      await upstream.stop();
-      await cp.stop().catch(() => undefined);
+      await gw.close();
+    }
+  });
+
+  it("tells the control plane of a run refused because its own policy file cannot be read, as NODE_INTERNAL with a reason naming no file of the node's (regression: nothing was sent, and no log held the refusal)", async () => {
+    const told = Promise.withResolvers<Record<string, unknown>>();
+    const gw = await stubbedControlPlane(PRINTF_ONLY, (params) => (told.resolve(params as Record<string, unknown>), { ok: true }));
+    try {
+      writeFileSync(join(gw.nodeState, LOCAL_POLICY_FILE), '{ not json');
+      const answer = await gw.invoke();
+      assert.equal(answer.error?.code, 'UNAVAILABLE');
+      const sent = await Promise.race([told.promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the control plane was never told of the refusal')), 10_000).unref())]);
+      assert.deepEqual(sent, { command: ['id'], cwd: null, envKeys: [], agentId: 'invoice-bot', code: 'NODE_INTERNAL', reason: "the node's local policy cannot be read" });
+    } finally {
+      await gw.close();
     }
   });
 });
+
+/**
+ * A node governed by a control plane the test writes, whose
+ * `corral.run.refused` is `refused`, serving a gateway the test writes, its
+ * own policy `localPolicy`; `invoke` sends it `id` for upstream agent main.
+ */
+async function stubbedControlPlane(localPolicy: object, refused: (params: unknown) => unknown) {
+  const cp = await startTestGateway({ token });
+  cp.server.method('corral.run.refused', { role: 'node', handler: refused });
+  const upstream = await startTestGateway({ token });
+  const answers = new Map<string, (answer: Answer) => void>();
+  upstream.server.method('node.invoke.result', { role: 'node', handler: (params) => (answers.get((params as { id: string }).id)?.(params as Answer), { ok: true }) });
+  let node: Connection | undefined;
+  upstream.server.on('ready', (connection) => {
+    if (connection.peer?.role === 'node') node = connection;
+  });
+  const nodeState = tempDir('corral-refusal-node-');
+  writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify(localPolicy));
+  const deviceId = loadOrCreateDevice(nodeState).deviceId;
+  const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+  const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } }, onFailure: () => undefined });
+  const close = async () => {
+    await host.close();
+    await upstream.stop();
+    await cp.stop().catch(() => undefined);
+  };
+  try {
+    const started = host.start();
+    while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
+    upstream.identity.nodes.pair(deviceId, 'test');
+    await started;
+    await announced;
+    cp.identity.nodes.pair(deviceId, 'test');
+    while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const invoke = (): Promise<Answer> =>
+    new Promise((resolve) => {
+      const id = randomUUID();
+      answers.set(id, resolve);
+      node!.event('node.invoke.request', { id, nodeId: deviceId, command: 'system.run', paramsJSON: JSON.stringify({ command: ['id'], agentId: 'main' }) });
+    });
+  return { cp, nodeState, invoke, close };
+}
 
 describe('a governed node refusing a run the control plane allowed', () => {
   // The node asks a human for every command: the control plane asks one, and allows the run once that human approves it.
