@@ -4,17 +4,22 @@
 // made whole and linked into place (which fails when one is there), holding
 // the pid of the process that made it.
 import { randomUUID } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { NodeError } from './errors.ts';
 
-/** How long a change waits for another process's lock before it is refused as busy: a holder keeps it for one write. */
+/**
+ * How long a lock another process holds is waited for, from when it was
+ * made: a holder keeps it for one write. Past that it is refused as busy at
+ * once: a gateway sending changes without end, while a lock is stuck, never
+ * has the node wait for each.
+ */
 export const LOCK_WAIT_MS = 1_000;
 
 /**
- * Runs `work` (synchronous) holding `${path}.lock`, waiting up to
- * LOCK_WAIT_MS for a lock another process holds; blocking, since a holder
- * keeps it for one write alone. A lock whose process is gone (it crashed
+ * Runs `work` (synchronous) holding `${path}.lock`, waiting for a lock
+ * another process holds until it is LOCK_WAIT_MS old; blocking, since a
+ * holder keeps it for one write alone. A lock whose process is gone (it crashed
  * holding it) is taken over, as is one naming this process, which cannot be
  * held: `work` never awaits, so no lock of this process outlives its call.
  * Throws NODE_POLICY_CHANGE_BUSY when the lock is not free in time, the file
@@ -28,7 +33,7 @@ export function withFileLock<T>(path: string, work: () => T): T {
   try {
     const deadline = performance.now() + LOCK_WAIT_MS;
     while (!take(mine, lock)) {
-      if (performance.now() >= deadline) throw new NodeError('NODE_POLICY_CHANGE_BUSY', `another node is changing the node policy now (its lock file ${basename(lock)} is held): try again; if it stays so, remove that lock file beside the policy once no node is changing it`);
+      if (performance.now() >= deadline || heldFor(lock) >= LOCK_WAIT_MS) throw new NodeError('NODE_POLICY_CHANGE_BUSY', `another node is changing the node policy now (its lock file ${basename(lock)} is held): try again; if it stays so, remove that lock file beside the policy once no node is changing it`);
       Atomics.wait(SLEEP, 0, 0, 2 + Math.random() * 8);
     }
   } finally {
@@ -69,6 +74,12 @@ function take(mine: string, lock: string): boolean {
     rmSync(moved, { force: true });
   }
   return false;
+}
+
+/** How long ago the lock at `path` was made, in ms (0 when it is gone). */
+function heldFor(path: string): number {
+  const made = statSync(path, { throwIfNoEntry: false })?.mtimeMs;
+  return made === undefined ? 0 : Date.now() - made;
 }
 
 /** Whether the lock at `path` names a process that is gone, or this one; false for one gone meanwhile, or held by a live process. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import fs, { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -401,6 +401,19 @@ describe('a policy kept for many nodes, changed by two of them at once', () => {
     assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_BUSY' });
     assert.equal(policy.current.defaults.security, 'allowlist');
     assert.deepEqual(readdirSync(join(managed, '..')).sort(), [LOCAL_POLICY_FILE, `${LOCAL_POLICY_FILE}.lock`]);
+  });
+
+  it('refuses changes at once while a lock a live process made long ago is still there, rather than waiting for it at each change (regression: a gateway sending changes without end held the node a second for each)', () => {
+    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
+    const longAgo = (Date.now() - 60_000) / 1000;
+    utimesSync(`${managed}.lock`, longAgo, longAgo);
+    const dir = stateWith();
+    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_BUSY' });
+    assert.ok(performance.now() - started < 500, `waited ${Math.round(performance.now() - started)} ms`);
   });
 
   it('lets exactly one of two changes made from the same hash by two node processes through, and refuses the other as made from an old hash (regression: both passed the check, and the second write undid the first tightening)', async () => {
