@@ -416,6 +416,20 @@ describe('a policy kept for many nodes, changed by two of them at once', () => {
     assert.ok(performance.now() - started < 500, `waited ${Math.round(performance.now() - started)} ms`);
   });
 
+  it('answers a change that writes nothing, or that it refuses, without waiting for the lock another process holds (regression: a change that left the policy as it was was refused as busy)', () => {
+    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
+    const dir = stateWith();
+    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const policy = new LocalPolicy(dir);
+    const { hash } = policy.snapshot();
+    const started = performance.now();
+    assert.deepEqual(policy.replace(allowlist, hash), { hash });
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, '0'.repeat(64)), { code: 'NODE_POLICY_CHANGE_REFUSED' });
+    assert.throws(() => policy.replace({ version: 1, defaults: { security: 'full' } }, hash), { code: 'NODE_POLICY_CHANGE_REFUSED' });
+    assert.ok(performance.now() - started < 500, `waited ${Math.round(performance.now() - started)} ms`);
+  });
+
   it('lets exactly one of two changes made from the same hash by two node processes through, and refuses the other as made from an old hash (regression: both passed the check, and the second write undid the first tightening)', async () => {
     const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
     const nodes = [nodeProcess(managed), nodeProcess(managed)];

@@ -223,22 +223,32 @@ export class LocalPolicy {
    * is `baseHash`) writes nothing and succeeds with that hash: a gateway
    * sending it again and again never has the node rewrite and flush its disk.
    * One that does change it is refused beyond REMOTE_WRITES_BURST at once,
-   * then one per REMOTE_WRITE_INTERVAL_MS. Made holding the policy's lock
-   * (withFileLock), so that of two node processes changing one policy from
-   * the same hash, the second finds it changed. Throws
+   * then one per REMOTE_WRITE_INTERVAL_MS. One that writes is checked again
+   * and written holding the policy's lock (withFileLock), so that of two node
+   * processes changing one policy from the same hash, the second finds it
+   * changed; one refused, or that writes nothing, never takes it. Throws
    * NODE_POLICY_CHANGE_REFUSED, NODE_POLICY_CHANGE_BUSY (also while another
    * process holds the lock past LOCK_WAIT_MS), NODE_POLICY_INVALID (also for
    * a policy larger than MAX_LOCAL_POLICY_BYTES), and the file system's error.
    */
   replace(file: unknown, baseHash: unknown): { hash: string } {
-    this.#read(); // a policy that cannot be read (a link leading nowhere) is refused as such, before its lock is looked for
+    // Checked first without the lock: one refused, or that writes nothing, never waits for another process's change.
+    if (this.#change(file, baseHash).text === undefined) return { hash: baseHash as string };
     // A link to a policy kept elsewhere (managed for many nodes) stays one: the change is made there, and a later edit there still applies.
     const target = lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? realpathSync(this.path) : this.path;
-    // Other nodes may change that policy too: its hash is compared and the change written holding its lock, as one step.
-    return withFileLock(target, () => this.#replace(target, file, baseHash));
+    // Other nodes may change that policy too: checked again against the file as it is now, and written, holding its lock, as one step.
+    return withFileLock(target, () => {
+      const { hash, text } = this.#change(file, baseHash);
+      if (text === undefined) return { hash };
+      this.#takeWrite();
+      // Its mode stays (a policy other users' nodes read stays readable to them), never one others may write; a new file is 0600.
+      replaceFile(target, text, (statSync(target, { throwIfNoEntry: false })?.mode ?? 0o600) & 0o644);
+      return { hash };
+    });
   }
 
-  #replace(target: string, file: unknown, baseHash: unknown): { hash: string } {
+  /** The change `file` makes to the policy as its file holds it now, based on `baseHash`: its hash, and the text to write unless it writes nothing. Throws as replace does. */
+  #change(file: unknown, baseHash: unknown): { hash: string; text?: string } {
     const current = this.#read().policy;
     if (typeof baseHash !== 'string' || baseHash !== policyHash(current)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'exec approvals changed; reload and retry');
     const next = parseLocalPolicy(file);
@@ -247,11 +257,7 @@ export class LocalPolicy {
     if (Buffer.byteLength(text) > MAX_LOCAL_POLICY_BYTES) throw new NodeError('NODE_POLICY_INVALID', `local policy: larger than ${MAX_LOCAL_POLICY_BYTES} bytes`);
     if (!isTighter(current, next)) throw new NodeError('NODE_POLICY_CHANGE_REFUSED', 'a remote change may only make the node policy stricter');
     const hash = policyHash(next);
-    if (hash === baseHash) return { hash };
-    this.#takeWrite();
-    // Its mode stays (a policy other users' nodes read stays readable to them), never one others may write; a new file is 0600.
-    replaceFile(target, text, (statSync(target, { throwIfNoEntry: false })?.mode ?? 0o600) & 0o644);
-    return { hash };
+    return hash === baseHash ? { hash } : { hash, text };
   }
 
   /** Takes one remote write of the budget, refilled one per REMOTE_WRITE_INTERVAL_MS. Throws NODE_POLICY_CHANGE_BUSY when none is left. */
