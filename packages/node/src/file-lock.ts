@@ -4,7 +4,7 @@
 // made whole and linked into place (which fails when one is there), holding
 // the pid of the process that made it.
 import { randomUUID } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { NodeError } from './errors.ts';
 
@@ -19,11 +19,14 @@ export const LOCK_WAIT_MS = 1_000;
 /**
  * Runs `work` (synchronous) holding `${path}.lock`, waiting for a lock
  * another process holds until it is LOCK_WAIT_MS old; blocking, since a
- * holder keeps it for one write alone. A lock whose process is gone (it crashed
- * holding it) is taken over, as is one naming this process, which cannot be
- * held: `work` never awaits, so no lock of this process outlives its call.
- * Throws NODE_POLICY_CHANGE_BUSY when the lock is not free in time, the file
- * system's error when the lock cannot be made, and what `work` throws.
+ * holder keeps it for one write alone. A lock that old whose process is gone
+ * (it crashed holding it) is taken over, as is one naming this process, which
+ * cannot be held: `work` never awaits, so no lock of this process outlives
+ * its call. Never one younger: its pid may be that of a process another pid
+ * namespace runs (a node in another container sharing the policy), which
+ * this one cannot see. Throws NODE_POLICY_CHANGE_BUSY when the lock is not
+ * free in time, the file system's error when the lock cannot be made, and
+ * what `work` throws.
  */
 export function withFileLock<T>(path: string, work: () => T): T {
   const lock = `${path}.lock`;
@@ -31,7 +34,8 @@ export function withFileLock<T>(path: string, work: () => T): T {
   // Made whole first: another process never reads a lock without its pid.
   writeFileSync(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   try {
-    const deadline = performance.now() + LOCK_WAIT_MS;
+    // Bounded also while other processes take it in turn, each lock of theirs young.
+    const deadline = performance.now() + 2 * LOCK_WAIT_MS;
     while (!take(mine, lock)) {
       if (performance.now() >= deadline || heldFor(lock) >= LOCK_WAIT_MS) throw new NodeError('NODE_POLICY_CHANGE_BUSY', `another node is changing the node policy now (its lock file ${basename(lock)} is held): try again; if it stays so, remove that lock file beside the policy once no node is changing it`);
       Atomics.wait(SLEEP, 0, 0, 2 + Math.random() * 8);
@@ -48,14 +52,9 @@ export function withFileLock<T>(path: string, work: () => T): T {
 
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
 
-/** Links `mine` into place as `lock`, after moving a stale one away; false while another live process holds it. */
+/** Links `mine` into place as `lock`, after moving a stale one away; false while another process holds it. */
 function take(mine: string, lock: string): boolean {
-  try {
-    linkSync(mine, lock);
-    return true;
-  } catch (error) {
-    if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
-  }
+  if (link(mine, lock)) return true;
   if (!stale(lock)) return false;
   // Moved away under a name of this call's own, then looked at again: of two processes taking over the same stale lock, the
   // second may have moved the first one's new lock, which it then puts back.
@@ -73,7 +72,20 @@ function take(mine: string, lock: string): boolean {
   } finally {
     rmSync(moved, { force: true });
   }
-  return false;
+  return link(mine, lock);
+}
+
+/** Links `mine` into place as `lock`, made now (its age is how long it has been held); false when a lock is there. */
+function link(mine: string, lock: string): boolean {
+  try {
+    const now = new Date();
+    utimesSync(mine, now, now);
+    linkSync(mine, lock);
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
+    return false;
+  }
 }
 
 /** How long ago the lock at `path` was made, in ms (0 when it is gone). */
@@ -82,8 +94,9 @@ function heldFor(path: string): number {
   return made === undefined ? 0 : Date.now() - made;
 }
 
-/** Whether the lock at `path` names a process that is gone, or this one; false for one gone meanwhile, or held by a live process. */
+/** Whether the lock at `path` is LOCK_WAIT_MS old and names a process that is gone, or this one; false for one gone meanwhile. */
 function stale(path: string): boolean {
+  if (heldFor(path) < LOCK_WAIT_MS) return false;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

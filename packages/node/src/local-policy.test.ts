@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it, mock } from 'node:test';
 import { canonicalRun } from '@corral/gateway';
+import { LOCK_WAIT_MS } from './file-lock.ts';
 import { DEVICE_FILE } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, REMOTE_WRITE_INTERVAL_MS, REMOTE_WRITES_BURST, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
@@ -380,14 +381,16 @@ describe('a policy kept for many nodes, changed by two of them at once', () => {
     };
   };
 
-  it('takes over the lock a node left when it crashed changing the policy, and removes its own', () => {
+  it(`takes over the lock a node left when it crashed changing the policy once it is ${LOCK_WAIT_MS} ms old, never sooner (its pid may be a live node's in another container, which this one cannot see), and removes its own`, () => {
     const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
     const gone = spawnSync(process.execPath, ['-e', '']).pid!;
     writeFileSync(`${managed}.lock`, `${gone}\n`);
     const dir = stateWith();
     symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
     const policy = new LocalPolicy(dir);
+    const started = performance.now();
     policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash);
+    assert.ok(performance.now() - started >= LOCK_WAIT_MS - 100, `taken over after ${Math.round(performance.now() - started)} ms`);
     assert.equal(policy.current.defaults.security, 'deny');
     assert.deepEqual(readdirSync(join(managed, '..')), [LOCAL_POLICY_FILE]);
   });
