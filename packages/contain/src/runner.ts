@@ -196,8 +196,7 @@ export class Runner {
       alive: (s) => s.adopted && s.child.exitCode === null && s.child.signalCode === null,
       over: (s) => s.exited,
       discard: async (s) => {
-        s.child.kill('SIGKILL');
-        s.cgroups?.kill();
+        killSandbox(s);
         await s.exited;
         this.#dispose(s);
       },
@@ -322,6 +321,7 @@ export class Runner {
     let seccompFd: number | undefined;
     let mountFds: number[] = [];
     let child: ChildProcess | undefined;
+    let status: BubblewrapStatus | undefined;
     let handedOver = () => {};
     const starting = new Promise<void>((resolve) => (handedOver = resolve));
     this.#starting.add(starting);
@@ -395,7 +395,7 @@ export class Runner {
       });
       const extra = started.stdio as unknown as (Readable | Writable | null)[];
       (extra[ENV_FD] as Writable).end(envArgs);
-      const status = bubblewrapStatus(extra[STATUS_FD] as Readable);
+      status = bubblewrapStatus(extra[STATUS_FD] as Readable);
       let adopted = true;
       if (cgroups) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
@@ -410,8 +410,7 @@ export class Runner {
           adopted = false;
         }
         if (adopted && stopped()) {
-          started.kill('SIGKILL');
-          cgroups.kill();
+          killSandbox({ child: started, status, cgroups });
           adopted = false;
         }
         if (adopted) (extra[5] as Writable).end('x');
@@ -422,7 +421,7 @@ export class Runner {
       if (command && adopted) adopted = await launcherReady(command);
       return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
     } catch (error) {
-      child?.kill('SIGKILL');
+      if (child && status) killSandbox({ child, status, cgroups });
       for (const fd of [seccompFd, ...mountFds]) if (fd !== undefined) closeSync(fd);
       this.#dispose({ channel, cgroups });
       throw error;
@@ -451,15 +450,14 @@ export class Runner {
 
   #start(plan: SandboxPlan, argv: string[], options: RunOptions, enforcement: Enforcement, warm: Sandbox | undefined): ContainedProcess {
     const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-    let child: ChildProcess | undefined = warm?.child;
+    /** The run's sandbox once it has one, until the run is over. */
+    let live: Sandbox | undefined = warm;
     let killedBy: LimitHit | 'abort' | undefined;
     const limitsHit = new Set<LimitHit>();
-    let cgroups: RunCgroups | undefined = warm?.cgroups;
     const kill = (why: LimitHit | 'abort') => {
       killedBy ??= why;
       if (why !== 'abort') limitsHit.add(why);
-      child?.kill('SIGKILL');
-      cgroups?.kill();
+      if (live) killSandbox(live);
     };
     let markReady: (ports: { port: number; hostPort: number }[]) => void = () => undefined;
     const ready = new Promise<{ port: number; hostPort: number }[]>((resolve) => (markReady = resolve));
@@ -478,12 +476,8 @@ export class Runner {
       try {
         sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, () => killedBy !== undefined);
         const { child: proc, channel } = sandbox;
-        child = proc;
-        cgroups = sandbox.cgroups;
-        if (killedBy !== undefined) {
-          proc.kill('SIGKILL');
-          cgroups?.kill();
-        }
+        live = sandbox;
+        if (killedBy !== undefined) killSandbox(sandbox);
         sandbox.connections.notify = options.onConnection;
         // Never released, so nothing ran: bubblewrap is ending by itself (its child is gone, or it never made
         // one) and says why on stderr; killed at once, it might not get to say it. Killed only if it lingers.
@@ -587,7 +581,7 @@ export class Runner {
           stderrBytes: errBytes,
         };
       } catch (error) {
-        child?.kill('SIGKILL');
+        if (live) killSandbox(live);
         markReady([]);
         if (error instanceof ContainError) throw error;
         throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start the sandbox: ${(error as Error).message}`, { cause: error });
@@ -597,8 +591,7 @@ export class Runner {
         for (const s of servers) s.close();
         for (const resume of [...held.values()]) resume();
         // The cgroups go back to the pool for a later run: a kill() from here on must not reach them.
-        child = undefined;
-        cgroups = undefined;
+        live = undefined;
         if (sandbox) this.#dispose(sandbox);
       }
     })();
@@ -932,6 +925,26 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
     stream.once('end', end).once('error', end).once('close', end);
   });
   return { childPid, ran };
+}
+
+/**
+ * Kills a sandbox whole: every process in its cgroups, the sandbox's first process (the init of its
+ * PID namespace: every process inside ends with it), then bubblewrap. The last two wait until
+ * bubblewrap has named that process, or ended without one: bubblewrap lets it go on setting the
+ * sandbox up only after that, and it takes no parent-death signal until the set-up is done. Killed
+ * before it knew, bubblewrap left it waiting, or running the command, for good, outside any cgroup,
+ * holding the run's output open so that the run never ended.
+ */
+function killSandbox(s: Pick<Sandbox, 'child' | 'status' | 'cgroups'>): void {
+  s.cgroups?.kill();
+  void s.status.childPid.then((pid) => {
+    try {
+      if (pid > 0) process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+    s.child.kill('SIGKILL');
+  });
 }
 
 /** The home directory the sandbox's /etc/passwd gives every user it names (what a program that asks passwd, such as ssh, takes for home, whatever HOME says). */
