@@ -133,6 +133,23 @@ describe('a governed node refusing a run on its own', () => {
     }
   });
 
+  it("has a run refused because its own policy file cannot be read recorded too, as NODE_INTERNAL with a reason naming no file of the node's (regression: the control plane refused the node's word as INVALID_REQUEST, and no log held the refusal)", async () => {
+    const gw = await governedNode();
+    try {
+      writeFileSync(join(gw.nodeState, LOCAL_POLICY_FILE), '{ not json');
+      const answer = await gw.invoke({ command: ['printf', 'x'], agentId: 'main' });
+      assert.equal(answer.error?.code, 'UNAVAILABLE');
+      const [record] = await gw.refusals(1);
+      assert.ok(record, 'the refusal was recorded');
+      assert.deepEqual(record.actor, { kind: 'agent', id: 'invoice-bot' });
+      assert.deepEqual(record.decision, { effect: 'deny', reason: "the node's local policy cannot be read" });
+      assert.deepEqual(record.details, { by: 'node', code: 'NODE_INTERNAL', command: 'system.run', argv: ['printf', 'x'], cwd: null, envKeys: [] });
+      assert.ok(!JSON.stringify(record).includes(gw.nodeState), "the record names the node's state directory");
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('has a run of an upstream agent its map does not name recorded too, under that name as an agent the control plane does not know (regression: refused before the run was read, and never recorded)', async () => {
     const gw = await governedNode();
     try {

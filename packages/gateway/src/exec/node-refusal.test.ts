@@ -44,6 +44,14 @@ describe('corral.run.refused', () => {
     assert.deepEqual(record.details, { by: 'node', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', command: 'system.run', argv: refusal.command, cwd: '/srv', envKeys: ['LANG'] });
   });
 
+  it("records a refusal for the node's own failure (NODE_INTERNAL: its policy file cannot be read), with the node's reason and no local policy rule (regression: refused as INVALID_REQUEST, and no log held it)", async () => {
+    const failed = { command: ['df', '-h'], cwd: null, envKeys: [], agentId: 'invoice-bot', code: 'NODE_INTERNAL', reason: "the node's local policy cannot be read" };
+    await node.client.request('corral.run.refused', failed);
+    const [record] = (await refusals()).filter((e) => e.resource.id === 'df');
+    assert.deepEqual(record?.decision, { effect: 'deny', reason: failed.reason });
+    assert.deepEqual(record.details, { by: 'node', code: 'NODE_INTERNAL', command: 'system.run', argv: failed.command, cwd: null, envKeys: [] });
+  });
+
   it('keeps control characters of the argv and reason as data, and never takes the action, node or actor from the params', async () => {
     const hostile = { ...refusal, command: ['tput\u001b]0;owned\u0007', 'a\nb'], reason: 'line one\n\u001b[2Jfake record', action: 'approval.resolve', node: 'another-node', actor: { kind: 'human', id: 'alice' }, details: { by: 'gateway' } };
     await node.client.request('corral.run.refused', hostile);
@@ -73,6 +81,7 @@ describe('corral.run.refused', () => {
       ['a word not a string', { ...refusal, command: ['rm', 7] }],
       ['a code of its own', { ...refusal, code: 'GATEWAY_APPROVED' }],
       ['a rule of its own', { ...refusal, rule: 'allowed' }],
+      ['a local policy rule for the node\'s own failure', { ...refusal, code: 'NODE_INTERNAL' }],
       ['an env value', { ...refusal, envKeys: ['LANG=C'] }],
       ['an agent name not Corral\'s', { ...refusal, agentId: 'Invoice Bot' }],
       ['no reason', { ...refusal, reason: '' }],

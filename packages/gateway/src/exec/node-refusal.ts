@@ -2,7 +2,7 @@
 // OpenClaw) tells its control plane of a `system.run` it refused on its own,
 // before asking (its local policy, a working directory or container policy it
 // cannot use, a program the sandbox could have planted, an approval receipt it
-// does not take), so that the control plane's audit log holds that decision
+// does not take, its own policy file it cannot read), so that the control plane's audit log holds that decision
 // too. It is the node's word alone: the record's action, node and `by` are
 // fixed here, every value the node sends is checked and bounded, and text is
 // kept as data (JSON escapes its control characters; nothing reads it as
@@ -24,8 +24,13 @@ export const MAX_REFUSED_ENV_KEYS = 64;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** The most bytes the run's argv, cwd and env names may take as JSON (the audit log takes an event of at most 64 KiB). */
 export const MAX_REFUSED_RUN_BYTES = 32 * 1024;
-/** The codes a node refuses a run with (packages/node's NodeErrorCode for a refused run). */
-const CODES = new Set(['NODE_RUN_DENIED', 'NODE_CONTAINMENT_UNAVAILABLE']);
+/**
+ * The codes a node refuses a run with (packages/node's NodeErrorCode for a
+ * refused run); NODE_INTERNAL when it failed on its own (its policy file
+ * cannot be read), whose reason is the node's words for what failed, never
+ * its files (its own log holds those).
+ */
+const CODES = new Set(['NODE_RUN_DENIED', 'NODE_CONTAINMENT_UNAVAILABLE', 'NODE_INTERNAL']);
 /** The local policy's rules (packages/node's LocalRule) a refusal may name. */
 const RULES = new Set(['security-deny', 'allowlist-miss', 'approval-required']);
 /** A Corral agent name, as the node's agent map holds one. */
@@ -52,8 +57,9 @@ function invalid(message: string): GatewayError {
  * argv, 1..MAX_REFUSED_ARGV strings of at most MAX_REFUSED_WORD characters,
  * the first not empty), `cwd` (absent, null, or a path of at most
  * MAX_REFUSED_CWD), `envKeys` (at most MAX_REFUSED_ENV_KEYS variable names),
- * `agentId` (absent, or a Corral agent name), `code` (NODE_RUN_DENIED or
- * NODE_CONTAINMENT_UNAVAILABLE), `rule` (absent, or a local policy rule),
+ * `agentId` (absent, or a Corral agent name), `code` (NODE_RUN_DENIED,
+ * NODE_CONTAINMENT_UNAVAILABLE or NODE_INTERNAL), `rule` (absent, or a local
+ * policy rule, with NODE_RUN_DENIED alone),
  * `reason` (1..MAX_REFUSED_REASON characters), `truncated` (absent or a
  * boolean); argv, cwd and env names together at most MAX_REFUSED_RUN_BYTES
  * as JSON; no text holding a lone surrogate (the audit log takes none). Throws GATEWAY_PARAMS_INVALID (wire INVALID_REQUEST).
@@ -71,8 +77,10 @@ export function nodeRefusal(raw: unknown): NodeRefusal {
   const keys = [...((envKeys ?? []) as unknown[])];
   if (!keys.every((k) => typeof k === 'string' && ENV_NAME.test(k))) throw invalid('envKeys must be environment variable names');
   if (!(agentId === undefined || (typeof agentId === 'string' && AGENT_NAME.test(agentId)))) throw invalid('agentId must be a Corral agent name');
-  if (typeof code !== 'string' || !CODES.has(code)) throw invalid('code must be NODE_RUN_DENIED or NODE_CONTAINMENT_UNAVAILABLE');
+  if (typeof code !== 'string' || !CODES.has(code)) throw invalid('code must be NODE_RUN_DENIED, NODE_CONTAINMENT_UNAVAILABLE or NODE_INTERNAL');
   if (!(rule === undefined || (typeof rule === 'string' && RULES.has(rule)))) throw invalid('rule must be a local policy rule');
+  // Only the local policy's own refusal names one of its rules: a run refused for any other reason was decided by none of them.
+  if (rule !== undefined && code !== 'NODE_RUN_DENIED') throw invalid('rule goes with NODE_RUN_DENIED alone');
   if (typeof reason !== 'string' || reason.length === 0 || reason.length > MAX_REFUSED_REASON || !reason.isWellFormed()) throw invalid(`reason must be 1 to ${MAX_REFUSED_REASON} characters`);
   if (!(truncated === undefined || typeof truncated === 'boolean')) throw invalid('truncated must be a boolean');
   const run = { argv: argv as string[], cwd: (cwd ?? null) as string | null, envKeys: keys as string[] };
