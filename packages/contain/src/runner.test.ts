@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, globSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, globSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createUnixServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { ContainError } from './errors.ts';
@@ -563,6 +563,27 @@ describe('the runner', () => {
       const next = new Runner();
       await next.close();
       assert.equal(existsSync(abandoned), false);
+    });
+
+    it('kill what still runs in them, which nothing else ends (a runner killed while a sandbox was starting left it to run the command on its own)', async () => {
+      const pids = hostCapabilities().cgroups.controllers.pids;
+      assert.ok(pids, 'this host has a writable pids cgroup');
+      const dead = spawnSync('/bin/true').pid;
+      const group = join(pids.parent, 'corral', `runner-${dead}-1`, '1');
+      mkdirSync(group, { recursive: true });
+      const left = spawn('/bin/sleep', ['1000'], { stdio: 'ignore' });
+      const ended = new Promise<NodeJS.Signals | null>((resolve) => left.once('exit', (_code, signal) => resolve(signal)));
+      try {
+        writeFileSync(join(group, 'cgroup.procs'), String(left.pid));
+        const next = new Runner();
+        await next.close();
+        const signal = await Promise.race([ended, new Promise<string>((resolve) => setTimeout(resolve, 3_000, 'still running'))]);
+        assert.equal(signal, 'SIGKILL');
+      } finally {
+        left.kill('SIGKILL');
+        await ended;
+        for (const dir of [group, dirname(group)]) if (existsSync(dir)) rmdirSync(dir);
+      }
     });
   });
 

@@ -81,16 +81,7 @@ export class RunCgroups {
    * place) running on; its cgroup still holds it.
    */
   kill(): void {
-    for (const dir of this.#dirs) {
-      for (const pid of readText(join(dir, 'cgroup.procs')).split('\n')) {
-        if (pid.trim() === '') continue;
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    }
+    for (const dir of this.#dirs) killProcesses(dir);
   }
 
   /** What the groups saw since configure(): peak memory and whether a limit was reached. */
@@ -230,8 +221,11 @@ export class CgroupPool {
 
 /**
  * Removes the pools of runners that died without closing (named
- * `runner-PID-N`, PID no longer alive): their groups are empty, since every
- * sandbox dies with its runner.
+ * `runner-PID-N`, PID no longer alive), killing first what still runs in
+ * them: a sandbox released just before its runner died takes no
+ * parent-death signal until bubblewrap has set it up, and runs its command
+ * on its own, with no timeout and nobody reading its output. A group still
+ * busy while the kernel reaps them is left for a later sweep.
  */
 function sweepAbandoned(places: Partial<Record<CgroupController, CgroupPlace>>): void {
   for (const root of new Set(Object.values(places).map((p) => join(p.parent, 'corral')))) {
@@ -246,11 +240,25 @@ function sweepAbandoned(places: Partial<Record<CgroupController, CgroupPlace>>):
       if (processAlive(pid)) continue;
       const dir = join(root, pool);
       try {
-        for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) rmdirSync(join(dir, entry.name));
+        const groups = readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory());
+        for (const entry of groups) killProcesses(join(dir, entry.name));
+        for (const entry of groups) rmdirSync(join(dir, entry.name));
         rmdirSync(dir);
       } catch {
         // Still busy or not ours to remove: left for a later sweep.
       }
+    }
+  }
+}
+
+/** Sends SIGKILL to every process in the cgroup at `dir`. */
+function killProcesses(dir: string): void {
+  for (const pid of readText(join(dir, 'cgroup.procs')).split('\n')) {
+    if (pid.trim() === '') continue;
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Gone already.
     }
   }
 }
