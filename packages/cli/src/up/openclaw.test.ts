@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -127,6 +127,39 @@ describe("OpenClaw's gateway, when it does not get ready", () => {
     const claw = standIn('slow', "console.log('warming up'); setInterval(() => {}, 1000);\n");
     await assert.rejects(startContainedGateway({ ...claw, config: {}, readyTimeoutMs: 2_000 }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /not ready within 2000 ms:\nwarming up/.test(e.message));
     assert.deepEqual(running(claw.entry), []);
+  });
+});
+
+describe("OpenClaw's home, which its container may write", () => {
+  it("has Corral follow no link put there: neither its token nor its configuration is read or written through one (regression: a token file linked to Corral's gateway token put that token in OpenClaw's configuration, and a linked configuration overwrote the file it named)", async () => {
+    const claw = standIn('linked', 'process.exit(1);\n');
+    const state = join(claw.home, '..');
+    writeFileSync(join(state, 'gateway-token'), 'corral-secret\n', { mode: 0o600 });
+    const victim = join(state, 'victim');
+    writeFileSync(victim, 'kept\n');
+    // What a process in the container could leave behind for the next start.
+    symlinkSync(join(state, 'gateway-token'), join(claw.home, 'corral-gateway-token'));
+    rmSync(join(claw.home, '.openclaw', 'openclaw.json'));
+    symlinkSync(victim, join(claw.home, '.openclaw', 'openclaw.json'));
+    await assert.rejects(startOpenClaw({ stateDir: state, installDir: join(claw.modules, '..'), corralGatewayUrl: 'ws://127.0.0.1:1', token: 'corral-secret', nodeName: 'n', agentMap: {}, pairOnControlPlane: () => undefined }), { name: 'CliFailure' });
+    assert.equal(readFileSync(victim, 'utf8'), 'kept\n');
+    for (const file of ['corral-gateway-token', join('.openclaw', 'openclaw.json')]) {
+      assert.ok(lstatSync(join(claw.home, file)).isFile(), file);
+      assert.doesNotMatch(readFileSync(join(claw.home, file), 'utf8'), /corral-secret/, file);
+    }
+  });
+
+  it('has Corral write its configuration into no folder a link there names', async () => {
+    const claw = standIn('linked-folder', 'process.exit(1);\n');
+    const state = join(claw.home, '..');
+    const elsewhere = join(state, 'elsewhere');
+    mkdirSync(elsewhere);
+    writeFileSync(join(elsewhere, 'openclaw.json'), 'kept\n');
+    rmSync(join(claw.home, '.openclaw'), { recursive: true });
+    symlinkSync(elsewhere, join(claw.home, '.openclaw'));
+    await assert.rejects(startOpenClaw({ stateDir: state, installDir: join(claw.modules, '..'), corralGatewayUrl: 'ws://127.0.0.1:1', token: 'corral-secret', nodeName: 'n', agentMap: {}, pairOnControlPlane: () => undefined }), { name: 'CliFailure' });
+    assert.equal(readFileSync(join(elsewhere, 'openclaw.json'), 'utf8'), 'kept\n');
+    assert.ok(lstatSync(join(claw.home, '.openclaw')).isDirectory());
   });
 });
 

@@ -11,7 +11,7 @@
 // and the Corral gateway token stay outside it: OpenClaw gets its own token.
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProcess, type EgressLookup } from '@corral/contain';
@@ -182,11 +182,12 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   const { entry, modules } = openclawEntry(options.installDir);
   const home = join(options.stateDir, 'openclaw');
   const nodeState = join(options.stateDir, 'openclaw-node');
-  mkdirSync(join(home, '.openclaw'), { recursive: true, mode: 0o700 });
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  ownDirectory(join(home, '.openclaw'));
   mkdirSync(nodeState, { recursive: true, mode: 0o700 });
   const token = openclawToken(home);
   const config = openclawConfig({ port: INSIDE_PORT, token, nodeName: options.nodeName, ...(options.modelBaseUrl ? { modelBaseUrl: options.modelBaseUrl } : {}), ...(options.modelId ? { modelId: options.modelId } : {}) });
-  writeFileSync(join(home, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  writeAnew(join(home, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
   const hosts = options.egressHosts ?? {};
   const started = performance.now();
   progress('starting OpenClaw in a container');
@@ -285,13 +286,47 @@ function pinnedLookup(hosts: Readonly<Record<string, string>>): EgressLookup {
   };
 }
 
-/** OpenClaw's own gateway token, kept in its home (mode 0600), made the first time. */
+// OpenClaw's home is written by what runs in its container: whatever it left there, Corral follows no link
+// in it, which could name a file of Corral's (its gateway token) to be read into OpenClaw's configuration,
+// or any file of this user's to be overwritten.
+
+/** OpenClaw's own gateway token, kept in its home (mode 0600), made the first time, or again when what is there is not a plain file of it. */
 function openclawToken(home: string): string {
   const file = join(home, 'corral-gateway-token');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const kept = readPlainFile(file)?.trim();
+  if (kept) return kept;
   const token = randomBytes(24).toString('base64url');
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  writeAnew(file, `${token}\n`);
   return token;
+}
+
+/** The text of `file` when it is a regular file, opened without following a link (nor waiting on a FIFO); undefined otherwise. */
+function readPlainFile(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP') return undefined;
+    throw error;
+  }
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, 'utf8') : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes `file` (mode 0600) as a new file: what was there, a link included, is removed, never written through. */
+function writeAnew(file: string, text: string): void {
+  rmSync(file, { recursive: true, force: true });
+  writeFileSync(file, text, { flag: 'wx', mode: 0o600 });
+}
+
+/** Makes `dir` a directory (0700), replacing a link or file there; one already there is kept, with what OpenClaw keeps in it. */
+function ownDirectory(dir: string): void {
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) rmSync(dir, { force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
 function exited(code: number | null, log: string): CliFailure {
