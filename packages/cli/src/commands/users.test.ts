@@ -133,41 +133,34 @@ describe('corral users, when the store holds a local login named operator made b
 });
 
 describe('corral users remove admin', () => {
-  it('removes it and, when no login left holds the admin role, says that corral up makes a login named admin again, with a new password, at its next start', async () => {
+  /** `corral users remove admin` on a state directory holding these admin logins, then `users list`. */
+  async function removeAdminBeside(admins: string[]): Promise<{ removed: Awaited<ReturnType<typeof corral>>; listed: string }> {
     const state = tempStateDir();
     try {
       const { Identity } = await import('@corral/identity');
       const identity = Identity.open(state);
       try {
-        await identity.localUsers.create('admin', 'an admin password of some length', ['admin']);
+        for (const name of admins) await identity.localUsers.create(name, `a password of some length for ${name}`, ['admin']);
       } finally {
         identity.close();
       }
-      const r = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /no login left holds the admin role: corral up makes a login named admin again, with a new password, at its next start/);
-      assert.match((await corral(['--state-dir', state, 'users', 'list'])).stdout, /^no local logins/);
+      const removed = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
+      return { removed, listed: (await corral(['--state-dir', state, 'users', 'list'])).stdout };
     } finally {
       rmSync(state, { recursive: true, force: true });
     }
+  }
+
+  it('removes it and, when no login left holds the admin role, says that corral up makes a login named admin again, with a new password, at its next start', async () => {
+    const { removed, listed } = await removeAdminBeside(['admin']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stderr, /no login left holds the admin role: corral up makes a login named admin again, with a new password, at its next start/);
+    assert.match(listed, /^no local logins/);
   });
 
   it('removes it without that warning while another login holds the admin role: corral up keeps that one', async () => {
-    const state = tempStateDir();
-    try {
-      const { Identity } = await import('@corral/identity');
-      const identity = Identity.open(state);
-      try {
-        await identity.localUsers.create('admin', 'an admin password of some length', ['admin']);
-        await identity.localUsers.create('alice', 'another password of some length', ['admin']);
-      } finally {
-        identity.close();
-      }
-      const r = await corral(['--state-dir', state, 'users', 'remove', 'admin']);
-      assert.equal(r.code, 0, r.stderr);
-      assert.doesNotMatch(r.stderr, /corral up makes/);
-    } finally {
-      rmSync(state, { recursive: true, force: true });
-    }
+    const { removed } = await removeAdminBeside(['admin', 'alice']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.doesNotMatch(removed.stderr, /corral up makes/);
   });
 });
