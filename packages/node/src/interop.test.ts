@@ -114,7 +114,8 @@ describe('a Corral node under the upstream OpenClaw gateway', { skip: unavailabl
         const second = await approveNext();
         await refused;
         const after = (await auditEvents(controlState)).filter((e) => e.action === 'node.invoke' && e.decision?.approval === second);
-        assert.deepEqual(after, [], 'no run was reported for the refused receipt');
+        // The node ran nothing, and says why: the run is recorded as failed with the node's code and reason.
+        assert.deepEqual(after.map((e) => [e.outcome?.status, e.outcome?.detail]), [['failure', 'NODE_RUN_DENIED: the approval receipt is not taken (GATEWAY_RECEIPT_INVALID)']], 'the refused receipt is reported as a run that did not run');
       } finally {
         writeFileSync(keyFile, pinned);
       }
