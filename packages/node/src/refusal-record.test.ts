@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { AuditEvent } from '@corral/audit';
+import type { Identity } from '@corral/identity';
 import { Gateway, type Connection } from '@corral/gateway';
 import { auditEvents } from '../../gateway/test/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
@@ -29,6 +30,20 @@ const PRINTF_ONLY = { version: 1, defaults: { security: 'allowlist', ask: 'off' 
  * with it serving a gateway the test writes, mapping upstream `main` to
  * invoice-bot, its own policy `localPolicy`.
  */
+/**
+ * Starts `host` and pairs it as its operators would: on the upstream gateway once it asks, then on the
+ * control plane once it has asked there too (`announced`); resolves when the upstream sees it `connected`.
+ */
+async function startPaired(host: NodeHost, deviceId: string, upstream: Identity, controlPlane: Identity, announced: Promise<void>, connected: () => boolean): Promise<void> {
+  const started = host.start();
+  while (!upstream.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
+  upstream.nodes.pair(deviceId, 'test');
+  await started;
+  await announced;
+  controlPlane.nodes.pair(deviceId, 'test');
+  while (!connected()) await new Promise((r) => setTimeout(r, 5));
+}
+
 async function governedNode(localPolicy: object = PRINTF_ONLY) {
   const cpState = tempDir('corral-refusal-cp-');
   mkdirSync(join(cpState, 'policies'));
@@ -54,13 +69,7 @@ async function governedNode(localPolicy: object = PRINTF_ONLY) {
   });
   const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
   const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.url, token, agents: { main: 'invoice-bot' } } });
-  const started = host.start();
-  while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
-  upstream.identity.nodes.pair(deviceId, 'test');
-  await started;
-  await announced;
-  cp.identity.nodes.pair(deviceId, 'test');
-  while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+  await startPaired(host, deviceId, upstream.identity, cp.identity, announced, () => node !== undefined);
   const invoke = (params: Record<string, unknown>): Promise<Answer> =>
     new Promise((resolve) => {
       const id = randomUUID();
@@ -253,13 +262,7 @@ async function stubbedControlPlane(localPolicy: object, refused: (params: unknow
     await cp.stop().catch(() => undefined);
   };
   try {
-    const started = host.start();
-    while (!upstream.identity.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
-    upstream.identity.nodes.pair(deviceId, 'test');
-    await started;
-    await announced;
-    cp.identity.nodes.pair(deviceId, 'test');
-    while (node === undefined) await new Promise((r) => setTimeout(r, 5));
+    await startPaired(host, deviceId, upstream.identity, cp.identity, announced, () => node !== undefined);
   } catch (error) {
     await close();
     throw error;
