@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { hostCapabilities, planSandbox, Runner, validatePolicy } from '@corral/contain';
 import { ensureOpenclaw, OPENCLAW_CACHE } from '../../../gateway/test/openclaw.ts';
@@ -67,15 +67,9 @@ describe('the egress of OpenClaw’s container', () => {
 
 describe("OpenClaw's container, as bubblewrap builds it", () => {
   it('lets it write its home, only read its configuration and install, and not see Corral’s state or the node’s key', async () => {
-    const state = mkdtempSync(join(tmpdir(), 'corral-claw-box-'));
-    dirs.push(state);
-    const home = join(state, 'openclaw');
-    const modules = join(state, 'install', 'node_modules');
-    mkdirSync(join(home, '.openclaw'), { recursive: true });
-    writeFileSync(join(home, '.openclaw', 'openclaw.json'), '{}\n');
-    mkdirSync(join(modules, 'openclaw'), { recursive: true });
+    const { home, modules } = standIn('box', '// upstream\n');
+    const state = dirname(home);
     mkdirSync(join(state, 'openclaw-node'));
-    writeFileSync(join(modules, 'openclaw', 'openclaw.mjs'), '// upstream\n');
     writeFileSync(join(state, 'openclaw-node', 'node-device.json'), '{"privateKeyPem":"secret"}\n');
     writeFileSync(join(state, 'gateway-token'), 'corral-secret\n');
     const plan = planSandbox({ policy: validatePolicy(openclawContainerPolicy({ home, modules, egress: [] })), source: '<openclaw>', baseDir: home });
