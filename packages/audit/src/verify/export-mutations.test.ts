@@ -160,13 +160,17 @@ describe('verifying an export offline', () => {
           let changed = 0;
           while (changed < signed.length && read[changed] === signed[changed]) changed++;
           const same = changed === signed.length && read.length === signed.length;
-          if (r.ok) return assert.ok(same, `${name} passed`);
+          // Cut right after its header or one of its checkpoint lines, an export is a shorter export that verifies
+          // (docs/audit.md: only a checkpoint kept from before shows that records are missing after it).
+          const kept = bytes.toString('latin1');
+          const lines = kept.replace(/\n$/, '').split('\n');
+          const shorter = changed === read.length && (lines.length === 1 || lines.at(-1)!.startsWith('{"checkpoint"'));
+          if (r.ok) return assert.ok(same || shorter, `${name} passed`);
           if (same) return assert.ok(r.damage.length > 0, name);
           const first = r.firstBadSeq;
           // The last checkpoint left in the file before the first changed record vouches for the records
           // before it; a record repeated or brought in may claim a seq it vouches for, and be named by it.
           const claimed = Number(/"seq":(\d+),"v":1\}$/.exec(read[changed] ?? '')?.[1] ?? changed);
-          const kept = bytes.toString('latin1');
           let vouched = 0;
           for (const [k, at] of checkpointLines().entries()) {
             const size = (k + 1) * EVERY;
