@@ -227,6 +227,32 @@ describe('corral approvals given what names nothing', () => {
   });
 });
 
+describe('corral approvals revoke of a well-formed id that names no grant', () => {
+  it('says there is no grant with that id and where the ids are, exit 2 with GATEWAY_APPROVAL_NOT_FOUND as audit show and nodes revoke give for what is not there, for an unknown approval and one allowed once alike (regression: a bare CLI_BAD_ARGUMENT, as if the command were misused)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const once = store.resolve(store.create({ digest: 'f'.repeat(64), action: { command: 'system.run', argv: ['printf', 'x'], principal: 'Human::"operator"', nodeId: 'n' }, quorum: 1 }).id, 'allow-once', 'account:alice:alice');
+      db.close();
+      for (const id of [randomUUID(), once.id, `approval-${once.id}`]) {
+        const json = await corral(['--state-dir', state, 'approvals', 'revoke', id, '--json']);
+        assert.equal(json.code, 2, json.stderr);
+        const { error } = JSON.parse(json.stdout);
+        assert.equal(error.code, 'GATEWAY_APPROVAL_NOT_FOUND', id);
+        assert.match(error.message, /^no grant approval-\S+ .*: corral approvals list --all shows the id of every approval$/, id);
+        const human = await corral(['--state-dir', state, 'approvals', 'revoke', id]);
+        assert.equal(human.code, 2, human.stderr);
+        assert.match(human.stderr, /^corral: no grant approval-\S+ .*\[GATEWAY_APPROVAL_NOT_FOUND\]\n$/);
+        assert.equal(human.stdout, '');
+      }
+      assert.ok(!readdirSync(state).includes('audit.db'), 'nothing was recorded');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('corral approvals and nodes when the gateway state cannot be opened', () => {
   it('exit 3, naming gateway.db, why and what to do, with its code under --json (regression: "the gateway state could not be opened", exit 2, as bad usage; then GATEWAY_CONFIG_INVALID, as if the configuration were wrong)', async () => {
     const dir = tempStateDir();

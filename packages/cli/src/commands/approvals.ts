@@ -21,7 +21,7 @@ async function reasonOf(reason: string | undefined): Promise<string | undefined>
   }
 }
 
-/** An id that names no approval, exit 2 with the gateway's code for it: what it was, and where the ids are. */
+/** An id that names no approval (or, to revoke, no grant), exit 2 with the gateway's code for it: what it was, and where the ids are. */
 function unknownApproval(what: string): CliFailure {
   return new CliFailure(`${what}: corral approvals list --all shows the id of every approval`, EXIT.usage, 'GATEWAY_APPROVAL_NOT_FOUND');
 }
@@ -152,7 +152,7 @@ export function registerApprovals(program: Command): void {
       const dir = await gatewayStateDir(command);
       // The policy store's compare-and-swap: a running gateway adopts the set without the grant at its next decision.
       const outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, approvalId));
-      if (outcome === 'not-found') throw new CliFailure(`no active grant for approval ${approvalId}`, EXIT.usage);
+      if (outcome === 'not-found') throw unknownApproval(`no grant approval-${approvalId} in force or waiting to be made (an approval allowed once makes none; a revoked grant is gone)`);
       await recordIdentityEvent(dir, grantRevokedEvent(approvalId, opts.by, outcome));
       const answer = { id: approvalId, grant: `approval-${approvalId}`, outcome };
       if (opts.json) return printJson(answer);
