@@ -378,6 +378,23 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
     await assert.rejects(signIn({ aud: ['corral'], azp: 'another-app' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
   });
 
+  const times: Array<[string, (now: number) => Record<string, number>]> = [
+    ['issued an hour from now, beyond the 60 s of clock skew tolerated', (now) => ({ iat: now + 3600, exp: now + 7200 })],
+    ['issued a day ago and valid for a year, though the code was exchanged just now', (now) => ({ iat: now - 86_400, exp: now + 365 * 86_400 })],
+  ];
+  for (const [what, claims] of times) {
+    it(`refuses an ID token ${what}: IDENTITY_OIDC_ID_TOKEN_INVALID`, async () => {
+      // Before: only exp and nbf were checked; iat could be anything.
+      await assert.rejects(signIn(claims(Math.floor(Date.now() / 1000))), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    });
+  }
+
+  it('takes an ID token issued within the clock skew tolerated, ahead or behind', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await signIn({ iat: now + 50, exp: now + 350 })).subject, 'alice');
+    assert.equal((await signIn({ iat: now - 50, exp: now + 250 })).subject, 'alice');
+  });
+
   it('quotes no line feed or escape sequence from the error a callback carries: IDENTITY_OIDC_AUTHORIZATION_FAILED', async () => {
     // Before: quoted as it came; corral identity login printed its line feed as a line of its own under Corral's.
     const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });

@@ -21,6 +21,13 @@ export interface PendingLogin {
 export const MAX_ISSUER_ANSWER_BYTES = 1024 * 1024;
 /** How long Corral waits for one answer from the issuer, its body included. */
 export const ISSUER_TIMEOUT_MS = 10_000;
+/**
+ * The oldest an ID token's `iat` may be, beyond the clock skew tolerated: the
+ * issuer mints it when Corral exchanges the code, moments before Corral reads
+ * it (OIDC Core §3.1.3.7, item 10). An older one, or one issued in the
+ * future, comes from an issuer whose clock is wrong or from somewhere else.
+ */
+const MAX_ID_TOKEN_AGE_S = 300;
 
 /**
  * `doFetch`, with the answer's body read in full before it is handed back:
@@ -167,7 +174,8 @@ export class OidcClient {
   /**
    * Completes a login from the callback URL the browser arrived at: checks
    * state, exchanges the code with the PKCE verifier, verifies the ID token
-   * (signature from the issuer's JWKS, issuer, audience, expiry, nonce) and
+   * (signature from the issuer's JWKS, issuer, audience, expiry, `iat` within
+   * MAX_ID_TOKEN_AGE_S and not in the future, nonce) and
    * maps its role claim. The callback's `iss` must be the issuer's when
    * present, and be present when the issuer's metadata says
    * `authorization_response_iss_parameter_supported: true` (RFC 9207).
@@ -225,6 +233,7 @@ export class OidcClient {
         audience: this.settings.clientId,
         algorithms: this.settings.idTokenAlgorithms ?? ['RS256'],
         clockTolerance: this.settings.clockToleranceSeconds ?? 60,
+        maxTokenAge: MAX_ID_TOKEN_AGE_S,
         requiredClaims: ['sub', 'iat', 'exp'],
       });
       claims = result.payload;
