@@ -179,6 +179,33 @@ describe('approvals', () => {
     await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('late')), { code: 'GATEWAY_APPROVAL_EXPIRED' });
   });
 
+  describe('when the clock is set back after an approval was made', () => {
+    const made = 10_000_000;
+    const ttlMs = 15 * 60_000;
+
+    it('expires it once the clock is more than a second before its making: made at 14:00 and the clock set back an hour, it can be neither resolved at 14:55 nor used, nor counted pending (regression: it stayed pending until 15:15)', async () => {
+      let now = made;
+      const approvals = store(() => now);
+      const pending = approvals.create({ digest: digestOf('clock back pending'), action: { principal: 'Agent::clock-bot', nodeId: 'clock-node' }, quorum: 1, ttlMs });
+      const allowed = approvals.create({ digest: digestOf('clock back allowed'), action: { principal: 'Agent::clock-bot', nodeId: 'clock-node' }, quorum: 1, ttlMs });
+      approvals.resolve(allowed.id, 'allow-once', 'alice');
+      now = made - 3_600_000 + 55 * 60_000;
+      assert.equal(approvals.get(pending.id).status, 'expired');
+      assert.throws(() => approvals.resolve(pending.id, 'allow-once', 'alice'), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+      assert.equal(approvals.pendingCount('Agent::clock-bot', 'clock-node'), 0);
+      await assert.rejects(async () => approvals.consumeNowOrWhenFree(allowed.id, digestOf('clock back allowed')), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+    });
+
+    it('keeps it pending through a step back of a second or less (a clock being corrected)', () => {
+      let now = made;
+      const approvals = store(() => now);
+      const a = approvals.create({ digest: digestOf('clock back a little'), action: {}, quorum: 1, ttlMs });
+      now = made - 1_000;
+      assert.equal(approvals.get(a.id).status, 'pending');
+      assert.equal(approvals.resolve(a.id, 'allow-once', 'alice').status, 'allowed');
+    });
+  });
+
   it('survives a restart: pending approvals are there when the store is opened again', () => {
     const first = store();
     const a = first.create({ digest: digestOf('after restart'), action: { argv: ['x'] }, quorum: 1 });

@@ -100,6 +100,26 @@ const GRANTS_MADE_BEFORE_GRANTED_AT = 'grants-made-before-granted-at';
 
 export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
 
+/**
+ * How far the clock may be set back (a correction) with the approvals made
+ * before still counting their time from their making. Set back further, how
+ * long they have waited cannot be told: they count as expired, so that none
+ * outlives its time to live by more than this.
+ */
+const CLOCK_STEP_BACK_MS = 1000;
+
+/** Whether an approval's time is up at `now`: past its expiry, or the clock set back more than CLOCK_STEP_BACK_MS before its making. */
+function lapsed(createdAtMs: number, expiresAtMs: number, now: number): boolean {
+  return now > expiresAtMs || now < createdAtMs - CLOCK_STEP_BACK_MS;
+}
+
+/** lapsed() in SQL, negated: the rows whose time is not up, given unlapsedAt(now) as its two parameters. */
+const UNLAPSED = 'expires_at >= ? AND created_at <= ?';
+
+function unlapsedAt(now: number): [number, number] {
+  return [now, now + CLOCK_STEP_BACK_MS];
+}
+
 export class ApprovalStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
@@ -171,7 +191,7 @@ export class ApprovalStore {
     return this.get(id);
   }
 
-  /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval past its expiry is reported as expired (and stored so, when the write lock is free: #expireIfDue). */
+  /** Throws GATEWAY_APPROVAL_NOT_FOUND. A pending approval whose time is up (past its expiry, or the clock set back before its making) is reported as expired (and stored so, when the write lock is free: #expireIfDue). */
   get(id: string): Approval {
     const row = typeof id === 'string' ? (this.#sql('SELECT * FROM approvals WHERE id = ?').get(id) as Row | undefined) : undefined;
     if (!row) throw new GatewayError('GATEWAY_APPROVAL_NOT_FOUND', `no approval ${JSON.stringify(String(id).slice(0, 100))}`, { wire: { code: 'APPROVAL_NOT_FOUND', message: 'unknown approval id' } });
@@ -348,7 +368,7 @@ export class ApprovalStore {
   /** withdrawAll's writes, inside its transaction; the approvals as they then stand. */
   #withdraw(principal: string, by: string, reason: string | undefined): Approval[] {
     const now = this.#now();
-    const rows = this.#db.prepare("SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND expires_at >= ? AND json_extract(action, '$.principal') = ?").all(now, principal) as unknown as Row[];
+    const rows = this.#db.prepare(`SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND ${UNLAPSED} AND json_extract(action, '$.principal') = ?`).all(...unlapsedAt(now), principal) as unknown as Row[];
     const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?");
     for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, reason ?? null, row.id);
     return rows.map((row) => this.get(row.id));
@@ -419,8 +439,8 @@ export class ApprovalStore {
   /** withdrawGrantWhenFree's writes, inside its transaction. */
   #withdrawGrant(id: string): 'withheld' | 'withdrawn' | 'none' {
     // Read in the same transaction as the writes: pending now, it cannot be resolved before they commit.
-    const row = this.#db.prepare('SELECT status, expires_at FROM approvals WHERE id = ?').get(id) as { status: ApprovalStatus; expires_at: number } | undefined;
-    if (row?.status === 'pending' && this.#now() <= row.expires_at) {
+    const row = this.#db.prepare('SELECT status, created_at, expires_at FROM approvals WHERE id = ?').get(id) as { status: ApprovalStatus; created_at: number; expires_at: number } | undefined;
+    if (row?.status === 'pending' && !lapsed(row.created_at, row.expires_at, this.#now())) {
       const message = `approval ${id} is still pending: there is no grant to revoke; to stop it, deny it instead`;
       throw new GatewayError('GATEWAY_APPROVAL_PENDING', message, { wire: { code: 'INVALID_REQUEST', message: 'approval still pending: deny it instead' } });
     }
@@ -448,8 +468,8 @@ export class ApprovalStore {
   /** How many approvals for `principal` (as approvals name it: `Agent::invoice-bot`) on node `nodeId` are pending and unexpired. */
   pendingCount(principal: string, nodeId: string): number {
     const row = this.#db
-      .prepare("SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND expires_at >= ? AND json_extract(action, '$.principal') = ? AND json_extract(action, '$.nodeId') = ?")
-      .get(this.#now(), principal, nodeId) as { n: number };
+      .prepare(`SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND ${UNLAPSED} AND json_extract(action, '$.principal') = ? AND json_extract(action, '$.nodeId') = ?`)
+      .get(...unlapsedAt(this.#now()), principal, nodeId) as { n: number };
     return row.n;
   }
 
@@ -460,7 +480,7 @@ export class ApprovalStore {
   }
 
   /**
-   * An approval past its expiry, reported as expired and stored so when the
+   * An approval whose time is up (lapsed()), reported as expired and stored so when the
    * write lock is free now. The stored status only saves the next read the
    * sum (every decision and spend checks the expiry itself), so while
    * another process holds the lock the store is left for a later read: a
@@ -468,7 +488,7 @@ export class ApprovalStore {
    */
   #expireIfDue(approval: Approval): Approval {
     if (approval.status !== 'pending' && approval.status !== 'allowed') return approval;
-    if (this.#now() <= approval.expiresAtMs) return approval;
+    if (!lapsed(approval.createdAtMs, approval.expiresAtMs, this.#now())) return approval;
     writeIfFree(this.#db, () => void this.#db.prepare("UPDATE approvals SET status = 'expired', resolved_at = COALESCE(resolved_at, ?) WHERE id = ? AND status = ?").run(this.#now(), approval.id, approval.status));
     return { ...approval, status: 'expired' };
   }
