@@ -7,7 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import { openAuditLog, sha256Hasher, verifyConsistency, verifyInclusion, type AuditEventInput } from '@corral/audit';
+import { openAuditLog, postgresWhere, readWitness, sha256Hasher, verifyConsistency, verifyInclusion, witnessPath, type AuditEventInput } from '@corral/audit';
 import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
@@ -535,6 +535,35 @@ describe('corral audit --postgres', () => {
     assert.equal(JSON.parse(after.stdout).sealed, 5);
     const proof = await corral(['audit', 'proof', 'inclusion', '2', '--postgres', url, '--state-dir', state, '--json']);
     assert.equal(proof.code, 0, proof.stdout + proof.stderr);
+  });
+
+  it('verify while writers keep appending and signing keeps the checkpoint it verified as its witness (regression: a newer checkpoint signed meanwhile made it keep none)', async () => {
+    const state = tempStateDir();
+    cleanup.push(state);
+    const url = cluster.createDatabase('cli_audit_live_witness');
+    const log = await openAuditLog({ stateDir: state, postgresUrl: url, checkpointEvery: 1 });
+    let stop = false;
+    let appended = 0;
+    try {
+      for (; appended < 200; appended++) await log.append(event(appended));
+      const writing = (async () => {
+        while (!stop) await log.append(event(appended++));
+      })();
+      // The auditor's machine: a state directory of its own, the log's public key.
+      const auditor = tempStateDir();
+      cleanup.push(auditor);
+      const r = await corral(['audit', 'verify', '--postgres', url, '--state-dir', auditor, '--public-key', join(state, 'audit-signing-key.pub.pem'), '--json']);
+      stop = true;
+      await writing;
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const report = JSON.parse(r.stdout);
+      assert.ok(report.ok && report.sealed >= 200, r.stdout);
+      assert.ok(appended > report.sealed, 'no checkpoint was signed while verify ran');
+      assert.equal(readWitness(witnessPath(auditor, postgresWhere(url)))?.size, report.sealed);
+    } finally {
+      stop = true;
+      await log.close();
+    }
   });
 
   it('verify on a machine with no state directory, trusting a key it was given: the verdict alone under --json, exit 0, a warning that it keeps no witness (regression: the report, then EPERM or ENOENT of the witness as a second document, exit 1 as if damaged)', async () => {

@@ -251,10 +251,9 @@ export function registerAudit(program: Command): void {
             progress.done();
           }
           printReport(report, opts.json === true, reader.store.where);
-          if (report.ok) {
-            const last = (await reader.store.checkpoints()).at(-1);
-            if (last && last.size <= report.sealed) await keepWitness(file, last);
-          }
+          // The checkpoint verified last, not the newest one: writers may have signed others since.
+          const verified = report.ok && report.sealed > 0 ? await reader.store.checkpointFor(report.sealed, true) : null;
+          if (verified) await keepWitness(file, verified);
         },
         opts.publicKey,
       );
