@@ -287,7 +287,11 @@ export class ApprovalStore {
   #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
-    if (approval.status !== 'pending') throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the approval was already resolved', { wire: { code: 'INVALID_REQUEST', message: 'approval already resolved' } });
+    if (approval.status !== 'pending') {
+      // Whoever lost a race (or decided late) learns which way it went: "resolved" alone reads as their own allow having counted.
+      const settled = approval.status === 'used' ? 'allowed and used' : approval.status;
+      throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval was already ${settled}`, { wire: { code: 'INVALID_REQUEST', message: `approval already ${settled}` } });
+    }
     if (decision !== 'deny') refuseOwnRequest(approval, approver, given);
     if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();

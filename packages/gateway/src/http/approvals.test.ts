@@ -10,6 +10,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { grantFile } from '../approvals/grants.ts';
+import { accountApprover, ApprovalStore } from '../approvals/store.ts';
+import { openGatewayDb } from '../store/store.ts';
 import { compileCandidate, PolicyControl } from './policy-control.ts';
 import { GatewayClient } from '../client/client.ts';
 import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
@@ -102,6 +104,43 @@ describe('approvals from a signed-in session', () => {
     assert.match(failure.wire?.message ?? '', /denied/);
     assert.equal((await alice.get('/api/approvals/no-such-id')).status, 404);
     assert.equal((await alice.get('/api/approvals?status=bogus')).status, 400);
+  });
+
+  it('lets exactly one of two approvers deciding at once win, approve against deny: the other is answered 409 naming how it was settled (regression: "already resolved", whether allowed or denied), and the log records one decision', async () => {
+    const running = invoke(['wipe', 'raced']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    const [approved, denied] = await Promise.all([alice.post(`/api/approvals/${pending.id}/approve`, {}), bob.post(`/api/approvals/${pending.id}/deny`, { reason: 'raced' })]);
+    const [won, lost] = approved.status === 200 ? [approved, denied] : [denied, approved];
+    assert.deepEqual([won.status, lost.status, lost.body.code], [200, 409, 'GATEWAY_APPROVAL_RESOLVED']);
+    assert.match(String(lost.body.message), new RegExp(`already ${won.body.status}`));
+    await running;
+    const records = await waitFor('the approval.resolve record', async () => {
+      const found = (await auditEvents(state)).filter((e) => e.action === 'approval.resolve' && e.resource.id === pending.id);
+      return found.length > 0 ? found : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await auditEvents(state)).filter((e) => e.action === 'approval.resolve' && e.resource.id === pending.id).length, records.length);
+    assert.deepEqual(records.map((e) => e.details?.decision), [won === approved ? 'allow-once' : 'deny']);
+  });
+
+  it('answers a deny over HTTP 409 "already allowed" when `corral approvals approve` took the approval first, from its own connection, while its record was being written', async () => {
+    const running = invoke(['wipe', 'cli-first']).catch((e: unknown) => e);
+    const pending = await pendingFor('wipe');
+    // What `corral approvals approve` does: its own connection, the decision committed once its record is durable.
+    const cli = openGatewayDb(state);
+    let denied;
+    try {
+      await new ApprovalStore(cli).resolveRecorded(pending.id, 'allow-once', accountApprover('ops', 'carol'), async () => {
+        denied = bob.post(`/api/approvals/${pending.id}/deny`, {});
+        await new Promise((r) => setTimeout(r, 200));
+      });
+    } finally {
+      cli.close();
+    }
+    const lost = await denied!;
+    assert.deepEqual([lost.status, lost.body.code], [409, 'GATEWAY_APPROVAL_RESOLVED']);
+    assert.match(String(lost.body.message), /already allowed/);
+    assert.equal(((await running) as { ok?: boolean }).ok, true);
   });
 
   it('keeps the reason a human gives in the decision\'s own approval.resolve record, with no second write that could fail after the decision (regression: a separate approval.comment append failing answered 500 for an approval that went through)', async () => {
