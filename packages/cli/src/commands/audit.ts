@@ -310,7 +310,8 @@ export function registerAudit(program: Command): void {
       if (since !== undefined && until !== undefined && since > until) throw new CliFailure(`--since (${opts.since}) is later than --until (${opts.until})`, EXIT.usage);
       await withReader(command, async (reader) => {
         let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
-        if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? 0, until ?? 8.64e15);
+        // Unbounded ends are the first and last instants a Date holds: events carry times from the year 0000 on.
+        if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? -8.64e15, until ?? 8.64e15);
         // A long log takes a while, or a slow reader does: how many lines were written so far goes to stderr.
         const progress = new CountProgress(process.stderr, 'export: %d lines written');
         const write = async (text: string) => {
