@@ -249,6 +249,15 @@ describe('OpenID Connect sign-in', () => {
     }
   });
 
+  it('refuses a start another site or another port of this host sent the browser to (Sec-Fetch-Site other than same-origin): no binding cookie, no trip to the issuer, and so no session that signs the console out (regression: any page could put a signed-in person through the issuer, replacing their session and recording a sign-in they never made)', async () => {
+    for (const site of ['cross-site', 'same-site', 'none']) {
+      const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`, { 'sec-fetch-site': site });
+      assert.deepEqual([start.status, start.headers.get('location'), start.headers.getSetCookie()], [302, '/?signin_error=failed', []], site);
+    }
+    const own = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`, { 'sec-fetch-site': 'same-origin' });
+    assert.ok(own.headers.get('location')!.startsWith(issuer.issuer), 'the console’s own start goes to the issuer');
+  });
+
   it('refuses a callback arriving in another browser (no binding cookie) with /?signin_error=state', async () => {
     const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
     const callback = await signInAtIssuer(start.headers.get('location')!, 'bob');

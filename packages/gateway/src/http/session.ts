@@ -1,6 +1,7 @@
 // Sign-in and sign-out: `/api/session` for local users, `/api/auth/*` for
 // the providers on offer and the OpenID Connect round trip.
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { IdentityError, type HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
 import { LOGIN_TTL_MS } from './oidc-sign-in.ts';
@@ -25,6 +26,20 @@ function signinError(code: unknown): string {
     default:
       return 'failed';
   }
+}
+
+/**
+ * Whether a browser that says where a navigation came from (Fetch Metadata,
+ * `Sec-Fetch-Site`) says it came from the console's own origin; one that
+ * says nothing (an older browser) is let through. Only the console can use
+ * the session a start makes (the key it kept), so a start from another site,
+ * another port of this host or a link opened elsewhere (`none`) is refused:
+ * it would only put a person already signed in at the issuer through it,
+ * replacing their session and recording a sign-in they never made.
+ */
+function startedByConsole(request: IncomingMessage): boolean {
+  const site = request.headers['sec-fetch-site'];
+  return site === undefined || site === 'same-origin';
 }
 
 /** A plain address: no `:`, so never read as the gateway token's or a system account's approver (`token:…`, `account:…`), and an `@` no local username has. */
@@ -103,7 +118,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         const key = url.searchParams.get('key');
         let location = '/?signin_error=failed';
         const headers: Record<string, string> = {};
-        if (isSessionKey(key)) {
+        if (isSessionKey(key) && startedByConsole(request)) {
           try {
             const login = await api.oidc.start(key);
             location = login.url;
