@@ -553,6 +553,18 @@ function refuseStandingGrant(approval: Approval): void {
   throw new GatewayError('GATEWAY_PARAMS_INVALID', message, { wire: { code: 'INVALID_REQUEST', message } });
 }
 
+/**
+ * An approval's action as it is shown to anyone outside the gateway (an
+ * approver over HTTP or the protocol): its environment by names only, since
+ * the values may hold secrets (a token the agent passes to its command), as
+ * the audit log keeps them (`envKeys`). The digest still binds the values.
+ */
+export function shownAction(action: Record<string, unknown>): Record<string, unknown> {
+  const env = action.env;
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) return action;
+  return { ...action, env: Object.keys(env) };
+}
+
 /** The action as stored, with `runsCode` worked out afresh for a run (one with an argv or commands); a named command's is left as it is. */
 function actionOf(text: string): Record<string, unknown> {
   const action = JSON.parse(text) as Record<string, unknown>;

@@ -2,7 +2,7 @@
 // (allow-always) grant. Resolving goes through the invoker's resolveApprovalWhenFree,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
-import { checkReason, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { checkReason, shownAction, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -14,11 +14,9 @@ import { intParam } from './scan.ts';
 const DEFAULT_PAGE = 200;
 const MAX_PAGE = 1000;
 
-/** An approval as people see it: the environment by names only (values may hold secrets). */
-export function approvalView(approval: Approval): Approval {
-  const env = approval.action.env;
-  if (env === null || typeof env !== 'object' || Array.isArray(env)) return approval;
-  return { ...approval, action: { ...approval.action, env: Object.keys(env) } };
+/** An approval as people see it: the environment by names only (shownAction). */
+function approvalView(approval: Approval): Approval {
+  return { ...approval, action: shownAction(approval.action) };
 }
 
 function approverOf(caller: Caller, body: Record<string, unknown>): string {
