@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { signInAtIssuer } from '../../../scripts/testing/oidc-browser.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../scripts/testing/oidc-issuer.ts';
@@ -298,14 +298,35 @@ describe('OIDC settings and issuer answers Corral cannot use', () => {
   });
 });
 
+/** An issuer on loopback whose answers the test writes (scriptedIssuer); change its fields between sign-ins. */
+interface ScriptedIssuer {
+  readonly issuer: string;
+  /** The ID token's claims over the defaults. */
+  claims: Record<string, unknown>;
+  /** A path answered with a JSON string that never ends. */
+  endless: string | undefined;
+  /** The key the issuer publishes and signs with: `k2` once it has rotated its key. */
+  key: 'k1' | 'k2';
+  /** An ID token made otherwise than the issuer makes them: unsigned, signed HS256 with the issuer's public key as the secret, or naming a key the issuer never had. */
+  forge: 'none' | 'hs256-with-public-key' | 'unknown-kid' | undefined;
+  /** How many times the key set was fetched. */
+  jwksFetches: number;
+  close(): Promise<void>;
+}
+
 /**
  * An issuer on loopback whose answers the test writes: a discovery document,
- * its one RS256 key, and from the token endpoint an ID token for Corral
+ * its RS256 key, and from the token endpoint an ID token for Corral
  * carrying `claims` (over the defaults), signed with that key.
  */
-async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string, unknown>; endless: string | undefined; close(): Promise<void> }> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const state = { issuer: '', claims: {} as Record<string, unknown>, endless: undefined as string | undefined };
+async function scriptedIssuer(): Promise<ScriptedIssuer> {
+  const keys = { k1: generateKeyPairSync('rsa', { modulusLength: 2048 }), k2: generateKeyPairSync('rsa', { modulusLength: 2048 }) };
+  const idToken = async (claims: Record<string, unknown>): Promise<string> => {
+    const { privateKey, publicKey } = keys[state.key];
+    if (state.forge === 'none') return `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`;
+    if (state.forge === 'hs256-with-public-key') return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: state.key }).sign(Buffer.from(publicKey.export({ format: 'pem', type: 'spki' })));
+    return new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: state.forge === 'unknown-kid' ? 'k-unknown' : state.key }).sign(privateKey);
+  };
   const server = createServer((request, response) => {
     const answer = (body: unknown) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (request.url === state.endless) {
@@ -320,41 +341,28 @@ async function scriptedIssuer(): Promise<{ issuer: string; claims: Record<string
     } else if (request.url === '/.well-known/openid-configuration') {
       answer({ issuer: state.issuer, authorization_endpoint: `${state.issuer}/auth`, token_endpoint: `${state.issuer}/token`, jwks_uri: `${state.issuer}/jwks` });
     } else if (request.url === '/jwks') {
-      answer({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] });
+      state.jwksFetches += 1;
+      answer({ keys: [{ ...keys[state.key].publicKey.export({ format: 'jwk' }), kid: state.key, alg: 'RS256', use: 'sig' }] });
     } else if (request.url === '/token') {
       const now = Math.floor(Date.now() / 1000);
       const claims = { iss: state.issuer, aud: 'corral', sub: 'alice', iat: now, exp: now + 300, groups: ['finance'], ...state.claims };
-      void new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(privateKey).then((idToken) => answer({ id_token: idToken, token_type: 'Bearer' }));
+      void idToken(claims).then((token) => answer({ id_token: token, token_type: 'Bearer' }));
     } else {
       response.writeHead(404).end();
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    issuer: state.issuer,
-    get claims() {
-      return state.claims;
-    },
-    set claims(value) {
-      state.claims = value;
-    },
-    get endless() {
-      return state.endless;
-    },
-    set endless(path) {
-      state.endless = path;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  const state: ScriptedIssuer = { issuer: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, claims: {}, endless: undefined, key: 'k1', forge: undefined, jwksFetches: 0, close };
+  return state;
 }
 
 describe('when the issuer’s ID token names someone Corral cannot name, or was issued to another client', () => {
-  let scripted: Awaited<ReturnType<typeof scriptedIssuer>>;
+  let scripted: ScriptedIssuer;
   before(async () => {
     scripted = await scriptedIssuer();
   });
@@ -446,8 +454,53 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
   }
 });
 
+describe('when the ID token is forged, is for another issuer or client, or is signed with a key the issuer rotated in', () => {
+  let scripted: ScriptedIssuer;
+  before(async () => {
+    scripted = await scriptedIssuer();
+  });
+  after(() => scripted.close());
+  afterEach(() => Object.assign(scripted, { claims: {}, key: 'k1', forge: undefined, jwksFetches: 0 }));
+  /** Signs in at the scripted issuer through `client`, whose key set it keeps between sign-ins. */
+  const signInWith = async (client: OidcClient, claims: Record<string, unknown> = {}) => {
+    const pending = client.startLogin();
+    scripted.claims = { nonce: pending.nonce, ...claims };
+    return client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending);
+  };
+  const discover = () => OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });
+
+  for (const forge of ['none', 'hs256-with-public-key'] as const) {
+    it(`refuses an ID token ${forge === 'none' ? 'that is unsigned (alg none)' : 'signed HS256 with the issuer’s public key as the secret'}: IDENTITY_OIDC_ID_TOKEN_INVALID`, async () => {
+      scripted.forge = forge;
+      await assert.rejects(signInWith(await discover()), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    });
+  }
+
+  it('refuses an ID token another issuer issued, or issued for another client: IDENTITY_OIDC_ID_TOKEN_INVALID', async () => {
+    const client = await discover();
+    await assert.rejects(signInWith(client, { iss: 'https://attacker.example' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    await assert.rejects(signInWith(client, { aud: 'another-app' }), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+  });
+
+  it('fetches the key set again for a key the issuer rotated in, and at most once in 30 s however many ID tokens name a key it does not hold', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const client = await discover();
+    await signInWith(client);
+    assert.equal(scripted.jwksFetches, 1);
+    scripted.forge = 'unknown-kid';
+    for (let i = 0; i < 20; i++) await assert.rejects(signInWith(client), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    assert.equal(scripted.jwksFetches, 1, 'no fetch for each token naming an unknown key');
+    t.mock.timers.tick(31_000);
+    Object.assign(scripted, { forge: undefined, key: 'k2' });
+    assert.equal((await signInWith(client)).subject, 'alice', 'the rotated key is fetched and taken');
+    scripted.forge = 'unknown-kid';
+    for (let i = 0; i < 20; i++) await assert.rejects(signInWith(client), { code: 'IDENTITY_OIDC_ID_TOKEN_INVALID' });
+    assert.equal(scripted.jwksFetches, 2);
+  });
+});
+
 describe('when the issuer answers without end, or not at all', () => {
-  let scripted: Awaited<ReturnType<typeof scriptedIssuer>>;
+  let scripted: ScriptedIssuer;
   before(async () => {
     scripted = await scriptedIssuer();
   });
