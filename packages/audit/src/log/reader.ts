@@ -229,6 +229,16 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
         next = error.seq + 1;
         continue;
       }
+      if (isCode(error, 'AUDIT_RECORD_MALFORMED') && error.seq === undefined) {
+        // A row whose seq is no integer (the column altered to numeric) sorts among the records but has no
+        // place in the chain: feed the rows before it, then name it as the record expected next.
+        const good = await readablePrefix(store, next, to);
+        for (const r of good) verifier.add(r[0], r[1], r[3], r[2]);
+        verifier.malformed(error.message);
+        // Reading on from the seq after the last good row passes over it (it lies below that seq).
+        next = good.length > 0 ? (good[good.length - 1] as ChainRow)[0] + 1 : next + 1;
+        continue;
+      }
       // A store that breaks mid-scan (a corrupt page) is damage to report, not a
       // crash: read on record by record to name the first one that cannot be read.
       if (!isCode(error, 'AUDIT_STORE_FOREIGN')) throw error;
@@ -249,6 +259,34 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
       return false;
     }
   }
+}
+
+/**
+ * The rows from `from` that read before the first that cannot, in the batch
+ * of SCAN_BATCH rows from `from` that failed: the largest first batch that
+ * reads, found by halving.
+ */
+async function readablePrefix(store: AuditStore, from: number, to: number): Promise<readonly ChainRow[]> {
+  let good: readonly ChainRow[] = [];
+  // A first batch of `lo` rows reads; one of `hi` does not.
+  let lo = 0;
+  let hi = SCAN_BATCH;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    try {
+      good = await firstBatch(store, from, to, mid);
+      lo = mid;
+    } catch (error) {
+      if (!isCode(error, 'AUDIT_RECORD_MALFORMED')) throw error;
+      hi = mid;
+    }
+  }
+  return good;
+}
+
+async function firstBatch(store: AuditStore, from: number, to: number, size: number): Promise<readonly ChainRow[]> {
+  for await (const rows of store.scanChain(from, to, size)) return rows;
+  return [];
 }
 
 /** Sorts the damage, earliest seq first, and sets ok and firstBadSeq from it. */

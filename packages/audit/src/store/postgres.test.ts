@@ -117,3 +117,66 @@ describe('appending to PostgreSQL', () => {
     }
   });
 });
+
+describe('when someone altered the tables of a PostgreSQL log', () => {
+  /** A log of 25 records, closed, then `alter` run on its database as its owner. */
+  const altered = async (alter: string) => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+    dirs.push(stateDir);
+    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const log = await openAuditLog({ stateDir, postgresUrl, checkpointEvery: 10 });
+    for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+    await log.close();
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    try {
+      await admin.query(alter);
+    } finally {
+      await admin.end();
+    }
+    return { stateDir, postgresUrl, publicKey: log.publicKey };
+  };
+
+  describe('when audit_head holds a second row (its primary key dropped)', () => {
+    it('verify and the writer refuse it with AUDIT_STORE_FOREIGN instead of trusting whichever row comes first', async () => {
+      const { stateDir, postgresUrl, publicKey } = await altered('ALTER TABLE audit_head DROP CONSTRAINT audit_head_pkey; INSERT INTO audit_head SELECT 1, 3, last_hash, frontier, 0, 0 FROM audit_head');
+      const store = await PostgresStore.connect({ url: postgresUrl });
+      try {
+        await assert.rejects(verifyStore(store, publicKey), { code: 'AUDIT_STORE_FOREIGN' });
+      } finally {
+        await store.close();
+      }
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl }), { code: 'AUDIT_STORE_FOREIGN' });
+    });
+  });
+
+  describe('when audit_records.seq is altered to text', () => {
+    it('verify refuses the store as foreign (AUDIT_STORE_FOREIGN), not as one to retry later (it said AUDIT_STORE_UNAVAILABLE)', async () => {
+      const { postgresUrl, publicKey } = await altered('ALTER TABLE audit_records ALTER COLUMN seq TYPE text');
+      const store = await PostgresStore.connect({ url: postgresUrl });
+      try {
+        await assert.rejects(verifyStore(store, publicKey), { code: 'AUDIT_STORE_FOREIGN' });
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe('when audit_records.seq is altered to numeric and a row put at seq 3.5', () => {
+    it('verify reports the record expected at seq 4 as malformed, naming row 3.5, after verifying seq 0–3 (it threw AUDIT_RECORD_MALFORMED)', async () => {
+      const { postgresUrl, publicKey } = await altered('ALTER TABLE audit_records ALTER COLUMN seq TYPE numeric; INSERT INTO audit_records SELECT 3.5, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 3');
+      const store = await PostgresStore.connect({ url: postgresUrl });
+      try {
+        const report = await verifyStore(store, publicKey);
+        assert.equal(report.ok, false);
+        assert.equal(report.verified, 4);
+        assert.equal(report.firstBadSeq, 4);
+        const first = report.damage[0];
+        assert.equal(first?.kind, 'malformed');
+        assert.match(first.message, /row seq 3\.5/);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+});

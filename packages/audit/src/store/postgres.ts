@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (size BIGINT PRIMARY KEY, root BYTE
 /** Advisory lock key that serialises schema creation between writers. */
 const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
+/**
+ * SQLSTATEs that say the tables are not the ones a writer made: one missing
+ * (42P01), a column missing (42703), or of another type, so that an operator
+ * or a function the statement uses does not apply to it (42883, 42804).
+ */
+const FOREIGN_SCHEMA = new Set(['42P01', '42703', '42883', '42804']);
 
 export interface PostgresStoreOptions {
   /**
@@ -253,8 +259,7 @@ export class PostgresStore implements AuditStore {
     } catch (error) {
       failed = error;
       if (error instanceof AuditError) throw error;
-      const code = (error as { code?: string }).code;
-      if (code === '42P01' || code === '42703') throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
+      if (FOREIGN_SCHEMA.has(String((error as { code?: string }).code))) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
       throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}`, { cause: error });
     } finally {
       // A connection whose work failed is closed, not kept: it may be dead or
@@ -321,13 +326,13 @@ export class PostgresStore implements AuditStore {
   }
 
   async head(): Promise<LogHead> {
-    return this.#run(async (c) => headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where));
+    return this.#run(async (c) => onlyHead((await c.query(HEAD_SQL)).rows as Row[], this.where));
   }
 
   async tip(): Promise<{ head: LogHead; last: StoredRecord | null; beyond: boolean }> {
     return this.#run(async (c) => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const head = headFromRow((await c.query(HEAD_SQL)).rows[0] as Row | undefined, this.where);
+      const head = onlyHead((await c.query(HEAD_SQL)).rows as Row[], this.where);
       const rows = (await c.query('SELECT seq, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = $1 OR seq = $2', [head.size - 1, head.size])).rows as Row[];
       await c.query('COMMIT');
       const last = rows.find((r) => Number(r.seq) === head.size - 1);
@@ -432,7 +437,7 @@ export class PostgresStore implements AuditStore {
     return this.#run(async (c) => {
       try {
         const begun = (await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`)) as unknown as pg.QueryResult[];
-        const head = headFromRow((begun[1] as pg.QueryResult).rows[0] as Row | undefined, this.where);
+        const head = onlyHead((begun[1] as pg.QueryResult).rows as Row[], this.where);
         const { batch, result } = buildBatch(head, request, config, Date.now());
         const rs = batch.records;
         if (rs.length >= COPY_FROM) await copyRecords(c, rs);
@@ -727,6 +732,16 @@ async function copyRecords(client: pg.PoolClient, records: readonly StoredRecord
   for (const r of records) text += `${r.seq}\t${r.timeMs}\t\\\\x${r.prev}\t\\\\x${r.hash}\t\\\\x${r.nodes.join('')}\t${r.body.replaceAll('\\', '\\\\')}\n`;
   const stream = client.query(copyFrom('COPY audit_records (seq, time_ms, prev, hash, nodes, body) FROM STDIN'));
   await pipeline(Readable.from([text]), stream);
+}
+
+/**
+ * The head from the rows HEAD_SQL read: a log has one. A second (its primary
+ * key dropped) would make the head whichever row the server returns first.
+ * @throws AuditError AUDIT_STORE_FOREIGN as headFromRow, or when there is more than one.
+ */
+function onlyHead(rows: Row[], where: string): LogHead {
+  if (rows.length > 1) throw new AuditError('AUDIT_STORE_FOREIGN', `${where}: audit_head holds ${rows.length} rows for the log's head where a Corral audit log has one (its primary key was dropped), so which is the log's head is not known: restore audit_head from a backup`);
+  return headFromRow(rows[0], where);
 }
 
 async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null> {
