@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -367,5 +368,32 @@ describe('Gateway.start with OIDC settings it could not use', () => {
     const state = mkdtempSync(join(tmpdir(), 'corral-oidc-settings-'));
     const oidc = { issuer: 'http://login.example.com', clientId: 'console', redirectUri: 'http://127.0.0.1:18789/api/auth/oidc/callback', roleMap: { viewer: ['staff'] }, name: 'Example SSO' };
     await assert.rejects(Gateway.start({ stateDir: state, token: 'a-token-of-sixteen-or-more', port: 0, oidc }), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /issuer must be an https URL/.test(e.message!));
+  });
+});
+
+describe('when the OIDC issuer takes connections and never answers', () => {
+  /** How long Corral waits for one answer from the issuer (identity's ISSUER_TIMEOUT_MS, as docs/identity-and-policy.md gives it). */
+  const ISSUER_TIMEOUT_MS = 10_000;
+  it(`sends a start back with /?signin_error=unavailable once Corral stops waiting (${ISSUER_TIMEOUT_MS / 1000} s), while alice signs in with her password meanwhile`, { timeout: 30_000 }, async () => {
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => void held.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const t = await startTestGateway({ oidc: { issuer, clientId: 'corral-console', redirectUri: 'http://127.0.0.1:9/api/auth/oidc/callback', roleMap: { viewer: ['staff'] } } });
+    try {
+      await t.gw.identity.localUsers.create('alice', TEST_PASSWORD, ['viewer']);
+      const started = performance.now();
+      const starting = t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
+      assert.equal((await t.anonymous().signIn('alice')).status, 200);
+      assert.ok(performance.now() - started < 5000, 'the password sign-in did not wait on the issuer');
+      const start = await starting;
+      const waited = performance.now() - started;
+      assert.deepEqual([start.status, start.headers.get('location')], [302, '/?signin_error=unavailable']);
+      assert.ok(waited >= ISSUER_TIMEOUT_MS - 100 && waited < ISSUER_TIMEOUT_MS + 3000, `answered after ${Math.round(waited)} ms`);
+    } finally {
+      await t.close();
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
   });
 });
