@@ -188,6 +188,39 @@ describe('when PostgreSQL fails under a writer', () => {
         await log.close();
       }
     });
+
+    it('fails the batch even when the writer that took its place appended a batch beginning with the same event (regression: the first record found in place acknowledged the whole batch, and a record the log does not hold)', async () => {
+      const { stateDir, postgresUrl } = fresh();
+      const proxy = await proxyTo();
+      const a = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
+      const b = await openAuditLog({ stateDir, postgresUrl });
+      const holder = new pg.Client({ connectionString: postgresUrl });
+      await holder.connect();
+      const waiting = async (n: number) => {
+        const sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while (Number((await holder.query(sql)).rows[0].n) < n) await sleep(5);
+      };
+      try {
+        await a.append(sampleEvent(0));
+        // Both writers queue for the head's lock, a first; a's COMMIT never reaches the server, so b builds on the same head.
+        await holder.query('BEGIN; SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE');
+        const cut = proxy.cutAt('COMMIT', 'before');
+        const fromA = Promise.allSettled([a.append(sampleEvent(1)), a.append(sampleEvent(2))]);
+        await waiting(1);
+        const fromB = Promise.all([b.append(sampleEvent(1)), b.append(sampleEvent(3))]);
+        await waiting(2);
+        await holder.query('COMMIT');
+        await cut;
+        const [written, lost] = [await fromB, await fromA];
+        assert.deepEqual(written.map((r) => r.seq), [1, 2]);
+        for (const l of lost) assert.equal(l.status === 'rejected' && (l.reason as { code?: string }).code, 'AUDIT_STORE_UNAVAILABLE', JSON.stringify(l));
+        await assertHoldsExactly(b, new Map(written.map((r) => [r.seq, r.hash])), 3);
+      } finally {
+        await holder.end();
+        await a.close();
+        await b.close();
+      }
+    });
   });
 
   describe('when the server cannot be reached as the log opens', () => {

@@ -475,10 +475,11 @@ export class PostgresStore implements AuditStore {
    * dropped, the server restarted, the answer timed out): learns whether the
    * batch is in the log. Takes the head's row lock first, so a transaction
    * still holding it — this batch's, if the server is still finishing it —
-   * has ended; then the batch is in the log if its first record is (each
-   * record's hash commits to its seq, its predecessor and its body, and a
-   * batch is written whole or not at all), or, for a batch of no records,
-   * if its signed checkpoint is. Either way the next append reads the head
+   * has ended; then the batch is in the log if its last record is (each
+   * record's hash commits to its seq, its predecessor and its body, so the
+   * last one's commits to every record of the batch: another writer that
+   * built on the same head may have begun its batch with the same event), or,
+   * for a batch of no records, if its signed checkpoint is. Either way the next append reads the head
    * again under the lock (never builds on the head it had).
    * @returns true when the batch was committed.
    * @throws AuditError AUDIT_STORE_UNAVAILABLE when it was not (nothing of it
@@ -488,6 +489,7 @@ export class PostgresStore implements AuditStore {
     this.#alone = false;
     this.#last = null;
     const first = batch.records[0];
+    const last = batch.records.at(-1);
     const checkpoint = batch.checkpoint;
     const records = `${batch.records.length} record${batch.records.length === 1 ? '' : 's'}${first ? ` from ${first.seq}` : ''}`;
     let lastError = error;
@@ -503,9 +505,9 @@ export class PostgresStore implements AuditStore {
         committed = await this.#run(async (c) => {
           await c.query(`BEGIN; ${HEAD_SQL} FOR UPDATE`);
           let found: boolean;
-          if (first) {
-            const row = (await c.query('SELECT hash FROM audit_records WHERE seq = $1', [first.seq])).rows[0] as Row | undefined;
-            found = Buffer.isBuffer(row?.hash) && row.hash.toString('hex') === first.hash;
+          if (last) {
+            const row = (await c.query('SELECT hash FROM audit_records WHERE seq = $1', [last.seq])).rows[0] as Row | undefined;
+            found = Buffer.isBuffer(row?.hash) && row.hash.toString('hex') === last.hash;
           } else if (checkpoint) {
             const row = (await c.query('SELECT signature FROM audit_checkpoints WHERE size = $1', [checkpoint.size])).rows[0] as Row | undefined;
             found = row?.signature === checkpoint.signature;
