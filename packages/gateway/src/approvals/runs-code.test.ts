@@ -31,6 +31,21 @@ const COMBINATIONS: Array<[string[], string[], string]> = [
   [['node'], ['--input-type', 'module', '-e', 'CODE'], '-e'],
   [['node'], ['-r', 'dotenv/config', '-e', 'CODE'], '-e'],
   [['node'], ['-'], 'stdin'],
+  [['deno'], ['eval', 'CODE'], 'eval'],
+  [['deno'], ['eval', '--print', 'CODE'], 'eval'],
+  [['deno'], ['repl', '--eval', 'CODE'], 'repl'],
+  [['deno'], ['run', '--allow-all', '-'], 'stdin'],
+  [['bun'], ['-e', 'CODE'], '-e'],
+  [['bun'], ['--eval', 'CODE'], '--eval'],
+  [['bun'], ['-p', 'CODE'], '-p'],
+  [['bun'], ['--print=CODE'], '--print'],
+  [['bun'], ['--cwd', '/srv/app', '-e', 'CODE'], '-e'],
+  [['julia', 'julia1.10'], ['-e', 'CODE'], '-e'],
+  [['julia'], ['-E', 'CODE'], '-E'],
+  [['julia'], ['--eval', 'CODE'], '--eval'],
+  [['julia'], ['-t', '4', '--startup-file=no', '-e', 'CODE'], '-e'],
+  [['julia'], ['-'], 'stdin'],
+  [['julia'], [], 'stdin'],
   [['perl', 'perl5.36'], ['-e', 'CODE'], '-e'],
   [['perl'], ['-E', 'CODE'], '-E'],
   [['perl'], ['-lne', 'CODE'], '-e'],
@@ -120,7 +135,7 @@ describe('runsCode: the table of programs that run code their argv does not show
 
   it('does not flag a script run from a file, whatever follows it: python3 script.py, node app.js, perl x.pl -e, awk -f prog.awk (fast-check)', () => {
     const scripts: Array<[string, string[]]> = [
-      ['python3', []], ['python3', ['-u', '-W', 'ignore']], ['python3.12', ['-I']], ['node', []], ['node', ['--enable-source-maps', '-r', 'ts-node/register']], ['perl', ['-w']], ['ruby', ['-w']], ['php', []], ['bash', ['-e']], ['lua', []],
+      ['python3', []], ['python3', ['-u', '-W', 'ignore']], ['python3.12', ['-I']], ['node', []], ['bun', []], ['bun', ['--cwd', '/srv/app']], ['julia', ['-t', '4']], ['node', ['--enable-source-maps', '-r', 'ts-node/register']], ['perl', ['-w']], ['ruby', ['-w']], ['php', []], ['bash', ['-e']], ['lua', []],
     ];
     fc.assert(
       fc.property(fc.constantFrom(...scripts), dir, operand, fc.array(code, { maxLength: 8 }), ([name, options], where, script, rest) => {
@@ -145,7 +160,7 @@ describe('runsCode: the table of programs that run code their argv does not show
   });
 
   it('does not flag a program that only prints and exits, runs files from disk, or reads state: python3 --version, ssh -V, node --test, php -S, docker ps, kubectl get pods', () => {
-    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b']]) {
+    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', 'run', '--allow-read', 'main.ts'], ['deno', 'test'], ['deno', '--version'], ['bun', 'run', 'build'], ['bun', 'test'], ['bun', '--version'], ['julia', '--version']]) {
       assert.equal(runsCode(argv), null, JSON.stringify(argv));
     }
   });

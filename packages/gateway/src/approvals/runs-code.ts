@@ -60,8 +60,8 @@ type Family =
     /** getopt_long's: a long option may be given by any prefix of it (`--to-com=CMD`), and the first word may be a cluster with no dash (tar's `xIf`). */
     gnu?: boolean;
   }
-  /** A program that runs code with one of these subcommands, wherever it stands among the operands before `--` (docker's `run`). */
-  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string }
+  /** A program that runs code with one of these subcommands, wherever it stands among the operands before `--` (docker's `run`); with `stdin`, one that reads its code from stdin given `-` there (`deno run -`). */
+  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean }
   /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits. */
   | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[] }
   /** env: `-S` splits a string into a command; otherwise the command after its options and assignments is read in turn. */
@@ -91,6 +91,10 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
   ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
+  // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
+  ['bun', { kind: 'interpreter', stdin: false, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
+  ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl']), stdin: true, reason: (p, via) => `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` }],
+  ['julia', { kind: 'interpreter', stdin: true, options: { code: { short: 'eE', long: ['--eval', '--print'] }, value: { short: 'JptLC', long: ['--sysimage', '--procs', '--threads', '--load', '--cpu-target', '--machine-file'] }, exits: ['--version', '--help', '-v', '-h', '--help-hidden'] } }],
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
   ...names(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'csh', 'tcsh'], SHELL),
   ...names(['fish'], { kind: 'interpreter', stdin: true, options: { code: { short: 'cC', long: ['--command', '--init-command'] }, exits: ['--version', '--help', '-v', '-h'] } }),
@@ -176,7 +180,7 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
     case 'option-anywhere':
       return optionAnywhere(program, argv, family.options, family.reason, family.gnu === true);
     case 'subcommand':
-      return subcommand(program, argv, family.subcommands, family.reason);
+      return subcommand(program, argv, family.subcommands, family.reason, family.stdin === true);
     case 'always':
       if (argv.length === 2 && family.exits?.includes(argv[1]!)) return null;
       if (program === 'ssh' && gitTransport(argv)) return null;
@@ -289,12 +293,13 @@ function optionAnywhere(program: string, argv: readonly string[], options: Optio
   return null;
 }
 
-/** One of the subcommands among the operands before `--` (global options may come first, and take values: `docker -H host run`). */
-function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string): RunsCode | null {
+/** One of the subcommands among the operands before `--` (global options may come first, and take values: `docker -H host run`); with `stdin`, a `-` there. */
+function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string, stdin: boolean): RunsCode | null {
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') break;
     if (subcommands.has(word)) return { program, via: word, reason: reason(program, word) };
+    if (stdin && word === '-') return stdinReason(program);
   }
   return null;
 }
