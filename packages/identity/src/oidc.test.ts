@@ -403,6 +403,14 @@ describe('when the issuer’s ID token names someone Corral cannot name, or was 
     assert.equal((await signIn({ iat: now - 50, exp: now + 250 })).subject, 'alice');
   });
 
+  it('takes an ID token its issuer dated five and a half minutes back (to cover clock skew), even with no clock skew tolerated', async () => {
+    const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap, clockToleranceSeconds: 0 });
+    const pending = client.startLogin();
+    const now = Math.floor(Date.now() / 1000);
+    scripted.claims = { nonce: pending.nonce, iat: now - 330, exp: now + 3600 };
+    assert.equal((await client.finishLogin(`${REDIRECT}?state=${pending.state}&code=c`, pending)).subject, 'alice');
+  });
+
   it('quotes no line feed or escape sequence from the error a callback carries: IDENTITY_OIDC_AUTHORIZATION_FAILED', async () => {
     // Before: quoted as it came; corral identity login printed its line feed as a line of its own under Corral's.
     const client = await OidcClient.discover({ issuer: scripted.issuer, clientId: 'corral', redirectUri: REDIRECT, roleMap });

@@ -22,12 +22,14 @@ export const MAX_ISSUER_ANSWER_BYTES = 1024 * 1024;
 /** How long Corral waits for one answer from the issuer, its body included. */
 export const ISSUER_TIMEOUT_MS = 10_000;
 /**
- * The oldest an ID token's `iat` may be, beyond the clock skew tolerated: the
- * issuer mints it when Corral exchanges the code, moments before Corral reads
- * it (OIDC Core §3.1.3.7, item 10). An older one, or one issued in the
- * future, comes from an issuer whose clock is wrong or from somewhere else.
+ * The oldest an ID token's `iat` may be, beyond the clock skew tolerated (OIDC
+ * Core §3.1.3.7, item 10): as long as a console login lives (10 minutes).
+ * The issuer mints the token when Corral exchanges the code, moments before
+ * Corral reads it, though some date `iat` a few minutes back to cover clock
+ * skew. One older than any login Corral still takes, or issued in the
+ * future, comes from an issuer whose clock is wrong, or from somewhere else.
  */
-const MAX_ID_TOKEN_AGE_S = 300;
+const MAX_ID_TOKEN_AGE_S = 600;
 
 /**
  * `doFetch`, with the answer's body read in full before it is handed back:
