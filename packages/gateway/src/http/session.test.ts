@@ -371,6 +371,33 @@ describe('Gateway.start with OIDC settings it could not use', () => {
   });
 });
 
+describe('single sign-on behind a TLS-terminating proxy, with publicUrl https://corral.example.com', () => {
+  it('binds the login with a Secure cookie named __Secure-corral_oidc, reads no unprefixed one back, clears it, and signs bob in with __Host-corral_session', async () => {
+    const redirectUri = 'https://corral.example.com/api/auth/oidc/callback';
+    const issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: accountsWithGroups({ bob: ['finance-approvers'] }) });
+    const t = await startTestGateway({ publicUrl: 'https://corral.example.com', oidc: { issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
+    try {
+      const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
+      const [set] = start.headers.getSetCookie();
+      assert.match(set!, /^__Secure-corral_oidc=[A-Za-z0-9_-]+; HttpOnly; SameSite=Lax; Path=\/api\/auth\/oidc; Max-Age=600; Secure$/);
+      const binding = set!.split(';')[0]!;
+      const callback = new URL(await signInAt(start.headers.get('location')!, 'bob', (target) => target.startsWith(redirectUri)));
+      const at = `${t.gw.httpUrl}${callback.pathname}${callback.search}`;
+      // The same login under the unprefixed name, as a plain-http page of this host could plant one, is not read.
+      const unprefixed = await fetch(at, { redirect: 'manual', headers: { cookie: binding.replace(/^__Secure-/, '') } });
+      assert.equal(unprefixed.headers.get('location'), '/?signin_error=state');
+      const back = await fetch(at, { redirect: 'manual', headers: { cookie: binding } });
+      assert.match(back.headers.get('location')!, /^\/#signin=/);
+      const cookies = back.headers.getSetCookie();
+      assert.ok(cookies.includes('__Secure-corral_oidc=; HttpOnly; SameSite=Lax; Path=/api/auth/oidc; Max-Age=0; Secure'), cookies.join('\n'));
+      assert.ok(cookies.some((c) => /^__Host-corral_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200; Secure$/.test(c)), cookies.join('\n'));
+    } finally {
+      await t.close();
+      await issuer.close();
+    }
+  });
+});
+
 describe('when the OIDC issuer takes connections and never answers', () => {
   /** How long Corral waits for one answer from the issuer (identity's ISSUER_TIMEOUT_MS, as docs/identity-and-policy.md gives it). */
   const ISSUER_TIMEOUT_MS = 10_000;
