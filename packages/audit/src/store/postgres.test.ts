@@ -10,6 +10,7 @@ import { startPostgres, type TestPostgres } from '../../../../scripts/testing/po
 import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
+import { openAuditReader } from '../log/open-reader.ts';
 import { verifyStore } from '../log/reader.ts';
 import { PostgresStore } from './postgres.ts';
 
@@ -147,6 +148,35 @@ describe('when someone altered the tables of a PostgreSQL log', () => {
         await store.close();
       }
       await assert.rejects(openAuditLog({ stateDir, postgresUrl }), { code: 'AUDIT_STORE_FOREIGN' });
+    });
+  });
+
+  describe("when another role's schema on the search path holds tables of the same names (named after the reader's role, it comes first)", () => {
+    it('a reader and a writer refuse the log with AUDIT_STORE_FOREIGN naming both schemas, instead of reading the copy (there, one cut at 10 records, which verified)', async () => {
+      const { stateDir, postgresUrl } = await altered(`
+        CREATE ROLE auditor LOGIN; CREATE ROLE tenant;
+        GRANT SELECT ON ALL TABLES IN SCHEMA public TO auditor;
+        CREATE SCHEMA auditor AUTHORIZATION tenant;
+        GRANT USAGE ON SCHEMA auditor TO auditor;
+        CREATE TABLE auditor.audit_meta AS SELECT * FROM audit_meta;
+        CREATE TABLE auditor.audit_head AS SELECT 1 AS id, 10::bigint AS size, (SELECT hash FROM audit_records WHERE seq = 9) AS last_hash, '\\x'::bytea AS frontier, 10::bigint AS checkpoint_size, checkpoint_time FROM audit_head;
+        CREATE TABLE auditor.audit_records AS SELECT * FROM audit_records WHERE seq < 10;
+        CREATE TABLE auditor.audit_checkpoints AS SELECT * FROM audit_checkpoints WHERE size <= 10;
+        GRANT SELECT ON ALL TABLES IN SCHEMA auditor TO auditor;`);
+      const asAuditor = postgresUrl.replace('postgres@', `auditor@`);
+      await assert.rejects(openAuditReader({ stateDir, postgresUrl: asAuditor }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'AUDIT_STORE_FOREIGN');
+        assert.match(e.message, new RegExp(`audit_\\w+ in auditor, public`));
+        return true;
+      });
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl: asAuditor }), { code: 'AUDIT_STORE_FOREIGN' });
+      // As the message says: the schema named in the URL is the only one read.
+      const pinned = await openAuditReader({ stateDir, postgresUrl: `${asAuditor}?options=-c%20search_path%3Dpublic` });
+      try {
+        assert.equal((await verifyStore(pinned.store, pinned.publicKey())).verified, 25);
+      } finally {
+        await pinned.close();
+      }
     });
   });
 

@@ -746,7 +746,31 @@ function onlyHead(rows: Row[], where: string): LogHead {
   return headFromRow(rows[0], where);
 }
 
+/**
+ * Schemas of the search path, in its order, holding a table (or view) of the
+ * log's name, for each name held by more than one: there the first would be
+ * read, and whoever can create a schema named after the connecting role
+ * ("$user" comes before public) puts it first.
+ */
+const SHADOWED_SQL = `SELECT c.relname AS name, array_agg(n.nspname::text ORDER BY array_position(current_schemas(false), n.nspname::text)) AS schemas
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname IN ('audit_meta', 'audit_head', 'audit_records', 'audit_checkpoints') AND n.nspname = ANY(current_schemas(false))
+GROUP BY c.relname HAVING count(*) > 1 ORDER BY c.relname`;
+
+/**
+ * The meta row, once the log's tables are known to be one set: a name the
+ * search path finds in two schemas is refused, not resolved to the first.
+ * @throws AuditError AUDIT_STORE_FOREIGN
+ */
 async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null> {
+  const shadowed = (await c.query(SHADOWED_SQL)).rows as { name: string; schemas: string[] }[];
+  if (shadowed.length > 0) {
+    const found = shadowed.map((r) => `${r.name} in ${r.schemas.join(', ')}`).join('; ');
+    throw new AuditError(
+      'AUDIT_STORE_FOREIGN',
+      `${where}: the audit log's tables are in more than one schema on the search path (${found}), and the first would be used: name the log's schema in the URL (?options=-c%20search_path%3D<schema>)`,
+    );
+  }
   const has = await c.query("SELECT to_regclass('audit_meta') IS NOT NULL AS present");
   if (!(has.rows[0] as Row).present) return null;
   const r = (await c.query('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1')).rows[0] as Row | undefined;
