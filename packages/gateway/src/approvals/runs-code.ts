@@ -73,7 +73,13 @@ type Family =
   /** vim and its kin: Ex commands by `-c`, `--cmd`, `+CMD`, a script of commands or keystrokes (`-S`, `-s`), or from stdin (`-es`). */
   | { kind: 'vim' }
   /** socat: an address that runs a program (`EXEC:`, `SYSTEM:`), anywhere among its arguments. */
-  | { kind: 'socat' };
+  | { kind: 'socat' }
+  /**
+   * A database client whose query text can run a shell command (`escape`,
+   * read loosely in every argument, so that it warns rather than misses), and
+   * that reads its queries from stdin unless `given` finds them in its argv.
+   */
+  | { kind: 'client'; escape: (word: string) => boolean; via: string; given: (args: readonly string[]) => boolean };
 
 const SEE_NOT = 'Corral cannot see what it does';
 const EXITS = ['--version', '--help', '-h', '-V', '-v'];
@@ -117,6 +123,11 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['sed', { kind: 'sed' }],
   ...names(['vim', 'vi', 'nvim', 'ex', 'view', 'vimdiff', 'rvim', 'gvim', 'evim'], { kind: 'vim' }),
   ['socat', { kind: 'socat' }],
+  // Database clients: psql's `\!`, `\o |CMD` (and \g, \w), `\copy … program`; mysql's `system`, `pager`, `\!`; sqlite3's `.shell`, `.system` (any abbreviation) and `.output |CMD` (or .once, .read, .import).
+  ['psql', { kind: 'client', escape: (w) => /\\!|\\(?:o|out|g|gx|w|write)\s*\|/.test(w) || (/\bcopy\b/i.test(w) && /\bprogram\b/i.test(w)), via: 'meta-command', given: optionGiven('cflV', ['--command', '--file', '--list', '--version', '--help']) }],
+  ...names(['mysql', 'mariadb'], { kind: 'client', escape: (w) => /(?:^|[;\n=]|^-[A-Za-z]*e)\s*(?:(?:system|pager)\b|\\!|\\P)/i.test(w), via: 'client command', given: optionGiven('eV', ['--execute', '--version', '--help']) }),
+  // sqlite3 by its unversioned name, as the table is read.
+  ['sqlite', { kind: 'client', escape: (w) => /(?:^|\n)\s*\.(?:sh(?:e(?:ll?)?)?|sy(?:s(?:t(?:em?)?)?)?)(?:\s|$)|(?:^|\n)\s*\.[a-z]+\s+['"]?\|/.test(w), via: 'dot-command', given: sqliteQueries }],
 ]);
 
 function names(list: readonly string[], family: Family): Array<[string, Family]> {
@@ -195,6 +206,8 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
       return vim(program, argv);
     case 'socat':
       return socat(program, argv);
+    case 'client':
+      return client(program, argv, family.escape, family.via, family.given);
   }
 }
 
@@ -408,4 +421,31 @@ function socat(program: string, argv: readonly string[]): RunsCode | null {
     if (address) return { program, via: `${address[1]!.toUpperCase()}:`, reason: `${program} runs the program its ${address[1]!.toUpperCase()}: address names; ${SEE_NOT}` };
   }
   return null;
+}
+
+/** A client whose query text runs a shell command, or that reads its queries from stdin. */
+function client(program: string, argv: readonly string[], escape: (word: string) => boolean, via: string, given: (args: readonly string[]) => boolean): RunsCode | null {
+  const args = argv.slice(1);
+  if (args.some(escape)) return { program, via, reason: `${program} runs the shell command a ${via} of its queries gives; ${SEE_NOT}` };
+  return given(args) ? null : stdinReason(program);
+}
+
+/** Whether one of these options is among the words (a short one in any cluster: `-Atc`), read loosely: a client given its queries, or told only to print and exit. */
+function optionGiven(short: string, long: readonly string[]): (args: readonly string[]) => boolean {
+  return (args) => args.some((word) => long.some((o) => word === o || word.startsWith(`${o}=`)) || (/^-[A-Za-z?]/.test(word) && [...word.slice(1)].some((letter) => short.includes(letter))));
+}
+
+/** sqlite3's options that take a value (two, for -pagecache and -lookaside), with one dash or two. */
+const SQLITE_VALUES = new Map([['cmd', 1], ['separator', 1], ['newline', 1], ['nullvalue', 1], ['init', 1], ['vfs', 1], ['maxsize', 1], ['mmap', 1], ['heap', 1], ['pagecache', 2], ['lookaside', 2]]);
+
+/** Whether sqlite3 is given its queries: a statement after the database file, or an option that only prints and exits. */
+function sqliteQueries(args: readonly string[]): boolean {
+  let operands = 0;
+  for (let i = 0; i < args.length; i += 1) {
+    const word = args[i]!;
+    if (!word.startsWith('-')) operands += 1;
+    else if (['version', 'help'].includes(word.replace(/^--?/, ''))) return true;
+    else i += SQLITE_VALUES.get(word.replace(/^--?/, '')) ?? 0;
+  }
+  return operands >= 2;
 }
