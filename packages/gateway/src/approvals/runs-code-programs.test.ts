@@ -59,17 +59,23 @@ describe('a program that runs a command its options or script name', () => {
     [['psql', '-c', "\\copy t from program 'CMD'"], 'meta-command'],
     [['mysql', '-e', 'select 1; system CMD'], 'client command'],
     [['mariadb', '--execute=\\! CMD'], 'client command'],
+    [['scp', '-S', 'CMD', 'f.txt', 'host:f.txt'], '-S'],
+    [['scp', '-qrSCMD', 'f.txt', 'host:f.txt'], '-S'],
+    [['scp', '-o', 'ProxyCommand=CMD', 'f.txt', 'host:f.txt'], '-o ProxyCommand'],
+    [['scp', '-oproxycommand CMD', 'f.txt', 'host:f.txt'], '-o ProxyCommand'],
+    [['sftp', '-o', 'LocalCommand=CMD', '-o', 'PermitLocalCommand=yes', 'host'], '-o LocalCommand'],
+    [['sftp', '-D', 'CMD'], '-D'],
   ];
   for (const [template, via] of cases) {
     it(`warns of ${template.join(' ')}: it runs CMD (regression: no warning, and an allow-always grant could be made)`, () => {
       const argv = template.map((word) => word.replace('CMD', cmd));
-      // ncat -l and socat would wait for a peer, man runs its pager only on a terminal, psql and mysql need a server: only what runs here by itself is run.
-      if (installed(argv[0]!) && !['ncat', 'socat', 'man', 'psql', 'mysql', 'mariadb'].includes(argv[0]!)) assert.equal(ran(argv), true, `${argv[0]} runs the command`);
+      // ncat -l and socat would wait for a peer, man runs its pager only on a terminal, psql and mysql need a server, scp and sftp wait on the program they start: only what runs here by itself is run.
+      if (installed(argv[0]!) && !['ncat', 'socat', 'man', 'psql', 'mysql', 'mariadb', 'scp', 'sftp'].includes(argv[0]!)) assert.equal(ran(argv), true, `${argv[0]} runs the command`);
       assert.equal(runsCode(argv)?.via, via);
     });
   }
 
-  for (const argv of [['sed', '-n', 's/^vendor: //p', 'f.txt'], ['sed', 's/e/E/g', 'f.txt'], ['tar', '-xzf', 'a.tar.gz'], ['tar', 'tvf', 'a.tar'], ['zip', '-r', 'b.zip', 'dir'], ['vim', '+10', 'f.txt'], ['man', 'ls'], ['socat', '-', 'TCP:host:80'], ['dc', 'prog.dc'], ['sqlite3', 'app.db', 'select * from t'], ['sqlite3', 'app.db', '.tables'], ['sqlite3', 'app.db', '.show'], ['sqlite3', '-json', 'app.db', '.schema'], ['psql', '-c', 'select 1'], ['psql', '-Atc', 'select 1'], ['psql', '-f', 'migrate.sql'], ['psql', '--list'], ['mysql', '-e', 'show databases'], ['mysql', '--version']]) {
+  for (const argv of [['sed', '-n', 's/^vendor: //p', 'f.txt'], ['sed', 's/e/E/g', 'f.txt'], ['tar', '-xzf', 'a.tar.gz'], ['tar', 'tvf', 'a.tar'], ['zip', '-r', 'b.zip', 'dir'], ['vim', '+10', 'f.txt'], ['man', 'ls'], ['socat', '-', 'TCP:host:80'], ['dc', 'prog.dc'], ['sqlite3', 'app.db', 'select * from t'], ['sqlite3', 'app.db', '.tables'], ['sqlite3', 'app.db', '.show'], ['sqlite3', '-json', 'app.db', '.schema'], ['psql', '-c', 'select 1'], ['psql', '-Atc', 'select 1'], ['psql', '-f', 'migrate.sql'], ['psql', '--list'], ['mysql', '-e', 'show databases'], ['mysql', '--version'], ['scp', '-oStrictHostKeyChecking=no', '-i', 'id_Sx', 'f.txt', 'host:f.txt'], ['scp', '-P', '2222', '-o', 'ProxyJump=bastion', 'f.txt', 'host:'], ['sftp', '-b', 'batch.txt', 'host']]) {
     it(`does not warn of ${argv.join(' ')}, which runs no command`, () => assert.equal(runsCode(argv), null));
   }
 });

@@ -74,6 +74,8 @@ type Family =
   | { kind: 'vim' }
   /** socat: an address that runs a program (`EXEC:`, `SYSTEM:`), anywhere among its arguments. */
   | { kind: 'socat' }
+  /** scp and sftp, whose options that take a value are `values`: see sshCopy. */
+  | { kind: 'ssh-copy'; values: string }
   /**
    * A database client whose query text can run a shell command (`escape`,
    * read loosely in every argument, so that it warns rather than misses), and
@@ -123,6 +125,8 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['sed', { kind: 'sed' }],
   ...names(['vim', 'vi', 'nvim', 'ex', 'view', 'vimdiff', 'rvim', 'gvim', 'evim'], { kind: 'vim' }),
   ['socat', { kind: 'socat' }],
+  ['scp', { kind: 'ssh-copy', values: 'cDFiJlPoSX' }],
+  ['sftp', { kind: 'ssh-copy', values: 'BbcDFiJlPoRSs' }],
   // Database clients: psql's `\!`, `\o |CMD` (and \g, \w), `\copy … program`; mysql's `system`, `pager`, `\!`; sqlite3's `.shell`, `.system` (any abbreviation) and `.output |CMD` (or .once, .read, .import).
   ['psql', { kind: 'client', escape: (w) => /\\!|\\(?:o|out|g|gx|w|write)\s*\|/.test(w) || (/\bcopy\b/i.test(w) && /\bprogram\b/i.test(w)), via: 'meta-command', given: optionGiven('cflV', ['--command', '--file', '--list', '--version', '--help']) }],
   ...names(['mysql', 'mariadb'], { kind: 'client', escape: (w) => /(?:^|[;\n=]|^-[A-Za-z]*e)\s*(?:(?:system|pager)\b|\\!|\\P)/i.test(w), via: 'client command', given: optionGiven('eV', ['--execute', '--version', '--help']) }),
@@ -206,6 +210,8 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
       return vim(program, argv);
     case 'socat':
       return socat(program, argv);
+    case 'ssh-copy':
+      return sshCopy(program, argv, family.values);
     case 'client':
       return client(program, argv, family.escape, family.via, family.given);
   }
@@ -448,4 +454,35 @@ function sqliteQueries(args: readonly string[]): boolean {
     else i += SQLITE_VALUES.get(word.replace(/^--?/, '')) ?? 0;
   }
   return operands >= 2;
+}
+
+/** The ssh options whose value is a command run on this host. */
+const SSH_COMMAND_OPTION = /^\s*(proxycommand|localcommand|knownhostscommand)\s*[=\s]/i;
+const SSH_COMMAND_OPTION_NAMES: Record<string, string> = { proxycommand: 'ProxyCommand', localcommand: 'LocalCommand', knownhostscommand: 'KnownHostsCommand' };
+
+/**
+ * scp or sftp running a command on this host: the program given with `-S`
+ * (the ssh it runs) or `-D` (a local sftp server), or an ssh option naming a
+ * command (`-o ProxyCommand=CMD`). Options read as getopt does: an option in
+ * `values` takes the rest of its word, else the next word.
+ */
+function sshCopy(program: string, argv: readonly string[], values: string): RunsCode | null {
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    if (!/^-[A-Za-z]/.test(word)) continue;
+    for (let j = 1; j < word.length; j += 1) {
+      const letter = word[j]!;
+      if (!values.includes(letter)) continue;
+      const value = j + 1 < word.length ? word.slice(j + 1) : (argv[(i += 1)] ?? '');
+      if (letter === 'S' || letter === 'D') return { program, via: `-${letter}`, reason: `${program} runs the program given with -${letter} on this host; ${SEE_NOT}` };
+      const option = letter === 'o' ? SSH_COMMAND_OPTION.exec(value)?.[1] : undefined;
+      if (option !== undefined) {
+        const via = `-o ${SSH_COMMAND_OPTION_NAMES[option.toLowerCase()]!}`;
+        return { program, via, reason: `${program} runs the command given with ${via} on this host; ${SEE_NOT}` };
+      }
+      break;
+    }
+  }
+  return null;
 }
