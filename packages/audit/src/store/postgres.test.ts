@@ -119,6 +119,26 @@ describe('appending to PostgreSQL', () => {
   });
 });
 
+describe('when someone puts a record beyond the head of a PostgreSQL log open for appending', () => {
+  for (const batch of [1, 200]) {
+    it(`refuses a batch of ${batch} that would take its seq with AUDIT_CHAIN_BROKEN, writing nothing (it failed AUDIT_STORE_UNAVAILABLE, retry later, for ever)`, async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+      dirs.push(stateDir);
+      const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+      const log = await openAuditLog({ stateDir, postgresUrl });
+      try {
+        for (let i = 0; i < 5; i++) await log.append(sampleEvent(i));
+        await (log.store as PostgresStore).query('INSERT INTO audit_records SELECT seq + 1, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 4');
+        const results = await Promise.allSettled(Array.from({ length: batch }, (_, i) => log.append(sampleEvent(5 + i))));
+        for (const r of results) assert.equal(r.status === 'rejected' && (r.reason as { code?: string }).code, 'AUDIT_CHAIN_BROKEN', JSON.stringify(r));
+        assert.equal((await log.store.head()).size, 5);
+      } finally {
+        await log.close().catch(() => {});
+      }
+    });
+  }
+});
+
 describe('when someone altered the tables of a PostgreSQL log', () => {
   /** A log of 25 records, closed, then `alter` run on its database as its owner. */
   const altered = async (alter: string) => {

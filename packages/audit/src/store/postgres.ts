@@ -461,6 +461,10 @@ export class PostgresStore implements AuditStore {
         // #run closes the connection, which rolls back whatever was not committed.
         this.#alone = false;
         this.#last = null;
+        // Under the head's lock, every seq from the head on is free unless a row no append made sits there.
+        if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+          throw new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${this.where}: a record exists beyond its head, at a seq this append would take; run 'corral audit verify'`, { cause: error });
+        }
         throw error;
       }
     }, always).catch(async (error: unknown) => {
