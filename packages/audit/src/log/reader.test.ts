@@ -11,7 +11,10 @@ import type { AuditStore } from '../store/store.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { openAuditLog } from './audit-log.ts';
 import { MAX_LISTED_CHECKPOINTS } from '../verify/verifier.ts';
-import { verifyStore } from './reader.ts';
+import { readRecord, verifyStore } from './reader.ts';
+import { checkedEvent } from '../record/event.ts';
+import { recordBytes } from '../record/envelope.ts';
+import { sha256Hasher } from '../merkle/hasher.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -98,5 +101,25 @@ describe('verifyStore on a live log broken at seq 0 and 150,000 records after it
     const report = await verifyStore(store, generateSigningKey().publicKey);
     assert.deepEqual([report.ok, report.firstBadSeq, report.records], [false, 0, total]);
     assert.ok(bodies <= 100_001, `${bodies} record bodies were read`);
+  });
+});
+
+describe('readRecord', () => {
+  describe('when a record sits beyond the head of a log of 25 (a row no append made, hashed to pass its own leaf check)', () => {
+    it("refuses seq 25 with AUDIT_NOT_FOUND, as verify counts it no part of the log (regression: show printed it as the log's record)", async () => {
+      const { store } = await tampered('');
+      try {
+        const db = new DatabaseSync(store.where);
+        const prev = Buffer.from((db.prepare('SELECT hash FROM audit_records WHERE seq = 24').get() as { hash: Uint8Array }).hash).toString('hex');
+        const { body, timeMs } = checkedEvent(sampleEvent(99));
+        const hash = sha256Hasher.leaf(recordBytes(25, prev, body));
+        db.prepare('INSERT INTO audit_records (seq, time_ms, prev, hash, nodes, body) VALUES (25, ?, ?, ?, ?, ?)').run(timeMs, Buffer.from(prev, 'hex'), Buffer.from(hash, 'hex'), new Uint8Array(0), body);
+        db.close();
+        assert.equal((await readRecord(store, 24)).seq, 24);
+        await assert.rejects(readRecord(store, 25), { code: 'AUDIT_NOT_FOUND' });
+      } finally {
+        await store.close();
+      }
+    });
   });
 });

@@ -89,10 +89,16 @@ function checkLeaf(r: StoredRecord): void {
   }
 }
 
-/** Record `seq`. @throws AuditError AUDIT_NOT_FOUND */
+/**
+ * Record `seq` of the log: one within its head (a row beyond it is none the log appended).
+ * @throws AuditError AUDIT_NOT_FOUND, and as toAuditRecord.
+ */
 export async function readRecord(store: AuditStore, seq: number): Promise<AuditRecord> {
   const r = await store.record(seq);
   if (!r) throw new AuditError('AUDIT_NOT_FOUND', `there is no record ${seq} in ${store.where}`);
+  // The head is read after the record: by then it covers a record appended meanwhile.
+  const size = (await store.head()).size;
+  if (seq >= size) throw new AuditError('AUDIT_NOT_FOUND', `there is no record ${seq} in ${store.where}: the log holds ${size}, and the row at seq ${seq} lies beyond its head, where no append put it; run 'corral audit verify'`);
   return toAuditRecord(r);
 }
 
