@@ -110,6 +110,12 @@ const COMBINATIONS: Array<[string[], string[], string]> = [
   [['kubectl'], ['-n', 'prod', '--context', 'eu', 'exec', '-it', 'web-0', '--', 'CODE'], 'exec'],
   [['kubectl'], ['run', 'tmp', '--image=alpine', '--', 'CODE'], 'run'],
   [['kubectl'], ['debug', 'node/n1', '-it', '--image=busybox'], 'debug'],
+  [['npx', 'pnpx', 'bunx', 'uvx'], ['some-package', 'CODE'], 'package'],
+  [['npx'], ['--yes', 'create-thing@latest', 'CODE'], 'package'],
+  [['npm'], ['exec', 'some-package', '--', 'CODE'], 'exec'],
+  [['npm'], ['--prefix', 'app', 'x', 'some-package'], 'x'],
+  [['pnpm', 'yarn'], ['dlx', 'some-package', 'CODE'], 'dlx'],
+  [['pipx'], ['run', 'some-package', 'CODE'], 'run'],
 ];
 
 describe('runsCode: the table of programs that run code their argv does not show', () => {
@@ -164,7 +170,7 @@ describe('runsCode: the table of programs that run code their argv does not show
   });
 
   it('does not flag a program that only prints and exits, runs files from disk, or reads state: python3 --version, ssh -V, node --test, php -S, docker ps, kubectl get pods', () => {
-    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', 'run', '--allow-read', 'main.ts'], ['deno', 'test'], ['deno', '--version'], ['bun', 'run', 'build'], ['bun', 'test'], ['bun', '--version'], ['julia', '--version']]) {
+    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', 'run', '--allow-read', 'main.ts'], ['deno', 'test'], ['deno', '--version'], ['bun', 'run', 'build'], ['bun', 'test'], ['bun', '--version'], ['julia', '--version'], ['npx', '--version'], ['npm', 'install'], ['npm', 'run', 'build'], ['npm', 'test'], ['pnpm', 'install'], ['yarn', 'build'], ['pipx', 'install', 'black']]) {
       assert.equal(runsCode(argv), null, JSON.stringify(argv));
     }
   });

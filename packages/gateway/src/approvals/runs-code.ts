@@ -114,6 +114,11 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['ssh', { kind: 'always', via: 'remote host', reason: (p) => `${p} runs commands on another host; Corral cannot see what runs there`, exits: ['-V'] }],
   ['env', { kind: 'env', options: { code: { short: 'S', long: ['--split-string'] }, value: { short: 'uC', long: ['--unset', '--chdir'] } } }],
   ...names(['docker', 'podman', 'nerdctl', 'docker-compose', 'podman-compose'], { kind: 'subcommand', subcommands: new Set(['run', 'exec', 'create', 'start', 'restart', 'build', 'up']), reason: (p, via) => `${p} ${via} runs code inside a container; ${SEE_NOT}` }),
+  // Package runners: they run a package they may fetch, which the argv only names and whose code can change between runs.
+  ...names(['npx', 'pnpx', 'bunx', 'uvx'], { kind: 'always', via: 'package', reason: (p) => `${p} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`, exits: ['--version', '--help', '-v', '-h'] }),
+  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x']), reason: packageRunner }],
+  ...names(['pnpm', 'yarn'], { kind: 'subcommand', subcommands: new Set(['dlx']), reason: packageRunner }),
+  ['pipx', { kind: 'subcommand', subcommands: new Set(['run']), reason: packageRunner }],
   ...names(['kubectl', 'oc'], { kind: 'subcommand', subcommands: new Set(['exec', 'run', 'debug', 'attach']), reason: (p, via) => `${p} ${via} runs code on a cluster; ${SEE_NOT}` }),
   // Programs better known for something else that run a command their options name.
   ['tar', { kind: 'option-anywhere', gnu: true, options: { code: { short: 'IF', long: ['--to-command', '--use-compress-program', '--checkpoint-action', '--info-script', '--new-volume-script', '--rsh-command'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
@@ -133,6 +138,10 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   // sqlite3 by its unversioned name, as the table is read.
   ['sqlite', { kind: 'client', escape: (w) => /(?:^|\n)\s*\.(?:sh(?:e(?:ll?)?)?|sy(?:s(?:t(?:em?)?)?)?)(?:\s|$)|(?:^|\n)\s*\.[a-z]+\s+['"]?\|/.test(w), via: 'dot-command', given: sqliteQueries }],
 ]);
+
+function packageRunner(program: string, via: string): string {
+  return `${program} ${via} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`;
+}
 
 function names(list: readonly string[], family: Family): Array<[string, Family]> {
   return list.map((n) => [n.toLowerCase(), family]);
