@@ -8,6 +8,7 @@ import { EXIT } from '../exit-codes.ts';
 import { gatewayLog, LOG_LEVELS, logLevelOption, stderrDestination } from '../gateway-log.ts';
 import { CliFailure, printJson } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
+import { StartProgress } from '../start-progress.ts';
 import { dirOf } from './agents.ts';
 
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
@@ -113,12 +114,18 @@ export function registerGateway(program: Command): void {
       const dir = dirOf(command);
       const { token } = gatewayToken(dir);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
-      const { Gateway } = await import('@corral/gateway');
+      const progress = new StartProgress(opts.json ? undefined : process.stderr, 'gateway start');
+      const { Gateway } = await progress.step('loading the gateway', () => import('@corral/gateway'));
+      // Opened here rather than by the gateway, so that a large log is named while it opens; closed here once the gateway is.
+      const audit = await progress.step('opening the audit log (audit.db)', async () => (await import('@corral/audit/log')).openAuditLog({ stateDir: dir }));
       const log = gatewayLog(stderrDestination(), level);
       let running;
       try {
-        running = await Gateway.start({ stateDir: dir, token, host: opts.bind, port, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log });
+        running = await progress.step(`reading identities and the policy set, then listening on ${opts.bind} port ${port}`, () =>
+          Gateway.start({ stateDir: dir, token, host: opts.bind, port, audit, ...(oidc ? { oidc } : {}), ...reverseProxyOptions(opts), log }),
+        );
       } catch (error) {
+        await audit.close();
         const refusal = optionRefusal(error) ?? (await policiesRefusal(error, join(dir, 'policies'), 'corral gateway'));
         if (refusal) throw refusal;
         // The listen error's own words, and what to do about the common one.
@@ -134,6 +141,7 @@ export function registerGateway(program: Command): void {
         process.once('SIGTERM', stop);
       });
       await running.close();
+      await audit.close();
     });
   gateway
     .command('token')
