@@ -309,9 +309,14 @@ export function registerAudit(program: Command): void {
       const until = timeArg(opts.until, '--until', 'until');
       if (since !== undefined && until !== undefined && since > until) throw new CliFailure(`--since (${opts.since}) is later than --until (${opts.until})`, EXIT.usage);
       await withReader(command, async (reader) => {
-        let range: { from: number; to: number } | null = { from: 0, to: (await reader.store.head()).size };
-        // Unbounded ends are the first and last instants a Date holds: events carry times from the year 0000 on.
-        if (since !== undefined || until !== undefined) range = await reader.store.seqRangeForTime(since ?? -8.64e15, until ?? 8.64e15);
+        const size = (await reader.store.head()).size;
+        let range: { from: number; to: number } | null = { from: 0, to: size };
+        if (since !== undefined || until !== undefined) {
+          // Unbounded ends are the first and last instants a Date holds: events carry times from the year 0000 on.
+          const found = await reader.store.seqRangeForTime(since ?? -8.64e15, until ?? 8.64e15);
+          // Within the head: a row below seq 0 or beyond it is none the log appended (and one appended since is for the next export).
+          range = found && found.to > 0 && found.from < size ? { from: Math.max(found.from, 0), to: Math.min(found.to, size) } : null;
+        }
         // A long log takes a while, or a slow reader does: how many lines were written so far goes to stderr.
         const progress = new CountProgress(process.stderr, 'export: %d lines written');
         const write = async (text: string) => {
