@@ -213,6 +213,29 @@ describe('corral audit', () => {
       }
     });
 
+    const unchained = (db: DatabaseSync) => {
+      // A record 3 that passes its own leaf check, chained onto no record of the log.
+      const { body } = db.prepare('SELECT body FROM audit_records WHERE seq = 3').get() as { body: string };
+      const prev = 'ab'.repeat(32);
+      db.prepare('UPDATE audit_records SET prev = ?, hash = ? WHERE seq = 3').run(Buffer.from(prev, 'hex'), Buffer.from(sha256Hasher.leaf(recordBytes(3, prev, body)), 'hex'));
+    };
+    for (const [what, alter, says] of [
+      ['deleted', (db: DatabaseSync) => db.exec('DELETE FROM audit_records WHERE seq = 3'), /holds no record 3\b.*\[AUDIT_CHAIN_BROKEN\]/],
+      ['rehashed onto another predecessor', unchained, /record 3 that does not chain onto record 2.*\[AUDIT_CHAIN_BROKEN\]/],
+    ] as const) {
+      it(`tail stops with exit 1 and AUDIT_CHAIN_BROKEN at a record ${what}, after the records before it (regression: it printed on as if the chain were whole)`, async () => {
+        const copy = await sixRecordLog();
+        const db = new DatabaseSync(join(copy, 'audit.db'));
+        alter(db);
+        db.close();
+        const r = await corral(['--state-dir', copy, 'audit', 'tail', '-n', '5', '--json']);
+        assert.equal(r.code, 1, r.stderr);
+        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+        assert.deepEqual(lines.map((l) => l.seq ?? l.error.code), [1, 2, 'AUDIT_CHAIN_BROKEN']);
+        assert.match(r.stderr, says);
+      });
+    }
+
     it('verify names seq 2 as edited and exits 1', async () => {
       const copy = await sixRecordLog();
       const db = new DatabaseSync(join(copy, 'audit.db'));

@@ -179,14 +179,23 @@ export function registerAudit(program: Command): void {
         let next = Math.max(0, (await reader.store.head()).size - n);
         const rolledBack = (how: string) =>
           new CliFailure(`the audit log at ${reader.store.where} ${how} while it was followed: it was rolled back or replaced (see 'corral audit verify')`, EXIT.failed, 'AUDIT_ROLLED_BACK');
+        const broken = (how: string) => new CliFailure(`the audit log at ${reader.store.where} ${how}, below its head: it was altered (see 'corral audit verify')`, EXIT.failed, 'AUDIT_CHAIN_BROKEN');
         const drain = async () => {
           if (followed) stillFollowed(followed, next);
           const size = (await reader.store.head()).size;
           if (size < next) throw rolledBack(`went back from ${next} to ${size} records`);
           // Gone back and grown again between two looks: the record printed last is no longer the log's.
           if (printed !== undefined && (await reader.store.record(next - 1))?.hash !== printed) throw rolledBack(`no longer holds record ${next - 1} as it was printed`);
-          for await (const rows of reader.store.scan(next, size)) for (const r of rows) print(lib.toAuditRecord(r));
-          next = size;
+          // Each record must be the next one and chain onto the one printed before it: tail never prints past a gap or a break.
+          for await (const rows of reader.store.scan(next, size)) {
+            for (const r of rows) {
+              if (r.seq !== next) throw broken(`holds no record ${next}`);
+              if (printed !== undefined && r.prev !== printed) throw broken(`holds a record ${next} that does not chain onto record ${next - 1}`);
+              print(lib.toAuditRecord(r));
+              next++;
+            }
+          }
+          if (next < size) throw broken(`holds no record ${next}`);
         };
         await drain();
         if (!opts.follow) return;
