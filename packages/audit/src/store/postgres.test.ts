@@ -200,6 +200,23 @@ describe('when someone altered the tables of a PostgreSQL log', () => {
     });
   });
 
+  for (const [what, alter, names] of [
+    ['the primary key of audit_records is dropped (no row doubled yet)', 'ALTER TABLE audit_records DROP CONSTRAINT audit_records_pkey', /audit_records has no primary key on seq/],
+    ['audit_checkpoints.size is altered to text (it sorts as text)', 'ALTER TABLE audit_checkpoints ALTER COLUMN size TYPE text', /audit_checkpoints\.size is text, not bigint/],
+    ['audit_records.body may hold NULL', 'ALTER TABLE audit_records ALTER COLUMN body DROP NOT NULL', /audit_records\.body may be null/],
+  ] as const) {
+    describe(`when ${what}`, () => {
+      it('a reader refuses the log with AUDIT_STORE_FOREIGN naming what was altered (it opened it, and verify said ok)', async () => {
+        const { stateDir, postgresUrl } = await altered(alter);
+        await assert.rejects(openAuditReader({ stateDir, postgresUrl }), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'AUDIT_STORE_FOREIGN');
+          assert.match(e.message, names);
+          return true;
+        });
+      });
+    });
+  }
+
   describe('when audit_records.seq is altered to text', () => {
     it('verify refuses the store as foreign (AUDIT_STORE_FOREIGN), not as one to retry later (it said AUDIT_STORE_UNAVAILABLE)', async () => {
       const { postgresUrl, publicKey } = await altered('ALTER TABLE audit_records ALTER COLUMN seq TYPE text');

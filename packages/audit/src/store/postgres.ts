@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { refuseAltered, refuseShadowed, SCHEMA } from './postgres-schema.ts';
 import { postgresWhere } from './postgres-where.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -16,12 +17,6 @@ import { MAX_TRANSACTION, buildBatch, type Batch, mergeRequests, splitResult, ty
 import { chainRowFromTuple, checkpointFromRow, hashesToBytes, headFromRow, recordFromRow, spanFromRow, treeNodesFromRow, type Row } from './codec.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS audit_meta (id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL, key_id TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, last_hash BYTEA NOT NULL, frontier BYTEA NOT NULL, checkpoint_size BIGINT NOT NULL, checkpoint_time BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_records (seq BIGINT PRIMARY KEY, time_ms BIGINT NOT NULL, prev BYTEA NOT NULL, hash BYTEA NOT NULL, nodes BYTEA NOT NULL, body TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (size BIGINT PRIMARY KEY, root BYTEA NOT NULL, time TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
-`;
 /** Advisory lock key that serialises schema creation between writers. */
 const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
@@ -751,34 +746,18 @@ function onlyHead(rows: Row[], where: string): LogHead {
 }
 
 /**
- * Schemas of the search path, in its order, holding a table (or view) of the
- * log's name, for each name held by more than one: there the first would be
- * read, and whoever can create a schema named after the connecting role
- * ("$user" comes before public) puts it first.
- */
-const SHADOWED_SQL = `SELECT c.relname AS name, array_agg(n.nspname::text ORDER BY array_position(current_schemas(false), n.nspname::text)) AS schemas
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname IN ('audit_meta', 'audit_head', 'audit_records', 'audit_checkpoints') AND n.nspname = ANY(current_schemas(false))
-GROUP BY c.relname HAVING count(*) > 1 ORDER BY c.relname`;
-
-/**
- * The meta row, once the log's tables are known to be one set: a name the
- * search path finds in two schemas is refused, not resolved to the first.
+ * The meta row, once the log's tables are known to be one set (a name the
+ * search path finds in two schemas is refused, not resolved to the first) and
+ * still as a writer creates them.
  * @throws AuditError AUDIT_STORE_FOREIGN
  */
 async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null> {
-  const shadowed = (await c.query(SHADOWED_SQL)).rows as { name: string; schemas: string[] }[];
-  if (shadowed.length > 0) {
-    const found = shadowed.map((r) => `${r.name} in ${r.schemas.join(', ')}`).join('; ');
-    throw new AuditError(
-      'AUDIT_STORE_FOREIGN',
-      `${where}: the audit log's tables are in more than one schema on the search path (${found}), and the first would be used: name the log's schema in the URL (?options=-c%20search_path%3D<schema>)`,
-    );
-  }
+  await refuseShadowed(c, where);
   const has = await c.query("SELECT to_regclass('audit_meta') IS NOT NULL AS present");
   if (!(has.rows[0] as Row).present) return null;
   const r = (await c.query('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1')).rows[0] as Row | undefined;
   if (!r) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has an empty audit_meta table`);
   if (Number(r.format) !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} is an audit log of format ${String(r.format)}; this Corral reads format ${STORE_FORMAT}`);
+  await refuseAltered(c, where);
   return { format: Number(r.format), keyId: String(r.key_id), createdAt: String(r.created_at) };
 }
