@@ -45,6 +45,16 @@ FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND N
 WHERE c.oid = ANY (SELECT to_regclass(name)::oid FROM unnest($1::text[]) AS name)`;
 
 /**
+ * What was added to the log's tables that changes what is written to them or
+ * read from them: a trigger (it may rewrite or drop a row), a rule (it may
+ * do something else instead), row security (it may hide rows from a reader).
+ */
+const ADDED_SQL = `WITH log AS (SELECT to_regclass(name)::oid AS oid FROM unnest($1::text[]) AS name)
+SELECT format('trigger %s on %s', tgname, tgrelid::regclass) AS what FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM log)
+UNION ALL SELECT format('rule %s on %s', rulename, ev_class::regclass) FROM pg_rewrite WHERE rulename <> '_RETURN' AND ev_class IN (SELECT oid FROM log)
+UNION ALL SELECT format('%s has row security enabled', oid::regclass) FROM pg_class WHERE relrowsecurity AND oid IN (SELECT oid FROM log)`;
+
+/**
  * Refuses a search path on which one of the log's table names is found in two schemas.
  * @throws AuditError AUDIT_STORE_FOREIGN naming the tables and schemas, and how to name the log's.
  */
@@ -61,7 +71,8 @@ export async function refuseShadowed(c: pg.PoolClient, where: string): Promise<v
 /**
  * Refuses tables that are no longer as a writer creates them: one missing, a
  * column missing, of another type or allowed to be null, a primary key
- * dropped (rows could then share a seq). Columns added are allowed.
+ * dropped (rows could then share a seq), a trigger, rule or row security
+ * added (see ADDED_SQL). Columns and indexes added are allowed.
  * @throws AuditError AUDIT_STORE_FOREIGN naming every difference.
  */
 export async function refuseAltered(c: pg.PoolClient, where: string): Promise<void> {
@@ -85,6 +96,7 @@ export async function refuseAltered(c: pg.PoolClient, where: string): Promise<vo
       if (column === key && !r.key) problems.push(`${table} has no primary key on ${column}`);
     }
   }
+  for (const r of (await c.query(ADDED_SQL, [NAMES])).rows as { what: string }[]) problems.push(r.what);
   if (problems.length === 0) return;
   throw new AuditError('AUDIT_STORE_FOREIGN', `${where}: the audit log's tables were altered (${problems.join('; ')}): restore them as Corral made them, then run 'corral audit verify'`);
 }

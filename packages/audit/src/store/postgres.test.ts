@@ -204,6 +204,13 @@ describe('when someone altered the tables of a PostgreSQL log', () => {
     ['the primary key of audit_records is dropped (no row doubled yet)', 'ALTER TABLE audit_records DROP CONSTRAINT audit_records_pkey', /audit_records has no primary key on seq/],
     ['audit_checkpoints.size is altered to text (it sorts as text)', 'ALTER TABLE audit_checkpoints ALTER COLUMN size TYPE text', /audit_checkpoints\.size is text, not bigint/],
     ['audit_records.body may hold NULL', 'ALTER TABLE audit_records ALTER COLUMN body DROP NOT NULL', /audit_records\.body may be null/],
+    [
+      'a trigger on audit_records rewrites the bodies written from now on',
+      "CREATE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.body := replace(NEW.body, 'alice', 'mallory'); RETURN NEW; END $$; CREATE TRIGGER rewrite BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION rewrite()",
+      /trigger rewrite on audit_records/,
+    ],
+    ['a rule on audit_checkpoints drops what is written there', 'CREATE RULE forget AS ON INSERT TO audit_checkpoints DO INSTEAD NOTHING', /rule forget on audit_checkpoints/],
+    ['a row security policy on audit_records hides rows from readers', 'ALTER TABLE audit_records ENABLE ROW LEVEL SECURITY; CREATE POLICY hide ON audit_records USING (seq <> 3)', /audit_records has row security enabled/],
   ] as const) {
     describe(`when ${what}`, () => {
       it('a reader refuses the log with AUDIT_STORE_FOREIGN naming what was altered (it opened it, and verify said ok)', async () => {
