@@ -17,13 +17,13 @@ const NAMES = Object.keys(TABLES);
 /** The tables of one row (meta and head hold exactly the row with id 1). */
 const SINGLE_ROW: ReadonlySet<string> = new Set(['audit_meta', 'audit_head']);
 
-/** Creates the log's tables (those missing). */
+/** Creates the log's tables (see refuseStray: none of them is there before). */
 export const SCHEMA = Object.entries(TABLES)
   .map(([table, columns]) => {
     const [key, ...rest] = Object.entries(columns);
     const [keyName, keyType] = key as [string, string];
     const keyColumn = `${keyName} ${keyType.toUpperCase()} PRIMARY KEY${SINGLE_ROW.has(table) ? ` CHECK (${keyName} = 1)` : ''}`;
-    return `CREATE TABLE IF NOT EXISTS ${table} (${[keyColumn, ...rest.map(([name, type]) => `${name} ${type.toUpperCase()} NOT NULL`)].join(', ')});`;
+    return `CREATE TABLE ${table} (${[keyColumn, ...rest.map(([name, type]) => `${name} ${type.toUpperCase()} NOT NULL`)].join(', ')});`;
   })
   .join('\n');
 
@@ -53,6 +53,18 @@ const ADDED_SQL = `WITH log AS (SELECT to_regclass(name)::oid AS oid FROM unnest
 SELECT format('trigger %s on %s', tgname, tgrelid::regclass) AS what FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM log)
 UNION ALL SELECT format('rule %s on %s', rulename, ev_class::regclass) FROM pg_rewrite WHERE rulename <> '_RETURN' AND ev_class IN (SELECT oid FROM log)
 UNION ALL SELECT format('%s has row security enabled', oid::regclass) FROM pg_class WHERE relrowsecurity AND oid IN (SELECT oid FROM log)`;
+
+/**
+ * Before the log is created (there is no audit_meta): refuses a table of one
+ * of its other names already there. Corral did not make it, and whoever did
+ * may have given it a trigger, or own it to change it later.
+ * @throws AuditError AUDIT_STORE_FOREIGN naming the tables.
+ */
+export async function refuseStray(c: pg.PoolClient, where: string): Promise<void> {
+  const found = ((await c.query('SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL', [NAMES])).rows as { name: string }[]).map((r) => r.name);
+  if (found.length === 0) return;
+  throw new AuditError('AUDIT_STORE_FOREIGN', `${where} holds ${found.join(', ')} but no audit log: Corral did not make ${found.length === 1 ? 'that table' : 'those tables'} and will not create the log around them; drop them, or use another database`);
+}
 
 /**
  * Refuses a search path on which one of the log's table names is found in two schemas.

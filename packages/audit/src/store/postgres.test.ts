@@ -139,6 +139,28 @@ describe('when someone puts a record beyond the head of a PostgreSQL log open fo
   }
 });
 
+describe('when a table of the log\'s names is in the database before the log is created (another role made it first)', () => {
+  it('the first writer refuses to create the log on it with AUDIT_STORE_FOREIGN (it created the log around that table, trigger and all)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+    dirs.push(stateDir);
+    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE TABLE audit_records (seq BIGINT PRIMARY KEY, time_ms BIGINT NOT NULL, prev BYTEA NOT NULL, hash BYTEA NOT NULL, nodes BYTEA NOT NULL, body TEXT NOT NULL);
+        CREATE FUNCTION rewrite() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.body := replace(NEW.body, 'alice', 'mallory'); RETURN NEW; END $$;
+        CREATE TRIGGER rewrite BEFORE INSERT ON audit_records FOR EACH ROW EXECUTE FUNCTION rewrite()`);
+    } finally {
+      await admin.end();
+    }
+    await assert.rejects(openAuditLog({ stateDir, postgresUrl }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'AUDIT_STORE_FOREIGN');
+      assert.match(e.message, /audit_records/);
+      return true;
+    });
+  });
+});
+
 describe('when someone altered the tables of a PostgreSQL log', () => {
   /** A log of 25 records, closed, then `alter` run on its database as its owner. */
   const altered = async (alter: string) => {

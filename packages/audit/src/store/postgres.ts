@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { refuseAltered, refuseShadowed, SCHEMA } from './postgres-schema.ts';
+import { refuseAltered, refuseShadowed, refuseStray, SCHEMA } from './postgres-schema.ts';
 import { postgresWhere } from './postgres-where.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -309,6 +309,7 @@ export class PostgresStore implements AuditStore {
       await c.query('SELECT pg_advisory_xact_lock($1)', [INIT_LOCK]);
       const existing = await readMeta(c, this.where);
       if (existing) return existing;
+      await refuseStray(c, this.where);
       await c.query(SCHEMA);
       await c.query('INSERT INTO audit_meta (id, format, key_id, created_at) VALUES (1, $1, $2, $3)', [meta.format, meta.keyId, meta.createdAt]);
       await c.query("INSERT INTO audit_head VALUES (1, 0, decode($1, 'hex'), ''::bytea, 0, 0)", [GENESIS_PREV]);
