@@ -139,6 +139,33 @@ describe('when someone puts a record beyond the head of a PostgreSQL log open fo
   }
 });
 
+describe("when another role holds the advisory lock that serialises the log's creation (any role that can connect can take it)", () => {
+  it('a writer still opens the existing log (regression: every writer waited for the lock until its statement timeout and failed AUDIT_STORE_UNAVAILABLE)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+    dirs.push(stateDir);
+    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    await (await openAuditLog({ stateDir, postgresUrl })).close();
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    await admin.query('CREATE ROLE squatter LOGIN');
+    const squatter = new pg.Client({ connectionString: postgresUrl.replace('postgres@', 'squatter@') });
+    await squatter.connect();
+    try {
+      // 0x636f7272616c: "corral" in ASCII, the key the writers use.
+      await squatter.query('SELECT pg_advisory_lock(x\'636f7272616c\'::bigint)');
+      const log = await openAuditLog({ stateDir, postgresUrl: `${postgresUrl}?statement_timeout=2000` });
+      try {
+        assert.equal((await log.append(sampleEvent(0))).seq, 0);
+      } finally {
+        await log.close();
+      }
+    } finally {
+      await squatter.end();
+      await admin.end();
+    }
+  });
+});
+
 describe('when a table of the log\'s names is in the database before the log is created (another role made it first)', () => {
   it('the first writer refuses to create the log on it with AUDIT_STORE_FOREIGN (it created the log around that table, trigger and all)', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));

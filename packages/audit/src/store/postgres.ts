@@ -305,10 +305,13 @@ export class PostgresStore implements AuditStore {
   }
 
   async init(meta: LogMeta): Promise<LogMeta> {
+    // A log already there is read without the lock: any role that can connect can take an advisory lock and keep it.
+    const existing = await this.readMeta();
+    if (existing) return existing;
     return this.#tx(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [INIT_LOCK]);
-      const existing = await readMeta(c, this.where);
-      if (existing) return existing;
+      const raced = await readMeta(c, this.where);
+      if (raced) return raced;
       await refuseStray(c, this.where);
       await c.query(SCHEMA);
       await c.query('INSERT INTO audit_meta (id, format, key_id, created_at) VALUES (1, $1, $2, $3)', [meta.format, meta.keyId, meta.createdAt]);
