@@ -113,14 +113,37 @@ function running(entry: string): string[] {
 describe("OpenClaw's gateway, when it does not get ready", () => {
   it('exits early: exit 3 with its exit code and the end of its log, and nothing of it left running (regression: exit 1, saying code null)', async () => {
     const claw = standIn('exits', "console.error('no config for you'); process.exit(7);\n");
-    await assert.rejects(startContainedGateway({ ...claw, config: {} }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /exited \(code 7\) before it was ready:\nno config for you/.test(e.message));
+    await assert.rejects(startContainedGateway({ ...claw, config: {} }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /^OpenClaw's gateway exited \(code 7\) before it was ready; nothing of it is left running; what it wrote ends:\nno config for you\n$/.test(e.message));
     assert.deepEqual(running(claw.entry), []);
   });
 
   it('is slow: exit 3 once its time is up, with the end of its log, and nothing of it left running', async () => {
     const claw = standIn('slow', "console.log('warming up'); setInterval(() => {}, 1000);\n");
-    await assert.rejects(startContainedGateway({ ...claw, config: {}, readyTimeoutMs: 2_000 }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /not ready within 2000 ms:\nwarming up/.test(e.message));
+    await assert.rejects(startContainedGateway({ ...claw, config: {}, readyTimeoutMs: 2_000 }), (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && /^OpenClaw's gateway was not ready within 2000 ms: it never said it was ready; it was stopped, and nothing of it is left running; what it wrote ends:\nwarming up\n$/.test(e.message));
     assert.deepEqual(running(claw.entry), []);
+  });
+});
+
+describe("OpenClaw's container, when it does not publish its port in time", () => {
+  it('is given up at the one deadline of the whole start: exit 3 saying its container never published its port, that nothing of it is left running and what it wrote (regression: the ready timeout started only once the port was published, so a container that never published it left corral up --openclaw waiting for good)', async () => {
+    // OpenClaw would be ready at once; its container is not set up before 6 s: a stand-in bubblewrap waits first.
+    const claw = standIn('unpublished', "console.log('[gateway] ready (stand-in)'); setInterval(() => {}, 1000);\n");
+    const slowBwrap = join(claw.home, '..', 'slow-bwrap');
+    writeFileSync(slowBwrap, `#!/bin/sh\nsleep 6\nexec ${hostCapabilities().bwrap.path} "$@"\n`, { mode: 0o755 });
+    const runner = new Runner({ capabilities: { ...hostCapabilities(), bwrap: { available: true, path: slowBwrap, detail: 'a stand-in that waits 6 s' } } });
+    const logFile = join(claw.home, '..', 'openclaw.log');
+    const started = performance.now();
+    let settledMs = 0;
+    await assert.rejects(
+      startContainedGateway({ ...claw, config: {}, runner, readyTimeoutMs: 1_500, logFile })
+        // Ready after all (past its deadline): stopped, so that the test fails rather than hangs.
+        .then(async (gateway) => void (await gateway.close()))
+        .finally(() => (settledMs = performance.now() - started)),
+      (e: unknown) => e instanceof CliFailure && e.exitCode === EXIT.environment && e.message === `OpenClaw's gateway was not ready within 1500 ms: its container never published its port; it was stopped, and nothing of it is left running; it wrote nothing to its log, ${logFile}`,
+    );
+    assert.ok(settledMs < 20_000, `gave up after ${Math.round(settledMs)} ms`);
+    assert.deepEqual(running(claw.entry), []);
+    assert.deepEqual(running(slowBwrap), []);
   });
 });
 

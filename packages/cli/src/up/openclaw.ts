@@ -11,7 +11,7 @@
 // and the Corral gateway token stay outside it: OpenClaw gets its own token.
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { ContainError, planSandbox, Runner, validatePolicy, type ContainedProcess, type EgressLookup } from '@corral/contain';
@@ -27,6 +27,10 @@ export const INSIDE_PORT = 18789;
 /** The provider id Corral configures for `modelBaseUrl`. */
 export const MODEL_PROVIDER = 'corral-model';
 const READY = /\[gateway\]\S* \S*ready/;
+/** How long OpenClaw's gateway may take from its container's start to ready, unless told: ~10 s on a quiet machine, minutes on a loaded one. */
+const READY_TIMEOUT_MS = 300_000;
+/** What OpenClaw's gateway writes, in Corral's state directory (outside OpenClaw's home, which its container may write): made anew at every start. */
+const OPENCLAW_LOG = 'openclaw.log';
 /** OpenClaw's configuration, inside its home. */
 const CONFIG_FILE = join('.openclaw', 'openclaw.json');
 
@@ -59,7 +63,7 @@ export interface StartOpenClawOptions {
   /** Hosts the channels configured in OpenClaw reach, `host:port` (e.g. `api.telegram.org:443`); added to its egress. */
   channelHosts?: readonly string[];
   onProgress?: (message: string) => void;
-  /** How long the upstream gateway may take to be ready (default 300 s: it takes ~10 s on a quiet machine, minutes on a loaded one). */
+  /** How long the upstream gateway may take to be ready, its container's start included (default 300 s: it takes ~10 s on a quiet machine, minutes on a loaded one). */
   readyTimeoutMs?: number;
   /** The runner that contains it (default: a new one, resolving `egressHosts`). */
   runner?: Runner;
@@ -191,7 +195,7 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
   const hosts = options.egressHosts ?? {};
   const started = performance.now();
   progress('starting OpenClaw in a container');
-  const gateway = await startContainedGateway({ home, modules, entry, config, hosts, ...(options.channelHosts ? { channelHosts: options.channelHosts } : {}), ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
+  const gateway = await startContainedGateway({ home, modules, entry, config, hosts, logFile: join(options.stateDir, OPENCLAW_LOG), ...(options.channelHosts ? { channelHosts: options.channelHosts } : {}), ...(options.runner ? { runner: options.runner } : {}), ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}) });
   progress(`OpenClaw ready at ${gateway.url} in ${gateway.readyMs} ms`);
   let node: NodeHost | undefined;
   const close = async (): Promise<void> => {
@@ -234,12 +238,15 @@ export interface ContainedGateway {
 
 /**
  * Runs `openclaw gateway run` for the home `home` (its configuration already
- * written) inside a Corral container, until it says it is ready. Throws a
- * CliFailure (exit 3) naming the protection this host cannot enforce, or
- * with the tail of its log when it exits or is not ready in time (exit 3
- * too: OpenClaw cannot start here).
+ * written) inside a Corral container, until it says it is ready, within
+ * `readyTimeoutMs` of its start (300 s): its container publishing its port
+ * and the gateway saying so both count against it. What it writes goes to
+ * `logFile` too when given. Throws a CliFailure (exit 3) naming the
+ * protection this host cannot enforce, or, once nothing of it is left
+ * running, when it exits or is not ready in time (exit 3 too: OpenClaw
+ * cannot start here), saying what did not happen and the end of its log.
  */
-export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; channelHosts?: readonly string[]; runner?: Runner; readyTimeoutMs?: number }): Promise<ContainedGateway> {
+export async function startContainedGateway(options: { home: string; modules: string; entry: string; config: Record<string, unknown>; hosts?: Readonly<Record<string, string>>; channelHosts?: readonly string[]; runner?: Runner; readyTimeoutMs?: number; logFile?: string }): Promise<ContainedGateway> {
   const hosts = options.hosts ?? {};
   const egress = [...egressFor(options.config, hosts), ...(options.channelHosts ?? [])];
   let policy;
@@ -250,15 +257,20 @@ export async function startContainedGateway(options: { home: string; modules: st
   }
   const plan = planSandbox({ policy, source: '<openclaw>', baseDir: options.home });
   const started = performance.now();
+  const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
+  const deadline = started + readyTimeoutMs;
+  const file = options.logFile === undefined ? undefined : logStream(options.logFile);
   const runner = options.runner ?? new Runner({ proxy: { lookup: pinnedLookup(hosts) } });
   const output = new PassThrough();
   let log = '';
   output.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-1_000_000)));
+  if (file) output.pipe(file);
   let proc: ContainedProcess;
   try {
     proc = runner.spawn(plan, [process.execPath, options.entry, 'gateway', 'run', '--bind', 'loopback', '--port', String(INSIDE_PORT), '--auth', 'token'], { stdout: output, stderr: output });
   } catch (error) {
     await runner.close();
+    file?.end();
     if (error instanceof ContainError) throw new CliFailure(`OpenClaw was not started, because it cannot be contained here: ${error.message}`, EXIT.environment);
     throw error;
   }
@@ -266,15 +278,71 @@ export async function startContainedGateway(options: { home: string; modules: st
     proc.kill();
     await proc.result.catch(() => undefined);
     await runner.close();
+    file?.end();
   };
+  let outcome: Readiness;
   try {
-    const [published] = await Promise.race([proc.ready, proc.result.then((r) => Promise.reject(exited(r.exitCode, log)))]);
-    await waitForLog(() => log, READY, proc, options.readyTimeoutMs ?? 300_000);
-    return { url: `ws://127.0.0.1:${published!.hostPort}`, readyMs: Math.round(performance.now() - started), log: () => log, close };
+    outcome = await untilReady(proc, () => log, deadline);
   } catch (error) {
     await close();
     throw error;
   }
+  if ('port' in outcome) return { url: `ws://127.0.0.1:${outcome.port}`, readyMs: Math.round(performance.now() - started), log: () => log, close };
+  await close();
+  const what =
+    'exitCode' in outcome
+      ? `exited (code ${outcome.exitCode}) before it was ready; nothing of it is left running`
+      : `was not ready within ${readyTimeoutMs} ms: ${outcome.late === 'port' ? 'its container never published its port' : 'it never said it was ready'}; it was stopped, and nothing of it is left running`;
+  throw new CliFailure(`OpenClaw's gateway ${what}; ${logEnd(log, options.logFile)}`, EXIT.environment);
+}
+
+/** OpenClaw's gateway ready on a host port; or exited first; or late: its container had not published its port, or it had not said it was ready. */
+type Readiness = { port: number } | { exitCode: number | null } | { late: 'port' | 'ready' };
+
+/**
+ * Waits, looking every 50 ms, until OpenClaw's container has published its
+ * port and its gateway has said it is ready (READY), it exits, or `deadline`
+ * (performance.now()) passes. Rejects with the sandbox's own failure (ContainError).
+ */
+async function untilReady(proc: ContainedProcess, log: () => string, deadline: number): Promise<Readiness> {
+  let published: { hostPort: number }[] | undefined;
+  let gone: { exitCode: number | null } | undefined;
+  let failure: { error: unknown } | undefined;
+  void proc.ready.then((ports) => (published = ports));
+  void proc.result.then(
+    (result) => (gone = result),
+    (error: unknown) => (failure = { error }),
+  );
+  for (;;) {
+    if (failure) throw failure.error;
+    if (gone) return { exitCode: gone.exitCode };
+    if (published?.[0] && READY.test(log())) return { port: published[0].hostPort };
+    if (performance.now() > deadline) return { late: published ? 'ready' : 'port' };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Where what OpenClaw wrote is, and how it ends: the last 2,000 characters, in the message that says it did not start. */
+function logEnd(log: string, file: string | undefined): string {
+  if (log === '') return file ? `it wrote nothing to its log, ${file}` : 'it wrote nothing';
+  return `${file ? `its log is ${file}, ending` : 'what it wrote ends'}:\n${log.slice(-2_000)}`;
+}
+
+/**
+ * OpenClaw's log file, made anew (mode 0600): what was there, a link
+ * included, is replaced, never written through. Throws a CliFailure (exit 3)
+ * naming it when it cannot be made.
+ */
+function logStream(file: string): WriteStream {
+  let fd: number;
+  try {
+    rmSync(file, { force: true });
+    fd = openSync(file, 'wx', 0o600);
+  } catch (error) {
+    throw new CliFailure(`OpenClaw was not started: its log ${file} cannot be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, EXIT.environment);
+  }
+  // A write that fails later (a full disk) stops nothing: what OpenClaw writes is still kept for log() and its errors.
+  return createWriteStream(file, { fd }).on('error', () => undefined);
 }
 
 /** The host's resolver, except for the pinned names. */
@@ -327,21 +395,6 @@ function writeAnew(file: string, text: string): void {
 function ownDirectory(dir: string): void {
   if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === false) rmSync(dir, { force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-}
-
-function exited(code: number | null, log: string): CliFailure {
-  return new CliFailure(`OpenClaw's gateway exited (code ${code}) before it was ready:\n${log.slice(-2_000)}`, EXIT.environment);
-}
-
-async function waitForLog(log: () => string, pattern: RegExp, proc: ContainedProcess, ms: number): Promise<void> {
-  let gone: { exitCode: number | null } | undefined;
-  void proc.result.then((result) => (gone = result));
-  const deadline = performance.now() + ms;
-  while (!pattern.test(log())) {
-    if (gone) throw exited(gone.exitCode, log());
-    if (performance.now() > deadline) throw new CliFailure(`OpenClaw's gateway was not ready within ${ms} ms:\n${log().slice(-2_000)}`, EXIT.environment);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**
