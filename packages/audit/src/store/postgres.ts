@@ -482,8 +482,9 @@ export class PostgresStore implements AuditStore {
    * record's hash commits to its seq, its predecessor and its body, so the
    * last one's commits to every record of the batch: another writer that
    * built on the same head may have begun its batch with the same event), or,
-   * for a batch of no records, if its signed checkpoint is. Either way the next append reads the head
-   * again under the lock (never builds on the head it had).
+   * for a batch of no records, if its signed checkpoint is. Either way the
+   * next append reads the head again under the lock (never builds on the head
+   * it had).
    * @returns true when the batch was committed.
    * @throws AuditError AUDIT_STORE_UNAVAILABLE when it was not (nothing of it
    *   was written); AUDIT_COMMIT_UNKNOWN when the store could not be asked.
