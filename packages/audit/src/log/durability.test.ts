@@ -96,7 +96,8 @@ describe('durability', () => {
       // add frames behind a header already on disk, so the only fsync each
       // needs is its own commit's (were that made after the commit, the record
       // would be visible before it failed).
-      const open = await openAuditLog({ stateDir });
+      // One-shot: with a writer thread this process would be the log's appender, and the child's appends would be committed here.
+      const open = await openAuditLog({ stateDir, oneShot: true });
       await open.append(sampleEvent(0));
       const reader = new DatabaseSync(join(stateDir, 'audit.db'), { readOnly: true });
       const failing = join(import.meta.dirname, '..', '..', 'test', 'fsync-failure-child.ts');

@@ -14,7 +14,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { BatchWriter } from './sqlite-write.ts';
-import type { SqliteWriter } from './sqlite-writer.ts';
+import type { AppendRole, SqliteWriter } from './sqlite-writer.ts';
 
 /** Requests of at most this many records may commit on the calling thread… */
 const LONE_RECORDS = 16;
@@ -67,6 +67,10 @@ export class SqliteAppendRouter {
       }
     }
     return this.#thread.append(request);
+  }
+
+  get role(): AppendRole {
+    return this.#thread.role;
   }
 
   close(): Promise<void> {

@@ -101,9 +101,14 @@ export class BatchWriter {
    * worse again, their attempts slowing the holder's commit.
    */
   transaction<T>(work: (head: LogHead) => T): T {
+    this.begin();
+    return this.inTransaction(work);
+  }
+
+  /** Takes the write lock as transaction() does, for the caller to end with COMMIT or ROLLBACK. */
+  begin(): void {
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     for (let wait = 0.5; !tryBeginImmediate(this.#db, this.#where, deadline); wait = 1) Atomics.wait(this.#pause, 0, 0, wait);
-    return this.inTransaction(work);
   }
 
   /** Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws. */

@@ -2,21 +2,47 @@
 // inserting it and waiting for its fsync happen here, beside the event loop
 // of the process that asked, so that process keeps accepting (and
 // canonicalising) the next appends meanwhile. Group commit: a transaction
-// takes every request waiting once it holds the write lock.
+// takes every request waiting once it holds the write lock. When other
+// processes append to the same log, one writer thread commits for all of
+// them (append-share.ts): this one either is that appender, taking the
+// others' requests into its transactions, or forwards its process's
+// requests to it.
+import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { MAX_TRANSACTION, type WriterConfig } from './batch.ts';
+import type { Answer } from './append-share-frames.ts';
+import { electAppender, shareSocketPath, unknownCommit, type Role, type ShareIdentity } from './append-share.ts';
+import { MAX_TRANSACTION, type AppendRequest, type WriterConfig } from './batch.ts';
 import { BatchWriter, sqliteError } from './sqlite-write.ts';
 import { noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
-import type { WriterMessage, WriterReply } from './sqlite-writer.ts';
+import type { AppendRole, WriterMessage, WriterReply } from './sqlite-writer.ts';
 
 const { path, config, committed } = workerData as { path: string; config: WriterConfig; committed: CommitCount };
 const port = parentPort!;
+
+/** A request to commit here, and where its answer goes. */
+interface Job {
+  request: AppendRequest;
+  answer: (a: Answer) => void;
+}
 
 let checkpointer: Worker;
 let checkpointerRunning = true;
 let writer: BatchWriter;
 let db: DatabaseSync;
+/** How this thread appends; 'electing' while it looks for (or becomes) the log's appender. */
+let role: Role | 'electing' = 'electing';
+let election: Promise<void> = Promise.resolve();
+/** This process's requests that came while electing. */
+let held: { id: number; request: AppendRequest }[] = [];
+const jobs: Job[] = [];
+/** Answers to this process's requests, posted once per commit. */
+let replies: Extract<WriterReply, { replies: unknown }>['replies'] = [];
+let commitScheduled = false;
+let closing = false;
+/** Set once 'ready' is sent: later role changes are told on their own. */
+let ready = false;
+
 try {
   db = new DatabaseSync(path);
   // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
@@ -37,46 +63,138 @@ try {
     checkpointer.once('exit', () => resolve());
     checkpointer.on('error', () => resolve());
   });
-  port.postMessage({ ready: true } satisfies WriterReply);
+  await elect();
+  ready = true;
+  port.postMessage({ ready: true, role: roleName() } satisfies WriterReply);
 } catch (error) {
   const e = sqliteError(path, error);
   port.postMessage({ ready: false, error: { code: e.code, message: e.message } } satisfies WriterReply);
   port.close();
 }
 
-port.on('message', (first: WriterMessage) => {
-  if (first === 'close') return close();
-  const ids = [first.id];
-  const requests = [first.request];
-  let closing = false;
+port.on('message', onMessage);
+
+function onMessage(m: WriterMessage): void {
+  if (m === 'close') {
+    closing = true;
+    void close();
+    return;
+  }
+  route(m.id, m.request);
+}
+
+/** Sends this process's request to the appender, or queues it for a commit here. */
+function route(id: number, request: AppendRequest): void {
+  if (role === 'electing') {
+    held.push({ id, request });
+    return;
+  }
+  if (role && 'forward' in role && role.forward.send(id, request)) return;
+  take(request, (a) => replies.push({ id, ...a }));
+}
+
+/** Queues a request for this thread's next commit. */
+function take(request: AppendRequest, answer: (a: Answer) => void): void {
+  jobs.push({ request, answer });
+  scheduleCommit();
+}
+
+function scheduleCommit(): void {
+  if (commitScheduled) return;
+  commitScheduled = true;
+  // After the event loop's poll: requests that arrived meanwhile, from this process or others, join the commit.
+  setImmediate(commit);
+}
+
+/** One transaction for the queued requests (up to MAX_TRANSACTION records); schedules the next while any are left. */
+function commit(): void {
+  commitScheduled = false;
+  if (jobs.length === 0) return;
+  // An election holds the write lock on this connection while it looks for the appender.
+  if (role === 'electing') return void election.then(scheduleCommit);
+  let taken: Job[] = [];
   try {
     const parts = writer.transaction((head) => {
       // Now that the lock is held, take every request that arrived meanwhile
       // (while an earlier commit or another process held it): group commit.
-      for (let records = first.request.bodies.length; records < MAX_TRANSACTION; ) {
-        const m = receiveMessageOnPort(port)?.message as WriterMessage | undefined;
-        if (m === undefined) break;
-        if (m === 'close') {
-          closing = true;
-          break;
-        }
-        ids.push(m.id);
-        requests.push(m.request);
-        records += m.request.bodies.length;
-      }
-      return writer.appendAll(head, requests, config);
+      for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) onMessage(m.message as WriterMessage);
+      let n = 0;
+      for (let records = 0; n < jobs.length && (n === 0 || records + jobs[n]!.request.bodies.length <= MAX_TRANSACTION); n++) records += jobs[n]!.request.bodies.length;
+      taken = jobs.splice(0, n);
+      return writer.appendAll(
+        head,
+        taken.map((j) => j.request),
+        config,
+      );
     });
     noteCommit(committed, parts.reduce((n, p) => n + p.hashes.length, 0));
-    port.postMessage({ replies: ids.map((id, i) => ({ id, result: parts[i]! })) } satisfies WriterReply);
+    taken.forEach((j, i) => j.answer({ result: parts[i]! }));
   } catch (error) {
     const e = sqliteError(path, error);
-    port.postMessage({ replies: ids.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
+    // The lock was not taken: every request waiting fails with it.
+    if (taken.length === 0) taken = jobs.splice(0);
+    for (const j of taken) j.answer({ error: { code: e.code, message: e.message } });
   }
-  if (closing) close();
-});
+  answer();
+  if (jobs.length > 0) scheduleCommit();
+}
 
-/** Stops the checkpointer, then closes the connection; the thread ends. */
-function close(): void {
+/** Sends the answers of the last commit: this process's in one message, each other process's in one frame. */
+function answer(): void {
+  if (replies.length > 0) {
+    port.postMessage({ replies } satisfies WriterReply);
+    replies = [];
+  }
+  if (role && role !== 'electing' && 'serve' in role) role.serve.flush();
+}
+
+/** Finds the log's appender or becomes it; commits here when neither can be (then every process commits its own). */
+function elect(): Promise<void> {
+  role = 'electing';
+  election = (async () => {
+    const socket = shareSocketPath(path);
+    let found: Role = null;
+    if (socket && !closing) {
+      const st = statSync(path, { bigint: true });
+      const identity: ShareIdentity = { dev: String(st.dev), ino: String(st.ino), keyId: config.keyId };
+      const lock = () => {
+        writer.begin();
+        return () => db.exec('ROLLBACK');
+      };
+      found = await electAppender(socket, identity, lock, take).catch(() => null);
+    }
+    role = found;
+    if (ready) port.postMessage({ role: roleName() } satisfies WriterReply);
+    if (found && 'forward' in found) {
+      found.forward.onReplies = (answers) => port.postMessage({ replies: answers } satisfies WriterReply);
+      found.forward.onEnd = (unanswered) => {
+        if (unanswered.length > 0) {
+          const e = unknownCommit(path);
+          port.postMessage({ replies: unanswered.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
+        }
+        if (closing) role = null;
+        else void elect();
+      };
+    }
+    const waiting = held;
+    held = [];
+    for (const h of waiting) route(h.id, h.request);
+  })();
+  return election;
+}
+
+function roleName(): AppendRole {
+  return role && role !== 'electing' ? ('serve' in role ? 'appender' : 'forwarding') : 'alone';
+}
+
+/** Answers everything asked before 'close', hands the appender's part over, stops the checkpointer, then closes the connection; the thread ends. */
+async function close(): Promise<void> {
+  await election;
+  const current = role === 'electing' ? null : role;
+  if (current && 'serve' in current) await current.serve.close();
+  else if (current && 'forward' in current) await current.forward.close();
+  role = null;
+  while (jobs.length > 0) commit();
   const end = () => {
     db.close();
     port.close();

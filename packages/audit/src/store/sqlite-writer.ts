@@ -11,10 +11,18 @@ export type WriterMessage = { id: number; request: AppendRequest } | 'close';
 
 type ThreadError = { code: AuditErrorCode; message: string };
 
-/** A message from the writer thread: it opened the database (or not), or one transaction's answers. */
+/**
+ * How a writer thread appends (append-share.ts): it commits other processes'
+ * appends with its own, it hands its own to another process that does, or it
+ * commits its own alone (a socket it cannot use).
+ */
+export type AppendRole = 'appender' | 'forwarding' | 'alone';
+
+/** A message from the writer thread: it opened the database (or not), how it appends now, or answers. */
 export type WriterReply =
-  | { ready: true }
+  | { ready: true; role: AppendRole }
   | { ready: false; error: ThreadError }
+  | { role: AppendRole }
   | { replies: ({ id: number; result: AppendResult } | { id: number; error: ThreadError })[] };
 
 interface Waiting {
@@ -30,14 +38,17 @@ export class SqliteWriter {
   /** Shared with the thread's checkpointer. */
   readonly #committed: CommitCount;
   #next = 0;
+  #role: AppendRole;
   /** Set once the thread is gone: every later request fails with it. */
   #gone: AuditError | null = null;
 
-  private constructor(worker: Worker, where: string, committed: CommitCount) {
+  private constructor(worker: Worker, where: string, committed: CommitCount, role: AppendRole) {
     this.#worker = worker;
     this.#where = where;
     this.#committed = committed;
+    this.#role = role;
     worker.on('message', (m: WriterReply) => {
+      if ('role' in m) this.#role = m.role;
       if (!('replies' in m)) return;
       for (const r of m.replies) {
         const w = this.#waiting.get(r.id);
@@ -70,7 +81,12 @@ export class SqliteWriter {
       throw new AuditError(error.code, error.message);
     }
     worker.unref();
-    return new SqliteWriter(worker, path, committed);
+    return new SqliteWriter(worker, path, committed, ready.role);
+  }
+
+  /** How the thread appends now; it changes when the appender it forwards to closes or ends. */
+  get role(): AppendRole {
+    return this.#role;
   }
 
   /** True while a request sent to the thread is unanswered. */

@@ -17,7 +17,7 @@ import { chainRowFromTuple, checkpointFromRow, headFromRow, recordFromRow, spanF
 import { HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
-import { SqliteWriter } from './sqlite-writer.ts';
+import { SqliteWriter, type AppendRole } from './sqlite-writer.ts';
 import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHead, type LogMeta, type SeqSpan, type StoredRecord } from './store.ts';
 
 const SCHEMA = `
@@ -191,6 +191,12 @@ export class SqliteStore implements AuditStore {
     if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
     if (!this.#db.isOpen) throw new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is closed`);
     this.#writer = config.oneShot ? new SqliteInlineWriter(this.#db, this.where, config) : new SqliteAppendRouter(this.#db, this.where, await SqliteWriter.start(this.where, config), config);
+  }
+
+  /** How this store's appends are committed (append-share.ts); null before openWriter(). */
+  get appendRole(): AppendRole | null {
+    if (!this.#writer) return null;
+    return this.#writer instanceof SqliteAppendRouter ? this.#writer.role : 'alone';
   }
 
   append(request: AppendRequest): Promise<AppendResult> {

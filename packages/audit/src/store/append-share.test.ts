@@ -1,0 +1,184 @@
+// Several writers on one SQLite log: the first commits for all of them, the
+// others hand their appends over; a closing appender hands over to the next;
+// one that dies leaves its appends unknown, never half-written, and the next
+// takes over.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { AuditError } from '../errors.ts';
+import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
+import { readRecord, verifyStore } from '../log/reader.ts';
+import { sampleEvent } from '../../test/fixtures.ts';
+import { shareSocketPath } from './append-share.ts';
+import type { SqliteStore } from './sqlite.ts';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'corral-audit-share-'));
+  dirs.push(d);
+  return d;
+}
+
+const roleOf = (log: AuditLog) => (log.store as SqliteStore).appendRole;
+const socketOf = (stateDir: string) => shareSocketPath(join(stateDir, 'audit.db')) as string;
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function verifies(stateDir: string, size: number): Promise<void> {
+  const log = await openAuditLog({ stateDir });
+  try {
+    assert.equal((await log.store.head()).size, size);
+    const report = await verifyStore(log.store, log.publicKey);
+    assert.equal(report.ok, true, JSON.stringify(report.damage));
+  } finally {
+    await log.close();
+  }
+}
+
+describe('several writers on one SQLite log', () => {
+  it("commits a second writer's appends through the first, which listens beside the log for this user only", async () => {
+    const stateDir = tempDir();
+    const first = await openAuditLog({ stateDir });
+    const second = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(first), 'appender');
+      assert.equal(roleOf(second), 'forwarding');
+      assert.equal(statSync(socketOf(stateDir)).mode & 0o777, 0o600);
+      const results = await Promise.all(Array.from({ length: 400 }, (_, i) => (i % 2 ? first : second).append(sampleEvent(i))));
+      assert.deepEqual(
+        results.map((r) => r.seq).sort((a, b) => a - b),
+        Array.from({ length: 400 }, (_, i) => i),
+      );
+      for (const r of results) assert.equal((await readRecord(first.store, r.seq)).hash, r.hash);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+    assert.equal(existsSync(socketOf(stateDir)), false, 'the socket goes with its appender');
+    await verifies(stateDir, 400);
+  });
+
+  it('hands the appender over when it closes: appends made meanwhile all commit, and the next writer becomes the appender', async () => {
+    const stateDir = tempDir();
+    const first = await openAuditLog({ stateDir });
+    const second = await openAuditLog({ stateDir });
+    let stop = false;
+    let acknowledged = 0;
+    const lanes = Array.from({ length: 32 }, async (_, lane) => {
+      for (let i = 0; !stop; i++) {
+        await second.append(sampleEvent(lane * 100_000 + i));
+        acknowledged++;
+      }
+    });
+    try {
+      await until('the second writer has appended through the first', () => acknowledged >= 200);
+      await first.close();
+      const atClose = acknowledged;
+      await until('the second writer has appended after the handover', () => acknowledged >= atClose + 200);
+      assert.equal(roleOf(second), 'appender');
+    } finally {
+      stop = true;
+      await Promise.all(lanes); // an append that failed would reject here
+      await second.close();
+    }
+    await verifies(stateDir, acknowledged);
+  });
+
+  it('replaces a socket left by a process that ended without closing', async () => {
+    const stateDir = tempDir();
+    const socket = socketOf(stateDir);
+    // A listener killed with SIGKILL leaves its socket file behind.
+    const dead = spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    assert.equal(dead.signal, 'SIGKILL');
+    assert.ok(statSync(socket).isSocket());
+    const log = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(log), 'appender');
+      await log.append(sampleEvent(0));
+    } finally {
+      await log.close();
+    }
+    await verifies(stateDir, 1);
+  });
+
+  it('commits alone, touching nothing, when something that is not a socket sits where the socket goes', async () => {
+    const stateDir = tempDir();
+    writeFileSync(socketOf(stateDir), 'not a socket');
+    const first = await openAuditLog({ stateDir });
+    const second = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(first), 'alone');
+      assert.equal(roleOf(second), 'alone');
+      await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? first : second).append(sampleEvent(i))));
+    } finally {
+      await second.close();
+      await first.close();
+    }
+    assert.equal(readFileSync(socketOf(stateDir), 'utf8'), 'not a socket');
+    await verifies(stateDir, 100);
+  });
+
+  it('answers AUDIT_COMMIT_UNKNOWN for what a killed appender held, keeps every acknowledged record, and takes over', async () => {
+    const stateDir = tempDir();
+    // The appender: a process appending until it is killed.
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'test', 'append-child.ts'), JSON.stringify({ stateDir, count: 1e9, inflight: 8, tag: 'appender' })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const childAcked = new Map<number, string>();
+    let rest = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) childAcked.set(Number(line.split(' ')[0]), line.split(' ')[1] as string);
+    });
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    await until('the child appends', () => childAcked.size > 0);
+    const log = await openAuditLog({ stateDir });
+    const acked = new Map<number, string>();
+    const outcomes = new Map<string, number>();
+    let stop = false;
+    const lanes = Array.from({ length: 64 }, async (_, lane) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const r = await log.append(sampleEvent(lane * 100_000 + i));
+          acked.set(r.seq, r.hash);
+          outcomes.set('acknowledged', (outcomes.get('acknowledged') ?? 0) + 1);
+        } catch (error) {
+          const code = error instanceof AuditError ? error.code : String(error);
+          outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+        }
+      }
+    });
+    try {
+      assert.equal(roleOf(log), 'forwarding');
+      await until('appends go through the child', () => acked.size >= 2000);
+      child.kill('SIGKILL');
+      await exited;
+      const atKill = acked.size;
+      await until('appends commit again', () => acked.size >= atKill + 2000);
+      assert.equal(roleOf(log), 'appender');
+    } finally {
+      stop = true;
+      await Promise.all(lanes);
+      await log.close();
+    }
+    assert.deepEqual([...outcomes.keys()].sort(), (outcomes.has('AUDIT_COMMIT_UNKNOWN') ? ['AUDIT_COMMIT_UNKNOWN', 'acknowledged'] : ['acknowledged']), JSON.stringify([...outcomes]));
+    const check = await openAuditLog({ stateDir });
+    try {
+      const report = await verifyStore(check.store, check.publicKey);
+      assert.equal(report.ok, true, JSON.stringify(report.damage));
+      for (const [seq, hash] of [...childAcked, ...acked]) assert.equal((await readRecord(check.store, seq)).hash, hash, `acknowledged record ${seq}`);
+    } finally {
+      await check.close();
+    }
+  });
+});
