@@ -183,6 +183,27 @@ describe('approvals over the protocol', () => {
     });
   });
 
+  describe('what operators are shown of an approval', () => {
+    it('names the environment of the run, never its values, in exec.approval.requested, exec.approval.get and exec.approval.list, as the HTTP API and the audit log do (regression: a token the agent passed in env went to every operator, and on to chat approvals)', async () => {
+      const requested: Array<{ id: string; request: Record<string, unknown> }> = [];
+      const off = operator.on('exec.approval.requested', (payload) => requested.push(payload as (typeof requested)[number]));
+      try {
+        const asking = operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'with a token'], env: { PAYMENT_TOKEN: 'secret-value' } }, timeoutMs: 100, idempotencyKey: randomUUID() }, { timeoutMs: 5_000 });
+        await assert.rejects(asking, refusedWith('APPROVAL_PENDING'));
+      } finally {
+        off();
+      }
+      const event = requested.find((r) => JSON.stringify(r.request.argv) === JSON.stringify(['printf', 'with a token']));
+      assert.ok(event, 'an exec.approval.requested event');
+      const got = (await operator.request('exec.approval.get', { id: event.id })) as { request: Record<string, unknown> };
+      const listed = ((await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: Record<string, unknown> }> }).approvals.find((a) => a.id === event.id);
+      for (const [where, request] of [['requested', event.request], ['get', got.request], ['list', listed?.request]] as const) {
+        assert.deepEqual(request?.env, ['PAYMENT_TOKEN'], where);
+        assert.doesNotMatch(JSON.stringify(request), /secret-value/, where);
+      }
+    });
+  });
+
   describe('what the node is told about approvals', () => {
     it('never passes on an approval decision or receipt the caller put in the params: only the gateway says a human approved (regression: approvalDecision reached the node, which let it skip its own ask)', async () => {
       const id = await pending(['printf', 'genuine']);

@@ -16,7 +16,7 @@ import {
 import type { AuditEventInput } from '@corral/audit';
 import { grantApprovalId, grantRevokedEvent, type GrantAddition, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
-import { tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import { codeOf } from '../http/policy-control.ts';
 import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
@@ -785,7 +785,7 @@ export class NodeInvoker {
       // Made at once while gateway.db's lock is free (no turn of the event loop); while a corral command holds it, waited for with timers.
       const made = this.#options.approvals.createNowOrWhenFree({ digest, action: { ...assessed.subject, reason: verdict.reason, policies: verdict.policies, quorum: verdict.quorum }, quorum: verdict.quorum, ...(this.#options.approvalTtlMs ? { ttlMs: this.#options.approvalTtlMs } : {}) });
       approval = made instanceof Promise ? await made : made;
-      this.#server.broadcast('exec.approval.requested', { id: approval.id, request: approval.action, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
+      this.#server.broadcast('exec.approval.requested', { id: approval.id, request: shownAction(approval.action), createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs }, (p) => hasScope(p.scopes, 'operator.approvals'));
       await this.#audit({ actor: actor(principal), action: 'approval.request', resource: { kind: 'approval', id: approval.id }, node: nodeId, decision: { effect: 'ask', policies: verdict.policies, reason: verdict.reason }, details: { digest, quorum: verdict.quorum, expiresAtMs: approval.expiresAtMs, ...runsCodeOf(approval) } });
     }
     const settled = await this.#waitForApproval(approval.id, Math.min(approval.expiresAtMs - Date.now(), timeoutMs), caller);
@@ -1121,8 +1121,9 @@ function runsCodeOf(approval: Approval): { runsCode?: { program: string; via: st
   return { runsCode: { program: String(runs.program), via: String(runs.via), reason: String(runs.reason) } };
 }
 
+/** An approval as operators are sent it: its environment by names only (shownAction). */
 function view(approval: Approval & { grant?: GrantView }): Record<string, unknown> {
-  return { id: approval.id, status: approval.status, decision: approval.decision, request: approval.action, quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason, ...(approval.grant ? { grant: approval.grant } : {}) };
+  return { id: approval.id, status: approval.status, decision: approval.decision, request: shownAction(approval.action), quorum: approval.quorum, approvers: approval.approvers, createdAtMs: approval.createdAtMs, expiresAtMs: approval.expiresAtMs, digest: approval.digest, reason: approval.reason, ...(approval.grant ? { grant: approval.grant } : {}) };
 }
 
 function sha256(text: string): string {
