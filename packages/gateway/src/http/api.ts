@@ -49,7 +49,8 @@ export class HttpApi {
   }
 
   /** Serves the API from now on (until then it answers 503). */
-  attach(api: ApiContext): void {
+  attach(parts: Omit<ApiContext, 'log'>): void {
+    const api: ApiContext = { ...parts, log: (entry) => this.#logRequest(entry) };
     this.#api = api;
     this.#router = apiRouter(api);
     registerStopReports(api);

@@ -4,7 +4,7 @@ import type { Identity } from '@corral/identity';
 import type { ApprovalStore } from '../approvals/store.ts';
 import type { NodeInvoker } from '../exec/invoke.ts';
 import type { NodeInventory } from '../nodes/inventory.ts';
-import type { GatewayServer } from '../server/server.ts';
+import type { GatewayLogEntry, GatewayServer } from '../server/server.ts';
 import type { ClientAddresses } from './client-address.ts';
 import type { ConsoleCookies } from './cookies.ts';
 import type { AuditFeed } from './feed.ts';
@@ -39,4 +39,6 @@ export interface ApiContext {
   throttle: SignInThrottle;
   oidc: OidcSignIn | undefined;
   now: () => number;
+  /** Logs a refused or failed request within the HTTP API's budget (ThrottledLog): its code, never a token or key. */
+  log: (entry: GatewayLogEntry) => void;
 }

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer as signInAt } from '../../../../scripts/testing/oidc-browser.ts';
 import { accountsWithGroups, publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
-import { Gateway } from '../gateway.ts';
+import { Gateway, type GatewayLogLine } from '../gateway.ts';
 import { ApiClient, startTestGateway, TEST_PASSWORD, type TestGateway } from './testing.ts';
 
 describe('local sign-in', () => {
@@ -368,6 +368,31 @@ describe('Gateway.start with OIDC settings it could not use', () => {
     const state = mkdtempSync(join(tmpdir(), 'corral-oidc-settings-'));
     const oidc = { issuer: 'http://login.example.com', clientId: 'console', redirectUri: 'http://127.0.0.1:18789/api/auth/oidc/callback', roleMap: { viewer: ['staff'] }, name: 'Example SSO' };
     await assert.rejects(Gateway.start({ stateDir: state, token: 'a-token-of-sixteen-or-more', port: 0, oidc }), (e: { code?: string; message?: string }) => e.code === 'IDENTITY_INPUT_INVALID' && /issuer must be an https URL/.test(e.message!));
+  });
+});
+
+describe('when a single sign-on fails', () => {
+  it('logs its coded cause, which the browser is not told (regression: the gateway’s log held nothing, and an operator saw only “single sign-on failed”)', async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
+    const issuer = await startTestIssuer({ clients: [publicClient('corral-console', redirectUri)], accounts: accountsWithGroups({ carol: ['marketing'] }) });
+    const log: GatewayLogLine[] = [];
+    const t = await startTestGateway({ port, log: (entry) => log.push(entry), oidc: { issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { approver: ['finance-approvers'] } } });
+    try {
+      const start = await t.anonymous().get(`/api/auth/oidc/start?key=${consoleKey()}`);
+      const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+      const callback = await signInAtIssuer(start.headers.get('location')!, 'carol');
+      assert.equal((await fetch(callback, { redirect: 'manual' })).headers.get('location'), '/?signin_error=state');
+      assert.equal((await fetch(callback, { redirect: 'manual', headers: { cookie: binding } })).headers.get('location'), '/?signin_error=no_role');
+      const lines = log.filter((e) => 'connId' in e && e.connId === 'http');
+      assert.deepEqual(lines, [
+        { event: 'refused', connId: 'http', code: 'IDENTITY_OIDC_STATE_MISMATCH', remoteAddress: '127.0.0.1' },
+        { event: 'refused', connId: 'http', code: 'IDENTITY_OIDC_NO_ROLE', remoteAddress: '127.0.0.1' },
+      ]);
+    } finally {
+      await t.close();
+      await issuer.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { IdentityError, type HumanIdentity } from '@corral/identity';
 import type { ApiContext } from './context.ts';
+import { errorCode } from './error-reply.ts';
 import { LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
@@ -56,6 +57,11 @@ function oidcUser(human: HumanIdentity): SessionUser {
 }
 
 export function sessionRoutes(api: ApiContext): Route[] {
+  /** Where single sign-on sends the browser that `error` stopped: the browser is told why in a word, the log by the error's code. */
+  const signinFailed = (request: IncomingMessage, error: unknown): string => {
+    api.log({ event: 'refused', connId: 'http', code: errorCode(error), remoteAddress: api.clientAddresses.of(request) });
+    return `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+  };
   return [
     {
       method: 'POST',
@@ -124,7 +130,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
             location = login.url;
             headers['set-cookie'] = api.cookies.set(request, api.cookies.oidc, login.binding, LOGIN_TTL_MS / 1000, 'Lax', '/api/auth/oidc');
           } catch (error) {
-            location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+            location = signinFailed(request, error);
           }
         }
         response.writeHead(302, { ...SECURITY_HEADERS, 'cache-control': 'no-store', location, ...headers }).end();
@@ -150,7 +156,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
           location = `/#signin=${half}`;
           await api.record({ actor: { kind: 'human', id: user.name }, action: 'console.sign-in', resource: { kind: 'session', id: 'oidc' }, outcome: { status: 'success' } });
         } catch (error) {
-          location = `/?signin_error=${signinError((error as { code?: unknown }).code)}`;
+          location = signinFailed(request, error);
         }
         response.writeHead(302, { ...SECURITY_HEADERS, 'cache-control': 'no-store', location, 'set-cookie': cookies }).end();
       },
