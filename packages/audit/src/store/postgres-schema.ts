@@ -45,14 +45,16 @@ FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND N
 WHERE c.oid = ANY (SELECT to_regclass(name)::oid FROM unnest($1::text[]) AS name)`;
 
 /**
- * What was added to the log's tables that changes what is written to them or
- * read from them: a trigger (it may rewrite or drop a row), a rule (it may
- * do something else instead), row security (it may hide rows from a reader).
+ * What was changed on the log's tables that changes what is written to them,
+ * read from them or kept: a trigger (it may rewrite or drop a row), a rule (it
+ * may do something else instead), row security (it may hide rows from a
+ * reader), no write-ahead log (a crash of the server empties the table).
  */
 const ADDED_SQL = `WITH log AS (SELECT to_regclass(name)::oid AS oid FROM unnest($1::text[]) AS name)
 SELECT format('trigger %s on %s', tgname, tgrelid::regclass) AS what FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM log)
 UNION ALL SELECT format('rule %s on %s', rulename, ev_class::regclass) FROM pg_rewrite WHERE rulename <> '_RETURN' AND ev_class IN (SELECT oid FROM log)
-UNION ALL SELECT format('%s has row security enabled', oid::regclass) FROM pg_class WHERE relrowsecurity AND oid IN (SELECT oid FROM log)`;
+UNION ALL SELECT format('%s has row security enabled', oid::regclass) FROM pg_class WHERE relrowsecurity AND oid IN (SELECT oid FROM log)
+UNION ALL SELECT format('%s is unlogged', oid::regclass) FROM pg_class WHERE relpersistence = 'u' AND oid IN (SELECT oid FROM log)`;
 
 /**
  * Before the log is created (there is no audit_meta): refuses a table of one
@@ -84,7 +86,7 @@ export async function refuseShadowed(c: pg.PoolClient, where: string): Promise<v
  * Refuses tables that are no longer as a writer creates them: one missing, a
  * column missing, of another type or allowed to be null, a primary key
  * dropped (rows could then share a seq), a trigger, rule or row security
- * added (see ADDED_SQL). Columns and indexes added are allowed.
+ * added, made unlogged (see ADDED_SQL). Columns and indexes added are allowed.
  * @throws AuditError AUDIT_STORE_FOREIGN naming every difference.
  */
 export async function refuseAltered(c: pg.PoolClient, where: string): Promise<void> {

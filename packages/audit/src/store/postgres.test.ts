@@ -139,6 +139,31 @@ describe('when someone puts a record beyond the head of a PostgreSQL log open fo
   }
 });
 
+describe('when the database commits without waiting for its write-ahead log by default (synchronous_commit = off)', () => {
+  it('the writer still commits each append durably before acknowledging it (it took the default: an acknowledged record could be lost in a crash)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
+    dirs.push(stateDir);
+    const database = `audit_${process.pid}_${++n}`;
+    const postgresUrl = cluster.createDatabase(database);
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${database} SET synchronous_commit = off`);
+    } finally {
+      await admin.end();
+    }
+    const log = await openAuditLog({ stateDir, postgresUrl });
+    try {
+      await log.append(sampleEvent(0));
+      // The pool's one connection in use is the one that appended (poolSize is 4: ask on each).
+      const settings = await Promise.all(Array.from({ length: 4 }, () => (log.store as PostgresStore).query('SHOW synchronous_commit')));
+      for (const rows of settings) assert.equal(rows[0]?.synchronous_commit, 'on');
+    } finally {
+      await log.close();
+    }
+  });
+});
+
 describe("when another role holds the advisory lock that serialises the log's creation (any role that can connect can take it)", () => {
   it('a writer still opens the existing log (regression: every writer waited for the lock until its statement timeout and failed AUDIT_STORE_UNAVAILABLE)', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
@@ -259,6 +284,7 @@ describe('when someone altered the tables of a PostgreSQL log', () => {
       /trigger rewrite on audit_records/,
     ],
     ['a rule on audit_checkpoints drops what is written there', 'CREATE RULE forget AS ON INSERT TO audit_checkpoints DO INSTEAD NOTHING', /rule forget on audit_checkpoints/],
+    ['audit_records is made unlogged (a crash of the server would empty it)', 'ALTER TABLE audit_records SET UNLOGGED', /audit_records is unlogged/],
     ['a row security policy on audit_records hides rows from readers', 'ALTER TABLE audit_records ENABLE ROW LEVEL SECURITY; CREATE POLICY hide ON audit_records USING (seq <> 3)', /audit_records has row security enabled/],
   ] as const) {
     describe(`when ${what}`, () => {

@@ -20,6 +20,7 @@ import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHea
 /** Advisory lock key that serialises schema creation between writers. */
 const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
+const SYNCHRONOUS_SQL = "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
 /**
  * SQLSTATEs that say the tables are not the ones a writer made: one missing
  * (42P01), a column missing (42703), or of another type, so that an operator
@@ -210,6 +211,10 @@ export class PostgresStore implements AuditStore {
     pool.on('connect', (client) => {
       client.on('error', () => {});
       unused.add(client);
+      // Acknowledged means durable: a database or role that commits without waiting for the WAL by default
+      // (synchronous_commit = off) is overridden. Its other values all wait for the local flush, and are kept.
+      // Queued before the caller's first statement; should it fail, so does that.
+      client.query(SYNCHRONOUS_SQL).catch(() => {});
     });
     const store = new PostgresStore(pool, poolSize, where, unused);
     await store.#run(async (c) => c.query('SELECT 1'));
