@@ -2,7 +2,7 @@
 // directory, owner-only (0600), and refused when others can read it.
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, keyIdOf, privateKeyFromPem, publicKeyFromPem, publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
@@ -27,17 +27,25 @@ export function loadOrCreateSigningKey(stateDir: string): SigningKey {
   const path = join(stateDir, KEY_FILE);
   if (existsSync(path)) return loadSigningKey(stateDir);
   let created: KeyObject | undefined;
+  // Written whole under a name of its own, then linked into place: a process
+  // opening the log at the same moment finds no key or a whole one, never the
+  // half-written file it refused as "not a PEM private key".
+  const tmp = `${path}.${process.pid}.tmp`;
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const { privateKey, publicKey } = generateSigningKey();
-    writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flag: 'wx' });
-    chmodSync(path, 0o600);
+    rmSync(tmp, { force: true });
+    writeFileSync(tmp, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600, flag: 'wx' });
+    chmodSync(tmp, 0o600);
+    linkSync(tmp, path);
     created = publicKey;
   } catch (error) {
     // EEXIST: another process created the key meanwhile; it writes the public key.
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `cannot create the audit signing key at ${path}: ${(error as Error).message}`, { cause: error });
     }
+  } finally {
+    rmSync(tmp, { force: true });
   }
   if (created) writePublicKeyFile(stateDir, created);
   return loadSigningKey(stateDir);

@@ -13,6 +13,8 @@ export const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, chec
 
 const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
 const ROWS_PER_INSERT = 64;
+/** How long opening a log waits for another process's lock (its turning a new file to WAL), in ms. */
+export const OPEN_BUSY_MS = 5000;
 /** How long a writer waits for another process's write lock before giving up. */
 const LOCK_TIMEOUT_MS = 30_000;
 

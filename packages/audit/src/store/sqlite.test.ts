@@ -1,4 +1,5 @@
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -258,6 +259,29 @@ describe('two writers on one SQLite file', () => {
     assert.equal(report.ok, true, JSON.stringify(report.damage));
     assert.equal(report.verified, 40);
     await b.close();
+  });
+
+  it("open a new log at the same instant from eight processes, each then appending (one could fail 'database is locked' while another turned the new file to WAL, or find the signing key half-written)", async () => {
+    const script = `const { openAuditLog } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'log', 'audit-log.ts'))});
+      const log = await openAuditLog({ stateDir: process.argv[2] });
+      await log.append({ actor: { kind: 'node', id: 'n' }, action: 'open.race', resource: { kind: 'log', id: 'audit' } });
+      await log.close();`;
+    const file = join(freshDir('race-script'), 'open.mjs');
+    writeFileSync(file, script);
+    for (let round = 0; round < 2; round++) {
+      const stateDir = freshDir('race');
+      const runs = await Promise.all(
+        Array.from({ length: 8 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const p = spawn(process.execPath, [file, stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+          p.on('close', (code) => resolve({ code, stderr }));
+        })),
+      );
+      for (const r of runs) assert.equal(r.code, 0, r.stderr);
+      const log = await openLog({ stateDir });
+      assert.equal((await log.store.head()).size, 8);
+    }
   });
 });
 
