@@ -79,9 +79,12 @@ export interface AuditStore {
    * durable. Calls may overlap; each is its own transaction, in lock order.
    * @throws AuditError AUDIT_CLOSED before openWriter() or after close();
    *   AUDIT_STORE_UNAVAILABLE or AUDIT_STORE_FOREIGN when the commit failed
-   *   (then nothing of the request was written); AUDIT_COMMIT_UNKNOWN
-   *   (PostgreSQL) when the connection was lost after the commit was sent and
-   *   the store could not be asked again whether it happened.
+   *   (then nothing of the request was written); AUDIT_CHAIN_BROKEN
+   *   (PostgreSQL) when a row no append made sits at a seq the request would
+   *   take (nothing was written); AUDIT_COMMIT_UNKNOWN when the answer was
+   *   lost: PostgreSQL's connection after the commit was sent, when the store
+   *   could not be asked again whether it happened; SQLite's appender process
+   *   (append-share.ts) ending before it answered.
    */
   append(request: AppendRequest): Promise<AppendResult>;
   head(): Promise<LogHead>;
