@@ -23,4 +23,13 @@ describe('parseTimeBound', () => {
     assert.equal(parseTimeBound('2026-01-01T01:00:03+01:00', 'since'), Date.parse('2026-01-01T00:00:03Z'));
     for (const bad of ['12', '1', '2026-02-30', '2026-01-01T24:00:00Z', '2026-01-01T00:00:03', '2026-01-01T00:60Z', '']) assert.ok(Number.isNaN(parseTimeBound(bad, 'since')), bad);
   });
+
+  it('takes a leap second (23:59:60 UTC, as RFC 3339 writes it) as the instant midnight follows, which is all a record time can hold of it; 60 at any other minute is refused', () => {
+    for (const end of ['since', 'until'] as const) {
+      assert.equal(parseTimeBound('2016-12-31T23:59:60Z', end), Date.parse('2017-01-01T00:00:00Z'), end);
+      assert.equal(parseTimeBound('2016-12-31T23:59:60.5Z', end), Date.parse('2017-01-01T00:00:00Z'), end);
+      assert.equal(parseTimeBound('2017-01-01T00:59:60+01:00', end), Date.parse('2017-01-01T00:00:00Z'), end);
+    }
+    for (const bad of ['2016-12-31T23:58:60Z', '2016-12-31T12:59:60Z', '2017-01-01T00:59:60Z', '2016-12-31T23:59:61Z']) assert.ok(Number.isNaN(parseTimeBound(bad, 'since')), bad);
+  });
 });
