@@ -67,6 +67,40 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a field is misspelt in any section', () => {
+    it('suggests the field meant, by a slip of a letter, a swap, a case or a separator', () => {
+      const cases = [
+        ['netwrok: {}\n', 'netwrok', 'network'],
+        ['filesystem: { readonyl: [] }\n', 'filesystem.readonyl', 'readonly'],
+        ['process: { max_processes: 8 }\n', 'process.max_processes', 'maxProcesses'],
+        ['process: { timeout: 8 }\n', 'process.timeout', 'timeoutMs'],
+        ['ui: { Display: true }\n', 'ui.Display', 'display'],
+        ['network: { egres: none }\n', 'network.egres', 'egress'],
+      ];
+      for (const [text, field, meant] of cases) {
+        const error = invalid(text!);
+        assert.equal(error.issues[0]?.field, field);
+        assert.ok(error.issues[0]!.message.includes(`did you mean '${meant}'?`), error.issues[0]!.message);
+      }
+      assert.doesNotMatch(invalid('colour: red\n').issues[0]!.message, /did you mean/);
+    });
+
+    it("names each unknown field on its key's own line (it named the line its value started on, and one line for all of a section's)", () => {
+      const error = invalid('runtime: [shell]\nnetwrok:\n  egress: none\nfilesystem:\n  readonyl:\n    - ./b\n  denide: [./c]\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['netwrok', 2], ['filesystem.readonyl', 5], ['filesystem.denide', 7]]);
+    });
+  });
+
+  describe('when lines end in CR alone or CR LF', () => {
+    it('reads the policy and names the line of each problem as an editor numbers it (CR alone was refused as not YAML, at line 1)', () => {
+      for (const eol of ['\r', '\r\n']) {
+        const error = invalid(['runtime: [shell]', '', 'process:', '  memoryMB: 1', 'netwrok: {}', ''].join(eol));
+        assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['process.memoryMB', 4], ['netwrok', 5]], JSON.stringify(eol));
+        assert.deepEqual(parsePolicyText(['runtime:', '  - shell', ''].join(eol)).runtime, ['shell']);
+      }
+    });
+  });
+
   describe('when values have the wrong type or range', () => {
     it('reports every problem at once, each with its line', () => {
       const error = invalid('runtime: [shell, perl]\nprocess: { maxProcesses: 0, memoryMB: "big" }\nnetwork: { egress: all }\n');
@@ -215,6 +249,22 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
           return true;
         }),
         { numRuns: 3000 },
+      );
+    });
+  });
+
+  describe('for any policy with a field misspelt, whatever its line endings', () => {
+    it('names that field on the line an editor shows it on', () => {
+      const fields = ['runtime: [shell]', 'filesystem:\n  readonly: [./a]', 'process:\n  maxProcesses: 8', 'ui: { display: false }', '# a comment', ''];
+      fc.assert(
+        fc.property(fc.shuffledSubarray(fields), fc.nat(), fc.constantFrom('\n', '\r\n', '\r'), fc.constantFrom('netwrok', 'enviroment', 'UI2'), (lines, at, eol, typo) => {
+          const k = at % (lines.length + 1);
+          const before = lines.slice(0, k).flatMap((field) => field.split('\n'));
+          const text = [...before, `${typo}: {}`, ...lines.slice(k)].join('\n').replaceAll('\n', eol);
+          const error = invalid(text);
+          assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [[typo, before.length + 1]]);
+        }),
+        { numRuns: 300 },
       );
     });
   });

@@ -1,6 +1,7 @@
-import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
+import { suggestField } from './field-suggestion.ts';
 import { ContainerPolicySchema, type ContainerPolicy } from './schema.ts';
 
 /**
@@ -12,7 +13,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
   const lines = new LineCounter();
   // A policy is JSON-shaped: YAML 1.1's !!binary, !!set, !!timestamp… are read as the plain values they tag,
   // so the schema names what was expected instead of a Buffer's or a Set's own fields.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, resolveKnownTags: false });
+  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: true, resolveKnownTags: false });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e): PolicyIssue => ({
       file,
@@ -43,7 +44,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
 export function validatePolicy(value: unknown, file = '<inline>', doc?: Document, lines?: LineCounter): ContainerPolicy {
   const result = ContainerPolicySchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw invalid(result.error.issues.map((issue) => describeIssue(issue, file, doc, lines)));
+  throw invalid(result.error.issues.flatMap((issue) => (issue.code === 'unrecognized_keys' ? unknownFields(issue, file, doc, lines) : [describeIssue(issue, file, doc, lines)])));
 }
 
 /**
@@ -53,10 +54,19 @@ export function validatePolicy(value: unknown, file = '<inline>', doc?: Document
 export function fieldLine(text: string, field: string): number | undefined {
   const path = field.split(/\.|(?=\[)/).map((part) => (/^\[\d+\]$/.test(part) ? Number(part.slice(1, -1)) : part));
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length > 0) return undefined;
   const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   return node?.range ? lines.linePos(node.range[0]).line : undefined;
+}
+
+/**
+ * The text with every line break a line feed. YAML counts a CR alone as a line break, and folds each break
+ * in a scalar to a line feed, but the parser reads a CR alone as part of a line: a file saved with classic
+ * Mac line endings was one line of bad YAML.
+ */
+function lfLineBreaks(text: string): string {
+  return text.replace(/\r\n?/g, '\n');
 }
 
 function invalid(issues: PolicyIssue[]): ContainError {
@@ -69,16 +79,9 @@ function invalid(issues: PolicyIssue[]): ContainError {
 
 function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, lines?: LineCounter): PolicyIssue {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-  let field = fieldName(path);
+  const field = fieldName(path);
   let message = issue.message;
   switch (issue.code) {
-    case 'unrecognized_keys': {
-      const allowed = allowedKeys(path);
-      message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${allowed ? `; allowed here: ${allowed.join(', ')}` : ''}`;
-      path.push(issue.keys[0] ?? '');
-      field = fieldName(path);
-      break;
-    }
     case 'invalid_type':
       message = `expected ${issue.expected}, got ${describeValue(issue.input)}`;
       break;
@@ -99,6 +102,28 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
   }
   const line = doc && lines ? lineOf(doc, lines, path) : undefined;
   return line === undefined ? { file, field, message } : { file, line, field, message };
+}
+
+/** One issue for each unknown field, on its key's line (its value may start lines below, or be a section of its own). */
+function unknownFields(issue: z.core.$ZodIssueUnrecognizedKeys, file: string, doc?: Document, lines?: LineCounter): PolicyIssue[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  const allowed = allowedKeys(path) ?? [];
+  return issue.keys.map((key) => {
+    const meant = suggestField(key, allowed);
+    const message = `unknown field '${key}'${meant === undefined ? '' : ` (did you mean '${meant}'?)`}${allowed.length > 0 ? `; allowed here: ${allowed.join(', ')}` : ''}`;
+    const line = doc && lines ? (keyLine(doc, lines, path, key) ?? lineOf(doc, lines, path)) : undefined;
+    const field = fieldName([...path, key]);
+    return line === undefined ? { file, field, message } : { file, line, field, message };
+  });
+}
+
+/** The line of the key `key` in the mapping at `path`, when the document writes one there. */
+function keyLine(doc: Document, lines: LineCounter, path: readonly (string | number)[], key: string): number | undefined {
+  const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+  if (!isMap(map)) return undefined;
+  const pair = map.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+  const range = isScalar(pair?.key) ? pair.key.range : undefined;
+  return range ? lines.linePos(range[0]).line : undefined;
 }
 
 function fieldName(path: readonly (string | number)[]): string {
