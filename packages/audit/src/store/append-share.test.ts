@@ -3,7 +3,7 @@
 // one that dies leaves its appends unknown, never half-written, and the next
 // takes over.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,11 @@ import { shareSocketPath } from './append-share.ts';
 import type { SqliteStore } from './sqlite.ts';
 
 const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const children: ChildProcess[] = [];
+after(() => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'corral-audit-share-'));
@@ -32,6 +36,29 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   while (!ok()) {
     if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A process that opens the log at `stateDir` (its appender, being the first) and holds it open until killed. */
+async function appenderProcess(stateDir: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'test', 'hold-child.ts'), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const role = await new Promise<string>((resolve) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+    child.once('close', () => resolve('ended'));
+  });
+  assert.equal(role, 'appender');
+  return child;
+}
+
+/** Rejects when `work` takes longer than `ms`. */
+async function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error(`${what} took over ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -180,5 +207,39 @@ describe('several writers on one SQLite log', () => {
     } finally {
       await check.close();
     }
+  });
+  describe('when the appender is stopped (SIGSTOP)', () => {
+    it('fails a request handed to it with AUDIT_COMMIT_UNKNOWN once it has been silent 40 s, then commits alone', async () => {
+      const stateDir = tempDir();
+      const child = await appenderProcess(stateDir);
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal(roleOf(log), 'forwarding');
+        await log.append(sampleEvent(0));
+        child.kill('SIGSTOP');
+        // Many at once: one request, too large to commit on the calling thread, goes to the appender.
+        const outcomes = await within('the stopped appender\'s silence', 50_000, Promise.allSettled(Array.from({ length: 100 }, (_, i) => log.append(sampleEvent(1 + i)))));
+        assert.deepEqual(new Set(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as AuditError).code : o.status))), new Set(['AUDIT_COMMIT_UNKNOWN']));
+        await until('the writer has given the stopped appender up', () => roleOf(log) === 'alone');
+        await log.append(sampleEvent(101));
+      } finally {
+        child.kill('SIGKILL');
+        await log.close();
+      }
+    });
+
+    it('closes a forwarding store with nothing in flight at once', async () => {
+      const stateDir = tempDir();
+      const child = await appenderProcess(stateDir);
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal(roleOf(log), 'forwarding');
+        await log.checkpoint();
+        child.kill('SIGSTOP');
+        await within('closing the store', 5000, log.store.close());
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
   });
 });

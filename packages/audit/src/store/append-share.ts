@@ -280,8 +280,8 @@ export class AppendForwarder {
   send(id: number, request: AppendRequest): boolean {
     const bytes = this.#ended || this.#leaving ? null : requestFrame(id, request);
     if (!bytes) return false;
-    if (this.#inFlight.size === 0) this.#watch();
     this.#inFlight.add(id);
+    if (this.#inFlight.size === 1) this.#watch();
     // Writes made in one turn of the event loop go out as one.
     if (!this.#corked) {
       this.#corked = true;
@@ -299,7 +299,7 @@ export class AppendForwarder {
     return this.#inFlight.size === 0;
   }
 
-  /** Ends the connection once every request sent is answered (or the appender is gone). */
+  /** Ends the connection once every request sent is answered (or the appender is gone, or silent for SILENCE_MS). */
   async close(): Promise<void> {
     if (this.#ended) return;
     const ended = new Promise<void>((done) => {
@@ -309,12 +309,14 @@ export class AppendForwarder {
         done();
       };
     });
-    if (this.idle) this.#socket.end();
+    // Closed once written out, not once the appender ends its side too: a stopped appender never would.
+    const end = () => this.#socket.end(() => this.#socket.destroy());
+    if (this.idle) end();
     else {
       const prior = this.onReplies;
       this.onReplies = (replies) => {
         prior(replies);
-        if (this.idle) this.#socket.end();
+        if (this.idle) end();
       };
     }
     await ended;
