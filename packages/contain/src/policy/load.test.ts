@@ -148,6 +148,34 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a path is written as a shell would expand it', () => {
+    it("refuses a glob, ~user and $VARIABLE, which Corral does not expand, naming each field and line (a deny of ./*.pem or ~alice/.ssh masked nothing, unremarked)", () => {
+      const error = invalid('filesystem:\n  readonly: [/home]\n  denied:\n    - ./*.pem\n    - ~alice/.ssh\n    - $HOME/.aws\n    - ./secrets/key?.txt\n    - ${XDG_CONFIG_HOME}/gh\nworkingDirectory: ~bob\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [
+        ['filesystem.denied[0]', 4],
+        ['filesystem.denied[1]', 5],
+        ['filesystem.denied[2]', 6],
+        ['filesystem.denied[3]', 7],
+        ['filesystem.denied[4]', 8],
+        ['workingDirectory', 9],
+      ]);
+      assert.deepEqual(parsePolicyText('filesystem:\n  readonly: ["~", ~/src, ./a~b, ./cost$, ./$5]\n').filesystem.readonly, ['~', '~/src', './a~b', './cost$', './$5']);
+    });
+  });
+
+  describe('when a path holds a character no one sees', () => {
+    it('refuses a line break, a tab, a zero-width space or a bidi override, which make the path shown differ from the path granted', () => {
+      const error = invalid('filesystem:\n  readwrite: ["./work\\n"]\n  readonly: ["./a\\tb"]\n  denied: ["./.e\\u200Bnv", "./\\u202Etxt.pem"]\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [
+        ['filesystem.readwrite[0]', 2],
+        ['filesystem.readonly[0]', 3],
+        ['filesystem.denied[0]', 4],
+        ['filesystem.denied[1]', 4],
+      ]);
+      assert.equal(parsePolicyText('environment:\n  set: { CERT: "line1\\nline2" }\n').environment.set.CERT, 'line1\nline2');
+    });
+  });
+
   describe('when a filesystem list names more paths than any sandbox holds', () => {
     it('refuses it, naming the list and its line (regression: 16,000 denied paths were accepted and took 26 s to plan)', () => {
       const paths = (n: number) => Array.from({ length: n }, (_, i) => `    - ./project/f${i}\n`).join('');
@@ -270,10 +298,12 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
   });
 
   describe('for any valid policy', () => {
+    // Any text but what a path may not hold: globs, ~user, $VARIABLES, control and invisible characters.
+    const arbitraryPath = fc.string({ minLength: 1 }).map((p) => p.replace(/[*?$~\p{Cc}\p{Cf}]/gu, '_'));
     const arbitraryPolicy = fc.record(
       {
         runtime: fc.uniqueArray(fc.constantFrom('shell', 'node', 'python')),
-        filesystem: fc.record({ readwrite: fc.array(fc.string({ minLength: 1 })), readonly: fc.array(fc.string({ minLength: 1 })) }),
+        filesystem: fc.record({ readwrite: fc.array(arbitraryPath), readonly: fc.array(arbitraryPath) }),
         process: fc.record({ maxProcesses: fc.integer({ min: 1, max: 65536 }), timeoutMs: fc.integer({ min: 1, max: 3_600_000 }) }, { requiredKeys: [] }),
         network: fc.record({
           egress: fc.oneof(

@@ -21,8 +21,22 @@ const text = z.string().refine((value) => !value.includes('\0'), 'cannot hold a 
 // The bound on a list's length is a check the published JSON Schema does not carry: planning weighs each path against
 // the others (16,000 denied paths took 26 s, on the thread), and bubblewrap reads at most 9000 arguments in all, three
 // a path, so no sandbox holds more.
+/**
+ * A path as the policy grants it, character for character: Corral expands `~` and `~/` (the invoking user's home)
+ * and nothing else a shell would, so a glob, `~user` or `$VARIABLE` would name a path no one meant, and a deny of
+ * it would hide nothing. A control or formatting character (a line break, a zero-width space, a bidi override)
+ * makes the path shown differ from the path granted.
+ */
+const path = text.min(1, 'a path cannot be empty').superRefine((value, ctx) => {
+  const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
+  if (/[\p{Cc}\p{Cf}]/u.test(value.replaceAll('\0', ''))) refuse('cannot hold a control or invisible character (a line break, a tab, a zero-width space, a bidi mark); write the path as it is on disk');
+  if (/[*?]/.test(value)) refuse('globs (* and ?) are not expanded: name each file or folder, or the folder that holds them');
+  if (/^~[^/]/.test(value)) refuse("only '~' and '~/' are read as your home ('~user' is not): write the full path");
+  if (/\$(?:[A-Za-z_{])/.test(value)) refuse('$VARIABLES are not expanded: write the path itself');
+});
+
 const pathList = z
-  .array(text.min(1, 'a path cannot be empty'))
+  .array(path)
   .superRefine((paths, ctx) => {
     if (paths.length > MAX_POLICY_PATHS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_POLICY_PATHS} paths, not ${paths.length}: grant the folders that hold them` });
   })
@@ -122,7 +136,7 @@ export const ContainerPolicySchema = z
         pass: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _')).default([]),
       })
       .default(() => ({ set: {}, pass: [] })),
-    workingDirectory: text.min(1).optional(),
+    workingDirectory: path.optional(),
     onUnenforceable: z
       .enum(['refuse', 'warn'])
       .default('refuse')
