@@ -26,7 +26,7 @@ function framesOf(bytes: Buffer, cuts: number[]): { type: number; payload: Buffe
 describe('the frames between appending processes', () => {
   it('carry any requests, split anywhere in transit, back as they were sent', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat({ max: 2 ** 32 - 1 }), request), { minLength: 1, maxLength: 5 }), fc.array(fc.double({ noNaN: true }), { minLength: 1 }), fc.array(fc.nat()), (sent, times, cuts) => {
+      fc.property(fc.array(fc.tuple(fc.nat({ max: 2 ** 32 - 1 }), request), { minLength: 1, maxLength: 5 }), fc.array(fc.maxSafeInteger(), { minLength: 1 }), fc.array(fc.nat()), (sent, times, cuts) => {
         const requests = sent.map(([id, r]) => ({ id, request: withTimes(r, times) }));
         const frames = framesOf(Buffer.concat(requests.map((r) => requestFrame(r.id, r.request) as Buffer)), cuts);
         assert.deepEqual(
@@ -49,6 +49,13 @@ describe('the frames between appending processes', () => {
         assert.throws(() => readRequest(bad), (e: unknown) => e instanceof AuditError && e.code === 'AUDIT_STORE_UNAVAILABLE');
       }),
     );
+  });
+
+  it('refuse a request whose record time is not a whole number of ms (NaN would fail the shared commit for every process in it), as AUDIT_STORE_UNAVAILABLE', () => {
+    for (const time of [Number.NaN, Number.POSITIVE_INFINITY, 1.5, 2 ** 53]) {
+      const payload = (requestFrame(7, { bodies: ['{}', '{}'], timesMs: [0, time], seal: 'due' }) as Buffer).subarray(5);
+      assert.throws(() => readRequest(payload), (e: unknown) => e instanceof AuditError && e.code === 'AUDIT_STORE_UNAVAILABLE', String(time));
+    }
   });
 
   it('refuse a frame announced longer than MAX_FRAME or empty before reading it', () => {

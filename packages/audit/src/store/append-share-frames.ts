@@ -57,7 +57,7 @@ export function requestFrame(id: number, request: AppendRequest): Buffer | null 
 
 /**
  * The id and request a request frame's payload holds.
- * @throws AuditError AUDIT_STORE_UNAVAILABLE when it is not one.
+ * @throws AuditError AUDIT_STORE_UNAVAILABLE when it is not one (a record's time not a whole number of ms included).
  */
 export function readRequest(payload: Buffer): { id: number; request: AppendRequest } {
   const bad = () => new AuditError('AUDIT_STORE_UNAVAILABLE', 'an append handed over by another process is malformed');
@@ -69,7 +69,12 @@ export function readRequest(payload: Buffer): { id: number; request: AppendReque
   const timesMs = new Array<number>(n);
   const bodies = new Array<string>(n);
   let at = 9;
-  for (let i = 0; i < n; i++, at += 8) timesMs[i] = payload.readDoubleBE(at);
+  for (let i = 0; i < n; i++, at += 8) {
+    // NaN would fail the transaction this request shares with other processes' (time_ms is NOT NULL).
+    const time = payload.readDoubleBE(at);
+    if (!Number.isSafeInteger(time)) throw bad();
+    timesMs[i] = time;
+  }
   let body = at + n * 4;
   for (let i = 0; i < n; i++, at += 4) {
     const end = body + payload.readUInt32BE(at);
