@@ -140,6 +140,19 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when environment.set names a variable no shell could', () => {
+    it("says what a variable's name may be, at its line (it said 'Invalid key in record')", () => {
+      const error = invalid('runtime: [shell]\nenvironment:\n  set:\n    GOOD: x\n    "A-B": x\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['environment.set.A-B', 5]]);
+      assert.match(error.issues[0]!.message, /letters, digits and _/);
+    });
+
+    it('refuses __proto__ (it was dropped without a word, and the variable never set)', () => {
+      const error = invalid('environment:\n  set:\n    __proto__: x\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['environment.set.__proto__', 3]]);
+    });
+  });
+
   describe('when a value holds a NUL byte', () => {
     it('refuses it in a path, the working directory and a variable, each with its field and line', () => {
       const error = invalid('filesystem:\n  denied: ["./inbox/private\\0"]\nworkingDirectory: "./a\\0"\nenvironment:\n  set: { LD_PRELOAD: "x\\0--bind" }\n');

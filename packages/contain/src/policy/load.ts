@@ -43,8 +43,16 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
  */
 export function validatePolicy(value: unknown, file = '<inline>', doc?: Document, lines?: LineCounter): ContainerPolicy {
   const result = ContainerPolicySchema.safeParse(value, { reportInput: true });
-  if (result.success) return result.data;
-  throw invalid(result.error.issues.flatMap((issue) => (issue.code === 'unrecognized_keys' ? unknownFields(issue, file, doc, lines) : [describeIssue(issue, file, doc, lines)])));
+  const issues = result.success ? [] : result.error.issues.flatMap((issue) => (issue.code === 'unrecognized_keys' ? unknownFields(issue, file, doc, lines) : [describeIssue(issue, file, doc, lines)]));
+  // zod's record passes over a __proto__ key (no object it builds may hold one as its own): the variable would go unset, unremarked.
+  const set = (value as { environment?: { set?: unknown } } | null)?.environment?.set;
+  if (typeof set === 'object' && set !== null && Object.hasOwn(set, '__proto__')) {
+    const path = ['environment', 'set', '__proto__'];
+    const line = doc && lines ? lineOf(doc, lines, path) : undefined;
+    issues.push({ file, ...(line === undefined ? {} : { line }), field: fieldName(path), message: 'a variable cannot be named __proto__' });
+  }
+  if (result.success && issues.length === 0) return result.data;
+  throw invalid(issues);
 }
 
 /**
@@ -93,6 +101,10 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
       break;
     case 'too_small':
       message = issue.origin === 'array' ? issue.message : `must be at least ${String(issue.minimum)}`;
+      break;
+    case 'invalid_key':
+      // The key's own issue says what a name may be; the record's says only that one was wrong.
+      message = issue.issues[0]?.message ?? message;
       break;
     case 'too_big':
       message = `must be at most ${String(issue.maximum)}`;

@@ -42,6 +42,8 @@ const pathList = z
   })
   .default([]);
 
+const variableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _');
+
 const egressRule = z.string().superRefine((value, ctx) => {
   const parsed = parseEgressRule(value);
   if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
@@ -130,10 +132,8 @@ export const ContainerPolicySchema = z
       .default({ display: false, clipboard: 'none', inputInjection: false }),
     environment: z
       .strictObject({
-        set: z
-          .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _'), text)
-          .default({}),
-        pass: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _')).default([]),
+        set: z.record(variableName, text).default({}),
+        pass: z.array(variableName).default([]),
       })
       .default(() => ({ set: {}, pass: [] })),
     workingDirectory: path.optional(),
