@@ -14,6 +14,7 @@ import {
 import { isGatewayEventFrame, isGatewayResponseFrame, type EventFrame, type ResponseFrame } from '@openclaw/gateway-protocol/frame-guards';
 import { Compile } from 'typebox/compile';
 import { GatewayError, type WireError } from '../errors.ts';
+import { MAX_FRAME_DEPTH } from './limits.ts';
 
 export type { ConnectParams, EventFrame, HelloOk, RequestFrame, ResponseFrame };
 
@@ -32,13 +33,28 @@ export function parseJson(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Whether parsed JSON `value` has an object or array more than `max` levels down (the value itself is level 1); walked without recursion, which is what a deep value exhausts. */
+function nestsDeeper(value: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [at, depth] = next;
+    if (typeof at !== 'object' || at === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(at)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /**
  * A client's frame as the gateway receives it: only `req` frames are valid
- * from a client. Throws GATEWAY_FRAME_INVALID (bad JSON or shape) or
- * GATEWAY_FRAME_OUT_OF_ORDER (a `res` or `event` frame, which a client never sends).
+ * from a client. Throws GATEWAY_FRAME_INVALID (bad JSON or shape, or nested
+ * deeper than MAX_FRAME_DEPTH) or GATEWAY_FRAME_OUT_OF_ORDER (a `res` or
+ * `event` frame, which a client never sends).
  */
 export function parseClientFrame(text: string): RequestFrame {
   const value = parseJson(text);
+  // Before any validator or handler walks it: they, and what writes it back out, recurse.
+  if (nestsDeeper(value, MAX_FRAME_DEPTH)) throw new GatewayError('GATEWAY_FRAME_INVALID', `the frame nests deeper than ${MAX_FRAME_DEPTH} levels`);
   if (value.type === 'res' || value.type === 'event') throw new GatewayError('GATEWAY_FRAME_OUT_OF_ORDER', `a client does not send ${String(value.type)} frames`);
   if (!validateRequestFrame(value)) throw new GatewayError('GATEWAY_FRAME_INVALID', `invalid request frame: ${formatValidationErrors(validateRequestFrame.errors)}`);
   return value;

@@ -11,6 +11,14 @@ export const MAX_PREAUTH_PAYLOAD_BYTES = 64 * 1024;
 export const MAX_PREAUTH_FRAMES = 64;
 /** After hello-ok: `policy.maxPayload` (upstream default 25 MiB). */
 export const MAX_PAYLOAD_BYTES = 25 * 1024 * 1024;
+/**
+ * How deep a frame's JSON may nest (Corral's bound; upstream states none).
+ * Past it the frame is invalid: the gateway writes what it takes back out
+ * (a result to its caller, a record), and JSON.stringify recurses, running
+ * out of stack near 4,000 levels, which a 10 KiB frame of brackets reaches.
+ * No frame of the protocol comes near it.
+ */
+export const MAX_FRAME_DEPTH = 128;
 /** `policy.maxBufferedBytes` (upstream default 50 MiB): a client slower than this is dropped. */
 export const MAX_BUFFERED_BYTES = 50 * 1024 * 1024;
 /** `policy.tickIntervalMs` (upstream default 15 s). */
