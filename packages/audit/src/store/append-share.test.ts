@@ -4,7 +4,7 @@
 // takes over.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -137,6 +137,27 @@ describe('several writers on one SQLite log', () => {
       await log.close();
     }
     await verifies(stateDir, 1);
+  });
+
+  it('leaves the socket of the appender that replaced it when one whose socket was removed by hand closes', async () => {
+    const stateDir = tempDir();
+    const first = await openAuditLog({ stateDir });
+    unlinkSync(socketOf(stateDir));
+    const second = await openAuditLog({ stateDir });
+    let third: AuditLog | undefined;
+    try {
+      assert.equal(roleOf(second), 'appender');
+      await first.close();
+      assert.equal(existsSync(socketOf(stateDir)), true, "the second appender's socket is still there");
+      third = await openAuditLog({ stateDir });
+      assert.equal(roleOf(third), 'forwarding');
+      await Promise.all(Array.from({ length: 100 }, (_, i) => third!.append(sampleEvent(i))));
+    } finally {
+      await third?.close();
+      await second.close();
+      await first.close();
+    }
+    await verifies(stateDir, 100);
   });
 
   it('commits alone, touching nothing, when something that is not a socket sits where the socket goes', async () => {

@@ -10,7 +10,8 @@
 // reads the head under it, so a process that does not take part (`corral
 // run`'s one-shot writer, a log whose path is too long for a socket) appends
 // safely beside them.
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AuditError } from '../errors.ts';
@@ -38,14 +39,17 @@ const HANDOVER_MS = 5000;
  */
 const SILENCE_MS = 40_000;
 
+/** An appender listens on its socket's path with this many bytes added first (listen()). */
+const OWN_NAME_BYTES = 9; // '.' and four random bytes in hex
+
 /**
  * The socket beside the log at `dbPath` (audit.db: audit-appender.sock, so
  * that a copy of audit.db* takes no socket), or null when its path is too
- * long for one (108 bytes on Linux).
+ * long for one (108 bytes on Linux, with room for OWN_NAME_BYTES).
  */
 export function shareSocketPath(dbPath: string): string | null {
   const path = join(dirname(resolve(dbPath)), `${basename(dbPath, '.db')}-appender.sock`);
-  return Buffer.byteLength(path) < 108 ? path : null;
+  return Buffer.byteLength(path) + OWN_NAME_BYTES < 108 ? path : null;
 }
 
 function sameLog(a: ShareIdentity, b: unknown): boolean {
@@ -79,10 +83,15 @@ class Peer {
 /** The appender's side: takes other processes' appends and answers them. */
 export class AppendServer {
   readonly #server: Server;
+  readonly #path: string;
+  /** The socket file's inode: what sits at #path is this appender's only while it matches. */
+  readonly #ino: number;
   readonly #peers = new Set<Peer>();
 
-  private constructor(server: Server, identity: ShareIdentity, take: Take) {
+  private constructor(server: Server, path: string, ino: number, identity: ShareIdentity, take: Take) {
     this.#server = server;
+    this.#path = path;
+    this.#ino = ino;
     server.on('connection', (socket) => {
       const peer = new Peer(socket);
       this.#peers.add(peer);
@@ -123,26 +132,34 @@ export class AppendServer {
   }
 
   /**
-   * Listens at `path` (which must not exist), readable and writable by this user only.
-   * @throws the listen error (EADDRINUSE when another appender got there first).
+   * Listens at `path`, readable and writable by this user only, replacing
+   * whatever socket is there (the caller knows nothing answers there).
+   * @throws the listen, chmod or rename error.
    */
   static async listen(path: string, identity: ShareIdentity, take: Take): Promise<AppendServer> {
+    // A name of its own first, moved onto `path` once this user's only: no
+    // other user connects in between, and closing removes only that name,
+    // never a socket another appender put at `path` meanwhile.
+    const own = `${path}.${randomBytes(4).toString('hex')}`;
     const server = createServer({ pauseOnConnect: false });
     await new Promise<void>((done, fail) => {
       server.once('error', fail);
-      server.listen(path, () => {
+      server.listen(own, () => {
         server.off('error', fail);
         done();
       });
     });
+    let ino: number;
     try {
-      chmodSync(path, 0o600);
+      chmodSync(own, 0o600);
+      ino = lstatSync(own).ino;
+      renameSync(own, path);
     } catch (error) {
       server.close();
       throw error;
     }
     server.unref();
-    return new AppendServer(server, identity, take);
+    return new AppendServer(server, path, ino, identity, take);
   }
 
   /** Sends the answers given since the last flush, one frame per process. */
@@ -157,6 +174,12 @@ export class AppendServer {
    * elects the next appender among the processes still open.
    */
   async close(): Promise<void> {
+    try {
+      // Nothing else replaces it while this appender answers there; only a hand could have.
+      if (lstatSync(this.#path).ino === this.#ino) unlinkSync(this.#path);
+    } catch {
+      // Gone already.
+    }
     this.#server.close();
     const gone = [...this.#peers].map((peer) => new Promise((done) => peer.socket.once('close', done)));
     for (const peer of this.#peers) {
@@ -342,11 +365,6 @@ export async function electAppender(path: string, identity: ShareIdentity, lock:
       // Under the lock, a listener can appear only by another election that
       // already released it: a socket that accepts now is that appender's.
       if ((await probe(path)) === 'live') continue;
-      try {
-        unlinkSync(path);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return null;
-      }
       return { serve: await AppendServer.listen(path, identity, take) };
     } catch {
       return null;
