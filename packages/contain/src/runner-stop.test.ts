@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
@@ -54,4 +54,113 @@ describe('a run stopped while bubblewrap is still setting its sandbox up', () =>
       rmSync(work, { recursive: true, force: true });
     }
   });
+});
+
+/** The processes that `dir`'s stand-in bubblewrap left: it names `dir` in its command line, what it runs names it in its environment. */
+function processesOf(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(dir) || readFileSync(`/proc/${name}/environ`, 'latin1').includes(dir)) pids.push(Number(name));
+    } catch {
+      // Gone since it was listed, or not ours.
+    }
+  }
+  return pids;
+}
+
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await sleep(10);
+}
+
+describe('a run stopped at any point of its sandbox start, with a stand-in bubblewrap that hangs there', () => {
+  const caps = hostCapabilities();
+  const noCgroups = { ...caps, cgroups: { ...caps.cgroups, controllers: {} } };
+  // Where it hangs: before its clone (bubblewrap alone), or after it (its child, the sandbox's first process to be, waiting too).
+  const hangs = {
+    'before it makes the sandbox': 'exec /usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000',
+    'after it made the sandbox first process': '/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000',
+  };
+
+  for (const [hosted, capabilities] of [['without cgroups', noCgroups], ['with cgroups', caps]] as const) {
+    describe(hosted, { skip: hosted === 'with cgroups' && Object.keys(caps.cgroups.controllers).length === 0 && 'no writable cgroup here' }, () => {
+      const standIn = (hang: string) => {
+        const dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-hung-bwrap-')));
+        writeFileSync(join(dir, 'bwrap'), `#!/bin/sh\nD=${dir}\n: > "$D/started"\n${hang}\n`, { mode: 0o755 });
+        const runner = new Runner({ capabilities: { ...capabilities, bwrap: { available: true, path: join(dir, 'bwrap'), detail: 'a stand-in that hangs' } } });
+        return { dir, runner, started: () => existsSync(join(dir, 'started')) };
+      };
+      const plan = (dir: string, process?: { timeoutMs: number }) =>
+        planSandbox({ policy: validatePolicy({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] }, process }), source: 'test', baseDir: dir });
+      const cleanUp = async ({ dir, runner }: { dir: string; runner: Runner }) => {
+        for (const pid of processesOf(dir)) process.kill(pid, 'SIGKILL');
+        await runner.close();
+        rmSync(dir, { recursive: true, force: true });
+      };
+
+      for (const [when, hang] of Object.entries(hangs)) {
+        it(`ends as killed, and leaves nothing running, when bubblewrap hangs ${when}`, async () => {
+          const s = standIn(hang);
+          try {
+            const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
+            await until(() => s.started() && processesOf(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            proc.kill();
+            const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
+            assert.ok(r, 'the run never ended');
+            assert.equal(r.exitCode, null);
+            assert.equal(r.signal, 'SIGKILL');
+            assert.deepEqual(processesOf(s.dir), []);
+          } finally {
+            await cleanUp(s);
+          }
+        });
+
+        it(`fails CONTAIN_SPAWN_FAILED at its timeout, and leaves nothing running, when bubblewrap hangs ${when}`, async () => {
+          const s = standIn(hang);
+          try {
+            const proc = s.runner.spawn(plan(s.dir, { timeoutMs: 300 }), ['/bin/true']);
+            const settled = await Promise.race([proc.result.then(() => 'resolved', (error: unknown) => error), sleep(5_000).then(() => 'pending')]);
+            assert.equal((settled as { code?: string }).code, 'CONTAIN_SPAWN_FAILED', `the run ${typeof settled === 'string' ? settled : 'failed otherwise'}`);
+            assert.match((settled as Error).message, /never named the sandbox's first process/);
+            assert.deepEqual(processesOf(s.dir), []);
+          } finally {
+            await cleanUp(s);
+          }
+        });
+      }
+
+      it('ends as killed, and leaves nothing running, when bubblewrap hangs after it named the sandbox first process', async () => {
+        // As bubblewrap does: its child made, then named on its --json-status-fd.
+        const s = standIn('/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000 &\necho "{ \\"child-pid\\": $! }" >&4\nwait');
+        try {
+          const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
+          await until(() => processesOf(s.dir).length === 2);
+          proc.kill();
+          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
+          assert.ok(r, 'the run never ended');
+          assert.equal(r.signal, 'SIGKILL');
+          assert.deepEqual(processesOf(s.dir), []);
+        } finally {
+          await cleanUp(s);
+        }
+      });
+
+      it('ends as killed, and leaves nothing running, when stopped before bubblewrap was spawned', async () => {
+        const s = standIn(hangs['before it makes the sandbox']);
+        try {
+          // With egress the run first opens its proxy channel (and with cgroups takes its groups): bubblewrap is spawned only after.
+          const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] }, network: { egress: { allow: ['example.com:443'] } } }), source: 'test', baseDir: s.dir });
+          const proc = s.runner.spawn(p, ['/bin/true']);
+          proc.kill();
+          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
+          assert.ok(r, 'the run never ended');
+          assert.equal(r.signal, 'SIGKILL');
+          assert.deepEqual(processesOf(s.dir), []);
+        } finally {
+          await cleanUp(s);
+        }
+      });
+    });
+  }
 });

@@ -3,6 +3,7 @@ import { closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, ope
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { ContainError } from './errors.ts';
 import { bwrapArgs, environmentArgs, LAUNCHER_FORWARD, launcherArgv, mountSources, procMasks, SANDBOX_INGRESS_DIR, SANDBOX_PROXY_PORT, type ProcMasks, type SyntheticEtc } from './linux/bwrap-args.ts';
@@ -300,7 +301,7 @@ export class Runner {
   async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
     const enforcement = checkEnforceable(plan, this.#caps);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
-    return this.#boot(plan, enforcement, undefined, stdin, () => false);
+    return this.#boot(plan, enforcement, undefined, stdin, new AbortController().signal);
   }
 
   /**
@@ -308,11 +309,11 @@ export class Runner {
    * runs anything. With `argv` the sandbox runs it at once; without, it waits
    * in the launcher for its command (a warm sandbox), as it does for an `argv`
    * too long for bubblewrap's own command line (the run hands it over once ready). A run stopped meanwhile
-   * (`stopped()`) is killed right after the handshake, never during it: killed
-   * between its clone and its report of the child's pid, bubblewrap would leave
-   * that child waiting outside any cgroup, holding the handshake open.
+   * (`stop`) is killed (see killSandbox) and never released: the handshake waits for bubblewrap's report of
+   * the sandbox's first process or the stop, whichever comes first (a bubblewrap that hangs before its report
+   * would hold a handshake that waited for the report alone open for good).
    */
-  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stopped: () => boolean): Promise<Sandbox> {
+  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal): Promise<Sandbox> {
     const network = plan.egress !== null && enforcement.network;
     const ingress = plan.ingress.length > 0 && enforcement.network;
     const connections: Sandbox['connections'] = {};
@@ -400,8 +401,8 @@ export class Runner {
       if (cgroups) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
         // so the whole tree starts inside its cgroups: no fork can slip out.
-        const childPid = await status.childPid;
-        adopted = Number.isInteger(childPid) && childPid > 0;
+        const childPid = await Promise.race([status.childPid, aborted(stop)]);
+        adopted = !stop.aborted && childPid > 0;
         try {
           if (adopted) cgroups.adopt(childPid);
         } catch (error) {
@@ -409,8 +410,8 @@ export class Runner {
           if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
           adopted = false;
         }
-        if (adopted && stopped()) {
-          killSandbox({ child: started, status, cgroups });
+        if (stop.aborted) {
+          killSandbox({ child: started, cgroups });
           adopted = false;
         }
         if (adopted) (extra[5] as Writable).end('x');
@@ -421,7 +422,7 @@ export class Runner {
       if (command && adopted) adopted = await launcherReady(command);
       return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
     } catch (error) {
-      if (child && status) killSandbox({ child, status, cgroups });
+      if (child) killSandbox({ child, cgroups });
       for (const fd of [seccompFd, ...mountFds]) if (fd !== undefined) closeSync(fd);
       this.#dispose({ channel, cgroups });
       throw error;
@@ -453,10 +454,12 @@ export class Runner {
     /** The run's sandbox once it has one, until the run is over. */
     let live: Sandbox | undefined = warm;
     let killedBy: LimitHit | 'abort' | undefined;
+    const stop = new AbortController();
     const limitsHit = new Set<LimitHit>();
     const kill = (why: LimitHit | 'abort') => {
       killedBy ??= why;
       if (why !== 'abort') limitsHit.add(why);
+      stop.abort();
       if (live) killSandbox(live);
     };
     let markReady: (ports: { port: number; hostPort: number }[]) => void = () => undefined;
@@ -474,7 +477,7 @@ export class Runner {
       /** The output streams not read while the stream they go to is full, each with what reads it again. */
       const held = new Map<Readable, () => void>();
       try {
-        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, () => killedBy !== undefined);
+        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, stop.signal);
         const { child: proc, channel } = sandbox;
         live = sandbox;
         if (killedBy !== undefined) killSandbox(sandbox);
@@ -544,6 +547,10 @@ export class Runner {
         const exit = await sandbox.exited;
         clearTimeout(lingering);
         if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
+        // Not the command's timeout: it never ran. bubblewrap hung in its own start (see 'corral doctor').
+        if (killedBy === 'timeout' && !((await sandbox.status.childPid) > 0)) {
+          throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox was not started within timeoutMs ${plan.limits.timeoutMs.value}: bubblewrap never named the sandbox's first process, so it was killed and the command never ran (see 'corral doctor')`);
+        }
 
         const report = sandbox.cgroups?.report();
         if (report?.memoryLimitHit) limitsHit.add('memory');
@@ -882,6 +889,14 @@ function inheritedDescriptors(): number[] {
   return fds;
 }
 
+/** Resolves (NaN, no pid) once `signal` is aborted. */
+function aborted(signal: AbortSignal): Promise<number> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(Number.NaN);
+    else signal.addEventListener('abort', () => resolve(Number.NaN), { once: true });
+  });
+}
+
 /** Waits for the launcher's one "ready" byte; false when the sandbox died first. */
 function launcherReady(socket: Duplex): Promise<boolean> {
   return new Promise((resolve) => {
@@ -928,23 +943,61 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
 }
 
 /**
- * Kills a sandbox whole: every process in its cgroups, the sandbox's first process (the init of its
- * PID namespace: every process inside ends with it), then bubblewrap. The last two wait until
- * bubblewrap has named that process, or ended without one: bubblewrap lets it go on setting the
- * sandbox up only after that, and it takes no parent-death signal until the set-up is done. Killed
- * before it knew, bubblewrap left it waiting, or running the command, for good, outside any cgroup,
- * holding the run's output open so that the run never ended.
+ * Kills a sandbox whole, at any point of its start: every process in its cgroups, then bubblewrap's
+ * children (the sandbox's first process, the init of its PID namespace: every process inside ends with
+ * it), then bubblewrap. bubblewrap is stopped first, so that it makes no child while they are looked
+ * for and reaps none (its pid then free for another process) before it is killed. Its children are found
+ * from /proc, not from what it reports: killed alone before it released its child, bubblewrap left it
+ * waiting, or running the command, for good, outside any cgroup, holding the run's output open so that
+ * the run never ended; and waiting for its report waited for good on a bubblewrap that hung before it.
  */
-function killSandbox(s: Pick<Sandbox, 'child' | 'status' | 'cgroups'>): void {
+function killSandbox(s: Pick<Sandbox, 'child' | 'cgroups'>): void {
   s.cgroups?.kill();
-  void s.status.childPid.then((pid) => {
-    try {
-      if (pid > 0) process.kill(pid, 'SIGKILL');
-    } catch {
-      // Gone already.
+  const bwrap = s.child.pid;
+  // Never spawned, or ended and reaped already (Node then sends nothing, where its pid may be another process's).
+  if (bwrap === undefined || !s.child.kill('SIGSTOP')) return;
+  void halted(bwrap).then(() => {
+    // Killed by another stop meanwhile and reaped: its pid, and so its children, may be another process's now.
+    if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+    for (const pid of childrenOf(bwrap)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
     }
     s.child.kill('SIGKILL');
   });
+}
+
+/** Resolves once process `pid`, sent SIGSTOP, is stopped (a clone it was making is done) or has ended. */
+async function halted(pid: number): Promise<void> {
+  for (;;) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      state = stat[stat.lastIndexOf(')') + 2];
+    } catch {
+      return;
+    }
+    if (state === undefined || 'TtZX'.includes(state)) return;
+    await sleep(1);
+  }
+}
+
+/** The processes whose parent is `pid`, from each one's /proc/PID/stat (the command name before it may hold anything but its closing parenthesis). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 4).split(' ', 1)[0]) === pid) children.push(Number(name));
+    } catch {
+      // Gone since it was listed.
+    }
+  }
+  return children;
 }
 
 /** The home directory the sandbox's /etc/passwd gives every user it names (what a program that asks passwd, such as ssh, takes for home, whatever HOME says). */
