@@ -189,6 +189,25 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
   });
 
+  describe('when a key or an egress rule holds terminal escapes or line breaks', () => {
+    it('shows them escaped, so the error prints as many lines as it has problems (a key could clear the screen or print a forged line)', () => {
+      const error = invalid('"x\\u001b[2J\\npolicy.yaml:9: ok": 1\nnetwork:\n  egress: { allow: ["\\u001b]0;pwned\\u0007a.example"] }\n');
+      assert.deepEqual(error.issues.map((i) => i.line), [1, 3]);
+      assert.equal(error.message.split('\n').length, 3);
+      assert.doesNotMatch(error.message.replaceAll('\n', ''), /\p{Cc}/u);
+      for (const text of ['runtime: *a\u001b\n', '"\u202Etxt.pem": 1\n']) assert.doesNotMatch(invalid(text).message.replaceAll('\n', ''), /[\p{Cc}\p{Cf}]/u, text);
+    });
+  });
+
+  describe('when a path is a bare ~', () => {
+    it("says YAML read it as null and how to write the home folder (it said only 'got null')", () => {
+      const error = invalid('filesystem:\n  readonly: [~]\nworkingDirectory: ~\n');
+      assert.deepEqual(error.issues.map((i) => [i.field, i.line]), [['filesystem.readonly[0]', 2], ['workingDirectory', 3]]);
+      for (const issue of error.issues) assert.match(issue.message, /'~' in quotes/);
+      assert.doesNotMatch(invalid('workingDirectory: null\n').issues[0]!.message, /quotes/);
+    });
+  });
+
   describe('when a filesystem list names more paths than any sandbox holds', () => {
     it('refuses it, naming the list and its line (regression: 16,000 denied paths were accepted and took 26 s to plan)', () => {
       const paths = (n: number) => Array.from({ length: n }, (_, i) => `    - ./project/f${i}\n`).join('');

@@ -2,7 +2,7 @@ import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { suggestField } from './field-suggestion.ts';
-import { ContainerPolicySchema, type ContainerPolicy } from './schema.ts';
+import { ContainerPolicySchema, UNSEEN, type ContainerPolicy } from './schema.ts';
 
 /**
  * Parses and validates policy text. `file` names the source in error messages.
@@ -19,7 +19,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
       file,
       line: e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line,
       field: '',
-      message: `not valid YAML or JSON: ${e.message.split('\n')[0]}`,
+      message: `not valid YAML or JSON: ${escaped(e.message.split('\n')[0]!)}`,
     }));
     throw invalid(issues);
   }
@@ -28,7 +28,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
     // An alias to a missing anchor, or aliases fanning out past the limit (a "billion laughs"), throw here.
     value = doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (cause) {
-    throw invalid([{ file, line: 1, field: '', message: `not valid YAML: ${(cause as Error).message.split('\n')[0]}` }]);
+    throw invalid([{ file, line: 1, field: '', message: `not valid YAML: ${escaped((cause as Error).message.split('\n')[0]!)}` }]);
   }
   if (!isMap(doc.contents) && doc.contents !== null) {
     throw invalid([{ file, line: 1, field: '', message: 'a policy is a mapping of fields (runtime, filesystem, network, process, ui, environment, workingDirectory)' }]);
@@ -90,9 +90,13 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
   const field = fieldName(path);
   let message = issue.message;
   switch (issue.code) {
-    case 'invalid_type':
+    case 'invalid_type': {
       message = `expected ${issue.expected}, got ${describeValue(issue.input)}`;
+      // YAML reads a bare ~ as null: a path written so reaches the schema as nothing like a path.
+      const node = doc?.getIn(path, true);
+      if (issue.input === null && isScalar(node) && node.source === '~') message += " (YAML reads a bare ~ as null; write '~' in quotes for your home folder)";
       break;
+    }
     case 'invalid_value':
       message = `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${describeValue(issue.input)}`;
       break;
@@ -122,7 +126,7 @@ function unknownFields(issue: z.core.$ZodIssueUnrecognizedKeys, file: string, do
   const allowed = allowedKeys(path) ?? [];
   return issue.keys.map((key) => {
     const meant = suggestField(key, allowed);
-    const message = `unknown field '${key}'${meant === undefined ? '' : ` (did you mean '${meant}'?)`}${allowed.length > 0 ? `; allowed here: ${allowed.join(', ')}` : ''}`;
+    const message = `unknown field ${quoted(key)}${meant === undefined ? '' : ` (did you mean '${meant}'?)`}${allowed.length > 0 ? `; allowed here: ${allowed.join(', ')}` : ''}`;
     const line = doc && lines ? (keyLine(doc, lines, path, key) ?? lineOf(doc, lines, path)) : undefined;
     const field = fieldName([...path, key]);
     return line === undefined ? { file, field, message } : { file, line, field, message };
@@ -138,8 +142,22 @@ function keyLine(doc: Document, lines: LineCounter, path: readonly (string | num
   return range ? lines.linePos(range[0]).line : undefined;
 }
 
+/** A field's dotted path; a key holding a character no one sees is written in brackets, quoted and escaped. */
 function fieldName(path: readonly (string | number)[]): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : UNSEEN.test(p) ? `${acc}[${quoted(p)}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+/** A key as the policy wrote it, in quotes: in double quotes, escaped, when it holds a character no one sees. */
+function quoted(key: string): string {
+  return UNSEEN.test(key) ? `"${escaped(key)}"` : `'${key}'`;
+}
+
+/**
+ * The text with each character no one sees written as its \u escape: what the policy holds reaches a terminal
+ * in every message, where a line break would print a forged line and an escape act on the terminal.
+ */
+function escaped(text: string): string {
+  return text.replace(new RegExp(UNSEEN, 'gu'), (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
 
 function describeValue(value: unknown): string {

@@ -13,6 +13,9 @@ import { MAX_POLICY_PATHS, MAX_SANDBOX_LISTENERS, RUNTIME_PRESETS, SANDBOX_PROXY
  * directory, exact environment) so one policy can target either backend.
  */
 
+/** Control and formatting characters: a line break, a tab, a terminal escape, a zero-width space, a bidi mark. */
+export const UNSEEN = /[\p{Cc}\p{Cf}]/u;
+
 // A NUL byte ends a word for the kernel: what the sandbox got would differ from what the policy shows.
 const text = z.string().refine((value) => !value.includes('\0'), 'cannot hold a NUL byte');
 
@@ -29,7 +32,7 @@ const text = z.string().refine((value) => !value.includes('\0'), 'cannot hold a 
  */
 const path = text.min(1, 'a path cannot be empty').superRefine((value, ctx) => {
   const refuse = (message: string) => ctx.addIssue({ code: 'custom', message });
-  if (/[\p{Cc}\p{Cf}]/u.test(value.replaceAll('\0', ''))) refuse('cannot hold a control or invisible character (a line break, a tab, a zero-width space, a bidi mark); write the path as it is on disk');
+  if (UNSEEN.test(value.replaceAll('\0', ''))) refuse('cannot hold a control or invisible character (a line break, a tab, a zero-width space, a bidi mark); write the path as it is on disk');
   if (/[*?]/.test(value)) refuse('globs (* and ?) are not expanded: name each file or folder, or the folder that holds them');
   if (/^~[^/]/.test(value)) refuse("only '~' and '~/' are read as your home ('~user' is not): write the full path");
   if (/\$(?:[A-Za-z_{])/.test(value)) refuse('$VARIABLES are not expanded: write the path itself');
@@ -45,6 +48,11 @@ const pathList = z
 const variableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name is letters, digits and _');
 
 const egressRule = z.string().superRefine((value, ctx) => {
+  // Refused before the rule is read, whose sentences quote it as written.
+  if (UNSEEN.test(value.trim())) {
+    ctx.addIssue({ code: 'custom', message: 'cannot hold a control or invisible character; write HOST:PORT' });
+    return;
+  }
   const parsed = parseEgressRule(value);
   if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
 });
