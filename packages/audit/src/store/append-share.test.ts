@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -158,6 +159,23 @@ describe('several writers on one SQLite log', () => {
       await first.close();
     }
     await verifies(stateDir, 100);
+  });
+
+  it('becomes the appender when the one it finds closes before welcoming it (an appender closing while another process elects)', async () => {
+    const stateDir = tempDir();
+    const socket = socketOf(stateDir);
+    // An appender that ends as this process's hello reaches it, as a closing appender drops those it has not welcomed.
+    const closing = createServer((peer) => {
+      peer.destroy();
+      closing.close();
+    });
+    await new Promise<void>((listening) => closing.listen(socket, listening));
+    const log = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(log), 'appender');
+    } finally {
+      await log.close();
+    }
   });
 
   it('commits alone, touching nothing, when something that is not a socket sits where the socket goes', async () => {

@@ -253,7 +253,8 @@ export class AppendForwarder {
   /**
    * Connects to the appender at `path` and says which log this is.
    * @returns the forwarder; 'none' when no appender listens there (no socket,
-   *   or one left by a process that ended); 'refused' when one does but will
+   *   one left by a process that ended, or one that ended the connection
+   *   without a word, as a closing appender does); 'refused' when one does but will
    *   not take this process (another log, another key), when the socket is
    *   another user's, or when it does not answer in time.
    */
@@ -275,25 +276,26 @@ export class AppendForwarder {
     }
     socket.write(jsonFrame(FRAME.hello, identity));
     const reader = new FrameReader();
-    const welcomed = await new Promise<boolean>((done) => {
-      const timer = setTimeout(() => done(false), WELCOME_MS);
-      const onData = (chunk: Buffer) => {
+    let timer: NodeJS.Timeout | undefined;
+    const welcome = await new Promise<'welcomed' | 'none' | 'refused'>((done) => {
+      timer = setTimeout(() => done('refused'), WELCOME_MS);
+      socket.on('data', (chunk: Buffer) => {
         try {
-          reader.push(chunk, (type, payload) => {
-            clearTimeout(timer);
-            done(type === FRAME.welcome && (JSON.parse(payload.toString('utf8')) as { ok?: unknown }).ok === true);
-          });
+          reader.push(chunk, (type, payload) => done(type === FRAME.welcome && (JSON.parse(payload.toString('utf8')) as { ok?: unknown }).ok === true ? 'welcomed' : 'refused'));
         } catch {
-          done(false);
+          done('refused');
         }
-      };
-      socket.on('data', onData);
-      socket.once('close', () => done(false));
-      socket.once('error', () => done(false));
-    }).finally(() => socket.removeAllListeners());
-    if (!welcomed) {
+      });
+      // Ended without a word: an appender drops those it has not welcomed as it closes, and the election finds the next.
+      socket.once('close', () => done('none'));
+      socket.once('error', () => done('none'));
+    }).finally(() => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+    });
+    if (welcome !== 'welcomed') {
       socket.destroy();
-      return 'refused';
+      return welcome;
     }
     socket.unref();
     return new AppendForwarder(socket);
