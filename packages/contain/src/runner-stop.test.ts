@@ -146,6 +146,22 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         }
       });
 
+      for (const [when, hang] of Object.entries(hangs)) {
+        it(`closes, and leaves nothing running, while a warm sandbox's bubblewrap hangs ${when}`, async () => {
+          const s = standIn(hang);
+          try {
+            const warming = s.runner.keepWarm(plan(s.dir)).catch(() => undefined);
+            await until(() => s.started() && processesOf(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            const closed = await Promise.race([s.runner.close().then(() => true), sleep(5_000).then(() => false)]);
+            assert.ok(closed, 'the runner never closed');
+            await warming;
+            assert.deepEqual(processesOf(s.dir), []);
+          } finally {
+            await cleanUp(s);
+          }
+        });
+      }
+
       it('ends as killed, and leaves nothing running, when stopped before bubblewrap was spawned', async () => {
         const s = standIn(hangs['before it makes the sandbox']);
         try {

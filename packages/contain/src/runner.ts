@@ -173,6 +173,8 @@ export class Runner {
   readonly #warm: WarmPool<Sandbox>;
   #proxy: EgressProxy | undefined;
   #closed = false;
+  /** Aborted by close(): stops the warm sandboxes being started. */
+  readonly #closing = new AbortController();
   readonly #live = new Set<ContainedProcess>();
   readonly #cleanups = new Set<Promise<void>>();
   /** Sandboxes still in the part of their start that needs this thread (see started()). */
@@ -269,6 +271,7 @@ export class Runner {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
     for (const proc of this.#live) proc.kill();
     await this.#warm.close();
     await Promise.allSettled([...this.#live].map((p) => p.result));
@@ -301,7 +304,7 @@ export class Runner {
   async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
     const enforcement = checkEnforceable(plan, this.#caps);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
-    return this.#boot(plan, enforcement, undefined, stdin, new AbortController().signal);
+    return this.#boot(plan, enforcement, undefined, stdin, this.#closing.signal);
   }
 
   /**
@@ -309,9 +312,8 @@ export class Runner {
    * runs anything. With `argv` the sandbox runs it at once; without, it waits
    * in the launcher for its command (a warm sandbox), as it does for an `argv`
    * too long for bubblewrap's own command line (the run hands it over once ready). A run stopped meanwhile
-   * (`stop`) is killed (see killSandbox) and never released: the handshake waits for bubblewrap's report of
-   * the sandbox's first process or the stop, whichever comes first (a bubblewrap that hangs before its report
-   * would hold a handshake that waited for the report alone open for good).
+   * (`stop`) is killed (see killSandbox) and never released: the handshake, and a launcher's ready, are waited
+   * for only until the stop (a bubblewrap that hangs before either would hold the start open for good).
    */
   async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal): Promise<Sandbox> {
     const network = plan.egress !== null && enforcement.network;
@@ -401,7 +403,7 @@ export class Runner {
       if (cgroups) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
         // so the whole tree starts inside its cgroups: no fork can slip out.
-        const childPid = await Promise.race([status.childPid, aborted(stop)]);
+        const childPid = await unlessStopped(status.childPid, stop, Number.NaN);
         adopted = !stop.aborted && childPid > 0;
         try {
           if (adopted) cgroups.adopt(childPid);
@@ -410,16 +412,16 @@ export class Runner {
           if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
           adopted = false;
         }
-        if (stop.aborted) {
-          killSandbox({ child: started, cgroups });
-          adopted = false;
-        }
         if (adopted) (extra[5] as Writable).end('x');
       }
       handedOver();
       const command = viaFd ? (extra[COMMAND_FD] as Duplex) : undefined;
       // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
-      if (command && adopted) adopted = await launcherReady(command);
+      if (command && adopted) adopted = await unlessStopped(launcherReady(command), stop, false);
+      if (stop.aborted) {
+        killSandbox({ child: started, cgroups });
+        adopted = false;
+      }
       return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
     } catch (error) {
       if (child) killSandbox({ child, cgroups });
@@ -889,11 +891,16 @@ function inheritedDescriptors(): number[] {
   return fds;
 }
 
-/** Resolves (NaN, no pid) once `signal` is aborted. */
-function aborted(signal: AbortSignal): Promise<number> {
+/** What `promise` resolves to, or `stopped` once `stop` is aborted, whichever comes first; its listener goes with it (a runner's stop outlives many). */
+function unlessStopped<T>(promise: Promise<T>, stop: AbortSignal, stopped: T): Promise<T> {
+  if (stop.aborted) return Promise.resolve(stopped);
   return new Promise((resolve) => {
-    if (signal.aborted) resolve(Number.NaN);
-    else signal.addEventListener('abort', () => resolve(Number.NaN), { once: true });
+    const onStop = () => resolve(stopped);
+    stop.addEventListener('abort', onStop, { once: true });
+    void promise.then((value) => {
+      stop.removeEventListener('abort', onStop);
+      resolve(value);
+    });
   });
 }
 
