@@ -271,6 +271,20 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       invalid(laughs.join('\n'));
     });
 
+    it("refuses a key that is a list, a mapping or an alias, at its line, without a warning of the YAML library's on stderr (it printed '(node:PID) Warning: Keys with collection values will be stringified')", async () => {
+      const warnings: Error[] = [];
+      const listen = (warning: Error) => warnings.push(warning);
+      process.on('warning', listen);
+      try {
+        assert.deepEqual(invalid('runtime: [shell]\n? [filesystem]\n: { readwrite: [/] }\n').issues.map((i) => i.line), [2]);
+        assert.deepEqual(invalid('runtime: &r [shell]\n? *r\n: 1\nx: &k a\n*k : 1\n').issues.map((i) => i.line), [2, 5]);
+        await new Promise((settled) => setImmediate(settled));
+      } finally {
+        process.off('warning', listen);
+      }
+      assert.deepEqual(warnings.map((w) => w.message), []);
+    });
+
     it('refuses duplicate keys instead of letting the last one win', () => {
       invalid('runtime: [shell]\nruntime: [node]\n');
     });

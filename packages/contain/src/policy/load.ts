@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isCollection, isMap, isScalar, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import { suggestField } from './field-suggestion.ts';
@@ -23,6 +23,15 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
     }));
     throw invalid(issues);
   }
+  // A list or a mapping as a key would reach the schema as its text (the YAML library warning on stderr that it does),
+  // and an alias as a key, as what it names, somewhere no line of the text shows.
+  const keys: PolicyIssue[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      if (isCollection(pair.key) || isAlias(pair.key)) keys.push({ file, line: lines.linePos(pair.key.range?.[0] ?? 0).line, field: '', message: 'a key is a name written out, not a list, a mapping or an alias (*name)' });
+    },
+  });
+  if (keys.length > 0) throw invalid(keys);
   let value: unknown;
   try {
     // An alias to a missing anchor, or aliases fanning out past the limit (a "billion laughs"), throw here.
