@@ -146,6 +146,22 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         }
       });
 
+      it("ends as killed, and leaves nothing running, when bubblewrap hangs before the launcher a long command is handed to is ready", async () => {
+        const s = standIn('/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000 &\necho "{ \\"child-pid\\": $! }" >&4\nwait');
+        try {
+          // More words than bubblewrap reads: handed to Corral's launcher in the sandbox once it says it is ready.
+          const proc = s.runner.spawn(plan(s.dir), ['/bin/echo', ...Array.from({ length: 10_000 }, () => 'word')]);
+          await until(() => processesOf(s.dir).length === 2);
+          proc.kill();
+          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
+          assert.ok(r, 'the run never ended');
+          assert.equal(r.signal, 'SIGKILL');
+          assert.deepEqual(processesOf(s.dir), []);
+        } finally {
+          await cleanUp(s);
+        }
+      });
+
       for (const [when, hang] of Object.entries(hangs)) {
         it(`closes, and leaves nothing running, while a warm sandbox's bubblewrap hangs ${when}`, async () => {
           const s = standIn(hang);
