@@ -3,11 +3,12 @@
 // one that dies leaves its appends unknown, never half-written, and the next
 // takes over.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { AuditError } from '../errors.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
@@ -17,9 +18,9 @@ import { shareSocketPath } from './append-share.ts';
 import type { SqliteStore } from './sqlite.ts';
 
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
+const groups: number[] = [];
 after(() => {
-  children.forEach((c) => c.kill('SIGKILL'));
+  groups.forEach((g) => signal(g, 'SIGKILL'));
   dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
 });
 
@@ -40,16 +41,30 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   }
 }
 
-/** A process that opens the log at `stateDir` (its appender, being the first) and holds it open until killed. */
-async function appenderProcess(stateDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'test', 'hold-child.ts'), stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+/** Sends `sig` to every process of the group `group`, if any is left. */
+function signal(group: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-group, sig);
+  } catch {
+    // All gone.
+  }
+}
+
+/**
+ * A process that opens the log at `stateDir` (its appender, being the
+ * first), run under the command `under` if given, and holds it open until
+ * killed; returns its process group (a tracer's tracee outlives the tracer).
+ */
+async function appenderProcess(stateDir: string, under: string[] = []): Promise<number> {
+  const command = [...under, process.execPath, join(import.meta.dirname, '..', '..', 'test', 'hold-child.ts'), stateDir];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  groups.push(child.pid!);
   const role = await new Promise<string>((resolve) => {
     child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
     child.once('close', () => resolve('ended'));
   });
   assert.equal(role, 'appender');
-  return child;
+  return child.pid!;
 }
 
 /** Rejects when `work` takes longer than `ms`. */
@@ -247,37 +262,60 @@ describe('several writers on one SQLite log', () => {
       await check.close();
     }
   });
+  it("fails a forwarded append whose commit fails in the appender (every fsync EIO) with the appender's coded error, and leaves none of it visible", async () => {
+    const stateDir = tempDir();
+    // As in durability.test.ts: a record in the write-ahead log and a reader's snapshot of it keep the log from starting over, so a failed commit's fsync is its own.
+    const open = await openAuditLog({ stateDir, oneShot: true });
+    await open.append(sampleEvent(0));
+    const reader = new DatabaseSync(join(stateDir, 'audit.db'), { readOnly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT size FROM audit_head').get();
+    const appender = await appenderProcess(stateDir, ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO']);
+    const log = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(log), 'forwarding');
+      const outcomes = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => log.append(sampleEvent(1 + i))));
+      assert.deepEqual(new Set(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as AuditError).code : o.status))), new Set(['AUDIT_STORE_UNAVAILABLE']));
+    } finally {
+      signal(appender, 'SIGKILL');
+      reader.close();
+      await log.close();
+      await open.close();
+    }
+    await verifies(stateDir, 1);
+  });
+
   describe('when the appender is stopped (SIGSTOP)', () => {
     it('fails a request handed to it with AUDIT_COMMIT_UNKNOWN once it has been silent 40 s, then commits alone', async () => {
       const stateDir = tempDir();
-      const child = await appenderProcess(stateDir);
+      const appender = await appenderProcess(stateDir);
       const log = await openAuditLog({ stateDir });
       try {
         assert.equal(roleOf(log), 'forwarding');
         await log.append(sampleEvent(0));
-        child.kill('SIGSTOP');
+        signal(appender, 'SIGSTOP');
         // Many at once: one request, too large to commit on the calling thread, goes to the appender.
         const outcomes = await within('the stopped appender\'s silence', 50_000, Promise.allSettled(Array.from({ length: 100 }, (_, i) => log.append(sampleEvent(1 + i)))));
         assert.deepEqual(new Set(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as AuditError).code : o.status))), new Set(['AUDIT_COMMIT_UNKNOWN']));
         await until('the writer has given the stopped appender up', () => roleOf(log) === 'alone');
         await log.append(sampleEvent(101));
       } finally {
-        child.kill('SIGKILL');
+        signal(appender, 'SIGKILL');
         await log.close();
       }
     });
 
     it('closes a forwarding store with nothing in flight at once', async () => {
       const stateDir = tempDir();
-      const child = await appenderProcess(stateDir);
+      const appender = await appenderProcess(stateDir);
       const log = await openAuditLog({ stateDir });
       try {
         assert.equal(roleOf(log), 'forwarding');
         await log.checkpoint();
-        child.kill('SIGSTOP');
+        signal(appender, 'SIGSTOP');
         await within('closing the store', 5000, log.store.close());
       } finally {
-        child.kill('SIGKILL');
+        signal(appender, 'SIGKILL');
       }
     });
   });
