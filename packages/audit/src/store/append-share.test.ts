@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -14,6 +14,7 @@ import { AuditError } from '../errors.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { FRAME, frame, jsonFrame } from './append-share-frames.ts';
 import { shareSocketPath } from './append-share.ts';
 import type { SqliteStore } from './sqlite.ts';
 
@@ -191,6 +192,37 @@ describe('several writers on one SQLite log', () => {
     } finally {
       await log.close();
     }
+  });
+
+  it('drops a peer that sends what no writer sends (a huge length, a request before hello, a hello for another log, a frame cut short) and keeps serving the others', async () => {
+    const stateDir = tempDir();
+    const first = await openAuditLog({ stateDir });
+    const second = await openAuditLog({ stateDir });
+    try {
+      assert.equal(roleOf(second), 'forwarding');
+      const hostile = [
+        Buffer.from([0xff, 0xff, 0xff, 0xff, 3]),
+        frame(FRAME.request, Buffer.alloc(9)),
+        jsonFrame(FRAME.hello, { dev: '1', ino: '2', keyId: 'another' }),
+        jsonFrame(FRAME.hello, { dev: '1' }).subarray(0, 7),
+      ];
+      const ended = hostile.map(
+        (bytes) =>
+          new Promise<void>((done) => {
+            const peer = createConnection(socketOf(stateDir), () => peer.end(bytes));
+            peer.on('error', () => {});
+            peer.resume().once('close', () => done());
+          }),
+      );
+      await within('the appender dropping each hostile peer', 5000, Promise.all(ended));
+      await Promise.all(Array.from({ length: 100 }, (_, i) => second.append(sampleEvent(i))));
+      assert.equal(roleOf(first), 'appender');
+      assert.equal(roleOf(second), 'forwarding');
+    } finally {
+      await second.close();
+      await first.close();
+    }
+    await verifies(stateDir, 100);
   });
 
   it('commits alone, touching nothing, when something that is not a socket sits where the socket goes', async () => {
