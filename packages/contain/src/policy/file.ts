@@ -36,17 +36,42 @@ export interface LoadPolicyOptions {
  */
 export async function loadPolicyFile(file: string, baseDir: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
   const bytes = readPolicyBytes(file);
+  const text = policyText(file, bytes);
   const { cacheDir } = options;
   const digest = cacheDir === undefined ? '' : createHash('sha256').update(bytes).digest('hex');
   const cached = cacheDir === undefined ? undefined : cachedPolicy(cacheDir, digest);
   // Asked only on the way to reporting a problem: the parser is loaded then (synchronously, as planning is), from the text loaded.
-  const locate = (field: string) => (require('./load.ts') as typeof import('./load.ts')).fieldLine(bytes.toString('utf8'), field);
+  const locate = (field: string) => (require('./load.ts') as typeof import('./load.ts')).fieldLine(text, field);
   if (cached) return { policy: cached, source: file, baseDir, locate };
   // Loaded on a miss only: the parser and the schema cost more than the rest of a short run's start.
   const { parsePolicyText } = await import('./load.ts');
-  const policy = parsePolicyText(bytes.toString('utf8'), file);
+  const policy = parsePolicyText(text, file);
   if (cacheDir !== undefined) rememberPolicy(cacheDir, digest, policy);
   return { policy, source: file, baseDir, locate };
+}
+
+/**
+ * A policy file's text, which must be UTF-8: bytes of another encoding decoded as UTF-8 become U+FFFD, and a
+ * path holding one names no file (a deny of it would hide nothing).
+ * @throws ContainError `CONTAIN_POLICY_UNREADABLE` naming the first line that is not UTF-8.
+ */
+function policyText(file: string, bytes: Buffer): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: it is UTF-16 text; save it as UTF-8`);
+  }
+  const text = bytes.toString('utf8');
+  if (!text.includes('\uFFFD')) return text;
+  // Each U+FFFD is either written in the file (three bytes, EF BF BD) or stands for bytes that are not UTF-8.
+  let offset = 0;
+  let line = 1;
+  for (const char of text) {
+    if (char === '\uFFFD' && !(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) {
+      throw new ContainError('CONTAIN_POLICY_UNREADABLE', `cannot read policy ${file}: line ${line} is not UTF-8 text; save the file as UTF-8`);
+    }
+    if (char === '\n') line++;
+    offset += Buffer.byteLength(char);
+  }
+  return text;
 }
 
 /** Far more than any container policy needs. */
@@ -64,7 +89,8 @@ function readPolicyBytes(file: string): Buffer {
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (cause) {
-    throw refuse((cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (cause as Error).message, cause);
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw refuse(code === 'ENOENT' ? 'no such file' : code === 'ELOOP' ? 'its path leads round a loop of symlinks; give the path of the policy file itself' : (cause as Error).message, cause);
   }
   try {
     const stat = fstatSync(fd);

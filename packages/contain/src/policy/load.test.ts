@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -301,6 +301,23 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       for (const [path, says] of [['/dev/zero', /not a regular file/], [dir, /not a regular file/], [join(dir, 'huge.yaml'), /more than a policy's 1048576/]] as const) {
         await assert.rejects(loadPolicyFile(path, '/'), (e: Error & { code?: string }) => e.code === 'CONTAIN_POLICY_UNREADABLE' && says.test(e.message) && e.message.includes(path));
       }
+    });
+
+    it('refuses a file that is not UTF-8, naming the line (regression: a Latin-1 é became U+FFFD, so a denied ./café hid nothing)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'corral-load-'));
+      writeFileSync(join(dir, 'latin1.yaml'), Buffer.concat([Buffer.from('runtime: [shell]\nfilesystem:\n  denied: ["./caf'), Buffer.from([0xe9]), Buffer.from('"]\n')]));
+      writeFileSync(join(dir, 'utf16.yaml'), Buffer.from('\uFEFFruntime: [shell]\n', 'utf16le'));
+      writeFileSync(join(dir, 'ok.yaml'), 'filesystem:\n  denied: ["./café\uFFFD"]\n');
+      await assert.rejects(loadPolicyFile(join(dir, 'latin1.yaml'), dir), (e: Error & { code?: string }) => e.code === 'CONTAIN_POLICY_UNREADABLE' && /line 3 is not UTF-8/.test(e.message));
+      await assert.rejects(loadPolicyFile(join(dir, 'utf16.yaml'), dir), (e: Error & { code?: string }) => e.code === 'CONTAIN_POLICY_UNREADABLE' && /UTF-16/.test(e.message));
+      assert.deepEqual((await loadPolicyFile(join(dir, 'ok.yaml'), dir)).policy.filesystem.denied, ['./café\uFFFD']);
+    });
+
+    it("says a path that leads round a loop of symlinks does so (it gave the system's 'ELOOP: too many symbolic links encountered, open …')", async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'corral-load-'));
+      symlinkSync(join(dir, 'b.yaml'), join(dir, 'a.yaml'));
+      symlinkSync(join(dir, 'a.yaml'), join(dir, 'b.yaml'));
+      await assert.rejects(loadPolicyFile(join(dir, 'a.yaml'), dir), (e: Error & { code?: string }) => e.code === 'CONTAIN_POLICY_UNREADABLE' && /loop of symlinks/.test(e.message) && !e.message.includes('ELOOP'));
     });
 
     it('keeps the folder for relative paths', async () => {
