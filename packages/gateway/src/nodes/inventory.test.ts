@@ -175,6 +175,20 @@ describe('node pairing over the protocol', () => {
     await node.close();
   });
 
+  it('finds a paired node by its name when a device waiting to be paired takes the same name (regression: the name was ambiguous, and node.describe and node.invoke by it answered unknown node)', async () => {
+    const device = createDeviceIdentity();
+    await refusedAsPending(nodeOptions(gw, device, 'build-13'));
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
+    const node = await GatewayClient.connect(nodeOptions(gw, device, 'build-13'));
+    try {
+      await refusedAsPending(nodeOptions(gw, createDeviceIdentity(), 'build-13'));
+      const described = (await admin.request('node.describe', { nodeId: 'build-13' })) as NodeListEntry;
+      assert.equal(described.nodeId, device.deviceId);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('records each pairing decision and removal made over the protocol, with the commands it granted (nothing was recorded)', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-10'));

@@ -300,9 +300,12 @@ export class NodeInventory {
     if (typeof ref !== 'string') return undefined;
     const byId = this.#server.identity.nodes.find(ref);
     if (byId) return byId;
-    // By display name, when exactly one node has it.
+    // By display name, when exactly one paired node has it, else exactly one node: a device that only asked to be paired
+    // (any holder of the gateway token can) does not make a paired node's name ambiguous by taking it.
     const named = this.list().filter((n) => n.displayName === ref);
-    return named.length === 1 ? this.#server.identity.nodes.find(named[0]!.nodeId) : undefined;
+    const paired = named.filter((n) => n.paired);
+    const [only, other] = paired.length > 0 ? paired : named;
+    return only !== undefined && other === undefined ? this.#server.identity.nodes.find(only.nodeId) : undefined;
   }
 
   #entry(node: NodeRecord): NodeListEntry {
