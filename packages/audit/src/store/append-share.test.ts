@@ -14,7 +14,8 @@ import { AuditError } from '../errors.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
-import { FRAME, frame, jsonFrame } from './append-share-frames.ts';
+import { FRAME, FrameReader, frame, jsonFrame, requestFrame } from './append-share-frames.ts';
+import { MAX_TRANSACTION } from './batch.ts';
 import { shareSocketPath } from './append-share.ts';
 import type { SqliteStore } from './sqlite.ts';
 
@@ -223,6 +224,37 @@ describe('several writers on one SQLite log', () => {
       await first.close();
     }
     await verifies(stateDir, 100);
+  });
+
+  it('reads a process that hands over appends faster than they commit only as fast as they commit (its backlog stays with it)', async () => {
+    const stateDir = tempDir();
+    const log = await openAuditLog({ stateDir });
+    const st = statSync(join(stateDir, 'audit.db'), { bigint: true });
+    const peer = createConnection(socketOf(stateDir));
+    try {
+      const reader = new FrameReader();
+      let answered = 0;
+      let welcomed: () => void;
+      const welcome = new Promise<void>((done) => (welcomed = done));
+      peer.on('data', (chunk: Buffer) =>
+        reader.push(chunk, (type, payload) => {
+          if (type === FRAME.welcome) welcomed();
+          if (type === FRAME.replies) for (const r of JSON.parse(payload.toString()) as { result: { hashes: string[] } }[]) answered += r.result.hashes.length;
+        }),
+      );
+      peer.write(jsonFrame(FRAME.hello, { dev: String(st.dev), ino: String(st.ino), keyId: log.keyId }));
+      await welcome;
+      const requests = 400;
+      const bodies = Array.from({ length: 256 }, (_, i) => JSON.stringify(sampleEvent(i)));
+      for (let id = 0; id < requests; id++) peer.write(requestFrame(id, { bodies, timesMs: bodies.map(() => 0), seal: 'due' })!);
+      // Its writes drain once the appender has read them all: by then, all but what it may hold unanswered have committed.
+      await new Promise((drained) => peer.once('drain', drained));
+      assert.ok(requests * bodies.length - answered <= 2 * MAX_TRANSACTION + 4 * bodies.length, `${requests * bodies.length - answered} records read and waiting to commit`);
+      await until('every request is answered', () => answered === requests * bodies.length, 60_000);
+    } finally {
+      peer.destroy();
+      await log.close();
+    }
   });
 
   it('commits alone, touching nothing, when something that is not a socket sits where the socket goes', async () => {
