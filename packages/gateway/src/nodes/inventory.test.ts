@@ -232,6 +232,34 @@ describe('node pairing over the protocol', () => {
   });
 });
 
+describe('when a paired node device connects again while its first connection is open', () => {
+  it('closes the first with 1008 and sends invokes to the newer one only', async () => {
+    const state = await startAdminGateway('corral-inv-twice-', token);
+    const { gw, admin } = state;
+    const device = createDeviceIdentity();
+    const options = { ...nodeOptions(gw, device, 'twice-01'), commands: ['system.which'] };
+    try {
+      await refusedAsPending(options);
+      await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
+      const first = await GatewayClient.connect(options);
+      const firstInvokes: unknown[] = [];
+      first.on('node.invoke.request', (p) => firstInvokes.push(p));
+      const second = await GatewayClient.connect(options);
+      second.on('node.invoke.request', (p) => {
+        const { id, nodeId } = p as { id: string; nodeId: string };
+        void second.request('node.invoke.result', { id, nodeId, ok: true, payloadJSON: '{"which":"second"}' }).catch(() => undefined);
+      });
+      assert.equal((await first.closed).code, 1008);
+      const result = (await admin.request('node.invoke', { nodeId: 'twice-01', command: 'system.which', params: { bins: ['sh'] }, idempotencyKey: 'twice-1' })) as { payloadJSON?: string };
+      assert.equal(result.payloadJSON, '{"which":"second"}');
+      assert.deepEqual(firstInvokes, []);
+      await second.close();
+    } finally {
+      await closeAdminGateway(state);
+    }
+  });
+});
+
 describe('the command surface a node is paired with', () => {
   let stateDir: string;
   let gw: Gateway;
