@@ -108,6 +108,14 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       assert.deepEqual(byField, { 'runtime[1]': 1, 'process.maxProcesses': 2, 'process.memoryMB': 2, 'network.egress': 3 });
     });
 
+    it('says in what unit to write a limit given as text with a unit, or as a number in quotes', () => {
+      const error = invalid('process:\n  memoryMB: 512M\n  timeoutMs: "30s"\n  maxOutputBytes: "1048576"\n  cpus: 2 cores\n  maxProcesses: "32"\n');
+      assert.deepEqual(
+        error.issues.map((i) => [i.field, i.line, /write a plain number of (\w+)/.exec(i.message)?.[1]]),
+        [['process.memoryMB', 2, 'megabytes'], ['process.timeoutMs', 3, 'milliseconds'], ['process.maxOutputBytes', 4, 'bytes'], ['process.cpus', 5, 'CPUs'], ['process.maxProcesses', 6, 'processes']],
+      );
+    });
+
     it('explains an egress rule without a port', () => {
       const error = invalid('network:\n  egress:\n    allow:\n      - api.example.com\n');
       assert.equal(error.issues[0]?.field, 'network.egress.allow[0]');

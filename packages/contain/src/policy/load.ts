@@ -1,6 +1,7 @@
 import { LineCounter, parseDocument, isAlias, isCollection, isMap, isScalar, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
+import type { PROCESS_DEFAULTS } from './defaults.ts';
 import { suggestField } from './field-suggestion.ts';
 import { ContainerPolicySchema, UNSEEN, type ContainerPolicy } from './schema.ts';
 
@@ -104,6 +105,8 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
       // YAML reads a bare ~ as null: a path written so reaches the schema as nothing like a path.
       const node = doc?.getIn(path, true);
       if (issue.input === null && isScalar(node) && node.source === '~') message += " (YAML reads a bare ~ as null; write '~' in quotes for your home folder)";
+      const limit = path[0] === 'process' && path.length === 2 ? LIMIT_UNITS[path[1] as keyof typeof LIMIT_UNITS] : undefined;
+      if (typeof issue.input === 'string' && limit !== undefined) message += `: write a plain number of ${limit}, without quotes or a unit`;
       break;
     }
     case 'invalid_value':
@@ -168,6 +171,15 @@ function quoted(key: string): string {
 function escaped(text: string): string {
   return text.replace(new RegExp(UNSEEN, 'gu'), (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
 }
+
+/** What each process limit counts: a limit written as text ('512M', "30s") is told its unit. */
+const LIMIT_UNITS = {
+  maxProcesses: 'processes',
+  memoryMB: 'megabytes',
+  cpus: 'CPUs',
+  timeoutMs: 'milliseconds',
+  maxOutputBytes: 'bytes',
+} as const satisfies Record<keyof typeof PROCESS_DEFAULTS, string>;
 
 function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
