@@ -78,6 +78,21 @@ describe('node pairing over the protocol', () => {
     }
   });
 
+  it('lists none of the caps a node declares with control or format characters in them, pending or connected (regression: listed as sent, escape sequences and all)', async () => {
+    const device = createDeviceIdentity();
+    const options = { ...nodeOptions(gw, device, 'build-14'), caps: ['camera', 'x\u001b[2Jpaired', 'corral.invoke.release\u200b'] };
+    await refusedAsPending(options);
+    await admin.request('node.pair.approve', { requestId: requestOf(gw, device) });
+    const listed = async (): Promise<string[] | undefined> => ((await admin.request('node.list', {})) as { nodes: NodeListEntry[] }).nodes.find((n) => n.nodeId === device.deviceId)?.caps;
+    assert.deepEqual(await listed(), ['camera']);
+    const node = await GatewayClient.connect(options);
+    try {
+      assert.deepEqual(await listed(), ['camera']);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('needs operator.admin to approve a node that declares system.run (pairing scope alone is refused)', async () => {
     const device = createDeviceIdentity();
     await refusedAsPending(nodeOptions(gw, device, 'build-02'));

@@ -90,11 +90,21 @@ function peerOf(params: ConnectParams, role: Role, protocol: number, deviceId: s
       platform: printable(params.client.platform, 64),
     },
     commands: role === 'node' ? [...new Set(params.commands ?? [])] : [],
-    caps: [...new Set(params.caps ?? [])],
+    caps: declaredCaps(params.caps),
     protocol,
     connectedAt: context.now,
     remoteAddress: context.remoteAddress,
   };
+}
+
+/**
+ * The caps a client declared, each once, without those holding a control or
+ * format character: they reach operators' lists too, and one cleaned could
+ * read as another cap (`corral.invoke.release` and a zero-width space), so it
+ * is dropped.
+ */
+export function declaredCaps(caps: readonly string[] | undefined): string[] {
+  return [...new Set(caps ?? [])].filter((cap) => printable(cap, cap.length) === cap);
 }
 
 function roleOf(role: string | undefined): Role {

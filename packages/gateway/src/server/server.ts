@@ -13,7 +13,7 @@ import { CLOSE, HANDSHAKE_TIMEOUT_MS, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, MAX_PRE
 import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protocol/scopes.ts';
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
-import { authenticateConnect, busyFailure } from './handshake.ts';
+import { authenticateConnect, busyFailure, declaredCaps } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { ThrottledLog } from './throttled-log.ts';
 import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
@@ -789,7 +789,7 @@ export class GatewayServer {
       displayName: printable(declared.client.displayName ?? deviceId.slice(0, 12), 200),
       platform: printable(declared.client.platform, 64),
       commands: [...new Set(declared.commands ?? [])],
-      caps: [...new Set(declared.caps ?? [])],
+      caps: declaredCaps(declared.caps),
       remoteAddress: connection.remoteAddress,
     };
     for (const listener of this.#pairingListeners) listener(request);
