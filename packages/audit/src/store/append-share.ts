@@ -52,6 +52,11 @@ export function shareSocketPath(dbPath: string): string | null {
   return Buffer.byteLength(path) + OWN_NAME_BYTES < 108 ? path : null;
 }
 
+/** A frame that the protocol does not allow at this point: the connection is dropped. */
+function outOfTurn(type: number): AuditError {
+  return new AuditError('AUDIT_STORE_UNAVAILABLE', `another appending process sent a frame of type ${type} out of turn`);
+}
+
 function sameLog(a: ShareIdentity, b: unknown): boolean {
   const o = b as Partial<ShareIdentity> | null;
   return o?.dev === a.dev && o.ino === a.ino && o.keyId === a.keyId;
@@ -110,7 +115,7 @@ export class AppendServer {
 
   #onFrame(peer: Peer, type: number, payload: Buffer, identity: ShareIdentity, take: Take): void {
     if (!peer.welcomed) {
-      if (type !== FRAME.hello) throw new Error('no hello');
+      if (type !== FRAME.hello) throw outOfTurn(type);
       const ok = sameLog(identity, JSON.parse(payload.toString('utf8')));
       peer.socket.write(jsonFrame(FRAME.welcome, { ok }));
       if (!ok) peer.socket.end();
@@ -122,7 +127,7 @@ export class AppendServer {
       peer.flush();
       return;
     }
-    if (type !== FRAME.request) throw new Error('unexpected frame');
+    if (type !== FRAME.request) throw outOfTurn(type);
     const { id, request } = readRequest(payload);
     peer.outstanding++;
     take(request, (answer) => {
@@ -228,7 +233,7 @@ export class AppendForwarder {
       this.#socket.write(frame(FRAME.bye));
       return;
     }
-    if (type !== FRAME.replies) throw new Error('unexpected frame');
+    if (type !== FRAME.replies) throw outOfTurn(type);
     const replies = JSON.parse(payload.toString('utf8')) as ShareReply[];
     for (const r of replies) this.#inFlight.delete(r.id);
     this.#watch();
@@ -320,7 +325,7 @@ export class AppendForwarder {
     return true;
   }
 
-  get idle(): boolean {
+  get #idle(): boolean {
     return this.#inFlight.size === 0;
   }
 
@@ -336,12 +341,12 @@ export class AppendForwarder {
     });
     // Closed once written out, not once the appender ends its side too: a stopped appender never would.
     const end = () => this.#socket.end(() => this.#socket.destroy());
-    if (this.idle) end();
+    if (this.#idle) end();
     else {
       const prior = this.onReplies;
       this.onReplies = (replies) => {
         prior(replies);
-        if (this.idle) end();
+        if (this.#idle) end();
       };
     }
     await ended;
