@@ -45,6 +45,8 @@ export class Connection {
   phase: ConnectionPhase = 'challenge';
   peer: Peer | undefined;
   inFlight = 0;
+  /** Why the gateway closed this connection (close's reason, a few fixed words); undefined while open, or when the peer closed it. */
+  closedBecause: string | undefined;
   /** Whether the peer answered the last WebSocket ping (ping, pong). */
   alive = true;
   /** The payloads of the pings not yet answered, oldest first (at most MAX_UNANSWERED_PINGS). */
@@ -105,6 +107,7 @@ export class Connection {
   close(code: number, reason: string): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.closedBecause = reason.slice(0, 120);
     try {
       this.socket.close(code, reason.slice(0, 120));
     } catch {

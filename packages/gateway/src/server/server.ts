@@ -643,7 +643,9 @@ export class GatewayServer {
       this.#connections.delete(connection);
       if (wasReady) {
         const suppressed = this.#refusalLogOf.get(connection)?.suppressed ?? 0;
-        this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}), ...(suppressed > 0 ? { suppressed } : {}) });
+        // Why the gateway ended it, when it did (a slow consumer, a node replaced by its newer connection, a revoked pairing).
+        const reason = connection.closedBecause;
+        this.#log({ event: 'closed', connId: connection.id, role: connection.peer!.role, ...(connection.peer!.deviceId ? { deviceId: connection.peer!.deviceId } : {}), ...(reason !== undefined ? { reason } : {}), ...(suppressed > 0 ? { suppressed } : {}) });
         this.#guard(connection, () => {
           for (const listener of this.#listeners.closed) listener(connection);
         });
