@@ -52,7 +52,7 @@ describe('when a paired node answers a command with a result nested thousands de
     }
   });
 
-  it(`takes a result nested ${MAX_FRAME_DEPTH} levels deep, frame included, and relays it to its caller`, async () => {
+  it(`takes a result nested ${MAX_FRAME_DEPTH} levels deep, frame included, with brackets in its strings, and relays it to its caller`, async () => {
     const state = stateDir();
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
     const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
@@ -61,8 +61,10 @@ describe('when a paired node answers a command with a result nested thousands de
       const called = operator.request('node.invoke', { nodeId, command: 'system.run', params: { command: ['sleep', '0'] }, timeoutMs: 5_000, idempotencyKey: randomUUID() });
       const request = (await peer.until((f) => f.event === 'node.invoke.request')).payload as { id: string };
       // The frame, its params and the result object are three of the levels.
-      peer.send(`{"type":"req","id":"r1","method":"node.invoke.result","params":{"id":"${request.id}","nodeId":"${nodeId}","ok":true,"payload":{"deep":${nested(MAX_FRAME_DEPTH - 3)}}}}`);
-      const result = (await called) as { payload?: { deep?: unknown } };
+      // Brackets in a string (an escaped quote first) are text, not levels.
+      peer.send(`{"type":"req","id":"r1","method":"node.invoke.result","params":{"id":"${request.id}","nodeId":"${nodeId}","ok":true,"payload":{"text":"\\"${'['.repeat(500)}","deep":${nested(MAX_FRAME_DEPTH - 3)}}}}`);
+      const result = (await called) as { payload?: { deep?: unknown; text?: string } };
+      assert.equal(result.payload?.text, `"${'['.repeat(500)}`);
       let depth = 0;
       for (let at: unknown = result.payload?.deep; Array.isArray(at); at = at[0]) depth += 1;
       assert.equal(depth, MAX_FRAME_DEPTH - 3);
