@@ -99,8 +99,8 @@ export interface GrantView {
   code?: string;
 }
 
-/** A request whose caller left before its node answered: what its late result is recorded as. */
-type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
+/** A request whose caller left, or whose timeout passed, before its node answered (`why`): what its late result is recorded as. */
+type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; why: 'caller-left' | 'timeout'; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
 
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
 type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
@@ -600,10 +600,12 @@ export class NodeInvoker {
       try {
         outcome = await Promise.race([answered, left.gone]);
       } catch (error) {
+        // Past its timeout the node may have run it all the same: told to stop, its outcome unknown, a late result recorded.
+        if (error instanceof GatewayError && error.code === 'GATEWAY_TIMEOUT') return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'timeout' }, id, timeoutMs, recorded, error);
         await Promise.all([recorded, this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: error instanceof GatewayError ? error.code : 'error' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) }, trace })]);
         throw error;
       }
-      if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId }, id, timeoutMs, recorded);
+      if (outcome === CALLER_LEFT) return await this.#abandon({ connection, nodeId, command: params.command, principal, approvalId, why: 'caller-left' }, id, timeoutMs, recorded);
       const result = outcome;
       const payload = result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON);
       // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
@@ -652,16 +654,17 @@ export class NodeInvoker {
   }
 
   /**
-   * The caller of request `id` left before its node answered: nobody hears
-   * the result, so the gateway stops waiting for it (the caller's in-flight
-   * request ends here), tells the node to stop the run (INVOKE_CANCEL_EVENT),
-   * and records that the caller left, the outcome unknown. The node is told
-   * only once the decision's record has settled: durable, so the run it may
-   * have started is on record; or refused, and then the node was told never
-   * to start it. Throws GATEWAY_CONNECTION_CLOSED (or the audit log's refusal).
+   * The caller of request `id` left, or its timeout passed, before its node
+   * answered (`request.why`): nobody hears the result, so the gateway stops
+   * waiting for it (the caller's in-flight request ends here), tells the node
+   * to stop the run (INVOKE_CANCEL_EVENT), and records why, the outcome
+   * unknown. The node is told only once the decision's record has settled:
+   * durable, so the run it may have started is on record; or refused, and
+   * then the node was told never to start it. Throws `failure` (default
+   * GATEWAY_CONNECTION_CLOSED), or the audit log's refusal.
    */
-  async #abandon(request: Omit<Abandoned, 'timer' | 'leftRecorded'>, id: string, timeoutMs: number, recorded: Promise<void>): Promise<never> {
-    const { connection, nodeId, command, principal, approvalId } = request;
+  async #abandon(request: Omit<Abandoned, 'timer' | 'leftRecorded'>, id: string, timeoutMs: number, recorded: Promise<void>, failure: GatewayError = wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true })): Promise<never> {
+    const { connection, nodeId, command, principal, approvalId, why } = request;
     await recorded.catch(() => undefined);
     this.#stopWaiting(id);
     // A node that goes on all the same (one that does not know the event) still has its result recorded, while it could
@@ -674,14 +677,14 @@ export class NodeInvoker {
     const timer = setTimeout(() => this.#abandoned.delete(id), timeoutMs + 1_000);
     timer.unref();
     const cancelSent = connection.event(INVOKE_CANCEL_EVENT, { invokeId: id, nodeId });
-    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: 'caller-left' }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) }, trace: runTrace(id) });
+    const leftRecorded = this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: command }, node: nodeId, outcome: { status: 'unknown', detail: why }, details: { invokeId: id, cancelSent, ...(approvalId ? { approval: approvalId } : {}) }, trace: runTrace(id) });
     this.#abandoned.set(id, { ...request, timer, leftRecorded });
     await leftRecorded;
-    throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
+    throw failure;
   }
 
   /**
-   * Records the result of a request whose caller had left (#abandon), once,
+   * Records the result of a request whose caller had left or whose timeout had passed (#abandon), once,
    * when it comes from the node it went to on the connection it went to.
    * Returns whether it was one.
    */
@@ -701,7 +704,7 @@ export class NodeInvoker {
       ...(request.approvalId ? { decision: { effect: 'allow', approval: request.approvalId } } : {}),
       outcome: resultOutcome(result, payload),
       ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-      details: { invokeId: id, callerLeft: true, ...containedFacts(payload) },
+      details: { invokeId: id, ...(request.why === 'caller-left' ? { callerLeft: true } : { afterTimeout: true }), ...containedFacts(payload) },
       trace: runTrace(id),
     });
     return true;
