@@ -264,6 +264,16 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       assert.ok(error.issues[0]?.line !== undefined);
     });
 
+    it('lists the first 20 problems and counts the rest (1 MiB of broken lines made a 44 MB message, all of it printed)', () => {
+      const error = invalid('runtime: [shell]\n' + 'a: [\n'.repeat(1000));
+      const lines = error.message.split('\n');
+      assert.ok(error.issues.length > 20);
+      assert.equal(lines.length, 1 + 20 + 1);
+      assert.match(lines[1]!, /^  policy\.yaml:3: /);
+      assert.equal(lines.at(-1), `  … and ${error.issues.length - 20} more`);
+      assert.match(lines[0]!, new RegExp(`^policy has ${error.issues.length} problems`));
+    });
+
     it('refuses a document that is a list, not a mapping', () => {
       invalid('- shell\n- node\n');
     });

@@ -87,12 +87,15 @@ function lfLineBreaks(text: string): string {
   return text.replace(/\r\n?/g, '\n');
 }
 
+/** The most problems an error's message lists: a broken file can have one on every line, and the message is printed. */
+const MAX_LISTED = 20;
+
 function invalid(issues: PolicyIssue[]): ContainError {
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const head = issues.length === 1 ? 'policy is invalid' : `policy has ${issues.length} problems`;
-  return new ContainError('CONTAIN_POLICY_INVALID', `${head}; the command was not started:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
-    issues,
-  });
+  const listed = issues.slice(0, MAX_LISTED).map((i) => `  ${formatIssue(i)}`);
+  if (issues.length > MAX_LISTED) listed.push(`  … and ${issues.length - MAX_LISTED} more`);
+  return new ContainError('CONTAIN_POLICY_INVALID', `${head}; the command was not started:\n${listed.join('\n')}`, { issues });
 }
 
 function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, lines?: LineCounter): PolicyIssue {
