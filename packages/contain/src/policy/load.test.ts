@@ -303,6 +303,12 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       assert.deepEqual(warnings.map((w) => w.message), []);
     });
 
+    it('names a key written twice at its second line, with its first, and every such key (even when one is a number and the other text)', () => {
+      const error = invalid('runtime: [shell]\nenvironment:\n  set:\n    "true": a\n    true: b\nruntime: [node]\n');
+      assert.deepEqual(error.issues.map((i) => i.line), [5, 6]);
+      assert.match(error.issues[1]!.message, /'runtime' is written twice, first at line 1/);
+    });
+
     it('refuses duplicate keys instead of letting the last one win', () => {
       invalid('runtime: [shell]\nruntime: [node]\n');
     });

@@ -1,4 +1,4 @@
-import { LineCounter, parseDocument, isAlias, isCollection, isMap, isScalar, visit, type Document } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isCollection, isMap, isNode, isScalar, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import type { PROCESS_DEFAULTS } from './defaults.ts';
@@ -14,7 +14,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
   const lines = new LineCounter();
   // A policy is JSON-shaped: YAML 1.1's !!binary, !!set, !!timestamp… are read as the plain values they tag,
   // so the schema names what was expected instead of a Buffer's or a Set's own fields.
-  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: true, resolveKnownTags: false });
+  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: false, resolveKnownTags: false });
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e): PolicyIssue => ({
       file,
@@ -24,14 +24,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
     }));
     throw invalid(issues);
   }
-  // A list or a mapping as a key would reach the schema as its text (the YAML library warning on stderr that it does),
-  // and an alias as a key, as what it names, somewhere no line of the text shows.
-  const keys: PolicyIssue[] = [];
-  visit(doc, {
-    Pair(_, pair) {
-      if (isCollection(pair.key) || isAlias(pair.key)) keys.push({ file, line: lines.linePos(pair.key.range?.[0] ?? 0).line, field: '', message: 'a key is a name written out, not a list, a mapping or an alias (*name)' });
-    },
-  });
+  const keys = keyProblems(doc, lines, file);
   if (keys.length > 0) throw invalid(keys);
   let value: unknown;
   try {
@@ -139,22 +132,50 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
 function unknownFields(issue: z.core.$ZodIssueUnrecognizedKeys, file: string, doc?: Document, lines?: LineCounter): PolicyIssue[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   const allowed = allowedKeys(path) ?? [];
+  const written = doc && lines ? keyLines(doc, lines, path) : undefined;
   return issue.keys.map((key) => {
     const meant = suggestField(key, allowed);
     const message = `unknown field ${quoted(key)}${meant === undefined ? '' : ` (did you mean '${meant}'?)`}${allowed.length > 0 ? `; allowed here: ${allowed.join(', ')}` : ''}`;
-    const line = doc && lines ? (keyLine(doc, lines, path, key) ?? lineOf(doc, lines, path)) : undefined;
+    const line = doc && lines ? (written?.get(key) ?? lineOf(doc, lines, path)) : undefined;
     const field = fieldName([...path, key]);
     return line === undefined ? { file, field, message } : { file, line, field, message };
   });
 }
 
-/** The line of the key `key` in the mapping at `path`, when the document writes one there. */
-function keyLine(doc: Document, lines: LineCounter, path: readonly (string | number)[], key: string): number | undefined {
+/** The line of each key written in the mapping at `path` (by the name the schema sees), or nothing when there is none. */
+function keyLines(doc: Document, lines: LineCounter, path: readonly (string | number)[]): Map<string, number> {
   const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
-  if (!isMap(map)) return undefined;
-  const pair = map.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
-  const range = isScalar(pair?.key) ? pair.key.range : undefined;
-  return range ? lines.linePos(range[0]).line : undefined;
+  const found = new Map<string, number>();
+  if (!isMap(map)) return found;
+  for (const { key } of map.items) if (isScalar(key) && key.range) found.set(String(key.value), lines.linePos(key.range[0]).line);
+  return found;
+}
+
+/**
+ * Keys the schema must never see: one written twice in a mapping (compared as the text the schema gets, so
+ * `true` and "true" are one key), and a list, a mapping or an alias as a key, which would reach it as its text (the
+ * YAML library warning on stderr that it does), or as what it names, somewhere no line of the text shows.
+ * One pass over each mapping, with a set (the YAML library's own check weighs each key against every other).
+ */
+function keyProblems(doc: Document, lines: LineCounter, file: string): PolicyIssue[] {
+  const problems: PolicyIssue[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Map<string, number>();
+      for (const { key } of map.items) {
+        const line = lines.linePos(isNode(key) && key.range ? key.range[0] : 0).line;
+        if (isCollection(key) || isAlias(key)) {
+          problems.push({ file, line, field: '', message: 'a key is a name written out, not a list, a mapping or an alias (*name)' });
+          continue;
+        }
+        const name = String(isScalar(key) ? key.value : key);
+        const first = seen.get(name);
+        if (first === undefined) seen.set(name, line);
+        else problems.push({ file, line, field: '', message: `${quoted(name)} is written twice, first at line ${first}; keep one` });
+      }
+    },
+  });
+  return problems;
 }
 
 /** A field's dotted path; a key holding a character no one sees is written in brackets, quoted and escaped. */
