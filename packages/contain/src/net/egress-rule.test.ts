@@ -52,6 +52,15 @@ describe('egress rules', () => {
       ['fd00::1:443', 'IPv6 without brackets'],
       ['[fd00::1:443', 'unclosed bracket'],
       ['[not-v6]:443', 'bracketed non-address'],
+      // No request ever matches these: the proxy reads a host whose last label is all digits as no name,
+      // an IPv6 zone as no address, and a v4-mapped address as the IPv4 address it maps.
+      ['127.1:80', 'an IPv4 address short of four parts'],
+      ['2130706433:80', 'an IPv4 address as one number'],
+      ['0x7f.1:80', 'an IPv4 address in hex'],
+      ['127.000.000.001:80', 'an IPv4 address with leading zeros'],
+      ['[fe80::1%eth0]:80', 'an IPv6 zone'],
+      ['[::ffff:127.0.0.1]:80', 'a v4-mapped IPv6 address'],
+      ['[::ffff:10.0.0.0]/104:80', 'a v4-mapped IPv6 block'],
     ] as const) {
       it(`refuses ${why} ('${text}') with a sentence`, () => {
         const parsed = parseEgressRule(text);

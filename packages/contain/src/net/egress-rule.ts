@@ -41,6 +41,10 @@ export function parseEgressRule(text: string): EgressRule | string {
     }
     const prefix = Number(prefixText);
     const network = ipToBigInt(address) & prefixMask(family, prefix);
+    // The proxy reads a v4-mapped address as the IPv4 address it maps: a rule written so would match no request.
+    if (family === 6 && prefix >= 96 && network >> 32n === 0xffffn) {
+      return `'${split.host}' is an IPv4 block written as IPv6; write '${formatIp(4, network & 0xffff_ffffn)}/${prefix - 96}'`;
+    }
     return { kind: 'cidr', family, network, prefix, ports, source };
   }
 
@@ -52,6 +56,8 @@ export function parseEgressRule(text: string): EgressRule | string {
   if (domain.length > 253 || labels.some((l) => !DOMAIN_LABEL.test(l))) {
     return `'${split.host}' is not a domain name, '*.' wildcard, IP address or CIDR block`;
   }
+  // Resolvers read such a name as an IPv4 address (RFC 3696 section 2), and the proxy as no name at all: the rule would match no request.
+  if (/^\d+$/.test(labels.at(-1)!)) return `'${split.host}' is neither a domain name (its last label is all digits) nor an IPv4 address; write the address as four decimal numbers, e.g. '127.0.0.1'`;
   if (wildcard && labels.length < 2) return `'${split.host}' would match a whole top-level domain; name at least two labels after '*.'`;
   return wildcard ? { kind: 'wildcard', suffix: domain, ports, source } : { kind: 'domain', domain, ports, source };
 }
@@ -72,6 +78,8 @@ function splitHostPort(source: string): { host: string; port: string } | string 
     }
     if (!rest.startsWith(':')) return missingPort;
     if (isIP(address) !== 6) return `'${address}' is not an IPv6 address`;
+    // A zone names one of the host's interfaces, which the proxy lets no request choose: the rule would match none.
+    if (address.includes('%')) return `'${address}' names an interface zone; write the address without '%…'`;
     return { host: address + prefix, port: rest.slice(1) };
   }
   const colon = source.lastIndexOf(':');
