@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Gateway } from '@corral/gateway';
 import { WebSocketServer } from 'ws';
@@ -53,7 +55,17 @@ describe('corral node run, refusing bad options before it connects', () => {
     assert.match(bad.stderr, /expected corralAgent=FILE/);
     const missing = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--agent-policy', 'invoice-bot=/nonexistent/policy.yaml']);
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /cannot read the container policy \/nonexistent\/policy\.yaml/);
+    assert.match(missing.stderr, /cannot read policy \/nonexistent\/policy\.yaml: no such file/);
+  });
+
+  it('refuses a policy that is a FIFO or a device at once, as corral run does (regression: a FIFO was waited on for good, /dev/zero read until memory ran out)', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-node-policy-'));
+    execFileSync('mkfifo', [join(dir, 'policy.yaml')]);
+    for (const file of [join(dir, 'policy.yaml'), '/dev/zero']) {
+      const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--policy', file]);
+      assert.equal(r.code, 2, file);
+      assert.match(r.stderr, /not a regular file/, file);
+    }
   });
 });
 

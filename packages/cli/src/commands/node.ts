@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
@@ -36,27 +35,23 @@ export function registerNode(program: Command): void {
       // The node asks a control plane only about another gateway's commands: naming its own gateway would govern nothing.
       if (opts.controlPlane !== undefined && sameUrl(opts.controlPlane, opts.gateway)) throw new CliFailure('--control-plane names the gateway this node serves, which decides its commands itself: leave --control-plane out, or name the Corral gateway that governs this other one', EXIT.usage);
       if (opts.agentMap && !opts.controlPlane) throw new CliFailure('--agent-map needs --control-plane: it names who the Corral control plane decides for', EXIT.usage);
-      const { parsePolicyText } = await import('@corral/contain');
-      const readPolicy = (path: string): { policy: unknown; baseDir: string; source: string } => {
+      const { loadPolicyFile } = await import('@corral/contain');
+      // Read as corral run reads one: a regular file of at most 1 MiB of UTF-8 (a FIFO was waited on for good, /dev/zero read until memory ran out).
+      const readPolicy = async (path: string): Promise<{ policy: unknown; baseDir: string; source: string }> => {
         const file = resolve(path);
-        let text: string;
         try {
-          text = readFileSync(file, 'utf8');
-        } catch {
-          throw new CliFailure(`cannot read the container policy ${file}`, EXIT.usage);
-        }
-        try {
-          return { policy: parsePolicyText(text, file), baseDir: dirname(file), source: file };
+          const { policy, baseDir, source } = await loadPolicyFile(file, dirname(file));
+          return { policy, baseDir, source };
         } catch (error) {
           throw new CliFailure((error as Error).message, EXIT.usage);
         }
       };
       const containerPolicies: Record<string, { policy: unknown; baseDir: string; source: string }> = {};
-      if (opts.policy) containerPolicies['*'] = readPolicy(opts.policy);
+      if (opts.policy) containerPolicies['*'] = await readPolicy(opts.policy);
       for (const entry of opts.agentPolicy ?? []) {
         const eq = entry.indexOf('=');
         if (eq < 1 || eq === entry.length - 1) throw new CliFailure(`--agent-policy ${entry}: expected corralAgent=FILE`, EXIT.usage);
-        containerPolicies[entry.slice(0, eq)] = readPolicy(entry.slice(eq + 1));
+        containerPolicies[entry.slice(0, eq)] = await readPolicy(entry.slice(eq + 1));
       }
       const { NodeError, NodeHost, parseAgentMap } = await import('@corral/node');
       let agents;
