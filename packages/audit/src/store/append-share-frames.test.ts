@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AuditError } from '../errors.ts';
 import { FRAME, FrameReader, MAX_FRAME, readRequest, requestFrame } from './append-share-frames.ts';
-import type { AppendRequest } from './batch.ts';
+import { MAX_TRANSACTION, type AppendRequest } from './batch.ts';
 
 const request = fc.record({
   bodies: fc.array(fc.string({ unit: 'grapheme', maxLength: 300 }), { maxLength: 20 }),
@@ -67,6 +67,12 @@ describe('the frames between appending processes', () => {
         (e: unknown) => e instanceof AuditError && e.code === 'AUDIT_STORE_UNAVAILABLE',
       );
     }
+  });
+
+  it('leave a request of more records than one transaction takes to its own process (no frame): its answer, a hash per record, could pass MAX_FRAME', () => {
+    const bodies = Array.from({ length: MAX_TRANSACTION + 1 }, () => '{}');
+    assert.equal(requestFrame(1, { bodies, timesMs: bodies.map(() => 0), seal: 'due' }), null);
+    assert.notEqual(requestFrame(1, { bodies: bodies.slice(1), timesMs: bodies.slice(1).map(() => 0), seal: 'due' }), null);
   });
 
   it('leave a request larger than MAX_FRAME to its own process (no frame)', () => {

@@ -5,7 +5,7 @@
 // not as JSON strings, so neither side escapes or parses them: at 100,000
 // appends a second that is most of the appender's time.
 import { AuditError, type AuditErrorCode } from '../errors.ts';
-import type { AppendRequest, AppendResult, Seal } from './batch.ts';
+import { MAX_TRANSACTION, type AppendRequest, type AppendResult, type Seal } from './batch.ts';
 
 export const FRAME = { hello: 1, welcome: 2, request: 3, replies: 4, closing: 5, bye: 6 } as const;
 export type FrameType = (typeof FRAME)[keyof typeof FRAME];
@@ -34,10 +34,12 @@ export function jsonFrame(type: FrameType, value: unknown): Buffer {
   return frame(type, Buffer.from(JSON.stringify(value)));
 }
 
-/** The request frame for `request`, or null when it would pass MAX_FRAME. */
+/** The request frame for `request`, or null when it or its answer could pass MAX_FRAME (more than MAX_TRANSACTION records). */
 export function requestFrame(id: number, request: AppendRequest): Buffer | null {
   const { bodies, timesMs } = request;
   const n = bodies.length;
+  // Its answer carries a hash per record: past one transaction's worth, that could pass MAX_FRAME however small the records.
+  if (n > MAX_TRANSACTION) return null;
   const headBytes = 4 + 1 + 4 + 1 + 4 + n * 12;
   let size = headBytes;
   const lengths = new Array<number>(n);

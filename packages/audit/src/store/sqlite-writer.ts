@@ -106,7 +106,9 @@ export class SqliteWriter {
    */
   append(request: AppendRequest): Promise<AppendResult> {
     if (this.#gone) return Promise.reject(this.#gone);
-    const id = this.#next++;
+    const id = this.#next;
+    // Ids travel as 32-bit numbers to a shared appender (append-share-frames.ts); far fewer than 2^32 are ever outstanding.
+    this.#next = (this.#next + 1) >>> 0;
     if (this.#waiting.size === 0) this.#worker.ref();
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
