@@ -13,8 +13,15 @@ export const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, chec
 
 const ROW = '(?, ?, unhex(?), unhex(?), unhex(?), ?)';
 const ROWS_PER_INSERT = 64;
-/** How long opening a log waits for another process's lock (its turning a new file to WAL), in ms. */
-export const OPEN_BUSY_MS = 5000;
+/**
+ * How long a statement waits, in ms, for a lock another process holds a
+ * moment: while it turns a new file to WAL, or as the last connection to
+ * close copies the write-ahead log into the file (eight processes opening one
+ * new log at once failed "database is locked" with 2 ms). The write lock
+ * itself is only ever tried, without waiting (tryBeginImmediate): waiting for
+ * it is the caller's, off the event loop or on a thread of its own.
+ */
+export const BUSY_MS = 5000;
 /** How long a writer waits for another process's write lock before giving up. */
 const LOCK_TIMEOUT_MS = 30_000;
 
@@ -42,6 +49,7 @@ export function tryBeginImmediate(db: DatabaseSync, where: string, deadline: num
   let refusal: unknown;
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
+  db.exec('PRAGMA busy_timeout = 0');
   try {
     db.exec('BEGIN IMMEDIATE');
     return true;
@@ -49,6 +57,7 @@ export function tryBeginImmediate(db: DatabaseSync, where: string, deadline: num
     refusal = error;
   } finally {
     Error.stackTraceLimit = limit;
+    db.exec(`PRAGMA busy_timeout = ${BUSY_MS}`);
   }
   if (!isBusy(refusal) || Date.now() > deadline) throw sqliteError(where, refusal);
   return false;

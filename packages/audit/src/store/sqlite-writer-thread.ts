@@ -13,7 +13,7 @@ import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worke
 import type { Answer } from './append-share-frames.ts';
 import { electAppender, shareSocketPath, unknownCommit, type Role, type ShareIdentity } from './append-share.ts';
 import { MAX_TRANSACTION, type AppendRequest, type WriterConfig } from './batch.ts';
-import { BatchWriter, OPEN_BUSY_MS, sqliteError } from './sqlite-write.ts';
+import { BatchWriter, BUSY_MS, sqliteError } from './sqlite-write.ts';
 import { noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 import type { AppendRole, WriterMessage, WriterReply } from './sqlite-writer.ts';
 
@@ -44,8 +44,8 @@ let closing = false;
 let ready = false;
 
 try {
-  // Opening waits as the store's does (OPEN_BUSY_MS); the appends' own waits for the lock are BatchWriter's.
-  db = new DatabaseSync(path, { timeout: OPEN_BUSY_MS });
+  // Waits for other processes' passing locks as the store's connection does (BUSY_MS); its waits for the write lock are BatchWriter's.
+  db = new DatabaseSync(path, { timeout: BUSY_MS });
   // synchronous is per connection: FULL makes every commit durable before it is acknowledged.
   db.exec('PRAGMA synchronous = FULL');
   db.exec('PRAGMA cache_size = -32768');
@@ -54,7 +54,6 @@ try {
   // so the log never wraps to its start; the writer's own checkpoint, due
   // every 128 MiB of log, copies the little left and lets it wrap.
   db.exec('PRAGMA wal_autocheckpoint = 8192');
-  db.exec('PRAGMA busy_timeout = 0');
   writer = new BatchWriter(db, path);
   checkpointer = new Worker(new URL('./sqlite-checkpointer-thread.ts', import.meta.url), { workerData: { path, committed } });
   checkpointer.on('exit', () => (checkpointerRunning = false));

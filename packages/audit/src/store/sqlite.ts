@@ -14,7 +14,7 @@ import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { chainRowFromTuple, checkpointFromRow, headFromRow, recordFromRow, spanFromRow, toBytes, type Row } from './codec.ts';
-import { HEAD_SQL, OPEN_BUSY_MS, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
+import { BUSY_MS, HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter, type AppendRole } from './sqlite-writer.ts';
@@ -67,11 +67,8 @@ export class SqliteStore implements AuditStore {
     }
     try {
       // A read-write connection folds the write-ahead log into the file as it closes: an auditor's copy would lose what its log held.
-      this.#db = new DatabaseSync(options.path, { readOnly: options.create === false });
-      // Opening waits for another process that is turning a new file to WAL
-      // (eight processes opening one new log at once failed "database is
-      // locked"); init() shortens it once the log is open.
-      this.#db.exec(`PRAGMA busy_timeout = ${OPEN_BUSY_MS}`);
+      // Waits for other processes' passing locks (BUSY_MS); waiting for the write lock happens in beginImmediateWithTimers(), off the event loop.
+      this.#db = new DatabaseSync(options.path, { readOnly: options.create === false, timeout: BUSY_MS });
       this.#db.exec('PRAGMA cache_size = -32768');
     } catch (error) {
       const message = (error as Error).message;
@@ -122,8 +119,6 @@ export class SqliteStore implements AuditStore {
       if (Number(tables.n) > 0) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} is a SQLite database but not a Corral audit log`);
       return null;
     });
-    // Short from here: waiting for another process's write lock happens in beginImmediateWithTimers(), off the event loop.
-    this.#db.exec('PRAGMA busy_timeout = 2');
     if (existing) return existing;
     await beginImmediateWithTimers(this.#db, this.where);
     return this.#guard(() => {
