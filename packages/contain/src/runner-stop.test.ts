@@ -28,6 +28,9 @@ function busyFor(ms: number): void {
   while (performance.now() < end);
 }
 
+/** A stand-in bubblewrap that, as bubblewrap does, makes its child, names it on its --json-status-fd, then hangs. */
+const NAMES_CHILD_THEN_HANGS = '/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000 &\necho "{ \\"child-pid\\": $! }" >&4\nwait';
+
 describe('a run stopped while bubblewrap is still setting its sandbox up', () => {
   // Without cgroups there is no handshake to wait for: the stop reaches bubblewrap at any point of its start.
   const caps = hostCapabilities();
@@ -131,8 +134,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
       }
 
       it('ends as killed, and leaves nothing running, when bubblewrap hangs after it named the sandbox first process', async () => {
-        // As bubblewrap does: its child made, then named on its --json-status-fd.
-        const s = standIn('/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000 &\necho "{ \\"child-pid\\": $! }" >&4\nwait');
+        const s = standIn(NAMES_CHILD_THEN_HANGS);
         try {
           const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
           await until(() => processesOf(s.dir).length === 2);
@@ -147,7 +149,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
       });
 
       it("ends as killed, and leaves nothing running, when bubblewrap hangs before the launcher a long command is handed to is ready", async () => {
-        const s = standIn('/usr/bin/env CORRAL_STAND_IN="$D" /bin/sleep 1000 &\necho "{ \\"child-pid\\": $! }" >&4\nwait');
+        const s = standIn(NAMES_CHILD_THEN_HANGS);
         try {
           // More words than bubblewrap reads: handed to Corral's launcher in the sandbox once it says it is ready.
           const proc = s.runner.spawn(plan(s.dir), ['/bin/echo', ...Array.from({ length: 10_000 }, () => 'word')]);
