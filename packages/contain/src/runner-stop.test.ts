@@ -96,6 +96,15 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
       };
       const plan = (dir: string, process?: { timeoutMs: number }) =>
         planSandbox({ policy: validatePolicy({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] }, process }), source: 'test', baseDir: dir });
+      /** Stops `proc` and holds that it ended, killed, within 5 s, leaving nothing of `dir`'s stand-in running. */
+      const killedLeavingNothing = async (proc: ReturnType<Runner['spawn']>, dir: string) => {
+        proc.kill();
+        const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
+        assert.ok(r, 'the run never ended');
+        assert.equal(r.signal, 'SIGKILL');
+        assert.deepEqual(processesOf(dir), []);
+        return r;
+      };
       const cleanUp = async ({ dir, runner }: { dir: string; runner: Runner }) => {
         for (const pid of processesOf(dir)) process.kill(pid, 'SIGKILL');
         await runner.close();
@@ -108,12 +117,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           try {
             const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
             await until(() => s.started() && processesOf(s.dir).length === (when.startsWith('after') ? 2 : 1));
-            proc.kill();
-            const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
-            assert.ok(r, 'the run never ended');
-            assert.equal(r.exitCode, null);
-            assert.equal(r.signal, 'SIGKILL');
-            assert.deepEqual(processesOf(s.dir), []);
+            assert.equal((await killedLeavingNothing(proc, s.dir)).exitCode, null);
           } finally {
             await cleanUp(s);
           }
@@ -138,11 +142,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         try {
           const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
           await until(() => processesOf(s.dir).length === 2);
-          proc.kill();
-          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
-          assert.ok(r, 'the run never ended');
-          assert.equal(r.signal, 'SIGKILL');
-          assert.deepEqual(processesOf(s.dir), []);
+          await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
         }
@@ -154,11 +154,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           // More words than bubblewrap reads: handed to Corral's launcher in the sandbox once it says it is ready.
           const proc = s.runner.spawn(plan(s.dir), ['/bin/echo', ...Array.from({ length: 10_000 }, () => 'word')]);
           await until(() => processesOf(s.dir).length === 2);
-          proc.kill();
-          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
-          assert.ok(r, 'the run never ended');
-          assert.equal(r.signal, 'SIGKILL');
-          assert.deepEqual(processesOf(s.dir), []);
+          await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
         }
@@ -186,11 +182,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           // With egress the run first opens its proxy channel (and with cgroups takes its groups): bubblewrap is spawned only after.
           const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] }, network: { egress: { allow: ['example.com:443'] } } }), source: 'test', baseDir: s.dir });
           const proc = s.runner.spawn(p, ['/bin/true']);
-          proc.kill();
-          const r = await Promise.race([proc.result, sleep(5_000).then(() => undefined)]);
-          assert.ok(r, 'the run never ended');
-          assert.equal(r.signal, 'SIGKILL');
-          assert.deepEqual(processesOf(s.dir), []);
+          await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
         }
