@@ -6,6 +6,7 @@ import type { ConnectParams } from '../protocol/frames.ts';
 import { eventFrame } from '../protocol/frames.ts';
 import { CLOSE } from '../protocol/limits.ts';
 import type { OperatorScope, Role } from '../protocol/scopes.ts';
+import type { PrincipalBacklog } from './principal-backlog.ts';
 
 export type ConnectionPhase = 'challenge' | 'connecting' | 'ready' | 'closed';
 
@@ -45,6 +46,8 @@ export class Connection {
   phase: ConnectionPhase = 'challenge';
   peer: Peer | undefined;
   inFlight = 0;
+  /** What this connection's principal (its agent, its device) may leave unread across its connections; set once authenticated. */
+  backlog: PrincipalBacklog | undefined;
   /** Why the gateway closed this connection (close's reason, a few fixed words); undefined while open, or when the peer closed it. */
   closedBecause: string | undefined;
   /** Whether the peer answered the last WebSocket ping (ping, pong). */
@@ -61,13 +64,18 @@ export class Connection {
     this.#maxBufferedBytes = maxBufferedBytes;
   }
 
-  /** Sends frame text; drops a peer that lets more than maxBufferedBytes pile up. Returns whether it was sent. */
+  /**
+   * Sends frame text; drops a peer that lets more than maxBufferedBytes pile
+   * up, or whose principal's connections together do (PrincipalBacklog).
+   * Returns whether it was sent.
+   */
   send(text: string): boolean {
     if (this.phase === 'closed' || this.socket.readyState !== this.socket.OPEN) return false;
     if (this.socket.bufferedAmount > this.#maxBufferedBytes) {
       this.close(CLOSE.policyViolation, 'slow consumer');
       return false;
     }
+    if (this.backlog !== undefined && !this.backlog.admit(this)) return false;
     this.socket.send(text);
     return true;
   }
@@ -102,6 +110,16 @@ export class Connection {
     if (answered === -1) return;
     this.#pings = this.#pings.slice(answered + 1);
     this.alive = true;
+  }
+
+  /**
+   * Closes (1008) and drops the socket at once, with what it left unread: its
+   * close frame would wait behind that, for a peer that reads nothing, while
+   * the gateway held it all for the close handshake.
+   */
+  cutOff(reason: string): void {
+    this.close(CLOSE.policyViolation, reason);
+    this.socket.terminate();
   }
 
   close(code: number, reason: string): void {

@@ -15,6 +15,7 @@ import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure, declaredCaps } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
+import { PrincipalBacklog } from './principal-backlog.ts';
 import { ThrottledLog } from './throttled-log.ts';
 import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
 import { ClientAddresses } from '../http/client-address.ts';
@@ -142,6 +143,7 @@ export interface GatewayServerOptions {
   maxPayload?: number;
   /** What each kind of peer may send after hello-ok: its largest frame, its byte and frame budgets over time, and how long it may be held off past them (defaults INBOUND_LIMITS). */
   inboundLimits?: Partial<Record<PeerKind, Partial<InboundLimits>>>;
+  /** What one connection may leave unread before it is cut off (default 50 MiB), and one agent's or one device's connections together (PrincipalBacklog). */
   maxBufferedBytes?: number;
   /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
   maxInFlight?: number;
@@ -225,6 +227,8 @@ export class GatewayServer {
    * connection alone let an agent pile up requests by closing and reconnecting.
    */
   readonly #agentInFlight = new Map<string, number>();
+  /** The connections of each agent and each device, gone or not, and what they may leave unread together. */
+  readonly #backlogs = new Map<string, PrincipalBacklog>();
 
   private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings, inboundLimits: Record<PeerKind, InboundLimits>) {
     this.#http = http;
@@ -758,6 +762,7 @@ export class GatewayServer {
     }
     connection.peer = peer;
     connection.phase = 'ready';
+    this.#joinBacklog(connection, peer);
     this.#refusalLogOf.set(connection, new ThrottledLog((entry) => this.#log(entry), this.#now));
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
@@ -779,6 +784,23 @@ export class GatewayServer {
     for (const listener of this.#listeners.ready) listener(connection);
     // Admitted with the commands an operator approved; what it declared beyond them waits as a request.
     if (peer.role === 'node' && peer.deviceId) this.#announceRequest(connection, peer.deviceId, { client: peer.client, commands: peer.commands, caps: peer.caps });
+  }
+
+  /**
+   * Puts a connection under its principal's backlog: an agent's (its token is
+   * its credential, whatever device it shows), else its device's. A
+   * connection of the shared token and no device is a principal of its own.
+   */
+  #joinBacklog(connection: Connection, peer: Peer): void {
+    const principal = peer.agent !== undefined ? `agent:${peer.agent.id}` : peer.deviceId !== undefined ? `device:${peer.deviceId}` : undefined;
+    if (principal === undefined) return;
+    const backlog = this.#backlogs.get(principal) ?? new PrincipalBacklog(this.#settings.maxBufferedBytes);
+    this.#backlogs.set(principal, backlog);
+    backlog.add(connection);
+    connection.backlog = backlog;
+    connection.socket.once('close', () => {
+      if (backlog.delete(connection) && this.#backlogs.get(principal) === backlog) this.#backlogs.delete(principal);
+    });
   }
 
   /** Tells the pairing listeners about the device's current pairing request, if it has one. */
