@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type WireError } from '@corral/gateway';
+import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -811,6 +811,8 @@ export class NodeHost {
       const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
       const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
+      // An allow is for what it names by its digest: one on another run, agent or node (another request's answer) allows nothing here.
+      if (answer.digest !== decisionDigest(params, mapped, this.device.deviceId)) throw new NodeError('NODE_RUN_DENIED', 'control plane answered with its decision on another run');
       if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { runId: answer.runId, digest: answer.digest };
       return { runId: answer.runId, digest: answer.digest, approval: { receipt: answer.approvalReceipt, params } };
     } catch (error) {
@@ -980,6 +982,16 @@ function refusedRun(run: { argv: readonly string[]; cwd: string | null; env: Rec
   if (envKeys.length !== names.length) truncated = true;
   const reason = (error.message || error.code).slice(0, REFUSED_REASON).toWellFormed();
   return { command, cwd, envKeys, ...(agent !== undefined ? { agentId: agent } : {}), code: error.code, ...(rule !== undefined ? { rule } : {}), reason, ...(truncated ? { truncated: true as const } : {}) };
+}
+
+/**
+ * The digest a Corral control plane gives its decision on a run of `params`
+ * (as the node sent them) by Corral agent `agent`, or by node `nodeId` itself
+ * when it names none: actionDigest, of the principal as the control plane
+ * writes it (TYPE::ID), this node, the command and the canonical run.
+ */
+function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: string): string {
+  return actionDigest({ principal: agent ? `Agent::${agent}` : `Node::${nodeId}`, nodeId, command: 'system.run', run: canonicalRun(params) });
 }
 
 /** The most characters of a report's `error` the control plane keeps (it cuts a longer one). */

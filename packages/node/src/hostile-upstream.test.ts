@@ -434,12 +434,67 @@ describe('a control plane that answers with garbage', () => {
   });
 });
 
+/** The digest a Corral control plane gives its decision on a run of `params` (as a node asks about it) on node `nodeId`, by `principal`. */
+function decisionOn(nodeId: string, params: unknown, principal = 'Agent::invoice-bot'): string {
+  return actionDigest({ principal, nodeId, command: 'system.run', run: canonicalRun(params as { command: string[] }) });
+}
+
+describe("a control plane that answers with its decision on another run", () => {
+  it('runs nothing on it: the decision must be on the run, the agent and the node the node asked about (regression: the allow given for printf allowed, answered to a request for printf other, ran printf other)', async () => {
+    const cp = await startTestGateway({ token });
+    const nodeState = tempDir('corral-hostile-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    /** How the next answer is made from the params asked about: as the control plane decides, or a decision on something else. */
+    let answerFor: (params: unknown) => string = (params) => decisionOn(deviceId, params);
+    let previous: unknown;
+    let runs = 0;
+    cp.server.method('corral.run.authorize', {
+      role: 'node',
+      handler: (p) => {
+        const { params } = p as { params: unknown };
+        const digest = answerFor(params);
+        previous = params;
+        return { decision: 'allow', digest, runId: `run-${++runs}` };
+      },
+    });
+    cp.server.method('corral.run.report', { role: 'node', handler: () => ({ ok: true }) });
+    const ran: string[][] = [];
+    const runner = new RecordingRunner(ran);
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      const allowed = await gw.invoke('system.run', { command: ['printf', 'allowed'], agentId: 'main' });
+      assert.equal(allowed.ok, true, allowed.error?.message);
+      const others: Array<[string, (params: unknown) => string]> = [
+        ['the run asked about before', () => decisionOn(deviceId, previous)],
+        ['this run, by another agent', (params) => decisionOn(deviceId, params, 'Agent::payroll-bot')],
+        ['this run, on another node', (params) => decisionOn('another-node', params)],
+      ];
+      for (const [what, other] of others) {
+        answerFor = other;
+        const answer = await gw.invoke('system.run', { command: ['printf', 'other'], agentId: 'main' });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', what);
+        assert.match(answer.error!.message, /another run/, what);
+      }
+      assert.deepEqual(ran, [['printf', 'allowed']]);
+    } finally {
+      await gw.close();
+      await runner.close();
+      await cp.stop();
+    }
+  });
+});
+
 describe('a control plane that cannot record a report at once', () => {
   it('gets the report again until it takes it, and only while it says retrying may help (regression: a report it refused was lost)', async () => {
     const cp = await startTestGateway({ token });
     let authorized = 0;
     const reports: unknown[] = [];
-    cp.server.method('corral.run.authorize', { role: 'node', handler: () => ({ decision: 'allow', digest: 'd', runId: `run-${++authorized}` }) });
+    const nodeState = tempDir('corral-report-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    cp.server.method('corral.run.authorize', { role: 'node', handler: (p) => ({ decision: 'allow', digest: decisionOn(deviceId, (p as { params: unknown }).params), runId: `run-${++authorized}` }) });
     cp.server.method('corral.run.report', {
       role: 'node',
       handler: (params) => {
@@ -450,8 +505,6 @@ describe('a control plane that cannot record a report at once', () => {
         return { ok: true };
       },
     });
-    const nodeState = tempDir('corral-report-node-');
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
     const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
     const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
     try {
@@ -470,7 +523,9 @@ describe('a control plane that cannot record a report at once', () => {
   it('gives a report up after four attempts when the control plane never takes it', async () => {
     const cp = await startTestGateway({ token });
     const reports: unknown[] = [];
-    cp.server.method('corral.run.authorize', { role: 'node', handler: () => ({ decision: 'allow', digest: 'd', runId: 'run-never' }) });
+    const nodeState = tempDir('corral-report-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    cp.server.method('corral.run.authorize', { role: 'node', handler: (p) => ({ decision: 'allow', digest: decisionOn(deviceId, (p as { params: unknown }).params), runId: 'run-never' }) });
     cp.server.method('corral.run.report', {
       role: 'node',
       handler: (params) => {
@@ -478,8 +533,6 @@ describe('a control plane that cannot record a report at once', () => {
         throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { wire: { code: 'UNAVAILABLE', message: 'audit unavailable', retryable: true } });
       },
     });
-    const nodeState = tempDir('corral-report-node-');
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
     const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
     const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
     try {
@@ -625,10 +678,10 @@ describe('a control plane that answers an approved run with a receipt issued for
     let first: ApprovalReceipt | undefined;
     cp.server.method('corral.run.authorize', {
       role: 'node',
-      handler: () => {
+      handler: (p) => {
         const runId = `run-${++answers}`;
         first ??= receiptFor(signer, deviceId, argv, runId);
-        return { decision: 'allow', digest: first.digest, runId, approvalId: first.approvalId, approvalReceipt: first };
+        return { decision: 'allow', digest: decisionOn(deviceId, (p as { params: unknown }).params), runId, approvalId: first.approvalId, approvalReceipt: first };
       },
     });
     cp.server.method('corral.run.report', { role: 'node', handler: () => ({ ok: true }) });
