@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { connectRefused, INSUFFICIENT_PRIVILEGE, refuseHiddenLog, refuseUnprivileged } from './postgres-privileges.ts';
 import { refuseAltered, refuseShadowed, refuseStray, SCHEMA } from './postgres-schema.ts';
 import { postgresWhere } from './postgres-where.ts';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -154,6 +155,7 @@ export class PostgresStore implements AuditStore {
   readonly where: string;
   readonly #pool: pg.Pool;
   readonly #poolSize: number;
+  readonly #url: string;
   readonly #reachability = new Reachability();
   /**
    * Connections the pool made that no caller has had yet: making one is a
@@ -174,8 +176,9 @@ export class PostgresStore implements AuditStore {
   /** Transactions committed each way since connecting (for tests and diagnostics). */
   readonly commits = { guarded: 0, locked: 0 };
 
-  private constructor(pool: pg.Pool, poolSize: number, where: string, unused: WeakSet<pg.PoolClient>) {
+  private constructor(pool: pg.Pool, poolSize: number, where: string, unused: WeakSet<pg.PoolClient>, url: string) {
     this.#pool = pool;
+    this.#url = url;
     this.#unused = unused;
     this.#poolSize = poolSize;
     this.where = where;
@@ -216,7 +219,7 @@ export class PostgresStore implements AuditStore {
       // Queued before the caller's first statement; should it fail, so does that.
       client.query(SYNCHRONOUS_SQL).catch(() => {});
     });
-    const store = new PostgresStore(pool, poolSize, where, unused);
+    const store = new PostgresStore(pool, poolSize, where, unused, options.url);
     await store.#run(async (c) => c.query('SELECT 1'));
     return store;
   }
@@ -245,6 +248,7 @@ export class PostgresStore implements AuditStore {
     } catch (error) {
       if (queued) reachability.inconclusive(probe);
       else reachability.failed(error, probe, always, Date.now());
+      if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) throw connectRefused(error, this.where, this.#url, process.env.PGUSER ?? pg.defaults.user ?? '');
       throw new AuditError(
         'AUDIT_STORE_UNAVAILABLE',
         `cannot connect to the audit log at ${this.where}: ${(error as Error).message}; check that PostgreSQL is running and reachable there and that the URL's host, port, database and user are right`,
@@ -253,20 +257,24 @@ export class PostgresStore implements AuditStore {
     }
     if (this.#unused.delete(client)) reachability.reached();
     else if (probe || (always && reachability.down)) await this.#test(client, probe, always);
-    let failed: unknown = undefined;
+    let failed = false;
+    let error: unknown;
     try {
       return await work(client);
-    } catch (error) {
-      failed = error;
-      if (error instanceof AuditError) throw error;
-      if (FOREIGN_SCHEMA.has(String((error as { code?: string }).code))) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
-      throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}`, { cause: error });
+    } catch (e) {
+      failed = true;
+      error = e;
     } finally {
       // A connection whose work failed is closed, not kept: it may be dead or
       // still busy with a statement that timed out, and closing it ends any
-      // transaction it had open (the server rolls it back).
-      client.release(failed === undefined ? undefined : true);
+      // transaction it had open (the server rolls it back). Before the error
+      // is made: learning what a refused role lacks takes a connection.
+      client.release(failed ? true : undefined);
     }
+    if (error instanceof AuditError) throw error;
+    if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) throw await this.#denied(error);
+    if (FOREIGN_SCHEMA.has(String((error as { code?: string }).code))) throw new AuditError('AUDIT_STORE_FOREIGN', `${this.where} does not hold a Corral audit log: ${(error as Error).message}`, { cause: error });
+    throw new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}`, { cause: error });
   }
 
   /**
@@ -286,6 +294,30 @@ export class PostgresStore implements AuditStore {
       if (error instanceof pg.DatabaseError) reachability.reached();
       else reachability.failed(error, probe, always, Date.now());
       throw new AuditError('AUDIT_STORE_UNAVAILABLE', `the audit log at ${this.where} did not answer on a pooled connection: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /**
+   * The error for a statement the server refused for a privilege the role
+   * lacks (one revoked since the log was opened): names every GRANT missing,
+   * learnt on a connection of its own (the failed one may be in an aborted
+   * transaction); the server's own words when that cannot be learnt.
+   */
+  async #denied(error: unknown): Promise<AuditError> {
+    const fallback = new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${this.where}: ${(error as Error).message}: grant the role the privileges it lacks there`, { cause: error });
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch {
+      return fallback;
+    }
+    try {
+      await refuseUnprivileged(client, this.where, this.#writer !== null, error);
+      return fallback;
+    } catch (refusal) {
+      return refusal instanceof AuditError ? refusal : fallback;
+    } finally {
+      client.release();
     }
   }
 
@@ -317,6 +349,7 @@ export class PostgresStore implements AuditStore {
       await c.query('SELECT pg_advisory_xact_lock($1)', [INIT_LOCK]);
       const raced = await readMeta(c, this.where);
       if (raced) return raced;
+      await refuseHiddenLog(c, this.where, true);
       await refuseStray(c, this.where);
       await c.query(SCHEMA);
       await c.query('INSERT INTO audit_meta (id, format, key_id, created_at) VALUES (1, $1, $2, $3)', [meta.format, meta.keyId, meta.createdAt]);
@@ -346,6 +379,8 @@ export class PostgresStore implements AuditStore {
 
   async openWriter(config: WriterConfig): Promise<void> {
     if (this.#writer) throw new AuditError('AUDIT_BAD_ARGUMENT', `${this.where} already has a writer`);
+    // Refused now, naming every GRANT missing, rather than at the first append with the server's words.
+    await this.#run((c) => refuseUnprivileged(c, this.where, true));
     this.#writer = config;
   }
 
@@ -424,6 +459,8 @@ export class PostgresStore implements AuditStore {
       } catch (error) {
         // A row already at one of these seqs: the locked path reads the head again and says what is wrong.
         if ((error as { code?: string }).code === UNIQUE_VIOLATION) return false;
+        // Refused before it ran (a privilege revoked since the log opened): nothing of it was written.
+        if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) sent = false;
         this.#last = null;
         throw error;
       }
@@ -764,7 +801,11 @@ function onlyHead(rows: Row[], where: string): LogHead {
 async function readMeta(c: pg.PoolClient, where: string): Promise<LogMeta | null> {
   await refuseShadowed(c, where);
   const has = await c.query("SELECT to_regclass('audit_meta') IS NOT NULL AS present");
-  if (!(has.rows[0] as Row).present) return null;
+  if (!(has.rows[0] as Row).present) {
+    await refuseHiddenLog(c, where, false);
+    return null;
+  }
+  await refuseUnprivileged(c, where, false);
   const r = (await c.query('SELECT format, key_id, created_at FROM audit_meta WHERE id = 1')).rows[0] as Row | undefined;
   if (!r) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} has an empty audit_meta table`);
   if (Number(r.format) !== STORE_FORMAT) throw new AuditError('AUDIT_STORE_FOREIGN', `${where} is an audit log of format ${String(r.format)}; this Corral reads format ${STORE_FORMAT}`);
