@@ -4,7 +4,7 @@
 // distinct approvers, and resolves allow-once or allow-always (either is spent
 // on the one run that asked, for that digest only; allow-always also becomes a
 // Cedar grant in the policy set, approvals/grants.ts) or deny.
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
 import { runsCodeOfAction } from './runs-code.ts';
@@ -100,6 +100,9 @@ const GRANTS_MADE_BEFORE_GRANTED_AT = 'grants-made-before-granted-at';
 
 export const DEFAULT_APPROVAL_TTL_MS = 15 * 60_000;
 
+/** The stored actions a page of approvals holds at most by default (a page holds one at least, whatever its size). */
+const DEFAULT_PAGE_BYTES = 2 * 1024 * 1024;
+
 /**
  * How far the clock may be set back (a correction) with the approvals made
  * before still counting their time from their making. Set back further, how
@@ -125,6 +128,11 @@ export class ApprovalStore {
   readonly #now: () => number;
   /** The statements of a governed run's path (make, read, spend), prepared once. */
   readonly #sql: (sql: string) => StatementSync;
+
+  /** An approval as people outside the gateway see it: its action as shownAction() gives it (no environment value). */
+  static shown(approval: Approval): Approval {
+    return { ...approval, action: shownAction(approval.action) };
+  }
 
   constructor(db: DatabaseSync, now: () => number = Date.now) {
     this.#db = db;
@@ -199,15 +207,52 @@ export class ApprovalStore {
   }
 
   /**
-   * One page of every approval, the newest `limit` made before the cursor
-   * `before` (the `nextBefore` of the page after it; none: from the newest),
-   * oldest first; `nextBefore` names the page before it, null at the first.
+   * One page of every approval, the newest made before the cursor `before`
+   * (the `nextBefore` of the page after it; none: from the newest), oldest
+   * first: at most `limit` of them, and no more than `maxBytes` of stored
+   * actions (pagedRows); `nextBefore` names the page before it, null at the
+   * first.
    */
-  page(options: { limit: number; before?: number }): { approvals: Approval[]; nextBefore: number | null } {
-    const rows = this.#db.prepare('SELECT rowid AS n, * FROM approvals WHERE rowid < ? ORDER BY rowid DESC LIMIT ?').all(options.before ?? Number.MAX_SAFE_INTEGER, options.limit + 1) as unknown as Array<Row & { n: number }>;
-    const more = rows.length > options.limit;
-    const taken = rows.slice(0, options.limit).reverse();
-    return { approvals: taken.map((r) => this.#expireIfDue(fromRow(r))), nextBefore: more && taken.length > 0 ? taken[0]!.n : null };
+  page(options: { limit: number; before?: number; maxBytes?: number }): { approvals: Approval[]; nextBefore: number | null } {
+    const { rows, more } = this.#pagedRows('rowid < ?', [options.before ?? Number.MAX_SAFE_INTEGER], 'DESC', options.limit, options.maxBytes);
+    const taken = rows.reverse();
+    return { approvals: taken.map((r) => this.#expireIfDue(fromRow(r))), nextBefore: more ? taken[0]!.n : null };
+  }
+
+  /**
+   * One page of the approvals made after the cursor `after` (the `nextAfter`
+   * of the page before it; none: from the oldest), oldest first: every
+   * approval, or with `status: 'pending'` those pending whose time is not up;
+   * at most `limit` of them and no more than `maxBytes` of stored actions
+   * (pagedRows). `nextAfter` names the next page, null at the last.
+   */
+  listPage(options: { status?: 'pending'; limit: number; after?: number; maxBytes?: number }): { approvals: Approval[]; nextAfter: number | null } {
+    const pending = options.status === 'pending';
+    const where = pending ? `rowid > ? AND status = 'pending' AND ${UNLAPSED}` : 'rowid > ?';
+    const params = pending ? [options.after ?? 0, ...unlapsedAt(this.#now())] : [options.after ?? 0];
+    const { rows, more } = this.#pagedRows(where, params, 'ASC', options.limit, options.maxBytes);
+    return { approvals: rows.map((r) => this.#expireIfDue(fromRow(r))), nextAfter: more ? rows.at(-1)!.n : null };
+  }
+
+  /**
+   * The rows of one page, in rowid order `order`: at most `limit`, and while
+   * their stored actions (up to 256 KiB each: argv, cwd, env) add up to no
+   * more than `maxBytes` (default DEFAULT_PAGE_BYTES) — always one at least,
+   * so a page always moves on. Sizes are summed inside SQLite first, so the
+   * rows past the bound are never read into JavaScript or parsed: a page
+   * costs the event loop what it holds, however many wait. `more`: whether
+   * rows remain past this page.
+   */
+  #pagedRows(where: string, params: number[], order: 'ASC' | 'DESC', limit: number, maxBytes: number = DEFAULT_PAGE_BYTES): { rows: Array<Row & { n: number }>; more: boolean } {
+    const sizes = this.#db.prepare(`SELECT rowid AS n, length(CAST(action AS BLOB)) AS bytes FROM approvals WHERE ${where} ORDER BY rowid ${order} LIMIT ?`).all(...params, limit + 1) as Array<{ n: number; bytes: number }>;
+    let fit = 0;
+    for (let total = 0; fit < Math.min(sizes.length, limit); fit++) {
+      total += sizes[fit]!.bytes;
+      if (fit > 0 && total > maxBytes) break;
+    }
+    const ids = sizes.slice(0, fit).map((s) => s.n);
+    const rows = this.#db.prepare(`SELECT rowid AS n, * FROM approvals WHERE rowid IN (SELECT value FROM json_each(?)) ORDER BY rowid ${order}`).all(JSON.stringify(ids)) as unknown as Array<Row & { n: number }>;
+    return { rows, more: rows.length > 0 && sizes.length > fit };
   }
 
   list(filter: { status?: ApprovalStatus } = {}): Approval[] {
@@ -230,12 +275,13 @@ export class ApprovalStore {
    * signed-in approver is, whatever name they are shown by (see authority()).
    * Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
    * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always),
-   * GATEWAY_APPROVAL_OWN_REQUEST (an allow by the human who asked: they may deny it).
+   * GATEWAY_APPROVAL_OWN_REQUEST (an allow by the human who asked, or by
+   * the owner of the agent that asked as `ownerOf` names them: they may deny it).
    */
-  resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string, authority?: string): Approval {
+  resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string, authority?: string, ownerOf?: OwnerOf): Approval {
     this.#begin(decision, approver, reason, authority);
     try {
-      const resolved = this.#apply(id, decision, approver, reason, authority);
+      const resolved = this.#apply(id, decision, approver, reason, authority, ownerOf);
       this.#db.exec('COMMIT');
       return resolved;
     } catch (error) {
@@ -251,9 +297,9 @@ export class ApprovalStore {
    * meanwhile. For the gateway; throws what resolve() throws, and
    * GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string } = {}): Promise<Approval> {
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string; ownerOf?: OwnerOf } = {}): Promise<Approval> {
     checkDecision(decision, approver, options.reason, options.authority);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority), options.waitMs ?? WRITE_LOCK_WAIT_MS);
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf), options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   /**
@@ -262,12 +308,14 @@ export class ApprovalStore {
    * another connection (a gateway waiting for the approval) sees the
    * decision only after its record is durable. A record that fails rolls
    * the decision back and is thrown. For a process with a connection of its
-   * own (the CLI): the write lock is held while `record` runs.
+   * own (the CLI): the write lock is held while `record` runs. `options` as
+   * resolve() takes them.
    */
-  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>, reason?: string): Promise<Approval> {
+  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>, options: { reason?: string; ownerOf?: OwnerOf } = {}): Promise<Approval> {
+    const { reason, ownerOf } = options;
     this.#begin(decision, approver, reason);
     try {
-      const resolved = this.#apply(id, decision, approver, reason);
+      const resolved = this.#apply(id, decision, approver, reason, undefined, ownerOf);
       await record(resolved);
       this.#db.exec('COMMIT');
       return resolved;
@@ -284,7 +332,7 @@ export class ApprovalStore {
   }
 
   /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
-  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string): Approval {
+  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string, ownerOf?: OwnerOf): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (approval.status !== 'pending') {
@@ -292,7 +340,7 @@ export class ApprovalStore {
       const settled = approval.status === 'used' ? 'allowed and used' : approval.status;
       throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval was already ${settled}`, { wire: { code: 'INVALID_REQUEST', message: `approval already ${settled}` } });
     }
-    if (decision !== 'deny') refuseOwnRequest(approval, approver, given);
+    if (decision !== 'deny') refuseOwnRequest(approval, approver, given, ownerOf);
     if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();
     // Who each approver so far is, beside the names they are shown by; an approval stored before authorities were kept counts its names.
@@ -526,18 +574,42 @@ export function checkReason(reason: unknown): asserts reason is string | undefin
 }
 
 /**
- * Throws GATEWAY_APPROVAL_OWN_REQUEST when `approver` (or the authority they
- * count as) is the human the approval's action is for (`Human::NAME`, as
- * approvals name principals): an approval is someone else's look at it.
- * The gateway token's and system accounts' approvers (`token:…`,
- * `account:…`) are never a human principal's name.
+ * The human accountable for an agent (the owner given when it was made, an
+ * address), by the agent's name; undefined for an agent not known.
  */
-function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined): void {
+export type OwnerOf = (agent: string) => string | undefined;
+
+/**
+ * Throws GATEWAY_APPROVAL_OWN_REQUEST when the approver is whoever the
+ * approval's request is theirs (four eyes: a request is always someone
+ * else's look at it):
+ * - the human it is for (`Human::NAME`, as approvals name principals), by
+ *   `approver` or the authority they count as. The gateway token's and
+ *   system accounts' approvers (`token:…`, `account:…`) are never a human
+ *   principal's name: the token acts as Human::operator, and the reviewer it
+ *   names relays their own decision on it.
+ * - the owner of the agent it is for (`Agent::NAME`, `ownerOf`), by any name
+ *   the approver goes by (a signed-in human's address or authority, the name
+ *   given under the token or a system account), addresses compared without
+ *   case. The owner is an address: a local console user, whose name has no
+ *   `@`, is never one.
+ */
+export function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined, ownerOf?: OwnerOf): void {
   const principal = approval.action.principal;
-  if (typeof principal !== 'string' || !principal.startsWith('Human::')) return;
-  const requester = principal.slice('Human::'.length);
-  if (requester !== approver && requester !== authority) return;
-  throw new GatewayError('GATEWAY_APPROVAL_OWN_REQUEST', 'an approver may not allow a request of their own; someone else must approve it', { wire: { code: 'FORBIDDEN', message: 'an approver may not allow a request of their own' } });
+  if (typeof principal !== 'string') return;
+  if (principal.startsWith('Human::')) {
+    const requester = principal.slice('Human::'.length);
+    if (requester === approver || requester === authority) throw ownRequest('an approver may not allow a request of their own; someone else must approve it');
+  }
+  if (principal.startsWith('Agent::') && ownerOf) {
+    const owner = ownerOf(principal.slice('Agent::'.length))?.toLowerCase();
+    const names = [givenName(approver), authority].filter((n) => n !== undefined).map((n) => n.toLowerCase());
+    if (owner !== undefined && names.includes(owner)) throw ownRequest(`the owner of ${principal} may not allow its requests; someone else must approve it`);
+  }
+}
+
+function ownRequest(message: string): GatewayError {
+  return new GatewayError('GATEWAY_APPROVAL_OWN_REQUEST', message, { wire: { code: 'FORBIDDEN', message: 'an approver may not allow a request of their own' } });
 }
 
 /**
@@ -555,15 +627,28 @@ function refuseStandingGrant(approval: Approval): void {
 
 /**
  * An approval's action as it is shown to anyone outside the gateway (an
- * approver over HTTP or the protocol): its environment by names only, since
- * the values may hold secrets (a token the agent passes to its command), as
- * the audit log keeps them (`envKeys`). The digest still binds the values.
+ * approver over HTTP or the protocol, corral approvals): its environment by
+ * names (`env`), since the values may hold secrets (a token the agent passes
+ * to its command), as the audit log keeps them (`envKeys`), and each value by
+ * a fingerprint (`envValues`, in the same order: the first ENV_FINGERPRINT_HEX
+ * hex digits of its SHA-256 and its length in bytes). The digest the approver
+ * binds to covers the values: the fingerprints tell two requests whose
+ * values differ apart and let an approver check a value they know, while a
+ * secret of any strength stays unknown (one short enough to guess, a PIN,
+ * could be confirmed by a guess, as with any fingerprint).
  */
 export function shownAction(action: Record<string, unknown>): Record<string, unknown> {
   const env = action.env;
   if (env === null || typeof env !== 'object' || Array.isArray(env)) return action;
-  return { ...action, env: Object.keys(env) };
+  const values = Object.entries(env as Record<string, unknown>).map(([name, value]) => {
+    const bytes = Buffer.from(String(value));
+    return { name, sha256: createHash('sha256').update(bytes).digest('hex').slice(0, ENV_FINGERPRINT_HEX), bytes: bytes.length };
+  });
+  return { ...action, env: Object.keys(env), envValues: values };
 }
+
+/** How much of an environment value's SHA-256 an approver is shown: 48 bits, so that two values an agent passes are told apart. */
+const ENV_FINGERPRINT_HEX = 12;
 
 /** The action as stored, with `runsCode` worked out afresh for a run (one with an argv or commands); a named command's is left as it is. */
 function actionOf(text: string): Record<string, unknown> {
@@ -634,6 +719,13 @@ export function approverName(name: unknown): string {
 
 const TOKEN_APPROVER = 'token:';
 const ACCOUNT_APPROVER = 'account:';
+
+/** The name an approver gave, without the token or system account it came under. */
+function givenName(approver: string): string {
+  if (approver.startsWith(TOKEN_APPROVER)) return approver.slice(TOKEN_APPROVER.length);
+  if (approver.startsWith(ACCOUNT_APPROVER)) return approver.slice(approver.indexOf(':', ACCOUNT_APPROVER.length) + 1);
+  return approver;
+}
 
 /**
  * Who an approval counts as toward a quorum: the token, the system account

@@ -70,4 +70,21 @@ describe('approving after single sign-on', () => {
     const frank = await (await signedIn('frank')).post(`/api/approvals/${approval.id}/approve`, {});
     assert.deepEqual([frank.status, frank.body.status, frank.body.approvers], [200, 'allowed', ['erin@example.com', 'frank@example.com']]);
   });
+
+  it("refuses the owner of the agent that asked when they allow its request (403 GATEWAY_APPROVAL_OWN_REQUEST), signed in or named under the gateway token; another person allows it", async () => {
+    const agent = t.gw.identity.agents.create({ name: 'frank-bot', process: 'payments', owner: 'Frank@Example.com' });
+    const asked = () => t.gw.approvals.create({ digest: createHash('sha256').update(randomBytes(8)).digest('hex'), action: { principal: `Agent::${agent.name}`, argv: ['pay', '10'] }, quorum: 1 });
+    const approval = asked();
+    const frank = await signedIn('frank');
+    for (const decision of ['allow-once', 'allow-always']) {
+      const refused = await frank.post(`/api/approvals/${approval.id}/approve`, { decision });
+      assert.deepEqual([refused.status, refused.body.code], [403, 'GATEWAY_APPROVAL_OWN_REQUEST'], decision);
+    }
+    const relayed = await t.tool().post(`/api/approvals/${approval.id}/approve`, { approver: 'frank@example.com' });
+    assert.deepEqual([relayed.status, relayed.body.code], [403, 'GATEWAY_APPROVAL_OWN_REQUEST']);
+    assert.equal(t.gw.approvals.get(approval.id).status, 'pending', 'nothing counted');
+    const other = await (await signedIn('erin')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([other.status, other.body.status], [200, 'allowed']);
+    assert.equal((await frank.post(`/api/approvals/${asked().id}/deny`, {})).body.status, 'denied', 'the owner may deny it');
+  });
 });

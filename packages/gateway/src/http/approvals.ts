@@ -2,7 +2,7 @@
 // (allow-always) grant. Resolving goes through the invoker's resolveApprovalWhenFree,
 // so a command waiting on the approval wakes and the audit log records who decided. With a session the approver is the
 // signed-in human; with the gateway token the body names them.
-import { checkReason, shownAction, tokenApprover, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { ApprovalStore, checkReason, refuseOwnRequest, tokenApprover, type ApprovalDecision, type OwnerOf } from '../approvals/store.ts';
 import { GatewayError } from '../errors.ts';
 import { actingHuman, type Caller } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -10,14 +10,9 @@ import { failure, reply } from './respond.ts';
 import type { Route } from './router.ts';
 import { intParam } from './scan.ts';
 
-/** Approvals a page of the whole history holds by default, and at most. */
+/** Approvals a page holds by default, and at most (and never more than the store's DEFAULT_PAGE_BYTES of them). */
 const DEFAULT_PAGE = 200;
 const MAX_PAGE = 1000;
-
-/** An approval as people see it: the environment by names only (shownAction). */
-function approvalView(approval: Approval): Approval {
-  return { ...approval, action: shownAction(approval.action) };
-}
 
 function approverOf(caller: Caller, body: Record<string, unknown>): string {
   if (caller.kind === 'session') {
@@ -39,6 +34,11 @@ function authorityOf(caller: Caller): string | undefined {
   return caller.kind === 'session' && caller.session.user.id.startsWith('oidc:') ? caller.session.user.id : undefined;
 }
 
+/** The owner of each agent, as the identity store knows it now. */
+function ownersIn(api: ApiContext): OwnerOf {
+  return (agent) => api.identity.agents.find(agent)?.owner;
+}
+
 function reasonOf(body: Record<string, unknown>): string | undefined {
   const reason = body.reason;
   checkReason(reason);
@@ -49,11 +49,13 @@ export function approvalRoutes(api: ApiContext): Route[] {
   const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
+    // Four eyes, before anything is written: an allow by the owner of the agent that asked is refused (403).
+    if (decision !== 'deny') refuseOwnRequest(api.approvals.get(id), approver, authorityOf(caller), ownersIn(api));
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
     // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
     const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller));
-    return reply(200, approvalView(approval));
+    return reply(200, ApprovalStore.shown(approval));
   };
   return [
     {
@@ -63,17 +65,22 @@ export function approvalRoutes(api: ApiContext): Route[] {
       handle: ({ url }) => {
         const status = url.searchParams.get('status') ?? 'pending';
         if (status !== 'pending' && status !== 'all') return failure(400, 'invalid_request', { message: 'status must be pending or all' });
-        // Pending ones are few (each requester may hold only so many); the whole history is read a page at a time.
-        if (status === 'pending') return reply(200, { approvals: api.approvals.list({ status }).map(approvalView), nextBefore: null });
         const limit = intParam(url, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
         if (Number.isNaN(limit)) return failure(400, 'invalid_request', { message: `limit must be a whole number from 1 to ${MAX_PAGE}` });
+        // The inbox, oldest first, a bounded page at a time (each approval can carry 256 KiB); the whole history, newest page first.
+        if (status === 'pending') {
+          const after = intParam(url, 'after', 0, 0, Number.MAX_SAFE_INTEGER);
+          if (Number.isNaN(after)) return failure(400, 'invalid_request', { message: 'after must be the nextAfter of a page' });
+          const page = api.approvals.listPage({ status, limit, after });
+          return reply(200, { approvals: page.approvals.map(ApprovalStore.shown), nextAfter: page.nextAfter });
+        }
         const before = intParam(url, 'before', Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
         if (Number.isNaN(before)) return failure(400, 'invalid_request', { message: 'before must be the nextBefore of a page' });
         const page = api.approvals.page({ limit, before });
-        return reply(200, { approvals: page.approvals.map(approvalView), nextBefore: page.nextBefore });
+        return reply(200, { approvals: page.approvals.map(ApprovalStore.shown), nextBefore: page.nextBefore });
       },
     },
-    { method: 'GET', path: '/api/approvals/:id', access: 'approvals.read', handle: ({ params }) => reply(200, approvalView(api.approvals.get(params.id!))) },
+    { method: 'GET', path: '/api/approvals/:id', access: 'approvals.read', handle: ({ params }) => reply(200, ApprovalStore.shown(api.approvals.get(params.id!))) },
     {
       method: 'POST',
       path: '/api/approvals/:id/approve',
