@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Approval } from '@corral/gateway';
+import type { Approval, ApprovalStore } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
 import { commandLine } from '@corral/gateway/command-line';
 import { CliFailure, printable, printJson } from '../output.ts';
@@ -57,17 +58,49 @@ async function approverOf(by: string): Promise<string> {
 }
 
 /**
- * One approval as the human listing shows it: a line of its own, and under
- * it, for a run that runs code its argv does not show (the gateway's
- * action.runsCode), a line saying so and that --always is refused.
+ * One approval as the human listing shows it (`a` as ApprovalStore.shown
+ * gives it): a line of its own; under it, for a run, what else its digest
+ * binds: the working directory and each environment value by its
+ * fingerprint (SHA-256 prefix and length, never the value); and for a run
+ * that runs code its argv does not show (the gateway's action.runsCode), a
+ * line saying so and that --always is refused.
  */
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
   const argv = Array.isArray(a.action.argv) ? commandLine(a.action.argv) : `${String(a.action.command ?? '')} ${JSON.stringify(a.action.params ?? {})}`;
   const node = typeof a.action.nodeId === 'string' ? a.action.nodeId.slice(0, 12) : '-';
-  const line = printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`);
+  const lines = [printable(`${a.id}  ${a.status.padEnd(8)}  ${a.approvers.length}/${a.quorum}  node ${node}  ${String(a.action.principal ?? '')}  ${argv}${a.reason ? `  — ${a.reason}` : ''}`)];
+  if (typeof a.action.cwd === 'string') lines.push(`  cwd ${printable(a.action.cwd)}`);
+  if (Array.isArray(a.action.envValues) && a.action.envValues.length > 0) {
+    const values = a.action.envValues as Array<{ name: string; sha256: string; bytes: number }>;
+    lines.push(`  env ${values.map((v) => printable(`${v.name} sha256:${v.sha256} (${v.bytes} bytes)`)).join(', ')}`);
+  }
   const runs = runsCodeReason(a.action.runsCode);
-  return runs === undefined ? line : `${line}\n  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`;
+  if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
+  return lines.join('\n');
+}
+
+/**
+ * Prints every approval (or those pending) a bounded page at a time, oldest
+ * first, following the store's cursor: a thousand approvals of 256 KiB each
+ * are never read at once. `--json` streams one JSON array.
+ */
+async function printAll(store: ApprovalStore, options: { all?: boolean; json?: boolean }): Promise<void> {
+  const { ApprovalStore } = await import('@corral/gateway');
+  let after: number | undefined;
+  let printed = 0;
+  do {
+    const page = store.listPage({ ...(options.all ? {} : { status: 'pending' as const }), limit: LIST_PAGE, ...(after !== undefined ? { after } : {}) });
+    for (const approval of page.approvals) {
+      const shown = ApprovalStore.shown(approval);
+      if (options.json) process.stdout.write(`${printed === 0 ? '[\n' : ',\n'}${JSON.stringify(shown, null, 2).replace(/^/gm, '  ')}`);
+      else process.stdout.write(`${describe(shown)}\n`);
+      printed += 1;
+    }
+    after = page.nextAfter ?? undefined;
+  } while (after !== undefined);
+  if (options.json) process.stdout.write(printed === 0 ? '[]\n' : '\n]\n');
+  else if (printed === 0) process.stdout.write(options.all ? 'no approvals\n' : 'no pending approvals\n');
 }
 
 /** The reason of an action's runsCode, when it has one (older gateways send none). */
@@ -75,6 +108,28 @@ function runsCodeReason(runsCode: unknown): string | undefined {
   const reason = runsCode !== null && typeof runsCode === 'object' ? (runsCode as { reason?: unknown }).reason : undefined;
   return typeof reason === 'string' ? reason.slice(0, 200) : undefined;
 }
+
+/**
+ * The owner of the agent whose request `approval` is, from the identity
+ * store beside the gateway state (four eyes: the owner may deny it, never
+ * allow it); none for another's request, or with no identity store (then no
+ * agent is known).
+ */
+async function agentOwner(dir: string, approval: Approval): Promise<(agent: string) => string | undefined> {
+  const principal = approval.action.principal;
+  if (typeof principal !== 'string' || !principal.startsWith('Agent::') || !existsSync(join(dir, 'identity.db'))) return () => undefined;
+  const { Identity } = await import('@corral/identity');
+  const identity = Identity.open(dir);
+  try {
+    const owner = identity.agents.find(principal.slice('Agent::'.length))?.owner;
+    return (agent) => (`Agent::${agent}` === principal ? owner : undefined);
+  } finally {
+    identity.close();
+  }
+}
+
+/** Approvals `corral approvals list` reads a page, at most (the store bounds each page's bytes too). */
+const LIST_PAGE = 200;
 
 /** `corral approvals list|approve ID|deny ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
 export function registerApprovals(program: Command): void {
@@ -85,10 +140,7 @@ export function registerApprovals(program: Command): void {
     .option('--all', 'every approval, resolved ones too')
     .option('--json', 'print a JSON array')
     .action(async (opts: { all?: boolean; json?: boolean }, command: Command) => {
-      const list = await withApprovals(command, (store) => store.list(opts.all ? {} : { status: 'pending' }));
-      if (opts.json) return printJson(list);
-      if (list.length === 0) return void process.stdout.write(opts.all ? 'no approvals\n' : 'no pending approvals\n');
-      for (const a of list) process.stdout.write(`${describe(a)}\n`);
+      await withApprovals(command, (store) => printAll(store, opts));
     });
   for (const verb of ['approve', 'deny'] as const) {
     const cmd = approvals
@@ -114,7 +166,7 @@ export function registerApprovals(program: Command): void {
       });
       let approval: Approval;
       try {
-        approval = await withApprovals(command, (store) =>
+        approval = await withApprovals(command, async (store) =>
           store.resolveRecorded(id, decision, approver, async (resolved) => {
             await log
               .append({
@@ -128,13 +180,14 @@ export function registerApprovals(program: Command): void {
               .catch((error: Error) => {
                 throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
               });
-          }, reason),
+          }, { ...(reason !== undefined ? { reason } : {}), ownerOf: await agentOwner(dir, store.get(id)) }),
         );
       } finally {
         await log.close();
       }
-      if (opts.json) return printJson(approval);
-      process.stdout.write(`${describe(approval)}\n`);
+      const { ApprovalStore } = await import('@corral/gateway');
+      if (opts.json) return printJson(ApprovalStore.shown(approval));
+      process.stdout.write(`${describe(ApprovalStore.shown(approval))}\n`);
     });
   }
   approvals

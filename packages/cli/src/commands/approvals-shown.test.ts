@@ -1,0 +1,55 @@
+// corral approvals list shows what an approver binds to (the working
+// directory, each environment value by its fingerprint), never a value,
+// and reads the approvals a bounded page at a time.
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { ApprovalStore, openGatewayDb } from '@corral/gateway';
+import { corral, tempStateDir } from '../../test/corral.ts';
+
+const state = tempStateDir();
+after(() => rmSync(state, { recursive: true, force: true }));
+const KIB = 1024;
+
+function seed(): string[] {
+  const db = openGatewayDb(state);
+  try {
+    const store = new ApprovalStore(db);
+    // Past one page (2 MiB of actions), so that the listing follows the cursor.
+    return Array.from({ length: 6 }, (_, n) => store.create({ digest: String(n).repeat(64), action: { principal: 'Agent::deployer', argv: ['deploy', String(n)], cwd: '/srv/app', env: { DEPLOY_TOKEN: `hunter${n}`, PADDING: 'p'.repeat(500 * KIB) } }, quorum: 1 }).id);
+  } finally {
+    db.close();
+  }
+}
+
+describe('corral approvals list', () => {
+  const ids = seed();
+
+  it('shows the working directory and each environment value by its SHA-256 prefix and length, never the value (regression: no cwd nor environment shown)', async () => {
+    const result = await corral(['--state-dir', state, 'approvals', 'list']);
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.trimEnd().split('\n');
+    const at = lines.findIndex((l) => l.startsWith(ids[0]!));
+    assert.equal(lines[at + 1], '  cwd /srv/app');
+    assert.match(lines[at + 2]!, /^ {2}env DEPLOY_TOKEN sha256:[0-9a-f]{12} \(7 bytes\), PADDING sha256:[0-9a-f]{12} \(512000 bytes\)$/);
+    assert.doesNotMatch(result.stdout, /hunter|pppp/);
+    assert.deepEqual(lines.filter((l) => /^\S/.test(l)).map((l) => l.split(' ')[0]), ids, 'every approval once, oldest first, across pages');
+  });
+
+  it('--json gives the environment by names and fingerprints, never a value (regression: every value, secrets too, was printed)', async () => {
+    const result = await corral(['--state-dir', state, 'approvals', 'list', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stdout, /hunter|pppp/);
+    const list = JSON.parse(result.stdout) as Array<{ id: string; action: { env: string[]; envValues: Array<{ name: string; bytes: number }> } }>;
+    assert.deepEqual(list.map((a) => a.id), ids);
+    assert.deepEqual(list[0]!.action.env, ['DEPLOY_TOKEN', 'PADDING']);
+    assert.deepEqual(list[0]!.action.envValues.map((v) => [v.name, v.bytes]), [['DEPLOY_TOKEN', 7], ['PADDING', 500 * KIB]]);
+  });
+
+  it('--json after approve gives no value either', async () => {
+    const result = await corral(['--state-dir', state, 'approvals', 'approve', ids[0]!, '--by', 'bob', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stdout, /hunter|pppp/);
+    assert.equal(JSON.parse(result.stdout).status, 'allowed');
+  });
+});
