@@ -17,6 +17,7 @@ import { authenticateConnect, busyFailure, declaredCaps } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { PrincipalBacklog } from './principal-backlog.ts';
 import { ThrottledLog } from './throttled-log.ts';
+import { UnaskedAnswers } from './unasked-answers.ts';
 import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
 import { ClientAddresses } from '../http/client-address.ts';
 
@@ -115,6 +116,8 @@ export interface GatewayLogEntry {
   reason?: string;
   /** The peer's address group (addressGroup): what the caps on unfinished handshakes count by. */
   addressGroup?: string;
+  /** For an answer to a request the gateway never sent (unaskedAnswer): how many this connection has sent. */
+  count?: number;
 }
 
 /** A genuine device that asked to connect as a node before an operator paired it, or a paired one that declared commands no operator approved. */
@@ -218,6 +221,8 @@ export class GatewayServer {
   readonly #meterOf = new WeakMap<Connection, InboundMeter>();
   /** What an authenticated connection may still write to the log of its requests' refusals and failures, and how many it was not let. */
   readonly #refusalLogOf = new WeakMap<Connection, ThrottledLog>();
+  /** Answers each authenticated connection sent to requests it was never sent (unaskedAnswer). */
+  readonly #unaskedOf = new WeakMap<Connection, UnaskedAnswers>();
   /** Lines of WebSocket upgrades refused for their Host or Origin, all together: any web page the user opens can send them. */
   readonly #upgradeRefusals: ThrottledLog;
   /**
@@ -379,6 +384,28 @@ export class GatewayServer {
   /** Sends an event to every authenticated connection the filter accepts. */
   broadcast(event: string, payload: unknown, filter: (peer: Peer) => boolean = () => true): void {
     for (const connection of this.#connections) if (connection.phase === 'ready' && filter(connection.peer!)) connection.event(event, payload);
+  }
+
+  /**
+   * Called by a method's handler when an authenticated peer answered a
+   * request the gateway never sent it (`method`, e.g. a node's
+   * node.invoke.result for an invoke id it was not sent, or sent another
+   * node), which the handler then ignores. The first of each
+   * UNASKED_ANSWERS_LOG_WINDOW_MS is logged (GATEWAY_FRAME_OUT_OF_ORDER) with
+   * how many the connection has sent, never what it sent; past its allowance
+   * (UNASKED_ANSWERS_BURST) the connection is closed (1008): forging answers
+   * is no mistake an honest peer keeps making.
+   */
+  unaskedAnswer(connection: Connection, method: string): void {
+    const peer = connection.peer;
+    if (peer === undefined || connection.phase === 'closed') return;
+    const answers = this.#unaskedOf.get(connection) ?? new UnaskedAnswers(this.#now);
+    this.#unaskedOf.set(connection, answers);
+    const verdict = answers.add();
+    if (!verdict.log) return;
+    const reason = verdict.tooMany ? 'too many answers to requests it was not sent' : 'answer to a request it was not sent';
+    this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_FRAME_OUT_OF_ORDER', role: peer.role, ...(peer.deviceId ? { deviceId: peer.deviceId } : {}), method, reason, count: verdict.count, ...(verdict.suppressed > 0 ? { suppressed: verdict.suppressed } : {}) });
+    if (verdict.tooMany) connection.close(CLOSE.policyViolation, reason);
   }
 
   /** Tells every client the gateway is stopping, closes every connection, and stops listening. */
