@@ -13,7 +13,7 @@ import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
 import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
-import { planText } from './command-text.ts';
+import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { NodeError } from './errors.ts';
@@ -610,6 +610,8 @@ export class NodeHost {
     // a policy file it cannot read (NODE_INTERNAL) included.
     let localRule: LocalRule | undefined;
     try {
+      // What approvers were shown (the prepared plan, its text) is what runs, or nothing does: an approval of it is of this argv alone.
+      refuseOtherPlan(run, upstreamAgent, params);
       // One reading of the policy for the checks made now, in one go: they never see two versions of it.
       policy = this.#policyNow();
       local = localAllows(policy, allowlistSubjects(run), agent, claimed);

@@ -278,6 +278,43 @@ describe('system.run.prepare, whose command text upstream shows its approvers', 
   });
 });
 
+describe('a system.run whose params say another command than the one it runs', () => {
+  it("is refused as INVALID_REQUEST and runs nothing, an approval claimed or not: the plan approvers were shown (systemRunPlan, rawCommand) must be the argv, cwd and agent of the run (regression: approved for the plan of printf ok, printf pwned ran)", async () => {
+    const stateDir = tempDir('corral-hostile-node-');
+    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
+    const work = tempDir('corral-hostile-work-');
+    mkdirSync(join(work, 'other'));
+    const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readonly: [work] } };
+    const ran: string[][] = [];
+    const runner = new RecordingRunner(ran);
+    const gw = await hostileGateway({ stateDir, runner, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    try {
+      const asked = { command: ['/bin/sh', '-lc', 'printf ok'], rawCommand: 'printf ok', cwd: work, agentId: 'main', sessionKey: 'agent:main:main' };
+      const prepared = await gw.invoke('system.run.prepare', asked);
+      const { plan } = JSON.parse(prepared.payloadJSON!) as { plan: Record<string, unknown> };
+      const contradictions: Array<[string, Record<string, unknown>]> = [
+        ['another argv', { command: ['/bin/sh', '-lc', 'printf pwned'], rawCommand: 'printf pwned' }],
+        ['another cwd', { cwd: join(work, 'other') }],
+        ['another agent', { agentId: 'ops', sessionKey: 'agent:ops:main' }],
+        ['a plan of another command text', { systemRunPlan: { ...plan, commandText: 'printf pwned' } }],
+        ['a plan that is no object', { systemRunPlan: 'printf ok' }],
+        ['a rawCommand of another command', { rawCommand: 'printf pwned', systemRunPlan: undefined }],
+      ];
+      for (const [what, change] of contradictions) {
+        const answer = await gw.invoke('system.run', { ...asked, systemRunPlan: plan, approved: true, approvalDecision: 'allow-once', ...change });
+        assert.equal(answer.error?.code, 'INVALID_REQUEST', `${what}: ${JSON.stringify(answer)}`);
+      }
+      assert.deepEqual(ran, []);
+      const approved = await gw.invoke('system.run', { ...asked, systemRunPlan: plan, approved: true, approvalDecision: 'allow-once' });
+      assert.equal(approved.ok, true, approved.error?.message);
+      assert.deepEqual(ran, [['/bin/sh', '-lc', 'printf ok']]);
+    } finally {
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
 describe('a command that writes far more than the node passes on', () => {
   it(`is held at most ${OUTPUT_CAP} bytes a stream while it runs, whatever its policy lets it write (regression: the runner collected all of it, up to maxOutputBytes, for each of 32 runs)`, async () => {
     const stateDir = tempDir('corral-hostile-node-');
