@@ -53,3 +53,19 @@ describe('when many large approvals are pending', () => {
     assert.ok(page.nextBefore !== null);
   });
 });
+
+describe('how many approvals are pending', () => {
+  it('counts those pending whose time is not up, without reading one (regression: the status page parsed every pending approval to count them)', () => {
+    let now = Date.now();
+    const clocked = new ApprovalStore(openGatewayDb(mkdtempSync(join(dir, 'count-'))), () => now);
+    assert.equal(clocked.pendingTotal(), 0);
+    const digest = (n: number) => createHash('sha256').update(`count ${n}`).digest('hex');
+    const [a, b] = [1, 2].map((n) => clocked.create({ digest: digest(n), action: { argv: ['ls'] }, quorum: 1, ttlMs: 60_000 * n }));
+    clocked.resolve(a!.id, 'deny', 'alice');
+    clocked.create({ digest: digest(3), action: { argv: ['ls'] }, quorum: 1, ttlMs: 60_000 });
+    assert.equal(clocked.pendingTotal(), 2);
+    now += 90_000;
+    assert.equal(clocked.pendingTotal(), 1, 'the one whose time is up is not counted');
+    assert.equal(clocked.get(b!.id).status, 'pending');
+  });
+});

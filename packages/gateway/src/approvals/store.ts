@@ -517,6 +517,11 @@ export class ApprovalStore {
     return writeWhenFree(this.#db, () => this.releaseGrant(id), waitMs);
   }
 
+  /** How many approvals are pending and unexpired, counted inside SQLite: none is read (each can carry 256 KiB). */
+  pendingTotal(): number {
+    return (this.#db.prepare(`SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending' AND ${UNLAPSED}`).get(...unlapsedAt(this.#now())) as { n: number }).n;
+  }
+
   /** How many approvals for `principal` (as approvals name it: `Agent::invoice-bot`) on node `nodeId` are pending and unexpired. */
   pendingCount(principal: string, nodeId: string): number {
     const row = this.#db
