@@ -757,12 +757,19 @@ export class NodeHost {
       connecting.then(
         (client) => {
           this.#governanceFailed = undefined;
+          const connectedAt = performance.now();
           this.#keepDeviceToken(cp.url, client);
           this.#agentRuns.watch(client);
           this.#options.onStatus?.({ state: 'connected', target });
           void client.closed.then(({ code }) => {
             if (this.#governance === connecting) this.#governance = undefined;
-            if (!this.#stopped) this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, target });
+            if (this.#stopped) return;
+            // Closed before it held, it counts as a failed attempt: a control plane that takes each connection and drops it at
+            // once is connected to again after a growing wait, as one that refuses it is, never at every command.
+            const now = performance.now();
+            const retryInMs = now - connectedAt < CONTROL_PLANE_MAX_BACKOFF_MS ? nextControlPlaneWait(failed) : undefined;
+            if (retryInMs !== undefined) this.#governanceFailed = { until: now + retryInMs, waitMs: retryInMs, error: new NodeError('NODE_RUN_DENIED', 'control plane unreachable: it closed the connection at once'), pairing: false, asks: [] };
+            this.#options.onStatus?.({ state: 'disconnected', detail: `close ${code}`, target, ...(retryInMs !== undefined ? { retryInMs } : {}) });
           });
         },
         (error: unknown) => {
@@ -775,7 +782,7 @@ export class NodeHost {
           const pairing = wire?.code === 'NOT_PAIRED' && final === undefined;
           const now = performance.now();
           const asks = pairing ? [...(failed?.pairing ? failed.asks : []), now].filter((at) => now - at < 1_000).slice(-CONTROL_PLANE_PAIRING_ASKS) : [];
-          const retryInMs = pairing ? (asks.length < CONTROL_PLANE_PAIRING_ASKS ? 0 : asks[0]! + 1_000 - now) : failed === undefined || failed.pairing ? CONTROL_PLANE_FIRST_BACKOFF_MS : Math.min(failed.waitMs * 2, CONTROL_PLANE_MAX_BACKOFF_MS);
+          const retryInMs = pairing ? (asks.length < CONTROL_PLANE_PAIRING_ASKS ? 0 : asks[0]! + 1_000 - now) : nextControlPlaneWait(failed);
           this.#governanceFailed = { until: now + retryInMs, waitMs: retryInMs, error, pairing, asks };
           if (this.#stopped) return;
           // A device token it no longer takes is forgotten: the next start asks for the control plane's token.
@@ -1013,6 +1020,11 @@ function reportedError(error: unknown): string {
 /** The wait after a failed attempt to reach the control plane before the next one (a command meanwhile is denied), doubling to the most. */
 const CONTROL_PLANE_FIRST_BACKOFF_MS = 250;
 const CONTROL_PLANE_MAX_BACKOFF_MS = 5_000;
+/** The wait after a failed attempt to reach the control plane (one refused, unreachable, or dropped at once), given the last failure before it. */
+function nextControlPlaneWait(last: { waitMs: number; pairing: boolean } | undefined): number {
+  return last === undefined || last.pairing ? CONTROL_PLANE_FIRST_BACKOFF_MS : Math.min(last.waitMs * 2, CONTROL_PLANE_MAX_BACKOFF_MS);
+}
+
 /** The most attempts a second to reach a control plane that has not paired this node yet (a command beyond them is denied unasked). */
 const CONTROL_PLANE_PAIRING_ASKS = 4;
 

@@ -765,6 +765,42 @@ describe('a control plane that refuses the node, under a flood of commands', () 
   });
 });
 
+describe('a control plane that takes the connection and closes it at once, under a flood of commands', () => {
+  it('is connected to again with backoff, not once per command (regression: each command made a connection, the drop of the last one never counted as a failed attempt)', async () => {
+    const cp = await startTestGateway({ token });
+    let dropping = false;
+    let connections = 0;
+    cp.server.on('ready', (connection) => {
+      if (connection.peer?.role !== 'node' || !dropping) return;
+      connections += 1;
+      connection.close(1012, 'service restart');
+    });
+    const nodeState = tempDir('corral-hostile-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const runner = new HeldRunner();
+    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      dropping = true;
+      const started = performance.now();
+      for (let i = 0; i < 40; i++) {
+        const answer = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      }
+      const seconds = (performance.now() - started) / 1000;
+      // 250 ms after the first drop, then 500 ms, 1 s…: a handful in the time 40 commands took, never one each.
+      assert.ok(connections <= 2 + Math.log2(1 + seconds * 4), `${connections} connections in ${seconds.toFixed(2)} s`);
+      assert.equal(runner.most, 0);
+    } finally {
+      await gw.close();
+      await runner.close();
+      await cp.stop();
+    }
+  });
+});
+
 describe('a display variable set in the argv by an env prefix', () => {
   it("is dropped as it is from the request's env, though the policy passes it: the display is the node's (regression: env DISPLAY=:9 printenv ran with DISPLAY=:9, so a granted display could be pointed at another socket)", async () => {
     const stateDir = tempDir('corral-hostile-node-');
