@@ -585,9 +585,9 @@ export function checkReason(reason: unknown): asserts reason is string | undefin
 export type OwnerOf = (agent: string) => string | undefined;
 
 /**
- * Throws GATEWAY_APPROVAL_OWN_REQUEST when the approver is whoever the
- * approval's request is theirs (four eyes: a request is always someone
- * else's look at it):
+ * Throws GATEWAY_APPROVAL_OWN_REQUEST when the request an approval is for
+ * is the approver's own (four eyes: someone else always looks at it), for
+ * an allow by:
  * - the human it is for (`Human::NAME`, as approvals name principals), by
  *   `approver` or the authority they count as. The gateway token's and
  *   system accounts' approvers (`token:…`, `account:…`) are never a human
