@@ -27,9 +27,9 @@ export interface StoreHarness {
   fresh(): Promise<{ options: OpenAuditLogOptions; sql: (statement: string) => Promise<void>; blob: (hex: string) => string; plantForeign: () => Promise<void> }>;
 }
 
-/** The witness file of the log these options open. */
+/** The witness file of the log these options open (a PostgreSQL log of these tests is in the schema public). */
 function witnessPath(stateDir: string, postgresUrl?: string): string {
-  return witnessFile(stateDir, postgresUrl ? postgresWhere(postgresUrl) : undefined);
+  return witnessFile(stateDir, postgresUrl ? postgresWhere(postgresUrl, 'public') : undefined);
 }
 
 export function storeSuite(h: StoreHarness): void {

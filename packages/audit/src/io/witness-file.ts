@@ -81,7 +81,8 @@ function readWitnessQuietly(path: string): SignedCheckpoint | null {
 
 /**
  * The witness file of a log: `audit-witness.json` for the state directory's
- * SQLite log, and one per PostgreSQL database (named by a digest of where it is).
+ * SQLite log, and one per PostgreSQL database and schema (named by a digest of
+ * where it is, postgresWhere with the schema).
  */
 export function witnessPath(stateDir: string, postgresWhere?: string): string {
   if (!postgresWhere) return join(stateDir, WITNESS_FILE);

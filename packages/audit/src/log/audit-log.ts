@@ -6,15 +6,15 @@ import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
 import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
-import { advanceWitness, readWitness, witnessPath } from '../io/witness-file.ts';
-import { hashesEqual, sha256Hasher } from '../merkle/hasher.ts';
+import { advanceWitness } from '../io/witness-file.ts';
+import { sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { checkedEvent, type AuditEventInput } from '../record/event.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import type { Seal } from '../store/batch.ts';
 import { STORE_FORMAT, type AuditStore } from '../store/store.ts';
 import { LogRecord, type AuditRecord } from './audit-record.ts';
-import { storedRootAt } from './stored-root.ts';
+import { openWitness } from './witness.ts';
 
 export const DB_FILE = 'audit.db';
 
@@ -75,25 +75,13 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
     if (meta.keyId !== key.keyId) {
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit log at ${store.where} is signed by key ${meta.keyId}, but the key at ${key.path} is ${key.keyId}`);
     }
-    const witnessFile = witnessPath(options.stateDir, store.kind === 'postgres' ? store.where : undefined);
-    const witness = readWitness(witnessFile);
-    if (witness) await checkNotRolledBack(store, witness);
+    const witnessFile = await openWitness(options.stateDir, store);
     await checkTip(store);
     await store.openWriter({ privateKey: key.privateKey, keyId: key.keyId, every, intervalMs, oneShot: options.oneShot === true });
     return new AuditLog(store, key, witnessFile, options);
   } catch (error) {
     await store.close();
     throw error;
-  }
-}
-
-async function checkNotRolledBack(store: AuditStore, witness: SignedCheckpoint): Promise<void> {
-  const head = await store.head();
-  if (head.size < witness.size) {
-    throw new AuditError('AUDIT_ROLLED_BACK', `the audit log at ${store.where} has ${head.size} records but this state directory saw a checkpoint for ${witness.size}: it was rolled back; run 'corral audit verify'`);
-  }
-  if (witness.size > 0 && !hashesEqual(await storedRootAt(store, witness.size), witness.root)) {
-    throw new AuditError('AUDIT_ROLLED_BACK', `the audit log at ${store.where} does not extend the checkpoint witnessed at size ${witness.size}: it was rolled back and rewritten; run 'corral audit verify'`);
   }
 }
 

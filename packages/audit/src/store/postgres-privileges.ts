@@ -5,6 +5,7 @@
 // sequence (its seqs are written by the writers), so it needs no USAGE on one.
 import type pg from 'pg';
 import { AuditError } from '../errors.ts';
+import { quoteIdent } from './postgres-where.ts';
 
 /** SQLSTATE insufficient_privilege. */
 export const INSUFFICIENT_PRIVILEGE = '42501';
@@ -62,11 +63,6 @@ export function connectRefused(error: unknown, where: string, url: string, defau
   const role = quoteIdent(decodeURIComponent(u.username) || defaultUser);
   const database = quoteIdent(decodeURIComponent(u.pathname.slice(1)) || decodeURIComponent(u.username) || defaultUser);
   return refused(where, role, 'CONNECT on the database', [`GRANT CONNECT ON DATABASE ${database} TO ${role};`], error);
-}
-
-/** An identifier as PostgreSQL's quote_ident writes it: bare when it is lower case letters, digits and underscores (not first a digit), else in double quotes. */
-function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
 }
 
 /**

@@ -21,6 +21,8 @@ import { STORE_FORMAT, nodeLocation, type AuditStore, type ChainRow, type LogHea
 /** Advisory lock key that serialises schema creation between writers. */
 const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
+/** The schema of the log's tables as the search path finds them, else the one a writer would create them in. */
+const LOG_SCHEMA_SQL = `SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('audit_meta')), current_schema()) AS schema`;
 const SYNCHRONOUS_SQL = "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
 /**
  * SQLSTATEs that say the tables are not the ones a writer made: one missing
@@ -152,7 +154,13 @@ type WaitingAppend = { request: AppendRequest; resolve: (r: AppendResult) => voi
 
 export class PostgresStore implements AuditStore {
   readonly kind = 'postgres' as const;
-  readonly where: string;
+  /**
+   * Where the log's database is, without its schema (as witness files were
+   * named before they were kept one per schema: see openWitness).
+   */
+  readonly database: string;
+  /** Where the log is, its database and schema (postgresWhere), never the user or password. */
+  #where: string;
   readonly #pool: pg.Pool;
   readonly #poolSize: number;
   readonly #url: string;
@@ -181,7 +189,12 @@ export class PostgresStore implements AuditStore {
     this.#url = url;
     this.#unused = unused;
     this.#poolSize = poolSize;
-    this.where = where;
+    this.database = where;
+    this.#where = where;
+  }
+
+  get where(): string {
+    return this.#where;
   }
 
   /**
@@ -220,7 +233,9 @@ export class PostgresStore implements AuditStore {
       client.query(SYNCHRONOUS_SQL).catch(() => {});
     });
     const store = new PostgresStore(pool, poolSize, where, unused, options.url);
-    await store.#run(async (c) => c.query('SELECT 1'));
+    const schema = await store.#run(async (c) => ((await c.query(LOG_SCHEMA_SQL)).rows[0] as { schema: string | null }).schema);
+    // Two logs in two schemas of one database are two logs: their messages, and their witnesses, tell them apart.
+    if (schema !== null) store.#where = postgresWhere(options.url, schema);
     return store;
   }
 

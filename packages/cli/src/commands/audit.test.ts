@@ -620,7 +620,7 @@ describe('corral audit --postgres', () => {
       const report = JSON.parse(r.stdout);
       assert.ok(report.ok && report.sealed >= 200, r.stdout);
       assert.ok(appended > report.sealed, 'no checkpoint was signed while verify ran');
-      assert.equal(readWitness(witnessPath(auditor, postgresWhere(url)))?.size, report.sealed);
+      assert.equal(readWitness(witnessPath(auditor, postgresWhere(url, 'public')))?.size, report.sealed);
     } finally {
       stop = true;
       await log.close();
