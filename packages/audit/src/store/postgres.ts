@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { connectRefused, INSUFFICIENT_PRIVILEGE, refuseHiddenLog, refuseUnprivileged } from './postgres-privileges.ts';
 import { refuseAltered, refuseShadowed, refuseStray, SCHEMA } from './postgres-schema.ts';
+import { urlTimeouts } from './postgres-url.ts';
 import { postgresWhere } from './postgres-where.ts';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
@@ -35,7 +36,7 @@ export interface PostgresStoreOptions {
   /**
    * postgres://user@host:port/database. Its parameters `connect_timeout`
    * (seconds, as libpq) and `statement_timeout` (ms) override the defaults
-   * (TIMEOUT_DEFAULTS).
+   * (TIMEOUT_DEFAULTS); those and `sslmode` are checked (urlTimeouts).
    */
   url: string;
   /** Connections kept (default 4). */
@@ -199,13 +200,14 @@ export class PostgresStore implements AuditStore {
 
   /**
    * Connects (and checks the connection works).
-   * @throws AuditError AUDIT_STORE_UNAVAILABLE naming host and database, never the password.
+   * @throws AuditError AUDIT_BAD_ARGUMENT for a URL parameter Corral reads that is not what it must be (urlTimeouts);
+   *   AUDIT_STORE_UNAVAILABLE naming host and database, never the password.
    */
   static async connect(options: PostgresStoreOptions): Promise<PostgresStore> {
     const where = postgresWhere(options.url);
-    const params = new URL(options.url).searchParams;
-    const connectMs = positive(params.get('connect_timeout'), 1000) ?? TIMEOUT_DEFAULTS.connectMs;
-    const statementMs = positive(params.get('statement_timeout'), 1) ?? TIMEOUT_DEFAULTS.statementMs;
+    const timeouts = urlTimeouts(options.url);
+    const connectMs = timeouts.connectMs ?? TIMEOUT_DEFAULTS.connectMs;
+    const statementMs = timeouts.statementMs ?? TIMEOUT_DEFAULTS.statementMs;
     const poolSize = options.poolSize ?? 4;
     const pool = new pg.Pool({
       connectionString: options.url,
@@ -704,12 +706,6 @@ const SETTLE_BACKOFF_MS = 250;
 /** A request that only seals what is unsealed (closing the log, an explicit checkpoint): it may test a server known down itself. */
 function finalSeal(request: AppendRequest): boolean {
   return request.bodies.length === 0 && request.seal === 'now';
-}
-
-/** A positive whole number of `unit` ms from a URL parameter, or undefined. */
-function positive(value: string | null, unit: number): number | undefined {
-  if (value === null || !/^\d+$/.test(value) || Number(value) <= 0) return undefined;
-  return Number(value) * unit;
 }
 
 /** Batches at least this large are written with COPY; smaller ones with one INSERT (fewer round trips). */
