@@ -660,12 +660,12 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) {
-        authorization = await this.#authorize(run, agent, timeoutMs, askHuman);
+        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled);
         // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
         if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
       }
       const confirmed = release === undefined || (await release);
-      if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', 'not run: the gateway cancelled it (its caller left) or went away');
+      if (cancelled.aborted) throw new NodeError('NODE_RUN_DENIED', NOT_RUN_CANCELLED);
       if (!confirmed) throw new NodeError('NODE_RUN_DENIED', 'the gateway did not confirm that its decision was recorded');
       // Checked again right before it runs: the policy may have been tightened meanwhile. Asked by the node, the control plane
       // allows only what a human approved: this once (its receipt), or always (the grant an approval made, which has no receipt of its own).
@@ -829,6 +829,29 @@ export class NodeHost {
       const wire = error instanceof GatewayError ? error.wire : undefined;
       const why = wire?.code === 'NOT_PAIRED' ? 'has not paired this node' : wire ? `refused: ${wire.message.replace(/^SYSTEM_RUN_DENIED: /, '') || wire.code}` : 'unreachable';
       throw new NodeError('NODE_RUN_DENIED', `control plane ${why}`, { cause: error });
+    }
+  }
+
+  /**
+   * #authorize, given up as soon as the gateway cancels the run (its caller
+   * left, or the gateway went away): a control plane answering slowly never
+   * holds the run's place after that. An allow that comes later is reported
+   * as a run not made. Throws NODE_RUN_DENIED.
+   */
+  async #authorizeUnlessCancelled(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, cancelled: AbortSignal): Promise<Authorization> {
+    const asking = this.#authorize(run, mapped, timeoutMs, askHuman);
+    const refusal = new NodeError('NODE_RUN_DENIED', NOT_RUN_CANCELLED);
+    const given = Promise.withResolvers<never>();
+    const giveUp = () => given.reject(refusal);
+    if (cancelled.aborted) giveUp();
+    else cancelled.addEventListener('abort', giveUp, { once: true });
+    try {
+      return await Promise.race([asking, given.promise]);
+    } catch (error) {
+      if (error === refusal) void asking.then((late) => this.#report(late, null, '', reportedError(refusal)), () => undefined);
+      throw error;
+    } finally {
+      cancelled.removeEventListener('abort', giveUp);
     }
   }
 
@@ -1027,6 +1050,9 @@ function nextControlPlaneWait(last: { waitMs: number; pairing: boolean } | undef
 
 /** The most attempts a second to reach a control plane that has not paired this node yet (a command beyond them is denied unasked). */
 const CONTROL_PLANE_PAIRING_ASKS = 4;
+
+/** Why a run the gateway cancelled (its caller left) or that went away before it started was not run. */
+const NOT_RUN_CANCELLED = 'not run: the gateway cancelled it (its caller left) or went away';
 
 /** Times a run's report is sent before it is given up, and the wait before the second (growing after). */
 const REPORT_ATTEMPTS = 4;

@@ -524,6 +524,52 @@ describe("a control plane that answers with its decision on another run", () => 
   });
 });
 
+describe('a control plane that answers slowly, for a run its gateway then cancels', () => {
+  it('is not waited for once the run is cancelled: the run is refused at once, its place freed, and an allow that comes after is reported as a run not made (regression: the run held its place until the control plane answered, up to its timeout and 5 s more)', async () => {
+    const cp = await startTestGateway({ token });
+    const nodeState = tempDir('corral-hostile-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const asked = Promise.withResolvers<void>();
+    const answer = Promise.withResolvers<void>();
+    const reports: Array<{ runId?: unknown; ok?: unknown; error?: unknown }> = [];
+    cp.server.method('corral.run.authorize', {
+      role: 'node',
+      handler: async (p) => {
+        asked.resolve();
+        await answer.promise;
+        return { decision: 'allow', digest: decisionOn(deviceId, (p as { params: unknown }).params), runId: 'run-late' };
+      },
+    });
+    cp.server.method('corral.run.report', { role: 'node', handler: (p) => (reports.push(p as (typeof reports)[number]), { ok: true }) });
+    const runner = new HeldRunner();
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      const id = randomUUID();
+      const running = gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' }, 60_000, id);
+      await asked.promise;
+      const cancelledAt = performance.now();
+      gw.send('node.invoke.cancel', { invokeId: id, nodeId: deviceId });
+      const refused = await running;
+      assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(refused.error!.message, /cancelled/);
+      assert.ok(performance.now() - cancelledAt < 2_000, 'answered without waiting for the control plane');
+      answer.resolve();
+      for (let i = 0; i < 100 && reports.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(reports.map((r) => [r.runId, r.ok]), [['run-late', false]]);
+      assert.match(String(reports[0]!.error), /^NODE_RUN_DENIED: not run/);
+      assert.equal(runner.most, 0);
+    } finally {
+      answer.resolve();
+      await gw.close();
+      await runner.close();
+      await cp.stop();
+    }
+  });
+});
+
 describe('a control plane that cannot record a report at once', () => {
   it('gets the report again until it takes it, and only while it says retrying may help (regression: a report it refused was lost)', async () => {
     const cp = await startTestGateway({ token });
