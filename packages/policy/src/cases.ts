@@ -4,6 +4,7 @@ import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
 import { duplicateKey } from './lib/json.ts';
+import { yamlTooDeep } from './lib/yaml-nesting.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -33,6 +34,8 @@ export interface CaseResult {
 const DECISIONS = new Set(['allow', 'deny', 'ask']);
 /** A cases file, or the entities file it names, is read up to this size. */
 const MAX_CASES_BYTES = 16 * 1024 * 1024;
+/** Entity data may nest 32 deep (lib/json.ts); a case holds it a few levels down. */
+const MAX_CASES_NESTING = 64;
 
 /**
  * Parses a cases file (YAML or JSON):
@@ -78,6 +81,10 @@ function textOf(bytes: Buffer, file: string): string {
 export function parseCases(text: string, readEntities: (file: string) => unknown = () => {
   throw new PolicyError('POLICY_CASES_INVALID', 'this cases text cannot name an entities file');
 }): PolicyCases {
+  const tooDeep = yamlTooDeep(text, MAX_CASES_NESTING);
+  if (tooDeep !== undefined) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
+  }
   let doc: unknown;
   try {
     doc = parseYaml(text, { maxAliasCount: 100 });
