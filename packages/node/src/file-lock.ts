@@ -4,7 +4,7 @@
 // made whole and linked into place (which fails when one is there), holding
 // the pid of the process that made it.
 import { randomUUID } from 'node:crypto';
-import { linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, openSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { NodeError } from './errors.ts';
 
@@ -99,7 +99,7 @@ function stale(path: string): boolean {
   if (heldFor(path) < LOCK_WAIT_MS) return false;
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readLock(path);
   } catch (error) {
     if ((error as { code?: unknown }).code === 'ENOENT') return false;
     throw error;
@@ -113,5 +113,21 @@ function stale(path: string): boolean {
   } catch (error) {
     // EPERM: it runs, as another user.
     return (error as { code?: unknown }).code === 'ESRCH';
+  }
+}
+
+/**
+ * The pid text of the lock at `path`, opened without waiting: a lock file is
+ * a few bytes a node wrote whole. Anything else there (a FIFO, whose read
+ * would wait for a writer for ever, and the node with it; a device) names no
+ * process, as a lock of no pid does. Throws the file system's error.
+ */
+function readLock(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const buffer = Buffer.alloc(32);
+    return fstatSync(fd).isFile() ? buffer.toString('utf8', 0, readSync(fd, buffer)) : '';
+  } finally {
+    closeSync(fd);
   }
 }

@@ -321,6 +321,24 @@ describe("the node's state files, swapped for a FIFO or a link to a device", () 
       assert.equal(outcome(deviceDir, 'loadOrCreateDevice(dir)'), 'NODE_DEVICE_INVALID', special);
     }
   });
+
+  it("takes over a lock beside the policy that is a FIFO, as one naming no process, rather than waiting on it for ever (regression: whoever could write the folder of a managed policy hung the node, and every run's timeout with it, at its next change)", () => {
+    const managed = stateWith(allowlist);
+    const lock = join(managed, `${LOCAL_POLICY_FILE}.lock`);
+    execFileSync('mkfifo', [lock]);
+    const longAgo = (Date.now() - 60_000) / 1000;
+    utimesSync(lock, longAgo, longAgo);
+    const dir = stateWith();
+    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    // A process of its own, which would hang: the policy module alone, quick to load however busy the machine.
+    const source = `import { LocalPolicy } from ${JSON.stringify(new URL('./local-policy.ts', import.meta.url).href)};
+      const policy = new LocalPolicy(${JSON.stringify(dir)});
+      try { policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash); console.log('changed'); } catch (e) { console.log(e.code ?? String(e)); }`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', source], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+    assert.equal(child.signal ?? child.stdout.trim(), 'changed');
+    assert.equal(new LocalPolicy(dir).current.defaults.security, 'deny');
+    assert.deepEqual(readdirSync(managed), [LOCAL_POLICY_FILE]);
+  });
 });
 
 describe('a policy file that is a link to a policy kept elsewhere (managed for many nodes)', () => {
