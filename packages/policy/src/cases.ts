@@ -1,9 +1,10 @@
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
 import { duplicateKey } from './lib/json.ts';
+import { repeatedKey } from './lib/yaml-keys.ts';
 import { yamlTooDeep } from './lib/yaml-nesting.ts';
 import { isPlainObject } from './schema.ts';
 
@@ -85,13 +86,20 @@ export function parseCases(text: string, readEntities: (file: string) => unknown
   if (tooDeep !== undefined) {
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
   }
+  const lines = new LineCounter();
+  const parsed = parseDocument(text, { lineCounter: lines, uniqueKeys: false });
   let doc: unknown;
   try {
-    doc = parseYaml(text, { maxAliasCount: 100 });
+    if (parsed.errors[0] !== undefined) throw parsed.errors[0];
+    doc = parsed.toJS({ maxAliasCount: 100 });
   } catch (error) {
     // The parser's own first line names the line and column ("… at line 3, column 1:"); the text it quotes after it is left out.
     const why = error instanceof Error ? error.message.split('\n')[0]!.replace(/:$/, '') : String(error);
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${why}`, { cause: error });
+  }
+  const twice = repeatedKey(parsed, lines);
+  if (twice !== undefined) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one mapping, at line ${twice.line}, column ${twice.column}, first at line ${twice.firstLine}; keep one`);
   }
   if (!isPlainObject(doc)) throw new PolicyError('POLICY_CASES_INVALID', 'the cases file must be a mapping with a `cases` list');
   let entities: unknown = doc.entities ?? [];
