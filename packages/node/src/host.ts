@@ -897,8 +897,10 @@ export class NodeHost {
   /**
    * Sends the control plane something for its audit log: retried up to
    * REPORT_ATTEMPTS times while it could not take it now (its log refused
-   * the record, the connection dropped), never after a final refusal or once
-   * this node stopped (the first try is made all the same). Never rejects.
+   * the record, the connection dropped), never sooner than it asks
+   * (retryAfterMs, up to REPORT_MAX_RETRY_AFTER_MS), never after a final
+   * refusal or once this node stopped (the first try is made all the same).
+   * Never rejects.
    */
   async #sendForAudit(method: 'corral.run.report' | 'corral.run.refused', params: object): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -909,7 +911,9 @@ export class NodeHost {
       } catch (failure) {
         const wire = failure instanceof GatewayError ? failure.wire : undefined;
         if (attempt >= REPORT_ATTEMPTS || this.#stopped || (wire !== undefined && wire.retryable !== true)) return;
-        await new Promise((resolve) => setTimeout(resolve, REPORT_RETRY_MS * attempt));
+        // Never sooner than it asks (a node past its audit budget is told when): sooner, it is refused again, and counted again as dropped.
+        const asked = Number.isFinite(wire?.retryAfterMs) ? Math.min(Math.max(0, wire!.retryAfterMs!), REPORT_MAX_RETRY_AFTER_MS) : 0;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(REPORT_RETRY_MS * attempt, asked)));
       }
     }
   }
@@ -1057,6 +1061,8 @@ const NOT_RUN_CANCELLED = 'not run: the gateway cancelled it (its caller left) o
 /** Times a run's report is sent before it is given up, and the wait before the second (growing after). */
 const REPORT_ATTEMPTS = 4;
 const REPORT_RETRY_MS = 250;
+/** The longest wait before sending a report again that the control plane's retryAfterMs may ask for. */
+const REPORT_MAX_RETRY_AFTER_MS = 30_000;
 
 /** The longest a gateway may ask a command to take (its own limit): a day. */
 const MAX_TIMEOUT_MS = 24 * 3600_000;

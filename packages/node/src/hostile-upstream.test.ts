@@ -603,6 +603,35 @@ describe('a control plane that cannot record a report at once', () => {
     }
   });
 
+  it('sends it again no sooner than the control plane asks (retryAfterMs), when it is over its budget for the node (regression: sent again after 250 and 500 ms though told 1 s, each refused and counted as one more record dropped)', async () => {
+    const cp = await startTestGateway({ token });
+    const nodeState = tempDir('corral-report-node-');
+    const deviceId = loadOrCreateDevice(nodeState).deviceId;
+    const sent: number[] = [];
+    cp.server.method('corral.run.authorize', { role: 'node', handler: (p) => ({ decision: 'allow', digest: decisionOn(deviceId, (p as { params: unknown }).params), runId: 'run-limited' }) });
+    cp.server.method('corral.run.report', {
+      role: 'node',
+      handler: () => {
+        sent.push(performance.now());
+        if (sent.length < 3) throw new GatewayError('GATEWAY_RATE_LIMITED', 'too many records', { wire: { code: 'UNAVAILABLE', message: 'too many records', retryable: true, retryAfterMs: 1_000 } });
+        return { ok: true };
+      },
+    });
+    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    try {
+      await announced;
+      cp.identity.nodes.pair(deviceId, 'test');
+      assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
+      for (let i = 0; i < 200 && sent.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(sent.length, 3);
+      for (let i = 1; i < sent.length; i++) assert.ok(sent[i]! - sent[i - 1]! >= 990, `attempt ${i + 1} came ${Math.round(sent[i]! - sent[i - 1]!)} ms after the one before`);
+    } finally {
+      await gw.close();
+      await cp.stop();
+    }
+  });
+
   it('gives a report up after four attempts when the control plane never takes it', async () => {
     const cp = await startTestGateway({ token });
     const reports: unknown[] = [];
