@@ -899,8 +899,9 @@ export class NodeHost {
    * REPORT_ATTEMPTS times while it could not take it now (its log refused
    * the record, the connection dropped), never sooner than it asks
    * (retryAfterMs, up to REPORT_MAX_RETRY_AFTER_MS), never after a final
-   * refusal or once this node stopped (the first try is made all the same).
-   * Never rejects.
+   * refusal, one past its audit budget for this node (RATE_LIMITED: dropped
+   * and counted there) or once this node stopped (the first try is made all
+   * the same). Never rejects.
    */
   async #sendForAudit(method: 'corral.run.report' | 'corral.run.refused', params: object): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -911,6 +912,8 @@ export class NodeHost {
       } catch (failure) {
         const wire = failure instanceof GatewayError ? failure.wire : undefined;
         if (attempt >= REPORT_ATTEMPTS || this.#stopped || (wire !== undefined && wire.retryable !== true)) return;
+        // Past its audit budget for this node, the control plane dropped the record and counted it: sent again, it would count it again.
+        if ((wire?.details as { code?: unknown } | undefined)?.code === 'RATE_LIMITED') return;
         // Never sooner than it asks (a node past its audit budget is told when): sooner, it is refused again, and counted again as dropped.
         const asked = Number.isFinite(wire?.retryAfterMs) ? Math.min(Math.max(0, wire!.retryAfterMs!), REPORT_MAX_RETRY_AFTER_MS) : 0;
         await new Promise((resolve) => setTimeout(resolve, Math.max(REPORT_RETRY_MS * attempt, asked)));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { AuditEvent } from '@corral/audit';
 import type { Identity } from '@corral/identity';
-import { Gateway, type Connection } from '@corral/gateway';
+import { Gateway, GatewayError, type Connection } from '@corral/gateway';
 import { auditEvents } from '../../gateway/test/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
@@ -217,6 +217,23 @@ describe('a governed node refusing a run on its own', () => {
       assert.match(unreachable.error?.message ?? '', /security=deny/);
     } finally {
       never.resolve();
+      await gw.close();
+    }
+  });
+
+  it("sends a refusal once when the control plane answers it is past its audit budget for the node (RATE_LIMITED): it dropped that record and counted it, and a record sent again was counted again, or recorded as well as counted (regression: sent up to four times)", async () => {
+    let told = 0;
+    const gw = await stubbedControlPlane({ version: 1, defaults: { security: 'deny', ask: 'off' } }, () => {
+      told += 1;
+      throw new GatewayError('GATEWAY_RATE_LIMITED', 'too many refusals recorded for this node', { wire: { code: 'UNAVAILABLE', message: 'too many refusals recorded for this node', retryable: true, retryAfterMs: 100, details: { code: 'RATE_LIMITED' } } });
+    });
+    try {
+      assert.equal((await gw.invoke()).error?.code, 'SYSTEM_RUN_DENIED');
+      for (let i = 0; i < 100 && told === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // Three more attempts, were there any, would have come 250, 500 and 750 ms apart.
+      await new Promise((r) => setTimeout(r, 2_000));
+      assert.equal(told, 1);
+    } finally {
       await gw.close();
     }
   });
