@@ -152,6 +152,21 @@ describe('when the role lacks a privilege the log needs', () => {
   });
 });
 
+describe('when the URL\'s search path names a schema that does not exist', () => {
+  it('refuses a reader and a writer with AUDIT_BAD_ARGUMENT (regression: search_path=Audit, unquoted, for the log in "Audit": the reader said there was no log yet, the writer "no schema has been selected to create in")', async () => {
+    const { stateDir, admin, adminUrl } = await fresh({ schema: '"Audit"' });
+    try {
+      await (await openAuditLog({ stateDir, postgresUrl: adminUrl })).close();
+      const unquoted = adminUrl.replace(encodeURIComponent('"Audit"'), 'Audit');
+      await assert.rejects(openAuditReader({ stateDir, postgresUrl: unquoted }), { code: 'AUDIT_BAD_ARGUMENT' });
+      await assert.rejects(openAuditLog({ stateDir, postgresUrl: unquoted }), { code: 'AUDIT_BAD_ARGUMENT' });
+      await (await openAuditReader({ stateDir, postgresUrl: adminUrl })).close();
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
 describe('reading a search_path setting', () => {
   it('splits at commas outside quotes, folds unquoted names, keeps quoted ones and takes $user for the role', () => {
     assert.deepEqual(searchPath({ path: '"$user", public', role: 'Ann' }), ['Ann', 'public']);

@@ -80,15 +80,27 @@ export async function refuseUnprivileged(c: pg.PoolClient, where: string, write:
 
 /**
  * Where no log's table is found on the search path: refuses a role that
- * cannot see a log the search path names (no USAGE on its schema), or, with
- * `create`, that cannot create it in the first schema of the path.
- * @throws AuditError AUDIT_STORE_UNAVAILABLE naming the schema and the GRANT.
+ * cannot see a log the search path names (no USAGE on its schema), a search
+ * path naming a schema that does not exist, or, with `create`, a role that
+ * cannot create the log in the first schema of the path.
+ * @throws AuditError AUDIT_STORE_UNAVAILABLE naming the schema and the GRANT;
+ *   AUDIT_BAD_ARGUMENT naming the schemas that do not exist.
  */
 export async function refuseHiddenLog(c: pg.PoolClient, where: string, create: boolean): Promise<void> {
-  const path = searchPath(((await c.query('SELECT current_setting($1) AS path, current_user AS role', ['search_path'])).rows[0] as { path: string; role: string }));
+  const setting = (await c.query('SELECT current_setting($1) AS path, current_user AS role', ['search_path'])).rows[0] as { path: string; role: string };
+  const path = searchPath(setting);
   const schemas = (await c.query(PATH_SCHEMAS_SQL, [path])).rows as PathSchema[];
   const hidden = schemas.find((s) => s.log && !s.usage);
   if (hidden) throw refused(where, hidden.role, `USAGE on the schema ${hidden.quoted}, which holds the log`, [`GRANT USAGE ON SCHEMA ${hidden.quoted} TO ${hidden.role};`]);
+  // A schema named that does not exist (the role's own, "$user", aside: it seldom does) is most often a name mistyped
+  // or one with capitals unquoted: the log is not looked for, or made, elsewhere instead.
+  const absent = searchPath({ path: setting.path, role: '' }).filter((name) => name !== '' && !schemas.some((s) => s.schema === name));
+  if (absent.length > 0) {
+    throw new AuditError(
+      'AUDIT_BAD_ARGUMENT',
+      `the search path of the audit log at ${where} names ${absent.map(quoteIdent).join(', ')}, which does not exist: correct the search_path in the URL (PostgreSQL folds a name to lower case unless it is in double quotes: ?options=-c%20search_path%3D%22Audit%22 for the schema "Audit"), or create the schema`,
+    );
+  }
   if (!create) return;
   const first = schemas[0];
   if (!first) {
