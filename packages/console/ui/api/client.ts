@@ -238,7 +238,17 @@ export const api = {
   /** An EventSource sends no headers: the stream takes the session key in its query. */
   activityStreamUrl: (filter: ActivityFilter) => `/api/activity/stream${query({ ...filter, csrf: sessionKey() })}`,
 
-  approvals: async (status: 'pending' | 'all') => (await call<{ approvals: Approval[] }>('GET', `/api/approvals${query({ status })}`)).approvals,
+  /** Every pending approval, a bounded page at a time (following nextAfter); or the newest page of the whole history. */
+  approvals: async (status: 'pending' | 'all') => {
+    const approvals: Approval[] = [];
+    let after: number | null = null;
+    do {
+      const page: { approvals: Approval[]; nextAfter?: number | null } = await call('GET', `/api/approvals${query({ status, after })}`);
+      approvals.push(...page.approvals);
+      after = status === 'pending' ? (page.nextAfter ?? null) : null;
+    } while (after !== null);
+    return approvals;
+  },
   approval: (id: string) => call<Approval>('GET', `/api/approvals/${seg(id)}`),
   approve: (id: string, decision: 'allow-once' | 'allow-always') => call<Approval>('POST', `/api/approvals/${seg(id)}/approve`, { decision }),
   deny: (id: string, reason: string) => call<Approval>('POST', `/api/approvals/${seg(id)}/deny`, { reason }),

@@ -193,7 +193,9 @@ export class NodeInvoker {
    * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
   async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number, authority?: string): Promise<Approval & { grant?: GrantView }> {
-    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}), ...(authority !== undefined ? { authority } : {}) });
+    // Four eyes: the owner of the agent that asked may deny its request, never allow it, however they reach the gateway.
+    const ownerOf = (agent: string) => this.#server.identity.agents.find(agent)?.owner;
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ownerOf, ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}), ...(authority !== undefined ? { authority } : {}) });
     const grant = await this.#resolved(approval, decision, approver, reason);
     return grant ? { ...approval, grant } : approval;
   }
@@ -478,7 +480,18 @@ export class NodeInvoker {
     });
     server.method('exec.approvals.node.get', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeGetParams, handler: (params, { peer }) => this.#nodePolicy('get', params as { nodeId: string }, peer) });
     server.method('exec.approvals.node.set', { role: 'operator', scopes: ['operator.admin'], validate: validateExecApprovalsNodeSetParams, handler: (params, { peer }) => this.#nodePolicy('set', params as { nodeId: string; file?: unknown; baseHash?: unknown }, peer) });
-    server.method('exec.approval.list', { role: 'operator', scopes: ['operator.approvals'], handler: () => ({ approvals: this.#options.approvals.list({ status: 'pending' }).map(view) }) });
+    // A bounded page of the pending approvals, oldest first (each can carry 256 KiB): `limit` (1–1000, default 200) and `after` (a page's nextAfter).
+    server.method('exec.approval.list', {
+      role: 'operator',
+      scopes: ['operator.approvals'],
+      handler: (params) => {
+        const { limit = 200, after = 0 } = (params ?? {}) as { limit?: unknown; after?: unknown };
+        if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > 1000) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'limit must be a whole number from 1 to 1000' });
+        if (!Number.isSafeInteger(after) || (after as number) < 0) throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: 'after must be the nextAfter of a page' });
+        const page = this.#options.approvals.listPage({ status: 'pending', limit: limit as number, after: after as number });
+        return { approvals: page.approvals.map(view), nextAfter: page.nextAfter };
+      },
+    });
     server.method('exec.approval.get', { role: 'operator', scopes: ['operator.approvals'], validate: validateExecApprovalGetParams, handler: (params) => view(this.#options.approvals.get((params as { id: string }).id)) });
     server.method('exec.approval.grants.revoke', {
       role: 'operator',

@@ -24,7 +24,7 @@ export function statusRoutes(api: ApiContext): Route[] {
           gateway: { url: api.server.url },
           nodes: { connected: nodes.filter((n) => n.connected).length, paired: nodes.filter((n) => n.paired).length, pending: nodes.filter((n) => n.status === 'pending').length },
           agents: { active: agents.filter((a) => a.status === 'active').length, suspended: agents.filter((a) => a.status === 'suspended').length },
-          approvals: { pending: api.approvals.list({ status: 'pending' }).length },
+          approvals: { pending: api.approvals.pendingTotal() },
           audit,
         });
       },
