@@ -152,6 +152,42 @@ describe('when the role lacks a privilege the log needs', () => {
   });
 });
 
+describe('when CONNECT on the database is revoked under an open log', () => {
+  it('fails each append naming GRANT CONNECT, the ones refused at once while the server is not tried again too (regression: they said the log was unreachable, "permission denied for database"), and appends again once granted', { timeout: 60_000 }, async () => {
+    const { stateDir, admin, url } = await fresh();
+    const database = `privileges_${process.pid}_${n}`;
+    try {
+      await admin.query(`GRANT CONNECT ON DATABASE ${database} TO writer_${n}; GRANT CREATE ON SCHEMA public TO writer_${n}`);
+      const log = await openAuditLog({ stateDir, postgresUrl: url });
+      try {
+        await log.append(sampleEvent(0));
+        await admin.query(`REVOKE CONNECT ON DATABASE ${database} FROM writer_${n}`);
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [`writer_${n}`]);
+        const grant = `GRANT CONNECT ON DATABASE ${database} TO writer_${n};`;
+        // The first may meet a pooled connection the server just ended; then one connects and is refused, then the rest fail at once.
+        const messages: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          await assert.rejects(log.append(sampleEvent(1)), (e: Error & { code?: string }) => (assert.equal(e.code, 'AUDIT_STORE_UNAVAILABLE'), messages.push(e.message), true));
+        }
+        assert.ok(messages.slice(-2).every((m) => m.includes(grant)), messages.join('\n'));
+        await admin.query(grant);
+        for (const until = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 250))) {
+          try {
+            assert.equal((await log.append(sampleEvent(1))).seq, 1);
+            break;
+          } catch (error) {
+            if (Date.now() > until) throw error;
+          }
+        }
+      } finally {
+        await log.close();
+      }
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
 describe('when the URL\'s search path names a schema that does not exist', () => {
   it('refuses a reader and a writer with AUDIT_BAD_ARGUMENT (regression: search_path=Audit, unquoted, for the log in "Audit": the reader said there was no log yet, the writer "no schema has been selected to create in")', async () => {
     const { stateDir, admin, adminUrl } = await fresh({ schema: '"Audit"' });

@@ -265,7 +265,7 @@ export class PostgresStore implements AuditStore {
     } catch (error) {
       if (queued) reachability.inconclusive(probe);
       else reachability.failed(error, probe, always, Date.now());
-      if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) throw connectRefused(error, this.where, this.#url, process.env.PGUSER ?? pg.defaults.user ?? '');
+      if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) throw this.#connectRefused(error);
       throw new AuditError(
         'AUDIT_STORE_UNAVAILABLE',
         `cannot connect to the audit log at ${this.where}: ${(error as Error).message}; check that PostgreSQL is running and reachable there and that the URL's host, port, database and user are right`,
@@ -338,9 +338,16 @@ export class PostgresStore implements AuditStore {
     }
   }
 
+  /** The error for a connection refused for want of CONNECT on the database (SQLSTATE 42501), naming the GRANT. */
+  #connectRefused(error: unknown): AuditError {
+    return connectRefused(error, this.where, this.#url, process.env.PGUSER ?? pg.defaults.user ?? '');
+  }
+
   /** The error of a caller refused at once while the server is known down; nothing was written. */
   #unreachable(waitMs: number): AuditError {
     const last = this.#reachability.lastError;
+    // The server answered, refusing the role: what it lacks is the news, not when it is tried again.
+    if ((last as { code?: string } | undefined)?.code === INSUFFICIENT_PRIVILEGE) return this.#connectRefused(last);
     return new AuditError(
       'AUDIT_STORE_UNAVAILABLE',
       `the audit log at ${this.where} is unreachable (${(last as Error | undefined)?.message ?? 'its server did not answer'}); ${waitMs > 0 ? `it is tried again in ${Math.ceil(waitMs)} ms` : 'it is being tried again'}. Nothing was written: retry later`,
