@@ -61,7 +61,8 @@ export interface InboundLimits {
  *   exec.finished event, and node.invoke.progress chunks; with its pongs,
  *   a few hundred frames at worst.
  * - agent: 256. Its requests in flight are held to MAX_IN_FLIGHT (64) a
- *   connection; four times that.
+ *   connection; four times that. An agent's connections draw on one byte
+ *   and one frame budget together (InboundBudgets).
  * - operator: 1,024. Its requests too are held to 64 in flight; a console
  *   or a CLI that sends a page of them at once, many times over.
  * A peer past its frame budget is held off as one past its byte budget is.
@@ -102,10 +103,26 @@ export type InboundRefusal = 'frame-too-large' | 'held-off-too-long';
  * arriving. A read past either budget holds the peer off: its socket is to
  * be read again only after `holdMs`, when both budgets have refilled.
  */
+/**
+ * The byte and frame budgets a connection draws on: its own, or those every
+ * connection of one agent draws on together (InboundMeter.limit), since one
+ * agent token holds MAX_AGENT_CONNECTIONS connections, and a budget each
+ * let it have that many times its kind's share of the event loop.
+ */
+export interface InboundBudgets {
+  bytes: TokenBucket;
+  frames: TokenBucket;
+}
+
+/** Budgets of `limits`, full. */
+export function inboundBudgets(limits: Readonly<InboundLimits>, now: () => number): InboundBudgets {
+  return { bytes: new TokenBucket(limits.bytesPerSecond, limits.burstBytes, now), frames: new TokenBucket(limits.framesPerSecond, limits.burstFrames, now) };
+}
+
 export class InboundMeter {
   #limits: Readonly<InboundLimits>;
-  readonly #budget: TokenBucket;
-  readonly #frames: TokenBucket;
+  #budget: TokenBucket;
+  #frames: TokenBucket;
   readonly #now: () => number;
   #arrived = 0;
   #delivered = 0;
@@ -125,11 +142,21 @@ export class InboundMeter {
     return this.#limits;
   }
 
-  /** Puts the connection under other limits (its kind's, once it is authenticated), with full budgets. */
-  limit(limits: Readonly<InboundLimits>): void {
+  /**
+   * Puts the connection under other limits (its kind's, once it is
+   * authenticated), with full budgets of its own, or drawing on `shared`
+   * (budgets of the same limits) as they are: a connection joining them
+   * refills nothing.
+   */
+  limit(limits: Readonly<InboundLimits>, shared?: InboundBudgets): void {
     this.#limits = limits;
-    this.#budget.reset(limits.bytesPerSecond, limits.burstBytes);
-    this.#frames.reset(limits.framesPerSecond, limits.burstFrames);
+    if (shared !== undefined) {
+      this.#budget = shared.bytes;
+      this.#frames = shared.frames;
+    } else {
+      this.#budget.reset(limits.bytesPerSecond, limits.burstBytes);
+      this.#frames.reset(limits.framesPerSecond, limits.burstFrames);
+    }
     this.#holdMs = 0;
     this.#heldOffSince = undefined;
     this.#heldOffAt = undefined;

@@ -14,7 +14,7 @@ import { AGENT_SCOPES, hasScope, type OperatorScope, type Role } from '../protoc
 import { Connection, type Peer } from './connection.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import { authenticateConnect, busyFailure, declaredCaps } from './handshake.ts';
-import { badInboundLimits, FrameScanner, INBOUND_LIMITS, InboundMeter, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
+import { badInboundLimits, FrameScanner, INBOUND_LIMITS, inboundBudgets, InboundMeter, type InboundBudgets, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { PrincipalBacklog } from './principal-backlog.ts';
 import { ThrottledLog } from './throttled-log.ts';
 import { UnaskedAnswers } from './unasked-answers.ts';
@@ -232,7 +232,9 @@ export class GatewayServer {
    * connection alone let an agent pile up requests by closing and reconnecting.
    */
   readonly #agentInFlight = new Map<string, number>();
-  /** The connections of each agent and each device, gone or not, and what they may leave unread together. */
+  /** What each agent's connections may send together (InboundBudgets), while it has a connection not gone. */
+  readonly #agentInbound = new Map<string, { budgets: InboundBudgets; connections: number }>();
+    /** The connections of each agent and each device, gone or not, and what they may leave unread together. */
   readonly #backlogs = new Map<string, PrincipalBacklog>();
 
   private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings, inboundLimits: Record<PeerKind, InboundLimits>) {
@@ -794,7 +796,7 @@ export class GatewayServer {
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
     const limits = this.#inboundLimits[peerKind(peer)];
-    this.#meterOf.get(connection)?.limit(limits);
+    this.#meterOf.get(connection)?.limit(limits, peer.agent !== undefined ? this.#agentBudgets(connection, peer.agent.id, limits) : undefined);
     const hello: HelloOk = {
       type: 'hello-ok',
       protocol: peer.protocol,
@@ -811,6 +813,17 @@ export class GatewayServer {
     for (const listener of this.#listeners.ready) listener(connection);
     // Admitted with the commands an operator approved; what it declared beyond them waits as a request.
     if (peer.role === 'node' && peer.deviceId) this.#announceRequest(connection, peer.deviceId, { client: peer.client, commands: peer.commands, caps: peer.caps });
+  }
+
+  /** The budgets `connection` draws on with the other connections of its agent, kept until the agent has none not gone. */
+  #agentBudgets(connection: Connection, agentId: string, limits: InboundLimits): InboundBudgets {
+    const shared = this.#agentInbound.get(agentId) ?? { budgets: inboundBudgets(limits, this.#now), connections: 0 };
+    shared.connections += 1;
+    this.#agentInbound.set(agentId, shared);
+    connection.socket.once('close', () => {
+      if (--shared.connections === 0 && this.#agentInbound.get(agentId) === shared) this.#agentInbound.delete(agentId);
+    });
+    return shared.budgets;
   }
 
   /**
