@@ -73,6 +73,18 @@ function processesOf(dir: string): number[] {
   return pids;
 }
 
+/** The processes of `dir`'s stand-in bubblewrap itself (what processesOf finds but corral-reaper, whose command line names the stand-in it runs). */
+function standInProcesses(dir: string): number[] {
+  const reaper = hostCapabilities().reaper.path;
+  return processesOf(dir).filter((pid) => {
+    try {
+      return reaper === undefined || !readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith(`${reaper}\0`);
+    } catch {
+      return false; // Gone since it was listed.
+    }
+  });
+}
+
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await sleep(10);
 }
@@ -116,7 +128,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           const s = standIn(hang);
           try {
             const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
-            await until(() => s.started() && processesOf(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            await until(() => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
             assert.equal((await killedLeavingNothing(proc, s.dir)).exitCode, null);
           } finally {
             await cleanUp(s);
@@ -141,7 +153,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         const s = standIn(NAMES_CHILD_THEN_HANGS);
         try {
           const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
-          await until(() => processesOf(s.dir).length === 2);
+          await until(() => standInProcesses(s.dir).length === 2);
           await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
@@ -153,7 +165,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         try {
           // More words than bubblewrap reads: handed to Corral's launcher in the sandbox once it says it is ready.
           const proc = s.runner.spawn(plan(s.dir), ['/bin/echo', ...Array.from({ length: 10_000 }, () => 'word')]);
-          await until(() => processesOf(s.dir).length === 2);
+          await until(() => standInProcesses(s.dir).length === 2);
           await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
@@ -165,7 +177,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           const s = standIn(hang);
           try {
             const warming = s.runner.keepWarm(plan(s.dir)).catch(() => undefined);
-            await until(() => s.started() && processesOf(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            await until(() => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
             const closed = await Promise.race([s.runner.close().then(() => true), sleep(5_000).then(() => false)]);
             assert.ok(closed, 'the runner never closed');
             await warming;

@@ -100,8 +100,8 @@ export interface ContainedProcess {
 
 let runnerCounter = 0;
 
-// bubblewrap's own refusals before the command runs: no namespaces, a mount it could not make.
-const SETUP_FAILURE = /^bwrap: (?!execvp )/;
+// bubblewrap's own refusals before the command runs (no namespaces, a mount it could not make), and corral-reaper's.
+const SETUP_FAILURE = /^(bwrap|corral-reaper): (?!execvp )/;
 /** How long a sandbox that failed before it ran anything may take to end by itself before it is killed. */
 const SETUP_FAILURE_GRACE_MS = 2_000;
 // Where bubblewrap reports the sandbox's pid, and the command's exit once it has exec'd it (--json-status-fd).
@@ -142,6 +142,8 @@ interface Sandbox {
   status: BubblewrapStatus;
   /** False when the cgroup handshake failed (bubblewrap died, or the run was stopped first). */
   adopted: boolean;
+  /** Corral's end of corral-reaper's lifeline, where bubblewrap runs under it: closed, the sandbox ends whole. */
+  lifeline: Writable | undefined;
   channel: EgressChannel | undefined;
   cgroups: RunCgroups | undefined;
   /** Where the run's onConnection goes: the channel of a warm sandbox is opened before its run is known. */
@@ -324,6 +326,7 @@ export class Runner {
     let seccompFd: number | undefined;
     let mountFds: number[] = [];
     let child: ChildProcess | undefined;
+    let lifeline: Writable | undefined;
     let status: BubblewrapStatus | undefined;
     let handedOver = () => {};
     const starting = new Promise<void>((resolve) => (handedOver = resolve));
@@ -376,11 +379,16 @@ export class Runner {
       mountFds = openMountSources(mountSources(mounts));
       placeStandIns(mounts, mountFds);
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
-      const [executable, ...rest] = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
+      const program = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
+      const stdio: (IOType | number)[] = [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds];
+      // Under corral-reaper where it is built: bubblewrap's --die-with-parent alone leaves a sandbox killed with Corral early in its start (see native/corral-reaper.c).
+      const reaper = this.#caps.reaper;
+      const lifelineFd = reaper.available ? stdio.push('pipe') - 1 : undefined;
+      const [executable, ...rest] = lifelineFd === undefined ? program : [reaper.path!, String(lifelineFd), '--', ...program];
       const started = spawn(executable!, rest, {
         // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
         env: {},
-        stdio: this.#overInherited([stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds]),
+        stdio: this.#overInherited(stdio),
       });
       child = started;
       // bubblewrap holds its copies until it has bound them; ours are done with.
@@ -397,6 +405,7 @@ export class Runner {
         started.once('close', (code, signal) => resolve({ code, signal }));
       });
       const extra = started.stdio as unknown as (Readable | Writable | null)[];
+      if (lifelineFd !== undefined) lifeline = extra[lifelineFd] as Writable;
       (extra[ENV_FD] as Writable).end(envArgs);
       status = bubblewrapStatus(extra[STATUS_FD] as Readable);
       let adopted = true;
@@ -419,12 +428,12 @@ export class Runner {
       // A warm sandbox counts as ready once its launcher says so: bubblewrap has then finished setting it up.
       if (command && adopted) adopted = await unlessStopped(launcherReady(command), stop, false);
       if (stop.aborted) {
-        killSandbox({ child: started, cgroups });
+        killSandbox({ child: started, cgroups, lifeline });
         adopted = false;
       }
-      return { child: started, exited, status, adopted, channel, cgroups, connections, command, output };
+      return { child: started, exited, status, adopted, lifeline, channel, cgroups, connections, command, output };
     } catch (error) {
-      if (child) killSandbox({ child, cgroups });
+      if (child) killSandbox({ child, cgroups, lifeline });
       for (const fd of [seccompFd, ...mountFds]) if (fd !== undefined) closeSync(fd);
       this.#dispose({ channel, cgroups });
       throw error;
@@ -486,7 +495,7 @@ export class Runner {
         sandbox.connections.notify = options.onConnection;
         // Never released, so nothing ran: bubblewrap is ending by itself (its child is gone, or it never made
         // one) and says why on stderr; killed at once, it might not get to say it. Killed only if it lingers.
-        const lingering = sandbox.adopted ? undefined : setTimeout(() => proc.kill('SIGKILL'), SETUP_FAILURE_GRACE_MS);
+        const lingering = sandbox.adopted ? undefined : setTimeout(() => killSandbox(sandbox!), SETUP_FAILURE_GRACE_MS);
         // A warm sandbox's stdin is the caller's, or a pipe: ended at once for 'ignore', fed from the stream otherwise.
         if (options.stdin !== undefined && typeof options.stdin !== 'string') options.stdin.pipe(proc.stdin!).on('error', () => undefined);
         else if (proc.stdin) proc.stdin.end();
@@ -950,7 +959,8 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
 }
 
 /**
- * Kills a sandbox whole, at any point of its start: every process in its cgroups, then bubblewrap's
+ * Kills a sandbox whole, at any point of its start: every process in its cgroups, then, under corral-reaper,
+ * everything below the reaper (it ends it all once its lifeline closes). Elsewhere, bubblewrap's
  * children (the sandbox's first process, the init of its PID namespace: every process inside ends with
  * it), then bubblewrap. bubblewrap is stopped first, so that it makes no child while they are looked
  * for and reaps none (its pid then free for another process) before it is killed. Its children are found
@@ -958,8 +968,10 @@ function bubblewrapStatus(stream: Readable): BubblewrapStatus {
  * waiting, or running the command, for good, outside any cgroup, holding the run's output open so that
  * the run never ended; and waiting for its report waited for good on a bubblewrap that hung before it.
  */
-function killSandbox(s: Pick<Sandbox, 'child' | 'cgroups'>): void {
+function killSandbox(s: Pick<Sandbox, 'child' | 'cgroups' | 'lifeline'>): void {
   s.cgroups?.kill();
+  // Under corral-reaper, which kills everything below it once its lifeline closes (bubblewrap, its children, and any it left).
+  if (s.lifeline) return void s.lifeline.destroy();
   const bwrap = s.child.pid;
   // Never spawned, or ended and reaped already (Node then sends nothing, where its pid may be another process's).
   if (bwrap === undefined || !s.child.kill('SIGSTOP')) return;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { forwarderBinary } from './native.ts';
+import { forwarderBinary, reaperBinary } from './native.ts';
 
 /** One protection and whether this host can enforce it, in words. */
 export interface Capability {
@@ -23,6 +23,8 @@ export interface HostCapabilities {
   bwrap: Capability & { path?: string };
   /** Corral's in-sandbox forwarder (built from native/corral-forward.c): needed for network grants. */
   forwarder: Capability & { path?: string; static?: boolean };
+  /** Corral's reaper (built from native/corral-reaper.c): ends a sandbox whole when Corral's process ends, at any point of its start. */
+  reaper: Capability & { path?: string };
   userNamespaces: Capability;
   seccomp: Capability;
   landlock: Capability;
@@ -48,6 +50,7 @@ export function hostCapabilities(refresh = false): HostCapabilities {
   let userns: Capability | undefined;
   let landlock: Capability | undefined;
   let forwarder: HostCapabilities['forwarder'] | undefined;
+  let reaper: HostCapabilities['reaper'] | undefined;
   let tmpfsSize: Capability | undefined;
   cached = {
     bwrap: bwrapPath
@@ -56,6 +59,10 @@ export function hostCapabilities(refresh = false): HostCapabilities {
     get forwarder() {
       forwarder ??= probeForwarder();
       return forwarder;
+    },
+    get reaper() {
+      reaper ??= probeReaper();
+      return reaper;
     },
     get userNamespaces() {
       userns ??= probeNamespaces(bwrapPath);
@@ -121,6 +128,15 @@ function probeForwarder(): HostCapabilities['forwarder'] {
     return { available: true, path: built.path, static: built.static, detail: `corral-forward at ${built.path} (${built.static ? 'static' : 'dynamically linked'}): carries the sandbox's proxy and ingress ports` };
   } catch (error) {
     return { available: false, detail: `${(error as Error).message}; egress and ingress cannot be granted` };
+  }
+}
+
+function probeReaper(): HostCapabilities['reaper'] {
+  try {
+    const built = reaperBinary();
+    return { available: true, path: built.path, detail: `corral-reaper at ${built.path}: a sandbox ends whole with the process that started it, however that process ends` };
+  } catch (error) {
+    return { available: false, detail: `${(error as Error).message}; a sandbox whose Corral process is killed (SIGKILL) while it starts may be left running` };
   }
 }
 

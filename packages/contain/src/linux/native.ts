@@ -91,6 +91,11 @@ export function buildNative(source: string): NativeBinary {
   throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `could not compile ${source}:\n${failures.join('\n')}`);
 }
 
+/** The host-side parent of a sandbox's bubblewrap (native/corral-reaper.c): ends the sandbox whole with Corral. */
+export function reaperBinary(): NativeBinary {
+  return buildNative(fileURLToPath(new URL('../../native/corral-reaper.c', import.meta.url)));
+}
+
 /** The in-sandbox forwarder (native/corral-forward.c): the first program of a run with network grants. */
 export function forwarderBinary(): NativeBinary {
   return buildNative(fileURLToPath(new URL('../../native/corral-forward.c', import.meta.url)));
