@@ -627,6 +627,50 @@ describe('corral audit --postgres', () => {
     }
   });
 
+  it('tail -f goes on through a restart of the server: says it lost the log, retries, says it is back, and prints every record appended before, during and after once, in order (regression: it exited at the restart)', { timeout: 120_000 }, async () => {
+    const state = tempStateDir();
+    cleanup.push(state);
+    const url = cluster.createDatabase('cli_audit_tail_restart');
+    const log = await openAuditLog({ stateDir: state, postgresUrl: url });
+    for (let i = 0; i < 3; i++) await log.append(event(i));
+    const child = spawn(CORRAL_BIN, ['--state-dir', state, 'audit', '--postgres', url, 'tail', '-f', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const waitFor = async (what: () => boolean, name: string) => {
+      for (const until = Date.now() + 60_000; !what(); await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > until || child.exitCode !== null) throw new Error(`tail -f never ${name}: ${out}\n${stderr}`);
+      }
+    };
+    const seqs = () => out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l).seq as number);
+    try {
+      await waitFor(() => seqs().length === 3, 'printed the first records');
+      // Appended while tail waits for its next look, then the server restarts (every connection cut).
+      for (let i = 3; i < 5; i++) await log.append(event(i));
+      await cluster.restart();
+      for (let i = 5; i < 8; i++) {
+        for (;;) {
+          try {
+            await log.append(event(i));
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      }
+      await waitFor(() => seqs().length >= 8, 'printed the records appended after the restart');
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(seqs(), [0, 1, 2, 3, 4, 5, 6, 7]);
+      assert.match(stderr, /^corral: lost the audit log at postgresql:\/\/127\.0\.0\.1:\d+\/cli_audit_tail_restart \(schema public\) \(.*\); retrying until it is back, to go on from seq [35]\ncorral: the audit log at \S+ \(schema public\) is back after \d+ s; following from seq [35]\n$/);
+    } finally {
+      child.kill('SIGINT');
+      await log.close();
+    }
+    assert.equal(await closed, 0, stderr);
+  });
+
   it('verify on a machine with no state directory, trusting a key it was given: the verdict alone under --json, exit 0, a warning that it keeps no witness (regression: the report, then EPERM or ENOENT of the witness as a second document, exit 1 as if damaged)', async () => {
     const state = tempStateDir();
     cleanup.push(state);

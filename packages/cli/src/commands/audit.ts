@@ -203,9 +203,24 @@ export function registerAudit(program: Command): void {
         const onSignal = () => (stop = true);
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        /** Since when a PostgreSQL log could not be read (its server restarting, the network down), while it cannot. */
+        let lostAt: number | undefined;
         while (!stop) {
           await new Promise((r) => setTimeout(r, 250));
-          await drain();
+          const from = next;
+          try {
+            await drain();
+          } catch (error) {
+            // Followed as `tail -F` follows a file: a server that is away is waited for, however long, and followed again from
+            // the record after the last one printed (drain checks that one is still the log's). The store spaces its attempts
+            // (RECONNECT_BACKOFF: from 250 ms up to 5 s) and fails the others at once without connecting.
+            if (reader.store.kind !== 'postgres' || !(error instanceof lib.AuditError) || error.code !== 'AUDIT_STORE_UNAVAILABLE') throw error;
+            if (lostAt === undefined) process.stderr.write(`corral: lost the audit log at ${printable(reader.store.where)} (${printable(error.message)}); retrying until it is back, to go on from seq ${next}\n`);
+            lostAt ??= Date.now();
+            continue;
+          }
+          if (lostAt !== undefined) process.stderr.write(`corral: the audit log at ${printable(reader.store.where)} is back after ${Math.round((Date.now() - lostAt) / 1000)} s; following from seq ${from}\n`);
+          lostAt = undefined;
         }
       });
     });
