@@ -17,6 +17,7 @@ import { authenticateConnect, busyFailure, declaredCaps } from './handshake.ts';
 import { badInboundLimits, FrameScanner, INBOUND_LIMITS, inboundBudgets, InboundMeter, type InboundBudgets, type InboundLimits, type InboundRefusal, type PeerKind } from './inbound-budget.ts';
 import { PrincipalBacklog } from './principal-backlog.ts';
 import { ThrottledLog } from './throttled-log.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { UnaskedAnswers } from './unasked-answers.ts';
 import { hostAllowed, originAllowed, type PublicAddress } from './addressed.ts';
 import { ClientAddresses } from '../http/client-address.ts';
@@ -63,6 +64,15 @@ export const MAX_UNAUTHENTICATED = 256;
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 64;
 /** Connections one agent may hold: an agent token is no gateway token, and must not let its holder fill MAX_CONNECTIONS. */
 export const MAX_AGENT_CONNECTIONS = 16;
+/**
+ * Connects one paired node device may make at once, then one every
+ * NODE_RECONNECT_EVERY_MS: each accepted connect writes gateway.db twice (a
+ * device token, the declared surface) and closes the device's previous
+ * connection, and a node's key in a loop made a hundred a second. A node
+ * reconnecting after a network fault, with its backoff, never comes near it.
+ */
+export const NODE_RECONNECTS_BURST = 10;
+export const NODE_RECONNECT_EVERY_MS = 3_000;
 /** Lines of the log one connection's refused or failed requests may write (ThrottledLog); its `closed` line says how many after the last. */
 export { LOG_REFUSALS_BURST, LOG_REFUSALS_PER_SECOND } from './throttled-log.ts';
 /**
@@ -225,6 +235,10 @@ export class GatewayServer {
   readonly #unaskedOf = new WeakMap<Connection, UnaskedAnswers>();
   /** Lines of WebSocket upgrades refused for their Host or Origin, all together: any web page the user opens can send them. */
   readonly #upgradeRefusals: ThrottledLog;
+  /** The connects each paired node device may still make at once (NODE_RECONNECTS_BURST). */
+  readonly #reconnects = new Map<string, TokenBucket>();
+  /** Lines of node connects refused for coming too fast, all together: one device in a loop would write one for each. */
+  readonly #reconnectRefusals: ThrottledLog;
   /**
    * Requests of each agent still being served, on its open connections and
    * on those it has closed: a handler goes on after its connection closes
@@ -234,7 +248,7 @@ export class GatewayServer {
   readonly #agentInFlight = new Map<string, number>();
   /** What each agent's connections may send together (InboundBudgets), while it has a connection not gone. */
   readonly #agentInbound = new Map<string, { budgets: InboundBudgets; connections: number }>();
-    /** The connections of each agent and each device, gone or not, and what they may leave unread together. */
+  /** The connections of each agent and each device, gone or not, and what they may leave unread together. */
   readonly #backlogs = new Map<string, PrincipalBacklog>();
 
   private constructor(http: Server, wss: WebSocketServer, options: GatewayServerOptions, settings: Settings, inboundLimits: Record<PeerKind, InboundLimits>) {
@@ -249,6 +263,7 @@ export class GatewayServer {
     this.#clientAddresses = options.clientAddresses ?? new ClientAddresses(undefined);
     this.#now = options.now ?? Date.now;
     this.#upgradeRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
+    this.#reconnectRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
     this.#startedAt = this.#now();
     // Upstream's method-scopes table puts `health` under operator.read: a connection granted no scopes learns nothing.
     this.method('health', { role: 'operator', scopes: ['operator.read'], handler: () => ({ ok: true, ts: this.#now() }) });
@@ -728,12 +743,26 @@ export class GatewayServer {
       connection.close(CLOSE.policyViolation, wire.message);
       return;
     }
+    // Refused before anything of the connect is written; its device proved itself, so no one else's connects count here.
+    if (peer.role === 'node' && peer.deviceId !== undefined && !this.#reconnectAllowed(peer.deviceId)) {
+      this.#reconnectRefusals.line({ event: 'refused', connId: connection.id, code: 'GATEWAY_RATE_LIMITED', reason: 'reconnecting too fast', role: peer.role, deviceId: peer.deviceId, remoteAddress: connection.remoteAddress });
+      connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'reconnecting too fast: try again later', retryable: true, retryAfterMs: NODE_RECONNECT_EVERY_MS }));
+      connection.close(CLOSE.tryAgainLater, 'reconnecting too fast');
+      return;
+    }
     const agentToken = params?.auth?.agentRuntimeIdentityToken;
     if (agentToken !== undefined) {
       void this.#verifyAgent(connection, frame, peer, agentToken);
       return;
     }
     this.#accepted(connection, frame, peer);
+  }
+
+  /** Takes one of `deviceId`'s connects (NODE_RECONNECTS_BURST); whether there was one. Kept for paired devices only: others are refused before. */
+  #reconnectAllowed(deviceId: string): boolean {
+    const connects = this.#reconnects.get(deviceId) ?? new TokenBucket(1000 / NODE_RECONNECT_EVERY_MS, NODE_RECONNECTS_BURST, this.#now);
+    this.#reconnects.set(deviceId, connects);
+    return connects.take();
   }
 
   /** Whether the agent token a connection was opened with still stands: its agent active, of the token's generation, the token unexpired, and its signing key still published. */
