@@ -85,6 +85,23 @@ function standInProcesses(dir: string): number[] {
   });
 }
 
+/** Every child this process had, looked for at each turn of the event loop until `settled` settles: bubblewrap, however soon it was killed. */
+async function childrenUntil(settled: Promise<unknown>): Promise<number[]> {
+  const seen = new Set<number>();
+  let over = false;
+  void settled.then(
+    () => (over = true),
+    () => (over = true),
+  );
+  while (!over) {
+    for (const task of readdirSync('/proc/self/task')) {
+      for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'latin1').split(' ').filter(Boolean)) seen.add(Number(pid));
+    }
+    await nextTurn();
+  }
+  return [...seen];
+}
+
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await sleep(10);
 }
@@ -188,13 +205,15 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         });
       }
 
-      it('ends as killed, and leaves nothing running, when stopped before bubblewrap was spawned', async () => {
+      it('never spawns bubblewrap, ends as killed and leaves nothing running, when stopped before bubblewrap was spawned (regression: bubblewrap was spawned and then killed)', async () => {
         const s = standIn(hangs['before it makes the sandbox']);
         try {
           // With egress the run first opens its proxy channel (and with cgroups takes its groups): bubblewrap is spawned only after.
           const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] }, network: { egress: { allow: ['example.com:443'] } } }), source: 'test', baseDir: s.dir });
           const proc = s.runner.spawn(p, ['/bin/true']);
+          const spawned = childrenUntil(proc.result);
           await killedLeavingNothing(proc, s.dir);
+          assert.deepEqual(await spawned, [], 'bubblewrap was spawned');
         } finally {
           await cleanUp(s);
         }

@@ -306,18 +306,21 @@ export class Runner {
   async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
     const enforcement = checkEnforceable(plan, this.#caps);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
-    return this.#boot(plan, enforcement, undefined, stdin, this.#closing.signal);
+    const sandbox = await this.#boot(plan, enforcement, undefined, stdin, this.#closing.signal);
+    if (!sandbox) throw new ContainError('CONTAIN_CLOSED', 'this runner was closed');
+    return sandbox;
   }
 
   /**
    * Starts bubblewrap for `plan` and moves it into the run's cgroups before it
    * runs anything. With `argv` the sandbox runs it at once; without, it waits
    * in the launcher for its command (a warm sandbox), as it does for an `argv`
-   * too long for bubblewrap's own command line (the run hands it over once ready). A run stopped meanwhile
-   * (`stop`) is killed (see killSandbox) and never released: the handshake, and a launcher's ready, are waited
-   * for only until the stop (a bubblewrap that hangs before either would hold the start open for good).
+   * too long for bubblewrap's own command line (the run hands it over once ready). A run stopped (`stop`)
+   * before bubblewrap is spawned never spawns it (undefined); one stopped after is killed (see killSandbox)
+   * and never released: the handshake, and a launcher's ready, are waited for only until the stop (a
+   * bubblewrap that hangs before either would hold the start open for good).
    */
-  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal): Promise<Sandbox> {
+  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal): Promise<Sandbox | undefined> {
     const network = plan.egress !== null && enforcement.network;
     const ingress = plan.ingress.length > 0 && enforcement.network;
     const connections: Sandbox['connections'] = {};
@@ -335,6 +338,10 @@ export class Runner {
     try {
       if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
       if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
+      if (stop.aborted) {
+        this.#dispose({ channel, cgroups });
+        return undefined;
+      }
 
       const forwarder = this.#caps.forwarder;
       const env: Record<string, string> = { ...plan.env };
@@ -478,6 +485,24 @@ export class Runner {
 
     const result = (async (): Promise<RunResult> => {
       const started = performance.now();
+      /** What a run killed by Corral before anything of it was seen reports; a run that started fills in what it saw. */
+      const stoppedResult = (): RunResult => ({
+        exitCode: null,
+        signal: 'SIGKILL',
+        notFound: false,
+        durationMs: performance.now() - started,
+        warm: warm !== undefined,
+        peakMemoryBytes: null,
+        limitsHit: [...limitsHit],
+        refused: [...limitsHit].map((limit): RefusedAccess => ({ kind: 'limit', limit, detail: limitDetail(limit, plan) })),
+        connections: [],
+        connectionsDropped: 0,
+        ingress: [],
+        warnings: [...plan.warnings, ...enforcement.warnings],
+        policyDigest: plan.policyDigest,
+        stdoutBytes: 0,
+        stderrBytes: 0,
+      });
       const stdinMode: StdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
       const timer = setTimeout(() => kill('timeout'), plan.limits.timeoutMs.value);
       const onAbort = () => kill('abort');
@@ -489,6 +514,12 @@ export class Runner {
       const held = new Map<Readable, () => void>();
       try {
         sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, stop.signal);
+        if (!sandbox) {
+          // Stopped before bubblewrap was spawned: nothing ran, and nothing was started.
+          if (killedBy === 'timeout') throw notStartedInTime(plan);
+          markReady([]);
+          return stoppedResult();
+        }
         const { child: proc, channel } = sandbox;
         live = sandbox;
         if (killedBy !== undefined) killSandbox(sandbox);
@@ -559,9 +590,7 @@ export class Runner {
         clearTimeout(lingering);
         if (exit.error) throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start bubblewrap: ${exit.error.message}`, { cause: exit.error });
         // Not the command's timeout: it never ran. bubblewrap hung in its own start (see 'corral doctor').
-        if (killedBy === 'timeout' && !((await sandbox.status.childPid) > 0)) {
-          throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox was not started within timeoutMs ${plan.limits.timeoutMs.value}: bubblewrap never named the sandbox's first process, so it was killed and the command never ran (see 'corral doctor')`);
-        }
+        if (killedBy === 'timeout' && !((await sandbox.status.childPid) > 0)) throw notStartedInTime(plan);
 
         const report = sandbox.cgroups?.report();
         if (report?.memoryLimitHit) limitsHit.add('memory');
@@ -576,25 +605,18 @@ export class Runner {
         if (setupFailed && killedBy === undefined) {
           throw new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox could not be set up on this host (see 'corral doctor'): ${stderrHead.split('\n')[0] || 'bubblewrap ended before it ran anything'}`);
         }
-        const refused: RefusedAccess[] = [
-          ...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })),
-          ...[...limitsHit].map((limit): RefusedAccess => ({ kind: 'limit', limit, detail: limitDetail(limit, plan) })),
-        ];
+        const seen = stoppedResult();
         const byCorral = killedBy !== undefined;
         return {
+          ...seen,
           exitCode: byCorral ? null : exit.code,
           signal: byCorral ? 'SIGKILL' : exit.signal,
           notFound,
-          durationMs: performance.now() - started,
-          warm: warm !== undefined,
           peakMemoryBytes: report?.peakMemoryBytes ?? null,
-          limitsHit: [...limitsHit],
-          refused,
+          refused: [...connections.filter((c) => !c.allowed).map((c): RefusedAccess => ({ kind: 'network', host: c.host, port: c.port, reason: c.reason ?? 'refused', at: c.startedAt })), ...seen.refused],
           connections,
           connectionsDropped: channel?.droppedRecords ?? 0,
           ingress: published,
-          warnings: [...plan.warnings, ...enforcement.warnings],
-          policyDigest: plan.policyDigest,
           stdoutBytes: outBytes,
           stderrBytes: errBytes,
         };
@@ -690,6 +712,11 @@ function checkEnforceable(plan: SandboxPlan, caps: HostCapabilities): Enforcemen
     tmpfsBytes,
     warnings: warnings.map((w) => `not enforced: ${w}`),
   };
+}
+
+/** A run whose sandbox was not started by its timeout (bubblewrap hung in its own start, or was never spawned): it never ran. */
+function notStartedInTime(plan: SandboxPlan): ContainError {
+  return new ContainError('CONTAIN_SPAWN_FAILED', `the sandbox was not started within timeoutMs ${plan.limits.timeoutMs.value}: bubblewrap never named the sandbox's first process, so it was killed and the command never ran (see 'corral doctor')`);
 }
 
 /**
