@@ -9,6 +9,7 @@ import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeError } from './errors.ts';
 import { withFileLock } from './file-lock.ts';
+import { looseStep } from './trusted-path.ts';
 import { MAX_STATE_FILE_BYTES, readStateFile, replaceFile } from './whole-files.ts';
 
 export type Security = 'deny' | 'allowlist' | 'full';
@@ -273,6 +274,7 @@ export class LocalPolicy {
     // Nothing there at all (no file, no link) is the default, found without a failed open (read at every command, that cost each one).
     // Anything else, or a path that cannot be looked at, is read below, which says what it is.
     if (noEntry(this.path)) return { exists: false, policy: DEFAULT_LOCAL_POLICY };
+    this.#refuseLooseWay();
     let text: string;
     try {
       // A regular file of at most MAX_LOCAL_POLICY_BYTES, never a FIFO waited on or a link to /dev/zero read for ever.
@@ -302,6 +304,22 @@ export class LocalPolicy {
     }
     this.#parsed = { text, policy };
     return { exists: true, policy };
+  }
+  /**
+   * A link to a policy kept elsewhere is only as safe as the way to it:
+   * whoever may change a folder or link on it could point it at a looser
+   * policy file that passes the file's own check (this user's, or root's).
+   * Throws NODE_POLICY_INVALID naming the first such step (looseStep), or
+   * when the way cannot be looked at.
+   */
+  #refuseLooseWay(): void {
+    let loose: ReturnType<typeof looseStep>;
+    try {
+      loose = lstatSync(this.path, { throwIfNoEntry: false })?.isSymbolicLink() === true ? looseStep(this.path) : undefined;
+    } catch (error) {
+      throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} cannot be read: the way it links to cannot be looked at`, { cause: error });
+    }
+    if (loose) throw new NodeError('NODE_POLICY_INVALID', `local policy ${this.path} leads through ${loose.path}, which ${loose.why}: another user could put a policy of their choosing there; make every folder and link on the way this user's or root's, writable by them alone (chmod go-w, or chmod +t for a shared folder), or link to a policy kept elsewhere (while it is so, the node runs nothing)`);
   }
 }
 
