@@ -392,13 +392,17 @@ export class NodeInvoker {
     server.method('node.invoke.result', {
       role: 'node',
       validate: validateNodeInvokeResultParams,
-      handler: async (params, { connection, peer }) => {
+      handler: async (params, { connection, peer, server }) => {
         const p = params as { id: string; nodeId: string; ok: boolean; payload?: unknown; payloadJSON?: string | null; error?: { code?: string; message?: string } | null };
         const waiter = this.#waiting.get(p.id);
         const result: InvokeResult = { ok: p.ok, ...(p.payload !== undefined ? { payload: p.payload } : {}), ...(p.payloadJSON !== undefined ? { payloadJSON: p.payloadJSON } : {}), ...(p.error ? { error: p.error } : {}) };
         if (!waiter && p.nodeId === peer.deviceId && (await this.#lateResult(p.id, connection, peer.deviceId, result))) return { ok: true };
         // Only the node the request went to, on the connection it went to, may answer it.
-        if (!waiter || waiter.connection !== connection || p.nodeId !== peer.deviceId) return { ok: true, ignored: true };
+        if (!waiter || waiter.connection !== connection || p.nodeId !== peer.deviceId) {
+          // Said so in the log, and a node that keeps forging answers is cut off.
+          server.unaskedAnswer(connection, 'node.invoke.result');
+          return { ok: true, ignored: true };
+        }
         this.#waiting.delete(p.id);
         clearTimeout(waiter.timer);
         waiter.resolve(result);
