@@ -14,6 +14,8 @@ export type NodeErrorCode =
   | 'NODE_CONTAINMENT_UNAVAILABLE'
   /** A request's params contradict each other (a command text that is not its argv). */
   | 'NODE_REQUEST_INVALID'
+  /** Another node process holds the state directory (its lock names its pid): one device key serves one node at a time. */
+  | 'NODE_STATE_DIR_UNAVAILABLE'
   /** Start-up options are missing or wrong. */
   | 'NODE_CONFIG_INVALID'
   /**

@@ -22,6 +22,7 @@ import { refuseWritableLoadPaths, refuseWritablePrograms, writableBy } from './s
 import { refuseWritableStartupFiles } from './startup-files.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
 import { refuseWritableSshConfig } from './ssh-config.ts';
+import { NODE_LOCK, lockStateDir } from './state-lock.ts';
 import { shown } from './untrusted-text.ts';
 
 export const DEVICE_FILE = 'node-device.json';
@@ -227,6 +228,8 @@ export class NodeHost {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   readonly #done = Promise.withResolvers<void>();
+  /** Gives the state directory back (its lock, NODE_LOCK). */
+  readonly #unlock: () => void;
 
   constructor(options: NodeHostOptions) {
     if (!/^wss?:\/\//.test(options.gateway)) throw new NodeError('NODE_CONFIG_INVALID', '--gateway must be a ws:// or wss:// URL');
@@ -239,24 +242,33 @@ export class NodeHost {
     this.#hidden = hidden === undefined ? { stateDir: options.stateDir } : { stateDir: hidden.dir, exposed: hidden.exposed };
     this.#options = options;
     this.device = loadOrCreateDevice(options.stateDir);
-    this.#deviceTokens = new DeviceTokens(options.stateDir);
-    // A control plane at the gateway's own address is that gateway: the node never connects to it twice.
-    const controlPlaneUrl = options.controlPlane?.url === options.gateway ? undefined : options.controlPlane?.url;
-    for (const [url, token, what] of [[options.gateway, options.token, 'gateway'], [controlPlaneUrl, options.controlPlane?.token, 'control plane']] as const) {
-      if (url !== undefined && token === undefined && this.#deviceTokens.get(url) === undefined) {
-        throw new NodeError('NODE_CONFIG_INVALID', `a ${what} token is needed to reach ${gatewayHost(url)} the first time: once it has paired this node, the node reconnects with the device token it gives`);
+    // One process per state directory: two with one device key would replace each other's gateway connection, each drop
+    // stopping the other's runs. Taken once the directory is made private (above), given back by close().
+    this.#unlock = lockStateDir(options.stateDir, NODE_LOCK, 'corral node');
+    try {
+      this.#deviceTokens = new DeviceTokens(options.stateDir);
+      // A control plane at the gateway's own address is that gateway: the node never connects to it twice.
+      const controlPlaneUrl = options.controlPlane?.url === options.gateway ? undefined : options.controlPlane?.url;
+      for (const [url, token, what] of [[options.gateway, options.token, 'gateway'], [controlPlaneUrl, options.controlPlane?.token, 'control plane']] as const) {
+        if (url !== undefined && token === undefined && this.#deviceTokens.get(url) === undefined) {
+          throw new NodeError('NODE_CONFIG_INVALID', `a ${what} token is needed to reach ${gatewayHost(url)} the first time: once it has paired this node, the node reconnects with the device token it gives`);
+        }
       }
+      this.policy = new LocalPolicy(options.stateDir);
+      this.#ownsRunner = options.runner === undefined;
+      this.#runner = options.runner ?? new Runner();
+      const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
+      for (const [agent, { policy, baseDir, source }] of Object.entries(policies)) {
+        const loaded = { policy: validatePolicy(policy), source: source ?? `<${agent}>`, baseDir };
+        planSandbox(loaded, process.env, this.#hidden); // paths that cannot be used fail at start, not at the first command
+        this.#policies.set(agent, loaded);
+      }
+      if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
+    } catch (error) {
+      // Made no host: nothing will close it.
+      this.#unlock();
+      throw error;
     }
-    this.policy = new LocalPolicy(options.stateDir);
-    this.#ownsRunner = options.runner === undefined;
-    this.#runner = options.runner ?? new Runner();
-    const policies = options.containerPolicies ?? { '*': { policy: DEFAULT_CONTAINER_POLICY, baseDir: options.stateDir } };
-    for (const [agent, { policy, baseDir, source }] of Object.entries(policies)) {
-      const loaded = { policy: validatePolicy(policy), source: source ?? `<${agent}>`, baseDir };
-      planSandbox(loaded, process.env, this.#hidden); // paths that cannot be used fail at start, not at the first command
-      this.#policies.set(agent, loaded);
-    }
-    if (!this.#policies.has('*')) this.#policies.set('*', { policy: validatePolicy(DEFAULT_CONTAINER_POLICY), source: '<default>', baseDir: options.stateDir });
     this.#done.promise.catch(() => {}); // read through `stopped`
   }
 
@@ -299,16 +311,21 @@ export class NodeHost {
     return this.#client !== undefined;
   }
 
+  /** Stops serving and gives the state directory back (its lock): another node may start on it then. */
   async close(): Promise<void> {
     this.#stopped = true;
     this.#wake?.();
-    await this.#client?.close();
-    const governance = await this.#governance?.catch(() => undefined);
-    await governance?.close();
-    await this.#loop;
-    if (this.#loop === undefined) this.#done.resolve();
-    for (const plan of this.#warmPlans.splice(0)) void this.#runner.keepWarm(plan, 0).catch(() => undefined);
-    if (this.#ownsRunner) await this.#runner.close();
+    try {
+      await this.#client?.close();
+      const governance = await this.#governance?.catch(() => undefined);
+      await governance?.close();
+      await this.#loop;
+      if (this.#loop === undefined) this.#done.resolve();
+      for (const plan of this.#warmPlans.splice(0)) void this.#runner.keepWarm(plan, 0).catch(() => undefined);
+      if (this.#ownsRunner) await this.#runner.close();
+    } finally {
+      this.#unlock();
+    }
   }
 
   /**
