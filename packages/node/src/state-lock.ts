@@ -57,7 +57,7 @@ function take(dir: string, name: string, holder: string): () => void {
         throw new NodeError('NODE_STATE_DIR_UNAVAILABLE', `${path} names no process, so ${holder} cannot tell whether one holds it: remove it if no ${holder} is running on ${dir}`);
       }
       if (pid !== process.pid && alive(pid)) {
-        throw new NodeError('NODE_STATE_DIR_UNAVAILABLE', `another ${holder} (pid ${pid}) is running on the state directory ${dir}: stop it first, or give this one another state directory`);
+        throw new NodeError('NODE_STATE_DIR_UNAVAILABLE', `another ${holder} (pid ${pid}) is running on the state directory ${dir}: stop it first, or choose another state directory for this one (--state-dir, or CORRAL_STATE_DIR)`);
       }
       removeIfSame(path, read.ino);
     }
