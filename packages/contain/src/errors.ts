@@ -33,6 +33,8 @@ export interface PolicyIssue {
   file: string;
   /** 1-based line in the file, when the document has one for this field. */
   line?: number;
+  /** 1-based column on that line, when the YAML library knows where the field or the problem starts. */
+  column?: number;
   /** The field path in dotted form, e.g. `filesystem.readwrite[0]`. */
   field: string;
   /** What was wrong and what is allowed. */
@@ -53,6 +55,6 @@ export class ContainError extends Error {
 
 /** Formats an issue the way compilers do: `file:line: field: message`. */
 export function formatIssue(issue: PolicyIssue): string {
-  const where = issue.line === undefined ? issue.file : `${issue.file}:${issue.line}`;
+  const where = issue.line === undefined ? issue.file : issue.column === undefined ? `${issue.file}:${issue.line}` : `${issue.file}:${issue.line}:${issue.column}`;
   return `${where}: ${issue.field || '(top level)'}: ${issue.message}`;
 }

@@ -5,7 +5,7 @@ import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
 import { duplicateKey } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
-import { yamlTooDeep } from './lib/yaml-nesting.ts';
+import { yamlPastLimit } from './lib/yaml-limits.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -82,7 +82,8 @@ function textOf(bytes: Buffer, file: string): string {
 export function parseCases(text: string, readEntities: (file: string) => unknown = () => {
   throw new PolicyError('POLICY_CASES_INVALID', 'this cases text cannot name an entities file');
 }): PolicyCases {
-  const tooDeep = yamlTooDeep(text, MAX_CASES_NESTING);
+  // Cases files may be long (16 MiB): only their depth is bounded here.
+  const tooDeep = yamlPastLimit(text, { depth: MAX_CASES_NESTING, tokens: Number.POSITIVE_INFINITY });
   if (tooDeep !== undefined) {
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
   }

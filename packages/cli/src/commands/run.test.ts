@@ -31,7 +31,7 @@ describe('corral run', () => {
       const file = policyFile('runtime: [shell]\nfilesystem:\n  readonyl: [./x]\n');
       const r = await corral(['run', '--policy', file, '--', '/bin/sh', '-c', 'echo ran']);
       assert.equal(r.code, 2);
-      assert.match(r.stderr, new RegExp(`${file}:3: filesystem\\.readonyl: unknown field`));
+      assert.match(r.stderr, new RegExp(`${file}:3:3: filesystem\\.readonyl: unknown field`));
       assert.doesNotMatch(r.stderr, NO_STACK);
       assert.equal(r.stdout, '');
     });

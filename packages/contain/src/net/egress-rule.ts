@@ -45,6 +45,12 @@ export function parseEgressRule(text: string): EgressRule | string {
     if (family === 6 && prefix >= 96 && network >> 32n === 0xffffn) {
       return `'${split.host}' is an IPv4 block written as IPv6; write '${formatIp(4, network & 0xffff_ffffn)}/${prefix - 96}'`;
     }
+    // A block is written by its network: one with bits set past its prefix was most likely meant as that one address or a narrower block.
+    if (network !== ipToBigInt(address)) {
+      const written = (value: bigint, length: number) => (family === 4 ? `${formatIp(4, value)}/${length}` : `[${formatIp(6, value)}]/${length}`);
+      const block = written(network, prefix);
+      return `'${family === 4 ? split.host : `[${address}]/${prefixText}`}' sets bits past its /${prefix} prefix: it would be the network ${block}. Write '${block}' for that network, or '${written(ipToBigInt(address), bits)}' for the one address`;
+    }
     return { kind: 'cidr', family, network, prefix, ports, source };
   }
 

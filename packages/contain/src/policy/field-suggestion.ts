@@ -8,8 +8,12 @@ export function suggestField(written: string, fields: readonly string[]): string
   const typed = plain(written);
   let best: { field: string; distance: number } | undefined;
   for (const field of fields) {
-    const distance = editDistance(typed, plain(field));
-    if (distance <= Math.max(1, Math.floor(field.length / 3)) && (best === undefined || distance < best.distance)) best = { field, distance };
+    const near = Math.max(1, Math.floor(field.length / 3));
+    const meant = plain(field);
+    // The distance is at least the difference in length: a key far longer than any field (a megabyte of it) is compared with none.
+    if (Math.abs(typed.length - meant.length) > near) continue;
+    const distance = editDistance(typed, meant);
+    if (distance <= near && (best === undefined || distance < best.distance)) best = { field, distance };
   }
   return best?.field;
 }

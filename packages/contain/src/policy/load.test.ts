@@ -62,7 +62,7 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     it('names the file, the line, the field and the allowed names', () => {
       const error = invalid('filesystem:\n  readwrite: [./a]\n  readonyl: [./b]\n');
       assert.equal(error.issues.length, 1);
-      assert.deepEqual({ ...error.issues[0], message: undefined }, { file: 'policy.yaml', line: 3, field: 'filesystem.readonyl', message: undefined });
+      assert.deepEqual({ ...error.issues[0], message: undefined }, { file: 'policy.yaml', line: 3, column: 3, field: 'filesystem.readonyl', message: undefined });
       assert.match(error.issues[0]!.message, /readwrite, readonly, denied/);
     });
   });
@@ -265,11 +265,11 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
     });
 
     it('lists the first 20 problems and counts the rest (1 MiB of broken lines made a 44 MB message, all of it printed)', () => {
-      const error = invalid('runtime: [shell]\n' + 'a: [\n'.repeat(1000));
+      const error = invalid('runtime: [shell]\n' + 'a: b: c\n'.repeat(1000));
       const lines = error.message.split('\n');
       assert.ok(error.issues.length > 20);
       assert.equal(lines.length, 1 + 20 + 1);
-      assert.match(lines[1]!, /^  policy\.yaml:3: /);
+      assert.match(lines[1]!, /^  policy\.yaml:2:4: /);
       assert.equal(lines.at(-1), `  … and ${error.issues.length - 20} more`);
       assert.match(lines[0]!, new RegExp(`^policy has ${error.issues.length} problems`));
     });

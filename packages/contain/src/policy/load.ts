@@ -4,6 +4,14 @@ import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import type { PROCESS_DEFAULTS } from './defaults.ts';
 import { suggestField } from './field-suggestion.ts';
 import { ContainerPolicySchema, UNSEEN, type ContainerPolicy } from './schema.ts';
+import { yamlPastLimit } from '@corral/policy/yaml-limits';
+
+/**
+ * Far past any policy: its fields nest at most 4 deep (network.egress.allow[0]), and its three longest lists,
+ * 4096 commented paths each, take 90,000 tokens. The YAML library's parser slows with depth and length, and
+ * its composer recurses: text past either is refused before it is parsed.
+ */
+const MAX_POLICY_TEXT = { depth: 32, tokens: 131_072 };
 
 /**
  * Parses and validates policy text. `file` names the source in error messages.
@@ -11,6 +19,14 @@ import { ContainerPolicySchema, UNSEEN, type ContainerPolicy } from './schema.ts
  * @throws ContainError `CONTAIN_POLICY_INVALID`
  */
 export function parsePolicyText(text: string, file = '<inline>'): ContainerPolicy {
+  const past = yamlPastLimit(lfLineBreaks(text), MAX_POLICY_TEXT);
+  if (past !== undefined) {
+    const message =
+      past.limit === 'depth'
+        ? `nested more than ${MAX_POLICY_TEXT.depth} deep; a policy's fields nest at most 4 deep (network.egress.allow[0])`
+        : `longer than any policy: more than ${MAX_POLICY_TEXT.tokens} names, values, punctuation marks and line breaks by here; list folders rather than each file in them`;
+    throw invalid([{ file, line: past.line, column: past.column, field: '', message }]);
+  }
   const lines = new LineCounter();
   // A policy is JSON-shaped: YAML 1.1's !!binary, !!set, !!timestamp… are read as the plain values they tag,
   // so the schema names what was expected instead of a Buffer's or a Set's own fields.
@@ -18,7 +34,7 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e): PolicyIssue => ({
       file,
-      line: e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line,
+      ...at(lines, e.pos[0]),
       field: '',
       message: `not valid YAML or JSON: ${escaped(e.message.split('\n')[0]!)}`,
     }));
@@ -51,8 +67,7 @@ export function validatePolicy(value: unknown, file = '<inline>', doc?: Document
   const set = (value as { environment?: { set?: unknown } } | null)?.environment?.set;
   if (typeof set === 'object' && set !== null && Object.hasOwn(set, '__proto__')) {
     const path = ['environment', 'set', '__proto__'];
-    const line = doc && lines ? lineOf(doc, lines, path) : undefined;
-    issues.push({ file, ...(line === undefined ? {} : { line }), field: fieldName(path), message: 'a variable cannot be named __proto__' });
+    issues.push({ file, ...(doc && lines ? placeOf(doc, lines, path) : {}), field: fieldName(path), message: 'a variable cannot be named __proto__' });
   }
   if (result.success && issues.length === 0) return result.data;
   throw invalid(issues);
@@ -124,8 +139,7 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
     default:
       break;
   }
-  const line = doc && lines ? lineOf(doc, lines, path) : undefined;
-  return line === undefined ? { file, field, message } : { file, line, field, message };
+  return { file, ...(doc && lines ? placeOf(doc, lines, path) : {}), field, message };
 }
 
 /** One issue for each unknown field, on its key's line (its value may start lines below, or be a section of its own). */
@@ -136,18 +150,17 @@ function unknownFields(issue: z.core.$ZodIssueUnrecognizedKeys, file: string, do
   return issue.keys.map((key) => {
     const meant = suggestField(key, allowed);
     const message = `unknown field ${quoted(key)}${meant === undefined ? '' : ` (did you mean '${meant}'?)`}${allowed.length > 0 ? `; allowed here: ${allowed.join(', ')}` : ''}`;
-    const line = doc && lines ? (written?.get(key) ?? lineOf(doc, lines, path)) : undefined;
-    const field = fieldName([...path, key]);
-    return line === undefined ? { file, field, message } : { file, line, field, message };
+    const place = doc && lines ? (written?.get(key) ?? placeOf(doc, lines, path)) : {};
+    return { file, ...place, field: fieldName([...path, key]), message };
   });
 }
 
-/** The line of each key written in the mapping at `path` (by the name the schema sees), or nothing when there is none. */
-function keyLines(doc: Document, lines: LineCounter, path: readonly (string | number)[]): Map<string, number> {
+/** Where each key is written in the mapping at `path` (by the name the schema sees), or nothing when there is none. */
+function keyLines(doc: Document, lines: LineCounter, path: readonly (string | number)[]): Map<string, Place> {
   const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
-  const found = new Map<string, number>();
+  const found = new Map<string, Place>();
   if (!isMap(map)) return found;
-  for (const { key } of map.items) if (isScalar(key) && key.range) found.set(String(key.value), lines.linePos(key.range[0]).line);
+  for (const { key } of map.items) if (isScalar(key) && key.range) found.set(String(key.value), at(lines, key.range[0]));
   return found;
 }
 
@@ -163,15 +176,16 @@ function keyProblems(doc: Document, lines: LineCounter, file: string): PolicyIss
     Map(_, map) {
       const seen = new Map<string, number>();
       for (const { key } of map.items) {
-        const line = lines.linePos(isNode(key) && key.range ? key.range[0] : 0).line;
+        const place = at(lines, isNode(key) && key.range ? key.range[0] : 0);
+        const { line } = place;
         if (isCollection(key) || isAlias(key)) {
-          problems.push({ file, line, field: '', message: 'a key is a name written out, not a list, a mapping or an alias (*name)' });
+          problems.push({ file, ...place, field: '', message: 'a key is a name written out, not a list, a mapping or an alias (*name)' });
           continue;
         }
         const name = String(isScalar(key) ? key.value : key);
         const first = seen.get(name);
         if (first === undefined) seen.set(name, line);
-        else problems.push({ file, line, field: '', message: `${quoted(name)} is written twice, first at line ${first}; keep one` });
+        else problems.push({ file, ...place, field: '', message: `${quoted(name)} is written twice, first at line ${first}; keep one` });
       }
     },
   });
@@ -180,12 +194,22 @@ function keyProblems(doc: Document, lines: LineCounter, file: string): PolicyIss
 
 /** A field's dotted path; a key holding a character no one sees is written in brackets, quoted and escaped. */
 function fieldName(path: readonly (string | number)[]): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : UNSEEN.test(p) ? `${acc}[${quoted(p)}]` : acc ? `${acc}.${p}` : p), '');
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : UNSEEN.test(p) ? `${acc}[${quoted(p)}]` : acc ? `${acc}.${shortened(p)}` : shortened(p)), '');
 }
 
 /** A key as the policy wrote it, in quotes: in double quotes, escaped, when it holds a character no one sees. */
 function quoted(key: string): string {
-  return UNSEEN.test(key) ? `"${escaped(key)}"` : `'${key}'`;
+  return UNSEEN.test(key) ? `"${escaped(shortened(key))}"` : `'${shortened(key)}'`;
+}
+
+/** Most characters of a key a message shows: a key a megabyte long would be printed whole in each message naming it. */
+const KEY_SHOWN = 64;
+
+function shortened(key: string): string {
+  if (key.length <= KEY_SHOWN) return key;
+  // Not between the two halves of a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(key[KEY_SHOWN - 1]!) ? KEY_SHOWN - 1 : KEY_SHOWN;
+  return `${key.slice(0, end)}… (${key.length} characters)`;
 }
 
 /**
@@ -236,15 +260,26 @@ function unwrap(schema: unknown): unknown {
   return s;
 }
 
-/** The line of the deepest node along `path` that exists in the document. */
-function lineOf(doc: Document, lines: LineCounter, path: readonly (string | number)[]): number | undefined {
+/** Where a node starts in the text: 1-based line and column. */
+interface Place {
+  line: number;
+  column: number;
+}
+
+function at(lines: LineCounter, offset: number): Place {
+  const { line, col } = lines.linePos(offset);
+  return { line, column: col };
+}
+
+/** Where the deepest node along `path` that exists in the document starts; nothing when none does. */
+function placeOf(doc: Document, lines: LineCounter, path: readonly (string | number)[]): Place | Record<never, never> {
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true) as { range?: [number, number, number] } | undefined;
     if (node?.range) {
       // A mapping's own range starts at its first key; for a missing child, point at the parent's key instead.
-      return lines.linePos(node.range[0]).line;
+      return at(lines, node.range[0]);
     }
-    if (depth === 0 && doc.contents && 'range' in doc.contents && doc.contents.range) return lines.linePos(doc.contents.range[0]).line;
+    if (depth === 0 && doc.contents && 'range' in doc.contents && doc.contents.range) return at(lines, doc.contents.range[0]);
   }
-  return undefined;
+  return {};
 }

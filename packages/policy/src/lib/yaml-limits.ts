@@ -1,23 +1,26 @@
 import { CST, Lexer } from 'yaml';
 
-/** Where YAML text first nests deeper than a limit: 1-based line and column. */
-export interface TooDeep {
+/** Where YAML text first goes past a limit, and which: 1-based line and column. */
+export interface PastLimit {
+  limit: 'depth' | 'tokens';
   line: number;
   column: number;
 }
 
 /**
- * Where `text` first nests more than `max` nodes deep (flow `[`/`{`, block
+ * Where `text` first nests more than `max.depth` nodes deep (flow `[`/`{`, block
  * collections by their indentation or their `- `, `? `, `: ` on one line),
- * or undefined when it never does. Read from the YAML library's lexer, which
- * is linear, and stopped there: its parser slows with depth (1 MiB of `[`
- * took 10 s) and its composer recurses until the stack overflows.
+ * or holds more than `max.tokens` tokens (names, values, punctuation, spaces,
+ * comments, line breaks), or undefined when it does neither. Read from the YAML
+ * library's lexer, which is linear, and stopped there: its parser slows with
+ * depth (1 MiB of `[` took 10 s) and with length (a flow list of 350,000 items,
+ * 10 s), and its composer recurses until the stack overflows.
  *
  * A block node's depth is counted as the columns it is nested under: a
  * sequence written at its mapping key's own column counts with it, so a
  * count is at most the depth and at least half of it.
  */
-export function yamlTooDeep(text: string, max: number): TooDeep | undefined {
+export function yamlPastLimit(text: string, max: { depth: number; tokens: number }): PastLimit | undefined {
   const columns: number[] = [];
   let flow = 0;
   let line = 1;
@@ -25,7 +28,9 @@ export function yamlTooDeep(text: string, max: number): TooDeep | undefined {
   // The next token starts a node: the first on a line, or the one after a block indicator.
   let startsNode = true;
   let scalarNext = false;
+  let tokens = 0;
   for (const token of new Lexer().lex(text)) {
+    if (++tokens > max.tokens) return { limit: 'tokens', line, column: column + 1 };
     const type: string | null = scalarNext ? 'scalar-source' : CST.tokenType(token);
     scalarNext = type === 'scalar';
     switch (type) {
@@ -53,7 +58,7 @@ export function yamlTooDeep(text: string, max: number): TooDeep | undefined {
         }
         if (type === 'flow-seq-start' || type === 'flow-map-start') flow++;
         else if ((type === 'flow-seq-end' || type === 'flow-map-end') && flow > 0) flow--;
-        if (columns.length + flow > max) return { line, column: column + 1 };
+        if (columns.length + flow > max.depth) return { limit: 'depth', line, column: column + 1 };
     }
     startsNode = type === 'newline' || (flow === 0 && (type === 'seq-item-ind' || type === 'explicit-key-ind' || type === 'map-value-ind')) || (startsNode && (type === 'space' || type === 'anchor' || type === 'tag'));
     const lastBreak = token.lastIndexOf('\n');
