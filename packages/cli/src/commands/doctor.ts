@@ -23,6 +23,7 @@ export function registerDoctor(program: Command): void {
           ['rlimits', caps.rlimits],
           ['Landlock', caps.landlock],
           ['network forwarder', caps.forwarder],
+          ['sandbox reaper', caps.reaper],
           ['tmpfs size', caps.tmpfsSize],
         ];
         for (const [name, cap] of rows) process.stdout.write(`${cap.available ? 'ok  ' : 'no  '} ${name.padEnd(17)} ${cap.detail}\n`);

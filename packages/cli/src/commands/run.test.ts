@@ -538,6 +538,7 @@ describe('corral doctor', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /bubblewrap/);
     assert.match(r.stdout, /^(ok|no) +tmpfs size +\S/m, 'whether files in /tmp count against the memory limit without a memory cgroup');
+    assert.match(r.stdout, /^ok +sandbox reaper +corral-reaper at \S+/m, 'whether a sandbox ends whole with a Corral process that is killed outright');
     assert.match(r.stdout, /Corral can contain commands on this host/);
   });
 
