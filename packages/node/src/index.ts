@@ -7,3 +7,4 @@ export { DEFAULT_CONTAINER_POLICY, DEVICE_FILE, NODE_COMMANDS, NodeHost, OUTPUT_
 export type { NodeHostOptions, NodeStatus } from './host.ts';
 export { DEFAULT_LOCAL_POLICY, LOCAL_POLICY_FILE, LocalPolicy, allowlistSubjects, isTighter, localAllows, parseLocalPolicy, policyHash } from './local-policy.ts';
 export type { Ask, LocalPolicyFile, Security } from './local-policy.ts';
+export { lockStateDir, removeIfSame } from './state-lock.ts';

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
-import { UP_LOCK, lockStateDir, removeIfSame } from './state.ts';
+import { removeIfSame } from '@corral/node';
+import { UP_LOCK, lockStateDir } from './state.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'corral-up-lock-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -2,8 +2,9 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, constants, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { IdentityError, securePrivateDir } from '@corral/identity';
+import { NodeError, lockStateDir as lockDir } from '@corral/node';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -133,91 +134,17 @@ export function portFailure(host: string, port: number, error: unknown): CliFail
 }
 
 /**
- * Takes the state directory for this process (STATE/up.lock holding its pid).
- * The lock is written whole under a name of this process's, then linked into
- * place: it never exists without its pid, so another `corral up` starting at
- * the same moment never reads a half-written lock as one left behind. A lock
- * naming a process that is gone is taken over; one naming no process (not
- * written by `corral up`) is left for the user to judge. Returns the release.
- * Throws a CliFailure (exit 3) naming the process that holds it, or the file.
+ * Takes the state directory for this process (STATE/up.lock holding its pid),
+ * as a node takes its own (@corral/node lockStateDir, the one mechanism): a
+ * lock naming a process that is gone is taken over; one naming no process is
+ * left for the user to judge. Returns the release. Throws a CliFailure (exit
+ * 3) naming the process that holds it, or the file.
  */
 export function lockStateDir(dir: string): () => void {
-  const path = join(dir, UP_LOCK);
-  const draft = join(dir, `${UP_LOCK}.${process.pid}`);
-  // Made anew, never opened through what is there: a link planted under that name is removed, not written through.
-  rmSync(draft, { force: true });
-  writeFileSync(draft, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(draft, path);
-        return () => rmSync(path, { force: true });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const read = readLock(path);
-      // Released since: try again.
-      if (read === undefined) continue;
-      const holder = /^\d+\n?$/.test(read.text) ? Number(read.text.trim()) : Number.NaN;
-      if (!Number.isSafeInteger(holder) || holder <= 0) {
-        throw new CliFailure(`${path} names no process, so corral up cannot tell whether one holds it: remove it if no corral up is running on ${dir}`, EXIT.environment);
-      }
-      if (holder !== process.pid && alive(holder)) {
-        throw new CliFailure(`another corral up (pid ${holder}) is running on the state directory ${dir}: stop it first, or choose another state directory with --state-dir`, EXIT.environment);
-      }
-      removeIfSame(path, read.ino);
-    }
-  } finally {
-    rmSync(draft, { force: true });
-  }
-  throw new CliFailure(`cannot take ${path}: remove it if no corral up is running`, EXIT.environment);
-}
-
-/** The lock's text, or undefined when it is gone. */
-/** The lock's text and the file it was read from (its inode); undefined when there is none, or it changed while read. */
-function readLock(path: string): { text: string; ino: bigint } | undefined {
-  try {
-    const before = lstatSync(path, { bigint: true }).ino;
-    const text = readFileSync(path, 'utf8');
-    return lstatSync(path, { bigint: true }).ino === before ? { text, ino: before } : undefined;
+    return lockDir(dir, UP_LOCK, 'corral up');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/**
- * Removes the lock left behind that `ino` is, and nothing else: two starts
- * that both found it left behind must not have the second remove the lock
- * the first has taken since. It is moved aside (rename(2) moves whatever is
- * there, at once) and looked at: a lock other than the one judged is put
- * back. Exported for its test.
- */
-export function removeIfSame(path: string, ino: bigint): void {
-  const aside = `${path}.stale.${process.pid}`;
-  try {
-    renameSync(path, aside);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  try {
-    if (lstatSync(aside, { bigint: true }).ino === ino) return;
-    try {
-      linkSync(aside, path);
-    } catch {
-      // Taken by a third start meanwhile: that one holds it now.
-    }
-  } finally {
-    rmSync(aside, { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if (!(error instanceof NodeError)) throw error;
+    throw new CliFailure(error.message, EXIT.environment);
   }
 }
