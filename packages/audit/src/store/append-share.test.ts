@@ -140,6 +140,48 @@ describe('several writers on one SQLite log', () => {
     await verifies(stateDir, acknowledged);
   });
 
+  it("hands a forwarding process's appends to the appender over a connection of its own, in the order they were made, and back to its writer thread through a handover", async () => {
+    const stateDir = tempDir();
+    const first = await openAuditLog({ stateDir });
+    const second = await openAuditLog({ stateDir });
+    const seqs: number[] = [];
+    let stop = false;
+    let sawDirect = false;
+    // One caller making appends one after another, up to 2,000 unanswered: each must land after the one made before it.
+    const caller = (async () => {
+      const inFlight: Promise<unknown>[] = [];
+      for (let i = 0; !stop; i++) {
+        inFlight.push(second.append(sampleEvent(i)).then((r) => (seqs[i] = r.seq)));
+        if ((second.store as SqliteStore).appendLane === 'direct') sawDirect = true;
+        if (inFlight.length >= 2000) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+    })();
+    try {
+      await until('the second writer appends over its own connection', () => sawDirect && seqs.length >= 500);
+      await first.close();
+      const atClose = seqs.length;
+      await until('the second writer has appended after the handover', () => seqs.length >= atClose + 500);
+      assert.equal(roleOf(second), 'appender');
+      assert.equal((second.store as SqliteStore).appendLane, 'thread');
+    } finally {
+      stop = true;
+      await caller; // an append that failed would reject here
+      await second.close();
+    }
+    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `append ${i} landed at ${seqs[i]}, before append ${i - 1} at ${seqs[i - 1]}`);
+    await verifies(stateDir, seqs.length);
+  });
+
+  it('keeps a forwarding process that nothing else keeps alive running until the appender has answered what it handed over itself, and it exits 0', async () => {
+    const stateDir = tempDir();
+    await appenderProcess(stateDir);
+    const child = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'test', 'rounds-child.ts'), stateDir, '200'], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { appended: 4000, lanes: ['direct', 'thread'] });
+    await verifies(stateDir, 4000);
+  });
+
   it('replaces a socket left by a process that ended without closing', async () => {
     const stateDir = tempDir();
     const socket = socketOf(stateDir);

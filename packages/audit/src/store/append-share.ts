@@ -329,6 +329,11 @@ export class AppendForwarder {
     return this.#inFlight.size === 0;
   }
 
+  /** False once the appender has said it is closing, or the connection has ended: send() then refuses. */
+  get usable(): boolean {
+    return !this.#ended && !this.#leaving;
+  }
+
   /** Ends the connection once every request sent is answered (or the appender is gone, or silent for SILENCE_MS). */
   async close(): Promise<void> {
     if (this.#ended) return;

@@ -39,6 +39,8 @@ export class SqliteWriter {
   readonly #committed: CommitCount;
   #next = 0;
   #role: AppendRole;
+  /** Called once no request sent to the thread is unanswered. */
+  #drained: (() => void)[] = [];
   /** Set once the thread is gone: every later request fails with it. */
   #gone: AuditError | null = null;
 
@@ -57,7 +59,10 @@ export class SqliteWriter {
         if ('result' in r) w.resolve(r.result);
         else w.reject(new AuditError(r.error.code, r.error.message));
       }
-      if (this.#waiting.size === 0) worker.unref();
+      if (this.#waiting.size === 0) {
+        worker.unref();
+        this.#noteDrained();
+      }
     });
     worker.on('error', (error) => this.#fail(new AuditError('AUDIT_STORE_UNAVAILABLE', `the writer of ${where} failed: ${error.message}`, { cause: error })));
     worker.on('exit', () => this.#fail(new AuditError('AUDIT_CLOSED', `the writer of ${where} is closed`)));
@@ -92,6 +97,11 @@ export class SqliteWriter {
   /** True while a request sent to the thread is unanswered. */
   get busy(): boolean {
     return this.#waiting.size > 0;
+  }
+
+  /** Resolves once every request sent to the thread is answered (or the thread is gone). */
+  drained(): Promise<void> {
+    return this.busy ? new Promise((done) => this.#drained.push(done)) : Promise.resolve();
   }
 
   /** Tells the thread's checkpointer about a commit of `records` through another connection of this process. */
@@ -129,5 +139,12 @@ export class SqliteWriter {
     this.#gone ??= error;
     for (const w of this.#waiting.values()) w.reject(this.#gone.code === 'AUDIT_CLOSED' ? new AuditError('AUDIT_STORE_UNAVAILABLE', `the writer of ${this.#where} ended before answering`) : this.#gone);
     this.#waiting.clear();
+    this.#noteDrained();
+  }
+
+  #noteDrained(): void {
+    const waiting = this.#drained;
+    this.#drained = [];
+    for (const done of waiting) done();
   }
 }

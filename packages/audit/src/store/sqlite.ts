@@ -198,6 +198,11 @@ export class SqliteStore implements AuditStore {
     return this.#writer instanceof SqliteAppendRouter ? this.#writer.role : 'alone';
   }
 
+  /** Where appends that do not commit on the calling thread go (sqlite-append-router.ts); null before openWriter() and for a one-shot writer. */
+  get appendLane(): 'thread' | 'direct' | null {
+    return this.#writer instanceof SqliteAppendRouter ? this.#writer.lane : null;
+  }
+
   append(request: AppendRequest): Promise<AppendResult> {
     if (!this.#writer) return Promise.reject(new AuditError('AUDIT_CLOSED', `the audit log ${this.where} is not open for writing`));
     return this.#writer.append(request);
