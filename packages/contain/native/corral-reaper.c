@@ -110,13 +110,22 @@ int main(int argc, char **argv) {
       }
     }
   }
-  /* Whatever is left below: everything (cut), or what PROGRAM left, reparented here. Each end may reparent more. */
+  if (cut && !ended) kill(program, SIGKILL);
+  /*
+   * Whatever is left below: everything (cut), or what PROGRAM left, reparented
+   * here. Each end may reparent more. Listing /proc takes milliseconds (most of
+   * a sandbox's run of `true`), so it is read only while a child is left.
+   */
   for (;;) {
-    kill_children(self);
     int st;
-    pid_t pid = waitpid(-1, &st, 0);
+    pid_t pid = waitpid(-1, &st, WNOHANG);
     if (pid < 0 && errno == EINTR) continue;
-    if (pid < 0) break;
+    if (pid < 0) break; /* No child left. */
+    if (pid == 0) {
+      kill_children(self);
+      pid = waitpid(-1, &st, 0);
+      if (pid < 0) continue;
+    }
     if (pid == program && !ended) status = st, ended = 1;
   }
   if (cut || !ended || WIFSIGNALED(status)) {

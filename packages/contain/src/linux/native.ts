@@ -6,7 +6,7 @@
 // a sandbox), dynamically otherwise.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,12 +83,35 @@ export function buildNative(source: string): NativeBinary {
     const r = spawnSync(compiler, [...flags, '-o', partial, source], { encoding: 'utf8', timeout: 120_000 });
     if (r.status === 0) {
       renameSync(partial, built);
+      removeAbandonedBuilds(dir, name);
       return { path: built, static: linkage === 'static' };
     }
     rmSync(partial, { force: true });
     failures.push(`${compiler} ${flags.join(' ')}: ${r.error?.message ?? r.stderr.trim()}`);
   }
   throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `could not compile ${source}:\n${failures.join('\n')}`);
+}
+
+/**
+ * Removes the partial builds of `name` that processes which have ended left
+ * in `dir` (killed while compiling: a Corral killed during its first run after
+ * an upgrade), each as large as a built program.
+ */
+function removeAbandonedBuilds(dir: string, name: string): void {
+  for (const file of readdirSync(dir)) {
+    const pid = /^(.+)-[0-9a-f]{16}-(?:static|dynamic)\.(\d+)\.tmp$/.exec(file);
+    if (pid?.[1] !== name || alive(Number(pid[2]))) continue;
+    rmSync(join(dir, file), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The host-side parent of a sandbox's bubblewrap (native/corral-reaper.c): ends the sandbox whole with Corral. */
