@@ -12,6 +12,7 @@ export type { Limit, LimitName, Mount, PlanOptions, SandboxPlan } from './policy
 export { parseEgressRule } from './net/egress-rule.ts';
 export type { EgressRule, PortRange } from './net/egress-rule.ts';
 export { hostCapabilities } from './linux/host.ts';
+export { processAlive } from './linux/process-alive.ts';
 export type { Capability, HostCapabilities } from './linux/host.ts';
 export { Runner, SANDBOX_PASSWD_HOME } from './runner.ts';
 export type { ContainedProcess, LimitHit, RefusedAccess, RunOptions, RunResult, RunnerOptions } from './runner.ts';

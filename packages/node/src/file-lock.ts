@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, linkSync, openSync, readSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { processAlive } from '@corral/contain';
 import { NodeError } from './errors.ts';
 
 /**
@@ -107,13 +108,7 @@ function stale(path: string): boolean {
   const pid = Number(text.trim());
   if (!Number.isSafeInteger(pid) || pid <= 0) return true;
   if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as { code?: unknown }).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }
 
 /**

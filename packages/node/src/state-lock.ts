@@ -5,6 +5,7 @@
 // crash, SIGKILL) is taken over, so it never blocks a restart.
 import { linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '@corral/contain';
 import { NodeError } from './errors.ts';
 
 /** The lock a node holds on its state directory while its host is open. */
@@ -56,7 +57,7 @@ function take(dir: string, name: string, holder: string): () => void {
       if (!Number.isSafeInteger(pid) || pid <= 0) {
         throw new NodeError('NODE_STATE_DIR_UNAVAILABLE', `${path} names no process, so ${holder} cannot tell whether one holds it: remove it if no ${holder} is running on ${dir}`);
       }
-      if (pid !== process.pid && alive(pid)) {
+      if (pid !== process.pid && processAlive(pid)) {
         throw new NodeError('NODE_STATE_DIR_UNAVAILABLE', `another ${holder} (pid ${pid}) is running on the state directory ${dir}: stop it first, or choose another state directory for this one (--state-dir, or CORRAL_STATE_DIR)`);
       }
       removeIfSame(path, read.ino);
@@ -103,15 +104,5 @@ export function removeIfSame(path: string, ino: bigint): void {
     }
   } finally {
     rmSync(aside, { force: true });
-  }
-}
-
-/** Whether a process `pid` runs (EPERM: it does, as another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { CgroupController, CgroupPlace } from './host.ts';
+import { processAlive } from './process-alive.ts';
 
 /** The limits one run asks of its cgroups (only those with a controller here are set). */
 export interface CgroupLimits {
@@ -260,15 +261,6 @@ function killProcesses(dir: string): void {
     } catch {
       // Gone already.
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

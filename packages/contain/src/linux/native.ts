@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainError } from '../errors.ts';
 import { which } from './host.ts';
+import { processAlive } from './process-alive.ts';
 
 const COMPILERS = ['cc', 'gcc', 'clang'];
 const FLAGS = ['-O2', '-Wall', '-Wextra', '-Werror'];
@@ -100,17 +101,8 @@ export function buildNative(source: string): NativeBinary {
 function removeAbandonedBuilds(dir: string, name: string): void {
   for (const file of readdirSync(dir)) {
     const pid = /^(.+)-[0-9a-f]{16}-(?:static|dynamic)\.(\d+)\.tmp$/.exec(file);
-    if (pid?.[1] !== name || alive(Number(pid[2]))) continue;
+    if (pid?.[1] !== name || processAlive(Number(pid[2]))) continue;
     rmSync(join(dir, file), { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
