@@ -124,6 +124,20 @@ describe('a policy problem names its column where the text gives one', () => {
   });
 });
 
+describe('a limit YAML reads as a number that is none', () => {
+  it("says it must be finite and in which unit, for .inf, .nan and 1e400 (regression: 'expected number, got number Infinity')", () => {
+    const refusal = refusalWithin('process:\n  memoryMB: .inf\n  maxProcesses: .nan\n  timeoutMs: 1e400\n');
+    assert.deepEqual(
+      refusal.issues.map((i) => i.message),
+      [
+        'must be a finite number, got Infinity (.inf, or a number too large to hold): write a plain number of megabytes',
+        'must be a finite number, got .nan: write a plain number of processes',
+        'must be a finite number, got Infinity (.inf, or a number too large to hold): write a plain number of milliseconds',
+      ],
+    );
+  });
+});
+
 describe('an egress CIDR block with host bits set', () => {
   it("is refused, naming the network it would be and both ways to write what was meant (10.1.2.3/8 was widened to 10.0.0.0/8 unremarked)", () => {
     const refusal = refusalWithin('network:\n  egress: { allow: ["10.1.2.3/8:5432", "[fd00::1]/8:443"] }\n');

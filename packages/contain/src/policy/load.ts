@@ -118,6 +118,11 @@ function describeIssue(issue: z.core.$ZodIssue, file: string, doc?: Document, li
       if (issue.input === null && isScalar(node) && node.source === '~') message += " (YAML reads a bare ~ as null; write '~' in quotes for your home folder)";
       const limit = path[0] === 'process' && path.length === 2 ? LIMIT_UNITS[path[1] as keyof typeof LIMIT_UNITS] : undefined;
       if (typeof issue.input === 'string' && limit !== undefined) message += `: write a plain number of ${limit}, without quotes or a unit`;
+      // YAML's .inf and .nan, and a number too large to hold (1e400), reach the schema as numbers it refuses as none.
+      if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) {
+        message = `must be a finite number, got ${Number.isNaN(issue.input) ? '.nan' : 'Infinity (.inf, or a number too large to hold)'}`;
+        if (limit !== undefined) message += `: write a plain number of ${limit}`;
+      }
       break;
     }
     case 'invalid_value':
