@@ -261,6 +261,21 @@ describe('two writers on one SQLite file', () => {
     await b.close();
   });
 
+  it("opens a new log while another connection holds the write lock on the new file (turning it to WAL was refused at once, 'database is locked', without SQLite's busy wait)", async () => {
+    const stateDir = freshDir('wal-turn');
+    const other = new DatabaseSync(join(stateDir, 'audit.db'));
+    other.exec('BEGIN IMMEDIATE');
+    const release = setTimeout(() => other.exec('COMMIT'), 150);
+    try {
+      const log = await openLog({ stateDir });
+      assert.equal((await log.append(sampleEvent(0))).seq, 0);
+    } finally {
+      clearTimeout(release);
+      if (other.isTransaction) other.exec('COMMIT');
+      other.close();
+    }
+  });
+
   it("open a new log at the same instant from eight processes, each then appending (one could fail 'database is locked' while another turned the new file to WAL, or find the signing key half-written)", async () => {
     const script = `const { openAuditLog } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'log', 'audit-log.ts'))});
       const log = await openAuditLog({ stateDir: process.argv[2] });

@@ -14,7 +14,7 @@ import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { chainRowFromTuple, checkpointFromRow, headFromRow, recordFromRow, spanFromRow, toBytes, type Row } from './codec.ts';
-import { BUSY_MS, HEAD_SQL, beginImmediateWithTimers, sqliteError } from './sqlite-write.ts';
+import { BUSY_MS, HEAD_SQL, beginImmediateWithTimers, isBusy, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter, type AppendRole } from './sqlite-writer.ts';
@@ -106,12 +106,32 @@ export class SqliteStore implements AuditStore {
     }
   }
 
+  /**
+   * Turns the file to WAL (a no-op once it is). On a new file SQLite reads it,
+   * then upgrades to the write lock, and refuses that upgrade at once, without
+   * its busy wait, while another connection holds the write lock: of eight
+   * processes opening one new log, one failed "database is locked". Retried
+   * with timers for up to BUSY_MS.
+   */
+  async #turnToWal(): Promise<void> {
+    const deadline = Date.now() + BUSY_MS;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 16)) {
+      try {
+        this.#db.exec('PRAGMA journal_mode = WAL');
+        return;
+      } catch (error) {
+        if (!isBusy(error) || Date.now() > deadline) throw sqliteError(this.where, error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
   async init(meta: LogMeta): Promise<LogMeta> {
+    // 16 KiB pages: a batch of records is written (and fsynced) in a quarter of
+    // the page writes 4 KiB pages take. Only a new, empty file takes it.
+    this.#guard(() => this.#db.exec('PRAGMA page_size = 16384'));
+    await this.#turnToWal();
     const existing = this.#guard(() => {
-      // 16 KiB pages: a batch of records is written (and fsynced) in a quarter of
-      // the page writes 4 KiB pages take. Only a new, empty file takes it.
-      this.#db.exec('PRAGMA page_size = 16384');
-      this.#db.exec('PRAGMA journal_mode = WAL');
       this.#db.exec('PRAGMA synchronous = FULL');
       const found = this.#readMetaSync();
       if (found) return found;
