@@ -156,11 +156,19 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 }
 
+/**
+ * How long signing in may take: the password's scrypt, the sign-in's redirects and the
+ * console's first load, each slowed by whatever else runs. Signing in is what
+ * a test starts from, not what it measures: beside another test file on this
+ * 2-core host it took past 15 s (every test of the file ran 3–8× slower).
+ */
+const SIGN_IN_MS = 60_000;
+
 /** Signs in from the sign-in page with the keyboard only (type, Enter), and waits for the console's navigation. */
 export async function signIn(page: Page, stack: Stack, username: string, password: string): Promise<void> {
-  await page.goto(`${stack.url}/`);
-  await page.getByLabel('Username').fill(username);
+  await page.goto(`${stack.url}/`, { timeout: SIGN_IN_MS });
+  await page.getByLabel('Username').fill(username, { timeout: SIGN_IN_MS });
   await page.getByLabel('Password').fill(password);
   await page.getByLabel('Password').press('Enter');
-  await page.getByRole('navigation', { name: 'Console' }).waitFor();
+  await page.getByRole('navigation', { name: 'Console' }).waitFor({ timeout: SIGN_IN_MS });
 }
