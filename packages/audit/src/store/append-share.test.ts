@@ -4,7 +4,7 @@
 // takes over.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { after, describe, it } from 'node:test';
 import { AuditError } from '../errors.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
+import { checkedEvent } from '../record/event.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { FRAME, FrameReader, frame, jsonFrame, requestFrame } from './append-share-frames.ts';
 import { MAX_TRANSACTION } from './batch.ts';
@@ -78,6 +79,17 @@ async function within<T>(what: string, ms: number, work: Promise<T>): Promise<T>
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** How many sockets this process has open (a connection that nothing keeps the event loop running for is still one). */
+function socketsOpen(): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 async function verifies(stateDir: string, size: number): Promise<void> {
@@ -408,6 +420,31 @@ describe('several writers on one SQLite log', () => {
       } finally {
         signal(appender, 'SIGKILL');
         await log.close();
+      }
+    });
+
+    it("closes the connection of its own to the appender that it was still opening when its store closed (it stayed open, the appender keeping an idle peer)", async () => {
+      const stateDir = tempDir();
+      const appender = await appenderProcess(stateDir);
+      const before = socketsOpen();
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal(roleOf(log), 'forwarding');
+        signal(appender, 'SIGSTOP');
+        // One request too large to commit on the calling thread: the writer thread hands it over, and the store starts opening a connection of its own.
+        const bodies = Array.from({ length: 40 }, (_, i) => checkedEvent(sampleEvent(i), () => new Date()).body);
+        const committed = log.store.append({ bodies, timesMs: bodies.map(() => Date.now()), seal: 'due' });
+        const closed = log.store.close();
+        await new Promise((r) => setTimeout(r, 100));
+        // The appender welcomes the new connection before it answers the request, and the store's close waits for the answer.
+        signal(appender, 'SIGCONT');
+        await committed;
+        await closed;
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(socketsOpen(), before);
+      } finally {
+        signal(appender, 'SIGKILL');
+        await log.close().catch(() => {});
       }
     });
 

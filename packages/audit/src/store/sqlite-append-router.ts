@@ -50,7 +50,8 @@ export class SqliteAppendRouter {
   #lane: 'thread' | 'direct' = 'thread';
   /** Requests made while the lane changes, or null while it does not. */
   #held: Held[] | null = null;
-  #connecting = false;
+  /** The opening of this thread's own connection to the appender, while one is under way: close() waits for it, and closes what it opened. */
+  #connecting: Promise<void> | null = null;
   /** performance.now() before which no new connection to the appender is tried. */
   #retryAt = 0;
 
@@ -120,14 +121,13 @@ export class SqliteAppendRouter {
     }
     if (!forwarding) return;
     if (this.#direct?.usable) this.#changeLane('direct');
-    else if (!this.#connecting && !this.#direct?.busy && now >= this.#retryAt) void this.#connect();
+    else if (!this.#connecting && !this.#direct?.busy && now >= this.#retryAt) this.#connecting = this.#connect();
   }
 
   async #connect(): Promise<void> {
-    this.#connecting = true;
     this.#direct = null;
     this.#direct = await SqliteDirectForward.connect(this.#where, this.#config.keyId);
-    this.#connecting = false;
+    this.#connecting = null;
     if (!this.#direct) this.#retryAt = performance.now() + RETRY_DIRECT_MS;
   }
 
@@ -159,6 +159,7 @@ export class SqliteAppendRouter {
 
   /** Closes this thread's connection to the appender (once answered), then the writer thread. */
   async close(): Promise<void> {
+    await this.#connecting;
     while (this.#held) await this.#thread.drained().then(() => this.#direct?.drained());
     await this.#direct?.close();
     return this.#thread.close();
