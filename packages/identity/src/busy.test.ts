@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
+import { holdWriteLock } from '../../../scripts/testing/sqlite-lock.ts';
 import { AgentRegistry } from './agents.ts';
 import { openIdentityDb } from './db.ts';
 import { IdentityError } from './errors.ts';
@@ -118,6 +119,18 @@ describe('when another process holds the identity store', () => {
     } finally {
       db.close();
       release();
+    }
+  });
+
+  it("Identity.open creates a new store while another process holds the new file's write lock a moment (turning it to WAL was refused at once, IDENTITY_STORE_BUSY, without waiting)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
+    dirs.push(dir);
+    // Another process, not a connection of this one: Identity.open waits synchronously, and nothing here could let the lock go meanwhile.
+    const holder = await holdWriteLock(join(dir, 'identity.db'), 300);
+    try {
+      Identity.open(dir).close();
+    } finally {
+      await holder.ended;
     }
   });
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { BUSY_TIMEOUT_MS, busyError, busyMapped, isBusy } from './busy.ts';
+import { turnToWal } from './wal.ts';
 import { IdentityError } from './errors.ts';
 import { privateStoreFile, securePrivateDir } from './state-dir.ts';
 
@@ -85,7 +86,8 @@ export function openIdentityDb(stateDir: string, options: { busyTimeoutMs?: numb
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)};`);
     checkTables(db);
-    db.exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;');
+    db.exec('PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;');
+    turnToWal(db, busyTimeoutMs);
     db.exec(SCHEMA);
     addNodeSurfaceColumns(db);
     // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.

@@ -29,4 +29,5 @@ export type { LocalUser } from './local-users.ts';
 export type { HumanRecord } from './humans.ts';
 export { parseTtl } from './ttl.ts';
 export { isBusy } from './busy.ts';
+export { turnToWal } from './wal.ts';
 export { securePrivateDir } from './state-dir.ts';

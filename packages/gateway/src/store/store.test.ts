@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { holdWriteLock } from '../../../../scripts/testing/sqlite-lock.ts';
 import { GatewayError } from '../errors.ts';
 import { openGatewayDb } from './store.ts';
 
@@ -31,6 +32,16 @@ function refusal(dir: string): GatewayError {
 describe('openGatewayDb', () => {
   it('opens a fresh state directory, creating gateway.db', () => {
     openGatewayDb(stateDir()).close();
+  });
+
+  it("creates gateway.db while another process holds the new file's write lock a moment (turning it to WAL was refused at once, without waiting: GATEWAY_STORE_FAILED)", async () => {
+    const dir = stateDir();
+    const holder = await holdWriteLock(join(dir, 'gateway.db'), 300);
+    try {
+      openGatewayDb(dir).close();
+    } finally {
+      await holder.ended;
+    }
   });
 
   describe('when gateway.db is not a database', () => {

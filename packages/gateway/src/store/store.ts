@@ -5,6 +5,7 @@
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { turnToWal } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import { preparedOnce } from './statements.ts';
 import { setBusyTimeout, writeNowOrWhenFree, WRITE_LOCK_WAIT_MS } from './write-lock.ts';
@@ -35,8 +36,9 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     db = new DatabaseSync(path);
     chmodSync(path, 0o600);
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
     setBusyTimeout(db, 5000);
+    turnToWal(db, 5000);
+    db.exec('PRAGMA synchronous = NORMAL');
     db.exec(SCHEMA);
     // Added after the first release of the table.
     const columns = (db.prepare('PRAGMA table_info(node_surface)').all() as Array<{ name: string }>).map((c) => c.name);
