@@ -26,6 +26,22 @@ function storeWith(sql: string): string {
   return dir;
 }
 
+/** Asserts Identity.open refuses the store in `dir` as not Corral's, leaving identity.db in rollback-journal mode; returns its tables. */
+function refusedAsForeign(dir: string): string[] {
+  assert.throws(() => Identity.open(dir), (error: unknown) => {
+    assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
+    assert.match((error as Error).message, /is not a Corral identity store/);
+    return true;
+  });
+  const db = new DatabaseSync(join(dir, 'identity.db'));
+  try {
+    assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'delete');
+    return (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
+  } finally {
+    db.close();
+  }
+}
+
 describe('the identity store', () => {
   describe('when identity.db is another application’s SQLite file', () => {
     const foreign: Array<[string, string]> = [
@@ -37,36 +53,14 @@ describe('the identity store', () => {
     it('refuses one none of whose tables is Corral\'s: IDENTITY_STORE_FAILED, and leaves the file as it was', () => {
       // Before: Corral switched it to write-ahead logging and wrote its own tables, signing keys included, into it beside the other program's.
       const dir = storeWith("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT); INSERT INTO moz_places VALUES (1, 'https://example.com/')");
-      assert.throws(() => Identity.open(dir), (error: unknown) => {
-        assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
-        assert.match((error as Error).message, /is not a Corral identity store/);
-        return true;
-      });
-      const db = new DatabaseSync(join(dir, 'identity.db'));
-      try {
-        assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'delete');
-        assert.deepEqual((db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name), ['moz_places']);
-      } finally {
-        db.close();
-      }
+      assert.deepEqual(refusedAsForeign(dir), ['moz_places']);
     });
 
     for (const [what, sql] of foreign) {
       it(`refuses one with ${what}: IDENTITY_STORE_FAILED, and leaves the file as it was`, () => {
         // Before: an uncoded ERR_SQLITE_ERROR escaped Identity.open, with the file switched to write-ahead logging and Corral's other tables added.
         const dir = storeWith(sql);
-        assert.throws(() => Identity.open(dir), (error: unknown) => {
-          assert.equal((error as { code?: string }).code, 'IDENTITY_STORE_FAILED');
-          assert.match((error as Error).message, /is not a Corral identity store/);
-          return true;
-        });
-        const db = new DatabaseSync(join(dir, 'identity.db'));
-        try {
-          assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'delete');
-          assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'").get() as { n: number }).n, sql.split('CREATE TABLE').length - 1);
-        } finally {
-          db.close();
-        }
+        assert.equal(refusedAsForeign(dir).length, sql.split('CREATE TABLE').length - 1);
       });
     }
   });

@@ -3,12 +3,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import { IdentityError, FORGED_TOKEN_CODES } from './errors.ts';
-import { Identity } from './identity.ts';
+import { Identity, type IdentityOptions } from './identity.ts';
 import type { TokenRefusal } from './tokens.ts';
 
 const dirs: string[] = [];
@@ -21,11 +21,47 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Signs arbitrary claims with the store's own active private key: a genuine signature on whatever we like. */
-async function signWithStoreKey(dir: string, claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+/** Opens the store in `dir` as one Corral process would, runs `use` on it, and closes it however `use` ends. */
+async function withIdentity(dir: string, options: IdentityOptions, use: (id: Identity) => Promise<void>): Promise<void> {
+  const id = Identity.open(dir, options);
+  try {
+    await use(id);
+  } finally {
+    id.close();
+  }
+}
+
+/** Runs one statement straight on identity.db, as damage or an older Corral would leave it. */
+function editStore(dir: string, sql: string, ...params: SQLInputValue[]): void {
+  const db = new DatabaseSync(join(dir, 'identity.db'));
+  db.prepare(sql).run(...params);
+  db.close();
+}
+
+/** The store's active signing key as identity.db holds it: its kid and its private JWK. */
+function activeKeyRow(dir: string): { kid: string; private_jwk: string } {
   const db = new DatabaseSync(join(dir, 'identity.db'));
   const row = db.prepare("SELECT kid, private_jwk FROM signing_keys WHERE state = 'active'").get() as { kid: string; private_jwk: string };
   db.close();
+  return row;
+}
+
+/** The private half (`d`) of the store's active signing key. */
+function activePrivateKey(dir: string): string {
+  return (JSON.parse(activeKeyRow(dir).private_jwk) as { d: string }).d;
+}
+
+/** Asserts neither identity.db nor its write-ahead log holds `secret` anywhere; `what` names it in the failure. */
+function assertStoreForgot(dir: string, secret: string, what: string): void {
+  for (const file of ['identity.db', 'identity.db-wal']) {
+    const path = join(dir, file);
+    assert.ok(!existsSync(path) || !readFileSync(path).includes(secret), `${file} still holds ${what}`);
+  }
+}
+
+/** Signs arbitrary claims with the store's own active private key: a genuine signature on whatever we like. */
+async function signWithStoreKey(dir: string, claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+  const row = activeKeyRow(dir);
   const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'EdDSA');
   return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: row.kid, ...header }).sign(key);
 }
@@ -238,30 +274,22 @@ describe('agent tokens', () => {
 describe('an agent at the limits of what it may hold', () => {
   it('is issued tokens that verify: 64 scopes, 2,047 characters of them, under a 256-character issuer and audience', async () => {
     const dir = tempDir();
-    const id = Identity.open(dir, { issuer: `https://${'i'.repeat(248)}`, audience: 'a'.repeat(256) });
-    try {
+    await withIdentity(dir, { issuer: `https://${'i'.repeat(248)}`, audience: 'a'.repeat(256) }, async (id) => {
       const scopes = Array.from({ length: 64 }, (_, i) => `${String(i).padStart(2, '0')}:${'x'.repeat(28)}`);
       id.agents.create({ name: 'n'.repeat(63), process: 'p'.repeat(63), owner: 'o@example.com', scopes });
       const { token } = await id.issueToken('n'.repeat(63));
       assert.equal((await id.verifyToken(token)).scope.split(' ').length, 64);
-    } finally {
-      id.close();
-    }
+    });
   });
 
   it('is issued no token at all when an older store gave it more scopes than a token carries', async () => {
     // Before: the token was handed out, and every verifier refused it as malformed.
     const dir = tempDir();
-    const id = Identity.open(dir);
-    try {
+    await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'legacy-bot', process: 'p', owner: 'o@example.com' });
-      const db = new DatabaseSync(join(dir, 'identity.db'));
-      db.prepare("UPDATE agents SET scopes = ? WHERE name = 'legacy-bot'").run(JSON.stringify(Array.from({ length: 100 }, (_, i) => `scope-${i}:${'x'.repeat(100)}`)));
-      db.close();
+      editStore(dir, "UPDATE agents SET scopes = ? WHERE name = 'legacy-bot'", JSON.stringify(Array.from({ length: 100 }, (_, i) => `scope-${i}:${'x'.repeat(100)}`)));
       await assert.rejects(id.issueToken('legacy-bot'), { code: 'IDENTITY_INPUT_INVALID' });
-    } finally {
-      id.close();
-    }
+    });
   });
 });
 
@@ -297,8 +325,7 @@ describe('key rotation', () => {
   it('keeps tokens signed by the previous key valid through the overlap, then refuses them as unknown-key', async () => {
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
-    const id = Identity.open(dir, { now: () => clock });
-    try {
+    await withIdentity(dir, { now: () => clock }, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const old = await id.issueToken('bot', { ttlSeconds: 900 });
       const newKid = await id.rotateKeys(15 * 60_000);
@@ -310,9 +337,7 @@ describe('key rotation', () => {
       await assert.rejects(id.verifyToken(old.token), { code: 'IDENTITY_TOKEN_KEY_UNKNOWN' });
       assert.equal((await id.jwks()).keys.length, 1);
       assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retired']);
-    } finally {
-      id.close();
-    }
+    });
   });
 
   it('cuts off every earlier key with a rotation of no overlap, also one still retiring from the rotation before', async () => {
@@ -320,8 +345,7 @@ describe('key rotation', () => {
     // own overlap, though its private half is in the same store whose leak the rotation answers.
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
-    const id = Identity.open(dir, { now: () => clock });
-    try {
+    await withIdentity(dir, { now: () => clock }, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const first = await id.issueToken('bot');
       await id.rotateKeys(3_600_000);
@@ -337,9 +361,7 @@ describe('key rotation', () => {
       await id.rotateKeys(60_000);
       const overlaps = id.keys.list().filter((k) => k.state === 'retiring').map((k) => k.retireAfter);
       assert.deepEqual(overlaps, [new Date(clock + 60_000).toISOString(), new Date(clock + 60_000).toISOString()], 'a shorter one shortens every key still retiring');
-    } finally {
-      id.close();
-    }
+    });
   });
 
   it('stops publishing the previous key in the JWKS the moment its overlap ends, as verification stops accepting it', async () => {
@@ -347,65 +369,44 @@ describe('key rotation', () => {
     // (one cut off by --overlap 0 included), for any relying party to fetch and cache.
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
-    const id = Identity.open(dir, { now: () => clock });
-    try {
+    await withIdentity(dir, { now: () => clock }, async (id) => {
       const oldKid = (await id.jwks()).keys[0]!.kid;
       const newKid = await id.rotateKeys(500);
       assert.deepEqual((await id.jwks()).keys.map((k) => k.kid), [newKid, oldKid]);
       clock += 500;
       assert.equal(await id.keys.verificationKey(oldKid), undefined);
       assert.deepEqual((await id.jwks()).keys.map((k) => k.kid), [newKid]);
-    } finally {
-      id.close();
-    }
+    });
   });
 
   it('erases the previous key\'s private half at the rotation, from identity.db and its write-ahead log, while its tokens verify through the overlap', async () => {
     // Before: the private half of a key that would never sign again stayed in the store through the overlap, and after
     // it until a token was next issued or the keys listed (a gateway that only verifies never erased it).
     const dir = tempDir();
-    const id = Identity.open(dir);
-    try {
+    await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const { token } = await id.issueToken('bot');
-      const raw = new DatabaseSync(join(dir, 'identity.db'));
-      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
-      raw.close();
-      const secret = (JSON.parse(jwk) as { d: string }).d;
+      const secret = activePrivateKey(dir);
       await id.rotateKeys(3_600_000);
       await id.verifyToken(token);
-      for (const file of ['identity.db', 'identity.db-wal']) {
-        const path = join(dir, file);
-        assert.ok(!existsSync(path) || !readFileSync(path).includes(secret), `${file} still holds the private half of the key rotated out`);
-      }
+      assertStoreForgot(dir, secret, 'the private half of the key rotated out');
       assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retiring']);
       await id.issueToken('bot');
-    } finally {
-      id.close();
-    }
+    });
   });
 
   it('leaves no copy of a retired key\'s private half in identity.db or its write-ahead log, only a NULL in its row', async () => {
     const dir = tempDir();
     let clock = Date.UTC(2026, 10, 25, 12);
-    const id = Identity.open(dir, { now: () => clock });
-    try {
+    await withIdentity(dir, { now: () => clock }, async (id) => {
       await id.keys.signingKey();
-      const raw = new DatabaseSync(join(dir, 'identity.db'));
-      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
-      raw.close();
-      const secret = (JSON.parse(jwk) as { d: string }).d;
+      const secret = activePrivateKey(dir);
       await id.rotateKeys(0);
       clock += 1000;
       await id.keys.signingKey(); // retires the old key
       assert.deepEqual(id.keys.list().map((k) => k.state), ['active', 'retired']);
-      for (const file of ['identity.db', 'identity.db-wal']) {
-        const path = join(dir, file);
-        assert.ok(!existsSync(path) || !readFileSync(path).includes(secret), `${file} still holds the retired private key`);
-      }
-    } finally {
-      id.close();
-    }
+      assertStoreForgot(dir, secret, 'the retired private key');
+    });
   });
 });
 
@@ -413,52 +414,36 @@ describe('when the signing key\'s row in identity.db is damaged', () => {
   it('refuses to sign with IDENTITY_STORE_FAILED, quoting no part of the private key in the error or its causes', async () => {
     // Before: the JSON parser's SyntaxError escaped uncoded, its message quoting ten characters of the key (60 of its 256 bits).
     const dir = tempDir();
-    const id = Identity.open(dir);
-    try {
+    await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       await id.keys.jwks();
-      const raw = new DatabaseSync(join(dir, 'identity.db'));
-      const { private_jwk: jwk } = raw.prepare("SELECT private_jwk FROM signing_keys WHERE state = 'active'").get() as { private_jwk: string };
-      const secret = (JSON.parse(jwk) as { d: string }).d;
+      const secret = activePrivateKey(dir);
       // A quote lost: the parser's message would quote the ten characters of the key after it.
-      raw.prepare("UPDATE signing_keys SET private_jwk = replace(private_jwk, ?, ?) WHERE state = 'active'").run(`"${secret}"`, `${secret}"`);
-      raw.close();
-      const other = Identity.open(dir); // a process that had not read the key before the damage
-      try {
+      editStore(dir, "UPDATE signing_keys SET private_jwk = replace(private_jwk, ?, ?) WHERE state = 'active'", `"${secret}"`, `${secret}"`);
+      // `other`: a process that had not read the key before the damage.
+      await withIdentity(dir, {}, async (other) => {
         const error = await other.issueToken('bot').then(() => undefined, (e: unknown) => e);
         assert.equal((error as { code?: string } | undefined)?.code, 'IDENTITY_STORE_FAILED');
         let text = '';
         for (let e: unknown = error; e instanceof Error; e = e.cause) text += `${e.message}\n${e.stack ?? ''}\n`;
         for (let i = 0; i + 6 <= secret.length; i++) assert.ok(!text.includes(secret.slice(i, i + 6)), `the error quotes "${secret.slice(i, i + 6)}" of the private key`);
-      } finally {
-        other.close();
-      }
-    } finally {
-      id.close();
-    }
+      });
+    });
   });
 });
 
 describe('when a published key\'s row in identity.db is damaged', () => {
   it('answers a token of that key with IDENTITY_STORE_FAILED, not the parser\'s SyntaxError, and the JWKS too', async () => {
     const dir = tempDir();
-    const id = Identity.open(dir);
-    try {
+    await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const { token } = await id.issueToken('bot');
-      const raw = new DatabaseSync(join(dir, 'identity.db'));
-      raw.prepare("UPDATE signing_keys SET public_jwk = substr(public_jwk, 2) WHERE state = 'active'").run();
-      raw.close();
-      const other = Identity.open(dir);
-      try {
+      editStore(dir, "UPDATE signing_keys SET public_jwk = substr(public_jwk, 2) WHERE state = 'active'");
+      await withIdentity(dir, {}, async (other) => {
         await assert.rejects(other.verifyToken(token), { code: 'IDENTITY_STORE_FAILED' });
         await assert.rejects(other.jwks(), { code: 'IDENTITY_STORE_FAILED' });
-      } finally {
-        other.close();
-      }
-    } finally {
-      id.close();
-    }
+      });
+    });
   });
 });
 
