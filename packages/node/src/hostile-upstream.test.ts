@@ -10,7 +10,7 @@ import { after, describe, it, mock } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
 import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
-import { startTestGateway } from '../../gateway/test/harness.ts';
+import { startTestGateway, type TestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
@@ -72,6 +72,31 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
   };
 }
 
+/** A node state directory whose own policy (upstream's exec approvals file) is `policy`. */
+function stateWithPolicy(policy: unknown): string {
+  const stateDir = tempDir('corral-hostile-node-');
+  writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify(policy));
+  return stateDir;
+}
+
+/** A node policy that runs only the programs `patterns` name, and asks no one. */
+const allowlistOf = (...patterns: string[]) => ({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: patterns.map((pattern) => ({ pattern })) } } });
+
+/** hostileGateway's options for a node on `stateDir` that runs every agent under container policy `policy`. */
+const containedBy = (stateDir: string, policy: Record<string, unknown>): Partial<NodeHostOptions> => ({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+
+/** What a run the node answered wrote on stdout. */
+const stdoutOf = (answer: Answer): string => (JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout;
+
+/** A paired node on a hostile gateway, serving control plane `cp` as invoice-bot for upstream's agent `main`, once `cp` has paired it too. */
+async function nodePairedWith(cp: Pick<TestGateway, 'server' | 'identity'>, options: Partial<NodeHostOptions> = {}) {
+  const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
+  const gw = await hostileGateway({ controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } }, ...options });
+  await announced;
+  cp.identity.nodes.pair(gw.host.device.deviceId, 'test');
+  return gw;
+}
+
 /** A runner whose runs last until `finish()`, counting how many it holds at once. */
 class HeldRunner extends Runner {
   running = 0;
@@ -122,6 +147,10 @@ class UntilStoppedRunner extends Runner {
   finish(): void {
     this.#ended.resolve();
   }
+  /** Whether a run's signal stopped it within 10 s. */
+  stoppedInTime(): Promise<boolean> {
+    return Promise.race([this.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+  }
 }
 
 describe('a flood of system.run from the gateway', () => {
@@ -150,8 +179,7 @@ describe('a flood of system.run from the gateway', () => {
 
 describe("a shell of the caller's choosing under the node's allowlist", () => {
   it('is refused though the command it wraps is listed: its path, not its name, says what runs (regression: /tmp/x/sh -c "echo hi" passed an allowlist of echo)', async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const stateDir = stateWithPolicy(allowlistOf('echo'));
     const ran: string[][] = [];
     const runner = new RecordingRunner(ran);
     const gw = await hostileGateway({ stateDir, runner });
@@ -170,12 +198,9 @@ describe("a shell of the caller's choosing under the node's allowlist", () => {
 });
 
 describe('a run the gateway holds until its decision is recorded (awaitRelease)', () => {
-  const echoOnly = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } };
-
   /** A node whose policy allows echo, with its runs recorded (never run), and a count of its reads of that policy. */
   async function holding() {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify(echoOnly));
+    const stateDir = stateWithPolicy(allowlistOf('echo'));
     const ran: string[][] = [];
     const runner = new RecordingRunner(ran);
     const gw = await hostileGateway({ stateDir, runner });
@@ -238,56 +263,53 @@ describe('system.run.prepare, whose command text upstream shows its approvers', 
     const answer = await gw.invoke('system.run.prepare', params);
     return answer.ok ? { commandText: (JSON.parse(answer.payloadJSON!) as { plan: { commandText: string } }).plan.commandText } : { code: answer.error?.code };
   };
-
-  it('refuses a rawCommand that is not the command it comes with, as upstream\'s node host does (regression: an approver was shown "ls" for /bin/sh -lc "rm -rf ~")', async () => {
+  /** Asks a fresh node to plan each case's params, and checks the command text shown, or the code refused with, is the case's. */
+  const plansAre = async (cases: ReadonlyArray<readonly [params: Record<string, unknown>, shown: { code: string } | { commandText: string }]>) => {
     const gw = await hostileGateway();
     try {
-      for (const rawCommand of ['ls', 'rm -rf', '/bin/sh -lc rm -rf ~ ; ls']) {
-        assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'rm -rf ~'], rawCommand })).code, 'INVALID_REQUEST', rawCommand);
-      }
-      assert.equal((await plan(gw, { command: ['printf', 'a b', 'c'], rawCommand: 'printf a b c' })).code, 'INVALID_REQUEST');
+      for (const [params, shown] of cases) assert.deepEqual(await plan(gw, params), shown, JSON.stringify(params));
     } finally {
       await gw.close();
     }
+  };
+
+  it('refuses a rawCommand that is not the command it comes with, as upstream\'s node host does (regression: an approver was shown "ls" for /bin/sh -lc "rm -rf ~")', async () => {
+    await plansAre([
+      ...['ls', 'rm -rf', '/bin/sh -lc rm -rf ~ ; ls'].map((rawCommand) => [{ command: ['/bin/sh', '-lc', 'rm -rf ~'], rawCommand }, { code: 'INVALID_REQUEST' }] as const),
+      [{ command: ['printf', 'a b', 'c'], rawCommand: 'printf a b c' }, { code: 'INVALID_REQUEST' }],
+    ]);
   });
 
   it("shows a shell's text only for the system's own shell: another program named sh is shown as the argv it is (regression: /tmp/x/sh -c 'echo hi' was shown to approvers as echo hi)", async () => {
-    const gw = await hostileGateway();
-    try {
-      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: 'echo hi' })).code, 'INVALID_REQUEST');
-      assert.equal((await plan(gw, { command: ['./sh', '-c', 'echo hi'], rawCommand: 'echo hi' })).code, 'INVALID_REQUEST');
-      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: '/tmp/x/sh -c "echo hi"' })).commandText, '/tmp/x/sh -c "echo hi"');
-      assert.equal((await plan(gw, { command: ['/tmp/x/sh', '-c', 'echo hi'] })).commandText, '/tmp/x/sh -c "echo hi"');
-      assert.equal((await plan(gw, { command: ['bash', '-c', 'echo hi'], rawCommand: 'echo hi' })).commandText, 'echo hi');
-      assert.equal((await plan(gw, { command: ['/usr/bin/bash', '-c', 'echo hi'], rawCommand: 'echo hi' })).commandText, 'echo hi');
-    } finally {
-      await gw.close();
-    }
+    await plansAre([
+      [{ command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: 'echo hi' }, { code: 'INVALID_REQUEST' }],
+      [{ command: ['./sh', '-c', 'echo hi'], rawCommand: 'echo hi' }, { code: 'INVALID_REQUEST' }],
+      [{ command: ['/tmp/x/sh', '-c', 'echo hi'], rawCommand: '/tmp/x/sh -c "echo hi"' }, { commandText: '/tmp/x/sh -c "echo hi"' }],
+      [{ command: ['/tmp/x/sh', '-c', 'echo hi'] }, { commandText: '/tmp/x/sh -c "echo hi"' }],
+      [{ command: ['bash', '-c', 'echo hi'], rawCommand: 'echo hi' }, { commandText: 'echo hi' }],
+      [{ command: ['/usr/bin/bash', '-c', 'echo hi'], rawCommand: 'echo hi' }, { commandText: 'echo hi' }],
+    ]);
   });
 
   it("shows the shell's text, or the argv quoted as upstream quotes it", async () => {
-    const gw = await hostileGateway();
-    try {
-      assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: ' echo hi ' })).commandText, 'echo hi');
-      assert.equal((await plan(gw, { command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: '/bin/sh -lc "echo hi"' })).commandText, '/bin/sh -lc "echo hi"');
-      assert.equal((await plan(gw, { command: ['printf', 'a b', '', 'say "x"'] })).commandText, 'printf "a b" "" "say \\"x\\""');
-      assert.equal((await plan(gw, { command: ['printf', 'a b'], rawCommand: 'printf "a b"' })).commandText, 'printf "a b"');
-    } finally {
-      await gw.close();
-    }
+    await plansAre([
+      [{ command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: ' echo hi ' }, { commandText: 'echo hi' }],
+      [{ command: ['/bin/sh', '-lc', 'echo hi'], rawCommand: '/bin/sh -lc "echo hi"' }, { commandText: '/bin/sh -lc "echo hi"' }],
+      [{ command: ['printf', 'a b', '', 'say "x"'] }, { commandText: 'printf "a b" "" "say \\"x\\""' }],
+      [{ command: ['printf', 'a b'], rawCommand: 'printf "a b"' }, { commandText: 'printf "a b"' }],
+    ]);
   });
 });
 
 describe('a system.run whose params say another command than the one it runs', () => {
   it("is refused as INVALID_REQUEST and runs nothing, an approval claimed or not: the plan approvers were shown (systemRunPlan, rawCommand) must be the argv, cwd and agent of the run (regression: approved for the plan of printf ok, printf pwned ran)", async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
+    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } });
     const work = tempDir('corral-hostile-work-');
     mkdirSync(join(work, 'other'));
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readonly: [work] } };
     const ran: string[][] = [];
     const runner = new RecordingRunner(ran);
-    const gw = await hostileGateway({ stateDir, runner, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway({ ...containedBy(stateDir, policy), runner });
     try {
       const asked = { command: ['/bin/sh', '-lc', 'printf ok'], rawCommand: 'printf ok', cwd: work, agentId: 'main', sessionKey: 'agent:main:main' };
       const prepared = await gw.invoke('system.run.prepare', asked);
@@ -327,7 +349,7 @@ describe('a command that writes far more than the node passes on', () => {
         return proc;
       }
     })();
-    const gw = await hostileGateway({ stateDir, runner, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway({ ...containedBy(stateDir, policy), runner });
     try {
       // A small answer first: Corral's gateway counts a connection's bytes against its 64 KiB pre-hello limit until the node's first frame after hello-ok.
       assert.equal((await gw.invoke('system.run', { command: ['true'] })).ok, true);
@@ -397,13 +419,7 @@ describe('a node serving another gateway, governed by a Corral control plane', (
     writeFileSync(join(state, 'policies', 'run.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"printf");\n');
     const cp = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
     cp.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
-    const nodeState = tempDir('corral-hostile-node-');
-    writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.url, token, agents: { main: 'invoice-bot' } } });
-    await announced;
-    cp.identity.nodes.pair(deviceId, 'test');
+    const gw = await nodePairedWith(cp, { stateDir: stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } }) });
     const approveNext = async (decision: 'allow-once' | 'allow-always'): Promise<void> => {
       for (let i = 0; i < 500; i++) {
         const [pending] = cp.approvals.list({ status: 'pending' });
@@ -450,13 +466,8 @@ describe('a control plane that answers with garbage', () => {
     cp.server.method('corral.run.authorize', { role: 'node', handler: () => answers[next++] });
     cp.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString() }) });
     const runner = new HeldRunner();
-    const nodeState = tempDir('corral-hostile-node-');
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { runner });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       for (const answer of answers) {
         const result = await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' });
         assert.equal(result.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(answer));
@@ -497,11 +508,8 @@ describe("a control plane that answers with its decision on another run", () => 
     cp.server.method('corral.run.report', { role: 'node', handler: () => ({ ok: true }) });
     const ran: string[][] = [];
     const runner = new RecordingRunner(ran);
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState, runner });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       const allowed = await gw.invoke('system.run', { command: ['printf', 'allowed'], agentId: 'main' });
       assert.equal(allowed.ok, true, allowed.error?.message);
       const others: Array<[string, (params: unknown) => string]> = [
@@ -542,11 +550,8 @@ describe('a control plane that answers slowly, for a run its gateway then cancel
     });
     cp.server.method('corral.run.report', { role: 'node', handler: (p) => (reports.push(p as (typeof reports)[number]), { ok: true }) });
     const runner = new HeldRunner();
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState, runner });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       const id = randomUUID();
       const running = gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' }, 60_000, id);
       await asked.promise;
@@ -588,11 +593,8 @@ describe('a control plane that cannot record a report at once', () => {
         return { ok: true };
       },
     });
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       for (let i = 0; i < 2; i++) assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
       for (let i = 0; i < 100 && reports.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 800));
@@ -617,11 +619,8 @@ describe('a control plane that cannot record a report at once', () => {
         return { ok: true };
       },
     });
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
       for (let i = 0; i < 200 && sent.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
       assert.equal(sent.length, 3);
@@ -645,11 +644,8 @@ describe('a control plane that cannot record a report at once', () => {
         throw new GatewayError('GATEWAY_INTERNAL', 'the audit log refused the event', { wire: { code: 'UNAVAILABLE', message: 'audit unavailable', retryable: true } });
       },
     });
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       assert.equal((await gw.invoke('system.run', { command: ['printf', 'x'], agentId: 'main' })).ok, true);
       // 250 + 500 + 750 ms between the four attempts, then nothing more.
       await new Promise((r) => setTimeout(r, 2_500));
@@ -716,13 +712,15 @@ describe('a genuine approval receipt presented again by the gateway the node ser
   /** A node whose own policy asks for every command, on a gateway the test writes that holds the receipt key the node pins. */
   async function askingNode() {
     const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
-    const stateDir = tempDir('corral-replay-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full', ask: 'always' } }));
+    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } });
     const gw = await hostileGateway({ stateDir });
     gw.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: signer.publicKeyPem }) });
     return { ...gw, signer, nodeId: gw.host.device.deviceId };
   }
   const argv = ['printf', 'approved'];
+  /** Sends a run of argv carrying `receipt`, and the decision it records, as request `id` (a new one when none is given). */
+  const presented = (gw: Awaited<ReturnType<typeof askingNode>>, receipt: ApprovalReceipt, id?: string): Promise<Answer> =>
+    gw.invoke('system.run', { command: argv, approvalDecision: receipt.decision, approvalReceipt: receipt }, undefined, id);
   const refusedFor = (answer: Answer, code: string) => {
     assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(answer));
     assert.match(answer.error?.message ?? '', new RegExp(`approval receipt is not taken \\(${code}\\)`));
@@ -733,7 +731,7 @@ describe('a genuine approval receipt presented again by the gateway the node ser
     try {
       const id = randomUUID();
       const old = receiptFor(gw.signer, gw.nodeId, argv, id, Date.now() - 30 * 24 * 3600_000);
-      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: old }, undefined, id), 'GATEWAY_APPROVAL_EXPIRED');
+      refusedFor(await presented(gw, old, id), 'GATEWAY_APPROVAL_EXPIRED');
     } finally {
       await gw.close();
     }
@@ -744,11 +742,11 @@ describe('a genuine approval receipt presented again by the gateway the node ser
     try {
       const id = randomUUID();
       const receipt = receiptFor(gw.signer, gw.nodeId, argv, id);
-      const first = await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }, undefined, id);
+      const first = await presented(gw, receipt, id);
       assert.equal(first.ok, true, first.error?.message);
       // The same request id again (a gateway may reuse one once the first is answered), then the receipt under a new id.
-      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }, undefined, id), 'GATEWAY_APPROVAL_RESOLVED');
-      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }), 'GATEWAY_APPROVAL_MISMATCH');
+      refusedFor(await presented(gw, receipt, id), 'GATEWAY_APPROVAL_RESOLVED');
+      refusedFor(await presented(gw, receipt), 'GATEWAY_APPROVAL_MISMATCH');
     } finally {
       await gw.close();
     }
@@ -759,8 +757,8 @@ describe('a genuine approval receipt presented again by the gateway the node ser
     try {
       const id = randomUUID();
       const receipt = receiptFor(gw.signer, gw.nodeId, argv, id, Date.now(), 'allow-always');
-      assert.equal((await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-always', approvalReceipt: receipt }, undefined, id)).ok, true);
-      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-always', approvalReceipt: receipt }, undefined, id), 'GATEWAY_APPROVAL_RESOLVED');
+      assert.equal((await presented(gw, receipt, id)).ok, true);
+      refusedFor(await presented(gw, receipt, id), 'GATEWAY_APPROVAL_RESOLVED');
     } finally {
       await gw.close();
     }
@@ -770,7 +768,7 @@ describe('a genuine approval receipt presented again by the gateway the node ser
     const gw = await askingNode();
     try {
       const receipt = receiptFor(gw.signer, gw.nodeId, argv, randomUUID());
-      refusedFor(await gw.invoke('system.run', { command: argv, approvalDecision: 'allow-once', approvalReceipt: receipt }), 'GATEWAY_APPROVAL_MISMATCH');
+      refusedFor(await presented(gw, receipt), 'GATEWAY_APPROVAL_MISMATCH');
     } finally {
       await gw.close();
     }
@@ -797,11 +795,8 @@ describe('a control plane that answers an approved run with a receipt issued for
       },
     });
     cp.server.method('corral.run.report', { role: 'node', handler: () => ({ ok: true }) });
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-    const gw = await hostileGateway({ stateDir: nodeState, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { stateDir: nodeState });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       const ran = await gw.invoke('system.run', { command: argv, agentId: 'main' });
       assert.equal(ran.ok, true, ran.error?.message);
       const replayed = await gw.invoke('system.run', { command: argv, agentId: 'main' });
@@ -850,14 +845,9 @@ describe('a control plane that takes the connection and closes it at once, under
       connections += 1;
       connection.close(1012, 'service restart');
     });
-    const nodeState = tempDir('corral-hostile-node-');
-    const deviceId = loadOrCreateDevice(nodeState).deviceId;
-    const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
     const runner = new HeldRunner();
-    const gw = await hostileGateway({ stateDir: nodeState, runner, controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } } });
+    const gw = await nodePairedWith(cp, { runner });
     try {
-      await announced;
-      cp.identity.nodes.pair(deviceId, 'test');
       dropping = true;
       const started = performance.now();
       for (let i = 0; i < 40; i++) {
@@ -880,7 +870,7 @@ describe('a display variable set in the argv by an env prefix', () => {
   it("is dropped as it is from the request's env, though the policy passes it: the display is the node's (regression: env DISPLAY=:9 printenv ran with DISPLAY=:9, so a granted display could be pointed at another socket)", async () => {
     const stateDir = tempDir('corral-hostile-node-');
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, environment: { pass: ['GREETING', 'DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'XDG_RUNTIME_DIR'] } };
-    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway(containedBy(stateDir, policy));
     try {
       const answer = await gw.invoke('system.run', { command: ['env', 'GREETING=hi', 'DISPLAY=:9', 'XAUTHORITY=/tmp/cookie', 'WAYLAND_DISPLAY=wayland-9', 'XDG_RUNTIME_DIR=/tmp', 'printenv'] });
       assert.equal(answer.ok, true, answer.error?.message);
@@ -929,14 +919,13 @@ describe('a control plane that has not paired the node yet, under a flood of com
 describe("a bare name on the node's allowlist, when the sandbox's PATH names a folder the sandbox can write", () => {
   /** A node whose local allowlist is `echo`, whose sandbox PATH starts with `bin` below `tools`, read-write or read-only; an `echo` of the sandbox's making already waits there. */
   async function plantedEcho(tools: 'readwrite' | 'readonly') {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const stateDir = stateWithPolicy(allowlistOf('echo'));
     const dir = tempDir('corral-hostile-tools-');
     mkdirSync(join(dir, 'bin'));
     writeFileSync(join(dir, 'bin', 'echo'), '#!/bin/sh\nprintf planted\n');
     chmodSync(join(dir, 'bin', 'echo'), 0o755);
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { [tools]: [dir] }, environment: { set: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin` } } };
-    return { dir, gw: await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } }) };
+    return { dir, gw: await hostileGateway(containedBy(stateDir, policy)) };
   }
 
   it("is refused, naming the folder: the program it finds may be one an earlier command planted (regression: an allowlist of echo ran a program the sandbox wrote as bin/echo)", async () => {
@@ -950,7 +939,7 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
       // Named by its path in a system directory, it is the system's echo, wherever PATH points.
       const named = await gw.invoke('system.run', { command: ['/bin/echo', 'hi'] });
       assert.equal(named.ok, true, named.error?.message);
-      assert.equal((JSON.parse(named.payloadJSON!) as { stdout: string }).stdout, 'hi\n');
+      assert.equal(stdoutOf(named), 'hi\n');
     } finally {
       await gw.close();
     }
@@ -961,7 +950,7 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
     try {
       const answer = await gw.invoke('system.run', { command: ['echo', 'hi'] });
       assert.equal(answer.ok, true, answer.error?.message);
-      assert.equal((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, 'planted');
+      assert.equal(stdoutOf(answer), 'planted');
     } finally {
       await gw.close();
     }
@@ -970,8 +959,7 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
 
 describe("a bare name on the node's allowlist, when the sandbox's PATH names a folder the sandbox can write after the system's", () => {
   it("runs the program found before that folder, and refuses one the lookup would reach it for, naming the entry (regression: PATH=/usr/bin:/bin:<grant>/bin refused echo, which is found in /usr/bin)", async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'corral-tool' }] } } }));
+    const stateDir = stateWithPolicy(allowlistOf('echo', 'corral-tool'));
     const dir = tempDir('corral-hostile-tools-');
     mkdirSync(join(dir, 'bin'));
     for (const name of ['echo', 'corral-tool']) {
@@ -979,11 +967,11 @@ describe("a bare name on the node's allowlist, when the sandbox's PATH names a f
       chmodSync(join(dir, 'bin', name), 0o755);
     }
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [dir] }, environment: { set: { PATH: `/usr/bin:/bin:${join(dir, 'bin')}` } } };
-    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway(containedBy(stateDir, policy));
     try {
       const echo = await gw.invoke('system.run', { command: ['echo', 'hi'] });
       assert.equal(echo.ok, true, echo.error?.message);
-      assert.equal((JSON.parse(echo.payloadJSON!) as { stdout: string }).stdout, 'hi\n');
+      assert.equal(stdoutOf(echo), 'hi\n');
       const tool = await gw.invoke('system.run', { command: ['corral-tool'] });
       assert.equal(tool.error?.code, 'SYSTEM_RUN_DENIED', tool.payloadJSON);
       assert.ok(tool.error!.message.includes(`entry ${join(dir, 'bin')} is a folder the sandbox can write`), tool.error!.message);
@@ -997,9 +985,8 @@ describe('a shell looked through that reads a startup file from a home the sandb
   /** A node whose allowlist is echo, printf and tee, and an `/etc/hostname`-reading profile written first by the same run. */
   const planting = (shell: string[]) => ['/bin/sh', '-c', `printf 'cat /etc/hostname\\n' | tee /tmp/.profile /tmp/.zshenv; ${shell.join(' ')} 'echo hi'`];
   async function allowlisted(policy?: Record<string, unknown>) {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
-    return hostileGateway({ stateDir, ...(policy ? { containerPolicies: { '*': { policy, baseDir: stateDir } } } : {}) });
+    const stateDir = stateWithPolicy(allowlistOf('echo', 'printf', 'tee'));
+    return hostileGateway(policy ? containedBy(stateDir, policy) : { stateDir });
   }
 
   it("is refused when an earlier command of the run could have written it (regression: printf … | tee /tmp/.profile; sh -lc 'echo hi' ran cat on an allowlist of echo, printf and tee)", async () => {
@@ -1021,7 +1008,7 @@ describe('a shell looked through that reads a startup file from a home the sandb
       for (const command of [['/bin/sh', '-lc', 'echo hi'], ['/bin/sh', '-lc', "printf x | tee /tmp/.profile; sh -c 'echo hi'"]]) {
         const answer = await gw.invoke('system.run', { command });
         assert.equal(answer.ok, true, `${command.join(' ')}: ${answer.error?.message}`);
-        assert.match((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, /hi\n$/);
+        assert.match(stdoutOf(answer), /hi\n$/);
       }
     } finally {
       await gw.close();
@@ -1047,9 +1034,8 @@ describe("git on the node's allowlist, when its configuration lies where the san
    * program if one is on the PATH, else the alias, so an allowlist that lets it run names git-hi too.
    */
   async function allowlistedGit(policy: Record<string, unknown>) {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }, { pattern: 'git-hi' }, { pattern: 'printf' }, { pattern: 'tee' }] } } }));
-    return hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const stateDir = stateWithPolicy(allowlistOf('git', 'git-hi', 'printf', 'tee'));
+    return hostileGateway(containedBy(stateDir, policy));
   }
   /** A repository made by git on this host whose .git/config holds an alias that runs `id`, which no allowlist here names. */
   function plantedRepository(): string {
@@ -1090,7 +1076,7 @@ describe("git on the node's allowlist, when its configuration lies where the san
     try {
       const answer = await gw.invoke('system.run', { command: ['git', 'hi'], cwd: repo });
       assert.equal(answer.ok, true, answer.error?.message);
-      assert.match((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, /planted-ran$/);
+      assert.match(stdoutOf(answer), /planted-ran$/);
     } finally {
       await gw.close();
     }
@@ -1099,11 +1085,10 @@ describe("git on the node's allowlist, when its configuration lies where the san
 
 describe("a variable of the sandbox's environment that loads code from a folder the sandbox can write", () => {
   it("refuses every run under an allowlist, naming it: a library written there would run inside the listed program (regression: LD_PRELOAD set by the container policy to a read-write grant ran the sandbox's library in echo)", async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }));
+    const stateDir = stateWithPolicy(allowlistOf('echo'));
     const work = tempDir('corral-hostile-work-');
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [work] }, environment: { set: { LD_PRELOAD: join(work, 'hook.so') } } };
-    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway(containedBy(stateDir, policy));
     try {
       const answer = await gw.invoke('system.run', { command: ['echo', 'hi'] });
       assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
@@ -1117,13 +1102,12 @@ describe("a variable of the sandbox's environment that loads code from a folder 
 describe("a program named by its path on the node's allowlist, where the sandbox can write it", () => {
   /** A node whose allowlist names `./tool` and `<dir>/tool`; `dir`, holding a tool of the sandbox's making, read-write or read-only. */
   async function plantedTool(access: 'readwrite' | 'readonly') {
-    const stateDir = tempDir('corral-hostile-node-');
     const dir = tempDir('corral-hostile-project-');
     writeFileSync(join(dir, 'tool'), '#!/bin/sh\nprintf planted\n');
     chmodSync(join(dir, 'tool'), 0o755);
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: './tool' }, { pattern: join(dir, 'tool') }] } } }));
+    const stateDir = stateWithPolicy(allowlistOf('./tool', join(dir, 'tool')));
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { [access]: [dir] } };
-    return { dir, gw: await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } }) };
+    return { dir, gw: await hostileGateway(containedBy(stateDir, policy)) };
   }
 
   it('is refused, relative (./tool in a working directory of the caller\'s choosing) or absolute (regression: an allowlist of ./tool ran whatever the sandbox had written as tool in a read-write folder it then named as its cwd)', async () => {
@@ -1145,7 +1129,7 @@ describe("a program named by its path on the node's allowlist, where the sandbox
       for (const command of [['./tool'], [join(dir, 'tool')]]) {
         const answer = await gw.invoke('system.run', { command, cwd: dir });
         assert.equal(answer.ok, true, `${command.join(' ')}: ${answer.error?.message}`);
-        assert.equal((JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout, 'planted');
+        assert.equal(stdoutOf(answer), 'planted');
       }
     } finally {
       await gw.close();
@@ -1155,9 +1139,8 @@ describe("a program named by its path on the node's allowlist, where the sandbox
 
 describe("git NAME on the node's allowlist, for a NAME that is not git's own", () => {
   it('is refused unless the allowlist names git-NAME too: git runs git-NAME from the PATH before it looks for an alias (regression: an allowlist of git ran any git-NAME program)', async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'git' }] } } }));
-    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy: { version: 1, runtime: ['shell'], network: { egress: 'none' } }, baseDir: stateDir } } });
+    const stateDir = stateWithPolicy(allowlistOf('git'));
+    const gw = await hostileGateway(containedBy(stateDir, { version: 1, runtime: ['shell'], network: { egress: 'none' } }));
     try {
       const answer = await gw.invoke('system.run', { command: ['git', 'hi'] });
       assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED', answer.payloadJSON);
@@ -1176,7 +1159,7 @@ describe('a run whose gateway connection closes while it runs', () => {
       void gw.invoke('system.run', { command: ['sleep', '600'] }, 600_000);
       await runner.began.promise;
       gw.drop();
-      const stopped = await Promise.race([runner.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+      const stopped = await runner.stoppedInTime();
       assert.equal(stopped, true, 'the run was still going 10 s after its gateway connection closed');
     } finally {
       runner.finish();
@@ -1199,7 +1182,7 @@ describe('a request whose id is that of one the node is still serving for the sa
       assert.equal((await gw.invoke('system.which', { bins: ['sh'] })).ok, true);
       assert.deepEqual(runner.ran, [['printf', 'first']]);
       gw.send('node.invoke.cancel', { invokeId: id, nodeId: gw.host.device.deviceId });
-      const stopped = await Promise.race([runner.aborted.promise.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+      const stopped = await runner.stoppedInTime();
       assert.equal(stopped, true, 'the cancel did not reach the first run');
       const answer = await first;
       assert.equal(JSON.parse(answer.payloadJSON ?? '{}').error, 'cancelled: the caller left', JSON.stringify(answer));
@@ -1292,10 +1275,9 @@ describe('a request that fails for a reason of the node\'s own', () => {
 
 describe('a system.execApprovals.set that changes nothing', () => {
   it('is answered with the policy and its hash as they were, and writes nothing, however often it comes (regression: each one rewrote and flushed the policy file)', async () => {
-    const stateDir = tempDir('corral-hostile-node-');
+    const policy = allowlistOf('echo');
+    const stateDir = stateWithPolicy(policy);
     const file = join(stateDir, LOCAL_POLICY_FILE);
-    const policy = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } };
-    writeFileSync(file, JSON.stringify(policy));
     const before = statSync(file);
     const gw = await hostileGateway({ stateDir });
     try {
@@ -1318,10 +1300,10 @@ describe("a node policy that is a link to a policy kept in a folder the agent's 
   it("refuses every run, before it runs anything: a run could rewrite the node's own gate (regression: printf … | tee rewrote the managed policy to security=full, and the next run, off the allowlist, ran)", async () => {
     const stateDir = tempDir('corral-hostile-node-');
     const managed = tempDir('corral-hostile-managed-');
-    writeFileSync(join(managed, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }, { pattern: 'tee' }] } } }), { mode: 0o600 });
+    writeFileSync(join(managed, LOCAL_POLICY_FILE), JSON.stringify(allowlistOf('printf', 'tee')), { mode: 0o600 });
     symlinkSync(join(managed, LOCAL_POLICY_FILE), join(stateDir, LOCAL_POLICY_FILE));
     const policy = { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readwrite: [managed] } };
-    const gw = await hostileGateway({ stateDir, containerPolicies: { '*': { policy, baseDir: stateDir } } });
+    const gw = await hostileGateway(containedBy(stateDir, policy));
     try {
       const rewrite = await gw.invoke('system.run', { command: ['/bin/sh', '-c', `printf '{"version":1,"defaults":{"security":"full"}}' | tee ${join(managed, LOCAL_POLICY_FILE)}`] });
       assert.equal(rewrite.error?.code, 'SYSTEM_RUN_DENIED', rewrite.payloadJSON);
@@ -1337,8 +1319,7 @@ describe("a node policy that is a link to a policy kept in a folder the agent's 
 
 describe('a system.execApprovals.set larger than any policy the node writes', () => {
   it(`is refused unread as INVALID_REQUEST, whatever it holds (regression: a change of 30 MB, as a frame may be, was read and checked whole, holding the node for seconds and a gigabyte of memory)`, async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full' } }));
+    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full' } });
     const gw = await hostileGateway({ stateDir });
     try {
       const { hash } = JSON.parse((await gw.invoke('system.execApprovals.get', {})).payloadJSON!) as { hash: string };
@@ -1356,8 +1337,7 @@ describe('a system.execApprovals.set larger than any policy the node writes', ()
 
 describe('system.execApprovals.set changes from a gateway that sends them without end', () => {
   it('are refused as UNAVAILABLE beyond those the node writes at once (REMOTE_WRITES_BURST)', async () => {
-    const stateDir = tempDir('corral-hostile-node-');
-    writeFileSync(join(stateDir, LOCAL_POLICY_FILE), JSON.stringify({ version: 1, defaults: { security: 'full' } }));
+    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full' } });
     const gw = await hostileGateway({ stateDir });
     try {
       const answers: Answer[] = [];
