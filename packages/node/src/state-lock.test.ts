@@ -46,11 +46,23 @@ async function nodeProcess(stateDir: string): Promise<{ child: ChildProcess; fir
 
 const fresh = (name: string) => mkdtempSync(join(root, `${name}-`));
 
+/** A node process on `stateDir` that has said `ready`. */
+async function readyNode(stateDir: string): Promise<Awaited<ReturnType<typeof nodeProcess>>> {
+  const node = await nodeProcess(stateDir);
+  assert.equal(node.first, 'ready');
+  return node;
+}
+
+/** Sends `node` `signal` (SIGTERM closes its host; SIGKILL leaves its lock behind) and waits for it to exit. */
+async function stop(node: { child: ChildProcess; exited: Promise<unknown> }, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  node.child.kill(signal);
+  await node.exited;
+}
+
 describe('two node processes on one state directory', () => {
   it('refuses the second at once with NODE_STATE_DIR_UNAVAILABLE naming the directory and the pid of the one running, which runs on (regression: both ran with one device key, each replacing the other\'s gateway connection)', async () => {
     const dir = fresh('held');
-    const first = await nodeProcess(dir);
-    assert.equal(first.first, 'ready');
+    const first = await readyNode(dir);
     const second = await nodeProcess(dir);
     const refusal = JSON.parse(second.first) as { code: string; message: string };
     assert.equal(refusal.code, 'NODE_STATE_DIR_UNAVAILABLE');
@@ -59,34 +71,24 @@ describe('two node processes on one state directory', () => {
     await second.exited;
     assert.equal(first.child.exitCode, null, 'the first runs on');
     assert.equal(readFileSync(join(dir, NODE_LOCK), 'utf8'), `${first.child.pid}\n`);
-    first.child.kill('SIGTERM');
-    await first.exited;
+    await stop(first);
   });
 
   it('starts the second once the first has stopped, its lock removed as it closed', async () => {
     const dir = fresh('closed');
-    const first = await nodeProcess(dir);
-    assert.equal(first.first, 'ready');
-    first.child.kill('SIGTERM');
-    await first.exited;
+    const first = await readyNode(dir);
+    await stop(first);
     assert.equal(existsSync(join(dir, NODE_LOCK)), false);
-    const second = await nodeProcess(dir);
-    assert.equal(second.first, 'ready');
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await stop(await readyNode(dir));
   });
 
   it('starts the second when the first was killed with SIGKILL (its lock left behind names a process that is gone)', async () => {
     const dir = fresh('killed');
-    const first = await nodeProcess(dir);
-    assert.equal(first.first, 'ready');
-    first.child.kill('SIGKILL');
-    await first.exited;
+    const first = await readyNode(dir);
+    await stop(first, 'SIGKILL');
     assert.equal(readFileSync(join(dir, NODE_LOCK), 'utf8'), `${first.child.pid}\n`, 'left behind');
-    const second = await nodeProcess(dir);
-    assert.equal(second.first, 'ready');
+    const second = await readyNode(dir);
     assert.equal(readFileSync(join(dir, NODE_LOCK), 'utf8'), `${second.child.pid}\n`);
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await stop(second);
   });
 });
