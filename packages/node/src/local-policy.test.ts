@@ -21,6 +21,12 @@ function stateWith(policy?: unknown): string {
   if (policy !== undefined) writeFileSync(join(dir, LOCAL_POLICY_FILE), JSON.stringify(policy));
   return dir;
 }
+/** A node state directory whose policy file is a link to `managed`, a policy kept elsewhere (for many nodes). */
+function linkedState(managed: string): string {
+  const dir = stateWith();
+  symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+  return dir;
+}
 
 const allowlist = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'echo' }, { pattern: 'git' }] } } };
 
@@ -253,26 +259,16 @@ describe('what an allowlist entry matches', () => {
   const runs = (program: string) => localAllows(policy, [[program, 'x']]).allowed;
 
   it('matches a bare name as a bare argv[0] (found on the sandbox PATH) or in a standard system directory', () => {
-    assert.equal(runs('echo'), true);
-    assert.equal(runs('/usr/bin/echo'), true);
-    assert.equal(runs('/bin/echo'), true);
-    assert.equal(runs('/usr/local/bin/echo'), true);
+    for (const program of ['echo', '/usr/bin/echo', '/bin/echo', '/usr/local/bin/echo']) assert.equal(runs(program), true, program);
   });
 
   it('never matches a bare name in any other directory (regression: /tmp/x/evil/echo passed)', () => {
-    assert.equal(runs('/tmp/x/evil/echo'), false);
-    assert.equal(runs('./echo'), false);
-    assert.equal(runs('bin/echo'), false);
-    assert.equal(runs('/usr/bin/../../tmp/x/echo'), false);
-    assert.equal(runs('/usr/bin//echo'), false);
-    assert.equal(runs('/echo'), false);
+    for (const program of ['/tmp/x/evil/echo', './echo', 'bin/echo', '/usr/bin/../../tmp/x/echo', '/usr/bin//echo', '/echo']) assert.equal(runs(program), false, program);
   });
 
   it('matches a path entry only at exactly that path', () => {
     assert.equal(runs('/opt/tools/bin/report'), true);
-    assert.equal(runs('report'), false);
-    assert.equal(runs('/usr/bin/report'), false);
-    assert.equal(runs('/opt/tools/bin/../bin/report'), false);
+    for (const program of ['report', '/usr/bin/report', '/opt/tools/bin/../bin/report']) assert.equal(runs(program), false, program);
   });
 });
 
@@ -328,8 +324,7 @@ describe("the node's state files, swapped for a FIFO or a link to a device", () 
     execFileSync('mkfifo', [lock]);
     const longAgo = (Date.now() - 60_000) / 1000;
     utimesSync(lock, longAgo, longAgo);
-    const dir = stateWith();
-    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    const dir = linkedState(join(managed, LOCAL_POLICY_FILE));
     // A process of its own, which would hang: the policy module alone, quick to load however busy the machine.
     const source = `import { LocalPolicy } from ${JSON.stringify(new URL('./local-policy.ts', import.meta.url).href)};
       const policy = new LocalPolicy(${JSON.stringify(dir)});
@@ -346,8 +341,7 @@ describe('a policy file that is a link to a policy kept elsewhere (managed for m
 
   it('is changed where it is kept by a remote change, so that a later edit there still applies (regression: the change replaced the link with a file of its own, and the node ignored the managed policy from then on)', () => {
     const managed = stateWith(allowlist);
-    const dir = stateWith();
-    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    const dir = linkedState(join(managed, LOCAL_POLICY_FILE));
     const policy = new LocalPolicy(dir);
     policy.replace({ ...allowlist, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }, policy.snapshot().hash);
     assert.ok(lstatSync(join(dir, LOCAL_POLICY_FILE)).isSymbolicLink(), 'still a link');
@@ -359,8 +353,7 @@ describe('a policy file that is a link to a policy kept elsewhere (managed for m
   it("keeps the mode of the policy it changes: one kept for many nodes that others' nodes may read (0644) stays readable to them (regression: a remote change made it 0600, and every other node refused all runs)", { skip: process.getuid === undefined && 'no modes on this platform' }, () => {
     const managed = stateWith(allowlist);
     chmodSync(join(managed, LOCAL_POLICY_FILE), 0o644);
-    const dir = stateWith();
-    symlinkSync(join(managed, LOCAL_POLICY_FILE), join(dir, LOCAL_POLICY_FILE));
+    const dir = linkedState(join(managed, LOCAL_POLICY_FILE));
     const policy = new LocalPolicy(dir);
     policy.replace({ ...allowlist, agents: { '*': { allowlist: [{ pattern: 'echo' }] } } }, policy.snapshot().hash);
     assert.equal(statSync(join(managed, LOCAL_POLICY_FILE)).mode & 0o777, 0o644);
@@ -377,8 +370,7 @@ describe('a policy file that is a link to a policy kept elsewhere (managed for m
 describe('a policy kept for many nodes, changed by two of them at once', () => {
   /** A node process of its own whose policy links to `managed`: sent `hash`, it tightens the policy to allow `program` alone, and answers `ok` or the code it was refused with. */
   const nodeProcess = (managed: string) => {
-    const dir = stateWith();
-    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
+    const dir = linkedState(managed);
     const source = `import { LocalPolicy } from ${JSON.stringify(new URL('./local-policy.ts', import.meta.url).href)};
       import { createInterface } from 'node:readline';
       let t = 0;
@@ -399,13 +391,16 @@ describe('a policy kept for many nodes, changed by two of them at once', () => {
     };
   };
 
-  it(`takes over the lock a node left when it crashed changing the policy once it is ${LOCK_WAIT_MS} ms old, never sooner (its pid may be a live node's in another container, which this one cannot see), and removes its own`, () => {
+  /** A managed allowlist policy whose change lock names process `holder`, and a node's policy linked to it. */
+  const lockedBy = (holder: number) => {
     const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
+    writeFileSync(`${managed}.lock`, `${holder}\n`);
+    return { managed, policy: new LocalPolicy(linkedState(managed)) };
+  };
+
+  it(`takes over the lock a node left when it crashed changing the policy once it is ${LOCK_WAIT_MS} ms old, never sooner (its pid may be a live node's in another container, which this one cannot see), and removes its own`, () => {
     const gone = spawnSync(process.execPath, ['-e', '']).pid!;
-    writeFileSync(`${managed}.lock`, `${gone}\n`);
-    const dir = stateWith();
-    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
-    const policy = new LocalPolicy(dir);
+    const { managed, policy } = lockedBy(gone);
     const started = performance.now();
     policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash);
     assert.ok(performance.now() - started >= LOCK_WAIT_MS - 100, `taken over after ${Math.round(performance.now() - started)} ms`);
@@ -414,35 +409,23 @@ describe('a policy kept for many nodes, changed by two of them at once', () => {
   });
 
   it('refuses a change as busy (NODE_POLICY_CHANGE_BUSY) while a live process holds the lock, and leaves the policy as it was', () => {
-    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
-    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
-    const dir = stateWith();
-    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
-    const policy = new LocalPolicy(dir);
+    const { managed, policy } = lockedBy(process.ppid);
     assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_BUSY' });
     assert.equal(policy.current.defaults.security, 'allowlist');
     assert.deepEqual(readdirSync(join(managed, '..')).sort(), [LOCAL_POLICY_FILE, `${LOCAL_POLICY_FILE}.lock`]);
   });
 
   it('refuses changes at once while a lock a live process made long ago is still there, rather than waiting for it at each change (regression: a gateway sending changes without end held the node a second for each)', () => {
-    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
-    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
+    const { managed, policy } = lockedBy(process.ppid);
     const longAgo = (Date.now() - 60_000) / 1000;
     utimesSync(`${managed}.lock`, longAgo, longAgo);
-    const dir = stateWith();
-    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
-    const policy = new LocalPolicy(dir);
     const started = performance.now();
     for (let i = 0; i < 5; i++) assert.throws(() => policy.replace({ version: 1, defaults: { security: 'deny' } }, policy.snapshot().hash), { code: 'NODE_POLICY_CHANGE_BUSY' });
     assert.ok(performance.now() - started < 500, `waited ${Math.round(performance.now() - started)} ms`);
   });
 
   it('answers a change that writes nothing, or that it refuses, without waiting for the lock another process holds (regression: a change that left the policy as it was was refused as busy)', () => {
-    const managed = join(stateWith(allowlist), LOCAL_POLICY_FILE);
-    writeFileSync(`${managed}.lock`, `${process.ppid}\n`);
-    const dir = stateWith();
-    symlinkSync(managed, join(dir, LOCAL_POLICY_FILE));
-    const policy = new LocalPolicy(dir);
+    const { policy } = lockedBy(process.ppid);
     const { hash } = policy.snapshot();
     const started = performance.now();
     assert.deepEqual(policy.replace(allowlist, hash), { hash });
