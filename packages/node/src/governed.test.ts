@@ -44,6 +44,21 @@ function run(client: GatewayClient, nodeId: string, command: string[], timeoutMs
   return client.request('node.invoke', { nodeId, command: 'system.run', params: { command }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 }) as never;
 }
 
+/** An operator with every scope, connected to `gw`. */
+function adminOperator(gw: Gateway): Promise<GatewayClient> {
+  return GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+}
+
+/** The next approval request the gateway tells `operator` of. */
+function nextApprovalRequest(operator: GatewayClient): Promise<{ id: string }> {
+  return new Promise((resolve) => {
+    const stop = operator.on('exec.approval.requested', (p) => {
+      stop();
+      resolve(p as { id: string });
+    });
+  });
+}
+
 const deniedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
 
 describe('a governed system.run', () => {
@@ -56,7 +71,7 @@ describe('a governed system.run', () => {
     state = gatewayState();
     gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 50 });
     host = await pairedHost(gw, requests);
-    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    operator = await adminOperator(gw);
   });
   after(async () => {
     await operator.close();
@@ -86,12 +101,7 @@ describe('a governed system.run', () => {
 
   it('asks when policy says ask; runs once an approver allows it once, and asks again next time', async () => {
     const pending = run(operator, host.device.deviceId, ['printf', 'approved']);
-    const requested = await new Promise<{ id: string }>((resolve) => {
-      const stop = operator.on('exec.approval.requested', (p) => {
-        stop();
-        resolve(p as { id: string });
-      });
-    });
+    const requested = await nextApprovalRequest(operator);
     const listed = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
     assert.deepEqual(listed.approvals.find((a) => a.id === requested.id)?.request.argv, ['printf', 'approved']);
     await operator.request('exec.approval.resolve', { id: requested.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'alice' } });
@@ -111,12 +121,7 @@ describe('a governed system.run', () => {
 
   it('denies when an approver denies', async () => {
     const pending = run(operator, host.device.deviceId, ['printf', 'no']);
-    const requested = await new Promise<{ id: string }>((resolve) => {
-      const stop = operator.on('exec.approval.requested', (p) => {
-        stop();
-        resolve(p as { id: string });
-      });
-    });
+    const requested = await nextApprovalRequest(operator);
     await operator.request('exec.approval.resolve', { id: requested.id, decision: 'deny', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'bob' } });
     await assert.rejects(pending, deniedWith('SYSTEM_RUN_DENIED'));
   });
@@ -177,7 +182,7 @@ describe('a governed system.run', () => {
 describe('a node whose own policy asks (ask=always)', () => {
   it('has a human asked for a command the gateway allowed outright (the stricter of the two policies applies), and runs it once approved; one the gateway asks for is asked once', async () => {
     const gw = await Gateway.start({ stateDir: gatewayState(), token, port: 0, approvalPollMs: 20 });
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const operator = await adminOperator(gw);
     const host = await pairedHost(gw);
     try {
       const { hash } = (await operator.request('exec.approvals.node.get', { nodeId: host.device.deviceId })) as { hash: string };
@@ -220,7 +225,7 @@ describe('an agent through the gateway', () => {
       clients.push(agent);
       assert.equal((await run(agent, host.device.deviceId, ['echo', 'as builder'])).payload.stdout, 'as builder\n');
       // echo is allowed for the agent only: the same command as the operator is denied.
-      const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+      const operator = await adminOperator(gw);
       clients.push(operator);
       await assert.rejects(
         operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['echo', 'x'], agentId: 'builder' }, idempotencyKey: randomUUID() }),
@@ -255,7 +260,7 @@ describe('governed system.run faults', () => {
     const state = gatewayState();
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
     const host = await pairedHost(gw);
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const operator = await adminOperator(gw);
     const outcome = assert.rejects(run(operator, host.device.deviceId, ['sleep', '5']), deniedWith('NODE_DISCONNECTED'));
     await new Promise((r) => setTimeout(r, 300));
     await host.close();
@@ -279,7 +284,7 @@ describe('governed system.run faults', () => {
     const state = tempDir('corral-gov-gw-');
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
     const host = await pairedHost(gw);
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const operator = await adminOperator(gw);
     await assert.rejects(run(operator, host.device.deviceId, ['echo', 'hi']), deniedWith('SYSTEM_RUN_DENIED'));
     await operator.close();
     await host.close();
@@ -290,14 +295,14 @@ describe('governed system.run faults', () => {
     const state = gatewayState();
     let gw = await Gateway.start({ stateDir: state, token, port: 0 });
     const host = await pairedHost(gw);
-    let operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    let operator = await adminOperator(gw);
     await assert.rejects(run(operator, host.device.deviceId, ['printf', 'restart'], 200), deniedWith('APPROVAL_PENDING'));
     await operator.close();
     const port = gw.server.port;
     await gw.close();
 
     gw = await Gateway.start({ stateDir: state, token, port });
-    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    operator = await adminOperator(gw);
     const { approvals } = (await operator.request('exec.approval.list', {})) as { approvals: Array<{ id: string; request: { argv: string[] } }> };
     assert.equal(approvals.length, 1);
     await operator.request('exec.approval.resolve', { id: approvals[0]!.id, decision: 'allow-once', reviewer: { channel: 'corral', accountId: 'example.com', senderId: 'alice' } });
@@ -314,7 +319,7 @@ describe('approval receipts on the node', () => {
   it('pins the gateway receipt key on the first approved run, and refuses an approved run whose receipt does not verify under the pinned key', async () => {
     const state = gatewayState();
     const gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const operator = await adminOperator(gw);
     const approve = async (host: NodeHost, argv: string[]) => {
       await assert.rejects(run(operator, host.device.deviceId, argv, 100), deniedWith('APPROVAL_PENDING'));
       const [approval] = gw.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === host.device.deviceId);
