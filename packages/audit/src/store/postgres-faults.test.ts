@@ -4,105 +4,34 @@
 // or goes silent; the connection drops after COMMIT was sent and before its
 // answer. Appends fail coded and promptly, nothing acknowledged is lost,
 // nothing half-written stays, and the same log appends again afterwards.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
-import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
-import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
+import { usePostgres } from '../../test/postgres.ts';
+import { assertHoldsExactly, steadyAppending } from '../../test/steady-appending.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
-import { readRecord, verifyStore } from '../log/reader.ts';
 import { MAX_WAITING, TIMEOUT_DEFAULTS, type PostgresStore } from './postgres.ts';
 
-let cluster: TestPostgres;
-let n = 0;
-const dirs: string[] = [];
-const proxies: TcpProxy[] = [];
-before(async () => {
-  cluster = await startPostgres();
-});
-after(async () => {
-  for (const p of proxies) await p.close();
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  cluster?.stop();
-});
-
-function fresh(): { stateDir: string; postgresUrl: string; database: string } {
-  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-faults-'));
-  dirs.push(stateDir);
-  const database = `faults_${process.pid}_${++n}`;
-  return { stateDir, postgresUrl: cluster.createDatabase(database), database };
-}
-
-async function proxyTo(): Promise<TcpProxy> {
-  const p = await startTcpProxy(cluster.port);
-  proxies.push(p);
-  return p;
-}
+const postgres = usePostgres('faults');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The log verifies, holds exactly `acked` records beyond `base`, and each acknowledged record is the one acknowledged. */
-async function assertHoldsExactly(log: AuditLog, acked: Map<number, string>, size: number): Promise<void> {
-  const report = await verifyStore(log.store, log.publicKey);
-  assert.equal(report.ok, true, JSON.stringify(report.damage));
-  assert.equal(report.verified, size);
-  for (const [seq, hash] of acked) assert.equal((await readRecord(log.store, seq)).hash, hash, `acknowledged record ${seq}`);
-}
-
-/**
- * Appends on `lanes` lanes until `stop()` is called, each lane one append
- * at a time; collects what was acknowledged and the codes of what failed.
- */
-function steadyAppending(log: AuditLog, lanes: number) {
-  const acked = new Map<number, string>();
-  const failed: string[] = [];
-  let stopping = false;
-  let i = 0;
-  const lane = async () => {
-    while (!stopping) {
-      try {
-        const r = await log.append(sampleEvent(i++));
-        acked.set(r.seq, r.hash);
-      } catch (error) {
-        failed.push(String((error as { code?: string }).code));
-        await sleep(5);
-      }
-    }
-  };
-  const running = Promise.all(Array.from({ length: lanes }, lane));
-  return {
-    acked,
-    failed,
-    async until(done: () => boolean, ms: number) {
-      const deadline = Date.now() + ms;
-      while (!done() && Date.now() < deadline) await sleep(10);
-    },
-    async stop() {
-      stopping = true;
-      await running;
-    },
-  };
-}
 
 describe('when PostgreSQL fails under a writer', () => {
   for (const fault of ['an admin terminates every connection of the log (pg_terminate_backend)', 'the server restarts'] as const) {
     describe(`when ${fault} in the middle of steady appending`, () => {
       it('fails the appends in flight with AUDIT_STORE_UNAVAILABLE, loses nothing acknowledged, keeps nothing unacknowledged, and the same log appends again', async () => {
-        const { stateDir, postgresUrl, database } = fresh();
+        const { stateDir, postgresUrl, database } = postgres.fresh();
         const log = await openAuditLog({ stateDir, postgresUrl });
-        const admin = new pg.Client({ connectionString: cluster.url });
+        const admin = new pg.Client({ connectionString: postgres.cluster.url });
         await admin.connect();
         try {
-          const run = steadyAppending(log, 8);
+          const run = steadyAppending(log, 8, 5);
           await run.until(() => run.acked.size >= 300, 10_000);
           if (fault === 'the server restarts') {
             await admin.end();
-            await cluster.restart();
+            await postgres.cluster.restart();
           } else {
             // Between two commits the writer's connection idles in the pool (its loss then costs nothing): repeat until one hits a commit.
             // After each, wait for the writer to go on or fail: terminating again while it asks the server whether its commit
@@ -131,8 +60,8 @@ describe('when PostgreSQL fails under a writer', () => {
 
   describe('when the connection drops after COMMIT reached the server and before its answer', () => {
     it('acknowledges the batch it committed (a large batch, COPY under the lock), and the next append chains on it', async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
       try {
         await log.append(sampleEvent(0));
@@ -151,8 +80,8 @@ describe('when PostgreSQL fails under a writer', () => {
     });
 
     it('acknowledges the append it committed (a lone writer, one guarded statement), and the next append chains on it', async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
       try {
         for (let i = 0; i < 3; i++) await log.append(sampleEvent(i));
@@ -173,8 +102,8 @@ describe('when PostgreSQL fails under a writer', () => {
 
   describe('when the connection drops before COMMIT reaches the server', () => {
     it('fails the batch with AUDIT_STORE_UNAVAILABLE, writes none of it, and the next append takes its place', async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const log = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
       try {
         await log.append(sampleEvent(0));
@@ -190,8 +119,8 @@ describe('when PostgreSQL fails under a writer', () => {
     });
 
     it('fails the batch even when the writer that took its place appended a batch beginning with the same event (regression: the first record found in place acknowledged the whole batch, and a record the log does not hold)', async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const a = await openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) });
       const b = await openAuditLog({ stateDir, postgresUrl });
       const holder = new pg.Client({ connectionString: postgresUrl });
@@ -226,8 +155,7 @@ describe('when PostgreSQL fails under a writer', () => {
   describe('when the server cannot be reached as the log opens', () => {
     it('refuses with AUDIT_STORE_UNAVAILABLE naming host, port and database (never the password) and what to do', async () => {
       const port = await freePort();
-      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-faults-'));
-      dirs.push(stateDir);
+      const stateDir = postgres.stateDir();
       const started = Date.now();
       await assert.rejects(openAuditLog({ stateDir, postgresUrl: `postgres://corral:s3cret-pw@127.0.0.1:${port}/audit_main` }), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'AUDIT_STORE_UNAVAILABLE');
@@ -240,8 +168,8 @@ describe('when PostgreSQL fails under a writer', () => {
     });
 
     it('gives up after the connect timeout when the server accepts but never answers (connect_timeout=1 in the URL)', { timeout: 15_000 }, async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       proxy.set('silent');
       const started = Date.now();
       await assert.rejects(openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1` }), { code: 'AUDIT_STORE_UNAVAILABLE' });
@@ -252,8 +180,8 @@ describe('when PostgreSQL fails under a writer', () => {
 
   describe('when the server accepts but never answers and the URL sets no timeout', () => {
     it(`gives up after the default connect timeout (${TIMEOUT_DEFAULTS.connectMs} ms) rather than wait for ever`, { timeout: 15_000 }, async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       proxy.set('silent');
       const started = Date.now();
       await assert.rejects(openAuditLog({ stateDir, postgresUrl: proxy.url(postgresUrl) }), { code: 'AUDIT_STORE_UNAVAILABLE' });
@@ -264,8 +192,8 @@ describe('when PostgreSQL fails under a writer', () => {
 
   describe('when the server goes silent, then away, then comes back, under an open log', () => {
     it('answers the append whose statement went unanswered within seconds (AUDIT_COMMIT_UNKNOWN: it cannot learn whether it committed), then fails appends at once, then appends again on the same log', { timeout: 20_000 }, async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const log = await openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1&statement_timeout=1000` });
       try {
         const acked = new Map<number, string>();
@@ -299,8 +227,8 @@ describe('when PostgreSQL fails under a writer', () => {
     });
 
     it('bounds what waits for a silent server: appends beyond the bound fail at once rather than queue', { timeout: 20_000 }, async () => {
-      const { stateDir, postgresUrl } = fresh();
-      const proxy = await proxyTo();
+      const { stateDir, postgresUrl } = postgres.fresh();
+      const proxy = await postgres.proxy();
       const log = await openAuditLog({ stateDir, postgresUrl: `${proxy.url(postgresUrl)}?connect_timeout=1&statement_timeout=1000` });
       try {
         await log.append(sampleEvent(0));

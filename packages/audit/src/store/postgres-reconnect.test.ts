@@ -3,96 +3,18 @@
 // connect, the store tries the server again only now and then (one caller
 // at a time, pauses growing to RECONNECT_BACKOFF.maxMs), and once the server
 // is back appends resume within that bound, the log whole and verifying.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
-import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
-import { startTcpProxy, type TcpProxy } from '../../test/tcp-proxy.ts';
+import { usePostgres } from '../../test/postgres.ts';
+import { assertHoldsExactly, steadyAppending, stopAllAppending } from '../../test/steady-appending.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
-import { readRecord, verifyStore } from '../log/reader.ts';
 import { PostgresStore, RECONNECT_BACKOFF } from './postgres.ts';
 
-let cluster: TestPostgres;
-let n = 0;
-const dirs: string[] = [];
-const proxies: TcpProxy[] = [];
-/** Appending lanes still running; each test stops its own, and a failed assertion leaves none behind. */
-const running = new Set<{ stop(): Promise<void> }>();
-before(async () => {
-  cluster = await startPostgres();
-});
-after(async () => {
-  for (const p of proxies) await p.close();
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  cluster?.stop();
-});
-
-/** A proxy in front of the cluster, counting every connection made to it (see tcp-proxy.ts), closed after the tests. */
-async function gateTo(port: number): Promise<TcpProxy> {
-  const proxy = await startTcpProxy(port);
-  proxies.push(proxy);
-  return proxy;
-}
-
-function fresh(): { stateDir: string; postgresUrl: string } {
-  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-reconnect-'));
-  dirs.push(stateDir);
-  return { stateDir, postgresUrl: cluster.createDatabase(`reconnect_${process.pid}_${++n}`) };
-}
+const postgres = usePostgres('reconnect');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Appends on `lanes` lanes, one append at a time each, until stop(); collects what was acknowledged and the codes of what failed. */
-function steadyAppending(log: AuditLog, lanes: number) {
-  const acked = new Map<number, string>();
-  const failed: string[] = [];
-  let lastAckAt = 0;
-  let stopping = false;
-  let i = 0;
-  const lane = async () => {
-    while (!stopping) {
-      try {
-        const r = await log.append(sampleEvent(i++));
-        acked.set(r.seq, r.hash);
-        lastAckAt = Date.now();
-      } catch (error) {
-        failed.push(String((error as { code?: string }).code));
-        await sleep(2);
-      }
-    }
-  };
-  const laneRuns = Promise.all(Array.from({ length: lanes }, lane));
-  const handle = {
-    acked,
-    failed,
-    get lastAckAt() {
-      return lastAckAt;
-    },
-    async until(done: () => boolean, ms: number) {
-      const deadline = Date.now() + ms;
-      while (!done() && Date.now() < deadline) await sleep(5);
-    },
-    async stop() {
-      stopping = true;
-      running.delete(handle);
-      await laneRuns;
-    },
-  };
-  running.add(handle);
-  return handle;
-}
-
-/** The log verifies, holds `size` records, and each acknowledged record is the one acknowledged. */
-async function assertHoldsExactly(log: AuditLog, acked: Map<number, string>, size: number): Promise<void> {
-  const report = await verifyStore(log.store, log.publicKey);
-  assert.equal(report.ok, true, JSON.stringify(report.damage));
-  assert.equal(report.verified, size);
-  for (const [seq, hash] of acked) assert.equal((await readRecord(log.store, seq)).hash, hash, `acknowledged record ${seq}`);
-}
 
 /**
  * The most connection attempts a store makes while its server stays down for
@@ -112,18 +34,18 @@ function mostAttempts(windowMs: number): number {
 
 describe('when the PostgreSQL server of an open log is down', () => {
   it('fails every append at once with AUDIT_STORE_UNAVAILABLE, connecting only after growing pauses, one attempt at a time, and resumes within RECONNECT_BACKOFF.maxMs of its return, losing and repeating nothing', { timeout: 90_000 }, async () => {
-    const { stateDir, postgresUrl } = fresh();
-    const gate = await gateTo(cluster.port);
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const gate = await postgres.proxy();
     const log = await openAuditLog({ stateDir, postgresUrl: gate.url(postgresUrl) });
     try {
-      const before = steadyAppending(log, 8);
+      const before = steadyAppending(log, 8, 2);
       await before.until(() => before.acked.size >= 200, 20_000);
       await before.stop();
       assert.deepEqual(before.failed, []);
       gate.set('refuse');
       const downAt = Date.now();
       const attemptsBefore = gate.connections;
-      const run = steadyAppending(log, 8);
+      const run = steadyAppending(log, 8, 2);
       // Long enough for several pauses, and enough failed appends to show they do not each connect.
       await run.until(() => run.failed.length >= 2_000 && Date.now() - downAt >= 3_000, 30_000);
       const downMs = Date.now() - downAt;
@@ -149,14 +71,14 @@ describe('when the PostgreSQL server of an open log is down', () => {
       await assertHoldsExactly(log, acked, acked.size);
     } finally {
       gate.set('forward');
-      for (const r of [...running]) await r.stop();
+      await stopAllAppending();
       await log.close();
     }
   });
 
   it('fails appends at once when the server accepts and never answers, rather than each waiting for its connect timeout', { timeout: 120_000 }, async () => {
-    const { stateDir, postgresUrl } = fresh();
-    const gate = await gateTo(cluster.port);
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const gate = await postgres.proxy();
     // Short, so that waiting for it shows, yet long enough for a loaded machine to connect when the server does answer
     // (opening the log, and again once it is back): a connection there can take over a second.
     const connectMs = 3_000;
@@ -186,14 +108,14 @@ describe('when the PostgreSQL server of an open log is down', () => {
       await assertHoldsExactly(log, new Map([[0, first.hash], [1, r.hash]]), 2);
     } finally {
       gate.set('forward');
-      for (const r of [...running]) await r.stop();
+      await stopAllAppending();
       await log.close();
     }
   });
 
   it('still seals and closes the log when closed right after the server is back, within the pause (close tries the server itself)', { timeout: 60_000 }, async () => {
-    const { stateDir, postgresUrl } = fresh();
-    const gate = await gateTo(cluster.port);
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const gate = await postgres.proxy();
     const url = gate.url(postgresUrl);
     const log = await openAuditLog({ stateDir, postgresUrl: url });
     const first = await log.append(sampleEvent(0));
@@ -215,8 +137,8 @@ describe('when the PostgreSQL server of an open log is down', () => {
   });
 
   it('tests the server one caller at a time even when a seal trying the server itself fails while such a test is under way', { timeout: 90_000 }, async () => {
-    const { stateDir, postgresUrl } = fresh();
-    const gate = await gateTo(cluster.port);
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const gate = await postgres.proxy();
     const connectMs = 6_000;
     const log = await openAuditLog({ stateDir, postgresUrl: `${gate.url(postgresUrl)}?connect_timeout=${connectMs / 1000}` });
     const calls: Promise<unknown>[] = [];
@@ -270,14 +192,14 @@ describe('when the PostgreSQL server of an open log is down', () => {
   });
 
   it('when the server restarts under steady appending, fails appends only coded while it is away, connects rarely, and appends again on the same log, which verifies', { timeout: 90_000 }, async () => {
-    const { stateDir, postgresUrl } = fresh();
-    const gate = await gateTo(cluster.port);
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const gate = await postgres.proxy();
     const log = await openAuditLog({ stateDir, postgresUrl: gate.url(postgresUrl) });
     try {
-      const run = steadyAppending(log, 8);
+      const run = steadyAppending(log, 8, 2);
       await run.until(() => run.acked.size >= 300, 20_000);
       const attemptsBefore = gate.connections;
-      await cluster.restart();
+      await postgres.cluster.restart();
       const before = run.acked.size;
       await run.until(() => run.acked.size >= before + 300, RECONNECT_BACKOFF.maxMs + 30_000);
       await run.stop();
@@ -296,7 +218,7 @@ describe('when the PostgreSQL server of an open log is down', () => {
       assert.ok(size >= run.acked.size && size <= run.acked.size + inDoubt, `the log holds ${size} records; ${run.acked.size} were acknowledged and ${inDoubt} left in doubt`);
       await assertHoldsExactly(log, run.acked, size);
     } finally {
-      for (const r of [...running]) await r.stop();
+      await stopAllAppending();
       await log.close();
     }
   });
@@ -309,12 +231,12 @@ describe('when the PostgreSQL server of an open log is down', () => {
      * came before the store learned the server was down.
      */
     async function downWithAnIdleConnection() {
-      const { postgresUrl } = fresh();
+      const { postgresUrl } = postgres.fresh();
       const database = new URL(postgresUrl).pathname.slice(1);
-      const gate = await gateTo(cluster.port);
+      const gate = await postgres.proxy();
       // A connection the network has dropped gives up in seconds: a statement gets 1 s, its answer 2 s more.
       const store = await PostgresStore.connect({ url: `${gate.url(postgresUrl)}?connect_timeout=2&statement_timeout=1000`, poolSize: 4 });
-      const admin = new pg.Client({ connectionString: cluster.url });
+      const admin = new pg.Client({ connectionString: postgres.cluster.url });
       await admin.connect();
       const allow = (yes: boolean) => admin.query(`ALTER DATABASE ${database} ALLOW_CONNECTIONS ${yes}`);
       try {

@@ -1,36 +1,22 @@
 // The shared store suite against a real PostgreSQL (a throwaway cluster this
 // file starts; if PostgreSQL cannot start, these tests fail, they never skip).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
-import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { usePostgres } from '../../test/postgres.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { openAuditReader } from '../log/open-reader.ts';
 import { verifyStore } from '../log/reader.ts';
 import { PostgresStore } from './postgres.ts';
 
-let cluster: TestPostgres;
-let n = 0;
-const dirs: string[] = [];
-before(async () => {
-  cluster = await startPostgres();
-});
-after(() => {
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  cluster?.stop();
-});
+const postgres = usePostgres('audit');
 
 storeSuite({
   name: 'PostgreSQL',
   async fresh() {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const { stateDir, postgresUrl } = postgres.fresh();
     const sql = async (statement: string) => {
       const store = await PostgresStore.connect({ url: postgresUrl, poolSize: 1 });
       try {
@@ -57,14 +43,9 @@ async function assertVerifies(log: AuditLog, records: number): Promise<void> {
 
 describe('appending to PostgreSQL', () => {
   const open = (stateDir: string, postgresUrl: string) => openAuditLog({ stateDir, postgresUrl });
-  const fresh = () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    return { stateDir, postgresUrl: cluster.createDatabase(`audit_${process.pid}_${++n}`) };
-  };
 
   it('a lone writer commits each append after its second in one guarded statement', async () => {
-    const { stateDir, postgresUrl } = fresh();
+    const { stateDir, postgresUrl } = postgres.fresh();
     const log = await open(stateDir, postgresUrl);
     try {
       for (let i = 0; i < 20; i++) assert.equal((await log.append(sampleEvent(i))).seq, i);
@@ -75,7 +56,7 @@ describe('appending to PostgreSQL', () => {
   });
 
   it('two writers taking turns each build on the records the other wrote, and the log verifies', async () => {
-    const { stateDir, postgresUrl } = fresh();
+    const { stateDir, postgresUrl } = postgres.fresh();
     const a = await open(stateDir, postgresUrl);
     const b = await open(stateDir, postgresUrl);
     try {
@@ -95,7 +76,7 @@ describe('appending to PostgreSQL', () => {
   });
 
   it('a guarded append that waits on the head while another writer moves it writes nothing of its batch, and appends after that writer', async () => {
-    const { stateDir, postgresUrl } = fresh();
+    const { stateDir, postgresUrl } = postgres.fresh();
     const log = await open(stateDir, postgresUrl);
     const rival = new pg.Client({ connectionString: postgresUrl });
     await rival.connect();
@@ -122,9 +103,7 @@ describe('appending to PostgreSQL', () => {
 describe('when someone puts a record beyond the head of a PostgreSQL log open for appending', () => {
   for (const batch of [1, 200]) {
     it(`refuses a batch of ${batch} that would take its seq with AUDIT_CHAIN_BROKEN, writing nothing (it failed AUDIT_STORE_UNAVAILABLE, retry later, for ever)`, async () => {
-      const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-      dirs.push(stateDir);
-      const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+      const { stateDir, postgresUrl } = postgres.fresh();
       const log = await openAuditLog({ stateDir, postgresUrl });
       try {
         for (let i = 0; i < 5; i++) await log.append(sampleEvent(i));
@@ -141,10 +120,7 @@ describe('when someone puts a record beyond the head of a PostgreSQL log open fo
 
 describe('when the database commits without waiting for its write-ahead log by default (synchronous_commit = off)', () => {
   it('the writer still commits each append durably before acknowledging it (it took the default: an acknowledged record could be lost in a crash)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    const database = `audit_${process.pid}_${++n}`;
-    const postgresUrl = cluster.createDatabase(database);
+    const { stateDir, postgresUrl, database } = postgres.fresh();
     const admin = new pg.Client({ connectionString: postgresUrl });
     await admin.connect();
     try {
@@ -166,9 +142,7 @@ describe('when the database commits without waiting for its write-ahead log by d
 
 describe("when another role holds the advisory lock that serialises the log's creation (any role that can connect can take it)", () => {
   it('a writer still opens the existing log (regression: every writer waited for the lock until its statement timeout and failed AUDIT_STORE_UNAVAILABLE)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const { stateDir, postgresUrl } = postgres.fresh();
     await (await openAuditLog({ stateDir, postgresUrl })).close();
     const admin = new pg.Client({ connectionString: postgresUrl });
     await admin.connect();
@@ -193,9 +167,7 @@ describe("when another role holds the advisory lock that serialises the log's cr
 
 describe('when a table of the log\'s names is in the database before the log is created (another role made it first)', () => {
   it('the first writer refuses to create the log on it with AUDIT_STORE_FOREIGN (it created the log around that table, trigger and all)', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const { stateDir, postgresUrl } = postgres.fresh();
     const admin = new pg.Client({ connectionString: postgresUrl });
     await admin.connect();
     try {
@@ -216,9 +188,7 @@ describe('when a table of the log\'s names is in the database before the log is 
 describe('when someone altered the tables of a PostgreSQL log', () => {
   /** A log of 25 records, closed, then `alter` run on its database as its owner. */
   const altered = async (alter: string) => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-pg-'));
-    dirs.push(stateDir);
-    const postgresUrl = cluster.createDatabase(`audit_${process.pid}_${++n}`);
+    const { stateDir, postgresUrl } = postgres.fresh();
     const log = await openAuditLog({ stateDir, postgresUrl, checkpointEvery: 10 });
     for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
     await log.close();
