@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NodeHost } from '@corral/node';
+import type { NodeHost } from '@corral/node';
 import type { Browser, Page, Route } from 'playwright-core';
-import { launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+import { approvalCard, launchChromium, rejectPairing, runOnNode, signedInTab, signIn, startStack, unpairedNode, type Stack } from './stack.ts';
 
-const SEEN_MS = 15_000;
 /** Short, so that a test can watch an approval expire. */
 const APPROVAL_TTL_MS = 4_000;
 
@@ -28,13 +27,11 @@ describe('the console for admins, approvers and auditors', () => {
     stack.gateway.identity.agents.create({ name: 'invoice-intake', process: 'invoice-intake', owner: 'finance@example.com', scopes: ['records:read'] });
     await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
     await stack.gateway.identity.localUsers.create('audra', password, ['auditor']);
-    stranger = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'stranger'), name: 'build-runner-2', maxBackoffMs: 200 });
+    stranger = unpairedNode(stack, 'stranger', 'build-runner-2');
     strangerConnected = stranger.start();
     strangerConnected.catch(() => {});
     browser = await launchChromium();
-    page = await browser.newPage();
-    page.setDefaultTimeout(SEEN_MS);
-    await signIn(page, stack, stack.admin.username, stack.admin.password);
+    page = await signedInTab(browser, stack);
   });
   after(async () => {
     await browser?.close();
@@ -84,14 +81,13 @@ describe('the console for admins, approvers and auditors', () => {
     });
 
     it('rejects a node waiting to pair, which is then refused', async () => {
-      const unwanted = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'unwanted'), name: 'unknown-laptop', maxBackoffMs: 200 });
+      const unwanted = unpairedNode(stack, 'unwanted', 'unknown-laptop');
       void unwanted.start().catch(() => {});
       try {
         const request = page.locator('tr', { has: page.getByRole('rowheader', { name: 'unknown-laptop' }) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
         // The page fetches node lists every 5 s; the request shows up on one of them.
         await request.waitFor();
-        await request.getByRole('button', { name: 'Reject' }).click();
-        await request.waitFor({ state: 'detached' });
+        await rejectPairing(request);
         assert.equal(stack.gateway.identity.nodes.get(unwanted.device.deviceId).status, 'revoked');
       } finally {
         await unwanted.close();
@@ -112,7 +108,7 @@ describe('the console for admins, approvers and auditors', () => {
         (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code,
       );
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: "printf 'too late'" });
+      const card = approvalCard(page, "printf 'too late'");
       await card.getByRole('button', { name: 'Approve once' }).waitFor();
       await card.locator('.status', { hasText: 'expired' }).waitFor();
       assert.equal(await card.getByRole('button').count(), 0);

@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { createPayment, launchChromium, runOnNode, signIn, startStack, type Stack } from './stack.ts';
+import { approvalCard, createPayment, deny, inContext, launchChromium, newTab, runOnNode, signedInTab, signIn, startStack, type Stack } from './stack.ts';
 
-const SEEN_MS = 15_000;
 
 /** A command's outcome, caught at once: a command the test expects to be denied must not count as an unhandled rejection while the browser clicks. */
 function outcome<T>(running: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: { wire?: { details?: { code?: string } } } }> {
@@ -26,8 +25,7 @@ describe('the console in Chromium', () => {
   before(async () => {
     stack = await startStack();
     browser = await launchChromium();
-    page = await browser.newPage();
-    page.setDefaultTimeout(SEEN_MS);
+    page = await newTab(browser);
     // A CSP violation (an inline script or style, a font from elsewhere) shows up here. The browser
     // also logs each 4xx answer (401 before sign-in, the wrong password): those are the API working.
     page.on('console', (message) => {
@@ -74,12 +72,9 @@ describe('the console in Chromium', () => {
       assert.equal(await page.locator(':focus').getAttribute('id'), 'main');
     });
 
-    it('signs this browser out even when the gateway cannot be told (regression: the sign-in page showed, and a reload was signed in again)', async () => {
-      const other = await browser.newContext();
-      try {
-        const tab = await other.newPage();
-        tab.setDefaultTimeout(SEEN_MS);
-        await signIn(tab, stack, stack.admin.username, stack.admin.password);
+    it('signs this browser out even when the gateway cannot be told (regression: the sign-in page showed, and a reload was signed in again)', () =>
+      inContext(browser, async (other) => {
+        const tab = await signedInTab(other, stack);
         await tab.route('**/api/session', (route) => (route.request().method() === 'DELETE' ? route.abort() : route.continue()));
         await tab.getByRole('button', { name: 'Sign out' }).click();
         await tab.getByLabel('Username').waitFor();
@@ -88,19 +83,13 @@ describe('the console in Chromium', () => {
         const nav = tab.getByRole('navigation', { name: 'Console' });
         await tab.getByLabel('Username').or(nav).waitFor();
         assert.equal(await nav.count(), 0);
-      } finally {
-        await other.close();
-      }
-    });
+      }));
 
     it('signs in again from a browser used before while someone else keeps a username locked out, with a device token no cookie carries (regression: any server on another port of this host was sent it)', async () => {
       const password = 'dora signs in from her own browser';
       await stack.gateway.identity.localUsers.create('dora', password, ['viewer']);
-      const own = await browser.newContext();
-      try {
-        const tab = await own.newPage();
-        tab.setDefaultTimeout(SEEN_MS);
-        await signIn(tab, stack, 'dora', password);
+      await inContext(browser, async (own) => {
+        const tab = await signedInTab(own, stack, { username: 'dora', password });
         assert.deepEqual((await own.cookies()).map((c) => c.name), ['corral_session']);
         assert.match((await tab.evaluate(() => localStorage.getItem('corral.device'))) ?? '', /^[A-Za-z0-9_-]{16}\.\d+\./);
         await tab.getByRole('button', { name: 'Sign out' }).click();
@@ -109,9 +98,7 @@ describe('the console in Chromium', () => {
         for (let i = 0; i < 5; i++) assert.equal((await post({ username: 'dora', password: `a guess ${i}` })).status, 401);
         assert.equal((await post({ username: 'dora', password })).status, 429, 'from anywhere else, dora is locked out');
         await signIn(tab, stack, 'dora', password);
-      } finally {
-        await own.close();
-      }
+      });
     });
   });
 
@@ -119,7 +106,7 @@ describe('the console in Chromium', () => {
     it('shows a payment the agent asks for with its amount, payee and the policy that asked; approving it sends the payment', async () => {
       const paying = outcome(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'ACME GmbH' }));
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: 'ACME GmbH' });
+      const card = approvalCard(page, 'ACME GmbH');
       await card.waitFor();
       assert.equal(await card.getByRole('heading').innerText(), 'payment.create');
       assert.match(await card.locator('header .amount').innerText(), /^€4,200\.00$/);
@@ -138,7 +125,7 @@ describe('the console in Chromium', () => {
     it('shows a pending command with its exact arguments, who asks, quorum progress and time left', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'invoice 4711 paid']));
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: "printf 'invoice 4711 paid'" });
+      const card = approvalCard(page, "printf 'invoice 4711 paid'");
       await card.waitFor();
       assert.match(await card.locator('.quorum').innerText(), /^0 of 1$/);
       assert.match(await card.locator('.countdown').innerText(), /^\d+m \d{2}s$/);
@@ -158,7 +145,7 @@ describe('the console in Chromium', () => {
 
     it('denies from the keyboard alone with the reason the approver typed, and the command never runs', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'pay twice']));
-      const card = page.locator('article[data-approval]', { hasText: "printf 'pay twice'" });
+      const card = approvalCard(page, "printf 'pay twice'");
       await card.waitFor();
       await card.getByRole('button', { name: 'Deny…' }).press('Enter');
       // The reason field takes focus; Enter submits the denial.
@@ -172,8 +159,8 @@ describe('the console in Chromium', () => {
     it('spells out a bidi override in an argument and in a payee, so it cannot reorder what the approver reads (regression: the raw U+202E reached the card)', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'harmless\u202Etxt.exe']));
       const paying = outcome(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'ACME\u202EHbmG' }));
-      const command = page.locator('article[data-approval]', { hasText: 'harmless' });
-      const payment = page.locator('article[data-approval]', { hasText: 'ACME' });
+      const command = approvalCard(page, 'harmless');
+      const payment = approvalCard(page, 'ACME');
       await command.waitFor();
       await payment.waitFor();
       assert.equal(await command.getByRole('heading').innerText(), "printf $'harmless\\u202Etxt.exe'");
@@ -181,9 +168,7 @@ describe('the console in Chromium', () => {
       assert.match(await payment.innerText(), /ACME\\u202EHbmG/);
       for (const card of [command, payment]) {
         assert.doesNotMatch(await card.innerText(), /[\u202A-\u202E\u2066-\u2069]/);
-        await card.getByRole('button', { name: 'Deny…' }).click();
-        await card.getByLabel('Reason for denying').fill('spoofed text');
-        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        await deny(card, 'spoofed text');
       }
       assert.equal((await running).ok, false);
       assert.equal((await paying).ok, false);
@@ -192,11 +177,9 @@ describe('the console in Chromium', () => {
     it('shows the reason the approver gave on the resolved card, a bidi override in it spelled out (regression: the gateway never returned it, so no card showed one)', async () => {
       const running = outcome(runOnNode(stack, ['printf', 'reason shown']));
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: "printf 'reason shown'" });
+      const card = approvalCard(page, "printf 'reason shown'");
       await card.waitFor();
-      await card.getByRole('button', { name: 'Deny…' }).click();
-      await card.getByLabel('Reason for denying').fill('paid \u202Etwice');
-      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      await deny(card, 'paid \u202Etwice');
       assert.equal((await running).ok, false);
       const showResolved = page.getByLabel('Show resolved');
       await showResolved.check();
@@ -211,10 +194,10 @@ describe('the console in Chromium', () => {
 
     it('ignores the second click of a double click on Approve once when the card below has slid under the pointer (regression: it approved a command the approver never read)', async () => {
       const first = outcome(runOnNode(stack, ['printf', 'first of two']));
-      const firstCard = page.locator('article[data-approval]', { hasText: 'first of two' });
+      const firstCard = approvalCard(page, 'first of two');
       const id = (await firstCard.getAttribute('data-approval'))!;
       const second = outcome(runOnNode(stack, ['printf', 'later of two']));
-      const secondCard = page.locator('article[data-approval]', { hasText: 'later of two' });
+      const secondCard = approvalCard(page, 'later of two');
       const approve = secondCard.getByRole('button', { name: 'Approve once' });
       await approve.click({ trial: true });
       const box = (await approve.boundingBox())!;
@@ -224,15 +207,13 @@ describe('the console in Chromium', () => {
       assert.ok((await second).ok, 'the command the approver read ran');
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(stack.gateway.approvals.get(id).status, 'pending');
-      await firstCard.getByRole('button', { name: 'Deny…' }).click();
-      await firstCard.getByLabel('Reason for denying').fill('not meant');
-      await firstCard.getByRole('button', { name: 'Deny', exact: true }).click();
+      await deny(firstCard, 'not meant');
       assert.equal((await first).ok, false);
     });
 
     it('approves always: the same command then runs again without asking', async () => {
       const first = outcome(runOnNode(stack, ['printf', 'standing order']));
-      const card = page.locator('article[data-approval]', { hasText: "printf 'standing order'" });
+      const card = approvalCard(page, "printf 'standing order'");
       await card.getByRole('button', { name: 'Approve always' }).click();
       assert.ok((await first).ok);
       const again = await runOnNode(stack, ['printf', 'standing order'], 2_000);
@@ -243,7 +224,7 @@ describe('the console in Chromium', () => {
       const password = 'alice has a long password';
       await stack.gateway.identity.localUsers.create('alice', password, ['approver']);
       const paying = outcome(createPayment(stack, { amount: 2_500_000, currency: 'EUR', payee: 'Big Supplier AG' }));
-      const card = page.locator('article[data-approval]', { hasText: 'Big Supplier AG' });
+      const card = approvalCard(page, 'Big Supplier AG');
       await card.waitFor();
       const id = (await card.getAttribute('data-approval'))!;
       assert.match(await card.locator('header .amount').innerText(), /^€25,000\.00$/);
@@ -255,20 +236,15 @@ describe('the console in Chromium', () => {
       assert.equal(stack.gateway.approvals.get(id).status, 'pending');
       assert.equal(stack.gateway.approvals.get(id).approvers.length, 1);
 
-      const other = await browser.newContext();
-      try {
-        const alice = await other.newPage();
-        alice.setDefaultTimeout(SEEN_MS);
-        await signIn(alice, stack, 'alice', password);
+      await inContext(browser, async (other) => {
+        const alice = await signedInTab(other, stack, { username: 'alice', password });
         await alice.getByRole('link', { name: 'Approvals' }).click();
-        await alice.locator('article[data-approval]', { hasText: 'Big Supplier AG' }).getByRole('button', { name: 'Approve once' }).click();
+        await approvalCard(alice, 'Big Supplier AG').getByRole('button', { name: 'Approve once' }).click();
         const result = await paying;
         assert.ok(result.ok, 'the payment went through with two approvers');
         assert.equal(stack.payments.received.at(-1)?.payee, 'Big Supplier AG');
         assert.equal(stack.gateway.approvals.get(id).approvers.length, 2);
-      } finally {
-        await other.close();
-      }
+      });
     });
   });
 

@@ -2,13 +2,10 @@
 // and what other tabs of the console do when one signs out, in headless
 // Chromium against a real gateway.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NodeHost } from '@corral/node';
+import type { NodeHost } from '@corral/node';
 import type { Browser, Locator, Page, Route } from 'playwright-core';
-import { createPayment, launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
-
-const SEEN_MS = 15_000;
+import { approvalCard, approvalsTab, createPayment, deny, inContext, launchChromium, newTab, rejectPairing, runOnNode, settled, signedInTab, signIn, startStack, unpairedNode, type Stack } from './stack.ts';
 
 describe('the console against hostile text and stale tabs', () => {
   let stack: Stack;
@@ -26,76 +23,82 @@ describe('the console against hostile text and stale tabs', () => {
     await stack?.close();
   });
 
-  async function signedIn(context: Awaited<ReturnType<Browser['newContext']>>, as = stack.admin): Promise<Page> {
-    const page = await context.newPage();
-    page.setDefaultTimeout(SEEN_MS);
-    await signIn(page, stack, as.username, as.password);
-    return page;
+  /** Two nodes that go on asking to pair: another `runner-1`, and a `runnеr-1` spelled with a Cyrillic е; `suffix` keeps their state directories apart from another test's. */
+  function namesakesAskToPair(suffix: string): { twin: NodeHost; lookAlike: NodeHost } {
+    const twin = unpairedNode(stack, `twin${suffix}`, 'runner-1');
+    const lookAlike = unpairedNode(stack, `look-alike${suffix}`, 'runn\u0435r-1');
+    void twin.start().catch(() => {});
+    void lookAlike.start().catch(() => {});
+    return { twin, lookAlike };
   }
 
   describe('an approval whose text reads as something it is not', () => {
-    it('names the Cyrillic а in a URL argument and the Cyrillic АСМЕ of a payee, with their code points (regression: the card read exactly as example.com and ACME GmbH)', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
-        const running = settled(runOnNode(stack, ['printf', 'https://ex\u0430mple.com/pay']));
-        const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: '\u0410\u0421\u041C\u0415 GmbH' }));
-        const command = page.locator('article[data-approval]', { hasText: 'mple.com/pay' });
-        const payment = page.locator('article[data-approval]', { hasText: 'GmbH' });
-        await command.waitFor();
-        await payment.waitFor();
+    /** Asks for a run of `argv` and a payment of €4,200.00 to `payee`, and waits for both approval cards, each found by text it shows. */
+    async function askForBoth(page: Page, argv: string[], payee: string, shown: { command: string; payment: string }) {
+      const running = settled(runOnNode(stack, argv));
+      const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee }));
+      const command = approvalCard(page, shown.command);
+      const payment = approvalCard(page, shown.payment);
+      await command.waitFor();
+      await payment.waitFor();
+      return { command, payment, running, paying };
+    }
+
+    /** Denies both cards `askForBoth` waited for, giving `reason`, and asserts that neither the run nor the payment went ahead. */
+    async function denyBoth(asked: Awaited<ReturnType<typeof askForBoth>>, reason: string): Promise<void> {
+      for (const card of [asked.command, asked.payment]) await deny(card, reason);
+      assert.equal(await asked.running, false);
+      assert.equal(await asked.paying, false);
+    }
+
+    /** Where on screen, left to right, the `1` and the `2` of the first ' 1 2 ' in `element`'s text are drawn. */
+    const digitsAt = (element: Locator) =>
+      element.evaluate((root) => {
+        const walker = root.ownerDocument.createTreeWalker(root, 4 /* NodeFilter.SHOW_TEXT */);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const at = node.textContent!.indexOf(' 1 2 ');
+          if (at < 0) continue;
+          const left = (offset: number) => {
+            const range = root.ownerDocument.createRange();
+            range.setStart(node, offset);
+            range.setEnd(node, offset + 1);
+            return range.getBoundingClientRect().left;
+          };
+          return { one: left(at + 1), two: left(at + 3) };
+        }
+        throw new Error('no " 1 2 " in the text');
+      });
+
+    it('names the Cyrillic а in a URL argument and the Cyrillic АСМЕ of a payee, with their code points (regression: the card read exactly as example.com and ACME GmbH)', () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
+        const asked = await askForBoth(page, ['printf', 'https://ex\u0430mple.com/pay'], '\u0410\u0421\u041C\u0415 GmbH', { command: 'mple.com/pay', payment: 'GmbH' });
+        const { command, payment } = asked;
         const commandNote = await command.locator('.look-alikes').innerText();
         assert.match(commandNote, /argument 2/);
         assert.match(commandNote, /U\+0430 Cyrillic/);
         const paymentNote = await payment.locator('.look-alikes').innerText();
         assert.match(paymentNote, /payee/);
         for (const code of ['0410', '0421', '041C', '0415']) assert.match(paymentNote, new RegExp(`U\\+${code} Cyrillic`));
-        for (const card of [command, payment]) {
-          await card.getByRole('button', { name: 'Deny…' }).click();
-          await card.getByLabel('Reason for denying').fill('look-alike text');
-          await card.getByRole('button', { name: 'Deny', exact: true }).click();
-        }
-        assert.equal(await running, false);
-        assert.equal(await paying, false);
-      } finally {
-        await context.close();
-      }
-    });
+        await denyBoth(asked, 'look-alike text');
+      }));
 
-    it('names the spaces a payee and an argument hold at either end or in a row, which the page does not draw (regression: "ACME  GmbH " read as ACME GmbH)', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
-        const running = settled(runOnNode(stack, ['printf', 'trailing-space ']));
-        const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'Double  Space Supplier ' }));
-        const command = page.locator('article[data-approval]', { hasText: 'trailing-space' });
-        const payment = page.locator('article[data-approval]', { hasText: 'Space Supplier' });
-        await command.waitFor();
-        await payment.waitFor();
+    it('names the spaces a payee and an argument hold at either end or in a row, which the page does not draw (regression: "ACME  GmbH " read as ACME GmbH)', () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
+        const asked = await askForBoth(page, ['printf', 'trailing-space '], 'Double  Space Supplier ', { command: 'trailing-space', payment: 'Space Supplier' });
+        const { command, payment } = asked;
         assert.match(await command.locator('.look-alikes').innerText(), /argument 2: a space at the end/);
         const paymentNote = await payment.locator('.look-alikes').innerText();
         assert.match(paymentNote, /payee: a space at the end, 2 spaces in a row/);
-        for (const card of [command, payment]) {
-          await card.getByRole('button', { name: 'Deny…' }).click();
-          await card.getByLabel('Reason for denying').fill('spaced text');
-          await card.getByRole('button', { name: 'Deny', exact: true }).click();
-        }
-        assert.equal(await running, false);
-        assert.equal(await paying, false);
-      } finally {
-        await context.close();
-      }
-    });
+        await denyBoth(asked, 'spaced text');
+      }));
 
-    it('keeps four of the thousands of combining marks stacked on one letter of an argument, says how many it removed, in the card and in live activity (regression: all of them reached the page, where a font stacks them over the rows and the Approve button around)', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+    it('keeps four of the thousands of combining marks stacked on one letter of an argument, says how many it removed, in the card and in live activity (regression: all of them reached the page, where a font stacks them over the rows and the Approve button around)', () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', `zalgo-x${'\u0316'.repeat(3000)}-tail`]));
-        const card = page.locator('article[data-approval]', { hasText: 'zalgo-x' });
+        const card = approvalCard(page, 'zalgo-x');
         await card.waitFor();
         const stacked = /\p{M}{5}/u;
         const title = await card.getByRole('heading').innerText();
@@ -107,44 +110,20 @@ describe('the console against hostile text and stale tabs', () => {
         assert.match(await live.innerText(), /\[\d+ combining marks removed\]/); // the gateway cuts a summary short first
         assert.doesNotMatch(await page.locator('main').innerText(), stacked);
         await page.getByRole('link', { name: 'Approvals' }).click();
-        await card.getByRole('button', { name: 'Deny…' }).click();
-        await card.getByLabel('Reason for denying').fill('stacked marks');
-        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        await deny(card, 'stacked marks');
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('draws a command line and a payee holding Hebrew letters in the order they are stored, in the card and in live activity (regression: between two Hebrew letters, printf א 1 2 ב read as printf ב 2 1 א, its arguments in the wrong order)', async () => {
-      /** Where on screen, left to right, the `1` and the `2` of the first ' 1 2 ' in `element`'s text are drawn. */
-      const digitsAt = (element: Locator) =>
-        element.evaluate((root) => {
-          const walker = root.ownerDocument.createTreeWalker(root, 4 /* NodeFilter.SHOW_TEXT */);
-          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-            const at = node.textContent!.indexOf(' 1 2 ');
-            if (at < 0) continue;
-            const left = (offset: number) => {
-              const range = root.ownerDocument.createRange();
-              range.setStart(node, offset);
-              range.setEnd(node, offset + 1);
-              return range.getBoundingClientRect().left;
-            };
-            return { one: left(at + 1), two: left(at + 3) };
-          }
-          throw new Error('no " 1 2 " in the text');
-        });
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+    it('draws a command line and a payee holding Hebrew letters in the order they are stored, in the card and in live activity (regression: between two Hebrew letters, printf א 1 2 ב read as printf ב 2 1 א, its arguments in the wrong order)', () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', '\u05D0', '1', '2', '\u05D1', 'bidi-order']));
-        const card = page.locator('article[data-approval]', { hasText: 'bidi-order' });
+        const card = approvalCard(page, 'bidi-order');
         await card.waitFor();
         const title = await digitsAt(card.getByRole('heading'));
         assert.ok(title.one < title.two, `the card's title draws 2 at ${title.two}, left of 1 at ${title.one}`);
         const paying = settled(createPayment(stack, { amount: 420_000, currency: 'EUR', payee: 'Bidi \u05D0 1 2 \u05D1 Payee' }));
-        const payment = page.locator('article[data-approval]', { hasText: 'Payee' });
+        const payment = approvalCard(page, 'Payee');
         const payee = await digitsAt(payment.locator('dt:text-is("Payee") + dd'));
         assert.ok(payee.one < payee.two, `the payee draws 2 at ${payee.two}, left of 1 at ${payee.one}`);
         await page.getByRole('link', { name: 'Live activity' }).click();
@@ -153,66 +132,42 @@ describe('the console against hostile text and stale tabs', () => {
         const listed = await digitsAt(summary);
         assert.ok(listed.one < listed.two, `live activity draws 2 at ${listed.two}, left of 1 at ${listed.one}`);
         await page.getByRole('link', { name: 'Approvals' }).click();
-        for (const shown of [card, payment]) {
-          await shown.getByRole('button', { name: 'Deny…' }).click();
-          await shown.getByLabel('Reason for denying').fill('reordered');
-          await shown.getByRole('button', { name: 'Deny', exact: true }).click();
-        }
+        for (const shown of [card, payment]) await deny(shown, 'reordered');
         assert.equal(await running, false);
         assert.equal(await paying, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it("spells out a combining mark that opens an argument, so it draws over none of the quote, list number or colon the card writes before it (regression: an enclosing circle as an argument hid the note's colon and drew over the command line's quote)", async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+    it("spells out a combining mark that opens an argument, so it draws over none of the quote, list number or colon the card writes before it (regression: an enclosing circle as an argument hid the note's colon and drew over the command line's quote)", () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', '\u20DD', '\u0338=x', 'stray-mark']));
-        const card = page.locator('article[data-approval]', { hasText: 'stray-mark' });
+        const card = approvalCard(page, 'stray-mark');
         await card.waitFor();
         assert.equal(await card.getByRole('heading').innerText(), "printf $'\\u20DD' $'\\u0338=x' stray-mark");
         // A mark shown on its own sits on a dotted circle (U+25CC), as in the note's list of characters.
         assert.doesNotMatch(await card.innerText(), /(?<![\p{L}\p{N}\p{M}\u25CC])\p{M}/u);
-        await card.getByRole('button', { name: 'Deny…' }).click();
-        await card.getByLabel('Reason for denying').fill('stray mark');
-        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        await deny(card, 'stray mark');
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('adds no note to an approval that is ASCII throughout, each space showing', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+    it('adds no note to an approval that is ASCII throughout, each space showing', () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', 'https://example.com/pay']));
-        const card = page.locator('article[data-approval]', { hasText: 'example.com/pay' });
+        const card = approvalCard(page, 'example.com/pay');
         await card.waitFor();
         assert.equal(await card.locator('.look-alikes').count(), 0);
-        await card.getByRole('button', { name: 'Deny…' }).click();
-        await card.getByLabel('Reason for denying').fill('not now');
-        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        await deny(card, 'not now');
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 
   describe('a node asking to pair', () => {
     it('says when another node already has its name, and names a Cyrillic letter in a look-alike name (regression: a second runner-1 read as the runner-1 already paired)', async () => {
-      const twin = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'twin'), name: 'runner-1', maxBackoffMs: 200 });
-      const lookAlike = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'look-alike'), name: 'runn\u0435r-1', maxBackoffMs: 200 });
-      void twin.start().catch(() => {});
-      void lookAlike.start().catch(() => {});
+      const { twin, lookAlike } = namesakesAskToPair('');
       const context = await browser.newContext();
       try {
-        const page = await signedIn(context);
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Agents and nodes' }).click();
         // A pairing request's row, not the node's row in the list of nodes.
         const request = (node: NodeHost) => page.locator('tr', { hasText: node.device.deviceId.slice(0, 16) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
@@ -223,10 +178,7 @@ describe('the console against hostile text and stale tabs', () => {
         const paired = stack.node.device.deviceId.slice(0, 16);
         assert.match(await twinRow.locator('.look-alikes').innerText(), new RegExp(`another node is named runner-1 \\(${paired}`));
         assert.match(await lookAlikeRow.locator('.look-alikes').innerText(), /U\+0435 Cyrillic/);
-        for (const row of [twinRow, lookAlikeRow]) {
-          await row.getByRole('button', { name: 'Reject' }).click();
-          await row.waitFor({ state: 'detached' });
-        }
+        for (const row of [twinRow, lookAlikeRow]) await rejectPairing(row);
       } finally {
         await context.close();
         await twin.close();
@@ -237,12 +189,12 @@ describe('the console against hostile text and stale tabs', () => {
 
   describe('pairing requests that move under the pointer', () => {
     it('ignores a click on Approve when the request under the pointer has just slid there, as the one above it went (regression: the click paired a node the admin never read)', async () => {
-      const above = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'slide-above'), name: 'slide-above', maxBackoffMs: 200 });
-      const below = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'slide-below'), name: 'slide-below', maxBackoffMs: 200 });
+      const above = unpairedNode(stack, 'slide-above', 'slide-above');
+      const below = unpairedNode(stack, 'slide-below', 'slide-below');
       const context = await browser.newContext();
       try {
         void above.start().catch(() => {});
-        const page = await signedIn(context);
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Agents and nodes' }).click();
         const request = (name: string) => page.locator('tr', { has: page.getByRole('rowheader', { name }) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
         await request('slide-above').waitFor();
@@ -257,8 +209,7 @@ describe('the console against hostile text and stale tabs', () => {
         await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
         await new Promise((resolve) => setTimeout(resolve, 300));
         assert.equal(stack.gateway.identity.nodes.find(below.device.deviceId)?.status, 'pending');
-        await request('slide-below').getByRole('button', { name: 'Reject' }).click();
-        await request('slide-below').waitFor({ state: 'detached' });
+        await rejectPairing(request('slide-below'));
       } finally {
         await context.close();
         await above.close();
@@ -268,10 +219,9 @@ describe('the console against hostile text and stale tabs', () => {
   });
 
   describe('text an agent or node chose, on the pages that are not the approvals inbox', () => {
-    it('names the Cyrillic а of a command argument in live activity, in the audit log and in the record opened from it (regression: only the approval card named it; elsewhere https://exаmple.com read as example.com)', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+    it('names the Cyrillic а of a command argument in live activity, in the audit log and in the record opened from it (regression: only the approval card named it; elsewhere https://exаmple.com read as example.com)', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', 'https://ex\u0430mple.com/activity']));
         await page.getByRole('link', { name: 'Live activity' }).click();
         const live = page.locator('tbody tr', { hasText: 'mple.com/activity' }).first();
@@ -288,20 +238,14 @@ describe('the console against hostile text and stale tabs', () => {
         assert.match(await record.locator('.look-alikes').innerText(), /mple\.com\/activity.*U\+0430 Cyrillic/);
 
         await page.getByRole('link', { name: 'Approvals' }).click();
-        const card = page.locator('article[data-approval]', { hasText: 'mple.com/activity' });
-        await card.getByRole('button', { name: 'Deny…' }).click();
-        await card.getByLabel('Reason for denying').fill('look-alike host');
-        await card.getByRole('button', { name: 'Deny', exact: true }).click();
+        const card = approvalCard(page, 'mple.com/activity');
+        await deny(card, 'look-alike host');
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('keeps a row holding a long unbroken argument within the page, its summary wrapped to the end (regression: the table ran off the right edge, the end of the command out of sight)', async () => {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      try {
-        const page = await signedIn(context);
+    it('keeps a row holding a long unbroken argument within the page, its summary wrapped to the end (regression: the table ran off the right edge, the end of the command out of sight)', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Live activity' }).click();
         const long = `https://example.com/${'a'.repeat(200)}/tail-end`;
         await runOnNode(stack, ['echo', long]);
@@ -311,15 +255,11 @@ describe('the console against hostile text and stale tabs', () => {
           const box = (await cell.boundingBox())!;
           assert.ok(box.x + box.width <= 1280, `a cell ends at ${box.x + box.width}, past the page's 1280`);
         }
-      } finally {
-        await context.close();
-      }
-    });
+      }, { viewport: { width: 1280, height: 800 } }));
 
-    it("keeps the record opened from the audit log within the page when a long unbroken argument holds a Cyrillic letter, the note naming it wrapped too (regression: the note's line ran thousands of pixels past the page's right edge)", async () => {
-      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-      try {
-        const page = await signedIn(context);
+    it("keeps the record opened from the audit log within the page when a long unbroken argument holds a Cyrillic letter, the note naming it wrapped too (regression: the note's line ran thousands of pixels past the page's right edge)", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         await runOnNode(stack, ['echo', `https://ex\u0430mple.com/${'w'.repeat(600)}/record-wraps`]);
         await page.getByRole('link', { name: 'Audit', exact: true }).click();
         const logged = page.locator('tbody tr', { hasText: 'wwwwwwww' }).first();
@@ -327,33 +267,23 @@ describe('the console against hostile text and stale tabs', () => {
         await page.locator('section.detail .look-alikes', { hasText: 'record-wraps' }).waitFor();
         const width = await page.evaluate('document.documentElement.scrollWidth');
         assert.ok((width as number) <= 1280, `the page is ${width} pixels wide, past the window's 1280`);
-      } finally {
-        await context.close();
-      }
-    });
+      }, { viewport: { width: 1280, height: 800 } }));
 
-    it('adds no note to a row of live activity that is ASCII throughout', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+    it('adds no note to a row of live activity that is ASCII throughout', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Live activity' }).click();
         await runOnNode(stack, ['echo', 'plain-ascii-text']);
         const rows = page.locator('tbody tr', { hasText: 'plain-ascii-text' });
         await rows.first().waitFor();
         assert.equal(await rows.locator('.look-alikes').count(), 0);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
     it("names in the list of nodes another node of the same name and a Cyrillic letter in a name, and Revoke names the node's id (regression: only the pairing request said so; the list showed two runner-1 rows, each Revoke labelled alike)", async () => {
-      const twin = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'twin-listed'), name: 'runner-1', maxBackoffMs: 200 });
-      const lookAlike = new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', 'look-alike-listed'), name: 'runn\u0435r-1', maxBackoffMs: 200 });
-      void twin.start().catch(() => {});
-      void lookAlike.start().catch(() => {});
+      const { twin, lookAlike } = namesakesAskToPair('-listed');
       const context = await browser.newContext();
       try {
-        const page = await signedIn(context);
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Agents and nodes' }).click();
         const list = page.locator('table', { has: page.getByRole('columnheader', { name: 'Last seen' }) });
         // A node's own row, by the full id its id cell holds (the start of an id also shows in the notes of its namesakes' rows).
@@ -367,8 +297,7 @@ describe('the console against hostile text and stale tabs', () => {
         const requests = page.locator('tr').filter({ has: page.getByRole('button', { name: 'Reject' }) });
         for (const node of [twin, lookAlike]) {
           const row = requests.filter({ hasText: node.device.deviceId.slice(0, 16) });
-          await row.getByRole('button', { name: 'Reject' }).click();
-          await row.waitFor({ state: 'detached' });
+          await rejectPairing(row);
         }
       } finally {
         await context.close();
@@ -379,26 +308,22 @@ describe('the console against hostile text and stale tabs', () => {
 
     it("names the Cyrillic а in an agent's owner (regression: аlice@example.com read as alice@example.com)", async () => {
       stack.gateway.identity.agents.create({ name: 'look-alike-owner', process: 'invoice-intake', owner: '\u0430lice@example.com', scopes: ['records:read'] });
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+      await inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Agents and nodes' }).click();
         const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'look-alike-owner' }) });
         await row.waitFor();
         assert.match(await row.locator('.look-alikes').innerText(), /U\+0430 Cyrillic/);
         const plain = page.locator('tr', { has: page.getByRole('rowheader', { name: 'invoice-bot' }) });
         assert.equal(await plain.locator('.look-alikes').count(), 0);
-      } finally {
-        await context.close();
-      }
+      });
     });
   });
 
   describe('a policy file under review', () => {
-    it('names under the editor a line whose identifier is spelled with a Cyrillic і, so a forbid that can never match does not pass for one that does (regression: Agent::"іnvoice-bot" read as the agent it misses)', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+    it('names under the editor a line whose identifier is spelled with a Cyrillic і, so a forbid that can never match does not pass for one that does (regression: Agent::"іnvoice-bot" read as the agent it misses)', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         await page.getByRole('link', { name: 'Policies' }).click();
         await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: 'run.cedar' }).click();
         const editor = page.getByRole('textbox', { name: 'Candidate run.cedar' });
@@ -412,17 +337,14 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(await note.locator('li').count(), 1);
         await page.getByRole('button', { name: 'Discard changes' }).click();
         await note.waitFor({ state: 'detached' });
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 
   describe('what the gateway answers when an action fails', () => {
     /** A pending approval card, whose Approve once goes to `answer` instead of the gateway. */
     async function cardWhoseApproveGets(page: Page, text: string, answer: (route: Route) => Promise<void>) {
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: text });
+      const card = approvalCard(page, text);
       await card.waitFor();
       await page.route('**/api/approvals/*/approve', answer);
       await card.getByRole('button', { name: 'Approve once' }).click();
@@ -431,15 +353,12 @@ describe('the console against hostile text and stale tabs', () => {
 
     async function denyAndUnroute(page: Page, card: ReturnType<Page['locator']>) {
       await page.unrouteAll();
-      await card.getByRole('button', { name: 'Deny…' }).click();
-      await card.getByLabel('Reason for denying').fill('test over');
-      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      await deny(card, 'test over');
     }
 
-    it("spells out the characters of a refusal's message that draw nothing or reorder the line (regression: a U+202E in it reversed what the approver read)", async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+    it("spells out the characters of a refusal's message that draw nothing or reorder the line (regression: a U+202E in it reversed what the approver read)", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', 'refusal-with-override']));
         const refusal = JSON.stringify({ error: 'conflict', message: 'the approval was \u202Edevloser', code: 'GATEWAY_APPROVAL_RESOLVED', issues: [{ file: 'run\u202E.cedar', message: 'x\u200By' }] });
         const card = await cardWhoseApproveGets(page, 'refusal-with-override', (route) => route.fulfill({ status: 409, contentType: 'application/json', body: refusal }));
@@ -451,15 +370,11 @@ describe('the console against hostile text and stale tabs', () => {
         assert.doesNotMatch(text, /[\u202A-\u202E\u2066-\u2069\u200B]/);
         await denyAndUnroute(page, card);
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('says the gateway could not be reached when a request got no answer (regression: it said "Failed to fetch")', async () => {
-      const context = await browser.newContext();
-      try {
-        const page = await signedIn(context);
+    it('says the gateway could not be reached when a request got no answer (regression: it said "Failed to fetch")', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
         const running = settled(runOnNode(stack, ['printf', 'approve-without-answer']));
         const card = await cardWhoseApproveGets(page, 'approve-without-answer', (route) => route.abort('connectionrefused'));
         const alert = card.getByRole('alert');
@@ -467,39 +382,29 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(await alert.innerText(), 'the gateway could not be reached (whether it got the request is not known: load the page again to see)');
         await denyAndUnroute(page, card);
         assert.equal(await running, false);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 
   describe('a browser whose clock is wrong', () => {
-    it("counts an approval's time left by the gateway's clock, so a clock two hours ahead neither shows it expired nor takes its buttons away (regression: every request read expired and could not be approved)", async () => {
-      const context = await browser.newContext();
-      try {
+    it("counts an approval's time left by the gateway's clock, so a clock two hours ahead neither shows it expired nor takes its buttons away (regression: every request read expired and could not be approved)", () =>
+      inContext(browser, async (context) => {
         await context.clock.install({ time: Date.now() + 2 * 3600_000 });
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+        const page = await approvalsTab(context, stack);
         const running = runOnNode(stack, ['printf', 'clock-ahead']);
         running.catch(() => {}); // awaited below; a run the test never approves must not end it with an unhandled rejection
-        const card = page.locator('article[data-approval]', { hasText: 'clock-ahead' });
+        const card = approvalCard(page, 'clock-ahead');
         await card.waitFor();
         assert.match(await card.locator('.countdown').innerText(), /^1[45]m \d\ds$/);
         await card.getByRole('button', { name: 'Approve once' }).click();
         assert.equal((await running).payload.stdout, 'clock-ahead');
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 
   describe('a console left unattended', () => {
-    it('signs out after an hour without use, though its pages go on asking the gateway, and says why (regression: the approvals count it polls every 10 s counted as use, so an unattended console stayed signed in for 12 hours)', async () => {
-      const context = await browser.newContext();
-      try {
+    it('signs out after an hour without use, though its pages go on asking the gateway, and says why (regression: the approvals count it polls every 10 s counted as use, so an unattended console stayed signed in for 12 hours)', () =>
+      inContext(browser, async (context) => {
         await context.clock.install();
-        const page = await signedIn(context);
-        await page.getByRole('link', { name: 'Approvals' }).click();
+        const page = await approvalsTab(context, stack);
         await page.getByRole('heading', { name: 'Approvals' }).waitFor();
         await context.clock.fastForward('01:00:30');
         await page.getByLabel('Username').waitFor();
@@ -507,33 +412,24 @@ describe('the console against hostile text and stale tabs', () => {
         await page.reload();
         await page.getByLabel('Username').waitFor();
         assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 0);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('does not count a pointer moving over the page as use (a browser may report one as the page moves under a still pointer)', async () => {
-      const context = await browser.newContext();
-      try {
+    it('does not count a pointer moving over the page as use (a browser may report one as the page moves under a still pointer)', () =>
+      inContext(browser, async (context) => {
         await context.clock.install();
-        const page = await signedIn(context);
+        const page = await signedInTab(context, stack);
         await context.clock.fastForward('40:00');
         await page.mouse.move(200, 300);
         await page.mouse.move(220, 320);
         await context.clock.fastForward('21:00');
         await page.getByLabel('Username').waitFor();
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('stays signed in while someone uses it, in this tab or another of the console', async () => {
-      const context = await browser.newContext();
-      try {
+    it('stays signed in while someone uses it, in this tab or another of the console', () =>
+      inContext(browser, async (context) => {
         await context.clock.install();
-        const page = await signedIn(context);
-        const other = await context.newPage();
-        other.setDefaultTimeout(SEEN_MS);
+        const page = await signedInTab(context, stack);
+        const other = await newTab(context);
         await other.goto(`${stack.url}/activity`);
         await other.getByRole('navigation', { name: 'Console' }).waitFor();
         await context.clock.fastForward('40:00');
@@ -545,46 +441,33 @@ describe('the console against hostile text and stale tabs', () => {
           await tab.getByRole('navigation', { name: 'Console' }).waitFor();
           assert.equal(await tab.getByLabel('Username').count(), 0);
         }
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 
   describe('signing out in one tab', () => {
-    it('signs out every other tab of the console at once, the audit log it showed gone (regression: an auditor\'s tab on the audit explorer, which asks nothing more, went on showing the log to whoever sat down next)', async () => {
-      const context = await browser.newContext();
-      try {
-        const left = await signedIn(context, auditor);
+    it('signs out every other tab of the console at once, the audit log it showed gone (regression: an auditor\'s tab on the audit explorer, which asks nothing more, went on showing the log to whoever sat down next)', () =>
+      inContext(browser, async (context) => {
+        const left = await signedInTab(context, stack, auditor);
         await left.getByRole('link', { name: 'Audit' }).click();
         await left.locator('tbody tr').first().waitFor();
-        const other = await context.newPage();
-        other.setDefaultTimeout(SEEN_MS);
+        const other = await newTab(context);
         await other.goto(`${stack.url}/activity`);
         await other.getByRole('button', { name: 'Sign out' }).click();
         await other.getByLabel('Username').waitFor();
         await left.getByLabel('Username').waitFor();
         assert.equal(await left.locator('tbody tr').count(), 0);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
 
-    it('shows who a tab acts as once another tab signs in as someone else (regression: it still named the first user while every request went as the second)', async () => {
-      const context = await browser.newContext();
-      try {
-        const left = await signedIn(context, auditor);
+    it('shows who a tab acts as once another tab signs in as someone else (regression: it still named the first user while every request went as the second)', () =>
+      inContext(browser, async (context) => {
+        const left = await signedInTab(context, stack, auditor);
         await left.getByRole('link', { name: 'Audit' }).click();
-        const other = await context.newPage();
-        other.setDefaultTimeout(SEEN_MS);
+        const other = await newTab(context);
         await other.goto(`${stack.url}/`);
         await other.getByRole('button', { name: 'Sign out' }).click();
         await signIn(other, stack, stack.admin.username, stack.admin.password);
         await left.locator('.who', { hasText: /^admin\b/ }).waitFor();
         assert.doesNotMatch(await left.locator('.who').innerText(), /audra/);
-      } finally {
-        await context.close();
-      }
-    });
+      }));
   });
 });

@@ -3,10 +3,9 @@
 // asks about python3, an operator runs a one-liner, and the approver is told.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
+import type { Browser } from 'playwright-core';
+import { approvalCard, approvalsTab, deny, inContext, launchChromium, runOnNode, settled, startStack, type Stack } from './stack.ts';
 
-const SEEN_MS = 15_000;
 const PYTHON_ASKS = '@id("python-asks")\n@approval("required")\n@reason("running python needs one approver")\npermit (principal == Human::"operator", action == Action::"system.run", resource == Command::"python3");\n';
 const REASON = 'python3 runs the code given with -c; Corral cannot see what it does';
 
@@ -32,20 +31,11 @@ describe('the approval card of a command that runs code Corral cannot see', () =
     await stack?.close();
   });
 
-  async function approvals(context: Awaited<ReturnType<Browser['newContext']>>): Promise<Page> {
-    const page = await context.newPage();
-    page.setDefaultTimeout(SEEN_MS);
-    await signIn(page, stack, stack.admin.username, stack.admin.password);
-    await page.getByRole('link', { name: 'Approvals' }).click();
-    return page;
-  }
-
-  it('says so above the command, in the gateway\'s words, offers no Approve always, and is approved once (python3 -c)', async () => {
-    const context = await browser.newContext();
-    try {
-      const page = await approvals(context);
+  it('says so above the command, in the gateway\'s words, offers no Approve always, and is approved once (python3 -c)', () =>
+    inContext(browser, async (context) => {
+      const page = await approvalsTab(context, stack);
       const running = settled(runOnNode(stack, ['python3', '-c', 'print("runs-code-card")']));
-      const card = page.locator('article[data-approval]', { hasText: 'runs-code-card' });
+      const card = approvalCard(page, 'runs-code-card');
       await card.waitFor();
       const note = card.locator('.runs-code');
       assert.match(await note.innerText(), new RegExp(`^Runs code Corral cannot see\\. ${REASON}\\. Read every argument before approving\\. It can be approved once only`));
@@ -72,26 +62,17 @@ describe('the approval card of a command that runs code Corral cannot see', () =
       await running;
       const approval = stack.gateway.approvals.get(id!);
       assert.deepEqual([approval.decision, approval.approvers.length], ['allow-once', 1]);
-    } finally {
-      await context.close();
-    }
-  });
+    }));
 
-  it('says nothing of the kind on a card whose command shows what it does (printf), which still offers Approve always', async () => {
-    const context = await browser.newContext();
-    try {
-      const page = await approvals(context);
+  it('says nothing of the kind on a card whose command shows what it does (printf), which still offers Approve always', () =>
+    inContext(browser, async (context) => {
+      const page = await approvalsTab(context, stack);
       const running = settled(runOnNode(stack, ['printf', 'plain-card']));
-      const card = page.locator('article[data-approval]', { hasText: 'plain-card' });
+      const card = approvalCard(page, 'plain-card');
       await card.waitFor();
       assert.equal(await card.locator('.runs-code').count(), 0);
       assert.equal(await card.getByRole('button', { name: 'Approve always' }).count(), 1);
-      await card.getByRole('button', { name: 'Deny…' }).click();
-      await card.getByLabel('Reason for denying').fill('not now');
-      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      await deny(card, 'not now');
       assert.equal(await running, false);
-    } finally {
-      await context.close();
-    }
-  });
+    }));
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Gateway, GatewayClient, type GatewayOptions } from '@corral/gateway';
 import { createDeviceIdentity } from '@corral/identity';
 import { NodeHost } from '@corral/node';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
 import { buildConsole } from '../src/index.ts';
 
 const EXAMPLE_POLICIES = join(import.meta.dirname, '..', '..', '..', 'examples', 'invoice-intake', 'cedar');
@@ -171,4 +171,61 @@ export async function signIn(page: Page, stack: Stack, username: string, passwor
   await page.getByLabel('Password').fill(password);
   await page.getByLabel('Password').press('Enter');
   await page.getByRole('navigation', { name: 'Console' }).waitFor({ timeout: SIGN_IN_MS });
+}
+
+/** How long a test waits to see what it looks for on a page, once signed in. */
+export const SEEN_MS = 15_000;
+
+/** A new tab (of a browser, or of one of its contexts) that waits up to SEEN_MS for what a test looks for. */
+export async function newTab(owner: Browser | BrowserContext): Promise<Page> {
+  const page = await owner.newPage();
+  page.setDefaultTimeout(SEEN_MS);
+  return page;
+}
+
+/** A new tab signed in as `user`, the stack's admin unless named. */
+export async function signedInTab(owner: Browser | BrowserContext, stack: Stack, user: { username: string; password: string } = stack.admin): Promise<Page> {
+  const page = await newTab(owner);
+  await signIn(page, stack, user.username, user.password);
+  return page;
+}
+
+/** A tab of `context` signed in as the stack's admin, on the approvals page. */
+export async function approvalsTab(context: BrowserContext, stack: Stack): Promise<Page> {
+  const page = await signedInTab(context, stack);
+  await page.getByRole('link', { name: 'Approvals' }).click();
+  return page;
+}
+
+/** Runs `use` in a browser context of its own (its own cookies, storage and clock), closed however `use` ends. */
+export async function inContext<T>(browser: Browser, use: (context: BrowserContext) => Promise<T>, options?: BrowserContextOptions): Promise<T> {
+  const context = await browser.newContext(options);
+  try {
+    return await use(context);
+  } finally {
+    await context.close();
+  }
+}
+
+/** The approvals page's card of the approval whose text holds `text`. */
+export function approvalCard(page: Page, text: string): Locator {
+  return page.locator('article[data-approval]', { hasText: text });
+}
+
+/** Denies the approval `card` shows from its own form, giving `reason`. */
+export async function deny(card: Locator, reason: string): Promise<void> {
+  await card.getByRole('button', { name: 'Deny…' }).click();
+  await card.getByLabel('Reason for denying').fill(reason);
+  await card.getByRole('button', { name: 'Deny', exact: true }).click();
+}
+
+/** Rejects the pairing request `row` shows, and waits for the row to leave the page. */
+export async function rejectPairing(row: Locator): Promise<void> {
+  await row.getByRole('button', { name: 'Reject' }).click();
+  await row.waitFor({ state: 'detached' });
+}
+
+/** A node named `name`, not yet started, with a state directory `dir` of its own beside the stack's: started, it asks to pair. */
+export function unpairedNode(stack: Stack, dir: string, name: string): NodeHost {
+  return new NodeHost({ gateway: stack.gateway.url, token: stack.token, stateDir: join(stack.stateDir, '..', dir), name, maxBackoffMs: 200 });
 }

@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { launchChromium, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
+import { approvalCard, deny, launchChromium, newTab, runOnNode, settled, signIn, startStack, type Stack } from './stack.ts';
 
-const SEEN_MS = 15_000;
 /** Five hours behind UTC in November; a time shown in it without its zone reads as one five hours off. */
 const ZONE = 'America/New_York';
 const SHOWN = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) UTC$/;
@@ -36,8 +35,7 @@ describe('the times the console shows and takes', () => {
     stack = await startStack();
     browser = await launchChromium();
     const context = await browser.newContext({ timezoneId: ZONE });
-    page = await context.newPage();
-    page.setDefaultTimeout(SEEN_MS);
+    page = await newTab(context);
     await runOnNode(stack, ['echo', 'zone-check']);
     approving = settled(runOnNode(stack, ['printf', 'zone-approval']));
     await signIn(page, stack, stack.admin.username, stack.admin.password);
@@ -68,14 +66,12 @@ describe('the times the console shows and takes', () => {
 
     it("writes when an approval was asked for, and when it expires, in UTC (regression: the card's times had no zone)", async () => {
       await page.getByRole('link', { name: 'Approvals' }).click();
-      const card = page.locator('article[data-approval]', { hasText: 'zone-approval' });
+      const card = approvalCard(page, 'zone-approval');
       await card.waitFor();
       await inUtcSinceStart(card.locator('dt:text-is("Requested") + dd'));
       const expires = (await card.locator('.countdown').getAttribute('aria-label')) ?? '';
       assert.match(expires, /^expires \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-      await card.getByRole('button', { name: 'Deny…' }).click();
-      await card.getByLabel('Reason for denying').fill('time zone test');
-      await card.getByRole('button', { name: 'Deny', exact: true }).click();
+      await deny(card, 'time zone test');
       assert.equal(await approving, false);
     });
 
