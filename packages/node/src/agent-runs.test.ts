@@ -3,29 +3,21 @@
 // alone, and the audit log records the stop. Real gateway, node and sandbox.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openAuditReader, toAuditRecord, type AuditEvent } from '@corral/audit';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { AgentRuns } from './agent-runs.ts';
 import { NodeHost } from './host.ts';
+import { startPaired } from '../test/paired-host.ts';
+import { tempDir } from '../test/temp-dir.ts';
 
 const POLICY = `
 @id("agent-sleep") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"sleep");
 @id("operator-sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
 `;
 const token = randomBytes(24).toString('base64url');
-const dirs: string[] = [];
-const tempDir = (prefix: string) => {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(dir);
-  return dir;
-};
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 async function events(state: string): Promise<AuditEvent[]> {
   const reader = await openAuditReader({ stateDir: state });
@@ -46,10 +38,7 @@ async function pairedHost(name: string): Promise<{ state: string; gw: Gateway; h
   writeFileSync(join(state, 'policies', 'run.cedar'), POLICY);
   const gw = await Gateway.start({ stateDir: state, token, port: 0 });
   const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-runs-node-'), name, maxBackoffMs: 200 });
-  const connected = host.start();
-  while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
-  gw.identity.nodes.pair(host.device.deviceId, 'test');
-  await connected;
+  await startPaired(host, gw);
   return { state, gw, host };
 }
 

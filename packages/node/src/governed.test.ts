@@ -10,6 +10,7 @@ import { Runner, type ContainedProcess, type RunOptions, type SandboxPlan } from
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { slowLogGateway } from '../../gateway/test/slow-log-gateway.ts';
 import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
+import { startPaired } from '../test/paired-host.ts';
 import { tempDir } from '../test/temp-dir.ts';
 
 const POLICY = `
@@ -32,11 +33,7 @@ function gatewayState(): string {
 /** A node host, paired with the gateway, connected. */
 async function pairedHost(gw: Gateway, requests: string[] = []): Promise<NodeHost> {
   const host = new NodeHost({ gateway: gw.url, token, stateDir: tempDir('corral-gov-node-'), name: 'runner-1', maxBackoffMs: 200, onRequest: (r) => requests.push(r.command) });
-  const connected = host.start();
-  const deadline = Date.now() + 5_000;
-  while (!gw.identity.nodes.find(host.device.deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  gw.identity.nodes.pair(host.device.deviceId, 'test');
-  await connected;
+  await startPaired(host, gw);
   return host;
 }
 
@@ -359,10 +356,7 @@ describe('a run held until its decision is durable', () => {
     const gw = await slowLogGateway(gatewayState(), token, { refuse });
     const runner = new ObservedRunner();
     const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-gov-node-'), maxBackoffMs: 200, runner });
-    const connected = host.start();
-    while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 20));
-    gw.identity.nodes.pair(host.device.deviceId, 'test');
-    await connected;
+    await startPaired(host, gw);
     await host.warmed();
     const close = async () => {
       await host.close();

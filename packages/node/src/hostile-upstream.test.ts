@@ -11,6 +11,7 @@ import { Runner, type ContainedProcess, type RunOptions, type RunResult, type Sa
 import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
 import { startTestGateway, type TestGateway } from '../../gateway/test/harness.ts';
+import { startPaired } from '../test/paired-host.ts';
 import { tempDir } from '../test/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
@@ -45,10 +46,7 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
     if (connection.peer?.role === 'node') node = connection;
   });
   const host = new NodeHost({ gateway: gw.server.url, token, stateDir: tempDir('corral-hostile-node-'), maxBackoffMs: 200, warmSandboxes: 0, ...options });
-  const started = host.start();
-  while (!gw.identity.nodes.find(host.device.deviceId)) await new Promise((r) => setTimeout(r, 10));
-  gw.identity.nodes.pair(host.device.deviceId, 'test');
-  await started;
+  await startPaired(host, gw);
   while (node === undefined) await new Promise((r) => setTimeout(r, 5));
   const invoke = (command: string, params: Record<string, unknown>, timeoutMs?: unknown, id: string = randomUUID()): Promise<Answer> =>
     new Promise((resolve) => {
