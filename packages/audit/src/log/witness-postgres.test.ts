@@ -1,39 +1,26 @@
 // The witness of PostgreSQL logs, against a real throwaway cluster: one per
 // database and schema, and the one witness per database kept before taken
 // over safely by the log it was kept for.
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, renameSync } from 'node:fs';
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
-import { startPostgres, type TestPostgres } from '../../../../scripts/testing/postgres.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
+import { usePostgres } from '../../test/postgres.ts';
 import { readWitness, witnessPath } from '../io/witness-file.ts';
 import { postgresWhere } from '../store/postgres-where.ts';
 import { openAuditLog } from './audit-log.ts';
 
-let cluster: TestPostgres;
-let n = 0;
-const dirs: string[] = [];
-before(async () => {
-  cluster = await startPostgres();
-});
-after(() => {
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  cluster?.stop();
-});
+const postgres = usePostgres('witness');
 
 const TABLES = ['audit_meta', 'audit_head', 'audit_records', 'audit_checkpoints'];
 
 /** One database with the schemas `a` and `b`, a URL for the log in each, and the superuser to edit them. */
 async function fresh() {
-  const url = cluster.createDatabase(`witness_${process.pid}_${++n}`);
+  const { stateDir, postgresUrl: url } = postgres.fresh();
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   await admin.query('CREATE SCHEMA a; CREATE SCHEMA b; CREATE SCHEMA backup');
-  const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-witness-pg-'));
-  dirs.push(stateDir);
   const in_ = (schema: string) => `${url}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
   /** Appends `count` records to the log in `schema` and closes it (which seals them and advances the witness). */
   const append = async (schema: string, count: number) => {
