@@ -2,11 +2,10 @@
 // timeout is IDENTITY_STORE_BUSY, said in Corral's words, never SQLite's raw
 // "database is locked" (which the CLI printed as an internal error, stack and all).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { holdWriteLock } from '../../../scripts/testing/sqlite-lock.ts';
 import { AgentRegistry } from './agents.ts';
 import { openIdentityDb } from './db.ts';
@@ -15,15 +14,9 @@ import { Identity } from './identity.ts';
 import { KeyRing } from './keys.ts';
 import { LocalUsers } from './local-users.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
 /** A store made by Corral, and another connection (another process's, as far as SQLite can tell) holding its write lock. */
 function lockedStore(): { dir: string; release(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
-  dirs.push(dir);
+  const dir = tempDir('corral-identity-busy-');
   Identity.open(dir).close();
   const other = new DatabaseSync(join(dir, 'identity.db'));
   other.exec('BEGIN IMMEDIATE');
@@ -58,8 +51,7 @@ describe('when another process holds the identity store', () => {
 
   it('Identity.open with a busyTimeoutMs gives up after that long, and so does a write to the store it opens', () => {
     // The gateway waits briefly: SQLite waits synchronously, and the gateway serves everyone from one thread.
-    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
-    dirs.push(dir);
+    const dir = tempDir('corral-identity-busy-');
     const identity = Identity.open(dir, { busyTimeoutMs: 150 });
     const other = new DatabaseSync(join(dir, 'identity.db'));
     other.exec('BEGIN IMMEDIATE');
@@ -80,8 +72,7 @@ describe('when another process holds the identity store', () => {
   });
 
   it('Identity.open refuses a busyTimeoutMs that is not whole milliseconds, 0 or more', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
-    dirs.push(dir);
+    const dir = tempDir('corral-identity-busy-');
     for (const busyTimeoutMs of [-1, 0.5, Number.NaN, Infinity]) {
       assert.throws(() => Identity.open(dir, { busyTimeoutMs }), { code: 'IDENTITY_INPUT_INVALID' }, String(busyTimeoutMs));
     }
@@ -123,8 +114,7 @@ describe('when another process holds the identity store', () => {
   });
 
   it("Identity.open creates a new store while another process holds the new file's write lock a moment (turning it to WAL was refused at once, IDENTITY_STORE_BUSY, without waiting)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
-    dirs.push(dir);
+    const dir = tempDir('corral-identity-busy-');
     // Another process, not a connection of this one: Identity.open waits synchronously, and nothing here could let the lock go meanwhile.
     const holder = await holdWriteLock(join(dir, 'identity.db'), 300);
     try {
@@ -135,8 +125,7 @@ describe('when another process holds the identity store', () => {
   });
 
   it('any other SQLite error passes as it was', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-identity-busy-'));
-    dirs.push(dir);
+    const dir = tempDir('corral-identity-busy-');
     const db = openIdentityDb(dir);
     try {
       assert.throws(() => db.prepare('SELECT * FROM no_such_table'), { code: 'ERR_SQLITE_ERROR' });

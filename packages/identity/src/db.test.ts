@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { Identity } from './identity.ts';
 import { damageTable } from '../../../scripts/testing/damage-sqlite.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'corral-identity-db-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+/** A new directory for one test, removed once all this file's tests have run. */
+const freshDir = () => tempDir('corral-identity-db-');
 
 /** Writes `sql` into a new identity.db in a fresh state directory, as another program would. */
 function storeWith(sql: string): string {
-  const dir = tempDir();
+  const dir = freshDir();
   const db = new DatabaseSync(join(dir, 'identity.db'));
   db.exec(sql);
   db.close();
@@ -68,7 +60,7 @@ describe('the identity store', () => {
   describe('when identity.db is damaged', () => {
     /** A store with an agent and a token of it, whose `table`'s first page is then overwritten with junk (as a failing disk or a torn copy would). */
     async function damaged(table: string): Promise<{ dir: string; token: string }> {
-      const dir = tempDir();
+      const dir = freshDir();
       const id = Identity.open(dir);
       let token: string;
       try {
@@ -117,7 +109,7 @@ describe('the identity store', () => {
 
 describe('when a row of identity.db holds a list that is not one', () => {
   it('answers IDENTITY_STORE_FAILED naming the row for an agent\'s scopes, and refuses its token so, not with the parser\'s SyntaxError', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     const id = Identity.open(dir);
     try {
       const bot = id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com', scopes: ['records:read'] });
@@ -141,7 +133,7 @@ describe('when a row of identity.db holds a list that is not one', () => {
 
   it('answers IDENTITY_STORE_FAILED naming the node for its approved or requested commands', async () => {
     const { createDeviceIdentity } = await import('./device.ts');
-    const dir = tempDir();
+    const dir = freshDir();
     const id = Identity.open(dir);
     try {
       const device = createDeviceIdentity();

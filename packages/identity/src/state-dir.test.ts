@@ -1,22 +1,15 @@
 // The state directory holds the token-signing private keys: Corral makes it
 // its user's alone, or refuses one another user owns.
 import assert from 'node:assert/strict';
-import fs, { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { Identity } from './identity.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'corral-identity-state-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+/** A new directory for one test, removed once all this file's tests have run. */
+const freshDir = () => tempDir('corral-identity-state-');
 
 const modeOf = (path: string) => statSync(path).mode & 0o7777;
 const root = process.getuid?.() === 0;
@@ -25,7 +18,7 @@ describe('the state directory', { skip: process.getuid === undefined && 'no user
   for (const loose of [0o777, 0o775, 0o755, 0o750, 0o1777]) {
     it(`is made 0700 when this user's and ${loose.toString(8)}, so nobody else lists, reads or replaces the identity store`, () => {
       // Before: an existing directory was used as it was, and a world-writable one let anyone swap identity.db.
-      const parent = tempDir();
+      const parent = freshDir();
       chmodSync(parent, 0o755);
       const dir = join(parent, 'state');
       mkdirSync(dir);
@@ -38,7 +31,7 @@ describe('the state directory', { skip: process.getuid === undefined && 'no user
   }
 
   it('is made 0700 with any missing parent when it does not exist', () => {
-    const parent = tempDir();
+    const parent = freshDir();
     const dir = join(parent, 'a', 'state');
     Identity.open(dir).close();
     assert.equal(modeOf(dir), 0o700);
@@ -46,7 +39,7 @@ describe('the state directory', { skip: process.getuid === undefined && 'no user
   });
 
   it('is the directory a symbolic link names, when the state directory is one', () => {
-    const parent = tempDir();
+    const parent = freshDir();
     mkdirSync(join(parent, 'real'), { mode: 0o777 });
     chmodSync(join(parent, 'real'), 0o777);
     symlinkSync(join(parent, 'real'), join(parent, 'link'));
@@ -58,7 +51,7 @@ describe('the state directory', { skip: process.getuid === undefined && 'no user
     // Before: the store was made in it, for its owner to read or replace.
     let dir: string;
     if (root) {
-      dir = tempDir();
+      dir = freshDir();
       chmodSync(dir, 0o755);
       chownSync(dir, 65534, 65534);
     } else {
@@ -80,8 +73,8 @@ describe('a symbolic link planted in the state directory', () => {
   for (const name of ['identity.db', 'identity.db-wal', 'identity.db-shm', 'identity.db-journal']) {
     it(`at ${name} is refused, not followed: IDENTITY_STORE_SYMLINK, and what it points to is left as it was`, () => {
       // Before: the store (and the signing keys written to it) went wherever the link pointed, a file there was made 0600, or one created.
-      const dir = tempDir();
-      const elsewhere = tempDir();
+      const dir = freshDir();
+      const elsewhere = freshDir();
       const target = join(elsewhere, 'planted');
       writeFileSync(target, '');
       chmodSync(target, 0o644);
@@ -97,15 +90,15 @@ describe('a symbolic link planted in the state directory', () => {
   }
 
   it('at identity.db pointing nowhere is refused, and nothing is created where it points', () => {
-    const dir = tempDir();
-    const target = join(tempDir(), 'created-by-corral');
+    const dir = freshDir();
+    const target = join(freshDir(), 'created-by-corral');
     symlinkSync(target, join(dir, 'identity.db'));
     assert.throws(() => Identity.open(dir), { code: 'IDENTITY_STORE_SYMLINK' });
     assert.throws(() => statSync(target), { code: 'ENOENT' });
   });
 
   it('is told apart from the store’s own files: a store Corral made opens again', () => {
-    const dir = tempDir();
+    const dir = freshDir();
     Identity.open(dir).close();
     const again = Identity.open(dir);
     again.close();
@@ -115,7 +108,7 @@ describe('a symbolic link planted in the state directory', () => {
 
 describe('identity.db that is not a file', () => {
   it('is refused: IDENTITY_STORE_FAILED', () => {
-    const dir = tempDir();
+    const dir = freshDir();
     mkdirSync(join(dir, 'identity.db'));
     assert.throws(() => Identity.open(dir), { code: 'IDENTITY_STORE_FAILED' });
   });
@@ -127,7 +120,7 @@ describe('a file of the identity store that another user owns', { skip: !root &&
   for (const name of ['identity.db', 'identity.db-wal', 'identity.db-shm', 'identity.db-journal']) {
     it(`at ${name} is refused: IDENTITY_STATE_DIR_UNSAFE, naming it, and nothing is written to it`, () => {
       // Before: identity.db was made 0600 but kept its owner (Corral runs as root here), and a -wal or -shm file was used as it was.
-      const dir = tempDir();
+      const dir = freshDir();
       chmodSync(dir, 0o777);
       const planted = join(dir, name);
       writeFileSync(planted, '');
@@ -150,7 +143,7 @@ describe('a state directory given as a symbolic link that someone moves while Co
   it('keeps the store in the directory Corral checked, never in the one the link names afterwards', () => {
     // Before: the directory was checked through the link, then identity.db opened through it again by name: a link moved
     // in between had the store, and the signing keys written to it, made (mode 644) in a directory of the mover's.
-    const parent = tempDir();
+    const parent = freshDir();
     const checked = join(parent, 'checked');
     mkdirSync(checked, { mode: 0o700 });
     const theirs = join(parent, 'theirs');

@@ -1,25 +1,18 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import fc from 'fast-check';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import { IdentityError, FORGED_TOKEN_CODES } from './errors.ts';
 import { Identity, type IdentityOptions } from './identity.ts';
 import type { TokenRefusal } from './tokens.ts';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'corral-identity-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+/** A new directory for one test, removed once all this file's tests have run. */
+const freshDir = () => tempDir('corral-identity-');
 
 /** Opens the store in `dir` as one Corral process would, runs `use` on it, and closes it however `use` ends. */
 async function withIdentity(dir: string, options: IdentityOptions, use: (id: Identity) => Promise<void>): Promise<void> {
@@ -75,7 +68,7 @@ describe('agent tokens', () => {
   let id: Identity;
   let clock = Date.UTC(2026, 10, 25, 12);
   before(() => {
-    dir = tempDir();
+    dir = freshDir();
     id = Identity.open(dir, { issuer: 'https://corral.example.com', now: () => clock });
     id.agents.create({ name: 'invoice-bot', process: 'invoice-intake', owner: 'alice@example.com', scopes: ['records:read', 'payments:create'] });
   });
@@ -273,7 +266,7 @@ describe('agent tokens', () => {
 
 describe('an agent at the limits of what it may hold', () => {
   it('is issued tokens that verify: 64 scopes, 2,047 characters of them, under a 256-character issuer and audience', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     await withIdentity(dir, { issuer: `https://${'i'.repeat(248)}`, audience: 'a'.repeat(256) }, async (id) => {
       const scopes = Array.from({ length: 64 }, (_, i) => `${String(i).padStart(2, '0')}:${'x'.repeat(28)}`);
       id.agents.create({ name: 'n'.repeat(63), process: 'p'.repeat(63), owner: 'o@example.com', scopes });
@@ -284,7 +277,7 @@ describe('an agent at the limits of what it may hold', () => {
 
   it('is issued no token at all when an older store gave it more scopes than a token carries', async () => {
     // Before: the token was handed out, and every verifier refused it as malformed.
-    const dir = tempDir();
+    const dir = freshDir();
     await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'legacy-bot', process: 'p', owner: 'o@example.com' });
       editStore(dir, "UPDATE agents SET scopes = ? WHERE name = 'legacy-bot'", JSON.stringify(Array.from({ length: 100 }, (_, i) => `scope-${i}:${'x'.repeat(100)}`)));
@@ -295,7 +288,7 @@ describe('an agent at the limits of what it may hold', () => {
 
 describe('the kill switch', () => {
   it('makes every token of a suspended agent useless at once, also in another process handle on the same store, and for good after resume', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     const issuer = Identity.open(dir);
     const verifier = Identity.open(dir); // a second handle, as another Corral process would have
     try {
@@ -323,7 +316,7 @@ describe('the kill switch', () => {
 
 describe('key rotation', () => {
   it('keeps tokens signed by the previous key valid through the overlap, then refuses them as unknown-key', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     let clock = Date.UTC(2026, 10, 25, 12);
     await withIdentity(dir, { now: () => clock }, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
@@ -343,7 +336,7 @@ describe('key rotation', () => {
   it('cuts off every earlier key with a rotation of no overlap, also one still retiring from the rotation before', async () => {
     // Before: only the key active at the time was cut off; one rotated out an hour ago kept verifying through its
     // own overlap, though its private half is in the same store whose leak the rotation answers.
-    const dir = tempDir();
+    const dir = freshDir();
     let clock = Date.UTC(2026, 10, 25, 12);
     await withIdentity(dir, { now: () => clock }, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
@@ -367,7 +360,7 @@ describe('key rotation', () => {
   it('stops publishing the previous key in the JWKS the moment its overlap ends, as verification stops accepting it', async () => {
     // Before: within a second of the last signing-key lookup, the JWKS still listed a key past its overlap
     // (one cut off by --overlap 0 included), for any relying party to fetch and cache.
-    const dir = tempDir();
+    const dir = freshDir();
     let clock = Date.UTC(2026, 10, 25, 12);
     await withIdentity(dir, { now: () => clock }, async (id) => {
       const oldKid = (await id.jwks()).keys[0]!.kid;
@@ -382,7 +375,7 @@ describe('key rotation', () => {
   it('erases the previous key\'s private half at the rotation, from identity.db and its write-ahead log, while its tokens verify through the overlap', async () => {
     // Before: the private half of a key that would never sign again stayed in the store through the overlap, and after
     // it until a token was next issued or the keys listed (a gateway that only verifies never erased it).
-    const dir = tempDir();
+    const dir = freshDir();
     await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const { token } = await id.issueToken('bot');
@@ -396,7 +389,7 @@ describe('key rotation', () => {
   });
 
   it('leaves no copy of a retired key\'s private half in identity.db or its write-ahead log, only a NULL in its row', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     let clock = Date.UTC(2026, 10, 25, 12);
     await withIdentity(dir, { now: () => clock }, async (id) => {
       await id.keys.signingKey();
@@ -413,7 +406,7 @@ describe('key rotation', () => {
 describe('when the signing key\'s row in identity.db is damaged', () => {
   it('refuses to sign with IDENTITY_STORE_FAILED, quoting no part of the private key in the error or its causes', async () => {
     // Before: the JSON parser's SyntaxError escaped uncoded, its message quoting ten characters of the key (60 of its 256 bits).
-    const dir = tempDir();
+    const dir = freshDir();
     await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       await id.keys.jwks();
@@ -434,7 +427,7 @@ describe('when the signing key\'s row in identity.db is damaged', () => {
 
 describe('when a published key\'s row in identity.db is damaged', () => {
   it('answers a token of that key with IDENTITY_STORE_FAILED, not the parser\'s SyntaxError, and the JWKS too', async () => {
-    const dir = tempDir();
+    const dir = freshDir();
     await withIdentity(dir, {}, async (id) => {
       id.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
       const { token } = await id.issueToken('bot');
@@ -454,7 +447,7 @@ describe('when the clock of a long-running process is set back', () => {
   const start = Date.UTC(2026, 10, 25, 12);
 
   async function cutOffWhileClockStepsBack(): Promise<{ gateway: Identity; cli: Identity; token: string; oldKid: string; newKid: string }> {
-    const dir = tempDir();
+    const dir = freshDir();
     let clock = start - 20 * 60_000; // the machine's, which both processes read
     const cli = Identity.open(dir, { now: () => clock });
     const gateway = Identity.open(dir, { now: () => clock });

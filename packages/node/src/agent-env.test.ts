@@ -10,7 +10,7 @@ import { Gateway, GatewayClient } from '@corral/gateway';
 import { DEFAULT_CONTAINER_POLICY, NodeHost, type NodeHostOptions } from './index.ts';
 import { DEVICE_FILE } from './host.ts';
 import { startPaired } from '../test/paired-host.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 
 const token = randomBytes(24).toString('base64url');
 

@@ -11,7 +11,7 @@ import { Gateway, GatewayClient } from '@corral/gateway';
 import { AgentRuns } from './agent-runs.ts';
 import { NodeHost } from './host.ts';
 import { startPaired } from '../test/paired-host.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 
 const POLICY = `
 @id("agent-sleep") permit (principal == Agent::"builder", action == Action::"system.run", resource == Command::"sleep");

@@ -7,7 +7,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Gateway } from '@corral/gateway';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { DEVICE_TOKENS_FILE } from './device-tokens.ts';
 import { NodeHost, type NodeStatus } from './host.ts';
 

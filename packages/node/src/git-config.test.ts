@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { SandboxPlan } from '@corral/contain';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { refuseWritableGitConfig } from './git-config.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
 

@@ -11,7 +11,7 @@ import { Gateway, GatewayClient } from '@corral/gateway';
 import { slowLogGateway } from '../../gateway/test/slow-log-gateway.ts';
 import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
 import { startPaired } from '../test/paired-host.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");

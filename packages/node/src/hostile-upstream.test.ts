@@ -12,7 +12,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT, RECEIPT_VALIDITY_MS, ReceiptSigner, type ApprovalReceipt, type Connection } from '@corral/gateway';
 import { startTestGateway, type TestGateway } from '../../gateway/test/harness.ts';
 import { startPaired } from '../test/paired-host.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';

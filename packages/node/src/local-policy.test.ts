@@ -1,23 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import fs, { chmodSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import fs, { chmodSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, describe, it, mock } from 'node:test';
+import { describe, it, mock } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { canonicalRun } from '@corral/gateway';
 import { LOCK_WAIT_MS } from './file-lock.ts';
 import { DEVICE_FILE } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, REMOTE_WRITE_INTERVAL_MS, REMOTE_WRITES_BURST, allowlistSubjects, isTighter, localAllows, parseLocalPolicy } from './local-policy.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 function stateWith(policy?: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-localpol-'));
-  dirs.push(dir);
+  const dir = tempDir('corral-localpol-');
   if (policy !== undefined) writeFileSync(join(dir, LOCAL_POLICY_FILE), JSON.stringify(policy));
   return dir;
 }

@@ -10,7 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayError } from '@corral/gateway';
 import { startTestGateway } from '../../gateway/test/harness.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { DEVICE_TOKENS_FILE } from './device-tokens.ts';
 import { NodeHost, finalRefusal, type NodeStatus } from './host.ts';
 

@@ -11,7 +11,7 @@ import type { Identity } from '@corral/identity';
 import { Gateway, GatewayError, type Connection } from '@corral/gateway';
 import { auditEvents } from '../../gateway/test/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './host.ts';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { SandboxPlan } from '@corral/contain';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { lookUp, refuseWritableLoadPaths, refuseWritablePrograms, writablePathEntry } from './sandbox-path.ts';
 
 const plan = (PATH: string, mounts: SandboxPlan['mounts'] = []): SandboxPlan => ({ env: { PATH }, mounts }) as unknown as SandboxPlan;

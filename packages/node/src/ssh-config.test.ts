@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { planSandbox, Runner, validatePolicy, type ContainerPolicyInput, type SandboxPlan } from '@corral/contain';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { refuseWritableSshConfig } from './ssh-config.ts';
 import type { LocalPolicyFile } from './local-policy.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { tempDir } from '../test/temp-dir.ts';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { DEVICE_FILE, loadOrCreateDevice, RECEIPT_KEY_FILE } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
 import { readStateFile } from './whole-files.ts';

@@ -2,24 +2,17 @@
 // never written through a link someone planted beside them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy } from './local-policy.ts';
 import { createOnce, replaceFile } from './whole-files.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function folder(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-whole-'));
-  dirs.push(dir);
-  return dir;
-}
+/** A new directory for one test, removed once all this file's tests have run. */
+const folder = () => tempDir('corral-whole-');
 
 describe('files the node writes whole', () => {
   it('replaces a file in one step, mode 0600, leaving no temporary file behind', () => {
