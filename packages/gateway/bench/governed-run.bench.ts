@@ -94,29 +94,33 @@ if (process.argv[2] === 'node') {
       await next();
     };
     const governedRun = async (): Promise<number> => {
-      await settle();
       const t0 = performance.now();
       const r = (await operator.request('node.invoke', { nodeId: deviceId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() })) as { payload: { exitCode: number; contained: { warm: boolean } } };
       if (r.payload.exitCode !== 0 || r.payload.contained.warm === Boolean(process.env.BENCH_COLD)) throw new Error('true failed, or not in the sandbox asked for');
       return performance.now() - t0;
     };
     const containedRun = async (): Promise<number> => {
-      await settle();
       child.send({ type: 'contained' });
       const r = (await next()) as unknown as { ms: number; exitCode: number; warm: boolean };
       if (r.exitCode !== 0 || r.warm === Boolean(process.env.BENCH_COLD)) throw new Error('true failed, or not in the sandbox asked for');
       return r.ms;
     };
-    return { governedRun, containedRun };
+    return { governedRun, containedRun, settle };
   };
   try {
     const audited = await startPair(true);
     const bareGateway = await startPair(false);
     const runs = Number(process.env.BENCH_RUNS ?? 200);
     const samples = { governed: [] as number[], unaudited: [] as number[], contained: [] as number[] };
+    // Before each run both node processes have replaced the warm sandbox their last run took: a replacement
+    // still starting in the other process took the CPU from the run measured (9 ms on a slow host).
+    const quiet = () => Promise.all([audited.settle(), bareGateway.settle()]);
     for (let i = -10; i < runs; i++) {
+      await quiet();
       const governed = await audited.governedRun();
+      await quiet();
       const bare = await bareGateway.governedRun();
+      await quiet();
       const contained = await audited.containedRun();
       if (i < 0) continue; // warm-up
       samples.governed.push(governed);
