@@ -160,12 +160,19 @@ describe('several writers on one SQLite log', () => {
     let stop = false;
     let sawDirect = false;
     // One caller making appends one after another, up to 2,000 unanswered: each must land after the one made before it.
+    // It lets the event loop turn every 100 appends, as a process whose appends
+    // come from its I/O does: one that makes the next append as each answer
+    // comes kept it turning through the writer thread's answers (Node takes at
+    // least 1,000 of a thread's messages per turn) for over 10 s on a loaded
+    // host, and the connection of its own, which waits for a timer and a
+    // socket, never opened.
     const caller = (async () => {
       const inFlight: Promise<unknown>[] = [];
       for (let i = 0; !stop; i++) {
         inFlight.push(second.append(sampleEvent(i)).then((r) => (seqs[i] = r.seq)));
         if ((second.store as SqliteStore).appendLane === 'direct') sawDirect = true;
         if (inFlight.length >= 2000) await inFlight.shift();
+        if (i % 100 === 99) await new Promise((turned) => setImmediate(turned));
       }
       await Promise.all(inFlight);
     })();
