@@ -9,10 +9,11 @@
 // starting their sandbox cold instead. Beside them, the same governed run
 // through a gateway that keeps no audit log shows what waiting for the log's
 // two durable records (the decision before the run, the result before the
-// answer) costs; and a `system.which` through that gateway — the same four
-// loopback hops (operator → gateway → node and back), with no decision, no
-// sandbox and no record — shows what the transport alone takes, which no
-// governance can avoid.
+// answer) costs; and a `system.which` through that gateway — the same way
+// (operator → gateway → node and back) with no decision, no sandbox and no
+// record — shows what carrying a command there and back takes: the frames'
+// handling at each end and the node's PATH lookup (a bare WebSocket round
+// trip between two processes takes about 0.1 ms of it on a slow host).
 import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -108,20 +109,20 @@ if (process.argv[2] === 'node') {
       if (r.exitCode !== 0 || r.warm === Boolean(process.env.BENCH_COLD)) throw new Error('true failed, or not in the sandbox asked for');
       return r.ms;
     };
-    /** The same hops without governance: system.which, which the gateway sends on undecided and the node answers from its PATH. */
-    const hopsOnly = async (): Promise<number> => {
+    /** The same way without governance: system.which, which the gateway sends on undecided and the node answers from its PATH. */
+    const whichRun = async (): Promise<number> => {
       const t0 = performance.now();
       const r = (await operator.request('node.invoke', { nodeId: deviceId, command: 'system.which', params: { bins: ['true'] }, idempotencyKey: randomUUID() })) as { payload: { bins: Record<string, string> } };
       if (typeof r.payload.bins.true !== 'string') throw new Error('system.which did not find true');
       return performance.now() - t0;
     };
-    return { governedRun, containedRun, hopsOnly, settle };
+    return { governedRun, containedRun, whichRun, settle };
   };
   try {
     const audited = await startPair(true);
     const bareGateway = await startPair(false);
     const runs = Number(process.env.BENCH_RUNS ?? 200);
-    const samples = { governed: [] as number[], unaudited: [] as number[], contained: [] as number[], hops: [] as number[] };
+    const samples = { governed: [] as number[], unaudited: [] as number[], contained: [] as number[], which: [] as number[] };
     // Before each run both node processes have replaced the warm sandbox their last run took: a replacement
     // still starting in the other process took the CPU from the run measured (9 ms on a slow host).
     const quiet = () => Promise.all([audited.settle(), bareGateway.settle()]);
@@ -133,17 +134,17 @@ if (process.argv[2] === 'node') {
       await quiet();
       const contained = await audited.containedRun();
       await quiet();
-      const hops = await bareGateway.hopsOnly();
+      const which = await bareGateway.whichRun();
       if (i < 0) continue; // warm-up
       samples.governed.push(governed);
       samples.unaudited.push(bare);
       samples.contained.push(contained);
-      samples.hops.push(hops);
+      samples.which.push(which);
     }
     const governed = distribution(samples.governed);
     const unaudited = distribution(samples.unaudited);
     const contained = distribution(samples.contained);
-    const hops = distribution(samples.hops);
+    const which = distribution(samples.which);
     const kind = process.env.BENCH_COLD ? 'cold' : 'warm';
     report(
       'gateway-governed-run',
@@ -156,15 +157,15 @@ if (process.argv[2] === 'node') {
         added_p99_ms: governed.p99 - contained.p99,
         added_without_audit_p50_ms: unaudited.p50 - contained.p50,
         audit_wait_p50_ms: governed.p50 - unaudited.p50,
-        hops_only_ms: hops,
-        added_beyond_hops_p50_ms: governed.p50 - contained.p50 - hops.p50,
+        which_round_trip_ms: which,
+        added_beyond_which_p50_ms: governed.p50 - contained.p50 - which.p50,
       },
       [
         `governed system.run of true: p50 ${ms(governed.p50)} p99 ${ms(governed.p99)} (${runs} runs, ${kind} sandboxes)`,
         `contained run alone:         p50 ${ms(contained.p50)} p99 ${ms(contained.p99)}`,
         `governance adds:             p50 ${ms(governed.p50 - contained.p50)} p99 ${ms(governed.p99 - contained.p99)} (target ≤ 3 ms at p50)`,
         `  of which waiting for the audit log's two durable records: p50 ${ms(governed.p50 - unaudited.p50)} (the same gateway without a log adds ${ms(unaudited.p50 - contained.p50)})`,
-        `  the same four loopback hops carrying system.which (no decision, sandbox or log): p50 ${ms(hops.p50)} p99 ${ms(hops.p99)}; governance beyond them: p50 ${ms(governed.p50 - contained.p50 - hops.p50)}`,
+        `  the same way there and back carrying system.which (no decision, sandbox or log): p50 ${ms(which.p50)} p99 ${ms(which.p99)}; governance beyond that: p50 ${ms(governed.p50 - contained.p50 - which.p50)}`,
       ],
     );
   } finally {
