@@ -32,6 +32,13 @@ export function sqliteError(where: string, error: unknown): AuditError {
   if (/not a database|malformed|no such table|no such column|file is encrypted/i.test(message)) {
     return new AuditError('AUDIT_STORE_FOREIGN', `${where} is not a Corral audit log (or is corrupt): ${message}`, { cause: error });
   }
+  if (isBusy(error)) {
+    return new AuditError(
+      'AUDIT_STORE_UNAVAILABLE',
+      `audit log ${where} is locked: another connection has held its write lock longer than Corral waits for it. A Corral process may be stuck, or a tool (sqlite3, a backup) may hold the file in a transaction: find it with \`fuser ${where}\`, let it finish or stop it, and try again`,
+      { cause: error },
+    );
+  }
   return new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${where}: ${message}`, { cause: error });
 }
 
@@ -70,9 +77,14 @@ export function tryBeginImmediate(db: DatabaseSync, where: string, deadline: num
  * lock's release: a one-shot writer beside a busy writer thread gets in only
  * when it tries between two of that writer's commits, so it tries often.
  */
-export async function beginImmediateWithTimers(db: DatabaseSync, where: string): Promise<void> {
+export function beginImmediateWithTimers(db: DatabaseSync, where: string): Promise<void> {
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
-  for (let wait = 1; !tryBeginImmediate(db, where, deadline); wait = Math.min(wait * 2, 2)) await new Promise((resolve) => setTimeout(resolve, wait));
+  return retryWithTimers(() => tryBeginImmediate(db, where, deadline), 2);
+}
+
+/** Calls `attempt` until it returns true (or throws), waiting with timers between tries: 1 ms, doubling up to `maxWaitMs`. */
+export async function retryWithTimers(attempt: () => boolean, maxWaitMs: number): Promise<void> {
+  for (let wait = 1; !attempt(); wait = Math.min(wait * 2, maxWaitMs)) await new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 /** True when SQLite refused because another connection holds the lock (SQLITE_BUSY, or one of its extended codes such as BUSY_RECOVERY). */

@@ -12,6 +12,7 @@ import { checkedEvent } from '../record/event.ts';
 import { sampleEvent } from '../../test/fixtures.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 import { SqliteStore } from './sqlite.ts';
+import type { AuditError } from '../errors.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -272,6 +273,24 @@ describe('two writers on one SQLite file', () => {
     } finally {
       clearTimeout(release);
       if (other.isTransaction) other.exec('COMMIT');
+      other.close();
+    }
+  });
+
+  it("refuses to open a log whose write lock another connection keeps past the wait, naming the file and what to do (it said only 'database is locked')", async () => {
+    const stateDir = freshDir('wal-held');
+    const where = join(stateDir, 'audit.db');
+    const other = new DatabaseSync(where);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      await assert.rejects(openLog({ stateDir }), (error: AuditError) => {
+        assert.equal(error.code, 'AUDIT_STORE_UNAVAILABLE');
+        assert.ok(error.message.startsWith(`audit log ${where} is locked: another connection has held its write lock`), error.message);
+        assert.ok(error.message.includes(`fuser ${where}`), error.message);
+        return true;
+      });
+    } finally {
+      other.exec('COMMIT');
       other.close();
     }
   });

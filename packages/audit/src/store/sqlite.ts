@@ -14,7 +14,7 @@ import type { NodeId } from '../merkle/tree.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
 import type { AppendRequest, AppendResult, WriterConfig } from './batch.ts';
 import { chainRowFromTuple, checkpointFromRow, headFromRow, recordFromRow, spanFromRow, toBytes, type Row } from './codec.ts';
-import { BUSY_MS, HEAD_SQL, beginImmediateWithTimers, isBusy, sqliteError } from './sqlite-write.ts';
+import { BUSY_MS, HEAD_SQL, beginImmediateWithTimers, isBusy, retryWithTimers, sqliteError } from './sqlite-write.ts';
 import { SqliteInlineWriter } from './sqlite-inline-writer.ts';
 import { SqliteAppendRouter } from './sqlite-append-router.ts';
 import { SqliteWriter, type AppendRole } from './sqlite-writer.ts';
@@ -113,17 +113,17 @@ export class SqliteStore implements AuditStore {
    * processes opening one new log, one failed "database is locked". Retried
    * with timers for up to BUSY_MS.
    */
-  async #turnToWal(): Promise<void> {
+  #turnToWal(): Promise<void> {
     const deadline = Date.now() + BUSY_MS;
-    for (let wait = 1; ; wait = Math.min(wait * 2, 16)) {
+    return retryWithTimers(() => {
       try {
         this.#db.exec('PRAGMA journal_mode = WAL');
-        return;
+        return true;
       } catch (error) {
         if (!isBusy(error) || Date.now() > deadline) throw sqliteError(this.where, error);
+        return false;
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
+    }, 16);
   }
 
   async init(meta: LogMeta): Promise<LogMeta> {
