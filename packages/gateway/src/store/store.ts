@@ -11,6 +11,8 @@ import { preparedOnce } from './statements.ts';
 import { setBusyTimeout, writeNowOrWhenFree, WRITE_LOCK_WAIT_MS } from './write-lock.ts';
 
 export const GATEWAY_DB_FILE = 'gateway.db';
+/** How long opening gateway.db waits for another process's lock on it. */
+const OPEN_WAIT_MS = 5000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS node_surface (
@@ -36,8 +38,8 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     db = new DatabaseSync(path);
     chmodSync(path, 0o600);
-    setBusyTimeout(db, 5000);
-    turnToWal(db, 5000);
+    setBusyTimeout(db, OPEN_WAIT_MS);
+    turnToWal(db, OPEN_WAIT_MS);
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec(SCHEMA);
     // Added after the first release of the table.
@@ -79,7 +81,7 @@ function unusable(path: string, error: unknown): string {
   const sqlite = (error as { errcode?: unknown } | null)?.errcode;
   const code = typeof sqlite === 'number' ? sqlite & 0xff : undefined;
   if (code === SQLITE_NOTADB || code === SQLITE_CORRUPT) return `it is not a database, or is damaged: restore it from a backup, or move it aside for the gateway to start a new one (the approvals and run state it kept are then lost), ${elsewhere}`;
-  if (code === SQLITE_BUSY || code === SQLITE_LOCKED) return 'another process held it longer than Corral waits (5 s): try again once it lets go';
+  if (code === SQLITE_BUSY || code === SQLITE_LOCKED) return `another process held it longer than Corral waits (${OPEN_WAIT_MS / 1000} s): try again once it lets go`;
   const errno = (error as NodeJS.ErrnoException | null)?.code;
   if (errno === 'EACCES' || errno === 'EPERM' || code === SQLITE_CANTOPEN || code === SQLITE_READONLY || code === SQLITE_PERM) {
     if (found === undefined) return `it cannot be created in the state directory as this user: make the directory one this user may write, ${elsewhere}`;
