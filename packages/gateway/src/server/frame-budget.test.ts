@@ -127,34 +127,37 @@ describe('when a paired node sends thousands of small frames at once, well withi
   });
 
   it(`under the default limits (${INBOUND_LIMITS.node.burstFrames} frames at once), stalls the event loop far less than with no frame budget, when 32,000 frames wait to be read`, async (t) => {
-    /** The longest the event loop stalled while the node's first frames were handled, the burst landing while the gateway was busy; the least of two tries, as a loaded machine may stall any one. */
+    /** The longest the event loop stalled while the node's first frames were handled, the burst landing while the gateway was busy. */
     async function worstStall(node: { framesPerSecond?: number; burstFrames?: number }): Promise<number> {
-      let least = Infinity;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const gw = await startTestGateway({ tickIntervalMs: 60_000, inboundLimits: { node } });
-        gw.server.method('test.noop', { role: 'node', handler: () => ({}) });
-        try {
-          const peer = await wireNode(gw);
-          peer.socket.write(smallRequests(32_000));
-          // The gateway busy for a while (its process not scheduled, a long task): what arrives meanwhile waits to be read.
-          for (const until = Date.now() + 300; Date.now() < until; );
-          const meter = stallMeter(1);
-          // Other work keeps the event loop turning, as on a gateway with other connections: it never waits in its poll for more to read.
-          let turning = true;
-          const turn = (): void => void (turning && setImmediate(turn));
-          turn();
-          await waitFor('the first answers', () => peer.answered() >= 5_000, 60_000);
-          turning = false;
-          least = Math.min(least, meter.stop());
-          peer.socket.destroy();
-        } finally {
-          await gw.stop();
-        }
+      const gw = await startTestGateway({ tickIntervalMs: 60_000, inboundLimits: { node } });
+      gw.server.method('test.noop', { role: 'node', handler: () => ({}) });
+      try {
+        const peer = await wireNode(gw);
+        peer.socket.write(smallRequests(32_000));
+        // The gateway busy for a while (its process not scheduled, a long task): what arrives meanwhile waits to be read.
+        for (const until = Date.now() + 300; Date.now() < until; );
+        const meter = stallMeter(1);
+        // Other work keeps the event loop turning, as on a gateway with other connections: it never waits in its poll for more to read.
+        let turning = true;
+        const turn = (): void => void (turning && setImmediate(turn));
+        turn();
+        await waitFor('the first answers', () => peer.answered() >= 5_000, 60_000);
+        turning = false;
+        const worst = meter.stop();
+        peer.socket.destroy();
+        return worst;
+      } finally {
+        await gw.stop();
       }
-      return least;
     }
-    const unbudgeted = await worstStall({ framesPerSecond: 1e9, burstFrames: 1e9 });
-    const budgeted = await worstStall({});
+    // The least of three tries each, taken in turn, as a loaded machine may stall any one (two tries each, one after the
+    // other, read 58 ms against 72 in a CI run beside other test files, where 67 against 164 is usual).
+    let unbudgeted = Infinity;
+    let budgeted = Infinity;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      unbudgeted = Math.min(unbudgeted, await worstStall({ framesPerSecond: 1e9, burstFrames: 1e9 }));
+      budgeted = Math.min(budgeted, await worstStall({}));
+    }
     t.diagnostic(`worst stall: ${unbudgeted.toFixed(1)} ms with no frame budget, ${budgeted.toFixed(1)} ms with the default`);
     assert.ok(budgeted * 1.5 < unbudgeted, `worst stall ${budgeted.toFixed(1)} ms with the frame budget, ${unbudgeted.toFixed(1)} ms without`);
   });
