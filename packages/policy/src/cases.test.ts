@@ -71,6 +71,13 @@ cases:
     );
   });
 
+  it('refuses a cases file of 100,000 stray `}` on one line in under 2 s of CPU, at its first (regression: 45 s, the whole line copied into each error)', () => {
+    const started = process.cpuUsage();
+    assert.throws(() => parseCases('}'.repeat(100_000)), (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && /not valid YAML: Unexpected flow-map-end token.* at line 1, column 1$/.test(e.message));
+    const { user, system } = process.cpuUsage(started);
+    assert.ok(user + system < 2_000_000, `took ${((user + system) / 1000).toFixed(0)} ms of CPU`);
+  });
+
   it('never lets a foreign exception out of the cases parser (property)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 200 }), (text) => {

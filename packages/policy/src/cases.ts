@@ -1,11 +1,12 @@
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, type YAMLError } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
 import { duplicateKey } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
 import { yamlPastLimit } from './lib/yaml-limits.ts';
+import { readYamlDocument } from './lib/yaml-read.ts';
 import { isPlainObject } from './schema.ts';
 
 /** One example request and the decision the policy set must reach for it. */
@@ -88,15 +89,17 @@ export function parseCases(text: string, readEntities: (file: string) => unknown
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
   }
   const lines = new LineCounter();
-  const parsed = parseDocument(text, { lineCounter: lines, uniqueKeys: false });
+  const { doc: parsed } = readYamlDocument(text, lines, { uniqueKeys: false }, 1);
+  const first = parsed.errors.reduce<YAMLError | undefined>((a, b) => (a === undefined || b.pos[0] < a.pos[0] ? b : a), undefined);
+  if (first !== undefined) {
+    const { line, col } = lines.linePos(first.pos[0]);
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${first.message.split('\n')[0]} at line ${line}, column ${col}`, { cause: first });
+  }
   let doc: unknown;
   try {
-    if (parsed.errors[0] !== undefined) throw parsed.errors[0];
     doc = parsed.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    // The parser's own first line names the line and column ("… at line 3, column 1:"); the text it quotes after it is left out.
-    const why = error instanceof Error ? error.message.split('\n')[0]!.replace(/:$/, '') : String(error);
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${why}`, { cause: error });
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
   }
   const twice = repeatedKey(parsed, lines);
   if (twice !== undefined) {

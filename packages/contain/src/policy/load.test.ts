@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { stringify } from 'yaml';
+import { parseDocument, stringify } from 'yaml';
 import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { parsePolicyText, validatePolicy } from './load.ts';
@@ -264,15 +264,22 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       assert.ok(error.issues[0]?.line !== undefined);
     });
 
-    it('lists the first 20 problems and counts the rest (1 MiB of broken lines made a 44 MB message, all of it printed)', () => {
-      const error = invalid('runtime: [shell]\n' + 'a: b: c\n'.repeat(1000));
-      const lines = error.message.split('\n');
-      assert.ok(error.issues.length > 20);
-      assert.equal(lines.length, 1 + 20 + 1);
-      assert.match(lines[1]!, /^  policy\.yaml:2:4: /);
-      assert.equal(lines.at(-1), `  … and ${error.issues.length - 20} more`);
-      assert.match(lines[0]!, new RegExp(`^policy has ${error.issues.length} problems`));
-    });
+    for (const [name, text] of [
+      ['a broken line repeated', 'runtime: [shell]\n' + 'a: b: c\n'.repeat(1000)],
+      ['a run of stray `}` after the document', 'runtime: [shell]\n' + '}'.repeat(1000)],
+    ] as const) {
+      it(`lists the first 20 problems and counts the rest, for ${name} (1 MiB of broken lines made a 44 MB message, all of it printed)`, () => {
+        const total = parseDocument(text, { prettyErrors: false }).errors.length;
+        const error = invalid(text);
+        const lines = error.message.split('\n');
+        assert.ok(total > 20);
+        assert.equal(error.issues.length, 20);
+        assert.equal(lines.length, 1 + 20 + 1);
+        assert.match(lines[1]!, /^  policy\.yaml:2:\d+: /);
+        assert.equal(lines.at(-1), `  … and ${total - 20} more`);
+        assert.match(lines[0]!, new RegExp(`^policy has ${total} problems`));
+      });
+    }
 
     it('refuses a document that is a list, not a mapping', () => {
       invalid('- shell\n- node\n');

@@ -1,10 +1,11 @@
-import { LineCounter, parseDocument, isAlias, isCollection, isMap, isNode, isScalar, visit, type Document } from 'yaml';
+import { LineCounter, isAlias, isCollection, isMap, isNode, isScalar, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ContainError, formatIssue, type PolicyIssue } from '../errors.ts';
 import type { PROCESS_DEFAULTS } from './defaults.ts';
 import { suggestField } from './field-suggestion.ts';
 import { ContainerPolicySchema, UNSEEN, type ContainerPolicy } from './schema.ts';
 import { yamlPastLimit } from '@corral/policy/yaml-limits';
+import { readYamlDocument } from '@corral/policy/yaml-read';
 
 /**
  * Far past any policy: its fields nest at most 4 deep (network.egress.allow[0]), and its three longest lists,
@@ -30,15 +31,17 @@ export function parsePolicyText(text: string, file = '<inline>'): ContainerPolic
   const lines = new LineCounter();
   // A policy is JSON-shaped: YAML 1.1's !!binary, !!set, !!timestamp… are read as the plain values they tag,
   // so the schema names what was expected instead of a Buffer's or a Set's own fields.
-  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false, uniqueKeys: false, resolveKnownTags: false });
+  const { doc, strayErrorsLeftOut } = readYamlDocument(lfLineBreaks(text), lines, { uniqueKeys: false, resolveKnownTags: false }, MAX_LISTED);
   if (doc.errors.length > 0) {
-    const issues = doc.errors.map((e): PolicyIssue => ({
+    // Broken text can hold an error at every token (a run of `}`): the first are listed, the rest counted.
+    const first = doc.errors.toSorted((a, b) => a.pos[0] - b.pos[0]).slice(0, MAX_LISTED);
+    const issues = first.map((e): PolicyIssue => ({
       file,
       ...at(lines, e.pos[0]),
       field: '',
       message: `not valid YAML or JSON: ${escaped(e.message.split('\n')[0]!)}`,
     }));
-    throw invalid(issues);
+    throw invalid(issues, doc.errors.length + strayErrorsLeftOut);
   }
   const keys = keyProblems(doc, lines, file);
   if (keys.length > 0) throw invalid(keys);
@@ -80,7 +83,7 @@ export function validatePolicy(value: unknown, file = '<inline>', doc?: Document
 export function fieldLine(text: string, field: string): number | undefined {
   const path = field.split(/\.|(?=\[)/).map((part) => (/^\[\d+\]$/.test(part) ? Number(part.slice(1, -1)) : part));
   const lines = new LineCounter();
-  const doc = parseDocument(lfLineBreaks(text), { lineCounter: lines, prettyErrors: false });
+  const { doc } = readYamlDocument(lfLineBreaks(text), lines, {}, 0);
   if (doc.errors.length > 0) return undefined;
   const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   return node?.range ? lines.linePos(node.range[0]).line : undefined;
@@ -98,11 +101,12 @@ function lfLineBreaks(text: string): string {
 /** The most problems an error's message lists: a broken file can have one on every line, and the message is printed. */
 const MAX_LISTED = 20;
 
-function invalid(issues: PolicyIssue[]): ContainError {
+/** `total` counts problems beyond those given, when only the first were made into issues. */
+function invalid(issues: PolicyIssue[], total = issues.length): ContainError {
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  const head = issues.length === 1 ? 'policy is invalid' : `policy has ${issues.length} problems`;
+  const head = total === 1 ? 'policy is invalid' : `policy has ${total} problems`;
   const listed = issues.slice(0, MAX_LISTED).map((i) => `  ${formatIssue(i)}`);
-  if (issues.length > MAX_LISTED) listed.push(`  … and ${issues.length - MAX_LISTED} more`);
+  if (total > MAX_LISTED) listed.push(`  … and ${total - MAX_LISTED} more`);
   return new ContainError('CONTAIN_POLICY_INVALID', `${head}; the command was not started:\n${listed.join('\n')}`, { issues });
 }
 
