@@ -25,10 +25,13 @@ export type AuditErrorCode =
   /** The store could not be opened or written (I/O, connection, permissions); nothing of the failed append was written, so it may be retried. */
   | 'AUDIT_STORE_UNAVAILABLE'
   /**
-   * The connection to the store was lost after a commit was sent, and the
-   * store could not be reached again to learn whether it happened: the
-   * records may or may not be in the log (the log is whole either way; the
-   * next append builds on whatever the head is). Retrying may record them twice.
+   * Whether a commit happened cannot be known now: the connection to the
+   * store was lost after the commit was sent and the store could not be
+   * reached again to ask, or (SQLite) the disk failed while making the commit
+   * durable, leaving its records written where a crash would bring them into
+   * the log. The records may or may not be in the log (the log is whole either
+   * way; the next append builds on whatever the head is). Retrying may record
+   * them twice.
    */
   | 'AUDIT_COMMIT_UNKNOWN'
   /** An export file could not be read or has a broken line; `line` says which. */

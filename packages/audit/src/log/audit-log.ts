@@ -151,8 +151,8 @@ export class AuditLog {
    * @throws AuditError AUDIT_EVENT_INVALID (bad event), AUDIT_CLOSED, or the
    *   store's error when the commit failed (then nothing of the batch was
    *   written, and the same log may append it again), or AUDIT_COMMIT_UNKNOWN
-   *   when the store could not learn whether a commit whose answer was lost
-   *   happened (see AuditStore.append).
+   *   when whether the commit happened cannot be known now: its answer was
+   *   lost, or the disk failed making it durable (see AuditStore.append).
    */
   append(input: AuditEventInput): Promise<AuditRecord> {
     if (this.#closed) return Promise.reject(new AuditError('AUDIT_CLOSED', 'the audit log is closed'));

@@ -1,6 +1,7 @@
 // Acknowledged means durable: kill -9 a writer in the middle of heavy
 // appending, reopen, and every acknowledged record is there and verifies.
-// An append whose fsync fails is never acknowledged nor visible. And several
+// An append whose fsync fails is never acknowledged, and answered as not
+// known to be in the log: a crash can bring it in. And several
 // writer processes share one PostgreSQL log without gaps or forks.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -89,7 +90,7 @@ describe('durability', () => {
     });
   });
   describe('when every fsync of a SQLite writer fails (EIO injected under strace, a disk that cannot write back)', () => {
-    it('acknowledges no append, leaves none of them visible, and the log still verifies', async () => {
+    it('acknowledges no append, answers that whether each is in the log is not known, and once the processes close the log none of them is in it and it verifies', async () => {
       const stateDir = tempDir();
       // A log open here with a record in its write-ahead log, and a reader's
       // snapshot of it, keep that log from starting over: the child's commits
@@ -111,11 +112,28 @@ describe('durability', () => {
         await open.close();
       }
       assert.equal(run.status, 0, `${run.error ?? ''}${run.stderr}`);
-      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_STORE_UNAVAILABLE', batch: ['AUDIT_STORE_UNAVAILABLE'], close: 'AUDIT_STORE_UNAVAILABLE' });
+      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_COMMIT_UNKNOWN', batch: ['AUDIT_COMMIT_UNKNOWN'], close: 'AUDIT_COMMIT_UNKNOWN' });
       // Visible only once synced: no later writer can chain onto a record the disk may never have held.
       const log = await openAuditLog({ stateDir });
       try {
         assert.equal((await log.store.head()).size, 1);
+        assert.equal((await verifyStore(log.store, log.publicKey)).ok, true);
+      } finally {
+        await log.close();
+      }
+    });
+
+    it("answers AUDIT_COMMIT_UNKNOWN, not 'nothing written', because when every process using the log is killed the next open finds the last failed commit's record in it (regression: answered AUDIT_STORE_UNAVAILABLE, 'nothing was written')", async () => {
+      const stateDir = tempDir();
+      const holder = join(import.meta.dirname, '..', '..', 'test', 'fsync-failure-holder.ts');
+      const run = spawnSync(process.execPath, [holder, stateDir], { encoding: 'utf8', timeout: 90_000 });
+      assert.equal(run.signal, 'SIGKILL', run.stderr);
+      assert.deepEqual(JSON.parse(run.stdout), { lone: 'AUDIT_COMMIT_UNKNOWN', batch: ['AUDIT_COMMIT_UNKNOWN'] });
+      const log = await openAuditLog({ stateDir });
+      try {
+        // The lone append's commit wrote its frames over the batch's, and was the last: it is the one found.
+        assert.equal((await log.store.head()).size, 2);
+        assert.deepEqual((await readRecord(log.store, 1)).event.details, sampleEvent(40).details);
         assert.equal((await verifyStore(log.store, log.publicKey)).ok, true);
       } finally {
         await log.close();

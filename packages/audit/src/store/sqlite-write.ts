@@ -42,6 +42,27 @@ export function sqliteError(where: string, error: unknown): AuditError {
   return new AuditError('AUDIT_STORE_UNAVAILABLE', `audit log ${where}: ${message}`, { cause: error });
 }
 
+/** True for SQLite's disk I/O errors (SQLITE_IOERR and its extended codes: a failed write, fsync, truncate…). */
+function isIoError(error: unknown): boolean {
+  const errcode = (error as { errcode?: unknown } | null)?.errcode;
+  return typeof errcode === 'number' && (errcode & 0xff) === 10;
+}
+
+/**
+ * A commit that failed on a disk error has written its frames, whole and with valid checksums, to the
+ * write-ahead log; SQLite counts them as not committed, and the next commit writes over them. But should
+ * every connection to the log end before another commit (the processes killed), the next open rebuilds its
+ * index from that file and takes them as committed: measured, a record whose append failed "disk I/O error"
+ * was in the log after a crash. Whether they are in it is not known until then.
+ */
+function commitUnknown(where: string, error: unknown): AuditError {
+  return new AuditError(
+    'AUDIT_COMMIT_UNKNOWN',
+    `audit log ${where}: the disk failed while making a commit durable (${(error as Error).message}): its records are not in the log now, but they are written in its write-ahead log, and they will be in it if every process using the log ends before another commit is made. Take them as neither written nor lost; check the disk (dmesg) before trusting the log further`,
+    { cause: error },
+  );
+}
+
 /**
  * Tries once to take the write lock (BEGIN IMMEDIATE): false while another
  * connection holds it, until `deadline` (ms since the epoch) has passed.
@@ -134,17 +155,22 @@ export class BatchWriter {
     for (let wait = 0.5; !tryBeginImmediate(this.#db, this.#where, deadline); wait = 1) Atomics.wait(this.#pause, 0, 0, wait);
   }
 
-  /** Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws. */
+  /**
+   * Runs `work` on the head inside the write transaction the caller began, and commits it; rolls back when it throws.
+   * @throws AuditError as sqliteError(), or AUDIT_COMMIT_UNKNOWN when COMMIT itself failed on a disk error (commitUnknown).
+   */
   inTransaction<T>(work: (head: LogHead) => T): T {
+    let committing = false;
     try {
       const head = this.#stmt(HEAD_SQL);
       head.setReadBigInts(true); // a size past 2^53 - 1 is for headFromRow to name, not for node:sqlite to refuse
       const out = work(headFromRow(head.get() as Row | undefined, this.#where));
+      committing = true;
       this.#db.exec('COMMIT');
       return out;
     } catch (error) {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
-      throw sqliteError(this.#where, error);
+      throw committing && isIoError(error) ? commitUnknown(this.#where, error) : sqliteError(this.#where, error);
     }
   }
 

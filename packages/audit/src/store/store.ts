@@ -84,7 +84,9 @@ export interface AuditStore {
    *   take (nothing was written); AUDIT_COMMIT_UNKNOWN when the answer was
    *   lost: PostgreSQL's connection after the commit was sent, when the store
    *   could not be asked again whether it happened; SQLite's appender process
-   *   (append-share.ts) ending before it answered.
+   *   (append-share.ts) ending before it answered; or when SQLite's COMMIT
+   *   failed on a disk error, its records written to the write-ahead log
+   *   (BatchWriter.inTransaction).
    */
   append(request: AppendRequest): Promise<AppendResult>;
   head(): Promise<LogHead>;
