@@ -6,24 +6,30 @@ import { after, before, describe, it, mock } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
-/** Reads an event stream until `count` records arrived (or `waitMs` passed); returns them with their ids. */
-async function readRecords(response: Response, count: number, waitMs = 10_000): Promise<Array<{ id: number; event: { seq: number; action: string; actor: { id: string; name?: string } } }>> {
+type StreamedRecord = { id: number; event: { seq: number; action: string; actor: { id: string; name?: string }; resource: { id: string } } };
+
+/** Reads an event stream until `until` records arrived, or `until` says one is the last wanted (or `waitMs` passed); returns them with their ids. */
+async function readRecords(response: Response, until: number | ((record: StreamedRecord) => boolean), waitMs = 10_000): Promise<StreamedRecord[]> {
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
-  const out: Array<{ id: number; event: { seq: number; action: string; actor: { id: string; name?: string } } }> = [];
+  const out: StreamedRecord[] = [];
   let buffer = '';
+  let enough = until === 0;
   const deadline = setTimeout(() => void reader.cancel(), waitMs);
   try {
-    while (out.length < count) {
+    while (!enough) {
       const { value, done } = await reader.read();
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
       let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
+      while (!enough && (end = buffer.indexOf('\n\n')) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const fields = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-        if (fields.event === 'record') out.push({ id: Number(fields.id), event: JSON.parse(fields.data!) });
+        if (fields.event !== 'record') continue;
+        const record: StreamedRecord = { id: Number(fields.id), event: JSON.parse(fields.data!) };
+        out.push(record);
+        enough = typeof until === 'number' ? out.length >= until : until(record);
       }
     }
   } finally {
@@ -184,7 +190,7 @@ describe('a live stream left open', () => {
     }
   });
 
-  it('is closed when its reader stops reading, instead of holding every record since in the gateway’s memory (its EventSource then resumes from the last id it got)', async () => {
+  it('is reset when its reader stops reading, instead of holding every record since in the gateway’s memory or the kernel’s (its EventSource then resumes from the last id it got)', async () => {
     const t = await startTestGateway();
     try {
       const viewer = await t.as('vera', ['viewer']);
@@ -195,23 +201,43 @@ describe('a live stream left open', () => {
       assert.equal(response.statusCode, 200);
       response.on('error', () => {});
       const closed = new Promise<'closed'>((resolve) => response.on('close', () => resolve('closed')));
+      // Reset, or closed with what the kernel holds to send ahead of the end.
+      let socketEnded = 'neither';
+      response.socket.on('error', (error: NodeJS.ErrnoException) => (socketEnded = String(error.code))).on('end', () => (socketEnded = 'end'));
       response.pause();
+      // A second stream, of one node's records: once it has the record appended after the flood, the gateway has offered the
+      // whole flood to the first (records go to every stream in order).
+      const watcher = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}&node=marker`, { headers: { cookie: viewer.cookie! } });
       // About 20 MB of events (each names a long resource) while the reader reads nothing.
       const other = await openAuditLog({ stateDir: t.state });
       try {
         await Promise.all(Array.from({ length: 15_000 }, (_, i) => other.append({ actor: { kind: 'service', id: 'flood' }, action: 'test.flood', resource: { kind: 'record', id: `${i}-${'x'.repeat(500)}` } })));
+        await other.append({ actor: { kind: 'service', id: 'flood' }, action: 'test.marker', resource: { kind: 'record', id: 'after the flood' }, node: 'marker' });
       } finally {
         await other.close();
       }
-      // The gateway announces what another process appended within about a second of its append; sending 15,000 of
-      // them takes a loaded machine several seconds more. Left open, the stream would stay open for good.
+      assert.equal((await readRecords(watcher, 1, 90_000))[0]?.event.action, 'test.marker');
+      // The reader reads again: a stream the gateway still held would now give it the whole flood and stay open.
+      // (A reader whose socket is paused cannot see its stream end; it sees it once it reads.)
+      let delivered = 0;
+      let rest = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        const blocks = (rest + chunk).split('\n\n');
+        rest = blocks.pop()!;
+        delivered += blocks.filter((b) => b.startsWith('event: record')).length;
+      });
+      response.resume();
       const outcome = await Promise.race([closed, new Promise<'open'>((resolve) => setTimeout(resolve, 30_000, 'open'))]);
       response.destroy();
-      assert.equal(outcome, 'closed', 'the gateway kept the stream open, holding what its reader did not read');
+      assert.equal(outcome, 'closed', `the gateway kept the stream open, holding what its reader did not read (${delivered} records read)`);
+      assert.ok(delivered < 15_000, `the reader got all ${delivered} records: nothing was held back`);
+      assert.equal(socketEnded, 'ECONNRESET');
       const again = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie!, 'last-event-id': '0' } });
       assert.equal((await readRecords(again, 1))[0]?.event.action, 'test.flood', 'the reader resumes');
     } finally {
       await t.close();
     }
   });
+
 });

@@ -95,15 +95,19 @@ export function activityRoutes(api: ApiContext): Route[] {
         const resumeAfter = typeof lastId === 'string' && /^\d{1,15}$/.test(lastId) && Number(lastId) < size ? Number(lastId) : undefined;
         response.writeHead(200, headers);
         response.write(': corral activity\n\n');
+        // Its socket is reset (below) before the response learns of it.
+        const gone = (): boolean => response.destroyed || response.socket?.destroyed !== false;
         const write = (text: string): void => {
-          if (response.destroyed) return;
+          if (gone()) return;
           response.write(text);
-          if (response.writableLength > MAX_UNSENT_BYTES) response.destroy();
+          // Reset, not closed: a close would leave what the kernel still holds to send, with the end behind it, for a
+          // reader that does not read, kept until the kernel gives up on it (minutes), and that reader none the wiser.
+          if (response.writableLength > MAX_UNSENT_BYTES) response.socket?.resetAndDestroy();
         };
         let names = agentNames(api);
         let sent = resumeAfter ?? -1;
         const emit = (record: AuditRecord): void => {
-          if (record.seq <= sent || response.destroyed) return;
+          if (record.seq <= sent || gone()) return;
           sent = record.seq;
           if (record.event.actor.kind === 'agent' && !names.has(record.event.actor.id)) names = agentNames(api);
           const event = toEvent(record, names);
