@@ -430,6 +430,59 @@ describe('several writers on one SQLite log', () => {
       }
     });
 
+    /**
+     * Appends one after another, up to 200 unanswered, until the writer's role
+     * is `role` and 500 more have landed; checks each landed after the one
+     * before it, and that the log verifies with all of them.
+     */
+    async function appendInOrderUntil(log: AuditLog, stateDir: string, role: string): Promise<void> {
+      const seqs: number[] = [];
+      let changed = -1;
+      const inFlight: Promise<unknown>[] = [];
+      const end = Date.now() + 40_000;
+      for (let i = 0; changed < 0 || seqs.length < changed + 500; i++) {
+        inFlight.push(log.append(sampleEvent(i)).then((r) => (seqs[i] = r.seq)));
+        if (changed < 0 && roleOf(log) === role) changed = i;
+        if (inFlight.length >= 200) await within('an append', 10_000, inFlight.shift()!);
+        if (i % 50 === 49) await new Promise((turned) => setTimeout(turned, 1));
+        if (Date.now() > end) assert.fail(`the writer was not ${role} 40 s on, or its appends stopped landing (${seqs.length} of ${i} landed)`);
+      }
+      await Promise.all(inFlight);
+      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `append ${i} landed at ${seqs[i]}, before append ${i - 1} at ${seqs[i - 1]}`);
+      await log.close();
+      await verifies(stateDir, seqs.length);
+    }
+
+    it('looks again for the appender while it commits alone, and hands its appends over, in order, once the appender answers (it committed alone until closed)', async () => {
+      const stateDir = tempDir();
+      const appender = await appenderProcess(stateDir);
+      signal(appender, 'SIGSTOP');
+      // The stopped appender's socket takes the connection but never welcomes it: after 2 s this writer commits alone.
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal(roleOf(log), 'alone');
+        signal(appender, 'SIGCONT');
+        await appendInOrderUntil(log, stateDir, 'forwarding');
+      } finally {
+        await log.close();
+        signal(appender, 'SIGKILL');
+      }
+    });
+
+    it('becomes the appender itself, appends in order, once the appender it could not reach has ended', async () => {
+      const stateDir = tempDir();
+      const appender = await appenderProcess(stateDir);
+      signal(appender, 'SIGSTOP');
+      const log = await openAuditLog({ stateDir });
+      try {
+        assert.equal(roleOf(log), 'alone');
+        signal(appender, 'SIGKILL'); // its socket stays behind, with nothing listening
+        await appendInOrderUntil(log, stateDir, 'appender');
+      } finally {
+        await log.close();
+      }
+    });
+
     it("closes the connection of its own to the appender that it was still opening when its store closed (it stayed open, the appender keeping an idle peer)", async () => {
       const stateDir = tempDir();
       const appender = await appenderProcess(stateDir);

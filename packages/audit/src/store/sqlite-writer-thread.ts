@@ -11,13 +11,15 @@ import { statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { Worker, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { Answer } from './append-share-frames.ts';
-import { electAppender, shareSocketPath, unknownCommit, type Role, type ShareIdentity } from './append-share.ts';
+import { AppendForwarder, electAppender, shareSocketPath, unknownCommit, type Role, type ShareIdentity } from './append-share.ts';
 import { MAX_TRANSACTION, type AppendRequest, type WriterConfig } from './batch.ts';
 import { BatchWriter, BUSY_MS, sqliteError } from './sqlite-write.ts';
 import { noteClosing, noteCommit, type CommitCount } from './sqlite-commit-count.ts';
 import type { AppendRole, WriterMessage, WriterReply } from './sqlite-writer.ts';
 
 const { path, config, committed } = workerData as { path: string; config: WriterConfig; committed: CommitCount };
+/** While this thread commits alone, how often it looks again for an appender to hand its appends to. */
+const LOOK_AGAIN_MS = 5000;
 const port = parentPort!;
 
 /** A request to commit here, and where its answer goes. */
@@ -42,6 +44,14 @@ let commitScheduled = false;
 let closing = false;
 /** Set once 'ready' is sent: later role changes are told on their own. */
 let ready = false;
+/** The next look for an appender, while this thread commits alone. */
+let lookAgain: NodeJS.Timeout | undefined;
+/**
+ * What an appender found while committing alone does (hand appends to it, or
+ * elect), once the commits queued before it are done: until then this
+ * process's requests are held, so that they stay in the order they were made.
+ */
+let change: { go: () => void; drop: () => void } | null = null;
 
 try {
   // Waits for other processes' passing locks as the store's connection does (BUSY_MS); its waits for the write lock are BatchWriter's.
@@ -86,7 +96,7 @@ function onMessage(m: WriterMessage): void {
 
 /** Sends this process's request to the appender, or queues it for a commit here. */
 function route(id: number, request: AppendRequest): void {
-  if (role === 'electing') {
+  if (role === 'electing' || change) {
     held.push({ id, request });
     return;
   }
@@ -138,6 +148,20 @@ function commit(): void {
   }
   answer();
   if (jobs.length > 0) scheduleCommit();
+  else changeIfDrained();
+}
+
+/**
+ * Makes the change waiting for this thread's queued commits, once there are
+ * none. Only the queue counts, not a commit scheduled: commits run whole, so
+ * an empty queue between them means everything taken is committed, and a
+ * commit scheduled then finds nothing to do.
+ */
+function changeIfDrained(): void {
+  if (!change || jobs.length > 0) return;
+  const { go } = change;
+  change = null;
+  go();
 }
 
 /** Sends the answers of the last commit: this process's in one message, each other process's in one frame. */
@@ -149,6 +173,11 @@ function answer(): void {
   if (role && role !== 'electing' && 'serve' in role) role.serve.flush();
 }
 
+function identity(): ShareIdentity {
+  const st = statSync(path, { bigint: true });
+  return { dev: String(st.dev), ino: String(st.ino), keyId: config.keyId };
+}
+
 /** Finds the log's appender or becomes it; commits here when neither can be (then every process commits its own). */
 function elect(): Promise<void> {
   role = 'electing';
@@ -156,32 +185,60 @@ function elect(): Promise<void> {
     const socket = shareSocketPath(path);
     let found: Role = null;
     if (socket && !closing) {
-      const st = statSync(path, { bigint: true });
-      const identity: ShareIdentity = { dev: String(st.dev), ino: String(st.ino), keyId: config.keyId };
       const lock = () => {
         writer.begin();
         return () => db.exec('ROLLBACK');
       };
-      found = await electAppender(socket, identity, lock, take).catch(() => null);
+      found = await electAppender(socket, identity(), lock, take).catch(() => null);
     }
-    role = found;
-    if (ready) port.postMessage({ role: roleName() } satisfies WriterReply);
-    if (found && 'forward' in found) {
-      found.forward.onReplies = (answers) => port.postMessage({ replies: answers } satisfies WriterReply);
-      found.forward.onEnd = (unanswered) => {
-        if (unanswered.length > 0) {
-          const e = unknownCommit(path);
-          port.postMessage({ replies: unanswered.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
-        }
-        if (closing) role = null;
-        else void elect();
-      };
-    }
-    const waiting = held;
-    held = [];
-    for (const h of waiting) route(h.id, h.request);
+    adopt(found);
   })();
   return election;
+}
+
+/** Appends as `found` says from now on, and sends it the requests held meanwhile. */
+function adopt(found: Role): void {
+  role = found;
+  if (ready) port.postMessage({ role: roleName() } satisfies WriterReply);
+  if (found && 'forward' in found) {
+    found.forward.onReplies = (answers) => port.postMessage({ replies: answers } satisfies WriterReply);
+    found.forward.onEnd = (unanswered) => {
+      if (unanswered.length > 0) {
+        const e = unknownCommit(path);
+        port.postMessage({ replies: unanswered.map((id) => ({ id, error: { code: e.code, message: e.message } })) } satisfies WriterReply);
+      }
+      if (closing) role = null;
+      else void elect();
+    };
+  }
+  // An election that found no appender it could use (one too slow to welcome this process in time, one of
+  // another log or key, something else at the socket's path): this thread commits alone, and looks again later.
+  if (!found && !closing && shareSocketPath(path)) lookAgain = setTimeout(() => void lookForAppender(), LOOK_AGAIN_MS);
+  const waiting = held;
+  held = [];
+  for (const h of waiting) route(h.id, h.request);
+}
+
+/**
+ * Looks for an appender while this thread commits alone, without holding
+ * appends or the write lock meanwhile: one that welcomes this process gets
+ * its appends; where none listens, an election may make this thread the
+ * appender; anything else, it looks again later.
+ */
+async function lookForAppender(): Promise<void> {
+  if (closing || role !== null) return;
+  // The log's file gone or unreadable is 'refused' too: commits here report that.
+  const found = await (async () => AppendForwarder.connect(shareSocketPath(path)!, identity()))().catch(() => 'refused' as const);
+  if (closing || role !== null) {
+    if (typeof found !== 'string') await found.close();
+    return;
+  }
+  if (found === 'refused') {
+    lookAgain = setTimeout(() => void lookForAppender(), LOOK_AGAIN_MS);
+    return;
+  }
+  change = found === 'none' ? { go: () => void elect(), drop: () => {} } : { go: () => adopt({ forward: found }), drop: () => void found.close() };
+  changeIfDrained();
 }
 
 function roleName(): AppendRole {
@@ -190,6 +247,14 @@ function roleName(): AppendRole {
 
 /** Answers everything asked before 'close', hands the appender's part over, stops the checkpointer, then closes the connection; the thread ends. */
 async function close(): Promise<void> {
+  clearTimeout(lookAgain);
+  if (change) {
+    change.drop();
+    change = null;
+    const waiting = held;
+    held = [];
+    for (const h of waiting) route(h.id, h.request);
+  }
   await election;
   const current = role === 'electing' ? null : role;
   if (current && 'serve' in current) await current.serve.close();
