@@ -453,35 +453,27 @@ describe('several writers on one SQLite log', () => {
       await verifies(stateDir, seqs.length);
     }
 
-    it('looks again for the appender while it commits alone, and hands its appends over, in order, once the appender answers (it committed alone until closed)', async () => {
-      const stateDir = tempDir();
-      const appender = await appenderProcess(stateDir);
-      signal(appender, 'SIGSTOP');
-      // The stopped appender's socket takes the connection but never welcomes it: after 2 s this writer commits alone.
-      const log = await openAuditLog({ stateDir });
-      try {
-        assert.equal(roleOf(log), 'alone');
-        signal(appender, 'SIGCONT');
-        await appendInOrderUntil(log, stateDir, 'forwarding');
-      } finally {
-        await log.close();
-        signal(appender, 'SIGKILL');
-      }
-    });
-
-    it('becomes the appender itself, appends in order, once the appender it could not reach has ended', async () => {
-      const stateDir = tempDir();
-      const appender = await appenderProcess(stateDir);
-      signal(appender, 'SIGSTOP');
-      const log = await openAuditLog({ stateDir });
-      try {
-        assert.equal(roleOf(log), 'alone');
-        signal(appender, 'SIGKILL'); // its socket stays behind, with nothing listening
-        await appendInOrderUntil(log, stateDir, 'appender');
-      } finally {
-        await log.close();
-      }
-    });
+    for (const [name, then, role] of [
+      ['looks again for the appender while it commits alone, and hands its appends over, in order, once the appender answers (it committed alone until closed)', 'SIGCONT', 'forwarding'],
+      // Killed, the appender leaves its socket behind, with nothing listening.
+      ['becomes the appender itself, appends in order, once the appender it could not reach has ended', 'SIGKILL', 'appender'],
+    ] as const) {
+      it(name, async () => {
+        const stateDir = tempDir();
+        const appender = await appenderProcess(stateDir);
+        signal(appender, 'SIGSTOP');
+        // The stopped appender's socket takes the connection but never welcomes it: after 2 s this writer commits alone.
+        const log = await openAuditLog({ stateDir });
+        try {
+          assert.equal(roleOf(log), 'alone');
+          signal(appender, then);
+          await appendInOrderUntil(log, stateDir, role);
+        } finally {
+          await log.close();
+          signal(appender, 'SIGKILL');
+        }
+      });
+    }
 
     it("closes the connection of its own to the appender that it was still opening when its store closed (it stayed open, the appender keeping an idle peer)", async () => {
       const stateDir = tempDir();
