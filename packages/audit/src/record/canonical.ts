@@ -98,8 +98,8 @@ function order(value: unknown, depth: number): unknown {
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record);
   let sorted = true;
-  let changed = false;
-  const members: unknown[] = new Array(keys.length);
+  // Made only once a member is itself a copy: most objects are in order, and this runs for every append.
+  let members: unknown[] | undefined;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
     if (!key.isWellFormed()) refuse('member name holds a lone surrogate');
@@ -113,15 +113,19 @@ function order(value: unknown, depth: number): unknown {
       throw within(error, key);
     }
     if (o === INTEGER_KEYS) return INTEGER_KEYS;
-    if (o !== item) changed = true;
-    members[i] = o;
+    if (members) members[i] = o;
+    else if (o !== item) {
+      members = new Array<unknown>(keys.length);
+      for (let j = 0; j < i; j++) members[j] = record[keys[j] as string];
+      members[i] = o;
+    }
   }
-  if (sorted && !changed) return value;
+  if (sorted && !members) return value;
   const index = keys.map((_, i) => i);
   if (!sorted) index.sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
   // A null-prototype copy: a member named "__proto__" stays a member.
   const copy = Object.create(null) as Record<string, unknown>;
-  for (const i of index) copy[keys[i] as string] = members[i];
+  for (const i of index) copy[keys[i] as string] = members ? members[i] : record[keys[i] as string];
   return copy;
 }
 
