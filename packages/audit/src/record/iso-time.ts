@@ -3,9 +3,10 @@
 // put together without it. toISOString formats through the C library's
 // printf; every append stamps a time, and this costs less than half as much.
 // Appends come many to a second: the text up to the second (and its date)
-// is kept from the last call, so most calls join two strings. Put together from its fifteen
-// parts each time, the text left some 440 bytes of intermediate strings per
-// append for the garbage collector (2,600 bytes per event checked in all).
+// is kept from the last call, so most calls join two strings. Put together
+// from its fifteen parts each time, the text left some 440 bytes of
+// intermediate strings per append for the garbage collector (of 2,600 bytes
+// for checking an event in all).
 
 /** 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z, ms since the epoch. */
 export const FIRST_MS = -62_167_219_200_000;
