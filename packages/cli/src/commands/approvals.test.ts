@@ -357,3 +357,48 @@ describe('corral approvals revoke --by', () => {
     }
   });
 });
+
+describe('corral approvals withdraw', () => {
+  it('takes back an approval allowed always and not yet used: denied, its grant out of the set, both recorded; one still pending is refused, changing nothing', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const action = { command: 'system.run', argv: ['printf', 'x'], principal: 'Human::"operator"', nodeId: 'n' };
+      const pending = store.create({ digest: 'e'.repeat(64), action, quorum: 1 });
+      const created = store.create({ digest: 'f'.repeat(64), action, quorum: 1 });
+      const approval = store.resolve(created.id, 'allow-always', 'account:alice:alice');
+      db.close();
+      // As a gateway makes it when the approval is allowed there.
+      const grant = join(state, 'policies', grantFile(approval.id));
+      mkdirSync(join(grant, '..'), { recursive: true });
+      writeFileSync(grant, grantPolicy(approval));
+
+      const early = await corral(['--state-dir', state, 'approvals', 'withdraw', pending.id, '--by', 'bob', '--json']);
+      assert.equal(early.code, 1, early.stderr);
+      assert.equal(JSON.parse(early.stdout).error.code, 'GATEWAY_APPROVAL_PENDING');
+      assert.match(early.stderr, /deny it instead/);
+
+      const withdrawn = await corral(['--state-dir', state, 'approvals', 'withdraw', approval.id, '--by', 'bob', '--reason', 'allowed by mistake', '--json']);
+      assert.equal(withdrawn.code, 0, withdrawn.stderr);
+      assert.deepEqual([JSON.parse(withdrawn.stdout).status, JSON.parse(withdrawn.stdout).reason], ['denied', 'allowed by mistake']);
+      assert.equal(existsSync(grant), false, 'the grant left the set');
+      const reread = openGatewayDb(state);
+      try {
+        const after = new ApprovalStore(reread);
+        assert.deepEqual([after.get(pending.id).status, after.grantWithdrawn(approval.id)], ['pending', true]);
+      } finally {
+        reread.close();
+      }
+      const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '10', '--json']);
+      const events = shown.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { event: { action: string; actor: { id: string }; resource: { id: string }; details?: { withdrawn?: boolean } } }).event);
+      assert.deepEqual(events.map((e) => [e.action, e.actor.id, e.resource.id, e.details?.withdrawn]), [
+        ['approval.resolve', 'bob', approval.id, true],
+        ['policy.grant.revoke', 'bob', `approval-${approval.id}`, undefined],
+      ]);
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'withdraw', approval.id, '--by', 'bob'])).code, 1, 'withdrawn once');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

@@ -131,7 +131,23 @@ async function agentOwner(dir: string, approval: Approval): Promise<(agent: stri
 /** Approvals `corral approvals list` reads a page, at most (the store bounds each page's bytes too). */
 const LIST_PAGE = 200;
 
-/** `corral approvals list|approve ID|deny ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
+/**
+ * Takes the grant of approval `id`, withdrawn with it, out of the policy set
+ * (a gateway made it when the approval was allowed), and records that. It
+ * already counts for no decision: should this fail, its file stays in the set
+ * until `corral approvals revoke`, which is said.
+ */
+async function revokeWithdrawnGrant(command: Command, dir: string, id: string, by: string): Promise<void> {
+  const { grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
+  try {
+    const outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, id));
+    if (outcome === 'revoked') await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
+  } catch (error) {
+    process.stderr.write(`corral: warning: the approval is withdrawn and its grant counts for nothing, but its file could not be taken out of the policy set (${(error as Error).message}); run 'corral approvals revoke ${id}'\n`);
+  }
+}
+
+/** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
 export function registerApprovals(program: Command): void {
   const approvals = program.command('approvals').description('approval requests for governed actions (node commands), bound to the exact action');
   approvals
@@ -142,17 +158,23 @@ export function registerApprovals(program: Command): void {
     .action(async (opts: { all?: boolean; json?: boolean }, command: Command) => {
       await withApprovals(command, (store) => printAll(store, opts));
     });
-  for (const verb of ['approve', 'deny'] as const) {
+  const DESCRIPTION = {
+    approve: 'allow the action once (or always, with --always); counts toward its quorum',
+    deny: 'deny the action',
+    withdraw: 'take back an approval allowed and not yet used: the run it waits for is refused, and its grant (allow-always) is withdrawn with it',
+  };
+  const DONE = { approve: 'approved', deny: 'denied', withdraw: 'withdrawn' };
+  for (const verb of ['approve', 'deny', 'withdraw'] as const) {
     const cmd = approvals
       .command(verb)
-      .description(verb === 'approve' ? 'allow the action once (or always, with --always); counts toward its quorum' : 'deny the action')
+      .description(DESCRIPTION[verb])
       .argument('<id>', 'the approval id')
       .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
       .option('--reason <text>', 'why (at most 500 characters): kept with the approval and in its audit record')
       .option('--json', 'print the approval as JSON');
     if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (refused for a command that runs code Corral cannot see: python3 -c, xargs, ssh HOST CMD…)');
     cmd.action(async (id: string, opts: { by: string; reason?: string; json?: boolean; always?: boolean }, command: Command) => {
-      const decision = verb === 'deny' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
+      const decision = verb !== 'approve' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.
       const approver = await approverOf(opts.by);
       const reason = await reasonOf(opts.reason);
@@ -162,7 +184,7 @@ export function registerApprovals(program: Command): void {
       // record leaves the approval as it was.
       const { openAuditLog } = await import('@corral/audit/log');
       const log = await openAuditLog({ stateDir: dir, oneShot: true }).catch((error: Error) => {
-        throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} cannot be opened (${error.message}); the approval is unchanged`, EXIT.environment);
+        throw new CliFailure(`not ${DONE[verb]}: the audit log in ${dir} cannot be opened (${error.message}); the approval is unchanged`, EXIT.environment);
       });
       let approval: Approval;
       try {
@@ -175,16 +197,17 @@ export function registerApprovals(program: Command): void {
                 resource: { kind: 'approval', id: resolved.id },
                 decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: resolved.id },
                 outcome: { status: 'success' },
-                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers, ...(reason !== undefined ? { reason } : {}) },
+                details: { decision, status: resolved.status, digest: resolved.digest, approvers: resolved.approvers, ...(verb === 'withdraw' ? { withdrawn: true } : {}), ...(reason !== undefined ? { reason } : {}) },
               })
               .catch((error: Error) => {
-                throw new CliFailure(`not ${verb === 'deny' ? 'denied' : 'approved'}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
+                throw new CliFailure(`not ${DONE[verb]}: the audit log in ${dir} did not take the record (${error.message}); the approval is unchanged`, EXIT.environment);
               });
-          }, { ...(reason !== undefined ? { reason } : {}), ownerOf: await agentOwner(dir, store.get(id)) }),
+          }, { ...(reason !== undefined ? { reason } : {}), ownerOf: await agentOwner(dir, store.get(id)), withdraw: verb === 'withdraw' }),
         );
       } finally {
         await log.close();
       }
+      if (verb === 'withdraw') await revokeWithdrawnGrant(command, dir, id, opts.by);
       const { ApprovalStore } = await import('@corral/gateway');
       if (opts.json) return printJson(ApprovalStore.shown(approval));
       process.stdout.write(`${describe(ApprovalStore.shown(approval))}\n`);

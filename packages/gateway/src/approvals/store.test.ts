@@ -160,6 +160,41 @@ describe('approvals', () => {
     await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf('rm')), { code: 'GATEWAY_APPROVAL_RESOLVED' });
   });
 
+  describe('withdrawing an approval', () => {
+    it('takes back one allowed and not yet spent: its run is refused, and its grant counts for nothing', async () => {
+      const approvals = store();
+      for (const allow of ['allow-once', 'allow-always'] as const) {
+        const a = approvals.create({ digest: digestOf(`make ${allow}`), action: {}, quorum: 1 });
+        approvals.resolve(a.id, allow, 'alice');
+        const withdrawn = await approvals.resolveWhenFree(a.id, 'deny', 'bob', { withdraw: true, reason: 'allowed by mistake' });
+        assert.deepEqual([withdrawn.status, withdrawn.decision, withdrawn.approvers, withdrawn.reason], ['denied', 'deny', ['alice', 'bob'], 'allowed by mistake']);
+        assert.equal(approvals.grantWithdrawn(a.id), true);
+        assert.equal(approvals.claimGrant(a.id), false);
+        await assert.rejects(async () => approvals.consumeNowOrWhenFree(a.id, digestOf(`make ${allow}`)), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+      }
+    });
+
+    it('refuses one still pending, changing nothing (deny it instead), and one already spent, saying so', async () => {
+      const approvals = store();
+      const pending = approvals.create({ digest: digestOf('make pending'), action: {}, quorum: 1 });
+      await assert.rejects(approvals.resolveWhenFree(pending.id, 'deny', 'bob', { withdraw: true }), { code: 'GATEWAY_APPROVAL_PENDING', message: /deny it instead/ });
+      assert.deepEqual([approvals.get(pending.id).status, approvals.grantWithdrawn(pending.id)], ['pending', false]);
+      const spent = approvals.create({ digest: digestOf('make spent'), action: {}, quorum: 1 });
+      approvals.resolve(spent.id, 'allow-always', 'alice');
+      await approvals.consumeNowOrWhenFree(spent.id, digestOf('make spent'));
+      await assert.rejects(approvals.resolveWhenFree(spent.id, 'deny', 'bob', { withdraw: true }), { code: 'GATEWAY_APPROVAL_RESOLVED', message: /already allowed and used/ });
+      assert.deepEqual([approvals.get(spent.id).status, approvals.grantWithdrawn(spent.id)], ['used', false]);
+    });
+
+    it('leaves a deny as it was: an approval already allowed is not denied (409, naming how it was settled)', () => {
+      const approvals = store();
+      const a = approvals.create({ digest: digestOf('make allowed'), action: {}, quorum: 1 });
+      approvals.resolve(a.id, 'allow-once', 'alice');
+      assert.throws(() => approvals.resolve(a.id, 'deny', 'bob'), { code: 'GATEWAY_APPROVAL_RESOLVED', message: /already allowed/ });
+      assert.deepEqual([approvals.get(a.id).status, approvals.grantWithdrawn(a.id)], ['allowed', false]);
+    });
+  });
+
   it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });

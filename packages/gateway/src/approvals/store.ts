@@ -262,7 +262,11 @@ export class ApprovalStore {
   }
 
   /**
-   * One approver's decision. A deny from anyone denies. Allows count distinct
+   * One approver's decision. A deny from anyone denies. With `withdraw`, a
+   * deny takes back an approval already allowed and not yet spent instead
+   * (the run it waits for is refused), with the grant it made or would make;
+   * it is refused for one still pending (GATEWAY_APPROVAL_PENDING: deny it)
+   * or already spent. Allows count distinct
    * approvers (those named under the shared gateway token count as one, and
    * only the first name given under it is kept: `approvers` are those who
    * counted, at most the quorum); at
@@ -297,9 +301,9 @@ export class ApprovalStore {
    * meanwhile. For the gateway; throws what resolve() throws, and
    * GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string; ownerOf?: OwnerOf } = {}): Promise<Approval> {
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string; ownerOf?: OwnerOf; withdraw?: boolean } = {}): Promise<Approval> {
     checkDecision(decision, approver, options.reason, options.authority);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf), options.waitMs ?? WRITE_LOCK_WAIT_MS);
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf, options.withdraw), options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   /**
@@ -311,11 +315,11 @@ export class ApprovalStore {
    * own (the CLI): the write lock is held while `record` runs. `options` as
    * resolve() takes them.
    */
-  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>, options: { reason?: string; ownerOf?: OwnerOf } = {}): Promise<Approval> {
+  async resolveRecorded(id: string, decision: ApprovalDecision, approver: string, record: (resolved: Approval) => Promise<void>, options: { reason?: string; ownerOf?: OwnerOf; withdraw?: boolean } = {}): Promise<Approval> {
     const { reason, ownerOf } = options;
     this.#begin(decision, approver, reason);
     try {
-      const resolved = this.#apply(id, decision, approver, reason, undefined, ownerOf);
+      const resolved = this.#apply(id, decision, approver, reason, undefined, ownerOf, options.withdraw);
       await record(resolved);
       this.#db.exec('COMMIT');
       return resolved;
@@ -332,10 +336,15 @@ export class ApprovalStore {
   }
 
   /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
-  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string, ownerOf?: OwnerOf): Approval {
+  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string, ownerOf?: OwnerOf, withdraw = false): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
-    if (approval.status !== 'pending') {
+    if (withdraw && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'only a deny withdraws an approval');
+    if (withdraw && approval.status === 'pending') {
+      throw new GatewayError('GATEWAY_APPROVAL_PENDING', `approval ${id} is not allowed yet: there is nothing to withdraw; to stop it, deny it instead`, { wire: { code: 'INVALID_REQUEST', message: 'approval still pending: deny it instead' } });
+    }
+    // Withdrawing takes back an allow not yet spent; a decision otherwise settles only what is pending.
+    if (approval.status !== (withdraw ? 'allowed' : 'pending')) {
       // Whoever lost a race (or decided late) learns which way it went: "resolved" alone reads as their own allow having counted.
       const settled = approval.status === 'used' ? 'allowed and used' : approval.status;
       throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval was already ${settled}`, { wire: { code: 'INVALID_REQUEST', message: `approval already ${settled}` } });
@@ -348,7 +357,10 @@ export class ApprovalStore {
     const authorities = approval.approvers.map((a, i) => kept[i] ?? authority(a));
     const mine = authority(approver, given);
     if (decision === 'deny') {
-      this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, authorities = ?, resolved_at = ?, reason = ? WHERE id = ?").run(JSON.stringify([...approval.approvers, approver]), JSON.stringify([...authorities, mine]), now, reason ?? null, id);
+      // A withdrawal withdraws the approval's grant with it (made or still to be made): from this commit on, no decision in any process counts it.
+      this.#db
+        .prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, authorities = ?, resolved_at = ?, reason = ?, grant_withdrawn_at = COALESCE(grant_withdrawn_at, ?) WHERE id = ?")
+        .run(JSON.stringify([...approval.approvers, approver]), JSON.stringify([...authorities, mine]), now, reason ?? null, withdraw ? now : null, id);
     } else {
       // One name per authority: another name given under a token or account that already counted, or another name of a
       // signed-in human who did, would only look like another approver (to people, and on the receipt, which a node refuses past 16).

@@ -201,6 +201,22 @@ export class NodeInvoker {
   }
 
   /**
+   * Takes back approval `id`, allowed and not yet spent, for `by` (with a
+   * reason): it is denied, the run it waits for is refused, and its grant is
+   * withdrawn with it — the file a grant made here left in the set leaves it
+   * (recorded as policy.grant.revoke); should that fail, the file stays and
+   * counts for nothing. Recorded as approval.resolve (deny, `withdrawn`).
+   * Throws what resolveApprovalWhenFree throws, and GATEWAY_APPROVAL_PENDING
+   * for an approval not allowed yet (deny it instead).
+   */
+  async withdrawApprovalWhenFree(id: string, by: string, reason?: string, authority?: string): Promise<Approval> {
+    const approval = await this.#options.approvals.resolveWhenFree(id, 'deny', by, { withdraw: true, ...(reason !== undefined ? { reason } : {}), ...(authority !== undefined ? { authority } : {}) });
+    await this.#resolved(approval, 'deny', by, reason, true);
+    await this.revokeGrant(`approval-${id}`, by).catch(() => undefined);
+    return approval;
+  }
+
+  /**
    * Withdraws every approval of `principal` that could still let a command
    * run (pending, or allowed and unspent), denied by `by` (an agent's
    * suspension) for `reason` (each approval's reason), and wakes whoever
@@ -218,9 +234,9 @@ export class NodeInvoker {
   }
 
   /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant (resolving to what became of it), tells approvers, and wakes its waiting run once the record is durable. */
-  #resolved(approval: Approval, decision: ApprovalDecision, approver: string, reason?: string): Promise<GrantView | undefined> {
+  #resolved(approval: Approval, decision: ApprovalDecision, approver: string, reason?: string, withdrawn = false): Promise<GrantView | undefined> {
     const { id } = approval;
-    const details = { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers, ...(reason !== undefined ? { reason } : {}) };
+    const details = { decision, status: approval.status, digest: approval.digest, approvers: approval.approvers, ...(withdrawn ? { withdrawn } : {}), ...(reason !== undefined ? { reason } : {}) };
     const recorded = this.#audit({ actor: { kind: 'human', id: approver }, action: 'approval.resolve', resource: { kind: 'approval', id }, decision: { effect: decision === 'deny' ? 'deny' : 'allow', approval: id }, details });
     // The approval went through whatever becomes of its grant: the answer says what did.
     const granting = approval.status === 'allowed' && approval.decision === 'allow-always' ? this.#grant(approval).catch((error: unknown): GrantView => ({ id: `approval-${id}`, status: 'failed', code: codeOf(error) })) : Promise.resolve(undefined);

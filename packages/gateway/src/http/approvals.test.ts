@@ -319,6 +319,38 @@ describe('approvals from a signed-in session', () => {
     });
   });
 
+  it('withdraws an approval allowed always and not yet spent: its grant leaves the set, both are recorded, and the command asked again waits for a new approval', async () => {
+    const argv = ['stage', 'withdrawn'];
+    const ran = () => node.received.filter((r) => (r.params.command as string[]).join(' ') === argv.join(' ')).length;
+    // A caller that stops waiting leaves its approval to be spent by the same command asked again.
+    const gaveUp = (await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs: 1_000, idempotencyKey: randomUUID() }, { timeoutMs: 10_000 }).catch((e: unknown) => e)) as { wire?: { details?: { code?: string } } };
+    assert.equal(gaveUp.wire?.details?.code, 'APPROVAL_PENDING');
+    const { id } = await pendingFor('stage');
+    const early = await bob.post(`/api/approvals/${id}/withdraw`, {});
+    assert.deepEqual([early.status, early.body.code], [409, 'GATEWAY_APPROVAL_PENDING'], 'nothing to withdraw while pending');
+    assert.equal((await alice.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' })).body.status, 'allowed');
+    assert.ok(existsSync(join(state, 'policies', grantFile(id))), 'the grant was made on the allow');
+    const withdrawn = await bob.post(`/api/approvals/${id}/withdraw`, { reason: 'allowed by mistake' });
+    assert.deepEqual([withdrawn.status, withdrawn.body.status, withdrawn.body.reason], [200, 'denied', 'allowed by mistake']);
+    assert.equal(existsSync(join(state, 'policies', grantFile(id))), false, 'the grant left the set');
+    const events = await auditEvents(state);
+    assert.deepEqual(events.filter((e) => e.resource.id === `approval-${id}` && e.action === 'policy.grant.revoke').map((e) => e.actor.id), ['bob']);
+    assert.deepEqual(
+      events.filter((e) => e.resource.id === id && e.action === 'approval.resolve').map((e) => [e.actor.id, e.details?.decision, e.details?.status, e.details?.withdrawn ?? false]),
+      [['alice', 'allow-always', 'allowed', false], ['bob', 'deny', 'denied', true]],
+    );
+    assert.equal((await bob.post(`/api/approvals/${id}/withdraw`, {})).status, 409, 'withdrawn once');
+    const again = invoke(argv).catch((e: unknown) => e);
+    const asked = await waitFor('a new approval for the command asked again', async () => {
+      const list = await alice.get('/api/approvals');
+      return (list.body.approvals as Array<{ id: string; action: { argv: string[] } }>).find((a) => a.action.argv.join(' ') === argv.join(' '));
+    });
+    assert.notEqual(asked.id, id);
+    await bob.post(`/api/approvals/${asked.id}/deny`, {});
+    await again;
+    assert.equal(ran(), 0, 'nothing ran');
+  });
+
   it('answers 409 conflict (GATEWAY_APPROVAL_PENDING) to revoking an approval still pending, saying to deny it instead, and leaves nothing behind: allowed always later, it makes its grant (regression: 404, and the grant it made later was silently withheld)', async () => {
     const first = invoke(['stage', 'build']);
     const { id } = await pendingFor('stage');

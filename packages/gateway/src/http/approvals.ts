@@ -94,6 +94,18 @@ export function approvalRoutes(api: ApiContext): Route[] {
     },
     { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body }) => resolve(params.id!, 'deny', caller!, await body()) },
     {
+      // Takes back an approval allowed and not yet spent (its run is refused, its grant withdrawn). One still pending:
+      // 409 conflict (GATEWAY_APPROVAL_PENDING), deny it instead; one spent or settled otherwise: 409 GATEWAY_APPROVAL_RESOLVED.
+      method: 'POST',
+      path: '/api/approvals/:id/withdraw',
+      access: 'approvals.resolve',
+      handle: async ({ params, caller, body }) => {
+        const input = await body();
+        const approval = await api.invoker.withdrawApprovalWhenFree(params.id!, approverOf(caller!, input), reasonOf(input), authorityOf(caller!));
+        return reply(200, ApprovalStore.shown(approval));
+      },
+    },
+    {
       // Withdraws the standing grant an allow-always approval made; the next decision asks again. An approval still
       // pending has none: 409 conflict (GATEWAY_APPROVAL_PENDING), nothing withdrawn, so an allow-always given later still makes its grant; deny it instead.
       method: 'POST',

@@ -36,6 +36,7 @@ const DOCUMENTED: Record<string, readonly Who[] | 'public'> = {
   'GET /api/approvals/:id': [...ADMIN, 'approver'],
   'POST /api/approvals/:id/approve': [...ADMIN, 'approver'],
   'POST /api/approvals/:id/deny': [...ADMIN, 'approver'],
+  'POST /api/approvals/:id/withdraw': [...ADMIN, 'approver'],
   'POST /api/approvals/:id/revoke': [...ADMIN, 'approver'],
   'GET /api/audit': [...ADMIN, 'auditor'],
   'GET /api/audit/verify': [...ADMIN, 'auditor'],
