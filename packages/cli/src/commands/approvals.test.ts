@@ -381,7 +381,8 @@ describe('corral approvals withdraw', () => {
 
       const withdrawn = await corral(['--state-dir', state, 'approvals', 'withdraw', approval.id, '--by', 'bob', '--reason', 'allowed by mistake', '--json']);
       assert.equal(withdrawn.code, 0, withdrawn.stderr);
-      assert.deepEqual([JSON.parse(withdrawn.stdout).status, JSON.parse(withdrawn.stdout).reason], ['denied', 'allowed by mistake']);
+      const answer = JSON.parse(withdrawn.stdout);
+      assert.deepEqual([answer.status, answer.reason, answer.grant], ['denied', 'allowed by mistake', { id: `approval-${approval.id}`, status: 'revoked' }]);
       assert.equal(existsSync(grant), false, 'the grant left the set');
       const reread = openGatewayDb(state);
       try {

@@ -133,18 +133,27 @@ const LIST_PAGE = 200;
 
 /**
  * Takes the grant of approval `id`, withdrawn with it, out of the policy set
- * (a gateway made it when the approval was allowed), and records that. It
- * already counts for no decision: should this fail, its file stays in the set
- * until `corral approvals revoke`, which is said.
+ * (a gateway made it when the approval was allowed), and records that; says
+ * what became of it (as the gateway's answer does), nothing when there was
+ * no grant. It already counts for no decision: should this fail, its file
+ * stays in the set until `corral approvals revoke`, which is said and recorded.
  */
-async function revokeWithdrawnGrant(command: Command, dir: string, id: string, by: string): Promise<void> {
+async function revokeWithdrawnGrant(command: Command, dir: string, id: string, by: string): Promise<{ id: string; status: 'revoked' | 'failed'; code?: string } | undefined> {
   const { grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
+  const grant = `approval-${id}`;
+  let outcome: Awaited<ReturnType<typeof revokeGrantIn>>;
   try {
-    const outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, id));
-    if (outcome === 'revoked') await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
+    outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, id));
   } catch (error) {
     process.stderr.write(`corral: warning: the approval is withdrawn and its grant counts for nothing, but its file could not be taken out of the policy set (${(error as Error).message}); run 'corral approvals revoke ${id}'\n`);
+    const code = (error as { code?: unknown }).code;
+    const failed = { id: grant, status: 'failed' as const, code: typeof code === 'string' ? code : 'unknown' };
+    await recordIdentityEvent(dir, grantRevokedEvent(id, by, 'left', failed.code));
+    return failed;
   }
+  if (outcome === 'not-found') return undefined;
+  await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
+  return { id: grant, status: 'revoked' };
 }
 
 /** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
@@ -207,10 +216,12 @@ export function registerApprovals(program: Command): void {
       } finally {
         await log.close();
       }
-      if (verb === 'withdraw') await revokeWithdrawnGrant(command, dir, id, opts.by);
+      const grant = verb === 'withdraw' ? await revokeWithdrawnGrant(command, dir, id, opts.by) : undefined;
       const { ApprovalStore } = await import('@corral/gateway');
-      if (opts.json) return printJson(ApprovalStore.shown(approval));
-      process.stdout.write(`${describe(ApprovalStore.shown(approval))}\n`);
+      const shown = { ...ApprovalStore.shown(approval), ...(grant ? { grant } : {}) };
+      if (opts.json) return printJson(shown);
+      process.stdout.write(`${describe(shown)}\n`);
+      if (grant?.status === 'revoked') process.stdout.write(`its grant ${grant.id} left the policy set\n`);
     });
   }
   approvals

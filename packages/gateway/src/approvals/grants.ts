@@ -22,9 +22,16 @@ export function grantApprovalId(text: string): string | undefined {
   return /^(?:approval-)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(text)?.[1];
 }
 
-/** The audit record of a withdrawn grant: who withdrew it, and whether it was withheld before it was made (the gateway and `corral approvals revoke` record the same). */
-export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclude<GrantRevocation, 'not-found'>): AuditEventInput {
-  return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: { status: 'success' }, details: { approval: approvalId, file: grantFile(approvalId), ...(outcome === 'withheld' ? { withheldBeforeMade: true } : {}) } };
+/**
+ * The audit record of a withdrawn grant: who withdrew it, and whether it was
+ * withheld before it was made (the gateway and `corral approvals revoke`
+ * record the same). `left`: a grant withdrawn with its approval whose file
+ * could not be taken out of the set (`code`: why) — recorded as a failure;
+ * the file counts for no decision, and `corral approvals revoke` removes it.
+ */
+export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclude<GrantRevocation, 'not-found'> | 'left', code?: string): AuditEventInput {
+  const details = { approval: approvalId, file: grantFile(approvalId), ...(outcome === 'withheld' ? { withheldBeforeMade: true } : {}), ...(outcome === 'left' ? { fileLeft: true } : {}) };
+  return { actor: { kind: 'human', id: by }, action: 'policy.grant.revoke', resource: { kind: 'policy', id: `approval-${approvalId}` }, outcome: outcome === 'left' ? { status: 'failure', detail: code ?? 'unknown' } : { status: 'success' }, details };
 }
 
 /**

@@ -120,3 +120,76 @@ describe('when the audit log refuses the record of an allow-always grant', () =>
     });
   });
 });
+
+describe('withdrawing an approval allowed always and not yet spent', () => {
+  /** An allow-always approval whose caller gave up before it was allowed: its grant is made, and nothing has spent it. */
+  async function allowedUnspent(gw: Awaited<ReturnType<typeof grantingGateway>>, argv: string[]) {
+    await assert.rejects(gw.run(argv, 100), refusedWith('APPROVAL_PENDING'));
+    const { id } = gw.pendingFor(argv)!;
+    assert.equal((await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice')).grant?.status, 'made');
+    assert.equal(gw.inSet(id), true);
+    return id;
+  }
+  const revocations = (gw: Awaited<ReturnType<typeof grantingGateway>>, id: string) =>
+    gw.events.filter((e) => e.action === 'policy.grant.revoke' && e.resource.id === `approval-${id}`).map((e) => [e.actor.id, e.outcome?.status, e.outcome?.detail, e.details?.fileLeft ?? false]);
+
+  it('answers that its grant left the set, and records the revocation', async () => {
+    const gw = await grantingGateway();
+    try {
+      const id = await allowedUnspent(gw, ['printf', 'taken-back']);
+      const withdrawn = await gw.invoker.withdrawApprovalWhenFree(id, 'bob', 'allowed by mistake');
+      assert.deepEqual([withdrawn.status, withdrawn.grant], ['denied', { id: `approval-${id}`, status: 'revoked' }]);
+      assert.equal(gw.inSet(id), false);
+      assert.deepEqual(revocations(gw, id), [['bob', 'success', undefined, false]]);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('answers and records that its grant file stayed in the set when it could not be taken out, and the grant counts for nothing (regression: answered as if it left, nothing recorded)', async () => {
+    const gw = await grantingGateway();
+    let release: (() => void) | undefined;
+    try {
+      const id = await allowedUnspent(gw, ['printf', 'left']);
+      release = holdActivationLock(gw.dir);
+      const withdrawn = await gw.invoker.withdrawApprovalWhenFree(id, 'bob');
+      assert.deepEqual([withdrawn.status, withdrawn.grant], ['denied', { id: `approval-${id}`, status: 'failed', code: 'GATEWAY_CONFLICT' }]);
+      assert.equal(gw.inSet(id), true, 'the file stayed');
+      assert.deepEqual(revocations(gw, id), [['bob', 'failure', 'GATEWAY_CONFLICT', true]]);
+      release();
+      await assert.rejects(gw.run(['printf', 'left'], 100), refusedWith('APPROVAL_PENDING'), 'the grant left behind allows nothing');
+      assert.equal(await gw.invoker.revokeGrant(`approval-${id}`, 'carol'), 'revoked');
+      assert.equal(gw.inSet(id), false);
+    } finally {
+      release?.();
+      await gw.close();
+    }
+  });
+
+  it('answers that its grant left the set with the code the audit log refused its record with', async () => {
+    const gw = await grantingGateway();
+    try {
+      const id = await allowedUnspent(gw, ['printf', 'unrecorded']);
+      gw.refusing.when = (e) => e.action === 'policy.grant.revoke';
+      const withdrawn = await gw.invoker.withdrawApprovalWhenFree(id, 'bob');
+      assert.deepEqual(withdrawn.grant, { id: `approval-${id}`, status: 'revoked', code: 'GATEWAY_INTERNAL' });
+      assert.equal(gw.inSet(id), false);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('says nothing of a grant for an approval allowed once', async () => {
+    const gw = await grantingGateway();
+    try {
+      await assert.rejects(gw.run(['printf', 'once-only'], 100), refusedWith('APPROVAL_PENDING'));
+      const { id } = gw.pendingFor(['printf', 'once-only'])!;
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
+      const withdrawn = await gw.invoker.withdrawApprovalWhenFree(id, 'bob');
+      assert.deepEqual([withdrawn.status, 'grant' in withdrawn], ['denied', false]);
+      assert.deepEqual(revocations(gw, id), []);
+    } finally {
+      await gw.close();
+    }
+  });
+});

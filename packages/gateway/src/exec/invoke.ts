@@ -14,7 +14,7 @@ import {
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
-import { grantApprovalId, grantRevokedEvent, type GrantAddition, type PolicyGrants } from '../approvals/grants.ts';
+import { grantApprovalId, grantRevokedEvent, type GrantAddition, type GrantRevocation, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
@@ -96,6 +96,18 @@ export interface InvokerOptions {
 export interface GrantView {
   id: string;
   status: GrantAddition['status'] | 'failed';
+  code?: string;
+}
+
+/**
+ * What became of the grant of an approval withdrawn (withdrawApprovalWhenFree):
+ * its file `revoked` (out of the set; `code` when the log refused the
+ * revocation's record), or `failed` (`code`): the file stays in the set and
+ * counts for no decision — `corral approvals revoke` removes it.
+ */
+export interface GrantWithdrawal {
+  id: string;
+  status: 'revoked' | 'failed';
   code?: string;
 }
 
@@ -203,17 +215,37 @@ export class NodeInvoker {
   /**
    * Takes back approval `id`, allowed and not yet spent, for `by` (with a
    * reason): it is denied, the run it waits for is refused, and its grant is
-   * withdrawn with it — the file a grant made here left in the set leaves it
-   * (recorded as policy.grant.revoke); should that fail, the file stays and
-   * counts for nothing. Recorded as approval.resolve (deny, `withdrawn`).
-   * Throws what resolveApprovalWhenFree throws, and GATEWAY_APPROVAL_PENDING
-   * for an approval not allowed yet (deny it instead).
+   * withdrawn with it: the answer's `grant` says what became of its file, when
+   * it had one (see GrantWithdrawal). Recorded as approval.resolve (deny,
+   * `withdrawn`). Throws what resolveApprovalWhenFree throws, and
+   * GATEWAY_APPROVAL_PENDING for an approval not allowed yet (deny it instead).
    */
-  async withdrawApprovalWhenFree(id: string, by: string, reason?: string, authority?: string): Promise<Approval> {
+  async withdrawApprovalWhenFree(id: string, by: string, reason?: string, authority?: string): Promise<Approval & { grant?: GrantWithdrawal }> {
     const approval = await this.#options.approvals.resolveWhenFree(id, 'deny', by, { withdraw: true, ...(reason !== undefined ? { reason } : {}), ...(authority !== undefined ? { authority } : {}) });
     await this.#resolved(approval, 'deny', by, reason, true);
-    await this.revokeGrant(`approval-${id}`, by).catch(() => undefined);
-    return approval;
+    const grant = await this.#removeWithdrawnGrant(id, by);
+    return grant ? { ...approval, grant } : approval;
+  }
+
+  /**
+   * Takes the file of withdrawn approval `id`'s grant out of the set, if it
+   * has one, and records it as policy.grant.revoke — or, when it cannot be
+   * taken out, records that it was left (the withdrawal stands: no decision
+   * counts it). Never rejects: the withdrawal is already committed.
+   */
+  async #removeWithdrawnGrant(id: string, by: string): Promise<GrantWithdrawal | undefined> {
+    const grant = `approval-${id}`;
+    let outcome: GrantRevocation;
+    try {
+      outcome = (await this.#options.grants?.remove(id)) ?? 'not-found';
+    } catch (error) {
+      const code = codeOf(error);
+      await this.#audit(grantRevokedEvent(id, by, 'left', code)).catch(() => undefined);
+      return { id: grant, status: 'failed', code };
+    }
+    if (outcome === 'not-found') return undefined;
+    const refused = await this.#audit(grantRevokedEvent(id, by, outcome)).then(() => undefined, codeOf);
+    return { id: grant, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) };
   }
 
   /**

@@ -331,7 +331,7 @@ describe('approvals from a signed-in session', () => {
     assert.equal((await alice.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' })).body.status, 'allowed');
     assert.ok(existsSync(join(state, 'policies', grantFile(id))), 'the grant was made on the allow');
     const withdrawn = await bob.post(`/api/approvals/${id}/withdraw`, { reason: 'allowed by mistake' });
-    assert.deepEqual([withdrawn.status, withdrawn.body.status, withdrawn.body.reason], [200, 'denied', 'allowed by mistake']);
+    assert.deepEqual([withdrawn.status, withdrawn.body.status, withdrawn.body.reason, withdrawn.body.grant], [200, 'denied', 'allowed by mistake', { id: `approval-${id}`, status: 'revoked' }]);
     assert.equal(existsSync(join(state, 'policies', grantFile(id))), false, 'the grant left the set');
     const events = await auditEvents(state);
     assert.deepEqual(events.filter((e) => e.resource.id === `approval-${id}` && e.action === 'policy.grant.revoke').map((e) => e.actor.id), ['bob']);
