@@ -3,7 +3,7 @@ import { LineCounter, type YAMLError } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
-import { duplicateKey } from './lib/json.ts';
+import { duplicateKey, nestedDeeperThan } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
 import { yamlPastLimit } from './lib/yaml-limits.ts';
 import { readYamlDocument } from './lib/yaml-read.ts';
@@ -36,15 +36,22 @@ export interface CaseResult {
 const DECISIONS = new Set(['allow', 'deny', 'ask']);
 /** A cases file, or the entities file it names, is read up to this size. */
 const MAX_CASES_BYTES = 16 * 1024 * 1024;
-/** Entity data may nest 32 deep (lib/json.ts); a case holds it a few levels down. */
-const MAX_CASES_NESTING = 64;
+/**
+ * Cases written as YAML are read up to this size (about 25,000 cases): the
+ * YAML library reads about half a megabyte a second on a small host, so a
+ * YAML file of 16 MiB took half a minute. JSON is read at once up to
+ * MAX_CASES_BYTES.
+ */
+const MAX_YAML_CASES_BYTES = 4 * 1024 * 1024;
+/** Deepest nesting of cases (with the entities they name): a decision point takes 32 levels inside one entity or context (lib/json.ts), a case holds it a few levels down. */
+export const MAX_CASES_NESTING = 64;
 
 /**
  * Parses a cases file (YAML or JSON):
  * `{ entities?: FILE | [...], cases: [{ name, principal, action, resource, context?, expect, quorum?, policies? }] }`.
  * A relative entities path is read beside the cases file. Throws POLICY_CASES_INVALID (also for text
  * that is not UTF-8, and an entities file that gives one key twice in an object), POLICY_UNREADABLE
- * (also for a FIFO, a device, or a file over 16 MiB).
+ * (also for a FIFO, a device, or a file over 16 MiB; YAML is read up to 4 MiB).
  */
 export function loadCases(path: string): PolicyCases {
   const text = textOf(readRegularFile(path, path, MAX_CASES_BYTES), path);
@@ -79,32 +86,11 @@ function textOf(bytes: Buffer, file: string): string {
   throw new PolicyError('POLICY_CASES_INVALID', `${file}: byte ${decoded.badByte} is not UTF-8; save the file as UTF-8 text`);
 }
 
-/** Parses cases text; `readEntities` loads an entities file named in it. Throws POLICY_CASES_INVALID. */
+/** Parses cases text (JSON, or YAML up to 4 MiB); `readEntities` loads an entities file named in it. Throws POLICY_CASES_INVALID. */
 export function parseCases(text: string, readEntities: (file: string) => unknown = () => {
   throw new PolicyError('POLICY_CASES_INVALID', 'this cases text cannot name an entities file');
 }): PolicyCases {
-  // Cases files may be long (16 MiB): only their depth is bounded here.
-  const tooDeep = yamlPastLimit(text, { depth: MAX_CASES_NESTING, tokens: Number.POSITIVE_INFINITY });
-  if (tooDeep !== undefined) {
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
-  }
-  const lines = new LineCounter();
-  const { doc: parsed } = readYamlDocument(text, lines, { uniqueKeys: false }, 1);
-  const first = parsed.errors.reduce<YAMLError | undefined>((a, b) => (a === undefined || b.pos[0] < a.pos[0] ? b : a), undefined);
-  if (first !== undefined) {
-    const { line, col } = lines.linePos(first.pos[0]);
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${first.message.split('\n')[0]} at line ${line}, column ${col}`, { cause: first });
-  }
-  let doc: unknown;
-  try {
-    doc = parsed.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
-  }
-  const twice = repeatedKey(parsed, lines);
-  if (twice !== undefined) {
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one mapping, at line ${twice.line}, column ${twice.column}, first at line ${twice.firstLine}; keep one`);
-  }
+  const doc = casesJson(text) ?? casesYaml(text);
   if (!isPlainObject(doc)) throw new PolicyError('POLICY_CASES_INVALID', 'the cases file must be a mapping with a `cases` list');
   let entities: unknown = doc.entities ?? [];
   if (typeof entities === 'string') entities = readEntities(entities);
@@ -135,6 +121,73 @@ export function parseCases(text: string, readEntities: (file: string) => unknown
     return c;
   });
   return { entities, cases };
+}
+
+/**
+ * Cases text that is a JSON object, parsed at once; undefined for any other
+ * text, which is read as YAML (that also locates what is wrong in text that
+ * looks like JSON and is not). A key written twice in one object, which
+ * JSON.parse would read as its last silently, is refused as in YAML.
+ */
+function casesJson(text: string): unknown {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (!/^\s*\{/.test(body)) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body) as unknown;
+  } catch {
+    if (Buffer.byteLength(body) <= MAX_YAML_CASES_BYTES) return undefined;
+    // Not JSON.parse's message: it quotes the file's text.
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is over ${MAX_YAML_CASES_BYTES / 1024 / 1024} MiB, which only JSON may be, and it is not valid JSON; check it with a JSON tool, or split it`);
+  }
+  const twice = duplicateKey(body);
+  if (twice !== undefined) {
+    const { line, column } = placeOf(body, twice.at);
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one object, at line ${line}, column ${column}; keep one`);
+  }
+  if (nestedDeeperThan(doc, MAX_CASES_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep; no case needs more (entity data nests at most 32 deep)`);
+  return doc;
+}
+
+/** Cases text read as YAML, up to MAX_YAML_CASES_BYTES and MAX_CASES_NESTING deep; what is wrong is located by line and column. */
+function casesYaml(text: string): unknown {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_YAML_CASES_BYTES) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is YAML of ${(bytes / 1024 / 1024).toFixed(1)} MiB; YAML cases are read up to ${MAX_YAML_CASES_BYTES / 1024 / 1024} MiB (about 25,000 cases): write a larger set as JSON (up to ${MAX_CASES_BYTES / 1024 / 1024} MiB), or split it`);
+  }
+  const tooDeep = yamlPastLimit(text, { depth: MAX_CASES_NESTING, tokens: Number.POSITIVE_INFINITY });
+  if (tooDeep !== undefined) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep at line ${tooDeep.line}, column ${tooDeep.column}; no case needs more (entity data nests at most 32 deep)`);
+  }
+  const lines = new LineCounter();
+  const { doc: parsed } = readYamlDocument(text, lines, { uniqueKeys: false }, 1);
+  const first = parsed.errors.reduce<YAMLError | undefined>((a, b) => (a === undefined || b.pos[0] < a.pos[0] ? b : a), undefined);
+  if (first !== undefined) {
+    const { line, col } = lines.linePos(first.pos[0]);
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${first.message.split('\n')[0]} at line ${line}, column ${col}`, { cause: first });
+  }
+  let doc: unknown;
+  try {
+    doc = parsed.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file is not valid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
+  }
+  const twice = repeatedKey(parsed, lines);
+  if (twice !== undefined) {
+    throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one mapping, at line ${twice.line}, column ${twice.column}, first at line ${twice.firstLine}; keep one`);
+  }
+  return doc;
+}
+
+/** The 1-based line and column of UTF-16 index `at` in `text`. */
+function placeOf(text: string, at: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) {
+    line++;
+    start = i + 1;
+  }
+  return { line, column: at - start + 1 };
 }
 
 /** Runs every case against the decision point's active set and entities. A request the schema refuses fails its case. */

@@ -23,9 +23,6 @@ const HEAP_MB = 512;
 
 /** Reading a cases text takes at most this long: one people write reads in well under a second, one that takes this long is refused, not waited on. */
 const READ_CASES_MS = 10_000;
-/** Deepest nesting of cases read from a text (with the entities they name): a decision point takes 32 levels inside one entity or context. */
-export const MAX_CASES_NESTING = 64;
-
 /** A cases text to read on the worker, with the set's own entities file and the files the cases may name for their entities. */
 export interface CaseText {
   text: string;
@@ -147,43 +144,6 @@ export async function runCasesOffThread(sources: readonly PolicySource[], entiti
 export async function runCaseTextOffThread(sources: readonly PolicySource[], text: string, set: { entities?: PolicySource; files?: readonly PolicySource[] } = {}, schema: CorralSchema = corralSchema()): Promise<CaseResult[]> {
   const caseText: CaseText = { text, ...(set.entities !== undefined ? { entities: { file: set.entities.file, text: set.entities.text } } : {}), files: (set.files ?? []).map((f) => ({ file: f.file, text: f.text })) };
   return (await offThread({ sources: [...sources], want: 'case-text', caseText }, schema)) as CaseResult[];
-}
-
-/**
- * Whether data as JSON.parse or a YAML parser made it nests arrays and
- * objects more than `limit` deep (`[[]]` is 2). Walks without recursion, and
- * each object once: YAML aliases put one object in many places, and may
- * make a cycle (which nests without end, so it is deeper than any limit).
- */
-export function nestedDeeperThan(value: unknown, limit: number): boolean {
-  const isObject = (v: unknown): v is object => v !== null && typeof v === 'object';
-  if (!isObject(value)) return false;
-  /** The nesting below each object walked already, itself included. */
-  const heights = new Map<object, number>();
-  /** The objects on the path from `value` down to the one being walked. */
-  const path: Array<{ node: object; children: unknown[]; next: number; height: number }> = [{ node: value, children: Object.values(value), next: 0, height: 1 }];
-  if (path.length > limit) return true;
-  while (path.length > 0) {
-    const top = path.at(-1)!;
-    if (top.next < top.children.length) {
-      const child = top.children[top.next++];
-      if (!isObject(child)) continue;
-      const known = heights.get(child);
-      if (known !== undefined) {
-        if (path.length + known > limit) return true;
-        top.height = Math.max(top.height, known + 1);
-      } else {
-        path.push({ node: child, children: Object.values(child), next: 0, height: 1 });
-        if (path.length > limit) return true;
-      }
-      continue;
-    }
-    path.pop();
-    heights.set(top.node, top.height);
-    const parent = path.at(-1);
-    if (parent) parent.height = Math.max(parent.height, top.height + 1);
-  }
-  return false;
 }
 
 let running = 0;

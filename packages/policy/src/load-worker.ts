@@ -1,11 +1,12 @@
 // Checks one policy set on a thread of its own: see load-thread.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { casesEntities, parseCases, runCases, type CaseResult, type PolicyCases } from './cases.ts';
+import { casesEntities, MAX_CASES_NESTING, parseCases, runCases, type CaseResult, type PolicyCases } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
 import { corralSchema, parseSchema } from './schema.ts';
-import { MAX_CASES_NESTING, nestedDeeperThan, parseEntitiesFile, type CaseText, type OffThreadJob } from './load-thread.ts';
+import { nestedDeeperThan } from './lib/json.ts';
+import { parseEntitiesFile, type CaseText, type OffThreadJob } from './load-thread.ts';
 
 const job = workerData as OffThreadJob & { schemaText?: string };
 
