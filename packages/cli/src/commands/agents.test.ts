@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -64,11 +64,11 @@ describe('corral agents and tokens', () => {
     assert.equal((await run('tokens', 'verify', token)).code, 1);
   });
 
-  it('withdraws on suspend the approvals of the agent a gateway here holds, pending or approved and unspent, so that none runs once it is resumed', async () => {
+  it('withdraws on suspend the approvals of the agent a gateway here holds, pending or approved and unspent, and the grant one allowed always made, so that none runs once it is resumed (regression: the grant stayed in the set and counted)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-cli-agents-withdraw-'));
     try {
       assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'pay-bot', '--process', 'payments', '--owner', 'o@example.com'])).code, 0);
-      const { ApprovalStore, openGatewayDb } = await import('@corral/gateway');
+      const { ApprovalStore, grantFile, grantPolicy, openGatewayDb } = await import('@corral/gateway');
       const ids = (() => {
         const db = openGatewayDb(dir);
         try {
@@ -76,8 +76,14 @@ describe('corral agents and tokens', () => {
           const pending = store.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
           const approved = store.create({ digest: 'cd'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
           store.resolve(approved.id, 'allow-once', 'token:carol');
+          const always = store.create({ digest: '12'.repeat(32), action: { principal: 'Agent::pay-bot', command: 'system.run', argv: ['pay', '7'], nodeId: 'n' }, quorum: 1 });
+          // Allowed always and its grant made, as a gateway here makes it.
+          const allowed = store.resolve(always.id, 'allow-always', 'token:carol');
+          assert.equal(store.claimGrant(always.id), true);
+          mkdirSync(join(dir, 'policies', 'grants'), { recursive: true });
+          writeFileSync(join(dir, 'policies', grantFile(always.id)), grantPolicy(allowed));
           const other = store.create({ digest: 'ef'.repeat(32), action: { principal: 'Agent::other-bot' }, quorum: 1 });
-          return { pending: pending.id, approved: approved.id, other: other.id };
+          return { pending: pending.id, approved: approved.id, always: always.id, other: other.id };
         } finally {
           db.close();
         }
@@ -87,16 +93,19 @@ describe('corral agents and tokens', () => {
       const db = openGatewayDb(dir);
       try {
         const store = new ApprovalStore(db);
-        assert.deepEqual([store.get(ids.pending).status, store.get(ids.approved).status, store.get(ids.other).status], ['denied', 'denied', 'pending']);
+        assert.deepEqual([ids.pending, ids.approved, ids.always, ids.other].map((id) => store.get(id).status), ['denied', 'denied', 'denied', 'pending']);
+        assert.equal(store.grantWithdrawn(ids.always), true);
       } finally {
         db.close();
       }
+      assert.equal(existsSync(join(dir, 'policies', grantFile(ids.always))), false, 'the grant left the set');
       const reader = await openAuditReader({ stateDir: dir });
       try {
         const head = await reader.store.head();
         const events = [];
         for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) events.push(toAuditRecord(r).event);
-        assert.deepEqual(new Set(events.find((e) => e.action === 'agent.suspend')?.details?.deniedApprovals as string[]), new Set([ids.pending, ids.approved]));
+        assert.deepEqual(new Set(events.find((e) => e.action === 'agent.suspend')?.details?.deniedApprovals as string[]), new Set([ids.pending, ids.approved, ids.always]));
+        assert.deepEqual(events.filter((e) => e.action === 'policy.grant.revoke').map((e) => [e.resource.id, e.outcome?.status]), [[`approval-${ids.always}`, 'success']]);
       } finally {
         await reader.close();
       }

@@ -7,6 +7,7 @@ import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 import { accountName } from '../account.ts';
+import { revokeWithdrawnGrant } from './approvals.ts';
 import { openGatewayState } from './nodes.ts';
 
 /** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
@@ -177,12 +178,19 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal>
   try {
     // Its failure names the file and why.
     const db = await openGatewayState(dir);
+    const username = accountName();
+    let denied: string[];
+    let granted: string[];
     try {
-      const username = accountName();
-      return { deniedApprovals: new ApprovalStore(db).withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id) };
+      const store = new ApprovalStore(db);
+      denied = store.withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id);
+      granted = denied.filter((id) => store.grantMade(id));
     } finally {
       db.close();
     }
+    // Withdrawn with their approvals, the grants those allowed always made count for nothing already; their files leave the set.
+    for (const id of granted) await revokeWithdrawnGrant(dir, id, username);
+    return { deniedApprovals: denied };
   } catch (error) {
     // The kill switch stands all the same: a gateway refuses to spend an approval of an agent that is not active.
     // A resume would make them count again, and a second suspend is refused: the operator denies them by hand.

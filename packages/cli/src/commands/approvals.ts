@@ -138,12 +138,17 @@ const LIST_PAGE = 200;
  * no grant. It already counts for no decision: should this fail, its file
  * stays in the set until `corral approvals revoke`, which is said and recorded.
  */
-async function revokeWithdrawnGrant(command: Command, dir: string, id: string, by: string): Promise<{ id: string; status: 'revoked' | 'failed'; code?: string } | undefined> {
-  const { grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
+export async function revokeWithdrawnGrant(dir: string, id: string, by: string): Promise<{ id: string; status: 'revoked' | 'failed'; code?: string } | undefined> {
+  const { ApprovalStore, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
   const grant = `approval-${id}`;
   let outcome: Awaited<ReturnType<typeof revokeGrantIn>>;
   try {
-    outcome = await withApprovals(command, (store) => revokeGrantIn(join(dir, 'policies'), store, id));
+    const db = await openGatewayState(dir);
+    try {
+      outcome = await revokeGrantIn(join(dir, 'policies'), new ApprovalStore(db), id);
+    } finally {
+      db.close();
+    }
   } catch (error) {
     process.stderr.write(`corral: warning: the approval is withdrawn and its grant counts for nothing, but its file could not be taken out of the policy set (${(error as Error).message}); run 'corral approvals revoke ${id}'\n`);
     const code = (error as { code?: unknown }).code;
@@ -216,7 +221,7 @@ export function registerApprovals(program: Command): void {
       } finally {
         await log.close();
       }
-      const grant = verb === 'withdraw' ? await revokeWithdrawnGrant(command, dir, id, opts.by) : undefined;
+      const grant = verb === 'withdraw' ? await revokeWithdrawnGrant(dir, id, opts.by) : undefined;
       const { ApprovalStore } = await import('@corral/gateway');
       const shown = { ...ApprovalStore.shown(approval), ...(grant ? { grant } : {}) };
       if (opts.json) return printJson(shown);

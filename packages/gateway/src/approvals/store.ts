@@ -433,8 +433,9 @@ export class ApprovalStore {
   #withdraw(principal: string, by: string, reason: string | undefined): Approval[] {
     const now = this.#now();
     const rows = this.#db.prepare(`SELECT * FROM approvals WHERE status IN ('pending', 'allowed') AND ${UNLAPSED} AND json_extract(action, '$.principal') = ?`).all(...unlapsedAt(now), principal) as unknown as Row[];
-    const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ? WHERE id = ?");
-    for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, reason ?? null, row.id);
+    // The grant of an allow-always approval withdrawn goes with it, as withdrawing it alone does: none counts from now on, not even once the agent is resumed.
+    const deny = this.#db.prepare("UPDATE approvals SET status = 'denied', decision = 'deny', approvers = ?, resolved_at = ?, reason = ?, grant_withdrawn_at = COALESCE(grant_withdrawn_at, ?) WHERE id = ?");
+    for (const row of rows) deny.run(JSON.stringify([...(JSON.parse(row.approvers) as string[]), by]), now, reason ?? null, now, row.id);
     return rows.map((row) => this.get(row.id));
   }
 
@@ -512,6 +513,12 @@ export class ApprovalStore {
     const withheld = Number(this.#db.prepare("UPDATE approvals SET granted_at = ? WHERE id = ? AND granted_at IS NULL AND decision = 'allow-always' AND status IN ('allowed', 'used')").run(this.#now(), id).changes) === 1;
     const claimed = first && !withheld && (this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null }).granted_at !== null;
     return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
+  }
+
+  /** Whether the grant of approval `id` was made (or is being made): its file may be in the policy set. */
+  grantMade(id: string): boolean {
+    const row = this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null } | undefined;
+    return row?.granted_at !== undefined && row.granted_at !== null;
   }
 
   /** Whether the grant of approval `id` was withdrawn (withdrawGrantWhenFree). */

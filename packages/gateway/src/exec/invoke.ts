@@ -255,7 +255,9 @@ export class NodeInvoker {
    * waits for them. Returns their ids. `first` (the suspension itself) runs
    * in the same tick as the withdrawal, once gateway.db's write lock is held:
    * no approval is made between the two, and when it throws nothing is
-   * withdrawn. While another process holds the lock it waits with timers;
+   * withdrawn. The grants those allowed always made are withdrawn with them
+   * (no decision counts them from then on); removeWithdrawnGrants takes their
+   * files out of the set. While another process holds the lock it waits with timers;
    * throws GATEWAY_BUSY (retryable, nothing done) past the wait,
    * GATEWAY_PARAMS_INVALID for a reason the store refuses, what `first` throws.
    */
@@ -263,6 +265,16 @@ export class NodeInvoker {
     const withdrawn = await this.#options.approvals.withdrawAllWhenFree(`${principal.type}::${principal.id}`, by, { ...(reason !== undefined ? { reason } : {}), ...(first ? { first } : {}) });
     for (const approval of withdrawn) this.#resolved(approval, 'deny', by, reason);
     return withdrawn.map((a) => a.id);
+  }
+
+  /**
+   * Takes the files of the grants approvals `ids` made out of the set, for
+   * `by`, once withdrawApprovalsOf has withdrawn them (apart from it: an
+   * agent's suspension reaches its nodes first). Each is recorded as
+   * withdrawApprovalWhenFree's is; never rejects.
+   */
+  async removeWithdrawnGrants(ids: readonly string[], by: string): Promise<void> {
+    for (const id of ids) if (this.#options.approvals.grantMade(id)) await this.#removeWithdrawnGrant(id, by);
   }
 
   /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant (resolving to what became of it), tells approvers, and wakes its waiting run once the record is durable. */

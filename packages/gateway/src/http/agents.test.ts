@@ -2,7 +2,7 @@
 // (suspend and resume) with its audit records and its event to nodes.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -155,6 +155,42 @@ describe('agents', () => {
     const withdrawn = approvals.get(waiting.id);
     assert.deepEqual([withdrawn.status, withdrawn.reason], ['denied', 'card skimmer suspected']);
     assert.equal((await admin.post('/api/agents/invoice-bot/resume')).status, 200);
+  });
+
+  it('withdraws the grant of an approval allowed always and not yet spent with it: its file leaves the set, and once the agent is resumed the same command asks again (regression: the grant stayed and allowed it)', async () => {
+    const bot = async () => GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.write'], agentToken: (await t.gw.identity.issueToken('invoice-bot')).token });
+    const pay = (client: GatewayClient, timeoutMs: number) =>
+      client.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['pay', '7'] }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 }).then(
+        () => 'ran',
+        (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code,
+      );
+    const pendingPay = () => t.gw.approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === '["pay","7"]');
+    const before = await bot();
+    try {
+      // The agent stops waiting; its approval is then allowed always, and its grant made.
+      assert.equal(await pay(before, 300), 'APPROVAL_PENDING');
+      const { id } = pendingPay()!;
+      assert.equal((await approver.post(`/api/approvals/${id}/approve`, { decision: 'allow-always' })).body.grant?.status, 'made');
+      const file = join(state, 'policies', 'grants', `approval-${id}.cedar`);
+      assert.equal(existsSync(file), true);
+      const answer = await admin.post('/api/agents/invoice-bot/suspend', { reason: 'paid twice' });
+      assert.equal(answer.status, 200);
+      assert.equal(existsSync(file), false, 'the grant left the set');
+      assert.equal(t.gw.approvals.grantWithdrawn(id), true);
+      const revoked = (await auditEvents(state)).filter((e) => e.action === 'policy.grant.revoke' && e.resource.id === `approval-${id}`);
+      assert.deepEqual(revoked.map((e) => [e.actor.id, e.outcome?.status]), [['root', 'success']]);
+      assert.equal((await admin.post('/api/agents/invoice-bot/resume')).status, 200);
+    } finally {
+      await before.close();
+    }
+    const after = await bot();
+    try {
+      const ran = node.received.length;
+      assert.equal(await pay(after, 300), 'APPROVAL_PENDING', 'asks again');
+      assert.equal(node.received.length, ran, 'nothing ran');
+    } finally {
+      await after.close();
+    }
   });
 });
 

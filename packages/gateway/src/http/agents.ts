@@ -33,7 +33,7 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         const human = actingHuman(caller!);
         const named = api.identity.agents.get(params.name!);
         // Its approvals are withdrawn with the suspension, pending or approved and unspent, in the same tick (no approval
-        // is made between them): none lets a command run once approved, or once the agent is resumed. While a corral
+        // is made between them), with the grants those allowed always made: none lets a command run once approved, or once the agent is resumed. While a corral
         // command holds gateway.db it waits off the event loop; past the wait, 503 GATEWAY_BUSY and nothing is done.
         const suspended: { agent?: Agent } = {};
         const denied = await api.invoker.withdrawApprovalsOf({ type: 'Agent', id: named.name }, human, reason || undefined, () => void (suspended.agent = api.identity.agents.suspend(named.id)));
@@ -41,6 +41,8 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         if (!agent) throw new GatewayError('GATEWAY_INTERNAL', 'the agent was not suspended');
         // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
+        // Withdrawn already (they count for no decision): their files leave the set before the answer.
+        await api.invoker.removeWithdrawnGrants(denied, human);
         await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
         return reply(200, view(agent));
       },
