@@ -4,8 +4,8 @@
 // proof that verifies, and verify the whole log.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import { approvalCard, createPayment, deny, inContext, launchChromium, newTab, runOnNode, signedInTab, signIn, startStack, type Stack } from './stack.ts';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { approvalCard, approvalsTab, createPayment, deny, inContext, launchChromium, newTab, runOnNode, signedInTab, signIn, startStack, type Stack } from './stack.ts';
 
 
 /** A command's outcome, caught at once: a command the test expects to be denied must not count as an unhandled rejection while the browser clicks. */
@@ -14,6 +14,27 @@ function outcome<T>(running: Promise<T>): Promise<{ ok: true; value: T } | { ok:
     (value) => ({ ok: true as const, value }),
     (error: unknown) => ({ ok: false as const, error: error as { wire?: { details?: { code?: string } } } }),
   );
+}
+
+/**
+ * An approval of `argv` (shown as `text`) allowed always from `tab`, a tab on
+ * the approvals page, that no run has used: its caller stopped waiting first,
+ * which leaves it to the same command asked again. Its card, as shown with the
+ * resolved ones (Show resolved is checked), and its id.
+ */
+async function allowedUnused(stack: Stack, tab: Page, argv: string[], text: string): Promise<{ id: string; card: Locator }> {
+  const gaveUp = await outcome(runOnNode(stack, argv, 1_000));
+  assert.equal(gaveUp.ok ? 'ran' : gaveUp.error.wire?.details?.code, 'APPROVAL_PENDING');
+  const pending = approvalCard(tab, text);
+  const id = (await pending.getAttribute('data-approval'))!;
+  // The approve answers once its standing grant is made; the card may leave the inbox before that.
+  const approved = tab.waitForResponse((response) => response.url().endsWith(`/api/approvals/${id}/approve`));
+  await pending.getByRole('button', { name: 'Approve always' }).click();
+  assert.deepEqual(((await (await approved).json()) as { grant?: unknown }).grant, { id: `approval-${id}`, status: 'made' });
+  await tab.getByLabel('Show resolved').check();
+  const card = tab.locator(`article[data-approval="${id}"]`);
+  await card.locator('.status', { hasText: /^allowed$/ }).waitFor();
+  return { id, card };
 }
 
 describe('the console in Chromium', () => {
@@ -219,6 +240,84 @@ describe('the console in Chromium', () => {
       const again = await runOnNode(stack, ['printf', 'standing order'], 2_000);
       assert.equal(again.payload.stdout, 'standing order');
     });
+
+    it('withdraws from its card, with the reason typed, an approval allowed always that no run has used: the card shows it denied with that reason, and the command asked again waits for a new approval instead of running', () =>
+      inContext(browser, async (context) => {
+        const argv = ['printf', 'withdrawn order'];
+        const tab = await approvalsTab(context, stack);
+        const { id, card: allowed } = await allowedUnused(stack, tab, argv, "printf 'withdrawn order'");
+        const withdraw = allowed.getByRole('button', { name: 'Withdraw…' });
+        // Enabled once the cards have stopped moving (Show resolved just added some).
+        await withdraw.click({ trial: true });
+        await withdraw.press('Enter');
+        // The reason field takes focus; Enter withdraws.
+        await tab.keyboard.type('allowed by mistake');
+        await tab.keyboard.press('Enter');
+        await allowed.locator('.status', { hasText: /^denied$/ }).waitFor();
+        await allowed.getByText('— allowed by mistake').waitFor();
+        await allowed.getByText(/^Withdrawn: its run is refused\. Its standing grant was withdrawn too/).waitFor();
+        assert.equal(await allowed.getByRole('button').count(), 0);
+        assert.deepEqual([stack.gateway.approvals.get(id).status, stack.gateway.approvals.get(id).reason], ['denied', 'allowed by mistake']);
+
+        const again = outcome(runOnNode(stack, argv));
+        const asked = tab.locator('article.approval-pending', { hasText: "printf 'withdrawn order'" });
+        assert.notEqual(await asked.getAttribute('data-approval'), id);
+        await deny(asked, 'not again');
+        const result = await again;
+        assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED', 'nothing ran');
+      }));
+
+    it('says plainly on the card when a withdrawal left its grant\'s file in the policy set: it allows nothing, and corral approvals revoke ID takes it out', () =>
+      inContext(browser, async (context) => {
+        const tab = await approvalsTab(context, stack);
+        const { id, card } = await allowedUnused(stack, tab, ['printf', 'grant left'], "printf 'grant left'");
+        // The gateway withdraws it; its answer is what it says when the grant's file could not be taken out of the set.
+        await tab.route(`**/api/approvals/${id}/withdraw`, async (route) => {
+          const response = await route.fetch();
+          await route.fulfill({ response, json: { ...((await response.json()) as object), grant: { id: `approval-${id}`, status: 'failed', code: 'GATEWAY_CONFLICT' } } });
+        });
+        await card.getByRole('button', { name: 'Withdraw…' }).click();
+        await card.getByLabel('Reason for withdrawing').fill('wrong printer');
+        await card.getByRole('button', { name: 'Withdraw', exact: true }).click();
+        const note = card.getByText(/standing grant's file stayed in the policy set/);
+        await note.waitFor();
+        assert.equal(await note.innerText(), `Withdrawn: its run is refused. Its standing grant's file stayed in the policy set (GATEWAY_CONFLICT); it allows nothing, and corral approvals revoke ${id} removes it.`);
+        await card.locator('.status', { hasText: /^denied$/ }).waitFor();
+      }));
+
+    it('revokes from its card the standing grant of an approval allowed always and used: the same command then asks for approval again, and revoking it again says there is no standing grant', () =>
+      inContext(browser, async (context) => {
+        const argv = ['printf', 'revoked order'];
+        const tab = await approvalsTab(context, stack);
+        const first = outcome(runOnNode(stack, argv));
+        const card = approvalCard(tab, "printf 'revoked order'");
+        const id = (await card.getAttribute('data-approval'))!;
+        await card.getByRole('button', { name: 'Approve always' }).click();
+        assert.ok((await first).ok);
+        assert.equal((await runOnNode(stack, argv, 2_000)).payload.stdout, 'revoked order', 'the standing grant let it run without asking');
+        await tab.getByLabel('Show resolved').check();
+        const used = tab.locator(`article[data-approval="${id}"]`);
+        await used.locator('.status', { hasText: /^used$/ }).waitFor();
+        await used.getByRole('button', { name: 'Revoke standing grant…' }).click();
+        await used.getByRole('button', { name: 'Revoke standing grant', exact: true }).click();
+        await used.getByText('Standing grant revoked: the next identical command asks for approval again.').waitFor();
+        assert.equal(await used.getByRole('button').count(), 0);
+
+        const again = outcome(runOnNode(stack, argv));
+        const asked = tab.locator('article.approval-pending', { hasText: "printf 'revoked order'" });
+        assert.notEqual(await asked.getAttribute('data-approval'), id);
+        await deny(asked, 'asked again');
+        const result = await again;
+        assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
+
+        // Come back to it later: the card cannot know the grant is gone, the gateway says so.
+        await tab.reload();
+        await tab.getByLabel('Show resolved').check();
+        await used.getByRole('button', { name: 'Revoke standing grant…' }).click();
+        await used.getByRole('button', { name: 'Revoke standing grant', exact: true }).click();
+        await used.getByText('No standing grant for this approval (already revoked, or never made).').waitFor();
+        assert.equal(await used.getByRole('alert').count(), 0, 'no error shown');
+      }));
 
     it('needs two distinct approvers above 10,000.00: an approver who approved is told it waits for another and offered Approve no more (regression: a second click by the same approver counted for nothing while it looked like an approval), a second approver sends the payment', async () => {
       const password = 'alice has a long password';

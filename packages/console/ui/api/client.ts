@@ -13,6 +13,7 @@ import type {
   AuditPage,
   AuditRecordDetail,
   AuditVerification,
+  GrantRevoked,
   NodeEntry,
   Page,
   PairingRequest,
@@ -25,6 +26,7 @@ import type {
   Status,
   TestRun,
   Validation,
+  WithdrawnApproval,
 } from './types.ts';
 
 /** A refusal or failure from the gateway, with its JSON error body; status 0 and error `unreachable` when no answer came. */
@@ -252,6 +254,10 @@ export const api = {
   approval: (id: string) => call<Approval>('GET', `/api/approvals/${seg(id)}`),
   approve: (id: string, decision: 'allow-once' | 'allow-always') => call<Approval>('POST', `/api/approvals/${seg(id)}/approve`, { decision }),
   deny: (id: string, reason: string) => call<Approval>('POST', `/api/approvals/${seg(id)}/deny`, { reason }),
+  /** Takes back an approval allowed and not yet used: denied for `reason`, its run refused, its standing grant withdrawn. 409 GATEWAY_APPROVAL_PENDING (deny it instead) or GATEWAY_APPROVAL_RESOLVED (used or settled). */
+  withdraw: (id: string, reason: string) => call<WithdrawnApproval>('POST', `/api/approvals/${seg(id)}/withdraw`, { reason }),
+  /** Withdraws the standing grant an allow-always approval made. 404 not_found when it has none in force; 409 GATEWAY_APPROVAL_PENDING. */
+  revokeGrant: (id: string) => call<GrantRevoked>('POST', `/api/approvals/${seg(id)}/revoke`, {}),
 
   audit: (search: { q?: string; actor?: string; action?: string; effect?: string; since?: string; until?: string }, before?: number | null, limit = 50) =>
     call<AuditPage>('GET', `/api/audit${query({ ...search, before, limit })}`),

@@ -85,6 +85,30 @@ export interface Approval {
   reason: string | null;
 }
 
+/**
+ * What became of the standing grant of an approval withdrawn: its file taken
+ * out of the policy set (`revoked`; `code` when the audit log refused the
+ * revocation's record), or left in it (`failed`, `code` saying why), where it
+ * counts for no decision until `corral approvals revoke ID` removes it.
+ */
+export interface GrantWithdrawal {
+  id: string;
+  status: 'revoked' | 'failed';
+  code?: string;
+}
+
+/** An approval as a withdrawal answers it: denied, with what became of its grant when it had one (older gateways leave `grant` out). */
+export interface WithdrawnApproval extends Approval {
+  grant?: GrantWithdrawal;
+}
+
+/** The answer to revoking the standing grant (`approval-ID`) of an approval allowed always. */
+export interface GrantRevoked {
+  id: string;
+  grant: string;
+  outcome: 'revoked';
+}
+
 export interface AuditPage {
   records: ActivityEvent[];
   nextBefore: number | null;

@@ -19,3 +19,8 @@ export function canRead(user: User, page: PageName): boolean {
 export function isAdmin(user: User): boolean {
   return user.roles.includes('admin');
 }
+
+/** Who may answer approvals (approve, deny, withdraw, revoke a standing grant): the gateway's approvals.resolve. */
+export function canResolveApprovals(user: User): boolean {
+  return user.roles.some((role) => role === 'admin' || role === 'approver');
+}

@@ -1,6 +1,7 @@
 // One approval request: the exact action, who asks, which policy asked and
 // why, quorum progress, the time left, and the three ways to answer (two for
-// a command that runs code Corral cannot see: no standing grant for it).
+// a command that runs code Corral cannot see: no standing grant for it); once
+// allowed, the ways to take it back (TakeBack).
 import { useState, type FormEvent } from 'react';
 import { api } from '../../api/client.ts';
 import type { Approval } from '../../api/types.ts';
@@ -10,15 +11,17 @@ import { formatCountdown, formatMoney, formatTime, visible } from '../../format.
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
 import { actionTitle, paymentOf, runsCodeOf } from './action.ts';
+import { TakeBack } from './TakeBack.tsx';
 
 /**
- * `settled` false keeps the approve buttons disabled (the cards just moved).
+ * `settled` false keeps the approve buttons, and those that take an approval back, disabled (the cards just moved).
  * `me` is the signed-in approver's name, as the gateway lists approvers: once
  * they have approved a request that waits for others, the card says so and
  * offers no Approve again (the gateway counts each approver once, so a second
  * click would count for nothing while it looked like an approval); Deny stays.
+ * `mayResolve` false (a role without approvals.resolve) shows no way to answer or take back.
  */
-export function ApprovalCard({ approval, me, settled, onResolved }: { approval: Approval; me: string; settled: boolean; onResolved: () => void }) {
+export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: { approval: Approval; me: string; mayResolve: boolean; settled: boolean; onResolved: () => void }) {
   const now = useNow();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
@@ -99,7 +102,8 @@ export function ApprovalCard({ approval, me, settled, onResolved }: { approval: 
         <dd className="mono small">{approval.digest}</dd>
       </dl>
       <ErrorNote error={error} />
-      {pending && !denying && (
+      {mayResolve && approval.status !== 'pending' && <TakeBack approval={approval} settled={settled} onResolved={onResolved} />}
+      {mayResolve && pending && !denying && (
         <div className="actions">
           {approvedByMe ? (
             <span className="mine">
@@ -127,7 +131,7 @@ export function ApprovalCard({ approval, me, settled, onResolved }: { approval: 
           )}
         </div>
       )}
-      {pending && denying && (
+      {mayResolve && pending && denying && (
         <form className="actions" onSubmit={deny}>
           <label>
             Reason for denying

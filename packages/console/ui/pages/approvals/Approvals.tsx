@@ -5,6 +5,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { api } from '../../api/client.ts';
 import type { ActivityEvent, User } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
+import { canResolveApprovals } from '../../common/roles.ts';
 import { useEventStream } from '../../hooks/use-event-stream.ts';
 import { approvalsChanged } from '../../hooks/use-pending-count.ts';
 import { useLoad } from '../../hooks/use-load.ts';
@@ -12,10 +13,10 @@ import { useSettled } from '../../hooks/use-settled.ts';
 import { ApprovalCard } from './ApprovalCard.tsx';
 
 const POLL_MS = 10_000;
-/** How long the approve buttons wait after cards come, go or move: the second click of a double click, or a click as a new request pushes the cards down, must not approve the card that slid under the pointer. */
+/** How long the approve, withdraw and revoke buttons wait after cards come, go or move: the second click of a double click, or a click as a new request pushes the cards down, must not approve the card that slid under the pointer. */
 const SETTLE_MS = 1_000;
 
-/** `user`: who is signed in, whose own approvals the cards say are given. */
+/** `user`: who is signed in, whose own approvals the cards say are given, and whose roles say whether the cards offer to answer. */
 export function Approvals({ user }: { user: User }) {
   const [showAll, setShowAll] = useState(false);
   const approvals = useLoad(async () => {
@@ -50,7 +51,7 @@ export function Approvals({ user }: { user: User }) {
       <ul className="cards">
         {sorted.map((approval) => (
           <li key={approval.id}>
-            <ApprovalCard approval={approval} me={user.name} settled={settled} onResolved={reload} />
+            <ApprovalCard approval={approval} me={user.name} mayResolve={canResolveApprovals(user)} settled={settled} onResolved={reload} />
           </li>
         ))}
       </ul>
