@@ -257,6 +257,9 @@ describe('the console in Chromium', () => {
         await allowed.getByText('— allowed by mistake').waitFor();
         await allowed.getByText(/^Withdrawn: its run is refused\. Its standing grant was withdrawn too/).waitFor();
         assert.equal(await allowed.getByRole('button').count(), 0);
+        // Who approved it and who withdrew it, not "2 of 1" as if both had approved.
+        assert.equal(await allowed.locator('.quorum').count(), 0);
+        assert.equal(await allowed.locator('dt', { hasText: 'Decided by' }).count(), 1);
         assert.deepEqual([stack.gateway.approvals.get(id).status, stack.gateway.approvals.get(id).reason], ['denied', 'allowed by mistake']);
 
         const again = outcome(runOnNode(stack, argv));

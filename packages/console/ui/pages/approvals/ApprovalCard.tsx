@@ -2,7 +2,7 @@
 // why, quorum progress, the time left, and the three ways to answer (two for
 // a command that runs code Corral cannot see: no standing grant for it); once
 // allowed, the ways to take it back (TakeBack).
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { api } from '../../api/client.ts';
 import type { Approval } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
@@ -11,6 +11,7 @@ import { formatCountdown, formatMoney, formatTime, visible } from '../../format.
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
 import { actionTitle, paymentOf, runsCodeOf } from './action.ts';
+import { ReasonForm } from './ReasonForm.tsx';
 import { TakeBack } from './TakeBack.tsx';
 
 /**
@@ -26,7 +27,6 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
   const [denying, setDenying] = useState(false);
-  const [reason, setReason] = useState('');
   const pending = approval.status === 'pending' && approval.expiresAtMs > now;
   // The gateway marks it expired on its next read; the card says so the moment the countdown ends.
   const status = approval.status === 'pending' && !pending ? 'expired' : approval.status;
@@ -49,11 +49,6 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
     }
   }
 
-  function deny(event: FormEvent) {
-    event.preventDefault();
-    void act(() => api.deny(approval.id, reason.trim()));
-  }
-
   return (
     <article className={`card approval approval-${status}`} aria-labelledby={titleId} data-approval={approval.id}>
       <header>
@@ -70,16 +65,29 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
       )}
       <ActionDetails action={approval.action} />
       <dl className="facts">
-        <dt>Quorum</dt>
-        <dd>
-          <progress max={approval.quorum} value={approval.approvers.length} aria-hidden="true" />{' '}
-          <span className="quorum">
-            {approval.approvers.length} of {approval.quorum}
-          </span>
-          {approval.approvers.length > 0 && <span className="muted"> — {visible(approval.approvers.join(', '))}</span>}
-          {/* An approver's name may be an address their single sign-on vouched for, spelled to read as a colleague's. */}
-          <LookAlikeNote text={approval.approvers.join(', ')} label="Check who approved" />
-        </dd>
+        {approval.status === 'denied' ? (
+          <>
+            {/* Whoever denied or withdrew it is listed last, after any who had approved: not a count toward the quorum. */}
+            <dt>Decided by</dt>
+            <dd>
+              {visible(approval.approvers.join(', '))}
+              <LookAlikeNote text={approval.approvers.join(', ')} label="Check who decided" />
+            </dd>
+          </>
+        ) : (
+          <>
+            <dt>Quorum</dt>
+            <dd>
+              <progress max={approval.quorum} value={approval.approvers.length} aria-hidden="true" />{' '}
+              <span className="quorum">
+                {approval.approvers.length} of {approval.quorum}
+              </span>
+              {approval.approvers.length > 0 && <span className="muted"> — {visible(approval.approvers.join(', '))}</span>}
+              {/* An approver's name may be an address their single sign-on vouched for, spelled to read as a colleague's. */}
+              <LookAlikeNote text={approval.approvers.join(', ')} label="Check who approved" />
+            </dd>
+          </>
+        )}
         <dt>Requested</dt>
         <dd>{formatTime(approval.createdAtMs)}</dd>
         {approval.status === 'pending' ? (
@@ -131,20 +139,7 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
           )}
         </div>
       )}
-      {mayResolve && pending && denying && (
-        <form className="actions" onSubmit={deny}>
-          <label>
-            Reason for denying
-            <input value={reason} onChange={(e) => setReason(e.target.value)} required autoFocus maxLength={500} />
-          </label>
-          <button type="submit" className="danger" disabled={busy || reason.trim() === ''}>
-            Deny
-          </button>
-          <button type="button" onClick={() => setDenying(false)}>
-            Cancel
-          </button>
-        </form>
-      )}
+      {mayResolve && pending && denying && <ReasonForm verb="Deny" gerund="denying" busy={busy} onSubmit={(reason) => void act(() => api.deny(approval.id, reason))} onCancel={() => setDenying(false)} />}
     </article>
   );
 }

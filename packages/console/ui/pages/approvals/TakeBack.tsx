@@ -2,11 +2,12 @@
 // yet used is withdrawn with a reason (its run is refused, its standing grant
 // withdrawn with it); the standing grant of one allowed always and used is
 // revoked (the next identical command asks again).
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { api, ApiError } from '../../api/client.ts';
 import type { Approval, GrantWithdrawal } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { visible } from '../../format.ts';
+import { ReasonForm } from './ReasonForm.tsx';
 
 /** What this card did: said on it after the list reloads with the approval's new status. */
 type Done = { kind: 'withdrawn'; grant: GrantWithdrawal | undefined } | { kind: 'revoked' } | { kind: 'no-grant' };
@@ -66,7 +67,6 @@ function DoneNote({ done, id }: { done: Done; id: string }) {
  */
 export function TakeBack({ approval, settled, onResolved }: { approval: Approval; settled: boolean; onResolved: () => void }) {
   const [step, setStep] = useState<'withdraw' | 'revoke'>();
-  const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error>();
   const [done, setDone] = useState<Done>();
@@ -88,9 +88,8 @@ export function TakeBack({ approval, settled, onResolved }: { approval: Approval
     }
   }
 
-  function withdraw(event: FormEvent) {
-    event.preventDefault();
-    void act('Not withdrawn', async () => ({ kind: 'withdrawn', grant: grantOf(await api.withdraw(approval.id, reason.trim())) }));
+  function withdraw(reason: string) {
+    void act('Not withdrawn', async () => ({ kind: 'withdrawn', grant: grantOf(await api.withdraw(approval.id, reason)) }));
   }
 
   function revoke() {
@@ -117,20 +116,7 @@ export function TakeBack({ approval, settled, onResolved }: { approval: Approval
           <span className="muted small">Allowed and not yet used: withdrawing refuses its run, and any standing grant it made.</span>
         </div>
       )}
-      {withdrawable && step === 'withdraw' && (
-        <form className="actions" onSubmit={withdraw}>
-          <label>
-            Reason for withdrawing
-            <input value={reason} onChange={(e) => setReason(e.target.value)} required autoFocus maxLength={500} />
-          </label>
-          <button type="submit" className="danger" disabled={busy || reason.trim() === ''}>
-            Withdraw
-          </button>
-          <button type="button" onClick={() => setStep(undefined)}>
-            Cancel
-          </button>
-        </form>
-      )}
+      {withdrawable && step === 'withdraw' && <ReasonForm verb="Withdraw" gerund="withdrawing" busy={busy} onSubmit={withdraw} onCancel={() => setStep(undefined)} />}
       {revocable && step !== 'revoke' && (
         <div className="actions">
           <button type="button" className="danger" disabled={busy || !settled} onClick={() => setStep('revoke')}>
