@@ -41,9 +41,12 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         if (!agent) throw new GatewayError('GATEWAY_INTERNAL', 'the agent was not suspended');
         // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
         api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
-        // Withdrawn already (they count for no decision): their files leave the set before the answer.
-        await api.invoker.removeWithdrawnGrants(denied, human);
-        await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
+        try {
+          await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
+        } finally {
+          // Withdrawn already (no decision counts them): their files leave the set once the suspension is on record, before the answer.
+          await api.invoker.removeWithdrawnGrants(denied, human);
+        }
         return reply(200, view(agent));
       },
     },
