@@ -288,7 +288,7 @@ describe('the console in Chromium', () => {
         await card.locator('.status', { hasText: /^denied$/ }).waitFor();
       }));
 
-    it('revokes from its card the standing grant of an approval allowed always and used: the same command then asks for approval again, and revoking it again says there is no standing grant', () =>
+    it('revokes from its card the standing grant of an approval allowed always and used: the same command then asks for approval again, and the card says the grant is withdrawn and offers no revoke', () =>
       inContext(browser, async (context) => {
         const argv = ['printf', 'revoked order'];
         const tab = await approvalsTab(context, stack);
@@ -301,6 +301,7 @@ describe('the console in Chromium', () => {
         await tab.getByLabel('Show resolved').check();
         const used = tab.locator(`article[data-approval="${id}"]`);
         await used.locator('.status', { hasText: /^used$/ }).waitFor();
+        assert.match(await used.locator('.standing-grant').innerText(), /^in force/);
         await used.getByRole('button', { name: 'Revoke standing grant…' }).click();
         await used.getByRole('button', { name: 'Revoke standing grant', exact: true }).click();
         await used.getByText('Standing grant revoked: the next identical command asks for approval again.').waitFor();
@@ -313,9 +314,34 @@ describe('the console in Chromium', () => {
         const result = await again;
         assert.equal(result.ok ? 'ran' : result.error.wire?.details?.code, 'SYSTEM_RUN_DENIED');
 
-        // Come back to it later: the card cannot know the grant is gone, the gateway says so.
+        // Come back to it later: the card says the grant is gone, and offers nothing to revoke.
         await tab.reload();
         await tab.getByLabel('Show resolved').check();
+        await used.locator('.standing-grant', { hasText: /^withdrawn/ }).waitFor();
+        assert.equal(await used.getByRole('button').count(), 0);
+      }));
+
+    it('says there is no standing grant, not an error, when the grant a card offers to revoke was revoked elsewhere since it was shown', () =>
+      inContext(browser, async (context) => {
+        const argv = ['printf', 'stale order'];
+        const tab = await approvalsTab(context, stack);
+        const first = outcome(runOnNode(stack, argv));
+        const card = approvalCard(tab, "printf 'stale order'");
+        const id = (await card.getAttribute('data-approval'))!;
+        await card.getByRole('button', { name: 'Approve always' }).click();
+        assert.ok((await first).ok);
+        await tab.getByLabel('Show resolved').check();
+        const used = tab.locator(`article[data-approval="${id}"]`);
+        await used.locator('.standing-grant', { hasText: /^in force/ }).waitFor();
+        // Another approver revokes it (the command line, another browser) while this card still shows it in force:
+        // the lists the page reloads meanwhile are kept as they were when it was shown.
+        await tab.route('**/api/approvals?*', async (route) => {
+          const response = await route.fetch();
+          const page = (await response.json()) as { approvals: Array<{ id: string; standingGrant?: string | null }> };
+          for (const approval of page.approvals) if (approval.id === id) approval.standingGrant = 'made';
+          await route.fulfill({ response, json: page });
+        });
+        assert.equal(await stack.gateway.invoker.revokeGrant(`approval-${id}`, 'carol'), 'revoked');
         await used.getByRole('button', { name: 'Revoke standing grant…' }).click();
         await used.getByRole('button', { name: 'Revoke standing grant', exact: true }).click();
         await used.getByText('No standing grant for this approval (already revoked, or never made).').waitFor();

@@ -403,3 +403,26 @@ describe('corral approvals withdraw', () => {
     }
   });
 });
+
+describe('corral approvals list', () => {
+  it('says of an approval allowed always whether its standing grant is in force or withdrawn, and gives standingGrant under --json', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const created = store.create({ digest: '9'.repeat(64), action: { command: 'system.run', argv: ['printf', 'x'], principal: 'Agent::a', nodeId: 'n' }, quorum: 1 });
+      store.resolve(created.id, 'allow-always', 'account:alice:alice');
+      // Its run made the grant, as a gateway does.
+      assert.equal(store.claimGrant(created.id), true);
+      db.close();
+      const listed = await corral(['--state-dir', state, 'approvals', 'list', '--all']);
+      assert.match(listed.stdout, new RegExp(`standing grant approval-${created.id} in force \\(corral approvals revoke ${created.id} withdraws it\\)`));
+      assert.equal((await corral(['--state-dir', state, 'approvals', 'revoke', created.id, '--by', 'bob'])).code, 0);
+      assert.match((await corral(['--state-dir', state, 'approvals', 'list', '--all'])).stdout, new RegExp(`standing grant approval-${created.id} withdrawn$`, 'm'));
+      const json = JSON.parse((await corral(['--state-dir', state, 'approvals', 'list', '--all', '--json'])).stdout) as Array<{ id: string; standingGrant: unknown }>;
+      assert.equal(json.find((a) => a.id === created.id)?.standingGrant, 'withdrawn');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

@@ -77,6 +77,8 @@ function describe(a: Approval): string {
   }
   const runs = runsCodeReason(a.action.runsCode);
   if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
+  if (a.standingGrant === 'made') lines.push(`  standing grant approval-${a.id} in force (corral approvals revoke ${a.id} withdraws it)`);
+  if (a.standingGrant === 'withdrawn') lines.push(`  standing grant approval-${a.id} withdrawn`);
   return lines.join('\n');
 }
 

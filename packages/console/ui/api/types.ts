@@ -83,6 +83,8 @@ export interface Approval {
   action: ApprovalAction;
   /** Why, as the approver whose decision settled it wrote it (null while pending, or when none was given): untrusted text, shown through visible(). */
   reason: string | null;
+  /** The standing grant it made when allowed always: in the policy set (`made`), `withdrawn`, or none (null); absent from older gateways. */
+  standingGrant?: 'made' | 'withdrawn' | null;
 }
 
 /**

@@ -195,6 +195,23 @@ describe('approvals', () => {
     });
   });
 
+  it('says what became of the standing grant an approval allowed always made: none until made, made, then withdrawn; none for one allowed once, withdrawn or not', async () => {
+    const approvals = store();
+    const always = approvals.create({ digest: digestOf('make grant'), action: {}, quorum: 1 });
+    assert.equal(always.standingGrant, null);
+    approvals.resolve(always.id, 'allow-always', 'alice');
+    assert.equal(approvals.get(always.id).standingGrant, null, 'allowed, its grant not made yet');
+    assert.equal(approvals.claimGrant(always.id), true);
+    assert.equal(approvals.get(always.id).standingGrant, 'made');
+    assert.equal(await approvals.withdrawGrantWhenFree(always.id), 'withdrawn');
+    assert.equal(approvals.get(always.id).standingGrant, 'withdrawn');
+    assert.equal(approvals.list({}).find((a) => a.id === always.id)?.standingGrant, 'withdrawn', 'in a list too');
+    const once = approvals.create({ digest: digestOf('make once'), action: {}, quorum: 1 });
+    approvals.resolve(once.id, 'allow-once', 'alice');
+    await approvals.resolveWhenFree(once.id, 'deny', 'bob', { withdraw: true });
+    assert.equal(approvals.get(once.id).standingGrant, null, 'withdrawn, it never had one');
+  });
+
   it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });

@@ -44,6 +44,14 @@ export interface Approval {
    * records (details.reason).
    */
   reason: string | null;
+  /**
+   * The standing grant of an approval allowed always: `made` (its file is in
+   * the policy set, or being put there: revoking it takes it out), `withdrawn`
+   * (revoked, withdrawn with the approval, withheld before it was made, or
+   * refused by the audit log: no decision counts it), null (none: allowed
+   * once, not allowed, or its run has not made it yet).
+   */
+  standingGrant: 'made' | 'withdrawn' | null;
 }
 
 /** The longest reason a decision may carry (as the HTTP API takes it). */
@@ -61,6 +69,8 @@ interface Row {
   expires_at: number;
   resolved_at: number | null;
   reason: string | null;
+  granted_at: number | null;
+  grant_withdrawn_at: number | null;
 }
 
 const SCHEMA = `
@@ -694,6 +704,7 @@ function fromRow(r: Row): Approval {
     expiresAtMs: r.expires_at,
     resolvedAtMs: r.resolved_at,
     reason: r.reason ?? null,
+    standingGrant: r.granted_at === null ? null : r.grant_withdrawn_at === null ? 'made' : 'withdrawn',
   };
 }
 

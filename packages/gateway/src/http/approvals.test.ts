@@ -300,8 +300,10 @@ describe('approvals from a signed-in session', () => {
     it('removes the grant file, records who revoked it, and the next decision asks again', async () => {
       assert.equal(t.gw.approvals.list({ status: 'pending' }).length, 0, 'the grant answered the second run');
       assert.ok(existsSync(join(state, 'policies', grantFile(id))));
+      assert.equal((await bob.get(`/api/approvals/${id}`)).body.standingGrant, 'made');
       const revoked = await bob.post(`/api/approvals/${id}/revoke`, {});
       assert.deepEqual([revoked.status, revoked.body], [200, { id, grant: `approval-${id}`, outcome: 'revoked' }]);
+      assert.equal((await bob.get(`/api/approvals/${id}`)).body.standingGrant, 'withdrawn', 'the approval says so');
       assert.equal(existsSync(join(state, 'policies', grantFile(id))), false);
       const records = (await auditEvents(state)).filter((e) => e.action === 'policy.grant.revoke');
       assert.deepEqual(records.map((e) => [e.actor.id, e.resource.id]), [['bob', `approval-${id}`]]);

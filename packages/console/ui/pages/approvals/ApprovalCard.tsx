@@ -106,6 +106,12 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
             </dd>
           </>
         )}
+        {approval.standingGrant && (
+          <>
+            <dt>Standing grant</dt>
+            <dd className="standing-grant">{approval.standingGrant === 'made' ? 'in force: this exact action runs again without asking' : 'withdrawn: this exact action asks again'}</dd>
+          </>
+        )}
         <dt>Digest</dt>
         <dd className="mono small">{approval.digest}</dd>
       </dl>

@@ -71,7 +71,8 @@ export function TakeBack({ approval, settled, onResolved }: { approval: Approval
   const [error, setError] = useState<Error>();
   const [done, setDone] = useState<Done>();
   const withdrawable = !done && approval.status === 'allowed';
-  const revocable = !done && approval.decision === 'allow-always' && approval.status === 'used';
+  // An older gateway does not say whether the grant stands: offered, and its 404 says when it does not.
+  const revocable = !done && approval.decision === 'allow-always' && approval.status === 'used' && (approval.standingGrant === undefined || approval.standingGrant === 'made');
 
   /** Runs `change`; a refusal stays on the card with its form open, as filled in. The list reloads either way: a refusal means the card is out of date. */
   async function act(what: string, change: () => Promise<Done>) {
