@@ -16,6 +16,16 @@ function outcome<T>(running: Promise<T>): Promise<{ ok: true; value: T } | { ok:
   );
 }
 
+/** Runs `argv` on the node, approves it always from its card (shown by `text`), and waits for the run: the approval's id (used, its grant made). */
+async function allowedAlwaysAndRun(stack: Stack, tab: Page, argv: string[], text: string): Promise<string> {
+  const first = outcome(runOnNode(stack, argv));
+  const card = approvalCard(tab, text);
+  const id = (await card.getAttribute('data-approval'))!;
+  await card.getByRole('button', { name: 'Approve always' }).click();
+  assert.ok((await first).ok);
+  return id;
+}
+
 /**
  * An approval of `argv` (shown as `text`) allowed always from `tab`, a tab on
  * the approvals page, that no run has used: its caller stopped waiting first,
@@ -292,11 +302,7 @@ describe('the console in Chromium', () => {
       inContext(browser, async (context) => {
         const argv = ['printf', 'revoked order'];
         const tab = await approvalsTab(context, stack);
-        const first = outcome(runOnNode(stack, argv));
-        const card = approvalCard(tab, "printf 'revoked order'");
-        const id = (await card.getAttribute('data-approval'))!;
-        await card.getByRole('button', { name: 'Approve always' }).click();
-        assert.ok((await first).ok);
+        const id = await allowedAlwaysAndRun(stack, tab, argv, "printf 'revoked order'");
         assert.equal((await runOnNode(stack, argv, 2_000)).payload.stdout, 'revoked order', 'the standing grant let it run without asking');
         await tab.getByLabel('Show resolved').check();
         const used = tab.locator(`article[data-approval="${id}"]`);
@@ -325,11 +331,7 @@ describe('the console in Chromium', () => {
       inContext(browser, async (context) => {
         const argv = ['printf', 'stale order'];
         const tab = await approvalsTab(context, stack);
-        const first = outcome(runOnNode(stack, argv));
-        const card = approvalCard(tab, "printf 'stale order'");
-        const id = (await card.getAttribute('data-approval'))!;
-        await card.getByRole('button', { name: 'Approve always' }).click();
-        assert.ok((await first).ok);
+        const id = await allowedAlwaysAndRun(stack, tab, argv, "printf 'stale order'");
         await tab.getByLabel('Show resolved').check();
         const used = tab.locator(`article[data-approval="${id}"]`);
         await used.locator('.standing-grant', { hasText: /^in force/ }).waitFor();
