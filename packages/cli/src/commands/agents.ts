@@ -183,8 +183,10 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal>
     let granted: string[];
     try {
       const store = new ApprovalStore(db);
-      denied = store.withdrawAll(`Agent::${agent.name}`, accountApprover(username, username)).map((a) => a.id);
-      granted = denied.filter((id) => store.grantMade(id));
+      const withdrawn = store.withdrawAll(`Agent::${agent.name}`, accountApprover(username, username));
+      denied = withdrawn.map((a) => a.id);
+      // One whose grant was made (withdrawn now) may have its file in the set.
+      granted = withdrawn.filter((a) => a.standingGrant !== null).map((a) => a.id);
     } finally {
       db.close();
     }

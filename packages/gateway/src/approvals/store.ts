@@ -525,12 +525,6 @@ export class ApprovalStore {
     return withheld ? 'withheld' : claimed ? 'withdrawn' : 'none';
   }
 
-  /** Whether the grant of approval `id` was made (or is being made): its file may be in the policy set. */
-  grantMade(id: string): boolean {
-    const row = this.#db.prepare('SELECT granted_at FROM approvals WHERE id = ?').get(id) as { granted_at: number | null } | undefined;
-    return row?.granted_at !== undefined && row.granted_at !== null;
-  }
-
   /** Whether the grant of approval `id` was withdrawn (withdrawGrantWhenFree). */
   grantWithdrawn(id: string): boolean {
     const row = this.#db.prepare('SELECT grant_withdrawn_at FROM approvals WHERE id = ?').get(id) as { grant_withdrawn_at: number | null } | undefined;

@@ -274,7 +274,8 @@ export class NodeInvoker {
    * withdrawApprovalWhenFree's is; never rejects.
    */
   async removeWithdrawnGrants(ids: readonly string[], by: string): Promise<void> {
-    for (const id of ids) if (this.#options.approvals.grantMade(id)) await this.#removeWithdrawnGrant(id, by);
+    // One made (withdrawn now, but made) may have its file in the set; one never made has none.
+    for (const id of ids) if (this.#options.approvals.get(id).standingGrant !== null) await this.#removeWithdrawnGrant(id, by);
   }
 
   /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant (resolving to what became of it), tells approvers, and wakes its waiting run once the record is durable. */
