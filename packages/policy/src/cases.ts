@@ -2,6 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, type YAMLError } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
+import { lineAt } from './lib/cedar.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
 import { duplicateKey, nestedDeeperThan } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
@@ -142,7 +143,7 @@ function casesJson(text: string): unknown {
   }
   const twice = duplicateKey(body);
   if (twice !== undefined) {
-    const { line, column } = placeOf(body, twice.at);
+    const { line, column } = lineAt(body, Buffer.byteLength(body.slice(0, twice.at), 'utf8'));
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one object, at line ${line}, column ${column}; keep one`);
   }
   if (nestedDeeperThan(doc, MAX_CASES_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep; no case needs more (entity data nests at most 32 deep)`);
@@ -177,17 +178,6 @@ function casesYaml(text: string): unknown {
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one mapping, at line ${twice.line}, column ${twice.column}, first at line ${twice.firstLine}; keep one`);
   }
   return doc;
-}
-
-/** The 1-based line and column of UTF-16 index `at` in `text`. */
-function placeOf(text: string, at: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < at; i = text.indexOf('\n', i + 1)) {
-    line++;
-    start = i + 1;
-  }
-  return { line, column: at - start + 1 };
 }
 
 /** Runs every case against the decision point's active set and entities. A request the schema refuses fails its case. */
