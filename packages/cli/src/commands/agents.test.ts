@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -64,7 +64,7 @@ describe('corral agents and tokens', () => {
     assert.equal((await run('tokens', 'verify', token)).code, 1);
   });
 
-  it('withdraws on suspend the approvals of the agent a gateway here holds, pending or approved and unspent, and the grant one allowed always made, so that none runs once it is resumed (regression: the grant stayed in the set and counted)', async () => {
+  it('withdraws on suspend the approvals of the agent a gateway here holds, pending or approved and unspent, and the grants those allowed always made, taken out of the set in one activation, so that none runs once it is resumed (regression: the grant stayed in the set and counted)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-cli-agents-withdraw-'));
     try {
       assert.equal((await corral(['--state-dir', dir, 'agents', 'create', 'pay-bot', '--process', 'payments', '--owner', 'o@example.com'])).code, 0);
@@ -76,14 +76,17 @@ describe('corral agents and tokens', () => {
           const pending = store.create({ digest: 'ab'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
           const approved = store.create({ digest: 'cd'.repeat(32), action: { principal: 'Agent::pay-bot' }, quorum: 1 });
           store.resolve(approved.id, 'allow-once', 'token:carol');
-          const always = store.create({ digest: '12'.repeat(32), action: { principal: 'Agent::pay-bot', command: 'system.run', argv: ['pay', '7'], nodeId: 'n' }, quorum: 1 });
-          // Allowed always and its grant made, as a gateway here makes it.
-          const allowed = store.resolve(always.id, 'allow-always', 'token:carol');
-          assert.equal(store.claimGrant(always.id), true);
-          mkdirSync(join(dir, 'policies', 'grants'), { recursive: true });
-          writeFileSync(join(dir, 'policies', grantFile(always.id)), grantPolicy(allowed));
+          // Two allowed always, their grants made, as a gateway here makes them.
+          const [always, always2] = [['pay', '7'], ['pay', '8']].map((argv, i) => {
+            const made = store.create({ digest: `${12 + i}`.repeat(32), action: { principal: 'Agent::pay-bot', command: 'system.run', argv, nodeId: 'n' }, quorum: 1 });
+            const allowed = store.resolve(made.id, 'allow-always', 'token:carol');
+            assert.equal(store.claimGrant(made.id), true);
+            mkdirSync(join(dir, 'policies', 'grants'), { recursive: true });
+            writeFileSync(join(dir, 'policies', grantFile(made.id)), grantPolicy(allowed));
+            return made.id;
+          });
           const other = store.create({ digest: 'ef'.repeat(32), action: { principal: 'Agent::other-bot' }, quorum: 1 });
-          return { pending: pending.id, approved: approved.id, always: always.id, other: other.id };
+          return { pending: pending.id, approved: approved.id, always: always!, always2: always2!, other: other.id };
         } finally {
           db.close();
         }
@@ -93,19 +96,21 @@ describe('corral agents and tokens', () => {
       const db = openGatewayDb(dir);
       try {
         const store = new ApprovalStore(db);
-        assert.deepEqual([ids.pending, ids.approved, ids.always, ids.other].map((id) => store.get(id).status), ['denied', 'denied', 'denied', 'pending']);
-        assert.equal(store.grantWithdrawn(ids.always), true);
+        assert.deepEqual([ids.pending, ids.approved, ids.always, ids.always2, ids.other].map((id) => store.get(id).status), ['denied', 'denied', 'denied', 'denied', 'pending']);
+        assert.deepEqual([store.grantWithdrawn(ids.always), store.grantWithdrawn(ids.always2)], [true, true]);
       } finally {
         db.close();
       }
-      assert.equal(existsSync(join(dir, 'policies', grantFile(ids.always))), false, 'the grant left the set');
+      assert.deepEqual([ids.always, ids.always2].map((id) => existsSync(join(dir, 'policies', grantFile(id)))), [false, false], 'the grants left the set');
+      // Both in one activation: the set was compiled and swapped once, not once a grant.
+      assert.equal(readdirSync(join(dir, 'policies.versions')).filter((name) => /^[0-9a-f]{64}$/.test(name)).length, 1, 'one set was activated');
       const reader = await openAuditReader({ stateDir: dir });
       try {
         const head = await reader.store.head();
         const events = [];
         for await (const batch of reader.store.scan(0, head.size)) for (const r of batch) events.push(toAuditRecord(r).event);
-        assert.deepEqual(new Set(events.find((e) => e.action === 'agent.suspend')?.details?.deniedApprovals as string[]), new Set([ids.pending, ids.approved, ids.always]));
-        assert.deepEqual(events.filter((e) => e.action === 'policy.grant.revoke').map((e) => [e.resource.id, e.outcome?.status]), [[`approval-${ids.always}`, 'success']]);
+        assert.deepEqual(new Set(events.find((e) => e.action === 'agent.suspend')?.details?.deniedApprovals as string[]), new Set([ids.pending, ids.approved, ids.always, ids.always2]));
+        assert.deepEqual(new Set(events.filter((e) => e.action === 'policy.grant.revoke').map((e) => `${e.resource.id} ${e.outcome?.status}`)), new Set([`approval-${ids.always} success`, `approval-${ids.always2} success`]));
       } finally {
         await reader.close();
       }

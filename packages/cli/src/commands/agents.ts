@@ -7,7 +7,7 @@ import { CliFailure, printJson, printable } from '../output.ts';
 import { existingState, stateDir } from '../state-dir.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 import { accountName } from '../account.ts';
-import { revokeWithdrawnGrant } from './approvals.ts';
+import { revokeWithdrawnGrants } from './approvals.ts';
 import { openGatewayState } from './nodes.ts';
 
 /** The state directory of `command`, which must hold an identity store unless `create`. Throws CliFailure (exit 3) naming it. */
@@ -191,7 +191,7 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal>
       db.close();
     }
     // Withdrawn with their approvals, the grants those allowed always made count for nothing already; their files leave the set.
-    for (const id of granted) await revokeWithdrawnGrant(dir, id, username);
+    await revokeWithdrawnGrants(dir, granted, username);
     return { deniedApprovals: denied };
   } catch (error) {
     // The kill switch stands all the same: a gateway refuses to spend an approval of an agent that is not active.

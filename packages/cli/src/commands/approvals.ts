@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Approval, ApprovalStore } from '@corral/gateway';
+import type { Approval, ApprovalStore, GrantWithdrawal } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
 import { commandLine } from '@corral/gateway/command-line';
 import { CliFailure, printable, printJson } from '../output.ts';
@@ -134,33 +134,43 @@ async function agentOwner(dir: string, approval: Approval): Promise<(agent: stri
 const LIST_PAGE = 200;
 
 /**
- * Takes the grant of approval `id`, withdrawn with it, out of the policy set
- * (a gateway made it when the approval was allowed), and records that; says
- * what became of it (as the gateway's answer does), nothing when there was
- * no grant. It already counts for no decision: should this fail, its file
- * stays in the set until `corral approvals revoke`, which is said and recorded.
+ * Takes the grants of approvals `ids`, withdrawn with them, out of the
+ * policy set in one activation (a gateway made them when the approvals were
+ * allowed), and records each; says what became of each, in the order of
+ * `ids` (undefined: it had no grant). They already count for no decision:
+ * should this fail, their files stay in the set until `corral approvals
+ * revoke`, which is said and recorded.
  */
-export async function revokeWithdrawnGrant(dir: string, id: string, by: string): Promise<{ id: string; status: 'revoked' | 'failed'; code?: string } | undefined> {
-  const { ApprovalStore, grantRevokedEvent, revokeGrantIn } = await import('@corral/gateway');
-  const grant = `approval-${id}`;
-  let outcome: Awaited<ReturnType<typeof revokeGrantIn>>;
+export async function revokeWithdrawnGrants(dir: string, ids: readonly string[], by: string): Promise<Array<GrantWithdrawal | undefined>> {
+  if (ids.length === 0) return [];
+  const { ApprovalStore, grantRevokedEvent, revokeGrantsIn } = await import('@corral/gateway');
+  let outcomes: Awaited<ReturnType<typeof revokeGrantsIn>>;
   try {
     const db = await openGatewayState(dir);
     try {
-      outcome = await revokeGrantIn(join(dir, 'policies'), new ApprovalStore(db), id);
+      outcomes = await revokeGrantsIn(join(dir, 'policies'), new ApprovalStore(db), ids);
     } finally {
       db.close();
     }
   } catch (error) {
-    process.stderr.write(`corral: warning: the approval is withdrawn and its grant counts for nothing, but its file could not be taken out of the policy set (${(error as Error).message}); run 'corral approvals revoke ${id}'\n`);
+    const revoke = ids.map((id) => `'corral approvals revoke ${id}'`).join(', ');
+    process.stderr.write(`corral: warning: ${ids.length === 1 ? 'the approval is withdrawn and its grant counts' : 'the approvals are withdrawn and their grants count'} for nothing, but ${ids.length === 1 ? 'its file' : 'their files'} could not be taken out of the policy set (${(error as Error).message}); run ${revoke}\n`);
     const code = (error as { code?: unknown }).code;
-    const failed = { id: grant, status: 'failed' as const, code: typeof code === 'string' ? code : 'unknown' };
-    await recordIdentityEvent(dir, grantRevokedEvent(id, by, 'left', failed.code));
-    return failed;
+    const failed = typeof code === 'string' ? code : 'unknown';
+    for (const id of ids) await recordIdentityEvent(dir, grantRevokedEvent(id, by, 'left', failed));
+    return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code: failed }));
   }
-  if (outcome === 'not-found') return undefined;
-  await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
-  return { id: grant, status: 'revoked' };
+  const results: Array<GrantWithdrawal | undefined> = [];
+  for (const [i, id] of ids.entries()) {
+    const outcome = outcomes[i]!;
+    if (outcome === 'not-found') {
+      results.push(undefined);
+      continue;
+    }
+    await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
+    results.push({ id: `approval-${id}`, status: 'revoked' });
+  }
+  return results;
 }
 
 /** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */
@@ -223,7 +233,7 @@ export function registerApprovals(program: Command): void {
       } finally {
         await log.close();
       }
-      const grant = verb === 'withdraw' ? await revokeWithdrawnGrant(dir, id, opts.by) : undefined;
+      const [grant] = verb === 'withdraw' ? await revokeWithdrawnGrants(dir, [id], opts.by) : [];
       const { ApprovalStore } = await import('@corral/gateway');
       const shown = { ...ApprovalStore.shown(approval), ...(grant ? { grant } : {}) };
       if (opts.json) return printJson(shown);

@@ -86,6 +86,30 @@ describe('allow-always grants', () => {
     assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
     assert.equal(await revokeGrantIn(dir, approvals, approval.id), 'not-found', 'a second revoke finds nothing');
   });
+  it('removes several grants in one activation, keeping what another process activated since, and says what became of each in order: revoked, withheld (not made yet), or none (allowed once)', async () => {
+    const dir = policyDir();
+    const control = PolicyControl.open(dir);
+    let activations = 0;
+    const counting = {
+      refreshOffThread: () => control.refreshOffThread(),
+      activate: (candidate: Candidate, baseHash: string) => {
+        activations++;
+        return control.activate(candidate, baseHash);
+      },
+    } as unknown as PolicyControl;
+    const [a, b] = [allowedAlways(), allowedAlways()];
+    for (const approval of [a, b]) assert.deepEqual(await grantsIn(dir).add(approval, recorded), MADE);
+    await changeElsewhere(dir);
+    const notMade = allowedAlways();
+    const once = approvals.create({ digest: randomBytes(32).toString('hex'), action: { principal: 'Agent::invoice-bot', command: 'system.run', argv: ['ls'], nodeId: 'node-1' }, quorum: 1 });
+    approvals.resolve(once.id, 'allow-once', 'alice@example.com');
+    assert.deepEqual(await new PolicyGrants(counting, approvals).removeAll([a.id, notMade.id, b.id, once.id]), ['revoked', 'withheld', 'revoked', 'not-found']);
+    assert.equal(activations, 1);
+    assert.deepEqual(PolicyControl.open(dir).active().files.map((f) => f.name).sort(), ['other.cedar', 'run.cedar']);
+    assert.deepEqual([a, b, notMade].map((x) => approvals.grantWithdrawn(x.id)), [true, true, true]);
+    assert.deepEqual(await new PolicyGrants(counting, approvals).removeAll([a.id, b.id]), ['not-found', 'not-found'], 'a second removal finds nothing');
+    assert.equal(activations, 1, 'and activates nothing');
+  });
   it('waits for a grant this gateway is adding before it revokes, so the revoke finds it (regression: found missing mid-way, it was reported absent, then made)', async () => {
     const dir = policyDir();
     const grants = grantsIn(dir);

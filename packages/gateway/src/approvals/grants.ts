@@ -48,41 +48,51 @@ export type GrantAddition = { status: 'made' | 'not-made' } | { status: 'taken-b
 export type GrantRevocation = 'revoked' | 'withheld' | 'not-found';
 
 /**
- * Withdraws an approval's grant from the policy directory `dir`, from another
- * process than the gateway (`corral approvals revoke`): a running gateway sees
- * the directory's link swapped and decides with the set without it from its
- * next decision. Throws as PolicyGrants.remove, and POLICY_* when the
- * directory does not load.
+ * Withdraws approvals' grants from the policy directory `dir`, from another
+ * process than the gateway (`corral approvals revoke`, an agent's
+ * suspension): a running gateway sees the directory's link swapped and
+ * decides with the set without them from its next decision. What became of
+ * each, in the order of `approvalIds`. Throws as PolicyGrants.remove, and
+ * POLICY_* when the directory does not load.
  */
-export function revokeGrantIn(dir: string, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
-  return removeGrant(PolicyControl.open(dir), approvals, approvalId);
+export function revokeGrantsIn(dir: string, approvals: ApprovalStore, approvalIds: readonly string[]): Promise<GrantRevocation[]> {
+  return removeGrants(PolicyControl.open(dir), approvals, approvalIds);
+}
+
+/** revokeGrantsIn for one approval's grant. */
+export async function revokeGrantIn(dir: string, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
+  return (await revokeGrantsIn(dir, approvals, [approvalId]))[0]!;
 }
 
 /**
- * Withdraws an approval's grant in the approvals store first — from then on
- * no decision counts it, and a gateway making it (maybe in another process)
- * takes it back — then removes it from the active set (read afresh, so a
- * change made by another process is kept) through the activation's
- * compare-and-swap. A grant not made yet is withheld (an allow-always
- * approval resolved by `corral approvals approve` makes its grant when its
- * run spends it, maybe minutes later: found missing then, it was made all the
- * same), and so is one a gateway is making now (`withheld`: its maker removes
- * it). A set changed meanwhile is read again. Throws the policy package's
- * POLICY_* when the set without the grant does not validate,
- * GATEWAY_CONFLICT when the set keeps changing under it, GATEWAY_BUSY
- * (retryable, nothing withdrawn) when another process holds gateway.db past
- * the wait.
+ * Withdraws approvals' grants in the approvals store first — from then on
+ * no decision counts them, and a gateway making one (maybe in another
+ * process) takes it back — then removes them from the active set (read
+ * afresh, so a change made by another process is kept) in one activation
+ * through its compare-and-swap: a suspension withdrawing many grants
+ * compiles the set once, not once a grant. A grant not made yet is withheld
+ * (an allow-always approval resolved by `corral approvals approve` makes its
+ * grant when its run spends it, maybe minutes later: found missing then, it
+ * was made all the same), and so is one a gateway is making now
+ * (`withheld`: its maker removes it). A set changed meanwhile is read again.
+ * Throws the policy package's POLICY_* when the set without the grants does
+ * not validate, GATEWAY_CONFLICT when the set keeps changing under it,
+ * GATEWAY_BUSY (retryable, the grants withdrawn so far stay withdrawn) when
+ * another process holds gateway.db past the wait: then no file left the set.
  */
-async function removeGrant(control: PolicyControl, approvals: ApprovalStore, approvalId: string): Promise<GrantRevocation> {
+async function removeGrants(control: PolicyControl, approvals: ApprovalStore, approvalIds: readonly string[]): Promise<GrantRevocation[]> {
+  const withdrawals: Array<'withheld' | 'withdrawn' | 'none'> = [];
   // While a corral command holds gateway.db this waits with timers, so a gateway revoking goes on serving everyone else.
-  const withdrawal = await approvals.withdrawGrantWhenFree(approvalId);
-  const name = grantFile(approvalId);
+  for (const id of approvalIds) withdrawals.push(await approvals.withdrawGrantWhenFree(id));
+  const names = new Set(approvalIds.map(grantFile));
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = await control.refreshOffThread();
-    if (!active.files.some((f) => f.name === name)) return withdrawal === 'none' ? 'not-found' : 'withheld';
-    if (await control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash)) return 'revoked';
+    const present = new Set(active.files.filter((f) => names.has(f.name)).map((f) => f.name));
+    if (present.size === 0 || (await control.activate(await compileCandidateOffThread(active.files.filter((f) => !present.has(f.name)), { urgent: true }), active.hash))) {
+      return approvalIds.map((id, i) => (present.has(grantFile(id)) ? 'revoked' : withdrawals[i] === 'none' ? 'not-found' : 'withheld'));
+    }
   }
-  throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being removed');
+  throw new GatewayError('GATEWAY_CONFLICT', `the policy set kept changing while ${approvalIds.length === 1 ? 'the grant was' : 'the grants were'} being removed`);
 }
 
 /** The Cedar text of the grant for an allowed allow-always approval. */
@@ -202,7 +212,7 @@ export class PolicyGrants {
         if (activation === 'stale') continue;
         // Withdrawn between that look and the swap: taken back at once (no decision counted it meanwhile).
         if (!this.#approvals.grantWithdrawn(id)) return { status: 'made' };
-        await removeGrant(this.#control, this.#approvals, id);
+        await removeGrants(this.#control, this.#approvals, [id]);
         return { status: 'not-made' };
       }
       throw new GatewayError('GATEWAY_CONFLICT', 'the policy set kept changing while the grant was being added');
@@ -242,13 +252,19 @@ export class PolicyGrants {
   }
 
   /**
-   * Removes an approval's grant from the active set, or withholds it: see
-   * removeGrant. A grant this process is adding is waited for first: found
-   * missing mid-way, it would be reported absent and then made.
+   * Removes approvals' grants from the active set in one activation, or
+   * withholds them: see removeGrants. A grant this process is adding is
+   * waited for first: found missing mid-way, it would be reported absent
+   * and then made.
    */
+  async removeAll(approvalIds: readonly string[]): Promise<GrantRevocation[]> {
+    for (const id of approvalIds) await this.#adding.get(id)?.catch(() => false);
+    return removeGrants(this.#control, this.#approvals, approvalIds);
+  }
+
+  /** removeAll for one approval's grant. */
   async remove(approvalId: string): Promise<GrantRevocation> {
-    await this.#adding.get(approvalId)?.catch(() => false);
-    return removeGrant(this.#control, this.#approvals, approvalId);
+    return (await this.removeAll([approvalId]))[0]!;
   }
 
   /**

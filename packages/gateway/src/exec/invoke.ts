@@ -223,29 +223,39 @@ export class NodeInvoker {
   async withdrawApprovalWhenFree(id: string, by: string, reason?: string, authority?: string): Promise<Approval & { grant?: GrantWithdrawal }> {
     const approval = await this.#options.approvals.resolveWhenFree(id, 'deny', by, { withdraw: true, ...(reason !== undefined ? { reason } : {}), ...(authority !== undefined ? { authority } : {}) });
     await this.#resolved(approval, 'deny', by, reason, true);
-    const grant = await this.#removeWithdrawnGrant(id, by);
+    const [grant] = await this.#removeWithdrawnGrants([id], by);
     return grant ? { ...approval, grant } : approval;
   }
 
   /**
-   * Takes the file of withdrawn approval `id`'s grant out of the set, if it
-   * has one, and records it as policy.grant.revoke — or, when it cannot be
-   * taken out, records that it was left (the withdrawal stands: no decision
-   * counts it). Never rejects: the withdrawal is already committed.
+   * Takes the files of withdrawn approvals' grants out of the set in one
+   * activation, those that have one, and records each as
+   * policy.grant.revoke — or, when they cannot be taken out, records that
+   * each was left (the withdrawal stands: no decision counts them). What
+   * became of each, in the order of `ids` (undefined: it had no file). Never
+   * rejects: the withdrawals are already committed.
    */
-  async #removeWithdrawnGrant(id: string, by: string): Promise<GrantWithdrawal | undefined> {
-    const grant = `approval-${id}`;
-    let outcome: GrantRevocation;
+  async #removeWithdrawnGrants(ids: readonly string[], by: string): Promise<Array<GrantWithdrawal | undefined>> {
+    if (ids.length === 0) return [];
+    let outcomes: GrantRevocation[];
     try {
-      outcome = (await this.#options.grants?.remove(id)) ?? 'not-found';
+      outcomes = (await this.#options.grants?.removeAll(ids)) ?? ids.map(() => 'not-found');
     } catch (error) {
       const code = codeOf(error);
-      await this.#audit(grantRevokedEvent(id, by, 'left', code)).catch(() => undefined);
-      return { id: grant, status: 'failed', code };
+      for (const id of ids) await this.#audit(grantRevokedEvent(id, by, 'left', code)).catch(() => undefined);
+      return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code }));
     }
-    if (outcome === 'not-found') return undefined;
-    const refused = await this.#audit(grantRevokedEvent(id, by, outcome)).then(() => undefined, codeOf);
-    return { id: grant, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) };
+    const results: Array<GrantWithdrawal | undefined> = [];
+    for (const [i, id] of ids.entries()) {
+      const outcome = outcomes[i]!;
+      if (outcome === 'not-found') {
+        results.push(undefined);
+        continue;
+      }
+      const refused = await this.#audit(grantRevokedEvent(id, by, outcome)).then(() => undefined, codeOf);
+      results.push({ id: `approval-${id}`, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) });
+    }
+    return results;
   }
 
   /**
@@ -268,14 +278,14 @@ export class NodeInvoker {
   }
 
   /**
-   * Takes the files of the grants approvals `ids` made out of the set, for
-   * `by`, once withdrawApprovalsOf has withdrawn them (apart from it: an
-   * agent's suspension reaches its nodes first). Each is recorded as
-   * withdrawApprovalWhenFree's is; never rejects.
+   * Takes the files of the grants approvals `ids` made out of the set, all
+   * in one activation, for `by`, once withdrawApprovalsOf has withdrawn them
+   * (apart from it: an agent's suspension reaches its nodes first). Each is
+   * recorded as withdrawApprovalWhenFree's is; never rejects.
    */
   async removeWithdrawnGrants(ids: readonly string[], by: string): Promise<void> {
     // One made (withdrawn now, but made) may have its file in the set; one never made has none.
-    for (const id of ids) if (this.#options.approvals.get(id).standingGrant !== null) await this.#removeWithdrawnGrant(id, by);
+    await this.#removeWithdrawnGrants(ids.filter((id) => this.#options.approvals.get(id).standingGrant !== null), by);
   }
 
   /** Records `approver`'s decision on `approval` (as it now stands) with its reason if any, makes an allow-always grant (resolving to what became of it), tells approvers, and wakes its waiting run once the record is durable. */
