@@ -402,6 +402,36 @@ describe('corral approvals withdraw', () => {
       rmSync(state, { recursive: true, force: true });
     }
   });
+
+  it('says and records that the grant\'s file stayed in a policy set that does not load, with the command that removes it later; the approval is withdrawn all the same', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      const created = store.create({ digest: 'a'.repeat(64), action: { command: 'system.run', argv: ['printf', 'y'], principal: 'Human::"operator"', nodeId: 'n' }, quorum: 1 });
+      const approval = store.resolve(created.id, 'allow-always', 'account:alice:alice');
+      db.close();
+      const grant = join(state, 'policies', grantFile(approval.id));
+      mkdirSync(join(grant, '..'), { recursive: true });
+      writeFileSync(grant, grantPolicy(approval));
+      writeFileSync(join(state, 'policies', 'broken.cedar'), 'permit (principal,\n');
+
+      const withdrawn = await corral(['--state-dir', state, 'approvals', 'withdraw', approval.id, '--by', 'bob', '--json']);
+      assert.equal(withdrawn.code, 0, withdrawn.stderr);
+      const answer = JSON.parse(withdrawn.stdout);
+      assert.equal(answer.status, 'denied');
+      assert.equal(answer.grant.status, 'failed');
+      assert.match(answer.grant.code, /^POLICY_/);
+      assert.match(withdrawn.stderr, new RegExp(`its file could not be taken out of the policy set .*run 'corral approvals revoke ${approval.id}'`));
+      assert.equal(existsSync(grant), true, 'the file stayed');
+      const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '10', '--json']);
+      const events = shown.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { event: { action: string; outcome?: { status: string; detail?: string }; details?: { fileLeft?: boolean } } }).event);
+      const left = events.find((e) => e.action === 'policy.grant.revoke');
+      assert.deepEqual([left?.outcome?.status, left?.outcome?.detail, left?.details?.fileLeft], ['failure', answer.grant.code, true]);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('corral approvals list', () => {

@@ -142,35 +142,24 @@ const LIST_PAGE = 200;
  * revoke`, which is said and recorded.
  */
 export async function revokeWithdrawnGrants(dir: string, ids: readonly string[], by: string): Promise<Array<GrantWithdrawal | undefined>> {
-  if (ids.length === 0) return [];
-  const { ApprovalStore, grantRevokedEvent, revokeGrantsIn } = await import('@corral/gateway');
-  let outcomes: Awaited<ReturnType<typeof revokeGrantsIn>>;
-  try {
-    const db = await openGatewayState(dir);
+  const { ApprovalStore, revokeGrantsIn, takeOutWithdrawnGrants } = await import('@corral/gateway');
+  const remove = async () => {
     try {
-      outcomes = await revokeGrantsIn(join(dir, 'policies'), new ApprovalStore(db), ids);
-    } finally {
-      db.close();
+      const db = await openGatewayState(dir);
+      try {
+        return await revokeGrantsIn(join(dir, 'policies'), new ApprovalStore(db), ids);
+      } finally {
+        db.close();
+      }
+    } catch (error) {
+      const one = ids.length === 1;
+      const revoke = ids.map((id) => `'corral approvals revoke ${id}'`).join(', ');
+      process.stderr.write(`corral: warning: ${one ? 'the approval is withdrawn and its grant counts' : 'the approvals are withdrawn and their grants count'} for nothing, but ${one ? 'its file' : 'their files'} could not be taken out of the policy set (${(error as Error).message}); run ${revoke}\n`);
+      throw error;
     }
-  } catch (error) {
-    const revoke = ids.map((id) => `'corral approvals revoke ${id}'`).join(', ');
-    process.stderr.write(`corral: warning: ${ids.length === 1 ? 'the approval is withdrawn and its grant counts' : 'the approvals are withdrawn and their grants count'} for nothing, but ${ids.length === 1 ? 'its file' : 'their files'} could not be taken out of the policy set (${(error as Error).message}); run ${revoke}\n`);
-    const code = (error as { code?: unknown }).code;
-    const failed = typeof code === 'string' ? code : 'unknown';
-    for (const id of ids) await recordIdentityEvent(dir, grantRevokedEvent(id, by, 'left', failed));
-    return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code: failed }));
-  }
-  const results: Array<GrantWithdrawal | undefined> = [];
-  for (const [i, id] of ids.entries()) {
-    const outcome = outcomes[i]!;
-    if (outcome === 'not-found') {
-      results.push(undefined);
-      continue;
-    }
-    await recordIdentityEvent(dir, grantRevokedEvent(id, by, outcome));
-    results.push({ id: `approval-${id}`, status: 'revoked' });
-  }
-  return results;
+  };
+  // recordIdentityEvent warns, and never rejects, when the log does not take the record.
+  return takeOutWithdrawnGrants(ids, by, remove, (event) => recordIdentityEvent(dir, event).then(() => undefined));
 }
 
 /** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */

@@ -35,6 +35,51 @@ export function grantRevokedEvent(approvalId: string, by: string, outcome: Exclu
 }
 
 /**
+ * What became of the grant of an approval withdrawn: its file `revoked` (out
+ * of the set; `code` when the log refused the revocation's record), or
+ * `failed` (`code`): the file stays in the set and counts for no decision —
+ * `corral approvals revoke` removes it.
+ */
+export interface GrantWithdrawal {
+  id: string;
+  status: 'revoked' | 'failed';
+  code?: string;
+}
+
+/**
+ * Takes the files of withdrawn approvals' grants out of the set with
+ * `remove` (removeGrants' answer, one per id: the gateway's PolicyGrants or
+ * revokeGrantsIn) and records each with `record` as policy.grant.revoke —
+ * or, when `remove` throws, records that each file was left, with the
+ * error's code (the withdrawals stand: no decision counts the grants).
+ * `record` resolves to the code the log refused its record with, if it did,
+ * and never rejects. What became of each, in the order of `ids` (undefined:
+ * it had no grant).
+ */
+export async function takeOutWithdrawnGrants(ids: readonly string[], by: string, remove: () => Promise<GrantRevocation[]>, record: (event: AuditEventInput) => Promise<string | undefined>): Promise<Array<GrantWithdrawal | undefined>> {
+  if (ids.length === 0) return [];
+  let outcomes: GrantRevocation[];
+  try {
+    outcomes = await remove();
+  } catch (error) {
+    const code = codeOf(error);
+    for (const id of ids) await record(grantRevokedEvent(id, by, 'left', code));
+    return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code }));
+  }
+  const results: Array<GrantWithdrawal | undefined> = [];
+  for (const [i, id] of ids.entries()) {
+    const outcome = outcomes[i]!;
+    if (outcome === 'not-found') {
+      results.push(undefined);
+      continue;
+    }
+    const refused = await record(grantRevokedEvent(id, by, outcome));
+    results.push({ id: `approval-${id}`, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) });
+  }
+  return results;
+}
+
+/**
  * What adding a grant came to: `made` (in the set and recorded, now or
  * before), `not-made` (withdrawn before it was made, or no allow-always), or
  * made and refused by the audit log (`code`: the refusal's): `taken-back` (out

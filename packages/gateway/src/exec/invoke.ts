@@ -14,7 +14,7 @@ import {
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
-import { grantApprovalId, grantRevokedEvent, type GrantAddition, type GrantRevocation, type PolicyGrants } from '../approvals/grants.ts';
+import { grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
@@ -96,18 +96,6 @@ export interface InvokerOptions {
 export interface GrantView {
   id: string;
   status: GrantAddition['status'] | 'failed';
-  code?: string;
-}
-
-/**
- * What became of the grant of an approval withdrawn (withdrawApprovalWhenFree):
- * its file `revoked` (out of the set; `code` when the log refused the
- * revocation's record), or `failed` (`code`): the file stays in the set and
- * counts for no decision — `corral approvals revoke` removes it.
- */
-export interface GrantWithdrawal {
-  id: string;
-  status: 'revoked' | 'failed';
   code?: string;
 }
 
@@ -235,27 +223,13 @@ export class NodeInvoker {
    * became of each, in the order of `ids` (undefined: it had no file). Never
    * rejects: the withdrawals are already committed.
    */
-  async #removeWithdrawnGrants(ids: readonly string[], by: string): Promise<Array<GrantWithdrawal | undefined>> {
-    if (ids.length === 0) return [];
-    let outcomes: GrantRevocation[];
-    try {
-      outcomes = (await this.#options.grants?.removeAll(ids)) ?? ids.map(() => 'not-found');
-    } catch (error) {
-      const code = codeOf(error);
-      for (const id of ids) await this.#audit(grantRevokedEvent(id, by, 'left', code)).catch(() => undefined);
-      return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code }));
-    }
-    const results: Array<GrantWithdrawal | undefined> = [];
-    for (const [i, id] of ids.entries()) {
-      const outcome = outcomes[i]!;
-      if (outcome === 'not-found') {
-        results.push(undefined);
-        continue;
-      }
-      const refused = await this.#audit(grantRevokedEvent(id, by, outcome)).then(() => undefined, codeOf);
-      results.push({ id: `approval-${id}`, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) });
-    }
-    return results;
+  #removeWithdrawnGrants(ids: readonly string[], by: string): Promise<Array<GrantWithdrawal | undefined>> {
+    return takeOutWithdrawnGrants(
+      ids,
+      by,
+      async () => (await this.#options.grants?.removeAll(ids)) ?? ids.map(() => 'not-found'),
+      (event) => this.#audit(event).then(() => undefined, codeOf),
+    );
   }
 
   /**
