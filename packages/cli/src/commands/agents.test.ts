@@ -93,6 +93,7 @@ describe('corral agents and tokens', () => {
       })();
       const suspended = await corral(['--state-dir', dir, 'agents', 'suspend', 'pay-bot']);
       assert.equal(suspended.code, 0, suspended.stderr);
+      assert.equal(suspended.stdout, 'agent pay-bot is suspended; 4 approvals withdrawn, 2 standing grants taken out of the policy set\n');
       const db = openGatewayDb(dir);
       try {
         const store = new ApprovalStore(db);

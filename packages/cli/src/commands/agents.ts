@@ -139,9 +139,10 @@ export function registerAgents(program: Command): void {
         const event = (agent: Agent, withdrawal?: Withdrawal) => ({ action: `agent.${verb}`, resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, ...withdrawal } });
         // A resume lets the agent act again: it needs a log that can record it. A suspension never waits for one.
         const agent = verb === 'resume' ? await recordedChange(identityDir(command), change, (a) => event(a)) : await change();
-        if (verb !== 'resume') await recordIdentityEvent(dirOf(command), event(agent, await withdrawApprovals(dirOf(command), agent)));
+        const withdrawn = verb === 'resume' ? undefined : await withdrawApprovals(dirOf(command), agent);
+        if (withdrawn) await recordIdentityEvent(dirOf(command), event(agent, withdrawn.record));
         if (opts.json) printJson(agent);
-        else process.stdout.write(`agent ${agent.name} is ${agent.status}\n`);
+        else process.stdout.write(`agent ${agent.name} is ${agent.status}${withdrawn ? withdrawnSummary(withdrawn) : ''}\n`);
       });
   }
 
@@ -166,15 +167,24 @@ export function registerAgents(program: Command): void {
 /** What the audit record of a suspension or retirement says about the agent's approvals: the ids withdrawn, or why none could be. */
 type Withdrawal = { deniedApprovals: string[] } | { approvalsNotWithdrawn: string };
 
+/** ", 3 approvals withdrawn, 2 standing grants taken out of the policy set": what a suspension or retirement withdrew, for the human line. */
+function withdrawnSummary({ record, grantsTakenOut }: { record: Withdrawal; grantsTakenOut: number }): string {
+  if (!('deniedApprovals' in record) || record.deniedApprovals.length === 0) return '';
+  const n = record.deniedApprovals.length;
+  const grants = grantsTakenOut > 0 ? `, ${grantsTakenOut} standing grant${grantsTakenOut === 1 ? '' : 's'} taken out of the policy set` : '';
+  return `; ${n} approval${n === 1 ? '' : 's'} withdrawn${grants}`;
+}
+
 /**
  * Withdraws the approvals of a suspended or retired agent in the gateway
  * state of `dir` (pending, or approved and not yet spent): none lets a
  * command run from now on, nor once the agent is resumed. A gateway waiting
- * for one sees it denied. Their ids; none when no gateway ever ran here.
+ * for one sees it denied. What its record says (their ids; none when no
+ * gateway ever ran here), and how many grant files left the policy set.
  */
-async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal> {
+async function withdrawApprovals(dir: string, agent: Agent): Promise<{ record: Withdrawal; grantsTakenOut: number }> {
   const { accountApprover, ApprovalStore, GATEWAY_DB_FILE } = await import('@corral/gateway');
-  if (!existsSync(join(dir, GATEWAY_DB_FILE))) return { deniedApprovals: [] };
+  if (!existsSync(join(dir, GATEWAY_DB_FILE))) return { record: { deniedApprovals: [] }, grantsTakenOut: 0 };
   try {
     // Its failure names the file and why.
     const db = await openGatewayState(dir);
@@ -191,14 +201,14 @@ async function withdrawApprovals(dir: string, agent: Agent): Promise<Withdrawal>
       db.close();
     }
     // Withdrawn with their approvals, the grants those allowed always made count for nothing already; their files leave the set.
-    await revokeWithdrawnGrants(dir, granted, username);
-    return { deniedApprovals: denied };
+    const grants = await revokeWithdrawnGrants(dir, granted, username);
+    return { record: { deniedApprovals: denied }, grantsTakenOut: grants.filter((g) => g?.status === 'revoked').length };
   } catch (error) {
     // The kill switch stands all the same: a gateway refuses to spend an approval of an agent that is not active.
     // A resume would make them count again, and a second suspend is refused: the operator denies them by hand.
     const remedy = agent.status === 'suspended' ? '; they would count again were it resumed: before resuming it, deny each one (corral approvals list --all, then corral approvals deny ID)' : '';
     process.stderr.write(`corral: warning: the agent is ${agent.status}, but its approvals in ${dir} could not be withdrawn: ${(error as Error).message}${remedy}\n`);
     // The record says so: an empty list would read as "none were pending".
-    return { approvalsNotWithdrawn: (error as Error).message };
+    return { record: { approvalsNotWithdrawn: (error as Error).message }, grantsTakenOut: 0 };
   }
 }
