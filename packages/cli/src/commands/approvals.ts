@@ -5,7 +5,7 @@ import type { Approval, ApprovalStore, GrantWithdrawal } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
 import { commandLine } from '@corral/gateway/command-line';
 import { CliFailure, printable, printJson } from '../output.ts';
-import { recordIdentityEvent } from './identity-record.ts';
+import { recordIdentityEvent, recordIdentityEvents } from './identity-record.ts';
 import { gatewayStateDir, openGatewayState } from './nodes.ts';
 import { accountName } from '../account.ts';
 
@@ -158,8 +158,8 @@ export async function revokeWithdrawnGrants(dir: string, ids: readonly string[],
       throw error;
     }
   };
-  // recordIdentityEvent warns, and never rejects, when the log does not take the record.
-  return takeOutWithdrawnGrants(ids, by, remove, (event) => recordIdentityEvent(dir, event).then(() => undefined));
+  // recordIdentityEvents warns, and never rejects, when the log does not take a record; it knows no code to give.
+  return takeOutWithdrawnGrants(ids, by, remove, async (events) => (await recordIdentityEvents(dir, events)).map(() => undefined));
 }
 
 /** `corral approvals list|approve ID|deny ID|withdraw ID|revoke ID`: human decisions on governed actions, and standing grants withdrawn. */

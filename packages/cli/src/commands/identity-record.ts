@@ -12,13 +12,23 @@ type IdentityEvent = Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput[
  * be written gives a warning, never an undone kill switch.
  */
 export async function recordIdentityEvent(dir: string, event: IdentityEvent): Promise<void> {
+  await recordIdentityEvents(dir, [event]);
+}
+
+/**
+ * recordIdentityEvent for several events, with the log opened once and the
+ * events appended together (one commit for a suspension's many grants).
+ * Whether each was recorded, in order.
+ */
+export async function recordIdentityEvents(dir: string, events: readonly IdentityEvent[]): Promise<boolean[]> {
   let log: AuditLog;
   try {
     log = await openLog(dir);
   } catch (error) {
-    return warn(error);
+    warn(error);
+    return events.map(() => false);
   }
-  await appendAndClose(log, event);
+  return appendAndClose(log, events);
 }
 
 /**
@@ -41,7 +51,7 @@ export async function recordedChange<T>(dir: string, change: () => Promise<T> | 
     await log.close().catch(() => undefined);
     throw error;
   }
-  await appendAndClose(log, event(result));
+  await appendAndClose(log, [event(result)]);
   return result;
 }
 
@@ -50,13 +60,15 @@ async function openLog(dir: string): Promise<AuditLog> {
   return openAuditLog({ stateDir: dir });
 }
 
-async function appendAndClose(log: AuditLog, event: IdentityEvent): Promise<void> {
+/** Appends `events` together (they share a commit), warns when the log refuses one, closes the log; whether each was recorded. */
+async function appendAndClose(log: AuditLog, events: readonly IdentityEvent[]): Promise<boolean[]> {
   try {
-    await log.append({ actor: localActor(), outcome: { status: 'success' }, ...event });
-  } catch (error) {
-    warn(error);
+    const appended = await Promise.allSettled(events.map((event) => log.append({ actor: localActor(), outcome: { status: 'success' }, ...event })));
+    const refused = appended.find((a) => a.status === 'rejected');
+    if (refused) warn(refused.reason);
+    return appended.map((a) => a.status === 'fulfilled');
   } finally {
-    // The record is durable once appended; closing seals a checkpoint, which the next writer seals if this one cannot.
+    // The records are durable once appended; closing seals a checkpoint, which the next writer seals if this one cannot.
     await log.close().catch(() => undefined);
   }
 }

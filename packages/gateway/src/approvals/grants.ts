@@ -49,33 +49,32 @@ export interface GrantWithdrawal {
 /**
  * Takes the files of withdrawn approvals' grants out of the set with
  * `remove` (removeGrants' answer, one per id: the gateway's PolicyGrants or
- * revokeGrantsIn) and records each with `record` as policy.grant.revoke —
- * or, when `remove` throws, records that each file was left, with the
- * error's code (the withdrawals stand: no decision counts the grants).
- * `record` resolves to the code the log refused its record with, if it did,
- * and never rejects. What became of each, in the order of `ids` (undefined:
- * it had no grant).
+ * revokeGrantsIn) and records each as policy.grant.revoke with `record`,
+ * all together (a suspension's many grants share a commit) — or, when
+ * `remove` throws, records that each file was left, with the error's code
+ * (the withdrawals stand: no decision counts the grants). `record` resolves
+ * to the code the log refused each event with, if it did, and never
+ * rejects. What became of each, in the order of `ids` (undefined: it had no
+ * grant).
  */
-export async function takeOutWithdrawnGrants(ids: readonly string[], by: string, remove: () => Promise<GrantRevocation[]>, record: (event: AuditEventInput) => Promise<string | undefined>): Promise<Array<GrantWithdrawal | undefined>> {
+export async function takeOutWithdrawnGrants(ids: readonly string[], by: string, remove: () => Promise<GrantRevocation[]>, record: (events: AuditEventInput[]) => Promise<Array<string | undefined>>): Promise<Array<GrantWithdrawal | undefined>> {
   if (ids.length === 0) return [];
   let outcomes: GrantRevocation[];
   try {
     outcomes = await remove();
   } catch (error) {
     const code = codeOf(error);
-    for (const id of ids) await record(grantRevokedEvent(id, by, 'left', code));
+    await record(ids.map((id) => grantRevokedEvent(id, by, 'left', code)));
     return ids.map((id) => ({ id: `approval-${id}`, status: 'failed', code }));
   }
-  const results: Array<GrantWithdrawal | undefined> = [];
-  for (const [i, id] of ids.entries()) {
-    const outcome = outcomes[i]!;
-    if (outcome === 'not-found') {
-      results.push(undefined);
-      continue;
-    }
-    const refused = await record(grantRevokedEvent(id, by, outcome));
-    results.push({ id: `approval-${id}`, status: 'revoked', ...(refused !== undefined ? { code: refused } : {}) });
-  }
+  // The positions of the grants withdrawn (revoked, or withheld before they were made): each is recorded.
+  const taken = ids.flatMap((_, i) => (outcomes[i] === 'not-found' ? [] : [i]));
+  const refused = await record(taken.map((i) => grantRevokedEvent(ids[i]!, by, outcomes[i] as Exclude<GrantRevocation, 'not-found'>)));
+  const results: Array<GrantWithdrawal | undefined> = ids.map(() => undefined);
+  taken.forEach((i, k) => {
+    const code = refused[k];
+    results[i] = { id: `approval-${ids[i]}`, status: 'revoked', ...(code !== undefined ? { code } : {}) };
+  });
   return results;
 }
 
@@ -122,13 +121,13 @@ export async function revokeGrantIn(dir: string, approvals: ApprovalStore, appro
  * (`withheld`: its maker removes it). A set changed meanwhile is read again.
  * Throws the policy package's POLICY_* when the set without the grants does
  * not validate, GATEWAY_CONFLICT when the set keeps changing under it,
- * GATEWAY_BUSY (retryable, the grants withdrawn so far stay withdrawn) when
- * another process holds gateway.db past the wait: then no file left the set.
+ * GATEWAY_BUSY (retryable, nothing withdrawn) when another process holds
+ * gateway.db past the wait, GATEWAY_APPROVAL_PENDING (nothing withdrawn)
+ * when one of the approvals is still pending.
  */
 async function removeGrants(control: PolicyControl, approvals: ApprovalStore, approvalIds: readonly string[]): Promise<GrantRevocation[]> {
-  const withdrawals: Array<'withheld' | 'withdrawn' | 'none'> = [];
   // While a corral command holds gateway.db this waits with timers, so a gateway revoking goes on serving everyone else.
-  for (const id of approvalIds) withdrawals.push(await approvals.withdrawGrantWhenFree(id));
+  const withdrawals = await approvals.withdrawGrantsWhenFree(approvalIds);
   const names = new Set(approvalIds.map(grantFile));
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = await control.refreshOffThread();

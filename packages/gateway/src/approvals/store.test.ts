@@ -212,6 +212,23 @@ describe('approvals', () => {
     assert.equal(approvals.get(once.id).standingGrant, null, 'withdrawn, it never had one');
   });
 
+  it('withdraws the grants of several approvals in one transaction, saying what it did for each; with one of them still pending, none', async () => {
+    const approvals = store();
+    const made = approvals.create({ digest: digestOf('grant made'), action: {}, quorum: 1 });
+    approvals.resolve(made.id, 'allow-always', 'alice');
+    assert.equal(approvals.claimGrant(made.id), true);
+    const toCome = approvals.create({ digest: digestOf('grant to come'), action: {}, quorum: 1 });
+    approvals.resolve(toCome.id, 'allow-always', 'alice');
+    const once = approvals.create({ digest: digestOf('allowed once'), action: {}, quorum: 1 });
+    approvals.resolve(once.id, 'allow-once', 'alice');
+    const pending = approvals.create({ digest: digestOf('still pending'), action: {}, quorum: 1 });
+    await assert.rejects(approvals.withdrawGrantsWhenFree([made.id, toCome.id, pending.id]), { code: 'GATEWAY_APPROVAL_PENDING' });
+    assert.deepEqual([approvals.grantWithdrawn(made.id), approvals.grantWithdrawn(toCome.id)], [false, false], 'nothing withdrawn');
+    assert.deepEqual(await approvals.withdrawGrantsWhenFree([made.id, toCome.id, once.id]), ['withdrawn', 'withheld', 'none']);
+    assert.deepEqual([made, toCome].map((a) => approvals.get(a.id).standingGrant), ['withdrawn', 'withdrawn']);
+    assert.deepEqual(await approvals.withdrawGrantsWhenFree([made.id, toCome.id]), ['none', 'none'], 'withdrawn once');
+  });
+
   it('spends allow-always on the one run that asked, like allow-once (what it allows later is its Cedar grant)', async () => {
     const approvals = store();
     const a = approvals.create({ digest: digestOf('make test'), action: {}, quorum: 1 });

@@ -507,8 +507,18 @@ export class ApprovalStore {
    * (the approval is still pending: nothing withdrawn), GATEWAY_BUSY
    * (retryable, nothing withdrawn) past `waitMs`.
    */
-  withdrawGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<'withheld' | 'withdrawn' | 'none'> {
-    return writeWhenFree(this.#db, () => this.#withdrawGrant(id), waitMs);
+  async withdrawGrantWhenFree(id: string, waitMs: number = WRITE_LOCK_WAIT_MS): Promise<'withheld' | 'withdrawn' | 'none'> {
+    return (await this.withdrawGrantsWhenFree([id], waitMs))[0]!;
+  }
+
+  /**
+   * withdrawGrantWhenFree for several approvals in one transaction (an
+   * agent's suspension taking out every grant its approvals made): what it
+   * did for each, in order. Throws as withdrawGrantWhenFree — then nothing
+   * is withdrawn, when only one of them is still pending.
+   */
+  withdrawGrantsWhenFree(ids: readonly string[], waitMs: number = WRITE_LOCK_WAIT_MS): Promise<Array<'withheld' | 'withdrawn' | 'none'>> {
+    return writeWhenFree(this.#db, () => ids.map((id) => this.#withdrawGrant(id)), waitMs);
   }
 
   /** withdrawGrantWhenFree's writes, inside its transaction. */

@@ -228,7 +228,7 @@ export class NodeInvoker {
       ids,
       by,
       async () => (await this.#options.grants?.removeAll(ids)) ?? ids.map(() => 'not-found'),
-      (event) => this.#audit(event).then(() => undefined, codeOf),
+      (events) => Promise.all(events.map((event) => this.#audit(event).then(() => undefined, codeOf))),
     );
   }
 
