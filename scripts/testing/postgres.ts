@@ -20,9 +20,11 @@ export interface TestPostgres {
   /**
    * Restarts the server (fast shutdown: every connection is cut, as when an
    * operator restarts PostgreSQL); same port and data. Asynchronous, so the
-   * caller's clients keep running (and failing to connect) meanwhile.
+   * caller's clients keep running (and failing to connect) meanwhile. With
+   * `whileDown`, the server starts again only once it has resolved: a client
+   * polling now and then is then sure to find it away.
    */
-  restart(): Promise<void>;
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   stop(): void;
 }
 
@@ -64,7 +66,8 @@ export async function startPostgres(options: { fsync?: boolean } = {}): Promise<
   }
   const port = await freePort();
   const settings = [`-p ${port}`, `-k ${dir}`, "-c listen_addresses=127.0.0.1", `-c fsync=${options.fsync === false ? 'off' : 'on'}`, '-c max_connections=100', '-c shared_buffers=128MB'];
-  const start = run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-o', settings.join(' '), '-w', '-t', '60', 'start']);
+  const startArgs = ['-D', data, '-l', join(dir, 'server.log'), '-o', settings.join(' '), '-w', '-t', '60', 'start'];
+  const start = run('pg_ctl', startArgs);
   if (start.status !== 0) {
     const log = existsSync(join(dir, 'server.log')) ? readFileSync(join(dir, 'server.log'), 'utf8').slice(-2000) : '';
     rmSync(dir, { recursive: true, force: true });
@@ -88,13 +91,21 @@ export async function startPostgres(options: { fsync?: boolean } = {}): Promise<
       if (r.status !== 0) throw new Error(`cannot create database ${name}: ${r.stderr}`);
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
-    async restart() {
-      const args = ['-D', data, '-l', join(dir, 'server.log'), '-m', 'fast', '-w', '-t', '60', 'restart'];
-      const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), ...args]] : [join(bin, 'pg_ctl'), args];
+    async restart(whileDown?: () => Promise<void>) {
+      const pgCtl = async (verb: 'stop' | 'start') => {
+        const args = verb === 'start' ? startArgs : ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop'];
+        const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, 'pg_ctl'), ...args]] : [join(bin, 'pg_ctl'), args];
+        try {
+          await promisify(execFile)(cmd, argv, { cwd: dir, timeout: 60_000 });
+        } catch (error) {
+          throw new Error(`PostgreSQL did not ${verb} on 127.0.0.1:${port}: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`);
+        }
+      };
+      await pgCtl('stop');
       try {
-        await promisify(execFile)(cmd, argv, { cwd: dir, timeout: 60_000 });
-      } catch (error) {
-        throw new Error(`PostgreSQL did not restart on 127.0.0.1:${port}: ${(error as { stderr?: string }).stderr ?? (error as Error).message}`);
+        await whileDown?.();
+      } finally {
+        await pgCtl('start');
       }
     },
     stop,

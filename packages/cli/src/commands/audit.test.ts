@@ -647,9 +647,10 @@ describe('corral audit --postgres', () => {
     const seqs = () => out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l).seq as number);
     try {
       await waitFor(() => seqs().length === 3, 'printed the first records');
-      // Appended while tail waits for its next look, then the server restarts (every connection cut).
+      // Appended while tail waits for its next look, then the server restarts (every connection cut), and stays
+      // down until tail has looked and found it away (a restart quicker than tail's looks would go unseen).
       for (let i = 3; i < 5; i++) await log.append(event(i));
-      await cluster.restart();
+      await cluster.restart(() => waitFor(() => stderr.includes('corral: lost the audit log'), 'said it lost the log'));
       for (let i = 5; i < 8; i++) {
         for (;;) {
           try {
