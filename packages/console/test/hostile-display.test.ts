@@ -432,10 +432,18 @@ describe('the console against hostile text and stale tabs', () => {
         const other = await newTab(context);
         await other.goto(`${stack.url}/activity`);
         await other.getByRole('navigation', { name: 'Console' }).waitFor();
+        // One tab's use reaches the other through localStorage, from one renderer to another a moment later: the
+        // clock moves on only once it has (under load, an hour passed first, and the other tab signed out).
+        const sharedWith = async (from: typeof page, to: typeof page) => {
+          const written = await from.evaluate(() => localStorage.getItem('corral.last-use'));
+          await to.waitForFunction((value) => localStorage.getItem('corral.last-use') === value, written);
+        };
         await context.clock.fastForward('40:00');
         await page.keyboard.press('Shift');
+        await sharedWith(page, other);
         await context.clock.fastForward('40:00');
         await other.mouse.click(5, 300);
+        await sharedWith(other, page);
         await context.clock.fastForward('40:00');
         for (const tab of [page, other]) {
           await tab.getByRole('navigation', { name: 'Console' }).waitFor();
