@@ -7,7 +7,7 @@ import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
-import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, SpentReceipts, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
+import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
 import { AgentRuns } from './agent-runs.ts';
@@ -16,6 +16,7 @@ import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
 import { DeviceTokens } from './device-tokens.ts';
+import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
 import { allowlistSubjects, LocalPolicy, localAllows, MAX_LOCAL_POLICY_BYTES, SYSTEM_BIN_DIRS, type LocalPolicyFile, type LocalRule, type LocalVerdict } from './local-policy.ts';
 import { refuseWritableLoadPaths, refuseWritablePrograms, writableBy } from './sandbox-path.ts';
@@ -216,8 +217,8 @@ export class NodeHost {
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
   /** Invokes being served, by request id: the gateway that sent one may cancel it (its caller left); it going away stops them too. */
   readonly #invokes = new Map<string, { client: GatewayClient; cancel: AbortController }>();
-  /** The approval receipts this node has taken, until they lapse: none is taken twice, nor one issued before this host was made. */
-  readonly #spentReceipts = new SpentReceipts({ startedAtMs: Date.now() });
+  /** The approval receipts this node has taken, until they lapse, kept across its restarts: none is taken twice. */
+  readonly #takenReceipts: TakenReceipts;
   #client: GatewayClient | undefined;
   #governance: Promise<GatewayClient> | undefined;
   /** The last failed attempt to reach the control plane, and until when no other is made. */
@@ -247,6 +248,7 @@ export class NodeHost {
     this.#unlock = lockStateDir(options.stateDir, NODE_LOCK, 'corral node');
     try {
       this.#deviceTokens = new DeviceTokens(options.stateDir);
+      this.#takenReceipts = new TakenReceipts(options.stateDir);
       // A control plane at the gateway's own address is that gateway: the node never connects to it twice.
       const controlPlaneUrl = options.controlPlane?.url === options.gateway ? undefined : options.controlPlane?.url;
       for (const [url, token, what] of [[options.gateway, options.token, 'gateway'], [controlPlaneUrl, options.controlPlane?.token, 'control plane']] as const) {
@@ -726,9 +728,9 @@ export class NodeHost {
    * this node pinned the first time it saw one (RECEIPT_KEY_FILE), for exactly
    * the command `params` describe and the run `runId` (the request's id, or
    * the control plane's runId), within its minute (the clock skew allowed
-   * for), and never have been taken before, by this node since it started
-   * (SpentReceipts): a receipt copied from the audit log or from an earlier
-   * run gets nothing. Checked before anything runs; taken once it verifies,
+   * for), and never have been taken before by this node, before a restart
+   * too (TakenReceipts): a receipt copied from the audit log or from an
+   * earlier run gets nothing. Checked before anything runs; taken once it verifies,
    * whatever becomes of the run. Returns the receipt checked. Throws
    * NODE_RUN_DENIED.
    */
@@ -749,8 +751,10 @@ export class NodeHost {
         // Two approved runs may both get here first: the key pinned is the one written first, for both.
         pinned = createOnce(path, () => key.publicKey as string, 'NODE_RUN_DENIED').text;
       }
-      const checked = verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params, runId });
-      this.#spentReceipts.spend(checked);
+      // One clock for both: a receipt verified as it lapses must not be taken a moment later, once forgotten.
+      const nowMs = Date.now();
+      const checked = verifyCommandReceipt(receipt, pinned, { nodeId: this.device.deviceId, command: 'system.run', params, runId }, nowMs);
+      this.#takenReceipts.take(checked, nowMs);
       return checked;
     } catch (error) {
       throw new NodeError('NODE_RUN_DENIED', `the approval receipt is not taken (${(error as { code?: string }).code ?? 'error'})`, { cause: error });

@@ -708,12 +708,11 @@ describe("the gateway's receipt key, pinned on the first approved run", () => {
 
 describe('a genuine approval receipt presented again by the gateway the node serves', () => {
   /** A node whose own policy asks for every command, on a gateway the test writes that holds the receipt key the node pins. */
-  async function askingNode() {
+  async function askingNode(stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } })) {
     const signer = ReceiptSigner.open(new DatabaseSync(':memory:'));
-    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } });
     const gw = await hostileGateway({ stateDir });
     gw.server.method('corral.receipt.key', { role: 'node', handler: () => ({ publicKey: signer.publicKeyPem }) });
-    return { ...gw, signer, nodeId: gw.host.device.deviceId };
+    return { ...gw, signer, nodeId: gw.host.device.deviceId, stateDir };
   }
   const argv = ['printf', 'approved'];
   /** Sends a run of argv carrying `receipt`, and the decision it records, as request `id` (a new one when none is given). */
@@ -747,6 +746,26 @@ describe('a genuine approval receipt presented again by the gateway the node ser
       refusedFor(await presented(gw, receipt), 'GATEWAY_APPROVAL_MISMATCH');
     } finally {
       await gw.close();
+    }
+  });
+
+  it('runs an allow-once receipt once across a restart: the node started again on its state directory refuses it (regression: the node forgot it as it stopped, and took one issued in the 30 s before its new start again)', async () => {
+    const first = await askingNode();
+    const id = randomUUID();
+    const receipt = receiptFor(first.signer, first.nodeId, argv, id);
+    try {
+      const ran = await presented(first, receipt, id);
+      assert.equal(ran.ok, true, ran.error?.message);
+    } finally {
+      await first.close();
+    }
+    // The same node (its device key and the receipt key it pinned), under a gateway that presents the receipt again.
+    const again = await askingNode(first.stateDir);
+    try {
+      assert.equal(again.nodeId, first.nodeId);
+      refusedFor(await presented(again, receipt, id), 'GATEWAY_APPROVAL_RESOLVED');
+    } finally {
+      await again.close();
     }
   });
 

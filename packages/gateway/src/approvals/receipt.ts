@@ -162,30 +162,42 @@ export function verifyCommandReceipt(raw: unknown, publicKeyPem: string, sent: {
  * allow-once or allow-always (whose later runs its grant allows, without a
  * receipt). At most `max` are remembered: past that, a receipt is refused
  * until one lapses, rather than one forgotten that could then be taken again.
- * Memory only: a node that starts again takes no receipt issued before it
- * started (`startedAtMs`, the skew allowed for), which it may have run on.
+ * A node keeps them across its restarts (`taken`, from what `taken()` gave
+ * the one before); a receipt issued before this one started, less the skew
+ * allowed for, is refused too, for a node that could not keep them.
  */
 export class SpentReceipts {
   readonly #until = new Map<string, number>();
   readonly #startedAtMs: number;
   readonly #max: number;
 
-  constructor(options: { startedAtMs: number; max?: number }) {
+  /** `taken`: receipts taken before this node started, by approval id, each with the time it lapses (ms). */
+  constructor(options: { startedAtMs: number; max?: number; taken?: Iterable<readonly [string, number]> }) {
     this.#startedAtMs = options.startedAtMs;
     this.#max = options.max ?? 4096;
+    for (const [approvalId, until] of options.taken ?? []) this.#until.set(approvalId, until);
   }
 
   /**
    * Takes a receipt verifyReceipt returned, once, at `nowMs`. Throws
    * GATEWAY_APPROVAL_RESOLVED (taken before, or issued before this node
-   * started), GATEWAY_BUSY (`max` remembered and none lapsed yet).
+   * started), GATEWAY_APPROVAL_EXPIRED (lapsed by `nowMs`: verified with an
+   * earlier clock, it could otherwise be one already forgotten), GATEWAY_BUSY
+   * (`max` remembered and none lapsed yet).
    */
   spend(receipt: ApprovalReceipt, nowMs: number = Date.now()): void {
     if (receipt.issuedAtMs + RECEIPT_CLOCK_SKEW_MS < this.#startedAtMs) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the receipt was issued before this node started: it may have been taken already');
+    const lapsesAt = receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS;
+    if (nowMs > lapsesAt) throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the receipt has lapsed');
     for (const [approvalId, until] of this.#until) if (until < nowMs) this.#until.delete(approvalId);
     if (this.#until.has(receipt.approvalId)) throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', 'the receipt was taken already');
     if (this.#until.size >= this.#max) throw new GatewayError('GATEWAY_BUSY', `${this.#max} receipts were taken within their validity`);
-    this.#until.set(receipt.approvalId, receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS);
+    this.#until.set(receipt.approvalId, lapsesAt);
+  }
+
+  /** The receipts taken that have not lapsed by `nowMs`, by approval id, with when each lapses: what a node keeps for its next start. */
+  taken(nowMs: number = Date.now()): Array<[string, number]> {
+    return [...this.#until].filter(([, until]) => until >= nowMs);
   }
 }
 

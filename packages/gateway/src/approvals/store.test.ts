@@ -361,6 +361,31 @@ describe('approval receipts', () => {
       spent.spend(signer.sign(body({ issuedAtMs: now - RECEIPT_CLOCK_SKEW_MS })), now);
     });
 
+    it('refuses a receipt presented once it has lapsed, though another clock verified it a moment before (GATEWAY_APPROVAL_EXPIRED; regression: taken at its last moment, it was forgotten at the next and taken again)', () => {
+      const now = Date.now();
+      const spent = new SpentReceipts({ startedAtMs: now });
+      const receipt = signer.sign(body({ issuedAtMs: now }));
+      const lastMoment = receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS;
+      spent.spend(receipt, lastMoment);
+      assert.throws(() => spent.spend(receipt, lastMoment), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+      assert.throws(() => spent.spend(receipt, lastMoment + 1), { code: 'GATEWAY_APPROVAL_EXPIRED' });
+    });
+
+    it('refuses what the node took before it started again, from what taken() gave it, and gives back only what has not lapsed', () => {
+      const now = Date.now();
+      const before = new SpentReceipts({ startedAtMs: now - 5_000 });
+      const receipt = signer.sign(body({ issuedAtMs: now - 1_000 }));
+      const other = signer.sign(body({ issuedAtMs: now - 1_000 }));
+      before.spend(receipt, now);
+      const kept = before.taken(now);
+      assert.deepEqual(kept, [[receipt.approvalId, receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS]]);
+      // Issued a second before this start: within the skew, so only the record refuses it.
+      const again = new SpentReceipts({ startedAtMs: now, taken: kept });
+      assert.throws(() => again.spend(receipt, now), { code: 'GATEWAY_APPROVAL_RESOLVED' });
+      again.spend(other, now);
+      assert.deepEqual(again.taken(receipt.expiresAtMs + RECEIPT_CLOCK_SKEW_MS + 1), []);
+    });
+
     it('holds at most its limit of receipts still valid, refusing more (GATEWAY_BUSY) until one lapses, then forgets the lapsed', () => {
       const now = Date.now();
       const spent = new SpentReceipts({ startedAtMs: now, max: 2 });
