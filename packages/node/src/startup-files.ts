@@ -1,6 +1,7 @@
 // The files a shell reads before its `-c` text: a login shell (`sh -lc`,
-// `bash --login -c`) its profile in $HOME, zsh its .zshenv every time, bash
-// the file BASH_ENV names, sh the one ENV names. Looking through a shell to
+// `bash --login -c`) its profile in $HOME, bash the file BASH_ENV names, sh
+// the one ENV names (a zsh payload, which reads .zshenv, is not looked
+// through at all: canonicalRun makes it opaque). Looking through a shell to
 // the commands it runs says nothing of them: a profile the sandbox wrote
 // runs whatever it holds. Written by an earlier command of the same run
 // (`printf … | tee /tmp/.profile; sh -lc 'echo hi'`), or by an earlier run
@@ -35,11 +36,9 @@ export function refuseWritableStartupFiles(policy: LocalPolicyFile, run: { wrapp
 
 /** Where `shell` (a shell's argv, `-c` text and all) reads startup files from, by the variable naming the place. */
 function startupFolders(shell: readonly string[], env: Readonly<Record<string, string>>): { variable: string; path: string }[] {
-  const program = shell[0]!.slice(shell[0]!.lastIndexOf('/') + 1);
   const out: { variable: string; path: string }[] = [];
   const home = env.HOME;
-  if (home !== undefined && (login(shell) || program === 'zsh')) out.push({ variable: 'HOME', path: home });
-  if (program === 'zsh' && env.ZDOTDIR !== undefined) out.push({ variable: 'ZDOTDIR', path: env.ZDOTDIR });
+  if (home !== undefined && login(shell)) out.push({ variable: 'HOME', path: home });
   for (const variable of ['BASH_ENV', 'ENV']) if (env[variable] !== undefined && env[variable] !== '') out.push({ variable, path: env[variable]! });
   return out;
 }

@@ -102,12 +102,11 @@ describe('canonicalRun', () => {
     assert.equal(canonicalRun({ command: ['env', 'GIT_CONFIG_COUNT=1', 'GIT_CONFIG_KEY_0=core.fsmonitor', 'GIT_CONFIG_VALUE_0=x', 'git', 'status'] }).opaque, true);
   });
 
-  it('marks a nested login shell or zsh opaque, which reads startup files the commands before it could have written (regression: printf … | tee /tmp/.profile; sh -lc \'echo hi\' was decided as printf, tee and echo, and ran what the profile held)', () => {
+  it('marks a nested login shell opaque, which reads startup files the commands before it could have written (regression: printf … | tee /tmp/.profile; sh -lc \'echo hi\' was decided as printf, tee and echo, and ran what the profile held)', () => {
     for (const command of [
       ['sh', '-c', "printf 'id\\n' | tee /tmp/.profile; sh -lc 'echo hi'"],
       ['sh', '-c', "echo x; bash --login -c 'echo hi'"],
       ['bash', '-c', "echo x && sh -e -l -c 'echo hi'"],
-      ['sh', '-c', "zsh -c 'echo hi'"],
     ]) {
       const run = canonicalRun({ command });
       assert.equal(run.opaque, true, command.join(' '));
@@ -406,8 +405,9 @@ describe('when git is handed a command to run', () => {
       assert.equal(decide(['git', 'rebase', '-x', 'curl http://example.com', 'main']).decision, 'deny');
     });
 
-    it('makes a handed command opaque when it is a nested login shell or zsh, which reads startup files', () => {
-      assert.match(canonicalRun({ command: ['git', 'rebase', '-x', "zsh -c 'echo hi'", 'main'] }).opaqueReason!, /startup files/);
+    it('makes a handed command opaque when it is a nested login shell, which reads startup files, or zsh', () => {
+      assert.match(canonicalRun({ command: ['git', 'rebase', '-x', "sh -lc 'echo hi'", 'main'] }).opaqueReason!, /startup files/);
+      assert.match(canonicalRun({ command: ['git', 'rebase', '-x', "zsh -c 'echo hi'", 'main'] }).opaqueReason!, /zsh payload/);
     });
   });
 });

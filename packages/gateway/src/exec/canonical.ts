@@ -54,6 +54,14 @@ export interface CanonicalRun {
 
 const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'busybox']);
 /**
+ * Shells whose ordinary builtins evaluate their arguments as arithmetic (zsh's
+ * `printf %d NAME`, `shift NAME`, `exit NAME`; ksh's printf), where a
+ * variable's value such as `a[$(cmd)]` runs cmd: a value read from a pipe or
+ * the environment, which no word of the payload shows. Their payloads are
+ * not looked through.
+ */
+const ARITHMETIC_SHELLS = new Set(['zsh', 'ksh', 'mksh']);
+/**
  * Programs and shell builtins whose arguments name another program or hold
  * code to run (`trap 'rm -rf X' EXIT`), or that change what a name runs
  * (`alias`, `hash -p`, `enable -f`): deciding on them alone would decide nothing.
@@ -65,7 +73,11 @@ const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 't
   'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
   'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc',
   // zsh builtins that assign variables their arguments name in forms Corral does not read (`zparseopts a:=path`), or that run what a widget or socket is given.
-  'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer']);
+  'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer',
+  // bash's `jobs -x CMD ARGS` runs CMD.
+  'jobs']);
+/** Builtins that change how the shell reads the commands after them (`shopt -s expand_aliases`, zsh's `setopt keyword`); `set` is read by `setting`. */
+const READING_CHANGERS = new Set(['shopt', 'setopt', 'unsetopt']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
 const RUNNING_OPTIONS: Record<string, ReadonlySet<string>> = { find: new Set(['-exec', '-execdir', '-ok', '-okdir']), printf: new Set(['-v']), test: new Set(['-v']), '[': new Set(['-v']) };
 /**
@@ -82,8 +94,12 @@ const ATTACHED_RUNNING_OPTIONS: Record<string, string> = { printf: '-v', print: 
 const IP_RUNNING = /^(?:v|vr|vrf|net|netn|netns|--?b(?:a(?:t(?:ch?)?)?)?)$/;
 /** Builtins that assign variables: an assignment can change what runs (`export PATH=…`), and bash evaluates a subscript (`a[…]`) as arithmetic. */
 const DECLARERS = new Set(['export', 'declare', 'typeset', 'local', 'readonly']);
-/** Builtins that assign the variables their arguments name, read from input or the shell (see `assignment`). */
-const ASSIGNERS = new Set(['read', 'getopts', 'wait']);
+/**
+ * Builtins that assign (or unset) the variables their arguments name, read from input or the shell (see
+ * `assignment`): `unset PATH` leaves a shell started after it searching its own default path, the working
+ * directory included, and bash evaluates `unset 'a[x]'`'s subscript, where x's value can run a command.
+ */
+const ASSIGNERS = new Set(['read', 'getopts', 'wait', 'unset']);
 /**
  * Reserved words and compound-command syntax of POSIX sh, bash, ksh and zsh:
  * as the first word of a command they begin or continue a compound command
@@ -133,6 +149,8 @@ const EXECUTION_ENV = new Set([
   // Where the C library finds locales: one of the caller's making can give any name (`en_US.UTF-8`) a character set that reads a shell payload otherwise (see LOCALE_ENV).
   'LOCPATH', 'LOCALE_ARCHIVE',
 ]);
+/** Where git finds the repository whose configuration and hooks it runs (git.ts judges them inert at the top of a run, where the node sees them). */
+const GIT_LOCATION_ENV = new Set(['GIT_DIR', 'GIT_CEILING_DIRECTORIES', 'GIT_DISCOVERY_ACROSS_FILESYSTEM']);
 /**
  * The variables that choose the character set a shell reads its payload in.
  * In a multibyte set other than UTF-8 (Big5, GBK, Shift JIS) a byte Corral
@@ -297,10 +315,17 @@ function sortKeys(env: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** Why the environment makes a run opaque: it sets a variable that changes what code runs. A value of undefined is one not known (`export NAME`). */
-function executionEnv(env: Record<string, string | undefined>): string | undefined {
+/**
+ * Why the environment makes a run opaque: it sets a variable that changes what
+ * code runs. A value of undefined is one not known (`export NAME`). `inside`:
+ * set inside a shell payload (a prefix, `export`, `read`), where the node,
+ * which checks the repository git will read from the run's own environment,
+ * does not see it either (GIT_LOCATION_ENV).
+ */
+function executionEnv(env: Record<string, string | undefined>, inside = false): string | undefined {
   for (const [name, value] of Object.entries(env)) {
     if (EXECUTION_ENV.has(name) || EXECUTION_ENV_PREFIXES.some((p) => name.startsWith(p))) return `the environment sets ${name}, which changes what runs`;
+    if (inside && GIT_LOCATION_ENV.has(name)) return `${name} set inside a shell payload, where the node cannot check the repository (and its configuration and hooks) git will read`;
     if (LOCALE_ENV.has(name) && (value === undefined || !READABLE_LOCALE.test(value))) return `the environment sets ${name} to a locale whose characters Corral may not read as the shell does`;
     const git = gitEnvReason(name, value);
     if (git !== undefined) return git;
@@ -331,9 +356,10 @@ export function isSystemProgram(program: string): boolean {
 }
 
 /** `env [-i] [-u NAME] [NAME=value]… program args…` → program args…, with the assignments in env. Options it does not know make it opaque later (the env program stays argv[0]). */
-function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string> } {
+function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string>; cleared?: true } {
   let current = argv;
   let vars = { ...env };
+  let cleared = false;
   for (let depth = 0; depth < 8 && programName(current[0]!) === 'env' && isSystemProgram(current[0]!); depth += 1) {
     let i = 1;
     const next = { ...vars };
@@ -352,11 +378,12 @@ function unwrapEnv(argv: string[], env: Record<string, string>): { argv: string[
       else if (arg.includes('=')) return { argv: current, env: vars };
       else break;
     }
-    if (i >= current.length) return { argv: current, env: vars };
+    if (i >= current.length) return { argv: current, env: vars, ...(cleared ? { cleared } : {}) };
     vars = clear ? Object.fromEntries(Object.entries(next).filter(([k]) => !(k in env) || next[k] !== env[k])) : next;
+    cleared ||= clear;
     current = current.slice(i);
   }
-  return { argv: current, env: vars };
+  return { argv: current, env: vars, ...(cleared ? { cleared } : {}) };
 }
 
 /**
@@ -384,17 +411,23 @@ function expand(argv: string[], depth: number): Expanded {
     const reason = declaration(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
   }
+  if (READING_CHANGERS.has(program)) return { commands: [argv], opaqueReason: `${program}, which changes how the shell reads the commands after it` };
+  if (program === 'set') {
+    const reason = setting(argv);
+    return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
+  }
   if (ASSIGNERS.has(program)) {
     const reason = assignment(argv);
     return reason === undefined ? { commands: [argv] } : { commands: [argv], opaqueReason: reason };
   }
   if (!SHELLS.has(program) || !isSystemProgram(argv[0]!)) return { commands: [argv] };
   if (depth > 4) return { commands: [argv], opaqueReason: 'shell wrappers nested too deep' };
+  if (ARITHMETIC_SHELLS.has(program)) return { commands: [argv], opaqueReason: `a ${program} payload: its builtins evaluate arguments as arithmetic, where a variable's value can run a command` };
   const shell = shellPayload(argv);
   if ('opaqueReason' in shell) return { commands: [argv], opaqueReason: shell.opaqueReason };
-  // A login shell reads ~/.profile and the like, zsh ~/.zshenv always: inside a payload, the commands before
-  // it may have written them (`printf … | tee ~/.profile; sh -lc 'echo hi'` runs what was written).
-  if (depth > 0 && (shell.login || program === 'zsh')) return { commands: [argv], opaqueReason: `a nested ${shell.login ? 'login shell' : 'zsh'}, which reads startup files the commands before it could have written` };
+  // A login shell reads ~/.profile and the like: inside a payload, the commands before it may have
+  // written them (`printf … | tee ~/.profile; sh -lc 'echo hi'` runs what was written).
+  if (depth > 0 && shell.login) return { commands: [argv], opaqueReason: 'a nested login shell, which reads startup files the commands before it could have written' };
   const split = splitShell(shell.payload);
   if (split.opaqueReason !== undefined) return { commands: [argv], opaqueReason: split.opaqueReason };
   const inner = expandEach(split.commands, depth + 1);
@@ -410,7 +443,9 @@ function expandEach(simple: string[][], depth: number): Expanded {
   const wrappers: string[][] = [];
   for (const words of simple) {
     const unwrapped = unwrapEnv(words, {});
-    const risky = executionEnv(unwrapped.env);
+    // Inside a payload the command runs with no PATH (a shell then searches its own default, the working directory
+    // included: `env -i bash -c deploy` runs ./deploy); at the top the node starts the program itself.
+    const risky = unwrapped.cleared ? 'env -i inside a shell payload: what it starts runs with no PATH, and a shell then searches the working directory' : executionEnv(unwrapped.env, true);
     if (risky !== undefined) return { commands: [...commands, unwrapped.argv], opaqueReason: risky };
     const inner = expand(unwrapped.argv, depth);
     places.push(...inner.commands.map((_, k) => inner.places?.[k]));
@@ -507,8 +542,32 @@ function declaration(argv: string[]): string | undefined {
     if (arg.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
     const eq = arg.indexOf('=');
     // `NAME+=value` appends to NAME (bash, ksh, zsh): to an unset LD_PRELOAD it is `LD_PRELOAD=value`; what it appends to is not known.
-    const risky = executionEnv(eq < 0 ? { [arg]: undefined } : arg[eq - 1] === '+' ? { [arg.slice(0, eq - 1)]: undefined } : { [arg.slice(0, eq)]: arg.slice(eq + 1) });
+    const risky = executionEnv(eq < 0 ? { [arg]: undefined } : arg[eq - 1] === '+' ? { [arg.slice(0, eq - 1)]: undefined } : { [arg.slice(0, eq)]: arg.slice(eq + 1) }, true);
     if (risky !== undefined) return risky;
+  }
+  return undefined;
+}
+
+/**
+ * Why a `set` builtin is opaque: it sets an option that changes how the shell
+ * reads the commands after it (`set -k` and `set -o keyword` make a later
+ * `ls BASH_ENV=/dev/stdin` an assignment, not an argument), as the shell's own
+ * options on its command line are read (SHELL_FLAGS, SHELL_OPTION_NAMES).
+ * Words after `--`, or after the options, set the positional parameters.
+ */
+function setting(argv: string[]): string | undefined {
+  for (let i = 1; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (arg === '--' || arg === '-' || !/^[-+]/.test(arg)) return undefined;
+    if (!/^[-+][A-Za-z]+$/.test(arg)) return `set ${cut(arg, 40)}, an option Corral does not model`;
+    for (const letter of arg.slice(1)) {
+      if (letter === 'o') {
+        i += 1;
+        // `set -o` alone lists the options.
+        const name = argv[i];
+        if (name !== undefined && !SHELL_OPTION_NAMES.has(name)) return `set ${arg[0]}o ${cut(name, 40)}, an option Corral does not model`;
+      } else if (!SHELL_FLAGS.has(letter)) return `set ${arg[0]}${letter}, an option that changes how the shell reads what follows, or one Corral does not model`;
+    }
   }
   return undefined;
 }
@@ -523,7 +582,7 @@ function assignment(argv: string[]): string | undefined {
   for (const arg of argv.slice(1)) {
     for (const name of [arg, arg.replace(/^-[A-Za-z]/, '')]) {
       if (name.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
-      const risky = executionEnv({ [name]: undefined });
+      const risky = executionEnv({ [name]: undefined }, true);
       if (risky !== undefined) return risky;
     }
   }

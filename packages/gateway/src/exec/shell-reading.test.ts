@@ -178,4 +178,72 @@ describe('a shell payload Corral reads otherwise than the shell', () => {
       assert.deepEqual(canonicalRun({ command: ['bash', '-xe', '-c', 'echo hi'] }).commands, [['echo', 'hi']]);
     });
   });
+
+  describe('when a builtin changes how the shell reads or finds what follows', () => {
+    /** Permits for the builtins these payloads use, beside the harmless programs. */
+    const BUILTINS = `${POLICY}\n${['set', 'unset', 'jobs', 'shopt', 'setopt', 'deploy', 'git'].map((name) => `@id("${name}-allowed") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${name}");`).join('\n')}`;
+
+    it('denies set -k (or set -o keyword), which makes a later word an assignment (regression: set -k; … | bash -c ls BASH_ENV=/dev/stdin ran what stdin held)', { skip: !bash }, () => {
+      const payload = `set -k; echo ": > '${marker}'" | bash -c ls BASH_ENV=/dev/stdin`;
+      run(['bash', '-c', payload]);
+      assert.equal(ran(), true, 'the inner bash reads stdin as its startup file');
+      assert.equal(decide(BUILTINS, ['bash', '-c', payload]), 'deny');
+      assert.equal(decide(BUILTINS, ['bash', '-c', 'set -o keyword; ls LD_PRELOAD=/tmp/x.so']), 'deny');
+      // The options scripts use every day stay readable.
+      for (const set of ['set -e', 'set -euo pipefail', 'set +x', 'set -- a b']) assert.equal(decide(BUILTINS, ['bash', '-c', `${set}; ls`]), 'allow', set);
+    });
+
+    it('denies shopt and setopt though permitted, since they change how the shell reads the commands after them', () => {
+      assert.equal(decide(BUILTINS, ['bash', '-c', 'shopt -s expand_aliases; ls']), 'deny');
+      assert.equal(decide(BUILTINS, ['sh', '-c', 'setopt keyword; ls']), 'deny');
+    });
+
+    it("denies bash's jobs -x CMD, which runs CMD (regression: decided as jobs)", { skip: !bash }, () => {
+      run(['bash', '-c', `jobs -x touch '${marker}'`]);
+      assert.equal(ran(), true, 'bash runs touch');
+      assert.equal(decide(BUILTINS, ['bash', '-c', `jobs -x touch '${marker}'`]), 'deny');
+    });
+
+    it("denies unset with a subscript, whose arithmetic runs a variable's $(…) (regression: printf … | read x; unset 'SHLVL[x]' ran it), and unset PATH", { skip: !bash }, () => {
+      const payload = `printf 'SHLVL[\\044(touch ${marker})]' | read x; unset 'SHLVL[x]'`;
+      run(['bash', '-O', 'lastpipe', '-c', payload]);
+      assert.equal(ran(), true, 'bash evaluates the subscript and runs touch');
+      assert.equal(decide(BUILTINS, ['bash', '-O', 'lastpipe', '-c', payload]), 'deny');
+      assert.equal(decide(BUILTINS, ['bash', '-c', 'unset PATH; bash -c deploy']), 'deny');
+      assert.equal(decide(BUILTINS, ['bash', '-c', 'unset -f ls; ls']), 'allow');
+    });
+
+    it('denies a zsh, ksh or mksh payload: their builtins evaluate a name as arithmetic, where a value read from a pipe or the environment runs a command (regression: printf %d x in zsh ran the $(…) x held)', () => {
+      const payload = `printf 'path[\\044(touch ${marker})]' | read x; printf %d x`;
+      if (spawnSync('zsh', ['-c', 'true']).status === 0) {
+        run(['zsh', '-c', payload]);
+        assert.equal(ran(), true, 'zsh runs touch');
+      }
+      for (const shell of ['zsh', 'ksh', 'mksh']) {
+        assert.equal(decide(BUILTINS, [shell, '-c', payload]), 'deny', shell);
+        assert.equal(decide(BUILTINS, [shell, '-c', 'printf %d TERM'], { TERM: `path[$(touch ${marker})]` }), 'deny', `${shell}, the value in the environment`);
+        assert.equal(decide(BUILTINS, ['sh', '-c', `${shell} -c 'echo hi'`]), 'deny', `${shell} nested`);
+      }
+    });
+
+    it("denies env -i inside a payload, whose shell then searches the working directory (regression: env -i bash -c deploy ran the agent's ./deploy)", { skip: !bash }, () => {
+      writeFileSync(join(dir, 'deploy'), `#!/bin/sh\n: > '${marker}'\n`);
+      chmodSync(join(dir, 'deploy'), 0o755);
+      run(['sh', '-c', 'env -i bash -c deploy']);
+      assert.equal(ran(), true, "bash with no PATH runs the agent's ./deploy");
+      assert.equal(decide(BUILTINS, ['sh', '-c', 'env -i bash -c deploy']), 'deny');
+      // At the top the node starts the program itself, with its own PATH.
+      assert.deepEqual(canonicalRun({ command: ['env', '-i', 'bash', '-c', 'deploy'] }).commands, [['deploy']]);
+    });
+
+    it("denies GIT_DIR set inside a payload, where the node's check of the repository git reads cannot see it (regression: sh -c 'env GIT_DIR=… git status' ran that repository's core.fsmonitor)", () => {
+      for (const payload of ['env GIT_DIR=/work/repo/.git git status', 'export GIT_DIR=/work/repo/.git; git status', 'echo /work/repo/.git | read GIT_DIR; git status', 'env GIT_CEILING_DIRECTORIES=/ git status']) {
+        assert.equal(decide(BUILTINS, ['sh', '-c', payload]), 'deny', payload);
+      }
+      // At the top it is the run's own environment, which the node checks.
+      const top = canonicalRun({ command: ['env', 'GIT_DIR=/work/repo/.git', 'git', 'status'] });
+      assert.equal(top.opaque, false);
+      assert.deepEqual(top.env, { GIT_DIR: '/work/repo/.git' });
+    });
+  });
 });
