@@ -237,13 +237,13 @@ describe('a shell payload Corral reads otherwise than the shell', () => {
     });
 
     it("denies GIT_DIR set inside a payload, where the node's check of the repository git reads cannot see it (regression: sh -c 'env GIT_DIR=… git status' ran that repository's core.fsmonitor)", () => {
-      for (const payload of ['env GIT_DIR=/work/repo/.git git status', 'export GIT_DIR=/work/repo/.git; git status', 'echo /work/repo/.git | read GIT_DIR; git status', 'env GIT_CEILING_DIRECTORIES=/ git status']) {
+      for (const payload of ['env GIT_DIR=/srv/repo/.git git status', 'export GIT_DIR=/srv/repo/.git; git status', 'echo /srv/repo/.git | read GIT_DIR; git status', 'env GIT_CEILING_DIRECTORIES=/ git status']) {
         assert.equal(decide(BUILTINS, ['sh', '-c', payload]), 'deny', payload);
       }
       // At the top it is the run's own environment, which the node checks.
-      const top = canonicalRun({ command: ['env', 'GIT_DIR=/work/repo/.git', 'git', 'status'] });
+      const top = canonicalRun({ command: ['env', 'GIT_DIR=/srv/repo/.git', 'git', 'status'] });
       assert.equal(top.opaque, false);
-      assert.deepEqual(top.env, { GIT_DIR: '/work/repo/.git' });
+      assert.deepEqual(top.env, { GIT_DIR: '/srv/repo/.git' });
     });
   });
 });
