@@ -2,7 +2,7 @@
 // damaged file see it.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
@@ -37,6 +37,16 @@ describe("the node's record of the receipts it took", () => {
 
   it('starts empty where there is none yet', () => {
     const dir = tempDir('corral-taken-');
+    new TakenReceipts(dir).take(receipt(Date.now()), Date.now());
+  });
+
+  it('stops the node starting when others may change it (NODE_CONFIG_INVALID, naming the file and what to do): whoever wrote it could have left a receipt out', { skip: process.getuid === undefined && 'no user ids on this platform' }, () => {
+    const dir = tempDir('corral-taken-');
+    const path = join(dir, TAKEN_RECEIPTS_FILE);
+    writeFileSync(path, '{"v":1,"taken":{}}\n');
+    chmodSync(path, 0o666);
+    assert.throws(() => new TakenReceipts(dir), (e: { code?: string; message: string }) => e.code === 'NODE_CONFIG_INVALID' && e.message.includes(path) && /changed by other users/.test(e.message) && /chmod go-w/.test(e.message));
+    chmodSync(path, 0o600);
     new TakenReceipts(dir).take(receipt(Date.now()), Date.now());
   });
 

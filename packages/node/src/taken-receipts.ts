@@ -47,6 +47,8 @@ export class TakenReceipts {
       text = readStateFile(this.#path, 'NODE_CONFIG_INVALID');
     } catch (error) {
       if ((error as { code?: unknown }).code === 'ENOENT') return [];
+      // Another user's, or one others may change (readStateFile): whoever wrote it could have left out a receipt taken.
+      if (error instanceof NodeError) throw new NodeError('NODE_CONFIG_INVALID', `${error.message}: the node's record of the approval receipts it took must be its user's alone (chown it, chmod go-w), or removed once the node has been stopped for 90 seconds`, { cause: error });
       throw this.#unusable((error as Error).message, error);
     }
     let parsed: unknown;

@@ -583,7 +583,8 @@ function assignment(argv: string[]): string | undefined {
     for (const name of [arg, arg.replace(/^-[A-Za-z]/, '')]) {
       if (name.includes('[')) return `${argv[0]!} with a subscript, which the shell evaluates`;
       const risky = executionEnv({ [name]: undefined }, true);
-      if (risky !== undefined) return risky;
+      // The reason says "sets"; `unset PATH` changes what runs as much (a shell started after it searches its own default).
+      if (risky !== undefined) return argv[0] === 'unset' ? `unset ${cut(name, 40)}, which changes what runs` : risky;
     }
   }
   return undefined;
