@@ -240,12 +240,51 @@ describe('when the address is one of the host’s own', () => {
     const verdict = checkAddress([via, ...rules('93.184.216.34:443')], '93.184.216.34', 443, via, own);
     assert.equal(verdict.allowed && verdict.addressRule?.source, '93.184.216.34:443');
   });
-  it('leaves an address in a special range its own kind', () => {
+  it('leaves a loopback address loopback: every one is the host\'s, and a rule inside loopback opens the host knowingly', () => {
     assert.equal(checkAddress([via], '127.0.0.1', 443, via, own).special?.kind, 'loopback');
+    assert.equal(checkAddress(rules('127.0.0.0/8:8080'), '127.0.0.1', 8080, undefined, own).allowed, true);
   });
   it('refuses it among the addresses a name resolved to, keeping the others', () => {
     const { permitted, refused } = checkResolved([via], via, ['93.184.216.34', '1.1.1.1'], 443, own);
     assert.deepEqual([permitted.map((p) => p.address), refused.map((r) => [r.address, r.special?.kind])], [['1.1.1.1'], [['93.184.216.34', 'host']]]);
+  });
+});
+
+// Regression: a rule for a special range (192.0.2.0/24:18555, 10.0.0.0/8:5432) opened the host's own
+// address in that range, and with it the host's own services listening on 0.0.0.0: the host check ran
+// only for an address no special range holds.
+describe('when a CIDR rule for a special range covers one of the host\'s own addresses', () => {
+  const own = new Set(['192.0.2.2', '10.1.2.3', 'fd00::2', 'fe80::fc:ff:fe00:1']);
+  const via = nameRule('db.example.com:*');
+  const refusedAsHost = (verdict: ReturnType<typeof checkAddress>, block: string) =>
+    assert.deepEqual([verdict.allowed, !verdict.allowed && verdict.reason, verdict.special?.kind, verdict.special?.block], [false, 'private-address', 'host', block]);
+
+  it('refuses the host\'s own address as a literal, as private-address of kind host, and opens its neighbours', () => {
+    const list = rules('192.0.2.0/24:18555', '10.0.0.0/8:5432', '[fd00::]/8:443', '[fe80::]/10:443');
+    refusedAsHost(checkAddress(list, '192.0.2.2', 18555, undefined, own), '192.0.2.2/32');
+    refusedAsHost(checkAddress(list, '::ffff:192.0.2.2', 18555, undefined, own), '192.0.2.2/32');
+    refusedAsHost(checkAddress(list, '10.1.2.3', 5432, undefined, own), '10.1.2.3/32');
+    refusedAsHost(checkAddress(list, 'fd00::2', 443, undefined, own), 'fd00::2/128');
+    refusedAsHost(checkAddress(list, 'fe80::fc:ff:fe00:1', 443, undefined, own), 'fe80::fc:ff:fe00:1/128');
+    for (const [address, p] of [['192.0.2.3', 18555], ['10.1.2.4', 5432], ['fd00::3', 443], ['fe80::1', 443]] as const) {
+      assert.equal(checkAddress(list, address, p, undefined, own).allowed, true, address);
+    }
+  });
+
+  it('refuses it when a name the policy allows resolves to it, keeping the name\'s other addresses', () => {
+    const list = [via, ...rules('10.0.0.0/8:5432')];
+    refusedAsHost(checkAddress(list, '10.1.2.3', 5432, via, own), '10.1.2.3/32');
+    const { permitted, refused } = checkResolved(list, via, ['10.1.2.3', '10.1.2.4'], 5432, own);
+    assert.deepEqual([permitted.map((p) => p.address), refused.map((r) => [r.address, r.special?.kind])], [['10.1.2.4'], [['10.1.2.3', 'host']]]);
+  });
+
+  it('opens it through a rule naming the address itself, literal or resolved', () => {
+    const list = [via, ...rules('192.0.2.0/24:18555', '192.0.2.2/32:18555', '[fd00::2]:443')];
+    const literal = checkAddress(list, '192.0.2.2', 18555, undefined, own);
+    assert.equal(literal.allowed && literal.rule.source, '192.0.2.2/32:18555');
+    const resolved = checkAddress(list, '192.0.2.2', 18555, via, own);
+    assert.equal(resolved.allowed && resolved.addressRule?.source, '192.0.2.2/32:18555');
+    assert.equal(checkAddress(list, 'fd00::2', 443, undefined, own).allowed, true);
   });
 });
 
@@ -331,6 +370,28 @@ describe('allowlist properties', () => {
         if (!covers) return;
         const special = classifyAddress(address);
         assert.equal(verdict.allowed, special === null || rule.p >= special.prefix);
+      }),
+    );
+  });
+  it('one of the host\'s own addresses outside loopback is reached only through a rule naming it alone, whatever range covers it', () => {
+    // Addresses in the ranges a host's interfaces have (private, documentation, link-local, ULA) and anywhere.
+    const inRange = (base: string, family: 4 | 6, prefix: number) =>
+      fc.bigInt({ min: 0n, max: (1n << BigInt((family === 4 ? 32 : 128) - prefix)) - 1n }).map((low) => formatIp(family, ipToBigInt(base) | low));
+    const hostAddress = fc
+      .oneof(inRange('10.0.0.0', 4, 8), inRange('192.0.2.0', 4, 24), inRange('172.16.0.0', 4, 12), inRange('fd00::', 6, 8), inRange('fe80::', 6, 64), v4, v6)
+      .map((a) => canonicalAddress(a)!)
+      .filter((a) => classifyAddress(a.address)?.kind !== 'loopback');
+    fc.assert(
+      fc.property(hostAddress, fc.integer({ min: 0, max: 128 }), port, ({ address, family }, wanted, p) => {
+        const full = family === 4 ? 32 : 128;
+        const prefix = Math.min(wanted, full);
+        const text = family === 4 ? `${network(4, address, prefix)}/${prefix}:*` : `[${network(6, address, prefix)}]/${prefix}:*`;
+        const via = nameRule('api.example.com:*');
+        const own = new Set([address]);
+        const literal = checkAddress(rules(text), address, p, undefined, own);
+        const resolved = checkAddress([via, ...rules(text)], address, p, via, own);
+        assert.equal(literal.allowed, prefix === full, text);
+        assert.equal(resolved.allowed, prefix === full, text);
       }),
     );
   });

@@ -138,9 +138,10 @@ export function matchName(rules: readonly EgressRule[], name: string, port: numb
  * CIDR rule opening the port allows an ordinary address it covers, and a
  * special address under the same inside-its-block condition.
  *
- * `hostAddresses` (canonical text) are the host's own interface addresses: one
- * no special range holds is special too, kind `host`, its block the address
- * alone — a public address of the host reaches the host itself, as loopback does.
+ * `hostAddresses` (canonical text) are the host's own interface addresses: each
+ * is special, kind `host`, its block the address alone, whatever range holds it
+ * (see `specialBlockOf`) — an address of the host reaches the host itself, as
+ * loopback does.
  */
 export function checkAddress(rules: readonly EgressRule[], address: string, port: number, via?: NameRule, hostAddresses?: ReadonlySet<string>): AddressVerdict {
   const canonical = canonicalAddress(address);
@@ -148,7 +149,7 @@ export function checkAddress(rules: readonly EgressRule[], address: string, port
     const family = isIP(address) === 4 ? 4 : 6;
     return { allowed: false, address: String(address), family, reason: 'bad-address', special: null };
   }
-  const special = classifyAddress(canonical.address) ?? (hostAddresses?.has(canonical.address) ? hostAddressBlock(canonical.address) : null);
+  const special = specialBlockOf(canonical.address, hostAddresses);
   const covering = rules.filter((r): r is CidrRule => r.kind === 'cidr' && cidrContains(r, canonical.address));
   const opening = covering.filter((r) => portAllowed(r.ports, port));
   const explicit = special === null ? undefined : opening.find((r) => r.prefix >= special.prefix);
@@ -164,6 +165,21 @@ export function checkAddress(rules: readonly EgressRule[], address: string, port
   if (special === null) return { allowed: true, ...canonical, rule: opening[0] as CidrRule, special };
   if (explicit === undefined) return refuse('private-address');
   return { allowed: true, ...canonical, rule: explicit, special };
+}
+
+/**
+ * The special block `checkAddress` holds a canonical address to: for one of the
+ * host's own addresses, the address alone (`/32`, `/128`), whatever special range
+ * holds it, so that only a rule naming that very address opens it — a rule for a
+ * range of other machines (`10.0.0.0/8:5432`, the host's own address being
+ * 10.1.2.3) must not open the host's own port 5432. A loopback address keeps its
+ * loopback block: every address in it is the host's, so a rule inside it opens
+ * the host knowingly. Else the special range the address lies in, or null.
+ */
+function specialBlockOf(address: string, hostAddresses: ReadonlySet<string> | undefined): SpecialAddress | null {
+  const range = classifyAddress(address);
+  if (range?.kind === 'loopback' || hostAddresses?.has(address) !== true) return range;
+  return hostAddressBlock(address);
 }
 
 /**

@@ -973,7 +973,7 @@ describe('EgressProxy', () => {
     });
   });
 
-  describe('when the destination is a public address of the host itself', () => {
+  describe('when the destination is one of the host\'s own addresses', () => {
     // Refused before any connection: the address only stands for one of the host's own here.
     it('refuses a name resolving to it and the literal under 0.0.0.0/0, as private-address of kind host', async (t) => {
       const own = new EgressProxy({
@@ -990,6 +990,33 @@ describe('EgressProxy', () => {
       assert.deepEqual(
         records.map((r) => [r.allowed, r.address, r.special]),
         Array.from({ length: 3 }, () => [false, '93.184.216.34', 'host']),
+      );
+    });
+
+    // Regression: 192.0.2.0/24:18555 opened the host's own 192.0.2.2 (and its service on 0.0.0.0:18555),
+    // 10.0.0.0/8:5432 a cloud VM's own 10.x address: the host check ran only outside every special range.
+    it('refuses the host\'s own address inside a special range a rule opens, as a literal and through a name, as private-address of kind host', async (t) => {
+      const own = new EgressProxy({
+        lookup: async () => [{ address: '10.1.2.3', family: 4 }],
+        hostAddresses: () => ['127.0.0.1', '192.0.2.2', '10.1.2.3'],
+        // Refused before any connection; were one tried, it would fail at once rather than wait.
+        connectTimeoutMs: 200,
+      });
+      t.after(() => own.close());
+      const channel = await own.openChannel(rules('192.0.2.0/24:18555', '10.0.0.0/8:5432', 'db.test.corral:5432'));
+      for (const authority of ['192.0.2.2:18555', '[::ffff:192.0.2.2]:18555', '10.1.2.3:5432', 'db.test.corral:5432']) {
+        const answer = await tunnel(channel, authority);
+        assert.deepEqual([answer.status, answer.headers['x-corral-refused']], [403, 'private-address'], authority);
+      }
+      const records = await finished(channel, 4);
+      assert.deepEqual(
+        records.map((r) => [r.allowed, r.address, r.special]),
+        [
+          [false, '192.0.2.2', 'host'],
+          [false, '192.0.2.2', 'host'],
+          [false, '10.1.2.3', 'host'],
+          [false, '10.1.2.3', 'host'],
+        ],
       );
     });
 

@@ -71,8 +71,9 @@ export interface EgressProxyOptions {
   directory?: string;
   /**
    * The host's own addresses, read again for each decision they can change (they change): for
-   * every resolved name, and for an IP literal a CIDR rule opens; refused like loopback unless a
-   * CIDR rule names the address itself. Default: every address of `os.networkInterfaces()`.
+   * every resolved name, and for an IP literal a CIDR rule opens; refused unless a CIDR rule names
+   * the address itself, whatever range holds it (a loopback one stays loopback). Default: every
+   * address of `os.networkInterfaces()`.
    */
   hostAddresses?: () => Iterable<string>;
 }
@@ -1093,9 +1094,10 @@ class Channel implements EgressChannel {
       const destination = target.destination;
       if (destination.kind === 'address') {
         // The host's own addresses (os.networkInterfaces(): some 0.2 ms of the proxy's thread, four
-        // times the rest of a refusal) can only refuse an ordinary address a CIDR rule opens.
+        // times the rest of a refusal) can only refuse an address a CIDR rule opens, in a special
+        // range or not (10.0.0.0/8:5432 opens 10.1.2.3, unless it is the host's own).
         let verdict = checkAddress(this.#rules, destination.address, target.port);
-        if (verdict.allowed && verdict.special === null) {
+        if (verdict.allowed) {
           verdict = checkAddress(this.#rules, destination.address, target.port, undefined, readHostAddresses(this.#settings.hostAddresses));
         }
         record.address = verdict.address;

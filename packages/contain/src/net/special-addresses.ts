@@ -37,8 +37,9 @@ export type SpecialAddressKind =
   /** Protocol assignments, future use, and IPv6 space outside global unicast 2000::/3. */
   | 'reserved'
   /**
-   * An address of one of the host's own network interfaces (a public one included): a
-   * connection to it reaches the host itself, as loopback does. See `hostAddressBlock`.
+   * An address of one of the host's own network interfaces outside loopback (in a private
+   * or other special range, or public): a connection to it reaches the host itself, as
+   * loopback does. See `hostAddressBlock`.
    */
   | 'host';
 
@@ -191,9 +192,9 @@ export function classifyAddress(address: string): SpecialAddress | null {
 }
 
 /**
- * The block of one of the host's own interface addresses, for an address no
- * special range holds: the address alone (`/32`, `/128`), kind `host`, so that
- * only a CIDR rule naming that very address opens it.
+ * The block of one of the host's own interface addresses, whatever special
+ * range holds it (but loopback's: see checkAddress): the address alone (`/32`,
+ * `/128`), kind `host`, so that only a CIDR rule naming that very address opens it.
  *
  * Precondition: `address` is a canonical IP literal (see `canonicalAddress`).
  * @throws ContainError `CONTAIN_BAD_ADDRESS` when it is not an IP literal.
