@@ -110,6 +110,7 @@ const PROTECTION: Record<string, string> = {
   tiocsti: 'a new session (no terminal injection)',
   'setuid-binary': 'dropping every capability',
   chroot: 'dropping every capability',
+  'setuid-file-on-host': 'the seccomp filter (no setuid or setgid modes)',
   'create-denied-not-yet-there': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
   'hardlink-at-denied-path': 'a mask on a denied path that does not exist yet (made before the sandbox starts)',
   'hardlink-denied-out': 'denied paths inside a grant',

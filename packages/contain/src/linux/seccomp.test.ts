@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -112,12 +112,21 @@ const AF = { UNIX: 1, INET: 2, INET6: 10, NETLINK: 16, PACKET: 17, VSOCK: 40 };
 const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, PACKET: 10, NONBLOCK: 0x800, CLOEXEC: 0x80000 };
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IFREG = 0o100000;
+const S_IFIFO = 0o10000;
+const O = { RDONLY: 0, WRONLY: 1, CREAT: 0o100, EXCL: 0o200, TRUNC: 0o1000, DIRECTORY: 0o200000, CLOEXEC: 0o2000000, PATH: 0o10000000, TMPFILE: 0o20200000 };
 
 function reference(arch: SeccompArch, { nr, arch: abi, args }: SeccompData): number {
   if (abi !== AUDIT_ARCH[arch]) return RET_KILL_PROCESS;
   if (arch === 'x64' && (nr & 0x40000000) !== 0) return RET_KILL_PROCESS;
   const name = Object.keys(SYSCALL_NUMBERS).find((n) => SYSCALL_NUMBERS[n]![arch === 'x64' ? 0 : 1] === nr);
   const low = (i: number): number => Number(BigInt.asUintN(32, args[i] ?? 0n));
+  // A umode_t argument: the kernel keeps its low 16 bits.
+  const setuidMode = (i: number): boolean => (Number(BigInt.asUintN(16, args[i] ?? 0n)) & (S_ISUID | S_ISGID)) !== 0;
+  // O_TMPFILE is __O_TMPFILE | O_DIRECTORY; the kernel creates a file when O_CREAT or __O_TMPFILE is set.
+  const creates = (i: number): boolean => (low(i) & (O.CREAT | 0o20000000)) !== 0;
   if (name === undefined) return RET_ALLOW;
   if (REFUSED_SYSCALLS.includes(name)) return EPERM;
   switch (name) {
@@ -134,6 +143,21 @@ function reference(arch: SeccompArch, { nr, arch: abi, args }: SeccompData): num
       return [AF.UNIX, AF.INET, AF.INET6].includes(low(0)) ? RET_ALLOW : EAFNOSUPPORT;
     case 'ioctl':
       return low(1) === TIOCSTI || low(1) === TIOCLINUX ? EPERM : RET_ALLOW;
+    case 'chmod':
+    case 'fchmod':
+    case 'mknod':
+    case 'creat':
+      return setuidMode(1) ? EPERM : RET_ALLOW;
+    case 'fchmodat':
+    case 'fchmodat2':
+    case 'mknodat':
+      return setuidMode(2) ? EPERM : RET_ALLOW;
+    case 'open':
+      return creates(1) && setuidMode(2) ? EPERM : RET_ALLOW;
+    case 'openat':
+      return creates(2) && setuidMode(3) ? EPERM : RET_ALLOW;
+    case 'openat2':
+      return ENOSYS;
     default:
       return RET_ALLOW;
   }
@@ -323,12 +347,17 @@ describe('the filter\'s decisions', () => {
     for (const rule of SECCOMP_RULES) assert.ok(rule.description.length > 0 && rule.when.length > 0);
   });
 
+  it('names in SECCOMP_RULES every syscall it has rules for', () => {
+    const documented = new Set(SECCOMP_RULES.flatMap((r) => r.syscalls));
+    for (const name of Object.keys(SYSCALL_NUMBERS)) assert.ok(documented.has(name), `${name} is in a rule`);
+  });
+
   it('has a number for every syscall it names, distinct within each architecture', () => {
     for (const arch of ARCHES) {
       const numbers = Object.values(SYSCALL_NUMBERS).map((pair) => pair[arch === 'x64' ? 0 : 1]).filter((n) => n !== null);
       assert.equal(new Set(numbers).size, numbers.length, `${arch} numbers are distinct`);
     }
-    for (const name of [...REFUSED_SYSCALLS, 'clone', 'clone3', 'personality', 'socket', 'socketpair', 'ioctl']) {
+    for (const name of [...REFUSED_SYSCALLS, 'clone', 'clone3', 'personality', 'socket', 'socketpair', 'ioctl', 'fchmod', 'fchmodat', 'fchmodat2', 'mknodat', 'openat', 'openat2']) {
       assert.ok(SYSCALL_NUMBERS[name] !== undefined, `${name} is in the table`);
       assert.equal(typeof SYSCALL_NUMBERS[name]![0], 'number', `${name} exists on x86_64`);
     }
@@ -346,11 +375,12 @@ describe('the filter\'s decisions', () => {
       for (const [name, pair] of Object.entries(SYSCALL_NUMBERS)) {
         const ours = pair[arch === 'x64' ? 0 : 1];
         const theirs = fromHeader.get(name);
-        if (theirs === undefined) continue; // newer than these headers (open_tree_attr), or not on this arch
+        if (theirs === undefined) continue; // newer than these headers (open_tree_attr, fchmodat2), or not on this arch
         assert.equal(ours, theirs, `${name} on ${arch}`);
         compared++;
       }
-      assert.ok(compared >= Object.keys(SYSCALL_NUMBERS).length - 5, `compared ${compared} numbers`);
+      const elsewhereOnly = Object.values(SYSCALL_NUMBERS).filter((pair) => pair[arch === 'x64' ? 0 : 1] === null).length;
+      assert.ok(compared >= Object.keys(SYSCALL_NUMBERS).length - elsewhereOnly - 2, `compared ${compared} numbers`);
     });
   }
 
@@ -468,9 +498,72 @@ describe('the filter\'s decisions', () => {
         }
       });
 
+      describe('set-user-ID and set-group-ID modes (a program left in a read-write grant runs as its owner on the host)', () => {
+        const refusedModes = [S_ISUID | 0o755, S_ISGID | 0o755, S_ISUID | S_ISGID | 0o755, S_ISUID, S_ISGID | 0o1777];
+        const ordinaryModes = [0o755, 0o644, 0o600, 0o777, 0o1777, 0o1644, 0];
+        const x64Only = ['chmod', 'mknod', 'creat', 'open'];
+        const skip = (name: string): boolean => arch !== 'x64' && x64Only.includes(name);
+
+        it('refuses chmod, fchmod, fchmodat and fchmodat2 to a mode with S_ISUID or S_ISGID, and allows ordinary modes', () => {
+          for (const [name, at] of [['chmod', 1], ['fchmod', 1], ['fchmodat', 2], ['fchmodat2', 2]] as const) {
+            if (skip(name)) continue;
+            const args = (mode: number | bigint): bigint[] => Object.assign([0n, 0n, 0n, 0n], { [at]: BigInt(mode) });
+            for (const mode of refusedModes) assert.equal(decide(name, ...args(mode)), 'EPERM', `${name} 0${mode.toString(8)}`);
+            for (const mode of ordinaryModes) assert.equal(decide(name, ...args(mode)), 'allow', `${name} 0${mode.toString(8)}`);
+          }
+        });
+
+        it('refuses mknod and mknodat making a setuid or setgid file, and allows an ordinary file or FIFO', () => {
+          for (const [name, at] of [['mknod', 1], ['mknodat', 2]] as const) {
+            if (skip(name)) continue;
+            const args = (mode: number): bigint[] => Object.assign([0n, 0n, 0n, 0n], { [at]: BigInt(mode) });
+            assert.equal(decide(name, ...args(S_IFREG | S_ISUID | 0o755)), 'EPERM');
+            assert.equal(decide(name, ...args(S_ISGID | 0o755)), 'EPERM', 'mode 0 for the type makes a regular file');
+            assert.equal(decide(name, ...args(S_IFREG | 0o644)), 'allow');
+            assert.equal(decide(name, ...args(S_IFIFO | 0o600)), 'allow');
+          }
+        });
+
+        it('refuses creat with S_ISUID or S_ISGID, and allows an ordinary mode', { skip: arch !== 'x64' && 'creat is x86_64 only' }, () => {
+          assert.equal(decide('creat', 0n, BigInt(S_ISUID | 0o755)), 'EPERM');
+          assert.equal(decide('creat', 0n, 0o644n), 'allow');
+        });
+
+        for (const [name, flagsAt] of [['open', 1], ['openat', 2]] as const) {
+          it(`refuses ${name} creating a file (O_CREAT or O_TMPFILE) with S_ISUID or S_ISGID`, { skip: skip(name) && `${name} is x86_64 only` }, () => {
+            const args = (flags: number, mode: number | bigint): bigint[] => Object.assign([0n, 0n, 0n, 0n], { [flagsAt]: BigInt(flags), [flagsAt + 1]: BigInt(mode) });
+            for (const flags of [O.WRONLY | O.CREAT | O.TRUNC, O.WRONLY | O.CREAT | O.EXCL | O.CLOEXEC, O.CREAT, O.WRONLY | O.TMPFILE, 0o20000000]) {
+              for (const mode of refusedModes) assert.equal(decide(name, ...args(flags, mode)), 'EPERM', `flags 0${flags.toString(8)} mode 0${mode.toString(8)}`);
+              for (const mode of ordinaryModes) assert.equal(decide(name, ...args(flags, mode)), 'allow', `flags 0${flags.toString(8)} mode 0${mode.toString(8)}`);
+            }
+          });
+
+          it(`allows ${name} without O_CREAT or O_TMPFILE whatever the mode, which the kernel then ignores`, { skip: skip(name) && `${name} is x86_64 only` }, () => {
+            const args = (flags: number, mode: number): bigint[] => Object.assign([0n, 0n, 0n, 0n], { [flagsAt]: BigInt(flags), [flagsAt + 1]: BigInt(mode) });
+            for (const flags of [O.RDONLY, O.WRONLY | O.TRUNC, O.DIRECTORY | O.CLOEXEC, O.PATH]) {
+              assert.equal(decide(name, ...args(flags, S_ISUID | S_ISGID | 0o777)), 'allow', `flags 0${flags.toString(8)}`);
+            }
+          });
+
+          it(`${name}: reads flags and mode as the kernel does (int and umode_t), whatever the high bits`, { skip: skip(name) && `${name} is x86_64 only` }, () => {
+            const args = (flags: bigint, mode: bigint): bigint[] => Object.assign([0n, 0n, 0n, 0n], { [flagsAt]: flags, [flagsAt + 1]: mode });
+            assert.equal(decide(name, ...args((1n << 32n) | BigInt(O.CREAT), BigInt(S_ISUID | 0o755))), 'EPERM');
+            assert.equal(decide(name, ...args(BigInt(O.CREAT), (0xffffn << 32n) | BigInt(S_ISUID | 0o755))), 'EPERM');
+            assert.equal(decide(name, ...args(BigInt(O.CREAT), 0x10000n | BigInt(S_ISUID | 0o755))), 'EPERM', 'bits past a umode_t are dropped by the kernel, not the setuid bit');
+            assert.equal(decide(name, ...args(1n << 32n, BigInt(S_ISUID | 0o755))), 'allow', 'O_CREAT only in the high word is no O_CREAT');
+            assert.equal(decide(name, ...args(BigInt(O.CREAT), (BigInt(S_ISUID) << 32n) | 0o755n)), 'allow', 'S_ISUID only in the high word is no S_ISUID');
+          });
+        }
+
+        it('answers openat2 with ENOSYS (its mode is in memory) so libc and runtimes fall back to the checked openat', () => {
+          assert.equal(decide('openat2'), 'ENOSYS');
+        });
+      });
+
       it('agrees with the plain-words reference on random syscalls and arguments', () => {
         const named = Object.values(SYSCALL_NUMBERS).map((pair) => pair[arch === 'x64' ? 0 : 1]).filter((n): n is number => n !== null);
-        const interesting32 = [0, 1, 2, 3, 8, 10, 16, 17, 0x800, 0x80803, 0x8080a, TIOCSTI, TIOCLINUX, ADDR_NO_RANDOMIZE, ...Object.values(CLONE_NEW), 0xffffffff];
+        const interesting32 = [0, 1, 2, 3, 8, 10, 16, 17, 0x800, 0x80803, 0x8080a, TIOCSTI, TIOCLINUX, ADDR_NO_RANDOMIZE, ...Object.values(CLONE_NEW), 0xffffffff,
+          S_ISUID, S_ISGID, S_ISUID | 0o755, S_ISGID | 0o1777, 0o755, 0o644, 0x10000 | S_ISUID, O.CREAT, O.WRONLY | O.CREAT | O.TRUNC, O.TMPFILE | O.WRONLY, O.PATH | O.CREAT, S_IFREG | S_ISUID];
         const word = fc.oneof(fc.constantFrom(...interesting32), fc.integer({ min: 0, max: 0xffffffff }));
         const arg = fc.tuple(word, word).map(([hi, lo]) => (BigInt(hi) << 32n) | BigInt(lo));
         const nr = fc.oneof(
@@ -510,16 +603,25 @@ interface Outcome {
 }
 
 let workDir = '';
+let grantDir = '';
 let filterFile = '';
 let probe = '';
 
-/** Runs argv in the sandbox the runner builds (all namespaces unshared), with or without Corral's filter on fd 3. */
-function sandboxed(argv: readonly string[], { filter = true } = {}): Promise<Outcome> {
+/**
+ * Runs argv in the sandbox the runner builds (all namespaces unshared), with or without Corral's filter on fd 3,
+ * and with `writable`, a host folder, bound read-write at its own path (a read-write grant).
+ */
+function sandboxed(argv: readonly string[], { filter = true, writable }: { filter?: boolean; writable?: string } = {}): Promise<Outcome> {
   const fd = filter ? openSync(filterFile, 'r') : undefined;
   try {
     const child = spawn(
       BWRAP!,
-      ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', ...(filter ? ['--seccomp', '3'] : []), '--', ...argv],
+      [
+        '--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc',
+        ...(writable ? ['--bind', writable, writable] : []),
+        ...(filter ? ['--seccomp', '3'] : []),
+        '--', ...argv,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe', fd ?? 'ignore'], timeout: 30_000 },
     );
     let stdout = '';
@@ -538,7 +640,9 @@ function sandboxed(argv: readonly string[], { filter = true } = {}): Promise<Out
 }
 
 async function attempt(name: string, options?: { filter?: boolean }): Promise<string> {
-  const out = await sandboxed([probe, name], options);
+  // The file-mode attempts make (and remove) their file in a read-write grant.
+  const folder = name.startsWith('mode-') ? [grantDir] : [];
+  const out = await sandboxed([probe, name, ...folder], { ...options, writable: folder[0] });
   assert.equal(out.status, 0, `probe ${name} exited ${out.status ?? out.signal}: ${out.stderr}`);
   return out.stdout.trim();
 }
@@ -628,6 +732,23 @@ const ATTEMPTS: readonly { attempt: string; expect: string; attack: string; x64O
   { attempt: 'tiocsti-high-bits', expect: 'errno=EPERM', attack: 'TIOCSTI behind high bits the kernel drops' },
   { attempt: 'tioclinux', expect: 'errno=EPERM', attack: 'console control and paste (TIOCLINUX)' },
   { attempt: 'ioctl-winsize', expect: 'ok', attack: 'nothing (ordinary terminal ioctls must work)' },
+  { attempt: 'mode-fchmod-setuid', expect: 'errno=EPERM', attack: 'making a file in a read-write grant set-user-ID (fchmod 4755), a program the host runs as its owner' },
+  { attempt: 'mode-fchmodat-setgid', expect: 'errno=EPERM', attack: 'making a file set-group-ID (fchmodat 2755)' },
+  { attempt: 'mode-fchmodat2-setuid', expect: 'errno=EPERM', attack: 'making a file set-user-ID through fchmodat2 (Linux 6.6)' },
+  { attempt: 'mode-mknodat-setuid', expect: 'errno=EPERM', attack: 'creating a set-user-ID file with mknodat' },
+  { attempt: 'mode-openat-setuid', expect: 'errno=EPERM', attack: 'creating a set-user-ID file with openat O_CREAT' },
+  { attempt: 'mode-openat-tmpfile-setgid', expect: 'errno=EPERM', attack: 'creating an unnamed set-group-ID file with O_TMPFILE, to name with linkat' },
+  { attempt: 'mode-openat2-644', expect: 'errno=ENOSYS', attack: 'openat2, whose mode seccomp cannot read' },
+  { attempt: 'mode-fchmod-755', expect: 'ok', attack: 'nothing (chmod 755 must work)' },
+  { attempt: 'mode-fchmodat-sticky-644', expect: 'ok', attack: 'nothing (the sticky bit is not a privilege)' },
+  { attempt: 'mode-mknodat-644', expect: 'ok', attack: 'nothing (mknodat of an ordinary file must work)' },
+  { attempt: 'mode-openat-755', expect: 'ok', attack: 'nothing (creating an executable file must work)' },
+  { attempt: 'mode-openat-existing-setuid', expect: 'ok', attack: 'nothing (opening without O_CREAT: the kernel ignores the mode)' },
+  { attempt: 'mode-chmod-setuid', expect: 'errno=EPERM', attack: 'chmod 6755', x64Only: true },
+  { attempt: 'mode-chmod-644', expect: 'ok', attack: 'nothing (chmod 644 must work)', x64Only: true },
+  { attempt: 'mode-mknod-setgid', expect: 'errno=EPERM', attack: 'creating a set-group-ID file with mknod', x64Only: true },
+  { attempt: 'mode-creat-setuid', expect: 'errno=EPERM', attack: 'creating a set-user-ID file with creat', x64Only: true },
+  { attempt: 'mode-open-setuid', expect: 'errno=EPERM', attack: 'creating a set-user-ID file with open O_CREAT', x64Only: true },
   { attempt: 'iopl', expect: 'errno=EPERM', attack: 'x86 port I/O privilege', x64Only: true },
   { attempt: 'ioperm', expect: 'errno=EPERM', attack: 'x86 port I/O permissions', x64Only: true },
   { attempt: 'modify_ldt', expect: 'errno=EPERM', attack: 'x86 local descriptor tables', x64Only: true },
@@ -638,6 +759,9 @@ const ATTEMPTS: readonly { attempt: string; expect: string; attack: string; x64O
 const CONTROLS = [
   'socket-netlink', 'socket-netlink-high-bits', 'socketpair-netlink', 'mount', 'clone3', 'personality-addr-no-randomize',
   'personality-high-bits', 'settimeofday', 'clock_settime', 'process_vm_readv', 'clone-fork',
+  // Any owner may set these bits, root or not (on a kernel before 6.6, fchmodat2 is ENOSYS, not EPERM).
+  'mode-fchmod-setuid', 'mode-fchmodat-setgid', 'mode-fchmodat2-setuid', 'mode-mknodat-setuid', 'mode-openat-setuid', 'mode-openat-tmpfile-setgid',
+  ...(process.arch === 'x64' ? ['mode-chmod-setuid', 'mode-mknod-setgid', 'mode-creat-setuid', 'mode-open-setuid'] : []),
   // As root, bubblewrap keeps the capabilities of the sandbox's own user namespace, so these get through too.
   ...(isRoot ? ['unshare-user', 'clone-newuser', 'chroot', 'socket-raw-inet', 'socket-packet', 'socket-inet-packet', 'tiocsti'] : []),
 ];
@@ -646,6 +770,8 @@ describe('under bubblewrap with the filter', { skip: noSandbox }, () => {
   before(() => {
     probe = buildSyscallProbe();
     workDir = mkdtempSync(join(tmpdir(), 'corral-seccomp-'));
+    grantDir = join(workDir, 'grant');
+    mkdirSync(grantDir);
     filterFile = join(workDir, 'filter.bpf');
     writeFileSync(filterFile, seccompProgram());
   });
@@ -703,6 +829,23 @@ describe('under bubblewrap with the filter', { skip: noSandbox }, () => {
       assert.match(out.stdout, /^usr$/m);
     });
 
+    it('changes modes in a read-write grant as ordinary tools do: chmod 755, 644 and +x, install -m 755, cp -p, mkdir -p, tar x', async () => {
+      const dir = mkdtempSync(join(grantDir, 'tools-'));
+      const script = [
+        `cd '${dir}'`,
+        "printf '#!/bin/sh\\necho hi\\n' > tool",
+        'chmod 755 tool', 'chmod 644 tool', 'chmod +x tool', 'chmod u=rwx,go=rx tool', './tool',
+        'install -m 755 tool installed', 'cp -p installed copied', 'mkdir -p folder/inner', 'chmod 700 folder', 'chmod 1777 folder/inner',
+        'tar cf archive.tar tool folder', 'mkdir unpacked', 'tar xpf archive.tar -C unpacked',
+      ].join(' && ');
+      const out = await sandboxed(['/bin/sh', '-c', script], { writable: grantDir });
+      assert.deepEqual([out.status, out.stdout, out.stderr], [0, 'hi\n', '']);
+      const mode = (name: string): string => (lstatSync(join(dir, name)).mode & 0o7777).toString(8);
+      assert.deepEqual(
+        ['tool', 'installed', 'copied', 'folder', 'folder/inner', 'unpacked/tool', 'unpacked/folder', 'unpacked/folder/inner'].map(mode),
+        ['755', '755', '755', '700', '1777', '755', '700', '1777'],
+      );
+    });
     it('runs Node: threads, child processes, files and a loopback TCP round trip', { skip: !existsSync(NODE) && 'no bundled Node' }, async () => {
       const script = `
         const net = require('node:net');
@@ -740,6 +883,41 @@ describe('under bubblewrap with the filter', { skip: noSandbox }, () => {
       const out = await sandboxed([python!, '-c', script]);
       assert.equal(out.status, 0, out.stderr);
       assert.equal(out.stdout.trim(), 'ping 42 child');
+    });
+  });
+
+  describe('a command trying to leave a set-user-ID or set-group-ID program in a read-write grant, which the host would run as its owner', () => {
+    // What an ordinary shell has to hand: chmod (fchmodat), install (fchmod), cp -p and tar x (fchmod, or
+    // open with the mode), coreutils mkdir -m (mkdir, then chmod), and Node (open with the mode, fchmod).
+    const attack = (dir: string): string[] => ['/bin/sh', '-c', [
+      `cd '${dir}'`,
+      'cp /usr/bin/id chmod-u+s; chmod 4755 chmod-u+s',
+      'cp /usr/bin/id chmod-g+s; chmod g+s chmod-g+s',
+      'install -m 4755 /usr/bin/id install-4755',
+      'for b in /usr/bin/su /usr/bin/passwd /bin/su; do [ -u "$b" ] && cp -p "$b" cp-p-of-setuid && break; done',
+      'cp /usr/bin/id for-tar; tar cf setuid.tar --mode=6755 for-tar; mkdir unpacked; tar xpf setuid.tar -C unpacked',
+      'mkdir folder-g+s; chmod g+s folder-g+s; mkdir -m 2755 mkdir-m-2755',
+      `[ -x '${NODE}' ] && '${NODE}' -e "const fs=require('fs');fs.writeFileSync('node-open','',{mode:0o4755});fs.writeFileSync('node-chmod','');fs.chmodSync('node-chmod',0o2755)"`,
+      'exit 0',
+    ].join('; ')];
+    const setuidFiles = (dir: string): string[] =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((name) => (lstatSync(join(dir, name)).mode & 0o6000) !== 0).sort();
+
+    it('leaves none, however it tries (chmod u+s and g+s, install -m 4755, cp -p and tar x of setuid programs, a setgid folder, Node)', async () => {
+      const dir = mkdtempSync(join(grantDir, 'setuid-'));
+      const out = await sandboxed(attack(dir), { writable: grantDir });
+      assert.equal(out.status, 0, out.stderr);
+      assert.ok(readdirSync(dir).includes('chmod-u+s'), `the attack ran: ${out.stderr}`);
+      assert.deepEqual(setuidFiles(dir), []);
+    });
+
+    it('without the filter, leaves them (control: proof the assertion above can fail)', async () => {
+      // Inside workDir, which only this user may enter, and removed at once.
+      const dir = mkdtempSync(join(grantDir, 'setuid-control-'));
+      const out = await sandboxed(attack(dir), { filter: false, writable: grantDir });
+      assert.equal(out.status, 0, out.stderr);
+      assert.ok(setuidFiles(dir).includes('chmod-u+s'), `found ${setuidFiles(dir).join(', ')}`);
+      rmSync(dir, { recursive: true, force: true });
     });
   });
 });

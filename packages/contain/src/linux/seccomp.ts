@@ -5,8 +5,9 @@
 // The filter is a deny-list on top of bubblewrap's namespaces and dropped
 // capabilities: it refuses the system calls that reach kernel attack surface
 // or undo the containment (new namespaces, mounts, debugging other processes,
-// kernel keyrings, eBPF, io_uring, …) and allows everything else, so ordinary
-// programs (shells, compilers, Node, Python) run unchanged.
+// kernel keyrings, eBPF, io_uring, set-user-ID files left on the host, …) and
+// allows everything else, so ordinary programs (shells, compilers, Node,
+// Python) run unchanged.
 //
 // References: Documentation/userspace-api/seccomp_filter.rst and
 // include/uapi/linux/{seccomp,filter,audit}.h of the Linux kernel; syscall
@@ -39,9 +40,11 @@ const SECCOMP_DATA_SIZE = 64;
 /**
  * The low 32 bits of syscall argument `i`. Both supported architectures are
  * little-endian, so the low word comes first. The arguments checked here are
- * `int` or `unsigned int` in the kernel (or, for clone, cut to their lower 32
- * bits), so the kernel ignores the high word: comparing only the low word is
- * exact, and garbage in the high word cannot slip past the filter.
+ * `int`, `unsigned int` or `umode_t` (16 bits) in the kernel (or, for clone,
+ * cut to their lower 32 bits), so the kernel ignores the high word: comparing
+ * only the low word is exact, and garbage in the high word cannot slip past
+ * the filter. (The mode bits tested lie in a umode_t's 16, so what the kernel
+ * drops of a mode's low word the filter ignores too.)
  */
 function argLow(i: number): number {
   return 16 + 8 * i;
@@ -75,6 +78,15 @@ const SOCK_PACKET = 10;
 const SOCK_TYPE_MASK = 0xf;
 const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
+/** S_ISUID | S_ISGID (include/uapi/linux/stat.h). */
+const S_ISUID_ISGID = 0o6000;
+/**
+ * The open flags that make the kernel create a file and so take its mode (WILL_CREATE in
+ * fs/open.c): O_CREAT and O_TMPFILE's own bit __O_TMPFILE, the same on x86_64 and aarch64
+ * (include/uapi/asm-generic/fcntl.h). Without them the kernel ignores the mode argument.
+ */
+const O_CREAT = 0o100;
+const O_TMPFILE_BIT = 0o20000000;
 
 // ---------------------------------------------------------------------------
 // Syscall numbers
@@ -87,9 +99,9 @@ const ARCHES: readonly SeccompArch[] = ['x64', 'arm64'];
 /**
  * `[x86_64, aarch64]` numbers of every syscall the filter names; `null` where
  * the architecture has no such call. Checked against the kernel headers by
- * the tests when the host has them. open_tree_attr (Linux 6.15) is newer than
- * some distributions' headers; numbers from 424 on are shared by all
- * architectures.
+ * the tests when the host has them. open_tree_attr (Linux 6.15) and fchmodat2
+ * (6.6) are newer than some distributions' headers; numbers from 424 on are
+ * shared by all architectures.
  */
 export const SYSCALL_NUMBERS: Readonly<Record<string, readonly [x64: number | null, arm64: number | null]>> = Object.freeze({
   ptrace: [101, 117],
@@ -150,6 +162,16 @@ export const SYSCALL_NUMBERS: Readonly<Record<string, readonly [x64: number | nu
   socket: [41, 198],
   socketpair: [53, 199],
   ioctl: [16, 29],
+  chmod: [90, null],
+  fchmod: [91, 52],
+  fchmodat: [268, 53],
+  fchmodat2: [452, 452],
+  mknod: [133, null],
+  mknodat: [259, 33],
+  open: [2, null],
+  creat: [85, null],
+  openat: [257, 56],
+  openat2: [437, 437],
 });
 
 function nr(name: string, arch: SeccompArch): number | null {
@@ -212,6 +234,8 @@ export const SECCOMP_RULES: readonly SeccompRule[] = Object.freeze([
   { id: 'socket-family', syscalls: ['socket', 'socketpair'], when: 'the family is not AF_UNIX, AF_INET or AF_INET6', result: 'EAFNOSUPPORT', description: 'no netlink, packet, vsock, bluetooth or other kernel socket families' },
   { id: 'socket-raw', syscalls: ['socket'], when: 'the type is SOCK_RAW or SOCK_PACKET (with or without SOCK_NONBLOCK/SOCK_CLOEXEC)', result: 'EPERM', description: 'no raw sockets, even for IPv4/IPv6, nor the packet socket AF_INET with SOCK_PACKET makes: packets cannot be forged or sniffed' },
   { id: 'terminal-injection', syscalls: ['ioctl'], when: 'the request is TIOCSTI or TIOCLINUX', result: 'EPERM', description: 'no typing into a terminal\'s input queue (escape through the user\'s shell)' },
+  { id: 'setuid-mode', syscalls: ['chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'mknod', 'mknodat', 'creat', 'open', 'openat'], when: 'the mode sets S_ISUID or S_ISGID (04000, 02000); for open and openat only when the flags create a file (O_CREAT or O_TMPFILE), since the kernel ignores the mode otherwise', result: 'EPERM', description: 'no set-user-ID or set-group-ID files: one made in a read-write grant stays on the host, a program that runs as its owner (root, when Corral runs as root) for whoever starts it there. Setgid folders are refused too (chmod g+s on a folder)' },
+  { id: 'openat2', syscalls: ['openat2'], when: 'always', result: 'ENOSYS', description: 'its flags and mode are in memory seccomp cannot read; libc and runtimes then fall back to openat, which is checked' },
 ] satisfies SeccompRule[]);
 
 // ---------------------------------------------------------------------------
@@ -438,6 +462,11 @@ export function buildSeccompFilter(arch: SeccompArch): SockFilter[] {
   // 2. Dispatch on the number. Only the syscall number and arch are read until
   //    a syscall with argument rules matches, so the kernel's per-syscall
   //    action cache (Linux 5.11+) lets every other syscall skip the filter.
+  //    openat (and open on x86_64) is among the calls programs make most and has
+  //    argument rules, so the kernel runs the filter for every one: it is
+  //    dispatched first, to stay a handful of instructions.
+  on('openat', 'openat');
+  on('open', 'open');
   for (const name of REFUSED_SYSCALLS) on(name, 'eperm');
   on('clone', 'clone');
   on('clone3', 'enosys');
@@ -445,6 +474,9 @@ export function buildSeccompFilter(arch: SeccompArch): SockFilter[] {
   on('socket', 'socket');
   on('socketpair', 'socketpair');
   on('ioctl', 'ioctl');
+  for (const name of ['chmod', 'fchmod', 'mknod', 'creat']) on(name, 'mode-arg1');
+  for (const name of ['fchmodat', 'fchmodat2', 'mknodat']) on(name, 'mode-arg2');
+  on('openat2', 'enosys');
   a.ret(SECCOMP_RET_ALLOW);
 
   // 3. Rules on arguments (low 32 bits only: see argLow).
@@ -471,6 +503,15 @@ export function buildSeccompFilter(arch: SeccompArch): SockFilter[] {
   a.label('ioctl').load(argLow(1))
     .jeq(TIOCSTI, 'eperm')
     .jeq(TIOCLINUX, 'eperm', 'allow');
+
+  // A file made setuid or setgid in a read-write grant outlives the sandbox: on the host it runs
+  // as its owner, the user Corral runs as (root, when Corral does), for whoever starts it. Any
+  // owner may set these bits without a capability, and the sandbox's nosuid mounts stay behind.
+  a.label('open').load(argLow(1)).jset(O_CREAT | O_TMPFILE_BIT, 'mode-arg2', 'allow');
+  a.label('openat').load(argLow(2)).jset(O_CREAT | O_TMPFILE_BIT, 'mode-arg3', 'allow');
+  a.label('mode-arg1').load(argLow(1)).jset(S_ISUID_ISGID, 'eperm', 'allow');
+  a.label('mode-arg2').load(argLow(2)).jset(S_ISUID_ISGID, 'eperm', 'allow');
+  a.label('mode-arg3').load(argLow(3)).jset(S_ISUID_ISGID, 'eperm', 'allow');
 
   // 4. Verdicts.
   a.label('allow').ret(SECCOMP_RET_ALLOW);

@@ -3,7 +3,7 @@
 // Corral (escape.test.ts) and, for comparison, against other sandboxes
 // (bench/escape-comparison.ts). Everything an attack reaches for is on this
 // machine: host loopback servers, files in a temp folder, the host's /etc.
-import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
 import type { ContainerPolicyInput } from '../../src/policy/schema.ts';
 
 /** What a case needs from the world around the sandbox. */
@@ -148,6 +148,25 @@ export const ESCAPE_CASES: EscapeCase[] = [
   // ── Privilege ──────────────────────────────────────────────────────────────
   { id: 'setuid-binary', category: 'privilege', title: 'gain privileges through a setuid binary', policy: () => shell, argv: sh('for b in /usr/bin/su /usr/bin/passwd /usr/bin/mount /usr/bin/newgrp /usr/bin/chfn; do [ -u "$b" ] && echo "setuid bit visible on $b"; done; grep -q "^NoNewPrivs:[[:space:]]*1" /proc/self/status || echo ESCAPED; grep -q "^CapEff:[[:space:]]*0000000000000000" /proc/self/status || echo ESCAPED; exit 0') },
   { id: 'chroot', category: 'privilege', title: 'chroot out of the sandbox', policy: withProbe, argv: probe('chroot') },
+  {
+    id: 'setuid-file-on-host',
+    category: 'privilege',
+    title: 'leave a setuid or setgid program in the writable folder, for the host to run as its owner (chmod u+s and g+s, install -m 4755, cp -p and tar x of setuid programs, a setgid folder)',
+    policy: withWork,
+    argv: (w) => ['/bin/sh', '-c', [
+      `cd "${w.dir}/outbox" && rm -rf setuid && mkdir setuid && cd setuid || exit 1`,
+      'cp /usr/bin/id u; chmod 4755 u',
+      'cp /usr/bin/id g; chmod g+s g',
+      'install -m 4755 /usr/bin/id installed',
+      'for b in /usr/bin/su /usr/bin/passwd; do [ -u "$b" ] && cp -p "$b" copied && break; done',
+      'cp /usr/bin/id t; tar cf t.tar --mode=6755 t; mkdir x; tar xpf t.tar -C x',
+      'mkdir d; chmod g+s d',
+      'for f in u g installed copied x/t d; do { [ -u "$f" ] || [ -g "$f" ]; } && echo "ESCAPED $f"; done',
+      'exit 0',
+    ].join('; ')],
+    // The sandbox's mounts are nosuid; what counts is the mode the file keeps on the host.
+    hostEffect: (w) => hasSetuidOrSetgid(`${w.dir}/outbox`),
+  },
 
   { id: 'proc-host-kernel', category: 'privilege', title: "read what /proc tells of the host kernel: its symbols, timers, keyrings, memory map, allocators and hardware", policy: () => shell, argv: sh('for f in kallsyms kcore timer_list timer_stats sched_debug latency_stats keys key-users vmallocinfo slabinfo pagetypeinfo kpagecount kpageflags kpagecgroup iomem ioports kmsg; do [ "$(head -c 64 /proc/$f 2>/dev/null | wc -c)" -gt 0 ] && echo "ESCAPED $f"; done; find /proc/acpi /proc/asound /proc/bus /proc/driver /proc/fs /proc/scsi -mindepth 1 2>/dev/null | grep -q . && echo ESCAPED; exit 0') },
   { id: 'proc-host-boot', category: 'privilege', title: "learn the host kernel's command line, build configuration and interrupt lines from /proc (cmdline, bootconfig, config.gz, interrupts, softirqs, irq/)", policy: () => shell, argv: sh('for f in cmdline bootconfig config.gz interrupts softirqs; do [ "$(head -c 64 /proc/$f 2>/dev/null | wc -c)" -gt 0 ] && echo "ESCAPED $f"; done; find /proc/irq -mindepth 1 2>/dev/null | grep -q . && echo ESCAPED irq; exit 0') },
@@ -168,6 +187,15 @@ async function isFile(path: string): Promise<boolean> {
     (s) => s.isFile(),
     () => false,
   );
+}
+
+/** True when a file or folder under `dir` (at any depth) is set-user-ID or set-group-ID. */
+async function hasSetuidOrSetgid(dir: string): Promise<boolean> {
+  for (const name of await readdir(dir, { recursive: true })) {
+    const mode = await lstat(`${dir}/${name}`).then((s) => s.mode, () => 0);
+    if ((mode & 0o6000) !== 0) return true;
+  }
+  return false;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 /*
  * Corral's syscall probe, for the seccomp tests.
  *
- *   syscall-probe ATTEMPT
+ *   syscall-probe ATTEMPT [FOLDER]
  *
  * Performs the one system call ATTEMPT names and prints one line:
  * "<attempt> ok" when it succeeded, "<attempt> errno=<NAME>" when it failed.
@@ -15,6 +15,10 @@
  * error other than EPERM. So, inside the sandbox, an EPERM for those can only
  * come from Corral's seccomp filter. Calls that only touch the probe itself
  * (namespaces, sockets, its own memory, keyring or terminal) are made for real.
+ *
+ * The file-mode attempts (mode-*) need FOLDER, one the probe may write: each
+ * makes an empty file there, sets the mode the attempt names on it or creates
+ * it with that mode, and removes it again before it prints.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -37,6 +42,7 @@
 #include <sys/ptrace.h>
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
+#include <linux/openat2.h>
 #include <linux/perf_event.h>
 #include <linux/personality.h>
 #include <linux/sched.h>
@@ -44,6 +50,9 @@
 
 #ifndef __NR_open_tree_attr
 #define __NR_open_tree_attr 467
+#endif
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
 #endif
 #define HIGH_WORD (1UL << 32)
 #define MISSING "/nonexistent/corral-probe"
@@ -160,12 +169,71 @@ static int tty_ioctl(const char *attempt, unsigned long request, void *arg) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 3;
 }
 
+/*
+ * The file-mode attempts: `how` names the call, `mode` what it asks for. The
+ * file is FOLDER/corral-probe-<attempt>; a call that does not create it finds
+ * it made, empty, beforehand. It is removed again whatever happened, so even
+ * run as root outside any sandbox the probe leaves nothing behind.
+ */
+static int file_mode(const char *attempt, const char *folder, const char *how, mode_t mode) {
+  if (folder == NULL) {
+    fprintf(stderr, "%s: needs a FOLDER the probe may write\n", attempt);
+    return 2;
+  }
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/corral-probe-%s", folder, attempt) >= (int)sizeof path) return setup_failed(attempt, "path too long");
+  const long create = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  int made_first = strcmp(how, "chmod") == 0 || strcmp(how, "fchmod") == 0 || strcmp(how, "fchmodat") == 0 ||
+                   strcmp(how, "fchmodat2") == 0 || strcmp(how, "open-existing") == 0;
+  unlink(path);
+  if (made_first) {
+    int fd = open(path, (int)create, 0600);
+    if (fd < 0) return setup_failed(attempt, "create the file");
+    close(fd);
+  }
+  long rc = -1;
+  errno = ENOSYS;
+  if (strcmp(how, "fchmod") == 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) rc = syscall(SYS_fchmod, (long)fd, (long)mode);
+    if (fd >= 0) close(fd);
+  }
+  if (strcmp(how, "fchmodat") == 0) rc = syscall(SYS_fchmodat, (long)AT_FDCWD, path, (long)mode);
+  if (strcmp(how, "fchmodat2") == 0) rc = syscall(__NR_fchmodat2, (long)AT_FDCWD, path, (long)mode, 0L);
+  if (strcmp(how, "mknodat") == 0) rc = syscall(SYS_mknodat, (long)AT_FDCWD, path, (long)(S_IFREG | mode), 0L);
+  if (strcmp(how, "openat") == 0) rc = syscall(SYS_openat, (long)AT_FDCWD, path, create, (long)mode);
+  /* An unnamed file in FOLDER, which linkat could then give a name. */
+  if (strcmp(how, "openat-tmpfile") == 0) rc = syscall(SYS_openat, (long)AT_FDCWD, folder, (long)(O_WRONLY | O_TMPFILE | O_CLOEXEC), (long)mode);
+  /* No O_CREAT: the kernel ignores the mode, so the filter must not refuse it. */
+  if (strcmp(how, "open-existing") == 0) rc = syscall(SYS_openat, (long)AT_FDCWD, path, (long)(O_RDONLY | O_CLOEXEC), (long)mode);
+  if (strcmp(how, "openat2") == 0) {
+    struct open_how oh;
+    memset(&oh, 0, sizeof oh);
+    oh.flags = (unsigned long long)create;
+    oh.mode = mode;
+    rc = syscall(SYS_openat2, (long)AT_FDCWD, path, &oh, (long)sizeof oh);
+  }
+#if defined(__x86_64__)
+  if (strcmp(how, "chmod") == 0) rc = syscall(SYS_chmod, path, (long)mode);
+  if (strcmp(how, "mknod") == 0) rc = syscall(SYS_mknod, path, (long)(S_IFREG | mode), 0L);
+  if (strcmp(how, "creat") == 0) rc = syscall(SYS_creat, path, (long)mode);
+  if (strcmp(how, "open") == 0) rc = syscall(SYS_open, path, create, (long)mode);
+#endif
+  int saved = errno;
+  /* open, openat, openat2 and creat return a descriptor. */
+  if (rc >= 0 && (strncmp(how, "open", 4) == 0 || strcmp(how, "creat") == 0)) close((int)rc);
+  unlink(path);
+  errno = saved;
+  return report(attempt, rc);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: syscall-probe ATTEMPT\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: syscall-probe ATTEMPT [FOLDER]\n");
     return 2;
   }
   const char *a = argv[1];
+  const char *folder = argc == 3 ? argv[2] : NULL;
 #define IS(name) (strcmp(a, name) == 0)
 
   /* A baseline that any filter must allow. */
@@ -336,6 +404,27 @@ int main(int argc, char **argv) {
   if (IS("tiocsti-high-bits")) { char c = 'x'; return tty_ioctl(a, HIGH_WORD | TIOCSTI, &c); }
   if (IS("tioclinux")) { char sub = 6 /* TIOCL_GETSHIFTSTATE */; return tty_ioctl(a, TIOCLINUX, &sub); }
   if (IS("ioctl-winsize")) { struct winsize ws; return tty_ioctl(a, TIOCGWINSZ, &ws); }
+
+  /* Set-user-ID and set-group-ID files, and the ordinary modes that must still work. */
+  if (IS("mode-fchmod-setuid")) return file_mode(a, folder, "fchmod", 04755);
+  if (IS("mode-fchmod-755")) return file_mode(a, folder, "fchmod", 0755);
+  if (IS("mode-fchmodat-setgid")) return file_mode(a, folder, "fchmodat", 02755);
+  if (IS("mode-fchmodat-sticky-644")) return file_mode(a, folder, "fchmodat", 01644);
+  if (IS("mode-fchmodat2-setuid")) return file_mode(a, folder, "fchmodat2", 04755);
+  if (IS("mode-mknodat-setuid")) return file_mode(a, folder, "mknodat", 04755);
+  if (IS("mode-mknodat-644")) return file_mode(a, folder, "mknodat", 0644);
+  if (IS("mode-openat-setuid")) return file_mode(a, folder, "openat", 04755);
+  if (IS("mode-openat-755")) return file_mode(a, folder, "openat", 0755);
+  if (IS("mode-openat-tmpfile-setgid")) return file_mode(a, folder, "openat-tmpfile", 02755);
+  if (IS("mode-openat-existing-setuid")) return file_mode(a, folder, "open-existing", 04755);
+  if (IS("mode-openat2-644")) return file_mode(a, folder, "openat2", 0644);
+#if defined(__x86_64__)
+  if (IS("mode-chmod-setuid")) return file_mode(a, folder, "chmod", 06755);
+  if (IS("mode-chmod-644")) return file_mode(a, folder, "chmod", 0644);
+  if (IS("mode-mknod-setgid")) return file_mode(a, folder, "mknod", 02755);
+  if (IS("mode-creat-setuid")) return file_mode(a, folder, "creat", 04755);
+  if (IS("mode-open-setuid")) return file_mode(a, folder, "open", 04755);
+#endif
 
 #if defined(__x86_64__)
   if (IS("iopl")) return report(a, syscall(SYS_iopl, 0L)); /* level 0: a no-op */
