@@ -17,7 +17,7 @@ import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
 import { checkRedirectAtPublicUrl, parsePublicUrl } from './http/public-url.ts';
 import { Sessions, type Session } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
-import { SignInThrottle } from './http/throttle.ts';
+import { deviceCredential, SignInThrottle } from './http/throttle.ts';
 import { PolicyGrants } from './approvals/grants.ts';
 import { ReceiptSigner } from './approvals/receipt.ts';
 import { DeviceTokens } from './server/device-tokens.ts';
@@ -237,7 +237,7 @@ export class Gateway {
         cookies: new ConsoleCookies({ secure: publicUrl?.secure ?? false }),
         publicUrl,
         clientAddresses,
-        throttle: new SignInThrottle(now),
+        throttle: new SignInThrottle(now, (username) => localCredential(identity, username)),
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
@@ -301,6 +301,15 @@ async function openIdentity(stateDir: string, now: (() => number) | undefined): 
       if (!(error instanceof IdentityError) || error.code !== 'IDENTITY_STORE_BUSY' || Date.now() >= giveUpAt) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  }
+}
+
+/** The credential a local user's device tokens are bound to now (deviceCredential), or undefined when no user of that name can sign in. */
+function localCredential(identity: Identity, username: string): string | undefined {
+  try {
+    return deviceCredential(identity.localUsers.get(username));
+  } catch {
+    return undefined;
   }
 }
 

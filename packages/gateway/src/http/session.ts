@@ -8,7 +8,7 @@ import { errorCode } from './error-reply.ts';
 import { LOGIN_TTL_MS } from './oidc-sign-in.ts';
 import { failure, reply, SECURITY_HEADERS } from './respond.ts';
 import type { Route } from './router.ts';
-import { deviceTokens } from './throttle.ts';
+import { deviceCredential, deviceTokens } from './throttle.ts';
 import { isSessionKey, readCookies, SESSION_TTL_MS, type Session, type SessionUser } from './sessions.ts';
 
 function sessionBody(session: Session): Record<string, unknown> {
@@ -86,7 +86,8 @@ export function sessionRoutes(api: ApiContext): Route[] {
           throw error;
         }
         if (!user) return failure(401, 'invalid_credentials');
-        const device = api.throttle.succeed(username, address, devices);
+        // Bound to the user as their password was found right: a password set, a removal or a new user of the name ends it.
+        const device = api.throttle.succeed(username, address, deviceCredential(user), devices);
         const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
         // The device token goes only to the console, in the body: a cookie would reach every port of this host.

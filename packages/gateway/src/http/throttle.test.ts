@@ -3,6 +3,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SignInThrottle } from './throttle.ts';
 
+/** Local users' credentials (deviceCredential) as a test's identity store holds them, changed by the test. */
+function store(credentials: Record<string, string>): (username: string) => string | undefined {
+  return (username) => (Object.hasOwn(credentials, username) ? credentials[username] : undefined);
+}
+
 /** `count` failed tries, each for a fresh username from a fresh address (at most 30 from one address get tried). */
 function flood(throttle: SignInThrottle, count: number): void {
   for (let i = 0; i < count; i++) assert.equal(throttle.attempt(`spray-${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`), 0);
@@ -73,9 +78,10 @@ describe('the sign-in throttle', () => {
   describe('when someone keeps failing for a username its owner signs in with', () => {
     it('lets a browser its owner signed in from before try on, counting its tries for that device alone (regression: one wrong password a minute for admin, from anywhere, kept admin out)', () => {
       let clock = 1_000_000;
-      const throttle = new SignInThrottle(() => clock);
+      const users = { admin: 'local:admin\n2026-01-01T00:00:00.000Z', bob: 'local:bob\n2026-01-01T00:00:00.000Z' };
+      const throttle = new SignInThrottle(() => clock, store(users));
       assert.equal(throttle.attempt('admin', '127.0.0.1'), 0);
-      const device = throttle.succeed('admin', '127.0.0.1');
+      const device = throttle.succeed('admin', '127.0.0.1', users.admin);
       for (let i = 0; i < 40; i++) throttle.attempt('admin', '127.0.0.1');
       assert.ok(throttle.attempt('admin', '127.0.0.1') > 0, 'without the token, admin is locked out');
       assert.equal(throttle.attempt('admin', '127.0.0.1', ['junk', device]), 0, 'with it, admin may try');
@@ -84,15 +90,58 @@ describe('the sign-in throttle', () => {
       assert.ok(throttle.attempt('admin', '127.0.0.1', [device]) > 0);
       assert.equal(throttle.attempt('root', '127.0.0.1', [device]), 0, 'for another username the token counts for nothing: its lock is not root\'s');
       // A token sealed for another username, altered, or from another process vouches for nothing; it expires.
-      const other = new SignInThrottle(() => clock);
+      const other = new SignInThrottle(() => clock, store(users));
       assert.equal(other.attempt('bob', '192.0.2.9'), 0);
-      const bobs = other.succeed('bob', '192.0.2.9');
+      const bobs = other.succeed('bob', '192.0.2.9', users.bob);
       assert.ok(throttle.attempt('admin', '127.0.0.1', [bobs, `${device.slice(0, -2)}AA`]) > 0);
       clock += 31 * 24 * 3600_000;
-      const fresh = throttle.succeed('admin', '127.0.0.1');
+      const fresh = throttle.succeed('admin', '127.0.0.1', users.admin);
       clock += 31 * 24 * 3600_000;
       for (let i = 0; i < 5; i++) throttle.attempt('admin', '127.0.0.1');
       assert.ok(throttle.attempt('admin', '127.0.0.1', [fresh]) > 0, 'a token older than 30 days');
+    });
+  });
+  describe('when the password a device token was minted under is set again, or its user removed and another made under the name', () => {
+    it('counts the tokens minted before as no device: their tries count against the username, which its lockout then refuses (regression: each gave 5 more tries in 5 minutes, past the lockout, for 30 days)', () => {
+      const clock = 1_000_000;
+      const users: Record<string, string> = { alice: 'local:alice\n2026-01-01T00:00:00.000Z' };
+      const throttle = new SignInThrottle(() => clock, store(users));
+      const before = Array.from({ length: 4 }, () => throttle.succeed('alice', '127.0.0.1', users.alice!));
+      users.alice = 'local:alice\n2026-01-02T00:00:00.000Z';
+      const after = throttle.succeed('alice', '127.0.0.1', users.alice);
+      for (const token of before) assert.equal(throttle.attempt('alice', '192.0.2.1', [token]), 0, 'counted, against alice');
+      assert.equal(throttle.attempt('alice', '192.0.2.1'), 0);
+      for (const token of before) assert.ok(throttle.attempt('alice', '192.0.2.1', [token]) > 0, 'alice is locked out, old tokens and all');
+      assert.equal(throttle.attempt('alice', '127.0.0.1', [after]), 0, 'a token minted under the new password is a device');
+      delete users.alice;
+      assert.ok(throttle.attempt('alice', '127.0.0.1', [after]) > 0, 'once alice is removed, it is none');
+      users.alice = 'local:alice\n2026-01-03T00:00:00.000Z';
+      assert.ok(throttle.attempt('alice', '127.0.0.1', [after]) > 0, 'nor for another alice made later');
+    });
+  });
+
+  describe('when one username holds many device tokens', () => {
+    it('counts the tries of all of them together, 15 in 5 minutes, however many there are (regression: each token a browser was given at a sign-in brought 5 tries of its own)', () => {
+      let clock = 1_000_000;
+      const users = { alice: 'local:alice\n2026-01-01T00:00:00.000Z' };
+      const throttle = new SignInThrottle(() => clock, store(users));
+      const tokens = Array.from({ length: 10 }, () => throttle.succeed('alice', '127.0.0.1', users.alice));
+      for (let i = 0; i < 15; i++) assert.equal(throttle.attempt('alice', '127.0.0.1', [tokens[Math.floor(i / 5)]!]), 0, `try ${i + 1}`);
+      for (const token of tokens) assert.ok(throttle.attempt('alice', '127.0.0.1', [token]) > 0, 'no token tries on');
+      assert.equal(throttle.attempt('bob', '127.0.0.1'), 0, 'nor does it hold up anyone else');
+      clock += 5 * 60_000 + 1000;
+      assert.equal(throttle.attempt('alice', '127.0.0.1', [tokens[9]!]), 0, 'once the window passes');
+    });
+
+    it('lets a token of alice\'s try while others fail at her name without one, and without one, while her tokens fail (neither limit holds up the other)', () => {
+      const clock = 1_000_000;
+      const users = { alice: 'local:alice\n2026-01-01T00:00:00.000Z' };
+      const throttle = new SignInThrottle(() => clock, store(users));
+      const tokens = Array.from({ length: 4 }, () => throttle.succeed('alice', '127.0.0.1', users.alice));
+      for (let i = 0; i < 5; i++) assert.equal(throttle.attempt('alice', '198.51.100.7'), 0);
+      assert.ok(throttle.attempt('alice', '198.51.100.7') > 0);
+      for (let i = 0; i < 15; i++) assert.equal(throttle.attempt('alice', '127.0.0.1', [tokens[i % 3]!]), 0);
+      assert.ok(throttle.attempt('alice', '127.0.0.1', [tokens[3]!]) > 0);
     });
   });
 });

@@ -19,6 +19,18 @@
 // there could spend the device's tries from the browser (a site on another
 // port is the same site to SameSite, and a custom header needs a preflight
 // this gateway never grants).
+//
+// A device token vouches for a browser that knew the user's password, so it
+// is sealed over the user's credential as it was then (deviceCredential: the
+// user's id and last change, as a session is): once the password is set again,
+// the user removed, or another user made under the name, it is no device and
+// its tries count against the username and the address like anyone's. Before,
+// tokens minted under an old password went on giving 5 tries each after a
+// reset, past a locked username. And however many tokens one username's
+// browsers hold, their tries together count toward PER_USERNAME_DEVICES: a
+// token is minted at every sign-in, so whoever knows the password could
+// otherwise bank a try budget per sign-in to spend after it is changed (or
+// while it still holds, on a token copied from a browser).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
@@ -26,6 +38,15 @@ import { isIPv6 } from 'node:net';
 const WINDOW_MS = 5 * 60_000;
 const PER_USERNAME = 5;
 const PER_ADDRESS = 30;
+/** Tries from one device token, for its username. */
+const PER_DEVICE = 5;
+/**
+ * Tries under all of one username's device tokens together: three devices'
+ * worth, so a person's own browsers seldom hold one another up (failures
+ * without a token count toward PER_USERNAME, never here); however many
+ * tokens a name has, they add no more.
+ */
+const PER_USERNAME_DEVICES = 15;
 const MAX_KEYS = 10_000;
 /** The request header the console sends its device token in. */
 export const DEVICE_HEADER = 'x-corral-device';
@@ -38,14 +59,30 @@ export function deviceTokens(request: IncomingMessage): string[] {
   return typeof value === 'string' && value.length <= 200 ? [value] : [];
 }
 
+/**
+ * What a local user's device tokens are bound to: their id and their
+ * record's last change (a password, roles or name set), the version a
+ * session is tied to. A user removed and made again under the same name is
+ * made later, so theirs differs too.
+ */
+export function deviceCredential(user: { readonly id: string; readonly updatedAt: string }): string {
+  return `${user.id}\n${user.updatedAt}`;
+}
+
+/** The credential of the local user of this name now (deviceCredential), or undefined when there is none. */
+export type CredentialOf = (username: string) => string | undefined;
+
 export class SignInThrottle {
   readonly #failures = new Map<string, number[]>();
   readonly #now: () => number;
+  readonly #credentialOf: CredentialOf;
   /** Seals the device tokens of this process: a restart ends them, as it ends sessions. */
   readonly #deviceKey = randomBytes(32);
 
-  constructor(now: () => number = Date.now) {
+  /** `credentialOf` is read whenever a token is checked: without one, no token is a device. */
+  constructor(now: () => number = Date.now, credentialOf: CredentialOf = () => undefined) {
     this.#now = now;
+    this.#credentialOf = credentialOf;
   }
 
   /**
@@ -64,16 +101,20 @@ export class SignInThrottle {
 
   /**
    * A try that succeeded: the failures it was counted in are forgotten (an
-   * address's, only that try). Answers the device token to give the browser.
+   * address's, and all of the username's devices', only that try: the
+   * others were not shown to know the password). Answers the device token
+   * to give the browser, sealed over `credential`, the deviceCredential of
+   * the user whose password was found right (not read again: a password set
+   * meanwhile must end this token too).
    */
-  succeed(username: string, address: string, deviceTokens: readonly string[] = []): string {
+  succeed(username: string, address: string, credential: string, deviceTokens: readonly string[] = []): string {
     for (const [key] of this.#keys(username, address, deviceTokens)) {
-      if (key.startsWith('addr:')) this.#failures.get(key)?.pop();
+      if (key.startsWith('addr:') || key.startsWith('devs:')) this.#failures.get(key)?.pop();
       else this.#failures.delete(key);
     }
     const id = randomBytes(12).toString('base64url');
     const issued = Math.floor(this.#now() / 1000);
-    return `${id}.${issued}.${this.#seal(username, id, issued)}`;
+    return `${id}.${issued}.${this.#seal(username, credential, id, issued)}`;
   }
 
   /**
@@ -87,25 +128,48 @@ export class SignInThrottle {
     for (const [key] of this.#keys(username, address, deviceTokens)) this.#failures.get(key)?.pop();
   }
 
-  /** Where a try counts: the device a valid token names for this username alone, else the username and the address. */
+  /**
+   * Where a try counts: the device a valid token names, and all of this
+   * username's devices together; else the username and the address.
+   */
   #keys(username: string, address: string, deviceTokens: readonly string[]): Array<[string, number]> {
-    const device = deviceTokens.map((c) => this.#device(username, c)).find((d) => d !== undefined);
-    return device !== undefined ? [[`dev:${device}`, PER_USERNAME]] : [[`user:${keyOf(username)}`, PER_USERNAME], [`addr:${networkOf(address)}`, PER_ADDRESS]];
+    const device = this.#device(username, deviceTokens);
+    return device !== undefined
+      ? [
+          [`dev:${device}`, PER_DEVICE],
+          [`devs:${keyOf(username)}`, PER_USERNAME_DEVICES],
+        ]
+      : [
+          [`user:${keyOf(username)}`, PER_USERNAME],
+          [`addr:${networkOf(address)}`, PER_ADDRESS],
+        ];
   }
 
-  /** The device a token names, when this process sealed it for `username` within DEVICE_TTL_S. */
-  #device(username: string, token: string): string | undefined {
-    const [id, issued, mac] = token.split('.');
-    if (!id || !issued || !mac || !/^[A-Za-z0-9_-]{16}$/.test(id) || !/^\d{1,12}$/.test(issued)) return undefined;
-    const age = this.#now() / 1000 - Number(issued);
-    if (age < 0 || age > DEVICE_TTL_S) return undefined;
-    const expected = Buffer.from(this.#seal(username, id, Number(issued)));
-    const given = Buffer.from(mac);
-    return given.length === expected.length && timingSafeEqual(given, expected) ? id : undefined;
+  /**
+   * The device named by the first of `tokens` that this process sealed, in
+   * the last DEVICE_TTL_S, for `username` and the credential it has now. The
+   * credential is read only once a token is well formed and in date.
+   */
+  #device(username: string, tokens: readonly string[]): string | undefined {
+    let credential: string | undefined;
+    for (const token of tokens) {
+      const [id, issued, mac] = token.split('.');
+      if (!id || !issued || !mac || !/^[A-Za-z0-9_-]{16}$/.test(id) || !/^\d{1,12}$/.test(issued)) continue;
+      const age = this.#now() / 1000 - Number(issued);
+      if (age < 0 || age > DEVICE_TTL_S) continue;
+      credential ??= this.#credentialOf(username);
+      // No such user now (removed, never made): no token is a device for the name.
+      if (credential === undefined) return undefined;
+      const expected = Buffer.from(this.#seal(username, credential, id, Number(issued)));
+      const given = Buffer.from(mac);
+      if (given.length === expected.length && timingSafeEqual(given, expected)) return id;
+    }
+    return undefined;
   }
 
-  #seal(username: string, id: string, issued: number): string {
-    return createHmac('sha256', this.#deviceKey).update(`${keyOf(username)}\n${id}\n${issued}`).digest('base64url');
+  #seal(username: string, credential: string, id: string, issued: number): string {
+    // Read unambiguously: the id and time are of fixed form, and a credential is found only for a username without a newline.
+    return createHmac('sha256', this.#deviceKey).update(`${keyOf(username)}\n${id}\n${issued}\n${credential}`).digest('base64url');
   }
 
   #wait(key: string, max: number): number {
@@ -134,7 +198,7 @@ export class SignInThrottle {
     if (this.#failures.size < MAX_KEYS) return;
     const ranked = [...this.#failures.keys()].map((key, order) => {
       const recent = this.#recent(key);
-      const max = key.startsWith('user:') ? PER_USERNAME : PER_ADDRESS;
+      const max = limitOf(key);
       const locked = recent.length >= max;
       return { key, share: Math.min(1, recent.length / max), endsAt: locked ? recent[recent.length - max]! : 0, order: locked ? order : -order };
     });
@@ -149,6 +213,14 @@ export class SignInThrottle {
 }
 
 const keyOf = (username: string) => username.toLowerCase().slice(0, 128);
+
+/** The limit of a key of the table, by its kind. */
+function limitOf(key: string): number {
+  if (key.startsWith('user:')) return PER_USERNAME;
+  if (key.startsWith('dev:')) return PER_DEVICE;
+  if (key.startsWith('devs:')) return PER_USERNAME_DEVICES;
+  return PER_ADDRESS;
+}
 
 /** What the per-address limit counts: an IPv4 address (mapped into IPv6 or not), or an IPv6 address's /64. */
 function networkOf(address: string): string {
