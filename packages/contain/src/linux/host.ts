@@ -212,6 +212,9 @@ function kernelConfig(): string | undefined {
   }
 }
 
+/** The system's own program folders, which only root may write: what Corral runs on the host comes from these first. */
+export const SYSTEM_FOLDERS: readonly string[] = Object.freeze(['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']);
+
 /**
  * The full path of `cmd` in the system folders, else on PATH, or undefined. The system's own
  * come first: bubblewrap, prlimit and the compiler run on the host, and a folder early on PATH
@@ -219,7 +222,7 @@ function kernelConfig(): string | undefined {
  * planted `bwrap` would run every later command uncontained.
  */
 export function which(cmd: string): string | undefined {
-  const dirs = ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin', ...(process.env.PATH ?? '').split(':')];
+  const dirs = [...SYSTEM_FOLDERS, ...(process.env.PATH ?? '').split(':')];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, cmd);

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
+import { which } from './host.ts';
 import { buildNative, privateFolder } from './native.ts';
 
 describe("the folder Corral's helper programs are built in, when the install cannot hold them", () => {
@@ -64,5 +65,55 @@ describe('building a helper program', () => {
     } finally {
       for (const f of [abandoned, underWay, otherProgram, built, buildNative(probe).path]) if (f) rmSync(f, { force: true });
     }
+  });
+});
+
+describe("the compiler's environment", { skip: !['cc', 'gcc', 'clang'].some((c) => which(c)) && 'no C compiler here' }, () => {
+  // A folder a contained run could write (a project's node_modules/.bin), holding an `as` and an
+  // `ld` that leave a marker and then do the real work, so the build itself goes through either way.
+  const planted = (): { bin: string; marker: string } => {
+    const root = mkdtempSync(join(tmpdir(), 'corral-native-env-'));
+    const bin = join(root, 'node_modules/.bin');
+    mkdirSync(bin, { recursive: true });
+    const marker = join(root, 'ran');
+    for (const tool of ['as', 'ld']) {
+      const real = ['/usr/bin', '/bin'].map((d) => join(d, tool)).find((p) => existsSync(p)) ?? tool;
+      writeFileSync(join(bin, tool), `#!/bin/sh\necho ${tool} >> '${marker}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    }
+    return { bin, marker };
+  };
+  const build = (env: Record<string, string>): string[] => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'corral-native-cache-'));
+    const source = join(cacheDir, 'corral-env-test.c');
+    // Fresh source in a fresh cache: a build really runs.
+    writeFileSync(source, `int main(void) { return ${randomBytes(2).readUInt16LE(0) % 100}; }\n`);
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      buildNative(source, { cacheDir });
+      return readdirSync(cacheDir).filter((f) => f.startsWith('corral-env-test-'));
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  };
+
+  it('does not run an assembler or linker planted in the first folder of PATH (a folder a contained run wrote)', () => {
+    const { bin, marker } = planted();
+    const built = build({ PATH: `${bin}:${process.env.PATH ?? ''}` });
+    assert.equal(existsSync(marker), false, 'the planted tools ran as this user');
+    assert.equal(built.length, 1, 'the build went through');
+    rmSync(dirname(dirname(bin)), { recursive: true, force: true });
+  });
+
+  it("takes nothing else from the caller's environment (COMPILER_PATH names where gcc looks for its tools first)", () => {
+    const { bin, marker } = planted();
+    const built = build({ COMPILER_PATH: bin });
+    assert.equal(existsSync(marker), false, 'the planted tools ran as this user');
+    assert.equal(built.length, 1, 'the build went through');
+    rmSync(dirname(dirname(bin)), { recursive: true, force: true });
   });
 });

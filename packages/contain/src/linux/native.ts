@@ -11,11 +11,20 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainError } from '../errors.ts';
-import { which } from './host.ts';
+import { SYSTEM_FOLDERS, which } from './host.ts';
 import { processAlive } from './process-alive.ts';
 
 const COMPILERS = ['cc', 'gcc', 'clang'];
 const FLAGS = ['-O2', '-Wall', '-Wextra', '-Werror'];
+/**
+ * The compiler's whole environment. It runs the assembler and linker it finds on PATH (and reads
+ * COMPILER_PATH, GCC_EXEC_PREFIX, CPATH, LD_PRELOAD…): the caller's PATH may begin with a folder a
+ * sandbox wrote (a project's node_modules/.bin), where a planted `as` would run as the host user.
+ * (Made when called: host.ts, which holds the system folders, imports this module too.)
+ */
+function compilerEnv(): NodeJS.ProcessEnv {
+  return { PATH: SYSTEM_FOLDERS.join(':'), LC_ALL: 'C' };
+}
 
 export interface NativeBinary {
   path: string;
@@ -57,17 +66,20 @@ export function privateFolder(dir: string): string {
 
 /**
  * Returns the built program for a C source file, compiling it first when the
- * cache has none for the current source.
+ * cache has none for the current source. The compiler runs with an
+ * environment of its own (the system folders as PATH), not the caller's.
  *
+ * @param options.cacheDir where built programs are kept (default: the install's
+ *   node_modules/.cache, else a per-user temp folder); it must exist.
  * @throws ContainError `CONTAIN_BACKEND_UNAVAILABLE` when no C compiler is on
  *   PATH or the source does not compile (the message carries the compiler's output).
  */
-export function buildNative(source: string): NativeBinary {
+export function buildNative(source: string, options: { cacheDir?: string } = {}): NativeBinary {
   const name = basename(source, '.c');
   const compiler = COMPILERS.map((c) => which(c)).find((p) => p !== undefined);
   const text = readFileSync(source);
   const hash = createHash('sha256').update(text).update(`\0${compiler ?? ''}\0${FLAGS.join(' ')}\0${process.arch}`).digest('hex').slice(0, 16);
-  const dir = cacheDir();
+  const dir = options.cacheDir ?? cacheDir();
   for (const linkage of ['static', 'dynamic'] as const) {
     const built = join(dir, `${name}-${hash}-${linkage}`);
     if (existsSync(built)) return { path: built, static: linkage === 'static' };
@@ -81,7 +93,7 @@ export function buildNative(source: string): NativeBinary {
     // Build under a private name and rename, so a concurrent process never runs a half-written binary.
     const partial = `${built}.${process.pid}.tmp`;
     const flags = [...FLAGS, ...(linkage === 'static' ? ['-static'] : [])];
-    const r = spawnSync(compiler, [...flags, '-o', partial, source], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(compiler, [...flags, '-o', partial, source], { encoding: 'utf8', timeout: 120_000, env: compilerEnv() });
     if (r.status === 0) {
       renameSync(partial, built);
       removeAbandonedBuilds(dir, name);
