@@ -4,11 +4,16 @@ export type ContainErrorCode =
   | 'CONTAIN_POLICY_UNREADABLE'
   /** The policy parsed but broke the schema; `issues` lists every problem. */
   | 'CONTAIN_POLICY_INVALID'
-  /** A granted path does not exist or cannot be resolved on this host, or leads through a symlink a sandbox could have planted; or a denied file, or a file in a denied folder, has other names (hard links) its mask would not cover, or a denied folder is too large or unreadable to be checked for them. */
+  /** A granted path does not exist or cannot be resolved on this host, or a policy path leads through a symlink a sandbox could have planted (a denied path's symlink loop too); or a denied file, or a file in a denied folder, has other names (hard links) its mask would not cover. */
   | 'CONTAIN_PATH_UNRESOLVABLE'
   /** A path the plan grants is gone, or leads elsewhere through a symlink made since it was planned: the sandbox was not started (plan again). */
   | 'CONTAIN_PATH_CHANGED'
-  /** The policy asks for a protection this host cannot enforce (and did not say `onUnenforceable: warn`). */
+  /**
+   * The policy asks for a protection this host cannot enforce (and did not say `onUnenforceable: warn`): a limit,
+   * a sandbox too large for bubblewrap, a denied path whose stand-in cannot be made, a denied folder too large or
+   * unreadable to be checked for hard links, a denied path that cannot be resolved where the sandbox could clear
+   * what stops it (a file where a folder should be) and make it; `issues` lists a plan's.
+   */
   | 'CONTAIN_UNENFORCEABLE'
   /** A tool the backend needs (bubblewrap, a C compiler for its forwarder) is missing. */
   | 'CONTAIN_BACKEND_UNAVAILABLE'

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, mock } from 'node:test';
+import fc from 'fast-check';
 import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { validatePolicy } from './load.ts';
@@ -23,16 +24,19 @@ function plan(dir: string, policy: unknown, env: NodeJS.ProcessEnv = {}): Sandbo
   return planSandbox({ policy: validatePolicy(policy), source: join(dir, 'policy.yaml'), baseDir: dir }, env);
 }
 
-function unresolvable(fn: () => unknown): ContainError {
+function refused(code: ContainError['code'], fn: () => unknown): ContainError {
   try {
     fn();
   } catch (error) {
     assert.ok(error instanceof ContainError);
-    assert.equal(error.code, 'CONTAIN_PATH_UNRESOLVABLE');
+    assert.equal(error.code, code, error.message);
     return error;
   }
   assert.fail('the plan was made');
 }
+
+const unresolvable = (fn: () => unknown) => refused('CONTAIN_PATH_UNRESOLVABLE', fn);
+const unenforceable = (fn: () => unknown) => refused('CONTAIN_UNENFORCEABLE', fn);
 
 describe('planning a sandbox', () => {
   describe('when paths are relative', () => {
@@ -214,6 +218,145 @@ describe('planning a sandbox', () => {
     });
   });
 
+  // Regression: a denied path whose resolution stopped short (a file where a folder should be, a symlink loop) was
+  // left out of the plan without a word, and a command in the read-write grant replaced what stopped it and made the
+  // path: `rm .git && mkdir -p .git/hooks` in a git worktree, whose .git is a file.
+  describe('when a denied path cannot be resolved', () => {
+    it('refuses one below a file where a folder should be inside a read-write grant (a git worktree\'s .git), naming the file, as unenforceable', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'outbox/.git'), 'gitdir: /elsewhere/.git/worktrees/outbox\n');
+      const error = unenforceable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/.git/hooks'] } }));
+      assert.deepEqual(
+        error.issues.map((i) => i.field),
+        ['filesystem.denied[0]'],
+      );
+      const { message } = error.issues[0]!;
+      assert.ok(message.startsWith(`${join(dir, 'outbox/.git/hooks')} cannot be masked: ${join(dir, 'outbox/.git')} is a file where a folder should be`), message);
+      assert.match(message, /grant .* read-only .* or deny it, or set 'onUnenforceable: warn'/);
+    });
+
+    it('refuses one below a file several folders up, and one a symlink leads to through a file', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'outbox/notes'), 'n');
+      symlinkSync(join(dir, 'outbox/notes'), join(dir, 'inbox/to-notes'));
+      const error = unenforceable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./inbox'], denied: ['./outbox/notes/a/b/c', './inbox/to-notes/x'] } }));
+      assert.deepEqual(
+        error.issues.map((i) => [i.field, i.message.split(':')[0]]),
+        [
+          ['filesystem.denied[0]', `${join(dir, 'outbox/notes/a/b/c')} cannot be masked`],
+          ['filesystem.denied[1]', `${join(dir, 'inbox/to-notes/x')} cannot be masked`],
+        ],
+      );
+    });
+
+    it('refuses one through a symbolic link loop inside the read-write grant, naming the link once', () => {
+      const dir = workspace();
+      symlinkSync('loop', join(dir, 'outbox/loop'));
+      symlinkSync('b', join(dir, 'outbox/a'));
+      symlinkSync('a', join(dir, 'outbox/b'));
+      const error = unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/loop/x', './outbox/a/x'] } }));
+      assert.deepEqual(
+        error.issues.map((i) => [i.field, i.message.match(/leads through the symlink (\S+),/)?.[1]]),
+        [
+          ['filesystem.denied[0]', join(dir, 'outbox/loop')],
+          ['filesystem.denied[1]', join(dir, 'outbox/a')],
+          ['filesystem.denied[1]', join(dir, 'outbox/b')],
+        ],
+      );
+      assert.match(error.issues[0]!.message, /in a symbolic link loop: .* could replace it with a folder/);
+    });
+
+    it('refuses one below a folder that cannot be searched inside the read-write grant (the command could chmod it)', () => {
+      const dir = workspace();
+      mkdirSync(join(dir, 'outbox/locked'));
+      const key = join(dir, 'outbox/locked/key');
+      // Root searches any folder: the lookup's EACCES is made here.
+      const { lstatSync } = fs;
+      const lstat = mock.method(fs, 'lstatSync', ((path: string, options?: fs.StatSyncOptions) => {
+        if (path === key) throw Object.assign(new Error(`EACCES: permission denied, lstat '${key}'`), { code: 'EACCES' });
+        return lstatSync(path, options);
+      }) as typeof fs.lstatSync);
+      syncBuiltinESMExports();
+      try {
+        const error = unenforceable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/locked/key'] } }));
+        assert.ok(error.issues[0]!.message.startsWith(`${key} cannot be masked: ${join(dir, 'outbox/locked')} cannot be searched (EACCES)`), error.issues[0]!.message);
+      } finally {
+        lstat.mock.restore();
+        syncBuiltinESMExports();
+      }
+    });
+
+    it('refuses one that leads into a missing folder the command could make and back out of it (..)', () => {
+      const dir = workspace();
+      symlinkSync('../outbox/made/../elsewhere', join(dir, 'inbox/link'));
+      const error = unenforceable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./inbox'], denied: ['./inbox/link/key'] } }));
+      assert.match(error.issues[0]!.message, new RegExp(`^${join(dir, 'inbox/link/key')} cannot be masked: it leads into ${join(dir, 'outbox/made')}, which does not exist, and back out of it`));
+    });
+
+    it('plans it unmasked with a warning under onUnenforceable: warn', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'outbox/.git'), 'gitdir: /elsewhere\n');
+      const p = plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/.git/hooks'] }, onUnenforceable: 'warn' });
+      assert.deepEqual(p.mounts, [{ kind: 'rw', path: join(dir, 'outbox') }]);
+      assert.deepEqual(p.warnings, [
+        `not enforced: ${join(dir, 'outbox/.git/hooks')} is not masked: ${join(dir, 'outbox/.git')} is a file where a folder should be, and the command could replace it with a folder and then make ${join(dir, 'outbox/.git/hooks')}, which no mask would hide`,
+      ]);
+    });
+
+    it('refuses a symlink loop under onUnenforceable: warn too, as any symlink a sandbox could have planted', () => {
+      const dir = workspace();
+      symlinkSync('loop', join(dir, 'outbox/loop'));
+      unresolvable(() => plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/loop/x'] }, onUnenforceable: 'warn' }));
+    });
+
+    it('plans it, with nothing to mask, where the command cannot clear what stops it: the file granted read-only or denied, granted on its own, or in a read-only grant, or outside every grant', () => {
+      const dir = workspace();
+      writeFileSync(join(dir, 'outbox/.git'), 'gitdir: /elsewhere\n');
+      symlinkSync('loop', join(dir, 'inbox/loop'));
+      const rw = (p: SandboxPlan) => p.mounts.map((m) => [m.kind, m.path]);
+      assert.deepEqual(rw(plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./outbox/.git'], denied: ['./outbox/.git/hooks'] } })), [
+        ['rw', join(dir, 'outbox')],
+        ['ro', join(dir, 'outbox/.git')],
+      ]);
+      assert.deepEqual(rw(plan(dir, { filesystem: { readwrite: ['./outbox'], denied: ['./outbox/.git', './outbox/.git/hooks'] } })), [
+        ['rw', join(dir, 'outbox')],
+        ['deny', join(dir, 'outbox/.git')],
+      ]);
+      assert.deepEqual(rw(plan(dir, { filesystem: { readwrite: ['./inbox/secret.txt'], denied: ['./inbox/secret.txt/x'] } })), [['rw', join(dir, 'inbox/secret.txt')]]);
+      for (const denied of ['./inbox/secret.txt/x', './inbox/loop/x']) {
+        const p = plan(dir, { filesystem: { readwrite: ['./outbox'], readonly: ['./inbox'], denied: [denied] } });
+        assert.deepEqual(rw(p), [
+          ['ro', join(dir, 'inbox')],
+          ['rw', join(dir, 'outbox')],
+        ]);
+        assert.deepEqual(p.warnings, []);
+      }
+    });
+
+    it('never plans a denied path below a file in a read-write grant without refusing or warning, wherever the file lies on it', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 3 }), fc.boolean(), (below, above, warn) => {
+          const dir = workspace();
+          const folders = Array.from({ length: above }, (_, i) => `f${i}`);
+          mkdirSync(join(dir, 'outbox', ...folders), { recursive: true });
+          const file = join(dir, 'outbox', ...folders, 'file');
+          writeFileSync(file, 'x');
+          const denied = join(file, ...Array.from({ length: below }, (_, i) => `d${i}`));
+          const policy = { filesystem: { readwrite: ['./outbox'], denied: [denied] }, ...(warn ? { onUnenforceable: 'warn' } : {}) };
+          if (!warn) {
+            const error = unenforceable(() => plan(dir, policy));
+            assert.ok(error.issues[0]!.message.startsWith(`${denied} cannot be masked: ${file} is a file where a folder should be`));
+            return;
+          }
+          const p = plan(dir, policy);
+          assert.equal(p.warnings.length, 1);
+          assert.ok(p.warnings[0]!.startsWith(`not enforced: ${denied} is not masked: ${file} is a file`));
+        }),
+        { numRuns: 40 },
+      );
+    });
+  });
+
   describe('when a denied file has other names (hard links)', () => {
     it('refuses the plan: the mask hides one name, and a grant may hold another', () => {
       const dir = workspace();
@@ -305,7 +448,7 @@ describe('planning a sandbox', () => {
     it(`refuses one holding more than ${MAX_DENIED_ENTRIES} entries, which cannot be checked in the time a plan takes; masks it with a warning under onUnenforceable: warn`, () => {
       const dir = workspace();
       for (let i = 0; i <= MAX_DENIED_ENTRIES; i++) mkdirSync(join(dir, `inbox/private/${i}`));
-      const error = unresolvable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] } }));
+      const error = unenforceable(() => plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] } }));
       assert.equal(error.issues[0]?.field, 'filesystem.denied[0]');
       assert.match(error.issues[0]!.message, /cannot be checked for files with other names/);
       const lenient = plan(dir, { filesystem: { readonly: ['./inbox'], denied: ['./inbox/private'] }, onUnenforceable: 'warn' });

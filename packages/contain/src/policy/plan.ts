@@ -106,14 +106,20 @@ export interface PlanOptions {
  * @throws ContainError `CONTAIN_PATH_UNRESOLVABLE` (a granted path is missing, is a reserved
  *   system path, lies below /proc, /dev or /sys, or inside the state directory outside
  *   `exposed`; a read-write grant holds the state directory deeper than as its own entry;
- *   a path reaches its target through a symlink inside a read-write grant; a denied file, or a file in a
- *   denied folder a grant holds, has other names, hard links outside every denied path, which the mask does
- *   not cover; such a folder holds more than MAX_DENIED_ENTRIES entries, or one that cannot be read, so it
- *   cannot be checked: unless the policy says `onUnenforceable: warn`, which masks it with a warning).
+ *   a path reaches its target through a symlink inside a read-write grant, a denied path's symlink loop
+ *   included; a denied file, or a file in a denied folder a grant holds, has other names, hard links
+ *   outside every denied path, which the mask does not cover; the issues of a CONTAIN_UNENFORCEABLE are
+ *   listed along). `CONTAIN_UNENFORCEABLE` unless the policy says `onUnenforceable: warn`, which plans
+ *   with a warning instead (a denied folder holds more than MAX_DENIED_ENTRIES entries, or one that cannot
+ *   be read, so it cannot be checked for hard links, and is masked unchecked; a denied path cannot be
+ *   resolved, stopped by what the sandbox could clear and then make the path: a file where a folder
+ *   should be, a folder that cannot be searched, a missing folder the path climbs back out of, and is
+ *   not masked).
  *
  * A denied path that does not exist yet, below a read-write grant, is masked from its first missing
  * folder (nothing the sandbox may create lies below it): the plan's `deny` mount says `missing`, and
- * the runner makes that folder before the sandbox starts.
+ * the runner makes that folder before the sandbox starts. One that cannot come to be, what stops it
+ * lying beyond the sandbox's reach (a file in a read-only grant on its way), needs no mask.
  *
  * `loaded.policy`, which the plan holds, is frozen with everything in it: what the plan was made of
  * cannot change under it (its digest is kept: see policyDigestOf). A changed copy is another policy.
@@ -122,8 +128,14 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const { policy, source, baseDir } = loaded;
   const issues: PolicyIssue[] = [];
   const warnings: string[] = [];
+  // Protections the policy asks for that cannot be given here: refused (CONTAIN_UNENFORCEABLE) unless the policy says warn.
+  const unenforceable: PolicyIssue[] = [];
+  const cannotEnforce = (field: string, refusal: string, warning: string): void => {
+    if (policy.onUnenforceable === 'warn') warnings.push(`not enforced: ${warning}`);
+    else unenforceable.push({ file: source, field, message: `${refusal}, or set 'onUnenforceable: warn' to run anyway with a warning` });
+  };
   // Every path resolved, with the symlinks it went through: checked against the read-write grants once all are known.
-  const reached: { field: string; absolute: string; links: string[] }[] = [];
+  const reached: { field: string; absolute: string; links: string[]; loop?: boolean }[] = [];
   const reach = (absolute: string, field: string): string | undefined => {
     const found = resolveOnHost(absolute);
     if (found) reached.push({ field, absolute, links: found.links });
@@ -199,18 +211,25 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   const deniedFields = new Map<string, { field: string; folder: boolean }>();
   // The first missing folder of each denied path that does not exist yet: the sandbox must not create it either.
   const absent = new Set<string>();
+  // Denied paths whose resolution stopped short (a file where a folder should be, a symlink loop, …): checked
+  // once every grant is known, for a blocker the sandbox could clear and then make the path, unmasked.
+  const blocked: { field: string; absolute: string; blocker: Blocker }[] = [];
   policy.filesystem.denied.forEach((raw, i) => {
     const field = `filesystem.denied[${i}]`;
-    const found = resolvePartly(absoluteOf(raw));
-    if (found?.missing === undefined) {
+    const absolute = absoluteOf(raw);
+    const found = resolvePartly(absolute);
+    if ('blocker' in found) {
+      reached.push({ field, absolute, links: found.links, loop: found.blocker.kind === 'loop' });
+      blocked.push({ field, absolute, blocker: found.blocker });
+    } else if (found.missing === undefined) {
       const p = resolvePath(raw, field, false);
       if (p === undefined) return;
       denied.push(p);
       if (!deniedFields.has(p)) deniedFields.set(p, { field, folder: lstatSync(p).isDirectory() });
-      return;
+    } else {
+      reached.push({ field, absolute, links: found.links });
+      absent.add(found.missing);
     }
-    reached.push({ field, absolute: absoluteOf(raw), links: found.links });
-    absent.add(found.missing);
   });
   // Another name (a hard link) of a denied file, or of a file in a denied folder, is a path to its content that
   // no mask covers. Each denied file is looked at, and each denied folder a grant holds walked (bounded).
@@ -231,12 +250,30 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
       });
     }
     for (const { denied: d, reason } of unchecked) {
-      if (policy.onUnenforceable === 'warn') warnings.push(`not enforced: ${d} is masked, but not checked for files with other names (hard links) a grant could hold: ${reason}`);
-      else issues.push({ file: source, field: fieldOf(d), message: `${d} cannot be checked for files with other names (hard links), which a grant could hold and its mask would not cover: ${reason}; deny a smaller folder, or set 'onUnenforceable: warn' to mask it unchecked` });
+      cannotEnforce(
+        fieldOf(d),
+        `${d} cannot be checked for files with other names (hard links), which a grant could hold and its mask would not cover: ${reason}; deny a smaller folder`,
+        `${d} is masked, but not checked for files with other names (hard links) a grant could hold: ${reason}`,
+      );
     }
   }
   // Inside a read-write grant that holds it, Corral's install is bound read-only, a mount point the sandbox cannot move away.
   if (install !== undefined && !grants.has(install) && [...grants].some(([p, mode]) => mode === 'rw' && within(install, p))) grants.set(install, 'ro');
+  // What the sandbox may change at `path` (make, remove, replace, chmod): the deepest grant holding it is read-write,
+  // and no mask covers it.
+  const writable = (path: string): boolean => {
+    const holder = [...grants.keys()].filter((g) => within(path, g)).sort((a, b) => depth(a) - depth(b)).at(-1);
+    return holder !== undefined && grants.get(holder) === 'rw' && !denied.some((d) => within(path, d)) && !hidden(path);
+  };
+  // A denied path that cannot be resolved cannot be masked: nothing is there to mask, nor is a first missing folder
+  // known to put a stand-in in. Where the sandbox could clear what stops it, it could make the path and use it.
+  for (const { field, absolute, blocker } of blocked) {
+    if (blocker.kind === 'loop') continue;
+    const { cleared, refusal, warning } = blockedDeny(absolute, blocker);
+    // A file granted on its own is a mount point: the sandbox cannot replace it.
+    if (!writable(cleared) || (blocker.kind === 'file' && grants.has(cleared))) continue;
+    cannotEnforce(field, refusal, warning);
+  }
 
   let cwd = '/tmp';
   if (policy.workingDirectory !== undefined) {
@@ -273,23 +310,29 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
     if (holder !== undefined && grants.get(holder) === 'rw') issues.push({ file: source, field: rwFields.get(holder) ?? 'filesystem.readwrite', message: `the policy file ${policyFile} lies inside the read-write grant ${holder}: a sandbox could rewrite its own policy; keep the file outside what the sandbox may write, or grant a folder beside it` });
   }
 
-  const writable = [...grants].filter(([, mode]) => mode === 'rw').map(([p]) => p);
-  for (const { field, absolute, links } of reached) {
-    for (const link of links) {
-      const grant = writable.find((w) => within(link, w));
-      if (grant !== undefined) issues.push({ file: source, field, message: `${absolute} leads through the symlink ${link}, inside the read-write grant ${grant}: a sandbox could have planted it, so it is not followed; name the path it should lead to` });
+  const readWrite = [...grants].filter(([, mode]) => mode === 'rw').map(([p]) => p);
+  for (const { field, absolute, links, loop } of reached) {
+    for (const link of new Set(links)) {
+      const grant = readWrite.find((w) => within(link, w));
+      if (grant === undefined) continue;
+      const why = loop
+        ? `, in a symbolic link loop: a sandbox could have planted it, and could replace it with a folder and make ${absolute}, unmasked; replace the loop with the folder it should be, or remove the path from the policy`
+        : ': a sandbox could have planted it, so it is not followed; name the path it should lead to';
+      issues.push({ file: source, field, message: `${absolute} leads through the symlink ${link}, inside the read-write grant ${grant}${why}` });
     }
   }
 
-  if (issues.length > 0) {
-    for (const issue of issues) {
+  if (issues.length > 0 || unenforceable.length > 0) {
+    // Paths that cannot be used at all come first (the policy must change); every problem is listed either way.
+    const all = [...issues, ...unenforceable];
+    for (const issue of all) {
       const line = loaded.locate?.(issue.field);
       if (line !== undefined) issue.line = line;
     }
-    issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-    throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${issues.map((i) => `  ${formatIssue(i)}`).join('\n')}`, {
-      issues,
-    });
+    all.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    const listed = all.map((i) => `  ${formatIssue(i)}`).join('\n');
+    if (issues.length > 0) throw new ContainError('CONTAIN_PATH_UNRESOLVABLE', `policy paths cannot be used; the command was not started:\n${listed}`, { issues: all });
+    throw new ContainError('CONTAIN_UNENFORCEABLE', `this host cannot enforce what the policy denies, so the command was not started:\n${listed}`, { issues: all });
   }
 
   const mounts: Mount[] = [];
@@ -316,9 +359,7 @@ export function planSandbox(loaded: LoadedPolicy, hostEnv: NodeJS.ProcessEnv = p
   // A deny outside every grant is already invisible; inside one, it is masked.
   const masked = denied.filter((d) => ordered.some(([p]) => within(d, p) && d !== p));
   // A denied path not there yet is masked where the sandbox could create it: below a read-write grant and no other mask.
-  const standIns = [...absent].filter(
-    (s) => ordered.filter(([p]) => within(s, p)).at(-1)?.[1] === 'rw' && !denied.some((d) => within(s, d)) && !hidden(s),
-  );
+  const standIns = [...absent].filter(writable);
   masked.push(...standIns);
   const bound = [...needed, ...pinned(needed, [...masked, ...(stateMask === undefined ? [] : [stateMask])])].sort(([a], [b]) => depth(a) - depth(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const g of bound.filter(([p]) => !inState(p))) mounts.push(grant(g));
@@ -385,20 +426,30 @@ function pinned(grants: readonly [string, 'ro' | 'rw'][], masks: readonly string
 const MAX_LINKS = 40;
 
 /**
+ * What stopped a path's resolution short of its end, at the host path `at`:
+ * - `file`: `at` is a file (or anything but a folder) and more of the path follows it;
+ * - `loop`: more than MAX_LINKS symlinks were followed, `at` the last;
+ * - `climb`: `at` does not exist and the path climbs back out of it (`..`, from a symlink's target), so
+ *   where it would lead once `at` is made cannot be told;
+ * - `error`: `at` could not be looked up (`code`: EACCES for a folder that cannot be searched, …).
+ */
+type Blocker = { kind: 'file'; at: string } | { kind: 'loop'; at: string } | { kind: 'climb'; at: string } | { kind: 'error'; at: string; code: string };
+
+/**
  * The host path an absolute, normalised `path` names once its symlinks are
  * resolved, and where each symlink met on the way lies; undefined when there is none.
  */
 function resolveOnHost(path: string): { real: string; links: string[] } | undefined {
   const found = resolvePartly(path);
-  return found === undefined || found.missing !== undefined ? undefined : { real: found.real, links: found.links };
+  return 'blocker' in found || found.missing !== undefined ? undefined : { real: found.real, links: found.links };
 }
 
 /**
  * As resolveOnHost, and for a path not there yet, `missing`: the first of its folders that does not exist
  * (its own folder is there, all symlinks before it resolved), below which the rest would be made.
- * Undefined when the path cannot exist (a file on the way, a symlink loop) or cannot be looked up.
+ * For a path whose resolution stops short, what stopped it (`blocker`), with the symlinks met until then.
  */
-function resolvePartly(path: string): { real: string; links: string[]; missing?: string } | undefined {
+function resolvePartly(path: string): { real: string; links: string[]; missing?: string } | { blocker: Blocker; links: string[] } {
   const links: string[] = [];
   const pending = path.split(sep).filter((name) => name !== '');
   let real: string = sep;
@@ -411,25 +462,48 @@ function resolvePartly(path: string): { real: string; links: string[]; missing?:
     }
     const next = join(real, name);
     // Whatever follows a missing folder lies below it, unless a `..` comes back out (only a symlink's target holds one).
-    const missing = () => (pending.includes('..') ? undefined : { real: next, links, missing: next });
+    const missing = () => (pending.includes('..') ? { blocker: { kind: 'climb' as const, at: next }, links } : { real: next, links, missing: next });
     let target: string;
     try {
       // Nothing there is answered without an error thrown (a preset's path not on this host, at every plan).
       const stat = lstatSync(next, { throwIfNoEntry: false });
       if (stat === undefined) return missing();
       if (!stat.isSymbolicLink()) {
+        // Looked up below a file, the rest would fail (ENOTDIR): named here, whatever the kernel would say.
+        if (!stat.isDirectory() && pending.length > 0) return { blocker: { kind: 'file', at: next }, links };
         real = next;
         continue;
       }
       target = readlinkSync(next);
     } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? missing() : undefined;
+      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      return code === 'ENOENT' ? missing() : { blocker: { kind: 'error', at: next, code }, links };
     }
-    if (links.push(next) > MAX_LINKS) return undefined;
+    if (links.push(next) > MAX_LINKS) return { blocker: { kind: 'loop', at: next }, links };
     pending.unshift(...target.split(sep).filter((part) => part !== ''));
     if (isAbsolute(target)) real = sep;
   }
   return { real, links };
+}
+
+/**
+ * For a denied path whose resolution `blocker` stopped (not at a loop: its symlinks are held to the rule for
+ * any symlink on a path, see planSandbox): where the sandbox would have to change something for the path to
+ * lead somewhere (`cleared`: the file it would replace with a folder, the folder it would make or make
+ * searchable), and why the path cannot be masked, for a refusal with what to do and for a warning.
+ */
+function blockedDeny(absolute: string, blocker: Exclude<Blocker, { kind: 'loop' }>): { cleared: string; refusal: string; warning: string } {
+  const { at } = blocker;
+  const then = `then make ${absolute}, which no mask would hide`;
+  const says = (why: string, todo: string) => ({ refusal: `${absolute} cannot be masked: ${why}; ${todo}`, warning: `${absolute} is not masked: ${why}` });
+  switch (blocker.kind) {
+    case 'file':
+      return { cleared: at, ...says(`${at} is a file where a folder should be, and the command could replace it with a folder and ${then}`, `grant ${at} read-only (bound in place, it cannot be replaced), or deny it`) };
+    case 'climb':
+      return { cleared: at, ...says(`it leads into ${at}, which does not exist, and back out of it (..), and the command could make ${at} and ${then}`, 'name the path it should lead to') };
+    case 'error':
+      return { cleared: dirname(at), ...says(`${dirname(at)} cannot be searched (${blocker.code}), and the command could change that and ${then}`, `make ${dirname(at)} searchable, or deny it`) };
+  }
 }
 
 /** Reads `path` as granted when a grant holds it, no deny covers it and no state-directory mask lies between. */
