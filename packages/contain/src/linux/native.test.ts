@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { which } from './host.ts';
 import { buildNative, privateFolder } from './native.ts';
 
@@ -71,8 +71,9 @@ describe('building a helper program', () => {
 describe("the compiler's environment", { skip: !['cc', 'gcc', 'clang'].some((c) => which(c)) && 'no C compiler here' }, () => {
   // A folder a contained run could write (a project's node_modules/.bin), holding an `as` and an
   // `ld` that leave a marker and then do the real work, so the build itself goes through either way.
-  const planted = (): { bin: string; marker: string } => {
+  const planted = (t: TestContext): { bin: string; marker: string } => {
     const root = mkdtempSync(join(tmpdir(), 'corral-native-env-'));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
     const bin = join(root, 'node_modules/.bin');
     mkdirSync(bin, { recursive: true });
     const marker = join(root, 'ran');
@@ -101,19 +102,17 @@ describe("the compiler's environment", { skip: !['cc', 'gcc', 'clang'].some((c) 
     }
   };
 
-  it('does not run an assembler or linker planted in the first folder of PATH (a folder a contained run wrote)', () => {
-    const { bin, marker } = planted();
+  it('does not run an assembler or linker planted in the first folder of PATH (a folder a contained run wrote)', (t) => {
+    const { bin, marker } = planted(t);
     const built = build({ PATH: `${bin}:${process.env.PATH ?? ''}` });
     assert.equal(existsSync(marker), false, 'the planted tools ran as this user');
     assert.equal(built.length, 1, 'the build went through');
-    rmSync(dirname(dirname(bin)), { recursive: true, force: true });
   });
 
-  it("takes nothing else from the caller's environment (COMPILER_PATH names where gcc looks for its tools first)", () => {
-    const { bin, marker } = planted();
+  it("takes nothing else from the caller's environment (COMPILER_PATH names where gcc looks for its tools first)", (t) => {
+    const { bin, marker } = planted(t);
     const built = build({ COMPILER_PATH: bin });
     assert.equal(existsSync(marker), false, 'the planted tools ran as this user');
     assert.equal(built.length, 1, 'the build went through');
-    rmSync(dirname(dirname(bin)), { recursive: true, force: true });
   });
 });
