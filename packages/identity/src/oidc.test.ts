@@ -155,6 +155,10 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
     it('keeps an e-mail marked email_verified: true', async () => {
       assert.equal((await signIn('verified')).email, 'dana@example.com');
     });
+
+    it('gives the address sent, verified or not, apart, as claimedEmail (what may only refuse its holder: an approver their own agent\'s request)', async () => {
+      assert.deepEqual(await Promise.all(['unverified', 'silent', 'verified'].map(async (user) => (await signIn(user)).claimedEmail)), ['alice@example.com', 'alice@example.com', 'dana@example.com']);
+    });
   });
 
   it('refuses a discovery document naming another issuer, and missing settings', async () => {

@@ -110,6 +110,14 @@ export interface HumanIdentity {
   subject: string;
   /** The `email` claim, only when the issuer marks it `email_verified: true` and it is a plain printable-ASCII address (see PLAIN_EMAIL). */
   email?: string;
+  /**
+   * The `email` claim as the issuer sent it, verified or not (an address of
+   * at most 320 characters). It names no one: at an issuer that does not
+   * check it, anyone may set it to someone else's address. It may only make
+   * its holder stricter with themself (the gateway refuses an approver whose
+   * claimed address owns an agent that agent's requests).
+   */
+  claimedEmail?: string;
   name?: string;
   /** The raw values of the role claim. */
   groups: string[];
@@ -261,10 +269,13 @@ export class OidcClient {
     // `email` or a `preferred_username` is whatever the person typed, and would name them as someone else.
     // And only a plain address: one with a control or format character, a space or a `:` would print as, or be read as, someone else.
     const email = typeof claims.email === 'string' && claims.email_verified === true && PLAIN_EMAIL.test(claims.email) ? claims.email : undefined;
+    // Whatever it says, verified or not: kept apart from `email`, only ever a reason to refuse its holder.
+    const claimedEmail = typeof claims.email === 'string' && claims.email.length <= 320 && claims.email.includes('@') && claims.email.isWellFormed() ? claims.email : undefined;
     return {
       issuer: this.settings.issuer,
       subject: claims.sub,
       ...(email !== undefined ? { email } : {}),
+      ...(claimedEmail !== undefined ? { claimedEmail } : {}),
       ...(typeof claims.name === 'string' ? { name: claims.name } : {}),
       groups,
       roles,

@@ -31,4 +31,21 @@ describe('when the approver owns the agent that asked', () => {
     assert.equal(approvals.resolve(botAsks().id, 'deny', 'alice@example.com', undefined, undefined, ownerOf).status, 'denied');
     assert.equal(approvals.resolve(botAsks().id, 'allow-once', 'bob@example.com', undefined, undefined, ownerOf).status, 'allowed');
   });
+  it('refuses it by the address a signed-in approver claims, verified or not, whatever its case, as the store decides too (regression: one named by issuer and subject, whose provider sent no email_verified, allowed it)', async () => {
+    const a = botAsks();
+    const sso = 'oidc:https://sso.example#7';
+    await assert.rejects(approvals.resolveWhenFree(a.id, 'allow-once', sso, { authority: sso, claimed: 'ALICE@example.com', ownerOf }), { code: 'GATEWAY_APPROVAL_OWN_REQUEST' });
+    assert.deepEqual([approvals.get(a.id).status, approvals.get(a.id).approvers], ['pending', []]);
+    assert.equal((await approvals.resolveWhenFree(a.id, 'allow-once', sso, { authority: sso, claimed: 'bob@example.com', ownerOf })).status, 'allowed', 'another address claimed refuses nothing');
+  });
+});
+
+describe('when a human asked', () => {
+  it('refuses an allow by the approver whose claimed address is that human, and lets someone else allow it', async () => {
+    const asks = () => approvals.create({ digest: createHash('sha256').update(randomUUID()).digest('hex'), action: { principal: 'Human::carol@example.com', argv: ['pay', '5'] }, quorum: 1 });
+    const sso = 'oidc:https://sso.example#8';
+    const a = asks();
+    await assert.rejects(approvals.resolveWhenFree(a.id, 'allow-once', sso, { authority: sso, claimed: 'carol@example.com' }), { code: 'GATEWAY_APPROVAL_OWN_REQUEST' });
+    assert.equal((await approvals.resolveWhenFree(a.id, 'allow-once', sso, { authority: sso, claimed: 'dave@example.com' })).status, 'allowed');
+  });
 });

@@ -290,7 +290,8 @@ export class ApprovalStore {
    * Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
    * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always),
    * GATEWAY_APPROVAL_OWN_REQUEST (an allow by the human who asked, or by
-   * the owner of the agent that asked as `ownerOf` names them: they may deny it).
+   * the owner of the agent that asked as `ownerOf` names them: they may deny it;
+   * see refuseOwnRequest, and resolveWhenFree for the address an approver claims).
    */
   resolve(id: string, decision: ApprovalDecision, approver: string, reason?: string, authority?: string, ownerOf?: OwnerOf): Approval {
     this.#begin(decision, approver, reason, authority);
@@ -308,12 +309,18 @@ export class ApprovalStore {
    * resolve(), waiting for the write lock with timers (store/write-lock.ts)
    * while another process holds it (the CLI keeps it while it appends its
    * decision's record), so the gateway goes on serving everyone else
-   * meanwhile. For the gateway; throws what resolve() throws, and
-   * GATEWAY_BUSY when the lock is still held after `waitMs`.
+   * meanwhile. `claimed` is an address a signed-in approver claims, verified
+   * or not: it only refuses (refuseOwnRequest). For the gateway; throws what
+   * resolve() throws, and GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: { reason?: string; waitMs?: number; authority?: string; ownerOf?: OwnerOf; withdraw?: boolean } = {}): Promise<Approval> {
+  async resolveWhenFree(
+    id: string,
+    decision: ApprovalDecision,
+    approver: string,
+    options: { reason?: string; waitMs?: number; authority?: string; claimed?: string; ownerOf?: OwnerOf; withdraw?: boolean } = {},
+  ): Promise<Approval> {
     checkDecision(decision, approver, options.reason, options.authority);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf, options.withdraw), options.waitMs ?? WRITE_LOCK_WAIT_MS);
+    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf, options.withdraw, options.claimed), options.waitMs ?? WRITE_LOCK_WAIT_MS);
   }
 
   /**
@@ -346,7 +353,7 @@ export class ApprovalStore {
   }
 
   /** The decision's writes, inside the transaction #begin opened; the approval as it then stands. */
-  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string, ownerOf?: OwnerOf, withdraw = false): Approval {
+  #apply(id: string, decision: ApprovalDecision, approver: string, reason: string | undefined, given?: string, ownerOf?: OwnerOf, withdraw = false, claimed?: string): Approval {
     const approval = this.get(id);
     if (approval.status === 'expired') throw new GatewayError('GATEWAY_APPROVAL_EXPIRED', 'the approval expired', { wire: { code: 'INVALID_REQUEST', message: 'approval expired' } });
     if (withdraw && decision !== 'deny') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'only a deny withdraws an approval');
@@ -359,7 +366,7 @@ export class ApprovalStore {
       const settled = approval.status === 'used' ? 'allowed and used' : approval.status;
       throw new GatewayError('GATEWAY_APPROVAL_RESOLVED', `the approval was already ${settled}`, { wire: { code: 'INVALID_REQUEST', message: `approval already ${settled}` } });
     }
-    if (decision !== 'deny') refuseOwnRequest(approval, approver, given, ownerOf);
+    if (decision !== 'deny') refuseOwnRequest(approval, approver, given, ownerOf, claimed);
     if (decision === 'allow-always') refuseStandingGrant(approval);
     const now = this.#now();
     // Who each approver so far is, beside the names they are shown by; an approval stored before authorities were kept counts its names.
@@ -622,26 +629,32 @@ export type OwnerOf = (agent: string) => string | undefined;
  * is the approver's own (four eyes: someone else always looks at it), for
  * an allow by:
  * - the human it is for (`Human::NAME`, as approvals name principals), by
- *   `approver` or the authority they count as. The gateway token's and
- *   system accounts' approvers (`token:…`, `account:…`) are never a human
- *   principal's name: the token acts as Human::operator, and the reviewer it
- *   names relays their own decision on it.
+ *   `approver`, the authority they count as or the address they claim. The
+ *   gateway token's and system accounts' approvers (`token:…`, `account:…`)
+ *   are never a human principal's name: the token acts as Human::operator,
+ *   and the reviewer it names relays their own decision on it.
  * - the owner of the agent it is for (`Agent::NAME`, `ownerOf`), by any name
- *   the approver goes by (a signed-in human's address or authority, the name
- *   given under the token or a system account), addresses compared without
- *   case. The owner is an address: a local console user, whose name has no
- *   `@`, is never one.
+ *   the approver goes by (a signed-in human's name, authority or `claimed`
+ *   address, the name given under the token or a system account), addresses
+ *   compared without case. The owner is an address: a local console user,
+ *   whose name has no `@`, is never one.
+ *
+ * `claimed` is the address a single sign-on approver's provider sent,
+ * verified or not. Trusted in this direction only: anyone may claim someone
+ * else's address, and all it can do is refuse them. Entra ID sends no
+ * `email_verified`, so its people are named by issuer and subject, and
+ * without it an owner allowed their own agent's requests alone.
  */
-export function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined, ownerOf?: OwnerOf): void {
+export function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined, ownerOf?: OwnerOf, claimed?: string): void {
   const principal = approval.action.principal;
   if (typeof principal !== 'string') return;
   if (principal.startsWith('Human::')) {
     const requester = principal.slice('Human::'.length);
-    if (requester === approver || requester === authority) throw ownRequest('an approver may not allow a request of their own; someone else must approve it');
+    if (requester === approver || requester === authority || requester === claimed) throw ownRequest('an approver may not allow a request of their own; someone else must approve it');
   }
   if (principal.startsWith('Agent::') && ownerOf) {
     const owner = ownerOf(principal.slice('Agent::'.length))?.toLowerCase();
-    const names = [givenName(approver), authority].filter((n) => n !== undefined).map((n) => n.toLowerCase());
+    const names = [givenName(approver), authority, claimed].filter((n) => n !== undefined).map((n) => n.toLowerCase());
     if (owner !== undefined && names.includes(owner)) throw ownRequest(`the owner of ${principal} may not allow its requests; someone else must approve it`);
   }
 }

@@ -188,14 +188,22 @@ export class NodeInvoker {
    * another process (the CLI) holds gateway.db's write lock it waits with
    * timers, not inside SQLite, so every other connection is served
    * meanwhile. `authority` is who a signed-in approver counts as toward a
-   * quorum, whatever name they are shown by (the store's authority()).
+   * quorum, whatever name they are shown by (the store's authority());
+   * `claimed` the address their provider sent, verified or not, which only
+   * ever refuses them (the store's refuseOwnRequest).
    * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
    * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
-  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number, authority?: string): Promise<Approval & { grant?: GrantView }> {
+  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number, authority?: string, claimed?: string): Promise<Approval & { grant?: GrantView }> {
     // Four eyes: the owner of the agent that asked may deny its request, never allow it, however they reach the gateway.
     const ownerOf = (agent: string) => this.#server.identity.agents.find(agent)?.owner;
-    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ownerOf, ...(reason !== undefined ? { reason } : {}), ...(waitMs !== undefined ? { waitMs } : {}), ...(authority !== undefined ? { authority } : {}) });
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, {
+      ownerOf,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(waitMs !== undefined ? { waitMs } : {}),
+      ...(authority !== undefined ? { authority } : {}),
+      ...(claimed !== undefined ? { claimed } : {}),
+    });
     const grant = await this.#resolved(approval, decision, approver, reason);
     return grant ? { ...approval, grant } : approval;
   }

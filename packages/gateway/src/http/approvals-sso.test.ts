@@ -15,7 +15,13 @@ describe('approving after single sign-on', () => {
   let t: TestGateway;
   /** What the provider says of erin now: she can change her address (and its case) in its self-service page. */
   let erin: Record<string, unknown> = { email: 'erin@example.com', email_verified: true };
-  const people: Record<string, () => Record<string, unknown>> = { erin: () => erin, frank: () => ({ email: 'frank@example.com', email_verified: true }) };
+  const people: Record<string, () => Record<string, unknown>> = {
+    erin: () => erin,
+    frank: () => ({ email: 'frank@example.com', email_verified: true }),
+    // As Entra ID signs people in: an address, and no email_verified.
+    gina: () => ({ email: 'gina@example.com' }),
+    hal: () => ({ email: 'hal@example.com' }),
+  };
 
   before(async () => {
     const port = await freePort();
@@ -86,5 +92,20 @@ describe('approving after single sign-on', () => {
     const other = await (await signedIn('erin')).post(`/api/approvals/${approval.id}/approve`, {});
     assert.deepEqual([other.status, other.body.status], [200, 'allowed']);
     assert.equal((await frank.post(`/api/approvals/${asked().id}/deny`, {})).body.status, 'denied', 'the owner may deny it');
+  });
+  it("refuses the owner of the agent that asked when their provider sends their address without email_verified (Entra ID), though they are named by issuer and subject; someone else so signed in allows it (regression: gina allowed gina-bot's request alone)", async () => {
+    const agent = t.gw.identity.agents.create({ name: 'gina-bot', process: 'payments', owner: 'Gina@Example.com' });
+    const asked = () => t.gw.approvals.create({ digest: createHash('sha256').update(randomBytes(8)).digest('hex'), action: { principal: `Agent::${agent.name}`, argv: ['pay', '10'] }, quorum: 1 });
+    const approval = asked();
+    const gina = await signedIn('gina');
+    assert.match((await gina.get('/api/session')).body.user.name, /^oidc:http:\/\/127\.0\.0\.1:\d+#gina$/, 'not named by the address her provider did not verify');
+    for (const decision of ['allow-once', 'allow-always']) {
+      const refused = await gina.post(`/api/approvals/${approval.id}/approve`, { decision });
+      assert.deepEqual([refused.status, refused.body.code], [403, 'GATEWAY_APPROVAL_OWN_REQUEST'], decision);
+    }
+    assert.deepEqual([t.gw.approvals.get(approval.id).status, t.gw.approvals.get(approval.id).approvers], ['pending', []], 'nothing counted');
+    const hal = await (await signedIn('hal')).post(`/api/approvals/${approval.id}/approve`, {});
+    assert.deepEqual([hal.status, hal.body.status, hal.body.approvers.length], [200, 'allowed', 1]);
+    assert.equal((await gina.post(`/api/approvals/${asked().id}/deny`, {})).body.status, 'denied', 'the owner may deny it');
   });
 });

@@ -34,6 +34,15 @@ function authorityOf(caller: Caller): string | undefined {
   return caller.kind === 'session' && caller.session.user.id.startsWith('oidc:') ? caller.session.user.id : undefined;
 }
 
+/**
+ * The address a signed-in single sign-on approver's provider sent, verified
+ * or not: never who they are, only a reason to refuse them their own agent's
+ * request (store's refuseOwnRequest).
+ */
+function claimedOf(caller: Caller): string | undefined {
+  return caller.kind === 'session' ? caller.session.user.claimedEmail : undefined;
+}
+
 /** The owner of each agent, as the identity store knows it now. */
 function ownersIn(api: ApiContext): OwnerOf {
   return (agent) => api.identity.agents.find(agent)?.owner;
@@ -50,11 +59,11 @@ export function approvalRoutes(api: ApiContext): Route[] {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
     // Four eyes, before anything is written: an allow by the owner of the agent that asked is refused (403).
-    if (decision !== 'deny') refuseOwnRequest(api.approvals.get(id), approver, authorityOf(caller), ownersIn(api));
+    if (decision !== 'deny') refuseOwnRequest(api.approvals.get(id), approver, authorityOf(caller), ownersIn(api), claimedOf(caller));
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
     // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
-    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller));
+    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller), claimedOf(caller));
     return reply(200, ApprovalStore.shown(approval));
   };
   return [

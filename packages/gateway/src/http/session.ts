@@ -49,11 +49,21 @@ const PLAIN_EMAIL = /^[^\s:@"()<>,;\\]{1,64}@[^\s:@"()<>,;\\]{1,85}$/;
 /**
  * An OIDC human as the audit log names them and a quorum counts them: their
  * verified e-mail, else their issuer and subject. The subject alone could be
- * a local user's name (or read `token:…`) and count as someone else.
+ * a local user's name (or read `token:…`) and count as someone else. The
+ * address their provider sent, verified or not, goes beside it: an
+ * approver's own agent's request is refused by it (Entra ID sends no
+ * `email_verified`, so its people are named by subject, and an owner would
+ * otherwise allow their own agent's request alone).
  */
 function oidcUser(human: HumanIdentity): SessionUser {
   const id = `oidc:${human.issuer}#${human.subject}`;
-  return { id, name: human.email !== undefined && PLAIN_EMAIL.test(human.email) ? human.email : id, roles: human.roles, oidc: { issuer: human.issuer, subject: human.subject } };
+  return {
+    id,
+    name: human.email !== undefined && PLAIN_EMAIL.test(human.email) ? human.email : id,
+    roles: human.roles,
+    oidc: { issuer: human.issuer, subject: human.subject },
+    ...(human.claimedEmail !== undefined ? { claimedEmail: human.claimedEmail } : {}),
+  };
 }
 
 export function sessionRoutes(api: ApiContext): Route[] {

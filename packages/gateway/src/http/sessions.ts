@@ -29,6 +29,12 @@ export interface SessionUser {
   version?: string;
   /** A single sign-on person's issuer and subject: an admin ending their sessions (`corral identity sign-out`) ends this one. */
   oidc?: { issuer: string; subject: string };
+  /**
+   * The address a single sign-on person's provider sent, verified or not.
+   * Never their name nor who they count as: only a reason to refuse them
+   * (an allow of a request by an agent that address owns).
+   */
+  claimedEmail?: string;
 }
 
 export interface Session {
