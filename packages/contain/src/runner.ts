@@ -13,7 +13,8 @@ import { seccompProgram } from './linux/seccomp.ts';
 import type { ConnectionRecord, EgressChannel, EgressProxy, EgressProxyOptions } from './net/proxy.ts';
 import type { Mount, SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
-import { WarmPool, type WarmStdin } from './warm-pool.ts';
+import { copyCallerInput, copyInput } from './standard-input.ts';
+import { WarmPool } from './warm-pool.ts';
 
 /** A limit Corral stopped the command for. */
 export type LimitHit = 'timeout' | 'memory' | 'processes' | 'output';
@@ -60,7 +61,13 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** Standard input: nothing (default), the caller's, or a stream. */
+  /**
+   * Standard input: nothing (default), what this process's own standard input gives ('inherit'),
+   * or a stream. The command always reads a pipe, which the runner feeds from the input given (see
+   * standard-input.ts): never this process's descriptor 0, which may be open for writing (a
+   * terminal, a socket) and so a way past the output limit. A program that asks isatty(0) is told no.
+   * One run at a time is given this process's input: another given 'inherit' meanwhile reads its end at once.
+   */
   stdin?: 'ignore' | 'inherit' | Readable;
   /** Where output goes as it comes; when absent it is collected into `ContainedProcess.output`. */
   stdout?: Writable;
@@ -157,7 +164,8 @@ interface Sandbox {
   output: { early: [Buffer, 'stdout' | 'stderr'][]; sink?: (chunk: Buffer, which: 'stdout' | 'stderr') => void };
 }
 
-type StdinMode = 'ignore' | 'inherit' | 'pipe';
+/** A sandbox's standard input: /dev/null, or a pipe the runner feeds (never a descriptor of the caller's: see standard-input.ts). */
+type StdinMode = 'ignore' | 'pipe';
 
 /**
  * Runs commands contained by container policies. Long-lived: one egress proxy,
@@ -197,7 +205,7 @@ export class Runner {
     this.#devNull = this.#inherited.length > 0 ? openSync('/dev/null', 'r') : undefined;
     this.#cgroups = new CgroupPool(this.#caps.cgroups.controllers, `runner-${process.pid}-${++runnerCounter}`);
     this.#warm = new WarmPool<Sandbox>({
-      boot: (plan, stdin) => this.#bootWarm(plan, stdin),
+      boot: (plan) => this.#bootWarm(plan),
       alive: (s) => s.adopted && s.child.exitCode === null && s.child.signalCode === null,
       over: (s) => s.exited,
       discard: async (s) => {
@@ -210,8 +218,7 @@ export class Runner {
 
   /**
    * Starts `argv` in a sandbox built from `plan`: a warm one made for exactly
-   * this plan (and this kind of standard input) when keepWarm keeps some and
-   * one is ready, else a new one.
+   * this plan when keepWarm keeps some and one is ready, else a new one.
    *
    * @throws ContainError `CONTAIN_UNENFORCEABLE` (the plan asks for what this
    *   host cannot enforce), `CONTAIN_BACKEND_UNAVAILABLE`, `CONTAIN_BAD_COMMAND`, `CONTAIN_CLOSED`.
@@ -223,7 +230,7 @@ export class Runner {
     if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
     checkCommandSize(argv);
     const enforcement = checkEnforceable(plan, this.#caps);
-    const warm = this.#warm.take(plan, options.stdin === 'inherit' ? 'inherit' : 'pipe', options.refillAfter);
+    const warm = this.#warm.take(plan, options.refillAfter);
     const proc = this.#start(plan, [...argv], options, enforcement, warm);
     this.#live.add(proc);
     const forget = () => void this.#live.delete(proc);
@@ -244,17 +251,16 @@ export class Runner {
    * the runner starts its replacement in the background. A run whose plan
    * differs in anything never gets one. `size` 0 stops keeping the plan warm
    * (right after a spawn, before the refill starts: one run ahead, no more).
-   * With `stdin: 'inherit'` the sandboxes hold this process's standard input
-   * (for runs spawned with `stdin: 'inherit'`); else theirs is a pipe each run
-   * feeds or ends. Resolves once `size` are ready (await it again after a run
-   * to wait for the refill).
+   * A warm sandbox's standard input is a pipe, which its run feeds (from a
+   * stream, or this process's own input) or ends. Resolves once `size` are
+   * ready (await it again after a run to wait for the refill).
    *
    * @throws ContainError `CONTAIN_WARM_LIMIT` (more than 8 per plan or 8 plans),
    *   `CONTAIN_UNENFORCEABLE`, `CONTAIN_BACKEND_UNAVAILABLE` (a warm sandbox
    *   waits in Corral's launcher, which needs a C compiler), `CONTAIN_SPAWN_FAILED`, `CONTAIN_CLOSED`.
    */
-  keepWarm(plan: SandboxPlan, size = 1, options: { stdin?: WarmStdin } = {}): Promise<void> {
-    return this.#warm.keep(plan, size, options.stdin ?? 'pipe');
+  keepWarm(plan: SandboxPlan, size = 1): Promise<void> {
+    return this.#warm.keep(plan, size);
   }
 
   /**
@@ -303,10 +309,10 @@ export class Runner {
     void tracked.then(() => this.#cleanups.delete(tracked));
   }
 
-  async #bootWarm(plan: SandboxPlan, stdin: WarmStdin): Promise<Sandbox> {
+  async #bootWarm(plan: SandboxPlan): Promise<Sandbox> {
     const enforcement = checkEnforceable(plan, this.#caps);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
-    const sandbox = await this.#boot(plan, enforcement, undefined, stdin, this.#closing.signal);
+    const sandbox = await this.#boot(plan, enforcement, undefined, 'pipe', this.#closing.signal);
     if (!sandbox) throw new ContainError('CONTAIN_CLOSED', 'this runner was closed');
     return sandbox;
   }
@@ -503,7 +509,9 @@ export class Runner {
         stdoutBytes: 0,
         stderrBytes: 0,
       });
-      const stdinMode: StdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : options.stdin === 'inherit' ? 'inherit' : 'pipe';
+      const stdinMode: StdinMode = options.stdin === undefined || options.stdin === 'ignore' ? 'ignore' : 'pipe';
+      /** Stops copying the run's input into its sandbox: once the sandbox is gone, or the run failed. */
+      let stopInput: (() => void) | undefined;
       const timer = setTimeout(() => kill('timeout'), plan.limits.timeoutMs.value);
       const onAbort = () => kill('abort');
       options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -527,9 +535,11 @@ export class Runner {
         // Never released, so nothing ran: bubblewrap is ending by itself (its child is gone, or it never made
         // one) and says why on stderr; killed at once, it might not get to say it. Killed only if it lingers.
         const lingering = sandbox.adopted ? undefined : setTimeout(() => killSandbox(sandbox!), SETUP_FAILURE_GRACE_MS);
-        // A warm sandbox's stdin is the caller's, or a pipe: ended at once for 'ignore', fed from the stream otherwise.
-        if (options.stdin !== undefined && typeof options.stdin !== 'string') options.stdin.pipe(proc.stdin!).on('error', () => undefined);
-        else if (proc.stdin) proc.stdin.end();
+        // The sandbox's stdin is a pipe (or, cold with no input, /dev/null): fed from the input given, or ended at once (a warm one's, for 'ignore').
+        if (proc.stdin && stdinMode === 'pipe') {
+          stopInput = options.stdin === 'inherit' ? copyCallerInput(proc.stdin) : copyInput(options.stdin as Readable, proc.stdin);
+          void sandbox.exited.then(stopInput);
+        } else proc.stdin?.end();
 
         // Output held back stops being read until its stream drains; once bubblewrap is gone, what is left in
         // the pipes (a pipe's worth) is read to the end whatever the stream says, or the run would never end.
@@ -627,6 +637,7 @@ export class Runner {
         throw new ContainError('CONTAIN_SPAWN_FAILED', `could not start the sandbox: ${(error as Error).message}`, { cause: error });
       } finally {
         clearTimeout(timer);
+        stopInput?.();
         options.signal?.removeEventListener('abort', onAbort);
         for (const s of servers) s.close();
         for (const resume of [...held.values()]) resume();

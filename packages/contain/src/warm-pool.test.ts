@@ -38,7 +38,7 @@ describe('WarmPool', () => {
     it('starts no replacement while that run lasts, and starts it once the run is over', async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      const taken = warm.take(plan, 'pipe');
+      const taken = warm.take(plan);
       assert.equal(taken?.id, 1);
       await sleep(REFILL_GRACE_MS / 5);
       assert.deepEqual(log, ['boot 1'], 'the replacement was started while the run was under way');
@@ -51,7 +51,7 @@ describe('WarmPool', () => {
     it('lets the run’s caller go on before the replacement starts', async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      const taken = warm.take(plan, 'pipe');
+      const taken = warm.take(plan);
       taken?.endRun();
       // What the caller does right after the run's end, in the same turn of the event loop.
       await taken?.runOver;
@@ -67,7 +67,7 @@ describe('WarmPool', () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
       const delivered = Promise.withResolvers<void>();
-      const taken = warm.take(plan, 'pipe', delivered.promise);
+      const taken = warm.take(plan, delivered.promise);
       taken?.endRun();
       await sleep(REFILL_GRACE_MS / 5);
       assert.deepEqual(log, ['boot 1'], 'the replacement was started before the caller was done with the result');
@@ -80,13 +80,13 @@ describe('WarmPool', () => {
     it(`starts the replacement once the run is over when the caller’s work fails, and after ${REFILL_GRACE_MS} ms when it never ends`, async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      const failed = warm.take(plan, 'pipe', Promise.reject(new Error('the answer could not be sent')));
+      const failed = warm.take(plan, Promise.reject(new Error('the answer could not be sent')));
       await sleep(REFILL_GRACE_MS / 5);
       assert.deepEqual(log, ['boot 1'], 'the replacement was started while the run was under way');
       failed?.endRun();
       await warm.keep(plan, 1);
       assert.deepEqual(log, ['boot 1', 'boot 2']);
-      const stuck = warm.take(plan, 'pipe', new Promise(() => {}));
+      const stuck = warm.take(plan, new Promise(() => {}));
       stuck?.endRun();
       await sleep(REFILL_GRACE_MS + 100);
       assert.deepEqual(log, ['boot 1', 'boot 2', 'boot 3']);
@@ -96,10 +96,10 @@ describe('WarmPool', () => {
     it(`starts the replacement anyway once the run has lasted ${REFILL_GRACE_MS} ms`, async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      const taken = warm.take(plan, 'pipe');
+      const taken = warm.take(plan);
       await sleep(REFILL_GRACE_MS + 100);
       assert.deepEqual(log, ['boot 1', 'boot 2']);
-      assert.equal(warm.take(plan, 'pipe')?.id, 2);
+      assert.equal(warm.take(plan)?.id, 2);
       taken?.endRun();
       await warm.close();
     });
@@ -107,7 +107,7 @@ describe('WarmPool', () => {
     it('starts no replacement when the plan is stopped before the run is over', async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      const taken = warm.take(plan, 'pipe');
+      const taken = warm.take(plan);
       await warm.keep(plan, 0);
       taken?.endRun();
       await sleep(20);
@@ -123,13 +123,12 @@ describe('WarmPool', () => {
       const lenient = planSandbox({ policy, source: 'warm-pool.test', baseDir: '/tmp' });
       await warm.keep(lenient, 1);
       const strict = planSandbox({ policy: validatePolicy({ runtime: ['shell'] }), source: 'warm-pool.test', baseDir: '/tmp' });
-      assert.equal(warm.take(strict, 'pipe'), undefined);
-      assert.equal(warm.take({ ...lenient, policy: { ...policy, onUnenforceable: 'refuse' } }, 'pipe'), undefined);
-      assert.equal(warm.take({ ...lenient, env: { ...lenient.env, LANG: 'C' } }, 'pipe'), undefined);
-      assert.equal(warm.take(lenient, 'inherit'), undefined);
+      assert.equal(warm.take(strict), undefined);
+      assert.equal(warm.take({ ...lenient, policy: { ...policy, onUnenforceable: 'refuse' } }), undefined);
+      assert.equal(warm.take({ ...lenient, env: { ...lenient.env, LANG: 'C' } }), undefined);
       // The same policy planned again is the same plan: it takes the sandbox.
       const again = planSandbox({ policy, source: 'warm-pool.test', baseDir: '/tmp' });
-      assert.equal(warm.take(again, 'pipe')?.id, 1);
+      assert.equal(warm.take(again)?.id, 1);
       await warm.close();
     });
   });
@@ -138,8 +137,8 @@ describe('WarmPool', () => {
     it('gives none, and starts filling on the next turn of the event loop', async () => {
       const { warm, log } = pool();
       await warm.keep(plan, 1);
-      warm.take(plan, 'pipe')?.endRun();
-      assert.equal(warm.take(plan, 'pipe'), undefined);
+      warm.take(plan)?.endRun();
+      assert.equal(warm.take(plan), undefined);
       await nextTurn();
       await nextTurn();
       assert.deepEqual(log, ['boot 1', 'boot 2']);

@@ -22,19 +22,15 @@ export const REFILL_GRACE_MS = 250;
 
 /** What the pool needs from the runner: make one sandbox, tell a live one, tell when one's run is over, throw one away. */
 export interface WarmHooks<S> {
-  boot(plan: SandboxPlan, stdin: WarmStdin): Promise<S>;
+  boot(plan: SandboxPlan): Promise<S>;
   alive(sandbox: S): boolean;
   /** Settles when the run the sandbox was taken for has ended (fulfilled or rejected alike). */
   over(sandbox: S): Promise<unknown>;
   discard(sandbox: S): Promise<void>;
 }
 
-/** What a warm sandbox's standard input is: a pipe the run feeds or ends, or the caller's own. */
-export type WarmStdin = 'pipe' | 'inherit';
-
 interface PlanPool<S> {
   plan: SandboxPlan;
-  stdin: WarmStdin;
   size: number;
   ready: S[];
   filling: Promise<void> | undefined;
@@ -58,12 +54,12 @@ export class WarmPool<S> {
    * @throws ContainError `CONTAIN_WARM_LIMIT` (size outside 0..MAX_WARM_PER_PLAN,
    *   or a new plan past MAX_WARM_PLANS), `CONTAIN_CLOSED`.
    */
-  keep(plan: SandboxPlan, size: number, stdin: WarmStdin = 'pipe'): Promise<void> {
+  keep(plan: SandboxPlan, size: number): Promise<void> {
     if (this.#closed) return Promise.reject(new ContainError('CONTAIN_CLOSED', 'this runner was closed'));
     if (!Number.isInteger(size) || size < 0 || size > MAX_WARM_PER_PLAN) {
       return Promise.reject(new ContainError('CONTAIN_WARM_LIMIT', `keepWarm size must be a whole number from 0 to ${MAX_WARM_PER_PLAN}, not ${String(size)}`));
     }
-    const key = `${planKey(plan)}:${stdin}`;
+    const key = planKey(plan);
     let pool = this.#pools.get(key);
     if (size === 0) {
       if (pool) {
@@ -77,7 +73,7 @@ export class WarmPool<S> {
       if (this.#pools.size >= MAX_WARM_PLANS) {
         return Promise.reject(new ContainError('CONTAIN_WARM_LIMIT', `a runner keeps at most ${MAX_WARM_PLANS} plans warm; stop one with keepWarm(plan, 0) first`));
       }
-      pool = { plan, stdin, size, ready: [], filling: undefined };
+      pool = { plan, size, ready: [], filling: undefined };
       this.#pools.set(key, pool);
     }
     pool.size = size;
@@ -86,16 +82,16 @@ export class WarmPool<S> {
   }
 
   /**
-   * A ready sandbox made for exactly this plan and standard input, or
+   * A ready sandbox made for exactly this plan, or
    * undefined (then the run starts cold). The refill starts once the taken
    * sandbox's run is over and `after` (the caller's own work on its result)
    * has settled, or REFILL_GRACE_MS have passed, whichever comes first (with
    * no sandbox to give, on the next turn of the event loop), so a caller that
    * wanted one run only can stop it first with keep(plan, 0).
    */
-  take(plan: SandboxPlan, stdin: WarmStdin, after?: PromiseLike<unknown>): S | undefined {
+  take(plan: SandboxPlan, after?: PromiseLike<unknown>): S | undefined {
     if (this.#pools.size === 0) return undefined;
-    const pool = this.#pools.get(`${planKey(plan)}:${stdin}`);
+    const pool = this.#pools.get(planKey(plan));
     if (!pool) return undefined;
     let sandbox: S | undefined;
     while ((sandbox = pool.ready.shift()) !== undefined && !this.#hooks.alive(sandbox)) this.#discard([sandbox]);
@@ -135,7 +131,7 @@ export class WarmPool<S> {
     if (pool.filling) return pool.filling;
     const boot = async () => {
       while (!this.#closed && pool.size > 0 && pool.ready.length < pool.size) {
-        const sandbox = await this.#hooks.boot(pool.plan, pool.stdin);
+        const sandbox = await this.#hooks.boot(pool.plan);
         if (this.#closed || pool.size === 0) this.#discard([sandbox]);
         else pool.ready.push(sandbox);
       }

@@ -67,11 +67,13 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       } catch (error) {
         cannotStart = error;
       }
+      // The command reads a pipe the runner feeds from corral's standard input, never that descriptor
+      // itself: a terminal or socket there is also writable, a way past the output limit and the record.
       const stdin = process.stdin.isTTY || !opts.json ? 'inherit' : 'ignore';
       // The sandbox sets itself up while the audit log loads and opens; the command is handed
       // to it only once the log can record the run. A sandbox that cannot be started ahead is
       // started cold by the run, which then reports why.
-      const warming = runner?.keepWarm(plan, 1, { stdin: stdin === 'inherit' ? 'inherit' : 'pipe' }).catch(() => undefined);
+      const warming = runner?.keepWarm(plan, 1).catch(() => undefined);
       // Loading the audit log's modules holds this thread: let the sandbox get past the part of its
       // start that needs it (the spawn and the cgroup handshake) first, so it sets up meanwhile.
       await runner?.started();
@@ -136,7 +138,7 @@ async function runContained(
     const proc = runner.spawn(plan, argv, { stdin: io.stdin, stdout, stderr });
     stop = () => proc.kill();
     // One run: no sandbox is started ahead for a next one.
-    void runner.keepWarm(plan, 0, { stdin: io.stdin === 'inherit' ? 'inherit' : 'pipe' });
+    void runner.keepWarm(plan, 0);
     interrupts.onSignal = () => proc.kill();
     try {
       result = await proc.result;
