@@ -2,7 +2,7 @@ import { PolicyError } from './errors.ts';
 import { cedar, describeCedarError, type EntityJson } from './lib/cedar.ts';
 import { copyJson } from './lib/json.ts';
 import { EntityRef, Opaque, Unsupported, entityKey, fromJson, type Value } from './lib/values.ts';
-import { implicitEscape, isPlainObject, type CorralSchema } from './schema.ts';
+import { fieldsForm, isPlainObject, type CorralSchema } from './schema.ts';
 
 const NO_ANCESTORS: ReadonlySet<string> = new Set();
 
@@ -119,13 +119,14 @@ class ReadEntities {
     if (parsed.type !== 'success') {
       throw new PolicyError('POLICY_ENTITIES_INVALID', `the entities do not fit the schema or Cedar cannot read them: ${parsed.errors.map(describeCedarError).join('; ')}`);
     }
-    // Held to the schema, Cedar reads {"type", "id"} as an entity where one is declared; decisions read data without it, as a record.
+    // Held to the schema, Cedar reads ["Group", "g"] as an entity where one is declared; decisions read data without it, as a set.
     if (typed) {
       for (const [index, entity] of this.json.entries()) {
-        const { shape, tags } = schema.entityShapes.get((entity.uid as { type: string }).type) ?? {};
+        const uid = entity.uid as { type: string; id: string };
+        const { shape, tags } = schema.entityShapes.get(uid.type) ?? {};
         const where = `entities[${index}]`;
-        const bad = (shape && implicitEscape(schema, shape, entity.attrs, `${where}.attrs`)) || (tags && implicitEscape(schema, { type: 'Record', attributes: Object.fromEntries(Object.keys(entity.tags ?? {}).map((k) => [k, tags])) }, entity.tags ?? {}, `${where}.tags`));
-        if (bad) throw new PolicyError('POLICY_ENTITIES_INVALID', bad);
+        const bad = (shape && fieldsForm(schema, shape, entity.attrs, `${where}.attrs`)) || (tags && fieldsForm(schema, { type: 'Record', attributes: Object.fromEntries(Object.keys(entity.tags ?? {}).map((k) => [k, tags])) }, entity.tags ?? {}, `${where}.tags`));
+        if (bad) throw new PolicyError('POLICY_ENTITIES_INVALID', `entity ${entityKey(uid.type, uid.id)}: ${bad}`);
       }
     }
   }

@@ -88,38 +88,4 @@ action read appliesTo { principal: User, resource: Doc, context: { classificatio
   });
 });
 
-describe('an entity or extension value written in the form Cedar reads only with a schema', () => {
-  const schema = parseSchema(`entity Group; entity User in [Group] { manager?: User, ip?: ipaddr, team?: { lead: User } };
-entity Doc { owner: User } tags User;
-type Approval = { state: String, approvers: Long };
-type Time = { epoch: Long, hour: Long, weekday: Long };
-action read appliesTo { principal: User, resource: Doc, context: { classification: String, time: Time, approval: Approval } };`);
-  const point = () => {
-    const pdp = new DecisionPoint({ schema });
-    pdp.load(loadPolicies([{ file: 'a.cedar', text: '@id("not-own") forbid(principal, action, resource) when { resource.owner == principal };\n@id("all") permit(principal, action, resource);' }], schema));
-    return pdp;
-  };
-  const request = { principal: { type: 'User', id: 'u' }, action: 'read', resource: { type: 'Doc', id: 'd' } };
-  const refusedAt = (entities: unknown[], path: RegExp) =>
-    assert.throws(() => point().setEntities(entities), (error: { code: string; message: string }) => {
-      assert.equal(error.code, 'POLICY_ENTITIES_INVALID');
-      assert.match(error.message, path);
-      return true;
-    });
-
-  it('is refused naming where: {"type", "id"} for an entity (Cedar took it as the owner, decisions read a record, and the forbid on the owner never applied)', () => {
-    refusedAt([{ uid: { type: 'Doc', id: 'd' }, attrs: { owner: { type: 'User', id: 'u' } } }], /^entities\[0\]\.attrs\.owner names an entity as \{"type", "id"\}/);
-  });
-
-  it('is refused inside a record, a tag, and for an extension value written {"fn", "arg"}', () => {
-    refusedAt([{ uid: { type: 'Doc', id: 'd' }, attrs: { owner: { __entity: { type: 'User', id: 'u' } } } }, { uid: { type: 'User', id: 'u' }, attrs: { team: { lead: { type: 'User', id: 'u' } } } }], /^entities\[1\]\.attrs\.team\.lead /);
-    refusedAt([{ uid: { type: 'Doc', id: 'd' }, attrs: { owner: { __entity: { type: 'User', id: 'u' } } }, tags: { reviewer: { type: 'User', id: 'u' } } }], /^entities\[0\]\.tags\.reviewer /);
-    refusedAt([{ uid: { type: 'User', id: 'u' }, attrs: { ip: { fn: 'ip', arg: '10.0.0.1' } } }], /^entities\[0\]\.attrs\.ip gives a ipaddr value/);
-  });
-
-  it('decides as Cedar does when written with "__entity" and "__extn"', () => {
-    const pdp = point();
-    pdp.setEntities([{ uid: { type: 'Doc', id: 'd' }, attrs: { owner: { __entity: { type: 'User', id: 'u' } } }, tags: { reviewer: { __entity: { type: 'User', id: 'u' } } } }, { uid: { type: 'User', id: 'u' }, attrs: { ip: { __extn: { fn: 'ip', arg: '10.0.0.1' } }, team: { lead: { __entity: { type: 'User', id: 'u' } } } } }]);
-    assert.deepEqual(pdp.decide(request).policies, ['not-own']);
-  });
-});
+// Entities and extension values inside attributes and tags, in the forms Cedar reads alike with and without a schema: entity-value-forms.test.ts.

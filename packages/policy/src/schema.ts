@@ -87,8 +87,10 @@ export function parseSchema(text: string): CorralSchema {
 
 /**
  * Checks a JSON value against a schema type; returns the first problem as
- * text (with its path), or undefined when it fits. Entities must use the
- * explicit `{"__entity": {type, id}}` form.
+ * text (with its path), or undefined when it fits. Entities must be written
+ * in the one form Cedar reads alike with and without a schema (see
+ * schemaOnlyForm): `{"__entity": {"type", "id"}}`. Extension values
+ * (ipaddr, decimal, datetime, duration) are refused: Corral does not check them.
  */
 export function checkValue(schema: CorralSchema, type: TypeJson, value: unknown, path: string): string | undefined {
   return check(schema, type, value, () => path);
@@ -118,6 +120,8 @@ function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () =>
       for (const key in value) {
         if (!Object.hasOwn(attributes, key)) return `${path()}.${key} is not in the schema`;
       }
+      const escape = escapeField(value, path);
+      if (escape) return escape;
       for (const key in attributes) {
         const attr = attributes[key]!;
         if (!Object.hasOwn(value, key)) {
@@ -130,10 +134,9 @@ function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () =>
       return undefined;
     }
     case 'Entity': {
-      // Only key: Cedar reads {"__entity": {…}, "x": 1} as a record, not an entity.
-      if (!isPlainObject(value) || !isPlainObject(value.__entity) || Object.keys(value).length !== 1) return `${path()} must be {"__entity": {"type", "id"}}`;
-      const e = value.__entity;
-      if (e.type !== t.name || typeof e.id !== 'string') return `${path()} must be an entity of type ${t.name}`;
+      const bad = entityForm(t.name!, value);
+      if (bad) return `${path()} ${bad}`;
+      if ((value as { __entity: { type: string } }).__entity.type !== t.name) return `${path()} must be an entity of type ${t.name}`;
       return undefined;
     }
     default:
@@ -142,15 +145,39 @@ function check(schema: CorralSchema, type: TypeJson, value: unknown, path: () =>
 }
 
 /**
- * The first place in `value` (data that fits `type`: Cedar's schema-based
- * parse took it) where an entity or an extension value is written in the
- * form Cedar reads only with a schema — `{"type", "id"}` for
- * `{"__entity": {"type", "id"}}`, `{"fn", "arg"}` for `{"__extn": {…}}` —
- * as a problem naming its path, or undefined. Corral's evaluator and
- * cedar-wasm at decision time read data without the schema, and so would
- * read such a value as a record.
+ * Keys Cedar reads as an escape when one is an object's only key and no
+ * schema says otherwise: `{"__entity": {"type", "id"}}` an entity,
+ * `{"__extn": {"fn", "arg"}}` an extension value (`__expr` is refused).
  */
-export function implicitEscape(schema: CorralSchema, type: TypeJson, value: unknown, path: string): string | undefined {
+const ESCAPES: ReadonlySet<string> = new Set(['__entity', '__extn', '__expr']);
+
+/** The function Cedar writes each extension type's values with, in `{"__extn": {"fn", "arg"}}`. */
+const EXTENSION_FNS: ReadonlyMap<string, string> = new Map([
+  ['ipaddr', 'ip'],
+  ['decimal', 'decimal'],
+  ['datetime', 'datetime'],
+  ['duration', 'duration'],
+]);
+
+/**
+ * The first place in `value` (data that fits `type`: Cedar's schema-based
+ * parse took it) written in a form Cedar reads as `type` only when it reads
+ * with the schema, as a problem naming its path and the form to write, or
+ * undefined. Corral's evaluator and cedar-wasm at decision time read data
+ * without the schema, and so read such a value as something else: an
+ * entity written `["Group", "g"]` as a set, `{"type", "id"}` or
+ * `{"__entity": {…}, "x": 1}` as a record, an ipaddr written "10.0.0.1" as
+ * a string; a record whose one field is named `__entity` as an entity. And
+ * `principal.manager == Group::"g"`, true to Cedar with the schema, is false,
+ * so a forbid on it never applies. Held to one form each, data is read alike
+ * by every reader:
+ * - an entity: `{"__entity": {"type", "id"}}` (strings), no key beside or inside;
+ * - an extension value: `{"__extn": {"fn", "arg"}}` (strings, fn the type's
+ *   constructor: ip, decimal, datetime, duration), no key beside or inside;
+ * - a record: no field named `__entity`, `__extn` or `__expr`.
+ * A type Corral does not know is a problem too (this check fails closed).
+ */
+function schemaOnlyForm(schema: CorralSchema, type: TypeJson, value: unknown, path: string): string | undefined {
   const t = resolve(schema, type);
   switch (t.type) {
     case 'String':
@@ -160,28 +187,88 @@ export function implicitEscape(schema: CorralSchema, type: TypeJson, value: unkn
     case 'Set': {
       if (!Array.isArray(value) || t.element === undefined) return undefined;
       for (let i = 0; i < value.length; i++) {
-        const bad = implicitEscape(schema, t.element, value[i], `${path}[${i}]`);
+        const bad = schemaOnlyForm(schema, t.element, value[i], `${path}[${i}]`);
         if (bad) return bad;
       }
       return undefined;
     }
-    case 'Record': {
-      if (!isPlainObject(value)) return undefined;
-      for (const [key, attr] of Object.entries(t.attributes ?? {})) {
-        if (!Object.hasOwn(value, key)) continue;
-        const bad = implicitEscape(schema, attr, value[key], `${path}.${key}`);
-        if (bad) return bad;
-      }
-      return undefined;
+    case 'Record':
+      return isPlainObject(value) ? escapeField(value, () => path) ?? fieldsForm(schema, t, value, path) : undefined;
+    case 'Entity': {
+      const bad = entityForm(t.name!, value);
+      return bad && `${path} ${bad}`;
     }
-    case 'Entity':
-      return isPlainObject(value) && !Object.hasOwn(value, '__entity') ? `${path} names an entity as {"type", "id"}; write {"__entity": {"type", "id"}}, which Corral reads as an entity (it would read this as a record)` : undefined;
-    default:
-      // An extension type (ipaddr, decimal, datetime, duration).
-      return isPlainObject(value) && !Object.hasOwn(value, '__extn') ? `${path} gives a ${t.type} value as {"fn", "arg"}; write {"__extn": {"fn", "arg"}}, which Corral reads as one (it would read this as a record)` : undefined;
+    default: {
+      const fn = EXTENSION_FNS.get(t.type);
+      if (fn === undefined) return `${path} has a type Corral does not check (${t.type})`;
+      const bad = extensionForm(t.type, fn, value);
+      return bad && `${path} ${bad}`;
+    }
   }
 }
 
+/**
+ * As schemaOnlyForm, for the attributes (or tags) of one entity: `fields`
+ * is a map of names, not a record value, so a name such as `__entity` is
+ * no escape there. `shape` is a Record type.
+ */
+export function fieldsForm(schema: CorralSchema, shape: TypeJson, fields: Readonly<Record<string, unknown>>, path: string): string | undefined {
+  const t = resolve(schema, shape);
+  for (const [key, attr] of Object.entries(t.attributes ?? {})) {
+    if (!Object.hasOwn(fields, key)) continue;
+    const bad = schemaOnlyForm(schema, attr, fields[key], `${path}.${key}`);
+    if (bad) return bad;
+  }
+  return undefined;
+}
+
+/** A field of record `value` named as an escape, as a problem, or undefined. */
+function escapeField(value: Readonly<Record<string, unknown>>, path: () => string): string | undefined {
+  for (const key of Object.keys(value)) {
+    if (ESCAPES.has(key)) return `${path()}.${key} is a field named as Cedar's "${key}" escape, which a reader without the schema may take for one (Corral's decisions read data without it); give the field another name in the schema`;
+  }
+  return undefined;
+}
+
+/** Why `value` is not written `{"__entity": {"type", "id"}}`, as the rest of a sentence about it, or undefined. */
+function entityForm(name: string, value: unknown): string | undefined {
+  const canonical = `write {"__entity": {"type": ${JSON.stringify(name)}, "id": …}}`;
+  const read = (what: string, as: string) => `${what}, which Cedar reads as an entity only with the schema (Corral's decisions read data without it, as ${as}); ${canonical}`;
+  if (Array.isArray(value)) return read('is an array', 'a set');
+  if (typeof value === 'string') return read('is a string', 'a string');
+  if (!isPlainObject(value)) return `is not an entity; ${canonical}`;
+  if (!Object.hasOwn(value, '__entity')) return read('is an object without "__entity"', 'a record');
+  if (Object.keys(value).length !== 1) return read('has keys beside "__entity"', 'a record');
+  const inner = value.__entity;
+  if (!isPlainObject(inner) || typeof inner.type !== 'string' || typeof inner.id !== 'string' || Object.keys(inner).length !== 2) {
+    return `holds in "__entity" other than "type" and "id" (strings, and nothing else); ${canonical}`;
+  }
+  return undefined;
+}
+
+/** Why `value` is not written `{"__extn": {"fn": fn, "arg"}}`, as the rest of a sentence about it, or undefined. */
+function extensionForm(type: string, fn: string, value: unknown): string | undefined {
+  const canonical = `write {"__extn": {"fn": "${fn}", "arg": …}}`;
+  const read = (what: string, as: string) => `${what}, which Cedar reads as ${type === 'ipaddr' ? 'an' : 'a'} ${type} only with the schema (Corral's decisions read data without it, as ${as}); ${canonical}`;
+  if (Array.isArray(value)) return read('is an array', 'a set');
+  if (typeof value === 'string') return read('is a string', 'a string');
+  if (!isPlainObject(value)) return `is not ${type === 'ipaddr' ? 'an' : 'a'} ${type}; ${canonical}`;
+  if (!Object.hasOwn(value, '__extn')) return read('is an object without "__extn"', 'a record');
+  if (Object.keys(value).length !== 1) return read('has keys beside "__extn"', 'a record');
+  const inner = value.__extn;
+  if (!isPlainObject(inner) || inner.fn !== fn || typeof inner.arg !== 'string' || Object.keys(inner).length !== 2) {
+    return `holds in "__extn" other than "fn": "${fn}" and a string "arg" (and nothing else); ${canonical}`;
+  }
+  return undefined;
+}
+
+/**
+ * `type` with common types followed (a common type comes before an entity
+ * or extension type of its name, as in Cedar), a Cedar type written in full
+ * (`__cedar::ipaddr`, `{"type": "Extension", "name": "ipaddr"}`) by its short
+ * name, and Bool as Boolean. A chain of common types longer than 16 is left
+ * unresolved, as a type no check knows.
+ */
 function resolve(schema: CorralSchema, type: TypeJson): TypeJson {
   let t = type;
   for (let depth = 0; depth < 16; depth++) {
@@ -189,14 +276,16 @@ function resolve(schema: CorralSchema, type: TypeJson): TypeJson {
       const name = t.name ?? '';
       if (schema.commonTypes.has(name)) t = schema.commonTypes.get(name)!;
       else if (schema.entityTypes.has(name)) return { type: 'Entity', name };
-      else return { type: name };
+      else t = { type: name };
       continue;
     }
     if (schema.commonTypes.has(t.type)) {
       t = schema.commonTypes.get(t.type)!;
       continue;
     }
-    if (t.type === 'Bool') return { type: 'Boolean' };
+    if (t.type === 'Extension') return { type: t.name ?? '' };
+    if (t.type.startsWith('__cedar::')) t = { ...t, type: t.type.slice('__cedar::'.length) };
+    if (t.type === 'Bool') return { ...t, type: 'Boolean' };
     return t;
   }
   return t;

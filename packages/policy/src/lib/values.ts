@@ -66,7 +66,9 @@ export function fromJson(json: unknown): Value {
       if (json === null) throw new Unsupported('null');
       if (Array.isArray(json)) return new CedarSet(json.map(fromJson));
       const o = json as Record<string, unknown>;
-      // Cedar reads an escape only as an object's one key: {"__entity": {…}, "x": 1} is a record.
+      // Read as Cedar reads data without a schema, as decisions do: an escape only as an object's one key, so
+      // {"__entity": {…}, "x": 1} is a record. With a schema Cedar reads that, ["Group", "g"] and more as an entity
+      // where one is declared: entity data and contexts are held to the forms read alike either way (schemaOnlyForm).
       const keys = Object.keys(o);
       if (keys.length === 1 && keys[0] === '__entity') {
         const e = o.__entity as { type?: unknown; id?: unknown } | null;
