@@ -43,7 +43,23 @@ describe('parseCases on cases written as JSON', () => {
 
   it('refuses a key written twice in one object, naming its line and column (JSON.parse keeps the last of the two silently)', () => {
     const text = '{\n  "cases": [\n    { "name": "a", "expect": "allow",\n      "expect": "deny" }\n  ]\n}\n';
-    assert.throws(() => parseCases(text), (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && /key "expect" twice in one object, at line 4, column 7; keep one$/.test(e.message));
+    assert.throws(() => parseCases(text), (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && /at line 4, column 7: the key "expect" appears twice in one object/.test(e.message));
+  });
+
+  it('refuses a number JSON.parse would not read as written, naming its line and column, as YAML does (9007199254740993 was read as …992)', () => {
+    for (const [amount, column] of [['9007199254740993', 45], ['-9007199254740992', 45], ['1.0', 45], ['1e2', 45]] as const) {
+      const json = `{"cases": [\n  {"expect": "allow", "context": {"amount": ${amount}}}\n]}`;
+      const yaml = `cases:\n  - expect: allow\n    context: {amount: ${amount}}\n`;
+      assert.throws(() => parseCases(json), (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && e.message.startsWith(`the cases file, at line 2, column ${column}: the number ${amount} `), amount);
+      assert.throws(() => parseCases(yaml), (e: PolicyError) => e.code === 'POLICY_CASES_INVALID' && e.message.startsWith(`the cases file, at line 3, column 23: the number ${amount} `), amount);
+    }
+    assert.equal(parseCases('{"cases": [{"expect": "allow", "context": {"amount": 9007199254740991, "n": "9007199254740993"}}]}').cases.length, 1);
+    assert.equal(parseCases('cases:\n  - expect: allow\n    context: {amount: -9007199254740991, n: "9007199254740993"}\n').cases.length, 1);
+  });
+
+  it('refuses in YAML a number not written in decimal digits alone (0x10, and 010 read as 8 under %YAML 1.1)', () => {
+    assert.throws(() => parseCases('cases:\n  - expect: allow\n    context: {amount: 0x10}\n'), { code: 'POLICY_CASES_INVALID' });
+    assert.throws(() => parseCases('%YAML 1.1\n---\ncases:\n  - expect: allow\n    context: {amount: 010}\n'), { code: 'POLICY_CASES_INVALID' });
   });
 
   it('refuses JSON nested more than 64 deep, and reads entity data as deep as entities may be (32)', () => {

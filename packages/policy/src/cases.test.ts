@@ -130,6 +130,11 @@ describe('loadCases when the cases file names a hostile entities file', () => {
     assert.throws(() => loadCases(casesNaming('twice.json')), (error: PolicyError) => error.code === 'POLICY_CASES_INVALID' && /"parents" appears twice/.test(error.message));
   });
 
+  it('refuses an entities file holding an integer past 2^53 − 1, naming the file, line and column (JSON.parse read it as another number, and the cases ran on data the file did not show)', () => {
+    writeFileSync(join(dir, 'port.json'), '[\n{"uid": {"type": "Host", "id": "db"}, "attrs": {"name": "db", "port": 9007199254740993}}\n]');
+    assert.throws(() => loadCases(casesNaming('port.json')), (error: PolicyError) => error.code === 'POLICY_CASES_INVALID' && /port\.json:2:71: the number 9007199254740993 /.test(error.message));
+  });
+
   it('refuses an entities file that is not UTF-8 (an id read as U+FFFD named another entity)', () => {
     writeFileSync(join(dir, 'latin1.json'), Buffer.concat([Buffer.from('[{"uid": {"type": "Group", "id": "caf'), Buffer.from([0xe9]), Buffer.from('"}}]')]));
     assert.throws(() => loadCases(casesNaming('latin1.json')), { code: 'POLICY_CASES_INVALID' });

@@ -2,11 +2,11 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, type YAMLError } from 'yaml';
 import type { DecisionKind, DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
-import { lineAt } from './lib/cedar.ts';
 import { readRegularFile, utf8Text } from './lib/files.ts';
-import { duplicateKey, nestedDeeperThan } from './lib/json.ts';
+import { misreadJsonProblem, nestedDeeperThan } from './lib/json.ts';
 import { repeatedKey } from './lib/yaml-keys.ts';
 import { yamlPastLimit } from './lib/yaml-limits.ts';
+import { misreadYamlNumber } from './lib/yaml-numbers.ts';
 import { readYamlDocument } from './lib/yaml-read.ts';
 import { isPlainObject } from './schema.ts';
 
@@ -64,9 +64,11 @@ export function loadCases(path: string): PolicyCases {
 
 /**
  * The JSON text `text` of an entities file cases name (`file` in messages),
- * parsed. Throws POLICY_CASES_INVALID when it is not JSON (not quoting it)
- * or gives one key twice in an object: JSON.parse keeps the last of the two
- * silently, and the cases would run on data other than the file shows.
+ * parsed. Throws POLICY_CASES_INVALID when it is not JSON (not quoting it),
+ * and, naming the line and column, where JSON.parse reads it otherwise than
+ * the text says (misreadJson): a key given twice in one object, a number
+ * JSON.parse does not hold exactly. The cases would run on data other than
+ * the file shows.
  */
 export function casesEntities(text: string, file: string): unknown {
   let value: unknown;
@@ -76,8 +78,8 @@ export function casesEntities(text: string, file: string): unknown {
     // Not JSON.parse's error as the cause: it quotes the file's first bytes, and the file may be anything.
     throw new PolicyError('POLICY_CASES_INVALID', `${file} is not JSON`);
   }
-  const twice = duplicateKey(text);
-  if (twice !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `${file}: the key ${JSON.stringify(twice.key.slice(0, 64))} appears twice in one object (at character ${twice.at}); JSON readers keep one of the two silently`);
+  const misread = misreadJsonProblem(text);
+  if (misread !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `${file}:${misread.line}:${misread.column}: ${misread.message}`);
   return value;
 }
 
@@ -127,8 +129,9 @@ export function parseCases(text: string, readEntities: (file: string) => unknown
 /**
  * Cases text that is a JSON object, parsed at once; undefined for any other
  * text, which is read as YAML (that also locates what is wrong in text that
- * looks like JSON and is not). A key written twice in one object, which
- * JSON.parse would read as its last silently, is refused as in YAML.
+ * looks like JSON and is not). As in YAML, a key written twice in one object,
+ * which JSON.parse would read as its last silently, is refused, and so is a
+ * number it would not read as written (misreadJson).
  */
 function casesJson(text: string): unknown {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
@@ -141,11 +144,8 @@ function casesJson(text: string): unknown {
     // Not JSON.parse's message: it quotes the file's text.
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file is over ${MAX_YAML_CASES_BYTES / 1024 / 1024} MiB, which only JSON may be, and it is not valid JSON; check it with a JSON tool, or split it`);
   }
-  const twice = duplicateKey(body);
-  if (twice !== undefined) {
-    const { line, column } = lineAt(body, Buffer.byteLength(body.slice(0, twice.at), 'utf8'));
-    throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one object, at line ${line}, column ${column}; keep one`);
-  }
+  const misread = misreadJsonProblem(body);
+  if (misread !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `the cases file, at line ${misread.line}, column ${misread.column}: ${misread.message}`);
   if (nestedDeeperThan(doc, MAX_CASES_NESTING)) throw new PolicyError('POLICY_CASES_INVALID', `the cases file is nested more than ${MAX_CASES_NESTING} deep; no case needs more (entity data nests at most 32 deep)`);
   return doc;
 }
@@ -177,6 +177,8 @@ function casesYaml(text: string): unknown {
   if (twice !== undefined) {
     throw new PolicyError('POLICY_CASES_INVALID', `the cases file writes the key ${JSON.stringify(twice.key.slice(0, 64))} twice in one mapping, at line ${twice.line}, column ${twice.column}, first at line ${twice.firstLine}; keep one`);
   }
+  const number = misreadYamlNumber(parsed, lines);
+  if (number !== undefined) throw new PolicyError('POLICY_CASES_INVALID', `the cases file, at line ${number.line}, column ${number.column}: ${number.message}`);
   return doc;
 }
 

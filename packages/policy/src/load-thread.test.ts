@@ -158,7 +158,7 @@ describe('reading and running a cases text on a worker thread (runCaseTextOffThr
     const twice = { file: 'more.json', text: '[{"uid": {"type": "Group", "id": "g"}, "parents": [{"type": "Group", "id": "top"}], "parents": []}]' };
     await assert.rejects(runCaseTextOffThread(SOURCES, `entities: more.json\n${ECHO}`, { files: [twice] }), (error: PolicyError) => {
       assert.equal(error.code, 'POLICY_CASES_INVALID');
-      assert.match(error.message, /more\.json: the key "parents" appears twice/);
+      assert.match(error.message, /more\.json:1:85: the key "parents" appears twice/);
       return true;
     });
   });

@@ -7,8 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { CaseResult, PolicyCase } from './cases.ts';
 import { DecisionPoint, setCheckedEntities } from './decision-point.ts';
 import { PolicyError, type PolicyErrorCode, type PolicyIssue } from './errors.ts';
-import { lineAt } from './lib/cedar.ts';
-import { duplicateKey } from './lib/json.ts';
+import { misreadJsonProblem } from './lib/json.ts';
 import type { PolicySet, PolicySource } from './load.ts';
 import { corralSchema, type CorralSchema } from './schema.ts';
 
@@ -92,10 +91,13 @@ function nextTurn(): Promise<void> {
 
 /**
  * An entities file's JSON text, parsed. Throws POLICY_ENTITIES_INVALID naming
- * the file (message and issue) when it is not JSON, and when one object in it
- * gives a key twice, naming the line and column of the second: JSON.parse
- * keeps the last silently, so `"parents"` given twice was the second list,
- * whatever a reviewer of the file read in the first.
+ * the file (message and issue) when it is not JSON, and, naming the line and
+ * column too, where JSON.parse reads it otherwise than the text says
+ * (misreadJson): a key given twice in one object (JSON.parse keeps the last
+ * silently, so `"parents"` given twice was the second list, whatever a
+ * reviewer of the file read in the first), or a number that is not an
+ * integer within ±(2^53 − 1) written in digits alone (JSON.parse read
+ * `"port": 9007199254740993` as …992, which a Cedar tool reads as written).
  */
 export function parseEntitiesFile(entities: PolicySource): unknown {
   const { file, text } = entities;
@@ -105,11 +107,9 @@ export function parseEntitiesFile(entities: PolicySource): unknown {
   } catch (error) {
     throw new PolicyError('POLICY_ENTITIES_INVALID', `${file} is not JSON`, { cause: error, issues: [{ file, message: 'not JSON' }] });
   }
-  const twice = duplicateKey(text);
-  if (twice !== undefined) {
-    const key = JSON.stringify(twice.key.length > 64 ? `${twice.key.slice(0, 64)}…` : twice.key);
-    const message = `the key ${key} appears twice in one object; JSON readers keep one of the two silently`;
-    const { line, column } = lineAt(text, Buffer.byteLength(text.slice(0, twice.at), 'utf8'));
+  const misread = misreadJsonProblem(text);
+  if (misread !== undefined) {
+    const { line, column, message } = misread;
     throw new PolicyError('POLICY_ENTITIES_INVALID', `${file}:${line}:${column}: ${message}`, { issues: [{ file, line, column, message }] });
   }
   return value;

@@ -1,5 +1,6 @@
 import type { PolicyError } from '../errors.ts';
 import { isPlainObject } from '../schema.ts';
+import { lineAt } from './cedar.ts';
 
 const MAX_JSON_DEPTH = 32;
 
@@ -30,18 +31,37 @@ export function copyJson(value: unknown, fail: (problem: string) => PolicyError)
 }
 
 /**
- * The first key that appears twice in one object of the JSON text `text`,
- * with the UTF-16 index of its second appearance, or undefined. `text` must
- * be JSON (JSON.parse took it): JSON.parse keeps the last of two equal keys
- * silently, so a reader of the file and Corral would see different data.
- * Keys are compared as JSON.parse reads them ("a" and "\u0061" are one key).
+ * What JSON.parse reads from a JSON text otherwise than a reader of the text
+ * (a person, a Cedar tool) does, at the UTF-16 index `at` of the key's
+ * second appearance or of the number.
+ */
+export type MisreadJson = { kind: 'key-twice'; key: string; at: number } | { kind: 'inexact-number'; literal: string; at: number };
+
+/** An integer written in digits alone, as JSON writes it (JSON.parse took the text, so no other number matches). */
+const INTEGER = /^-?\d+$/;
+
+/**
+ * The first place in the JSON text `text` that JSON.parse reads otherwise
+ * than the text says, or undefined. `text` must be JSON (JSON.parse took
+ * it). Found:
+ * - a key given a second time in one object: JSON.parse keeps the last
+ *   silently. Keys are compared as JSON.parse reads them ("a" and "\u0061"
+ *   are one key);
+ * - with `numbers`, for data where every number is one of Cedar's (a Long:
+ *   an entities file, a cases file), a number that is not an integer within
+ *   ±(2^53 − 1) written in digits alone. JSON.parse rounds a larger one
+ *   (9007199254740993 reads as …992, which Cedar takes as a Long: Corral
+ *   would decide about another number than a Cedar tool reading the file),
+ *   and reads 1.0 and 1e2 as the integers 1 and 100, which a Cedar tool
+ *   refuses. Past that range no integer is read exactly, and within it
+ *   every one is: a literal reads as a safe integer exactly when it is one.
  * Without recursion; linear in the text.
  */
-export function duplicateKey(text: string): { key: string; at: number } | undefined {
+export function misreadJson(text: string, options: { numbers: boolean }): MisreadJson | undefined {
   /** One frame per open bracket: an object's keys so far and whether a key comes next, or undefined for an array. */
   const open: ({ keys: Set<string>; keyNext: boolean } | undefined)[] = [];
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
+    const c = text[i]!;
     if (c === '{') open.push({ keys: new Set(), keyNext: true });
     else if (c === '[') open.push(undefined);
     else if (c === '}' || c === ']') open.pop();
@@ -54,13 +74,50 @@ export function duplicateKey(text: string): { key: string; at: number } | undefi
       const top = open.at(-1);
       if (top?.keyNext) {
         const key = JSON.parse(text.slice(start, i + 1)) as string;
-        if (top.keys.has(key)) return { key, at: start };
+        if (top.keys.has(key)) return { kind: 'key-twice', key, at: start };
         top.keys.add(key);
         top.keyNext = false;
       }
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      const start = i;
+      while (i + 1 < text.length && '+-.0123456789eE'.includes(text[i + 1]!)) i++;
+      const literal = text.slice(start, i + 1);
+      if (options.numbers && !(INTEGER.test(literal) && Number.isSafeInteger(Number(literal)))) return { kind: 'inexact-number', literal, at: start };
     }
   }
   return undefined;
+}
+
+/**
+ * misreadJson's finding in `text` (numbers checked) as a sentence for a
+ * refusal, with its 1-based line and column (as the policy loader counts
+ * them), or undefined when JSON.parse reads `text` as written. Neither a
+ * key nor a number is quoted past 64 characters.
+ */
+export function misreadJsonProblem(text: string): { line: number; column: number; message: string } | undefined {
+  const found = misreadJson(text, { numbers: true });
+  if (found === undefined) return undefined;
+  const { line, column } = lineAt(text, Buffer.byteLength(text.slice(0, found.at), 'utf8'));
+  const message = found.kind === 'key-twice' ? `the key ${JSON.stringify(shown(found.key))} appears twice in one object; JSON readers keep one of the two silently` : inexactNumberMessage(found.literal);
+  return { line, column, message };
+}
+
+/**
+ * Why the number written `literal` (in JSON or YAML) is refused, as a
+ * sentence: not written in decimal digits alone, past ±(2^53 − 1), or (YAML
+ * 1.1 reads 010 as 8) read as another number.
+ */
+export function inexactNumberMessage(literal: string): string {
+  if (!/^[-+]?\d+$/.test(literal)) return `the number ${shown(literal)} is not written in decimal digits alone, as Cedar's numbers (integers, Longs) are; write it so, or as a string`;
+  if (!Number.isSafeInteger(Number(literal))) {
+    return `the number ${shown(literal)} is past ±9007199254740991 (2^53 − 1), the integers Corral reads exactly (it would read another; Cedar reads it as written); keep numbers within that range, or write this one as a string`;
+  }
+  return `the number ${shown(literal)} is read as another number (a leading 0 makes it octal in YAML 1.1); write it without leading zeros, or as a string`;
+}
+
+/** Text quoted in a message up to 64 characters. */
+function shown(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 /**
