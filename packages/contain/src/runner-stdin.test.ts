@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -18,6 +18,7 @@ import { validatePolicy } from './policy/load.ts';
 import { planSandbox, type SandboxPlan } from './policy/plan.ts';
 import type { ContainerPolicyInput } from './policy/schema.ts';
 import { Runner } from './runner.ts';
+import { endsByItself, socketPair, underTerminal } from '../../../scripts/testing/standard-input.ts';
 
 const FIXTURE = new URL('./runner-stdin.fixture.ts', import.meta.url).pathname;
 const MiB = 2 ** 20;
@@ -53,19 +54,6 @@ function fixtureConfig(argv: string[], options: { maxOutputBytes?: number; timeo
   return { config, result };
 }
 
-/**
- * Waits for `child` to end by itself, for at most `ms`; kills it and fails the test when it does not
- * (a copy of its input still under way after the run holds its process open).
- */
-async function endsByItself(child: ChildProcess, ms: number, what: string): Promise<number | null> {
-  const exited = once(child, 'exit') as Promise<[number | null]>;
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  const [code] = await exited;
-  clearTimeout(timer);
-  assert.notEqual(child.signalCode, 'SIGKILL', `${what} did not end by itself within ${ms} ms`);
-  return code;
-}
-
 /** Starts the fixture with `stdin` as its descriptor 0. */
 function startFixture(stdin: number | Socket, config: string): { child: ChildProcess; stderr: () => string } {
   const child = spawn(process.execPath, [FIXTURE, config], { stdio: [stdin, 'ignore', 'pipe'] });
@@ -77,35 +65,6 @@ function startFixture(stdin: number | Socket, config: string): { child: ChildPro
 function readResult(result: string, stderr: string): FixtureResult {
   assert.ok(existsSync(result), `the fixture wrote no result: ${stderr}`);
   return JSON.parse(readFileSync(result, 'utf8')) as FixtureResult;
-}
-
-/** Two connected ends of a Unix stream socket: `theirs` for the fixture's descriptor 0, `ours` for the test. */
-async function socketPair(): Promise<{ ours: Socket; theirs: Socket }> {
-  const path = join(realpathSync(mkdtempSync(join(tmpdir(), 'corral-stdin-sock-'))), 's');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const theirs = connect(path);
-  await once(theirs, 'connect');
-  // The test's copy of this end must read nothing meant for the fixture.
-  theirs.pause();
-  const [ours] = await accepted;
-  server.close();
-  return { ours, theirs };
-}
-
-/**
- * Runs the fixture under script(1), on a pseudo-terminal of its own: that terminal is the fixture's
- * descriptors 0, 1 and 2 (and its controlling terminal). `shell` is the command line script runs.
- * What is written to the terminal comes out of `child.stdout`; what the test writes to
- * `child.stdin` is typed at it, and its end is a Ctrl-D.
- */
-function underTerminal(shell: string): { child: ChildProcess; screen: () => string } {
-  const child = spawn('script', ['-qefc', shell, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } });
-  let screen = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (screen += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (screen += c));
-  return { child, screen: () => screen };
 }
 
 describe("a run given the caller's standard input ('inherit')", () => {

@@ -5,14 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openAuditReader, readRecord } from '@corral/audit';
 import { CORRAL_BIN, tempStateDir } from '../../test/corral.ts';
+import { endsByItself, socketPair, underTerminal } from '../../../../scripts/testing/standard-input.ts';
 
 // 2,000 lines (about 24 KB) written to fd 0, then a line on stdout. Its writes now fill a buffer
 // nobody reads and block, so the policy's short timeout stops it: where its output went is what counts.
@@ -24,31 +23,6 @@ function policyFile(text: string): string {
   const file = join(realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-stdin-'))), 'policy.yaml');
   writeFileSync(file, text);
   return file;
-}
-
-/** Waits for `child` to end by itself, for at most `ms`; kills it and fails when it does not. */
-async function endsByItself(child: ChildProcess, ms: number, what: string): Promise<number | null> {
-  const exited = once(child, 'exit') as Promise<[number | null]>;
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  const [code] = await exited;
-  clearTimeout(timer);
-  assert.notEqual(child.signalCode, 'SIGKILL', `${what} did not end by itself within ${ms} ms`);
-  return code;
-}
-
-/** Two connected ends of a Unix stream socket: `theirs` for corral's standard input, `ours` for the test. */
-async function socketPair(): Promise<{ ours: Socket; theirs: Socket }> {
-  const path = join(realpathSync(mkdtempSync(join(tmpdir(), 'corral-cli-stdin-sock-'))), 's');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const theirs = connect(path);
-  await once(theirs, 'connect');
-  // The test's copy of this end must read nothing meant for corral.
-  theirs.pause();
-  const [ours] = await accepted;
-  server.close();
-  return { ours, theirs };
 }
 
 /** The stdout digest the audit log recorded for the state directory's first run. */
@@ -94,14 +68,7 @@ describe('corral run, its standard input writable too', () => {
     function corralOnTerminal(policy: string, argv: string[]): { child: ChildProcess; screen: () => string } {
       const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
       const command = [CORRAL_BIN, 'run', '--policy', policy, '--', ...argv].map(quote).join(' ');
-      const child = spawn('script', ['-qefc', command, '/dev/null'], {
-        env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir(), SHELL: '/bin/sh' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let screen = '';
-      child.stdout!.setEncoding('utf8').on('data', (c: string) => (screen += c));
-      child.stderr!.setEncoding('utf8').on('data', (c: string) => (screen += c));
-      return { child, screen: () => screen };
+      return underTerminal(command, { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() });
     }
 
     it('the command cannot write to the terminal through its fd 0, and corral ends with the terminal still open', async () => {
