@@ -1,16 +1,18 @@
 // The kill switch pulled outside the gateway: `corral agents suspend` or
-// `retire` in a terminal writes identity.db and reaches no node itself.
+// `retire` in a terminal writes identity.db and reaches no node itself; and
+// pulled through the gateway's API while an agent's command is on its way.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openAuditLog, type AuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { pairedNodePeer, type NodePeer } from '../test/node-peer.ts';
 import { GatewayClient } from './client/client.ts';
 import { AGENT_SUSPENDED_EVENT } from './http/agents.ts';
-import { startTestGateway, type TestGateway } from './http/testing.ts';
+import { auditEvents, startTestGateway, type TestGateway } from './http/testing.ts';
 
 describe('when another process suspends or retires an agent', () => {
   let state: string;
@@ -50,4 +52,49 @@ describe('when another process suspends or retires an agent', () => {
       assert.equal((await agent.closed).code, 1008);
     });
   }
+});
+
+describe('when the API suspends an agent while its command waits for its decision record (an audit log 300 ms slow to commit: remote, or a loaded disk)', () => {
+  it('never sends the command to the node: refused, and on record as withdrawn (regression: the node got it 170 ms after the suspension event)', { timeout: 60_000 }, async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-kill-switch-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
+    const log = await openAuditLog({ stateDir: state });
+    const slow = new Proxy(log, {
+      get(target, prop) {
+        if (prop === 'append') return async (event: Parameters<AuditLog['append']>[0]) => (await new Promise((r) => setTimeout(r, 300)), target.append(event));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const t = await startTestGateway({ stateDir: state, audit: slow });
+    // An upstream node host: it runs what it gets, and knows nothing of Corral's suspension event.
+    const node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never');
+    try {
+      t.gw.identity.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      const agent = await GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.write'], agentToken: (await t.gw.identity.issueToken('bot')).token });
+      const answer = agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['sleep', '600'] }, timeoutMs: 600_000, idempotencyKey: randomUUID() }, { timeoutMs: 605_000 }).then(
+        () => 'ran',
+        (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code ?? 'closed',
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const suspended = await t.tool().post('/api/agents/bot/suspend', {});
+      assert.equal(suspended.status, 200);
+      // Refused, unless the gateway's sweep closed the suspended agent's connection first.
+      assert.match(await answer, /^(SYSTEM_RUN_DENIED|closed)$/);
+      let withdrawn;
+      for (let i = 0; i < 100 && !withdrawn; i++) {
+        withdrawn = (await auditEvents(state)).find((e) => e.action === 'node.invoke');
+        if (!withdrawn) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual([withdrawn?.outcome?.status, withdrawn?.outcome?.detail], ['failure', 'agent-suspended']);
+      assert.equal(node.received.length, 0);
+      await agent.close();
+    } finally {
+      await node.close();
+      await t.close();
+      await log.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
 });

@@ -356,15 +356,16 @@ export class NodeInvoker {
 
   /**
    * Records a run its node will not report with an unknown outcome (the node
-   * may well have run it) and forgets it. Taken out first, so that a report
-   * racing this record finds it gone rather than recording it twice; a record
-   * the log refuses leaves it waiting, first in line again.
+   * may well have run it), or `outcome` when the gateway knows it (one it
+   * never allowed after all), and forgets it. Taken out first, so that a
+   * report racing this record finds it gone rather than recording it twice;
+   * a record the log refuses leaves it waiting, first in line again.
    */
-  async #closeUnreported(nodeId: string, runId: string, run: OpenRun, because: string): Promise<void> {
+  async #closeUnreported(nodeId: string, runId: string, run: OpenRun, because: string, outcome: AuditEventInput['outcome'] = { status: 'unknown', detail: 'not-reported' }): Promise<void> {
     if (!(await this.#openRuns.take(nodeId, runId))) return;
     try {
       const record = runRecord(nodeId, runId, run);
-      await this.#audit({ ...record, actor: { kind: 'service', id: 'gateway' }, outcome: { status: 'unknown', detail: 'not-reported' }, details: { ...record.details, because } });
+      await this.#audit({ ...record, actor: { kind: 'service', id: 'gateway' }, outcome, details: { ...record.details, because } });
     } catch (error) {
       await this.#openRuns.put(nodeId, runId, run);
       throw error;
@@ -472,17 +473,24 @@ export class NodeInvoker {
         if (!this.nodeAudit.admit(peer.deviceId!, 'corral.run.authorize')) throw rateLimited('too many runs asked for by this node');
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
-        const principal: PrincipalRef = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { type: 'Node', id: peer.deviceId! };
+        const { principal, stands } = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { principal: { type: 'Node', id: peer.deviceId! } satisfies PrincipalRef, stands: () => true };
         const decided = await this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
         const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
-        const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection);
+        const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection, stands);
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
         const run = assessed.run!;
         // Its report names this run: only what this gateway authorized is recorded as run. A prepare runs nothing to report.
         // An approval's receipt is issued for that run, as it is opened: the node takes it for that runId only, and only for a minute.
         const opened = command !== 'system.run' ? undefined : await this.#openRun(peer.deviceId!, (id) => ({ digest: assessed.digest, principal, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(authorized.receiptFor ? { receipt: authorized.receiptFor(id) } : {}) }));
+        // Allowed only for an agent still as it was when the node asked: one suspended meanwhile (while the set was compiled,
+        // an approval awaited, the decision committed) has its run refused, and the run opened for it closed as never run.
+        const withdrawn = withdrawal(stands, command, authorized.approvalId);
+        if (withdrawn !== undefined) {
+          if (opened) await this.#closeUnreported(peer.deviceId!, opened.runId, opened.run, 'its agent was suspended before the run was authorized', { status: 'failure', detail: withdrawn.why });
+          throw withdrawn.error;
+        }
         const receipt = opened?.run.receipt;
         return { decision: 'allow', ...(opened ? { runId: opened.runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(receipt ? { approvalReceipt: receipt } : {}) };
       },
@@ -582,6 +590,7 @@ export class NodeInvoker {
     const { node } = target;
     const timeoutMs = clampTimeout(params.timeoutMs);
     const principal = this.#principal(peer, params.command, params.params);
+    const stands = this.#stands(peer);
     const governance = governanceOf(params.command);
 
     if (!governance) {
@@ -589,15 +598,15 @@ export class NodeInvoker {
       throw denied(params.command, 'no rule governs this command');
     }
     let assessed = governance.kind !== 'read-only' ? await this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
-    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
+    let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
-      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller);
+      const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller, stands);
       // The node's own policy asks a human for a run Corral's allowed outright (upstream's rule: the
       // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
       // grant for exactly this action answers it), then sent again.
       if (assessed && !asked && authorized.approvalId === undefined && assessed.verdict.decision === 'allow' && governance.kind === 'run' && nodeAsks(result)) {
         assessed = askedByNode(assessed, result.error!.message!);
-        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller);
+        authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands);
         continue;
       }
       if (!result.ok) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: result.error?.message ?? 'node command failed' });
@@ -608,9 +617,11 @@ export class NodeInvoker {
 
   /**
    * Sends one cleared command to its node and records its result; the
-   * node's answer, ok or not, once both records are durable.
+   * node's answer, ok or not, once both records are durable. Nothing is sent
+   * or released once the agent it is for no longer `stands` (see #stands):
+   * the command is then recorded as withdrawn and refused.
    */
-  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number, caller: Connection): Promise<InvokeResult> {
+  async #run(target: NodeRoute, params: InvokeParams, principal: PrincipalRef, governance: Governance, assessed: Assessed | undefined, authorized: Authorized, timeoutMs: number, caller: Connection, stands: () => boolean): Promise<InvokeResult> {
     const nodeId = target.node.deviceId;
     // Read again: a human's approval may have taken minutes, in which an operator narrowed or unpaired the node.
     const { connection, commands } = this.#routeFor(nodeId, params.command);
@@ -622,6 +633,14 @@ export class NodeInvoker {
     let commandParams: unknown = params.params ?? null;
     // Whether anything was waited for since the route was read (then it is read again before the send).
     let waited = false;
+    // Checked after every wait, right before anything goes to the node: the kill switch may have been pulled during any of them.
+    const unlessWithdrawn = async (): Promise<void> => {
+      const withdrawn = withdrawal(stands, params.command, approvalId);
+      if (withdrawn === undefined) return;
+      // On record as a command that never reached its node; should the log refuse that record, the caller still hears the refusal.
+      await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: withdrawn.why }, details: { invokeId: id, withdrawn: withdrawn.why, ...(approvalId ? { approval: approvalId } : {}) }, trace }).catch(() => undefined);
+      throw withdrawn.error;
+    };
     if (assessed) {
       // The node gets exactly what was decided, never the raw request, and (below) the signed receipt of any approval.
       // Only the gateway says a human approved — this once (the approval spent), or always (the grant that
@@ -629,6 +648,7 @@ export class NodeInvoker {
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: undefined, approvalReceipt: undefined };
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
+        await unlessWithdrawn();
         const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
         waited = true;
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
@@ -649,6 +669,8 @@ export class NodeInvoker {
     if (governance.kind === 'run') commandParams = { ...(commandParams as Record<string, unknown>), awaitRelease: held || undefined };
     // And once more after waiting for the node's plan or the decision record: still paired, still approved.
     if (waited) this.#routeFor(nodeId, params.command);
+    // And the agent it is for still as it was (the decider, an approval, the plan, the record may each have taken a while).
+    await unlessWithdrawn();
     // Issued last, as the request goes: the node takes it for a minute.
     const receipt = receiptFor?.(id);
     if (receipt) commandParams = { ...(commandParams as Record<string, unknown>), approvalDecision: receipt.decision, approvalReceipt: receipt };
@@ -657,12 +679,17 @@ export class NodeInvoker {
     const finished = Promise.withResolvers<void>();
     const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
     let recorded: Promise<void> = Promise.resolve();
+    // A held run its agent no longer stood for when its decision became durable: never released, recorded as withdrawn, refused.
+    let withheld: ReturnType<typeof withdrawal>;
     const left = this.#whenGone(caller);
     try {
       if (held) {
         recorded = this.#audit({ ...unrecorded!, trace });
         recorded.then(
-          () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: true }),
+          () => {
+            withheld = withdrawal(stands, params.command, approvalId);
+            connection.event(INVOKE_RELEASE_EVENT, { id, ok: withheld === undefined });
+          },
           () => connection.event(INVOKE_RELEASE_EVENT, { id, ok: false }),
         );
       }
@@ -689,10 +716,11 @@ export class NodeInvoker {
           ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
           outcome: resultOutcome(result, payload),
           ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-          details: { invokeId: id, ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
+          details: { invokeId: id, ...(withheld ? { withdrawn: withheld.why } : {}), ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
           trace,
         }),
       ]);
+      if (withheld) throw withheld.error;
       return result;
     } finally {
       left.dispose();
@@ -828,9 +856,10 @@ export class NodeInvoker {
    * connected. Audits the decision. Throws the command's denial (wire details
    * SYSTEM_RUN_DENIED or COMMAND_DENIED), APPROVAL_PENDING,
    * APPROVALS_PENDING_LIMIT (GATEWAY_BUSY: MAX_PENDING_APPROVALS already
-   * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited).
+   * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited), and
+   * the denial of an agent that no longer `stands` once its approval came.
    */
-  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection): Promise<Authorized> {
+  async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection, stands: () => boolean): Promise<Authorized> {
     const { digest } = assessed;
     // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never duplicated.
     const open = assessed.verdict.decision === 'ask' ? this.#options.approvals.open(digest) : undefined;
@@ -865,8 +894,9 @@ export class NodeInvoker {
     if (!settled) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
-    // An approval lifts an ask; it never outlasts its agent's suspension (the kill switch may come after the approval, or from another process).
-    if (principal.type === 'Agent' && this.#server.identity.agents.find(principal.id)?.status !== 'active') throw denied(command, 'the agent was suspended or retired after the approval', settled.id);
+    // An approval lifts an ask; it never outlasts its agent's suspension (the kill switch may come after the approval, or from
+    // another process), even one resumed since: its token of before is dead, and so is what it asked for with it.
+    if (!stands()) throw agentStopped(command, settled.id);
     let spent: Approval;
     try {
       const spending = this.#options.approvals.consumeNowOrWhenFree(approval.id, digest);
@@ -989,7 +1019,7 @@ export class NodeInvoker {
     const named = [agentId, typeof sessionKey === 'string' && sessionKey.startsWith('agent:') ? (sessionKey.split(':')[1] ?? '') : undefined].filter((v) => typeof v === 'string' && v !== '') as string[];
     if (peer.agent) {
       const agent = this.#server.identity.agents.find(peer.agent.name);
-      if (!agent || agent.id !== peer.agent.id || agent.status !== 'active') throw denied(command, 'the agent is suspended or retired');
+      if (!agent || agent.id !== peer.agent.id || !this.#server.agentTokenAlive(peer.agent)) throw agentStopped(command);
       if (named.some((n) => n.toLowerCase() !== agent.name.toLowerCase() && n !== agent.id)) throw denied(command, 'agentId or sessionKey names another agent than the authenticated one');
       return { type: 'Agent', id: agent.name };
     }
@@ -997,11 +1027,33 @@ export class NodeInvoker {
     return this.#options.operatorPrincipal?.(peer) ?? { type: 'Human', id: 'operator' };
   }
 
-  /** A Corral agent named by a paired node's mapping of its gateway's agents; must be active. */
-  #agentPrincipal(name: string): PrincipalRef {
-    const agent = this.#server.identity.agents.find(name);
+  /**
+   * Whether the caller of a node.invoke still stands as it did when it
+   * asked: an agent, while the token its connection was opened with does
+   * (GatewayServer.agentTokenAlive: active, of that generation, unexpired,
+   * its key published); an operator, always. Throws what reading
+   * identity.db throws.
+   */
+  #stands(peer: Peer): () => boolean {
+    const agent = peer.agent;
+    return agent === undefined ? () => true : () => this.#server.agentTokenAlive(agent);
+  }
+
+  /**
+   * A Corral agent named by a paired node's mapping of its gateway's agents;
+   * must be active. `stands` while it is still that agent, active, of the
+   * same generation (a suspension moves it on, a resumption does not move it back).
+   */
+  #agentPrincipal(name: string): { principal: PrincipalRef; stands: () => boolean } {
+    const agents = this.#server.identity.agents;
+    const agent = agents.find(name);
     if (!agent || agent.status !== 'active') throw denied('system.run', 'the requesting agent is unknown or not active');
-    return { type: 'Agent', id: agent.name };
+    const { id, tokenGeneration } = agent;
+    const stands = (): boolean => {
+      const now = agents.find(id);
+      return now !== undefined && now.status === 'active' && now.tokenGeneration === tokenGeneration;
+    };
+    return { principal: { type: 'Agent', id: agent.name }, stands };
   }
 
   /**
@@ -1181,6 +1233,27 @@ function denialCode(command: string): 'SYSTEM_RUN_DENIED' | 'COMMAND_DENIED' {
 function denied(command: string, reason: string, approvalId?: string): GatewayError {
   const code = denialCode(command);
   return wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: `${code}: ${reason}`, details: { code, reason, ...(approvalId ? { approvalId } : {}) } });
+}
+
+/** The refusal of a command whose agent is suspended or retired, or whose token died, whenever the gateway finds it so. */
+function agentStopped(command: string, approvalId?: string): GatewayError {
+  return denied(command, 'the agent is suspended or retired, or its token is no longer valid', approvalId);
+}
+
+/**
+ * Why nothing more may be sent or released for a command whose agent no
+ * longer `stands` as it did when it asked (see NodeInvoker#stands), and the
+ * error its caller gets: `agent-suspended` (suspended or retired, or the
+ * token it asked with no longer valid: agentStopped), or
+ * `agent-unverified` when identity.db cannot be read now (what reading it
+ * threw: GATEWAY_BUSY to the caller, retryable). Undefined while it stands.
+ */
+function withdrawal(stands: () => boolean, command: string, approvalId: string | undefined): { why: 'agent-suspended' | 'agent-unverified'; error: unknown } | undefined {
+  try {
+    return stands() ? undefined : { why: 'agent-suspended', error: agentStopped(command, approvalId) };
+  } catch (error) {
+    return { why: 'agent-unverified', error };
+  }
 }
 
 /**

@@ -765,8 +765,15 @@ export class GatewayServer {
     return connects.take();
   }
 
-  /** Whether the agent token a connection was opened with still stands: its agent active, of the token's generation, the token unexpired, and its signing key still published. */
-  #agentTokenAlive(agent: NonNullable<Peer['agent']>): boolean {
+  /**
+   * Whether the agent token a connection was opened with still stands: its
+   * agent active, of the token's generation, the token unexpired, and its
+   * signing key still published. Checked as each request arrives, and again
+   * by a command before anything is sent or released for it (NodeInvoker):
+   * the kill switch may be pulled while a request waits for a decision, a
+   * record or an approval. Reads identity.db; throws what it throws.
+   */
+  agentTokenAlive(agent: NonNullable<Peer['agent']>): boolean {
     const current = this.#identity.agents.find(agent.id);
     return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#now() < agent.expiresAtMs && this.#identity.keys.isPublished(agent.keyId);
   }
@@ -908,7 +915,7 @@ export class GatewayServer {
 
   async #serve(connection: Connection, frame: RequestFrame): Promise<void> {
     const peer = connection.peer!;
-    if (peer.agent && !this.#agentTokenAlive(peer.agent)) {
+    if (peer.agent && !this.agentTokenAlive(peer.agent)) {
       // The token this connection was opened with has died since (the agent was suspended, even if
       // resumed, the token expired, or the key that signed it was cut off): the connection goes with it.
       this.#log({ event: 'refused', connId: connection.id, code: 'GATEWAY_AGENT_TOKEN_INVALID', remoteAddress: connection.remoteAddress });
