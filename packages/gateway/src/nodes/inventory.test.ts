@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -563,6 +563,101 @@ describe('when the audit log refuses the record of a removal', () => {
       db.close();
       identity.close();
       rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('when a paired node reconnects naming itself as another paired node (its own key and device token, client.displayName unsigned)', () => {
+  let stateDir: string;
+  let gw: Gateway;
+  let admin: GatewayClient;
+  before(async () => {
+    ({ stateDir, gw, admin } = await startAdminGateway('corral-inv-names-', token));
+  });
+  after(() => closeAdminGateway({ stateDir, gw, admin }));
+
+  const COMMANDS = ['system.which', 'system.execApprovals.get'];
+  /** A new device that asked to be paired as `name`. */
+  async function asking(name: string): Promise<{ device: DeviceIdentity; options: GatewayClientOptions }> {
+    const device = createDeviceIdentity();
+    const options: GatewayClientOptions = { url: gw.url, token, role: 'node', device, client: { displayName: name }, commands: COMMANDS };
+    await refusedAsPending(options);
+    return { device, options };
+  }
+  /** A node paired as `name` that answers every command with that name; `served` lists what reached it. */
+  async function servingNode(name: string): Promise<{ device: DeviceIdentity; client: GatewayClient; deviceToken: string; served: string[] }> {
+    const { device, options } = await asking(name);
+    gw.identity.nodes.pair(device.deviceId, 'test');
+    const client = await GatewayClient.connect(options);
+    return { device, client, deviceToken: client.hello.auth.deviceToken as string, served: serve(client, name) };
+  }
+  function serve(client: GatewayClient, who: string): string[] {
+    const served: string[] = [];
+    client.on('node.invoke.request', (p) => {
+      const { id, nodeId, command } = p as { id: string; nodeId: string; command: string };
+      served.push(command);
+      void client.request('node.invoke.result', { id, nodeId, ok: true, payloadJSON: JSON.stringify({ servedBy: who }) }).catch(() => undefined);
+    });
+    return served;
+  }
+  /** Reconnects `node` with its own key and device token only, under `name`. */
+  async function renamed(node: { device: DeviceIdentity; client: GatewayClient; deviceToken: string }, name: string): Promise<{ client: GatewayClient; served: string[] }> {
+    await node.client.close();
+    const client = await GatewayClient.connect({ url: gw.url, deviceToken: node.deviceToken, role: 'node', device: node.device, client: { displayName: name }, commands: COMMANDS });
+    return { client, served: serve(client, `impostor of ${name}`) };
+  }
+  const which = (nodeId: string) => admin.request('node.invoke', { nodeId, command: 'system.which', params: { bins: ['sh'] }, idempotencyKey: randomUUID() }) as Promise<{ nodeId: string; payload: { servedBy: string } }>;
+
+  it('keeps the name for the node paired under it: node.list shows the other by its own name with the name as its claim, and node.invoke, node.describe and exec.approvals.node.get by the name reach the node paired under it (regression: listed twice, and by name answered unknown node)', async () => {
+    const real = await servingNode('build-01');
+    const other = await servingNode('laptop-7');
+    const impostor = await renamed(other, 'build-01');
+    try {
+      const { nodes } = (await admin.request('node.list', {})) as { nodes: NodeListEntry[] };
+      const shown = (id: string) => nodes.find((n) => n.nodeId === id);
+      assert.deepEqual([shown(real.device.deviceId)?.displayName, shown(real.device.deviceId)?.claimedDisplayName], ['build-01', undefined]);
+      assert.deepEqual([shown(other.device.deviceId)?.displayName, shown(other.device.deviceId)?.claimedDisplayName], ['laptop-7', 'build-01']);
+      assert.equal(nodes.filter((n) => n.displayName === 'build-01').length, 1);
+      const ran = await which('build-01');
+      assert.deepEqual([ran.nodeId, ran.payload.servedBy], [real.device.deviceId, 'build-01']);
+      assert.equal(((await admin.request('node.describe', { nodeId: 'build-01' })) as NodeListEntry).nodeId, real.device.deviceId);
+      assert.deepEqual(await admin.request('exec.approvals.node.get', { nodeId: 'build-01' }), { servedBy: 'build-01' });
+      assert.deepEqual(impostor.served, []);
+      // Its claim finds nothing of its own either: by its own name it is still itself.
+      assert.equal((await which('laptop-7')).nodeId, other.device.deviceId);
+    } finally {
+      await impostor.client.close();
+      await real.client.close();
+    }
+  });
+
+  it('sends nothing to it by that name once the node paired under it was re-keyed and waits to be paired again: refused, naming the nodes known by it (regression: the impostor was the one node connected under that name)', async () => {
+    const real = await servingNode('build-02');
+    const other = await servingNode('laptop-8');
+    const impostor = await renamed(other, 'build-02');
+    try {
+      await real.client.close();
+      gw.identity.nodes.revoke(real.device.deviceId);
+      const rekeyed = await asking('build-02');
+      await assert.rejects(which('build-02'), (e: { wire?: { code?: string; details?: { code?: string; nodeIds?: string[] } } }) => e.wire?.code === 'INVALID_REQUEST' && e.wire.details?.code === 'NODE_AMBIGUOUS' && e.wire.details.nodeIds?.sort().join() === [real.device.deviceId, rekeyed.device.deviceId].sort().join());
+      assert.deepEqual(impostor.served, []);
+    } finally {
+      await impostor.client.close();
+    }
+  });
+
+  it('never picks one of two paired nodes known by the same name: node.invoke and node.describe by it are refused as ambiguous, each still reached by its id', async () => {
+    const first = await servingNode('build-03');
+    const second = await servingNode('build-03');
+    try {
+      const ambiguous = (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'NODE_AMBIGUOUS';
+      await assert.rejects(which('build-03'), ambiguous);
+      await assert.rejects(admin.request('node.describe', { nodeId: 'build-03' }), ambiguous);
+      assert.deepEqual([first.served, second.served], [[], []]);
+      assert.equal((await which(second.device.deviceId)).payload.servedBy, 'build-03');
+    } finally {
+      await first.client.close();
+      await second.client.close();
     }
   });
 });

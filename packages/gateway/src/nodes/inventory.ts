@@ -52,7 +52,14 @@ export const MAX_ANNOUNCED = 10_000;
 /** One row of `node.list`. */
 export interface NodeListEntry {
   nodeId: string;
+  /** The name it is known and found by: the one it gave when it asked to be paired (see NodeInventory#find). */
   displayName: string;
+  /**
+   * The name it gives itself on its connection (or gave on its last), when
+   * that is another: its word alone, shown, never used to find it. A paired
+   * node renaming itself to another's name takes nothing from that node.
+   */
+  claimedDisplayName?: string;
   platform: string;
   paired: boolean;
   status: NodeRecord['status'];
@@ -72,7 +79,10 @@ export interface NodeListEntry {
 export interface PairingEntry {
   requestId: string;
   nodeId: string;
+  /** The name it will be known by once paired (as NodeListEntry's). */
   displayName: string;
+  /** The name it gives itself now, when that is another (as NodeListEntry's). */
+  claimedDisplayName?: string;
   platform: string;
   /** The commands approving it grants. */
   commands: string[];
@@ -296,16 +306,28 @@ export class NodeInventory {
     return { deviceId: node.deviceId, displayName: peer.client.displayName ?? node.displayName, platform: peer.client.platform, commands: peer.commands, caps: peer.caps, lastSeenAt, ...(connection.remoteAddress ? { remoteIp: displayAddress(connection.remoteAddress) } : {}) };
   }
 
+  /**
+   * The node `ref` names: by its device id, else by the name it is known by
+   * (NodeRecord.displayName, given when it asked to be paired), never by the
+   * one it gives on its connection now, which a paired node's key and token
+   * alone can set to another's. A name one paired node holds names that
+   * node, whatever devices waiting to be paired took (any holder of the
+   * gateway token can make one); a name no paired node holds names the one
+   * other node holding it. Undefined when none does. A name two or more hold
+   * names none of them, never one picked: throws GATEWAY_PARAMS_INVALID
+   * (wire INVALID_REQUEST, details NODE_AMBIGUOUS with their ids).
+   */
   #find(ref: unknown): NodeRecord | undefined {
     if (typeof ref !== 'string') return undefined;
-    const byId = this.#server.identity.nodes.find(ref);
+    const nodes = this.#server.identity.nodes;
+    const byId = nodes.find(ref);
     if (byId) return byId;
-    // By display name, when exactly one paired node has it, else exactly one node: a device that only asked to be paired
-    // (any holder of the gateway token can) does not make a paired node's name ambiguous by taking it.
-    const named = this.list().filter((n) => n.displayName === ref);
-    const paired = named.filter((n) => n.paired);
-    const [only, other] = paired.length > 0 ? paired : named;
-    return only !== undefined && other === undefined ? this.#server.identity.nodes.find(only.nodeId) : undefined;
+    const named = nodes.list().filter((n) => n.displayName === ref);
+    const paired = named.filter((n) => n.status === 'paired');
+    const holders = paired.length > 0 ? paired : named;
+    if (holders.length <= 1) return holders[0];
+    const nodeIds = holders.map((n) => n.deviceId);
+    throw new GatewayError('GATEWAY_PARAMS_INVALID', `${holders.length} nodes are known by that name`, { wire: { code: 'INVALID_REQUEST', message: `ambiguous node: ${holders.length} nodes are known by that name; give the node id`, details: { code: 'NODE_AMBIGUOUS', nodeIds } } });
   }
 
   #entry(node: NodeRecord): NodeListEntry {
@@ -316,7 +338,7 @@ export class NodeInventory {
     const surface = connected ? this.#declared(live, node, stored?.lastSeenAt ?? live.peer!.connectedAt) : stored;
     return {
       nodeId: node.deviceId,
-      displayName: surface?.displayName ?? node.displayName,
+      ...names(node, surface),
       platform: surface?.platform ?? node.platform,
       paired: node.status === 'paired',
       status: node.status,
@@ -336,7 +358,7 @@ export class NodeInventory {
     return {
       requestId: node.surfaceRequest!.requestId,
       nodeId: node.deviceId,
-      displayName: surface?.displayName ?? node.displayName,
+      ...names(node, surface),
       platform: surface?.platform ?? node.platform,
       commands: node.surfaceRequest!.commands,
       ...(paired ? { approvedCommands: node.commands } : {}),
@@ -422,6 +444,18 @@ export class NodeInventory {
 /** Who acts over the protocol: the operator's device when it has one, else its client (every operator holds the shared token). */
 function operatorActor(peer: Peer): AuditEventInput['actor'] {
   return { kind: 'human', id: peer.deviceId ? `device:${peer.deviceId}` : `operator:${printable(peer.client.id, 100)}` };
+}
+
+/**
+ * The name a node is known by, and the one it gives itself (on its
+ * connection, or its last) when that is another: as upstream lists a paired
+ * node by its pairing's name first, so `openclaw nodes invoke --node NAME`,
+ * which finds the node by the names node.list gives, finds the node paired
+ * under that name, never one that renamed itself to it.
+ */
+function names(node: NodeRecord, surface: NodeSurface | undefined): { displayName: string; claimedDisplayName?: string } {
+  const claimed = surface?.displayName;
+  return { displayName: node.displayName, ...(claimed !== undefined && claimed !== node.displayName ? { claimedDisplayName: claimed } : {}) };
 }
 
 /** The commands `connection` may be sent: those its node declared on it that an operator approved. */

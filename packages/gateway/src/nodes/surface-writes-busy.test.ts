@@ -129,9 +129,10 @@ describe('while a corral command holds the write lock of gateway.db', () => {
         assert.equal(health.status, 'fulfilled');
         assert.ok(worst < BUSY_TIMEOUT_MS / 2, `the event loop stopped for ${Math.round(worst)} ms (a write waiting inside SQLite stops it ${BUSY_TIMEOUT_MS} ms)`);
         assert.equal((node.hello.auth as { deviceToken?: string }).deviceToken, undefined, 'no token is handed out that is not stored');
-        // Operators see the node as it declared itself on this connection while its write waits.
+        // Operators see the node as it declared itself on this connection while its write waits (the name it gives now
+        // as its claim: it is known by the name it was paired under).
         const entry = await listed(h, device.deviceId);
-        assert.deepEqual([entry?.connected, entry?.displayName, entry?.commands, entry?.caps], [true, 'runner-2', ['system.which'], ['camera']]);
+        assert.deepEqual([entry?.connected, entry?.displayName, entry?.claimedDisplayName, entry?.commands, entry?.caps], [true, 'runner', 'runner-2', ['system.which'], ['camera']]);
         assert.equal(h.surfaces.get(device.deviceId)?.displayName, 'runner', 'not stored while the lock is held');
       } finally {
         lock.release();
