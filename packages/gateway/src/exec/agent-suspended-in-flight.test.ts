@@ -36,7 +36,7 @@ async function until(done: () => boolean): Promise<void> {
  * `holding.append` returns (a remote log, a loaded disk); the agent `bot`
  * connected with its token; the records appended.
  */
-async function holdingGateway() {
+async function holdingGateway(options: { ttlSeconds?: number } = {}) {
   const state = stateDir();
   const identity = Identity.open(state);
   const db = openGatewayDb(state);
@@ -60,7 +60,7 @@ async function holdingGateway() {
   };
   const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider, audit, approvalPollMs: 20 });
   identity.agents.create({ name: 'bot', process: 'p', owner: 'owner@example.com' });
-  const agent = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await identity.issueToken('bot')).token });
+  const agent = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.write'], agentToken: (await identity.issueToken('bot', options)).token });
   const nodes: NodePeer[] = [];
   return {
     server,
@@ -175,6 +175,23 @@ describe('when an agent is suspended while its command is on its way to a node',
       await gw.invoker.resolveApprovalWhenFree(approvalId, 'allow-once', 'alice');
       await assert.rejects(answer, refusedAsSuspended);
       assert.equal(node.received.length, 0);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('sends the approved command of an agent whose token only ran out while its approval waited: it was good when the agent asked, and nothing took it back', async () => {
+    const gw = await holdingGateway({ ttlSeconds: 1 });
+    try {
+      const node = await gw.node(['system.run']);
+      const issuedAt = Date.now();
+      const answer = gw.run(node, ['printf', 'hi']);
+      await until(() => gw.events.some((e) => e.action === 'approval.request'));
+      const approvalId = gw.events.find((e) => e.action === 'approval.request')!.resource.id;
+      await new Promise((r) => setTimeout(r, Math.max(0, issuedAt + 1_500 - Date.now())));
+      await gw.invoker.resolveApprovalWhenFree(approvalId, 'allow-once', 'alice');
+      await answer;
+      assert.equal(node.received.length, 1);
     } finally {
       await gw.close();
     }

@@ -1029,14 +1029,15 @@ export class NodeInvoker {
 
   /**
    * Whether the caller of a node.invoke still stands as it did when it
-   * asked: an agent, while the token its connection was opened with does
-   * (GatewayServer.agentTokenAlive: active, of that generation, unexpired,
-   * its key published); an operator, always. Throws what reading
-   * identity.db throws.
+   * asked: an agent, while the token its connection was opened with is not
+   * taken back (GatewayServer.agentTokenStands: active, of that generation,
+   * its key published; one that only ran out since still stands for what it
+   * asked while good); an operator, always. Throws what reading identity.db
+   * throws.
    */
   #stands(peer: Peer): () => boolean {
     const agent = peer.agent;
-    return agent === undefined ? () => true : () => this.#server.agentTokenAlive(agent);
+    return agent === undefined ? () => true : () => this.#server.agentTokenStands(agent);
   }
 
   /**

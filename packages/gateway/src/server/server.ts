@@ -766,16 +766,27 @@ export class GatewayServer {
   }
 
   /**
-   * Whether the agent token a connection was opened with still stands: its
-   * agent active, of the token's generation, the token unexpired, and its
-   * signing key still published. Checked as each request arrives, and again
-   * by a command before anything is sent or released for it (NodeInvoker):
-   * the kill switch may be pulled while a request waits for a decision, a
-   * record or an approval. Reads identity.db; throws what it throws.
+   * Whether the agent token a connection was opened with still stands and
+   * has not run out: agentTokenStands, and the token unexpired. Checked as
+   * each request arrives. Reads identity.db; throws what it throws.
    */
   agentTokenAlive(agent: NonNullable<Peer['agent']>): boolean {
+    return this.agentTokenStands(agent) && this.#now() < agent.expiresAtMs;
+  }
+
+  /**
+   * Whether the agent token a connection was opened with has not been taken
+   * back: its agent active, of the token's generation, and its signing key
+   * still published. Checked again by a command before anything is sent or
+   * released for it (NodeInvoker): the kill switch may be pulled while a
+   * request waits for a decision, a record or an approval. A token that only
+   * ran out meanwhile takes nothing back from a request made while it was
+   * good (an approval may take longer than a token lives). Reads
+   * identity.db; throws what it throws.
+   */
+  agentTokenStands(agent: NonNullable<Peer['agent']>): boolean {
     const current = this.#identity.agents.find(agent.id);
-    return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#now() < agent.expiresAtMs && this.#identity.keys.isPublished(agent.keyId);
+    return current !== undefined && current.status === 'active' && current.tokenGeneration === agent.tokenGeneration && this.#identity.keys.isPublished(agent.keyId);
   }
 
   /** An operator connection that carries a Corral agent token acts as that agent; a token that does not verify refuses the connection. */
