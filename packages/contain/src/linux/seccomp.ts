@@ -171,7 +171,6 @@ export const SYSCALL_NUMBERS: Readonly<Record<string, readonly [x64: number | nu
   open: [2, null],
   creat: [85, null],
   openat: [257, 56],
-  openat2: [437, 437],
 });
 
 function nr(name: string, arch: SeccompArch): number | null {
@@ -234,8 +233,7 @@ export const SECCOMP_RULES: readonly SeccompRule[] = Object.freeze([
   { id: 'socket-family', syscalls: ['socket', 'socketpair'], when: 'the family is not AF_UNIX, AF_INET or AF_INET6', result: 'EAFNOSUPPORT', description: 'no netlink, packet, vsock, bluetooth or other kernel socket families' },
   { id: 'socket-raw', syscalls: ['socket'], when: 'the type is SOCK_RAW or SOCK_PACKET (with or without SOCK_NONBLOCK/SOCK_CLOEXEC)', result: 'EPERM', description: 'no raw sockets, even for IPv4/IPv6, nor the packet socket AF_INET with SOCK_PACKET makes: packets cannot be forged or sniffed' },
   { id: 'terminal-injection', syscalls: ['ioctl'], when: 'the request is TIOCSTI or TIOCLINUX', result: 'EPERM', description: 'no typing into a terminal\'s input queue (escape through the user\'s shell)' },
-  { id: 'setuid-mode', syscalls: ['chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'mknod', 'mknodat', 'creat', 'open', 'openat'], when: 'the mode sets S_ISUID or S_ISGID (04000, 02000); for open and openat only when the flags create a file (O_CREAT or O_TMPFILE), since the kernel ignores the mode otherwise', result: 'EPERM', description: 'no set-user-ID or set-group-ID files: one made in a read-write grant stays on the host, a program that runs as its owner (root, when Corral runs as root) for whoever starts it there. Setgid folders are refused too (chmod g+s on a folder)' },
-  { id: 'openat2', syscalls: ['openat2'], when: 'always', result: 'ENOSYS', description: 'its flags and mode are in memory seccomp cannot read; libc and runtimes then fall back to openat, which is checked' },
+  { id: 'setuid-mode', syscalls: ['chmod', 'fchmod', 'fchmodat', 'fchmodat2', 'mknod', 'mknodat', 'creat', 'open', 'openat'], when: 'the mode sets S_ISUID or S_ISGID (04000, 02000); for open and openat only when the flags create a file (O_CREAT or O_TMPFILE), since the kernel ignores the mode otherwise', result: 'EPERM', description: 'no set-user-ID or set-group-ID files: one made in a read-write grant stays on the host, a program that runs as its owner (root, when Corral runs as root) for whoever starts it there. Setgid folders are refused too (chmod g+s on a folder). openat2 is allowed (OpenClaw\'s safe file access needs it, and refuses to run without it), though its mode is in memory seccomp cannot read: a file it creates with these bits is empty, and the kernel drops them at the first write, truncate or allocation by a process without CAP_FSETID, which no sandboxed process has, so it never becomes a program that keeps them' },
 ] satisfies SeccompRule[]);
 
 // ---------------------------------------------------------------------------
@@ -476,7 +474,6 @@ export function buildSeccompFilter(arch: SeccompArch): SockFilter[] {
   on('ioctl', 'ioctl');
   for (const name of ['chmod', 'fchmod', 'mknod', 'creat']) on(name, 'mode-arg1');
   for (const name of ['fchmodat', 'fchmodat2', 'mknodat']) on(name, 'mode-arg2');
-  on('openat2', 'enosys');
   a.ret(SECCOMP_RET_ALLOW);
 
   // 3. Rules on arguments (low 32 bits only: see argLow).

@@ -206,12 +206,24 @@ static int file_mode(const char *attempt, const char *folder, const char *how, m
   if (strcmp(how, "openat-tmpfile") == 0) rc = syscall(SYS_openat, (long)AT_FDCWD, folder, (long)(O_WRONLY | O_TMPFILE | O_CLOEXEC), (long)mode);
   /* No O_CREAT: the kernel ignores the mode, so the filter must not refuse it. */
   if (strcmp(how, "open-existing") == 0) rc = syscall(SYS_openat, (long)AT_FDCWD, path, (long)(O_RDONLY | O_CLOEXEC), (long)mode);
-  if (strcmp(how, "openat2") == 0) {
+  if (strcmp(how, "openat2") == 0 || strcmp(how, "openat2-written") == 0) {
     struct open_how oh;
     memset(&oh, 0, sizeof oh);
     oh.flags = (unsigned long long)create;
     oh.mode = mode;
     rc = syscall(SYS_openat2, (long)AT_FDCWD, path, &oh, (long)sizeof oh);
+    /* Given content, as a program would be: the kernel drops S_ISUID/S_ISGID at the write unless
+       the writer has CAP_FSETID. Still set after it is a failure (EPERM stands for "kept"). */
+    if (rc >= 0 && strcmp(how, "openat2-written") == 0) {
+      struct stat st;
+      if (write((int)rc, "#!/bin/sh\n", 10) != 10 || fstat((int)rc, &st) != 0) return setup_failed(attempt, "write and stat the file");
+      if (st.st_mode & 06000) {
+        close((int)rc);
+        rc = -1;
+        errno = EPERM;
+        fprintf(stderr, "%s: the file kept mode %o after the write\n", attempt, (unsigned)(st.st_mode & 07777));
+      }
+    }
   }
 #if defined(__x86_64__)
   if (strcmp(how, "chmod") == 0) rc = syscall(SYS_chmod, path, (long)mode);
@@ -418,6 +430,7 @@ int main(int argc, char **argv) {
   if (IS("mode-openat-tmpfile-setgid")) return file_mode(a, folder, "openat-tmpfile", 02755);
   if (IS("mode-openat-existing-setuid")) return file_mode(a, folder, "open-existing", 04755);
   if (IS("mode-openat2-644")) return file_mode(a, folder, "openat2", 0644);
+  if (IS("mode-openat2-setuid-written")) return file_mode(a, folder, "openat2-written", 04755);
 #if defined(__x86_64__)
   if (IS("mode-chmod-setuid")) return file_mode(a, folder, "chmod", 06755);
   if (IS("mode-chmod-644")) return file_mode(a, folder, "chmod", 0644);
