@@ -70,3 +70,17 @@ export class AuditError extends Error {
     this.checkpointSize = options.checkpointSize;
   }
 }
+
+/**
+ * A value read from hostile input, for an error message: never String() of
+ * it, which runs an object's own `toString` — JSON can name one that is no
+ * function (`{"toString":1}`), and String() then throws a TypeError instead
+ * of the coded error. A string is quoted, and named by its length when long.
+ */
+export function shownValue(value: unknown): string {
+  if (typeof value === 'string') return value.length <= 64 ? JSON.stringify(value) : `a string of ${value.length} characters`;
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  if (typeof value === 'function' || typeof value === 'symbol') return `a ${typeof value}`;
+  return String(value);
+}

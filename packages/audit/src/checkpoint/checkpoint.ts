@@ -1,7 +1,7 @@
 // A checkpoint: the log's size and Merkle root at a moment, signed with the
 // log's Ed25519 key. The signed bytes are a fixed domain-separation line
 // followed by the RFC 8785 canonical JSON of the body.
-import { AuditError } from '../errors.ts';
+import { AuditError, shownValue } from '../errors.ts';
 import { isHash } from '../merkle/hasher.ts';
 import { canonicalize } from '../record/canonical.ts';
 
@@ -52,7 +52,7 @@ export function parseCheckpoint(input: unknown): SignedCheckpoint {
   const bad = (why: string) => new AuditError('AUDIT_CHECKPOINT_MALFORMED', `checkpoint ${why}`);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('is not a JSON object');
   const c = raw as Record<string, unknown>;
-  if (c.v !== CHECKPOINT_VERSION) throw bad(`version ${String(c.v)} is not supported`);
+  if (c.v !== CHECKPOINT_VERSION) throw bad(`version ${shownValue(c.v)} is not supported`);
   if (typeof c.size !== 'number' || !Number.isSafeInteger(c.size) || c.size < 0) throw bad('size is not a non-negative integer');
   if (!isHash(c.root)) throw bad('root is not a 32-byte hex hash');
   if (typeof c.time !== 'string' || !ISO_UTC.test(c.time)) throw bad('time is not ISO 8601 UTC');

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { checkpointJson } from '../checkpoint/checkpoint.ts';
 import { generateSigningKey, keyIdOf } from '../checkpoint/key.ts';
 import { signCheckpoint } from '../checkpoint/sign.ts';
@@ -34,12 +35,26 @@ describe('readCheckpointFile', () => {
       ['an array', '[]'],
       ['{"checkpoint": null}', '{"checkpoint":null}'],
       ['a checkpoint without a signature', JSON.stringify({ ...checkpointJson(checkpoint), signature: undefined })],
+      ['a version String() cannot print, {"toString":1} (regression: a TypeError and a stack trace)', JSON.stringify({ ...checkpointJson(checkpoint), v: { toString: 1 } })],
     ] as const) {
       it(`when it holds ${name}`, () => {
         const path = file(text);
         assert.throws(() => readCheckpointFile(path), (e: Error & { code?: string }) => e.code === 'AUDIT_CHECKPOINT_MALFORMED' && e.message.includes(path));
       });
     }
+  });
+  it('refuses any JSON in any member, objects whose toString is no function included, with AUDIT_CHECKPOINT_MALFORMED (property)', () => {
+    const hostile = fc.oneof(fc.jsonValue(), fc.record({ toString: fc.jsonValue() }), fc.record({ toString: fc.jsonValue(), valueOf: fc.jsonValue() }));
+    const good = checkpointJson(checkpoint);
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(good)), hostile, fc.boolean(), (member, value, wrapped) => {
+        const body = { ...good, [member]: value };
+        fc.pre(JSON.stringify(body[member]) !== JSON.stringify(good[member]));
+        const path = file(JSON.stringify(wrapped ? { checkpoint: body } : body));
+        assert.throws(() => readCheckpointFile(path), (e: Error & { code?: string }) => e.code === 'AUDIT_CHECKPOINT_MALFORMED');
+      }),
+      { numRuns: 200 },
+    );
   });
   it('says what to keep when given a whole export instead of its last line, and names a byte-order mark', () => {
     const line = JSON.stringify({ checkpoint: checkpointJson(checkpoint) });

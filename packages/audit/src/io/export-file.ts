@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { checkpointJson, parseCheckpoint, type SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { keyIdOf } from '../checkpoint/key.ts';
-import { AuditError } from '../errors.ts';
+import { AuditError, shownValue } from '../errors.ts';
 import { EXPORT_FORMAT, type ExportHeader } from '../export/jsonl.ts';
 import { isHash, sha256Hasher } from '../merkle/hasher.ts';
 import { parseRecord } from '../record/envelope.ts';
@@ -218,7 +218,7 @@ function parseHeader(path: string, text: string): ExportHeader {
   }
   const h = (raw as { export?: unknown })?.export as Record<string, unknown> | undefined;
   if (typeof h !== 'object' || h === null) throw bad('the first line is not a Corral audit export header');
-  if (h.format !== EXPORT_FORMAT) throw bad(`export format ${String(h.format)} is not ${EXPORT_FORMAT}`);
+  if (h.format !== EXPORT_FORMAT) throw bad(`export format ${shownValue(h.format)} is not ${EXPORT_FORMAT}`);
   const s = h.start as Record<string, unknown> | undefined;
   if (typeof s !== 'object' || s === null) throw bad('the header has no start');
   if (typeof s.size !== 'number' || !Number.isSafeInteger(s.size) || s.size < 0) throw bad('start.size is not a non-negative integer');

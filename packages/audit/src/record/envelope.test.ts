@@ -2,6 +2,7 @@
 // log wrote is refused with AUDIT_RECORD_MALFORMED, never normalised into them.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { AuditError } from '../errors.ts';
 import { GENESIS_PREV, parseRecord, recordBytes } from './envelope.ts';
 
@@ -38,10 +39,27 @@ describe('parseRecord', () => {
       ['an event nested 200,000 arrays deep', line(`{"a":${'['.repeat(d)}${']'.repeat(d)}}`)],
       ['an event nested 200,000 objects deep', line(`${'{"a":'.repeat(d)}1${'}'.repeat(d)}`)],
       ['an unterminated event nested 200,000 deep', line(`{"a":${'['.repeat(d)}`)],
+      ['a version String() cannot print, {"toString":1} (regression: a TypeError)', `{"event":{},"prev":"${GENESIS_PREV}","seq":0,"v":{"toString":1}}`],
     ] as const) {
       it(`refuses ${name} with AUDIT_RECORD_MALFORMED`, () => {
         assert.throws(() => parseRecord(text), (e) => e instanceof AuditError && e.code === 'AUDIT_RECORD_MALFORMED');
       });
     }
+    it('refuses any JSON in any envelope member, objects whose toString is no function included, with AUDIT_RECORD_MALFORMED (property)', () => {
+      const hostile = fc.oneof(fc.jsonValue(), fc.record({ toString: fc.jsonValue() }), fc.record({ toString: fc.jsonValue(), valueOf: fc.jsonValue() }));
+      fc.assert(
+        fc.property(fc.constantFrom('event', 'prev', 'seq', 'v'), hostile, (member, value) => {
+          const record: Record<string, unknown> = { event: {}, prev: GENESIS_PREV, seq: 0, v: 1, [member]: value };
+          const text = JSON.stringify(record);
+          fc.pre(text !== line('{}'));
+          try {
+            parseRecord(text);
+          } catch (e) {
+            assert.ok(e instanceof AuditError && e.code === 'AUDIT_RECORD_MALFORMED', String(e));
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
   });
 });

@@ -2,7 +2,7 @@
 // Its bytes are the RFC 8785 canonical JSON of
 //   { "event": <event>, "prev": "<hex>", "seq": <n>, "v": 1 }
 // which, members being sorted, is the concatenation built below.
-import { AuditError } from '../errors.ts';
+import { AuditError, shownValue } from '../errors.ts';
 import { canonicalize } from './canonical.ts';
 import { RECORD_VERSION, type AuditEvent } from './event.ts';
 
@@ -48,7 +48,7 @@ export function parseRecord(text: string): ParsedRecord {
   const r = raw as Record<string, unknown>;
   const keys = Object.keys(r).sort().join(',');
   if (keys !== 'event,prev,seq,v') throw malformed(`record has members [${keys}], expected [event,prev,seq,v]`);
-  if (r.v !== RECORD_VERSION) throw malformed(`record version ${String(r.v)} is not supported (expected ${RECORD_VERSION})`);
+  if (r.v !== RECORD_VERSION) throw malformed(`record version ${shownValue(r.v)} is not supported (expected ${RECORD_VERSION})`);
   if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 0) throw malformed('record seq is not a non-negative integer');
   if (typeof r.prev !== 'string' || !HEX64.test(r.prev)) throw malformed('record prev is not 64 lowercase hex');
   if (typeof r.event !== 'object' || r.event === null || Array.isArray(r.event)) throw malformed('record event is not an object');

@@ -20,6 +20,9 @@ import { sha256Hasher } from '../merkle/hasher.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { MAX_FORGED_CHECKED, MAX_LISTED_CHECKPOINTS } from './verifier.ts';
 
+/** Any JSON, and objects whose toString or valueOf is no function: String() of one throws a TypeError. */
+const hostileJson = fc.oneof(fc.jsonValue(), fc.record({ toString: fc.jsonValue() }), fc.record({ toString: fc.jsonValue(), valueOf: fc.jsonValue() }));
+
 let dir: string;
 let clean: string[];
 let publicKey: KeyObject;
@@ -522,6 +525,20 @@ describe('verifying an export offline', () => {
       const header = JSON.parse(clean[0] as string);
       delete header.export.keyId;
       await assert.rejects(verify('header-no-key-id', [JSON.stringify(header), ...clean.slice(1)]), { code: 'AUDIT_EXPORT_MALFORMED', line: 1 });
+    });
+  });
+
+  describe('when a header member holds a value JSON can give that String() cannot print (an object whose toString is no function)', () => {
+    it('refuses the export with AUDIT_EXPORT_MALFORMED naming line 1, never a TypeError, whatever JSON each member holds (property) (regression: {"format":{"toString":1}} ended verify with a stack trace)', async () => {
+      const header = JSON.parse(clean[0] as string).export as Record<string, unknown>;
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom('format', 'keyId', 'start'), hostileJson, async (member, value) => {
+          const line = JSON.stringify({ export: { ...header, [member]: value } });
+          fc.pre(line !== clean[0]);
+          await assert.rejects(verifyExportFile(write('header-hostile', [line, ...clean.slice(1)]), publicKey), (e: Error & { code?: string; line?: number }) => e.code === 'AUDIT_EXPORT_MALFORMED' && e.line === 1);
+        }),
+        { numRuns: 50 },
+      );
     });
   });
 
