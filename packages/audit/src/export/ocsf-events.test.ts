@@ -223,3 +223,33 @@ describe('every OCSF event a record gives', () => {
     );
   });
 });
+
+describe('a record whose details are shaped otherwise than Corral writes them', () => {
+  const hostile = fc.oneof(fc.jsonValue(), fc.record({ toString: fc.jsonValue() }), fc.record({ toString: fc.jsonValue(), valueOf: fc.jsonValue() })) as fc.Arbitrary<JsonValue>;
+  it('maps to OCSF events whatever JSON its argv, connections, limits, cwd and counts hold, and its command line is text (property) (regression: an argv word {"toString":1} ended corral audit export --format ocsf with a TypeError, exporting nothing after it)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('run.exec', 'node.invoke.decide', 'node.invoke.refuse', 'node.invoke', 'net.connect', 'tool.call'),
+        fc.array(hostile, { minLength: 1, maxLength: 4 }),
+        fc.dictionary(fc.constantFrom('connections', 'limitsHit', 'cwd', 'signal', 'durationMs', 'connectionCount', 'timedOut'), hostile),
+        (action, argv, more) => {
+          const out = events({
+            actor: { kind: 'agent', id: 'intake' },
+            action,
+            resource: { kind: 'command', id: 'system.run' },
+            decision: { effect: 'allow' },
+            outcome: { status: 'success', exitCode: 0 },
+            details: { command: 'system.run', argv, ...more },
+          });
+          for (const e of out) {
+            const proc = (e.process ?? (e.actor as { process?: unknown }).process) as { name?: unknown; cmd_line?: unknown } | undefined;
+            if (proc?.cmd_line !== undefined) assert.equal(typeof proc.cmd_line, 'string');
+            if (proc?.name !== undefined) assert.equal(typeof proc.name, 'string');
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+

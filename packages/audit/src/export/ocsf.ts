@@ -230,8 +230,13 @@ function verdictFields(v: Verdict): OcsfEvent {
   return { severity_id: v.severity[0], severity: v.severity[1], status_id: v.status[0], status: v.status[1], action_id: v.action[0], action: v.action[1], disposition_id: v.disposition[0], disposition: v.disposition[1] };
 }
 
+/**
+ * The record's argv as words of text. A word that is not a string (no writer
+ * in Corral records one) is written as JSON: String() of an object runs its
+ * own `toString`, which a record can name as no function (`{"toString":1}`), and throws.
+ */
 function argvOf(e: AuditEvent): string[] | null {
-  return Array.isArray(e.details?.argv) ? (e.details.argv as JsonValue[]).map(String) : null;
+  return Array.isArray(e.details?.argv) ? (e.details.argv as JsonValue[]).map((w) => (typeof w === 'string' ? w : JSON.stringify(w))) : null;
 }
 
 function processName(e: AuditEvent): string {
