@@ -335,14 +335,15 @@ async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints:
 /**
  * Recomputes everything in the store: every leaf hash and link of the chain,
  * the root at every checkpoint and each checkpoint's signature, against
- * `publicKey` and, when given, a checkpoint witnessed earlier; and checks the
+ * `publicKey` and, when given, checkpoints witnessed earlier (the state
+ * directory's witness, one an auditor kept): the log must extend each; and checks the
  * head against both: no row outside [0, head.size), and the checkpoint the
  * head says was signed last is there.
  * Reports damage; never throws for damage and never changes the store.
  * Tells `options.onProgress` how far it has come (see VerifyStoreOptions).
  * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.
  */
-export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | null, options: VerifyStoreOptions = {}): Promise<VerifyReport> {
+export async function verifyStore(store: AuditStore, publicKey: KeyObject, witness?: SignedCheckpoint | readonly SignedCheckpoint[] | null, options: VerifyStoreOptions = {}): Promise<VerifyReport> {
   // The checkpoints before the head: a checkpoint commits with the head that covers it, so on a live log
   // every checkpoint read lies within the head read after it — unless the head was moved back.
   const { checkpoints, unreadable } = await readCheckpoints(store);

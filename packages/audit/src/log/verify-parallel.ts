@@ -84,7 +84,7 @@ export async function verifySqliteInParallel(
   store: SqliteStore,
   publicKey: KeyObject,
   checkpoints: SignedCheckpoint[],
-  witness: SignedCheckpoint | null | undefined,
+  witness: SignedCheckpoint | readonly SignedCheckpoint[] | null | undefined,
   size: number,
   progress?: (verified: number) => void,
 ): Promise<VerifyReport | null> {
@@ -100,9 +100,10 @@ export async function verifySqliteInParallel(
     return null;
   }
   const pem = publicKeyPem(publicKey);
+  const witnesses = ([] as SignedCheckpoint[]).concat(witness ?? []);
   // A row a slice could not read (AUDIT_RECORD_MALFORMED) is damage the sequential pass reports at its seq.
   const results = await both([
-    // The witness goes to the slice whose records lead up to it (a verifier refuses one before its start).
+    // Each witness goes to the slice whose records lead up to it (a verifier refuses one before its start).
     {
       path: store.where,
       publicKeyPem: pem,
@@ -111,9 +112,9 @@ export async function verifySqliteInParallel(
       start: { size: 0, lastHash: GENESIS_PREV, frontier: [] },
       checkpoints: checkpoints.filter((c) => c.size <= k),
       partial: true,
-      ...(witness && witness.size <= k ? { witness } : {}),
+      witness: witnesses.filter((w) => w.size <= k),
     },
-    { path: store.where, publicKeyPem: pem, from: k, to: size, start, checkpoints: checkpoints.filter((c) => c.size > k), partial: false, ...(witness && witness.size > k ? { witness } : {}) },
+    { path: store.where, publicKeyPem: pem, from: k, to: size, start, checkpoints: checkpoints.filter((c) => c.size > k), partial: false, witness: witnesses.filter((w) => w.size > k) },
   ], progress);
   if (!results) return null;
   const [a, b] = results;

@@ -6,7 +6,7 @@ import { sha256Hasher } from '../merkle/hasher.ts';
 import { SqliteStore } from '../store/sqlite.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 
-const job = workerData as { path: string; publicKeyPem: string; from: number; to: number; start: VerifyStart; checkpoints: SignedCheckpoint[]; witness?: SignedCheckpoint; partial: boolean; progress: boolean };
+const job = workerData as { path: string; publicKeyPem: string; from: number; to: number; start: VerifyStart; checkpoints: SignedCheckpoint[]; witness: SignedCheckpoint[]; partial: boolean; progress: boolean };
 const store = new SqliteStore({ path: job.path, create: false });
 try {
   const verifier = new LogVerifier({
@@ -15,7 +15,7 @@ try {
     checkpoints: job.checkpoints,
     start: job.start,
     partial: job.partial,
-    ...(job.witness ? { witness: job.witness } : {}),
+    witness: job.witness,
     // A slice with damage is verified again sequentially, which diagnoses it: no record past its first break is needed here.
     lookahead: 0,
   });

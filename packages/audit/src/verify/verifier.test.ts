@@ -91,4 +91,39 @@ describe('LogVerifier', () => {
       assert.throws(() => v.again(), { code: 'AUDIT_BAD_ARGUMENT' });
     });
   });
+
+  describe('given two checkpoints witnessed earlier', () => {
+    const key = generateSigningKey();
+    const keyId = keyIdOf(key.publicKey);
+    /** Records `bodies` as a log writes them, and each one's tree root. */
+    const log = (bodies: string[]) => {
+      const range = new CompactRange(sha256Hasher);
+      const chain: { seq: number; prev: string; body: string; root: string }[] = [];
+      let prev = GENESIS_PREV;
+      for (const [seq, body] of bodies.entries()) {
+        const hash = sha256Hasher.leaf(recordBytes(seq, prev, body));
+        range.append(hash);
+        chain.push({ seq, prev, body, root: range.root() });
+        prev = hash;
+      }
+      return chain;
+    };
+    const signedAt = (chain: ReturnType<typeof log>, size: number) => signCheckpoint(key.privateKey, { size, root: chain[size - 1]!.root, time: new Date(0).toISOString(), keyId });
+    const ours = log(['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}']);
+    const fork = log(['{"n":0}', '{"n":"other"}']);
+    const verify = (records: number, witnesses: ReturnType<typeof signedAt>[]) => {
+      const v = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [signedAt(ours, 1)], witness: witnesses });
+      for (const r of ours.slice(0, records)) v.add(r.seq, r.prev, r.body);
+      return v.finish().damage.map((d) => [d.kind, d.seq, d.checkpointSize]);
+    };
+    it('names the log rolled back behind the later one, in whichever order they come (regression: with an auditor\'s older checkpoint, the state directory\'s newer one went unchecked)', () => {
+      for (const witnesses of [[signedAt(ours, 1), signedAt(ours, 4)], [signedAt(ours, 4), signedAt(ours, 1)]]) assert.deepEqual(verify(2, witnesses), [['rolled-back', 2, 4]]);
+    });
+    it('names a fork from the earlier one when the log extends the later one', () => {
+      assert.deepEqual(verify(4, [signedAt(fork, 2), signedAt(ours, 4)]), [['rolled-back', 1, 2]]);
+    });
+    it('passes a log that extends both, and checks one given twice once', () => {
+      assert.deepEqual(verify(4, [signedAt(ours, 2), signedAt(ours, 4), signedAt(ours, 2)]), []);
+    });
+  });
 });

@@ -54,11 +54,12 @@ export interface VerifierOptions {
   /** Every checkpoint the log or export holds (any order); more may follow through checkpoint(). */
   checkpoints?: readonly SignedCheckpoint[];
   /**
-   * A checkpoint seen earlier (by an auditor or the writer): the log must not
-   * be behind or forked from it. Its size must be at least start's: the tree
-   * before start is taken on trust, so it could not be compared.
+   * Checkpoints seen earlier (by an auditor, and by the writer: the state
+   * directory's witness): the log must be neither behind nor forked from any
+   * of them. Each one's size must be at least start's: the tree before start
+   * is taken on trust, so it could not be compared.
    */
-  witness?: SignedCheckpoint;
+  witness?: SignedCheckpoint | readonly SignedCheckpoint[];
   start?: VerifyStart;
   /** Records kept after the first broken link to diagnose it. */
   lookahead?: number;
@@ -100,7 +101,8 @@ export class LogVerifier {
   #listedCheckpoints = 0;
   /** Set once the checkpoints are in order and the start's are checked: at the first record, seal or finish. */
   #prepared = false;
-  #witness: SignedCheckpoint | undefined;
+  /** The witnessed checkpoints validly signed, once each, largest first. */
+  readonly #witnesses: SignedCheckpoint[] = [];
   /** What it was made with (for again()). */
   readonly #options: VerifierOptions;
   readonly #lookahead: number;
@@ -134,17 +136,19 @@ export class LogVerifier {
   /** With requireSealed: the leaf hashes appended since #sealedState (at most lookahead), to test a diagnosis against a later checkpoint. */
   #sinceSealed: string[] | undefined;
 
-  /** @throws AuditError AUDIT_BAD_ARGUMENT when the witness lies before start. */
+  /** @throws AuditError AUDIT_BAD_ARGUMENT when a witness lies before start. */
   constructor(options: VerifierOptions) {
     this.#options = options;
     this.#h = options.hasher;
     this.#publicKey = options.publicKey;
     const start = options.start ?? { size: 0, lastHash: GENESIS_PREV, frontier: [] };
-    if (options.witness && options.witness.size < start.size) {
+    const witnesses = ([] as SignedCheckpoint[]).concat(options.witness ?? []);
+    for (const w of witnesses) {
+      if (w.size >= start.size) continue;
       // Skipping it would pass a fork: a partial export of another history signed by the same key.
       throw new AuditError(
         'AUDIT_BAD_ARGUMENT',
-        `the checkpoint kept at size ${options.witness.size} lies before the first record verified (seq ${start.size}): nothing here shows the log extends it; verify from seq ${options.witness.size} or earlier`,
+        `the checkpoint kept at size ${w.size} lies before the first record verified (seq ${start.size}): nothing here shows the log extends it; verify from seq ${w.size} or earlier`,
       );
     }
     this.#start = start.size;
@@ -158,14 +162,17 @@ export class LogVerifier {
     this.#sinceSealed = this.#requireSealed ? [] : undefined;
     this.#keyId = keyIdOf(options.publicKey);
     for (const c of options.checkpoints ?? []) this.checkpoint(c);
-    if (options.witness) {
+    for (const w of witnesses) {
+      // The same checkpoint kept twice (by the auditor and by the state directory) is checked once.
+      if (this.#witnesses.some((k) => k.size === w.size && k.root === w.root)) continue;
       try {
-        verifyCheckpointSignature(options.publicKey, options.witness);
-        this.#witness = options.witness;
+        verifyCheckpointSignature(options.publicKey, w);
+        this.#witnesses.push(w);
       } catch {
-        this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: options.witness.size, message: `the witnessed checkpoint at size ${options.witness.size} is not validly signed by the trusted key` });
+        this.#damage.push({ kind: 'checkpoint-forged', seq: null, checkpointSize: w.size, message: `the witnessed checkpoint at size ${w.size} is not validly signed by the trusted key` });
       }
     }
+    this.#witnesses.sort((a, b) => b.size - a.size);
   }
 
   /**
@@ -205,7 +212,7 @@ export class LogVerifier {
 
   /**
    * A new verifier in this one's state before its first record: the
-   * checkpoints it took, those found forged or unreadable, its witness, with
+   * checkpoints it took, those found forged or unreadable, its witnesses, with
    * no signature checked again. For feeding the same records a second time,
    * another way (addLeaf(), then add() to diagnose damage).
    * @throws AuditError AUDIT_BAD_ARGUMENT once a record was fed.
@@ -225,7 +232,7 @@ export class LogVerifier {
     v.#listedCheckpoints = this.#listedCheckpoints;
     v.#total = this.#total;
     v.#valid = this.#valid;
-    v.#witness = this.#witness;
+    v.#witnesses.push(...this.#witnesses);
     return v;
   }
 
@@ -302,7 +309,7 @@ export class LogVerifier {
       this.#previousPrev = prev;
       this.#last = hash;
       this.#lastLine = line;
-      if (this.#checkIndex < this.#checks.length || this.#witness) this.#checkpointsAt(expected + 1);
+      if (this.#checkIndex < this.#checks.length || this.#witnesses.length > 0) this.#checkpointsAt(expected + 1);
       return;
     }
     this.#broken = [seen(seq, prev, hash, storedHash, line)];
@@ -432,9 +439,10 @@ export class LogVerifier {
       if (largest) {
         this.#damage.push({ kind: 'truncated', seq: verified, checkpointSize: largest.size, message: `the log ends at ${verified} records but a signed checkpoint covers ${largest.size}: seq ${verified}–${largest.size - 1} are missing` });
       }
-      const w = this.#witness;
       const s = this.#sealedBy;
-      if (w && w.size > verified && !largest) {
+      // Largest first: the first witness beyond the records that nothing shows the log reached is the one reported.
+      for (const w of largest ? [] : this.#witnesses) {
+        if (w.size <= verified) break;
         if (s && s.size === w.size && !hashesEqual(s.root, w.root)) {
           this.#damage.push({
             kind: 'rolled-back',
@@ -442,12 +450,15 @@ export class LogVerifier {
             checkpointSize: w.size,
             message: `the key signed two different trees of ${w.size} records, the one witnessed earlier and the one these records are sealed by: the log was rolled back and rewritten (forked)`,
           });
-        } else if (!(s && s.size === w.size)) {
+          break;
+        }
+        if (!(s && s.size === w.size)) {
           // A seal of the very checkpoint witnessed shows the log reached it: these records are a prefix of that tree.
           const message = this.#requireSealed
             ? `the export ends at ${verified} records, before the checkpoint for ${w.size} witnessed earlier, and nothing in it shows the log reached that checkpoint: the log was rolled back, or the export was cut before it (export through seq ${w.size - 1} or later to check)`
             : `the log has ${verified} records but a checkpoint for ${w.size} was witnessed earlier: it was rolled back`;
           this.#damage.push({ kind: 'rolled-back', seq: verified, checkpointSize: w.size, message });
+          break;
         }
       }
     }
@@ -525,8 +536,8 @@ export class LogVerifier {
         } else this.#rootMismatch ??= c;
       }
     }
-    const w = this.#witness;
-    if (w && w.size === size) {
+    for (const w of this.#witnesses) {
+      if (w.size !== size) continue;
       root ??= this.#range.root();
       if (!hashesEqual(root, w.root)) {
         this.#damage.push({

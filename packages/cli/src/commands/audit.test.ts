@@ -1,6 +1,6 @@
 // `corral audit …` run as a user would: the real command, a temp state directory.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { generateKeyPairSync } from 'node:crypto';
@@ -358,6 +358,35 @@ describe('corral audit', () => {
         assert.doesNotMatch(r.stderr, /internal error/);
       });
     }
+  });
+
+  describe('when the log is rolled back to an earlier copy of its database', () => {
+    it('verify --checkpoint with a checkpoint kept from before the copy still names the rollback against the checkpoint the state directory kept (regression: the kept checkpoint replaced it, and the rolled-back log passed, exit 0)', async () => {
+      const state = tempStateDir();
+      cleanup.push(state);
+      const db = join(state, 'audit.db');
+      const sidecars = ['', '-wal', '-shm'];
+      const first = await openAuditLog({ stateDir: state, checkpointEvery: 5 });
+      for (let i = 0; i < 10; i++) await first.append(event(i));
+      await first.close();
+      for (const s of sidecars) if (existsSync(db + s)) copyFileSync(db + s, `${db}.copy${s}`);
+      const exported = await corral(['--state-dir', state, 'audit', 'export', '--format', 'jsonl']);
+      const kept = join(state, 'kept.json');
+      writeFileSync(kept, exported.stdout.split('\n').find((l) => l.startsWith('{"checkpoint":{') && JSON.parse(l).checkpoint.size === 5) as string);
+      const second = await openAuditLog({ stateDir: state, checkpointEvery: 5 });
+      for (let i = 10; i < 20; i++) await second.append(event(i));
+      await second.close();
+      assert.equal(readWitness(witnessPath(state))?.size, 20);
+      for (const s of sidecars) {
+        rmSync(db + s, { force: true });
+        if (existsSync(`${db}.copy${s}`)) copyFileSync(`${db}.copy${s}`, db + s);
+      }
+      for (const args of [[], ['--checkpoint', kept]]) {
+        const r = await corral(['--state-dir', state, 'audit', 'verify', '--json', ...args]);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.deepEqual(JSON.parse(r.stdout).damage.map((d: { kind: string; seq: number; checkpointSize: number }) => [d.kind, d.seq, d.checkpointSize]), [['rolled-back', 10, 20]], args.join(' '));
+      }
+    });
   });
 
   describe('--since and --until', () => {

@@ -244,7 +244,7 @@ export function registerAudit(program: Command): void {
     .description('Recompute every hash, the chain and every signed checkpoint; name the first bad record.')
     .option('--export <file>', 'verify an export file offline instead of the live log')
     .option('--public-key <file>', 'trust this public key (required with --export)')
-    .option('--checkpoint <file>', 'a checkpoint kept from earlier: the log must extend it (detects a rollback)')
+    .option('--checkpoint <file>', 'a checkpoint kept from earlier: the log must extend it (detects a rollback); a live log must extend the one its state directory kept too')
     .option('--json', 'print the report as JSON')
     .action(async (opts: { export?: string; publicKey?: string; checkpoint?: string; json?: boolean }, command: Command) => {
       const witness = opts.checkpoint === undefined ? null : checkpointArg(opts.checkpoint);
@@ -270,7 +270,9 @@ export function registerAudit(program: Command): void {
           const progress = verifyProgress();
           let report: VerifyReport;
           try {
-            report = await lib.verifyStore(reader.store, reader.publicKey(), witness ?? lib.readWitness(file), progress.options);
+            // The checkpoint an auditor kept adds to the one this state directory kept, never replaces it: the log must extend both.
+            const kept = lib.readWitness(file);
+            report = await lib.verifyStore(reader.store, reader.publicKey(), [...(witness ? [witness] : []), ...(kept ? [kept] : [])], progress.options);
           } finally {
             progress.done();
           }
