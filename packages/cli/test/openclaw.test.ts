@@ -92,10 +92,10 @@ describe('OpenClaw contained, its exec tool governed by Corral', { skip: unavail
       egressHosts: { [MODEL_HOST]: '127.0.0.1' },
       // A loaded machine (the whole suite in parallel) can take minutes to start OpenClaw.
       readyTimeoutMs: 300_000,
-      pairOnControlPlane: async (deviceId) => {
+      pairOnControlPlane: async (deviceId, agents) => {
         const deadline = Date.now() + 10_000;
         while (!gateway.identity.nodes.find(deviceId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        gateway.identity.nodes.pair(deviceId, 'test');
+        gateway.identity.nodes.pair(deviceId, 'test', { agents: gateway.identity.agents.idsOf(agents) });
       },
     });
   });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
 import { Gateway, GatewayClient, grantFile, RECEIPT_CLOCK_SKEW_MS, RECEIPT_VALIDITY_MS, verifyCommandReceipt, verifyReceipt, type ApprovalReceipt } from '../src/index.ts';
-import { auditEvents } from './audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
 const token = randomBytes(24).toString('base64url');

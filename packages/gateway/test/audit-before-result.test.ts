@@ -11,7 +11,7 @@ import { openAuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
 import { ApprovalStore, Gateway, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, SurfaceStore, openGatewayDb } from '../src/index.ts';
-import { auditEvents } from './audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 import { slowLogGateway, type SlowLogGateway } from './slow-log-gateway.ts';

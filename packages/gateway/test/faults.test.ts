@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayClient, type ApprovalReceipt } from '../src/index.ts';
-import { auditEvents } from './audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 

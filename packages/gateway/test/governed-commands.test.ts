@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '../src/index.ts';
-import { auditEvents } from './audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
 const EXAMPLE = new URL('../../../examples/invoice-intake/cedar/', import.meta.url).pathname;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '../src/index.ts';
-import { auditEvents } from './audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer } from './node-peer.ts';
 import { policyStateDirs } from './policy-state.ts';
 

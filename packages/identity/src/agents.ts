@@ -107,6 +107,27 @@ export class AgentRegistry {
     return row ? fromRow(row) : undefined;
   }
 
+  /**
+   * The ids of the agents `refs` name (names or ids), each once, for a grant
+   * that must not pass to another agent later given a retired one's name.
+   * Throws IDENTITY_AGENT_NOT_FOUND, naming the first unknown;
+   * IDENTITY_AGENT_STATE for a retired agent.
+   */
+  idsOf(refs: readonly string[]): string[] {
+    const ids = new Set<string>();
+    for (const ref of refs) {
+      const agent = this.get(ref);
+      if (agent.status === 'retired') throw new IdentityError('IDENTITY_AGENT_STATE', `agent ${agent.name} is retired`);
+      ids.add(agent.id);
+    }
+    return [...ids];
+  }
+
+  /** The names of the agents `ids` names, in order (an id itself for an agent no longer in the store); none for none. */
+  namesOf(ids: readonly string[] = []): string[] {
+    return ids.map((id) => this.find(id)?.name ?? id);
+  }
+
   list(): Agent[] {
     return (this.#db.prepare('SELECT * FROM agents ORDER BY name').all() as unknown as Row[]).map(fromRow);
   }

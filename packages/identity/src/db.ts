@@ -89,7 +89,7 @@ export function openIdentityDb(stateDir: string, options: { busyTimeoutMs?: numb
     db.exec('PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;');
     turnToWal(db, busyTimeoutMs);
     db.exec(SCHEMA);
-    addNodeSurfaceColumns(db);
+    addNodeColumns(db);
     // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.
     db.exec("CREATE INDEX IF NOT EXISTS nodes_pending ON nodes (IFNULL(seen_at, requested_at)) WHERE status = 'pending'");
     return busyMapped(db, path, busyTimeoutMs);
@@ -145,14 +145,15 @@ function checkTables(db: DatabaseSync): void {
 
 /**
  * The command surface of each node (what an operator approved, and a request
- * for more waiting for one), and when a node waiting to be paired last tried,
- * added to stores made before they were kept. A node paired before then has
- * no approved commands: its next connect asks again.
+ * for more waiting for one), when a node waiting to be paired last tried, and
+ * the agents a node may ask for, added to stores made before they were kept.
+ * A node paired before then has no approved commands (its next connect asks
+ * again) and may ask for no agent.
  */
-function addNodeSurfaceColumns(db: DatabaseSync): void {
+function addNodeColumns(db: DatabaseSync): void {
   const missing = () => {
     const columns = new Set((db.prepare('PRAGMA table_info(nodes)').all() as Array<{ name: string }>).map((c) => c.name));
-    return NODE_SURFACE_COLUMNS.filter(([name]) => !columns.has(name));
+    return ADDED_NODE_COLUMNS.filter(([name]) => !columns.has(name));
   };
   if (missing().length === 0) return;
   // Under the write lock: another process (the gateway, a CLI command) may be adding them too.
@@ -171,7 +172,7 @@ function printableName(name: string): string {
   return name.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, 64);
 }
 
-const NODE_SURFACE_COLUMNS = [
+const ADDED_NODE_COLUMNS = [
   ['commands', 'TEXT'],
   ['requested_commands', 'TEXT'],
   ['request_id', 'TEXT'],
@@ -179,6 +180,8 @@ const NODE_SURFACE_COLUMNS = [
   ['declined_request_id', 'TEXT'],
   // When a node still waiting to be paired last tried to connect (NULL: at requested_at); its request goes stale without it.
   ['seen_at', 'INTEGER'],
+  // The agents (ids) an operator lets a paired node ask the control plane for; NULL: none.
+  ['agents', 'TEXT'],
 ] as const;
 
 /**

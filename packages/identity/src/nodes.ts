@@ -20,6 +20,13 @@ export interface NodeRecord {
   commands: string[];
   /** Commands the node declared beyond those, waiting for an operator (for a pending node: everything it declared). */
   surfaceRequest?: SurfaceRequest;
+  /**
+   * The agents (ids) an operator lets this node ask the control plane for
+   * (`corral.run.authorize`): a node serving another gateway says which agent
+   * asks, and may name only these. Undefined while none was ever named (it
+   * may ask for none then either), and before it is paired.
+   */
+  agents?: string[];
 }
 
 /** A command surface a node asked for that no operator has decided on yet. */
@@ -56,6 +63,7 @@ interface Row {
   request_id: string | null;
   surface_requested_at: number | null;
   declined_request_id: string | null;
+  agents: string | null;
 }
 
 const CHALLENGE_TTL_MS = 15_000;
@@ -63,6 +71,9 @@ const MAX_COMMANDS = 256;
 /** Nodes whose lookups are kept at once (the cache is emptied past it). */
 const MAX_CACHED = 10_000;
 const MAX_COMMAND_LENGTH = 200;
+/** Agents one node may ask for: a node serves one machine's agents, a few processes' worth. */
+export const MAX_NODE_AGENTS = 256;
+const AGENT_ID = /^agt_[0-9a-f]{20}$/;
 const MAX_OPEN_CHALLENGES = 10_000;
 /**
  * Nodes never paired that wait for an operator at once. Anyone holding the
@@ -249,15 +260,20 @@ export class NodeRegistry {
    * key), also one unpaired by another process meanwhile;
    * IDENTITY_NODE_REQUEST_STALE, also for a node another process changed
    * meanwhile; IDENTITY_NODE_SURFACE_INVALID for a command it never asked for.
+   * `agents` (ids, see AgentRegistry.idsOf) replaces the agents the node may
+   * ask for; left out, a pending node may ask for none and a paired one keeps
+   * its own. Throws IDENTITY_INPUT_INVALID for a list that is not agent ids.
    */
-  pair(ref: string, by: string, options: { requestId?: string; commands?: readonly string[] } = {}): NodeRecord {
+  pair(ref: string, by: string, options: { requestId?: string; commands?: readonly string[]; agents?: readonly string[] } = {}): NodeRecord {
     const node = this.get(ref);
     if (node.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'an unpaired node must connect again with a new key');
     const request = node.surfaceRequest;
     if (options.requestId !== undefined && request?.requestId !== options.requestId) {
       throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node has declared another command surface since; list the pending requests again');
     }
-    if (node.status === 'paired' && !request && options.commands === undefined) return node;
+    if (node.status === 'paired' && !request && options.commands === undefined) return options.agents === undefined ? node : this.setAgents(node.deviceId, options.agents);
+    const stored = (agents: readonly string[] | undefined) => (agents === undefined ? null : JSON.stringify(agents));
+    const agents = options.agents === undefined ? node.agents : agentList(options.agents);
     const asked = [...new Set([...node.commands, ...(request?.commands ?? [])])].sort();
     const approved = options.commands === undefined ? (request?.commands ?? node.commands) : surfaceOf(options.commands);
     const unasked = approved.filter((c) => !asked.includes(c));
@@ -266,13 +282,32 @@ export class NodeRegistry {
     // Only over the node as read: another process (a second operator, the node connecting again) may have revoked it,
     // narrowed what it is sent, or replaced its request since, and this decision was not taken on that.
     const { changes } = this.#statement(
-      "UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ? AND status = ? AND request_id IS ? AND IFNULL(commands, '[]') = ?",
-    ).run(this.#now(), by, JSON.stringify(approved), node.deviceId, node.status, request?.requestId ?? null, JSON.stringify(node.commands));
+      "UPDATE nodes SET status = 'paired', paired_at = ?, paired_by = ?, commands = ?, agents = ?, requested_commands = NULL, request_id = NULL, surface_requested_at = NULL, declined_request_id = NULL WHERE device_id = ? AND status = ? AND request_id IS ? AND IFNULL(commands, '[]') = ? AND agents IS ?",
+    ).run(this.#now(), by, JSON.stringify(approved), stored(agents), node.deviceId, node.status, request?.requestId ?? null, JSON.stringify(node.commands), stored(node.agents));
     if (changes === 0) {
       if (this.get(node.deviceId).status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired meanwhile');
       throw new IdentityError('IDENTITY_NODE_REQUEST_STALE', 'this node changed while it was being paired; list the pending requests again');
     }
     return this.get(node.deviceId);
+  }
+
+  /**
+   * Replaces the agents (ids, see AgentRegistry.idsOf) a paired node may ask
+   * the control plane for; an empty list lets it ask for none. Throws
+   * IDENTITY_NODE_NOT_FOUND; IDENTITY_NODE_NOT_PAIRED for a node waiting to be
+   * paired (pair it with its agents); IDENTITY_NODE_REVOKED, also for one
+   * unpaired by another process meanwhile; IDENTITY_INPUT_INVALID for a list
+   * that is not agent ids.
+   */
+  setAgents(ref: string, agentIds: readonly string[]): NodeRecord {
+    const node = this.get(ref);
+    const agents = agentList(agentIds);
+    this.#cache.clear();
+    this.#statement("UPDATE nodes SET agents = ? WHERE device_id = ? AND status = 'paired'").run(JSON.stringify(agents), node.deviceId);
+    const now = this.get(node.deviceId);
+    if (now.status === 'revoked') throw new IdentityError('IDENTITY_NODE_REVOKED', 'this node was unpaired');
+    if (now.status === 'pending') throw new IdentityError('IDENTITY_NODE_NOT_PAIRED', 'this node waits to be paired: pair it with its agents');
+    return now;
   }
 
   /**
@@ -379,6 +414,13 @@ function surfaceOf(commands: readonly string[]): string[] {
   return [...new Set(commands)].sort();
 }
 
+/** A list of agent ids as it is kept: each once, sorted. Throws IDENTITY_INPUT_INVALID. */
+function agentList(ids: readonly string[]): string[] {
+  if (!Array.isArray(ids) || ids.length > MAX_NODE_AGENTS) throw new IdentityError('IDENTITY_INPUT_INVALID', `a node may ask for at most ${MAX_NODE_AGENTS} agents`);
+  for (const id of ids) if (typeof id !== 'string' || !AGENT_ID.test(id)) throw new IdentityError('IDENTITY_INPUT_INVALID', `${JSON.stringify(String(id).slice(0, 80))} is not an agent id`);
+  return [...new Set(ids)].sort();
+}
+
 function surfaceRequestId(deviceId: string, commands: string[]): string {
   return createHash('sha256').update(`corral node surface\0${deviceId}\0${commands.join('\n')}`).digest('hex').slice(0, 32);
 }
@@ -386,6 +428,7 @@ function surfaceRequestId(deviceId: string, commands: string[]): string {
 /** A record shared by every caller of a cached lookup: none can change it for the others. */
 function frozen(node: NodeRecord): NodeRecord {
   Object.freeze(node.commands);
+  if (node.agents) Object.freeze(node.agents);
   if (node.surfaceRequest) Object.freeze(Object.freeze(node.surfaceRequest).commands);
   return Object.freeze(node);
 }
@@ -404,5 +447,6 @@ function fromRow(r: Row): NodeRecord {
     ...(r.request_id !== null && r.requested_commands !== null && r.status !== 'revoked'
       ? { surfaceRequest: { requestId: r.request_id, commands: storedNames(r.requested_commands, `the requested commands of node ${r.device_id}`), at: new Date(r.surface_requested_at ?? r.requested_at).toISOString() } }
       : {}),
+    ...(r.status === 'paired' && r.agents !== null ? { agents: storedNames(r.agents, `the agents of node ${r.device_id}`) } : {}),
   };
 }

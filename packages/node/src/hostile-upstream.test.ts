@@ -13,7 +13,7 @@ import { actionDigest, canonicalRun, Gateway, GatewayError, INVOKE_RELEASE_EVENT
 import { startTestGateway, type TestGateway } from '../../gateway/test/harness.ts';
 import { startPaired } from '../test/paired-host.ts';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
-import { MAX_RUNS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
+import { MAX_RUNS, MAX_UNACKNOWLEDGED_ANSWERS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
@@ -60,6 +60,8 @@ async function hostileGateway(options: Partial<NodeHostOptions> = {}) {
     send: (event: string, payload: unknown) => node!.event(event, payload),
     /** How many answers the node sent under `id`. */
     answered: (id: string) => answers.get(id) ?? 0,
+    /** Stops reading what the node sends on its connection (its answers among it); the gateway's own frames still go out. */
+    stopReading: () => node!.socket.pause(),
     /** Closes the node's connection from the gateway's side (a restart, a network drop); the node then reconnects. */
     drop: () => node!.close(1012, 'service restart'),
     server: gw.server,
@@ -86,12 +88,12 @@ const containedBy = (stateDir: string, policy: Record<string, unknown>): Partial
 /** What a run the node answered wrote on stdout. */
 const stdoutOf = (answer: Answer): string => (JSON.parse(answer.payloadJSON!) as { stdout: string }).stdout;
 
-/** A paired node on a hostile gateway, serving control plane `cp` as invoice-bot for upstream's agent `main`, once `cp` has paired it too. */
+/** A paired node on a hostile gateway, serving control plane `cp` as invoice-bot for upstream's agent `main`, once `cp` has paired it too (letting it ask for invoice-bot, when `cp` knows that agent). */
 async function nodePairedWith(cp: Pick<TestGateway, 'server' | 'identity'>, options: Partial<NodeHostOptions> = {}) {
   const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
   const gw = await hostileGateway({ controlPlane: { url: cp.server.url, token, agents: { main: 'invoice-bot' } }, ...options });
   await announced;
-  cp.identity.nodes.pair(gw.host.device.deviceId, 'test');
+  cp.identity.nodes.pair(gw.host.device.deviceId, 'test', { agents: cp.identity.agents.idsOf(['invoice-bot'].filter((a) => cp.identity.agents.find(a))) });
   return gw;
 }
 
@@ -1365,6 +1367,35 @@ describe('system.execApprovals.set changes from a gateway that sends them withou
       assert.deepEqual(answers.map((a) => a.ok), [...Array(REMOTE_WRITES_BURST).fill(true), false]);
       assert.equal(answers.at(-1)!.error?.code, 'UNAVAILABLE');
       assert.match(answers.at(-1)!.error!.message, /too often/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('a gateway that sends request after request and never reads the answers', () => {
+  it(`has its connection closed once ${MAX_UNACKNOWLEDGED_ANSWERS} answers wait unacknowledged, and the rest are never answered (regression: every answer waited in the send buffer, the node's memory growing by what the gateway sent, 3.9 GB in 15 s)`, async () => {
+    const statuses: NodeStatus[] = [];
+    const gw = await hostileGateway({ onStatus: (status) => statuses.push(status), maxBackoffMs: 60_000 });
+    try {
+      const asked = await gw.invoke('system.which', { bins: ['sh'] });
+      assert.equal(asked.ok, true, 'a gateway that reads its answers is answered');
+      gw.stopReading();
+      for (let i = 0; i < MAX_UNACKNOWLEDGED_ANSWERS + 50; i++) gw.send('node.invoke.request', { id: randomUUID(), nodeId: gw.host.device.deviceId, command: 'system.which', paramsJSON: JSON.stringify({ bins: ['sh'] }) });
+      for (let i = 0; i < 500 && !statuses.some((s) => s.state === 'disconnected'); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(statuses.some((s) => s.state === 'disconnected'), 'the node closed the connection whose gateway reads nothing');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it(`keeps serving a gateway that reads and acknowledges every answer, however many it asks for (${MAX_UNACKNOWLEDGED_ANSWERS * 2})`, async () => {
+    const statuses: NodeStatus[] = [];
+    const gw = await hostileGateway({ onStatus: (status) => statuses.push(status) });
+    try {
+      const answers = await Promise.all(Array.from({ length: MAX_UNACKNOWLEDGED_ANSWERS * 2 }, () => gw.invoke('system.which', { bins: ['sh'] })));
+      assert.ok(answers.every((a) => a.ok));
+      assert.equal(statuses.filter((s) => s.state === 'disconnected').length, 0);
     } finally {
       await gw.close();
     }

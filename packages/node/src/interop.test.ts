@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Gateway, GatewayClient } from '@corral/gateway';
 import { ensureOpenclaw, openclaw, openclawHome, startOpenclaw } from '../../gateway/test/openclaw.ts';
-import { auditEvents } from '../../gateway/test/audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { LOCAL_POLICY_FILE, NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './index.ts';
 import { freePort } from '../../../scripts/testing/free-port.ts';
 

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { AuditEvent } from '@corral/audit';
 import type { Identity } from '@corral/identity';
 import { Gateway, GatewayError, type Connection } from '@corral/gateway';
-import { auditEvents } from '../../gateway/test/audit-events.ts';
+import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './host.ts';
@@ -32,7 +32,7 @@ const PRINTF_ONLY = { version: 1, defaults: { security: 'allowlist', ask: 'off' 
  */
 /**
  * Starts `host` and pairs it as its operators would: on the upstream gateway once it asks, then on the
- * control plane once it has asked there too (`announced`); resolves when the upstream sees it `connected`.
+ * control plane once it has asked there too (`announced`), letting it ask for invoice-bot where the control plane knows it; resolves when the upstream sees it `connected`.
  */
 async function startPaired(host: NodeHost, deviceId: string, upstream: Identity, controlPlane: Identity, announced: Promise<void>, connected: () => boolean): Promise<void> {
   const started = host.start();
@@ -40,7 +40,7 @@ async function startPaired(host: NodeHost, deviceId: string, upstream: Identity,
   upstream.nodes.pair(deviceId, 'test');
   await started;
   await announced;
-  controlPlane.nodes.pair(deviceId, 'test');
+  controlPlane.nodes.pair(deviceId, 'test', { agents: controlPlane.agents.idsOf(['invoice-bot'].filter((a) => controlPlane.agents.find(a))) });
   while (!connected()) await new Promise((r) => setTimeout(r, 5));
 }
 

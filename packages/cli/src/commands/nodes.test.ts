@@ -108,7 +108,7 @@ describe('corral nodes with a running corral gateway', () => {
       assert.equal(typo.code, 2);
       assert.match(typo.stderr, /the node did not ask for "system\.rn"; it asks for fs\.listDir, system\.run, system\.which \[IDENTITY_NODE_SURFACE_INVALID\]/);
       const some = await run(['nodes', 'pair', device.deviceId, '--commands', 'system.which,system.run']);
-      assert.match(some.stdout, /is paired; it may be sent: system\.run, system\.which\n/);
+      assert.match(some.stdout, /is paired; it may be sent: system\.run, system\.which; it may ask for agents: none\n/);
       assert.equal((await run(['nodes', 'pending'])).stdout, 'no pending requests\n');
     } finally {
       await node.close();
@@ -141,6 +141,37 @@ describe('corral nodes with a running corral gateway', () => {
     const paired = await run(['nodes', 'pair', row.surfaceRequest.requestId, '--json']);
     assert.equal(paired.code, 0, paired.stderr);
     assert.deepEqual(JSON.parse(paired.stdout).commands, ['system.run', 'system.which']);
+    gateway.child.kill('SIGTERM');
+    assert.equal(await gateway.exited, 0);
+  });
+
+  it('names the agents a node may ask the control plane for, at pairing or later, shows and records them, and refuses an unknown or retired agent changing nothing', async () => {
+    const token = (await run(['gateway', 'token'])).stdout.trim();
+    const gateway = await startGateway();
+    for (const name of ['billing-bot', 'payroll-bot', 'gone-bot']) assert.equal((await run(['agents', 'create', name, '--process', 'p', '--owner', 'ops@example.com'])).code, 0);
+    assert.equal((await run(['agents', 'retire', 'gone-bot'])).code, 0);
+    const device = createDeviceIdentity();
+    await assert.rejects(GatewayClient.connect({ url: gateway.url, token, role: 'node', device, client: { displayName: 'build-10' }, commands: ['system.run'] }));
+    const paired = await run(['nodes', 'pair', device.deviceId, '--agents', 'billing-bot', '--by', 'alice']);
+    assert.match(paired.stdout, /is paired; it may be sent: system\.run; it may ask for agents: billing-bot\n/);
+    assert.match((await run(['nodes', 'list'])).stdout, /AGENTS +COMMANDS\n(.*\n)*.*build-10 +\S+ +\S+ +billing-bot +system\.run\n/);
+    const set = await run(['nodes', 'agents', device.deviceId.slice(0, 12), 'payroll-bot,billing-bot', '--by', 'alice', '--json']);
+    assert.equal(set.code, 0, set.stderr);
+    const names = JSON.parse(set.stdout).agentNames as string[];
+    assert.deepEqual([...names].sort(), ['billing-bot', 'payroll-bot']);
+    for (const [list, code, says] of [['ghost-bot', 2, /no agent named ghost-bot \[IDENTITY_AGENT_NOT_FOUND\]/], ['gone-bot', 1, /agent gone-bot is retired \[IDENTITY_AGENT_STATE\]/]] as const) {
+      const refused = await run(['nodes', 'agents', device.deviceId, `billing-bot,${list}`]);
+      assert.equal(refused.code, code, refused.stderr);
+      assert.match(refused.stderr, says);
+    }
+    assert.equal((await run(['nodes', 'agents', device.deviceId])).stdout, `node ${device.deviceId.slice(0, 16)} may ask for agents: ${names.join(', ')}\n`);
+    assert.match((await run(['nodes', 'agents', device.deviceId, 'none', '--by', 'bob'])).stdout, /may ask for agents: none\n/);
+    const audit = (await run(['audit', 'tail', '-n', '20', '--json'])).stdout.trim().split('\n').map((line) => (JSON.parse(line) as { event: { action: string; details?: { by?: string; agents?: string[] } } }).event);
+    assert.deepEqual(audit.filter((r) => r.action === 'node.pair' || r.action === 'node.agents').slice(-3).map((r) => [r.action, r.details?.by, r.details?.agents]), [
+      ['node.pair', 'alice', ['billing-bot']],
+      ['node.agents', 'alice', names],
+      ['node.agents', 'bob', []],
+    ]);
     gateway.child.kill('SIGTERM');
     assert.equal(await gateway.exited, 0);
   });

@@ -8,6 +8,8 @@ import { dirOf, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
 interface NodeRow extends NodeRecord {
+  /** The names of the agents it may ask for (NodeRecord.agents holds their ids). */
+  agentNames: string[];
   /** What it last declared when it connected (or asked to be paired). */
   declaredCommands: string[];
   lastSeenAt?: string;
@@ -41,7 +43,7 @@ export async function openGatewayState(dir: string): Promise<DatabaseSync> {
 async function nodeRows(command: Command): Promise<NodeRow[]> {
   const { SurfaceStore } = await import('@corral/gateway');
   const dir = await gatewayStateDir(command);
-  const list = await withIdentity(command, (id) => id.nodes.list());
+  const list = await withIdentity(command, (id) => id.nodes.list().map((node) => ({ ...node, agentNames: id.agents.namesOf(node.agents) })));
   const db = await openGatewayState(dir);
   try {
     const surfaces = new SurfaceStore(db);
@@ -54,11 +56,11 @@ async function nodeRows(command: Command): Promise<NodeRow[]> {
   }
 }
 
-/** The nodes as a table: with `request`, each one's pending request id first; the last column lists `commands.of` each node. */
-function printRows(rows: NodeRow[], empty: string, commands: { title: string; of: (n: NodeRow) => string[] }, request = false): void {
+/** The nodes as a table: with `request`, each one's pending request id first; the last column lists `commands.of` each node, after the agents it may ask for with `agents`. */
+function printRows(rows: NodeRow[], empty: string, commands: { title: string; of: (n: NodeRow) => string[] }, { request = false, agents = false } = {}): void {
   if (rows.length === 0) return void process.stdout.write(`${empty}\n`);
-  const header = [...(request ? ['REQUEST'] : []), 'NODE', 'STATUS', 'NAME', 'PLATFORM', 'ADDRESS', commands.title];
-  const cells = (n: NodeRow) => [...(request ? [n.surfaceRequest!.requestId] : []), n.deviceId.slice(0, 16), n.status, n.displayName, n.platform, n.remoteIp ?? '-', commands.of(n).join(',') || '-'];
+  const header = [...(request ? ['REQUEST'] : []), 'NODE', 'STATUS', 'NAME', 'PLATFORM', 'ADDRESS', ...(agents ? ['AGENTS'] : []), commands.title];
+  const cells = (n: NodeRow) => [...(request ? [n.surfaceRequest!.requestId] : []), n.deviceId.slice(0, 16), n.status, n.displayName, n.platform, n.remoteIp ?? '-', ...(agents ? [n.agentNames.join(',') || '-'] : []), commands.of(n).join(',') || '-'];
   process.stdout.write(table(header, rows.map(cells)));
 }
 
@@ -68,6 +70,11 @@ function requestLine(n: NodeRow): string[] {
   if (n.status !== 'paired') return asked;
   const added = asked.filter((c) => !n.commands.includes(c));
   return added.map((c) => `+${c}`);
+}
+
+/** `a,b` or `none` as the names it lists. */
+function agentList(text: string): string[] {
+  return text.trim() === 'none' ? [] : text.split(',').map((a) => a.trim()).filter((a) => a !== '');
 }
 
 /** A request id as `corral nodes pending` shows it. */
@@ -105,10 +112,11 @@ async function operatorOf(by: string): Promise<void> {
 }
 
 /**
- * `pair ID [--commands a,b]`, `reject ID` and `revoke ID` on a group of
- * commands (`corral nodes`, `corral identity nodes`): pairing approves the
- * commands the node asks for (or the part of them named), recorded in the
- * audit log of `dirFor(command)`.
+ * `pair ID [--commands a,b] [--agents a,b]`, `agents ID [a,b]`, `reject ID`
+ * and `revoke ID` on a group of commands (`corral nodes`, `corral identity
+ * nodes`): pairing approves the commands the node asks for (or the part of
+ * them named), and the agents it may ask for, recorded in the audit log of
+ * `dirFor(command)`.
  */
 export function addPairingVerbs(group: Command, dirFor: (command: Command) => Promise<string> | string): void {
   group
@@ -116,23 +124,48 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .description('pair a pending node, or approve the commands a paired node asks for since; it may then be sent them')
     .argument('<id>', 'the request id `corral nodes pending` shows (approves exactly that request), or the device id or a unique prefix of at least 8 hex digits')
     .option('--commands <list>', 'approve only these of the commands it asks for (comma-separated); on a paired node, narrow what it may be sent')
+    .option('--agents <list>', 'the agents it may ask the control plane for, when it serves another gateway (comma-separated names; `none`); see `agents`')
     .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
     .option('--json', 'print the node as JSON')
-    .action(async (id: string, opts: { commands?: string; by: string; json?: boolean }, command: Command) => {
+    .action(async (id: string, opts: { commands?: string; agents?: string; by: string; json?: boolean }, command: Command) => {
       await operatorOf(opts.by);
       const dir = await dirFor(command);
       const commands = opts.commands?.split(',').map((c) => c.trim()).filter((c) => c !== '');
-      const { node } = await recordedChange(
+      const { node, names } = await recordedChange(
         dir,
         () =>
           withIdentity(command, (identity) => {
             const { ref, requestId } = decisionOf(identity, id);
-            return { node: identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }) }), requestId };
+            const agents = opts.agents === undefined ? undefined : identity.agents.idsOf(agentList(opts.agents));
+            const node = identity.nodes.pair(ref, opts.by, { ...(requestId ? { requestId } : {}), ...(commands === undefined ? {} : { commands }), ...(agents === undefined ? {} : { agents }) });
+            return { node, requestId, names: identity.agents.namesOf(node.agents) };
           }),
-        ({ node, requestId }) => ({ action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, ...(requestId ? { requestId } : {}) } }),
+        ({ node, requestId, names }) => ({ action: 'node.pair', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, status: node.status, by: opts.by, commands: node.commands, agents: names, ...(requestId ? { requestId } : {}) } }),
       );
-      if (opts.json) return printJson(node);
-      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}`)}\n`);
+      if (opts.json) return printJson({ ...node, agentNames: names });
+      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} is paired; it may be sent: ${node.commands.join(', ') || 'no commands'}; it may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
+    });
+  group
+    .command('agents')
+    .description('the agents a paired node may ask the control plane for: a Corral node serving another gateway (OpenClaw) names the agent asking, and only these are decided for; any other is denied')
+    .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
+    .argument('[agents]', 'the agents, comma-separated names (`none` for none), replacing those it had; left out, show them')
+    .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+    .option('--json', 'print the node as JSON')
+    .action(async (id: string, list: string | undefined, opts: { by: string; json?: boolean }, command: Command) => {
+      const change = (identity: Identity) => {
+        const node = list === undefined ? identity.nodes.get(id) : identity.nodes.setAgents(id, identity.agents.idsOf(agentList(list)));
+        return { node, names: identity.agents.namesOf(node.agents) };
+      };
+      let result: { node: NodeRecord; names: string[] };
+      if (list === undefined) result = await withIdentity(command, change);
+      else {
+        await operatorOf(opts.by);
+        result = await recordedChange(await dirFor(command), () => withIdentity(command, change), ({ node, names }) => ({ action: 'node.agents', resource: { kind: 'node', id: node.deviceId }, details: { displayName: node.displayName, by: opts.by, agents: names } }));
+      }
+      const { node, names } = result;
+      if (opts.json) return printJson({ ...node, agentNames: names });
+      process.stdout.write(`${printable(`node ${node.deviceId.slice(0, 16)} may ask for agents: ${names.join(', ') || 'none'}`)}\n`);
     });
   for (const verb of ['reject', 'revoke'] as const) {
     group
@@ -157,7 +190,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
   }
 }
 
-/** `corral nodes list|pending|pair ID|reject ID|revoke ID`: machines that serve commands through the gateway. */
+/** `corral nodes list|pending|pair ID|agents ID|reject ID|revoke ID`: machines that serve commands through the gateway. */
 export function registerNodes(program: Command): void {
   const nodes = program.command('nodes').description('nodes (machines) that connect to the gateway, and their pairing');
   nodes
@@ -167,7 +200,7 @@ export function registerNodes(program: Command): void {
     .action(async (opts: { json?: boolean }, command: Command) => {
       const rows = await nodeRows(command);
       if (opts.json) return printJson(rows);
-      printRows(rows, 'no nodes', { title: 'COMMANDS', of: (n) => n.commands });
+      printRows(rows, 'no nodes', { title: 'COMMANDS', of: (n) => n.commands }, { agents: true });
     });
   nodes
     .command('pending')
@@ -177,7 +210,7 @@ export function registerNodes(program: Command): void {
       const rows = (await nodeRows(command)).filter((n) => n.surfaceRequest !== undefined);
       if (opts.json) return printJson(rows);
       // The request id first: what `pair` and `reject` take to decide on exactly the surface shown.
-      printRows(rows, 'no pending requests', { title: 'ASKS FOR', of: requestLine }, true);
+      printRows(rows, 'no pending requests', { title: 'ASKS FOR', of: requestLine }, { request: true });
     });
   addPairingVerbs(nodes, gatewayStateDir);
 }

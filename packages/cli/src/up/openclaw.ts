@@ -42,8 +42,8 @@ export interface StartOpenClawOptions {
   /** The Corral control plane the node asks, ws://127.0.0.1:PORT, and its token (never given to OpenClaw). */
   corralGatewayUrl: string;
   token: string;
-  /** Pairs the node's device with the control plane (the caller owns it); called with the node's device id once the node has started announcing itself there. */
-  pairOnControlPlane: (deviceId: string) => Promise<void> | void;
+  /** Pairs the node's device with the control plane (the caller owns it), letting it ask for `agents` (agentMap's Corral agents); called with the node's device id once the node has started announcing itself there. */
+  pairOnControlPlane: (deviceId: string, agents: readonly string[]) => Promise<void> | void;
   /** The name the node has in OpenClaw; the exec tool is bound to it. */
   nodeName: string;
   /** Upstream agent id → Corral agent name; commands from other agents are denied. */
@@ -216,7 +216,7 @@ export async function startOpenClaw(options: StartOpenClawOptions): Promise<Open
       ...(options.containerPolicies ? { containerPolicies: options.containerPolicies } : {}),
     });
     await node.start();
-    await options.pairOnControlPlane(node.device.deviceId);
+    await options.pairOnControlPlane(node.device.deviceId, [...new Set(Object.values(options.agentMap))]);
     progress('pairing the Corral node with OpenClaw');
     await pairWithOpenClaw({ url: gateway.url, token, operatorDir: join(options.stateDir, 'openclaw-operator'), deviceId: node.device.deviceId });
     progress('the Corral node serves OpenClaw');

@@ -17,6 +17,7 @@ import { CliFailure, printJson, printSecret } from '../output.ts';
 import { gatewayToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
 import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
+import { AutoPairing, UP_ACTOR } from './auto-pairing.ts';
 import { findConsole } from './console.ts';
 import { hiddenState } from '../state-dir.ts';
 import { ensureExampleAgent, installExampleFiles, INVOICE_INTAKE, POLICIES_DIR } from './example.ts';
@@ -43,8 +44,6 @@ const OPENCLAW_AGENT_MAP = { main: INVOICE_INTAKE.agent.name };
 /** A model served on this machine's loopback is reached from OpenClaw's container under this name (its container has no loopback of the host's). */
 const LOOPBACK_MODEL_HOST = 'model.corral.internal';
 
-/** Who `corral up` is in the audit log. */
-const UP_ACTOR = { kind: 'service', id: 'corral-up' } as const;
 /** The node's own state (device key, local policy), apart from the gateway's. */
 const NODE_STATE = 'node';
 const NODE_READY_TIMEOUT_MS = 15_000;
@@ -241,64 +240,6 @@ async function connectNode(gateway: Gateway, token: string, sandbox: { runner: R
 }
 
 /**
- * Pairs the nodes `corral up` starts itself — and only those, by device id —
- * when they ask the gateway, approving the commands they declare (also when a
- * node paired by an earlier run declares more as it first connects), recording
- * each in the audit log as done by `corral up`. Once a node is connected with
- * nothing waiting, or an operator has decided its commands since, `corral up`
- * decides nothing more for it: what an operator changes stays changed.
- */
-class AutoPairing {
-  readonly #gateway: Gateway;
-  readonly #audit: AuditLog;
-  readonly #expected = new Map<string, { reason: string; done: () => void; fail: (error: unknown) => void }>();
-
-  constructor(gateway: Gateway, audit: AuditLog) {
-    this.#gateway = gateway;
-    this.#audit = audit;
-    gateway.server.onPairingRequest((request) => {
-      const expected = this.#expected.get(request.deviceId);
-      // A pairing that fails (its record refused) fails the start that waits for it, rather than the process.
-      if (expected && this.#decides(request.deviceId)) this.#pair(request.deviceId, expected.reason).then(expected.done, expected.fail);
-    });
-    gateway.server.on('ready', (connection) => {
-      const deviceId = connection.peer?.role === 'node' ? connection.peer.deviceId : undefined;
-      const expected = deviceId === undefined ? undefined : this.#expected.get(deviceId);
-      if (expected && !this.#decides(deviceId!)) {
-        this.#expected.delete(deviceId!);
-        expected.done();
-      }
-    });
-  }
-
-  /** Resolves once `deviceId` is connected with nothing waiting that is corral up's to decide, or its request is approved. */
-  pair(deviceId: string, reason: string): Promise<void> {
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const known = this.#gateway.identity.nodes.find(deviceId);
-    if (this.#decides(deviceId)) this.#pair(deviceId, reason).then(resolve, reject);
-    else if (known?.status === 'paired' && this.#gateway.inventory.list().some((n) => n.nodeId === deviceId && n.connected)) resolve();
-    else this.#expected.set(deviceId, { reason, done: resolve, fail: reject });
-    return promise;
-  }
-
-  /**
-   * Whether `deviceId` has a request corral up decides: a node not yet paired,
-   * or one corral up itself paired last. A node an operator paired or narrowed
-   * since (`corral nodes pair --commands`) is the operator's to decide.
-   */
-  #decides(deviceId: string): boolean {
-    const node = this.#gateway.identity.nodes.find(deviceId);
-    return node?.surfaceRequest !== undefined && (node.status === 'pending' || node.pairedBy === 'corral up');
-  }
-
-  async #pair(deviceId: string, reason: string): Promise<void> {
-    this.#expected.delete(deviceId);
-    const node = this.#gateway.identity.nodes.pair(deviceId, 'corral up');
-    await this.#audit.append({ actor: UP_ACTOR, action: 'node.pair', resource: { kind: 'node', id: deviceId }, node: deviceId, outcome: { status: 'success' }, details: { by: 'corral up', reason, commands: node.commands } });
-  }
-}
-
-/**
  * Upstream OpenClaw in a Corral container, its exec tool bound to a Corral
  * node that asks this gateway before every command; its default agent acts
  * as the example's agent. A model on this machine's loopback is reached
@@ -320,7 +261,7 @@ async function startContainedOpenClaw(options: UpOptions, running: Running): Pro
     ...(modelBaseUrl ? { modelBaseUrl } : {}),
     ...(options.openclaw?.model ? { modelId: options.openclaw.model } : {}),
     ...(loopback ? { egressHosts: { [LOOPBACK_MODEL_HOST]: model.hostname === 'localhost' ? '127.0.0.1' : model.hostname.replace(/^\[|\]$/g, '') } } : {}),
-    pairOnControlPlane: (deviceId) => running.pairing!.pair(deviceId, 'the Corral node that serves OpenClaw, started by corral up --openclaw'),
+    pairOnControlPlane: (deviceId, agents) => running.pairing!.pair(deviceId, 'the Corral node that serves OpenClaw, started by corral up --openclaw', agents),
   });
   return running.openclaw;
 }

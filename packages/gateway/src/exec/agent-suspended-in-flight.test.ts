@@ -201,6 +201,7 @@ describe('when an agent is suspended while its command is on its way to a node',
     const gw = await holdingGateway();
     try {
       const node = await gw.node(['system.run']);
+      gw.identity.nodes.setAgents(node.device.deviceId, gw.identity.agents.idsOf(['bot']));
       const compiled = Promise.withResolvers<void>();
       gw.holding.decider = compiled.promise;
       const asked = node.client.request('corral.run.authorize', { command: 'system.run', params: { command: ['sleep', '600'] }, agentId: 'bot', timeoutMs: 10_000 }, { timeoutMs: 15_000 });

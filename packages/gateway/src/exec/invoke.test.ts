@@ -12,7 +12,7 @@ import { DecisionPoint } from '@corral/policy';
 import { ApprovalStore, Gateway, GatewayClient, GatewayServer, INVOKE_RELEASE_EVENT, NodeInventory, NodeInvoker, OpenRuns, RECEIPT_VALIDITY_MS, ReceiptSigner, SurfaceStore, openGatewayDb, type ApprovalReceipt, type GatewayServerOptions } from '../index.ts';
 import { MAX_OPEN_RUNS, MAX_PENDING_APPROVALS, type InvokerOptions } from './invoke.ts';
 import { MAX_AGENT_CONNECTIONS } from '../server/server.ts';
-import { auditEvents } from '../../test/audit-events.ts';
+import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 
@@ -138,6 +138,37 @@ describe('a paired node calling corral.run.authorize and corral.run.report', () 
     await node.client.request('corral.run.report', { runId: run.runId, ok: false, error: `${'x'.repeat(199)}\u{1F600}` });
     const [report] = (await auditEvents(state)).filter((e) => e.action === 'node.invoke' && (e.details as { runId?: string }).runId === run.runId);
     assert.deepEqual([report?.actor.kind, report?.outcome?.status, report?.outcome?.detail], ['node', 'failure', 'x'.repeat(199)]);
+  });
+
+  it('decides for an agent only when an operator lets this node ask for it (`corral nodes agents`): any other claim is denied, unhelpfully to the node, and recorded as the node\'s with the reason (regression: a paired node could ask as any active agent)', async () => {
+    const billing = gw.identity.agents.create({ name: 'billing-bot', process: 'billing', owner: 'owner@example.com' });
+    gw.identity.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'owner@example.com' });
+    gw.identity.agents.create({ name: 'old-bot', process: 'old', owner: 'owner@example.com' });
+    gw.identity.nodes.setAgents(node.device.deviceId, gw.identity.agents.idsOf(['billing-bot', 'old-bot']));
+    gw.identity.agents.suspend('old-bot');
+    const before = (await auditEvents(state)).length;
+    const allowed = await authorize(node, ['echo', 'as-billing'], { agentId: 'billing-bot' });
+    assert.equal(allowed.decision, 'allow');
+    const claims = [['payroll-bot', node], ['ghost', node], ['old-bot', node], ['billing-bot', other]] as const;
+    for (const [agentId, asker] of claims) {
+      await assert.rejects(authorize(asker, ['echo', `as-${agentId}`], { agentId }), (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /not one this node may ask for/.test(e.wire.details.reason ?? ''));
+    }
+    const since = (await auditEvents(state)).slice(before);
+    const decision = since.find((e) => e.action === 'node.invoke.decide' && e.decision?.effect === 'allow');
+    assert.deepEqual(decision?.actor, { kind: 'agent', id: 'billing-bot' });
+    const refused = since.filter((e) => e.decision?.effect === 'deny');
+    assert.deepEqual(
+      refused.map((e) => [e.action, e.actor.kind, e.actor.id === node.device.deviceId ? 'node' : 'other', e.resource, e.decision?.reason, e.details]),
+      [
+        ['node.claim.refused', 'node', 'node', { kind: 'agent', id: 'payroll-bot' }, 'agent-not-granted', { by: 'gateway', command: 'system.run', agentGranted: false }],
+        ['node.claim.refused', 'node', 'node', { kind: 'agent', id: 'ghost' }, 'agent-unknown', { by: 'gateway', command: 'system.run', agentKnown: false }],
+        ['node.claim.refused', 'node', 'node', { kind: 'agent', id: 'old-bot' }, 'agent-suspended', { by: 'gateway', command: 'system.run', agentStatus: 'suspended' }],
+        ['node.claim.refused', 'node', 'other', { kind: 'agent', id: 'billing-bot' }, 'agent-not-granted', { by: 'gateway', command: 'system.run', agentGranted: false }],
+      ],
+    );
+    // Taken back: the node may ask for it no more.
+    gw.identity.nodes.setAgents(node.device.deviceId, []);
+    await assert.rejects(authorize(node, ['echo', 'as-billing-again'], { agentId: billing.name }), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
   });
 
   it('opens no run to report for a system.run.prepare: it runs nothing', async () => {

@@ -473,7 +473,7 @@ export class NodeInvoker {
         if (!this.nodeAudit.admit(peer.deviceId!, 'corral.run.authorize')) throw rateLimited('too many runs asked for by this node');
         const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
-        const { principal, stands } = typeof p.agentId === 'string' && p.agentId !== '' ? this.#agentPrincipal(p.agentId) : { principal: { type: 'Node', id: peer.deviceId! } satisfies PrincipalRef, stands: () => true };
+        const { principal, stands } = typeof p.agentId === 'string' && p.agentId !== '' ? await this.#claimedAgent(p.agentId, peer.deviceId!, command) : { principal: { type: 'Node', id: peer.deviceId! } satisfies PrincipalRef, stands: () => true };
         const decided = await this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
         const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
@@ -535,10 +535,11 @@ export class NodeInvoker {
         await this.#assertPaired(connection, nodeId);
         const refusal = nodeRefusal(params);
         if (!this.nodeAudit.admit(nodeId, 'corral.run.refused')) throw rateLimited('too many refusals recorded for this node');
-        // The agent as this gateway knows it; one it does not know is named as the node's claim, the node the actor.
+        // The agent as this gateway knows it, when this node may ask for it; any other is named as the node's claim, the node the actor.
         const agent = refusal.agentId !== undefined ? this.#server.identity.agents.find(refusal.agentId) : undefined;
-        const record = refusalRecord(nodeId, agent ? { kind: 'agent', id: agent.name } : { kind: 'node', id: nodeId }, refusal);
-        if (refusal.agentId !== undefined && !agent) record.details = { ...record.details, agent: refusal.agentId, agentKnown: false };
+        const granted = agent !== undefined && this.#server.identity.nodes.find(nodeId)?.agents?.includes(agent.id) === true;
+        const record = refusalRecord(nodeId, granted ? { kind: 'agent', id: agent.name } : { kind: 'node', id: nodeId }, refusal);
+        if (refusal.agentId !== undefined && !granted) record.details = { ...record.details, agent: refusal.agentId, ...(agent ? { agentGranted: false } : { agentKnown: false }) };
         await this.#audit(record);
         return { ok: true };
       },
@@ -1041,14 +1042,29 @@ export class NodeInvoker {
   }
 
   /**
-   * A Corral agent named by a paired node's mapping of its gateway's agents;
-   * must be active. `stands` while it is still that agent, active, of the
-   * same generation (a suspension moves it on, a resumption does not move it back).
+   * A Corral agent named by a paired node's mapping of its gateway's agents:
+   * it must be active and one an operator lets this node ask for (`corral
+   * nodes agents`), or the claim is refused and recorded as the node's.
+   * `stands` while it is still that agent, active, of the same generation (a
+   * suspension moves it on, a resumption does not move it back).
    */
-  #agentPrincipal(name: string): { principal: PrincipalRef; stands: () => boolean } {
-    const agents = this.#server.identity.agents;
+  async #claimedAgent(name: string, nodeId: string, command: string): Promise<{ principal: PrincipalRef; stands: () => boolean }> {
+    const { agents, nodes } = this.#server.identity;
     const agent = agents.find(name);
-    if (!agent || agent.status !== 'active') throw denied('system.run', 'the requesting agent is unknown or not active');
+    const why = !agent ? 'agent-unknown' : agent.status !== 'active' ? `agent-${agent.status}` : nodes.find(nodeId)?.agents?.includes(agent.id) !== true ? 'agent-not-granted' : undefined;
+    if (!agent || why !== undefined) {
+      // Its own action, not the command's: a policy replay has no Cedar request to judge here.
+      await this.#audit({
+        actor: { kind: 'node', id: nodeId },
+        action: 'node.claim.refused',
+        resource: { kind: 'agent', id: cut(name, 100) },
+        node: nodeId,
+        decision: { effect: 'deny', reason: why },
+        details: { by: 'gateway', command, ...(!agent ? { agentKnown: false } : why === 'agent-not-granted' ? { agentGranted: false } : { agentStatus: agent.status }) },
+      });
+      // Which of the three the node is not told (a paired node could list the agents otherwise); the log says.
+      throw denied(command, 'the requesting agent is unknown, not active, or not one this node may ask for (corral nodes agents)');
+    }
     const { id, tokenGeneration } = agent;
     const stands = (): boolean => {
       const now = agents.find(id);

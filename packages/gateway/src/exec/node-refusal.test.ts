@@ -9,7 +9,7 @@ import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
 import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
 import type { NodeAuditLimits } from './node-audit-budget.ts';
-import { auditEvents } from '../../test/audit-events.ts';
+import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, NODE_REFUSE_ACTION } from './node-refusal.ts';
@@ -28,6 +28,7 @@ describe('corral.run.refused', () => {
     gw = await Gateway.start({ stateDir: state, token, port: 0 });
     gw.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
     node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    gw.identity.nodes.setAgents(node.device.deviceId, gw.identity.agents.idsOf(['invoice-bot']));
   });
   after(async () => {
     await node.close();
@@ -67,6 +68,14 @@ describe('corral.run.refused', () => {
     const [record] = (await refusals()).filter((e) => e.resource.id === 'ghost-run');
     assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
     assert.deepEqual([record.details?.agent, record.details?.agentKnown], ['ghost', false]);
+  });
+
+  it('names an agent this node may not ask for (`corral nodes agents`) as the node\'s claim, the node the actor (regression: recorded as that agent\'s)', async () => {
+    gw.identity.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'owner@example.com', scopes: [] });
+    await node.client.request('corral.run.refused', { ...refusal, command: ['payroll-run'], agentId: 'payroll-bot' });
+    const [record] = (await refusals()).filter((e) => e.resource.id === 'payroll-run');
+    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual([record.details?.agent, record.details?.agentGranted, record.details?.agentKnown], ['payroll-bot', false, undefined]);
   });
 
   it('refuses, and records nothing of, an oversized or malformed refusal', async () => {

@@ -48,6 +48,7 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
         return known(404, 'not_found');
       case 'IDENTITY_AGENT_STATE':
       case 'IDENTITY_NODE_REVOKED':
+      case 'IDENTITY_NODE_NOT_PAIRED':
       case 'IDENTITY_USER_EXISTS':
         return known(409, 'conflict');
       case 'IDENTITY_STORE_BUSY':

@@ -62,6 +62,30 @@ describe('nodes', () => {
     }
   });
 
+  it('says which agents a paired node may ask the control plane for, and lets an admin replace them (recorded), refusing unknown agents, a node not paired and approvers', async () => {
+    const device = createDeviceIdentity();
+    await ask(device, 'runner-d');
+    const bot = t.gw.identity.agents.create({ name: 'ledger-bot', process: 'ledger', owner: 'owner@example.com' });
+    const put = (client: ApiClient, body: unknown) => client.call('PUT', `/api/nodes/${device.deviceId}/agents`, body);
+    assert.deepEqual([(await put(admin, { agents: ['ledger-bot'] })).status, (await put(admin, { agents: ['ledger-bot'] })).body.code], [409, 'IDENTITY_NODE_NOT_PAIRED']);
+    await admin.post(`/api/nodes/pending/${t.gw.identity.nodes.get(device.deviceId).surfaceRequest!.requestId}/approve`);
+    const listed = async () => (await approver.get('/api/nodes')).body.nodes.find((n: { nodeId: string }) => n.nodeId === device.deviceId).agents;
+    assert.deepEqual(await listed(), []);
+    assert.equal((await put(approver, { agents: ['ledger-bot'] })).status, 403, 'approvers read nodes; admins say what they may ask for');
+    for (const bad of [{ agents: 'ledger-bot' }, { agents: [1] }, {}, { agents: ['ledger-bot', 'ghost-bot'] }]) {
+      const refused = await put(admin, bad);
+      assert.equal(refused.status, 400, JSON.stringify(bad));
+    }
+    assert.match((await put(admin, { agents: ['ghost-bot'] })).body.message, /no agent named ghost-bot/);
+    const set = await put(admin, { agents: ['ledger-bot'] });
+    assert.deepEqual([set.status, set.body.agents], [200, ['ledger-bot']]);
+    assert.deepEqual(t.gw.identity.nodes.get(device.deviceId).agents, [bot.id]);
+    assert.deepEqual(await listed(), ['ledger-bot']);
+    assert.deepEqual((await put(admin, { agents: [] })).body.agents, []);
+    const records = (await auditEvents(t.state)).filter((e) => e.action === 'node.agents' && e.resource.id === device.deviceId);
+    assert.deepEqual(records.map((e) => [e.actor.id, e.details?.agents]), [['root', ['ledger-bot']], ['root', []]]);
+  });
+
   it('rejects a request; a request id that is not pending answers 404', async () => {
     const device = createDeviceIdentity();
     await ask(device, 'runner-b');

@@ -1,7 +1,7 @@
 // Nodes: the inventory with live state, pairing requests (with the address
 // each came from), and the operator's decisions on them. Pairing state is
 // @corral/identity's NodeRegistry, as for `corral nodes` and the protocol.
-import type { NodeRecord } from '@corral/identity';
+import { IdentityError, type NodeRecord } from '@corral/identity';
 import { GatewayError } from '../errors.ts';
 import { CLOSE } from '../protocol/limits.ts';
 import { actingHuman, type Caller } from './auth.ts';
@@ -44,10 +44,24 @@ export function nodeRoutes(api: ApiContext): Route[] {
       method: 'GET',
       path: '/api/nodes',
       access: 'nodes.read',
-      handle: () =>
-        reply(200, {
-          nodes: api.inventory.list().map((n) => ({ nodeId: n.nodeId, displayName: n.displayName, platform: n.platform, status: n.status, connected: n.connected, paired: n.paired, commands: n.commands, requestedCommands: n.requestedCommands ?? [], ...(n.remoteIp ? { remoteIp: n.remoteIp } : {}), lastSeenMs: n.lastSeenAtMs ?? null })),
-        }),
+      handle: () => {
+        return reply(200, {
+          nodes: api.inventory.list().map((n) => ({
+            nodeId: n.nodeId,
+            displayName: n.displayName,
+            ...(n.claimedDisplayName !== undefined ? { claimedDisplayName: n.claimedDisplayName } : {}),
+            platform: n.platform,
+            status: n.status,
+            connected: n.connected,
+            paired: n.paired,
+            commands: n.commands,
+            requestedCommands: n.requestedCommands ?? [],
+            agents: api.identity.agents.namesOf(api.identity.nodes.find(n.nodeId)?.agents),
+            ...(n.remoteIp ? { remoteIp: n.remoteIp } : {}),
+            lastSeenMs: n.lastSeenAtMs ?? null,
+          })),
+        });
+      },
     },
     {
       method: 'GET',
@@ -60,6 +74,29 @@ export function nodeRoutes(api: ApiContext): Route[] {
     },
     decide('approve'),
     decide('reject'),
+    {
+      // The agents a paired node may ask the control plane for (corral.run.authorize), replaced as a whole: `{"agents": ["name", …]}`.
+      method: 'PUT',
+      path: '/api/nodes/:nodeId/agents',
+      access: 'nodes.write',
+      handle: async ({ params, caller, body }) => {
+        const given = (await body()).agents;
+        if (!Array.isArray(given) || !given.every((a) => typeof a === 'string')) return failure(400, 'invalid_request', { message: 'agents must be a list of agent names' });
+        const node = api.identity.nodes.get(params.nodeId!);
+        let ids: string[];
+        try {
+          ids = api.identity.agents.idsOf(given);
+        } catch (error) {
+          // The agent named in the body, not the node in the path: the request is wrong, not its address.
+          if (error instanceof IdentityError && (error.code === 'IDENTITY_AGENT_NOT_FOUND' || error.code === 'IDENTITY_AGENT_STATE')) return failure(400, 'invalid_request', { message: error.message, code: error.code });
+          throw error;
+        }
+        const changed = api.identity.nodes.setAgents(node.deviceId, ids);
+        const names = api.identity.agents.namesOf(changed.agents);
+        await api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'node.agents', resource: { kind: 'node', id: node.deviceId }, node: node.deviceId, details: { displayName: node.displayName, agents: names } });
+        return reply(200, { nodeId: node.deviceId, agents: names });
+      },
+    },
     {
       method: 'POST',
       path: '/api/nodes/:nodeId/revoke',

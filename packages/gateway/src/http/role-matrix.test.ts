@@ -48,6 +48,7 @@ const DOCUMENTED: Record<string, readonly Who[] | 'public'> = {
   'GET /api/nodes/pending': [...ADMIN, 'approver'],
   'POST /api/nodes/pending/:requestId/approve': ADMIN,
   'POST /api/nodes/pending/:requestId/reject': ADMIN,
+  'PUT /api/nodes/:nodeId/agents': ADMIN,
   'POST /api/nodes/:nodeId/revoke': ADMIN,
   'GET /api/policies': [...ADMIN, 'auditor'],
   'POST /api/policies/validate': [...ADMIN, 'auditor'],

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openAuditReader, toAuditRecord, type AuditEvent } from '@corral/audit';
 import type { CorralRole } from '@corral/identity';
 import { Gateway, type GatewayOptions } from '../gateway.ts';
 
@@ -114,14 +113,4 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
 }
 
 /** Every event in the state directory's audit log, oldest first. */
-export async function auditEvents(stateDir: string): Promise<AuditEvent[]> {
-  const reader = await openAuditReader({ stateDir });
-  const events: AuditEvent[] = [];
-  try {
-    const head = await reader.store.head();
-    for await (const rows of reader.store.scan(0, head.size)) for (const r of rows) events.push(toAuditRecord(r).event);
-  } finally {
-    await reader.close();
-  }
-  return events;
-}
+export { auditEvents } from '../../../../scripts/testing/audit-events.ts';

@@ -8,7 +8,7 @@ import { createDeviceIdentity } from '@corral/identity';
 import { Gateway, GatewayClient, connectParams } from '../index.ts';
 import { MAX_FRAME_DEPTH } from '../protocol/limits.ts';
 import { RawPeer } from '../../test/harness.ts';
-import { auditEvents } from '../../test/audit-events.ts';
+import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 
 const token = randomBytes(24).toString('base64url');
