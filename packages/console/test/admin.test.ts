@@ -80,6 +80,14 @@ describe('the console for admins, approvers and auditors', () => {
       assert.equal(stack.gateway.identity.nodes.get(stranger.device.deviceId).status, 'paired');
     });
 
+    it('shows the agents a paired node may ask the control plane for, once an operator names them', async () => {
+      const row = page.locator('tr', { has: page.getByRole('rowheader', { name: 'build-runner-2' }) }).filter({ has: page.getByRole('button', { name: /^Revoke build-runner-2/ }) });
+      await row.getByRole('cell', { name: '-', exact: true }).waitFor();
+      stack.gateway.identity.nodes.setAgents(stranger.device.deviceId, stack.gateway.identity.agents.idsOf(['invoice-intake']));
+      // The page fetches node lists every 5 s.
+      await row.getByRole('cell', { name: 'invoice-intake', exact: true }).waitFor();
+    });
+
     it('rejects a node waiting to pair, which is then refused', async () => {
       const unwanted = unpairedNode(stack, 'unwanted', 'unknown-laptop');
       void unwanted.start().catch(() => {});

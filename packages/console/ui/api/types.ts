@@ -157,6 +157,8 @@ export interface Agent {
 export interface NodeEntry {
   nodeId: string;
   displayName: string;
+  /** Another name it gives itself since it was paired: its word alone, never used to find it. */
+  claimedDisplayName?: string;
   platform: string;
   /** `paired`, `pending` or `revoked`. */
   status?: string;
@@ -165,6 +167,8 @@ export interface NodeEntry {
   commands: string[];
   /** Commands it declared that wait for an operator. */
   requestedCommands: string[];
+  /** The agents it may ask the control plane for, serving another gateway (OpenClaw's). */
+  agents: string[];
   remoteIp?: string;
   lastSeenMs: number | null;
 }

@@ -7,7 +7,9 @@ import type { Loaded } from '../../hooks/use-load.ts';
 import { nameNotes } from './name-notes.ts';
 
 /**
- * Paired and known nodes; `nodes` is loaded by the page, which also reloads it
+ * Paired and known nodes, with the agents each may ask the control plane for
+ * (named with `corral nodes agents`) and any other name a node gives itself
+ * since it was paired; `nodes` is loaded by the page, which also reloads it
  * when a pairing is decided. A name another node also has, or that holds
  * characters beyond ASCII or spaces that do not show, is pointed out under it,
  * so Revoke is not pressed on the row of a node that only reads as the one meant.
@@ -31,6 +33,7 @@ export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: L
               <th scope="col">Connected</th>
               <th scope="col">Pairing</th>
               <th scope="col">Commands</th>
+              <th scope="col">Asks for agents</th>
               <th scope="col">Address</th>
               <th scope="col">Last seen</th>
               {admin && <th scope="col">Revoke</th>}
@@ -44,6 +47,7 @@ export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: L
                   <th scope="row">
                     {visible(node.displayName)}
                     {notes.length > 0 && <span className="error look-alikes small">Check the name: {notes.join('; ')}</span>}
+                    {node.claimedDisplayName !== undefined && <span className="muted small claimed-name">calls itself {visible(node.claimedDisplayName)}</span>}
                   </th>
                   <td className="mono small" title={node.nodeId}>
                     {node.nodeId.slice(0, 16)}
@@ -54,6 +58,7 @@ export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: L
                     <span className={`status status-${node.status ?? (node.paired ? 'paired' : 'pending')}`}>{node.status ?? (node.paired ? 'paired' : 'not paired')}</span>
                   </td>
                   <td className="mono small">{visible(node.commands.join(' '))}</td>
+                  <td className="mono small">{visible(node.agents.join(' ')) || '-'}</td>
                   <td className="mono">{node.remoteIp ?? ''}</td>
                   <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
                   {admin && (
