@@ -37,6 +37,18 @@ export const OUTPUT_CAP = 200_000;
  * a sandbox and that sandbox's output.
  */
 export const MAX_RUNS = 32;
+/**
+ * What a gateway may leave unacknowledged of the node's answers (each a
+ * `node.invoke.result` request it has not answered, timed out ones included):
+ * how many, and how many characters of payload and message. Past either it is
+ * not reading them, and each one more would wait in the connection's send
+ * buffer for ever: the node closes that connection instead (and reconnects
+ * after its backoff). Room for far more answers than a gateway has reason
+ * to leave waiting at once, and for the MAX_RUNS largest results (two streams
+ * of OUTPUT_CAP bytes, JSON-escaped: about 2.4 million characters each).
+ */
+export const MAX_UNACKNOWLEDGED_ANSWERS = 4096;
+export const MAX_UNACKNOWLEDGED_CHARS = 128 * 1024 * 1024;
 /** What the node serves; upstream's exec tool needs `system.run.prepare` before any `system.run` on a node. */
 export const NODE_COMMANDS = ['system.run', 'system.run.prepare', 'system.which', 'system.execApprovals.get', 'system.execApprovals.set'];
 
@@ -217,6 +229,8 @@ export class NodeHost {
   readonly #releases = new Map<string, { client: GatewayClient; settle: (ok: boolean) => void }>();
   /** Invokes being served, by request id: the gateway that sent one may cancel it (its caller left); it going away stops them too. */
   readonly #invokes = new Map<string, { client: GatewayClient; cancel: AbortController }>();
+  /** The answers each gateway connection has not acknowledged yet, and their characters (MAX_UNACKNOWLEDGED_ANSWERS). */
+  readonly #unacknowledged = new WeakMap<GatewayClient, { answers: number; chars: number }>();
   /** The approval receipts this node has taken, until they lapse, kept across its restarts: none is taken twice. */
   readonly #takenReceipts: TakenReceipts;
   #client: GatewayClient | undefined;
@@ -942,11 +956,34 @@ export class NodeHost {
     }
   }
 
+  /**
+   * Sends the gateway the answer to `request`, once it has acknowledged all
+   * but a few of those sent before (MAX_UNACKNOWLEDGED_ANSWERS,
+   * MAX_UNACKNOWLEDGED_CHARS): one that does not read them, yet sends request
+   * after request, would otherwise fill this process's memory with answers
+   * waiting to be sent. Past that the connection is closed, and the answer dropped.
+   */
   async #answer(client: GatewayClient, request: InvokeRequest, result: { ok: boolean; payloadJSON?: string; error?: { code: string; message: string } }): Promise<void> {
+    const chars = (result.payloadJSON?.length ?? 0) + (result.error?.message.length ?? 0);
+    const unread = this.#unacknowledged.get(client) ?? { answers: 0, chars: 0 };
+    if (unread.answers + 1 > MAX_UNACKNOWLEDGED_ANSWERS || unread.chars + chars > MAX_UNACKNOWLEDGED_CHARS) {
+      void client.close();
+      return;
+    }
+    unread.answers += 1;
+    unread.chars += chars;
+    this.#unacknowledged.set(client, unread);
+    let acknowledged = true;
     try {
       await client.request('node.invoke.result', { id: request.id, nodeId: this.device.deviceId, ...result });
-    } catch {
-      // The gateway went away; it reports the command as failed to its caller.
+    } catch (error) {
+      // The gateway went away (it reports the command as failed to its caller), or refused the answer: read either way.
+      // Unanswered in time, it may never have been read: it counts until the connection ends.
+      acknowledged = !(error instanceof GatewayError && error.code === 'GATEWAY_TIMEOUT');
+    }
+    if (acknowledged) {
+      unread.answers -= 1;
+      unread.chars -= chars;
     }
   }
 }
