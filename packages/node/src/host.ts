@@ -513,6 +513,8 @@ export class NodeHost {
         result = { ok: false, error: { code: 'UNAVAILABLE', message: 'NODE_INTERNAL: the node could not serve this request; its own log says why' } };
       }
     } finally {
+      // A release never waited for (the run refused first) waits no more: it held its entry and timer up to the run's timeout, a day.
+      if (release !== undefined && this.#releases.get(request.id)?.client === client) this.#releases.get(request.id)!.settle(false);
       // Served once its answer is on its way: the gateway may use its id again as soon as it has the answer. Only its own
       // entry: another gateway connection's request may use the same id meanwhile.
       if (this.#invokes.get(request.id)?.cancel === cancel) this.#invokes.delete(request.id);

@@ -1403,3 +1403,20 @@ describe('a gateway that sends request after request and never reads the answers
     }
   });
 });
+
+describe('a run held for its release that the node refuses at once', () => {
+  it('leaves nothing waiting for that release once it is answered, however long the gateway said it may take (regression: each refused run left a timer and its entry for up to a day, so a flood of them grew the node without bound)', async () => {
+    const gw = await hostileGateway({ stateDir: stateWithPolicy({ version: 1, defaults: { security: 'deny' } }) });
+    try {
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const before = timers();
+      for (let i = 0; i < 200; i++) {
+        const answer = await gw.invoke('system.run', { command: ['printf', 'x'], awaitRelease: true }, 86_400_000);
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+      }
+      assert.ok(timers() - before < 20, `${timers() - before} timers were left behind by 200 refused runs`);
+    } finally {
+      await gw.close();
+    }
+  });
+});
