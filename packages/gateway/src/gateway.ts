@@ -7,7 +7,6 @@ import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit
 import { Identity, IdentityError, checkOidcSettings, type Agent } from '@corral/identity';
 import type { Decider } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
-import { AGENT_SUSPENDED_EVENT } from './http/agents.ts';
 import { HttpApi } from './http/api.ts';
 import { ClientAddresses, TrustedProxies } from './http/client-address.ts';
 import { ConsoleCookies } from './http/cookies.ts';
@@ -150,13 +149,13 @@ export class Gateway {
    * in a terminal, which reaches no node itself): the agent's connections
    * opened with a token of an older generation are closed, not left until
    * their next request; and while it is still suspended or retired, every
-   * connected node is told to stop its commands (`corral.agent.suspended`,
-   * as the API's suspend does; a node running none does nothing), but not
-   * once it was resumed, whose new commands must not be stopped for it.
+   * connected node is told to stop its commands (NodeInvoker.stopRunsOf, as
+   * the API's suspend does; a node running none does nothing), but not once
+   * it was resumed, whose new commands must not be stopped for it.
    */
   #cutOffStoppedAgents(): void {
     for (const agent of this.#stoppedAgents()) {
-      if (agent.status !== 'active') this.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason: '' }, (peer) => peer.role === 'node');
+      if (agent.status !== 'active') this.invoker.stopRunsOf(agent, '');
       for (const connection of this.server.connections()) {
         const held = connection.peer?.agent;
         if (held?.id === agent.id && held.tokenGeneration < agent.tokenGeneration) connection.close(CLOSE.policyViolation, 'unauthorized');

@@ -32,8 +32,7 @@ export type { ApprovalReceipt, ReceiptBody, ReceiptExpectation } from './approva
 export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn, revokeGrantsIn, takeOutWithdrawnGrants } from './approvals/grants.ts';
 export type { GrantWithdrawal } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
-export { INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
+export { AGENT_SUSPENDED_EVENT, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export { OpenRuns, type OpenRun } from './exec/open-runs.ts';
 export { auditHistory, recordedDecision } from './exec/recorded-decisions.ts';
 export type { InvokerOptions } from './exec/invoke.ts';
-export { AGENT_SUSPENDED_EVENT } from './http/agents.ts';

@@ -3,7 +3,7 @@
 // temporary OPENCLAW_HOMEs.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +15,23 @@ const token = randomBytes(24).toString('base64url');
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
+@id("bot-sleeps") permit (principal == Agent::"sleepy-bot", action == Action::"system.run", resource == Command::"sleep");
 `;
+
+/** The pids of processes running exactly `argv`. */
+function running(argv: string[]): number[] {
+  const wanted = `${argv.join('\0')}\0`;
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === wanted;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 describe('upstream OpenClaw node host and operator CLI against the Corral gateway', { skip: unavailable }, () => {
   const homes: string[] = [];
@@ -108,6 +124,27 @@ describe('upstream OpenClaw node host and operator CLI against the Corral gatewa
       assert.deepEqual([ran.payload.exitCode, ran.payload.stdout], [0, 'approved']);
     } finally {
       await operator.close();
+    }
+  });
+
+  it("stops an agent's command running on the upstream node host when the agent is suspended (node.invoke.cancel), and the agent hears it ended", async () => {
+    const argv = ['sleep', `${600 + Math.floor(Math.random() * 1000)}`];
+    gw.identity.agents.create({ name: 'sleepy-bot', process: 'p', owner: 'owner@example.com' });
+    const agent = await GatewayClient.connect({ url: gw.url, role: 'operator', scopes: ['operator.write'], agentToken: (await gw.identity.issueToken('sleepy-bot')).token });
+    try {
+      const answer = agent.request('node.invoke', { nodeId: request.deviceId, command: 'system.run', params: { command: argv }, timeoutMs: 600_000, idempotencyKey: randomUUID() }, { timeoutMs: 605_000 }).then(
+        () => 'answered',
+        (e: { wire?: { code?: string } }) => e.wire?.code ?? 'closed',
+      );
+      for (let i = 0; i < 500 && running(argv).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(running(argv).length, 1, 'the upstream node host runs it');
+      const suspended = await fetch(`${gw.httpUrl}/api/agents/sleepy-bot/suspend`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(suspended.status, 200);
+      assert.notEqual(await answer, undefined);
+      for (let i = 0; i < 500 && running(argv).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(running(argv), [], 'stopped, not left to run for 10 minutes');
+    } finally {
+      await agent.close();
     }
   });
 });

@@ -11,7 +11,7 @@ import { openAuditLog, type AuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { pairedNodePeer, type NodePeer } from '../test/node-peer.ts';
 import { GatewayClient } from './client/client.ts';
-import { AGENT_SUSPENDED_EVENT } from './http/agents.ts';
+import { AGENT_SUSPENDED_EVENT, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT } from './exec/invoke.ts';
 import { auditEvents, startTestGateway, type TestGateway } from './http/testing.ts';
 
 describe('when another process suspends or retires an agent', () => {
@@ -42,6 +42,7 @@ describe('when another process suspends or retires an agent', () => {
       void agent.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['sleep', '600'] }, timeoutMs: 600_000, idempotencyKey: randomUUID() }, { timeoutMs: 605_000 }).catch(() => {});
       while (node.received.length === seen) await new Promise((r) => setTimeout(r, 20));
       const heard = new Promise<unknown>((resolve) => node.client.on(AGENT_SUSPENDED_EVENT, (payload) => (payload as { agentId?: string }).agentId === created.id && resolve(payload)));
+      const cancelled = new Promise<unknown>((resolve) => node.client.on(INVOKE_CANCEL_EVENT, (payload) => (payload as { invokeId?: string }).invokeId === node.received.at(-1)?.id && resolve(payload)));
       const terminal = Identity.open(state); // as `corral agents suspend` opens the store
       try {
         terminal.agents[verb](name);
@@ -49,9 +50,63 @@ describe('when another process suspends or retires an agent', () => {
         terminal.close();
       }
       assert.deepEqual(await heard, { agentId: created.id, name, reason: '' });
+      // This node knows nothing of Corral's event (an upstream node host): it is told to stop that command as upstream's gateway would.
+      assert.deepEqual(await cancelled, { invokeId: node.received.at(-1)!.id, nodeId: node.device.deviceId });
       assert.equal((await agent.closed).code, 1008);
     });
   }
+});
+
+describe('when the API suspends an agent whose commands run on an upstream node host and on a Corral node', () => {
+  it("tells the upstream node host to stop the agent's command at once (node.invoke.cancel) and records its result as stopped for the suspension; the Corral node gets Corral's event instead (regression: stopped only once the gateway's sweep closed the agent's connection, recorded as a caller that left, its outcome unknown)", { timeout: 60_000 }, async () => {
+    const state = mkdtempSync(join(tmpdir(), 'corral-kill-switch-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
+    const t = await startTestGateway({ stateDir: state });
+    const upstream = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never');
+    const corral = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never', [INVOKE_RELEASE_EVENT]);
+    try {
+      t.gw.identity.agents.create({ name: 'bot', process: 'p', owner: 'o@example.com' });
+      t.gw.identity.agents.create({ name: 'other-bot', process: 'p', owner: 'o@example.com' });
+      const connect = async (name: string) => GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.write'], agentToken: (await t.gw.identity.issueToken(name)).token });
+      const [bot, other] = [await connect('bot'), await connect('other-bot')];
+      const run = (client: GatewayClient, node: NodePeer) =>
+        client.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['sleep', '600'] }, timeoutMs: 600_000, idempotencyKey: randomUUID() }, { timeoutMs: 605_000 }).then(
+          () => 'answered',
+          (e: { wire?: { code?: string } }) => e.wire?.code ?? 'closed',
+        );
+      const cancels: unknown[] = [];
+      // The upstream node host stops the run it is told to, and answers for it.
+      upstream.client.on(INVOKE_CANCEL_EVENT, (payload) => {
+        cancels.push(payload);
+        const { invokeId } = payload as { invokeId: string };
+        void upstream.client.request('node.invoke.result', { id: invokeId, nodeId: upstream.device.deviceId, ok: false, error: { code: 'UNAVAILABLE', message: 'cancelled' } }).catch(() => {});
+      });
+      const corralCancels: unknown[] = [];
+      corral.client.on(INVOKE_CANCEL_EVENT, (payload) => corralCancels.push(payload));
+      const heard = new Promise<unknown>((resolve) => corral.client.on(AGENT_SUSPENDED_EVENT, resolve));
+      const answers = [run(bot, upstream), run(other, upstream), run(bot, corral)];
+      while (upstream.received.length < 2 || corral.received.length < 1) await new Promise((r) => setTimeout(r, 20));
+      const suspended = await t.tool().post('/api/agents/bot/suspend', { reason: 'paid twice' });
+      assert.equal(suspended.status, 200);
+      assert.deepEqual(await heard, { agentId: t.gw.identity.agents.get('bot').id, name: 'bot', reason: 'paid twice' });
+      const botsRun = upstream.received.find((r) => r.params.agentId === 'bot')!;
+      assert.equal(await answers[0], 'UNAVAILABLE', "the agent hears its command was stopped");
+      assert.deepEqual(cancels, [{ invokeId: botsRun.id, nodeId: upstream.device.deviceId }], "only the suspended agent's command");
+      assert.deepEqual(corralCancels, []);
+      const events = await auditEvents(state);
+      const result = events.find((e) => e.action === 'node.invoke' && (e.details as { invokeId?: string }).invokeId === botsRun.id);
+      assert.deepEqual([result?.outcome?.status, (result?.details as { stopped?: string }).stopped], ['failure', 'agent-suspended']);
+      assert.equal((events.find((e) => e.action === 'agent.suspend')?.details as { stoppedCommands?: number }).stoppedCommands, 1);
+      await bot.close();
+      await other.close();
+    } finally {
+      await upstream.close();
+      await corral.close();
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('when the API suspends an agent while its command waits for its decision record (an audit log 300 ms slow to commit: remote, or a loaded disk)', () => {

@@ -46,6 +46,13 @@ export const INVOKE_RELEASE_EVENT = 'corral.invoke.release';
  */
 export const INVOKE_CANCEL_EVENT = 'node.invoke.cancel';
 
+/**
+ * Corral's gateway → node event `{ agentId, name, reason }`: that agent was
+ * suspended or retired; a Corral node stops its running containers and
+ * reports them (`corral.agent.stopped`).
+ */
+export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
+
 /** What a wait for a node's result settles with when its caller has left. */
 const CALLER_LEFT = Symbol('caller-left');
 
@@ -103,7 +110,16 @@ export interface GrantView {
 type Abandoned = { connection: Connection; nodeId: string; command: string; principal: PrincipalRef; approvalId: string | undefined; why: 'caller-left' | 'timeout'; timer: NodeJS.Timeout; leftRecorded: Promise<unknown> };
 
 /** A request sent to a node; the node's `node.invoke.result` is acknowledged once `acknowledgeAfter` settles. */
-type Waiter = { connection: Connection; nodeId: string; resolve: (result: InvokeResult) => void; reject: (error: GatewayError) => void; timer: NodeJS.Timeout; acknowledgeAfter: Promise<unknown> };
+type Waiter = {
+  connection: Connection;
+  nodeId: string;
+  resolve: (result: InvokeResult) => void;
+  reject: (error: GatewayError) => void;
+  timer: NodeJS.Timeout;
+  acknowledgeAfter: Promise<unknown>;
+  /** The agent (its name) the command runs for, if an agent asked. */
+  agent?: string;
+};
 
 /** What an upstream node host's `system.run.prepare` answers with (the parts Corral checks; the rest is passed back as is). */
 interface PreparedPlan {
@@ -124,6 +140,8 @@ export class NodeInvoker {
   readonly #inventory: NodeInventory;
   readonly #options: InvokerOptions;
   readonly #waiting = new Map<string, Waiter>();
+  /** Requests whose node was told to stop the run because its agent was stopped (stopRunsOf), while their result is awaited. */
+  readonly #stopped = new Set<string>();
   /** What to do when each caller with a command at its node closes its connection. */
   readonly #onLeave = new Map<Connection, Set<() => void>>();
   /** Requests whose caller left before their node answered, oldest first: a result that still comes is recorded (see #abandon). */
@@ -238,6 +256,28 @@ export class NodeInvoker {
       async () => (await this.#options.grants?.removeAll(ids)) ?? ids.map(() => 'not-found'),
       (events) => Promise.all(events.map((event) => this.#audit(event).then(() => undefined, codeOf))),
     );
+  }
+
+  /**
+   * The kill switch at the nodes, for an agent suspended or retired (by this
+   * gateway's API, or by another process and found by the gateway's sweep):
+   * every connected node is told (AGENT_SUSPENDED_EVENT: a Corral node stops
+   * the agent's containers and reports them), and a node that does not know
+   * that event — an upstream OpenClaw node host — is told to stop each of the
+   * agent's commands it runs now (INVOKE_CANCEL_EVENT, as upstream's gateway
+   * cancels an invoke). Their results, when they come, are recorded with
+   * `details.stopped`. Returns how many commands were told to stop.
+   */
+  stopRunsOf(agent: { id: string; name: string }, reason: string): number {
+    this.#server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
+    let stopped = 0;
+    for (const [invokeId, waiter] of this.#waiting) {
+      if (waiter.agent !== agent.name || waiter.connection.peer?.caps.includes(INVOKE_RELEASE_EVENT)) continue;
+      if (!waiter.connection.event(INVOKE_CANCEL_EVENT, { invokeId, nodeId: waiter.nodeId })) continue;
+      this.#stopped.add(invokeId);
+      stopped++;
+    }
+    return stopped;
   }
 
   /**
@@ -678,7 +718,7 @@ export class NodeInvoker {
     // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
     // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
     const finished = Promise.withResolvers<void>();
-    const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise);
+    const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise, principal.type === 'Agent' ? principal.id : undefined);
     let recorded: Promise<void> = Promise.resolve();
     // A held run its agent no longer stood for when its decision became durable: never released, recorded as withdrawn, refused.
     let withheld: ReturnType<typeof withdrawal>;
@@ -717,7 +757,7 @@ export class NodeInvoker {
           ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
           outcome: resultOutcome(result, payload),
           ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-          details: { invokeId: id, ...(withheld ? { withdrawn: withheld.why } : {}), ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
+          details: { invokeId: id, ...(withheld ? { withdrawn: withheld.why } : {}), ...(this.#stopped.has(id) ? { stopped: 'agent-suspended' } : {}), ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
           trace,
         }),
       ]);
@@ -725,6 +765,7 @@ export class NodeInvoker {
       return result;
     } finally {
       left.dispose();
+      this.#stopped.delete(id);
       // On a later turn: the caller's answer, sent as this returns, is on its way before the node's acknowledgement.
       setImmediate(() => finished.resolve());
     }
@@ -934,7 +975,7 @@ export class NodeInvoker {
   }
 
   /** Sends one `node.invoke.request` and waits for that node's `node.invoke.result` on that connection. */
-  #send(connection: Connection, nodeId: string, id: string, command: string, commandParams: unknown, timeoutMs: number, idempotencyKey: string, acknowledgeAfter: Promise<unknown> = Promise.resolve()): Promise<InvokeResult> {
+  #send(connection: Connection, nodeId: string, id: string, command: string, commandParams: unknown, timeoutMs: number, idempotencyKey: string, acknowledgeAfter: Promise<unknown> = Promise.resolve(), agent?: string): Promise<InvokeResult> {
     const sent = connection.event('node.invoke.request', { id, nodeId, command, paramsJSON: commandParams === null ? null : JSON.stringify(commandParams), timeoutMs, idempotencyKey });
     if (!sent) return Promise.reject(wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'node not connected', retryable: true }));
     return new Promise<InvokeResult>((resolve, reject) => {
@@ -942,7 +983,7 @@ export class NodeInvoker {
         this.#waiting.delete(id);
         reject(new GatewayError('GATEWAY_TIMEOUT', 'the node did not answer in time', { wire: { code: 'UNAVAILABLE', message: 'node invoke timed out', details: { code: 'TIMEOUT' } } }));
       }, timeoutMs + 1_000);
-      this.#waiting.set(id, { connection, nodeId, resolve, reject, timer, acknowledgeAfter });
+      this.#waiting.set(id, { connection, nodeId, resolve, reject, timer, acknowledgeAfter, ...(agent !== undefined ? { agent } : {}) });
     });
   }
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { GatewayClient } from '../client/client.ts';
-import { AGENT_SUSPENDED_EVENT } from './agents.ts';
+import { AGENT_SUSPENDED_EVENT } from '../exec/invoke.ts';
 import { auditEvents, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
 describe('agents', () => {

@@ -14,8 +14,6 @@ import type { Route } from './router.ts';
 import type { RunningCommands } from './running.ts';
 import { cut } from '../well-formed.ts';
 
-/** The event a node receives when an agent is suspended. */
-export const AGENT_SUSPENDED_EVENT = 'corral.agent.suspended';
 
 export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] {
   const view = (a: Agent) => ({ id: a.id, name: a.name, displayName: a.displayName, process: a.process, owner: a.owner, status: a.status, scopes: a.scopes, createdAt: a.createdAt, updatedAt: a.updatedAt, running: running.count(a) });
@@ -40,9 +38,9 @@ export function agentRoutes(api: ApiContext, running: RunningCommands): Route[] 
         const agent = suspended.agent;
         if (!agent) throw new GatewayError('GATEWAY_INTERNAL', 'the agent was not suspended');
         // Nodes stop the agent's running commands before the record is appended: the kill switch works while the log is down too.
-        api.server.broadcast(AGENT_SUSPENDED_EVENT, { agentId: agent.id, name: agent.name, reason }, (peer) => peer.role === 'node');
+        const stopped = api.invoker.stopRunsOf(agent, reason);
         try {
-          await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(reason ? { reason } : {}) } });
+          await api.record({ actor: { kind: 'human', id: human }, action: 'agent.suspend', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, status: agent.status, tokenGeneration: agent.tokenGeneration, deniedApprovals: denied, ...(stopped > 0 ? { stoppedCommands: stopped } : {}), ...(reason ? { reason } : {}) } });
         } finally {
           // Withdrawn already (no decision counts them): their files leave the set once the suspension is on record, before the answer.
           await api.invoker.removeWithdrawnGrants(denied, human);
