@@ -616,10 +616,11 @@ export class NodeHost {
     try {
       agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
     } catch (error) {
-      // An agent the map does not name: the control plane records it under the upstream name (an agent it does not know).
+      // An agent the map does not name: the control plane records it as the node's, with the upstream name beside it (never as
+      // the Corral agent that name may also be).
       if (error instanceof NodeError && isArgv(params.command)) {
         const asked = { argv: params.command, cwd: typeof params.cwd === 'string' ? params.cwd : null, env: isPlainRecord(params.env) ? params.env : {} };
-        void this.#tellRefusal(refusedRun(asked, upstreamAgent, error, undefined));
+        void this.#tellRefusal({ ...refusedRun(asked, undefined, error, undefined), upstreamAgent: upstreamAgent!.slice(0, REFUSED_UPSTREAM_AGENT).toWellFormed() });
       }
       throw error;
     }
@@ -1022,7 +1023,8 @@ function refusePlanted(policy: LocalPolicyFile, run: CanonicalRun, plan: Sandbox
  * node-refusal.ts refuses anything larger): the first words of the argv, each
  * cut to REFUSED_WORD characters, within REFUSED_ARGV_BYTES as JSON; the cwd
  * cut to REFUSED_CWD; up to REFUSED_ENV_KEYS variable names; the reason cut to
- * REFUSED_REASON. Anything cut is marked `truncated`.
+ * REFUSED_REASON; an unmapped upstream agent's name to REFUSED_UPSTREAM_AGENT.
+ * Anything cut but that name is marked `truncated`.
  */
 const REFUSED_ARGV = 64;
 const REFUSED_WORD = 1024;
@@ -1030,6 +1032,7 @@ const REFUSED_ARGV_BYTES = 16 * 1024;
 const REFUSED_CWD = 1024;
 const REFUSED_ENV_KEYS = 64;
 const REFUSED_REASON = 1000;
+const REFUSED_UPSTREAM_AGENT = 200;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 /** A refused run as the control plane is told of it: the run as asked (env names, never values), the agent, the node's code and reason. */
@@ -1038,6 +1041,7 @@ interface RefusedRun {
   cwd: string | null;
   envKeys: string[];
   agentId?: string;
+  upstreamAgent?: string;
   code: string;
   rule?: string;
   reason: string;

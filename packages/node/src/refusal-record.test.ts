@@ -159,17 +159,24 @@ describe('a governed node refusing a run on its own', () => {
     }
   });
 
-  it('has a run of an upstream agent its map does not name recorded too, under that name as an agent the control plane does not know (regression: refused before the run was read, and never recorded)', async () => {
+  it('has a run of an upstream agent its map does not name recorded too, as the node\'s with that name beside it, even a name a Corral agent this node serves also has or one no Corral agent could have (regression: recorded as that Corral agent\'s; refused by the control plane, unrecorded, for any other name)', async () => {
     const gw = await governedNode();
     try {
-      const answer = await gw.invoke({ command: ['printf', 'x'], env: { HOME: '/root' }, agentId: 'stranger' });
-      assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
-      assert.match(answer.error.message, /not mapped to a Corral agent/);
-      const [record] = await gw.refusals(1);
-      assert.ok(record, 'the refusal was recorded');
-      assert.equal(record.decision?.effect, 'deny');
-      assert.match(record.decision?.reason ?? '', /stranger is not mapped/);
-      assert.deepEqual([record.details?.agent, record.details?.agentKnown, record.details?.argv, record.details?.envKeys], ['stranger', false, ['printf', 'x'], ['HOME']]);
+      for (const [upstream, program] of [['stranger', 'printf'], ['invoice-bot', 'ls'], ['Ops_Bot', 'df']] as const) {
+        const answer = await gw.invoke({ command: [program, 'x'], env: { HOME: '/root' }, agentId: upstream });
+        assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+        assert.match(answer.error.message, /not mapped to a Corral agent/);
+      }
+      const records = await gw.refusals(3);
+      assert.deepEqual(
+        records.map((r) => [r.actor.kind, r.decision?.effect, r.details?.upstreamAgent, r.details?.agent, r.details?.argv, r.details?.envKeys]),
+        [
+          ['node', 'deny', 'stranger', undefined, ['printf', 'x'], ['HOME']],
+          ['node', 'deny', 'invoice-bot', undefined, ['ls', 'x'], ['HOME']],
+          ['node', 'deny', 'Ops_Bot', undefined, ['df', 'x'], ['HOME']],
+        ],
+      );
+      assert.match(records[0]!.decision?.reason ?? '', /stranger is not mapped/);
     } finally {
       await gw.close();
     }

@@ -12,7 +12,7 @@ import type { NodeAuditLimits } from './node-audit-budget.ts';
 import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
-import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, NODE_REFUSE_ACTION } from './node-refusal.ts';
+import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, MAX_UPSTREAM_AGENT, NODE_REFUSE_ACTION } from './node-refusal.ts';
 
 const token = randomBytes(24).toString('base64url');
 const stateDir = policyStateDirs('node-refusal', '@id("echo") permit (principal, action == Action::"system.run", resource == Command::"echo");\n');
@@ -78,6 +78,13 @@ describe('corral.run.refused', () => {
     assert.deepEqual([record.details?.agent, record.details?.agentGranted, record.details?.agentKnown], ['payroll-bot', false, undefined]);
   });
 
+  it('records a refusal for an agent of the node\'s gateway its map does not name as the node\'s, that name beside it, whatever Corral agent shares it', async () => {
+    await node.client.request('corral.run.refused', { ...refusal, command: ['unmapped-run'], agentId: undefined, upstreamAgent: 'invoice-bot' });
+    const [record] = (await refusals()).filter((e) => e.resource.id === 'unmapped-run');
+    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual([record.details?.upstreamAgent, record.details?.agent], ['invoice-bot', undefined]);
+  });
+
   it('refuses, and records nothing of, an oversized or malformed refusal', async () => {
     const before = (await refusals()).length;
     const bad: Array<[string, Record<string, unknown>]> = [
@@ -93,6 +100,9 @@ describe('corral.run.refused', () => {
       ['a local policy rule for the node\'s own failure', { ...refusal, code: 'NODE_INTERNAL' }],
       ['an env value', { ...refusal, envKeys: ['LANG=C'] }],
       ['an agent name not Corral\'s', { ...refusal, agentId: 'Invoice Bot' }],
+      ['a Corral agent and an upstream one', { ...refusal, upstreamAgent: 'main' }],
+      ['an upstream agent name too long', { ...refusal, agentId: undefined, upstreamAgent: 'm'.repeat(MAX_UPSTREAM_AGENT + 1) }],
+      ['an empty upstream agent name', { ...refusal, agentId: undefined, upstreamAgent: '' }],
       ['no reason', { ...refusal, reason: '' }],
       ['a lone surrogate in a word', { ...refusal, command: ['rm', 'a\ud800'] }],
       ['a lone surrogate in the cwd', { ...refusal, cwd: '/srv/\udc00' }],

@@ -33,6 +33,8 @@ export const MAX_REFUSED_RUN_BYTES = 32 * 1024;
 const CODES = new Set(['NODE_RUN_DENIED', 'NODE_CONTAINMENT_UNAVAILABLE', 'NODE_INTERNAL']);
 /** The local policy's rules (packages/node's LocalRule) a refusal may name. */
 const RULES = new Set(['security-deny', 'allowlist-miss', 'approval-required']);
+/** The longest name of an agent of the node's gateway a refusal carries (the node cuts longer ones). */
+export const MAX_UPSTREAM_AGENT = 200;
 /** A Corral agent name, as the node's agent map holds one. */
 const AGENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -42,6 +44,8 @@ export interface NodeRefusal {
   cwd: string | null;
   envKeys: string[];
   agentId: string | undefined;
+  /** An agent of the node's gateway its map does not name (then no agentId): its name there, the node's word. */
+  upstreamAgent: string | undefined;
   code: string;
   rule: string | undefined;
   reason: string;
@@ -57,7 +61,9 @@ function invalid(message: string): GatewayError {
  * argv, 1..MAX_REFUSED_ARGV strings of at most MAX_REFUSED_WORD characters,
  * the first not empty), `cwd` (absent, null, or a path of at most
  * MAX_REFUSED_CWD), `envKeys` (at most MAX_REFUSED_ENV_KEYS variable names),
- * `agentId` (absent, or a Corral agent name), `code` (NODE_RUN_DENIED,
+ * `agentId` (absent, or a Corral agent name), `upstreamAgent` (absent, or
+ * instead of agentId the name of an agent of the node's gateway its map does
+ * not name, 1..MAX_UPSTREAM_AGENT characters), `code` (NODE_RUN_DENIED,
  * NODE_CONTAINMENT_UNAVAILABLE or NODE_INTERNAL), `rule` (absent, or a local
  * policy rule, with NODE_RUN_DENIED alone),
  * `reason` (1..MAX_REFUSED_REASON characters), `truncated` (absent or a
@@ -67,7 +73,7 @@ function invalid(message: string): GatewayError {
 export function nodeRefusal(raw: unknown): NodeRefusal {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('params must be an object');
   const p = raw as Record<string, unknown>;
-  const { command, cwd, envKeys, agentId, code, rule, reason, truncated } = p;
+  const { command, cwd, envKeys, agentId, upstreamAgent, code, rule, reason, truncated } = p;
   if (!Array.isArray(command) || command.length === 0 || command.length > MAX_REFUSED_ARGV) throw invalid(`command must be an argv of 1 to ${MAX_REFUSED_ARGV} words`);
   const argv = [...(command as unknown[])];
   if (!argv.every((w) => typeof w === 'string' && w.length <= MAX_REFUSED_WORD && w.isWellFormed())) throw invalid(`each word of command must be a string of at most ${MAX_REFUSED_WORD} characters`);
@@ -77,6 +83,8 @@ export function nodeRefusal(raw: unknown): NodeRefusal {
   const keys = [...((envKeys ?? []) as unknown[])];
   if (!keys.every((k) => typeof k === 'string' && ENV_NAME.test(k))) throw invalid('envKeys must be environment variable names');
   if (!(agentId === undefined || (typeof agentId === 'string' && AGENT_NAME.test(agentId)))) throw invalid('agentId must be a Corral agent name');
+  if (!(upstreamAgent === undefined || (typeof upstreamAgent === 'string' && upstreamAgent.length > 0 && upstreamAgent.length <= MAX_UPSTREAM_AGENT && upstreamAgent.isWellFormed()))) throw invalid(`upstreamAgent must be a name of 1 to ${MAX_UPSTREAM_AGENT} characters`);
+  if (agentId !== undefined && upstreamAgent !== undefined) throw invalid('a refusal names a Corral agent (agentId) or an unmapped agent of its gateway (upstreamAgent), not both');
   if (typeof code !== 'string' || !CODES.has(code)) throw invalid('code must be NODE_RUN_DENIED, NODE_CONTAINMENT_UNAVAILABLE or NODE_INTERNAL');
   if (!(rule === undefined || (typeof rule === 'string' && RULES.has(rule)))) throw invalid('rule must be a local policy rule');
   // Only the local policy's own refusal names one of its rules: a run refused for any other reason was decided by none of them.
@@ -85,7 +93,7 @@ export function nodeRefusal(raw: unknown): NodeRefusal {
   if (!(truncated === undefined || typeof truncated === 'boolean')) throw invalid('truncated must be a boolean');
   const run = { argv: argv as string[], cwd: (cwd ?? null) as string | null, envKeys: keys as string[] };
   if (Buffer.byteLength(JSON.stringify(run)) > MAX_REFUSED_RUN_BYTES) throw invalid(`the run must take at most ${MAX_REFUSED_RUN_BYTES} bytes`);
-  return { ...run, agentId: agentId as string | undefined, code, rule: rule as string | undefined, reason, truncated: truncated === true };
+  return { ...run, agentId: agentId as string | undefined, upstreamAgent: upstreamAgent as string | undefined, code, rule: rule as string | undefined, reason, truncated: truncated === true };
 }
 
 /**
@@ -108,6 +116,7 @@ export function refusalRecord(nodeId: string, actor: AuditEventInput['actor'], r
       argv: refusal.argv,
       cwd: refusal.cwd,
       envKeys: refusal.envKeys,
+      ...(refusal.upstreamAgent !== undefined ? { upstreamAgent: refusal.upstreamAgent } : {}),
       ...(refusal.truncated ? { truncated: true } : {}),
     },
   };
