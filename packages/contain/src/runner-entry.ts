@@ -6,7 +6,7 @@ export { ContainError } from './errors.ts';
 export type { ContainErrorCode } from './errors.ts';
 export { loadPolicyFile } from './policy/file.ts';
 export type { LoadedPolicy, LoadPolicyOptions } from './policy/file.ts';
-export { planSandbox } from './policy/plan.ts';
+export { planSandbox, policyDigestOf } from './policy/plan.ts';
 export type { SandboxPlan } from './policy/plan.ts';
 export { Runner } from './runner.ts';
 export type { ContainedProcess, RunOptions, RunResult, RunnerOptions } from './runner.ts';

@@ -441,6 +441,23 @@ describe('the audit record of corral run', () => {
     assert.match(refused?.event.decision?.reason ?? '', /project is gone since the sandbox was planned/);
   });
 
+  it('records a run refused as it is planned, because a protection cannot be enforced on this host (CONTAIN_UNENFORCEABLE), as a deny that did not start, exiting 126 (regression: refused unrecorded); a policy with a mistake is refused unrecorded, exiting 2', async () => {
+    const stateDir = tempStateDir();
+    // A worktree's .git is a file: the hooks denied below it cannot be masked, and the sandbox could make them a folder.
+    const policy = policyFile('runtime: [shell]\nfilesystem: { readwrite: [./outbox], denied: [./outbox/.git/hooks] }\n');
+    mkdirSync(join(policy, '../outbox'));
+    writeFileSync(join(policy, '../outbox/.git'), 'gitdir: /elsewhere\n');
+    const r = await corral(['--state-dir', stateDir, 'run', '--policy', policy, '--', '/bin/true', 'planned']);
+    assert.equal(r.code, 126, r.stderr);
+    assert.match(r.stderr, /CONTAIN_UNENFORCEABLE/);
+    const [refused, ...more] = await records(stateDir);
+    assert.deepEqual([refused?.event.action, refused?.event.decision?.effect, refused?.event.outcome, refused?.event.details?.argv, more.length], ['run.exec', 'deny', { status: 'failure', detail: 'not started: CONTAIN_UNENFORCEABLE' }, ['/bin/true', 'planned'], 0]);
+    assert.match(refused?.event.decision?.reason ?? '', /is a file where a folder should be/);
+    const mistaken = await corral(['--state-dir', stateDir, 'run', '--policy', policyFile('runtime: [shell]\nfilesystem: { readWrite: [./x] }\n'), '--', '/bin/true']);
+    assert.equal(mistaken.code, 2);
+    assert.equal((await records(stateDir)).length, 1);
+  });
+
   describe('when the sandbox cannot start', () => {
     /** corral run under strace: each of `inject` ({syscall: error}) fails as asked, only for `path` when one is given. */
     function runUnder(inject: Record<string, string>, args: string[], options: { path?: string; env?: NodeJS.ProcessEnv } = {}) {

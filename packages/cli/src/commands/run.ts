@@ -46,12 +46,26 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
     )
     .action(async (argv: string[], opts: { policy: string; json?: boolean; audit: boolean }, command: Command) => {
       // Loaded on use: other commands do not pay for the sandbox and the audit log.
-      const { loadPolicyFile, planSandbox, Runner } = await import('@corral/contain/runner');
+      const { loadPolicyFile, planSandbox, policyDigestOf, Runner } = await import('@corral/contain/runner');
       const state = stateDir(command.optsWithGlobals<{ stateDir?: string }>().stateDir);
       const file = resolve(opts.policy);
       // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach, but for its process workspaces.
       const { dir, exposed } = hiddenState(state);
-      const plan = await refuseBadPolicy(async () => planSandbox(await loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }), process.env, { stateDir: dir, exposed }));
+      const loaded = await refuseBadPolicy(() => loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }));
+      let plan: SandboxPlan;
+      try {
+        plan = planSandbox(loaded, process.env, { stateDir: dir, exposed });
+      } catch (error) {
+        // A protection the host cannot enforce is refused, and that decision is on record as an attempt that did not start.
+        const code = (error as { code?: unknown }).code;
+        if (!opts.audit || typeof code !== 'string' || !REFUSALS.has(code) || unrecordable(argv, file, policyDigestOf(loaded.policy), [])) throw asCliFailure(error);
+        const audit = await openAudit(state);
+        try {
+          throw await notStarted(error, argv, file, policyDigestOf(loaded.policy), audit);
+        } finally {
+          await audit.close().catch(() => undefined);
+        }
+      }
       const tooLarge = opts.audit ? unrecordable(argv, file, plan.policyDigest, plan.warnings) : undefined;
       if (tooLarge) throw new CliFailure(`the run cannot be recorded in the audit log: ${tooLarge}; nothing ran. Pass long data through a file or standard input, or run with --no-audit to run without a record.`, EXIT.usage);
       // From here on the policy is loaded and the run can be recorded: a failure before the command

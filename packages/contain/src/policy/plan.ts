@@ -542,7 +542,7 @@ function seal<T>(value: T): T {
 }
 
 /** SHA-256 of the policy's canonical JSON (what the audit log records); kept for a sealed policy, which cannot change. */
-function policyDigestOf(policy: ContainerPolicy): string {
+export function policyDigestOf(policy: ContainerPolicy): string {
   const known = policyDigests.get(policy);
   if (known !== undefined) return known;
   const digest = createHash('sha256').update(canonicalJson(policy)).digest('hex');
