@@ -60,6 +60,18 @@ describe('corral policy', () => {
     assert.match(bad.stdout, /FAIL ssh is fine\n +expected allow\n +got +deny by \[no-ssh-keys\]/);
   });
 
+  it("prints a case's name and a decision's reason from a hostile cases file or policy set escaped, never as escape or bidi characters (regression: a name holding ESC[2J cleared the reader's terminal)", async () => {
+    const set = join(tmp, 'hostile-reason');
+    mkdirSync(set);
+    writeFileSync(join(set, 'reads.cedar'), '@id("reads") @reason("fine\\u{1b}]0;owned\\u{7}") permit(principal, action == Action::"record.read", resource);\n');
+    const cases = join(tmp, 'hostile.yaml');
+    writeFileSync(cases, 'cases:\n  - name: "all good \\e[2J\\u202Eevil"\n    principal: { type: Agent, id: a }\n    action: record.read\n    resource: { type: Record, id: r }\n    expect: deny\n');
+    const r = await run('policy', 'test', set, cases);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stdout, /[\u001b\u0007\u202e]/);
+    assert.match(r.stdout, /^FAIL all good \\u001b\[2J\\u202eevil\n +expected deny\n +got +allow by \[reads\]: .*fine\\u001b\]0;owned\\u0007\n/m);
+  });
+
   it('explains a decision for an agent of the identity store: ask with a quorum of two, naming the policy and its line', async () => {
     assert.equal((await run('agents', 'create', 'invoice-bot', '--process', 'invoice-intake', '--owner', 'alice@example.com')).code, 0);
     const request = join(tmp, 'req.json');

@@ -324,12 +324,13 @@ export function registerPolicy(program: Command): void {
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
       else {
+        // A case's name, the policy ids it expects and a decision's reason are the cases' and policies' authors' text: made printable, one line each.
         for (const r of results) {
-          process.stdout.write(`${r.passed ? 'ok  ' : 'FAIL'} ${r.name}\n`);
+          process.stdout.write(`${printable(`${r.passed ? 'ok  ' : 'FAIL'} ${r.name}`)}\n`);
           if (!r.passed) {
             const want = `${r.expected.decision}${r.expected.quorum !== undefined ? ` (quorum ${r.expected.quorum})` : ''}${r.expected.policies ? ` by [${r.expected.policies.join(', ')}]` : ''}`;
             const got = `${r.actual.decision}${r.actual.quorum !== undefined ? ` (quorum ${r.actual.quorum})` : ''} by [${r.actual.policies.join(', ')}]`;
-            process.stdout.write(`     expected ${want}\n     got      ${got}: ${r.actual.reason}\n`);
+            process.stdout.write(`     ${printable(`expected ${want}`)}\n     ${printable(`got      ${got}: ${r.actual.reason}`)}\n`);
           }
         }
         process.stdout.write(`${results.length - failed.length} passed, ${failed.length} failed\n`);
