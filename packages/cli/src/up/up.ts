@@ -340,6 +340,9 @@ function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: s
       `sign in as ${ready.admin.username} with password: ${ready.admin.password}\nKeep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`,
     );
   } else {
-    process.stdout.write(`sign in as ${ADMIN_USERNAME} (its password was shown at the first start; to set a new one: corral users passwd ${ADMIN_USERNAME})\n`);
+    // The login kept as the administrator: admin, or another holding the admin role once admin was removed.
+    const { username } = ready.admin;
+    const which = username === ADMIN_USERNAME ? 'its password was shown at the first start' : 'it holds the admin role';
+    process.stdout.write(`sign in as ${username} (${which}; to set a new password: corral users passwd ${username})\n`);
   }
 }
