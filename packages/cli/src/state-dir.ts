@@ -53,6 +53,32 @@ export function existingState(dir: string, file: string, what: string, setup: st
   return dir;
 }
 
+/**
+ * Makes `dir` — the state directory, or a folder in it a command writes to —
+ * a folder only this user may use, before anything is written there
+ * (@corral/node's privateStateDir): made 0700 when missing, or when this
+ * user's and others may enter or write it. Whoever else owns it could swap
+ * what is written there for a link, and have it written over any file this
+ * user may write. Resolves false when it cannot be made (not a folder, no
+ * permission): the command then goes without it, or its own write says why.
+ * Throws a CliFailure (exit 3) naming it when another user owns it, or
+ * others may write it and it cannot be made private.
+ */
+export async function privateFolder(dir: string): Promise<boolean> {
+  const { privateStateDir } = await import('@corral/node/whole-files');
+  try {
+    privateStateDir(dir, 'NODE_STATE_DIR_UNAVAILABLE');
+    return true;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'NODE_STATE_DIR_UNAVAILABLE') return false;
+    // Its words speak of a node's state; what is at stake here is whatever the command writes there.
+    const [said, ...owned] = (error as Error).message.split(', who could');
+    const why = owned.length > 0 ? `${said}, who could swap what Corral writes there for a link to any file of yours: choose a state directory of your own with --state-dir or CORRAL_STATE_DIR` : said!;
+    throw new CliFailure(why, EXIT.environment, code);
+  }
+}
+
 /** Where process workspaces live in the state directory: the one part of it a container policy may grant. */
 export const PROCESSES_DIR = 'processes';
 

@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
-import { hiddenState, stateDir } from '../state-dir.ts';
+import { hiddenState, privateFolder, stateDir } from '../state-dir.ts';
 import { DigestingSink, interruptedRunEvent, notStartedRunEvent, runEvent, unrecordable } from './run-record.ts';
 
 // Validated policies, remembered by digest: running an unchanged policy skips its parser and schema.
@@ -51,7 +51,11 @@ an error document {"error": {"code", "message"}} instead of a summary.`,
       const file = resolve(opts.policy);
       // The state directory (audit log, its signing key, the policy cache) is out of every sandbox's reach, but for its process workspaces.
       const { dir, exposed } = hiddenState(state);
-      const loaded = await refuseBadPolicy(() => loadPolicyFile(file, dirname(file), { cacheDir: join(state, POLICY_CACHE) }));
+      // Written to only once this user's alone, the state directory and the cache in it: one another user owns could have
+      // a link put where the cache writes, and have the file it names overwritten. One that cannot be made goes uncached.
+      const cacheDir = join(state, POLICY_CACHE);
+      const cached = (await privateFolder(state)) && (await privateFolder(cacheDir));
+      const loaded = await refuseBadPolicy(() => loadPolicyFile(file, dirname(file), cached ? { cacheDir } : {}));
       let plan: SandboxPlan;
       try {
         plan = planSandbox(loaded, process.env, { stateDir: dir, exposed });
