@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -25,6 +25,16 @@ describe('corral node run, refusing bad options before it connects', () => {
       assert.match(r.stderr, /must not hold a user name or password/);
       assert.ok(!(r.stdout + r.stderr).includes('s3cret-pass'), 'the secret is not printed');
     }
+  });
+
+  it("refuses a state directory another user owns as the host's problem, exit 3 with NODE_STATE_DIR_UNAVAILABLE, as one another node holds (regression: exit 1, as if a check had failed, with NODE_DEVICE_INVALID, as if its key were damaged)", { skip: process.getuid?.() !== 0 && 'only root can give a folder to another user' }, async () => {
+    const theirs = join(tempStateDir(), 'theirs');
+    mkdirSync(theirs);
+    chownSync(theirs, 65534, 65534);
+    const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--json'], { env: { CORRAL_STATE_DIR: theirs } });
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /belongs to another user \(uid 65534\)/);
+    assert.equal(JSON.parse(r.stdout).error.code, 'NODE_STATE_DIR_UNAVAILABLE');
   });
 
   it('refuses a malformed --agent-map entry, naming it (NODE_CONFIG_INVALID)', async () => {

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
-import { hiddenState } from '../state-dir.ts';
+import { hiddenState, privateFolder } from '../state-dir.ts';
 import type { NodeHostOptions, NodeStatus } from '@corral/node';
 
 
@@ -61,14 +61,17 @@ export function registerNode(program: Command): void {
         if (error instanceof NodeError) throw new CliFailure(`${error.message} [${error.code}]`, EXIT.usage);
         throw error;
       }
+      const dir = dirOf(command);
+      // Another user's is the host's problem, exit 3, as a state directory another node holds (the node refuses it too, as if its key were damaged).
+      await privateFolder(dir);
       let lastControlPlaneNews: string | undefined;
       const options: NodeHostOptions = {
         gateway: opts.gateway,
         ...(token ? { token } : {}),
         name: opts.name,
-        stateDir: dirOf(command),
+        stateDir: dir,
         // No sandbox sees the state directory but its process workspaces, as under corral up.
-        hiddenState: hiddenState(dirOf(command)),
+        hiddenState: hiddenState(dir),
         ...(Object.keys(containerPolicies).length > 0 ? { containerPolicies } : {}),
         ...(opts.controlPlane ? { controlPlane: { url: opts.controlPlane, ...(controlPlaneToken ? { token: controlPlaneToken } : {}), agents } } : {}),
         onStatus: (s) => {
