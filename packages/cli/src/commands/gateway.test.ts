@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -165,6 +165,19 @@ describe('corral gateway, when its state directory cannot hold the token', () =>
     const r = await corral(['--state-dir', beneathAFile, 'gateway', 'token'], { env: { CORRAL_GATEWAY_TOKEN: '' } });
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stderr, `corral: cannot keep the gateway token in the state directory ${beneathAFile} (ENOTDIR): fix its permissions, or choose another with --state-dir or CORRAL_STATE_DIR, or give the token in CORRAL_GATEWAY_TOKEN\n`);
+  });
+
+  it('refuses a state directory another user owns (exit 3), making neither the token nor the audit signing key there (regression: both were made in it before the identity store refused it)', { skip: process.getuid?.() !== 0 && 'only root can give a folder to another user' }, async () => {
+    const theirs = join(tempStateDir(), 'theirs');
+    mkdirSync(theirs, { mode: 0o777 });
+    chmodSync(theirs, 0o777);
+    chownSync(theirs, 65534, 65534);
+    for (const args of [['gateway', 'token', '--json'], ['gateway', '--port', '0']]) {
+      const r = await corral(['--state-dir', theirs, ...args], { env: { CORRAL_GATEWAY_TOKEN: '' } });
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /belongs to another user \(uid 65534\)/);
+      assert.deepEqual(readdirSync(theirs), [], `${args.join(' ')} made nothing there`);
+    }
   });
 
   it('refuses a token file other users can read, exit 3 naming the file, its mode and what to do, and never prints it (regression: it was used and shown)', async () => {

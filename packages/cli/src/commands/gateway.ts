@@ -9,6 +9,7 @@ import { gatewayLog, LOG_LEVELS, logLevelOption, stderrDestination } from '../ga
 import { CliFailure, printJson } from '../output.ts';
 import { CONSOLE_OIDC_FILE, consoleOidcSettings } from '../oidc-file.ts';
 import { StartProgress } from '../start-progress.ts';
+import { privateFolder } from '../state-dir.ts';
 import { dirOf } from './agents.ts';
 
 export const GATEWAY_TOKEN_FILE = 'gateway-token';
@@ -112,6 +113,8 @@ export function registerGateway(program: Command): void {
       const level = logLevelOption(opts.logLevel);
       if (isIP(opts.bind) === 0) throw new CliFailure('--bind must be an IP address', EXIT.usage);
       const dir = dirOf(command);
+      // Refused before its token and audit signing key are made there, not once they are, when the identity store opens.
+      await privateFolder(dir);
       const { token } = gatewayToken(dir);
       const oidc = await consoleOidcSettings(dir, opts.oidc);
       const progress = new StartProgress(opts.json ? undefined : process.stderr, 'gateway start');
@@ -147,8 +150,10 @@ export function registerGateway(program: Command): void {
     .command('token')
     .description('print the gateway token (from CORRAL_GATEWAY_TOKEN, else the state directory, generated on first use)')
     .option('--json', 'print {"token", "source"}')
-    .action((opts: { json?: boolean }, command: Command) => {
-      const result = gatewayToken(dirOf(command));
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const dir = dirOf(command);
+      await privateFolder(dir);
+      const result = gatewayToken(dir);
       if (opts.json) return printJson(result);
       process.stdout.write(`${result.token}\n`);
     });
