@@ -6,6 +6,7 @@
 // and is withdrawn by removing its file. It stands only once the audit log
 // has its record: one the log refuses is taken back (see PolicyGrants.add).
 import type { AuditEventInput } from '@corral/audit';
+import type { Decider } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
 import { codeOf, compileCandidateOffThread, PolicyControl, type RecordedActivation } from '../http/policy-control.ts';
@@ -319,6 +320,20 @@ export class PolicyGrants {
    */
   allWithdrawn(policies: readonly string[]): boolean {
     return policies.length > 0 && policies.every((p) => p.startsWith('approval-') && !this.#counts(grantApprovalId(p) ?? ''));
+  }
+
+  /**
+   * `decider` with the grants no decision may count taken out of its
+   * answers: a request whose allow only such grants gave (allWithdrawn) is
+   * a deny naming them, with no policy behind it (no forbid). Each request
+   * is judged on its own, so a command another permit allows does not carry
+   * the withdrawn grant for another command of the same run.
+   */
+  counting(decider: Decider): Decider {
+    return {
+      decideEach: (input, resources) =>
+        decider.decideEach(input, resources).map((d) => (d.decision === 'allow' && this.allWithdrawn(d.policies) ? { ...d, decision: 'deny', policies: [], reason: `the allow-always grant that allowed it was withdrawn (${d.policies.join(', ')})` } : d)),
+    };
   }
 
   /** Whether a decision may count approval `id`'s grant (its file in the set): recorded, and not withdrawn. */

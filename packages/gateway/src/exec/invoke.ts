@@ -14,6 +14,7 @@ import {
   validateNodeInvokeResultParams,
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
+import type { Decider } from '@corral/policy';
 import { grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
@@ -868,7 +869,7 @@ export class NodeInvoker {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
       const digest = actionDigest({ principal: who, nodeId, command, params });
-      const verdict = this.#options.decider ? decideNamed(await deciderFor(this.#options.decider), principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
+      const verdict = this.#options.decider ? decideNamed(await this.#deciderNow(this.#options.decider), principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
       return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
@@ -878,7 +879,7 @@ export class NodeInvoker {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? `invalid ${command} params: ${error.message}` : `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
-    const verdict = this.#options.decider ? decideRun(await deciderFor(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY;
+    const verdict = this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY;
     return {
       digest,
       verdict,
@@ -889,6 +890,16 @@ export class NodeInvoker {
       forward: { ...(rawParams as object), ...(principal.type === 'Agent' ? { agentId: principal.id } : {}), command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env },
       run,
     };
+  }
+
+  /**
+   * The decider for one action (deciderFor), to use at once: with grants, an
+   * allow only grants that count for no decision gave is a deny
+   * (PolicyGrants.counting), request by request.
+   */
+  async #deciderNow(decider: GatewayDecider): Promise<Decider> {
+    const now = await deciderFor(decider);
+    return this.#options.grants?.counting(now) ?? now;
   }
 
   /**
@@ -908,14 +919,9 @@ export class NodeInvoker {
     // An allow-always grant for exactly this action is a permit that an asking
     // policy outranks in Cedar's answer: it answers the ask, once the approval
     // that made it has been spent (so its first run carries its receipt).
+    // (An allow that only withdrawn grants gave was decided a deny already: #deciderNow.)
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
-    // An allow that only withdrawn grants gave has nothing behind it (their files may outlive a withdrawal made elsewhere for a moment).
-    const withdrawn = assessed.verdict.decision === 'allow' && this.#options.grants?.allWithdrawn(assessed.verdict.policies) === true;
-    const verdict: RunDecision = grant
-      ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` }
-      : withdrawn
-        ? { ...assessed.verdict, decision: 'deny', quorum: 0, reason: `the allow-always grant that allowed it was withdrawn (${assessed.verdict.policies.join(', ')})` }
-        : assessed.verdict;
+    const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
     const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };
