@@ -10,6 +10,8 @@ export interface RecordedDecision {
   at?: string;
   request: { principal: unknown; action: unknown; resource: unknown; context?: unknown };
   decision: DecisionKind;
+  /** For `ask`, when the record says: how many distinct approvers it needed. A candidate asking for another number changes it. */
+  quorum?: number;
   /**
    * A decision that combined several requests (a run of several commands,
    * each program under each of its spellings) judges itself as it was made,
@@ -33,6 +35,8 @@ export interface ReplayChange {
   at?: string;
   request: RecordedDecision['request'];
   before: DecisionKind;
+  /** For `ask`, the quorum recorded, when the record says. */
+  beforeQuorum?: number;
   after: ReplayVerdict;
 }
 
@@ -90,8 +94,10 @@ function replayOne(candidate: DecisionPoint, record: RecordedDecision, report: R
       return;
     }
     const { decision, reason, policies, quorum } = after!;
-    if (decision === record.decision) report.unchanged++;
-    else report.changed.push({ ...where, request: record.request, before: record.decision, after: { decision, reason, policies: [...policies], ...(decision === 'ask' && quorum !== undefined ? { quorum } : {}) } });
+    // An ask that needs fewer (or more) distinct approvers than the one recorded changes the decision too.
+    const recordedQuorum = record.decision === 'ask' ? record.quorum : undefined;
+    if (decision === record.decision && (recordedQuorum === undefined || (quorum ?? 1) === recordedQuorum)) report.unchanged++;
+    else report.changed.push({ ...where, request: record.request, before: record.decision, ...(recordedQuorum !== undefined ? { beforeQuorum: recordedQuorum } : {}), after: { decision, reason, policies: [...policies], ...(decision === 'ask' && quorum !== undefined ? { quorum } : {}) } });
   }
 }
 

@@ -381,7 +381,7 @@ export function registerPolicy(program: Command): void {
     .command('replay')
     .description("run a candidate policy set over the audit log's recorded decisions and list every one it would change")
     .requiredOption('--candidate <dir>', 'the candidate policy directory')
-    .option('--history <file>', 'read recorded decisions from JSON lines ({ ref?, at?, request, decision } per line) instead of the audit log')
+    .option('--history <file>', 'read recorded decisions from JSON lines ({ ref?, at?, request, decision, quorum? } per line) instead of the audit log')
     .option('--entities <file>', "extra entities (Cedar JSON) beside the candidate's entities.json and the agents and humans of the state directory")
     .option('--json', 'print the report as JSON')
     .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
@@ -405,7 +405,10 @@ export function registerPolicy(program: Command): void {
       for (const c of report.changed) {
         const r = c.request as { principal?: { type?: string; id?: string }; action?: unknown; resource?: { type?: string; id?: string } };
         const what = `${r.principal?.type}::"${r.principal?.id}" ${String(r.action)} ${r.resource?.type}::"${r.resource?.id}"`;
-        process.stdout.write(`${printable(`${c.ref ?? ''}${c.at ? ` ${c.at}` : ''}  ${what}: ${c.before} -> ${c.after.decision} (${c.after.reason})`)}\n`);
+        // An ask shows its quorum: a candidate asking fewer approvers changes the decision as much as one that allows.
+        const was = `${c.before}${c.beforeQuorum !== undefined ? ` (quorum ${c.beforeQuorum})` : ''}`;
+        const now = `${c.after.decision}${c.after.decision === 'ask' && c.after.quorum !== undefined ? ` (quorum ${c.after.quorum})` : ''}`;
+        process.stdout.write(`${printable(`${c.ref ?? ''}${c.at ? ` ${c.at}` : ''}  ${what}: ${was} -> ${now} (${c.after.reason})`)}\n`);
       }
       for (const r of report.refused) process.stdout.write(`${printable(`${r.ref ?? ''}  not decidable under the candidate: ${r.message} [${r.code}]`)}\n`);
       process.stdout.write(`${report.total} recorded decisions: ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.refused.length} not decidable\n`);
@@ -443,7 +446,8 @@ async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
       if (!['allow', 'deny', 'ask'].includes(record?.decision) || typeof record.request !== 'object' || record.request === null) {
         throw new CliFailure(`${file}:${n}: a recorded decision needs request and decision (allow, deny or ask)`, EXIT.usage);
       }
-      yield { ref: record.ref ?? n, ...(record.at !== undefined ? { at: record.at } : {}), request: record.request, decision: record.decision };
+      const quorum = record.decision === 'ask' && Number.isSafeInteger(record.quorum) && record.quorum! >= 1 ? { quorum: record.quorum! } : {};
+      yield { ref: record.ref ?? n, ...(record.at !== undefined ? { at: record.at } : {}), request: record.request, decision: record.decision, ...quorum };
     }
   } catch (error) {
     if (error instanceof CliFailure) throw error;

@@ -922,7 +922,7 @@ export class NodeInvoker {
     // (An allow that only withdrawn grants gave was decided a deny already: #deciderNow.)
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
     const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
-    const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...assessed.auditDetails } };
+    const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...(verdict.decision === 'ask' ? { quorum: verdict.quorum } : {}), ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };
     await this.#audit(decided);

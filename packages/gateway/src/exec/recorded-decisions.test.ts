@@ -21,7 +21,7 @@ function candidate(text: string): DecisionPoint {
 }
 
 /** The decision record the gateway writes for a system.run of `argv` (invoke.ts), decided `effect`. */
-function runRecord(argv: string[], effect: 'allow' | 'deny' | 'ask', extra: Record<string, string> = {}): AuditEvent {
+function runRecord(argv: string[], effect: 'allow' | 'deny' | 'ask', extra: Record<string, string | number> = {}): AuditEvent {
   const run = canonicalRun({ command: argv });
   return {
     time: '2026-11-26T10:00:00.000Z',
@@ -78,6 +78,15 @@ describe('a governed node command replayed from its decision record', () => {
     assert.deepEqual([report.total, report.unchanged], [1, 1]);
     const small = replayed(candidate('@id("pay") permit (principal, action == Action::"payment.create", resource);'), [payment]);
     assert.deepEqual(small.changed.map((c) => [c.before, c.after.decision, (c.request as { context: unknown }).context]), [['ask', 'allow', { amount: 250_000, currency: 'EUR' }]]);
+  });
+
+  it('reports an ask the candidate answers with another quorum as changed (regression: two approvers lowered to one was reported as no change)', () => {
+    const two = runRecord(['echo', 'hi'], 'ask', { quorum: 2 });
+    const asks = (quorum: number) => candidate(`@id("echo-asks") @approval("required") @quorum("${quorum}") permit (principal, action == Action::"system.run", resource == Command::"echo");`);
+    assert.deepEqual(replayed(asks(1), [two]).changed.map((c) => [c.before, c.beforeQuorum, c.after.decision, c.after.quorum]), [['ask', 2, 'ask', 1]]);
+    assert.deepEqual(replayed(asks(2), [two]).changed, []);
+    // A record from before asks recorded their quorum says nothing of it: compared by decision alone.
+    assert.deepEqual(replayed(asks(1), [runRecord(['echo', 'hi'], 'ask')]).changed, []);
   });
 
   it('reports a record the candidate cannot decide as not decidable, not as a deny', () => {

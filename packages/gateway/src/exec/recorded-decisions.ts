@@ -54,7 +54,9 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
   // The node's own policy asked a human: it made an allow an ask, and does so again.
   const nodeAsks = isText(details.nodeAsks) ? details.nodeAsks : undefined;
   const asNodeAsks = (verdict: RunDecision): ReplayVerdict => (nodeAsks === undefined ? verdict : nodeAsked(verdict, nodeAsks));
-  const base = { ref: seq, at: event.time, decision: effect };
+  // An ask records how many distinct approvers it needed (records from before that say nothing of it).
+  const quorum = effect === 'ask' && Number.isSafeInteger(details.quorum) && (details.quorum as number) >= 1 ? { quorum: details.quorum as number } : {};
+  const base = { ref: seq, at: event.time, decision: effect, ...quorum };
   if (governance?.kind === 'named') {
     const { rule } = governance;
     let params: Record<string, unknown>;

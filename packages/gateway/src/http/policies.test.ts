@@ -289,3 +289,27 @@ describe('activating while another process holds the policy directory\'s activat
     assert.equal(readFileSync(join(state, 'policies', 'main.cedar'), 'utf8'), ALLOW_ECHO);
   });
 });
+
+describe('replaying a candidate that changes how many approvers an ask needs', () => {
+  it('reports a recorded ask the candidate would let fewer approvers allow (regression: @quorum("2") lowered to one approver was replayed as no change)', async () => {
+    const asks = (quorum: number) => [{ name: 'main.cedar', text: `@id("printf-asks") @approval("required") @quorum("${quorum}") permit (principal, action == Action::"system.run", resource == Command::"printf");\n` }];
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-policies-quorum-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), asks(2)[0]!.text);
+    const t = await startTestGateway({ stateDir: state });
+    const node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run']);
+    const operator = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.admin'] });
+    try {
+      await assert.rejects(operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'two-eyes'] }, timeoutMs: 100, idempotencyKey: randomUUID() }));
+      const auditor = await t.as('audrey', ['auditor']);
+      const lowered = await auditor.post('/api/policies/replay', { files: asks(1) });
+      assert.deepEqual(lowered.body.changed.map((c: Record<string, unknown>) => [c.resource, c.was, c.wasQuorum, c.now, c.quorum]), [['Command::"printf"', 'ask', 2, 'ask', 1]]);
+      assert.deepEqual((await auditor.post('/api/policies/replay', { files: asks(2) })).body.changed, []);
+    } finally {
+      await operator.close();
+      await node.close();
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

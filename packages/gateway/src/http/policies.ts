@@ -118,7 +118,7 @@ export function policyRoutes(api: ApiContext): Route[] {
           };
           return reply(200, {
             replayed: report.total,
-            changed: report.changed.map((c) => ({ seq: c.ref, at: c.at, action: c.request.action, principal: name(c.request.principal), resource: name(c.request.resource), was: c.before, now: c.after.decision, reason: c.after.reason })),
+            changed: report.changed.map((c) => ({ seq: c.ref, at: c.at, action: c.request.action, principal: name(c.request.principal), resource: name(c.request.resource), was: c.before, ...(c.beforeQuorum !== undefined ? { wasQuorum: c.beforeQuorum } : {}), now: c.after.decision, ...(c.after.quorum !== undefined ? { quorum: c.after.quorum } : {}), reason: c.after.reason })),
             refused: report.refused.map((r) => ({ seq: r.ref, code: r.code, message: r.message })),
           });
         });
