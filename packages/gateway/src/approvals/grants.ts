@@ -9,7 +9,8 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
-import { codeOf, compileCandidateOffThread, PolicyControl, type RecordedActivation } from '../http/policy-control.ts';
+import { codeOf, compileCandidateOffThread, PolicyControl, type PolicyFile, type RecordedActivation } from '../http/policy-control.ts';
+import type { RunDecision } from '../exec/decide.ts';
 
 export const GRANTS_DIR = 'grants';
 
@@ -353,18 +354,32 @@ export class PolicyGrants {
     // Compiled here, a large set would stall every connection for as long.
     if (this.#control.ready() !== undefined) return undefined;
     const active = this.#control.active();
-    if (this.#index?.hash !== active.hash) {
-      const byDigest = new Map<string, string>();
-      for (const f of active.files) {
-        const m = /^grants\/approval-([^/]+)\.cedar$/.exec(f.name);
-        const d = GRANT_CONDITION.exec(f.text);
-        if (m && d) byDigest.set(d[1]!, `approval-${m[1]}`);
-      }
-      this.#index = { hash: active.hash, byDigest };
-    }
+    if (this.#index?.hash !== active.hash) this.#index = { hash: active.hash, byDigest: grantsByDigest(active.files) };
     const grant = this.#index.byDigest.get(digest);
     return grant === undefined || !this.#counts(grant.slice('approval-'.length)) ? undefined : grant;
   }
+}
+
+/** The grants among a set's files (`grants/approval-ID.cedar`), by the action digest each permits: `approval-ID`. */
+export function grantsByDigest(files: readonly PolicyFile[]): Map<string, string> {
+  const byDigest = new Map<string, string>();
+  for (const f of files) {
+    const m = /^grants\/approval-([^/]+)\.cedar$/.exec(f.name);
+    const d = GRANT_CONDITION.exec(f.text);
+    if (m && d) byDigest.set(d[1]!, `approval-${m[1]}`);
+  }
+  return byDigest;
+}
+
+/**
+ * A verdict once an allow-always grant for exactly its action answers it:
+ * an ask becomes an allow by `grant` (a grant is a permit that an asking
+ * policy outranks in Cedar's answer); anything else is as it was. What the
+ * gateway decides, and what replay judges again.
+ */
+export function answeredByGrant(verdict: RunDecision, grant: string | undefined): RunDecision {
+  if (grant === undefined || verdict.decision !== 'ask') return verdict;
+  return { ...verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` };
 }
 
 /** The condition of a grant's permit, on a line of its own: exactly one action digest. */

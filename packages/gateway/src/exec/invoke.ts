@@ -15,7 +15,7 @@ import {
 } from '@openclaw/gateway-protocol';
 import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
-import { grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
+import { answeredByGrant, grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
 import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
@@ -921,7 +921,7 @@ export class NodeInvoker {
     // that made it has been spent (so its first run carries its receipt).
     // (An allow that only withdrawn grants gave was decided a deny already: #deciderNow.)
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
-    const verdict: RunDecision = grant ? { ...assessed.verdict, decision: 'allow', quorum: 0, policies: [grant], reason: `allowed always by ${grant}` } : assessed.verdict;
+    const verdict = answeredByGrant(assessed.verdict, grant);
     const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...(verdict.decision === 'ask' ? { quorum: verdict.quorum } : {}), ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };

@@ -7,6 +7,7 @@
 // schema's actions is one Cedar request.
 import { toAuditRecord, type AuditEvent, type AuditStore } from '@corral/audit';
 import { corralSchema, type RecordedDecision, type ReplayVerdict } from '@corral/policy';
+import { answeredByGrant } from '../approvals/grants.ts';
 import { canonicalRun } from './canonical.ts';
 import { commandContext, commandResource, decideNamed, decideRun, nodeAsked, type ActionSite, type PrincipalRef, type RunDecision } from './decide.ts';
 import { governanceOf } from './rules.ts';
@@ -20,8 +21,20 @@ function timeContext(event: AuditEvent): { epoch: number; hour: number; weekday:
 
 const isText = (v: unknown): v is string => typeof v === 'string';
 
-/** The replayable decision one record holds, or undefined. `names` maps agent ids to the names Cedar knows them by. */
-export function recordedDecision(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>): RecordedDecision | undefined {
+/**
+ * The allow-always grant of the candidate that would answer an ask on an
+ * action digest, if one would (recorded, not withdrawn), as the gateway's
+ * PolicyGrants.covering answers for the set in force.
+ */
+export type StandingGrant = (digest: string) => string | undefined;
+
+/**
+ * The replayable decision one record holds, or undefined. `names` maps agent
+ * ids to the names Cedar knows them by; `standing` finds the candidate's
+ * grant for a governed command's digest, which answers its ask as it would
+ * live.
+ */
+export function recordedDecision(seq: number, event: AuditEvent, names: ReadonlyMap<string, string>, standing?: StandingGrant): RecordedDecision | undefined {
   const effect = event.decision?.effect;
   const type = CEDAR_PRINCIPAL[event.actor.kind];
   if (!effect || !type) return undefined;
@@ -30,7 +43,7 @@ export function recordedDecision(seq: number, event: AuditEvent, names: Readonly
     // A run's allow that names its approval (its own record, when the approval's was refused or unconfirmed):
     // what policy answered is the ask recorded before it, which is replayed.
     if (event.decision?.approval !== undefined) return undefined;
-    return commandDecision(seq, event, principal, effect);
+    return commandDecision(seq, event, principal, effect, standing);
   }
   if (!corralSchema().actions.get(event.action)?.principalTypes.length) return undefined;
   const recorded = event.details?.context;
@@ -46,14 +59,16 @@ export function recordedDecision(seq: number, event: AuditEvent, names: Readonly
  * names, or a named command from its checked params. A command no rule
  * governs was refused without a policy decision, and is not replayed.
  */
-function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef, effect: RecordedDecision['decision']): RecordedDecision | undefined {
+function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef, effect: RecordedDecision['decision'], standing: StandingGrant | undefined): RecordedDecision | undefined {
   const details = event.details ?? {};
   const command = details.command;
   const governance = isText(command) ? governanceOf(command) : undefined;
   const site: ActionSite = { ...(event.node ? { node: event.node } : {}), ...(isText(details.digest) ? { digest: details.digest } : {}) };
   // The node's own policy asked a human: it made an allow an ask, and does so again.
   const nodeAsks = isText(details.nodeAsks) ? details.nodeAsks : undefined;
-  const asNodeAsks = (verdict: RunDecision): ReplayVerdict => (nodeAsks === undefined ? verdict : nodeAsked(verdict, nodeAsks));
+  // Then, as live, a standing grant for exactly this action answers the ask (the node's too).
+  const grant = site.digest !== undefined ? standing?.(site.digest) : undefined;
+  const asNodeAsks = (verdict: RunDecision): ReplayVerdict => answeredByGrant(nodeAsks === undefined ? verdict : nodeAsked(verdict, nodeAsks), grant);
   // An ask records how many distinct approvers it needed (records from before that say nothing of it).
   const quorum = effect === 'ask' && Number.isSafeInteger(details.quorum) && (details.quorum as number) >= 1 ? { quorum: details.quorum as number } : {};
   const base = { ref: seq, at: event.time, decision: effect, ...quorum };
@@ -86,13 +101,13 @@ function commandDecision(seq: number, event: AuditEvent, principal: PrincipalRef
   };
 }
 
-/** The recorded decisions among the last `limit` records of `store` (all of them by default), oldest first. */
-export async function* auditHistory(store: AuditStore, names: ReadonlyMap<string, string>, limit = Number.POSITIVE_INFINITY): AsyncGenerator<RecordedDecision> {
+/** The recorded decisions among the last `limit` records of `store` (all of them by default), oldest first; `standing` as recordedDecision takes it. */
+export async function* auditHistory(store: AuditStore, names: ReadonlyMap<string, string>, limit = Number.POSITIVE_INFINITY, standing?: StandingGrant): AsyncGenerator<RecordedDecision> {
   const head = await store.head();
   for await (const rows of store.scan(Math.max(0, head.size - limit), head.size, 500)) {
     for (const row of rows) {
       const { seq, event } = toAuditRecord(row);
-      const recorded = recordedDecision(seq, event, names);
+      const recorded = recordedDecision(seq, event, names, standing);
       if (recorded) yield recorded;
     }
   }

@@ -313,3 +313,44 @@ describe('replaying a candidate that changes how many approvers an ask needs', (
     }
   });
 });
+
+describe('replaying a candidate over actions a standing grant covers', () => {
+  it('judges them as the gateway will decide them: the grant answers the ask (regression: a candidate dropping a forbid was replayed as deny -> ask, then ran with no one asked)', async () => {
+    const asks = '@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");\n';
+    const state = mkdtempSync(join(tmpdir(), 'corral-http-policies-grant-'));
+    mkdirSync(join(state, 'policies'));
+    writeFileSync(join(state, 'policies', 'main.cedar'), asks);
+    const t = await startTestGateway({ stateDir: state, approvalPollMs: 20 });
+    const node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run']);
+    const operator = await GatewayClient.connect({ url: t.gw.url, token: t.token, role: 'operator', scopes: ['operator.admin'] });
+    const run = (timeoutMs = 5_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'standing'] }, timeoutMs, idempotencyKey: randomUUID() }).then(() => 'ran', () => 'refused');
+    try {
+      assert.equal(await run(100), 'refused');
+      const id = t.gw.approvals.list({ status: 'pending' })[0]!.id;
+      await t.gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+      assert.equal(await run(), 'ran');
+      assert.equal(await run(), 'ran', 'allowed by the grant, recorded as a decision of its own');
+      const admin = await t.as('root', ['admin']);
+      const granted = (await admin.get('/api/policies')).body;
+      // The set in force, replayed: the run the grant allowed stays allowed, and the asks before the grant are allowed by it now.
+      const inForce = (await admin.post('/api/policies/replay', { files: granted.files })).body.changed;
+      assert.deepEqual([...new Set(inForce.map((c: Record<string, unknown>) => `${c.was} -> ${c.now}`))], ['ask -> allow']);
+      const forbidden = await admin.post('/api/policies/activate', { files: [...granted.files, { name: 'forbid.cedar', text: '@id("no-printf") forbid (principal, action == Action::"system.run", resource == Command::"printf");\n' }], baseHash: granted.hash });
+      assert.equal(await run(100), 'refused');
+      const dropped = await admin.post('/api/policies/replay', { files: granted.files });
+      const changes = dropped.body.changed.filter((c: { was: string }) => c.was === 'deny');
+      assert.deepEqual(changes.map((c: Record<string, unknown>) => [c.was, c.now, c.reason]), [['deny', 'allow', `allowed always by approval-${id}`]]);
+      assert.equal((await admin.post('/api/policies/activate', { files: granted.files, baseHash: forbidden.body.hash })).status, 200);
+      assert.equal(await run(100), 'ran', 'as replay said');
+      // Revoked, the grant answers nothing: replay asks, as the gateway will.
+      await t.gw.invoker.revokeGrant(`approval-${id}`, 'root');
+      const revoked = await admin.post('/api/policies/replay', { files: granted.files });
+      assert.ok(revoked.body.changed.some((c: Record<string, unknown>) => c.was === 'allow' && c.now === 'ask'));
+    } finally {
+      await operator.close();
+      await node.close();
+      await t.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
