@@ -195,6 +195,25 @@ export function storeSuite(h: StoreHarness): void {
           assert.equal(r.damage[0]?.kind, 'edited');
         });
       });
+      describe("when a record's time index (time_ms) is edited in the database", () => {
+        it('names seq 9 as misindexed, its stored and its event time, and verifies every record (regression: verify passed it, and export --since left the record out)', async () => {
+          const { log, sql } = await filled(30);
+          await sql('UPDATE audit_records SET time_ms = 0 WHERE seq = 9');
+          const r = await report(log);
+          assert.equal(r.ok, false);
+          assert.equal(r.firstBadSeq, 9);
+          assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['misindexed', 9]]);
+          assert.match(r.damage[0]!.message, /1970-01-01T00:00:00\.000Z.*2026-11-25T12:00:09\.000Z/);
+          assert.deepEqual([r.verified, r.sealed], [30, 30]);
+        });
+        it('names each of seq 0, 17 and 29 when their times are moved by 1 ms, earlier and later', async () => {
+          const { log, sql } = await filled(30);
+          await sql('UPDATE audit_records SET time_ms = time_ms - 1 WHERE seq IN (0, 29)');
+          await sql('UPDATE audit_records SET time_ms = time_ms + 1 WHERE seq = 17');
+          const r = await report(log);
+          assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['misindexed', 0], ['misindexed', 17], ['misindexed', 29]]);
+        });
+      });
       describe('when a record is deleted from the database', () => {
         it('names seq 5 as deleted', async () => {
           const { log, sql } = await filled(30);

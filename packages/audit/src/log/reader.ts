@@ -206,6 +206,13 @@ async function readCheckpoints(store: AuditStore): Promise<{ checkpoints: Signed
   return { checkpoints, unreadable };
 }
 
+/** Feeds the verifier one stored record: its place in the chain, then the time the store indexes it by. */
+function take(verifier: LogVerifier, r: ChainRow): void {
+  const body = r[3];
+  verifier.add(r[0], r[1], body, r[2]);
+  verifier.timeIndex(r[0], body, r[4]);
+}
+
 /**
  * Feeds the verifier the records with from ≤ seq < to. A row that cannot be
  * read (a column of the wrong type) is `malformed` damage at its seq, and
@@ -219,7 +226,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
     try {
       for await (const rows of store.scanChain(next, to)) {
         // Once the first break is diagnosed, hashing the rest would only cost time: count it.
-        for (const r of rows) verifier.settled ? verifier.skip() : verifier.add(r[0], r[1], r[3], r[2]);
+        for (const r of rows) verifier.settled ? verifier.skip() : take(verifier, r);
         next = (rows[rows.length - 1] as ChainRow)[0] + 1;
         progress?.(next - from);
         // SQLite reads are synchronous: without a turn of the event loop between batches, a gateway
@@ -230,7 +237,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
     } catch (error) {
       if (isCode(error, 'AUDIT_RECORD_MALFORMED') && error.seq !== undefined && error.seq >= next && error.seq < to) {
         // The rows before it in its batch were not handed over: they read fine, so read them again.
-        for await (const rows of store.scanChain(next, error.seq)) for (const r of rows) verifier.add(r[0], r[1], r[3], r[2]);
+        for await (const rows of store.scanChain(next, error.seq)) for (const r of rows) take(verifier, r);
         verifier.malformed(error.message, undefined, error.seq);
         next = error.seq + 1;
         continue;
@@ -239,7 +246,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
         // A row whose seq is no integer (the column altered to numeric) sorts among the records but has no
         // place in the chain: feed the rows before it, then name it as the record expected next.
         const good = await readablePrefix(store, next, to);
-        for (const r of good) verifier.add(r[0], r[1], r[3], r[2]);
+        for (const r of good) take(verifier, r);
         verifier.malformed(error.message);
         // Reading on from the seq after the last good row passes over it (it lies below that seq).
         next = good.length > 0 ? (good[good.length - 1] as ChainRow)[0] + 1 : next + 1;
@@ -260,7 +267,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
           verifier.malformed(`record ${seq} cannot be read from the store, which is corrupt from here on`);
           break;
         }
-        verifier.add(r.seq, r.prev, r.body, r.hash);
+        take(verifier, [r.seq, r.prev, r.hash, r.body, r.timeMs]);
       }
       return false;
     }
@@ -338,7 +345,8 @@ async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints:
  * `publicKey` and, when given, checkpoints witnessed earlier (the state
  * directory's witness, one an auditor kept): the log must extend each; and checks the
  * head against both: no row outside [0, head.size), and the checkpoint the
- * head says was signed last is there.
+ * head says was signed last is there; and that each record's time index
+ * (what reads by time select by) is its event time.
  * Reports damage; never throws for damage and never changes the store.
  * Tells `options.onProgress` how far it has come (see VerifyStoreOptions).
  * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.

@@ -432,6 +432,23 @@ describe('when a column of the SQLite file holds a value of another type (SQLite
     const { store } = await tampered('UPDATE audit_records SET time_ms = 9007199254740993 WHERE seq = 3');
     await assert.rejects(store.record(3), { code: 'AUDIT_RECORD_MALFORMED', seq: 3, message: /column time_ms/ });
   });
+  for (const [what, value] of [['past 2^53 - 1', '9007199254740993'], ['text', "'soon'"], ['a fraction', '1.5']]) {
+    // node:sqlite refuses to read an integer past 2^53 - 1 as a number: verify must not abort on it.
+    it(`verify reports a time_ms of ${what} at seq 3 as malformed there, naming the column, on one thread and on two`, async () => {
+      const { store, publicKey } = await tampered(`UPDATE audit_records SET time_ms = ${value} WHERE seq = 3`);
+      for (const parallelFrom of [Number.POSITIVE_INFINITY, 1]) {
+        const report = await verifyStore(store, publicKey, null, { parallelFrom });
+        assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['malformed', 3]]);
+        assert.match(report.damage[0]!.message, /column time_ms/);
+      }
+    });
+  }
+  it('verify on two threads names seq 17, whose time_ms was edited, as misindexed, as one thread does', async () => {
+    const { store, publicKey } = await tampered('UPDATE audit_records SET time_ms = 0 WHERE seq = 17');
+    const report = await verifyStore(store, publicKey, null, { parallelFrom: 1 });
+    assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['misindexed', 17]]);
+    assert.equal(report.verified, 25);
+  });
   it("verify reports root = 'zzz' in the checkpoint at size 10 as checkpoint-forged at size 10", async () => {
     const { store, publicKey } = await tampered("UPDATE audit_checkpoints SET root = 'zzz' WHERE size = 10");
     await assert.rejects(store.checkpointFor(10, true), { code: 'AUDIT_CHECKPOINT_MALFORMED', checkpointSize: 10, message: /audit_checkpoints row size 10: column root is text/ });

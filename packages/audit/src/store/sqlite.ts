@@ -232,11 +232,24 @@ export class SqliteStore implements AuditStore {
     // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes.
     // A hash stored as text holding its very bytes reads the same here (record() refuses it): the bytes, all
     // verification depends on, are the log's; telling the types apart (typeof) costs 5 % of the scan.
-    const stmt = this.#stmt('SELECT seq, lower(hex(prev)), lower(hex(hash)), body FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?');
+    const sql = 'SELECT seq, lower(hex(prev)), lower(hex(hash)), body, time_ms FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?';
+    const stmt = this.#stmt(sql);
     stmt.setReturnArrays(true);
+    const read = (n: number): unknown[][] => {
+      try {
+        return stmt.all(next, to, n) as unknown as unknown[][];
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== 'ERR_OUT_OF_RANGE') throw error;
+        // A row holds an integer past 2^53 - 1 (a time_ms set so), which node:sqlite refuses to read as a
+        // number: read the batch again with bigints, for chainRowFromTuple to name the row and column.
+        const wide = this.#rowStmt(`${sql} -- bigints`);
+        wide.setReturnArrays(true);
+        return wide.all(next, to, n) as unknown as unknown[][];
+      }
+    };
     let next = from;
     while (next < to) {
-      const rows = this.#guard(() => stmt.all(next, to, batch) as unknown as unknown[][]);
+      const rows = this.#guard(() => read(batch));
       if (rows.length === 0) return;
       for (let i = 0; i < rows.length; i++) rows[i] = chainRowFromTuple(rows[i] as unknown[], this.where) as unknown as unknown[];
       yield rows as unknown as ChainRow[];

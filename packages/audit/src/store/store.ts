@@ -25,8 +25,10 @@ export interface StoredRecord {
 /**
  * What verification reads of a record, as a tuple: millions of them are read
  * per verification, and a tuple straight from the driver saves an object each.
+ * `timeMs` is the time the store keeps beside the record (StoredRecord.timeMs),
+ * which verification checks against the event time in `body`.
  */
-export type ChainRow = readonly [seq: number, prev: string, hash: string, body: string];
+export type ChainRow = readonly [seq: number, prev: string, hash: string, body: string, timeMs: number];
 
 /** The log's tip, read and written under the store's append lock. */
 export interface LogHead {

@@ -12,6 +12,8 @@ export type DamageKind =
   | 'truncated'
   /** A record cannot be read at all. */
   | 'malformed'
+  /** A stored record's time index (what reads by time select by) is not its event's time; the record itself verifies. */
+  | 'misindexed'
   /** Records of an export that no signed checkpoint covers (a forged or cut export may end so). */
   | 'unsealed'
   /** A checkpoint's signature is invalid or by another key (forged or re-signed). */

@@ -9,7 +9,7 @@ import { signCheckpoint } from '../checkpoint/sign.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
 import { GENESIS_PREV, recordBytes } from '../record/envelope.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
-import { LogVerifier } from './verifier.ts';
+import { LogVerifier, MAX_LISTED_MISINDEXED } from './verifier.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -124,6 +124,55 @@ describe('LogVerifier', () => {
     });
     it('passes a log that extends both, and checks one given twice once', () => {
       assert.deepEqual(verify(4, [signedAt(ours, 2), signedAt(ours, 4), signedAt(ours, 2)]), []);
+    });
+  });
+
+  describe("checking each record's time index (timeIndex)", () => {
+    const key = generateSigningKey();
+    /** `n` chained records, record i at i seconds past 2026-01-01. */
+    const records = (n: number) => {
+      const out: { seq: number; prev: string; body: string; timeMs: number }[] = [];
+      let prev = GENESIS_PREV;
+      for (let seq = 0; seq < n; seq++) {
+        const timeMs = Date.UTC(2026, 0, 1) + seq * 1000;
+        const body = JSON.stringify({ action: 'run.exec', time: new Date(timeMs).toISOString() });
+        out.push({ seq, prev, body, timeMs });
+        prev = sha256Hasher.leaf(recordBytes(seq, prev, body));
+      }
+      return out;
+    };
+    const verify = (n: number, indexOf: (seq: number, timeMs: number) => number, prevOf?: (seq: number, prev: string) => string) => {
+      const v = new LogVerifier({ hasher: sha256Hasher, publicKey: key.publicKey, checkpoints: [] });
+      for (const r of records(n)) {
+        v.add(r.seq, prevOf ? prevOf(r.seq, r.prev) : r.prev, r.body);
+        v.timeIndex(r.seq, r.body, indexOf(r.seq, r.timeMs));
+      }
+      return v;
+    };
+
+    it('passes records whose index is their event time', () => {
+      const v = verify(5, (_, t) => t);
+      assert.equal(v.clean, true);
+      assert.equal(v.finish().ok, true);
+    });
+    it('names seq 3, indexed 1 ms late, as misindexed, and is no longer clean', () => {
+      const v = verify(5, (seq, t) => (seq === 3 ? t + 1 : t));
+      assert.equal(v.clean, false);
+      const r = v.finish();
+      assert.deepEqual([r.ok, r.firstBadSeq, r.verified], [false, 3, 5]);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['misindexed', 3]]);
+    });
+    it(`lists the first ${MAX_LISTED_MISINDEXED} of 150 records indexed at 0 and counts the rest, with their range`, () => {
+      const r = verify(150, () => 0).finish();
+      assert.equal(r.damage.length, MAX_LISTED_MISINDEXED + 1);
+      assert.deepEqual(r.damage.slice(0, 2).map((d) => [d.kind, d.seq]), [['misindexed', 0], ['misindexed', 1]]);
+      const rest = r.damage.at(-1)!;
+      assert.deepEqual([rest.kind, rest.seq, rest.throughSeq], ['misindexed', MAX_LISTED_MISINDEXED, 149]);
+      assert.match(rest.message, /^50 more records/);
+    });
+    it('checks no record from a broken link on: the break is what is reported', () => {
+      const r = verify(5, () => 0, (seq, prev) => (seq === 2 ? 'ab'.repeat(32) : prev)).finish();
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['misindexed', 0], ['misindexed', 1], ['edited', 2]]);
     });
   });
 });

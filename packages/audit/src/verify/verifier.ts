@@ -12,6 +12,8 @@ import { CompactRange } from '../merkle/compact-range.ts';
 import { verifyConsistency } from '../merkle/consistency.ts';
 import { hashesEqual, type MerkleHasher } from '../merkle/hasher.ts';
 import { GENESIS_PREV, recordBytes } from '../record/envelope.ts';
+import { bodyHasTime, eventTimeMs } from '../record/event-time.ts';
+import { isoTime } from '../record/iso-time.ts';
 import type { Damage, VerifyReport } from './report.ts';
 
 /** One record as the verifier sees it. */
@@ -38,6 +40,9 @@ export const MAX_LISTED_CHECKPOINTS = 100;
  * most this many plus the distinct checkpoints the key signed.
  */
 export const MAX_FORGED_CHECKED = MAX_LISTED_CHECKPOINTS;
+
+/** Records whose time index disagrees with their event time listed one by one in a report; the rest are counted, with their range. */
+export const MAX_LISTED_MISINDEXED = 100;
 
 /** Where verification starts: the empty log, or (for a partial export) a known tip. */
 
@@ -99,6 +104,9 @@ export class LogVerifier {
   /** Forged or unreadable checkpoints past the first MAX_LISTED_CHECKPOINTS, counted, not listed (an export is hostile input). */
   #unlistedCheckpoints = 0;
   #listedCheckpoints = 0;
+  /** Records whose time index disagrees with their event time: the first MAX_LISTED_MISINDEXED, then the rest counted. */
+  readonly #misindexed: Damage[] = [];
+  #unlistedMisindexed: { first: number; last: number; count: number } | undefined;
   /** Set once the checkpoints are in order and the start's are checked: at the first record, seal or finish. */
   #prepared = false;
   /** The witnessed checkpoints validly signed, once each, largest first. */
@@ -287,7 +295,35 @@ export class LogVerifier {
    * find damage (unsealed records, a truncation).
    */
   get clean(): boolean {
-    return this.#broken === undefined && this.#rootMismatch === undefined && this.#damage.length === 0 && this.#unlistedCheckpoints === 0;
+    return this.#broken === undefined && this.#rootMismatch === undefined && this.#damage.length === 0 && this.#unlistedCheckpoints === 0 && this.#misindexed.length === 0;
+  }
+
+  /**
+   * Checks the time a store keeps beside the record just fed through add()
+   * (`timeMs`: the index reads by time select records by, export
+   * --since/--until among them) against the event time in its `body`. One
+   * that disagrees is `misindexed` damage at its seq: a read by time would
+   * leave the record out, or take it in, wrongly, though the record itself
+   * verifies. Only a record that extended the verified chain is checked
+   * (past a broken link the report fails already); the first
+   * MAX_LISTED_MISINDEXED are listed, the rest counted.
+   */
+  timeIndex(seq: number, body: string, timeMs: number): void {
+    if (this.#broken || seq !== this.#range.size - 1 || bodyHasTime(body, timeMs)) return;
+    if (this.#misindexed.length < MAX_LISTED_MISINDEXED) {
+      const event = eventTimeMs(body);
+      const indexed = isoTime(timeMs) ?? `${timeMs} ms`;
+      const held = Number.isNaN(event) ? 'no event time' : `the event time ${isoTime(event) ?? `${event} ms`}`;
+      this.#misindexed.push({
+        kind: 'misindexed',
+        seq,
+        message: `seq ${seq} is indexed at ${indexed} (its stored time_ms) but holds ${held}: a read by time (export --since/--until) would leave it out or take it in wrongly`,
+      });
+      return;
+    }
+    const u = (this.#unlistedMisindexed ??= { first: seq, last: seq, count: 0 });
+    u.last = seq;
+    u.count++;
   }
 
   #feed(seq: number, prev: string, hash: string, storedHash: string | undefined, line: number | undefined, body: string | undefined): void {
@@ -482,6 +518,17 @@ export class LogVerifier {
           : `nothing vouches that ${one ? 'it was' : 'they were'} written by the log`;
         this.#damage.push({ kind: 'unsealed', seq: from, throughSeq: end - 1, message: `${which} not sealed by any checkpoint signed by the trusted key: ${why}` });
       }
+    }
+    // After the unsealed records are judged: a record's time index is no part of what the key signs.
+    this.#damage.push(...this.#misindexed);
+    const u = this.#unlistedMisindexed;
+    if (u) {
+      this.#damage.push({
+        kind: 'misindexed',
+        seq: u.first,
+        throughSeq: u.last,
+        message: `${u.count} more records in seq ${u.first}–${u.last} are indexed at a time (their stored time_ms) other than their event time (the first ${MAX_LISTED_MISINDEXED} are listed)`,
+      });
     }
     this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
     const first = this.#damage.find((d) => d.seq !== null);

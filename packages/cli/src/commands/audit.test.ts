@@ -213,6 +213,18 @@ describe('corral audit', () => {
       }
     });
 
+    it('verify exits 1 naming seq 5 as misindexed when its time index is moved out of the window export --since selects by (regression: verify said ok, and the export left the record out)', async () => {
+      const copy = await sixRecordLog();
+      const db = new DatabaseSync(join(copy, 'audit.db'));
+      db.exec('UPDATE audit_records SET time_ms = 0 WHERE seq = 5');
+      db.close();
+      const r = await corral(['--state-dir', copy, 'audit', 'verify']);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /^ {2}misindexed at seq 5: /m);
+      const json = await corral(['--state-dir', copy, 'audit', 'verify', '--json']);
+      assert.deepEqual(JSON.parse(json.stdout).damage.map((d: { kind: string; seq: number }) => [d.kind, d.seq]), [['misindexed', 5]]);
+    });
+
     const unchained = (db: DatabaseSync) => {
       // A record 3 that passes its own leaf check, chained onto no record of the log.
       const { body } = db.prepare('SELECT body FROM audit_records WHERE seq = 3').get() as { body: string };
