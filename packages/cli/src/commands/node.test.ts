@@ -11,6 +11,30 @@ import { WebSocketServer } from 'ws';
 import { refusingGateway } from '../../../../scripts/testing/refusing-gateway.ts';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
+describe('corral node run given its tokens on the command line', () => {
+  it('hides them from its command line, which every user of the host can read, once it has them, and says to pass them in the environment (regression: the gateway token stayed in ps for as long as the node ran)', async () => {
+    const [gatewayToken, controlPlaneToken] = [randomBytes(18).toString('base64url'), randomBytes(18).toString('base64url')];
+    const child = spawn(CORRAL_BIN, ['--state-dir', tempStateDir(), 'node', 'run', '--gateway', 'ws://127.0.0.1:9', `--token=${gatewayToken}`, '--control-plane', 'ws://127.0.0.1:8', '--control-plane-token', controlPlaneToken], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      let stdout = '';
+      // Once it says anything of its connections, it has read its options.
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (c: Buffer) => ((stdout += c.toString()), /unreachable/.test(stdout) && resolve()));
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+      });
+      const commandLine = execFileSync('cat', [`/proc/${child.pid}/cmdline`], { encoding: 'utf8' });
+      assert.doesNotMatch(commandLine, new RegExp(`${gatewayToken}|${controlPlaneToken}`));
+      assert.match(commandLine, /--token=\*\*\*.*--control-plane-token\0?\s?\*\*\*/s);
+      assert.match(stderr, /--token on the command line could be read by every user of this host.*pass it in CORRAL_GATEWAY_TOKEN instead/);
+      assert.match(stderr, /--control-plane-token on the command line .*CORRAL_CONTROL_PLANE_TOKEN instead/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
 describe('corral node run, refusing bad options before it connects', () => {
   it('refuses --agent-map without --control-plane: nobody would decide for the mapped agents', async () => {
     const r = await corral(['node', 'run', '--gateway', 'ws://127.0.0.1:9', '--token', 't', '--agent-map', 'main=invoice-bot']);
@@ -221,7 +245,7 @@ describe('corral node run, when a hostile gateway writes control characters in i
   it('stops at a final refusal with its message on one line, escaped', async () => {
     const gw = await refusingGateway({ code: 'INVALID_REQUEST', message: `bad proof\ncorral: fake line${escape}`, details: { code: `DEVICE_AUTH_${escape}` } });
     try {
-      const r = await corral(['node', 'run', '--gateway', gw.url, '--token', 'a-token']);
+      const r = await corral(['node', 'run', '--gateway', gw.url], { env: { CORRAL_GATEWAY_TOKEN: 'a-token' } });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /refused this node: DEVICE_AUTH_/);
       assert.doesNotMatch(r.stderr, /[\u0000-\u0009\u000b-\u001f\u007f]/, 'no control character reaches the terminal');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { dirname, resolve } from 'node:path';
+import { hideCommandLineSecrets } from '../command-line-secrets.ts';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable } from '../output.ts';
 import { dirOf } from './agents.ts';
@@ -23,6 +24,10 @@ export function registerNode(program: Command): void {
     .option('--agent-policy <corral=file...>', "the container policy one Corral agent's commands run under, instead of --policy")
     .option('--json', 'JSON lines: {"node", "gateway"} once it starts, then {"state", "detail"?, "retryInMs"?, "target"?} as its connections change')
     .action(async (opts: { gateway: string; token?: string; name: string; policy?: string; controlPlane?: string; controlPlaneToken?: string; agentMap?: string[]; agentPolicy?: string[]; json?: boolean }, command: Command) => {
+      hideCommandLineSecrets([
+        { option: '--token', value: opts.token, variable: 'CORRAL_GATEWAY_TOKEN' },
+        { option: '--control-plane-token', value: opts.controlPlaneToken, variable: 'CORRAL_CONTROL_PLANE_TOKEN' },
+      ]);
       const token = opts.token ?? (process.env.CORRAL_GATEWAY_TOKEN || undefined);
       // Each gateway gets only its own token: the one --gateway takes would let that gateway (upstream OpenClaw) into the control plane.
       const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
