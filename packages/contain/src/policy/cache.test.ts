@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -26,6 +26,17 @@ function entryOf(cache: string): string {
 }
 
 describe('the validated-policy cache', () => {
+  it('never writes through a link planted where its temporary file would go (regression: named by the process id, and followed)', () => {
+    const { cache } = setup();
+    rememberPolicy(cache, digest('first'), parsePolicyText(TEXT));
+    const victim = join(mkdtempSync(join(tmpdir(), 'corral-policy-cache-victim-')), 'victim');
+    writeFileSync(victim, 'untouched');
+    symlinkSync(victim, join(cache, `${digest(TEXT)}.json.${process.pid}.tmp`));
+    rememberPolicy(cache, digest(TEXT), parsePolicyText(TEXT));
+    assert.equal(readFileSync(victim, 'utf8'), 'untouched');
+    assert.deepEqual(cachedPolicy(cache, digest(TEXT)), parsePolicyText(TEXT));
+  });
+
   it('remembers a policy once validated and returns the same policy for the same text', async () => {
     const { dir, file, cache } = setup();
     const first = await loadPolicyFile(file, dir, { cacheDir: cache });

@@ -58,8 +58,9 @@ export function rememberPolicy(dir: string, textDigest: string, policy: Containe
     if (!key) return;
     const json = JSON.stringify(policy);
     const final = entryPath(dir, textDigest);
-    const temporary = `${final}.${process.pid}.tmp`;
-    writeFileSync(temporary, `${mac(key, validator, textDigest, json).toString('hex')}\n${json}`, { mode: 0o600 });
+    // A name no one can guess, made new (O_EXCL): a link planted in the folder is never written through.
+    const temporary = `${final}.${randomBytes(8).toString('hex')}.tmp`;
+    writeFileSync(temporary, `${mac(key, validator, textDigest, json).toString('hex')}\n${json}`, { mode: 0o600, flag: 'wx' });
     renameSync(temporary, final);
   } catch {
     // Only a cache: the next run validates the policy again.
