@@ -279,6 +279,21 @@ describe('when the identity store cannot be opened', () => {
   });
 });
 
+describe('when the state directory belongs to another user', () => {
+  it('refuses a change to record there (exit 3) before anything is made in it, the audit log\'s signing key included (regression: the key and log were made there before the identity store refused the folder)', { skip: process.getuid?.() !== 0 && 'only root can give a folder to another user' }, async () => {
+    const theirs = mkdtempSync(join(tmpdir(), 'corral-cli-theirs-'));
+    try {
+      chownSync(theirs, 65534, 65534);
+      const r = await corral(['--state-dir', theirs, 'agents', 'create', 'bot', '--process', 'p', '--owner', 'ops@example.com']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /belongs to another user \(uid 65534\)/);
+      assert.deepEqual(readdirSync(theirs), []);
+    } finally {
+      rmSync(theirs, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('when the state directory holds no identity store (a mistyped --state-dir)', () => {
   const empty = join(state, 'no-such-install');
   const commands = [

@@ -1,6 +1,7 @@
 import type { AuditEventInput, AuditLog } from '@corral/audit';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
+import { privateFolder } from '../state-dir.ts';
 import { localActor } from './run-record.ts';
 
 type IdentityEvent = Omit<AuditEventInput, 'actor'> & { actor?: AuditEventInput['actor'] };
@@ -23,6 +24,8 @@ export async function recordIdentityEvent(dir: string, event: IdentityEvent): Pr
 export async function recordIdentityEvents(dir: string, events: readonly IdentityEvent[]): Promise<boolean[]> {
   let log: AuditLog;
   try {
+    // As recordedChange: never a signing key made in another user's state directory; the change stands, with a warning.
+    await privateFolder(dir);
     log = await openLog(dir);
   } catch (error) {
     warn(error);
@@ -38,6 +41,8 @@ export async function recordIdentityEvents(dir: string, events: readonly Identit
  * so none stands unrecorded because the log was broken.
  */
 export async function recordedChange<T>(dir: string, change: () => Promise<T> | T, event: (result: T) => IdentityEvent): Promise<T> {
+  // Another user's state directory is refused before the log makes its signing key there (CliFailure, exit 3).
+  await privateFolder(dir);
   let log: AuditLog;
   try {
     log = await openLog(dir);
