@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CountProgress } from './count-progress.ts';
+import { until } from '../../../scripts/testing/until.ts';
 
 function stream(isTTY: boolean): { write(text: string): boolean; isTTY: boolean; text: () => string } {
   let out = '';
@@ -8,10 +9,6 @@ function stream(isTTY: boolean): { write(text: string): boolean; isTTY: boolean;
 }
 
 /** Waits until `ready()`, however slow the machine: no deadline of its own (the test runner's applies). */
-async function until(ready: () => boolean): Promise<void> {
-  while (!ready()) await new Promise((r) => setTimeout(r, 10));
-}
-
 describe('CountProgress', () => {
   it('shows nothing for work that ends before afterMs', () => {
     const out = stream(false);
@@ -25,9 +22,9 @@ describe('CountProgress', () => {
     const out = stream(false);
     const progress = new CountProgress(out, 'export: %d lines written', { afterMs: 0, everyMs: 5 });
     progress.add(2);
-    await until(() => out.text().includes('corral: export: 2 lines written\n'));
+    await until('two lines are told', () => out.text().includes('corral: export: 2 lines written\n'));
     progress.add();
-    await until(() => out.text().includes('corral: export: 3 lines written\n'));
+    await until('three lines are told', () => out.text().includes('corral: export: 3 lines written\n'));
     progress.done();
     const shown = out.text();
     await new Promise((r) => setTimeout(r, 30));
@@ -39,7 +36,7 @@ describe('CountProgress', () => {
     const out = stream(true);
     const progress = new CountProgress(out, 'replay: %d recorded decisions read', { afterMs: 0, everyMs: 5 });
     progress.add(7);
-    await until(() => out.text().includes('corral: replay: 7 recorded decisions read'));
+    await until('seven decisions are told', () => out.text().includes('corral: replay: 7 recorded decisions read'));
     progress.note('corral: a warning\n');
     progress.done();
     assert.match(out.text(), /^(\r\x1b\[2Kcorral: replay: 7 recorded decisions read)+\r\x1b\[2Kcorral: a warning\n$/);

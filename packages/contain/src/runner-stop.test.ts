@@ -8,6 +8,7 @@ import { hostCapabilities } from './linux/host.ts';
 import { validatePolicy } from './policy/load.ts';
 import { planSandbox } from './policy/plan.ts';
 import { Runner } from './runner.ts';
+import { until } from '../../../scripts/testing/until.ts';
 
 /** The processes whose command line names `word` on its own: a sandbox's bubblewrap names its folder (--chdir). */
 function processesNaming(word: string): number[] {
@@ -102,10 +103,6 @@ async function childrenUntil(settled: Promise<unknown>): Promise<number[]> {
   return [...seen];
 }
 
-async function until(done: () => boolean): Promise<void> {
-  while (!done()) await sleep(10);
-}
-
 describe('a run stopped at any point of its sandbox start, with a stand-in bubblewrap that hangs there', () => {
   const caps = hostCapabilities();
   const noCgroups = { ...caps, cgroups: { ...caps.cgroups, controllers: {} } };
@@ -145,7 +142,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           const s = standIn(hang);
           try {
             const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
-            await until(() => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            await until('the stand-ins run', () => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
             assert.equal((await killedLeavingNothing(proc, s.dir)).exitCode, null);
           } finally {
             await cleanUp(s);
@@ -170,7 +167,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         const s = standIn(NAMES_CHILD_THEN_HANGS);
         try {
           const proc = s.runner.spawn(plan(s.dir), ['/bin/true']);
-          await until(() => standInProcesses(s.dir).length === 2);
+          await until('both stand-ins run', () => standInProcesses(s.dir).length === 2);
           await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
@@ -182,7 +179,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
         try {
           // More words than bubblewrap reads: handed to Corral's launcher in the sandbox once it says it is ready.
           const proc = s.runner.spawn(plan(s.dir), ['/bin/echo', ...Array.from({ length: 10_000 }, () => 'word')]);
-          await until(() => standInProcesses(s.dir).length === 2);
+          await until('both stand-ins run', () => standInProcesses(s.dir).length === 2);
           await killedLeavingNothing(proc, s.dir);
         } finally {
           await cleanUp(s);
@@ -194,7 +191,7 @@ describe('a run stopped at any point of its sandbox start, with a stand-in bubbl
           const s = standIn(hang);
           try {
             const warming = s.runner.keepWarm(plan(s.dir)).catch(() => undefined);
-            await until(() => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
+            await until('the stand-ins run', () => s.started() && standInProcesses(s.dir).length === (when.startsWith('after') ? 2 : 1));
             const closed = await Promise.race([s.runner.close().then(() => true), sleep(5_000).then(() => false)]);
             assert.ok(closed, 'the runner never closed');
             await warming;

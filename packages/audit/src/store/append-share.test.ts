@@ -19,6 +19,7 @@ import { FRAME, FrameReader, frame, jsonFrame, requestFrame } from './append-sha
 import { MAX_TRANSACTION } from './batch.ts';
 import { shareSocketPath } from './append-share.ts';
 import type { SqliteStore } from './sqlite.ts';
+import { until } from '../../../../scripts/testing/until.ts';
 
 const dirs: string[] = [];
 const groups: number[] = [];
@@ -35,14 +36,6 @@ function tempDir(): string {
 
 const roleOf = (log: AuditLog) => (log.store as SqliteStore).appendRole;
 const socketOf = (stateDir: string) => shareSocketPath(join(stateDir, 'audit.db')) as string;
-
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Sends `sig` to every process of the group `group`, if any is left. */
 function signal(group: number, sig: NodeJS.Signals): void {

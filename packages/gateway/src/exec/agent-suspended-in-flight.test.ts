@@ -13,6 +13,7 @@ import { ApprovalStore, GatewayClient, GatewayServer, INVOKE_RELEASE_EVENT, Node
 import type { GatewayDecider } from './decide.ts';
 import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
+import { until } from '../../../../scripts/testing/until.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = `
@@ -24,11 +25,6 @@ const stateDir = policyStateDirs('suspended-in-flight', POLICY);
 /** What a suspended agent's caller is told: the refusal of its command, as for any request of a suspended agent. */
 const refusedAsSuspended = (e: { wire?: { code?: string; details?: { code?: string; reason?: string } } }) =>
   e.wire?.code === 'INVALID_REQUEST' && e.wire.details?.code === 'SYSTEM_RUN_DENIED' && /suspended/.test(e.wire.details.reason ?? '');
-
-async function until(done: () => boolean): Promise<void> {
-  for (const deadline = Date.now() + 5_000; !done() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(done(), 'in time');
-}
 
 /**
  * A gateway whose decider waits while `holding.decider` is set (a policy set
@@ -100,7 +96,7 @@ describe('when an agent is suspended while its command is on its way to a node',
       let committing = false;
       gw.holding.append = (e) => (e.action === 'node.invoke.decide' ? ((committing = true), decision.promise) : undefined);
       const answer = gw.run(node, ['sleep', '600']);
-      await until(() => committing);
+      await until('the decision record is committing', () => committing);
       gw.identity.agents.suspend('bot');
       decision.resolve();
       await assert.rejects(answer, refusedAsSuspended);
@@ -123,7 +119,7 @@ describe('when an agent is suspended while its command is on its way to a node',
       const compiled = Promise.withResolvers<void>();
       gw.holding.decider = compiled.promise;
       const answer = gw.run(node, ['sleep', '600']);
-      await until(gw.compiling);
+      await until('the policy set is compiling', gw.compiling);
       gw.identity.agents.suspend('bot');
       compiled.resolve();
       await assert.rejects(answer, refusedAsSuspended);
@@ -149,7 +145,7 @@ describe('when an agent is suspended while its command is on its way to a node',
       const decision = Promise.withResolvers<void>();
       gw.holding.append = (e) => (e.action === 'node.invoke.decide' ? decision.promise : undefined);
       const answer = gw.run(node, ['sleep', '600']);
-      await until(() => node.received.length === 1);
+      await until('the node has the command', () => node.received.length === 1);
       assert.equal(node.received[0]!.params.awaitRelease, true);
       gw.identity.agents.suspend('bot');
       decision.resolve();
@@ -168,7 +164,7 @@ describe('when an agent is suspended while its command is on its way to a node',
     try {
       const node = await gw.node(['system.run']);
       const answer = gw.run(node, ['printf', 'hi']);
-      await until(() => gw.events.some((e) => e.action === 'approval.request'));
+      await until('an approval is asked for', () => gw.events.some((e) => e.action === 'approval.request'));
       const approvalId = gw.events.find((e) => e.action === 'approval.request')!.resource.id;
       gw.identity.agents.suspend('bot');
       gw.identity.agents.resume('bot');
@@ -186,7 +182,7 @@ describe('when an agent is suspended while its command is on its way to a node',
       const node = await gw.node(['system.run']);
       const issuedAt = Date.now();
       const answer = gw.run(node, ['printf', 'hi']);
-      await until(() => gw.events.some((e) => e.action === 'approval.request'));
+      await until('an approval is asked for', () => gw.events.some((e) => e.action === 'approval.request'));
       const approvalId = gw.events.find((e) => e.action === 'approval.request')!.resource.id;
       await new Promise((r) => setTimeout(r, Math.max(0, issuedAt + 1_500 - Date.now())));
       await gw.invoker.resolveApprovalWhenFree(approvalId, 'allow-once', 'alice');
@@ -206,7 +202,7 @@ describe('when an agent is suspended while its command is on its way to a node',
       gw.holding.decider = compiled.promise;
       const asked = node.client.request('corral.run.authorize', { command: 'system.run', params: { command: ['sleep', '600'] }, agentId: 'bot', timeoutMs: 10_000 }, { timeoutMs: 15_000 });
       asked.catch(() => undefined);
-      await until(gw.compiling);
+      await until('the policy set is compiling', gw.compiling);
       gw.identity.agents.suspend('bot');
       compiled.resolve();
       await assert.rejects(asked, refusedAsSuspended);

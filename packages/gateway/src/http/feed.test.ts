@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AuditError, openAuditLog, type AuditRecord, type AuditStore } from '@corral/audit';
 import { AuditFeed } from './feed.ts';
+import { until } from '../../../../scripts/testing/until.ts';
 
 /** The store, with head() failing while `failing.now` is set (or saying it is closed, `failing.closed`), counting its calls. */
 function flaky(store: AuditStore) {
@@ -27,11 +28,6 @@ function flaky(store: AuditStore) {
   });
   return { store: proxy, failing };
 }
-
-const until = async (what: string, done: () => boolean) => {
-  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(done(), `timed out waiting for ${what}`);
-};
 
 describe('the audit feed', () => {
   it('goes on following the log after a read that failed (a lost database connection), so the records appended since still arrive (regression: one failure stopped it for good)', async () => {
