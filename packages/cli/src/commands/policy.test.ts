@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { cpSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openAuditLog } from '@corral/audit';
+import { Gateway, GatewayClient } from '@corral/gateway';
 import { Identity } from '@corral/identity';
+import { pairedNodePeer } from '../../../gateway/test/node-peer.ts';
 import { CORRAL_BIN, corral } from '../../test/corral.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../../examples/invoice-intake/cedar', import.meta.url));
@@ -309,5 +312,44 @@ describe('corral policy', () => {
     const text = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', EXAMPLE, '--entities', join(EXAMPLE, 'entities.json')]);
     assert.match(text.stdout, /5 recorded decisions: 3 would change, 2 unchanged, 0 not decidable/);
     assert.match(text.stdout, /6 2026-\S+ {2}Agent::"invoice-bot" system\.run Command::"sh": allow -> deny \(rm: /);
+  });
+
+  it("judges an ask an allow-always grant of the candidate covers as the gateway will decide it, allowed by the grant, until the grant is revoked (regression: replayed as deny -> ask, then ran with no one asked)", { timeout: 60_000 }, async () => {
+    const dir = join(tmp, 'granted');
+    mkdirSync(join(dir, 'policies'), { recursive: true });
+    writeFileSync(join(dir, 'policies', 'main.cedar'), '@id("printf-asks") @approval("required") permit (principal, action == Action::"system.run", resource == Command::"printf");\n');
+    const token = randomBytes(24).toString('base64url');
+    const gw = await Gateway.start({ stateDir: dir, token, port: 0, approvalPollMs: 20 });
+    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const printf = (timeoutMs = 5_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['printf', 'standing'] }, timeoutMs, idempotencyKey: randomUUID() }).then(() => 'ran', () => 'refused');
+    try {
+      assert.equal(await printf(100), 'refused');
+      const id = gw.approvals.list({ status: 'pending' })[0]!.id;
+      await gw.invoker.resolveApprovalWhenFree(id, 'allow-always', 'alice');
+      assert.equal(await printf(), 'ran');
+      // The set with its grant, as a candidate; the one put in force forbids printf.
+      const api = async (path: string, body?: unknown) => (await fetch(`${gw.httpUrl}${path}`, { method: body === undefined ? 'GET' : 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })).json() as Promise<{ files: Array<{ name: string; text: string }>; hash: string }>;
+      const granted = await api('/api/policies');
+      const candidate = join(tmp, 'granted-candidate');
+      for (const f of granted.files) {
+        mkdirSync(join(candidate, f.name, '..'), { recursive: true });
+        writeFileSync(join(candidate, f.name), f.text);
+      }
+      await api('/api/policies/activate', { files: [...granted.files, { name: 'forbid.cedar', text: '@id("no-printf") forbid (principal, action == Action::"system.run", resource == Command::"printf");\n' }], baseHash: granted.hash });
+      assert.equal(await printf(100), 'refused');
+      const replay = async () => {
+        const r = await corral(['--state-dir', dir, 'policy', 'replay', '--candidate', candidate, '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        return (JSON.parse(r.stdout) as { changed: Array<{ before: string; after: { decision: string; reason: string } }> }).changed.filter((c) => c.before === 'deny').map((c) => [c.before, c.after.decision, c.after.reason]);
+      };
+      assert.deepEqual(await replay(), [['deny', 'allow', `allowed always by approval-${id}`]]);
+      await gw.invoker.revokeGrant(`approval-${id}`, 'root');
+      assert.deepEqual((await replay()).map(([before, after]) => [before, after]), [['deny', 'ask']]);
+    } finally {
+      await operator.close();
+      await node.close();
+      await gw.close();
+    }
   });
 });

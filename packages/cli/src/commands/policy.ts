@@ -9,6 +9,7 @@ import { EXIT } from '../exit-codes.ts';
 import { fileProblem } from '../file-problem.ts';
 import { CliFailure, printable, printJson } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
+import { openGatewayState } from './nodes.ts';
 
 /**
  * Turns a policy package refusal into a CLI failure that prints each issue as
@@ -392,7 +393,7 @@ export function registerPolicy(program: Command): void {
       // The data the candidate would decide with once activated (its entities.json); the identity store's agents and humans; then any given.
       const entities = await composeEntities(dir, [...(await setEntitiesFile(resolve(opts.candidate))), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
       await setEntities(pdp, entities);
-      const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir);
+      const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir, resolve(opts.candidate));
       // A month of decisions may take a while: how many were read so far goes to stderr.
       const progress = new CountProgress(process.stderr, 'replay: %d recorded decisions read');
       let report: Awaited<ReturnType<typeof replayAsync>>;
@@ -460,10 +461,13 @@ async function* readHistory(file: string): AsyncGenerator<RecordedDecision> {
  * The decisions recorded in the audit log of the state directory, oldest
  * first, read in batches, as the gateway's replay reads them
  * (`auditHistory` of @corral/gateway): each governed node command judged as
- * it was decided, and every other event that carries a decision on one of
- * the schema's actions as one request, its agent named as in the identity store.
+ * it was decided — an ask answered by an allow-always grant of the
+ * `candidate` set whose approval the gateway's state has not withdrawn, as
+ * the gateway will answer it — and every other event that carries a decision
+ * on one of the schema's actions as one request, its agent named as in the
+ * identity store.
  */
-async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
+async function* auditHistory(dir: string, candidate: string): AsyncGenerator<RecordedDecision> {
   const audit = await import('@corral/audit');
   let reader: Awaited<ReturnType<typeof audit.openAuditReader>>;
   try {
@@ -483,10 +487,13 @@ async function* auditHistory(dir: string): AsyncGenerator<RecordedDecision> {
       identity.close();
     }
   }
+  const gateway = await import('@corral/gateway');
+  const db = existsSync(join(dir, gateway.GATEWAY_DB_FILE)) ? await openGatewayState(dir) : undefined;
   try {
-    const gateway = await import('@corral/gateway');
-    yield* gateway.auditHistory(reader.store, names);
+    const standing = gateway.standingGrants(gateway.readPolicySetFiles(candidate), db ? new gateway.ApprovalStore(db) : undefined);
+    yield* gateway.auditHistory(reader.store, names, Number.POSITIVE_INFINITY, standing);
   } finally {
+    db?.close();
     await reader.close();
   }
 }

@@ -372,6 +372,20 @@ export function grantsByDigest(files: readonly PolicyFile[]): Map<string, string
 }
 
 /**
+ * The grants of a policy set (its files) that answer asks once it is in
+ * force, by the digest of the action each is for: those whose approval is not
+ * withdrawn (`approvals`, gateway.db; every grant when there is none to ask).
+ * What replay judges a candidate with.
+ */
+export function standingGrants(files: readonly PolicyFile[], approvals: Pick<ApprovalStore, 'grantWithdrawn'> | undefined): (digest: string) => string | undefined {
+  const grants = grantsByDigest(files);
+  return (digest) => {
+    const grant = grants.get(digest);
+    return grant === undefined || approvals?.grantWithdrawn(grant.slice('approval-'.length)) === true ? undefined : grant;
+  };
+}
+
+/**
  * A verdict once an allow-always grant for exactly its action answers it:
  * an ask becomes an allow by `grant` (a grant is a permit that an asking
  * policy outranks in Cedar's answer); anything else is as it was. What the

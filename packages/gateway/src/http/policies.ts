@@ -9,7 +9,7 @@ import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
-import { grantsByDigest } from '../approvals/grants.ts';
+import { standingGrants } from '../approvals/grants.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
@@ -112,13 +112,8 @@ export function policyRoutes(api: ApiContext): Route[] {
         if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_REPLAY) throw new GatewayError('GATEWAY_PARAMS_INVALID', `limit must be a whole number from 1 to ${MAX_REPLAY}`);
         return withCandidate(files, async (candidate) => {
           if (!api.audit) return reply(200, { replayed: 0, changed: [], refused: [] });
-          // The candidate's standing grants answer asks as they would once it is in force: those recorded and not withdrawn.
-          const grants = grantsByDigest(candidate.files);
-          const standing = (digest: string) => {
-            const grant = grants.get(digest);
-            return grant === undefined || api.approvals.grantWithdrawn(grant.slice('approval-'.length)) ? undefined : grant;
-          };
-          const report = await replayAsync(candidate.point, auditHistory(api.audit.store, agentNames(api), limit, standing));
+          // The candidate's standing grants answer asks as they would once it is in force.
+          const report = await replayAsync(candidate.point, auditHistory(api.audit.store, agentNames(api), limit, standingGrants(candidate.files, api.approvals)));
           const name = (p: unknown) => {
             const r = p as { type?: unknown; id?: unknown } | null;
             return `${String(r?.type)}::"${String(r?.id)}"`;

@@ -721,7 +721,7 @@ function linkTarget(dir: string): string | undefined {
 }
 
 /** The set on disk, read as the policy package reads a policy directory (one version, regular files only, 1 MiB at most). Throws POLICY_UNREADABLE. */
-function readFiles(dir: string): PolicyFile[] {
+export function readFiles(dir: string): PolicyFile[] {
   return readPolicyDir(dir, KINDS).map((source) => ({ name: source.file, text: source.text }));
 }
 
