@@ -1,7 +1,8 @@
 // Agent profiles: what a node needs to know to run an agent's commands. One
 // JSON file per agent in STATE/profiles/, naming the container policy its
 // commands run under (a path inside the state directory).
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { replaceFile } from '@corral/node/whole-files';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure } from '../output.ts';
@@ -18,7 +19,8 @@ export interface AgentProfile {
 export function writeProfile(stateDir: string, profile: AgentProfile): void {
   const dir = join(stateDir, PROFILES_DIR);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, `${profile.agent}.json`), `${JSON.stringify(profile, null, 2)}\n`, { mode: 0o600 });
+  // Whole, renamed into place: a crash leaves the old profile or the new one, never half of one.
+  replaceFile(join(dir, `${profile.agent}.json`), `${JSON.stringify(profile, null, 2)}\n`);
 }
 
 /**

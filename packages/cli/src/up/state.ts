@@ -2,9 +2,10 @@
 // before anything is made; on first creation every entry it adds is noted, so
 // a start that fails halfway (port taken, policy broken) removes them again
 // and leaves nothing half-created; `up.json` marks a completed first start.
-import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { IdentityError, securePrivateDir } from '@corral/identity';
 import { NodeError, lockStateDir as lockDir } from '@corral/node';
+import { replaceFile } from '@corral/node/whole-files';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -35,8 +36,9 @@ export function readMarker(dir: string): UpMarker | undefined {
   return { createdAt: raw.createdAt, example: raw.example };
 }
 
+/** Writes the marker whole, renamed into place: a crash leaves no half of it (which would make every later start refuse it as damaged). */
 export function writeMarker(dir: string, marker: UpMarker): void {
-  writeFileSync(join(dir, UP_MARKER), `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o600 });
+  replaceFile(join(dir, UP_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
 }
 
 /**
