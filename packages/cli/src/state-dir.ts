@@ -67,15 +67,13 @@ export function existingState(dir: string, file: string, what: string, setup: st
 export async function privateFolder(dir: string): Promise<boolean> {
   const { privateStateDir } = await import('@corral/node/whole-files');
   try {
-    privateStateDir(dir, 'NODE_STATE_DIR_UNAVAILABLE');
+    // What is at stake is whatever the command writes there.
+    privateStateDir(dir, 'NODE_STATE_DIR_UNAVAILABLE', { risk: 'could swap what Corral writes there for a link to any file of yours', remedy: () => 'choose a state directory of your own with --state-dir or CORRAL_STATE_DIR' });
     return true;
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (code !== 'NODE_STATE_DIR_UNAVAILABLE') return false;
-    // Its words speak of a node's state; what is at stake here is whatever the command writes there.
-    const [said, ...owned] = (error as Error).message.split(', who could');
-    const why = owned.length > 0 ? `${said}, who could swap what Corral writes there for a link to any file of yours: choose a state directory of your own with --state-dir or CORRAL_STATE_DIR` : said!;
-    throw new CliFailure(why, EXIT.environment, code);
+    throw new CliFailure((error as Error).message, EXIT.environment, code);
   }
 }
 

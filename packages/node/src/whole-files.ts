@@ -47,6 +47,18 @@ function refuseShared(stat: Stats, path: string, code: NodeErrorCode, secret: bo
   if (secret && (mode & 0o077) !== 0) throw new NodeError(code, `${path} can be read by other users (mode ${mode.toString(8)}), any of whom may have a copy`);
 }
 
+/** What a refusal of another user's state directory says: what that user could do there, and what to do instead. */
+export interface ForeignDirWords {
+  risk: string;
+  /** Given this user's uid. */
+  remedy: (uid: number) => string;
+}
+
+const NODE_STATE_WORDS: ForeignDirWords = {
+  risk: "could read or replace the node's device key and policy in it",
+  remedy: (uid) => `run the node as that user, or give it a state directory of this user's (uid ${uid})`,
+};
+
 /**
  * Makes `dir` (the node's state directory) a folder only this user may use
  * before anything in it is read: made 0700 (with any missing parent) when it
@@ -54,9 +66,9 @@ function refuseShared(stat: Stats, path: string, code: NodeErrorCode, secret: bo
  * it. Whoever else may write it could remove the node's policy (the default
  * then runs everything) or put files of theirs in its place. Throws the file
  * system's error when it cannot be made or opened, and NodeError `code` when
- * another user owns it, or others may write it and it cannot be made 0700.
+ * another user owns it (saying `words`), or others may write it and it cannot be made 0700.
  */
-export function privateStateDir(dir: string, code: NodeErrorCode): void {
+export function privateStateDir(dir: string, code: NodeErrorCode, words: ForeignDirWords = NODE_STATE_WORDS): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const uid = process.getuid?.();
   if (uid === undefined) return;
@@ -64,7 +76,7 @@ export function privateStateDir(dir: string, code: NodeErrorCode): void {
   const fd = openSync(realpathSync(dir), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     const found = fstatSync(fd);
-    if (found.uid !== uid) throw new NodeError(code, `the state directory ${dir} belongs to another user (uid ${found.uid}), who could read or replace the node's device key and policy in it: run the node as that user, or give it a state directory of this user's (uid ${uid})`);
+    if (found.uid !== uid) throw new NodeError(code, `the state directory ${dir} belongs to another user (uid ${found.uid}), who ${words.risk}: ${words.remedy(uid)}`);
     if ((found.mode & 0o077) === 0) return;
     try {
       fchmodSync(fd, 0o700);
