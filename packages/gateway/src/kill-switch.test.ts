@@ -3,25 +3,23 @@
 // pulled through the gateway's API while an agent's command is on its way.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditLog, type AuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { pairedNodePeer, type NodePeer } from '../test/node-peer.ts';
+import { policyStateDirs } from '../test/policy-state.ts';
 import { GatewayClient } from './client/client.ts';
 import { AGENT_SUSPENDED_EVENT, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT } from './exec/invoke.ts';
 import { auditEvents, startTestGateway, type TestGateway } from './http/testing.ts';
+
+const stateDir = policyStateDirs('kill-switch', 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
 
 describe('when another process suspends or retires an agent', () => {
   let state: string;
   let t: TestGateway;
   let node: NodePeer;
   before(async () => {
-    state = mkdtempSync(join(tmpdir(), 'corral-kill-switch-'));
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
+    state = stateDir();
     t = await startTestGateway({ stateDir: state });
     // A node that holds every command until told to stop.
     node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never');
@@ -29,7 +27,6 @@ describe('when another process suspends or retires an agent', () => {
   after(async () => {
     await node.close();
     await t.close();
-    rmSync(state, { recursive: true, force: true });
   });
 
   for (const verb of ['suspend', 'retire'] as const) {
@@ -59,9 +56,7 @@ describe('when another process suspends or retires an agent', () => {
 
 describe('when the API suspends an agent whose commands run on an upstream node host and on a Corral node', () => {
   it("tells the upstream node host to stop the agent's command at once (node.invoke.cancel) and records its result as stopped for the suspension; the Corral node gets Corral's event instead (regression: stopped only once the gateway's sweep closed the agent's connection, recorded as a caller that left, its outcome unknown)", { timeout: 60_000 }, async () => {
-    const state = mkdtempSync(join(tmpdir(), 'corral-kill-switch-'));
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
+    const state = stateDir();
     const t = await startTestGateway({ stateDir: state });
     const upstream = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never');
     const corral = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => 'never', [INVOKE_RELEASE_EVENT]);
@@ -104,16 +99,13 @@ describe('when the API suspends an agent whose commands run on an upstream node 
       await upstream.close();
       await corral.close();
       await t.close();
-      rmSync(state, { recursive: true, force: true });
     }
   });
 });
 
 describe('when the API suspends an agent while its command waits for its decision record (an audit log 300 ms slow to commit: remote, or a loaded disk)', () => {
   it('never sends the command to the node: refused, and on record as withdrawn (regression: the node got it 170 ms after the suspension event)', { timeout: 60_000 }, async () => {
-    const state = mkdtempSync(join(tmpdir(), 'corral-kill-switch-'));
-    mkdirSync(join(state, 'policies'));
-    writeFileSync(join(state, 'policies', 'main.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"sleep");\n');
+    const state = stateDir();
     const log = await openAuditLog({ stateDir: state });
     const slow = new Proxy(log, {
       get(target, prop) {
@@ -149,7 +141,6 @@ describe('when the API suspends an agent while its command waits for its decisio
       await node.close();
       await t.close();
       await log.close();
-      rmSync(state, { recursive: true, force: true });
     }
   });
 });
