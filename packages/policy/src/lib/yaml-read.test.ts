@@ -38,6 +38,15 @@ describe('reading a YAML document in time linear in the text', () => {
     );
   });
 
+  it("leaves out of the count the tokens a second document's directives are followed by, as parseDocument drops that document's errors (regression: `...`, `%YAML 1.2`, `]` with a bound of 0 counted one error more than the library made)", () => {
+    for (const [text, bound] of [['...\n%YAML 1.2\n]', 0], ['a: 1\n...\n%YAML 1.2\n' + '}'.repeat(1000), 3], ['...\n]', 0]] as const) {
+      const theirs = parseDocument(text, { ...options, prettyErrors: false });
+      const ours = readYamlDocument(text, new LineCounter(), options, bound);
+      assert.equal(ours.doc.errors.length + ours.strayErrorsLeftOut, theirs.errors.length, JSON.stringify(text.slice(0, 30)));
+      assert.deepEqual(ours.doc.errors.map((e) => [e.pos[0], e.code]).slice(0, bound), theirs.errors.map((e) => [e.pos[0], e.code]).slice(0, bound));
+    }
+  });
+
   it('counts the stray tokens past the bound instead of reading them: 130,000 `}` leave 20 errors and 129,980 counted (regression: each read took microseconds and made a stack, 2.4 s of CPU)', () => {
     const { doc, strayErrorsLeftOut } = readYamlDocument('}'.repeat(130_000), new LineCounter(), options, 20);
     assert.equal(doc.errors.length, 20);

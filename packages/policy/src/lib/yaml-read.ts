@@ -24,9 +24,16 @@ export function readYamlDocument(text: string, lines: LineCounter, options: Pars
     let strays = 0;
     let strayErrorsLeftOut = 0;
     let documents = 0;
+    // Past the first document, a directive starts the next one: tokens that cannot be placed from there on are that
+    // document's, refused whole with it, never counted (parseDocument drops its errors). The first still marks where it starts.
+    let nextPrelude = false;
+    let preludeErrors = 0;
     const tokens = function* () {
       for (const token of new Parser(lines.addNewLine).parse(text)) {
-        if (token.type === 'error' && ++strays > maxStrayErrors) {
+        if (token.type === 'directive' && documents === 1) nextPrelude = true;
+        if (token.type === 'error' && nextPrelude) {
+          if (++preludeErrors > 1) continue;
+        } else if (token.type === 'error' && ++strays > maxStrayErrors) {
           strayErrorsLeftOut++;
           continue;
         }
