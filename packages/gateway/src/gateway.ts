@@ -314,12 +314,19 @@ function localCredential(identity: Identity, username: string): string | undefin
 
 /**
  * Whether a session's human is still as they signed in: a local user still
- * there with the same roles and password; a single sign-on person whose
- * sessions no admin ended since this one began.
+ * there with the same roles and password; a single sign-on person whose last
+ * sign-in mapped the roles this session holds, and whose sessions no admin
+ * ended since this one began.
  */
 function sessionCurrent(identity: Identity, { user, createdAtMs }: Session): boolean {
   try {
-    if (user.oidc) return (identity.humans.signedOutAt(user.oidc.issuer, user.oidc.subject) ?? -Infinity) < createdAtMs;
+    if (user.oidc) {
+      const { issuer, subject } = user.oidc;
+      // A later sign-in that mapped other roles shows the issuer changed their groups: a session with the old ones is over.
+      const roles = identity.humans.get(issuer, subject)?.roles;
+      if (roles === undefined || roles.join(' ') !== user.roles.join(' ')) return false;
+      return (identity.humans.signedOutAt(issuer, subject) ?? -Infinity) < createdAtMs;
+    }
     if (user.version === undefined) return true;
     const current = identity.localUsers.get(user.name);
     return current.id === user.id && current.updatedAt === user.version;

@@ -22,7 +22,13 @@ export class HumanRegistry {
       .prepare(`INSERT INTO humans (issuer, subject, email, name, roles, last_login_at) VALUES (?, ?, ?, ?, ?, ?)
         ON CONFLICT (issuer, subject) DO UPDATE SET email = excluded.email, name = excluded.name, roles = excluded.roles, last_login_at = excluded.last_login_at`)
       .run(human.issuer, human.subject, human.email ?? null, human.name ?? null, JSON.stringify({ roles: human.roles, groups: human.groups }), this.#now());
-    return this.list().find((h) => h.issuer === human.issuer && h.subject === human.subject)!;
+    return this.get(human.issuer, human.subject)!;
+  }
+
+  /** The person `issuer` and `subject` name, as their last sign-in recorded them, or undefined when they never signed in. */
+  get(issuer: string, subject: string): HumanRecord | undefined {
+    const row = this.#db.prepare('SELECT * FROM humans WHERE issuer = ? AND subject = ?').get(issuer, subject) as Row | undefined;
+    return row === undefined ? undefined : fromRow(row);
   }
 
   /**
@@ -48,25 +54,28 @@ export class HumanRegistry {
   }
 
   list(): HumanRecord[] {
-    const rows = this.#db.prepare('SELECT * FROM humans ORDER BY email, subject').all() as unknown as {
-      issuer: string;
-      subject: string;
-      email: string | null;
-      name: string | null;
-      roles: string;
-      last_login_at: number;
-    }[];
-    return rows.map((r) => {
-      const { roles, groups } = JSON.parse(r.roles) as { roles: CorralRole[]; groups: string[] };
-      return {
-        issuer: r.issuer,
-        subject: r.subject,
-        ...(r.email !== null ? { email: r.email } : {}),
-        ...(r.name !== null ? { name: r.name } : {}),
-        groups,
-        roles,
-        lastLoginAt: new Date(r.last_login_at).toISOString(),
-      };
-    });
+    return (this.#db.prepare('SELECT * FROM humans ORDER BY email, subject').all() as unknown as Row[]).map(fromRow);
   }
+}
+
+interface Row {
+  issuer: string;
+  subject: string;
+  email: string | null;
+  name: string | null;
+  roles: string;
+  last_login_at: number;
+}
+
+function fromRow(r: Row): HumanRecord {
+  const { roles, groups } = JSON.parse(r.roles) as { roles: CorralRole[]; groups: string[] };
+  return {
+    issuer: r.issuer,
+    subject: r.subject,
+    ...(r.email !== null ? { email: r.email } : {}),
+    ...(r.name !== null ? { name: r.name } : {}),
+    groups,
+    roles,
+    lastLoginAt: new Date(r.last_login_at).toISOString(),
+  };
 }

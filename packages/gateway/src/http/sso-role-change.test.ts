@@ -1,0 +1,56 @@
+// A single sign-on person's roles are what their issuer's groups said at
+// their last sign-in. Once a sign-in maps other roles, a session begun
+// under the old ones ends, as a local user's does when an admin sets theirs.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../../../scripts/testing/free-port.ts';
+import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
+import { publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
+import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+
+describe('when the issuer changes the groups of a person signed in to the console', () => {
+  let issuer: TestIssuer;
+  let t: TestGateway;
+  /** Bob's groups at the issuer now: an admin moves him out of corral-admins. */
+  let bobGroups = ['corral-admins'];
+
+  before(async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
+    issuer = await startTestIssuer({
+      clients: [publicClient('corral-console', redirectUri)],
+      accounts: (sub) => (sub === 'bob' ? { email: 'bob@example.com', email_verified: true, name: 'bob', groups: bobGroups } : undefined),
+    });
+    t = await startTestGateway({ port, oidc: { issuer: issuer.issuer, clientId: 'corral-console', redirectUri, roleMap: { admin: ['corral-admins'], viewer: ['staff'] } } });
+  });
+  after(async () => {
+    await t.close();
+    await issuer.close();
+  });
+
+  /** A console signed in as bob through the issuer, with its session's key. */
+  async function signedIn(): Promise<ApiClient> {
+    const browser = t.anonymous();
+    const key = randomBytes(32).toString('base64url');
+    const start = await browser.get(`/api/auth/oidc/start?key=${key}`);
+    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await signInAtIssuer(start.headers.get('location')!, 'bob', (target) => target.includes('/api/auth/oidc/callback'));
+    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+    browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
+    browser.csrf = `${key}.${/^\/#signin=(.+)$/.exec(back.headers.get('location')!)![1]}`;
+    return browser;
+  }
+
+  it('ends the session he began as an admin once a later sign-in of his maps him to viewer only, and keeps the new one (regression: the older session stayed admin for up to 12 hours though the gateway had recorded the demotion)', async () => {
+    const earlier = await signedIn();
+    assert.deepEqual((await earlier.get('/api/session')).body.user.roles, ['admin']);
+    assert.equal((await earlier.get('/api/agents')).status, 200, 'an admin reads the agents');
+    bobGroups = ['staff'];
+    const later = await signedIn();
+    assert.deepEqual((await later.get('/api/session')).body.user.roles, ['viewer']);
+    assert.equal((await earlier.get('/api/agents')).status, 401, 'the admin session is over');
+    assert.equal((await earlier.get('/api/session')).status, 401);
+    assert.equal((await later.get('/api/session')).status, 200, 'the session with his roles now lives on');
+  });
+});
