@@ -140,6 +140,50 @@ describe('when the database commits without waiting for its write-ahead log by d
   });
 });
 
+describe('when the database runs its transactions REPEATABLE READ or SERIALIZABLE by default', () => {
+  /** A fresh database whose transactions default to `level`. */
+  const isolated = async (level: string) => {
+    const fresh = postgres.fresh();
+    const admin = new pg.Client({ connectionString: fresh.postgresUrl });
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${fresh.database} SET default_transaction_isolation = '${level}'`);
+    } finally {
+      await admin.end();
+    }
+    return fresh;
+  };
+
+  for (const level of ['repeatable read', 'serializable']) {
+    it(`two writers appending at once commit every append, gapless, and the log verifies (${level}; regression: the writer that waited for the head's lock failed AUDIT_STORE_UNAVAILABLE, 'could not serialize access')`, async () => {
+      const { stateDir, postgresUrl } = await isolated(level);
+      const a = await openAuditLog({ stateDir, postgresUrl });
+      const b = await openAuditLog({ stateDir, postgresUrl });
+      try {
+        const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).append(sampleEvent(i))));
+        const failed = results.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as { code?: string }).code)] : []));
+        assert.deepEqual(failed, []);
+        const seqs = results.map((r) => (r as PromiseFulfilledResult<{ seq: number }>).value.seq).sort((x, y) => x - y);
+        assert.deepEqual(seqs, Array.from({ length: 200 }, (_, i) => i));
+        await assertVerifies(a, 200);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  }
+
+  it("four writers opening a log that is not there yet all open it (regression: those that waited for the first to create it refused it, AUDIT_STORE_FOREIGN 'an empty audit_meta table')", async () => {
+    const { stateDir, postgresUrl } = await isolated('repeatable read');
+    const opened = await Promise.allSettled(Array.from({ length: 4 }, () => openAuditLog({ stateDir, postgresUrl })));
+    try {
+      for (const r of opened) assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
+    } finally {
+      for (const r of opened) if (r.status === 'fulfilled') await r.value.close();
+    }
+  });
+});
+
 describe("when another role holds the advisory lock that serialises the log's creation (any role that can connect can take it)", () => {
   it('a writer still opens the existing log (regression: every writer waited for the lock until its statement timeout and failed AUDIT_STORE_UNAVAILABLE)', async () => {
     const { stateDir, postgresUrl } = postgres.fresh();

@@ -24,7 +24,14 @@ const INIT_LOCK = 0x636f7272616c;
 const HEAD_SQL = 'SELECT size, last_hash, frontier, checkpoint_size, checkpoint_time FROM audit_head WHERE id = 1';
 /** The schema of the log's tables as the search path finds them, else the one a writer would create them in. */
 const LOG_SCHEMA_SQL = `SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('audit_meta')), current_schema()) AS schema`;
-const SYNCHRONOUS_SQL = "SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
+/**
+ * What every session must be, whatever the database or role makes the default. Acknowledged means durable:
+ * synchronous_commit = off is overridden (its other values all wait for the local flush, and are kept). And
+ * READ COMMITTED, which appends and the log's creation rely on: a statement that waited for the head's row
+ * lock (or the creation lock) reads what its holder committed; under REPEATABLE READ or SERIALIZABLE a writer
+ * that waited fails ('could not serialize access'), and one that waited to create the log finds it empty.
+ */
+const SESSION_SQL = "SET default_transaction_isolation = 'read committed'; SELECT set_config('synchronous_commit', 'on', false) WHERE current_setting('synchronous_commit') = 'off'";
 /**
  * SQLSTATEs that say the tables are not the ones a writer made: one missing
  * (42P01), a column missing (42703), or of another type, so that an operator
@@ -229,10 +236,8 @@ export class PostgresStore implements AuditStore {
     pool.on('connect', (client) => {
       client.on('error', () => {});
       unused.add(client);
-      // Acknowledged means durable: a database or role that commits without waiting for the WAL by default
-      // (synchronous_commit = off) is overridden. Its other values all wait for the local flush, and are kept.
       // Queued before the caller's first statement; should it fail, so does that.
-      client.query(SYNCHRONOUS_SQL).catch(() => {});
+      client.query(SESSION_SQL).catch(() => {});
     });
     const store = new PostgresStore(pool, poolSize, where, unused, options.url);
     const schema = await store.#run(async (c) => ((await c.query(LOG_SCHEMA_SQL)).rows[0] as { schema: string | null }).schema);
