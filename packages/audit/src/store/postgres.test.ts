@@ -8,7 +8,7 @@ import { usePostgres } from '../../test/postgres.ts';
 import { storeSuite } from '../../test/store.suite.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { openAuditReader } from '../log/open-reader.ts';
-import { verifyStore } from '../log/reader.ts';
+import { readRecord, verifyStore } from '../log/reader.ts';
 import { PostgresStore } from './postgres.ts';
 
 const postgres = usePostgres('audit');
@@ -180,6 +180,42 @@ describe('when the database runs its transactions REPEATABLE READ or SERIALIZABL
       for (const r of opened) assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
     } finally {
       for (const r of opened) if (r.status === 'fulfilled') await r.value.close();
+    }
+  });
+});
+
+describe('when the database cannot encode every character an event may hold', () => {
+  /** A new database of `encoding` in the cluster (C locale: any encoding goes with it). */
+  const encoded = async (encoding: string) => {
+    const database = `encoded_${encoding.toLowerCase()}_${process.pid}`;
+    const admin = new pg.Client({ connectionString: postgres.cluster.url });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE DATABASE ${database} ENCODING '${encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`);
+    } finally {
+      await admin.end();
+    }
+    return { stateDir: postgres.stateDir(), postgresUrl: postgres.cluster.url.replace(/\/postgres$/, `/${database}`) };
+  };
+
+  it("a writer refuses a LATIN1 database as the log opens, AUDIT_STORE_FOREIGN naming the encoding (regression: it opened, and an event holding '€' failed every append sharing its commit, AUDIT_STORE_UNAVAILABLE, for ever)", async () => {
+    const { stateDir, postgresUrl } = await encoded('LATIN1');
+    await assert.rejects(openAuditLog({ stateDir, postgresUrl }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'AUDIT_STORE_FOREIGN');
+      assert.match(e.message, /LATIN1/);
+      return true;
+    });
+  });
+
+  it('a writer takes a SQL_ASCII database, which keeps the bytes it is sent', async () => {
+    const { stateDir, postgresUrl } = await encoded('SQL_ASCII');
+    const log = await openAuditLog({ stateDir, postgresUrl });
+    try {
+      const record = await log.append({ ...sampleEvent(0), details: { file: 'facture-€.pdf' } });
+      assert.deepEqual((await readRecord(log.store, record.seq)).event.details, { file: 'facture-€.pdf' });
+      await assertVerifies(log, 1);
+    } finally {
+      await log.close();
     }
   });
 });

@@ -371,6 +371,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async init(meta: LogMeta): Promise<LogMeta> {
+    await this.#run((c) => refuseEncoding(c, this.where));
     // A log already there is read without the lock: any role that can connect can take an advisory lock and keep it.
     const existing = await this.readMeta();
     if (existing) return existing;
@@ -813,6 +814,24 @@ async function copyRecords(client: pg.PoolClient, records: readonly StoredRecord
 function onlyHead(rows: Row[], where: string): LogHead {
   if (rows.length > 1) throw new AuditError('AUDIT_STORE_FOREIGN', `${where}: audit_head holds ${rows.length} rows for the log's head where a Corral audit log has one (its primary key was dropped), so which is the log's head is not known: restore audit_head from a backup`);
   return headFromRow(rows[0], where);
+}
+
+/** Server encodings that keep every character an event may hold: UTF8, and SQL_ASCII, which stores the bytes it is sent. */
+const ENCODINGS: ReadonlySet<string> = new Set(['UTF8', 'SQL_ASCII']);
+
+/**
+ * Refuses to write to a database whose encoding cannot hold every character
+ * an event may (LATIN1, WIN1252…): a commit holding one it cannot encode
+ * fails, and with it every append that shares the commit, however often retried.
+ * @throws AuditError AUDIT_STORE_FOREIGN naming the encoding.
+ */
+async function refuseEncoding(c: pg.PoolClient, where: string): Promise<void> {
+  const encoding = ((await c.query("SELECT current_setting('server_encoding') AS encoding")).rows[0] as Row).encoding;
+  if (typeof encoding === 'string' && ENCODINGS.has(encoding)) return;
+  throw new AuditError(
+    'AUDIT_STORE_FOREIGN',
+    `${where} is a database of encoding ${String(encoding)}, which cannot hold every character an audit event may: create the log in a database made WITH ENCODING 'UTF8'`,
+  );
 }
 
 /**
