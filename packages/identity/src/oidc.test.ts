@@ -60,6 +60,13 @@ describe('OpenID Connect sign-in against oidc-provider', () => {
     await assert.rejects(client.finishLogin(await browseTo(pending.url, 'carol'), pending), { code: 'IDENTITY_OIDC_NO_ROLE' });
   });
 
+  it('verifies carol with verifyLogin, which names her with no role, so a caller can tell a person it knew that they hold none now', async () => {
+    const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
+    const pending = client.startLogin();
+    const human = await client.verifyLogin(await browseTo(pending.url, 'carol'), pending);
+    assert.deepEqual([human.subject, human.groups, human.roles], ['carol', ['marketing'], []]);
+  });
+
   it('refuses a callback carrying another login’s state (CSRF): IDENTITY_OIDC_STATE_MISMATCH', async () => {
     const client = await OidcClient.discover({ issuer, clientId: 'corral', clientSecret: 'a-client-secret-for-tests', redirectUri: REDIRECT, roleMap });
     const victim = client.startLogin();

@@ -182,17 +182,28 @@ export class OidcClient {
   }
 
   /**
-   * Completes a login from the callback URL the browser arrived at: checks
-   * state, exchanges the code with the PKCE verifier, verifies the ID token
-   * (signature from the issuer's JWKS, issuer, audience, expiry, `iat` within
-   * MAX_ID_TOKEN_AGE_S and not in the future, nonce) and
-   * maps its role claim. The callback's `iss` must be the issuer's when
-   * present, and be present when the issuer's metadata says
-   * `authorization_response_iss_parameter_supported: true` (RFC 9207).
-   * Throws IDENTITY_OIDC_STATE_MISMATCH, _AUTHORIZATION_FAILED (an `iss`
-   * wrong or missing among them), _EXCHANGE_FAILED, _ID_TOKEN_INVALID, _NO_ROLE.
+   * Completes a login from the callback URL the browser arrived at: see
+   * verifyLogin. Throws what it throws, and IDENTITY_OIDC_NO_ROLE when no
+   * value of the role claim maps to a Corral role.
    */
   async finishLogin(callbackUrl: string, pending: PendingLogin): Promise<HumanIdentity> {
+    const human = await this.verifyLogin(callbackUrl, pending);
+    if (human.roles.length === 0) throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
+    return human;
+  }
+
+  /**
+   * Who the callback URL the browser arrived at signs in: checks state,
+   * exchanges the code with the PKCE verifier, verifies the ID token
+   * (signature from the issuer's JWKS, issuer, audience, expiry, `iat` within
+   * MAX_ID_TOKEN_AGE_S and not in the future, nonce) and maps its role claim,
+   * to no role at all as it may (finishLogin refuses that). The callback's
+   * `iss` must be the issuer's when present, and be present when the issuer's
+   * metadata says `authorization_response_iss_parameter_supported: true`
+   * (RFC 9207). Throws IDENTITY_OIDC_STATE_MISMATCH, _AUTHORIZATION_FAILED
+   * (an `iss` wrong or missing among them), _EXCHANGE_FAILED, _ID_TOKEN_INVALID.
+   */
+  async verifyLogin(callbackUrl: string, pending: PendingLogin): Promise<HumanIdentity> {
     let params: URLSearchParams;
     try {
       params = new URL(callbackUrl).searchParams;
@@ -264,7 +275,6 @@ export class OidcClient {
     const raw = claims[this.settings.roleClaim ?? 'groups'];
     const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
     const roles = mapRoles(groups, this.settings.roleMap);
-    if (roles.length === 0) throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
     // Only an address the issuer vouches for names the person (OIDC Core §5.1, §5.7): an unverified
     // `email` or a `preferred_username` is whatever the person typed, and would name them as someone else.
     // And only a plain address: one with a control or format character, a space or a `:` would print as, or be read as, someone else.

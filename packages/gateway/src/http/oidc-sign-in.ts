@@ -76,8 +76,9 @@ export class OidcSignIn {
    * Completes the login the callback names, once. `bindings` are the
    * browser's binding cookies (another port of the host may have planted
    * one beside it): one must hold this callback's state, sealed by this
-   * process within LOGIN_TTL_MS. Answers the human and the key start() was
-   * given. Throws IDENTITY_OIDC_STATE_MISMATCH and the finishLogin codes.
+   * process within LOGIN_TTL_MS. Answers the human, whose roles may be none
+   * (the caller refuses them), and the key start() was given. Throws
+   * IDENTITY_OIDC_STATE_MISMATCH and the verifyLogin codes.
    */
   async finish(callbackUrl: string, bindings: readonly string[]): Promise<{ human: HumanIdentity; key: string }> {
     const state = new URL(callbackUrl).searchParams.get('state') ?? '';
@@ -88,7 +89,7 @@ export class OidcSignIn {
     }
     this.#remember(state, login.startedAtMs);
     const pending: PendingLogin = { url: '', state: login.state, nonce: login.nonce, codeVerifier: login.codeVerifier };
-    return { human: await (await this.client()).finishLogin(callbackUrl, pending), key: login.key };
+    return { human: await (await this.client()).verifyLogin(callbackUrl, pending), key: login.key };
   }
 
   #remember(state: string, startedAtMs: number): void {
