@@ -13,6 +13,7 @@ import { ConsoleCookies } from './http/cookies.ts';
 import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
+import { watchIdentityEntities } from './http/identity-entities.ts';
 import { checkRedirectAtPublicUrl, parsePublicUrl } from './http/public-url.ts';
 import { Sessions, type Session } from './http/sessions.ts';
 import { ConsoleFiles } from './http/static.ts';
@@ -185,7 +186,8 @@ export class Gateway {
     try {
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
-      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'), options.log ? { log: options.log } : {});
+      // The identity store's agents and humans are composed into the set's entities, so that a policy on an agent's process applies to every agent of it.
+      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'), { identity: watchIdentityEntities(identity), ...(options.log ? { log: options.log } : {}) });
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });

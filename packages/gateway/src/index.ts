@@ -15,6 +15,8 @@ export { Gateway } from './gateway.ts';
 export type { GatewayLogLine, GatewayOptions } from './gateway.ts';
 export type { PolicyLogEntry } from './http/policy-control.ts';
 export { hashFiles, readFiles as readPolicySetFiles } from './http/policy-control.ts';
+export { identityEntities, withIdentityEntities } from './http/identity-entities.ts';
+export type { IdentityEntity } from './http/identity-entities.ts';
 export type { ConsoleOidcSettings } from './http/oidc-sign-in.ts';
 export { ADMIN_COMMANDS, NodeInventory } from './nodes/inventory.ts';
 export type { NodeListEntry, PairingEntry } from './nodes/inventory.ts';

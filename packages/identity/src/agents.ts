@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { storedNames } from './db.ts';
+import { CHANGE_MARK, storedNames } from './db.ts';
 import { IdentityError } from './errors.ts';
 
 export type AgentStatus = 'active' | 'suspended' | 'retired';
@@ -145,7 +145,7 @@ export class AgentRegistry {
    * Throws IDENTITY_STORE_BUSY, IDENTITY_STORE_FAILED (a damaged store).
    */
   watchStopped(): () => Agent[] {
-    const changed = this.#db.prepare('SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes');
+    const changed = this.#db.prepare(CHANGE_MARK);
     const generations = this.#db.prepare('SELECT id, token_generation FROM agents');
     let seen: string | undefined;
     let known: Map<string, number> | undefined;

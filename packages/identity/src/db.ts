@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS local_users (
 ) STRICT;
 `;
 
+/** What tells that the store changed since last asked: other connections' commits (data_version), this connection's (total_changes()). */
+export const CHANGE_MARK = 'SELECT (SELECT data_version FROM pragma_data_version) AS version, total_changes() AS changes';
+
 /**
  * Opens (creating if needed) `identity.db` in the state directory. The
  * directory is made this user's alone, 0700 (see securePrivateDir), and the

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { AgentRegistry } from './agents.ts';
 import { BUSY_TIMEOUT_MS } from './busy.ts';
-import { getMeta, openIdentityDb, setMetaIfAbsent } from './db.ts';
+import { CHANGE_MARK, getMeta, openIdentityDb, setMetaIfAbsent } from './db.ts';
 import { IdentityError } from './errors.ts';
 import { HumanRegistry } from './humans.ts';
 import { KeyRing, type PublicJwk } from './keys.ts';
@@ -47,6 +47,7 @@ export class Identity {
   readonly settings: Readonly<TokenSettings>;
   readonly #db: DatabaseSync;
   readonly #now: () => number;
+  #changed: StatementSync | undefined;
 
   private constructor(db: DatabaseSync, settings: TokenSettings, now: () => number) {
     this.#db = db;
@@ -114,6 +115,23 @@ export class Identity {
   /** Rotates the signing key; the old key keeps verifying for the longest token lifetime plus clock tolerance, unless `overlapMs` says otherwise. */
   rotateKeys(overlapMs: number = (this.settings.maxTtlSeconds + this.settings.clockToleranceSeconds) * 1000): Promise<string> {
     return this.keys.rotate(overlapMs);
+  }
+
+  /**
+   * A mark that differs once the store has changed, in this process or
+   * another (SQLite's data_version counts other connections' commits,
+   * total_changes() this one's): cheap enough to ask before every policy
+   * decision, so that what is derived from the store is read again only
+   * when it may differ. Throws IDENTITY_STORE_FAILED.
+   */
+  changeMark(): string {
+    try {
+      this.#changed ??= this.#db.prepare(CHANGE_MARK);
+      const { version, changes } = this.#changed.get() as { version: number; changes: number };
+      return `${version}:${changes}`;
+    } catch (error) {
+      throw new IdentityError('IDENTITY_STORE_FAILED', 'cannot read whether the identity store changed', { cause: error });
+    }
   }
 
   /** The install's fixed settings, as stored. */

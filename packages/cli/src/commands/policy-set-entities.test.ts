@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Identity } from '@corral/identity';
 import { corral } from '../../test/corral.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-set-entities-'));
@@ -33,6 +34,21 @@ describe('corral policy explain and replay with the entities of the policy direc
     const request = join(tmp, 'mallory.json');
     writeFileSync(request, JSON.stringify(read('mallory')));
     const r = await run('policy', 'explain', '--request', request, '--policies', set, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([JSON.parse(r.stdout).decision, JSON.parse(r.stdout).policies], ['deny', ['blocked']]);
+  });
+
+  it("keeps the groups entities.json puts an agent of the identity store in, as a gateway composes them (regression: the store's agent replaced the file's, and a blocked agent was explained as allowed)", async () => {
+    const own = join(tmp, 'state-own');
+    const identity = Identity.open(own);
+    try {
+      identity.agents.create({ name: 'mallory', process: 'p', owner: 'alice@example.com' });
+    } finally {
+      identity.close();
+    }
+    const request = join(tmp, 'mallory-store.json');
+    writeFileSync(request, JSON.stringify(read('mallory')));
+    const r = await corral(['--state-dir', own, 'policy', 'explain', '--request', request, '--policies', blockedSet('explain-store'), '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual([JSON.parse(r.stdout).decision, JSON.parse(r.stdout).policies], ['deny', ['blocked']]);
   });

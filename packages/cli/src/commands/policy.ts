@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Agent, HumanRecord, Identity as IdentityStore } from '@corral/identity';
+import type { Identity as IdentityStore } from '@corral/identity';
+import type { IdentityEntity } from '@corral/gateway';
 import type { Decision, DecisionPoint, PolicyError, PolicySet, PolicySource, RecordedDecision } from '@corral/policy';
 import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -79,39 +80,33 @@ function setEntities(pdp: DecisionPoint, entities: Entities): Promise<void> {
   );
 }
 
-/** Where the state directory's agents and humans come among the sources of composeEntities. */
-const STATE_SOURCE = Symbol('the state directory');
-
 /**
- * The entities decisions are made about, from `sources` ({ where, list }) in
- * turn, each replacing the ones before it on the same uid. The state
- * directory's are the agents (and their processes as groups) and humans of
- * this install's identity store (`STATE_SOURCE`).
+ * The entities decisions are made about: the policy set's own (`set`, its
+ * entities.json; none without one) with the identity store's agents (and
+ * their processes as groups) and humans of state directory `dir` composed
+ * in as a gateway composes them (withIdentityEntities of @corral/gateway),
+ * then each of `later` in turn, replacing the ones before it on the same
+ * uid (mergeEntities).
  */
-async function composeEntities(dir: string, sources: readonly ({ where: string; list: readonly unknown[] } | typeof STATE_SOURCE)[]): Promise<Entities> {
-  let entities: Entities = { list: [], parts: [] };
-  for (const source of sources) entities = source === STATE_SOURCE ? mergeEntities(entities, await stateEntities(dir), 'the agents and humans of the state directory') : mergeEntities(entities, source.list, source.where);
+async function composeEntities(dir: string, set: { where: string; list: readonly unknown[] } | undefined, later: readonly { where: string; list: readonly unknown[] }[]): Promise<Entities> {
+  const own = set === undefined ? { list: [], parts: [] } : mergeEntities({ list: [], parts: [] }, set.list, set.where);
+  const { withIdentityEntities } = await import('@corral/gateway');
+  const list = withIdentityEntities(own.list, await stateEntities(dir));
+  let entities: Entities = { list, parts: [...own.parts, { where: 'the agents and humans of the state directory', count: list.length - own.list.length }] };
+  for (const source of later) entities = mergeEntities(entities, source.list, source.where);
   return entities;
 }
 
-/** The agents (and their processes as groups) and humans of the identity store in `dir`. */
-async function stateEntities(dir: string): Promise<unknown[]> {
-  const fromState = new Map<string, unknown>();
-  const put = (e: { uid: { type: string; id: string } }) => fromState.set(`${e.uid.type}::${JSON.stringify(e.uid.id)}`, e);
-  if (existsSync(join(dir, 'identity.db'))) {
-    const { Identity } = await import('@corral/identity');
-    const identity: IdentityStore = Identity.open(dir);
-    try {
-      for (const a of identity.agents.list()) {
-        put({ uid: { type: 'Group', id: a.process }, attrs: {}, parents: [] } as never);
-        put(agentEntity(a));
-      }
-      for (const h of identity.humans.list()) put(humanEntity(h));
-    } finally {
-      identity.close();
-    }
+/** The agents (and their processes as groups) and humans of the identity store in `dir`, as a gateway on it decides with them. */
+async function stateEntities(dir: string): Promise<IdentityEntity[]> {
+  if (!existsSync(join(dir, 'identity.db'))) return [];
+  const [{ Identity }, { identityEntities }] = await Promise.all([import('@corral/identity'), import('@corral/gateway')]);
+  const identity: IdentityStore = Identity.open(dir);
+  try {
+    return identityEntities(identity);
+  } finally {
+    identity.close();
   }
-  return [...fromState.values()];
 }
 
 /** The entities of an `--entities` file: UTF-8 JSON, no key twice in an object (parseEntitiesFile). */
@@ -134,15 +129,15 @@ async function entitiesFile(file: string): Promise<{ where: string; list: unknow
  * gateway decides with once the directory is its set (read as the gateway
  * reads a set: no link followed, 1 MiB in all); none without one.
  */
-async function setEntitiesFile(dir: string): Promise<{ where: string; list: unknown[] }[]> {
+async function setEntitiesFile(dir: string): Promise<{ where: string; list: unknown[] } | undefined> {
   const { parseEntitiesFile, readPolicyDir } = await policyPackage();
   const file = (await policyStep(() => readPolicyDir(dir, ['.json']))).find((f) => f.file === 'entities.json');
-  if (file === undefined) return [];
+  if (file === undefined) return undefined;
   const where = join(dir, 'entities.json');
   // As the gateway parses it: not JSON, or a key twice in one object (JSON.parse keeps the last silently), is refused naming the line.
   const list = await policyStep(() => parseEntitiesFile({ file: where, text: file.text }));
   if (!Array.isArray(list)) throw new CliFailure(`${where} must hold a JSON array of entities`, EXIT.usage);
-  return [{ where, list }];
+  return { where, list };
 }
 
 /** An entity's uid as `Type::"id"`, in either of Cedar's spellings (`{type, id}` or `{"__entity": {type, id}}`), or undefined. */
@@ -178,18 +173,6 @@ function mergeEntities(base: Entities, source: readonly unknown[], where: string
     return { where: p.where, count };
   });
   return { list: [...source, ...base.list.filter(kept)], parts: [{ where, count: source.length }, ...parts] };
-}
-
-function agentEntity(a: Agent) {
-  return {
-    uid: { type: 'Agent', id: a.name },
-    attrs: { owner: a.owner, process: a.process, status: a.status, scopes: a.scopes },
-    parents: [{ type: 'Group', id: a.process }],
-  };
-}
-
-function humanEntity(h: HumanRecord) {
-  return { uid: { type: 'Human', id: h.email ?? h.subject }, attrs: { email: h.email ?? '', roles: h.roles }, parents: [] };
 }
 
 function policiesDir(command: Command, given: string | undefined): string {
@@ -320,7 +303,7 @@ export function registerPolicy(program: Command): void {
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
       // As a gateway runs a set's cases: with its entities.json, under which the cases' own entities go (here with the identity store's agents and humans between).
       const own = await setEntitiesFile(resolve(dir));
-      await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), [...own, STATE_SOURCE, { where: `the entities of ${casesFile}`, list: cases.entities }]));
+      await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), own, [{ where: `the entities of ${casesFile}`, list: cases.entities }]));
       const results = runCases(pdp, cases.cases);
       const failed = results.filter((r) => !r.passed);
       if (opts.json) printJson({ passed: results.length - failed.length, failed: failed.length, results });
@@ -353,7 +336,7 @@ export function registerPolicy(program: Command): void {
       const set = await policyStep(() => pdp.reload(policies));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       // The data the set decides with (its entities.json); the identity store's agents and humans as they are now; then any given.
-      const entities = await composeEntities(dir, [...(await setEntitiesFile(policies)), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
+      const entities = await composeEntities(dir, await setEntitiesFile(policies), opts.entities ? [await entitiesFile(resolve(opts.entities))] : []);
       await setEntities(pdp, entities);
       const request = readRequest(resolve(opts.request));
       const asked = await commandSpellings(request);
@@ -391,7 +374,7 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
       // The data the candidate would decide with once activated (its entities.json); the identity store's agents and humans; then any given.
-      const entities = await composeEntities(dir, [...(await setEntitiesFile(resolve(opts.candidate))), STATE_SOURCE, ...(opts.entities ? [await entitiesFile(resolve(opts.entities))] : [])]);
+      const entities = await composeEntities(dir, await setEntitiesFile(resolve(opts.candidate)), opts.entities ? [await entitiesFile(resolve(opts.entities))] : []);
       await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir, resolve(opts.candidate));
       // A month of decisions may take a while: how many were read so far goes to stderr.

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import { policyStateDirs } from '../../test/policy-state.ts';
-import { compileCandidate, PolicyControl, type Candidate } from '../http/policy-control.ts';
+import { compileCandidate, PolicyControl, type Candidate, type PolicyFile } from '../http/policy-control.ts';
 import { openGatewayDb } from '../store/store.ts';
 import { grantFile, PolicyGrants, revokeGrantIn } from './grants.ts';
 import { ApprovalStore, type Approval } from './store.ts';
@@ -57,6 +57,7 @@ describe('allow-always grants', () => {
     // The gateway's view of the set, with another process's activation landing just before its first swap.
     const racing = {
       refreshOffThread: () => control.refreshOffThread(),
+      compileOffThread: (files: PolicyFile[], options: { urgent?: boolean }) => control.compileOffThread(files, options),
       ready: () => control.ready(),
       active: () => control.active(),
       activateRecorded: async (candidate: Candidate, baseHash: string, record: (replaced: Candidate) => Promise<void>) => {
@@ -92,6 +93,7 @@ describe('allow-always grants', () => {
     let activations = 0;
     const counting = {
       refreshOffThread: () => control.refreshOffThread(),
+      compileOffThread: (files: PolicyFile[], options: { urgent?: boolean }) => control.compileOffThread(files, options),
       activate: (candidate: Candidate, baseHash: string) => {
         activations++;
         return control.activate(candidate, baseHash);
@@ -148,6 +150,7 @@ describe('allow-always grants', () => {
     let coveredAfterSwap: string | undefined = 'not asked';
     const racing = {
       refreshOffThread: () => control.refreshOffThread(),
+      compileOffThread: (files: PolicyFile[], options: { urgent?: boolean }) => control.compileOffThread(files, options),
       ready: () => control.ready(),
       active: () => control.active(),
       activate: async (candidate: Candidate, baseHash: string) => {
@@ -191,7 +194,7 @@ describe('allow-always grants', () => {
     const approval = allowedAlways();
     assert.deepEqual(await Promise.all([grants.add(approval, recorded), grants.add(approval, recorded)]), [MADE, MADE]);
     const failing = allowedAlways();
-    const refusing = { refreshOffThread: () => PolicyControl.open(dir).refreshOffThread(), activate: async () => false, activateRecorded: async () => 'stale' } as unknown as PolicyControl;
+    const refusing = { refreshOffThread: () => PolicyControl.open(dir).refreshOffThread(), compileOffThread: (files: PolicyFile[]) => PolicyControl.open(dir).compileOffThread(files), activate: async () => false, activateRecorded: async () => 'stale' } as unknown as PolicyControl;
     await assert.rejects(new PolicyGrants(refusing, approvals).add(failing, recorded), { code: 'GATEWAY_CONFLICT' });
     assert.deepEqual(await grants.add(failing, recorded), MADE);
   });

@@ -9,7 +9,7 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
-import { codeOf, compileCandidateOffThread, PolicyControl, type PolicyFile, type RecordedActivation } from '../http/policy-control.ts';
+import { codeOf, PolicyControl, type PolicyFile, type RecordedActivation } from '../http/policy-control.ts';
 import type { RunDecision } from '../exec/decide.ts';
 
 export const GRANTS_DIR = 'grants';
@@ -134,7 +134,7 @@ async function removeGrants(control: PolicyControl, approvals: ApprovalStore, ap
   for (let attempt = 0; attempt < 3; attempt++) {
     const active = await control.refreshOffThread();
     const present = new Set(active.files.filter((f) => names.has(f.name)).map((f) => f.name));
-    if (present.size === 0 || (await control.activate(await compileCandidateOffThread(active.files.filter((f) => !present.has(f.name)), { urgent: true }), active.hash))) {
+    if (present.size === 0 || (await control.activate(await control.compileOffThread(active.files.filter((f) => !present.has(f.name)), { urgent: true }), active.hash))) {
       return approvalIds.map((id, i) => (present.has(grantFile(id)) ? 'revoked' : withdrawals[i] === 'none' ? 'not-found' : 'withheld'));
     }
   }
@@ -226,7 +226,7 @@ export class PolicyGrants {
       for (let attempt = 0; attempt < 3; attempt++) {
         const active = await this.#control.refreshOffThread();
         if (active.files.some((f) => f.name === name)) return { status: 'made' };
-        const candidate = await compileCandidateOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
+        const candidate = await this.#control.compileOffThread([...active.files, { name, text: grantPolicy(approval) }], { urgent: true });
         // Withdrawn meanwhile (by `corral approvals revoke` in another process, which found it not made yet): never made.
         if (this.#approvals.grantWithdrawn(id)) return { status: 'not-made' };
         /** The code of the audit log's refusal of its record, once refused. */
@@ -287,7 +287,7 @@ export class PolicyGrants {
       for (let attempt = 0; attempt < 3 && inForce; attempt++) {
         const active = await this.#control.refreshOffThread();
         inForce = active.files.some((f) => f.name === name);
-        if (inForce && (await this.#control.activate(await compileCandidateOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash))) inForce = false;
+        if (inForce && (await this.#control.activate(await this.#control.compileOffThread(active.files.filter((f) => f.name !== name), { urgent: true }), active.hash))) inForce = false;
       }
     } catch {
       // Left in the set: the set decides nothing while it is in force (activateRecorded), and no decision here counts the grant.

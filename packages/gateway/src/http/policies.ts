@@ -8,7 +8,7 @@ import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, entitiesSource, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
 import { standingGrants } from '../approvals/grants.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
@@ -43,9 +43,11 @@ export function policyRoutes(api: ApiContext): Route[] {
     if (!api.policies) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'this gateway decides with a function, not a policy directory');
     return api.policies;
   };
+  /** The identity store's entities, which a candidate's decisions read composed into its entities.json as the set in force does. */
+  const added = () => api.policies?.identityEntities();
   // `urgent`: a candidate about to become active is checked before those that only wait to be validated.
   const withCandidate = async (files: PolicyFile[], use: (candidate: Candidate) => Promise<Reply> | Reply, urgent = false): Promise<Reply> => {
-    const compiled = await checked(() => compileCandidateOffThread(files, { urgent }));
+    const compiled = await checked(() => compileCandidateOffThread(files, { urgent, added: added() }));
     return compiled.ok ? use(compiled.value) : invalid(compiled.issues);
   };
   return [
@@ -63,7 +65,7 @@ export function policyRoutes(api: ApiContext): Route[] {
       bodyLimit: BODY_LIMIT,
       handle: async ({ body }) => {
         const files = parseFiles((await body()).files);
-        const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files)));
+        const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files, added())));
         return reply(200, valid.ok ? { ok: true, issues: [] } : { ok: false, issues: valid.issues });
       },
     },
@@ -78,15 +80,15 @@ export function policyRoutes(api: ApiContext): Route[] {
         if (input.cases !== undefined && typeof input.cases !== 'string') throw new GatewayError('GATEWAY_PARAMS_INVALID', 'cases must be the text of a cases file');
         const text = (input.cases as string | undefined) ?? files.find((f) => f.name === 'cases.yaml')?.text ?? control().active().files.find((f) => f.name === 'cases.yaml')?.text;
         if (text === undefined) {
-          const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files)));
+          const valid = await checked(async () => validatePoliciesOffThread(cedarSources(files), candidateEntities(files, added())));
           return valid.ok ? failure(400, 'invalid_request', { message: 'no cases: send cases, or keep a cases.yaml in the set' }) : invalid(valid.issues);
         }
         // Read and run on one worker (YAML takes seconds over a large text, a minute over a megabyte of anchors); cases that do not read are reported after the set's own issues.
-        const own = files.find((f) => f.name === 'entities.json');
+        const own = entitiesSource(files, added());
         let unreadable: PolicyError | undefined;
         const results = await checked(async () => {
           try {
-            return await runCaseTextOffThread(cedarSources(files), text, { ...(own ? { entities: { file: own.name, text: own.text } } : {}), files: files.filter((f) => !f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text })) });
+            return await runCaseTextOffThread(cedarSources(files), text, { ...(own ? { entities: own } : {}), files: files.filter((f) => !f.name.endsWith('.cedar')).map((f) => ({ file: f.name, text: f.text })) });
           } catch (error) {
             if (!(error instanceof PolicyError) || error.code !== 'POLICY_CASES_INVALID') throw error;
             unreadable = error;

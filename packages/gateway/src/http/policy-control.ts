@@ -20,6 +20,7 @@ import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { DecisionPoint, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
+import { withIdentityEntities, type IdentityEntities } from './identity-entities.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
 
 export interface PolicyFile {
@@ -32,6 +33,8 @@ export interface Candidate {
   files: PolicyFile[];
   hash: string;
   point: DecisionPoint;
+  /** The digest of the identity store's entities its point holds composed with entities.json (IdentityEntities), '' for none. */
+  added: string;
 }
 
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,3}$/;
@@ -94,8 +97,8 @@ export function candidateIssues(error: unknown): PolicyIssue[] | undefined {
  * read at start-up or adopted from the directory. Throws POLICY_SET_INVALID
  * (with issues), POLICY_ENTITIES_INVALID (entities.json not JSON or not valid entities).
  */
-export function compileCandidate(files: PolicyFile[]): Candidate {
-  return candidateOf(files, loadPolicies(cedarSources(files)));
+export function compileCandidate(files: PolicyFile[], added?: IdentityEntities): Candidate {
+  return candidateOf(files, loadPolicies(cedarSources(files)), added);
 }
 
 /**
@@ -111,10 +114,11 @@ export function compileCandidate(files: PolicyFile[]): Candidate {
  * and its entities both wrong report the set. Rejects as compileCandidate,
  * or with POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
  */
-export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
-  const entities = files.find((f) => f.name === 'entities.json');
-  const point = await decisionPointOffThread(cedarSources(files), { ...(entities ? { entities: { file: entities.name, text: entities.text } } : {}), ...options });
-  return { files, hash: hashFiles(files), point };
+export async function compileCandidateOffThread(files: PolicyFile[], options: { urgent?: boolean; added?: IdentityEntities } = {}): Promise<Candidate> {
+  const { added, ...rest } = options;
+  const entities = entitiesSource(files, added);
+  const point = await decisionPointOffThread(cedarSources(files), { ...(entities ? { entities } : {}), ...rest });
+  return { files, hash: hashFiles(files), point, added: added?.digest ?? '' };
 }
 
 /** The candidate's Cedar files, as the policy package reads sources. */
@@ -123,25 +127,36 @@ export function cedarSources(files: readonly PolicyFile[]): PolicySource[] {
 }
 
 /**
- * The candidate's `entities.json` parsed, if it has one. Throws
- * POLICY_ENTITIES_INVALID when it is not JSON or gives a key twice in one object. Nesting is the policy
+ * The entities the candidate's decisions read: its `entities.json` parsed,
+ * with `added`, the identity store's, composed in (withIdentityEntities);
+ * undefined with neither. Throws POLICY_ENTITIES_INVALID when entities.json
+ * is not JSON or gives a key twice in one object. Nesting is the policy
  * package's to refuse: a decision point takes 32 levels inside an entity,
  * and what is too deep to copy to a checker's worker is refused as the
- * entities' fault.
+ * entities' fault. An entities.json that is not a list is given as it is,
+ * for the decision point to refuse.
  */
-export function candidateEntities(files: readonly PolicyFile[]): unknown {
+export function candidateEntities(files: readonly PolicyFile[], added?: IdentityEntities): unknown {
   const entities = files.find((f) => f.name === 'entities.json');
-  if (!entities) return undefined;
   // Not JSON.parse: it keeps the last of a key given twice in one object silently (parseEntitiesFile refuses it, naming the line).
-  return parseEntitiesFile({ file: 'entities.json', text: entities.text });
+  const own = entities === undefined ? undefined : parseEntitiesFile({ file: 'entities.json', text: entities.text });
+  if (added === undefined || added.list.length === 0 || (own !== undefined && !Array.isArray(own))) return own;
+  return withIdentityEntities((own as unknown[] | undefined) ?? [], added.list);
 }
 
-function candidateOf(files: PolicyFile[], set: PolicySet): Candidate {
+/** candidateEntities as the text of a file named entities.json (its own text when nothing is added): what a check off the thread reads. */
+export function entitiesSource(files: readonly PolicyFile[], added?: IdentityEntities): PolicySource | undefined {
+  const own = files.find((f) => f.name === 'entities.json');
+  if (added === undefined || added.list.length === 0) return own === undefined ? undefined : { file: own.name, text: own.text };
+  return { file: 'entities.json', text: JSON.stringify(candidateEntities(files, added)) };
+}
+
+function candidateOf(files: PolicyFile[], set: PolicySet, added?: IdentityEntities): Candidate {
   const point = new DecisionPoint();
   point.load(set);
-  const entities = candidateEntities(files);
+  const entities = candidateEntities(files, added);
   if (entities !== undefined) point.setEntities(entities, { file: 'entities.json' });
-  return { files, hash: hashFiles(files), point };
+  return { files, hash: hashFiles(files), point, added: added?.digest ?? '' };
 }
 
 /**
@@ -203,6 +218,12 @@ export class PolicyControl {
   #adopting: Adoption | undefined;
   /** The last hand edit of the directory that was refused, while the directory still holds it. */
   #refused: RefusedEdit | undefined;
+  /** The digest of the identity store's entities the refused files were composed with. */
+  #refusedAdded = '';
+  /** The identity store's entities as they are now, composed into every set this control compiles (see identity-entities.ts); none without a store. */
+  readonly #identity: (() => IdentityEntities) | undefined;
+  /** The digest of the identity store's entities when last seen. */
+  #identitySeen: string;
   /** Sets this process swapped in whose record it is writing, by hash (how many activations): their marks on disk do not stop this process deciding with them meanwhile. */
   readonly #recording = new Map<string, number>();
   /** The set and mark last told to the log as found marked unrecorded, so each is told once. */
@@ -212,21 +233,57 @@ export class PolicyControl {
   /** How long an activation waits for another process's to finish, ms. */
   readonly #lockWaitMs: number;
 
-  private constructor(dir: string, active: Candidate | undefined, options: { lockWaitMs: number; log: ((entry: PolicyLogEntry) => void) | undefined }) {
+  private constructor(dir: string, active: Candidate | undefined, options: { lockWaitMs: number; log: ((entry: PolicyLogEntry) => void) | undefined; identity: (() => IdentityEntities) | undefined }) {
     this.dir = dir;
     this.#lockWaitMs = options.lockWaitMs;
     this.#log = options.log;
+    this.#identity = options.identity;
+    this.#identitySeen = active?.added ?? '';
     this.#active = active;
     this.#linked = linkTarget(dir);
   }
 
   /**
    * Loads the directory when it exists. `log` is told of a hand edit refused
-   * later and of an activation left unrecorded (PolicyLogEntry). Throws
-   * POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE.
+   * later and of an activation left unrecorded (PolicyLogEntry). `identity`
+   * gives the identity store's entities as they are now
+   * (watchIdentityEntities): every set is decided with them composed into its
+   * entities.json, and composed again when they change. Throws
+   * POLICY_SET_INVALID, POLICY_ENTITIES_INVALID, POLICY_UNREADABLE, and what
+   * `identity` throws.
    */
-  static open(dir: string, options: { lockWaitMs?: number; log?: (entry: PolicyLogEntry) => void } = {}): PolicyControl {
-    return new PolicyControl(dir, existsSync(dir) ? compileCandidate(readFiles(dir)) : undefined, { lockWaitMs: options.lockWaitMs ?? ACTIVATION_WAIT_MS, log: options.log });
+  static open(dir: string, options: { lockWaitMs?: number; log?: (entry: PolicyLogEntry) => void; identity?: () => IdentityEntities } = {}): PolicyControl {
+    const active = existsSync(dir) ? compileCandidate(readFiles(dir), options.identity?.()) : undefined;
+    return new PolicyControl(dir, active, { lockWaitMs: options.lockWaitMs ?? ACTIVATION_WAIT_MS, log: options.log, identity: options.identity });
+  }
+
+  /** The identity store's entities as they are now, which every set this control compiles composes in; undefined without a store. Throws what reading the store throws. */
+  identityEntities(): IdentityEntities | undefined {
+    return this.#identity?.();
+  }
+
+  /** As compileCandidateOffThread, with the identity store's entities as they are now composed in, as the set in force has them. */
+  compileOffThread(files: PolicyFile[], options: { urgent?: boolean } = {}): Promise<Candidate> {
+    const added = this.identityEntities();
+    return compileCandidateOffThread(files, { ...options, ...(added ? { added } : {}) });
+  }
+
+  /**
+   * Whether the identity store's entities changed since last seen (as the
+   * directory's link is followed by #linked), noting them seen. A store that
+   * cannot be read is left to #usable, which reads it again and denies.
+   */
+  #identityChanged(): boolean {
+    if (this.#identity === undefined) return false;
+    let digest: string;
+    try {
+      digest = this.#identity().digest;
+    } catch {
+      return false;
+    }
+    if (digest === this.#identitySeen) return false;
+    this.#identitySeen = digest;
+    return true;
   }
 
   /**
@@ -243,7 +300,7 @@ export class PolicyControl {
    */
   ready(): Promise<void> | undefined {
     const target = linkTarget(this.dir);
-    if (target !== this.#linked) {
+    if (target !== this.#linked || this.#identityChanged()) {
       this.#linked = target;
       this.#adopt();
     }
@@ -255,7 +312,7 @@ export class PolicyControl {
     while (this.#adopting !== undefined) {
       await this.#adopting.done;
       const target = linkTarget(this.dir);
-      if (target !== this.#linked) {
+      if (target !== this.#linked || this.#identityChanged()) {
         this.#linked = target;
         this.#adopt();
       }
@@ -271,20 +328,20 @@ export class PolicyControl {
    */
   #adopt(): void {
     const changed = this.#changed();
-    if (changed !== undefined && this.#adopting?.hash === changed.hash) return;
+    if (changed !== undefined && this.#adopting?.hash === changed.hash && this.#adopting.added === (changed.added?.digest ?? '')) return;
     if (changed === undefined) {
       this.#adopting = undefined;
       return;
     }
-    const adoption: Adoption = { hash: changed.hash, done: Promise.resolve() };
+    const adoption: Adoption = { hash: changed.hash, added: changed.added?.digest ?? '', done: Promise.resolve() };
     adoption.done = (async () => {
       try {
-        const candidate = await compileCandidateOffThread(changed.files, { urgent: true });
+        const candidate = await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
         if (this.#adopting === adoption) this.#inForce(candidate);
       } catch (error) {
         if (this.#adopting !== adoption) return;
         if (candidateIssues(error) === undefined) this.#compile(changed);
-        else this.#refuse(changed.hash, error);
+        else this.#refuse(changed.hash, error, changed.added?.digest);
       } finally {
         if (this.#adopting === adoption) this.#adopting = undefined;
       }
@@ -325,9 +382,13 @@ export class PolicyControl {
     return this.#usable(this.#current());
   }
 
-  /** `active`, when it may decide: throws as #deciding. */
+  /** `active`, when it may decide: throws as #deciding, and when the identity store's entities changed and are not composed into it (or cannot be read). */
   #usable(active: Candidate | undefined): Candidate {
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
+    // A forbid on an agent's process must not miss an agent made since: nothing is decided with entities the store no longer holds.
+    if (this.#identity !== undefined && active.added !== this.#identity().digest) {
+      throw new PolicyError('POLICY_NOT_LOADED', "the identity store's agents and humans changed and the policy set in force is not yet decided with them (or they do not compose with its entities.json: see the set's status)");
+    }
     const mark = this.#markOf(active.hash);
     if (mark === 'marked') throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but its activation is not recorded in the audit log: nothing is decided with it until a set is activated and recorded');
     if (mark === 'unreadable') throw new PolicyError('POLICY_NOT_LOADED', "the policy directory's marks of sets activated unrecorded cannot be read (they are not a directory, or not readable): nothing is decided until a set is activated and recorded");
@@ -358,7 +419,7 @@ export class PolicyControl {
    */
   #current(): Candidate | undefined {
     const target = linkTarget(this.dir);
-    if (target !== this.#linked || this.#adopting !== undefined) {
+    if (target !== this.#linked || this.#adopting !== undefined || this.#identityChanged()) {
       this.#linked = target;
       this.refresh();
     }
@@ -399,8 +460,11 @@ export class PolicyControl {
    * nor an edit refused already for what it holds (asked again before every
    * GET of the set, it is not checked a second time). Files that cannot be
    * read are refused here; found to be the set in use, no refusal stands.
+   * The set in use is one to compile again when the identity store's
+   * entities changed (`added`); while they cannot be read, nothing is
+   * (#usable denies meanwhile).
    */
-  #changed(): { files: PolicyFile[]; hash: string } | undefined {
+  #changed(): Changed | undefined {
     let files: PolicyFile[];
     try {
       files = existsSync(this.dir) ? readFiles(this.dir) : [];
@@ -408,22 +472,29 @@ export class PolicyControl {
       this.#refuse(undefined, error);
       return undefined;
     }
+    let added: IdentityEntities | undefined;
+    try {
+      added = this.#identity?.();
+    } catch {
+      return undefined;
+    }
+    const digest = added?.digest ?? '';
     const hash = hashFiles(files);
-    if (hash === (this.#active?.hash ?? hashFiles([]))) {
+    if (hash === (this.#active?.hash ?? hashFiles([])) && (this.#active === undefined || this.#active.added === digest)) {
       this.#refused = undefined;
       return undefined;
     }
-    if (this.#refused?.hash === hash && LASTING.has(this.#refused.code)) return undefined;
-    return { files, hash };
+    if (this.#refused?.hash === hash && this.#refusedAdded === digest && LASTING.has(this.#refused.code)) return undefined;
+    return { files, hash, ...(added !== undefined ? { added } : {}) };
   }
 
   /** Compiles the directory's files on this thread and puts them in force, or refuses them. */
-  #compile(changed: { files: PolicyFile[]; hash: string }): void {
+  #compile(changed: Changed): void {
     let adopted: Candidate;
     try {
-      adopted = compileCandidate(changed.files);
+      adopted = compileCandidate(changed.files, changed.added);
     } catch (error) {
-      this.#refuse(changed.hash, error);
+      this.#refuse(changed.hash, error, changed.added?.digest);
       return;
     }
     this.#inForce(adopted);
@@ -435,25 +506,44 @@ export class PolicyControl {
     return { ...active, ...(this.#refused ? { refusedEdit: this.#refused } : {}), ...(this.#active && this.#markOf(this.#active.hash) !== 'none' ? { unrecorded: true as const } : {}) };
   }
 
-  /** Notes a hand edit refused (files of `hash`, or unreadable ones), telling the log when it is not the refusal noted already. */
-  #refuse(hash: string | undefined, error: unknown): void {
+  /**
+   * Notes a hand edit refused (files of `hash`, or unreadable ones; composed
+   * with the identity store's entities of digest `added`), telling the log
+   * when it is not the refusal noted already.
+   */
+  #refuse(hash: string | undefined, error: unknown, added = ''): void {
     const code: PolicyErrorCode = error instanceof PolicyError ? error.code : 'POLICY_ENGINE_FAILED';
-    if (this.#refused?.hash === hash && this.#refused?.code === code) return;
+    if (this.#refused?.hash === hash && this.#refused?.code === code && this.#refusedAdded === added) return;
     const issues = code === 'POLICY_UNREADABLE' ? [] : (candidateIssues(error) ?? []).map(issueView);
-    const meanwhile = this.#active ? `the gateway goes on deciding with the set in use (${this.#active.hash.slice(0, 12)})` : 'no valid set is loaded, so every request is denied';
-    const what = {
-      POLICY_UNREADABLE: 'the policy directory could not be read (a file that is a link or not a regular file, or more than 1 MiB of policy files)',
-      POLICY_ENTITIES_INVALID: "the policy directory's entities.json was edited into entities that are not valid",
-      POLICY_SET_INVALID: 'the policy directory was edited into a set that does not validate',
-    }[code as string] ?? "the policy directory's files could not be checked";
+    // The set in use itself, composed with the store's agents and humans as they are now: they, not an edit, were refused.
+    const recomposed = hash !== undefined && hash === this.#active?.hash;
+    const meanwhile = recomposed
+      ? 'every request is denied'
+      : this.#active
+        ? `the gateway goes on deciding with the set in use (${this.#active.hash.slice(0, 12)})`
+        : 'no valid set is loaded, so every request is denied';
+    const what = recomposed
+      ? "the identity store's agents and humans, composed with the set's entities.json, are not valid entities"
+      : {
+          POLICY_UNREADABLE: 'the policy directory could not be read (a file that is a link or not a regular file, or more than 1 MiB of policy files)',
+          POLICY_ENTITIES_INVALID: "the policy directory's entities.json was edited into entities that are not valid",
+          POLICY_SET_INVALID: 'the policy directory was edited into a set that does not validate',
+        }[code as string] ?? "the policy directory's files could not be checked";
+    this.#refusedAdded = added;
     this.#refused = { ...(hash !== undefined ? { hash } : {}), code, message: `${what}: ${meanwhile} until the directory holds a valid set or a set is activated`, issues };
     this.#log?.({ event: 'policy-edit-refused', code, ...(hash !== undefined ? { hash } : {}), issues: issues.length });
   }
 
-  /** Makes `candidate` the set decisions use: the directory holds it, so no refused edit stands. */
+  /**
+   * Makes `candidate` the set decisions use: the directory holds it, so no
+   * refused edit stands. The identity store's entities are taken as seen
+   * as the candidate holds them: composed with others (or none), it is
+   * composed again at the next decision.
+   */
   #inForce(candidate: Candidate): void {
     this.#active = candidate;
     this.#refused = undefined;
+    this.#identitySeen = candidate.added;
   }
 
   /**
@@ -594,9 +684,17 @@ const ADOPT_FIRST: unique symbol = Symbol('adopt first');
 /** How many times an activation lets go of the lock to compile off the thread a set found under it, before compiling one on the thread. */
 const ADOPT_TRIES = 3;
 
-/** A set of the policy directory being compiled off the thread: its files' hash, and the end of its compile (never rejects). */
+/** The directory's files to compile (#changed): their hash, and the identity store's entities to compose in. */
+interface Changed {
+  files: PolicyFile[];
+  hash: string;
+  added?: IdentityEntities;
+}
+
+/** A set of the policy directory being compiled off the thread: its files' hash, the digest of the identity store's entities composed in, and the end of its compile (never rejects). */
 interface Adoption {
   hash: string;
+  added: string;
   done: Promise<void>;
 }
 

@@ -1,0 +1,80 @@
+// The identity store's entities in the set in force: composed in when the set
+// is read, again when they change (decisions wait for it), and a store that
+// cannot be read, or entities that do not compose, decide nothing.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { IdentityEntities, IdentityEntity } from './identity-entities.ts';
+import { compileCandidate, parseFiles, PolicyControl } from './policy-control.ts';
+
+const POLICY = 'permit (principal in Group::"billing", action == Action::"system.run", resource == Command::"ls");\n';
+const request = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function policyDir(): string {
+  const state = mkdtempSync(join(tmpdir(), 'corral-policy-identity-'));
+  dirs.push(state);
+  mkdirSync(join(state, 'policies'));
+  writeFileSync(join(state, 'policies', 'main.cedar'), POLICY);
+  return join(state, 'policies');
+}
+
+const bot = (process: string, status: unknown = 'active'): IdentityEntity => ({ uid: { type: 'Agent', id: 'bot' }, attrs: { owner: 'o@example.com', process, status, scopes: [] }, parents: [{ type: 'Group', id: process }] });
+const entities = (digest: string, list: IdentityEntity[]): IdentityEntities => ({ digest, list });
+
+/** An identity source that gives `now.value`, or throws `now.error`. */
+function source(initial: IdentityEntities) {
+  const now: { value: IdentityEntities; error?: Error } = { value: initial };
+  return { now, read: () => (now.error ? (() => { throw now.error; })() : now.value) };
+}
+
+describe("a policy control given the identity store's entities", () => {
+  it('decides with them from the start, and with them as they change, through decide and decider', async () => {
+    const store = source(entities('1', [bot('mail')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    assert.equal(control.decide(request).decision, 'deny');
+    store.now.value = entities('2', [bot('billing')]);
+    const decider = await control.decider();
+    assert.equal(decider.decideEach(request, [request.resource])[0]!.decision, 'allow');
+    store.now.value = entities('3', [bot('mail')]);
+    assert.equal(control.decide(request).decision, 'deny');
+  });
+
+  it("composes them into a set activated without them, at the next decision (a candidate another caller compiled bare)", async () => {
+    const store = source(entities('1', [bot('billing')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    const bare = compileCandidate(parseFiles([{ name: 'main.cedar', text: `${POLICY}// again\n` }]));
+    assert.equal(await control.activate(bare, control.active().hash), true);
+    assert.equal(control.decide(request).decision, 'allow');
+    assert.equal(await control.activate(compileCandidate(parseFiles([{ name: 'main.cedar', text: POLICY }])), control.active().hash), true);
+    assert.equal((await control.decider()).decideEach(request, [request.resource])[0]!.decision, 'allow');
+  });
+
+  it('decides nothing while the store cannot be read (regression guard: the entities last read would decide for an agent the store no longer holds so)', async () => {
+    const store = source(entities('1', [bot('billing')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    assert.equal(control.decide(request).decision, 'allow');
+    store.now.error = new Error('identity.db is damaged');
+    assert.throws(() => control.decide(request), /damaged/);
+    await assert.rejects(async () => (await control.decider()).decideEach(request, [request.resource]), /damaged/);
+    delete store.now.error;
+    assert.equal(control.decide(request).decision, 'allow');
+  });
+
+  it("denies every request while the store's entities do not compose with the set's, and says so in the set's status", async () => {
+    const store = source(entities('1', [bot('billing')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    store.now.value = entities('2', [bot('billing', 7)]);
+    await control.refreshOffThread();
+    const status = control.status();
+    assert.equal(status.refusedEdit?.code, 'POLICY_ENTITIES_INVALID');
+    assert.match(status.refusedEdit!.message, /identity store's agents and humans.*every request is denied/);
+    assert.throws(() => control.decide(request), (e: Error & { code?: string }) => e.code === 'POLICY_NOT_LOADED');
+    store.now.value = entities('3', [bot('billing')]);
+    assert.equal(control.decide(request).decision, 'allow');
+    assert.equal(control.status().refusedEdit, undefined);
+  });
+});
