@@ -430,6 +430,21 @@ export function storeSuite(h: StoreHarness): void {
         await f.sql(`UPDATE audit_records SET body = replace(body, 'invoice-4.pdf', 'invoice-Z.pdf') WHERE seq = 4`);
         await assert.rejects(openAuditLog(f.options), { code: 'AUDIT_CHAIN_BROKEN' });
       });
+      it("refuses with AUDIT_CHAIN_BROKEN when the head's frontier was edited (regression: it opened, signed its next checkpoint over a tree other than its records', and was then refused as rolled back)", async () => {
+        const f = await h.fresh();
+        const log = await openAuditLog(f.options);
+        for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+        const { frontier } = await log.store.head();
+        await log.close();
+        assert.equal(frontier.length, 3); // 16 + 8 + 1
+        await f.sql(`UPDATE audit_head SET frontier = ${f.blob(['00'.repeat(32), ...frontier.slice(1)].join(''))}`);
+        // Closed should it open: a checkpoint is then signed over the edited frontier.
+        await assert.rejects(openAuditLog(f.options).then((reopened) => reopened.close()), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'AUDIT_CHAIN_BROKEN');
+          assert.match(e.message, /frontier/);
+          return true;
+        });
+      });
       it('refuses with AUDIT_CHAIN_BROKEN when a record sits beyond the head', async () => {
         const f = await h.fresh();
         const log = await openAuditLog(f.options);

@@ -7,7 +7,9 @@ import { publicKeyPem } from '../checkpoint/key.ts';
 import { AuditError } from '../errors.ts';
 import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
 import { advanceWitness } from '../io/witness-file.ts';
+import { frontierNodes } from '../merkle/compact-range.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
+import { nodeKey } from '../merkle/prover.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { checkedEvent, type AuditEventInput } from '../record/event.ts';
 import { SqliteStore } from '../store/sqlite.ts';
@@ -85,7 +87,12 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
   }
 }
 
-/** Refuses to extend a log whose last record does not match its head (the tip was tampered with). */
+/**
+ * Refuses to extend a log whose tip was tampered with: its last record does
+ * not match its head, or the head's frontier (the right edge of the tree,
+ * every new checkpoint's root is built on it) is not the one the records
+ * stored as they were appended.
+ */
 async function checkTip(store: AuditStore): Promise<void> {
   const { head, last, beyond } = await store.tip();
   const broken = (why: string) => new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${store.where}: ${why}; run 'corral audit verify'`);
@@ -93,6 +100,16 @@ async function checkTip(store: AuditStore): Promise<void> {
   if (head.size === 0) return;
   if (!last) throw broken(`its last record ${head.size - 1} is missing`);
   if (last.hash !== head.lastHash || sha256Hasher.leaf(recordBytes(last.seq, last.prev, last.body)) !== last.hash) throw broken(`its last record ${head.size - 1} does not match the chain`);
+  // Else the writer would sign checkpoints over a tree other than its records' (and then be refused as rolled back).
+  const ids = frontierNodes(head.size);
+  const stored = await store.nodes(ids).catch((error: unknown) => {
+    if (error instanceof AuditError && error.code === 'AUDIT_NOT_FOUND') throw broken(error.message);
+    throw error;
+  });
+  if (head.frontier.length !== ids.length || ids.some((id, i) => stored.get(nodeKey(id)) !== head.frontier[i])) {
+    // Not broken(): verify reads the records and checkpoints, which may all be sound, not the head's frontier.
+    throw new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${store.where}: its head's frontier (the right edge of its Merkle tree) is not the one its records hold, so the head was altered; restore audit_head from a backup`);
+  }
 }
 
 /**
