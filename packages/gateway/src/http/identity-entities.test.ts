@@ -106,6 +106,7 @@ const POLICIES = {
 @id("anyone-runs-echo") permit (principal, action == Action::"system.run", resource == Command::"echo");
 @id("quarantine") forbid (principal in Group::"quarantine", action, resource);
 @id("finance-no-echo") forbid (principal in Group::"finance", action == Action::"system.run", resource == Command::"echo");
+@id("linux-runs-printf") permit (principal, action == Action::"system.run", resource == Command::"printf") when { context has node && context.node.platform == "linux" && context.node.paired };
 `,
   'entities.json': JSON.stringify([
     { uid: { type: 'Group', id: 'finance' }, attrs: { name: 'Finance' }, parents: [] },
@@ -123,13 +124,14 @@ const POLICIES = {
 const stateDir = policyStateDirs('identity-entities', POLICIES);
 
 /** A gateway on a fresh state directory with a paired node that answers every command as run; `run(agent, argv)` is the agent's answer: 'ran' or the refusal's code. */
-async function governed(): Promise<TestGateway & { run(agent: string, argv: string[]): Promise<string>; ran: () => number }> {
+async function governed(): Promise<TestGateway & { run(agent: string, argv: string[]): Promise<string>; ran: () => number; nodeId: string }> {
   const t = await startTestGateway({ stateDir: stateDir() });
   const node = await pairedNodePeer(t.gw.url, t.token, t.gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
   const clients: GatewayClient[] = [];
   return {
     ...t,
     ran: () => node.received.length,
+    nodeId: node.device.deviceId,
     async run(name, argv) {
       const client = await GatewayClient.connect({ url: t.gw.url, role: 'operator', scopes: ['operator.write'], agentToken: (await t.gw.identity.issueToken(name)).token });
       clients.push(client);
@@ -191,6 +193,17 @@ describe("a gateway deciding for an agent that entities.json does not list", () 
       t.gw.identity.agents.create({ name: 'ledger-bot', process: 'billing', owner: 'o@example.com' });
       assert.equal(await t.run('ledger-bot', ['echo', 'hi']), 'SYSTEM_RUN_DENIED', "entities.json's finance group holds");
       assert.equal(await t.run('ledger-bot', ['true']), 'ran', "the store's process, billing, not entities.json's ledger");
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("knows the node a command would run on, paired, with the platform it declared (regression: context.node had no attributes, and a permit on them never applied)", { timeout: 60_000 }, async () => {
+    const t = await governed();
+    try {
+      t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
+      assert.equal(await t.run('pay-bot', ['printf', 'x']), 'ran');
+      assert.deepEqual(identityEntities(t.gw.identity).filter((e) => e.uid.type === 'Node'), [{ uid: { type: 'Node', id: t.nodeId }, attrs: { platform: 'linux', paired: true }, parents: [] }]);
     } finally {
       await t.close();
     }

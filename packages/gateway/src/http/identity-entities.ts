@@ -1,7 +1,9 @@
 // The entities the identity store adds to a policy set's own (its
 // entities.json): every agent, as `Agent::"<name>"` with its owner, process,
 // status and scopes, a member of `Group::"<process>"`; every human who signed
-// in, as `Human::"<email>"` (`oidc:<issuer>#<subject>` for one with no email) with their roles. A gateway decides with them, and
+// in, as `Human::"<email>"` (`oidc:<issuer>#<subject>` for one with no email)
+// with their roles; every paired node, as `Node::"<device id>"` with the
+// platform it declared (`context.node` of a node command). A gateway decides with them, and
 // `corral policy explain|test|replay` with the same, so that a policy naming an
 // agent's process (`principal in Group::"invoice-intake"`) applies to every
 // agent made for that process, and a forbid on it to none less, without each
@@ -27,7 +29,7 @@ export interface IdentityEntities {
   list: readonly IdentityEntity[];
 }
 
-/** Every agent of `identity` (in its process's group, which is listed too) and every human who signed in. Throws what reading identity.db throws. */
+/** Every agent of `identity` (in its process's group, which is listed too), every human who signed in and every paired node. Throws what reading identity.db throws. */
 export function identityEntities(identity: Identity): IdentityEntity[] {
   const byKey = new Map<string, IdentityEntity>();
   const put = (e: IdentityEntity) => byKey.set(refKey(e.uid), e);
@@ -38,6 +40,8 @@ export function identityEntities(identity: Identity): IdentityEntity[] {
   // Two issuers' people with one email are one Human to policy: the later listed stands. One with no email is named as the console names them,
   // never by the bare subject, which an issuer's user could choose to be "operator" and take that principal's roles.
   for (const h of identity.humans.list()) put({ uid: { type: 'Human', id: h.email ?? `oidc:${h.issuer}#${h.subject}` }, attrs: { email: h.email ?? '', roles: h.roles }, parents: [] });
+  // Only a paired node is sent commands; its platform is its own word, given when it asked to be paired.
+  for (const n of identity.nodes.list()) if (n.status === 'paired') put({ uid: { type: 'Node', id: n.deviceId }, attrs: { platform: n.platform, paired: true }, parents: [] });
   return [...byKey.values()];
 }
 
@@ -63,10 +67,10 @@ export function watchIdentityEntities(identity: Identity): () => IdentityEntitie
 
 /**
  * A set's entities (`set`, as its entities.json lists them) with `added` (the
- * identity store's) composed in: an agent or human both hold takes its
- * attributes from the store (what the store says of its status, owner and
- * roles is what holds) and is in the groups entities.json puts it in as well
- * as its process's; a group both hold is entities.json's (its name, the
+ * identity store's) composed in: an agent, human or node both hold takes
+ * its attributes from the store (what the store says of its status, owner,
+ * roles and platform is what holds) and is in the groups entities.json puts
+ * it in as well (an agent in its process's too); a group both hold is entities.json's (its name, the
  * groups above it); the rest of `added` follows, in its order. The set's
  * entities keep their places, so a refusal's `entities[i]` below the set's
  * count points into entities.json. An entity whose uid, attributes or
