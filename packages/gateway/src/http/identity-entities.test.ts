@@ -3,7 +3,7 @@
 // made before the gateway started or since, by its API or in another process.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Identity } from '@corral/identity';
 import { pairedNodePeer } from '../../test/node-peer.ts';
@@ -114,7 +114,7 @@ const POLICIES = {
   ]),
   'cases.yaml': `cases:
   - name: a billing agent runs true
-    principal: { type: Agent, id: pay-bot }
+    principal: { type: Agent, id: case-bot }
     action: system.run
     resource: { type: Command, id: "true" }
     context: { argv: ["true"] }
@@ -159,66 +159,47 @@ function createElsewhere(state: string, name: string, process: string): void {
 }
 
 describe("a gateway deciding for an agent that entities.json does not list", () => {
+  let t: Awaited<ReturnType<typeof governed>>;
+  before(async () => {
+    t = await governed();
+  });
+  after(() => t.close());
+
   it("applies a permit on the agent's process to it, for an agent made while the gateway runs (regression: only entities.json's groups counted, and every such agent was denied)", { timeout: 60_000 }, async () => {
-    const t = await governed();
-    try {
-      t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
-      assert.equal(await t.run('pay-bot', ['true']), 'ran');
-      createElsewhere(t.state, 'invoice-bot', 'billing');
-      assert.equal(await t.run('invoice-bot', ['true']), 'ran');
-      t.gw.identity.agents.create({ name: 'mail-bot', process: 'mail', owner: 'o@example.com' });
-      assert.equal(await t.run('mail-bot', ['true']), 'SYSTEM_RUN_DENIED', 'a permit on another process is not this one');
-    } finally {
-      await t.close();
-    }
+    t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
+    assert.equal(await t.run('pay-bot', ['true']), 'ran');
+    createElsewhere(t.state, 'invoice-bot', 'billing');
+    assert.equal(await t.run('invoice-bot', ['true']), 'ran');
+    t.gw.identity.agents.create({ name: 'mail-bot', process: 'mail', owner: 'o@example.com' });
+    assert.equal(await t.run('mail-bot', ['true']), 'SYSTEM_RUN_DENIED', 'a permit on another process is not this one');
   });
 
   it("applies a forbid on the agent's process to it, made in another process after the gateway decided for others (regression: the forbid missed it and another permit let it run)", { timeout: 60_000 }, async () => {
-    const t = await governed();
-    try {
-      t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
-      assert.equal(await t.run('pay-bot', ['echo', 'hi']), 'ran');
-      const before = t.ran();
-      createElsewhere(t.state, 'held-bot', 'quarantine');
-      assert.equal(await t.run('held-bot', ['echo', 'hi']), 'SYSTEM_RUN_DENIED');
-      assert.equal(t.ran(), before, 'nothing reached the node');
-    } finally {
-      await t.close();
-    }
+    t.gw.identity.agents.create({ name: 'refund-bot', process: 'billing', owner: 'o@example.com' });
+    assert.equal(await t.run('refund-bot', ['echo', 'hi']), 'ran');
+    const before = t.ran();
+    createElsewhere(t.state, 'held-bot', 'quarantine');
+    assert.equal(await t.run('held-bot', ['echo', 'hi']), 'SYSTEM_RUN_DENIED');
+    assert.equal(t.ran(), before, 'nothing reached the node');
   });
 
   it('keeps the groups entities.json puts a listed agent in: its forbid applies, and the store says which process the agent serves', { timeout: 60_000 }, async () => {
-    const t = await governed();
-    try {
-      t.gw.identity.agents.create({ name: 'ledger-bot', process: 'billing', owner: 'o@example.com' });
-      assert.equal(await t.run('ledger-bot', ['echo', 'hi']), 'SYSTEM_RUN_DENIED', "entities.json's finance group holds");
-      assert.equal(await t.run('ledger-bot', ['true']), 'ran', "the store's process, billing, not entities.json's ledger");
-    } finally {
-      await t.close();
-    }
+    t.gw.identity.agents.create({ name: 'ledger-bot', process: 'billing', owner: 'o@example.com' });
+    assert.equal(await t.run('ledger-bot', ['echo', 'hi']), 'SYSTEM_RUN_DENIED', "entities.json's finance group holds");
+    assert.equal(await t.run('ledger-bot', ['true']), 'ran', "the store's process, billing, not entities.json's ledger");
   });
 
   it("knows the node a command would run on, paired, with the platform it declared (regression: context.node had no attributes, and a permit on them never applied)", { timeout: 60_000 }, async () => {
-    const t = await governed();
-    try {
-      t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
-      assert.equal(await t.run('pay-bot', ['printf', 'x']), 'ran');
-      assert.deepEqual(identityEntities(t.gw.identity).filter((e) => e.uid.type === 'Node'), [{ uid: { type: 'Node', id: t.nodeId }, attrs: { platform: 'linux', paired: true }, parents: [] }]);
-    } finally {
-      await t.close();
-    }
+    t.gw.identity.agents.create({ name: 'print-bot', process: 'billing', owner: 'o@example.com' });
+    assert.equal(await t.run('print-bot', ['printf', 'x']), 'ran');
+    assert.deepEqual(identityEntities(t.gw.identity).filter((e) => e.uid.type === 'Node'), [{ uid: { type: 'Node', id: t.nodeId }, attrs: { platform: 'linux', paired: true }, parents: [] }]);
   });
 
   it("runs a candidate's cases with the store's agents, as the set in force decides (regression: the API's cases saw entities.json alone)", { timeout: 60_000 }, async () => {
-    const t = await governed();
-    try {
-      t.gw.identity.agents.create({ name: 'pay-bot', process: 'billing', owner: 'o@example.com' });
-      const files = Object.entries(POLICIES).map(([name, text]) => ({ name, text }));
-      const tested = await t.tool().post('/api/policies/test', { files });
-      assert.equal(tested.status, 200);
-      assert.deepEqual(tested.body.results.map((r: { actual: string }) => r.actual), ["allow"], JSON.stringify(tested.body));
-    } finally {
-      await t.close();
-    }
+    t.gw.identity.agents.create({ name: 'case-bot', process: 'billing', owner: 'o@example.com' });
+    const files = Object.entries(POLICIES).map(([name, text]) => ({ name, text }));
+    const tested = await t.tool().post('/api/policies/test', { files });
+    assert.equal(tested.status, 200);
+    assert.deepEqual(tested.body.results.map((r: { actual: string }) => r.actual), ['allow'], JSON.stringify(tested.body));
   });
 });

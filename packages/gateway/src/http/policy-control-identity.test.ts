@@ -2,25 +2,16 @@
 // is read, again when they change (decisions wait for it), and a store that
 // cannot be read, or entities that do not compose, decide nothing.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
+import { policyStateDirs } from '../../test/policy-state.ts';
 import type { IdentityEntities, IdentityEntity } from './identity-entities.ts';
 import { compileCandidate, parseFiles, PolicyControl } from './policy-control.ts';
 
 const POLICY = 'permit (principal in Group::"billing", action == Action::"system.run", resource == Command::"ls");\n';
 const request = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function policyDir(): string {
-  const state = mkdtempSync(join(tmpdir(), 'corral-policy-identity-'));
-  dirs.push(state);
-  mkdirSync(join(state, 'policies'));
-  writeFileSync(join(state, 'policies', 'main.cedar'), POLICY);
-  return join(state, 'policies');
-}
+const stateDir = policyStateDirs('policy-identity', { 'main.cedar': POLICY });
+const policyDir = () => join(stateDir(), 'policies');
 
 const bot = (process: string, status: unknown = 'active'): IdentityEntity => ({ uid: { type: 'Agent', id: 'bot' }, attrs: { owner: 'o@example.com', process, status, scopes: [] }, parents: [{ type: 'Group', id: process }] });
 const entities = (digest: string, list: IdentityEntity[]): IdentityEntities => ({ digest, list });
