@@ -6,9 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Identity } from '@corral/identity';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
-import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 import { publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
-import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+import { signInThroughIssuer, startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
 
 describe('approving after single sign-on', () => {
   let issuer: TestIssuer;
@@ -36,14 +35,8 @@ describe('approving after single sign-on', () => {
 
   /** A console signed in as `subject` through the provider, with its session's key. */
   async function signedIn(subject: string): Promise<ApiClient> {
-    const browser = t.anonymous();
-    const key = randomBytes(32).toString('base64url');
-    const start = await browser.get(`/api/auth/oidc/start?key=${key}`);
-    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
-    const callback = await signInAtIssuer(start.headers.get('location')!, subject, (target) => target.includes('/api/auth/oidc/callback'));
-    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
-    browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))!.split(';')[0];
-    browser.csrf = `${key}.${/^\/#signin=(.+)$/.exec(back.headers.get('location')!)![1]}`;
+    const { browser } = await signInThroughIssuer(t, subject);
+    assert.ok(browser.cookie, `${subject} has a session`);
     return browser;
   }
 

@@ -2,12 +2,10 @@
 // their last sign-in. Once a sign-in maps other roles, or none, a session
 // begun under the old ones ends, as a local user's does when an admin sets theirs.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
-import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 import { publicClient, startTestIssuer, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
-import { startTestGateway, type ApiClient, type TestGateway } from './testing.ts';
+import { signInThroughIssuer, startTestGateway, type TestGateway } from './testing.ts';
 
 describe('when the issuer changes the groups of a person signed in to the console', () => {
   let issuer: TestIssuer;
@@ -29,19 +27,7 @@ describe('when the issuer changes the groups of a person signed in to the consol
     await issuer.close();
   });
 
-  /** `subject` signs in through the issuer: where the callback sends the browser, and a console with the session it made, if any. */
-  async function signIn(subject: string): Promise<{ location: string; browser: ApiClient }> {
-    const browser = t.anonymous();
-    const key = randomBytes(32).toString('base64url');
-    const start = await browser.get(`/api/auth/oidc/start?key=${key}`);
-    const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
-    const callback = await signInAtIssuer(start.headers.get('location')!, subject, (target) => target.includes('/api/auth/oidc/callback'));
-    const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
-    const location = back.headers.get('location')!;
-    browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))?.split(';')[0];
-    browser.csrf = `${key}.${/^\/#signin=(.+)$/.exec(location)?.[1]}`;
-    return { location, browser };
-  }
+  const signIn = (subject: string) => signInThroughIssuer(t, subject);
 
   it('ends the session bob began as an admin once a later sign-in of his maps him to viewer only, and keeps the new one (regression: the older session stayed admin for up to 12 hours though the gateway had recorded the demotion)', async () => {
     groups.bob = ['corral-admins'];

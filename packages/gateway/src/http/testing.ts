@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CorralRole } from '@corral/identity';
 import { Gateway, type GatewayOptions } from '../gateway.ts';
+import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 
 export const TEST_PASSWORD = 'a password for tests';
 
@@ -110,6 +111,25 @@ export async function startTestGateway(options: Partial<GatewayOptions> = {}): P
       if (!options.stateDir) rmSync(state, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `subject` signs in to the console through the gateway's OpenID Connect
+ * issuer, as a browser does (its console's key, the binding cookie, code and
+ * PKCE at the issuer): where the callback sent the browser, and a client with
+ * the session it made, if any.
+ */
+export async function signInThroughIssuer(t: TestGateway, subject: string): Promise<{ location: string; browser: ApiClient }> {
+  const browser = t.anonymous();
+  const key = randomBytes(32).toString('base64url');
+  const start = await browser.get(`/api/auth/oidc/start?key=${key}`);
+  const binding = start.headers.getSetCookie()[0]!.split(';')[0]!;
+  const callback = await signInAtIssuer(start.headers.get('location')!, subject, (target) => target.includes('/api/auth/oidc/callback'));
+  const back = await fetch(callback, { redirect: 'manual', headers: { cookie: binding } });
+  const location = back.headers.get('location')!;
+  browser.cookie = back.headers.getSetCookie().find((c) => c.startsWith('corral_session='))?.split(';')[0];
+  browser.csrf = `${key}.${/^\/#signin=(.+)$/.exec(location)?.[1]}`;
+  return { location, browser };
 }
 
 /** Every event in the state directory's audit log, oldest first. */
