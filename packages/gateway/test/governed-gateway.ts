@@ -1,0 +1,91 @@
+// The setup most tests of the governed path share: Corral's whole gateway on
+// a temporary state directory holding a policy set, a node paired with it
+// that records every command reaching it (node-peer.ts), and an operator
+// (operator.admin) that asks for runs and resolves approvals.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Gateway, GatewayClient, type Approval, type GatewayOptions } from '../src/index.ts';
+import { pairedNodePeer, type Answer, type NodePeer, type ReceivedInvoke } from './node-peer.ts';
+import { policyStateDir, type PolicySet } from './policy-state.ts';
+
+/** A node's answer to every command: it ran, and exited 0. */
+export const exitsZero = (): Answer => ({ ok: true, payload: { exitCode: 0 } });
+
+/** Whether a refused request's wire error carries `code` in its details (APPROVAL_PENDING, SYSTEM_RUN_DENIED, …): for assert.rejects. */
+export const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
+
+export type GovernedGatewayOptions = (
+  | {
+      /** The policy set, in a state directory made for this gateway and removed by close(). */
+      policy: PolicySet;
+      state?: never;
+    }
+  | {
+      /** A state directory holding `policies/`, made (and removed) by the caller: close() leaves it. */
+      state: string;
+      policy?: never;
+    }
+) & {
+  /** More of Gateway.start's options (approvalPollMs, approvalTtlMs, port, …); port 0 unless given. */
+  gateway?: Partial<Omit<GatewayOptions, 'stateDir' | 'token'>>;
+  /** How the node answers each command (default: exitsZero); 'never' leaves it unanswered. */
+  answer?: (invoke: ReceivedInvoke) => Answer;
+  /** The node's caps (e.g. INVOKE_RELEASE_EVENT). */
+  caps?: string[];
+};
+
+export interface GovernedGateway {
+  /** The state directory. */
+  state: string;
+  /** Its policy directory. */
+  policies: string;
+  /** The gateway's shared token. */
+  token: string;
+  gw: Gateway;
+  /** The paired node, declaring system.run. */
+  node: NodePeer;
+  /** An operator connected with the token, scope operator.admin. */
+  operator: GatewayClient;
+  /** Asks, as the operator, for `argv` to run on the node: the gateway gives the run `timeoutMs`, the operator waits for its answer `waitMs`. */
+  run(argv: string[], timeoutMs?: number, waitMs?: number): Promise<unknown>;
+  /** The approval waiting for a run of exactly `argv`, if there is one. */
+  pendingFor(argv: string[]): Approval | undefined;
+  /** Pairs another node declaring system.run (answering as pairedNodePeer does by default), closed with the gateway. */
+  pairNode(answer?: (invoke: ReceivedInvoke) => Answer, caps?: string[]): Promise<NodePeer>;
+  /** Closes the operator, the nodes and the gateway, and removes the state directory it made. */
+  close(): Promise<void>;
+}
+
+/** Starts a gateway on `options.policy` (or `options.state`), pairs a node with it and connects an operator. */
+export async function governedGateway(options: GovernedGatewayOptions): Promise<GovernedGateway> {
+  const state = options.state ?? policyStateDir('governed', options.policy);
+  const token = randomBytes(24).toString('base64url');
+  const gw = await Gateway.start({ port: 0, ...options.gateway, stateDir: state, token });
+  const pairNode = (answer?: (invoke: ReceivedInvoke) => Answer, caps: string[] = []) => pairedNodePeer(gw.url, token, gw.identity, ['system.run'], answer, caps);
+  const node = await pairNode(options.answer ?? exitsZero, options.caps);
+  const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+  const others: NodePeer[] = [];
+  return {
+    state,
+    policies: join(state, 'policies'),
+    token,
+    gw,
+    node,
+    operator,
+    run: (argv, timeoutMs = 10_000, waitMs = timeoutMs + 5_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: waitMs }),
+    pendingFor: (argv) => gw.approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv)),
+    async pairNode(answer, caps) {
+      const other = await pairNode(answer, caps);
+      others.push(other);
+      return other;
+    },
+    async close() {
+      await operator.close();
+      await node.close();
+      for (const other of others) await other.close();
+      await gw.close();
+      if (options.state === undefined) rmSync(state, { recursive: true, force: true });
+    },
+  };
+}
