@@ -10,11 +10,12 @@ import { describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import { ApprovalStore, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, SurfaceStore, openGatewayDb } from '../src/index.ts';
 import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 import { slowLogGateway, type SlowLogGateway } from './slow-log-gateway.ts';
+import { governedGateway } from './governed-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = [
@@ -26,24 +27,19 @@ const stateDir = policyStateDirs('durable', POLICY);
 
 describe('the audit records of a governed command', () => {
   it('are both committed (decision, then result) by the time the caller has the result', async () => {
-    const state = stateDir();
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const t = await governedGateway({ state: stateDir() });
     try {
       for (let i = 0; i < 5; i++) {
-        await operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
+        await t.operator.request('node.invoke', { nodeId: t.node.device.deviceId, command: 'system.run', params: { command: ['true'] }, idempotencyKey: randomUUID() });
         // Read at once, through another connection: only what is committed shows.
-        const events = (await auditEvents(state)).filter((e) => e.action === 'node.invoke.decide' || e.action === 'node.invoke');
+        const events = (await auditEvents(t.state)).filter((e) => e.action === 'node.invoke.decide' || e.action === 'node.invoke');
         assert.deepEqual(
           events.map((e) => e.action),
           Array.from({ length: i + 1 }, () => ['node.invoke.decide', 'node.invoke']).flat(),
         );
       }
     } finally {
-      await operator.close();
-      await node.close();
-      await gw.close();
+      await t.close();
     }
   });
 

@@ -4,33 +4,9 @@
 // decision is made on the canonical argv of everything that would run; none of
 // these reaches the node.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Gateway, GatewayClient } from '../src/index.ts';
-import { pairedNodePeer, type NodePeer } from './node-peer.ts';
+import { governedGateway, refusedWith, type GovernedGateway } from './governed-gateway.ts';
 
-const token = randomBytes(24).toString('base64url');
-
-/** A gateway with `policy`, a paired node that answers every run with exit 0, and an operator; `run` sends a system.run. */
-async function governed(policy: string): Promise<{ gw: Gateway; node: NodePeer; run: (argv: string[], timeoutMs?: number) => Promise<unknown>; close: () => Promise<void> }> {
-  const state = mkdtempSync(join(tmpdir(), 'corral-bypass-'));
-  mkdirSync(join(state, 'policies'));
-  writeFileSync(join(state, 'policies', 'run.cedar'), policy);
-  const gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
-  const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-  const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-  const run = (argv: string[], timeoutMs = 10_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: timeoutMs + 5_000 });
-  const close = async () => {
-    await operator.close();
-    await node.close();
-    await gw.close();
-    rmSync(state, { recursive: true, force: true });
-  };
-  return { gw, node, run, close };
-}
 // The wrappers themselves are allowed, so that only what they would run can refuse.
 const POLICY = `
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
@@ -62,18 +38,17 @@ const BYPASSES: Array<[string, string[]]> = [
 ];
 
 describe('an approval or allow for one command never covers another chained to it', () => {
-  let t: Awaited<ReturnType<typeof governed>>;
-  const run = (argv: string[], timeoutMs?: number) => t.run(argv, timeoutMs);
+  let t: GovernedGateway;
   before(async () => {
-    t = await governed(POLICY);
+    t = await governedGateway({ policy: POLICY, gateway: { approvalPollMs: 20 } });
     const { gw, node } = t;
     // printf ok is approved always: a standing grant for exactly that action.
-    await assert.rejects(run(['printf', 'ok'], 100));
+    await assert.rejects(t.run(['printf', 'ok'], 100));
     const [approval] = gw.approvals.list({ status: 'pending' });
     await gw.invoker.resolveApprovalWhenFree(approval!.id, 'allow-always', 'alice');
-    await run(['printf', 'ok']);
-    await run(['printf', 'ok']);
-    await run(['sh', '-c', 'echo hi']);
+    await t.run(['printf', 'ok']);
+    await t.run(['printf', 'ok']);
+    await t.run(['sh', '-c', 'echo hi']);
     assert.equal(node.received.length, 3);
   });
   after(() => t.close());
@@ -81,7 +56,7 @@ describe('an approval or allow for one command never covers another chained to i
   for (const [name, argv] of BYPASSES) {
     it(`refuses ${name}, and the node never sees it`, async () => {
       const before = t.node.received.length;
-      await assert.rejects(run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' || e.wire?.details?.code === 'APPROVAL_PENDING');
+      await assert.rejects(t.run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' || e.wire?.details?.code === 'APPROVAL_PENDING');
       assert.equal(t.node.received.length, before);
     });
   }
@@ -107,9 +82,9 @@ const FORBID_BYPASSES: Array<[string, string[]]> = [
 ];
 
 describe('a forbid holds however the forbidden command is spelled or wrapped', () => {
-  let t: Awaited<ReturnType<typeof governed>>;
+  let t: GovernedGateway;
   before(async () => {
-    t = await governed(FORBIDDING);
+    t = await governedGateway({ policy: FORBIDDING, gateway: { approvalPollMs: 20 } });
     await t.run(['sh', '-o', 'noglob', '-c', 'id -u']);
     assert.equal(t.node.received.length, 1);
   });
@@ -118,7 +93,7 @@ describe('a forbid holds however the forbidden command is spelled or wrapped', (
   for (const [name, argv] of FORBID_BYPASSES) {
     it(`refuses ${name}, and the node never sees it`, async () => {
       const before = t.node.received.length;
-      await assert.rejects(t.run(argv, 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED');
+      await assert.rejects(t.run(argv, 100), refusedWith('SYSTEM_RUN_DENIED'));
       assert.equal(t.node.received.length, before);
     });
   }

@@ -3,14 +3,13 @@
 // restart while an approval is pending (the approved retry runs, with its
 // signed receipt).
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Gateway, GatewayClient, type ApprovalReceipt } from '../src/index.ts';
 import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
-import { pairedNodePeer } from './node-peer.ts';
+import { governedGateway, refusedWith } from './governed-gateway.ts';
 
-const token = randomBytes(24).toString('base64url');
 const POLICY = `
 @id("sleep") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"sleep");
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
@@ -21,60 +20,49 @@ const invoke = (client: GatewayClient, nodeId: string, argv: string[], timeoutMs
 
 describe('governed path faults', () => {
   it('tells the caller NODE_DISCONNECTED when the node vanishes mid-command, and records the failure after the decision', async () => {
-    const state = stateDir();
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => 'never');
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const t = await governedGateway({ policy: POLICY, answer: () => 'never' });
+    const { node } = t;
     try {
-      const outcome = assert.rejects(invoke(operator, node.device.deviceId, ['sleep', '60']), (e: { wire?: { code?: string; details?: { code?: string } } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.details?.code === 'NODE_DISCONNECTED');
+      const outcome = assert.rejects(t.run(['sleep', '60']), (e: { wire?: { code?: string; details?: { code?: string } } }) => e.wire?.code === 'UNAVAILABLE' && e.wire.details?.code === 'NODE_DISCONNECTED');
       while (node.received.length === 0) await new Promise((r) => setTimeout(r, 10));
       await node.client.close();
       await outcome;
-      const events = (await auditEvents(state)).filter((e) => e.action.startsWith('node.invoke'));
+      const events = (await auditEvents(t.state)).filter((e) => e.action.startsWith('node.invoke'));
       assert.deepEqual(events.map((e) => [e.action, e.decision?.effect ?? e.outcome?.status, e.outcome?.detail]), [['node.invoke.decide', 'allow', undefined], ['node.invoke', 'failure', 'GATEWAY_CONNECTION_CLOSED']]);
     } finally {
-      await operator.close();
-      await gw.close();
+      await t.close();
     }
   });
 
   it('ignores a result from a node the invoke was not sent to (it cannot answer for another node)', async () => {
-    const state = stateDir();
-    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const target = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => 'never');
-    const intruder = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    const t = await governedGateway({ policy: POLICY, answer: () => 'never' });
+    const { node: target } = t;
+    const intruder = await t.pairNode();
     try {
-      const pending = invoke(operator, target.device.deviceId, ['sleep', '1'], 1_000);
+      const pending = t.run(['sleep', '1'], 1_000);
       while (target.received.length === 0) await new Promise((r) => setTimeout(r, 10));
       const id = target.received[0]!.id;
       for (const nodeId of [intruder.device.deviceId, target.device.deviceId]) {
         assert.deepEqual(await intruder.client.request('node.invoke.result', { id, nodeId, ok: true, payloadJSON: '{"exitCode":0,"stdout":"forged"}' }), { ok: true, ignored: true });
       }
-      await assert.rejects(pending, (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'TIMEOUT');
+      await assert.rejects(pending, refusedWith('TIMEOUT'));
     } finally {
-      await operator.close();
-      await target.close();
-      await intruder.close();
-      await gw.close();
+      await t.close();
     }
   });
 
   it('keeps a pending approval across a gateway restart; approved afterwards, the retry runs with a receipt for exactly that approval', async () => {
     const state = stateDir();
-    let gw = await Gateway.start({ stateDir: state, token, port: 0, approvalPollMs: 20 });
-    const port = gw.server.port;
-    let operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-    let node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
-    const nodeDevice = node.device;
-    await assert.rejects(invoke(operator, nodeDevice.deviceId, ['printf', 'restart'], 100), (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === 'APPROVAL_PENDING');
-    await operator.close();
-    await node.close();
-    await gw.close();
+    const first = await governedGateway({ state, gateway: { approvalPollMs: 20 } });
+    const { token } = first;
+    const port = first.gw.server.port;
+    const nodeDevice = first.node.device;
+    await assert.rejects(first.run(['printf', 'restart'], 100), refusedWith('APPROVAL_PENDING'));
+    await first.close();
 
-    gw = await Gateway.start({ stateDir: state, token, port, approvalPollMs: 20 });
+    const gw = await Gateway.start({ stateDir: state, token, port, approvalPollMs: 20 });
     try {
-      operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+      const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
       const reconnected = await GatewayClient.connect({ url: gw.url, token, role: 'node', device: nodeDevice, commands: ['system.run'] });
       const received: Array<Record<string, unknown>> = [];
       reconnected.on('node.invoke.request', (p) => {

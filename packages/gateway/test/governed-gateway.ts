@@ -53,7 +53,7 @@ export interface GovernedGateway {
   pendingFor(argv: string[]): Approval | undefined;
   /** Pairs another node declaring system.run (answering as pairedNodePeer does by default), closed with the gateway. */
   pairNode(answer?: (invoke: ReceivedInvoke) => Answer, caps?: string[]): Promise<NodePeer>;
-  /** Closes the operator, the nodes and the gateway, and removes the state directory it made. */
+  /** Closes the nodes paired since, the operator, the node and the gateway, and removes the state directory it made. */
   close(): Promise<void>;
 }
 
@@ -61,31 +61,37 @@ export interface GovernedGateway {
 export async function governedGateway(options: GovernedGatewayOptions): Promise<GovernedGateway> {
   const state = options.state ?? policyStateDir('governed', options.policy);
   const token = randomBytes(24).toString('base64url');
-  const gw = await Gateway.start({ port: 0, ...options.gateway, stateDir: state, token });
-  const pairNode = (answer?: (invoke: ReceivedInvoke) => Answer, caps: string[] = []) => pairedNodePeer(gw.url, token, gw.identity, ['system.run'], answer, caps);
-  const node = await pairNode(options.answer ?? exitsZero, options.caps);
-  const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-  const others: NodePeer[] = [];
-  return {
-    state,
-    policies: join(state, 'policies'),
-    token,
-    gw,
-    node,
-    operator,
-    run: (argv, timeoutMs = 10_000, waitMs = timeoutMs + 5_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: waitMs }),
-    pendingFor: (argv) => gw.approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv)),
-    async pairNode(answer, caps) {
-      const other = await pairNode(answer, caps);
-      others.push(other);
-      return other;
-    },
-    async close() {
-      await operator.close();
-      await node.close();
-      for (const other of others) await other.close();
-      await gw.close();
-      if (options.state === undefined) rmSync(state, { recursive: true, force: true });
-    },
+  /** What is open, closed newest first: on close(), or when the setup fails half way (nothing is left to keep the test process alive). */
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const close = async () => {
+    for (let last = opened.pop(); last; last = opened.pop()) await last.close();
+    if (options.state === undefined) rmSync(state, { recursive: true, force: true });
   };
+  try {
+    const gw = await Gateway.start({ port: 0, ...options.gateway, stateDir: state, token });
+    opened.push(gw);
+    const pair = async (answer?: (invoke: ReceivedInvoke) => Answer, caps: string[] = []) => {
+      const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], answer, caps);
+      opened.push(node);
+      return node;
+    };
+    const node = await pair(options.answer ?? exitsZero, options.caps);
+    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
+    opened.push(operator);
+    return {
+      state,
+      policies: join(state, 'policies'),
+      token,
+      gw,
+      node,
+      operator,
+      run: (argv, timeoutMs = 10_000, waitMs = timeoutMs + 5_000) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs, idempotencyKey: randomUUID() }, { timeoutMs: waitMs }),
+      pendingFor: (argv) => gw.approvals.list({ status: 'pending' }).find((a) => JSON.stringify(a.action.argv) === JSON.stringify(argv)),
+      pairNode: pair,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

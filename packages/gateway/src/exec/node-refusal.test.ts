@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import type { AuditEventInput } from '@corral/audit';
 import { Identity } from '@corral/identity';
 import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
+import { ApprovalStore, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
 import type { NodeAuditLimits } from './node-audit-budget.ts';
 import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
-import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { pairedNodePeer } from '../../test/node-peer.ts';
+import { governedGateway, type GovernedGateway } from '../../test/governed-gateway.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, MAX_UPSTREAM_AGENT, NODE_REFUSE_ACTION } from './node-refusal.ts';
 
@@ -20,34 +21,27 @@ const invalid = (e: { wire?: { code?: string } }) => e.wire?.code === 'INVALID_R
 const refusal = { command: ['rm', '-rf', '/srv'], cwd: '/srv', envKeys: ['LANG'], agentId: 'invoice-bot', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', reason: "rm is not on the node's allowlist" };
 
 describe('corral.run.refused', () => {
-  let state: string;
-  let gw: Gateway;
-  let node: NodePeer;
+  let t: GovernedGateway;
   before(async () => {
-    state = stateDir();
-    gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    gw.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
-    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run']);
-    gw.identity.nodes.setAgents(node.device.deviceId, gw.identity.agents.idsOf(['invoice-bot']));
+    t = await governedGateway({ state: stateDir() });
+    t.gw.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
+    t.gw.identity.nodes.setAgents(t.node.device.deviceId, t.gw.identity.agents.idsOf(['invoice-bot']));
   });
-  after(async () => {
-    await node.close();
-    await gw.close();
-  });
-  const refusals = async () => (await auditEvents(state)).filter((e) => e.action === NODE_REFUSE_ACTION);
+  after(() => t.close());
+  const refusals = async () => (await auditEvents(t.state)).filter((e) => e.action === NODE_REFUSE_ACTION);
 
   it("records a paired node's refusal as the agent's denied run, decided by the node, on that node", async () => {
-    await node.client.request('corral.run.refused', refusal);
+    await t.node.client.request('corral.run.refused', refusal);
     const [record] = (await refusals()).filter((e) => e.resource.id === 'rm');
     assert.deepEqual(record?.actor, { kind: 'agent', id: 'invoice-bot' });
-    assert.equal(record.node, node.device.deviceId);
+    assert.equal(record.node, t.node.device.deviceId);
     assert.deepEqual(record.decision, { effect: 'deny', reason: refusal.reason });
     assert.deepEqual(record.details, { by: 'node', code: 'NODE_RUN_DENIED', rule: 'allowlist-miss', command: 'system.run', argv: refusal.command, cwd: '/srv', envKeys: ['LANG'] });
   });
 
   it("records a refusal for the node's own failure (NODE_INTERNAL: its policy file cannot be read), with the node's reason and no local policy rule (regression: refused as INVALID_REQUEST, and no log held it)", async () => {
     const failed = { command: ['df', '-h'], cwd: null, envKeys: [], agentId: 'invoice-bot', code: 'NODE_INTERNAL', reason: "the node's local policy cannot be read" };
-    await node.client.request('corral.run.refused', failed);
+    await t.node.client.request('corral.run.refused', failed);
     const [record] = (await refusals()).filter((e) => e.resource.id === 'df');
     assert.deepEqual(record?.decision, { effect: 'deny', reason: failed.reason });
     assert.deepEqual(record.details, { by: 'node', code: 'NODE_INTERNAL', command: 'system.run', argv: failed.command, cwd: null, envKeys: [] });
@@ -55,33 +49,33 @@ describe('corral.run.refused', () => {
 
   it('keeps control characters of the argv and reason as data, and never takes the action, node or actor from the params', async () => {
     const hostile = { ...refusal, command: ['tput\u001b]0;owned\u0007', 'a\nb'], reason: 'line one\n\u001b[2Jfake record', action: 'approval.resolve', node: 'another-node', actor: { kind: 'human', id: 'alice' }, details: { by: 'gateway' } };
-    await node.client.request('corral.run.refused', hostile);
+    await t.node.client.request('corral.run.refused', hostile);
     const [record] = (await refusals()).filter((e) => e.resource.id === hostile.command[0]);
     assert.ok(record);
     assert.deepEqual(record.details?.argv, hostile.command);
     assert.equal(record.decision?.reason, hostile.reason);
-    assert.deepEqual([record.action, record.node, record.actor.kind, record.details?.by], [NODE_REFUSE_ACTION, node.device.deviceId, 'agent', 'node']);
+    assert.deepEqual([record.action, record.node, record.actor.kind, record.details?.by], [NODE_REFUSE_ACTION, t.node.device.deviceId, 'agent', 'node']);
   });
 
   it('names an agent the control plane does not know as the node\'s claim, the node the actor', async () => {
-    await node.client.request('corral.run.refused', { ...refusal, command: ['ghost-run'], agentId: 'ghost' });
+    await t.node.client.request('corral.run.refused', { ...refusal, command: ['ghost-run'], agentId: 'ghost' });
     const [record] = (await refusals()).filter((e) => e.resource.id === 'ghost-run');
-    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual(record?.actor, { kind: 'node', id: t.node.device.deviceId });
     assert.deepEqual([record.details?.agent, record.details?.agentKnown], ['ghost', false]);
   });
 
   it('names an agent this node may not ask for (`corral nodes agents`) as the node\'s claim, the node the actor (regression: recorded as that agent\'s)', async () => {
-    gw.identity.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'owner@example.com', scopes: [] });
-    await node.client.request('corral.run.refused', { ...refusal, command: ['payroll-run'], agentId: 'payroll-bot' });
+    t.gw.identity.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'owner@example.com', scopes: [] });
+    await t.node.client.request('corral.run.refused', { ...refusal, command: ['payroll-run'], agentId: 'payroll-bot' });
     const [record] = (await refusals()).filter((e) => e.resource.id === 'payroll-run');
-    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual(record?.actor, { kind: 'node', id: t.node.device.deviceId });
     assert.deepEqual([record.details?.agent, record.details?.agentGranted, record.details?.agentKnown], ['payroll-bot', false, undefined]);
   });
 
   it('records a refusal for an agent of the node\'s gateway its map does not name as the node\'s, that name beside it, whatever Corral agent shares it', async () => {
-    await node.client.request('corral.run.refused', { ...refusal, command: ['unmapped-run'], agentId: undefined, upstreamAgent: 'invoice-bot' });
+    await t.node.client.request('corral.run.refused', { ...refusal, command: ['unmapped-run'], agentId: undefined, upstreamAgent: 'invoice-bot' });
     const [record] = (await refusals()).filter((e) => e.resource.id === 'unmapped-run');
-    assert.deepEqual(record?.actor, { kind: 'node', id: node.device.deviceId });
+    assert.deepEqual(record?.actor, { kind: 'node', id: t.node.device.deviceId });
     assert.deepEqual([record.details?.upstreamAgent, record.details?.agent], ['invoice-bot', undefined]);
   });
 
@@ -109,17 +103,12 @@ describe('corral.run.refused', () => {
       ['a lone surrogate in the reason', { ...refusal, reason: 'cut \ud83d' }],
       ['not an object', [] as unknown as Record<string, unknown>],
     ];
-    for (const [what, params] of bad) await assert.rejects(node.client.request('corral.run.refused', params), invalid, what);
+    for (const [what, params] of bad) await assert.rejects(t.node.client.request('corral.run.refused', params), invalid, what);
     assert.equal((await refusals()).length, before);
   });
 
   it('refuses it from an operator connection (node role only)', async () => {
-    const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-    try {
-      await assert.rejects(operator.request('corral.run.refused', refusal), (e: { wire?: { code?: string } }) => e.wire?.code === 'FORBIDDEN');
-    } finally {
-      await operator.close();
-    }
+    await assert.rejects(t.operator.request('corral.run.refused', refusal), (e: { wire?: { code?: string } }) => e.wire?.code === 'FORBIDDEN');
   });
 
   it("draws on the node's audit budget: past it, refused as RATE_LIMITED and counted, not recorded", async () => {

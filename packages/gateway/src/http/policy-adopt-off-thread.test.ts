@@ -5,14 +5,11 @@
 // was seen waits for it and decides with it, never with the set it replaced;
 // and a set that does not compile leaves the set in use deciding, refused.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Gateway } from '../gateway.ts';
-import { GatewayClient } from '../index.ts';
 import { compileCandidate, type PolicyFile, type PolicyLogEntry, PolicyControl } from './policy-control.ts';
-import { pairedNodePeer, type NodePeer } from '../../test/node-peer.ts';
+import { governedGateway, refusedWith, type GovernedGateway } from '../../test/governed-gateway.ts';
 import { longestGap } from '../../../../scripts/testing/event-loop.ts';
 import { LARGE_ORG, linkUnchecked, syncCompileMs } from '../../test/large-set.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -21,8 +18,6 @@ const ORG = LARGE_ORG;
 const PERMIT = '@id("ls") permit (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const FORBID = '@id("ls-withdrawn") forbid (principal, action == Action::"system.run", resource == Command::"ls");\n';
 const request = { principal: { type: 'Human', id: 'operator' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
-const token = randomBytes(24).toString('base64url');
-const refusedWith = (code: string) => (e: { wire?: { details?: { code?: string } } }) => e.wire?.details?.code === code;
 
 /** A state directory whose policies (PERMIT and the org chart) are a plain directory. */
 const stateDir = policyStateDirs('policy-adopt', { 'main.cedar': PERMIT, 'entities.json': ORG });
@@ -30,29 +25,19 @@ const stateDir = policyStateDirs('policy-adopt', { 'main.cedar': PERMIT, 'entiti
 const set = (main: string, entities = ORG): PolicyFile[] => [{ name: 'main.cedar', text: main }, { name: 'entities.json', text: entities }];
 
 describe('a gateway whose set another process replaces, on a large org chart (5,000 people in 1,000 groups)', () => {
-  let state: string;
-  let gw: Gateway;
-  let node: NodePeer;
-  let operator: GatewayClient;
+  let t: GovernedGateway;
   /** Another process on the same policy directory. */
   let other: PolicyControl;
   let syncMs = 0;
   before(async () => {
-    state = stateDir();
-    gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0 } }));
-    operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
-    other = PolicyControl.open(join(state, 'policies'));
+    t = await governedGateway({ state: stateDir() });
+    other = PolicyControl.open(t.policies);
     syncMs = syncCompileMs(set(`${PERMIT}${FORBID}`));
   });
-  after(async () => {
-    await operator?.close();
-    await node?.close();
-    await gw?.close();
-  });
+  after(() => t?.close());
 
-  const run = (argv: string[]) => operator.request('node.invoke', { nodeId: node.device.deviceId, command: 'system.run', params: { command: argv }, timeoutMs: 30_000, idempotencyKey: randomUUID() }, { timeoutMs: 60_000 });
-  const ran = () => node.received.filter((r) => r.command === 'system.run').length;
+  const run = (argv: string[]) => t.run(argv, 30_000, 60_000);
+  const ran = () => t.node.received.filter((r) => r.command === 'system.run').length;
 
   it('keeps every connection served while it compiles the new set, and denies what the new set forbids to each run asked once the change was seen (regression: the set was compiled on the gateway thread at the first decision, stalling every connection ~1 s)', async () => {
     await run(['ls']);
