@@ -869,8 +869,8 @@ export class NodeInvoker {
         throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? error.message : `invalid ${command} params` }, error);
       }
       const digest = actionDigest({ principal: who, nodeId, command, params });
-      const verdict = this.#options.decider ? decideNamed(await this.#deciderNow(this.#options.decider), principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY;
-      return { digest, verdict, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
+      const decideAgain = async () => (this.#options.decider ? decideNamed(await this.#deciderNow(this.#options.decider), principal, governance.rule, params, { node: nodeId, digest }) : NO_POLICY);
+      return { digest, verdict: await decideAgain(), decideAgain, resource: command, subject: { command, params, nodeId, principal: who }, auditDetails: { command, params }, forward: params };
     }
     let run: CanonicalRun;
     try {
@@ -879,10 +879,11 @@ export class NodeInvoker {
       throw wire('GATEWAY_PARAMS_INVALID', { code: 'INVALID_REQUEST', message: error instanceof GatewayError ? `invalid ${command} params: ${error.message}` : `invalid ${command} params` }, error);
     }
     const digest = actionDigest({ principal: who, nodeId, command, run });
-    const verdict = this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY;
+    const decideAgain = async () => (this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY);
     return {
       digest,
-      verdict,
+      verdict: await decideAgain(),
+      decideAgain,
       resource: run.argv[0]!,
       subject: { command, argv: run.argv, cwd: run.cwd, env: run.env, commands: run.commands, nodeId, principal: who },
       auditDetails: { command, argv: run.argv, commands: run.commands, cwd: run.cwd, envKeys: Object.keys(run.env) },
@@ -909,13 +910,17 @@ export class NodeInvoker {
    * connected. Audits the decision. Throws the command's denial (wire details
    * SYSTEM_RUN_DENIED or COMMAND_DENIED), APPROVAL_PENDING,
    * APPROVALS_PENDING_LIMIT (GATEWAY_BUSY: MAX_PENDING_APPROVALS already
-   * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited), and
-   * the denial of an agent that no longer `stands` once its approval came.
+   * wait), GATEWAY_CONNECTION_CLOSED (the caller left while it waited), the
+   * denial of an action the policy in force once its approval came forbids
+   * or asks more approvers for, and the denial of an agent that no longer
+   * `stands` once its approval came.
    */
   async #authorize(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, timeoutMs: number, caller: Connection, stands: () => boolean): Promise<Authorized> {
     const { digest } = assessed;
-    // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never duplicated.
-    const open = assessed.verdict.decision === 'ask' ? this.#options.approvals.open(digest) : undefined;
+    // The same exact action already waiting, or approved and not yet run (after a restart, or from the CLI), is reused, never
+    // duplicated; unless it was made for fewer approvers than the policy now asks (its quorum raised since): a new one asks them all.
+    const found = assessed.verdict.decision === 'ask' ? this.#options.approvals.open(digest) : undefined;
+    const open = found !== undefined && found.quorum >= assessed.verdict.quorum ? found : undefined;
     // An allow-always grant for exactly this action is a permit that an asking
     // policy outranks in Cedar's answer: it answers the ask, once the approval
     // that made it has been spent (so its first run carries its receipt).
@@ -942,6 +947,15 @@ export class NodeInvoker {
     if (!settled) throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     if (settled.status === 'pending') throw wire('GATEWAY_TIMEOUT', { code: 'UNAVAILABLE', message: 'approval pending: retry the same command once it is approved', retryable: true, details: { code: 'APPROVAL_PENDING', approvalId: settled.id } });
     if (settled.status !== 'allowed') throw denied(command, settled.status === 'denied' ? 'an approver denied it' : 'the approval expired', settled.id);
+    // Decided again under the policy in force now: a forbid added while humans looked wins over their allow, and a quorum
+    // raised meanwhile is not met by the fewer approvers this approval asked for.
+    const now = await assessed.decideAgain();
+    const short = now.decision === 'ask' && now.quorum > settled.quorum;
+    if (now.decision === 'deny' || short) {
+      const reason = short ? `the policy now asks ${now.quorum} approvers, and this approval had ${settled.quorum}: ask again` : now.reason;
+      await this.#audit({ ...decided, decision: { effect: 'deny', policies: now.policies, reason, approval: settled.id } });
+      throw denied(command, reason, settled.id);
+    }
     // An approval lifts an ask; it never outlasts its agent's suspension (the kill switch may come after the approval, or from
     // another process), even one resumed since: its token of before is dead, and so is what it asked for with it.
     if (!stands()) throw agentStopped(command, settled.id);
@@ -1171,6 +1185,8 @@ export class NodeInvoker {
 interface Assessed {
   digest: string;
   verdict: RunDecision;
+  /** The verdict on the same action under the policy in force when it is called (an approval may have taken minutes). */
+  decideAgain: () => Promise<RunDecision>;
   /** The audit record's resource id: the program, or the named command. */
   resource: string;
   /** What an approver is shown. */
@@ -1277,7 +1293,7 @@ function protocolApprover(peer: Peer, reviewer: { channel: string; accountId: st
  */
 function askedByNode(assessed: Assessed, why: string): Assessed {
   // Recorded as the node's, so that replaying the decision asks again whatever a candidate policy allows.
-  return { ...assessed, verdict: nodeAsked(assessed.verdict, why), auditDetails: { ...assessed.auditDetails, nodeAsks: cut(why, 300) } };
+  return { ...assessed, verdict: nodeAsked(assessed.verdict, why), decideAgain: async () => nodeAsked(await assessed.decideAgain(), why), auditDetails: { ...assessed.auditDetails, nodeAsks: cut(why, 300) } };
 }
 
 /**
