@@ -635,7 +635,8 @@ export type OwnerOf = (agent: string) => string | undefined;
  *   and the reviewer it names relays their own decision on it.
  * - the owner of the agent it is for (`Agent::NAME`, `ownerOf`), by any name
  *   the approver goes by (a signed-in human's name, authority or `claimed`
- *   address, the name given under the token or a system account), addresses
+ *   address, the name given under the token or a system account, the sender
+ *   a chat channel names under the token: senderOf), addresses
  *   compared without case. The owner is an address: a local console user,
  *   whose name has no `@`, is never one.
  *
@@ -654,7 +655,7 @@ export function refuseOwnRequest(approval: Approval, approver: string, authority
   }
   if (principal.startsWith('Agent::') && ownerOf) {
     const owner = ownerOf(principal.slice('Agent::'.length))?.toLowerCase();
-    const names = [givenName(approver), authority, claimed].filter((n) => n !== undefined).map((n) => n.toLowerCase());
+    const names = [givenName(approver), senderOf(approver), authority, claimed].filter((n) => n !== undefined).map((n) => n.toLowerCase());
     if (owner !== undefined && names.includes(owner)) throw ownRequest(`the owner of ${principal} may not allow its requests; someone else must approve it`);
   }
 }
@@ -777,6 +778,16 @@ function givenName(approver: string): string {
   if (approver.startsWith(TOKEN_APPROVER)) return approver.slice(TOKEN_APPROVER.length);
   if (approver.startsWith(ACCOUNT_APPROVER)) return approver.slice(approver.indexOf(':', ACCOUNT_APPROVER.length) + 1);
   return approver;
+}
+
+/**
+ * The sender a chat channel's approval names (the gateway token's
+ * `CHANNEL:SENDER`, exec.approval.resolve's reviewer): the owner's address
+ * relayed from a channel is still theirs. Undefined for any other approver.
+ */
+function senderOf(approver: string): string | undefined {
+  const given = givenName(approver);
+  return approver.startsWith(TOKEN_APPROVER) && given.includes(':') ? given.slice(given.indexOf(':') + 1) : undefined;
 }
 
 /**
