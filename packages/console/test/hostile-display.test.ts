@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NodeHost } from '@corral/node';
-import type { Browser, Locator, Page, Route } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page, Route } from 'playwright-core';
 import { approvalCard, approvalsTab, createPayment, deny, inContext, launchChromium, newTab, rejectPairing, runOnNode, settled, signedInTab, signIn, startStack, unpairedNode, type Stack } from './stack.ts';
 
 describe('the console against hostile text and stale tabs', () => {
@@ -216,6 +216,59 @@ describe('the console against hostile text and stale tabs', () => {
         await below.close();
       }
     });
+  });
+
+  describe('a console window that comes to the front under the pointer', () => {
+    /** Brings `page`'s window to the front as when a window over it closes (here it is minimized and restored), and waits until the page is told. */
+    async function comesToFront(context: BrowserContext, page: Page): Promise<void> {
+      const cdp = await context.newCDPSession(page);
+      // Playwright tells every page it has the focus; without that, Chromium reports the window's own.
+      await cdp.send('Emulation.setFocusEmulationEnabled', { enabled: false });
+      const { windowId } = await cdp.send('Browser.getWindowForTarget');
+      await page.evaluate(() => (globalThis as unknown as EventTarget).addEventListener('focus', () => ((globalThis as { cameToFront?: boolean }).cameToFront = true)));
+      await cdp.send('Browser.setWindowBounds', { windowId, bounds: { windowState: 'minimized' } });
+      await cdp.send('Browser.setWindowBounds', { windowId, bounds: { windowState: 'normal' } });
+      await page.waitForFunction(() => (globalThis as { cameToFront?: boolean }).cameToFront === true);
+    }
+
+    /** Clicks the middle of `box` (where a button was) without waiting for it to be enabled, as a click that lands there does, and gives the gateway a moment. */
+    async function clickWhere(page: Page, box: { x: number; y: number; width: number; height: number }): Promise<void> {
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+
+    it("ignores a click on Approve once that comes as its window comes to the front, then takes one a moment later (regression: another site's window over the console, closed on the first click of a double click, handed the second click to Approve)", () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
+        const running = settled(runOnNode(stack, ['printf', 'under-the-window']));
+        const card = approvalCard(page, 'under-the-window');
+        const approve = card.getByRole('button', { name: 'Approve once' });
+        await approve.click({ trial: true });
+        const id = (await card.getAttribute('data-approval'))!;
+        const box = (await approve.boundingBox())!;
+        await comesToFront(context, page);
+        await clickWhere(page, box);
+        assert.equal(stack.gateway.approvals.get(id).status, 'pending');
+        await approve.click();
+        assert.equal(await running, true);
+      }));
+
+    it('ignores a click on Resume that comes as its window comes to the front, which would lift the kill switch (regression: the agent ran again)', () =>
+      inContext(browser, async (context) => {
+        const agents = stack.gateway.identity.agents;
+        agents.create({ name: 'window-bot', process: 'window-tests', owner: 'bob@example.com', scopes: [] });
+        agents.suspend('window-bot');
+        const page = await signedInTab(context, stack);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        const resume = page.locator('tr', { has: page.getByRole('rowheader', { name: 'window-bot' }) }).getByRole('button', { name: 'Resume' });
+        await resume.click({ trial: true });
+        const box = (await resume.boundingBox())!;
+        await comesToFront(context, page);
+        await clickWhere(page, box);
+        assert.equal(agents.get('window-bot').status, 'suspended');
+        await resume.click();
+        await page.locator('tr', { has: page.getByRole('rowheader', { name: 'window-bot' }) }).locator('.status', { hasText: 'active' }).waitFor();
+      }));
   });
 
   describe('text an agent or node chose, on the pages that are not the approvals inbox', () => {

@@ -6,10 +6,15 @@ import { LookAlikeNote } from '../../common/LookAlikeNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
 import { formatTime, visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
+import { useSettled } from '../../hooks/use-settled.ts';
+
+/** How long Resume waits after the rows move or the window comes to the front: one click on it lifts the kill switch. */
+const SETTLE_MS = 1_000;
 
 export function AgentsTable({ admin }: { admin: boolean }) {
   const agents = useLoad(() => api.agents(), []);
   const action = useAction(agents.reload);
+  const settled = useSettled((agents.data ?? []).map((a) => `${a.id}:${a.status}`).join(' '), SETTLE_MS);
   const [suspending, setSuspending] = useState<string | null>(null);
   const [reason, setReason] = useState('');
 
@@ -85,7 +90,7 @@ export function AgentsTable({ admin }: { admin: boolean }) {
                 {admin && (
                   <td>
                     {agent.status === 'suspended' ? (
-                      <button type="button" disabled={action.busy} onClick={() => void action.run(() => api.resumeAgent(agent.name))}>
+                      <button type="button" disabled={action.busy || !settled} onClick={() => void action.run(() => api.resumeAgent(agent.name))}>
                         Resume
                       </button>
                     ) : (
