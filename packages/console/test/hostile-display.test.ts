@@ -2,6 +2,8 @@
 // and what other tabs of the console do when one signs out, in headless
 // Chromium against a real gateway.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { NodeHost } from '@corral/node';
 import type { Browser, BrowserContext, Locator, Page, Route } from 'playwright-core';
@@ -268,6 +270,32 @@ describe('the console against hostile text and stale tabs', () => {
         assert.equal(agents.get('window-bot').status, 'suspended');
         await resume.click();
         await page.locator('tr', { has: page.getByRole('rowheader', { name: 'window-bot' }) }).locator('.status', { hasText: 'active' }).waitFor();
+      }));
+  });
+
+  describe('a page of another site that opens the console', () => {
+    it("keeps no hold on the console's window, so it cannot later send that window to a page of its own (regression: it could, and a look-alike sign-in page took the place of the console the approver had open)", () =>
+      inContext(browser, async (context) => {
+        const elsewhere = createServer((_request, response) => void response.writeHead(200, { 'content-type': 'text/html' }).end('<title>elsewhere</title>'));
+        await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+        try {
+          // Another origin: another port of this host.
+          const other = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+          const page = await newTab(context);
+          await page.goto(other);
+          const [consoleTab] = await Promise.all([context.waitForEvent('page'), page.evaluate((url) => void ((globalThis as { opened?: unknown }).opened = (globalThis as unknown as { open: (url: string) => unknown }).open(url)), `${stack.url}/approvals`)]);
+          await consoleTab.getByLabel('Username').waitFor();
+          const held = await page.evaluate((url) => {
+            const opened = (globalThis as unknown as { opened: { closed: boolean; location: string } }).opened;
+            if (!opened.closed) opened.location = url;
+            return !opened.closed;
+          }, `${other}/sign-in`);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          assert.equal(new URL(consoleTab.url()).origin, stack.url);
+          assert.equal(held, false);
+        } finally {
+          elsewhere.close();
+        }
       }));
   });
 

@@ -9,6 +9,8 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
+  // A page of another site that opens the console keeps no handle on its window: it could send it to a look-alike page of its own.
+  'cross-origin-opener-policy': 'same-origin',
 };
 
 /** What a route hands back; `body` undefined sends no body. */

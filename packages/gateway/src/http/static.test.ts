@@ -54,6 +54,7 @@ describe('the console files', () => {
       assert.equal(res.headers.get('x-frame-options'), 'DENY');
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
       assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
+      assert.equal(res.headers.get('cross-origin-opener-policy'), 'same-origin');
     }
   });
 
