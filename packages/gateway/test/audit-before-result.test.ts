@@ -5,17 +5,14 @@
 // the audit log, and a log that refuses the records fails the command closed.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
-import { Identity } from '@corral/identity';
-import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, INVOKE_RELEASE_EVENT, ReceiptSigner, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import { INVOKE_RELEASE_EVENT, GatewayClient } from '../src/index.ts';
 import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { policyStateDirs } from './policy-state.ts';
 import { pairedNodePeer } from './node-peer.ts';
 import { slowLogGateway, type SlowLogGateway } from './slow-log-gateway.ts';
-import { governedGateway } from './governed-gateway.ts';
+import { governedGateway, invokerGateway } from './governed-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
 const POLICY = [
@@ -45,14 +42,10 @@ describe('the audit records of a governed command', () => {
 
   it('fail the command closed when the log refuses them: the caller gets UNAVAILABLE, never the result', async () => {
     const state = stateDir();
-    const identity = Identity.open(state);
-    const db = openGatewayDb(state);
-    const server = await GatewayServer.start({ token, identity, port: 0 });
     const log = await openAuditLog({ stateDir: state });
     await log.close(); // every append now fails with AUDIT_CLOSED
-    const point = new DecisionPoint();
-    point.reload(join(state, 'policies'));
-    new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit: (event) => log.append(event) });
+    const gateway = await invokerGateway({ state, token, audit: (event) => log.append(event) });
+    const { server, identity } = gateway;
     const node = await pairedNodePeer(server.url, token, identity, ['system.run'], () => ({ ok: true, payload: { exitCode: 0, stdout: 'secret result' } }));
     const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
     try {
@@ -63,9 +56,7 @@ describe('the audit records of a governed command', () => {
     } finally {
       await operator.close();
       await node.close();
-      await server.close();
-      db.close();
-      identity.close();
+      await gateway.close();
     }
   });
 

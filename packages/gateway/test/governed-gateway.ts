@@ -1,11 +1,17 @@
 // The setup most tests of the governed path share: Corral's whole gateway on
 // a temporary state directory holding a policy set, a node paired with it
 // that records every command reaching it (node-peer.ts), and an operator
-// (operator.admin) that asks for runs and resolves approvals.
+// (operator.admin) that asks for runs and resolves approvals. And, for tests
+// of what a run does when its audit log refuses, stalls or rations records,
+// the gateway's protocol server and invoker alone, appending where the test says.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Gateway, GatewayClient, type Approval, type GatewayOptions } from '../src/index.ts';
+import type { AuditEventInput } from '@corral/audit';
+import { Identity } from '@corral/identity';
+import { DecisionPoint } from '@corral/policy';
+import { ApprovalStore, Gateway, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, PolicyGrants, ReceiptSigner, SurfaceStore, openGatewayDb, type Approval, type GatewayOptions, type InvokerOptions } from '../src/index.ts';
+import type { PolicyControl } from '../src/http/policy-control.ts';
 import { pairedNodePeer, type Answer, type NodePeer, type ReceivedInvoke } from './node-peer.ts';
 import { policyStateDir, type PolicySet } from './policy-state.ts';
 
@@ -94,4 +100,59 @@ export async function governedGateway(options: GovernedGatewayOptions): Promise<
     await close();
     throw error;
   }
+}
+
+export interface InvokerGatewayOptions {
+  /** A state directory holding `policies/`, made (and removed) by the caller. */
+  state: string;
+  token: string;
+  /** Where each audit record goes instead of the audit log: it refuses one by throwing, stalls one by waiting. */
+  audit: (event: AuditEventInput) => Promise<unknown>;
+  /** Decides instead of the state directory's policies as they load at start (a PolicyControl, a decider that waits). */
+  decider?: InvokerOptions['decider'];
+  /** The policy set allow-always approvals become grants in (without it, allow-always allows the one run only). */
+  grants?: PolicyControl;
+  /** More of NodeInvoker's options (approvalPollMs, nodeAuditLimits). */
+  invoker?: Partial<InvokerOptions>;
+}
+
+/** A gateway's protocol server, node inventory and invoker on `options.state`, with no HTTP API and no audit log of its own. */
+export interface InvokerGateway {
+  server: GatewayServer;
+  identity: Identity;
+  approvals: ApprovalStore;
+  /** With `options.grants`: the grants made in it. */
+  grants: PolicyGrants | undefined;
+  invoker: NodeInvoker;
+  /** Closes the server, gateway.db and the identity store (not the state directory). */
+  close(): Promise<void>;
+}
+
+/** Starts one on `options.state`, deciding with its policies (or `options.decider`) and appending to `options.audit`. */
+export async function invokerGateway(options: InvokerGatewayOptions): Promise<InvokerGateway> {
+  const { state, token, audit } = options;
+  const identity = Identity.open(state);
+  const db = openGatewayDb(state);
+  const server = await GatewayServer.start({ token, identity, port: 0 });
+  let decider = options.decider;
+  if (!decider) {
+    const point = new DecisionPoint();
+    point.reload(join(state, 'policies'));
+    decider = point;
+  }
+  const approvals = new ApprovalStore(db);
+  const grants = options.grants ? new PolicyGrants(options.grants, approvals) : undefined;
+  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider, audit, ...(grants ? { grants } : {}), ...options.invoker });
+  return {
+    server,
+    identity,
+    approvals,
+    grants,
+    invoker,
+    async close() {
+      await server.close();
+      db.close();
+      identity.close();
+    },
+  };
 }

@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AuditEventInput } from '@corral/audit';
-import { Identity } from '@corral/identity';
-import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, GatewayClient, GatewayServer, grantFile, NodeInventory, NodeInvoker, OpenRuns, PolicyGrants, ReceiptSigner, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import { GatewayClient, grantFile } from '../src/index.ts';
 import { PolicyControl } from '../src/http/policy-control.ts';
+import { invokerGateway } from './governed-gateway.ts';
 import { pairedNodePeer, type NodePeer } from './node-peer.ts';
 
 /** What the node answers each command it gets. */
@@ -29,20 +28,8 @@ export interface RefusingLogGatewayOptions {
 
 export async function refusingLogGateway(options: RefusingLogGatewayOptions) {
   const { state, token } = options;
-  const identity = Identity.open(state);
-  const db = openGatewayDb(state);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
   const dir = join(state, 'policies');
-  const approvals = new ApprovalStore(db);
   const control = options.grants ? PolicyControl.open(dir, { lockWaitMs: 300 }) : undefined;
-  const grants = control ? new PolicyGrants(control, approvals) : undefined;
-  let decider: DecisionPoint | PolicyControl;
-  if (control) decider = control;
-  else {
-    const point = new DecisionPoint();
-    point.reload(dir);
-    decider = point;
-  }
   const events: AuditEventInput[] = [];
   /** Which appends the log refuses ("the disk is full"); none while unset. */
   const refusing: { when?: (event: AuditEventInput) => boolean } = {};
@@ -50,7 +37,8 @@ export async function refusingLogGateway(options: RefusingLogGatewayOptions) {
     if (refusing.when?.(event)) throw new Error('the disk is full');
     events.push(event);
   };
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider, ...(grants ? { grants } : {}), audit, approvalPollMs: 20 });
+  const gateway = await invokerGateway({ state, token, audit, ...(control ? { decider: control, grants: control } : {}), invoker: { approvalPollMs: 20 } });
+  const { server, identity, approvals, grants, invoker } = gateway;
   /** For each command the node got: the records durable when it got it. */
   const durableAtRun: AuditEventInput[][] = [];
   const answer: NodeAnswer = () => {
@@ -96,9 +84,7 @@ export async function refusingLogGateway(options: RefusingLogGatewayOptions) {
     async close() {
       await operator.close();
       await node.close();
-      await server.close();
-      db.close();
-      identity.close();
+      await gateway.close();
     },
   };
 }

@@ -1,11 +1,10 @@
 // A gateway (protocol server, inventory, invoker) over a state directory with
 // policies, whose audit appends commit 300 ms late, or are refused: what a
 // node sees before, and after, a decision is durable.
-import { join } from 'node:path';
 import { openAuditLog, type AuditEventInput } from '@corral/audit';
-import { Identity } from '@corral/identity';
-import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, GatewayClient, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../src/index.ts';
+import type { Identity } from '@corral/identity';
+import { GatewayClient, type ApprovalStore, type GatewayServer, type NodeInvoker } from '../src/index.ts';
+import { invokerGateway } from './governed-gateway.ts';
 
 export interface SlowLogGateway {
   server: GatewayServer;
@@ -26,12 +25,7 @@ export interface SlowLogGateway {
 
 /** Starts one on `stateDir` (which holds `policies/`); with `refuse`, every append fails after the delay. */
 export async function slowLogGateway(stateDir: string, token: string, options: { refuse?: boolean } = {}): Promise<SlowLogGateway> {
-  const identity = Identity.open(stateDir);
-  const db = openGatewayDb(stateDir);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
   const log = await openAuditLog({ stateDir });
-  const point = new DecisionPoint();
-  point.reload(join(stateDir, 'policies'));
   const durable: number[] = [];
   const approvalsDurable: number[] = [];
   const resultsDurable: number[] = [];
@@ -44,8 +38,8 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
     if (event.action === 'node.invoke') resultsDurable.push(performance.now());
     return record;
   };
-  const approvals = new ApprovalStore(db);
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals, openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit });
+  const gateway = await invokerGateway({ state: stateDir, token, audit });
+  const { server, identity, invoker, approvals } = gateway;
   const operator = await GatewayClient.connect({ url: server.url, token, role: 'operator', scopes: ['operator.admin'] });
   return {
     server,
@@ -58,10 +52,8 @@ export async function slowLogGateway(stateDir: string, token: string, options: {
     resultsDurable,
     async close() {
       await operator.close();
-      await server.close();
+      await gateway.close();
       await log.close();
-      db.close();
-      identity.close();
     },
   };
 }

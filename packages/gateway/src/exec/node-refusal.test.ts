@@ -3,15 +3,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { join } from 'node:path';
 import type { AuditEventInput } from '@corral/audit';
-import { Identity } from '@corral/identity';
-import { DecisionPoint } from '@corral/policy';
-import { ApprovalStore, GatewayServer, NodeInventory, NodeInvoker, OpenRuns, ReceiptSigner, SurfaceStore, openGatewayDb } from '../index.ts';
 import type { NodeAuditLimits } from './node-audit-budget.ts';
 import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 import { pairedNodePeer } from '../../test/node-peer.ts';
-import { governedGateway, type GovernedGateway } from '../../test/governed-gateway.ts';
+import { governedGateway, invokerGateway, type GovernedGateway } from '../../test/governed-gateway.ts';
 import { policyStateDirs } from '../../test/policy-state.ts';
 import { MAX_REFUSED_ARGV, MAX_REFUSED_REASON, MAX_REFUSED_WORD, MAX_UPSTREAM_AGENT, NODE_REFUSE_ACTION } from './node-refusal.ts';
 
@@ -130,22 +126,7 @@ describe('corral.run.refused', () => {
 
 /** A gateway whose nodes' audit budget is `limits`, its records kept in `events`. */
 async function budgetedGateway(state: string, limits: NodeAuditLimits) {
-  const identity = Identity.open(state);
-  const db = openGatewayDb(state);
-  const server = await GatewayServer.start({ token, identity, port: 0 });
-  const point = new DecisionPoint();
-  point.reload(join(state, 'policies'));
   const events: AuditEventInput[] = [];
-  const invoker = new NodeInvoker(server, new NodeInventory(server, new SurfaceStore(db)), { approvals: new ApprovalStore(db), openRuns: new OpenRuns(db), receipts: ReceiptSigner.open(db), decider: point, audit: async (event) => void events.push(event), nodeAuditLimits: limits });
-  return {
-    server,
-    identity,
-    invoker,
-    events,
-    async close() {
-      await server.close();
-      db.close();
-      identity.close();
-    },
-  };
+  const gateway = await invokerGateway({ state, token, audit: async (event) => void events.push(event), invoker: { nodeAuditLimits: limits } });
+  return { ...gateway, events };
 }
