@@ -12,6 +12,7 @@ import { slowLogGateway } from '../../gateway/test/slow-log-gateway.ts';
 import { NodeHost, RECEIPT_KEY_FILE } from '../src/index.ts';
 import { startPaired } from '../test/paired-host.ts';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
+import { until } from '../../../scripts/testing/until.ts';
 
 const POLICY = `
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
@@ -256,14 +257,20 @@ describe('governed system.run faults', () => {
   it('tells the caller clearly when the node vanishes mid-command, and records the failure', async () => {
     const state = gatewayState();
     const gw = await Gateway.start({ stateDir: state, token, port: 0 });
-    const host = await pairedHost(gw);
+    const requests: string[] = [];
+    const host = await pairedHost(gw, requests);
     const operator = await adminOperator(gw);
-    const outcome = assert.rejects(run(operator, host.device.deviceId, ['sleep', '5']), deniedWith('NODE_DISCONNECTED'));
-    await new Promise((r) => setTimeout(r, 300));
-    await host.close();
-    await outcome;
-    await operator.close();
-    await gw.close();
+    try {
+      const outcome = assert.rejects(run(operator, host.device.deviceId, ['sleep', '5']), deniedWith('NODE_DISCONNECTED'));
+      // Gone once it has the command, however long the way there took on a loaded host (a fixed wait closed it before, under load).
+      await until('the node has the command', () => requests.includes('system.run'));
+      await host.close();
+      await outcome;
+    } finally {
+      await host.close();
+      await operator.close();
+      await gw.close();
+    }
     const reader = await openAuditReader({ stateDir: state });
     const head = await reader.store.head();
     const failures: unknown[] = [];
