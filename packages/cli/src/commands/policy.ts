@@ -83,7 +83,7 @@ function setEntities(pdp: DecisionPoint, entities: Entities): Promise<void> {
 /**
  * The entities decisions are made about: the policy set's own (`set`, its
  * entities.json; none without one) with the identity store's agents (and
- * their processes as groups) and humans of state directory `dir` composed
+ * their processes as groups), humans and nodes of state directory `dir` composed
  * in as a gateway composes them (withIdentityEntities of @corral/gateway),
  * then each of `later` in turn, replacing the ones before it on the same
  * uid (mergeEntities).
@@ -92,12 +92,12 @@ async function composeEntities(dir: string, set: { where: string; list: readonly
   const own = set === undefined ? { list: [], parts: [] } : mergeEntities({ list: [], parts: [] }, set.list, set.where);
   const { withIdentityEntities } = await import('@corral/gateway');
   const list = withIdentityEntities(own.list, await stateEntities(dir));
-  let entities: Entities = { list, parts: [...own.parts, { where: 'the agents and humans of the state directory', count: list.length - own.list.length }] };
+  let entities: Entities = { list, parts: [...own.parts, { where: 'the agents, humans and nodes of the state directory', count: list.length - own.list.length }] };
   for (const source of later) entities = mergeEntities(entities, source.list, source.where);
   return entities;
 }
 
-/** The agents (and their processes as groups) and humans of the identity store in `dir`, as a gateway on it decides with them. */
+/** The agents (and their processes as groups), humans and paired nodes of the identity store in `dir`, as a gateway on it decides with them. */
 async function stateEntities(dir: string): Promise<IdentityEntity[]> {
   if (!existsSync(join(dir, 'identity.db'))) return [];
   const [{ Identity }, { identityEntities }] = await Promise.all([import('@corral/identity'), import('@corral/gateway')]);
@@ -301,7 +301,7 @@ export function registerPolicy(program: Command): void {
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(dir)));
       const cases = await policyStep(() => loadCases(resolve(casesFile)));
-      // As a gateway runs a set's cases: with its entities.json, under which the cases' own entities go (here with the identity store's agents and humans between).
+      // As a gateway runs a set's cases: with its entities.json, under which the cases' own entities go (here with the identity store's agents, humans and nodes between).
       const own = await setEntitiesFile(resolve(dir));
       await setEntities(pdp, await composeEntities(stateDir(command.optsWithGlobals().stateDir as string | undefined), own, [{ where: `the entities of ${casesFile}`, list: cases.entities }]));
       const results = runCases(pdp, cases.cases);
@@ -327,7 +327,7 @@ export function registerPolicy(program: Command): void {
     .description('decide one request and say which policies decided it and why')
     .requiredOption('--request <file>', 'the request as JSON: { principal, action, resource, context }')
     .option('--policies <dir>', 'the policy directory (default: STATE_DIR/policies)')
-    .option('--entities <file>', "extra entities (Cedar JSON) beside the policy directory's entities.json and the agents and humans of the state directory")
+    .option('--entities <file>', "extra entities (Cedar JSON) beside the policy directory's entities.json and the agents, humans and nodes of the state directory")
     .option('--json', 'print the decision as JSON')
     .action(async (opts: { request: string; policies?: string; entities?: string; json?: boolean }, command: Command) => {
       const { DecisionPoint } = await policyPackage();
@@ -335,7 +335,7 @@ export function registerPolicy(program: Command): void {
       const policies = policiesDir(command, opts.policies);
       const set = await policyStep(() => pdp.reload(policies));
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
-      // The data the set decides with (its entities.json); the identity store's agents and humans as they are now; then any given.
+      // The data the set decides with (its entities.json); the identity store's agents, humans and nodes as they are now; then any given.
       const entities = await composeEntities(dir, await setEntitiesFile(policies), opts.entities ? [await entitiesFile(resolve(opts.entities))] : []);
       await setEntities(pdp, entities);
       const request = readRequest(resolve(opts.request));
@@ -366,14 +366,14 @@ export function registerPolicy(program: Command): void {
     .description("run a candidate policy set over the audit log's recorded decisions and list every one it would change")
     .requiredOption('--candidate <dir>', 'the candidate policy directory')
     .option('--history <file>', 'read recorded decisions from JSON lines ({ ref?, at?, request, decision, quorum? } per line) instead of the audit log')
-    .option('--entities <file>', "extra entities (Cedar JSON) beside the candidate's entities.json and the agents and humans of the state directory")
+    .option('--entities <file>', "extra entities (Cedar JSON) beside the candidate's entities.json and the agents, humans and nodes of the state directory")
     .option('--json', 'print the report as JSON')
     .action(async (opts: { candidate: string; history?: string; entities?: string; json?: boolean }, command: Command) => {
       const { DecisionPoint, replayAsync } = await policyPackage();
       const dir = stateDir(command.optsWithGlobals().stateDir as string | undefined);
       const pdp = new DecisionPoint();
       await policyStep(() => pdp.reload(resolve(opts.candidate)));
-      // The data the candidate would decide with once activated (its entities.json); the identity store's agents and humans; then any given.
+      // The data the candidate would decide with once activated (its entities.json); the identity store's agents, humans and nodes; then any given.
       const entities = await composeEntities(dir, await setEntitiesFile(resolve(opts.candidate)), opts.entities ? [await entitiesFile(resolve(opts.entities))] : []);
       await setEntities(pdp, entities);
       const history = opts.history !== undefined ? readHistory(resolve(opts.history)) : auditHistory(dir, resolve(opts.candidate));
