@@ -6,7 +6,7 @@ import { parseCases, runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
-import { loadPoliciesOffThread, MAX_WAITING, runCaseTextOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+import { decisionPointOfSetOffThread, loadPoliciesOffThread, MAX_WAITING, runCaseTextOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
 
 const SOURCES = [
   { file: 'a.cedar', text: '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n' },
@@ -74,6 +74,29 @@ describe('checking a policy set on a worker thread', () => {
     assert.equal((refused[0] as PromiseRejectedResult).reason.code, 'POLICY_ENGINE_BUSY');
     // Two were running when it came; it started with the first free turn, beside the next one waiting.
     assert.ok(finished.indexOf('urgent') <= 3, `the urgent check went before those waiting: ${finished.join(' ')}`);
+  });
+});
+
+describe('a decision point of a set compiled already, with new entities (decisionPointOfSetOffThread)', () => {
+  const GROUPED = [{ file: 'g.cedar', text: '@id("billing")\npermit (principal in Group::"billing", action == Action::"system.run", resource == Command::"ls");\n' }];
+  const bot = (group: string) => ({ file: 'entities.json', text: JSON.stringify([{ uid: { type: 'Group', id: group }, attrs: {}, parents: [] }, { uid: { type: 'Agent', id: 'bot' }, attrs: { owner: 'o@example.com', process: group, status: 'active', scopes: [] }, parents: [{ type: 'Group', id: group }] }]) });
+  const ls = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
+
+  it('decides as a point compiled from the sources with those entities, the set checked no second time', async () => {
+    const set = loadPolicies(GROUPED);
+    const workers = await countingWorkers(async () => {
+      const point = await decisionPointOfSetOffThread(set, { entities: bot('billing') });
+      assert.equal(point.policySet, set);
+      assert.equal(point.decide(ls).decision, 'allow');
+      assert.equal((await decisionPointOfSetOffThread(set, { entities: bot('mail') })).decide(ls).decision, 'deny');
+      assert.equal((await decisionPointOfSetOffThread(set)).decide(ls).decision, 'deny');
+    });
+    assert.equal(workers.started, 2, 'one worker for each entities file, none without');
+  });
+
+  it('refuses entities a decision point would refuse, naming the file', async () => {
+    const looped = { file: 'entities.json', text: JSON.stringify([{ uid: { type: 'Group', id: 'a' }, attrs: {}, parents: [{ type: 'Group', id: 'a' }] }]) };
+    await assert.rejects(decisionPointOfSetOffThread(loadPolicies(GROUPED), { entities: looped }), (error: PolicyError) => error.code === 'POLICY_ENTITIES_INVALID' && error.issues[0]?.file === 'entities.json');
   });
 });
 

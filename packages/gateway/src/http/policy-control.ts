@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, decisionPointOfSetOffThread, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { withIdentityEntities, type IdentityEntities } from './identity-entities.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
@@ -149,6 +149,19 @@ export function entitiesSource(files: readonly PolicyFile[], added?: IdentityEnt
   const own = files.find((f) => f.name === 'entities.json');
   if (added === undefined || added.list.length === 0) return own === undefined ? undefined : { file: own.name, text: own.text };
   return { file: 'entities.json', text: JSON.stringify(candidateEntities(files, added)) };
+}
+
+/**
+ * `active` with the identity store's entities `added` composed into its
+ * entities.json instead of those it holds: its policies, compiled already,
+ * are not checked again; the entities are, off the thread (a new agent or
+ * node takes the entities' time, not a large set's seconds). Rejects as
+ * compileCandidateOffThread's entities do.
+ */
+async function recomposedOffThread(active: Candidate, set: PolicySet, added: IdentityEntities | undefined): Promise<Candidate> {
+  const entities = entitiesSource(active.files, added);
+  const point = await decisionPointOfSetOffThread(set, { ...(entities ? { entities } : {}), urgent: true });
+  return { ...active, point, added: added?.digest ?? '' };
 }
 
 function candidateOf(files: PolicyFile[], set: PolicySet, added?: IdentityEntities): Candidate {
@@ -334,9 +347,10 @@ export class PolicyControl {
       return;
     }
     const adoption: Adoption = { hash: changed.hash, added: changed.added?.digest ?? '', done: Promise.resolve() };
+    const base = this.#sameSet(changed);
     adoption.done = (async () => {
       try {
-        const candidate = await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
+        const candidate = base ? await recomposedOffThread(base.active, base.set, changed.added) : await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
         if (this.#adopting === adoption) this.#inForce(candidate);
       } catch (error) {
         if (this.#adopting !== adoption) return;
@@ -379,7 +393,10 @@ export class PolicyControl {
 
   /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is marked unrecorded (or the marks cannot be read). */
   #deciding(): Candidate {
-    return this.#usable(this.#current());
+    this.#current();
+    // Deciding on this thread, the identity store's entities changed since are composed in here (ready() does it off the thread).
+    if (this.#identityChanged()) this.refresh();
+    return this.#usable(this.#active);
   }
 
   /** `active`, when it may decide: throws as #deciding, and when the identity store's entities changed and are not composed into it (or cannot be read). */
@@ -419,7 +436,7 @@ export class PolicyControl {
    */
   #current(): Candidate | undefined {
     const target = linkTarget(this.dir);
-    if (target !== this.#linked || this.#adopting !== undefined || this.#identityChanged()) {
+    if (target !== this.#linked || this.#adopting !== undefined) {
       this.#linked = target;
       this.refresh();
     }
@@ -491,13 +508,21 @@ export class PolicyControl {
   /** Compiles the directory's files on this thread and puts them in force, or refuses them. */
   #compile(changed: Changed): void {
     let adopted: Candidate;
+    const base = this.#sameSet(changed);
     try {
-      adopted = compileCandidate(changed.files, changed.added);
+      adopted = base ? candidateOf(changed.files, base.set, changed.added) : compileCandidate(changed.files, changed.added);
     } catch (error) {
       this.#refuse(changed.hash, error, changed.added?.digest);
       return;
     }
     this.#inForce(adopted);
+  }
+
+  /** The set in use and its compiled policies when `changed` holds its files (only the identity store's entities differ): they need not be compiled again. */
+  #sameSet(changed: Changed): { active: Candidate; set: PolicySet } | undefined {
+    const active = this.#active;
+    const set = active?.point.policySet;
+    return active !== undefined && set !== undefined && active.hash === changed.hash ? { active, set } : undefined;
   }
 
   /** The set in use, and the refused edit or unrecorded activation that goes with it, as last seen (refresh reads the directory again). */
