@@ -62,7 +62,7 @@ describe("a policy control given the identity store's entities", () => {
     await control.refreshOffThread();
     const status = control.status();
     assert.equal(status.refusedEdit?.code, 'POLICY_ENTITIES_INVALID');
-    assert.match(status.refusedEdit!.message, /identity store's agents and humans.*every request is denied/);
+    assert.match(status.refusedEdit!.message, /identity store's agents, humans and nodes.*every request is denied/);
     assert.throws(() => control.decide(request), (e: Error & { code?: string }) => e.code === 'POLICY_NOT_LOADED');
     store.now.value = entities('3', [bot('billing')]);
     assert.equal(control.decide(request).decision, 'allow');

@@ -404,7 +404,7 @@ export class PolicyControl {
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
     // A forbid on an agent's process must not miss an agent made since: nothing is decided with entities the store no longer holds.
     if (this.#identity !== undefined && active.added !== this.#identity().digest) {
-      throw new PolicyError('POLICY_NOT_LOADED', "the identity store's agents and humans changed and the policy set in force is not yet decided with them (or they do not compose with its entities.json: see the set's status)");
+      throw new PolicyError('POLICY_NOT_LOADED', "the identity store's agents, humans or nodes changed and the policy set in force is not yet decided with them (or they do not compose with its entities.json: see the set's status)");
     }
     const mark = this.#markOf(active.hash);
     if (mark === 'marked') throw new PolicyError('POLICY_NOT_LOADED', 'the policy set in force was activated, but its activation is not recorded in the audit log: nothing is decided with it until a set is activated and recorded');
@@ -540,7 +540,7 @@ export class PolicyControl {
     const code: PolicyErrorCode = error instanceof PolicyError ? error.code : 'POLICY_ENGINE_FAILED';
     if (this.#refused?.hash === hash && this.#refused?.code === code && this.#refusedAdded === added) return;
     const issues = code === 'POLICY_UNREADABLE' ? [] : (candidateIssues(error) ?? []).map(issueView);
-    // The set in use itself, composed with the store's agents and humans as they are now: they, not an edit, were refused.
+    // The set in use itself, composed with the store's entities as they are now: they, not an edit, were refused.
     const recomposed = hash !== undefined && hash === this.#active?.hash;
     const meanwhile = recomposed
       ? 'every request is denied'
@@ -548,7 +548,7 @@ export class PolicyControl {
         ? `the gateway goes on deciding with the set in use (${this.#active.hash.slice(0, 12)})`
         : 'no valid set is loaded, so every request is denied';
     const what = recomposed
-      ? "the identity store's agents and humans, composed with the set's entities.json, are not valid entities"
+      ? "the identity store's agents, humans and nodes, composed with the set's entities.json, are not valid entities"
       : {
           POLICY_UNREADABLE: 'the policy directory could not be read (a file that is a link or not a regular file, or more than 1 MiB of policy files)',
           POLICY_ENTITIES_INVALID: "the policy directory's entities.json was edited into entities that are not valid",
