@@ -4,7 +4,7 @@ export { corralSchema, parseSchema } from './schema.ts';
 export type { ActionInfo, CorralSchema } from './schema.ts';
 export { loadPolicies, loadPolicyDir, readPolicyDir } from './load.ts';
 export type { LoadedPolicy, PolicySet, PolicySource } from './load.ts';
-export { decisionPointOfSetOffThread, decisionPointOffThread, loadPoliciesOffThread, parseEntitiesFile, runCaseTextOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+export { decisionPointOffThread, loadPoliciesOffThread, parseEntitiesFile, runCaseTextOffThread, runCasesOffThread, setEntitiesOffThread, validatePoliciesOffThread } from './load-thread.ts';
 export { parseRequest } from './request.ts';
 export type { DecisionRequest, DecisionRequestInput, EntityUid } from './request.ts';
 export { EntityStore } from './entities.ts';

@@ -6,7 +6,7 @@ import { parseCases, runCases, type PolicyCase } from './cases.ts';
 import { DecisionPoint } from './decision-point.ts';
 import { PolicyError } from './errors.ts';
 import { loadPolicies } from './load.ts';
-import { decisionPointOfSetOffThread, loadPoliciesOffThread, MAX_WAITING, runCaseTextOffThread, runCasesOffThread, validatePoliciesOffThread } from './load-thread.ts';
+import { loadPoliciesOffThread, MAX_WAITING, runCaseTextOffThread, runCasesOffThread, setEntitiesOffThread, validatePoliciesOffThread } from './load-thread.ts';
 
 const SOURCES = [
   { file: 'a.cedar', text: '@id("echo")\npermit (principal, action == Action::"system.run", resource == Command::"echo");\n' },
@@ -77,26 +77,32 @@ describe('checking a policy set on a worker thread', () => {
   });
 });
 
-describe('a decision point of a set compiled already, with new entities (decisionPointOfSetOffThread)', () => {
+describe('new entities for a decision point holding a set (setEntitiesOffThread)', () => {
   const GROUPED = [{ file: 'g.cedar', text: '@id("billing")\npermit (principal in Group::"billing", action == Action::"system.run", resource == Command::"ls");\n' }];
   const bot = (group: string) => ({ file: 'entities.json', text: JSON.stringify([{ uid: { type: 'Group', id: group }, attrs: {}, parents: [] }, { uid: { type: 'Agent', id: 'bot' }, attrs: { owner: 'o@example.com', process: group, status: 'active', scopes: [] }, parents: [{ type: 'Group', id: group }] }]) });
   const ls = { principal: { type: 'Agent', id: 'bot' }, action: 'system.run', resource: { type: 'Command', id: 'ls' }, context: { argv: ['ls'] } };
 
-  it('decides as a point compiled from the sources with those entities, the set checked no second time', async () => {
-    const set = loadPolicies(GROUPED);
+  it('decides with them as with setEntities, the set loaded no second time, the entities checked on one worker', async () => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies(GROUPED));
+    const set = point.policySet;
     const workers = await countingWorkers(async () => {
-      const point = await decisionPointOfSetOffThread(set, { entities: bot('billing') });
-      assert.equal(point.policySet, set);
+      await setEntitiesOffThread(point, bot('billing'));
       assert.equal(point.decide(ls).decision, 'allow');
-      assert.equal((await decisionPointOfSetOffThread(set, { entities: bot('mail') })).decide(ls).decision, 'deny');
-      assert.equal((await decisionPointOfSetOffThread(set)).decide(ls).decision, 'deny');
+      await setEntitiesOffThread(point, bot('mail'));
+      assert.equal(point.decide(ls).decision, 'deny');
     });
-    assert.equal(workers.started, 2, 'one worker for each entities file, none without');
+    assert.equal(point.policySet, set);
+    assert.equal(workers.started, 2, 'one worker for each entities file');
   });
 
-  it('refuses entities a decision point would refuse, naming the file', async () => {
+  it('keeps the entities it holds when the new ones are refused, naming the file', async () => {
+    const point = new DecisionPoint();
+    point.load(loadPolicies(GROUPED));
+    await setEntitiesOffThread(point, bot('billing'));
     const looped = { file: 'entities.json', text: JSON.stringify([{ uid: { type: 'Group', id: 'a' }, attrs: {}, parents: [{ type: 'Group', id: 'a' }] }]) };
-    await assert.rejects(decisionPointOfSetOffThread(loadPolicies(GROUPED), { entities: looped }), (error: PolicyError) => error.code === 'POLICY_ENTITIES_INVALID' && error.issues[0]?.file === 'entities.json');
+    await assert.rejects(setEntitiesOffThread(point, looped), (error: PolicyError) => error.code === 'POLICY_ENTITIES_INVALID' && error.issues[0]?.file === 'entities.json');
+    assert.equal(point.decide(ls).decision, 'allow');
   });
 });
 

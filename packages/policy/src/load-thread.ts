@@ -71,36 +71,36 @@ export async function loadPoliciesOffThread(sources: readonly PolicySource[], sc
 export async function decisionPointOffThread(sources: readonly PolicySource[], options: { entities?: PolicySource; urgent?: boolean } = {}, schema: CorralSchema = corralSchema()): Promise<DecisionPoint> {
   const entities = options.entities === undefined ? undefined : { file: options.entities.file, text: options.entities.text };
   const set = (await offThread({ sources: [...sources], want: 'set', ...(entities !== undefined ? { entitiesFile: entities } : {}) }, schema, options.urgent === true)) as PolicySet;
-  return pointHolding(set, entities, schema);
-}
-
-/**
- * As decisionPointOffThread for `set`, a set loaded and validated already
- * (another point's policySet, schema `schema`): only the entities file
- * `entities` is checked on a worker thread, so new entities for a large set
- * take the entities' time, not the set's seconds again. Rejects with
- * POLICY_ENTITIES_INVALID, POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY as
- * decisionPointOffThread.
- */
-export async function decisionPointOfSetOffThread(set: PolicySet, options: { entities?: PolicySource; urgent?: boolean } = {}, schema: CorralSchema = corralSchema()): Promise<DecisionPoint> {
-  const entities = options.entities === undefined ? undefined : { file: options.entities.file, text: options.entities.text };
-  if (entities !== undefined) await offThread({ sources: [], want: 'set', entitiesFile: entities }, schema, options.urgent === true);
-  return pointHolding(set, entities, schema);
-}
-
-/** A point holding `set` and `entities`, checked whole on a worker already: read on this thread a turn of the event loop at a time. */
-async function pointHolding(set: PolicySet, entities: PolicySource | undefined, schema: CorralSchema): Promise<DecisionPoint> {
   // This thread's share, each part in a turn of the event loop of its own: loading the set, parsing the entities' text, and reading them again (the worker took them from this text) in slices.
   await nextTurn();
   const point = new DecisionPoint({ schema });
   point.load(set);
-  if (entities !== undefined) {
-    await nextTurn();
-    const parsed = parseEntitiesFile(entities);
-    await nextTurn();
-    await setCheckedEntities(point, parsed);
-  }
+  if (entities !== undefined) await readChecked(point, entities);
   return point;
+}
+
+/**
+ * As `point.setEntities(entities)` for the entities file `entities` (Cedar
+ * JSON text), with the checks of the whole on a worker thread and the
+ * reading in slices, as decisionPointOffThread reads them: new entities for a
+ * point holding a large set take the entities' time, and the set is not
+ * loaded again. The point decides with its old entities until the new ones
+ * are read whole, and keeps them when these are refused. `urgent` as
+ * loadPoliciesOffThread. Rejects with POLICY_ENTITIES_INVALID naming the
+ * file, POLICY_ENGINE_FAILED, POLICY_ENGINE_BUSY.
+ */
+export async function setEntitiesOffThread(point: DecisionPoint, entities: PolicySource, options: { urgent?: boolean } = {}): Promise<void> {
+  const file = { file: entities.file, text: entities.text };
+  await offThread({ sources: [], want: 'set', entitiesFile: file }, point.schema, options.urgent === true);
+  await readChecked(point, file);
+}
+
+/** Gives `point` the entities of `entities`, checked whole on a worker already: parsed again, and read in slices, each part in a turn of the event loop of its own. */
+async function readChecked(point: DecisionPoint, entities: PolicySource): Promise<void> {
+  await nextTurn();
+  const parsed = parseEntitiesFile(entities);
+  await nextTurn();
+  await setCheckedEntities(point, parsed);
 }
 
 /** Resolves once the event loop has run what waits (timers, I/O). */

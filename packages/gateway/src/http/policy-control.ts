@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { DecisionPoint, decisionPointOfSetOffThread, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
+import { DecisionPoint, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, setEntitiesOffThread, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import { withIdentityEntities, type IdentityEntities } from './identity-entities.ts';
 import { inTransactionWhenFree, setBusyTimeout } from '../store/write-lock.ts';
@@ -153,15 +153,23 @@ export function entitiesSource(files: readonly PolicyFile[], added?: IdentityEnt
 
 /**
  * `active` with the identity store's entities `added` composed into its
- * entities.json instead of those it holds: its policies, compiled already,
- * are not checked again; the entities are, off the thread (a new agent or
- * node takes the entities' time, not a large set's seconds). Rejects as
+ * entities.json instead of those it holds: its point, whose policies are
+ * compiled and loaded already, takes the new entities once they are checked
+ * off the thread and read (a new agent or node takes the entities' time, not
+ * a large set's seconds); refused, it keeps the old ones. Rejects as
  * compileCandidateOffThread's entities do.
  */
-async function recomposedOffThread(active: Candidate, set: PolicySet, added: IdentityEntities | undefined): Promise<Candidate> {
+async function recomposedOffThread(active: Candidate, added: IdentityEntities | undefined): Promise<Candidate> {
   const entities = entitiesSource(active.files, added);
-  const point = await decisionPointOfSetOffThread(set, { ...(entities ? { entities } : {}), urgent: true });
-  return { ...active, point, added: added?.digest ?? '' };
+  if (entities === undefined) active.point.setEntities([]);
+  else await setEntitiesOffThread(active.point, entities, { urgent: true });
+  return { ...active, added: added?.digest ?? '' };
+}
+
+/** As recomposedOffThread, on this thread. Throws as compileCandidate's entities do. */
+function recomposed(active: Candidate, added: IdentityEntities | undefined): Candidate {
+  active.point.setEntities(candidateEntities(active.files, added) ?? [], { file: 'entities.json' });
+  return { ...active, added: added?.digest ?? '' };
 }
 
 function candidateOf(files: PolicyFile[], set: PolicySet, added?: IdentityEntities): Candidate {
@@ -350,7 +358,7 @@ export class PolicyControl {
     const base = this.#sameSet(changed);
     adoption.done = (async () => {
       try {
-        const candidate = base ? await recomposedOffThread(base.active, base.set, changed.added) : await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
+        const candidate = base ? await recomposedOffThread(base, changed.added) : await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
         if (this.#adopting === adoption) this.#inForce(candidate);
       } catch (error) {
         if (this.#adopting !== adoption) return;
@@ -510,7 +518,7 @@ export class PolicyControl {
     let adopted: Candidate;
     const base = this.#sameSet(changed);
     try {
-      adopted = base ? candidateOf(changed.files, base.set, changed.added) : compileCandidate(changed.files, changed.added);
+      adopted = base ? recomposed(base, changed.added) : compileCandidate(changed.files, changed.added);
     } catch (error) {
       this.#refuse(changed.hash, error, changed.added?.digest);
       return;
@@ -518,11 +526,9 @@ export class PolicyControl {
     this.#inForce(adopted);
   }
 
-  /** The set in use and its compiled policies when `changed` holds its files (only the identity store's entities differ): they need not be compiled again. */
-  #sameSet(changed: Changed): { active: Candidate; set: PolicySet } | undefined {
-    const active = this.#active;
-    const set = active?.point.policySet;
-    return active !== undefined && set !== undefined && active.hash === changed.hash ? { active, set } : undefined;
+  /** The set in use when `changed` holds its files (only the identity store's entities differ): its policies need not be compiled again. */
+  #sameSet(changed: Changed): Candidate | undefined {
+    return this.#active?.hash === changed.hash ? this.#active : undefined;
   }
 
   /** The set in use, and the refused edit or unrecorded activation that goes with it, as last seen (refresh reads the directory again). */
