@@ -25,6 +25,29 @@ export class HumanRegistry {
     return this.get(human.issuer, human.subject)!;
   }
 
+  /**
+   * Records a sign-in the issuer verified (OidcClient.verifyLogin), as the
+   * console and `corral identity login` both do. One that maps a role is
+   * recorded (record) and answered. One that maps none is refused with
+   * IDENTITY_OIDC_NO_ROLE: a person who signed in before is first recorded
+   * as holding no role, which ends their console sessions (a session ends
+   * once the recorded roles differ from its own); anyone else the issuer
+   * knows is not kept. get() tells the caller which it was.
+   */
+  signIn(human: HumanIdentity): HumanRecord {
+    if (human.roles.length > 0) return this.record(human);
+    // One statement: a person recorded meanwhile by another process is demoted all the same, and no one new is added.
+    const demoted = this.#db
+      .prepare('UPDATE humans SET email = ?, name = ?, roles = ?, last_login_at = ? WHERE issuer = ? AND subject = ?')
+      .run(human.email ?? null, human.name ?? null, JSON.stringify({ roles: [], groups: human.groups }), this.#now(), human.issuer, human.subject);
+    throw new IdentityError(
+      'IDENTITY_OIDC_NO_ROLE',
+      demoted.changes > 0
+        ? 'no group or role claim maps to a Corral role: recorded as holding no role now, which ends their console sessions'
+        : 'no group or role claim maps to a Corral role',
+    );
+  }
+
   /** The person `issuer` and `subject` name, as their last sign-in recorded them, or undefined when they never signed in. */
   get(issuer: string, subject: string): HumanRecord | undefined {
     const row = this.#db.prepare('SELECT * FROM humans WHERE issuer = ? AND subject = ?').get(issuer, subject) as Row | undefined;

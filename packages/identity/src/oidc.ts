@@ -184,7 +184,9 @@ export class OidcClient {
   /**
    * Completes a login from the callback URL the browser arrived at: see
    * verifyLogin. Throws what it throws, and IDENTITY_OIDC_NO_ROLE when no
-   * value of the role claim maps to a Corral role.
+   * value of the role claim maps to a Corral role. It records no one: a
+   * caller that keeps people passes verifyLogin's answer to
+   * HumanRegistry.signIn, which also records a demotion to no role.
    */
   async finishLogin(callbackUrl: string, pending: PendingLogin): Promise<HumanIdentity> {
     const human = await this.verifyLogin(callbackUrl, pending);
@@ -197,7 +199,7 @@ export class OidcClient {
    * exchanges the code with the PKCE verifier, verifies the ID token
    * (signature from the issuer's JWKS, issuer, audience, expiry, `iat` within
    * MAX_ID_TOKEN_AGE_S and not in the future, nonce) and maps its role claim,
-   * to no role at all as it may (finishLogin refuses that). The callback's
+   * to no role at all as it may (HumanRegistry.signIn and finishLogin refuse that). The callback's
    * `iss` must be the issuer's when present, and be present when the issuer's
    * metadata says `authorization_response_iss_parameter_supported: true`
    * (RFC 9207). Throws IDENTITY_OIDC_STATE_MISMATCH, _AUTHORIZATION_FAILED

@@ -9,6 +9,9 @@ import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 import { freePort } from '../../../../scripts/testing/free-port.ts';
 import { signInAtIssuer } from '../../../../scripts/testing/oidc-browser.ts';
 import { startTestIssuer, publicClient, type TestIssuer } from '../../../../scripts/testing/oidc-issuer.ts';
+import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
+import { signInThroughIssuer, startTestGateway } from '../../../gateway/src/http/testing.ts';
+import { EXIT } from '../exit-codes.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'corral-cli-identity-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -109,13 +112,21 @@ describe('corral identity login', () => {
   let testIssuer: TestIssuer;
   let issuer: string;
   let redirect: string;
+  /** Where a console's sign-in through the same issuer comes back to, and the port its gateway listens on. */
+  let consolePort: number;
+  let consoleRedirect: string;
+  /** Role claims the issuer gives an account now, where not Corral.Approver: an admin there moves people between them. */
+  const roles: Record<string, string[]> = {};
+  const roleMap = { admin: ['Corral.Admin'], approver: ['Corral.Approver'] };
 
   before(async () => {
     redirect = `http://127.0.0.1:${await freePort()}/callback`;
-    // Everyone who signs in there carries the role claim Corral.Approver; only admin's address is unverified.
+    consolePort = await freePort();
+    consoleRedirect = `http://127.0.0.1:${consolePort}/api/auth/oidc/callback`;
+    // Everyone who signs in there carries the role claim Corral.Approver unless `roles` says otherwise; only admin's address is unverified.
     testIssuer = await startTestIssuer({
-      clients: [publicClient('corral-cli', redirect)],
-      accounts: (sub) => ({ email: `${sub}@example.com`, email_verified: sub !== 'admin', roles: ['Corral.Approver'] }),
+      clients: [publicClient('corral-cli', redirect), publicClient('corral-console', consoleRedirect)],
+      accounts: (sub) => ({ email: `${sub}@example.com`, email_verified: sub !== 'admin', roles: roles[sub] ?? ['Corral.Approver'] }),
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'roles'] },
     });
     issuer = testIssuer.issuer;
@@ -125,7 +136,7 @@ describe('corral identity login', () => {
   /** Starts `corral identity login` and waits for the sign-in URL it prints. */
   async function startLogin(state: string) {
     const config = join(tmp, 'oidc.json');
-    writeFileSync(config, JSON.stringify({ issuer, clientId: 'corral-cli', redirectUri: redirect, roleClaim: 'roles', roleMap: { approver: ['Corral.Approver'] } }));
+    writeFileSync(config, JSON.stringify({ issuer, clientId: 'corral-cli', redirectUri: redirect, roleClaim: 'roles', roleMap }));
     const child = spawn(CORRAL_BIN, ['--state-dir', state, 'identity', 'login', '--config', config, '--timeout', '60s', '--json'], { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
     const out = { stdout: '', stderr: '' };
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
@@ -165,6 +176,51 @@ describe('corral identity login', () => {
     // Before: identity humans listed them as plain admin, the name of the local admin login.
     const listed = await corral(['--state-dir', state, 'identity', 'humans']);
     assert.match(listed.stdout, new RegExp(`^oidc:${issuer.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#admin  `, 'm'));
+  });
+
+  it('refuses the sign-in of a person the issuer moved out of every Corral group, and records them as holding no role, which ends their console session (regression: the refusal recorded nothing, and they stayed admin)', async () => {
+    const state = tempStateDir();
+    const gateway = await startTestGateway({ stateDir: state, port: consolePort, oidc: { issuer, clientId: 'corral-console', redirectUri: consoleRedirect, roleClaim: 'roles', roleMap } });
+    try {
+      roles.hana = ['Corral.Admin'];
+      const first = await startLogin(state);
+      await fetch(await signInAtIssuer(first.url, 'hana', (target) => target.startsWith(redirect)));
+      assert.equal(await first.exited, 0, first.out.stderr);
+      assert.deepEqual(JSON.parse(first.out.stdout).roles, ['admin']);
+      const session = (await signInThroughIssuer(gateway, 'hana')).browser;
+      assert.equal((await session.get('/api/agents')).status, 200, 'her console session is an admin one');
+
+      roles.hana = ['Corral.Marketing'];
+      const refused = await startLogin(state);
+      await fetch(await signInAtIssuer(refused.url, 'hana', (target) => target.startsWith(redirect)));
+      assert.equal(await refused.exited, EXIT.failed, refused.out.stderr);
+      assert.equal(JSON.parse(refused.out.stdout).error.code, 'IDENTITY_OIDC_NO_ROLE');
+
+      const humans = await corral(['--state-dir', state, 'identity', 'humans', '--json']);
+      assert.deepEqual(JSON.parse(humans.stdout).map((h: { email: string; roles: string[] }) => [h.email, h.roles]), [['hana@example.com', []]], 'recorded as holding no role');
+      assert.equal((await session.get('/api/agents')).status, 401, 'her console session is over');
+      assert.match(refused.out.stderr, /^corral: the sign-in of hana@example\.com is refused: the issuer gives groups "Corral\.Marketing", and none maps to a Corral role .*now recorded as holding no role, which ends their console sessions \[IDENTITY_OIDC_NO_ROLE\]$/m);
+      const logins = (await auditEvents(state)).filter((e) => e.action === 'human.login');
+      assert.deepEqual(logins.map((e) => [e.actor.id, e.outcome?.status, e.details?.roles]), [['hana@example.com', 'success', ['admin']], ['hana@example.com', 'failure', []]]);
+    } finally {
+      await gateway.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses the sign-in of a person whose groups map to no Corral role, and records no one who never signed in before', async () => {
+    const state = tempStateDir();
+    try {
+      roles.ivan = ['Corral.Marketing'];
+      const refused = await startLogin(state);
+      await fetch(await signInAtIssuer(refused.url, 'ivan', (target) => target.startsWith(redirect)));
+      assert.equal(await refused.exited, EXIT.failed, refused.out.stderr);
+      assert.equal(JSON.parse(refused.out.stdout).error.code, 'IDENTITY_OIDC_NO_ROLE');
+      assert.match(refused.out.stderr, /an admin at http:\/\/127\.0\.0\.1:\d+ can add them to a group it maps \[IDENTITY_OIDC_NO_ROLE\]$/m);
+      assert.deepEqual(JSON.parse((await corral(['--state-dir', state, 'identity', 'humans', '--json'])).stdout), []);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 
   it('keeps waiting through a stray request to its callback (any web page can send one), and signs the person in', async () => {

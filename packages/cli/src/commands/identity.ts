@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { HumanRecord } from '@corral/identity';
+import type { HumanIdentity, HumanRecord } from '@corral/identity';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { EXIT } from '../exit-codes.ts';
@@ -134,8 +134,8 @@ export function registerIdentity(program: Command): void {
           process.stderr.write(`corral: open this URL in a browser to sign in:\n${pending.url}\n`);
         });
       });
-      const human = await client.finishLogin(callbackUrl, pending);
-      const record = await withIdentity(command, (id) => id.humans.record(human), { create: true });
+      const human = await client.verifyLogin(callbackUrl, pending);
+      const record = await signIn(command, human);
       const who = humanName(record);
       await recordIdentityEvent(dirOf(command), {
         actor: { kind: 'human', id: who },
@@ -149,10 +149,47 @@ export function registerIdentity(program: Command): void {
 }
 
 /**
+ * Records the sign-in of `human` as the console's does (HumanRegistry.signIn)
+ * and answers them as recorded. One that maps no role is refused (exit 1,
+ * IDENTITY_OIDC_NO_ROLE); a person who signed in before is recorded as
+ * holding no role, which ends their console sessions, and the audit log
+ * records that.
+ */
+async function signIn(command: Command, human: HumanIdentity): Promise<HumanRecord> {
+  const { IdentityError } = await import('@corral/identity');
+  const signedIn = await withIdentity(
+    command,
+    (id) => {
+      try {
+        return { record: id.humans.signIn(human) };
+      } catch (error) {
+        if (!(error instanceof IdentityError) || error.code !== 'IDENTITY_OIDC_NO_ROLE') throw error;
+        return { demoted: id.humans.get(human.issuer, human.subject) };
+      }
+    },
+    { create: true },
+  );
+  if (signedIn.record !== undefined) return signedIn.record;
+  const who = printable(humanName(human));
+  const groups = human.groups.length === 0 ? 'no groups' : `groups ${human.groups.map((g) => printable(JSON.stringify(g))).join(', ')}`;
+  const refusal = `the sign-in of ${who} is refused: the issuer gives ${groups}, and none maps to a Corral role (roleMap in the OIDC settings)`;
+  if (signedIn.demoted === undefined) throw new CliFailure(`${refusal}; an admin at ${printable(human.issuer)} can add them to a group it maps`, EXIT.failed, 'IDENTITY_OIDC_NO_ROLE');
+  // It takes access away: it stands even when the log cannot record it (a warning says so).
+  await recordIdentityEvent(dirOf(command), {
+    actor: { kind: 'human', id: humanName(human) },
+    action: 'human.login',
+    resource: { kind: 'issuer', id: human.issuer },
+    outcome: { status: 'failure', detail: 'IDENTITY_OIDC_NO_ROLE' },
+    details: { roles: [] },
+  });
+  throw new CliFailure(`${refusal}. They signed in before, and are now recorded as holding no role, which ends their console sessions`, EXIT.failed, 'IDENTITY_OIDC_NO_ROLE');
+}
+
+/**
  * A person who signed in, named as the gateway names them: by a verified
  * address, else by issuer and subject. The subject alone could be a local
  * username (or read token:…) and be taken for someone else.
  */
-function humanName(human: HumanRecord): string {
+function humanName(human: HumanIdentity): string {
   return human.email ?? `oidc:${human.issuer}#${human.subject}`;
 }

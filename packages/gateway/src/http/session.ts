@@ -157,13 +157,8 @@ export function sessionRoutes(api: ApiContext): Route[] {
         let location = '/';
         try {
           const { human, key } = await api.oidc.finish(new URL(request.url ?? '/', api.oidc.settings.redirectUri).toString(), readCookies(request, api.cookies.oidc));
-          if (human.roles.length === 0) {
-            // Someone who signed in before is recorded as holding no role now, which ends their sessions (sessionCurrent);
-            // anyone else the issuer knows is not kept.
-            if (api.identity.humans.get(human.issuer, human.subject)) api.identity.humans.record(human);
-            throw new IdentityError('IDENTITY_OIDC_NO_ROLE', 'no group or role claim maps to a Corral role');
-          }
-          api.identity.humans.record(human);
+          // One that maps no role is refused, and someone who signed in before recorded as holding none, which ends their sessions (sessionCurrent).
+          api.identity.humans.signIn(human);
           const user = oidcUser(human);
           // The start's key may be whoever's sent this browser to the start (another port of the host can, and plant the binding
           // cookie too); the second half goes only to this browser's console, in a fragment no server or other port is sent.
