@@ -79,10 +79,20 @@ if (mxcProxyWorks) {
 const before = hostFacts();
 const started = performance.now();
 let samples: Record<string, number[]>;
+const held = { bare: [] as number[], corral: [] as number[] };
 try {
   await warmRunner.keepWarm(plan, 1);
   await warmRunner.keepWarm(egressPlan, 1);
   samples = await sampleInterleaved(subjects, RUNS, WARMUP);
+  // How long the event loop is held while a run starts (a timer's longest gap over one run), a cold
+  // contained run beside a bare spawn, interleaved: forking the process is the floor both pay.
+  for (let i = -WARMUP; i < RUNS; i++) {
+    const bare = await longestHold(subjects.bare as () => Promise<unknown>);
+    const cold = await longestHold(subjects.corral as () => Promise<unknown>);
+    if (i < 0) continue;
+    held.bare.push(bare);
+    held.corral.push(cold);
+  }
 } finally {
   await runner.close();
   await warmRunner.close();
@@ -90,6 +100,7 @@ try {
 }
 const wallSeconds = (performance.now() - started) / 1000;
 const d = Object.fromEntries(Object.entries(samples).map(([name, s]) => [name, distribution(s)])) as Record<string, Distribution>;
+const heldD = { bare: distribution(held.bare), corral: distribution(held.corral) };
 
 interface Ratio {
   of: string;
@@ -133,6 +144,7 @@ const lines = [
       `${r.of} / ${r.to}: p50 ${r.p50.toFixed(2)}×, p99 ${r.p99.toFixed(2)}× — target ≤ ${r.target}×: p50 ${r.met.p50 ? 'met' : 'NOT met'}, p99 ${r.met.p99 ? 'met' : 'NOT met'}`,
   ),
   `Corral's own work over raw bubblewrap: p50 ${ms(d.corral!.p50 - d.rawBwrap!.p50)}, with egress ${ms(d.corralEgress!.p50 - d.rawBwrap!.p50)}; a warm run over a bare spawn: p50 ${ms(d.corralWarm!.p50 - d.bare!.p50)}`,
+  `event loop held while a run starts (longest stall in one run): Corral cold p50 ${ms(heldD.corral.p50)} p99 ${ms(heldD.corral.p99)}; bare spawn p50 ${ms(heldD.bare.p50)} p99 ${ms(heldD.bare.p99)}`,
   ...(d.mxcProxy ? [`for scale, no target: Corral with egress / MXC with networkProxy: p50 ${(d.corralEgress!.p50 / d.mxcProxy.p50).toFixed(2)}×, p99 ${(d.corralEgress!.p99 / d.mxcProxy.p99).toFixed(2)}×`] : []),
   ...Object.entries(failures).map(([n, c]) => `FAILED runs of ${n}: ${c}`),
 ];
@@ -156,6 +168,7 @@ report(
       ...(mxcProxyWorks ? { mxcProxy: { what: label.mxcProxy, sdk: '@microsoft/mxc-sdk 1.0.1', request: mxcProxyRequest, note: 'for scale beside corralEgress; no target' } } : {}),
     },
     distributions: d,
+    loopHeldMs: { what: "the longest the runner's event loop went unserved during one run (a 1 ms timer's longest gap, less 1 ms), a cold contained run and a bare spawn interleaved", ...heldD },
     ratios,
     failures,
     samples,
@@ -176,6 +189,20 @@ function exitOf(file: string, args: string[]): Promise<number | null> {
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
   });
+}
+
+/** The longest stretch `run` kept the event loop from serving a 1 ms timer, ms. */
+async function longestHold(run: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  await run();
+  clearInterval(timer);
+  return Math.max(0, Math.max(longest, performance.now() - last) - 1);
 }
 
 function fmtLoad(load: unknown): string {

@@ -428,13 +428,14 @@ export class Runner {
         const childPid = await unlessStopped(status.childPid, stop, Number.NaN);
         adopted = !stop.aborted && childPid > 0;
         try {
-          if (adopted) cgroups.adopt(childPid);
+          if (adopted) await cgroups.adopt(childPid);
         } catch (error) {
           // Gone already: bubblewrap failed before it ran anything, and its exit says why.
           if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
           adopted = false;
         }
-        if (adopted) (extra[5] as Writable).end('x');
+        // Stopped while it moved: never let go (the stop kills it below).
+        if (adopted && !stop.aborted) (extra[5] as Writable).end('x');
       }
       handedOver();
       const command = viaFd ? (extra[COMMAND_FD] as Duplex) : undefined;

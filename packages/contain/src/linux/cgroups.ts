@@ -71,9 +71,13 @@ export class RunCgroups {
     this.#baseline = { oomKills: this.#oomKills(), pidsMax: this.#pidsMax() };
   }
 
-  /** Moves a process (and so everything it later forks) into every group. */
-  adopt(pid: number): void {
-    for (const dir of this.#dirs) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+  /**
+   * Moves a process (and so everything it later forks) into every group. Off
+   * the thread: the kernel may take a grace period over the first move (about
+   * 10 ms into a v1 memory group here), which held the event loop.
+   */
+  async adopt(pid: number): Promise<void> {
+    for (const dir of this.#dirs) await writeFile(join(dir, 'cgroup.procs'), String(pid));
   }
 
   /**
