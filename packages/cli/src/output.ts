@@ -1,3 +1,6 @@
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EXIT } from './exit-codes.ts';
 
 /**
@@ -86,7 +89,61 @@ export function outputBroken(): boolean {
 
 /** Prints a value as one JSON document on stdout. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  process.stdout.write(`${json(value)}\n`);
+}
+
+function json(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
+
+/**
+ * Prints `items` as one JSON array on stdout, as printJson prints an array,
+ * once the last of them was read: should reading fail part way (a store
+ * damaged at its tenth page), the failure is thrown and nothing of the array
+ * reaches stdout, so a reader gets the whole array or none of it (and under
+ * --json the error document). What was read waits in a file of this user's
+ * that no name leads to (unlinked as soon as it is open, so it goes with
+ * the process however it ends), not in memory: a listing read a page at a
+ * time holds a page at a time.
+ */
+export async function printJsonArray(items: Iterable<unknown> | AsyncIterable<unknown>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'corral-json-'));
+  let spool: FileHandle;
+  try {
+    spool = await open(join(dir, 'array.json'), 'wx+', 0o600);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  try {
+    let size = 0;
+    const append = async (text: string) => {
+      const bytes = Buffer.from(text);
+      await spool.write(bytes, 0, bytes.length, size);
+      size += bytes.length;
+    };
+    let count = 0;
+    for await (const item of items) await append(`${count++ === 0 ? '[\n' : ',\n'}${json(item).replace(/^/gm, '  ')}`);
+    await append(count === 0 ? '[]\n' : '\n]\n');
+    for (let at = 0; at < size && !process.stdout.destroyed; ) {
+      // A buffer of its own each time: stdout may still hold the one before.
+      const { bytesRead, buffer } = await spool.read(Buffer.alloc(Math.min(64 * 1024, size - at)), 0, Math.min(64 * 1024, size - at), at);
+      at += bytesRead;
+      if (!process.stdout.write(buffer.subarray(0, bytesRead))) await drained();
+    }
+  } finally {
+    await spool.close();
+  }
+}
+
+/** Once stdout takes more, or cannot any more (its reader gone: watchOutput says what that means). */
+function drained(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      process.stdout.off('drain', done).off('error', done).off('close', done);
+      resolve();
+    };
+    process.stdout.on('drain', done).on('error', done).on('close', done);
+  });
 }
 
 /** A user-facing failure: printed as `corral: message` without a stack trace, exits with `exitCode`. */

@@ -22,7 +22,7 @@ export { ADMIN_COMMANDS, NodeInventory } from './nodes/inventory.ts';
 export type { NodeListEntry, PairingEntry } from './nodes/inventory.ts';
 export type { PairingRequest } from './server/server.ts';
 export { GATEWAY_DB_FILE } from './store/store.ts';
-export { SurfaceStore, openGatewayDb } from './store/store.ts';
+export { SurfaceStore, gatewayStoreFailed, openGatewayDb } from './store/store.ts';
 export type { NodeSurface } from './store/store.ts';
 export { actionDigest, canonicalRun, splitShell } from './exec/canonical.ts';
 export type { CanonicalRun, RunRequest } from './exec/canonical.ts';

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ApprovalStore, GatewayClient, grantFile, grantPolicy, openGatewayDb } from '@corral/gateway';
 import { corral, killStarted, startCorral, tempStateDir } from '../../test/corral.ts';
+import { damageTable } from '../../../../scripts/testing/damage-sqlite.ts';
+import { EXIT } from '../exit-codes.ts';
 
 const gatewayState = tempStateDir();
 const nodeState = tempStateDir();
@@ -451,6 +453,58 @@ describe('corral approvals list', () => {
       assert.match((await corral(['--state-dir', state, 'approvals', 'list', '--all'])).stdout, new RegExp(`standing grant approval-${created.id} withdrawn$`, 'm'));
       const json = JSON.parse((await corral(['--state-dir', state, 'approvals', 'list', '--all', '--json'])).stdout) as Array<{ id: string; standingGrant: unknown }>;
       assert.equal(json.find((a) => a.id === created.id)?.standingGrant, 'withdrawn');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral approvals list when the gateway state is damaged part way through the approvals', () => {
+  it('under --json prints the error document alone, never part of an array, exit 3 with GATEWAY_STORE_FAILED naming gateway.db and what to do (regression: the pages read before the damage as an array never closed, the error document after them, exit 1 with SQLite\'s bare message)', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      // Listed --all, a page of 200 at a time: the rows at the end of the table, where the damage is, are read on the third.
+      for (let i = 0; i < 500; i++) store.create({ digest: i.toString(16).padStart(64, '0'), action: { argv: ['echo', `run ${i}`, 'x'.repeat(200)] }, quorum: 1 });
+      db.close();
+      damageTable(join(state, 'gateway.db'), 'approvals', { at: 'last-leaf' });
+      for (const args of [['--all', '--json'], ['--json']]) {
+        const r = await corral(['--state-dir', state, 'approvals', 'list', ...args]);
+        // One whole JSON document on stdout, whatever else: the error document, and no approval before it.
+        const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+        assert.equal(r.code, EXIT.environment, r.stderr);
+        assert.equal(error.code, 'GATEWAY_STORE_FAILED', args.join(' '));
+        assert.match(r.stderr, new RegExp(`^corral: cannot use the gateway state ${join(state, 'gateway.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: it is not a database, or is damaged: restore it from a backup`, 'm'));
+      }
+      // Listed for people, the approvals before the damage are printed as they are read.
+      const human = await corral(['--state-dir', state, 'approvals', 'list', '--all']);
+      assert.equal(human.code, EXIT.environment, human.stderr);
+      assert.match(human.stdout, /^\S+ {2}pending/, 'the damage is past the pages read first');
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+
+  it('prints every approval of a list longer than a page as one JSON array, and no approval as an empty one, as before', async () => {
+    const state = tempStateDir();
+    try {
+      const db = openGatewayDb(state);
+      const store = new ApprovalStore(db);
+      for (let i = 0; i < 450; i++) store.create({ digest: i.toString(16).padStart(64, '0'), action: { argv: ['echo', `run ${i}`] }, quorum: 1 });
+      db.close();
+      const r = await corral(['--state-dir', state, 'approvals', 'list', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const listed = JSON.parse(r.stdout) as Array<{ action: { argv: string[] } }>;
+      assert.deepEqual(listed.map((a) => a.action.argv[1]), Array.from({ length: 450 }, (_, i) => `run ${i}`));
+      assert.equal(r.stdout, `${JSON.stringify(listed, null, 2)}\n`);
+      const none = tempStateDir();
+      try {
+        openGatewayDb(none).close();
+        assert.equal((await corral(['--state-dir', none, 'approvals', 'list', '--json'])).stdout, '[]\n', 'and none as an empty one');
+      } finally {
+        rmSync(none, { recursive: true, force: true });
+      }
     } finally {
       rmSync(state, { recursive: true, force: true });
     }

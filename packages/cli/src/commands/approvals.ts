@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { Approval, ApprovalStore, GrantWithdrawal } from '@corral/gateway';
 import { EXIT } from '../exit-codes.ts';
 import { commandLine } from '@corral/gateway/command-line';
-import { CliFailure, printable, printJson } from '../output.ts';
+import { CliFailure, printable, printJson, printJsonArray } from '../output.ts';
 import { recordIdentityEvent, recordIdentityEvents } from './identity-record.ts';
 import { gatewayStateDir, openGatewayState } from './nodes.ts';
 import { accountName } from '../account.ts';
@@ -27,14 +27,21 @@ function unknownApproval(what: string): CliFailure {
   return new CliFailure(`${what}: corral approvals list --all shows the id of every approval`, EXIT.usage, 'GATEWAY_APPROVAL_NOT_FOUND');
 }
 
-/** Runs `action` on the approvals of the command's gateway state; its coded errors go to the caller as they are, an unknown id saying where the ids are. */
+/**
+ * Runs `action` on the approvals of the command's gateway state; its coded
+ * errors go to the caller as they are, an unknown id saying where the ids
+ * are, and SQLite's (a store damaged where it was read) as
+ * GATEWAY_STORE_FAILED (exit 3), naming the file, why and what to do.
+ */
 async function withApprovals<T>(command: Command, action: (store: import('@corral/gateway').ApprovalStore) => T | Promise<T>): Promise<T> {
-  const { ApprovalStore, GatewayError } = await import('@corral/gateway');
-  const db = await openGatewayState(await gatewayStateDir(command));
+  const { ApprovalStore, GatewayError, gatewayStoreFailed } = await import('@corral/gateway');
+  const dir = await gatewayStateDir(command);
+  const db = await openGatewayState(dir);
   try {
     return await action(new ApprovalStore(db));
   } catch (error) {
     if (error instanceof GatewayError && error.code === 'GATEWAY_APPROVAL_NOT_FOUND') throw unknownApproval(error.message);
+    if ((error as { code?: unknown }).code === 'ERR_SQLITE_ERROR') throw gatewayStoreFailed(dir, error);
     throw error;
   } finally {
     db.close();
@@ -83,26 +90,34 @@ function describe(a: Approval): string {
 }
 
 /**
- * Prints every approval (or those pending) a bounded page at a time, oldest
- * first, following the store's cursor: a thousand approvals of 256 KiB each
- * are never read at once. `--json` streams one JSON array.
+ * Prints every approval (or those pending), oldest first. `--json` prints
+ * one JSON array once every page was read (printJsonArray): a store that
+ * fails part way leaves no partial array on stdout.
  */
 async function printAll(store: ApprovalStore, options: { all?: boolean; json?: boolean }): Promise<void> {
   const { ApprovalStore } = await import('@corral/gateway');
-  let after: number | undefined;
+  const approvals = shownApprovals(store, ApprovalStore.shown, options);
+  if (options.json) return printJsonArray(approvals);
   let printed = 0;
+  for (const approval of approvals) {
+    process.stdout.write(`${describe(approval)}\n`);
+    printed += 1;
+  }
+  if (printed === 0) process.stdout.write(options.all ? 'no approvals\n' : 'no pending approvals\n');
+}
+
+/**
+ * Every approval (or those pending) as `shown` gives it, oldest first, read
+ * a bounded page at a time following the store's cursor: a thousand
+ * approvals of 256 KiB each are never read at once.
+ */
+function* shownApprovals(store: ApprovalStore, shown: (a: Approval) => Approval, options: { all?: boolean }): Generator<Approval> {
+  let after: number | undefined;
   do {
     const page = store.listPage({ ...(options.all ? {} : { status: 'pending' as const }), limit: LIST_PAGE, ...(after !== undefined ? { after } : {}) });
-    for (const approval of page.approvals) {
-      const shown = ApprovalStore.shown(approval);
-      if (options.json) process.stdout.write(`${printed === 0 ? '[\n' : ',\n'}${JSON.stringify(shown, null, 2).replace(/^/gm, '  ')}`);
-      else process.stdout.write(`${describe(shown)}\n`);
-      printed += 1;
-    }
+    for (const approval of page.approvals) yield shown(approval);
     after = page.nextAfter ?? undefined;
   } while (after !== undefined);
-  if (options.json) process.stdout.write(printed === 0 ? '[]\n' : '\n]\n');
-  else if (printed === 0) process.stdout.write(options.all ? 'no approvals\n' : 'no pending approvals\n');
 }
 
 /** The reason of an action's runsCode, when it has one (older gateways send none). */

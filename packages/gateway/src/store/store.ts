@@ -56,6 +56,18 @@ export function openGatewayDb(stateDir: string): DatabaseSync {
   }
 }
 
+/**
+ * GATEWAY_STORE_FAILED for the `gateway.db` of `stateDir`, opened, that
+ * failed as it was read or written (`error`, SQLite's: damaged, held past
+ * the wait, unwritable): the message names the file, why and what to do, as
+ * openGatewayDb's does. For a command whose store fails part way, a listing
+ * at its tenth page among them.
+ */
+export function gatewayStoreFailed(stateDir: string, error: unknown): GatewayError {
+  const path = join(stateDir, GATEWAY_DB_FILE);
+  return new GatewayError('GATEWAY_STORE_FAILED', `cannot use the gateway state ${path}: ${unusable(path, error)}`, { cause: error });
+}
+
 /** SQLite's result codes (the primary code, low byte) for a file that is not an SQLite database, or is damaged. */
 const SQLITE_NOTADB = 26;
 const SQLITE_CORRUPT = 11;
