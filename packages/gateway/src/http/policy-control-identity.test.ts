@@ -44,6 +44,37 @@ describe("a policy control given the identity store's entities", () => {
     assert.equal((await control.decider()).decideEach(request, [request.resource])[0]!.decision, 'allow');
   });
 
+  it("keeps what a decision on the gateway's thread composed when a recomposition of older entities, under way off the thread, lands after it (regression: the older entities replaced them in the set in force, and a request the store no longer allowed was allowed)", async () => {
+    const store = source(entities('1', [bot('mail')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    assert.equal(control.decide(request).decision, 'deny');
+    store.now.value = entities('2', [bot('billing')]);
+    const waiting = control.ready();
+    assert.ok(waiting instanceof Promise, 'billing is being composed in off the thread');
+    store.now.value = entities('3', [bot('mail')]);
+    assert.equal(control.decide(request).decision, 'deny', 'composed here, on this thread');
+    await waiting;
+    assert.equal(control.decide(request).decision, 'deny', 'the store as it is, not as the recomposition read it');
+    assert.equal((await control.decider()).decideEach(request, [request.resource])[0]!.decision, 'deny');
+  });
+
+  it('has a decision that began to wait before a change decide once the recomposition under way lands, with it, and one that began after wait for the one more that takes the change in', async () => {
+    const store = source(entities('1', [bot('mail')]));
+    const control = PolicyControl.open(policyDir(), { identity: store.read });
+    store.now.value = entities('2', [bot('billing')]);
+    const first = control.decider();
+    assert.ok(first instanceof Promise);
+    store.now.value = entities('3', [bot('mail')]);
+    const second = control.decider();
+    assert.ok(second instanceof Promise);
+    let secondGiven = false;
+    void second.then(() => (secondGiven = true));
+    // Each decides in the tick it is given.
+    assert.equal((await first).decideEach(request, [request.resource])[0]!.decision, 'allow', 'the store as it was when it began to wait, moved on since');
+    assert.equal(secondGiven, false, 'the first did not wait for the recomposition that takes in the change made after it began');
+    assert.equal((await second).decideEach(request, [request.resource])[0]!.decision, 'deny');
+  });
+
   it('decides nothing while the store cannot be read (regression guard: the entities last read would decide for an agent the store no longer holds so)', async () => {
     const store = source(entities('1', [bot('billing')]));
     const control = PolicyControl.open(policyDir(), { identity: store.read });

@@ -152,24 +152,89 @@ export function entitiesSource(files: readonly PolicyFile[], added?: IdentityEnt
 }
 
 /**
- * `active` with the identity store's entities `added` composed into its
- * entities.json instead of those it holds: its point, whose policies are
- * compiled and loaded already, takes the new entities once they are checked
- * off the thread and read (a new agent or node takes the entities' time, not
- * a large set's seconds); refused, it keeps the old ones. Rejects as
+ * The identity store's entities a decision point holds composed in: their
+ * digest, and when the store was read for them (a stamp of `reads`; 0 when
+ * not known). Kept by point, not by candidate: candidates that share a point
+ * (a set and its recompositions) decide with what the point holds.
+ */
+interface Composition {
+  digest: string;
+  read: number;
+}
+
+/** Reads of the identity store, counted in the order they were made: a composition read after a decision began waiting holds every change the store held then. */
+let reads = 0;
+
+/** What each point holds (Composition), once this module composed it; a point not listed holds its candidate's `added`, read at a time not known. */
+const composedIn = new WeakMap<DecisionPoint, Composition>();
+
+/**
+ * Points whose entities are being written off the thread, and the end of
+ * the last write (never rejects): a write waits for the one before it, so
+ * a point's entities only move forward, in the order the store was read for
+ * them; one written on this thread meanwhile would be overwritten, so the
+ * thread composes into a point of its own instead (recomposed).
+ */
+const writing = new WeakMap<DecisionPoint, Promise<void>>();
+
+/** What `candidate`'s point holds composed in (Composition). */
+function compositionOf(candidate: Candidate): Composition {
+  return composedIn.get(candidate.point) ?? { digest: candidate.added, read: 0 };
+}
+
+/**
+ * `active` with the identity store's entities `added` (read at `read`)
+ * composed into its entities.json instead of those it holds: its point,
+ * whose policies are compiled and loaded already, takes the new entities
+ * once they are checked off the thread and read (a new agent or node takes
+ * the entities' time, not a large set's seconds), after any write of them
+ * still under way; refused, it keeps the old ones. Rejects as
  * compileCandidateOffThread's entities do.
  */
-async function recomposedOffThread(active: Candidate, added: IdentityEntities | undefined): Promise<Candidate> {
+async function recomposedOffThread(active: Candidate, added: IdentityEntities | undefined, read: number): Promise<Candidate> {
+  const { point } = active;
   const entities = entitiesSource(active.files, added);
-  if (entities === undefined) active.point.setEntities([]);
-  else await setEntitiesOffThread(active.point, entities, { urgent: true });
+  const before = writing.get(point);
+  const write = (async () => {
+    await before;
+    if (entities === undefined) point.setEntities([]);
+    else await setEntitiesOffThread(point, entities, { urgent: true });
+    composedIn.set(point, { digest: added?.digest ?? '', read });
+  })();
+  const written = write.then(
+    () => undefined,
+    () => undefined,
+  );
+  writing.set(point, written);
+  try {
+    await write;
+  } finally {
+    if (writing.get(point) === written) writing.delete(point);
+  }
   return { ...active, added: added?.digest ?? '' };
 }
 
-/** As recomposedOffThread, on this thread. Throws as compileCandidate's entities do. */
-function recomposed(active: Candidate, added: IdentityEntities | undefined): Candidate {
-  active.point.setEntities(candidateEntities(active.files, added) ?? [], { file: 'entities.json' });
-  return { ...active, added: added?.digest ?? '' };
+/**
+ * As recomposedOffThread, on this thread: into `active`'s point, or, while
+ * that point's entities are being written off the thread, into a new point
+ * loaded with the same set (its policies are not checked again). Throws as
+ * compileCandidate's entities do.
+ */
+function recomposed(active: Candidate, added: IdentityEntities | undefined, read: number): Candidate {
+  let { point } = active;
+  const set = point.policySet;
+  if (writing.has(point) && set !== undefined) {
+    point = new DecisionPoint({ schema: point.schema });
+    point.load(set);
+  }
+  point.setEntities(candidateEntities(active.files, added) ?? [], { file: 'entities.json' });
+  composedIn.set(point, { digest: added?.digest ?? '', read });
+  return { ...active, point, added: added?.digest ?? '' };
+}
+
+/** Whether `held` is at least as new as the store was when `need` was read: the same entities, or read after. */
+function fresh(held: Composition, need: Need): boolean {
+  return held.digest === need.digest || held.read > need.read;
 }
 
 function candidateOf(files: PolicyFile[], set: PolicySet, added?: IdentityEntities): Candidate {
@@ -290,82 +355,141 @@ export class PolicyControl {
   }
 
   /**
-   * Whether the identity store's entities changed since last seen (as the
-   * directory's link is followed by #linked), noting them seen. A store that
-   * cannot be read is left to #usable, which reads it again and denies.
+   * The identity store as a decision finds it when it begins to wait: its
+   * digest (undefined while it cannot be read; '' without a store), stamped
+   * as read now.
    */
-  #identityChanged(): boolean {
-    if (this.#identity === undefined) return false;
-    let digest: string;
+  #needNow(): Need {
+    const read = ++reads;
+    if (this.#identity === undefined) return { digest: '', read };
     try {
-      digest = this.#identity().digest;
+      return { digest: this.#identity().digest, read };
     } catch {
-      return false;
+      return { digest: undefined, read };
     }
-    if (digest === this.#identitySeen) return false;
-    this.#identitySeen = digest;
-    return true;
+  }
+
+  /**
+   * Starts what `need` shows is to be done: the directory's set when its
+   * link moved (as #linked follows it), a recomposition when the identity
+   * store's entities changed since last seen. While a set or recomposition
+   * is under way, a change of the store is noted on it instead (`again`),
+   * and picked up once it ends, by one more. A store that cannot be read is
+   * left to #usable, which reads it again and denies.
+   */
+  #notice(need: Need): void {
+    const target = linkTarget(this.dir);
+    const moved = need.digest !== undefined && need.digest !== this.#identitySeen;
+    if (need.digest !== undefined) this.#identitySeen = need.digest;
+    if (target !== this.#linked) {
+      this.#linked = target;
+      this.#adopt();
+    } else if (moved) {
+      if (this.#adopting !== undefined) this.#adopting.again = true;
+      else this.#adopt();
+    }
+  }
+
+  /**
+   * Whether a decision whose store was `need` may decide with the set in
+   * force now: no set of the directory is being compiled, and the set's
+   * entities are at least as new as the store was then (fresh) — a change
+   * made since, while the decision waited, need not be in them. With no set,
+   * or a store that cannot be read, there is nothing to wait for: #usable
+   * denies.
+   */
+  #met(need: Need): boolean {
+    if (this.#adopting !== undefined && this.#adopting.base === undefined) return false;
+    return this.#active === undefined || need.digest === undefined || fresh(compositionOf(this.#active), need);
   }
 
   /**
    * What a decision must wait for before it decides with this set: undefined
    * when the set in use is the directory's as last seen (one readlink(2), as
-   * every decision makes), or a promise that resolves once the set another
-   * process activated (the link swapped) is compiled off the gateway's thread
-   * and in force — or refused, the set in use staying (refusedEdit) — and any
-   * set activated while it compiled after it. Until then the event loop serves
-   * everyone else. Decisions made in the tick it resolves decide with the set
-   * in force; decide() made before it resolves compiles the set on this thread
-   * instead, so that nothing decides with a set replaced once the change was
-   * seen. Never rejects.
+   * every decision makes) with the identity store's entities as they are
+   * now, or as they were since this call; or a promise that resolves once
+   * that holds — once the set another process activated (the link swapped)
+   * is compiled off the gateway's thread and in force, or refused, the set
+   * in use staying (refusedEdit), and any set activated while it compiled
+   * after it; and once the identity store's entities, as they are now, are
+   * composed in off the thread. During a burst of changes to the store the
+   * recomposition under way is finished, not thrown away, and one more
+   * takes in every change made meanwhile, so a decision waits for two
+   * recompositions at most, however long the burst. Until then the event
+   * loop serves everyone else. Decisions made in the tick it resolves decide
+   * with the set in force; decide() made before it resolves composes the
+   * store's entities, or compiles the set, on this thread instead, so that
+   * nothing decides with a set replaced once the change was seen. Never
+   * rejects.
    */
   ready(): Promise<void> | undefined {
-    const target = linkTarget(this.dir);
-    if (target !== this.#linked || this.#identityChanged()) {
-      this.#linked = target;
-      this.#adopt();
-    }
-    return this.#adopting === undefined ? undefined : this.#settled();
+    const need = this.#needNow();
+    this.#notice(need);
+    return this.#met(need) ? undefined : this.#until(need);
   }
 
-  /** Resolves once no set of the directory is being compiled, noticing changes made meanwhile. */
-  async #settled(): Promise<void> {
-    while (this.#adopting !== undefined) {
-      await this.#adopting.done;
+  /**
+   * Resolves once `need` is met (#met), noticing link changes made
+   * meanwhile, or once nothing can be done to meet it (the store's entities
+   * refused or unreadable: #usable says why).
+   */
+  async #until(need: Need): Promise<void> {
+    for (;;) {
+      const adopting = this.#adopting;
+      if (adopting === undefined) {
+        this.#adopt();
+        if (this.#adopting === undefined) return;
+        continue;
+      }
+      await adopting.done;
       const target = linkTarget(this.dir);
-      if (target !== this.#linked || this.#identityChanged()) {
+      if (target !== this.#linked) {
         this.#linked = target;
         this.#adopt();
       }
+      if (this.#met(need)) return;
     }
   }
 
   /**
-   * Adopts the directory's set as refresh() does, compiling it off the
-   * thread: the compile in flight for the same files is kept, any other is
-   * superseded (its set is never put in force). A compile that fails refuses
-   * the files as refresh() does; one that says nothing of them (the checker
-   * failed) is made again on this thread, as refresh() makes it.
+   * Adopts the directory's set as refresh() does, off the thread: a set
+   * compiled, or, when only the identity store's entities changed, the set
+   * in use recomposed. What is under way for the same files is kept, and a
+   * change of the store's entities meanwhile noted on it (`again`): once it
+   * ends, one more recomposition takes in all of them. A set of other files
+   * supersedes a set under way (its set is never put in force). A compile
+   * that fails refuses the files as refresh() does; one that says nothing of
+   * them (the checker failed) is made again on this thread, as refresh()
+   * makes it.
    */
   #adopt(): void {
     const changed = this.#changed();
-    if (changed !== undefined && this.#adopting?.hash === changed.hash && this.#adopting.added === (changed.added?.digest ?? '')) return;
+    const under = this.#adopting;
+    if (under !== undefined && (changed === undefined ? under.base !== undefined : under.hash === changed.hash)) {
+      // Its point is written whatever comes: what it holds is looked at again once it is.
+      if (changed?.added?.digest !== under.added) under.again = true;
+      return;
+    }
     if (changed === undefined) {
       this.#adopting = undefined;
       return;
     }
-    const adoption: Adoption = { hash: changed.hash, added: changed.added?.digest ?? '', done: Promise.resolve() };
     const base = this.#sameSet(changed);
+    const adoption: Adoption = { hash: changed.hash, added: changed.added?.digest ?? '', ...(base ? { base } : {}), again: false, done: Promise.resolve() };
     adoption.done = (async () => {
       try {
-        const candidate = base ? await recomposedOffThread(base, changed.added) : await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
-        if (this.#adopting === adoption) this.#inForce(candidate);
+        const candidate = base ? await recomposedOffThread(base, changed.added, changed.read) : await compileCandidateOffThread(changed.files, { urgent: true, ...(changed.added ? { added: changed.added } : {}) });
+        if (!base) composedIn.set(candidate.point, { digest: candidate.added, read: changed.read });
+        if (this.#adopting === adoption && (!base || this.#active?.point === base.point)) this.#inForce(candidate);
       } catch (error) {
         if (this.#adopting !== adoption) return;
         if (candidateIssues(error) === undefined) this.#compile(changed);
         else this.#refuse(changed.hash, error, changed.added?.digest);
       } finally {
-        if (this.#adopting === adoption) this.#adopting = undefined;
+        if (this.#adopting === adoption) {
+          this.#adopting = undefined;
+          if (adoption.again) this.#adopt();
+        }
       }
     })();
     this.#adopting = adoption;
@@ -389,29 +513,38 @@ export class PolicyControl {
    * checking the set's mark (see activateRecorded) as `decide` does.
    */
   decider(): Decider | Promise<Decider> {
-    const waiting = this.ready();
-    return waiting === undefined ? this.#fixed() : waiting.then(() => this.#fixed());
+    const need = this.#needNow();
+    this.#notice(need);
+    return this.#met(need) ? this.#fixed(need) : this.#until(need).then(() => this.#fixed(need));
   }
 
-  /** A decider of the set in force now (see decider). */
-  #fixed(): Decider {
+  /** A decider of the set in force now (see decider), for a decision that began to wait when the store was `need`. */
+  #fixed(need: Need): Decider {
     const active = this.#active;
-    return { decideEach: (input, resources) => this.#usable(active).point.decideEach(input, resources) };
+    return { decideEach: (input, resources) => this.#usable(active, need).point.decideEach(input, resources) };
   }
 
   /** The set to decide with. Throws POLICY_NOT_LOADED when none is loaded, and while the set in force is marked unrecorded (or the marks cannot be read). */
   #deciding(): Candidate {
-    this.#current();
-    // Deciding on this thread, the identity store's entities changed since are composed in here (ready() does it off the thread).
-    if (this.#identityChanged()) this.refresh();
+    const active = this.#current();
+    // Deciding on this thread, the identity store's entities as they are now are composed in here (ready() does it off the thread); unreadable, #usable denies.
+    const now = this.#needNow().digest;
+    if (active !== undefined && now !== undefined && compositionOf(active).digest !== now) this.refresh();
     return this.#usable(this.#active);
   }
 
-  /** `active`, when it may decide: throws as #deciding, and when the identity store's entities changed and are not composed into it (or cannot be read). */
-  #usable(active: Candidate | undefined): Candidate {
+  /**
+   * `active`, when it may decide: throws as #deciding, when the identity
+   * store cannot be read, and when its entities are not composed into
+   * `active` as they are now — or, for a decision that began to wait when
+   * the store was `need`, as they were then or since (a change made while it
+   * waited need not be in them).
+   */
+  #usable(active: Candidate | undefined, need?: Need): Candidate {
     if (!active) throw new PolicyError('POLICY_NOT_LOADED', 'no policy set is loaded');
-    // A forbid on an agent's process must not miss an agent made since: nothing is decided with entities the store no longer holds.
-    if (this.#identity !== undefined && active.added !== this.#identity().digest) {
+    // A forbid on an agent's process must not miss an agent made before the decision: nothing is decided with entities older than the store was then.
+    const held = compositionOf(active);
+    if (this.#identity !== undefined && held.digest !== this.#identity().digest && (need?.digest === undefined || !fresh(held, need))) {
       throw new PolicyError('POLICY_NOT_LOADED', "the identity store's agents, humans or nodes changed and the policy set in force is not yet decided with them (or they do not compose with its entities.json: see the set's status)");
     }
     const mark = this.#markOf(active.hash);
@@ -444,7 +577,8 @@ export class PolicyControl {
    */
   #current(): Candidate | undefined {
     const target = linkTarget(this.dir);
-    if (target !== this.#linked || this.#adopting !== undefined) {
+    // A recomposition under way changes no file: the set in use is the directory's still.
+    if (target !== this.#linked || (this.#adopting !== undefined && this.#adopting.base === undefined)) {
       this.#linked = target;
       this.refresh();
     }
@@ -475,8 +609,9 @@ export class PolicyControl {
    * (ready), and the event loop serves everyone else. Never rejects.
    */
   async refreshOffThread(): Promise<PolicyStatus> {
+    const need = this.#needNow();
     this.#adopt();
-    await this.#settled();
+    if (!this.#met(need)) await this.#until(need);
     return this.status();
   }
 
@@ -498,6 +633,7 @@ export class PolicyControl {
       return undefined;
     }
     let added: IdentityEntities | undefined;
+    const read = ++reads;
     try {
       added = this.#identity?.();
     } catch {
@@ -505,12 +641,12 @@ export class PolicyControl {
     }
     const digest = added?.digest ?? '';
     const hash = hashFiles(files);
-    if (hash === (this.#active?.hash ?? hashFiles([])) && (this.#active === undefined || this.#active.added === digest)) {
+    if (hash === (this.#active?.hash ?? hashFiles([])) && (this.#active === undefined || compositionOf(this.#active).digest === digest)) {
       this.#refused = undefined;
       return undefined;
     }
     if (this.#refused?.hash === hash && this.#refusedAdded === digest && LASTING.has(this.#refused.code)) return undefined;
-    return { files, hash, ...(added !== undefined ? { added } : {}) };
+    return { files, hash, read, ...(added !== undefined ? { added } : {}) };
   }
 
   /** Compiles the directory's files on this thread and puts them in force, or refuses them. */
@@ -518,11 +654,12 @@ export class PolicyControl {
     let adopted: Candidate;
     const base = this.#sameSet(changed);
     try {
-      adopted = base ? recomposed(base, changed.added) : compileCandidate(changed.files, changed.added);
+      adopted = base ? recomposed(base, changed.added, changed.read) : compileCandidate(changed.files, changed.added);
     } catch (error) {
       this.#refuse(changed.hash, error, changed.added?.digest);
       return;
     }
+    if (!base) composedIn.set(adopted.point, { digest: adopted.added, read: changed.read });
     this.#inForce(adopted);
   }
 
@@ -574,7 +711,7 @@ export class PolicyControl {
   #inForce(candidate: Candidate): void {
     this.#active = candidate;
     this.#refused = undefined;
-    this.#identitySeen = candidate.added;
+    this.#identitySeen = compositionOf(candidate).digest;
   }
 
   /**
@@ -715,18 +852,33 @@ const ADOPT_FIRST: unique symbol = Symbol('adopt first');
 /** How many times an activation lets go of the lock to compile off the thread a set found under it, before compiling one on the thread. */
 const ADOPT_TRIES = 3;
 
-/** The directory's files to compile (#changed): their hash, and the identity store's entities to compose in. */
+/** The directory's files to compile (#changed): their hash, and the identity store's entities to compose in, read at `read` (Composition). */
 interface Changed {
   files: PolicyFile[];
   hash: string;
   added?: IdentityEntities;
+  read: number;
 }
 
-/** A set of the policy directory being compiled off the thread: its files' hash, the digest of the identity store's entities composed in, and the end of its compile (never rejects). */
+/**
+ * A set of the policy directory being compiled off the thread, or the set in
+ * use (`base`) being recomposed with the identity store's entities: its
+ * files' hash, the digest of the entities composed in, whether the store
+ * changed since it read them (`again`: once it ends, one more recomposition
+ * takes in every change made meanwhile), and its end (never rejects).
+ */
 interface Adoption {
   hash: string;
   added: string;
+  base?: Candidate;
+  again: boolean;
   done: Promise<void>;
+}
+
+/** The identity store as a decision found it when it began to wait: its digest (undefined while it could not be read; '' without a store), read at `read` (Composition). */
+interface Need {
+  digest: string | undefined;
+  read: number;
 }
 
 /** Whether a set is marked unrecorded: 'unreadable' when the marks cannot be read (every set counts as marked then). */
