@@ -325,6 +325,111 @@ export function storeSuite(h: StoreHarness): void {
       });
     });
 
+    describe('verify and the writer, against the tree nodes kept beside the records (the head\'s frontier, each record\'s stored nodes)', () => {
+      /** A closed log of 25 records signed at 10, 20 and 25: its head's frontier is the subtrees of seq 0–15, 16–23 and 24. */
+      async function closed25() {
+        const f = await h.fresh();
+        const log = await openAuditLog({ ...f.options, checkpointEvery: 10 });
+        for (let i = 0; i < 25; i++) await log.append(sampleEvent(i));
+        const head = await log.store.head();
+        const r23 = (await log.store.record(23))!;
+        await log.close();
+        assert.equal(head.frontier.length, 3);
+        assert.equal(r23.nodes.length, 3, 'record 23 completes the subtrees of seq 22–23, 20–23 and 16–23');
+        const forged = 'ee'.repeat(32);
+        const readerOf = async () => {
+          const reader = await openAuditReader({ stateDir: f.options.stateDir, ...(f.options.postgresUrl ? { postgresUrl: f.options.postgresUrl } : {}) });
+          cleanups.push(() => reader.close());
+          return verifyStore(reader.store, reader.publicKey());
+        };
+        return {
+          ...f,
+          head,
+          r23,
+          forged,
+          verify: readerOf,
+          /** Sets the head's frontier hash of seq 16–23. */
+          editFrontier: () => f.sql(`UPDATE audit_head SET frontier = ${f.blob([head.frontier[0], forged, head.frontier[2]].join(''))}`),
+          /** Sets record 23's stored node of seq 16–23 (level 3). */
+          editNodes: () => f.sql(`UPDATE audit_records SET nodes = ${f.blob([r23.nodes[0], r23.nodes[1], forged].join(''))} WHERE seq = 23`),
+          /** Opens a writer; closes it should it open (it would then sign a checkpoint over what it built on). */
+          reopen: () => openAuditLog(f.options).then((reopened) => reopened.close()),
+          dropWitness: () => rmSync(witnessPath(f.options.stateDir, f.options.postgresUrl)),
+        };
+      }
+      const kinds = (r: { damage: { kind: string; seq: number | null }[] }) => r.damage.map((d) => [d.kind, d.seq]);
+
+      it('passes the untouched log, and a writer opens it', async () => {
+        const t = await closed25();
+        const r = await t.verify();
+        assert.equal(r.ok, true, JSON.stringify(r.damage));
+        await t.reopen();
+      });
+      it("reports the head's frontier edited alone as tree-altered, naming the subtree of seq 16–23, the head's hash and the records' (regression: verify passed it); the writer refuses", async () => {
+        const t = await closed25();
+        await t.editFrontier();
+        const r = await t.verify();
+        assert.deepEqual(kinds(r), [['tree-altered', null]]);
+        assert.ok(r.damage[0]!.message.includes(`holds ${t.forged} for the subtree of seq 16–23 (level 3), but the records make ${t.head.frontier[1]}`), r.damage[0]!.message);
+        assert.match(r.damage[0]!.message, /restore audit_head from a backup/);
+        t.dropWitness();
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /frontier/ });
+      });
+      it("reports record 23's stored node of seq 16–23 edited alone as tree-altered at seq 23 (regression: verify passed it); the writer refuses", async () => {
+        const t = await closed25();
+        await t.editNodes();
+        const r = await t.verify();
+        assert.deepEqual(kinds(r), [['tree-altered', 23]]);
+        assert.ok(r.damage[0]!.message.includes(`level 3 (the subtree of seq 16–23) is ${t.forged}, but the records make ${t.r23.nodes[2]}`), r.damage[0]!.message);
+        assert.deepEqual([r.verified, r.sealed], [25, 25], 'the records themselves verify');
+        t.dropWitness();
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /frontier/ });
+      });
+      it("reports a stored node no frontier holds (record 7's, seq 0–7) at seq 7; a writer, which builds on none of it, opens", async () => {
+        const t = await closed25();
+        const r7 = (await (async () => {
+          const reader = await openAuditReader({ stateDir: t.options.stateDir, ...(t.options.postgresUrl ? { postgresUrl: t.options.postgresUrl } : {}) });
+          cleanups.push(() => reader.close());
+          return reader.store.record(7);
+        })())!;
+        await t.sql(`UPDATE audit_records SET nodes = ${t.blob([r7.nodes[0], r7.nodes[1], t.forged].join(''))} WHERE seq = 7`);
+        assert.deepEqual(kinds(await t.verify()), [['tree-altered', 7]]);
+        await t.reopen();
+      });
+      it("reports the head's frontier and record 23's node edited together, consistently, as both (regression: verify passed them, and the writer signed its next checkpoint over a tree its records do not make)", async () => {
+        const t = await closed25();
+        await t.editFrontier();
+        await t.editNodes();
+        const r = await t.verify();
+        assert.deepEqual(kinds(r), [['tree-altered', 23], ['tree-altered', null]]);
+      });
+      it('refuses to open that log with AUDIT_CHAIN_BROKEN: its frontier is not the tree signed at 25', async () => {
+        const t = await closed25();
+        await t.editFrontier();
+        await t.editNodes();
+        t.dropWitness(); // else the witness, whose root the edited nodes no longer make, refuses it first (AUDIT_ROLLED_BACK)
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /extends the checkpoint signed at size 25/ });
+        assert.deepEqual(kinds(await t.verify()), [['tree-altered', 23], ['tree-altered', null]], 'the writer signed nothing');
+      });
+      it('refuses to open that log with AUDIT_CHAIN_BROKEN when records 20–24 came after the last checkpoint (its frontier does not extend the tree signed at 20)', async () => {
+        const t = await closed25();
+        await t.sql('DELETE FROM audit_checkpoints WHERE size = 25');
+        await t.sql('UPDATE audit_head SET checkpoint_size = 20');
+        t.dropWitness();
+        await t.editFrontier();
+        await t.editNodes();
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /extends the checkpoint signed at size 20/ });
+      });
+      it('refuses to open a log whose last checkpoint, the one its head names, is gone or forged', async () => {
+        const t = await closed25();
+        t.dropWitness();
+        await t.sql(`UPDATE audit_checkpoints SET root = ${t.blob(t.forged)} WHERE size = 25`);
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /not validly signed/ });
+        await t.sql('DELETE FROM audit_checkpoints WHERE size = 25');
+        await assert.rejects(t.reopen(), { code: 'AUDIT_CHAIN_BROKEN', message: /at size 25, is gone/ });
+      });
+    });
+
     describe('rows outside the head', () => {
       it('outside() finds none in an untouched log', async () => {
         const { log } = await filled(25);

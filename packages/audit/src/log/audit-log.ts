@@ -1,15 +1,18 @@
 // The API other packages call: open a log, append events (acknowledged only
 // once durable, batched by group commit), close (seals a checkpoint).
+import type { KeyObject } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SignedCheckpoint } from '../checkpoint/checkpoint.ts';
 import { publicKeyPem } from '../checkpoint/key.ts';
+import { verifyCheckpointSignature } from '../checkpoint/verify.ts';
 import { AuditError } from '../errors.ts';
 import { loadOrCreateSigningKey, type SigningKey } from '../io/key-file.ts';
 import { advanceWitness } from '../io/witness-file.ts';
-import { frontierNodes } from '../merkle/compact-range.ts';
+import { CompactRange, frontierNodes } from '../merkle/compact-range.ts';
+import { verifyConsistency } from '../merkle/consistency.ts';
 import { sha256Hasher } from '../merkle/hasher.ts';
-import { nodeKey } from '../merkle/prover.ts';
+import { consistencyProof, nodeKey } from '../merkle/prover.ts';
 import { recordBytes } from '../record/envelope.ts';
 import { checkedEvent, type AuditEventInput } from '../record/event.ts';
 import { SqliteStore } from '../store/sqlite.ts';
@@ -58,11 +61,12 @@ interface Pending {
  * `audit.db` there, or the PostgreSQL database at `postgresUrl`. The signing
  * key is created on first use as `audit-signing-key.pem` (0600).
  *
- * Refuses a log signed by another key, a foreign database, and a log that is
- * behind the checkpoint this state directory witnessed (a rollback).
+ * Refuses a log signed by another key, a foreign database, a log that is
+ * behind the checkpoint this state directory witnessed (a rollback), and a
+ * log whose tip was tampered with (checkTip).
  *
  * @throws AuditError AUDIT_KEY_UNAVAILABLE, AUDIT_STORE_FOREIGN,
- *   AUDIT_STORE_UNAVAILABLE, AUDIT_ROLLED_BACK.
+ *   AUDIT_STORE_UNAVAILABLE, AUDIT_ROLLED_BACK, AUDIT_CHAIN_BROKEN.
  */
 export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditLog> {
   if (typeof options.stateDir !== 'string' || options.stateDir === '') throw new AuditError('AUDIT_BAD_ARGUMENT', 'openAuditLog needs a stateDir');
@@ -78,7 +82,7 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
       throw new AuditError('AUDIT_KEY_UNAVAILABLE', `the audit log at ${store.where} is signed by key ${meta.keyId}, but the key at ${key.path} is ${key.keyId}`);
     }
     const witnessFile = await openWitness(options.stateDir, store);
-    await checkTip(store);
+    await checkTip(store, key.publicKey);
     await store.openWriter({ privateKey: key.privateKey, keyId: key.keyId, every, intervalMs, oneShot: options.oneShot === true });
     return new AuditLog(store, key, witnessFile, options);
   } catch (error) {
@@ -91,9 +95,16 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<AuditL
  * Refuses to extend a log whose tip was tampered with: its last record does
  * not match its head, or the head's frontier (the right edge of the tree,
  * every new checkpoint's root is built on it) is not the one the records
- * stored as they were appended.
+ * stored as they were appended, or is not a tree that extends the last
+ * checkpoint the head says was signed (that checkpoint gone or not signed by
+ * `publicKey` too). The frontier and the nodes at its edge, edited together,
+ * agree with each other; only a signed root tells them from the records'.
+ * Costs a few indexed reads whatever the log's size: the last record, the
+ * O(log n) stored nodes at the frontier and in the consistency proof from the
+ * checkpoint to the head, the checkpoint, and one signature check.
+ * @throws AuditError AUDIT_CHAIN_BROKEN.
  */
-async function checkTip(store: AuditStore): Promise<void> {
+async function checkTip(store: AuditStore, publicKey: KeyObject): Promise<void> {
   const { head, last, beyond } = await store.tip();
   const broken = (why: string) => new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${store.where}: ${why}; run 'corral audit verify'`);
   if (beyond) throw broken(`a record ${head.size} exists beyond the head`);
@@ -107,8 +118,30 @@ async function checkTip(store: AuditStore): Promise<void> {
     throw error;
   });
   if (head.frontier.length !== ids.length || ids.some((id, i) => stored.get(nodeKey(id)) !== head.frontier[i])) {
-    // Not broken(): verify reads the records and checkpoints, which may all be sound, not the head's frontier.
-    throw new AuditError('AUDIT_CHAIN_BROKEN', `refusing to append to the audit log at ${store.where}: its head's frontier (the right edge of its Merkle tree) is not the one its records hold, so the head was altered; restore audit_head from a backup`);
+    throw broken("its head's frontier (the right edge of its Merkle tree) is not the one its records hold, so the head was altered; restore audit_head from a backup");
+  }
+  if (head.checkpointSize === 0) return;
+  const signed = await store.checkpointFor(head.checkpointSize, true).catch((error: unknown) => {
+    if (error instanceof AuditError && error.code === 'AUDIT_CHECKPOINT_MALFORMED') throw broken(`its last checkpoint cannot be read: ${error.message}`);
+    throw error;
+  });
+  if (!signed) throw broken(`the checkpoint its head says was signed last, at size ${head.checkpointSize}, is gone`);
+  if (signed.size > head.size) throw broken(`its head says a checkpoint was signed at size ${signed.size}, beyond its ${head.size} records`);
+  try {
+    verifyCheckpointSignature(publicKey, signed);
+  } catch {
+    throw broken(`its last checkpoint, at size ${signed.size}, is not validly signed by its key`);
+  }
+  // The tree the writer builds on must be the signed one, grown: equal roots when no record came since.
+  const root = new CompactRange(sha256Hasher, head.size, head.frontier).root();
+  try {
+    const proof = await consistencyProof(sha256Hasher, (ids) => store.nodes(ids), signed.size, head.size);
+    verifyConsistency(sha256Hasher, signed.size, head.size, proof, signed.root, root);
+  } catch (error) {
+    if (!(error instanceof AuditError && ['AUDIT_PROOF_MISMATCH', 'AUDIT_PROOF_MALFORMED', 'AUDIT_NOT_FOUND'].includes(error.code))) throw error;
+    throw broken(
+      `its head's frontier (the right edge of its Merkle tree, which every new checkpoint's root is built on) is not a tree that extends the checkpoint signed at size ${signed.size}: the head and the tree nodes its records stored were altered; restore the log from a backup`,
+    );
   }
 }
 

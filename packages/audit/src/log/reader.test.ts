@@ -61,7 +61,7 @@ describe('verifyStore on a log with 200,000 checkpoints (a one-shot writer signs
     // Only what verifyStore asks of a store whose records are gone: the head, the checkpoints, rows outside it.
     const store = {
       where: 'test',
-      head: async () => ({ size: 0, lastHash: '0'.repeat(64), checkpointSize: 200_000, checkpointTime: 0 }),
+      head: async () => ({ size: 0, lastHash: '0'.repeat(64), frontier: [], checkpointSize: 200_000, checkpointTime: 0 }),
       checkpoints: async () => checkpoints,
       checkpointFor: async (n: number) => checkpoints[n - 1] ?? null,
       outside: async () => ({ before: null, beyond: null }),
@@ -81,7 +81,7 @@ describe('verifyStore on a live log broken at seq 0 and 150,000 records after it
     let bodies = 0;
     const store = {
       where: 'test',
-      head: async () => ({ size: total, lastHash: '0'.repeat(64), checkpointSize: 0, checkpointTime: 0 }),
+      head: async () => ({ size: total, lastHash: '0'.repeat(64), frontier: [], checkpointSize: 0, checkpointTime: 0 }),
       checkpoints: async () => [],
       checkpointFor: async () => null,
       outside: async () => ({ before: null, beyond: null }),

@@ -10,6 +10,7 @@ import { normalizeEvent, type AuditEvent, type AuditEventInput } from '../record
 import type { AuditStore, ChainRow, LogHead, SeqSpan, StoredRecord } from '../store/store.ts';
 import { progressReporter, type VerifyProgressOptions } from '../verify/progress.ts';
 import type { Damage, VerifyReport } from '../verify/report.ts';
+import { headDamage } from '../verify/head.ts';
 import { LogVerifier, type VerifyStart } from '../verify/verifier.ts';
 import { CompactRange } from '../merkle/compact-range.ts';
 import { canonicalize } from '../record/canonical.ts';
@@ -206,11 +207,12 @@ async function readCheckpoints(store: AuditStore): Promise<{ checkpoints: Signed
   return { checkpoints, unreadable };
 }
 
-/** Feeds the verifier one stored record: its place in the chain, then the time the store indexes it by. */
+/** Feeds the verifier one stored record: its place in the chain, then the time the store indexes it by and the tree nodes it stored. */
 function take(verifier: LogVerifier, r: ChainRow): void {
   const body = r[3];
   verifier.add(r[0], r[1], body, r[2]);
   verifier.timeIndex(r[0], body, r[4]);
+  verifier.treeNodes(r[0], r[5]);
 }
 
 /**
@@ -267,7 +269,7 @@ async function feed(store: AuditStore, verifier: LogVerifier, from: number, to: 
           verifier.malformed(`record ${seq} cannot be read from the store, which is corrupt from here on`);
           break;
         }
-        take(verifier, [r.seq, r.prev, r.hash, r.body, r.timeMs]);
+        take(verifier, [r.seq, r.prev, r.hash, r.body, r.timeMs, r.nodes.join('')]);
       }
       return false;
     }
@@ -345,8 +347,11 @@ async function judgeBeyond(store: AuditStore, publicKey: KeyObject, checkpoints:
  * `publicKey` and, when given, checkpoints witnessed earlier (the state
  * directory's witness, one an auditor kept): the log must extend each; and checks the
  * head against both: no row outside [0, head.size), and the checkpoint the
- * head says was signed last is there; and that each record's time index
- * (what reads by time select by) is its event time.
+ * head says was signed last is there, and its last hash and frontier are the
+ * ones the records make (a writer builds the next record and checkpoint on
+ * them); and that each record's time index (what reads by time select by) is
+ * its event time, and the tree nodes it stored (what proofs are built from)
+ * are the ones the records make.
  * Reports damage; never throws for damage and never changes the store.
  * Tells `options.onProgress` how far it has come (see VerifyStoreOptions).
  * @throws AuditError AUDIT_STORE_FOREIGN (no or a corrupt head row), AUDIT_STORE_UNAVAILABLE.
@@ -380,7 +385,10 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
   const beyond = past && (await store.head()).size > past.last ? null : past;
   if (store instanceof SqliteStore && known.length === 0 && !before && !beyond && head.size >= (options.parallelFrom ?? PARALLEL_FROM)) {
     const fast = await verifySqliteInParallel(store, publicKey, checkpoints, witness, head.size, progressReporter(options, head.size));
-    if (fast && fast.verified === head.size) return fast;
+    if (fast && fast.report.verified === head.size) {
+      fast.report.damage.push(...headDamage(head, fast.state));
+      return settle(fast.report);
+    }
   }
   const verifier = new LogVerifier({ hasher: sha256Hasher, publicKey, checkpoints, ...(witness ? { witness } : {}) });
   // Through the head only: rows beyond it are judged apart (judgeBeyond).
@@ -399,6 +407,10 @@ export async function verifyStore(store: AuditStore, publicKey: KeyObject, witne
     report.damage.push({ kind: 'truncated', seq: report.verified, message: `the log's head says ${head.size} records but ${report.verified} are present` });
   }
   if (beyond) await judgeBeyond(store, publicKey, checkpoints, head, verifier, beyond, report);
+  // The head is judged against the records only when they verified through it (else it names their damage
+  // again) and no row lies beyond it nor was it moved back: the inserted and rolled-back findings name those
+  // (the report fails either way).
+  if (!beyond && !report.damage.some((d) => d.kind === 'edited' || d.kind === 'rolled-back')) report.damage.push(...headDamage(head, verifier.state()));
   if (before) {
     report.damage.push({ kind: 'inserted', seq: before.first, message: `${span(before)} lie${before.count === 1 ? 's' : ''} before seq 0, outside the log: the log never appended ${before.count === 1 ? 'it' : 'them'}` });
   }

@@ -9,6 +9,7 @@ import { sampleEvent } from '../../test/fixtures.ts';
 import { signCheckpoint } from '../checkpoint/sign.ts';
 import { loadSigningKey } from '../io/key-file.ts';
 import { openAuditLog, type AuditLog } from './audit-log.ts';
+import { openAuditReader } from './open-reader.ts';
 import { verifyStore } from './reader.ts';
 import { storedRootAt } from './stored-root.ts';
 import { GENESIS_PREV } from '../record/envelope.ts';
@@ -58,15 +59,15 @@ describe('verifying on two threads', () => {
     });
   });
   describe('when the stored tree nodes at the split point are forged', () => {
-    it('falls back to one thread and still passes the intact records', async () => {
+    it('falls back to one thread, which verifies every record and names record 499, whose stored nodes were forged, as tree-altered (it passed the log)', async () => {
       // Record 499 holds the level-1… nodes ending at leaf 499; break a node the second thread would start from.
       const db = new DatabaseSync(join(dir, 'audit.db'));
       db.exec(`UPDATE audit_records SET body = replace(body, 'invoice-009.pdf', 'invoice-900.pdf') WHERE seq = 900`);
       db.exec(`UPDATE audit_records SET nodes = zeroblob(length(nodes)) WHERE seq = 499`);
       db.close();
       const r = await verifyStore(log.store, log.publicKey, null, { parallelFrom: 100 });
-      assert.equal(r.ok, true, JSON.stringify(r.damage));
-      assert.equal(r.verified, 1000);
+      assert.deepEqual(r.damage.map((d) => [d.kind, d.seq]), [['tree-altered', 499]]);
+      assert.deepEqual([r.verified, r.sealed], [1000, 1000]);
     });
   });
 });
@@ -112,6 +113,34 @@ describe('a verification thread whose slice is damaged', () => {
       });
       assert.equal(report.ok, false);
       assert.ok(report.records <= 11, `the thread read ${report.records} of the slice's 500 records`);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("verifying on two threads a log whose head's frontier was edited (the records and their stored nodes left alone)", () => {
+  it('names it as tree-altered, as one thread does (regression: both passed it)', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'corral-audit-parallel-head-'));
+    try {
+      const small = await openAuditLog({ stateDir, checkpointEvery: 64 });
+      await Promise.all(Array.from({ length: 300 }, (_, i) => small.append(sampleEvent(i))));
+      await small.close();
+      const db = new DatabaseSync(join(stateDir, 'audit.db'));
+      db.exec(`UPDATE audit_head SET frontier = unhex('${'ee'.repeat(32)}' || substr(hex(frontier), 65))`);
+      db.close();
+      await assert.rejects(openAuditLog({ stateDir }), { code: 'AUDIT_CHAIN_BROKEN' }, 'a writer refuses it');
+      const r = await openAuditReader({ stateDir });
+      try {
+        for (const parallelFrom of [100, Infinity]) {
+          const report = await verifyStore(r.store, r.publicKey(), null, { parallelFrom });
+          assert.deepEqual(report.damage.map((d) => [d.kind, d.seq]), [['tree-altered', null]], `parallelFrom ${parallelFrom}`);
+          assert.match(report.damage[0]!.message, /the subtree of seq 0–255 \(level 8\)/);
+          assert.equal(report.verified, 300);
+        }
+      } finally {
+        await r.close();
+      }
     } finally {
       rmSync(stateDir, { recursive: true, force: true });
     }

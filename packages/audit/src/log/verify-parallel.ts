@@ -77,7 +77,8 @@ async function both(jobs: [object, object], progress?: (verified: number) => voi
 }
 
 /**
- * The parallel fast path; null when the caller must verify sequentially.
+ * The parallel fast path: the report, and the tree and chain tip the records
+ * make (what the head must hold); null when the caller must verify sequentially.
  * `progress`, when given, is told how many records both threads have verified together, as they go.
  */
 export async function verifySqliteInParallel(
@@ -87,7 +88,7 @@ export async function verifySqliteInParallel(
   witness: SignedCheckpoint | readonly SignedCheckpoint[] | null | undefined,
   size: number,
   progress?: (verified: number) => void,
-): Promise<VerifyReport | null> {
+): Promise<SliceResult | null> {
   const k = Math.floor(size / 2);
   const ids = frontierNodes(k);
   let start: VerifyStart;
@@ -120,7 +121,7 @@ export async function verifySqliteInParallel(
   const [a, b] = results;
   const joined = a.state.size === k && a.state.lastHash === start.lastHash && a.state.frontier.join() === start.frontier.join();
   if (!joined || !a.report.ok || !b.report.ok) return null;
-  return {
+  const report: VerifyReport = {
     ok: true,
     records: a.report.records + b.report.records,
     from: a.report.from,
@@ -131,4 +132,5 @@ export async function verifySqliteInParallel(
     damage: [],
     firstBadSeq: null,
   };
+  return { report, state: b.state };
 }

@@ -21,10 +21,11 @@ try {
   });
   let verified = 0;
   scan: for await (const rows of store.scanChain(job.from, job.to)) {
-    for (const [seq, prev, hash, body, timeMs] of rows) {
+    for (const [seq, prev, hash, body, timeMs, nodes] of rows) {
       if (verifier.settled) break scan;
       verifier.add(seq, prev, body, hash);
       verifier.timeIndex(seq, body, timeMs);
+      verifier.treeNodes(seq, nodes);
     }
     // One message a batch (10,000 records, some 30 ms): the main thread decides how often to show it.
     verified += rows.length;

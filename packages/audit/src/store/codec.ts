@@ -153,14 +153,16 @@ export function recordFromRow(row: Row, where: string): StoredRecord {
 
 /**
  * What verification reads of a record, from the tuple a store selects:
- * [seq, hex of prev, hex of hash, body, time_ms], where PostgreSQL gives seq
- * and time_ms as text; a hash column of the wrong length or type reads as
- * other text or null. Returns `r` itself when it is already right (the hot path allocates nothing).
+ * [seq, hex of prev, hex of hash, body, time_ms, hex of nodes], where
+ * PostgreSQL gives seq and time_ms as text; a hash column of the wrong length
+ * or type reads as other text or null. The nodes are only checked to be text:
+ * verification compares them with the ones the records make, and reports
+ * any others (of whatever length) as damage at their seq. Returns `r` itself when it is already right (the hot path allocates nothing).
  * @throws AuditError AUDIT_RECORD_MALFORMED naming the row (seq) and column, with `seq`.
  */
 export function chainRowFromTuple(r: unknown[], where: string): ChainRow {
-  const [seq, prev, hash, body, timeMs] = r;
-  if (typeof seq === 'number' && typeof prev === 'string' && prev.length === HEX_HASH && typeof hash === 'string' && hash.length === HEX_HASH && typeof body === 'string') {
+  const [seq, prev, hash, body, timeMs, nodes] = r;
+  if (typeof seq === 'number' && typeof prev === 'string' && prev.length === HEX_HASH && typeof hash === 'string' && hash.length === HEX_HASH && typeof body === 'string' && typeof nodes === 'string') {
     if (Number.isSafeInteger(seq) && Number.isSafeInteger(timeMs)) return r as unknown as ChainRow;
   }
   const refuse = recordRefusal(seq, where);
@@ -171,7 +173,8 @@ export function chainRowFromTuple(r: unknown[], where: string): ChainRow {
     return value;
   };
   if (typeof body !== 'string') throw refuse('body', 'is not text');
-  return [n, hex(prev, 'prev'), hex(hash, 'hash'), body, integerColumn({ time_ms: timeMs }, 'time_ms', refuse, Number.MIN_SAFE_INTEGER)];
+  if (typeof nodes !== 'string') throw refuse('nodes', 'is not bytes');
+  return [n, hex(prev, 'prev'), hex(hash, 'hash'), body, integerColumn({ time_ms: timeMs }, 'time_ms', refuse, Number.MIN_SAFE_INTEGER), nodes];
 }
 
 /**

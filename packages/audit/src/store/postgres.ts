@@ -628,7 +628,7 @@ export class PostgresStore implements AuditStore {
     while (next < to) {
       const rows = await this.#run(
         async (c) =>
-          (await c.query({ text: "SELECT seq, encode(prev, 'hex'), encode(hash, 'hex'), body, time_ms FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3", values: [next, to, batch], rowMode: 'array' }))
+          (await c.query({ text: "SELECT seq, encode(prev, 'hex'), encode(hash, 'hex'), body, time_ms, encode(nodes, 'hex') FROM audit_records WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3", values: [next, to, batch], rowMode: 'array' }))
             .rows as unknown[][],
       );
       if (rows.length === 0) return;

@@ -232,7 +232,7 @@ export class SqliteStore implements AuditStore {
     // chainRowFromTuple names a column of the wrong type: a body that is not text, a hash that is not 32 bytes.
     // A hash stored as text holding its very bytes reads the same here (record() refuses it): the bytes, all
     // verification depends on, are the log's; telling the types apart (typeof) costs 5 % of the scan.
-    const sql = 'SELECT seq, lower(hex(prev)), lower(hex(hash)), body, time_ms FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?';
+    const sql = 'SELECT seq, lower(hex(prev)), lower(hex(hash)), body, time_ms, lower(hex(nodes)) FROM audit_records WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?';
     const stmt = this.#stmt(sql);
     stmt.setReturnArrays(true);
     const read = (n: number): unknown[][] => {

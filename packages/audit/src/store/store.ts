@@ -26,9 +26,12 @@ export interface StoredRecord {
  * What verification reads of a record, as a tuple: millions of them are read
  * per verification, and a tuple straight from the driver saves an object each.
  * `timeMs` is the time the store keeps beside the record (StoredRecord.timeMs),
- * which verification checks against the event time in `body`.
+ * which verification checks against the event time in `body`; `nodes` the
+ * interior nodes it stored (StoredRecord.nodes, concatenated hex), which
+ * verification checks against the tree its records make: proofs and a
+ * writer's next checkpoints are built on them.
  */
-export type ChainRow = readonly [seq: number, prev: string, hash: string, body: string, timeMs: number];
+export type ChainRow = readonly [seq: number, prev: string, hash: string, body: string, timeMs: number, nodes: string];
 
 /** The log's tip, read and written under the store's append lock. */
 export interface LogHead {

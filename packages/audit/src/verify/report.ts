@@ -14,6 +14,13 @@ export type DamageKind =
   | 'malformed'
   /** A stored record's time index (what reads by time select by) is not its event's time; the record itself verifies. */
   | 'misindexed'
+  /**
+   * The tree nodes a store keeps beside its records — a record's stored
+   * interior nodes, or its head's frontier and last hash — are not the ones
+   * its records make: proofs, and a writer's next checkpoint, would be built
+   * on a tree the records do not make. The records themselves verify.
+   */
+  | 'tree-altered'
   /** Records of an export that no signed checkpoint covers (a forged or cut export may end so). */
   | 'unsealed'
   /** A checkpoint's signature is invalid or by another key (forged or re-signed). */

@@ -44,6 +44,9 @@ export const MAX_FORGED_CHECKED = MAX_LISTED_CHECKPOINTS;
 /** Records whose time index disagrees with their event time listed one by one in a report; the rest are counted, with their range. */
 export const MAX_LISTED_MISINDEXED = 100;
 
+/** Records whose stored tree nodes are not the ones the records make listed one by one in a report; the rest are counted, with their range. */
+export const MAX_LISTED_TREE_ALTERED = 100;
+
 /** Where verification starts: the empty log, or (for a partial export) a known tip. */
 
 export interface VerifyStart {
@@ -107,6 +110,11 @@ export class LogVerifier {
   /** Records whose time index disagrees with their event time: the first MAX_LISTED_MISINDEXED, then the rest counted. */
   readonly #misindexed: Damage[] = [];
   #unlistedMisindexed: { first: number; last: number; count: number } | undefined;
+  /** Records whose stored tree nodes are not the ones the records make: the first MAX_LISTED_TREE_ALTERED, then the rest counted. */
+  readonly #treeAltered: Damage[] = [];
+  #unlistedTreeAltered: { first: number; last: number; count: number } | undefined;
+  /** The interior nodes the last record that extended the chain completed, level 1 upward. */
+  #completed: string[] = [];
   /** Set once the checkpoints are in order and the start's are checked: at the first record, seal or finish. */
   #prepared = false;
   /** The witnessed checkpoints validly signed, once each, largest first. */
@@ -295,7 +303,7 @@ export class LogVerifier {
    * find damage (unsealed records, a truncation).
    */
   get clean(): boolean {
-    return this.#broken === undefined && this.#rootMismatch === undefined && this.#damage.length === 0 && this.#unlistedCheckpoints === 0 && this.#misindexed.length === 0;
+    return this.#broken === undefined && this.#rootMismatch === undefined && this.#damage.length === 0 && this.#unlistedCheckpoints === 0 && this.#misindexed.length === 0 && this.#treeAltered.length === 0;
   }
 
   /**
@@ -326,6 +334,30 @@ export class LogVerifier {
     u.count++;
   }
 
+  /**
+   * Checks the interior nodes a store kept beside the record just fed through
+   * add() (`nodes`: the hex of StoredRecord.nodes, concatenated) against the
+   * ones that record completes in the tree the records make. Proofs are built
+   * from them, and a writer opening the log builds its next checkpoint's root
+   * on those at the head's frontier: one that differs is `tree-altered` damage
+   * at the record's seq, naming the first level that differs, the subtree it
+   * covers, and both hashes, though the record itself verifies. Checked as
+   * timeIndex() is: only a record that extended the verified chain; the first
+   * MAX_LISTED_TREE_ALTERED are listed, the rest counted.
+   */
+  treeNodes(seq: number, nodes: string): void {
+    if (this.#broken || seq !== this.#range.size - 1) return;
+    const c = this.#completed;
+    if (c.length === 0 ? nodes === '' : c.length === 1 ? nodes === c[0] : nodes === c.join('')) return;
+    if (this.#treeAltered.length < MAX_LISTED_TREE_ALTERED) {
+      this.#treeAltered.push({ kind: 'tree-altered', seq, message: treeNodesMessage(seq, nodes, c) });
+      return;
+    }
+    const u = (this.#unlistedTreeAltered ??= { first: seq, last: seq, count: 0 });
+    u.last = seq;
+    u.count++;
+  }
+
   #feed(seq: number, prev: string, hash: string, storedHash: string | undefined, line: number | undefined, body: string | undefined): void {
     if (!this.#prepared) this.#prepare();
     this.#records++;
@@ -336,7 +368,7 @@ export class LogVerifier {
     }
     const expected = this.#range.size;
     if (seq === expected && prev === this.#last && (storedHash === undefined || storedHash === hash)) {
-      this.#range.append(hash);
+      this.#completed = this.#range.append(hash);
       const kept = this.#sinceSealed;
       if (kept) {
         if (kept.length < this.#lookahead) kept.push(hash);
@@ -530,6 +562,16 @@ export class LogVerifier {
         message: `${u.count} more records in seq ${u.first}–${u.last} are indexed at a time (their stored time_ms) other than their event time (the first ${MAX_LISTED_MISINDEXED} are listed)`,
       });
     }
+    this.#damage.push(...this.#treeAltered);
+    const t = this.#unlistedTreeAltered;
+    if (t) {
+      this.#damage.push({
+        kind: 'tree-altered',
+        seq: t.first,
+        throughSeq: t.last,
+        message: `${t.count} more records in seq ${t.first}–${t.last} hold stored tree nodes other than the ones the records make (the first ${MAX_LISTED_TREE_ALTERED} are listed); restore audit_records from a backup`,
+      });
+    }
     this.#damage.sort((a, b) => (a.seq ?? Number.MAX_SAFE_INTEGER) - (b.seq ?? Number.MAX_SAFE_INTEGER));
     const first = this.#damage.find((d) => d.seq !== null);
     return {
@@ -707,6 +749,25 @@ export class LogVerifier {
     }
     return at('edited', e, `seq ${e} was edited: its predecessor hash does not match seq ${e - 1}`);
   }
+}
+
+/** Hex a store gave for a hash, for a message: a hash in full, anything else by its length. */
+function shownHash(hex: string | undefined): string {
+  if (hex === undefined || hex === '') return 'none';
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : `${hex.length / 2} bytes`;
+}
+
+/** What differs between the nodes stored with record `seq` and the `completed` ones its leaf makes (level 1 upward). */
+function treeNodesMessage(seq: number, stored: string, completed: readonly string[]): string {
+  const what = 'a proof built on it, or a checkpoint a writer signs, would not be of the records; the records themselves verify: restore audit_records from a backup';
+  const held = stored.length / 64;
+  if (stored.length % 64 !== 0 || held !== completed.length) {
+    return `record ${seq} holds ${Number.isInteger(held) ? `${held} stored tree node${held === 1 ? '' : 's'}` : `a nodes column of ${stored.length / 2} bytes`}, but it completes ${completed.length} in the tree its records make: ${what}`;
+  }
+  const i = completed.findIndex((h, k) => stored.slice(k * 64, k * 64 + 64) !== h);
+  const level = i + 1;
+  const first = seq - 2 ** level + 1;
+  return `record ${seq}'s stored tree node at level ${level} (the subtree of seq ${first}–${seq}) is ${shownHash(stored.slice(i * 64, i * 64 + 64))}, but the records make ${completed[i]}: ${what}`;
 }
 
 function seen(seq: number, prev: string, hash: string, storedHash: string | undefined, line: number | undefined): Seen {
