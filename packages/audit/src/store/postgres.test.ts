@@ -9,7 +9,7 @@ import { storeSuite } from '../../test/store.suite.ts';
 import { openAuditLog, type AuditLog } from '../log/audit-log.ts';
 import { openAuditReader } from '../log/open-reader.ts';
 import { readRecord, verifyStore } from '../log/reader.ts';
-import { PostgresStore } from './postgres.ts';
+import { COPY_CHUNK, PostgresStore, copyText } from './postgres.ts';
 
 const postgres = usePostgres('audit');
 
@@ -377,5 +377,52 @@ describe('when someone altered the tables of a PostgreSQL log', () => {
         await store.close();
       }
     });
+  });
+});
+
+describe('a PostgreSQL group commit of large events', () => {
+  /** 300 events of ~16 KiB: their COPY text (~4.8 MiB) goes in several pieces. */
+  const large = (i: number) => ({ ...sampleEvent(i), details: { pad: 'x'.repeat(16_000), n: i } });
+
+  it('streams its COPY text in pieces of whole rows, which together are the text of every row (regression: one string of it all passed V8’s longest string past ~8,200 events of 64 KiB, and the commit failed whole)', () => {
+    const records = Array.from({ length: 40 }, (_, seq) => ({ seq, timeMs: seq, prev: 'aa'.repeat(32), hash: 'bb'.repeat(32), nodes: seq % 2 ? ['cc'.repeat(32)] : [], body: `{"n":${seq},"s":"a\\\\b${'y'.repeat(seq * 100)}"}` }));
+    const whole = [...copyText(records, Number.POSITIVE_INFINITY)];
+    assert.equal(whole.length, 1);
+    const pieces = [...copyText(records, 10_000)];
+    assert.ok(pieces.length > 5, `${pieces.length} pieces`);
+    assert.equal(pieces.join(''), whole[0]);
+    for (const p of pieces) assert.ok(p.endsWith('\n'), 'a piece ends at the end of a row');
+    for (const p of pieces.slice(0, -1)) assert.ok(p.length >= 10_000);
+    assert.ok(COPY_CHUNK <= 4 << 20, 'each piece is small beside the longest string');
+  });
+
+  it('commits 300 events of 16 KiB in pieces, and the log verifies', async () => {
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const log = await openAuditLog({ stateDir, postgresUrl });
+    try {
+      const records = await Promise.all(Array.from({ length: 300 }, (_, i) => log.append(large(i))));
+      assert.deepEqual(records.map((r) => r.seq), Array.from({ length: 300 }, (_, i) => i));
+      assert.equal((await readRecord(log.store, 299)).event.details?.n, 299);
+      await assertVerifies(log, 300);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('writes nothing of such a batch when a row of a later piece fails (a row no append made sits at seq 250)', async () => {
+    const { stateDir, postgresUrl } = postgres.fresh();
+    const log = await openAuditLog({ stateDir, postgresUrl });
+    try {
+      await log.append(sampleEvent(0));
+      const store = log.store as PostgresStore;
+      await store.query("INSERT INTO audit_records SELECT 250, time_ms, prev, hash, nodes, body FROM audit_records WHERE seq = 0");
+      const results = await Promise.allSettled(Array.from({ length: 256 }, (_, i) => log.append(large(i + 1))));
+      assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'AUDIT_CHAIN_BROKEN'), JSON.stringify(results.slice(0, 2)));
+      assert.equal((await log.store.head()).size, 1);
+      const rows = await store.query('SELECT count(*)::int AS n FROM audit_records');
+      assert.equal((rows[0] as { n: number }).n, 2, 'record 0 and the planted row only');
+    } finally {
+      await log.close();
+    }
   });
 });

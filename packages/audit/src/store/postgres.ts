@@ -800,10 +800,34 @@ function rowArgs(rs: readonly StoredRecord[]): unknown[] {
  * characters (RFC 8785 escapes them), so only its backslashes need doubling.
  */
 async function copyRecords(client: pg.PoolClient, records: readonly StoredRecord[]): Promise<void> {
-  let text = '';
-  for (const r of records) text += `${r.seq}\t${r.timeMs}\t\\\\x${r.prev}\t\\\\x${r.hash}\t\\\\x${r.nodes.join('')}\t${r.body.replaceAll('\\', '\\\\')}\n`;
   const stream = client.query(copyFrom('COPY audit_records (seq, time_ms, prev, hash, nodes, body) FROM STDIN'));
-  await pipeline(Readable.from([text]), stream);
+  await pipeline(Readable.from(copyText(records)), stream);
+}
+
+/**
+ * Characters of COPY text handed to the connection at a time. A transaction
+ * holds up to MAX_TRANSACTION records of up to MAX_EVENT_BYTES each (1 GiB):
+ * built as one string, a batch of more than ~8,200 events of 64 KiB passed
+ * V8's longest string (~512 MiB) and the whole commit failed.
+ */
+export const COPY_CHUNK = 1 << 20;
+
+/**
+ * The COPY text of `records` (one line per row, see copyRecords), in pieces
+ * of whole rows of at least `chunk` characters each but the last; a row is
+ * never split. The pieces are one COPY in one transaction: should any fail,
+ * nothing of the batch is written.
+ */
+export function* copyText(records: readonly StoredRecord[], chunk = COPY_CHUNK): Generator<string> {
+  let text = '';
+  for (const r of records) {
+    text += `${r.seq}\t${r.timeMs}\t\\\\x${r.prev}\t\\\\x${r.hash}\t\\\\x${r.nodes.join('')}\t${r.body.replaceAll('\\', '\\\\')}\n`;
+    if (text.length >= chunk) {
+      yield text;
+      text = '';
+    }
+  }
+  if (text !== '') yield text;
 }
 
 /**
