@@ -3,7 +3,7 @@
  * ends the whole sandbox when Corral ends, however Corral ends (SIGKILL too), at
  * any point of the sandbox's start or run:
  *
- *   corral-reaper FD -- PROGRAM [ARG]...
+ *   corral-reaper FD [--join TASKS]... -- PROGRAM [ARG]...
  *
  * FD is the lifeline: a descriptor whose other end only Corral holds. Anything
  * on it (Corral closed its end to kill the sandbox, or Corral's process ended
@@ -24,11 +24,19 @@
  * signal that ended it) once nothing is left below it; ended by its lifeline,
  * it ends by SIGKILL. Its own failures are told on standard error as
  * "corral-reaper: ..." with exit code 1, as bubblewrap tells its own.
+ *
+ * Each --join names a cgroup v1 `tasks` file: PROGRAM moves itself there
+ * before it is exec'd, so the whole sandbox, bubblewrap with it, starts inside
+ * its groups; one it cannot join, it is never run. Writing 0 there moves the
+ * writer's own thread, which the kernel does without the lock it takes to
+ * move another process (waiting out a grace period: about 10 ms, against
+ * 20 µs here).
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,10 +76,14 @@ static void kill_children(pid_t self) {
 int main(int argc, char **argv) {
   char *end;
   long lifeline = argc > 1 ? strtol(argv[1], &end, 10) : -1;
-  if (argc < 4 || *argv[1] == '\0' || *end != '\0' || lifeline < 3 || lifeline > 65535 || strcmp(argv[2], "--") != 0) {
-    fprintf(stderr, "corral-reaper: usage: corral-reaper FD -- PROGRAM [ARG]...\n");
+  /* The --join options, argv[2] up to the "--" before PROGRAM. */
+  int first_join = 2, command = 2;
+  while (command + 1 < argc && strcmp(argv[command], "--join") == 0) command += 2;
+  if (command + 1 >= argc || *argv[1] == '\0' || *end != '\0' || lifeline < 3 || lifeline > 65535 || strcmp(argv[command], "--") != 0) {
+    fprintf(stderr, "corral-reaper: usage: corral-reaper FD [--join TASKS]... -- PROGRAM [ARG]...\n");
     return 1;
   }
+  command += 1;
   pid_t self = getpid();
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) fail("cannot become a child subreaper");
   /* SIGCHLD is read from a signalfd; blocked from here, so none is lost before it exists. */
@@ -85,9 +97,17 @@ int main(int argc, char **argv) {
     /* Set, then checked: a parent that ended before it was set would never send it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != self) _exit(1);
     close((int)lifeline);
+    for (int i = first_join + 1; i < command - 1; i += 2) {
+      int tasks = open(argv[i], O_WRONLY | O_CLOEXEC);
+      if (tasks < 0 || write(tasks, "0", 1) != 1) {
+        fprintf(stderr, "corral-reaper: cannot join the cgroup %s: %s\n", argv[i], strerror(errno));
+        _exit(1);
+      }
+      close(tasks);
+    }
     sigprocmask(SIG_SETMASK, &old, NULL);
-    execv(argv[3], &argv[3]);
-    fprintf(stderr, "corral-reaper: cannot run %s: %s\n", argv[3], strerror(errno));
+    execv(argv[command], &argv[command]);
+    fprintf(stderr, "corral-reaper: cannot run %s: %s\n", argv[command], strerror(errno));
     _exit(1);
   }
   int signals = signalfd(-1, &chld, SFD_CLOEXEC);

@@ -20,6 +20,9 @@ function plan(policy: ContainerPolicyInput, baseDir = '/tmp'): SandboxPlan {
   return planSandbox({ policy: validatePolicy(policy), source: 'test', baseDir });
 }
 
+/** A host where each sandbox is moved into its cgroups once bubblewrap holds it (cgroup v2, or no corral-reaper). */
+const MOVED_IN = { available: false, detail: 'moved in once bubblewrap holds it' };
+
 /** This host as it is, but without the given cgroup controllers. */
 function without(...controllers: ('memory' | 'pids' | 'cpu')[]): HostCapabilities {
   const caps = hostCapabilities();
@@ -528,7 +531,8 @@ describe('the runner', () => {
       );
       const caps = hostCapabilities();
       assert.ok(caps.cgroups.controllers.pids, 'this host has a writable pids cgroup (the runner adopts the sandbox into it)');
-      return new Runner({ capabilities: { ...caps, bwrap: { available: true, path: script, detail: 'a bubblewrap that fails' } } });
+      // Held until moved into its cgroups, as on cgroup v2: a sandbox that joins them itself is never held.
+      return new Runner({ capabilities: { ...caps, bwrap: { available: true, path: script, detail: 'a bubblewrap that fails' }, cgroupJoin: MOVED_IN } });
     }
 
     it('reports a sandbox it never released as a set-up failure even when bubblewrap then dies by a signal', async () => {
@@ -550,6 +554,64 @@ describe('the runner', () => {
       }
       const waited = performance.now() - started;
       assert.ok(waited >= 1900 && waited < 20_000, `ended after ${waited.toFixed(0)} ms`);
+    });
+  });
+
+  describe("a sandbox's cgroups", () => {
+    const caps = hostCapabilities();
+    /** The cgroups (memory, pids) of every process whose command line names `word`, while `argv` runs in a sandbox of `runner`. */
+    async function groupsWhileRunning(runner: Runner, word: string): Promise<string[]> {
+      const work = realpathSync(mkdtempSync(join(tmpdir(), `corral-${word}-`)));
+      const running = runner.run(plan({ runtime: ['shell'], workingDirectory: '.', filesystem: { readonly: ['.'] } }, work), ['/bin/sleep', '1']);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const groups: string[] = [];
+        for (const name of readdirSync('/proc')) {
+          if (!/^\d+$/.test(name)) continue;
+          try {
+            if (!readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').includes(work)) continue;
+            const program = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0')[0]!;
+            const pids = /^\d+:pids:(.*)$/m.exec(readFileSync(`/proc/${name}/cgroup`, 'utf8'))?.[1];
+            groups.push(`${program.endsWith('/bwrap') ? 'bwrap' : program.includes('corral-reaper') ? 'reaper' : program} ${pids?.includes('/corral/runner-') ? 'inside' : 'outside'}`);
+          } catch {
+            // Gone since it was listed.
+          }
+        }
+        assert.equal((await running).exitCode, 0);
+        return groups.sort();
+      } finally {
+        await running.catch(() => undefined);
+        rmSync(work, { recursive: true, force: true });
+      }
+    }
+
+    it('hold bubblewrap from its start, the sandbox with it, on a host where it joins them itself (corral-reaper --join: no wait for the kernel to move it in)', { skip: !caps.cgroupJoin.available && caps.cgroupJoin.detail }, async () => {
+      // bubblewrap on the host, and the sandbox's first process it made: both already inside when they are first seen.
+      assert.deepEqual(await groupsWhileRunning(runner, 'joined'), ['bwrap inside', 'bwrap inside', 'reaper outside']);
+    });
+
+    it('hold the sandbox, and not bubblewrap on the host, where it is moved in once bubblewrap holds it', { skip: !caps.cgroups.controllers.pids && 'no writable pids cgroup here' }, async () => {
+      const movedIn = new Runner({ capabilities: { ...caps, cgroupJoin: MOVED_IN } });
+      try {
+        assert.deepEqual(await groupsWhileRunning(movedIn, 'moved'), [...(caps.reaper.available ? ['reaper outside'] : []), 'bwrap inside', 'bwrap outside'].sort());
+      } finally {
+        await movedIn.close();
+      }
+    });
+
+    it("give the command as many processes either way (bubblewrap's own, joining, is counted apart from the policy's maxProcesses)", { skip: !caps.cgroupJoin.available && caps.cgroupJoin.detail }, async () => {
+      const movedIn = new Runner({ capabilities: { ...caps, cgroupJoin: MOVED_IN } });
+      // Starts background sleeps, saying how many so far, until a fork fails (the shell then ends).
+      const forks = ['/bin/sh', '-c', 'i=0; while [ $i -lt 20 ]; do sleep 2 </dev/null >/dev/null 2>&1 & i=$((i+1)); echo $i; done'];
+      const limited = plan({ runtime: ['shell'], process: { maxProcesses: 6 } });
+      try {
+        const started = async (r: Runner) => (await r.run(limited, forks)).stdout.trim().split('\n').at(-1);
+        const [joined, moved] = [await started(runner), await started(movedIn)];
+        assert.equal(joined, moved);
+        assert.ok(Number(joined) > 0 && Number(joined) < 6, joined);
+      } finally {
+        await movedIn.close();
+      }
     });
   });
 

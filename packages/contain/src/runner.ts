@@ -343,7 +343,13 @@ export class Runner {
     void starting.then(() => this.#starting.delete(starting));
     try {
       if (network) channel = await (await this.#egressProxy()).openChannel(plan.egress!, { onConnection: (record) => connections.notify?.(record) });
-      if (enforcement.cgroupLimits) cgroups = await this.#cgroups.acquire(enforcement.cgroupLimits);
+      // Under corral-reaper on cgroup v1, bubblewrap joins the run's groups itself before it starts (see
+      // native/corral-reaper.c), in microseconds; elsewhere it is moved in once it holds, which takes the kernel ~10 ms.
+      const reaper = this.#caps.reaper;
+      const joins = this.#caps.cgroupJoin.available && reaper.available;
+      // Joining itself, bubblewrap's own process is in the pids group beside the sandbox's: counted apart from the policy's limit.
+      const limits = enforcement.cgroupLimits && joins && enforcement.cgroupLimits.maxProcesses !== undefined ? { ...enforcement.cgroupLimits, maxProcesses: enforcement.cgroupLimits.maxProcesses + 1 } : enforcement.cgroupLimits;
+      if (limits) cgroups = await this.#cgroups.acquire(limits);
       if (stop.aborted) {
         this.#dispose({ channel, cgroups });
         return undefined;
@@ -353,7 +359,9 @@ export class Runner {
       const env: Record<string, string> = { ...plan.env };
       if (network) Object.assign(env, proxyEnvironment());
       const envArgs = environmentArgs(env);
-      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, status: STATUS_FD, block: cgroups ? 5 : undefined, mounts: FIRST_MOUNT_FD };
+      // Held at --block-fd until moved into its groups, unless it joins them itself.
+      const held = cgroups !== undefined && !joins;
+      const fds = { env: ENV_FD, seccomp: enforcement.seccomp ? 3 : undefined, status: STATUS_FD, block: held ? 5 : undefined, mounts: FIRST_MOUNT_FD };
       // The command on bubblewrap's command line, or (`viaFd`) written to the launcher once the sandbox is ready.
       const build = (viaFd: boolean) => {
         const launcher = network || ingress || viaFd;
@@ -393,11 +401,11 @@ export class Runner {
       placeStandIns(mounts, mountFds);
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
       const program = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
-      const stdio: (IOType | number)[] = [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', cgroups ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds];
+      const stdio: (IOType | number)[] = [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', held ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds];
       // Under corral-reaper where it is built: bubblewrap's --die-with-parent alone leaves a sandbox killed with Corral early in its start (see native/corral-reaper.c).
-      const reaper = this.#caps.reaper;
       const lifelineFd = reaper.available ? stdio.push('pipe') - 1 : undefined;
-      const [executable, ...rest] = lifelineFd === undefined ? program : [reaper.path!, String(lifelineFd), '--', ...program];
+      const joining = cgroups !== undefined && joins ? cgroups.tasksFiles().flatMap((file) => ['--join', file]) : [];
+      const [executable, ...rest] = lifelineFd === undefined ? program : [reaper.path!, String(lifelineFd), ...joining, '--', ...program];
       const started = spawn(executable!, rest, {
         // Nothing on the host side: bubblewrap (and prlimit) run with no variables; the command's come through ENV_FD.
         env: {},
@@ -422,13 +430,13 @@ export class Runner {
       (extra[ENV_FD] as Writable).end(envArgs);
       status = bubblewrapStatus(extra[STATUS_FD] as Readable);
       let adopted = true;
-      if (cgroups) {
+      if (held) {
         // bubblewrap holds the sandbox before it runs anything until we write to --block-fd,
         // so the whole tree starts inside its cgroups: no fork can slip out.
         const childPid = await unlessStopped(status.childPid, stop, Number.NaN);
         adopted = !stop.aborted && childPid > 0;
         try {
-          if (adopted) await cgroups.adopt(childPid);
+          if (adopted) await cgroups!.adopt(childPid);
         } catch (error) {
           // Gone already: bubblewrap failed before it ran anything, and its exit says why.
           if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;

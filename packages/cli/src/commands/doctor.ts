@@ -20,6 +20,7 @@ export function registerDoctor(program: Command): void {
           ['user namespaces', caps.userNamespaces],
           ['seccomp', caps.seccomp],
           ['cgroups', caps.cgroups],
+          ['cgroup join', caps.cgroupJoin],
           ['rlimits', caps.rlimits],
           ['Landlock', caps.landlock],
           ['network forwarder', caps.forwarder],

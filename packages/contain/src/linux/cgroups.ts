@@ -71,6 +71,11 @@ export class RunCgroups {
     this.#baseline = { oomKills: this.#oomKills(), pidsMax: this.#pidsMax() };
   }
 
+  /** The v1 `tasks` file of each group: a process that writes 0 to them joins the groups itself (corral-reaper's --join). */
+  tasksFiles(): string[] {
+    return this.#dirs.map((dir) => join(dir, 'tasks'));
+  }
+
   /**
    * Moves a process (and so everything it later forks) into every group. Off
    * the thread: the kernel may take a grace period over the first move (about

@@ -29,6 +29,11 @@ export interface HostCapabilities {
   seccomp: Capability;
   landlock: Capability;
   cgroups: Capability & { version?: 1 | 2; controllers: Partial<Record<CgroupController, CgroupPlace>> };
+  /**
+   * A sandbox joins its cgroups itself as it starts (corral-reaper's --join, cgroup v1): in microseconds,
+   * where moving it in once bubblewrap holds it waits out a kernel grace period (about 10 ms).
+   */
+  cgroupJoin: Capability;
   rlimits: Capability & { prlimit?: string };
   /** bubblewrap sizes a tmpfs (--size, 0.7.0 on): how /tmp and /dev/shm are held to the memory limit where no memory cgroup counts them. */
   tmpfsSize: Capability;
@@ -52,6 +57,8 @@ export function hostCapabilities(refresh = false): HostCapabilities {
   let forwarder: HostCapabilities['forwarder'] | undefined;
   let reaper: HostCapabilities['reaper'] | undefined;
   let tmpfsSize: Capability | undefined;
+  let cgroupJoin: Capability | undefined;
+  const cgroups = probeCgroups();
   cached = {
     bwrap: bwrapPath
       ? { available: true, path: bwrapPath, detail: `bubblewrap at ${bwrapPath}` }
@@ -75,7 +82,11 @@ export function hostCapabilities(refresh = false): HostCapabilities {
       landlock ??= probeLandlock();
       return landlock;
     },
-    cgroups: probeCgroups(),
+    cgroups,
+    get cgroupJoin() {
+      cgroupJoin ??= probeCgroupJoin(cgroups, this.reaper);
+      return cgroupJoin;
+    },
     rlimits: prlimit
       ? { available: true, prlimit, detail: `rlimits through ${prlimit}: memory (address space) and process count as a fallback where cgroups are missing` }
       : { available: false, detail: 'prlimit (util-linux) is not installed; no rlimit fallback' },
@@ -129,6 +140,14 @@ function probeForwarder(): HostCapabilities['forwarder'] {
   } catch (error) {
     return { available: false, detail: `${(error as Error).message}; egress and ingress cannot be granted` };
   }
+}
+
+function probeCgroupJoin(cgroups: HostCapabilities['cgroups'], reaper: HostCapabilities['reaper']): Capability {
+  const places = Object.values(cgroups.controllers);
+  if (places.length === 0) return { available: false, detail: 'no writable cgroup here' };
+  if (!places.every((p) => p.version === 1)) return { available: false, detail: 'cgroup v2: each sandbox is moved into its group once bubblewrap holds it (about 10 ms of the kernel\'s)' };
+  if (!reaper.available) return { available: false, detail: 'no corral-reaper to start bubblewrap inside its groups: each sandbox is moved in once bubblewrap holds it' };
+  return { available: true, detail: 'bubblewrap starts inside its cgroups (corral-reaper joins them first), the sandbox with it' };
 }
 
 function probeReaper(): HostCapabilities['reaper'] {
