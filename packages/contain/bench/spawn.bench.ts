@@ -22,6 +22,7 @@ import { hostCapabilities } from '../src/linux/host.ts';
 import { Runner } from '../src/runner.ts';
 import { mxcRequestFor } from './lib/mxc-request.ts';
 import { rawBwrapTrueArgv } from './lib/raw-bwrap.ts';
+import { longestGap } from '../../../scripts/testing/event-loop.ts';
 
 const RUNS = Number(process.env.CORRAL_BENCH_RUNS ?? 200);
 const WARMUP = 10;
@@ -193,16 +194,7 @@ function exitOf(file: string, args: string[]): Promise<number | null> {
 
 /** The longest stretch `run` kept the event loop from serving a 1 ms timer, ms. */
 async function longestHold(run: () => Promise<unknown>): Promise<number> {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  await run();
-  clearInterval(timer);
-  return Math.max(0, Math.max(longest, performance.now() - last) - 1);
+  return Math.max(0, (await longestGap(run, 1)).gap - 1);
 }
 
 function fmtLoad(load: unknown): string {
