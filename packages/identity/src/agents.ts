@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { EMAIL } from './address.ts';
 import { CHANGE_MARK, storedNames } from './db.ts';
 import { IdentityError } from './errors.ts';
 
@@ -34,8 +35,6 @@ export interface NewAgent {
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PROCESS = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-/** No control, format or separator character in the local part: the owner is printed in listings, where an escape sequence would rewrite the terminal and a zero-width or bidi character make another address look like alice's. */
-const EMAIL = /^[^\s\p{C}\p{Z}@<>()",;:]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$/u;
 const SCOPE = /^[A-Za-z0-9][A-Za-z0-9:._*/-]{0,127}$/;
 /** Every scope is written into every token, which a verifier reads only up to 8 KiB: bounded here, an agent's tokens always fit. */
 const MAX_SCOPES = 64;

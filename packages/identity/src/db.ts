@@ -92,7 +92,8 @@ export function openIdentityDb(stateDir: string, options: { busyTimeoutMs?: numb
     db.exec('PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;');
     turnToWal(db, busyTimeoutMs);
     db.exec(SCHEMA);
-    addNodeColumns(db);
+    addColumns(db, 'nodes', ADDED_NODE_COLUMNS);
+    addColumns(db, 'local_users', ADDED_LOCAL_USER_COLUMNS);
     // The nodes waiting to be paired, counted and expired at every new device's connect without reading the others.
     db.exec("CREATE INDEX IF NOT EXISTS nodes_pending ON nodes (IFNULL(seen_at, requested_at)) WHERE status = 'pending'");
     return busyMapped(db, path, busyTimeoutMs);
@@ -147,22 +148,21 @@ function checkTables(db: DatabaseSync): void {
 }
 
 /**
- * The command surface of each node (what an operator approved, and a request
- * for more waiting for one), when a node waiting to be paired last tried, and
- * the agents a node may ask for, added to stores made before they were kept.
- * A node paired before then has no approved commands (its next connect asks
- * again) and may ask for no agent.
+ * Adds to `table` the columns of `added` a store made before they were kept
+ * lacks (ADDED_NODE_COLUMNS, ADDED_LOCAL_USER_COLUMNS say what an older row
+ * holds in each: NULL). SCHEMA never names them, so checkTables still opens
+ * such a store; and an older Corral opening a newer one reads past them.
  */
-function addNodeColumns(db: DatabaseSync): void {
+function addColumns(db: DatabaseSync, table: 'nodes' | 'local_users', added: ReadonlyArray<readonly [string, string]>): void {
   const missing = () => {
-    const columns = new Set((db.prepare('PRAGMA table_info(nodes)').all() as Array<{ name: string }>).map((c) => c.name));
-    return ADDED_NODE_COLUMNS.filter(([name]) => !columns.has(name));
+    const columns = new Set(columnsOf(db, table));
+    return added.filter(([name]) => !columns.has(name));
   };
   if (missing().length === 0) return;
   // Under the write lock: another process (the gateway, a CLI command) may be adding them too.
   db.exec('BEGIN IMMEDIATE');
   try {
-    for (const [name, type] of missing()) db.exec(`ALTER TABLE nodes ADD COLUMN ${name} ${type}`);
+    for (const [name, type] of missing()) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${type}`);
     db.exec('COMMIT');
   } catch (error) {
     db.exec('ROLLBACK');
@@ -175,6 +175,13 @@ function printableName(name: string): string {
   return name.replace(/[\p{Cc}\p{Cf}]/gu, '').slice(0, 64);
 }
 
+/**
+ * The command surface of each node (what an operator approved, and a request
+ * for more waiting for one), when a node waiting to be paired last tried, and
+ * the agents a node may ask for, added to stores made before they were kept.
+ * A node paired before then has no approved commands (its next connect asks
+ * again) and may ask for no agent.
+ */
 const ADDED_NODE_COLUMNS = [
   ['commands', 'TEXT'],
   ['requested_commands', 'TEXT'],
@@ -186,6 +193,13 @@ const ADDED_NODE_COLUMNS = [
   // The agents (ids) an operator lets a paired node ask the control plane for; NULL: none.
   ['agents', 'TEXT'],
 ] as const;
+
+/**
+ * A local user's email address (NULL: none), added to stores made before it
+ * was kept: a login made then has none, and is matched against agents'
+ * owners by its username alone, as before, until an admin gives it one.
+ */
+const ADDED_LOCAL_USER_COLUMNS = [['email', 'TEXT']] as const;
 
 /**
  * The list of names (scopes, commands) kept as JSON text in a row, `where`

@@ -3,8 +3,13 @@
 // single sign-on. Passwords are stored as scrypt hashes (RFC 7914) with a
 // per-user random salt and the cost parameters beside them (password-hash.ts),
 // so the cost can be raised without breaking stored hashes: one made with an
-// older cost is made again with the current one when its user signs in.
+// older cost is made again with the current one when its user signs in. A user
+// may carry an email address an admin gives them: never who they are (they
+// sign in, approve and are recorded by username), only an address the
+// gateway matches against the owners of agents, so an owner never allows
+// their own agent's requests alone.
 import type { DatabaseSync } from 'node:sqlite';
+import { EMAIL, MAX_EMAIL } from './address.ts';
 import { IdentityError } from './errors.ts';
 import { DECOY_HASH, hashPassword, isCurrentCost, parsePasswordHash, passwordMatches } from './password-hash.ts';
 import { CORRAL_ROLES, type CorralRole } from './oidc.ts';
@@ -15,6 +20,13 @@ export interface LocalUser {
   id: string;
   username: string;
   roles: CorralRole[];
+  /**
+   * The person's address, as an admin gave it (`corral users add --email`,
+   * `corral users email`); absent when none was. Four eyes matches it,
+   * without case, against the owner of the agent whose request this user
+   * would allow (the gateway's refuseOwnRequest).
+   */
+  email?: string;
   createdAt: string;
   updatedAt: string;
   /**
@@ -28,6 +40,8 @@ interface Row {
   username: string;
   password_hash: string;
   roles: string;
+  /** NULL: no address (and every login made before addresses were kept). */
+  email: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -77,6 +91,21 @@ function checkPassword(password: unknown): string {
   return password;
 }
 
+/**
+ * A local user's email address: text of at most MAX_EMAIL characters, with
+ * no control, format or separator character (a line feed or escape would
+ * rewrite a terminal listing the users; a zero-width or bidi character would
+ * show another address), written `local@domain` as an agent's owner must be.
+ * Throws IDENTITY_INPUT_INVALID naming the field.
+ */
+function checkEmail(email: unknown): string {
+  if (typeof email !== 'string' || email === '') throw invalid('email must be an address such as alice@example.com');
+  if (email.length > MAX_EMAIL) throw invalid(`email must be at most ${MAX_EMAIL} characters`);
+  if (/[\p{C}\p{Z}\s]/u.test(email)) throw invalid('email must hold no control, format, space or separator characters');
+  if (!EMAIL.test(email)) throw invalid('email must be an address such as alice@example.com (local part of at most 64 characters, then @ and a domain)');
+  return email;
+}
+
 function checkRoles(roles: unknown): CorralRole[] {
   if (!Array.isArray(roles) || roles.length === 0) throw invalid(`roles must be a non-empty list of ${CORRAL_ROLES.join(', ')}`);
   for (const role of roles) if (!(CORRAL_ROLES as readonly unknown[]).includes(role)) throw invalid(`role "${String(role).slice(0, 40)}" is not one of ${CORRAL_ROLES.join(', ')}`);
@@ -93,14 +122,19 @@ export class LocalUsers {
     this.#now = now;
   }
 
-  /** Creates a user. Throws IDENTITY_INPUT_INVALID (username, password, roles), IDENTITY_USER_EXISTS. */
-  async create(username: string, password: string, roles: readonly CorralRole[]): Promise<LocalUser> {
+  /**
+   * Creates a user, with an email address when `options.email` gives one (see
+   * LocalUser.email). Throws IDENTITY_INPUT_INVALID (username, password,
+   * roles, email), IDENTITY_USER_EXISTS.
+   */
+  async create(username: string, password: string, roles: readonly CorralRole[], options: { email?: string } = {}): Promise<LocalUser> {
     const name = checkUsername(username);
     const checked = checkRoles(roles);
+    const email = options.email === undefined ? null : checkEmail(options.email);
     const hash = await hashPassword(checkPassword(password));
     const now = this.#now();
     try {
-      this.#db.prepare('INSERT INTO local_users (username, password_hash, roles, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(name, hash, JSON.stringify(checked), now, now);
+      this.#db.prepare('INSERT INTO local_users (username, password_hash, roles, email, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').run(name, hash, JSON.stringify(checked), email, now, now);
     } catch (error) {
       throw storeError(error, name);
     }
@@ -214,6 +248,19 @@ export class LocalUsers {
     return this.get(user.username);
   }
 
+  /**
+   * Gives a user the email address `email`, or none (`null`). A change of
+   * the user as any other: their sessions end (the gateway finds the user
+   * changed) and they sign in again. Throws IDENTITY_USER_NOT_FOUND, and
+   * IDENTITY_INPUT_INVALID for a malformed address or a reserved username.
+   */
+  setEmail(username: string, email: string | null): LocalUser {
+    const user = this.get(username);
+    const address = email === null ? null : checkEmail(email);
+    this.#db.prepare('UPDATE local_users SET email = ?, updated_at = ? WHERE username = ?').run(address, this.#now(), user.username);
+    return this.get(user.username);
+  }
+
   #row(username: string): Row | undefined {
     return this.#db.prepare('SELECT * FROM local_users WHERE username = ?').get(username) as Row | undefined;
   }
@@ -242,6 +289,7 @@ function fromRow(row: Row): LocalUser {
     id: `local:${row.username}`,
     username: row.username,
     roles: JSON.parse(row.roles) as CorralRole[],
+    ...(row.email !== null ? { email: row.email } : {}),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
     ...(RESERVED_USERNAMES.has(row.username) ? { reserved: true as const } : {}),

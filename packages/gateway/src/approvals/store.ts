@@ -638,13 +638,17 @@ export type OwnerOf = (agent: string) => string | undefined;
  *   address, the name given under the token or a system account, the sender
  *   a chat channel names under the token: senderOf), addresses
  *   compared without case. The owner is an address: a local console user,
- *   whose name has no `@`, is never one.
+ *   whose name has no `@`, is matched by the address an admin gave them
+ *   (`claimed`), and by none when they were given none.
  *
- * `claimed` is the address a single sign-on approver's provider sent,
- * verified or not. Trusted in this direction only: anyone may claim someone
- * else's address, and all it can do is refuse them. Entra ID sends no
- * `email_verified`, so its people are named by issuer and subject, and
- * without it an owner allowed their own agent's requests alone.
+ * `claimed` is the address a signed-in approver goes by besides their name:
+ * the one a single sign-on approver's provider sent, verified or not, or
+ * the one an admin gave a local console user (`corral users email`).
+ * Trusted in this direction only: anyone may claim someone else's address,
+ * and all it can do is refuse them. Entra ID sends no `email_verified`, so
+ * its people are named by issuer and subject, and without it an owner
+ * allowed their own agent's requests alone; so did an owner signed in with
+ * a local login.
  */
 export function refuseOwnRequest(approval: Approval, approver: string, authority: string | undefined, ownerOf?: OwnerOf, claimed?: string): void {
   const principal = approval.action.principal;

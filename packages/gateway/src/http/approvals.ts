@@ -35,12 +35,19 @@ function authorityOf(caller: Caller): string | undefined {
 }
 
 /**
- * The address a signed-in single sign-on approver's provider sent, verified
- * or not: never who they are, only a reason to refuse them their own agent's
- * request (store's refuseOwnRequest).
+ * The address a signed-in approver goes by besides their name: never who
+ * they are, only a reason to refuse them their own agent's request (store's
+ * refuseOwnRequest). A single sign-on person's is the one their provider
+ * sent, verified or not; a local user's the one an admin gave them, read
+ * from the identity store now, so an address given or changed since they
+ * signed in counts (a user removed meanwhile is refused, IDENTITY_USER_NOT_FOUND).
+ * The gateway token's approvers have none: the token acts as the operator.
  */
-function claimedOf(caller: Caller): string | undefined {
-  return caller.kind === 'session' ? caller.session.user.claimedEmail : undefined;
+function claimedOf(api: ApiContext, caller: Caller): string | undefined {
+  if (caller.kind !== 'session') return undefined;
+  const { user } = caller.session;
+  if (user.id.startsWith('local:')) return api.identity.localUsers.get(user.name).email;
+  return user.claimedEmail;
 }
 
 /** The owner of each agent, as the identity store knows it now. */
@@ -59,11 +66,12 @@ export function approvalRoutes(api: ApiContext): Route[] {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
     // Four eyes, before anything is written: an allow by the owner of the agent that asked is refused (403).
-    if (decision !== 'deny') refuseOwnRequest(api.approvals.get(id), approver, authorityOf(caller), ownersIn(api), claimedOf(caller));
+    const claimed = claimedOf(api, caller);
+    if (decision !== 'deny') refuseOwnRequest(api.approvals.get(id), approver, authorityOf(caller), ownersIn(api), claimed);
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
     // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
-    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller), claimedOf(caller));
+    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller), claimed);
     return reply(200, ApprovalStore.shown(approval));
   };
   return [
