@@ -1,23 +1,71 @@
 import type { Command } from 'commander';
-import { printJson, printSecret, table } from '../output.ts';
+import type { CorralRole, LocalUser } from '@corral/identity';
+import { EXIT } from '../exit-codes.ts';
+import { CliFailure, printable, printJson, printSecret, table } from '../output.ts';
 import { dirOf, identityDir, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
-/** `corral users list|passwd NAME|rename NAME NEW-NAME|remove NAME`: the local logins of the console (the admin `corral up` creates). */
+/**
+ * `corral users list|add NAME|email NAME|passwd NAME|rename NAME NEW-NAME|remove NAME`:
+ * the local logins of the console (the admin `corral up` creates, and those
+ * an admin adds), with the email address four eyes knows each by.
+ */
 export function registerUsers(program: Command): void {
   const users = program.command('users').description("the console's local logins (single sign-on users are managed by the identity provider)");
   users
     .command('list')
-    .description('local logins and their roles')
+    .description('local logins, their roles and email addresses')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }, command: Command) => {
       const list = await withIdentity(command, (identity) => identity.localUsers.list());
       if (opts.json) return printJson({ users: list });
       if (list.length === 0) return void process.stdout.write('no local logins: corral up makes the admin one\n');
-      process.stdout.write(table(['USER', 'ROLES', 'SINCE'], list.map((u) => [u.username, u.roles.join(','), u.createdAt])));
+      process.stdout.write(table(['USER', 'ROLES', 'EMAIL', 'SINCE'], list.map((u) => [u.username, u.roles.join(','), u.email ?? '-', u.createdAt])));
       for (const u of list.filter((u) => u.reserved)) {
         process.stderr.write(`corral: the login ${u.username} cannot sign in: its name is reserved for the gateway token; give it another with: corral users rename ${u.username} NEW-NAME\n`);
       }
+    });
+  users
+    .command('add')
+    .description('add a local login with a new random password, printed once; --email gives the address it is known by, so it may not allow the requests of agents that address owns')
+    .argument('<username>')
+    .requiredOption('--role <role...>', 'its roles: admin, approver, auditor, viewer')
+    .option('--email <address>', "the person's email address, matched against agents' owners (four eyes)")
+    .option('--json', 'print the login and {"password"}')
+    .action(async (username: string, opts: { role: CorralRole[]; email?: string; json?: boolean }, command: Command) => {
+      const { newPassword } = await import('../up/admin.ts');
+      const password = newPassword();
+      // The new login can sign in: a log that cannot record it stops it.
+      const user = await recordedChange(
+        identityDir(command),
+        () => withIdentity(command, (identity) => identity.localUsers.create(username, password, opts.role, opts.email === undefined ? {} : { email: opts.email })),
+        (made) => ({ action: 'user.create', resource: { kind: 'user', id: made.id }, details: { roles: made.roles, email: made.email ?? null } }),
+      );
+      if (opts.json) return printSecret('the new password', `${JSON.stringify({ ...user, password }, null, 2)}\n`);
+      const known = user.email === undefined ? `, no email address: four eyes knows it as the owner of no agent until it is given one with corral users email ${user.username} ADDRESS` : `, email ${user.email}`;
+      printSecret('the new password', `added the login ${user.username} (${user.roles.join(',')}${known})\npassword for ${user.username}: ${password}\nKeep it: it is shown only this once and stored only as a hash.\n`);
+    });
+  users
+    .command('email')
+    .description("give a local login the email address it is known by (four eyes: it may not allow the requests of agents that address owns), change it, or take it away with --clear; a session it holds ends")
+    .argument('<username>')
+    .argument('[address]')
+    .option('--clear', 'take its address away')
+    .option('--json', 'print the login')
+    .action(async (username: string, address: string | undefined, opts: { clear?: boolean; json?: boolean }, command: Command) => {
+      if ((address === undefined) === (opts.clear !== true)) throw new CliFailure('give either an address or --clear', EXIT.usage);
+      // A changed or cleared address may let its login allow what it could not: a log that cannot record it stops it.
+      const { user, previous } = await recordedChange(
+        identityDir(command),
+        () =>
+          withIdentity(command, (identity) => {
+            const previous = identity.localUsers.get(username).email;
+            return { user: identity.localUsers.setEmail(username, address ?? null), previous };
+          }),
+        (changed) => ({ action: 'user.email.set', resource: { kind: 'user', id: changed.user.id }, details: { email: changed.user.email ?? null, previous: changed.previous ?? null } }),
+      );
+      if (opts.json) return printJson(user);
+      process.stdout.write(`${described(user, previous)}; a session it held has ended\n`);
     });
   users
     .command('passwd')
@@ -65,4 +113,11 @@ export function registerUsers(program: Command): void {
       if (opts.json) return printJson(user);
       process.stdout.write(`removed the login ${user.username}; a session it held has ended\n`);
     });
+}
+
+/** What `corral users email` did to `user`, whose address was `previous` (as the store held it: printed made printable). */
+function described(user: LocalUser, previous: string | undefined): string {
+  const had = previous === undefined ? undefined : printable(previous);
+  if (user.email === undefined) return had === undefined ? `the login ${user.username} had no email address, and has none` : `the login ${user.username} no longer has the email address ${had}`;
+  return had === undefined ? `the login ${user.username} now has the email address ${user.email}` : `the login ${user.username} now has the email address ${user.email} (it had ${had})`;
 }
