@@ -316,7 +316,7 @@ function localCredential(identity: Identity, username: string): string | undefin
 
 /**
  * Whether a session's human is still as they signed in: a local user still
- * there with the same roles and password; a single sign-on person whose last
+ * there, unchanged since (roles, password, email address); a single sign-on person whose last
  * sign-in mapped the roles this session holds, and whose sessions no admin
  * ended since this one began.
  */

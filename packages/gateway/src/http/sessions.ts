@@ -5,7 +5,7 @@
 // on the same host (another port of 127.0.0.1) is sent the cookie and may set
 // one, while the key lives only in the console's own origin (its storage and
 // the answer to its sign-in). A session lasts 12 hours, ends after an hour
-// without use, and ends when its local user is removed or changed (roles, password).
+// without use, and ends when its local user is removed or changed (roles, password, email address).
 // One human holds at most 50 (a new one ends their oldest), the table 10,000.
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -25,7 +25,7 @@ export interface SessionUser {
   /** What the audit log and approvals record as this human (username, or e-mail or subject). */
   name: string;
   roles: CorralRole[];
-  /** A local user's record as of sign-in (its last change): a change since (roles, password) or its removal ends the session. */
+  /** A local user's record as of sign-in (its last change): a change since (roles, password, email address) or its removal ends the session. */
   version?: string;
   /** A single sign-on person's issuer and subject: an admin ending their sessions (`corral identity sign-out`) ends this one. */
   oidc?: { issuer: string; subject: string };
