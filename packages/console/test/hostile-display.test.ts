@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { GatewayClient } from '@corral/gateway';
+import { createDeviceIdentity } from '@corral/identity';
 import type { NodeHost } from '@corral/node';
 import type { Browser, BrowserContext, Locator, Page, Route } from 'playwright-core';
 import { approvalCard, approvalsTab, createPayment, deny, inContext, launchChromium, newTab, rejectPairing, runOnNode, settled, signedInTab, signIn, startStack, unpairedNode, type Stack } from './stack.ts';
@@ -271,6 +273,110 @@ describe('the console against hostile text and stale tabs', () => {
         await resume.click();
         await page.locator('tr', { has: page.getByRole('rowheader', { name: 'window-bot' }) }).locator('.status', { hasText: 'active' }).waitFor();
       }));
+  });
+
+  describe('rows that change what they say under the pointer', () => {
+    /** What the page is asked to keep (these tests are type-checked without the DOM's types). */
+    type Watched = {
+      disabledOnceShown?: Promise<boolean>;
+      timesDisabled?: number;
+      MutationObserver: new (callback: () => void) => { observe(target: unknown, options: object): void; disconnect(): void };
+    };
+
+    /** Watches the page for the moment the row or card holding `button` first says `text`; disabledOnceShown() says whether `button` was then disabled. */
+    async function watchFor(button: Locator, text: string): Promise<void> {
+      await button.evaluate((element, shown) => {
+        const row = element.closest('tr, article')!;
+        (globalThis as unknown as Watched).disabledOnceShown = new Promise<boolean>((resolve) => {
+          const watch = new (globalThis as unknown as Watched).MutationObserver(() => {
+            if (!row.textContent!.includes(shown)) return;
+            watch.disconnect();
+            resolve((element as unknown as { disabled: boolean }).disabled);
+          });
+          watch.observe(element.ownerDocument.body, { subtree: true, childList: true, characterData: true });
+        });
+      }, text);
+    }
+    const disabledOnceShown = (page: Page) => page.evaluate(() => (globalThis as unknown as Watched).disabledOnceShown!);
+
+    /** Clicks the middle of `button` where it is now, without waiting for it to be enabled, as a click that lands there does, and gives the gateway a moment. */
+    async function clickOn(page: Page, button: Locator): Promise<void> {
+      const box = (await button.boundingBox())!;
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+
+    it("ignores a click on Approve that lands as its pairing request says something else, its node asking again under another name and a longer platform that widen the row (regression: the request was the same one, so Approve did not wait again, and the click paired a node by what its row said a moment before)", async () => {
+      const device = createDeviceIdentity();
+      // Each time, the gateway records what the node declares and refuses it until it is paired.
+      const ask = (client: { displayName: string; platform: string }) =>
+        GatewayClient.connect({ url: stack.gateway.url, token: stack.token, role: 'node', device, client, commands: ['system.run'] }).then(
+          (connected) => connected.close(),
+          () => undefined,
+        );
+      await ask({ displayName: 'shifting-node', platform: 'linux' });
+      await inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        const request = page.locator('tr', { hasText: device.deviceId.slice(0, 16) }).filter({ has: page.getByRole('button', { name: 'Reject' }) });
+        const approve = request.getByRole('button', { name: 'Approve' });
+        await approve.click({ trial: true });
+        const platform = 'linux-x86_64-glibc-2.41-preempt-rt-build';
+        await watchFor(approve, platform);
+        await ask({ displayName: 'shifting-node-renamed', platform });
+        assert.equal(await disabledOnceShown(page), true, 'Approve was enabled the moment its row said something else');
+        await clickOn(page, approve);
+        assert.equal(stack.gateway.identity.nodes.find(device.deviceId)?.status, 'pending');
+        await rejectPairing(request);
+      });
+    });
+
+    it("ignores a click on Approve once that lands as another approver's approval fills in the card's quorum (regression: the card was the same one, so its buttons did not wait again)", () =>
+      inContext(browser, async (context) => {
+        const page = await approvalsTab(context, stack);
+        const running = settled(runOnNode(stack, ['tee', 'quorum-fills-in']));
+        const card = approvalCard(page, 'quorum-fills-in');
+        const approve = card.getByRole('button', { name: 'Approve once' });
+        await approve.click({ trial: true });
+        const id = (await card.getAttribute('data-approval'))!;
+        await watchFor(approve, 'token:carol');
+        stack.gateway.approvals.resolve(id, 'allow-once', 'token:carol');
+        assert.equal(await disabledOnceShown(page), true, 'Approve once was enabled the moment its card said something else');
+        await clickOn(page, approve);
+        assert.deepEqual(stack.gateway.approvals.get(id).approvers, ['token:carol']);
+        await deny(card, 'quorum test');
+        assert.equal(await running, false);
+      }));
+
+    it('keeps Approve usable while the page fetches the same requests again and again, the node asking to pair again every moment (were each refresh to start the wait, Approve would be taken away under the pointer every 5 s)', async () => {
+      const waiting = unpairedNode(stack, 'steady', 'steady-node');
+      void waiting.start().catch(() => {});
+      try {
+        await inContext(browser, async (context) => {
+          const page = await signedInTab(context, stack);
+          await page.getByRole('link', { name: 'Agents and nodes' }).click();
+          const rows = page.locator('tr', { has: page.getByRole('rowheader', { name: 'steady-node' }) });
+          const request = rows.filter({ has: page.getByRole('button', { name: 'Reject' }) });
+          const lastSeen = rows.filter({ hasNot: page.getByRole('button', { name: 'Reject' }) }).locator('td').nth(7);
+          const approve = request.getByRole('button', { name: 'Approve' });
+          await approve.click({ trial: true });
+          const seenBefore = await lastSeen.innerText();
+          await approve.evaluate((element) => {
+            const watched = globalThis as unknown as Watched;
+            watched.timesDisabled = 0;
+            new watched.MutationObserver(() => void ((element as unknown as { disabled: boolean }).disabled && watched.timesDisabled!++)).observe(element, { attributes: true });
+          });
+          for (let polls = 0; polls < 2; polls++) await page.waitForResponse((response) => new URL(response.url()).pathname === '/api/nodes/pending');
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          assert.notEqual(await lastSeen.innerText(), seenBefore, 'the node was not seen again: the test shows nothing');
+          assert.equal(await page.evaluate(() => (globalThis as unknown as Watched).timesDisabled), 0);
+          assert.equal(await approve.isEnabled(), true);
+          await rejectPairing(request);
+        });
+      } finally {
+        await waiting.close();
+      }
+    });
   });
 
   describe('a page of another site that opens the console', () => {

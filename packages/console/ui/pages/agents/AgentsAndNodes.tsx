@@ -1,7 +1,8 @@
 // Agent identities with the kill switch, Corral nodes, and nodes waiting to
 // be paired. Changing anything is for admins; approvers only see. Nodes come
 // and go on their own, so the node lists are fetched again every few seconds;
-// after rows come, go or move, Approve, Reject and Revoke wait a moment.
+// after rows come, go, move or say something else, Resume, Approve, Reject and
+// Revoke wait a moment.
 import { useCallback, useEffect } from 'react';
 import { api } from '../../api/client.ts';
 import type { User } from '../../api/types.ts';
@@ -14,10 +15,12 @@ import { PairingRequests } from './PairingRequests.tsx';
 
 const NODES_POLL_MS = 5_000;
 /**
- * How long Approve, Reject and Revoke wait after a pairing request or a node
- * comes, goes or moves: a refresh that removes the request above slides the
- * next one under the pointer, and a click meant for the first must not pair a
- * node the admin never read (nor revoke one they did not mean).
+ * How long Resume, Approve, Reject and Revoke wait after anything on the page
+ * comes, goes, moves or says something else: a refresh that removes the
+ * request above slides the next one under the pointer, and a request whose
+ * node asks again under another platform shifts its row; a click meant for
+ * what was there must not pair a node the admin never read, revoke one they
+ * did not mean, nor lift an agent's kill switch.
  */
 const SETTLE_MS = 1_000;
 
@@ -35,13 +38,12 @@ export function AgentsAndNodes({ user }: { user: User }) {
     const timer = setInterval(reload, NODES_POLL_MS);
     return () => clearInterval(timer);
   }, [reload]);
-  // The pairing requests sit above the nodes, so either list changing moves the rows of both.
-  const rows = [...(pending.data ?? []).map((r) => r.requestId), '|', ...(nodes.data ?? []).map((n) => n.nodeId)].join(' ');
-  const settled = useSettled(rows, SETTLE_MS);
+  // The whole page: the agents sit above the pairing requests, and those above the nodes, so any list changing moves the rows below it.
+  const { region, settled } = useSettled(SETTLE_MS);
   return (
-    <section aria-labelledby="agents-title">
+    <section aria-labelledby="agents-title" ref={region}>
       <h1 id="agents-title">Agents and nodes</h1>
-      <AgentsTable admin={admin} />
+      <AgentsTable admin={admin} settled={settled} />
       <PairingRequests admin={admin} pending={pending} nodes={nodes.data ?? []} settled={settled} onDecided={reload} />
       <NodesTable admin={admin} nodes={nodes} settled={settled} />
     </section>

@@ -6,15 +6,11 @@ import { LookAlikeNote } from '../../common/LookAlikeNote.tsx';
 import { useAction } from '../../hooks/use-action.ts';
 import { formatTime, visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
-import { useSettled } from '../../hooks/use-settled.ts';
 
-/** How long Resume waits after the rows move or the window comes to the front: one click on it lifts the kill switch. */
-const SETTLE_MS = 1_000;
-
-export function AgentsTable({ admin }: { admin: boolean }) {
+/** `settled` false keeps Resume disabled (the page just changed, or its window came to the front): one click on it lifts the kill switch. */
+export function AgentsTable({ admin, settled }: { admin: boolean; settled: boolean }) {
   const agents = useLoad(() => api.agents(), []);
   const action = useAction(agents.reload);
-  const settled = useSettled((agents.data ?? []).map((a) => `${a.id}:${a.status}`).join(' '), SETTLE_MS);
   const [suspending, setSuspending] = useState<string | null>(null);
   const [reason, setReason] = useState('');
 

@@ -13,7 +13,7 @@ import { nameNotes } from './name-notes.ts';
  * when a pairing is decided. A name another node also has, or that holds
  * characters beyond ASCII or spaces that do not show, is pointed out under it,
  * so Revoke is not pressed on the row of a node that only reads as the one meant.
- * `settled` false keeps Revoke disabled (the rows just moved).
+ * `settled` false keeps Revoke disabled (the rows just moved or changed).
  */
 export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: Loaded<NodeEntry[]>; settled: boolean }) {
   const action = useAction(nodes.reload);
@@ -60,7 +60,10 @@ export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: L
                   <td className="mono small">{visible(node.commands.join(' '))}</td>
                   <td className="mono small">{visible(node.agents.join(' ')) || '-'}</td>
                   <td className="mono">{node.remoteIp ?? ''}</td>
-                  <td className="nowrap">{formatTime(node.lastSeenMs)}</td>
+                  {/* A node asking to pair asks again every few seconds: the time moves on, and Revoke does not wait for that. */}
+                  <td className="nowrap" data-ticks>
+                    {formatTime(node.lastSeenMs)}
+                  </td>
                   {admin && (
                     <td>
                       {node.paired && (

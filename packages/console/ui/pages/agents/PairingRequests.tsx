@@ -11,7 +11,7 @@ import { nameNotes } from './name-notes.ts';
  * node is sent no command until an admin approves it here. Each row shows
  * what approving grants — for a paired node, the commands it adds — and what
  * in its name could pass for another node's (`nodes`: every node known).
- * `settled` false keeps Approve and Reject disabled (the rows just moved).
+ * `settled` false keeps Approve and Reject disabled (the rows just moved or changed).
  */
 export function PairingRequests({ admin, pending, nodes, settled, onDecided }: { admin: boolean; pending: Loaded<PairingRequest[]>; nodes: readonly NodeEntry[]; settled: boolean; onDecided: () => void }) {
   const action = useAction(onDecided);

@@ -15,7 +15,7 @@ import { ReasonForm } from './ReasonForm.tsx';
 import { TakeBack } from './TakeBack.tsx';
 
 /**
- * `settled` false keeps the approve buttons, and those that take an approval back, disabled (the cards just moved).
+ * `settled` false keeps the approve buttons, and those that take an approval back, disabled (the cards just moved or changed).
  * `me` is the signed-in approver's name, as the gateway lists approvers: once
  * they have approved a request that waits for others, the card says so and
  * offers no Approve again (the gateway counts each approver once, so a second
@@ -93,7 +93,7 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
         {approval.status === 'pending' ? (
           <>
             <dt>Expires in</dt>
-            <dd className="countdown" aria-label={`expires ${formatTime(approval.expiresAtMs)}`}>
+            <dd className="countdown" aria-label={`expires ${formatTime(approval.expiresAtMs)}`} data-ticks>
               {formatCountdown(approval.expiresAtMs - now)}
             </dd>
           </>

@@ -13,7 +13,7 @@ import { useSettled } from '../../hooks/use-settled.ts';
 import { ApprovalCard } from './ApprovalCard.tsx';
 
 const POLL_MS = 10_000;
-/** How long the approve, withdraw and revoke buttons wait after cards come, go or move: the second click of a double click, or a click as a new request pushes the cards down, must not approve the card that slid under the pointer. */
+/** How long the approve, withdraw and revoke buttons wait after cards come, go, move or say something else: the second click of a double click, or a click as a new request pushes the cards down or a card's quorum fills in, must not approve the card that slid under the pointer, nor approve what a card said a moment before. */
 const SETTLE_MS = 1_000;
 
 /** `user`: who is signed in, whose own approvals the cards say are given, and whose roles say whether the cards offer to answer. */
@@ -36,10 +36,10 @@ export function Approvals({ user }: { user: User }) {
 
   const list = approvals.data ?? [];
   const sorted = [...list].sort((a, b) => Number(b.status === 'pending') - Number(a.status === 'pending') || b.createdAtMs - a.createdAtMs);
-  const settled = useSettled(sorted.map((a) => a.id).join(' '), SETTLE_MS);
+  const { region, settled } = useSettled(SETTLE_MS);
 
   return (
-    <section aria-labelledby="approvals-title">
+    <section aria-labelledby="approvals-title" ref={region}>
       <div className="page-head">
         <h1 id="approvals-title">Approvals</h1>
         <label className="inline">

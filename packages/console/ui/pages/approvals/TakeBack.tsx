@@ -63,7 +63,7 @@ function DoneNote({ done, id }: { done: Done; id: string }) {
  * someone who may resolve approvals; the card keeps it mounted while it shows,
  * so what was done is still said once the approval's status changes. `settled`
  * false keeps the buttons that open them, and the one that revokes, disabled
- * (the cards just moved).
+ * (the cards just moved or changed).
  */
 export function TakeBack({ approval, settled, onResolved }: { approval: Approval; settled: boolean; onResolved: () => void }) {
   const [step, setStep] = useState<'withdraw' | 'revoke'>();
