@@ -379,6 +379,43 @@ describe('the console against hostile text and stale tabs', () => {
     });
   });
 
+  describe("names others chose that the console shows beside its own words: the signed-in user's and a policy file's", () => {
+    /** Each as written, then as the page must show it: the right-to-left override draws what follows it backwards ("moc.elpmaxe@bob" as bob@example.com, "txt.cedar" as radec.txt), and the control characters draw nothing. */
+    const USER = { written: 'eve\u202Emoc.elpmaxe@bob\u0007', shown: 'eve\\u202Emoc.elpmaxe@bob\\u0007' };
+    const FILE = { written: 'grants\u0007\u202Etxt.cedar', shown: 'grants\\u0007\\u202Etxt.cedar' };
+
+    it("spells out the bidi override and control character in the signed-in user's name in the header (regression: eve\\u202Emoc.elpmaxe@bob read as evebob@example.com)", () =>
+      inContext(browser, async (context) => {
+        const page = await newTab(context);
+        // Stands for a name an identity issuer chose: each answer about the session names the user so.
+        await page.route('**/api/session', async (route: Route) => {
+          if (route.request().method() === 'DELETE') return route.fallback();
+          const response = await route.fetch();
+          const body = (await response.json()) as { user?: { name: string } };
+          await route.fulfill({ response, json: body.user ? { ...body, user: { ...body.user, name: USER.written } } : body });
+        });
+        await signIn(page, stack, stack.admin.username, stack.admin.password);
+        assert.equal(await page.locator('.who').innerText(), `${USER.shown} (admin)`);
+        assert.doesNotMatch(await page.locator('body').innerText(), /[\u202E\u0007]/);
+      }));
+
+    it("spells out the bidi override and control character in a policy file's name, in the list of files and over the editor (regression: grants\\u0007\\u202Etxt.cedar read as grantsradec.txt, a text file)", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        // Stands for a file of that name in the policy directory: the set's files as the gateway lists them, one added.
+        await page.route('**/api/policies', async (route: Route) => {
+          if (route.request().method() !== 'GET') return route.fallback();
+          const response = await route.fetch();
+          const body = (await response.json()) as { files: Array<{ name: string; text: string }> };
+          await route.fulfill({ response, json: { ...body, files: [...body.files, { name: FILE.written, text: '// nothing here\n' }] } });
+        });
+        await page.getByRole('link', { name: 'Policies' }).click();
+        await page.getByRole('navigation', { name: 'Policy files' }).getByRole('button', { name: FILE.shown, exact: true }).click();
+        assert.equal(await page.getByRole('textbox', { name: `Candidate ${FILE.shown}`, exact: true }).inputValue(), '// nothing here\n');
+        assert.doesNotMatch(await page.locator('body').innerText(), /[\u202E\u0007]/);
+      }));
+  });
+
   describe('a page of another site that opens the console', () => {
     it("keeps no hold on the console's window, so it cannot later send that window to a page of its own (regression: it could, and a look-alike sign-in page took the place of the console the approver had open)", () =>
       inContext(browser, async (context) => {

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, onSessionChanged, onSignedOut } from './api/client.ts';
 import type { User } from './api/types.ts';
 import { canRead, type PageName } from './common/roles.ts';
+import { visible } from './format.ts';
 import { useIdleSignOut } from './hooks/use-idle-sign-out.ts';
 import { usePendingCount } from './hooks/use-pending-count.ts';
 import { navigate, usePath } from './hooks/use-route.ts';
@@ -112,7 +113,8 @@ function Shell({ user, path, onSignOut, onIdle }: { user: User; path: string; on
           ))}
         </nav>
         <span className="who">
-          {user.name} <span className="muted">({user.roles.join(', ')})</span>
+          {/* The issuer's name for them, or a local user's: not the console's own words. */}
+          {visible(user.name)} <span className="muted">({user.roles.join(', ')})</span>
         </span>
         <button type="button" onClick={onSignOut}>
           Sign out

@@ -8,7 +8,7 @@ import { ApiError, api } from '../../api/client.ts';
 import type { PolicyFile, User } from '../../api/types.ts';
 import { ErrorNote } from '../../common/ErrorNote.tsx';
 import { isAdmin } from '../../common/roles.ts';
-import { shortHash } from '../../format.ts';
+import { shortHash, visible } from '../../format.ts';
 import { useLoad } from '../../hooks/use-load.ts';
 import { CheckResults, type Result } from './CheckResults.tsx';
 import { HiddenCharacters } from './HiddenCharacters.tsx';
@@ -66,7 +66,7 @@ export function Policies({ user }: { user: User }) {
               {candidate.map((f, i) => (
                 <li key={f.name}>
                   <button type="button" aria-current={f.name === file?.name ? 'true' : undefined} onClick={() => setSelected(f.name)}>
-                    {f.name}
+                    {visible(f.name)}
                     {f.text !== active.data?.files[i]?.text ? ' •' : ''}
                   </button>
                 </li>
@@ -76,7 +76,8 @@ export function Policies({ user }: { user: User }) {
           <div className="editor">
             {file && (
               <label>
-                {admin ? `Candidate ${file.name}` : file.name}
+                {/* Named by whoever wrote the policy directory. */}
+                {admin ? `Candidate ${visible(file.name)}` : visible(file.name)}
                 <textarea
                   spellCheck={false}
                   readOnly={!admin}
