@@ -664,8 +664,8 @@ describe('the runner', () => {
         );
     }
 
-    it('resolves once a sandbox started ahead sits in its cgroups, before it is ready', async () => {
-      const own = new Runner();
+    it('resolves once a sandbox started ahead sits in its cgroups, before it is ready, where this thread moves it in', async () => {
+      const own = new Runner({ capabilities: { ...hostCapabilities(), cgroupJoin: MOVED_IN } });
       try {
         let ready = false;
         const warming = own.keepWarm(plan({ runtime: ['shell'] }), 1).then(() => (ready = true));
@@ -673,6 +673,22 @@ describe('the runner', () => {
         assert.ok(inRunnerCgroups().length > 0, 'bubblewrap was moved into its cgroups');
         assert.equal(ready, false, 'the rest of its set-up is still to come');
         await warming;
+      } finally {
+        await own.close();
+      }
+    });
+
+    it('resolves once bubblewrap is spawned, before the sandbox is ready, where it joins its cgroups itself', { skip: !hostCapabilities().cgroupJoin.available && hostCapabilities().cgroupJoin.detail }, async () => {
+      const own = new Runner();
+      try {
+        let ready = false;
+        const warming = own.keepWarm(plan({ runtime: ['shell'] }), 1).then(() => (ready = true));
+        await own.started();
+        const children = readdirSync('/proc/self/task').flatMap((task) => readFileSync(`/proc/self/task/${task}/children`, 'latin1').split(' ').filter(Boolean));
+        assert.ok(children.length > 0, 'bubblewrap (under corral-reaper) was spawned');
+        assert.equal(ready, false, 'the rest of its set-up is still to come');
+        await warming;
+        assert.ok(inRunnerCgroups().length > 0, 'the ready sandbox sits in its cgroups');
       } finally {
         await own.close();
       }

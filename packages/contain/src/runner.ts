@@ -265,8 +265,9 @@ export class Runner {
 
   /**
    * Resolves once every sandbox being started (by keepWarm or a run) is past
-   * the part of its start that needs this thread: spawning bubblewrap and
-   * moving it into its cgroups. The rest of its set-up happens in bubblewrap.
+   * the part of its start that needs this thread: spawning bubblewrap and,
+   * where it does not join them itself, moving it into its cgroups. The rest
+   * of its set-up happens in bubblewrap.
    * A caller about to keep this thread busy for a while (a large synchronous
    * module load) awaits this first, so that the sandboxes set themselves up
    * meanwhile instead of waiting for the thread. Never rejects.
