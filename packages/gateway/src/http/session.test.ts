@@ -140,6 +140,15 @@ describe('local sign-in', () => {
     assert.equal((await again.get('/api/session')).status, 401);
   });
 
+  it("ends a user's sessions when their roles change within the millisecond they signed in (regression: the session was kept while the user's time of change stayed the same, and a demoted admin kept admin)", async () => {
+    await t.gw.identity.localUsers.create('ursula', TEST_PASSWORD, ['admin']);
+    const demoted = t.anonymous();
+    await demoted.signIn('ursula');
+    assert.equal((await demoted.get('/api/session')).status, 200);
+    t.gw.identity.localUsers.setRoles('ursula', ['viewer']);
+    assert.equal((await demoted.get('/api/session')).status, 401);
+  });
+
   it('lists the providers without credentials: local only when no OIDC is configured', async () => {
     assert.deepEqual((await t.anonymous().get('/api/auth/providers')).body, { local: true, oidc: null });
     assert.equal((await t.anonymous().get('/api/auth/oidc/start')).status, 404);
