@@ -6,9 +6,10 @@ import { dirOf, identityDir, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
 /**
- * `corral users list|add NAME|email NAME|passwd NAME|rename NAME NEW-NAME|remove NAME`:
+ * `corral users list|add NAME|email NAME|roles NAME|passwd NAME|rename NAME NEW-NAME|remove NAME`:
  * the local logins of the console (the admin `corral up` creates, and those
- * an admin adds), with the email address four eyes knows each by.
+ * an admin adds), with their roles and the email address four eyes knows
+ * each by.
  */
 export function registerUsers(program: Command): void {
   const users = program.command('users').description("the console's local logins (single sign-on users are managed by the identity provider)");
@@ -68,6 +69,30 @@ export function registerUsers(program: Command): void {
       process.stdout.write(`${described(user, previous)}; a session it held has ended\n`);
     });
   users
+    .command('roles')
+    .description('give a local login other roles (they replace those it holds); a session it holds ends. The only login holding admin keeps it: give another login admin first')
+    .argument('<username>')
+    .requiredOption('--role <role...>', 'its roles: admin, approver, auditor, viewer')
+    .option('--json', 'print the login')
+    .action(async (username: string, opts: { role: string[]; json?: boolean }, command: Command) => {
+      const { CORRAL_ROLES } = await import('@corral/identity');
+      // Roles given may let the login do more: a log that cannot record the change stops it.
+      const { user, previous } = await recordedChange(
+        identityDir(command),
+        () =>
+          withIdentity(command, (identity) => {
+            const previous = identity.localUsers.get(username).roles;
+            // An unknown role is refused by setRoles, naming it and the roles there are, before the last admin is looked for.
+            const known = opts.role.every((role) => (CORRAL_ROLES as readonly string[]).includes(role));
+            if (known && previous.includes('admin') && !opts.role.includes('admin')) refuseLastAdmin(identity.localUsers.list(), username);
+            return { user: identity.localUsers.setRoles(username, opts.role as CorralRole[]), previous };
+          }),
+        (changed) => ({ action: 'user.roles.set', resource: { kind: 'user', id: changed.user.id }, details: { roles: changed.user.roles, previous: changed.previous } }),
+      );
+      if (opts.json) return printJson(user);
+      process.stdout.write(`the login ${user.username} now has the roles ${user.roles.join(',')} (it had ${previous.join(',')}); a session it held has ended\n`);
+    });
+  users
     .command('passwd')
     .description('give a local login a new random password, printed once (the old one stops working at once)')
     .argument('<username>')
@@ -113,6 +138,20 @@ export function registerUsers(program: Command): void {
       if (opts.json) return printJson(user);
       process.stdout.write(`removed the login ${user.username}; a session it held has ended\n`);
     });
+}
+
+/**
+ * Refuses (exit 2) to take the admin role from `username` when no other
+ * login that can sign in holds it: no one could administer the console, and
+ * corral up makes no new admin while a login named admin is kept, whatever
+ * its roles. Removing the login (corral users remove) is the deliberate way.
+ */
+function refuseLastAdmin(logins: readonly LocalUser[], username: string): void {
+  if (logins.some((u) => u.username !== username && u.reserved !== true && u.roles.includes('admin'))) return;
+  throw new CliFailure(
+    `the login ${username} is the only one holding the admin role: without it no one could administer the console; give another login the admin role first (corral users roles NAME --role admin, or corral users add NAME --role admin)`,
+    EXIT.usage,
+  );
 }
 
 /** What `corral users email` did to `user`, whose address was `previous` (as the store held it: printed made printable). */
