@@ -75,7 +75,7 @@ describe('a program that runs a command its options or script name', () => {
     });
   }
 
-  for (const argv of [['sed', '-n', 's/^vendor: //p', 'f.txt'], ['sed', 's/e/E/g', 'f.txt'], ['tar', '-xzf', 'a.tar.gz'], ['tar', 'tvf', 'a.tar'], ['zip', '-r', 'b.zip', 'dir'], ['vim', '+10', 'f.txt'], ['man', 'ls'], ['socat', '-', 'TCP:host:80'], ['dc', 'prog.dc'], ['sqlite3', 'app.db', 'select * from t'], ['sqlite3', 'app.db', '.tables'], ['sqlite3', 'app.db', '.show'], ['sqlite3', '-json', 'app.db', '.schema'], ['psql', '-c', 'select 1'], ['psql', '-Atc', 'select 1'], ['psql', '-f', 'migrate.sql'], ['psql', '--list'], ['mysql', '-e', 'show databases'], ['mysql', '--version'], ['scp', '-oStrictHostKeyChecking=no', '-i', 'id_Sx', 'f.txt', 'host:f.txt'], ['scp', '-P', '2222', '-o', 'ProxyJump=bastion', 'f.txt', 'host:'], ['sftp', '-b', 'batch.txt', 'host']]) {
+  for (const argv of [['sed', '-n', 's/^vendor: //p', 'f.txt'], ['sed', 's/e/E/g', 'f.txt'], ['tar', '-xzf', 'a.tar.gz'], ['tar', 'tvf', 'a.tar'], ['zip', '-r', 'b.zip', 'dir'], ['vim', '+10', 'f.txt'], ['man', 'ls'], ['socat', '-', 'TCP:host:80'], ['sqlite3', 'app.db', 'select * from t'], ['sqlite3', 'app.db', '.tables'], ['sqlite3', 'app.db', '.show'], ['sqlite3', '-json', 'app.db', '.schema'], ['psql', '-c', 'select 1'], ['psql', '-Atc', 'select 1'], ['psql', '-f', 'migrate.sql'], ['psql', '--list'], ['mysql', '-e', 'show databases'], ['mysql', '--version'], ['scp', '-oStrictHostKeyChecking=no', '-i', 'id_Sx', 'f.txt', 'host:f.txt'], ['scp', '-P', '2222', '-o', 'ProxyJump=bastion', 'f.txt', 'host:'], ['sftp', '-b', 'batch.txt', 'host']]) {
     it(`does not warn of ${argv.join(' ')}, which runs no command`, () => assert.equal(runsCode(argv), null));
   }
 });

@@ -143,34 +143,93 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['ssh', 'host', 'rm -rf /'])?.reason, 'ssh runs commands on another host; Corral cannot see what runs there');
   });
 
-  it('does not flag a script run from a file, whatever follows it: python3 script.py, node app.js, perl x.pl -e, awk -f prog.awk (fast-check)', () => {
+  it('flags a script run from a file, whatever follows it, as the script it names: python3 build.py, node app.js, sh x.sh, awk -f prog.awk (fast-check; regression: allow-always made a standing grant that covered whatever build.py held at each later run)', () => {
     const scripts: Array<[string, string[]]> = [
-      ['python3', []], ['python3', ['-u', '-W', 'ignore']], ['python3.12', ['-I']], ['node', []], ['bun', []], ['bun', ['--cwd', '/srv/app']], ['julia', ['-t', '4']], ['node', ['--enable-source-maps', '-r', 'ts-node/register']], ['perl', ['-w']], ['ruby', ['-w']], ['php', []], ['bash', ['-e']], ['lua', []],
+      ['python3', []], ['python3', ['-u', '-W', 'ignore']], ['python3.12', ['-I']], ['node', []], ['bun', []], ['bun', ['--cwd', '/srv/app']], ['julia', ['-t', '4']], ['node', ['--enable-source-maps', '-r', 'ts-node/register']], ['perl', ['-w']], ['ruby', ['-w']], ['php', []], ['bash', ['-e']], ['sh', []], ['lua', []], ['Rscript', []], ['fish', []], ['dc', []],
     ];
+    const script = operand.filter((s) => !['install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'link', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions', 'run', 'test'].includes(s) && !/^\/(?:usr\/)?(?:local\/)?s?bin\//.test(s));
     fc.assert(
-      fc.property(fc.constantFrom(...scripts), dir, operand, fc.array(code, { maxLength: 8 }), ([name, options], where, script, rest) => {
-        assert.equal(runsCode([`${where}${name}`, ...options, script, ...rest]), null);
+      fc.property(fc.constantFrom(...scripts), dir, script, fc.array(code, { maxLength: 8 }), ([name, options], where, file, rest) => {
+        const found = runsCode([`${where}${name}`, ...options, file, ...rest]);
+        assert.equal(found?.program, name);
+        assert.equal(found?.via, 'script');
+        assert.match(found.reason, /^[\x20-\x7e]{1,200}$/);
       }),
       { numRuns: 1000 },
     );
-    assert.equal(runsCode(['python3', '-m', 'http.server', '-c', 'x']), null);
-    assert.equal(runsCode(['awk', '-f', 'prog.awk', 'data.csv']), null);
-    assert.equal(runsCode(['perl', '-ie', 'script.pl']), null, "perl's -i takes the rest of its word: `e` is the backup suffix, script.pl the script");
+    assert.equal(runsCode(['perl', '-ie', 'script.pl'])?.reason, 'perl runs the script script.pl; what it does is what script.pl holds when it runs: approve it once, or permit it in policy', "perl's -i takes the rest of its word: `e` is the backup suffix, script.pl the script");
+    assert.equal(runsCode(['awk', '-f', 'prog.awk', 'data.csv'])?.reason, 'awk runs the script prog.awk; what it does is what prog.awk holds when it runs: approve it once, or permit it in policy');
+    assert.equal(runsCode(['gawk', '--file=lib/prog.awk', 'data.csv'])?.via, 'script');
+    assert.equal(runsCode(['pwsh', '-NoProfile', '-File', 'deploy.ps1'])?.via, 'script');
+    assert.equal(runsCode(['python3', `${'a'.repeat(41)}.py`])?.reason, 'python3 runs the script it names; what it does is what that file holds when it runs: approve it once, or permit it in policy', 'a long name is not spelled out');
   });
 
-  it('does not flag programs outside the table, whatever their options: ls -c, grep -e, sed -e, cat, printf (fast-check)', () => {
-    const others = fc.constantFrom('ls', 'grep', 'sed', 'cat', 'printf', 'cp', 'tee', 'jq', 'curl', 'git', 'make', 'tar', 'python3-config', 'nodemon', 'perldoc', 'shasum', 'awkward', 'sshd', 'dockerd');
+  it('says so in the words an approver reads: "python3 runs the script build.py; what it does is what build.py holds when it runs"', () => {
+    assert.deepEqual(runsCode(['python3', 'build.py']), { program: 'python3', via: 'script', reason: 'python3 runs the script build.py; what it does is what build.py holds when it runs: approve it once, or permit it in policy' });
+    assert.deepEqual(runsCode(['./deploy.sh', '--prod']), { program: 'deploy.sh', via: 'path', reason: "./deploy.sh is a file outside the system's program folders; what it does is what it holds when it runs: approve it once, or permit it in policy" });
+    assert.equal(runsCode(['make', 'deploy'])?.reason, 'make runs the recipes of Makefile in its working directory; what it does is what they hold when it runs: approve it once, or permit it in policy');
+    assert.equal(runsCode(['npm', 'test'])?.reason, 'npm test runs the scripts of package.json in its working directory; what it does is what package.json holds when it runs: approve it once, or permit it in policy');
+    assert.equal(runsCode(['python3', '-m', 'pytest'])?.reason, 'python3 -m runs code from files on disk; what it does is what they hold when it runs: approve it once, or permit it in policy');
+  });
+
+  it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {
+    assert.equal(runsCode(['python3', '-c', 'x', 'build.py'])?.via, '-c');
+    assert.equal(runsCode(['./python3', '-c', 'x'])?.via, '-c');
+    assert.equal(runsCode(['bash', '-s', 'x.sh'])?.via, 'stdin');
+    assert.equal(runsCode(['node', '-'])?.via, 'stdin');
+  });
+
+  it('flags a program run from outside the system\'s folders, whatever its name and arguments: ./deploy.sh, ../tools/x, /opt/app/bin/x, /tmp/ls, /usr/bin/../../tmp/x (fast-check)', () => {
+    const place = fc.constantFrom('./', '../tools/', 'bin/', '/opt/app/bin/', '/tmp/', '/home/agent/', '/usr/lib/x/', '/usr/bin/../../tmp/', '/usr/local/', '/snap/bin/');
+    const name = fc.oneof(fc.constantFrom('deploy.sh', 'ls', 'git', 'x', 'gradlew', 'r\u00e9sum\u00e9', 'a b'), fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }).filter((s) => !s.includes('/')));
     fc.assert(
-      fc.property(others, dir, fc.array(fc.oneof(code, fc.constantFrom('-c', '-e', '-exec', 'run', 'exec', '-S', '--eval', '-')), { maxLength: 12 }), (name, where, args) => {
+      fc.property(place, name, fc.array(fc.oneof(code, fc.constantFrom('--version', '-h', '-c')), { maxLength: 6 }), (where, file, args) => {
+        const found = runsCode([`${where}${file}`, ...args]);
+        assert.ok(found, `not flagged: ${where}${file}`);
+        assert.match(found.program, /^[A-Za-z0-9._+-]{1,64}$/);
+        assert.match(found.reason, /^[\x20-\x7e]{1,200}$/);
+      }),
+      { numRuns: 1000 },
+    );
+    assert.equal(runsCode(['../tools/x'])?.via, 'path');
+    assert.equal(runsCode(['/usr/bin/../../tmp/x'])?.via, 'path', '.. is not followed');
+    assert.equal(runsCode(['env', 'A=1', './deploy.sh'])?.program, 'deploy.sh', 'the command env runs is read in turn');
+  });
+
+  it('flags a build tool that runs recipes from its working directory: make, npm test, npm run build, yarn build, pnpm test, just, rake, ninja, gradle, mvn, cargo, go test, node --run, deno task, bun run', () => {
+    const cases: Array<[string[], string]> = [
+      [['make'], 'recipes'], [['make', '-j8', 'all'], 'recipes'], [['gmake', '-C', 'src'], 'recipes'], [['just', 'deploy'], 'recipes'], [['rake', 'db:migrate'], 'recipes'], [['ninja', '-C', 'out'], 'recipes'],
+      [['gradle', 'build'], 'recipes'], [['mvn', 'package'], 'recipes'], [['ant'], 'recipes'], [['scons'], 'recipes'], [['sbt', 'test'], 'recipes'], [['bazel', 'run', '//x'], 'recipes'], [['cargo', 'build'], 'recipes'], [['pytest', '-q'], 'recipes'], [['tox'], 'recipes'], [['nox'], 'recipes'],
+      [['npm', 'test'], 'test'], [['npm', 'run', 'build'], 'run'], [['npm', '--prefix', 'app', 'start'], 'start'], [['npm', 't'], 't'], [['npm', 'run-script', 'lint'], 'run-script'],
+      [['yarn', 'build'], 'script'], [['yarn', 'run', 'build'], 'run'], [['yarn', 'test'], 'test'], [['pnpm', 'build'], 'script'], [['pnpm', 'run', 'build'], 'run'],
+      [['node', '--run', 'build'], '--run'], [['node', '--test'], '--test'], [['php', '-S', 'localhost:8000'], '-S'], [['php', '-f', 'x.php'], '-f'], [['python3', '-m', 'http.server'], '-m'],
+      [['deno', 'run', '--allow-read', 'main.ts'], 'run'], [['deno', 'test'], 'test'], [['deno', 'task', 'build'], 'task'], [['bun', 'run', 'build'], 'run'], [['bun', 'test'], 'test'], [['bun', 'x.ts'], 'script'],
+      [['go', 'run', '.'], 'run'], [['go', 'test', './...'], 'test'], [['go', 'generate'], 'generate'],
+    ];
+    for (const [argv, via] of cases) {
+      for (const where of ['', '/usr/bin/', '/usr/local/bin/']) {
+        const found = runsCode([`${where}${argv[0]!}`, ...argv.slice(1)]);
+        assert.equal(found?.via, via, JSON.stringify(argv));
+        assert.match(found.reason, /when it runs: approve it once, or permit it in policy$/, JSON.stringify(argv));
+      }
+    }
+  });
+
+  it('does not flag programs outside the table named bare or in a system folder, whatever their options: ls -c, grep -e, git, cat, printf (fast-check)', () => {
+    const others = fc.constantFrom('ls', 'grep', 'cat', 'printf', 'cp', 'tee', 'jq', 'curl', 'git', 'python3-config', 'nodemon', 'perldoc', 'shasum', 'awkward', 'sshd', 'dockerd', 'makepkg', 'npm-check');
+    const system = fc.constantFrom('', '/usr/bin/', '/bin/', '/usr/sbin/', '/sbin/', '/usr/local/bin/', '/usr/local/sbin/', '/usr//bin/', '/usr/./bin/');
+    fc.assert(
+      fc.property(others, system, fc.array(fc.oneof(code, fc.constantFrom('-c', '-e', '-exec', 'run', 'exec', '-S', '--eval', '-')), { maxLength: 12 }), (name, where, args) => {
         assert.equal(runsCode([`${where}${name}`, ...args]), null);
       }),
       { numRuns: 1000 },
     );
     assert.equal(runsCode(['ls', '-c']), null);
+    assert.equal(runsCode(['/usr/local/bin/x', 'y']), null, '/usr/local/bin is an administrator\'s install, not the agent\'s');
   });
 
-  it('does not flag a program that only prints and exits, runs files from disk, or reads state: python3 --version, ssh -V, node --test, php -S, docker ps, kubectl get pods', () => {
-    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['node', '--test'], ['node', '--run', 'build'], ['php', '-S', 'localhost:8000'], ['pwsh', '-NoProfile', '-File', 'deploy.ps1'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', 'run', '--allow-read', 'main.ts'], ['deno', 'test'], ['deno', '--version'], ['bun', 'run', 'build'], ['bun', 'test'], ['bun', '--version'], ['julia', '--version'], ['npx', '--version'], ['npm', 'install'], ['npm', 'run', 'build'], ['npm', 'test'], ['pnpm', 'install'], ['yarn', 'build'], ['pipx', 'install', 'black']]) {
+  it('does not flag a program that only prints and exits, or reads state: python3 --version, make --version, ssh -V, docker ps, npm install, kubectl get pods', () => {
+    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', '--version'], ['bun', '--version'], ['bun', 'install'], ['julia', '--version'], ['npx', '--version'], ['npm', 'install'], ['npm', '--version'], ['pnpm', 'install'], ['yarn', 'add', 'left-pad'], ['yarn'], ['pipx', 'install', 'black'], ['make', '--version'], ['make', '-v'], ['gradle', '--version'], ['mvn', '-v'], ['cargo', '--version'], ['go', 'version'], ['go', 'build', './...'], ['bash', '--version'], ['sh', '/usr/bin/gettext.sh'], ['python3', '/usr/local/bin/tool']]) {
       assert.equal(runsCode(argv), null, JSON.stringify(argv));
     }
   });

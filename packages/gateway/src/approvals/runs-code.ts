@@ -1,23 +1,38 @@
 // Commands whose argv does not show what they will do: a program that runs
 // code given on its command line (`python3 -c …`, `node -e …`, an awk
 // program) or read from stdin (`python3 -`, `xargs`), or that runs it where
-// Corral does not look (`ssh host CMD`, `docker run`, `kubectl exec`). When
-// policy asks a human about such a command, the approver reads its argv; this
-// tells them that the argv is not the whole story, so a long one-liner is not
-// approved for what it seems to be, and no standing grant is made for it
-// (store.ts refuses allow-always).
+// Corral does not look (`ssh host CMD`, `docker run`, `kubectl exec`), or
+// that runs the code in a file that may change between one run and the next:
+// a script (`python3 build.py`, `sh x.sh`, `awk -f prog.awk`), a program at
+// a path outside the system's program folders (`./deploy.sh`, `../tools/x`,
+// `/opt/app/bin/x`), or a build tool's recipes in its working directory
+// (`make`, `npm test`, `cargo build`). When policy asks a human about such a
+// command, the approver reads its argv; this tells them that the argv is not
+// the whole story, so a long one-liner is not approved for what it seems to
+// be, and no standing grant is made for it (store.ts refuses allow-always): a
+// grant for `python3 build.py` would cover whatever build.py holds at each
+// later run, which the agent may have rewritten.
+//
+// A program named bare (found on the node's PATH) or by a path in a system
+// directory (/bin, /usr/bin, /usr/local/bin and their sbin: canonical.ts's
+// SYSTEM_DIRS, which only root can write; /usr/local/bin is an
+// administrator's install, not the agent's) is the system's own, and is not
+// flagged for where it lives. Binding a script's content to the approval
+// (its sha256, as upstream's systemRunPlan.mutableFileOperand does) would let
+// such a run be granted always; until then, approve it once or permit it in
+// policy.
 //
 // Pure and total: any value in, a verdict or null out, never a throw; linear
 // in the size of the argv. Programs are matched by file name (`python3` for
 // `/usr/bin/python3.12`), so a renamed interpreter is not recognised: this is
 // a warning to a person, not a containment boundary.
-import { programName } from '../exec/canonical.ts';
+import { isSystemProgram, programName } from '../exec/canonical.ts';
 
 /** Why an approver cannot judge a command from its argv. */
 export interface RunsCode {
-  /** The program's file name as given (`python3.12`): only names the table knows, so plain ASCII. */
+  /** The program's file name as given (`python3.12`, `deploy.sh`): plain ASCII, at most 64 characters (`program` for a name that is not). */
   program: string;
-  /** How it gets the code: the option (`-c`, `--eval`, `-exec`), `stdin`, `program text` (awk's first operand), `remote host` (ssh), or the subcommand (`run`). */
+  /** How it gets the code: the option (`-c`, `--eval`, `-exec`), `stdin`, `program text` (awk's first operand), `remote host` (ssh), the subcommand (`run`), `script` (a file operand), `path` (the program itself, outside the system's folders), or `recipes` (a build tool's files). */
   via: string;
   /** One sentence for the approver: "python3 runs the code given with -c; Corral cannot see what it does". */
   reason: string;
@@ -48,8 +63,13 @@ interface Options {
 }
 
 type Family =
-  /** An interpreter: code by option, else a script operand, else (with `stdin`) its program from stdin. */
-  | { kind: 'interpreter'; options: Options; stdin: boolean }
+  /**
+   * An interpreter: code by option, else a script operand, else (with
+   * `stdin`) its program from stdin. With `commands`, an operand may instead
+   * be one of its own commands: `recipes` run the project's files (bun's
+   * `run`, `test`), `builtins` run none of them (bun's `install`).
+   */
+  | { kind: 'interpreter'; options: Options; stdin: boolean; commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string> } }
   /** awk: its first operand is the program unless a program file is named. */
   | { kind: 'awk'; options: Options }
   /** A program that runs code whenever one of these words is among its arguments (find's `-exec`, rsync's `-e`). */
@@ -60,8 +80,14 @@ type Family =
     /** getopt_long's: a long option may be given by any prefix of it (`--to-com=CMD`), and the first word may be a cluster with no dash (tar's `xIf`). */
     gnu?: boolean;
   }
-  /** A program that runs code with one of these subcommands, wherever it stands among the operands before `--` (docker's `run`); with `stdin`, one that reads its code from stdin given `-` there (`deno run -`). */
-  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean }
+  /**
+   * A program that runs code with one of these subcommands, wherever it
+   * stands among the operands before `--` (docker's `run`); with `stdin`, one
+   * that reads its code from stdin given `-` there (`deno run -`); with
+   * `builtins`, one whose first operand, unless one of these, names a script
+   * of its project to run (`yarn build`), `via` then `script`.
+   */
+  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean; builtins?: ReadonlySet<string> }
   /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits. */
   | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[] }
   /** env: `-S` splits a string into a command; otherwise the command after its options and assignments is read in turn. */
@@ -84,7 +110,14 @@ type Family =
   | { kind: 'client'; escape: (word: string) => boolean; via: string; given: (args: readonly string[]) => boolean };
 
 const SEE_NOT = 'Corral cannot see what it does';
+/** What an approver of a run of a file that may change can do instead of a standing grant. */
+const ONCE = 'approve it once, or permit it in policy';
 const EXITS = ['--version', '--help', '-h', '-V', '-v'];
+
+/** npm's commands that run a script of package.json (and its aliases); pnpm and yarn share them. */
+const NPM_SCRIPTS = ['run', 'run-script', 'rum', 'urn', 'rr', 'test', 't', 'tst', 'start', 'stop', 'restart', 'install-test', 'it', 'install-ci-test', 'cit'];
+/** pnpm's and yarn's commands that run none of the project's scripts: any other first operand is a script's name (`yarn build`). */
+const PACKAGE_BUILTINS = new Set(['install', 'i', 'add', 'remove', 'rm', 'up', 'upgrade', 'update', 'why', 'info', 'list', 'ls', 'outdated', 'config', 'cache', 'init', 'login', 'logout', 'publish', 'pack', 'audit', 'link', 'unlink', 'import', 'store', 'licenses', 'version', 'versions', 'help', 'bin', 'root', 'prune', 'dedupe', 'fetch', 'setup', 'env', 'dlx', 'create']);
 
 const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'oO', long: ['--rcfile', '--init-file'] }, stdin: 's', exits: ['--version', '--help'] } };
 
@@ -100,8 +133,8 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
-  ['bun', { kind: 'interpreter', stdin: false, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
-  ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl']), stdin: true, reason: (p, via) => `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` }],
+  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'link', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']) }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
+  ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl', 'run', 'test', 'task', 'bench', 'serve']), stdin: true, reason: (p, via) => (via === 'eval' || via === 'repl' ? `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` : filesReason(p, via).reason) }],
   ['julia', { kind: 'interpreter', stdin: true, options: { code: { short: 'eE', long: ['--eval', '--print'] }, value: { short: 'JptLC', long: ['--sysimage', '--procs', '--threads', '--load', '--cpu-target', '--machine-file'] }, exits: ['--version', '--help', '-v', '-h', '--help-hidden'] } }],
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
   ...names(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'csh', 'tcsh'], SHELL),
@@ -116,9 +149,26 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['docker', 'podman', 'nerdctl', 'docker-compose', 'podman-compose'], { kind: 'subcommand', subcommands: new Set(['run', 'exec', 'create', 'start', 'restart', 'build', 'up']), reason: (p, via) => `${p} ${via} runs code inside a container; ${SEE_NOT}` }),
   // Package runners: they run a package they may fetch, which the argv only names and whose code can change between runs.
   ...names(['npx', 'pnpx', 'bunx', 'uvx'], { kind: 'always', via: 'package', reason: (p) => `${p} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`, exits: ['--version', '--help', '-v', '-h'] }),
-  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x']), reason: packageRunner }],
-  ...names(['pnpm', 'yarn'], { kind: 'subcommand', subcommands: new Set(['dlx']), reason: packageRunner }),
+  // Their scripts are package.json's, in the working directory: `npm test`, `npm run build`, `yarn build`.
+  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS]), reason: packageScripts }],
+  ...names(['pnpm', 'yarn'], { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, reason: packageScripts }),
   ['pipx', { kind: 'subcommand', subcommands: new Set(['run']), reason: packageRunner }],
+  // Build tools: they run recipes from files in their working directory (a Makefile, build.gradle, Cargo.toml's build.rs, conftest.py), whatever their arguments, unless they only print and exit.
+  ...names(['make', 'gmake', 'bmake'], recipes('Makefile', ['--version', '-v', '--help', '-h'])),
+  ['just', recipes('justfile', ['--version', '-V', '--help', '-h'])],
+  ['rake', recipes('Rakefile', ['--version', '-V', '--help', '-h'])],
+  ['ninja', recipes('build.ninja', ['--version', '--help', '-h'])],
+  ...names(['gradle', 'gradlew'], recipes('build.gradle', ['--version', '-v', '--help', '-h', '-?'])),
+  ...names(['mvn', 'mvnw'], recipes('pom.xml', ['--version', '-v', '--help', '-h'])),
+  ['ant', recipes('build.xml', ['-version', '-help', '-h'])],
+  ['scons', recipes('SConstruct', ['--version'])],
+  ['sbt', recipes('build.sbt', ['--version', '--help', '-h'])],
+  ...names(['bazel', 'bazelisk'], recipes('its BUILD files', ['--version', 'version', 'help'])),
+  ['cargo', recipes('its package (build.rs, its tests)', ['--version', '-V', '--help', '-h', 'version', 'help'])],
+  ['pytest', recipes('its test files (conftest.py)', ['--version', '-V', '--help', '-h'])],
+  ['tox', recipes('tox.ini', ['--version', '--help', '-h'])],
+  ['nox', recipes('noxfile.py', ['--version', '--help', '-h'])],
+  ['go', { kind: 'subcommand', subcommands: new Set(['run', 'test', 'generate']), reason: (p, via) => filesReason(p, via).reason }],
   ...names(['kubectl', 'oc'], { kind: 'subcommand', subcommands: new Set(['exec', 'run', 'debug', 'attach']), reason: (p, via) => `${p} ${via} runs code on a cluster; ${SEE_NOT}` }),
   // Programs better known for something else that run a command their options name.
   ['tar', { kind: 'option-anywhere', gnu: true, options: { code: { short: 'IF', long: ['--to-command', '--use-compress-program', '--checkpoint-action', '--info-script', '--new-volume-script', '--rsh-command'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
@@ -141,6 +191,16 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
 
 function packageRunner(program: string, via: string): string {
   return `${program} ${via} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`;
+}
+
+/** npm, pnpm, yarn: a package they may fetch (`npm exec`, `yarn dlx`), or a script of package.json (`npm test`, `yarn build`: via `script`). */
+function packageScripts(program: string, via: string): string {
+  if (via !== 'script' && !NPM_SCRIPTS.includes(via)) return packageRunner(program, via);
+  return `${program} ${via === 'script' ? 'runs a script' : `${via} runs the scripts`} of package.json in its working directory; what it does is what package.json holds when it runs: ${ONCE}`;
+}
+
+function recipes(file: string, exits: readonly string[]): Family {
+  return { kind: 'always', via: 'recipes', reason: (p) => `${p} runs the recipes of ${file} in its working directory; what it does is what they hold when it runs: ${ONCE}`, exits };
 }
 
 function names(list: readonly string[], family: Family): Array<[string, Family]> {
@@ -188,9 +248,14 @@ export function runsCode(argv: unknown): RunsCode | null {
   }
 }
 
+/** The table's verdict, else, for a program outside the system's folders (`./deploy.sh`), that it runs a file that may change. */
 function classify(argv: readonly string[], depth: number): RunsCode | null {
   const first = argv[0];
   if (first === undefined || depth > MAX_DEPTH) return null;
+  return known(argv, first, depth) ?? (isSystemProgram(first) ? null : pathReason(first));
+}
+
+function known(argv: readonly string[], first: string, depth: number): RunsCode | null {
   const program = programName(first);
   // ASCII only: no name in the table is otherwise, and a letter such as the Kelvin sign would lowercase into one.
   if (program.length === 0 || program.length > MAX_NAME || !/^[A-Za-z0-9._+-]+$/.test(program)) return null;
@@ -198,13 +263,13 @@ function classify(argv: readonly string[], depth: number): RunsCode | null {
   if (!family) return null;
   switch (family.kind) {
     case 'interpreter':
-      return interpreter(program, argv, family.options, family.stdin);
+      return interpreter(program, argv, family.options, family.stdin, family.commands);
     case 'awk':
       return awk(program, argv, family.options);
     case 'option-anywhere':
       return optionAnywhere(program, argv, family.options, family.reason, family.gnu === true);
     case 'subcommand':
-      return subcommand(program, argv, family.subcommands, family.reason, family.stdin === true);
+      return subcommand(program, argv, family.subcommands, family.reason, family.stdin === true, family.builtins);
     case 'always':
       if (argv.length === 2 && family.exits?.includes(argv[1]!)) return null;
       if (program === 'ssh' && gitTransport(argv)) return null;
@@ -242,8 +307,37 @@ function unversioned(name: string): string {
 const codeReason = (program: string, via: string) => ({ program, via, reason: `${program} runs the code given with ${via}; ${SEE_NOT}` });
 const stdinReason = (program: string) => ({ program, via: 'stdin', reason: `${program} reads the code it runs from stdin; ${SEE_NOT}` });
 
+/** A word of the agent's shown in a reason: printable ASCII with no space, short enough to keep the reason under 200 characters; else undefined. */
+function shown(word: string): string | undefined {
+  return /^[\x21-\x7e]{1,40}$/.test(word) ? word : undefined;
+}
+
+/** `python3 build.py`: "python3 runs the script build.py; what it does is what build.py holds when it runs: …". */
+function scriptReason(program: string, script: string): RunsCode {
+  const name = shown(script);
+  const reason = name === undefined ? `${program} runs the script it names; what it does is what that file holds when it runs: ${ONCE}` : `${program} runs the script ${name}; what it does is what ${name} holds when it runs: ${ONCE}`;
+  return { program, via: 'script', reason };
+}
+
+/** `python3 -m mod`, `node --test`, `php -S`, `go test`: code from files on disk, which may change between runs. */
+function filesReason(program: string, via: string): RunsCode {
+  return { program, via, reason: `${program} ${via} runs code from files on disk; what it does is what they hold when it runs: ${ONCE}` };
+}
+
+/** `./deploy.sh`, `/opt/tools/x`: a program outside the system's folders, a file that may change. */
+function pathReason(path: string): RunsCode {
+  const name = programName(path);
+  const program = /^[A-Za-z0-9._+-]{1,64}$/.test(name) ? name : 'program';
+  return { program, via: 'path', reason: `${shown(path) ?? 'this program'} is a file outside the system's program folders; what it does is what it holds when it runs: ${ONCE}` };
+}
+
+/** Whether an operand names a file in a system directory (`/usr/bin/foo`), which only root can write. */
+function systemFile(path: string): boolean {
+  return path.includes('/') && isSystemProgram(path);
+}
+
 /** What the option walk found: code by an option, stdin, a program named to run, an exit, or where the operands start. */
-type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs' } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean };
+type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean };
 
 /**
  * Reads the options before the first operand, as getopt does: `--` ends
@@ -262,7 +356,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       const eq = word.indexOf('=');
       const name = eq < 0 ? word : word.slice(0, eq);
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
-      if (options.runs?.long?.includes(name)) return { found: 'runs' };
+      if (options.runs?.long?.includes(name)) return { found: 'runs', via: name };
       if (options.file?.long?.includes(name)) file = true;
       else if (!options.value?.long?.includes(name)) continue;
       if (eq < 0) i += 1;
@@ -273,7 +367,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       const last = j === word.length - 1;
       if (options.code?.short?.includes(letter)) return { found: 'code', via: `-${letter}` };
       if (options.stdin?.includes(letter)) return { found: 'stdin' };
-      if (options.runs?.short?.includes(letter)) return { found: 'runs' };
+      if (options.runs?.short?.includes(letter)) return { found: 'runs', via: `-${letter}` };
       if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
         if (options.file?.short?.includes(letter)) file = true;
         if (last) i += 1;
@@ -286,20 +380,41 @@ function walk(argv: readonly string[], options: Options): Walk {
   return { found: 'operands', at: i, file };
 }
 
-function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean): RunsCode | null {
+function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean, commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string> }): RunsCode | null {
   const read = walk(argv, options);
   if (read.found === 'code') return codeReason(program, read.via);
   if (read.found === 'stdin') return stdinReason(program);
-  if (read.found !== 'operands' || !stdin) return null;
+  if (read.found === 'runs') return filesReason(program, read.via);
+  if (read.found !== 'operands') return null;
+  const script = argv[read.at];
   // No script named, or `-`: the program comes from stdin.
-  return read.at >= argv.length || argv[read.at] === '-' ? stdinReason(program) : null;
+  if (script === undefined || script === '-') return stdin ? stdinReason(program) : null;
+  if (commands?.builtins.has(script)) return null;
+  if (commands?.recipes.has(script)) return filesReason(program, script);
+  return systemFile(script) ? null : scriptReason(program, script);
 }
 
+/** awk's program: given by option, else its first operand, else a file named with -f (which may change, as a script may). */
 function awk(program: string, argv: readonly string[], options: Options): RunsCode | null {
   const read = walk(argv, options);
   if (read.found === 'code') return codeReason(program, read.via);
-  if (read.found !== 'operands' || read.file || read.at >= argv.length) return null;
+  if (read.found !== 'operands') return null;
+  if (read.file) return programFile(program, argv, options);
+  if (read.at >= argv.length) return null;
   return { program, via: 'program text', reason: `${program} runs the program given as its first argument; ${SEE_NOT}` };
+}
+
+/** The first program file named with one of awk's file options (`-f prog.awk`, `--file=prog.awk`), as a script. */
+function programFile(program: string, argv: readonly string[], options: Options): RunsCode {
+  for (let i = 1; i < argv.length; i += 1) {
+    const word = argv[i]!;
+    if (word === '--') break;
+    const eq = word.indexOf('=');
+    if (options.file?.long?.includes(eq < 0 ? word : word.slice(0, eq))) return scriptReason(program, eq < 0 ? (argv[i + 1] ?? '') : word.slice(eq + 1));
+    if (/^-[A-Za-z]$/.test(word) && options.file?.short?.includes(word[1]!)) return scriptReason(program, argv[i + 1] ?? '');
+    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--') && options.file?.short?.includes(word[1]!)) return scriptReason(program, word.slice(2));
+  }
+  return scriptReason(program, '');
 }
 
 /** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
@@ -322,14 +437,17 @@ function optionAnywhere(program: string, argv: readonly string[], options: Optio
 }
 
 /** One of the subcommands among the operands before `--` (global options may come first, and take values: `docker -H host run`); with `stdin`, a `-` there. */
-function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string, stdin: boolean): RunsCode | null {
-  for (let i = 1; i < argv.length; i += 1) {
-    const word = argv[i]!;
-    if (word === '--') break;
+function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string, stdin: boolean, builtins?: ReadonlySet<string>): RunsCode | null {
+  const end = argv.indexOf('--');
+  const words = argv.slice(1, end < 0 ? argv.length : end);
+  // stdin first: `deno run -` reads its code from stdin, as it did before run was a subcommand of the table.
+  if (stdin && words.includes('-')) return stdinReason(program);
+  for (const word of words) {
     if (subcommands.has(word)) return { program, via: word, reason: reason(program, word) };
-    if (stdin && word === '-') return stdinReason(program);
   }
-  return null;
+  const first = words.find((word) => !word.startsWith('-'));
+  if (builtins === undefined || first === undefined || builtins.has(first)) return null;
+  return { program, via: 'script', reason: reason(program, 'script') };
 }
 
 /** `env -S STRING`, else the command after env's options and NAME=value assignments, read in turn. */
@@ -349,23 +467,21 @@ const PWSH_CODE = ['command', 'commandwithargs', 'encodedcommand'];
  * and any prefix of three letters or more, anywhere among its arguments (its
  * parameters that take a value are many: a word after one may be that value
  * or the script, so every word is read); `-File -` or no operand at all:
- * stdin; else a script.
+ * stdin; else a script (the first operand, or a value taken for one: it
+ * warns rather than misses).
  */
 function pwsh(program: string, argv: readonly string[]): RunsCode | null {
-  let operand = false;
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
-    if (!word.startsWith('-')) {
-      operand = true;
-      continue;
-    }
+    if (!word.startsWith('-')) continue;
     const name = word.replace(/^--?/, '').toLowerCase();
     // Matched against ASCII names, so `-${name}` is ASCII: no text of the agent's goes into the reason.
     if (['c', 'e', 'ec', 'cwa'].includes(name) || (name.length >= 3 && PWSH_CODE.some((o) => o.startsWith(name)))) return codeReason(program, `-${name}`);
-    if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : null;
+    if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : argv[i + 1] === undefined || systemFile(argv[i + 1]!) ? null : scriptReason(program, argv[i + 1]!);
     if (['v', 'version', 'h', 'help', '?'].includes(name)) return null;
   }
-  return operand ? null : stdinReason(program);
+  const script = argv.slice(1).find((word) => !word.startsWith('-'));
+  return script === undefined ? stdinReason(program) : systemFile(script) ? null : scriptReason(program, script);
 }
 
 /**

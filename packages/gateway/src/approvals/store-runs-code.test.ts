@@ -84,6 +84,27 @@ describe('an approval for a command that runs code its argv does not show', () =
       assert.equal(approvals.resolve(denied.id, 'deny', 'alice').status, 'denied');
     });
 
+    it('refuses it for a script from a file that may change, python3 build.py and ./deploy.sh, and allows it once (regression: the grant covered whatever build.py held at each later run)', async () => {
+      const approvals = store();
+      for (const argv of [['python3', 'build.py'], ['./deploy.sh']]) {
+        const made = approvals.create({ digest: digestOf(`script ${argv.join(' ')}`), action: run(argv), quorum: 1 });
+        assert.throws(() => approvals.resolve(made.id, 'allow-always', 'alice'), (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'GATEWAY_PARAMS_INVALID');
+          assert.match(error.message, argv[0] === 'python3' ? /python3 runs the script build\.py; what it does is what build\.py holds when it runs/ : /\.\/deploy\.sh is a file outside the system's program folders/);
+          return true;
+        });
+        await assert.rejects(approvals.resolveWhenFree(made.id, 'allow-always', 'alice'), { code: 'GATEWAY_PARAMS_INVALID' });
+        assert.deepEqual([approvals.get(made.id).status, approvals.get(made.id).approvers], ['pending', []]);
+        assert.deepEqual([approvals.resolve(made.id, 'allow-once', 'alice').status, approvals.get(made.id).decision], ['allowed', 'allow-once']);
+      }
+    });
+
+    it('is unchanged for a system program with nothing to run from a file: /usr/bin/python3 --version is allowed always', () => {
+      const approvals = store();
+      const made = approvals.create({ digest: digestOf('version-always'), action: run(['/usr/bin/python3', '--version']), quorum: 1 });
+      assert.equal(approvals.resolve(made.id, 'allow-always', 'alice').decision, 'allow-always');
+    });
+
     it('is unchanged for a command whose argv shows what it does: printf is allowed always', () => {
       const approvals = store();
       const made = approvals.create({ digest: digestOf('printf-always'), action: run(['printf', 'x']), quorum: 1 });
