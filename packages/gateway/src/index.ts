@@ -34,6 +34,8 @@ export type { ApprovalReceipt, ReceiptBody, ReceiptExpectation } from './approva
 export { GRANTS_DIR, PolicyGrants, grantApprovalId, grantFile, grantPolicy, grantRevokedEvent, revokeGrantIn, revokeGrantsIn, standingGrants, takeOutWithdrawnGrants } from './approvals/grants.ts';
 export type { GrantWithdrawal } from './approvals/grants.ts';
 export type { Approval, ApprovalDecision, ApprovalStatus } from './approvals/store.ts';
+export { runsCode } from './approvals/runs-code.ts';
+export type { RunsCode } from './approvals/runs-code.ts';
 export { AGENT_SUSPENDED_EVENT, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, NodeInvoker } from './exec/invoke.ts';
 export { OpenRuns, type OpenRun } from './exec/open-runs.ts';
 export { auditHistory, recordedDecision } from './exec/recorded-decisions.ts';

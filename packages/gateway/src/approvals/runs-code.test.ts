@@ -165,11 +165,28 @@ describe('runsCode: the table of programs that run code their argv does not show
   });
 
   it('says so in the words an approver reads: "python3 runs the script build.py; what it does is what build.py holds when it runs"', () => {
-    assert.deepEqual(runsCode(['python3', 'build.py']), { program: 'python3', via: 'script', reason: 'python3 runs the script build.py; what it does is what build.py holds when it runs: approve it once, or permit it in policy' });
-    assert.deepEqual(runsCode(['./deploy.sh', '--prod']), { program: 'deploy.sh', via: 'path', reason: "./deploy.sh is a file outside the system's program folders; what it does is what it holds when it runs: approve it once, or permit it in policy" });
+    assert.deepEqual(runsCode(['python3', 'build.py']), { program: 'python3', via: 'script', reason: 'python3 runs the script build.py; what it does is what build.py holds when it runs: approve it once, or permit it in policy', operand: 1 });
+    assert.deepEqual(runsCode(['./deploy.sh', '--prod']), { program: 'deploy.sh', via: 'path', reason: "./deploy.sh is a file outside the system's program folders; what it does is what it holds when it runs: approve it once, or permit it in policy", operand: 0 });
     assert.equal(runsCode(['make', 'deploy'])?.reason, 'make runs the recipes of Makefile in its working directory; what it does is what they hold when it runs: approve it once, or permit it in policy');
     assert.equal(runsCode(['npm', 'test'])?.reason, 'npm test runs the scripts of package.json in its working directory; what it does is what package.json holds when it runs: approve it once, or permit it in policy');
     assert.equal(runsCode(['python3', '-m', 'pytest'])?.reason, 'python3 -m runs code from files on disk; what it does is what they hold when it runs: approve it once, or permit it in policy');
+  });
+
+  it('names the argv index of the one file a script run runs (what a node binds an approval to), null where a word names it with more, none for a script of package.json', () => {
+    assert.equal(runsCode(['python3', '-W', 'ignore', 'build.py', 'x'])?.operand, 3);
+    assert.equal(runsCode(['sh', 'x.sh'])?.operand, 1);
+    assert.equal(runsCode(['node', '--', 'x.js'])?.operand, 2);
+    assert.equal(runsCode(['./x.sh', 'a'])?.operand, 0);
+    assert.equal(runsCode(['env', '-u', 'HOME', 'A=1', 'python3', 'build.py'])?.operand, 5, "in env's argv, not the command's it reads");
+    assert.equal(runsCode(['awk', '-f', 'prog.awk', 'data.csv'])?.operand, 2);
+    assert.equal(runsCode(['pwsh', '-NoProfile', '-File', 'deploy.ps1'])?.operand, 3);
+    assert.equal(runsCode(['pwsh', '-NoProfile', 'deploy.ps1'])?.operand, 2);
+    assert.equal(runsCode(['awk', '-fprog.awk', 'data.csv'])?.operand, null);
+    assert.equal(runsCode(['gawk', '--file=prog.awk'])?.operand, null);
+    assert.equal(runsCode(['yarn', 'build'])?.via, 'script');
+    assert.equal(runsCode(['yarn', 'build'])?.operand, undefined);
+    assert.equal(runsCode(['make'])?.operand, undefined);
+    assert.equal(runsCode(['python3', '-c', 'x'])?.operand, undefined);
   });
 
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {

@@ -17,10 +17,11 @@
 // directory (/bin, /usr/bin, /usr/local/bin and their sbin: canonical.ts's
 // SYSTEM_DIRS, which only root can write; /usr/local/bin is an
 // administrator's install, not the agent's) is the system's own, and is not
-// flagged for where it lives. Binding a script's content to the approval
-// (its sha256, as upstream's systemRunPlan.mutableFileOperand does) would let
-// such a run be granted always; until then, approve it once or permit it in
-// policy.
+// flagged for where it lives. A verdict of a script or path names the argv
+// word that is the file (`operand`), which Corral's node binds to a prepared
+// plan by its sha256 (upstream's systemRunPlan.mutableFileOperand). Binding
+// Corral's own approvals to it would let such a run be granted always; until
+// then, approve it once or permit it in policy.
 //
 // Pure and total: any value in, a verdict or null out, never a throw; linear
 // in the size of the argv. Programs are matched by file name (`python3` for
@@ -36,6 +37,14 @@ export interface RunsCode {
   via: string;
   /** One sentence for the approver: "python3 runs the code given with -c; Corral cannot see what it does". */
   reason: string;
+  /**
+   * For `via` `script` or `path`, the file it runs: the index in the argv of
+   * the one word that names it (1 for `python3 build.py`, 0 for
+   * `./deploy.sh`), or null when a word names it with more besides
+   * (`awk -fprog.awk`, `--file=prog.awk`). Absent for every other verdict,
+   * and for a script that is no file (`yarn build`, a script of package.json).
+   */
+  operand?: number | null;
 }
 
 /**
@@ -218,19 +227,21 @@ const MAX_DEPTH = 8;
  * action: its `commands` (every simple command that will run, from the
  * canonical run, wrappers such as `sh -c` already looked through) when it
  * has them, else its `argv`. Anything else (a named command's params, a
- * value that is not an argv of strings) is null. Never throws.
+ * value that is not an argv of strings) is null. Never throws. What an
+ * approver is shown: without `operand`, an index into one command of them.
  */
-export function runsCodeOfAction(action: unknown): RunsCode | null {
+export function runsCodeOfAction(action: unknown): Omit<RunsCode, 'operand'> | null {
   if (action === null || typeof action !== 'object') return null;
   const { commands, argv } = action as { commands?: unknown; argv?: unknown };
+  const shownOf = (found: RunsCode | null) => (found === null ? null : { program: found.program, via: found.via, reason: found.reason });
   if (Array.isArray(commands) && commands.length > 0) {
     for (const command of commands) {
       const found = runsCode(command);
-      if (found) return found;
+      if (found) return shownOf(found);
     }
     return null;
   }
-  return runsCode(argv);
+  return shownOf(runsCode(argv));
 }
 
 /**
@@ -312,11 +323,11 @@ function shown(word: string): string | undefined {
   return /^[\x21-\x7e]{1,40}$/.test(word) ? word : undefined;
 }
 
-/** `python3 build.py`: "python3 runs the script build.py; what it does is what build.py holds when it runs: …". */
-function scriptReason(program: string, script: string): RunsCode {
+/** `python3 build.py`: "python3 runs the script build.py; what it does is what build.py holds when it runs: …"; `operand` is where in the argv it is named (RunsCode.operand). */
+function scriptReason(program: string, script: string, operand: number | null): RunsCode {
   const name = shown(script);
   const reason = name === undefined ? `${program} runs the script it names; what it does is what that file holds when it runs: ${ONCE}` : `${program} runs the script ${name}; what it does is what ${name} holds when it runs: ${ONCE}`;
-  return { program, via: 'script', reason };
+  return { program, via: 'script', reason, operand };
 }
 
 /** `python3 -m mod`, `node --test`, `php -S`, `go test`: code from files on disk, which may change between runs. */
@@ -328,7 +339,7 @@ function filesReason(program: string, via: string): RunsCode {
 function pathReason(path: string): RunsCode {
   const name = programName(path);
   const program = /^[A-Za-z0-9._+-]{1,64}$/.test(name) ? name : 'program';
-  return { program, via: 'path', reason: `${shown(path) ?? 'this program'} is a file outside the system's program folders; what it does is what it holds when it runs: ${ONCE}` };
+  return { program, via: 'path', reason: `${shown(path) ?? 'this program'} is a file outside the system's program folders; what it does is what it holds when it runs: ${ONCE}`, operand: 0 };
 }
 
 /** Whether an operand names a file in a system directory (`/usr/bin/foo`), which only root can write. */
@@ -391,7 +402,7 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   if (script === undefined || script === '-') return stdin ? stdinReason(program) : null;
   if (commands?.builtins.has(script)) return null;
   if (commands?.recipes.has(script)) return filesReason(program, script);
-  return systemFile(script) ? null : scriptReason(program, script);
+  return systemFile(script) ? null : scriptReason(program, script, read.at);
 }
 
 /** awk's program: given by option, else its first operand, else a file named with -f (which may change, as a script may). */
@@ -410,11 +421,11 @@ function programFile(program: string, argv: readonly string[], options: Options)
     const word = argv[i]!;
     if (word === '--') break;
     const eq = word.indexOf('=');
-    if (options.file?.long?.includes(eq < 0 ? word : word.slice(0, eq))) return scriptReason(program, eq < 0 ? (argv[i + 1] ?? '') : word.slice(eq + 1));
-    if (/^-[A-Za-z]$/.test(word) && options.file?.short?.includes(word[1]!)) return scriptReason(program, argv[i + 1] ?? '');
-    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--') && options.file?.short?.includes(word[1]!)) return scriptReason(program, word.slice(2));
+    if (options.file?.long?.includes(eq < 0 ? word : word.slice(0, eq))) return eq < 0 ? scriptReason(program, argv[i + 1] ?? '', i + 1) : scriptReason(program, word.slice(eq + 1), null);
+    if (/^-[A-Za-z]$/.test(word) && options.file?.short?.includes(word[1]!)) return scriptReason(program, argv[i + 1] ?? '', i + 1);
+    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--') && options.file?.short?.includes(word[1]!)) return scriptReason(program, word.slice(2), null);
   }
-  return scriptReason(program, '');
+  return scriptReason(program, '', null);
 }
 
 /** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
@@ -457,7 +468,10 @@ function env(program: string, argv: readonly string[], options: Options, depth: 
   if (read.found !== 'operands') return null;
   let at = read.at;
   while (at < argv.length && /^[^=]+=/.test(argv[at]!) && !argv[at]!.startsWith('-')) at += 1;
-  return at < argv.length ? classify(argv.slice(at), depth + 1) : null;
+  if (at >= argv.length) return null;
+  const inner = classify(argv.slice(at), depth + 1);
+  // The file's index is in env's argv, not the command's it reads.
+  return typeof inner?.operand === 'number' ? { ...inner, operand: inner.operand + at } : inner;
 }
 
 const PWSH_CODE = ['command', 'commandwithargs', 'encodedcommand'];
@@ -477,11 +491,12 @@ function pwsh(program: string, argv: readonly string[]): RunsCode | null {
     const name = word.replace(/^--?/, '').toLowerCase();
     // Matched against ASCII names, so `-${name}` is ASCII: no text of the agent's goes into the reason.
     if (['c', 'e', 'ec', 'cwa'].includes(name) || (name.length >= 3 && PWSH_CODE.some((o) => o.startsWith(name)))) return codeReason(program, `-${name}`);
-    if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : argv[i + 1] === undefined || systemFile(argv[i + 1]!) ? null : scriptReason(program, argv[i + 1]!);
+    if (name === 'f' || (name.length >= 2 && 'file'.startsWith(name))) return argv[i + 1] === '-' ? stdinReason(program) : argv[i + 1] === undefined || systemFile(argv[i + 1]!) ? null : scriptReason(program, argv[i + 1]!, i + 1);
     if (['v', 'version', 'h', 'help', '?'].includes(name)) return null;
   }
-  const script = argv.slice(1).find((word) => !word.startsWith('-'));
-  return script === undefined ? stdinReason(program) : systemFile(script) ? null : scriptReason(program, script);
+  const at = argv.findIndex((word, i) => i > 0 && !word.startsWith('-'));
+  const script = at < 0 ? undefined : argv[at]!;
+  return script === undefined ? stdinReason(program) : systemFile(script) ? null : scriptReason(program, script, at);
 }
 
 /**
