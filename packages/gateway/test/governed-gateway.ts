@@ -39,6 +39,8 @@ export type GovernedGatewayOptions = (
   answer?: (invoke: ReceivedInvoke) => Answer;
   /** The node's caps (e.g. INVOKE_RELEASE_EVENT). */
   caps?: string[];
+  /** The commands the node declares (default: system.run). */
+  commands?: string[];
 };
 
 export interface GovernedGateway {
@@ -76,12 +78,12 @@ export async function governedGateway(options: GovernedGatewayOptions): Promise<
   try {
     const gw = await Gateway.start({ port: 0, ...options.gateway, stateDir: state, token });
     opened.push(gw);
-    const pair = async (answer?: (invoke: ReceivedInvoke) => Answer, caps: string[] = []) => {
-      const node = await pairedNodePeer(gw.url, token, gw.identity, ['system.run'], answer, caps);
+    const pair = async (answer?: (invoke: ReceivedInvoke) => Answer, caps: string[] = [], commands: string[] = ['system.run']) => {
+      const node = await pairedNodePeer(gw.url, token, gw.identity, commands, answer, caps);
       opened.push(node);
       return node;
     };
-    const node = await pair(options.answer ?? exitsZero, options.caps);
+    const node = await pair(options.answer ?? exitsZero, options.caps, options.commands);
     const operator = await GatewayClient.connect({ url: gw.url, token, role: 'operator', scopes: ['operator.admin'] });
     opened.push(operator);
     return {

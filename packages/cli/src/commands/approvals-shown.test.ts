@@ -53,3 +53,25 @@ describe('corral approvals list', () => {
     assert.equal(JSON.parse(result.stdout).status, 'allowed');
   });
 });
+
+describe('corral approvals list, for a run of a script its approval is bound to by content', () => {
+  it('shows the script\'s path and the first 12 hex digits of its SHA-256', async () => {
+    const bound = tempStateDir();
+    try {
+      const db = openGatewayDb(bound);
+      let id: string;
+      try {
+        id = new ApprovalStore(db).create({ digest: 'b'.repeat(64), action: { principal: 'Agent::deployer', argv: ['python3', 'build.py'], cwd: '/srv/app', mutableFileOperand: { argvIndex: 1, path: '/srv/app/build.py', sha256: 'ab'.repeat(32) } }, quorum: 1 }).id;
+      } finally {
+        db.close();
+      }
+      const result = await corral(['--state-dir', bound, 'approvals', 'list']);
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stdout.trimEnd().split('\n');
+      const at = lines.findIndex((l) => l.startsWith(id));
+      assert.ok(lines.slice(at + 1).includes('  script /srv/app/build.py sha256:abababababab (approved for what it holds now; changed, it is asked again)'), result.stdout);
+    } finally {
+      rmSync(bound, { recursive: true, force: true });
+    }
+  });
+});

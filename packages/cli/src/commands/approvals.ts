@@ -67,8 +67,9 @@ async function approverOf(by: string): Promise<string> {
 /**
  * One approval as the human listing shows it (`a` as ApprovalStore.shown
  * gives it): a line of its own; under it, for a run, what else its digest
- * binds: the working directory and each environment value by its
- * fingerprint (SHA-256 prefix and length, never the value); and for a run
+ * binds: the working directory, each environment value by its
+ * fingerprint (SHA-256 prefix and length, never the value) and the script
+ * file it runs by its path and SHA-256 prefix; and for a run
  * that runs code its argv does not show (the gateway's action.runsCode), a
  * line saying so and that --always is refused.
  */
@@ -82,6 +83,8 @@ function describe(a: Approval): string {
     const values = a.action.envValues as Array<{ name: string; sha256: string; bytes: number }>;
     lines.push(`  env ${values.map((v) => printable(`${v.name} sha256:${v.sha256} (${v.bytes} bytes)`)).join(', ')}`);
   }
+  const script = boundScript(a.action.mutableFileOperand);
+  if (script !== undefined) lines.push(`  script ${printable(script.path)} sha256:${script.sha256.slice(0, 12)} (approved for what it holds now; changed, it is asked again)`);
   const runs = runsCodeReason(a.action.runsCode);
   if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
   if (a.standingGrant === 'made') lines.push(`  standing grant approval-${a.id} in force (corral approvals revoke ${a.id} withdraws it)`);
@@ -118,6 +121,13 @@ function* shownApprovals(store: ApprovalStore, shown: (a: Approval) => Approval,
     for (const approval of page.approvals) yield shown(approval);
     after = page.nextAfter ?? undefined;
   } while (after !== undefined);
+}
+
+/** The script file a run's approval is bound to by content (the gateway's action.mutableFileOperand), when it has one. */
+function boundScript(operand: unknown): { path: string; sha256: string } | undefined {
+  if (operand === null || typeof operand !== 'object') return undefined;
+  const { path, sha256 } = operand as { path?: unknown; sha256?: unknown };
+  return typeof path === 'string' && typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256) ? { path, sha256 } : undefined;
 }
 
 /** The reason of an action's runsCode, when it has one (older gateways send none). */

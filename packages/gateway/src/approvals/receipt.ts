@@ -10,7 +10,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import type { DatabaseSync } from 'node:sqlite';
 import { canonicalize, type JsonValue } from '@corral/audit';
 import { GatewayError } from '../errors.ts';
-import { actionDigest, canonicalRun, type RunRequest } from '../exec/canonical.ts';
+import { actionDigest, canonicalRun, type FileOperand, type RunRequest } from '../exec/canonical.ts';
 import { RUN_COMMANDS } from '../exec/rules.ts';
 
 /**
@@ -142,17 +142,33 @@ export function verifyReceipt(raw: unknown, publicKeyPem: string, expected: Rece
  * What a node checks before it runs a command that arrived with an approval
  * receipt: the receipt verifies under the key the node pinned
  * (`corral.receipt.key`), its digest is that of exactly the command the
- * node was sent (`params` as received, for this node), it is for the run it
- * arrived with (`runId`, see ReceiptExpectation) and has not lapsed. Throws
- * as verifyReceipt, and GATEWAY_PARAMS_INVALID for a run that is not an argv.
+ * node was sent (`params` as received, for this node: for a run of one
+ * script, the file its systemRunPlan binds by content, its
+ * mutableFileOperand, included), it is for the run it arrived with (`runId`,
+ * see ReceiptExpectation) and has not lapsed. Throws as verifyReceipt, and
+ * GATEWAY_PARAMS_INVALID for a run that is not an argv.
  */
 export function verifyCommandReceipt(raw: unknown, publicKeyPem: string, sent: { nodeId: string; command: string; params: Record<string, unknown>; runId: string }, nowMs: number = Date.now()): ApprovalReceipt {
   const principal = snapshot(raw).principal;
   const { approvalReceipt: _r, approvalDecision: _d, ...params } = sent.params;
   const digest = RUN_COMMANDS.has(sent.command)
-    ? actionDigest({ principal, nodeId: sent.nodeId, command: sent.command, run: canonicalRun(params as unknown as RunRequest) })
+    ? actionDigest({ principal, nodeId: sent.nodeId, command: sent.command, run: canonicalRun(params as unknown as RunRequest), ...planOperand(params.systemRunPlan) })
     : actionDigest({ principal, nodeId: sent.nodeId, command: sent.command, params });
   return verifyReceipt(raw, publicKeyPem, { digest, nodeId: sent.nodeId, runId: sent.runId }, nowMs);
+}
+
+/**
+ * The mutableFileOperand a sent systemRunPlan binds, as actionDigest takes
+ * it, when it has one (null or absent: none). One of another shape digests as
+ * no gateway ever binds a file (argvIndex -1), so no receipt covers it; the
+ * node refuses it besides.
+ */
+function planOperand(plan: unknown): { operand?: FileOperand } {
+  const given = plan !== null && typeof plan === 'object' ? (plan as { mutableFileOperand?: unknown }).mutableFileOperand : undefined;
+  if (given === undefined || given === null) return {};
+  const { argvIndex, path, sha256 } = (typeof given === 'object' ? given : {}) as Record<string, unknown>;
+  if (typeof argvIndex !== 'number' || typeof path !== 'string' || typeof sha256 !== 'string') return { operand: { argvIndex: -1, path: '', sha256: '' } };
+  return { operand: { argvIndex, path, sha256 } };
 }
 
 /**

@@ -19,9 +19,10 @@
 // administrator's install, not the agent's) is the system's own, and is not
 // flagged for where it lives. A verdict of a script or path names the argv
 // word that is the file (`operand`), which Corral's node binds to a prepared
-// plan by its sha256 (upstream's systemRunPlan.mutableFileOperand). Binding
-// Corral's own approvals to it would let such a run be granted always; until
-// then, approve it once or permit it in policy.
+// plan by its sha256 (upstream's systemRunPlan.mutableFileOperand), and the
+// gateway binds its own approval of the run to it (invoke.ts
+// #boundToScript). Allow-always, a grant bound to that sha256, could follow;
+// until then, approve it once or permit it in policy.
 //
 // Pure and total: any value in, a verdict or null out, never a throw; linear
 // in the size of the argv. Programs are matched by file name (`python3` for

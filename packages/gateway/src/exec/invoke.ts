@@ -24,7 +24,8 @@ import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
 import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
-import { actionDigest, canonicalRun, type CanonicalRun } from './canonical.ts';
+import { runsCode } from '../approvals/runs-code.ts';
+import { actionDigest, canonicalRun, type CanonicalRun, type FileOperand } from './canonical.ts';
 import { decideNamed, decideRun, deciderFor, nodeAsked, type GatewayDecider, type PrincipalRef, type RunDecision } from './decide.ts';
 import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit-budget.ts';
 import { nodeRefusal, refusalRecord } from './node-refusal.ts';
@@ -127,6 +128,8 @@ interface PreparedPlan {
   argv: string[];
   cwd: string | null;
   commandText: string;
+  /** The script the run runs, bound by its content (upstream's and Corral's node give it; unchecked until boundOperand). */
+  mutableFileOperand?: unknown;
 }
 
 interface InvokeResult {
@@ -640,6 +643,8 @@ export class NodeInvoker {
       throw denied(params.command, 'no rule governs this command');
     }
     let assessed = governance.kind !== 'read-only' ? await this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
+    // Asked of a human: a run of one script is approved for what that file holds now, read by its node before any approval is looked up.
+    if (assessed?.verdict.decision === 'ask') assessed = await this.#boundToScript(target, principal, params.command, assessed, timeoutMs, caller);
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
     for (let asked = false; ; asked = true) {
       const result = await this.#run(target, params, principal, governance, assessed, authorized, timeoutMs, caller, stands);
@@ -647,7 +652,7 @@ export class NodeInvoker {
       // stricter of the two applies): asked once, as if Corral's policy had asked (an allow-always
       // grant for exactly this action answers it), then sent again.
       if (assessed && !asked && authorized.approvalId === undefined && assessed.verdict.decision === 'allow' && governance.kind === 'run' && nodeAsks(result)) {
-        assessed = askedByNode(assessed, result.error!.message!);
+        assessed = askedByNode(await this.#boundToScript(target, principal, params.command, assessed, timeoutMs, caller), result.error!.message!);
         authorized = await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands);
         continue;
       }
@@ -689,12 +694,22 @@ export class NodeInvoker {
       // answered an ask): a caller's own approvalDecision or receipt is dropped (JSON leaves out undefined).
       const approved = approvalId !== undefined || assessed.verdict.decision === 'ask';
       commandParams = { ...assessed.forward, ...(governance.kind === 'run' ? { runId: randomUUID(), approved } : {}), approvalDecision: undefined, approvalReceipt: undefined };
+      const operand = assessed.operand;
       if (governance.kind === 'run' && approved && !connection.peer!.caps.includes(INVOKE_RELEASE_EVENT) && commands.includes('system.run.prepare')) {
         await unlessWithdrawn();
         const plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
         waited = true;
+        // Prepared again now, the script must be the one approved, as it was: else its new content is refused here, unsent.
+        if (operand !== undefined && !sameOperand(boundOperand(plan.mutableFileOperand, operand.argvIndex), operand)) {
+          const reason = `the script ${operandName(operand)} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…): approve the run again`;
+          await this.#audit({ actor: actor(principal), action: 'node.invoke', resource: { kind: 'command', id: params.command }, node: nodeId, outcome: { status: 'failure', detail: 'script-changed' }, details: { invokeId: id, ...(approvalId ? { approval: approvalId } : {}) }, trace });
+          throw denied(params.command, reason, approvalId);
+        }
         // Sent as the node prepared it (program resolved on its PATH, its working directory filled in), as upstream's gateway does.
-        commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: plan };
+        commandParams = { ...(commandParams as object), command: plan.argv, cwd: plan.cwd ?? undefined, rawCommand: plan.commandText, systemRunPlan: { ...plan, ...(operand !== undefined ? { mutableFileOperand: operand } : {}) } };
+      } else if (governance.kind === 'run' && operand !== undefined && assessed.run !== undefined) {
+        // Corral's node checks the script against the content approved right before it runs (refusing it changed), the run as decided.
+        commandParams = { ...(commandParams as object), systemRunPlan: { argv: assessed.run.argv, cwd: assessed.run.cwd, mutableFileOperand: operand } };
       }
     }
 
@@ -1032,7 +1047,7 @@ export class NodeInvoker {
       throw wire('GATEWAY_CONNECTION_CLOSED', { code: 'UNAVAILABLE', message: 'the caller disconnected', retryable: true });
     }
     const plan = ((result.payload !== undefined ? result.payload : parsePayload(result.payloadJSON)) as { plan?: PreparedPlan } | undefined)?.plan;
-    if (!result.ok || !plan) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: `the node did not prepare the approved run: ${result.error?.message ?? 'no plan'}` });
+    if (!result.ok || !plan) throw wire('GATEWAY_REQUEST_FAILED', { code: result.error?.code ?? 'UNAVAILABLE', message: `the node did not prepare the run: ${result.error?.message ?? 'no plan'}` });
     const argv = forward.command as string[];
     const program = argv[0]!;
     const sameProgram = (p: unknown) => typeof p === 'string' && (p === program || (!program.includes('/') && p.startsWith('/') && p.slice(p.lastIndexOf('/') + 1) === program));
@@ -1042,6 +1057,49 @@ export class NodeInvoker {
       throw wire('GATEWAY_POLICY_DENIED', { code: 'INVALID_REQUEST', message: 'SYSTEM_RUN_DENIED: the node prepared another command than the one approved', details: { code: 'SYSTEM_RUN_DENIED' } });
     }
     return plan;
+  }
+
+  /**
+   * A run asked of a human whose runs-code verdict names one script file
+   * (runsCode's numeric operand: `python3 build.py`, `node x.js`,
+   * `./deploy.sh`), bound to what that file holds now: its node prepares the
+   * run (system.run.prepare, the argv and cwd forwarded) and the file it
+   * binds (mutableFileOperand, its argv index, path and sha256) becomes part
+   * of the action's digest, of what approvers are shown and of what the
+   * approved run is sent with, for the node to check again right before it
+   * runs. So an approval of the script as it was never covers it rewritten.
+   * Any other command is returned as it is, with no round trip. A node that
+   * cannot bind it (one that does not serve system.run.prepare, refuses the
+   * file: missing, a FIFO, too large; gone; or binds another word) has the
+   * run refused (SYSTEM_RUN_DENIED, the node's reason) on a deny record of its
+   * decision. Throws GATEWAY_CONNECTION_CLOSED when the caller left meanwhile.
+   */
+  async #boundToScript(target: NodeRoute, principal: PrincipalRef, command: string, assessed: Assessed, timeoutMs: number, caller: Connection): Promise<Assessed> {
+    const { run } = assessed;
+    if (run === undefined || assessed.operand !== undefined) return assessed;
+    const argvIndex = runsCode(run.argv)?.operand;
+    if (typeof argvIndex !== 'number') return assessed;
+    const nodeId = target.node.deviceId;
+    const refuse = async (why: string): Promise<never> => {
+      const reason = `the script this run runs cannot be bound to its approval: ${cut(why, 300)}`;
+      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: 'deny', policies: assessed.verdict.policies, reason }, details: { digest: assessed.digest, ...assessed.auditDetails } });
+      throw denied(command, reason);
+    };
+    // Read again: the decision may have waited for a set being compiled.
+    const { connection, commands } = this.#routeFor(nodeId, command);
+    if (!commands.includes('system.run.prepare')) return refuse('the node does not serve system.run.prepare');
+    let plan: PreparedPlan;
+    try {
+      plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'GATEWAY_CONNECTION_CLOSED' && caller.phase === 'closed') throw error;
+      return refuse(error instanceof GatewayError ? error.message : 'the node did not prepare the run');
+    }
+    const operand = boundOperand(plan.mutableFileOperand, argvIndex);
+    if (operand === undefined) return refuse(`the node bound no file at word ${argvIndex} of the run`);
+    const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId, command, run, operand });
+    const decideAgain = async () => (this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY);
+    return { ...assessed, digest, decideAgain, operand, subject: { ...assessed.subject, mutableFileOperand: operand }, auditDetails: { ...assessed.auditDetails, mutableFileOperand: operand } };
   }
 
   /**
@@ -1196,6 +1254,8 @@ interface Assessed {
   /** The params the node gets. */
   forward: Record<string, unknown>;
   run?: CanonicalRun;
+  /** The script the run runs as its node bound it by content (#boundToScript): part of `digest`, shown, and sent for the node to check again. */
+  operand?: FileOperand;
 }
 
 /** A governed command cleared to run: the approval it spends, and the decision record when it is still to be appended. */
@@ -1345,6 +1405,31 @@ function runsCodeOf(approval: Approval): { runsCode?: { program: string; via: st
   const runs = approval.action.runsCode as { program?: unknown; via?: unknown; reason?: unknown } | null | undefined;
   if (runs === null || typeof runs !== 'object') return {};
   return { runsCode: { program: String(runs.program), via: String(runs.via), reason: String(runs.reason) } };
+}
+
+/**
+ * A node's mutableFileOperand, copied, when it binds word `argvIndex` of the
+ * run: `{argvIndex, path, sha256}`, the path absolute and the sha256 64
+ * lowercase hex digits. Anything else (null, another word, malformed) is
+ * undefined: nothing the run could be bound to.
+ */
+function boundOperand(given: unknown, argvIndex: number): FileOperand | undefined {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) return undefined;
+  const { argvIndex: index, path, sha256 } = given as Record<string, unknown>;
+  if (index !== argvIndex) return undefined;
+  if (typeof path !== 'string' || !path.startsWith('/') || path.length > 4096 || path.includes('\0') || !path.isWellFormed()) return undefined;
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
+  return { argvIndex, path, sha256 };
+}
+
+function sameOperand(a: FileOperand | undefined, b: FileOperand): boolean {
+  return a !== undefined && a.argvIndex === b.argvIndex && a.path === b.path && a.sha256 === b.sha256;
+}
+
+/** A bound script's name as a refusal shows it: the last part of its path, short, printable ASCII, else `it`. */
+function operandName(operand: FileOperand): string {
+  const name = operand.path.slice(operand.path.lastIndexOf('/') + 1);
+  return /^[\x21-\x7e]{1,80}$/.test(name) ? name : 'it';
 }
 
 /** An approval as operators are sent it: its environment by names only (shownAction). */
