@@ -575,8 +575,10 @@ export class NodeHost {
     // What upstream shows its approvers: never a text the argv does not run.
     const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.#policyNow().defaults;
+    const operand = snapshotOperand(run.argv, run.cwd);
     return {
-      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, mutableFileOperand: snapshotOperand(run.argv, run.cwd) },
+      // No operand is no member at all: upstream's gateway takes a plan whose mutableFileOperand is null as no plan, and its exec fails.
+      plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, ...(operand !== null ? { mutableFileOperand: operand } : {}) },
       execPolicy: { security, ask: ask ?? 'off' },
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },

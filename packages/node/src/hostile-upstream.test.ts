@@ -366,7 +366,8 @@ describe('a system.run of a script approved by its content (systemRunPlan.mutabl
       assert.deepEqual((await node.prepare({ command: [join(node.work, 'x.sh')], cwd: undefined })).plan?.mutableFileOperand, { argvIndex: 0, path: join(node.work, 'x.sh'), sha256: sha256('echo ok\n') }, 'an absolute path needs no cwd');
       for (const command of [['ls', '-l'], ['sh', '-c', 'echo hi'], ['/bin/sh', '-lc', 'python3 build.py'], ['make']]) {
         const { plan } = await node.prepare({ command });
-        assert.equal(plan?.mutableFileOperand, null, JSON.stringify(command));
+        // Left out, not null: upstream's gateway refuses a plan whose mutableFileOperand is null.
+        assert.ok(plan !== undefined && !('mutableFileOperand' in plan), JSON.stringify(command));
       }
     } finally {
       await node.close();
