@@ -42,17 +42,23 @@ export function corral(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?:
 const started = new Set<ChildProcess>();
 
 /**
- * Starts a long-running `corral ARGS` (a gateway, a node); resolves once its
- * stdout matches `ready`, with the match. killStarted() ends every one still running.
+ * Starts a long-running `corral ARGS` (a gateway, a node), with `env` added to
+ * this process's; resolves once its stdout matches `ready`, with the match, and
+ * rejects, with what it wrote, when it ends first or is not ready in 20 s.
+ * killStarted() ends every one still running.
  */
-export function startCorral(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray; exited: Promise<number | null> }> {
-  const child = spawn(CORRAL_BIN, args, { env: { ...process.env, CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCorral(args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ child: ChildProcess; match: RegExpExecArray; exited: Promise<number | null> }> {
+  const child = spawn(CORRAL_BIN, args, { env: { ...process.env, CORRAL_NODE: process.execPath, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
     const timer = setTimeout(() => reject(new Error(`no ${ready} from corral ${args.join(' ')}: ${out} ${err}`)), 20_000);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`corral ${args.join(' ')} ended (${code}) before ${ready}: ${out} ${err}`));
+    });
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();

@@ -3,15 +3,14 @@
 // agents (before, a login had only a username, never an owner's address, so
 // an owner with a local login allowed their own agent's requests alone).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ApprovalStore, openGatewayDb } from '@corral/gateway';
 import { Identity } from '@corral/identity';
-import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+import { corral, startCorral, tempStateDir } from '../../test/corral.ts';
 
 interface AuditRecord {
   event: { actor: { kind: string; id: string }; action: string; resource: { kind: string; id: string }; details?: Record<string, unknown> };
@@ -21,7 +20,6 @@ describe('corral users add and corral users email', () => {
   let state: string;
   let gateway: ChildProcess;
   let url: string;
-  const log: string[] = [];
   const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
   const audit = async (): Promise<AuditRecord[]> => {
     const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
@@ -63,14 +61,9 @@ describe('corral users add and corral users email', () => {
     const identity = Identity.open(state);
     identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'alice@example.com' });
     identity.close();
-    gateway = spawn(CORRAL_BIN, ['gateway', '--port', '0'], {
-      env: { ...process.env, CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    gateway.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));
-    const ended = once(gateway, 'close').then(([code]) => assert.fail(`corral gateway ended (${code}) before it listened: ${log.join('')}`));
-    const [line] = (await Promise.race([once(createInterface({ input: gateway.stdout! }), 'line'), ended])) as [string];
-    url = /listening on (ws:\/\/\S+)/.exec(line)![1]!.replace(/^ws/, 'http');
+    const started = await startCorral(['gateway', '--port', '0'], /listening on (ws:\/\/\S+)/, { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_STATE_DIR: state } });
+    gateway = started.child;
+    url = started.match[1]!.replace(/^ws/, 'http');
   });
   after(async () => {
     if (gateway.exitCode === null && gateway.signalCode === null) {

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+import { corral, startCorral, tempStateDir } from '../../test/corral.ts';
 
 const OPERATOR_PASSWORD = 'the old operator password';
 const ALICE_PASSWORD = 'alice password of some length';
@@ -40,7 +39,6 @@ describe('corral users, when the store holds a local login named operator made b
   let state: string;
   let gateway: ChildProcess;
   let url: string;
-  const log: string[] = [];
   const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
   const audit = async (): Promise<AuditRecord[]> => {
     const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
@@ -59,14 +57,9 @@ describe('corral users, when the store holds a local login named operator made b
   before(async () => {
     state = tempStateDir();
     await seedOldStore(state);
-    gateway = spawn(CORRAL_BIN, ['gateway', '--port', '0'], {
-      env: { ...process.env, CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: state },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    gateway.stderr!.setEncoding('utf8').on('data', (c: string) => log.push(c));
-    const ended = once(gateway, 'close').then(([code]) => assert.fail(`corral gateway ended (${code}) before it listened: ${log.join('')}`));
-    const [line] = (await Promise.race([once(createInterface({ input: gateway.stdout! }), 'line'), ended])) as [string];
-    url = /listening on (ws:\/\/\S+)/.exec(line)![1]!.replace(/^ws/, 'http');
+    const started = await startCorral(['gateway', '--port', '0'], /listening on (ws:\/\/\S+)/, { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_STATE_DIR: state } });
+    gateway = started.child;
+    url = started.match[1]!.replace(/^ws/, 'http');
   });
   after(async () => {
     if (gateway.exitCode === null && gateway.signalCode === null) {
@@ -104,7 +97,7 @@ describe('corral users, when the store holds a local login named operator made b
     assert.equal(renamed.code, 0, renamed.stderr);
     assert.deepEqual([JSON.parse(renamed.stdout).id, JSON.parse(renamed.stdout).roles], ['local:ops-lead', ['admin']]);
     const signedIn = await signIn('ops-lead', OPERATOR_PASSWORD);
-    assert.equal(signedIn.status, 200, log.join(''));
+    assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
     assert.equal((await signIn('operator', OPERATOR_PASSWORD)).status, 400);
     const records = await audit();
     const rename = records.find((r) => r.event.action === 'user.rename');
