@@ -3,43 +3,33 @@
 // agents (before, a login had only a username, never an owner's address, so
 // an owner with a local login allowed their own agent's requests alone).
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { rmSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ApprovalStore, openGatewayDb } from '@corral/gateway';
 import { Identity } from '@corral/identity';
-import { corral, startCorral, tempStateDir } from '../../test/corral.ts';
-
-interface AuditRecord {
-  event: { actor: { kind: string; id: string }; action: string; resource: { kind: string; id: string }; details?: Record<string, unknown> };
-}
+import { consoleGateway, type ConsoleSession } from '../../test/console-gateway.ts';
 
 describe('corral users add and corral users email', () => {
-  let state: string;
-  let gateway: ChildProcess;
-  let url: string;
-  const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
-  const audit = async (): Promise<AuditRecord[]> => {
-    const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
-    assert.equal(shown.code, 0, shown.stderr);
-    return shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
-  };
+  const gateway = consoleGateway((state) => {
+    const identity = Identity.open(state);
+    identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'alice@example.com' });
+    identity.close();
+  });
+  const { users, audit } = gateway;
   /** `username` signs in to the console's API with `password`: the session's cookie and key. */
   const signIn = async (username: string, password: string) => {
-    const answer = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+    const answer = await gateway.signIn(username, password);
     assert.equal(answer.status, 200, `${username} signs in`);
-    return { cookie: answer.headers.getSetCookie()[0]!.split(';')[0]!, csrf: ((await answer.json()) as { csrf: string }).csrf };
+    return answer.session!;
   };
   /** `session` decides approval `id` (`approve` or `deny`) over the console's API: the status and body. */
-  const decide = async (session: { cookie: string; csrf: string }, id: string, verb: 'approve' | 'deny') => {
-    const answer = await fetch(`${url}/api/approvals/${id}/${verb}`, { method: 'POST', headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf, 'content-type': 'application/json' }, body: '{}' });
+  const decide = async (session: ConsoleSession, id: string, verb: 'approve' | 'deny') => {
+    const answer = await fetch(`${gateway.url}/api/approvals/${id}/${verb}`, { method: 'POST', headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf, 'content-type': 'application/json' }, body: '{}' });
     return { status: answer.status, body: (await answer.json()) as { status?: string; code?: string } };
   };
   /** A request of invoice-bot (owned by alice@example.com) waiting in the gateway's store for one approver. */
   const botAsks = () => {
-    const db = openGatewayDb(state);
+    const db = openGatewayDb(gateway.state);
     try {
       return new ApprovalStore(db).create({ digest: createHash('sha256').update(randomBytes(8)).digest('hex'), action: { principal: 'Agent::invoice-bot', argv: ['pay', '100'] }, quorum: 1 }).id;
     } finally {
@@ -55,23 +45,6 @@ describe('corral users add and corral users email', () => {
     added.set(user.username, user.password);
     return user;
   };
-
-  before(async () => {
-    state = tempStateDir();
-    const identity = Identity.open(state);
-    identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'alice@example.com' });
-    identity.close();
-    const started = await startCorral(['gateway', '--port', '0'], /listening on (ws:\/\/\S+)/, { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_STATE_DIR: state } });
-    gateway = started.child;
-    url = started.match[1]!.replace(/^ws/, 'http');
-  });
-  after(async () => {
-    if (gateway.exitCode === null && gateway.signalCode === null) {
-      gateway.kill('SIGTERM');
-      await once(gateway, 'close');
-    }
-    rmSync(state, { recursive: true, force: true });
-  });
 
   it('users add --email makes a login with that address and a random password printed once, shown by users list and list --json, and recorded as user.create', async () => {
     const alice = await add('alice', '--role', 'approver', '--email', 'Alice@Example.com');

@@ -2,19 +2,13 @@
 // there was no command for it: demoting someone meant removing and adding
 // them again, with a new password).
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Identity } from '@corral/identity';
-import { corral, startCorral, tempStateDir } from '../../test/corral.ts';
-
-interface AuditRecord {
-  event: { actor: { kind: string; id: string }; action: string; resource: { kind: string; id: string }; details?: Record<string, unknown> };
-}
+import { corral } from '../../test/corral.ts';
+import { consoleGateway, renameToOperator } from '../../test/console-gateway.ts';
 
 const PASSWORD = 'a password of some length';
 
@@ -32,49 +26,20 @@ async function seed(state: string): Promise<void> {
   } finally {
     identity.close();
   }
-  const db = new DatabaseSync(join(state, 'identity.db'));
-  try {
-    db.prepare("UPDATE local_users SET username = 'operator' WHERE username = 'soon-operator'").run();
-  } finally {
-    db.close();
-  }
+  renameToOperator(state, 'soon-operator');
 }
 
 describe('corral users roles', () => {
-  let state: string;
-  let gateway: ChildProcess;
-  let url: string;
-  const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
-  const audit = async (): Promise<AuditRecord[]> => {
-    const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
-    assert.equal(shown.code, 0, shown.stderr);
-    return shown.stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as AuditRecord);
-  };
+  const gateway = consoleGateway(seed);
+  const { users, audit, sessionStatus } = gateway;
   const rolesSet = async () => (await audit()).filter((r) => r.event.action === 'user.roles.set').map((r) => [r.event.resource.id, r.event.details]);
   const listed = async () => (JSON.parse((await users('list', '--json')).stdout) as { users: Array<{ username: string; roles: string[] }> }).users.map((u) => [u.username, u.roles]);
   /** `username` signs in to the console's API: the session's cookie and key, and the roles it holds. */
   const signIn = async (username: string) => {
-    const answer = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: PASSWORD }) });
+    const answer = await gateway.signIn(username, PASSWORD);
     assert.equal(answer.status, 200, `${username} signs in`);
-    const body = (await answer.json()) as { csrf: string; user: { roles: string[] } };
-    return { cookie: answer.headers.getSetCookie()[0]!.split(';')[0]!, csrf: body.csrf, roles: body.user.roles };
+    return { ...answer.session!, roles: answer.body.user!.roles };
   };
-  const sessionStatus = async (session: { cookie: string; csrf: string }) => (await fetch(`${url}/api/session`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } })).status;
-
-  before(async () => {
-    state = tempStateDir();
-    await seed(state);
-    const started = await startCorral(['gateway', '--port', '0'], /listening on (ws:\/\/\S+)/, { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_STATE_DIR: state } });
-    gateway = started.child;
-    url = started.match[1]!.replace(/^ws/, 'http');
-  });
-  after(async () => {
-    if (gateway.exitCode === null && gateway.signalCode === null) {
-      gateway.kill('SIGTERM');
-      await once(gateway, 'close');
-    }
-    rmSync(state, { recursive: true, force: true });
-  });
 
   it("replaces alice's roles, says what she had, shows the new ones in users list, and records user.roles.set with the roles before and after (regression: no command changed a login's roles)", async () => {
     const changed = await users('roles', 'alice', '--role', 'viewer', 'auditor');

@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
-import { after, before, describe, it } from 'node:test';
-import { corral, startCorral, tempStateDir } from '../../test/corral.ts';
+import { describe, it } from 'node:test';
+import { corral, tempStateDir } from '../../test/corral.ts';
+import { consoleGateway, renameToOperator } from '../../test/console-gateway.ts';
 
 const OPERATOR_PASSWORD = 'the old operator password';
 const ALICE_PASSWORD = 'alice password of some length';
-
-interface AuditRecord {
-  event: { actor: { kind: string; id: string }; action: string; resource: { kind: string; id: string }; details?: Record<string, unknown> };
-}
 
 /**
  * A store as Corral left it before the name operator was reserved (the gateway
@@ -27,47 +20,11 @@ async function seedOldStore(state: string): Promise<void> {
   } finally {
     identity.close();
   }
-  const db = new DatabaseSync(join(state, 'identity.db'));
-  try {
-    db.prepare("UPDATE local_users SET username = 'operator' WHERE username = 'soon-operator'").run();
-  } finally {
-    db.close();
-  }
+  renameToOperator(state, 'soon-operator');
 }
 
 describe('corral users, when the store holds a local login named operator made before the name was reserved', () => {
-  let state: string;
-  let gateway: ChildProcess;
-  let url: string;
-  const users = (...args: string[]) => corral(['--state-dir', state, 'users', ...args]);
-  const audit = async (): Promise<AuditRecord[]> => {
-    const shown = await corral(['--state-dir', state, 'audit', 'tail', '-n', '1000', '--json']);
-    assert.equal(shown.code, 0, shown.stderr);
-    return shown.stdout.trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
-  };
-  /** Signs in at the gateway's console API: the answer, and the session's cookie and key when it opened one. */
-  const signIn = async (username: string, password: string) => {
-    const answer = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
-    const body = (await answer.json()) as { csrf?: string; message?: string; code?: string };
-    const cookie = answer.headers.getSetCookie()[0]?.split(';')[0];
-    return { status: answer.status, body, session: cookie && body.csrf ? { cookie, csrf: body.csrf } : undefined };
-  };
-  const sessionStatus = async (session: { cookie: string; csrf: string }) => (await fetch(`${url}/api/session`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } })).status;
-
-  before(async () => {
-    state = tempStateDir();
-    await seedOldStore(state);
-    const started = await startCorral(['gateway', '--port', '0'], /listening on (ws:\/\/\S+)/, { env: { CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_STATE_DIR: state } });
-    gateway = started.child;
-    url = started.match[1]!.replace(/^ws/, 'http');
-  });
-  after(async () => {
-    if (gateway.exitCode === null && gateway.signalCode === null) {
-      gateway.kill('SIGTERM');
-      await once(gateway, 'close');
-    }
-    rmSync(state, { recursive: true, force: true });
-  });
+  const { users, audit, signIn, sessionStatus } = consoleGateway(seedOldStore);
 
   it('the gateway refuses the login operator sign-in, saying why and the corral users command that gives it another name (400 IDENTITY_INPUT_INVALID)', async () => {
     const refused = await signIn('operator', OPERATOR_PASSWORD);
