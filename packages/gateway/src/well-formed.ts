@@ -13,7 +13,9 @@ export function cut(text: string, max: number): string {
  * `value` with every lone surrogate in its strings (member names too)
  * replaced by U+FFFD, as the node's operating system is handed it when it
  * runs the command (Node encodes strings as UTF-8 so); `value` itself when it
- * holds none.
+ * holds none. A member name that would then repeat another's (`"\ud800"` and
+ * `"\ud801"` both become `"\ufffd"`) is numbered, ` (2)`, ` (3)`…, so the
+ * record keeps every member the caller sent.
  */
 export function wellFormed<T>(value: T): T {
   if (typeof value === 'string') return (value.isWellFormed() ? value : value.toWellFormed()) as T;
@@ -26,11 +28,22 @@ export function wellFormed<T>(value: T): T {
     });
     return (copy ?? value) as T;
   }
+  const members = Object.entries(value);
+  const taken = new Set(members.map(([key]) => key).filter((key) => key.isWellFormed()));
   let changed = false;
-  const entries = Object.entries(value).map(([key, item]) => {
-    const made: [string, unknown] = [wellFormed(key), wellFormed(item)];
-    if (made[0] !== key || made[1] !== item) changed = true;
-    return made;
+  const entries = members.map(([key, item]): [string, unknown] => {
+    const made = wellFormed(item);
+    if (made !== item) changed = true;
+    if (key.isWellFormed()) return [key, made];
+    changed = true;
+    return [unused(key.toWellFormed(), taken), made];
   });
   return changed ? (Object.fromEntries(entries) as T) : value;
+}
+
+function unused(name: string, taken: Set<string>): string {
+  let made = name;
+  for (let n = 2; taken.has(made); n++) made = `${name} (${n})`;
+  taken.add(made);
+  return made;
 }
