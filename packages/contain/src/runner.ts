@@ -15,6 +15,7 @@ import type { Mount, SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
 import { copyCallerInput, copyInput } from './standard-input.ts';
 import { WarmPool } from './warm-pool.ts';
+import { writePinnedCopies, type PinnedCopies, type PinnedFile } from './pinned-files.ts';
 
 /** A limit Corral stopped the command for. */
 export type LimitHit = 'timeout' | 'memory' | 'processes' | 'output';
@@ -84,6 +85,15 @@ export interface RunOptions {
    * for the cores and the event loop.
    */
   refillAfter?: PromiseLike<unknown>;
+  /**
+   * Files the command must see exactly as given, such as a script whose
+   * content an approval was bound to: each is bound read-only, from a copy
+   * the runner keeps until the run is over, over every path at which the
+   * sandbox shows it, so a change made to the file after it was checked is
+   * not what runs (see pinned-files.ts). A run given any never takes a warm
+   * sandbox, whose mounts were made before.
+   */
+  pinned?: readonly PinnedFile[];
 }
 
 export interface RunnerOptions {
@@ -196,7 +206,8 @@ export class Runner {
   constructor(options: RunnerOptions = {}) {
     this.#caps = options.capabilities ?? hostCapabilities();
     this.#proxyOptions = options.proxy;
-    this.#dir = mkdtempSync(join(tmpdir(), 'corral-'));
+    // Resolved: the pinned copies in it are bound from descriptors checked to name exactly their path.
+    this.#dir = realpathSync(mkdtempSync(join(tmpdir(), 'corral-')));
     this.#seccompFile = join(this.#dir, 'seccomp.bpf');
     writeFileSync(this.#seccompFile, seccompProgram(), { mode: 0o600 });
     this.#etc = writeSyntheticEtc(join(this.#dir, 'etc'));
@@ -230,7 +241,7 @@ export class Runner {
     if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
     checkCommandSize(argv);
     const enforcement = checkEnforceable(plan, this.#caps);
-    const warm = this.#warm.take(plan, options.refillAfter);
+    const warm = options.pinned?.length ? undefined : this.#warm.take(plan, options.refillAfter);
     const proc = this.#start(plan, [...argv], options, enforcement, warm);
     this.#live.add(proc);
     const forget = () => void this.#live.delete(proc);
@@ -327,7 +338,7 @@ export class Runner {
    * and never released: the handshake, and a launcher's ready, are waited for only until the stop (a
    * bubblewrap that hangs before either would hold the start open for good).
    */
-  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal): Promise<Sandbox | undefined> {
+  async #boot(plan: SandboxPlan, enforcement: Enforcement, argv: string[] | undefined, stdinMode: StdinMode, stop: AbortSignal, pinned?: PinnedCopies): Promise<Sandbox | undefined> {
     const network = plan.egress !== null && enforcement.network;
     const ingress = plan.ingress.length > 0 && enforcement.network;
     const connections: Sandbox['connections'] = {};
@@ -367,7 +378,8 @@ export class Runner {
       const build = (viaFd: boolean) => {
         const launcher = network || ingress || viaFd;
         // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
-        const mounts: Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const shown: readonly Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const mounts = pinned ? [...shown, ...pinned.mounts(shown)] : shown;
         const args = bwrapArgs({
           plan,
           etc: this.#etc,
@@ -527,11 +539,13 @@ export class Runner {
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.signal?.aborted) onAbort();
       let sandbox: Sandbox | undefined = warm;
+      let pinned: PinnedCopies | undefined;
       const servers: Server[] = [];
       /** The output streams not read while the stream they go to is full, each with what reads it again. */
       const held = new Map<Readable, () => void>();
       try {
-        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, stop.signal);
+        if (options.pinned?.length) pinned = writePinnedCopies(this.#dir, options.pinned);
+        sandbox ??= await this.#boot(plan, enforcement, argv, stdinMode, stop.signal, pinned);
         if (!sandbox) {
           // Stopped before bubblewrap was spawned: nothing ran, and nothing was started.
           if (killedBy === 'timeout') throw notStartedInTime(plan);
@@ -654,6 +668,7 @@ export class Runner {
         // The cgroups go back to the pool for a later run: a kill() from here on must not reach them.
         live = undefined;
         if (sandbox) this.#dispose(sandbox);
+        pinned?.remove();
       }
     })();
     return { result, ready, output, kill: () => kill('abort') };

@@ -1,0 +1,78 @@
+// A file whose content was checked before the run (an approved script, by its
+// sha256) is read by the command from its path later, when anything that can
+// write the file — another sandbox granted its folder, a process on the host —
+// may have changed it in between. The runner binds a copy of the checked bytes
+// over every path at which the sandbox would see that file, so what runs is
+// what was checked.
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Mount } from './policy/plan.ts';
+import { within } from './policy/plan.ts';
+
+/** A host file (absolute, no symlink on the way) the command must see as `content`. */
+export interface PinnedFile {
+  path: string;
+  content: Uint8Array;
+}
+
+/** Copies of pinned files in a folder of the runner's own, read-only mounts of them, and their removal. */
+export interface PinnedCopies {
+  mounts: (mounts: readonly Mount[]) => Mount[];
+  remove: () => void;
+}
+
+let copyCounter = 0;
+
+/**
+ * Writes each of `files` to a new file in `dir` (a folder only the runner's
+ * user reaches, outside any sandbox) and gives, for the mounts a sandbox is
+ * built from, the read-only binds of those copies that go after them. A copy
+ * stays until `remove` (bubblewrap binds it by path, once the run starts).
+ */
+export function writePinnedCopies(dir: string, files: readonly PinnedFile[]): PinnedCopies {
+  const written: { path: string; copy: string }[] = [];
+  const remove = () => {
+    for (const { copy } of written.splice(0)) rmSync(copy, { force: true });
+  };
+  try {
+    for (const file of files) {
+      const copy = join(dir, `pinned-${process.pid}-${++copyCounter}`);
+      // O_EXCL: a name in the runner's folder is never reused, so nothing else's file is written through.
+      const fd = openSync(copy, 'wx', 0o400);
+      written.push({ path: file.path, copy });
+      try {
+        for (let at = 0; at < file.content.length; ) at += writeSync(fd, file.content, at);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  const pinned = [...written];
+  return {
+    mounts: (mounts) => pinned.flatMap(({ path, copy }) => sandboxPathsOf(mounts, path).map((at): Mount => ({ kind: 'ro', path: at, source: copy }))),
+    remove,
+  };
+}
+
+/**
+ * Every path at which a sandbox built from `mounts` (in the order they are
+ * applied) shows the host file `path`: through each read-only or read-write
+ * bind whose source holds it, unless a later mount covers that spot (a deny's
+ * stand-in, another bind, a symlink). None when the sandbox cannot see it,
+ * and then there is nothing to pin: the command cannot read the file at all.
+ */
+export function sandboxPathsOf(mounts: readonly Mount[], path: string): string[] {
+  const found = new Set<string>();
+  mounts.forEach((m, i) => {
+    if (m.kind !== 'ro' && m.kind !== 'rw') return;
+    const source = m.source ?? m.path;
+    if (!within(path, source)) return;
+    const at = m.path + path.slice(source.length);
+    if (mounts.slice(i + 1).some((later) => within(at, later.path))) return;
+    found.add(at);
+  });
+  return [...found];
+}

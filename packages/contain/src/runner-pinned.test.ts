@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { validatePolicy } from './policy/load.ts';
+import { planSandbox, type Mount } from './policy/plan.ts';
+import type { ContainerPolicyInput } from './policy/schema.ts';
+import { sandboxPathsOf } from './pinned-files.ts';
+import { Runner } from './runner.ts';
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+describe('a run given a pinned file', () => {
+  let runner: Runner;
+  let work: string;
+  const plan = (policy: ContainerPolicyInput) => planSandbox({ policy: validatePolicy(policy), source: 'test', baseDir: work });
+  before(() => {
+    runner = new Runner();
+    work = realpathSync(mkdtempSync(join(tmpdir(), 'corral-pinned-')));
+    mkdirSync(join(work, 'tools'));
+  });
+  after(async () => {
+    await runner.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('runs the content it was given, not what the file holds on the host when the sandbox starts (a script rewritten after its check)', async () => {
+    const script = join(work, 'tools/deploy.sh');
+    writeFileSync(script, 'echo rewritten since it was checked\n');
+    const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'] }, workingDirectory: '.' });
+    const r = await runner.run(p, ['/bin/sh', './tools/deploy.sh'], { pinned: [{ path: script, content: text('echo as approved\n') }] });
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout, 'as approved\n');
+    // Without it, the same run reads the file as it is.
+    assert.equal((await runner.run(p, ['/bin/sh', './tools/deploy.sh'])).stdout, 'rewritten since it was checked\n');
+  });
+
+  it('shows the pinned content under every path the sandbox reaches the file by, and lets no write through to it', async () => {
+    const script = join(work, 'tools/build.sh');
+    writeFileSync(script, 'echo on the host\n');
+    const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], readonly: ['./tools'] }, workingDirectory: '.' });
+    const r = await runner.run(p, ['/bin/sh', '-c', `cat ${script} tools/build.sh; echo 'echo written' > tools/build.sh || echo refused`], { pinned: [{ path: script, content: text('echo pinned\n') }] });
+    assert.equal(r.stdout, 'echo pinned\necho pinned\nrefused\n');
+    assert.equal(readFileSync(script, 'utf8'), 'echo on the host\n');
+  });
+
+  it('never takes a warm sandbox, whose mounts were made before the file was given', async () => {
+    const script = join(work, 'tools/warm.sh');
+    writeFileSync(script, 'echo on the host\n');
+    const p = plan({ runtime: ['shell'], filesystem: { readonly: ['.'] }, workingDirectory: '.' });
+    await runner.keepWarm(p, 1);
+    try {
+      const r = await runner.run(p, ['/bin/sh', script], { pinned: [{ path: script, content: text('echo pinned\n') }] });
+      assert.equal(r.warm, false);
+      assert.equal(r.stdout, 'pinned\n');
+      assert.equal((await runner.run(p, ['/bin/sh', script])).warm, true);
+    } finally {
+      await runner.keepWarm(p, 0);
+    }
+  });
+
+  it('gives the sandbox nothing it could not read without the pin, and leaves no copy behind', async () => {
+    mkdirSync(join(work, 'private'));
+    const secret = join(work, 'private/secret.sh');
+    writeFileSync(secret, 'echo secret\n');
+    const p = plan({ runtime: ['shell'], filesystem: { readonly: ['./tools'] }, workingDirectory: './tools' });
+    const r = await runner.run(p, ['/bin/sh', secret], { pinned: [{ path: secret, content: text('echo pinned\n') }] });
+    assert.notEqual(r.exitCode, 0);
+    assert.doesNotMatch(r.stdout, /pinned|secret/);
+    const runnerDirs = readdirSync(realpathSync(tmpdir())).filter((name) => name.startsWith('corral-') && !name.startsWith('corral-pinned-'));
+    const copies = runnerDirs.flatMap((name) => {
+      try {
+        return readdirSync(join(realpathSync(tmpdir()), name)).filter((file) => file.startsWith(`pinned-${process.pid}-`));
+      } catch {
+        return [];
+      }
+    });
+    assert.deepEqual(copies, []);
+  });
+});
+
+describe('sandboxPathsOf', () => {
+  const ro = (path: string, source?: string): Mount => ({ kind: 'ro', path, ...(source ? { source } : {}) });
+  it('finds a file through each bind whose source holds it, at the path that bind shows it', () => {
+    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/srv/app', '/data/app')], '/data/app/run.sh'), ['/srv/app/run.sh']);
+    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/alias', '/work')], '/work/run.sh'), ['/work/run.sh', '/alias/run.sh']);
+  });
+
+  it('skips a spot a later mount covers: a deny, another bind, a symlink', () => {
+    assert.deepEqual(sandboxPathsOf([ro('/work'), { kind: 'deny', path: '/work/private', directory: true }], '/work/private/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/work/sub', '/elsewhere')], '/work/sub/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/work'), { kind: 'symlink', path: '/work/link', target: '/x' }], '/work/link'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/work/sub')], '/work/sub/run.sh'), ['/work/sub/run.sh']);
+  });
+
+  it('finds none for a file no bind shows, nor for one beside a bind of a similar name', () => {
+    assert.deepEqual(sandboxPathsOf([ro('/work')], '/workshop/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([], '/work/run.sh'), []);
+  });
+});
