@@ -4,15 +4,16 @@
 // may have changed it in between. The runner binds a copy of the checked bytes
 // over every path at which the sandbox would see that file, so what runs is
 // what was checked.
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Mount } from './policy/plan.ts';
 import { within } from './policy/plan.ts';
 
-/** A host file (absolute, no symlink on the way) the command must see as `content`. */
+/** A host file (absolute, no symlink on the way) the command must see as `content`, with permissions `mode` (its own, read when its content was: a script run by its path needs its execute bits). */
 export interface PinnedFile {
   path: string;
   content: Uint8Array;
+  mode: number;
 }
 
 /** Copies of pinned files in a folder of the runner's own, read-only mounts of them, and their removal. */
@@ -38,10 +39,12 @@ export function writePinnedCopies(dir: string, files: readonly PinnedFile[]): Pi
     for (const file of files) {
       const copy = join(dir, `pinned-${process.pid}-${++copyCounter}`);
       // O_EXCL: a name in the runner's folder is never reused, so nothing else's file is written through.
-      const fd = openSync(copy, 'wx', 0o400);
+      const fd = openSync(copy, 'wx', 0o600);
       written.push({ path: file.path, copy });
       try {
         for (let at = 0; at < file.content.length; ) at += writeSync(fd, file.content, at);
+        // Read and execute bits as the file has them; never writable (it is bound read-only besides).
+        fchmodSync(fd, file.mode & 0o555);
       } finally {
         closeSync(fd);
       }

@@ -29,7 +29,7 @@ describe('a run given a pinned file', () => {
     const script = join(work, 'tools/deploy.sh');
     writeFileSync(script, 'echo rewritten since it was checked\n');
     const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'] }, workingDirectory: '.' });
-    const r = await runner.run(p, ['/bin/sh', './tools/deploy.sh'], { pinned: [{ path: script, content: text('echo as approved\n') }] });
+    const r = await runner.run(p, ['/bin/sh', './tools/deploy.sh'], { pinned: [{ path: script, content: text('echo as approved\n'), mode: 0o644 }] });
     assert.equal(r.exitCode, 0, r.stderr);
     assert.equal(r.stdout, 'as approved\n');
     // Without it, the same run reads the file as it is.
@@ -40,9 +40,17 @@ describe('a run given a pinned file', () => {
     const script = join(work, 'tools/build.sh');
     writeFileSync(script, 'echo on the host\n');
     const p = plan({ runtime: ['shell'], filesystem: { readwrite: ['.'], readonly: ['./tools'] }, workingDirectory: '.' });
-    const r = await runner.run(p, ['/bin/sh', '-c', `cat ${script} tools/build.sh; echo 'echo written' > tools/build.sh || echo refused`], { pinned: [{ path: script, content: text('echo pinned\n') }] });
+    const r = await runner.run(p, ['/bin/sh', '-c', `cat ${script} tools/build.sh; echo 'echo written' > tools/build.sh || echo refused`], { pinned: [{ path: script, content: text('echo pinned\n'), mode: 0o644 }] });
     assert.equal(r.stdout, 'echo pinned\necho pinned\nrefused\n');
     assert.equal(readFileSync(script, 'utf8'), 'echo on the host\n');
+  });
+
+  it('keeps the file\'s read and execute bits, never its write bits: a script run by its path runs', async () => {
+    const script = join(work, 'tools/run-me');
+    writeFileSync(script, '#!/bin/sh\necho on the host\n', { mode: 0o755 });
+    const p = plan({ runtime: ['shell'], filesystem: { readonly: ['.'] }, workingDirectory: '.' });
+    const r = await runner.run(p, ['/bin/sh', '-c', './tools/run-me; stat -c %a tools/run-me'], { pinned: [{ path: script, content: text('#!/bin/sh\necho pinned\n'), mode: 0o775 }] });
+    assert.equal(r.stdout, 'pinned\n555\n', r.stderr);
   });
 
   it('never takes a warm sandbox, whose mounts were made before the file was given', async () => {
@@ -51,7 +59,7 @@ describe('a run given a pinned file', () => {
     const p = plan({ runtime: ['shell'], filesystem: { readonly: ['.'] }, workingDirectory: '.' });
     await runner.keepWarm(p, 1);
     try {
-      const r = await runner.run(p, ['/bin/sh', script], { pinned: [{ path: script, content: text('echo pinned\n') }] });
+      const r = await runner.run(p, ['/bin/sh', script], { pinned: [{ path: script, content: text('echo pinned\n'), mode: 0o644 }] });
       assert.equal(r.warm, false);
       assert.equal(r.stdout, 'pinned\n');
       assert.equal((await runner.run(p, ['/bin/sh', script])).warm, true);
@@ -65,7 +73,7 @@ describe('a run given a pinned file', () => {
     const secret = join(work, 'private/secret.sh');
     writeFileSync(secret, 'echo secret\n');
     const p = plan({ runtime: ['shell'], filesystem: { readonly: ['./tools'] }, workingDirectory: './tools' });
-    const r = await runner.run(p, ['/bin/sh', secret], { pinned: [{ path: secret, content: text('echo pinned\n') }] });
+    const r = await runner.run(p, ['/bin/sh', secret], { pinned: [{ path: secret, content: text('echo pinned\n'), mode: 0o644 }] });
     assert.notEqual(r.exitCode, 0);
     assert.doesNotMatch(r.stdout, /pinned|secret/);
     const runnerDirs = readdirSync(realpathSync(tmpdir())).filter((name) => name.startsWith('corral-') && !name.startsWith('corral-pinned-'));
