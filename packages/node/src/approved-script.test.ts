@@ -121,4 +121,48 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     await run(['printf', 'x']);
     assert.deepEqual(requests.slice(before), ['system.run']);
   });
+
+  describe('allowed always', () => {
+    /** The ids of the approvals asked for ./x.sh so far. */
+    const askedFor = () => gw.approvals.list().filter((a) => JSON.stringify(a.action.argv) === JSON.stringify(['./x.sh'])).map((a) => a.id);
+
+    it('runs ./x.sh again with no approval asked while it holds the content allowed, the node binding it each time (its grant bound to that sha256)', async () => {
+      script('echo always');
+      await assert.rejects(run(['./x.sh'], 100), refusedWith('APPROVAL_PENDING'));
+      const [asked] = pending(['./x.sh']);
+      const resolved = (await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-always', reviewer: ALICE })) as { decision: string };
+      assert.equal(resolved.decision, 'allow-always');
+      assert.equal((await run(['./x.sh'])).payload.stdout, 'always\n');
+      const approvals = askedFor().length;
+      const before = requests.length;
+      assert.equal((await run(['./x.sh'])).payload.stdout, 'always\n');
+      assert.deepEqual(requests.slice(before), ['system.run.prepare', 'system.run'], 'prepared, then run, unasked');
+      assert.equal(askedFor().length, approvals, 'no approval asked');
+      assert.deepEqual(runner.ran.at(-1), ['./x.sh']);
+    });
+
+    it('asks anew once x.sh holds anything else, the grant answering nothing for it, and runs it unasked again once its content is back (regression: allow-always was refused for any script)', async () => {
+      script('echo rewritten');
+      const ran = runner.ran.length;
+      await assert.rejects(run(['./x.sh'], 200), refusedWith('APPROVAL_PENDING'));
+      assert.equal(runner.ran.length, ran, 'nothing ran');
+      const [again] = pending(['./x.sh']);
+      assert.equal((again!.action.mutableFileOperand as { sha256: string }).sha256, sha256('#!/bin/sh\necho rewritten\n'));
+      await gw.invoker.resolveApprovalWhenFree(again!.id, 'deny', 'alice');
+      script('echo always');
+      const approvals = askedFor().length;
+      assert.equal((await run(['./x.sh'])).payload.stdout, 'always\n');
+      assert.equal(askedFor().length, approvals, 'no approval asked');
+    });
+
+    it('makes no prepare round trip for a run of true, asked or allowed always', async () => {
+      const before = requests.length;
+      await assert.rejects(run(['true'], 100), refusedWith('APPROVAL_PENDING'));
+      const [asked] = pending(['true']);
+      await gw.invoker.resolveApprovalWhenFree(asked!.id, 'allow-always', 'alice');
+      await run(['true']);
+      await run(['true']);
+      assert.deepEqual(requests.slice(before), ['system.run', 'system.run']);
+    });
+  });
 });

@@ -71,7 +71,9 @@ async function approverOf(by: string): Promise<string> {
  * fingerprint (SHA-256 prefix and length, never the value) and the script
  * file it runs by its path and SHA-256 prefix; and for a run
  * that runs code its argv does not show (the gateway's action.runsCode), a
- * line saying so and that --always is refused.
+ * line saying so and that --always is refused, or, for a run of one script
+ * its node bound by content (action.allowAlways), that --always allows it
+ * only while the script holds that content.
  */
 function describe(a: Approval): string {
   // A run shows its argv; a named command (payment.create) its name and checked params.
@@ -86,7 +88,8 @@ function describe(a: Approval): string {
   const script = boundScript(a.action.mutableFileOperand);
   if (script !== undefined) lines.push(`  script ${printable(script.path)} sha256:${script.sha256.slice(0, 12)} (approved for what it holds now; changed, it is asked again)`);
   const runs = runsCodeReason(a.action.runsCode);
-  if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
+  if (runs !== undefined && a.action.allowAlways === true && script !== undefined) lines.push('  ! runs code from the script above: --always allows it again only while the script holds this content');
+  else if (runs !== undefined) lines.push(`  ! runs code Corral cannot see: ${printable(runs)}; approve it only once (--always is refused)`);
   if (a.standingGrant === 'made') lines.push(`  standing grant approval-${a.id} in force (corral approvals revoke ${a.id} withdraws it)`);
   if (a.standingGrant === 'withdrawn') lines.push(`  standing grant approval-${a.id} withdrawn`);
   return lines.join('\n');
@@ -212,7 +215,7 @@ export function registerApprovals(program: Command): void {
       .option('--by <who>', 'the approver (recorded; toward a quorum, each system account counts once whatever name it gives); default: the signed-in system account', accountName())
       .option('--reason <text>', 'why (at most 500 characters): kept with the approval and in its audit record')
       .option('--json', 'print the approval as JSON');
-    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (refused for a command that runs code Corral cannot see: python3 -c, xargs, ssh HOST CMD…)');
+    if (verb === 'approve') cmd.option('--always', 'allow-always: a standing grant for exactly this action (for a run of one script, bound to what the script holds now; refused for a command that runs code Corral cannot see: python3 -c, make, xargs, ssh HOST CMD…)');
     cmd.action(async (id: string, opts: { by: string; reason?: string; json?: boolean; always?: boolean }, command: Command) => {
       const decision = verb !== 'approve' ? 'deny' : opts.always ? 'allow-always' : 'allow-once';
       // Recorded as --by, counted toward a quorum as the system account that ran this.

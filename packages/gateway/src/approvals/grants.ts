@@ -9,6 +9,7 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
 import { GatewayError } from '../errors.ts';
 import type { Approval, ApprovalStore } from './store.ts';
+import { scriptBoundByContent } from './bound-script.ts';
 import { codeOf, PolicyControl, type PolicyFile, type RecordedActivation } from '../http/policy-control.ts';
 import type { RunDecision } from '../exec/decide.ts';
 
@@ -141,15 +142,21 @@ async function removeGrants(control: PolicyControl, approvals: ApprovalStore, ap
   throw new GatewayError('GATEWAY_CONFLICT', `the policy set kept changing while ${approvalIds.length === 1 ? 'the grant was' : 'the grants were'} being removed`);
 }
 
-/** The Cedar text of the grant for an allowed allow-always approval. */
+/**
+ * The Cedar text of the grant for an allowed allow-always approval. For a
+ * run of one script its node bound by content, the comment says which file
+ * and content: its digest, which the permit matches, covers them.
+ */
 export function grantPolicy(approval: Approval): string {
   const principal = cedarEntity(String(approval.action.principal ?? ''));
   const command = String(approval.action.command ?? '');
   const what = Array.isArray(approval.action.argv) ? approval.action.argv : approval.action.params;
   const approvers = approval.approvers.join(', ');
+  const script = scriptBoundByContent(approval.action);
   return [
     `// Allowed always by ${printable(approvers)} at ${new Date(approval.resolvedAtMs ?? 0).toISOString()} (approval ${approval.id}).`,
     `// Permits exactly one action on node ${printable(String(approval.action.nodeId ?? ''))}: ${printable(command)} ${printable(JSON.stringify(what ?? null))}`,
+    ...(script ? [`// Bound to the script ${printable(script.path)} sha256:${script.sha256}: once it holds anything else, the run is asked for again.`] : []),
     `// Withdraw it with exec.approval.grants.revoke (grantId approval-${approval.id}) or by removing this file from the set.`,
     `@id(${JSON.stringify(`approval-${approval.id}`)})`,
     `@reason(${JSON.stringify(printable(`allowed always by ${approvers}`))})`,

@@ -84,7 +84,7 @@ describe('an approval for a command that runs code its argv does not show', () =
       assert.equal(approvals.resolve(denied.id, 'deny', 'alice').status, 'denied');
     });
 
-    it('refuses it for a script from a file that may change, python3 build.py and ./deploy.sh, and allows it once (regression: the grant covered whatever build.py held at each later run)', async () => {
+    it('refuses it for a script from a file that may change its node did not bind, python3 build.py and ./deploy.sh, and allows it once (regression: the grant covered whatever build.py held at each later run)', async () => {
       const approvals = store();
       for (const argv of [['python3', 'build.py'], ['./deploy.sh']]) {
         const made = approvals.create({ digest: digestOf(`script ${argv.join(' ')}`), action: run(argv), quorum: 1 });
@@ -96,6 +96,39 @@ describe('an approval for a command that runs code its argv does not show', () =
         await assert.rejects(approvals.resolveWhenFree(made.id, 'allow-always', 'alice'), { code: 'GATEWAY_PARAMS_INVALID' });
         assert.deepEqual([approvals.get(made.id).status, approvals.get(made.id).approvers], ['pending', []]);
         assert.deepEqual([approvals.resolve(made.id, 'allow-once', 'alice').status, approvals.get(made.id).decision], ['allowed', 'allow-once']);
+      }
+    });
+
+    describe('for a run of one script its node bound by content', () => {
+      const bound = (argv: string[], argvIndex: number, more: Record<string, unknown> = {}) => ({ ...run(argv), mutableFileOperand: { argvIndex, path: '/srv/x', sha256: 'a'.repeat(64) }, ...more });
+
+      it('takes it for python3 build.py and ./deploy.sh, through resolve, resolveWhenFree and resolveRecorded, and says so in allowAlways', async () => {
+        const approvals = store();
+        for (const [argv, at] of [[['python3', 'build.py'], 1], [['./deploy.sh', '--prod'], 0]] as const) {
+          const made = approvals.create({ digest: digestOf(`bound ${argv.join(' ')}`), action: bound([...argv], at), quorum: 3 });
+          assert.equal(made.action.allowAlways, true);
+          assert.equal(approvals.resolve(made.id, 'allow-always', 'alice').decision, 'allow-always');
+          assert.equal((await approvals.resolveWhenFree(made.id, 'allow-always', 'bob')).decision, 'allow-always');
+          assert.deepEqual([(await approvals.resolveRecorded(made.id, 'allow-always', 'carol', async () => {})).status, approvals.get(made.id).decision], ['allowed', 'allow-always']);
+        }
+      });
+
+      for (const [what, action] of [
+        ['make with a file operand handed in (recipes: no one file)', bound(['make', 'deploy'], 1)],
+        ['python3 -c with a file operand handed in (inline code)', bound(['python3', '-c', ONE_LINER], 2)],
+        ['a chain of two scripts (sh -c "./a.sh && ./b.sh")', { ...bound(['sh', '-c', './a.sh && ./b.sh'], 0), commands: [['./a.sh'], ['./b.sh']] }],
+        ['python3 build.py its node bound no file for', run(['python3', 'build.py'])],
+        ['python3 build.py whose operand names another word', bound(['python3', 'build.py'], 0)],
+        ['python3 build.py with a malformed sha256', { ...run(['python3', 'build.py']), mutableFileOperand: { argvIndex: 1, path: '/srv/x', sha256: 'not hex' } }],
+        ['./deploy.sh with LD_PRELOAD set (code from another file)', bound(['./deploy.sh'], 0, { env: { LD_PRELOAD: '/tmp/x.so' } })],
+      ] as const) {
+        it(`still refuses it for ${what}, with the message as before`, () => {
+          const approvals = store();
+          const made = approvals.create({ digest: digestOf(`unbound ${what}`), action, quorum: 1 });
+          assert.equal(made.action.allowAlways, false);
+          assert.throws(() => approvals.resolve(made.id, 'allow-always', 'alice'), (error: Error & { code?: string }) => error.code === 'GATEWAY_PARAMS_INVALID' && /^allow-always is refused for a command that runs code Corral cannot see/.test(error.message));
+          assert.equal(approvals.get(made.id).status, 'pending');
+        });
       }
     });
 

@@ -8,6 +8,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { GatewayError } from '../errors.ts';
 import { runsCodeOfAction } from './runs-code.ts';
+import { scriptBoundByContent } from './bound-script.ts';
 import { preparedOnce } from '../store/statements.ts';
 import { writeIfFree, writeNowOrWhenFree, writeWhenFree, WRITE_LOCK_WAIT_MS } from '../store/write-lock.ts';
 
@@ -23,7 +24,12 @@ export interface Approval {
    * (runs-code.ts) when a command of it runs code its argv does not show
    * (`python3 -c …`, `xargs`, `ssh host CMD`), else null; computed by the
    * store from the argv on every read, never taken from whoever made the
-   * approval, so approvals made before it existed carry it too.
+   * approval, so approvals made before it existed carry it too. And
+   * `allowAlways`, worked out the same way: whether an approver may allow it
+   * always — false for a run that runs code Corral cannot see, unless that
+   * code is one script file its node bound by content (mutableFileOperand,
+   * bound-script.ts), whose grant then allows it only while the file holds
+   * that content.
    */
   action: Record<string, unknown>;
   status: ApprovalStatus;
@@ -285,7 +291,9 @@ export class ApprovalStore {
    * characters) is kept as the approval's reason when this decision settles
    * it. Allow-always is refused for a run that runs code its argv does not
    * show (action.runsCode): a standing grant would let it run again, with
-   * whatever it then reads, with no one looking. `authority` is who a
+   * whatever it then reads, with no one looking; unless that code is one
+   * script file its node bound by content (scriptBoundByContent), whose
+   * sha256 is in the digest the grant permits. `authority` is who a
    * signed-in approver is, whatever name they are shown by (see authority()).
    * Throws GATEWAY_APPROVAL_NOT_FOUND, GATEWAY_APPROVAL_EXPIRED,
    * GATEWAY_APPROVAL_RESOLVED, GATEWAY_PARAMS_INVALID (and that allow-always),
@@ -672,11 +680,13 @@ function ownRequest(message: string): GatewayError {
  * Throws GATEWAY_PARAMS_INVALID when the approval is for a run that runs code
  * its argv does not show: allow-always would make a standing grant for what
  * no approver could see. Its message names why (runs-code.ts: plain ASCII,
- * no text of the agent's).
+ * no text of the agent's). A run of one script file its node bound by
+ * content is not refused: its digest covers the file's sha256, so its grant
+ * allows it only while the file holds what the approver was shown.
  */
 function refuseStandingGrant(approval: Approval): void {
   const runs = runsCodeOfAction(approval.action);
-  if (runs === null) return;
+  if (runs === null || scriptBoundByContent(approval.action) !== undefined) return;
   const message = `allow-always is refused for a command that runs code Corral cannot see (${runs.reason}): approve it once, or deny it`;
   throw new GatewayError('GATEWAY_PARAMS_INVALID', message, { wire: { code: 'INVALID_REQUEST', message } });
 }
@@ -706,11 +716,12 @@ export function shownAction(action: Record<string, unknown>): Record<string, unk
 /** How much of an environment value's SHA-256 an approver is shown: 48 bits, so that two values an agent passes are told apart. */
 const ENV_FINGERPRINT_HEX = 12;
 
-/** The action as stored, with `runsCode` worked out afresh for a run (one with an argv or commands); a named command's is left as it is. */
+/** The action as stored, with `runsCode` and `allowAlways` worked out afresh for a run (one with an argv or commands); a named command's is left as it is. */
 function actionOf(text: string): Record<string, unknown> {
   const action = JSON.parse(text) as Record<string, unknown>;
   if (!Array.isArray(action.argv) && !Array.isArray(action.commands)) return action;
-  return { ...action, runsCode: runsCodeOfAction(action) };
+  const runsCode = runsCodeOfAction(action);
+  return { ...action, runsCode, allowAlways: runsCode === null || scriptBoundByContent(action) !== undefined };
 }
 
 function fromRow(r: Row): Approval {

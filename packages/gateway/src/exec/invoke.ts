@@ -25,6 +25,7 @@ import { hasScope } from '../protocol/scopes.ts';
 import type { Connection, Peer } from '../server/connection.ts';
 import type { GatewayServer } from '../server/server.ts';
 import { runsCode } from '../approvals/runs-code.ts';
+import { boundOperand, scriptBoundByContent } from '../approvals/bound-script.ts';
 import { actionDigest, canonicalRun, type CanonicalRun, type FileOperand } from './canonical.ts';
 import { decideNamed, decideRun, deciderFor, nodeAsked, type GatewayDecider, type PrincipalRef, type RunDecision } from './decide.ts';
 import { NodeAuditBudget, rateLimited, type NodeAuditLimits } from './node-audit-budget.ts';
@@ -467,8 +468,10 @@ export class NodeInvoker {
 
   async #makeGrant(grants: PolicyGrants, approval: Approval): Promise<GrantView> {
     const id = `approval-${approval.id}`;
+    // A grant for a run of one script is bound to what the file held: its record says which file and content.
+    const script = scriptBoundByContent(approval.action);
     const record = (outcome: AuditEventInput['outcome'], more: Record<string, unknown> = {}): Promise<void> =>
-      this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id }, decision: { effect: 'allow', approval: approval.id }, outcome, details: { digest: approval.digest, approvers: approval.approvers, ...more } });
+      this.#audit({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.grant', resource: { kind: 'policy', id }, decision: { effect: 'allow', approval: approval.id }, outcome, details: { digest: approval.digest, approvers: approval.approvers, ...(script ? { mutableFileOperand: { ...script } } : {}), ...more } });
     let added: GrantAddition;
     try {
       added = await grants.add(approval, () => record({ status: 'success' }));
@@ -1067,7 +1070,10 @@ export class NodeInvoker {
    * binds (mutableFileOperand, its argv index, path and sha256) becomes part
    * of the action's digest, of what approvers are shown and of what the
    * approved run is sent with, for the node to check again right before it
-   * runs. So an approval of the script as it was never covers it rewritten.
+   * runs. So an approval of the script as it was never covers it rewritten;
+   * nor does a standing grant, looked up afterwards (#authorize) by this
+   * digest, and recorded with it for replay: allowed always, the script is
+   * allowed only while it holds this content (store.ts, bound-script.ts).
    * Any other command is returned as it is, with no round trip. A node that
    * cannot bind it (one that does not serve system.run.prepare, refuses the
    * file: missing, a FIFO, too large; gone; or binds another word) has the
@@ -1405,21 +1411,6 @@ function runsCodeOf(approval: Approval): { runsCode?: { program: string; via: st
   const runs = approval.action.runsCode as { program?: unknown; via?: unknown; reason?: unknown } | null | undefined;
   if (runs === null || typeof runs !== 'object') return {};
   return { runsCode: { program: String(runs.program), via: String(runs.via), reason: String(runs.reason) } };
-}
-
-/**
- * A node's mutableFileOperand, copied, when it binds word `argvIndex` of the
- * run: `{argvIndex, path, sha256}`, the path absolute and the sha256 64
- * lowercase hex digits. Anything else (null, another word, malformed) is
- * undefined: nothing the run could be bound to.
- */
-function boundOperand(given: unknown, argvIndex: number): FileOperand | undefined {
-  if (given === null || typeof given !== 'object' || Array.isArray(given)) return undefined;
-  const { argvIndex: index, path, sha256 } = given as Record<string, unknown>;
-  if (index !== argvIndex) return undefined;
-  if (typeof path !== 'string' || !path.startsWith('/') || path.length > 4096 || path.includes('\0') || !path.isWellFormed()) return undefined;
-  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
-  return { argvIndex, path, sha256 };
 }
 
 function sameOperand(a: FileOperand | undefined, b: FileOperand): boolean {
