@@ -2,6 +2,10 @@
 // (`python3 -c …`), in headless Chromium against a real gateway: a policy
 // asks about python3, an operator runs a one-liner, and the approver is told.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { approvalCard, approvalsTab, deny, inContext, launchChromium, runOnNode, settled, startStack, type Stack } from './stack.ts';
@@ -62,6 +66,36 @@ describe('the approval card of a command that runs code Corral cannot see', () =
       await running;
       const approval = stack.gateway.approvals.get(id!);
       assert.deepEqual([approval.decision, approval.approvers.length], ['allow-once', 1]);
+    }));
+
+  it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, and the gateway's warning; Approve always is offered, as the gateway allows it (regression: the card showed neither the file nor its content's digest)", () =>
+    inContext(browser, async (context) => {
+      const dir = mkdtempSync(join(tmpdir(), 'corral-script-card-'));
+      const script = join(dir, 'build.py');
+      const text = 'print("script-card")\n';
+      writeFileSync(script, text);
+      const sha256 = createHash('sha256').update(text).digest('hex');
+      try {
+        const page = await approvalsTab(context, stack);
+        const running = settled(runOnNode(stack, ['python3', script]));
+        const card = approvalCard(page, 'build.py');
+        await card.waitFor();
+        const bound = card.locator('dd.script');
+        assert.equal(await bound.innerText(), `${script} sha256:${sha256.slice(0, 12)}… — approved for what it holds now; changed, it is asked for again`);
+        assert.equal(await bound.getByText(`sha256:${sha256.slice(0, 12)}…`).getAttribute('title'), `sha256:${sha256}`);
+        const note = await card.locator('.runs-code').innerText();
+        assert.ok(note.startsWith(`Runs code Corral cannot see. python3 runs the script ${script}`), note);
+        assert.ok(note.endsWith('Read every argument before approving. Approving covers the script as it is now only (its SHA-256 below): changed, it is asked for again.'), note);
+        // The gateway makes a standing grant for it, bound to that content, and says so in the approval the card reads: Approve always is offered (enabled once the new card has stood still).
+        const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { allowAlways?: unknown } }> };
+        const id = await card.getAttribute('data-approval');
+        assert.equal(listed.approvals.find((a) => a.id === id)?.action.allowAlways, true);
+        await card.getByRole('button', { name: 'Approve always', disabled: false }).waitFor();
+        await deny(card, 'not this one');
+        assert.equal(await running, false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }));
 
   it('says nothing of the kind on a card whose command shows what it does (printf), which still offers Approve always', () =>

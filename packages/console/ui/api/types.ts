@@ -67,6 +67,8 @@ export interface ApprovalAction {
   context?: Record<string, unknown>;
   policies?: string[];
   reason?: string;
+  /** For a run: whether allowing it always makes a standing grant (false for one that runs code its argv does not show, unless it is a script bound by content); absent from older gateways. */
+  allowAlways?: boolean;
   [key: string]: unknown;
 }
 

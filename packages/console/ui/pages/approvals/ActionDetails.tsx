@@ -1,6 +1,6 @@
 import type { ApprovalAction } from '../../api/types.ts';
-import { formatMoney, lookAlikes, oddSpaces, visible } from '../../format.ts';
-import { chained, envNames, paymentOf } from './action.ts';
+import { formatMoney, lookAlikes, oddSpaces, shortHash, visible } from '../../format.ts';
+import { boundScriptOf, chained, envNames, paymentOf } from './action.ts';
 
 /**
  * Each field of the action an agent or node chose that does not read as what
@@ -38,11 +38,13 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
   const node = action.node ?? action.nodeId;
   const policies = Array.isArray(action.policies) ? action.policies : [];
   const argv = Array.isArray(action.argv) ? action.argv.map(String) : [];
+  const script = boundScriptOf(action);
   const chosen: Array<[string, string | null | undefined]> = [
     ['who asks', action.principal],
     ['node', node],
     ...argv.map((arg, i): [string, string] => [`argument ${i + 1}`, arg]),
     ['working directory', action.cwd],
+    ['script', script?.path],
     ['environment', env.join(' ')],
     ['action', action.cedarAction ?? action.command],
     ['currency', payment?.currency],
@@ -92,6 +94,19 @@ export function ActionDetails({ action }: { action: ApprovalAction }) {
           <>
             <dt>Working directory</dt>
             <dd className="mono">{visible(action.cwd)}</dd>
+          </>
+        )}
+        {script && (
+          <>
+            {/* What the digest binds beside the argv: allowing covers the file as it is now, and a run of it rewritten asks again. */}
+            <dt>Script</dt>
+            <dd className="script">
+              <span className="mono">{visible(script.path)}</span>{' '}
+              <span className="mono" title={`sha256:${script.sha256}`}>
+                sha256:{shortHash(script.sha256)}
+              </span>
+              <span className="muted"> — approved for what it holds now; changed, it is asked for again</span>
+            </dd>
           </>
         )}
         {env.length > 0 && (

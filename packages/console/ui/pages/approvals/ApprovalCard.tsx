@@ -1,6 +1,7 @@
 // One approval request: the exact action, who asks, which policy asked and
 // why, quorum progress, the time left, and the three ways to answer (two for
-// a command that runs code Corral cannot see: no standing grant for it); once
+// one the gateway makes no standing grant for: a command that runs code
+// Corral cannot see, unless it is one script bound by its content); once
 // allowed, the ways to take it back (TakeBack).
 import { useState } from 'react';
 import { api } from '../../api/client.ts';
@@ -10,7 +11,7 @@ import { LookAlikeNote } from '../../common/LookAlikeNote.tsx';
 import { formatCountdown, formatMoney, formatTime, visible } from '../../format.ts';
 import { useNow } from '../../hooks/use-now.ts';
 import { ActionDetails } from './ActionDetails.tsx';
-import { actionTitle, paymentOf, runsCodeOf } from './action.ts';
+import { actionTitle, allowAlwaysOf, boundScriptOf, paymentOf, runsCodeOf } from './action.ts';
 import { ReasonForm } from './ReasonForm.tsx';
 import { TakeBack } from './TakeBack.tsx';
 
@@ -33,6 +34,8 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
   const titleId = `approval-${approval.id}`;
   const payment = paymentOf(approval.action);
   const runs = runsCodeOf(approval.action);
+  const script = boundScriptOf(approval.action);
+  const always = allowAlwaysOf(approval.action, runs);
   const approvedByMe = approval.approvers.includes(me);
   const waitingFor = Math.max(0, approval.quorum - approval.approvers.length);
 
@@ -60,7 +63,9 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
       </header>
       {runs && (
         <div className="error runs-code" id={`${titleId}-runs-code`}>
-          <strong>Runs code Corral cannot see.</strong> {visible(runs.reason)}. Read every argument before approving. It can be approved once only: the gateway makes no standing grant for code it cannot see.
+          <strong>Runs code Corral cannot see.</strong> {visible(runs.reason)}. Read every argument before approving.{' '}
+          {script && 'Approving covers the script as it is now only (its SHA-256 below): changed, it is asked for again. '}
+          {!always && 'It can be approved once only: the gateway makes no standing grant for code it cannot see.'}
         </div>
       )}
       <ActionDetails action={approval.action} />
@@ -128,8 +133,8 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
               <button type="button" className="primary" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-once'))} aria-describedby={runs ? `${titleId}-runs-code` : undefined}>
                 Approve once
               </button>
-              {!runs && (
-                <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={`${titleId}-always`}>
+              {always && (
+                <button type="button" disabled={busy || !settled} onClick={() => void act(() => api.approve(approval.id, 'allow-always'))} aria-describedby={runs ? `${titleId}-runs-code ${titleId}-always` : `${titleId}-always`}>
                   Approve always
                 </button>
               )}
@@ -138,7 +143,7 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
           <button type="button" className="danger" disabled={busy} onClick={() => setDenying(true)}>
             Deny…
           </button>
-          {!runs && !approvedByMe && (
+          {always && !approvedByMe && (
             <span id={`${titleId}-always`} className="muted small">
               Approve always lets this exact action run again without asking.
             </span>

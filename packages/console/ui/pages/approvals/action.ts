@@ -55,6 +55,30 @@ export function runsCodeOf(action: ApprovalAction): RunsCode | undefined {
   return typeof program === 'string' && typeof via === 'string' && typeof reason === 'string' ? { program, via, reason } : undefined;
 }
 
+/**
+ * Whether the gateway makes a standing grant when the action is allowed always: its `allowAlways` where it sends one;
+ * else, as older gateways decided, for any action but one that runs code its argv does not show (`runs`, runsCodeOf's).
+ */
+export function allowAlwaysOf(action: ApprovalAction, runs: RunsCode | undefined): boolean {
+  return typeof action.allowAlways === 'boolean' ? action.allowAlways : runs === undefined;
+}
+
+/** The script file a run's approval is bound to by its content (the gateway's action.mutableFileOperand, as its node prepared the run). */
+export interface BoundScript {
+  /** The file as the node resolved it: the node's text, shown through visible(). */
+  path: string;
+  /** SHA-256 of what the file held when the approval was asked for, 64 hex digits. */
+  sha256: string;
+}
+
+/** The action's bound script when the gateway sent one in the shape it has: absent from a run that binds no file, and from older gateways. */
+export function boundScriptOf(action: ApprovalAction): BoundScript | undefined {
+  const operand = action.mutableFileOperand;
+  if (operand === null || typeof operand !== 'object') return undefined;
+  const { path, sha256 } = operand as Record<string, unknown>;
+  return typeof path === 'string' && typeof sha256 === 'string' && /^[0-9a-f]{64}$/.test(sha256) ? { path, sha256 } : undefined;
+}
+
 /** Environment variable names only, whether the gateway sends a list or an object. */
 export function envNames(env: ApprovalAction['env']): string[] {
   if (Array.isArray(env)) return env.map(String);
