@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { canonicalRun } from '../exec/canonical.ts';
 import { runsCode, runsCodeOfAction } from './runs-code.ts';
 
 /** Where a program may be named from: its bare name, a system directory, anywhere. */
@@ -116,6 +117,10 @@ const COMBINATIONS: Array<[string[], string[], string]> = [
   [['npm'], ['--prefix', 'app', 'x', 'some-package'], 'x'],
   [['pnpm', 'yarn'], ['dlx', 'some-package', 'CODE'], 'dlx'],
   [['pipx'], ['run', 'some-package', 'CODE'], 'run'],
+  [['gdb'], ['-batch', '-ex', 'CODE'], '-ex'],
+  [['gdb'], ['./prog', '--eval-command=CODE'], '--eval-command'],
+  [['flock'], ['/tmp/lock', '-c', 'CODE'], '-c'],
+  [['flock'], ['-w', '5', '/tmp/lock', '--command', 'CODE'], '--command'],
 ];
 
 describe('runsCode: the table of programs that run code their argv does not show', () => {
@@ -146,8 +151,9 @@ describe('runsCode: the table of programs that run code their argv does not show
   it('flags a script run from a file, whatever follows it, as the script it names: python3 build.py, node app.js, sh x.sh, awk -f prog.awk (fast-check; regression: allow-always made a standing grant that covered whatever build.py held at each later run)', () => {
     const scripts: Array<[string, string[]]> = [
       ['python3', []], ['python3', ['-u', '-W', 'ignore']], ['python3.12', ['-I']], ['node', []], ['bun', []], ['bun', ['--cwd', '/srv/app']], ['julia', ['-t', '4']], ['node', ['--enable-source-maps', '-r', 'ts-node/register']], ['perl', ['-w']], ['ruby', ['-w']], ['php', []], ['bash', ['-e']], ['sh', []], ['lua', []], ['Rscript', []], ['fish', []], ['dc', []],
+      ['java', ['-jar']], ['java', ['-cp', 'lib/*', '-jar']], ['swift', []], ['tclsh', []], ['tclsh8.6', ['-encoding', 'utf-8']], ['wish', []],
     ];
-    const script = operand.filter((s) => !['install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'link', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions', 'run', 'test'].includes(s) && !/^\/(?:usr\/)?(?:local\/)?s?bin\//.test(s));
+    const script = operand.filter((s) => !['install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'link', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions', 'run', 'test', 'package', 'help'].includes(s) && !/^\/(?:usr\/)?(?:local\/)?s?bin\//.test(s));
     fc.assert(
       fc.property(fc.constantFrom(...scripts), dir, script, fc.array(code, { maxLength: 8 }), ([name, options], where, file, rest) => {
         const found = runsCode([`${where}${name}`, ...options, file, ...rest]);
@@ -245,8 +251,8 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['/usr/local/bin/x', 'y']), null, '/usr/local/bin is an administrator\'s install, not the agent\'s');
   });
 
-  it('does not flag a program that only prints and exits, or reads state: python3 --version, make --version, ssh -V, docker ps, npm install, kubectl get pods', () => {
-    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', '--version'], ['bun', '--version'], ['bun', 'install'], ['julia', '--version'], ['npx', '--version'], ['npm', 'install'], ['npm', '--version'], ['pnpm', 'install'], ['yarn', 'add', 'left-pad'], ['yarn'], ['pipx', 'install', 'black'], ['make', '--version'], ['make', '-v'], ['gradle', '--version'], ['mvn', '-v'], ['cargo', '--version'], ['go', 'version'], ['go', 'build', './...'], ['bash', '--version'], ['sh', '/usr/bin/gettext.sh'], ['python3', '/usr/local/bin/tool']]) {
+  it('does not flag a program that only prints and exits, or reads state: python3 --version, make --version, ssh -V, docker ps, npm install --ignore-scripts, kubectl get pods', () => {
+    for (const argv of [['python3', '--version'], ['python3', '-V'], ['node', '--version'], ['perl', '-v'], ['ssh', '-V'], ['xargs', '--version'], ['awk', '--version'], ['docker', 'ps', '-a'], ['kubectl', 'get', 'pods', '-n', 'prod'], ['find', '.', '-name', '*.ts'], ['env'], ['env', 'LANG=C', 'ls'], ['rsync', '-av', 'a', 'b'], ['deno', '--version'], ['bun', '--version'], ['bun', 'install', '--ignore-scripts'], ['julia', '--version'], ['npx', '--version'], ['npm', 'install', '--ignore-scripts'], ['npm', '--version'], ['pnpm', 'install', '--ignore-scripts'], ['yarn', 'add', '--ignore-scripts', 'left-pad'], ['yarn', '--version'], ['pipx', 'list'], ['make', '--version'], ['make', '-v'], ['gradle', '--version'], ['mvn', '-v'], ['cargo', '--version'], ['go', 'version'], ['go', 'build', './...'], ['bash', '--version'], ['sh', '/usr/bin/gettext.sh'], ['python3', '/usr/local/bin/tool']]) {
       assert.equal(runsCode(argv), null, JSON.stringify(argv));
     }
   });
@@ -257,10 +263,38 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.ok(runsCode(['ssh', 'git@example.com', "git-upload-pack 'x'; rm -rf ~"]), 'a command after it runs too');
   });
 
+  it('flags a command a wrapper runs exactly as the command alone, its file counted in the whole argv: timeout 5 ./deploy.sh as ./deploy.sh, sudo -u root python3 build.py as python3 build.py (fast-check; regression: no warning, and an allow-always grant could be made)', () => {
+    const wrappers = fc.constantFrom(
+      ['nohup'], ['timeout', '5'], ['timeout', '-s', 'KILL', '-k5', '30s'], ['nice'], ['nice', '-n', '5'], ['nice', '-10'], ['sudo'], ['sudo', '-u', 'root', '-E'], ['sudo', '--user=root', 'A=1'], ['doas', '-u', 'root'], ['stdbuf', '-oL'], ['stdbuf', '-o', '0', '-eL'],
+      ['setsid', '-w'], ['ionice', '-c', '3'], ['ionice', '-c2', '-n7'], ['chrt', '-o', '0'], ['chrt', '--idle', '0'], ['taskset', '0x1'], ['taskset', '-c', '0-3'], ['flock', '/tmp/lock'], ['flock', '-w', '5', '-x', '/tmp/lock'],
+      ['xvfb-run', '-a', '-s', '-screen 0 1x1x8'], ['time', '-f', '%e'], ['/usr/bin/timeout', '--', '5'], ['env', 'A=1'], ['busybox'], ['sudo', 'timeout', '5', 'nice'],
+    );
+    const command = fc.oneof(
+      fc.tuple(fc.constantFrom('./deploy.sh', '../tools/x', '/opt/app/bin/x'), fc.array(code, { maxLength: 4 })).map(([path, rest]) => [path, ...rest]),
+      fc.tuple(fc.constantFrom(['python3'], ['sh', '-e'], ['node'], ['awk', '-f']), operand.filter((s) => !s.includes('/')), fc.array(code, { maxLength: 4 })).map(([head, file, rest]) => [...head, file, ...rest]),
+      fc.tuple(fc.constantFrom(['python3', '-c'], ['make'], ['npm', 'install'], ['ls', '-l'], ['cat']), fc.array(code, { maxLength: 4 })).map(([head, rest]) => [...head, ...rest]),
+    );
+    fc.assert(
+      fc.property(wrappers, command, (wrapper, inner) => {
+        const alone = runsCode(inner);
+        const wrapped = runsCode([...wrapper, ...inner]);
+        assert.deepEqual(wrapped, alone === null || typeof alone.operand !== 'number' ? alone : { ...alone, operand: alone.operand + wrapper.length });
+      }),
+      { numRuns: 2000 },
+    );
+    assert.deepEqual(runsCode(['timeout', '5', './deploy.sh', '--prod']), { ...runsCode(['./deploy.sh', '--prod']), operand: 2 });
+  });
+
+  it('does not flag a wrapper of a command that runs none, or one that names processes rather than a command: timeout 5 ls, sudo -l, taskset -p 1234, busybox ls', () => {
+    for (const argv of [['timeout', '5', 'ls'], ['nohup', 'sleep', '1'], ['nice', '-n', '5', 'tar', 'cf', 'a.tar', 'src'], ['sudo', '-l'], ['sudo', '-l', './deploy.sh'], ['sudo', '-v'], ['taskset', '-p', '1234'], ['taskset', '-pc', '0', '1234'], ['chrt', '-p', '1234'], ['chrt', '-m'], ['ionice', '-p', '1234'], ['flock', '/tmp/lock', 'true'], ['flock', '9'], ['busybox', 'ls', '-l'], ['busybox', '--list'], ['timeout', '--version'], ['timeout', '5']]) {
+      assert.equal(runsCode(argv), null, JSON.stringify(argv));
+    }
+  });
+
   describe('given hostile input', () => {
     it('never throws, and any reason it gives is printable ASCII of at most 200 characters, whatever the value (fast-check)', () => {
-      const program = fc.oneof(fc.constantFrom('python3', '/usr/bin/python3.12', 'awk', 'aw\u212A', 'PYTHON3', 'pytho\u0578', 'env', 'pwsh', 'find', 'ssh', 'docker'), fc.string({ unit: 'binary' }));
-      const word = fc.oneof(code, fc.constantFrom('-c', '-e', '--', '-', '-S', '--eval=', '-exec', 'run', 'LANG=C', '-Comm\u0430nd'));
+      const program = fc.oneof(fc.constantFrom('python3', '/usr/bin/python3.12', 'awk', 'aw\u212A', 'PYTHON3', 'pytho\u0578', 'env', 'pwsh', 'find', 'ssh', 'docker', 'timeout', 'flock', 'sudo', 'busybox', 'npm', 'yarn', 'composer', 'uv', 'bundle', 'sed', 'java', 'gdb', 'cmake', 'tclsh'), fc.string({ unit: 'binary' }));
+      const word = fc.oneof(code, fc.constantFrom('-c', '-e', '--', '-', '-S', '--eval=', '-exec', 'run', 'LANG=C', '-Comm\u0430nd', 'install', 'exec', '-f', '-x', '-jar', '-P', '--ignore-scripts', '-cp', './x', 'python3', 'x.py'));
       fc.assert(
         fc.property(fc.oneof(fc.anything(), fc.tuple(program, fc.array(word, { maxLength: 20 })).map(([p, rest]) => [p, ...rest])), (value) => {
           for (const found of [runsCode(value), runsCodeOfAction({ argv: value }), runsCodeOfAction({ commands: [value] }), runsCodeOfAction(value)]) {
@@ -292,6 +326,15 @@ describe('runsCodeOfAction: an approval action', () => {
     const found = runsCodeOfAction({ argv: ['sh', '-c', 'curl -s https://x | python3 -'], commands: [['curl', '-s', 'https://x'], ['python3', '-']] });
     assert.equal(found?.program, 'python3');
     assert.equal(found?.via, 'stdin');
+  });
+
+  it('reads the command a wrapper runs, which the canonical run does not: timeout 5 ./deploy.sh is one command, not ./deploy.sh, and is flagged as ./deploy.sh is (regression: not flagged)', () => {
+    for (const argv of [['timeout', '5', './deploy.sh'], ['nohup', './deploy.sh'], ['sudo', '-u', 'root', './deploy.sh']]) {
+      const run = canonicalRun({ command: argv, cwd: '/srv/app' });
+      assert.deepEqual(run.commands, [argv], 'the wrapper is not looked through');
+      assert.equal(run.opaque, true, 'and the run is opaque: policy denies it before any approver sees it');
+      assert.deepEqual(runsCodeOfAction({ argv: run.argv, commands: run.commands }), runsCodeOfAction({ argv: ['./deploy.sh'] }));
+    }
   });
 
   it('does not flag a shell wrapper the canonical run looked through (sh -c "ls -la"): its commands are what runs', () => {

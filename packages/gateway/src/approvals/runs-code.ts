@@ -3,14 +3,20 @@
 // program) or read from stdin (`python3 -`, `xargs`), or that runs it where
 // Corral does not look (`ssh host CMD`, `docker run`, `kubectl exec`), or
 // that runs the code in a file that may change between one run and the next:
-// a script (`python3 build.py`, `sh x.sh`, `awk -f prog.awk`), a program at
-// a path outside the system's program folders (`./deploy.sh`, `../tools/x`,
-// `/opt/app/bin/x`), or a build tool's recipes in its working directory
-// (`make`, `npm test`, `cargo build`). When policy asks a human about such a
-// command, the approver reads its argv; this tells them that the argv is not
-// the whole story, so a long one-liner is not approved for what it seems to
-// be, and no standing grant is made for it (store.ts refuses allow-always): a
-// grant for `python3 build.py` would cover whatever build.py holds at each
+// a script (`python3 build.py`, `sh x.sh`, `awk -f prog.awk`, `sed -f x.sed`,
+// `java -jar x.jar`), a program at a path outside the system's program
+// folders (`./deploy.sh`, `../tools/x`, `/opt/app/bin/x`), a build tool's
+// recipes in its working directory (`make`, `npm test`, `cargo build`,
+// `cmake`, `terraform apply`), or the install scripts of what a package
+// manager installs (`npm install`, `pip install .`); or that starts code
+// outside the run, or later (`crontab FILE`, `at`, `systemd-run`). A wrapper
+// (`timeout 5 ./deploy.sh`, `sudo`, `nice`, `busybox sh x.sh`) is read as
+// the command it runs. When policy asks a human about such a command, the
+// approver reads its argv; this tells them that the argv is not the whole
+// story, so a long one-liner is not approved for what it seems to be, and no
+// standing grant is made for it (store.ts refuses allow-always) unless its
+// node bound the one file it runs by content (bound-script.ts): a grant for
+// `python3 build.py` would otherwise cover whatever build.py holds at each
 // later run, which the agent may have rewritten.
 //
 // A program named bare (found on the node's PATH) or by a path in a system
@@ -21,8 +27,10 @@
 // word that is the file (`operand`), which Corral's node binds to a prepared
 // plan by its sha256 (upstream's systemRunPlan.mutableFileOperand), and the
 // gateway binds its own approval of the run to it (invoke.ts
-// #boundToScript). Allow-always, a grant bound to that sha256, could follow;
-// until then, approve it once or permit it in policy.
+// #boundToScript), and an allow-always grant to it (bound-script.ts). A
+// numeric operand therefore says that file is all the code the argv does not
+// show: a run whose code comes from more (`uv run python3 x.py`, where the
+// project's environment runs too) names none.
 //
 // Pure and total: any value in, a verdict or null out, never a throw; linear
 // in the size of the argv. Programs are matched by file name (`python3` for
@@ -72,6 +80,19 @@ interface Options {
   exits?: readonly string[];
 }
 
+/**
+ * A package manager's install commands: they run the install (or build)
+ * scripts of what they install and of the project in the working directory
+ * (npm's preinstall and postinstall, a package's setup.py, composer.json's
+ * scripts), unless given one of `unless` (`--ignore-scripts`); with `bare`,
+ * so does the program given no command at all (`yarn`).
+ */
+interface Installs {
+  commands: ReadonlySet<string>;
+  unless?: readonly string[];
+  bare?: boolean;
+}
+
 type Family =
   /**
    * An interpreter: code by option, else a script operand, else (with
@@ -79,10 +100,12 @@ type Family =
    * be one of its own commands: `recipes` run the project's files (bun's
    * `run`, `test`), `builtins` run none of them (bun's `install`).
    */
-  | { kind: 'interpreter'; options: Options; stdin: boolean; commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string> } }
+  | { kind: 'interpreter'; options: Options; stdin: boolean; commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string>; installs?: Installs } }
+  /** java: its first operand is a source file (`Main.java`) or, after `-jar`, a jar, run as a script; else a class of its class path, from files on disk. */
+  | { kind: 'java'; options: Options }
   /** awk: its first operand is the program unless a program file is named. */
   | { kind: 'awk'; options: Options }
-  /** A program that runs code whenever one of these words is among its arguments (find's `-exec`, rsync's `-e`). */
+  /** A program that runs code whenever one of these words is among its arguments (find's `-exec`, rsync's `-e`), or a script file named by one of its `file` options (gdb's `-x FILE`). */
   | {
     kind: 'option-anywhere';
     options: Options;
@@ -95,13 +118,25 @@ type Family =
    * stands among the operands before `--` (docker's `run`); with `stdin`, one
    * that reads its code from stdin given `-` there (`deno run -`); with
    * `builtins`, one whose first operand, unless one of these, names a script
-   * of its project to run (`yarn build`), `via` then `script`.
+   * of its project to run (`yarn build`), `via` then `script`; with
+   * `installs`, one whose install commands run the install scripts of what
+   * they install (`npm install`); with `inner`, subcommands whose first
+   * operand is a command it runs, read in turn (`uv run python3 -c CODE`),
+   * else the subcommand's own verdict (`bundle exec rspec`, and `uv run
+   * python3 x.py`: the project's environment runs too, so no one file holds
+   * its code).
    */
-  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean; builtins?: ReadonlySet<string> }
-  /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits. */
-  | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[] }
-  /** env: `-S` splits a string into a command; otherwise the command after its options and assignments is read in turn. */
-  | { kind: 'env'; options: Options }
+  | { kind: 'subcommand'; subcommands: ReadonlySet<string>; reason: (program: string, via: string) => string; stdin?: boolean; builtins?: ReadonlySet<string>; installs?: Installs; inner?: ReadonlySet<string> }
+  /** A program that always runs code Corral cannot see (xargs, ssh), unless it only prints and exits; with `options`, a script file named by one of its `file` options is that script (`cmake -P x.cmake`). */
+  | { kind: 'always'; via: string; reason: (program: string) => string; exits?: readonly string[]; options?: Options }
+  /**
+   * A wrapper (env, timeout, nice, sudo, busybox): the command after its
+   * options, `operands` words of its own (timeout's duration, flock's lock
+   * file) and NAME=value assignments is read in turn, so `timeout 5
+   * ./deploy.sh` is what `./deploy.sh` is; a `code` option runs a string
+   * as a command (env's `-S`, split into words; flock's `-c`, by a shell).
+   */
+  | { kind: 'wrapper'; options: Options; operands?: number; split?: boolean }
   /** PowerShell: `-Command`/`-EncodedCommand` in any case and any unambiguous prefix. */
   | { kind: 'pwsh' }
   /** sed: its script (`-e`, `--expression`, else its first operand) runs a shell command with GNU sed's `e` command or the `e` flag of `s`. */
@@ -127,7 +162,15 @@ const EXITS = ['--version', '--help', '-h', '-V', '-v'];
 /** npm's commands that run a script of package.json (and its aliases); pnpm and yarn share them. */
 const NPM_SCRIPTS = ['run', 'run-script', 'rum', 'urn', 'rr', 'test', 't', 'tst', 'start', 'stop', 'restart', 'install-test', 'it', 'install-ci-test', 'cit'];
 /** pnpm's and yarn's commands that run none of the project's scripts: any other first operand is a script's name (`yarn build`). */
-const PACKAGE_BUILTINS = new Set(['install', 'i', 'add', 'remove', 'rm', 'up', 'upgrade', 'update', 'why', 'info', 'list', 'ls', 'outdated', 'config', 'cache', 'init', 'login', 'logout', 'publish', 'pack', 'audit', 'link', 'unlink', 'import', 'store', 'licenses', 'version', 'versions', 'help', 'bin', 'root', 'prune', 'dedupe', 'fetch', 'setup', 'env', 'dlx', 'create']);
+const PACKAGE_BUILTINS = new Set(['remove', 'rm', 'why', 'info', 'list', 'ls', 'outdated', 'config', 'cache', 'init', 'login', 'logout', 'audit', 'unlink', 'store', 'licenses', 'version', 'versions', 'help', 'bin', 'root', 'prune', 'dedupe', 'fetch', 'setup', 'env', 'dlx', 'create']);
+/** npm's commands that run the lifecycle scripts of what they install, or of the project (`npm pack`: prepack, prepare), and their aliases. */
+const NPM_INSTALLS: Installs = { commands: new Set(['install', 'i', 'in', 'ins', 'inst', 'insta', 'instal', 'isnt', 'isnta', 'isntal', 'isntall', 'add', 'ci', 'clean-install', 'ic', 'install-clean', 'isntall-clean', 'update', 'up', 'upgrade', 'udpate', 'rebuild', 'rb', 'link', 'ln', 'pack', 'publish']), unless: ['--ignore-scripts'] };
+/** pnpm's and yarn's (yarn given no command installs). */
+const PACKAGE_INSTALLS: Installs = { commands: new Set(['install', 'i', 'add', 'up', 'upgrade', 'update', 'rebuild', 'rb', 'link', 'ln', 'import', 'pack', 'publish']), unless: ['--ignore-scripts'] };
+/** The Python and Ruby package managers' commands that build what they install (a package's setup.py or build backend, a gem's extconf.rb), the project's own among it. */
+const BUILDS = (commands: readonly string[]): Installs => ({ commands: new Set(commands) });
+/** Wrappers' options that only print and exit. */
+const WRAPPER_EXITS = ['--version', '--help'];
 
 const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'oO', long: ['--rcfile', '--init-file'] }, stdin: 's', exits: ['--version', '--help'] } };
 
@@ -143,7 +186,7 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
-  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'link', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']) }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
+  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
   ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl', 'run', 'test', 'task', 'bench', 'serve']), stdin: true, reason: (p, via) => (via === 'eval' || via === 'repl' ? `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` : filesReason(p, via).reason) }],
   ['julia', { kind: 'interpreter', stdin: true, options: { code: { short: 'eE', long: ['--eval', '--print'] }, value: { short: 'JptLC', long: ['--sysimage', '--procs', '--threads', '--load', '--cpu-target', '--machine-file'] }, exits: ['--version', '--help', '-v', '-h', '--help-hidden'] } }],
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
@@ -155,14 +198,52 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['rsync', { kind: 'option-anywhere', options: { code: { short: 'e', long: ['--rsh', '--rsync-path'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
   ['xargs', { kind: 'always', via: 'stdin', reason: (p) => `${p} runs a command with arguments it reads from stdin; Corral cannot see them`, exits: ['--version', '--help'] }],
   ['ssh', { kind: 'always', via: 'remote host', reason: (p) => `${p} runs commands on another host; Corral cannot see what runs there`, exits: ['-V'] }],
-  ['env', { kind: 'env', options: { code: { short: 'S', long: ['--split-string'] }, value: { short: 'uC', long: ['--unset', '--chdir'] } } }],
+  ['env', { kind: 'wrapper', split: true, options: { code: { short: 'S', long: ['--split-string'] }, value: { short: 'uC', long: ['--unset', '--chdir'] } } }],
+  // Wrappers that run the command after their own words as it is, with a time limit, a priority, another user, a lock: read as that command.
+  ['nohup', { kind: 'wrapper', options: { exits: WRAPPER_EXITS } }],
+  ['timeout', { kind: 'wrapper', operands: 1, options: { value: { short: 'sk', long: ['--signal', '--kill-after'] }, exits: WRAPPER_EXITS } }],
+  ['nice', { kind: 'wrapper', options: { value: { short: 'n', long: ['--adjustment'] }, exits: WRAPPER_EXITS } }],
+  ['sudo', { kind: 'wrapper', options: { value: { short: 'CDghpRrtTUu', long: ['--close-from', '--chdir', '--group', '--host', '--prompt', '--chroot', '--role', '--type', '--command-timeout', '--other-user', '--user'] }, exits: ['-V', '--version', '-h', '--help', '-l', '--list', '-v', '--validate', '-e', '--edit', '-k', '-K', '--remove-timestamp'] } }],
+  ['doas', { kind: 'wrapper', options: { value: { short: 'uC' } } }],
+  ['stdbuf', { kind: 'wrapper', options: { value: { short: 'ioe', long: ['--input', '--output', '--error'] }, exits: WRAPPER_EXITS } }],
+  ['setsid', { kind: 'wrapper', options: { exits: ['-h', '-V', ...WRAPPER_EXITS] } }],
+  // ionice -p, chrt -p and taskset -p name processes, not a command: the words after them are numbers, which run nothing.
+  ['ionice', { kind: 'wrapper', options: { value: { short: 'cnpPu', long: ['--class', '--classdata', '--pid', '--pgid', '--uid'] }, exits: ['-h', '-V', ...WRAPPER_EXITS] } }],
+  ['chrt', { kind: 'wrapper', operands: 1, options: { value: { short: 'TPD', long: ['--sched-runtime', '--sched-period', '--sched-deadline'] }, exits: ['-h', '-V', '-m', '--max', ...WRAPPER_EXITS] } }],
+  ['taskset', { kind: 'wrapper', operands: 1, options: { exits: ['-h', '-V', ...WRAPPER_EXITS] } }],
+  // flock FILE CMD, or flock FILE -c CMD (run by a shell).
+  ['flock', { kind: 'wrapper', operands: 1, options: { code: { short: 'c', long: ['--command'] }, value: { short: 'wE', long: ['--timeout', '--wait', '--conflict-exit-code'] }, exits: ['-h', '-V', ...WRAPPER_EXITS] } }],
+  ['xvfb-run', { kind: 'wrapper', options: { value: { short: 'efnpsw', long: ['--error-file', '--auth-file', '--server-num', '--xauth-protocol', '--server-args', '--wait'] }, exits: ['-h', '--help'] } }],
+  ['time', { kind: 'wrapper', options: { value: { short: 'fo', long: ['--format', '--output'] }, exits: WRAPPER_EXITS } }],
+  // busybox APPLET ARGS is the applet: `busybox sh x.sh` is `sh x.sh`.
+  ...names(['busybox', 'toybox'], { kind: 'wrapper', options: { exits: ['--help', '--list', '--list-full', '--install'] } }),
+  // Programs that start their command outside the run being approved, or later: a service, a scheduled job, a crontab.
+  ['systemd-run', { kind: 'always', via: 'service', reason: (p) => `${p} starts a command as a service or timer, outside this run and maybe later; ${SEE_NOT} then`, exits: ['--version', '--help', '-h'] }],
+  ...names(['at', 'batch'], { kind: 'always', via: 'schedule', reason: (p) => `${p} schedules commands it reads from stdin or a file to run later, outside this run; ${SEE_NOT}`, exits: ['-l', '-V', '--version', '--help'] }),
+  ['crontab', { kind: 'always', via: 'schedule', reason: (p) => `${p} installs a table of commands that cron runs later, outside this run; ${SEE_NOT}`, exits: ['-l', '-r', '-V', '--version', '--help'] }],
   ...names(['docker', 'podman', 'nerdctl', 'docker-compose', 'podman-compose'], { kind: 'subcommand', subcommands: new Set(['run', 'exec', 'create', 'start', 'restart', 'build', 'up']), reason: (p, via) => `${p} ${via} runs code inside a container; ${SEE_NOT}` }),
   // Package runners: they run a package they may fetch, which the argv only names and whose code can change between runs.
   ...names(['npx', 'pnpx', 'bunx', 'uvx'], { kind: 'always', via: 'package', reason: (p) => `${p} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`, exits: ['--version', '--help', '-v', '-h'] }),
   // Their scripts are package.json's, in the working directory: `npm test`, `npm run build`, `yarn build`.
-  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS]), reason: packageScripts }],
-  ...names(['pnpm', 'yarn'], { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, reason: packageScripts }),
-  ['pipx', { kind: 'subcommand', subcommands: new Set(['run']), reason: packageRunner }],
+  ['npm', { kind: 'subcommand', subcommands: new Set(['exec', 'x', ...NPM_SCRIPTS]), installs: NPM_INSTALLS, reason: projectScripts('package.json') }],
+  ['pnpm', { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, installs: PACKAGE_INSTALLS, reason: projectScripts('package.json') }],
+  ['yarn', { kind: 'subcommand', subcommands: new Set(['dlx', 'exec', ...NPM_SCRIPTS]), builtins: PACKAGE_BUILTINS, installs: { ...PACKAGE_INSTALLS, bare: true }, reason: projectScripts('package.json') }],
+  // composer's scripts are composer.json's (`composer test`); its install commands run them unless given --no-scripts.
+  ['composer', {
+    kind: 'subcommand',
+    subcommands: new Set(['run-script', 'run', 'exec']),
+    builtins: new Set(['about', 'archive', 'audit', 'browse', 'home', 'bump', 'check-platform-reqs', 'clear-cache', 'clearcache', 'cc', 'config', 'depends', 'why', 'diagnose', 'fund', 'global', 'help', 'init', 'licenses', 'list', 'outdated', 'prohibits', 'why-not', 'search', 'self-update', 'selfupdate', 'show', 'info', 'status', 'suggests', 'validate']),
+    installs: { commands: new Set(['install', 'i', 'update', 'u', 'upgrade', 'require', 'r', 'remove', 'rm', 'create-project', 'dump-autoload', 'dumpautoload', 'reinstall']), unless: ['--no-scripts'] },
+    reason: (p, via) => (via === 'exec' ? filesReason(p, via).reason : projectScripts('composer.json')(p, via)),
+  }],
+  ['pipx', { kind: 'subcommand', subcommands: new Set(['run']), installs: BUILDS(['install', 'upgrade', 'reinstall', 'inject', 'install-all', 'upgrade-all', 'reinstall-all']), reason: packageRunner }],
+  ['pip', { kind: 'subcommand', subcommands: new Set(), installs: BUILDS(['install', 'download', 'wheel']), reason: packageRunner }],
+  // Project runners: `uv run CMD` runs CMD in the project's environment, which it builds first; CMD is read in turn (`uv run python3 x.py` is a run of x.py).
+  ['uv', { kind: 'subcommand', subcommands: new Set(['run']), inner: new Set(['run']), installs: BUILDS(['sync', 'add', 'install', 'build']), reason: (p, via) => filesReason(p, via).reason }],
+  ['poetry', { kind: 'subcommand', subcommands: new Set(['run']), inner: new Set(['run']), installs: BUILDS(['install', 'add', 'update', 'sync', 'build']), reason: (p, via) => filesReason(p, via).reason }],
+  ['pipenv', { kind: 'subcommand', subcommands: new Set(['run']), inner: new Set(['run']), installs: BUILDS(['install', 'sync', 'update']), reason: (p, via) => filesReason(p, via).reason }],
+  // bundler reads the Gemfile, Ruby, for every command; `bundle exec CMD` runs CMD with the bundle's gems.
+  ['bundle', { kind: 'subcommand', subcommands: new Set(['exec']), inner: new Set(['exec']), installs: BUILDS(['install', 'update', 'add']), reason: (p, via) => filesReason(p, via).reason }],
   // Build tools: they run recipes from files in their working directory (a Makefile, build.gradle, Cargo.toml's build.rs, conftest.py), whatever their arguments, unless they only print and exit.
   ...names(['make', 'gmake', 'bmake'], recipes('Makefile', ['--version', '-v', '--help', '-h'])),
   ['just', recipes('justfile', ['--version', '-V', '--help', '-h'])],
@@ -179,6 +260,14 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['tox', recipes('tox.ini', ['--version', '--help', '-h'])],
   ['nox', recipes('noxfile.py', ['--version', '--help', '-h'])],
   ['go', { kind: 'subcommand', subcommands: new Set(['run', 'test', 'generate']), reason: (p, via) => filesReason(p, via).reason }],
+  // A project's MSBuild targets, meson.build, CMakeLists.txt (or the build it generated), Taskfile.yml and playbooks run what they hold.
+  ['dotnet', { kind: 'subcommand', subcommands: new Set(['run', 'test', 'build', 'publish', 'pack', 'msbuild', 'restore', 'watch', 'exec']), reason: (p, via) => filesReason(p, via).reason }],
+  ['meson', { kind: 'subcommand', subcommands: new Set(['setup', 'configure', 'compile', 'test', 'install', 'devenv', 'dist']), reason: (p, via) => filesReason(p, via).reason }],
+  ['cmake', recipes('CMakeLists.txt, or of the build it made,', ['--version', '-version', '--help', '-help', '-h', '--system-information'], { file: { short: 'P' } })],
+  ['task', recipes('Taskfile.yml', ['--version', '--help', '-h', '--list', '-l', '--list-all', '-a'])],
+  ['ansible-playbook', { kind: 'always', via: 'playbook', reason: (p) => `${p} runs the tasks of the playbooks it names on the hosts of its inventory; what it does is what they hold when it runs: ${ONCE}`, exits: ['--version', '--help', '-h'] }],
+  // Terraform's providers are programs it runs, and a provisioner's local-exec runs a command of the configuration's.
+  ...names(['terraform', 'tofu'], { kind: 'subcommand', subcommands: new Set(['apply', 'plan', 'destroy', 'import', 'refresh', 'console', 'test', 'validate']), reason: (p, via) => `${p} ${via} runs the providers and provisioners its configuration names; what it does is what they hold when it runs: ${ONCE}` }),
   ...names(['kubectl', 'oc'], { kind: 'subcommand', subcommands: new Set(['exec', 'run', 'debug', 'attach']), reason: (p, via) => `${p} ${via} runs code on a cluster; ${SEE_NOT}` }),
   // Programs better known for something else that run a command their options name.
   ['tar', { kind: 'option-anywhere', gnu: true, options: { code: { short: 'IF', long: ['--to-command', '--use-compress-program', '--checkpoint-action', '--info-script', '--new-volume-script', '--rsh-command'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
@@ -186,6 +275,11 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ['man', { kind: 'option-anywhere', options: { code: { short: 'PH', long: ['--pager', '--html'] } }, reason: (p, via) => `${p} runs the pager or browser given with ${via}; ${SEE_NOT}` }],
   ...names(['nc', 'ncat', 'netcat'], { kind: 'option-anywhere', options: { code: { short: 'ec', long: ['--exec', '--sh-exec', '--lua-exec'] } }, reason: (p, via) => `${p} runs the command given with ${via} for each connection; ${SEE_NOT}` }),
   ...names(['emacs'], { kind: 'option-anywhere', options: { code: { short: 'lf', long: ['--eval', '-eval', '--load', '-load', '--funcall', '-funcall', '--execute', '-execute', '--script', '-script'] } }, reason: (p, via) => `${p} runs the Lisp given with ${via}; ${SEE_NOT}` }),
+  ['java', { kind: 'java', options: { value: { long: ['-cp', '-classpath', '--class-path', '-p', '--module-path', '--upgrade-module-path', '--add-modules', '--limit-modules', '--source'] }, runs: { long: ['-m', '--module'] }, exits: ['-version', '--version', '-help', '--help', '-h', '-?', '-X', '--help-extra', '-fullversion', '--full-version'] } }],
+  ['swift', { kind: 'interpreter', stdin: true, commands: { recipes: new Set(['build', 'test', 'run', 'package']), builtins: new Set(['help']) }, options: { value: { short: 'IFL', long: ['-module-name', '-target', '-sdk'] }, exits: ['--version', '-version', '--help', '-help', '-h'] } }],
+  ...names(['tclsh', 'wish'], { kind: 'interpreter', stdin: true, options: { value: { long: ['-encoding'] } } }),
+  // gdb's command files and -ex commands can run a shell command (`shell CMD`).
+  ['gdb', { kind: 'option-anywhere', options: { code: { long: ['-ex', '--ex', '-eval-command', '--eval-command', '-iex', '--iex', '-init-eval-command', '--init-eval-command'] }, file: { long: ['-x', '--x', '-command', '--command', '-ix', '--ix', '-init-command', '--init-command'] } }, reason: (p, via) => `${p} runs the debugger commands given with ${via}, which can run shell commands; ${SEE_NOT}` }],
   ['dc', { kind: 'interpreter', stdin: true, options: { code: { short: 'e', long: ['--expression'] }, runs: { short: 'f', long: ['--file'] }, exits: ['--version', '--help', '-V', '-h'] } }],
   ['sed', { kind: 'sed' }],
   ...names(['vim', 'vi', 'nvim', 'ex', 'view', 'vimdiff', 'rvim', 'gvim', 'evim'], { kind: 'vim' }),
@@ -203,14 +297,23 @@ function packageRunner(program: string, via: string): string {
   return `${program} ${via} runs a package it may fetch, whose code can change between runs; ${SEE_NOT}`;
 }
 
-/** npm, pnpm, yarn: a package they may fetch (`npm exec`, `yarn dlx`), or a script of package.json (`npm test`, `yarn build`: via `script`). */
-function packageScripts(program: string, via: string): string {
-  if (via !== 'script' && !NPM_SCRIPTS.includes(via)) return packageRunner(program, via);
-  return `${program} ${via === 'script' ? 'runs a script' : `${via} runs the scripts`} of package.json in its working directory; what it does is what package.json holds when it runs: ${ONCE}`;
+/** npm, pnpm, yarn, composer: a package they may fetch (`npm exec`, `yarn dlx`), or a script of `file` (`npm test`, `yarn build`: via `script`). */
+function projectScripts(file: string): (program: string, via: string) => string {
+  return (program, via) => {
+    if (via !== 'script' && !NPM_SCRIPTS.includes(via)) return packageRunner(program, via);
+    return `${program} ${via === 'script' ? 'runs a script' : `${via} runs the scripts`} of ${file} in its working directory; what it does is what ${file} holds when it runs: ${ONCE}`;
+  };
 }
 
-function recipes(file: string, exits: readonly string[]): Family {
-  return { kind: 'always', via: 'recipes', reason: (p) => `${p} runs the recipes of ${file} in its working directory; what it does is what they hold when it runs: ${ONCE}`, exits };
+/** `npm install`: the install scripts of what it installs run, unless it is given one of `unless` (`--ignore-scripts`) or only prints its help. */
+function installs(program: string, via: string, argv: readonly string[], spec: Installs): RunsCode | null {
+  if (argv.includes('--help') || argv.includes('-h') || spec.unless?.some((option) => argv.includes(option) || argv.includes(`${option}=true`))) return null;
+  return { program, via, reason: `${program} ${via} runs the install or build scripts of the packages it installs and of the project in its working directory; ${SEE_NOT}` };
+}
+
+/** A build tool; with `options`, one that runs a script file its `file` option names instead (`cmake -P x.cmake`). */
+function recipes(file: string, exits: readonly string[], options?: Options): Family {
+  return { kind: 'always', via: 'recipes', reason: (p) => `${p} runs the recipes of ${file} in its working directory; what it does is what they hold when it runs: ${ONCE}`, exits, ...(options ? { options } : {}) };
 }
 
 function names(list: readonly string[], family: Family): Array<[string, Family]> {
@@ -276,18 +379,20 @@ function known(argv: readonly string[], first: string, depth: number): RunsCode 
   switch (family.kind) {
     case 'interpreter':
       return interpreter(program, argv, family.options, family.stdin, family.commands);
+    case 'java':
+      return java(program, argv, family.options);
     case 'awk':
       return awk(program, argv, family.options);
     case 'option-anywhere':
       return optionAnywhere(program, argv, family.options, family.reason, family.gnu === true);
     case 'subcommand':
-      return subcommand(program, argv, family.subcommands, family.reason, family.stdin === true, family.builtins);
+      return subcommand(program, argv, family, depth);
     case 'always':
       if (argv.length === 2 && family.exits?.includes(argv[1]!)) return null;
       if (program === 'ssh' && gitTransport(argv)) return null;
-      return { program, via: family.via, reason: family.reason(program) };
-    case 'env':
-      return env(program, argv, family.options, depth);
+      return (family.options && programFile(program, argv, family.options)) ?? { program, via: family.via, reason: family.reason(program) };
+    case 'wrapper':
+      return wrapper(program, argv, family, depth);
     case 'pwsh':
       return pwsh(program, argv);
     case 'sed':
@@ -364,9 +469,10 @@ function walk(argv: readonly string[], options: Options): Walk {
     if (word === '--') return { found: 'operands', at: i + 1, file };
     if (word === '-' || !word.startsWith('-')) break;
     if (options.exits?.includes(word)) return { found: 'exits' };
-    if (word.startsWith('--')) {
-      const eq = word.indexOf('=');
-      const name = eq < 0 ? word : word.slice(0, eq);
+    const eq = word.indexOf('=');
+    const name = eq < 0 ? word : word.slice(0, eq);
+    // A long option, or one of a single dash the program lists as a name of its own (java's `-cp`, tclsh's `-encoding`).
+    if (word.startsWith('--') || [options.code, options.runs, options.file, options.value].some((o) => o?.long?.includes(name))) {
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
       if (options.runs?.long?.includes(name)) return { found: 'runs', via: name };
       if (options.file?.long?.includes(name)) file = true;
@@ -392,7 +498,7 @@ function walk(argv: readonly string[], options: Options): Walk {
   return { found: 'operands', at: i, file };
 }
 
-function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean, commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string> }): RunsCode | null {
+function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean, commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string>; installs?: Installs }): RunsCode | null {
   const read = walk(argv, options);
   if (read.found === 'code') return codeReason(program, read.via);
   if (read.found === 'stdin') return stdinReason(program);
@@ -401,9 +507,20 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   const script = argv[read.at];
   // No script named, or `-`: the program comes from stdin.
   if (script === undefined || script === '-') return stdin ? stdinReason(program) : null;
+  if (commands?.installs?.commands.has(script)) return installs(program, script, argv, commands.installs);
   if (commands?.builtins.has(script)) return null;
   if (commands?.recipes.has(script)) return filesReason(program, script);
   return systemFile(script) ? null : scriptReason(program, script, read.at);
+}
+
+/** java's first operand: a source file, or a jar after `-jar`, run as a script; else a class of its class path. Given none, it prints its usage. */
+function java(program: string, argv: readonly string[], options: Options): RunsCode | null {
+  const read = walk(argv, options);
+  if (read.found === 'runs') return filesReason(program, read.via);
+  if (read.found !== 'operands' || read.at >= argv.length) return null;
+  const main = argv[read.at]!;
+  if (argv.slice(1, read.at).includes('-jar') || main.endsWith('.java')) return systemFile(main) ? null : scriptReason(program, main, read.at);
+  return { program, via: 'class', reason: `${program} runs a class of its class path, from files on disk; what it does is what they hold when it runs: ${ONCE}` };
 }
 
 /** awk's program: given by option, else its first operand, else a file named with -f (which may change, as a script may). */
@@ -411,13 +528,13 @@ function awk(program: string, argv: readonly string[], options: Options): RunsCo
   const read = walk(argv, options);
   if (read.found === 'code') return codeReason(program, read.via);
   if (read.found !== 'operands') return null;
-  if (read.file) return programFile(program, argv, options);
+  if (read.file) return programFile(program, argv, options) ?? scriptReason(program, '', null);
   if (read.at >= argv.length) return null;
   return { program, via: 'program text', reason: `${program} runs the program given as its first argument; ${SEE_NOT}` };
 }
 
-/** The first program file named with one of awk's file options (`-f prog.awk`, `--file=prog.awk`), as a script. */
-function programFile(program: string, argv: readonly string[], options: Options): RunsCode {
+/** The first program file named with one of the file options (awk's `-f prog.awk`, `--file=prog.awk`; gdb's `-x cmds`), as a script; null when none is. */
+function programFile(program: string, argv: readonly string[], options: Options): RunsCode | null {
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') break;
@@ -426,7 +543,7 @@ function programFile(program: string, argv: readonly string[], options: Options)
     if (/^-[A-Za-z]$/.test(word) && options.file?.short?.includes(word[1]!)) return scriptReason(program, argv[i + 1] ?? '', i + 1);
     if (/^-[A-Za-z]/.test(word) && !word.startsWith('--') && options.file?.short?.includes(word[1]!)) return scriptReason(program, word.slice(2), null);
   }
-  return scriptReason(program, '', null);
+  return null;
 }
 
 /** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
@@ -445,33 +562,56 @@ function optionAnywhere(program: string, argv: readonly string[], options: Optio
       }
     }
   }
-  return null;
+  return programFile(program, argv, options);
 }
 
-/** One of the subcommands among the operands before `--` (global options may come first, and take values: `docker -H host run`); with `stdin`, a `-` there. */
-function subcommand(program: string, argv: readonly string[], subcommands: ReadonlySet<string>, reason: (program: string, via: string) => string, stdin: boolean, builtins?: ReadonlySet<string>): RunsCode | null {
+/**
+ * One of the subcommands or install commands among the operands before `--`
+ * (global options may come first, and take values: `docker -H host run`);
+ * with `stdin`, a `-` there; a subcommand of `inner`'s verdict is its
+ * command's, where that has one.
+ */
+function subcommand(program: string, argv: readonly string[], family: Extract<Family, { kind: 'subcommand' }>, depth: number): RunsCode | null {
   const end = argv.indexOf('--');
   const words = argv.slice(1, end < 0 ? argv.length : end);
   // stdin first: `deno run -` reads its code from stdin, as it did before run was a subcommand of the table.
-  if (stdin && words.includes('-')) return stdinReason(program);
-  for (const word of words) {
-    if (subcommands.has(word)) return { program, via: word, reason: reason(program, word) };
+  if (family.stdin === true && words.includes('-')) return stdinReason(program);
+  for (let i = 0; i < words.length; i += 1) {
+    const word = words[i]!;
+    if (family.subcommands.has(word)) {
+      const own = { program, via: word, reason: family.reason(program, word) };
+      if (!family.inner?.has(word)) return own;
+      // Its command is the first word after it that is not an option (words[i] is argv[i + 1]).
+      const at = argv.findIndex((w, j) => j > i + 1 && !w.startsWith('-'));
+      const inner = at < 0 ? null : classify(argv.slice(at), depth + 1);
+      // A script it runs is not all the run's code: the project's environment (a Gemfile, pyproject.toml's build) is loaded or built first, so no one file is named, and no grant bound to one could cover it.
+      return inner !== null && inner.operand === undefined ? inner : own;
+    }
+    if (family.installs?.commands.has(word)) return installs(program, word, argv, family.installs);
   }
   const first = words.find((word) => !word.startsWith('-'));
-  if (builtins === undefined || first === undefined || builtins.has(first)) return null;
-  return { program, via: 'script', reason: reason(program, 'script') };
+  if (first === undefined && family.installs?.bare === true && !words.some((word) => EXITS.includes(word))) return installs(program, 'install', argv, family.installs);
+  if (family.builtins === undefined || first === undefined || family.builtins.has(first)) return null;
+  return { program, via: 'script', reason: family.reason(program, 'script') };
 }
 
-/** `env -S STRING`, else the command after env's options and NAME=value assignments, read in turn. */
-function env(program: string, argv: readonly string[], options: Options, depth: number): RunsCode | null {
-  const read = walk(argv, options);
-  if (read.found === 'code') return { program, via: read.via, reason: `${program} splits the string given with ${read.via} into a command; Corral cannot see what runs` };
+/**
+ * A wrapper's command, after its options, its own operands and NAME=value
+ * assignments, read in turn; `env -S STRING` and `flock FILE -c CMD` run a
+ * string as a command.
+ */
+function wrapper(program: string, argv: readonly string[], family: Extract<Family, { kind: 'wrapper' }>, depth: number): RunsCode | null {
+  const read = walk(argv, family.options);
+  const code = (via: string) => (family.split === true ? { program, via, reason: `${program} splits the string given with ${via} into a command; Corral cannot see what runs` } : codeReason(program, via));
+  if (read.found === 'code') return code(read.via);
   if (read.found !== 'operands') return null;
-  let at = read.at;
+  let at = read.at + (family.operands ?? 0);
+  const after = argv[at];
+  if (after !== undefined && (family.options.code?.long?.includes(after) || (/^-[A-Za-z]$/.test(after) && family.options.code?.short?.includes(after[1]!) === true))) return code(after);
   while (at < argv.length && /^[^=]+=/.test(argv[at]!) && !argv[at]!.startsWith('-')) at += 1;
   if (at >= argv.length) return null;
   const inner = classify(argv.slice(at), depth + 1);
-  // The file's index is in env's argv, not the command's it reads.
+  // The file's index is in the wrapper's argv, not the command's it reads.
   return typeof inner?.operand === 'number' ? { ...inner, operand: inner.operand + at } : inner;
 }
 
@@ -509,11 +649,16 @@ function pwsh(program: string, argv: readonly string[]): RunsCode | null {
 const SED_E_COMMAND = /(?:^|[\s;{}!,0-9$/])e(?:$|[\s;}])/;
 const SED_E_FLAG = /s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[^;\n}]*e/s;
 
-/** sed whose script (each `-e`/`--expression`, else its first operand) runs a command; a script from a file (`-f`) is named, as a script is. */
+/**
+ * sed whose script (each `-e`/`--expression`, else its first operand) runs a
+ * command; else one whose script is a file (`-f x.sed`), which may hold the
+ * `e` command, or be rewritten to, between runs: that file, as a script.
+ */
 function sed(program: string, argv: readonly string[]): RunsCode | null {
   const scripts: string[] = [];
   let fromOption = false;
   let operand: string | undefined;
+  let file: { name: string; at: number | null } | undefined;
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') {
@@ -523,15 +668,20 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
     if (word.startsWith('--expression')) {
       fromOption = true;
       scripts.push(word.includes('=') ? word.slice(word.indexOf('=') + 1) : (argv[(i += 1)] ?? ''));
-    } else if (word.startsWith('--file')) fromOption = true;
+    } else if (word.startsWith('--file')) {
+      fromOption = true;
+      file ??= word.includes('=') ? { name: word.slice(word.indexOf('=') + 1), at: null } : { name: argv[i + 1] ?? '', at: (i += 1) };
+    }
     else if (word === '--line-length') i += 1;
     else if (/^-[A-Za-z]/.test(word) && !word.startsWith('--')) {
       for (let j = 1; j < word.length; j += 1) {
         const letter = word[j]!;
         if (letter === 'e' || letter === 'f' || letter === 'l') {
           if (letter !== 'l') fromOption = true;
-          const value = j + 1 < word.length ? word.slice(j + 1) : (argv[(i += 1)] ?? '');
+          const attached = j + 1 < word.length;
+          const value = attached ? word.slice(j + 1) : (argv[(i += 1)] ?? '');
           if (letter === 'e') scripts.push(value);
+          if (letter === 'f') file ??= { name: value, at: attached ? null : i };
           break;
         }
         // -i and -E's neighbours: -i takes the rest of its word as a suffix.
@@ -543,7 +693,9 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
   for (const script of scripts) {
     if (SED_E_COMMAND.test(script) || SED_E_FLAG.test(script)) return { program, via: 'e command', reason: `${program} runs the shell command its script gives with e; ${SEE_NOT}` };
   }
-  return null;
+  // `-f -` reads the script from stdin.
+  if (file?.name === '-') return stdinReason(program);
+  return file === undefined || systemFile(file.name) ? null : scriptReason(program, file.name, file.at);
 }
 
 /** vim and its kin given Ex commands or keystrokes to run: `-c CMD`, `--cmd CMD`, `+CMD` (not `+` or `+N`, a line), `-S FILE`, `-s FILE`, and `-e`/`-es` (Ex mode, commands from stdin when it is not a terminal). */
