@@ -6,7 +6,7 @@
 // node refuses it.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
@@ -20,11 +20,14 @@ const ALICE = { channel: 'corral', accountId: 'example.com', senderId: 'alice' }
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const refusedWith = (code: string) => (e: { wire?: { code?: string; details?: { code?: string } } }) => e.wire?.details?.code === code || e.wire?.code === code;
 
-/** A runner that records each argv it runs, then runs it. */
+/** A runner that records each argv it runs, then does `beforeNext` once (what happens on the host after the node's last check), then runs it. */
 class RecordingRunner extends Runner {
   readonly ran: string[][] = [];
+  beforeNext: (() => void) | undefined;
   override run(plan: SandboxPlan, argv: readonly string[], options?: RunOptions): Promise<RunResult & { stdout: string; stderr: string }> {
     this.ran.push([...argv]);
+    this.beforeNext?.();
+    this.beforeNext = undefined;
     return super.run(plan, argv, options);
   }
 }
@@ -104,6 +107,16 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     await assert.rejects(waiting, (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /the script x\.sh changed since it was approved/.test(e.wire.message ?? ''));
     assert.equal(runner.ran.length, ran, 'nothing ran');
     assert.equal(gw.approvals.get(asked.id).status, 'used');
+  });
+
+  it('runs x.sh as approved when it is rewritten after the node\'s last check, before the sandbox opens it, and leaves the rewrite on the host (regression: the check and the open were two reads, and what was written between them ran)', async () => {
+    script('echo as approved');
+    await assert.rejects(run(['./x.sh'], 100), refusedWith('APPROVAL_PENDING'));
+    const [asked] = pending(['./x.sh']);
+    await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-once', reviewer: ALICE });
+    runner.beforeNext = () => script('echo rewritten after the check');
+    assert.equal((await run(['./x.sh'])).payload.stdout, 'as approved\n');
+    assert.equal(readFileSync(join(work, 'x.sh'), 'utf8'), '#!/bin/sh\necho rewritten after the check\n');
   });
 
   it('refuses a run whose script the node cannot bind (missing), with the node\'s reason and no approval asked', async () => {

@@ -11,16 +11,20 @@
 // binds are one table. A file is read as the node reads its own state files:
 // opened without waiting on a FIFO, a regular file only, at most
 // MAX_OPERAND_BYTES, never through a link swapped in after it was resolved.
+// At run time the bytes checked are the bytes run: the node hands them to the
+// sandbox as a pinned file (RunOptions.pinned), so a rewrite between the check
+// and the interpreter's open of the file changes nothing.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
+import type { PinnedFile } from '@corral/contain';
 import { runsCode } from '@corral/gateway';
 import { NodeError } from './errors.ts';
 import { shown } from './untrusted-text.ts';
 
-/** Far more than any script a person reads before approving it, and room for a program run by its path (`/opt/app/bin/x`); read in chunks, never held whole. */
+/** Far more than any script a person reads before approving it, and room for a program run by its path (`/opt/app/bin/x`). */
 export const MAX_OPERAND_BYTES = 64 * 1024 * 1024;
-const CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
 
 /** Upstream's systemRunPlan.mutableFileOperand: the argv word that names the file, where it leads (absolute, links resolved), and its content's sha256 (hex). */
 export interface FileOperand {
@@ -52,7 +56,7 @@ export function snapshotOperand(argv: readonly string[], cwd: string | null): Fi
   } catch (error) {
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be found (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
   }
-  return { argvIndex: verdict.operand, path, sha256: digestOf(path, name) };
+  return { argvIndex: verdict.operand, path, sha256: sha256Of(contentOf(path, name).content) };
 }
 
 /**
@@ -76,12 +80,13 @@ export function planOperand(plan: unknown, argv: readonly string[]): FileOperand
 }
 
 /**
- * Refuses a run whose approved file (`operand`, from planOperand) is no
- * longer what was approved: argv[argvIndex], resolved against `cwd`, must
- * lead to operand.path, and the file there must hold content of
- * operand.sha256. Throws NODE_RUN_DENIED.
+ * The approved file (`operand`, from planOperand) as the run is to see it:
+ * argv[argvIndex], resolved against `cwd`, must lead to operand.path, and
+ * the file there must hold content of operand.sha256; the content read is
+ * what the sandbox is given at that path. Throws NODE_RUN_DENIED for a run
+ * whose file is no longer what was approved.
  */
-export function refuseChangedOperand(operand: FileOperand, argv: readonly string[], cwd: string | null): void {
+export function approvedContent(operand: FileOperand, argv: readonly string[], cwd: string | null): PinnedFile {
   const word = argv[operand.argvIndex]!;
   const name = nameOf(word);
   // prepare binds no relative name without a cwd: a plan that has one was not the node's.
@@ -93,12 +98,18 @@ export function refuseChangedOperand(operand: FileOperand, argv: readonly string
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} approved is no longer there (${codeOf(error)}): approve the run again`, { cause: error });
   }
   if (path !== operand.path) throw new NodeError('NODE_RUN_DENIED', `${name} is not the file that was approved (${shown(operand.path, 200)}): approve the run again`);
-  const now = digestOf(path, name);
+  const { content, mode } = contentOf(path, name);
+  const now = sha256Of(content);
   if (now !== operand.sha256) throw new NodeError('NODE_RUN_DENIED', `the script ${name} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…, now ${now.slice(0, 12)}…): approve the run again`);
+  return { path, content, mode };
 }
 
-/** The sha256 (hex) of the regular file at `path` (links already resolved), read as readStateFile reads. Throws NODE_RUN_DENIED naming it `name`. */
-function digestOf(path: string, name: string): string {
+function sha256Of(content: Uint8Array): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** The content and permission bits of the regular file at `path` (links already resolved), read as readStateFile reads. Throws NODE_RUN_DENIED naming it `name`. */
+function contentOf(path: string, name: string): { content: Buffer; mode: number } {
   let fd: number;
   try {
     // O_NOFOLLOW: a link swapped in since the path was resolved is refused, not followed; O_NONBLOCK: a FIFO does not hold the node.
@@ -110,16 +121,18 @@ function digestOf(path: string, name: string): string {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
     if (stat.size > MAX_OPERAND_BYTES) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is larger than ${MAX_OPERAND_BYTES} bytes; an approval cannot be bound to it`);
-    const hash = createHash('sha256');
-    const chunk = Buffer.alloc(CHUNK_BYTES);
+    const chunks: Buffer[] = [];
     let total = 0;
-    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+      const n = readSync(fd, chunk);
+      if (n === 0) break;
       total += n;
       // Grown past the cap while it was read: refused as one that large is.
       if (total > MAX_OPERAND_BYTES) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is larger than ${MAX_OPERAND_BYTES} bytes; an approval cannot be bound to it`);
-      hash.update(chunk.subarray(0, n));
+      chunks.push(chunk.subarray(0, n));
     }
-    return hash.digest('hex');
+    return { content: Buffer.concat(chunks, total), mode: stat.mode & 0o7777 };
   } catch (error) {
     if (error instanceof NodeError) throw error;
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be read (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });

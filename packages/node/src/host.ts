@@ -15,7 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
-import { planOperand, refuseChangedOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
+import { approvedContent, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -720,10 +720,10 @@ export class NodeHost {
       const final = localAllows(policy, allowlistSubjects(run), agent, claimed || receipt !== undefined || (askHuman !== undefined && authorization !== undefined));
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refusePlanted(policy, run, plan);
-      // An approval of a script is of what it held when it was prepared: nothing else runs under it.
-      if (operand !== null) refuseChangedOperand(operand, run.argv, run.cwd);
+      // An approval of a script is of what it held when it was prepared: nothing else runs under it, and the sandbox is given the bytes checked.
+      const pinned = operand !== null ? [approvedContent(operand, run.argv, run.cwd)] : undefined;
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
-      result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr });
+      result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr, ...(pinned ? { pinned } : {}) });
     } catch (error) {
       const refusal = error instanceof ContainError ? new NodeError('NODE_CONTAINMENT_UNAVAILABLE', `not run: containment unavailable (${error.code})`, { cause: error }) : error;
       // The control plane allowed this run: its audit log hears why the node did not run it, as the caller does.
