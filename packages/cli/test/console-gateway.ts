@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before } from 'node:test';
+import { Identity } from '@corral/identity';
 import { corral, startCorral, tempStateDir, type CorralRun } from './corral.ts';
 
 export interface AuditRecord {
@@ -33,6 +34,12 @@ export interface ConsoleGateway {
   signIn(username: string, password: string): Promise<{ status: number; body: { csrf?: string; message?: string; code?: string; user?: { roles: string[] } }; session: ConsoleSession | undefined }>;
   /** The status `GET /api/session` answers `session` with (200 while it holds, 401 once it ended). */
   sessionStatus(session: ConsoleSession): Promise<number>;
+  /**
+   * Runs `use` on the state directory's identity store, opened beside the
+   * gateway's with the clock `now` (a fixed one makes changes within one
+   * millisecond), and closed afterwards.
+   */
+  store<T>(use: (identity: Identity) => T | Promise<T>, now?: () => number): Promise<T>;
 }
 
 /**
@@ -78,6 +85,14 @@ export function consoleGateway(seed: (state: string) => unknown): ConsoleGateway
       return { status: answer.status, body, session: cookie && body.csrf ? { cookie, csrf: body.csrf } : undefined };
     },
     sessionStatus: async (session) => (await fetch(`${url}/api/session`, { headers: { cookie: session.cookie, 'x-corral-csrf': session.csrf } })).status,
+    async store(use, now) {
+      const identity = Identity.open(state, now ? { now } : {});
+      try {
+        return await use(identity);
+      } finally {
+        identity.close();
+      }
+    },
   };
 }
 

@@ -316,8 +316,8 @@ function localCredential(identity: Identity, username: string): string | undefin
 
 /**
  * Whether a session's human is still as they signed in: a local user still
- * there, unchanged since (roles, password, email address: its time of
- * change, and its roles themselves); a single sign-on person whose last
+ * there, unchanged since (roles, password, email address, name: its
+ * generation, which every change moves on); a single sign-on person whose last
  * sign-in mapped the roles this session holds, and whose sessions no admin
  * ended since this one began.
  */
@@ -331,9 +331,8 @@ function sessionCurrent(identity: Identity, { user, createdAtMs }: Session): boo
       return (identity.humans.signedOutAt(issuer, subject) ?? -Infinity) < createdAtMs;
     }
     if (user.version === undefined) return true;
-    const current = identity.localUsers.get(user.name);
-    // Roles compared as well as the time of change: one set within the millisecond of the last change leaves that time as it was.
-    return current.id === user.id && current.updatedAt === user.version && current.roles.join(' ') === user.roles.join(' ');
+    // No login, not even one removed and made again under this name, has a generation another had.
+    return identity.localUsers.get(user.name).generation === user.version;
   } catch {
     return false;
   }

@@ -150,7 +150,7 @@ function checkTables(db: DatabaseSync): void {
 /**
  * Adds to `table` the columns of `added` a store made before they were kept
  * lacks (ADDED_NODE_COLUMNS, ADDED_LOCAL_USER_COLUMNS say what an older row
- * holds in each: NULL). SCHEMA never names them, so checkTables still opens
+ * holds in each: NULL, or the column's default). SCHEMA never names them, so checkTables still opens
  * such a store; and an older Corral opening a newer one reads past them.
  */
 function addColumns(db: DatabaseSync, table: 'nodes' | 'local_users', added: ReadonlyArray<readonly [string, string]>): void {
@@ -197,9 +197,15 @@ const ADDED_NODE_COLUMNS = [
 /**
  * A local user's email address (NULL: none), added to stores made before it
  * was kept: a login made then has none, and is matched against agents'
- * owners by its username alone, as before, until an admin gives it one.
+ * owners by its username alone, as before, until an admin gives it one. And
+ * its change counter: a session a gateway of an older Corral gave is gone
+ * with that process, so a login's first counter need only be below the next.
  */
-const ADDED_LOCAL_USER_COLUMNS = [['email', 'TEXT']] as const;
+const ADDED_LOCAL_USER_COLUMNS = [
+  ['email', 'TEXT'],
+  // The login's change counter (LocalUser.generation); 0 for a login not changed since it was kept, below every value since.
+  ['generation', 'INTEGER NOT NULL DEFAULT 0'],
+] as const;
 
 /**
  * The list of names (scopes, commands) kept as JSON text in a row, `where`

@@ -75,6 +75,12 @@ export type IdentityErrorCode =
   // ---- local users (console sign-in without single sign-on)
   | 'IDENTITY_USER_EXISTS'
   | 'IDENTITY_USER_NOT_FOUND'
+  /**
+   * The change would leave no login that can sign in holding the admin role
+   * (its roles set without admin, or it removed, while it is the only one):
+   * no one could administer the console. Another login is given admin first.
+   */
+  | 'IDENTITY_LAST_ADMIN'
   // ---- configuration and storage
   /** A required option is missing (issuer, audience, client id …); named in the message. */
   | 'IDENTITY_CONFIG_MISSING'

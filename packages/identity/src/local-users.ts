@@ -8,7 +8,7 @@
 // sign in, approve and are recorded by username), only an address the
 // gateway matches against the owners of agents, so an owner never allows
 // their own agent's requests alone.
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import { EMAIL, MAX_EMAIL } from './address.ts';
 import { IdentityError } from './errors.ts';
 import { DECOY_HASH, hashPassword, isCurrentCost, parsePasswordHash, passwordMatches } from './password-hash.ts';
@@ -30,6 +30,14 @@ export interface LocalUser {
   createdAt: string;
   updatedAt: string;
   /**
+   * The login's change counter: it moves on in the same transaction as every
+   * change of the login (password, roles, email address, name), and never to
+   * a value any login held before, so a login removed and made again under
+   * its name never has one its namesake had. A console session is tied to
+   * it: unlike a time of change, two changes within one millisecond tell.
+   */
+  generation: number;
+  /**
    * Present for a login made before its name was reserved (RESERVED_USERNAMES):
    * it cannot sign in until renamed (LocalUsers.rename) or removed.
    */
@@ -44,7 +52,11 @@ interface Row {
   email: string | null;
   created_at: number;
   updated_at: number;
+  generation: number;
 }
+
+/** The meta key of the last LocalUser.generation given, to any login. */
+const LAST_GENERATION = 'local_users.generation';
 
 const USERNAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const MIN_PASSWORD = 8;
@@ -134,7 +146,11 @@ export class LocalUsers {
     const hash = await hashPassword(checkPassword(password));
     const now = this.#now();
     try {
-      this.#db.prepare('INSERT INTO local_users (username, password_hash, roles, email, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').run(name, hash, JSON.stringify(checked), email, now, now);
+      this.#write(() =>
+        this.#db
+          .prepare('INSERT INTO local_users (username, password_hash, roles, email, created_at, updated_at, generation) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(name, hash, JSON.stringify(checked), email, now, now, this.#nextGeneration()),
+      );
     } catch (error) {
       throw storeError(error, name);
     }
@@ -169,8 +185,8 @@ export class LocalUsers {
   /**
    * Makes `row`'s hash again with the current cost, from the password just
    * found right. Replaces it only if it is still the one checked (a password
-   * changed meanwhile stays), in one statement, and leaves updated_at alone:
-   * it is no change of the user's, and sessions are tied to it. Any failure
+   * changed meanwhile stays), in one statement, and leaves its generation
+   * alone: it is no change of the user's, and sessions are tied to it. Any failure
    * (the hasher full, the store busy) keeps the old hash, which still signs
    * the user in and is upgraded next time.
    */
@@ -202,12 +218,16 @@ export class LocalUsers {
    * Removes a user, reserved names included (the way out for a login made
    * before its name was reserved), and gives it back as it was. A session it
    * holds ends at its next request (the gateway finds the user no more).
-   * Throws IDENTITY_USER_NOT_FOUND.
+   * Throws IDENTITY_USER_NOT_FOUND, and IDENTITY_LAST_ADMIN for the only
+   * login that can sign in holding the admin role.
    */
   remove(username: string): LocalUser {
-    const row = this.#held(username);
-    this.#db.prepare('DELETE FROM local_users WHERE username = ?').run(row.username);
-    return fromRow(row);
+    return this.#write(() => {
+      const row = this.#held(username);
+      this.#keepAnAdmin(row, []);
+      this.#db.prepare('DELETE FROM local_users WHERE username = ?').run(row.username);
+      return fromRow(row);
+    });
   }
 
   /**
@@ -223,10 +243,9 @@ export class LocalUsers {
     if (typeof username !== 'string' || !RESERVED_USERNAMES.has(username)) {
       throw invalid(`only a login whose name is reserved (${[...RESERVED_USERNAMES].join(', ')}) can be renamed: approvals and the audit log know every other by its name`);
     }
-    const row = this.#held(username);
     const name = checkUsername(newName);
     try {
-      this.#db.prepare('UPDATE local_users SET username = ?, updated_at = ? WHERE username = ?').run(name, this.#now(), row.username);
+      this.#change(username, 'username = ?', [name]);
     } catch (error) {
       throw storeError(error, name);
     }
@@ -237,14 +256,19 @@ export class LocalUsers {
   async setPassword(username: string, password: string): Promise<LocalUser> {
     const user = this.get(username);
     const hash = await hashPassword(checkPassword(password));
-    this.#db.prepare('UPDATE local_users SET password_hash = ?, updated_at = ? WHERE username = ?').run(hash, this.#now(), user.username);
+    this.#change(user.username, 'password_hash = ?', [hash]);
     return this.get(user.username);
   }
 
-  /** Replaces a user's roles. Throws IDENTITY_USER_NOT_FOUND, IDENTITY_INPUT_INVALID. */
+  /**
+   * Replaces a user's roles. Throws IDENTITY_USER_NOT_FOUND,
+   * IDENTITY_INPUT_INVALID, and IDENTITY_LAST_ADMIN when they lack admin and
+   * the user is the only login that can sign in holding it.
+   */
   setRoles(username: string, roles: readonly CorralRole[]): LocalUser {
     const user = this.get(username);
-    this.#db.prepare('UPDATE local_users SET roles = ?, updated_at = ? WHERE username = ?').run(JSON.stringify(checkRoles(roles)), this.#now(), user.username);
+    const checked = checkRoles(roles);
+    this.#change(user.username, 'roles = ?', [JSON.stringify(checked)], (row) => this.#keepAnAdmin(row, checked));
     return this.get(user.username);
   }
 
@@ -257,8 +281,62 @@ export class LocalUsers {
   setEmail(username: string, email: string | null): LocalUser {
     const user = this.get(username);
     const address = email === null ? null : checkEmail(email);
-    this.#db.prepare('UPDATE local_users SET email = ?, updated_at = ? WHERE username = ?').run(address, this.#now(), user.username);
+    this.#change(user.username, 'email = ?', [address]);
     return this.get(user.username);
+  }
+
+  /**
+   * Sets `columns` (`name = ?, …`, to `values`) of `username`'s row, with a
+   * new time of change and generation, in one transaction that `check`,
+   * given the row as it stands, may refuse. Throws IDENTITY_USER_NOT_FOUND.
+   */
+  #change(username: string, columns: string, values: SQLInputValue[], check?: (row: Row) => void): void {
+    this.#write(() => {
+      const row = this.#held(username);
+      check?.(row);
+      this.#db.prepare(`UPDATE local_users SET ${columns}, updated_at = ?, generation = ? WHERE username = ?`).run(...values, this.#now(), this.#nextGeneration(), row.username);
+    });
+  }
+
+  /**
+   * Throws IDENTITY_LAST_ADMIN when `row`, left with `roles`, would take the
+   * admin role from the last login that can sign in holding it (reserved
+   * names sign in as no one). Read under the write lock #write takes, so two
+   * demotions at once cannot each count the other as still holding it.
+   */
+  #keepAnAdmin(row: Row, roles: readonly CorralRole[]): void {
+    const admin = (r: Row) => {
+      const user = fromRow(r);
+      return user.reserved !== true && user.roles.includes('admin');
+    };
+    if (!admin(row) || roles.includes('admin')) return;
+    const others = (this.#db.prepare('SELECT * FROM local_users WHERE username <> ?').all(row.username) as unknown as Row[]).filter(admin);
+    if (others.length > 0) return;
+    throw new IdentityError(
+      'IDENTITY_LAST_ADMIN',
+      `the login ${row.username} is the only one that can sign in holding the admin role: without it no one could administer the console; give another login the admin role first (corral users roles NAME --role admin, or corral users add NAME --role admin)`,
+    );
+  }
+
+  /** The next LocalUser.generation, taken within the caller's transaction. */
+  #nextGeneration(): number {
+    const row = this.#db
+      .prepare("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value")
+      .get(LAST_GENERATION) as { value: string };
+    return Number(row.value);
+  }
+
+  /** Runs `work` in a transaction holding the store's write lock from its start: what it reads stays so until it commits. */
+  #write<T>(work: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.#db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   #row(username: string): Row | undefined {
@@ -292,6 +370,7 @@ function fromRow(row: Row): LocalUser {
     ...(row.email !== null ? { email: row.email } : {}),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
+    generation: row.generation,
     ...(RESERVED_USERNAMES.has(row.username) ? { reserved: true as const } : {}),
   };
 }

@@ -96,14 +96,14 @@ describe('corral users roles', () => {
   });
 
   describe('when the login loses the admin role', () => {
-    it('refuses to take it from the only login holding it that can sign in (operator, reserved, counts for none), exit 2, saying to give another login admin first; its session goes on', async () => {
+    it('refuses to take it from the only login holding it that can sign in (operator, reserved, counts for none), exit 1 and IDENTITY_LAST_ADMIN, saying to give another login admin first; its session goes on', async () => {
       const admin = await signIn('admin');
       const records = (await audit()).length;
       const r = await users('roles', 'admin', '--role', 'viewer');
-      assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /the login admin is the only one holding the admin role: .*give another login the admin role first \(corral users roles NAME --role admin/);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /the login admin is the only one that can sign in holding the admin role: .*give another login the admin role first \(corral users roles NAME --role admin.*\[IDENTITY_LAST_ADMIN\]\n$/);
       const json = await users('roles', 'admin', '--role', 'approver', '--json');
-      assert.deepEqual([json.code, (JSON.parse(json.stdout) as { error: { code: string } }).error.code], [2, 'CLI_BAD_ARGUMENT']);
+      assert.deepEqual([json.code, (JSON.parse(json.stdout) as { error: { code: string } }).error.code], [1, 'IDENTITY_LAST_ADMIN']);
       assert.deepEqual((await listed()).find(([name]) => name === 'admin'), ['admin', ['admin']]);
       assert.equal((await audit()).length, records);
       assert.equal(await sessionStatus(admin), 200);
@@ -114,8 +114,8 @@ describe('corral users roles', () => {
       const demoted = await users('roles', 'admin', '--role', 'viewer');
       assert.equal(demoted.code, 0, demoted.stderr);
       const last = await users('roles', 'alice', '--role', 'approver');
-      assert.equal(last.code, 2, last.stderr);
-      assert.match(last.stderr, /the login alice is the only one holding the admin role/);
+      assert.equal(last.code, 1, last.stderr);
+      assert.match(last.stderr, /the login alice is the only one that can sign in holding the admin role/);
       assert.deepEqual((await listed()).filter(([name]) => name !== 'operator'), [['admin', ['viewer']], ['alice', ['admin', 'approver']]]);
       assert.deepEqual((await rolesSet()).slice(-2), [
         ['local:alice', { roles: ['admin', 'approver'], previous: ['viewer'] }],

@@ -101,16 +101,17 @@ describe('corral users remove admin', () => {
     }
   }
 
-  it('removes it and, when no login left holds the admin role, says that corral up makes a login named admin again, with a new password, at its next start', async () => {
+  it('refuses to remove the only login that can sign in holding the admin role, exit 1 and IDENTITY_LAST_ADMIN, saying to give another login admin first (before, it was removed and the console had no administrator until corral up made admin again)', async () => {
     const { removed, listed } = await removeAdminBeside(['admin']);
-    assert.equal(removed.code, 0, removed.stderr);
-    assert.match(removed.stderr, /no login left holds the admin role: corral up makes a login named admin again, with a new password, at its next start/);
-    assert.match(listed, /^no local logins/);
+    assert.equal(removed.code, 1, removed.stderr);
+    assert.match(removed.stderr, /the login admin is the only one that can sign in holding the admin role: .*give another login the admin role first.*\[IDENTITY_LAST_ADMIN\]\n$/);
+    assert.match(listed, /^admin +admin /m);
   });
 
-  it('removes it without that warning while another login holds the admin role: corral up keeps that one', async () => {
-    const { removed } = await removeAdminBeside(['admin', 'alice']);
+  it('removes it while another login holds the admin role: corral up keeps that one', async () => {
+    const { removed, listed } = await removeAdminBeside(['admin', 'alice']);
     assert.equal(removed.code, 0, removed.stderr);
-    assert.doesNotMatch(removed.stderr, /corral up makes/);
+    assert.equal(removed.stderr, '');
+    assert.doesNotMatch(listed, /^admin /m);
   });
 });

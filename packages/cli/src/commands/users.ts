@@ -70,21 +70,18 @@ export function registerUsers(program: Command): void {
     });
   users
     .command('roles')
-    .description('give a local login other roles (they replace those it holds); a session it holds ends. The only login holding admin keeps it: give another login admin first')
+    .description('give a local login other roles (they replace those it holds); a session it holds ends. The only login that can sign in holding admin keeps it: give another login admin first')
     .argument('<username>')
     .requiredOption('--role <role...>', 'its roles: admin, approver, auditor, viewer')
     .option('--json', 'print the login')
     .action(async (username: string, opts: { role: string[]; json?: boolean }, command: Command) => {
-      const { CORRAL_ROLES } = await import('@corral/identity');
       // Roles given may let the login do more: a log that cannot record the change stops it.
       const { user, previous } = await recordedChange(
         identityDir(command),
         () =>
           withIdentity(command, (identity) => {
             const previous = identity.localUsers.get(username).roles;
-            // An unknown role is refused by setRoles, naming it and the roles there are, before the last admin is looked for.
-            const known = opts.role.every((role) => (CORRAL_ROLES as readonly string[]).includes(role));
-            if (known && previous.includes('admin') && !opts.role.includes('admin')) refuseLastAdmin(identity.localUsers.list(), username);
+            // setRoles refuses an unknown role, and taking admin from the last login that can sign in holding it (IDENTITY_LAST_ADMIN).
             return { user: identity.localUsers.setRoles(username, opts.role as CorralRole[]), previous };
           }),
         (changed) => ({ action: 'user.roles.set', resource: { kind: 'user', id: changed.user.id }, details: { roles: changed.user.roles, previous: changed.previous } }),
@@ -126,32 +123,17 @@ export function registerUsers(program: Command): void {
     });
   users
     .command('remove')
-    .description('remove a local login; a session it holds ends at its next request')
+    .description('remove a local login; a session it holds ends at its next request. The only login that can sign in holding admin stays: give another login admin first')
     .argument('<username>')
     .option('--json', 'print the removed login')
     .action(async (username: string, opts: { json?: boolean }, command: Command) => {
-      const { ADMIN_USERNAME, administrator } = await import('../up/admin.ts');
-      const [user, left] = await withIdentity(command, (identity) => [identity.localUsers.remove(username), administrator(identity)] as const);
+      // Refused for the last login that can sign in holding admin (IDENTITY_LAST_ADMIN).
+      const user = await withIdentity(command, (identity) => identity.localUsers.remove(username));
       // Removal takes access away: it stands even when the log cannot record it (a warning says so).
       await recordIdentityEvent(dirOf(command), { action: 'user.remove', resource: { kind: 'user', id: user.id }, details: { roles: user.roles } });
-      if (left === undefined && user.roles.includes('admin')) process.stderr.write(`corral: no login left holds the admin role: corral up makes a login named ${ADMIN_USERNAME} again, with a new password, at its next start\n`);
       if (opts.json) return printJson(user);
       process.stdout.write(`removed the login ${user.username}; a session it held has ended\n`);
     });
-}
-
-/**
- * Refuses (exit 2) to take the admin role from `username` when no other
- * login that can sign in holds it: no one could administer the console, and
- * corral up makes no new admin while a login named admin is kept, whatever
- * its roles. Removing the login (corral users remove) is the deliberate way.
- */
-function refuseLastAdmin(logins: readonly LocalUser[], username: string): void {
-  if (logins.some((u) => u.username !== username && u.reserved !== true && u.roles.includes('admin'))) return;
-  throw new CliFailure(
-    `the login ${username} is the only one holding the admin role: without it no one could administer the console; give another login the admin role first (corral users roles NAME --role admin, or corral users add NAME --role admin)`,
-    EXIT.usage,
-  );
 }
 
 /** What `corral users email` did to `user`, whose address was `previous` (as the store held it: printed made printable). */

@@ -127,6 +127,8 @@ describe('local sign-in', () => {
 
   it("ends a user's sessions when an administrator changes the user's roles or password (regression: a demoted admin kept admin until the session expired)", async () => {
     await t.gw.identity.localUsers.create('trent', TEST_PASSWORD, ['admin']);
+    // Another who can sign in holds admin: the last one keeps it (IDENTITY_LAST_ADMIN).
+    await t.gw.identity.localUsers.create('trudy', TEST_PASSWORD, ['admin']);
     const demoted = t.anonymous();
     await demoted.signIn('trent');
     assert.equal((await demoted.get('/api/session')).status, 200);

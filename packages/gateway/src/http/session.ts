@@ -98,7 +98,7 @@ export function sessionRoutes(api: ApiContext): Route[] {
         if (!user) return failure(401, 'invalid_credentials');
         // Bound to the user as their password was found right: a password set, a removal or a new user of the name ends it.
         const device = api.throttle.succeed(username, address, deviceCredential(user), devices);
-        const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.updatedAt });
+        const { token, session } = api.sessions.create({ id: user.id, name: user.username, roles: user.roles, version: user.generation });
         await api.record({ actor: { kind: 'human', id: user.username }, action: 'console.sign-in', resource: { kind: 'session', id: 'local' }, outcome: { status: 'success' } });
         // The device token goes only to the console, in the body: a cookie would reach every port of this host.
         return reply(200, { ...sessionBody(session), device }, { 'set-cookie': api.cookies.set(request, api.cookies.session, token, SESSION_TTL_MS / 1000) });

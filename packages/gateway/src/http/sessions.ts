@@ -25,8 +25,8 @@ export interface SessionUser {
   /** What the audit log and approvals record as this human (username, or e-mail or subject). */
   name: string;
   roles: CorralRole[];
-  /** A local user's record as of sign-in (its last change): a change since (roles, password, email address) or its removal ends the session. */
-  version?: string;
+  /** A local user's generation at sign-in (LocalUser.generation): a change since (roles, password, email address, name) or its removal ends the session. */
+  version?: number;
   /** A single sign-on person's issuer and subject: an admin ending their sessions (`corral identity sign-out`) ends this one. */
   oidc?: { issuer: string; subject: string };
   /**

@@ -61,12 +61,12 @@ export function deviceTokens(request: IncomingMessage): string[] {
 
 /**
  * What a local user's device tokens are bound to: their id and their
- * record's last change (a password, roles or name set), the version a
- * session is tied to. A user removed and made again under the same name is
- * made later, so theirs differs too.
+ * generation (LocalUser.generation: a password, roles, email address or name
+ * set moves it on), which a session is tied to too. A user removed and made
+ * again under the same name never has the generation its namesake had.
  */
-export function deviceCredential(user: { readonly id: string; readonly updatedAt: string }): string {
-  return `${user.id}\n${user.updatedAt}`;
+export function deviceCredential(user: { readonly id: string; readonly generation: number }): string {
+  return `${user.id}\n${user.generation}`;
 }
 
 /** The credential of the local user of this name now (deviceCredential), or undefined when there is none. */
