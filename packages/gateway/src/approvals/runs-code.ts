@@ -155,8 +155,10 @@ type Family =
   | { kind: 'client'; escape: (word: string) => boolean; via: string; given: (args: readonly string[]) => boolean };
 
 const SEE_NOT = 'Corral cannot see what it does';
-/** What an approver of a run of a file that may change can do instead of a standing grant. */
+/** What an approver of a run of files that may change can do instead of a standing grant. */
 const ONCE = 'approve it once, or permit it in policy';
+/** What an approval of a run of one file its node binds by content covers (bound-script.ts): allowed always too, it allows that content only. */
+const BOUND = 'an approval covers what it holds now';
 const EXITS = ['--version', '--help', '-h', '-V', '-v'];
 
 /** npm's commands that run a script of package.json (and its aliases); pnpm and yarn share them. */
@@ -432,7 +434,8 @@ function shown(word: string): string | undefined {
 /** `python3 build.py`: "python3 runs the script build.py; what it does is what build.py holds when it runs: …"; `operand` is where in the argv it is named (RunsCode.operand). */
 function scriptReason(program: string, script: string, operand: number | null): RunsCode {
   const name = shown(script);
-  const reason = name === undefined ? `${program} runs the script it names; what it does is what that file holds when it runs: ${ONCE}` : `${program} runs the script ${name}; what it does is what ${name} holds when it runs: ${ONCE}`;
+  const covers = operand === null ? ONCE : BOUND;
+  const reason = name === undefined ? `${program} runs the script it names; what it does is what that file holds when it runs: ${covers}` : `${program} runs the script ${name}; what it does is what ${name} holds when it runs: ${covers}`;
   return { program, via: 'script', reason, operand };
 }
 
@@ -445,7 +448,7 @@ function filesReason(program: string, via: string): RunsCode {
 function pathReason(path: string): RunsCode {
   const name = programName(path);
   const program = /^[A-Za-z0-9._+-]{1,64}$/.test(name) ? name : 'program';
-  return { program, via: 'path', reason: `${shown(path) ?? 'this program'} is a file outside the system's program folders; what it does is what it holds when it runs: ${ONCE}`, operand: 0 };
+  return { program, via: 'path', reason: `${shown(path) ?? 'this program'} is a file outside the system's program folders; what it does is what it holds when it runs: ${BOUND}`, operand: 0 };
 }
 
 /** Whether an operand names a file in a system directory (`/usr/bin/foo`), which only root can write. */
