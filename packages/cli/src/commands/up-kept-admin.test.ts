@@ -1,13 +1,16 @@
 // `corral up` on a later start names the login it keeps as the console's
-// administrator: admin, or, once an administrator removed admin, another
-// login holding the admin role.
+// administrator: admin, or, once an administrator removed admin or took the
+// admin role from it, another login holding the admin role; and says so when
+// none that can sign in holds it, making or promoting none.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import { Identity } from '@corral/identity';
+import { until } from '../../../../scripts/testing/until.ts';
 import { startUp } from '../../test/corral-up.ts';
 
 const root = join(tmpdir(), `corral-up-kept-admin-${randomUUID().slice(0, 8)}`);
@@ -34,6 +37,52 @@ describe('corral up, when admin was removed and another login holds the admin ro
       assert.doesNotMatch(second.stdout(), /\badmin with password|passwd admin\b/);
     } finally {
       assert.equal(await second.stop('SIGINT'), 0, second.stderr());
+    }
+  });
+});
+
+describe('corral up, when admin lost the admin role', { timeout: 360_000 }, () => {
+  const state = join(root, 'demoted');
+
+  it('names another login holding the admin role, not admin (regression: it named admin, which could administer nothing)', async () => {
+    const first = startUp(state, ['--port', '0', '--no-console']);
+    await first.waitFor(/password: \S+\n/, 120_000);
+    assert.equal(await first.stop('SIGINT'), 0, first.stderr());
+    const identity = Identity.open(state);
+    try {
+      await identity.localUsers.create('alice', 'a-long-password-for-alice-1', ['admin']);
+      identity.localUsers.setRoles('admin', ['viewer']);
+    } finally {
+      identity.close();
+    }
+    const second = startUp(state, ['--port', '0', '--no-console']);
+    try {
+      const line = (await second.waitFor(/^sign in as .*\n/m, 120_000))[0];
+      assert.match(line, /^sign in as alice \(it holds the admin role; .*corral users passwd alice\)\n$/);
+    } finally {
+      assert.equal(await second.stop('SIGINT'), 0, second.stderr());
+    }
+  });
+
+  it('and no login that can sign in holds it (as an older Corral left it: the other admin removed after), says so and how to give it back, making and promoting none', async () => {
+    // Older Corrals removed the last admin without refusing it.
+    const db = new DatabaseSync(join(state, 'identity.db'));
+    db.exec("DELETE FROM local_users WHERE username = 'alice'");
+    db.close();
+    const third = startUp(state, ['--port', '0', '--no-console']);
+    try {
+      await third.waitFor(/^http:\/\/\S+\n/m, 120_000);
+      await until('corral up says no login holds the admin role', () => /corral: no login that can sign in holds the admin role/.test(third.stderr()));
+      assert.match(third.stderr(), /the login admin no longer holds it, .*To give it back: corral users roles admin --role admin/);
+      assert.doesNotMatch(third.stdout(), /sign in as|password/);
+    } finally {
+      assert.equal(await third.stop('SIGINT'), 0, third.stderr());
+    }
+    const identity = Identity.open(state);
+    try {
+      assert.deepEqual(identity.localUsers.list().map((u) => [u.username, u.roles]), [['admin', ['viewer']]]);
+    } finally {
+      identity.close();
     }
   });
 });

@@ -12,21 +12,37 @@ export function newPassword(): string {
 }
 
 /**
- * Creates the admin login when no login can administer Corral: none named
- * admin, and none other holding the admin role (an administrator who removed
- * admin for named logins does not get it back). The password is returned
- * only when it was created now.
+ * What corral up says when no login can administer the console and it makes
+ * none: the login admin is kept without the admin role (an admin took it
+ * away, or an older Corral let the last other admin be removed after).
+ * Giving it back is an admin's decision on the host, not corral up's.
  */
-export async function ensureAdmin(identity: Identity): Promise<{ username: string; password?: string }> {
+export const NO_ADMINISTRATOR =
+  `no login that can sign in holds the admin role, so no one can administer the console: the login ${ADMIN_USERNAME} no longer holds it, and corral up neither makes another nor gives it back. ` +
+  `To give it back: corral users roles ${ADMIN_USERNAME} --role admin (and, should its password be lost, corral users passwd ${ADMIN_USERNAME})`;
+
+/**
+ * The login that administers the console (see administrator), made now when
+ * there is none and no login is named admin (the first start, or admin
+ * removed): the password is returned only then. Null when admin is kept
+ * without the admin role and no other login that can sign in holds it:
+ * corral up neither promotes it nor makes another (NO_ADMINISTRATOR says so).
+ */
+export async function ensureAdmin(identity: Identity): Promise<{ username: string; password?: string } | null> {
   const kept = administrator(identity);
   if (kept) return { username: kept };
+  if (identity.localUsers.list().some((u) => u.username === ADMIN_USERNAME)) return null;
   const password = newPassword();
   await identity.localUsers.create(ADMIN_USERNAME, password, ['admin']);
   return { username: ADMIN_USERNAME, password };
 }
 
-/** The login corral up keeps as the console's administrator: admin, else another holding the admin role; undefined when none. */
-export function administrator(identity: Identity): string | undefined {
-  const users = identity.localUsers.list().filter((u) => u.reserved !== true);
-  return (users.find((u) => u.username === ADMIN_USERNAME) ?? users.find((u) => u.roles.includes('admin')))?.username;
+/**
+ * The login corral up names as the console's administrator: one that can sign
+ * in (no reserved name) and holds the admin role, admin before any other;
+ * undefined when none does. A login named admin that lost the role is none.
+ */
+function administrator(identity: Identity): string | undefined {
+  const admins = identity.localUsers.list().filter((u) => u.reserved !== true && u.roles.includes('admin'));
+  return (admins.find((u) => u.username === ADMIN_USERNAME) ?? admins[0])?.username;
 }

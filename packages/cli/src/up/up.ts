@@ -16,7 +16,7 @@ import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printJson, printSecret } from '../output.ts';
 import { gatewayToken, optionRefusal, policiesRefusal } from '../commands/gateway.ts';
 import { fileDestination, gatewayLog } from '../gateway-log.ts';
-import { ADMIN_USERNAME, ensureAdmin } from './admin.ts';
+import { ADMIN_USERNAME, ensureAdmin, NO_ADMINISTRATOR } from './admin.ts';
 import { AutoPairing, UP_ACTOR } from './auto-pairing.ts';
 import { findConsole } from './console.ts';
 import { hiddenState } from '../state-dir.ts';
@@ -71,7 +71,8 @@ interface Ready {
   console: boolean;
   nodeId: string;
   agent?: { id: string; name: string; status: string };
-  admin: { username: string; password?: string };
+  /** The console's administrator (made now when it has a password); null when no login can be one (NO_ADMINISTRATOR). */
+  admin: { username: string; password?: string } | null;
 }
 
 /** Starts everything, reports it, runs until SIGINT or SIGTERM, stops. Resolves with the exit code. */
@@ -153,11 +154,11 @@ async function start(options: UpOptions, progress: Progress, running: Running): 
     const agent = fresh ? ensureExampleAgent(gateway.identity) : gateway.identity.agents.find(INVOICE_INTAKE.agent.name);
     // Hashing the admin password (scrypt) runs off the main thread while the node connects.
     const [admin, host] = await allStarted([
-      progress.step('admin login', () => ensureAdmin(gateway.identity), (a) => (a.password ? 'created' : 'kept')),
+      progress.step('admin login', () => ensureAdmin(gateway.identity), (a) => (a === null ? 'none holds the admin role' : a.password ? 'created' : 'kept')),
       progress.step('node paired and connected', () => connectNode(gateway, token, sandbox, dir, running), (h) => h.device.deviceId.slice(0, 12)),
     ] as const);
     if (fresh) {
-      await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin.username, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
+      await audit.append({ actor: UP_ACTOR, action: 'corral.up.init', resource: { kind: 'state', id: dir }, outcome: { status: 'success' }, details: { admin: admin?.username ?? null, ...(agent ? { agent: agent.id } : {}), process: INVOICE_INTAKE.process, policies: join(dir, POLICIES_DIR) } });
     }
     const url = `${onLoopback(gateway.httpUrl)}/`;
     await progress.step(consoleDir ? 'console answers' : 'HTTP API answers', () => answers(url));
@@ -325,22 +326,24 @@ async function translate(error: unknown, options: UpOptions): Promise<unknown> {
 const LOST_PASSWORD = `the admin password (corral users passwd ${ADMIN_USERNAME} sets a new one)`;
 
 function report(ready: Ready, options: UpOptions, readyMs: number, gatewayUrl: string): void {
+  if (ready.admin === null) process.stderr.write(`corral: ${NO_ADMINISTRATOR}\n`);
   if (options.json) {
     const document = { url: ready.url, gateway: gatewayUrl, stateDir: options.stateDir, console: ready.console, node: { deviceId: ready.nodeId }, agent: ready.agent ?? null, admin: ready.admin, readyMs };
     // It holds the password, shown only this once: a reader gone before it arrives is said, and the exit is 3.
-    if (ready.admin.password) printSecret(LOST_PASSWORD, `${JSON.stringify(document, null, 2)}\n`);
+    if (ready.admin?.password) printSecret(LOST_PASSWORD, `${JSON.stringify(document, null, 2)}\n`);
     else printJson(document);
     return;
   }
   process.stdout.write(`${ready.url}\n`);
   if (!ready.console) process.stdout.write('(no console build: this URL serves the HTTP API only; `npm start` builds the console)\n');
+  if (ready.admin === null) return;
   if (ready.admin.password) {
     printSecret(
       LOST_PASSWORD,
       `sign in as ${ready.admin.username} with password: ${ready.admin.password}\nKeep this password: it is shown only this once and stored only as a hash. To set a new one: corral users passwd ${ready.admin.username}\n`,
     );
   } else {
-    // The login kept as the administrator: admin, or another holding the admin role once admin was removed.
+    // The login kept as the administrator: admin, or another holding the admin role once admin was removed or lost it.
     const { username } = ready.admin;
     const which = username === ADMIN_USERNAME ? 'its password was shown at the first start' : 'it holds the admin role';
     process.stdout.write(`sign in as ${username} (${which}; to set a new password: corral users passwd ${username})\n`);
