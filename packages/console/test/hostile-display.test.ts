@@ -416,6 +416,76 @@ describe('the console against hostile text and stale tabs', () => {
       }));
   });
 
+  describe("names and values the gateway passes on from elsewhere: the single sign-on provider's name, a node's address, what the audit log holds", () => {
+    it("spells out the bidi override and control character in the single sign-on provider's name on the sign-in page (regression: Acme\\u202ENIGOL read as AcmeLOGIN, the override drawing the rest of the button backwards)", () =>
+      inContext(browser, async (context) => {
+        const page = await newTab(context);
+        // Stands for the name given to the gateway's provider (its oidc.name setting), which the gateway answers as it was given.
+        await page.route('**/api/auth/providers', (route: Route) => route.fulfill({ json: { local: true, oidc: { name: 'Acme\u202ENIGOL\u0007' } } }));
+        await page.goto(`${stack.url}/`);
+        await page.getByRole('link', { name: 'Sign in with SSO (Acme\\u202ENIGOL\\u0007)', exact: true }).waitFor();
+        assert.doesNotMatch(await page.locator('body').innerText(), /[\u202E\u0007]/);
+      }));
+
+    it("spells out the bidi override in a node's address, in the list of nodes and in a request to pair (regression: each was drawn as it came)", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        // Stand for an address the gateway lists for a node, drawn as text: the nodes as the gateway lists them, the first one's address
+        // replaced, and a node asking to pair from such an address added to those asking.
+        await page.route('**/api/nodes', async (route: Route) => {
+          const response = await route.fetch();
+          const body = (await response.json()) as { nodes: Array<Record<string, unknown>> };
+          await route.fulfill({ response, json: { nodes: body.nodes.map((n, i) => (i === 0 ? { ...n, remoteIp: '10.0.0.1\u202E9.9' } : n)) } });
+        });
+        await page.route('**/api/nodes/pending', async (route: Route) => {
+          const response = await route.fetch();
+          const body = (await response.json()) as { requests: unknown[] };
+          const asking = { requestId: 'address-shown', nodeId: 'f'.repeat(64), displayName: 'asks-from-afar', platform: 'linux', commands: ['system.run'], approvedCommands: [], paired: false, remoteIp: '10.0.0.2\u202E8.8', ts: Date.now() };
+          await route.fulfill({ response, json: { requests: [...body.requests, asking] } });
+        });
+        await page.getByRole('link', { name: 'Agents and nodes' }).click();
+        await page.getByRole('cell', { name: '10.0.0.1\\u202E9.9', exact: true }).waitFor();
+        await page.getByRole('row', { name: /asks-from-afar/ }).getByRole('cell', { name: '10.0.0.2\\u202E8.8', exact: true }).waitFor();
+        assert.doesNotMatch(await page.locator('body').innerText(), /\u202E/);
+      }));
+
+    it("spells out the bidi override in a record's outcome in the audit log, and in the signed checkpoint shown with the record (regression: each was drawn as it came)", () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        await runOnNode(stack, ['echo', 'outcome-shown']);
+        // Stand for what the log holds: its page as the gateway answers it, the outcome of that run's records replaced, and the record's proof with another checkpoint.
+        await page.route((url) => url.pathname === '/api/audit', async (route: Route) => {
+          const response = await route.fetch();
+          const body = (await response.json()) as { records: Array<{ summary?: string }> };
+          await route.fulfill({ response, json: { ...body, records: body.records.map((r) => (r.summary?.includes('outcome-shown') ? { ...r, outcome: { status: 'success\u202Eliaf' } } : r)) } });
+        });
+        await page.route((url) => /^\/api\/audit\/\d+$/.test(url.pathname), async (route: Route) => {
+          const response = await route.fetch();
+          const body = (await response.json()) as { proof: Record<string, unknown> };
+          await route.fulfill({ response, json: { ...body, proof: { ...body.proof, checkpoint: 'corral.example\u202Egro\n42\n' } } });
+        });
+        await page.getByRole('link', { name: 'Audit', exact: true }).click();
+        const logged = page.locator('tbody tr', { hasText: 'outcome-shown' }).first();
+        await logged.getByRole('cell', { name: 'success\\u202Eliaf', exact: true }).waitFor();
+        await logged.getByRole('button', { name: /^Open record/ }).click();
+        assert.equal(await page.locator('section.detail pre.json').last().innerText(), 'corral.example\\u202Egro\n42\n');
+        assert.doesNotMatch(await page.locator('body').innerText(), /\u202E/);
+      }));
+
+    it('spells out the bidi override in what a replay says a recorded decision was and would be (regression: each was drawn as it came)', () =>
+      inContext(browser, async (context) => {
+        const page = await signedInTab(context, stack);
+        // Stands for a replay of a log whose records say so.
+        await page.route('**/api/policies/replay', (route: Route) => route.fulfill({ json: { replayed: 1, changed: [{ seq: 7, principal: 'Human::"operator"', action: 'Action::"system.run"', was: 'allow\u202Eyned', now: 'deny\u0007' }] } }));
+        await page.getByRole('link', { name: 'Policies' }).click();
+        await page.getByRole('button', { name: 'Replay' }).click();
+        const row = page.getByRole('row', { name: /^7 / });
+        await row.getByRole('cell', { name: 'allow\\u202Eyned', exact: true }).waitFor();
+        await row.getByRole('cell', { name: 'deny\\u0007', exact: true }).waitFor();
+        assert.doesNotMatch(await page.locator('body').innerText(), /[\u202E\u0007]/);
+      }));
+  });
+
   describe('a page of another site that opens the console', () => {
     it("keeps no hold on the console's window, so it cannot later send that window to a page of its own (regression: it could, and a look-alike sign-in page took the place of the console the approver had open)", () =>
       inContext(browser, async (context) => {

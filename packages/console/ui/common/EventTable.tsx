@@ -68,7 +68,7 @@ export function EventTable({ events, caption, onOpen }: { events: ActivityEvent[
             <td className="mono" title={event.node ? visible(event.node) : undefined}>
               {event.node ? visible(shortHash(event.node)) : ''}
             </td>
-            <td>{outcomeText(event)}</td>
+            <td>{visible(outcomeText(event))}</td>
             <td className="summary">
               {visible(event.summary)}
               <LookAlikeNote text={event.summary} />

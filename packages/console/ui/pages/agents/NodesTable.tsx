@@ -59,7 +59,7 @@ export function NodesTable({ admin, nodes, settled }: { admin: boolean; nodes: L
                   </td>
                   <td className="mono small">{visible(node.commands.join(' '))}</td>
                   <td className="mono small">{visible(node.agents.join(' ')) || '-'}</td>
-                  <td className="mono">{node.remoteIp ?? ''}</td>
+                  <td className="mono">{visible(node.remoteIp)}</td>
                   {/* A node asking to pair asks again every few seconds: the time moves on, and Revoke does not wait for that. */}
                   <td className="nowrap" data-ticks>
                     {formatTime(node.lastSeenMs)}

@@ -44,7 +44,7 @@ export function PairingRequests({ admin, pending, nodes, settled, onDecided }: {
                 </th>
                 <td className="mono small">{request.nodeId.slice(0, 16)}</td>
                 <td>{visible(request.platform)}</td>
-                <td className="mono">{request.remoteIp ?? '-'}</td>
+                <td className="mono">{visible(request.remoteIp) || '-'}</td>
                 <td className="mono small">{requested(request)}</td>
                 <td className="nowrap">{formatTime(request.ts)}</td>
                 {admin && (

@@ -32,12 +32,17 @@ function LinesBeyondAscii({ lines }: { lines: string[] }) {
   );
 }
 
+/** `value` as indented JSON, a line at a time through visible(): JSON escapes control characters but writes a bidi override or a zero-width space as it is. */
+function jsonLines(value: unknown): string[] {
+  return (typeof value === 'string' ? value : (JSON.stringify(value, null, 2) ?? '')).split('\n').map(visible);
+}
+
 export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => void }) {
   const detail = useLoad(() => api.auditRecord(seq), [seq]);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [seq]);
   const proof = detail.data?.proof;
-  const lines = detail.data ? JSON.stringify(detail.data.record, null, 2).split('\n').map(visible) : [];
+  const lines = detail.data ? jsonLines(detail.data.record) : [];
 
   return (
     <section className="card detail" aria-labelledby="record-title">
@@ -80,7 +85,7 @@ export function RecordDetail({ seq, onClose }: { seq: number; onClose: () => voi
               </dd>
             </dl>
             <h3>Signed checkpoint</h3>
-            <pre className="json">{typeof proof.checkpoint === 'string' ? proof.checkpoint : JSON.stringify(proof.checkpoint, null, 2)}</pre>
+            <pre className="json">{jsonLines(proof.checkpoint).join('\n')}</pre>
           </div>
         </div>
       )}

@@ -77,8 +77,8 @@ export function CheckResults({ result }: { result: Result }) {
                     <td className="num">{c.seq}</td>
                     <td className="mono">{visible(c.principal)}</td>
                     <td className="mono">{visible(c.action)}</td>
-                    <td>{c.was}</td>
-                    <td>{c.now}</td>
+                    <td>{visible(c.was)}</td>
+                    <td>{visible(c.now)}</td>
                   </tr>
                 ))}
               </tbody>

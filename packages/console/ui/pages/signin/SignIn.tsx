@@ -103,7 +103,8 @@ export function SignIn({ notice, onSignedIn }: { notice?: string | undefined; on
               window.location.assign(api.oidcStartUrl());
             }}
           >
-            Sign in with SSO ({providers.oidc.name})
+            {/* The name an administrator gave the provider: not the console's own words. */}
+            Sign in with SSO ({visible(providers.oidc.name)})
           </a>
         </p>
       )}
