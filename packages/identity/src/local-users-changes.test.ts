@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
 import { Identity } from './identity.ts';
 
@@ -131,4 +132,52 @@ describe('the last login that can sign in holding the admin role', () => {
       assert.deepEqual(identity.localUsers.setRoles('alice', ['viewer']).roles, ['viewer']);
       assert.equal(identity.localUsers.remove('alice').username, 'alice');
     }));
+});
+
+describe('two demotions of the last two admins at once, from two threads on one store', () => {
+  it('lets one through and refuses the other (IDENTITY_LAST_ADMIN): one admin is left, every round', async () => {
+    const dir = tempDir('corral-users-last-admin-race-');
+    await withStore(async (identity) => {
+      await identity.localUsers.create('alice', PASSWORD, ['admin']);
+      await identity.localUsers.create('bob', PASSWORD, ['admin']);
+    }, { dir });
+    // Each thread waits at `start` and demotes its login when the round begins, then answers how it went.
+    const start = new Int32Array(new SharedArrayBuffer(4));
+    const demoter = (username: string) =>
+      new Worker(
+        `const { parentPort, workerData } = require('node:worker_threads');
+        import(workerData.identity).then(({ Identity }) => {
+          const identity = Identity.open(workerData.dir);
+          parentPort.on('message', (round) => {
+            Atomics.wait(workerData.start, 0, round - 1);
+            try {
+              identity.localUsers.setRoles(workerData.username, ['viewer']);
+              parentPort.postMessage('demoted');
+            } catch (error) {
+              parentPort.postMessage(error.code);
+            }
+          });
+          parentPort.postMessage('ready');
+        });`,
+        { eval: true, workerData: { identity: new URL('./identity.ts', import.meta.url).href, dir, username, start } },
+      );
+    const threads = [demoter('alice'), demoter('bob')];
+    const next = (worker: Worker) => new Promise<string>((resolve) => worker.once('message', resolve));
+    try {
+      assert.deepEqual(await Promise.all(threads.map(next)), ['ready', 'ready']);
+      for (let round = 1; round <= 20; round++) {
+        const answers = threads.map(next);
+        for (const worker of threads) worker.postMessage(round);
+        Atomics.store(start, 0, round);
+        Atomics.notify(start, 0);
+        assert.deepEqual((await Promise.all(answers)).sort(), ['IDENTITY_LAST_ADMIN', 'demoted'], `round ${round}`);
+        await withStore((identity) => {
+          assert.equal(identity.localUsers.list().filter((u) => u.roles.includes('admin')).length, 1);
+          for (const name of ['alice', 'bob']) identity.localUsers.setRoles(name, ['admin']);
+        }, { dir });
+      }
+    } finally {
+      await Promise.all(threads.map((worker) => worker.terminate()));
+    }
+  });
 });
