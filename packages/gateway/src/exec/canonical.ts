@@ -6,7 +6,9 @@
 // see through (command substitution `$(…)`, backticks, process substitution,
 // redirections, quoting it does not model, globs, comments, shell keywords and
 // compound commands, builtins that run a string such as `trap`, shell options
-// it does not know) is marked opaque, and an opaque run is denied. Git is
+// it does not know, a program that runs the command its arguments name, as
+// `timeout` does or through a subcommand, as `bundle exec` and `uv run` do)
+// is marked opaque, and an opaque run is denied. Git is
 // read too (git.ts): a command handed to it (`rebase --exec CMD`) is one more
 // command of the run, and one it could be told through a setting or its
 // environment (`-c core.fsmonitor=CMD`, `GIT_SSH_COMMAND`) makes it opaque.
@@ -66,16 +68,90 @@ const ARITHMETIC_SHELLS = new Set(['zsh', 'ksh', 'mksh']);
  * code to run (`trap 'rm -rf X' EXIT`), or that change what a name runs
  * (`alias`, `hash -p`, `enable -f`): deciding on them alone would decide nothing.
  */
+/** How a program runs a command through a subcommand (SUBCOMMAND_RUNNERS). */
+interface SubcommandRunner {
+  /** Subcommands that run the command, or the package, named after them. */
+  runs: ReadonlySet<string>;
+  /** Subcommands that take another after them (`docker container exec`, `uv tool run`, `yarn workspace W exec`). */
+  groups?: ReadonlySet<string>;
+  /** A program's own commands, when any other first word is a command it runs (pnpm's). */
+  builtins?: ReadonlySet<string>;
+}
+
+/**
+ * pnpm's commands that run no command their arguments name (those that run
+ * package.json's scripts, as `npm test` does, among them), and its options
+ * that only print. Any other first word is a command pnpm runs in the
+ * project (`pnpm touch X`), as one it does not know yet would be.
+ */
+const PNPM_COMMANDS: ReadonlySet<string> = new Set(['add', 'audit', 'bin', 'c', 'config', 'dedupe', 'deploy', 'doctor', 'fetch', 'help', 'i', 'import', 'init', 'install', 'install-test', 'it', 'licenses', 'link', 'ln', 'list', 'ls', 'll', 'outdated', 'pack', 'patch', 'patch-commit', 'patch-remove', 'prune', 'publish', 'rb', 'rebuild', 'remove', 'rm', 'uninstall', 'un', 'root', 'run', 'run-script', 'start', 'store', 'test', 't', 'unlink', 'up', 'update', 'upgrade', 'why', '--version', '-v', '--help', '-h']);
 const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh',
   // Each runs the command its arguments name: `setarch x86_64 CMD`, `ssh-agent CMD`, `fakeroot CMD`, `capsh -- -c CMD`, `run-parts DIR`…
   'setarch', 'linux32', 'linux64', 'i386', 'x86_64', 'ssh-agent', 'dbus-run-session', 'dbus-launch', 'xvfb-run', 'fakeroot', 'faketime', 'eatmydata', 'torsocks', 'torify',
   'proxychains', 'proxychains4', 'tsocks', 'unbuffer', 'rlwrap', 'chronic', 'numactl', 'runcon', 'bwrap', 'capsh', 'run-parts', 'daemonize', 'start-stop-daemon', 'tini',
   'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
   'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc',
+  // Package runners: each runs a command, or a package it may fetch, named in its arguments (`npx cowsay`, `uvx ruff`); nix-shell runs
+  // shell.nix's shellHook and then a shell, or the command given with --run.
+  'npx', 'pnpx', 'bunx', 'uvx', 'nix-shell',
   // zsh builtins that assign variables their arguments name in forms Corral does not read (`zparseopts a:=path`), or that run what a widget or socket is given.
   'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer',
   // bash's `jobs -x CMD ARGS` runs CMD.
   'jobs']);
+/**
+ * Programs that run a command their arguments name through one of their
+ * subcommands (`bundle exec CMD`, `uv run CMD`, `npm exec CMD`, `docker exec
+ * C CMD`): such a run is opaque, as a RUNNERS one is, and `bundle install`,
+ * `uv sync`, `npm ci` stay what they are. None is read through as `env` is,
+ * since each changes what the command's name runs: it puts a project's
+ * programs first on PATH (.venv/bin, node_modules/.bin, the bundle's
+ * binstubs, an activated conda or nix environment), so that `uv run rm` may
+ * run the project's `rm`, never the system's a permit for rm admits; it
+ * builds or fetches code first (`uv run` syncs the project, `npm exec` and
+ * `pixi exec` fetch a package, `direnv exec` runs .envrc, `nix develop` a
+ * shellHook); or it runs the command elsewhere (a container or a cluster,
+ * as ssh runs it on another host). `cmake -E env|time|chdir CMD` changes
+ * the environment or folder CMD runs in. See `runningSubcommand` for how
+ * the subcommand is found.
+ */
+const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
+  bundle: { runs: new Set(['exec']) },
+  // `uv tool run` is uvx.
+  uv: { runs: new Set(['run']), groups: new Set(['tool']) },
+  poetry: { runs: new Set(['run']) },
+  pipenv: { runs: new Set(['run']) },
+  pdm: { runs: new Set(['run']) },
+  rye: { runs: new Set(['run']) },
+  hatch: { runs: new Set(['run']), groups: new Set(['env']) },
+  pipx: { runs: new Set(['run']) },
+  conda: { runs: new Set(['run']) },
+  mamba: { runs: new Set(['run']) },
+  micromamba: { runs: new Set(['run']) },
+  pixi: { runs: new Set(['run', 'exec']) },
+  devbox: { runs: new Set(['run']) },
+  // npm takes any unambiguous start of a command's name: `npm exe` is exec; `npm explore PKG -- CMD` runs CMD in the package's folder.
+  npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']) },
+  // pnpm runs a first word that is none of its commands as `pnpm exec` does (`pnpm touch X`): see PNPM_COMMANDS.
+  pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS },
+  yarn: { runs: new Set(['exec', 'dlx']), groups: new Set(['workspace', 'workspaces']) },
+  bun: { runs: new Set(['x', 'exec']) },
+  // corepack runs the package manager it names, fetched at the version the project asks for.
+  corepack: { runs: new Set(['npm', 'npx', 'pnpm', 'pnpx', 'yarn', 'yarnpkg']) },
+  cmake: { runs: new Set(['env', 'time', 'chdir']) },
+  mise: { runs: new Set(['exec', 'x']) },
+  // `asdf env CMD UTIL` runs UTIL in CMD's environment.
+  asdf: { runs: new Set(['exec', 'env']) },
+  direnv: { runs: new Set(['exec']) },
+  nix: { runs: new Set(['develop', 'shell', 'run']) },
+  scl: { runs: new Set(['enable', 'run']) },
+  docker: { runs: new Set(['exec', 'run', 'create']), groups: new Set(['container', 'compose']) },
+  podman: { runs: new Set(['exec', 'run', 'create']), groups: new Set(['container', 'compose']) },
+  nerdctl: { runs: new Set(['exec', 'run', 'create']), groups: new Set(['container', 'compose']) },
+  'docker-compose': { runs: new Set(['exec', 'run']) },
+  'podman-compose': { runs: new Set(['exec', 'run']) },
+  kubectl: { runs: new Set(['exec', 'run', 'debug']) },
+  oc: { runs: new Set(['exec', 'run', 'debug', 'rsh']) },
+};
 /** Builtins that change how the shell reads the commands after them (`shopt -s expand_aliases`, zsh's `setopt keyword`); `set` is read by `setting`. */
 const READING_CHANGERS = new Set(['shopt', 'setopt', 'unsetopt']);
 /** Options with which a program runs another one named in its arguments, or with which a bash builtin evaluates an argument as arithmetic (where `a[$(…)]` runs). */
@@ -415,6 +491,8 @@ function expand(argv: string[], depth: number): Expanded {
   if (program === 'env' && isSystemProgram(argv[0]!)) return { commands: [argv], opaqueReason: 'an env wrapper with options Corral does not model' };
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
+  const subcommand = Object.hasOwn(SUBCOMMAND_RUNNERS, program) ? runningSubcommand(argv, SUBCOMMAND_RUNNERS[program]!) : undefined;
+  if (subcommand !== undefined) return { commands: [argv], opaqueReason: `${program} ${cut(subcommand, 40)} runs another command, which Corral does not read through` };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
@@ -448,6 +526,24 @@ function expand(argv: string[], depth: number): Expanded {
   if (inner.opaqueReason !== undefined) return inner;
   if (inner.commands.length === 0) return { commands: [argv], opaqueReason: 'an empty shell payload' };
   return { commands: inner.commands, ...(inner.places ? { places: inner.places } : {}), wrappers: [argv, ...(inner.wrappers ?? [])] };
+}
+
+/**
+ * The subcommand with which `argv` runs another command (SUBCOMMAND_RUNNERS),
+ * or undefined. It is the first word when that is not an option; after an
+ * option, which may take the next word as its value (`uv --directory D run`,
+ * `docker -H HOST exec`), or a group (`docker container exec`), any word
+ * that is one counts, so that an option Corral does not model fails closed
+ * (`npm --prefix x exec`, and `docker -D logs run` as well). For a program with
+ * `builtins`, a first word that is none of them is the command it runs.
+ */
+function runningSubcommand(argv: readonly string[], runner: SubcommandRunner): string | undefined {
+  const first = argv[1];
+  if (first === undefined) return undefined;
+  if (runner.runs.has(first)) return first;
+  if (runner.builtins !== undefined) return runner.builtins.has(first) ? undefined : first;
+  if (!first.startsWith('-') && runner.groups?.has(first) !== true) return undefined;
+  return argv.slice(2).find((word) => runner.runs.has(word));
 }
 
 /** The simple commands of a payload (or an argv another program runs), each with its `env` prefixes unwrapped and expanded in turn; the first opaque one ends it. */

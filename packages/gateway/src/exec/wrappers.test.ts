@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { DecisionPoint, loadPolicies } from '@corral/policy';
 import { canonicalRun } from './canonical.ts';
 import { decideRun } from './decide.ts';
@@ -67,5 +68,134 @@ describe('a wrapper that runs the command its arguments name', () => {
     }
     assert.equal(decide(['ip', 'addr']), 'allow');
     assert.equal(decide(['ip', '-br', 'a']), 'allow');
+  });
+});
+
+/** A policy that permits one program, as one permitting `bundle` or `uv` to build a project would. */
+function permitting(program: string, command: string[]): string {
+  const point = new DecisionPoint();
+  point.load(loadPolicies([{ file: 'test.cedar', text: `@id("only") permit (principal == Agent::"bot", action == Action::"system.run", resource == Command::"${program}");` }]));
+  return decideRun(point, { type: 'Agent', id: 'bot' }, canonicalRun({ command })).decision;
+}
+
+describe('a program that runs a command through a subcommand (bundle exec, uv run, npm exec, docker exec)', () => {
+  const runs: string[][] = [
+    ['bundle', 'exec', 'rm', '-rf', '/x'],
+    ['uv', 'run', 'rm', '-rf', '/x'],
+    ['uv', 'tool', 'run', 'rm'],
+    ['uvx', 'rm'],
+    ['poetry', 'run', 'rm', '-rf', '/x'],
+    ['pipenv', 'run', 'rm'],
+    ['pdm', 'run', 'rm'],
+    ['rye', 'run', 'rm'],
+    ['hatch', 'run', 'rm'],
+    ['hatch', 'env', 'run', '--', 'rm'],
+    ['pipx', 'run', 'rm'],
+    ['conda', 'run', '-n', 'base', 'rm'],
+    ['mamba', 'run', 'rm'],
+    ['micromamba', 'run', 'rm'],
+    ['pixi', 'run', 'rm'],
+    ['pixi', 'exec', 'rm'],
+    ['devbox', 'run', 'rm'],
+    ['npm', 'exec', '--', 'rm', '-rf', '/x'],
+    ['npm', 'x', 'rm'],
+    ['npm', 'exe', 'rm'],
+    ['npm', 'exec', '-c', 'rm -rf /x'],
+    ['npm', 'explore', 'left-pad', '--', 'rm', '-rf', '/x'],
+    ['npx', 'rm'],
+    ['pnpm', 'exec', 'rm'],
+    ['pnpm', 'dlx', 'rm'],
+    ['pnpm', 'rm-rf', '/x'],
+    ['pnpm', 'touch', '/x'],
+    ['pnpm', '-r', 'exec', 'rm'],
+    ['pnpx', 'rm'],
+    ['yarn', 'exec', 'rm'],
+    ['yarn', 'dlx', 'rm'],
+    ['yarn', 'workspace', 'app', 'exec', 'rm'],
+    ['bunx', 'rm'],
+    ['bun', 'x', 'rm'],
+    ['bun', 'exec', 'rm -rf /x'],
+    ['corepack', 'pnpm', 'exec', 'rm'],
+    ['cmake', '-E', 'env', 'rm', '-rf', '/x'],
+    ['cmake', '-E', 'time', 'rm'],
+    ['cmake', '-E', 'chdir', '/', 'rm'],
+    ['mise', 'exec', '--', 'rm'],
+    ['mise', 'x', 'node@20', '--', 'rm'],
+    ['asdf', 'exec', 'rm'],
+    ['asdf', 'env', 'nodejs', 'rm'],
+    ['direnv', 'exec', '.', 'rm'],
+    ['nix-shell', '--run', 'rm -rf /x'],
+    ['nix', 'develop', '-c', 'rm'],
+    ['nix', 'shell', 'nixpkgs#hello', '-c', 'rm'],
+    ['nix', 'run', 'nixpkgs#hello'],
+    ['scl', 'enable', 'devtoolset-9', 'rm -rf /x'],
+    ['docker', 'exec', 'app', 'rm', '-rf', '/x'],
+    ['docker', 'run', 'alpine', 'rm'],
+    ['docker', 'container', 'exec', 'app', 'rm'],
+    ['docker', 'compose', 'exec', 'app', 'rm'],
+    ['docker', '-H', 'ssh://host', 'exec', 'app', 'rm'],
+    ['podman', 'exec', 'app', 'rm'],
+    ['docker-compose', 'run', 'app', 'rm'],
+    ['kubectl', 'exec', 'pod', '--', 'rm'],
+    ['kubectl', '-n', 'prod', 'exec', 'pod', '--', 'rm'],
+    ['kubectl', 'run', 'x', '--image=alpine', '--', 'rm'],
+    ['kubectl', 'debug', 'pod', '--', 'rm'],
+    ['oc', 'rsh', 'pod', 'rm'],
+    ['/usr/bin/npm', 'exec', 'rm'],
+  ];
+
+  it('makes each run opaque, naming the subcommand, bare, by its path and in a shell payload (regression: decided on the program alone, so a permit for it ran whatever it was told to)', () => {
+    for (const argv of runs) {
+      const run = canonicalRun({ command: argv });
+      assert.equal(run.opaque, true, argv.join(' '));
+      assert.equal(decide(argv), 'deny', argv.join(' '));
+      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+    assert.match(canonicalRun({ command: ['bundle', 'exec', 'rm'] }).opaqueReason!, /bundle exec runs another command/);
+    assert.match(canonicalRun({ command: ['docker', 'container', 'exec', 'c', 'rm'] }).opaqueReason!, /docker exec runs another command/);
+  });
+
+  it('denies bundle exec rm -rf /x, uv run rm and npx rm under a policy permitting only bundle, uv or npx, and allows bundle install, uv sync and npm ci under it', () => {
+    assert.equal(permitting('bundle', ['bundle', 'exec', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('uv', ['uv', 'run', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('npx', ['npx', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('npm', ['npm', 'exec', '--', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('bundle', ['bundle', 'install']), 'allow');
+    assert.equal(permitting('uv', ['uv', 'sync']), 'allow');
+    assert.equal(permitting('npm', ['npm', 'ci']), 'allow');
+    assert.equal(permitting('poetry', ['poetry', 'install']), 'allow');
+  });
+
+  it('keeps a run with no command to run as it is: bundle install, uv sync, npm ci, npm install x, poetry install, pnpm install, docker ps, kubectl get pods, cmake -S . -B build', () => {
+    for (const argv of [['bundle', 'install'], ['uv', 'sync'], ['uv', 'pip', 'install', 'run'], ['npm', 'ci'], ['npm', 'install', 'x'], ['poetry', 'install'], ['pnpm', 'install'], ['pnpm', 'test'], ['yarn', 'add', 'left-pad'], ['docker', 'ps'], ['docker', 'logs', 'run'], ['kubectl', 'get', 'pods'], ['cmake', '-S', '.', '-B', 'build'], ['conda', 'list'], ['nix', 'build']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+
+  it('makes the run opaque wherever the subcommand stands after an option, whose value Corral does not model (uv --directory D run, npm --prefix P exec)', () => {
+    const runners: Array<[string, string[]]> = [['bundle', ['exec']], ['uv', ['run']], ['npm', ['exec', 'x']], ['yarn', ['exec', 'dlx']], ['docker', ['exec', 'run', 'create']], ['kubectl', ['exec', 'run', 'debug']], ['cmake', ['env', 'time', 'chdir']], ['nix', ['develop', 'shell', 'run']]];
+    const word = fc.stringMatching(/^[A-Za-z0-9=./:_-]{1,12}$/);
+    fc.assert(fc.property(fc.constantFrom(...runners), fc.nat(), fc.string({ minLength: 1, maxLength: 10 }), fc.array(word, { maxLength: 4 }), fc.array(word, { maxLength: 3 }), (runner, pick, option, values, rest) => {
+      const [program, subcommands] = runner;
+      const argv = [program, `-${option}`, ...values, subcommands[pick % subcommands.length]!, 'rm', ...rest];
+      assert.equal(canonicalRun({ command: argv }).opaque, true, JSON.stringify(argv));
+    }));
+  });
+
+  it('runs the command for real where the node has the program: npm exec -c, npx -c, cmake -E env, time and chdir each run touch', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-subcommand-'));
+    try {
+      for (const argv of [['npm', 'exec', '-c', 'touch ran'], ['npx', '-c', 'touch ran'], ['cmake', '-E', 'env', 'touch', 'ran'], ['cmake', '-E', 'time', 'touch', 'ran'], ['cmake', '-E', 'chdir', dir, 'touch', 'ran']]) {
+        assert.equal(decide(argv), 'deny', argv.join(' '));
+        if (!installed(argv[0]!)) continue;
+        rmSync(join(dir, 'ran'), { force: true });
+        const result = spawnSync(argv[0]!, argv.slice(1), { cwd: dir, timeout: 60_000, stdio: 'ignore' });
+        assert.equal(result.status, 0, argv.join(' '));
+        assert.equal(existsSync(join(dir, 'ran')), true, `${argv.join(' ')} runs touch`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
