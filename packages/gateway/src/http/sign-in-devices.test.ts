@@ -14,11 +14,14 @@ describe('device tokens of a local user', () => {
   let t: TestGateway;
   /** How far the gateway's clock is ahead of this machine's: it moves on, as a real clock does, and a test skips five minutes by adding to it. */
   let skew = 0;
+  /** When set, the gateway's clock stands still there: every change and sign-in is made within that millisecond. */
+  let stopped: number | undefined;
   before(async () => {
-    t = await startTestGateway({ now: () => Date.now() + skew });
+    t = await startTestGateway({ now: () => stopped ?? Date.now() + skew });
   });
   // Each test starts with every lockout of the one before over.
   afterEach(() => {
+    stopped = undefined;
     skew += 5 * 60_000 + 1000;
   });
   after(() => t.close());
@@ -60,6 +63,16 @@ describe('device tokens of a local user', () => {
         for (const guess of ['g0', 'g1']) assert.equal((await signIn('alice', guess, token)).status, 429, 'an old token is no device');
       }
       assert.equal((await signIn('alice', NEW_PASSWORD, old[0])).status, 429, 'the new password waits too: the lockout holds');
+    });
+
+    it('counts them as no device when it is set within the millisecond the user was made in (regression: their time of change stayed the same, and they kept vouching)', async () => {
+      stopped = Date.now() + skew;
+      await t.gw.identity.localUsers.create('dana', TEST_PASSWORD, ['viewer']);
+      const [old] = await mint('dana', TEST_PASSWORD, 1);
+      await t.gw.identity.localUsers.setPassword('dana', NEW_PASSWORD);
+      assert.equal(t.gw.identity.localUsers.get('dana').updatedAt, new Date(stopped).toISOString());
+      await lockOut('dana');
+      assert.equal((await signIn('dana', 'a guess', old)).status, 429, 'an old token is no device');
     });
 
     it('lets a token minted under the new password through the lockout', async () => {
