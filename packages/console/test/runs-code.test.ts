@@ -68,7 +68,7 @@ describe('the approval card of a command that runs code Corral cannot see', () =
       assert.deepEqual([approval.decision, approval.approvers.length], ['allow-once', 1]);
     }));
 
-  it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, and the gateway's warning; Approve always is offered, as the gateway allows it (regression: the card showed neither the file nor its content's digest)", () =>
+  it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, and the gateway's warning; Approve always is offered, as the gateway allows it, and makes its standing grant (regression: the card showed neither the file nor its content's digest)", () =>
     inContext(browser, async (context) => {
       const dir = mkdtempSync(join(tmpdir(), 'corral-script-card-'));
       const script = join(dir, 'build.py');
@@ -91,8 +91,12 @@ describe('the approval card of a command that runs code Corral cannot see', () =
         const id = await card.getAttribute('data-approval');
         assert.equal(listed.approvals.find((a) => a.id === id)?.action.allowAlways, true);
         await card.getByRole('button', { name: 'Approve always', disabled: false }).waitFor();
-        await deny(card, 'not this one');
-        assert.equal(await running, false);
+        assert.equal(await card.getByText(/^Approve always lets/).innerText(), 'Approve always lets this exact action run again without asking, while the script holds what it holds now.');
+        await card.getByRole('button', { name: 'Approve always' }).click();
+        await card.waitFor({ state: 'detached' });
+        await running;
+        const approval = stack.gateway.approvals.get(id!);
+        assert.deepEqual([approval.decision, approval.standingGrant], ['allow-always', 'made']);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

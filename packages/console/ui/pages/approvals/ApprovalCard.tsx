@@ -145,7 +145,7 @@ export function ApprovalCard({ approval, me, mayResolve, settled, onResolved }: 
           </button>
           {always && !approvedByMe && (
             <span id={`${titleId}-always`} className="muted small">
-              Approve always lets this exact action run again without asking.
+              Approve always lets this exact action run again without asking{script ? ', while the script holds what it holds now' : ''}.
             </span>
           )}
         </div>
