@@ -1,6 +1,7 @@
 // Known bypasses (upstream OpenClaw #128470 and kin): an approval or an allow
 // rule for one command never covers another chained to it by a shell
-// operator, a substitution, a newline, or an env/shell/runner wrapper. The
+// operator, a substitution, a newline, or an env/shell/runner wrapper, or
+// given to a program's subcommand that runs it (`bundle exec`, `npx`). The
 // decision is made on the canonical argv of everything that would run; none of
 // these reaches the node.
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ const POLICY = `
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
 @id("wrappers") permit (principal == Human::"operator", action == Action::"system.run", resource)
-  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup"].contains(resource) };
+  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup", Command::"bundle", Command::"uv", Command::"npm", Command::"npx", Command::"docker"].contains(resource) };
 `;
 
 const BYPASSES: Array<[string, string[]]> = [
@@ -33,6 +34,12 @@ const BYPASSES: Array<[string, string[]]> = [
   ['nice', ['nice', '-n', '5', 'rm', '-rf', '/tmp/victim']],
   ['timeout', ['timeout', '5', 'rm', '-rf', '/tmp/victim']],
   ['nohup', ['nohup', 'rm', '-rf', '/tmp/victim']],
+  ['bundle exec', ['bundle', 'exec', 'rm', '-rf', '/tmp/victim']],
+  ['uv run', ['uv', 'run', 'rm', '-rf', '/tmp/victim']],
+  ['npm exec', ['npm', 'exec', '--', 'rm', '-rf', '/tmp/victim']],
+  ['npx', ['npx', 'rm', '-rf', '/tmp/victim']],
+  ['docker exec', ['docker', 'exec', 'app', 'rm', '-rf', '/tmp/victim']],
+  ['bundle exec inside a payload', ['sh', '-c', 'echo hi; bundle exec rm -rf /tmp/victim']],
   ['the approved command wrapped in sh -c', ['sh', '-c', 'printf ok']],
   ['an allowed command chained to one no policy permits', ['sh', '-c', 'echo hi; rm -rf /tmp/victim']],
 ];
@@ -49,7 +56,9 @@ describe('an approval or allow for one command never covers another chained to i
     await t.run(['printf', 'ok']);
     await t.run(['printf', 'ok']);
     await t.run(['sh', '-c', 'echo hi']);
-    assert.equal(node.received.length, 3);
+    // A wrapper's own work, with no command to run, is what its permit allows.
+    await t.run(['bundle', 'install']);
+    assert.equal(node.received.length, 4);
   });
   after(() => t.close());
 
