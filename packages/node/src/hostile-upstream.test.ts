@@ -198,6 +198,28 @@ describe("a shell of the caller's choosing under the node's allowlist", () => {
   });
 });
 
+describe("a program on the node's allowlist that runs a command through a subcommand (npm exec, npx, bundle exec)", () => {
+  it('is refused, and runs nothing, though the program is listed: the command it would run is what runs (regression: an allowlist of npm ran npm exec -- rm -rf X)', async () => {
+    const stateDir = stateWithPolicy(allowlistOf('npm', 'npx', 'bundle'));
+    const ran: string[][] = [];
+    const runner = new RecordingRunner(ran);
+    const gw = await hostileGateway({ stateDir, runner });
+    try {
+      for (const command of [['npm', 'exec', '--', 'rm', '-rf', 'x'], ['npx', 'rm', '-rf', 'x'], ['bundle', 'exec', 'rm', '-rf', 'x']]) {
+        const refused = await gw.invoke('system.run', { command });
+        assert.equal(refused.error?.code, 'SYSTEM_RUN_DENIED', command.join(' '));
+        assert.match(refused.error!.message, /cannot tell what would run/);
+      }
+      const allowed = await gw.invoke('system.run', { command: ['npm', 'ci'] });
+      assert.equal(allowed.ok, true, allowed.error?.message);
+      assert.deepEqual(ran, [['npm', 'ci']]);
+    } finally {
+      await gw.close();
+      await runner.close();
+    }
+  });
+});
+
 describe('a run the gateway holds until its decision is recorded (awaitRelease)', () => {
   /** A node whose policy allows echo, with its runs recorded (never run), and a count of its reads of that policy. */
   async function holding() {
