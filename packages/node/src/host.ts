@@ -204,6 +204,8 @@ interface Authorization {
   digest: string;
   /** The approval's receipt as the control plane sent it, not yet checked, and the run it was asked about (what it must be for). */
   approval?: { receipt: unknown; params: Record<string, unknown> };
+  /** The script file the decision was bound to by its content (the one the node offered): the run must run that content. */
+  bound?: FileOperand;
 }
 
 interface InvokeRequest {
@@ -706,7 +708,8 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) {
-        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled);
+        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand ?? offeredOperand(run));
+        if (authorization.bound) operand = authorization.bound;
         // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
         if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
       }
@@ -864,16 +867,20 @@ export class NodeHost {
    * receipt, for exactly this run: the caller checks it (#checkReceipt)
    * before anything runs, once it holds the authorization its report needs.
    */
-  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined): Promise<Authorization> {
+  async #authorize(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, offered: FileOperand | null): Promise<Authorization> {
     try {
       const client = await this.#controlPlane();
       const params = { command: run.argv, ...(run.cwd !== null ? { cwd: run.cwd } : {}), env: run.env };
-      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown };
+      const answer = (await client.request('corral.run.authorize', { command: 'system.run', params, ...(mapped ? { agentId: mapped } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(askHuman ? { askHuman } : {}), ...(offered ? { mutableFileOperand: offered } : {}) }, { timeoutMs: (timeoutMs ?? 30_000) + 5_000 })) as { decision?: string; runId?: unknown; digest?: string; approvalId?: unknown; approvalReceipt?: unknown; mutableFileOperand?: unknown };
       if (answer.decision !== 'allow' || typeof answer.digest !== 'string' || typeof answer.runId !== 'string') throw new NodeError('NODE_RUN_DENIED', `control plane answered ${typeof answer.decision === 'string' ? answer.decision.slice(0, 40) : 'without a decision'}`);
       // An allow is for what it names by its digest: one on another run, agent or node (another request's answer) allows nothing here.
-      if (answer.digest !== decisionDigest(params, mapped, this.device.deviceId)) throw new NodeError('NODE_RUN_DENIED', 'control plane answered with its decision on another run');
-      if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return { runId: answer.runId, digest: answer.digest };
-      return { runId: answer.runId, digest: answer.digest, approval: { receipt: answer.approvalReceipt, params } };
+      // Bound to the script the node offered, it is of that content, which is then what runs; bound to any other, it allows nothing.
+      const bound = offered !== null && answer.mutableFileOperand !== undefined ? offered : undefined;
+      if (answer.digest !== decisionDigest(params, mapped, this.device.deviceId, bound)) throw new NodeError('NODE_RUN_DENIED', 'control plane answered with its decision on another run');
+      const decided = { runId: answer.runId, digest: answer.digest, ...(bound ? { bound } : {}) };
+      if (answer.approvalId === undefined && answer.approvalReceipt === undefined) return decided;
+      // The receipt of an approval bound to the script covers that file as well, as a plan carries it.
+      return { ...decided, approval: { receipt: answer.approvalReceipt, params: bound ? { ...params, systemRunPlan: { argv: run.argv, cwd: run.cwd, mutableFileOperand: bound } } : params } };
     } catch (error) {
       if (error instanceof NodeError) throw error;
       const wire = error instanceof GatewayError ? error.wire : undefined;
@@ -888,8 +895,8 @@ export class NodeHost {
    * holds the run's place after that. An allow that comes later is reported
    * as a run not made. Throws NODE_RUN_DENIED.
    */
-  async #authorizeUnlessCancelled(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, cancelled: AbortSignal): Promise<Authorization> {
-    const asking = this.#authorize(run, mapped, timeoutMs, askHuman);
+  async #authorizeUnlessCancelled(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, askHuman: string | undefined, cancelled: AbortSignal, offered: FileOperand | null): Promise<Authorization> {
+    const asking = this.#authorize(run, mapped, timeoutMs, askHuman, offered);
     const refusal = new NodeError('NODE_RUN_DENIED', NOT_RUN_CANCELLED);
     const given = Promise.withResolvers<never>();
     const giveUp = () => given.reject(refusal);
@@ -914,7 +921,7 @@ export class NodeHost {
   async #recordRefusal(run: { argv: string[]; cwd: string | null; env: Record<string, string> }, mapped: string | undefined, timeoutMs: number | undefined, refusal: NodeError): Promise<void> {
     let authorization: Authorization;
     try {
-      authorization = await this.#authorize(run, mapped, timeoutMs, undefined);
+      authorization = await this.#authorize(run, mapped, timeoutMs, undefined, null);
     } catch {
       return; // denied (and recorded so), or not reachable
     }
@@ -1105,8 +1112,24 @@ function refusedRun(run: { argv: readonly string[]; cwd: string | null; env: Rec
  * when it names none: actionDigest, of the principal as the control plane
  * writes it (TYPE::ID), this node, the command and the canonical run.
  */
-function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: string): string {
-  return actionDigest({ principal: agent ? `Agent::${agent}` : `Node::${nodeId}`, nodeId, command: 'system.run', run: canonicalRun(params) });
+function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: string, operand: FileOperand | undefined): string {
+  return actionDigest({ principal: agent ? `Agent::${agent}` : `Node::${nodeId}`, nodeId, command: 'system.run', run: canonicalRun(params), ...(operand ? { operand } : {}) });
+}
+
+/**
+ * The script file a run runs, read now, offered to the control plane with
+ * the run (corral.run.authorize): should it ask a human, the approval is of
+ * that content, and that content is what runs. Null for a run of no one
+ * script file, or of one the node cannot bind (missing, a FIFO, too large):
+ * a human is then not asked about it at all (the control plane refuses it).
+ */
+function offeredOperand(run: { argv: string[]; cwd: string | null }): FileOperand | null {
+  try {
+    return snapshotOperand(run.argv, run.cwd);
+  } catch (error) {
+    if (error instanceof NodeError) return null;
+    throw error;
+  }
 }
 
 /** The most characters of a report's `error` the control plane keeps (it cuts a longer one). */

@@ -3,125 +3,22 @@
 // cannot use): the control plane's audit log holds those refusals too.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { AuditEvent } from '@corral/audit';
-import type { Identity } from '@corral/identity';
-import { Gateway, GatewayError, type Connection } from '@corral/gateway';
+import { GatewayError, type Connection } from '@corral/gateway';
 import { auditEvents } from '../../../scripts/testing/audit-events.ts';
 import { startTestGateway } from '../../gateway/test/harness.ts';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
+import { governedNode, pairOnBoth, PRINTF_ONLY, type InvokeAnswer } from '../test/governed-node.ts';
 import { NodeHost, RECEIPT_KEY_FILE, loadOrCreateDevice } from './host.ts';
 import { LOCAL_POLICY_FILE } from './local-policy.ts';
 
 const token = randomBytes(24).toString('base64url');
 
-interface Answer {
-  ok: boolean;
-  error?: { code: string; message: string };
-}
-
-/** The node's own policy unless a test gives another: `printf` alone, never asking. */
-const PRINTF_ONLY = { version: 1, defaults: { security: 'allowlist', ask: 'off' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } };
-
-/**
- * A Corral control plane permitting invoice-bot `printf`, and a node paired
- * with it serving a gateway the test writes, mapping upstream `main` to
- * invoice-bot, its own policy `localPolicy`.
- */
-/**
- * Starts `host` and pairs it as its operators would: on the upstream gateway once it asks, then on the
- * control plane once it has asked there too (`announced`), letting it ask for invoice-bot where the control plane knows it; resolves when the upstream sees it `connected`.
- */
-async function startPaired(host: NodeHost, deviceId: string, upstream: Identity, controlPlane: Identity, announced: Promise<void>, connected: () => boolean): Promise<void> {
-  const started = host.start();
-  while (!upstream.nodes.find(deviceId)) await new Promise((r) => setTimeout(r, 10));
-  upstream.nodes.pair(deviceId, 'test');
-  await started;
-  await announced;
-  controlPlane.nodes.pair(deviceId, 'test', { agents: controlPlane.agents.idsOf(['invoice-bot'].filter((a) => controlPlane.agents.find(a))) });
-  while (!connected()) await new Promise((r) => setTimeout(r, 5));
-}
-
-async function governedNode(localPolicy: object = PRINTF_ONLY) {
-  const cpState = tempDir('corral-refusal-cp-');
-  mkdirSync(join(cpState, 'policies'));
-  writeFileSync(join(cpState, 'policies', 'run.cedar'), 'permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource == Command::"printf");\n');
-  const cp = await Gateway.start({ stateDir: cpState, token, port: 0, approvalPollMs: 20 });
-  cp.identity.agents.create({ name: 'invoice-bot', process: 'invoices', owner: 'owner@example.com', scopes: [] });
-  const nodeState = tempDir('corral-refusal-node-');
-  writeFileSync(join(nodeState, LOCAL_POLICY_FILE), JSON.stringify(localPolicy));
-  const deviceId = loadOrCreateDevice(nodeState).deviceId;
-  const upstream = await startTestGateway({ token });
-  const waiting = new Map<string, (answer: Answer) => void>();
-  upstream.server.method('node.invoke.result', {
-    role: 'node',
-    handler: (params) => {
-      const p = params as Answer & { id: string };
-      waiting.get(p.id)?.(p);
-      return { ok: true };
-    },
-  });
-  let node: Connection | undefined;
-  upstream.server.on('ready', (connection) => {
-    if (connection.peer?.role === 'node') node = connection;
-  });
-  const announced = new Promise<void>((resolve) => cp.server.onPairingRequest(() => resolve()));
-  const host = new NodeHost({ gateway: upstream.server.url, token, stateDir: nodeState, maxBackoffMs: 200, warmSandboxes: 0, controlPlane: { url: cp.url, token, agents: { main: 'invoice-bot' } } });
-  await startPaired(host, deviceId, upstream.identity, cp.identity, announced, () => node !== undefined);
-  const invoke = (params: Record<string, unknown>): Promise<Answer> =>
-    new Promise((resolve) => {
-      const id = randomUUID();
-      waiting.set(id, resolve);
-      node!.event('node.invoke.request', { id, nodeId: deviceId, command: 'system.run', paramsJSON: JSON.stringify(params), timeoutMs: 20_000 });
-    });
-  /** The control plane's records of the node's own refusals, once `count` of them are there (or after 10 s). */
-  const refusals = async (count: number): Promise<AuditEvent[]> => {
-    for (const deadline = Date.now() + 10_000; ; ) {
-      const found = (await auditEvents(cpState)).filter((e) => e.action === 'node.invoke.refuse');
-      if (found.length >= count || Date.now() > deadline) return found;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  /** The control plane's records of runs it allowed this node, once `count` of them were reported (or after 10 s). */
-  const reports = async (count: number): Promise<AuditEvent[]> => {
-    for (const deadline = Date.now() + 10_000; ; ) {
-      const found = (await auditEvents(cpState)).filter((e) => e.action === 'node.invoke' && e.actor.kind === 'node');
-      if (found.length >= count || Date.now() > deadline) return found;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  /** The id of the approval the control plane asks a human for about this node's run, once it asks. */
-  const asked = async (): Promise<string> => {
-    for (;;) {
-      const [approval] = cp.approvals.list({ status: 'pending' }).filter((a) => a.action.nodeId === deviceId);
-      if (approval) return approval.id;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const approve = (id: string) => cp.invoker.resolveApprovalWhenFree(id, 'allow-once', 'alice');
-  return {
-    cp,
-    cpState,
-    nodeState,
-    deviceId,
-    reports,
-    asked,
-    approve,
-    invoke,
-    refusals,
-    close: async () => {
-      await host.close();
-      await upstream.stop();
-      await cp.close().catch(() => undefined);
-    },
-  };
-}
-
 describe('a governed node refusing a run on its own', () => {
   it("has the refusal recorded in the control plane's audit log: its local policy's, as the mapped agent's denied run decided by the node (regression: no log held it)", async () => {
-    const gw = await governedNode();
+    const gw = await governedNode({ token });
     try {
       const answer = await gw.invoke({ command: ['id', '-u'], env: {}, agentId: 'main', sessionKey: 'agent:main:main' });
       assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
@@ -143,7 +40,7 @@ describe('a governed node refusing a run on its own', () => {
   });
 
   it("has a run refused because its own policy file cannot be read recorded too, as NODE_INTERNAL with a reason naming no file of the node's (regression: the control plane refused the node's word as INVALID_REQUEST, and no log held the refusal)", async () => {
-    const gw = await governedNode();
+    const gw = await governedNode({ token });
     try {
       writeFileSync(join(gw.nodeState, LOCAL_POLICY_FILE), '{ not json');
       const answer = await gw.invoke({ command: ['printf', 'x'], agentId: 'main' });
@@ -160,7 +57,7 @@ describe('a governed node refusing a run on its own', () => {
   });
 
   it('has a run of an upstream agent its map does not name recorded too, as the node\'s with that name beside it, even a name a Corral agent this node serves also has or one no Corral agent could have (regression: recorded as that Corral agent\'s; refused by the control plane, unrecorded, for any other name)', async () => {
-    const gw = await governedNode();
+    const gw = await governedNode({ token });
     try {
       for (const [upstream, program] of [['stranger', 'printf'], ['invoice-bot', 'ls'], ['Ops_Bot', 'df']] as const) {
         const answer = await gw.invoke({ command: [program, 'x'], env: { HOME: '/root' }, agentId: upstream });
@@ -183,7 +80,7 @@ describe('a governed node refusing a run on its own', () => {
   });
 
   it('has a working directory it refuses recorded too, and a long argv recorded cut and marked so, never cut inside a character (regression: a lone surrogate, which the audit log refuses)', async () => {
-    const gw = await governedNode();
+    const gw = await governedNode({ token });
     try {
       const relative = await gw.invoke({ command: ['printf', 'x'], cwd: 'not/absolute', agentId: 'main' });
       assert.equal(relative.error?.code, 'SYSTEM_RUN_DENIED');
@@ -216,7 +113,7 @@ describe('a governed node refusing a run on its own', () => {
       // The node's request waits 10 s for the control plane's answer: a refusal that waited for it would come after that.
       const answer = await Promise.race([first, new Promise<'waited'>((r) => setTimeout(() => r('waited'), 8_000).unref())]);
       assert.notEqual(answer, 'waited', 'the refusal waited for the control plane');
-      assert.equal((answer as Answer).error?.code, 'SYSTEM_RUN_DENIED');
+      assert.equal((answer as InvokeAnswer).error?.code, 'SYSTEM_RUN_DENIED');
       never.resolve();
       await gw.cp.stop();
       const unreachable = await gw.invoke();
@@ -269,8 +166,8 @@ async function stubbedControlPlane(localPolicy: object, refused: (params: unknow
   const cp = await startTestGateway({ token });
   cp.server.method('corral.run.refused', { role: 'node', handler: refused });
   const upstream = await startTestGateway({ token });
-  const answers = new Map<string, (answer: Answer) => void>();
-  upstream.server.method('node.invoke.result', { role: 'node', handler: (params) => (answers.get((params as { id: string }).id)?.(params as Answer), { ok: true }) });
+  const answers = new Map<string, (answer: InvokeAnswer) => void>();
+  upstream.server.method('node.invoke.result', { role: 'node', handler: (params) => (answers.get((params as { id: string }).id)?.(params as InvokeAnswer), { ok: true }) });
   let node: Connection | undefined;
   upstream.server.on('ready', (connection) => {
     if (connection.peer?.role === 'node') node = connection;
@@ -286,12 +183,12 @@ async function stubbedControlPlane(localPolicy: object, refused: (params: unknow
     await cp.stop().catch(() => undefined);
   };
   try {
-    await startPaired(host, deviceId, upstream.identity, cp.identity, announced, () => node !== undefined);
+    await pairOnBoth(host, deviceId, upstream.identity, cp.identity, announced, () => node !== undefined);
   } catch (error) {
     await close();
     throw error;
   }
-  const invoke = (): Promise<Answer> =>
+  const invoke = (): Promise<InvokeAnswer> =>
     new Promise((resolve) => {
       const id = randomUUID();
       answers.set(id, resolve);
@@ -305,7 +202,7 @@ describe('a governed node refusing a run the control plane allowed', () => {
   const asking = { version: 1, defaults: { security: 'allowlist', ask: 'always' }, agents: { '*': { allowlist: [{ pattern: 'printf' }] } } };
 
   it("reports its own code and reason to the control plane's audit log, and to the caller, when its policy was tightened while a human decided (regression: the report said only \"error\")", async () => {
-    const gw = await governedNode(asking);
+    const gw = await governedNode({ token, localPolicy: asking });
     try {
       const answering = gw.invoke({ command: ['printf', 'x'], agentId: 'main' });
       const approval = await gw.asked();
@@ -323,7 +220,7 @@ describe('a governed node refusing a run the control plane allowed', () => {
   });
 
   it("reports an approval receipt it does not take to the control plane's audit log, with its code and reason (regression: nothing was reported, and the run was later recorded as never reported)", async () => {
-    const gw = await governedNode(asking);
+    const gw = await governedNode({ token, localPolicy: asking });
     try {
       // The node pinned another gateway's receipt key: it takes none of this control plane's receipts.
       writeFileSync(join(gw.nodeState, RECEIPT_KEY_FILE), generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString());

@@ -518,12 +518,14 @@ export class NodeInvoker {
         await this.#assertPaired(connection, peer.deviceId!);
         // Each is decided and recorded: a node asking faster than its budget is refused, nothing decided.
         if (!this.nodeAudit.admit(peer.deviceId!, 'corral.run.authorize')) throw rateLimited('too many runs asked for by this node');
-        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown };
+        const p = (params ?? {}) as { command?: unknown; params?: unknown; agentId?: unknown; timeoutMs?: unknown; askHuman?: unknown; mutableFileOperand?: unknown };
         const command = p.command === 'system.run.prepare' ? 'system.run.prepare' : 'system.run';
         const { principal, stands } = typeof p.agentId === 'string' && p.agentId !== '' ? await this.#claimedAgent(p.agentId, peer.deviceId!, command) : { principal: { type: 'Node', id: peer.deviceId! } satisfies PrincipalRef, stands: () => true };
         const decided = await this.#assess(principal, peer.deviceId!, command, { kind: 'run' }, p.params);
         // The node's own policy asks a human for this run (it can only make the decision stricter).
-        const assessed = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
+        const asked = typeof p.askHuman === 'string' ? askedByNode(decided, p.askHuman) : decided;
+        // Asked of a human, a run of one script is approved for what the file held when the node read it to ask.
+        const assessed = asked.verdict.decision === 'ask' && command === 'system.run' ? await this.#boundByAskingNode(principal, peer.deviceId!, command, asked, p.mutableFileOperand) : asked;
         const authorized = await this.#authorize(principal, peer.deviceId!, command, assessed, clampTimeout(typeof p.timeoutMs === 'number' ? p.timeoutMs : undefined), connection, stands);
         // This node runs as soon as it reads the answer: the decision must be durable first.
         if (authorized.unrecorded) await this.#audit(authorized.unrecorded);
@@ -539,7 +541,8 @@ export class NodeInvoker {
           throw withdrawn.error;
         }
         const receipt = opened?.run.receipt;
-        return { decision: 'allow', ...(opened ? { runId: opened.runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(receipt ? { approvalReceipt: receipt } : {}) };
+        // A run bound to its script says so: the node then runs the content it read, and nothing else.
+        return { decision: 'allow', ...(opened ? { runId: opened.runId } : {}), digest: assessed.digest, argv: run.argv, cwd: run.cwd, env: run.env, ...(assessed.operand ? { mutableFileOperand: assessed.operand } : {}), ...(authorized.approvalId ? { approvalId: authorized.approvalId } : {}), ...(receipt ? { approvalReceipt: receipt } : {}) };
       },
     });
     // The key a Corral node pins to check the receipts of approved runs.
@@ -1081,31 +1084,49 @@ export class NodeInvoker {
    * decision. Throws GATEWAY_CONNECTION_CLOSED when the caller left meanwhile.
    */
   async #boundToScript(target: NodeRoute, principal: PrincipalRef, command: string, assessed: Assessed, timeoutMs: number, caller: Connection): Promise<Assessed> {
-    const { run } = assessed;
-    if (run === undefined || assessed.operand !== undefined) return assessed;
-    const argvIndex = runsCode(run.argv)?.operand;
-    if (typeof argvIndex !== 'number') return assessed;
+    const argvIndex = scriptWord(assessed);
+    if (argvIndex === undefined) return assessed;
     const nodeId = target.node.deviceId;
-    const refuse = async (why: string): Promise<never> => {
-      const reason = `the script this run runs cannot be bound to its approval: ${cut(why, 300)}`;
-      await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: 'deny', policies: assessed.verdict.policies, reason }, details: { digest: assessed.digest, ...assessed.auditDetails } });
-      throw denied(command, reason);
-    };
     // Read again: the decision may have waited for a set being compiled.
     const { connection, commands } = this.#routeFor(nodeId, command);
-    if (!commands.includes('system.run.prepare')) return refuse('the node does not serve system.run.prepare');
+    if (!commands.includes('system.run.prepare')) return this.#refuseUnbound(principal, nodeId, command, assessed, 'the node does not serve system.run.prepare');
     let plan: PreparedPlan;
     try {
       plan = await this.#preparedPlan(connection, nodeId, assessed.forward, timeoutMs, caller);
     } catch (error) {
       if (error instanceof GatewayError && error.code === 'GATEWAY_CONNECTION_CLOSED' && caller.phase === 'closed') throw error;
-      return refuse(error instanceof GatewayError ? error.message : 'the node did not prepare the run');
+      return this.#refuseUnbound(principal, nodeId, command, assessed, error instanceof GatewayError ? error.message : 'the node did not prepare the run');
     }
-    const operand = boundOperand(plan.mutableFileOperand, argvIndex);
-    if (operand === undefined) return refuse(`the node bound no file at word ${argvIndex} of the run`);
+    return this.#bindScript(principal, nodeId, command, assessed, plan.mutableFileOperand, argvIndex);
+  }
+
+  /**
+   * #boundToScript for a run a Corral node asks the control plane about
+   * (corral.run.authorize): the node read the file itself as it asked and
+   * sends what it bound (`given`: mutableFileOperand, checked here), since it
+   * is the one that will run it. A node that sent none for a run of one
+   * script has the run refused when a human is to be asked.
+   */
+  async #boundByAskingNode(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown): Promise<Assessed> {
+    const argvIndex = scriptWord(assessed);
+    return argvIndex === undefined ? assessed : this.#bindScript(principal, nodeId, command, assessed, given, argvIndex);
+  }
+
+  /** `assessed` bound to the file its node bound at word `argvIndex` (`given`, unchecked): its digest, decided again by it, shown and recorded with it. */
+  async #bindScript(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, given: unknown, argvIndex: number): Promise<Assessed> {
+    const run = assessed.run!;
+    const operand = boundOperand(given, argvIndex);
+    if (operand === undefined) return this.#refuseUnbound(principal, nodeId, command, assessed, `the node bound no file at word ${argvIndex} of the run`);
     const digest = actionDigest({ principal: `${principal.type}::${principal.id}`, nodeId, command, run, operand });
     const decideAgain = async () => (this.#options.decider ? decideRun(await this.#deciderNow(this.#options.decider), principal, run, { node: nodeId, digest }) : NO_POLICY);
     return { ...assessed, digest, decideAgain, operand, subject: { ...assessed.subject, mutableFileOperand: operand }, auditDetails: { ...assessed.auditDetails, mutableFileOperand: operand } };
+  }
+
+  /** Refuses a run of one script that cannot be bound to its approval, on a deny record of its decision saying `why`. */
+  async #refuseUnbound(principal: PrincipalRef, nodeId: string, command: string, assessed: Assessed, why: string): Promise<never> {
+    const reason = `the script this run runs cannot be bound to its approval: ${cut(why, 300)}`;
+    await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: 'deny', policies: assessed.verdict.policies, reason }, details: { digest: assessed.digest, ...assessed.auditDetails } });
+    throw denied(command, reason);
   }
 
   /**
@@ -1418,6 +1439,13 @@ function sameOperand(a: FileOperand | undefined, b: FileOperand): boolean {
 }
 
 /** A bound script's name as a refusal shows it: the last part of its path, short, printable ASCII, else `it`. */
+/** The argv index of the one script file `assessed`'s run runs (runsCode's numeric operand), when it is not bound yet; undefined for any other run. */
+function scriptWord(assessed: Assessed): number | undefined {
+  if (assessed.run === undefined || assessed.operand !== undefined) return undefined;
+  const argvIndex = runsCode(assessed.run.argv)?.operand;
+  return typeof argvIndex === 'number' ? argvIndex : undefined;
+}
+
 function operandName(operand: FileOperand): string {
   const name = operand.path.slice(operand.path.lastIndexOf('/') + 1);
   return /^[\x21-\x7e]{1,80}$/.test(name) ? name : 'it';

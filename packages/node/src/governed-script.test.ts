@@ -1,0 +1,75 @@
+// A Corral node serving another gateway (upstream OpenClaw's) asks its Corral
+// control plane about each run (corral.run.authorize). When the control plane
+// asks a human about a run of one script, the approval is of what the script
+// held when the node asked: the node offers the file it read, the control
+// plane binds the action's digest to it, and the node runs those bytes or
+// nothing.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
+import { governedNode } from '../test/governed-node.ts';
+
+const token = randomBytes(24).toString('base64url');
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+describe('a script run a governed node asks its control plane about, which asks a human', () => {
+  let gw: Awaited<ReturnType<typeof governedNode>>;
+  let work: string;
+  const script = (body: string) => writeFileSync(join(work, 'x.sh'), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  const stdoutOf = (answer: { payload?: { stdout?: string }; payloadJSON?: string | null }) => answer.payload?.stdout ?? (JSON.parse(answer.payloadJSON ?? '{}') as { stdout?: string }).stdout;
+  before(async () => {
+    work = realpathSync(tempDir('corral-governed-script-'));
+    gw = await governedNode({
+      token,
+      localPolicy: { version: 1, defaults: { security: 'full', ask: 'off' } },
+      cedar: '@id("asks") @approval("required") permit (principal == Agent::"invoice-bot", action == Action::"system.run", resource);\n',
+      containerPolicies: { '*': { policy: { version: 1, runtime: ['shell'], network: { egress: 'none' }, filesystem: { readonly: [work] } }, baseDir: work } },
+    });
+  });
+  after(async () => {
+    await gw?.close();
+  });
+
+  it('is asked for with the file the node read and its sha256, and runs that content once approved', async () => {
+    script('echo as asked');
+    const answering = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main' });
+    const id = await gw.asked();
+    assert.deepEqual(gw.cp.approvals.get(id).action.mutableFileOperand, { argvIndex: 0, path: join(work, 'x.sh'), sha256: sha256('#!/bin/sh\necho as asked\n') });
+    await gw.approve(id);
+    const answer = await answering;
+    assert.equal(answer.ok, true, JSON.stringify(answer.error));
+    assert.equal(stdoutOf(answer), 'as asked\n');
+  });
+
+  it('never runs x.sh rewritten while its approval was awaited: the node refuses it and runs nothing (regression: the approval was of the argv alone, and the rewritten script ran)', async () => {
+    script('echo as asked');
+    const answering = gw.invoke({ command: ['./x.sh'], cwd: work, agentId: 'main' });
+    const id = await gw.asked();
+    script('echo rewritten');
+    await gw.approve(id);
+    const answer = await answering;
+    assert.equal(answer.ok, false);
+    assert.equal(answer.error?.code, 'SYSTEM_RUN_DENIED');
+    assert.match(answer.error.message, /the script x\.sh changed since it was approved/);
+    const [report] = (await gw.reports(2)).slice(1);
+    assert.match(report?.outcome?.detail ?? '', /^NODE_RUN_DENIED: the script x\.sh changed since it was approved/);
+  });
+
+  it('is refused, no human asked, when the node cannot read the script it would run (missing)', async () => {
+    const answer = await gw.invoke({ command: ['./missing.sh'], cwd: work, agentId: 'main' });
+    assert.equal(answer.ok, false);
+    assert.match(answer.error?.message ?? '', /cannot be bound to its approval: the node bound no file at word 0/);
+    assert.deepEqual(gw.cp.approvals.list({ status: 'pending' }), []);
+  });
+
+  it('asks for a run of no script file as before, unbound', async () => {
+    const answering = gw.invoke({ command: ['printf', 'plain'], cwd: work, agentId: 'main' });
+    const id = await gw.asked();
+    assert.equal(gw.cp.approvals.get(id).action.mutableFileOperand, undefined);
+    await gw.approve(id);
+    assert.equal(stdoutOf(await answering), 'plain');
+  });
+});
