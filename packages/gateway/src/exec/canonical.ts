@@ -137,8 +137,22 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   bun: { runs: new Set(['x', 'exec']) },
   // corepack runs the package manager it names, fetched at the version the project asks for.
   corepack: { runs: new Set(['npm', 'npx', 'pnpm', 'pnpx', 'yarn', 'yarnpkg']) },
+  // `time` changes nothing, but is left opaque with the two that do rather than read by a rule of its own.
   cmake: { runs: new Set(['env', 'time', 'chdir']) },
+  // Version managers and toolchains: the command runs with the version's programs first on PATH.
   mise: { runs: new Set(['exec', 'x']) },
+  rbenv: { runs: new Set(['exec']) },
+  pyenv: { runs: new Set(['exec']) },
+  nodenv: { runs: new Set(['exec']) },
+  fnm: { runs: new Set(['exec']) },
+  volta: { runs: new Set(['run']) },
+  rustup: { runs: new Set(['run']) },
+  stack: { runs: new Set(['exec']) },
+  cabal: { runs: new Set(['exec']) },
+  opam: { runs: new Set(['exec']) },
+  // tox 4's `exec` (`e`) runs the command in a tox environment it builds first.
+  tox: { runs: new Set(['exec', 'e']) },
+  guix: { runs: new Set(['shell', 'environment']) },
   // `asdf env CMD UTIL` runs UTIL in CMD's environment.
   asdf: { runs: new Set(['exec', 'env']) },
   direnv: { runs: new Set(['exec']) },

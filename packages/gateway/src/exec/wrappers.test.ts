@@ -119,6 +119,18 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
     ['cmake', '-E', 'env', 'rm', '-rf', '/x'],
     ['cmake', '-E', 'time', 'rm'],
     ['cmake', '-E', 'chdir', '/', 'rm'],
+    ['rbenv', 'exec', 'rm'],
+    ['pyenv', 'exec', 'rm'],
+    ['nodenv', 'exec', 'rm'],
+    ['fnm', 'exec', '--using=20', 'rm'],
+    ['volta', 'run', 'rm'],
+    ['rustup', 'run', 'stable', 'rm'],
+    ['stack', 'exec', '--', 'rm'],
+    ['cabal', 'exec', '--', 'rm'],
+    ['opam', 'exec', '--', 'rm'],
+    ['tox', 'exec', '-e', 'py', '--', 'rm'],
+    ['tox', '-e', 'py', 'e', '--', 'rm'],
+    ['guix', 'shell', 'coreutils', '--', 'rm'],
     ['mise', 'exec', '--', 'rm'],
     ['mise', 'x', 'node@20', '--', 'rm'],
     ['asdf', 'exec', 'rm'],
@@ -167,7 +179,7 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
   });
 
   it('keeps a run with no command to run as it is: bundle install, uv sync, npm ci, npm install x, poetry install, pnpm install, docker ps, kubectl get pods, cmake -S . -B build', () => {
-    for (const argv of [['bundle', 'install'], ['uv', 'sync'], ['uv', 'pip', 'install', 'run'], ['npm', 'ci'], ['npm', 'install', 'x'], ['poetry', 'install'], ['pnpm', 'install'], ['pnpm', 'test'], ['yarn', 'add', 'left-pad'], ['docker', 'ps'], ['docker', 'logs', 'run'], ['kubectl', 'get', 'pods'], ['cmake', '-S', '.', '-B', 'build'], ['conda', 'list'], ['nix', 'build']]) {
+    for (const argv of [['bundle', 'install'], ['uv', 'sync'], ['uv', 'pip', 'install', 'run'], ['npm', 'ci'], ['npm', 'install', 'x'], ['poetry', 'install'], ['pnpm', 'install'], ['pnpm', 'test'], ['yarn', 'add', 'left-pad'], ['docker', 'ps'], ['docker', 'logs', 'run'], ['kubectl', 'get', 'pods'], ['cmake', '-S', '.', '-B', 'build'], ['conda', 'list'], ['nix', 'build'], ['rustup', 'update'], ['tox', '-e', 'py'], ['pyenv', 'install', '3.12']]) {
       const run = canonicalRun({ command: argv });
       assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
     }
