@@ -134,6 +134,8 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   // pnpm runs a first word that is none of its commands as `pnpm exec` does (`pnpm touch X`): see PNPM_COMMANDS.
   pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS },
   yarn: { runs: new Set(['exec', 'dlx']), groups: new Set(['workspace', 'workspaces']) },
+  // Debian's name for yarn.
+  yarnpkg: { runs: new Set(['exec', 'dlx']), groups: new Set(['workspace', 'workspaces']) },
   bun: { runs: new Set(['x', 'exec']) },
   // corepack runs the package manager it names, fetched at the version the project asks for.
   corepack: { runs: new Set(['npm', 'npx', 'pnpm', 'pnpx', 'yarn', 'yarnpkg']) },

@@ -112,6 +112,7 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
     ['yarn', 'exec', 'rm'],
     ['yarn', 'dlx', 'rm'],
     ['yarn', 'workspace', 'app', 'exec', 'rm'],
+    ['yarnpkg', 'dlx', 'rm'],
     ['bunx', 'rm'],
     ['bun', 'x', 'rm'],
     ['bun', 'exec', 'rm -rf /x'],
