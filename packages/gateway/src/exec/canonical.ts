@@ -68,6 +68,19 @@ const ARITHMETIC_SHELLS = new Set(['zsh', 'ksh', 'mksh']);
  * code to run (`trap 'rm -rf X' EXIT`), or that change what a name runs
  * (`alias`, `hash -p`, `enable -f`): deciding on them alone would decide nothing.
  */
+const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh',
+  // Each runs the command its arguments name: `setarch x86_64 CMD`, `ssh-agent CMD`, `fakeroot CMD`, `capsh -- -c CMD`, `run-parts DIR`…
+  'setarch', 'linux32', 'linux64', 'i386', 'x86_64', 'ssh-agent', 'dbus-run-session', 'dbus-launch', 'xvfb-run', 'fakeroot', 'faketime', 'eatmydata', 'torsocks', 'torify',
+  'proxychains', 'proxychains4', 'tsocks', 'unbuffer', 'rlwrap', 'chronic', 'numactl', 'runcon', 'bwrap', 'capsh', 'run-parts', 'daemonize', 'start-stop-daemon', 'tini',
+  'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
+  'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc',
+  // Package runners: each runs a command, or a package it may fetch, named in its arguments (`npx cowsay`, `uvx ruff`); nix-shell runs
+  // shell.nix's shellHook and then a shell, or the command given with --run.
+  'npx', 'pnpx', 'bunx', 'uvx', 'nix-shell',
+  // zsh builtins that assign variables their arguments name in forms Corral does not read (`zparseopts a:=path`), or that run what a widget or socket is given.
+  'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer',
+  // bash's `jobs -x CMD ARGS` runs CMD.
+  'jobs']);
 /** How a program runs a command through a subcommand (SUBCOMMAND_RUNNERS). */
 interface SubcommandRunner {
   /** Subcommands that run the command, or the package, named after them. */
@@ -85,19 +98,6 @@ interface SubcommandRunner {
  * project (`pnpm touch X`), as one it does not know yet would be.
  */
 const PNPM_COMMANDS: ReadonlySet<string> = new Set(['add', 'audit', 'bin', 'c', 'config', 'dedupe', 'deploy', 'doctor', 'fetch', 'help', 'i', 'import', 'init', 'install', 'install-test', 'it', 'licenses', 'link', 'ln', 'list', 'ls', 'll', 'outdated', 'pack', 'patch', 'patch-commit', 'patch-remove', 'prune', 'publish', 'rb', 'rebuild', 'remove', 'rm', 'uninstall', 'un', 'root', 'run', 'run-script', 'start', 'store', 'test', 't', 'unlink', 'up', 'update', 'upgrade', 'why', '--version', '-v', '--help', '-h']);
-const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 'trap', 'alias', 'hash', 'enable', 'fc', 'let', 'mapfile', 'readarray', 'bind', 'complete', 'compgen', 'noglob', 'nocorrect', 'sched', 'zpty', 'zmodload', 'autoload', 'emulate', 'xargs', 'nohup', 'nice', 'ionice', 'timeout', 'sudo', 'doas', 'su', 'runuser', 'setsid', 'stdbuf', 'chroot', 'unshare', 'nsenter', 'flock', 'watch', 'strace', 'ltrace', 'time', 'parallel', 'script', 'expect', 'busybox', 'pkexec', 'sg', 'newgrp', 'setpriv', 'chrt', 'taskset', 'prlimit', 'cgexec', 'firejail', 'systemd-run', 'valgrind', 'gdb', 'ssh', 'fish', 'csh', 'tcsh', 'pwsh',
-  // Each runs the command its arguments name: `setarch x86_64 CMD`, `ssh-agent CMD`, `fakeroot CMD`, `capsh -- -c CMD`, `run-parts DIR`…
-  'setarch', 'linux32', 'linux64', 'i386', 'x86_64', 'ssh-agent', 'dbus-run-session', 'dbus-launch', 'xvfb-run', 'fakeroot', 'faketime', 'eatmydata', 'torsocks', 'torify',
-  'proxychains', 'proxychains4', 'tsocks', 'unbuffer', 'rlwrap', 'chronic', 'numactl', 'runcon', 'bwrap', 'capsh', 'run-parts', 'daemonize', 'start-stop-daemon', 'tini',
-  'dumb-init', 'catchsegv', 'cpulimit', 'trickle', 'sshpass', 'schroot', 'sem', 'nq', 'tmux', 'screen', 'at', 'batch', 'entr', 'hyperfine', 'perf', 'envdir', 'chpst',
-  'softlimit', 'setuidgid', 'setlock', 'toybox', 'lxc-attach', 'lxc-execute', 'ccache', 'distcc',
-  // Package runners: each runs a command, or a package it may fetch, named in its arguments (`npx cowsay`, `uvx ruff`); nix-shell runs
-  // shell.nix's shellHook and then a shell, or the command given with --run.
-  'npx', 'pnpx', 'bunx', 'uvx', 'nix-shell',
-  // zsh builtins that assign variables their arguments name in forms Corral does not read (`zparseopts a:=path`), or that run what a widget or socket is given.
-  'zparseopts', 'vared', 'getln', 'zstyle', 'zformat', 'strftime', 'sysread', 'zstat', 'zregexparse', 'zle', 'zsocket', 'ztcp', 'private', 'float', 'integer',
-  // bash's `jobs -x CMD ARGS` runs CMD.
-  'jobs']);
 /**
  * Programs that run a command their arguments name through one of their
  * subcommands (`bundle exec CMD`, `uv run CMD`, `npm exec CMD`, `docker exec
@@ -110,9 +110,9 @@ const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 't
  * builds or fetches code first (`uv run` syncs the project, `npm exec` and
  * `pixi exec` fetch a package, `direnv exec` runs .envrc, `nix develop` a
  * shellHook); or it runs the command elsewhere (a container or a cluster,
- * as ssh runs it on another host). `cmake -E env|time|chdir CMD` changes
- * the environment or folder CMD runs in. See `runningSubcommand` for how
- * the subcommand is found.
+ * as ssh runs it on another host). `cmake -E env` and `chdir` change the
+ * environment or folder the command runs in. See `runningSubcommand` for
+ * how the subcommand is found.
  */
 const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   bundle: { runs: new Set(['exec']) },
