@@ -508,7 +508,7 @@ function expand(argv: string[], depth: number): Expanded {
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const subcommand = Object.hasOwn(SUBCOMMAND_RUNNERS, program) ? runningSubcommand(argv, SUBCOMMAND_RUNNERS[program]!) : undefined;
-  if (subcommand !== undefined) return { commands: [argv], opaqueReason: `${program} ${cut(subcommand, 40)} runs another command, which Corral does not read through` };
+  if (subcommand !== undefined) return { commands: [argv], opaqueReason: subcommandReason(program, subcommand, SUBCOMMAND_RUNNERS[program]!) };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
@@ -553,6 +553,13 @@ function expand(argv: string[], depth: number): Expanded {
  * (`npm --prefix x exec`, and `docker -D logs run` as well). For a program with
  * `builtins`, a first word that is none of them is the command it runs.
  */
+/** Why a run through a subcommand is opaque; for a first word none of the program's commands (`pnpm build`), how to name a script instead. */
+function subcommandReason(program: string, subcommand: string, runner: SubcommandRunner): string {
+  const word = cut(subcommand, 40);
+  if (runner.builtins === undefined || runner.runs.has(subcommand)) return `${program} ${word} runs another command, which Corral does not read through`;
+  return `${program} ${word} runs the package.json script of that name if there is one, else the command ${word}, which Corral does not read through: name a script with ${program} run ${word}`;
+}
+
 function runningSubcommand(argv: readonly string[], runner: SubcommandRunner): string | undefined {
   const first = argv[1];
   if (first === undefined) return undefined;

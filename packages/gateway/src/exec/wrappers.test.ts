@@ -168,6 +168,12 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
     assert.match(canonicalRun({ command: ['docker', 'container', 'exec', 'c', 'rm'] }).opaqueReason!, /docker exec runs another command/);
   });
 
+  it('tells how to run a package.json script by pnpm when a first word none of its commands is refused: pnpm run build', () => {
+    assert.equal(canonicalRun({ command: ['pnpm', 'build'] }).opaqueReason, 'pnpm build runs the package.json script of that name if there is one, else the command build, which Corral does not read through: name a script with pnpm run build');
+    assert.equal(canonicalRun({ command: ['pnpm', 'run', 'build'] }).opaque, false);
+    assert.match(canonicalRun({ command: ['pnpm', 'exec', 'rm'] }).opaqueReason!, /^pnpm exec runs another command/);
+  });
+
   it('denies bundle exec rm -rf /x, uv run rm and npx rm under a policy permitting only bundle, uv or npx, and allows bundle install, uv sync and npm ci under it', () => {
     assert.equal(permitting('bundle', ['bundle', 'exec', 'rm', '-rf', '/x']), 'deny');
     assert.equal(permitting('uv', ['uv', 'run', 'rm', '-rf', '/x']), 'deny');
