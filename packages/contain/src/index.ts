@@ -17,6 +17,7 @@ export type { Capability, HostCapabilities } from './linux/host.ts';
 export { Runner, SANDBOX_PASSWD_HOME } from './runner.ts';
 export type { ContainedProcess, LimitHit, RefusedAccess, RunOptions, RunResult, RunnerOptions } from './runner.ts';
 export type { PinnedFile } from './pinned-files.ts';
+export { hostFileAt } from './pinned-files.ts';
 export { REFUSED_SYSCALLS, SECCOMP_RULES, seccompProgram } from './linux/seccomp.ts';
 export type { SeccompArch, SeccompResult, SeccompRule } from './linux/seccomp.ts';
 export { cidrContains, formatIp, ipToBigInt, portAllowed } from './net/egress-rule.ts';

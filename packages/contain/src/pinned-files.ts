@@ -4,8 +4,8 @@
 // may have changed it in between. The runner binds a copy of the checked bytes
 // over every path at which the sandbox would see that file, so what runs is
 // what was checked.
-import { closeSync, fchmodSync, openSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fchmodSync, lstatSync, openSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Mount } from './policy/plan.ts';
 import { within } from './policy/plan.ts';
 
@@ -78,4 +78,66 @@ export function sandboxPathsOf(mounts: readonly Mount[], path: string): string[]
     found.add(at);
   });
   return [...found];
+}
+
+/** As many links as Linux follows resolving one path (its MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+/**
+ * The host file a sandbox built from `mounts` opens at `path` (absolute, as
+ * the command names it: its working directory and the word joined, with
+ * `..` and links left for the sandbox to resolve), found as the kernel
+ * inside resolves it: a link read from the host file a bind shows there, an
+ * absolute one from the sandbox's root, `..` from where the way has got to.
+ * A link can lead elsewhere in the sandbox than on the host (/proc/self/cwd
+ * is the node's folder there, the run's here; a bind shows a folder at
+ * another path), so a file checked on the host is what runs only when this
+ * finds it. Undefined when the way passes through anything but binds and the
+ * folders bubblewrap makes to hold them (the sandbox's own /proc, /tmp or
+ * /etc, a deny's stand-in), or a missing entry, or too many links.
+ */
+export function hostFileAt(mounts: readonly Mount[], path: string): string | undefined {
+  const parts = path.split('/');
+  let at = '/';
+  let links = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      at = dirname(at);
+      continue;
+    }
+    const next = at === '/' ? `/${part}` : `${at}/${part}`;
+    const covering = mounts.findLast((m) => within(next, m.path));
+    let target: string;
+    if (covering === undefined) {
+      // A folder bubblewrap made on the way to a mount below it; nothing else of the sandbox's own is vouched for.
+      if (!mounts.some((m) => within(m.path, next))) return undefined;
+      at = next;
+      continue;
+    } else if (covering.kind === 'deny' || (covering.kind === 'symlink' && covering.path !== next)) {
+      return undefined;
+    } else if (covering.kind === 'symlink') {
+      target = covering.target;
+    } else {
+      const host = (covering.source ?? covering.path) + next.slice(covering.path.length);
+      let stat;
+      try {
+        stat = lstatSync(host);
+        target = stat.isSymbolicLink() ? readlinkSync(host) : '';
+      } catch {
+        return undefined;
+      }
+      if (stat.isFile()) return parts.length === 0 ? host : undefined;
+      if (stat.isDirectory()) {
+        at = next;
+        continue;
+      }
+      if (!stat.isSymbolicLink()) return undefined;
+    }
+    if (++links > MAX_LINKS) return undefined;
+    parts.unshift(...target.split('/'));
+    if (target.startsWith('/')) at = '/';
+  }
+  return undefined;
 }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { validatePolicy } from './policy/load.ts';
 import { planSandbox, type Mount } from './policy/plan.ts';
 import type { ContainerPolicyInput } from './policy/schema.ts';
-import { sandboxPathsOf } from './pinned-files.ts';
+import { hostFileAt, sandboxPathsOf } from './pinned-files.ts';
 import { Runner } from './runner.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -105,5 +105,40 @@ describe('sandboxPathsOf', () => {
   it('finds none for a file no bind shows, nor for one beside a bind of a similar name', () => {
     assert.deepEqual(sandboxPathsOf([ro('/work')], '/workshop/run.sh'), []);
     assert.deepEqual(sandboxPathsOf([], '/work/run.sh'), []);
+  });
+});
+
+describe('hostFileAt', () => {
+  let root: string;
+  const ro = (path: string, source?: string): Mount => ({ kind: 'ro', path, ...(source ? { source } : {}) });
+  before(() => {
+    root = realpathSync(mkdtempSync(join(tmpdir(), 'corral-reach-')));
+    mkdirSync(join(root, 'app/node_modules/tool/bin'), { recursive: true });
+    mkdirSync(join(root, 'app/node_modules/.bin'));
+    mkdirSync(join(root, 'data'));
+    writeFileSync(join(root, 'app/node_modules/tool/bin/cli.js'), '');
+    symlinkSync('../tool/bin/cli.js', join(root, 'app/node_modules/.bin/tool'));
+    writeFileSync(join(root, 'data/run.sh'), '');
+    symlinkSync('/proc/self/cwd/run.sh', join(root, 'app/via-proc.sh'));
+    symlinkSync(join(root, 'data/run.sh'), join(root, 'app/absolute.sh'));
+    symlinkSync('node_modules/tool', join(root, 'app/current'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('follows a link inside a bind as the sandbox does: ./node_modules/.bin/tool is the file it leads to', () => {
+    assert.equal(hostFileAt([ro(root)], `${root}/app/./node_modules/.bin/tool`), join(root, 'app/node_modules/tool/bin/cli.js'));
+    assert.equal(hostFileAt([ro(root)], `${root}/app/current/../tool/bin/cli.js`), join(root, 'app/node_modules/tool/bin/cli.js'), '.. after a link is taken from where the link led');
+  });
+
+  it('reads a folder bound at another path through that bind, and an absolute link from the sandbox\'s root', () => {
+    assert.equal(hostFileAt([ro('/srv/app', join(root, 'app')), ro(join(root, 'data'))], '/srv/app/absolute.sh'), join(root, 'data/run.sh'));
+    assert.equal(hostFileAt([ro('/srv/app', join(root, 'app'))], '/srv/app/absolute.sh'), undefined, 'the link\'s target is not in the sandbox');
+  });
+
+  it('vouches for nothing of the sandbox\'s own (/proc/self/cwd is the run\'s folder there, not the node\'s), behind a deny, or missing', () => {
+    assert.equal(hostFileAt([ro(root)], `${root}/app/via-proc.sh`), undefined);
+    assert.equal(hostFileAt([ro(root), { kind: 'deny', path: join(root, 'data'), directory: true }], `${root}/data/run.sh`), undefined);
+    assert.equal(hostFileAt([ro(root)], `${root}/app/missing.sh`), undefined);
+    assert.equal(hostFileAt([ro(root)], `${root}/data/run.sh/`), undefined);
   });
 });

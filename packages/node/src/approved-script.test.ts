@@ -6,7 +6,7 @@
 // node refuses it.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
@@ -117,6 +117,25 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     runner.beforeNext = () => script('echo rewritten after the check');
     assert.equal((await run(['./x.sh'])).payload.stdout, 'as approved\n');
     assert.equal(readFileSync(join(work, 'x.sh'), 'utf8'), '#!/bin/sh\necho rewritten after the check\n');
+  });
+
+  it('refuses, running nothing, a script reached through a link the sandbox resolves to another file than the node read (/proc/self/cwd: the node\'s folder on the host, the run\'s in the sandbox) (regression: the approval was of the node\'s file and the run\'s ran, unseen)', async () => {
+    const nodeCwd = realpathSync(tempDir('corral-script-node-cwd-'));
+    writeFileSync(join(nodeCwd, 'payload.sh'), '#!/bin/sh\necho shown to the approver\n', { mode: 0o755 });
+    writeFileSync(join(work, 'payload.sh'), '#!/bin/sh\necho never shown\n', { mode: 0o755 });
+    symlinkSync('/proc/self/cwd/payload.sh', join(work, 'via-proc.sh'));
+    const was = process.cwd();
+    process.chdir(nodeCwd);
+    try {
+      await assert.rejects(run(['./via-proc.sh'], 100), refusedWith('APPROVAL_PENDING'));
+      const [asked] = pending(['./via-proc.sh']);
+      await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-once', reviewer: ALICE });
+      const ran = runner.ran.length;
+      await assert.rejects(run(['./via-proc.sh']), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /the script via-proc\.sh is not reached in the sandbox as the node read it/.test(e.wire.message ?? ''));
+      assert.equal(runner.ran.length, ran, 'nothing ran');
+    } finally {
+      process.chdir(was);
+    }
   });
 
   it('refuses a run whose script the node cannot bind (missing), with the node\'s reason and no approval asked', async () => {

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import type { PinnedFile } from '@corral/contain';
+import { hostFileAt, type Mount, type PinnedFile } from '@corral/contain';
 import { runsCode } from '@corral/gateway';
 import { NodeError } from './errors.ts';
 import { shown } from './untrusted-text.ts';
@@ -81,12 +81,13 @@ export function planOperand(plan: unknown, argv: readonly string[]): FileOperand
 
 /**
  * The approved file (`operand`, from planOperand) as the run is to see it:
- * argv[argvIndex], resolved against `cwd`, must lead to operand.path, and
- * the file there must hold content of operand.sha256; the content read is
- * what the sandbox is given at that path. Throws NODE_RUN_DENIED for a run
- * whose file is no longer what was approved.
+ * argv[argvIndex], resolved against `cwd`, must lead to operand.path, both
+ * on the host and in a sandbox built from `mounts`, and the file there must
+ * hold content of operand.sha256; the content read is what the sandbox is
+ * given at that path. Throws NODE_RUN_DENIED for a run whose file is no
+ * longer what was approved, or would be another inside the sandbox.
  */
-export function approvedContent(operand: FileOperand, argv: readonly string[], cwd: string | null): PinnedFile {
+export function approvedContent(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): PinnedFile {
   const word = argv[operand.argvIndex]!;
   const name = nameOf(word);
   // prepare binds no relative name without a cwd: a plan that has one was not the node's.
@@ -98,6 +99,8 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} approved is no longer there (${codeOf(error)}): approve the run again`, { cause: error });
   }
   if (path !== operand.path) throw new NodeError('NODE_RUN_DENIED', `${name} is not the file that was approved (${shown(operand.path, 200)}): approve the run again`);
+  // Only what the sandbox opens is pinned: a link it follows elsewhere than the host does (/proc/self/cwd, a folder bound at another path) would run a file no one checked.
+  if (hostFileAt(mounts, isAbsolute(word) ? word : `${cwd}/${word}`) !== path) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not reached in the sandbox as the node read it (${shown(path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
   const { content, mode } = contentOf(path, name);
   const now = sha256Of(content);
   if (now !== operand.sha256) throw new NodeError('NODE_RUN_DENIED', `the script ${name} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…, now ${now.slice(0, 12)}…): approve the run again`);

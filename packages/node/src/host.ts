@@ -724,7 +724,7 @@ export class NodeHost {
       if (!final.allowed) throw new NodeError('NODE_RUN_DENIED', final.reason);
       refusePlanted(policy, run, plan);
       // An approval of a script is of what it held when it was prepared: nothing else runs under it, and the sandbox is given the bytes checked.
-      const pinned = operand !== null ? [approvedContent(operand, run.argv, run.cwd)] : undefined;
+      const pinned = operand !== null ? [approvedContent(operand, run.argv, run.cwd, plan.mounts)] : undefined;
       // A run of an agent's profile as it stands (no cwd or environment of its own) takes the sandbox kept warm for it.
       result = await this.#runner.run(plan, run.argv, { signal: controller.signal, refillAfter: answered, stdout, stderr, ...(pinned ? { pinned } : {}) });
     } catch (error) {
