@@ -17,19 +17,26 @@ const root = join(tmpdir(), `corral-up-kept-admin-${randomUUID().slice(0, 8)}`);
 mkdirSync(root);
 after(() => rmSync(root, { recursive: true, force: true }));
 
+/** Runs corral up once on `state`, which makes admin, then changes its logins with `change`. */
+async function upOnceThen(state: string, change: (identity: Identity) => Promise<void>): Promise<void> {
+  const first = startUp(state, ['--port', '0', '--no-console']);
+  await first.waitFor(/password: \S+\n/, 120_000);
+  assert.equal(await first.stop('SIGINT'), 0, first.stderr());
+  const identity = Identity.open(state);
+  try {
+    await change(identity);
+  } finally {
+    identity.close();
+  }
+}
+
 describe('corral up, when admin was removed and another login holds the admin role', { timeout: 240_000 }, () => {
   it('names that login and how to set its password (regression: it said to sign in as admin and to run corral users passwd admin, a login that no longer exists)', async () => {
     const state = join(root, 'state');
-    const first = startUp(state, ['--port', '0', '--no-console']);
-    await first.waitFor(/password: \S+\n/, 120_000);
-    assert.equal(await first.stop('SIGINT'), 0, first.stderr());
-    const identity = Identity.open(state);
-    try {
+    await upOnceThen(state, async (identity) => {
       await identity.localUsers.create('alice', 'a-long-password-for-alice-1', ['admin']);
       identity.localUsers.remove('admin');
-    } finally {
-      identity.close();
-    }
+    });
     const second = startUp(state, ['--port', '0', '--no-console']);
     try {
       const line = (await second.waitFor(/^sign in as .*\n/m, 120_000))[0];
@@ -45,16 +52,10 @@ describe('corral up, when admin lost the admin role', { timeout: 360_000 }, () =
   const state = join(root, 'demoted');
 
   it('names another login holding the admin role, not admin (regression: it named admin, which could administer nothing)', async () => {
-    const first = startUp(state, ['--port', '0', '--no-console']);
-    await first.waitFor(/password: \S+\n/, 120_000);
-    assert.equal(await first.stop('SIGINT'), 0, first.stderr());
-    const identity = Identity.open(state);
-    try {
+    await upOnceThen(state, async (identity) => {
       await identity.localUsers.create('alice', 'a-long-password-for-alice-1', ['admin']);
       identity.localUsers.setRoles('admin', ['viewer']);
-    } finally {
-      identity.close();
-    }
+    });
     const second = startUp(state, ['--port', '0', '--no-console']);
     try {
       const line = (await second.waitFor(/^sign in as .*\n/m, 120_000))[0];
