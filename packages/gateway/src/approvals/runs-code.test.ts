@@ -195,6 +195,17 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['python3', '-c', 'x'])?.operand, undefined);
   });
 
+  it('names no file for a script run whose options load code from another (node --require, --import, ruby -r, perl -M, php -d, lua -l): the script is not all of it (regression: the script was bound alone, and what the option loaded ran unbound, allowed always)', () => {
+    for (const argv of [['node', '--require', './evil.js', 'x.js'], ['node', '-r', './evil.js', 'x.js'], ['node', '--import=./evil.mjs', 'x.js'], ['node', '--loader', './e.mjs', 'x.js'], ['node', '--env-file=.env', 'x.js'], ['bun', '--preload', './e.ts', 'x.ts'], ['ruby', '-r./evil', 'x.rb'], ['ruby', '-r', './evil', 'x.rb'], ['perl', '-Mevil', 'x.pl'], ['perl', '-d:Evil', 'x.pl'], ['php', '-d', 'auto_prepend_file=evil.php', 'x.php'], ['php', '-c', 'evil.ini', 'x.php'], ['lua', '-l', 'evil', 'x.lua']]) {
+      const found = runsCode(argv);
+      assert.equal(found?.via, 'script', JSON.stringify(argv));
+      assert.equal(found?.operand, undefined, JSON.stringify(argv));
+      assert.match(found?.reason ?? '', /and the code .+ loads; what it does is what those files hold when it runs: approve it once, or permit it in policy$/, JSON.stringify(argv));
+    }
+    assert.equal(runsCode(['node', '-r', './evil.js', '/usr/lib/node/x.js'])?.operand, undefined, 'a system script with code loaded besides is flagged too');
+    assert.equal(runsCode(['node', '--enable-source-maps', 'x.js'])?.operand, 2);
+  });
+
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {
     assert.equal(runsCode(['python3', '-c', 'x', 'build.py'])?.via, '-c');
     assert.equal(runsCode(['./python3', '-c', 'x'])?.via, '-c');

@@ -66,6 +66,13 @@ interface Options {
   code?: { short?: string; long?: readonly string[] };
   /** Options that take a value that is not code: the rest of the word, else the next word (`-W ignore`), so it is not read as the script. */
   value?: { short?: string; long?: readonly string[] };
+  /**
+   * Of the options above, those that load code from another file before the
+   * script (node's `--require ./x.js`, ruby's `-r`, perl's `-MFoo`, php's
+   * `-d auto_prepend_file=`): the script is then not all the code the argv
+   * does not show, and no one file can be bound for it.
+   */
+  loads?: { short?: string; long?: readonly string[] };
   /** Options that take the rest of their word only, maybe empty (perl's `-i.bak`, `-MFoo`). */
   attached?: string;
   /** Options followed by optional digits in the same word (perl's `-0777`, `-l`). */
@@ -182,13 +189,13 @@ const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { sho
  */
 const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
-  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
-  ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
-  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
-  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
-  ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, exits: ['-v'] } }),
+  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, loads: { short: 'r', long: ['--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
+  ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, loads: { short: 'Mmd' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
+  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, loads: { short: 'r' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
+  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, loads: { short: 'cdz' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
+  ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, loads: { short: 'l' }, exits: ['-v'] } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
-  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
+  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, loads: { short: 'cr', long: ['--config', '--preload', '--require', '--import', '--env-file', '--loader'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
   ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl', 'run', 'test', 'task', 'bench', 'serve']), stdin: true, reason: (p, via) => (via === 'eval' || via === 'repl' ? `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` : filesReason(p, via).reason) }],
   ['julia', { kind: 'interpreter', stdin: true, options: { code: { short: 'eE', long: ['--eval', '--print'] }, value: { short: 'JptLC', long: ['--sysimage', '--procs', '--threads', '--load', '--cpu-target', '--machine-file'] }, exits: ['--version', '--help', '-v', '-h', '--help-hidden'] } }],
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
@@ -439,6 +446,12 @@ function scriptReason(program: string, script: string, operand: number | null): 
   return { program, via: 'script', reason, operand };
 }
 
+/** `node --require ./x.js build.js`: the script and code an option loads besides (a system script too), so no one file holds it all: no operand. */
+function loadsReason(program: string, script: string, via: string): RunsCode {
+  const name = shown(script);
+  return { program, via: 'script', reason: `${program} runs the script ${name ?? 'it names'} and the code ${via} loads; what it does is what those files hold when it runs: ${ONCE}` };
+}
+
 /** `python3 -m mod`, `node --test`, `php -S`, `go test`: code from files on disk, which may change between runs. */
 function filesReason(program: string, via: string): RunsCode {
   return { program, via, reason: `${program} ${via} runs code from files on disk; what it does is what they hold when it runs: ${ONCE}` };
@@ -457,7 +470,7 @@ function systemFile(path: string): boolean {
 }
 
 /** What the option walk found: code by an option, stdin, a program named to run, an exit, or where the operands start. */
-type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean };
+type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean; loads?: string };
 
 /**
  * Reads the options before the first operand, as getopt does: `--` ends
@@ -466,10 +479,12 @@ type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs
  */
 function walk(argv: readonly string[], options: Options): Walk {
   let file = false;
+  // The first option that loads code besides the script (Options.loads).
+  let loads: string | undefined;
   let i = 1;
   for (; i < argv.length; i += 1) {
     const word = argv[i]!;
-    if (word === '--') return { found: 'operands', at: i + 1, file };
+    if (word === '--') return { found: 'operands', at: i + 1, file, ...(loads ? { loads } : {}) };
     if (word === '-' || !word.startsWith('-')) break;
     if (options.exits?.includes(word)) return { found: 'exits' };
     const eq = word.indexOf('=');
@@ -478,6 +493,7 @@ function walk(argv: readonly string[], options: Options): Walk {
     if (word.startsWith('--') || [options.code, options.runs, options.file, options.value].some((o) => o?.long?.includes(name))) {
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
       if (options.runs?.long?.includes(name)) return { found: 'runs', via: name };
+      if (options.loads?.long?.includes(name)) loads ??= name;
       if (options.file?.long?.includes(name)) file = true;
       else if (!options.value?.long?.includes(name)) continue;
       if (eq < 0) i += 1;
@@ -489,6 +505,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.code?.short?.includes(letter)) return { found: 'code', via: `-${letter}` };
       if (options.stdin?.includes(letter)) return { found: 'stdin' };
       if (options.runs?.short?.includes(letter)) return { found: 'runs', via: `-${letter}` };
+      if (options.loads?.short?.includes(letter)) loads ??= `-${letter}`;
       if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
         if (options.file?.short?.includes(letter)) file = true;
         if (last) i += 1;
@@ -498,7 +515,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.digits?.includes(letter)) while (j + 1 < word.length && /[0-9]/.test(word[j + 1]!)) j += 1;
     }
   }
-  return { found: 'operands', at: i, file };
+  return { found: 'operands', at: i, file, ...(loads ? { loads } : {}) };
 }
 
 function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean, commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string>; installs?: Installs }): RunsCode | null {
@@ -513,6 +530,7 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   if (commands?.installs?.commands.has(script)) return installs(program, script, argv, commands.installs);
   if (commands?.builtins.has(script)) return null;
   if (commands?.recipes.has(script)) return filesReason(program, script);
+  if (read.loads !== undefined) return loadsReason(program, script, read.loads);
   return systemFile(script) ? null : scriptReason(program, script, read.at);
 }
 

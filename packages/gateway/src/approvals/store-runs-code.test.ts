@@ -121,6 +121,8 @@ describe('an approval for a command that runs code its argv does not show', () =
         ['python3 build.py whose operand names another word', bound(['python3', 'build.py'], 0)],
         ['python3 build.py with a malformed sha256', { ...run(['python3', 'build.py']), mutableFileOperand: { argvIndex: 1, path: '/srv/x', sha256: 'not hex' } }],
         ['./deploy.sh with LD_PRELOAD set (code from another file)', bound(['./deploy.sh'], 0, { env: { LD_PRELOAD: '/tmp/x.so' } })],
+        ['node --require ./evil.js x.js (code its options load besides the script; regression: it was allowed always, the grant covering whatever evil.js held)', bound(['node', '--require', './evil.js', 'x.js'], 3)],
+        ['ruby -r./evil x.rb, perl -Mevil x.pl, php -d auto_prepend_file=evil.php x.php and lua -l evil x.lua (code their options load)', bound(['ruby', '-r./evil', 'x.rb'], 2)],
       ] as const) {
         it(`still refuses it for ${what}, with the message as before`, () => {
           const approvals = store();
