@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DecisionPoint, loadPolicies } from '@corral/policy';
+import { scriptBoundByContent } from '../approvals/bound-script.ts';
 import { actionDigest, canonicalRun } from './canonical.ts';
 import { commandLine } from './command-line.ts';
 import { decideRun } from './decide.ts';
@@ -92,6 +93,14 @@ describe('canonicalRun', () => {
     assert.equal(canonicalRun({ command: ['env', 'LD_PRELOAD=/tmp/x.so', 'ls'] }).opaque, true);
     assert.equal(canonicalRun({ command: ['sh', '-c', 'env BASH_ENV=/tmp/x.sh bash -c ls'] }).opaque, true);
     assert.equal(canonicalRun({ command: ['ls'], env: { LANG: 'C.UTF-8', TZ: 'UTC' } }).opaque, false);
+  });
+
+  it('marks a run opaque when its environment has the interpreter load code from a file besides its script: PHPRC, PHP_INI_SCAN_DIR (auto_prepend_file), R_PROFILE, R_PROFILE_USER, R_ENVIRON, R_ENVIRON_USER, JDK_JAVA_OPTIONS (-javaagent), PYTHONPYCACHEPREFIX (compiled modules in place of the standard library\'s), PYTHONPLATLIBDIR, NODE_REPL_EXTERNAL_MODULE (regression: a run of php x.php bound to x.php was allowed always, and the file the variable named ran unbound)', () => {
+    for (const [argv, name] of [[['php', 'x.php'], 'PHPRC'], [['php', 'x.php'], 'PHP_INI_SCAN_DIR'], [['Rscript', 'x.R'], 'R_PROFILE'], [['Rscript', 'x.R'], 'R_PROFILE_USER'], [['Rscript', 'x.R'], 'R_ENVIRON'], [['Rscript', 'x.R'], 'R_ENVIRON_USER'], [['java', '-jar', 'x.jar'], 'JDK_JAVA_OPTIONS'], [['python3', 'build.py'], 'PYTHONPYCACHEPREFIX'], [['python3', 'build.py'], 'PYTHONPLATLIBDIR'], [['node', 'x.js'], 'NODE_REPL_EXTERNAL_MODULE']] as const) {
+      const run = canonicalRun({ command: [...argv], cwd: '/w', env: { [name]: '/w/evil' } });
+      assert.equal(run.opaque, true, name);
+      assert.equal(scriptBoundByContent({ argv, cwd: '/w', env: { [name]: '/w/evil' }, mutableFileOperand: { argvIndex: argv.length - 1, path: '/w/x', sha256: 'a'.repeat(64) } }), undefined, name);
+    }
   });
 
   it("marks a run opaque when its environment names a configuration that runs a command: git's (GIT_CONFIG_COUNT/KEY/VALUE, GIT_CONFIG_PARAMETERS), one read from another HOME, npm's, Lua's (regression: a permit for git ran core.fsmonitor)", () => {

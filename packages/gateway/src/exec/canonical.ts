@@ -225,6 +225,9 @@ const SHELL_LONG_OPTIONS = new Set(['--norc', '--noprofile', '--posix', '--login
 const EXECUTION_ENV = new Set([
   'PATH', 'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'PROMPT_COMMAND', 'IFS', 'GCONV_PATH', 'HOME', 'XDG_CONFIG_HOME', 'ZDOTDIR',
   'NODE_OPTIONS', 'NODE_PATH', 'PYTHONSTARTUP', 'PYTHONPATH', 'PYTHONHOME', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT', 'PERL5OPT', 'PERL5LIB', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB', 'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS',
+  // An interpreter's startup file or options that load code besides the script (php.ini's auto_prepend_file, R's profiles, java's
+  // -javaagent), or where Python takes its standard library or the compiled modules it runs in place of their sources.
+  'NODE_REPL_EXTERNAL_MODULE', 'PYTHONPYCACHEPREFIX', 'PYTHONPLATLIBDIR', 'JDK_JAVA_OPTIONS', 'PHPRC', 'PHP_INI_SCAN_DIR', 'R_PROFILE', 'R_PROFILE_USER', 'R_ENVIRON', 'R_ENVIRON_USER',
   'PAGER', 'EDITOR', 'VISUAL', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
   // Options a program reads from its environment, with which it runs a command (`TAR_OPTIONS=--checkpoint-action=exec=CMD tar tf x.tar`,
   // `ZIPOPT='-T -TT CMD'`, `MAKEFLAGS=--eval=$(shell CMD)`, GOFLAGS=-toolexec=CMD), a startup file that names one (WGETRC's use_askpass),
