@@ -1,10 +1,10 @@
 // A file whose content was checked before the run (an approved script, by its
 // sha256) is read by the command from its path later, when anything that can
 // write the file — another sandbox granted its folder, a process on the host —
-// may have changed it in between. The runner binds a copy of the checked bytes
-// over every path at which the sandbox would see that file, so what runs is
-// what was checked.
-import { closeSync, fchmodSync, lstatSync, openSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+// may have changed it in between. The runner has bubblewrap write the checked
+// bytes, read-only, over every path at which the sandbox would see that file,
+// so what runs is what was checked.
+import { closeSync, lstatSync, openSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Mount } from './policy/plan.ts';
 import { within } from './policy/plan.ts';
@@ -16,9 +16,16 @@ export interface PinnedFile {
   mode: number;
 }
 
-/** Copies of pinned files in a folder of the runner's own, read-only mounts of them, and their removal. */
+/** Where a pinned file goes in one sandbox: `path` inside, with its `mode`, its bytes read from the copy at `source`. */
+export interface PinnedPlacement {
+  path: string;
+  mode: number;
+  source: string;
+}
+
+/** Copies of pinned files in a folder of the runner's own, where a sandbox shows them, and their removal. */
 export interface PinnedCopies {
-  mounts: (mounts: readonly Mount[]) => Mount[];
+  placements: (mounts: readonly Mount[]) => PinnedPlacement[];
   remove: () => void;
 }
 
@@ -27,11 +34,11 @@ let copyCounter = 0;
 /**
  * Writes each of `files` to a new file in `dir` (a folder only the runner's
  * user reaches, outside any sandbox) and gives, for the mounts a sandbox is
- * built from, the read-only binds of those copies that go after them. A copy
- * stays until `remove` (bubblewrap binds it by path, once the run starts).
+ * built from, where each is to be placed. A copy stays until `remove`: the
+ * runner opens one descriptor on it for each place, which bubblewrap reads.
  */
 export function writePinnedCopies(dir: string, files: readonly PinnedFile[]): PinnedCopies {
-  const written: { path: string; copy: string }[] = [];
+  const written: { file: PinnedFile; copy: string }[] = [];
   const remove = () => {
     for (const { copy } of written.splice(0)) rmSync(copy, { force: true });
   };
@@ -40,11 +47,9 @@ export function writePinnedCopies(dir: string, files: readonly PinnedFile[]): Pi
       const copy = join(dir, `pinned-${process.pid}-${++copyCounter}`);
       // O_EXCL: a name in the runner's folder is never reused, so nothing else's file is written through.
       const fd = openSync(copy, 'wx', 0o600);
-      written.push({ path: file.path, copy });
+      written.push({ file, copy });
       try {
         for (let at = 0; at < file.content.length; ) at += writeSync(fd, file.content, at);
-        // Read and execute bits as the file has them; never writable (it is bound read-only besides).
-        fchmodSync(fd, file.mode & 0o555);
       } finally {
         closeSync(fd);
       }
@@ -55,7 +60,8 @@ export function writePinnedCopies(dir: string, files: readonly PinnedFile[]): Pi
   }
   const pinned = [...written];
   return {
-    mounts: (mounts) => pinned.flatMap(({ path, copy }) => sandboxPathsOf(mounts, path).map((at): Mount => ({ kind: 'ro', path: at, source: copy }))),
+    // Read and execute bits as the file has them; never writable (bubblewrap's copy is read-only besides).
+    placements: (mounts) => pinned.flatMap(({ file, copy }) => sandboxPathsOf(mounts, file.path).map((path) => ({ path, mode: file.mode & 0o555, source: copy }))),
     remove,
   };
 }

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../../../scripts/testing/until.ts';
 import { validatePolicy } from './policy/load.ts';
 import { planSandbox, type Mount } from './policy/plan.ts';
 import type { ContainerPolicyInput } from './policy/schema.ts';
@@ -76,17 +78,32 @@ describe('a run given a pinned file', () => {
     const r = await runner.run(p, ['/bin/sh', secret], { pinned: [{ path: secret, content: text('echo pinned\n'), mode: 0o644 }] });
     assert.notEqual(r.exitCode, 0);
     assert.doesNotMatch(r.stdout, /pinned|secret/);
-    const runnerDirs = readdirSync(realpathSync(tmpdir())).filter((name) => name.startsWith('corral-') && !name.startsWith('corral-pinned-'));
-    const copies = runnerDirs.flatMap((name) => {
-      try {
-        return readdirSync(join(realpathSync(tmpdir()), name)).filter((file) => file.startsWith(`pinned-${process.pid}-`));
-      } catch {
-        return [];
-      }
-    });
-    assert.deepEqual(copies, []);
+    assert.deepEqual(copiesOnTheHost(), []);
+  });
+
+  it('keeps no copy on the host while the run goes on: the sandbox holds the only one, bubblewrap\'s own (regression: a copy in the runner\'s folder was bound from the host, and a host /tmp mounted noexec would have kept a pinned script from running)', async () => {
+    const script = join(work, 'tools/long.sh');
+    writeFileSync(script, 'echo on the host\n');
+    const p = plan({ runtime: ['shell'], filesystem: { readonly: ['.'] }, workingDirectory: '.' });
+    const proc = runner.spawn(p, ['/bin/sh', '-c', `sh ${script}; read line`], { pinned: [{ path: script, content: text('echo pinned\n'), mode: 0o755 }], stdin: new PassThrough() });
+    await until('the pinned script ran', () => Buffer.concat(proc.output.stdout).toString() === 'pinned\n');
+    assert.deepEqual(copiesOnTheHost(), []);
+    proc.kill();
+    await proc.result;
   });
 });
+
+/** The pinned copies of this process left in any runner's folder. */
+function copiesOnTheHost(): string[] {
+  const runnerDirs = readdirSync(realpathSync(tmpdir())).filter((name) => name.startsWith('corral-') && !name.startsWith('corral-pinned-'));
+  return runnerDirs.flatMap((name) => {
+    try {
+      return readdirSync(join(realpathSync(tmpdir()), name)).filter((file) => file.startsWith(`pinned-${process.pid}-`));
+    } catch {
+      return [];
+    }
+  });
+}
 
 describe('sandboxPathsOf', () => {
   const ro = (path: string, source?: string): Mount => ({ kind: 'ro', path, ...(source ? { source } : {}) });

@@ -378,8 +378,8 @@ export class Runner {
       const build = (viaFd: boolean) => {
         const launcher = network || ingress || viaFd;
         // A statically linked forwarder needs nothing else mounted; a dynamic one needs the system libraries.
-        const shown: readonly Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
-        const mounts = pinned ? [...shown, ...pinned.mounts(shown)] : shown;
+        const mounts: readonly Mount[] = launcher && !forwarder.static ? mergeMounts(libraryMounts(), plan.mounts) : plan.mounts;
+        const files = pinned?.placements(mounts) ?? [];
         const args = bwrapArgs({
           plan,
           etc: this.#etc,
@@ -389,12 +389,13 @@ export class Runner {
           ingress,
           tmpfsBytes: enforcement.tmpfsBytes,
           procMasks: this.#procMasks,
-          fds,
+          files,
+          fds: { ...fds, files: FIRST_MOUNT_FD + mountSources(mounts).length },
         });
         const commandLine = viaFd ? launcherArgv(plan, [], COMMAND_FD) : launcher ? launcherArgv(plan, argv!) : argv!;
         // Every word bubblewrap reads: its options, those of its --args (the environment: three words a variable), `--` and the command line.
         const words = args.length + 3 * Object.keys(env).length + 1 + commandLine.length;
-        return { viaFd, mounts, args, commandLine, words, own: words - (viaFd ? 0 : argv!.length) };
+        return { viaFd, mounts, files, args, commandLine, words, own: words - (viaFd ? 0 : argv!.length) };
       };
       let built = build(argv === undefined);
       // A command too long for bubblewrap to read along with the sandbox is handed over as a warm sandbox's is.
@@ -408,10 +409,13 @@ export class Runner {
       if (built.words > BWRAP_MAX_ARGS) {
         throw new ContainError('CONTAIN_BAD_COMMAND', `the command has ${argv!.length} words, and bubblewrap reads at most ${BWRAP_MAX_ARGS - built.own} more with this policy; Corral's launcher, which would take it, is not available here (${forwarder.detail})`);
       }
-      const { viaFd, mounts, args, commandLine } = built;
+      const { viaFd, mounts, files, args, commandLine } = built;
       if (fds.seccomp !== undefined) seccompFd = openSync(this.#seccompFile, 'r');
       mountFds = openMountSources(mountSources(mounts));
       placeStandIns(mounts, mountFds);
+      // One descriptor a place, after the mounts' (fds.files): bubblewrap reads each to its end. The copies are then needed no more.
+      for (const file of files) mountFds.push(openSync(file.source, 'r'));
+      pinned?.remove();
       const bwrapCommand = [this.#caps.bwrap.path!, ...args, '--', ...commandLine];
       const program = enforcement.rlimits.length > 0 ? [this.#caps.rlimits.prlimit!, ...enforcement.rlimits, '--', ...bwrapCommand] : bwrapCommand;
       const stdio: (IOType | number)[] = [stdinMode, 'pipe', 'pipe', seccompFd ?? 'ignore', 'pipe', held ? 'pipe' : 'ignore', viaFd ? 'pipe' : 'ignore', 'pipe', ...mountFds];

@@ -121,11 +121,17 @@ export interface BwrapInputs {
   /** What to hide of the sandbox's /proc: procMasks() of this host. */
   procMasks: ProcMasks;
   /**
+   * Files bubblewrap writes read-only into the sandbox after every mount, each with permissions `mode`,
+   * from the content it reads from a descriptor (a pinned file: see pinned-files.ts), one each, numbered
+   * from `fds.files` in the order they come.
+   */
+  files?: readonly { path: string; mode: number }[];
+  /**
    * Child fd numbers for bubblewrap's --args (the command's environment: see environmentArgs),
    * --seccomp, --json-status-fd and --block-fd; and the first of the descriptors the ro and rw mounts
    * are bound from, one each, numbered on in the order they come in `mounts` (see mountSources).
    */
-  fds: { env?: number; seccomp?: number; status?: number; block?: number; mounts: number };
+  fds: { env?: number; seccomp?: number; status?: number; block?: number; mounts: number; files?: number };
 }
 
 /**
@@ -204,6 +210,9 @@ export function bwrapArgs(input: BwrapInputs): string[] {
     }
   }
   for (const path of standIns) args.push('--remount-ro', path);
+  // Made in bubblewrap's own tmpfs, not bound from the host: no host mount's noexec reaches it, and nothing outside can write it.
+  let fileFd = fds.files ?? fd;
+  for (const file of input.files ?? []) args.push('--perms', (file.mode & 0o7777).toString(8).padStart(4, '0'), '--ro-bind-data', String(fileFd++), file.path);
   if (input.egressSocket) args.push('--ro-bind', input.egressSocket, SANDBOX_EGRESS_SOCKET);
   if (input.ingress) args.push(...size, '--tmpfs', SANDBOX_INGRESS_DIR);
   // The sandbox's own root (a tmpfs holding the mount points) is read-only too, as is /dev's.
