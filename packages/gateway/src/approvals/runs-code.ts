@@ -70,9 +70,11 @@ interface Options {
    * Of the options above, those that load code from another file before the
    * script (node's `--require ./x.js`, ruby's `-r`, perl's `-MFoo`, php's
    * `-d auto_prepend_file=`): the script is then not all the code the argv
-   * does not show, and no one file can be bound for it.
+   * does not show, and no one file can be bound for it. With `when`, only
+   * given a value it holds (python3's `-X pycache_prefix=DIR`, compiled
+   * modules run in place of the standard library's).
    */
-  loads?: { short?: string; long?: readonly string[] };
+  loads?: { short?: string; long?: readonly string[]; when?: (value: string) => boolean };
   /** Options that take the rest of their word only, maybe empty (perl's `-i.bak`, `-MFoo`). */
   attached?: string;
   /** Options followed by optional digits in the same word (perl's `-0777`, `-l`). */
@@ -188,7 +190,7 @@ const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { sho
  * `python3.12`) and what makes each run code its argv does not show.
  */
 const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
-  ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
+  ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, loads: { short: 'X', when: (value) => /^pycache_prefix(?:=|$)/.test(value) }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
   ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, loads: { short: 'r', long: ['--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
   ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, loads: { short: 'Mmd' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
   ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, loads: { short: 'r' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
@@ -493,7 +495,7 @@ function walk(argv: readonly string[], options: Options): Walk {
     if (word.startsWith('--') || [options.code, options.runs, options.file, options.value].some((o) => o?.long?.includes(name))) {
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
       if (options.runs?.long?.includes(name)) return { found: 'runs', via: name };
-      if (options.loads?.long?.includes(name)) loads ??= name;
+      if (options.loads?.long?.includes(name) && (options.loads.when?.(eq < 0 ? (argv[i + 1] ?? '') : word.slice(eq + 1)) ?? true)) loads ??= name;
       if (options.file?.long?.includes(name)) file = true;
       else if (!options.value?.long?.includes(name)) continue;
       if (eq < 0) i += 1;
@@ -505,7 +507,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.code?.short?.includes(letter)) return { found: 'code', via: `-${letter}` };
       if (options.stdin?.includes(letter)) return { found: 'stdin' };
       if (options.runs?.short?.includes(letter)) return { found: 'runs', via: `-${letter}` };
-      if (options.loads?.short?.includes(letter)) loads ??= `-${letter}`;
+      if (options.loads?.short?.includes(letter) && (options.loads.when?.(last ? (argv[i + 1] ?? '') : word.slice(j + 1)) ?? true)) loads ??= `-${letter}`;
       if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
         if (options.file?.short?.includes(letter)) file = true;
         if (last) i += 1;
