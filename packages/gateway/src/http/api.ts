@@ -3,6 +3,7 @@
 // web console's static files at /. Every failure answers generically with
 // the coded cause kept for the log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../errors.ts';
 import { hostAllowed } from '../server/addressed.ts';
 import type { GatewayLogEntry } from '../server/server.ts';
 import { ThrottledLog } from '../server/throttled-log.ts';
@@ -88,9 +89,10 @@ export class HttpApi {
     if ('allow' in match) return send(response, { ...failure(405, 'method_not_allowed'), headers: { allow: match.allow.join(', ') } });
     const { route, params } = match;
     let caller: Caller | undefined;
+    const queryKey = route.keyInQuery ? (url.searchParams.get('csrf') ?? undefined) : undefined;
+    const authorize = () => authenticate(request, route.access === 'signed-in' || route.access === 'public' ? undefined : route.access, api.sessions, api.cookies.session, api.token, queryKey);
     if (route.access !== 'public') {
-      const queryKey = route.keyInQuery ? (url.searchParams.get('csrf') ?? undefined) : undefined;
-      const who = authenticate(request, route.access === 'signed-in' ? undefined : route.access, api.sessions, api.cookies.session, api.token, queryKey);
+      const who = authorize();
       if ('status' in who) {
         this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: api.clientAddresses.of(request) });
         return send(response, who);
@@ -99,7 +101,14 @@ export class HttpApi {
     }
     let body: Promise<Record<string, unknown>> | undefined;
     try {
-      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= readJson(request, route.bodyLimit, route.bodyRequired)) });
+      const read = async () => {
+        const value = await readJson(request, route.bodyLimit, route.bodyRequired);
+        // The caller was let in as the headers arrived; the body may come up to the request timeout later, and a session
+        // ended meanwhile (its login demoted, its password set, signed out) must not act once it is in.
+        if (caller && 'status' in authorize()) throw new GatewayError('GATEWAY_SESSION_ENDED', 'the session ended while the request was being sent: sign in again');
+        return value;
+      };
+      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= read()) });
       if (answer) send(response, answer);
     } catch (error) {
       const { reply, unexpected } = errorReply(error);

@@ -24,6 +24,8 @@ export function errorReply(error: unknown): { reply: Reply; unexpected: boolean 
         return known(400, 'invalid_request');
       case 'GATEWAY_APPROVAL_NOT_FOUND':
         return known(404, 'not_found');
+      case 'GATEWAY_SESSION_ENDED':
+        return known(401, 'unauthenticated');
       case 'GATEWAY_APPROVAL_OWN_REQUEST':
         return known(403, 'forbidden');
       case 'GATEWAY_CONFIG_INVALID':
