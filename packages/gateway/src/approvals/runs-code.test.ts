@@ -195,8 +195,8 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['python3', '-c', 'x'])?.operand, undefined);
   });
 
-  it('names no file for a script run whose options load code from another (node --require, --import, ruby -r, perl -M, php -d, lua -l, python3 -X pycache_prefix): the script is not all of it (regression: the script was bound alone, and what the option loaded ran unbound, allowed always)', () => {
-    for (const argv of [['node', '--require', './evil.js', 'x.js'], ['node', '-r', './evil.js', 'x.js'], ['node', '--import=./evil.mjs', 'x.js'], ['node', '--loader', './e.mjs', 'x.js'], ['node', '--env-file=.env', 'x.js'], ['bun', '--preload', './e.ts', 'x.ts'], ['ruby', '-r./evil', 'x.rb'], ['ruby', '-r', './evil', 'x.rb'], ['perl', '-Mevil', 'x.pl'], ['perl', '-d:Evil', 'x.pl'], ['php', '-d', 'auto_prepend_file=evil.php', 'x.php'], ['php', '-c', 'evil.ini', 'x.php'], ['lua', '-l', 'evil', 'x.lua'], ['python3', '-X', 'pycache_prefix=/w/cache', 'build.py'], ['python3', '-Xpycache_prefix=/w/cache', 'build.py']]) {
+  it('names no file for a script run whose options load code from another (node --require, --import, ruby -r, perl -M, php -d, lua -l, python3 -X pycache_prefix, java -javaagent, gawk -i, cmake -C), or that name more than one script file (awk -f a.awk -f b.awk, sed -f twice): the script is not all of it (regression: the script was bound alone, and what the option loaded ran unbound, allowed always)', () => {
+    for (const argv of [['node', '--require', './evil.js', 'x.js'], ['node', '-r', './evil.js', 'x.js'], ['node', '--import=./evil.mjs', 'x.js'], ['node', '--loader', './e.mjs', 'x.js'], ['node', '--env-file=.env', 'x.js'], ['bun', '--preload', './e.ts', 'x.ts'], ['ruby', '-r./evil', 'x.rb'], ['ruby', '-r', './evil', 'x.rb'], ['perl', '-Mevil', 'x.pl'], ['perl', '-d:Evil', 'x.pl'], ['php', '-d', 'auto_prepend_file=evil.php', 'x.php'], ['php', '-c', 'evil.ini', 'x.php'], ['lua', '-l', 'evil', 'x.lua'], ['python3', '-X', 'pycache_prefix=/w/cache', 'build.py'], ['python3', '-Xpycache_prefix=/w/cache', 'build.py'], ['awk', '-f', 'a.awk', '-f', 'b.awk', 'd'], ['gawk', '-f', 'a.awk', '--file=b.awk'], ['gawk', '-f', 'a.awk', '-i', 'inc.awk'], ['gawk', '-f', 'a.awk', '--load', 'ext'], ['sed', '-f', 'a.sed', '-f', 'b.sed', 'd'], ['sed', '--file=a.sed', '-fb.sed', 'd'], ['java', '-javaagent:evil.jar', '-jar', 'x.jar'], ['java', '-agentpath:/w/e.so', 'Main.java'], ['java', '-XX:OnOutOfMemoryError=sh', '-jar', 'x.jar'], ['cmake', '-C', 'init.cmake', '-P', 'x.cmake']]) {
       const found = runsCode(argv);
       assert.equal(found?.via, 'script', JSON.stringify(argv));
       assert.equal(found?.operand, undefined, JSON.stringify(argv));
@@ -205,6 +205,9 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['node', '-r', './evil.js', '/usr/lib/node/x.js'])?.operand, undefined, 'a system script with code loaded besides is flagged too');
     assert.equal(runsCode(['node', '--enable-source-maps', 'x.js'])?.operand, 2);
     assert.equal(runsCode(['python3', '-X', 'dev', 'build.py'])?.operand, 3, 'an -X that loads nothing');
+    assert.equal(runsCode(['java', '-Dapp.mode=prod', '-jar', 'x.jar'])?.operand, 3);
+    assert.equal(runsCode(['sed', '-f', 'a.sed', '-e', 's/x/y/', 'd'])?.operand, 2, 'code given with -e is shown in the argv');
+    assert.equal(runsCode(['cmake', '-P', 'x.cmake'])?.operand, 2);
   });
 
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {

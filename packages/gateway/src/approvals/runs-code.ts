@@ -204,7 +204,7 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash', 'posh', 'csh', 'tcsh'], SHELL),
   ...names(['fish'], { kind: 'interpreter', stdin: true, options: { code: { short: 'cC', long: ['--command', '--init-command'] }, exits: ['--version', '--help', '-v', '-h'] } }),
   ...names(['pwsh', 'powershell'], { kind: 'pwsh' }),
-  ...names(['awk', 'gawk', 'mawk', 'nawk'], { kind: 'awk', options: { code: { short: 'e', long: ['--source'] }, file: { short: 'fE', long: ['--file', '--exec'] }, value: { short: 'vFiWl', long: ['--assign', '--field-separator', '--include', '--load'] }, exits: ['--version', '--help', '-V'] } }),
+  ...names(['awk', 'gawk', 'mawk', 'nawk'], { kind: 'awk', options: { code: { short: 'e', long: ['--source'] }, file: { short: 'fE', long: ['--file', '--exec'] }, value: { short: 'vFiWl', long: ['--assign', '--field-separator', '--include', '--load'] }, loads: { short: 'il', long: ['--include', '--load'] }, exits: ['--version', '--help', '-V'] } }),
   ['find', { kind: 'option-anywhere', options: { code: { long: ['-exec', '-execdir', '-ok', '-okdir'] } }, reason: (p, via) => `${p} runs the command given with ${via} on every file it finds; Corral cannot see which files` }],
   ['rsync', { kind: 'option-anywhere', options: { code: { short: 'e', long: ['--rsh', '--rsync-path'] } }, reason: (p, via) => `${p} runs the command given with ${via}; ${SEE_NOT}` }],
   ['xargs', { kind: 'always', via: 'stdin', reason: (p) => `${p} runs a command with arguments it reads from stdin; Corral cannot see them`, exits: ['--version', '--help'] }],
@@ -274,7 +274,7 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   // A project's MSBuild targets, meson.build, CMakeLists.txt (or the build it generated), Taskfile.yml and playbooks run what they hold.
   ['dotnet', { kind: 'subcommand', subcommands: new Set(['run', 'test', 'build', 'publish', 'pack', 'msbuild', 'restore', 'watch', 'exec']), reason: (p, via) => filesReason(p, via).reason }],
   ['meson', { kind: 'subcommand', subcommands: new Set(['setup', 'configure', 'compile', 'test', 'install', 'devenv', 'dist']), reason: (p, via) => filesReason(p, via).reason }],
-  ['cmake', recipes('CMakeLists.txt, or of the build it made,', ['--version', '-version', '--help', '-help', '-h', '--system-information'], { file: { short: 'P' } })],
+  ['cmake', recipes('CMakeLists.txt, or of the build it made,', ['--version', '-version', '--help', '-help', '-h', '--system-information'], { file: { short: 'P' }, loads: { short: 'C' } })],
   ['task', recipes('Taskfile.yml', ['--version', '--help', '-h', '--list', '-l', '--list-all', '-a'])],
   ['ansible-playbook', { kind: 'always', via: 'playbook', reason: (p) => `${p} runs the tasks of the playbooks it names on the hosts of its inventory; what it does is what they hold when it runs: ${ONCE}`, exits: ['--version', '--help', '-h'] }],
   // Terraform's providers are programs it runs, and a provisioner's local-exec runs a command of the configuration's.
@@ -536,12 +536,21 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   return systemFile(script) ? null : scriptReason(program, script, read.at);
 }
 
+/**
+ * java's options that load code besides its main class or jar (an agent, a
+ * native library, classes ahead of its own) or run a command (`-XX:OnError`),
+ * and a file of more options (`-XX:Flags=`, `-XX:VMOptionsFile=`).
+ */
+const JAVA_LOADS = ['-javaagent', '-agentpath', '-agentlib', '-Xbootclasspath', '--patch-module', '-XX:On', '-XX:Flags', '-XX:VMOptionsFile'];
+
 /** java's first operand: a source file, or a jar after `-jar`, run as a script; else a class of its class path. Given none, it prints its usage. */
 function java(program: string, argv: readonly string[], options: Options): RunsCode | null {
   const read = walk(argv, options);
   if (read.found === 'runs') return filesReason(program, read.via);
   if (read.found !== 'operands' || read.at >= argv.length) return null;
   const main = argv[read.at]!;
+  const loads = argv.slice(1, read.at).find((word) => JAVA_LOADS.some((prefix) => word.startsWith(prefix)));
+  if (loads !== undefined) return loadsReason(program, main, loads.replace(/[:=].*$/, ''));
   if (argv.slice(1, read.at).includes('-jar') || main.endsWith('.java')) return systemFile(main) ? null : scriptReason(program, main, read.at);
   return { program, via: 'class', reason: `${program} runs a class of its class path, from files on disk; what it does is what they hold when it runs: ${ONCE}` };
 }
@@ -558,15 +567,24 @@ function awk(program: string, argv: readonly string[], options: Options): RunsCo
 
 /** The first program file named with one of the file options (awk's `-f prog.awk`, `--file=prog.awk`; gdb's `-x cmds`), as a script; null when none is. */
 function programFile(program: string, argv: readonly string[], options: Options): RunsCode | null {
+  let first: { name: string; at: number | null } | undefined;
+  // A second program file, or an option that loads code besides (gawk's `-i lib.awk`, cmake's `-C init.cmake`): the first is not all of it.
+  let more: string | undefined;
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') break;
     const eq = word.indexOf('=');
-    if (options.file?.long?.includes(eq < 0 ? word : word.slice(0, eq))) return eq < 0 ? scriptReason(program, argv[i + 1] ?? '', i + 1) : scriptReason(program, word.slice(eq + 1), null);
-    if (/^-[A-Za-z]$/.test(word) && options.file?.short?.includes(word[1]!)) return scriptReason(program, argv[i + 1] ?? '', i + 1);
-    if (/^-[A-Za-z]/.test(word) && !word.startsWith('--') && options.file?.short?.includes(word[1]!)) return scriptReason(program, word.slice(2), null);
+    const name = eq < 0 ? word : word.slice(0, eq);
+    const short = /^-[A-Za-z]/.test(word) && !word.startsWith('--') ? word[1]! : undefined;
+    let named: { name: string; at: number | null } | undefined;
+    if (options.file?.long?.includes(name)) named = eq < 0 ? { name: argv[i + 1] ?? '', at: i + 1 } : { name: word.slice(eq + 1), at: null };
+    else if (short !== undefined && options.file?.short?.includes(short)) named = word.length === 2 ? { name: argv[i + 1] ?? '', at: i + 1 } : { name: word.slice(2), at: null };
+    if (named !== undefined && first === undefined) first = named;
+    else if (named !== undefined) more ??= short !== undefined ? `-${short}` : name;
+    else if (options.loads?.long?.includes(name) || (short !== undefined && options.loads?.short?.includes(short))) more ??= short !== undefined ? `-${short}` : name;
   }
-  return null;
+  if (first === undefined) return null;
+  return more !== undefined ? loadsReason(program, first.name, more) : scriptReason(program, first.name, first.at);
 }
 
 /** Any word before `--` that is one of the options (find's `-exec`, in a cluster for short ones: rsync's `-avze`). */
@@ -682,6 +700,8 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
   let fromOption = false;
   let operand: string | undefined;
   let file: { name: string; at: number | null } | undefined;
+  // Script files named after the first: each runs as well.
+  let files = 0;
   for (let i = 1; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') {
@@ -693,7 +713,9 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
       scripts.push(word.includes('=') ? word.slice(word.indexOf('=') + 1) : (argv[(i += 1)] ?? ''));
     } else if (word.startsWith('--file')) {
       fromOption = true;
-      file ??= word.includes('=') ? { name: word.slice(word.indexOf('=') + 1), at: null } : { name: argv[i + 1] ?? '', at: (i += 1) };
+      const named = word.includes('=') ? { name: word.slice(word.indexOf('=') + 1), at: null } : { name: argv[i + 1] ?? '', at: (i += 1) };
+      if (file !== undefined) files += 1;
+      file ??= named;
     }
     else if (word === '--line-length') i += 1;
     else if (/^-[A-Za-z]/.test(word) && !word.startsWith('--')) {
@@ -704,6 +726,7 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
           const attached = j + 1 < word.length;
           const value = attached ? word.slice(j + 1) : (argv[(i += 1)] ?? '');
           if (letter === 'e') scripts.push(value);
+          if (letter === 'f' && file !== undefined) files += 1;
           if (letter === 'f') file ??= { name: value, at: attached ? null : i };
           break;
         }
@@ -718,6 +741,7 @@ function sed(program: string, argv: readonly string[]): RunsCode | null {
   }
   // `-f -` reads the script from stdin.
   if (file?.name === '-') return stdinReason(program);
+  if (file !== undefined && files > 0) return loadsReason(program, file.name, '-f');
   return file === undefined || systemFile(file.name) ? null : scriptReason(program, file.name, file.at);
 }
 
