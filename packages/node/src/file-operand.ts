@@ -15,7 +15,7 @@
 // sandbox as a pinned file (RunOptions.pinned), so a rewrite between the check
 // and the interpreter's open of the file changes nothing.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { hostFileAt, type Mount, type PinnedFile } from '@corral/contain';
 import { runsCode } from '@corral/gateway';
@@ -115,9 +115,12 @@ function sha256Of(content: Uint8Array): string {
 function contentOf(path: string, name: string): { content: Buffer; mode: number } {
   let fd: number;
   try {
-    // O_NOFOLLOW: a link swapped in since the path was resolved is refused, not followed; O_NONBLOCK: a FIFO does not hold the node.
+    // Looked at before it is opened: opening a device can act (a watchdog arms, a tape rewinds), opening a FIFO lets its writer through.
+    if (!lstatSync(path).isFile()) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
+    // O_NOFOLLOW: a link swapped in since the path was resolved is refused, not followed; O_NONBLOCK: a FIFO swapped in since does not hold the node.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (error) {
+    if (error instanceof NodeError) throw error;
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be read (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
   }
   try {

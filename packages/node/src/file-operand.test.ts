@@ -1,0 +1,27 @@
+// How a node reads the script a run runs, to bind an approval to it: never
+// opening what is not a regular file (a device can act on being opened: a
+// watchdog arms, a tape rewinds; a FIFO's writer is let through).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { tempDir } from '../../../scripts/testing/temp-dir.ts';
+import { snapshotOperand } from './file-operand.ts';
+
+describe('snapshotOperand', () => {
+  it('refuses a script that is a FIFO without opening it: a writer waiting on it stays blocked (regression: the node opened it, and let the writer through, before it saw it was no regular file)', async () => {
+    const dir = realpathSync(tempDir('corral-operand-'));
+    const fifo = join(dir, 'x.sh');
+    const writer = spawn('sh', ['-c', `mkfifo ${fifo} && echo ready && echo data > ${fifo} && touch ${join(dir, 'opened')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((resolve) => writer.stdout.once('data', resolve));
+      assert.throws(() => snapshotOperand(['./x.sh'], dir), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /the script x\.sh is not a regular file/.test(e.message));
+      await sleep(200);
+      assert.equal(existsSync(join(dir, 'opened')), false, 'the FIFO was never opened');
+    } finally {
+      writer.kill();
+    }
+  });
+});
