@@ -138,6 +138,18 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     }
   });
 
+  it('runs a script reached through a link inside what the sandbox is granted (./current/x.sh, current a link to releases/v2) as approved, pinned', async () => {
+    mkdirSync(join(work, 'releases/v2'), { recursive: true });
+    writeFileSync(join(work, 'releases/v2/x.sh'), '#!/bin/sh\necho release two\n', { mode: 0o755 });
+    symlinkSync('releases/v2', join(work, 'current'));
+    await assert.rejects(run(['./current/x.sh'], 100), refusedWith('APPROVAL_PENDING'));
+    const [asked] = pending(['./current/x.sh']);
+    assert.equal((asked!.action.mutableFileOperand as { path: string }).path, join(work, 'releases/v2/x.sh'));
+    await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-once', reviewer: ALICE });
+    runner.beforeNext = () => writeFileSync(join(work, 'releases/v2/x.sh'), '#!/bin/sh\necho rewritten\n');
+    assert.equal((await run(['./current/x.sh'])).payload.stdout, 'release two\n');
+  });
+
   it('refuses a run whose script the node cannot bind (missing), with the node\'s reason and no approval asked', async () => {
     await assert.rejects(run(['./missing.sh']), (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /missing\.sh cannot be found/.test(e.wire.details.reason ?? ''));
     assert.deepEqual(pending(['./missing.sh']), []);
