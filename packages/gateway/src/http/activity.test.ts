@@ -168,6 +168,26 @@ describe('a live stream left open', () => {
     }
   });
 
+  it('sends no record appended after its session ended, not even in the second before its next check (regression: one appended then reached a login whose password had just been set)', async () => {
+    const t = await startTestGateway();
+    try {
+      const viewer = await t.as('vera', ['viewer']);
+      const admin = await t.as('root', ['admin']);
+      t.gw.identity.agents.create({ name: 'payroll-bot', process: 'payroll', owner: 'owner@example.com' });
+      // The stream's check never comes on its own: only what the stream does as a record arrives counts.
+      mock.timers.enable({ apis: ['setInterval'] });
+      const response = await fetch(`${t.gw.httpUrl}/api/activity/stream?csrf=${viewer.csrf}`, { headers: { cookie: viewer.cookie! } });
+      assert.equal(response.status, 200);
+      await t.gw.identity.localUsers.setPassword('vera', 'another password for tests');
+      assert.equal((await admin.post('/api/agents/payroll-bot/suspend', { reason: 'payroll stopped' })).status, 200);
+      mock.timers.tick(1000);
+      assert.equal(await response.text(), ': corral activity\n\n');
+    } finally {
+      mock.timers.reset();
+      await t.close();
+    }
+  });
+
   it('is closed within about a second of signing out, and a stream of another session stays open', async () => {
     const t = await startTestGateway();
     try {

@@ -106,8 +106,11 @@ export function activityRoutes(api: ApiContext): Route[] {
         };
         let names = agentNames(api);
         let sent = resumeAfter ?? -1;
+        // Checked each second and before each record: a session ended within the second (its login changed, signed out) is sent nothing more.
+        const ended = (): boolean => caller?.kind === 'session' && !api.sessions.get(caller.token, { use: false });
         const emit = (record: AuditRecord): void => {
           if (record.seq <= sent || gone()) return;
+          if (ended()) return void response.end();
           sent = record.seq;
           if (record.event.actor.kind === 'agent' && !names.has(record.event.actor.id)) names = agentNames(api);
           const event = toEvent(record, names);
@@ -118,7 +121,7 @@ export function activityRoutes(api: ApiContext): Route[] {
         const unsubscribe = api.feed.subscribe((record) => (backlog ? backlog.push(record) : emit(record)));
         let checks = 0;
         const check = setInterval(() => {
-          if (caller?.kind === 'session' && !api.sessions.get(caller.token, { use: false })) return void response.end();
+          if (ended()) return void response.end();
           if (++checks % KEEPALIVE_CHECKS === 0) write(': keepalive\n\n');
         }, SESSION_CHECK_MS);
         check.unref();
