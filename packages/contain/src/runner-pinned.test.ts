@@ -105,6 +105,30 @@ function copiesOnTheHost(): string[] {
   });
 }
 
+describe('a runner whose own folder lies inside what a plan grants (TMPDIR in a granted folder)', () => {
+  it('refuses to run it, rather than let the sandbox reach the seccomp program and pinned copies the runner keeps there (regression: a sandbox could rewrite the seccomp program the next sandbox starts with)', async () => {
+    const home = realpathSync(mkdtempSync(join(tmpdir(), 'corral-runner-home-')));
+    mkdirSync(join(home, 'tmp'));
+    const was = process.env.TMPDIR;
+    process.env.TMPDIR = join(home, 'tmp');
+    let runner: Runner;
+    try {
+      runner = new Runner();
+    } finally {
+      if (was === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = was;
+    }
+    try {
+      const p = planSandbox({ policy: validatePolicy({ runtime: ['shell'], filesystem: { readwrite: [home] }, workingDirectory: home }), source: 'test', baseDir: home });
+      await assert.rejects(runner.run(p, ['/bin/sh', '-c', 'ls tmp/corral-*']), (e: Error & { code?: string }) => e.code === 'CONTAIN_UNENFORCEABLE' && /holds the runner's own folder/.test(e.message));
+      await assert.rejects(runner.keepWarm(p, 1), (e: Error & { code?: string }) => e.code === 'CONTAIN_UNENFORCEABLE');
+    } finally {
+      await runner.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('sandboxPathsOf', () => {
   const ro = (path: string, source?: string): Mount => ({ kind: 'ro', path, ...(source ? { source } : {}) });
   it('finds a file through each bind whose source holds it, at the path that bind shows it', () => {

@@ -11,7 +11,7 @@ import { CgroupPool, type CgroupLimits, type RunCgroups } from './linux/cgroups.
 import { hostCapabilities, type HostCapabilities } from './linux/host.ts';
 import { seccompProgram } from './linux/seccomp.ts';
 import type { ConnectionRecord, EgressChannel, EgressProxy, EgressProxyOptions } from './net/proxy.ts';
-import type { Mount, SandboxPlan } from './policy/plan.ts';
+import { within, type Mount, type SandboxPlan } from './policy/plan.ts';
 import { libraryGrant } from './policy/presets.ts';
 import { copyCallerInput, copyInput } from './standard-input.ts';
 import { WarmPool } from './warm-pool.ts';
@@ -240,7 +240,7 @@ export class Runner {
     // The kernel ends each word at a NUL: a word holding one would reach the command cut short.
     if (argv.some((word) => word.includes('\0'))) throw new ContainError('CONTAIN_BAD_COMMAND', 'a word of the command holds a NUL byte');
     checkCommandSize(argv);
-    const enforcement = checkEnforceable(plan, this.#caps);
+    const enforcement = this.#enforceable(plan);
     const warm = options.pinned?.length ? undefined : this.#warm.take(plan, options.refillAfter);
     const proc = this.#start(plan, [...argv], options, enforcement, warm);
     this.#live.add(proc);
@@ -321,8 +321,20 @@ export class Runner {
     void tracked.then(() => this.#cleanups.delete(tracked));
   }
 
+  /**
+   * checkEnforceable, and a plan that binds no folder holding the runner's
+   * own (TMPDIR inside a grant): there a sandbox would reach the seccomp
+   * program the next sandbox starts with, the synthetic /etc, and the copies
+   * pinned for other runs. Throws CONTAIN_UNENFORCEABLE.
+   */
+  #enforceable(plan: SandboxPlan): Enforcement {
+    const reaching = plan.mounts.find((m) => (m.kind === 'ro' || m.kind === 'rw') && within(this.#dir, m.source ?? m.path));
+    if (reaching !== undefined) throw new ContainError('CONTAIN_UNENFORCEABLE', `not run: the policy grants ${reaching.path}, which holds the runner's own folder ${this.#dir} (the node's TMPDIR), where it keeps what no sandbox may touch; set TMPDIR to a folder outside what any policy grants`);
+    return checkEnforceable(plan, this.#caps);
+  }
+
   async #bootWarm(plan: SandboxPlan): Promise<Sandbox> {
-    const enforcement = checkEnforceable(plan, this.#caps);
+    const enforcement = this.#enforceable(plan);
     if (!this.#caps.forwarder.available) throw new ContainError('CONTAIN_BACKEND_UNAVAILABLE', `a warm sandbox waits in Corral's launcher: ${this.#caps.forwarder.detail}`);
     const sandbox = await this.#boot(plan, enforcement, undefined, 'pipe', this.#closing.signal);
     if (!sandbox) throw new ContainError('CONTAIN_CLOSED', 'this runner was closed');
