@@ -48,7 +48,7 @@ export type GatewayErrorCode =
   | 'GATEWAY_BUSY'
   /** A handler failed unexpectedly. */
   | 'GATEWAY_INTERNAL'
-  /** A console session that ended while its request was still arriving (its login changed or removed, signed out): nothing was done. */
+  /** A console session that ended before its request was done (its login changed or removed, signed out): nothing was done. */
   | 'GATEWAY_SESSION_ENDED'
   // ---- governed commands and approvals
   /** Policy denied the command (or could not be asked: then it is denied too). */

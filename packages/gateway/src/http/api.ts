@@ -101,14 +101,17 @@ export class HttpApi {
     }
     let body: Promise<Record<string, unknown>> | undefined;
     try {
+      // The caller was let in as the headers arrived; the body may come up to the request timeout later, and a session
+      // ended meanwhile (its login demoted, its password set, signed out) must not act once it is in.
+      const stillAllowed = () => {
+        if (caller && 'status' in authorize()) throw new GatewayError('GATEWAY_SESSION_ENDED', 'the session ended before the request was done: sign in again');
+      };
       const read = async () => {
         const value = await readJson(request, route.bodyLimit, route.bodyRequired);
-        // The caller was let in as the headers arrived; the body may come up to the request timeout later, and a session
-        // ended meanwhile (its login demoted, its password set, signed out) must not act once it is in.
-        if (caller && 'status' in authorize()) throw new GatewayError('GATEWAY_SESSION_ENDED', 'the session ended while the request was being sent: sign in again');
+        stillAllowed();
         return value;
       };
-      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= read()) });
+      const answer = await route.handle({ request, response, url, params, caller, body: () => (body ??= read()), stillAllowed });
       if (answer) send(response, answer);
     } catch (error) {
       const { reply, unexpected } = errorReply(error);

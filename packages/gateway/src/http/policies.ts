@@ -133,7 +133,7 @@ export function policyRoutes(api: ApiContext): Route[] {
       path: '/api/policies/activate',
       access: 'policies.write',
       bodyLimit: BODY_LIMIT,
-      handle: async ({ body, caller }) => {
+      handle: async ({ body, caller, stillAllowed }) => {
         const set = control();
         const input = await body();
         const files = parseFiles(input.files);
@@ -142,6 +142,8 @@ export function policyRoutes(api: ApiContext): Route[] {
         return withCandidate(
           files,
           async (candidate) => {
+            // Compiling took up to seconds: an admin demoted or signed out meanwhile activates nothing.
+            stillAllowed();
             // A set that may allow more is never left deciding unrecorded: the one it replaced goes back, and when it cannot, nothing is decided until a set is activated.
             const outcome = await set.activateRecorded(candidate, baseHash, (replaced) =>
               api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } }),

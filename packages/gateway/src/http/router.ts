@@ -14,8 +14,14 @@ export interface RequestContext {
   params: Record<string, string>;
   /** Undefined only on public routes. */
   caller: Caller | undefined;
-  /** The body as a JSON object, read once with the route's size limit. */
+  /** The body as a JSON object, read once with the route's size limit; throws GATEWAY_SESSION_ENDED as `stillAllowed` does once it is in. */
   body: () => Promise<Record<string, unknown>>;
+  /**
+   * Throws GATEWAY_SESSION_ENDED when the caller's session ended since the
+   * request was let in (its login changed or removed, signed out): a handler
+   * calls it before a change it makes after a wait of seconds.
+   */
+  stillAllowed: () => void;
 }
 
 export interface Route {

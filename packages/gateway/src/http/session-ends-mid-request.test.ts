@@ -1,14 +1,16 @@
 // A request is authenticated when its headers arrive, and its body may
-// follow for as long as the server's request timeout lets it (30 s): a
-// session ended meanwhile (its login's roles or password changed, the login
-// removed, signed out) must not have the request go through once the body
-// is in. Regression: the session was checked only before the body was read,
-// so an approver demoted while sending a decision slowly still allowed a
-// request, and a login removed still changed policy.
+// follow for as long as the server's request timeout lets it (30 s), and a
+// policy activation then compiles its candidate for up to seconds: a session
+// ended meanwhile (its login's roles or password changed, the login removed,
+// signed out) must not have the request go through. Regression: the session
+// was checked only before the body was read, so an approver demoted while
+// sending a decision slowly still allowed a request, and an admin demoted
+// while their candidate compiled still activated it.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { LARGE_ORG } from '../../test/large-set.ts';
 import { type ApiClient, startTestGateway, type TestGateway } from './testing.ts';
 
 /** Sends `method path` with the client's cookie and key and half of `body`; `finish()` sends the rest and resolves to the answer. */
@@ -33,7 +35,7 @@ function sendSlowly(client: ApiClient, method: string, path: string, body: unkno
 /** Lets the gateway read the headers (and authenticate) before anything else happens. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
 
-describe('a request whose session ends while its body is still arriving', () => {
+describe('a request whose session ends before it acts', () => {
   let t: TestGateway;
   before(async () => {
     t = await startTestGateway();
@@ -80,5 +82,23 @@ describe('a request whose session ends while its body is still arriving', () => 
     await settle();
     const answer = await slow.finish();
     assert.deepEqual([answer.status, answer.body.status], [200, 'allowed']);
+  });
+
+  it('refuses a policy activation by an admin demoted while the candidate was compiled, after its body was in, and the set in force stays (regression: it was activated)', async () => {
+    const root = await t.as('root', ['admin']);
+    await t.gw.identity.localUsers.create('backup', 'a password for tests', ['admin']);
+    const before = await root.get('/api/policies');
+    const files = [
+      { name: 'main.cedar', text: 'permit (principal, action, resource);\n' },
+      { name: 'entities.json', text: LARGE_ORG },
+    ];
+    const activating = root.post('/api/policies/activate', { files, baseHash: before.body.hash });
+    // The body is in within milliseconds; compiling 5,000 people takes a good part of a second, off the gateway's thread.
+    await settle();
+    t.gw.identity.localUsers.setRoles('root', ['viewer']);
+    const answer = await activating;
+    assert.deepEqual([answer.status, answer.body.error, answer.body.code], [401, 'unauthenticated', 'GATEWAY_SESSION_ENDED']);
+    const tool = await t.tool().get('/api/policies');
+    assert.equal(tool.body.hash, before.body.hash);
   });
 });
