@@ -210,6 +210,16 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['cmake', '-P', 'x.cmake'])?.operand, 2);
   });
 
+  it('names no file for a script found elsewhere than by its name from the working directory (ruby -C DIR, bun --cwd DIR, perl -S and ruby -S on PATH): the file a node reads by that name is not the one run (regression: the node bound ./x.rb and ruby ran DIR/x.rb)', () => {
+    for (const argv of [['ruby', '-C', 'dir', 'x.rb'], ['ruby', '-Cdir', 'x.rb'], ['ruby', '-S', 'x.rb'], ['ruby', '-wS', 'x.rb'], ['perl', '-S', 'x.pl'], ['bun', '--cwd', 'dir', 'x.ts'], ['bun', '--cwd=dir', 'x.ts']]) {
+      const found = runsCode(argv);
+      assert.equal(found?.via, 'script', JSON.stringify(argv));
+      assert.equal(found?.operand, undefined, JSON.stringify(argv));
+      assert.match(found?.reason ?? '', /runs the script x\.(rb|pl|ts), found through (-C|-S|--cwd); what it does is what that file holds when it runs: approve it once, or permit it in policy$/, JSON.stringify(argv));
+    }
+    assert.equal(runsCode(['ruby', '-w', 'x.rb'])?.operand, 2);
+  });
+
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {
     assert.equal(runsCode(['python3', '-c', 'x', 'build.py'])?.via, '-c');
     assert.equal(runsCode(['./python3', '-c', 'x'])?.via, '-c');

@@ -75,6 +75,13 @@ interface Options {
    * modules run in place of the standard library's).
    */
   loads?: { short?: string; long?: readonly string[]; when?: (value: string) => boolean };
+  /**
+   * Options with which the script is found elsewhere than by its name from
+   * the working directory (ruby's `-C DIR` and bun's `--cwd DIR` change
+   * directory first; perl's and ruby's `-S` look it up on PATH): the file a
+   * node reads by that name is not the one run, and none can be bound.
+   */
+  elsewhere?: { short?: string; long?: readonly string[] };
   /** Options that take the rest of their word only, maybe empty (perl's `-i.bak`, `-MFoo`). */
   attached?: string;
   /** Options followed by optional digits in the same word (perl's `-0777`, `-l`). */
@@ -192,12 +199,12 @@ const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { sho
 const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, loads: { short: 'X', when: (value) => /^pycache_prefix(?:=|$)/.test(value) }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
   ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, loads: { short: 'r', long: ['--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
-  ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, loads: { short: 'Mmd' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
-  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, loads: { short: 'r' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
+  ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, loads: { short: 'Mmd' }, elsewhere: { short: 'S' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
+  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, loads: { short: 'r' }, elsewhere: { short: 'CS' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
   ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, loads: { short: 'cdz' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, loads: { short: 'l' }, exits: ['-v'] } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
-  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, loads: { short: 'cr', long: ['--config', '--preload', '--require', '--import', '--env-file', '--loader'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
+  ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, loads: { short: 'cr', long: ['--config', '--preload', '--require', '--import', '--env-file', '--loader'] }, elsewhere: { long: ['--cwd'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
   ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl', 'run', 'test', 'task', 'bench', 'serve']), stdin: true, reason: (p, via) => (via === 'eval' || via === 'repl' ? `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` : filesReason(p, via).reason) }],
   ['julia', { kind: 'interpreter', stdin: true, options: { code: { short: 'eE', long: ['--eval', '--print'] }, value: { short: 'JptLC', long: ['--sysimage', '--procs', '--threads', '--load', '--cpu-target', '--machine-file'] }, exits: ['--version', '--help', '-v', '-h', '--help-hidden'] } }],
   ...names(['Rscript'], { kind: 'interpreter', stdin: false, options: { code: { short: 'e' }, exits: ['--version', '--help'] } }),
@@ -454,6 +461,11 @@ function loadsReason(program: string, script: string, via: string): RunsCode {
   return { program, via: 'script', reason: `${program} runs the script ${name ?? 'it names'} and the code ${via} loads; what it does is what those files hold when it runs: ${ONCE}` };
 }
 
+/** `ruby -C dir x.rb`, `perl -S x.pl`: a script found elsewhere than by its name from the working directory (Options.elsewhere): no operand. */
+function elsewhereReason(program: string, script: string, via: string): RunsCode {
+  return { program, via: 'script', reason: `${program} runs the script ${shown(script) ?? 'it names'}, found through ${via}; what it does is what that file holds when it runs: ${ONCE}` };
+}
+
 /** `python3 -m mod`, `node --test`, `php -S`, `go test`: code from files on disk, which may change between runs. */
 function filesReason(program: string, via: string): RunsCode {
   return { program, via, reason: `${program} ${via} runs code from files on disk; what it does is what they hold when it runs: ${ONCE}` };
@@ -472,7 +484,7 @@ function systemFile(path: string): boolean {
 }
 
 /** What the option walk found: code by an option, stdin, a program named to run, an exit, or where the operands start. */
-type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean; loads?: string };
+type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean; loads?: string; elsewhere?: string };
 
 /**
  * Reads the options before the first operand, as getopt does: `--` ends
@@ -483,10 +495,13 @@ function walk(argv: readonly string[], options: Options): Walk {
   let file = false;
   // The first option that loads code besides the script (Options.loads).
   let loads: string | undefined;
+  // The first option with which the script is found elsewhere (Options.elsewhere).
+  let elsewhere: string | undefined;
+  const found = (at: number): Walk => ({ found: 'operands', at, file, ...(loads ? { loads } : {}), ...(elsewhere ? { elsewhere } : {}) });
   let i = 1;
   for (; i < argv.length; i += 1) {
     const word = argv[i]!;
-    if (word === '--') return { found: 'operands', at: i + 1, file, ...(loads ? { loads } : {}) };
+    if (word === '--') return found(i + 1);
     if (word === '-' || !word.startsWith('-')) break;
     if (options.exits?.includes(word)) return { found: 'exits' };
     const eq = word.indexOf('=');
@@ -496,6 +511,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.code?.long?.includes(name)) return { found: 'code', via: name };
       if (options.runs?.long?.includes(name)) return { found: 'runs', via: name };
       if (options.loads?.long?.includes(name) && (options.loads.when?.(eq < 0 ? (argv[i + 1] ?? '') : word.slice(eq + 1)) ?? true)) loads ??= name;
+      if (options.elsewhere?.long?.includes(name)) elsewhere ??= name;
       if (options.file?.long?.includes(name)) file = true;
       else if (!options.value?.long?.includes(name)) continue;
       if (eq < 0) i += 1;
@@ -508,6 +524,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.stdin?.includes(letter)) return { found: 'stdin' };
       if (options.runs?.short?.includes(letter)) return { found: 'runs', via: `-${letter}` };
       if (options.loads?.short?.includes(letter) && (options.loads.when?.(last ? (argv[i + 1] ?? '') : word.slice(j + 1)) ?? true)) loads ??= `-${letter}`;
+      if (options.elsewhere?.short?.includes(letter)) elsewhere ??= `-${letter}`;
       if (options.file?.short?.includes(letter) || options.value?.short?.includes(letter)) {
         if (options.file?.short?.includes(letter)) file = true;
         if (last) i += 1;
@@ -517,7 +534,7 @@ function walk(argv: readonly string[], options: Options): Walk {
       if (options.digits?.includes(letter)) while (j + 1 < word.length && /[0-9]/.test(word[j + 1]!)) j += 1;
     }
   }
-  return { found: 'operands', at: i, file, ...(loads ? { loads } : {}) };
+  return found(i);
 }
 
 function interpreter(program: string, argv: readonly string[], options: Options, stdin: boolean, commands?: { recipes: ReadonlySet<string>; builtins: ReadonlySet<string>; installs?: Installs }): RunsCode | null {
@@ -533,6 +550,7 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   if (commands?.builtins.has(script)) return null;
   if (commands?.recipes.has(script)) return filesReason(program, script);
   if (read.loads !== undefined) return loadsReason(program, script, read.loads);
+  if (read.elsewhere !== undefined) return elsewhereReason(program, script, read.elsewhere);
   return systemFile(script) ? null : scriptReason(program, script, read.at);
 }
 
