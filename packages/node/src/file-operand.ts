@@ -100,11 +100,18 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
   }
   if (path !== operand.path) throw new NodeError('NODE_RUN_DENIED', `${name} is not the file that was approved (${shown(operand.path, 200)}): approve the run again`);
   // Only what the sandbox opens is pinned: a link it follows elsewhere than the host does (/proc/self/cwd, a folder bound at another path) would run a file no one checked.
-  if (hostFileAt(mounts, isAbsolute(word) ? word : `${cwd}/${word}`) !== path) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not reached in the sandbox as the node read it (${shown(path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
+  if (!opensInSandbox(operand, argv, cwd, mounts)) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not reached in the sandbox as the node read it (${shown(path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
   const { content, mode } = contentOf(path, name);
   const now = sha256Of(content);
   if (now !== operand.sha256) throw new NodeError('NODE_RUN_DENIED', `the script ${name} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…, now ${now.slice(0, 12)}…): approve the run again`);
   return { path, content, mode };
+}
+
+/** Whether a sandbox built from `mounts` opens the host file `operand.path` by word operand.argvIndex of `argv` from `cwd` (see hostFileAt). */
+export function opensInSandbox(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): boolean {
+  const word = argv[operand.argvIndex]!;
+  if (!isAbsolute(word) && cwd === null) return false;
+  return hostFileAt(mounts, isAbsolute(word) ? word : `${cwd}/${word}`) === operand.path;
 }
 
 function sha256Of(content: Uint8Array): string {

@@ -6,7 +6,7 @@
 // nothing.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { realpathSync, writeFileSync } from 'node:fs';
+import { realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
@@ -63,6 +63,23 @@ describe('a script run a governed node asks its control plane about, which asks 
     assert.equal(answer.ok, false);
     assert.match(answer.error?.message ?? '', /cannot be bound to its approval: the node bound no file at word 0/);
     assert.deepEqual(gw.cp.approvals.list({ status: 'pending' }), []);
+  });
+
+  it('is refused, no human asked, when the sandbox would open another file by that word than the node read (a link through /proc/self/cwd: the node\'s folder on the host, the run\'s in the sandbox)', async () => {
+    const nodeCwd = realpathSync(tempDir('corral-governed-node-cwd-'));
+    writeFileSync(join(nodeCwd, 'payload.sh'), '#!/bin/sh\necho shown\n', { mode: 0o755 });
+    writeFileSync(join(work, 'payload.sh'), '#!/bin/sh\necho never shown\n', { mode: 0o755 });
+    symlinkSync('/proc/self/cwd/payload.sh', join(work, 'via-proc.sh'));
+    const was = process.cwd();
+    process.chdir(nodeCwd);
+    try {
+      const answer = await gw.invoke({ command: ['./via-proc.sh'], cwd: work, agentId: 'main' });
+      assert.equal(answer.ok, false);
+      assert.match(answer.error?.message ?? '', /cannot be bound to its approval: the node bound no file at word 0/);
+      assert.deepEqual(gw.cp.approvals.list({ status: 'pending' }), []);
+    } finally {
+      process.chdir(was);
+    }
   });
 
   it('asks for a run of no script file as before, unbound', async () => {

@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type PlanOptions, type SandboxPlan } from '@corral/contain';
+import { ContainError, DISPLAY_VARIABLES, planSandbox, Runner, validatePolicy, type LoadedPolicy, type Mount, type PlanOptions, type SandboxPlan } from '@corral/contain';
 import { actionDigest, canonicalRun, GatewayClient, GatewayError, INVOKE_CANCEL_EVENT, INVOKE_RELEASE_EVENT, verifyCommandReceipt, type ApprovalReceipt, type CanonicalRun, type RunRequest, type WireError } from '@corral/gateway';
 import { createDeviceIdentity, type DeviceIdentity } from '@corral/identity';
 import { corralAgentFor, requestingAgent, type AgentMap } from './agent-map.ts';
@@ -15,7 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
-import { approvedContent, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
+import { approvedContent, opensInSandbox, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -708,7 +708,7 @@ export class NodeHost {
       // Its own policy asking a human, the node has the control plane ask one (which makes an allow an ask, never looser).
       const askHuman = local.rule === 'approval-required' ? local.reason : undefined;
       if (this.#governed()) {
-        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand ?? offeredOperand(run));
+        authorization = await this.#authorizeUnlessCancelled(run, agent, timeoutMs, askHuman, cancelled, operand ?? offeredOperand(run, plan.mounts));
         if (authorization.bound) operand = authorization.bound;
         // Checked here, not inside #authorize: a receipt the node does not take is its refusal of a run allowed, reported as such.
         if (authorization.approval) receipt = await this.#checkReceipt(authorization.approval.receipt, authorization.approval.params, authorization.runId);
@@ -1120,12 +1120,15 @@ function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: s
  * The script file a run runs, read now, offered to the control plane with
  * the run (corral.run.authorize): should it ask a human, the approval is of
  * that content, and that content is what runs. Null for a run of no one
- * script file, or of one the node cannot bind (missing, a FIFO, too large):
- * a human is then not asked about it at all (the control plane refuses it).
+ * script file, or of one the node cannot bind (missing, a FIFO, too large,
+ * or another file than the sandbox built from `mounts` would open by that
+ * word): a human is then not asked about it at all (the control plane
+ * refuses it).
  */
-function offeredOperand(run: { argv: string[]; cwd: string | null }): FileOperand | null {
+function offeredOperand(run: { argv: string[]; cwd: string | null }, mounts: readonly Mount[]): FileOperand | null {
   try {
-    return snapshotOperand(run.argv, run.cwd);
+    const operand = snapshotOperand(run.argv, run.cwd);
+    return operand !== null && opensInSandbox(operand, run.argv, run.cwd, mounts) ? operand : null;
   } catch (error) {
     if (error instanceof NodeError) return null;
     throw error;
