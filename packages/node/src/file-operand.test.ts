@@ -3,7 +3,7 @@
 // watchdog arms, a tape rewinds; a FIFO's writer is let through).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
@@ -23,5 +23,15 @@ describe('snapshotOperand', () => {
     } finally {
       writer.kill();
     }
+  });
+
+  it('binds the file the kernel opens by a word with .. after a link (link/../x.sh is beside where the link leads), not the one its text names (regression: the node read ./x.sh, and the sandbox ran sub/x.sh)', () => {
+    const dir = realpathSync(tempDir('corral-operand-'));
+    mkdirSync(join(dir, 'sub/deeper'), { recursive: true });
+    writeFileSync(join(dir, 'x.sh'), 'echo beside\n');
+    writeFileSync(join(dir, 'sub/x.sh'), 'echo where the link leads\n');
+    symlinkSync('sub/deeper', join(dir, 'link'));
+    assert.equal(snapshotOperand(['./link/../x.sh'], dir)?.path, join(dir, 'sub/x.sh'));
+    assert.equal(snapshotOperand([`${dir}/link/../x.sh`], null)?.path, join(dir, 'sub/x.sh'));
   });
 });

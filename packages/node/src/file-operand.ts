@@ -16,7 +16,7 @@
 // and the interpreter's open of the file changes nothing.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import { basename, isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute } from 'node:path';
 import { hostFileAt, type Mount, type PinnedFile } from '@corral/contain';
 import { runsCode } from '@corral/gateway';
 import { NodeError } from './errors.ts';
@@ -52,7 +52,7 @@ export function snapshotOperand(argv: readonly string[], cwd: string | null): Fi
   if (!isAbsolute(word) && cwd === null) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is named relative to a working directory the run does not give; an approval cannot be bound to it: give the run a cwd`);
   let path: string;
   try {
-    path = realpathSync(resolve(cwd ?? '/', word));
+    path = realpathSync.native(namedPath(word, cwd));
   } catch (error) {
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be found (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
   }
@@ -94,7 +94,7 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
   if (!isAbsolute(word) && cwd === null) throw new NodeError('NODE_RUN_DENIED', `${name} is named relative to a working directory the run does not give: approve the run again`);
   let path: string;
   try {
-    path = realpathSync(resolve(cwd ?? '/', word));
+    path = realpathSync.native(namedPath(word, cwd));
   } catch (error) {
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} approved is no longer there (${codeOf(error)}): approve the run again`, { cause: error });
   }
@@ -111,7 +111,12 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
 export function opensInSandbox(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): boolean {
   const word = argv[operand.argvIndex]!;
   if (!isAbsolute(word) && cwd === null) return false;
-  return hostFileAt(mounts, isAbsolute(word) ? word : `${cwd}/${word}`) === operand.path;
+  return hostFileAt(mounts, namedPath(word, cwd)) === operand.path;
+}
+
+/** The path a command opens by `word` from `cwd` (absolute word, or a cwd given), its `..` left for the kernel: after a link it is taken from where the link leads, never from the text before it. */
+function namedPath(word: string, cwd: string | null): string {
+  return isAbsolute(word) ? word : `${cwd}/${word}`;
 }
 
 function sha256Of(content: Uint8Array): string {
