@@ -220,6 +220,18 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['ruby', '-w', 'x.rb'])?.operand, 2);
   });
 
+  it('names the word the interpreter runs after an option given its value as the next word, which it would otherwise take for the script (node --redirect-warnings FILE x.js, ruby --disable gems x.rb) (regression: the node bound the value, benign.js, and node ran evil.js unseen)', () => {
+    assert.equal(runsCode(['node', '--redirect-warnings', 'benign.js', 'evil.js'])?.operand, 3);
+    assert.equal(runsCode(['node', '--report-dir', 'd', '--title', 't', 'x.js'])?.operand, 5);
+    assert.equal(runsCode(['node', '--inspect', 'x.js'])?.operand, 2, 'an optional value only ever follows =');
+    assert.equal(runsCode(['ruby', '--disable', 'gems', 'x.rb'])?.operand, 3);
+    assert.equal(runsCode(['php', '--php-ini', 'evil.ini', 'x.php'])?.operand, undefined, 'an ini file that may name code to prepend');
+    assert.equal(runsCode(['php', '--define', 'auto_prepend_file=evil.php', 'x.php'])?.operand, undefined);
+    assert.equal(runsCode(['node', '--openssl-config', 'o.cnf', 'x.js'])?.operand, undefined, 'OpenSSL loads the engines its configuration names');
+    assert.equal(runsCode(['node', '--snapshot-blob', 's.blob', 'x.js'])?.operand, undefined, 'a startup snapshot holds code');
+    assert.equal(runsCode(['php', '--process-file', 'x.php'])?.operand, undefined);
+  });
+
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {
     assert.equal(runsCode(['python3', '-c', 'x', 'build.py'])?.via, '-c');
     assert.equal(runsCode(['./python3', '-c', 'x'])?.via, '-c');

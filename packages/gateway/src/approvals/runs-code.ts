@@ -193,15 +193,31 @@ const WRAPPER_EXITS = ['--version', '--help'];
 const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'oO', long: ['--rcfile', '--init-file'] }, stdin: 's', exits: ['--version', '--help'] } };
 
 /**
+ * node's options that take a value (`node --help`), which may be given as the
+ * next word: `node --redirect-warnings FILE x.js` runs x.js, not FILE.
+ * `--inspect` and its kin take theirs after `=` only.
+ */
+const NODE_VALUES = [
+  '--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--env-file-if-exists', '--title', '--disable-warning',
+  '--allow-fs-read', '--allow-fs-write', '--build-snapshot-config', '--cpu-prof-dir', '--cpu-prof-interval', '--cpu-prof-name', '--diagnostic-dir', '--disable-proto',
+  '--dns-result-order', '--experimental-package-map', '--experimental-sea-config', '--heap-prof-dir', '--heap-prof-interval', '--heap-prof-name',
+  '--heapsnapshot-near-heap-limit', '--heapsnapshot-signal', '--icu-data-dir', '--inspect-publish-uid', '--localstorage-file', '--max-http-header-size',
+  '--max-old-space-size-percentage', '--network-family-autoselection-attempt-timeout', '--openssl-config', '--redirect-warnings', '--report-dir', '--report-directory',
+  '--report-filename', '--report-signal', '--secure-heap', '--secure-heap-min', '--snapshot-blob', '--tls-cipher-list', '--tls-keylog', '--trace-event-categories',
+  '--trace-event-file-pattern', '--trace-require-module', '--unhandled-rejections', '--use-largepages', '--v8-pool-size', '--watch-kill-signal', '--watch-path',
+  '--stack-trace-limit', '--experimental-config-file',
+];
+
+/**
  * The table: programs (by file name, without a version suffix: `python` for
  * `python3.12`) and what makes each run code its argv does not show.
  */
 const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['python', 'pypy'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'WXQ', long: ['--check-hash-based-pycs'] }, loads: { short: 'X', when: (value) => /^pycache_prefix(?:=|$)/.test(value) }, runs: { short: 'm' }, exits: ['--version', '--help', '-h', '-V', '-VV', '-?', '--help-all', '--help-env', '--help-xoptions'] } }),
-  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: ['--require', '--import', '--loader', '--experimental-loader', '--conditions', '--input-type', '--env-file', '--title', '--disable-warning'] }, loads: { short: 'r', long: ['--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
+  ...names(['node', 'nodejs'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'rC', long: NODE_VALUES }, loads: { short: 'r', long: ['--require', '--import', '--loader', '--experimental-loader', '--env-file', '--env-file-if-exists', '--openssl-config', '--snapshot-blob', '--experimental-config-file'] }, runs: { long: ['--test', '--run'] }, exits: ['--version', '--help', '-v', '-h', '--v8-options'] } }),
   ...names(['perl'], { kind: 'interpreter', stdin: true, options: { code: { short: 'eE' }, value: { short: 'I' }, loads: { short: 'Mmd' }, elsewhere: { short: 'S' }, attached: 'MmiFdDxVC', digits: '0l', exits: EXITS } }),
-  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE' }, loads: { short: 'r' }, elsewhere: { short: 'CS' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
-  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE' }, value: { short: 'cdzt' }, loads: { short: 'cdz' }, runs: { short: 'fFS' }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
+  ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE', long: ['--enable', '--disable'] }, loads: { short: 'r' }, elsewhere: { short: 'CS' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
+  ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE', long: ['--run', '--process-code', '--process-begin', '--process-end'] }, value: { short: 'cdzt', long: ['--php-ini', '--define', '--zend-extension', '--docroot'] }, loads: { short: 'cdz', long: ['--php-ini', '--define', '--zend-extension'] }, runs: { short: 'fFS', long: ['--file', '--process-file', '--server'] }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, loads: { short: 'l' }, exits: ['-v'] } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
   ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, loads: { short: 'cr', long: ['--config', '--preload', '--require', '--import', '--env-file', '--loader'] }, elsewhere: { long: ['--cwd'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
