@@ -11,8 +11,7 @@ import { failure, type Reply } from './respond.ts';
 export function errorReply(error: unknown): { reply: Reply; unexpected: boolean } {
   // Another process (a corral command) holds the identity store: nothing was done, try again. Its message names the store's path, which stays in the gateway.
   const busy = () => {
-    const answer = failure(503, 'unavailable', { message: 'the gateway is busy: try again shortly', code: (error as { code: string }).code, retryAfterS: BUSY_RETRY_AFTER_S });
-    return { reply: { ...answer, headers: { 'retry-after': String(BUSY_RETRY_AFTER_S) } }, unexpected: false };
+    return { reply: failure(503, 'unavailable', { message: 'the gateway is busy: try again shortly', code: (error as { code: string }).code, retryAfterS: BUSY_RETRY_AFTER_S }), unexpected: false };
   };
   const known = (status: number, name: string, extra: { message?: string; issues?: unknown[] } = {}) => {
     const e = error as { code: string; message: string };

@@ -24,9 +24,9 @@ export function reply(status: number, body?: unknown, headers?: Record<string, s
   return { status, ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) };
 }
 
-/** The error shape of the API: `{error, message?, code?, issues?}`. */
+/** The error shape of the API: `{error, message?, code?, issues?, retryAfterS?}`; a wait is said in a Retry-After header too, which HTTP clients read. */
 export function failure(status: number, error: string, extra: { message?: string; code?: string; issues?: unknown[]; retryAfterS?: number } = {}): Reply {
-  return reply(status, { error, ...extra });
+  return reply(status, { error, ...extra }, extra.retryAfterS !== undefined ? { 'retry-after': String(extra.retryAfterS) } : undefined);
 }
 
 export function send(response: ServerResponse, answer: Reply): void {

@@ -45,12 +45,13 @@ describe('local sign-in', () => {
     assert.equal((await t.anonymous().post('/api/session', 'not json')).status, 400);
   });
 
-  it('refuses a sixth try within five minutes after five failures with 429 and retryAfterS, even with the right password, until the window passes', async () => {
+  it('refuses a sixth try within five minutes after five failures with 429 and retryAfterS (and a Retry-After header saying the same, as HTTP clients read it), even with the right password, until the window passes', async () => {
     for (let i = 0; i < 5; i++) assert.equal((await t.anonymous().post('/api/session', { username: 'mallory', password: `guess ${i} wrong` })).status, 401);
     const refused = await t.anonymous().post('/api/session', { username: 'mallory', password: TEST_PASSWORD });
     assert.equal(refused.status, 429);
     assert.equal(refused.body.error, 'too_many_attempts');
     assert.ok(refused.body.retryAfterS > 0 && refused.body.retryAfterS <= 300);
+    assert.equal(refused.headers.get('retry-after'), String(refused.body.retryAfterS));
     assert.equal((await t.anonymous().signIn('alice')).status, 200, 'another username is not held up');
     clock += 5 * 60_000 + 1000;
     assert.equal((await t.anonymous().signIn('mallory')).status, 200);
