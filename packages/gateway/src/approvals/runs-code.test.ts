@@ -232,6 +232,19 @@ describe('runsCode: the table of programs that run code their argv does not show
     assert.equal(runsCode(['php', '--process-file', 'x.php'])?.operand, undefined);
   });
 
+  it('flags a script run by interpreters it did not know (tsx, ts-node, elixir, groovy, raku, gnuplot…), binding the script named first, and none after an option it does not know, which may take the next word (regression: tsx x.ts was no code at all, allowed always for whatever x.ts held)', () => {
+    for (const program of ['tsx', 'ts-node', 'babel-node', 'esno', 'vite-node', 'zx', 'coffee', 'qjs', 'gjs', 'elixir', 'escript', 'groovy', 'jython', 'ipython', 'raku', 'expect', 'octave', 'gnuplot', 'xonsh', 'nu', 'racket', 'guile', 'sbcl', 'runghc', 'runhaskell', 'jshell', 'jbang']) {
+      assert.equal(runsCode([program, 'x.src'])?.operand, 1, program);
+      const unsure = runsCode([program, '--some-option', 'value', 'x.src']);
+      assert.equal(unsure?.via, 'script', program);
+      assert.equal(unsure?.operand, undefined, program);
+      assert.match(unsure?.reason ?? '', /approve it once, or permit it in policy$/, program);
+    }
+    assert.equal(runsCode(['tsx', '-e', 'CODE'])?.via, '-e');
+    assert.equal(runsCode(['gnuplot', '-e', 'system("x")'])?.via, '-e');
+    assert.equal(runsCode(['tsx', '--version']), null);
+  });
+
   it('keeps the verdict of code given by option or stdin over the script: python3 -c CODE build.py is code by -c, ./python3 -c CODE too', () => {
     assert.equal(runsCode(['python3', '-c', 'x', 'build.py'])?.via, '-c');
     assert.equal(runsCode(['./python3', '-c', 'x'])?.via, '-c');

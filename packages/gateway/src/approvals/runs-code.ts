@@ -82,6 +82,13 @@ interface Options {
    * node reads by that name is not the one run, and none can be bound.
    */
   elsewhere?: { short?: string; long?: readonly string[] };
+  /**
+   * Whether this table knows too little of the program's options to tell
+   * which take the next word: any option before the script leaves it
+   * unbound (flagged, approved once), since the word read as the script may
+   * be that option's value and the script the word after it.
+   */
+  strict?: boolean;
   /** Options that take the rest of their word only, maybe empty (perl's `-i.bak`, `-MFoo`). */
   attached?: string;
   /** Options followed by optional digits in the same word (perl's `-0777`, `-l`). */
@@ -192,6 +199,9 @@ const WRAPPER_EXITS = ['--version', '--help'];
 
 const SHELL: Family = { kind: 'interpreter', stdin: true, options: { code: { short: 'c' }, value: { short: 'oO', long: ['--rcfile', '--init-file'] }, stdin: 's', exits: ['--version', '--help'] } };
 
+/** What the strict interpreters print and exit with. */
+const STRICT_EXITS = ['--version', '--help', '-v', '-h', '-V'];
+
 /**
  * node's options that take a value (`node --help`), which may be given as the
  * next word: `node --redirect-warnings FILE x.js` runs x.js, not FILE.
@@ -219,6 +229,12 @@ const TABLE: ReadonlyMap<string, Family> = new Map<string, Family>([
   ...names(['ruby', 'jruby'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'IrCE', long: ['--enable', '--disable'] }, loads: { short: 'r' }, elsewhere: { short: 'CS' }, attached: 'FxKWi', digits: '0T', exits: ['--version', '--help', '-h', '-v'] } }),
   ...names(['php'], { kind: 'interpreter', stdin: true, options: { code: { short: 'rRBE', long: ['--run', '--process-code', '--process-begin', '--process-end'] }, value: { short: 'cdzt', long: ['--php-ini', '--define', '--zend-extension', '--docroot'] }, loads: { short: 'cdz', long: ['--php-ini', '--define', '--zend-extension'] }, runs: { short: 'fFS', long: ['--file', '--process-file', '--server'] }, exits: ['--version', '--help', '-v', '-h', '-i', '-m'] } }),
   ...names(['lua', 'luajit'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e' }, value: { short: 'l' }, loads: { short: 'l' }, exits: ['-v'] } }),
+  // Interpreters whose options this table does not list (strict): a script named first is bound, after any option it is not.
+  ...names(['tsx', 'ts-node', 'babel-node', 'esno', 'vite-node', 'zx', 'coffee'], { kind: 'interpreter', stdin: true, options: { code: { short: 'ep', long: ['--eval', '--print'] }, strict: true, exits: STRICT_EXITS } }),
+  ...names(['qjs', 'elixir', 'groovy', 'raku', 'gnuplot', 'racket'], { kind: 'interpreter', stdin: true, options: { code: { short: 'e', long: ['--eval'] }, strict: true, exits: STRICT_EXITS } }),
+  ...names(['gjs', 'jython', 'ipython', 'expect', 'xonsh', 'nu', 'guile'], { kind: 'interpreter', stdin: true, options: { code: { short: 'c', long: ['--commands'] }, strict: true, exits: STRICT_EXITS } }),
+  ...names(['octave', 'sbcl'], { kind: 'interpreter', stdin: true, options: { code: { long: ['--eval'] }, strict: true, exits: STRICT_EXITS } }),
+  ...names(['escript', 'runghc', 'runhaskell', 'jshell', 'jbang'], { kind: 'interpreter', stdin: true, options: { strict: true, exits: STRICT_EXITS } }),
   // JavaScript runtimes beside node: bun takes code as node does; deno by its eval subcommand, its repl (`--eval`, else stdin) and `run -`.
   ['bun', { kind: 'interpreter', stdin: false, commands: { recipes: new Set(['run', 'test']), builtins: new Set(['remove', 'rm', 'outdated', 'unlink', 'pm', 'build', 'init', 'create', 'c', 'upgrade', 'publish', 'patch', 'audit', 'info', 'completions']), installs: { commands: new Set(['install', 'i', 'add', 'a', 'update', 'link']), unless: ['--ignore-scripts'] } }, options: { code: { short: 'ep', long: ['--eval', '--print'] }, value: { short: 'cr', long: ['--cwd', '--config', '--preload', '--require', '--import', '--env-file', '--define', '--loader', '--conditions', '--tsconfig-override'] }, loads: { short: 'cr', long: ['--config', '--preload', '--require', '--import', '--env-file', '--loader'] }, elsewhere: { long: ['--cwd'] }, exits: ['--version', '--help', '-v', '-h', '--revision'] } }],
   ['deno', { kind: 'subcommand', subcommands: new Set(['eval', 'repl', 'run', 'test', 'task', 'bench', 'serve']), stdin: true, reason: (p, via) => (via === 'eval' || via === 'repl' ? `${p} ${via} runs the code given on its command line or stdin; ${SEE_NOT}` : filesReason(p, via).reason) }],
@@ -500,7 +516,7 @@ function systemFile(path: string): boolean {
 }
 
 /** What the option walk found: code by an option, stdin, a program named to run, an exit, or where the operands start. */
-type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean; loads?: string; elsewhere?: string };
+type Walk = { found: 'code'; via: string } | { found: 'stdin' } | { found: 'runs'; via: string } | { found: 'exits' } | { found: 'operands'; at: number; file: boolean; loads?: string; elsewhere?: string; unsure?: boolean };
 
 /**
  * Reads the options before the first operand, as getopt does: `--` ends
@@ -513,13 +529,16 @@ function walk(argv: readonly string[], options: Options): Walk {
   let loads: string | undefined;
   // The first option with which the script is found elsewhere (Options.elsewhere).
   let elsewhere: string | undefined;
-  const found = (at: number): Walk => ({ found: 'operands', at, file, ...(loads ? { loads } : {}), ...(elsewhere ? { elsewhere } : {}) });
+  // An option of a program whose options are not all known (Options.strict).
+  let unsure = false;
+  const found = (at: number): Walk => ({ found: 'operands', at, file, ...(loads ? { loads } : {}), ...(elsewhere ? { elsewhere } : {}), ...(unsure ? { unsure } : {}) });
   let i = 1;
   for (; i < argv.length; i += 1) {
     const word = argv[i]!;
     if (word === '--') return found(i + 1);
     if (word === '-' || !word.startsWith('-')) break;
     if (options.exits?.includes(word)) return { found: 'exits' };
+    if (options.strict) unsure = true;
     const eq = word.indexOf('=');
     const name = eq < 0 ? word : word.slice(0, eq);
     // A long option, or one of a single dash the program lists as a name of its own (java's `-cp`, tclsh's `-encoding`).
@@ -567,6 +586,8 @@ function interpreter(program: string, argv: readonly string[], options: Options,
   if (commands?.recipes.has(script)) return filesReason(program, script);
   if (read.loads !== undefined) return loadsReason(program, script, read.loads);
   if (read.elsewhere !== undefined) return elsewhereReason(program, script, read.elsewhere);
+  // Not knowing whether an option took the word read as the script, no one word can be bound.
+  if (read.unsure) return { program, via: 'script', reason: `${program} runs the script it names; what it does is what that file holds when it runs: ${ONCE}` };
   return systemFile(script) ? null : scriptReason(program, script, read.at);
 }
 
