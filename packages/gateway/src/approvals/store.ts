@@ -321,14 +321,17 @@ export class ApprovalStore {
    * or not: it only refuses (refuseOwnRequest). For the gateway; throws what
    * resolve() throws, and GATEWAY_BUSY when the lock is still held after `waitMs`.
    */
-  async resolveWhenFree(
-    id: string,
-    decision: ApprovalDecision,
-    approver: string,
-    options: { reason?: string; waitMs?: number; authority?: string; claimed?: string; ownerOf?: OwnerOf; withdraw?: boolean } = {},
-  ): Promise<Approval> {
+  async resolveWhenFree(id: string, decision: ApprovalDecision, approver: string, options: ResolveOptions = {}): Promise<Approval> {
     checkDecision(decision, approver, options.reason, options.authority);
-    return writeWhenFree(this.#db, () => this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf, options.withdraw, options.claimed), options.waitMs ?? WRITE_LOCK_WAIT_MS);
+    return writeWhenFree(
+      this.#db,
+      () => {
+        // The wait for the lock may have outlasted the approver's right to decide (a session ended meanwhile): asked again inside it.
+        options.stillAllowed?.();
+        return this.#apply(id, decision, approver, options.reason, options.authority, options.ownerOf, options.withdraw, options.claimed);
+      },
+      options.waitMs ?? WRITE_LOCK_WAIT_MS,
+    );
   }
 
   /**
@@ -624,6 +627,19 @@ function checkDecision(decision: ApprovalDecision, approver: string, reason: str
 export function checkReason(reason: unknown): asserts reason is string | undefined {
   if (reason === undefined) return;
   if (typeof reason !== 'string' || reason.length > MAX_REASON || !reason.isWellFormed()) throw new GatewayError('GATEWAY_PARAMS_INVALID', `reason must be text of at most ${MAX_REASON} characters`);
+}
+
+/** How ApprovalStore.resolveWhenFree decides: see there and resolve(). */
+export interface ResolveOptions {
+  reason?: string;
+  /** How long to wait for another process's write lock (default WRITE_LOCK_WAIT_MS). */
+  waitMs?: number;
+  authority?: string;
+  claimed?: string;
+  ownerOf?: OwnerOf;
+  withdraw?: boolean;
+  /** Throws when the approver may no longer decide (their session ended); asked once the lock is held, right before the decision is written. */
+  stillAllowed?: () => void;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { AuditEventInput } from '@corral/audit';
 import type { Decider } from '@corral/policy';
 import { answeredByGrant, grantApprovalId, grantRevokedEvent, takeOutWithdrawnGrants, type GrantAddition, type GrantWithdrawal, type PolicyGrants } from '../approvals/grants.ts';
 import { RECEIPT_VALIDITY_MS, type ApprovalReceipt, type ReceiptSigner } from '../approvals/receipt.ts';
-import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision } from '../approvals/store.ts';
+import { shownAction, tokenApprover, type ApprovalStore, type Approval, type ApprovalDecision, type ResolveOptions } from '../approvals/store.ts';
 import { GatewayError, type WireError } from '../errors.ts';
 import { codeOf } from '../http/policy-control.ts';
 import type { NodeInventory, NodeRoute } from '../nodes/inventory.ts';
@@ -217,16 +217,10 @@ export class NodeInvoker {
    * Throws the store's GATEWAY_APPROVAL_*, GATEWAY_PARAMS_INVALID,
    * and GATEWAY_BUSY (retryable) when the lock is still held after `waitMs`.
    */
-  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, waitMs?: number, authority?: string, claimed?: string): Promise<Approval & { grant?: GrantView }> {
+  async resolveApprovalWhenFree(id: string, decision: ApprovalDecision, approver: string, reason?: string, more: Omit<ResolveOptions, 'reason' | 'ownerOf' | 'withdraw'> = {}): Promise<Approval & { grant?: GrantView }> {
     // Four eyes: the owner of the agent that asked may deny its request, never allow it, however they reach the gateway.
     const ownerOf = (agent: string) => this.#server.identity.agents.find(agent)?.owner;
-    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, {
-      ownerOf,
-      ...(reason !== undefined ? { reason } : {}),
-      ...(waitMs !== undefined ? { waitMs } : {}),
-      ...(authority !== undefined ? { authority } : {}),
-      ...(claimed !== undefined ? { claimed } : {}),
-    });
+    const approval = await this.#options.approvals.resolveWhenFree(id, decision, approver, { ...more, ownerOf, ...(reason !== undefined ? { reason } : {}) });
     const grant = await this.#resolved(approval, decision, approver, reason);
     return grant ? { ...approval, grant } : approval;
   }
@@ -239,8 +233,8 @@ export class NodeInvoker {
    * `withdrawn`). Throws what resolveApprovalWhenFree throws, and
    * GATEWAY_APPROVAL_PENDING for an approval not allowed yet (deny it instead).
    */
-  async withdrawApprovalWhenFree(id: string, by: string, reason?: string, authority?: string): Promise<Approval & { grant?: GrantWithdrawal }> {
-    const approval = await this.#options.approvals.resolveWhenFree(id, 'deny', by, { withdraw: true, ...(reason !== undefined ? { reason } : {}), ...(authority !== undefined ? { authority } : {}) });
+  async withdrawApprovalWhenFree(id: string, by: string, reason?: string, more: Pick<ResolveOptions, 'authority' | 'stillAllowed'> = {}): Promise<Approval & { grant?: GrantWithdrawal }> {
+    const approval = await this.#options.approvals.resolveWhenFree(id, 'deny', by, { ...more, withdraw: true, ...(reason !== undefined ? { reason } : {}) });
     await this.#resolved(approval, 'deny', by, reason, true);
     const [grant] = await this.#removeWithdrawnGrants([id], by);
     return grant ? { ...approval, grant } : approval;

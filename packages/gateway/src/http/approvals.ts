@@ -34,6 +34,12 @@ function authorityOf(caller: Caller): string | undefined {
   return caller.kind === 'session' && caller.session.user.id.startsWith('oidc:') ? caller.session.user.id : undefined;
 }
 
+/** authorityOf as an option of the store's: absent when there is none. */
+function authorityOption(caller: Caller): { authority?: string } {
+  const authority = authorityOf(caller);
+  return authority !== undefined ? { authority } : {};
+}
+
 /**
  * The address a signed-in approver goes by besides their name: never who
  * they are, only a reason to refuse them their own agent's request (store's
@@ -62,7 +68,7 @@ function reasonOf(body: Record<string, unknown>): string | undefined {
 }
 
 export function approvalRoutes(api: ApiContext): Route[] {
-  const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>) => {
+  const resolve = async (id: string, decision: ApprovalDecision, caller: Caller, body: Record<string, unknown>, stillAllowed: () => void) => {
     const approver = approverOf(caller, body);
     const reason = reasonOf(body);
     // Four eyes, before anything is written: an allow by the owner of the agent that asked is refused (403).
@@ -71,7 +77,7 @@ export function approvalRoutes(api: ApiContext): Route[] {
     // The invoker records the decision and the reason the human gave in one record: a second
     // write after the decision was committed could fail and answer 500 for an approval that went through.
     // While a corral command holds the gateway state it waits off the event loop; past the wait: 503 GATEWAY_BUSY.
-    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, undefined, authorityOf(caller), claimed);
+    const approval = await api.invoker.resolveApprovalWhenFree(id, decision, approver, reason, { stillAllowed, ...(claimed !== undefined ? { claimed } : {}), ...authorityOption(caller) });
     return reply(200, ApprovalStore.shown(approval));
   };
   return [
@@ -102,23 +108,23 @@ export function approvalRoutes(api: ApiContext): Route[] {
       method: 'POST',
       path: '/api/approvals/:id/approve',
       access: 'approvals.resolve',
-      handle: async ({ params, caller, body }) => {
+      handle: async ({ params, caller, body, stillAllowed }) => {
         const input = await body();
         const decision = input.decision === undefined ? 'allow-once' : input.decision;
         if (decision !== 'allow-once' && decision !== 'allow-always') return failure(400, 'invalid_request', { message: 'decision must be allow-once or allow-always' });
-        return resolve(params.id!, decision, caller!, input);
+        return resolve(params.id!, decision, caller!, input, stillAllowed);
       },
     },
-    { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body }) => resolve(params.id!, 'deny', caller!, await body()) },
+    { method: 'POST', path: '/api/approvals/:id/deny', access: 'approvals.resolve', handle: async ({ params, caller, body, stillAllowed }) => resolve(params.id!, 'deny', caller!, await body(), stillAllowed) },
     {
       // Takes back an approval allowed and not yet spent (its run is refused, its grant withdrawn). One still pending:
       // 409 conflict (GATEWAY_APPROVAL_PENDING), deny it instead; one spent or settled otherwise: 409 GATEWAY_APPROVAL_RESOLVED.
       method: 'POST',
       path: '/api/approvals/:id/withdraw',
       access: 'approvals.resolve',
-      handle: async ({ params, caller, body }) => {
+      handle: async ({ params, caller, body, stillAllowed }) => {
         const input = await body();
-        const approval = await api.invoker.withdrawApprovalWhenFree(params.id!, approverOf(caller!, input), reasonOf(input), authorityOf(caller!));
+        const approval = await api.invoker.withdrawApprovalWhenFree(params.id!, approverOf(caller!, input), reasonOf(input), { stillAllowed, ...authorityOption(caller!) });
         return reply(200, ApprovalStore.shown(approval));
       },
     },

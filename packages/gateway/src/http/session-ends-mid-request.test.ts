@@ -9,6 +9,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { LARGE_ORG } from '../../test/large-set.ts';
 import { type ApiClient, startTestGateway, type TestGateway } from './testing.ts';
@@ -73,6 +75,30 @@ describe('a request whose session ends before it acts', () => {
     assert.equal((await root.call('DELETE', '/api/session')).status, 204);
     assert.equal((await slow.finish()).status, 401);
     assert.equal(t.gw.identity.agents.find('worker')?.status, 'active');
+  });
+
+  it('refuses an approval and a withdrawal by an approver demoted while a corral command held the gateway state, the approval as it was (regression: checked before the wait for the lock, the decision went through after it)', async () => {
+    const dave = await t.as('dave', ['approver']);
+    const pending = asks();
+    const allowed = asks();
+    await t.gw.invoker.resolveApprovalWhenFree(allowed.id, 'allow-once', 'someone-else');
+    // What `corral approvals approve` does while it appends its record: gateway.db's write lock, from another connection.
+    const holder = new DatabaseSync(join(t.state, 'gateway.db'));
+    holder.exec('BEGIN IMMEDIATE');
+    let approving: Promise<{ status: number; body: any }>;
+    let withdrawing: Promise<{ status: number; body: any }>;
+    try {
+      approving = dave.post(`/api/approvals/${pending.id}/approve`, {});
+      withdrawing = dave.post(`/api/approvals/${allowed.id}/withdraw`, { reason: 'mistake' });
+      await settle();
+      t.gw.identity.localUsers.setRoles('dave', ['viewer']);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    for (const answer of [await approving, await withdrawing]) assert.deepEqual([answer.status, answer.body.code], [401, 'GATEWAY_SESSION_ENDED']);
+    assert.equal(t.gw.approvals.get(pending.id).status, 'pending');
+    assert.equal(t.gw.approvals.get(allowed.id).status, 'allowed');
   });
 
   it('lets a request whose session holds go through as before', async () => {
