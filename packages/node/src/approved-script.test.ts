@@ -6,7 +6,7 @@
 // node refuses it.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Runner, type RunOptions, type RunResult, type SandboxPlan } from '@corral/contain';
@@ -119,7 +119,7 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     assert.equal(readFileSync(join(work, 'x.sh'), 'utf8'), '#!/bin/sh\necho rewritten after the check\n');
   });
 
-  it('refuses, running nothing, a script reached through a link the sandbox resolves to another file than the node read (/proc/self/cwd: the node\'s folder on the host, the run\'s in the sandbox) (regression: the approval was of the node\'s file and the run\'s ran, unseen)', async () => {
+  it('refuses, no approval asked, a script reached through a link the sandbox resolves to another file than the node read (/proc/self/cwd: the node\'s folder on the host, the run\'s in the sandbox) (regression: the approval was of the node\'s file and the run\'s ran, unseen)', async () => {
     const nodeCwd = realpathSync(tempDir('corral-script-node-cwd-'));
     writeFileSync(join(nodeCwd, 'payload.sh'), '#!/bin/sh\necho shown to the approver\n', { mode: 0o755 });
     writeFileSync(join(work, 'payload.sh'), '#!/bin/sh\necho never shown\n', { mode: 0o755 });
@@ -127,11 +127,37 @@ describe('a script run approved through the gateway on Corral\'s node (the appro
     const was = process.cwd();
     process.chdir(nodeCwd);
     try {
-      await assert.rejects(run(['./via-proc.sh'], 100), refusedWith('APPROVAL_PENDING'));
-      const [asked] = pending(['./via-proc.sh']);
-      await operator.request('exec.approval.resolve', { id: asked!.id, decision: 'allow-once', reviewer: ALICE });
       const ran = runner.ran.length;
-      await assert.rejects(run(['./via-proc.sh']), (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /the script via-proc\.sh is not reached in the sandbox as the node read it/.test(e.wire.message ?? ''));
+      await assert.rejects(run(['./via-proc.sh']), (e: { wire?: { details?: { code?: string; reason?: string } } }) => e.wire?.details?.code === 'SYSTEM_RUN_DENIED' && /the script via-proc\.sh is not reached in the sandbox as the node read it/.test(e.wire.details.reason ?? ''));
+      assert.deepEqual(pending(['./via-proc.sh']), []);
+      assert.equal(runner.ran.length, ran, 'nothing ran');
+    } finally {
+      process.chdir(was);
+    }
+  });
+
+  it('refuses, running nothing, a script swapped while its approval was awaited for a link the sandbox follows elsewhere, to the same file on the host (regression: the sandbox ran the file the link led to inside, unseen)', async () => {
+    // The node's folder is work, the run's work/sub: /proc/self/cwd/sub/payload.sh is work/sub/payload.sh on the host, work/sub/sub/payload.sh inside.
+    mkdirSync(join(work, 'sub/sub'), { recursive: true });
+    writeFileSync(join(work, 'sub/payload.sh'), '#!/bin/sh\necho approved\n', { mode: 0o755 });
+    writeFileSync(join(work, 'sub/sub/payload.sh'), '#!/bin/sh\necho never shown\n', { mode: 0o755 });
+    symlinkSync('payload.sh', join(work, 'sub/x.sh'));
+    const was = process.cwd();
+    process.chdir(work);
+    try {
+      const waiting = operator.request('node.invoke', { nodeId: host.device.deviceId, command: 'system.run', params: { command: ['./x.sh'], cwd: join(work, 'sub') }, timeoutMs: 10_000, idempotencyKey: randomUUID() }, { timeoutMs: 15_000 });
+      const asked = await (async () => {
+        for (;;) {
+          const [found] = pending(['./x.sh']).filter((a) => a.action.cwd === join(work, 'sub'));
+          if (found) return found;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      rmSync(join(work, 'sub/x.sh'));
+      symlinkSync('/proc/self/cwd/sub/payload.sh', join(work, 'sub/x.sh'));
+      const ran = runner.ran.length;
+      await operator.request('exec.approval.resolve', { id: asked.id, decision: 'allow-once', reviewer: ALICE });
+      await assert.rejects(waiting, (e: { wire?: { code?: string; message?: string } }) => e.wire?.code === 'SYSTEM_RUN_DENIED' && /the script x\.sh is not reached in the sandbox as the node read it/.test(e.wire.message ?? ''));
       assert.equal(runner.ran.length, ran, 'nothing ran');
     } finally {
       process.chdir(was);

@@ -100,7 +100,7 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
   }
   if (path !== operand.path) throw new NodeError('NODE_RUN_DENIED', `${name} is not the file that was approved (${shown(operand.path, 200)}): approve the run again`);
   // Only what the sandbox opens is pinned: a link it follows elsewhere than the host does (/proc/self/cwd, a folder bound at another path) would run a file no one checked.
-  if (!opensInSandbox(operand, argv, cwd, mounts)) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not reached in the sandbox as the node read it (${shown(path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
+  refuseUnopened(operand, argv, cwd, mounts);
   const { content, mode } = contentOf(path, name);
   const now = sha256Of(content);
   if (now !== operand.sha256) throw new NodeError('NODE_RUN_DENIED', `the script ${name} changed since it was approved (sha256 ${operand.sha256.slice(0, 12)}…, now ${now.slice(0, 12)}…): approve the run again`);
@@ -112,6 +112,12 @@ export function opensInSandbox(operand: FileOperand, argv: readonly string[], cw
   const word = argv[operand.argvIndex]!;
   if (!isAbsolute(word) && cwd === null) return false;
   return hostFileAt(mounts, namedPath(word, cwd)) === operand.path;
+}
+
+/** Throws NODE_RUN_DENIED unless a sandbox built from `mounts` opens operand.path by its word (opensInSandbox). */
+export function refuseUnopened(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): void {
+  if (opensInSandbox(operand, argv, cwd, mounts)) return;
+  throw new NodeError('NODE_RUN_DENIED', `the script ${nameOf(argv[operand.argvIndex]!)} is not reached in the sandbox as the node read it (${shown(operand.path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
 }
 
 /** The path a command opens by `word` from `cwd` (absolute word, or a cwd given), its `..` left for the kernel: after a link it is taken from where the link leads, never from the text before it. */

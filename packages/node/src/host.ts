@@ -15,7 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
-import { approvedContent, opensInSandbox, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
+import { approvedContent, opensInSandbox, planOperand, refuseUnopened, snapshotOperand, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -578,6 +578,9 @@ export class NodeHost {
     const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.#policyNow().defaults;
     const operand = snapshotOperand(run.argv, run.cwd);
+    // One the agent's sandbox would open as another file by that word is refused now, before anyone is asked about it.
+    const mounts = operand !== null ? this.#mountsFor(agentId, run.cwd) : undefined;
+    if (operand !== null && mounts !== undefined) refuseUnopened(operand, run.argv, run.cwd, mounts);
     return {
       // No operand is no member at all: upstream's gateway takes a plan whose mutableFileOperand is null as no plan, and its exec fails.
       plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, ...(operand !== null ? { mutableFileOperand: operand } : {}) },
@@ -585,6 +588,21 @@ export class NodeHost {
       // Corral grants come from its own policy and approvals, never from upstream's allow-always.
       allowAlwaysCoverage: { complete: false, patterns: [] },
     };
+  }
+
+  /**
+   * The mounts of the sandbox a run asked for by `upstreamAgent` (as the
+   * request names it) from `cwd` would get, or undefined when they cannot be
+   * planned now: system.run refuses that run in any case.
+   */
+  #mountsFor(upstreamAgent: string | undefined, cwd: string | null): readonly Mount[] | undefined {
+    try {
+      const agent = upstreamAgent !== undefined && this.#governed() ? corralAgentFor(this.#options.controlPlane!.agents ?? {}, upstreamAgent) : upstreamAgent;
+      const loaded = (agent !== undefined ? this.#policies.get(agent) : undefined) ?? this.#policies.get('*')!;
+      return planSandbox(cwd === null ? loaded : { ...loaded, policy: { ...loaded.policy, workingDirectory: cwd } }, {}, this.#hidden).mounts;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
