@@ -178,6 +178,15 @@ describe('corral audit', () => {
       const r = await corral(['audit', 'verify', '--export', file, '--public-key', join(dir, 'nope.pem')]);
       assert.equal(r.code, 3, 'could not check: not damage (1)');
       assert.match(r.stderr, /AUDIT_KEY_UNAVAILABLE/);
+      assert.match(r.stderr, /cannot read the public key \S*nope\.pem: there is no such file/);
+      assert.doesNotMatch(r.stderr, /ENOENT/);
+    });
+    it('names a missing export as a bad argument in words, not as a malformed export by its errno name', async () => {
+      const r = await corral(['audit', 'verify', '--export', join(dir, 'nope.jsonl'), '--public-key', key, '--json']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.equal(JSON.parse(r.stdout).error.code, 'AUDIT_BAD_ARGUMENT');
+      assert.match(r.stderr, /cannot read the export \S*nope\.jsonl: there is no such file/);
+      assert.doesNotMatch(r.stderr, /ENOENT/);
     });
   });
 

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { CountProgress } from '../count-progress.ts';
 import { EXIT } from '../exit-codes.ts';
+import { fileProblem } from '../file-problem.ts';
 import { CliFailure, printable, printJson, watchOutput } from '../output.ts';
 import { stateDir } from '../state-dir.ts';
 
@@ -49,6 +50,23 @@ function checkpointArg(file: string): SignedCheckpoint {
       throw new CliFailure(`--checkpoint: ${error.message} [${error.code}]`, EXIT.usage);
     }
     throw error;
+  }
+}
+
+/**
+ * Runs `read` of a FILE an auditor named (--export, --public-key): one that is
+ * not there or may not be read is said so in words, not by Node's errno name
+ * (ENOENT). Its code stays the library's (a missing key is still the host's
+ * AUDIT_KEY_UNAVAILABLE, exit 3) unless `code` names a truer one: a missing
+ * export is a bad argument, not a malformed export.
+ */
+async function namedFile<T>(what: string, file: string, read: () => T | Promise<T>, code?: 'AUDIT_BAD_ARGUMENT'): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    const cause = error instanceof lib.AuditError ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+    if (!(error instanceof lib.AuditError) || !['ENOENT', 'EACCES', 'EPERM'].includes(cause?.code ?? '')) throw error;
+    throw new lib.AuditError(code ?? error.code, `cannot read ${what} ${file}: ${fileProblem(cause)}`, { cause });
   }
 }
 
@@ -250,11 +268,12 @@ export function registerAudit(program: Command): void {
       const witness = opts.checkpoint === undefined ? null : checkpointArg(opts.checkpoint);
       if (opts.export) {
         if (!opts.publicKey) throw new CliFailure('--export needs --public-key FILE: the key you trust (from `corral audit public-key`)', EXIT.usage);
-        const publicKey = lib.loadPublicKeyFile(opts.publicKey);
+        const { export: exported, publicKey: keyFile } = opts;
+        const publicKey = await namedFile('the public key', keyFile, () => lib.loadPublicKeyFile(keyFile));
         const progress = verifyProgress();
         let report: VerifyReport;
         try {
-          report = await lib.verifyExportFile(opts.export, publicKey, witness, progress.options);
+          report = await namedFile('the export', exported, () => lib.verifyExportFile(exported, publicKey, witness, progress.options), 'AUDIT_BAD_ARGUMENT');
         } finally {
           progress.done();
         }
