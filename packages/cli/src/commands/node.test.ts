@@ -178,6 +178,32 @@ describe('corral node run, when the gateway refuses or cannot be reached', () =>
   });
 });
 
+describe('corral node run, waiting to be paired', () => {
+  it('says once how an operator pairs it, not again at each retry (regression: its 64-digit id, and no word of how, every few seconds)', async () => {
+    const state = tempStateDir();
+    const token = randomBytes(24).toString('base64url');
+    const gw = await Gateway.start({ stateDir: state, token, port: 0 });
+    const child = spawn(CORRAL_BIN, ['node', 'run', '--gateway', gw.url, '--name', 'waits'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir(), CORRAL_GATEWAY_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!/waiting for an operator/.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Its first retries come within 0.25–0.5 s each: by 2.5 s it has asked at least three more times.
+      await new Promise((r) => setTimeout(r, 2_500));
+      assert.equal(child.exitCode, null, out);
+      assert.equal((out.match(/waiting for an operator/g) ?? []).length, 1, out);
+      assert.match(out, /waiting for an operator to pair node [0-9a-f]{64}: on the gateway's host, corral nodes pending lists its request and corral nodes pair REQUEST pairs it/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      await gw.close();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
 /** What Corral's gateway answers a new node while 256 wait to be paired. */
 const PENDING_FULL = { code: 'UNAVAILABLE', message: 'too many devices already wait to be paired: try again later, or ask an operator to pair or reject the waiting ones', retryable: true, details: { code: 'PAIRING_PENDING_FULL', recommendedNextStep: 'wait_then_retry', retryable: true, pauseReconnect: false } };
 

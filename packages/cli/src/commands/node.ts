@@ -70,6 +70,7 @@ export function registerNode(program: Command): void {
       // Another user's is the host's problem, exit 3, as a state directory another node holds (the node refuses it too, as if its key were damaged).
       await privateFolder(dir);
       let lastControlPlaneNews: string | undefined;
+      let lastGatewayState: string | undefined;
       const options: NodeHostOptions = {
         gateway: opts.gateway,
         ...(token ? { token } : {}),
@@ -91,6 +92,8 @@ export function registerNode(program: Command): void {
           }
           // Every status, `stopped` too (the gateway's code): the error document of the command's failure follows it.
           if (opts.json) return void process.stdout.write(`${JSON.stringify(statusJson(s))}\n`);
+          const previous = lastGatewayState;
+          if (s.target !== 'control-plane') lastGatewayState = s.state;
           if (s.target === 'control-plane') {
             const cp = `control plane ${opts.controlPlane}`;
             if (s.state === 'connected') say(`${cp} connected`);
@@ -98,8 +101,10 @@ export function registerNode(program: Command): void {
             else if (s.state === 'refused' && s.detail === PAIRING_PENDING_FULL) say(`${cp} has as many nodes waiting to be paired as it keeps and asked this one to try again later (${s.detail}): it asks again at the next command, and every command is denied until it is paired there`);
             else if (s.state === 'refused') say(`${cp} refused this node (${s.detail}): every command is denied${s.detail?.startsWith('AUTH_') ? '; check --control-plane-token (or CORRAL_CONTROL_PLANE_TOKEN)' : ''}`);
             else say(`${cp} ${s.state === 'unreachable' ? 'unreachable' : 'disconnected'} (${s.detail}): every command is denied until it answers again`);
-          } else if (s.state === 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}${retry}`);
-          else if (s.state === 'unreachable') say(`gateway ${opts.gateway} unreachable (${s.detail})${retry}`);
+          } else if (s.state === 'pending-pairing') {
+            // Said once while it waits, with how to pair it: each retry (every few seconds) would repeat a 64-digit id.
+            if (previous !== 'pending-pairing') say(`waiting for an operator to pair node ${s.detail}: on the gateway's host, corral nodes pending lists its request and corral nodes pair REQUEST pairs it; it keeps asking until then`);
+          } else if (s.state === 'unreachable') say(`gateway ${opts.gateway} unreachable (${s.detail})${retry}`);
           else if (s.state === 'refused' && s.detail === PAIRING_PENDING_FULL) say(`the gateway has as many nodes waiting to be paired as it keeps and asked this one to try again later (${s.detail})${retry}`);
           else if (s.state === 'refused') say(`refused for now (${s.detail})${retry}`);
           else if (s.state === 'stopped') return; // reported below, as the command's failure
