@@ -216,10 +216,12 @@ describe('corral up', { timeout: 300_000 }, () => {
       });
     });
 
-    it('refuses a second corral up on the same state directory while this one runs (exit 3), touching nothing', async () => {
+    it('refuses a second corral up on the same state directory while this one runs (exit 3), touching nothing, its state directory step failed (regression: said ok, then refused)', async () => {
       const other = startUp(state, ['--port', String(await freePort())]);
       assert.equal(await other.exited, 3, other.stderr());
       assert.match(other.stderr(), new RegExp(`another corral up \\(pid ${upProcess.child.pid}\\) is running on the state directory`));
+      assert.match(other.stderr(), /failed: state directory /);
+      assert.doesNotMatch(other.stderr(), /ok: state directory /);
       assert.ok(existsSync(join(state, 'up.json')));
       assert.equal((await fetch(`${url}api/status`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
     });

@@ -135,12 +135,16 @@ function exitCode(): number {
  */
 async function start(options: UpOptions, progress: Progress, running: Running): Promise<Ready> {
   if (options.port !== 0) await progress.step(`port ${options.bind}:${options.port} free`, () => checkPortFree(options.bind, options.port));
-  const snapshot = await progress.step(`state directory ${options.stateDir}`, () => claimStateDir(options.stateDir));
+  const snapshot = await progress.step(`state directory ${options.stateDir}`, () => {
+    const claimed = claimStateDir(options.stateDir);
+    // Part of this step: another corral up running on it fails the step, not one said ok.
+    running.release = lockStateDir(claimed.dir);
+    return claimed;
+  });
   // From here on by the path it resolved to: a link in the path given, whoever may write beside it could point elsewhere since.
   const dir = snapshot.dir;
   const fresh = readMarker(dir) === undefined;
   try {
-    running.release = lockStateDir(dir);
     if (fresh) await progress.step(`example process ${INVOICE_INTAKE.process}`, () => installExampleFiles(dir));
     const { token } = gatewayToken(dir);
     const consoleDir = options.console ? await findConsole() : undefined;
