@@ -291,6 +291,22 @@ describe('corral up', { timeout: 300_000 }, () => {
   });
 });
 
+describe('corral up, stopped by Ctrl-C while it starts', { timeout: 120_000 }, () => {
+  it('says at once that it stops once what is starting has started, then stops cleanly, exit 0 (regression: nothing was said until it was ready)', async () => {
+    const r = startUp(join(root, 'interrupted'), ['--port', String(await freePort())]);
+    const deadline = Date.now() + 30_000;
+    while (!/ok: port /.test(r.stderr()) && r.child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    r.child.kill('SIGINT');
+    const said = /SIGINT: stopping once what is starting has started/;
+    while (!said.test(r.stderr()) && r.child.exitCode === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Said before the start went on to its end: the sandbox runner alone takes most of a second.
+    assert.match(r.stderr(), said);
+    assert.doesNotMatch(r.stderr(), /ready in/);
+    assert.equal(await r.exited, 0, r.stderr());
+    assert.match(r.stderr(), /stopped; audit checkpoint sealed/);
+  });
+});
+
 describe('corral up, when it cannot start', { timeout: 180_000 }, () => {
   it('names the port in use and what to do, exits 3, and creates nothing', async () => {
     const blocker = createServer();

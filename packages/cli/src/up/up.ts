@@ -78,14 +78,21 @@ interface Ready {
 /** Starts everything, reports it, runs until SIGINT or SIGTERM, stops. Resolves with the exit code. */
 export async function up(options: UpOptions): Promise<number> {
   const started = performance.now();
-  // Listening from the start: a signal that arrives while starting stops everything once it has started, never half-way.
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
   const progress = new Progress(process.stderr);
+  let starting = true;
+  // Listening from the start: a signal that arrives while starting stops everything once it has started, never half-way.
+  // Said at once: starting takes seconds, and a Ctrl-C that seemed ignored is pressed again.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    const stopping = (signal: NodeJS.Signals): void => {
+      if (starting) progress.note(`${signal}: stopping once what is starting has started`);
+      resolve(signal);
+    };
+    process.once('SIGINT', () => stopping('SIGINT'));
+    process.once('SIGTERM', () => stopping('SIGTERM'));
+  });
   const running: Running = {};
   const ready = await start(options, progress, running);
+  starting = false;
   const claimed = { ...options, stateDir: ready.stateDir };
   const readyMs = Math.round(performance.now() - started);
   report(ready, claimed, readyMs, running.gateway!.url);
