@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,17 @@ describe('the corral command', () => {
       assert.equal(r.status, 2, `${args[0]}: ${r.signal ?? ''} ${r.stderr}`);
       assert.deepEqual(JSON.parse(r.stdout).error, { code: 'CLI_BAD_ARGUMENT', message: '/proc/self/corral is in /proc, the kernel\'s view of its processes, where no folder can be made: choose another state directory with --state-dir or CORRAL_STATE_DIR' });
     }
+  });
+
+  describe('when standard error cannot be written', () => {
+    it('exits with the status of its own failure, 2 for a missing argument, when the reader of `2>&1 | head` went away (regression: exit 1, an uncaught EPIPE)', async () => {
+      // As withClosedOutput below, for both streams: the shell starts corral once the pipe's read end is closed.
+      const child = spawn('/bin/sh', ['-c', 'exec 2>&1; cat >/dev/null; exec "$0" "$@"', CORRAL_BIN, 'agents', 'create'], { env: { ...process.env, CORRAL_NODE: process.execPath, CORRAL_STATE_DIR: tempStateDir() }, stdio: ['pipe', 'pipe', 'ignore'] });
+      child.stdout!.destroy();
+      child.stdin!.end();
+      const [code] = (await once(child, 'close')) as [number | null];
+      assert.equal(code, 2);
+    });
   });
 
   describe('when standard output cannot be written', () => {

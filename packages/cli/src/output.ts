@@ -44,12 +44,15 @@ const output = { watched: false, broken: false, stop: false, secret: undefined a
  * under `> file`) is named on stderr and the command exits 3, so that a cut
  * output is never taken for a whole one. With `stop`, either ends the process
  * at once (exit 0 or 3): for a command that would go on writing, or wait for
- * a reader that is gone (`audit export`, `audit tail -f`).
+ * a reader that is gone (`audit export`, `audit tail -f`). Standard error
+ * that cannot be written is ignored.
  */
 export function watchOutput(options: { stop?: boolean } = {}): void {
   if (options.stop) output.stop = true;
   if (output.watched) return;
   output.watched = true;
+  // Standard error that cannot be written (`2>&1 | head`, its reader gone) has nowhere to say so: the command goes on and exits with its own status.
+  process.stderr.on('error', () => {});
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (output.secret !== undefined) {
       // Shown once and kept nowhere else: a reader that went away took it with it.
