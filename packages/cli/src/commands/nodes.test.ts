@@ -4,7 +4,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
-import { GatewayClient } from '@corral/gateway';
+import { GatewayClient, openGatewayDb } from '@corral/gateway';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
 
 const state = tempStateDir();
@@ -205,6 +205,25 @@ describe('corral nodes pair, reject and revoke --by', () => {
       const r = await run(['nodes', verb, '0123456789abcdef', '--by', by]);
       assert.equal(r.code, 2, `${verb} --by ${JSON.stringify(by)}: ${r.stderr}`);
       assert.match(r.stderr, says);
+    }
+  });
+});
+
+describe('corral nodes pair and reject given the name a node asked to be paired under', () => {
+  it('refuses it as neither a request id nor a device id, saying which command lists the ids, exit 2 (regression: "no node build-01", and no word of where the id is)', async () => {
+    const fresh = tempStateDir();
+    try {
+      // A gateway's state and an identity store, as a gateway leaves them: without, the state directory is refused first.
+      openGatewayDb(fresh).close();
+      assert.equal((await corral(['--state-dir', fresh, 'agents', 'create', 'a-bot', '--process', 'p', '--owner', 'a@example.com'])).code, 0);
+      for (const verb of ['pair', 'reject']) {
+        const r = await corral(['--state-dir', fresh, 'nodes', verb, 'build-01', '--json']);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_NODE_NOT_FOUND');
+        assert.match(r.stderr, /build-01 is not a request id nor a device id: corral nodes pending lists each request by id/);
+      }
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
     }
   });
 });

@@ -84,9 +84,12 @@ const REQUEST_ID = /^[0-9a-f]{32}$/;
  * What `pair` or `reject` decides on: given a request id, that request and
  * only while it is the node's current one (a node that declared another
  * surface since the listing is not decided on for what it asks now); given a
- * device id, the node's request as it stands. Throws IDENTITY_NODE_REQUEST_STALE (exit 1).
+ * device id, the node's request as it stands. Throws IDENTITY_NODE_NOT_FOUND
+ * (exit 2) for what is neither, such as the node's name; IDENTITY_NODE_REQUEST_STALE (exit 1).
  */
 function decisionOf(identity: Identity, id: string): { ref: string; requestId?: string } {
+  // The name a node asked to be paired under is its own word, and two may ask under one: never what an operator decides on.
+  if (!/^[0-9a-f]{8,64}$/.test(id)) throw new CliFailure(`${id} is not a request id nor a device id: corral nodes pending lists each request by id (a node is not paired by its name)`, EXIT.usage, 'IDENTITY_NODE_NOT_FOUND');
   if (!REQUEST_ID.test(id)) return { ref: id };
   const node = identity.nodes.byRequest(id);
   if (node) return { ref: node.deviceId, requestId: id };
