@@ -42,6 +42,12 @@ describe('corral node run, refusing bad options before it connects', () => {
     assert.match(r.stderr, /--agent-map needs --control-plane/);
   });
 
+  it("refuses the console's http:// URL, the one corral up prints, as --gateway, saying the ws:// address to give instead", async () => {
+    const r = await corral(['node', 'run', '--gateway', 'http://127.0.0.1:18789/']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /--gateway takes the gateway's WebSocket address: ws:\/\/127\.0\.0\.1:18789, not http:\/\/127\.0\.0\.1:18789\//);
+  });
+
   it('refuses a user name or password in --gateway or --control-plane, which it would print and log, never echoing it (regression: printed as given)', async () => {
     for (const args of [['--gateway', 'ws://me:s3cret-pass@127.0.0.1:9'], ['--gateway', 'ws://127.0.0.1:9', '--control-plane', 'wss://s3cret-pass@127.0.0.1:8', '--control-plane-token', 't2']]) {
       const r = await corral(['node', 'run', '--token', 't', ...args]);

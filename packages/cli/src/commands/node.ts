@@ -31,8 +31,10 @@ export function registerNode(program: Command): void {
       const token = opts.token ?? (process.env.CORRAL_GATEWAY_TOKEN || undefined);
       // Each gateway gets only its own token: the one --gateway takes would let that gateway (upstream OpenClaw) into the control plane.
       const controlPlaneToken = opts.controlPlaneToken ?? (process.env.CORRAL_CONTROL_PLANE_TOKEN || undefined);
-      if (!/^wss?:\/\/[^/]+/.test(opts.gateway)) throw new CliFailure('--gateway must be ws://HOST:PORT', EXIT.usage);
-      if (opts.controlPlane !== undefined && !/^wss?:\/\/[^/]+/.test(opts.controlPlane)) throw new CliFailure('--control-plane must be ws://HOST:PORT', EXIT.usage);
+      for (const [flag, url] of [['--gateway', opts.gateway], ['--control-plane', opts.controlPlane]] as const) {
+        const problem = url === undefined ? undefined : gatewayAddressProblem(flag, url);
+        if (problem) throw new CliFailure(problem, EXIT.usage);
+      }
       // A URL is printed and logged as given: a secret in it would be too. Tokens have options (and variables) of their own.
       for (const [flag, url] of [['--gateway', opts.gateway], ['--control-plane', opts.controlPlane]] as const) {
         if (url !== undefined && /^wss?:\/\/[^/?#]*@/.test(url)) throw new CliFailure(`${flag} must not hold a user name or password (user@ in the URL): it would be printed and logged; give the token with ${flag === '--gateway' ? '--token or CORRAL_GATEWAY_TOKEN' : '--control-plane-token or CORRAL_CONTROL_PLANE_TOKEN'}`, EXIT.usage);
@@ -137,6 +139,19 @@ export function registerNode(program: Command): void {
       // The code as its own field: printed after the message, and under --json the error document's code.
       if (refused) throw new CliFailure(refused.message, EXIT.failed, refused.code);
     });
+}
+
+/**
+ * What is wrong with a gateway address given to `flag`, which takes ws:// or
+ * wss://. The console's http:// URL, the one `corral up` prints, is the same
+ * server: what to give instead is said (never for a URL holding user@, which
+ * is not echoed).
+ */
+function gatewayAddressProblem(flag: string, url: string): string | undefined {
+  if (/^wss?:\/\/[^/]+/.test(url)) return undefined;
+  const web = /^http(s?):\/\/([^/?#@]+)\/?$/.exec(url);
+  if (web) return `${flag} takes the gateway's WebSocket address: ws${web[1]}://${web[2]}, not ${web[0]}`;
+  return `${flag} must be ws://HOST:PORT`;
 }
 
 /** A status as one line of `node run --json`: its fields that are set, no others. */
