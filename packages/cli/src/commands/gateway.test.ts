@@ -37,6 +37,24 @@ describe('corral gateway, when the policies of its state directory do not load',
   });
 });
 
+describe('corral gateway, with no policies in its state directory', () => {
+  it('says once it listens that every governed command is denied, and not when a set is there (regression: denied without a word)', async () => {
+    const withPolicies = tempStateDir();
+    mkdirSync(join(withPolicies, 'policies'));
+    writeFileSync(join(withPolicies, 'policies', 'p.cedar'), 'permit (principal, action == Action::"system.which", resource);\n');
+    for (const [state, said] of [[tempStateDir(), true], [withPolicies, false]] as const) {
+      const child = spawn(CORRAL_BIN, ['--state-dir', state, 'gateway', '--port', '0'], { env: { ...process.env, CORRAL_GATEWAY_TOKEN: 'a-token-of-sixteen-or-more', CORRAL_NODE: process.execPath }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      await once(createInterface({ input: child.stdout! }), 'line');
+      // Written as it listens: all there once it has stopped.
+      child.kill('SIGTERM');
+      await once(child, 'close');
+      assert.equal(/corral: no Cedar policies in \S+policies: every governed command is denied/.test(stderr), said, stderr);
+    }
+  });
+});
+
 describe('corral gateway, given a --port that is not a port number', () => {
   it("refuses '', ' ', 0x1f90, 1e3, 80.0, -1 and 65536 with exit 2 naming --port, before anything else (regression: '' listened on a random port, 0x1f90 on 8080)", async () => {
     for (const port of ['', ' ', '0x1f90', '1e3', '80.0', '-1', '65536']) {

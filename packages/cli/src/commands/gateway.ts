@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createOnce } from '@corral/node/whole-files';
@@ -77,6 +77,15 @@ export function optionRefusal(error: unknown): CliFailure | undefined {
   return new CliFailure(message, EXIT.usage, code);
 }
 
+/** Whether the policy directory holds a Cedar file (a set the gateway decides with); a directory not there holds none. */
+function holdsPolicies(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((name) => name.endsWith('.cedar'));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A gateway's refusal of the policies in `policies` (a POLICY_ code) as bad
  * usage, exit 2: the directory, each problem by file and line, and how to go
@@ -138,6 +147,9 @@ export function registerGateway(program: Command): void {
       }
       if (opts.json) printJson({ url: running.url });
       else process.stdout.write(`corral gateway listening on ${running.url}\n`);
+      const policies = join(dir, 'policies');
+      // A first gateway of one's own has none, and would deny every command without a word.
+      if (!opts.json && !holdsPolicies(policies)) process.stderr.write(`corral: no Cedar policies in ${policies}: every governed command is denied; put a policy set there and start the gateway again, or activate one from the console's Policies page\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
         process.once('SIGINT', stop);
