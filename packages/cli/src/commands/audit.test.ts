@@ -381,6 +381,13 @@ describe('corral audit', () => {
     }
   });
 
+  it('names a --checkpoint file that is not there in words, a usage error (regression: ENOENT)', async () => {
+    const r = await run(['verify', '--checkpoint', join(dir, 'nope.cp')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--checkpoint: cannot read the checkpoint \S*nope\.cp: there is no such file/);
+    assert.doesNotMatch(r.stderr, /ENOENT/);
+  });
+
   describe('when the log is rolled back to an earlier copy of its database', () => {
     it('verify --checkpoint with a checkpoint kept from before the copy still names the rollback against the checkpoint the state directory kept (regression: the kept checkpoint replaced it, and the rolled-back log passed, exit 0)', async () => {
       const state = tempStateDir();

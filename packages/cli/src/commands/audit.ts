@@ -45,7 +45,8 @@ function timeArg(text: string | undefined, name: string, end: 'since' | 'until')
 function checkpointArg(file: string): SignedCheckpoint {
   try {
     return lib.readCheckpointFile(file);
-  } catch (error) {
+  } catch (thrown) {
+    const error = inWords(thrown, 'the checkpoint', file);
     if (error instanceof lib.AuditError && (error.code === 'AUDIT_CHECKPOINT_MALFORMED' || error.code === 'AUDIT_BAD_ARGUMENT')) {
       throw new CliFailure(`--checkpoint: ${error.message} [${error.code}]`, EXIT.usage);
     }
@@ -53,21 +54,27 @@ function checkpointArg(file: string): SignedCheckpoint {
   }
 }
 
-/**
- * Runs `read` of a FILE an auditor named (--export, --public-key): one that is
- * not there or may not be read is said so in words, not by Node's errno name
- * (ENOENT). Its code stays the library's (a missing key is still the host's
- * AUDIT_KEY_UNAVAILABLE, exit 3) unless `code` names a truer one: a missing
- * export is a bad argument, not a malformed export.
- */
+/** As inWords, for the --export or --public-key file that `read` reads. */
 async function namedFile<T>(what: string, file: string, read: () => T | Promise<T>, code?: 'AUDIT_BAD_ARGUMENT'): Promise<T> {
   try {
     return await read();
   } catch (error) {
-    const cause = error instanceof lib.AuditError ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
-    if (!(error instanceof lib.AuditError) || !['ENOENT', 'EACCES', 'EPERM'].includes(cause?.code ?? '')) throw error;
-    throw new lib.AuditError(code ?? error.code, `cannot read ${what} ${file}: ${fileProblem(cause)}`, { cause });
+    throw inWords(error, what, file, code);
   }
+}
+
+/**
+ * The error of reading a FILE an auditor named (--export, --public-key,
+ * --checkpoint): one that is not there or may not be read is said so in
+ * words, not by Node's errno name (ENOENT). Its code stays the library's (a
+ * missing key is still the host's AUDIT_KEY_UNAVAILABLE, exit 3) unless
+ * `code` names a truer one: a missing export is a bad argument, not a
+ * malformed export. Any other error is returned as it is.
+ */
+function inWords(error: unknown, what: string, file: string, code?: 'AUDIT_BAD_ARGUMENT'): unknown {
+  const cause = error instanceof lib.AuditError ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+  if (!(error instanceof lib.AuditError) || !['ENOENT', 'EACCES', 'EPERM'].includes(cause?.code ?? '')) return error;
+  return new lib.AuditError(code ?? error.code, `cannot read ${what} ${file}: ${fileProblem(cause)}`, { cause });
 }
 
 function line(r: AuditRecord): string {
