@@ -134,6 +134,14 @@ describe('corral policy', () => {
     assert.equal(r.stderr, `corral: cannot read the request from ${missing}: there is no such file; write the request there as JSON: { "principal": { "type": "Agent", "id": "invoice-bot" }, "action": "payment.create", "resource": { "type": "Record", "id": "PAY-7" }, "context": { "amount": 250000 } }\n`);
   });
 
+  it('says a request file that is not JSON is not JSON, and what a request holds, exit 2 (regression: "cannot read the request", and no way on)', async () => {
+    const yaml = join(tmp, 'request.yaml');
+    writeFileSync(yaml, 'principal: invoice-bot\n');
+    const r = await run('policy', 'explain', '--request', yaml, '--policies', EXAMPLE);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^corral: the request in \S+request\.yaml is not JSON \(.+\); write it as: \{ "principal": \{ "type": "Agent", "id": "invoice-bot" \}, .*\}\n$/);
+  });
+
   describe('when the entities are spelled or listed unusually', () => {
     const blocked = join(tmp, 'blocked');
     const agent = (id: string, parents: unknown[]) => ({ uid: { __entity: { type: 'Agent', id } }, attrs: { owner: 'x', process: 'p', status: 'active', scopes: [] }, parents });

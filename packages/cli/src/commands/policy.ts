@@ -43,7 +43,7 @@ function readRequest(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new CliFailure(`cannot read the request from ${file}: ${(error as Error).message}`, EXIT.usage);
+    throw new CliFailure(`the request in ${file} is not JSON (${(error as Error).message}); write it as: ${REQUEST_EXAMPLE}`, EXIT.usage);
   }
 }
 
