@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser } from 'playwright-core';
@@ -70,7 +69,8 @@ describe('the approval card of a command that runs code Corral cannot see', () =
 
   it("shows the script a run of one is bound to (python3 build.py): its path, the start of its SHA-256 with the whole in its title, and the gateway's warning; Approve always is offered, as the gateway allows it, and makes its standing grant (regression: the card showed neither the file nor its content's digest)", () =>
     inContext(browser, async (context) => {
-      const dir = mkdtempSync(join(tmpdir(), 'corral-script-card-'));
+      // Where the node's sandbox can read it: a script it could not open is refused at prepare, with no approval asked.
+      const dir = mkdtempSync(join(stack.work, 'script-card-'));
       const script = join(dir, 'build.py');
       const text = 'print("script-card")\n';
       writeFileSync(script, text);
@@ -83,13 +83,15 @@ describe('the approval card of a command that runs code Corral cannot see', () =
         const bound = card.locator('dd.script');
         assert.equal(await bound.innerText(), `${script} sha256:${sha256.slice(0, 12)}… — approved for what it holds now; changed, it is asked for again`);
         assert.equal(await bound.getByText(`sha256:${sha256.slice(0, 12)}…`).getAttribute('title'), `sha256:${sha256}`);
-        const note = await card.locator('.runs-code').innerText();
-        assert.ok(note.startsWith(`Runs code Corral cannot see. python3 runs the script ${script}`), note);
-        assert.ok(note.endsWith('Read every argument before approving. Approving covers the script as it is now only (its SHA-256 below): changed, it is asked for again.'), note);
         // The gateway makes a standing grant for it, bound to that content, and says so in the approval the card reads: Approve always is offered (enabled once the new card has stood still).
-        const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { allowAlways?: unknown } }> };
+        const listed = (await (await fetch(`${stack.url}/api/approvals`, { headers: { authorization: `Bearer ${stack.token}` } })).json()) as { approvals: Array<{ id: string; action: { allowAlways?: unknown; runsCode?: { reason: string } } }> };
         const id = await card.getAttribute('data-approval');
-        assert.equal(listed.approvals.find((a) => a.id === id)?.action.allowAlways, true);
+        const action = listed.approvals.find((a) => a.id === id)?.action;
+        assert.equal(action?.allowAlways, true);
+        assert.match(action?.runsCode?.reason ?? '', /^python3 runs the script .*: an approval covers what it holds now$/);
+        const note = await card.locator('.runs-code').innerText();
+        assert.ok(note.startsWith(`Runs code Corral cannot see. ${action!.runsCode!.reason}`), note);
+        assert.ok(note.endsWith('Read every argument before approving. Approving covers the script as it is now only (its SHA-256 below): changed, it is asked for again.'), note);
         await card.getByRole('button', { name: 'Approve always', disabled: false }).waitFor();
         assert.equal(await card.getByText(/^Approve always lets/).innerText(), 'Approve always lets this exact action run again without asking, while the script holds what it holds now.');
         await card.getByRole('button', { name: 'Approve always' }).click();

@@ -5,12 +5,12 @@
 // invoice-intake agent, which creates payments through a payments node; and
 // headless Chromium.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Gateway, GatewayClient, type GatewayOptions } from '@corral/gateway';
 import { createDeviceIdentity } from '@corral/identity';
-import { NodeHost } from '@corral/node';
+import { DEFAULT_CONTAINER_POLICY, NodeHost } from '@corral/node';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
 import { buildConsole } from '../src/index.ts';
 
@@ -49,13 +49,17 @@ export interface Stack {
   token: string;
   admin: { username: string; password: string };
   stateDir: string;
+  /** A folder the node's sandboxes may read (the scripts a test has it run). */
+  work: string;
   close(): Promise<void>;
 }
 
 /** Starts the gateway with the console, a local admin and a paired node; `extra` adds to the gateway's options (a fixed port, OIDC, how long approvals wait). */
 export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc' | 'approvalTtlMs'> = {}): Promise<Stack> {
-  const root = mkdtempSync(join(tmpdir(), 'corral-console-'));
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'corral-console-')));
   const stateDir = join(root, 'state');
+  const work = join(root, 'work');
+  mkdirSync(work);
   mkdirSync(join(stateDir, 'policies'), { recursive: true });
   writeFileSync(join(stateDir, 'policies', 'run.cedar'), POLICY);
   for (const f of readdirSync(EXAMPLE_POLICIES)) if (f.endsWith('.cedar') || f === 'entities.json' || f === 'cases.yaml') copyFileSync(join(EXAMPLE_POLICIES, f), join(stateDir, 'policies', f));
@@ -63,7 +67,8 @@ export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc' | '
   const gw = await Gateway.start({ stateDir, token, port: 0, ...extra, consoleDir: await buildConsole(), approvalPollMs: 50 });
   const admin = { username: 'admin', password: randomBytes(12).toString('base64url') };
   await gw.identity.localUsers.create(admin.username, admin.password, ['admin']);
-  const node = new NodeHost({ gateway: gw.url, token, stateDir: join(root, 'node'), name: 'runner-1', maxBackoffMs: 200 });
+  const containerPolicies = { '*': { policy: { ...DEFAULT_CONTAINER_POLICY, filesystem: { readonly: [work] } }, baseDir: root } };
+  const node = new NodeHost({ gateway: gw.url, token, stateDir: join(root, 'node'), name: 'runner-1', maxBackoffMs: 200, containerPolicies });
   const connected = node.start();
   const deadline = Date.now() + 10_000;
   while (!gw.identity.nodes.find(node.device.deviceId)) {
@@ -86,6 +91,7 @@ export async function startStack(extra: Pick<GatewayOptions, 'port' | 'oidc' | '
     token,
     admin,
     stateDir,
+    work,
     async close() {
       await agent.close();
       await payments.close();
