@@ -15,8 +15,10 @@ const LEVELS: Record<GatewayLogLine['event'], Level> = {
   refused: 'warn',
   'protocol-error': 'warn',
   'policy-edit-refused': 'warn',
+  'policy-watch-failed': 'warn',
   'handler-failed': 'error',
   'policy-activation-unrecorded': 'error',
+  'policy-edit-unrecorded': 'error',
 };
 
 /** The levels `--log-level` takes, quietest last. */

@@ -12,7 +12,7 @@ import { ClientAddresses, TrustedProxies } from './http/client-address.ts';
 import { ConsoleCookies } from './http/cookies.ts';
 import { AuditFeed } from './http/feed.ts';
 import { OidcSignIn, type ConsoleOidcSettings } from './http/oidc-sign-in.ts';
-import { PolicyControl, type PolicyLogEntry } from './http/policy-control.ts';
+import { PolicyControl, RECORDED_POLICY_FILES, type PolicyLogEntry } from './http/policy-control.ts';
 import { watchIdentityEntities } from './http/identity-entities.ts';
 import { checkRedirectAtPublicUrl, parsePublicUrl } from './http/public-url.ts';
 import { Sessions, type Session } from './http/sessions.ts';
@@ -97,13 +97,15 @@ export class Gateway {
   readonly #audit: AuditLog | undefined;
   /** Follows records other processes append to the log, for the live activity stream. */
   readonly #feed: AuditFeed;
+  /** The policy set, whose watch of its directory close() ends. */
+  readonly #policies: PolicyControl | undefined;
   readonly #sweep: NodeJS.Timeout;
   /** The sweep under way, if any: the next waits for it, and so does close(). */
   #sweeping: Promise<void> | undefined;
   /** The agents whose kill switch was pulled since the last sweep, by any process on the store. */
   readonly #stoppedAgents: () => Agent[];
 
-  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed }) {
+  private constructor(parts: { server: GatewayServer; inventory: NodeInventory; invoker: NodeInvoker; approvals: ApprovalStore; identity: Identity; http: HttpApi; db: DatabaseSync; audit: AuditLog | undefined; feed: AuditFeed; policies: PolicyControl | undefined }) {
     this.server = parts.server;
     this.inventory = parts.inventory;
     this.invoker = parts.invoker;
@@ -113,6 +115,7 @@ export class Gateway {
     this.#db = parts.db;
     this.#audit = parts.audit;
     this.#feed = parts.feed;
+    this.#policies = parts.policies;
     this.#stoppedAgents = this.identity.agents.watchStopped();
     try {
       this.#stoppedAgents();
@@ -180,6 +183,7 @@ export class Gateway {
     if (publicUrl && options.oidc) checkRedirectAtPublicUrl(publicUrl, options.oidc.redirectUri);
     const trustedProxies = options.trustedProxies !== undefined ? TrustedProxies.parse(options.trustedProxies) : undefined;
     const identity = await openIdentity(options.stateDir, options.now);
+    let policies: PolicyControl | undefined;
     let db: DatabaseSync | undefined;
     let audit: AuditLog | undefined;
     let server: GatewayServer | undefined;
@@ -187,7 +191,7 @@ export class Gateway {
       db = openGatewayDb(options.stateDir);
       const consoleFiles = options.consoleDir !== undefined ? new ConsoleFiles(options.consoleDir) : undefined;
       // The identity store's agents and humans are composed into the set's entities, so that a policy on an agent's process applies to every agent of it.
-      const policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'), { identity: watchIdentityEntities(identity), ...(options.log ? { log: options.log } : {}) });
+      policies = options.decider ? undefined : PolicyControl.open(options.policyDir ?? join(options.stateDir, 'policies'), { identity: watchIdentityEntities(identity), ...(options.log ? { log: options.log } : {}) });
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
@@ -206,6 +210,13 @@ export class Gateway {
       };
       const inventory = new NodeInventory(server, new SurfaceStore(db), { ...(options.now ? { now: options.now } : {}), ...(log ? { record: append } : {}) });
       const approvals = new ApprovalStore(db, options.now);
+      // A hand edit of the policy directory is taken up as it is saved, and recorded as a change of the set (no one activated it).
+      policies?.watch(
+        log
+          ? async (edit) =>
+              void (await append({ actor: { kind: 'service', id: 'gateway' }, action: 'policy.activate', resource: { kind: 'policy-set', id: edit.hash }, details: { previous: edit.previous, editedByHand: true, fileCount: edit.files.length, files: edit.files.slice(0, RECORDED_POLICY_FILES).map((f) => f.name) } }))
+          : undefined,
+      );
       const invoker = new NodeInvoker(server, inventory, {
         approvals,
         openRuns: new OpenRuns(db),
@@ -242,11 +253,12 @@ export class Gateway {
         oidc: oidc ? new OidcSignIn(oidc, now) : undefined,
         now,
       });
-      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit, feed });
+      const gateway = new Gateway({ server, inventory, invoker, approvals, identity, http, db, audit, feed, policies });
       // Runs of nodes unpaired while this gateway was stopped are recorded now.
       await gateway.sweepUnpaired();
       return gateway;
     } catch (error) {
+      policies?.close();
       await server?.close();
       await audit?.close();
       db?.close();
@@ -261,6 +273,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     clearInterval(this.#sweep);
+    this.#policies?.close();
     await this.#sweeping;
     await this.server.close();
     // The count of what nodes had dropped since their last summary is written before the log closes.

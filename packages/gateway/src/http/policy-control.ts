@@ -14,8 +14,11 @@
 // replaced; a set whose activation could be neither
 // recorded nor undone decides nothing (every request is denied), in any
 // process and after a restart: it is marked on disk (see markUnrecorded).
+// A running gateway watches the directory (watch): a hand edit is taken up
+// off the thread as it is saved, not at the next unrelated reading of the
+// set, and recorded in the audit log as a change of the set in force.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readlinkSync, renameSync, rmSync, symlinkSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { DecisionPoint, decisionPointOffThread, loadPolicies, parseEntitiesFile, PolicyError, readPolicyDir, setEntitiesOffThread, type Decider, type Decision, type PolicyErrorCode, type PolicyIssue, type PolicySet, type PolicySource } from '@corral/policy';
@@ -252,10 +255,13 @@ function candidateOf(files: PolicyFile[], set: PolicySet, added?: IdentityEntiti
  * where the directory is.
  */
 export interface PolicyLogEntry {
-  event: 'policy-edit-refused' | 'policy-activation-unrecorded';
+  event: 'policy-edit-refused' | 'policy-activation-unrecorded' | 'policy-edit-unrecorded' | 'policy-watch-failed';
   /**
-   * Why: the refusal's POLICY_* code; for an unrecorded activation, the code
-   * of the record's failure. A set found in force marked unrecorded on disk
+   * Why: the refusal's POLICY_* code; for an unrecorded activation or an
+   * adopted hand edit whose record failed, the code of the record's failure;
+   * for a watch of the directory that could not be kept (ENOSPC: no inotify
+   * watches left), the file system's code: hand edits are then taken up only
+   * when the set is next read (GET /api/policies) or an identity changes. A set found in force marked unrecorded on disk
    * (at start, or by another process; no `putBack`) is logged once, as
    * POLICY_NOT_LOADED, or POLICY_UNREADABLE when the marks cannot be read.
    */
@@ -318,6 +324,12 @@ export class PolicyControl {
 
   /** How long an activation waits for another process's to finish, ms. */
   readonly #lockWaitMs: number;
+  /** The version the directory's link pointed at when the set in force was read from it (or activated): an adopted set read from the same one was edited there by hand. */
+  #readFrom: string | undefined;
+  /** The watch of the directory's files (watch): undefined before watch(), after close() and once it failed. */
+  #watching: DirectoryWatch | undefined;
+  /** Records a hand edit adopted (watch): in the audit log, as an activation is. */
+  #recordEdit: ((edit: AdoptedEdit) => Promise<void>) | undefined;
 
   private constructor(dir: string, active: Candidate | undefined, options: { lockWaitMs: number; log: ((entry: PolicyLogEntry) => void) | undefined; identity: (() => IdentityEntities) | undefined }) {
     this.dir = dir;
@@ -327,6 +339,81 @@ export class PolicyControl {
     this.#identitySeen = active?.added ?? '';
     this.#active = active;
     this.#linked = linkTarget(dir);
+    this.#readFrom = this.#linked;
+  }
+
+  /**
+   * Takes up a change of the directory's files as it is saved: a watch
+   * (inotify) on the folder that holds the set in use, and on its parent,
+   * where an activation (by this process or another) swaps the link to
+   * another version, which is then watched instead. A burst of events (an
+   * editor writing a temporary file and renaming it over) is taken up once,
+   * SETTLE_MS after the last, off the thread (refreshOffThread): decisions
+   * wait for it from then on, as for any set noticed (ready). A hand edit
+   * adopted is given to `record` (an activation records itself); a record
+   * that fails is told to the log. A watch that cannot be set up or fails
+   * later stops, told to the log once: hand edits are then taken up as
+   * before, when the set is next read. The watch keeps no process alive;
+   * close() ends it.
+   */
+  watch(record?: (edit: AdoptedEdit) => Promise<void>): void {
+    this.#recordEdit = record;
+    try {
+      const name = basename(this.dir);
+      // The parent is where the link is swapped; its other files' events are let go at once.
+      const parent = watch(dirname(this.dir), { persistent: false }, (_event, changed) => {
+        if (changed === null || changed === name) this.#settle();
+      });
+      this.#watching = { parent, inner: undefined, timer: undefined };
+      parent.on('error', (error) => this.#unwatch(error));
+      this.#follow();
+    } catch (error) {
+      this.#unwatch(error);
+    }
+  }
+
+  /** Ends the watch of the directory (watch), if any. */
+  close(): void {
+    const watching = this.#watching;
+    this.#watching = undefined;
+    clearTimeout(watching?.timer);
+    watching?.parent.close();
+    watching?.inner?.close();
+  }
+
+  /** Watches the folder the directory is now (its link followed, by inotify), instead of the one watched before. */
+  #follow(): void {
+    const watching = this.#watching;
+    if (watching === undefined) return;
+    watching.inner?.close();
+    watching.inner = undefined;
+    try {
+      const inner = watch(this.dir, { persistent: false }, () => this.#settle());
+      inner.on('error', (error) => this.#unwatch(error));
+      watching.inner = inner;
+    } catch (error) {
+      // No directory yet: the parent's watch sees it made.
+      if (codeOf(error) !== 'ENOENT') this.#unwatch(error);
+    }
+  }
+
+  /** An event of the directory: the set is taken up once they settle (watch), and the folder the link then points at is watched. */
+  #settle(): void {
+    const watching = this.#watching;
+    if (watching === undefined) return;
+    clearTimeout(watching.timer);
+    watching.timer = setTimeout(() => {
+      watching.timer = undefined;
+      if (this.#watching !== watching) return;
+      this.#follow();
+      void this.refreshOffThread();
+    }, SETTLE_MS).unref();
+  }
+
+  /** Stops a watch that failed, telling the log once: hand edits are taken up as before the watch. */
+  #unwatch(error: unknown): void {
+    this.close();
+    this.#log?.({ event: 'policy-watch-failed', code: codeOf(error) });
   }
 
   /**
@@ -708,10 +795,24 @@ export class PolicyControl {
    * as the candidate holds them: composed with others (or none), it is
    * composed again at the next decision.
    */
-  #inForce(candidate: Candidate): void {
+  #inForce(candidate: Candidate, activated = false): void {
+    const previous = this.#active?.hash ?? hashFiles([]);
+    const from = linkTarget(this.dir);
     this.#active = candidate;
     this.#refused = undefined;
     this.#identitySeen = compositionOf(candidate).digest;
+    // Read from the version the set it replaced was read from: edited there by hand (another process's activation moves the link, and records itself).
+    if (!activated && from === this.#readFrom && candidate.hash !== previous) void this.#recordAdopted({ hash: candidate.hash, previous, files: candidate.files });
+    this.#readFrom = from;
+  }
+
+  /** Records a hand edit adopted (watch's `record`), telling the log when the record fails: the set stays in force, as it is on disk. */
+  async #recordAdopted(edit: AdoptedEdit): Promise<void> {
+    try {
+      await this.#recordEdit?.(edit);
+    } catch (error) {
+      this.#log?.({ event: 'policy-edit-unrecorded', code: codeOf(error), hash: edit.hash });
+    }
   }
 
   /**
@@ -839,12 +940,32 @@ export class PolicyControl {
         }
         throw error;
       }
-      this.#inForce(candidate);
+      this.#inForce(candidate, true);
       this.#linked = linkTarget(this.dir);
       return { replaced, wasMarked: marks !== 'none' };
     });
   }
 }
+
+/** A hand edit of the directory adopted (watch): the set now in force, its files, and the hash of the set it replaced. */
+export interface AdoptedEdit {
+  hash: string;
+  previous: string;
+  files: PolicyFile[];
+}
+
+/** The watch of the directory (PolicyControl.watch): its parent, the folder its link points at, and the pending take-up of a burst of events. */
+interface DirectoryWatch {
+  parent: FSWatcher;
+  inner: FSWatcher | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** How many of an adopted hand edit's file names its record lists, as an activation's record does. */
+export const RECORDED_POLICY_FILES = 100;
+
+/** How long the directory's events must have stopped before its set is taken up: an editor's save is several (write, rename, chmod). */
+const SETTLE_MS = 50;
 
 /** An activation found the directory holding a set not compiled yet: it lets go of the lock to compile it off the thread. */
 const ADOPT_FIRST: unique symbol = Symbol('adopt first');
