@@ -2,6 +2,7 @@
 // is read, again when they change (decisions wait for it), and a store that
 // cannot be read, or entities that do not compose, decide nothing.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { policyStateDirs } from '../../test/policy-state.ts';
@@ -98,5 +99,23 @@ describe("a policy control given the identity store's entities", () => {
     store.now.value = entities('3', [bot('billing')]);
     assert.equal(control.decide(request).decision, 'allow');
     assert.equal(control.status().refusedEdit, undefined);
+  });
+});
+
+describe('a policy control whose directory holds a hand edit it refused, when the identity store changes', () => {
+  it('recomposes the set in use with the store as it is now and goes on deciding with it, through decider and decide (regression: every decision was denied, "could not decide", once an agent was made while the edit stood)', async () => {
+    const dir = policyDir();
+    const store = source(entities('1', [bot('mail')]));
+    const control = PolicyControl.open(dir, { identity: store.read });
+    assert.equal(control.decide(request).decision, 'deny');
+    writeFileSync(join(dir, 'main.cedar'), 'permit (principal, action, resource');
+    assert.equal(control.refresh().refusedEdit?.code, 'POLICY_SET_INVALID');
+    store.now.value = entities('2', [bot('billing')]);
+    assert.equal((await control.decider()).decideEach(request, [request.resource])[0]!.decision, 'allow');
+    store.now.value = entities('3', [bot('mail')]);
+    assert.equal(control.decide(request).decision, 'deny');
+    store.now.value = entities('4', [bot('billing')]);
+    assert.equal(control.decide(request).decision, 'allow');
+    assert.equal(control.status().refusedEdit?.code, 'POLICY_SET_INVALID', 'the edit is still refused');
   });
 });

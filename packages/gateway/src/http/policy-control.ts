@@ -310,6 +310,8 @@ export class PolicyControl {
   #adopting: Adoption | undefined;
   /** The last hand edit of the directory that was refused, while the directory still holds it. */
   #refused: RefusedEdit | undefined;
+  /** The digest of the identity store's entities the set in use could not be recomposed with (they do not compose with its entities.json). */
+  #recomposeRefused: string | undefined;
   /** The digest of the identity store's entities the refused files were composed with. */
   #refusedAdded = '';
   /** The identity store's entities as they are now, composed into every set this control compiles (see identity-entities.ts); none without a store. */
@@ -685,8 +687,12 @@ export class PolicyControl {
   refresh(): PolicyStatus {
     // What the directory holds now is adopted here: a compile in flight off the thread is of what it held before.
     this.#adopting = undefined;
-    const changed = this.#changed();
-    if (changed !== undefined) this.#compile(changed);
+    // An edit refused in the first pass, the second recomposes the set in use with the store's entities as they are now (see #changed).
+    for (let pass = 0; pass < 2; pass++) {
+      const changed = this.#changed();
+      if (changed === undefined) break;
+      this.#compile(changed);
+    }
     return this.status();
   }
 
@@ -728,11 +734,16 @@ export class PolicyControl {
     }
     const digest = added?.digest ?? '';
     const hash = hashFiles(files);
-    if (hash === (this.#active?.hash ?? hashFiles([])) && (this.#active === undefined || compositionOf(this.#active).digest === digest)) {
+    const composed = this.#active === undefined || compositionOf(this.#active).digest === digest;
+    if (hash === (this.#active?.hash ?? hashFiles([])) && composed) {
       this.#refused = undefined;
       return undefined;
     }
-    if (this.#refused?.hash === hash && this.#refusedAdded === digest && LASTING.has(this.#refused.code)) return undefined;
+    if (this.#refused?.hash === hash && this.#refusedAdded === digest && LASTING.has(this.#refused.code)) {
+      // An edit refused, the set in use goes on deciding: with the store's entities as they are now (unless they were refused with it), or nothing would.
+      if (composed || hash === this.#active?.hash || this.#recomposeRefused === digest) return undefined;
+      return { files: this.#active!.files, hash: this.#active!.hash, read, ...(added !== undefined ? { added } : {}) };
+    }
     return { files, hash, read, ...(added !== undefined ? { added } : {}) };
   }
 
@@ -785,21 +796,24 @@ export class PolicyControl {
           POLICY_SET_INVALID: 'the policy directory was edited into a set that does not validate',
         }[code as string] ?? "the policy directory's files could not be checked";
     this.#refusedAdded = added;
+    if (recomposed) this.#recomposeRefused = added;
     this.#refused = { ...(hash !== undefined ? { hash } : {}), code, message: `${what}: ${meanwhile} until the directory holds a valid set or a set is activated`, issues };
     this.#log?.({ event: 'policy-edit-refused', code, ...(hash !== undefined ? { hash } : {}), issues: issues.length });
   }
 
   /**
    * Makes `candidate` the set decisions use: the directory holds it, so no
-   * refused edit stands. The identity store's entities are taken as seen
+   * refused edit stands, unless it is the set in use recomposed. The identity store's entities are taken as seen
    * as the candidate holds them: composed with others (or none), it is
    * composed again at the next decision.
    */
   #inForce(candidate: Candidate, activated = false): void {
     const previous = this.#active?.hash ?? hashFiles([]);
     const from = linkTarget(this.dir);
+    // The set in use recomposed with the store's entities leaves an edit refused standing (the directory still holds it); a refusal of that set's own composition ends.
+    if (candidate.hash !== previous || this.#refused?.hash === candidate.hash) this.#refused = undefined;
+    this.#recomposeRefused = undefined;
     this.#active = candidate;
-    this.#refused = undefined;
     this.#identitySeen = compositionOf(candidate).digest;
     // Read from the version the set it replaced was read from: edited there by hand (another process's activation moves the link, and records itself).
     if (!activated && from === this.#readFrom && candidate.hash !== previous) void this.#recordAdopted({ hash: candidate.hash, previous, files: candidate.files });
