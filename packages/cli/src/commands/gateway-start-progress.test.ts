@@ -1,7 +1,8 @@
 // `corral gateway` saying on stderr what its start is doing once it takes long, its stdout the listening line alone.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openAuditLog } from '@corral/audit';
 import { CORRAL_BIN, tempStateDir } from '../../test/corral.ts';
@@ -10,6 +11,9 @@ const RECORDS = 20_000;
 let dir: string;
 before(async () => {
   dir = tempStateDir();
+  // A set to decide with: a gateway with none says so on stderr once it listens, which is no start progress.
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'run.cedar'), 'permit (principal, action == Action::"system.run", resource == Command::"ls");\n');
   const log = await openAuditLog({ stateDir: dir });
   const appends: Promise<unknown>[] = [];
   for (let i = 0; i < RECORDS; i++) appends.push(log.append({ actor: { kind: 'agent', id: 'invoice-bot' }, action: 'run.exec', resource: { kind: 'command', id: `/bin/echo ${i}` }, outcome: { status: 'success' } }));
