@@ -132,20 +132,20 @@ describe('a runner whose own folder lies inside what a plan grants (TMPDIR in a 
 describe('sandboxPathsOf', () => {
   const ro = (path: string, source?: string): Mount => ({ kind: 'ro', path, ...(source ? { source } : {}) });
   it('finds a file through each bind whose source holds it, at the path that bind shows it', () => {
-    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/srv/app', '/data/app')], '/data/app/run.sh'), ['/srv/app/run.sh']);
-    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/alias', '/work')], '/work/run.sh'), ['/work/run.sh', '/alias/run.sh']);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), ro('/srv/app', '/data/app')], '/data/app/run.sh'), ['/srv/app/run.sh']);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), ro('/alias', '/projects')], '/projects/run.sh'), ['/projects/run.sh', '/alias/run.sh']);
   });
 
   it('skips a spot a later mount covers: a deny, another bind, a symlink', () => {
-    assert.deepEqual(sandboxPathsOf([ro('/work'), { kind: 'deny', path: '/work/private', directory: true }], '/work/private/run.sh'), []);
-    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/work/sub', '/elsewhere')], '/work/sub/run.sh'), []);
-    assert.deepEqual(sandboxPathsOf([ro('/work'), { kind: 'symlink', path: '/work/link', target: '/x' }], '/work/link'), []);
-    assert.deepEqual(sandboxPathsOf([ro('/work'), ro('/work/sub')], '/work/sub/run.sh'), ['/work/sub/run.sh']);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), { kind: 'deny', path: '/projects/private', directory: true }], '/projects/private/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), ro('/projects/sub', '/elsewhere')], '/projects/sub/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), { kind: 'symlink', path: '/projects/link', target: '/x' }], '/projects/link'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/projects'), ro('/projects/sub')], '/projects/sub/run.sh'), ['/projects/sub/run.sh']);
   });
 
   it('finds none for a file no bind shows, nor for one beside a bind of a similar name', () => {
-    assert.deepEqual(sandboxPathsOf([ro('/work')], '/workshop/run.sh'), []);
-    assert.deepEqual(sandboxPathsOf([], '/work/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([ro('/projects')], '/projects-old/run.sh'), []);
+    assert.deepEqual(sandboxPathsOf([], '/projects/run.sh'), []);
   });
 });
 
