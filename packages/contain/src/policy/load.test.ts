@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseDocument, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { ContainError } from '../errors.ts';
 import { loadPolicyFile } from './file.ts';
 import { parsePolicyText, validatePolicy } from './load.ts';
@@ -269,15 +269,16 @@ process: { maxProcesses: 32, memoryMB: 256, timeoutMs: 30000 }
       ['a run of stray `}` after the document', 'runtime: [shell]\n' + '}'.repeat(1000)],
     ] as const) {
       it(`lists the first 20 problems and counts the rest, for ${name} (1 MiB of broken lines made a 44 MB message, all of it printed)`, () => {
-        const total = parseDocument(text, { prettyErrors: false }).errors.length;
+        // How many errors the yaml package finds in such text depends on what it parsed before in the process
+        // (1007 on a first parse, 1000 after, here): the message is checked to count them consistently, not against a second parse.
         const error = invalid(text);
         const lines = error.message.split('\n');
-        assert.ok(total > 20);
+        const total = Number(/^policy has (\d+) problems/.exec(lines[0]!)?.[1]);
+        assert.ok(total > 900, lines[0]);
         assert.equal(error.issues.length, 20);
         assert.equal(lines.length, 1 + 20 + 1);
         assert.match(lines[1]!, /^  policy\.yaml:2:\d+: /);
         assert.equal(lines.at(-1), `  … and ${total - 20} more`);
-        assert.match(lines[0]!, new RegExp(`^policy has ${total} problems`));
       });
     }
 
