@@ -96,7 +96,13 @@ async function childrenUntil(settled: Promise<unknown>): Promise<number[]> {
   );
   while (!over) {
     for (const task of readdirSync('/proc/self/task')) {
-      for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'latin1').split(' ').filter(Boolean)) seen.add(Number(pid));
+      let children: string;
+      try {
+        children = readFileSync(`/proc/self/task/${task}/children`, 'latin1');
+      } catch {
+        continue; // A thread of this process (libuv's) that ended since it was listed.
+      }
+      for (const pid of children.split(' ').filter(Boolean)) seen.add(Number(pid));
     }
     await nextTurn();
   }
