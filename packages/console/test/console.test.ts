@@ -348,6 +348,8 @@ describe('the console in Chromium', () => {
         await used.getByRole('button', { name: 'Revoke standing grant', exact: true }).click();
         await used.getByText('No standing grant for this approval (already revoked, or never made).').waitFor();
         assert.equal(await used.getByRole('alert').count(), 0, 'no error shown');
+        // A list the page asks for as the tab closes would be read from a response already disposed, outside any test.
+        await tab.unrouteAll({ behavior: 'ignoreErrors' });
       }));
 
     it('needs two distinct approvers above 10,000.00: an approver who approved is told it waits for another and offered Approve no more (regression: a second click by the same approver counted for nothing while it looked like an approval), a second approver sends the payment', async () => {
