@@ -38,7 +38,7 @@ describe('corral gateway, when the policies of its state directory do not load',
 });
 
 describe('corral gateway, with no policies in its state directory', () => {
-  it('says once it listens that every governed command is denied, and not when a set is there (regression: denied without a word)', async () => {
+  it('says as it starts listening that every governed command is denied, and not when a set is there (regression: denied without a word)', async () => {
     const withPolicies = tempStateDir();
     mkdirSync(join(withPolicies, 'policies'));
     writeFileSync(join(withPolicies, 'policies', 'p.cedar'), 'permit (principal, action == Action::"system.which", resource);\n');
@@ -47,7 +47,7 @@ describe('corral gateway, with no policies in its state directory', () => {
       let stderr = '';
       child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
       await once(createInterface({ input: child.stdout! }), 'line');
-      // Written as it listens: all there once it has stopped.
+      // Written before the listening line: all there once it has stopped, however soon.
       child.kill('SIGTERM');
       await once(child, 'close');
       assert.equal(/corral: no Cedar policies in \S+policies: every governed command is denied/.test(stderr), said, stderr);

@@ -145,11 +145,12 @@ export function registerGateway(program: Command): void {
         if (cause?.code === 'EADDRINUSE') throw new CliFailure(`${(error as Error).message} — choose another with --port [${(error as { code: string }).code}]`, EXIT.environment);
         throw error;
       }
+      const policies = join(dir, 'policies');
+      // A first gateway of one's own has none, and would deny every command without a word. Said before the listening
+      // line, so that whoever waits for that line (and may stop the gateway at once) has it too.
+      if (!opts.json && !holdsPolicies(policies)) process.stderr.write(`corral: no Cedar policies in ${policies}: every governed command is denied; put a policy set there and start the gateway again, or activate one from the console's Policies page\n`);
       if (opts.json) printJson({ url: running.url });
       else process.stdout.write(`corral gateway listening on ${running.url}\n`);
-      const policies = join(dir, 'policies');
-      // A first gateway of one's own has none, and would deny every command without a word.
-      if (!opts.json && !holdsPolicies(policies)) process.stderr.write(`corral: no Cedar policies in ${policies}: every governed command is denied; put a policy set there and start the gateway again, or activate one from the console's Policies page\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
         process.once('SIGINT', stop);
