@@ -8,14 +8,12 @@ import { GatewayError } from '../errors.ts';
 import { agentNames } from './activity.ts';
 import { actingHuman } from './auth.ts';
 import type { ApiContext } from './context.ts';
-import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, entitiesSource, issueView, MAX_SET_BYTES, parseFiles, type Candidate, type PolicyFile } from './policy-control.ts';
+import { candidateEntities, candidateIssues, cedarSources, compileCandidateOffThread, entitiesSource, issueView, MAX_SET_BYTES, parseFiles, RECORDED_POLICY_FILES, type Candidate, type PolicyFile } from './policy-control.ts';
 import { standingGrants } from '../approvals/grants.ts';
 import { auditHistory } from '../exec/recorded-decisions.ts';
 import { failure, reply, type Reply } from './respond.ts';
 import type { Route } from './router.ts';
 
-/** File names an activation's record lists (the set's hash, its resource, names it whole): 100 of the longest still fit in one record. */
-const RECORDED_FILES = 100;
 const BODY_LIMIT = MAX_SET_BYTES + 256 * 1024;
 const DEFAULT_REPLAY = 10_000;
 const MAX_REPLAY = 200_000;
@@ -146,7 +144,7 @@ export function policyRoutes(api: ApiContext): Route[] {
             stillAllowed();
             // A set that may allow more is never left deciding unrecorded: the one it replaced goes back, and when it cannot, nothing is decided until a set is activated.
             const outcome = await set.activateRecorded(candidate, baseHash, (replaced) =>
-              api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_FILES).map((f) => f.name) } }),
+              api.record({ actor: { kind: 'human', id: actingHuman(caller!) }, action: 'policy.activate', resource: { kind: 'policy-set', id: candidate.hash }, details: { previous: replaced.hash, fileCount: candidate.files.length, files: candidate.files.slice(0, RECORDED_POLICY_FILES).map((f) => f.name) } }),
             );
             if (outcome === 'stale') return failure(409, 'conflict', { message: 'the active policy set changed since baseHash' });
             if (outcome === 'unrecorded') return failure(500, 'internal_error', { code: 'POLICY_NOT_LOADED', message: UNRECORDED });

@@ -975,7 +975,7 @@ interface DirectoryWatch {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** How many of an adopted hand edit's file names its record lists, as an activation's record does. */
+/** File names a policy.activate record lists, for an activation and an adopted hand edit alike (the set's hash names it whole): 100 of the longest still fit in one record. */
 export const RECORDED_POLICY_FILES = 100;
 
 /** How long the directory's events must have stopped before its set is taken up: an editor's save is several (write, rename, chmod). */
