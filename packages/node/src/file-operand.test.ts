@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { tempDir } from '../../../scripts/testing/temp-dir.ts';
+import type { Mount } from '@corral/contain';
 import { snapshotOperand } from './file-operand.ts';
+
+/** The mounts of a sandbox granted `dir` read-write, as the folder a run works in. */
+const granting = (dir: string) => (): Mount[] => [{ kind: 'rw', path: dir }];
 
 describe('snapshotOperand', () => {
   it('refuses a script that is a FIFO without opening it: a writer waiting on it stays blocked (regression: the node opened it, and let the writer through, before it saw it was no regular file)', async () => {
@@ -17,7 +21,7 @@ describe('snapshotOperand', () => {
     const writer = spawn('sh', ['-c', `mkfifo ${fifo} && echo ready && echo data > ${fifo} && touch ${join(dir, 'opened')}`], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise((resolve) => writer.stdout.once('data', resolve));
-      assert.throws(() => snapshotOperand(['./x.sh'], dir), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /the script x\.sh is not a regular file/.test(e.message));
+      assert.throws(() => snapshotOperand(['./x.sh'], dir, granting(dir)), (e: Error & { code?: string }) => e.code === 'NODE_RUN_DENIED' && /the script x\.sh is not a regular file/.test(e.message));
       await sleep(200);
       assert.equal(existsSync(join(dir, 'opened')), false, 'the FIFO was never opened');
     } finally {
@@ -31,7 +35,7 @@ describe('snapshotOperand', () => {
     writeFileSync(join(dir, 'x.sh'), 'echo beside\n');
     writeFileSync(join(dir, 'sub/x.sh'), 'echo where the link leads\n');
     symlinkSync('sub/deeper', join(dir, 'link'));
-    assert.equal(snapshotOperand(['./link/../x.sh'], dir)?.path, join(dir, 'sub/x.sh'));
-    assert.equal(snapshotOperand([`${dir}/link/../x.sh`], null)?.path, join(dir, 'sub/x.sh'));
+    assert.equal(snapshotOperand(['./link/../x.sh'], dir, granting(dir))?.path, join(dir, 'sub/x.sh'));
+    assert.equal(snapshotOperand([`${dir}/link/../x.sh`], null, granting(dir))?.path, join(dir, 'sub/x.sh'));
   });
 });

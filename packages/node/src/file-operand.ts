@@ -36,14 +36,19 @@ export interface FileOperand {
 /**
  * The file `argv` (a canonical run's) runs, read now: null for a run that
  * runs no one local file (`ls -l`, `sh -c TEXT`, `make`). A relative name
- * is resolved against `cwd`. Throws NODE_RUN_DENIED, as upstream refuses,
+ * is resolved against `cwd`. `mountsOf` gives the mounts of the sandbox the
+ * run would get (undefined: it cannot be planned now): the file is read only
+ * once that sandbox is known to open it (refuseUnopened), so no one learns
+ * the hash of a file the run could never reach, as the node's user may read
+ * far more than any sandbox. Throws NODE_RUN_DENIED, as upstream refuses,
  * when it cannot be bound: the file is named inside a longer word
- * (`awk -fprog.awk`), by a relative name with no cwd, or is missing, not a
- * regular file (a FIFO, a device, a folder), larger than MAX_OPERAND_BYTES
- * or unreadable. An approval of a run whose file Corral cannot read would
- * bind nothing.
+ * (`awk -fprog.awk`), by a relative name with no cwd, is missing, is not
+ * reached in the sandbox, not a regular file (a FIFO, a device, a folder),
+ * larger than MAX_OPERAND_BYTES or unreadable, or the sandbox cannot be
+ * planned. An approval of a run whose file Corral cannot read would bind
+ * nothing.
  */
-export function snapshotOperand(argv: readonly string[], cwd: string | null): FileOperand | null {
+export function snapshotOperand(argv: readonly string[], cwd: string | null, mountsOf: () => readonly Mount[] | undefined): FileOperand | null {
   const verdict = runsCode(argv);
   if (verdict === null || (verdict.via !== 'script' && verdict.via !== 'path') || verdict.operand === undefined) return null;
   if (verdict.operand === null) throw new NodeError('NODE_RUN_DENIED', `${verdict.program} names its script inside a longer argument; an approval cannot be bound to it: name the file as an argument of its own`);
@@ -53,9 +58,14 @@ export function snapshotOperand(argv: readonly string[], cwd: string | null): Fi
   let path: string;
   try {
     path = realpathSync.native(namedPath(word, cwd));
+    refuseIrregular(path, name);
   } catch (error) {
+    if (error instanceof NodeError) throw error;
     throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be found (${codeOf(error)}); an approval cannot be bound to it`, { cause: error });
   }
+  const mounts = mountsOf();
+  if (mounts === undefined) throw new NodeError('NODE_RUN_DENIED', `the script ${name} cannot be bound: the agent's container policy cannot be planned now, and no run of it would start`);
+  refuseUnopened({ argvIndex: verdict.operand, path }, argv, cwd, mounts);
   return { argvIndex: verdict.operand, path, sha256: sha256Of(contentOf(path, name).content) };
 }
 
@@ -108,14 +118,14 @@ export function approvedContent(operand: FileOperand, argv: readonly string[], c
 }
 
 /** Whether a sandbox built from `mounts` opens the host file `operand.path` by word operand.argvIndex of `argv` from `cwd` (see hostFileAt). */
-export function opensInSandbox(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): boolean {
+export function opensInSandbox(operand: Pick<FileOperand, 'argvIndex' | 'path'>, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): boolean {
   const word = argv[operand.argvIndex]!;
   if (!isAbsolute(word) && cwd === null) return false;
   return hostFileAt(mounts, namedPath(word, cwd)) === operand.path;
 }
 
 /** Throws NODE_RUN_DENIED unless a sandbox built from `mounts` opens operand.path by its word (opensInSandbox). */
-export function refuseUnopened(operand: FileOperand, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): void {
+export function refuseUnopened(operand: Pick<FileOperand, 'argvIndex' | 'path'>, argv: readonly string[], cwd: string | null, mounts: readonly Mount[]): void {
   if (opensInSandbox(operand, argv, cwd, mounts)) return;
   throw new NodeError('NODE_RUN_DENIED', `the script ${nameOf(argv[operand.argvIndex]!)} is not reached in the sandbox as the node read it (${shown(operand.path, 200)}): the way to it leads through a link the sandbox follows elsewhere, or through what the agent's container policy does not grant; name the file by its own path, inside a granted folder`);
 }
@@ -133,8 +143,7 @@ function sha256Of(content: Uint8Array): string {
 function contentOf(path: string, name: string): { content: Buffer; mode: number } {
   let fd: number;
   try {
-    // Looked at before it is opened: opening a device can act (a watchdog arms, a tape rewinds), opening a FIFO lets its writer through.
-    if (!lstatSync(path).isFile()) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
+    refuseIrregular(path, name);
     // O_NOFOLLOW: a link swapped in since the path was resolved is refused, not followed; O_NONBLOCK: a FIFO swapped in since does not hold the node.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (error) {
@@ -143,7 +152,7 @@ function contentOf(path: string, name: string): { content: Buffer; mode: number 
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
+    if (!stat.isFile()) throw irregular(name);
     if (stat.size > MAX_OPERAND_BYTES) throw new NodeError('NODE_RUN_DENIED', `the script ${name} is larger than ${MAX_OPERAND_BYTES} bytes; an approval cannot be bound to it`);
     const chunks: Buffer[] = [];
     let total = 0;
@@ -163,6 +172,19 @@ function contentOf(path: string, name: string): { content: Buffer; mode: number 
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Throws NODE_RUN_DENIED unless `path` is a regular file, looked at without
+ * opening it: opening a device can act (a watchdog arms, a tape rewinds),
+ * opening a FIFO lets its writer through. Throws lstat's error.
+ */
+function refuseIrregular(path: string, name: string): void {
+  if (!lstatSync(path).isFile()) throw irregular(name);
+}
+
+function irregular(name: string): NodeError {
+  return new NodeError('NODE_RUN_DENIED', `the script ${name} is not a regular file (a folder, FIFO or device); an approval cannot be bound to it`);
 }
 
 /** The file's name as the agent gave it, shown as untrusted text is: its last part, short. */

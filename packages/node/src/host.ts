@@ -15,7 +15,7 @@ import { FIRST_BACKOFF_MS, jitteredWait, nextCeiling } from './backoff.ts';
 import { OutputHead } from './output-head.ts';
 import { planText, refuseOtherPlan } from './command-text.ts';
 import { createOnce, privateStateDir, readStateFile } from './whole-files.ts';
-import { approvedContent, opensInSandbox, planOperand, refuseUnopened, snapshotOperand, type FileOperand } from './file-operand.ts';
+import { approvedContent, planOperand, snapshotOperand, type FileOperand } from './file-operand.ts';
 import { DeviceTokens } from './device-tokens.ts';
 import { TakenReceipts } from './taken-receipts.ts';
 import { NodeError } from './errors.ts';
@@ -577,10 +577,8 @@ export class NodeHost {
     // What upstream shows its approvers: never a text the argv does not run.
     const commandText = planText(run.argv, params.rawCommand);
     const { security, ask } = this.#policyNow().defaults;
-    const operand = snapshotOperand(run.argv, run.cwd);
-    // One the agent's sandbox would open as another file by that word is refused now, before anyone is asked about it.
-    const mounts = operand !== null ? this.#mountsFor(agentId, run.cwd) : undefined;
-    if (operand !== null && mounts !== undefined) refuseUnopened(operand, run.argv, run.cwd, mounts);
+    // One the agent's sandbox would open as another file by that word (or not at all) is refused now, unread, before anyone is asked about it.
+    const operand = snapshotOperand(run.argv, run.cwd, () => this.#mountsFor(agentId, run.cwd));
     return {
       // No operand is no member at all: upstream's gateway takes a plan whose mutableFileOperand is null as no plan, and its exec fails.
       plan: { argv: run.argv, cwd: run.cwd, commandText, agentId: agentId ?? null, sessionKey: typeof params.sessionKey === 'string' ? params.sessionKey : null, ...(operand !== null ? { mutableFileOperand: operand } : {}) },
@@ -1145,8 +1143,7 @@ function decisionDigest(params: RunRequest, agent: string | undefined, nodeId: s
  */
 function offeredOperand(run: { argv: string[]; cwd: string | null }, mounts: readonly Mount[]): FileOperand | null {
   try {
-    const operand = snapshotOperand(run.argv, run.cwd);
-    return operand !== null && opensInSandbox(operand, run.argv, run.cwd, mounts) ? operand : null;
+    return snapshotOperand(run.argv, run.cwd, () => mounts);
   } catch (error) {
     if (error instanceof NodeError) return null;
     throw error;

@@ -422,6 +422,24 @@ describe('a system.run of a script approved by its content (systemRunPlan.mutabl
     }
   });
 
+  it("prepare never tells the hash of a script the agent's sandbox does not see, nor while that sandbox cannot be planned: refused (SYSTEM_RUN_DENIED) without reading it (regression: prepare read any file the node could and answered its sha256 when the container policy could not be planned)", async () => {
+    const node = await scriptNode();
+    try {
+      const outside = join(tempDir('corral-script-outside-'), 'secret.py');
+      writeFileSync(outside, 'print("not the agent\'s")\n');
+      const unseen = await node.prepare({ command: ['python3', outside] });
+      assert.equal(unseen.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(unseen));
+      assert.match(unseen.error!.message, /secret\.py is not reached in the sandbox/);
+      // The granted folder gone, the agent's sandbox cannot be planned: no run of it would start, and no file is bound for it.
+      rmSync(node.work, { recursive: true });
+      const unplanned = await node.prepare({ command: ['python3', outside], cwd: undefined });
+      assert.equal(unplanned.error?.code, 'SYSTEM_RUN_DENIED', JSON.stringify(unplanned));
+      assert.match(unplanned.error!.message, /secret\.py cannot be bound: the agent's container policy cannot be planned now/);
+    } finally {
+      await node.close();
+    }
+  });
+
   it('runs the script as approved, and refuses it (nothing run) once it changed between prepare and run (regression: python3 build.py approved, build.py rewritten, the new content ran)', async () => {
     const node = await scriptNode();
     try {
