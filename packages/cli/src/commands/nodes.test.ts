@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createDeviceIdentity } from '@corral/identity';
 import { GatewayClient, openGatewayDb } from '@corral/gateway';
 import { CORRAL_BIN, corral, tempStateDir } from '../../test/corral.ts';
+import { pendingNode } from '../../test/pending-node.ts';
+import { auditEvents } from '../../../../scripts/testing/audit-events.ts';
 
 const state = tempStateDir();
 const children: ChildProcess[] = [];
@@ -222,6 +225,24 @@ describe('corral nodes pair and reject given the name a node asked to be paired 
         assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_NODE_NOT_FOUND');
         assert.match(r.stderr, /build-01 is not a request id nor a device id: corral nodes pending lists each request by id/);
       }
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('corral nodes pair and revoke without --by', () => {
+  it('record the signed-in system account as the operator, as corral approvals does, not $USER (regression: $USER, which anyone sets, so one person was two names in the audit log)', async () => {
+    const fresh = tempStateDir();
+    try {
+      const deviceId = pendingNode(fresh);
+      const env = { USER: 'someone-else' };
+      assert.equal((await corral(['--state-dir', fresh, 'nodes', 'pair', deviceId], { env })).code, 0);
+      assert.equal((await corral(['--state-dir', fresh, 'nodes', 'revoke', deviceId], { env })).code, 0);
+      const by = (await auditEvents(fresh)).filter((e) => e.action.startsWith('node.')).map((e) => [e.action, e.details?.by]);
+      assert.deepEqual(by, [['node.pair', userInfo().username], ['node.revoke', userInfo().username]]);
+      const listed = JSON.parse((await corral(['--state-dir', fresh, 'nodes', 'list', '--json'])).stdout) as Array<{ pairedBy?: string }>;
+      assert.equal(listed[0]!.pairedBy, userInfo().username);
     } finally {
       rmSync(fresh, { recursive: true, force: true });
     }

@@ -4,6 +4,7 @@ import type { Identity, NodeRecord } from '@corral/identity';
 import { EXIT } from '../exit-codes.ts';
 import { CliFailure, printable, printJson, table } from '../output.ts';
 import { existingState } from '../state-dir.ts';
+import { accountName } from '../account.ts';
 import { dirOf, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
@@ -114,6 +115,9 @@ async function operatorOf(by: string): Promise<void> {
   if (by === 'corral up') throw new CliFailure("--by 'corral up' is the name corral up pairs its own nodes under: name yourself", EXIT.usage);
 }
 
+/** `--by`, defaulting as approvals' does: the audit log names one person alike whether they pair a node or approve a command (not $USER, which anyone may set). */
+const BY = 'the operator doing it (recorded); default: the signed-in system account';
+
 /**
  * `pair ID [--commands a,b] [--agents a,b]`, `agents ID [a,b]`, `reject ID`
  * and `revoke ID` on a group of commands (`corral nodes`, `corral identity
@@ -128,7 +132,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .argument('<id>', 'the request id `corral nodes pending` shows (approves exactly that request), or the device id or a unique prefix of at least 8 hex digits')
     .option('--commands <list>', 'approve only these of the commands it asks for (comma-separated); on a paired node, narrow what it may be sent')
     .option('--agents <list>', 'the agents it may ask the control plane for, when it serves another gateway (comma-separated names; `none`); see `agents`')
-    .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+    .option('--by <who>', BY, accountName())
     .option('--json', 'print the node as JSON')
     .action(async (id: string, opts: { commands?: string; agents?: string; by: string; json?: boolean }, command: Command) => {
       await operatorOf(opts.by);
@@ -153,7 +157,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
     .description('the agents a paired node may ask the control plane for: a Corral node serving another gateway (OpenClaw) names the agent asking, and only these are decided for; any other is denied')
     .argument('<id>', 'the device id, or a unique prefix of at least 8 hex digits')
     .argument('[agents]', 'the agents, comma-separated names (`none` for none), replacing those it had; left out, show them')
-    .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+    .option('--by <who>', BY, accountName())
     .option('--json', 'print the node as JSON')
     .action(async (id: string, list: string | undefined, opts: { by: string; json?: boolean }, command: Command) => {
       const change = (identity: Identity) => {
@@ -175,7 +179,7 @@ export function addPairingVerbs(group: Command, dirFor: (command: Command) => Pr
       .command(verb)
       .description(verb === 'reject' ? "turn down a node's pending request: a new node is revoked, a paired one keeps the commands it had" : 'unpair a node; a connected node is cut off at its next command')
       .argument('<id>', verb === 'reject' ? 'the request id `corral nodes pending` shows, or the device id or a unique prefix of at least 8 hex digits' : 'the device id, or a unique prefix of at least 8 hex digits')
-      .option('--by <who>', 'the operator doing it (recorded)', process.env.USER ?? 'operator')
+      .option('--by <who>', BY, accountName())
       .option('--json', 'print the node as JSON')
       .action(async (id: string, opts: { by: string; json?: boolean }, command: Command) => {
         await operatorOf(opts.by);
