@@ -10,7 +10,7 @@ export const EXIT = {
   ok: 0,
   /** A check failed: a verification found damage, a token is invalid, a policy test failed, a request was refused. */
   failed: 1,
-  /** Bad usage or bad input (unknown flag, invalid policy file, a sequence number or id that names nothing). */
+  /** Bad usage or bad input (unknown flag, invalid policy file, a sequence number or id that names nothing, a name to create that is already taken). */
   usage: 2,
   /** The host lacks what is needed (bubblewrap missing, protection unenforceable, no audit log or key, a store that cannot be used, a policy set in force that decides nothing because its activation is not recorded). */
   environment: 3,

@@ -221,6 +221,24 @@ describe('corral agents and tokens', () => {
   });
 });
 
+describe('corral agents create of a name another agent holds', () => {
+  it('refuses it as bad input, exit 2 with IDENTITY_AGENT_EXISTS, saying how to show that agent and to give the new one another name, and changes nothing (regression: exit 1, as a check that failed)', async () => {
+    const fresh = mkdtempSync(join(tmpdir(), 'corral-cli-agents-taken-'));
+    try {
+      const create = (owner: string, ...more: string[]) => corral(['--state-dir', fresh, 'agents', 'create', 'invoice-bot', '--process', 'invoice-intake', '--owner', owner, ...more]);
+      assert.equal((await create('alice@example.com')).code, 0);
+      const again = await create('mallory@example.com', '--json');
+      assert.equal(again.code, 2, again.stderr);
+      assert.equal(JSON.parse(again.stdout).error.code, 'IDENTITY_AGENT_EXISTS');
+      assert.match(again.stderr, /^corral: an agent named invoice-bot already exists: corral agents show invoice-bot shows it; give the new agent another name \[IDENTITY_AGENT_EXISTS\]\n$/);
+      const shown = JSON.parse((await corral(['--state-dir', fresh, 'agents', 'show', 'invoice-bot', '--json'])).stdout) as { owner: string };
+      assert.equal(shown.owner, 'alice@example.com');
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('when an older store holds an owner address that could write to the terminal', () => {
   it('lists and shows it with its control and format characters escaped', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-cli-owner-'));

@@ -19,9 +19,12 @@ export function identityDir(command: Command, options: { create?: boolean } = {}
  * Opens the identity store of the command's state directory for one action.
  * Only a command that sets an install up (`create`) makes a store where there
  * is none: any other would answer from a fresh, empty one, so a mistyped
- * `--state-dir` exits 3, creating nothing.
+ * `--state-dir` exits 3, creating nothing. A name the action gives that is
+ * already taken (IDENTITY_AGENT_EXISTS, IDENTITY_USER_EXISTS) is bad input,
+ * exit 2 as a name that names nothing is, its message followed by `taken`:
+ * where to see the one holding it.
  */
-export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean } = {}): Promise<T> {
+export async function withIdentity<T>(command: Command, action: (identity: Identity) => Promise<T> | T, options: { create?: boolean; taken?: string } = {}): Promise<T> {
   const dir = identityDir(command, options);
   // Loaded on use, so commands of other families do not pay for SQLite and jose at start-up.
   const { Identity, IdentityError } = await import('@corral/identity');
@@ -37,6 +40,7 @@ export async function withIdentity<T>(command: Command, action: (identity: Ident
     return await action(identity);
   } catch (error) {
     if (error instanceof IdentityError && error.code === 'IDENTITY_INPUT_INVALID') throw new CliFailure(error.message, EXIT.usage, error.code);
+    if (error instanceof IdentityError && (error.code === 'IDENTITY_AGENT_EXISTS' || error.code === 'IDENTITY_USER_EXISTS')) throw new CliFailure(`${error.message}: ${options.taken ?? 'choose another name'}`, EXIT.usage, error.code);
     throw error;
   } finally {
     identity.close();
@@ -92,7 +96,7 @@ export function registerAgents(program: Command): void {
     .action(async (name: string, opts: { process: string; owner: string; scope?: string[]; displayName?: string; json?: boolean }, command: Command) => {
       const agent = await recordedChange(
         dirOf(command),
-        () => withIdentity(command, (id) => id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }), { create: true }),
+        () => withIdentity(command, (id) => id.agents.create({ name, process: opts.process, owner: opts.owner, scopes: opts.scope ?? [], ...(opts.displayName ? { displayName: opts.displayName } : {}) }), { create: true, taken: `corral agents show ${name} shows it; give the new agent another name` }),
         (agent) => ({ action: 'agent.create', resource: { kind: 'agent', id: agent.id }, details: { name: agent.name, process: agent.process, owner: agent.owner, scopes: agent.scopes } }),
       );
       if (opts.json) printJson(agent);

@@ -115,3 +115,22 @@ describe('corral users remove admin', () => {
     assert.doesNotMatch(listed, /^admin /m);
   });
 });
+
+describe('corral users add and rename to a name another login holds', () => {
+  it('refuse it as bad input, exit 2 with IDENTITY_USER_EXISTS, saying where it is shown and to choose another name, and change nothing (regression: exit 1, as a check that failed)', async () => {
+    const state = tempStateDir();
+    try {
+      await seedOldStore(state);
+      for (const args of [['add', 'alice', '--role', 'admin'], ['rename', 'operator', 'alice']]) {
+        const r = await corral(['--state-dir', state, 'users', ...args, '--json']);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(JSON.parse(r.stdout).error.code, 'IDENTITY_USER_EXISTS');
+        assert.match(r.stderr, /^corral: a user named alice already exists: corral users list shows it; choose another name \[IDENTITY_USER_EXISTS\]\n$/);
+      }
+      const listed = JSON.parse((await corral(['--state-dir', state, 'users', 'list', '--json'])).stdout) as { users: Array<{ username: string; roles: string[] }> };
+      assert.deepEqual(listed.users.map((u) => [u.username, u.roles]).sort(), [['alice', ['viewer']], ['operator', ['admin']]]);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});

@@ -5,6 +5,9 @@ import { CliFailure, printable, printJson, printSecret, table } from '../output.
 import { dirOf, identityDir, withIdentity } from './agents.ts';
 import { recordedChange, recordIdentityEvent } from './identity-record.ts';
 
+/** What to do about a login name already taken. */
+const TAKEN = 'corral users list shows it; choose another name';
+
 /**
  * `corral users list|add NAME|email NAME|roles NAME|passwd NAME|rename NAME NEW-NAME|remove NAME`:
  * the local logins of the console (the admin `corral up` creates, and those
@@ -39,7 +42,7 @@ export function registerUsers(program: Command): void {
       // The new login can sign in: a log that cannot record it stops it.
       const user = await recordedChange(
         identityDir(command),
-        () => withIdentity(command, (identity) => identity.localUsers.create(username, password, opts.role, opts.email === undefined ? {} : { email: opts.email })),
+        () => withIdentity(command, (identity) => identity.localUsers.create(username, password, opts.role, opts.email === undefined ? {} : { email: opts.email }), { taken: TAKEN }),
         (made) => ({ action: 'user.create', resource: { kind: 'user', id: made.id }, details: { roles: made.roles, email: made.email ?? null } }),
       );
       if (opts.json) return printSecret('the new password', `${JSON.stringify({ ...user, password }, null, 2)}\n`);
@@ -115,7 +118,7 @@ export function registerUsers(program: Command): void {
       // The new name can sign in: a log that cannot record the rename stops it.
       const user = await recordedChange(
         identityDir(command),
-        () => withIdentity(command, (identity) => identity.localUsers.rename(username, newName)),
+        () => withIdentity(command, (identity) => identity.localUsers.rename(username, newName), { taken: TAKEN }),
         (renamed) => ({ action: 'user.rename', resource: { kind: 'user', id: `local:${username}` }, details: { to: renamed.id, roles: renamed.roles } }),
       );
       if (opts.json) return printJson(user);
