@@ -13,7 +13,7 @@ const POLICY = `
 @id("printf-asks") @approval("required") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"printf");
 @id("echo") permit (principal == Human::"operator", action == Action::"system.run", resource == Command::"echo");
 @id("wrappers") permit (principal == Human::"operator", action == Action::"system.run", resource)
-  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup", Command::"bundle", Command::"uv", Command::"npm", Command::"npx", Command::"docker"].contains(resource) };
+  when { [Command::"sh", Command::"bash", Command::"env", Command::"xargs", Command::"nice", Command::"timeout", Command::"nohup", Command::"bundle", Command::"uv", Command::"npm", Command::"npx", Command::"docker", Command::"yarn", Command::"bun"].contains(resource) };
 `;
 
 const BYPASSES: Array<[string, string[]]> = [
@@ -39,6 +39,12 @@ const BYPASSES: Array<[string, string[]]> = [
   ['npm exec', ['npm', 'exec', '--', 'rm', '-rf', '/tmp/victim']],
   ['npx', ['npx', 'rm', '-rf', '/tmp/victim']],
   ['docker exec', ['docker', 'exec', 'app', 'rm', '-rf', '/tmp/victim']],
+  ['npm init PKG, which runs create-PKG', ['npm', 'init', 'vite']],
+  ['yarn CMD, a first word none of its commands', ['yarn', 'rm', '-rf', '/tmp/victim']],
+  ['yarn run CMD', ['yarn', 'run', 'rm', '-rf', '/tmp/victim']],
+  ['yarn create PKG', ['yarn', 'create', 'vite']],
+  ['bun CMD, a first word none of its commands', ['bun', 'touch', '/tmp/victim']],
+  ['bun run CMD', ['bun', 'run', 'rm', '-rf', '/tmp/victim']],
   ['bundle exec inside a payload', ['sh', '-c', 'echo hi; bundle exec rm -rf /tmp/victim']],
   ['the approved command wrapped in sh -c', ['sh', '-c', 'printf ok']],
   ['an allowed command chained to one no policy permits', ['sh', '-c', 'echo hi; rm -rf /tmp/victim']],
@@ -58,7 +64,9 @@ describe('an approval or allow for one command never covers another chained to i
     await t.run(['sh', '-c', 'echo hi']);
     // A wrapper's own work, with no command to run, is what its permit allows.
     await t.run(['bundle', 'install']);
-    assert.equal(node.received.length, 4);
+    await t.run(['npm', 'init', '-y']);
+    await t.run(['yarn', 'install']);
+    assert.equal(node.received.length, 6);
   });
   after(() => t.close());
 

@@ -85,10 +85,22 @@ const RUNNERS = new Set(['eval', 'exec', 'source', '.', 'command', 'builtin', 't
 interface SubcommandRunner {
   /** Subcommands that run the command, or the package, named after them. */
   runs: ReadonlySet<string>;
-  /** Subcommands that take another after them (`docker container exec`, `uv tool run`, `yarn workspace W exec`). */
+  /** Subcommands that take another after them (`docker container exec`, `uv tool run`). */
   groups?: ReadonlySet<string>;
   /** A program's own commands, when any other first word is a command it runs (pnpm's). */
   builtins?: ReadonlySet<string>;
+  /** Subcommands that fetch and run a package only when given one (`npm init vite` runs create-vite; `npm init -y` runs none). */
+  given?: ReadonlySet<string>;
+  /**
+   * What a first word none of `builtins` runs besides a package.json script
+   * of that name (`pnpm build`: the command build), and the spelling that
+   * runs the script alone, which a refusal names instead (`pnpm run`);
+   * `runs`, subcommands that run a script or else a command, as such a first
+   * word does (`yarn run X`), and given nothing list the scripts.
+   */
+  scripts?: { otherwise: string; instead: string; runs?: ReadonlySet<string> };
+  /** A first word, or a word after one of `scripts.runs`, that names a file the program runs (`bun x.ts`), read as a script is, not as a command. */
+  files?: RegExp;
 }
 
 /**
@@ -98,6 +110,22 @@ interface SubcommandRunner {
  * project (`pnpm touch X`), as one it does not know yet would be.
  */
 const PNPM_COMMANDS: ReadonlySet<string> = new Set(['add', 'audit', 'bin', 'c', 'config', 'dedupe', 'deploy', 'doctor', 'fetch', 'help', 'i', 'import', 'init', 'install', 'install-test', 'it', 'licenses', 'link', 'ln', 'list', 'ls', 'll', 'outdated', 'pack', 'patch', 'patch-commit', 'patch-remove', 'prune', 'publish', 'rb', 'rebuild', 'remove', 'rm', 'uninstall', 'un', 'root', 'run', 'run-script', 'start', 'store', 'test', 't', 'unlink', 'up', 'update', 'upgrade', 'why', '--version', '-v', '--help', '-h']);
+/**
+ * yarn's commands (yarn 1's and yarn 2 and later's) that run no command
+ * their arguments name. Any other first word runs the package.json script
+ * of that name, else a program of the project's dependencies
+ * (node_modules/.bin), as `yarn run` does; `workspace` and `workspaces`
+ * run the command after them in each workspace named.
+ */
+const YARN_COMMANDS: ReadonlySet<string> = new Set(['access', 'add', 'audit', 'autoclean', 'bin', 'cache', 'check', 'config', 'constraints', 'dedupe', 'explain', 'generate-lock-entry', 'global', 'help', 'import', 'info', 'init', 'install', 'licenses', 'link', 'list', 'login', 'logout', 'npm', 'outdated', 'owner', 'pack', 'patch', 'patch-commit', 'plugin', 'policies', 'publish', 'rebuild', 'remove', 'search', 'set', 'stage', 'tag', 'team', 'unlink', 'unplug', 'up', 'upgrade', 'upgrade-interactive', 'version', 'versions', 'why', '--version', '-v', '--help', '-h']);
+const YARN: SubcommandRunner = { runs: new Set(['exec', 'dlx', 'create', 'node', 'workspace', 'workspaces']), builtins: YARN_COMMANDS, scripts: { runs: new Set(['run']), otherwise: "a dependency's program", instead: 'npm run' } };
+/**
+ * bun's commands that run no command their arguments name (`bun test` runs
+ * the project's test files, as `npm test` runs its scripts). Any other first
+ * word runs the package.json script of that name, else the file, else a
+ * program of node_modules/.bin or the PATH, as `bun run` does.
+ */
+const BUN_COMMANDS: ReadonlySet<string> = new Set(['test', 'repl', 'install', 'i', 'add', 'a', 'remove', 'rm', 'update', 'outdated', 'audit', 'link', 'unlink', 'publish', 'patch', 'patch-commit', 'pm', 'info', 'why', 'build', 'init', 'upgrade', 'completions', 'help', '--version', '-v', '--help', '-h', '--revision']);
 /**
  * Programs that run a command their arguments name through one of their
  * subcommands (`bundle exec CMD`, `uv run CMD`, `npm exec CMD`, `docker exec
@@ -129,14 +157,17 @@ const SUBCOMMAND_RUNNERS: Record<string, SubcommandRunner> = {
   micromamba: { runs: new Set(['run']) },
   pixi: { runs: new Set(['run', 'exec']) },
   devbox: { runs: new Set(['run']) },
-  // npm takes any unambiguous start of a command's name: `npm exe` is exec; `npm explore PKG -- CMD` runs CMD in the package's folder.
-  npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']) },
+  // npm takes any unambiguous start of a command's name (or alias): `npm exe` is exec; `npm explore PKG -- CMD` runs CMD in the package's folder;
+  // `npm init PKG` (create, innit, `npm cr`…) runs `npm exec create-PKG`.
+  npm: { runs: new Set(['exec', 'exe', 'x', 'explore', 'explo', 'explor']), given: new Set(['init', 'ini', 'innit', 'inni', 'inn', 'create', 'creat', 'crea', 'cre', 'cr']) },
   // pnpm runs a first word that is none of its commands as `pnpm exec` does (`pnpm touch X`): see PNPM_COMMANDS.
-  pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS },
-  yarn: { runs: new Set(['exec', 'dlx']), groups: new Set(['workspace', 'workspaces']) },
+  pnpm: { runs: new Set(['exec', 'dlx', 'create']), builtins: PNPM_COMMANDS, scripts: { otherwise: 'the command', instead: 'pnpm run' } },
+  // yarn runs a first word none of its commands, and `yarn run X`, as a script or else a dependency's program: see YARN_COMMANDS.
+  yarn: YARN,
   // Debian's name for yarn.
-  yarnpkg: { runs: new Set(['exec', 'dlx']), groups: new Set(['workspace', 'workspaces']) },
-  bun: { runs: new Set(['x', 'exec']) },
+  yarnpkg: YARN,
+  // bun runs a first word none of its commands, and `bun run X`, as a script, a file or a program (BUN_COMMANDS); `bun create` (`c`) a package or template.
+  bun: { runs: new Set(['x', 'exec', 'create', 'c']), builtins: BUN_COMMANDS, scripts: { runs: new Set(['run']), otherwise: 'the file, a dependency\'s program or the command', instead: 'npm run' }, files: /\/|\.(?:[cm]?[jt]s|[jt]sx|sh)$/ },
   // corepack runs the package manager it names, fetched at the version the project asks for.
   corepack: { runs: new Set(['npm', 'npx', 'pnpm', 'pnpx', 'yarn', 'yarnpkg']) },
   // `time` changes nothing, but is left opaque with the two that do rather than read by a rule of its own.
@@ -511,7 +542,7 @@ function expand(argv: string[], depth: number): Expanded {
   if (SHELL_KEYWORDS.has(argv[0]!)) return { commands: [argv], opaqueReason: `a shell keyword or compound command (${argv[0]!}) Corral does not model` };
   if (RUNNERS.has(program)) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   const subcommand = Object.hasOwn(SUBCOMMAND_RUNNERS, program) ? runningSubcommand(argv, SUBCOMMAND_RUNNERS[program]!) : undefined;
-  if (subcommand !== undefined) return { commands: [argv], opaqueReason: subcommandReason(program, subcommand, SUBCOMMAND_RUNNERS[program]!) };
+  if (subcommand !== undefined) return { commands: [argv], opaqueReason: subcommandReason(program, subcommand, argv, SUBCOMMAND_RUNNERS[program]!) };
   const running = RUNNING_OPTIONS[program];
   if (running && argv.some((a) => running.has(a))) return { commands: [argv], opaqueReason: `${program} runs other commands` };
   if (program === 'ip' && argv.slice(1).some((a) => IP_RUNNING.test(a))) return { commands: [argv], opaqueReason: 'ip netns exec, ip vrf exec and ip -batch run other commands' };
@@ -554,22 +585,42 @@ function expand(argv: string[], depth: number): Expanded {
  * `docker -H HOST exec`), or a group (`docker container exec`), any word
  * that is one counts, so that an option Corral does not model fails closed
  * (`npm --prefix x exec`, and `docker -D logs run` as well). For a program with
- * `builtins`, a first word that is none of them is the command it runs.
+ * `builtins`, a first word that is none of them is the command it runs, an
+ * option included. A `given` subcommand runs a package when any word after
+ * it is not an option (`npm init vite`, not `npm init -y`).
  */
-/** Why a run through a subcommand is opaque; for a first word none of the program's commands (`pnpm build`), how to name a script instead. */
-function subcommandReason(program: string, subcommand: string, runner: SubcommandRunner): string {
-  const word = cut(subcommand, 40);
-  if (runner.builtins === undefined || runner.runs.has(subcommand)) return `${program} ${word} runs another command, which Corral does not read through`;
-  return `${program} ${word} runs the package.json script of that name if there is one, else the command ${word}, which Corral does not read through: name a script with ${program} run ${word}`;
-}
-
 function runningSubcommand(argv: readonly string[], runner: SubcommandRunner): string | undefined {
   const first = argv[1];
   if (first === undefined) return undefined;
+  const file = (word: string | undefined): boolean => word !== undefined && runner.files?.test(word) === true;
+  // `yarn run` alone lists the scripts; `bun run x.ts` runs a file.
+  if (runner.scripts?.runs?.has(first)) return argv[2] === undefined || file(argv[2]) ? undefined : first;
   if (runner.runs.has(first)) return first;
-  if (runner.builtins !== undefined) return runner.builtins.has(first) ? undefined : first;
+  const given = (at: number): boolean => runner.given?.has(argv[at]!) === true && argv.slice(at + 1).some((word) => !word.startsWith('-'));
+  if (runner.given?.has(first)) return given(1) ? first : undefined;
+  if (runner.builtins !== undefined) return runner.builtins.has(first) || file(first) ? undefined : first;
   if (!first.startsWith('-') && runner.groups?.has(first) !== true) return undefined;
-  return argv.slice(2).find((word) => runner.runs.has(word));
+  return argv.slice(2).find((word, k) => runner.runs.has(word) || given(k + 2));
+}
+
+/**
+ * Why a run through a subcommand is opaque. For a package.json script or a
+ * command of that name (`pnpm build`, `yarn run build`), how to name the
+ * script alone instead; for `npm init PKG`, the package it runs.
+ */
+function subcommandReason(program: string, subcommand: string, argv: readonly string[], runner: SubcommandRunner): string {
+  const word = cut(subcommand, 40);
+  if (runner.given?.has(subcommand)) {
+    const operand = argv.slice(argv.indexOf(subcommand) + 1).find((w) => !w.startsWith('-'))!;
+    // npm's rule for an unscoped name; a scoped one (`@s`, `@s/x`) becomes `@s/create` or `@s/create-x`.
+    const initializer = operand.startsWith('@') ? '' : ` (create-${cut(operand, 40)})`;
+    return `${program} ${word} ${cut(operand, 40)} fetches and runs an initializer package${initializer}, which Corral does not read through: permit the initializer's own command and run it directly; ${program} ${word} with options alone (-y) runs none`;
+  }
+  const scripts = runner.scripts;
+  const named = scripts?.runs?.has(subcommand) === true;
+  if (scripts === undefined || (runner.runs.has(subcommand) && !named)) return `${program} ${word} runs another command, which Corral does not read through`;
+  const name = named ? cut(argv[argv.indexOf(subcommand) + 1]!, 40) : word;
+  return `${program} ${named ? `${word} ${name}` : word} runs the package.json script of that name if there is one, else ${scripts.otherwise} ${name}, which Corral does not read through: name a script with ${scripts.instead} ${name}`;
 }
 
 /** The simple commands of a payload (or an argv another program runs), each with its `env` prefixes unwrapped and expanded in turn; the first opaque one ends it. */

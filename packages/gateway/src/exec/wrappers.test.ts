@@ -4,7 +4,7 @@
 // the node has it, to show the command runs.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -216,5 +216,113 @@ describe('a program that runs a command through a subcommand (bundle exec, uv ru
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a package manager that runs a package or command its first word names (npm init PKG, yarn X, yarn run X, bun X)', () => {
+  const runs: string[][] = [
+    ['npm', 'init', 'vite'],
+    ['npm', 'init', '-y', 'vite'],
+    ['npm', 'init', '@scope'],
+    ['npm', 'create', 'vite@latest', 'app'],
+    ['npm', 'innit', 'vite'],
+    ['npm', 'ini', 'vite'],
+    ['npm', 'cr', 'vite'],
+    ['npm', 'creat', 'vite'],
+    ['npm', '--prefix', 'p', 'init', 'vite'],
+    ['yarn', 'create', 'react-app', 'x'],
+    ['yarn', 'rm', '-rf', '/x'],
+    ['yarn', 'touch', '/x'],
+    ['yarn', 'build'],
+    ['yarn', 'test'],
+    ['yarn', 'run', 'rm', '-rf', '/x'],
+    ['yarn', 'node', 'x.js'],
+    ['yarn', 'workspaces', 'foreach', 'run', 'rm'],
+    ['yarn', 'workspace', 'app', 'rm'],
+    ['yarn', '--cwd', 'app', 'rm'],
+    ['yarnpkg', 'rm', '-rf', '/x'],
+    ['yarnpkg', 'create', 'x'],
+    ['bun', 'rm-rf', '/x'],
+    ['bun', 'touch', '/x'],
+    ['bun', 'run', 'rm', '-rf', '/x'],
+    ['bun', 'run', '--bun', 'rm'],
+    ['bun', 'create', 'vite'],
+    ['bun', 'c', 'vite'],
+    ['bun', '--cwd', 'app', 'touch', 'x'],
+  ];
+
+  it('makes each run opaque and denies it, bare, by its path and in a shell payload (regression: decided on npm, yarn or bun alone, so a permit for it ran create-vite, rm or touch)', () => {
+    for (const argv of runs) {
+      assert.equal(canonicalRun({ command: argv }).opaque, true, argv.join(' '));
+      assert.equal(decide(argv), 'deny', argv.join(' '));
+      assert.equal(decide([`/usr/bin/${argv[0]!}`, ...argv.slice(1)]), 'deny', `/usr/bin/${argv.join(' ')}`);
+      assert.equal(decide(['sh', '-c', argv.map((a) => `'${a}'`).join(' ')]), 'deny', `${argv.join(' ')} in a payload`);
+    }
+  });
+
+  it('says what npm init PKG runs, and that npm init -y runs none', () => {
+    assert.equal(canonicalRun({ command: ['npm', 'init', 'vite'] }).opaqueReason, "npm init vite fetches and runs an initializer package (create-vite), which Corral does not read through: permit the initializer's own command and run it directly; npm init with options alone (-y) runs none");
+    assert.match(canonicalRun({ command: ['npm', 'create', '@scope/app'] }).opaqueReason!, /^npm create @scope\/app fetches and runs an initializer package, which/);
+  });
+
+  it('tells how to run a package.json script alone when yarn or bun would run a program of that name instead: npm run build', () => {
+    assert.equal(canonicalRun({ command: ['yarn', 'build'] }).opaqueReason, "yarn build runs the package.json script of that name if there is one, else a dependency's program build, which Corral does not read through: name a script with npm run build");
+    assert.equal(canonicalRun({ command: ['yarn', 'run', 'build'] }).opaqueReason, "yarn run build runs the package.json script of that name if there is one, else a dependency's program build, which Corral does not read through: name a script with npm run build");
+    assert.equal(canonicalRun({ command: ['bun', 'run', 'dev'] }).opaqueReason, "bun run dev runs the package.json script of that name if there is one, else the file, a dependency's program or the command dev, which Corral does not read through: name a script with npm run dev");
+    assert.match(canonicalRun({ command: ['yarn', 'dlx', 'rm'] }).opaqueReason!, /^yarn dlx runs another command/);
+  });
+
+  it('keeps a run that runs no command its arguments name as it is: npm init, npm init -y, yarn, yarn install, yarn run, bun install, bun test, bun x.ts, bun run ./build.ts', () => {
+    for (const argv of [['npm', 'init'], ['npm', 'init', '-y'], ['npm', 'create', '--yes'], ['npm', 'run', 'build'], ['npm', 'test'], ['yarn'], ['yarn', 'install'], ['yarn', 'add', 'left-pad'], ['yarn', 'run'], ['yarn', 'why', 'left-pad'], ['yarn', '--version'], ['yarnpkg', 'install'], ['bun', 'install'], ['bun', 'add', 'left-pad'], ['bun', 'test'], ['bun', 'build', './index.ts'], ['bun', 'x.ts'], ['bun', './scripts/build'], ['bun', 'run', './build.ts'], ['bun', 'run'], ['bun', '--version']]) {
+      const run = canonicalRun({ command: argv });
+      assert.deepEqual([run.opaque, run.commands], [false, [argv]], argv.join(' '));
+    }
+  });
+
+  it('denies npm init vite, yarn rm and bun run rm under a policy permitting only npm, yarn or bun, and allows npm init -y, yarn install and bun test under it', () => {
+    assert.equal(permitting('npm', ['npm', 'init', 'vite']), 'deny');
+    assert.equal(permitting('yarn', ['yarn', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('bun', ['bun', 'run', 'rm', '-rf', '/x']), 'deny');
+    assert.equal(permitting('npm', ['npm', 'init', '-y']), 'allow');
+    assert.equal(permitting('yarn', ['yarn', 'install']), 'allow');
+    assert.equal(permitting('bun', ['bun', 'test']), 'allow');
+  });
+
+  it('runs the initializer for real where the node has npm: npm init corral-probe and npm cr corral-probe run create-corral-probe (from the project, offline)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-npm-init-'));
+    try {
+      const pkg = join(dir, 'node_modules', 'create-corral-probe');
+      mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
+      mkdirSync(pkg);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'p', version: '1.0.0', dependencies: { 'create-corral-probe': '1.0.0' } }));
+      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'create-corral-probe', version: '1.0.0', bin: { 'create-corral-probe': 'bin.js' } }));
+      writeFileSync(join(pkg, 'bin.js'), "#!/usr/bin/env node\nrequire('node:fs').writeFileSync('ran', '')\n");
+      chmodSync(join(pkg, 'bin.js'), 0o755);
+      symlinkSync('../create-corral-probe/bin.js', join(dir, 'node_modules', '.bin', 'create-corral-probe'));
+      for (const argv of [['npm', 'init', 'corral-probe', '--offline', '--yes'], ['npm', 'cr', 'corral-probe', '--offline', '--yes']]) {
+        assert.equal(decide(argv), 'deny', argv.join(' '));
+        if (!installed('npm')) continue;
+        rmSync(join(dir, 'ran'), { force: true });
+        const result = spawnSync(argv[0]!, argv.slice(1), { cwd: dir, timeout: 60_000, stdio: 'ignore' });
+        assert.equal(result.status, 0, argv.join(' '));
+        assert.equal(existsSync(join(dir, 'ran')), true, `${argv.join(' ')} runs create-corral-probe`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes npm init PKG opaque however npm spells init, by any start of the name npm reads as init or create (as npm itself resolves it where the node has npm)', () => {
+    const spellings = ['init', 'ini', 'innit', 'inni', 'inn', 'create', 'creat', 'crea', 'cre', 'cr'];
+    for (const word of spellings) assert.equal(canonicalRun({ command: ['npm', word, 'vite'] }).opaque, true, word);
+    // npm's own table of commands: every spelling it reads as init is among them, and none other.
+    const found = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' });
+    if (found.status !== 0) return;
+    // npm's bin/npm-cli.js, through its link; its table is lib/utils/cmd-list.js beside bin.
+    const cmdList = join(realpathSync(found.stdout.trim()), '..', '..', 'lib', 'utils', 'cmd-list.js');
+    if (!existsSync(cmdList)) return;
+    const script = `const { commands, aliases, deref } = require(${JSON.stringify(cmdList)}); const out = new Set(); for (const w of [...commands, ...Object.keys(aliases)]) for (let i = 1; i <= w.length; i++) if (deref(w.slice(0, i)) === 'init') out.add(w.slice(0, i)); console.log(JSON.stringify([...out].sort()))`;
+    const read = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(read.stdout) as string[], [...spellings].sort(), read.stderr);
   });
 });
