@@ -7,6 +7,7 @@ import { openAuditLog, type AuditLog, type AuditEventInput } from '@corral/audit
 import { Identity, IdentityError, checkOidcSettings, type Agent } from '@corral/identity';
 import type { Decider } from '@corral/policy';
 import { ApprovalStore } from './approvals/store.ts';
+import { GatewayError } from './errors.ts';
 import { HttpApi } from './http/api.ts';
 import { ClientAddresses, TrustedProxies } from './http/client-address.ts';
 import { ConsoleCookies } from './http/cookies.ts';
@@ -25,13 +26,14 @@ import { NodeInvoker, type InvokerOptions } from './exec/invoke.ts';
 import { OpenRuns } from './exec/open-runs.ts';
 import { NodeInventory } from './nodes/inventory.ts';
 import { CLOSE } from './protocol/limits.ts';
-import { GatewayServer, type GatewayLogEntry, type GatewayServerOptions } from './server/server.ts';
+import { GatewayMetrics } from './metrics/gateway-metrics.ts';
+import { GatewayServer, peerKind, type GatewayLogEntry, type GatewayServerOptions } from './server/server.ts';
 import { SurfaceStore, openGatewayDb } from './store/store.ts';
 import { wellFormed } from './well-formed.ts';
 import { GATEWAY_BUSY_TIMEOUT_MS, setBusyTimeout } from './store/write-lock.ts';
 
 // clientAddresses is made from trustedProxies.
-export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log' | 'clientAddresses'> {
+export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 'log' | 'clientAddresses' | 'onRefusal'> {
   /** Where identity.db, gateway.db, the audit log and `policies/` live. */
   stateDir: string;
   /** Cedar policies (default STATE_DIR/policies; an `entities.json` beside them is loaded too). No policies: every governed command is denied. */
@@ -68,6 +70,13 @@ export interface GatewayOptions extends Omit<GatewayServerOptions, 'identity' | 
    * log). Throws GATEWAY_TRUSTED_PROXY_INVALID at start.
    */
   trustedProxies?: readonly string[];
+  /**
+   * The scrape token: a bearer token good for GET /metrics alone (at least
+   * 16 characters), so that Prometheus never holds the gateway token. Without
+   * it the metrics are read with the gateway token, or by a signed-in admin or
+   * auditor. Throws GATEWAY_CONFIG_INVALID at start when shorter.
+   */
+  metricsToken?: string;
   /** The gateway's log: refusals and faults of connections, requests and the policy set, with their codes; never a token, key or policy text. */
   log?: (entry: GatewayLogLine) => void;
 }
@@ -172,13 +181,14 @@ export class Gateway {
     return this.url.replace(/^ws/, 'http');
   }
 
-  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID, GATEWAY_PUBLIC_URL_INVALID, GATEWAY_TRUSTED_PROXY_INVALID, identity's IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY (another process held identity.db for 5 s) (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
+  /** Opens the state and starts listening. Throws GATEWAY_CONFIG_INVALID (a token or metricsToken too short), GATEWAY_PUBLIC_URL_INVALID, GATEWAY_TRUSTED_PROXY_INVALID, identity's IDENTITY_STORE_FAILED, IDENTITY_STORE_BUSY (another process held identity.db for 5 s) (and IDENTITY_CONFIG_MISSING or IDENTITY_INPUT_INVALID for OIDC settings), policy's POLICY_SET_INVALID, audit's AUDIT_*. */
   static async start(options: GatewayOptions): Promise<Gateway> {
     if (options.oidc) {
       // Wrong settings are refused now, naming the setting, not at someone's first sign-in.
       const { name: _name, ...settings } = options.oidc;
       checkOidcSettings(settings);
     }
+    if (options.metricsToken !== undefined && options.metricsToken.length < 16) throw new GatewayError('GATEWAY_CONFIG_INVALID', 'the metrics scrape token must be at least 16 characters');
     const publicUrl = options.publicUrl !== undefined ? parsePublicUrl(options.publicUrl) : undefined;
     if (publicUrl && options.oidc) checkRedirectAtPublicUrl(publicUrl, options.oidc.redirectUri);
     const trustedProxies = options.trustedProxies !== undefined ? TrustedProxies.parse(options.trustedProxies) : undefined;
@@ -195,16 +205,19 @@ export class Gateway {
       const decider = options.decider ?? policies!;
       const given = typeof options.audit === 'object' ? options.audit : undefined;
       if (!given && options.audit !== false) audit = await openAuditLog({ stateDir: options.stateDir });
-      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, ...serverOptions } = options;
-      const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}) });
+      const { stateDir: _s, policyDir: _p, decider: _d, audit: _a, approvalTtlMs, approvalPollMs, operatorPrincipal, consoleDir: _c, oidc, publicUrl: _u, trustedProxies: _t, metricsToken, ...serverOptions } = options;
+      const metrics = new GatewayMetrics();
+      const http = new HttpApi({ ...(consoleFiles ? { console: consoleFiles } : {}), ...(options.log ? { log: options.log } : {}), metrics: { metrics, scrapeToken: metricsToken } });
       // One reading of who sent each request, for the caps on unfinished handshakes and for the HTTP API.
       const clientAddresses = new ClientAddresses(trustedProxies, options.log);
-      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle, clientAddresses, ...(publicUrl ? { publicAddress: publicUrl } : {}) });
+      server = await GatewayServer.start({ ...serverOptions, identity, deviceTokens: new DeviceTokens(db), http: http.handle, clientAddresses, onRefusal: metrics.protocol.refused, ...(publicUrl ? { publicAddress: publicUrl } : {}) });
+      const listening = server;
+      listening.on('ready', (connection) => metrics.protocol.accepted(peerKind(connection.peer!)));
       const log = given ?? audit;
       // Every record this gateway appends is also told to the live activity feed.
       const feed = new AuditFeed();
       const append = async (event: AuditEventInput) => {
-        const record = await log!.append(wellFormed(event));
+        const record = await metrics.audit.append(() => log!.append(wellFormed(event)));
         feed.notify(record);
         return record;
       };
@@ -227,7 +240,9 @@ export class Gateway {
         ...(approvalTtlMs ? { approvalTtlMs } : {}),
         ...(approvalPollMs ? { approvalPollMs } : {}),
         ...(operatorPrincipal ? { operatorPrincipal } : {}),
+        metrics: metrics.invoke,
       });
+      metrics.watch({ approvals, identity, connections: () => listening.connections().map((connection) => peerKind(connection.peer!)) });
       // Opened and migrated (waiting up to 5 s for a corral command, as start-up may), the gateway's connection
       // keeps a short busy_timeout: no write of the running gateway waits inside SQLite (store/write-lock.ts);
       // this bounds any statement that still meets another process's lock.

@@ -33,6 +33,7 @@ import { nodeRefusal, refusalRecord } from './node-refusal.ts';
 import type { OpenRun, OpenRuns } from './open-runs.ts';
 import { governanceOf, RUN_COMMANDS, type Governance } from './rules.ts';
 import { cut } from '../well-formed.ts';
+import { UNMEASURED, type InvokeMeter } from '../metrics/invoke-metrics.ts';
 
 /**
  * Corral's addition to the node protocol: a node that declares this cap holds
@@ -90,6 +91,8 @@ export interface InvokerOptions {
   approvalPollMs?: number;
   /** How many records each node may cause on its own word (default NODE_AUDIT_LIMITS). */
   nodeAuditLimits?: NodeAuditLimits;
+  /** Where decisions and timings are counted (the gateway's metrics); default none. */
+  metrics?: InvokeMeter;
 }
 
 /**
@@ -172,12 +175,14 @@ export class NodeInvoker {
   readonly #openRuns: OpenRuns;
   /** The records each node may cause on its own word; what it asks past that is refused and summarized. */
   readonly nodeAudit: NodeAuditBudget;
+  readonly #metrics: InvokeMeter;
 
   constructor(server: GatewayServer, inventory: NodeInventory, options: InvokerOptions) {
     this.#server = server;
     this.#inventory = inventory;
     this.#options = options;
     this.#openRuns = options.openRuns;
+    this.#metrics = options.metrics ?? UNMEASURED;
     this.nodeAudit = new NodeAuditBudget((event) => this.#audit(event), options.nodeAuditLimits);
     server.on('closed', (connection) => {
       const leaving = this.#onLeave.get(connection);
@@ -317,6 +322,7 @@ export class NodeInvoker {
     // The approval went through whatever becomes of its grant: the answer says what did.
     const granting = approval.status === 'allowed' && approval.decision === 'allow-always' ? this.#grant(approval).catch((error: unknown): GrantView => ({ id: `approval-${id}`, status: 'failed', code: codeOf(error) })) : Promise.resolve(undefined);
     if (approval.status !== 'pending') {
+      this.#metrics.resolved(decision);
       this.#server.broadcast('exec.approval.resolved', { id, decision: approval.decision, status: approval.status, ts: Date.now() }, (p) => hasScope(p.scopes, 'operator.approvals'));
       // The waiting run goes on once the approval's own record is durable. Should that append
       // fail, it goes on all the same: its decision record must then be durable before it runs (#authorize).
@@ -483,7 +489,7 @@ export class NodeInvoker {
 
   #register(): void {
     const server = this.#server;
-    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#invoke(params as InvokeParams, ctx.peer, ctx.connection) });
+    server.method('node.invoke', { role: 'operator', scopes: ['operator.write'], validate: validateNodeInvokeParams, handler: (params, ctx) => this.#metrics.invoke((params as InvokeParams).command, () => this.#invoke(params as InvokeParams, ctx.peer, ctx.connection)) });
     server.method('node.invoke.result', {
       role: 'node',
       validate: validateNodeInvokeResultParams,
@@ -639,10 +645,12 @@ export class NodeInvoker {
     const governance = governanceOf(params.command);
 
     if (!governance) {
+      this.#metrics.decided(params.command, 'deny');
       await this.#audit({ actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: cut(params.command, 100) }, node: node.deviceId, decision: { effect: 'deny', reason: 'no rule governs this command' }, details: { command: cut(params.command, 100) } });
       throw denied(params.command, 'no rule governs this command');
     }
-    let assessed = governance.kind !== 'read-only' ? await this.#assess(principal, node.deviceId, params.command, governance, params.params) : undefined;
+    if (governance.kind === 'read-only') this.#metrics.decided(params.command, 'allow');
+    let assessed = governance.kind !== 'read-only' ? await this.#metrics.stage(params.command, 'decide', () => this.#assess(principal, node.deviceId, params.command, governance, params.params)) : undefined;
     // Asked of a human: a run of one script is approved for what that file holds now, read by its node before any approval is looked up.
     if (assessed?.verdict.decision === 'ask') assessed = await this.#boundToScript(target, principal, params.command, assessed, timeoutMs, caller);
     let authorized: Authorized = assessed ? await this.#authorize(principal, node.deviceId, params.command, assessed, timeoutMs, caller, stands) : { approvalId: undefined, receiptFor: undefined, unrecorded: undefined };
@@ -719,7 +727,7 @@ export class NodeInvoker {
     // has; any other node gets it only once the decision is durable.
     const held = unrecorded !== undefined && params.command === 'system.run' && connection.peer!.caps.includes(INVOKE_RELEASE_EVENT);
     if (unrecorded && !held) {
-      await this.#audit({ ...unrecorded, trace });
+      await this.#metrics.stage(params.command, 'decision_record', () => this.#audit({ ...unrecorded, trace }));
       waited = true;
     }
     // Only the gateway says whether a run is held: a caller's own awaitRelease is dropped (JSON leaves out undefined).
@@ -734,14 +742,14 @@ export class NodeInvoker {
     // The node's result is acknowledged once it is recorded and the caller answered: a Corral node then
     // replaces the warm sandbox its run took, which on a shared host would compete with that recording.
     const finished = Promise.withResolvers<void>();
-    const answered = this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise, principal.type === 'Agent' ? principal.id : undefined);
+    const answered = this.#metrics.stage(params.command, 'node', () => this.#send(connection, nodeId, id, params.command, commandParams, timeoutMs, params.idempotencyKey, finished.promise, principal.type === 'Agent' ? principal.id : undefined));
     let recorded: Promise<void> = Promise.resolve();
     // A held run its agent no longer stood for when its decision became durable: never released, recorded as withdrawn, refused.
     let withheld: ReturnType<typeof withdrawal>;
     const left = this.#whenGone(caller);
     try {
       if (held) {
-        recorded = this.#audit({ ...unrecorded!, trace });
+        recorded = this.#metrics.stage(params.command, 'decision_record', () => this.#audit({ ...unrecorded!, trace }));
         recorded.then(
           () => {
             withheld = withdrawal(stands, params.command, approvalId);
@@ -765,17 +773,19 @@ export class NodeInvoker {
       // Both records durable (the decision's was appended while the node ran) before the caller sees a result.
       await Promise.all([
         recorded,
-        this.#audit({
-          actor: actor(principal),
-          action: 'node.invoke',
-          resource: { kind: 'command', id: params.command },
-          node: nodeId,
-          ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
-          outcome: resultOutcome(result, payload),
-          ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
-          details: { invokeId: id, ...(withheld ? { withdrawn: withheld.why } : {}), ...(this.#stopped.has(id) ? { stopped: 'agent-suspended' } : {}), ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
-          trace,
-        }),
+        this.#metrics.stage(params.command, 'result_record', () =>
+          this.#audit({
+            actor: actor(principal),
+            action: 'node.invoke',
+            resource: { kind: 'command', id: params.command },
+            node: nodeId,
+            ...(approvalId ? { decision: { effect: 'allow', approval: approvalId } } : {}),
+            outcome: resultOutcome(result, payload),
+            ...(typeof result.payloadJSON === 'string' ? { context: { outputs: { result: `sha256:${sha256(result.payloadJSON)}` } } } : {}),
+            details: { invokeId: id, ...(withheld ? { withdrawn: withheld.why } : {}), ...(this.#stopped.has(id) ? { stopped: 'agent-suspended' } : {}), ...containedFacts(payload), ...(receipt ? { approvalReceipt: { ...receipt } } : {}) },
+            trace,
+          }),
+        ),
       ]);
       if (withheld) throw withheld.error;
       return result;
@@ -942,10 +952,11 @@ export class NodeInvoker {
     // (An allow that only withdrawn grants gave was decided a deny already: #deciderNow.)
     const grant = assessed.verdict.decision === 'ask' && open?.status !== 'allowed' ? this.#options.grants?.covering(digest) : undefined;
     const verdict = answeredByGrant(assessed.verdict, grant);
+    this.#metrics.decided(command, verdict.decision);
     const decided: AuditEventInput = { actor: actor(principal), action: 'node.invoke.decide', resource: { kind: 'command', id: assessed.resource }, node: nodeId, decision: { effect: verdict.decision, policies: verdict.policies, reason: verdict.reason }, details: { digest, ...(verdict.decision === 'ask' ? { quorum: verdict.quorum } : {}), ...assessed.auditDetails } };
     // The caller appends an allow's record, so that it can overlap the commit with the command's way to the node.
     if (verdict.decision === 'allow') return { approvalId: undefined, receiptFor: undefined, unrecorded: decided };
-    await this.#audit(decided);
+    await this.#metrics.stage(command, 'decision_record', () => this.#audit(decided));
     if (verdict.decision === 'deny') throw denied(command, verdict.reason);
     let approval = open;
     if (!approval) {

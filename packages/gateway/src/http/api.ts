@@ -1,6 +1,6 @@
 // The gateway's HTTP API beside the WebSocket (docs/http-api.md): the JSON
-// routes under /api/, each behind authentication and a role check, and the
-// web console's static files at /. Every failure answers generically with
+// routes under /api/, each behind authentication and a role check, the
+// Prometheus metrics at /metrics, and the web console's static files at /. Every failure answers generically with
 // the coded cause kept for the log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../errors.ts';
@@ -11,13 +11,14 @@ import { agentRoutes, registerStopReports } from './agents.ts';
 import { activityRoutes } from './activity.ts';
 import { approvalRoutes } from './approvals.ts';
 import { auditRoutes } from './audit.ts';
-import { authenticate, type Caller } from './auth.ts';
+import { METRICS_PATH, sendMetrics, type MetricsEndpoint } from '../metrics/scrape.ts';
+import { authenticate, authenticateScrape, type Caller } from './auth.ts';
 import { readJson } from './body.ts';
 import type { ApiContext } from './context.ts';
 import { errorCode, errorReply } from './error-reply.ts';
 import { nodeRoutes } from './nodes.ts';
 import { policyRoutes } from './policies.ts';
-import { failure, send } from './respond.ts';
+import { failure, send, type Reply } from './respond.ts';
 import { Router } from './router.ts';
 import { sessionRoutes } from './session.ts';
 import { RunningCommands } from './running.ts';
@@ -33,6 +34,7 @@ function apiRouter(api: ApiContext): Router {
 export class HttpApi {
   readonly #console: ConsoleFiles | undefined;
   readonly #log: (entry: GatewayLogEntry) => void;
+  readonly #metrics: MetricsEndpoint | undefined;
   /**
    * Lines refused and failed requests may write, for all HTTP requests
    * together (a flood comes over as many connections and addresses as it
@@ -43,8 +45,9 @@ export class HttpApi {
   #api: ApiContext | undefined;
   #router: Router | undefined;
 
-  constructor(options: { console?: ConsoleFiles; log?: (entry: GatewayLogEntry) => void }) {
+  constructor(options: { console?: ConsoleFiles; log?: (entry: GatewayLogEntry) => void; metrics?: MetricsEndpoint }) {
     this.#console = options.console;
+    this.#metrics = options.metrics;
     this.#log = options.log ?? (() => {});
     this.#lines = new ThrottledLog(this.#log, () => performance.now());
   }
@@ -76,6 +79,7 @@ export class HttpApi {
     } catch {
       return send(response, failure(400, 'invalid_request', { message: 'the request target is not a URL path' }));
     }
+    if (url.pathname === METRICS_PATH && this.#metrics) return this.#scrape(request, response, this.#metrics);
     if (url.pathname !== '/api' && !url.pathname.startsWith('/api/')) {
       if (this.#console) return this.#console.serve(request, response, url.pathname);
       return send(response, failure(426, 'upgrade_required'));
@@ -93,10 +97,7 @@ export class HttpApi {
     const authorize = () => authenticate(request, route.access === 'signed-in' || route.access === 'public' ? undefined : route.access, api.sessions, api.cookies.session, api.token, queryKey);
     if (route.access !== 'public') {
       const who = authorize();
-      if ('status' in who) {
-        this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(who.body as { error: string }).error}`, remoteAddress: api.clientAddresses.of(request) });
-        return send(response, who);
-      }
+      if ('status' in who) return this.#refuse(api, request, response, who);
       caller = who;
     }
     let body: Promise<Record<string, unknown>> | undefined;
@@ -118,6 +119,23 @@ export class HttpApi {
       if (unexpected) this.#logRequest({ event: 'handler-failed', connId: 'http', code: errorCode(error) });
       send(response, reply);
     }
+  }
+
+  /** GET /metrics: the same host check and refusals as the API; the scrape token is good here alone. */
+  async #scrape(request: IncomingMessage, response: ServerResponse, endpoint: MetricsEndpoint): Promise<void> {
+    const api = this.#api;
+    if (!api) return send(response, failure(503, 'unavailable'));
+    if (!hostAllowed(request.socket.localAddress, request.headers.host, api.publicUrl)) return send(response, failure(421, 'misdirected_request'));
+    if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, { ...failure(405, 'method_not_allowed'), headers: { allow: 'GET, HEAD' } });
+    const refusal = authenticateScrape(request, endpoint.scrapeToken, api.sessions, api.cookies.session, api.token);
+    if (refusal) return this.#refuse(api, request, response, refusal);
+    await sendMetrics(request, response, endpoint.metrics);
+  }
+
+  /** Sends a refusal of the caller's credentials, logged by its code within the budget. */
+  #refuse(api: ApiContext, request: IncomingMessage, response: ServerResponse, refusal: Reply): void {
+    this.#logRequest({ event: 'refused', connId: 'http', code: `http_${(refusal.body as { error: string }).error}`, remoteAddress: api.clientAddresses.of(request) });
+    send(response, refusal);
   }
 
   /** Logs a refused or failed request within the budget (ThrottledLog). */

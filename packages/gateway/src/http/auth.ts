@@ -1,7 +1,8 @@
 // Who is calling: a signed-in session (its cookie, plus its key in the
 // `x-corral-csrf` header on every request, reads included) or the gateway
-// token as a bearer token. Answers generically — `401 unauthenticated`,
-// `403 csrf`, `403 forbidden` — and nothing more.
+// token as a bearer token; for GET /metrics alone, the scrape token too.
+// Answers generically — `401 unauthenticated`, `403 csrf`, `403 forbidden` —
+// and nothing more.
 import type { IncomingMessage } from 'node:http';
 import { sameSecret } from '../server/handshake.ts';
 import { failure, type Reply } from './respond.ts';
@@ -17,11 +18,9 @@ export type Caller = { kind: 'session'; session: Session; token: string } | { ki
  * cannot send headers to (an EventSource).
  */
 export function authenticate(request: IncomingMessage, permission: Permission | undefined, sessions: Sessions, sessionCookie: string, gatewayToken: string, queryKey?: string): Caller | Reply {
-  const auth = request.headers.authorization;
-  if (typeof auth === 'string' && auth !== '') {
-    // The scheme's name is case-insensitive (RFC 9110 §11.1).
-    const presented = /^bearer /i.test(auth) ? auth.slice(7) : '';
-    if (presented === '' || !sameSecret(presented, gatewayToken)) return failure(401, 'unauthenticated');
+  const bearer = bearerOf(request);
+  if (bearer !== undefined) {
+    if (bearer === '' || !sameSecret(bearer, gatewayToken)) return failure(401, 'unauthenticated');
     return { kind: 'token' };
   }
   const live = readCookies(request, sessionCookie).filter((token) => sessions.get(token, { use: false }));
@@ -33,6 +32,28 @@ export function authenticate(request: IncomingMessage, permission: Permission | 
   if (!session || token === undefined) return failure(403, 'csrf');
   if (permission && !rolesGrant(session.user.roles, permission)) return failure(403, 'forbidden');
   return { kind: 'session', session, token };
+}
+
+/**
+ * Whether a request may read GET /metrics: with the scrape token as its
+ * bearer token (good for nothing else: a scraper never holds the admin's
+ * token), else as authenticate() lets in a caller who may read the audit
+ * log (the gateway token, an admin's or an auditor's session). Undefined
+ * when it may, else the refusal to send.
+ */
+export function authenticateScrape(request: IncomingMessage, scrapeToken: string | undefined, sessions: Sessions, sessionCookie: string, gatewayToken: string): Reply | undefined {
+  const bearer = bearerOf(request);
+  if (bearer && scrapeToken !== undefined && sameSecret(bearer, scrapeToken)) return undefined;
+  const who = authenticate(request, 'audit.read', sessions, sessionCookie, gatewayToken);
+  return 'status' in who ? who : undefined;
+}
+
+/** The bearer token of an Authorization header: undefined without the header, '' for another scheme or none given. */
+function bearerOf(request: IncomingMessage): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth !== 'string' || auth === '') return undefined;
+  // The scheme's name is case-insensitive (RFC 9110 §11.1).
+  return /^bearer /i.test(auth) ? auth.slice(7) : '';
 }
 
 function sameCsrf(presented: unknown, expected: string): boolean {

@@ -161,6 +161,8 @@ export interface GatewayServerOptions {
   /** Requests one connection may have in flight; one agent, MAX_AGENT_CONNECTIONS times as many across its connections, closed ones included. */
   maxInFlight?: number;
   log?: (entry: GatewayLogEntry) => void;
+  /** Told of every refusal and protocol fault the log is (its `event` and `code`), those a log budget leaves out included: the gateway's metrics count them. */
+  onRefusal?: (event: 'refused' | 'protocol-error', code: string | undefined) => void;
   /** Issues paired nodes a device token in hello-ok and accepts it on reconnect (without it, only the shared token is accepted). */
   deviceTokens?: DeviceTokens;
   /** HTTP requests that are not WebSocket upgrades. */
@@ -210,7 +212,9 @@ export class GatewayServer {
   readonly #connections = new Set<Connection>();
   readonly #listeners = { ready: new Set<(c: Connection) => void>(), closed: new Set<(c: Connection) => void>() };
   readonly #pairingListeners = new Set<(request: PairingRequest) => void>();
-  readonly #log: (entry: GatewayLogEntry) => void;
+  /** The log as given; #log counts each refusal before writing it. */
+  readonly #write: (entry: GatewayLogEntry) => void;
+  readonly #onRefusal: (event: 'refused' | 'protocol-error', code: string | undefined) => void;
   readonly #deviceTokens: DeviceTokens | undefined;
   readonly #publicAddress: PublicAddress | undefined;
   readonly #clientAddresses: ClientAddresses;
@@ -257,13 +261,14 @@ export class GatewayServer {
     this.#identity = options.identity;
     this.#settings = settings;
     this.#inboundLimits = inboundLimits;
-    this.#log = options.log ?? (() => {});
+    this.#write = options.log ?? (() => {});
+    this.#onRefusal = options.onRefusal ?? (() => {});
     this.#deviceTokens = options.deviceTokens;
     this.#publicAddress = options.publicAddress;
     this.#clientAddresses = options.clientAddresses ?? new ClientAddresses(undefined);
     this.#now = options.now ?? Date.now;
-    this.#upgradeRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
-    this.#reconnectRefusals = new ThrottledLog((entry) => this.#log(entry), this.#now);
+    this.#upgradeRefusals = new ThrottledLog(this.#write, this.#now);
+    this.#reconnectRefusals = new ThrottledLog(this.#write, this.#now);
     this.#startedAt = this.#now();
     // Upstream's method-scopes table puts `health` under operator.read: a connection granted no scopes learns nothing.
     this.method('health', { role: 'operator', scopes: ['operator.read'], handler: () => ({ ok: true, ts: this.#now() }) });
@@ -453,7 +458,7 @@ export class GatewayServer {
     const pub = this.#publicAddress;
     const refusal = !hostAllowed(request.socket.localAddress, host, pub) ? { status: 421, reason: 'host not loopback' } : !originAllowed(origin, host, pub) ? { status: 403, reason: 'origin not the gateway\'s' } : undefined;
     if (refusal === undefined) return done(true);
-    this.#upgradeRefusals.line({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(this.#clientAddresses.of(request)) });
+    this.#upgradeRefusals.line(this.#counted({ event: 'refused', connId: '-', code: 'GATEWAY_UPGRADE_REFUSED', reason: refusal.reason, addressGroup: addressGroup(this.#clientAddresses.of(request)) }));
     done(false, refusal.status, refusal.status === 421 ? 'Misdirected Request' : 'Forbidden');
   }
 
@@ -745,7 +750,7 @@ export class GatewayServer {
     }
     // Refused before anything of the connect is written; its device proved itself, so no one else's connects count here.
     if (peer.role === 'node' && peer.deviceId !== undefined && !this.#reconnectAllowed(peer.deviceId)) {
-      this.#reconnectRefusals.line({ event: 'refused', connId: connection.id, code: 'GATEWAY_RATE_LIMITED', reason: 'reconnecting too fast', role: peer.role, deviceId: peer.deviceId, remoteAddress: connection.remoteAddress });
+      this.#reconnectRefusals.line(this.#counted({ event: 'refused', connId: connection.id, code: 'GATEWAY_RATE_LIMITED', reason: 'reconnecting too fast', role: peer.role, deviceId: peer.deviceId, remoteAddress: connection.remoteAddress }));
       connection.send(responseError(frame.id, { code: 'UNAVAILABLE', message: 'reconnecting too fast: try again later', retryable: true, retryAfterMs: NODE_RECONNECT_EVERY_MS }));
       connection.close(CLOSE.tryAgainLater, 'reconnecting too fast');
       return;
@@ -839,7 +844,7 @@ export class GatewayServer {
     connection.peer = peer;
     connection.phase = 'ready';
     this.#joinBacklog(connection, peer);
-    this.#refusalLogOf.set(connection, new ThrottledLog((entry) => this.#log(entry), this.#now));
+    this.#refusalLogOf.set(connection, new ThrottledLog(this.#write, this.#now));
     const raw = this.#socketOf.get(connection);
     if (raw !== undefined) this.#leaveUnauthenticated(raw);
     const limits = this.#inboundLimits[peerKind(peer)];
@@ -997,7 +1002,18 @@ export class GatewayServer {
   #logRequest(connection: Connection, entry: GatewayLogEntry): void {
     const lines = this.#refusalLogOf.get(connection);
     if (lines === undefined) return this.#log(entry);
-    lines.line(entry);
+    lines.line(this.#counted(entry));
+  }
+
+  /** Writes a line of the log, counting it first when it is a refusal or a protocol fault. */
+  #log(entry: GatewayLogEntry): void {
+    this.#write(this.#counted(entry));
+  }
+
+  /** Counts `entry` when it is a refusal or a protocol fault (onRefusal), every one, whether or not its line is written; returns it. */
+  #counted(entry: GatewayLogEntry): GatewayLogEntry {
+    if (entry.event === 'refused' || entry.event === 'protocol-error') this.#onRefusal(entry.event, entry.code);
+    return entry;
   }
 
   /**
@@ -1054,7 +1070,7 @@ export class GatewayServer {
 export { PROTOCOL_VERSION };
 
 /** Whose limits a peer sends under: an operator connection acting as an agent is an agent. */
-function peerKind(peer: Peer): PeerKind {
+export function peerKind(peer: Peer): PeerKind {
   return peer.agent !== undefined ? 'agent' : peer.role;
 }
 
